@@ -1,0 +1,51 @@
+"""The one ``plexloc`` entry point. Each sub-command lives in its own module of this package and
+exposes ``register(subparsers)``; the module's ``run(args)`` does the work by calling the library.
+
+Bad input (:class:`plexloc.errors.InputError`) ends in a one-line message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from plexloc import __version__
+from plexloc.errors import InputError
+
+#: sub-command name -> module in plexloc.cli (imported lazily so that ``plexloc --help`` is fast)
+COMMANDS: dict[str, str] = {
+    "simulate": "plexloc.cli.simulate",
+    "detect": "plexloc.cli.detect",
+    "evaluate": "plexloc.cli.evaluate",
+    "crlb": "plexloc.cli.crlb",
+    "demo": "plexloc.cli.demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plexloc", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"plexloc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"plexloc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"plexloc {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

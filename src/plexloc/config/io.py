@@ -1,0 +1,158 @@
+"""YAML in/out for the typed configuration, with errors that name the file, field and value."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from plexloc.errors import InputError
+from plexloc.io._atomic import atomic_path
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    # drop pydantic's union tags (e.g. 'gaussian' in channels.0.psf.gaussian.sigma_nm) to keep user paths
+    parts: list[str] = []
+    for p in loc:
+        if parts and parts[-1] in ("psf", "camera") and isinstance(p, str) and p not in ("kind",):
+            # a union tag ('gaussian', 'emccd'): not a field the user wrote
+            if p in _KIND_TAGS:
+                continue
+        parts.append(str(p))
+    return ".".join(parts) if parts else "<top level>"
+
+
+_KIND_TAGS = {"gaussian", "astigmatic", "spline", "emccd", "scmos", "ideal"}
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel]) -> str:
+    """One line per problem: ``field 'a.b': what is wrong (got VALUE)``; unknown fields list the allowed ones."""
+    lines = []
+    for e in err.errors():
+        where = _field_path(e["loc"])
+        if e["type"] == "extra_forbidden":
+            parent = _resolve_model(model, e["loc"][:-1])
+            allowed = f"; allowed: {sorted(parent.model_fields)}" if parent is not None else ""
+            lines.append(f"unknown field '{where}'{allowed}")
+        elif e["type"] == "missing":
+            lines.append(f"missing field '{where}'")
+        elif e["type"] == "union_tag_invalid":
+            ctx = e.get("ctx", {})
+            lines.append(f"field '{where}': kind {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"field '{where}': {msg} (got {e.get('input')!r})")
+    return "; ".join(lines)
+
+
+def _resolve_model(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """Follow a pydantic error location down the model tree (best effort, for error messages)."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if part in current.model_fields:
+                current = current.model_fields[part].annotation
+            else:  # a union member tag such as 'gaussian'
+                current = _union_member(current, part)
+                continue
+        else:
+            current = _union_member(current, part)
+        current = _unwrap(current, typing)
+    current = _unwrap(current, typing)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(tp: Any, typing) -> Any:
+    for _ in range(5):
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        else:
+            break
+    return tp
+
+
+def _union_member(tp: Any, tag: Any) -> Any:
+    import typing
+
+    tp = _unwrap(tp, typing)
+    for member in typing.get_args(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            kind = member.model_fields.get("kind")
+            if kind is not None and kind.default == tag:
+                return member
+    return tp
+
+
+def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
+    """Read and validate a YAML configuration.
+
+    Relative paths inside the file (a spline calibration, sCMOS maps) are resolved against the
+    file's folder.
+
+    Raises:
+        InputError: missing or unreadable file, invalid YAML, or a field that fails validation; the
+            message names the file, the field, the value and what is allowed.
+    """
+    if model is None:
+        from plexloc.config.models import SimulationConfig
+
+        model = SimulationConfig  # type: ignore[assignment]
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise InputError("configuration file not found", source=path) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read configuration: {err}", source=path) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InputError(f"not valid YAML: {' '.join(str(err).split())}", source=path) from None
+    if not isinstance(data, dict):
+        raise InputError(f"expected a mapping of fields at the top level, got {type(data).__name__}", source=path)
+    data = _resolve_relative_paths(data, path.parent)
+    return validate_config(data, model, source=path)  # type: ignore[arg-type]
+
+
+def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.PathLike | None = None) -> M:
+    """Validate a mapping into ``model``; failures become :class:`InputError`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise InputError(format_validation_error(err, model), source=source) from None
+
+
+_PATH_KEYS = {"calibration", "e_per_adu", "baseline", "read_sigma"}
+
+
+def _resolve_relative_paths(data: Any, base: Path) -> Any:
+    if isinstance(data, dict):
+        out = {}
+        for k, v in data.items():
+            if k in _PATH_KEYS and isinstance(v, str) and not Path(v).is_absolute():
+                out[k] = str(base / v)
+            else:
+                out[k] = _resolve_relative_paths(v, base)
+        return out
+    if isinstance(data, list):
+        return [_resolve_relative_paths(v, base) for v in data]
+    return data
+
+
+def save_config(config: BaseModel, path: str | os.PathLike) -> None:
+    """Write a configuration as YAML (atomically)."""
+    data = config.model_dump(mode="json")
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,0 +1,238 @@
+"""Typed configuration: microscope channels, PSF, camera, emitters, background.
+
+Every model forbids unknown fields, so a misspelt key is an error rather than a silently ignored
+setting. Units are in the field names (``_nm``, ``_px``, ``_frames``); photons are photons sent to
+the detector before quantum efficiency; ``bg`` is photons per pixel per frame (conventions.md).
+
+A single-channel configuration may give ``psf`` and ``camera`` at the top level instead of a
+``channels`` list; it is read as one channel.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Range = tuple[float, float]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _check_range(value: Range, *, low: float | None = None) -> Range:
+    lo, hi = value
+    if hi < lo:
+        raise ValueError(f"range must be [min, max] with min <= max, got [{lo}, {hi}]")
+    if low is not None and lo < low:
+        raise ValueError(f"range minimum must be >= {low}, got {lo}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------- PSF
+class GaussianPSFConfig(_Model):
+    """2D Gaussian PSF, pixel-integrated (z is ignored)."""
+
+    kind: Literal["gaussian"] = "gaussian"
+    sigma_nm: PositiveFloat | tuple[PositiveFloat, PositiveFloat] = 130.0
+    roi_px: int | None = Field(default=None, ge=3, description="patch size rendered per emitter; default from sigma")
+
+
+class AstigmaticPSFConfig(_Model):
+    """3D astigmatic Gaussian: ``sigma_i(z) = s0_i * sqrt(1 + u^2 + A_i u^3 + B_i u^4)``, ``u = (z - c_i) / d_i``
+    (Huang et al. 2008), index i = x, y."""
+
+    kind: Literal["astigmatic"] = "astigmatic"
+    s0_nm: tuple[PositiveFloat, PositiveFloat] = (120.0, 120.0)
+    c_nm: tuple[float, float] = (-250.0, 250.0)
+    d_nm: PositiveFloat | tuple[PositiveFloat, PositiveFloat] = 400.0
+    A: tuple[float, float] = (0.0, 0.0)
+    B: tuple[float, float] = (0.0, 0.0)
+    roi_px: int | None = Field(default=None, ge=3)
+
+
+class SplinePSFConfig(_Model):
+    """Cubic-spline PSF from a bead calibration (SMAP ``_3dcal.mat``)."""
+
+    kind: Literal["spline"] = "spline"
+    calibration: Path
+    channel: int = Field(default=0, ge=0, description="channel of a multi-channel calibration file")
+    roi_px: int | None = Field(default=None, ge=3, description="crop of the spline's lateral extent")
+
+
+PSFConfig = Annotated[Union[GaussianPSFConfig, AstigmaticPSFConfig, SplinePSFConfig], Field(discriminator="kind")]
+
+
+# -------------------------------------------------------------------------------------- camera
+class EMCCDConfig(_Model):
+    """EMCCD: Poisson -> gamma (EM gain) -> Gaussian read noise -> ADU (baseline, quantisation, uint16)."""
+
+    kind: Literal["emccd"] = "emccd"
+    qe: float = Field(default=0.9, gt=0, le=1)
+    spurious_charge: NonNegFloat = 0.002
+    em_gain: float = Field(default=300.0, ge=1)
+    e_per_adu: PositiveFloat = 45.0
+    baseline: NonNegFloat = 100.0
+    read_sigma: NonNegFloat = 74.4
+
+
+class SCMOSConfig(_Model):
+    """sCMOS: Poisson -> Gaussian read noise -> ADU. ``e_per_adu``, ``baseline`` (ADU) and
+    ``read_sigma`` (e-) are scalars or paths to per-pixel maps (.npy or .tif, frame-sized)."""
+
+    kind: Literal["scmos"] = "scmos"
+    qe: float = Field(default=0.8, gt=0, le=1)
+    spurious_charge: NonNegFloat = 0.0
+    e_per_adu: PositiveFloat | Path = 0.5
+    baseline: NonNegFloat | Path = 100.0
+    read_sigma: NonNegFloat | Path = 1.5
+
+
+class IdealCameraConfig(_Model):
+    """Shot noise only, frames in photons (qe 1, no offset)."""
+
+    kind: Literal["ideal"] = "ideal"
+
+
+CameraConfig = Annotated[Union[EMCCDConfig, SCMOSConfig, IdealCameraConfig], Field(discriminator="kind")]
+
+
+# ------------------------------------------------------------------------------------ channels
+class ChannelConfig(_Model):
+    """One imaging channel: its PSF, camera and geometry relative to the reference channel 0.
+
+    ``transform`` is the 3x3 matrix (homogeneous, nm) mapping a reference-channel position to this
+    channel's image: ``r_c = T_c r_0``. ``z_offset_nm`` is this channel's focal plane relative to the
+    reference (a biplane's second plane); its PSF sees ``z - z_offset_nm``. ``throughput`` is the
+    fraction of an emitter's photons this channel receives under the ``linked`` photon model.
+    """
+
+    psf: PSFConfig
+    camera: CameraConfig
+    transform: list[list[float]] = Field(default_factory=lambda: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    z_offset_nm: float = 0.0
+    throughput: float = Field(default=1.0, gt=0, le=1)
+
+    @field_validator("transform")
+    @classmethod
+    def _check_transform(cls, value: list[list[float]]) -> list[list[float]]:
+        if len(value) != 3 or any(len(row) != 3 for row in value):
+            raise ValueError(f"transform must be a 3x3 matrix, got rows of lengths {[len(r) for r in value]}")
+        if abs(value[2][2]) == 0:
+            raise ValueError("transform[2][2] must not be 0")
+        return value
+
+
+class PhotonModelConfig(_Model):
+    """How an emitter's photons are shared among channels (conventions.md).
+
+    ``linked``: one photon count, split by each channel's ``throughput`` (biplane / multi-plane).
+    ``ratiometric``: each emitter has a colour k; channel c receives ``ratios[k][c]`` of its photons.
+    ``independent``: a separate photon count per channel, each drawn from the emitter photon range.
+    """
+
+    kind: Literal["linked", "ratiometric", "independent"] = "linked"
+    ratios: list[list[NonNegFloat]] | None = None
+    color_fractions: list[NonNegFloat] | None = Field(default=None, description="share of each colour; default equal")
+
+    @model_validator(mode="after")
+    def _check(self) -> PhotonModelConfig:
+        if self.kind == "ratiometric":
+            if not self.ratios:
+                raise ValueError("photon_model 'ratiometric' needs 'ratios' (one row of channel fractions per colour)")
+            if len({len(r) for r in self.ratios}) != 1:
+                raise ValueError("every row of 'ratios' must have one entry per channel")
+            for k, row in enumerate(self.ratios):
+                if sum(row) <= 0 or sum(row) > 1 + 1e-6:
+                    raise ValueError(f"ratios[{k}] must sum to a value in (0, 1], got {sum(row)}")
+            if self.color_fractions is not None and len(self.color_fractions) != len(self.ratios):
+                raise ValueError("color_fractions needs one entry per colour (row of 'ratios')")
+        elif self.ratios is not None:
+            raise ValueError(f"'ratios' is only used by photon_model 'ratiometric', not '{self.kind}'")
+        return self
+
+    @property
+    def n_colors(self) -> int:
+        return len(self.ratios) if self.kind == "ratiometric" and self.ratios else 1
+
+
+# ------------------------------------------------------------------------- emitters/background
+class EmitterConfig(_Model):
+    """Emitters uniform in the field of view and ``z_range_nm``; blinking with exponential on-time."""
+
+    density_per_um2: NonNegFloat = Field(default=1.0, description="active emitters per um^2 per frame")
+    photons_range: Range = Field(default=(1000.0, 10000.0), description="uniform flux, photons per frame while on")
+    on_time_frames: PositiveFloat = Field(default=2.0, description="mean of the exponential on-time, frames")
+    z_range_nm: Range = (0.0, 0.0)
+
+    @field_validator("photons_range")
+    @classmethod
+    def _photons(cls, v: Range) -> Range:
+        return _check_range(v, low=0.0)
+
+    @field_validator("z_range_nm")
+    @classmethod
+    def _z(cls, v: Range) -> Range:
+        return _check_range(v)
+
+
+class BackgroundConfig(_Model):
+    """Background per frame: a level uniform in ``range`` (photons/px/frame), optionally modulated by a
+    smooth random spatial field of relative amplitude ``variation`` and length scale ``variation_scale_nm``."""
+
+    range: Range = (20.0, 200.0)
+    variation: float = Field(default=0.0, ge=0, lt=1)
+    variation_scale_nm: PositiveFloat = 3000.0
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v: Range) -> Range:
+        return _check_range(v, low=0.0)
+
+
+# ---------------------------------------------------------------------------------- top level
+class SimulationConfig(_Model):
+    """Everything the simulator needs: frame geometry, channels, photon model, emitters, background."""
+
+    px_size_nm: PositiveFloat | tuple[PositiveFloat, PositiveFloat] = 100.0
+    frame_size: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] = (64, 64)
+    channels: list[ChannelConfig] = Field(min_length=1)
+    photon_model: PhotonModelConfig = Field(default_factory=PhotonModelConfig)
+    emitters: EmitterConfig = Field(default_factory=EmitterConfig)
+    background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_channel_shortcut(cls, data):
+        if isinstance(data, dict) and ("psf" in data or "camera" in data):
+            if "channels" in data:
+                raise ValueError("give either 'channels' or top-level 'psf' and 'camera', not both")
+            data = dict(data)
+            channel = {"psf": data.pop("psf", None), "camera": data.pop("camera", None)}
+            missing = [k for k, v in channel.items() if v is None]
+            if missing:
+                raise ValueError(f"single-channel config needs both 'psf' and 'camera'; missing {missing}")
+            data["channels"] = [channel]
+        return data
+
+    @model_validator(mode="after")
+    def _check_channels(self) -> SimulationConfig:
+        n = len(self.channels)
+        if self.photon_model.kind == "ratiometric" and self.photon_model.ratios:
+            if len(self.photon_model.ratios[0]) != n:
+                raise ValueError(f"photon_model.ratios rows have {len(self.photon_model.ratios[0])} entries, expected one per channel ({n})")
+        return self
+
+    @property
+    def px_size_xy_nm(self) -> tuple[float, float]:
+        """Pixel size (x, y) in nm."""
+        p = self.px_size_nm
+        return (float(p), float(p)) if isinstance(p, (int, float)) else (float(p[0]), float(p[1]))
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)

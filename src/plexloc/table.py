@@ -1,0 +1,220 @@
+"""The localization table: one type for ground truth and predictions.
+
+Columns follow ``shared/conventions.md``. Required: ``frame, x_nm, y_nm, z_nm, photons``.
+Optional (when known): ``id, bg, sigma_x_nm, sigma_y_nm, sigma_z_nm, sigma_photons, prob,
+photons_ch0, photons_ch1, ..., color, color_prob, crlb_x_nm, crlb_y_nm, crlb_z_nm``.
+Other columns a user brings are kept as they are (never dropped), as float.
+
+The table holds one 1-D numpy array per column, all of the same length. It converts no units:
+readers and writers of other formats (ThunderSTORM, Picasso, ...) do that at the file boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from plexloc.errors import InputError
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("frame", "x_nm", "y_nm", "z_nm", "photons")
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "id",
+    "bg",
+    "sigma_x_nm",
+    "sigma_y_nm",
+    "sigma_z_nm",
+    "sigma_photons",
+    "prob",
+    "color",
+    "color_prob",
+    "crlb_x_nm",
+    "crlb_y_nm",
+    "crlb_z_nm",
+)
+INTEGER_COLUMNS: frozenset[str] = frozenset({"frame", "id", "color"})
+_PHOTONS_CH = re.compile(r"^photons_ch(\d+)$")
+
+#: Human-readable meaning and unit of every documented column (used by docs and file headers).
+COLUMN_DOCS: dict[str, str] = {
+    "frame": "frame index, 0-based",
+    "x_nm": "x position (along columns) in nm, origin at the outer corner of pixel (0, 0)",
+    "y_nm": "y position (along rows) in nm, same origin",
+    "z_nm": "axial position in nm relative to the reference channel's focal plane, > 0 away from the objective",
+    "photons": "photons sent to the detector in this frame (before quantum efficiency), all channels",
+    "id": "emitter identity (ground truth) or localization index",
+    "bg": "background photons per pixel per frame",
+    "sigma_x_nm": "predicted 1-sigma uncertainty of x_nm",
+    "sigma_y_nm": "predicted 1-sigma uncertainty of y_nm",
+    "sigma_z_nm": "predicted 1-sigma uncertainty of z_nm",
+    "sigma_photons": "predicted 1-sigma uncertainty of photons",
+    "prob": "detection probability, 0..1",
+    "photons_chN": "photons in channel N (before quantum efficiency)",
+    "color": "0-based colour index, -1 where the colour was rejected",
+    "color_prob": "probability of the assigned colour",
+    "crlb_x_nm": "Cramér-Rao bound (1 sigma) of x_nm",
+    "crlb_y_nm": "Cramér-Rao bound (1 sigma) of y_nm",
+    "crlb_z_nm": "Cramér-Rao bound (1 sigma) of z_nm",
+}
+
+
+def is_known_column(name: str) -> bool:
+    """Whether ``name`` is a column that conventions.md documents."""
+    return name in REQUIRED_COLUMNS or name in OPTIONAL_COLUMNS or _PHOTONS_CH.match(name) is not None
+
+
+def _column_order(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    known = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in names]
+    ch = sorted((n for n in names if _PHOTONS_CH.match(n)), key=lambda n: int(n[len("photons_ch") :]))
+    rest = [n for n in names if n not in known and n not in ch]
+    return known + ch + rest
+
+
+class LocTable:
+    """A table of localizations (or ground-truth emitters), columns per conventions.md.
+
+    Args:
+        columns: mapping of column name to a 1-D array-like; all the same length. The five required
+            columns must be present. Integer columns (``frame, id, color``) are stored as int64,
+            all others as float64.
+        source: where the table came from (a file name), used in error messages.
+
+    Example:
+        >>> t = LocTable({"frame": [0, 1], "x_nm": [50.0, 150.0], "y_nm": [50.0, 50.0],
+        ...               "z_nm": [0.0, 0.0], "photons": [1000.0, 2000.0]})
+        >>> len(t), t.columns[:3]
+        (2, ['frame', 'x_nm', 'y_nm'])
+        >>> t[t["frame"] == 1]["x_nm"].tolist()
+        [150.0]
+    """
+
+    def __init__(self, columns: Mapping[str, Any], *, source: str | None = None):
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise InputError(
+                f"missing required column(s) {missing}; required are {list(REQUIRED_COLUMNS)}",
+                source=source,
+            )
+        data: dict[str, np.ndarray] = {}
+        n = None
+        for name in _column_order(columns.keys()):
+            arr = np.asarray(columns[name])
+            if arr.ndim != 1:
+                raise InputError(f"column '{name}' must be 1-D, got shape {arr.shape}", source=source)
+            if n is None:
+                n = len(arr)
+            elif len(arr) != n:
+                raise InputError(f"column '{name}' has {len(arr)} rows, expected {n}", source=source)
+            if name in INTEGER_COLUMNS:
+                if arr.size and arr.dtype.kind == "f":
+                    if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+                        bad = arr[~np.isfinite(arr) | (arr != np.round(arr))][0]
+                        raise InputError(f"column '{name}' must hold integers, found {bad!r}", source=source)
+                arr = arr.astype(np.int64)
+            else:
+                if arr.dtype.kind not in "biuf":
+                    raise InputError(f"column '{name}' must be numeric, got dtype {arr.dtype}", source=source)
+                arr = arr.astype(np.float64)
+            data[name] = arr
+        self._data = data
+        self.source = source
+
+    # --- construction -------------------------------------------------------------------------
+    @classmethod
+    def empty(cls, extra_columns: Iterable[str] = ()) -> LocTable:
+        """A table with zero rows and the required (plus ``extra_columns``) columns."""
+        return cls({c: np.zeros(0) for c in (*REQUIRED_COLUMNS, *extra_columns)})
+
+    @classmethod
+    def concat(cls, tables: Iterable[LocTable]) -> LocTable:
+        """Stack tables with the same columns row-wise."""
+        tables = list(tables)
+        if not tables:
+            return cls.empty()
+        names = tables[0].columns
+        for t in tables[1:]:
+            if set(t.columns) != set(names):
+                raise InputError(f"cannot concatenate tables with columns {names} and {t.columns}")
+        return cls({c: np.concatenate([t[c] for t in tables]) for c in names})
+
+    # --- access ---------------------------------------------------------------------------------
+    @property
+    def columns(self) -> list[str]:
+        """Column names, required first, then documented optional ones, then user columns."""
+        return list(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data["frame"])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._data
+
+    def __getitem__(self, key):
+        """``t["x_nm"]`` gives a column; ``t[mask]`` or ``t[indices]`` gives a new table of those rows."""
+        if isinstance(key, str):
+            try:
+                return self._data[key]
+            except KeyError:
+                raise KeyError(f"no column '{key}'; columns are {self.columns}") from None
+        return LocTable({k: v[key] for k, v in self._data.items()}, source=self.source)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._data.get(name, default)
+
+    def with_columns(self, **columns: Any) -> LocTable:
+        """A new table with columns added or replaced."""
+        data = dict(self._data)
+        data.update(columns)
+        return LocTable(data, source=self.source)
+
+    def without_columns(self, *names: str) -> LocTable:
+        bad = [n for n in names if n in REQUIRED_COLUMNS]
+        if bad:
+            raise InputError(f"cannot remove required column(s) {bad}")
+        return LocTable({k: v for k, v in self._data.items() if k not in names}, source=self.source)
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """A shallow copy of the columns."""
+        return dict(self._data)
+
+    def sort_by_frame(self) -> LocTable:
+        """Rows sorted by frame (stable)."""
+        return self[np.argsort(self._data["frame"], kind="stable")]
+
+    @property
+    def xyz_nm(self) -> np.ndarray:
+        """(N, 3) array of ``x_nm, y_nm, z_nm``."""
+        return np.stack([self._data["x_nm"], self._data["y_nm"], self._data["z_nm"]], axis=1)
+
+    @property
+    def n_channels_photons(self) -> int:
+        """How many ``photons_chN`` columns the table has."""
+        return sum(1 for c in self._data if _PHOTONS_CH.match(c))
+
+    def check_finite(self, columns: Iterable[str] = REQUIRED_COLUMNS) -> None:
+        """Raise :class:`InputError` naming the first row with NaN/inf in one of ``columns``."""
+        for c in columns:
+            if c not in self._data:
+                continue
+            bad = np.flatnonzero(~np.isfinite(self._data[c]))
+            if bad.size:
+                raise InputError(
+                    f"column '{c}' has {bad.size} non-finite value(s), first at row {bad[0]} "
+                    f"({self._data[c][bad[0]]!r})",
+                    source=self.source,
+                )
+
+    def __repr__(self) -> str:
+        return f"LocTable({len(self)} rows, columns={self.columns})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LocTable):
+            return NotImplemented
+        return self.columns == other.columns and all(
+            np.array_equal(self[c], other[c], equal_nan=self[c].dtype.kind == "f") for c in self.columns
+        )
+
+    __hash__ = None  # type: ignore[assignment]
