@@ -1,0 +1,220 @@
+"""Camera models: expected photons in, raw ADU out, and back.
+
+Each camera is an ``nn.Module`` whose parameters are buffers (they follow ``.to(device)``):
+
+- ``forward(photons, generator=...)``: expected photons per pixel (before quantum efficiency, the
+  conventions' basis) -> noisy raw frame in ADU (float tensor of integer values, clipped to uint16).
+- ``to_photons(adu)``: the inverse normalisation a network or fitter input needs: subtracts the
+  baseline and undoes gain and quantum efficiency, so that its expectation equals the photons in.
+- ``expected_adu(photons)``: the mean raw frame.
+- ``noise_variance_photons(photons)``: per-pixel variance of ``to_photons(forward(photons))`` in the
+  photon domain, the denominator of the Poisson-approximated Fisher information used for the CRLB
+  (EMCCD: excess-noise factor 2; sCMOS: read-noise variance added, Huang et al. 2013).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from plexloc.camera import functional as F
+from plexloc.config.models import CameraConfig, EMCCDConfig, IdealCameraConfig, SCMOSConfig
+from plexloc.errors import InputError
+
+
+class Camera(nn.Module):
+    """Base class; see the module docstring for the contract."""
+
+    kind: str = "camera"
+
+    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def to_photons(self, adu: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def expected_adu(self, photons: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def noise_variance_photons(self, photons: Tensor) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class IdealCamera(Camera):
+    """Shot noise only; frames are in photons."""
+
+    kind = "ideal"
+
+    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        return F.poisson(photons, generator=generator)
+
+    def to_photons(self, adu: Tensor) -> Tensor:
+        return adu.to(torch.float32) if not adu.is_floating_point() else adu
+
+    def expected_adu(self, photons: Tensor) -> Tensor:
+        return photons
+
+    def noise_variance_photons(self, photons: Tensor) -> Tensor:
+        return photons
+
+
+class EMCCD(Camera):
+    """Poisson(qe * photons + spurious_charge) -> Gamma(n, em_gain) -> + N(0, read_sigma) -> / e_per_adu + baseline,
+    rounded and clipped to uint16. ``read_sigma`` is in electrons after the gain register."""
+
+    kind = "emccd"
+
+    def __init__(
+        self,
+        *,
+        qe: float = 0.9,
+        spurious_charge: float = 0.002,
+        em_gain: float = 300.0,
+        e_per_adu: float = 45.0,
+        baseline: float = 100.0,
+        read_sigma: float = 74.4,
+    ):
+        super().__init__()
+        self.qe, self.spurious_charge, self.em_gain = float(qe), float(spurious_charge), float(em_gain)
+        self.e_per_adu, self.baseline, self.read_sigma = float(e_per_adu), float(baseline), float(read_sigma)
+
+    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        electrons = F.poisson(self.qe * photons + self.spurious_charge, generator=generator)
+        amplified = F.standard_gamma(electrons, generator=generator) * self.em_gain
+        noise = torch.randn(amplified.shape, generator=generator, device=amplified.device, dtype=amplified.dtype)
+        return F.quantise_adu((amplified + self.read_sigma * noise) / self.e_per_adu + self.baseline)
+
+    def expected_adu(self, photons: Tensor) -> Tensor:
+        return (self.qe * photons + self.spurious_charge) * self.em_gain / self.e_per_adu + self.baseline
+
+    def to_photons(self, adu: Tensor) -> Tensor:
+        adu = adu.to(torch.float32) if not adu.is_floating_point() else adu
+        return ((adu - self.baseline) * self.e_per_adu / self.em_gain - self.spurious_charge) / self.qe
+
+    def noise_variance_photons(self, photons: Tensor) -> Tensor:
+        electrons = self.qe * photons + self.spurious_charge
+        read = (self.read_sigma / self.em_gain) ** 2 + (self.e_per_adu / self.em_gain) ** 2 / 12.0
+        return (2.0 * electrons + read) / self.qe**2
+
+    def extra_repr(self) -> str:
+        return (
+            f"qe={self.qe}, spurious_charge={self.spurious_charge}, em_gain={self.em_gain}, "
+            f"e_per_adu={self.e_per_adu}, baseline={self.baseline}, read_sigma={self.read_sigma}"
+        )
+
+
+class SCMOS(Camera):
+    """Poisson(qe * photons + spurious_charge) -> + N(0, read_sigma) -> / e_per_adu + baseline, rounded, uint16.
+
+    ``e_per_adu``, ``baseline`` (ADU) and ``read_sigma`` (e-) may be scalars or per-pixel maps of the frame
+    shape (H, W); maps broadcast over leading batch dimensions.
+    """
+
+    kind = "scmos"
+
+    def __init__(
+        self,
+        *,
+        qe: float = 0.8,
+        spurious_charge: float = 0.0,
+        e_per_adu: float | Tensor = 0.5,
+        baseline: float | Tensor = 100.0,
+        read_sigma: float | Tensor = 1.5,
+    ):
+        super().__init__()
+        self.qe, self.spurious_charge = float(qe), float(spurious_charge)
+        self.register_buffer("e_per_adu", torch.as_tensor(e_per_adu, dtype=torch.float32))
+        self.register_buffer("baseline", torch.as_tensor(baseline, dtype=torch.float32))
+        self.register_buffer("read_sigma", torch.as_tensor(read_sigma, dtype=torch.float32))
+        shapes = {tuple(t.shape) for t in (self.e_per_adu, self.baseline, self.read_sigma) if t.ndim}
+        if len(shapes) > 1:
+            raise InputError(f"sCMOS maps must all have the same shape, got {sorted(shapes)}")
+        if any(t.ndim not in (0, 2) for t in (self.e_per_adu, self.baseline, self.read_sigma)):
+            raise InputError("sCMOS maps must be scalars or 2-D (H, W)")
+        if bool((self.e_per_adu <= 0).any()) or bool((self.read_sigma < 0).any()):
+            raise InputError("sCMOS e_per_adu must be > 0 and read_sigma >= 0 everywhere")
+
+    @property
+    def map_shape(self) -> tuple[int, int] | None:
+        for t in (self.e_per_adu, self.baseline, self.read_sigma):
+            if t.ndim == 2:
+                return (int(t.shape[0]), int(t.shape[1]))
+        return None
+
+    def _check_shape(self, x: Tensor) -> None:
+        shape = self.map_shape
+        if shape is not None and tuple(x.shape[-2:]) != shape:
+            raise InputError(f"frame shape {tuple(x.shape[-2:])} does not match the sCMOS maps' shape {shape}")
+
+    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        self._check_shape(photons)
+        electrons = F.poisson(self.qe * photons + self.spurious_charge, generator=generator)
+        noise = torch.randn(electrons.shape, generator=generator, device=electrons.device, dtype=electrons.dtype)
+        return F.quantise_adu((electrons + self.read_sigma * noise) / self.e_per_adu + self.baseline)
+
+    def expected_adu(self, photons: Tensor) -> Tensor:
+        self._check_shape(photons)
+        return (self.qe * photons + self.spurious_charge) / self.e_per_adu + self.baseline
+
+    def to_photons(self, adu: Tensor) -> Tensor:
+        self._check_shape(adu)
+        adu = adu.to(torch.float32) if not adu.is_floating_point() else adu
+        return ((adu - self.baseline) * self.e_per_adu - self.spurious_charge) / self.qe
+
+    def noise_variance_photons(self, photons: Tensor) -> Tensor:
+        electrons = self.qe * photons + self.spurious_charge
+        read = self.read_sigma**2 + self.e_per_adu**2 / 12.0
+        return (electrons + read) / self.qe**2
+
+
+def _load_map(value: float | Path | str, *, field: str) -> float | Tensor:
+    if isinstance(value, (int, float)):
+        return float(value)
+    path = Path(value)
+    if not path.exists():
+        raise InputError(f"sCMOS map for '{field}' not found", source=path)
+    try:
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            arr = tifffile.imread(path)
+        else:
+            raise InputError(f"sCMOS map for '{field}' must be .npy or .tif, got '{path.suffix}'", source=path)
+    except InputError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any reader failure is bad input
+        raise InputError(f"cannot read sCMOS map for '{field}': {err}", source=path) from None
+    arr = np.squeeze(arr)
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise InputError(f"sCMOS map for '{field}' must be a 2-D numeric array, got shape {arr.shape}", source=path)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"sCMOS map for '{field}' contains NaN or inf", source=path)
+    return torch.as_tensor(arr, dtype=torch.float32)
+
+
+def camera_from_config(config: CameraConfig) -> Camera:
+    """Build a camera from its typed configuration."""
+    if isinstance(config, EMCCDConfig):
+        return EMCCD(**config.model_dump(exclude={"kind"}))
+    if isinstance(config, SCMOSConfig):
+        return SCMOS(
+            qe=config.qe,
+            spurious_charge=config.spurious_charge,
+            e_per_adu=_load_map(config.e_per_adu, field="e_per_adu"),
+            baseline=_load_map(config.baseline, field="baseline"),
+            read_sigma=_load_map(config.read_sigma, field="read_sigma"),
+        )
+    if isinstance(config, IdealCameraConfig):
+        return IdealCamera()
+    raise InputError(f"unknown camera kind {getattr(config, 'kind', config)!r}")  # pragma: no cover
+
+
+CAMERAS: dict[str, type[Camera]] = {"emccd": EMCCD, "scmos": SCMOS, "ideal": IdealCamera}
+
+__all__ = ["CAMERAS", "EMCCD", "SCMOS", "Camera", "IdealCamera", "camera_from_config"]
+

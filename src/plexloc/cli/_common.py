@@ -1,0 +1,50 @@
+"""Helpers shared by the sub-commands."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from typing import Any
+
+import torch
+
+from plexloc.errors import InputError
+from plexloc.io._atomic import atomic_path
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when there is one; 'cuda' without one is an InputError, not a crash."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: no CUDA device is available (torch {torch.__version__}); use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r} is not a device; use auto, cpu or cuda") from None
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(data: dict[str, Any], path: str | os.PathLike) -> None:
+    """JSON (NaN/inf written as null), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_clean(data), indent=2) + "\n")
+
+
+def progress(iterable, *, total: int | None = None, desc: str = "", unit: str = "it"):
+    """A tqdm progress bar on stderr (quiet when stderr is not a terminal and PLEXLOC_PROGRESS is unset)."""
+    from tqdm import tqdm
+
+    disable = not (sys.stderr.isatty() or os.environ.get("PLEXLOC_PROGRESS"))
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr)

@@ -1,0 +1,91 @@
+"""The PSF interface shared by every model.
+
+A PSF turns a batch of emitters (positions in nm in the channel's own image coordinates, photons)
+into pixel-integrated expected photons. It works in two steps:
+
+- :meth:`PSF.patches` renders one small patch per emitter, placed on the frame's pixel grid at
+  ``(row0, col0)``; it is differentiable with respect to x, y, z and photons (the patch position is
+  piecewise constant), which is what the CRLB and the MLE fitter need;
+- :meth:`PSF.render` adds all patches into frames (one scatter-add, batched on any device).
+
+Coordinates follow conventions.md: the centre of pixel (row i, column j) is at
+``x = (j + 0.5) * px_x``, ``y = (i + 0.5) * px_y``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class PSF(nn.Module):
+    """Base class of the PSF models.
+
+    Args:
+        px_size_nm: pixel size (x, y) in nm.
+        roi_px: patch shape (rows, cols) rendered per emitter.
+    """
+
+    kind: str = "psf"
+    #: whether the model depends on z (3D) or ignores it (2D)
+    is_3d: bool = True
+
+    def __init__(self, *, px_size_nm: tuple[float, float], roi_px: tuple[int, int]):
+        super().__init__()
+        self.px_size_nm = (float(px_size_nm[0]), float(px_size_nm[1]))
+        self.roi_px = (int(roi_px[0]), int(roi_px[1]))
+
+    @property
+    def z_range_nm(self) -> tuple[float, float]:
+        """z range in which the model is defined (infinite for analytic models)."""
+        return (-float("inf"), float("inf"))
+
+    def patches(self, x_nm: Tensor, y_nm: Tensor, z_nm: Tensor, photons: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Expected photons of each emitter on a patch of the pixel grid.
+
+        Args:
+            x_nm, y_nm, z_nm, photons: 1-D tensors of N emitters.
+
+        Returns:
+            ``(patch, row0, col0)``: patch ``(N, rows, cols)`` float; row0/col0 ``(N,)`` int64, the frame
+            pixel index of each patch's top-left pixel.
+        """
+        raise NotImplementedError  # pragma: no cover
+
+    def render(
+        self,
+        x_nm: Tensor,
+        y_nm: Tensor,
+        z_nm: Tensor,
+        photons: Tensor,
+        frame_ix: Tensor,
+        *,
+        n_frames: int,
+        frame_shape: tuple[int, int],
+    ) -> Tensor:
+        """Frames ``(n_frames, H, W)`` of expected photons (no background, no noise).
+
+        ``frame_ix`` (N,) int says which frame each emitter lands in; emitters whose patch misses the
+        frame contribute nothing. Differentiable with respect to positions and photons.
+        """
+        H, W = int(frame_shape[0]), int(frame_shape[1])
+        dtype = photons.dtype if photons.is_floating_point() else torch.float32
+        device = photons.device
+        n_pix = n_frames * H * W
+        # one extra "sink" element collects everything that falls outside the frame
+        canvas = torch.zeros(n_pix + 1, dtype=dtype, device=device)
+        if x_nm.numel():
+            patch, row0, col0 = self.patches(x_nm, y_nm, z_nm, photons)
+            h, w = patch.shape[-2:]
+            rows = row0[:, None, None] + torch.arange(h, device=device)[None, :, None]
+            cols = col0[:, None, None] + torch.arange(w, device=device)[None, None, :]
+            inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+            fr = frame_ix.to(torch.int64)[:, None, None]
+            inside = inside & (fr >= 0) & (fr < n_frames)
+            flat = (fr * H + rows) * W + cols
+            flat = torch.where(inside, flat, torch.full_like(flat, n_pix))
+            canvas = canvas.index_add(0, flat.reshape(-1), patch.reshape(-1).to(dtype))
+        return canvas[:n_pix].reshape(n_frames, H, W)
+
+    def extra_repr(self) -> str:
+        return f"px_size_nm={self.px_size_nm}, roi_px={self.roi_px}"

@@ -1,0 +1,60 @@
+"""Background: a level per frame, optionally modulated by a smooth spatial field per sequence."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+from plexloc.config.models import BackgroundConfig
+
+
+def smooth_field(
+    n: int,
+    frame_shape: tuple[int, int],
+    *,
+    scale_px: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """(n, H, W) smooth random fields in [-1, 1]: a coarse random grid (one node every ``scale_px``)
+    upsampled bicubically, then scaled so each field's largest magnitude is 1."""
+    H, W = frame_shape
+    gh = max(2, math.ceil(H / scale_px) + 1)
+    gw = max(2, math.ceil(W / scale_px) + 1)
+    coarse = 2 * torch.rand(n, 1, gh, gw, generator=generator, device=device, dtype=dtype) - 1
+    field = nnf.interpolate(coarse, size=(H, W), mode="bicubic", align_corners=True)[:, 0]
+    field = field - field.mean(dim=(1, 2), keepdim=True)
+    return field / field.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+
+
+def sample_background(
+    config: BackgroundConfig,
+    *,
+    n_sequences: int,
+    n_frames: int,
+    frame_shape: tuple[int, int],
+    px_size_nm: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Expected background photons per pixel, ``(n_sequences * n_frames, H, W)``.
+
+    The level is uniform in ``config.range`` per frame; with ``variation > 0`` each sequence gets one
+    smooth field ``1 + variation * f`` (illumination profile) that multiplies all of its frames.
+    """
+    lo, hi = config.range
+    n = n_sequences * n_frames
+    level = lo + (hi - lo) * torch.rand(n, generator=generator, device=device, dtype=dtype)
+    bg = level[:, None, None].expand(n, *frame_shape)
+    if config.variation > 0:
+        field = smooth_field(
+            n_sequences, frame_shape, scale_px=config.variation_scale_nm / px_size_nm,
+            generator=generator, device=device, dtype=dtype,
+        )
+        bg = bg * (1 + config.variation * field).repeat_interleave(n_frames, dim=0)
+    return bg.contiguous()

@@ -1,0 +1,140 @@
+"""Emitter sampling and blinking.
+
+Fluorophores appear at a continuous start time ``t0`` (uniform), stay on for an exponential time
+(mean ``on_time_frames``) and emit a uniform flux (photons per frame while on). Each fluorophore's
+photons are split over the frames its on-interval spans, in proportion to the overlap, which gives
+one row per (fluorophore, frame): the per-frame emitters that a movie or a training sample shows.
+
+Density is the expected number of *active* emitters per um^2 per frame, an emitter being active in
+frame k when its on-interval overlaps ``[k, k + 1)``: with start rate r per frame, that is
+``r * (on_time + 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from plexloc.config.models import EmitterConfig, PhotonModelConfig
+
+
+@dataclass
+class Emitters:
+    """Per-frame emitters, all tensors on one device. Positions in reference-channel nm.
+
+    Attributes:
+        xyz_nm: (N, 3) x, y, z.
+        photons: (N, C) photons per channel in this frame (before QE).
+        frame_ix: (N,) frame index (within the sequence, or ``sample * n_frames + frame`` in a batch).
+        id: (N,) fluorophore identity (the same across the frames it spans).
+        color: (N,) colour index (0 unless the photon model is ratiometric).
+    """
+
+    xyz_nm: Tensor
+    photons: Tensor
+    frame_ix: Tensor
+    id: Tensor
+    color: Tensor
+
+    def __len__(self) -> int:
+        return int(self.frame_ix.shape[0])
+
+    @property
+    def total_photons(self) -> Tensor:
+        return self.photons.sum(dim=1)
+
+    def select(self, index: Tensor) -> Emitters:
+        return Emitters(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    def to(self, device) -> Emitters:
+        return Emitters(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def _photon_split(
+    flux: Tensor, photon_model: PhotonModelConfig, throughputs: list[float], photons_range, generator, device
+) -> tuple[Tensor, Tensor]:
+    """Per-channel flux (F, C) and colour (F,) of each fluorophore."""
+    n_f, n_ch = flux.shape[0], len(throughputs)
+    color = torch.zeros(n_f, dtype=torch.int64, device=device)
+    if photon_model.kind == "linked":
+        per_ch = flux[:, None] * torch.tensor(throughputs, dtype=flux.dtype, device=device)[None, :]
+    elif photon_model.kind == "ratiometric":
+        ratios = torch.tensor(photon_model.ratios, dtype=flux.dtype, device=device)  # (K, C)
+        k = ratios.shape[0]
+        frac = photon_model.color_fractions or [1.0] * k
+        probs = torch.tensor(frac, dtype=torch.float64, device=device)
+        if n_f:
+            color = torch.multinomial(probs / probs.sum(), n_f, replacement=True, generator=generator)
+        per_ch = flux[:, None] * ratios[color]
+    else:  # independent: one flux per channel, each uniform in the range
+        lo, hi = photons_range
+        u = torch.rand(n_f, n_ch, generator=generator, device=device, dtype=flux.dtype)
+        per_ch = lo + (hi - lo) * u
+    return per_ch, color
+
+
+def sample_emitters(
+    config: EmitterConfig,
+    *,
+    n_sequences: int,
+    n_frames: int,
+    fov_nm: tuple[float, float],
+    photon_model: PhotonModelConfig | None = None,
+    throughputs: list[float] | None = None,
+    density_per_um2: float | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> Emitters:
+    """Sample blinking emitters for ``n_sequences`` independent sequences of ``n_frames`` frames.
+
+    Positions are uniform over the field of view ``fov_nm = (width, height)`` and ``config.z_range_nm``.
+    ``frame_ix`` of the result is ``sequence * n_frames + frame``; rows are sorted by it.
+    ``density_per_um2`` overrides ``config.density_per_um2``.
+    """
+    photon_model = photon_model or PhotonModelConfig()
+    throughputs = throughputs or [1.0]
+    density = config.density_per_um2 if density_per_um2 is None else float(density_per_um2)
+    tau = config.on_time_frames
+    lead_in = 5.0 * tau  # fluorophores switched on before frame 0 are still on at frame 0
+    area_um2 = fov_nm[0] * fov_nm[1] * 1e-6
+    rate = density * area_um2 / (tau + 1.0)  # starts per frame and sequence
+    span = n_frames + lead_in
+    expected = torch.tensor(rate * span * n_sequences, dtype=torch.float64, device=device)
+    n_f = int(torch.poisson(expected.reshape(1), generator=generator).item()) if density > 0 else 0
+
+    def uniform(lo: float, hi: float, n: int = n_f) -> Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=generator, device=device, dtype=dtype)
+
+    seq = torch.randint(0, max(n_sequences, 1), (n_f,), generator=generator, device=device)
+    t0 = uniform(-lead_in, float(n_frames))
+    on = -tau * torch.log1p(-torch.rand(n_f, generator=generator, device=device, dtype=dtype).clamp_max(1 - 1e-7))
+    t1 = t0 + on
+    xyz = torch.stack(
+        [uniform(0.0, fov_nm[0]), uniform(0.0, fov_nm[1]), uniform(*config.z_range_nm)], dim=1
+    )
+    flux = uniform(*config.photons_range)
+    flux_ch, color = _photon_split(flux, photon_model, throughputs, config.photons_range, generator, device)
+
+    # expand every fluorophore over the frames its on-interval touches
+    first = torch.floor(t0).clamp_min(0)
+    last = torch.floor(t1).clamp_max(n_frames - 1)
+    n_span = (last - first + 1).clamp_min(0).to(torch.int64)
+    fid = torch.repeat_interleave(torch.arange(n_f, device=device), n_span)
+    offset = torch.arange(int(n_span.sum()), device=device) - torch.repeat_interleave(torch.cumsum(n_span, 0) - n_span, n_span)
+    frame = first[fid] + offset.to(dtype)
+    overlap = torch.minimum(t1[fid], frame + 1) - torch.maximum(t0[fid], frame)
+    keep = overlap > 0
+    fid, frame, overlap = fid[keep], frame[keep], overlap[keep]
+    frame_ix = seq[fid] * n_frames + frame.to(torch.int64)
+    order = torch.argsort(frame_ix, stable=True)
+    fid, frame_ix, overlap = fid[order], frame_ix[order], overlap[order]
+    return Emitters(
+        xyz_nm=xyz[fid],
+        photons=flux_ch[fid] * overlap[:, None],
+        frame_ix=frame_ix,
+        id=fid,
+        color=color[fid],
+    )

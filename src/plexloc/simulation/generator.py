@@ -1,0 +1,99 @@
+"""On-the-fly training batches: every call simulates fresh samples on the simulator's device.
+
+A sample is a temporal window of ``window`` consecutive frames (default 3) of its own independent
+sequence; its targets are the emitters of the central frame that are bright enough
+(``min_target_photons``): dimmer emitters are rendered but are not targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from plexloc.simulation.simulator import Simulator
+
+
+@dataclass
+class Batch:
+    """One training batch.
+
+    Attributes:
+        frames: (B, window, C, H, W) raw camera frames (ADU, integer-valued float).
+        bg: (B, C, H, W) expected background photons of the central frame.
+        target_xyz_nm: (B, K, 3) positions of the central frame's target emitters (reference channel).
+        target_photons: (B, K, C) photons per channel of those emitters.
+        target_mask: (B, K) True where a target exists (K is the batch's largest target count).
+        target_color: (B, K) colour index.
+    """
+
+    frames: Tensor
+    bg: Tensor
+    target_xyz_nm: Tensor
+    target_photons: Tensor
+    target_mask: Tensor
+    target_color: Tensor
+
+    def to(self, device) -> Batch:
+        return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
+
+class BatchGenerator:
+    """Draws training batches from a :class:`Simulator`.
+
+    Args:
+        simulator: the simulator (its device is where batches are made).
+        batch_size: samples per batch.
+        window: frames per sample (odd; the target frame is the middle one).
+        min_target_photons: emitters with fewer photons (all channels) in the target frame are not targets.
+        seed: seed of the generator's own ``torch.Generator`` (reproducible batch streams).
+    """
+
+    def __init__(
+        self,
+        simulator: Simulator,
+        *,
+        batch_size: int = 32,
+        window: int = 3,
+        min_target_photons: float = 100.0,
+        seed: int = 0,
+    ):
+        if window < 1 or window % 2 == 0:
+            raise ValueError(f"window must be an odd number >= 1, got {window}")
+        self.simulator = simulator
+        self.batch_size, self.window = int(batch_size), int(window)
+        self.min_target_photons = float(min_target_photons)
+        self.generator = torch.Generator(device=simulator.device).manual_seed(seed)
+
+    def __call__(self) -> Batch:
+        sim, b, t = self.simulator, self.batch_size, self.window
+        with torch.no_grad():
+            em = sim.sample_emitters(n_sequences=b, n_frames=t, generator=self.generator)
+            bg = sim.sample_background(n_sequences=b, n_frames=t, generator=self.generator)  # (C, B*T, H, W)
+            raw = sim.camera(sim.expected_photons(em, bg), generator=self.generator)
+        c, _, h, w = raw.shape
+        frames = raw.reshape(c, b, t, h, w).permute(1, 2, 0, 3, 4).contiguous()
+        mid = t // 2
+        bg_mid = bg.reshape(c, b, t, h, w)[:, :, mid].permute(1, 0, 2, 3).contiguous()
+
+        on_mid = (em.frame_ix % t == mid) & (em.photons.sum(dim=1) >= self.min_target_photons)
+        tgt = em.select(on_mid)
+        sample = tgt.frame_ix // t
+        counts = torch.bincount(sample, minlength=b)
+        k = int(counts.max()) if counts.numel() else 0
+        slot = torch.arange(len(tgt), device=sample.device) - (torch.cumsum(counts, 0) - counts)[sample]
+        dev = raw.device
+        xyz = torch.zeros(b, k, 3, device=dev)
+        phot = torch.zeros(b, k, c, device=dev)
+        mask = torch.zeros(b, k, dtype=torch.bool, device=dev)
+        color = torch.zeros(b, k, dtype=torch.int64, device=dev)
+        xyz[sample, slot] = tgt.xyz_nm
+        phot[sample, slot] = tgt.photons
+        mask[sample, slot] = True
+        color[sample, slot] = tgt.color
+        return Batch(frames, bg_mid, xyz, phot, mask, color)
+
+    def __iter__(self):
+        while True:
+            yield self()

@@ -1,0 +1,241 @@
+"""The simulator: ``camera(noise(render(emitters, psf) + background))`` for every channel.
+
+>>> import torch
+>>> from plexloc.config import validate_config, SimulationConfig
+>>> cfg = validate_config({"frame_size": [32, 32], "psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}},
+...                       SimulationConfig)
+>>> sim = Simulator(cfg)
+>>> movie = sim.simulate_movie(5, generator=torch.Generator().manual_seed(0))
+>>> movie.frames.shape, movie.truth.columns[:5]
+(torch.Size([1, 5, 32, 32]), ['frame', 'x_nm', 'y_nm', 'z_nm', 'photons'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from plexloc.camera import Camera, camera_from_config
+from plexloc.config.models import ChannelConfig, SimulationConfig
+from plexloc.errors import InputError
+from plexloc.psf import PSF, psf_from_config
+from plexloc.simulation.background import sample_background
+from plexloc.simulation.emitters import Emitters, sample_emitters
+from plexloc.simulation.geometry import apply_transform, as_transform
+from plexloc.table import LocTable
+
+
+class Channel(nn.Module):
+    """One channel: PSF, camera, transform ``T_c`` (reference -> channel, nm), focal offset, throughput."""
+
+    def __init__(self, psf: PSF, camera: Camera, *, transform=None, z_offset_nm: float = 0.0, throughput: float = 1.0):
+        super().__init__()
+        self.psf, self.camera = psf, camera
+        self.register_buffer("transform", as_transform(transform if transform is not None else torch.eye(3)))
+        self.z_offset_nm, self.throughput = float(z_offset_nm), float(throughput)
+
+    @classmethod
+    def from_config(cls, config: ChannelConfig, *, px_size_nm: tuple[float, float], z_extent_nm: float) -> Channel:
+        psf = psf_from_config(config.psf, px_size_nm=px_size_nm, z_extent_nm=z_extent_nm)
+        return cls(
+            psf,
+            camera_from_config(config.camera),
+            transform=config.transform,
+            z_offset_nm=config.z_offset_nm,
+            throughput=config.throughput,
+        )
+
+    def positions(self, xyz_nm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Reference-channel positions -> this channel's image coordinates (x, y) and its PSF's z."""
+        x, y = apply_transform(self.transform, xyz_nm[:, 0], xyz_nm[:, 1])
+        return x, y, xyz_nm[:, 2] - self.z_offset_nm
+
+    def render(self, xyz_nm: Tensor, photons: Tensor, frame_ix: Tensor, *, n_frames: int, frame_shape) -> Tensor:
+        """Expected signal photons (n_frames, H, W) of emitters given in reference coordinates."""
+        x, y, z = self.positions(xyz_nm)
+        return self.psf.render(x, y, z, photons, frame_ix, n_frames=n_frames, frame_shape=frame_shape)
+
+
+@dataclass
+class MovieSimulation:
+    """A simulated movie: raw frames ``(C, T, H, W)`` (ADU, integer-valued float), the truth table,
+    the per-frame emitters and the expected background ``(C, T, H, W)`` in photons."""
+
+    frames: Tensor
+    truth: LocTable
+    emitters: Emitters
+    bg: Tensor
+
+
+class Simulator(nn.Module):
+    """Multi-channel SMLM simulator built from a :class:`~plexloc.config.SimulationConfig`.
+
+    All randomness goes through the ``generator`` passed to each call (on the simulator's device).
+    """
+
+    def __init__(self, config: SimulationConfig):
+        super().__init__()
+        self.config = config
+        self.px_size_nm = config.px_size_xy_nm
+        self.frame_shape = (int(config.frame_size[0]), int(config.frame_size[1]))
+        z_lo, z_hi = config.emitters.z_range_nm
+        z_extent = max(abs(z_lo), abs(z_hi), 1.0) + max(abs(c.z_offset_nm) for c in config.channels)
+        self.channels = nn.ModuleList(
+            Channel.from_config(c, px_size_nm=self.px_size_nm, z_extent_nm=z_extent) for c in config.channels
+        )
+        for i, ch in enumerate(self.channels):
+            lo, hi = ch.psf.z_range_nm
+            if z_lo - ch.z_offset_nm < lo or z_hi - ch.z_offset_nm > hi:
+                raise InputError(
+                    f"emitters.z_range_nm [{z_lo}, {z_hi}] (channel {i} z offset {ch.z_offset_nm}) leaves the "
+                    f"PSF's calibrated z range [{lo:.0f}, {hi:.0f}] nm"
+                )
+
+    @property
+    def device(self) -> torch.device:
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")  # pragma: no cover
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def fov_nm(self) -> tuple[float, float]:
+        """(width, height) of the reference field of view in nm."""
+        return (self.frame_shape[1] * self.px_size_nm[0], self.frame_shape[0] * self.px_size_nm[1])
+
+    # --- stages -------------------------------------------------------------------------------
+    def sample_emitters(
+        self, *, n_sequences: int, n_frames: int, generator=None, density_per_um2: float | None = None
+    ) -> Emitters:
+        return sample_emitters(
+            self.config.emitters,
+            n_sequences=n_sequences,
+            n_frames=n_frames,
+            fov_nm=self.fov_nm,
+            photon_model=self.config.photon_model,
+            throughputs=[c.throughput for c in self.channels],
+            density_per_um2=density_per_um2,
+            generator=generator,
+            device=self.device,
+        )
+
+    def sample_background(self, *, n_sequences: int, n_frames: int, generator=None) -> Tensor:
+        """(C, n_sequences * n_frames, H, W) expected background photons, drawn per channel."""
+        return torch.stack(
+            [
+                sample_background(
+                    self.config.background,
+                    n_sequences=n_sequences,
+                    n_frames=n_frames,
+                    frame_shape=self.frame_shape,
+                    px_size_nm=self.px_size_nm[0],
+                    generator=generator,
+                    device=self.device,
+                )
+                for _ in self.channels
+            ]
+        )
+
+    def expected_photons(self, emitters: Emitters, bg: Tensor) -> Tensor:
+        """(C, N, H, W) expected photons per pixel: PSF signal of every channel plus its background."""
+        n = bg.shape[1]
+        return torch.stack(
+            [
+                ch.render(emitters.xyz_nm, emitters.photons[:, c], emitters.frame_ix, n_frames=n, frame_shape=self.frame_shape)
+                + bg[c]
+                for c, ch in enumerate(self.channels)
+            ]
+        )
+
+    def camera(self, expected: Tensor, *, generator=None) -> Tensor:
+        """(C, N, H, W) raw frames (ADU) from expected photons, each channel through its own camera."""
+        return torch.stack([ch.camera(expected[c], generator=generator) for c, ch in enumerate(self.channels)])
+
+    def to_photons(self, raw: Tensor) -> Tensor:
+        """Inverse camera normalisation per channel, (C, ..., H, W) ADU -> photons."""
+        return torch.stack([ch.camera.to_photons(raw[c]) for c, ch in enumerate(self.channels)])
+
+    # --- whole movies -------------------------------------------------------------------------
+    def simulate_movie(
+        self,
+        n_frames: int,
+        *,
+        generator: torch.Generator | None = None,
+        density_per_um2: float | None = None,
+        chunk_frames: int | None = None,
+    ) -> MovieSimulation:
+        """Simulate a whole movie in memory (see :meth:`iter_movie` for long movies)."""
+        emitters, chunks = self.iter_movie(
+            n_frames, generator=generator, density_per_um2=density_per_um2, chunk_frames=chunk_frames or n_frames
+        )
+        frames, bgs = zip(*[(f, b) for _, f, b in chunks]) if n_frames else ((), ())
+        frames_t = torch.cat(frames, dim=1) if frames else torch.zeros(self.n_channels, 0, *self.frame_shape)
+        bg_t = torch.cat(bgs, dim=1) if bgs else torch.zeros_like(frames_t)
+        return MovieSimulation(frames_t, self.truth_table(emitters, bg_t), emitters, bg_t)
+
+    def iter_movie(
+        self,
+        n_frames: int,
+        *,
+        generator: torch.Generator | None = None,
+        density_per_um2: float | None = None,
+        chunk_frames: int = 256,
+    ) -> tuple[Emitters, Iterator[tuple[int, Tensor, Tensor]]]:
+        """Emitters of the whole movie, and an iterator of ``(start_frame, raw (C, t, H, W), bg (C, t, H, W))``
+        chunks that renders the movie piece by piece (memory bounded by ``chunk_frames``).
+
+        Emitters are sampled once for the whole movie, so blinking continues across chunk borders.
+        """
+        if n_frames < 0:
+            raise InputError(f"number of frames must be >= 0, got {n_frames}")
+        emitters = self.sample_emitters(
+            n_sequences=1, n_frames=n_frames, generator=generator, density_per_um2=density_per_um2
+        )
+        bg_levels = self.sample_background(n_sequences=1, n_frames=n_frames, generator=generator)
+
+        def chunks() -> Iterator[tuple[int, Tensor, Tensor]]:
+            bounds = torch.searchsorted(
+                emitters.frame_ix, torch.arange(0, n_frames + chunk_frames, chunk_frames, device=self.device)
+            )
+            for i, start in enumerate(range(0, n_frames, chunk_frames)):
+                stop = min(start + chunk_frames, n_frames)
+                sel = emitters.select(slice(int(bounds[i]), int(bounds[i + 1])))
+                sel.frame_ix = sel.frame_ix - start
+                bg = bg_levels[:, start:stop]
+                with torch.no_grad():
+                    raw = self.camera(self.expected_photons(sel, bg), generator=generator)
+                yield start, raw, bg
+
+        return emitters, chunks()
+
+    def truth_table(self, emitters: Emitters, bg: Tensor | None = None) -> LocTable:
+        """Ground-truth table (conventions.md columns) of per-frame emitters; ``bg`` (C, T, H, W) adds
+        the reference channel's mean background of each emitter's frame."""
+        xyz = emitters.xyz_nm.detach().cpu().double().numpy()
+        phot = emitters.photons.detach().cpu().double().numpy()
+        cols = {
+            "frame": emitters.frame_ix.cpu().numpy(),
+            "x_nm": xyz[:, 0],
+            "y_nm": xyz[:, 1],
+            "z_nm": xyz[:, 2],
+            "photons": phot.sum(axis=1),
+            "id": emitters.id.cpu().numpy(),
+        }
+        if bg is not None and len(emitters):
+            per_frame = bg[0].mean(dim=(1, 2)).cpu().double().numpy()
+            cols["bg"] = per_frame[emitters.frame_ix.cpu().numpy()]
+        elif bg is not None:
+            cols["bg"] = np.zeros(0)
+        if self.n_channels > 1:
+            for c in range(self.n_channels):
+                cols[f"photons_ch{c}"] = phot[:, c]
+        if self.config.photon_model.kind == "ratiometric":
+            cols["color"] = emitters.color.cpu().numpy()
+        return LocTable(cols)
