@@ -13,35 +13,36 @@ def standard_gamma(shape_param: Tensor, *, generator: torch.Generator | None = N
     ``Gamma(a) = Gamma(a + 1) * U^(1/a)``. torch's own gamma sampler takes no generator, which would
     make the simulator depend on the global RNG.
     """
-    a = shape_param.to(torch.float32) if shape_param.dtype not in (torch.float32, torch.float64) else shape_param
-    out = torch.zeros_like(a)
+    a = shape_param if shape_param.dtype in (torch.float32, torch.float64) else shape_param.to(torch.float32)
     positive = a > 0
-    if not bool(positive.any()):
-        return out
-    a_pos = a[positive]
-    small = a_pos < 1
-    a_eff = torch.where(small, a_pos + 1, a_pos)
+    small = positive & (a < 1)
+    # work on every element (no compaction of the big tensor): zeros get a dummy shape of 1
+    a_eff = torch.where(small, a + 1, torch.where(positive, a, torch.ones_like(a)))
     d = a_eff - 1.0 / 3.0
-    c = 1.0 / torch.sqrt(9.0 * d)
-    result = torch.empty_like(a_eff)
-    todo = torch.arange(a_eff.numel(), device=a.device)
-    for _ in range(64):  # acceptance > 95 % per round: 64 rounds leave nothing in practice
-        dd, cc = d[todo], c[todo]
-        x = torch.randn(todo.shape, generator=generator, device=a.device, dtype=a.dtype)
+    c = torch.rsqrt(9.0 * d)
+
+    def propose(dd: Tensor, cc: Tensor) -> tuple[Tensor, Tensor]:
+        x = torch.randn(dd.shape, generator=generator, device=dd.device, dtype=dd.dtype)
         v = (1.0 + cc * x) ** 3
-        u = torch.rand(todo.shape, generator=generator, device=a.device, dtype=a.dtype)
+        u = torch.rand(dd.shape, generator=generator, device=dd.device, dtype=dd.dtype)
         ok = (v > 0) & (torch.log(u) < 0.5 * x * x + dd - dd * v + dd * torch.log(v.clamp_min(1e-30)))
-        result[todo[ok]] = (dd * v)[ok]
-        todo = todo[~ok]
+        return dd * v, ok
+
+    result, ok = propose(d, c)  # accepts > 95 % at once
+    todo = torch.nonzero(~ok).flatten()
+    for _ in range(64):  # the few rejected ones: 64 more rounds leave nothing in practice
         if todo.numel() == 0:
             break
+        flat_d, flat_c = d.reshape(-1)[todo], c.reshape(-1)[todo]
+        value, ok_t = propose(flat_d, flat_c)
+        result.view(-1)[todo[ok_t]] = value[ok_t]
+        todo = todo[~ok_t]
     if todo.numel():  # pragma: no cover - practically unreachable
-        result[todo] = d[todo]
+        result.view(-1)[todo] = d.reshape(-1)[todo]
     if bool(small.any()):
-        u = torch.rand(int(small.sum()), generator=generator, device=a.device, dtype=a.dtype)
-        result[small] = result[small] * u ** (1.0 / a_pos[small])
-    out[positive] = result
-    return out
+        u = torch.rand(a.shape, generator=generator, device=a.device, dtype=a.dtype)
+        result = torch.where(small, result * u ** (1.0 / a_eff.sub(1).clamp_min(1e-12)), result)
+    return torch.where(positive, result, torch.zeros_like(result))
 
 
 def poisson(rate: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
