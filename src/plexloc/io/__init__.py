@@ -1,0 +1,34 @@
+"""Files in and out: camera movies (TIFF), localization tables (CSV, HDF5), exports to ThunderSTORM and
+Picasso, and SMAP cubic-spline PSF calibrations.
+
+Units and coordinates inside plexloc follow ``shared/conventions.md``; every reader and writer here
+converts to and from another program's units and origins at the file boundary only. Writers are
+atomic (temporary file, then rename); bad input raises :class:`plexloc.errors.InputError` naming
+the file.
+"""
+
+from plexloc.io.picasso import export_picasso, import_picasso, picasso_sidecar_path
+from plexloc.io.smap import SplineCalibration, list_smap_channels, load_smap_3dcal, save_smap_3dcal
+from plexloc.io.tables import TABLE_SUFFIXES, read_table, write_table
+from plexloc.io.thunderstorm import export_thunderstorm, import_thunderstorm
+from plexloc.io.tiff import MovieReader, MovieWriter, open_movie, read_movie, write_movie
+
+__all__ = [
+    "TABLE_SUFFIXES",
+    "MovieReader",
+    "MovieWriter",
+    "SplineCalibration",
+    "export_picasso",
+    "export_thunderstorm",
+    "import_picasso",
+    "import_thunderstorm",
+    "list_smap_channels",
+    "load_smap_3dcal",
+    "open_movie",
+    "picasso_sidecar_path",
+    "read_movie",
+    "read_table",
+    "save_smap_3dcal",
+    "write_movie",
+    "write_table",
+]

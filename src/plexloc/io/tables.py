@@ -1,0 +1,383 @@
+"""Localization tables on disk: plexloc's own CSV and HDF5 formats.
+
+Columns and units are those of ``shared/conventions.md`` (see :mod:`plexloc.table`); no unit is
+converted here. Exports to other programs live in :mod:`plexloc.io.thunderstorm` and
+:mod:`plexloc.io.picasso`.
+
+CSV (``.csv``)
+    One header row of column names (read with or without double quotes), then one comma-separated
+    row per localization. Integer columns
+    (``frame, id, color``) are written as integers, all others with ``'%.10g'`` (10 significant
+    digits: 0.0001 nm resolution for positions below 1 mm; ``float_format`` changes it). Missing
+    optional values are written as ``nan``. Reading uses numpy's C parser; a malformed row (wrong number of values,
+    a value that is not a number) raises :class:`InputError` naming the line number and the value.
+    NaN/inf are refused in the required columns and allowed in optional ones. A header-only file
+    gives an empty table. Columns the conventions do not know are kept.
+
+HDF5 (``.h5``, ``.hdf5``)
+    Group ``/locs`` with one 1-D dataset per column (int64 for integer columns, float64 otherwise).
+    Group attributes: ``format = 'plexloc-locs'``, ``version = 1``, ``columns`` (the column order).
+    Each dataset documented in :data:`plexloc.table.COLUMN_DOCS` carries ``unit`` and
+    ``description`` attributes.
+
+Both writers are atomic (temporary file, then rename).
+
+Example:
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> t = LocTable({"frame": [0, 1], "x_nm": [50.0, 150.25], "y_nm": [50.0, 50.0],
+    ...               "z_nm": [0.0, -20.0], "photons": [1000.0, 2000.0]})
+    >>> write_table(t, d / "locs.csv")
+    >>> print((d / "locs.csv").read_text().splitlines()[2])
+    1,150.25,50,-20,2000
+    >>> read_table(d / "locs.csv") == t, read_table(d / "locs.csv").source == str(d / "locs.csv")
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.io._atomic import atomic_path
+from plexloc.table import COLUMN_DOCS, INTEGER_COLUMNS, REQUIRED_COLUMNS, LocTable
+
+__all__ = [
+    "HDF5_FORMAT",
+    "HDF5_VERSION",
+    "TABLE_SUFFIXES",
+    "column_description",
+    "column_unit",
+    "read_csv",
+    "read_hdf5",
+    "read_table",
+    "write_csv",
+    "write_hdf5",
+    "write_table",
+]
+
+#: Suffix -> format of :func:`read_table` / :func:`write_table`.
+TABLE_SUFFIXES: dict[str, str] = {".csv": "csv", ".h5": "hdf5", ".hdf5": "hdf5"}
+HDF5_FORMAT = "plexloc-locs"
+HDF5_VERSION = 1
+DEFAULT_FLOAT_FORMAT = "%.10g"
+_CHUNK_ROWS = 100_000
+_PHOTONS_CH = re.compile(r"^photons_ch(\d+)$")
+
+
+def column_unit(name: str) -> str | None:
+    """Unit of a documented column (``'nm'``, ``'photons'``, ...), ``'1'`` for dimensionless, else None."""
+    if name.endswith("_nm"):
+        return "nm"
+    if name in ("photons", "sigma_photons") or _PHOTONS_CH.match(name):
+        return "photons"
+    if name == "bg":
+        return "photons/pixel/frame"
+    if name in ("frame", "id", "color", "prob", "color_prob"):
+        return "1"
+    return None
+
+
+def column_description(name: str) -> str | None:
+    """Description from :data:`plexloc.table.COLUMN_DOCS` (``photons_chN`` with its number)."""
+    m = _PHOTONS_CH.match(name)
+    if m:
+        return COLUMN_DOCS["photons_chN"].replace("channel N", f"channel {m.group(1)}")
+    return COLUMN_DOCS.get(name)
+
+
+def _suffix_format(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    try:
+        return TABLE_SUFFIXES[suffix]
+    except KeyError:
+        raise InputError(
+            f"unknown table suffix '{Path(path).suffix}'; allowed are {', '.join(TABLE_SUFFIXES)}", source=path
+        ) from None
+
+
+# --- CSV ------------------------------------------------------------------------------------------
+
+
+class _CsvData:
+    """Header names and numeric values of a comma-separated file (internal, shared by the readers)."""
+
+    def __init__(self, path: Path, names: list[str], values: np.ndarray):
+        self.path = path
+        self.names = names
+        self.values = values  # (n_rows, n_cols) float64
+
+    def column(self, name: str) -> np.ndarray:
+        return self.values[:, self.names.index(name)]
+
+    def line_of_row(self, row: int) -> int:
+        """Physical 1-based line number of data row ``row`` (blank lines are skipped by the parser)."""
+        with open(self.path, encoding="utf-8-sig") as f:
+            f.readline()
+            k = -1
+            for ln, line in enumerate(f, start=2):
+                if line.strip():
+                    k += 1
+                    if k == row:
+                        return ln
+        return row + 2  # pragma: no cover - row beyond the file
+
+    def fail_row(self, row: int, message: str) -> InputError:
+        return InputError(f"line {self.line_of_row(row)}: {message}", source=self.path)
+
+
+def _parse_header(line: str, *, source: Path) -> list[str]:
+    names = [n.strip() for n in next(csv.reader([line], skipinitialspace=True))] if line.strip() else []
+    if not names:
+        raise InputError("empty file; expected a header row of column names", source=source)
+    empty = [i for i, n in enumerate(names) if not n]
+    if empty:
+        raise InputError(f"line 1: column {empty[0] + 1} of the header has no name", source=source)
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"line 1: duplicate column name(s) {dup}", source=source)
+    return names
+
+
+def _locate_bad_line(path: Path, names: Sequence[str]) -> InputError | None:
+    """Slow scan that finds the first malformed data line (only run once the fast parser failed)."""
+    n = len(names)
+    with open(path, encoding="utf-8-sig") as f:
+        f.readline()
+        for ln, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            values = line.rstrip("\r\n").split(",")
+            if len(values) != n:
+                return InputError(
+                    f"line {ln}: {len(values)} value(s), expected {n} (one per header column: {', '.join(names)})",
+                    source=path,
+                )
+            for name, v in zip(names, values):
+                try:
+                    float(v)
+                except ValueError:
+                    return InputError(f"line {ln}, column '{name}': value {v.strip()!r} is not a number", source=path)
+    return None
+
+
+def _read_csv(path: str | os.PathLike) -> _CsvData:
+    """Read a numeric CSV with a header row; errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "is not a file", source=path)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            names = _parse_header(f.readline(), source=path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for header-only files
+                try:
+                    values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+                except ValueError as err:
+                    located = _locate_bad_line(path, names)
+                    raise (located or InputError(f"malformed CSV ({err})", source=path)) from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"not a UTF-8 text file ({err.reason} at byte {err.start})", source=path) from None
+    if values.size == 0:
+        values = np.zeros((0, len(names)))
+    elif values.shape[1] != len(names):
+        located = _locate_bad_line(path, names)
+        raise located or InputError(
+            f"rows have {values.shape[1]} values but the header names {len(names)} columns", source=path
+        )
+    return _CsvData(path, names, values)
+
+
+def _check_integers(data: _CsvData, columns: Iterable[str]) -> None:
+    for name in columns:
+        if name not in data.names:
+            continue
+        col = data.column(name)
+        bad = np.flatnonzero(~np.isfinite(col) | (col != np.round(col)))
+        if bad.size:
+            raise data.fail_row(int(bad[0]), f"column '{name}' must hold integers, found {float(col[bad[0]])!r}")
+
+
+def _check_finite(data: _CsvData, columns: Iterable[str]) -> None:
+    for name in columns:
+        if name not in data.names:
+            continue
+        col = data.column(name)
+        bad = np.flatnonzero(~np.isfinite(col))
+        if bad.size:
+            raise data.fail_row(
+                int(bad[0]),
+                f"column '{name}' is {float(col[bad[0]])!r}; required columns must be finite "
+                f"({bad.size} non-finite value(s) in this column)",
+            )
+
+
+def _format_header(names: Sequence[str], *, quote_all: bool = False) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL, lineterminator="\n").writerow(names)
+    return buf.getvalue()
+
+
+def _write_csv_rows(
+    path: str | os.PathLike,
+    header: str,
+    columns: Sequence[np.ndarray],
+    formats: Sequence[str],
+) -> None:
+    """Write ``header`` then rows of ``columns`` with per-column %-formats, atomically."""
+    fmt = ",".join(formats)
+    n = len(columns[0]) if columns else 0
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(header)
+            for start in range(0, n, _CHUNK_ROWS):
+                lists = [c[start : start + _CHUNK_ROWS].tolist() for c in columns]
+                f.write("\n".join([fmt % row for row in zip(*lists)]))
+                f.write("\n")
+
+
+def _csv_formats(table: LocTable, float_format: str) -> list[str]:
+    return ["%d" if table[c].dtype.kind in "iu" else float_format for c in table.columns]
+
+
+def _check_float_format(float_format: str) -> None:
+    try:
+        float_format % 1.5
+    except (TypeError, ValueError):
+        raise InputError(f"float_format must be a %-format for one number like '%.10g', got {float_format!r}") from None
+
+
+def write_csv(table: LocTable, path: str | os.PathLike, *, float_format: str = DEFAULT_FLOAT_FORMAT) -> None:
+    """Write ``table`` as plexloc CSV (see the module docstring), atomically."""
+    _check_float_format(float_format)
+    cols = [table[c] for c in table.columns]
+    _write_csv_rows(path, _format_header(table.columns), cols, _csv_formats(table, float_format))
+
+
+def read_csv(path: str | os.PathLike) -> LocTable:
+    """Read a plexloc CSV table (see the module docstring)."""
+    data = _read_csv(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in data.names]
+    if missing:
+        raise InputError(
+            f"missing required column(s) {missing}; required are {list(REQUIRED_COLUMNS)}, found {data.names}",
+            source=path,
+        )
+    _check_finite(data, REQUIRED_COLUMNS)
+    _check_integers(data, INTEGER_COLUMNS)
+    table = LocTable({name: data.values[:, i] for i, name in enumerate(data.names)}, source=str(path))
+    return table
+
+
+# --- HDF5 -----------------------------------------------------------------------------------------
+
+
+def _open_h5(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "is not a file", source=path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"not a readable HDF5 file ({err})", source=path) from None
+
+
+def _attr_str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_hdf5(path: str | os.PathLike) -> LocTable:
+    """Read a plexloc HDF5 table (group ``/locs``, see the module docstring)."""
+    path = Path(path)
+    with _open_h5(path) as f:
+        if "locs" not in f:
+            raise InputError(f"no group '/locs' (found {sorted(f.keys())}); not a plexloc table", source=path)
+        g = f["locs"]
+        if isinstance(g, h5py.Dataset):
+            raise InputError(
+                "'/locs' is a dataset, as in Picasso files; read it with plexloc.io.import_picasso", source=path
+            )
+        fmt = g.attrs.get("format")
+        if fmt is not None and _attr_str(fmt) != HDF5_FORMAT:
+            raise InputError(f"'/locs' has format '{_attr_str(fmt)}', expected '{HDF5_FORMAT}'", source=path)
+        version = g.attrs.get("version")
+        if version is not None and int(version) > HDF5_VERSION:
+            raise InputError(
+                f"format version {int(version)} is newer than this plexloc reads ({HDF5_VERSION}); update plexloc",
+                source=path,
+            )
+        order = [_attr_str(c) for c in g.attrs.get("columns", [])]
+        names = [c for c in order if c in g] + sorted(k for k in g if k not in order)
+        columns: dict[str, np.ndarray] = {}
+        for name in names:
+            ds = g[name]
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.kind not in "biuf":
+                what = "a group" if not isinstance(ds, h5py.Dataset) else f"shape {ds.shape}, dtype {ds.dtype}"
+                raise InputError(f"'/locs/{name}' must be a 1-D numeric dataset, got {what}", source=path)
+            columns[name] = ds[()]
+    table = LocTable(columns, source=str(path))
+    table.check_finite(REQUIRED_COLUMNS)
+    return table
+
+
+def write_hdf5(table: LocTable, path: str | os.PathLike) -> None:
+    """Write ``table`` as plexloc HDF5 (see the module docstring), atomically."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            g = f.create_group("locs")
+            g.attrs["format"] = HDF5_FORMAT
+            g.attrs["version"] = HDF5_VERSION
+            g.attrs["columns"] = list(table.columns)
+            for name in table.columns:
+                ds = g.create_dataset(name, data=table[name])
+                unit, desc = column_unit(name), column_description(name)
+                if unit is not None:
+                    ds.attrs["unit"] = unit
+                if desc is not None:
+                    ds.attrs["description"] = desc
+
+
+# --- dispatch -------------------------------------------------------------------------------------
+
+_READERS: dict[str, Callable[[str | os.PathLike], LocTable]] = {"csv": read_csv, "hdf5": read_hdf5}
+
+
+def read_table(path: str | os.PathLike) -> LocTable:
+    """Read a localization table; the format follows the suffix (``.csv``, ``.h5``, ``.hdf5``).
+
+    Args:
+        path: the file.
+
+    Returns:
+        the table, with ``source`` set to ``path``.
+
+    Raises:
+        InputError: unknown suffix, missing/unreadable file, malformed row (with its line number),
+            missing required column, NaN/inf in a required column, non-integer frame/id/color.
+    """
+    return _READERS[_suffix_format(path)](path)
+
+
+def write_table(table: LocTable, path: str | os.PathLike, *, float_format: str = DEFAULT_FLOAT_FORMAT) -> None:
+    """Write a localization table atomically; the format follows the suffix (``.csv``, ``.h5``, ``.hdf5``).
+
+    Args:
+        table: the table.
+        path: target file; its folder is created if missing.
+        float_format: %-format of float values in CSV (ignored for HDF5, which stores binary values).
+    """
+    if not isinstance(table, LocTable):
+        raise InputError(f"expected a LocTable, got {type(table).__name__}", source=path)
+    if _suffix_format(path) == "csv":
+        write_csv(table, path, float_format=float_format)
+    else:
+        write_hdf5(table, path)

@@ -1,0 +1,537 @@
+"""Camera movies as TIFF: read whole, stream frame ranges, write atomically.
+
+Every movie is handled as an array of shape ``(T, H, W)``: ``T`` frames of ``H`` rows (y) and ``W``
+columns (x). Raw camera frames are ADU (see ``shared/conventions.md``); this module converts nothing.
+
+Supported inputs: a single-page or multi-page TIFF, BigTIFF, OME-TIFF (the first image series), and a
+folder of TIFF files taken in natural sort order (``file2.tif`` before ``file10.tif``), each of which
+may hold several frames. Singleton axes other than the last two are dropped (a ``(T, 1, H, W)``
+series is read as ``(T, H, W)``); any other rank, or RGB/multi-sample images, are refused. Pixel
+types: unsigned and signed integers, float32 and float64.
+
+Streaming (:func:`open_movie`) memory-maps a file whose image data are stored uncompressed in one
+contiguous block, and otherwise reads only the TIFF pages that a request touches (a file whose pages
+are not one frame each, e.g. tiled volumes, is read whole once). A multi-file OME-TIFF data set must
+be opened through its first file, not through its folder.
+
+Writers (:func:`write_movie`, :class:`MovieWriter`) write to a temporary file next to the target and
+rename it into place only when everything was written, so a failed or interrupted write never
+leaves a partial movie. For an integer target dtype, values are rounded to the nearest integer and
+must fit the dtype's range (they are never wrapped or clipped).
+
+Example:
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> frames = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
+    >>> write_movie(d / "m.tif", frames)
+    >>> with open_movie(d / "m.tif") as movie:
+    ...     len(movie), movie.frame_shape, movie[1:3].shape
+    (3, (4, 5), (2, 4, 5))
+    >>> bool((read_movie(d / "m.tif") == frames).all())
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from plexloc.errors import InputError
+from plexloc.io._atomic import atomic_path
+
+__all__ = ["MovieReader", "MovieWriter", "open_movie", "read_movie", "write_movie"]
+
+#: File suffixes taken from a folder of TIFF files (compared case-insensitively).
+TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
+#: Movies larger than this are written as BigTIFF (classic TIFF offsets stop at 4 GiB).
+BIGTIFF_THRESHOLD_BYTES: int = 2 * 1024**3
+
+_ALLOWED_DTYPES_TEXT = "unsigned/signed integers, float32 or float64"
+
+
+def _check_dtype(dtype: np.dtype, *, source: str | os.PathLike) -> np.dtype:
+    """Return ``dtype`` in native byte order if it is a supported pixel type, else raise."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu" or (dtype.kind == "f" and dtype.itemsize in (4, 8)):
+        return dtype.newbyteorder("=")
+    raise InputError(f"pixel type {dtype} is not supported; allowed are {_ALLOWED_DTYPES_TEXT}", source=source)
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort key for natural order: 'file2' < 'file10'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _frame_geometry(shape: tuple[int, ...], *, source: str | os.PathLike) -> tuple[int, tuple[int, int]]:
+    """``(n_frames, (H, W))`` of an image series shape, dropping singleton leading axes."""
+    if len(shape) < 2:
+        raise InputError(f"image has shape {tuple(shape)}; a movie must be 2-D (H, W) or 3-D (T, H, W)", source=source)
+    lead = [n for n in shape[:-2] if n != 1]
+    if len(lead) > 1:
+        raise InputError(
+            f"image has shape {tuple(shape)}; a movie must be 2-D (H, W) or 3-D (T, H, W) "
+            "(one axis of frames besides rows and columns)",
+            source=source,
+        )
+    n_frames = lead[0] if lead else 1
+    return n_frames, (int(shape[-2]), int(shape[-1]))
+
+
+class _TiffSource:
+    """One TIFF file seen as a stack of frames (internal)."""
+
+    def __init__(self, path: Path, *, memmap: bool = True, in_folder: bool = False):
+        self.path = path
+        self._in_folder = in_folder
+        if not path.exists():
+            raise InputError("file not found", source=path)
+        if path.is_dir():
+            raise InputError("is a folder, expected a TIFF file", source=path)
+        try:
+            self._tf = tifffile.TiffFile(path)
+        except Exception as err:  # tifffile raises TiffFileError, ValueError, OSError, struct.error, ...
+            raise InputError(f"not a readable TIFF file ({type(err).__name__}: {err})", source=path) from None
+        try:
+            self._inspect(memmap=memmap)
+        except BaseException:
+            self._tf.close()
+            raise
+
+    def _inspect(self, *, memmap: bool) -> None:
+        path, tf = self.path, self._tf
+        try:
+            series = list(tf.series)
+        except Exception as err:
+            raise InputError(f"corrupt TIFF file ({type(err).__name__}: {err})", source=path) from None
+        if not series:
+            raise InputError("TIFF file holds no image", source=path)
+        for s in series:
+            if "S" in s.axes and s.shape[s.axes.index("S")] > 1:
+                raise InputError(
+                    f"image has shape {tuple(s.shape)} with colour samples (axes '{s.axes}'); "
+                    "RGB/multi-sample TIFFs are not supported, a movie must be grey-scale (T, H, W)",
+                    source=path,
+                )
+        self.dtype = _check_dtype(series[0].dtype, source=path)
+        self._mm: np.ndarray | None = None
+        self._cache: np.ndarray | None = None
+        if self._in_folder and tf.is_ome and len(series[0].pages):
+            # a multi-file OME-TIFF's series spans its sibling files, which the folder lists too
+            for page in (series[0].pages[0], series[0].pages[-1]):
+                if page is not None and page.parent is not tf:
+                    raise InputError(
+                        "is part of a multi-file OME-TIFF data set (its image series spans other files); "
+                        "open the data set's first file instead of the folder",
+                        source=path,
+                    )
+        if len(series) == 1:
+            s = series[0]
+            self.n_frames, self.frame_shape = _frame_geometry(tuple(s.shape), source=path)
+            self._series: int | None = 0
+            self._pagewise = len(s.pages) == self.n_frames
+            if memmap:
+                with contextlib.suppress(Exception):  # not memory-mappable: fall back to page reads
+                    mm = tifffile.memmap(path, series=0, mode="r")
+                    if mm.size == self.n_frames * self.frame_shape[0] * self.frame_shape[1]:
+                        self._mm = mm.reshape(self.n_frames, *self.frame_shape)
+        else:
+            # Several series (e.g. pages written one by one with their own shape): every page a frame.
+            shapes = {tuple(s.shape[-2:]) for s in series}
+            dtypes = {np.dtype(s.dtype) for s in series}
+            one_page_per_frame = all(
+                _frame_geometry(tuple(s.shape), source=path)[0] == len(s.pages) for s in series
+            )
+            if len(shapes) > 1 or len(dtypes) > 1 or not one_page_per_frame:
+                raise InputError(
+                    f"TIFF file holds {len(series)} image series of different shapes or types "
+                    f"({sorted(shapes)}, {sorted(str(d) for d in dtypes)}); expected one movie",
+                    source=path,
+                )
+            self.n_frames = sum(len(s.pages) for s in series)
+            self.frame_shape = (int(series[0].shape[-2]), int(series[0].shape[-1]))
+            self._series = None
+            self._pagewise = True
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` as a new native-byte-order array of shape (stop-start, H, W)."""
+        n = stop - start
+        if n <= 0:
+            return np.zeros((0, *self.frame_shape), dtype=self.dtype)
+        if self._mm is not None:
+            return np.array(self._mm[start:stop], dtype=self.dtype)
+        try:
+            if self._pagewise:
+                data = self._tf.asarray(key=slice(start, stop), series=self._series)
+            else:
+                if self._cache is None:  # pages do not map to frames: read the series once
+                    self._cache = self._tf.series[0].asarray().reshape(self.n_frames, *self.frame_shape)
+                data = self._cache[start:stop]
+        except Exception as err:
+            raise InputError(
+                f"cannot read frames {start}..{stop - 1} ({type(err).__name__}: {err})", source=self.path
+            ) from None
+        return np.asarray(data, dtype=self.dtype).reshape(n, *self.frame_shape)
+
+    def close(self) -> None:
+        self._mm = None
+        self._cache = None
+        self._tf.close()
+
+
+class MovieReader:
+    """Frames of one TIFF movie, or of a folder of TIFF files, read on demand.
+
+    Use :func:`open_movie` to create one. Indexing follows numpy: ``movie[i]`` is one frame of shape
+    ``(H, W)``; ``movie[a:b]`` is an array ``(T, H, W)`` (slices must have step 1). Returned arrays are
+    new arrays in native byte order; they stay valid after :meth:`close`.
+
+    Args:
+        path: a TIFF file or a folder of TIFF files.
+        memmap: memory-map files whose image data are contiguous and uncompressed (default); with
+            ``False`` every request reads only the TIFF pages it needs.
+
+    Attributes:
+        path: the file or folder that was opened.
+        files: the TIFF files, in the order their frames are numbered.
+        n_frames: number of frames ``T``.
+        frame_shape: ``(H, W)``.
+        dtype: pixel type (native byte order).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, memmap: bool = True):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError("file or folder not found", source=self.path)
+        if self.path.is_dir():
+            files = sorted(
+                (p for p in self.path.iterdir()
+                 if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith(".")),
+                key=lambda p: _natural_key(p.name),
+            )
+            if not files:
+                raise InputError(
+                    f"folder holds no TIFF files (looked for {', '.join(TIFF_SUFFIXES)})", source=self.path
+                )
+        else:
+            files = [self.path]
+        self.files: list[Path] = files
+        self._sources: list[_TiffSource] = []
+        try:
+            for f in files:
+                src = _TiffSource(f, memmap=memmap, in_folder=self.path.is_dir())
+                self._sources.append(src)
+                first = self._sources[0]
+                if src.frame_shape != first.frame_shape or src.dtype != first.dtype:
+                    raise InputError(
+                        f"frames are {src.frame_shape[0]}x{src.frame_shape[1]} {src.dtype}, but "
+                        f"{first.path.name} has {first.frame_shape[0]}x{first.frame_shape[1]} {first.dtype}; "
+                        "all files of a movie folder must share frame shape and pixel type",
+                        source=f,
+                    )
+        except BaseException:
+            self.close()
+            raise
+        self.frame_shape: tuple[int, int] = self._sources[0].frame_shape
+        self.dtype: np.dtype = self._sources[0].dtype
+        self._starts = np.cumsum([0] + [s.n_frames for s in self._sources])
+        self.n_frames: int = int(self._starts[-1])
+
+    # --- access -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((max(stop - start, 0), *self.frame_shape), dtype=self.dtype)
+        if stop <= start:
+            return out
+        first = int(np.searchsorted(self._starts, start, side="right")) - 1
+        pos = 0
+        for k in range(first, len(self._sources)):
+            s0 = int(self._starts[k])
+            if s0 >= stop:
+                break
+            a, b = max(start, s0) - s0, min(stop, int(self._starts[k + 1])) - s0
+            out[pos : pos + b - a] = self._sources[k].read(a, b)
+            pos += b - a
+        return out
+
+    def __getitem__(self, key: int | slice) -> np.ndarray:
+        if not self._sources:
+            raise ValueError(f"{self.path}: movie is closed")
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.n_frames)
+            if step != 1:
+                raise InputError(f"frame slices must have step 1, got step {key.step}", source=self.path)
+            return self._read(start, max(start, stop))
+        if isinstance(key, (int, np.integer)):
+            i = int(key)
+            if i < 0:
+                i += self.n_frames
+            if not 0 <= i < self.n_frames:
+                raise IndexError(f"frame {int(key)} out of range for a movie of {self.n_frames} frames")
+            return self._read(i, i + 1)[0]
+        raise TypeError(f"movie indices must be int or slice, not {type(key).__name__}")
+
+    def iter_chunks(self, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start_frame, frames)`` for consecutive chunks of at most ``chunk_frames`` frames."""
+        if int(chunk_frames) < 1:
+            raise InputError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        for start in range(0, self.n_frames, int(chunk_frames)):
+            yield start, self._read(start, min(start + int(chunk_frames), self.n_frames))
+
+    # --- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release file handles and memory maps (idempotent)."""
+        for s in self._sources:
+            s.close()
+        self._sources = []
+
+    def __enter__(self) -> MovieReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"MovieReader({str(self.path)!r}, n_frames={self.n_frames}, frame_shape={self.frame_shape}, "
+            f"dtype={self.dtype}, files={len(self.files)})"
+        )
+
+
+def open_movie(path: str | os.PathLike) -> MovieReader:
+    """Open a TIFF movie (file or folder of files) for streaming; see :class:`MovieReader`.
+
+    Args:
+        path: a TIFF/BigTIFF/OME-TIFF file, or a folder of TIFF files (natural sort order).
+
+    Raises:
+        InputError: missing path, empty folder, unreadable or non-TIFF file, unsupported shape or
+            pixel type, or files of a folder that differ in frame shape or pixel type.
+    """
+    return MovieReader(path)
+
+
+def read_movie(path: str | os.PathLike) -> np.ndarray:
+    """Read a whole TIFF movie into memory as ``(T, H, W)``; a single image gives ``(1, H, W)``.
+
+    Args:
+        path: a TIFF/BigTIFF/OME-TIFF file (or a folder of TIFF files, as :func:`open_movie`).
+
+    Returns:
+        array of shape ``(T, H, W)`` in the file's pixel type (native byte order).
+
+    Raises:
+        InputError: see :func:`open_movie`.
+    """
+    with MovieReader(path) as movie:
+        return movie[:]
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _as_frames(frames: Any, *, source: str | os.PathLike) -> np.ndarray:
+    arr = np.asarray(frames)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise InputError(f"frames must have shape (T, H, W) or (H, W), got {arr.shape}", source=source)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"frames must be numeric, got dtype {arr.dtype}", source=source)
+    return arr
+
+
+def _convert(arr: np.ndarray, dtype: np.dtype, *, source: str | os.PathLike) -> np.ndarray:
+    """``arr`` as ``dtype``; integers must fit (after rounding to nearest), never wrap."""
+    if dtype.kind == "f":
+        return np.asarray(arr, dtype=dtype)
+    if arr.size == 0:
+        return arr.astype(dtype)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"frames contain NaN or inf, which {dtype} cannot hold", source=source)
+        arr = np.rint(arr)
+    lo, hi = arr.min(), arr.max()
+    info = np.iinfo(dtype)
+    if lo < info.min or hi > info.max:
+        raise InputError(
+            f"frame values span [{lo}, {hi}], outside the range [{info.min}, {info.max}] of {dtype}; "
+            "choose a wider dtype (or float32) instead of wrapping",
+            source=source,
+        )
+    return arr.astype(dtype)
+
+
+def _target_dtype(dtype: Any, *, source: str | os.PathLike) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"unknown dtype {dtype!r}; allowed are {_ALLOWED_DTYPES_TEXT}", source=source) from None
+    return _check_dtype(dt, source=source)
+
+
+_WRITE_KW: dict[str, Any] = {"photometric": "minisblack"}
+
+
+def write_movie(path: str | os.PathLike, frames: Any, *, dtype: Any = np.uint16) -> None:
+    """Write frames ``(T, H, W)`` (or one ``(H, W)`` image) to a TIFF file, atomically.
+
+    Args:
+        path: target file (``.tif``/``.tiff``); its folder is created if missing.
+        frames: array-like of shape ``(T, H, W)`` or ``(H, W)``.
+        dtype: pixel type of the file. For an integer dtype float values are rounded to the nearest
+            integer and must fit the dtype's range; NaN/inf are refused.
+
+    The file is BigTIFF when the pixel data exceed 2 GiB, classic TIFF otherwise.
+
+    Raises:
+        InputError: wrong rank, unsupported dtype, or values that do not fit ``dtype``.
+    """
+    target = _target_dtype(dtype, source=path)
+    data = _convert(_as_frames(frames, source=path), target, source=path)
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(
+            tmp,
+            data,
+            bigtiff=data.nbytes > BIGTIFF_THRESHOLD_BYTES,
+            metadata={"axes": "TYX"},
+            **_WRITE_KW,
+        )
+
+
+class MovieWriter:
+    """Append frames to a TIFF movie chunk by chunk; the file appears only on a clean close.
+
+    Args:
+        path: target file; written to a temporary file next to it and renamed into place when the
+            writer is closed without an exception.
+        dtype: pixel type (as :func:`write_movie`: integers must fit, never wrap).
+        bigtiff: ``True``/``False`` to force the format; ``None`` (default) writes classic TIFF and
+            switches to BigTIFF (copying what was written) once the data pass 2 GiB.
+
+    All frames must share one shape. The result is one image series ``(T, H, W)`` stored
+    contiguously, so :func:`open_movie` can memory-map it. Leaving the ``with`` block through an
+    exception (or calling :meth:`abort`) discards the temporary file and leaves ``path`` untouched.
+    Outside a ``with`` block, end with :meth:`close` (or :meth:`abort`); a writer that is never
+    closed leaves its hidden temporary file behind.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with MovieWriter(d / "long.tif", dtype=np.uint16) as w:
+        ...     for k in range(3):
+        ...         w.write(np.full((2, 8, 8), k))
+        >>> read_movie(d / "long.tif").shape
+        (6, 8, 8)
+    """
+
+    def __init__(self, path: str | os.PathLike, *, dtype: Any = np.uint16, bigtiff: bool | None = None):
+        self.path = Path(path)
+        self.dtype = _target_dtype(dtype, source=self.path)
+        self._auto_bigtiff = bigtiff is None
+        self._bigtiff = bool(bigtiff)
+        self._ctx = atomic_path(self.path)
+        self._tmp: Path = self._ctx.__enter__()
+        self._file: Path = self._tmp  # the file being written (a second temp file after a BigTIFF switch)
+        self._tw: tifffile.TiffWriter | None = None
+        self.n_frames = 0
+        self.frame_shape: tuple[int, int] | None = None
+        self._closed = False
+
+    def _put(self, data: np.ndarray) -> None:
+        assert self._tw is not None
+        for frame in data:  # 2-D pages written contiguously form one (T, H, W) series
+            self._tw.write(frame, contiguous=True, **_WRITE_KW)
+
+    def write(self, frames: Any) -> None:
+        """Append frames ``(T, H, W)`` or one frame ``(H, W)``."""
+        if self._closed:
+            raise ValueError(f"{self.path}: movie writer is closed")
+        data = _convert(_as_frames(frames, source=self.path), self.dtype, source=self.path)
+        if self.frame_shape is None:
+            self.frame_shape = (int(data.shape[1]), int(data.shape[2]))
+        elif data.shape[1:] != self.frame_shape:
+            raise InputError(
+                f"frames of shape {data.shape[1:]} do not match the movie's {self.frame_shape}", source=self.path
+            )
+        total = (self.n_frames + len(data)) * self.frame_shape[0] * self.frame_shape[1] * self.dtype.itemsize
+        too_big = self._auto_bigtiff and not self._bigtiff and total > BIGTIFF_THRESHOLD_BYTES
+        if self._tw is None:
+            self._bigtiff = self._bigtiff or too_big
+            self._tw = tifffile.TiffWriter(self._file, bigtiff=self._bigtiff)
+        elif too_big:
+            self._switch_to_bigtiff()
+        self._put(data)
+        self.n_frames += len(data)
+
+    def _switch_to_bigtiff(self) -> None:
+        """Copy what was written into a new BigTIFF temp file and go on writing there."""
+        assert self._tw is not None
+        self._tw.close()
+        self._tw = None
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".big.tmp.tif", dir=self._tmp.parent)
+        os.close(fd)
+        self._file = Path(name)
+        self._bigtiff = True
+        self._tw = tifffile.TiffWriter(self._file, bigtiff=True)
+        if self.n_frames:
+            with MovieReader(self._tmp) as old:
+                for _, chunk in old.iter_chunks(256):
+                    self._put(chunk)
+
+    def close(self) -> None:
+        """Finish the file and rename it into place (idempotent)."""
+        self._finish(None)
+
+    def abort(self) -> None:
+        """Discard everything written; ``path`` is left untouched (idempotent)."""
+        self._finish(_Aborted())
+
+    def _finish(self, exc: BaseException | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        error = exc
+        if self._tw is not None:
+            try:
+                self._tw.close()
+            except BaseException as close_err:  # pragma: no cover - disk full and the like
+                error = error or close_err
+        if error is None and self.n_frames == 0:
+            error = InputError("no frames were written; a TIFF movie needs at least one frame", source=self.path)
+        if error is None:
+            if self._file != self._tmp:
+                os.replace(self._file, self._tmp)
+            self._ctx.__exit__(None, None, None)  # rename into place
+            return
+        if self._file != self._tmp:
+            with contextlib.suppress(FileNotFoundError):
+                self._file.unlink()
+        with contextlib.suppress(BaseException):  # removes the temporary file
+            self._ctx.__exit__(type(error), error, error.__traceback__)
+        if exc is None:
+            raise error
+
+    def __enter__(self) -> MovieWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._finish(exc)
+
+
+class _Aborted(Exception):
+    """Marker passed through the atomic-write context when a writer is aborted."""
