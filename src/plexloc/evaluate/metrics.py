@@ -1,0 +1,325 @@
+"""Detection and localization scores of the SMLM Challenge 2016 (Sage et al. 2019).
+
+Definitions follow ``shared/conventions.md`` (Evaluation): Jaccard index, recall and precision in
+percent; RMSEs and biases in nm over matched pairs; efficiencies with the challenge's weights
+(lateral 1 nm⁻¹, axial 0.5 nm⁻¹); colour accuracy and rejection; the gridding artefact.
+
+Undefined scores are ``None``, never NaN: RMSEs, biases, efficiencies and colour scores without
+any matched pair, recall without ground truth, precision without predictions, and the axial
+scores (``rmse_ax, rmse_vol, eff_ax, eff_3d, bias_z``) in 2D. The Jaccard index is 0 whenever
+nothing matched (also when both tables are empty).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.evaluate.matching import Matching, match
+from plexloc.table import LocTable
+
+__all__ = ["Metrics", "evaluate", "evaluate_matching", "gridding_deviation"]
+
+#: Keys that :meth:`Metrics.to_dict` always writes (``None`` where not applicable).
+CORE_KEYS: tuple[str, ...] = (
+    "jaccard",
+    "recall",
+    "precision",
+    "tp",
+    "fp",
+    "fn",
+    "rmse_lat",
+    "rmse_ax",
+    "rmse_vol",
+    "eff_lat",
+    "eff_ax",
+    "eff_3d",
+)
+COLOR_KEYS: tuple[str, ...] = ("color_accuracy", "color_rejection")
+GRIDDING_KEYS: tuple[str, ...] = ("gridding_dev_x", "gridding_dev_y")
+
+#: Efficiency weights of the SMLM Challenge 2016 (per nm): lateral 1, axial 0.5.
+EFF_WEIGHT_LAT = 1.0
+EFF_WEIGHT_AX = 0.5
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Scores of one prediction table against ground truth. Percentages are 0..100, distances nm.
+
+    ``color_accuracy``/``color_rejection`` are only evaluated when both tables have a ``color``
+    column (``has_color``); ``gridding_dev_x``/``gridding_dev_y`` only when a pixel size was given.
+    """
+
+    dim: int
+    n_truth: int
+    n_pred: int
+    tp: int
+    fp: int
+    fn: int
+    jaccard: float
+    recall: float | None
+    precision: float | None
+    rmse_lat: float | None
+    rmse_ax: float | None
+    rmse_vol: float | None
+    eff_lat: float | None
+    eff_ax: float | None
+    eff_3d: float | None
+    bias_x: float | None
+    bias_y: float | None
+    bias_z: float | None
+    has_color: bool = False
+    color_accuracy: float | None = None
+    color_rejection: float | None = None
+    px_size_nm: float | None = None
+    gridding_dev_x: float | None = None
+    gridding_dev_y: float | None = None
+    max_lat_nm: float | None = None
+    max_ax_nm: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (plain ints, floats and ``None``; never NaN).
+
+        Always has :data:`CORE_KEYS`; the colour keys only when colours were evaluated, the
+        gridding keys only when a pixel size was given.
+        """
+        raw = asdict(self)
+        out: dict[str, Any] = {k: raw[k] for k in CORE_KEYS}
+        if self.has_color:
+            out.update({k: raw[k] for k in COLOR_KEYS})
+        out.update(bias_x=self.bias_x, bias_y=self.bias_y, bias_z=self.bias_z)
+        if self.px_size_nm is not None:
+            out.update({k: raw[k] for k in GRIDDING_KEYS})
+            out["px_size_nm"] = self.px_size_nm
+        out.update(
+            n_truth=self.n_truth,
+            n_pred=self.n_pred,
+            dim=self.dim,
+            max_lat_nm=self.max_lat_nm,
+            max_ax_nm=self.max_ax_nm,
+        )
+        return {k: _plain(v) for k, v in out.items()}
+
+    def format_table(self) -> str:
+        """A readable, aligned text table with units.
+
+        >>> t = LocTable({"frame": [0], "x_nm": [0.0], "y_nm": [0.0], "z_nm": [0.0], "photons": [1.0]})
+        >>> print(evaluate(t, t, dim=2).format_table())
+        metric      value  unit
+        -----------------------
+        dim             2
+        n_truth         1
+        n_pred          1
+        tp              1
+        fp              0
+        fn              0
+        jaccard    100.00  %
+        recall     100.00  %
+        precision  100.00  %
+        rmse_lat     0.00  nm
+        eff_lat    100.00  %
+        bias_x       0.00  nm
+        bias_y       0.00  nm
+        """
+        rows: list[tuple[str, str, str]] = []
+        for key in ("dim", "n_truth", "n_pred", "tp", "fp", "fn"):
+            rows.append((key, str(getattr(self, key)), ""))
+        pct = ["jaccard", "recall", "precision"]
+        nm = ["rmse_lat", "rmse_ax", "rmse_vol"]
+        eff = ["eff_lat", "eff_ax", "eff_3d"]
+        bias = ["bias_x", "bias_y", "bias_z"]
+        if self.dim == 2:  # the axial scores do not exist in 2D
+            nm, eff, bias = nm[:1], eff[:1], bias[:2]
+        for key in pct:
+            rows.append((key, _fmt(getattr(self, key)), "%"))
+        for key in nm:
+            rows.append((key, _fmt(getattr(self, key)), "nm"))
+        for key in eff:
+            rows.append((key, _fmt(getattr(self, key)), "%"))
+        for key in bias:
+            rows.append((key, _fmt(getattr(self, key)), "nm"))
+        if self.has_color:
+            rows += [(k, _fmt(getattr(self, k)), "%") for k in COLOR_KEYS]
+        if self.px_size_nm is not None:
+            rows += [(k, _fmt(getattr(self, k)), "rel.") for k in GRIDDING_KEYS]
+        w_key = max(len("metric"), *(len(r[0]) for r in rows))
+        w_val = max(len("value"), *(len(r[1]) for r in rows))
+        lines = [f"{'metric':<{w_key}}  {'value':>{w_val}}  unit", "-" * (w_key + w_val + 8)]
+        lines += [f"{k:<{w_key}}  {v:>{w_val}}  {u}".rstrip() for k, v, u in rows]
+        return "\n".join(lines)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    return v
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def _pct(num: int, den: int) -> float | None:
+    return None if den == 0 else 100.0 * num / den
+
+
+def gridding_deviation(positions_nm: np.ndarray, px_size_nm: float, *, bins: int = 10) -> float | None:
+    """Largest relative deviation from uniform of the histogram of ``positions_nm mod px_size_nm``.
+
+    ``max |count / expected - 1|`` over ``bins`` equal bins of one pixel; 0 for perfectly uniform
+    sub-pixel positions, ``bins - 1`` when all positions fall into one bin. ``None`` without positions.
+
+    >>> gridding_deviation(np.arange(10) * 10.0 + 5.0, 100.0)
+    0.0
+    >>> gridding_deviation(np.full(50, 150.0), 100.0)
+    9.0
+    """
+    positions_nm = np.asarray(positions_nm, dtype=np.float64)
+    if positions_nm.size == 0:
+        return None
+    frac = np.mod(positions_nm, px_size_nm) / px_size_nm
+    idx = np.clip(np.floor(frac * bins).astype(np.int64), 0, bins - 1)
+    counts = np.bincount(idx, minlength=bins)
+    expected = positions_nm.size / bins
+    return float(np.max(np.abs(counts / expected - 1.0)))
+
+
+def _check_px(px_size_nm: float | None) -> None:
+    if px_size_nm is None:
+        return
+    if isinstance(px_size_nm, bool) or not isinstance(px_size_nm, (int, float, np.integer, np.floating)):
+        raise InputError(f"px_size_nm must be a number of nm, got {px_size_nm!r}")
+    if not (math.isfinite(px_size_nm) and px_size_nm > 0):
+        raise InputError(f"px_size_nm must be a finite number > 0 nm, got {px_size_nm!r}")
+
+
+def evaluate_matching(
+    truth: LocTable,
+    pred: LocTable,
+    matching: Matching,
+    *,
+    dim: int | None = None,
+    px_size_nm: float | None = None,
+) -> Metrics:
+    """Scores from a matching already made by :func:`~plexloc.evaluate.matching.match`.
+
+    Args:
+        truth, pred: the tables ``matching`` was made from.
+        matching: the pairs.
+        dim: 2 or 3; defaults to ``matching.dim``. With 2, the axial scores are ``None``.
+        px_size_nm: camera pixel size (nm) for the gridding artefact; ``None`` skips it.
+    """
+    dim = matching.dim if dim is None else dim
+    if isinstance(dim, bool) or dim not in (2, 3):
+        raise InputError(f"dim must be 2 or 3, got {dim!r}")
+    _check_px(px_size_nm)
+    n_truth, n_pred = len(truth), len(pred)
+    tp, fp, fn = matching.n_tp, matching.n_fp, matching.n_fn
+    if tp + fn != n_truth or tp + fp != n_pred:
+        raise InputError(
+            f"matching (tp={tp}, fp={fp}, fn={fn}) does not fit tables of {n_truth} truth and "
+            f"{n_pred} predicted rows"
+        )
+
+    jaccard = 100.0 * tp / (tp + fp + fn) if tp else 0.0
+    recall = _pct(tp, n_truth)
+    precision = _pct(tp, n_pred)
+
+    rmse_lat = rmse_ax = rmse_vol = eff_lat = eff_ax = eff_3d = None
+    bias_x = bias_y = bias_z = None
+    if tp:
+        dx, dy, dz = matching.dx, matching.dy, matching.dz
+        lat2 = float(np.mean(dx * dx + dy * dy))
+        rmse_lat = math.sqrt(lat2)
+        eff_lat = 100.0 - math.hypot(100.0 - jaccard, EFF_WEIGHT_LAT * rmse_lat)
+        bias_x, bias_y = float(np.mean(dx)), float(np.mean(dy))
+        if dim == 3:
+            ax2 = float(np.mean(dz * dz))
+            rmse_ax = math.sqrt(ax2)
+            rmse_vol = math.sqrt(lat2 + ax2)
+            eff_ax = 100.0 - math.hypot(100.0 - jaccard, EFF_WEIGHT_AX * rmse_ax)
+            eff_3d = 0.5 * (eff_lat + eff_ax)
+            bias_z = float(np.mean(dz))
+
+    has_color = "color" in truth and "color" in pred
+    color_accuracy = color_rejection = None
+    if has_color and tp:
+        c_true = truth["color"][matching.tp_truth]
+        c_pred = pred["color"][matching.tp_pred]
+        rejected = c_pred == -1
+        color_accuracy = 100.0 * np.count_nonzero((c_pred == c_true) & ~rejected) / tp
+        color_rejection = 100.0 * np.count_nonzero(rejected) / tp
+
+    grid_x = grid_y = None
+    if px_size_nm is not None:
+        grid_x = gridding_deviation(pred["x_nm"][matching.tp_pred], float(px_size_nm))
+        grid_y = gridding_deviation(pred["y_nm"][matching.tp_pred], float(px_size_nm))
+
+    return Metrics(
+        dim=int(dim),
+        n_truth=n_truth,
+        n_pred=n_pred,
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        jaccard=jaccard,
+        recall=recall,
+        precision=precision,
+        rmse_lat=rmse_lat,
+        rmse_ax=rmse_ax,
+        rmse_vol=rmse_vol,
+        eff_lat=eff_lat,
+        eff_ax=eff_ax,
+        eff_3d=eff_3d,
+        bias_x=bias_x,
+        bias_y=bias_y,
+        bias_z=bias_z,
+        has_color=has_color,
+        color_accuracy=None if color_accuracy is None else float(color_accuracy),
+        color_rejection=None if color_rejection is None else float(color_rejection),
+        px_size_nm=None if px_size_nm is None else float(px_size_nm),
+        gridding_dev_x=grid_x,
+        gridding_dev_y=grid_y,
+        max_lat_nm=matching.max_lat_nm,
+        max_ax_nm=matching.max_ax_nm if dim == 3 else None,
+    )
+
+
+def evaluate(
+    truth: LocTable,
+    pred: LocTable,
+    *,
+    dim: int = 3,
+    max_lat_nm: float = 250.0,
+    max_ax_nm: float = 500.0,
+    px_size_nm: float | None = None,
+) -> Metrics:
+    """Match ``pred`` to ``truth`` frame by frame and score it (SMLM Challenge 2016).
+
+    Args:
+        truth: ground-truth emitters.
+        pred: predicted localizations.
+        dim: 3 (lateral and axial) or 2 (``z_nm`` ignored; axial scores ``None``).
+        max_lat_nm, max_ax_nm: matching thresholds (inclusive), see :func:`match`.
+        px_size_nm: camera pixel size (nm) for the gridding artefact; ``None`` skips it.
+
+    Example:
+        >>> t = LocTable({"frame": [0, 1], "x_nm": [100.0, 300.0], "y_nm": [100.0, 100.0],
+        ...               "z_nm": [0.0, 0.0], "photons": [1e3, 1e3]})
+        >>> p = t.with_columns(x_nm=t["x_nm"] + 10.0)
+        >>> m = evaluate(t, p)
+        >>> m.jaccard, m.rmse_lat, m.eff_lat, m.rmse_ax
+        (100.0, 10.0, 90.0, 0.0)
+    """
+    _check_px(px_size_nm)
+    matching = match(truth, pred, dim=dim, max_lat_nm=max_lat_nm, max_ax_nm=max_ax_nm)
+    return evaluate_matching(truth, pred, matching, dim=dim, px_size_nm=px_size_nm)
