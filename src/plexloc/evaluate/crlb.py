@@ -14,9 +14,11 @@ the diagonal of ``I^-1``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
+import torch.autograd.forward_ad as fwad
 from torch import Tensor
 
 from plexloc.camera import SCMOS, Camera
@@ -88,7 +90,10 @@ def fisher_information(
         for col in param_cols:
             tangent = torch.zeros_like(theta)
             tangent[:, col] = 1.0
-            _, d = torch.func.jvp(model, (theta,), (tangent,))
+            with warnings.catch_warnings(), fwad.dual_level():
+                # torch's first forward-AD use scripts internal decompositions and warns about torch.jit
+                warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+                d = fwad.unpack_dual(model(fwad.make_dual(theta, tangent))).tangent
             grads.append(d.reshape(n, -1))
         g = torch.stack(grads, dim=1)  # (N, P, pixels)
         var = cam.noise_variance_photons(mu).reshape(n, -1).clamp_min(1e-12)

@@ -55,6 +55,8 @@ def coefficients_from_volume(volume: np.ndarray) -> np.ndarray:
     vol = np.asarray(volume, dtype=np.float64)
     if vol.ndim != 3 or min(vol.shape) < 4:
         raise InputError(f"PSF volume must be 3-D with >= 4 samples per axis, got shape {vol.shape}")
+    if not np.all(np.isfinite(vol)):
+        raise InputError(f"PSF volume contains {int((~np.isfinite(vol)).sum())} NaN or inf value(s)")
     nz, ny, nx = vol.shape
     # x: c[m, kx, z, y] multiplies t^(3-m)
     cx = CubicSpline(np.arange(nx), vol, axis=2).c  # (4, nx-1, nz, ny)
@@ -95,7 +97,7 @@ class SplinePSF(PSF):
         roi_px: int | None = None,
         normalize: bool = True,
     ):
-        coeff = torch.as_tensor(np.asarray(coeff) if not isinstance(coeff, Tensor) else coeff, dtype=torch.float32)
+        coeff = torch.as_tensor(np.array(coeff) if not isinstance(coeff, Tensor) else coeff, dtype=torch.float32)
         if coeff.ndim != 4 or coeff.shape[-1] != 64:
             raise InputError(f"spline coefficients must have shape (n_z, n_y, n_x, 64), got {tuple(coeff.shape)}")
         if not bool(torch.isfinite(coeff).all()):

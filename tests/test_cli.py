@@ -1,0 +1,156 @@
+"""The CLI contract: simulate, detect, crlb, demo; bad input -> one line, exit code 2, no partial files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+from plexloc.cli.main import main
+from plexloc.io.tables import read_table
+from plexloc.io.tiff import read_movie
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def small_config(tmp_path: Path, name: str = "2d_gaussian.yaml", **overrides) -> Path:
+    data = yaml.safe_load((EXAMPLES / name).read_text())
+    data["frame_size"] = [24, 20]
+    data.update(overrides)
+    path = tmp_path / f"small_{name}"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_simulate_writes_movie_truth_and_config(tmp_path):
+    cfg = small_config(tmp_path)
+    out = tmp_path / "sim"
+    assert main(["simulate", str(cfg), "--frames", "30", "--out", str(out), "--seed", "3", "--device", "cpu",
+                 "--chunk", "7"]) == 0
+    movie = read_movie(out / "movie.tif")
+    assert movie.shape == (30, 24, 20) and movie.dtype == np.uint16
+    truth = read_table(out / "truth.csv")
+    assert set(truth["frame"]) <= set(range(30)) and len(truth) > 0
+    assert truth.columns[:5] == ["frame", "x_nm", "y_nm", "z_nm", "photons"]
+    assert (truth["x_nm"] >= 0).all() and (truth["x_nm"] <= 2000).all() and (truth["y_nm"] <= 2400).all()
+    assert (out / "config.yaml").exists()
+    # same seed -> same movie; the chunk size does not change the truth
+    out2 = tmp_path / "sim2"
+    assert main(["simulate", str(cfg), "--frames", "30", "--out", str(out2), "--seed", "3", "--device", "cpu"]) == 0
+    assert read_table(out2 / "truth.csv") == truth
+
+
+def test_simulate_density_override_changes_emitter_count(tmp_path):
+    cfg = small_config(tmp_path)
+    counts = []
+    for d in ("0.5", "4"):
+        out = tmp_path / f"d{d}"
+        assert main(["simulate", str(cfg), "--frames", "200", "--out", str(out), "--density", d, "--device", "cpu"]) == 0
+        counts.append(len(read_table(out / "truth.csv")) / 200)
+    area = 2.4 * 2.0
+    assert counts[0] == pytest.approx(0.5 * area, rel=0.2)
+    assert counts[1] == pytest.approx(4 * area, rel=0.1)
+
+
+def test_simulate_multichannel_names(tmp_path):
+    cfg = small_config(tmp_path, "dual_color.yaml")
+    out = tmp_path / "dc"
+    assert main(["simulate", str(cfg), "--frames", "5", "--out", str(out), "--device", "cpu"]) == 0
+    assert (out / "movie_ch0.tif").exists() and (out / "movie_ch1.tif").exists() and not (out / "movie.tif").exists()
+    truth = read_table(out / "truth.csv")
+    assert {"color", "photons_ch0", "photons_ch1"} <= set(truth.columns)
+
+
+def test_crlb_json_keys_and_values(tmp_path):
+    out = tmp_path / "c.json"
+    assert main(["crlb", str(EXAMPLES / "3d_astigmatic.yaml"), "--photons", "2000", "--bg", "50", "--z", "0",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    for key in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "crlb_photons"):
+        assert math.isfinite(data[key]) and data[key] > 0
+    # symmetric astigmatism (c = -250, +250): x and y bounds are equal in focus
+    assert data["crlb_x_nm"] == pytest.approx(data["crlb_y_nm"], rel=1e-6)
+    out2d = tmp_path / "c2.json"
+    assert main(["crlb", str(EXAMPLES / "2d_gaussian.yaml"), "--photons", "2000", "--bg", "50", "--json", str(out2d)]) == 0
+    assert json.loads(out2d.read_text())["crlb_z_nm"] is None  # a 2D PSF has no z bound
+
+
+def test_detect_then_evaluate_finds_bright_emitters(tmp_path):
+    cfg = small_config(tmp_path, emitters={"density_per_um2": 0.3, "photons_range": [3000.0, 6000.0],
+                                           "on_time_frames": 1.0, "z_range_nm": [0.0, 0.0]})
+    out = tmp_path / "s"
+    assert main(["simulate", str(cfg), "--frames", "60", "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["detect", str(out / "movie.tif"), "--config", str(cfg), "--out", str(out / "locs.csv"),
+                 "--device", "cpu", "--chunk", "16"]) == 0
+    js = tmp_path / "m.json"
+    assert main(["evaluate", str(out / "truth.csv"), str(out / "locs.csv"), "--dim", "2", "--json", str(js)]) == 0
+    m = json.loads(js.read_text())
+    assert m["precision"] > 80 and m["rmse_lat"] < 60
+
+
+@pytest.mark.parametrize(
+    "argv_tail, expect",
+    [
+        (["--frames", "0"], "--frames"),
+        (["--frames", "3", "--density", "-1"], "--density"),
+    ],
+)
+def test_simulate_bad_arguments(tmp_path, capsys, argv_tail, expect):
+    rc = main(["simulate", str(small_config(tmp_path)), "--out", str(tmp_path / "o"), *argv_tail])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0]
+
+
+def test_bad_config_field_names_file_and_field(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("psf: {kind: gaussian, sigma_nm: -3}\ncamera: {kind: emccd}\n")
+    rc = main(["simulate", str(bad), "--frames", "2", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.yaml" in err and "sigma_nm" in err and "-3" in err
+    assert not (tmp_path / "o" / "movie.tif").exists()
+
+
+def test_detect_not_a_tiff_exit_2_and_no_output(tmp_path, capsys):
+    fake = tmp_path / "movie.tif"
+    fake.write_bytes(b"this is not a tiff")
+    out = tmp_path / "locs.csv"
+    rc = main(["detect", str(fake), "--config", str(EXAMPLES / "2d_gaussian.yaml"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "movie.tif" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == [fake]
+
+
+def test_detect_wrong_rank_tiff(tmp_path, capsys):
+    path = tmp_path / "rgb.tif"
+    tifffile.imwrite(path, np.zeros((2, 3, 8, 8), dtype=np.uint16))
+    rc = main(["detect", str(path), "--config", str(EXAMPLES / "2d_gaussian.yaml"), "--out", str(tmp_path / "l.csv")])
+    assert rc == 2 and "rgb.tif" in capsys.readouterr().err
+
+
+def test_crlb_bad_values(tmp_path, capsys):
+    assert main(["crlb", str(EXAMPLES / "2d_gaussian.yaml"), "--photons", "0", "--bg", "1"]) == 2
+    assert "--photons" in capsys.readouterr().err
+
+
+def test_cuda_request_without_cuda_is_clear(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    rc = main(["simulate", str(small_config(tmp_path)), "--frames", "2", "--out", str(tmp_path / "o"), "--device", "cuda"])
+    assert rc == 2 and "no CUDA device" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--frames", "40", "--device", "cpu"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["jaccard"] > 30 and metrics["tp"] > 0
+    assert "jaccard" in capsys.readouterr().out
