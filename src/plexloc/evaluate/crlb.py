@@ -14,6 +14,7 @@ the diagonal of ``I^-1``.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 
@@ -77,7 +78,7 @@ def fisher_information(
     info = torch.zeros(n, len(names), len(names), dtype=dtype)
 
     for (psf, camera), t, dz, frac in zip(channels, transforms, z_offsets, fractions):
-        psf = psf.double()
+        psf = copy.deepcopy(psf).double()  # never touch the caller's module
         cam = _scalar_camera(camera)
 
         def model(th: Tensor, psf=psf, t=t, dz=dz, frac=frac) -> Tensor:
@@ -85,20 +86,27 @@ def fisher_information(
             patch, _, _ = psf.patches(x, y, th[:, 2] - dz, th[:, 3] * frac)
             return patch + th[:, 4, None, None]
 
-        mu = model(theta)
+        device = next(iter(psf.buffers()), torch.empty(0)).device
+        cam = copy.deepcopy(cam).to(device)
+        theta_d = theta.to(device)
+        mu = model(theta_d)
         grads = []
         for col in param_cols:
-            tangent = torch.zeros_like(theta)
+            tangent = torch.zeros_like(theta_d)
             tangent[:, col] = 1.0
             with warnings.catch_warnings(), fwad.dual_level():
                 # torch's first forward-AD use scripts internal decompositions and warns about torch.jit
                 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
-                d = fwad.unpack_dual(model(fwad.make_dual(theta, tangent))).tangent
+                d = fwad.unpack_dual(model(fwad.make_dual(theta_d, tangent))).tangent
             grads.append(d.reshape(n, -1))
         g = torch.stack(grads, dim=1)  # (N, P, pixels)
-        var = cam.noise_variance_photons(mu).reshape(n, -1).clamp_min(1e-12)
-        info = info + torch.einsum("npk,nqk->npq", g / var[:, None, :], g)
-        psf.float()
+        mu_flat = mu.reshape(n, -1)
+        var = cam.noise_variance_photons(mu).reshape(n, -1)
+        # pixels with (numerically) no expected signal carry no information: a spline's tails can be
+        # exactly 0 or ring slightly negative while its derivative is not 0
+        used = (mu_flat > 1e-9 * mu_flat.amax(dim=1, keepdim=True)) & (var > 0)
+        weight = torch.where(used, 1.0 / torch.where(used, var, torch.ones_like(var)), torch.zeros_like(var))
+        info = info + torch.einsum("npk,nqk->npq", g * weight[:, None, :], g).cpu()
     return info, names
 
 

@@ -1,0 +1,78 @@
+"""Shared fixtures and the ``slow`` / ``gpu`` marker policy of the test suite.
+
+- ``slow`` tests run only with ``PLEXLOC_SLOW=1`` in the environment;
+- ``gpu`` tests run only where ``torch.cuda.is_available()``.
+
+Tests that run on every device take the ``device`` fixture (``cpu``, plus ``cuda`` under the ``gpu``
+marker). PSFs are built per test by ``make_psf(kind)`` (modules are mutable: ``.to``, ``.double``);
+only the spline's source volume, a read-only array, is shared across the session.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from plexloc.psf import PSFS, AstigmaticPSF, GaussianPSF, SplinePSF
+
+PX_NM = 100.0
+#: the spline's source: 41 z slices every 25 nm (z = -500 ... 500 nm) of a 27 x 27 px astigmatic patch
+SPLINE_DZ_NM = 25.0
+SPLINE_NZ = 41
+SPLINE_ROI = 27
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+def pytest_collection_modifyitems(config, items):
+    run_slow = os.environ.get("PLEXLOC_SLOW") == "1"
+    has_cuda = torch.cuda.is_available()
+    skip_slow = pytest.mark.skip(reason="slow: set PLEXLOC_SLOW=1 to run")
+    skip_gpu = pytest.mark.skip(reason="gpu: no CUDA device")
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    return request.param
+
+
+def astigmatic_volume(psf: AstigmaticPSF | None = None) -> np.ndarray:
+    """(41, 27, 27) pixel-integrated astigmatic PSF, emitter at the centre of pixel (13, 13), photons 1."""
+    psf = psf if psf is not None else AstigmaticPSF(roi_px=SPLINE_ROI)
+    centre = (SPLINE_ROI // 2 + 0.5) * PX_NM
+    z = (torch.arange(SPLINE_NZ, dtype=torch.float64) - SPLINE_NZ // 2) * SPLINE_DZ_NM
+    xy = torch.full((SPLINE_NZ,), centre, dtype=torch.float64)
+    patch, row0, col0 = psf.patches(xy, xy, z, torch.ones_like(z))
+    assert int(row0.abs().max()) == 0 and int(col0.abs().max()) == 0  # the patch is the frame's corner
+    return patch.numpy()
+
+
+@pytest.fixture(scope="session")
+def spline_volume() -> np.ndarray:
+    vol = astigmatic_volume()
+    vol.setflags(write=False)
+    return vol
+
+
+@pytest.fixture
+def make_psf(spline_volume):
+    """``make_psf(kind)``: a fresh PSF of the registry (default parameters, 100 nm pixels)."""
+
+    def make(kind: str):
+        if kind == "gaussian":
+            return GaussianPSF(sigma_nm=130.0, px_size_nm=(PX_NM, PX_NM))
+        if kind == "astigmatic":
+            return AstigmaticPSF(px_size_nm=(PX_NM, PX_NM))
+        if kind == "spline":
+            return SplinePSF.from_volume(spline_volume, dz_nm=SPLINE_DZ_NM, px_size_nm=(PX_NM, PX_NM))
+        raise KeyError(f"no PSF kind {kind!r} in the test factory; registry: {sorted(PSFS)}")
+
+    return make

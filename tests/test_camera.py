@@ -1,0 +1,252 @@
+"""Camera noise models against their statistics: one property per test over the whole registry,
+then the EMCCD's and the sCMOS's own formulas, and the gamma sampler behind the EM gain.
+
+Statistics use 10^6 samples with fixed seeds; each tolerance is several standard errors wide and
+stated next to the check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch.testing import assert_close
+
+from plexloc.camera import CAMERAS, EMCCD, SCMOS, IdealCamera, camera_from_config
+from plexloc.camera import functional as CF
+from plexloc.config import EMCCDConfig, IdealCameraConfig, SCMOSConfig
+from plexloc.errors import InputError
+
+KINDS = sorted(CAMERAS)
+
+
+def make_camera(kind: str):
+    """Registry cameras with their default (realistic) parameters."""
+    return {"emccd": EMCCD, "scmos": SCMOS, "ideal": IdealCamera}[kind]()
+
+
+def _gen(seed: int, device: str = "cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def test_factory_covers_the_registry():
+    for kind in KINDS:
+        assert isinstance(make_camera(kind), CAMERAS[kind]) and CAMERAS[kind].kind == kind
+
+
+# ------------------------------------------------------------------------------- registry-wide
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("photons", [5.0, 50.0])
+def test_photon_domain_mean_and_variance(kind, photons, device):
+    """to_photons(forward(x)) has mean x (2 %) and variance noise_variance_photons(x) (3 %) over 10^6
+    pixels: the normalisation a network sees and the variance the CRLB uses are the camera's."""
+    cam = make_camera(kind).to(device)
+    x = torch.full((1000, 1000), photons, device=device)
+    raw = cam(x, generator=_gen(10, device))
+    p = cam.to_photons(raw).double()
+    assert_close(p.mean().cpu(), torch.tensor(photons, dtype=torch.float64), rtol=0.02, atol=0.0)
+    want_var = cam.noise_variance_photons(x[:1, :1]).double().cpu()[0, 0]
+    assert_close(p.var().cpu(), want_var, rtol=0.03, atol=0.0)
+    assert_close(raw.double().mean().cpu(), cam.expected_adu(x[:1, :1]).double().cpu()[0, 0], rtol=0.02, atol=0.0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_to_photons_inverts_expected_adu(kind):
+    cam = make_camera(kind)
+    x = torch.tensor([[0.0, 0.3, 7.0], [55.5, 1e3, 2e3]], dtype=torch.float64)
+    assert_close(cam.to_photons(cam.expected_adu(x)).double(), x, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_output_is_integer_valued_and_non_negative(kind):
+    cam = make_camera(kind)
+    x = torch.empty(200, 200).uniform_(0.0, 200.0, generator=_gen(11))
+    raw = cam(x, generator=_gen(12))
+    assert raw.shape == x.shape and raw.is_floating_point()
+    assert bool((raw == torch.round(raw)).all()) and bool((raw >= 0).all())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_frames_other_seed_other_frames(kind):
+    cam = make_camera(kind)
+    x = torch.empty(64, 64).uniform_(0.0, 100.0, generator=_gen(13))
+    a, b, c = cam(x, generator=_gen(14)), cam(x, generator=_gen(14)), cam(x, generator=_gen(15))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", KINDS)
+def test_device_move(kind):
+    cam = make_camera(kind)
+    if kind == "scmos":
+        cam = SCMOS(e_per_adu=torch.full((16, 16), 0.5), baseline=torch.full((16, 16), 100.0), read_sigma=1.5)
+    cam = cam.to("cuda")
+    assert all(b.device.type == "cuda" for b in cam.buffers())
+    x = torch.full((4000, 16, 16), 20.0, device="cuda")
+    raw = cam(x, generator=_gen(16, "cuda"))
+    assert raw.device.type == "cuda"
+    p = cam.to_photons(raw).double()
+    assert_close(p.mean().cpu(), torch.tensor(20.0, dtype=torch.float64), rtol=0.02, atol=0.0)
+    assert_close(p.var().cpu(), cam.noise_variance_photons(x[0, :1, :1]).double().cpu()[0, 0], rtol=0.03, atol=0.0)
+
+
+# ----------------------------------------------------------------------------------------- EMCCD
+@pytest.mark.parametrize("photons", [5.0, 50.0])
+def test_emccd_adu_moments_match_theory(photons):
+    """mean = baseline + (qe N + c) g / e;  var = (2 (qe N + c) g^2 + r^2) / e^2 + 1/12 (quantisation);
+    the factor 2 is the excess noise of the gain register (Poisson -> gamma). At these levels the
+    frames stay far from 0 and 65535, so clipping plays no part. 10^6 pixels; 2 % is > 10 standard
+    errors of the variance."""
+    qe, c, g, e, base, r = 0.9, 0.002, 300.0, 45.0, 100.0, 74.4
+    cam = EMCCD(qe=qe, spurious_charge=c, em_gain=g, e_per_adu=e, baseline=base, read_sigma=r)
+    raw = cam(torch.full((1000, 1000), photons), generator=_gen(20)).double()
+    electrons = qe * photons + c
+    mean = base + electrons * g / e
+    var = (2 * electrons * g**2 + r**2) / e**2 + 1 / 12
+    assert_close(raw.mean(), torch.tensor(mean, dtype=torch.float64), rtol=0.02, atol=0.0)
+    assert_close(raw.var(), torch.tensor(var, dtype=torch.float64), rtol=0.02, atol=0.0)
+    # without the excess-noise factor the variance would be about half: the check can tell
+    assert float(raw.var()) > 1.5 * ((electrons * g**2 + r**2) / e**2)
+
+
+def test_emccd_output_is_clipped_to_uint16():
+    cam = EMCCD(baseline=0.0, read_sigma=74.4)
+    dark = cam(torch.zeros(300, 300), generator=_gen(21))
+    bright = cam(torch.full((50, 50), 2e4), generator=_gen(22))  # expected ~1.2e5 ADU
+    for raw in (dark, bright):
+        assert bool((raw == torch.round(raw)).all())
+        assert float(raw.min()) >= 0.0 and float(raw.max()) <= 65535.0
+    assert float(dark.min()) == 0.0  # read noise around a zero baseline goes below 0 and is clipped
+    assert float(bright.max()) == 65535.0
+
+
+def test_emccd_noise_variance_photons_formula():
+    cam = EMCCD(qe=0.8, spurious_charge=0.01, em_gain=200.0, e_per_adu=20.0, read_sigma=50.0)
+    x = torch.tensor([0.0, 10.0, 100.0], dtype=torch.float64)
+    electrons = 0.8 * x + 0.01
+    want = (2 * electrons + (50.0 / 200.0) ** 2 + (20.0 / 200.0) ** 2 / 12) / 0.8**2
+    assert_close(cam.noise_variance_photons(x), want, rtol=1e-12, atol=0.0)
+
+
+# ------------------------------------------------------------------------------------------ ideal
+def test_ideal_camera_is_poisson():
+    x = torch.full((1000, 1000), 7.3)
+    raw = IdealCamera()(x, generator=_gen(30)).double()
+    assert_close(raw.mean(), torch.tensor(7.3, dtype=torch.float64), rtol=0.01, atol=0.0)
+    assert_close(raw.var(), torch.tensor(7.3, dtype=torch.float64), rtol=0.02, atol=0.0)
+    # Poisson, not just mean = var: P(0) = exp(-7.3)
+    assert_close((raw == 0).double().mean(), torch.tensor(np.exp(-7.3), dtype=torch.float64), rtol=0.1, atol=0.0)
+
+
+# ------------------------------------------------------------------------------------------ sCMOS
+def test_scmos_per_pixel_maps():
+    """20000 frames of 8 x 8 through strongly varying per-pixel maps: each pixel's mean and variance
+    are those of its own gain, offset and read noise. Tolerances: mean 5 standard errors; variance
+    6 % (about 6 standard errors of a per-pixel variance from 20000 samples)."""
+    gen = _gen(40)
+    shape = (8, 8)
+    e_map = torch.empty(shape).uniform_(0.3, 2.0, generator=gen)
+    base_map = torch.empty(shape).uniform_(90.0, 130.0, generator=gen)
+    read_map = torch.empty(shape).uniform_(0.5, 5.0, generator=gen)
+    qe, photons = 0.75, 20.0
+    cam = SCMOS(qe=qe, spurious_charge=0.1, e_per_adu=e_map, baseline=base_map, read_sigma=read_map)
+    raw = cam(torch.full((20000, *shape), photons), generator=_gen(41)).double()
+    electrons = qe * photons + 0.1
+    mean = (electrons / e_map + base_map).double()
+    var = ((electrons + read_map**2) / e_map**2 + 1 / 12).double()
+    se = (var / raw.shape[0]).sqrt()
+    assert bool(((raw.mean(dim=0) - mean).abs() < 5 * se).all())
+    assert_close(raw.var(dim=0), var, rtol=0.06, atol=0.0)
+    # the maps are not interchangeable: a transposed map would be far off
+    assert float((raw.mean(dim=0) - mean.T).abs().max()) > 20 * float(se.max())
+    # and the photon-domain variance the CRLB uses is per pixel too
+    p = cam.to_photons(raw.float()).double()
+    assert_close(p.var(dim=0), cam.noise_variance_photons(torch.full(shape, photons)).double(), rtol=0.06, atol=0.0)
+
+
+def test_scmos_frame_shape_must_match_the_maps():
+    cam = SCMOS(e_per_adu=torch.ones(8, 8), baseline=100.0, read_sigma=1.0)
+    for call in (lambda a: cam(a, generator=_gen(42)), cam.to_photons, cam.expected_adu):
+        with pytest.raises(InputError, match=r"\(8, 9\).*\(8, 8\)"):
+            call(torch.ones(3, 8, 9))
+    assert cam(torch.ones(3, 8, 8), generator=_gen(43)).shape == (3, 8, 8)
+
+
+def test_scmos_rejects_inconsistent_maps():
+    with pytest.raises(InputError, match="same shape"):
+        SCMOS(e_per_adu=torch.ones(8, 8), baseline=torch.ones(8, 9))
+    with pytest.raises(InputError, match="e_per_adu"):
+        SCMOS(e_per_adu=torch.zeros(4, 4))
+    with pytest.raises(InputError, match="2-D"):
+        SCMOS(read_sigma=torch.ones(2, 4, 4))
+
+
+# --------------------------------------------------------------------------------- from config
+def test_camera_from_config(tmp_path):
+    emccd = camera_from_config(EMCCDConfig(em_gain=150.0, qe=0.7))
+    assert isinstance(emccd, EMCCD) and emccd.em_gain == 150.0 and emccd.qe == 0.7
+    assert isinstance(camera_from_config(IdealCameraConfig()), IdealCamera)
+    gain = np.linspace(0.4, 0.6, 30, dtype=np.float32).reshape(5, 6)
+    np.save(tmp_path / "gain.npy", gain)
+    scmos = camera_from_config(SCMOSConfig(e_per_adu=tmp_path / "gain.npy", baseline=99.0))
+    assert scmos.map_shape == (5, 6)
+    assert_close(scmos.e_per_adu, torch.from_numpy(gain))
+    assert float(scmos.baseline) == 99.0
+
+
+def test_camera_from_config_names_bad_map_files(tmp_path):
+    missing = tmp_path / "nope.npy"
+    with pytest.raises(InputError, match=r"nope\.npy.*'baseline' not found"):
+        camera_from_config(SCMOSConfig(baseline=missing))
+    (tmp_path / "map.txt").write_text("1 2 3")
+    with pytest.raises(InputError, match=r"map\.txt.*\.npy or \.tif"):
+        camera_from_config(SCMOSConfig(read_sigma=tmp_path / "map.txt"))
+    np.save(tmp_path / "flat.npy", np.ones(7))
+    with pytest.raises(InputError, match=r"flat\.npy.*2-D"):
+        camera_from_config(SCMOSConfig(e_per_adu=tmp_path / "flat.npy"))
+    bad = np.ones((4, 4))
+    bad[1, 1] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    with pytest.raises(InputError, match=r"nan\.npy.*NaN"):
+        camera_from_config(SCMOSConfig(e_per_adu=tmp_path / "nan.npy"))
+
+
+# ---------------------------------------------------------------------------------- gamma sampler
+@pytest.mark.parametrize("a", [0.3, 1.0, 7.5, 200.0])
+def test_standard_gamma_moments_and_shape(a):
+    """Gamma(a, 1): mean a and variance a within 2 % over 10^6 samples (the variance's standard error
+    is at most 0.5 % here, at a = 0.3), and the distribution itself (KS test on 10^5 samples,
+    D below the 0.1 % critical value 1.95 / sqrt(n))."""
+    s = CF.standard_gamma(torch.full((1_000_000,), a, dtype=torch.float64), generator=_gen(50))
+    assert bool((s >= 0).all()) and bool(torch.isfinite(s).all())
+    assert_close(s.mean(), torch.tensor(a, dtype=torch.float64), rtol=0.02, atol=0.0)
+    assert_close(s.var(), torch.tensor(a, dtype=torch.float64), rtol=0.02, atol=0.0)
+    d = stats.kstest(s[:100_000].numpy(), stats.gamma(a).cdf).statistic
+    assert d < 1.95 / np.sqrt(100_000)
+
+
+def test_standard_gamma_zero_shape_gives_zero_and_mixed_shapes_are_elementwise():
+    a = torch.tensor([0.0, 2.0, 0.0, 50.0] * 50_000)
+    s = CF.standard_gamma(a, generator=_gen(51))
+    assert s.dtype == torch.float32
+    assert bool((s[a == 0] == 0).all())
+    assert_close(s[a == 50.0].double().mean(), torch.tensor(50.0, dtype=torch.float64), rtol=0.01, atol=0.0)
+    assert_close(s[a == 2.0].double().mean(), torch.tensor(2.0, dtype=torch.float64), rtol=0.02, atol=0.0)
+    assert bool((CF.standard_gamma(torch.zeros(5), generator=_gen(52)) == 0).all())
+    # integer counts (what the EMCCD passes) are accepted
+    assert CF.standard_gamma(torch.tensor([0, 3, 10]), generator=_gen(53)).dtype == torch.float32
+
+
+def test_standard_gamma_is_reproducible_with_a_seed():
+    a = torch.tensor([0.3, 1.0, 7.5, 200.0]).repeat(1000)
+    s1 = CF.standard_gamma(a, generator=_gen(54))
+    s2 = CF.standard_gamma(a, generator=_gen(54))
+    s3 = CF.standard_gamma(a, generator=_gen(55))
+    assert torch.equal(s1, s2)
+    assert not torch.equal(s1, s3)
+    # and it never touches the global RNG
+    state = torch.get_rng_state()
+    CF.standard_gamma(a, generator=_gen(56))
+    assert torch.equal(torch.get_rng_state(), state)

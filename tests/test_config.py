@@ -1,0 +1,192 @@
+"""Typed configuration: bad input gives one-line InputErrors that name the field (and file) and the
+offending value; YAML round-trips; relative paths resolve against the YAML's own folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plexloc.config import (
+    AstigmaticPSFConfig,
+    EMCCDConfig,
+    SCMOSConfig,
+    SimulationConfig,
+    SplinePSFConfig,
+    load_config,
+    save_config,
+    validate_config,
+)
+from plexloc.errors import InputError
+
+GAUSS = {"kind": "gaussian"}
+EMCCD = {"kind": "emccd"}
+BASE = {"psf": GAUSS, "camera": EMCCD}
+
+
+def _error(data) -> str:
+    with pytest.raises(InputError) as info:
+        validate_config(data, SimulationConfig)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("data", "must_say"),
+    [
+        pytest.param({"psf": {"kind": "gausian"}, "camera": EMCCD},
+                     ["channels.0.psf", "'gausian'", "'gaussian'", "'astigmatic'", "'spline'"], id="psf-kind"),
+        pytest.param({"psf": GAUSS, "camera": {"kind": "ccd"}}, ["channels.0.camera", "'ccd'", "'emccd'", "'scmos'"],
+                     id="camera-kind"),
+        pytest.param({"psf": {"kind": "gaussian", "sigma": 100}, "camera": EMCCD},
+                     ["unknown field 'channels.0.psf.sigma'", "['kind', 'roi_px', 'sigma_nm']"],
+                     id="unknown-psf-field"),
+        pytest.param({**BASE, "frame_sise": [32, 32]}, ["unknown field 'frame_sise'", "'frame_size'", "'channels'"],
+                     id="unknown-top-field"),
+        pytest.param({**BASE, "emitters": {"densty": 2}}, ["emitters.densty", "'density_per_um2'"],
+                     id="unknown-emitter-field"),
+        pytest.param({"psf": GAUSS, "camera": {"kind": "emccd", "em_gain": -5}}, ["channels.0.camera.em_gain", "-5"],
+                     id="negative-em-gain"),
+        pytest.param({"psf": GAUSS, "camera": {"kind": "scmos", "qe": 1.5}}, ["channels.0.camera.qe", "1.5"],
+                     id="qe-above-1"),
+        pytest.param({**BASE, "emitters": {"photons_range": [5000, 100]}}, ["emitters.photons_range", "5000", "100"],
+                     id="range-min-above-max"),
+        pytest.param({**BASE, "emitters": {"z_range_nm": [300, -300]}}, ["emitters.z_range_nm", "300", "-300"],
+                     id="z-range-reversed"),
+        pytest.param({**BASE, "emitters": {"density_per_um2": -1}}, ["emitters.density_per_um2", "-1"],
+                     id="negative-density"),
+        pytest.param({**BASE, "background": {"variation": 1.5}}, ["background.variation", "1.5"], id="variation"),
+        pytest.param({**BASE, "frame_size": "big"}, ["frame_size", "'big'"], id="wrong-type"),
+        pytest.param({"psf": GAUSS}, ["single-channel", "'camera'"], id="shortcut-missing-camera"),
+        pytest.param({**BASE, "channels": [{"psf": GAUSS, "camera": EMCCD}]}, ["either 'channels'", "not both"],
+                     id="shortcut-and-channels"),
+        pytest.param({"channels": [{"psf": GAUSS, "camera": EMCCD, "transform": [[1, 0], [0, 1]]}]},
+                     ["channels.0.transform", "3x3", "[[1, 0], [0, 1]]"], id="transform-2x2"),
+        pytest.param({"channels": [{"psf": GAUSS, "camera": EMCCD},
+                                   {"psf": GAUSS, "camera": EMCCD, "transform": [[1, 0, 0], [0, 1, 0]]}]},
+                     ["channels.1.transform", "3x3"], id="transform-2-rows"),
+        pytest.param({**BASE, "photon_model": {"kind": "ratiometric"}}, ["photon_model", "ratiometric", "'ratios'"],
+                     id="ratiometric-without-ratios"),
+        pytest.param({"channels": [BASE, BASE], "photon_model": {"kind": "ratiometric", "ratios": [[0.5, 0.2, 0.3]]}},
+                     ["ratios", "3 entries", "(2)"], id="ratios-per-channel"),
+        pytest.param({"channels": [BASE, BASE], "photon_model": {"kind": "ratiometric", "ratios": [[0.9, 0.9]]}},
+                     ["ratios[0]", "1.8"], id="ratios-sum-above-1"),
+        pytest.param({**BASE, "photon_model": {"kind": "linked", "ratios": [[1.0]]}}, ["'ratios'", "'linked'"],
+                     id="ratios-without-ratiometric"),
+        pytest.param({"channels": []}, ["channels", "[]"], id="no-channels"),
+    ],
+)
+def test_bad_configs_name_the_field_and_the_value(data, must_say):
+    message = _error(data)
+    for part in must_say:
+        assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_several_problems_are_all_reported():
+    message = _error({"psf": GAUSS, "camera": {"kind": "emccd", "em_gain": 0, "e_per_adu": -1}})
+    assert "channels.0.camera.em_gain" in message and "channels.0.camera.e_per_adu" in message
+
+
+def test_single_channel_shortcut_is_one_channel():
+    cfg = validate_config({"psf": {"kind": "astigmatic", "c_nm": [-200, 200]}, "camera": EMCCD}, SimulationConfig)
+    assert cfg.n_channels == 1
+    assert isinstance(cfg.channels[0].psf, AstigmaticPSFConfig) and cfg.channels[0].psf.c_nm == (-200.0, 200.0)
+    assert isinstance(cfg.channels[0].camera, EMCCDConfig)
+    assert cfg.channels[0].transform == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    assert cfg.px_size_xy_nm == (100.0, 100.0)
+    assert validate_config({**BASE, "px_size_nm": [100, 110]}, SimulationConfig).px_size_xy_nm == (100.0, 110.0)
+
+
+def test_assignment_is_validated_too():
+    cfg = validate_config(BASE, SimulationConfig)
+    with pytest.raises(ValueError, match="em_gain"):
+        cfg.channels[0].camera.em_gain = -1.0
+
+
+# ---------------------------------------------------------------------------------------- files
+def test_load_config_missing_file_names_it(tmp_path):
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(InputError, match="nowhere.yaml.*not found") as info:
+        load_config(path)
+    assert info.value.source == str(path)
+
+
+def test_load_config_invalid_yaml_names_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("psf: {kind: gaussian\ncamera: [emccd\n")
+    with pytest.raises(InputError, match=r"broken\.yaml: not valid YAML") as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["- 1\n- 2\n", "just a string\n", ""])
+def test_load_config_non_mapping_names_the_file(tmp_path, text):
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"list\.yaml: expected a mapping"):
+        load_config(path)
+
+
+def test_load_config_validation_error_names_file_field_and_value(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"psf": GAUSS, "camera": {"kind": "emccd", "em_gain": -3}}))
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "channels.0.camera.em_gain" in message and "-3" in message
+
+
+def test_yaml_round_trip(tmp_path):
+    data = {
+        "px_size_nm": [100.0, 105.0],
+        "frame_size": [48, 40],
+        "channels": [
+            {"psf": {"kind": "astigmatic", "A": [0.1, -0.2]}, "camera": {"kind": "emccd", "em_gain": 150}},
+            {"psf": {"kind": "gaussian", "sigma_nm": [120, 140]}, "camera": {"kind": "scmos", "read_sigma": 2.0},
+             "transform": [[1.0, 0.01, 3.0], [0.0, 0.99, -150.0], [0.0, 0.0, 1.0]], "z_offset_nm": 300.0,
+             "throughput": 0.4},
+        ],
+        "photon_model": {"kind": "ratiometric", "ratios": [[0.8, 0.2], [0.3, 0.6]], "color_fractions": [1, 3]},
+        "emitters": {"density_per_um2": 0.5, "z_range_nm": [-400, 400], "on_time_frames": 1.5},
+        "background": {"range": [10, 80], "variation": 0.2},
+    }
+    src = tmp_path / "in.yaml"
+    src.write_text(yaml.safe_dump(data))
+    cfg = load_config(src)
+    out = tmp_path / "sub" / "out.yaml"
+    save_config(cfg, out)
+    again = load_config(out)
+    assert again == cfg
+    assert again.model_dump() == cfg.model_dump()
+    assert again.channels[1].transform[1][2] == -150.0 and again.photon_model.ratios == [[0.8, 0.2], [0.3, 0.6]]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["out.yaml"]  # no temporary file left behind
+
+
+def test_relative_paths_resolve_against_the_yaml_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    absolute = tmp_path / "elsewhere" / "offset.npy"
+    (folder / "cfg.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "channels": [
+                    {"psf": {"kind": "spline", "calibration": "cal/bead_3dcal.mat"},
+                     "camera": {"kind": "scmos", "e_per_adu": "maps/gain.npy", "baseline": str(absolute),
+                                "read_sigma": 1.2}},
+                ]
+            }
+        )
+    )
+    monkeypatch.chdir(tmp_path)  # the working directory must not matter
+    cfg = load_config(Path("experiment") / "cfg.yaml")
+    psf, cam = cfg.channels[0].psf, cfg.channels[0].camera
+    assert isinstance(psf, SplinePSFConfig) and isinstance(cam, SCMOSConfig)
+    assert Path(psf.calibration).resolve() == (folder / "cal" / "bead_3dcal.mat").resolve()
+    assert Path(cam.e_per_adu).resolve() == (folder / "maps" / "gain.npy").resolve()
+    assert Path(cam.baseline) == absolute
+    assert cam.read_sigma == 1.2
+    # validate_config on a mapping does not touch paths (there is no file to be relative to)
+    raw = validate_config({"psf": {"kind": "spline", "calibration": "cal/x.mat"}, "camera": EMCCD}, SimulationConfig)
+    assert Path(raw.channels[0].psf.calibration) == Path("cal/x.mat")
