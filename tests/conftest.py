@@ -76,3 +76,15 @@ def make_psf(spline_volume):
         raise KeyError(f"no PSF kind {kind!r} in the test factory; registry: {sorted(PSFS)}")
 
     return make
+
+
+def make_table(frame, x, y=None, z=None, **extra):
+    """A LocTable from short lists: frame broadcast, y/z default 0, photons 1000 (for hand-made metric cases)."""
+    from plexloc.table import LocTable
+
+    x = np.asarray(x, dtype=float)
+    n = x.size
+    frame = np.broadcast_to(np.asarray(frame), (n,))
+    y = np.zeros(n) if y is None else np.asarray(y, dtype=float)
+    z = np.zeros(n) if z is None else np.asarray(z, dtype=float)
+    return LocTable({"frame": frame, "x_nm": x, "y_nm": y, "z_nm": z, "photons": np.full(n, 1e3), **extra})

@@ -14,15 +14,10 @@ from plexloc.errors import InputError
 from plexloc.evaluate import Metrics, evaluate, evaluate_matching, gridding_deviation, match
 from plexloc.evaluate.metrics import CORE_KEYS
 from plexloc.table import LocTable
+from conftest import make_table
 
 
-def _table(frame, x, y=None, z=None, **extra) -> LocTable:
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    frame = np.broadcast_to(np.asarray(frame), (n,))
-    y = np.zeros(n) if y is None else np.asarray(y, dtype=float)
-    z = np.zeros(n) if z is None else np.asarray(z, dtype=float)
-    return LocTable({"frame": frame, "x_nm": x, "y_nm": y, "z_nm": z, "photons": np.full(n, 1e3), **extra})
+_table = make_table
 
 
 def _grid_truth(n: int = 40, *, seed: int = 0) -> LocTable:

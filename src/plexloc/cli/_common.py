@@ -6,16 +6,19 @@ import json
 import math
 import os
 import sys
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
 
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA when there is one; 'cuda' without one is an InputError, not a crash."""
+    import torch  # kept out of module import: `plexloc evaluate` needs no torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():

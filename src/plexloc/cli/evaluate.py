@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -31,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.evaluate.metrics import evaluate
-    from plexloc.io._atomic import atomic_path
+    from plexloc.cli._common import write_json
     from plexloc.io.tables import read_table
 
     truth = read_table(args.truth)
@@ -47,7 +46,5 @@ def run(args: argparse.Namespace) -> int:
     print(metrics.format_table())
     if args.json is not None:
         data = {**metrics.to_dict(), "truth_file": str(args.truth), "pred_file": str(args.pred)}
-        with atomic_path(args.json) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, allow_nan=False)
-            fh.write("\n")
+        write_json(data, args.json)
     return 0
