@@ -45,9 +45,9 @@ def write_json(data: dict[str, Any], path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(_clean(data), indent=2) + "\n")
 
 
-def progress(iterable, *, total: int | None = None, desc: str = "", unit: str = "it"):
+def progress(iterable, *, total: int | None = None, desc: str = "", unit: str = "it", **kwargs):
     """A tqdm progress bar on stderr (quiet when stderr is not a terminal and PLEXLOC_PROGRESS is unset)."""
     from tqdm import tqdm
 
     disable = not (sys.stderr.isatty() or os.environ.get("PLEXLOC_PROGRESS"))
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr, **kwargs)

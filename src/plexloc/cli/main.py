@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "evaluate": "plexloc.cli.evaluate",
     "crlb": "plexloc.cli.crlb",
     "demo": "plexloc.cli.demo",
+    "train": "plexloc.cli.train",
+    "fit": "plexloc.cli.fit",
 }
 
 

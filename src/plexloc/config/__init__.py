@@ -16,6 +16,7 @@ from plexloc.config.models import (
     SimulationConfig,
     SplinePSFConfig,
 )
+from plexloc.config.training import ModelConfig, TrainConfig, TrainingConfig
 
 __all__ = [
     "AstigmaticPSFConfig",
@@ -31,6 +32,9 @@ __all__ = [
     "SCMOSConfig",
     "SimulationConfig",
     "SplinePSFConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "TrainingConfig",
     "load_config",
     "save_config",
     "validate_config",

@@ -105,10 +105,10 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
         InputError: missing or unreadable file, invalid YAML, or a field that fails validation; the
             message names the file, the field, the value and what is allowed.
     """
-    if model is None:
-        from plexloc.config.models import SimulationConfig
+    if model is None:  # the superset: a simulation config, optionally with ``model`` and ``training``
+        from plexloc.config.training import TrainConfig
 
-        model = SimulationConfig  # type: ignore[assignment]
+        model = TrainConfig  # type: ignore[assignment]
     path = Path(path)
     try:
         text = path.read_text()

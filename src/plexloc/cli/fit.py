@@ -1,0 +1,102 @@
+"""``plexloc fit MOVIE --model RUN_DIR --out LOCS.csv``: localize a movie with a trained network
+(or, with ``--method mle``, with the classical maximum-likelihood fitter)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from plexloc.cli._common import progress, resolve_device
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="localize a movie (network, or --method mle)",
+        description="Localize every frame of a TIFF stack or a folder of TIFFs, streamed in chunks. Frames "
+        "larger than --tile pixels are tiled with overlap. Output columns per conventions.md, with predicted "
+        "uncertainties (sigma_*), prob and bg.",
+    )
+    p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs (one per channel)")
+    p.add_argument("--out", type=Path, required=True, help="output table (.csv or .h5)")
+    p.add_argument("--method", choices=["network", "mle"], default="network")
+    p.add_argument("--model", type=Path, help="run folder or model file (--method network)")
+    p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
+    p.add_argument("--camera", type=Path, help="camera YAML of the movie (default: the model's training camera)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--threshold", type=float, default=0.5, help="integrated detection probability (network)")
+    p.add_argument("--min-prob", type=float, help="keep localizations with prob >= P")
+    p.add_argument("--max-sigma", type=float, help="keep localizations with lateral sigma <= NM")
+    p.add_argument("--min-photons", type=float, help="keep localizations with photons >= N")
+    p.add_argument("--max-photons", type=float, help="keep localizations with photons <= N")
+    p.add_argument("--batch-frames", type=int, default=16, help="frames per forward pass")
+    p.add_argument("--tile", type=int, default=256, help="tile size in pixels for large frames")
+    p.set_defaults(func=run)
+
+
+def load_camera(path: Path):
+    """A camera YAML: the camera mapping itself, or a mapping with a top-level ``camera`` key."""
+    import yaml
+    from pydantic import BaseModel, ConfigDict
+
+    from plexloc.config.io import validate_config
+    from plexloc.config.models import CameraConfig
+    from plexloc.errors import InputError
+
+    class CameraFile(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        camera: CameraConfig
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("camera file not found", source=path) from None
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read camera YAML: {' '.join(str(err).split())}", source=path) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping with the camera's fields", source=path)
+    data = data if "camera" in data else {"camera": data}
+    extra = set(data) - {"camera"}
+    if extra:
+        data = {"camera": data["camera"]}  # a full microscope config: only its camera is used
+    return validate_config(data, CameraFile, source=path).camera
+
+
+def run(args: argparse.Namespace) -> int:
+    from plexloc.errors import InputError
+    from plexloc.io.tables import write_table
+
+    device = resolve_device(args.device)
+    camera = load_camera(args.camera) if args.camera else None
+    if args.method == "mle":
+        from plexloc.config import load_config
+        from plexloc.mle import fit_movie as fit_mle
+
+        if args.config is None:
+            raise InputError("--method mle needs --config (PSF, camera and pixel size)")
+        config = load_config(args.config)
+        movie = args.movie[0] if len(args.movie) == 1 else [str(m) for m in args.movie]
+        table = fit_mle(movie, config, device=device, camera=camera, progress=progress)
+        stats = {}
+    else:
+        from plexloc.infer import FitFilter, fit_movie
+
+        if args.model is None:
+            raise InputError("--model RUN_DIR is required (or use --method mle --config CONFIG)")
+        stats: dict = {}
+        table = fit_movie(
+            [str(m) for m in args.movie] if len(args.movie) > 1 else args.movie[0],
+            args.model,
+            camera=camera,
+            device=device,
+            batch_frames=args.batch_frames,
+            threshold=args.threshold,
+            tile_px=args.tile,
+            filters=FitFilter(args.min_prob, args.max_sigma, args.min_photons, args.max_photons),
+            progress=progress,
+            stats=stats,
+        )
+    write_table(table, args.out)
+    rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
+    print(f"wrote {args.out} ({len(table)} localizations{rate})")
+    return 0

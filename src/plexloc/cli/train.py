@@ -1,0 +1,57 @@
+"""``plexloc train CONFIG --out RUN_DIR``: train a localizer on the fly on the simulator."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from plexloc.cli._common import progress, resolve_device
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train the network on simulated data (on the fly)",
+        description="Train a localizer on data simulated on the fly from CONFIG (a simulation configuration, "
+        "optionally with 'model' and 'training' sections). The run folder gets config.yaml, checkpoint.pt "
+        "(to resume), model.pt (best validation; what 'plexloc fit --model RUN_DIR' uses), log.csv and curves.png.",
+    )
+    p.add_argument("config", type=Path, help="training configuration (YAML)")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda[:N]")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--steps", type=int, default=None, help="train up to this many optimizer steps in total")
+    stop.add_argument("--minutes", type=float, default=None, help="train for this many minutes (wall clock)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from plexloc.config import TrainConfig, load_config
+    from plexloc.errors import InputError
+    from plexloc.train import Trainer
+
+    if args.steps is not None and args.steps <= 0:
+        raise InputError(f"--steps must be > 0, got {args.steps}")
+    if args.minutes is not None and args.minutes <= 0:
+        raise InputError(f"--minutes must be > 0, got {args.minutes}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = load_config(args.config, TrainConfig)
+    device = resolve_device(args.device)
+    trainer = Trainer(config, args.out, device=device, resume=args.resume)
+    if args.resume and trainer.config != config:
+        print(f"note: resuming with the run's own configuration ({args.out / 'config.yaml'}), not {args.config}")
+    s = trainer.model.spec
+    n_par = sum(p.numel() for p in trainer.model.parameters())
+    print(f"training on {device}: {n_par / 1e6:.2f} M parameters, window {s.window}, "
+          f"{'3D' if s.is_3d else '2D'}, {s.n_channels} channel(s); run folder {args.out}"
+          + (f", resuming at step {trainer.step}" if args.resume else ""))
+    last = trainer.run(steps=args.steps, minutes=args.minutes, progress=progress, log=print)
+    print(f"done: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min of training; model {args.out / 'model.pt'}")
+    if last:
+        print(f"last validation: JI {last.get('jaccard', float('nan')):.1f} %, RMSE lat {last.get('rmse_lat', float('nan')):.1f} nm")
+    return 0

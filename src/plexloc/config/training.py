@@ -1,0 +1,71 @@
+"""Typed configuration of the network and its training.
+
+A training configuration is a simulation configuration (:class:`SimulationConfig`: microscope,
+camera, emitters, background; it defines the training data) plus two optional sections, ``model``
+and ``training``. A plain simulation YAML is therefore also a valid training configuration, with
+the defaults below. ``frame_size`` of the simulation is the training ROI; the network is fully
+convolutional and fits movies of any frame size.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from plexloc.config.models import SimulationConfig, _Model
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ModelConfig(_Model):
+    """Architecture of the localizer (DECODE family): a frame U-Net per channel shared over the
+    temporal window, a union U-Net on the stacked features, per-pixel output heads. ELU activations."""
+
+    window: PositiveInt = Field(default=3, description="consecutive frames seen per prediction (odd)")
+    features: PositiveInt = Field(default=48, description="features of the frame U-Net's first stage")
+    depth: Annotated[int, Field(ge=1, le=5)] = Field(default=2, description="down/up stages of the frame U-Net")
+    union_features: PositiveInt = Field(default=48, description="features of the union U-Net's first stage")
+    union_depth: Annotated[int, Field(ge=1, le=5)] = Field(default=2, description="down/up stages of the union U-Net")
+
+    @model_validator(mode="after")
+    def _odd_window(self) -> ModelConfig:
+        if self.window % 2 == 0:
+            raise ValueError(f"window must be odd (the prediction is for the middle frame), got {self.window}")
+        return self
+
+
+class TrainingConfig(_Model):
+    """On-the-fly training: every sample is simulated on the training device and used once."""
+
+    batch_size: PositiveInt = 32
+    steps: PositiveInt = Field(default=30000, description="optimizer steps (the CLI's --steps/--minutes override)")
+    lr: Annotated[float, Field(gt=0)] = Field(default=4e-4, description="AdamW learning rate")
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup_steps: Annotated[int, Field(ge=0)] = Field(default=200, description="linear learning-rate warm-up")
+    grad_clip: Annotated[float, Field(gt=0)] = Field(default=1.0, description="gradient norm clipping")
+    lr_factor: Annotated[float, Field(gt=0, lt=1)] = Field(default=0.5, description="learning-rate decay on plateau")
+    lr_patience: PositiveInt = Field(default=5, description="validations without improvement before decay")
+    min_lr: Annotated[float, Field(ge=0)] = 1e-6
+    min_target_photons: Annotated[float, Field(ge=0)] = Field(
+        default=100.0, description="emitters dimmer than this (all channels) are simulated but are not targets"
+    )
+    validate_every: PositiveInt = Field(default=500, description="steps between validations and checkpoints")
+    validation_samples: PositiveInt = Field(default=512, description="size of the fixed simulated validation set")
+    detection_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
+        default=0.5, description="integrated probability above which a localization is extracted"
+    )
+    amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
+    compile: bool = Field(default=False, description="torch.compile the network on CUDA")
+    seed: int = 0
+
+
+class TrainConfig(SimulationConfig):
+    """A simulation configuration plus the ``model`` and ``training`` sections."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    def simulation(self) -> SimulationConfig:
+        """The simulation part alone."""
+        return SimulationConfig.model_validate(self.model_dump(exclude={"model", "training"}))

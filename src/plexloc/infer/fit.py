@@ -1,0 +1,181 @@
+"""Fit a movie with a trained localizer: TIFF (streamed) in, localization table out."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from plexloc.camera import Camera, camera_from_config
+from plexloc.config.models import CameraConfig
+from plexloc.errors import InputError
+from plexloc.infer.extract import Extracted
+from plexloc.infer.predict import Predictor, iter_windows
+from plexloc.io.tiff import MovieReader, open_movie
+from plexloc.nets.io import load_model
+from plexloc.nets.localizer import Localizer
+from plexloc.table import LocTable
+
+
+@dataclass
+class FitFilter:
+    """Optional filters on the extracted localizations (``None``: no filter)."""
+
+    min_prob: float | None = None
+    max_sigma_nm: float | None = None  # lateral: max(sigma_x, sigma_y)
+    min_photons: float | None = None
+    max_photons: float | None = None
+
+    def mask(self, table: LocTable) -> np.ndarray:
+        keep = np.ones(len(table), dtype=bool)
+        if self.min_prob is not None:
+            keep &= table["prob"] >= self.min_prob
+        if self.max_sigma_nm is not None:
+            keep &= np.maximum(table["sigma_x_nm"], table["sigma_y_nm"]) <= self.max_sigma_nm
+        if self.min_photons is not None:
+            keep &= table["photons"] >= self.min_photons
+        if self.max_photons is not None:
+            keep &= table["photons"] <= self.max_photons
+        return keep
+
+
+def to_table(ex: Extracted, frames: np.ndarray, model: Localizer) -> LocTable:
+    """Localization table (conventions.md columns) from extracted localizations; ``frames[sample]`` is the frame."""
+    spec = model.spec
+    sample = ex.sample.cpu().numpy()
+    f = lambda t: t.detach().float().cpu().numpy().astype(np.float64)  # noqa: E731
+    phot = f(ex.photons)
+    sig = f(ex.sigma)
+    bg = f(ex.bg)
+    cols: dict[str, np.ndarray] = {
+        "frame": frames[sample].astype(np.int64),
+        "x_nm": f(ex.x_nm),
+        "y_nm": f(ex.y_nm),
+        "z_nm": f(ex.z_nm),
+        "photons": phot.sum(axis=1),
+        "prob": f(ex.prob),
+        "bg": bg[:, 0],
+        "sigma_x_nm": sig[:, 0],
+        "sigma_y_nm": sig[:, 1],
+    }
+    if spec.is_3d:
+        cols["sigma_z_nm"] = sig[:, 2]
+    if spec.n_photons == 1:
+        cols["sigma_photons"] = sig[:, 3]
+    else:  # independent photons per channel: the total's sigma from the per-channel sigmas
+        cols["sigma_photons"] = np.sqrt((sig[:, 3:] ** 2).sum(axis=1))
+        for c in range(spec.n_photons):
+            cols[f"photons_ch{c}"] = phot[:, c]
+    if spec.n_channels > 1:
+        for c in range(spec.n_channels):
+            cols[f"bg_ch{c}"] = bg[:, c]
+    return LocTable(cols)
+
+
+def _photon_chunks(readers: Sequence[MovieReader], cameras: Sequence[Camera], chunk_frames: int) -> Iterator[torch.Tensor]:
+    """(t, C, H, W) float32 photon chunks from one reader per channel."""
+    iters = [r.iter_chunks(chunk_frames) for r in readers]
+    for parts in zip(*iters):
+        arrs = [torch.from_numpy(np.asarray(a, dtype=np.float32)) for _, a in parts]
+        yield torch.stack([cam.to_photons(a) for cam, a in zip(cameras, arrs)], dim=1)
+
+
+def fit_movie(
+    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    model: str | os.PathLike | Localizer,
+    *,
+    camera: CameraConfig | Sequence[CameraConfig] | None = None,
+    device: torch.device | str = "cpu",
+    batch_frames: int = 16,
+    chunk_frames: int = 256,
+    threshold: float = 0.5,
+    tile_px: int = 256,
+    filters: FitFilter | None = None,
+    progress: Callable | None = None,
+    config: dict | None = None,
+    stats: dict | None = None,
+) -> LocTable:
+    """Localize every frame of a movie.
+
+    Args:
+        movie: a TIFF stack or a folder of TIFFs (one per channel for several channels), streamed.
+        model: a run folder / model file, or a loaded :class:`Localizer` (then ``config`` is its training config dict).
+        camera: camera configuration(s) of the movie; default: the training configuration's cameras.
+        device: where the network runs. batch_frames: frames per forward pass. chunk_frames: frames read at once.
+        threshold: integrated detection probability for a localization.
+        tile_px: frames larger than this are tiled. filters: optional :class:`FitFilter`.
+        progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
+        stats: a dict that receives ``frames``, ``seconds`` and ``frames_per_s``.
+
+    Returns:
+        The localization table, rows ordered by frame.
+    """
+    device = torch.device(device)
+    if isinstance(model, Localizer):
+        net, cfg = model.to(device).eval(), (config or {})
+    else:
+        net, cfg, _ = load_model(model, device=device)
+    spec = net.spec
+    paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
+    if len(paths) != spec.n_channels:
+        raise InputError(f"the model has {spec.n_channels} channel(s) but {len(paths)} movie(s) were given", source=paths[0])
+    if camera is None:
+        if not cfg or "channels" not in cfg:
+            raise InputError("no camera given and the model carries no training configuration", source=str(model))
+        from plexloc.config.models import ChannelConfig
+
+        cams = [camera_from_config(ChannelConfig.model_validate(ch).camera) for ch in cfg["channels"]]
+    else:
+        cams = [camera_from_config(c) for c in ([camera] if not isinstance(camera, (list, tuple)) else camera)]
+    if len(cams) != spec.n_channels:
+        raise InputError(f"{len(cams)} camera(s) given for a {spec.n_channels}-channel model")
+
+    readers = [open_movie(p) for p in paths]
+    try:
+        n = len(readers[0])
+        for r, p in zip(readers[1:], paths[1:]):
+            if len(r) != n or r.frame_shape != readers[0].frame_shape:
+                raise InputError(
+                    f"channel movies differ: {len(r)} frames of {r.frame_shape} vs {n} of {readers[0].frame_shape}", source=p
+                )
+        for cam in cams:
+            shape = getattr(cam, "map_shape", None)
+            if shape is not None and tuple(shape) != tuple(readers[0].frame_shape):
+                raise InputError(f"camera maps are {tuple(shape)} but the movie's frames are {readers[0].frame_shape}", source=paths[0])
+        predictor = Predictor(net, threshold=threshold, tile_px=tile_px)
+        batches = iter_windows(_photon_chunks(readers, cams, chunk_frames), window=spec.window, batch_frames=batch_frames)
+        bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
+        tables = []
+        t0 = time.perf_counter()
+        for first, windows in batches:
+            ex = predictor.localize(windows)
+            tables.append(to_table(ex, np.arange(first, first + windows.shape[0]), net))
+            if bar is not None:
+                bar.update(windows.shape[0])
+                bar.set_postfix(locs=sum(len(t) for t in tables), refresh=False)
+        if bar is not None:
+            bar.close()
+        elapsed = time.perf_counter() - t0
+    finally:
+        for r in readers:
+            r.close()
+    table = LocTable.concat(tables) if tables else to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)
+    if filters is not None:
+        table = table[filters.mask(table)]
+    if stats is not None:
+        stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"))
+    return table
+
+
+def _empty(spec, device) -> Extracted:
+    z = torch.zeros(0, device=device)
+    zi = torch.zeros(0, dtype=torch.int64, device=device)
+    return Extracted(
+        sample=zi, pixel_row=zi, pixel_col=zi, x_nm=z, y_nm=z, z_nm=z,
+        photons=torch.zeros(0, spec.n_photons, device=device), prob=z,
+        sigma=torch.zeros(0, 3 + spec.n_photons, device=device), bg=torch.zeros(0, spec.n_channels, device=device),
+    )

@@ -1,0 +1,118 @@
+"""Running a localizer over frames of any size and movies of any length.
+
+- Temporal windows: frame t is predicted from frames t-h .. t+h (h = window // 2); the first and last
+  frames repeat the movie's edge frame, so every frame gets a prediction.
+- Tiling: frames wider or taller than ``tile_px`` are cut into cores of ``tile_px`` pixels, each
+  predicted with ``margin_px`` of context on every side that the frame has; localizations are
+  extracted on each tile and kept only where their pixel lies in the tile's core. Every pixel belongs
+  to exactly one core, so there are neither seams nor duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+
+import torch
+from torch import Tensor
+
+from plexloc.infer.extract import Extracted, extract
+from plexloc.nets.localizer import Localizer, pad_to_multiple
+
+
+def iter_windows(
+    chunks: Iterable[Tensor], *, window: int, batch_frames: int
+) -> Iterator[tuple[int, Tensor]]:
+    """Temporal windows from a stream of frame chunks.
+
+    Args:
+        chunks: consecutive chunks (t, C, H, W) of the movie (any chunk sizes).
+        window: frames per window (odd).
+        batch_frames: windows per yielded batch (the last batch may be smaller).
+
+    Yields:
+        ``(first_frame, windows)`` with windows (B, window, C, H, W) for frames first_frame .. first_frame+B-1.
+    """
+    h = window // 2
+    buf: Tensor | None = None
+    next_frame = 0  # frame index whose window starts at buf[0]
+
+    def emit(buf: Tensor, n: int) -> Tensor:
+        return buf[: n + 2 * h].unfold(0, window, 1).permute(0, 4, 1, 2, 3)  # (n, T, C, H, W)
+
+    for chunk in chunks:
+        if chunk.shape[0] == 0:
+            continue
+        if buf is None:
+            buf = torch.cat([chunk[:1].expand(h, *chunk.shape[1:]), chunk]) if h else chunk
+        else:
+            buf = torch.cat([buf, chunk])
+        while buf.shape[0] - 2 * h >= batch_frames:
+            yield next_frame, emit(buf, batch_frames)
+            buf = buf[batch_frames:]
+            next_frame += batch_frames
+    if buf is None:
+        return
+    if h:
+        buf = torch.cat([buf, buf[-1:].expand(h, *buf.shape[1:])])
+    while buf.shape[0] - 2 * h > 0:
+        n = min(batch_frames, buf.shape[0] - 2 * h)
+        yield next_frame, emit(buf, n)
+        buf = buf[n:]
+        next_frame += n
+
+
+def tiles(size: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
+    """Along one axis: (core_start, core_stop, in_start, in_stop) covering ``range(size)`` exactly once."""
+    if size <= tile:
+        return [(0, size, 0, size)]
+    out = []
+    for start in range(0, size, tile):
+        stop = min(start + tile, size)
+        out.append((start, stop, max(start - margin, 0), min(stop + margin, size)))
+    return out
+
+
+def _cat_extracted(parts: list[Extracted]) -> Extracted:
+    return Extracted(*(torch.cat([getattr(p, f) for p in parts]) for f in Extracted.__dataclass_fields__))
+
+
+class Predictor:
+    """Batched, tiled prediction and extraction with a trained :class:`Localizer`.
+
+    Args:
+        model: the localizer (its device is used).
+        threshold: integrated detection probability for extraction.
+        tile_px: core size of tiles (frames up to this size are predicted whole).
+        margin_px: context around each tile core.
+        amp: bfloat16 autocast on CUDA.
+    """
+
+    def __init__(self, model: Localizer, *, threshold: float = 0.5, tile_px: int = 256, margin_px: int = 24, amp: bool = True):
+        self.model = model.eval()
+        self.threshold = float(threshold)
+        self.tile_px, self.margin_px = int(tile_px), int(margin_px)
+        self.device = next(model.parameters()).device
+        self.amp = amp and self.device.type == "cuda"
+
+    @torch.no_grad()
+    def localize(self, windows: Tensor) -> Extracted:
+        """Localizations of a batch of windows (B, T, C, H, W) in photons; ``sample`` indexes the batch."""
+        windows = windows.to(self.device, torch.float32, non_blocking=True)
+        h, w = windows.shape[-2:]
+        parts = []
+        for r0, r1, ri0, ri1 in tiles(h, self.tile_px, self.margin_px):
+            for c0, c1, ci0, ci1 in tiles(w, self.tile_px, self.margin_px):
+                x, _ = pad_to_multiple(windows[..., ri0:ri1, ci0:ci1], self.model.size_multiple)
+                ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+                with ctx:
+                    raw = self.model(x)
+                pred = self.model.decode(raw).crop(slice(0, ri1 - ri0), slice(0, ci1 - ci0))
+                ex = extract(pred, self.model.spec, threshold=self.threshold, origin_px=(ri0, ci0))
+                keep = (ex.pixel_row >= r0) & (ex.pixel_row < r1) & (ex.pixel_col >= c0) & (ex.pixel_col < c1)
+                parts.append(_select(ex, keep))
+        return _cat_extracted(parts)
+
+
+def _select(ex: Extracted, keep: Tensor) -> Extracted:
+    return Extracted(*(getattr(ex, f)[keep] for f in Extracted.__dataclass_fields__))

@@ -1,0 +1,77 @@
+"""Saving and loading a trained localizer with everything needed to use it.
+
+A model file (``model.pt`` in a run folder) is a plain ``torch.save`` dictionary loaded with
+``weights_only=True`` (no pickled code is ever executed):
+
+- ``format`` = ``"plexloc-model"``, ``version``;
+- ``spec``: :class:`~plexloc.nets.localizer.LocalizerSpec` as a dict;
+- ``config``: the full training configuration (JSON-like dict, as validated);
+- ``state_dict``: the weights; ``meta``: step, validation metrics, plexloc and torch versions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from plexloc.errors import InputError
+from plexloc.io._atomic import atomic_path
+from plexloc.nets.localizer import Localizer, LocalizerSpec
+
+FORMAT = "plexloc-model"
+VERSION = 1
+MODEL_FILE = "model.pt"
+
+
+def model_payload(model: Localizer, config: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    state = {k.removeprefix("_orig_mod."): v.detach().cpu() for k, v in model.state_dict().items()}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": model.spec.to_dict(),
+        "config": config,
+        "state_dict": state,
+        "meta": dict(meta or {}),
+    }
+
+
+def save_model(path: str | os.PathLike, model: Localizer, config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+    """Write a model file atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(model_payload(model, config, meta), tmp)
+
+
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """A run folder (its ``model.pt``) or a model file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / MODEL_FILE
+        if not p.exists():
+            raise InputError(f"no {MODEL_FILE} in this run folder (has training written a validation yet?)", source=path)
+    elif not p.exists():
+        raise InputError("model not found (give a run folder or a model .pt file)", source=path)
+    return p
+
+
+def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    p = resolve_model_path(path)
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or foreign file
+        raise InputError(f"not a readable plexloc model file: {type(err).__name__}: {err}", source=p) from None
+    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, "plexloc-checkpoint"):
+        raise InputError("not a plexloc model file (missing format tag)", source=p)
+    if int(payload.get("version", 0)) > VERSION:
+        raise InputError(f"model file version {payload.get('version')} is newer than this plexloc reads ({VERSION})", source=p)
+    return payload
+
+
+def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> tuple[Localizer, dict[str, Any], dict[str, Any]]:
+    """Localizer (eval mode, on ``device``), its training configuration dict and its meta dict."""
+    payload = read_model_file(path)
+    model = Localizer(LocalizerSpec.from_dict(payload["spec"]))
+    model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
+    return model.to(device).eval(), payload["config"], payload.get("meta", {})

@@ -1,0 +1,48 @@
+"""A plain 2D U-Net with ELU activations (the backbone of the DECODE family)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1), nn.ELU(), nn.Conv2d(c_out, c_out, 3, padding=1), nn.ELU()
+    )
+
+
+class UNet(nn.Module):
+    """U-Net: ``depth`` max-pool down stages (features doubling), nearest up-sampling with skip
+    connections, two 3x3 convolutions per stage, output ``out_channels`` feature maps (ELU applied).
+
+    Input height and width must be multiples of ``2**depth`` (see :attr:`size_multiple`).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, features: int = 48, depth: int = 2):
+        super().__init__()
+        self.depth = int(depth)
+        widths = [features * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList([_block(in_channels, widths[0])])
+        self.down.extend(_block(widths[i], widths[i + 1]) for i in range(depth))
+        self.up_conv = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 3, padding=1) for i in reversed(range(depth)))
+        self.up = nn.ModuleList(_block(2 * widths[i], widths[i]) for i in reversed(range(depth)))
+        self.out = nn.Sequential(nn.Conv2d(widths[0], out_channels, 3, padding=1), nn.ELU())
+
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.depth
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            if i:
+                x = F.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for conv, block in zip(self.up_conv, self.up):
+            x = F.elu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))
+            x = block(torch.cat([skips.pop(), x], dim=1))
+        return self.out(x)

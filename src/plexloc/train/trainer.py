@@ -1,0 +1,284 @@
+"""On-the-fly training of the localizer.
+
+Every batch is simulated on the training device and used once. AdamW with a linear warm-up, the
+learning rate halved when the validation loss plateaus (ReduceLROnPlateau), gradient-norm clipping,
+bfloat16 autocast on CUDA. At every validation the run folder gets:
+
+- ``checkpoint.pt``: everything to resume (weights, optimizer, scheduler, step, elapsed time, log,
+  the random state of the sample stream) and the full configuration;
+- ``model.pt``: the model with the best validation loss so far (what ``plexloc fit`` uses);
+- ``log.csv`` and ``curves.png``: the training and validation curves;
+- ``config.yaml``: the validated configuration the run was started with.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from plexloc.config.io import save_config, validate_config
+from plexloc.config.training import TrainConfig
+from plexloc.errors import InputError
+from plexloc.io._atomic import atomic_path
+from plexloc.nets.io import MODEL_FILE, model_payload, save_model
+from plexloc.nets.localizer import Localizer, LocalizerSpec
+from plexloc.simulation.generator import BatchGenerator
+from plexloc.simulation.simulator import Simulator
+from plexloc.train.loss import decode_loss
+from plexloc.train.validation import ValidationSet, batch_photons
+
+CHECKPOINT_FILE = "checkpoint.pt"
+LOG_FILE = "log.csv"
+CURVES_FILE = "curves.png"
+CONFIG_FILE = "config.yaml"
+
+
+def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> LocalizerSpec:
+    """Architecture from ``config.model``; output scales and input normalisation from the simulation's ranges."""
+    m = config.model
+    c = config.n_channels
+    n_photons = 1 if (c == 1 or config.photon_model.kind == "linked") else c
+    z_lo, z_hi = config.emitters.z_range_nm
+    is_3d = z_hi > z_lo and any(ch.psf.is_3d for ch in sim.channels)
+    bg_hi = config.background.range[1] * (1.0 + config.background.variation)
+    # input normalisation per channel from a few simulated frames (photon domain)
+    gen = BatchGenerator(sim, batch_size=8, window=1, min_target_photons=0.0, seed=seed + 12345)
+    x = batch_photons(sim, gen().frames)  # (8, 1, C, H, W)
+    per_ch = x.transpose(0, 2).reshape(c, -1).float()
+    offset = per_ch.mean(dim=1)
+    scale = per_ch.std(dim=1).clamp_min(1.0)
+    return LocalizerSpec(
+        n_channels=c,
+        n_photons=n_photons,
+        window=m.window,
+        features=m.features,
+        depth=m.depth,
+        union_features=m.union_features,
+        union_depth=m.union_depth,
+        px_size_nm=config.px_size_xy_nm,
+        is_3d=bool(is_3d),
+        z_center_nm=0.5 * (z_lo + z_hi),
+        z_scale_nm=0.6 * (z_hi - z_lo) if is_3d else 1.0,
+        photon_scale=1.2 * config.emitters.photons_range[1],
+        bg_scale=max(1.5 * bg_hi, 1.0),
+        input_offset=[float(v) for v in offset],
+        input_scale=[float(v) for v in scale],
+    )
+
+
+class Trainer:
+    """Trains a localizer for a :class:`TrainConfig` into ``run_dir`` (created; resumable)."""
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, device: torch.device | str = "cpu", resume: bool = False):
+        self.run_dir = Path(run_dir)
+        self.device = torch.device(device)
+        ckpt_path = self.run_dir / CHECKPOINT_FILE
+        self.rows: list[dict[str, Any]] = []
+        self.step, self.elapsed_s, self.best = 0, 0.0, math.inf
+        ckpt = None
+        if resume:
+            if not ckpt_path.exists():
+                raise InputError("--resume: no checkpoint.pt in the run folder", source=self.run_dir)
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            config = validate_config(ckpt["config"], TrainConfig, source=ckpt_path)
+        elif ckpt_path.exists():
+            raise InputError("the run folder already holds a training run; use --resume or another --out", source=self.run_dir)
+        self.config = config
+        t = config.training
+        self.sim = Simulator(config.simulation()).to(self.device)
+        spec = LocalizerSpec.from_dict(ckpt["spec"]) if ckpt else make_spec(config, self.sim, seed=t.seed)
+        self.model = Localizer(spec).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience, min_lr=t.min_lr
+        )
+        if ckpt:
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
+            self.rows = list(ckpt["log"])
+        self.amp = t.amp and self.device.type == "cuda"
+        self.forward = self.model
+        if t.compile and self.device.type == "cuda":
+            self.forward = torch.compile(self.model)
+        # a fresh, reproducible sample stream; a resumed run continues with samples it has not seen
+        self.generator = BatchGenerator(
+            self.sim, batch_size=t.batch_size, window=spec.window, min_target_photons=t.min_target_photons,
+            seed=t.seed * 1_000_003 + self.step + 1,
+        )
+        self.validation = ValidationSet.simulate(
+            self.sim, n_samples=t.validation_samples, batch_size=min(t.batch_size, 64), window=spec.window,
+            min_target_photons=t.min_target_photons, seed=t.seed + 7_777_777,
+        )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not ckpt:
+            save_config(config, self.run_dir / CONFIG_FILE)
+
+    # ------------------------------------------------------------------------------------------
+    def train_step(self) -> torch.Tensor:
+        t = self.config.training
+        batch = self.generator()
+        x = batch_photons(self.sim, batch.frames)
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+        with ctx:
+            raw = self.forward(x)
+        pred = self.model.decode(raw)
+        parts = decode_loss(pred, self.model.spec, target_xyz_nm=batch.target_xyz_nm,
+                            target_photons=batch.target_photons, target_mask=batch.target_mask, bg=batch.bg)
+        if self.step < t.warmup_steps:
+            for g in self.optimizer.param_groups:
+                g["lr"] = t.lr * (self.step + 1) / t.warmup_steps
+        self.optimizer.zero_grad(set_to_none=True)
+        parts.total.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return torch.stack([parts.total.detach(), parts.count, parts.loc, parts.bg])
+
+    def validate(self, train_loss: np.ndarray | None, samples_per_s: float) -> dict[str, Any]:
+        scores = self.validation.score(self.model, self.sim, threshold=self.config.training.detection_threshold, amp=self.amp)
+        if self.step >= self.config.training.warmup_steps:
+            self.scheduler.step(scores["val_loss"])
+        row: dict[str, Any] = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
+                               "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": samples_per_s}
+        names = ("loss", "loss_count", "loss_loc", "loss_bg")
+        row.update({k: (float(v) if train_loss is not None else math.nan) for k, v in zip(names, train_loss if train_loss is not None else [0] * 4)})
+        row.update(scores)
+        self.rows.append(row)
+        improved = scores["val_loss"] < self.best
+        if improved:
+            self.best = scores["val_loss"]
+            save_model(self.run_dir / MODEL_FILE, self.model, self._config_dict(),
+                       meta={"step": self.step, "elapsed_s": self.elapsed_s, "validation": scores})
+        self.save_checkpoint()
+        self.write_log()
+        return row
+
+    def _config_dict(self) -> dict[str, Any]:
+        return self.config.model_dump(mode="json")
+
+    def save_checkpoint(self) -> None:
+        payload = model_payload(self.model, self._config_dict(), {"step": self.step})
+        payload.update(
+            format="plexloc-checkpoint",
+            model=payload.pop("state_dict"),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            step=self.step,
+            elapsed_s=self.elapsed_s,
+            best=self.best,
+            log=self.rows,
+        )
+        with atomic_path(self.run_dir / CHECKPOINT_FILE) as tmp:
+            torch.save(payload, tmp)
+
+    def write_log(self) -> None:
+        if not self.rows:
+            return
+        keys = list(self.rows[-1].keys())
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(self.rows)
+        with atomic_path(self.run_dir / LOG_FILE) as tmp:
+            tmp.write_text(buf.getvalue())
+        plot_curves(self.rows, self.run_dir / CURVES_FILE)
+
+    # ------------------------------------------------------------------------------------------
+    def run(self, *, steps: int | None = None, minutes: float | None = None,
+            progress: Callable | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Train until ``steps`` (total, counting a resumed run's earlier steps) or ``minutes`` (of this call)."""
+        t = self.config.training
+        target = steps if steps is not None else (t.steps if minutes is None else None)
+        deadline = time.monotonic() + 60.0 * minutes if minutes is not None else math.inf
+        bar = progress(None, total=target, initial=self.step, desc="train", unit="step") if progress else None
+        acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
+        t_last = time.perf_counter()
+        self.model.train()
+        last: dict[str, Any] = self.rows[-1] if self.rows else {}
+        try:
+            while (target is None or self.step < target) and time.monotonic() < deadline:
+                loss = self.train_step()
+                acc = loss if acc is None else acc + loss
+                n_acc += 1
+                samples += t.batch_size
+                now = time.perf_counter()
+                self.elapsed_s += now - t_last
+                t_last = now
+                if bar is not None:
+                    bar.update(1)
+                if self.step % t.validate_every == 0:
+                    sps = samples / max(now - t_int, 1e-9)
+                    last = self.validate((acc / n_acc).cpu().numpy(), sps)
+                    acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
+                    t_last = time.perf_counter()
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{last['loss']:.3g}", JI=f"{last['jaccard']:.1f}", refresh=False)
+                    if log is not None:
+                        log(format_row(last))
+        except KeyboardInterrupt:
+            if log is not None:
+                log("interrupted: saving the checkpoint")
+        finally:
+            if bar is not None:
+                bar.close()
+        if n_acc:  # the last partial interval is validated too, so the saved model is the trained one
+            last = self.validate((acc / n_acc).cpu().numpy(), samples / max(time.perf_counter() - t_int, 1e-9))
+            if log is not None:
+                log(format_row(last))
+        return last
+
+
+def format_row(row: dict[str, Any]) -> str:
+    def f(k: str, fmt: str) -> str:
+        v = row.get(k)
+        return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+    return (f"step {row['step']}: loss {f('loss', '.3f')} | val {f('val_loss', '.3f')} | JI {f('jaccard', '.1f')} % | "
+            f"RMSE lat {f('rmse_lat', '.1f')} ax {f('rmse_ax', '.1f')} nm | RMSE/CRLB {f('crlb_ratio_lat', '.2f')} | "
+            f"{f('samples_per_s', '.0f')} samples/s | lr {f('lr', '.2g')}")
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
+    """Training/validation loss, JI and RMSE against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    step = np.array([r["step"] for r in rows])
+    get = lambda k: np.array([r.get(k, math.nan) for r in rows], dtype=float)  # noqa: E731
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    ax[0].plot(step, get("loss"), label="train")
+    ax[0].plot(step, get("val_loss"), label="validation")
+    ax[0].set_title("loss")
+    ax[0].legend()
+    ax[1].plot(step, get("jaccard"), label="JI")
+    ax[1].plot(step, get("eff_lat"), label="E_lat")
+    if not np.all(np.isnan(get("eff_ax"))):
+        ax[1].plot(step, get("eff_ax"), label="E_ax")
+    ax[1].set_title("detection / efficiency (%)")
+    ax[1].legend()
+    ax[2].plot(step, get("rmse_lat"), label="RMSE lat")
+    if not np.all(np.isnan(get("rmse_ax"))):
+        ax[2].plot(step, get("rmse_ax"), label="RMSE ax")
+    ax[2].set_title("RMSE (nm)")
+    ax[2].legend()
+    for a in ax:
+        a.set_xlabel("step")
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)

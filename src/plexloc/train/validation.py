@@ -1,0 +1,137 @@
+"""A fixed simulated validation set, scored with the project's own metrics.
+
+The set is drawn once from the simulator with its own seed (so every validation of a run, and a
+resumed run, scores the same samples). Besides JI, RMSE and efficiency it reports how close the
+errors come to the Cramér-Rao bound of the matched emitters (``crlb_ratio_*`` = RMSE / sqrt(mean
+CRLB^2)) and whether the predicted uncertainties are calibrated (``zscore_std_*`` = standard deviation
+of error / predicted sigma; 1 is calibrated).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from plexloc.evaluate.crlb import crlb
+from plexloc.evaluate.matching import match
+from plexloc.evaluate.metrics import evaluate_matching
+from plexloc.infer.extract import extract
+from plexloc.infer.fit import to_table
+from plexloc.nets.localizer import Localizer
+from plexloc.simulation.generator import Batch, BatchGenerator
+from plexloc.simulation.simulator import Simulator
+from plexloc.table import LocTable
+from plexloc.train.loss import decode_loss
+
+
+def batch_photons(sim: Simulator, frames: torch.Tensor) -> torch.Tensor:
+    """Raw batch frames (B, T, C, H, W) ADU -> photons, each channel through its own camera."""
+    return sim.to_photons(frames.permute(2, 0, 1, 3, 4)).permute(1, 2, 0, 3, 4)
+
+
+def truth_of(batches: list[Batch]) -> tuple[LocTable, np.ndarray]:
+    """Truth table (frame = sample index over all batches) and the per-target bg of channel 0."""
+    cols: dict[str, list[np.ndarray]] = {"frame": [], "x_nm": [], "y_nm": [], "z_nm": [], "photons": []}
+    bgs = []
+    offset = 0
+    for b in batches:
+        s, k = torch.nonzero(b.target_mask, as_tuple=True)
+        xyz = b.target_xyz_nm[s, k].double().cpu().numpy()
+        cols["frame"].append((s + offset).cpu().numpy())
+        cols["x_nm"].append(xyz[:, 0])
+        cols["y_nm"].append(xyz[:, 1])
+        cols["z_nm"].append(xyz[:, 2])
+        cols["photons"].append(b.target_photons[s, k].sum(-1).double().cpu().numpy())
+        offset += b.frames.shape[0]
+        bgs.append(b.bg[:, 0].reshape(b.bg.shape[0], -1).mean(-1)[s].double().cpu().numpy())
+    return LocTable({k: np.concatenate(v) for k, v in cols.items()}), np.concatenate(bgs)
+
+
+@dataclass
+class ValidationSet:
+    batches: list[Batch]
+    truth: LocTable
+    crlb_x_nm: np.ndarray
+    crlb_y_nm: np.ndarray
+    crlb_z_nm: np.ndarray
+    is_3d: bool
+
+    @classmethod
+    def simulate(cls, sim: Simulator, *, n_samples: int, batch_size: int, window: int, min_target_photons: float, seed: int) -> ValidationSet:
+        gen = BatchGenerator(sim, batch_size=batch_size, window=window, min_target_photons=min_target_photons, seed=seed)
+        batches = []
+        left = n_samples
+        while left > 0:
+            gen.batch_size = min(batch_size, left)
+            batches.append(gen())
+            left -= gen.batch_size
+        truth, bg = truth_of(batches)
+        ch = sim.channels[0]
+        is_3d = bool(ch.psf.is_3d)
+        if sim.n_channels == 1:
+            bound = crlb(ch.psf, ch.camera, z_nm=torch.as_tensor(truth["z_nm"]) - ch.z_offset_nm,
+                         photons=torch.as_tensor(truth["photons"]), bg=torch.as_tensor(bg))
+        else:
+            frac = np.array([c.throughput for c in sim.channels], dtype=float)
+            bound = crlb(
+                [(c.psf, c.camera) for c in sim.channels],
+                z_nm=torch.as_tensor(truth["z_nm"]), photons=torch.as_tensor(truth["photons"]), bg=torch.as_tensor(bg),
+                transforms=[None] * sim.n_channels,  # the bound does not depend on where the emitter sits
+                z_offsets_nm=[c.z_offset_nm for c in sim.channels],
+                photon_fractions=list(frac / frac.sum()),
+            )
+        to = lambda t: t.cpu().numpy() if len(truth) else np.zeros(0)  # noqa: E731
+        return cls(batches, truth, to(bound["crlb_x_nm"]), to(bound["crlb_y_nm"]), to(bound["crlb_z_nm"]), is_3d)
+
+    @torch.no_grad()
+    def score(self, model: Localizer, sim: Simulator, *, threshold: float = 0.5, amp: bool = False) -> dict[str, float]:
+        """Validation loss (parts) and metrics of ``model`` on this set."""
+        model.eval()
+        spec = model.spec
+        tables, losses, n = [], [], 0
+        for b in self.batches:
+            x = batch_photons(sim, b.frames)
+            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.is_cuda else nullcontext()
+            with ctx:
+                raw = model(x)
+            pred = model.decode(raw)
+            lp = decode_loss(pred, spec, target_xyz_nm=b.target_xyz_nm, target_photons=b.target_photons,
+                             target_mask=b.target_mask, bg=b.bg)
+            losses.append(np.array([float(lp.total), float(lp.count), float(lp.loc), float(lp.bg)]) * b.frames.shape[0])
+            ex = extract(pred, spec, threshold=threshold)
+            tables.append(to_table(ex, np.arange(n, n + b.frames.shape[0]), model))
+            n += b.frames.shape[0]
+        model.train()
+        pred_t = LocTable.concat(tables)
+        dim = 3 if self.is_3d else 2
+        m = match(self.truth, pred_t, dim=dim)
+        metrics = evaluate_matching(self.truth, pred_t, m, dim=dim, px_size_nm=spec.px_size_nm[0]).to_dict()
+        loss = np.sum(losses, axis=0) / n
+        out = {"val_loss": loss[0], "val_loss_count": loss[1], "val_loss_loc": loss[2], "val_loss_bg": loss[3]}
+        keys = ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d")
+        out.update({k: metrics.get(k) for k in keys})
+        out.update(uncertainty_scores(self, pred_t, m))
+        return {k: (float("nan") if v is None else float(v)) for k, v in out.items()}
+
+
+def uncertainty_scores(vs: ValidationSet, pred: LocTable, m) -> dict[str, float]:
+    """RMSE / sqrt(mean CRLB^2) and z-score spread over the matched emitters."""
+    out: dict[str, float] = {}
+    if m.n_tp < 2:
+        return {"crlb_ratio_lat": math.nan, "crlb_ratio_ax": math.nan, "zscore_std_x": math.nan,
+                "zscore_std_y": math.nan, "zscore_std_z": math.nan}
+    t, p = m.tp_truth, m.tp_pred
+    dx, dy, dz = m.dx, m.dy, m.dz
+    out["crlb_ratio_lat"] = math.sqrt(np.mean(dx**2 + dy**2) / np.mean(vs.crlb_x_nm[t] ** 2 + vs.crlb_y_nm[t] ** 2))
+    out["zscore_std_x"] = float(np.std(dx / pred["sigma_x_nm"][p]))
+    out["zscore_std_y"] = float(np.std(dy / pred["sigma_y_nm"][p]))
+    if vs.is_3d:
+        out["crlb_ratio_ax"] = math.sqrt(np.mean(dz**2) / np.mean(vs.crlb_z_nm[t] ** 2))
+        out["zscore_std_z"] = float(np.std(dz / pred["sigma_z_nm"][p]))
+    else:
+        out["crlb_ratio_ax"] = out["zscore_std_z"] = math.nan
+    return out

@@ -1,0 +1,132 @@
+"""Extraction, temporal windows, tiling and whole-movie fitting with a (randomly initialised) network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from plexloc.infer import FitFilter, Predictor, candidates, extract, fit_movie, iter_windows, tiles
+from plexloc.io.tiff import write_movie
+from plexloc.nets import Localizer, LocalizerSpec
+from plexloc.nets.io import load_model, save_model
+from plexloc.nets.localizer import Prediction
+
+
+def _maps(prob: torch.Tensor) -> Prediction:
+    b, _, h, w = prob.shape
+    return Prediction(prob=prob, photons=torch.full((b, 1, h, w), 1000.0), offset=torch.zeros(b, 3, h, w),
+                      sigma=torch.ones(b, 4, h, w), bg=torch.full((b, 1, h, w), 7.0))
+
+
+def test_probability_split_over_two_pixels_gives_one_localization():
+    p = torch.zeros(1, 1, 8, 8)
+    p[0, 0, 3, 3] = 0.45
+    p[0, 0, 3, 4] = 0.45
+    keep, integ = candidates(p, threshold=0.5)
+    assert int(keep.sum()) == 1 and float(integ[keep]) == pytest.approx(0.9)
+    # neither pixel alone would pass
+    p2 = torch.zeros(1, 1, 8, 8)
+    p2[0, 0, 3, 3] = 0.45
+    assert int(candidates(p2, threshold=0.5)[0].sum()) == 0
+
+
+def test_extract_positions_and_separate_emitters():
+    spec = LocalizerSpec(px_size_nm=(100.0, 110.0))
+    p = torch.zeros(2, 1, 10, 10)
+    p[0, 0, 2, 2] = 0.95
+    p[0, 0, 2, 6] = 0.9  # 4 px away: a second emitter
+    p[1, 0, 7, 1] = 0.3  # below threshold
+    pred = _maps(p)
+    pred.offset[0, 0, 2, 2] = 0.25
+    pred.offset[0, 1, 2, 2] = -0.5
+    ex = extract(pred, spec, threshold=0.5, origin_px=(10, 20))
+    assert len(ex) == 2 and ex.sample.tolist() == [0, 0]
+    i = int(torch.argmin(ex.x_nm))
+    assert float(ex.x_nm[i]) == pytest.approx((20 + 2 + 0.5 + 0.25) * 100.0)
+    assert float(ex.y_nm[i]) == pytest.approx((10 + 2 + 0.5 - 0.5) * 110.0)
+    assert float(ex.sigma[i, 0]) == pytest.approx(100.0) and float(ex.sigma[i, 1]) == pytest.approx(110.0)
+    assert float(ex.bg[i, 0]) == 7.0 and int(ex.pixel_row[i]) == 12 and int(ex.pixel_col[i]) == 22
+
+
+@pytest.mark.parametrize("chunks,batch", [([10], 4), ([3, 1, 6], 4), ([1] * 10, 3), ([10], 16)])
+def test_windows_cover_every_frame_with_edge_repetition(chunks, batch):
+    frames = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2)
+    parts, start = [], 0
+    for n in chunks:
+        parts.append(frames[start : start + n])
+        start += n
+    got = list(iter_windows(iter(parts), window=3, batch_frames=batch))
+    firsts = [f for f, _ in got]
+    wins = torch.cat([w for _, w in got])
+    assert wins.shape == (10, 3, 1, 2, 2)
+    assert firsts == list(range(0, 10, batch))
+    expect = torch.tensor([[max(t - 1, 0), t, min(t + 1, 9)] for t in range(10)], dtype=torch.float32)
+    assert torch.equal(wins[:, :, 0, 0, 0], expect)
+
+
+def test_tiles_partition_the_axis():
+    for size, tile, margin in [(100, 32, 8), (64, 64, 8), (65, 64, 24), (10, 256, 24)]:
+        t = tiles(size, tile, margin)
+        covered = np.zeros(size, int)
+        for c0, c1, i0, i1 in t:
+            covered[c0:c1] += 1
+            assert i0 <= c0 and i1 >= c1 and i0 >= 0 and i1 <= size
+        assert (covered == 1).all()
+
+
+def _random_model(seed: int = 0, **kw) -> Localizer:
+    torch.manual_seed(seed)
+    spec = LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1, input_offset=[50.0], input_scale=[20.0], **kw)
+    net = Localizer(spec)
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(0.0)  # plenty of detections to compare
+    return net.eval()
+
+
+def test_tiled_prediction_equals_whole_frame_prediction():
+    net = _random_model()
+    x = torch.rand(2, 3, 1, 60, 52) * 100 + 20
+    whole = Predictor(net, tile_px=256).localize(x)
+    tiled = Predictor(net, tile_px=16, margin_px=40).localize(x)  # margin beyond the receptive field
+    assert len(whole) > 20
+    key = lambda e: torch.stack([e.sample.float(), e.pixel_row.float(), e.pixel_col.float()], 1)  # noqa: E731
+    order_w = np.lexsort(key(whole).numpy().T[::-1])
+    order_t = np.lexsort(key(tiled).numpy().T[::-1])
+    assert torch.equal(key(whole)[order_w], key(tiled)[order_t])  # same pixels, none twice
+    assert torch.allclose(whole.x_nm[order_w], tiled.x_nm[order_t], atol=1e-2)
+
+
+def test_model_file_round_trip_and_bad_files(tmp_path):
+    net = _random_model(3)
+    save_model(tmp_path / "model.pt", net, {"px_size_nm": 100.0}, meta={"step": 7})
+    loaded, cfg, meta = load_model(tmp_path)
+    x = torch.rand(1, 3, 1, 8, 8) * 50
+    assert torch.allclose(loaded(x), net(x)) and meta["step"] == 7 and cfg["px_size_nm"] == 100.0
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    from plexloc.errors import InputError
+
+    with pytest.raises(InputError, match="junk.pt"):
+        load_model(tmp_path / "junk.pt")
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(InputError, match="no model.pt"):
+        load_model(tmp_path / "empty_run")
+
+
+def test_fit_movie_streams_and_is_independent_of_chunking(tmp_path):
+    from plexloc.config.models import IdealCameraConfig
+
+    net = _random_model(1)
+    rng = np.random.default_rng(0)
+    movie = rng.poisson(40.0, size=(23, 20, 28)).astype(np.uint16)
+    write_movie(tmp_path / "m.tif", movie)
+    cam = IdealCameraConfig()
+    a = fit_movie(tmp_path / "m.tif", net, camera=cam, batch_frames=5, chunk_frames=7)
+    b = fit_movie(tmp_path / "m.tif", net, camera=cam, batch_frames=16, chunk_frames=256)
+    assert len(a) == len(b) > 0
+    for col in ("frame", "x_nm", "y_nm", "photons", "prob", "bg", "sigma_x_nm", "sigma_photons"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-4, atol=1e-3)
+    assert set(a["frame"]) <= set(range(23)) and np.all(np.diff(a["frame"]) >= 0)
+    assert "sigma_z_nm" not in a.columns  # a 2D model predicts no z uncertainty
+    f = fit_movie(tmp_path / "m.tif", net, camera=cam, filters=FitFilter(min_prob=0.9, max_sigma_nm=150.0))
+    assert len(f) < len(a) and (f["prob"] >= 0.9).all() and (np.maximum(f["sigma_x_nm"], f["sigma_y_nm"]) <= 150.0).all()

@@ -1,0 +1,107 @@
+"""The localizer network and the DECODE loss: shapes, output ranges, closed-form loss values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from plexloc.nets import Localizer, LocalizerSpec, UNet, pad_to_multiple
+from plexloc.nets.localizer import Prediction
+from plexloc.train.loss import decode_loss
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def small_spec(**kw) -> LocalizerSpec:
+    base = dict(features=4, depth=1, union_features=4, union_depth=1, photon_scale=5000.0, bg_scale=100.0)
+    base.update(kw)
+    return LocalizerSpec(**base)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_unet_keeps_size_and_mixes_context(depth):
+    net = UNet(2, 5, features=4, depth=depth)
+    x = torch.zeros(1, 2, 16, 24)
+    assert net(x).shape == (1, 5, 16, 24)
+    # a change at one pixel reaches pixels several stages of context away (a U-Net, not a 3x3 stack)
+    x2 = x.clone()
+    x2[0, 0, 8, 12] = 10.0
+    diff = (net(x2) - net(x)).abs()[0].sum(0)
+    assert diff[8, 12 + 2 * depth + 2] > 0
+
+
+def test_localizer_output_ranges_and_channels():
+    spec = small_spec(n_channels=2, n_photons=2, is_3d=True, z_center_nm=-50.0, z_scale_nm=600.0,
+                      input_offset=[0.0, 0.0], input_scale=[1.0, 1.0])
+    net = Localizer(spec)
+    x = torch.rand(3, 3, 2, 8, 8) * 100
+    raw = net(x)
+    assert raw.shape == (3, 1 + 2 + 3 + 5 + 2, 8, 8)
+    pred = net.decode(raw * 50)  # saturate the non-linearities on purpose
+    assert pred.prob.min() >= 0 and pred.prob.max() <= 1
+    assert pred.offset[:, :2].abs().max() <= 1.0
+    assert pred.offset[:, 2].min() >= -650.0 - 1e-3 and pred.offset[:, 2].max() <= 550.0 + 1e-3
+    assert pred.photons.max() <= 5000.0 and pred.bg.max() <= 100.0 and pred.bg.shape[1] == 2
+    assert pred.sigma.min() > 0
+    with pytest.raises(ValueError, match="expected input"):
+        net(torch.rand(3, 3, 1, 8, 8))
+
+
+def test_pad_to_multiple_replicates_edges():
+    x = torch.arange(6.0).view(1, 1, 2, 3)
+    y, (ph, pw) = pad_to_multiple(x, 4)
+    assert y.shape == (1, 1, 4, 4) and (ph, pw) == (2, 1)
+    assert torch.equal(y[0, 0, :2, :3], x[0, 0]) and float(y[0, 0, 3, 3]) == 5.0
+
+
+def _pred(b: int, h: int, w: int, *, p: float = 1e-6) -> Prediction:
+    return Prediction(
+        prob=torch.full((b, 1, h, w), p),
+        photons=torch.full((b, 1, h, w), 1000.0),
+        offset=torch.zeros(b, 3, h, w),
+        sigma=torch.ones(b, 4, h, w),
+        bg=torch.full((b, 1, h, w), 10.0),
+    )
+
+
+def test_count_loss_matches_gaussian_closed_form():
+    spec = small_spec()
+    pred = _pred(1, 4, 4, p=0.25)  # sum p = 4, var = 16 * 0.25 * 0.75 = 3
+    no_targets = dict(target_xyz_nm=torch.zeros(1, 0, 3), target_photons=torch.zeros(1, 0, 1),
+                      target_mask=torch.zeros(1, 0, dtype=torch.bool), bg=torch.full((1, 1, 4, 4), 10.0))
+    parts = decode_loss(pred, spec, **no_targets)
+    expected = 0.5 * (0 - 4) ** 2 / 3 + 0.5 * math.log(3) + 0.5 * LOG_2PI
+    assert float(parts.count) == pytest.approx(expected, rel=1e-5)
+    assert float(parts.loc) == 0.0 and float(parts.bg) == 0.0
+
+
+def test_mixture_loss_is_the_gaussian_nll_of_a_certain_detection():
+    spec = small_spec(px_size_nm=(100.0, 100.0))
+    pred = _pred(1, 6, 6)
+    pred.prob[0, 0, 2, 3] = 1.0  # all weight on pixel (row 2, col 3): centre at x = 3.5 px, y = 2.5 px
+    pred.offset[0, 0, 2, 3] = 0.2
+    pred.offset[0, 1, 2, 3] = -0.1
+    pred.sigma[0, :, 2, 3] = torch.tensor([0.1, 0.2, 1.0, 250.0])  # x, y (px), z (nm, unused in 2D), photons
+    pred.photons[0, 0, 2, 3] = 1000.0
+    target = torch.tensor([[[370.0, 250.0, 0.0]]])  # offsets from the predicted mean: 0.0 and +0.1 px
+    parts = decode_loss(pred, spec, target_xyz_nm=target, target_photons=torch.tensor([[[1250.0]]]),
+                        target_mask=torch.ones(1, 1, dtype=torch.bool), bg=torch.full((1, 1, 6, 6), 10.0))
+    # d = (0, 0.1 px, 250 photons) / (0.1, 0.2, 250) = (0, 0.5, 1.0); log-sigmas in loss units (photons / 5000)
+    expected = 0.5 * (0.5**2 + 1.0**2) + math.log(0.1) + math.log(0.2) + math.log(250.0 / 5000.0) + 1.5 * LOG_2PI
+    assert float(parts.loc) == pytest.approx(expected, abs=1e-3)
+
+
+def test_loss_gradient_pulls_offsets_towards_the_emitter():
+    spec = small_spec()
+    pred = _pred(1, 5, 5)
+    pred.prob[0, 0, 2, 2] = 0.9
+    off = torch.zeros(1, 3, 5, 5, requires_grad=True)
+    pred.offset = off
+    parts = decode_loss(pred, spec, target_xyz_nm=torch.tensor([[[280.0, 250.0, 0.0]]]),
+                        target_photons=torch.tensor([[[1000.0]]]), target_mask=torch.ones(1, 1, dtype=torch.bool),
+                        bg=torch.full((1, 1, 5, 5), 10.0))
+    parts.total.backward()
+    assert off.grad[0, 0, 2, 2] < 0  # increasing x offset lowers the loss (target at +0.3 px)
+    assert off.grad[0, 1, 2, 2].abs() < 1e-6  # y already right

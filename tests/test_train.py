@@ -1,0 +1,100 @@
+"""Training loop, run folder, resume, and the train/fit command line (tiny models, a few steps)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from plexloc.cli.main import main
+from plexloc.config import TrainConfig, save_config
+from plexloc.errors import InputError
+from plexloc.train import Trainer, make_spec
+from plexloc.simulation import Simulator
+
+TINY = {
+    "px_size_nm": 100.0,
+    "frame_size": [16, 16],
+    "psf": {"kind": "gaussian", "sigma_nm": 130.0},
+    "camera": {"kind": "emccd"},
+    "emitters": {"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0]},
+    "background": {"range": [20.0, 50.0]},
+    "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1},
+    "training": {"batch_size": 4, "validate_every": 3, "validation_samples": 8, "warmup_steps": 2},
+}
+
+
+def tiny_config(**training) -> TrainConfig:
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    d["training"].update(training)
+    return TrainConfig.model_validate(d)
+
+
+def test_spec_scales_follow_the_simulation():
+    cfg = TrainConfig.model_validate({**TINY, "psf": {"kind": "astigmatic"}, "emitters": {"z_range_nm": [-500.0, 300.0], "photons_range": [100.0, 2000.0]}})
+    spec = make_spec(cfg, Simulator(cfg.simulation()))
+    assert spec.is_3d and spec.z_center_nm == -100.0 and spec.z_scale_nm == pytest.approx(480.0)
+    assert spec.photon_scale == pytest.approx(2400.0) and spec.bg_scale == pytest.approx(75.0)
+    assert 15.0 < spec.input_offset[0] < 80.0 and spec.input_scale[0] >= 1.0
+    spec2d = make_spec(tiny_config(), Simulator(tiny_config().simulation()))
+    assert not spec2d.is_3d
+
+
+def test_training_writes_a_resumable_run(tmp_path):
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    tr = Trainer(tiny_config(), run)
+    before = [p.detach().clone() for p in tr.model.parameters()]
+    last = tr.run(steps=4)
+    assert tr.step == 4 and last["step"] == 4
+    assert any(not torch.equal(a, b) for a, b in zip(before, tr.model.parameters()))
+    for name in ("checkpoint.pt", "model.pt", "log.csv", "curves.png", "config.yaml"):
+        assert (run / name).stat().st_size > 0, name
+    with (run / "log.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [3, 4]  # validation every 3 steps and at the end
+    for key in ("loss", "val_loss", "jaccard", "rmse_lat", "eff_lat", "crlb_ratio_lat", "zscore_std_x", "lr", "samples_per_s"):
+        assert key in rows[0]
+    assert np.isfinite(float(rows[-1]["val_loss"]))
+    with pytest.raises(InputError, match="already holds a training run"):
+        Trainer(tiny_config(), run)
+    resumed = Trainer(tiny_config(), run, resume=True)
+    assert resumed.step == 4 and len(resumed.rows) == 2
+    for a, b in zip(resumed.model.parameters(), tr.model.parameters()):
+        assert torch.equal(a, b.cpu())
+    resumed.run(steps=6)
+    assert resumed.step == 6 and [r["step"] for r in resumed.rows] == [3, 4, 6]
+    with pytest.raises(InputError, match="no checkpoint"):
+        Trainer(tiny_config(), tmp_path / "other", resume=True)
+
+
+def test_cli_train_then_fit(tmp_path, capsys):
+    cfg_path = tmp_path / "train.yaml"
+    save_config(tiny_config(), cfg_path)
+    assert main(["train", str(cfg_path), "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu"]) == 0
+    assert "done: step 3" in capsys.readouterr().out
+    assert main(["simulate", str(cfg_path), "--frames", "6", "--out", str(tmp_path / "sim"), "--seed", "1", "--device", "cpu"]) == 0
+    out = tmp_path / "locs.csv"
+    assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--model", str(tmp_path / "run"), "--out", str(out),
+                 "--device", "cpu", "--threshold", "0.05"]) == 0
+    header = out.read_text().splitlines()[0].split(",")
+    for col in ("frame", "x_nm", "y_nm", "z_nm", "photons", "prob", "bg", "sigma_x_nm", "sigma_y_nm", "sigma_photons"):
+        assert col in header
+    # resume continues to a total of 5 steps
+    assert main(["train", str(cfg_path), "--out", str(tmp_path / "run"), "--steps", "5", "--resume", "--device", "cpu"]) == 0
+    assert "resuming at step 3" in capsys.readouterr().out
+
+
+def test_cli_fit_errors_name_the_problem(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "missing.tif"), "--model", str(tmp_path), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "no model.pt" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "m.tif"), "--out", str(tmp_path / "o.csv")]) == 2
+    assert "--model" in capsys.readouterr().err
+    bad_cam = tmp_path / "cam.yaml"
+    bad_cam.write_text("kind: emccd\nem_gian: 300\n")
+    assert main(["fit", str(tmp_path / "m.tif"), "--model", str(tmp_path), "--camera", str(bad_cam), "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "cam.yaml" in err and "em_gian" in err
+    assert not (tmp_path / "o.csv").exists()
