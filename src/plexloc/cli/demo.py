@@ -1,7 +1,7 @@
-"""``plexloc demo``: the main job end to end on a small simulated dataset (CPU-friendly).
+"""``plexloc demo``: the main job end to end on a small simulated dataset, on the CPU in minutes.
 
-simulate a movie -> localize it -> evaluate against the ground truth -> print the metrics table.
-Until the network exists the localizer is the baseline (``plexloc detect``).
+simulate a movie -> train a small network on the simulator -> fit the movie -> evaluate against the
+ground truth -> render an image -> print the metrics table.
 """
 
 from __future__ import annotations
@@ -12,36 +12,48 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="simulate, localize and evaluate a small dataset end to end")
-    p.add_argument("--config", type=Path, default=Path("examples/2d_gaussian.yaml"), help="simulation configuration")
+    p = sub.add_parser("demo", help="simulate, train, fit, evaluate and render a small dataset end to end")
+    p.add_argument("--config", type=Path, default=Path("examples/demo_2d.yaml"), help="training configuration")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
-    p.add_argument("--frames", type=int, default=500)
+    p.add_argument("--frames", type=int, default=500, help="frames of the test movie")
+    p.add_argument("--frame-size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"), help="test movie frame size")
+    p.add_argument("--minutes", type=float, default=4.0, help="training time")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from plexloc.cli.main import main
+    import shutil
+
+    from plexloc.cli.main import COMMANDS, main
     from plexloc.errors import InputError
 
     if not args.config.exists():
         raise InputError("configuration not found (run the demo from the repository root, or pass --config)", source=args.config)
     out = args.out
+    run_dir = out / "run"
+    if run_dir.exists():  # a fresh model every time: the demo shows the whole job
+        shutil.rmtree(run_dir)
+    h, w = args.frame_size
     steps = [
-        ("simulate", ["simulate", str(args.config), "--frames", str(args.frames), "--out", str(out),
-                      "--seed", str(args.seed), "--device", args.device]),
-        ("localize", ["detect", str(out / "movie.tif"), "--config", str(out / "config.yaml"),
-                      "--out", str(out / "locs.csv"), "--device", args.device]),
+        ("simulate", ["simulate", str(args.config), "--frames", str(args.frames), "--out", str(out), "--frame-size",
+                      str(h), str(w), "--seed", str(args.seed + 1000), "--device", args.device]),
+        ("train", ["train", str(args.config), "--out", str(run_dir), "--minutes", str(args.minutes), "--device", args.device]),
+        ("fit", ["fit", str(out / "movie.tif"), "--model", str(run_dir), "--out", str(out / "locs.csv"), "--device", args.device]),
         ("evaluate", ["evaluate", str(out / "truth.csv"), str(out / "locs.csv"), "--dim", "2",
                       "--px-size", "100", "--json", str(out / "metrics.json")]),
     ]
+    if "render" in COMMANDS:
+        steps.append(("render", ["render", str(out / "locs.csv"), "--out", str(out / "render.png"), "--pixel-size", "10"]))
+    t_all = time.perf_counter()
     for name, argv in steps:
         t0 = time.perf_counter()
-        print(f"== {name}: plexloc {' '.join(argv)}")
+        print(f"== {name}: plexloc {' '.join(argv)}", flush=True)
         rc = main(argv)
         if rc != 0:
             return rc
-        print(f"   ({time.perf_counter() - t0:.1f} s)")
-    print(f"demo outputs in {out}/: movie.tif, truth.csv, locs.csv, metrics.json")
+        print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
+    print(f"demo done in {(time.perf_counter() - t_all) / 60:.1f} min; outputs in {out}/: movie.tif, truth.csv, "
+          f"run/ (model.pt, log.csv, curves.png), locs.csv, metrics.json" + (", render.png" if "render" in COMMANDS else ""))
     return 0

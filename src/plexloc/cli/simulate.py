@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--density", type=float, default=None, help="active emitters per um^2 per frame (overrides the config)")
+    p.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="frame height and width in pixels (overrides the config)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--chunk", type=int, default=256, help="frames rendered at a time (memory bound)")
     p.set_defaults(func=run)
@@ -41,6 +43,12 @@ def run(args: argparse.Namespace) -> int:
     if args.density is not None and args.density < 0:
         raise InputError(f"--density must be >= 0, got {args.density}")
     config = load_config(args.config)
+    if args.frame_size is not None:
+        from plexloc.config import validate_config
+
+        data = config.model_dump()
+        data["frame_size"] = list(args.frame_size)
+        config = validate_config(data, type(config), source="--frame-size")
     device = resolve_device(args.device)
     sim = Simulator(config).to(device)
     gen = torch.Generator(device=device).manual_seed(args.seed)

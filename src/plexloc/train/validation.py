@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from plexloc.evaluate.crlb import crlb
 from plexloc.evaluate.matching import match
 from plexloc.evaluate.metrics import evaluate_matching
+from plexloc.evaluate.uncertainty import error_scores, table_crlb
 from plexloc.infer.extract import extract
 from plexloc.infer.fit import to_table
 from plexloc.nets.localizer import Localizer
@@ -55,9 +55,7 @@ def truth_of(batches: list[Batch]) -> tuple[LocTable, np.ndarray]:
 class ValidationSet:
     batches: list[Batch]
     truth: LocTable
-    crlb_x_nm: np.ndarray
-    crlb_y_nm: np.ndarray
-    crlb_z_nm: np.ndarray
+    crlb: dict[str, np.ndarray]  # crlb_x_nm, crlb_y_nm, crlb_z_nm of every truth row
     is_3d: bool
 
     @classmethod
@@ -70,22 +68,11 @@ class ValidationSet:
             batches.append(gen())
             left -= gen.batch_size
         truth, bg = truth_of(batches)
-        ch = sim.channels[0]
-        is_3d = bool(ch.psf.is_3d)
-        if sim.n_channels == 1:
-            bound = crlb(ch.psf, ch.camera, z_nm=torch.as_tensor(truth["z_nm"]) - ch.z_offset_nm,
-                         photons=torch.as_tensor(truth["photons"]), bg=torch.as_tensor(bg))
-        else:
-            frac = np.array([c.throughput for c in sim.channels], dtype=float)
-            bound = crlb(
-                [(c.psf, c.camera) for c in sim.channels],
-                z_nm=torch.as_tensor(truth["z_nm"]), photons=torch.as_tensor(truth["photons"]), bg=torch.as_tensor(bg),
-                transforms=[None] * sim.n_channels,  # the bound does not depend on where the emitter sits
-                z_offsets_nm=[c.z_offset_nm for c in sim.channels],
-                photon_fractions=list(frac / frac.sum()),
-            )
-        to = lambda t: t.cpu().numpy() if len(truth) else np.zeros(0)  # noqa: E731
-        return cls(batches, truth, to(bound["crlb_x_nm"]), to(bound["crlb_y_nm"]), to(bound["crlb_z_nm"]), is_3d)
+        is_3d = bool(sim.channels[0].psf.is_3d)
+        frac = np.array([c.throughput for c in sim.channels], dtype=float)
+        bound = table_crlb(truth, [(c.psf, c.camera) for c in sim.channels], bg=bg,
+                           z_offsets_nm=[c.z_offset_nm for c in sim.channels], photon_fractions=list(frac / frac.sum()))
+        return cls(batches, truth, bound, is_3d)
 
     @torch.no_grad()
     def score(self, model: Localizer, sim: Simulator, *, threshold: float = 0.5, amp: bool = False) -> dict[str, float]:
@@ -114,24 +101,5 @@ class ValidationSet:
         out = {"val_loss": loss[0], "val_loss_count": loss[1], "val_loss_loc": loss[2], "val_loss_bg": loss[3]}
         keys = ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d")
         out.update({k: metrics.get(k) for k in keys})
-        out.update(uncertainty_scores(self, pred_t, m))
+        out.update(error_scores(pred_t, m, self.crlb, dim=dim))
         return {k: (float("nan") if v is None else float(v)) for k, v in out.items()}
-
-
-def uncertainty_scores(vs: ValidationSet, pred: LocTable, m) -> dict[str, float]:
-    """RMSE / sqrt(mean CRLB^2) and z-score spread over the matched emitters."""
-    out: dict[str, float] = {}
-    if m.n_tp < 2:
-        return {"crlb_ratio_lat": math.nan, "crlb_ratio_ax": math.nan, "zscore_std_x": math.nan,
-                "zscore_std_y": math.nan, "zscore_std_z": math.nan}
-    t, p = m.tp_truth, m.tp_pred
-    dx, dy, dz = m.dx, m.dy, m.dz
-    out["crlb_ratio_lat"] = math.sqrt(np.mean(dx**2 + dy**2) / np.mean(vs.crlb_x_nm[t] ** 2 + vs.crlb_y_nm[t] ** 2))
-    out["zscore_std_x"] = float(np.std(dx / pred["sigma_x_nm"][p]))
-    out["zscore_std_y"] = float(np.std(dy / pred["sigma_y_nm"][p]))
-    if vs.is_3d:
-        out["crlb_ratio_ax"] = math.sqrt(np.mean(dz**2) / np.mean(vs.crlb_z_nm[t] ** 2))
-        out["zscore_std_z"] = float(np.std(dz / pred["sigma_z_nm"][p]))
-    else:
-        out["crlb_ratio_ax"] = out["zscore_std_z"] = math.nan
-    return out

@@ -1,0 +1,188 @@
+"""Accuracy of the network on SMLM-Challenge-like simulated data, against the CRLB and the MLE fitter.
+
+For each configuration (default ``examples/2d_gaussian.yaml`` and ``examples/3d_astigmatic.yaml``: the
+SMLM Challenge 2016 camera, photons and background) one model is trained for ``--minutes`` on 40x40
+samples at ``--train-density``, then independent 64x64 test movies are simulated at each density
+(default 0.1, 0.5, 1, 2 emitters/um^2), fitted end to end (TIFF in, table out) and scored:
+JI, RMSE_lat, RMSE_ax, E_lat, E_ax, E_3D, RMSE / sqrt(mean CRLB^2) over matched emitters, the
+standard deviation of the z-scores (error / predicted sigma), and the gridding deviation. Emitters
+dimmer than the training's ``min_target_photons`` are removed from the truth (they are not targets).
+With ``--compare-mle`` the project's MLE fitter fits the same movies (3D, 1/um^2 is the bar's point).
+
+Time to accuracy: from the run's validation log, the training time after which the validation
+efficiency stays within 2 points of its plateau (the mean of the last three validations).
+
+    python bench/accuracy.py --device cuda --minutes 20
+    python bench/accuracy.py --device cpu --minutes 3 --features 16 --frames 100   # a CPU smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from plexloc.config import TrainConfig, load_config
+from plexloc.evaluate import evaluate
+from plexloc.evaluate.matching import match
+from plexloc.evaluate.uncertainty import error_scores, table_crlb
+from plexloc.infer import fit_movie
+from plexloc.io.tiff import write_movie
+from plexloc.simulation import Simulator
+from plexloc.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def time_to_plateau(log_csv: Path, key: str) -> dict:
+    with log_csv.open() as fh:
+        rows = list(csv.DictReader(fh))
+    t = np.array([float(r["elapsed_s"]) for r in rows])
+    e = np.array([float(r[key]) if r.get(key) not in (None, "", "nan") else math.nan for r in rows])
+    ok = np.isfinite(e)
+    if ok.sum() < 3:
+        return {"plateau": None, "minutes_to_plateau": None}
+    t, e = t[ok], e[ok]
+    plateau = float(np.mean(e[-3:]))
+    within = e >= plateau - 2.0
+    # first index from which every later validation stays within 2 points
+    idx = len(e) - 1
+    while idx > 0 and within[idx - 1]:
+        idx -= 1
+    return {"plateau": plateau, "minutes_to_plateau": float(t[idx] / 60.0), "curve_minutes": (t / 60).tolist(), "curve_eff": e.tolist()}
+
+
+def train_config(path: Path, args) -> TrainConfig:
+    d = load_config(path, TrainConfig).model_dump()
+    d["frame_size"] = [40, 40]
+    d["emitters"]["density_per_um2"] = args.train_density
+    d["model"].update(features=args.features, union_features=args.features)
+    d["training"].update(batch_size=args.batch_size, lr=args.lr, validate_every=args.validate_every,
+                         validation_samples=args.validation_samples, compile=args.compile)
+    return TrainConfig.model_validate(d)
+
+
+def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
+    name = path.stem
+    config = train_config(path, args)
+    run_dir = out / f"{name}_run"
+    if args.model is None:
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        trainer = Trainer(config, run_dir, device=device)
+        print(f"[{name}] training {args.minutes} min on {device} ...", flush=True)
+        trainer.run(minutes=args.minutes, log=lambda s: print(f"[{name}] {s}", flush=True))
+        model = run_dir
+        steps = trainer.step
+    else:
+        model, steps = Path(args.model), None
+    is_3d = config.emitters.z_range_nm[1] > config.emitters.z_range_nm[0]
+    dim = 3 if is_3d else 2
+    res = {"config": str(path), "dim": dim, "train_minutes": args.minutes, "train_steps": steps, "densities": {}}
+    if args.model is None:
+        res["time_to_accuracy"] = time_to_plateau(run_dir / "log.csv", "eff_3d" if is_3d else "eff_lat")
+    sim_data = config.simulation().model_dump()
+    sim_data["frame_size"] = [args.size, args.size]
+    for density in args.densities:
+        sim_data["emitters"]["density_per_um2"] = density
+        sim = Simulator(type(config.simulation()).model_validate(sim_data)).to(device)
+        mov = sim.simulate_movie(args.frames, generator=torch.Generator(device=device).manual_seed(int(density * 1000) + 7))
+        movie_path = out / f"{name}_d{density:g}.tif"
+        write_movie(movie_path, mov.frames[0].cpu().numpy().astype(np.uint16))
+        truth = mov.truth
+        truth = truth[truth["photons"] >= config.training.min_target_photons]
+        stats: dict = {}
+        pred = fit_movie(movie_path, model, device=device, stats=stats)
+        m = match(truth, pred, dim=dim)
+        met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
+        ch = sim.channels[0]
+        sc = error_scores(pred, m, table_crlb(truth, [(ch.psf, ch.camera)], z_offsets_nm=[ch.z_offset_nm]), dim=dim)
+        row = {k: met.get(k) for k in ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d",
+                                       "gridding_dev_x", "gridding_dev_y", "n_truth", "tp")}
+        row.update(sc)
+        row["fit_frames_per_s"] = stats.get("frames_per_s")
+        if args.compare_mle:
+            row.update(compare_mle(movie_path, config, truth, dim, device))
+        res["densities"][f"{density:g}"] = row
+        print(f"[{name}] density {density:g}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float)), flush=True)
+        movie_path.unlink()
+    return res
+
+
+def compare_mle(movie_path: Path, config: TrainConfig, truth, dim: int, device) -> dict:
+    try:
+        from plexloc.mle import fit_movie as fit_mle
+    except ImportError:
+        return {"mle_eff_3d": None, "mle_note": "plexloc.mle.fit_movie not available"}
+    t0 = time.perf_counter()
+    pred = fit_mle(movie_path, config, device=device)
+    met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
+    return {"mle_jaccard": met.get("jaccard"), "mle_rmse_lat": met.get("rmse_lat"), "mle_rmse_ax": met.get("rmse_ax"),
+            "mle_eff_lat": met.get("eff_lat"), "mle_eff_3d": met.get("eff_3d"), "mle_seconds": time.perf_counter() - t0}
+
+
+def fmt(v, spec=".1f") -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configs", type=Path, nargs="+",
+                    default=[ROOT / "examples" / "2d_gaussian.yaml", ROOT / "examples" / "3d_astigmatic.yaml"])
+    ap.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.5, 1.0, 2.0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--minutes", type=float, default=20.0, help="training time per configuration")
+    ap.add_argument("--model", default=None, help="skip training and use this run folder (one config only)")
+    ap.add_argument("--train-density", type=float, default=1.0)
+    ap.add_argument("--features", type=int, default=48)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=6e-4)
+    ap.add_argument("--validate-every", type=int, default=500)
+    ap.add_argument("--validation-samples", type=int, default=512)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--frames", type=int, default=1000, help="frames per test movie")
+    ap.add_argument("--size", type=int, default=64, help="test frame size (px)")
+    ap.add_argument("--compare-mle", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+               "torch": torch.__version__, "commit": commit(), "args": {k: str(v) for k, v in vars(args).items()}, "configs": []}
+    for path in args.configs:
+        results["configs"].append(run_config(path, args, device, args.out))
+    print("\n| config | density /um^2 | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | MLE E_3D |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results["configs"]:
+        for d, row in r["densities"].items():
+            print(f"| {Path(r['config']).stem} | {d} | {fmt(row['jaccard'])} | {fmt(row['rmse_lat'])} | {fmt(row['rmse_ax'])} | "
+                  f"{fmt(row['eff_lat'])} | {fmt(row['eff_ax'])} | {fmt(row['eff_3d'])} | {fmt(row['crlb_ratio_lat'], '.2f')} | "
+                  f"{fmt(row['crlb_ratio_ax'], '.2f')} | {fmt(row['zscore_std_x'], '.2f')} / {fmt(row['zscore_std_z'], '.2f')} | "
+                  f"{fmt(row['gridding_dev_x'], '.2f')} | {fmt(row.get('mle_eff_3d'))} |")
+        tta = r.get("time_to_accuracy") or {}
+        if tta.get("plateau") is not None:
+            print(f"  {Path(r['config']).stem}: efficiency plateau {tta['plateau']:.1f}, within 2 points after {tta['minutes_to_plateau']:.1f} min")
+    (args.out / "accuracy.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Network throughput: training samples/s (simulation included) and fitting frames/s end to end.
+
+- ``train``: the whole training step of :class:`plexloc.train.Trainer` (simulate a batch on the device,
+  camera normalisation, forward, loss, backward, AdamW step) on 40x40 samples with a temporal window
+  of 3, a DECODE-sized network (frame U-Net 48 features, depth 2); also simulation alone and network
+  alone, so one sees which one limits.
+- ``fit``: ``plexloc.infer.fit_movie`` on a TIFF of 256x256 frames written to disk first: reading
+  (memory-mapped), camera normalisation, windows, forward, extraction, table. The weights are those
+  of a freshly initialised model (throughput does not depend on them, apart from the number of
+  localizations, which is reported).
+
+Prints a table and writes JSON.
+
+    python bench/throughput.py --device cpu  --train-steps 10 --fit-frames 64
+    python bench/throughput.py --device cuda --train-steps 300 --fit-frames 5000 [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from plexloc.config import TrainConfig, load_config
+from plexloc.infer import fit_movie
+from plexloc.io.tiff import write_movie
+from plexloc.nets import Localizer
+from plexloc.train import Trainer, make_spec
+from plexloc.train.validation import batch_photons
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: int) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(config, Path(d) / "run", device=device)
+        for _ in range(warmup):
+            tr.train_step()
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            tr.train_step()
+        sync(device)
+        full = steps * config.training.batch_size / (time.perf_counter() - t0)
+        # simulation alone
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            b = tr.generator()
+            batch_photons(tr.sim, b.frames)
+        sync(device)
+        sim = steps * config.training.batch_size / (time.perf_counter() - t0)
+        # network alone (a fixed batch)
+        b = tr.generator()
+        x = batch_photons(tr.sim, b.frames)
+        from contextlib import nullcontext
+
+        from plexloc.train.loss import decode_loss
+
+        def net_step():
+            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if tr.amp else nullcontext()
+            with ctx:
+                raw = tr.forward(x)
+            parts = decode_loss(tr.model.decode(raw), tr.model.spec, target_xyz_nm=b.target_xyz_nm,
+                                target_photons=b.target_photons, target_mask=b.target_mask, bg=b.bg)
+            tr.optimizer.zero_grad(set_to_none=True)
+            parts.total.backward()
+            tr.optimizer.step()
+
+        for _ in range(warmup):
+            net_step()
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            net_step()
+        sync(device)
+        net = steps * config.training.batch_size / (time.perf_counter() - t0)
+    return {"train_samples_per_s": full, "simulation_samples_per_s": sim, "network_samples_per_s": net}
+
+
+def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int, batch_frames: int) -> dict:
+    from plexloc.simulation import Simulator
+
+    data = config.simulation().model_dump()
+    data["frame_size"] = [size, size]
+    sim = Simulator(type(config.simulation()).model_validate(data)).to(device)
+    net = Localizer(make_spec(config, Simulator(config.simulation()).to(device))).to(device)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "movie.tif"
+        chunk = sim.simulate_movie(min(frames, 256), generator=torch.Generator(device=device).manual_seed(0)).frames[0]
+        reps = -(-frames // chunk.shape[0])
+        movie = np.concatenate([chunk.cpu().numpy().astype(np.uint16)] * reps)[:frames]
+        write_movie(path, movie)
+        del movie
+        cfg = config.model_dump(mode="json")
+        fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames)  # warm-up (and file cache)
+        stats: dict = {}
+        table = fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames, stats=stats)
+    return {"fit_frames_per_s": stats["frames_per_s"], "fit_frames": frames, "fit_frame_size": size,
+            "fit_localizations": len(table), "fit_batch_frames": batch_frames}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", type=Path, default=ROOT / "examples" / "2d_gaussian.yaml")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--features", type=int, default=48)
+    ap.add_argument("--train-steps", type=int, default=50)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--fit-frames", type=int, default=1000)
+    ap.add_argument("--fit-size", type=int, default=256)
+    ap.add_argument("--fit-batch", type=int, default=32)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "throughput.json")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    cfg = load_config(args.config, TrainConfig).model_dump()
+    cfg["frame_size"] = [40, 40]
+    cfg["model"].update(features=args.features, union_features=args.features, depth=2, union_depth=2)
+    cfg["training"].update(batch_size=args.batch_size, validation_samples=8, compile=args.compile)
+    config = TrainConfig.model_validate(cfg)
+    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+              "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": commit(),
+              "config": str(args.config), "batch_size": args.batch_size, "features": args.features,
+              "compile": args.compile, "amp_bf16": device.type == "cuda"}
+    result.update(bench_train(config, device, args.train_steps, args.warmup))
+    result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch))
+    print(f"| device | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({args.fit_size}x{args.fit_size}) |")
+    print("|---|---|---|---|---|")
+    print(f"| {result['device']} ({device.type}) | {result['train_samples_per_s']:,.0f} | {result['simulation_samples_per_s']:,.0f} "
+          f"| {result['network_samples_per_s']:,.0f} | {result['fit_frames_per_s']:,.1f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

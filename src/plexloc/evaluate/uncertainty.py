@@ -1,0 +1,63 @@
+"""How close errors come to the Cramér-Rao bound, and whether predicted uncertainties are calibrated.
+
+- ``crlb_ratio_lat = RMSE_lat / sqrt(mean(crlb_x^2 + crlb_y^2))`` and ``crlb_ratio_ax = RMSE_ax /
+  sqrt(mean(crlb_z^2))`` over matched emitters (1 means the bound is reached);
+- ``zscore_std_x/y/z``: standard deviation of ``error / predicted sigma`` over matched pairs (1 means
+  the predicted uncertainties are calibrated).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from plexloc.camera import Camera
+from plexloc.evaluate.crlb import crlb
+from plexloc.evaluate.matching import Matching
+from plexloc.psf import PSF
+from plexloc.table import LocTable
+
+KEYS = ("crlb_ratio_lat", "crlb_ratio_ax", "zscore_std_x", "zscore_std_y", "zscore_std_z")
+
+
+def table_crlb(
+    truth: LocTable,
+    channels: Sequence[tuple[PSF, Camera]],
+    *,
+    bg: np.ndarray | None = None,
+    z_offsets_nm: Sequence[float] | None = None,
+    photon_fractions: Sequence[float] | None = None,
+) -> dict[str, np.ndarray]:
+    """CRLB (nm) of every truth row from its photons, z and background (``bg`` or the ``bg`` column)."""
+    bg = truth["bg"] if bg is None else bg
+    if not len(truth):
+        return {k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm")}
+    z = torch.as_tensor(truth["z_nm"])
+    if len(channels) == 1 and z_offsets_nm:
+        z = z - z_offsets_nm[0]
+    kw = {}
+    if len(channels) > 1:
+        kw = dict(z_offsets_nm=z_offsets_nm, photon_fractions=photon_fractions)
+    b = crlb(list(channels), z_nm=z, photons=torch.as_tensor(truth["photons"]), bg=torch.as_tensor(np.asarray(bg, float)), **kw)
+    return {k: b[k].cpu().numpy() for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm")}
+
+
+def error_scores(pred: LocTable, m: Matching, bound: dict[str, np.ndarray], *, dim: int) -> dict[str, float]:
+    """The :data:`KEYS` scores of a matching; NaN where they are undefined (e.g. axial scores in 2D)."""
+    out = dict.fromkeys(KEYS, math.nan)
+    if m.n_tp < 2:
+        return out
+    t, p = m.tp_truth, m.tp_pred
+    dx, dy, dz = m.dx, m.dy, m.dz
+    out["crlb_ratio_lat"] = math.sqrt(np.mean(dx**2 + dy**2) / np.mean(bound["crlb_x_nm"][t] ** 2 + bound["crlb_y_nm"][t] ** 2))
+    if "sigma_x_nm" in pred and "sigma_y_nm" in pred:
+        out["zscore_std_x"] = float(np.std(dx / pred["sigma_x_nm"][p]))
+        out["zscore_std_y"] = float(np.std(dy / pred["sigma_y_nm"][p]))
+    if dim == 3:
+        out["crlb_ratio_ax"] = math.sqrt(np.mean(dz**2) / np.mean(bound["crlb_z_nm"][t] ** 2))
+        if "sigma_z_nm" in pred:
+            out["zscore_std_z"] = float(np.std(dz / pred["sigma_z_nm"][p]))
+    return out
