@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-photons", type=float, help="keep localizations with photons <= N")
     p.add_argument("--batch-frames", type=int, default=16, help="frames per forward pass")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels for large frames")
+    p.add_argument("--roi-offset", type=int, nargs=2, default=(0, 0), metavar=("X", "Y"),
+                   help="chip pixel (x, y) at the movie's frame corner (multi-channel models; default 0 0)")
     p.set_defaults(func=run)
 
 
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
             filters=FitFilter(args.min_prob, args.max_sigma, args.min_photons, args.max_photons),
             progress=progress,
             stats=stats,
+            roi_offset_px=tuple(args.roi_offset),
         )
     write_table(table, args.out)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""

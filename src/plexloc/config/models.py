@@ -200,6 +200,14 @@ class SimulationConfig(_Model):
 
     px_size_nm: PositiveFloat | tuple[PositiveFloat, PositiveFloat] = 100.0
     frame_size: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] = (64, 64)
+    chip_size_px: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] | None = Field(
+        default=None,
+        description="camera chip (H, W) in pixels; channel transforms are in chip coordinates. Training samples "
+        "the ROI's position over the chip, so a multi-channel model fits any ROI. Default: frame_size",
+    )
+    roi_offset_px: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] = Field(
+        default=(0, 0), description="(x, y) pixel of the chip at the simulated frame's corner"
+    )
     channels: list[ChannelConfig] = Field(min_length=1)
     photon_model: PhotonModelConfig = Field(default_factory=PhotonModelConfig)
     emitters: EmitterConfig = Field(default_factory=EmitterConfig)
@@ -225,6 +233,17 @@ class SimulationConfig(_Model):
         if self.photon_model.kind == "ratiometric" and self.photon_model.ratios:
             if len(self.photon_model.ratios[0]) != n:
                 raise ValueError(f"photon_model.ratios rows have {len(self.photon_model.ratios[0])} entries, expected one per channel ({n})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_chip(self) -> SimulationConfig:
+        if self.chip_size_px is not None:
+            h, w = self.chip_size_px
+            if h < self.frame_size[0] + self.roi_offset_px[1] or w < self.frame_size[1] + self.roi_offset_px[0]:
+                raise ValueError(
+                    f"chip_size_px {list(self.chip_size_px)} is smaller than frame_size {list(self.frame_size)} "
+                    f"placed at roi_offset_px {list(self.roi_offset_px)}"
+                )
         return self
 
     @property

@@ -98,6 +98,7 @@ def fit_movie(
     progress: Callable | None = None,
     config: dict | None = None,
     stats: dict | None = None,
+    roi_offset_px: tuple[int, int] = (0, 0),
 ) -> LocTable:
     """Localize every frame of a movie.
 
@@ -110,6 +111,8 @@ def fit_movie(
         tile_px: frames larger than this are tiled. filters: optional :class:`FitFilter`.
         progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
         stats: a dict that receives ``frames``, ``seconds`` and ``frames_per_s``.
+        roi_offset_px: chip pixel (x, y) at the movie's frame corner (for a multi-channel model's
+            transformation indicator; the transforms are the training configuration's).
 
     Returns:
         The localization table, rows ordered by frame.
@@ -146,13 +149,18 @@ def fit_movie(
             shape = getattr(cam, "map_shape", None)
             if shape is not None and tuple(shape) != tuple(readers[0].frame_shape):
                 raise InputError(f"camera maps are {tuple(shape)} but the movie's frames are {readers[0].frame_shape}", source=paths[0])
-        predictor = Predictor(net, threshold=threshold, tile_px=tile_px)
+        transforms = None
+        if spec.n_aux:
+            if not cfg or "channels" not in cfg:
+                raise InputError("a multi-channel model needs its training configuration (channel transforms)")
+            transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
+        predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms)
         batches = iter_windows(_photon_chunks(readers, cams, chunk_frames), window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         tables = []
         t0 = time.perf_counter()
         for first, windows in batches:
-            ex = predictor.localize(windows)
+            ex = predictor.localize(windows, roi_offset_px)
             tables.append(to_table(ex, np.arange(first, first + windows.shape[0]), net))
             if bar is not None:
                 bar.update(windows.shape[0])

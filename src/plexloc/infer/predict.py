@@ -18,6 +18,7 @@ from torch import Tensor
 
 from plexloc.infer.extract import Extracted, extract
 from plexloc.nets.localizer import Localizer, pad_to_multiple
+from plexloc.simulation.geometry import transform_indicator
 
 
 def iter_windows(
@@ -86,9 +87,24 @@ class Predictor:
         tile_px: core size of tiles (frames up to this size are predicted whole).
         margin_px: context around each tile core.
         amp: bfloat16 autocast on CUDA.
+        transforms: the channels' transforms (3x3, reference -> channel, chip coordinates, nm) for the
+            transformation indicator of a multi-channel model; every tile gets the indicator of its own
+            absolute position on the chip.
     """
 
-    def __init__(self, model: Localizer, *, threshold: float = 0.5, tile_px: int = 256, margin_px: int = 24, amp: bool = True):
+    def __init__(
+        self,
+        model: Localizer,
+        *,
+        threshold: float = 0.5,
+        tile_px: int = 256,
+        margin_px: int = 24,
+        amp: bool = True,
+        transforms: list[Tensor] | None = None,
+    ):
+        if model.spec.n_aux and (transforms is None or 2 * len(transforms) != model.spec.n_aux):
+            raise ValueError(f"the model needs the transforms of its {model.spec.n_aux // 2} channels")
+        self.transforms = transforms
         self.model = model.eval()
         self.threshold = float(threshold)
         self.tile_px, self.margin_px = int(tile_px), int(margin_px)
@@ -96,17 +112,25 @@ class Predictor:
         self.amp = amp and self.device.type == "cuda"
 
     @torch.no_grad()
-    def localize(self, windows: Tensor) -> Extracted:
-        """Localizations of a batch of windows (B, T, C, H, W) in photons; ``sample`` indexes the batch."""
+    def localize(self, windows: Tensor, roi_offset_px: tuple[int, int] = (0, 0)) -> Extracted:
+        """Localizations of a batch of windows (B, T, C, H, W) in photons; ``sample`` indexes the batch.
+
+        ``roi_offset_px``: chip pixel (x, y) at the frames' corner (multi-channel models)."""
         windows = windows.to(self.device, torch.float32, non_blocking=True)
+        spec = self.model.spec
         h, w = windows.shape[-2:]
         parts = []
         for r0, r1, ri0, ri1 in tiles(h, self.tile_px, self.margin_px):
             for c0, c1, ci0, ci1 in tiles(w, self.tile_px, self.margin_px):
                 x, _ = pad_to_multiple(windows[..., ri0:ri1, ci0:ci1], self.model.size_multiple)
+                aux = None
+                if spec.n_aux:
+                    off = torch.tensor([[roi_offset_px[0] + ci0, roi_offset_px[1] + ri0]], device=self.device)
+                    aux = transform_indicator(self.transforms, off, tuple(x.shape[-2:]), spec.px_size_nm)
+                    aux = aux.expand(x.shape[0], -1, -1, -1)
                 ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
                 with ctx:
-                    raw = self.model(x)
+                    raw = self.model(x, aux)
                 pred = self.model.decode(raw).crop(slice(0, ri1 - ri0), slice(0, ci1 - ci0))
                 ex = extract(pred, self.model.spec, threshold=self.threshold, origin_px=(ri0, ci0))
                 keep = (ex.pixel_row >= r0) & (ex.pixel_row < r1) & (ex.pixel_col >= c0) & (ex.pixel_col < c1)

@@ -26,6 +26,8 @@ class Batch:
         target_photons: (B, K, C) photons per channel of those emitters.
         target_mask: (B, K) True where a target exists (K is the batch's largest target count).
         target_color: (B, K) colour index.
+        roi_offset_px: (B, 2) chip pixel (x, y) at each sample's ROI corner (sampled over the chip when the
+            configuration's ``chip_size_px`` exceeds the frame; else its ``roi_offset_px``).
     """
 
     frames: Tensor
@@ -34,6 +36,7 @@ class Batch:
     target_photons: Tensor
     target_mask: Tensor
     target_color: Tensor
+    roi_offset_px: Tensor
 
     def to(self, device) -> Batch:
         return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
@@ -71,7 +74,11 @@ class BatchGenerator:
         with torch.no_grad():
             em = sim.sample_emitters(n_sequences=b, n_frames=t, generator=self.generator)
             bg = sim.sample_background(n_sequences=b, n_frames=t, generator=self.generator)  # (C, B*T, H, W)
-            raw = sim.camera(sim.expected_photons(em, bg), generator=self.generator)
+            offset_px = self.sample_roi_offsets(b)
+            raw = sim.camera(
+                sim.expected_photons(em, bg, roi_offset_nm=sim.roi_offset_nm(offset_px)[em.frame_ix // t]),
+                generator=self.generator,
+            )
         c, _, h, w = raw.shape
         frames = raw.reshape(c, b, t, h, w).permute(1, 2, 0, 3, 4).contiguous()
         mid = t // 2
@@ -92,7 +99,18 @@ class BatchGenerator:
         phot[sample, slot] = tgt.photons
         mask[sample, slot] = True
         color[sample, slot] = tgt.color
-        return Batch(frames, bg_mid, xyz, phot, mask, color)
+        return Batch(frames, bg_mid, xyz, phot, mask, color, offset_px)
+
+    def sample_roi_offsets(self, n: int) -> Tensor:
+        """(n, 2) ROI corners (x, y) in chip pixels: uniform over the chip, or the configuration's fixed offset."""
+        sim = self.simulator
+        (ch, cw), (h, w) = sim.chip_size_px, sim.frame_shape
+        dev = sim.device
+        if ch > h or cw > w:
+            x = torch.randint(0, cw - w + 1, (n,), generator=self.generator, device=dev)
+            y = torch.randint(0, ch - h + 1, (n,), generator=self.generator, device=dev)
+            return torch.stack([x, y], dim=1).to(torch.float32)
+        return torch.tensor([sim.config.roi_offset_px], dtype=torch.float32, device=dev).expand(n, 2).clone()
 
     def __iter__(self):
         while True:

@@ -30,3 +30,36 @@ def apply_transform(transform: Tensor, x_nm: Tensor, y_nm: Tensor) -> tuple[Tens
 
 def is_identity(transform: Tensor) -> bool:
     return bool(torch.equal(transform.cpu(), torch.eye(3, dtype=transform.dtype)))
+
+
+def transform_indicator(
+    transforms: list[Tensor] | Tensor,
+    offset_px: Tensor,
+    frame_shape: tuple[int, int],
+    px_size_nm: tuple[float, float],
+) -> Tensor:
+    """The transformation indicator of DECODE-Plex: for every pixel and channel, ``T_c(p) - p`` in x and y
+    (in pixels) at the pixel centre's absolute position ``p`` on the camera chip.
+
+    Args:
+        transforms: C transforms (3, 3), reference -> channel, in chip coordinates (nm).
+        offset_px: (B, 2) chip pixel (x, y) at each ROI's corner.
+        frame_shape: (H, W) of the ROI.
+        px_size_nm: (x, y) pixel size.
+
+    Returns:
+        (B, 2C, H, W) float32: channel c's x shift at ``2c``, its y shift at ``2c + 1``.
+    """
+    h, w = frame_shape
+    px, py = px_size_nm
+    dev = offset_px.device
+    off = offset_px.to(torch.float64)
+    cols = torch.arange(w, device=dev, dtype=torch.float64) + 0.5
+    rows = torch.arange(h, device=dev, dtype=torch.float64) + 0.5
+    x = ((cols.view(1, 1, w) + off[:, 0].view(-1, 1, 1)) * px).expand(-1, h, w)
+    y = ((rows.view(1, h, 1) + off[:, 1].view(-1, 1, 1)) * py).expand(-1, h, w)
+    maps = []
+    for t in transforms:
+        xc, yc = apply_transform(torch.as_tensor(t, dtype=torch.float64, device=dev), x, y)
+        maps += [(xc - x) / px, (yc - y) / py]
+    return torch.stack(maps, dim=1).to(torch.float32)

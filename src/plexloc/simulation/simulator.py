@@ -49,14 +49,25 @@ class Channel(nn.Module):
             throughput=config.throughput,
         )
 
-    def positions(self, xyz_nm: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Reference-channel positions -> this channel's image coordinates (x, y) and its PSF's z."""
-        x, y = apply_transform(self.transform, xyz_nm[:, 0], xyz_nm[:, 1])
+    def positions(self, xyz_nm: Tensor, roi_offset_nm: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Reference-channel positions -> this channel's image coordinates (x, y) and its PSF's z.
+
+        Positions are relative to the ROI's corner; ``roi_offset_nm`` (N, 2) is that corner's position on
+        the chip (the transform is in chip coordinates): ``r_c = T_c(r + o) - o``.
+        """
+        if roi_offset_nm is None:
+            x, y = apply_transform(self.transform, xyz_nm[:, 0], xyz_nm[:, 1])
+        else:
+            ox, oy = roi_offset_nm[:, 0].to(xyz_nm.dtype), roi_offset_nm[:, 1].to(xyz_nm.dtype)
+            x, y = apply_transform(self.transform, xyz_nm[:, 0] + ox, xyz_nm[:, 1] + oy)
+            x, y = x - ox, y - oy
         return x, y, xyz_nm[:, 2] - self.z_offset_nm
 
-    def render(self, xyz_nm: Tensor, photons: Tensor, frame_ix: Tensor, *, n_frames: int, frame_shape) -> Tensor:
+    def render(
+        self, xyz_nm: Tensor, photons: Tensor, frame_ix: Tensor, *, n_frames: int, frame_shape, roi_offset_nm: Tensor | None = None
+    ) -> Tensor:
         """Expected signal photons (n_frames, H, W) of emitters given in reference coordinates."""
-        x, y, z = self.positions(xyz_nm)
+        x, y, z = self.positions(xyz_nm, roi_offset_nm)
         return self.psf.render(x, y, z, photons, frame_ix, n_frames=n_frames, frame_shape=frame_shape)
 
 
@@ -143,16 +154,33 @@ class Simulator(nn.Module):
             ]
         )
 
-    def expected_photons(self, emitters: Emitters, bg: Tensor) -> Tensor:
-        """(C, N, H, W) expected photons per pixel: PSF signal of every channel plus its background."""
+    def expected_photons(self, emitters: Emitters, bg: Tensor, *, roi_offset_nm: Tensor | None = None) -> Tensor:
+        """(C, N, H, W) expected photons per pixel: PSF signal of every channel plus its background.
+
+        ``roi_offset_nm``: (len(emitters), 2) chip position of each emitter's ROI corner; default the
+        configuration's ``roi_offset_px``.
+        """
         n = bg.shape[1]
+        if roi_offset_nm is None and any(self.config.roi_offset_px):
+            roi_offset_nm = self.roi_offset_nm().expand(len(emitters), 2)
         return torch.stack(
             [
-                ch.render(emitters.xyz_nm, emitters.photons[:, c], emitters.frame_ix, n_frames=n, frame_shape=self.frame_shape)
+                ch.render(emitters.xyz_nm, emitters.photons[:, c], emitters.frame_ix, n_frames=n,
+                          frame_shape=self.frame_shape, roi_offset_nm=roi_offset_nm)
                 + bg[c]
                 for c, ch in enumerate(self.channels)
             ]
         )
+
+    def roi_offset_nm(self, offset_px: Tensor | None = None) -> Tensor:
+        """(…, 2) chip position (nm) of ROI corners given in pixels (default: the configuration's ``roi_offset_px``)."""
+        if offset_px is None:
+            offset_px = torch.tensor([self.config.roi_offset_px], dtype=torch.float32, device=self.device)
+        return offset_px.to(torch.float32) * torch.tensor(self.px_size_nm, dtype=torch.float32, device=offset_px.device)
+
+    @property
+    def chip_size_px(self) -> tuple[int, int]:
+        return tuple(self.config.chip_size_px) if self.config.chip_size_px is not None else self.frame_shape
 
     def camera(self, expected: Tensor, *, generator=None) -> Tensor:
         """(C, N, H, W) raw frames (ADU) from expected photons, each channel through its own camera."""

@@ -35,7 +35,7 @@ from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
 from plexloc.train.loss import decode_loss
-from plexloc.train.validation import ValidationSet, batch_photons
+from plexloc.train.validation import ValidationSet, batch_aux, batch_photons
 
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "log.csv"
@@ -60,6 +60,7 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
     return LocalizerSpec(
         n_channels=c,
         n_photons=n_photons,
+        n_aux=2 * c if c > 1 else 0,
         window=m.window,
         features=m.features,
         depth=m.depth,
@@ -74,6 +75,18 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
         input_offset=[float(v) for v in offset],
         input_scale=[float(v) for v in scale],
     )
+
+
+def training_simulation(config: TrainConfig):
+    """The simulation the network trains on: the configuration's, except that multi-colour
+    (``ratiometric``) training samples ``independent`` photons per channel (conventions.md: dye ratios
+    built into training would bias the photon outputs and make colour assignment circular)."""
+    sim = config.simulation()
+    if sim.photon_model.kind == "ratiometric":
+        data = sim.model_dump()
+        data["photon_model"] = {"kind": "independent"}
+        sim = type(sim).model_validate(data)
+    return sim
 
 
 class Trainer:
@@ -95,7 +108,7 @@ class Trainer:
             raise InputError("the run folder already holds a training run; use --resume or another --out", source=self.run_dir)
         self.config = config
         t = config.training
-        self.sim = Simulator(config.simulation()).to(self.device)
+        self.sim = Simulator(training_simulation(config)).to(self.device)
         spec = LocalizerSpec.from_dict(ckpt["spec"]) if ckpt else make_spec(config, self.sim, seed=t.seed)
         self.model = Localizer(spec).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -132,7 +145,7 @@ class Trainer:
         x = batch_photons(self.sim, batch.frames)
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
         with ctx:
-            raw = self.forward(x)
+            raw = self.forward(x, batch_aux(self.sim, batch, self.model.spec))
         pred = self.model.decode(raw)
         parts = decode_loss(pred, self.model.spec, target_xyz_nm=batch.target_xyz_nm,
                             target_photons=batch.target_photons, target_mask=batch.target_mask, bg=batch.bg)

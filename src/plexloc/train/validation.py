@@ -23,6 +23,7 @@ from plexloc.infer.extract import extract
 from plexloc.infer.fit import to_table
 from plexloc.nets.localizer import Localizer
 from plexloc.simulation.generator import Batch, BatchGenerator
+from plexloc.simulation.geometry import transform_indicator
 from plexloc.simulation.simulator import Simulator
 from plexloc.table import LocTable
 from plexloc.train.loss import decode_loss
@@ -31,6 +32,13 @@ from plexloc.train.loss import decode_loss
 def batch_photons(sim: Simulator, frames: torch.Tensor) -> torch.Tensor:
     """Raw batch frames (B, T, C, H, W) ADU -> photons, each channel through its own camera."""
     return sim.to_photons(frames.permute(2, 0, 1, 3, 4)).permute(1, 2, 0, 3, 4)
+
+
+def batch_aux(sim: Simulator, batch: Batch, spec) -> torch.Tensor | None:
+    """The network's auxiliary input of a batch: the transformation indicator (multi-channel models)."""
+    if not spec.n_aux:
+        return None
+    return transform_indicator([ch.transform for ch in sim.channels], batch.roi_offset_px, sim.frame_shape, sim.px_size_nm)
 
 
 def truth_of(batches: list[Batch]) -> tuple[LocTable, np.ndarray]:
@@ -84,7 +92,7 @@ class ValidationSet:
             x = batch_photons(sim, b.frames)
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.is_cuda else nullcontext()
             with ctx:
-                raw = model(x)
+                raw = model(x, batch_aux(sim, b, spec))
             pred = model.decode(raw)
             lp = decode_loss(pred, spec, target_xyz_nm=b.target_xyz_nm, target_photons=b.target_photons,
                              target_mask=b.target_mask, bg=b.bg)

@@ -1,0 +1,142 @@
+"""Multi-channel data path of the network: ROI position on the chip, the transformation indicator,
+training and fitting with two channels (tiny models; the accuracy bars are benchmarks)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from plexloc.config import TrainConfig
+from plexloc.infer import Predictor, fit_movie
+from plexloc.io.tiff import write_movie
+from plexloc.nets import Localizer, LocalizerSpec
+from plexloc.simulation import BatchGenerator, Simulator
+from plexloc.simulation.geometry import apply_transform, shift_transform, transform_indicator
+from plexloc.train import Trainer
+
+PX = 100.0
+
+
+def rotation(deg: float, dx_nm: float = 0.0, dy_nm: float = 0.0) -> torch.Tensor:
+    a = math.radians(deg)
+    return torch.tensor([[math.cos(a), -math.sin(a), dx_nm], [math.sin(a), math.cos(a), dy_nm], [0.0, 0.0, 1.0]])
+
+
+def test_indicator_is_the_local_shift_in_pixels():
+    off = torch.tensor([[0.0, 0.0], [7.0, 3.0]])
+    ind = transform_indicator([torch.eye(3), shift_transform(PX, -0.5 * PX)], off, (4, 5), (PX, PX))
+    assert ind.shape == (2, 4, 4, 5)
+    assert torch.count_nonzero(ind[:, :2]) == 0  # the reference channel maps onto itself
+    assert torch.allclose(ind[:, 2], torch.ones(2, 4, 5)) and torch.allclose(ind[:, 3], torch.full((2, 4, 5), -0.5))
+    # a rotation's indicator depends on the absolute chip position: an ROI at (7, 3) sees the big map's crop
+    rot = [torch.eye(3), rotation(1.0, 30.0, -20.0)]
+    big = transform_indicator(rot, torch.zeros(1, 2), (12, 16), (PX, PX))
+    roi = transform_indicator(rot, torch.tensor([[7.0, 3.0]]), (4, 5), (PX, PX))
+    assert torch.allclose(roi[0], big[0, :, 3:7, 7:12], atol=1e-5)
+    # and it is T(p) - p at the pixel centre
+    x, y = (7 + 2 + 0.5) * PX, (3 + 1 + 0.5) * PX
+    tx, ty = apply_transform(rot[1].double(), torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64))
+    assert float(roi[0, 2, 1, 2]) == pytest.approx((float(tx) - x) / PX, abs=1e-5)
+    assert float(roi[0, 3, 1, 2]) == pytest.approx((float(ty) - y) / PX, abs=1e-5)
+
+
+def two_channel_config(**over) -> TrainConfig:
+    cam = {"kind": "emccd"}
+    d = {
+        "px_size_nm": PX,
+        "frame_size": [16, 16],
+        "chip_size_px": [64, 80],
+        "photon_model": {"kind": "linked"},
+        "channels": [
+            {"psf": {"kind": "astigmatic"}, "camera": cam, "throughput": 0.5},
+            {"psf": {"kind": "astigmatic"}, "camera": cam, "throughput": 0.5, "z_offset_nm": 300.0,
+             "transform": rotation(1.0, 150.0, -80.0).tolist()},
+        ],
+        "emitters": {"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0], "z_range_nm": [-300.0, 500.0]},
+        "background": {"range": [20.0, 50.0]},
+        "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1},
+        "training": {"batch_size": 4, "validate_every": 2, "validation_samples": 4, "warmup_steps": 1},
+    }
+    d.update(over)
+    return TrainConfig.model_validate(d)
+
+
+def test_training_samples_roi_positions_over_the_chip_and_renders_through_them():
+    cfg = two_channel_config()
+    sim = Simulator(cfg.simulation())
+    b = BatchGenerator(sim, batch_size=64, seed=3)()
+    off = b.roi_offset_px
+    assert off.shape == (64, 2) and off.min() >= 0
+    assert off[:, 0].max() <= 80 - 16 and off[:, 1].max() <= 64 - 16 and len(torch.unique(off[:, 0])) > 10
+    # channel 1 sees an emitter at T(r + o) - o: at a chip position far from the origin the rotation adds
+    # a large shift, which the ROI-relative position must carry
+    ch = sim.channels[1]
+    r = torch.tensor([[800.0, 800.0, 0.0]])
+    o = torch.tensor([[6000.0, 4000.0]])
+    x, y, z = ch.positions(r, o)
+    tx, ty = apply_transform(ch.transform, r[:, 0] + o[:, 0], r[:, 1] + o[:, 1])
+    assert float(x) == pytest.approx(float(tx - o[0, 0])) and float(y) == pytest.approx(float(ty - o[0, 1]))
+    assert float(z) == -300.0
+    x0, y0, _ = ch.positions(r)
+    assert abs(float(x) - float(x0)) > 50.0  # the ROI's chip position matters for a rotated channel
+
+
+def test_chip_smaller_than_the_frame_is_an_error():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="chip_size_px"):
+        two_channel_config(chip_size_px=[8, 8])
+
+
+def test_two_channel_model_trains_and_fits_two_movies(tmp_path):
+    torch.manual_seed(0)
+    cfg = two_channel_config()
+    tr = Trainer(cfg, tmp_path / "run")
+    assert tr.model.spec.n_channels == 2 and tr.model.spec.n_aux == 4 and tr.model.spec.n_photons == 1
+    tr.run(steps=3)
+    assert np.isfinite(tr.rows[-1]["val_loss"])
+    rng = np.random.default_rng(1)
+    for c in range(2):
+        write_movie(tmp_path / f"ch{c}.tif", (rng.poisson(30.0, size=(5, 24, 20)) * 10 + 100).astype(np.uint16))
+    t = fit_movie([tmp_path / "ch0.tif", tmp_path / "ch1.tif"], tmp_path / "run", threshold=0.01, roi_offset_px=(10, 4))
+    for col in ("bg_ch0", "bg_ch1", "sigma_z_nm"):
+        assert col in t.columns
+    from plexloc.errors import InputError
+
+    with pytest.raises(InputError, match="2 channel"):
+        fit_movie(tmp_path / "ch0.tif", tmp_path / "run")
+
+
+def test_ratiometric_training_samples_independent_photons(tmp_path):
+    cfg = two_channel_config(photon_model={"kind": "ratiometric", "ratios": [[0.8, 0.2], [0.3, 0.7]]},
+                             channels=[{"psf": {"kind": "gaussian"}, "camera": {"kind": "emccd"}},
+                                       {"psf": {"kind": "gaussian"}, "camera": {"kind": "emccd"}}],
+                             emitters={"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0]})
+    tr = Trainer(cfg, tmp_path / "run")
+    assert tr.sim.config.photon_model.kind == "independent" and tr.model.spec.n_photons == 2
+    b = tr.generator()
+    p = b.target_photons[b.target_mask]
+    ratio = (p[:, 0] / p.sum(1)).numpy()
+    assert ratio.std() > 0.1  # not the two dye ratios 0.8 / 0.3
+
+
+def test_tiles_get_their_own_chip_position():
+    torch.manual_seed(0)
+    spec = LocalizerSpec(n_channels=2, n_aux=4, features=4, depth=1, union_features=4, union_depth=1,
+                         input_offset=[50.0, 50.0], input_scale=[20.0, 20.0])
+    net = Localizer(spec)
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(0.0)
+    tf = [torch.eye(3, dtype=torch.float64), rotation(2.0, 100.0, 50.0).double()]
+    x = torch.rand(2, 3, 2, 40, 36) * 100 + 20
+    whole = Predictor(net, transforms=tf).localize(x, (30, 12))
+    tiled = Predictor(net, tile_px=16, margin_px=40, transforms=tf).localize(x, (30, 12))
+    assert len(whole) == len(tiled) > 10
+    a = torch.stack([whole.sample, whole.pixel_row, whole.pixel_col], 1).tolist()
+    b = torch.stack([tiled.sample, tiled.pixel_row, tiled.pixel_col], 1).tolist()
+    assert sorted(a) == sorted(b)
+    moved = Predictor(net, transforms=tf).localize(x, (300, 200))
+    assert len(moved) != len(whole) or not torch.allclose(moved.x_nm, whole.x_nm)
