@@ -140,3 +140,33 @@ def test_tiles_get_their_own_chip_position():
     assert sorted(a) == sorted(b)
     moved = Predictor(net, transforms=tf).localize(x, (300, 200))
     assert len(moved) != len(whole) or not torch.allclose(moved.x_nm, whole.x_nm)
+
+
+def test_margin_emitters_light_the_frame_but_are_not_targets():
+    cfg = two_channel_config(chip_size_px=None)
+    sim = Simulator(cfg.simulation())
+    gen = BatchGenerator(sim, batch_size=256, seed=5, margin_px=8.0)
+    b = gen()
+    xy = b.target_xyz_nm[b.target_mask][:, :2]
+    assert xy.min() >= 0 and xy[:, 0].max() < 1600 and xy[:, 1].max() < 1600
+    em = sim.sample_emitters(n_sequences=2000, n_frames=1, generator=torch.Generator().manual_seed(0), margin_nm=800.0)
+    x = em.xyz_nm[:, 0]
+    assert x.min() < -700 and x.max() > 2300  # sampled over the widened area (1.6 um + 2 x 0.8 um)
+    inside = ((x >= 0) & (x < 1600) & (em.xyz_nm[:, 1] >= 0) & (em.xyz_nm[:, 1] < 1600)).float().mean()
+    assert float(inside) == pytest.approx((1.6 / 3.2) ** 2, abs=0.03)  # the density is unchanged
+
+
+def test_registration_jitter_moves_only_the_other_channels():
+    cfg = two_channel_config(chip_size_px=None, emitters={"density_per_um2": 2.0, "photons_range": [5000.0, 5000.0]},
+                             background={"range": [0.0, 0.0]})
+    sim = Simulator(cfg.simulation())
+    em = sim.sample_emitters(n_sequences=1, n_frames=1, generator=torch.Generator().manual_seed(0))
+    bg = torch.zeros(2, 1, 16, 16)
+    shift = torch.zeros(2, len(em), 2)
+    shift[1, :, 0] = 100.0  # one pixel in x
+    a = sim.expected_photons(em, bg)
+    b = sim.expected_photons(em, bg, channel_shift_nm=shift)
+    assert torch.equal(a[0], b[0])
+    # channel 1's image moved by exactly one column (pixel-integrated PSFs shift with their emitters)
+    assert not torch.allclose(a[1, 0], b[1, 0])
+    assert torch.allclose(b[1, 0][:, 1:], a[1, 0][:, :-1], rtol=1e-4, atol=1e-3)

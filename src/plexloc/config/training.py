@@ -55,6 +55,14 @@ class TrainingConfig(_Model):
     detection_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
         default=0.5, description="integrated probability above which a localization is extracted"
     )
+    margin_px: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="emitters are also simulated this far outside the training ROI (not targets); default: none "
+        "for one channel, the largest channel shift over the chip plus half the PSF patch for several",
+    )
+    transform_jitter_nm: Annotated[float, Field(ge=0)] = Field(
+        default=0.0, description="registration jitter: sd of a random shift of each non-reference channel per sample"
+    )
     amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
     compile: bool = Field(default=False, description="torch.compile the network on CUDA")
     seed: int = 0

@@ -87,19 +87,23 @@ def sample_emitters(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    margin_nm: float = 0.0,
 ) -> Emitters:
     """Sample blinking emitters for ``n_sequences`` independent sequences of ``n_frames`` frames.
 
     Positions are uniform over the field of view ``fov_nm = (width, height)`` and ``config.z_range_nm``.
     ``frame_ix`` of the result is ``sequence * n_frames + frame``; rows are sorted by it.
-    ``density_per_um2`` overrides ``config.density_per_um2``.
+    ``density_per_um2`` overrides ``config.density_per_um2``. ``margin_nm`` widens the area on every side
+    (same density), so that emitters just outside the field of view light its edges (and, for several
+    channels, enter a shifted channel's image).
     """
     photon_model = photon_model or PhotonModelConfig()
     throughputs = throughputs or [1.0]
     density = config.density_per_um2 if density_per_um2 is None else float(density_per_um2)
     tau = config.on_time_frames
     lead_in = 5.0 * tau  # fluorophores switched on before frame 0 are still on at frame 0
-    area_um2 = fov_nm[0] * fov_nm[1] * 1e-6
+    m = float(margin_nm)
+    area_um2 = (fov_nm[0] + 2 * m) * (fov_nm[1] + 2 * m) * 1e-6
     rate = density * area_um2 / (tau + 1.0)  # starts per frame and sequence
     span = n_frames + lead_in
     expected = torch.tensor(rate * span * n_sequences, dtype=torch.float64, device=device)
@@ -113,7 +117,7 @@ def sample_emitters(
     on = -tau * torch.log1p(-torch.rand(n_f, generator=generator, device=device, dtype=dtype).clamp_max(1 - 1e-7))
     t1 = t0 + on
     xyz = torch.stack(
-        [uniform(0.0, fov_nm[0]), uniform(0.0, fov_nm[1]), uniform(*config.z_range_nm)], dim=1
+        [uniform(-m, fov_nm[0] + m), uniform(-m, fov_nm[1] + m), uniform(*config.z_range_nm)], dim=1
     )
     flux = uniform(*config.photons_range)
     flux_ch, color = _photon_split(flux, photon_model, throughputs, config.photons_range, generator, device)

@@ -51,6 +51,10 @@ class BatchGenerator:
         window: frames per sample (odd; the target frame is the middle one).
         min_target_photons: emitters with fewer photons (all channels) in the target frame are not targets.
         seed: seed of the generator's own ``torch.Generator`` (reproducible batch streams).
+        margin_px: emitters are also sampled this far outside the frame (same density); they light the
+            frame's edges and shifted channels but are not targets.
+        transform_jitter_nm: standard deviation of a random translation of every non-reference channel's
+            image per sample (registration jitter: the model learns to tolerate a calibration slightly off).
     """
 
     def __init__(
@@ -61,22 +65,33 @@ class BatchGenerator:
         window: int = 3,
         min_target_photons: float = 100.0,
         seed: int = 0,
+        margin_px: float = 0.0,
+        transform_jitter_nm: float = 0.0,
     ):
         if window < 1 or window % 2 == 0:
             raise ValueError(f"window must be an odd number >= 1, got {window}")
         self.simulator = simulator
         self.batch_size, self.window = int(batch_size), int(window)
         self.min_target_photons = float(min_target_photons)
+        self.margin_px, self.transform_jitter_nm = float(margin_px), float(transform_jitter_nm)
         self.generator = torch.Generator(device=simulator.device).manual_seed(seed)
 
     def __call__(self) -> Batch:
         sim, b, t = self.simulator, self.batch_size, self.window
         with torch.no_grad():
-            em = sim.sample_emitters(n_sequences=b, n_frames=t, generator=self.generator)
+            em = sim.sample_emitters(n_sequences=b, n_frames=t, generator=self.generator,
+                                     margin_nm=self.margin_px * max(sim.px_size_nm))
             bg = sim.sample_background(n_sequences=b, n_frames=t, generator=self.generator)  # (C, B*T, H, W)
             offset_px = self.sample_roi_offsets(b)
+            shift = None
+            if self.transform_jitter_nm > 0 and sim.n_channels > 1:
+                per_sample = torch.randn(sim.n_channels, b, 2, generator=self.generator, device=sim.device)
+                per_sample = per_sample * self.transform_jitter_nm
+                per_sample[0] = 0.0  # the reference defines the coordinates
+                shift = per_sample[:, em.frame_ix // t]
             raw = sim.camera(
-                sim.expected_photons(em, bg, roi_offset_nm=sim.roi_offset_nm(offset_px)[em.frame_ix // t]),
+                sim.expected_photons(em, bg, roi_offset_nm=sim.roi_offset_nm(offset_px)[em.frame_ix // t],
+                                     channel_shift_nm=shift),
                 generator=self.generator,
             )
         c, _, h, w = raw.shape
@@ -84,7 +99,9 @@ class BatchGenerator:
         mid = t // 2
         bg_mid = bg.reshape(c, b, t, h, w)[:, :, mid].permute(1, 0, 2, 3).contiguous()
 
-        on_mid = (em.frame_ix % t == mid) & (em.photons.sum(dim=1) >= self.min_target_photons)
+        w_nm, h_nm = sim.fov_nm
+        inside = (em.xyz_nm[:, 0] >= 0) & (em.xyz_nm[:, 0] < w_nm) & (em.xyz_nm[:, 1] >= 0) & (em.xyz_nm[:, 1] < h_nm)
+        on_mid = (em.frame_ix % t == mid) & (em.photons.sum(dim=1) >= self.min_target_photons) & inside
         tgt = em.select(on_mid)
         sample = tgt.frame_ix // t
         counts = torch.bincount(sample, minlength=b)

@@ -64,10 +64,21 @@ class Channel(nn.Module):
         return x, y, xyz_nm[:, 2] - self.z_offset_nm
 
     def render(
-        self, xyz_nm: Tensor, photons: Tensor, frame_ix: Tensor, *, n_frames: int, frame_shape, roi_offset_nm: Tensor | None = None
+        self,
+        xyz_nm: Tensor,
+        photons: Tensor,
+        frame_ix: Tensor,
+        *,
+        n_frames: int,
+        frame_shape,
+        roi_offset_nm: Tensor | None = None,
+        shift_nm: Tensor | None = None,
     ) -> Tensor:
-        """Expected signal photons (n_frames, H, W) of emitters given in reference coordinates."""
+        """Expected signal photons (n_frames, H, W) of emitters given in reference coordinates; ``shift_nm``
+        (N, 2) displaces each emitter's image in this channel (a perturbed transform)."""
         x, y, z = self.positions(xyz_nm, roi_offset_nm)
+        if shift_nm is not None:
+            x, y = x + shift_nm[:, 0].to(x.dtype), y + shift_nm[:, 1].to(y.dtype)
         return self.psf.render(x, y, z, photons, frame_ix, n_frames=n_frames, frame_shape=frame_shape)
 
 
@@ -123,7 +134,7 @@ class Simulator(nn.Module):
 
     # --- stages -------------------------------------------------------------------------------
     def sample_emitters(
-        self, *, n_sequences: int, n_frames: int, generator=None, density_per_um2: float | None = None
+        self, *, n_sequences: int, n_frames: int, generator=None, density_per_um2: float | None = None, margin_nm: float = 0.0
     ) -> Emitters:
         return sample_emitters(
             self.config.emitters,
@@ -135,6 +146,7 @@ class Simulator(nn.Module):
             density_per_um2=density_per_um2,
             generator=generator,
             device=self.device,
+            margin_nm=margin_nm,
         )
 
     def sample_background(self, *, n_sequences: int, n_frames: int, generator=None) -> Tensor:
@@ -154,11 +166,14 @@ class Simulator(nn.Module):
             ]
         )
 
-    def expected_photons(self, emitters: Emitters, bg: Tensor, *, roi_offset_nm: Tensor | None = None) -> Tensor:
+    def expected_photons(
+        self, emitters: Emitters, bg: Tensor, *, roi_offset_nm: Tensor | None = None, channel_shift_nm: Tensor | None = None
+    ) -> Tensor:
         """(C, N, H, W) expected photons per pixel: PSF signal of every channel plus its background.
 
         ``roi_offset_nm``: (len(emitters), 2) chip position of each emitter's ROI corner; default the
-        configuration's ``roi_offset_px``.
+        configuration's ``roi_offset_px``. ``channel_shift_nm``: (C, len(emitters), 2) extra image
+        displacement per channel (registration jitter in training).
         """
         n = bg.shape[1]
         if roi_offset_nm is None and any(self.config.roi_offset_px):
@@ -166,7 +181,8 @@ class Simulator(nn.Module):
         return torch.stack(
             [
                 ch.render(emitters.xyz_nm, emitters.photons[:, c], emitters.frame_ix, n_frames=n,
-                          frame_shape=self.frame_shape, roi_offset_nm=roi_offset_nm)
+                          frame_shape=self.frame_shape, roi_offset_nm=roi_offset_nm,
+                          shift_nm=None if channel_shift_nm is None else channel_shift_nm[c])
                 + bg[c]
                 for c, ch in enumerate(self.channels)
             ]

@@ -77,6 +77,19 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
     )
 
 
+def auto_margin_px(sim: Simulator) -> float:
+    """0 for one channel; else the largest shift of any channel anywhere on the chip plus half a PSF patch."""
+    if sim.n_channels == 1:
+        return 0.0
+    from plexloc.simulation.geometry import transform_indicator
+
+    h, w = sim.chip_size_px
+    corners = torch.tensor([[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]])
+    ind = transform_indicator([ch.transform.cpu() for ch in sim.channels], corners, (1, 1), sim.px_size_nm)
+    half_patch = max(max(ch.psf.roi_px) for ch in sim.channels) / 2
+    return float(math.ceil(ind.abs().max().item() + half_patch))
+
+
 def training_simulation(config: TrainConfig):
     """The simulation the network trains on: the configuration's, except that multi-colour
     (``ratiometric``) training samples ``independent`` photons per channel (conventions.md: dye ratios
@@ -126,13 +139,14 @@ class Trainer:
         if t.compile and self.device.type == "cuda":
             self.forward = torch.compile(self.model)
         # a fresh, reproducible sample stream; a resumed run continues with samples it has not seen
+        margin = t.margin_px if t.margin_px is not None else auto_margin_px(self.sim)
         self.generator = BatchGenerator(
             self.sim, batch_size=t.batch_size, window=spec.window, min_target_photons=t.min_target_photons,
-            seed=t.seed * 1_000_003 + self.step + 1,
+            seed=t.seed * 1_000_003 + self.step + 1, margin_px=margin, transform_jitter_nm=t.transform_jitter_nm,
         )
         self.validation = ValidationSet.simulate(
             self.sim, n_samples=t.validation_samples, batch_size=min(t.batch_size, 64), window=spec.window,
-            min_target_photons=t.min_target_photons, seed=t.seed + 7_777_777,
+            min_target_photons=t.min_target_photons, seed=t.seed + 7_777_777, margin_px=margin,
         )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not ckpt:

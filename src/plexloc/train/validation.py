@@ -67,8 +67,12 @@ class ValidationSet:
     is_3d: bool
 
     @classmethod
-    def simulate(cls, sim: Simulator, *, n_samples: int, batch_size: int, window: int, min_target_photons: float, seed: int) -> ValidationSet:
-        gen = BatchGenerator(sim, batch_size=batch_size, window=window, min_target_photons=min_target_photons, seed=seed)
+    def simulate(
+        cls, sim: Simulator, *, n_samples: int, batch_size: int, window: int, min_target_photons: float, seed: int,
+        margin_px: float = 0.0,
+    ) -> ValidationSet:
+        gen = BatchGenerator(sim, batch_size=batch_size, window=window, min_target_photons=min_target_photons, seed=seed,
+                             margin_px=margin_px)
         batches = []
         left = n_samples
         while left > 0:
