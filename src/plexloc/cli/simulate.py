@@ -55,14 +55,27 @@ def run(args: argparse.Namespace) -> int:
     emitters, chunks = sim.iter_movie(args.frames, generator=gen, density_per_um2=args.density, chunk_frames=args.chunk)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    names = ["movie.tif"] if sim.n_channels == 1 else [f"movie_ch{c}.tif" for c in range(sim.n_channels)]
+    split = config.split_view
+    if split is not None and tuple(split.boxes[0][2:]) != (config.frame_size[1], config.frame_size[0]):
+        raise InputError(f"split_view boxes are {split.boxes[0][2]}x{split.boxes[0][3]} (w x h) but frame_size is "
+                         f"{config.frame_size[1]}x{config.frame_size[0]}", source=args.config)
+    if sim.n_channels == 1 or split is not None:
+        names = ["movie.tif"]
+    else:
+        names = [f"movie_ch{c}.tif" for c in range(sim.n_channels)]
     writers = [MovieWriter(out / n, dtype=np.uint16) for n in names]
     bg_frames = []
     try:
         n_chunks = -(-args.frames // args.chunk)
         for _, raw, bg in progress(chunks, total=n_chunks, desc="simulate", unit="chunk"):
-            for c, w in enumerate(writers):
-                w.write(raw[c].cpu().numpy())
+            if split is not None:  # one camera frame holding every channel's box
+                from plexloc.io.splitview import join_frames
+
+                shape = (max(b[1] + b[3] for b in split.boxes), max(b[0] + b[2] for b in split.boxes))
+                writers[0].write(join_frames(raw.cpu().numpy().transpose(1, 0, 2, 3), split, shape))
+            else:
+                for c, w in enumerate(writers):
+                    w.write(raw[c].cpu().numpy())
             bg_frames.append(bg[:1].mean(dim=(2, 3), keepdim=True).cpu())
     except BaseException:
         for w in writers:

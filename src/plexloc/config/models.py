@@ -127,6 +127,28 @@ class ChannelConfig(_Model):
         return value
 
 
+class SplitViewConfig(_Model):
+    """Several channels side by side on one camera frame (a dual-view / multi-view camera).
+
+    ``boxes``: one ``[x, y, width, height]`` (pixels of the raw frame) per channel, all the same size;
+    ``flip``: per channel ``none``, ``x`` (mirror left-right), ``y`` (up-down) or ``xy``, applied after
+    cropping so that every channel's image has the reference's orientation. Channel transforms are then in
+    the coordinates of those cropped (and flipped) images.
+    """
+
+    boxes: list[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]] = Field(min_length=1)
+    flip: list[Literal["none", "x", "y", "xy"]] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitViewConfig:
+        sizes = {(b[2], b[3]) for b in self.boxes}
+        if len(sizes) != 1:
+            raise ValueError(f"all channel boxes must have the same width and height, got {sorted(sizes)}")
+        if self.flip is not None and len(self.flip) != len(self.boxes):
+            raise ValueError(f"flip needs one entry per box ({len(self.boxes)}), got {len(self.flip)}")
+        return self
+
+
 class PhotonModelConfig(_Model):
     """How an emitter's photons are shared among channels (conventions.md).
 
@@ -208,6 +230,9 @@ class SimulationConfig(_Model):
     roi_offset_px: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] = Field(
         default=(0, 0), description="(x, y) pixel of the chip at the simulated frame's corner"
     )
+    split_view: SplitViewConfig | None = Field(
+        default=None, description="the channels' boxes on one camera frame, when the movie is a single split-view TIFF"
+    )
     channels: list[ChannelConfig] = Field(min_length=1)
     photon_model: PhotonModelConfig = Field(default_factory=PhotonModelConfig)
     emitters: EmitterConfig = Field(default_factory=EmitterConfig)
@@ -233,6 +258,12 @@ class SimulationConfig(_Model):
         if self.photon_model.kind == "ratiometric" and self.photon_model.ratios:
             if len(self.photon_model.ratios[0]) != n:
                 raise ValueError(f"photon_model.ratios rows have {len(self.photon_model.ratios[0])} entries, expected one per channel ({n})")
+        return self
+
+    @model_validator(mode="after")
+    def _check_split(self) -> SimulationConfig:
+        if self.split_view is not None and len(self.split_view.boxes) != len(self.channels):
+            raise ValueError(f"split_view has {len(self.split_view.boxes)} boxes for {len(self.channels)} channels")
         return self
 
     @model_validator(mode="after")

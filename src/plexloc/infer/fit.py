@@ -15,6 +15,8 @@ from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
 from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_windows
+from plexloc.config.models import SplitViewConfig
+from plexloc.io.splitview import check_boxes, split_frames
 from plexloc.io.tiff import MovieReader, open_movie
 from plexloc.nets.io import load_model
 from plexloc.nets.localizer import Localizer
@@ -76,11 +78,17 @@ def to_table(ex: Extracted, frames: np.ndarray, model: Localizer) -> LocTable:
     return LocTable(cols)
 
 
-def _photon_chunks(readers: Sequence[MovieReader], cameras: Sequence[Camera], chunk_frames: int) -> Iterator[torch.Tensor]:
-    """(t, C, H, W) float32 photon chunks from one reader per channel."""
+def _photon_chunks(
+    readers: Sequence[MovieReader], cameras: Sequence[Camera], chunk_frames: int, split: SplitViewConfig | None = None
+) -> Iterator[torch.Tensor]:
+    """(t, C, H, W) float32 photon chunks from one reader per channel, or one split-view reader."""
     iters = [r.iter_chunks(chunk_frames) for r in readers]
     for parts in zip(*iters):
-        arrs = [torch.from_numpy(np.asarray(a, dtype=np.float32)) for _, a in parts]
+        if split is not None:
+            raw = split_frames(np.asarray(parts[0][1], dtype=np.float32), split)
+            arrs = [torch.from_numpy(raw[:, c]) for c in range(raw.shape[1])]
+        else:
+            arrs = [torch.from_numpy(np.asarray(a, dtype=np.float32)) for _, a in parts]
         yield torch.stack([cam.to_photons(a) for cam, a in zip(cameras, arrs)], dim=1)
 
 
@@ -99,6 +107,7 @@ def fit_movie(
     config: dict | None = None,
     stats: dict | None = None,
     roi_offset_px: tuple[int, int] = (0, 0),
+    split_view: SplitViewConfig | None = None,
 ) -> LocTable:
     """Localize every frame of a movie.
 
@@ -124,8 +133,17 @@ def fit_movie(
         net, cfg, _ = load_model(model, device=device)
     spec = net.spec
     paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
-    if len(paths) != spec.n_channels:
-        raise InputError(f"the model has {spec.n_channels} channel(s) but {len(paths)} movie(s) were given", source=paths[0])
+    if split_view is None and cfg.get("split_view"):
+        split_view = SplitViewConfig.model_validate(cfg["split_view"])
+    split = split_view if (len(paths) == 1 and spec.n_channels > 1) else None
+    if split is None and len(paths) != spec.n_channels:
+        raise InputError(
+            f"the model has {spec.n_channels} channel(s) but {len(paths)} movie(s) were given "
+            "(give one movie per channel, or one split-view movie with a split_view configuration)",
+            source=paths[0],
+        )
+    if split is not None and len(split.boxes) != spec.n_channels:
+        raise InputError(f"split_view has {len(split.boxes)} boxes for a {spec.n_channels}-channel model", source=paths[0])
     if camera is None:
         if not cfg or "channels" not in cfg:
             raise InputError("no camera given and the model carries no training configuration", source=str(model))
@@ -140,6 +158,8 @@ def fit_movie(
     readers = [open_movie(p) for p in paths]
     try:
         n = len(readers[0])
+        if split is not None:
+            check_boxes(split, readers[0].frame_shape, source=paths[0])
         for r, p in zip(readers[1:], paths[1:]):
             if len(r) != n or r.frame_shape != readers[0].frame_shape:
                 raise InputError(
@@ -147,7 +167,8 @@ def fit_movie(
                 )
         for cam in cams:
             shape = getattr(cam, "map_shape", None)
-            if shape is not None and tuple(shape) != tuple(readers[0].frame_shape):
+            frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
+            if shape is not None and tuple(shape) != frame_shape:
                 raise InputError(f"camera maps are {tuple(shape)} but the movie's frames are {readers[0].frame_shape}", source=paths[0])
         transforms = None
         if spec.n_aux:
@@ -155,7 +176,7 @@ def fit_movie(
                 raise InputError("a multi-channel model needs its training configuration (channel transforms)")
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms)
-        batches = iter_windows(_photon_chunks(readers, cams, chunk_frames), window=spec.window, batch_frames=batch_frames)
+        batches = iter_windows(_photon_chunks(readers, cams, chunk_frames, split), window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         tables = []
         t0 = time.perf_counter()

@@ -1,0 +1,50 @@
+"""Split-view movies: several channels side by side on one camera frame.
+
+The boxes and flips come from :class:`plexloc.config.models.SplitViewConfig`. Cropping and mirroring
+are pixel-preserving global operations (conventions.md): they are applied to the raw frames first, so
+the channel transforms stay close to the identity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from plexloc.config.models import SplitViewConfig
+from plexloc.errors import InputError
+
+
+def check_boxes(split: SplitViewConfig, frame_shape: tuple[int, int], *, source=None) -> None:
+    h, w = frame_shape
+    for c, (x, y, bw, bh) in enumerate(split.boxes):
+        if x + bw > w or y + bh > h:
+            raise InputError(
+                f"split_view box {c} [{x}, {y}, {bw}, {bh}] (x, y, width, height) leaves the {h}x{w} frame", source=source
+            )
+
+
+def split_frames(frames: np.ndarray, split: SplitViewConfig) -> np.ndarray:
+    """(T, H, W) raw frames -> (T, C, h, w), each channel cropped and flipped as configured."""
+    flips = split.flip or ["none"] * len(split.boxes)
+    out = []
+    for (x, y, bw, bh), flip in zip(split.boxes, flips):
+        a = frames[:, y : y + bh, x : x + bw]
+        if "x" in flip:
+            a = a[:, :, ::-1]
+        if "y" in flip:
+            a = a[:, ::-1, :]
+        out.append(a)
+    return np.ascontiguousarray(np.stack(out, axis=1))
+
+
+def join_frames(channels: np.ndarray, split: SplitViewConfig, frame_shape: tuple[int, int]) -> np.ndarray:
+    """The inverse of :func:`split_frames`: (T, C, h, w) -> (T, H, W) camera frames (zeros outside boxes)."""
+    flips = split.flip or ["none"] * len(split.boxes)
+    out = np.zeros((channels.shape[0], *frame_shape), dtype=channels.dtype)
+    for c, ((x, y, bw, bh), flip) in enumerate(zip(split.boxes, flips)):
+        a = channels[:, c]
+        if "x" in flip:
+            a = a[:, :, ::-1]
+        if "y" in flip:
+            a = a[:, ::-1, :]
+        out[:, y : y + bh, x : x + bw] = a
+    return out
