@@ -21,6 +21,9 @@ COMMANDS: dict[str, str] = {
     "evaluate": "plexloc.cli.evaluate",
     "crlb": "plexloc.cli.crlb",
     "demo": "plexloc.cli.demo",
+    "serve": "plexloc.cli.serve",
+    "worker": "plexloc.cli.worker",
+    "admin": "plexloc.cli.admin",
 }
 
 
