@@ -321,6 +321,7 @@ class Agent:
             time.sleep(0.05)
         proc.wait()
         reader.join(timeout=5)
+        proc.stdout.close()
         if outcome:
             return outcome
         if proc.returncode != 0:

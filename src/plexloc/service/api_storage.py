@@ -62,7 +62,7 @@ async def upload(key: str, request: Request) -> JSONResponse:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "offset must be an integer") from None
     length = request.headers.get("content-length")
     if length is not None and offset + int(length) > size:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"{offset} + {length} bytes exceed the declared size {size}")
+        raise HTTPException(413, f"{offset} + {length} bytes exceed the declared size {size}")
     try:
         received = await anyio.to_thread.run_sync(_begin, store, key, offset)
     except UploadConflict as err:
@@ -74,7 +74,7 @@ async def upload(key: str, request: Request) -> JSONResponse:
         async for chunk in request.stream():
             written += len(chunk)
             if written > size:
-                raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"more bytes than the declared size {size}")
+                raise HTTPException(413, f"more bytes than the declared size {size}")
             buf += chunk
             if len(buf) >= FLUSH:
                 await anyio.to_thread.run_sync(f.write, bytes(buf))
@@ -88,7 +88,7 @@ async def upload(key: str, request: Request) -> JSONResponse:
         try:
             digest = await anyio.to_thread.run_sync(lambda: store.complete_part(key, sha256=fields.get("sha256")))
         except StorageError as err:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(err)) from None
+            raise HTTPException(422, str(err)) from None
     return JSONResponse({"offset": written, "complete": written == size, "sha256": digest}, headers={"Upload-Offset": str(written)})
 
 

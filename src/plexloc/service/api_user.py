@@ -68,7 +68,7 @@ def create_file(body: FileCreate, request: Request, session: SessionDep, user: U
     ops.check_file_name(body.name)
     limit = request.app.state.settings.max_upload_bytes
     if body.size > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"size {body.size} exceeds the limit of {limit} bytes")
+        raise HTTPException(413, f"size {body.size} exceeds the limit of {limit} bytes")
     fid = new_id()
     f = File(id=fid, user_id=user.id, name=body.name, size=body.size, sha256=body.sha256, storage_key=f"u/{user.id}/{fid}")
     session.add(f)

@@ -126,7 +126,7 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
     ops.check_file_name(body.name, allow_dirs=True)
     limit = request.app.state.settings.max_upload_bytes
     if body.size > limit:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"size {body.size} exceeds the limit of {limit} bytes")
+        raise HTTPException(413, f"size {body.size} exceeds the limit of {limit} bytes")
     fid = new_id()
     f = File(
         id=fid, user_id=job.user_id, name=body.name, size=body.size, sha256=body.sha256, kind=body.kind,

@@ -1,0 +1,161 @@
+"""End to end on loopback: a live server, real worker agents running real plexloc commands as
+subprocesses, files through signed URLs; cancel, time limit, a killed worker's job taken over."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from service_support import EXAMPLE, REPO, LiveServer, make_service
+
+from plexloc.cli.main import main
+from plexloc.io.tiff import read_movie
+from plexloc.service.agent import Agent
+from plexloc.service.apps import Hardware
+from plexloc.service.client import Client
+
+HW = Hardware(cpus=2, memory_mb=8000)
+
+
+def small_config(tmp_path: Path) -> Path:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["frame_size"] = [24, 20]
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class AgentThread:
+    def __init__(self, url: str, token: str, **kw):
+        self.agent = Agent(url, token, hardware=HW, poll_s=0.05, ping_s=0.2, kill_grace_s=2, **kw)
+        self.thread = threading.Thread(target=self.agent.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self.agent
+
+    def __exit__(self, *exc):
+        self.agent.stop.set()
+        self.thread.join(timeout=30)
+        self.agent.close()
+
+
+@pytest.fixture
+def env(tmp_path):
+    svc = make_service(tmp_path, lease_s=1.5, sweep_interval_s=0.2)
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
+        yield svc, live, client
+
+
+def test_simulate_detect_evaluate_chain_matches_direct_runs(env, tmp_path):
+    svc, live, c = env
+    cfg = small_config(tmp_path)
+    with AgentThread(live.url, svc.worker_token):
+        f_cfg = c.upload(cfg)
+        sims = [c.submit("plexloc-simulate", config={"frames": 6, "seed": 1}, inputs={"config": f_cfg["id"]})]
+        done = [c.wait(j["id"], timeout=120) for j in sims]
+        assert [d["state"] for d in done] == ["succeeded"], [d["error"] for d in done]
+        assert done[0]["progress"] == 1.0 and done[0]["cpu_seconds"] > 0
+        outs = [{o["name"]: o for o in c.outputs(j["id"])} for j in sims]
+        assert set(outs[0]) == {"movie.tif", "truth.csv", "config.yaml", "log.txt"}
+        # one detect job over two movies (many acquisitions per job; here the same one twice), then evaluate
+        movie_ids = [outs[0]["movie.tif"]["id"]] * 2
+        det = c.submit("plexloc-detect", inputs={"movie": movie_ids, "config": f_cfg["id"]})
+        det = c.wait(det["id"], timeout=120)
+        assert det["state"] == "succeeded", det["error"]
+        det_out = {o["name"]: o for o in c.outputs(det["id"])}
+        assert {"movie/locs.csv", "1_movie/locs.csv", "log.txt"} <= set(det_out)  # same names: the second is 1_movie
+        ev = c.submit(
+            "plexloc-evaluate", config={"dim": 2},
+            inputs={"truth": outs[0]["truth.csv"]["id"], "pred": det_out["movie/locs.csv"]["id"]},
+        )
+        ev = c.wait(ev["id"], timeout=120)
+        assert ev["state"] == "succeeded", ev["error"]
+        got = tmp_path / "got"
+        c.download(sims[0]["id"], got / "sim")
+        c.download(det["id"], got / "det")
+        assert (got / "det" / "movie" / "locs.csv").read_bytes() == (got / "det" / "1_movie" / "locs.csv").read_bytes()
+        c.download(ev["id"], got / "ev")
+        log = (got / "sim" / "log.txt").read_text()
+        assert "simulate" in log and "[worker] succeeded" in log
+    # the same commands run directly give the same results
+    ref = tmp_path / "ref"
+    assert main(["simulate", str(cfg), "--frames", "6", "--seed", "1", "--out", str(ref / "sim"), "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(read_movie(got / "sim" / "movie.tif"), read_movie(ref / "sim" / "movie.tif"))
+    assert (got / "sim" / "truth.csv").read_bytes() == (ref / "sim" / "truth.csv").read_bytes()
+    assert main(["detect", str(ref / "sim" / "movie.tif"), "--config", str(cfg), "--out", str(ref / "locs.csv"), "--device", "cpu"]) == 0
+    assert (got / "det" / "movie" / "locs.csv").read_bytes() == (ref / "locs.csv").read_bytes()
+    assert main(["evaluate", str(ref / "sim" / "truth.csv"), str(ref / "locs.csv"), "--dim", "2", "--json", str(ref / "m.json")]) == 0
+    a, b = json.loads((got / "ev" / "metrics.json").read_text()), json.loads((ref / "m.json").read_text())
+    for k in ("jaccard", "rmse_lat", "tp", "fp", "fn"):
+        if k in b:
+            assert a[k] == b[k], k
+
+
+def test_cancel_a_running_job(env):
+    svc, live, c = env
+    with AgentThread(live.url, svc.worker_token):
+        job = c.submit("ticker", entry_point="tick", config={"n": 400, "dt": 0.05})
+        deadline = time.monotonic() + 30
+        while (j := c.job(job["id"]))["progress"] < 0.01:
+            assert time.monotonic() < deadline and j["state"] in ("queued", "assigned", "running"), j
+            time.sleep(0.05)
+        assert j["state"] == "running" and j["stage"] == "running"
+        c.cancel(job["id"])
+        j = c.wait(job["id"], timeout=30)
+        assert j["state"] == "cancelled" and j["progress"] < 0.5
+        lines = [x["line"] for x in c.log(job["id"])["lines"]]
+        assert "tick 0" in lines and any("cancelled" in x for x in lines)
+        assert [o["name"] for o in c.outputs(job["id"])] == ["log.txt"]  # stopped before writing ticks.txt
+        # re-run gives a new job that runs to the end
+        again = c.rerun(job["id"])
+        assert again["rerun_of"] == job["id"]
+        c.cancel(again["id"])
+
+
+def test_time_limit_and_failing_command(env, tmp_path):
+    svc, live, c = env
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("px_size_nm: -3\n")
+    with AgentThread(live.url, svc.worker_token):
+        slow = c.submit("ticker", entry_point="tick", config={"n": 400, "dt": 0.05}, timeout_s=0.5)
+        fail = c.submit("plexloc-simulate", config={"frames": 2}, inputs={"config": c.upload(bad)["id"]})
+        j = c.wait(slow["id"], timeout=30)
+        assert j["state"] == "failed" and j["error"] == "time limit exceeded"
+        j = c.wait(fail["id"], timeout=60)
+        assert j["state"] == "failed" and "exited with code 2" in j["error"] and "bad.yaml" in j["error"]
+
+
+def test_killed_worker_job_is_requeued_and_finished_by_another(env, tmp_path):
+    svc, live, c = env
+    job = c.submit("ticker", entry_point="tick", config={"n": 40, "dt": 0.05})
+    env_vars = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plexloc.cli.main", "worker", "--server", live.url, "--token", svc.worker_token,
+         "--poll", "0.05", "--ping", "0.2", "--cpus", "2", "--memory-mb", "8000"],
+        env=env_vars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (j := c.job(job["id"]))["progress"] < 0.05:
+            assert time.monotonic() < deadline and proc.poll() is None, j
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its job's process... of its own session
+    finally:
+        proc.wait()
+    with AgentThread(live.url, svc.worker2_token):
+        j = c.wait(job["id"], timeout=60)
+    assert j["state"] == "succeeded" and j["attempts"] == 2, j
+    lines = [x["line"] for x in c.log(job["id"])["lines"]]
+    assert any("lease of worker" in x and "-> queued" in x for x in lines)
+    assert any("claimed by worker w2" in x for x in lines)
+    assert [o["name"] for o in c.outputs(job["id"])] == ["log.txt", "ticks.txt"]
