@@ -159,3 +159,28 @@ def test_killed_worker_job_is_requeued_and_finished_by_another(env, tmp_path):
     assert any("lease of worker" in x and "-> queued" in x for x in lines)
     assert any("claimed by worker w2" in x for x in lines)
     assert [o["name"] for o in c.outputs(job["id"])] == ["log.txt", "ticks.txt"]
+
+
+
+def test_server_restart_keeps_state_and_workers_reconnect(tmp_path):
+    from plexloc.service.app import create_app
+
+    svc = make_service(tmp_path, lease_s=10.0, sweep_interval_s=0.2)
+    first = LiveServer(svc.app)
+    port = first.sock.getsockname()[1]
+    with first, Client(first.url, svc.user_token) as c:
+        job = c.submit("ticker", entry_point="tick", config={"n": 30, "dt": 0.05})
+        worker = AgentThread(first.url, svc.worker_token)
+        worker.__enter__()
+        while c.job(job["id"])["progress"] < 0.2:
+            time.sleep(0.05)
+    # the server is down: the job runs on, the worker's pings fail and are retried
+    time.sleep(0.5)
+    try:
+        with LiveServer(create_app(svc.settings), port=port) as second, Client(second.url, svc.user_token) as c:
+            j = c.wait(job["id"], timeout=60)
+            lines = [x["line"] for x in c.log(job["id"])["lines"]]
+    finally:
+        worker.__exit__(None, None, None)
+    assert j["state"] == "succeeded" and j["attempts"] == 1, j
+    assert [f"tick {i}" for i in range(30)] == [x for x in lines if x.startswith("tick")]  # no line lost
