@@ -158,13 +158,18 @@ class S3Storage:
 
     def __init__(self, url: str):
         import boto3
+        from botocore.config import Config
 
         parsed = urlparse(url)
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
         self.client = boto3.client(
-            "s3", endpoint_url=query.get("endpoint"), region_name=query.get("region", "us-east-1")
+            "s3",
+            endpoint_url=query.get("endpoint"),
+            region_name=query.get("region", "us-east-1"),
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 2},
+                          connect_timeout=5, read_timeout=60),
         )
 
     def _key(self, key: str) -> str:
