@@ -137,3 +137,71 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+
+
+def _pg_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return versions[-1] if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A throw-away PostgreSQL cluster (Debian's package) on a free loopback port; skipped without one.
+    As root the cluster runs as the ``postgres`` user (PostgreSQL refuses root)."""
+    import os
+    import pwd
+    import subprocess
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    pytest.importorskip("psycopg")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL (initdb, pg_ctl) not installed")
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="plexloc-pg-"))  # not under pytest's 0700 folder: postgres must reach it
+    data = root / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    def run(*a):
+        r = subprocess.run([*prefix, *a], capture_output=True, text=True)
+        if r.returncode:
+            pytest.fail(f"{a[0]} failed: {r.stdout}{r.stderr}")
+
+    run(initdb, "-D", str(data), "-A", "trust", "-U", "plexloc", "--no-sync")
+    opts = f"-p {port} -k {root} -h 127.0.0.1 -F -c fsync=off -c max_connections=200"
+    run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
+    try:
+        yield f"postgresql+psycopg://plexloc@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_pg_count = [0]
+
+
+def fresh_postgres_db(server_url: str) -> str:
+    """A new, empty database on the test cluster."""
+    import psycopg
+
+    _pg_count[0] += 1
+    name = f"t{_pg_count[0]}_{int(time.time() * 1000) % 10**8}"
+    with psycopg.connect(server_url.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server_url}/{name}"

@@ -6,7 +6,7 @@ import itertools
 import threading
 
 import pytest
-from service_support import Service, make_service
+from service_support import Service, fresh_postgres_db, make_service, postgres_server  # noqa: F401
 
 from plexloc.errors import InputError
 from plexloc.service import jobs as ops
@@ -39,9 +39,15 @@ def test_terminal_states_are_final():
     assert all(not TRANSITIONS[s] for s in JobState if s.terminal)
 
 
-@pytest.fixture
-def svc(tmp_path) -> Service:
-    return make_service(tmp_path, lease_s=10.0, max_attempts=2)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def svc(request, tmp_path) -> Service:
+    """The service on SQLite, and on PostgreSQL where Debian's package is installed."""
+    db_url = None
+    if request.param == "postgresql":
+        db_url = fresh_postgres_db(request.getfixturevalue("postgres_server"))
+    service = make_service(tmp_path, lease_s=10.0, max_attempts=2, db_url=db_url)
+    yield service
+    service.app.state.engine.dispose()
 
 
 def _submit(svc, session, *, entry="tick", user="alice", **kw) -> Job:
