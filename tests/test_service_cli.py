@@ -68,3 +68,34 @@ def test_serve_refuses_a_bad_application_yaml(tmp_path, capsys, bad):
     assert main(["serve", "--data-dir", str(tmp_path), "--apps", str(apps), "--port", "1"]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err
+
+
+def test_submit_status_download_commands(tmp_path, capsys):
+    from service_support import LiveServer, make_service
+
+    from plexloc.service.agent import Agent
+    from plexloc.service.apps import Hardware
+
+    svc = make_service(tmp_path)
+    params = tmp_path / "p.yaml"
+    params.write_text("n: 3\n")
+    with LiveServer(svc.app) as live:
+        common = ["--server", live.url, "--token", svc.user_token]
+        assert main(["submit", "ticker", *common, "--entry", "tick", "--config", str(params), "--set", "dt=0"]) == 0
+        job_id = capsys.readouterr().out.strip()
+        assert main(["status", job_id, *common]) == 0
+        assert capsys.readouterr().out.strip() == "queued"
+        agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=1, memory_mb=100), poll_s=0.05)
+        assert agent.run(max_jobs=1) == 1
+        agent.close()
+        assert main(["status", job_id, *common, "-v", "--log"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("succeeded\n") and "progress 100%" in out and "tick 2" in out
+        assert main(["download", job_id, *common, "--out", str(tmp_path / "dl")]) == 0
+        assert (tmp_path / "dl" / "ticks.txt").read_text() == "3"
+        # errors are one line, exit 2
+        assert main(["submit", "ticker", *common, "--entry", "tick", "--set", "n=0"]) == 2
+        assert "config.n" in capsys.readouterr().err
+        assert main(["status", "nope", *common]) == 2
+        assert main(["submit", "plexloc-simulate", *common, "--input", f"config={tmp_path / 'missing.yaml'}"]) == 2
+        assert main(["status", job_id, "--server", live.url, "--token", "bad"]) == 2

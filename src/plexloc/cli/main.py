@@ -24,6 +24,9 @@ COMMANDS: dict[str, str] = {
     "serve": "plexloc.cli.serve",
     "worker": "plexloc.cli.worker",
     "admin": "plexloc.cli.admin",
+    "submit": "plexloc.cli.submit",
+    "status": "plexloc.cli.status",
+    "download": "plexloc.cli.download",
 }
 
 
