@@ -184,3 +184,37 @@ def test_server_restart_keeps_state_and_workers_reconnect(tmp_path):
         worker.__exit__(None, None, None)
     assert j["state"] == "succeeded" and j["attempts"] == 1, j
     assert [f"tick {i}" for i in range(30)] == [x for x in lines if x.startswith("tick")]  # no line lost
+
+
+@pytest.mark.slow
+def test_comet_drift_application_from_its_yaml_alone(env, tmp_path):
+    """COMET (PyPI comet-smlm) as shipped by comet.yaml, no code: a linear drift is removed.
+    Slow (COMET's numba kernels compile on first use); skipped where comet-smlm is absent."""
+    from plexloc.service.agent import find_program
+
+    if find_program("comet") is None:
+        pytest.skip("comet-smlm not installed")
+    svc, live, c = env
+    rng = np.random.default_rng(0)
+    cx, cy = rng.uniform(1000, 9000, 60), rng.uniform(1000, 9000, 60)
+    rows = ['"frame","x [nm]","y [nm]","id"']  # extra columns are carried through
+    for f in range(600):
+        for i in np.flatnonzero(rng.random(60) < 0.5):
+            rows.append(f"{f + 1},{cx[i] + 0.2 * f + rng.normal(0, 10):.2f},{cy[i] - 0.1 * f + rng.normal(0, 10):.2f},{i}")
+    locs = tmp_path / "drifting.csv"
+    locs.write_text("\n".join(rows) + "\n")
+    with AgentThread(live.url, svc.worker_token):
+        job = c.submit("comet", config={"segmentation_var": 60, "backend": "cpu"}, inputs={"locs": c.upload(locs)["id"]})
+        j = c.wait(job["id"], timeout=300)
+    assert j["state"] == "succeeded", j["error"]
+    c.download(job["id"], tmp_path / "out")
+    data = np.genfromtxt(tmp_path / "out" / "corrected.csv", delimiter=",", skip_header=1)
+    raw = np.genfromtxt(locs, delimiter=",", skip_header=1)
+    assert len(data) == len(raw)
+
+    def drift(table):  # x offset from each emitter's true position, late minus early frames
+        res = table[:, 1] - cx[table[:, 3].astype(int)]
+        return res[table[:, 0] > 540].mean() - res[table[:, 0] <= 60].mean()
+
+    assert drift(raw) == pytest.approx(0.2 * 540, abs=5)
+    assert abs(drift(data)) < 15, drift(data)

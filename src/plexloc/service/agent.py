@@ -57,16 +57,25 @@ def detect_hardware() -> Hardware:
     return Hardware(cpus=cpus, memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_mem)
 
 
+def find_program(name: str) -> str | None:
+    """``name`` on PATH, or beside this interpreter (the agent's own environment, e.g. a venv's bin/)."""
+    found = shutil.which(name)
+    if found is None and "/" not in name:
+        beside = Path(sys.executable).parent / name
+        found = str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+    return found
+
+
 def runnable(ep: EntryPoint) -> bool:
     """This machine can run ``ep``: its program and every ``requires`` entry are here (containers: not yet)."""
     if ep.image is not None:
         return False
     first = ep.command[0]
-    if isinstance(first, str) and first != "plexloc" and shutil.which(first) is None:
+    if isinstance(first, str) and first != "plexloc" and find_program(first) is None:
         return False
     for req in ep.requires:
         if "/" in req or "." not in req:
-            if shutil.which(req) is None:
+            if find_program(req) is None:
                 return False
         else:
             try:
@@ -78,10 +87,11 @@ def runnable(ep: EntryPoint) -> bool:
 
 
 def resolve_program(argv: list[str]) -> list[str]:
-    """``plexloc`` runs as this interpreter's plexloc (the same installation as the agent)."""
+    """``plexloc`` runs as this interpreter's plexloc (the same installation as the agent); other
+    programs are looked up as :func:`find_program` does."""
     if argv and argv[0] == "plexloc":
         return [sys.executable, "-m", "plexloc.cli.main", *argv[1:]]
-    return argv
+    return [find_program(argv[0]) or argv[0], *argv[1:]] if argv else argv
 
 
 class _Reporter(threading.Thread):

@@ -17,6 +17,7 @@ from plexloc.service import api_storage, api_user, api_worker
 from plexloc.service import jobs as ops
 from plexloc.service.apps import Registry
 from plexloc.service.db import open_database
+from plexloc.service.notify import send_pending, smtp_sender
 from plexloc.service.security import Signer
 from plexloc.service.settings import Settings
 from plexloc.service.states import IllegalTransition
@@ -37,6 +38,17 @@ def _sweeper(app: FastAPI, stop: threading.Event) -> None:
             log.exception("stale-lease sweep failed")
 
 
+def _notifier(app: FastAPI, stop: threading.Event) -> None:
+    st = app.state.settings
+    send = smtp_sender(st.smtp_host, st.smtp_port, sender=st.smtp_from, user=st.smtp_user, password=st.smtp_password,
+                       starttls=st.smtp_starttls)
+    while not stop.wait(st.notify_interval_s):
+        try:
+            send_pending(app.state.sessions, send)
+        except Exception:
+            log.exception("sending notifications failed")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the database is upgraded and the applications validated here."""
     settings = settings or Settings.from_env()
@@ -49,14 +61,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         stop = threading.Event()
-        thread = None
+        threads = []
         if settings.sweep_interval_s > 0:
-            thread = threading.Thread(target=_sweeper, args=(app, stop), name="plexloc-sweeper", daemon=True)
-            thread.start()
+            threads.append(threading.Thread(target=_sweeper, args=(app, stop), name="plexloc-sweeper", daemon=True))
+        if settings.smtp_host:
+            threads.append(threading.Thread(target=_notifier, args=(app, stop), name="plexloc-notifier", daemon=True))
+        for t in threads:
+            t.start()
         yield
         stop.set()
-        if thread is not None:
-            thread.join(timeout=5)
+        for t in threads:
+            t.join(timeout=5)
         engine.dispose()
 
     app = FastAPI(

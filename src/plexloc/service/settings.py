@@ -28,6 +28,13 @@ class Settings(BaseModel):
     max_upload_bytes: int = 64 * 1024**3
     sweep_interval_s: float = 5.0  # stale-lease sweeper period (0: no background sweeper)
     pull_wait_s: float = 0.0  # long-poll: a pull with nothing to do waits up to this long
+    smtp_host: str | None = None  # e-mail notifications (outbox) when set
+    smtp_port: int = 25
+    smtp_from: str = "plexloc@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    notify_interval_s: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -44,6 +51,11 @@ class Settings(BaseModel):
             ("public_url", "PLEXLOC_PUBLIC_URL"),
             ("lease_s", "PLEXLOC_LEASE_S"),
             ("max_attempts", "PLEXLOC_MAX_ATTEMPTS"),
+            ("smtp_host", "PLEXLOC_SMTP_HOST"),
+            ("smtp_port", "PLEXLOC_SMTP_PORT"),
+            ("smtp_from", "PLEXLOC_SMTP_FROM"),
+            ("smtp_user", "PLEXLOC_SMTP_USER"),
+            ("smtp_password", "PLEXLOC_SMTP_PASSWORD"),
         ]:
             if env.get(var):
                 values[key] = env[var]
