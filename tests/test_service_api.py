@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from service_support import EXAMPLE, auth, http, live, service  # noqa: F401 (fixtures)
+from service_support import EXAMPLE, auth, http, live, postgres_server, service  # noqa: F401 (fixtures)
 
 from plexloc.service import transfer
 
@@ -207,3 +207,23 @@ def test_transfer_download_checks_checksum(http, service, tmp_path):
     with pytest.raises(transfer.TransferError, match="checksum"):
         transfer.download(http, url, tmp_path / "a.txt", sha256="0" * 64)
     assert not (tmp_path / "a.txt").exists()  # nothing half-written
+
+
+def test_clients_read_their_own_writes_on_postgresql(tmp_path, postgres_server):
+    """The session commits before the response is sent: a job is visible the moment its 201 arrives
+    (PostgreSQL, READ COMMITTED, shows the race that SQLite's write lock hides)."""
+    import httpx
+    from service_support import LiveServer, fresh_postgres_db, make_service
+
+    import time
+
+    from sqlalchemy import event
+
+    svc = make_service(tmp_path, db_url=fresh_postgres_db(postgres_server))
+    event.listen(svc.app.state.sessions, "before_commit", lambda session: time.sleep(0.1))  # a slow commit
+    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, headers=auth(svc.user_token)) as c:
+        for _ in range(3):
+            job = c.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick"}).json()
+            assert c.get(f"/api/v1/jobs/{job['id']}").status_code == 200
+            assert c.post(f"/api/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
+    svc.app.state.engine.dispose()

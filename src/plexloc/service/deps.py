@@ -27,7 +27,8 @@ def get_session(request: Request) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response leaves, so a client reads its own writes
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 _UNAUTHORIZED = HTTPException(
