@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 ALL = list(JobState)
 ALLOWED = {
-    ("queued", "assigned"), ("queued", "cancelled"),
+    ("queued", "assigned"), ("queued", "cancelled"), ("queued", "failed"),
     ("assigned", "running"), ("assigned", "queued"), ("assigned", "failed"), ("assigned", "cancelled"),
     ("running", "succeeded"), ("running", "failed"), ("running", "cancelled"), ("running", "queued"),
 }  # fmt: skip
@@ -233,3 +233,67 @@ def test_migration_matches_models(svc):
     with svc.app.state.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def _finish_with_output(s, job, w, name: str, *, state="succeeded"):
+    from plexloc.service.db import File
+
+    ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=1.0)
+    ops.ping(s, job, w, lease_s=10, stage="running", at=2.0)
+    f = File(user_id=job.user_id, name=name, size=1, storage_key=f"u/x/{job.id}{name}", kind="output", state="ready", job_id=job.id)
+    s.add(f)
+    s.flush()
+    ops.finish(s, job, w, state=state, at=3.0)
+    return f
+
+
+def test_pipeline_waits_for_and_receives_an_output(svc):
+    with svc.sessions().begin() as s:
+        first = _submit(svc, s)
+        # plexloc-evaluate's two input slots are filled by outputs `first` will make
+        u = s.scalar(select(User).where(User.name == "alice"))
+        ev = ops.submit(s, u, svc.app.state.registry, ops.JobRequest(
+            "plexloc-evaluate", inputs={"truth": [f"job:{first.id}/truth.csv"], "pred": [f"job:{first.id}/sub/locs.csv"]}))
+        s.flush()
+        ev.created_at = 0.0
+        assert ev.waiting and ev.state == "queued"
+        w = _worker(s)
+        can = TICK + [("plexloc-evaluate", "0.1", "evaluate")]
+        # waiting: never claimed, however free the worker
+        assert ops.claim(s, w, can_run=[("plexloc-evaluate", "0.1", "evaluate")], hardware=CPU, lease_s=10, at=1.0) is None
+        from plexloc.service.db import File
+
+        ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=1.0)  # takes `first`
+        ops.ping(s, first, w, lease_s=10, stage="running", at=2.0)
+        for name in ("truth.csv", "sub/locs.csv"):
+            s.add(File(user_id=u.id, name=name, size=1, storage_key=f"u/x/{name.replace('/', '_')}", kind="output",
+                       state="ready", job_id=first.id))
+        s.flush()
+        ops.finish(s, first, w, state="succeeded", at=3.0)
+        assert not ev.waiting and all(ji.file_id for ji in ev.inputs)
+        assert ops.claim(s, w, can_run=can, hardware=CPU, lease_s=10, at=4.0).id == ev.id
+
+
+def test_pipeline_fails_when_its_source_fails_or_lacks_the_output(svc):
+    with svc.sessions().begin() as s:
+        u = s.scalar(select(User).where(User.name == "alice"))
+        reg = svc.app.state.registry
+        a = _submit(svc, s)
+        b = _submit(svc, s)
+        ev_a = ops.submit(s, u, reg, ops.JobRequest("plexloc-evaluate", inputs={"truth": [f"job:{a.id}/t.csv"], "pred": [f"job:{a.id}/p.csv"]}))
+        ev_b = ops.submit(s, u, reg, ops.JobRequest("plexloc-evaluate", inputs={"truth": [f"job:{b.id}/t.csv"], "pred": [f"job:{b.id}/missing.csv"]}))
+        s.flush()
+        ops.cancel(s, a)
+        assert ev_a.state == "failed" and f"job {a.id} cancelled" in ev_a.error
+        _finish_with_output(s, b, _worker(s), "t.csv")
+        assert ev_b.state == "failed" and "no output 'missing.csv'" in ev_b.error
+        # references are checked at submission: other users' jobs, finished jobs' missing outputs, bad names
+        bob = s.scalar(select(User).where(User.name == "bob"))
+        for user, ref, msg in [
+            (bob, f"job:{b.id}/t.csv", "no job output"),
+            (u, f"job:{b.id}/nope.csv", "has no output"),
+            (u, f"job:{a.id}/t.csv", "cancelled"),
+            (u, f"job:{b.id}/../t.csv", "not allowed"),
+        ]:
+            with pytest.raises(InputError, match=msg):
+                ops.submit(s, user, reg, ops.JobRequest("plexloc-evaluate", inputs={"truth": [ref], "pred": [ref]}))

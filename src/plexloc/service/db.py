@@ -98,6 +98,7 @@ class Job(Base):
     stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    waiting: Mapped[bool] = mapped_column(Boolean, default=False)  # for the outputs of other jobs (pipeline)
     worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"), nullable=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -119,13 +120,18 @@ class Job(Base):
 
 
 class JobInput(Base):
-    """File ``file_id`` fills input slot ``slot`` of job ``job_id`` (``position`` orders a multi-file slot)."""
+    """File ``file_id`` fills input slot ``slot`` of job ``job_id`` (``position`` orders a multi-file slot).
+
+    In a pipeline the file is first a reference, output ``source_name`` of job ``source_job_id``;
+    ``file_id`` is filled in when that job succeeds."""
 
     __tablename__ = "job_inputs"
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     slot: Mapped[str] = mapped_column(String(100), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[str | None] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), nullable=True, index=True)
+    source_job_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    source_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class JobLog(Base):

@@ -56,8 +56,10 @@ def set_state(session: Session, job: Job, target: JobState | str, *, at: float |
         job.progress = 0.0
     if target.terminal:
         job.finished_at = at
+        job.waiting = False
         if target is JobState.succeeded:
             job.progress = 1.0
+        _release_dependents(session, job, target, at=at)
         user = session.get(User, job.user_id)
         if user is not None and user.email:
             session.add(
@@ -68,6 +70,32 @@ def set_state(session: Session, job: Job, target: JobState | str, *, at: float |
                     + (f"\n\n{job.error}" if job.error else ""),
                 )
             )
+
+
+def _release_dependents(session: Session, job: Job, target: JobState, *, at: float) -> None:
+    """Pipelines: hand ``job``'s outputs to the jobs waiting for them, or fail those jobs."""
+    refs = session.scalars(select(JobInput).where(JobInput.source_job_id == job.id, JobInput.file_id.is_(None))).all()
+    touched: dict[str, Job] = {}
+    for ji in refs:
+        dep = session.get(Job, ji.job_id)
+        if dep is None or JobState(dep.state).terminal:
+            continue
+        touched[dep.id] = dep
+        if target is not JobState.succeeded:
+            set_state(session, dep, JobState.failed, at=at, error=f"input {ji.slot}: job {job.id} {target.value}")
+            continue
+        f = session.scalar(
+            select(File).where(File.job_id == job.id, File.name == ji.source_name, File.state == "ready")
+        )
+        if f is None:
+            set_state(session, dep, JobState.failed, at=at, error=f"input {ji.slot}: job {job.id} has no output {ji.source_name!r}")
+        else:
+            ji.file_id = f.id
+    session.flush()
+    for dep in touched.values():
+        if dep.state == JobState.queued.value and not any(x.file_id is None for x in dep.inputs):
+            dep.waiting = False
+            dep.updated_at = at
 
 
 def add_log(session: Session, job: Job, lines: list[str], *, at: float | None = None) -> None:
@@ -83,7 +111,7 @@ class JobRequest:
     version: str | None = None
     entry_point: str | None = None
     config: dict[str, Any] | None = None
-    inputs: dict[str, list[str]] | None = None  # slot -> file ids
+    inputs: dict[str, list[str]] | None = None  # slot -> file ids or "job:JOB_ID/OUTPUT_NAME"
     hardware: dict[str, int] | None = None  # overrides of the entry point's defaults
     timeout_s: float | None = None
     priority: int = 0
@@ -115,17 +143,40 @@ def submit(session: Session, user: User, registry: Registry, req: JobRequest, *,
         max_attempts=max_attempts,
     )
     session.add(job)
-    for slot, ids in inputs.items():
-        for pos, fid in enumerate(ids):
-            job.inputs.append(JobInput(slot=slot, position=pos, file_id=fid))
+    for slot, items in inputs.items():
+        for pos, (fid, src, name) in enumerate(items):
+            job.inputs.append(JobInput(slot=slot, position=pos, file_id=fid, source_job_id=src, source_name=name))
+    job.waiting = any(fid is None for items in inputs.values() for fid, _, _ in items)
     return job
 
 
-def _check_inputs(session: Session, user: User, ep: EntryPoint, inputs: dict[str, list[str]]) -> dict[str, list[str]]:
+Ref = tuple[str | None, str | None, str | None]  # (file id, source job id, source output name)
+
+
+def _reference(session: Session, user: User, ref: str, *, field: str) -> Ref:
+    """``job:ID/NAME``: output NAME of the user's job ID (now if it succeeded, else once it does)."""
+    job_id, sep, name = ref[4:].partition("/")
+    src = session.get(Job, job_id)
+    if not sep or src is None or src.user_id != user.id:
+        raise InputError(f"no job output {ref!r} (expected job:JOB_ID/OUTPUT_NAME of one of your jobs)", source=field)
+    check_file_name(name, allow_dirs=True)
+    state = JobState(src.state)
+    if state is JobState.succeeded:
+        f = session.scalar(select(File).where(File.job_id == src.id, File.name == name, File.state == "ready"))
+        if f is None:
+            raise InputError(f"job {src.id} has no output {name!r}", source=field)
+        return f.id, None, None
+    if state.terminal:
+        raise InputError(f"job {src.id} is {state.value}: its outputs will not come", source=field)
+    return None, src.id, name
+
+
+def _check_inputs(session: Session, user: User, ep: EntryPoint, inputs: dict[str, list[str]]) -> dict[str, list[Ref]]:
+    """Each slot's files: ids of the user's ready files, or references to other jobs' outputs."""
     for slot in inputs:
         if slot not in ep.inputs:
             raise InputError(f"no such input slot (have {sorted(ep.inputs)})", source=f"inputs.{slot}")
-    out: dict[str, list[str]] = {}
+    out: dict[str, list[Ref]] = {}
     for slot, spec in ep.inputs.items():
         ids = inputs.get(slot) or []
         if isinstance(ids, str):
@@ -136,15 +187,22 @@ def _check_inputs(session: Session, user: User, ep: EntryPoint, inputs: dict[str
             continue
         if len(ids) > 1 and not spec.multiple:
             raise InputError(f"takes one file, got {len(ids)}", source=f"inputs.{slot}")
+        items: list[Ref] = []
         for fid in ids:
-            f = session.get(File, fid)
-            if f is None or f.user_id != user.id:
-                raise InputError(f"no file {fid!r}", source=f"inputs.{slot}")
-            if f.state != "ready":
-                raise InputError(f"file {fid} ({f.name}) is not completely uploaded", source=f"inputs.{slot}")
-            if spec.suffixes and not any(f.name.lower().endswith(s.lower()) for s in spec.suffixes):
-                raise InputError(f"file {f.name!r} must end in one of {spec.suffixes}", source=f"inputs.{slot}")
-        out[slot] = list(ids)
+            if fid.startswith("job:"):
+                item = _reference(session, user, fid, field=f"inputs.{slot}")
+                name = fid.partition("/")[2]
+            else:
+                f = session.get(File, fid)
+                if f is None or f.user_id != user.id:
+                    raise InputError(f"no file {fid!r}", source=f"inputs.{slot}")
+                if f.state != "ready":
+                    raise InputError(f"file {fid} ({f.name}) is not completely uploaded", source=f"inputs.{slot}")
+                item, name = (f.id, None, None), f.name
+            if spec.suffixes and not any(name.lower().endswith(s.lower()) for s in spec.suffixes):
+                raise InputError(f"file {name!r} must end in one of {spec.suffixes}", source=f"inputs.{slot}")
+            items.append(item)
+        out[slot] = items
     return out
 
 
@@ -164,7 +222,7 @@ def rerun(session: Session, user: User, registry: Registry, job: Job) -> Job:
     """A new job with the same application, configuration, inputs and hardware."""
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
-        inputs.setdefault(ji.slot, []).append(ji.file_id)
+        inputs.setdefault(ji.slot, []).append(ji.file_id or f"job:{ji.source_job_id}/{ji.source_name}")
     new = submit(
         session,
         user,
@@ -207,6 +265,7 @@ def claim(
         select(Job)
         .where(
             Job.state == JobState.queued.value,
+            Job.waiting.is_(False),
             Job.gpus <= hardware.gpus,
             Job.created_at <= at - min_age_s,
             tuple_(Job.application, Job.version, Job.entry_point).in_(can_run),

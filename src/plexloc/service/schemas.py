@@ -50,7 +50,9 @@ class JobCreate(_In):
     version: str | None = None
     entry_point: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
-    inputs: dict[str, list[str]] = Field(default_factory=dict, description="slot -> file ids")
+    inputs: dict[str, list[str]] = Field(
+        default_factory=dict, description="slot -> file ids, or job:JOB_ID/OUTPUT_NAME for another job's output (pipeline)"
+    )
     hardware: dict[str, int] | None = None
     timeout_s: float | None = None
     priority: int = 0
@@ -70,6 +72,7 @@ class JobOut(_Out):
     stage: str | None
     progress: float
     cancel_requested: bool
+    waiting: bool
     attempts: int
     max_attempts: int
     error: str | None

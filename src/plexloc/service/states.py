@@ -3,6 +3,7 @@
     queued ──claim──> assigned ──start──> running ──> succeeded | failed | cancelled
       │                  │                   │
       └──> cancelled     └──> queued (lease lost or given back; retry) / failed / cancelled
+      └──> failed (a job it waits for in a pipeline failed, or lacks the output it needs)
 
 ``assigned``: a worker holds the job's lease and fetches its inputs; ``running``: its command runs
 (``stage`` says running or uploading). A lapsed lease sends the job back to ``queued`` while attempts
@@ -37,7 +38,7 @@ TERMINAL = frozenset({JobState.succeeded, JobState.failed, JobState.cancelled})
 
 #: state -> the states it may move to
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.queued: frozenset({JobState.assigned, JobState.cancelled}),
+    JobState.queued: frozenset({JobState.assigned, JobState.cancelled, JobState.failed}),
     JobState.assigned: frozenset({JobState.running, JobState.queued, JobState.failed, JobState.cancelled}),
     JobState.running: frozenset(
         {JobState.succeeded, JobState.failed, JobState.cancelled, JobState.queued}

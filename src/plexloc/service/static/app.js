@@ -165,7 +165,7 @@ async function refreshJobs() {
   $("jobs").tBodies[0].replaceChildren(...jobs.map((j) => el("tr", { className: "click" + (j.id === selected ? " sel" : ""), onclick: () => select(j.id) },
     el("td", { textContent: j.id }),
     el("td", { textContent: `${j.application} ${j.version} ${j.entry_point}` }),
-    el("td", { textContent: j.state + (j.stage ? ` (${j.stage})` : "") + (j.cancel_requested && !["cancelled", "succeeded", "failed"].includes(j.state) ? " cancelling" : ""), className: "state-" + j.state }),
+    el("td", { textContent: j.state + (j.waiting ? " (waiting for inputs)" : "") + (j.stage ? ` (${j.stage})` : "") + (j.cancel_requested && !["cancelled", "succeeded", "failed"].includes(j.state) ? " cancelling" : ""), className: "state-" + j.state }),
     el("td", {}, bar(j.progress), ` ${Math.round(100 * j.progress)}%`),
     el("td", { textContent: fmtTime(j.created_at) }),
   )));
