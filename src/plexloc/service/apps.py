@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
 from plexloc.errors import InputError
 
@@ -104,6 +104,7 @@ class EntryPoint(_Strict):
     image: str | None = None  # a container image instead of a local command (runtimes: pending)
     requires: list[str] = Field(default_factory=list)
     description: str = ""
+    _config_model: type[BaseModel] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _placeholders(self) -> "EntryPoint":
@@ -130,7 +131,12 @@ class EntryPoint(_Strict):
         return self
 
     def config_model(self) -> type[BaseModel]:
-        """A pydantic model of this entry point's parameters (unknown fields rejected)."""
+        """A pydantic model of this entry point's parameters (unknown fields rejected); built once."""
+        if self._config_model is None:
+            self._config_model = self._build_config_model()
+        return self._config_model
+
+    def _build_config_model(self) -> type[BaseModel]:
         types = {"integer": int, "number": float, "string": str, "boolean": bool}
         fields: dict[str, Any] = {}
         for name, p in self.params.items():
