@@ -93,6 +93,10 @@ def test_submit_status_download_commands(tmp_path, capsys):
         assert out.startswith("succeeded\n") and "progress 100%" in out and "tick 2" in out
         assert main(["download", job_id, *common, "--out", str(tmp_path / "dl")]) == 0
         assert (tmp_path / "dl" / "ticks.txt").read_text() == "3"
+        # a pipeline input: another job's output, by reference
+        assert main(["submit", "plexloc-evaluate", *common, "--input", f"truth=job:{job_id}/ticks.txt",
+                     "--input", f"pred=job:{job_id}/ticks.txt"]) == 2  # wrong suffix for the slot: named
+        assert "inputs.truth" in capsys.readouterr().err
         # errors are one line, exit 2
         assert main(["submit", "ticker", *common, "--entry", "tick", "--set", "n=0"]) == 2
         assert "config.n" in capsys.readouterr().err

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "submit",
         help="submit a job to a plexloc service (prints the job id)",
         description="Upload the input files (streamed, resumable, checksummed) and submit a job of application "
-        "APP. Inputs are SLOT=FILE (a local path, or file:ID for a file already on the server); repeat a "
+        "APP. Inputs are SLOT=FILE (a local path, file:ID for a file already on the server, or job:JOB_ID/NAME "
+        "for an output of another job, which this one then waits for); repeat a "
         "slot for several files. --config is a YAML/JSON file of the entry point's parameters; --set "
         "NAME=VALUE sets one. Prints the job id; --wait waits for the end and exits 0 only on success.",
     )
@@ -72,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
                     raise InputError(f"--input {item!r}: expected SLOT=FILE")
                 if value.startswith("file:"):
                     inputs.setdefault(slot, []).append(value[5:])
+                    continue
+                if value.startswith("job:"):  # another job's output (pipeline)
+                    inputs.setdefault(slot, []).append(value)
                     continue
                 path = Path(value)
                 if not path.is_file():
