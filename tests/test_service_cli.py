@@ -93,6 +93,11 @@ def test_submit_status_download_commands(tmp_path, capsys):
         assert out.startswith("succeeded\n") and "progress 100%" in out and "tick 2" in out
         assert main(["download", job_id, *common, "--out", str(tmp_path / "dl")]) == 0
         assert (tmp_path / "dl" / "ticks.txt").read_text() == "3"
+        used = httpx.get(f"{live.url}/api/v1/usage", headers={"Authorization": f"Bearer {svc.user_token}"}).json()
+        assert used["jobs"] == 1 and used["by_application"]["ticker"]["jobs"] == 1 and used["cpu_seconds"] > 0
+        assert main(["admin", "--data-dir", str(svc.settings.data_dir), "usage"]) == 0
+        out = capsys.readouterr().out
+        assert "user\talice\t1 jobs" in out and "worker\tw1\t1 jobs" in out
         # a pipeline input: another job's output, by reference
         assert main(["submit", "plexloc-evaluate", *common, "--input", f"truth=job:{job_id}/ticks.txt",
                      "--input", f"pred=job:{job_id}/ticks.txt"]) == 2  # wrong suffix for the slot: named

@@ -218,3 +218,28 @@ def test_comet_drift_application_from_its_yaml_alone(env, tmp_path):
 
     assert drift(raw) == pytest.approx(0.2 * 540, abs=5)
     assert abs(drift(data)) < 15, drift(data)
+
+
+def test_store_outage_makes_the_job_wait_not_fail(env):
+    """The store answers 503 for a while (e.g. an S3 restart): the worker waits and retries, the
+    job succeeds with all its outputs, and the log says what happened."""
+    from plexloc.service.storage import StorageUnavailable
+
+    svc, live, c = env
+    store = svc.app.state.storage
+    real, calls = store.finalize, []
+
+    def flaky(key, **kw):
+        calls.append(key)
+        if len(calls) <= 3:
+            raise StorageUnavailable("object store unreachable: connection refused")
+        return real(key, **kw)
+
+    store.finalize = flaky
+    with AgentThread(live.url, svc.worker_token):
+        job = c.submit("ticker", entry_point="tick", config={"n": 2})
+        j = c.wait(job["id"], timeout=60)
+    assert j["state"] == "succeeded", j["error"]
+    assert sorted(o["name"] for o in c.outputs(job["id"])) == ["log.txt", "ticks.txt"]
+    lines = [x["line"] for x in c.log(job["id"])["lines"]]
+    assert sum("HTTP 503" in x and "retrying" in x for x in lines) == 3

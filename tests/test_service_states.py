@@ -297,3 +297,33 @@ def test_pipeline_fails_when_its_source_fails_or_lacks_the_output(svc):
         ]:
             with pytest.raises(InputError, match=msg):
                 ops.submit(s, user, reg, ops.JobRequest("plexloc-evaluate", inputs={"truth": [ref], "pred": [ref]}))
+
+
+def test_a_retry_goes_preferably_to_another_worker(svc):
+    with svc.sessions().begin() as s:
+        dropped = _submit(svc, s)
+        w1, w2 = _worker(s, "w1"), _worker(s, "w2")
+        ops.claim(s, w1, can_run=TICK, hardware=CPU, lease_s=10, at=0.0)
+        fresh = _submit(svc, s)
+        fresh.created_at = 5.0  # newer: by age it would come second
+        assert ops.sweep(s, at=20.0) == [(dropped.id, "queued")]
+        assert dropped.last_worker_id == w1.id
+        assert ops.claim(s, w1, can_run=TICK, hardware=CPU, lease_s=10, at=21.0).id == fresh.id
+        assert ops.claim(s, w2, can_run=TICK, hardware=CPU, lease_s=10, at=21.0).id == dropped.id
+
+
+def test_usage_by_user_and_worker(svc):
+    from plexloc.service.admin import usage
+
+    with svc.sessions().begin() as s:
+        w = _worker(s)
+        for cpu in (1.5, 2.5):
+            job = _submit(svc, s, hardware={"gpus": 0})
+            ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=1.0)
+            ops.ping(s, job, w, lease_s=10, stage="running", at=2.0)
+            ops.finish(s, job, w, state="succeeded", cpu_seconds=cpu, gpu_seconds=0.5, at=3.0)
+        _submit(svc, s, user="bob")
+        u = usage(s)
+    assert u["users"]["alice"] == {"jobs": 2, "cpu_seconds": 4.0, "gpu_seconds": 1.0}
+    assert u["users"]["bob"] == {"jobs": 1, "cpu_seconds": 0.0, "gpu_seconds": 0.0}
+    assert u["workers"]["w1"] == {"jobs": 2, "cpu_seconds": 4.0, "gpu_seconds": 1.0}

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--group", default=None)
     w.add_argument("--tags", default="", help="comma-separated labels (e.g. gpu,a100)")
     cmds.add_parser("list", help="users and workers")
+    cmds.add_parser("usage", help="jobs and compute (CPU/GPU seconds) by user and by worker")
     for action in ("disable", "enable", "rotate"):
         a = cmds.add_parser(action, help=f"{action} a user or a worker" + (" (prints the new token)" if action == "rotate" else ""))
         a.add_argument("kind", choices=("user", "worker"))
@@ -52,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
                 print(token)
             elif args.admin_command == "rotate":
                 print(admin.rotate_token(session, args.kind, args.name))
+            elif args.admin_command == "usage":
+                for kind, table in admin.usage(session).items():
+                    for name, u in sorted(table.items()):
+                        print(f"{kind[:-1]}\t{name}\t{u['jobs']} jobs\t{u['cpu_seconds']:.1f} CPU s\t{u['gpu_seconds']:.1f} GPU s")
             elif args.admin_command in ("disable", "enable"):
                 admin.set_active(session, args.kind, args.name, args.admin_command == "enable")
             else:

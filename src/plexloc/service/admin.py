@@ -53,3 +53,20 @@ def set_active(session: Session, kind: str, name: str, active: bool) -> None:
     if obj is None:
         raise InputError(f"no {kind} named {name!r}", source="name")
     obj.active = active
+
+
+def usage(session: Session) -> dict[str, dict[str, dict[str, float]]]:
+    """Jobs and compute (CPU and GPU seconds) by user and by worker (the last worker that ran each job)."""
+    from sqlalchemy import func
+
+    from plexloc.service.db import Job
+
+    def rows(key, join_on):
+        q = (
+            select(key, func.count(Job.id), func.coalesce(func.sum(Job.cpu_seconds), 0.0), func.coalesce(func.sum(Job.gpu_seconds), 0.0))
+            .join(Job, join_on)
+            .group_by(key)
+        )
+        return {name: {"jobs": n, "cpu_seconds": float(c), "gpu_seconds": float(g)} for name, n, c, g in session.execute(q)}
+
+    return {"users": rows(User.name, Job.user_id == User.id), "workers": rows(Worker.name, Job.worker_id == Worker.id)}

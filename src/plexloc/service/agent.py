@@ -154,6 +154,7 @@ class Agent:
         min_job_age_s: float = 0.0,
         kill_grace_s: float = 5.0,
         keep_work: bool = False,
+        storage_wait_s: float = 600.0,
     ):
         self.server = server.rstrip("/")
         self.http = httpx.Client(base_url=self.server + "/worker/v1", headers={"Authorization": f"Bearer {token}"}, timeout=60)
@@ -162,6 +163,7 @@ class Agent:
         self.hardware = hardware or detect_hardware()
         self.poll_s, self.ping_s, self.min_job_age_s = poll_s, ping_s, min_job_age_s
         self.kill_grace_s, self.keep_work = kill_grace_s, keep_work
+        self.storage_wait_s = storage_wait_s
         self.stop = threading.Event()
         self._can_run: list[dict[str, str]] | None = None
 
@@ -258,6 +260,24 @@ class Agent:
         self._cleanup(work)
         return state
 
+    def _retrying(self, what: str, fn, rep: _Reporter):
+        """``fn()``, tried again with growing pauses (up to ``storage_wait_s`` in all) while the store or
+        the server is unreachable: the job waits out an outage instead of failing or losing its files."""
+        deadline = time.monotonic() + self.storage_wait_s
+        pause = 0.5
+        while True:
+            try:
+                return fn()
+            except (httpx.TransportError, transfer.TransferError, ServiceError) as err:
+                transient = not isinstance(err, ServiceError) or err.status in (502, 503, 504)
+                if isinstance(err, transfer.TransferError) and "refused (4" in str(err):
+                    transient = False
+                if not transient or time.monotonic() + pause > deadline or rep.cancel.is_set() or rep.lost.is_set():
+                    raise
+                rep.log(f"[worker] {what}: {err}; retrying in {pause:g} s")
+                time.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
     def _cleanup(self, work: Path) -> None:
         if not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -271,8 +291,12 @@ class Agent:
                 break
             folder = work / "in" / f["slot"]
             name = f["name"] if not (folder / f["name"]).exists() else f"{f['position']}_{f['name']}"
-            url = check(self.http.get(f"/jobs/{spec['job_id']}/files/{f['file_id']}/url"))["url"]
-            transfer.download(self.bytes_http, url, folder / name, sha256=f["sha256"])
+
+            def fetch(f=f, name=name, folder=folder):
+                url = check(self.http.get(f"/jobs/{spec['job_id']}/files/{f['file_id']}/url"))["url"]
+                transfer.download(self.bytes_http, url, folder / name, sha256=f["sha256"])
+
+            self._retrying(f"download of {f['name']}", fetch, rep)
             inputs.setdefault(f["slot"], []).append(str(folder / name))
             got += f["size"]
             rep.log(f"[worker] downloaded {f['slot']}: {f['name']} ({f['size']} bytes)")
@@ -384,25 +408,28 @@ class Agent:
                     if path in seen:
                         continue
                     seen.add(path)
-                    self._upload_one(spec["job_id"], path, path.relative_to(out).as_posix(), decl.kind)
+                    self._upload_one(spec["job_id"], path, path.relative_to(out).as_posix(), decl.kind, rep)
                     rep.log(f"[worker] uploaded {path.relative_to(out).as_posix()}")
         return missing
 
-    def _upload_one(self, job_id: str, path: Path, name: str, kind: str) -> None:
-        created = check(
-            self.http.post(
-                f"/jobs/{job_id}/outputs",
-                json={"name": name, "size": path.stat().st_size, "sha256": transfer.sha256_of(path), "kind": kind},
-            )
-        )
-        transfer.upload(self.bytes_http, created["upload_url"], path)
-        check(self.http.post(f"/jobs/{job_id}/outputs/{created['file']['id']}/complete"))
+    def _upload_one(self, job_id: str, path: Path, name: str, kind: str, rep: _Reporter) -> None:
+        body = {"name": name, "size": path.stat().st_size, "sha256": transfer.sha256_of(path), "kind": kind}
+        created = self._retrying(f"registering {name}", lambda: check(self.http.post(f"/jobs/{job_id}/outputs", json=body)), rep)
+        fid = created["file"]["id"]
+        urls = iter([created["upload_url"]])
+
+        def put_and_complete():
+            url = next(urls, None) or check(self.http.post(f"/jobs/{job_id}/outputs/{fid}/upload-url"))["upload_url"]
+            transfer.upload(self.bytes_http, url, path)  # continues where the store stopped
+            check(self.http.post(f"/jobs/{job_id}/outputs/{fid}/complete"))
+
+        self._retrying(f"upload of {name}", put_and_complete, rep)
 
     def _upload_log(self, job_id: str, work: Path, rep: _Reporter) -> None:
         path = work / "log.txt"
         path.write_text("\n".join(rep.all_lines) + "\n")
         try:
-            self._upload_one(job_id, path, "log.txt", "log")
+            self._upload_one(job_id, path, "log.txt", "log", rep)
         except (httpx.HTTPError, ServiceError, transfer.TransferError) as err:
             log.warning("job %s: log upload failed: %s", job_id, err)
 

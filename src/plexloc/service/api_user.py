@@ -61,6 +61,21 @@ def me(user: UserDep) -> dict[str, Any]:
     return {"id": user.id, "name": user.name, "group": user.group}
 
 
+@router.get("/usage")
+def my_usage(session: SessionDep, user: UserDep) -> dict[str, Any]:
+    """The caller's jobs and the compute they used (CPU and GPU seconds), by application."""
+    from sqlalchemy import func
+
+    q = (
+        select(Job.application, func.count(Job.id), func.coalesce(func.sum(Job.cpu_seconds), 0.0), func.coalesce(func.sum(Job.gpu_seconds), 0.0))
+        .where(Job.user_id == user.id)
+        .group_by(Job.application)
+    )
+    by_app = {a: {"jobs": n, "cpu_seconds": float(c), "gpu_seconds": float(g)} for a, n, c, g in session.execute(q)}
+    total = {k: sum(v[k] for v in by_app.values()) for k in ("jobs", "cpu_seconds", "gpu_seconds")}
+    return {**total, "by_application": by_app}
+
+
 # -- files ---------------------------------------------------------------------------------------------
 @router.post("/files", status_code=201)
 def create_file(body: FileCreate, request: Request, session: SessionDep, user: UserDep) -> UploadOut:

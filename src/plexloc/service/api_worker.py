@@ -137,6 +137,18 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
     return signed_upload(request, f)
 
 
+@router.post("/jobs/{job_id}/outputs/{file_id}/upload-url")
+def renew_output_url(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep) -> UploadOut:
+    """A fresh upload URL for an output still uploading (resume after an expired URL or an outage)."""
+    job = _held_job(session, worker, job_id)
+    f = session.get(File, file_id)
+    if f is None or f.job_id != job.id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"file {file_id} is not an output of job {job_id}")
+    if f.state != "pending":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"file {file_id} is already complete")
+    return signed_upload(request, f)
+
+
 @router.post("/jobs/{job_id}/outputs/{file_id}/complete")
 def complete_output(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep) -> FileOut:
     job = _held_job(session, worker, job_id)

@@ -100,6 +100,7 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     waiting: Mapped[bool] = mapped_column(Boolean, default=False)  # for the outputs of other jobs (pipeline)
     worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"), nullable=True)
+    last_worker_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # lost the lease last time
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)

@@ -255,8 +255,8 @@ def claim(
     at: float | None = None,
     batch: int = 20,
 ) -> Job | None:
-    """Atomically take the next queued job this worker can run: its own group's first, then by
-    priority and age. PostgreSQL skips rows other claims have locked; any database is protected by
+    """Atomically take the next queued job this worker can run: its own group's first, then jobs it
+    did not drop before, then by priority and age. PostgreSQL skips rows other claims have locked; any database is protected by
     the conditional update (``... WHERE state = 'queued'``), so two workers never hold one job."""
     at = now() if at is None else at
     if not can_run:
@@ -272,6 +272,7 @@ def claim(
         )
         .order_by(
             case((Job.group == worker.group, 0), else_=1) if worker.group else Job.priority.desc(),
+            case((Job.last_worker_id == worker.id, 1), else_=0),
             Job.priority.desc(),
             Job.created_at,
         )
@@ -387,6 +388,7 @@ def sweep(session: Session, *, at: float | None = None) -> list[tuple[str, str]]
         else:
             target, error = JobState.queued, None
         add_log(session, job, [f"[service] lease of worker {job.worker_id} lapsed after attempt {job.attempts}: -> {target.value}"], at=at)
+        job.last_worker_id = job.worker_id  # a retry goes preferably to another worker
         set_state(session, job, target, at=at, error=error)
         changed.append((job.id, target.value))
     return changed
