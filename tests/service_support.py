@@ -27,13 +27,18 @@ EXAMPLE = REPO / "examples" / "2d_gaussian.yaml"
 
 #: a third-party application given by its YAML alone: counts to N, printing progress, then writes a file
 TICKER = """
-import pathlib, sys, time
+import pathlib, struct, sys, time, zlib
 n, dt, out = int(sys.argv[1]), float(sys.argv[2]), pathlib.Path(sys.argv[3])
 for i in range(n):
     print(f"tick {i}", flush=True)
     print(f"PLEXLOC_PROGRESS {(i + 1) / n:.3f}", flush=True)
     time.sleep(dt)
 (out / "ticks.txt").write_text(str(n))
+if len(sys.argv) > 4:  # an 8 x 8 grey PNG, for the web page's preview
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\\x00" + bytes(range(0, 256, 32)) for _ in range(8))
+    png = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+    (out / "preview.png").write_bytes(png + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 """
 
 
@@ -60,6 +65,13 @@ def ticker_app(folder: Path) -> Path:
                   gpu:
                     command: ["{sys.executable}", "{script}", "1", "0", "{{output_dir}}"]
                     hardware: {{cpus: 1, memory_mb: 10, gpus: 1}}
+                  picture:
+                    command: ["{sys.executable}", "{script}", "{{param.n}}", "{{param.dt}}", "{{output_dir}}", "png"]
+                    params:
+                      n: {{type: integer, default: 3, minimum: 1}}
+                      dt: {{type: number, default: 0.01, minimum: 0}}
+                    outputs: [{{path: ticks.txt, required: true}}, {{path: "*.png"}}]
+                    hardware: {{cpus: 1, memory_mb: 10}}
             """
         )
     )

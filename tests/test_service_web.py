@@ -41,7 +41,7 @@ def test_upload_submit_watch_download_in_a_browser(tmp_path):
             page.wait_for_selector("#files td:has-text('notes.txt')")
             # choose the application and entry point, fill its parameters, submit
             page.select_option("#app", "ticker")
-            page.select_option("#entry", "tick")
+            page.select_option("#entry", "picture")
             page.fill("#p-n", "25")
             page.fill("#p-dt", "0.12")
             page.click("#submit")
@@ -56,6 +56,8 @@ def test_upload_submit_watch_download_in_a_browser(tmp_path):
             link = page.wait_for_selector("#outputs a:has-text('ticks.txt')")
             body = page.request.get(link.get_attribute("href")).text()
             assert body == "25"
+            # the PNG output is previewed on the page (the image loads through its signed URL)
+            page.wait_for_function("() => { const i = document.querySelector('#previews img'); return i && i.complete && i.naturalWidth === 8; }")
             assert re.search(r"succeeded", page.text_content("#jobs"))
         finally:
             browser.close()

@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     from sqlalchemy import select
 
     from plexloc.service import admin
@@ -63,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
                 for u in session.scalars(select(User).order_by(User.name)):
                     print(f"user\t{u.name}\t{u.group or '-'}\t{'active' if u.active else 'disabled'}")
                 for w in session.scalars(select(Worker).order_by(Worker.name)):
-                    print(f"worker\t{w.name}\t{w.group or '-'}\t{'active' if w.active else 'disabled'}\t{','.join(w.tags)}")
+                    hw = w.hardware or {}
+                    seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(w.last_seen)) + " UTC" if w.last_seen else "never"
+                    print(f"worker\t{w.name}\t{w.group or '-'}\t{'active' if w.active else 'disabled'}\t{','.join(w.tags)}\t"
+                          f"{hw.get('cpus', '?')} CPUs, {hw.get('memory_mb', '?')} MB, {hw.get('gpus', '?')} GPUs\tlast seen {seen}")
     finally:
         engine.dispose()
     return 0
