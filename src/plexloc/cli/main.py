@@ -23,6 +23,12 @@ COMMANDS: dict[str, str] = {
     "demo": "plexloc.cli.demo",
     "train": "plexloc.cli.train",
     "fit": "plexloc.cli.fit",
+    "serve": "plexloc.cli.serve",
+    "worker": "plexloc.cli.worker",
+    "admin": "plexloc.cli.admin",
+    "submit": "plexloc.cli.submit",
+    "status": "plexloc.cli.status",
+    "download": "plexloc.cli.download",
 }
 
 

@@ -1,0 +1,33 @@
+"""``plexloc download JOB --server URL --token T --out DIR``: the job's outputs, checksummed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from plexloc.cli.submit import add_client_options, client_from
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "download",
+        help="download a job's outputs from a plexloc service",
+        description="Download every output (and the log) of a job into DIR, each checked against its SHA-256.",
+    )
+    p.add_argument("job")
+    add_client_options(p)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from plexloc.errors import InputError
+    from plexloc.service.client import ServiceError
+
+    with client_from(args) as c:
+        try:
+            for path in c.download(args.job, args.out):
+                print(path)
+        except ServiceError as err:
+            raise InputError(str(err.detail), source=f"server ({err.status})") from None
+    return 0

@@ -1,0 +1,51 @@
+"""``plexloc serve [--host H] [--port P] [--data-dir DIR] [--db URL] [--storage DIR|s3://...]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_server_options(p: argparse.ArgumentParser) -> None:
+    """Where the service keeps its state (shared by ``serve`` and ``admin``)."""
+    p.add_argument("--data-dir", type=Path, default=None, help="state folder (default $PLEXLOC_DATA_DIR or ./plexloc-data)")
+    p.add_argument("--db", default=None, metavar="URL", help="database URL (default sqlite in DATA_DIR; postgresql+psycopg://...)")
+    p.add_argument("--storage", default=None, metavar="DIR|s3://BUCKET/PREFIX?endpoint=URL", help="file store (default DATA_DIR/files)")
+
+
+def settings_from(args: argparse.Namespace, **extra):
+    from plexloc.service.settings import Settings
+
+    return Settings.from_env(data_dir=args.data_dir, db_url=args.db, storage_url=args.storage, **extra)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the job service (user API, worker API, web page)",
+        description="Run the job service: the user API under /api/v1, the worker API under /worker/v1, "
+        "signed-URL file storage, the web page at /, the OpenAPI schema at /docs. Create users and "
+        "workers with `plexloc admin`. Needs the `service` extra (pip install plexloc[service]).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    add_server_options(p)
+    p.add_argument("--public-url", default=None, help="base URL clients reach this server at (for signed links)")
+    p.add_argument("--apps", type=Path, action="append", default=[], metavar="DIR", help="extra application YAML folder (repeatable)")
+    p.add_argument("--lease", type=float, default=None, metavar="S", help="seconds a job's lease lasts without a ping (default 30)")
+    p.add_argument("--max-attempts", type=int, default=None, help="claims of a job before it fails for good (default 3)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from plexloc.service.app import create_app
+
+    settings = settings_from(
+        args, public_url=args.public_url, apps_dirs=args.apps or None, lease_s=args.lease, max_attempts=args.max_attempts
+    )
+    app = create_app(settings)
+    print(f"plexloc service on http://{args.host}:{args.port}/ (data in {settings.data_dir.resolve()})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

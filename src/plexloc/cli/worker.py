@@ -1,0 +1,57 @@
+"""``plexloc worker --server URL --token T``: pull and run jobs of a plexloc service."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "worker",
+        help="run jobs of a plexloc service (pulls over outbound HTTP)",
+        description="Pull jobs this machine can run from a plexloc service, run each as a subprocess in its "
+        "own work folder, stream progress and log, upload the outputs. Hardware is detected (CPUs, RAM, "
+        "NVIDIA GPUs); the options override it. SIGTERM finishes the running job, then stops; Ctrl-C stops at "
+        "once (the server re-queues the job when its lease lapses).",
+    )
+    p.add_argument("--server", required=True, help="server URL, e.g. http://host:8000")
+    p.add_argument("--token", default=os.environ.get("PLEXLOC_WORKER_TOKEN"), help="worker token (default $PLEXLOC_WORKER_TOKEN)")
+    p.add_argument("--work-dir", type=Path, default=None, help="where job folders are made (default: the temp folder)")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs to offer (default: detected)")
+    p.add_argument("--gpu-memory-mb", type=int, default=None)
+    p.add_argument("--cpus", type=int, default=None)
+    p.add_argument("--memory-mb", type=int, default=None)
+    p.add_argument("--poll", type=float, default=1.0, metavar="S", help="seconds between pulls when idle (default 1)")
+    p.add_argument("--ping", type=float, default=2.0, metavar="S", help="seconds between status pings (default 2)")
+    p.add_argument("--min-job-age", type=float, default=0.0, metavar="S", help="take only jobs queued at least S seconds")
+    p.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    p.add_argument("--keep-work", action="store_true", help="keep job folders (debugging)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from plexloc.errors import InputError
+    from plexloc.service.agent import Agent, detect_hardware
+
+    if not args.token:
+        raise InputError("--token is required (or set PLEXLOC_WORKER_TOKEN)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    hw = detect_hardware()
+    overrides = {k: getattr(args, k) for k in ("gpus", "gpu_memory_mb", "cpus", "memory_mb") if getattr(args, k) is not None}
+    hw = hw.model_copy(update=overrides)
+    agent = Agent(
+        args.server, args.token, work_dir=args.work_dir, hardware=hw, poll_s=args.poll, ping_s=args.ping,
+        min_job_age_s=args.min_job_age, keep_work=args.keep_work,
+    )
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
+    print(f"plexloc worker -> {args.server}: {hw.cpus} CPUs, {hw.memory_mb} MB, {hw.gpus} GPUs", flush=True)
+    try:
+        agent.run(max_jobs=1 if args.once else None)
+    finally:
+        agent.close()
+    return 0

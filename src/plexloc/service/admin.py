@@ -1,0 +1,72 @@
+"""Accounts: users and workers with hashed tokens (the token is returned once and never stored)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from plexloc.errors import InputError
+from plexloc.service.db import User, Worker
+from plexloc.service.security import USER_PREFIX, WORKER_PREFIX, hash_token, new_token
+
+
+def _add(session: Session, obj, name: str, kind: str) -> None:
+    session.add(obj)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise InputError(f"a {kind} named {name!r} exists already", source="name") from None
+
+
+def create_user(session: Session, name: str, *, email: str | None = None, group: str | None = None) -> tuple[User, str]:
+    """A new user and their token (shown once)."""
+    token = new_token(USER_PREFIX)
+    user = User(name=name, token_hash=hash_token(token), email=email, group=group)
+    _add(session, user, name, "user")
+    return user, token
+
+
+def create_worker(session: Session, name: str, *, group: str | None = None, tags: list[str] = ()) -> tuple[Worker, str]:
+    """A new worker and its token (shown once)."""
+    token = new_token(WORKER_PREFIX)
+    worker = Worker(name=name, token_hash=hash_token(token), group=group, tags=list(tags))
+    _add(session, worker, name, "worker")
+    return worker, token
+
+
+def rotate_token(session: Session, kind: str, name: str) -> str:
+    model = User if kind == "user" else Worker
+    obj = session.scalar(select(model).where(model.name == name))
+    if obj is None:
+        raise InputError(f"no {kind} named {name!r}", source="name")
+    token = new_token(USER_PREFIX if kind == "user" else WORKER_PREFIX)
+    obj.token_hash = hash_token(token)
+    obj.active = True
+    return token
+
+
+def set_active(session: Session, kind: str, name: str, active: bool) -> None:
+    model = User if kind == "user" else Worker
+    obj = session.scalar(select(model).where(model.name == name))
+    if obj is None:
+        raise InputError(f"no {kind} named {name!r}", source="name")
+    obj.active = active
+
+
+def usage(session: Session) -> dict[str, dict[str, dict[str, float]]]:
+    """Jobs and compute (CPU and GPU seconds) by user and by worker (the last worker that ran each job)."""
+    from sqlalchemy import func
+
+    from plexloc.service.db import Job
+
+    def rows(key, join_on):
+        q = (
+            select(key, func.count(Job.id), func.coalesce(func.sum(Job.cpu_seconds), 0.0), func.coalesce(func.sum(Job.gpu_seconds), 0.0))
+            .join(Job, join_on)
+            .group_by(key)
+        )
+        return {name: {"jobs": n, "cpu_seconds": float(c), "gpu_seconds": float(g)} for name, n, c, g in session.execute(q)}
+
+    return {"users": rows(User.name, Job.user_id == User.id), "workers": rows(Worker.name, Job.worker_id == Worker.id)}

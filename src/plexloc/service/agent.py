@@ -1,0 +1,439 @@
+"""The worker agent: pulls jobs over outbound HTTP and runs them as subprocesses.
+
+One job at a time: claim -> download the inputs (signed URLs, checksums) into a fresh work folder ->
+run the entry point's command (no shell, no container daemon) under the job's time limit, its
+output and progress streamed to the server by pings that also renew the lease -> upload the
+outputs -> report the end state. A cancel (the ping's answer) stops the process group; a lost lease
+stops it and abandons the job (the server has re-queued it).
+
+Progress: an application reports it by printing ``PLEXLOC_PROGRESS <fraction>`` lines, or by a tqdm
+bar (``NN%|``) on its output, which plexloc's own commands show with ``PLEXLOC_PROGRESS=1``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from plexloc.service import transfer
+from plexloc.service.apps import EntryPoint, Hardware
+from plexloc.service.client import ServiceError, check
+
+log = logging.getLogger("plexloc.worker")
+_TQDM = re.compile(r"(\d{1,3})%\|")
+_EXPLICIT = re.compile(r"^PLEXLOC_PROGRESS[ =:]+([0-9.eE+-]+)\s*$")
+_TAIL = 40
+
+
+def detect_hardware() -> Hardware:
+    """CPUs, RAM, and NVIDIA GPUs (through nvidia-smi when it is installed)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    gpus, gpu_mem = 0, 0
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run(
+                [smi, "--query-gpu=memory.total", "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10
+            ).stdout.split()
+            gpus, gpu_mem = len(out), min((int(float(x)) for x in out), default=0)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+    return Hardware(cpus=cpus, memory_mb=memory_mb, gpus=gpus, gpu_memory_mb=gpu_mem)
+
+
+def find_program(name: str) -> str | None:
+    """``name`` on PATH, or beside this interpreter (the agent's own environment, e.g. a venv's bin/)."""
+    found = shutil.which(name)
+    if found is None and "/" not in name:
+        beside = Path(sys.executable).parent / name
+        found = str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+    return found
+
+
+def runnable(ep: EntryPoint) -> bool:
+    """This machine can run ``ep``: its program and every ``requires`` entry are here (containers: not yet)."""
+    if ep.image is not None:
+        return False
+    first = ep.command[0]
+    if isinstance(first, str) and first != "plexloc" and find_program(first) is None:
+        return False
+    for req in ep.requires:
+        if "/" in req or "." not in req:
+            if find_program(req) is None:
+                return False
+        else:
+            try:
+                if importlib.util.find_spec(req) is None:
+                    return False
+            except ModuleNotFoundError:
+                return False
+    return True
+
+
+def resolve_program(argv: list[str]) -> list[str]:
+    """``plexloc`` runs as this interpreter's plexloc (the same installation as the agent); other
+    programs are looked up as :func:`find_program` does."""
+    if argv and argv[0] == "plexloc":
+        return [sys.executable, "-m", "plexloc.cli.main", *argv[1:]]
+    return [find_program(argv[0]) or argv[0], *argv[1:]] if argv else argv
+
+
+class _Reporter(threading.Thread):
+    """Pings the server every ``interval`` s with progress, stage and new log lines."""
+
+    def __init__(self, agent: "Agent", job_id: str, interval: float):
+        super().__init__(name=f"ping-{job_id}", daemon=True)
+        self.agent, self.job_id, self.interval = agent, job_id, interval
+        self.lines: deque[str] = deque()
+        self.tail: deque[str] = deque(maxlen=_TAIL)
+        self.all_lines: list[str] = []
+        self.progress = 0.0
+        self.stage = "downloading"
+        self.cancel = threading.Event()
+        self.lost = threading.Event()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def log(self, line: str) -> None:
+        with self.lock:
+            self.lines.append(line)
+            self.tail.append(line)
+            self.all_lines.append(line)
+
+    def flush(self) -> None:
+        with self.lock:
+            batch = list(self.lines)
+            self.lines.clear()
+        try:
+            r = self.agent.http.post(
+                f"/jobs/{self.job_id}/ping", json={"progress": self.progress, "stage": self.stage, "log": batch}
+            )
+        except httpx.HTTPError as err:  # the server may be restarting: keep the lines, try again
+            log.warning("job %s: ping failed: %s", self.job_id, err)
+            with self.lock:
+                self.lines.extendleft(reversed(batch))
+            return
+        if r.status_code in (403, 404):
+            self.lost.set()
+        elif r.status_code == 200 and r.json().get("cancel"):
+            self.cancel.set()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.flush()
+
+
+class Agent:
+    """A worker: ``Agent(server, token).run()`` pulls and runs jobs until stopped."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        work_dir: str | os.PathLike | None = None,
+        hardware: Hardware | None = None,
+        poll_s: float = 1.0,
+        ping_s: float = 2.0,
+        min_job_age_s: float = 0.0,
+        kill_grace_s: float = 5.0,
+        keep_work: bool = False,
+        storage_wait_s: float = 600.0,
+    ):
+        self.server = server.rstrip("/")
+        self.http = httpx.Client(base_url=self.server + "/worker/v1", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        self.bytes_http = httpx.Client(timeout=60)
+        self.work_dir = Path(work_dir) if work_dir else None
+        self.hardware = hardware or detect_hardware()
+        self.poll_s, self.ping_s, self.min_job_age_s = poll_s, ping_s, min_job_age_s
+        self.kill_grace_s, self.keep_work = kill_grace_s, keep_work
+        self.storage_wait_s = storage_wait_s
+        self.stop = threading.Event()
+        self._can_run: list[dict[str, str]] | None = None
+
+    def close(self) -> None:
+        self.http.close()
+        self.bytes_http.close()
+
+    def can_run(self) -> list[dict[str, str]]:
+        """The (application, version, entry point) triples of the server's registry this machine can run."""
+        if self._can_run is None:
+            apps = check(self.http.get("/applications"))
+            self._can_run = [
+                {"application": a["name"], "version": v, "entry_point": e}
+                for a in apps
+                for v, ver in a["versions"].items()
+                for e, spec in ver["entry_points"].items()
+                if runnable(EntryPoint.model_validate(spec))
+            ]
+        return self._can_run
+
+    def pull(self) -> dict[str, Any] | None:
+        body = {"hardware": self.hardware.model_dump(), "can_run": self.can_run(), "min_job_age_s": self.min_job_age_s}
+        r = self.http.post("/jobs/pull", json=body)
+        if r.status_code == 204:
+            return None
+        return check(r)
+
+    def run(self, *, max_jobs: int | None = None) -> int:
+        """Pull and run jobs until :attr:`stop` is set (or ``max_jobs`` ran); returns the number run."""
+        done = 0
+        while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
+            try:
+                spec = self.pull()
+            except (httpx.HTTPError, ServiceError) as err:
+                log.warning("pull failed (%s); retrying", err)
+                self.stop.wait(self.poll_s)
+                continue
+            if spec is None:
+                self.stop.wait(self.poll_s)
+                continue
+            self.execute(spec)
+            done += 1
+        return done
+
+    # -- one job ---------------------------------------------------------------------------------
+    def execute(self, spec: dict[str, Any]) -> str:
+        """Run one claimed job to its end; returns the state reported (or ``'lost'``)."""
+        job_id = spec["job_id"]
+        ep = EntryPoint.model_validate(spec["spec"])
+        rep = _Reporter(self, job_id, self.ping_s)
+        rep.start()
+        work = Path(tempfile.mkdtemp(prefix=f"plexloc-job-{job_id}-", dir=self.work_dir))
+        cpu0 = _children_cpu()
+        t0 = time.monotonic()
+        state, error = "failed", None
+        try:
+            inputs = self._download(spec, work, rep)
+            if rep.lost.is_set():
+                return "lost"
+            if rep.cancel.is_set():
+                state, error = "cancelled", "cancelled by the user"
+            else:
+                state, error = self._run_command(spec, ep, inputs, work, rep)
+            if state == "succeeded" or state == "failed":
+                rep.stage = "uploading"
+                missing = self._upload_outputs(spec, ep, work / "out", rep)
+                if state == "succeeded" and missing:
+                    state, error = "failed", f"required output(s) missing: {', '.join(missing)}"
+        except Exception as err:  # a failed download/upload is the job's failure, reported, not the agent's end
+            log.exception("job %s failed", job_id)
+            state, error = "failed", f"{type(err).__name__}: {err}"
+        finally:
+            rep.stop.set()
+            rep.join()
+        if rep.lost.is_set():
+            log.warning("job %s: lease lost, abandoned", job_id)
+            self._cleanup(work)
+            return "lost"
+        rep.log(f"[worker] {state}" + (f": {error}" if error else ""))
+        self._upload_log(job_id, work, rep)
+        wall = time.monotonic() - t0
+        body = {
+            "state": state,
+            "error": error,
+            "cpu_seconds": _children_cpu() - cpu0,
+            "gpu_seconds": wall * int(spec["hardware"].get("gpus", 0)),
+            "log": list(rep.lines),
+        }
+        try:
+            check(self.http.post(f"/jobs/{job_id}/finish", json=body))
+        except (httpx.HTTPError, ServiceError) as err:
+            log.warning("job %s: finish not accepted: %s", job_id, err)
+            state = "lost"
+        self._cleanup(work)
+        return state
+
+    def _retrying(self, what: str, fn, rep: _Reporter):
+        """``fn()``, tried again with growing pauses (up to ``storage_wait_s`` in all) while the store or
+        the server is unreachable: the job waits out an outage instead of failing or losing its files."""
+        deadline = time.monotonic() + self.storage_wait_s
+        pause = 0.5
+        while True:
+            try:
+                return fn()
+            except (httpx.TransportError, transfer.TransferError, ServiceError) as err:
+                transient = not isinstance(err, ServiceError) or err.status in (502, 503, 504)
+                if isinstance(err, transfer.TransferError) and "refused (4" in str(err):
+                    transient = False
+                if not transient or time.monotonic() + pause > deadline or rep.cancel.is_set() or rep.lost.is_set():
+                    raise
+                rep.log(f"[worker] {what}: {err}; retrying in {pause:g} s")
+                time.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
+    def _cleanup(self, work: Path) -> None:
+        if not self.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _download(self, spec: dict[str, Any], work: Path, rep: _Reporter) -> dict[str, list[str]]:
+        inputs: dict[str, list[str]] = {}
+        total = sum(f["size"] for f in spec["inputs"]) or 1
+        got = 0
+        for f in spec["inputs"]:
+            if rep.cancel.is_set() or rep.lost.is_set():
+                break
+            folder = work / "in" / f["slot"]
+            name = f["name"] if not (folder / f["name"]).exists() else f"{f['position']}_{f['name']}"
+
+            def fetch(f=f, name=name, folder=folder):
+                url = check(self.http.get(f"/jobs/{spec['job_id']}/files/{f['file_id']}/url"))["url"]
+                transfer.download(self.bytes_http, url, folder / name, sha256=f["sha256"])
+
+            self._retrying(f"download of {f['name']}", fetch, rep)
+            inputs.setdefault(f["slot"], []).append(str(folder / name))
+            got += f["size"]
+            rep.log(f"[worker] downloaded {f['slot']}: {f['name']} ({f['size']} bytes)")
+        rep.progress = 0.0
+        return inputs
+
+    def _run_command(self, spec, ep: EntryPoint, inputs: dict[str, list[str]], work: Path, rep: _Reporter) -> tuple[str, str | None]:
+        device = "cuda" if int(spec["hardware"].get("gpus", 0)) > 0 else "cpu"
+        out = work / "out"
+        runs: list[tuple[str | None, dict[str, list[str]], Path]] = []
+        if ep.foreach:
+            seen: set[str] = set()
+            for path in inputs.get(ep.foreach, []):
+                stem = Path(path).stem
+                while stem in seen:
+                    stem += "_"
+                seen.add(stem)
+                runs.append((stem, {**inputs, ep.foreach: [path]}, out / stem))
+        else:
+            runs.append((None, inputs, out))
+        rep.stage = "running"
+        rep.flush()
+        deadline = time.monotonic() + float(spec["timeout_s"])
+        env = {**os.environ, **ep.env}
+        for i, (stem, run_inputs, run_out) in enumerate(runs):
+            run_out.mkdir(parents=True, exist_ok=True)
+            argv = resolve_program(
+                ep.render(config=spec["config"], inputs=run_inputs, output_dir=str(run_out), work_dir=str(work), device=device, stem=stem)
+            )
+            rep.log("[worker] $ " + " ".join(argv))
+            result = self._run_process(argv, env, work, rep, deadline, base=i / len(runs), scale=1 / len(runs))
+            if result is not None:
+                return result
+        rep.progress = 1.0
+        return "succeeded", None
+
+    def _run_process(self, argv, env, cwd: Path, rep: _Reporter, deadline: float, *, base: float, scale: float):
+        """None on success; else (state, error)."""
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as err:
+            return "failed", f"cannot start {argv[0]}: {err}"
+        reader = threading.Thread(target=self._read_output, args=(proc, rep, base, scale), daemon=True)
+        reader.start()
+        outcome = None
+        while proc.poll() is None:
+            if rep.cancel.is_set():
+                outcome = ("cancelled", "cancelled by the user")
+            elif rep.lost.is_set():
+                outcome = ("lost", "lease lost")
+            elif time.monotonic() > deadline:
+                outcome = ("failed", "time limit exceeded")
+            if outcome:
+                self._kill(proc)
+                break
+            time.sleep(0.05)
+        proc.wait()
+        reader.join(timeout=5)
+        proc.stdout.close()
+        if outcome:
+            return outcome
+        if proc.returncode != 0:
+            tail = [l for l in rep.tail if not l.startswith("[worker]")][-5:]
+            return "failed", f"{Path(argv[0]).name} exited with code {proc.returncode}: " + " | ".join(tail)
+        return None
+
+    def _kill(self, proc: subprocess.Popen) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(self.kill_grace_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    @staticmethod
+    def _read_output(proc: subprocess.Popen, rep: _Reporter, base: float, scale: float) -> None:
+        buf = b""
+        while True:
+            data = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(65536)
+            if not data:
+                break
+            buf += data
+            *pieces, buf = re.split(rb"(\r|\n)", buf)
+            # pieces alternate text, separator
+            for text, sep in zip(pieces[0::2], pieces[1::2]):
+                line = text.decode(errors="replace").rstrip()
+                m = _EXPLICIT.match(line) or _TQDM.search(line)
+                if m:
+                    value = float(m.group(1))
+                    frac = value / 100 if m.re is _TQDM else value
+                    rep.progress = base + scale * min(1.0, max(0.0, frac))
+                if sep == b"\n" and line and not _EXPLICIT.match(line):
+                    rep.log(line)
+        if buf.strip():
+            rep.log(buf.decode(errors="replace").rstrip())
+
+    def _upload_outputs(self, spec, ep: EntryPoint, out: Path, rep: _Reporter) -> list[str]:
+        folders = [p for p in sorted(out.iterdir()) if p.is_dir()] if ep.foreach else [out]
+        missing: list[str] = []
+        seen: set[Path] = set()
+        for folder in folders:
+            for decl in ep.outputs:
+                matches = sorted(p for p in folder.glob(decl.path) if p.is_file())
+                if not matches and decl.required:
+                    missing.append(str((folder / decl.path).relative_to(out)))
+                for path in matches:
+                    if path in seen:
+                        continue
+                    seen.add(path)
+                    self._upload_one(spec["job_id"], path, path.relative_to(out).as_posix(), decl.kind, rep)
+                    rep.log(f"[worker] uploaded {path.relative_to(out).as_posix()}")
+        return missing
+
+    def _upload_one(self, job_id: str, path: Path, name: str, kind: str, rep: _Reporter) -> None:
+        body = {"name": name, "size": path.stat().st_size, "sha256": transfer.sha256_of(path), "kind": kind}
+        created = self._retrying(f"registering {name}", lambda: check(self.http.post(f"/jobs/{job_id}/outputs", json=body)), rep)
+        fid = created["file"]["id"]
+        urls = iter([created["upload_url"]])
+
+        def put_and_complete():
+            url = next(urls, None) or check(self.http.post(f"/jobs/{job_id}/outputs/{fid}/upload-url"))["upload_url"]
+            transfer.upload(self.bytes_http, url, path)  # continues where the store stopped
+            check(self.http.post(f"/jobs/{job_id}/outputs/{fid}/complete"))
+
+        self._retrying(f"upload of {name}", put_and_complete, rep)
+
+    def _upload_log(self, job_id: str, work: Path, rep: _Reporter) -> None:
+        path = work / "log.txt"
+        path.write_text("\n".join(rep.all_lines) + "\n")
+        try:
+            self._upload_one(job_id, path, "log.txt", "log", rep)
+        except (httpx.HTTPError, ServiceError, transfer.TransferError) as err:
+            log.warning("job %s: log upload failed: %s", job_id, err)
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime

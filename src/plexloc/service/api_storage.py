@@ -1,0 +1,98 @@
+"""The local store's byte route (``/storage/v1/KEY?...&sig=``): only signed URLs open it.
+
+``GET``: download (streamed from disk; HTTP ranges resume a download). ``HEAD`` on an upload URL:
+``Upload-Offset`` says how many bytes arrived. ``PUT ...&offset=N``: append the body from byte N,
+written in chunks as it arrives; when the declared size is reached the SHA-256 is checked and the
+file moved into place. No bytes are ever held whole in memory.
+"""
+
+from __future__ import annotations
+
+import anyio
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse, JSONResponse
+
+from plexloc.service.security import SignatureError
+from plexloc.service.storage import LocalStorage, StorageError, UploadConflict
+
+router = APIRouter(prefix="/storage/v1", tags=["storage"], include_in_schema=False)
+FLUSH = 4 * 1024 * 1024
+
+
+def _store(request: Request) -> LocalStorage:
+    store = request.app.state.storage
+    if not isinstance(store, LocalStorage):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "this server keeps files in an object store")
+    return store
+
+
+def _verify(store: LocalStorage, op: str, key: str, request: Request) -> dict[str, str]:
+    try:
+        store.path(key)
+        return store.signer.verify(op, key, dict(request.query_params))
+    except (SignatureError, StorageError) as err:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"signed URL refused: {err}") from None
+
+
+@router.get("/{key:path}")
+def download(key: str, request: Request) -> FileResponse:
+    store = _store(request)
+    fields = _verify(store, "get", key, request)
+    path = store.path(key)
+    if not path.exists():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such file")
+    return FileResponse(path, filename=fields.get("name") or path.name, media_type="application/octet-stream")
+
+
+@router.head("/{key:path}")
+def upload_offset(key: str, request: Request) -> Response:
+    store = _store(request)
+    fields = _verify(store, "put", key, request)
+    return Response(headers={"Upload-Offset": str(store.received(key)), "Upload-Length": fields["size"]})
+
+
+@router.put("/{key:path}")
+async def upload(key: str, request: Request) -> JSONResponse:
+    store = _store(request)
+    fields = _verify(store, "put", key, request)
+    size = int(fields["size"])
+    try:
+        offset = int(request.query_params.get("offset", "0"))
+    except ValueError:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "offset must be an integer") from None
+    length = request.headers.get("content-length")
+    if length is not None and offset + int(length) > size:
+        raise HTTPException(413, f"{offset} + {length} bytes exceed the declared size {size}")
+    try:
+        received = await anyio.to_thread.run_sync(_begin, store, key, offset)
+    except UploadConflict as err:
+        return JSONResponse({"detail": str(err), "offset": err.offset}, status_code=409, headers={"Upload-Offset": str(err.offset)})
+    f, ctx = received
+    written = offset
+    buf = bytearray()
+    try:
+        async for chunk in request.stream():
+            written += len(chunk)
+            if written > size:
+                raise HTTPException(413, f"more bytes than the declared size {size}")
+            buf += chunk
+            if len(buf) >= FLUSH:
+                await anyio.to_thread.run_sync(f.write, bytes(buf))
+                buf.clear()
+        if buf:
+            await anyio.to_thread.run_sync(f.write, bytes(buf))
+    finally:
+        await anyio.to_thread.run_sync(ctx.__exit__, None, None, None)
+    digest = None
+    if written == size:
+        try:
+            digest = await anyio.to_thread.run_sync(lambda: store.complete_part(key, sha256=fields.get("sha256")))
+        except StorageError as err:
+            raise HTTPException(422, str(err)) from None
+    return JSONResponse({"offset": written, "complete": written == size, "sha256": digest}, headers={"Upload-Offset": str(written)})
+
+
+def _begin(store: LocalStorage, key: str, offset: int):
+    ctx = store.open_part(key, offset)
+    f = ctx.__enter__()
+    return f, ctx

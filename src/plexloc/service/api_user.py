@@ -1,0 +1,238 @@
+"""The user API (``/api/v1``): files, applications, jobs. A user sees only their own files and jobs
+(anything else is 404, as if it did not exist)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from sqlalchemy import select
+
+from plexloc.errors import InputError
+from plexloc.service import jobs as ops
+from plexloc.service.apps import parse_application
+from plexloc.service.db import File, Job, JobInput, JobLog, new_id
+from plexloc.service.deps import SessionDep, UserDep, base_url
+from plexloc.service.schemas import FileCreate, FileOut, JobCreate, JobOut, LogLine, LogOut, OutputOut, UploadOut, UrlOut
+from plexloc.service.states import JobState
+
+router = APIRouter(prefix="/api/v1", tags=["user"])
+
+
+def job_out(job: Job) -> JobOut:
+    inputs: dict[str, list[str]] = {}
+    for ji in job.inputs:
+        inputs.setdefault(ji.slot, []).append(ji.file_id or f"job:{ji.source_job_id}/{ji.source_name}")
+    data = {c: getattr(job, c) for c in JobOut.model_fields if c not in ("inputs", "worker")}
+    return JobOut(**data, inputs=inputs, worker=job.worker_id)
+
+
+def _own_file(session, user, file_id: str) -> File:
+    f = session.get(File, file_id)
+    if f is None or f.user_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no file {file_id}")
+    return f
+
+
+def _own_job(session, user, job_id: str, *, lock: bool = False) -> Job:
+    job = session.get(Job, job_id, with_for_update=lock or None)
+    if job is None or job.user_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    return job
+
+
+def signed_upload(request: Request, f: File) -> UploadOut:
+    settings = request.app.state.settings
+    url = request.app.state.storage.upload_url(
+        f.storage_key, size=f.size, sha256=f.sha256, base_url=base_url(request), ttl_s=settings.url_ttl_s
+    )
+    return UploadOut(file=FileOut.model_validate(f), upload_url=url, expires_in_s=settings.url_ttl_s)
+
+
+def signed_download(request: Request, f: File) -> str:
+    return request.app.state.storage.download_url(
+        f.storage_key, filename=f.name.replace("/", "_"), base_url=base_url(request), ttl_s=request.app.state.settings.url_ttl_s
+    )
+
+
+@router.get("/me")
+def me(user: UserDep) -> dict[str, Any]:
+    return {"id": user.id, "name": user.name, "group": user.group}
+
+
+@router.get("/usage")
+def my_usage(session: SessionDep, user: UserDep) -> dict[str, Any]:
+    """The caller's jobs and the compute they used (CPU and GPU seconds), by application."""
+    from sqlalchemy import func
+
+    q = (
+        select(Job.application, func.count(Job.id), func.coalesce(func.sum(Job.cpu_seconds), 0.0), func.coalesce(func.sum(Job.gpu_seconds), 0.0))
+        .where(Job.user_id == user.id)
+        .group_by(Job.application)
+    )
+    by_app = {a: {"jobs": n, "cpu_seconds": float(c), "gpu_seconds": float(g)} for a, n, c, g in session.execute(q)}
+    total = {k: sum(v[k] for v in by_app.values()) for k in ("jobs", "cpu_seconds", "gpu_seconds")}
+    return {**total, "by_application": by_app}
+
+
+# -- files ---------------------------------------------------------------------------------------------
+@router.post("/files", status_code=201)
+def create_file(body: FileCreate, request: Request, session: SessionDep, user: UserDep) -> UploadOut:
+    """Register a file and get a signed upload URL (PUT the bytes there, in chunks with ``offset``)."""
+    ops.check_file_name(body.name)
+    limit = request.app.state.settings.max_upload_bytes
+    if body.size > limit:
+        raise HTTPException(413, f"size {body.size} exceeds the limit of {limit} bytes")
+    fid = new_id()
+    f = File(id=fid, user_id=user.id, name=body.name, size=body.size, sha256=body.sha256, storage_key=f"u/{user.id}/{fid}")
+    session.add(f)
+    session.flush()
+    return signed_upload(request, f)
+
+
+@router.post("/files/{file_id}/upload-url")
+def renew_upload_url(file_id: str, request: Request, session: SessionDep, user: UserDep) -> UploadOut:
+    """A fresh upload URL for a file still uploading (resume after the old URL expired)."""
+    f = _own_file(session, user, file_id)
+    if f.state != "pending":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"file {file_id} is already complete")
+    return signed_upload(request, f)
+
+
+@router.post("/files/{file_id}/complete")
+def complete_file(file_id: str, request: Request, session: SessionDep, user: UserDep) -> FileOut:
+    """Check that all bytes arrived (size and SHA-256) and make the file usable by jobs."""
+    f = _own_file(session, user, file_id)
+    if f.state == "pending":
+        f.sha256 = request.app.state.storage.finalize(f.storage_key, size=f.size, sha256=f.sha256)
+        f.state = "ready"
+    return FileOut.model_validate(f)
+
+
+@router.get("/files")
+def list_files(session: SessionDep, user: UserDep, kind: str | None = None) -> list[FileOut]:
+    q = select(File).where(File.user_id == user.id).order_by(File.created_at.desc())
+    if kind:
+        q = q.where(File.kind == kind)
+    return [FileOut.model_validate(f) for f in session.scalars(q)]
+
+
+@router.get("/files/{file_id}")
+def get_file(file_id: str, session: SessionDep, user: UserDep) -> FileOut:
+    return FileOut.model_validate(_own_file(session, user, file_id))
+
+
+@router.get("/files/{file_id}/download-url")
+def file_download_url(file_id: str, request: Request, session: SessionDep, user: UserDep) -> UrlOut:
+    f = _own_file(session, user, file_id)
+    if f.state != "ready":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"file {file_id} is not completely uploaded")
+    return UrlOut(url=signed_download(request, f), expires_in_s=request.app.state.settings.url_ttl_s)
+
+
+@router.delete("/files/{file_id}", status_code=204)
+def delete_file(file_id: str, request: Request, session: SessionDep, user: UserDep) -> None:
+    f = _own_file(session, user, file_id)
+    busy = session.scalars(
+        select(JobInput.job_id)
+        .join(Job, Job.id == JobInput.job_id)
+        .where(JobInput.file_id == f.id, Job.state.in_([s.value for s in JobState if not s.terminal]))
+    ).first()
+    if busy:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"file {file_id} is an input of unfinished job {busy}")
+    request.app.state.storage.delete(f.storage_key)
+    session.delete(f)
+
+
+# -- applications -------------------------------------------------------------------------------------
+@router.get("/applications")
+def list_applications(request: Request, user: UserDep) -> list[dict[str, Any]]:
+    """Every application, version and entry point with its inputs, parameters and hardware."""
+    return [app.model_dump(by_alias=True) for app in request.app.state.registry.apps.values()]
+
+
+@router.post("/applications/validate")
+def validate_application(user: UserDep, text: Annotated[str, Body(media_type="text/plain")]) -> dict[str, Any]:
+    """Check an application YAML (422 names the field); nothing is registered."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InputError(f"not YAML: {err}", source="application") from None
+    app = parse_application(data, source="application")
+    return {"name": app.name, "versions": sorted(app.versions)}
+
+
+# -- jobs -----------------------------------------------------------------------------------------------
+@router.post("/jobs", status_code=201)
+def create_job(body: JobCreate, request: Request, session: SessionDep, user: UserDep) -> JobOut:
+    job = ops.submit(
+        session,
+        user,
+        request.app.state.registry,
+        ops.JobRequest(**body.model_dump()),
+        max_attempts=request.app.state.settings.max_attempts,
+    )
+    session.flush()
+    return job_out(job)
+
+
+@router.get("/jobs")
+def list_jobs(
+    session: SessionDep, user: UserDep, state: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[JobOut]:
+    q = select(Job).where(Job.user_id == user.id).order_by(Job.created_at.desc()).limit(limit)
+    if state:
+        q = q.where(Job.state == state)
+    return [job_out(j) for j in session.scalars(q)]
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, session: SessionDep, user: UserDep) -> JobOut:
+    return job_out(_own_job(session, user, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_job(job_id: str, session: SessionDep, user: UserDep) -> JobOut:
+    """Queued: cancelled now. Running: the worker stops it at its next ping. Finished: 409."""
+    job = _own_job(session, user, job_id, lock=True)
+    ops.cancel(session, job)
+    return job_out(job)
+
+
+@router.post("/jobs/{job_id}/rerun", status_code=201)
+def rerun_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -> JobOut:
+    new = ops.rerun(session, user, request.app.state.registry, _own_job(session, user, job_id))
+    session.flush()
+    return job_out(new)
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -> None:
+    job = _own_job(session, user, job_id, lock=True)
+    if not JobState(job.state).terminal:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} is {job.state}: cancel it first")
+    for f in session.scalars(select(File).where(File.job_id == job.id)):
+        request.app.state.storage.delete(f.storage_key)
+        session.delete(f)
+    session.delete(job)
+
+
+@router.get("/jobs/{job_id}/log")
+def job_log(
+    job_id: str, session: SessionDep, user: UserDep, after: int = 0, limit: Annotated[int, Query(ge=1, le=10000)] = 1000
+) -> LogOut:
+    """Log lines with id > ``after`` (poll with the returned ``next_after``)."""
+    _own_job(session, user, job_id)
+    rows = session.scalars(
+        select(JobLog).where(JobLog.job_id == job_id, JobLog.id > after).order_by(JobLog.id).limit(limit)
+    ).all()
+    return LogOut(lines=[LogLine(id=r.id, t=r.created_at, line=r.line) for r in rows], next_after=rows[-1].id if rows else after)
+
+
+@router.get("/jobs/{job_id}/outputs")
+def job_outputs(job_id: str, request: Request, session: SessionDep, user: UserDep) -> list[OutputOut]:
+    """The job's uploaded outputs and logs, each with a signed download URL."""
+    _own_job(session, user, job_id)
+    files = session.scalars(select(File).where(File.job_id == job_id, File.state == "ready").order_by(File.name))
+    return [OutputOut(**FileOut.model_validate(f).model_dump(), url=signed_download(request, f)) for f in files]

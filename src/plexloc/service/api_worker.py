@@ -1,0 +1,171 @@
+"""The worker API (``/worker/v1``): pull a job, ping it, fetch its inputs, upload its outputs, finish it.
+
+A worker reaches a job's files only while it holds the job (its id on the job, state assigned or
+running, lease unexpired); otherwise 403.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from sqlalchemy import select
+
+from plexloc.service import jobs as ops
+from plexloc.service.api_user import signed_download, signed_upload
+from plexloc.service.db import File, Job, JobInput, new_id
+from plexloc.service.deps import SessionDep, WorkerDep
+from plexloc.service.schemas import (
+    FileOut,
+    FinishIn,
+    InputFile,
+    JobSpec,
+    OutputCreate,
+    PingIn,
+    PingOut,
+    PullIn,
+    UploadOut,
+    UrlOut,
+)
+
+router = APIRouter(prefix="/worker/v1", tags=["worker"])
+
+
+def _held_job(session, worker, job_id: str) -> Job:
+    job = session.get(Job, job_id, with_for_update=True)
+    try:
+        return ops.held(job, worker)
+    except ops.NotHeld:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"worker {worker.name} does not hold job {job_id}") from None
+
+
+@router.get("/applications")
+def applications(request: Request, worker: WorkerDep) -> list[dict[str, Any]]:
+    return [app.model_dump(by_alias=True) for app in request.app.state.registry.apps.values()]
+
+
+@router.post("/jobs/pull", response_model=JobSpec, responses={204: {"description": "nothing to do"}})
+def pull(body: PullIn, request: Request, session: SessionDep, worker: WorkerDep) -> JobSpec | Response:
+    """Claim the next job this worker can run (atomic, with a lease). 204 when there is none."""
+    state = request.app.state
+    registry = state.registry
+    if body.can_run == "*":
+        can_run = [
+            (a.name, v, e) for a in registry.apps.values() for v, ver in a.versions.items() for e in ver.entry_points
+        ]
+    else:
+        can_run = [(r.application, r.version, r.entry_point) for r in body.can_run]
+    # an entry point with a container image needs a runtime on the worker (containers: not yet run)
+    can_run = [
+        t for t in can_run
+        if t[0] in registry.apps and t[1] in registry.apps[t[0]].versions
+        and t[2] in registry.apps[t[0]].versions[t[1]].entry_points
+        and (registry.apps[t[0]].versions[t[1]].entry_points[t[2]].image is None or body.runtimes)
+    ]
+    worker.hardware = body.hardware.model_dump()
+    worker.last_seen = time.time()
+    deadline = time.monotonic() + state.settings.pull_wait_s
+    while True:
+        job = ops.claim(
+            session, worker, can_run=can_run, hardware=body.hardware, lease_s=state.settings.lease_s, min_age_s=body.min_job_age_s
+        )
+        if job is not None or time.monotonic() >= deadline:
+            break
+        session.commit()
+        time.sleep(0.2)
+    if job is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    ops.add_log(session, job, [f"[service] claimed by worker {worker.name} (attempt {job.attempts})"])
+    ep = registry.apps[job.application].versions[job.version].entry_points[job.entry_point]
+    inputs = []
+    for ji in job.inputs:
+        f = session.get(File, ji.file_id)
+        inputs.append(
+            InputFile(slot=ji.slot, position=ji.position, file_id=f.id, name=f.name, size=f.size, sha256=f.sha256,
+                      url=signed_download(request, f))
+        )
+    return JobSpec(
+        job_id=job.id,
+        application=job.application,
+        version=job.version,
+        entry_point=job.entry_point,
+        spec=ep.model_dump(by_alias=True),
+        config=job.config,
+        hardware=job.hardware,
+        timeout_s=job.timeout_s,
+        lease_s=state.settings.lease_s,
+        attempt=job.attempts,
+        inputs=inputs,
+    )
+
+
+@router.post("/jobs/{job_id}/ping")
+def ping(job_id: str, body: PingIn, request: Request, session: SessionDep, worker: WorkerDep) -> PingOut:
+    """Renew the lease and report progress, stage and log lines; ``cancel`` tells the worker to stop."""
+    job = _held_job(session, worker, job_id)
+    cancel = ops.ping(
+        session, job, worker, lease_s=request.app.state.settings.lease_s, progress=body.progress, stage=body.stage, lines=body.log
+    )
+    return PingOut(cancel=cancel, lease_expires_at=job.lease_expires_at)
+
+
+@router.get("/jobs/{job_id}/files/{file_id}/url")
+def input_url(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep) -> UrlOut:
+    """A fresh download URL for one input of a job this worker holds."""
+    job = _held_job(session, worker, job_id)
+    if session.scalar(select(JobInput).where(JobInput.job_id == job.id, JobInput.file_id == file_id)) is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"file {file_id} is not an input of job {job_id}")
+    return UrlOut(url=signed_download(request, session.get(File, file_id)), expires_in_s=request.app.state.settings.url_ttl_s)
+
+
+@router.post("/jobs/{job_id}/outputs", status_code=201)
+def create_output(job_id: str, body: OutputCreate, request: Request, session: SessionDep, worker: WorkerDep) -> UploadOut:
+    """Register an output file of the job (in its user's space) and get its upload URL."""
+    job = _held_job(session, worker, job_id)
+    ops.check_file_name(body.name, allow_dirs=True)
+    limit = request.app.state.settings.max_upload_bytes
+    if body.size > limit:
+        raise HTTPException(413, f"size {body.size} exceeds the limit of {limit} bytes")
+    fid = new_id()
+    f = File(
+        id=fid, user_id=job.user_id, name=body.name, size=body.size, sha256=body.sha256, kind=body.kind,
+        job_id=job.id, storage_key=f"u/{job.user_id}/{fid}",
+    )
+    session.add(f)
+    session.flush()
+    return signed_upload(request, f)
+
+
+@router.post("/jobs/{job_id}/outputs/{file_id}/upload-url")
+def renew_output_url(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep) -> UploadOut:
+    """A fresh upload URL for an output still uploading (resume after an expired URL or an outage)."""
+    job = _held_job(session, worker, job_id)
+    f = session.get(File, file_id)
+    if f is None or f.job_id != job.id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"file {file_id} is not an output of job {job_id}")
+    if f.state != "pending":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"file {file_id} is already complete")
+    return signed_upload(request, f)
+
+
+@router.post("/jobs/{job_id}/outputs/{file_id}/complete")
+def complete_output(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep) -> FileOut:
+    job = _held_job(session, worker, job_id)
+    f = session.get(File, file_id)
+    if f is None or f.job_id != job.id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"file {file_id} is not an output of job {job_id}")
+    if f.state == "pending":
+        f.sha256 = request.app.state.storage.finalize(f.storage_key, size=f.size, sha256=f.sha256)
+        f.state = "ready"
+    return FileOut.model_validate(f)
+
+
+@router.post("/jobs/{job_id}/finish")
+def finish(job_id: str, body: FinishIn, session: SessionDep, worker: WorkerDep) -> dict[str, str]:
+    job = _held_job(session, worker, job_id)
+    ops.finish(
+        session, job, worker, state=body.state, error=body.error, cpu_seconds=body.cpu_seconds,
+        gpu_seconds=body.gpu_seconds, lines=body.log,
+    )
+    return {"job_id": job.id, "state": job.state}

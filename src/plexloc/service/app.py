@@ -1,0 +1,117 @@
+"""The FastAPI application: user API, worker API, storage route, web page, stale-lease sweeper."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from plexloc import __version__
+from plexloc.errors import InputError
+from plexloc.service import api_storage, api_user, api_worker
+from plexloc.service import jobs as ops
+from plexloc.service.apps import Registry
+from plexloc.service.db import open_database
+from plexloc.service.notify import send_pending, smtp_sender
+from plexloc.service.security import Signer
+from plexloc.service.settings import Settings
+from plexloc.service.states import IllegalTransition
+from plexloc.service.storage import StorageError, StorageUnavailable, open_storage
+
+log = logging.getLogger("plexloc.service")
+STATIC = Path(__file__).parent / "static"
+
+
+def _sweeper(app: FastAPI, stop: threading.Event) -> None:
+    interval = app.state.settings.sweep_interval_s
+    while not stop.wait(interval):
+        try:
+            with app.state.sessions.begin() as session:
+                for job_id, state in ops.sweep(session):
+                    log.warning("job %s: lease lapsed -> %s", job_id, state)
+        except Exception:  # keep sweeping through a passing database error
+            log.exception("stale-lease sweep failed")
+
+
+def _notifier(app: FastAPI, stop: threading.Event) -> None:
+    st = app.state.settings
+    send = smtp_sender(st.smtp_host, st.smtp_port, sender=st.smtp_from, user=st.smtp_user, password=st.smtp_password,
+                       starttls=st.smtp_starttls)
+    while not stop.wait(st.notify_interval_s):
+        try:
+            send_pending(app.state.sessions, send)
+        except Exception:
+            log.exception("sending notifications failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; the database is upgraded and the applications validated here."""
+    settings = settings or Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    registry = Registry.load(settings.apps_dirs)
+    engine, sessions = open_database(settings.database_url)
+    signer = Signer(settings.signing_key())
+    storage = open_storage(settings.storage, signer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        stop = threading.Event()
+        threads = []
+        if settings.sweep_interval_s > 0:
+            threads.append(threading.Thread(target=_sweeper, args=(app, stop), name="plexloc-sweeper", daemon=True))
+        if settings.smtp_host:
+            threads.append(threading.Thread(target=_notifier, args=(app, stop), name="plexloc-notifier", daemon=True))
+        for t in threads:
+            t.start()
+        yield
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+        engine.dispose()
+
+    app = FastAPI(
+        title="plexloc service",
+        version=__version__,
+        description="Jobs for plexloc and other SMLM applications: a user API (/api/v1), a worker API "
+        "(/worker/v1), files through signed URLs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.signer = signer
+    app.state.storage = storage
+
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, err: InputError):
+        return JSONResponse({"detail": str(err), "field": err.source}, status_code=422)
+
+    @app.exception_handler(IllegalTransition)
+    async def _illegal(request: Request, err: IllegalTransition):
+        return JSONResponse({"detail": str(err), "state": err.current.value}, status_code=409)
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, err: StorageError):
+        code = 503 if isinstance(err, StorageUnavailable) else 422
+        return JSONResponse({"detail": str(err)}, status_code=code)
+
+    app.include_router(api_user.router)
+    app.include_router(api_worker.router)
+    app.include_router(api_storage.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,277 @@
+"""Applications: one YAML file each, validated at start-up (DECODE-OpenCloud's algorithm definition).
+
+An application has versions; a version has entry points; an entry point says how to run it::
+
+    name: plexloc-simulate
+    description: simulate a movie and its ground truth
+    versions:
+      "0.1":
+        entry_points:
+          simulate:
+            command: [plexloc, simulate, "{input.config}", --frames, "{param.frames}", --out, "{output_dir}",
+                      {if: density, args: [--density, "{param.density}"]}]
+            inputs:  {config: {kind: config, suffixes: [.yaml, .yml]}}
+            outputs: [{path: "movie*.tif"}, {path: truth.csv}]
+            params:  {frames: {type: integer, default: 100, minimum: 1}, density: {type: number, required: false}}
+            hardware: {cpus: 1, memory_mb: 2000, gpus: 0}
+            timeout_s: 3600
+
+Placeholders (never a shell; each list item is one argument): ``{input.SLOT}`` the local path of the
+slot's file (an item that is exactly ``{input.SLOT}`` of a ``multiple`` slot becomes one argument
+per file), ``{param.NAME}``, ``{output_dir}``, ``{work_dir}``, ``{device}`` (``cuda`` when the job has
+GPUs, else ``cpu``), ``{stem}`` (with ``foreach``). ``{if: NAME, args: [...]}`` adds ``args`` only when
+parameter NAME is set. ``foreach: SLOT`` runs the command once per file of that slot, each into
+``output_dir/STEM`` (many acquisitions in one job). ``requires`` lists executables or Python modules a
+worker must have to claim the entry point.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
+
+from plexloc.errors import InputError
+
+BUILTIN_DIR = Path(__file__).parent / "apps"
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)(?:\.([A-Za-z0-9_]+))?\}")
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Hardware(_Strict):
+    cpus: int = Field(1, ge=1)
+    memory_mb: int = Field(1000, ge=0)
+    gpus: int = Field(0, ge=0)
+    gpu_memory_mb: int = Field(0, ge=0)
+
+
+class Slot(_Strict):
+    kind: Literal["data", "config", "artifact"] = "data"
+    required: bool = True
+    multiple: bool = False
+    suffixes: list[str] = Field(default_factory=list)
+    description: str = ""
+
+
+class Output(_Strict):
+    path: str  # a glob relative to the output folder
+    kind: Literal["output", "log", "artifact"] = "output"
+    required: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        if v.startswith("/") or ".." in Path(v).parts:
+            raise ValueError(f"output path {v!r} must stay inside the output folder")
+        return v
+
+
+class Param(_Strict):
+    type: Literal["integer", "number", "string", "boolean"]
+    default: Any = None
+    required: bool | None = None  # default: required when there is no default
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: list[Any] | None = None
+    description: str = ""
+
+    @property
+    def is_required(self) -> bool:
+        return self.required if self.required is not None else self.default is None
+
+
+class Conditional(_Strict):
+    if_: str = Field(alias="if")
+    args: list[str]
+
+
+class EntryPoint(_Strict):
+    command: list[str | Conditional] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    inputs: dict[str, Slot] = Field(default_factory=dict)
+    outputs: list[Output] = Field(default_factory=list)
+    params: dict[str, Param] = Field(default_factory=dict)
+    hardware: Hardware = Field(default_factory=Hardware)
+    timeout_s: float = Field(3600.0, gt=0)
+    foreach: str | None = None
+    image: str | None = None  # a container image instead of a local command (runtimes: pending)
+    requires: list[str] = Field(default_factory=list)
+    description: str = ""
+    _config_model: type[BaseModel] | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> "EntryPoint":
+        items: list[str] = []
+        for item in self.command:
+            if isinstance(item, Conditional):
+                if item.if_ not in self.params:
+                    raise ValueError(f"command: 'if: {item.if_}' names no parameter")
+                items.extend(item.args)
+            else:
+                items.append(item)
+        for item in items:
+            for kind, name in _PLACEHOLDER.findall(item):
+                if kind == "input" and name not in self.inputs:
+                    raise ValueError(f"command: {{input.{name}}} names no input slot (have {sorted(self.inputs)})")
+                if kind == "param" and name not in self.params:
+                    raise ValueError(f"command: {{param.{name}}} names no parameter (have {sorted(self.params)})")
+                if kind not in ("input", "param") and (name or kind not in ("output_dir", "work_dir", "device", "stem")):
+                    raise ValueError(f"command: unknown placeholder {{{kind}{'.' + name if name else ''}}}")
+                if kind == "stem" and not self.foreach:
+                    raise ValueError("command: {stem} needs foreach")
+        if self.foreach is not None and self.foreach not in self.inputs:
+            raise ValueError(f"foreach: {self.foreach!r} names no input slot")
+        return self
+
+    def config_model(self) -> type[BaseModel]:
+        """A pydantic model of this entry point's parameters (unknown fields rejected); built once."""
+        if self._config_model is None:
+            self._config_model = self._build_config_model()
+        return self._config_model
+
+    def _build_config_model(self) -> type[BaseModel]:
+        types = {"integer": int, "number": float, "string": str, "boolean": bool}
+        fields: dict[str, Any] = {}
+        for name, p in self.params.items():
+            kw: dict[str, Any] = {}
+            if p.minimum is not None:
+                kw["ge"] = p.minimum
+            if p.maximum is not None:
+                kw["le"] = p.maximum
+            typ: Any = types[p.type]
+            if p.choices:
+                typ = Literal[tuple(p.choices)]
+            if p.is_required:
+                fields[name] = (typ, Field(..., **kw))
+            else:
+                fields[name] = (typ | None, Field(p.default, **kw))
+        return create_model("Config", __config__=ConfigDict(extra="forbid", strict=False), **fields)
+
+    def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The configuration with defaults filled in; :class:`InputError` names the first bad field."""
+        try:
+            return self.config_model()(**config).model_dump()
+        except ValidationError as err:
+            e = err.errors()[0]
+            field = ".".join(str(x) for x in e["loc"]) or "config"
+            raise InputError(f"{e['msg']} (got {e.get('input')!r})", source=f"config.{field}") from None
+
+    def render(
+        self,
+        *,
+        config: dict[str, Any],
+        inputs: dict[str, list[str]],
+        output_dir: str,
+        work_dir: str,
+        device: str,
+        stem: str | None = None,
+    ) -> list[str]:
+        """The argument list of one run (no shell involved)."""
+
+        def one(item: str) -> list[str]:
+            m = _PLACEHOLDER.fullmatch(item)
+            if m and m.group(1) == "input" and self.inputs[m.group(2)].multiple:
+                return list(inputs.get(m.group(2), []))
+
+            def sub(m: re.Match) -> str:
+                kind, name = m.group(1), m.group(2)
+                if kind == "input":
+                    files = inputs.get(name) or []
+                    return files[0] if files else ""
+                if kind == "param":
+                    value = config.get(name)
+                    return str(value).lower() if isinstance(value, bool) else str(value)
+                return {"output_dir": output_dir, "work_dir": work_dir, "device": device, "stem": stem or ""}[kind]
+
+            return [_PLACEHOLDER.sub(sub, item)]
+
+        argv: list[str] = []
+        for item in self.command:
+            if isinstance(item, Conditional):
+                if config.get(item.if_) not in (None, False):
+                    for a in item.args:
+                        argv.extend(one(a))
+            else:
+                argv.extend(one(item))
+        return argv
+
+
+class Version(_Strict):
+    entry_points: dict[str, EntryPoint] = Field(min_length=1)
+
+
+class Application(_Strict):
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    versions: dict[str, Version] = Field(min_length=1)
+
+    def entry(self, version: str | None, entry_point: str | None) -> tuple[str, str, EntryPoint]:
+        """Resolve a version (default: the newest) and an entry point (default: the only one)."""
+        if version is None:
+            version = sorted(self.versions, key=_version_key)[-1]
+        if version not in self.versions:
+            raise InputError(f"no version {version!r} (have {sorted(self.versions)})", source=f"application {self.name}")
+        eps = self.versions[version].entry_points
+        if entry_point is None:
+            if len(eps) != 1:
+                raise InputError(f"choose an entry point: {sorted(eps)}", source=f"application {self.name} {version}")
+            entry_point = next(iter(eps))
+        if entry_point not in eps:
+            raise InputError(f"no entry point {entry_point!r} (have {sorted(eps)})", source=f"application {self.name} {version}")
+        return version, entry_point, eps[entry_point]
+
+
+def _version_key(v: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-_]", v))
+
+
+def parse_application(data: Any, *, source: str) -> Application:
+    """Validate one application; :class:`InputError` names the file and the field."""
+    try:
+        return Application.model_validate(data)
+    except ValidationError as err:
+        e = err.errors()[0]
+        field = ".".join(str(x) for x in e["loc"] if not str(x).startswith("function-")) or "(top)"
+        raise InputError(f"field {field}: {e['msg']}", source=source) from None
+
+
+def load_application(path: str | Path) -> Application:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read application YAML: {err}", source=path) from None
+    return parse_application(data, source=str(path))
+
+
+class Registry:
+    """All applications by name, from the built-in folder and any extra folders (later ones win)."""
+
+    def __init__(self, apps: dict[str, Application]):
+        self.apps = apps
+
+    @classmethod
+    def load(cls, extra_dirs: list[Path] | tuple = ()) -> "Registry":
+        apps: dict[str, Application] = {}
+        for folder in [BUILTIN_DIR, *map(Path, extra_dirs)]:
+            for path in sorted(folder.glob("*.y*ml")):
+                app = load_application(path)
+                apps[app.name] = app
+        return cls(apps)
+
+    def get(self, name: str) -> Application:
+        if name not in self.apps:
+            raise KeyError(name)
+        return self.apps[name]
+
+    def resolve(self, name: str, version: str | None, entry_point: str | None) -> tuple[str, str, EntryPoint]:
+        if name not in self.apps:
+            raise InputError(f"no application {name!r} (have {sorted(self.apps)})", source="application")
+        return self.apps[name].entry(version, entry_point)

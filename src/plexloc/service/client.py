@@ -1,0 +1,146 @@
+"""A small Python client of the user API.
+
+>>> from plexloc.service import Client                         # doctest: +SKIP
+>>> c = Client("http://localhost:8000", token)                  # doctest: +SKIP
+>>> cfg = c.upload("examples/2d_gaussian.yaml")                 # doctest: +SKIP
+>>> job = c.submit("plexloc-simulate", config={"frames": 10}, inputs={"config": [cfg["id"]]})  # doctest: +SKIP
+>>> c.wait(job["id"])["state"]                                   # doctest: +SKIP
+'succeeded'
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from plexloc.service import transfer
+
+
+class ServiceError(Exception):
+    """The server answered with an error (``status``, ``detail``)."""
+
+    def __init__(self, status: int, detail: Any):
+        self.status, self.detail = status, detail
+        super().__init__(f"HTTP {status}: {detail}")
+
+
+def check(r: httpx.Response) -> Any:
+    if r.status_code >= 400:
+        try:
+            detail = r.json().get("detail", r.text)
+        except ValueError:
+            detail = r.text
+        raise ServiceError(r.status_code, detail)
+    return None if r.status_code == 204 or not r.content else r.json()
+
+
+class Client:
+    """The user API of a plexloc server, with token ``token``."""
+
+    def __init__(self, server: str, token: str, *, timeout: float = 60.0):
+        self.server = server.rstrip("/")
+        self.http = httpx.Client(base_url=self.server + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        self.bytes_http = httpx.Client(timeout=timeout)  # signed URLs: no token
+
+    def close(self) -> None:
+        self.http.close()
+        self.bytes_http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _get(self, path: str, **params) -> Any:
+        return check(self.http.get(path, params={k: v for k, v in params.items() if v is not None}))
+
+    def _post(self, path: str, json: Any = None) -> Any:
+        return check(self.http.post(path, json=json))
+
+    # files
+    def upload(self, path: str | os.PathLike, *, name: str | None = None) -> dict[str, Any]:
+        """Upload a file (streamed, resumed, SHA-256 checked) into the user's space; returns the file."""
+        path = Path(path)
+        created = self._post(
+            "/files", {"name": name or path.name, "size": path.stat().st_size, "sha256": transfer.sha256_of(path)}
+        )
+        transfer.upload(self.bytes_http, created["upload_url"], path)
+        return self._post(f"/files/{created['file']['id']}/complete")
+
+    def files(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return self._get("/files", kind=kind)
+
+    def delete_file(self, file_id: str) -> None:
+        check(self.http.delete(f"/files/{file_id}"))
+
+    def applications(self) -> list[dict[str, Any]]:
+        return self._get("/applications")
+
+    # jobs
+    def submit(
+        self,
+        application: str,
+        *,
+        version: str | None = None,
+        entry_point: str | None = None,
+        config: dict[str, Any] | None = None,
+        inputs: dict[str, list[str] | str] | None = None,
+        hardware: dict[str, int] | None = None,
+        timeout_s: float | None = None,
+        priority: int = 0,
+    ) -> dict[str, Any]:
+        inputs = {k: [v] if isinstance(v, str) else list(v) for k, v in (inputs or {}).items()}
+        body = {
+            "application": application, "version": version, "entry_point": entry_point, "config": config or {},
+            "inputs": inputs, "hardware": hardware, "timeout_s": timeout_s, "priority": priority,
+        }
+        return self._post("/jobs", body)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._get(f"/jobs/{job_id}")
+
+    def jobs(self, state: str | None = None) -> list[dict[str, Any]]:
+        return self._get("/jobs", state=state)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._post(f"/jobs/{job_id}/cancel")
+
+    def rerun(self, job_id: str) -> dict[str, Any]:
+        return self._post(f"/jobs/{job_id}/rerun")
+
+    def delete(self, job_id: str) -> None:
+        check(self.http.delete(f"/jobs/{job_id}"))
+
+    def log(self, job_id: str, after: int = 0) -> dict[str, Any]:
+        return self._get(f"/jobs/{job_id}/log", after=after)
+
+    def outputs(self, job_id: str) -> list[dict[str, Any]]:
+        return self._get(f"/jobs/{job_id}/outputs")
+
+    def wait(self, job_id: str, *, timeout: float = 600.0, poll_s: float = 0.25, until: tuple = ("succeeded", "failed", "cancelled")) -> dict[str, Any]:
+        """Poll until the job reaches a state in ``until`` (default: any final state)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["state"] in until:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s")
+            time.sleep(poll_s)
+
+    def download(self, job_id: str, out_dir: str | os.PathLike, *, kinds: tuple = ("output", "artifact", "log")) -> list[Path]:
+        """Download the job's outputs into ``out_dir`` (names as the job gave them, e.g. ``STEM/locs.csv``)."""
+        out = Path(out_dir)
+        paths = []
+        for f in self.outputs(job_id):
+            if f["kind"] in kinds:
+                dest = (out / f["name"]).resolve()
+                if out.resolve() not in dest.parents:
+                    raise ServiceError(500, f"output name {f['name']!r} leaves the output folder")
+                paths.append(transfer.download(self.bytes_http, f["url"], out / f["name"], sha256=f["sha256"]))
+        return paths

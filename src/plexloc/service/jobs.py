@@ -1,0 +1,394 @@
+"""Job operations on the database (the queue): submit, claim, start, ping, finish, cancel, re-run, sweep.
+
+HTTP-free, so that the routers stay thin and the rules are tested directly. Every state change goes
+through :func:`set_state`, which checks it against :mod:`plexloc.service.states`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import case, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from plexloc.errors import InputError
+from plexloc.service.apps import EntryPoint, Hardware, Registry
+from plexloc.service.db import File, Job, JobInput, JobLog, Outbox, User, Worker, now
+from plexloc.service.states import IllegalTransition, JobState, check_transition
+
+MAX_LOG_LINE = 4000
+MAX_LOG_LINES_PER_PING = 1000
+_SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._\-+()\[\]]{0,200}$")
+
+
+class NotHeld(Exception):
+    """The worker does not hold this job (never did, lease lapsed, or the job is over)."""
+
+
+def check_file_name(name: str, *, allow_dirs: bool = False) -> str:
+    """A file name safe to use as a path part (``a/b`` with ``allow_dirs``); else :class:`InputError`."""
+    parts = name.split("/") if allow_dirs else [name]
+    if not name or any(not _SAFE_PART.match(p) or p in (".", "..") or ".." in p for p in parts):
+        raise InputError(
+            f"file name {name!r} is not allowed (letters, digits, space and ._-+()[] only; no path)", source="name"
+        )
+    return name
+
+
+def set_state(session: Session, job: Job, target: JobState | str, *, at: float | None = None, error: str | None = None) -> None:
+    """Move ``job`` to ``target`` (checked); stamps times, drops the lease on leaving a held state and
+    queues a notification on reaching a terminal one."""
+    target = check_transition(job.id, job.state, target)
+    at = now() if at is None else at
+    job.state = target.value
+    job.updated_at = at
+    if error is not None:
+        job.error = error
+    if target is JobState.running and job.started_at is None:
+        job.started_at = at
+    if not target.held:
+        job.lease_expires_at = None
+        job.stage = None
+    if target is JobState.queued:
+        job.worker_id = None
+        job.progress = 0.0
+    if target.terminal:
+        job.finished_at = at
+        job.waiting = False
+        if target is JobState.succeeded:
+            job.progress = 1.0
+        _release_dependents(session, job, target, at=at)
+        user = session.get(User, job.user_id)
+        if user is not None and user.email:
+            session.add(
+                Outbox(
+                    recipient=user.email,
+                    subject=f"plexloc job {job.id} {target.value}",
+                    body=f"Job {job.id} ({job.application} {job.version} {job.entry_point}) {target.value}."
+                    + (f"\n\n{job.error}" if job.error else ""),
+                )
+            )
+
+
+def _release_dependents(session: Session, job: Job, target: JobState, *, at: float) -> None:
+    """Pipelines: hand ``job``'s outputs to the jobs waiting for them, or fail those jobs."""
+    refs = session.scalars(select(JobInput).where(JobInput.source_job_id == job.id, JobInput.file_id.is_(None))).all()
+    touched: dict[str, Job] = {}
+    for ji in refs:
+        dep = session.get(Job, ji.job_id)
+        if dep is None or JobState(dep.state).terminal:
+            continue
+        touched[dep.id] = dep
+        if target is not JobState.succeeded:
+            set_state(session, dep, JobState.failed, at=at, error=f"input {ji.slot}: job {job.id} {target.value}")
+            continue
+        f = session.scalar(
+            select(File).where(File.job_id == job.id, File.name == ji.source_name, File.state == "ready")
+        )
+        if f is None:
+            set_state(session, dep, JobState.failed, at=at, error=f"input {ji.slot}: job {job.id} has no output {ji.source_name!r}")
+        else:
+            ji.file_id = f.id
+    session.flush()
+    for dep in touched.values():
+        if dep.state == JobState.queued.value and not any(x.file_id is None for x in dep.inputs):
+            dep.waiting = False
+            dep.updated_at = at
+
+
+def add_log(session: Session, job: Job, lines: list[str], *, at: float | None = None) -> None:
+    at = now() if at is None else at
+    for line in lines[:MAX_LOG_LINES_PER_PING]:
+        session.add(JobLog(job_id=job.id, line=line[:MAX_LOG_LINE], created_at=at))
+
+
+# -- users ------------------------------------------------------------------------------------------
+@dataclass
+class JobRequest:
+    application: str
+    version: str | None = None
+    entry_point: str | None = None
+    config: dict[str, Any] | None = None
+    inputs: dict[str, list[str]] | None = None  # slot -> file ids or "job:JOB_ID/OUTPUT_NAME"
+    hardware: dict[str, int] | None = None  # overrides of the entry point's defaults
+    timeout_s: float | None = None
+    priority: int = 0
+
+
+def submit(session: Session, user: User, registry: Registry, req: JobRequest, *, max_attempts: int = 3) -> Job:
+    """Validate and queue a job; :class:`InputError` names the bad field."""
+    version, entry_name, ep = registry.resolve(req.application, req.version, req.entry_point)
+    config = ep.validate_config(req.config or {})
+    inputs = _check_inputs(session, user, ep, req.inputs or {})
+    try:
+        hardware = Hardware(**{**ep.hardware.model_dump(), **(req.hardware or {})})
+    except Exception as err:
+        raise InputError(str(err).splitlines()[0] + f": {req.hardware}", source="hardware") from None
+    if req.timeout_s is not None and req.timeout_s <= 0:
+        raise InputError(f"must be > 0, got {req.timeout_s}", source="timeout_s")
+    job = Job(
+        user_id=user.id,
+        application=req.application,
+        version=version,
+        entry_point=entry_name,
+        config=config,
+        hardware=hardware.model_dump(),
+        gpus=hardware.gpus,
+        timeout_s=float(req.timeout_s or ep.timeout_s),
+        priority=int(req.priority),
+        group=user.group,
+        state=JobState.queued.value,
+        max_attempts=max_attempts,
+    )
+    session.add(job)
+    for slot, items in inputs.items():
+        for pos, (fid, src, name) in enumerate(items):
+            job.inputs.append(JobInput(slot=slot, position=pos, file_id=fid, source_job_id=src, source_name=name))
+    job.waiting = any(fid is None for items in inputs.values() for fid, _, _ in items)
+    return job
+
+
+Ref = tuple[str | None, str | None, str | None]  # (file id, source job id, source output name)
+
+
+def _reference(session: Session, user: User, ref: str, *, field: str) -> Ref:
+    """``job:ID/NAME``: output NAME of the user's job ID (now if it succeeded, else once it does)."""
+    job_id, sep, name = ref[4:].partition("/")
+    src = session.get(Job, job_id)
+    if not sep or src is None or src.user_id != user.id:
+        raise InputError(f"no job output {ref!r} (expected job:JOB_ID/OUTPUT_NAME of one of your jobs)", source=field)
+    check_file_name(name, allow_dirs=True)
+    state = JobState(src.state)
+    if state is JobState.succeeded:
+        f = session.scalar(select(File).where(File.job_id == src.id, File.name == name, File.state == "ready"))
+        if f is None:
+            raise InputError(f"job {src.id} has no output {name!r}", source=field)
+        return f.id, None, None
+    if state.terminal:
+        raise InputError(f"job {src.id} is {state.value}: its outputs will not come", source=field)
+    return None, src.id, name
+
+
+def _check_inputs(session: Session, user: User, ep: EntryPoint, inputs: dict[str, list[str]]) -> dict[str, list[Ref]]:
+    """Each slot's files: ids of the user's ready files, or references to other jobs' outputs."""
+    for slot in inputs:
+        if slot not in ep.inputs:
+            raise InputError(f"no such input slot (have {sorted(ep.inputs)})", source=f"inputs.{slot}")
+    out: dict[str, list[Ref]] = {}
+    for slot, spec in ep.inputs.items():
+        ids = inputs.get(slot) or []
+        if isinstance(ids, str):
+            ids = [ids]
+        if not ids:
+            if spec.required:
+                raise InputError("a file is required", source=f"inputs.{slot}")
+            continue
+        if len(ids) > 1 and not spec.multiple:
+            raise InputError(f"takes one file, got {len(ids)}", source=f"inputs.{slot}")
+        items: list[Ref] = []
+        for fid in ids:
+            if fid.startswith("job:"):
+                item = _reference(session, user, fid, field=f"inputs.{slot}")
+                name = fid.partition("/")[2]
+            else:
+                f = session.get(File, fid)
+                if f is None or f.user_id != user.id:
+                    raise InputError(f"no file {fid!r}", source=f"inputs.{slot}")
+                if f.state != "ready":
+                    raise InputError(f"file {fid} ({f.name}) is not completely uploaded", source=f"inputs.{slot}")
+                item, name = (f.id, None, None), f.name
+            if spec.suffixes and not any(name.lower().endswith(s.lower()) for s in spec.suffixes):
+                raise InputError(f"file {name!r} must end in one of {spec.suffixes}", source=f"inputs.{slot}")
+            items.append(item)
+        out[slot] = items
+    return out
+
+
+def cancel(session: Session, job: Job) -> None:
+    """Queued: cancelled at once. Held: the worker is told at its next ping. Over: 409."""
+    state = JobState(job.state)
+    if state is JobState.queued:
+        set_state(session, job, JobState.cancelled, error="cancelled by the user")
+    elif state.held:
+        job.cancel_requested = True
+        job.updated_at = now()
+    else:
+        raise IllegalTransition(job.id, state, JobState.cancelled)
+
+
+def rerun(session: Session, user: User, registry: Registry, job: Job) -> Job:
+    """A new job with the same application, configuration, inputs and hardware."""
+    inputs: dict[str, list[str]] = {}
+    for ji in job.inputs:
+        inputs.setdefault(ji.slot, []).append(ji.file_id or f"job:{ji.source_job_id}/{ji.source_name}")
+    new = submit(
+        session,
+        user,
+        registry,
+        JobRequest(
+            application=job.application,
+            version=job.version,
+            entry_point=job.entry_point,
+            config=job.config,
+            inputs=inputs,
+            hardware=job.hardware,
+            timeout_s=job.timeout_s,
+            priority=job.priority,
+        ),
+        max_attempts=job.max_attempts,
+    )
+    new.rerun_of = job.id
+    return new
+
+
+# -- workers ---------------------------------------------------------------------------------------
+def claim(
+    session: Session,
+    worker: Worker,
+    *,
+    can_run: list[tuple[str, str, str]],
+    hardware: Hardware,
+    lease_s: float,
+    min_age_s: float = 0.0,
+    at: float | None = None,
+    batch: int = 20,
+) -> Job | None:
+    """Atomically take the next queued job this worker can run: its own group's first, then jobs it
+    did not drop before, then by priority and age. PostgreSQL skips rows other claims have locked; any database is protected by
+    the conditional update (``... WHERE state = 'queued'``), so two workers never hold one job."""
+    at = now() if at is None else at
+    if not can_run:
+        return None
+    query = (
+        select(Job)
+        .where(
+            Job.state == JobState.queued.value,
+            Job.waiting.is_(False),
+            Job.gpus <= hardware.gpus,
+            Job.created_at <= at - min_age_s,
+            tuple_(Job.application, Job.version, Job.entry_point).in_(can_run),
+        )
+        .order_by(
+            case((Job.group == worker.group, 0), else_=1) if worker.group else Job.priority.desc(),
+            case((Job.last_worker_id == worker.id, 1), else_=0),
+            Job.priority.desc(),
+            Job.created_at,
+        )
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    for job in session.scalars(query):
+        need = job.hardware or {}
+        if any(need.get(k, 0) > getattr(hardware, k) for k in ("cpus", "memory_mb", "gpu_memory_mb")):
+            continue
+        check_transition(job.id, job.state, JobState.assigned)
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.state == JobState.queued.value)
+            .values(
+                state=JobState.assigned.value,
+                worker_id=worker.id,
+                lease_expires_at=at + lease_s,
+                attempts=Job.attempts + 1,
+                stage="downloading",
+                updated_at=at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount == 1:
+            session.refresh(job)
+            return job
+    return None
+
+
+def held(job: Job | None, worker: Worker, *, at: float | None = None) -> Job:
+    """``job`` if ``worker`` holds it now (state held, its id, lease unexpired), else :class:`NotHeld`."""
+    at = now() if at is None else at
+    if (
+        job is None
+        or job.worker_id != worker.id
+        or not JobState(job.state).held
+        or job.lease_expires_at is None
+        or job.lease_expires_at < at
+    ):
+        raise NotHeld(job.id if job is not None else "?")
+    return job
+
+
+def ping(
+    session: Session,
+    job: Job,
+    worker: Worker,
+    *,
+    lease_s: float,
+    progress: float | None = None,
+    stage: str | None = None,
+    lines: list[str] = (),
+    at: float | None = None,
+) -> bool:
+    """Renew the lease, record progress, stage and log lines; True when the job is to be cancelled."""
+    at = now() if at is None else at
+    held(job, worker, at=at)
+    if stage == "running" and job.state == JobState.assigned.value:
+        set_state(session, job, JobState.running, at=at)
+    if stage is not None:
+        job.stage = stage
+    if progress is not None:
+        job.progress = min(1.0, max(0.0, float(progress)))
+    job.lease_expires_at = at + lease_s
+    job.updated_at = at
+    worker.last_seen = at
+    if lines:
+        add_log(session, job, list(lines), at=at)
+    return bool(job.cancel_requested)
+
+
+def finish(
+    session: Session,
+    job: Job,
+    worker: Worker,
+    *,
+    state: JobState | str,
+    error: str | None = None,
+    cpu_seconds: float = 0.0,
+    gpu_seconds: float = 0.0,
+    lines: list[str] = (),
+    at: float | None = None,
+) -> None:
+    at = now() if at is None else at
+    held(job, worker, at=at)
+    state = JobState(state)
+    if not state.terminal:
+        raise IllegalTransition(job.id, JobState(job.state), state)
+    if lines:
+        add_log(session, job, list(lines), at=at)
+    job.cpu_seconds += max(0.0, cpu_seconds)
+    job.gpu_seconds += max(0.0, gpu_seconds)
+    set_state(session, job, state, at=at, error=error)
+
+
+def sweep(session: Session, *, at: float | None = None) -> list[tuple[str, str]]:
+    """Jobs whose lease lapsed: cancelled if a cancel was asked for, failed when out of attempts,
+    else queued again. Safe to run from any number of server processes at once (conditional
+    updates). Returns ``(job id, new state)`` pairs."""
+    at = now() if at is None else at
+    stale = session.scalars(
+        select(Job)
+        .where(Job.state.in_([JobState.assigned.value, JobState.running.value]), Job.lease_expires_at < at)
+        .with_for_update(skip_locked=True)
+    ).all()
+    changed = []
+    for job in stale:
+        if job.cancel_requested:
+            target, error = JobState.cancelled, "cancelled (the worker stopped answering)"
+        elif job.attempts >= job.max_attempts:
+            target, error = JobState.failed, f"lease lost {job.attempts} times (worker stopped answering)"
+        else:
+            target, error = JobState.queued, None
+        add_log(session, job, [f"[service] lease of worker {job.worker_id} lapsed after attempt {job.attempts}: -> {target.value}"], at=at)
+        job.last_worker_id = job.worker_id  # a retry goes preferably to another worker
+        set_state(session, job, target, at=at, error=error)
+        changed.append((job.id, target.value))
+    return changed

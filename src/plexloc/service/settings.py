@@ -1,0 +1,90 @@
+"""Typed settings of the server, from arguments or the environment (``PLEXLOC_*``); none at import."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    """Everything the server needs to start.
+
+    ``data_dir`` holds the SQLite database, the local file store and the signing key unless
+    ``db_url``, ``storage_url`` or ``secret`` say otherwise.
+    """
+
+    data_dir: Path = Path("plexloc-data")
+    db_url: str | None = None  # default sqlite:///DATA_DIR/plexloc.db
+    storage_url: str | None = None  # default DATA_DIR/files; or s3://bucket/prefix?endpoint=http://...
+    secret: str | None = None  # HMAC key of signed URLs; default: DATA_DIR/secret.key (created once)
+    public_url: str | None = None  # base URL of signed local-storage links; default: the request's
+    apps_dirs: list[Path] = Field(default_factory=list)  # extra application YAML folders
+    lease_s: float = 30.0  # a claim lapses this long after the last ping
+    max_attempts: int = 3  # claims of one job before it fails for good
+    url_ttl_s: int = 3600  # life of a signed URL
+    max_upload_bytes: int = 64 * 1024**3
+    sweep_interval_s: float = 5.0  # stale-lease sweeper period (0: no background sweeper)
+    pull_wait_s: float = 0.0  # long-poll: a pull with nothing to do waits up to this long
+    smtp_host: str | None = None  # e-mail notifications (outbox) when set
+    smtp_port: int = 25
+    smtp_from: str = "plexloc@localhost"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    notify_interval_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """``PLEXLOC_DATA_DIR``, ``PLEXLOC_DB``, ``PLEXLOC_STORAGE``, ``PLEXLOC_SECRET``,
+        ``PLEXLOC_PUBLIC_URL``, ``PLEXLOC_LEASE_S``, ``PLEXLOC_MAX_ATTEMPTS``; ``overrides`` that are
+        not None win."""
+        env = os.environ
+        values: dict = {}
+        for key, var in [
+            ("data_dir", "PLEXLOC_DATA_DIR"),
+            ("db_url", "PLEXLOC_DB"),
+            ("storage_url", "PLEXLOC_STORAGE"),
+            ("secret", "PLEXLOC_SECRET"),
+            ("public_url", "PLEXLOC_PUBLIC_URL"),
+            ("lease_s", "PLEXLOC_LEASE_S"),
+            ("max_attempts", "PLEXLOC_MAX_ATTEMPTS"),
+            ("smtp_host", "PLEXLOC_SMTP_HOST"),
+            ("smtp_port", "PLEXLOC_SMTP_PORT"),
+            ("smtp_from", "PLEXLOC_SMTP_FROM"),
+            ("smtp_user", "PLEXLOC_SMTP_USER"),
+            ("smtp_password", "PLEXLOC_SMTP_PASSWORD"),
+        ]:
+            if env.get(var):
+                values[key] = env[var]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{(self.data_dir / 'plexloc.db').resolve()}"
+
+    @property
+    def storage(self) -> str:
+        return self.storage_url or str((self.data_dir / "files").resolve())
+
+    def signing_key(self) -> bytes:
+        """The secret, or the key file in ``data_dir`` (made on first use, mode 0600)."""
+        if self.secret:
+            return self.secret.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".secret.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+            try:  # first writer wins; a racing process reads the winner's key
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return path.read_text().strip().encode()

@@ -1,0 +1,94 @@
+"""Moving file bytes to and from signed URLs: streamed in chunks, uploads resumed at the offset the
+store reports, downloads checked against their SHA-256. Used by the client and the worker agent."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from plexloc.io._atomic import atomic_path
+
+CHUNK = 1024 * 1024
+
+
+class TransferError(Exception):
+    """An upload or download failed (after retries) or its checksum did not match."""
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_from(path: Path, offset: int, chunk: int) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while data := f.read(chunk):
+            yield data
+
+
+def _is_local(url: str) -> bool:
+    return "/storage/v1/" in url
+
+
+def upload(http: httpx.Client, url: str, path: str | os.PathLike, *, retries: int = 3, chunk: int = CHUNK) -> None:
+    """PUT ``path`` to a signed upload URL. On the local store an interrupted upload continues from the
+    offset the store has (``HEAD``), up to ``retries`` times; an S3 URL takes one whole PUT."""
+    path = Path(path)
+    size = path.stat().st_size
+    last: Exception | None = None
+    for _ in range(retries + 1):
+        offset = 0
+        try:
+            if _is_local(url):
+                head = http.head(url)
+                if head.status_code != 200:
+                    raise TransferError(f"upload URL refused ({head.status_code}): {head.text}")
+                offset = int(head.headers["Upload-Offset"])
+                if offset >= size and size > 0:
+                    return
+                target = f"{url}&offset={offset}"
+            else:
+                target = url
+            r = http.put(target, content=_read_from(path, offset, chunk), headers={"Content-Length": str(size - offset)})
+            if r.status_code in (200, 201):
+                return
+            if r.status_code == 409:  # another offset: ask again
+                last = TransferError(r.text)
+                continue
+            raise TransferError(f"upload of {path.name} refused ({r.status_code}): {r.text}")
+        except (httpx.TransportError, httpx.TimeoutException) as err:
+            last = err
+    raise TransferError(f"upload of {path.name} failed after {retries + 1} tries: {last}")
+
+
+def download(
+    http: httpx.Client, url: str, dest: str | os.PathLike, *, sha256: str | None = None, retries: int = 3
+) -> Path:
+    """Stream a signed download URL into ``dest`` (atomically); check the SHA-256 when given."""
+    dest = Path(dest)
+    last: Exception | None = None
+    for _ in range(retries + 1):
+        try:
+            with atomic_path(dest) as tmp, open(tmp, "wb") as f, http.stream("GET", url) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise TransferError(f"download of {dest.name} refused ({r.status_code}): {r.text}")
+                h = hashlib.sha256()
+                for data in r.iter_bytes(CHUNK):
+                    h.update(data)
+                    f.write(data)
+                f.flush()
+                if sha256 and h.hexdigest() != sha256:
+                    raise TransferError(f"{dest.name}: checksum mismatch (got {h.hexdigest()}, expected {sha256})")
+            return dest
+        except (httpx.TransportError, httpx.TimeoutException) as err:
+            last = err
+    raise TransferError(f"download of {dest.name} failed after {retries + 1} tries: {last}")

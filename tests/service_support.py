@@ -1,0 +1,219 @@
+"""Fixtures of the service tests: an app on a temporary data folder, tokens, a live server on loopback."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("sqlalchemy")
+
+import uvicorn  # noqa: E402
+import httpx  # noqa: E402
+
+from plexloc.service import admin  # noqa: E402
+from plexloc.service.app import create_app  # noqa: E402
+from plexloc.service.settings import Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "2d_gaussian.yaml"
+
+#: a third-party application given by its YAML alone: counts to N, printing progress, then writes a file
+TICKER = """
+import pathlib, struct, sys, time, zlib
+n, dt, out = int(sys.argv[1]), float(sys.argv[2]), pathlib.Path(sys.argv[3])
+for i in range(n):
+    print(f"tick {i}", flush=True)
+    print(f"PLEXLOC_PROGRESS {(i + 1) / n:.3f}", flush=True)
+    time.sleep(dt)
+(out / "ticks.txt").write_text(str(n))
+if len(sys.argv) > 4:  # an 8 x 8 grey PNG, for the web page's preview
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\\x00" + bytes(range(0, 256, 32)) for _ in range(8))
+    png = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+    (out / "preview.png").write_bytes(png + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+"""
+
+
+def ticker_app(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "ticker.py"
+    script.write_text(TICKER)
+    (folder / "ticker.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            name: ticker
+            description: test application (counts, reports progress)
+            versions:
+              "1.0":
+                entry_points:
+                  tick:
+                    command: ["{sys.executable}", "{script}", "{{param.n}}", "{{param.dt}}", "{{output_dir}}"]
+                    params:
+                      n: {{type: integer, default: 3, minimum: 1}}
+                      dt: {{type: number, default: 0.01, minimum: 0}}
+                    outputs: [{{path: ticks.txt, required: true}}]
+                    hardware: {{cpus: 1, memory_mb: 10}}
+                    timeout_s: 60
+                  gpu:
+                    command: ["{sys.executable}", "{script}", "1", "0", "{{output_dir}}"]
+                    hardware: {{cpus: 1, memory_mb: 10, gpus: 1}}
+                  picture:
+                    command: ["{sys.executable}", "{script}", "{{param.n}}", "{{param.dt}}", "{{output_dir}}", "png"]
+                    params:
+                      n: {{type: integer, default: 3, minimum: 1}}
+                      dt: {{type: number, default: 0.01, minimum: 0}}
+                    outputs: [{{path: ticks.txt, required: true}}, {{path: "*.png"}}]
+                    hardware: {{cpus: 1, memory_mb: 10}}
+            """
+        )
+    )
+    return folder
+
+
+@dataclass
+class Service:
+    app: object
+    settings: Settings
+    user_token: str
+    other_token: str
+    worker_token: str
+    worker2_token: str
+
+    def sessions(self):
+        return self.app.state.sessions
+
+
+def make_service(tmp_path: Path, **overrides) -> Service:
+    values = {"data_dir": tmp_path / "data", "sweep_interval_s": 0, "apps_dirs": [ticker_app(tmp_path / "apps")]}
+    settings = Settings(**{**values, **overrides})
+    app = create_app(settings)
+    with app.state.sessions.begin() as s:
+        _, ut = admin.create_user(s, "alice")
+        _, ot = admin.create_user(s, "bob")
+        _, wt = admin.create_worker(s, "w1")
+        _, wt2 = admin.create_worker(s, "w2")
+    return Service(app, settings, ut, ot, wt, wt2)
+
+
+@pytest.fixture
+def service(tmp_path) -> Service:
+    return make_service(tmp_path)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def live(service):
+    """The service on a loopback port (a real HTTP server: the bytes routes stream as in production)."""
+    with LiveServer(service.app) as server:
+        yield server
+
+
+@pytest.fixture
+def http(live):
+    with httpx.Client(base_url=live.url, timeout=30) as c:
+        yield c
+
+
+class LiveServer:
+    """uvicorn serving ``app`` on a free loopback port, in a thread."""
+
+    def __init__(self, app, port: int = 0):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def _pg_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return versions[-1] if versions else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A throw-away PostgreSQL cluster (Debian's package) on a free loopback port; skipped without one.
+    As root the cluster runs as the ``postgres`` user (PostgreSQL refuses root)."""
+    import os
+    import pwd
+    import subprocess
+
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    pytest.importorskip("psycopg")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL (initdb, pg_ctl) not installed")
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="plexloc-pg-"))  # not under pytest's 0700 folder: postgres must reach it
+    data = root / "data"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    def run(*a):
+        r = subprocess.run([*prefix, *a], capture_output=True, text=True)
+        if r.returncode:
+            pytest.fail(f"{a[0]} failed: {r.stdout}{r.stderr}")
+
+    run(initdb, "-D", str(data), "-A", "trust", "-U", "plexloc", "--no-sync")
+    opts = f"-p {port} -k {root} -h 127.0.0.1 -F -c fsync=off -c max_connections=200"
+    run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
+    try:
+        yield f"postgresql+psycopg://plexloc@127.0.0.1:{port}"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+_pg_count = [0]
+
+
+def fresh_postgres_db(server_url: str) -> str:
+    """A new, empty database on the test cluster."""
+    import psycopg
+
+    _pg_count[0] += 1
+    name = f"t{_pg_count[0]}_{int(time.time() * 1000) % 10**8}"
+    with psycopg.connect(server_url.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server_url}/{name}"

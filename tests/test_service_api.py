@@ -1,0 +1,229 @@
+"""The user and worker APIs: tokens, isolation, worker file access, bad input, OpenAPI."""
+
+from __future__ import annotations
+
+import pytest
+from service_support import EXAMPLE, auth, http, live, postgres_server, service  # noqa: F401 (fixtures)
+
+from plexloc.service import transfer
+
+
+def _upload(http, token, name="cfg.yaml", data=b"a: 1\n"):
+    r = http.post("/api/v1/files", json={"name": name, "size": len(data)}, headers=auth(token))
+    assert r.status_code == 201, r.text
+    up = r.json()
+    http.put(up["upload_url"], content=data)
+    return http.post(f"/api/v1/files/{up['file']['id']}/complete", headers=auth(token)).json()
+
+
+def _tick_job(http, token, **config):
+    r = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick", "config": config}, headers=auth(token))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _pull(http, token):
+    return http.post("/worker/v1/jobs/pull", json={"hardware": {"cpus": 2, "memory_mb": 8000}}, headers=auth(token))
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}])
+def test_no_or_wrong_token_is_401(http, headers):
+    for method, path in [("get", "/api/v1/jobs"), ("get", "/api/v1/files"), ("post", "/worker/v1/jobs/pull")]:
+        r = http.request(method, path, headers=headers, json={})
+        assert r.status_code == 401, (path, r.text)
+
+
+def test_worker_token_on_user_api_and_reverse_is_403(http, service):
+    assert http.get("/api/v1/jobs", headers=auth(service.worker_token)).status_code == 403
+    assert _pull(http, service.user_token).status_code == 403
+
+
+def test_disabled_user_is_401(http, service):
+    from plexloc.service import admin
+
+    with service.sessions().begin() as s:
+        admin.set_active(s, "user", "bob", False)
+    assert http.get("/api/v1/jobs", headers=auth(service.other_token)).status_code == 401
+
+
+def test_users_see_only_their_own_files_and_jobs(http, service):
+    alice, bob = service.user_token, service.other_token
+    f = _upload(http, alice)
+    job = _tick_job(http, alice)
+    assert [x["id"] for x in http.get("/api/v1/files", headers=auth(alice)).json()] == [f["id"]]
+    assert http.get("/api/v1/files", headers=auth(bob)).json() == []
+    assert http.get("/api/v1/jobs", headers=auth(bob)).json() == []
+    for method, path in [
+        ("get", f"/api/v1/files/{f['id']}"),
+        ("get", f"/api/v1/files/{f['id']}/download-url"),
+        ("delete", f"/api/v1/files/{f['id']}"),
+        ("get", f"/api/v1/jobs/{job['id']}"),
+        ("get", f"/api/v1/jobs/{job['id']}/log"),
+        ("get", f"/api/v1/jobs/{job['id']}/outputs"),
+        ("post", f"/api/v1/jobs/{job['id']}/cancel"),
+        ("post", f"/api/v1/jobs/{job['id']}/rerun"),
+        ("delete", f"/api/v1/jobs/{job['id']}"),
+    ]:
+        assert http.request(method, path, headers=auth(bob)).status_code == 404, path
+    # bob cannot feed alice's file to his job either
+    r = http.post(
+        "/api/v1/jobs",
+        json={"application": "plexloc-simulate", "inputs": {"config": [f["id"]]}},
+        headers=auth(bob),
+    )
+    assert r.status_code == 422 and r.json()["field"] == "inputs.config"
+    assert http.get(f"/api/v1/jobs/{job['id']}", headers=auth(alice)).status_code == 200
+
+
+def test_worker_reaches_only_files_of_the_job_it_holds(http, service):
+    alice = service.user_token
+    cfg = _upload(http, alice, "c.yaml", EXAMPLE.read_bytes())
+    other = _upload(http, alice, "other.yaml")
+    r = http.post("/api/v1/jobs", json={"application": "plexloc-simulate", "config": {"frames": 2},
+                                        "inputs": {"config": [cfg["id"]]}}, headers=auth(alice))
+    job = r.json()
+    w1, w2 = auth(service.worker_token), auth(service.worker2_token)
+    # nobody holds it yet
+    assert http.get(f"/worker/v1/jobs/{job['id']}/files/{cfg['id']}/url", headers=w1).status_code == 403
+    spec = _pull(http, service.worker_token).json()
+    assert spec["job_id"] == job["id"] and [i["file_id"] for i in spec["inputs"]] == [cfg["id"]]
+    assert http.get(spec["inputs"][0]["url"]).content == EXAMPLE.read_bytes()
+    assert http.get(f"/worker/v1/jobs/{job['id']}/files/{cfg['id']}/url", headers=w1).status_code == 200
+    # not a file of this job; not the holder
+    assert http.get(f"/worker/v1/jobs/{job['id']}/files/{other['id']}/url", headers=w1).status_code == 403
+    assert http.get(f"/worker/v1/jobs/{job['id']}/files/{cfg['id']}/url", headers=w2).status_code == 403
+    assert http.post(f"/worker/v1/jobs/{job['id']}/ping", json={}, headers=w2).status_code == 403
+    assert http.post(f"/worker/v1/jobs/{job['id']}/outputs", json={"name": "x", "size": 1}, headers=w2).status_code == 403
+    # once the job is over, its holder cannot reach its files any more
+    http.post(f"/worker/v1/jobs/{job['id']}/finish", json={"state": "failed", "error": "test"}, headers=w1)
+    assert http.get(f"/worker/v1/jobs/{job['id']}/files/{cfg['id']}/url", headers=w1).status_code == 403
+    assert http.get(f"/api/v1/jobs/{job['id']}", headers=auth(alice)).json()["error"] == "test"
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "a/b.tif", "..", ".hidden", "x\x00y", "a\\b", ""])
+def test_path_traversal_in_file_names_is_422(http, service, name):
+    r = http.post("/api/v1/files", json={"name": name, "size": 1}, headers=auth(service.user_token))
+    assert r.status_code == 422
+
+
+def test_worker_output_names_stay_inside(http, service):
+    _tick_job(http, service.user_token)
+    spec = _pull(http, service.worker_token).json()
+    for name in ["../x", "/abs", "a/../../b", "a//b"]:
+        r = http.post(f"/worker/v1/jobs/{spec['job_id']}/outputs", json={"name": name, "size": 1}, headers=auth(service.worker_token))
+        assert r.status_code == 422, name
+    r = http.post(f"/worker/v1/jobs/{spec['job_id']}/outputs", json={"name": "cell1/locs.csv", "size": 1}, headers=auth(service.worker_token))
+    assert r.status_code == 201
+
+
+def test_upload_over_the_size_limit_is_413(http, service):
+    too_big = service.settings.max_upload_bytes + 1
+    r = http.post("/api/v1/files", json={"name": "big.tif", "size": too_big}, headers=auth(service.user_token))
+    assert r.status_code == 413
+
+
+def test_malformed_configuration_is_422_naming_the_field(http, service):
+    tok = auth(service.user_token)
+    r = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick", "config": {"n": "many"}}, headers=tok)
+    assert r.status_code == 422 and r.json()["field"] == "config.n" and "many" in r.json()["detail"]
+    r = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick", "config": {"typo": 1}}, headers=tok)
+    assert r.status_code == 422 and r.json()["field"] == "config.typo"
+    r = http.post("/api/v1/jobs", json={"application": "nope"}, headers=tok)
+    assert r.status_code == 422 and "no application 'nope'" in r.json()["detail"]
+    r = http.post("/api/v1/jobs", json={"application": "ticker"}, headers=tok)  # two entry points: which?
+    assert r.status_code == 422 and "choose an entry point" in r.json()["detail"]
+    r = http.post("/api/v1/jobs", json={"application": "plexloc-simulate"}, headers=tok)
+    assert r.status_code == 422 and r.json()["field"] == "inputs.config"
+
+
+@pytest.mark.parametrize(
+    "text,field",
+    [
+        ("name: x\nversions: {'1': {entry_points: {run: {command: [echo], bogus: 1}}}}", "bogus"),
+        ("name: x\nversions: {'1': {entry_points: {run: {command: []}}}}", "command"),
+        ("name: x\nversions: {'1': {entry_points: {run: {command: [echo, '{input.data}']}}}}", "input.data"),
+        ("name: x\nversions: {'1': {entry_points: {run: {command: [echo], hardware: {gpus: -1}}}}}", "gpus"),
+        ("name: 'bad name!'\nversions: {'1': {entry_points: {run: {command: [echo]}}}}", "name"),
+        ("name: [unclosed", "YAML"),
+    ],
+)
+def test_malformed_application_yaml_is_422_naming_the_field(http, service, text, field):
+    r = http.post("/api/v1/applications/validate", content=text, headers={**auth(service.user_token), "Content-Type": "text/plain"})
+    assert r.status_code == 422 and field in r.json()["detail"], r.text
+
+
+def test_good_application_yaml_validates(http, service):
+    text = (service.settings.apps_dirs[0] / "ticker.yaml").read_text()
+    r = http.post("/api/v1/applications/validate", content=text, headers={**auth(service.user_token), "Content-Type": "text/plain"})
+    assert r.status_code == 200 and r.json() == {"name": "ticker", "versions": ["1.0"]}
+
+
+def test_illegal_state_transitions_are_409(http, service):
+    tok = auth(service.user_token)
+    job = _tick_job(http, service.user_token)
+    assert http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=tok).json()["state"] == "cancelled"
+    r = http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=tok)
+    assert r.status_code == 409 and r.json()["state"] == "cancelled"
+    # a worker cannot finish a job straight from assigned as succeeded, nor report a non-final state
+    job2 = _tick_job(http, service.user_token)
+    spec = _pull(http, service.worker_token).json()
+    assert spec["job_id"] == job2["id"]
+    w = auth(service.worker_token)
+    assert http.post(f"/worker/v1/jobs/{job2['id']}/finish", json={"state": "succeeded"}, headers=w).status_code == 409
+    assert http.post(f"/worker/v1/jobs/{job2['id']}/finish", json={"state": "running"}, headers=w).status_code == 422
+    # a job that is not over cannot be deleted
+    assert http.delete(f"/api/v1/jobs/{job2['id']}", headers=tok).status_code == 409
+    assert http.delete(f"/api/v1/jobs/{job['id']}", headers=tok).status_code == 204
+
+
+def test_files_in_use_cannot_be_deleted(http, service):
+    tok = auth(service.user_token)
+    cfg = _upload(http, service.user_token, "c.yaml", EXAMPLE.read_bytes())
+    job = http.post("/api/v1/jobs", json={"application": "plexloc-simulate", "inputs": {"config": [cfg["id"]]}}, headers=tok).json()
+    assert http.delete(f"/api/v1/files/{cfg['id']}", headers=tok).status_code == 409
+    http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=tok)
+    assert http.delete(f"/api/v1/files/{cfg['id']}", headers=tok).status_code == 204
+    assert http.get(f"/api/v1/files/{cfg['id']}", headers=tok).status_code == 404
+
+
+def test_pull_with_nothing_to_do_is_204_and_applications_listed(http, service):
+    assert _pull(http, service.worker_token).status_code == 204
+    apps = {a["name"] for a in http.get("/api/v1/applications", headers=auth(service.user_token)).json()}
+    assert {"plexloc-simulate", "plexloc-detect", "plexloc-evaluate", "plexloc-train", "plexloc-fit", "ticker"} <= apps
+
+
+def test_openapi_schema_and_web_page_are_served(http):
+    schema = http.get("/openapi.json").json()
+    assert "/api/v1/jobs" in schema["paths"] and "/worker/v1/jobs/pull" in schema["paths"]
+    assert not any(p.startswith("/storage") for p in schema["paths"])
+    page = http.get("/")
+    assert page.status_code == 200 and "plexloc" in page.text
+    assert http.get("/static/app.js").status_code == 200
+
+
+def test_transfer_download_checks_checksum(http, service, tmp_path):
+    f = _upload(http, service.user_token, "a.txt", b"abc")
+    url = http.get(f"/api/v1/files/{f['id']}/download-url", headers=auth(service.user_token)).json()["url"]
+    with pytest.raises(transfer.TransferError, match="checksum"):
+        transfer.download(http, url, tmp_path / "a.txt", sha256="0" * 64)
+    assert not (tmp_path / "a.txt").exists()  # nothing half-written
+
+
+def test_clients_read_their_own_writes_on_postgresql(tmp_path, postgres_server):
+    """The session commits before the response is sent: a job is visible the moment its 201 arrives
+    (PostgreSQL, READ COMMITTED, shows the race that SQLite's write lock hides)."""
+    import httpx
+    from service_support import LiveServer, fresh_postgres_db, make_service
+
+    import time
+
+    from sqlalchemy import event
+
+    svc = make_service(tmp_path, db_url=fresh_postgres_db(postgres_server))
+    event.listen(svc.app.state.sessions, "before_commit", lambda session: time.sleep(0.1))  # a slow commit
+    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, headers=auth(svc.user_token)) as c:
+        for _ in range(3):
+            job = c.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick"}).json()
+            assert c.get(f"/api/v1/jobs/{job['id']}").status_code == 200
+            assert c.post(f"/api/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
+    svc.app.state.engine.dispose()

@@ -1,0 +1,110 @@
+"""``plexloc admin`` and ``plexloc serve`` from the command line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from service_support import REPO
+
+from plexloc.cli.main import main
+
+
+def test_admin_creates_users_and_workers_with_tokens_shown_once(tmp_path, capsys):
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["admin", *data, "create-user", "alice", "--group", "lab"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("plxu_") and len(token) > 40
+    assert main(["admin", *data, "create-worker", "gpu1", "--group", "lab", "--tags", "gpu,a100"]) == 0
+    wtoken = capsys.readouterr().out.strip()
+    assert wtoken.startswith("plxw_")
+    assert main(["admin", *data, "create-user", "alice"]) == 2  # a name is taken once
+    assert "exists already" in capsys.readouterr().err
+    assert main(["admin", *data, "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "user\talice\tlab\tactive" in listing and "worker\tgpu1\tlab\tactive\tgpu,a100" in listing
+    assert token not in listing and token not in (tmp_path / "plexloc.db").read_bytes().decode(errors="ignore")
+    assert main(["admin", *data, "disable", "user", "alice"]) == 0
+    assert main(["admin", *data, "rotate", "user", "nobody"]) == 2
+
+
+def test_serve_starts_and_answers(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    assert main(["admin", "--data-dir", str(tmp_path), "create-user", "u"]) == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plexloc.cli.main", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
+                time.sleep(0.2)
+        assert r.json()["status"] == "ok"
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/jobs").status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        proc.stdout.close()
+
+
+@pytest.mark.parametrize("bad", ["name: x\\nversions: {}\\n", "::: not yaml"])
+def test_serve_refuses_a_bad_application_yaml(tmp_path, capsys, bad):
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "bad.yaml").write_text(bad.replace("\\n", "\n"))
+    assert main(["serve", "--data-dir", str(tmp_path), "--apps", str(apps), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err
+
+
+def test_submit_status_download_commands(tmp_path, capsys):
+    from service_support import LiveServer, make_service
+
+    from plexloc.service.agent import Agent
+    from plexloc.service.apps import Hardware
+
+    svc = make_service(tmp_path)
+    params = tmp_path / "p.yaml"
+    params.write_text("n: 3\n")
+    with LiveServer(svc.app) as live:
+        common = ["--server", live.url, "--token", svc.user_token]
+        assert main(["submit", "ticker", *common, "--entry", "tick", "--config", str(params), "--set", "dt=0"]) == 0
+        job_id = capsys.readouterr().out.strip()
+        assert main(["status", job_id, *common]) == 0
+        assert capsys.readouterr().out.strip() == "queued"
+        agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=1, memory_mb=100), poll_s=0.05)
+        assert agent.run(max_jobs=1) == 1
+        agent.close()
+        assert main(["status", job_id, *common, "-v", "--log"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("succeeded\n") and "progress 100%" in out and "tick 2" in out
+        assert main(["download", job_id, *common, "--out", str(tmp_path / "dl")]) == 0
+        assert (tmp_path / "dl" / "ticks.txt").read_text() == "3"
+        used = httpx.get(f"{live.url}/api/v1/usage", headers={"Authorization": f"Bearer {svc.user_token}"}).json()
+        assert used["jobs"] == 1 and used["by_application"]["ticker"]["jobs"] == 1 and used["cpu_seconds"] > 0
+        assert main(["admin", "--data-dir", str(svc.settings.data_dir), "usage"]) == 0
+        out = capsys.readouterr().out
+        assert "user\talice\t1 jobs" in out and "worker\tw1\t1 jobs" in out
+        # a pipeline input: another job's output, by reference
+        assert main(["submit", "plexloc-evaluate", *common, "--input", f"truth=job:{job_id}/ticks.txt",
+                     "--input", f"pred=job:{job_id}/ticks.txt"]) == 2  # wrong suffix for the slot: named
+        assert "inputs.truth" in capsys.readouterr().err
+        # errors are one line, exit 2
+        assert main(["submit", "ticker", *common, "--entry", "tick", "--set", "n=0"]) == 2
+        assert "config.n" in capsys.readouterr().err
+        assert main(["status", "nope", *common]) == 2
+        assert main(["submit", "plexloc-simulate", *common, "--input", f"config={tmp_path / 'missing.yaml'}"]) == 2
+        assert main(["status", job_id, "--server", live.url, "--token", "bad"]) == 2
