@@ -21,6 +21,13 @@ COMMANDS: dict[str, str] = {
     "evaluate": "plexloc.cli.evaluate",
     "crlb": "plexloc.cli.crlb",
     "demo": "plexloc.cli.demo",
+    "drift": "plexloc.cli.drift",
+    "merge": "plexloc.cli.merge",
+    "filter": "plexloc.cli.filter",
+    "render": "plexloc.cli.render",
+    "frc": "plexloc.cli.frc",
+    "report": "plexloc.cli.report",
+    "convert": "plexloc.cli.convert",
 }
 
 
