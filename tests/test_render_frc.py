@@ -10,9 +10,9 @@ from plexloc.post.synthetic import blinking_table, structure_points
 from plexloc.render.frc import expected_frc_resolution, frc
 
 
-def _random_molecules(sigma_nm: float, events: float, seed: int = 0, m: int = 12000):
+def _random_molecules(sigma_nm: float, events: float, seed: int = 0, m: int = 8000, fov_nm: float = 10000.0):
     rng = np.random.default_rng(seed)
-    mol = structure_points("uniform", m, fov_nm=15000.0, rng=rng)
+    mol = structure_points("uniform", m, fov_nm=fov_nm, rng=rng)
     return blinking_table(mol, n_frames=1000, rng=rng, precision_nm=sigma_nm, events_per_molecule=events,
                           mean_on_frames=1.0), m
 
@@ -27,7 +27,8 @@ def test_frc_matches_expected_resolution_within_20_percent(sigma, events):
 
 
 def test_frc_grows_with_localization_noise():
-    values = [frc(_random_molecules(s, 4.0, seed=2, m=6000)[0], px_size_nm=4.0).resolution_nm for s in (5.0, 10.0, 20.0)]
+    values = [frc(_random_molecules(s, 4.0, seed=2, m=4000, fov_nm=7000.0)[0], px_size_nm=4.0).resolution_nm
+              for s in (5.0, 10.0, 20.0)]
     assert values[0] < values[1] < values[2]
     assert values[2] / values[0] == pytest.approx(4.0, rel=0.25)
 
