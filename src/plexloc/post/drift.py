@@ -326,25 +326,35 @@ def comet_drift(
         return_details=True,
     )
     drift, details = out
-    drift = np.asarray(drift, dtype=float)
-    frames_all = drift[:, 3].astype(np.int64)
     lo, hi = int(frame.min()), int(frame.max())
-    sel = (frames_all >= lo) & (frames_all <= hi)
     frames = np.arange(lo, hi + 1)
-    d = np.empty((len(frames), 3))
-    for k in range(3):
-        d[:, k] = np.interp(frames, frames_all[sel], drift[sel, k])
-    d -= d[:1]
-    seg = getattr(details, "segmentation", None)
-    seg_frames = np.zeros(0)
-    if isinstance(seg, dict) and "center_frames" in seg:  # pragma: no cover - depends on COMET's version
-        seg_frames = np.asarray(seg["center_frames"], dtype=float)
+    knots = getattr(details, "knot_frames", None)
+    knot_drift = getattr(details, "knot_drift_nm", None)
+    if knots is not None and knot_drift is not None and len(knots) == len(knot_drift) and len(knots) > 0:
+        # COMET's per-window estimates through the same curve as RCC's (linear past the end windows,
+        # where COMET's own per-frame output stays flat)
+        seg_frames = np.asarray(knots, dtype=float)
+        seg_drift = np.zeros((len(seg_frames), 3))
+        kd = np.asarray(knot_drift, dtype=float)
+        seg_drift[:, : min(3, kd.shape[1])] = kd[:, :3]
+        order = np.argsort(seg_frames)
+        seg_frames, seg_drift = seg_frames[order], seg_drift[order]
+        d = _curve(seg_frames, seg_drift, frames)
+    else:  # pragma: no cover - older COMET without the knots in its details
+        drift = np.asarray(drift, dtype=float)
+        frames_all = drift[:, 3].astype(np.int64)
+        sel = (frames_all >= lo) & (frames_all <= hi)
+        d = np.stack([np.interp(frames, frames_all[sel], drift[sel, k]) for k in range(3)], axis=1)
+        seg_frames, seg_drift = np.zeros(0), np.zeros((0, 3))
+    offset = d[:1].copy()
+    d -= offset
+    seg_drift = seg_drift - offset
     return DriftResult(
         frames=frames,
         drift_nm=d,
         engine="comet",
         segment_frames=seg_frames,
-        segment_drift_nm=np.zeros((0, 3)),
+        segment_drift_nm=seg_drift,
         elapsed_s=time.perf_counter() - t0,
         info={"backend": getattr(details, "backend", backend), "max_drift_nm": max_drift_nm, **stages},
     )
