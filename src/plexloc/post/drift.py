@@ -16,9 +16,9 @@ Two engines behind one function, :func:`estimate_drift`:
     peak), the over-determined system ``r_ij = d_j - d_i`` is solved by least squares, pairs with
     outlying residuals are dropped and the system solved again. Lateral (x, y) only: ``dz = 0``.
 
-Both give the drift of every frame, a smooth curve through the windows' estimates (natural cubic
-spline, extended linearly past the first and last window centre), referenced to the first frame
-(``drift(first frame) = 0``). :func:`apply_drift` subtracts it and records what was subtracted in
+Both give the drift of every frame, a smooth curve through the windows' estimates (RCC: natural
+cubic spline, extended linearly past the first and last window centre; COMET: its own per-frame
+curve), referenced to the first frame (``drift(first frame) = 0``). :func:`apply_drift` subtracts it and records what was subtracted in
 the columns ``drift_x_nm, drift_y_nm, drift_z_nm`` (added to earlier corrections, if any), which
 the report plots.
 
@@ -328,24 +328,19 @@ def comet_drift(
     drift, details = out
     lo, hi = int(frame.min()), int(frame.max())
     frames = np.arange(lo, hi + 1)
+    drift = np.asarray(drift, dtype=float)
+    frames_all = drift[:, 3].astype(np.int64)
+    sel = (frames_all >= lo) & (frames_all <= hi)
+    # COMET's own per-frame curve (its spline through the windows; flat before the first window centre)
+    d = np.stack([np.interp(frames, frames_all[sel], drift[sel, k]) for k in range(3)], axis=1)
     knots = getattr(details, "knot_frames", None)
     knot_drift = getattr(details, "knot_drift_nm", None)
-    if knots is not None and knot_drift is not None and len(knots) == len(knot_drift) and len(knots) > 0:
-        # COMET's per-window estimates through the same curve as RCC's (linear past the end windows,
-        # where COMET's own per-frame output stays flat)
+    seg_frames, seg_drift = np.zeros(0), np.zeros((0, 3))
+    if knots is not None and knot_drift is not None and len(knots) == len(knot_drift):  # the dots of the figure
         seg_frames = np.asarray(knots, dtype=float)
+        kd = np.asarray(knot_drift, dtype=float).reshape(len(seg_frames), -1)
         seg_drift = np.zeros((len(seg_frames), 3))
-        kd = np.asarray(knot_drift, dtype=float)
         seg_drift[:, : min(3, kd.shape[1])] = kd[:, :3]
-        order = np.argsort(seg_frames)
-        seg_frames, seg_drift = seg_frames[order], seg_drift[order]
-        d = _curve(seg_frames, seg_drift, frames)
-    else:  # pragma: no cover - older COMET without the knots in its details
-        drift = np.asarray(drift, dtype=float)
-        frames_all = drift[:, 3].astype(np.int64)
-        sel = (frames_all >= lo) & (frames_all <= hi)
-        d = np.stack([np.interp(frames, frames_all[sel], drift[sel, k]) for k in range(3)], axis=1)
-        seg_frames, seg_drift = np.zeros(0), np.zeros((0, 3))
     offset = d[:1].copy()
     d -= offset
     seg_drift = seg_drift - offset
