@@ -155,7 +155,7 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
                  "--device", "cpu"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_truth"] > 0 and "jaccard" in metrics
-    for name in ("movie.tif", "truth.csv", "locs.csv", "run/model.pt", "run/curves.png", "run/log.csv"):
+    for name in ("movie.tif", "truth.csv", "locs.csv", "run/model.pt", "run/curves.png", "run/log.csv", "render.png"):
         assert (out / name).stat().st_size > 0, name
     printed = capsys.readouterr().out
     assert "jaccard" in printed.lower() and "== train" in printed and "== fit" in printed

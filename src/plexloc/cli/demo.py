@@ -45,7 +45,12 @@ def run(args: argparse.Namespace) -> int:
                       "--px-size", "100", "--json", str(out / "metrics.json")]),
     ]
     if "render" in COMMANDS:
-        steps.append(("render", ["render", str(out / "locs.csv"), "--out", str(out / "render.png"), "--pixel-size", "10"]))
+        from plexloc.config import load_config
+
+        px = load_config(args.config).px_size_xy_nm
+        extent = [0.0, w * px[0], 0.0, h * px[1]]  # the movie's field of view, even if nothing was found
+        steps.append(("render", ["render", str(out / "locs.csv"), "--out", str(out / "render.png"), "--pixel-size", "10",
+                                 "--extent", *(f"{v:g}" for v in extent)]))
     t_all = time.perf_counter()
     for name, argv in steps:
         t0 = time.perf_counter()

@@ -29,6 +29,13 @@ COMMANDS: dict[str, str] = {
     "submit": "plexloc.cli.submit",
     "status": "plexloc.cli.status",
     "download": "plexloc.cli.download",
+    "drift": "plexloc.cli.drift",
+    "merge": "plexloc.cli.merge",
+    "filter": "plexloc.cli.filter",
+    "render": "plexloc.cli.render",
+    "frc": "plexloc.cli.frc",
+    "report": "plexloc.cli.report",
+    "convert": "plexloc.cli.convert",
 }
 
 

@@ -1,0 +1,40 @@
+"""Reading and writing localization tables in the post-processing commands (any format, by file name)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS_HELP = (".csv (plexloc), .h5 (plexloc, or DECODE when reading), .thunderstorm.csv, .hdf5 (Picasso), "
+                ".smlm (ShareLoc), _sml.mat (SMAP, read only)")
+
+
+def add_table_args(p: argparse.ArgumentParser, *, out: bool = True, out_help: str = "output table") -> None:
+    p.add_argument("locs", type=Path, help=f"localization table: {FORMATS_HELP}")
+    if out:
+        p.add_argument("--out", type=Path, required=True, help=f"{out_help} (format by name, as LOCS)")
+    p.add_argument("--camera-px-size", type=float, default=None, metavar="NM",
+                   help="camera pixel size in nm: needed to read ThunderSTORM pixel columns, Picasso files without a "
+                        "sidecar, DECODE files without px_size, and to write Picasso .hdf5")
+
+
+def read(args: argparse.Namespace):
+    from plexloc.io.formats import format_of, read_locs
+
+    options = {}
+    if args.camera_px_size is not None and format_of(args.locs) in ("thunderstorm", "picasso", "h5"):
+        if format_of(args.locs) != "h5" or _is_decode(args.locs):
+            options["px_size_nm"] = args.camera_px_size
+    return read_locs(args.locs, **options)
+
+
+def _is_decode(path: Path) -> bool:
+    from plexloc.io.foreign import is_decode_h5
+
+    return is_decode_h5(path)
+
+
+def write(table, path: Path, args: argparse.Namespace) -> None:
+    from plexloc.io.formats import write_locs
+
+    write_locs(table, path, px_size_nm=args.camera_px_size)

@@ -1,0 +1,69 @@
+"""``plexloc drift LOCS --out OUT [--engine comet|rcc]``: estimate and subtract the stage drift."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from plexloc.cli._locs import add_table_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "drift",
+        help="drift correction (COMET, or redundant cross-correlation)",
+        description="Estimate the drift over the movie from the localizations and subtract it. Engine 'comet' "
+        "(default) needs the optional package comet-smlm (pip install 'plexloc[drift]'); without it the command "
+        "falls back to 'rcc' (redundant cross-correlation) and says so. The corrected table gets the columns "
+        "drift_x_nm, drift_y_nm, drift_z_nm (what was subtracted); OUT.drift.png shows the drift curve and "
+        "--json the numbers.",
+    )
+    add_table_args(p, out_help="drift-corrected table")
+    p.add_argument("--engine", choices=("comet", "rcc"), default="comet")
+    p.add_argument("--segments", type=int, default=10, help="number of time windows (default 10)")
+    p.add_argument("--max-drift", type=float, default=300.0, metavar="NM",
+                   help="largest drift searched for (COMET pair radius, RCC window; default 300)")
+    p.add_argument("--render-px", type=float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
+    p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
+    p.add_argument("--device", default="cpu", help="torch device of the RCC FFTs (default cpu)")
+    p.add_argument("--figure", type=Path, default=None, help="drift curve PNG (default OUT with suffix .drift.png)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the drift curve as JSON here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from plexloc.cli import _locs
+    from plexloc.cli._common import progress, resolve_device, write_json
+    from plexloc.post.drift import apply_drift, comet_available, estimate_drift
+    from plexloc.render.figures import drift_figure, save_png
+
+    table = _locs.read(args)
+    engine = args.engine
+    if engine == "comet" and not comet_available():
+        print("plexloc drift: COMET is not installed (pip install 'plexloc[drift]' brings comet-smlm); "
+              "using the RCC engine instead", file=sys.stderr)
+        engine = "rcc"
+    if engine == "comet":
+        result = estimate_drift(table, engine="comet", n_segments=args.segments, max_drift_nm=args.max_drift,
+                                backend=args.backend)
+    else:
+        n_pairs = args.segments * (args.segments - 1) // 2
+        bar = progress(range(n_pairs), total=n_pairs, desc="rcc pairs", unit="pair")
+        result = estimate_drift(table, engine="rcc", n_segments=args.segments, render_px_nm=args.render_px,
+                                max_drift_nm=args.max_drift, device=str(resolve_device(args.device)),
+                                progress=lambda done, total: bar.update(1))
+        bar.close()
+    corrected = apply_drift(table, result)
+    _locs.write(corrected, args.out, args)
+    figure = args.figure or Path(str(args.out) + ".drift.png")
+    save_png(drift_figure(result.frames, result.drift_nm, segment_frames=result.segment_frames,
+                          segment_drift_nm=result.segment_drift_nm, title=f"drift ({result.engine})"), figure)
+    if args.json is not None:
+        write_json({**result.to_dict(), "frames": result.frames.tolist(), "drift_nm": result.drift_nm.tolist(),
+                    "locs": str(args.locs), "out": str(args.out)}, args.json)
+    span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
+    print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
+          f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}")
+    print(f"wrote {args.out} ({len(corrected)} localizations) and {figure}")
+    return 0

@@ -1,0 +1,35 @@
+"""``plexloc merge LOCS --out OUT [--radius NM] [--gap FRAMES]``: one localization per on-event."""
+
+from __future__ import annotations
+
+import argparse
+
+from plexloc.cli._locs import add_table_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="merge localizations of a molecule that stays on over consecutive frames",
+        description="Link localizations in consecutive frames (up to --gap missing frames) within --radius nm "
+        "and replace each chain by one localization: inverse-variance weighted position (photon-weighted "
+        "when the table has no sigma_x_nm/sigma_y_nm), uncertainty reduced accordingly, photons summed; "
+        "columns n_merged and frame_last are added.",
+    )
+    add_table_args(p, out_help="merged table")
+    p.add_argument("--radius", type=float, default=50.0, metavar="NM", help="link radius in nm (default 50)")
+    p.add_argument("--gap", type=int, default=1, metavar="FRAMES", help="missing frames bridged (default 1)")
+    p.add_argument("--weights", choices=("auto", "inverse_variance", "photons"), default="auto")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from plexloc.cli import _locs
+    from plexloc.post.merge import merge_localizations
+
+    table = _locs.read(args)
+    merged = merge_localizations(table, radius_nm=args.radius, gap=args.gap, weights=args.weights)
+    _locs.write(merged, args.out, args)
+    print(f"merged {len(table)} localizations into {len(merged)} "
+          f"({100 * (1 - len(merged) / max(len(table), 1)):.1f} % fewer); wrote {args.out}")
+    return 0

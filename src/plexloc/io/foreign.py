@@ -1,0 +1,161 @@
+"""Read-only imports of two more programs' localization files: SMAP ``_sml.mat`` and DECODE ``.h5``.
+
+SMAP (Ries 2020, ``_sml.mat``)
+    A MATLAB file (v7.3 = HDF5, or v5/v7) with a struct ``saveloc`` whose field ``loc`` holds one
+    column per quantity. Mapping: ``xnm, ynm, znm`` -> ``x_nm, y_nm, z_nm`` (nm, unchanged; ``znm``
+    absent -> 0), ``frame`` (MATLAB, 1-based) -> ``frame - 1``, ``phot`` -> ``photons``, ``bg`` ->
+    ``bg`` (photons per pixel), ``locprecnm`` -> ``sigma_x_nm`` and ``sigma_y_nm``, ``locprecznm``
+    -> ``sigma_z_nm``, ``channel`` -> ``color``; every other field of ``loc`` with one value per
+    localization is kept under its name (``PSFxnm``, ``LLrel``, ``filenumber``, ...). SMAP stores
+    positions already in nm; no origin shift is applied.
+DECODE (Speiser et al. 2021, ``EmitterSet.save('*.h5')``)
+    Groups ``data`` (datasets ``xyz`` (N, 3), ``xyz_sig``, ``xyz_cr``, ``phot``, ``phot_sig``,
+    ``phot_cr``, ``frame_ix``, ``id``, ``prob``, ``bg``, ``bg_sig``, ``bg_cr``; an all-NaN
+    dataset is stored empty) and ``meta`` (attributes ``xy_unit`` = ``'px'`` or ``'nm'`` and
+    ``px_size`` = (x, y) nm). DECODE puts the centre of pixel 0 at x = 0 (px) and converts to nm by
+    multiplying with the pixel size, so ``x_nm = x_px * px_x + px_x / 2`` (likewise y, and for
+    ``xy_unit = 'nm'``: ``x_nm = x + px_x / 2``); σ and CRLB of x, y scale by the pixel size in px
+    units; z and its σ are nm. ``frame_ix`` is 0-based (unchanged). A file without ``px_size``
+    needs ``px_size_nm``.
+
+Both raise :class:`InputError` naming the file and field when something is missing; no row is ever
+dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.table import LocTable
+
+__all__ = ["read_decode_h5", "read_smap_sml", "is_decode_h5"]
+
+_SMAP_MAP = {"xnm": "x_nm", "ynm": "y_nm", "znm": "z_nm", "phot": "photons", "bg": "bg",
+             "locprecznm": "sigma_z_nm", "channel": "color"}
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "is not a file", source=path)
+
+
+def _smap_loc_fields(path: Path) -> dict[str, np.ndarray]:
+    if h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            if "saveloc" not in f or "loc" not in f["saveloc"]:
+                raise InputError(f"no struct 'saveloc.loc' (variables: {sorted(f.keys())}); not a SMAP _sml.mat",
+                                 source=path)
+            loc = f["saveloc"]["loc"]
+            return {k: np.asarray(loc[k][()]).ravel() for k in loc if isinstance(loc[k], h5py.Dataset)}
+    import scipy.io
+
+    try:
+        raw = scipy.io.loadmat(path, variable_names=["saveloc"], squeeze_me=True, struct_as_record=False)
+    except Exception as err:  # scipy raises several types for a file that is not a .mat
+        raise InputError(f"not a readable MATLAB .mat file ({type(err).__name__}: {err})", source=path) from None
+    if "saveloc" not in raw or not hasattr(raw["saveloc"], "loc"):
+        raise InputError("no struct 'saveloc.loc'; not a SMAP _sml.mat", source=path)
+    loc = raw["saveloc"].loc
+    return {k: np.atleast_1d(np.asarray(getattr(loc, k))).ravel() for k in loc._fieldnames}
+
+
+def read_smap_sml(path: str | os.PathLike) -> LocTable:
+    """Read a SMAP ``_sml.mat`` localization file (module docstring)."""
+    path = Path(path)
+    _check_file(path)
+    fields = _smap_loc_fields(path)
+    for req in ("frame", "xnm", "ynm", "phot"):
+        if req not in fields:
+            raise InputError(f"saveloc.loc has no field '{req}' (fields: {sorted(fields)})", source=path)
+    n = len(fields["xnm"])
+    cols: dict[str, np.ndarray] = {"frame": fields["frame"].astype(np.float64) - 1.0}
+    for k, v in fields.items():
+        if k == "frame" or v.dtype.kind not in "biuf":
+            continue
+        if len(v) != n:
+            raise InputError(f"saveloc.loc.{k} has {len(v)} values, expected {n} (one per localization)", source=path)
+        if k == "locprecnm":
+            cols["sigma_x_nm"] = v.astype(float)
+            cols["sigma_y_nm"] = v.astype(float)
+        else:
+            cols[_SMAP_MAP.get(k, k)] = v
+    cols.setdefault("z_nm", np.zeros(n))
+    if "color" in cols:  # SMAP channels are numbered from 0 too? keep as-is but they must be whole numbers
+        cols["color"] = np.asarray(cols["color"], dtype=float)
+    table = LocTable(cols, source=str(path))
+    table.check_finite()
+    if len(table) and table["frame"].min() < 0:
+        raise InputError(f"SMAP frames start at 1; found frame {int(table['frame'].min()) + 1}", source=path)
+    return table
+
+
+def is_decode_h5(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an HDF5 file with DECODE's ``data`` and ``meta`` groups."""
+    try:
+        with h5py.File(path, "r") as f:
+            return isinstance(f.get("data"), h5py.Group) and isinstance(f.get("meta"), h5py.Group) and "xyz" in f["data"]
+    except OSError:
+        return False
+
+
+def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] | float | None = None) -> LocTable:
+    """Read a DECODE ``EmitterSet`` HDF5 file (module docstring)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"not a readable HDF5 file ({err})", source=path) from None
+    with f:
+        if not is_decode_h5(path):
+            raise InputError(f"no DECODE groups 'data' (with 'xyz') and 'meta' (found {sorted(f.keys())})", source=path)
+        g = f["data"]
+        data = {k: np.asarray(g[k][()]) for k in g if isinstance(g[k], h5py.Dataset) and g[k].shape is not None}
+        meta = dict(f["meta"].attrs)
+
+    def get(name: str) -> np.ndarray | None:  # all-NaN datasets are stored empty by DECODE
+        return data.get(name)
+
+    unit = meta.get("xy_unit")
+    unit = unit.decode() if isinstance(unit, bytes) else unit
+    if unit not in ("px", "nm"):
+        raise InputError(f"meta attribute xy_unit is {unit!r}; expected 'px' or 'nm'", source=path)
+    if px_size_nm is not None:
+        px = np.broadcast_to(np.asarray(px_size_nm, dtype=float), (2,))
+    elif meta.get("px_size") is not None:
+        px = np.asarray(meta["px_size"], dtype=float).ravel()[:2]
+    else:
+        raise InputError("no pixel size (meta attribute px_size); pass px_size_nm", source=path)
+    xyz = get("xyz")
+    if xyz is None or xyz.ndim != 2 or xyz.shape[1] != 3:
+        raise InputError(f"data/xyz must be (N, 3), got {None if xyz is None else xyz.shape}", source=path)
+    n = len(xyz)
+    scale = px if unit == "px" else np.ones(2)
+    cols: dict[str, np.ndarray] = {
+        "frame": get("frame_ix"),
+        "x_nm": xyz[:, 0] * scale[0] + px[0] / 2,
+        "y_nm": xyz[:, 1] * scale[1] + px[1] / 2,
+        "z_nm": xyz[:, 2].astype(float),
+        "photons": get("phot"),
+    }
+    if cols["frame"] is None or cols["photons"] is None:
+        raise InputError("data/frame_ix and data/phot are required", source=path)
+    for src, dst in (("xyz_sig", "sigma"), ("xyz_cr", "crlb")):
+        v = get(src)
+        if v is not None:
+            cols[f"{dst}_x_nm"] = v[:, 0] * scale[0]
+            cols[f"{dst}_y_nm"] = v[:, 1] * scale[1]
+            cols[f"{dst}_z_nm"] = v[:, 2]
+    for src, dst in (("id", "id"), ("prob", "prob"), ("bg", "bg"), ("phot_sig", "sigma_photons"),
+                     ("phot_cr", "crlb_photons"), ("bg_sig", "sigma_bg"), ("bg_cr", "crlb_bg")):
+        v = get(src)
+        if v is not None and v.ndim == 1 and len(v) == n:
+            cols[dst] = v
+    table = LocTable(cols, source=str(path))
+    table.check_finite()
+    return table

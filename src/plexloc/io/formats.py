@@ -1,0 +1,125 @@
+"""One entry point for every localization-table format plexloc reads or writes, chosen by file name.
+
+==========================  ======================  =====  =====
+name ends with              format                  read   write
+==========================  ======================  =====  =====
+``.thunderstorm.csv``       ThunderSTORM CSV        yes    yes
+``.csv``                    plexloc CSV             yes    yes
+``.h5``                     plexloc HDF5, or DECODE yes    yes (plexloc)
+``.hdf5``                   Picasso HDF5 + YAML     yes    yes
+``.smlm``                   ShareLoc                yes    yes
+``_sml.mat`` / ``.mat``     SMAP                    yes    no
+==========================  ======================  =====  =====
+
+Reading looks at the content where a suffix is shared: a ``.h5`` with DECODE's ``data``/``meta``
+groups is read as DECODE, one with ``/locs`` as plexloc; a ``.hdf5`` with a Picasso ``locs``
+dataset as Picasso, a plexloc ``/locs`` group as plexloc. Writing Picasso needs the camera pixel
+size and frame shape (``px_size_nm``, ``frame_shape``; the frame shape defaults to the extent of
+the localizations).
+
+Example:
+    >>> format_of("run1.thunderstorm.csv"), format_of("a/b.smlm"), format_of("cell_sml.mat")
+    ('thunderstorm', 'smlm', 'smap')
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.table import LocTable
+
+__all__ = ["FORMATS", "format_of", "read_locs", "write_locs"]
+
+#: format -> (suffix, readable, writable)
+FORMATS: dict[str, tuple[str, bool, bool]] = {
+    "thunderstorm": (".thunderstorm.csv", True, True),
+    "csv": (".csv", True, True),
+    "h5": (".h5", True, True),
+    "picasso": (".hdf5", True, True),
+    "smlm": (".smlm", True, True),
+    "smap": ("_sml.mat", True, False),
+}
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """The format named by ``path``'s ending (table in the module docstring)."""
+    name = Path(path).name.lower()
+    if name.endswith(".thunderstorm.csv"):
+        return "thunderstorm"
+    for fmt, (suffix, _, _) in FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    if name.endswith(".mat"):
+        return "smap"
+    allowed = ", ".join(s for s, _, _ in FORMATS.values())
+    raise InputError(f"unknown table format of '{Path(path).name}'; file names must end with one of {allowed}",
+                     source=path)
+
+
+def read_locs(path: str | os.PathLike, **options: Any) -> LocTable:
+    """Read any supported table (see the module docstring); ``options`` go to the format's reader
+    (``px_size_nm`` for ThunderSTORM pixel files, Picasso without a sidecar, DECODE without px_size;
+    ``frame_origin`` for .smlm)."""
+    from plexloc.io.foreign import is_decode_h5, read_decode_h5, read_smap_sml
+    from plexloc.io.picasso import import_picasso
+    from plexloc.io.smlm import read_smlm
+    from plexloc.io.tables import read_csv, read_hdf5
+    from plexloc.io.thunderstorm import import_thunderstorm
+
+    fmt = format_of(path)
+    p = Path(path)
+    if fmt == "thunderstorm":
+        return import_thunderstorm(p, **options)
+    if fmt == "csv":
+        return read_csv(p)
+    if fmt == "smlm":
+        return read_smlm(p, **options)
+    if fmt == "smap":
+        return read_smap_sml(p)
+    if not p.is_file():
+        raise InputError("file not found" if not p.exists() else "is not a file", source=p)
+    if is_decode_h5(p):
+        return read_decode_h5(p, **options)
+    try:
+        with h5py.File(p, "r") as f:
+            picasso = isinstance(f.get("locs"), h5py.Dataset)
+    except OSError as err:
+        raise InputError(f"not a readable HDF5 file ({err})", source=p) from None
+    return import_picasso(p, **options) if picasso else read_hdf5(p)
+
+
+def write_locs(table: LocTable, path: str | os.PathLike, **options: Any) -> None:
+    """Write ``table`` in the format ``path`` names (Picasso: ``px_size_nm`` required, ``frame_shape``
+    optional; ThunderSTORM: ``psf_sigma_nm`` optional)."""
+    from plexloc.io.picasso import export_picasso
+    from plexloc.io.smlm import write_smlm
+    from plexloc.io.tables import write_csv, write_hdf5
+    from plexloc.io.thunderstorm import export_thunderstorm
+
+    fmt = format_of(path)
+    if not FORMATS[fmt][2]:
+        raise InputError(f"plexloc reads {fmt} files but does not write them; choose another suffix", source=path)
+    if fmt == "thunderstorm":
+        export_thunderstorm(table, path, **{k: v for k, v in options.items() if k == "psf_sigma_nm"})
+    elif fmt == "csv":
+        write_csv(table, path)
+    elif fmt == "h5":
+        write_hdf5(table, path)
+    elif fmt == "smlm":
+        write_smlm(table, path)
+    else:
+        px = options.get("px_size_nm")
+        if px is None:
+            raise InputError("writing Picasso (.hdf5) needs the camera pixel size: pass px_size_nm (--px-size)",
+                             source=path)
+        shape = options.get("frame_shape")
+        if shape is None:
+            shape = (int(np.ceil(max(table["y_nm"].max(), 1.0) / px)) + 1, int(np.ceil(max(table["x_nm"].max(), 1.0) / px)) + 1) \
+                if len(table) else (1, 1)
+        export_picasso(table, path, px_size_nm=px, frame_shape=shape, psf_sigma_nm=options.get("psf_sigma_nm"))

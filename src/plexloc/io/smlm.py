@@ -1,0 +1,258 @@
+"""ShareLoc's ``.smlm`` files (Ouyang, Bai et al. 2023, Nat. Methods; format 0.2): read and write.
+
+A ``.smlm`` file is a ZIP archive (DEFLATE) holding ``manifest.json`` and one binary table per
+file entry. The manifest's ``formats`` describe each table: ``headers`` (column names),
+``dtype`` (``uint8, uint16, uint32, float32, float64``), ``shape`` (1 per column here) and
+``units``; ``files`` list the tables with their ``name``, ``format``, ``rows``, ``channel`` and an
+``offset`` per column. The binary table is row-major: the values of one row, column after
+column, then the next row (the layout of the format's JavaScript reference reader), little-endian.
+
+Mapping (headers of ShareLoc's built-in set and of the ThunderSTORM plug-in, which writes
+ThunderSTORM's labels without units):
+
+=====================================  =====================================
+.smlm header                           plexloc column
+=====================================  =====================================
+``x``, ``y``, ``z`` (nm; ``um`` too)   ``x_nm``, ``y_nm``, ``z_nm`` (z = 0 when absent)
+``frame``                              ``frame`` (origin: see below)
+``intensity``                          ``photons``
+``background``, ``offset``, ``bg``     ``bg``
+``x_precision``/``y_precision``        ``sigma_x_nm``/``sigma_y_nm``
+``uncertainty_xy``, ``uncertainty``    ``sigma_x_nm`` and ``sigma_y_nm``
+``z_precision``, ``uncertainty_z``     ``sigma_z_nm``
+=====================================  =====================================
+
+Other headers are kept under their names. When the archive holds several tables (e.g. one per
+colour), they are stacked and a column ``color`` (the table's index) is added unless present.
+Offsets given per column are added.
+
+Frame origin. The specification does not fix it; the ThunderSTORM plug-in stores ThunderSTORM's
+1-based frames. Files written by plexloc carry ``"plexloc": {"frame_origin": 0}`` in their
+format entry and read back unchanged; other files are taken as 1-based when their smallest frame
+is >= 1 and as 0-based otherwise, unless ``frame_origin`` is given. A file without a frame column
+gives frame 0 for every row (reported in :attr:`LocTable.source`-named errors only when needed).
+
+Writing stores every column of the table under its own name (plus ``x``, ``y``, ``z``, ``frame``,
+``intensity`` aliases in place of ``x_nm``...), float64 for float columns and uint32 for
+``frame`` (int columns with negative values, e.g. ``color = -1``, as float64), so that a round
+trip returns the table exactly.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> t = LocTable({"frame": [0, 3], "x_nm": [10.5, 20.0], "y_nm": [5.0, 6.0], "z_nm": [0.0, -30.0],
+    ...               "photons": [1000.0, 2000.0]})
+    >>> write_smlm(t, d / "locs.smlm")
+    >>> read_smlm(d / "locs.smlm") == t
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plexloc import __version__
+from plexloc.errors import InputError
+from plexloc.io._atomic import atomic_path
+from plexloc.table import INTEGER_COLUMNS, LocTable
+
+__all__ = ["read_smlm", "write_smlm"]
+
+_DTYPES = {"uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "float32": "<f4", "float64": "<f8",
+           "int8": "<i1", "int16": "<i2", "int32": "<i4"}
+_LENGTH = {"nm": 1.0, "um": 1000.0, "µm": 1000.0, "": 1.0, "1": 1.0}
+_TO_OURS = {
+    "x": "x_nm", "y": "y_nm", "z": "z_nm", "frame": "frame", "intensity": "photons",
+    "background": "bg", "offset": "bg", "bg": "bg",
+    "x_precision": "sigma_x_nm", "y_precision": "sigma_y_nm", "z_precision": "sigma_z_nm",
+    "uncertainty_z": "sigma_z_nm", "uncertainty_z_nm": "sigma_z_nm",
+}
+_LATERAL_UNCERTAINTY = ("uncertainty_xy", "uncertainty")
+_FROM_OURS = {"x_nm": "x", "y_nm": "y", "z_nm": "z", "frame": "frame", "photons": "intensity"}
+_LENGTH_COLUMNS = {"x_nm", "y_nm", "z_nm", "sigma_x_nm", "sigma_y_nm", "sigma_z_nm"}
+
+
+def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = None) -> None:
+    """Write ``table`` as a ``.smlm`` archive (one table, see the module docstring), atomically."""
+    n = len(table)
+    if n and table["frame"].min() < 0:
+        raise InputError(f"frames must be >= 0, found {int(table['frame'].min())}", source=path)
+    headers, dtypes, units, arrays = [], [], [], []
+    for col in table.columns:
+        v = table[col]
+        if col == "frame":
+            dt = "uint32"
+        elif v.dtype.kind in "iu" and (not n or v.min() >= 0) and (not n or v.max() < 2**32):
+            dt = "uint32"
+        else:
+            dt = "float64"
+        headers.append(_FROM_OURS.get(col, col))
+        dtypes.append(dt)
+        units.append("nm" if col in _LENGTH_COLUMNS else ("frame" if col == "frame" else "1"))
+        arrays.append(v)
+    rec = np.zeros(n, dtype=[(h, _DTYPES[d]) for h, d in zip(headers, dtypes)])
+    for h, a in zip(headers, arrays):
+        rec[h] = a
+    fmt_name = "smlm-table(binary)"
+    bin_name = (name or Path(path).stem) + ".bin"
+    stats = {k: {h: (float(np.nanmin(rec[h])) if n else None) for h in headers} for k in ("min",)}
+    stats["max"] = {h: (float(np.nanmax(rec[h])) if n else None) for h in headers}
+    manifest: dict[str, Any] = {
+        "format_version": "0.2",
+        "formats": {
+            fmt_name: {
+                "name": fmt_name,
+                "type": "table",
+                "mode": "binary",
+                "extension": ".bin",
+                "columns": len(headers),
+                "headers": headers,
+                "dtype": dtypes,
+                "shape": [1] * len(headers),
+                "units": units,
+                "description": "localization table written by plexloc",
+                "plexloc": {"frame_origin": 0, "version": __version__},
+            }
+        },
+        "files": [
+            {"name": bin_name, "type": "table", "format": fmt_name, "channel": "default", "rows": n,
+             "offset": {}, "exposure": -1, **stats}
+        ],
+        "name": Path(path).name,
+        "tags": [],
+    }
+    with atomic_path(path) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+            z.writestr("manifest.json", json.dumps(manifest, indent=1))
+            z.writestr(bin_name, rec.tobytes())
+
+
+def _unit_factor(unit: str, header: str, source: Path) -> float:
+    u = (unit or "").strip().lower()
+    if u in _LENGTH:
+        return _LENGTH[u]
+    raise InputError(f"column '{header}' has unit '{unit}'; only nm or um positions can be converted", source=source)
+
+
+def _read_one(z: zipfile.ZipFile, info: dict, fmt: dict, source: Path) -> tuple[dict[str, np.ndarray], dict]:
+    name = info.get("name")
+    if name not in z.namelist():
+        raise InputError(f"table file '{name}' listed in manifest.json is missing from the archive", source=source)
+    if fmt.get("mode", "binary") != "binary":
+        raise InputError(f"table '{name}' has mode '{fmt.get('mode')}'; only binary tables are read", source=source)
+    headers = [h[1:] if h.startswith("_") else h for h in fmt["headers"]]
+    dtypes = fmt["dtype"]
+    shapes = fmt.get("shape", [1] * len(headers))
+    if isinstance(dtypes, str):
+        dtypes = [dtypes] * len(headers)
+    if not (len(headers) == len(dtypes) == len(shapes)):
+        raise InputError(f"format of '{name}': headers, dtype and shape differ in length", source=source)
+    try:
+        fields = []
+        for h, d, s in zip(headers, dtypes, shapes):
+            shp = () if s in (1, [1]) else tuple(s if isinstance(s, list) else [s])
+            fields.append((h, _DTYPES[d], shp))
+    except KeyError as err:
+        raise InputError(f"format of '{name}': unknown dtype {err}; allowed {sorted(_DTYPES)}", source=source) from None
+    dt = np.dtype(fields)
+    raw = z.read(name)
+    rows = int(info.get("rows", len(raw) // dt.itemsize))
+    if len(raw) != rows * dt.itemsize:
+        raise InputError(f"table '{name}' has {len(raw)} bytes; manifest says {rows} rows of {dt.itemsize} bytes",
+                         source=source)
+    rec = np.frombuffer(raw, dtype=dt, count=rows)
+    units = fmt.get("units") or []
+    unit_of = dict(zip(headers, units)) if len(units) == len(headers) else {}
+    offset = info.get("offset") or {}
+    cols: dict[str, np.ndarray] = {}
+    for h in headers:
+        v = rec[h]
+        if v.ndim != 1:
+            continue  # image patches and other array columns are not table columns
+        v = v.astype(np.float64) + float(offset.get(h, 0.0))
+        cols[h] = v
+    return cols, unit_of
+
+
+def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> LocTable:
+    """Read a ``.smlm`` archive (all its tables; see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "is not a file", source=path)
+    try:
+        z = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:
+        raise InputError(f"not a .smlm (ZIP) archive ({err})", source=path) from None
+    with z:
+        names = {n.lower(): n for n in z.namelist()}
+        if "manifest.json" not in names:
+            raise InputError(f"no manifest.json in the archive (found {z.namelist()[:5]})", source=path)
+        try:
+            manifest = json.loads(z.read(names["manifest.json"]).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InputError(f"manifest.json is not valid JSON ({err})", source=path) from None
+        formats = manifest.get("formats", {})
+        tables = [f for f in manifest.get("files", []) if f.get("type", "table") == "table"]
+        if not tables:
+            raise InputError("manifest.json lists no table", source=path)
+        parts = []
+        ours = True
+        for k, info in enumerate(tables):
+            fmt = formats.get(info.get("format"))
+            if fmt is None:
+                raise InputError(f"file '{info.get('name')}' uses format '{info.get('format')}', which manifest.json "
+                                 "does not define", source=path)
+            ours = ours and fmt.get("plexloc", {}).get("frame_origin") == 0
+            cols, unit_of = _read_one(z, info, fmt, path)
+            parts.append((cols, unit_of, k))
+    out_parts = []
+    for cols, unit_of, k in parts:
+        table: dict[str, np.ndarray] = {}
+        n = len(next(iter(cols.values()))) if cols else 0
+        for h, v in cols.items():
+            ours_name = _TO_OURS.get(h, h)
+            if h in _LATERAL_UNCERTAINTY:
+                table.setdefault("sigma_x_nm", v * _unit_factor(unit_of.get(h, "nm"), h, path))
+                table.setdefault("sigma_y_nm", v * _unit_factor(unit_of.get(h, "nm"), h, path))
+                continue
+            if ours_name in _LENGTH_COLUMNS:
+                v = v * _unit_factor(unit_of.get(h, "nm"), h, path)
+            if ours_name in table:  # a second header for the same column (e.g. offset and background)
+                table[h] = v
+                continue
+            table[ours_name] = v
+        for req in ("x_nm", "y_nm"):
+            if req not in table:
+                raise InputError(f"table {k} has no '{req[0]}' column (headers: {list(cols)})", source=path)
+        table.setdefault("z_nm", np.zeros(n))
+        if "photons" not in table:
+            raise InputError(f"table {k} has no 'intensity' column (photons), headers {list(cols)}; plexloc tables "
+                             "need photons", source=path)
+        table.setdefault("frame", np.zeros(n))
+        if len(parts) > 1:
+            table.setdefault("color", np.full(n, k, dtype=np.int64))
+        out_parts.append(table)
+    names0 = set(out_parts[0])
+    if any(set(p) != names0 for p in out_parts[1:]):
+        raise InputError("the archive's tables have different columns; they cannot be stacked into one table",
+                         source=path)
+    merged = {c: np.concatenate([p[c] for p in out_parts]) for c in out_parts[0]}
+    frame = merged["frame"]
+    if frame.size and np.any(frame != np.round(frame)):
+        bad = frame[frame != np.round(frame)][0]
+        raise InputError(f"frame values must be whole numbers, found {bad!r}", source=path)
+    origin = frame_origin if frame_origin is not None else (0 if ours else (1 if frame.size and frame.min() >= 1 else 0))
+    merged["frame"] = frame - origin
+    for c in INTEGER_COLUMNS & set(merged):
+        v = merged[c]
+        if v.size and np.any(v != np.round(v)):
+            raise InputError(f"column '{c}' must hold whole numbers", source=path)
+    table = LocTable(merged, source=str(path))
+    table.check_finite()
+    return table

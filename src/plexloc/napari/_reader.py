@@ -1,0 +1,84 @@
+"""napari reader: a localization table becomes a rendered image layer and a points layer, both in nm.
+
+Layers are returned as napari "layer data tuples" ``(data, kwargs, layer_type)``, so this module
+needs no napari. Coordinates are ``(y_nm, x_nm)`` (napari's row, column order); the image layer has
+``scale = (px, px)`` and ``translate`` at its pixel centres so that it overlays the points exactly.
+Point properties carry every column of the table (frame, photons, z_nm, ...). Large tables: the
+points layer shows at most ``max_points`` localizations (a seeded random subset, and its layer
+name says so); the image always uses all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plexloc.errors import InputError
+
+__all__ = ["get_reader", "read_localizations"]
+
+LayerData = tuple[Any, dict, str]
+
+
+def get_reader(path: str | os.PathLike | list) -> Callable[[Any], list[LayerData]] | None:
+    """The reader for ``path`` when plexloc can read it (napari's reader contribution), else None."""
+    from plexloc.io.formats import format_of
+
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    try:
+        format_of(path)
+    except InputError:
+        return None
+    if not Path(path).is_file():
+        return None
+    return read_localizations
+
+
+def read_localizations(path: str | os.PathLike | list, *, px_size_nm: float | None = None,
+                       max_points: int = 1_000_000, seed: int = 0) -> list[LayerData]:
+    """Read a table and return ``[image layer, points layer]`` (module docstring)."""
+    from plexloc.io.formats import read_locs
+    from plexloc.render.image import render
+
+    if isinstance(path, list):
+        path = path[0]
+    table = read_locs(path)
+    name = Path(path).name
+    if len(table) == 0:
+        raise InputError("the table has no localizations to show", source=path)
+    extent_nm = max(np.ptp(table["x_nm"]), np.ptp(table["y_nm"]), 1.0)
+    px = float(px_size_nm) if px_size_nm is not None else max(5.0, float(np.ceil(extent_nm / 2000)))
+    gaussian = "sigma_x_nm" in table and "sigma_y_nm" in table
+    r = render(table, method="gaussian" if gaussian else "histogram", px_size_nm=px,
+               **({"min_sigma_nm": px / 2} if gaussian else {}))
+    x0, _, y0, _ = r.extent_nm
+    vals = r.image[r.image > 0]
+    top = float(np.quantile(vals, 0.995)) if vals.size else 1.0
+    image_layer: LayerData = (
+        r.image.astype(np.float32),
+        {"name": f"{name} (rendered, {px:g} nm)", "scale": (px, px), "translate": (y0 + px / 2, x0 + px / 2),
+         "colormap": "magma", "contrast_limits": (0.0, top if top > 0 else 1.0), "metadata": {"px_size_nm": px}},
+        "image",
+    )
+    rows = np.arange(len(table))
+    label = name
+    if len(table) > max_points:
+        rows = np.sort(np.random.default_rng(seed).choice(len(table), max_points, replace=False))
+        label = f"{name} ({max_points} of {len(table)} shown)"
+    coords = np.column_stack([table["y_nm"][rows], table["x_nm"][rows]])
+    size = 2 * np.sqrt(0.5 * (table["sigma_x_nm"][rows] ** 2 + table["sigma_y_nm"][rows] ** 2)) if gaussian \
+        else np.full(len(rows), 2 * px)
+    points_layer: LayerData = (
+        coords,
+        {"name": label, "properties": {c: table[c][rows] for c in table.columns}, "size": size,
+         "face_color": "cyan", "opacity": 0.6, "visible": False},
+        "points",
+    )
+    return [image_layer, points_layer]

@@ -1,0 +1,383 @@
+"""Drift correction: estimate the stage drift over the movie from the localizations themselves.
+
+Two engines behind one function, :func:`estimate_drift`:
+
+``comet``
+    COMET (Reinkensmeier & Bates; ``comet-smlm`` on PyPI, the drift correction that DECODE-OpenCloud
+    ships): the localizations are cut into time windows and the drift of every window is found by
+    maximising the overlap of all pairs of nearby localizations (KD-tree pairs, Gaussian kernel from
+    coarse to fine, L-BFGS-B), then interpolated per frame. An optional extra
+    (``pip install plexloc[drift]``: it brings numba and pandas); runs on CUDA, torch or the CPU.
+``rcc``
+    Redundant cross-correlation (Wang et al. 2014, Opt. Express 22:15982), written here: the
+    localizations are cut into ``n_segments`` windows of equal counts, each is rendered as a
+    histogram, every pair of windows is cross-correlated by FFT (torch, any device) with a Gaussian
+    blur, the peak is located to sub-pixel precision (least-squares quadratic fit to the log of the
+    peak), the over-determined system ``r_ij = d_j - d_i`` is solved by least squares, pairs with
+    outlying residuals are dropped and the system solved again. Lateral (x, y) only: ``dz = 0``.
+
+Both give the drift of every frame, a smooth curve through the windows' estimates (RCC: natural
+cubic spline, extended linearly past the first and last window centre; COMET: its own per-frame
+curve), referenced to the first frame (``drift(first frame) = 0``). :func:`apply_drift` subtracts it and records what was subtracted in
+the columns ``drift_x_nm, drift_y_nm, drift_z_nm`` (added to earlier corrections, if any), which
+the report plots.
+
+Example:
+    >>> import numpy as np
+    >>> from plexloc.post.synthetic import blinking_table, linear_drift, structure_points
+    >>> rng = np.random.default_rng(0)
+    >>> truth = linear_drift(1000, (80.0, -40.0, 0.0))
+    >>> t = blinking_table(structure_points("lines", 4000, fov_nm=8000.0, rng=rng), n_frames=1000,
+    ...                    rng=rng, drift_nm=truth, events_per_molecule=6)
+    >>> res = estimate_drift(t, engine="rcc", n_segments=8)
+    >>> err = res.at(np.arange(1000))[:, :2] - truth[:, :2]
+    >>> bool(np.sqrt(np.mean((err - err.mean(0)) ** 2)) < 5.0)
+    True
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.table import LocTable
+
+__all__ = [
+    "DRIFT_COLUMNS",
+    "ENGINES",
+    "DriftResult",
+    "apply_drift",
+    "comet_available",
+    "drift_error_rms",
+    "estimate_drift",
+    "rcc_drift",
+]
+
+ENGINES = ("comet", "rcc")
+DRIFT_COLUMNS = ("drift_x_nm", "drift_y_nm", "drift_z_nm")
+
+
+def comet_available() -> bool:
+    """Whether the optional ``comet-smlm`` package can be imported."""
+    return importlib.util.find_spec("comet") is not None
+
+
+@dataclass
+class DriftResult:
+    """The drift of every frame ``frames[0] .. frames[-1]`` (nm, columns x, y, z).
+
+    ``segment_frames``/``segment_drift_nm`` are the per-window estimates the curve goes through.
+    """
+
+    frames: np.ndarray
+    drift_nm: np.ndarray
+    engine: str
+    segment_frames: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    segment_drift_nm: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    elapsed_s: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def at(self, frames: np.ndarray) -> np.ndarray:
+        """``(N, 3)`` drift at the given frames (clamped to the covered range)."""
+        idx = np.clip(np.asarray(frames, dtype=np.int64) - int(self.frames[0]), 0, len(self.frames) - 1)
+        return self.drift_nm[idx]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "elapsed_s": self.elapsed_s,
+            "n_frames": int(len(self.frames)),
+            "max_abs_drift_nm": [float(v) for v in np.abs(self.drift_nm).max(axis=0)] if len(self.frames) else [],
+            "segment_frames": self.segment_frames.tolist(),
+            "segment_drift_nm": np.asarray(self.segment_drift_nm).tolist(),
+            **self.info,
+        }
+
+
+def drift_error_rms(estimated_nm: np.ndarray, true_nm: np.ndarray) -> float:
+    """Lateral RMS error over frames of an estimated drift curve, after removing the constant offset.
+
+    A constant offset shifts the whole image and does not blur it, so it is not an error of the
+    correction; what is left is ``sqrt(mean_f |e_f - mean(e)|²)`` over x and y.
+    """
+    e = np.asarray(estimated_nm, dtype=float)[:, :2] - np.asarray(true_nm, dtype=float)[:, :2]
+    e = e - e.mean(axis=0)
+    return float(np.sqrt(np.mean(np.sum(e**2, axis=1))))
+
+
+def _curve(seg_frames: np.ndarray, seg_drift: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Natural cubic spline through the window estimates, linear past the ends."""
+    from scipy.interpolate import CubicSpline
+
+    if len(seg_frames) == 1:
+        out = np.repeat(seg_drift[:1], len(frames), axis=0)
+    else:
+        spline = CubicSpline(seg_frames, seg_drift, axis=0, bc_type="natural" if len(seg_frames) > 2 else "not-a-knot")
+        out = spline(np.clip(frames, seg_frames[0], seg_frames[-1]))
+        d1 = spline(seg_frames[0], 1)
+        d2 = spline(seg_frames[-1], 1)
+        lo = frames < seg_frames[0]
+        hi = frames > seg_frames[-1]
+        out[lo] = spline(seg_frames[0]) + (frames[lo] - seg_frames[0])[:, None] * d1
+        out[hi] = spline(seg_frames[-1]) + (frames[hi] - seg_frames[-1])[:, None] * d2
+    return out
+
+
+def _segments(frame: np.ndarray, n_segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Window index per localization (equal counts, never splitting a frame) and window centre frames."""
+    order = np.argsort(frame, kind="stable")
+    edges = np.unique(frame[order][np.linspace(0, len(frame) - 1, n_segments + 1).astype(np.int64)[1:-1]])
+    seg = np.searchsorted(edges, frame, side="right")
+    counts = np.bincount(seg, minlength=len(edges) + 1)
+    centre = np.bincount(seg, weights=frame.astype(float), minlength=len(edges) + 1) / np.maximum(counts, 1)
+    return seg, centre
+
+
+def _peak_subpixel(cc: np.ndarray, r: int) -> tuple[float, float, float]:
+    """Peak (row, col, height) of ``cc``: least-squares quadratic fit to log(cc) in a (2r+1)² window."""
+    i, j = np.unravel_index(int(np.argmax(cc)), cc.shape)
+    i = min(max(i, r), cc.shape[0] - r - 1)
+    j = min(max(j, r), cc.shape[1] - r - 1)
+    win = cc[i - r : i + r + 1, j - r : j + r + 1].astype(np.float64)
+    win = np.log(np.maximum(win, win.max() * 1e-3))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(float)
+    a = np.stack([np.ones(win.size), xx.ravel(), yy.ravel(), xx.ravel() ** 2, yy.ravel() ** 2, (xx * yy).ravel()], 1)
+    c, *_ = np.linalg.lstsq(a, win.ravel(), rcond=None)
+    hess = np.array([[2 * c[3], c[5]], [c[5], 2 * c[4]]])
+    try:
+        dx, dy = np.linalg.solve(hess, -c[1:3])
+    except np.linalg.LinAlgError:
+        dx = dy = 0.0
+    if not (abs(dx) <= r and abs(dy) <= r):  # not a maximum inside the window: keep the integer peak
+        dx = dy = 0.0
+    return i + dy, j + dx, float(cc[i, j])
+
+
+def rcc_drift(
+    table: LocTable,
+    *,
+    n_segments: int = 10,
+    render_px_nm: float = 20.0,
+    blur_nm: float | None = None,
+    max_drift_nm: float = 1000.0,
+    max_image_px: int = 2048,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> DriftResult:
+    """Redundant cross-correlation drift estimate (see the module docstring).
+
+    Args:
+        table: localizations (frame, x_nm, y_nm).
+        n_segments: number of time windows (equal localization counts); >= 2.
+        render_px_nm: pixel of the rendered windows (grown so that the image fits ``max_image_px``).
+        blur_nm: Gaussian blur of the cross-correlation (default ``1.5 * render_px_nm``).
+        max_drift_nm: largest drift between two windows searched for.
+        max_image_px: largest image side rendered.
+        device: torch device of the FFTs.
+        progress: called as ``progress(done, total)`` after each pair.
+    """
+    import torch
+
+    if n_segments < 2:
+        raise InputError(f"n_segments must be >= 2 for RCC, got {n_segments}")
+    t0 = time.perf_counter()
+    frame = table["frame"]
+    x, y = table["x_nm"], table["y_nm"]
+    if len(np.unique(frame)) < n_segments:
+        raise InputError(f"RCC with {n_segments} windows needs at least {n_segments} distinct frames, "
+                         f"the table has {len(np.unique(frame))}", source=table.source)
+    seg, centre = _segments(frame, n_segments)
+    n_seg = len(centre)
+    x0, y0 = x.min(), y.min()
+    extent = max(x.max() - x0, y.max() - y0) + 1e-6
+    px = max(float(render_px_nm), extent / max_image_px)
+    blur = 1.5 * px if blur_nm is None else float(blur_nm)
+    w = int(np.ceil((x.max() - x0) / px)) + 1
+    h = int(np.ceil((y.max() - y0) / px)) + 1
+    ix = np.minimum(((x - x0) / px).astype(np.int64), w - 1)
+    iy = np.minimum(((y - y0) / px).astype(np.int64), h - 1)
+    dev = torch.device(device)
+    flat = torch.as_tensor(iy * w + ix, device=dev)
+    seg_t = torch.as_tensor(seg, device=dev)
+    ky = torch.fft.fftfreq(h, d=px, device=dev)[:, None]
+    kx = torch.fft.rfftfreq(w, d=px, device=dev)[None, :]
+    gauss = torch.exp(-2 * np.pi**2 * blur**2 * (kx**2 + ky**2)) ** 2  # blur of both images
+    spectra = []
+    for s in range(n_seg):
+        img = torch.bincount(flat[seg_t == s], minlength=h * w).reshape(h, w).to(torch.float32)
+        spectra.append(torch.fft.rfft2(img - img.mean()))
+    m = int(np.ceil(max_drift_nm / px))
+    r = max(2, int(round(blur / px)))
+    pairs, shifts, weights = [], [], []
+    total = n_seg * (n_seg - 1) // 2
+    done = 0
+    for i in range(n_seg):
+        for j in range(i + 1, n_seg):
+            cc = torch.fft.irfft2(spectra[i].conj() * spectra[j] * gauss, s=(h, w))
+            # window of shifts -m..m around zero (wrapping), as a small array with zero at (m, m)
+            rows = torch.arange(-m, m + 1, device=dev) % h
+            cols = torch.arange(-m, m + 1, device=dev) % w
+            win = cc[rows][:, cols].cpu().numpy()
+            pi, pj, height = _peak_subpixel(win, r)
+            pairs.append((i, j))
+            shifts.append(((pj - m) * px, (pi - m) * px))
+            weights.append(height)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    pairs_a = np.array(pairs)
+    r_ij = np.array(shifts)
+    a = np.zeros((len(pairs), n_seg))
+    a[np.arange(len(pairs)), pairs_a[:, 1]] = 1.0
+    a[np.arange(len(pairs)), pairs_a[:, 0]] = -1.0
+    anchor = np.zeros((1, n_seg))
+    anchor[0, 0] = 1.0  # d_0 = 0
+    keep = np.ones(len(pairs), bool)
+    sol = np.linalg.lstsq(np.vstack([a, anchor]), np.vstack([r_ij, np.zeros((1, 2))]), rcond=None)[0]
+    resid = np.linalg.norm(a @ sol - r_ij, axis=1)
+    threshold = max(3.0 * float(np.median(resid)), px)
+    keep = resid <= threshold
+    # every window must stay in at least one pair; otherwise keep its best pairs
+    covered = np.zeros(n_seg, bool)
+    covered[pairs_a[keep].ravel()] = True
+    for s in np.flatnonzero(~covered):
+        involved = np.flatnonzero((pairs_a == s).any(axis=1))
+        keep[involved[np.argsort(resid[involved])[:2]]] = True
+    if not keep.all():
+        sol = np.linalg.lstsq(np.vstack([a[keep], anchor]), np.vstack([r_ij[keep], np.zeros((1, 2))]), rcond=None)[0]
+    seg_drift = np.column_stack([sol, np.zeros(n_seg)])
+    frames = np.arange(int(frame.min()), int(frame.max()) + 1)
+    curve = _curve(centre, seg_drift, frames)
+    offset = curve[:1].copy()  # reference: drift(first frame) = 0
+    curve -= offset
+    seg_drift = seg_drift - offset
+    return DriftResult(
+        frames=frames,
+        drift_nm=curve,
+        engine="rcc",
+        segment_frames=centre,
+        segment_drift_nm=seg_drift,
+        elapsed_s=time.perf_counter() - t0,
+        info={
+            "n_segments": n_seg,
+            "render_px_nm": px,
+            "blur_nm": blur,
+            "pairs_used": int(keep.sum()),
+            "pairs_total": len(pairs),
+            "residual_threshold_nm": threshold,
+        },
+    )
+
+
+def comet_drift(
+    table: LocTable,
+    *,
+    n_segments: int = 10,
+    max_drift_nm: float = 300.0,
+    backend: str | None = None,
+    seed: int = 0,
+    max_locs_per_segment: int | None = None,
+) -> DriftResult:
+    """COMET drift estimate (optional package ``comet-smlm``; see the module docstring).
+
+    Args:
+        table: localizations (frame, x_nm, y_nm, z_nm).
+        n_segments: number of time windows.
+        max_drift_nm: pair search radius (largest drift between windows).
+        backend: COMET's compute backend (``cuda``, ``torch``, ``cpu``); default: fastest available.
+        seed: seeds COMET's sub-sampling of crowded windows.
+        max_locs_per_segment: cap of localizations per window (COMET sub-samples above it).
+    """
+    if not comet_available():
+        raise InputError("drift engine 'comet' needs the optional package comet-smlm: pip install 'plexloc[drift]' "
+                         "(or use engine 'rcc')")
+    import matplotlib
+
+    matplotlib.use("Agg")  # COMET imports pyplot; never open a window
+    from comet import comet_run_kd
+
+    t0 = time.perf_counter()
+    frame = table["frame"]
+    dataset = np.column_stack([table["x_nm"], table["y_nm"], table["z_nm"], frame.astype(float)])
+    stages: dict[str, Any] = {}
+
+    def watch(stage: str, info: dict) -> None:
+        if stage == "segmentation":
+            stages["n_segments"] = int(info.get("n_segments", 0))
+        elif stage == "pairs_done":
+            stages["n_pairs"] = int(info.get("n_pairs", 0))
+
+    out = comet_run_kd(
+        dataset=dataset,
+        segmentation_mode=0,
+        segmentation_var=int(n_segments),
+        max_drift_nm=float(max_drift_nm),
+        max_locs_per_segment=max_locs_per_segment,
+        mode=backend,
+        return_corrected_locs=False,
+        random_state=seed,
+        progress=watch,
+        return_details=True,
+    )
+    drift, details = out
+    lo, hi = int(frame.min()), int(frame.max())
+    frames = np.arange(lo, hi + 1)
+    drift = np.asarray(drift, dtype=float)
+    frames_all = drift[:, 3].astype(np.int64)
+    sel = (frames_all >= lo) & (frames_all <= hi)
+    # COMET's own per-frame curve (its spline through the windows; flat before the first window centre)
+    d = np.stack([np.interp(frames, frames_all[sel], drift[sel, k]) for k in range(3)], axis=1)
+    knots = getattr(details, "knot_frames", None)
+    knot_drift = getattr(details, "knot_drift_nm", None)
+    seg_frames, seg_drift = np.zeros(0), np.zeros((0, 3))
+    if knots is not None and knot_drift is not None and len(knots) == len(knot_drift):  # the dots of the figure
+        seg_frames = np.asarray(knots, dtype=float)
+        kd = np.asarray(knot_drift, dtype=float).reshape(len(seg_frames), -1)
+        seg_drift = np.zeros((len(seg_frames), 3))
+        seg_drift[:, : min(3, kd.shape[1])] = kd[:, :3]
+    offset = d[:1].copy()
+    d -= offset
+    seg_drift = seg_drift - offset
+    return DriftResult(
+        frames=frames,
+        drift_nm=d,
+        engine="comet",
+        segment_frames=seg_frames,
+        segment_drift_nm=seg_drift,
+        elapsed_s=time.perf_counter() - t0,
+        info={"backend": getattr(details, "backend", backend), "max_drift_nm": max_drift_nm, **stages},
+    )
+
+
+def estimate_drift(table: LocTable, *, engine: str = "comet", **options: Any) -> DriftResult:
+    """Estimate the drift with ``engine`` (``comet`` or ``rcc``); options go to that engine's function.
+
+    Raises:
+        InputError: unknown engine, comet without its package, too few localizations or frames.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"drift engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
+    if len(table) < 10:
+        raise InputError(f"drift estimation needs localizations, the table has {len(table)}", source=table.source)
+    if engine == "comet":
+        return comet_drift(table, **options)
+    return rcc_drift(table, **options)
+
+
+def apply_drift(table: LocTable, drift: DriftResult) -> LocTable:
+    """Subtract the drift of each localization's frame; add it to ``drift_x_nm, drift_y_nm, drift_z_nm``."""
+    d = drift.at(table["frame"])
+    cols = {
+        "x_nm": table["x_nm"] - d[:, 0],
+        "y_nm": table["y_nm"] - d[:, 1],
+        "z_nm": table["z_nm"] - d[:, 2],
+    }
+    for k, name in enumerate(DRIFT_COLUMNS):
+        cols[name] = (table[name] if name in table else 0.0) + d[:, k]
+    return table.with_columns(**cols)

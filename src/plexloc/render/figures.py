@@ -1,0 +1,104 @@
+"""Figures (matplotlib, Agg backend): drift curve, FRC curve, histograms. Each returns PNG bytes or writes a file."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+
+__all__ = ["drift_figure", "figure_png", "frc_figure", "histogram_figure", "image_figure", "save_png"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(fig) -> bytes:
+    """The figure as PNG bytes (closes it)."""
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def save_png(data: bytes, path: str | os.PathLike) -> None:
+    from plexloc.io._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def drift_figure(frames: np.ndarray, drift_nm: np.ndarray, *, segment_frames=None, segment_drift_nm=None,
+                 true_drift_nm: np.ndarray | None = None, title: str = "estimated drift") -> bytes:
+    """Drift x, y (and z when not zero) against frame; window estimates as dots."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for k, (name, colour) in enumerate(zip("xyz", ("C0", "C1", "C2"))):
+        if k == 2 and not np.any(drift_nm[:, 2]):
+            continue
+        ax.plot(frames, drift_nm[:, k], color=colour, label=f"d{name}")
+        if segment_frames is not None and segment_drift_nm is not None and len(segment_drift_nm):
+            ax.plot(segment_frames, np.asarray(segment_drift_nm)[:, k], "o", color=colour, ms=4)
+        if true_drift_nm is not None:
+            ax.plot(frames, true_drift_nm[:, k], "--", color=colour, lw=1, label=f"true d{name}")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("drift (nm)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure_png(fig)
+
+
+def frc_figure(q_per_nm, frc, frc_smooth, resolution_nm: float, threshold: float) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(q_per_nm, frc, color="0.7", lw=0.8, label="FRC")
+    ax.plot(q_per_nm, frc_smooth, color="C0", label="smoothed")
+    ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"threshold 1/{round(1 / threshold)}")
+    if np.isfinite(resolution_nm):
+        ax.axvline(1 / resolution_nm, color="C2", lw=1, label=f"resolution {resolution_nm:.1f} nm")
+    ax.set_xlabel("spatial frequency (1/nm)")
+    ax.set_ylabel("FRC")
+    ax.set_ylim(-0.1, 1.05)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure_png(fig)
+
+
+def histogram_figure(values: np.ndarray, *, xlabel: str, bins: int = 60, title: str = "") -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size:
+        lo, hi = np.quantile(v, [0.001, 0.999]) if v.size > 10 else (v.min(), v.max())
+        ax.hist(v, bins=bins, range=(lo, hi if hi > lo else lo + 1), color="C0")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("localizations")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return figure_png(fig)
+
+
+def image_figure(image: np.ndarray, *, px_size_nm: float, title: str = "") -> bytes:
+    """The rendered image with axes in µm (grey or RGB), contrast at the 99.5 % quantile."""
+    plt = _plt()
+    h, w = image.shape[:2]
+    fig, ax = plt.subplots(figsize=(7, 7 * h / max(w, 1) + 0.5))
+    vals = image[image > 0]
+    top = np.quantile(vals, 0.995) if vals.size else 1.0
+    shown = np.clip(image / (top if top > 0 else 1.0), 0, 1)
+    extent = (0, w * px_size_nm / 1000, h * px_size_nm / 1000, 0)
+    ax.imshow(shown, cmap="magma" if image.ndim == 2 else None, extent=extent, interpolation="nearest")
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return figure_png(fig)

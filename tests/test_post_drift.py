@@ -1,0 +1,75 @@
+"""Drift correction: RCC against a known drift on simulated structures; COMET (optional package) likewise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plexloc.errors import InputError
+from plexloc.post.drift import DRIFT_COLUMNS, apply_drift, comet_available, drift_error_rms, estimate_drift
+from plexloc.post.synthetic import blinking_table, linear_drift, structure_points, wobbly_drift
+
+N_FRAMES = 3000
+
+
+def _drifting(kind: str, seed: int, n_mol: int = 8000, fov: float = 12000.0):
+    rng = np.random.default_rng(seed)
+    truth = wobbly_drift(N_FRAMES, 100.0, rng=rng)
+    mol = structure_points(kind, n_mol, fov_nm=fov, rng=rng)
+    return blinking_table(mol, n_frames=N_FRAMES, rng=rng, drift_nm=truth, events_per_molecule=5), truth
+
+
+@pytest.mark.parametrize("kind", ["lines", "rings", "clusters"])
+def test_rcc_recovers_100nm_drift_below_5nm_rms(kind):
+    t, truth = _drifting(kind, seed=3)
+    assert np.ptp(truth[:, 0]) > 60 and np.ptp(truth[:, 1]) > 30  # ~100 nm over the movie, not linear
+    res = estimate_drift(t, engine="rcc", n_segments=10)
+    err = drift_error_rms(res.at(np.arange(N_FRAMES)), truth)
+    assert err < 5.0, f"{kind}: RMS error {err:.2f} nm"
+    # uncorrected, the error would be the drift itself
+    assert drift_error_rms(np.zeros_like(truth), truth) > 30
+    assert res.drift_nm[0].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_apply_drift_subtracts_and_records_and_accumulates():
+    t, truth = _drifting("lines", seed=4, n_mol=4000, fov=8000.0)
+    res = estimate_drift(t, engine="rcc", n_segments=8)
+    c = apply_drift(t, res)
+    d = res.at(t["frame"])
+    np.testing.assert_allclose(c["x_nm"], t["x_nm"] - d[:, 0])
+    np.testing.assert_allclose(c["drift_y_nm"], d[:, 1])
+    # corrected positions are close to truth + a constant offset
+    off = c["x_nm"] - t["x_true_nm"]
+    assert np.std(off) < np.std(t["x_nm"] - t["x_true_nm"])
+    c2 = apply_drift(c, res)
+    np.testing.assert_allclose(c2["drift_x_nm"], 2 * d[:, 0])
+    assert all(col in c2 for col in DRIFT_COLUMNS)
+    assert "drift_x_nm" not in t  # input untouched
+
+
+def test_drift_bad_input():
+    t, _ = _drifting("lines", seed=5, n_mol=200, fov=3000.0)
+    with pytest.raises(InputError, match="engine"):
+        estimate_drift(t, engine="magic")
+    with pytest.raises(InputError, match="n_segments"):
+        estimate_drift(t, engine="rcc", n_segments=1)
+    with pytest.raises(InputError, match="needs localizations"):
+        estimate_drift(t[:3], engine="rcc")
+
+
+def test_linear_drift_helper():
+    d = linear_drift(11, (100.0, -50.0, 0.0))
+    assert d[0].tolist() == [0, 0, 0] and d[-1].tolist() == [100, -50, 0]
+
+
+@pytest.mark.slow  # ~1 min on 2 CPU cores (numba compilation and the CPU backend)
+@pytest.mark.skipif(not comet_available(), reason="optional package comet-smlm not installed")
+def test_comet_recovers_drift_below_5nm_rms():
+    rng = np.random.default_rng(7)
+    n_frames = 1000
+    truth = linear_drift(n_frames, (90.0, -50.0, 0.0))
+    mol = structure_points("clusters", 1500, fov_nm=10000.0, rng=rng)
+    t = blinking_table(mol, n_frames=n_frames, rng=rng, drift_nm=truth, events_per_molecule=4)
+    res = estimate_drift(t, engine="comet", n_segments=6, max_drift_nm=150.0, backend="cpu")
+    assert res.engine == "comet"
+    assert drift_error_rms(res.at(np.arange(n_frames)), truth) < 5.0

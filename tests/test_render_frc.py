@@ -1,0 +1,40 @@
+"""FRC: matches the expected resolution for random molecules, and grows with the localization noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plexloc.errors import InputError
+from plexloc.post.synthetic import blinking_table, structure_points
+from plexloc.render.frc import expected_frc_resolution, frc
+
+
+def _random_molecules(sigma_nm: float, events: float, seed: int = 0, m: int = 8000, fov_nm: float = 10000.0):
+    rng = np.random.default_rng(seed)
+    mol = structure_points("uniform", m, fov_nm=fov_nm, rng=rng)
+    return blinking_table(mol, n_frames=1000, rng=rng, precision_nm=sigma_nm, events_per_molecule=events,
+                          mean_on_frames=1.0), m
+
+
+@pytest.mark.parametrize(("sigma", "events"), [(8.0, 2.0), (15.0, 6.0)])
+def test_frc_matches_expected_resolution_within_20_percent(sigma, events):
+    t, m = _random_molecules(sigma, events)
+    res = frc(t, px_size_nm=4.0, seed=1)
+    expected = expected_frc_resolution(sigma, len(t) / m / 2, px_size_nm=res.px_size_nm)
+    assert res.resolution_nm == pytest.approx(expected, rel=0.2)
+    assert res.frc_smooth[1] > 0.5 and res.frc[-1] < 0.1
+
+
+def test_frc_grows_with_localization_noise():
+    values = [frc(_random_molecules(s, 4.0, seed=2, m=4000, fov_nm=7000.0)[0], px_size_nm=4.0).resolution_nm
+              for s in (5.0, 10.0, 20.0)]
+    assert values[0] < values[1] < values[2]
+    assert values[2] / values[0] == pytest.approx(4.0, rel=0.25)
+
+
+def test_frc_needs_localizations():
+    t, _ = _random_molecules(10.0, 1.0, m=30)
+    with pytest.raises(InputError, match="at least 100"):
+        frc(t)
+    assert expected_frc_resolution(10.0, 0.1) == float("inf")
