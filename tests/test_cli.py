@@ -159,3 +159,13 @@ def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
         assert (out / name).stat().st_size > 0, name
     printed = capsys.readouterr().out
     assert "jaccard" in printed.lower() and "== train" in printed and "== fit" in printed
+
+
+def test_building_the_parser_does_not_import_torch():
+    """Every `plexloc` command (the service's workers too) parses its arguments without loading torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, plexloc.cli.main as m; m.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

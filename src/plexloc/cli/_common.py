@@ -9,7 +9,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from plexloc.errors import InputError
-from plexloc.io._atomic import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -41,6 +40,8 @@ def _clean(value: Any) -> Any:
 
 def write_json(data: dict[str, Any], path: str | os.PathLike) -> None:
     """JSON (NaN/inf written as null), atomically."""
+    from plexloc.io._atomic import atomic_path  # lazily: `plexloc.io` pulls in torch
+
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_clean(data), indent=2) + "\n")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 
 from plexloc.cli._common import write_json
 
@@ -36,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from plexloc.config import load_config
     from plexloc.errors import InputError
     from plexloc.evaluate.crlb import crlb

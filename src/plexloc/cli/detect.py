@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
 
 from plexloc.cli._common import progress, resolve_device
 
@@ -28,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from plexloc.camera import camera_from_config
     from plexloc.config import load_config
     from plexloc.io.tables import write_table

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
 
 from plexloc.cli._common import progress, resolve_device
 
@@ -32,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
     from plexloc.config import load_config, save_config
     from plexloc.errors import InputError
     from plexloc.io.tables import write_table
