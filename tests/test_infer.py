@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from plexloc.infer import FitFilter, Predictor, candidates, extract, fit_movie, iter_windows, tiles
+from plexloc.infer import Predictor, candidates, extract, fit_movie, iter_windows, tiles
 from plexloc.io.tiff import write_movie
 from plexloc.nets import Localizer, LocalizerSpec
 from plexloc.nets.io import load_model, save_model
@@ -128,5 +128,5 @@ def test_fit_movie_streams_and_is_independent_of_chunking(tmp_path):
         np.testing.assert_allclose(a[col], b[col], rtol=1e-4, atol=1e-3)
     assert set(a["frame"]) <= set(range(23)) and np.all(np.diff(a["frame"]) >= 0)
     assert "sigma_z_nm" not in a.columns  # a 2D model predicts no z uncertainty
-    f = fit_movie(tmp_path / "m.tif", net, camera=cam, filters=FitFilter(min_prob=0.9, max_sigma_nm=150.0))
+    f = fit_movie(tmp_path / "m.tif", net, camera=cam, filters={"min_prob": 0.9, "max_sigma_nm": 150.0})
     assert len(f) < len(a) and (f["prob"] >= 0.9).all() and (np.maximum(f["sigma_x_nm"], f["sigma_y_nm"]) <= 150.0).all()

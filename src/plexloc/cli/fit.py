@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         table = fit_mle(movie, config, device=device, camera=camera, progress=progress)
         stats = {}
     else:
-        from plexloc.infer import FitFilter, fit_movie
+        from plexloc.infer import fit_movie
 
         if args.model is None:
             raise InputError("--model RUN_DIR is required (or use --method mle --config CONFIG)")
@@ -94,12 +94,15 @@ def run(args: argparse.Namespace) -> int:
             batch_frames=args.batch_frames,
             threshold=args.threshold,
             tile_px=args.tile,
-            filters=FitFilter(args.min_prob, args.max_sigma, args.min_photons, args.max_photons),
+            filters=dict(min_prob=args.min_prob, max_sigma_nm=args.max_sigma, min_photons=args.min_photons,
+                         max_photons=args.max_photons),
             progress=progress,
             stats=stats,
             roi_offset_px=tuple(args.roi_offset),
         )
     write_table(table, args.out)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
+    if stats.get("filtered") is not None:
+        print(stats["filtered"].format_table())
     print(f"wrote {args.out} ({len(table)} localizations{rate})")
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,28 +20,6 @@ from plexloc.io.tiff import MovieReader, open_movie
 from plexloc.nets.io import load_model
 from plexloc.nets.localizer import Localizer
 from plexloc.table import LocTable
-
-
-@dataclass
-class FitFilter:
-    """Optional filters on the extracted localizations (``None``: no filter)."""
-
-    min_prob: float | None = None
-    max_sigma_nm: float | None = None  # lateral: max(sigma_x, sigma_y)
-    min_photons: float | None = None
-    max_photons: float | None = None
-
-    def mask(self, table: LocTable) -> np.ndarray:
-        keep = np.ones(len(table), dtype=bool)
-        if self.min_prob is not None:
-            keep &= table["prob"] >= self.min_prob
-        if self.max_sigma_nm is not None:
-            keep &= np.maximum(table["sigma_x_nm"], table["sigma_y_nm"]) <= self.max_sigma_nm
-        if self.min_photons is not None:
-            keep &= table["photons"] >= self.min_photons
-        if self.max_photons is not None:
-            keep &= table["photons"] <= self.max_photons
-        return keep
 
 
 def to_table(ex: Extracted, frames: np.ndarray, model: Localizer) -> LocTable:
@@ -102,7 +79,7 @@ def fit_movie(
     chunk_frames: int = 256,
     threshold: float = 0.5,
     tile_px: int = 256,
-    filters: FitFilter | None = None,
+    filters: dict | None = None,
     progress: Callable | None = None,
     config: dict | None = None,
     stats: dict | None = None,
@@ -117,7 +94,9 @@ def fit_movie(
         camera: camera configuration(s) of the movie; default: the training configuration's cameras.
         device: where the network runs. batch_frames: frames per forward pass. chunk_frames: frames read at once.
         threshold: integrated detection probability for a localization.
-        tile_px: frames larger than this are tiled. filters: optional :class:`FitFilter`.
+        tile_px: frames larger than this are tiled.
+        filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` (e.g. ``min_prob``,
+            ``max_sigma_nm``, ``min_photons``); the counts removed go to ``stats["filtered"]``.
         progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
         stats: a dict that receives ``frames``, ``seconds`` and ``frames_per_s``.
         roi_offset_px: chip pixel (x, y) at the movie's frame corner (for a multi-channel model's
@@ -193,10 +172,15 @@ def fit_movie(
         for r in readers:
             r.close()
     table = LocTable.concat(tables) if tables else to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)
-    if filters is not None:
-        table = table[filters.mask(table)]
+    report = None
+    if filters and any(v is not None for v in filters.values()):
+        from plexloc.post.filter import filter_localizations
+
+        table, report = filter_localizations(table, **filters)
     if stats is not None:
         stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"))
+        if report is not None:
+            stats["filtered"] = report
     return table
 
 
