@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "plexloc.cli.evaluate",
     "crlb": "plexloc.cli.crlb",
     "demo": "plexloc.cli.demo",
+    "estimate-priors": "plexloc.cli.estimate_priors",
 }
 
 
