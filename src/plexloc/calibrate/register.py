@@ -3,7 +3,7 @@
 :func:`register` finds the shift ``s = (dz, dy, dx)`` (voxels) that makes ``shift(moving, s)`` match a
 reference: first the integer peak of the zero-padded FFT cross-correlation, then Gauss-Newton on the
 sum of squared differences over the interior voxels with ``scipy.ndimage.shift`` (cubic-spline
-interpolation, so the stacks need not be periodic) and a free intensity scale. ``shift(moving, s)``
+interpolation in z, Fourier shift in x and y, see :func:`_move`) and a free intensity scale. ``shift(moving, s)``
 moves the content of ``moving`` by ``+s``: a bead at voxel ``p`` of ``moving`` sits at ``p + s`` after it.
 """
 
@@ -15,17 +15,31 @@ from scipy import ndimage
 __all__ = ["average_aligned", "register", "shift_volume"]
 
 
+def _move(volume: np.ndarray, shift) -> np.ndarray:
+    """Move by ``shift``: z by cubic-spline interpolation (axially the stacks are finely sampled), x and y by
+    a Fourier shift of the zero-padded slices (a pixel-integrated optical PSF sampled at or below its Nyquist
+    pitch is band-limited, where spline interpolation would blur the in-focus slices more than the others)."""
+    out = ndimage.shift(volume, (shift[0], 0.0, 0.0), order=3, mode="nearest") if shift[0] else np.array(volume, float)
+    if shift[1] or shift[2]:
+        ny, nx = out.shape[1:]
+        pad = np.zeros((out.shape[0], 2 * ny, 2 * nx))
+        pad[:, :ny, :nx] = out
+        spec = ndimage.fourier_shift(np.fft.fft2(pad), (0.0, shift[1], shift[2]))
+        out = np.real(np.fft.ifft2(spec))[:, :ny, :nx]
+    return out
+
+
 def shift_volume(volume: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(shifted, valid)``: ``volume`` moved by ``shift`` (cubic spline, edge values outside) and the mask
-    of voxels whose source lay inside the volume."""
-    out = ndimage.shift(volume, shift, order=3, mode="nearest")
+    """``(shifted, valid)``: ``volume`` moved by ``shift`` (see :func:`_move`) and the mask of voxels whose
+    source lay inside the volume."""
+    out = _move(volume, shift)
     valid = ndimage.shift(np.ones(volume.shape), shift, order=1, mode="constant", cval=0.0) > 0.999
     return out, valid
 
 
 def _integer_shift(ref: np.ndarray, mov: np.ndarray, axes_free: np.ndarray) -> np.ndarray:
     shape = [2 * n for n in ref.shape]
-    cc = np.fft.irfftn(np.fft.rfftn(ref, shape) * np.conj(np.fft.rfftn(mov, shape)), shape)
+    cc = np.fft.irfftn(np.fft.rfftn(ref, shape, axes=range(len(shape))) * np.conj(np.fft.rfftn(mov, shape, axes=range(len(shape)))), shape, axes=range(len(shape)))
     for ax in np.flatnonzero(~axes_free):  # a fixed axis: only the zero shift
         sl = [slice(None)] * 3
         sl[ax] = slice(1, None)
@@ -64,7 +78,7 @@ def register(
     r_in = ref[inner].ravel()
     scale = 1.0
     for _ in range(max_iter):
-        moved = ndimage.shift(mov, s, order=3, mode="nearest")
+        moved = _move(mov, s)
         grads = np.gradient(moved)
         m_in = moved[inner].ravel()
         # model: scale * moved(s); d moved / d s_a = -gradient_a
@@ -78,7 +92,7 @@ def register(
         scale = scale + step[-1]
         if np.max(np.abs(ds)) < tol:
             break
-    moved = ndimage.shift(mov, s, order=3, mode="nearest")[inner].ravel()
+    moved = _move(mov, s)[inner].ravel()
     scale = float(moved @ r_in / max(moved @ moved, 1e-30))
     residual = float(np.linalg.norm(scale * moved - r_in) / max(np.linalg.norm(r_in), 1e-30))
     return s, residual

@@ -14,7 +14,7 @@ Steps (:func:`calibrate_spline`), one z-stack per channel, all in photons (camer
 4. centring: the average is moved laterally so that its centroid over the slices around focus sits on
    the window's central voxel (iterated, so the centroid window is centred);
 5. z = 0 (``z0_definition``): the focus of channel 0's average, defined as the z of the maximum of the
-   central pixel (a parabola fitted to the slices above 80 % of the maximum) -- or, for an astigmatic
+   central pixel (maximum of the cubic spline through its slices; the PSF is centred on that pixel) -- or, for an astigmatic
    PSF (second-moment widths sigma_x - sigma_y change sign with an amplitude > 20 % of the width), the
    crossing sigma_x = sigma_y nearest to that maximum;
 6. every channel's volume is normalised to sum 1 over the window at z = 0 and splined;
@@ -29,6 +29,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 from plexloc.calibrate.beads import BeadSelection, describe_rejections, detect_beads, extract_rois
 from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration
 from plexloc.calibrate.register import average_aligned, register, shift_volume
@@ -81,16 +82,9 @@ def find_focus(volume: np.ndarray) -> tuple[float, str, np.ndarray]:
     cy, cx = ny // 2, nx // 2
     curve = volume[:, cy, cx].astype(np.float64)
     k = int(np.argmax(curve))
-    sel = np.flatnonzero(curve >= 0.8 * curve[k])
-    sel = sel[np.abs(sel - k) <= max(2, len(sel))]
-    if len(sel) < 3:
-        sel = np.arange(max(0, k - 1), min(nz, k + 2))
-    if len(sel) >= 3:
-        a, b, _ = np.polyfit(sel - k, curve[sel], 2)
-        z_peak = k - b / (2 * a) if a < 0 else float(k)
-        z_peak = float(np.clip(z_peak, sel.min(), sel.max()))
-    else:
-        z_peak = float(k)
+    # maximum of the cubic spline through the central pixel (the spline model's own central pixel)
+    fine = np.linspace(max(0, k - 1), min(nz - 1, k + 1), 201)
+    z_peak = float(fine[np.argmax(CubicSpline(np.arange(nz), curve)(fine))])
     # astigmatism: second-moment widths per slice
     yy, xx = np.mgrid[:ny, :nx]
     w = np.clip(volume, 0, None)
@@ -108,7 +102,7 @@ def find_focus(volume: np.ndarray) -> tuple[float, str, np.ndarray]:
         zc = [lo + i + d[i] / (d[i] - d[i + 1]) for i in crossings]
         z0 = float(min(zc, key=lambda z: abs(z - z_peak)))
         return z0, "astigmatism crossing sigma_x = sigma_y (second moments) of channel 0", curve
-    return z_peak, "maximum of the central pixel of channel 0 (parabola over slices >= 80 % of the peak)", curve
+    return z_peak, "maximum of the central pixel of channel 0's spline (PSF centred on a pixel)", curve
 
 
 def _centre(clean: np.ndarray, shifts: np.ndarray, focus_slice: int | None, n_iter: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +151,7 @@ def _register_all(
 def _lateral_start(ref: np.ndarray, mov: np.ndarray) -> np.ndarray:
     a, b = ref.sum(axis=0), mov.sum(axis=0)
     shape = [2 * n for n in a.shape]
-    cc = np.fft.irfftn(np.fft.rfftn(a, shape) * np.conj(np.fft.rfftn(b, shape)), shape)
+    cc = np.fft.irfftn(np.fft.rfftn(a, shape, axes=range(len(shape))) * np.conj(np.fft.rfftn(b, shape, axes=range(len(shape)))), shape, axes=range(len(shape)))
     p = np.array(np.unravel_index(np.argmax(cc), cc.shape), dtype=np.float64)
     return np.where(p > np.array(shape) / 2, p - np.array(shape), p)
 
@@ -200,7 +194,7 @@ def _frame_offset(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     shape = [2 * n for n in a.shape]
     a = a - np.median(a)
     b = b - np.median(b)
-    cc = np.fft.irfftn(np.conj(np.fft.rfftn(a, shape)) * np.fft.rfftn(b, shape), shape)
+    cc = np.fft.irfftn(np.conj(np.fft.rfftn(a, shape, axes=range(len(shape)))) * np.fft.rfftn(b, shape, axes=range(len(shape))), shape, axes=range(len(shape)))
     p = np.array(np.unravel_index(np.argmax(cc), cc.shape), dtype=np.float64)
     return np.where(p > np.array(shape) / 2, p - np.array(shape), p)
 

@@ -46,8 +46,9 @@ def fit_windows(
     origins: np.ndarray,
     *,
     cameras: Sequence | None = None,
+    crop: int = 1,
 ):
-    """MLE fit of one emitter per window.
+    """MLE fit of one emitter per window (``crop`` pixels cut from each side first).
 
     Args:
         psfs: one :class:`~plexloc.psf.PSF` per channel; transforms: ``T_c`` (3x3, nm); ratios: throughput ratios.
@@ -62,7 +63,10 @@ def fit_windows(
     from plexloc.mle.fit import noise_terms
 
     channels = _fit_channels(psfs, transforms, ratios)
-    t_rois = [torch.as_tensor(np.asarray(r), dtype=torch.float32) for r in rois]
+    # the spline covers n - 1 pixels of an n-pixel calibration window: fit 1 px inside it, so that every
+    # fitted pixel is modelled (a window pixel the model does not reach would be predicted as background only)
+    t_rois = [torch.as_tensor(np.asarray(r)[:, crop:-crop, crop:-crop], dtype=torch.float32) for r in rois]
+    origins = np.asarray(origins) + crop
     k = off = None
     if cameras is not None:
         k, off = [], []
@@ -84,12 +88,13 @@ def leave_one_bead_out(
     *,
     cameras: Sequence | None = None,
     z_limit_nm: float = 600.0,
+    max_beads: int = 8,
 ) -> dict:
     """Self-consistency of a calibration (see the module docstring).
 
     Returns a dict: ``z_bias_nm``, ``z_rmse_nm``, ``xy_bias_nm`` ([x, y]), ``xy_rmse_nm``, ``n_fits``, and per
-    fitted slice ``stage_z_nm``, ``fit_z_nm``, ``bead`` (lists, for the z-calibration figure); only slices with
-    ``|z| <= z_limit_nm`` enter the statistics.
+    fitted slice ``stage_z_nm``, ``fit_z_nm``, ``bead`` (lists, for the z-calibration figure). Only slices with
+    ``|z| <= z_limit_nm`` are fitted, for at most ``max_beads`` beads (spread over the brightness order).
     """
     from plexloc.psf.spline import SplinePSF
 
@@ -105,7 +110,13 @@ def leave_one_bead_out(
     c_vox = (R - 1) / 2
     nz = beads[0].rois.shape[1]
     stage, fit_z, true_z, dx, dy, who = [], [], [], [], [], []
-    for i in range(n):
+    k_all = np.arange(nz)
+    for i in np.unique(np.linspace(0, n - 1, min(n, max_beads)).round().astype(int)):
+        zt = (k_all - z0 + beads[0].shifts[i, 0]) * dz
+        k = k_all[np.abs(zt) <= z_limit_nm]
+        if len(k) == 0:
+            continue
+        zt = zt[k]
         others = np.array([j for j in range(n) if j != i])
         psfs, transforms = [], []
         for c in range(C):
@@ -117,17 +128,15 @@ def leave_one_bead_out(
                 np.eye(3) if c == 0 else fit_affine(beads[0].positions_nm[others], b.positions_nm[others])[0]
             )
         ratios = [ch.throughput_ratio for ch in cal.channels]
-        rois = [beads[c].rois[i] for c in range(C)]
-        origins = np.stack([np.broadcast_to(beads[c].origins[i], (nz, 2)) for c in range(C)], axis=1)
+        rois = [beads[c].rois[i][k] for c in range(C)]
+        origins = np.stack([np.broadcast_to(beads[c].origins[i], (len(k), 2)) for c in range(C)], axis=1)
         fit = fit_windows(psfs, transforms, ratios, rois, origins, cameras=cameras)
-        k = np.arange(nz)
-        zt = (k - z0 + beads[0].shifts[i, 0]) * dz
         stage.append((k - z0) * dz)
         true_z.append(zt)
         fit_z.append(fit.z_nm.numpy())
         dx.append(fit.x_nm.numpy() - beads[0].positions_nm[i, 0])
         dy.append(fit.y_nm.numpy() - beads[0].positions_nm[i, 1])
-        who.append(np.full(nz, i))
+        who.append(np.full(len(k), i))
     stage, fit_z, true_z = np.concatenate(stage), np.concatenate(fit_z), np.concatenate(true_z)
     dx, dy, who = np.concatenate(dx), np.concatenate(dy), np.concatenate(who)
     sel = np.abs(true_z) <= z_limit_nm
@@ -144,3 +153,35 @@ def leave_one_bead_out(
         "fit_z_nm": fit_z.tolist(),
         "bead": who.tolist(),
     }
+
+
+def fit_beads_at(
+    cal: PSFCalibration, stacks: Sequence[np.ndarray], positions_nm: Sequence[np.ndarray], *, cameras=None, roi_px: int | None = None
+):
+    """Fit every slice of beads whose positions are known (``positions_nm[c]``: (n, 2) x, y in channel c's
+    frame) in stacks (photons, ``(n_z, H, W)`` per channel) with the calibration ``cal``.
+
+    Windows of ``roi_px`` (default the calibration's window) are centred on each bead's pixel. Returns the
+    :class:`plexloc.mle.FitResult` of the ``n * n_z`` windows, bead-major (bead i, slice k at ``i * n_z + k``).
+    """
+    from plexloc.calibrate.beads import extract_rois
+
+    R = roi_px or cal.channels[0].volume.shape[-1]
+    half = R // 2
+    nz = stacks[0].shape[0]
+    rois, orgs = [], []
+    for c in range(cal.n_channels):
+        px = cal.px_size_nm
+        rc = np.column_stack(
+            [np.floor(positions_nm[c][:, 1] / px[1]), np.floor(positions_nm[c][:, 0] / px[0])]
+        ).astype(int)
+        rois.append(extract_rois(stacks[c], rc[:, 0], rc[:, 1], R).reshape(-1, R, R))
+        orgs.append(np.repeat(rc - half, nz, axis=0))
+    return fit_windows(
+        calibration_psfs(cal),
+        [ch.transform_nm for ch in cal.channels],
+        [ch.throughput_ratio for ch in cal.channels],
+        rois,
+        np.stack(orgs, axis=1),
+        cameras=cameras,
+    )

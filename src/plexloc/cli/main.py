@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "crlb": "plexloc.cli.crlb",
     "demo": "plexloc.cli.demo",
     "estimate-priors": "plexloc.cli.estimate_priors",
+    "calibrate": "plexloc.cli.calibrate",
 }
 
 
