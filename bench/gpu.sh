@@ -32,6 +32,9 @@ run_quick() {
     --out "$OUT/throughput_cuda.json" 2>&1 | tee "$OUT/throughput_cuda.md"
   python3 bench/throughput.py --device cuda --batch-size 512 --train-steps 100 --fit-frames 5000 --compile \
     --out "$OUT/throughput_cuda_compile.json" 2>&1 | tee "$OUT/throughput_cuda_compile.md"
+  echo "== MLE fitter throughput (CUDA; Picasso is compared on the CPU machine)"
+  python3 bench/mle_vs_picasso.py --device cuda --frames 20000 --density 0.3 --picasso-python /nonexistent \
+    --out "$OUT/mle_vs_picasso_cuda.json" 2>&1 | tee "$OUT/mle_vs_picasso_cuda.md"
 }
 run_acc() {  # $1 = config stem, $2... extra args
   local name=$1; shift

@@ -57,6 +57,16 @@ COLUMN_DOCS: dict[str, str] = {
     "crlb_x_nm": "Cramér-Rao bound (1 sigma) of x_nm",
     "crlb_y_nm": "Cramér-Rao bound (1 sigma) of y_nm",
     "crlb_z_nm": "Cramér-Rao bound (1 sigma) of z_nm",
+    # written by the maximum-likelihood fitter (plexloc.mle)
+    "crlb_photons": "Cramér-Rao bound (1 sigma) of photons, at the fitted parameters",
+    "crlb_bg": "Cramér-Rao bound (1 sigma) of bg (reference channel), at the fitted parameters",
+    "bg_chN": "background photons per pixel per frame in channel N",
+    "iterations": "iterations of the maximum-likelihood fit",
+    "loglik": "Poisson log-likelihood of the fit (effective counts of the camera's noise model)",
+    "llr": "log-likelihood ratio 2 (log L_saturated - log L_fit); chi-square with (pixels - parameters) "
+    "degrees of freedom for a good fit, large for overlapping or misfit spots",
+    "psf_sigma_x_nm": "fitted PSF width along x (free-width Gaussian fit)",
+    "psf_sigma_y_nm": "fitted PSF width along y (free-width Gaussian fit)",
 }
 
 

@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "frc": "plexloc.cli.frc",
     "report": "plexloc.cli.report",
     "convert": "plexloc.cli.convert",
+    "estimate-priors": "plexloc.cli.estimate_priors",
+    "calibrate": "plexloc.cli.calibrate",
 }
 
 

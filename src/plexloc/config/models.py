@@ -56,7 +56,7 @@ class AstigmaticPSFConfig(_Model):
 
 
 class SplinePSFConfig(_Model):
-    """Cubic-spline PSF from a bead calibration (SMAP ``_3dcal.mat``)."""
+    """Cubic-spline PSF from a bead calibration: plexloc's own ``.h5`` (``plexloc calibrate``) or SMAP ``_3dcal.mat``."""
 
     kind: Literal["spline"] = "spline"
     calibration: Path

@@ -1,5 +1,12 @@
-"""Classical localization: spot detection (and, with the MLE issue, batched maximum-likelihood fits)."""
+"""Classical localization: spot detection and batched maximum-likelihood fits (single- and multi-channel).
+
+- :func:`fit_movie` / :class:`MLEFitter`: movie -> localization table (detection, windows, MLE fits, CRLB);
+- :func:`fit_rois`: the batched Levenberg-Marquardt fitter on given windows;
+- :func:`detect`, :func:`localize_centroid`: the detection stage and the centroid baseline.
+"""
 
 from plexloc.mle.detection import Candidates, detect, localize_centroid
+from plexloc.mle.fit import FitChannel, FitResult, fit_rois
+from plexloc.mle.pipeline import MLEFitter, fit_movie
 
-__all__ = ["Candidates", "detect", "localize_centroid"]
+__all__ = ["Candidates", "FitChannel", "FitResult", "MLEFitter", "detect", "fit_movie", "fit_rois", "localize_centroid"]

@@ -47,6 +47,40 @@ class Candidates:
         return len(self.frame)
 
 
+def dog_filter(frames_photons: Tensor, *, sigma_px: float = 1.0) -> Tensor:
+    """Difference of Gaussians (``sigma_px`` minus ``2.5 sigma_px``) of (T, H, W) frames in photons: spots
+    become peaks whose height is in photons per pixel above the local background."""
+    x = frames_photons.to(torch.float32)
+    return _blur(x, sigma_px) - _blur(x, 2.5 * sigma_px)
+
+
+def noise_threshold(filtered: Tensor, *, snr: float = 5.0) -> Tensor:
+    """Per-frame threshold ``snr`` times the robust standard deviation (1.4826 MAD) of a filtered
+    frame stack (T, H, W); returns (T,)."""
+    flat = filtered.reshape(filtered.shape[0], -1)
+    med = flat.median(dim=1, keepdim=True).values
+    mad = (flat - med).abs().median(dim=1).values
+    return snr * 1.4826 * mad
+
+
+def local_maxima(
+    filtered: Tensor, threshold: Tensor | float, *, min_distance_px: int = 2, border_px: int = 0
+) -> Candidates:
+    """Local maxima of (T, H, W) filtered frames above ``threshold`` (a scalar or one value per frame)."""
+    size = 2 * min_distance_px + 1
+    peak = nnf.max_pool2d(filtered[:, None], size, stride=1, padding=min_distance_px)[:, 0]
+    thr = torch.as_tensor(threshold, dtype=filtered.dtype, device=filtered.device)
+    thr = thr[:, None, None] if thr.ndim == 1 else thr
+    is_max = (filtered == peak) & (filtered > thr)
+    if border_px > 0:
+        is_max[:, :border_px] = False
+        is_max[:, -border_px:] = False
+        is_max[:, :, :border_px] = False
+        is_max[:, :, -border_px:] = False
+    f, r, c = torch.nonzero(is_max, as_tuple=True)
+    return Candidates(f.cpu().numpy(), r.cpu().numpy(), c.cpu().numpy(), filtered[f, r, c].cpu().numpy())
+
+
 def detect(
     frames_photons: Tensor,
     *,
@@ -65,18 +99,8 @@ def detect(
         min_distance_px: maxima closer than this to a higher one are suppressed.
         border_px: ignore maxima this close to the frame edge.
     """
-    x = frames_photons.to(torch.float32)
-    dog = _blur(x, sigma_px) - _blur(x, 2.5 * sigma_px)
-    size = 2 * min_distance_px + 1
-    peak = nnf.max_pool2d(dog[:, None], size, stride=1, padding=min_distance_px)[:, 0]
-    is_max = (dog == peak) & (dog > threshold_photons)
-    if border_px > 0:
-        is_max[:, :border_px] = False
-        is_max[:, -border_px:] = False
-        is_max[:, :, :border_px] = False
-        is_max[:, :, -border_px:] = False
-    f, r, c = torch.nonzero(is_max, as_tuple=True)
-    return Candidates(f.cpu().numpy(), r.cpu().numpy(), c.cpu().numpy(), dog[f, r, c].cpu().numpy())
+    dog = dog_filter(frames_photons, sigma_px=sigma_px)
+    return local_maxima(dog, threshold_photons, min_distance_px=min_distance_px, border_px=border_px)
 
 
 def localize_centroid(

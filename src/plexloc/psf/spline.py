@@ -135,7 +135,26 @@ class SplinePSF(PSF):
     def from_file(
         cls, path: str | os.PathLike, *, px_size_nm: tuple[float, float], channel: int = 0, roi_px: int | None = None
     ) -> SplinePSF:
-        """Load a SMAP ``_3dcal.mat`` calibration."""
+        """Load a calibration: plexloc's own HDF5 file (``.h5``/``.hdf5``, :mod:`plexloc.calibrate.fileformat`)
+        or a SMAP ``_3dcal.mat``.
+
+        Our file records its pixel size; a ``px_size_nm`` that differs from it by more than 1 % is an error
+        (a spline is only valid on the camera pixel it was calibrated on).
+        """
+        from pathlib import Path
+
+        from plexloc.calibrate.fileformat import CALIBRATION_SUFFIXES, load_calibration
+
+        if Path(path).suffix.lower() in CALIBRATION_SUFFIXES:
+            cal = load_calibration(path)
+            for own, given in zip(cal.px_size_nm, px_size_nm):
+                if abs(own - float(given)) > 0.01 * own:
+                    raise InputError(
+                        f"px_size_nm: the calibration was made with {cal.px_size_nm} nm pixels, the configuration "
+                        f"asks for {tuple(float(p) for p in px_size_nm)}",
+                        source=path,
+                    )
+            return cal.psf(channel, roi_px=roi_px)
         from plexloc.io.smap import load_smap_3dcal
 
         return cls.from_calibration(load_smap_3dcal(path, channel=channel), px_size_nm=px_size_nm, roi_px=roi_px)

@@ -1,0 +1,140 @@
+"""Our MLE fitter against Picasso (``picassosr``) on the same simulated 2D movies.
+
+    python bench/mle_vs_picasso.py [--frames 2000] [--density 0.3] [--device cpu|cuda]
+        [--picasso-python .venv-bench/bin/python] [--out bench/out/mle_vs_picasso.json]
+
+Movie: examples/2d_gaussian.yaml (EMCCD of the SMLM Challenge, sigma 130 nm, 100 nm pixels), flux
+1,000-10,000 photons, flat background 20-100 photons/px, the given density. Rows:
+
+- ``plexloc mle``: our detection (DoG, noise-based threshold) + MLE with the calibrated width;
+- ``plexloc mle free sigma``: the same with the width fitted (as Picasso fits it);
+- ``picasso gausslq / gaussmle (own ids)``: Picasso's identification (min net gradient chosen so that
+  it finds as many spots as our detection on the first 200 frames) + its least-squares / MLE fit;
+- ``picasso gausslq / gaussmle (our ids)``: Picasso's fits on our detections (same detection).
+
+Times: wall clock of detection + fitting (movie already in memory for Picasso; for ours the TIFF is
+streamed); Picasso's numba functions are compiled before timing. Picasso runs in its own venv
+(it is not a project dependency): create it with
+``python3 -m venv .venv-bench && .venv-bench/bin/pip install picassosr``.
+Prints a table and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from plexloc.config import load_config  # noqa: E402
+from plexloc.evaluate import evaluate  # noqa: E402
+from plexloc.io.tables import read_table  # noqa: E402
+from plexloc.io.tiff import write_movie  # noqa: E402
+from plexloc.mle import MLEFitter, fit_movie  # noqa: E402
+from plexloc.simulation import Simulator  # noqa: E402
+
+
+def _picasso(python: str, movie: Path, out: Path, *, min_ng: float, ids: Path | None, box: int, cam) -> dict:
+    cmd = [python, str(ROOT / "bench" / "mle_picasso_worker.py"), str(movie), str(out), "--box", str(box),
+           "--min-ng", str(min_ng), "--baseline", str(cam.baseline), "--sensitivity", str(cam.e_per_adu),
+           "--gain", str(cam.em_gain), "--qe", str(cam.qe)]
+    if ids is not None:
+        cmd += ["--ids", str(ids)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(Path(f"{out}_timing.json").read_text())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=2000)
+    ap.add_argument("--density", type=float, default=0.3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--picasso-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
+    ap.add_argument("--box", type=int, default=7, help="Picasso's box (its default 7)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mle_vs_picasso.json")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = load_config(ROOT / "examples" / "2d_gaussian.yaml")
+    cfg.emitters.density_per_um2 = args.density
+    cfg.emitters.photons_range = (1000.0, 10000.0)
+    sim = Simulator(cfg)
+    mv = sim.simulate_movie(args.frames, generator=torch.Generator().manual_seed(args.seed))
+    tmp = Path(tempfile.mkdtemp(prefix="mle_vs_picasso_"))
+    movie = tmp / "movie.tif"
+    write_movie(movie, mv.frames[0].numpy())
+    truth = mv.truth
+    rows = []
+
+    def score(name: str, locs, seconds: float, extra=None) -> None:
+        m = evaluate(truth, locs, dim=2, px_size_nm=cfg.px_size_xy_nm[0])
+        rows.append({"method": name, "n_locs": len(locs), "jaccard": m.jaccard, "rmse_lat_nm": m.rmse_lat,
+                     "seconds": seconds, "locs_per_s": len(locs) / seconds, **(extra or {})})
+
+    # ours: warm-up on 20 frames first (as for Picasso), not timed
+    warm = tmp / "warm.tif"
+    write_movie(warm, mv.frames[0, :20].numpy())
+    fit_movie(warm, cfg, device=args.device)
+    for name, opts in (("plexloc mle", {}), ("plexloc mle free sigma", {"free_sigma": True})):
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        locs = fit_movie(movie, cfg, device=args.device, batch_frames=1000, **opts)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        score(name, locs, time.perf_counter() - t0)
+    # our detections, for Picasso's fits on the same spots
+    fitter = MLEFitter(cfg)
+    ph = fitter.to_photons([mv.frames[0].numpy()])
+    cand = fitter.detect(ph)
+    ids = tmp / "ids.csv"
+    np.savetxt(ids, np.stack([cand.frame, cand.row, cand.col], 1), delimiter=",", header="frame,row,col", comments="", fmt="%d")
+    picasso_ok = Path(args.picasso_python).exists()
+    note = None
+    if picasso_ok:
+        cam = fitter.channels[0].camera
+        # Picasso's threshold: the min net gradient whose identification count on 200 frames matches ours
+        sub = tmp / "sub.tif"
+        write_movie(sub, mv.frames[0, :200].numpy())
+        n_ours = int(np.sum(cand.frame < 200))
+        best = None
+        for ng in (1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 14000, 20000):
+            n = _picasso(args.picasso_python, sub, tmp / "probe", min_ng=ng, ids=None, box=args.box, cam=cam)["n_ids"]
+            if best is None or abs(n - n_ours) < best[1]:
+                best = (ng, abs(n - n_ours))
+        min_ng = best[0]
+        for label, id_path in (("own ids", None), ("our ids", ids)):
+            tim = _picasso(args.picasso_python, movie, tmp / "p", min_ng=min_ng, ids=id_path, box=args.box, cam=cam)
+            for meth in ("gausslq", "gaussmle"):
+                locs = read_table(tmp / f"p_{meth}.csv")
+                secs = tim["identify_s"] + tim["spots_s"] + tim[f"{meth}_fit_s"]
+                score(f"picasso {meth} ({label})", locs, secs, {"min_net_gradient": min_ng, "fit_only_s": tim[f"{meth}_fit_s"]})
+    else:
+        note = f"picasso not run: {args.picasso_python} not found"
+    meta = {"frames": args.frames, "density_per_um2": args.density, "device": args.device,
+            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "n_truth": len(truth),
+            "date": time.strftime("%Y-%m-%d"), "note": note}
+    print(f"| method | locs | JI % | RMSE_lat nm | s | locs/s |  ({args.frames} frames, {args.density}/um², {args.device})")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['method']} | {r['n_locs']} | {r['jaccard']:.1f} | {r['rmse_lat_nm']:.2f} | {r['seconds']:.2f} | {r['locs_per_s']:.0f} |")
+    if note:
+        print(note)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

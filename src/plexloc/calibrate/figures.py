@@ -1,0 +1,70 @@
+"""Figures written next to a calibration: PSF slices, z-calibration curve, transform residuals (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from plexloc.io._atomic import atomic_path
+
+
+def write_figures(result, out: str | os.PathLike, *, loo: dict | None = None) -> list[Path]:
+    """PNG figures beside ``out`` (``<stem>_psf.png``, ``<stem>_zcal.png``, ``<stem>_transform.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    cal = result.calibration
+    written = []
+    fig, axes = plt.subplots(cal.n_channels, 3, figsize=(9, 3 * cal.n_channels), squeeze=False)
+    for c, ch in enumerate(cal.channels):
+        v = ch.volume
+        z0 = int(round(ch.z0_voxel))
+        cy, cx = v.shape[1] // 2, v.shape[2] // 2
+        ext_z = (np.array([0, v.shape[0]]) - ch.z0_voxel) * cal.dz_nm
+        for ax, img, title, aspect in (
+            (axes[c, 0], v[z0], f"ch{c} xy at z = 0", 1.0),
+            (axes[c, 1], v[:, cy, :], f"ch{c} xz", cal.px_size_nm[0] / cal.dz_nm),
+            (axes[c, 2], v[:, :, cx], f"ch{c} yz", cal.px_size_nm[1] / cal.dz_nm),
+        ):
+            ax.imshow(img, cmap="magma", aspect=aspect, origin="lower" if img is not v[z0] else "upper")
+            ax.set_title(title)
+        axes[c, 1].set_ylabel(f"slice (z from {ext_z[0]:.0f} to {ext_z[1]:.0f} nm)")
+    fig.tight_layout()
+    written.append(_save(fig, out.with_name(out.stem + "_psf.png")))
+    plt.close(fig)
+    if loo and loo.get("n_fits"):
+        fig, ax = plt.subplots(figsize=(5, 4))
+        tz, fz, who = np.array(loo["true_z_nm"]), np.array(loo["fit_z_nm"]), np.array(loo["bead"])
+        for b in np.unique(who):
+            s = who == b
+            ax.plot(tz[s], fz[s], ".", ms=3)
+        lim = [tz.min(), tz.max()]
+        ax.plot(lim, lim, "k-", lw=0.8)
+        ax.set_xlabel("stage z of the bead (nm)")
+        ax.set_ylabel("fitted z, leave-one-bead-out (nm)")
+        ax.set_title(f"bias {loo['z_bias_nm']:.1f} nm, RMSE {loo['z_rmse_nm']:.1f} nm")
+        fig.tight_layout()
+        written.append(_save(fig, out.with_name(out.stem + "_zcal.png")))
+        plt.close(fig)
+    if result.transform_residual_nm:
+        fig, ax = plt.subplots(figsize=(5, 4))
+        for c, res in enumerate(result.transform_residual_nm, start=1):
+            ax.bar(np.arange(len(res)) + 0.4 * (c - 1), res, width=0.4, label=f"channel {c}")
+        ax.set_xlabel("bead")
+        ax.set_ylabel("transform residual (nm)")
+        ax.legend()
+        fig.tight_layout()
+        written.append(_save(fig, out.with_name(out.stem + "_transform.png")))
+        plt.close(fig)
+    return written
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    return path

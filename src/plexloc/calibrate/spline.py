@@ -1,0 +1,369 @@
+"""Bead z-stacks -> cubic-spline PSF per channel, channel transforms and throughput ratios.
+
+Steps (:func:`calibrate_spline`), one z-stack per channel, all in photons (camera-normalised):
+
+1. beads: local maxima of the projection over z; border, too close, saturated and too dim beads are
+   rejected (:mod:`plexloc.calibrate.beads`); in several channels, channel c's beads are matched to
+   channel 0's (a whole-frame cross-correlation of the projections gives the coarse offset, then
+   nearest neighbours within 3 px) and unmatched beads are rejected;
+2. windows of ``roi_px`` pixels, background per bead (median of the window's border over the third of
+   the slices where it is lowest) subtracted, brightness normalised;
+3. 3D sub-voxel registration to the average (two rounds, :mod:`plexloc.calibrate.register`); beads whose
+   shape differs from the average (residual > 3 x median) are rejected as ``outlier shape``; in channels
+   c > 0 the z shift of each bead is channel 0's (the same bead), only x and y are registered;
+4. centring: the average is moved laterally so that its centroid over the slices around focus sits on
+   the window's central voxel (iterated, so the centroid window is centred);
+5. z = 0 (``z0_definition``): the focus of channel 0's average, defined as the z of the maximum of the
+   central pixel (maximum of the cubic spline through its slices; the PSF is centred on that pixel) -- or, for an astigmatic
+   PSF (second-moment widths sigma_x - sigma_y change sign with an amplitude > 20 % of the width), the
+   crossing sigma_x = sigma_y nearest to that maximum;
+6. every channel's volume is normalised to sum 1 over the window at z = 0 and splined;
+7. several channels: bead positions (nm, each channel's own frame) from the registration shifts, an
+   affine ``T_c`` (reference -> channel) by least squares (one pass dropping pairs > 3 x the median
+   residual), throughput ratio = median over beads of (channel-c sum / channel-0 sum) at z = 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+from plexloc.calibrate.beads import BeadSelection, describe_rejections, detect_beads, extract_rois
+from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration
+from plexloc.calibrate.register import average_aligned, register, shift_volume
+from plexloc.errors import InputError
+
+__all__ = ["BeadStacks", "SplineCalibrationResult", "calibrate_spline", "fit_affine", "find_focus"]
+
+
+@dataclasses.dataclass
+class BeadStacks:
+    """The used beads of one channel, after registration.
+
+    ``rois``: raw windows in photons ``(n, n_z, R, R)``; ``clean``: background-subtracted, normalised;
+    ``origins``: ``(n, 2)`` frame (row, col) of each window's top-left pixel; ``shifts``: ``(n, 3)``
+    voxel shifts onto the average; ``bg``: photons/px per bead; ``scale``: normalisation of each bead;
+    ``positions_nm``: ``(n, 2)`` bead (x, y) in this channel's frame.
+    """
+
+    rois: np.ndarray
+    clean: np.ndarray
+    origins: np.ndarray
+    shifts: np.ndarray
+    bg: np.ndarray
+    scale: np.ndarray
+    positions_nm: np.ndarray
+    residual: np.ndarray
+
+
+@dataclasses.dataclass
+class SplineCalibrationResult:
+    calibration: PSFCalibration
+    beads: list[BeadStacks]
+    selections: list[BeadSelection]
+    transform_residual_nm: list[np.ndarray]
+    summary: dict
+
+
+def _bead_background(rois: np.ndarray) -> np.ndarray:
+    border = np.concatenate(
+        [rois[:, :, 0, :], rois[:, :, -1, :], rois[:, :, 1:-1, 0], rois[:, :, 1:-1, -1]], axis=2
+    )  # (n, z, m)
+    per_slice = np.median(border, axis=2)  # (n, z)
+    k = max(1, per_slice.shape[1] // 3)
+    return np.median(np.sort(per_slice, axis=1)[:, :k], axis=1)
+
+
+def find_focus(volume: np.ndarray) -> tuple[float, str, np.ndarray]:
+    """``(z0_voxel, definition, central_curve)`` of a centred PSF volume (see the module docstring)."""
+    nz, ny, nx = volume.shape
+    cy, cx = ny // 2, nx // 2
+    curve = volume[:, cy, cx].astype(np.float64)
+    k = int(np.argmax(curve))
+    # maximum of the cubic spline through the central pixel (the spline model's own central pixel)
+    fine = np.linspace(max(0, k - 1), min(nz - 1, k + 1), 201)
+    z_peak = float(fine[np.argmax(CubicSpline(np.arange(nz), curve)(fine))])
+    # astigmatism: second-moment widths per slice
+    yy, xx = np.mgrid[:ny, :nx]
+    w = np.clip(volume, 0, None)
+    tot = w.sum(axis=(1, 2)) + 1e-30
+    mx = (w * xx).sum(axis=(1, 2)) / tot
+    my = (w * yy).sum(axis=(1, 2)) / tot
+    sx = np.sqrt((w * (xx - mx[:, None, None]) ** 2).sum(axis=(1, 2)) / tot)
+    sy = np.sqrt((w * (yy - my[:, None, None]) ** 2).sum(axis=(1, 2)) / tot)
+    diff = sx - sy
+    lo, hi = max(0, k - nz // 3), min(nz, k + nz // 3 + 1)
+    d = diff[lo:hi]
+    amp = (d.max() - d.min()) / max(float(np.mean((sx + sy)[lo:hi]) / 2), 1e-9)
+    crossings = np.flatnonzero(np.sign(d[:-1]) * np.sign(d[1:]) < 0)
+    if amp > 0.2 and len(crossings):
+        zc = [lo + i + d[i] / (d[i] - d[i + 1]) for i in crossings]
+        z0 = float(min(zc, key=lambda z: abs(z - z_peak)))
+        return z0, "astigmatism crossing sigma_x = sigma_y (second moments) of channel 0", curve
+    return z_peak, "maximum of the central pixel of channel 0's spline (PSF centred on a pixel)", curve
+
+
+def _centre(clean: np.ndarray, shifts: np.ndarray, focus_slice: int | None, n_iter: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Adjust the lateral shifts so that the average's centroid around focus is the central voxel."""
+    R = clean.shape[-1]
+    c = (R - 1) / 2
+    avg = average_aligned(clean, shifts)
+    for _ in range(n_iter):
+        k = int(np.argmax(avg[:, R // 2, R // 2])) if focus_slice is None else focus_slice
+        sl = avg[max(0, k - 2) : k + 3].sum(axis=0)
+        r = max(2, R // 4)
+        win = np.clip(sl[R // 2 - r : R // 2 + r + 1, R // 2 - r : R // 2 + r + 1], 0, None)
+        yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+        cy = c + float((win * yy).sum() / win.sum())
+        cx = c + float((win * xx).sum() / win.sum())
+        delta = np.array([0.0, c - cy, c - cx])
+        shifts = shifts + delta
+        avg = average_aligned(clean, shifts)
+        if np.max(np.abs(delta)) < 1e-3:
+            break
+    return shifts, avg
+
+
+def _register_all(
+    clean: np.ndarray, *, z_shifts: np.ndarray | None, rounds: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(clean)
+    fixed = (z_shifts is not None, False, False)
+    shifts = np.zeros((n, 3))
+    if z_shifts is not None:
+        shifts[:, 0] = z_shifts
+    ref = clean[int(np.argmax([c.max() for c in clean]))] if z_shifts is None else average_aligned(clean, shifts)
+    resid = np.zeros(n)
+    for _ in range(rounds):
+        for i in range(n):
+            start = None if z_shifts is None else np.array([z_shifts[i], 0.0, 0.0])
+            if start is not None:  # coarse lateral start from the integer cross-correlation of projections
+                start[1:] = _lateral_start(ref, clean[i])
+            shifts[i], resid[i] = register(ref, clean[i], start=start, fixed=fixed)
+        if z_shifts is None:
+            shifts -= np.median(shifts, axis=0)  # the average stays near the windows' middle
+        ref = average_aligned(clean, shifts)
+    return shifts, resid
+
+
+def _lateral_start(ref: np.ndarray, mov: np.ndarray) -> np.ndarray:
+    a, b = ref.sum(axis=0), mov.sum(axis=0)
+    shape = [2 * n for n in a.shape]
+    cc = np.fft.irfftn(np.fft.rfftn(a, shape, axes=range(len(shape))) * np.conj(np.fft.rfftn(b, shape, axes=range(len(shape)))), shape, axes=range(len(shape)))
+    p = np.array(np.unravel_index(np.argmax(cc), cc.shape), dtype=np.float64)
+    return np.where(p > np.array(shape) / 2, p - np.array(shape), p)
+
+
+def fit_affine(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Affine 3x3 ``T`` with ``dst ~ T src`` (homogeneous, nm) by least squares, one pass of outlier
+    removal (residual > max(3 x median, 1 nm)). Returns ``(T, residual_nm per pair, used mask)``."""
+    src, dst = np.asarray(src, float), np.asarray(dst, float)
+    if len(src) < 3:
+        raise InputError(f"an affine transform needs >= 3 beads matched in both channels, got {len(src)}")
+    A = np.column_stack([src, np.ones(len(src))])
+    used = np.ones(len(src), bool)
+    for _ in range(2):
+        coef, *_ = np.linalg.lstsq(A[used], dst[used], rcond=None)
+        res = np.linalg.norm(A @ coef - dst, axis=1)
+        new = res <= max(3 * np.median(res[used]), 1.0)
+        if new.sum() < 3 or (new == used).all():
+            break
+        used = new
+    T = np.eye(3)
+    T[:2, :] = coef.T
+    return T, res, used
+
+
+def _match(ref_rc: np.ndarray, ch_rc: np.ndarray, offset: np.ndarray, max_px: float = 3.0) -> np.ndarray:
+    """Index into ``ch_rc`` of each reference bead (-1: none within ``max_px`` after ``offset``)."""
+    out = np.full(len(ref_rc), -1)
+    if len(ch_rc) == 0:
+        return out
+    d = np.linalg.norm((ref_rc[:, None, :] + offset) - ch_rc[None, :, :], axis=2)
+    for i in range(len(ref_rc)):
+        j = int(np.argmin(d[i]))
+        if d[i, j] <= max_px and int(np.argmin(d[:, j])) == i:
+            out[i] = j
+    return out
+
+
+def _frame_offset(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(row, col) integer offset of ``b``'s content relative to ``a`` (projections)."""
+    shape = [2 * n for n in a.shape]
+    a = a - np.median(a)
+    b = b - np.median(b)
+    cc = np.fft.irfftn(np.conj(np.fft.rfftn(a, shape, axes=range(len(shape)))) * np.fft.rfftn(b, shape, axes=range(len(shape))), shape, axes=range(len(shape)))
+    p = np.array(np.unravel_index(np.argmax(cc), cc.shape), dtype=np.float64)
+    return np.where(p > np.array(shape) / 2, p - np.array(shape), p)
+
+
+def _sum_at(volume: np.ndarray, z: float) -> float:
+    sums = volume.sum(axis=(1, 2))
+    return float(np.interp(z, np.arange(len(sums)), sums))
+
+
+def calibrate_spline(
+    stacks: Sequence[np.ndarray],
+    *,
+    z_step_nm: float,
+    px_size_nm: float | tuple[float, float],
+    roi_px: int = 15,
+    raw_stacks: Sequence[np.ndarray] | None = None,
+    saturation_adu: float | None = None,
+    dim_fraction: float = 0.3,
+    min_distance_px: int | None = None,
+    sources: Sequence[str] = (),
+) -> SplineCalibrationResult:
+    """Calibrate one spline PSF per channel from bead z-stacks (photons, ``(n_z, H, W)`` each).
+
+    Raises:
+        InputError: stacks of different shapes, too few slices, no usable bead (with the count of each
+            rejection reason), a focus at the end of the stack or an implausible axial PSF size (a wrong
+            ``z_step_nm``), fewer than 3 beads matched between channels.
+    """
+    stacks = [np.asarray(s, dtype=np.float64) for s in stacks]
+    src = list(sources) + [f"channel {c}" for c in range(len(sources), len(stacks))]
+    if not stacks:
+        raise InputError("no bead stack given")
+    if not z_step_nm > 0:
+        raise InputError(f"--z-step must be > 0 nm, got {z_step_nm}")
+    px = (float(px_size_nm), float(px_size_nm)) if np.isscalar(px_size_nm) else tuple(map(float, px_size_nm))
+    if roi_px < 7 or roi_px % 2 == 0:
+        raise InputError(f"roi_px must be odd and >= 7, got {roi_px}")
+    for c, s in enumerate(stacks):
+        if s.ndim != 3:
+            raise InputError(f"a bead z-stack must be 3-D (z, rows, cols), got shape {s.shape}", source=src[c])
+        if s.shape != stacks[0].shape:
+            raise InputError(
+                f"stack shape {s.shape} differs from channel 0's {stacks[0].shape}; every channel needs the same "
+                "slices and frame size",
+                source=src[c],
+            )
+    if stacks[0].shape[0] < 8:
+        raise InputError(f"a z-stack needs >= 8 slices, got {stacks[0].shape[0]}", source=src[0])
+    raws = list(raw_stacks) if raw_stacks is not None else stacks
+    half = roi_px // 2
+    # 1. detection and rejection per channel
+    sels = [
+        detect_beads(
+            s, roi_px=roi_px, raw=r, saturation_adu=saturation_adu, dim_fraction=dim_fraction, min_distance_px=min_distance_px
+        )
+        for s, r in zip(stacks, raws)
+    ]
+    for c, sel in enumerate(sels):
+        if len(sel.used) == 0:
+            raise InputError(f"no beads left: {describe_rejections(sel)}", source=src[c])
+    # matching: channel c's bead for each used channel-0 bead
+    ref_rc = np.column_stack([sels[0].rows, sels[0].cols]).astype(float)
+    partner = [np.arange(len(ref_rc))]
+    offsets = [np.zeros(2)]
+    keep = sels[0].reason == ""
+    for c in range(1, len(stacks)):
+        off = _frame_offset(stacks[0].max(axis=0), stacks[c].max(axis=0))
+        ch_used = sels[c].used
+        ch_rc = np.column_stack([sels[c].rows[ch_used], sels[c].cols[ch_used]]).astype(float)
+        m = _match(ref_rc, ch_rc, off)
+        partner.append(np.where(m >= 0, ch_used[np.maximum(m, 0)], -1))
+        offsets.append(off)
+        unmatched = keep & (m < 0)
+        sels[0].reason[unmatched] = f"unmatched in channel {c}"
+        keep &= m >= 0
+    used0 = np.flatnonzero(keep)
+    if len(used0) == 0:
+        raise InputError(
+            f"no beads left: {describe_rejections(sels[0])} (channel 0); beads are matched within 3 px after a "
+            f"whole-frame offset of {offsets[-1].tolist()} px",
+            source=src[0],
+        )
+    # 2.-4. windows, registration (channel 0 first: outlier beads are dropped and it is redone), centring
+    beads: list[BeadStacks] = []
+    volumes = []
+    z_shifts = None
+    for c in range(len(stacks)):
+        while True:
+            idx = partner[c][used0]
+            rows, cols = sels[c].rows[idx], sels[c].cols[idx]
+            rois = extract_rois(stacks[c], rows, cols, roi_px)
+            bg = _bead_background(rois)
+            sub = rois - bg[:, None, None, None]
+            scale = np.clip(sub, 0, None).max(axis=(1, 2, 3)).clip(1e-9) if c == 0 else beads[0].scale
+            clean = sub / scale[:, None, None, None]
+            shifts, resid = _register_all(clean, z_shifts=z_shifts)
+            if c > 0 or len(used0) < 3:
+                break
+            bad = resid > max(3 * float(np.median(resid)), 0.05)
+            if not bad.any():
+                break
+            sels[0].reason[used0[bad]] = "outlier shape"
+            used0 = used0[~bad]
+        if c == 0:
+            z_shifts = shifts[:, 0].copy()
+        shifts, avg = _centre(clean, shifts, None)
+        if c > 0:
+            shifts[:, 0] = z_shifts
+            avg = average_aligned(clean, shifts)
+        origins = np.column_stack([rows - half, cols - half])
+        pos = np.column_stack([(cols - shifts[:, 2] + 0.5) * px[0], (rows - shifts[:, 1] + 0.5) * px[1]])
+        beads.append(BeadStacks(rois, clean, origins, shifts, bg, scale, pos, resid))
+        volumes.append(avg)
+    return _finish(volumes, beads, sels, z_step_nm=z_step_nm, px=px, src=src, n_slices=stacks[0].shape[0])
+
+
+def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices) -> SplineCalibrationResult:
+    nz = n_slices
+    z0, definition, curve = find_focus(volumes[0])
+    if z0 < 2 or z0 > nz - 3:
+        raise InputError(
+            f"the focus of channel 0 lies at slice {z0:.1f} of {nz}, at the end of the stack: the stack must extend "
+            "on both sides of focus (check the stack and --z-step)",
+            source=src[0],
+        )
+    above = np.flatnonzero(curve >= 0.5 * curve.max())
+    fwhm_nm = (above.max() - above.min() + 1) * z_step_nm
+    lateral_fwhm_nm = 2.355 * 0.21 * 600.0 / 1.5  # rough in-focus scale of a high-NA objective, for the sanity check
+    if not 0.5 * lateral_fwhm_nm <= fwhm_nm <= 20 * lateral_fwhm_nm:
+        raise InputError(
+            f"the axial extent (FWHM) of the PSF is {fwhm_nm:.0f} nm with --z-step {z_step_nm} nm; a bead PSF is "
+            f"{0.5 * lateral_fwhm_nm:.0f}-{20 * lateral_fwhm_nm:.0f} nm long: check --z-step",
+            source=src[0],
+        )
+    channels = []
+    residuals = []
+    summary: dict = {"n_beads_used": [], "rejected": [], "z0_definition": definition}
+    for c, (vol, b) in enumerate(zip(volumes, beads)):
+        norm = _sum_at(vol, z0)
+        if not norm > 0:
+            raise InputError(f"the averaged PSF of channel {c} sums to {norm} at focus", source=src[c])
+        volume = (vol / norm).astype(np.float32)
+        focus_c = find_focus(volume)[0] if c else z0
+        T = np.eye(3)
+        ratio = 1.0
+        if c > 0:
+            T, res, _ = fit_affine(beads[0].positions_nm, b.positions_nm)
+            residuals.append(res)
+            sums = []
+            for i in range(len(b.rois)):
+                m0, _ = shift_volume(beads[0].rois[i] - beads[0].bg[i], beads[0].shifts[i])
+                mc, _ = shift_volume(b.rois[i] - b.bg[i], b.shifts[i])
+                sums.append(_sum_at(mc, z0) / max(_sum_at(m0, z0), 1e-30))
+            # both channels' volumes are normalised at z = 0 over their windows: the ratio of the raw sums
+            ratio = float(np.median(sums))
+        channels.append(
+            ChannelCalibration(
+                volume=volume,
+                x0_voxel=(volume.shape[2] - 1) / 2,
+                y0_voxel=(volume.shape[1] - 1) / 2,
+                z0_voxel=z0,
+                transform_nm=T,
+                throughput_ratio=ratio,
+                focus_offset_nm=(focus_c - z0) * z_step_nm,
+                n_beads_used=len(b.rois),
+                source=src[c],
+            )
+        )
+        summary["n_beads_used"].append(len(b.rois))
+        summary["rejected"].append({"found": len(sels[c].rows), **sels[c].counts()})
+    cal = PSFCalibration(channels=channels, px_size_nm=px, dz_nm=float(z_step_nm), z0_definition=definition, inputs=src)
+    return SplineCalibrationResult(cal, beads, sels, residuals, summary)

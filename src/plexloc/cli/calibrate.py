@@ -1,0 +1,121 @@
+"""``plexloc calibrate BEADS.tif [BEADS_ch1.tif ...] --z-step NM --pixel-size NM --out PSF.h5``: spline PSF
+(and channel transforms) from bead z-stacks."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from plexloc.cli._common import write_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="bead z-stacks -> spline PSF calibration (PSF.h5), channel transforms, PSF.json report",
+        description="Detect beads in each channel's z-stack, reject unusable ones (with reasons), register and "
+        "average them, spline the PSF, define z = 0 at the reference channel's focus and, for several channels, "
+        "estimate the affine transforms and throughput ratios. Writes PSF.h5, PSF.json (beads used, "
+        "leave-one-bead-out z/xy bias and RMSE, transforms) and figures next to it. See plexloc.calibrate.",
+    )
+    p.add_argument("stacks", type=Path, nargs="+", help="bead z-stack TIFF, one per channel (channel 0 first)")
+    p.add_argument("--z-step", type=float, required=True, help="stage step between slices, nm")
+    p.add_argument("--pixel-size", type=float, required=True, help="camera pixel size in the sample, nm")
+    p.add_argument("--camera", type=Path, default=None, help="camera YAML (kind: emccd|scmos|ideal, ...)")
+    p.add_argument("--config", type=Path, default=None, help="simulation config whose channels' cameras are used")
+    p.add_argument("--out", type=Path, required=True, help="output calibration (.h5)")
+    p.add_argument("--roi-px", type=int, default=15, help="window per bead (odd, default 15)")
+    p.add_argument("--saturation-adu", type=float, default=None, help="raw value counted as saturated")
+    p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
+    p.set_defaults(func=run)
+
+
+def _cameras(args, n: int) -> list:
+    from plexloc.camera.models import camera_from_config
+    from plexloc.config import load_config
+    from plexloc.errors import InputError
+
+    if args.config is not None:
+        cfg = load_config(args.config)
+        if cfg.n_channels != n:
+            raise InputError(f"the config has {cfg.n_channels} channel(s) but {n} stack(s) were given", source=args.config)
+        return [camera_from_config(ch.camera) for ch in cfg.channels]
+    if args.camera is not None:
+        import yaml
+        from pydantic import TypeAdapter, ValidationError
+
+        from plexloc.config.models import CameraConfig
+
+        try:
+            data = yaml.safe_load(args.camera.read_text())
+            cam = TypeAdapter(CameraConfig).validate_python(data.get("camera", data) if isinstance(data, dict) else data)
+        except (OSError, yaml.YAMLError, ValidationError, AttributeError) as err:
+            raise InputError(f"not a camera configuration: {' '.join(str(err).split())}", source=args.camera) from None
+        return [camera_from_config(cam) for _ in range(n)]
+    from plexloc.camera.models import IdealCamera
+
+    return [IdealCamera() for _ in range(n)]
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from plexloc.calibrate import calibrate_spline, save_calibration
+    from plexloc.calibrate.validate import leave_one_bead_out
+    from plexloc.errors import InputError
+    from plexloc.io.tiff import read_movie
+
+    if args.out.suffix.lower() not in (".h5", ".hdf5"):
+        raise InputError(f"--out must end in .h5, got {args.out.name!r}")
+    cams = _cameras(args, len(args.stacks))
+    raws = [read_movie(p) for p in args.stacks]
+    stacks = [cam.to_photons(torch.as_tensor(r.astype(np.float32))).numpy() for cam, r in zip(cams, raws)]
+    sat = args.saturation_adu
+    if sat is None and np.issubdtype(raws[0].dtype, np.integer):
+        sat = float(np.iinfo(raws[0].dtype).max)
+    result = calibrate_spline(
+        stacks,
+        z_step_nm=args.z_step,
+        px_size_nm=args.pixel_size,
+        roi_px=args.roi_px,
+        raw_stacks=raws,
+        saturation_adu=sat,
+        sources=[str(p) for p in args.stacks],
+    )
+    cal = result.calibration
+    cal.command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
+    save_calibration(cal, args.out)
+    report: dict = {
+        "calibration": str(args.out),
+        "n_beads_used": result.summary["n_beads_used"],
+        "beads_rejected": result.summary["rejected"],
+        "z0_definition": cal.z0_definition,
+        "z_step_nm": cal.dz_nm,
+        "px_size_nm": list(cal.px_size_nm),
+        "focus_offset_nm": [ch.focus_offset_nm for ch in cal.channels],
+    }
+    if cal.n_channels > 1:
+        report["transforms"] = [np.asarray(ch.transform_nm).tolist() for ch in cal.channels]
+        report["throughput_ratio"] = [ch.throughput_ratio for ch in cal.channels]
+        report["transform_residual_nm"] = {
+            "rms": [float(np.sqrt(np.mean(r**2))) for r in result.transform_residual_nm],
+            "max": [float(np.max(r)) for r in result.transform_residual_nm],
+        }
+    loo = None
+    if not args.no_validate:
+        loo = leave_one_bead_out(result, cameras=cams)
+        report.update({k: loo[k] for k in ("z_bias_nm", "z_rmse_nm", "xy_bias_nm", "xy_rmse_nm", "z_limit_nm", "n_fits") if k in loo})
+    write_json(report, args.out.with_suffix(".json"))
+    from plexloc.calibrate.figures import write_figures
+
+    figs = write_figures(result, args.out, loo=loo)
+    print(
+        f"wrote {args.out}: {cal.n_channels} channel(s), beads used {report['n_beads_used']} "
+        f"({'; '.join(str(r) for r in report['beads_rejected'])})"
+        + (f", leave-one-out z bias {loo['z_bias_nm']:.1f} nm, z RMSE {loo['z_rmse_nm']:.1f} nm" if loo and loo.get("z_rmse_nm") is not None else "")
+        + f"; figures {', '.join(p.name for p in figs)}"
+    )
+    return 0

@@ -1,0 +1,467 @@
+"""Batched maximum-likelihood fits of single emitters in fitting windows, one or several channels.
+
+Noise model (the Poisson approximation of every camera): in the photon domain (after
+``camera.to_photons``) a pixel with expected photons ``mu`` has variance ``v(mu) = a mu + b``
+(:meth:`~plexloc.camera.Camera.noise_variance_photons`: EMCCD ``a = 2 / qe`` from the excess-noise
+factor, sCMOS ``b`` the read-noise variance / gain² of Huang et al. 2013, per pixel). With
+``k = 1 / a`` the *effective counts* ``x = k d + k² b`` of data ``d`` have mean ``m = k mu + k² b`` and
+variance ``m``: a Poisson variable. The fitter maximises the Poisson log-likelihood of ``x`` given ``m``
+(for sCMOS this is exactly Huang et al.'s variance-to-gain² correction, for EMCCD the usual
+photon-domain approximation scaled so that the likelihood ratio is chi-square distributed), and its
+Fisher information ``sum (dmu/dθ)² / v`` is the CRLB of :mod:`plexloc.evaluate.crlb`.
+
+Optimiser: Levenberg-Marquardt on the Fisher-scoring Hessian ``J diag(1/m) Jᵀ`` (always positive
+semi-definite), one model evaluation per iteration for the whole batch, per-window damping, bounded
+steps, and a Newton-decrement convergence test (the remaining step is below ``tol`` in units of the
+statistical error). Converged windows leave the batch. 3D fits start from several z values and keep
+the best likelihood.
+
+Parameters (θ) per window: ``x, y`` (reference channel, in pixels of channel 0's window), ``z`` (3D),
+``s`` (free PSF width scale, optional), photons (one total when ``linked``, else one per channel) and
+one background per channel. A channel c sees ``(x_c, y_c) = T_c (x, y)`` (conventions.md, nm) and
+``z - z_offset_c``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from plexloc.mle.models import RoiModel
+
+
+@dataclass
+class FitChannel:
+    """One channel of a fit: its window model, transform ``T_c`` (reference -> channel, nm, 3x3),
+    focal offset, and its share of the photons under the linked photon model."""
+
+    model: RoiModel
+    transform: Tensor | None = None
+    z_offset_nm: float = 0.0
+    fraction: float = 1.0
+
+    @property
+    def px_size_nm(self) -> tuple[float, float]:
+        return self.model.px_size_nm
+
+
+@dataclass
+class FitResult:
+    """Per-window results (float64, CPU), positions in reference-channel nm.
+
+    ``photons_ch`` and ``bg_ch`` are ``(N, C)``; ``crlb`` maps ``x_nm, y_nm, z_nm, photons, bg`` (and
+    ``bg_chN``, ``photons_chN``) to 1-sigma bounds at the fitted parameters.
+    """
+
+    x_nm: Tensor
+    y_nm: Tensor
+    z_nm: Tensor
+    photons: Tensor
+    photons_ch: Tensor
+    bg_ch: Tensor
+    sigma_scale: Tensor | None
+    crlb: dict[str, Tensor]
+    loglik: Tensor
+    llr: Tensor
+    iterations: Tensor
+    converged: Tensor
+    n_pixels: int = 0
+    n_params: int = 0
+    extra: dict[str, Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.x_nm.shape[0])
+
+
+def noise_terms(variance_fn, shape_like: Tensor) -> tuple[Tensor, Tensor]:
+    """``(k, offset)`` of the effective-count transform from a camera's variance ``v(mu) = a mu + b``:
+    ``k = 1 / a``, ``offset = k² b`` (broadcastable to ``shape_like``)."""
+    zero = torch.zeros_like(shape_like)
+    b = variance_fn(zero)
+    a = variance_fn(zero + 1.0) - b
+    k = 1.0 / a
+    off = k * k * b
+    # a camera without per-pixel maps gives scalars (cheaper than maps)
+    if bool((k == k.reshape(-1)[0]).all()) and bool((off == off.reshape(-1)[0]).all()):
+        k, off = k.reshape(-1)[0], off.reshape(-1)[0]
+    return k.to(shape_like.dtype), off.to(shape_like.dtype)
+
+
+class _Problem:
+    """The batched model of one multi-channel fit (internal)."""
+
+    def __init__(self, channels: Sequence[FitChannel], roi: int, *, linked: bool, origins: Tensor, device, dtype):
+        self.channels = list(channels)
+        self.C = len(self.channels)
+        self.roi = roi
+        self.linked = linked
+        ref = self.channels[0].model
+        self.is_3d = any(ch.model.is_3d for ch in self.channels)
+        self.free_sigma = ref.free_sigma
+        names = ["x", "y"] + (["z"] if self.is_3d else []) + (["s"] if self.free_sigma else [])
+        self.i_n = len(names)
+        names += ["photons"] if linked else [f"photons_ch{c}" for c in range(self.C)]
+        self.i_bg = len(names)
+        names += [f"bg_ch{c}" for c in range(self.C)]
+        self.names = names
+        self.P = len(names)
+        self.device, self.dtype = device, dtype
+        self.origins = origins  # (N, C, 2) int64 window (row0, col0) of every channel
+        self._geom = None
+
+    # --- geometry: reference window pixels -> channel window pixels -------------------------------
+    def _channel_xy(self, c: int, x: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        ch = self.channels[c]
+        org = self.origins[idx]
+        if c == 0 and (ch.transform is None):
+            return x, y, None
+        p0 = self.channels[0].px_size_nm
+        pc = ch.px_size_nm
+        X = (x.double() + org[:, 0, 1]) * p0[0]
+        Y = (y.double() + org[:, 0, 0]) * p0[1]
+        t = ch.transform.to(device=x.device, dtype=torch.float64)
+        xh = t[0, 0] * X + t[0, 1] * Y + t[0, 2]
+        yh = t[1, 0] * X + t[1, 1] * Y + t[1, 2]
+        w = t[2, 0] * X + t[2, 1] * Y + t[2, 2]
+        xc, yc = xh / w, yh / w
+        # d(xc, yc)/d(X, Y), then scaled to window pixels of both channels
+        jac = torch.stack(
+            [
+                torch.stack([(t[0, 0] - xc * t[2, 0]) / w * p0[0] / pc[0], (t[0, 1] - xc * t[2, 1]) / w * p0[1] / pc[0]], -1),
+                torch.stack([(t[1, 0] - yc * t[2, 0]) / w * p0[0] / pc[1], (t[1, 1] - yc * t[2, 1]) / w * p0[1] / pc[1]], -1),
+            ],
+            -2,
+        )  # (n, 2, 2): rows (xc, yc), columns (x, y)
+        lx = (xc / pc[0] - org[:, c, 1]).to(self.dtype)
+        ly = (yc / pc[1] - org[:, c, 0]).to(self.dtype)
+        return lx, ly, jac.to(self.dtype)
+
+    def evaluate(self, theta: Tensor, idx: Tensor, k: list[Tensor], off: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Expected effective counts ``m (n, C R²)`` and their Jacobian ``(n, P, C R²)``."""
+        n = theta.shape[0]
+        R = self.roi
+        x, y = theta[:, 0], theta[:, 1]
+        z = theta[:, 2] if self.is_3d else torch.zeros_like(x)
+        s = theta[:, self.i_n - 1] if self.free_sigma else torch.ones_like(x)
+        ms, js = [], []
+        for c, ch in enumerate(self.channels):
+            lx, ly, jac = self._channel_xy(c, x, y, idx)
+            ev = ch.model(lx, ly, z - ch.z_offset_nm, s, R)
+            n_c = theta[:, self.i_n] * ch.fraction if self.linked else theta[:, self.i_n + c]
+            nb = n_c[:, None, None]
+            mu = nb * ev.psf + theta[:, self.i_bg + c, None, None]
+            kc = k[c]
+            m = (kc * mu + off[c]).clamp_min(1e-6)
+            cols = [None] * self.P
+            if jac is None:
+                cols[0], cols[1] = nb * ev.d_x, nb * ev.d_y
+            else:
+                j = jac[:, :, :, None, None]
+                cols[0] = nb * (ev.d_x * j[:, 0, 0] + ev.d_y * j[:, 1, 0])
+                cols[1] = nb * (ev.d_x * j[:, 0, 1] + ev.d_y * j[:, 1, 1])
+            p = 2
+            if self.is_3d:
+                cols[p] = nb * ev.d_z if ev.d_z is not None else torch.zeros_like(mu)
+                p += 1
+            if self.free_sigma:
+                cols[p] = nb * ev.d_s
+            if self.linked:
+                cols[self.i_n] = ev.psf * ch.fraction
+            else:
+                cols[self.i_n + c] = ev.psf
+            cols[self.i_bg + c] = torch.ones_like(mu)
+            zero = None
+            full = []
+            for col in cols:
+                if col is None:
+                    zero = zero if zero is not None else torch.zeros_like(mu)
+                    col = zero
+                full.append(col * kc)
+            ms.append(m.reshape(n, R * R))
+            js.append(torch.stack(full, dim=1).reshape(n, self.P, R * R))
+        if self.C == 1:
+            return ms[0], js[0]
+        return torch.cat(ms, dim=1), torch.cat(js, dim=2)
+
+
+def _score(J: Tensor, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradient ``J (x / m - 1)`` and Fisher matrix ``J diag(1/m) Jᵀ`` of the Poisson log-likelihood."""
+    g = torch.bmm(J, (x / m - 1.0)[:, :, None])[..., 0]
+    H = torch.bmm(J / m[:, None, :], J.transpose(1, 2))
+    return g, H
+
+
+def _starts(
+    rois: list[Tensor], fractions: list[float], *, linked: bool, centre: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Start values: background = median of each window's border, photons = the background-subtracted
+    sum, position = centroid of channel 0's background-subtracted 5 x 5 pixels around ``centre``
+    ((n, 2) row, col; default the window's centre)."""
+    bgs, ns = [], []
+    for r in rois:
+        border = torch.cat([r[:, 0, :], r[:, -1, :], r[:, 1:-1, 0], r[:, 1:-1, -1]], dim=1)
+        bg = border.median(dim=1).values.clamp_min(0.1)
+        bgs.append(bg)
+        ns.append((r - bg[:, None, None]).sum(dim=(1, 2)).clamp_min(10.0))
+    r0 = (rois[0] - bgs[0][:, None, None]).clamp_min(0)
+    n_win, R = r0.shape[0], r0.shape[-1]
+    h = 2
+    if centre is None:
+        centre = torch.full((n_win, 2), R // 2, dtype=torch.int64, device=r0.device)
+    centre = centre.to(r0.device).long().clamp(h, R - 1 - h)
+    off = torch.arange(-h, h + 1, device=r0.device)
+    rows = (centre[:, 0, None] + off)[:, :, None].expand(n_win, 2 * h + 1, 2 * h + 1)
+    cols = (centre[:, 1, None] + off)[:, None, :].expand(n_win, 2 * h + 1, 2 * h + 1)
+    core = r0[torch.arange(n_win, device=r0.device)[:, None, None], rows, cols]
+    w = core.sum(dim=(1, 2)).clamp_min(1e-6)
+    offf = off.to(r0.dtype)
+    x = centre[:, 1].to(r0.dtype) + 0.5 + (core.sum(dim=1) * offf).sum(dim=1) / w
+    y = centre[:, 0].to(r0.dtype) + 0.5 + (core.sum(dim=2) * offf).sum(dim=1) / w
+    n = torch.stack(ns, 1)
+    if linked:
+        n = (n.sum(dim=1) / max(sum(fractions), 1e-6))[:, None]
+    return torch.stack([x, y], 1), n, torch.stack(bgs, 1)
+
+
+def fit_rois(
+    rois: Sequence[Tensor],
+    channels: Sequence[FitChannel],
+    *,
+    origins: Tensor,
+    k: Sequence[Tensor | float] | None = None,
+    offset: Sequence[Tensor | float] | None = None,
+    linked: bool = True,
+    z_starts_nm: Sequence[float] | None = None,
+    z_range_nm: tuple[float, float] | None = None,
+    start_pixel: Tensor | None = None,
+    max_iter: int = 60,
+    tol: float = 1e-4,
+    pre_iter: int = 6,
+    batch_size: int = 8192,
+) -> FitResult:
+    """Maximum-likelihood fit of one emitter per window.
+
+    Args:
+        rois: one ``(N, R, R)`` tensor per channel, data in photons (``camera.to_photons``).
+        channels: one :class:`FitChannel` per channel (channel 0 is the reference).
+        origins: ``(N, C, 2)`` int, the frame pixel (row, col) of every window's top-left pixel.
+        k, offset: effective-count transform per channel (see :func:`noise_terms`), scalars or
+            tensors broadcastable to ``(N, R, R)`` (per-pixel sCMOS maps cut to the windows). Default:
+            pure Poisson (k = 1, offset = 0).
+        linked: one photon count split by ``channel.fraction`` (else a free count per channel).
+        z_starts_nm: start values of z for 3D models (each window is fitted from every start, the
+            best likelihood wins); default -300, 0, 300 nm clipped into ``z_range_nm``.
+        z_range_nm: bounds of z (default: the models' own range, else +-1000 nm).
+        start_pixel: optional ``(N, 2)`` (row, col) of each spot's pixel in channel 0's window (the start
+            position is the centroid around it; default the window's centre).
+        max_iter: iteration limit; tol: convergence threshold on the Newton decrement (the squared
+            step in units of the statistical error); pre_iter: iterations from every z start before
+            only the best start goes on.
+        batch_size: windows fitted at a time (memory).
+    """
+    C = len(channels)
+    if len(rois) != C:
+        raise ValueError(f"{len(rois)} sets of windows for {C} channels")
+    n_all = int(rois[0].shape[0])
+    device, dtype = rois[0].device, rois[0].dtype if rois[0].is_floating_point() else torch.float32
+    R = int(rois[0].shape[-1])
+    k = list(k) if k is not None else [1.0] * C
+    offset = list(offset) if offset is not None else [0.0] * C
+    problem = _Problem(channels, R, linked=linked, origins=origins.to(device), device=device, dtype=dtype)
+    lo, hi = z_range_nm if z_range_nm is not None else (-1000.0, 1000.0)
+    for ch in channels:
+        zl, zh = ch.model.z_range_nm()
+        lo, hi = max(lo, zl + ch.z_offset_nm), min(hi, zh + ch.z_offset_nm)
+    z_starts = [0.0] if not problem.is_3d else list(z_starts_nm if z_starts_nm is not None else (-300.0, 0.0, 300.0))
+    z_starts = [min(max(z, lo + 1.0), hi - 1.0) for z in z_starts] if problem.is_3d else z_starts
+    results = []
+    for s0 in range(0, max(n_all, 1), batch_size) if n_all else []:
+        sl = slice(s0, min(s0 + batch_size, n_all))
+        results.append(
+            _fit_batch(
+                problem,
+                [r[sl].to(dtype) for r in rois],
+                torch.arange(sl.start, sl.stop, device=device),
+                [_cut(v, sl, device, dtype) for v in k],
+                [_cut(v, sl, device, dtype) for v in offset],
+                z_starts=z_starts,
+                z_bounds=(lo, hi),
+                start_pixel=None if start_pixel is None else start_pixel[sl],
+                max_iter=max_iter,
+                tol=tol,
+                pre_iter=pre_iter,
+            )
+        )
+    return _collect(problem, results, n_all, device)
+
+
+def _cut(v, sl: slice, device, dtype) -> Tensor:
+    t = torch.as_tensor(v, device=device, dtype=dtype)
+    return t[sl] if t.ndim == 3 else t
+
+
+def _fit_batch(
+    problem: _Problem, rois, idx, k, off, *, z_starts, z_bounds, start_pixel, max_iter, tol, pre_iter
+) -> dict:
+    n = rois[0].shape[0]
+    K = len(z_starts)
+    device, dtype = rois[0].device, rois[0].dtype
+    x_eff = torch.cat([(kc * r + oc).clamp_min(0).reshape(n, -1) for r, kc, oc in zip(rois, k, off)], dim=1)
+    xy0, n0, bg0 = _starts(rois, [ch.fraction for ch in problem.channels], linked=problem.linked, centre=start_pixel)
+    parts = [xy0]
+    if problem.is_3d:
+        parts.append(torch.zeros(n, 1, device=device, dtype=dtype))
+    if problem.free_sigma:
+        parts.append(torch.ones(n, 1, device=device, dtype=dtype))
+    theta0 = torch.cat(parts + [n0, bg0], dim=1)
+    # replicate over the z starts: row r*K + j is window r from start j
+    theta = theta0.repeat_interleave(K, dim=0)
+    if problem.is_3d:
+        theta[:, 2] = torch.tensor(z_starts, device=device, dtype=dtype).repeat(n)
+    rep = torch.arange(n, device=device).repeat_interleave(K)
+    x_all = x_eff[rep]
+    k_all = [kc[rep] if kc.ndim == 3 else kc for kc in k]
+    o_all = [oc[rep] if oc.ndim == 3 else oc for oc in off]
+    gidx = idx[rep]
+
+    def evaluate(th: Tensor, sel: Tensor) -> tuple[Tensor, Tensor]:
+        return problem.evaluate(
+            th, gidx[sel], [kc[sel] if kc.ndim == 3 else kc for kc in k_all], [oc[sel] if oc.ndim == 3 else oc for oc in o_all]
+        )
+
+    everyone = torch.arange(theta.shape[0], device=device)
+    m, J = evaluate(theta, everyone)
+    g, H = _score(J, m, x_all)
+    del J
+    lam = torch.full((theta.shape[0],), 1e-3, device=device, dtype=dtype)
+    iters = torch.zeros(theta.shape[0], dtype=torch.int64, device=device)
+    converged = torch.zeros(theta.shape[0], dtype=torch.bool, device=device)
+    eye = torch.eye(problem.P, device=device, dtype=dtype)
+    R = problem.roi
+    i_n, i_bg = problem.i_n, problem.i_bg
+
+    def run(active: Tensor, n_iter: int) -> Tensor:
+        """Levenberg-Marquardt iterations on the rows ``active``; returns the rows still running."""
+        for _ in range(n_iter):
+            if active.numel() == 0:
+                break
+            Ha, ga, th = H[active], g[active], theta[active]
+            diag = torch.diagonal(Ha, dim1=1, dim2=2)
+            A = Ha + ((lam[active, None] + 1e-6) * diag + 1e-20)[:, :, None] * eye
+            delta = torch.nan_to_num(torch.linalg.solve_ex(A, ga[:, :, None])[0][..., 0])
+            new = th + delta
+            # bounded steps
+            new[:, :2] = torch.maximum(torch.minimum(new[:, :2], th[:, :2] + 1.0), th[:, :2] - 1.0).clamp(-1.0, R + 1.0)
+            p = 2
+            if problem.is_3d:
+                new[:, p] = torch.maximum(torch.minimum(new[:, p], th[:, p] + 150.0), th[:, p] - 150.0).clamp(*z_bounds)
+                p += 1
+            if problem.free_sigma:
+                new[:, p] = torch.maximum(torch.minimum(new[:, p], th[:, p] + 0.2), th[:, p] - 0.2).clamp(0.4, 4.0)
+            new[:, i_n:i_bg] = torch.maximum(new[:, i_n:i_bg], th[:, i_n:i_bg] / 3).clamp_min(1.0)
+            new[:, i_bg:] = torch.maximum(new[:, i_bg:], th[:, i_bg:] / 3).clamp_min(1e-4)
+            m_new, J_new = evaluate(new, active)
+            m_old = m[active]
+            xa = x_all[active]
+            better = (xa * torch.log(m_new / m_old) - (m_new - m_old)).sum(dim=1) >= 0
+            step = (delta * ga).sum(dim=1)
+            g_new, H_new = _score(J_new, m_new, xa)
+            acc = active[better]
+            theta[acc] = new[better]
+            m[acc] = m_new[better]
+            g[acc] = g_new[better]
+            H[acc] = H_new[better]
+            la = lam[active]
+            lam[active] = torch.where(better, (la * 0.1).clamp_min(1e-7), la * 10.0)
+            iters[active] += 1
+            ok = better & (step.abs() < tol)
+            converged[active] = converged[active] | ok
+            active = active[~(ok | (la > 1e5))]
+        return active
+
+    if K > 1:  # a few iterations from every z start, then only the best start goes on
+        still = run(everyone, pre_iter)
+        ll = (x_all * torch.log(m) - m).sum(dim=1)
+        best = ll.reshape(n, K).argmax(dim=1) + torch.arange(n, device=device) * K
+        keep = torch.zeros_like(converged)
+        keep[still] = True
+        run(best[keep[best]], max_iter - pre_iter)
+    else:
+        best = everyone
+        run(everyone, max_iter)
+    m_b, x_b = m[best], x_all[best]
+    ratio = torch.where(x_b > 0, x_b * torch.log(x_b.clamp_min(1e-30) / m_b), torch.zeros_like(x_b))
+    llr = 2.0 * (ratio - (x_b - m_b)).sum(dim=1)
+    loglik = (x_b * torch.log(m_b) - m_b - torch.lgamma(x_b + 1.0)).sum(dim=1)
+    return {
+        "theta": theta[best],
+        "H": H[best],
+        "loglik": loglik,
+        "llr": llr,
+        "iterations": iters[best],
+        "converged": converged[best],
+        "idx": idx,
+    }
+
+
+def _collect(problem: _Problem, results: list[dict], n_all: int, device) -> FitResult:
+    C, P = problem.C, problem.P
+    cat = lambda key, shape: (  # noqa: E731
+        torch.cat([r[key] for r in results]).cpu() if results else torch.zeros(shape)
+    )
+    theta = cat("theta", (0, P)).double()
+    H = cat("H", (0, P, P)).double()
+    idx = cat("idx", (0,)).long()
+    origins = problem.origins.cpu()[idx] if n_all else torch.zeros(0, C, 2, dtype=torch.int64)
+    px = problem.channels[0].px_size_nm
+    x_nm = (theta[:, 0] + origins[:, 0, 1].double()) * px[0]
+    y_nm = (theta[:, 1] + origins[:, 0, 0].double()) * px[1]
+    z_nm = theta[:, 2] if problem.is_3d else torch.zeros_like(x_nm)
+    sigma_scale = theta[:, problem.i_n - 1] if problem.free_sigma else None
+    fr = torch.tensor([ch.fraction for ch in problem.channels], dtype=torch.float64)
+    if problem.linked:
+        photons = theta[:, problem.i_n] * (fr.sum() if C > 1 else 1.0)
+        photons_ch = theta[:, problem.i_n, None] * fr[None, :]
+    else:
+        photons_ch = theta[:, problem.i_n : problem.i_n + C]
+        photons = photons_ch.sum(dim=1)
+    bg_ch = theta[:, problem.i_bg :]
+    # CRLB: inverse Fisher information at the fit (robust to a singular matrix)
+    eye = torch.eye(P, dtype=torch.float64)
+    scale = torch.sqrt(torch.diagonal(H, dim1=1, dim2=2).clamp_min(1e-30))
+    Hn = H / scale[:, :, None] / scale[:, None, :]
+    cov = torch.linalg.solve_ex(Hn + 1e-12 * eye, eye.expand_as(Hn))[0] / scale[:, :, None] / scale[:, None, :]
+    var = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0)
+    crlb = {"x_nm": var[:, 0].sqrt() * px[0], "y_nm": var[:, 1].sqrt() * px[1]}
+    crlb["z_nm"] = var[:, 2].sqrt() if problem.is_3d else torch.full_like(x_nm, float("nan"))
+    if problem.linked:
+        crlb["photons"] = var[:, problem.i_n].sqrt() * (fr.sum() if C > 1 else 1.0)
+    else:
+        blk = cov[:, problem.i_n : problem.i_n + C, problem.i_n : problem.i_n + C]
+        crlb["photons"] = blk.sum(dim=(1, 2)).clamp_min(0).sqrt()
+        for c in range(C):
+            crlb[f"photons_ch{c}"] = var[:, problem.i_n + c].sqrt()
+    for c in range(C):
+        crlb[f"bg_ch{c}"] = var[:, problem.i_bg + c].sqrt()
+    crlb["bg"] = crlb["bg_ch0"]
+    if problem.free_sigma:
+        crlb["s"] = var[:, problem.i_n - 1].sqrt()
+    return FitResult(
+        x_nm=x_nm,
+        y_nm=y_nm,
+        z_nm=z_nm,
+        photons=photons,
+        photons_ch=photons_ch,
+        bg_ch=bg_ch,
+        sigma_scale=sigma_scale,
+        crlb=crlb,
+        loglik=cat("loglik", (0,)).double(),
+        llr=cat("llr", (0,)).double(),
+        iterations=cat("iterations", (0,)).long(),
+        converged=cat("converged", (0,)).bool(),
+        n_pixels=C * problem.roi**2,
+        n_params=P,
+    )

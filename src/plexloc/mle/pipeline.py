@@ -1,0 +1,357 @@
+"""Movies in, localizations out: camera normalisation, detection, fitting windows, MLE fits.
+
+:func:`fit_movie` streams a TIFF movie (or one movie per channel) chunk by chunk: every chunk is
+converted to photons with each channel's camera, spots are detected on the sum of the channels'
+difference-of-Gaussians images (each warped into the reference channel's frame by its transform),
+an ``R x R`` window is cut around every spot in every channel (shifted to stay inside the frame), and
+all windows of the chunk are fitted in one batch (:func:`plexloc.mle.fit.fit_rois`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+from plexloc.camera import camera_from_config
+from plexloc.config.models import CameraConfig, SimulationConfig
+from plexloc.errors import InputError
+from plexloc.mle.detection import Candidates, dog_filter, local_maxima, noise_threshold
+from plexloc.mle.fit import FitChannel, FitResult, fit_rois, noise_terms
+from plexloc.mle.models import roi_model_for
+from plexloc.simulation.simulator import Channel
+from plexloc.table import LocTable
+
+#: default signal-to-noise of a detection: peak of the filtered image over its robust noise
+DEFAULT_SNR = 6.0
+
+
+def psf_sigma_px(psf, z_nm: float = 0.0) -> float:
+    """A PSF's lateral width in pixels (for the detection filter and the window size)."""
+    if hasattr(psf, "sigma_px"):
+        sx, sy = psf.sigma_px(torch.tensor([float(z_nm)]))
+        return float(max(sx.max(), sy.max()))
+    # a sampled PSF: second moment of its in-focus patch
+    with torch.no_grad():
+        px = psf.px_size_nm
+        x = torch.tensor([(psf.roi_px[1] // 2 + 0.5) * px[0]])
+        y = torch.tensor([(psf.roi_px[0] // 2 + 0.5) * px[1]])
+        patch, r0, c0 = psf.patches(x, y, torch.tensor([float(z_nm)]), torch.ones(1))
+        p = patch[0].clamp_min(0).double()
+        h, w = p.shape
+        cols = torch.arange(w, dtype=torch.float64) + 0.5 + float(c0[0])
+        total = p.sum()
+        mx = (p.sum(0) * cols).sum() / total
+        var = (p.sum(0) * (cols - mx) ** 2).sum() / total
+    return float(var.sqrt())
+
+
+class MLEFitter:
+    """Detection and maximum-likelihood fitting for one microscope configuration.
+
+    Args:
+        config: the validated simulation configuration (channels: PSF, camera, transform, z offset,
+            throughput; pixel size; emitter z range used for the z bounds and starts).
+        device: where the fits run.
+        camera: a camera configuration replacing every channel's camera (or one per channel).
+        roi_px: fitting window size (odd); default covers +-3.5 sigma of the widest PSF in the z range.
+        threshold_photons: detection threshold on the (summed) difference-of-Gaussians image, photons
+            per pixel; default ``DEFAULT_SNR`` times the robust noise of each frame's filtered image.
+        free_sigma: fit the width of a 2D Gaussian PSF.
+        photon_model: ``linked`` (one photon count split by throughput) or ``free`` (one per channel);
+            default ``linked`` for the config's linked photon model, else ``free``.
+        z_starts_nm: start values of z for 3D fits (default three across the z range).
+        min_llr_pvalue: drop fits whose log-likelihood ratio has a chi-square p-value below this.
+    """
+
+    def __init__(
+        self,
+        config: SimulationConfig,
+        *,
+        device: str | torch.device = "cpu",
+        camera: CameraConfig | Sequence[CameraConfig] | None = None,
+        roi_px: int | None = None,
+        threshold_photons: float | None = None,
+        free_sigma: bool = False,
+        photon_model: str | None = None,
+        z_starts_nm: Sequence[float] | None = None,
+        min_llr_pvalue: float | None = None,
+        max_iter: int = 60,
+        batch_size: int = 8192,
+    ):
+        self.config = config
+        self.device = torch.device(device)
+        px = config.px_size_xy_nm
+        z_lo, z_hi = config.emitters.z_range_nm
+        z_extent = max(abs(z_lo), abs(z_hi), 1.0) + max(abs(c.z_offset_nm) for c in config.channels)
+        cams = list(camera) if isinstance(camera, Sequence) else [camera] * config.n_channels
+        if len(cams) != config.n_channels:
+            raise InputError(f"{len(cams)} camera overrides for {config.n_channels} channels")
+        self.channels: list[Channel] = []
+        for c, ch_cfg in enumerate(config.channels):
+            ch = Channel.from_config(ch_cfg, px_size_nm=px, z_extent_nm=z_extent)
+            if cams[c] is not None:
+                ch.camera = camera_from_config(cams[c])
+            self.channels.append(ch.to(self.device))
+        self.frame_shape = (int(config.frame_size[0]), int(config.frame_size[1]))
+        self.is_3d = any(ch.psf.is_3d for ch in self.channels)
+        if photon_model is None:
+            photon_model = "linked" if config.photon_model.kind == "linked" else "free"
+        if photon_model not in ("linked", "free"):
+            raise InputError(f"photon_model must be 'linked' or 'free', got {photon_model!r}")
+        self.linked = photon_model == "linked" or config.n_channels == 1
+        # z bounds: the emitters' range widened by 250 nm (3D), and starts across it
+        self.z_range_nm = (z_lo - 250.0, z_hi + 250.0)
+        if z_starts_nm is None and self.is_3d:
+            span = z_hi - z_lo
+            z_starts_nm = [z_lo + span * (i + 0.5) / 3 for i in range(3)] if span > 0 else [z_lo]
+        self.z_starts_nm = z_starts_nm
+        # detection filter width and the window size
+        zs = [z_lo, 0.0, z_hi] if self.is_3d else [0.0]
+        sig_focus = min(psf_sigma_px(ch.psf, z_nm=0.0 - ch.z_offset_nm) for ch in self.channels)
+        sig_max = max(psf_sigma_px(ch.psf, z_nm=z - ch.z_offset_nm) for ch in self.channels for z in zs)
+        self.sigma_px = sig_focus
+        self.roi_px = int(roi_px) if roi_px is not None else 2 * math.ceil(3.5 * sig_max) + 1
+        if self.roi_px < 5:
+            raise InputError(f"fitting window must be at least 5 pixels, got {self.roi_px}")
+        if self.roi_px > min(self.frame_shape):
+            raise InputError(f"fitting window {self.roi_px} px is larger than the frame {self.frame_shape}")
+        self.threshold_photons = threshold_photons
+        self.min_llr_pvalue = min_llr_pvalue
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        fr = [ch.throughput for ch in self.channels]
+        total = sum(fr)
+        self.fit_channels = [
+            FitChannel(
+                model=roi_model_for(ch.psf, free_sigma=free_sigma),
+                transform=None if c == 0 and _is_identity(ch.transform) else ch.transform.double(),
+                z_offset_nm=ch.z_offset_nm,
+                fraction=fr[c] / total,
+            )
+            for c, ch in enumerate(self.channels)
+        ]
+        self.photon_scale = total  # photons column = sum over channels of photons_ch
+
+    # --- stages -------------------------------------------------------------------------------
+    def to_photons(self, frames: Sequence[np.ndarray | Tensor]) -> Tensor:
+        """Raw frames (one (T, H, W) array per channel) -> photons (C, T, H, W) on the fitter's device."""
+        out = []
+        for ch, f in zip(self.channels, frames):
+            t = torch.as_tensor(np.asarray(f) if not isinstance(f, Tensor) else f).to(self.device, torch.float32)
+            out.append(ch.camera.to_photons(t))
+        return torch.stack(out)
+
+    def detect(self, photons: Tensor) -> Candidates:
+        """Spots in reference-channel pixels: local maxima of the summed, warped DoG images."""
+        C, T, H, W = photons.shape
+        total = None
+        for c, ch in enumerate(self.channels):
+            dog = dog_filter(photons[c], sigma_px=self.sigma_px)
+            if c > 0 or not _is_identity(ch.transform):
+                dog = self._warp_to_reference(dog, ch.transform)
+            total = dog if total is None else total + dog
+        thr = self.threshold_photons if self.threshold_photons is not None else noise_threshold(total, snr=DEFAULT_SNR)
+        return local_maxima(total, thr, min_distance_px=max(2, round(1.5 * self.sigma_px)))
+
+    def _warp_to_reference(self, img: Tensor, transform: Tensor) -> Tensor:
+        T, H, W = img.shape
+        px = self.config.px_size_xy_nm
+        ys = (torch.arange(H, device=img.device, dtype=torch.float64) + 0.5) * px[1]
+        xs = (torch.arange(W, device=img.device, dtype=torch.float64) + 0.5) * px[0]
+        Y, X = torch.meshgrid(ys, xs, indexing="ij")
+        t = transform.to(img.device, torch.float64)
+        w = t[2, 0] * X + t[2, 1] * Y + t[2, 2]
+        xc = (t[0, 0] * X + t[0, 1] * Y + t[0, 2]) / w
+        yc = (t[1, 0] * X + t[1, 1] * Y + t[1, 2]) / w
+        grid = torch.stack([2 * xc / (px[0] * W) - 1, 2 * yc / (px[1] * H) - 1], dim=-1).to(img.dtype)
+        out = nnf.grid_sample(img[:, None], grid[None].expand(T, H, W, 2), mode="bilinear", padding_mode="zeros", align_corners=False)
+        return out[:, 0]
+
+    def windows(self, photons: Tensor, cand: Candidates) -> tuple[list[Tensor], Tensor, Tensor, list[Tensor], list[Tensor]]:
+        """Fitting windows of every candidate in every channel.
+
+        Returns ``rois`` (one (N, R, R) per channel), ``origins`` (N, C, 2) (row, col), the start pixel
+        (N, 2) (row, col) of each spot in channel 0's window, and the effective-count terms ``k``,
+        ``offset`` per channel (scalars, or (N, R, R) for per-pixel sCMOS maps).
+        """
+        C, T, H, W = photons.shape
+        R = self.roi_px
+        dev = photons.device
+        f = torch.as_tensor(cand.frame, device=dev, dtype=torch.int64)
+        r = torch.as_tensor(cand.row, device=dev, dtype=torch.int64)
+        c = torch.as_tensor(cand.col, device=dev, dtype=torch.int64)
+        px = self.config.px_size_xy_nm
+        X = (c.double() + 0.5) * px[0]
+        Y = (r.double() + 0.5) * px[1]
+        off = torch.arange(R, device=dev)
+        rois, origins, ks, offs = [], [], [], []
+        for ci, ch in enumerate(self.channels):
+            if ci == 0 and _is_identity(ch.transform):
+                rc, cc = r, c
+            else:
+                t = ch.transform.to(dev, torch.float64)
+                w = t[2, 0] * X + t[2, 1] * Y + t[2, 2]
+                cc = torch.floor((t[0, 0] * X + t[0, 1] * Y + t[0, 2]) / w / px[0]).to(torch.int64)
+                rc = torch.floor((t[1, 0] * X + t[1, 1] * Y + t[1, 2]) / w / px[1]).to(torch.int64)
+            row0 = (rc - R // 2).clamp(0, H - R)
+            col0 = (cc - R // 2).clamp(0, W - R)
+            rows = row0[:, None, None] + off[None, :, None]
+            cols = col0[:, None, None] + off[None, None, :]
+            rois.append(photons[ci][f[:, None, None], rows, cols])
+            origins.append(torch.stack([row0, col0], dim=1))
+            k, o = noise_terms(ch.camera.noise_variance_photons, photons[ci, 0])
+            ks.append(k if k.ndim == 0 else k[rows, cols])
+            offs.append(o if o.ndim == 0 else o[rows, cols])
+        origins_t = torch.stack(origins, dim=1)
+        start = torch.stack([r - origins_t[:, 0, 0], c - origins_t[:, 0, 1]], dim=1)
+        return rois, origins_t, start, ks, offs
+
+    def fit_frames(self, frames: Sequence[np.ndarray | Tensor], *, frame_offset: int = 0) -> LocTable:
+        """Detect and fit one chunk of raw frames (one (T, H, W) array per channel)."""
+        if len(frames) != len(self.channels):
+            raise InputError(f"{len(frames)} movies for {len(self.channels)} channels")
+        photons = self.to_photons(frames)
+        if tuple(photons.shape[-2:]) != self.frame_shape:
+            self.frame_shape = tuple(photons.shape[-2:])
+            if self.roi_px > min(self.frame_shape):
+                raise InputError(f"fitting window {self.roi_px} px is larger than the frame {self.frame_shape}")
+        cand = self.detect(photons)
+        return self.fit_candidates(photons, cand, frame_offset=frame_offset)
+
+    def fit_candidates(self, photons: Tensor, cand: Candidates, *, frame_offset: int = 0) -> LocTable:
+        """Fit given candidates (reference-channel pixels) of photon frames (C, T, H, W)."""
+        rois, origins, start, ks, offs = self.windows(photons, cand)
+        res = fit_rois(
+            rois,
+            self.fit_channels,
+            origins=origins,
+            k=ks,
+            offset=offs,
+            linked=self.linked,
+            z_starts_nm=self.z_starts_nm,
+            z_range_nm=self.z_range_nm if self.is_3d else None,
+            start_pixel=start,
+            max_iter=self.max_iter,
+            batch_size=self.batch_size,
+        )
+        return self._table(res, np.asarray(cand.frame) + frame_offset, origins.cpu())
+
+    def _table(self, res: FitResult, frame: np.ndarray, origins: Tensor) -> LocTable:
+        R = self.roi_px
+        px = self.config.px_size_xy_nm
+        lx = res.x_nm.numpy() / px[0] - origins[:, 0, 1].numpy()
+        ly = res.y_nm.numpy() / px[1] - origins[:, 0, 0].numpy()
+        keep = (lx > 0) & (lx < R) & (ly > 0) & (ly < R) & np.isfinite(res.x_nm.numpy())
+        dof = res.n_pixels - res.n_params
+        if self.min_llr_pvalue is not None and len(res):
+            from scipy.stats import chi2
+
+            keep &= chi2.sf(res.llr.numpy(), dof) >= self.min_llr_pvalue
+        cols = {
+            "frame": frame,
+            "x_nm": res.x_nm.numpy(),
+            "y_nm": res.y_nm.numpy(),
+            "z_nm": res.z_nm.numpy(),
+            "photons": res.photons.numpy(),
+            "bg": res.bg_ch[:, 0].numpy(),
+            "crlb_x_nm": res.crlb["x_nm"].numpy(),
+            "crlb_y_nm": res.crlb["y_nm"].numpy(),
+            "crlb_z_nm": res.crlb["z_nm"].numpy(),
+            "crlb_photons": res.crlb["photons"].numpy(),
+            "crlb_bg": res.crlb["bg"].numpy(),
+            "iterations": res.iterations.numpy().astype(np.float64),
+            "loglik": res.loglik.numpy(),
+            "llr": res.llr.numpy(),
+        }
+        if res.sigma_scale is not None:
+            s0 = self.channels[0].psf.sigma_nm
+            cols["psf_sigma_x_nm"] = res.sigma_scale.numpy() * s0[0]
+            cols["psf_sigma_y_nm"] = res.sigma_scale.numpy() * s0[1]
+        if len(self.channels) > 1:
+            for c in range(len(self.channels)):
+                cols[f"photons_ch{c}"] = res.photons_ch[:, c].numpy() * (self.photon_scale if self.linked else 1.0)
+                cols[f"bg_ch{c}"] = res.bg_ch[:, c].numpy()
+        return LocTable({k: np.asarray(v)[keep] for k, v in cols.items()})
+
+
+def _is_identity(t: Tensor) -> bool:
+    return bool(torch.equal(t.detach().cpu().double(), torch.eye(3, dtype=torch.float64)))
+
+
+def fit_movie(
+    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    config: SimulationConfig,
+    *,
+    device: str | torch.device = "cpu",
+    camera: CameraConfig | Sequence[CameraConfig] | None = None,
+    batch_frames: int = 256,
+    threshold_photons: float | None = None,
+    progress: bool = False,
+    **options,
+) -> LocTable:
+    """Localize a movie by maximum likelihood (single- or multi-channel), streamed chunk by chunk.
+
+    Args:
+        movie: a TIFF stack or folder of TIFFs, or one per channel (a list) for multi-channel configs.
+        config: the validated configuration (PSF, camera, pixel size, channels with transforms).
+        device: where detection and fitting run (``cpu``, ``cuda``).
+        camera: camera configuration replacing the config's (one for all channels, or one per channel).
+        batch_frames: frames read, detected and fitted at a time.
+        threshold_photons: detection threshold (photons per pixel of the DoG image; default: noise based).
+        progress: show a progress bar.
+        options: passed to :class:`MLEFitter` (``roi_px``, ``free_sigma``, ``photon_model``,
+            ``z_starts_nm``, ``min_llr_pvalue``, ``max_iter``, ``batch_size``).
+
+    Returns:
+        A :class:`~plexloc.table.LocTable` with ``frame, x_nm, y_nm, z_nm, photons, bg, crlb_x_nm,
+        crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, loglik, llr`` (and ``photons_chN, bg_chN``
+        for several channels, ``psf_sigma_x_nm, psf_sigma_y_nm`` with a free PSF width), sorted by frame.
+    """
+    from plexloc.io.tiff import open_movie
+
+    paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
+    if len(paths) != config.n_channels:
+        raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were given")
+    if batch_frames < 1:
+        raise InputError(f"batch_frames must be >= 1, got {batch_frames}")
+    fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
+    readers = [open_movie(p) for p in paths]
+    try:
+        n = len(readers[0])
+        for p, rd in zip(paths, readers):
+            if len(rd) != n or rd.frame_shape != readers[0].frame_shape:
+                raise InputError(
+                    f"channel movies differ: {len(rd)} frames of {rd.frame_shape} vs {n} of {readers[0].frame_shape}",
+                    source=p,
+                )
+        starts = range(0, n, batch_frames)
+        if progress:
+            from plexloc.cli._common import progress as bar
+
+            starts = bar(starts, total=len(starts), desc="fit", unit="chunk")
+        tables = []
+        for s in starts:
+            frames = [rd[s : min(s + batch_frames, n)] for rd in readers]
+            tables.append(fitter.fit_frames(frames, frame_offset=s))
+    finally:
+        for rd in readers:
+            rd.close()
+    if not tables:
+        return fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2))
+    return LocTable.concat(tables).sort_by_frame()
+
+
+def _empty_result(fitter: MLEFitter) -> FitResult:
+    rois = [torch.zeros(0, fitter.roi_px, fitter.roi_px, device=fitter.device) for _ in fitter.channels]
+    return fit_rois(
+        rois,
+        fitter.fit_channels,
+        origins=torch.zeros(0, len(fitter.channels), 2, dtype=torch.int64),
+        linked=fitter.linked,
+    )

@@ -1,0 +1,151 @@
+"""Bead calibration: file format round trip, SplinePSF loading, the pipeline on astigmatic beads, clear errors."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from plexloc.calibrate import calibrate_spline, load_calibration, save_calibration
+from plexloc.cli.main import main
+from plexloc.errors import InputError
+from plexloc.io import write_movie
+from plexloc.psf import AstigmaticPSF, SplinePSF, psf_from_config
+from plexloc.config import SplinePSFConfig
+
+PX = 100.0
+DZ = 50.0
+ZS = np.arange(-800.0, 801.0, DZ)
+
+
+def _stack(xy_nm, *, photons=2e4, bg=20.0, seed=0, shape=(48, 48), z=ZS, dz_beads=None):
+    """Astigmatic beads (plexloc's own model), Poisson noise, in photons: (n_z, H, W)."""
+    psf = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=15)
+    xy = np.asarray(xy_nm, float)
+    n = len(xy)
+    dzb = np.zeros(n) if dz_beads is None else np.asarray(dz_beads, float)
+    zz = (z[:, None] + dzb[None, :]).ravel()
+    frames = psf.render(
+        torch.tensor(np.tile(xy[:, 0], len(z)), dtype=torch.float32),
+        torch.tensor(np.tile(xy[:, 1], len(z)), dtype=torch.float32),
+        torch.tensor(zz, dtype=torch.float32),
+        torch.full((n * len(z),), photons),
+        torch.arange(len(z)).repeat_interleave(n),
+        n_frames=len(z),
+        frame_shape=shape,
+    )
+    g = torch.Generator().manual_seed(seed)
+    return torch.poisson(frames + bg, generator=g).numpy()
+
+
+GRID = [(1230.0, 1170.0), (1260.0, 3010.0), (3120.0, 1240.0), (3050.0, 3080.0)]
+
+
+@pytest.fixture(scope="module")
+def astig_result():
+    return calibrate_spline([_stack(GRID, dz_beads=[0, 20, -15, 10])], z_step_nm=DZ, px_size_nm=PX, roi_px=15)
+
+
+def test_astigmatic_beads_give_the_crossing_as_z0_and_a_faithful_psf(astig_result):
+    cal = astig_result.calibration
+    assert astig_result.summary["n_beads_used"] == [4]
+    assert "astigmatism crossing" in cal.z0_definition
+    # the astigmatic model's sigma_x = sigma_y at z = 0 (c = -250/+250, equal d): the average's focus is the
+    # median bead's frame; shifts are registered, so the calibration's z0 sits at the crossing within 10 nm
+    ch = cal.channels[0]
+    z_med = np.median(astig_result.beads[0].shifts[:, 0]) * DZ
+    assert abs((ch.z0_voxel - (len(ZS) - 1) / 2) * DZ - z_med) < 25.0
+    psf = cal.psf(0)
+    truth = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=13)
+    for z in (-400.0, 0.0, 300.0):
+        args = [torch.tensor([v]) for v in (650.0, 650.0, z, 1.0)]
+        a, r0, c0 = psf.patches(*args)
+        b, r1, c1 = truth.patches(*args)
+        # compare on the frame grid (both normalised to the photons of their own windows)
+        fa = np.zeros((20, 20))
+        fb = np.zeros((20, 20))
+        fa[r0 + 3 : r0 + 3 + a.shape[1], c0 + 3 : c0 + 3 + a.shape[2]] = a[0].detach().numpy()
+        fb[r1 + 3 : r1 + 3 + b.shape[1], c1 + 3 : c1 + 3 + b.shape[2]] = b[0].detach().numpy()
+        assert np.abs(fa / fa.sum() - fb / fb.sum()).max() < 0.01
+
+
+def test_file_round_trip_and_spline_loader(astig_result, tmp_path):
+    cal = astig_result.calibration
+    cal.command = "plexloc calibrate test"
+    path = tmp_path / "PSF.h5"
+    save_calibration(cal, path)
+    back = load_calibration(path)
+    assert back.n_channels == 1 and back.dz_nm == DZ and back.px_size_nm == (PX, PX)
+    assert back.command == "plexloc calibrate test" and back.z0_definition == cal.z0_definition
+    np.testing.assert_array_equal(back.channels[0].volume, cal.channels[0].volume)
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "plexloc-psf-calibration" and f.attrs["format_version"] == 1
+        assert "created" in f.attrs and "plexloc_version" in f.attrs
+    psf = psf_from_config(SplinePSFConfig(calibration=path), px_size_nm=(PX, PX))
+    assert isinstance(psf, SplinePSF)
+    ref = cal.psf(0)
+    x = torch.tensor([512.0])
+    torch.testing.assert_close(psf.patches(x, x, torch.tensor([120.0]), torch.ones(1))[0],
+                               ref.patches(x, x, torch.tensor([120.0]), torch.ones(1))[0])
+    with pytest.raises(InputError, match="px_size_nm"):
+        SplinePSF.from_file(path, px_size_nm=(110.0, 110.0))
+    with pytest.raises(InputError, match="channel 1 out of range"):
+        SplinePSF.from_file(path, px_size_nm=(PX, PX), channel=1)
+
+
+def test_loader_errors_name_file_and_field(astig_result, tmp_path):
+    path = tmp_path / "PSF.h5"
+    save_calibration(astig_result.calibration, path)
+    with h5py.File(path, "a") as f:
+        del f["channel_0"].attrs["z0_voxel"]
+    with pytest.raises(InputError, match=r"PSF.h5.*z0_voxel"):
+        load_calibration(path)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.attrs["format"] = "something"
+    with pytest.raises(InputError, match=r"other.h5.*'format'"):
+        load_calibration(other)
+    with h5py.File(path, "a") as f:
+        f.attrs["format_version"] = 99
+    with pytest.raises(InputError, match="newer"):
+        load_calibration(path)
+
+
+def test_rejections_are_counted_and_no_beads_says_why():
+    # two beads 9 px apart (too close), one at the border, one saturated by brightness
+    xy = [(1500.0, 1500.0), (2400.0, 1500.0), (150.0, 3000.0)]
+    st = _stack(xy, shape=(40, 40))
+    with pytest.raises(InputError, match=r"no beads left: 3 found, 1 border, 2 too close"):
+        calibrate_spline([st], z_step_nm=DZ, px_size_nm=PX, roi_px=15)
+    st = _stack([(1200.0, 1200.0), (3300.0, 3300.0)], shape=(48, 48))
+    with pytest.raises(InputError, match=r"no beads left: 2 found, 2 saturated"):
+        calibrate_spline([st], z_step_nm=DZ, px_size_nm=PX, roi_px=15, saturation_adu=50.0)
+
+
+def test_wrong_z_step_and_mismatched_channels_are_errors():
+    st = _stack(GRID)
+    with pytest.raises(InputError, match="check --z-step"):
+        calibrate_spline([st], z_step_nm=2.0, px_size_nm=PX, roi_px=15)
+    with pytest.raises(InputError, match="differs from channel 0"):
+        calibrate_spline([st, st[:, :40]], z_step_nm=DZ, px_size_nm=PX, roi_px=15, sources=["a.tif", "b.tif"])
+    with pytest.raises(InputError, match="end of the stack"):
+        calibrate_spline([_stack(GRID, z=np.arange(0.0, 1201.0, DZ))], z_step_nm=DZ, px_size_nm=PX, roi_px=15)
+
+
+def test_cli_writes_calibration_report_and_figures(tmp_path, capsys):
+    st = _stack(GRID, dz_beads=[0, 20, -15, 10])
+    write_movie(tmp_path / "beads.tif", np.round(st).astype(np.uint16))
+    out = tmp_path / "PSF.h5"
+    rc = main(["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--out", str(out),
+               "--no-validate"])
+    assert rc == 0
+    assert load_calibration(out).channels[0].n_beads_used == 4
+    import json
+
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["n_beads_used"] == [4] and rep["beads_rejected"] == [{"found": 4}]
+    assert (tmp_path / "PSF_psf.png").stat().st_size > 0
+    rc = main(["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--out",
+               str(tmp_path / "x.h5"), "--roi-px", "41"])
+    assert rc == 2 and "no beads left" in capsys.readouterr().err
