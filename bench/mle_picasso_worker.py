@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--gain", type=float, default=300.0)
     ap.add_argument("--qe", type=float, default=0.9)
     ap.add_argument("--px", type=float, default=100.0)
+    ap.add_argument("--probe", default=None, help="comma-separated min net gradients: print identification counts")
     a = ap.parse_args()
     from picasso import localize
 
@@ -42,12 +43,18 @@ def main() -> None:
     sp0 = localize.get_spots(movie[:20], ids0, a.box, cam)
     for mle in (False, True):
         localize.fit_spots_gauss(sp0, mle=mle)
+    if a.probe:
+        counts = {ng: len(localize.identify(movie, float(ng), a.box, return_info=False)) for ng in a.probe.split(",")}
+        print(json.dumps(counts))
+        return
     timing = {}
     t0 = time.perf_counter()
     if a.ids:
         ids = pd.read_csv(a.ids)
-        ids = pd.DataFrame({"frame": ids["frame"].astype(np.int32), "x": ids["col"].astype(np.int32),
-                            "y": ids["row"].astype(np.int32), "net_gradient": np.ones(len(ids), np.float32)})
+        h, w = movie.shape[1:]
+        r = a.box // 2  # Picasso's boxes must lie inside the frame: shift them in, as our windows are
+        ids = pd.DataFrame({"frame": ids["frame"].astype(np.int32), "x": ids["col"].clip(r, w - 1 - r).astype(np.int32),
+                            "y": ids["row"].clip(r, h - 1 - r).astype(np.int32), "net_gradient": np.ones(len(ids), np.float32)})
     else:
         ids = localize.identify(movie, a.min_ng, a.box, return_info=False)
     timing["identify_s"] = time.perf_counter() - t0

@@ -109,12 +109,13 @@ def main() -> None:
         sub = tmp / "sub.tif"
         write_movie(sub, mv.frames[0, :200].numpy())
         n_ours = int(np.sum(cand.frame < 200))
-        best = None
-        for ng in (1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 14000, 20000):
-            n = _picasso(args.picasso_python, sub, tmp / "probe", min_ng=ng, ids=None, box=args.box, cam=cam)["n_ids"]
-            if best is None or abs(n - n_ours) < best[1]:
-                best = (ng, abs(n - n_ours))
-        min_ng = best[0]
+        probe = subprocess.run(
+            [args.picasso_python, str(ROOT / "bench" / "mle_picasso_worker.py"), str(sub), str(tmp / "probe"),
+             "--box", str(args.box), "--probe", "1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,14000,20000"],
+            check=True, capture_output=True, text=True,
+        )
+        counts = json.loads(probe.stdout.strip().splitlines()[-1])
+        min_ng = float(min(counts, key=lambda ng: abs(counts[ng] - n_ours)))
         for label, id_path in (("own ids", None), ("our ids", ids)):
             tim = _picasso(args.picasso_python, movie, tmp / "p", min_ng=min_ng, ids=id_path, box=args.box, cam=cam)
             for meth in ("gausslq", "gaussmle"):
