@@ -13,7 +13,8 @@ Movie: examples/2d_gaussian.yaml (EMCCD of the SMLM Challenge, sigma 130 nm, 100
 - ``picasso gausslq / gaussmle (our ids)``: Picasso's fits on our detections (same detection).
 
 Times: wall clock of detection + fitting (movie already in memory for Picasso; for ours the TIFF is
-streamed); Picasso's numba functions are compiled before timing. Picasso runs in its own venv
+streamed), the fastest of ``--repeats`` runs (the machine may be shared); Picasso's numba functions
+are compiled before timing. Picasso runs in its own venv
 (it is not a project dependency): create it with
 ``python3 -m venv .venv-bench && .venv-bench/bin/pip install picassosr``.
 Prints a table and writes JSON.
@@ -44,8 +45,8 @@ from plexloc.mle import MLEFitter, fit_movie  # noqa: E402
 from plexloc.simulation import Simulator  # noqa: E402
 
 
-def _picasso(python: str, movie: Path, out: Path, *, min_ng: float, ids: Path | None, box: int, cam) -> dict:
-    cmd = [python, str(ROOT / "bench" / "mle_picasso_worker.py"), str(movie), str(out), "--box", str(box),
+def _picasso(python: str, movie: Path, out: Path, *, min_ng: float, ids: Path | None, box: int, cam, repeats: int) -> dict:
+    cmd = [python, str(ROOT / "bench" / "mle_picasso_worker.py"), str(movie), str(out), "--box", str(box), "--repeats", str(repeats),
            "--min-ng", str(min_ng), "--baseline", str(cam.baseline), "--sensitivity", str(cam.e_per_adu),
            "--gain", str(cam.em_gain), "--qe", str(cam.qe)]
     if ids is not None:
@@ -63,6 +64,7 @@ def main() -> None:
     ap.add_argument("--picasso-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
     ap.add_argument("--box", type=int, default=7, help="Picasso's box (its default 7)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per method; the fastest is reported")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mle_vs_picasso.json")
     args = ap.parse_args()
     if args.threads:
@@ -88,13 +90,17 @@ def main() -> None:
     write_movie(warm, mv.frames[0, :20].numpy())
     fit_movie(warm, cfg, device=args.device)
     for name, opts in (("plexloc mle", {}), ("plexloc mle free sigma", {"free_sigma": True})):
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        locs = fit_movie(movie, cfg, device=args.device, batch_frames=1000, **opts)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        score(name, locs, time.perf_counter() - t0)
+        best = None
+        for _ in range(args.repeats):
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            locs = fit_movie(movie, cfg, device=args.device, batch_frames=1000, **opts)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            best = dt if best is None else min(best, dt)
+        score(name, locs, best)
     # our detections, for Picasso's fits on the same spots
     fitter = MLEFitter(cfg)
     ph = fitter.to_photons([mv.frames[0].numpy()])
@@ -105,19 +111,21 @@ def main() -> None:
     note = None
     if picasso_ok:
         cam = fitter.channels[0].camera
-        # Picasso's threshold: the min net gradient whose identification count on 200 frames matches ours
+        # Picasso's threshold: the min net gradient that gives Picasso its best JI on the first 200 frames
         sub = tmp / "sub.tif"
         write_movie(sub, mv.frames[0, :200].numpy())
-        n_ours = int(np.sum(cand.frame < 200))
-        probe = subprocess.run(
+        grid = (1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 14000, 20000)
+        subprocess.run(
             [args.picasso_python, str(ROOT / "bench" / "mle_picasso_worker.py"), str(sub), str(tmp / "probe"),
-             "--box", str(args.box), "--probe", "1000,1500,2000,2500,3000,4000,5000,6000,8000,10000,14000,20000"],
+             "--box", str(args.box), "--probe", ",".join(map(str, grid)), "--baseline", str(cam.baseline),
+             "--sensitivity", str(cam.e_per_adu), "--gain", str(cam.em_gain), "--qe", str(cam.qe)],
             check=True, capture_output=True, text=True,
         )
-        counts = json.loads(probe.stdout.strip().splitlines()[-1])
-        min_ng = float(min(counts, key=lambda ng: abs(counts[ng] - n_ours)))
+        sub_truth = truth[truth["frame"] < 200]
+        ji = {ng: evaluate(sub_truth, read_table(tmp / f"probe_ng{ng}.csv"), dim=2).jaccard for ng in grid}
+        min_ng = float(max(ji, key=ji.get))
         for label, id_path in (("own ids", None), ("our ids", ids)):
-            tim = _picasso(args.picasso_python, movie, tmp / "p", min_ng=min_ng, ids=id_path, box=args.box, cam=cam)
+            tim = _picasso(args.picasso_python, movie, tmp / "p", min_ng=min_ng, ids=id_path, box=args.box, cam=cam, repeats=args.repeats)
             for meth in ("gausslq", "gaussmle"):
                 locs = read_table(tmp / f"p_{meth}.csv")
                 secs = tim["identify_s"] + tim["spots_s"] + tim[f"{meth}_fit_s"]

@@ -352,6 +352,15 @@ def _fit_batch(
             diag = torch.diagonal(Ha, dim1=1, dim2=2)
             A = Ha + ((lam[active, None] + 1e-6) * diag + 1e-20)[:, :, None] * eye
             delta = torch.nan_to_num(torch.linalg.solve_ex(A, ga[:, :, None])[0][..., 0])
+            step = (delta * ga).sum(dim=1)
+            # converged already: the (nearly undamped) next step is below tol; no evaluation needed
+            small = (step.abs() < tol) & (lam[active] <= 1e-2)
+            if bool(small.any()):
+                converged[active[small]] = True
+                rest = ~small
+                active, delta, th, ga, step = active[rest], delta[rest], th[rest], ga[rest], step[rest]
+                if active.numel() == 0:
+                    break
             new = th + delta
             # bounded steps
             new[:, :2] = torch.maximum(torch.minimum(new[:, :2], th[:, :2] + 1.0), th[:, :2] - 1.0).clamp(-1.0, R + 1.0)
@@ -367,7 +376,6 @@ def _fit_batch(
             m_old = m[active]
             xa = x_all[active]
             better = (xa * torch.log(m_new / m_old) - (m_new - m_old)).sum(dim=1) >= 0
-            step = (delta * ga).sum(dim=1)
             g_new, H_new = _score(J_new, m_new, xa)
             acc = active[better]
             theta[acc] = new[better]
