@@ -178,3 +178,13 @@ def test_biplane_global_fit_beats_each_channel_and_reaches_the_joint_crlb(tmp_pa
         m = match(truth, single, dim=3)
         rmse_ax = float(np.sqrt(np.mean(m.dz**2)))
         assert s["rmse_z"] < rmse_ax, (c, s["rmse_z"], rmse_ax)
+
+
+@pytest.mark.gpu
+def test_cuda_fit_matches_cpu(tmp_path):
+    cfg, sim, truth, paths = _simulate("3d_astigmatic.yaml", 40, tmp_path, seed=17, frame_size=(48, 48))
+    cpu = fit_movie(paths[0], cfg, device="cpu")
+    gpu = fit_movie(paths[0], cfg, device="cuda")
+    assert len(cpu) > 10 and len(gpu) == len(cpu)
+    np.testing.assert_allclose(gpu["x_nm"], cpu["x_nm"], atol=0.5)
+    np.testing.assert_allclose(gpu["z_nm"], cpu["z_nm"], atol=3.0)
