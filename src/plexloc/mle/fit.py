@@ -237,10 +237,10 @@ def fit_rois(
     z_starts_nm: Sequence[float] | None = None,
     z_range_nm: tuple[float, float] | None = None,
     start_pixel: Tensor | None = None,
-    max_iter: int = 60,
+    max_iter: int = 30,
     tol: float = 1e-4,
     pre_iter: int = 6,
-    batch_size: int = 8192,
+    batch_size: int | None = None,
 ) -> FitResult:
     """Maximum-likelihood fit of one emitter per window.
 
@@ -260,7 +260,7 @@ def fit_rois(
         max_iter: iteration limit; tol: convergence threshold on the Newton decrement (the squared
             step in units of the statistical error); pre_iter: iterations from every z start before
             only the best start goes on.
-        batch_size: windows fitted at a time (memory).
+        batch_size: windows fitted at a time (memory); default: Jacobians of about 200 MB.
     """
     C = len(channels)
     if len(rois) != C:
@@ -277,6 +277,8 @@ def fit_rois(
         lo, hi = max(lo, zl + ch.z_offset_nm), min(hi, zh + ch.z_offset_nm)
     z_starts = [0.0] if not problem.is_3d else list(z_starts_nm if z_starts_nm is not None else (-300.0, 0.0, 300.0))
     z_starts = [min(max(z, lo + 1.0), hi - 1.0) for z in z_starts] if problem.is_3d else z_starts
+    if batch_size is None:
+        batch_size = max(1024, int(2e8 / (4 * len(z_starts) * problem.P * C * R * R)))
     results = []
     for s0 in range(0, max(n_all, 1), batch_size) if n_all else []:
         sl = slice(s0, min(s0 + batch_size, n_all))
@@ -340,6 +342,7 @@ def _fit_batch(
     iters = torch.zeros(theta.shape[0], dtype=torch.int64, device=device)
     converged = torch.zeros(theta.shape[0], dtype=torch.bool, device=device)
     eye = torch.eye(problem.P, device=device, dtype=dtype)
+    prev = torch.zeros_like(theta)  # last accepted step, to notice oscillation
     R = problem.roi
     i_n, i_bg = problem.i_n, problem.i_bg
 
@@ -375,7 +378,8 @@ def _fit_batch(
             m_new, J_new = evaluate(new, active)
             m_old = m[active]
             xa = x_all[active]
-            better = (xa * torch.log(m_new / m_old) - (m_new - m_old)).sum(dim=1) >= 0
+            dll = (xa * torch.log(m_new / m_old) - (m_new - m_old)).sum(dim=1)
+            better = dll >= 0
             g_new, H_new = _score(J_new, m_new, xa)
             acc = active[better]
             theta[acc] = new[better]
@@ -383,9 +387,18 @@ def _fit_batch(
             g[acc] = g_new[better]
             H[acc] = H_new[better]
             la = lam[active]
-            lam[active] = torch.where(better, (la * 0.1).clamp_min(1e-7), la * 10.0)
+            # an accepted step that reverses the previous one (Fisher scoring overshooting where the
+            # model fits badly) raises the damping instead of lowering it
+            pa = prev[active]
+            cos = (delta * pa).sum(1) / (delta.norm(dim=1) * pa.norm(dim=1) + 1e-30)
+            lam[active] = torch.where(
+                better, torch.where(cos < -0.5, la * 4.0, (la * 0.1).clamp_min(1e-7)), la * 10.0
+            )
+            prev[acc] = delta[better]
             iters[active] += 1
-            ok = better & (step.abs() < tol)
+            # converged: the step was below tol, or it raised the log-likelihood by less than tol / 2
+            # (for a quadratic likelihood the same Fisher-metric size; it ends slow, flat-valley crawls)
+            ok = better & ((step.abs() < tol) | (dll < 0.5 * tol))
             converged[active] = converged[active] | ok
             active = active[~(ok | (la > 1e5))]
         return active

@@ -97,8 +97,8 @@ class MLEFitter:
         photon_model: str | None = None,
         z_starts_nm: Sequence[float] | None = None,
         min_llr_pvalue: float | None = None,
-        max_iter: int = 60,
-        batch_size: int = 8192,
+        max_iter: int = 30,
+        batch_size: int | None = None,
     ):
         self.config = config
         self.device = torch.device(device)
