@@ -155,33 +155,31 @@ class _Problem:
             mu = nb * ev.psf + theta[:, self.i_bg + c, None, None]
             kc = k[c]
             m = (kc * mu + off[c]).clamp_min(1e-6)
+            # a scalar k (no per-pixel maps) is folded into the per-window factors: fewer full passes
+            scalar = kc.ndim == 0
+            nk = nb * kc if scalar else nb
             cols = [None] * self.P
             if jac is None:
-                cols[0], cols[1] = nb * ev.d_x, nb * ev.d_y
+                cols[0], cols[1] = nk * ev.d_x, nk * ev.d_y
             else:
                 j = jac[:, :, :, None, None]
-                cols[0] = nb * (ev.d_x * j[:, 0, 0] + ev.d_y * j[:, 1, 0])
-                cols[1] = nb * (ev.d_x * j[:, 0, 1] + ev.d_y * j[:, 1, 1])
+                cols[0] = nk * (ev.d_x * j[:, 0, 0] + ev.d_y * j[:, 1, 0])
+                cols[1] = nk * (ev.d_x * j[:, 0, 1] + ev.d_y * j[:, 1, 1])
             p = 2
             if self.is_3d:
-                cols[p] = nb * ev.d_z if ev.d_z is not None else torch.zeros_like(mu)
+                cols[p] = nk * ev.d_z if ev.d_z is not None else torch.zeros_like(mu)
                 p += 1
             if self.free_sigma:
-                cols[p] = nb * ev.d_s
-            if self.linked:
-                cols[self.i_n] = ev.psf * ch.fraction
-            else:
-                cols[self.i_n + c] = ev.psf
-            cols[self.i_bg + c] = torch.ones_like(mu)
-            zero = None
-            full = []
-            for col in cols:
-                if col is None:
-                    zero = zero if zero is not None else torch.zeros_like(mu)
-                    col = zero
-                full.append(col * kc)
+                cols[p] = nk * ev.d_s
+            fk = (ch.fraction if self.linked else 1.0) * (kc if scalar else 1.0)
+            cols[self.i_n if self.linked else self.i_n + c] = ev.psf * fk
+            cols[self.i_bg + c] = (kc if scalar else torch.ones((), device=mu.device, dtype=mu.dtype)).expand_as(mu)
+            zero = torch.zeros((), device=mu.device, dtype=mu.dtype).expand_as(mu)
+            J = torch.stack([zero if col is None else col for col in cols], dim=1)
+            if not scalar:
+                J = J * kc.unsqueeze(-3)
             ms.append(m.reshape(n, R * R))
-            js.append(torch.stack(full, dim=1).reshape(n, self.P, R * R))
+            js.append(J.reshape(n, self.P, R * R))
         if self.C == 1:
             return ms[0], js[0]
         return torch.cat(ms, dim=1), torch.cat(js, dim=2)
@@ -189,8 +187,9 @@ class _Problem:
 
 def _score(J: Tensor, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Gradient ``J (x / m - 1)`` and Fisher matrix ``J diag(1/m) Jᵀ`` of the Poisson log-likelihood."""
-    g = torch.bmm(J, (x / m - 1.0)[:, :, None])[..., 0]
-    H = torch.bmm(J / m[:, None, :], J.transpose(1, 2))
+    w = 1.0 / m
+    g = torch.bmm(J, (x * w - 1.0)[:, :, None])[..., 0]
+    H = torch.bmm(J * w[:, None, :], J.transpose(1, 2))
     return g, H
 
 
