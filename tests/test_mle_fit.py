@@ -14,7 +14,7 @@ from conftest import PX_NM
 from plexloc.camera import EMCCD, SCMOS, IdealCamera
 from plexloc.evaluate.crlb import crlb
 from plexloc.mle.fit import FitChannel, fit_rois, noise_terms
-from plexloc.mle.models import GaussianRoiModel, PSFRoiModel, roi_model_for
+from plexloc.mle.models import GaussianRoiModel, PSFRoiModel, SplineRoiModel, roi_model_for
 from plexloc.psf import AstigmaticPSF, GaussianPSF
 
 R = 13
@@ -60,6 +60,19 @@ def test_analytic_window_model_equals_the_psf_class_and_its_autodiff(make_psf, k
         assert_close(getattr(a, name), getattr(b, name), rtol=1e-7, atol=5e-6)
     # the window model sums to the PSF's integral over the window (not more than 1)
     assert float(a.psf.sum(dim=(1, 2)).max()) <= 1.0 + 1e-9
+
+
+def test_spline_window_model_equals_the_psf_class_and_its_autodiff(make_psf):
+    psf = make_psf("spline")
+    g = torch.Generator().manual_seed(2)
+    x = 3.0 + 9.0 * torch.rand(50, generator=g)
+    y = 3.0 + 9.0 * torch.rand(50, generator=g)
+    z = -480.0 + 960.0 * torch.rand(50, generator=g)
+    ones = torch.ones_like(x)
+    a = SplineRoiModel(psf)(x, y, z, ones, 15)
+    b = PSFRoiModel(psf)(x, y, z, ones, 15)
+    for name in ("psf", "d_x", "d_y", "d_z"):
+        assert_close(getattr(a, name), getattr(b, name), rtol=1e-4, atol=1e-6)
 
 
 def test_free_width_derivative_matches_finite_differences():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from plexloc.errors import InputError
+from plexloc.progress import progress  # noqa: F401  (re-exported for the sub-commands)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -44,11 +44,3 @@ def write_json(data: dict[str, Any], path: str | os.PathLike) -> None:
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_clean(data), indent=2) + "\n")
-
-
-def progress(iterable, *, total: int | None = None, desc: str = "", unit: str = "it", **kwargs):
-    """A tqdm progress bar on stderr (quiet when stderr is not a terminal and PLEXLOC_PROGRESS is unset)."""
-    from tqdm import tqdm
-
-    disable = not (sys.stderr.isatty() or os.environ.get("PLEXLOC_PROGRESS"))
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, file=sys.stderr, **kwargs)

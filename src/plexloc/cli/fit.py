@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--method mle needs --config (PSF, camera and pixel size)")
         config = load_config(args.config)
         movie = args.movie[0] if len(args.movie) == 1 else [str(m) for m in args.movie]
-        table = fit_mle(movie, config, device=device, camera=camera, progress=progress)
+        table = fit_mle(movie, config, device=device, camera=camera, progress=True)
         stats = {}
     else:
         from plexloc.infer import fit_movie

@@ -155,33 +155,31 @@ class _Problem:
             mu = nb * ev.psf + theta[:, self.i_bg + c, None, None]
             kc = k[c]
             m = (kc * mu + off[c]).clamp_min(1e-6)
+            # a scalar k (no per-pixel maps) is folded into the per-window factors: fewer full passes
+            scalar = kc.ndim == 0
+            nk = nb * kc if scalar else nb
             cols = [None] * self.P
             if jac is None:
-                cols[0], cols[1] = nb * ev.d_x, nb * ev.d_y
+                cols[0], cols[1] = nk * ev.d_x, nk * ev.d_y
             else:
                 j = jac[:, :, :, None, None]
-                cols[0] = nb * (ev.d_x * j[:, 0, 0] + ev.d_y * j[:, 1, 0])
-                cols[1] = nb * (ev.d_x * j[:, 0, 1] + ev.d_y * j[:, 1, 1])
+                cols[0] = nk * (ev.d_x * j[:, 0, 0] + ev.d_y * j[:, 1, 0])
+                cols[1] = nk * (ev.d_x * j[:, 0, 1] + ev.d_y * j[:, 1, 1])
             p = 2
             if self.is_3d:
-                cols[p] = nb * ev.d_z if ev.d_z is not None else torch.zeros_like(mu)
+                cols[p] = nk * ev.d_z if ev.d_z is not None else torch.zeros_like(mu)
                 p += 1
             if self.free_sigma:
-                cols[p] = nb * ev.d_s
-            if self.linked:
-                cols[self.i_n] = ev.psf * ch.fraction
-            else:
-                cols[self.i_n + c] = ev.psf
-            cols[self.i_bg + c] = torch.ones_like(mu)
-            zero = None
-            full = []
-            for col in cols:
-                if col is None:
-                    zero = zero if zero is not None else torch.zeros_like(mu)
-                    col = zero
-                full.append(col * kc)
+                cols[p] = nk * ev.d_s
+            fk = (ch.fraction if self.linked else 1.0) * (kc if scalar else 1.0)
+            cols[self.i_n if self.linked else self.i_n + c] = ev.psf * fk
+            cols[self.i_bg + c] = (kc if scalar else torch.ones((), device=mu.device, dtype=mu.dtype)).expand_as(mu)
+            zero = torch.zeros((), device=mu.device, dtype=mu.dtype).expand_as(mu)
+            J = torch.stack([zero if col is None else col for col in cols], dim=1)
+            if not scalar:
+                J = J * kc.unsqueeze(-3)
             ms.append(m.reshape(n, R * R))
-            js.append(torch.stack(full, dim=1).reshape(n, self.P, R * R))
+            js.append(J.reshape(n, self.P, R * R))
         if self.C == 1:
             return ms[0], js[0]
         return torch.cat(ms, dim=1), torch.cat(js, dim=2)
@@ -189,8 +187,9 @@ class _Problem:
 
 def _score(J: Tensor, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Gradient ``J (x / m - 1)`` and Fisher matrix ``J diag(1/m) Jᵀ`` of the Poisson log-likelihood."""
-    g = torch.bmm(J, (x / m - 1.0)[:, :, None])[..., 0]
-    H = torch.bmm(J / m[:, None, :], J.transpose(1, 2))
+    w = 1.0 / m
+    g = torch.bmm(J, (x * w - 1.0)[:, :, None])[..., 0]
+    H = torch.bmm(J * w[:, None, :], J.transpose(1, 2))
     return g, H
 
 
@@ -237,10 +236,10 @@ def fit_rois(
     z_starts_nm: Sequence[float] | None = None,
     z_range_nm: tuple[float, float] | None = None,
     start_pixel: Tensor | None = None,
-    max_iter: int = 60,
+    max_iter: int = 30,
     tol: float = 1e-4,
     pre_iter: int = 6,
-    batch_size: int = 8192,
+    batch_size: int | None = None,
 ) -> FitResult:
     """Maximum-likelihood fit of one emitter per window.
 
@@ -260,7 +259,7 @@ def fit_rois(
         max_iter: iteration limit; tol: convergence threshold on the Newton decrement (the squared
             step in units of the statistical error); pre_iter: iterations from every z start before
             only the best start goes on.
-        batch_size: windows fitted at a time (memory).
+        batch_size: windows fitted at a time (memory); default: Jacobians of about 200 MB.
     """
     C = len(channels)
     if len(rois) != C:
@@ -277,6 +276,8 @@ def fit_rois(
         lo, hi = max(lo, zl + ch.z_offset_nm), min(hi, zh + ch.z_offset_nm)
     z_starts = [0.0] if not problem.is_3d else list(z_starts_nm if z_starts_nm is not None else (-300.0, 0.0, 300.0))
     z_starts = [min(max(z, lo + 1.0), hi - 1.0) for z in z_starts] if problem.is_3d else z_starts
+    if batch_size is None:
+        batch_size = max(1024, int(2e8 / (4 * len(z_starts) * problem.P * C * R * R)))
     results = []
     for s0 in range(0, max(n_all, 1), batch_size) if n_all else []:
         sl = slice(s0, min(s0 + batch_size, n_all))
@@ -340,6 +341,7 @@ def _fit_batch(
     iters = torch.zeros(theta.shape[0], dtype=torch.int64, device=device)
     converged = torch.zeros(theta.shape[0], dtype=torch.bool, device=device)
     eye = torch.eye(problem.P, device=device, dtype=dtype)
+    prev = torch.zeros_like(theta)  # last accepted step, to notice oscillation
     R = problem.roi
     i_n, i_bg = problem.i_n, problem.i_bg
 
@@ -352,6 +354,15 @@ def _fit_batch(
             diag = torch.diagonal(Ha, dim1=1, dim2=2)
             A = Ha + ((lam[active, None] + 1e-6) * diag + 1e-20)[:, :, None] * eye
             delta = torch.nan_to_num(torch.linalg.solve_ex(A, ga[:, :, None])[0][..., 0])
+            step = (delta * ga).sum(dim=1)
+            # converged already: the (nearly undamped) next step is below tol; no evaluation needed
+            small = (step.abs() < tol) & (lam[active] <= 1e-2)
+            if bool(small.any()):
+                converged[active[small]] = True
+                rest = ~small
+                active, delta, th, ga, step = active[rest], delta[rest], th[rest], ga[rest], step[rest]
+                if active.numel() == 0:
+                    break
             new = th + delta
             # bounded steps
             new[:, :2] = torch.maximum(torch.minimum(new[:, :2], th[:, :2] + 1.0), th[:, :2] - 1.0).clamp(-1.0, R + 1.0)
@@ -366,8 +377,8 @@ def _fit_batch(
             m_new, J_new = evaluate(new, active)
             m_old = m[active]
             xa = x_all[active]
-            better = (xa * torch.log(m_new / m_old) - (m_new - m_old)).sum(dim=1) >= 0
-            step = (delta * ga).sum(dim=1)
+            dll = (xa * torch.log(m_new / m_old) - (m_new - m_old)).sum(dim=1)
+            better = dll >= 0
             g_new, H_new = _score(J_new, m_new, xa)
             acc = active[better]
             theta[acc] = new[better]
@@ -375,9 +386,18 @@ def _fit_batch(
             g[acc] = g_new[better]
             H[acc] = H_new[better]
             la = lam[active]
-            lam[active] = torch.where(better, (la * 0.1).clamp_min(1e-7), la * 10.0)
+            # an accepted step that reverses the previous one (Fisher scoring overshooting where the
+            # model fits badly) raises the damping instead of lowering it
+            pa = prev[active]
+            cos = (delta * pa).sum(1) / (delta.norm(dim=1) * pa.norm(dim=1) + 1e-30)
+            lam[active] = torch.where(
+                better, torch.where(cos < -0.5, la * 4.0, (la * 0.1).clamp_min(1e-7)), la * 10.0
+            )
+            prev[acc] = delta[better]
             iters[active] += 1
-            ok = better & (step.abs() < tol)
+            # converged: the step was below tol, or it raised the log-likelihood by less than tol / 2
+            # (for a quadratic likelihood the same Fisher-metric size; it ends slow, flat-valley crawls)
+            ok = better & ((step.abs() < tol) | (dll < 0.5 * tol))
             converged[active] = converged[active] | ok
             active = active[~(ok | (la > 1e5))]
         return active

@@ -8,8 +8,11 @@ top-left pixel as origin.
 
 - :class:`GaussianRoiModel`: the pixel-integrated 2D Gaussian (fixed or free width) and the
   astigmatic 3D Gaussian of :mod:`plexloc.psf`, with closed-form derivatives (erf/Gaussian pdf);
-- :class:`PSFRoiModel`: any :class:`~plexloc.psf.PSF` (the spline in particular): the PSF's own
-  ``patches`` placed onto the region, derivatives by forward-mode automatic differentiation.
+- :class:`SplineRoiModel`: the cubic spline, the window's voxel coefficients contracted with the
+  monomials and their derivatives;
+- :class:`PSFRoiModel`: any :class:`~plexloc.psf.PSF`: the PSF's own ``patches`` placed onto the
+  region, derivatives by forward-mode automatic differentiation (the reference the others are tested
+  against).
 
 ``roi_model_for(psf)`` picks the fast analytic model where there is one.
 """
@@ -24,7 +27,7 @@ import torch
 import torch.autograd.forward_ad as fwad
 from torch import Tensor
 
-from plexloc.psf import PSF, AstigmaticPSF, GaussianPSF
+from plexloc.psf import PSF, AstigmaticPSF, GaussianPSF, SplinePSF
 from plexloc.psf import functional as PF
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -168,10 +171,88 @@ class PSFRoiModel(RoiModel):
         return RoiEval(psf=value, d_x=ders[0], d_y=ders[1], d_z=ders[2] if self.is_3d else None)
 
 
+def _monomials(f: Tensor) -> tuple[Tensor, Tensor]:
+    """(N, 4) powers ``1, f, f², f³`` and their derivatives ``0, 1, 2f, 3f²``."""
+    one, zero = torch.ones_like(f), torch.zeros_like(f)
+    return torch.stack([one, f, f * f, f * f * f], 1), torch.stack([zero, one, 2 * f, 3 * f * f], 1)
+
+
+class SplineRoiModel(RoiModel):
+    """The cubic-spline PSF (:class:`~plexloc.psf.SplinePSF`) on a window, derivatives of the
+    polynomials in closed form.
+
+    Window pixel (i, j) of an emitter at window position (x, y) is spline voxel
+    ``(floor(cy) + i, floor(cx) + j)`` at fraction ``(fy, fx)``, with ``cx = x0 + 0.5 - x`` (pixels):
+    the coefficients of the window's voxels are gathered once per evaluation and contracted with the
+    monomials and their derivatives in one batched product (voxels outside the spline give 0).
+    """
+
+    def __init__(self, psf):
+        self.psf = psf
+        self.is_3d = True
+        self.px_size_nm = psf.px_size_nm
+
+    def z_range_nm(self) -> tuple[float, float]:
+        return self.psf.z_range_nm
+
+    #: windows evaluated at a time (the gathered coefficients are R² x 64 floats per window)
+    chunk = 2048
+
+    def __call__(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> RoiEval:
+        n = x_px.shape[0]
+        if n <= self.chunk:
+            return self._eval(x_px, y_px, z_nm, roi)
+        parts = [self._eval(x_px[a : a + self.chunk], y_px[a : a + self.chunk], z_nm[a : a + self.chunk], roi)
+                 for a in range(0, n, self.chunk)]
+        return RoiEval(*(torch.cat([getattr(q, f) for q in parts]) for f in ("psf", "d_x", "d_y", "d_z")))
+
+    def _eval(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, roi: int) -> RoiEval:
+        p = self.psf
+        nz, ny, nx = p.shape
+        coeff = p.coeff  # (nz, ny*nx, 64)
+        dtype = coeff.dtype
+        n = x_px.shape[0]
+        cx = p.x0 + 0.5 - x_px.to(dtype)
+        cy = p.y0 + 0.5 - y_px.to(dtype)
+        sz = p.z0 + z_nm.to(dtype) / p.dz_nm
+        kx, ky = torch.floor(cx), torch.floor(cy)
+        fx, fy = cx - kx, cy - ky
+        kz = torch.floor(sz).clamp(0, nz - 1)
+        fz_raw = sz - kz
+        fz = fz_raw.clamp(0.0, 1.0)
+        dz_ok = ((fz_raw >= 0) & (fz_raw <= 1)).to(dtype) / p.dz_nm
+        ar = torch.arange(roi, device=coeff.device)
+        vx = kx.long()[:, None] + ar  # (n, R) voxel column of each window column
+        vy = ky.long()[:, None] + ar
+        inside = ((vy >= 0) & (vy < ny))[:, :, None] & ((vx >= 0) & (vx < nx))[:, None, :]
+        flat = vy.clamp(0, ny - 1)[:, :, None] * nx + vx.clamp(0, nx - 1)[:, None, :]  # (n, R, R)
+        c = coeff[kz.long()[:, None, None], flat]  # (n, R, R, 64)
+        c = c * inside[..., None].to(dtype)
+        px, dpx = _monomials(fx)
+        py, dpy = _monomials(fy)
+        pz, dpz = _monomials(fz)
+
+        def mono(a, b, cc):  # index i*16 + j*4 + k: fz^i fx^j fy^k
+            return (a[:, :, None, None] * b[:, None, :, None] * cc[:, None, None, :]).reshape(n, 64)
+
+        basis = torch.stack([mono(pz, px, py), mono(pz, dpx, py), mono(pz, px, dpy), mono(dpz, px, py)], 2)
+        out = torch.bmm(c.reshape(n, roi * roi, 64), basis).reshape(n, roi, roi, 4)
+        # d/dx = -d/dfx (cx = x0 + 0.5 - x), likewise y; d/dz = d/dfz / dz_nm inside the calibrated range
+        return RoiEval(
+            psf=out[..., 0],
+            d_x=-out[..., 1],
+            d_y=-out[..., 2],
+            d_z=out[..., 3] * dz_ok[:, None, None],
+        )
+
+
 def roi_model_for(psf: PSF, *, free_sigma: bool = False) -> RoiModel:
-    """The fitting-window model of ``psf``: analytic for the Gaussian/astigmatic PSFs, AD otherwise."""
+    """The fitting-window model of ``psf``: analytic for the Gaussian/astigmatic and spline PSFs,
+    forward-mode AD of ``psf.patches`` for any other."""
     if isinstance(psf, GaussianPSF):  # AstigmaticPSF is a GaussianPSF
         return GaussianRoiModel(psf, free_sigma=free_sigma)
+    if isinstance(psf, SplinePSF) and not free_sigma:
+        return SplineRoiModel(psf)
     if free_sigma:
         raise ValueError(f"a free PSF width is only fitted for the 2D Gaussian, not the {psf.kind} PSF")
     return PSFRoiModel(psf)

@@ -21,14 +21,29 @@ from torch import Tensor
 from plexloc.camera import camera_from_config
 from plexloc.config.models import CameraConfig, SimulationConfig
 from plexloc.errors import InputError
-from plexloc.mle.detection import Candidates, dog_filter, local_maxima, noise_threshold
+from plexloc.mle.detection import Candidates, dog_filter, local_maxima
 from plexloc.mle.fit import FitChannel, FitResult, fit_rois, noise_terms
 from plexloc.mle.models import roi_model_for
 from plexloc.simulation.simulator import Channel
 from plexloc.table import LocTable
 
-#: default signal-to-noise of a detection: peak of the filtered image over its robust noise
+#: default signal-to-noise of a detection: peak of the filtered image over its noise (camera model)
 DEFAULT_SNR = 6.0
+
+
+def dog_noise_gain(sigma_px: float) -> float:
+    """Variance of the difference-of-Gaussians image per unit pixel variance (white noise): the sum of
+    the squared 2D DoG kernel, ``(Σg1²)² + (Σg2²)² - 2 (Σg1 g2)²`` for the separable 1D kernels."""
+    import math as _m
+
+    def kernel(s: float, half: int) -> np.ndarray:
+        x = np.arange(-half, half + 1, dtype=np.float64)
+        k = np.exp(-0.5 * (x / s) ** 2)
+        return k / k.sum()
+
+    half = max(1, _m.ceil(3 * 2.5 * sigma_px))
+    g1, g2 = kernel(sigma_px, half), kernel(2.5 * sigma_px, half)
+    return float((g1 @ g1) ** 2 + (g2 @ g2) ** 2 - 2 * (g1 @ g2) ** 2)
 
 
 def psf_sigma_px(psf, z_nm: float = 0.0) -> float:
@@ -61,7 +76,8 @@ class MLEFitter:
         camera: a camera configuration replacing every channel's camera (or one per channel).
         roi_px: fitting window size (odd); default covers +-3.5 sigma of the widest PSF in the z range.
         threshold_photons: detection threshold on the (summed) difference-of-Gaussians image, photons
-            per pixel; default ``DEFAULT_SNR`` times the robust noise of each frame's filtered image.
+            per pixel; default ``DEFAULT_SNR`` times that image's noise, from the camera's noise model at
+            each frame's background level (its median).
         free_sigma: fit the width of a 2D Gaussian PSF.
         photon_model: ``linked`` (one photon count split by throughput) or ``free`` (one per channel);
             default ``linked`` for the config's linked photon model, else ``free``.
@@ -81,8 +97,8 @@ class MLEFitter:
         photon_model: str | None = None,
         z_starts_nm: Sequence[float] | None = None,
         min_llr_pvalue: float | None = None,
-        max_iter: int = 60,
-        batch_size: int = 8192,
+        max_iter: int = 30,
+        batch_size: int | None = None,
     ):
         self.config = config
         self.device = torch.device(device)
@@ -151,13 +167,27 @@ class MLEFitter:
         """Spots in reference-channel pixels: local maxima of the summed, warped DoG images."""
         C, T, H, W = photons.shape
         total = None
+        variance = torch.zeros(T, device=photons.device)
         for c, ch in enumerate(self.channels):
             dog = dog_filter(photons[c], sigma_px=self.sigma_px)
             if c > 0 or not _is_identity(ch.transform):
                 dog = self._warp_to_reference(dog, ch.transform)
             total = dog if total is None else total + dog
-        thr = self.threshold_photons if self.threshold_photons is not None else noise_threshold(total, snr=DEFAULT_SNR)
+            if self.threshold_photons is None:
+                variance = variance + self._noise_variance(photons[c], ch.camera)
+        if self.threshold_photons is not None:
+            thr = self.threshold_photons
+        else:
+            thr = DEFAULT_SNR * torch.sqrt(variance * dog_noise_gain(self.sigma_px))
         return local_maxima(total, thr, min_distance_px=max(2, round(1.5 * self.sigma_px)))
+
+    @staticmethod
+    def _noise_variance(photons: Tensor, camera) -> Tensor:
+        """(T,) per-pixel noise variance of each frame at its background level (the frame's median,
+        robust to the spots), from the camera's noise model (median over the frame for sCMOS maps)."""
+        level = photons[:, ::2, ::2].reshape(photons.shape[0], -1).median(dim=1).values.clamp_min(0)
+        var = camera.noise_variance_photons(level[:, None, None].expand_as(photons))
+        return var.reshape(photons.shape[0], -1).median(dim=1).values if var.ndim == 3 and var.shape[-1] > 1 else var.reshape(-1)
 
     def _warp_to_reference(self, img: Tensor, transform: Tensor) -> Tensor:
         T, H, W = img.shape
@@ -332,7 +362,7 @@ def fit_movie(
                 )
         starts = range(0, n, batch_frames)
         if progress:
-            from plexloc.cli._common import progress as bar
+            from plexloc.progress import progress as bar
 
             starts = bar(starts, total=len(starts), desc="fit", unit="chunk")
         tables = []

@@ -6,18 +6,21 @@ How the ranges are derived:
 1. A subset of the movie (up to ``max_frames`` frames, in a few contiguous blocks spread over the
    movie) is localized by maximum likelihood with free photons per channel.
 2. **Photons.** Blinking splits an emitter's photons over the frames its on-time overlaps, so a
-   per-frame photon count is the flux times the fraction of the frame it was on. Localizations are
-   linked across consecutive frames (nearest neighbour within ``link_radius_nm``); in a track of
-   three or more frames the interior frames were on the whole frame, so their photons estimate the
-   *flux* that the simulator's ``emitters.photons_range`` draws (uniformly). Total photons are divided
-   by the channels' summed throughput (the simulator's linked photon model). Dim emitters' tracks
-   break more often (their partial first/last frames fall below the detection limit), which thins
-   the low end of the interior-frame distribution; so the flux range is fitted from the 50th and 90th
-   percentiles, where that selection is mild, rather than from the 10th.
+   per-frame photon count is the flux times the fraction of the frame it was on. Fits whose
+   log-likelihood ratio says they are not one clean spot (p < 1e-3) are left out. Localizations are
+   linked into tracks across consecutive frames (mutual nearest neighbours within
+   ``link_radius_nm``, bridging one missed frame). In a track of three or more frames the interior frames were on the whole
+   frame; an end frame counts as whole too when its photons are at least 80 % of the interior
+   median (a dim emitter's partial first and last frames often fall below the detection limit, so
+   its track *ends* on whole frames). Every track with at least three whole frames gives one flux
+   sample, the median of its whole frames. The inclusion rule (an on-time of three whole frames)
+   does not depend on the flux, so the samples are an unbiased draw of the flux distribution above
+   the detection limit; photons are divided by the channels' summed throughput (the simulator's
+   linked photon model).
 3. **Background.** The median fitted background of the localizations of each frame (each channel's
    own, pooled over channels) is that frame's level, which the simulator draws uniformly from ``background.range``.
 4. Both distributions are taken as uniform ``U(lo, hi)`` and fitted robustly from two percentiles
-   ``q_a, q_b`` (background: 10th and 90th; flux: 50th and 90th): ``w = (q_b - q_a) / (b - a)``,
+   ``q_a, q_b`` (10th and 90th): ``w = (q_b - q_a) / (b - a)``,
    ``lo = q_a - a w``, ``hi = q_b + (1 - b) w`` (the tails, where missed dim emitters and outliers
    live, do not enter). ``lo`` is clipped at 0.
 5. **Channel ratios** (several channels): the median fraction of each channel's photons; for the
@@ -38,63 +41,75 @@ from plexloc.errors import InputError
 from plexloc.table import LocTable
 
 
-def weighted_quantile(values: np.ndarray, q, weights: np.ndarray | None = None) -> np.ndarray:
-    """Quantiles of ``values`` with sample ``weights`` (the midpoint rule on the weighted CDF)."""
+def uniform_range(values: np.ndarray, *, low: float = 0.1, high: float = 0.9) -> tuple[float, float]:
+    """The range ``(lo, hi)`` of a uniform distribution with the same ``low``/``high`` quantiles as ``values``."""
     v = np.asarray(values, dtype=np.float64)
-    w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=np.float64)
-    order = np.argsort(v)
-    v, w = v[order], w[order]
-    cdf = (np.cumsum(w) - 0.5 * w) / w.sum()
-    return np.interp(q, cdf, v)
-
-
-def uniform_range(
-    values: np.ndarray, *, weights: np.ndarray | None = None, low: float = 0.1, high: float = 0.9
-) -> tuple[float, float]:
-    """The range ``(lo, hi)`` of a uniform distribution with the same ``low``/``high`` quantiles as
-    ``values`` (optionally weighted)."""
-    v = np.asarray(values, dtype=np.float64)
-    ok = np.isfinite(v)
-    v = v[ok]
+    v = v[np.isfinite(v)]
     if v.size < 10:
         raise InputError(f"too few values ({v.size}) to estimate a range; fit more frames")
-    ql, qh = weighted_quantile(v, [low, high], None if weights is None else np.asarray(weights)[ok])
+    ql, qh = np.quantile(v, [low, high])
     w = (qh - ql) / (high - low)
     return (max(0.0, float(ql - low * w)), float(qh + (1 - high) * w))
 
 
-def link_interior(locs: LocTable, *, radius_nm: float) -> np.ndarray:
-    """Boolean mask of localizations that are interior frames of tracks of >= 3 consecutive frames.
-
-    Linking: each localization in frame f is joined to the nearest one in frame f + 1 within
-    ``radius_nm`` (mutual nearest neighbours, so no localization is linked twice).
-    """
+def link_tracks(locs: LocTable, *, radius_nm: float, max_gap: int = 1) -> np.ndarray:
+    """Track id of every localization: each one in frame f is joined to its mutual nearest neighbour
+    in frame f + 1 within ``radius_nm``; localizations left without a successor are then joined the
+    same way to ones left without a predecessor up to ``max_gap`` frames later (a dim emitter missed
+    in one frame keeps its track)."""
     from scipy.spatial import cKDTree
 
     n = len(locs)
-    prev_link = np.zeros(n, bool)  # has a partner in the frame before
-    next_link = np.zeros(n, bool)
-    if n == 0:
-        return prev_link
+    nxt = np.full(n, -1, dtype=np.int64)
+    has_prev = np.zeros(n, bool)
     order = np.argsort(locs["frame"], kind="stable")
     fr = locs["frame"][order]
     xy = np.stack([locs["x_nm"][order], locs["y_nm"][order]], 1)
     frames, starts = np.unique(fr, return_index=True)
     stops = np.append(starts[1:], len(fr))
     by_frame = {int(f): (a, b) for f, a, b in zip(frames, starts, stops)}
-    for f, (a, b) in by_frame.items():
-        nxt = by_frame.get(f + 1)
-        if nxt is None:
+    for step in range(1, max_gap + 2):
+        for f, (a, b) in by_frame.items():
+            if f + step not in by_frame:
+                continue
+            c, d = by_frame[f + step]
+            src = np.flatnonzero(nxt[order[a:b]] < 0)  # not yet linked forward
+            dst = np.flatnonzero(~has_prev[order[c:d]])  # not yet linked backward
+            if src.size == 0 or dst.size == 0:
+                continue
+            dist, j = cKDTree(xy[c + dst]).query(xy[a + src], distance_upper_bound=radius_nm)
+            _, i = cKDTree(xy[a + src]).query(xy[c + dst], distance_upper_bound=radius_nm)
+            for k in np.flatnonzero(np.isfinite(dist)):
+                if i[j[k]] == k:  # mutual nearest neighbours
+                    nxt[order[a + src[k]]] = order[c + dst[j[k]]]
+                    has_prev[order[c + dst[j[k]]]] = True
+    track = np.full(n, -1, dtype=np.int64)
+    for t, head in enumerate(np.flatnonzero(~has_prev)):
+        k = head
+        while k >= 0:
+            track[k] = t
+            k = nxt[k]
+    return track
+
+
+def track_flux(locs: LocTable, track: np.ndarray, *, min_whole: int = 3, end_fraction: float = 0.8) -> np.ndarray:
+    """One flux sample per track with at least ``min_whole`` whole frames (see the module docstring)."""
+    order = np.lexsort((locs["frame"], track))
+    tr, ph = track[order], locs["photons"][order]
+    ids, starts = np.unique(tr, return_index=True)
+    stops = np.append(starts[1:], len(tr))
+    out = []
+    for a, b in zip(starts, stops):
+        if b - a < 3:
             continue
-        c, d = nxt
-        ta, tb = cKDTree(xy[a:b]), cKDTree(xy[c:d])
-        dist_ab, j = tb.query(xy[a:b], distance_upper_bound=radius_nm)
-        dist_ba, i = ta.query(xy[c:d], distance_upper_bound=radius_nm)
-        for k in np.flatnonzero(np.isfinite(dist_ab)):
-            if i[j[k]] == k:  # mutual nearest neighbours
-                next_link[order[a + k]] = True
-                prev_link[order[c + j[k]]] = True
-    return prev_link & next_link
+        p = ph[a:b]
+        inner = np.median(p[1:-1])
+        whole = np.ones(b - a, bool)
+        whole[0] = p[0] >= end_fraction * inner
+        whole[-1] = p[-1] >= end_fraction * inner
+        if whole.sum() >= min_whole:
+            out.append(np.median(p[whole]))
+    return np.asarray(out, dtype=np.float64)
 
 
 def estimate_priors(
@@ -133,7 +148,7 @@ def estimate_priors(
         starts = [int(round(s)) for s in np.linspace(0, n - size, nb)] if nb > 1 else [0]
         chunks = [(s + o, min(s + o + 256, s + size)) for s in starts for o in range(0, size, 256)]
         if progress:
-            from plexloc.cli._common import progress as bar
+            from plexloc.progress import progress as bar
 
             chunks = bar(chunks, total=len(chunks), desc="pre-fit", unit="chunk")
         for a, b in chunks:
@@ -148,15 +163,20 @@ def estimate_priors(
         raise InputError(f"the pre-fit found only {len(locs)} localizations in {use} frames; check the camera and PSF")
     px = config.px_size_xy_nm[0]
     radius = link_radius_nm if link_radius_nm is not None else 1.0 * px
-    interior = link_interior(locs, radius_nm=radius)
+    if "llr" in locs.columns and len(locs):
+        from scipy.stats import chi2
+
+        dof = fitter.roi_px**2 * config.n_channels - (3 + fitter.is_3d + 2 * config.n_channels)
+        locs = locs[chi2.sf(locs["llr"], dof) >= 1e-3]
+    track = link_tracks(locs, radius_nm=radius)
     throughputs = np.array([c.throughput for c in config.channels])
-    flux = locs["photons"][interior] / throughputs.sum()
+    flux = track_flux(locs, track) / throughputs.sum()
     if flux.size < 10:
         raise InputError(
-            f"only {flux.size} localizations are interior frames of tracks; fit more frames (max_frames) "
-            "or check that emitters stay on for more than one frame"
+            f"only {flux.size} tracks with three whole frames; fit more frames (max_frames) "
+            "or check that emitters stay on for several frames"
         )
-    photons_range = uniform_range(flux, low=0.5, high=0.9)
+    photons_range = uniform_range(flux)
     # background: per-frame median of the fitted background, every channel's levels pooled (the
     # simulator draws each channel's level on its own)
     frames, inv = np.unique(locs["frame"], return_inverse=True)
@@ -170,7 +190,7 @@ def estimate_priors(
     summary = {
         "frames_fitted": int(use),
         "localizations": int(len(locs)),
-        "interior_localizations": int(flux.size),
+        "flux_samples": int(flux.size),
         "photons_percentiles": dict(zip(("p10", "p50", "p90"), np.quantile(flux, [0.1, 0.5, 0.9]).tolist())),
         "bg_percentiles": dict(zip(("p10", "p50", "p90"), np.quantile(per_frame, [0.1, 0.5, 0.9]).tolist())),
         "photons_range": list(photons_range),
@@ -180,7 +200,7 @@ def estimate_priors(
     background = config.background.model_copy(update={"range": bg_range})
     update = {"emitters": emitters, "background": background}
     if config.n_channels > 1:
-        full = locs[interior]
+        full = locs
         total = np.maximum(full["photons"], 1e-9)
         fractions = np.stack([full[f"photons_ch{c}"] / total for c in range(config.n_channels)], 1)
         summary["channel_fraction_percentiles"] = {
