@@ -98,3 +98,17 @@ def test_cli_fit_errors_name_the_problem(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cam.yaml" in err and "em_gian" in err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_cli_fit_with_the_mle_method(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    save_config(TrainConfig.model_validate({**TINY, "frame_size": [24, 24], "emitters": {"density_per_um2": 0.3,
+                                            "photons_range": [3000.0, 5000.0]}}), cfg)
+    assert main(["simulate", str(cfg), "--frames", "5", "--out", str(tmp_path / "sim"), "--device", "cpu"]) == 0
+    out = tmp_path / "mle.csv"
+    assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(cfg), "--out", str(out),
+                 "--device", "cpu"]) == 0
+    header = out.read_text().splitlines()[0].split(",")
+    assert {"crlb_x_nm", "llr", "iterations"} <= set(header)
+    assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--out", str(out)]) == 2
+    assert "--config" in capsys.readouterr().err

@@ -23,8 +23,18 @@ from plexloc.train import Trainer
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread: a second busy process (a leftover server of another test, say) slows one thread
+    down in proportion, but makes two threads spin and collapse to a small fraction of their speed."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
-def test_small_model_reaches_the_ci_bar_in_three_minutes(tmp_path):
+def test_small_model_reaches_the_ci_bar_in_three_minutes(tmp_path, one_thread):
     torch.manual_seed(0)
     config = load_config(ROOT / "examples" / "demo_2d.yaml", TrainConfig)
     trainer = Trainer(config, tmp_path / "run")
