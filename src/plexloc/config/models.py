@@ -116,6 +116,9 @@ class ChannelConfig(_Model):
     transform: list[list[float]] = Field(default_factory=lambda: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     z_offset_nm: float = 0.0
     throughput: float = Field(default=1.0, gt=0, le=1)
+    background: BackgroundConfig | None = Field(
+        default=None, description="this channel's background (photons/px/frame); default: the top-level background"
+    )
 
     @field_validator("transform")
     @classmethod

@@ -154,7 +154,7 @@ class Simulator(nn.Module):
         return torch.stack(
             [
                 sample_background(
-                    self.config.background,
+                    cfg.background if cfg.background is not None else self.config.background,
                     n_sequences=n_sequences,
                     n_frames=n_frames,
                     frame_shape=self.frame_shape,
@@ -162,7 +162,7 @@ class Simulator(nn.Module):
                     generator=generator,
                     device=self.device,
                 )
-                for _ in self.channels
+                for cfg in self.config.channels
             ]
         )
 
