@@ -70,7 +70,7 @@ def time_to_plateau(log_csv: Path, key: str) -> dict:
 
 def train_config(path: Path, args) -> TrainConfig:
     d = load_config(path, TrainConfig).model_dump()
-    d["frame_size"] = [40, 40]
+    d["frame_size"] = [args.train_size, args.train_size]
     d["emitters"]["density_per_um2"] = args.train_density
     d["model"].update(features=args.features, union_features=args.features)
     d["training"].update(batch_size=args.batch_size, lr=args.lr, validate_every=args.validate_every,
@@ -99,35 +99,67 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
     res = {"config": str(path), "dim": dim, "train_minutes": args.minutes, "train_steps": steps, "densities": {}}
     if args.model is None:
         res["time_to_accuracy"] = time_to_plateau(run_dir / "log.csv", "eff_3d" if is_3d else "eff_lat")
-    sim_data = config.simulation().model_dump()
+    sim_data = config.simulation().model_dump()  # test data: the configuration's own photon model (e.g. dye ratios)
     sim_data["frame_size"] = [args.size, args.size]
+    n_ch = config.n_channels
     for density in args.densities:
         sim_data["emitters"]["density_per_um2"] = density
         sim = Simulator(type(config.simulation()).model_validate(sim_data)).to(device)
-        mov = sim.simulate_movie(args.frames, generator=torch.Generator(device=device).manual_seed(int(density * 1000) + 7))
-        movie_path = out / f"{name}_d{density:g}.tif"
-        write_movie(movie_path, mov.frames[0].cpu().numpy().astype(np.uint16))
+        frames = args.frames
+        if args.min_emitters:  # enough frames for at least this many emitters at this density
+            area_um2 = sim.fov_nm[0] * sim.fov_nm[1] * 1e-6
+            frames = max(frames, math.ceil(args.min_emitters / max(density * area_um2, 1e-9)))
+        mov = sim.simulate_movie(frames, generator=torch.Generator(device=device).manual_seed(int(density * 1000) + 7))
+        movie_paths = [out / f"{name}_d{density:g}_ch{c}.tif" for c in range(n_ch)]
+        for c, mp in enumerate(movie_paths):
+            write_movie(mp, mov.frames[c].cpu().numpy().astype(np.uint16))
         truth = mov.truth
         truth = truth[truth["photons"] >= config.training.min_target_photons]
         stats: dict = {}
-        pred = fit_movie(movie_path, model, device=device, stats=stats)
+        pred = fit_movie(movie_paths if n_ch > 1 else movie_paths[0], model, device=device, stats=stats)
+        if config.photon_model.kind == "ratiometric":
+            pred = assign_colors_if_available(pred, config)
         m = match(truth, pred, dim=dim)
         met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
-        ch = sim.channels[0]
-        sc = error_scores(pred, m, table_crlb(truth, [(ch.psf, ch.camera)], z_offsets_nm=[ch.z_offset_nm]), dim=dim)
+        sc = error_scores(pred, m, truth_crlb(truth, sim, config), dim=dim)
         row = {k: met.get(k) for k in ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d",
-                                       "gridding_dev_x", "gridding_dev_y", "n_truth", "tp")}
+                                       "gridding_dev_x", "gridding_dev_y", "color_accuracy", "color_rejection",
+                                       "n_truth", "tp")}
+        row["frames"] = frames
         row.update(sc)
         row["fit_frames_per_s"] = stats.get("frames_per_s")
         if args.compare_mle:
-            row.update(compare_mle(movie_path, config, truth, dim, device))
+            row.update(compare_mle(movie_paths if n_ch > 1 else movie_paths[0], config, truth, dim, device))
         res["densities"][f"{density:g}"] = row
         print(f"[{name}] density {density:g}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float)), flush=True)
-        movie_path.unlink()
+        for mp in movie_paths:
+            mp.unlink()
     return res
 
 
-def compare_mle(movie_path: Path, config: TrainConfig, truth, dim: int, device) -> dict:
+def truth_crlb(truth, sim: Simulator, config: TrainConfig) -> dict:
+    """CRLB of every truth emitter, jointly over the channels (linked photons split by throughput). For
+    ratiometric data each emitter's channel fractions follow its colour; the bound then uses the mean
+    fractions (an approximation, noted in the results)."""
+    chans = [(ch.psf, ch.camera) for ch in sim.channels]
+    if len(chans) == 1:
+        return table_crlb(truth, chans, z_offsets_nm=[sim.channels[0].z_offset_nm])
+    if config.photon_model.kind == "ratiometric":
+        frac = np.mean(np.asarray(config.photon_model.ratios, float), axis=0)
+    else:
+        frac = np.array([ch.throughput for ch in sim.channels], float)
+    return table_crlb(truth, chans, z_offsets_nm=[ch.z_offset_nm for ch in sim.channels], photon_fractions=list(frac))
+
+
+def assign_colors_if_available(pred, config: TrainConfig):
+    try:
+        from plexloc.post.color import assign_colors
+    except ImportError:  # colour assignment not built yet: colour metrics stay empty
+        return pred
+    return assign_colors(pred, config.photon_model.ratios)
+
+
+def compare_mle(movie_path, config: TrainConfig, truth, dim: int, device) -> dict:
     try:
         from plexloc.mle import fit_movie as fit_mle
     except ImportError:
@@ -158,7 +190,9 @@ def main(argv=None) -> int:
     ap.add_argument("--validate-every", type=int, default=500)
     ap.add_argument("--validation-samples", type=int, default=512)
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--frames", type=int, default=1000, help="frames per test movie")
+    ap.add_argument("--frames", type=int, default=1000, help="frames per test movie (at least)")
+    ap.add_argument("--min-emitters", type=int, default=0, help="more frames where needed for this many emitters")
+    ap.add_argument("--train-size", type=int, default=40, help="training ROI (px)")
     ap.add_argument("--size", type=int, default=64, help="test frame size (px)")
     ap.add_argument("--compare-mle", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy")
@@ -169,14 +203,15 @@ def main(argv=None) -> int:
                "torch": torch.__version__, "commit": commit(), "args": {k: str(v) for k, v in vars(args).items()}, "configs": []}
     for path in args.configs:
         results["configs"].append(run_config(path, args, device, args.out))
-    print("\n| config | density /um^2 | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | MLE E_3D |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| config | density /um^2 | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | colour acc / rej % | MLE E_3D |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
         for d, row in r["densities"].items():
             print(f"| {Path(r['config']).stem} | {d} | {fmt(row['jaccard'])} | {fmt(row['rmse_lat'])} | {fmt(row['rmse_ax'])} | "
                   f"{fmt(row['eff_lat'])} | {fmt(row['eff_ax'])} | {fmt(row['eff_3d'])} | {fmt(row['crlb_ratio_lat'], '.2f')} | "
                   f"{fmt(row['crlb_ratio_ax'], '.2f')} | {fmt(row['zscore_std_x'], '.2f')} / {fmt(row['zscore_std_z'], '.2f')} | "
-                  f"{fmt(row['gridding_dev_x'], '.2f')} | {fmt(row.get('mle_eff_3d'))} |")
+                  f"{fmt(row['gridding_dev_x'], '.2f')} | {fmt(row.get('color_accuracy'))} / {fmt(row.get('color_rejection'))} | "
+                  f"{fmt(row.get('mle_eff_3d'))} |")
         tta = r.get("time_to_accuracy") or {}
         if tta.get("plateau") is not None:
             print(f"  {Path(r['config']).stem}: efficiency plateau {tta['plateau']:.1f}, within 2 points after {tta['minutes_to_plateau']:.1f} min")
