@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "convert": "plexloc.cli.convert",
     "estimate-priors": "plexloc.cli.estimate_priors",
     "calibrate": "plexloc.cli.calibrate",
+    "color": "plexloc.cli.color",
 }
 
 
