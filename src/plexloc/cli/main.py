@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "estimate-priors": "plexloc.cli.estimate_priors",
     "calibrate": "plexloc.cli.calibrate",
     "color": "plexloc.cli.color",
+    "debias": "plexloc.cli.debias",
 }
 
 
