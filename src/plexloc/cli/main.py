@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "calibrate": "plexloc.cli.calibrate",
     "color": "plexloc.cli.color",
     "debias": "plexloc.cli.debias",
+    "register": "plexloc.cli.register",
 }
 
 
