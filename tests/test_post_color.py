@@ -4,14 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from plexloc.config import SimulationConfig
 from plexloc.errors import InputError
 from plexloc.evaluate import evaluate
 from plexloc.post.color import assign_colors, estimate_ratios, ratio_figure
-from plexloc.simulation import Simulator
+from plexloc.post.synthetic_plex import ratiometric_table
 from plexloc.table import LocTable
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dual_color.yaml"
@@ -19,23 +17,9 @@ BG = 50.0  # photons per pixel per channel
 
 
 def noisy_table(ratios, photons, *, seed=0, frames=200, with_sigma=True):
-    """Truth of the dual-colour example with the given ratios and photons; per-channel photons with
-    EMCCD-like noise sigma^2 = 2 (n + 4 pi bg) (a PSF of one pixel sigma)."""
-    cfg = yaml.safe_load(EXAMPLE.read_text())
-    cfg["photon_model"]["ratios"] = ratios
-    cfg["emitters"]["photons_range"] = [photons * 0.999, photons]
-    sim = Simulator(SimulationConfig.model_validate(cfg))
-    truth = sim.truth_table(sim.sample_emitters(n_sequences=1, n_frames=frames,
-                                                generator=torch.Generator().manual_seed(seed)))
-    rng = np.random.default_rng(seed + 1)
-    cols = {"bg": np.full(len(truth), BG)}
-    for i in range(2):
-        n = truth[f"photons_ch{i}"]
-        s = np.sqrt(2 * (n + 4 * np.pi * BG))
-        cols[f"photons_ch{i}"] = n + rng.normal(size=len(n)) * s
-        if with_sigma:
-            cols[f"sigma_photons_ch{i}"] = s
-    return truth, truth.without_columns("color").with_columns(**cols)
+    """Dual-colour example truth; per-channel photons with noise sigma^2 = 2 (n + 4 pi bg)."""
+    return ratiometric_table(yaml.safe_load(EXAMPLE.read_text()), ratios, photons, bg=BG, frames=frames,
+                             seed=seed, with_sigma=with_sigma)
 
 
 EASY = [[0.2, 0.8], [0.6, 0.4]]

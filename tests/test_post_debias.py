@@ -6,29 +6,16 @@ import pytest
 from plexloc.errors import InputError
 from plexloc.evaluate.metrics import gridding_deviation
 from plexloc.post.debias import debias
+from plexloc.post.synthetic_plex import pulled_table
 from plexloc.table import LocTable
 
 PX = 100.0
 
 
-def pulled_table(n=10000, seed=0, strength=1.0):
-    """Uniform truth, Gaussian errors of sigma 5..30 nm, then positions pulled towards pixel centres by a
-    z-dependent monotone map; returns (truth x, truth y, noise-only x, noise-only y, table)."""
-    rng = np.random.default_rng(seed)
-    tx, ty = rng.uniform(0, 5000, n), rng.uniform(0, 5000, n)
-    z = rng.uniform(-300, 300, n)
-    sig = rng.uniform(5, 30, n)
-    a = strength * (0.5 + (z + 300) / 600)
-
-    def pull(p):
-        c = (np.floor(p / PX) + 0.5) * PX
-        u = (p - c) / PX
-        return c + PX * np.sign(u) * np.abs(2 * u) ** (1 + a) / 2
-
-    nx, ny = tx + rng.normal(size=n) * sig, ty + rng.normal(size=n) * sig
-    t = LocTable({"frame": np.zeros(n, int), "x_nm": pull(nx), "y_nm": pull(ny), "z_nm": z,
-                  "photons": np.full(n, 1000.0), "sigma_x_nm": sig, "sigma_y_nm": sig})
-    return tx, ty, nx, ny, t
+def pulled(n=10000, seed=0):
+    """(truth x, truth y, noise-only x, noise-only y, table) of positions pulled towards pixel centres."""
+    txy, nxy, t = pulled_table(n, px_size_nm=PX, seed=seed)
+    return txy[:, 0], txy[:, 1], nxy[:, 0], nxy[:, 1], t
 
 
 def rmse(x, y, tx, ty):
@@ -36,7 +23,7 @@ def rmse(x, y, tx, ty):
 
 
 def test_debias_flattens_histogram_and_does_not_hurt_rmse():
-    tx, ty, nx, ny, t = pulled_table()
+    tx, ty, nx, ny, t = pulled()
     assert gridding_deviation(t["x_nm"], PX) > 0.8
     out, rep = debias(t, PX, slab_nm=50)
     for ax in "xy":
@@ -54,7 +41,7 @@ def test_debias_flattens_histogram_and_does_not_hurt_rmse():
 
 
 def test_shift_is_distributed_by_sigma_and_flags_small_sigma():
-    *_, t = pulled_table(n=6000, seed=1)
+    *_, t = pulled(n=6000, seed=1)
     out, rep = debias(t, PX)
     shift = np.abs(out["x_nm"] - t["x_nm"])
     sig = t["sigma_x_nm"]
@@ -65,7 +52,7 @@ def test_shift_is_distributed_by_sigma_and_flags_small_sigma():
 
 
 def test_without_sigma_and_small_slabs():
-    *_, t = pulled_table(n=3000, seed=2)
+    *_, t = pulled(n=3000, seed=2)
     plain = t.without_columns("sigma_x_nm", "sigma_y_nm")
     out, rep = debias(plain, PX, slab_nm=1000)
     assert gridding_deviation(out["x_nm"], PX) < 0.1
@@ -81,7 +68,7 @@ def test_cli_debias(tmp_path):
     from plexloc.cli.main import main
     from plexloc.io.formats import read_locs, write_locs
 
-    *_, t = pulled_table(n=3000, seed=3)
+    *_, t = pulled(n=3000, seed=3)
     write_locs(t, tmp_path / "l.csv")
     assert main(["debias", str(tmp_path / "l.csv"), "--out", str(tmp_path / "d.csv"), "--px-size", "100",
                  "--json", str(tmp_path / "d.json")]) == 0
