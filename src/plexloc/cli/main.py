@@ -38,6 +38,9 @@ COMMANDS: dict[str, str] = {
     "convert": "plexloc.cli.convert",
     "estimate-priors": "plexloc.cli.estimate_priors",
     "calibrate": "plexloc.cli.calibrate",
+    "color": "plexloc.cli.color",
+    "debias": "plexloc.cli.debias",
+    "register": "plexloc.cli.register",
 }
 
 

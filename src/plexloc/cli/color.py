@@ -1,0 +1,58 @@
+"""``plexloc color LOCS --out OUT [--ratios R00 R01 --ratios R10 R11 ...] [--threshold 0.9] [--figure PNG]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from plexloc.cli._locs import add_table_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "color",
+        help="assign colours from per-channel photons (ratiometric multi-colour, DECODE-Plex eq. 3)",
+        description="Probability of each colour from the per-channel photons (photons_ch0, ...) and their "
+        "uncertainties (sigma_photons_ch*, else shot noise + background) given the fraction of each dye's photons "
+        "per channel; writes color (-1 below --threshold) and color_prob. Without --ratios the ratios are "
+        "estimated by a Gaussian mixture fit of the observed photon fractions (components ordered by descending "
+        "fraction in channel 0).",
+    )
+    add_table_args(p, out_help="table with color and color_prob")
+    p.add_argument("--ratios", type=float, nargs="+", action="append", default=None, metavar="R",
+                   help="one colour's fraction of photons per channel; repeat once per colour")
+    p.add_argument("--colors", type=int, default=2, metavar="K", help="colours to estimate without --ratios (default 2)")
+    p.add_argument("--threshold", type=float, default=0.9, metavar="P", help="reject below this probability (0.9)")
+    p.add_argument("--min-photons", type=float, default=0.0, metavar="N",
+                   help="photons summed over channels below which rows are left out of the ratio estimate")
+    p.add_argument("--excess-noise", type=float, default=1.0, metavar="F",
+                   help="noise factor of the photon uncertainty estimate without sigma_photons_ch* (2 for EMCCD)")
+    p.add_argument("--figure", type=Path, default=None, metavar="PNG", help="histogram of the photon fraction with r_k")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="counts and ratios as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from plexloc.cli import _locs
+    from plexloc.cli._common import write_json
+    from plexloc.post.color import assign_colors, estimate_ratios, ratio_figure
+
+    table = _locs.read(args)
+    fit = None
+    ratios = args.ratios
+    if ratios is None or args.figure is not None:
+        fit = estimate_ratios(table, args.colors if ratios is None else len(ratios), min_photons=args.min_photons)
+        if ratios is None:
+            ratios = fit.ratios
+            print("estimated ratios (fraction per channel): "
+                  + "; ".join(" ".join(f"{v:.4f}" for v in r) for r in ratios))
+    out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise)
+    _locs.write(out, args.out, args)
+    print(report.format_table())
+    if args.figure is not None:
+        ratio_figure(fit, args.figure, ratios=args.ratios)
+        print(f"wrote {args.figure}")
+    if args.json is not None:
+        write_json(report.to_dict(), args.json)
+    print(f"wrote {args.out}")
+    return 0

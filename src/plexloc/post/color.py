@@ -1,0 +1,222 @@
+"""Colour assignment of ratiometric multi-colour localizations (DECODE-Plex eq. 3).
+
+Each dye k sends a fixed fraction ``r_k[i]`` of its photons to channel i (``ratios``, rows dyes, columns
+channels, conventions.md ``ratiometric``). For a localization with per-channel photons ``n_i`` and their
+1-sigma uncertainties ``s_i`` the likelihood of colour k is Gaussian,
+
+    N_k = sum_i r_ki n_i / s_i^2 / sum_i r_ki^2 / s_i^2      (weighted least squares of the total)
+    chi2_k = sum_i (n_i - N_k r_ki)^2 / s_i^2,   L_k = exp(-chi2_k / 2),
+
+and ``p_k = L_k / sum_j L_j`` (eq. 3). ``color`` is ``argmax p_k``, ``-1`` where ``max p_k < threshold``;
+``color_prob`` is ``max p_k``. The ``s_i`` are taken from ``sigma_photons_ch{i}`` when the table has them
+(the network predicts them). Otherwise they are estimated from shot noise and background,
+``s_i^2 = excess_noise * (max(n_i, 0) + psf_area_px * b_i)`` with ``b_i`` from ``bg_ch{i}`` (else ``bg``,
+else 0) and ``psf_area_px = 4 pi (sigma_psf / px)^2`` (default for a PSF of about one pixel, 12.6); use
+``excess_noise=2`` for EMCCD data.
+
+Where the ratios are not known, :func:`estimate_ratios` fits a Gaussian mixture (EM) to the observed
+fractions ``n_i / sum n`` and :func:`ratio_figure` draws their histogram with the ``r_k`` marked.
+
+Example:
+    >>> t = LocTable({"frame": [0, 0], "x_nm": [0.0, 1.0], "y_nm": [0.0, 0.0], "z_nm": [0.0, 0.0],
+    ...               "photons": [5000.0, 5000.0], "photons_ch0": [1000.0, 3100.0],
+    ...               "photons_ch1": [4000.0, 1900.0]})
+    >>> out, _ = assign_colors(t, [[0.2, 0.8], [0.6, 0.4]])
+    >>> out["color"].tolist()
+    [0, 1]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.table import LocTable
+
+__all__ = ["ColorReport", "RatioFit", "assign_colors", "estimate_ratios", "photon_matrix", "ratio_figure"]
+
+_CH = re.compile(r"^photons_ch(\d+)$")
+DEFAULT_PSF_AREA_PX = 4.0 * np.pi  # 4 pi sigma^2 for a PSF of sigma = 1 pixel
+
+
+@dataclass
+class ColorReport:
+    n: int
+    counts: dict[int, int] = field(default_factory=dict)  # colour -> rows (-1: rejected)
+    ratios: list[list[float]] = field(default_factory=list)
+    sigma_source: str = ""
+    threshold: float = 0.9
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "counts": {str(k): v for k, v in self.counts.items()}, "ratios": self.ratios,
+                "sigma_source": self.sigma_source, "threshold": self.threshold}
+
+    def format_table(self) -> str:
+        lines = [f"{'colour':>8} {'rows':>10} {'%':>7}"]
+        for k, v in sorted(self.counts.items()):
+            lines.append(f"{('rejected' if k < 0 else k):>8} {v:>10} {100.0 * v / max(self.n, 1):>7.2f}")
+        return "\n".join(lines)
+
+
+def photon_matrix(
+    table: LocTable, *, excess_noise: float = 1.0, psf_area_px: float = DEFAULT_PSF_AREA_PX
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(n, s, source)``: per-channel photons (L, C), their 1-sigma uncertainties and where these came from."""
+    chans = sorted((int(m.group(1)) for c in table.columns if (m := _CH.match(c))))
+    if len(chans) < 2 or chans != list(range(len(chans))):
+        raise InputError(f"colour assignment needs columns photons_ch0, photons_ch1, ... ; the table has {table.columns}")
+    n = np.stack([np.asarray(table[f"photons_ch{c}"], float) for c in chans], axis=1)
+    if all(f"sigma_photons_ch{c}" in table for c in chans):
+        s = np.stack([np.asarray(table[f"sigma_photons_ch{c}"], float) for c in chans], axis=1)
+        source = "sigma_photons_ch*"
+    else:
+        bg = np.zeros_like(n)
+        for c in chans:
+            col = f"bg_ch{c}" if f"bg_ch{c}" in table else ("bg" if "bg" in table else None)
+            if col is not None:
+                bg[:, c] = np.asarray(table[col], float)
+        s = np.sqrt(excess_noise * (np.maximum(n, 0.0) + psf_area_px * np.maximum(bg, 0.0)))
+        source = f"shot noise + background (excess_noise={excess_noise}, psf_area_px={psf_area_px:.3g})"
+    s = np.maximum(s, 1.0)  # never below one photon: keeps chi2 finite for n = 0
+    return n, s, source
+
+
+def _check_ratios(ratios, n_channels: int) -> np.ndarray:
+    r = np.asarray(ratios, dtype=np.float64)
+    if r.ndim != 2 or r.shape[1] != n_channels or r.shape[0] < 2:
+        raise InputError(f"ratios must be (colours >= 2) x {n_channels} channels, got shape {r.shape}: {r.tolist()}")
+    if (r < 0).any() or not np.isfinite(r).all() or (r.sum(axis=1) <= 0).any():
+        raise InputError(f"ratios must be finite, >= 0 with a positive sum per colour, got {r.tolist()}")
+    return r / r.sum(axis=1, keepdims=True)
+
+
+def color_probabilities(n: np.ndarray, s: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+    """(L, K) probabilities ``p_k`` of eq. 3 (equal priors)."""
+    w = 1.0 / s**2  # (L, C)
+    r = ratios[None, :, :]  # (1, K, C)
+    num = np.einsum("lc,kc->lk", w * n, ratios)
+    den = np.einsum("lc,kc->lk", w, ratios**2)
+    total = num / den  # (L, K) weighted least squares N_k
+    chi2 = np.sum(w[:, None, :] * (n[:, None, :] - total[:, :, None] * r) ** 2, axis=2)
+    logl = -0.5 * chi2
+    logl -= logl.max(axis=1, keepdims=True)
+    p = np.exp(logl)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def assign_colors(
+    table: LocTable,
+    ratios,
+    threshold: float = 0.9,
+    *,
+    excess_noise: float = 1.0,
+    psf_area_px: float = DEFAULT_PSF_AREA_PX,
+) -> tuple[LocTable, ColorReport]:
+    """Table with ``color`` and ``color_prob`` (eq. 3), and a report of the counts per colour.
+
+    Args:
+        ratios: (K, C) fraction of each dye's photons per channel (rows are normalised to sum 1).
+        threshold: ``color = -1`` where the largest probability is below it.
+        excess_noise, psf_area_px: only for tables without ``sigma_photons_ch*`` (see the module docstring).
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"threshold must be in [0, 1], got {threshold}")
+    n, s, source = photon_matrix(table, excess_noise=excess_noise, psf_area_px=psf_area_px)
+    r = _check_ratios(ratios, n.shape[1])
+    if len(table):
+        p = color_probabilities(n, s, r)
+        best = np.argmax(p, axis=1)
+        prob = p[np.arange(len(p)), best]
+    else:
+        best, prob = np.zeros(0, np.int64), np.zeros(0)
+    color = np.where(prob >= threshold, best, -1).astype(np.int64)
+    counts = {k: int(np.count_nonzero(color == k)) for k in range(-1, r.shape[0])}
+    report = ColorReport(n=len(table), counts=counts, ratios=r.tolist(), sigma_source=source, threshold=threshold)
+    return table.with_columns(color=color, color_prob=prob), report
+
+
+@dataclass
+class RatioFit:
+    """Gaussian mixture of the observed fractions ``n_i / sum n`` (channels 0..C-2; the last is 1 - sum)."""
+
+    ratios: np.ndarray  # (K, C), rows sum to 1
+    weights: np.ndarray  # (K,)
+    spreads: np.ndarray  # (K, C-1) standard deviations of the fractions
+    fractions: np.ndarray  # (L, C-1) the fractions that were fitted
+    iterations: int
+    converged: bool
+
+
+def estimate_ratios(
+    table: LocTable, n_colors: int = 2, *, min_photons: float = 0.0, max_iter: int = 500, tol: float = 1e-8
+) -> RatioFit:
+    """Fit a ``n_colors``-component diagonal Gaussian mixture (EM) to the photon fractions per channel.
+
+    Rows whose summed photons are below ``min_photons`` or not positive are left out. Components start at
+    quantiles of the fraction in channel 0 (so colours come out ordered by it, descending).
+    """
+    n, _, _ = photon_matrix(table)
+    tot = n.sum(axis=1)
+    keep = (tot > max(min_photons, 0.0)) & np.isfinite(tot) & (n >= 0).all(axis=1)
+    f = (n[keep] / tot[keep, None])[:, :-1]
+    if len(f) < 5 * n_colors:
+        raise InputError(f"estimating {n_colors} colour ratios needs >= {5 * n_colors} localizations with photons, "
+                         f"got {len(f)}")
+    q = (np.arange(n_colors)[::-1] + 0.5) / n_colors
+    order = np.argsort(f[:, 0])
+    mu = np.stack([f[order[int(qi * (len(f) - 1))]] for qi in q])
+    var = np.tile(np.var(f, axis=0) / n_colors**2 + 1e-8, (n_colors, 1))
+    w = np.full(n_colors, 1.0 / n_colors)
+    prev = -np.inf
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        logp = (-0.5 * np.sum((f[:, None, :] - mu[None]) ** 2 / var[None] + np.log(2 * np.pi * var[None]), axis=2)
+                + np.log(w)[None])
+        m = logp.max(axis=1, keepdims=True)
+        ll = float(np.sum(m[:, 0] + np.log(np.exp(logp - m).sum(axis=1))))
+        resp = np.exp(logp - m)
+        resp /= resp.sum(axis=1, keepdims=True)
+        nk = resp.sum(axis=0) + 1e-12
+        w = nk / nk.sum()
+        mu = (resp.T @ f) / nk[:, None]
+        var = np.stack([(resp[:, k, None] * (f - mu[k]) ** 2).sum(axis=0) / nk[k] for k in range(n_colors)]) + 1e-10
+        if abs(ll - prev) <= tol * max(abs(ll), 1.0):
+            converged = True
+            break
+        prev = ll
+    ratios = np.column_stack([mu, 1.0 - mu.sum(axis=1)])
+    return RatioFit(ratios=ratios, weights=w, spreads=np.sqrt(var), fractions=f, iterations=it, converged=converged)
+
+
+def ratio_figure(fit: RatioFit, path, *, ratios=None, bins: int = 100) -> None:
+    """Histogram of the fraction of photons in channel 0 with the mixture and the ``r_k`` marked (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from plexloc.io._atomic import atomic_path
+
+    f0 = fit.fractions[:, 0]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(f0, bins=bins, range=(0, 1), density=True, color="0.7", label=f"{len(f0)} localizations")
+    x = np.linspace(0, 1, 500)
+    dens = sum(w * np.exp(-0.5 * ((x - r[0]) / s[0]) ** 2) / (s[0] * np.sqrt(2 * np.pi))
+               for w, r, s in zip(fit.weights, fit.ratios, fit.spreads))
+    ax.plot(x, dens, "k-", lw=1, label="mixture fit")
+    for k, r in enumerate(fit.ratios):
+        ax.axvline(r[0], color=f"C{k}", ls="--", label=f"r_{k} = {r[0]:.3f} (fitted)")
+    if ratios is not None:
+        for k, r in enumerate(np.asarray(ratios, float)):
+            ax.axvline(r[0] / r.sum(), color=f"C{k}", ls=":", label=f"r_{k} = {r[0] / r.sum():.3f} (given)")
+    ax.set_xlabel("fraction of photons in channel 0")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,105 @@
+"""A channel transform refined from localizations of the same movie fitted in each channel alone.
+
+:func:`register_channels` finds ``T`` (3x3, nm, reference -> channel: ``r_c = T r_0``, conventions.md) from a
+reference table and a channel table, each in its own channel's coordinates:
+
+1. a global shift: the peak of the histogram of displacements between all same-frame pairs within
+   ``max_shift_nm`` (:func:`plexloc.post.pairs.displacement_peak`);
+2. matching: each reference localization's predicted position ``T r_0`` is paired with its nearest channel
+   localization of the same frame within a radius (mutual nearest neighbours only);
+3. a least-squares affine fit with outlier rejection (:func:`plexloc.calibrate.spline.fit_affine`, the one
+   the bead calibration uses); steps 2-3 repeat with the radii in ``radii_nm``.
+
+The result carries the residuals (nm) of the pairs used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from plexloc.calibrate.spline import fit_affine
+from plexloc.errors import InputError
+from plexloc.post.pairs import displacement_peak, frame_points, same_frame_pairs
+from plexloc.table import LocTable
+
+__all__ = ["Registration", "register_channels"]
+
+
+@dataclass
+class Registration:
+    transform: np.ndarray  # (3, 3), nm, reference -> channel
+    initial_shift_nm: np.ndarray  # (2,)
+    n_reference: int
+    n_channel: int
+    n_pairs: int  # matched in the last round
+    n_used: int  # kept by the outlier rejection
+    residual_nm: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {
+            "transform": self.transform.tolist(),
+            "direction": "reference -> channel, r_c = T r_0 (homogeneous, nm)",
+            "initial_shift_nm": self.initial_shift_nm.tolist(),
+            "n_reference": self.n_reference,
+            "n_channel": self.n_channel,
+            "n_pairs": self.n_pairs,
+            "n_used": self.n_used,
+            "residual_nm": self.residual_nm,
+        }
+
+
+def _apply(T: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    return xy @ T[:2, :2].T + T[:2, 2]
+
+
+def _match(pred: np.ndarray, frame_r: np.ndarray, ch: np.ndarray, frame_c: np.ndarray, radius: float):
+    a = frame_points(pred[:, 0], pred[:, 1], frame_r, radius)
+    b = frame_points(ch[:, 0], ch[:, 1], frame_c, radius)
+    tb, ta = cKDTree(b), cKDTree(a)
+    dist, j = tb.query(a, distance_upper_bound=radius)
+    ok = np.isfinite(dist)
+    i = np.flatnonzero(ok)
+    j = j[ok]
+    _, back = ta.query(b[j], distance_upper_bound=radius)
+    mutual = back == i
+    return i[mutual], j[mutual]
+
+
+def register_channels(
+    reference: LocTable,
+    channel: LocTable,
+    *,
+    max_shift_nm: float = 3000.0,
+    radii_nm: tuple[float, ...] = (300.0, 150.0, 100.0),
+    bin_nm: float = 25.0,
+) -> Registration:
+    """Affine transform reference -> channel from two single-channel tables of the same movie (nm)."""
+    if len(reference) < 3 or len(channel) < 3:
+        raise InputError(f"registration needs localizations in both tables, got {len(reference)} and {len(channel)}")
+    xy_r = np.column_stack([reference["x_nm"], reference["y_nm"]]).astype(float)
+    xy_c = np.column_stack([channel["x_nm"], channel["y_nm"]]).astype(float)
+    fr, fc = np.asarray(reference["frame"]), np.asarray(channel["frame"])
+    i, j = same_frame_pairs(frame_points(*xy_r.T, fr, max_shift_nm), frame_points(*xy_c.T, fc, max_shift_nm),
+                            max_shift_nm)
+    if len(i) == 0:
+        raise InputError(f"no localizations of the two tables share a frame within {max_shift_nm} nm")
+    shift, _ = displacement_peak(xy_c[j] - xy_r[i], max_shift_nm, bin_nm=bin_nm, refine_nm=2 * bin_nm)
+    T = np.eye(3)
+    T[:2, 2] = shift
+    res = used = None
+    n_pairs = 0
+    for radius in radii_nm:
+        i, j = _match(_apply(T, xy_r), fr, xy_c, fc, radius)
+        n_pairs = len(i)
+        if n_pairs < 3:
+            raise InputError(f"only {n_pairs} localizations matched within {radius} nm after the global shift "
+                             f"{shift.round(1).tolist()} nm; the tables may not come from the same movie")
+        T, res, used = fit_affine(xy_r[i], xy_c[j])
+    r = res[used]
+    stats = {"rms": float(np.sqrt(np.mean(r**2))), "median": float(np.median(r)),
+             "q90": float(np.quantile(r, 0.9)), "max": float(r.max())}
+    return Registration(transform=T, initial_shift_nm=shift, n_reference=len(reference), n_channel=len(channel),
+                        n_pairs=n_pairs, n_used=int(used.sum()), residual_nm=stats)

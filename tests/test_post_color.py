@@ -1,0 +1,123 @@
+"""Colour assignment (eq. 3 of DECODE-Plex) and ratio estimation on simulated ratiometric tables."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from plexloc.errors import InputError
+from plexloc.evaluate import evaluate
+from plexloc.post.color import assign_colors, estimate_ratios, ratio_figure
+from plexloc.post.synthetic_plex import ratiometric_table
+from plexloc.table import LocTable
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dual_color.yaml"
+BG = 50.0  # photons per pixel per channel
+
+
+def noisy_table(ratios, photons, *, seed=0, frames=200, with_sigma=True):
+    """Dual-colour example truth; per-channel photons with noise sigma^2 = 2 (n + 4 pi bg)."""
+    return ratiometric_table(yaml.safe_load(EXAMPLE.read_text()), ratios, photons, bg=BG, frames=frames,
+                             seed=seed, with_sigma=with_sigma)
+
+
+EASY = [[0.2, 0.8], [0.6, 0.4]]
+HARD = [[0.173, 0.827], [0.019, 0.981]]  # AF647 / CF680, the manuscript's protocol
+
+
+@pytest.mark.parametrize(("ratios", "photons", "min_acc", "max_rej"), [
+    (EASY, 2000, 99.9, 0.1),
+    (EASY, 500, 98.0, 2.0),
+    (HARD, 5000, 99.9, 0.1),
+    (HARD, 2000, 98.5, 1.5),
+])
+def test_accuracy_on_bright_localizations(ratios, photons, min_acc, max_rej):
+    truth, pred = noisy_table(ratios, photons)
+    out, report = assign_colors(pred, ratios)
+    bright = truth["photons"] >= 0.5 * photons  # frames where the emitter is on at least half the time
+    m = evaluate(truth[bright], out[bright], dim=2)
+    assert m.color_accuracy >= min_acc
+    assert m.color_rejection <= max_rej
+    assert m.color_accuracy + m.color_rejection > 99.5  # hardly any wrong colour at threshold 0.9
+    assert sum(report.counts.values()) == len(pred)
+    assert np.all((out["color_prob"] >= 0.5) & (out["color_prob"] <= 1.0))
+
+
+def test_dim_localizations_are_rejected_not_misassigned():
+    truth, pred = noisy_table(HARD, 2000)
+    out, _ = assign_colors(pred, HARD)
+    m = evaluate(truth, out, dim=2)  # all rows, including emitters on for a sliver of a frame
+    assert 75.0 <= m.color_accuracy <= 85.0
+    assert 100.0 - m.color_accuracy - m.color_rejection < 2.0  # wrong colours stay rare
+    lo, _ = assign_colors(pred, HARD, threshold=0.0)
+    assert np.all(lo["color"] >= 0)
+
+
+def test_poisson_background_sigma_estimate_matches_given_sigma():
+    truth, with_sigma = noisy_table(EASY, 1000)
+    _, without = noisy_table(EASY, 1000, with_sigma=False)
+    a, ra = assign_colors(with_sigma, EASY)
+    b, rb = assign_colors(without, EASY, excess_noise=2.0)  # same noise model as the simulated one
+    assert rb.sigma_source.startswith("shot noise")
+    assert ra.sigma_source == "sigma_photons_ch*"
+    assert np.mean(a["color"] == b["color"]) > 0.99
+
+
+def test_probabilities_follow_eq3_by_hand():
+    t = LocTable({"frame": [0], "x_nm": [0.0], "y_nm": [0.0], "z_nm": [0.0], "photons": [100.0],
+                  "photons_ch0": [40.0], "photons_ch1": [60.0], "sigma_photons_ch0": [10.0],
+                  "sigma_photons_ch1": [10.0]})
+    out, _ = assign_colors(t, [[0.2, 0.8], [0.6, 0.4]], threshold=0.0)
+    # equal sigmas: N_k = (r . n) / |r|^2, chi2_k = |n|^2 - (r . n)^2 / |r|^2 (in units of sigma^2)
+    chi = [(40**2 + 60**2 - (0.2 * 40 + 0.8 * 60) ** 2 / 0.68) / 100, (40**2 + 60**2 - (0.6 * 40 + 0.4 * 60) ** 2 / 0.52) / 100]
+    p0 = 1 / (1 + np.exp(-0.5 * (chi[1] - chi[0])))
+    assert out["color"][0] == (0 if p0 > 0.5 else 1)
+    assert out["color_prob"][0] == pytest.approx(max(p0, 1 - p0), rel=1e-9)
+
+
+@pytest.mark.parametrize("ratios", [EASY, HARD])
+def test_estimated_ratios_recover_the_truth(ratios, tmp_path):
+    _, pred = noisy_table(ratios, 5000)
+    fit = estimate_ratios(pred, min_photons=2500)
+    got = np.sort(fit.ratios[:, 0])
+    want = np.sort([r[0] for r in ratios])
+    np.testing.assert_allclose(got, want, atol=0.006)
+    np.testing.assert_allclose(fit.ratios.sum(axis=1), 1.0)
+    assert fit.converged
+    # assigning with the estimated ratios gives the same colours up to the order of the components
+    a, _ = assign_colors(pred, ratios)
+    b, _ = assign_colors(pred, fit.ratios)
+    perm = np.argsort(np.argsort(-np.array([r[0] for r in ratios])))  # fitted components: descending fraction
+    mapped = np.where(a["color"] >= 0, perm[a["color"]], -1)
+    assert np.mean(mapped == b["color"]) > 0.98
+    ratio_figure(fit, tmp_path / "ratios.png", ratios=ratios)
+    assert (tmp_path / "ratios.png").stat().st_size > 5000
+
+
+def test_bad_input():
+    t = LocTable({"frame": [0], "x_nm": [0.0], "y_nm": [0.0], "z_nm": [0.0], "photons": [1.0]})
+    with pytest.raises(InputError, match="photons_ch0"):
+        assign_colors(t, EASY)
+    _, pred = noisy_table(EASY, 1000, frames=5)
+    with pytest.raises(InputError, match="ratios"):
+        assign_colors(pred, [[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
+    with pytest.raises(InputError, match="threshold"):
+        assign_colors(pred, EASY, threshold=1.5)
+
+
+def test_cli_color(tmp_path, capsys):
+    from plexloc.cli.main import main
+    from plexloc.io.formats import read_locs, write_locs
+
+    truth, pred = noisy_table(EASY, 2000, frames=50)
+    write_locs(pred, tmp_path / "locs.csv")
+    assert main(["color", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "c.csv"),
+                 "--ratios", "0.2", "0.8", "--ratios", "0.6", "0.4", "--figure", str(tmp_path / "r.png")]) == 0
+    out = read_locs(tmp_path / "c.csv")
+    bright = truth["photons"] >= 1000
+    assert np.mean(out["color"][bright] == truth["color"][bright]) > 0.995
+    assert (tmp_path / "r.png").exists()
+    assert main(["color", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "e.csv")]) == 0
+    assert "estimated ratios" in capsys.readouterr().out
+    assert main(["color", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "x.csv"), "--ratios", "0.2"]) == 2

@@ -1,0 +1,59 @@
+"""Wrong-transform duplicates: pairs of localizations at a constant offset in the same frame."""
+
+import numpy as np
+import pytest
+
+from plexloc.post.duplicates import DuplicateWarning, channel_duplicates
+from plexloc.table import LocTable
+
+PX = 100.0
+
+
+def molecules(n=6000, frames=300, seed=0):
+    """About 0.5 molecules per um^2 per frame on a 64x64-pixel field, with 20 nm localization noise."""
+    rng = np.random.default_rng(seed)
+    return rng, {"frame": rng.integers(0, frames, n), "x_nm": rng.uniform(0, 6400, n),
+                 "y_nm": rng.uniform(0, 6400, n)}
+
+
+def table(cols):
+    n = len(cols["frame"])
+    return LocTable({**cols, "z_nm": np.zeros(n), "photons": np.full(n, 1000.0)})
+
+
+def with_duplicates(share, offset, seed=0):
+    rng, c = molecules(seed=seed)
+    dup = rng.uniform(size=len(c["frame"])) < share
+    out = {k: np.concatenate([v, v[dup]]) for k, v in c.items()}
+    out["x_nm"][len(c["frame"]):] += offset[0] + rng.normal(size=dup.sum()) * 20
+    out["y_nm"][len(c["frame"]):] += offset[1] + rng.normal(size=dup.sum()) * 20
+    return table(out), dup.mean()
+
+
+def test_three_pixel_error_fires():
+    t, share = with_duplicates(1.0, (3 * PX, 0.0))
+    with pytest.warns(DuplicateWarning, match="transform is probably wrong"):
+        rep = channel_duplicates(t)
+    np.testing.assert_allclose(rep.offset_nm, [3 * PX, 0.0], atol=5.0)
+    assert rep.fraction > 0.95 and rep.background < 0.05
+
+
+def test_partial_duplicates_give_their_share_and_sign_is_canonical():
+    t, share = with_duplicates(0.3, (-150.0, -260.0))  # reported in the half-plane dx > 0
+    rep = channel_duplicates(t, warn=False)
+    np.testing.assert_allclose(rep.offset_nm, [150.0, 260.0], atol=5.0)
+    expected = 2 * share / (1 + share)  # both members of each pair over all rows
+    assert rep.excess == pytest.approx(expected, abs=0.03)
+    assert rep.warning is not None
+
+
+def test_clean_table_is_silent():
+    import warnings
+
+    _, c = molecules(seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DuplicateWarning)
+        rep = channel_duplicates(table(c))
+    assert rep.warning is None and abs(rep.excess) < 0.02
+    rep2 = channel_duplicates(table(c), offsets_nm=[(300.0, 0.0)])
+    assert abs(rep2.excess) < 0.02

@@ -1,0 +1,76 @@
+"""Channel transform from single-channel localizations of the same movie (plexloc register)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from plexloc.errors import InputError
+from plexloc.post.registration import register_channels
+from plexloc.table import LocTable
+
+PX = 100.0
+FIELD = 128 * PX
+
+
+def two_channels(T, *, n=4000, frames=200, noise_nm=15.0, seed=0):
+    """Molecules seen in both channels (90% detected in each), channel positions r_c = T r_0, plus noise."""
+    rng = np.random.default_rng(seed)
+    x, y, f = rng.uniform(0, FIELD, n), rng.uniform(0, FIELD, n), rng.integers(0, frames, n)
+    xc, yc = T[0, 0] * x + T[0, 1] * y + T[0, 2], T[1, 0] * x + T[1, 1] * y + T[1, 2]
+
+    def table(xx, yy, k):
+        return LocTable({"frame": f[k], "x_nm": xx[k] + rng.normal(size=k.sum()) * noise_nm,
+                         "y_nm": yy[k] + rng.normal(size=k.sum()) * noise_nm,
+                         "z_nm": np.zeros(k.sum()), "photons": np.full(k.sum(), 1000.0)})
+
+    return table(x, y, rng.uniform(size=n) > 0.1), table(xc, yc, rng.uniform(size=n) > 0.1)
+
+
+def rotation_shift(deg, dx, dy):
+    th = np.deg2rad(deg)
+    return np.array([[np.cos(th), -np.sin(th), dx], [np.sin(th), np.cos(th), dy], [0.0, 0.0, 1.0]])
+
+
+def corners_error(Ta, Tb):
+    c = np.array([[0, 0], [FIELD, 0], [0, FIELD], [FIELD, FIELD]])
+    return float(np.abs((c @ Ta[:2, :2].T + Ta[:2, 2]) - (c @ Tb[:2, :2].T + Tb[:2, 2])).max())
+
+
+@pytest.mark.parametrize(("deg", "dx", "dy"), [(1.0, 3.3 * PX, -2.1 * PX), (-0.5, -4.0 * PX, 0.7 * PX)])
+def test_recovers_known_affine(deg, dx, dy):
+    T = rotation_shift(deg, dx, dy)
+    ref, ch = two_channels(T)
+    r = register_channels(ref, ch)
+    assert corners_error(r.transform, T) < 3.0  # nm, over a 12.8 um field
+    assert abs(r.transform[0, 2] - dx) < 3.0 and abs(r.transform[1, 2] - dy) < 3.0
+    # residual of a pair: both channels' noise, sqrt(4 * 15^2) = 30 nm rms
+    assert 27.0 < r.residual_nm["rms"] < 33.0
+    assert r.n_used > 0.75 * 4000
+
+
+def test_sign_convention_shift_of_one_pixel():
+    ref, ch = two_channels(rotation_shift(0.0, PX, 0.0), noise_nm=5.0, n=1000)
+    r = register_channels(ref, ch)
+    assert r.transform[0, 2] == pytest.approx(PX, abs=1.0)  # conventions.md: T_c[0, 2] = +px
+
+
+def test_unrelated_tables_fail_clearly():
+    a, _ = two_channels(np.eye(3), n=50, seed=1)
+    b = a.with_columns(frame=a["frame"] + 10_000)
+    with pytest.raises(InputError, match="share a frame"):
+        register_channels(a, b)
+
+
+def test_cli_register(tmp_path):
+    from plexloc.cli.main import main
+    from plexloc.io.formats import write_locs
+
+    T = rotation_shift(1.0, 330.0, -210.0)
+    ref, ch = two_channels(T, n=2000)
+    write_locs(ref, tmp_path / "c0.csv")
+    write_locs(ch, tmp_path / "c1.csv")
+    assert main(["register", str(tmp_path / "c0.csv"), str(tmp_path / "c1.csv"), "--out", str(tmp_path / "T.json")]) == 0
+    data = json.loads((tmp_path / "T.json").read_text())
+    assert corners_error(np.array(data["transform"]), T) < 5.0
+    assert data["residual_nm"]["rms"] < 35.0
