@@ -61,6 +61,7 @@ COLUMN_DOCS: dict[str, str] = {
     "crlb_photons": "Cramér-Rao bound (1 sigma) of photons, at the fitted parameters",
     "crlb_bg": "Cramér-Rao bound (1 sigma) of bg (reference channel), at the fitted parameters",
     "bg_chN": "background photons per pixel per frame in channel N",
+    "sigma_photons_chN": "predicted 1-sigma uncertainty of photons_chN (network with per-channel photons)",
     "iterations": "iterations of the maximum-likelihood fit",
     "loglik": "Poisson log-likelihood of the fit (effective counts of the camera's noise model)",
     "llr": "log-likelihood ratio 2 (log L_saturated - log L_fit); chi-square with (pixels - parameters) "

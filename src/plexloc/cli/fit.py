@@ -102,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
         )
     write_table(table, args.out)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
+    dup = stats.get("duplicates")
+    if dup is not None and dup.warning:
+        import sys
+
+        print(f"warning: {dup.warning}", file=sys.stderr)
     if stats.get("filtered") is not None:
         print(stats["filtered"].format_table())
     print(f"wrote {args.out} ({len(table)} localizations{rate})")

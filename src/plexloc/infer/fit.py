@@ -49,6 +49,7 @@ def to_table(ex: Extracted, frames: np.ndarray, model: Localizer) -> LocTable:
         cols["sigma_photons"] = np.sqrt((sig[:, 3:] ** 2).sum(axis=1))
         for c in range(spec.n_photons):
             cols[f"photons_ch{c}"] = phot[:, c]
+            cols[f"sigma_photons_ch{c}"] = sig[:, 3 + c]
     if spec.n_channels > 1:
         for c in range(spec.n_channels):
             cols[f"bg_ch{c}"] = bg[:, c]
@@ -179,6 +180,10 @@ def fit_movie(
         table, report = filter_localizations(table, **filters)
     if stats is not None:
         stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"))
+        if spec.n_channels > 1 and len(table):  # a wrong transform: one localization per channel per molecule
+            from plexloc.post.duplicates import channel_duplicates
+
+            stats["duplicates"] = channel_duplicates(table, warn=False)
         if report is not None:
             stats["filtered"] = report
     return table
