@@ -155,11 +155,25 @@ def _pg_bin(name: str) -> str | None:
     import glob
     import shutil
 
+    import os
+
+    if os.environ.get("PLEXLOC_PG_BIN"):  # a folder holding initdb and pg_ctl
+        path = Path(os.environ["PLEXLOC_PG_BIN"]) / name
+        return str(path) if path.exists() else None
     found = shutil.which(name)
     if found:
         return found
-    versions = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return versions[-1] if versions else None
+    # Debian/Ubuntu keep them off PATH, one folder per major version: take the newest (numerically)
+    found = glob.glob(f"/usr/lib/postgresql/*/bin/{name}") + glob.glob(f"/usr/pgsql-*/bin/{name}")
+
+    def major(path: str) -> float:
+        digits = "".join(c for c in Path(path).parts[-3].split("-")[-1] if c.isdigit() or c == ".")
+        try:
+            return float(digits)
+        except ValueError:
+            return -1.0
+
+    return max(found, key=major) if found else None
 
 
 @pytest.fixture(scope="session")

@@ -227,3 +227,12 @@ def test_clients_read_their_own_writes_on_postgresql(tmp_path, postgres_server):
             assert c.get(f"/api/v1/jobs/{job['id']}").status_code == 200
             assert c.post(f"/api/v1/jobs/{job['id']}/cancel").json()["state"] == "cancelled"
     svc.app.state.engine.dispose()
+
+
+def test_parts_are_for_s3_only_and_for_ones_own_pending_files(http, service):
+    """The local store resumes by offset on its one upload URL: asking it for parts is a clear 409."""
+    r = http.post("/api/v1/files", json={"name": "m.tif", "size": 10}, headers=auth(service.user_token))
+    fid = r.json()["file"]["id"]
+    r = http.post(f"/api/v1/files/{fid}/parts", headers=auth(service.user_token))
+    assert r.status_code == 409 and "upload-url" in r.text
+    assert http.post(f"/api/v1/files/{fid}/parts", headers=auth(service.other_token)).status_code == 404

@@ -108,3 +108,13 @@ def test_submit_status_download_commands(tmp_path, capsys):
         assert main(["status", "nope", *common]) == 2
         assert main(["submit", "plexloc-simulate", *common, "--input", f"config={tmp_path / 'missing.yaml'}"]) == 2
         assert main(["status", job_id, "--server", live.url, "--token", "bad"]) == 2
+
+
+def test_the_cli_parser_imports_no_heavy_dependency():
+    """`plexloc serve` stays small (the 5 GB bar: < 300 MB resident) only while building the parser
+    imports neither torch nor the other commands' numerics."""
+    code = ("import sys; from plexloc.cli.main import build_parser; build_parser(); "
+            "print(' '.join(m for m in ('torch', 'scipy', 'h5py', 'tifffile', 'matplotlib') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""

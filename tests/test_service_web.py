@@ -3,6 +3,7 @@ through token -> upload -> submit -> watch progress and log -> download. Skipped
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 
@@ -10,7 +11,23 @@ import pytest
 from service_support import LiveServer, make_service
 
 playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _chromium() -> str | None:
+    """PLEXLOC_CHROMIUM, else chromium on PATH, else Debian's and Ubuntu's fixed places (CI may run
+    with a PATH that lacks /usr/bin)."""
+    if os.environ.get("PLEXLOC_CHROMIUM"):
+        return os.environ["PLEXLOC_CHROMIUM"]
+    for name in ("chromium", "chromium-browser"):
+        if found := shutil.which(name):
+            return found
+    for path in ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/snap/bin/chromium"):
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+CHROMIUM = _chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium executable")
 
 

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--poll", type=float, default=1.0, metavar="S", help="seconds between pulls when idle (default 1)")
     p.add_argument("--ping", type=float, default=2.0, metavar="S", help="seconds between status pings (default 2)")
     p.add_argument("--min-job-age", type=float, default=0.0, metavar="S", help="take only jobs queued at least S seconds")
+    p.add_argument("--container-runtime", default=None, metavar="NAME",
+                   help="podman, docker, apptainer (or a path), or none; runs entry points that name an image "
+                   "(default: $PLEXLOC_CONTAINER_RUNTIME, else the first of podman, docker, apptainer on PATH)")
     p.add_argument("--once", action="store_true", help="run at most one job, then exit")
     p.add_argument("--keep-work", action="store_true", help="keep job folders (debugging)")
     p.set_defaults(func=run)
@@ -46,10 +49,11 @@ def run(args: argparse.Namespace) -> int:
     hw = hw.model_copy(update=overrides)
     agent = Agent(
         args.server, args.token, work_dir=args.work_dir, hardware=hw, poll_s=args.poll, ping_s=args.ping,
-        min_job_age_s=args.min_job_age, keep_work=args.keep_work,
+        min_job_age_s=args.min_job_age, keep_work=args.keep_work, runtime=args.container_runtime or "auto",
     )
     signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
-    print(f"plexloc worker -> {args.server}: {hw.cpus} CPUs, {hw.memory_mb} MB, {hw.gpus} GPUs", flush=True)
+    print(f"plexloc worker -> {args.server}: {hw.cpus} CPUs, {hw.memory_mb} MB, {hw.gpus} GPUs, "
+          f"containers: {agent.runtime.name if agent.runtime else 'none'}", flush=True)
     try:
         agent.run(max_jobs=1 if args.once else None)
     finally:

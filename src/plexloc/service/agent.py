@@ -33,6 +33,7 @@ import httpx
 from plexloc.service import transfer
 from plexloc.service.apps import EntryPoint, Hardware
 from plexloc.service.client import ServiceError, check
+from plexloc.service.containers import RUNTIMES, Runtime, detect_runtime
 
 log = logging.getLogger("plexloc.worker")
 _TQDM = re.compile(r"(\d{1,3})%\|")
@@ -66,10 +67,11 @@ def find_program(name: str) -> str | None:
     return found
 
 
-def runnable(ep: EntryPoint) -> bool:
-    """This machine can run ``ep``: its program and every ``requires`` entry are here (containers: not yet)."""
+def runnable(ep: EntryPoint, runtime: Runtime | None = None) -> bool:
+    """This machine can run ``ep``: its program and every ``requires`` entry are here, or, for an
+    entry point that names a container image, a container runtime is (the image holds the rest)."""
     if ep.image is not None:
-        return False
+        return runtime is not None
     first = ep.command[0]
     if isinstance(first, str) and first != "plexloc" and find_program(first) is None:
         return False
@@ -155,6 +157,7 @@ class Agent:
         kill_grace_s: float = 5.0,
         keep_work: bool = False,
         storage_wait_s: float = 600.0,
+        runtime: Runtime | None | str = "auto",
     ):
         self.server = server.rstrip("/")
         self.http = httpx.Client(base_url=self.server + "/worker/v1", headers={"Authorization": f"Bearer {token}"}, timeout=60)
@@ -166,6 +169,8 @@ class Agent:
         self.storage_wait_s = storage_wait_s
         self.stop = threading.Event()
         self._can_run: list[dict[str, str]] | None = None
+        #: podman, docker or apptainer (entry points with an image); "auto": the first on PATH
+        self.runtime = detect_runtime() if runtime == "auto" else detect_runtime(runtime) if isinstance(runtime, str) else runtime
 
     def close(self) -> None:
         self.http.close()
@@ -180,12 +185,13 @@ class Agent:
                 for a in apps
                 for v, ver in a["versions"].items()
                 for e, spec in ver["entry_points"].items()
-                if runnable(EntryPoint.model_validate(spec))
+                if runnable(EntryPoint.model_validate(spec), self.runtime)
             ]
         return self._can_run
 
     def pull(self) -> dict[str, Any] | None:
-        body = {"hardware": self.hardware.model_dump(), "can_run": self.can_run(), "min_job_age_s": self.min_job_age_s}
+        body = {"hardware": self.hardware.model_dump(), "can_run": self.can_run(), "min_job_age_s": self.min_job_age_s,
+                "runtimes": [self.runtime.name] if self.runtime else []}
         r = self.http.post("/jobs/pull", json=body)
         if r.status_code == 204:
             return None
@@ -323,12 +329,22 @@ class Agent:
         env = {**os.environ, **ep.env}
         for i, (stem, run_inputs, run_out) in enumerate(runs):
             run_out.mkdir(parents=True, exist_ok=True)
-            argv = resolve_program(
-                ep.render(config=spec["config"], inputs=run_inputs, output_dir=str(run_out), work_dir=str(work), device=device, stem=stem)
-            )
+            argv = ep.render(config=spec["config"], inputs=run_inputs, output_dir=str(run_out), work_dir=str(work), device=device, stem=stem)
+            container = None
+            if ep.image is not None:  # claimed only with a runtime (runnable); the image's own programs run
+                if self.runtime is None:
+                    return "failed", f"entry point needs a container runtime ({', '.join(RUNTIMES)}) for image {ep.image}"
+                container = f"plexloc-{spec['job_id']}-{i}"
+                hw = spec["hardware"]
+                argv = self.runtime.argv(ep.image, argv, work=work, env=ep.env, gpus=int(hw.get("gpus", 0)),
+                                         cpus=hw.get("cpus"), memory_mb=hw.get("memory_mb"), name=container)
+            else:
+                argv = resolve_program(argv)
             rep.log("[worker] $ " + " ".join(argv))
             result = self._run_process(argv, env, work, rep, deadline, base=i / len(runs), scale=1 / len(runs))
             if result is not None:
+                if container is not None:
+                    self.runtime.remove(container)  # a killed client can leave its container running
                 return result
         rep.progress = 1.0
         return "succeeded", None

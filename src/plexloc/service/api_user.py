@@ -14,7 +14,9 @@ from plexloc.service import jobs as ops
 from plexloc.service.apps import parse_application
 from plexloc.service.db import File, Job, JobInput, JobLog, new_id
 from plexloc.service.deps import SessionDep, UserDep, base_url
-from plexloc.service.schemas import FileCreate, FileOut, JobCreate, JobOut, LogLine, LogOut, OutputOut, UploadOut, UrlOut
+from plexloc.service.schemas import (
+    FileCreate, FileOut, JobCreate, JobOut, LogLine, LogOut, OutputOut, PartsIn, PartsOut, UploadOut, UrlOut,
+)
 from plexloc.service.states import JobState
 
 router = APIRouter(prefix="/api/v1", tags=["user"])
@@ -98,6 +100,22 @@ def renew_upload_url(file_id: str, request: Request, session: SessionDep, user: 
     if f.state != "pending":
         raise HTTPException(status.HTTP_409_CONFLICT, f"file {file_id} is already complete")
     return signed_upload(request, f)
+
+
+@router.post("/files/{file_id}/parts")
+def upload_parts(file_id: str, request: Request, session: SessionDep, user: UserDep, body: PartsIn | None = None) -> PartsOut:
+    """A multipart upload of a large file to an S3 store: a presigned URL per part the store does not
+    have yet (ask again after an interruption: only the missing parts come back), then ``complete``.
+    The local store resumes by offset on its single upload URL instead (409 here)."""
+    f = _own_file(session, user, file_id)
+    if f.state != "pending":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"file {file_id} is already complete")
+    store = request.app.state.storage
+    if not hasattr(store, "upload_parts"):
+        raise HTTPException(status.HTTP_409_CONFLICT, "this store takes one resumable upload URL (upload-url), not parts")
+    ttl = request.app.state.settings.url_ttl_s
+    plan = store.upload_parts(f.storage_key, size=f.size, part_size=store.part_size(f.size, body.part_size if body else None), ttl_s=ttl)
+    return PartsOut(**plan, expires_in_s=ttl)
 
 
 @router.post("/files/{file_id}/complete")

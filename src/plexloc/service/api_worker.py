@@ -56,7 +56,7 @@ def pull(body: PullIn, request: Request, session: SessionDep, worker: WorkerDep)
         ]
     else:
         can_run = [(r.application, r.version, r.entry_point) for r in body.can_run]
-    # an entry point with a container image needs a runtime on the worker (containers: not yet run)
+    # an entry point with a container image needs a runtime on the worker (podman, docker, apptainer)
     can_run = [
         t for t in can_run
         if t[0] in registry.apps and t[1] in registry.apps[t[0]].versions

@@ -101,7 +101,7 @@ class EntryPoint(_Strict):
     hardware: Hardware = Field(default_factory=Hardware)
     timeout_s: float = Field(3600.0, gt=0)
     foreach: str | None = None
-    image: str | None = None  # a container image instead of a local command (runtimes: pending)
+    image: str | None = None  # a container image: the command runs in it (a worker with podman, docker or apptainer)
     requires: list[str] = Field(default_factory=list)
     description: str = ""
     _config_model: type[BaseModel] | None = PrivateAttr(None)

@@ -40,6 +40,24 @@ class UploadOut(BaseModel):
     expires_in_s: int
 
 
+class PartsIn(_In):
+    part_size: int | None = Field(None, ge=5 * 1024**2, description="bytes per part (default 64 MiB)")
+
+
+class PartOut(BaseModel):
+    number: int
+    offset: int
+    size: int
+    done: bool
+    url: str | None  # a presigned PUT for a part not yet stored
+
+
+class PartsOut(BaseModel):
+    part_size: int
+    parts: list[PartOut]
+    expires_in_s: int
+
+
 class UrlOut(BaseModel):
     url: str
     expires_in_s: int

@@ -153,8 +153,15 @@ class S3Storage:
     """An S3-compatible bucket (AWS, SeaweedFS, MinIO, ...) through boto3 presigned URLs.
 
     ``s3://BUCKET/PREFIX?endpoint=http://host:8333&region=us-east-1``; credentials from the usual
-    ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``. Uploads are one presigned PUT (no resume yet).
+    ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``. Uploads are one presigned PUT, or, for large
+    files, a multipart upload: :meth:`upload_parts` hands out a presigned URL per part still missing
+    (the store itself says which parts arrived, so an interrupted upload resumes with the parts left)
+    and :meth:`finalize` assembles the parts, then checks size and SHA-256.
     """
+
+    #: smallest part S3 accepts (except the last one); at most 10,000 parts per object
+    MIN_PART = 5 * 1024**2
+    MAX_PARTS = 10_000
 
     def __init__(self, url: str):
         import boto3
@@ -189,14 +196,79 @@ class S3Storage:
         }
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(ttl_s))
 
+    # -- multipart (resumable) uploads -------------------------------------------------------------
+    def part_size(self, size: int, wanted: int | None = None) -> int:
+        """Bytes per part: ``wanted`` (default 64 MiB), at least 5 MiB and enough for 10,000 parts."""
+        return max(wanted or 64 * 1024**2, self.MIN_PART, -(-size // self.MAX_PARTS))
+
+    def _multipart_id(self, key: str, *, create: bool) -> str | None:
+        """The open multipart upload of ``key`` (the store keeps it: no id in the database), or a new one."""
+        k = self._key(key)
+        try:
+            listing = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=k)
+            ids = sorted((u["Initiated"], u["UploadId"]) for u in listing.get("Uploads", []) if u["Key"] == k)
+            if ids:
+                return ids[-1][1]
+            return self.client.create_multipart_upload(Bucket=self.bucket, Key=k)["UploadId"] if create else None
+        except Exception as err:
+            raise StorageUnavailable(f"object store unreachable: {err}") from None
+
+    def _parts(self, key: str, upload_id: str) -> dict[int, dict]:
+        parts: dict[int, dict] = {}
+        kw = {"Bucket": self.bucket, "Key": self._key(key), "UploadId": upload_id}
+        while True:
+            page = self.client.list_parts(**kw)
+            for p in page.get("Parts", []):
+                parts[p["PartNumber"]] = p
+            if not page.get("IsTruncated"):
+                return parts
+            kw["PartNumberMarker"] = page["NextPartNumberMarker"]
+
+    def upload_parts(self, key: str, *, size: int, part_size: int, ttl_s: float) -> dict:
+        """The multipart plan of ``key``: part size, and per part its byte range, whether the store has
+        it, and (when not) a presigned PUT URL. Called again after an interruption, it lists only what
+        is missing."""
+        upload_id = self._multipart_id(key, create=True)
+        try:
+            have = self._parts(key, upload_id)
+        except Exception as err:
+            raise StorageUnavailable(f"object store unreachable: {err}") from None
+        parts = []
+        for i, offset in enumerate(range(0, max(size, 1), part_size), start=1):
+            n = min(part_size, size - offset)
+            done = i in have and have[i]["Size"] == n
+            url = None if done else self.client.generate_presigned_url(
+                "upload_part", Params={"Bucket": self.bucket, "Key": self._key(key), "UploadId": upload_id, "PartNumber": i},
+                ExpiresIn=int(ttl_s),
+            )
+            parts.append({"number": i, "offset": offset, "size": n, "done": done, "url": url})
+        return {"part_size": part_size, "parts": parts}
+
+    def _assemble(self, key: str, size: int) -> bool:
+        """Complete an open multipart upload of ``key`` whose parts are all there; False when there is none."""
+        upload_id = self._multipart_id(key, create=False)
+        if upload_id is None:
+            return False
+        have = self._parts(key, upload_id)
+        got = sum(p["Size"] for p in have.values())
+        if sorted(have) != list(range(1, len(have) + 1)) or got != size:
+            raise StorageError(f"upload incomplete: {got} of {size} bytes in {len(have)} part(s)")
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=self._key(key), UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": have[n]["ETag"]} for n in sorted(have)]},
+        )
+        return True
+
     def finalize(self, key: str, *, size: int, sha256: str | None) -> str:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except Exception as err:  # botocore's ClientError and connection errors alike
             code = getattr(err, "response", {}).get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchKey", "NotFound"):
+            if code not in ("404", "NoSuchKey", "NotFound"):
+                raise StorageUnavailable(f"object store unreachable: {err}") from None
+            if not self._assemble(key, size):
                 raise StorageError(f"upload incomplete: no object yet ({err})") from None
-            raise StorageUnavailable(f"object store unreachable: {err}") from None
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         if head["ContentLength"] != size:
             raise StorageError(f"stored size {head['ContentLength']} != declared size {size}")
         body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
@@ -210,6 +282,9 @@ class S3Storage:
         return digest
 
     def delete(self, key: str) -> None:
+        upload_id = self._multipart_id(key, create=False)
+        if upload_id is not None:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 

@@ -69,6 +69,32 @@ def upload(http: httpx.Client, url: str, path: str | os.PathLike, *, retries: in
     raise TransferError(f"upload of {path.name} failed after {retries + 1} tries: {last}")
 
 
+def upload_parts(http: httpx.Client, plan: dict, path: str | os.PathLike, *, chunk: int = CHUNK) -> int:
+    """PUT every part of a multipart plan (``POST /files/ID/parts``) that the store does not have yet,
+    each streamed from its byte range of ``path``; returns the bytes sent. A part that fails raises
+    (ask for the plan again to resume: the parts stored so far are not sent twice)."""
+    path = Path(path)
+    sent = 0
+    for part in plan["parts"]:
+        if part["done"]:
+            continue
+        offset, n = part["offset"], part["size"]
+
+        def body(offset=offset, n=n) -> Iterator[bytes]:
+            left = n
+            for data in _read_from(path, offset, min(chunk, max(n, 1))):
+                yield data[:left]
+                left -= len(data)
+                if left <= 0:
+                    return
+
+        r = http.put(part["url"], content=body(), headers={"Content-Length": str(n)})
+        if r.status_code not in (200, 201):
+            raise TransferError(f"upload of {path.name} part {part['number']} refused ({r.status_code}): {r.text}")
+        sent += n
+    return sent
+
+
 def download(
     http: httpx.Client, url: str, dest: str | os.PathLike, *, sha256: str | None = None, retries: int = 3
 ) -> Path:

@@ -1,0 +1,112 @@
+"""Container images as entry points: a worker with podman, Docker or Apptainer runs them.
+
+An entry point that names ``image:`` runs its command inside that image. The job's work folder is
+mounted at ``/work``; every argument that names a path in the work folder (inputs, the output
+folder) is rewritten to the same path under ``/work``. The entry point's ``env`` is passed with
+``-e``/``--env``; GPUs are passed through when the job has any; the container is removed at the end
+(``--rm``) and named after the job, so that a cancelled job's container can be removed by name.
+No Docker socket is given to the job, and the worker needs no daemon when the runtime is podman or
+Apptainer (rootless).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+#: in order of preference (rootless and daemonless first)
+RUNTIMES = ("podman", "docker", "apptainer")
+MOUNT = "/work"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str  # podman, docker or apptainer
+    path: str  # the executable
+
+    def argv(
+        self,
+        image: str,
+        command: list[str],
+        *,
+        work: Path,
+        env: dict[str, str] | None = None,
+        gpus: int = 0,
+        cpus: int | None = None,
+        memory_mb: int | None = None,
+        name: str | None = None,
+    ) -> list[str]:
+        """The argument list that runs ``command`` (host paths under ``work``) in ``image``."""
+        inner = [to_container_path(a, work) for a in command]
+        env = {k: to_container_path(v, work) for k, v in (env or {}).items()}
+        if self.name == "apptainer":
+            argv = [self.path, "exec", "--cleanenv", "--containall", "--bind", f"{work}:{MOUNT}", "--pwd", MOUNT]
+            if gpus:
+                argv.append("--nv")
+            for k, v in env.items():
+                argv += ["--env", f"{k}={v}"]
+            # a local .sif file runs as it is; a registry name is pulled through docker://
+            ref = image if image.endswith(".sif") or "://" in image else f"docker://{image}"
+            return [*argv, ref, *inner]
+        argv = [self.path, "run", "--rm", "-v", f"{work}:{MOUNT}", "-w", MOUNT]
+        if name:
+            argv += ["--name", name]
+        if gpus:
+            argv += ["--gpus", "all"] if self.name == "docker" else ["--device", "nvidia.com/gpu=all"]
+        if cpus:
+            argv += ["--cpus", str(cpus)]
+        if memory_mb:
+            argv += ["--memory", f"{memory_mb}m"]
+        for k, v in env.items():
+            argv += ["-e", f"{k}={v}"]
+        return [*argv, image, *inner]
+
+    def remove(self, name: str) -> None:
+        """Remove a (still running) container by name; apptainer runs no daemon-held container."""
+        if self.name == "apptainer":
+            return
+        try:
+            subprocess.run([self.path, "rm", "-f", name], capture_output=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            pass
+
+
+def to_container_path(arg: str, work: Path) -> str:
+    """``arg`` with the host's work folder replaced by the mount point (only where it is a path prefix)."""
+    root = str(work).rstrip("/")
+    out, i = [], 0
+    while (j := arg.find(root, i)) >= 0:
+        end = j + len(root)
+        if end == len(arg) or arg[end] == "/":
+            out.append(arg[i:j] + MOUNT)
+        else:
+            out.append(arg[i:end])
+        i = end
+    return "".join(out) + arg[i:]
+
+
+def detect_runtime(preferred: str | None = None) -> Runtime | None:
+    """The container runtime of this machine: ``preferred`` (or ``$PLEXLOC_CONTAINER_RUNTIME``: a name
+    of :data:`RUNTIMES`, a path, or ``none``), else the first of :data:`RUNTIMES` on PATH; None when
+    there is none (the worker then claims no job whose entry point names an image)."""
+    from plexloc.service.agent import find_program
+
+    choice = preferred or os.environ.get("PLEXLOC_CONTAINER_RUNTIME") or None
+    if choice is not None:
+        if choice.lower() == "none":
+            return None
+        path = find_program(choice)
+        if path is None:
+            return None
+        base = Path(choice).name
+        name = next((r for r in RUNTIMES if base.startswith(r)), None)
+        if name is None and base == "singularity":
+            name = "apptainer"  # the same command line
+        return Runtime(name, path) if name else None
+    for name in RUNTIMES:
+        path = find_program(name)
+        if path is not None:
+            return Runtime(name, path)
+    return None
