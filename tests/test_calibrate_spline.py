@@ -149,3 +149,26 @@ def test_cli_writes_calibration_report_and_figures(tmp_path, capsys):
     rc = main(["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--out",
                str(tmp_path / "x.h5"), "--roi-px", "41"])
     assert rc == 2 and "no beads left" in capsys.readouterr().err
+
+
+def test_mle_window_is_capped_to_the_spline_extent(astig_result, tmp_path):
+    """Default windows of the MLE pipeline stay inside the spline's lateral extent; a larger explicit one is an error."""
+    from plexloc.config import SimulationConfig
+    from plexloc.mle.pipeline import MLEFitter, spline_window_cap_px
+
+    path = tmp_path / "PSF.h5"
+    save_calibration(astig_result.calibration, path)
+    cfg = SimulationConfig.model_validate(
+        {"px_size_nm": PX, "frame_size": [48, 48], "psf": {"kind": "spline", "calibration": str(path)}, "camera": {"kind": "ideal"},
+         "emitters": {"z_range_nm": [-600.0, 600.0]}}
+    )
+    extent = min(astig_result.calibration.psf(0).roi_px)
+    cap = spline_window_cap_px([astig_result.calibration.psf(0)])
+    assert cap % 2 == 1 and cap <= extent - 1 and cap >= extent - 2
+    fitter = MLEFitter(cfg)
+    # the uncapped default (+-3.5 sigma at |z| = 600 nm of this astigmatic PSF) would be wider than the spline
+    assert fitter.roi_px == cap
+    assert MLEFitter(cfg, roi_px=cap - 2).roi_px == cap - 2
+    with pytest.raises(InputError, match="lateral extent"):
+        MLEFitter(cfg, roi_px=cap + 2)
+    assert spline_window_cap_px([AstigmaticPSF()]) is None
