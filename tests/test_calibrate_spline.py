@@ -19,9 +19,9 @@ DZ = 50.0
 ZS = np.arange(-800.0, 801.0, DZ)
 
 
-def _stack(xy_nm, *, photons=2e4, bg=20.0, seed=0, shape=(48, 48), z=ZS, dz_beads=None):
-    """Astigmatic beads (plexloc's own model), Poisson noise, in photons: (n_z, H, W)."""
-    psf = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=15)
+def _stack(xy_nm, *, photons=2e4, bg=20.0, seed=0, shape=(48, 48), z=ZS, dz_beads=None, psf=None):
+    """Astigmatic beads (plexloc's own model, default parameters unless ``psf``), Poisson noise, in photons: (n_z, H, W)."""
+    psf = psf or AstigmaticPSF(px_size_nm=(PX, PX), roi_px=15)
     xy = np.asarray(xy_nm, float)
     n = len(xy)
     dzb = np.zeros(n) if dz_beads is None else np.asarray(dz_beads, float)
@@ -172,3 +172,64 @@ def test_mle_window_is_capped_to_the_spline_extent(astig_result, tmp_path):
     with pytest.raises(InputError, match="lateral extent"):
         MLEFitter(cfg, roi_px=cap + 2)
     assert spline_window_cap_px([AstigmaticPSF()]) is None
+
+
+# ------------------------------------------------------------------------------- astigmatic calibration
+TRUTH = dict(s0_nm=(115.0, 125.0), c_nm=(-280.0, 280.0), d_nm=(380.0, 380.0), A=(0.1, -0.1), B=(0.05, 0.05))
+
+
+def _sigma(p, z):
+    from plexloc.psf.functional import astigmatic_sigma
+
+    d = p["d_nm"]
+    return np.stack([astigmatic_sigma(torch.as_tensor(z), p["s0_nm"][i], p["c_nm"][i], d[i], p["A"][i], p["B"][i]).numpy()
+                     for i in (0, 1)], axis=1)
+
+
+def test_astigmatic_calibration_recovers_the_defocus_model():
+    from plexloc.calibrate.astigmatic import astigmatic_builder, calibrate_astigmatic
+    from plexloc.calibrate.validate import leave_one_bead_out
+
+    psf = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=15, **TRUTH)
+    st = _stack(GRID, dz_beads=[0, 20, -15, 10], psf=psf, photons=5e4, seed=3)
+    r = calibrate_astigmatic(st, z_step_nm=DZ, px_size_nm=PX, roi_px=15)
+    # z = 0 is the crossing sigma_x = sigma_y; the truth's crossing: s0 differ, so find it numerically
+    z = np.linspace(-300, 300, 6001)
+    t = _sigma(TRUTH, z)
+    z_cross = z[np.argmin(np.abs(t[:, 0] - t[:, 1]))]
+    fit = r.psf.model_dump()
+    fit["d_nm"] = fit["d_nm"] if isinstance(fit["d_nm"], tuple) else (fit["d_nm"],) * 2
+    for i in (0, 1):
+        assert abs(fit["s0_nm"][i] - TRUTH["s0_nm"][i]) < 0.03 * TRUTH["s0_nm"][i]
+        assert abs(fit["c_nm"][i] + z_cross - TRUTH["c_nm"][i]) < 25.0
+    # the curves agree within 2 % over +-600 nm (A, B and d trade off against each other; the curve is what counts)
+    zz = np.linspace(-600, 600, 121)
+    assert np.abs(_sigma(fit, zz) / _sigma(TRUTH, zz + z_cross) - 1).max() < 0.02
+    assert max(r.residual_nm) < 3.0
+    loo = leave_one_bead_out(r.spline, build_psf=astigmatic_builder())
+    assert abs(loo["z_bias_nm"]) < 10.0 and loo["z_rmse_nm"] < 15.0 and max(map(abs, loo["xy_bias_nm"])) < 3.0
+
+
+def test_cli_astigmatic_writes_a_config_the_simulator_accepts(tmp_path, capsys):
+    import json
+
+    from plexloc.config import load_config
+
+    st = _stack(GRID, dz_beads=[0, 20, -15, 10])
+    write_movie(tmp_path / "beads.tif", np.round(st).astype(np.uint16))
+    out = tmp_path / "PSF.yaml"
+    tif = str(tmp_path / "beads.tif")
+    args = ["--z-step", "50", "--pixel-size", "100", "--model", "astigmatic"]
+    assert main(["calibrate", tif, *args, "--out", str(out)]) == 0
+    cfg = load_config(out)
+    psf = psf_from_config(cfg.channels[0].psf, px_size_nm=cfg.px_size_xy_nm)
+    assert isinstance(psf, AstigmaticPSF)
+    assert abs(psf.c_nm[0] + 250.0) < 25.0 and abs(psf.c_nm[1] - 250.0) < 25.0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["n_beads_used"] == [4] and rep["model"] == "astigmatic"
+    assert abs(rep["z_bias_nm"]) < 10.0 and rep["z_rmse_nm"] < 15.0
+    assert (tmp_path / "PSF_sigma.png").stat().st_size > 0
+    assert main(["calibrate", tif, *args, "--out", str(tmp_path / "PSF.h5")]) == 2
+    assert "must end in .yaml" in capsys.readouterr().err
+    assert main(["calibrate", tif, tif, *args, "--out", str(out)]) == 2
+    assert "one bead stack" in capsys.readouterr().err

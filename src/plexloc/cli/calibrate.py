@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roi-px", type=int, default=15, help="window per bead (odd, default 15)")
     p.add_argument("--saturation-adu", type=float, default=None, help="raw value counted as saturated")
     p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
+    p.add_argument(
+        "--model",
+        choices=("spline", "astigmatic"),
+        default="spline",
+        help="spline (default, PSF.h5) or astigmatic: the Gaussian defocus curves of one channel, written as a "
+        "config YAML (--out PSF.yaml; psf: kind astigmatic) with PSF.json and PSF_sigma.png beside it",
+    )
     p.set_defaults(func=run)
 
 
@@ -68,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.errors import InputError
     from plexloc.io.tiff import read_movie
 
-    if args.out.suffix.lower() not in (".h5", ".hdf5"):
+    if args.model == "astigmatic":
+        if args.out.suffix.lower() not in (".yaml", ".yml"):
+            raise InputError(f"--out of an astigmatic calibration must end in .yaml, got {args.out.name!r}")
+        if len(args.stacks) != 1:
+            raise InputError(f"the astigmatic calibration takes one bead stack, got {len(args.stacks)}")
+    elif args.out.suffix.lower() not in (".h5", ".hdf5"):
         raise InputError(f"--out must end in .h5, got {args.out.name!r}")
     cams = _cameras(args, len(args.stacks))
     raws = [read_movie(p) for p in args.stacks]
@@ -76,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     sat = args.saturation_adu
     if sat is None and np.issubdtype(raws[0].dtype, np.integer):
         sat = float(np.iinfo(raws[0].dtype).max)
+    if args.model == "astigmatic":
+        return _run_astigmatic(args, stacks, raws, cams, sat)
     result = calibrate_spline(
         stacks,
         z_step_nm=args.z_step,
@@ -117,5 +131,64 @@ def run(args: argparse.Namespace) -> int:
         f"({'; '.join(str(r) for r in report['beads_rejected'])})"
         + (f", leave-one-out z bias {loo['z_bias_nm']:.1f} nm, z RMSE {loo['z_rmse_nm']:.1f} nm" if loo and loo.get("z_rmse_nm") is not None else "")
         + f"; figures {', '.join(p.name for p in figs)}"
+    )
+    return 0
+
+
+def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
+    import yaml
+
+    from plexloc.calibrate.astigmatic import astigmatic_builder, calibrate_astigmatic, config_dict
+    from plexloc.calibrate.figures import write_sigma_figure
+    from plexloc.calibrate.validate import leave_one_bead_out
+    from plexloc.io._atomic import atomic_path
+
+    result = calibrate_astigmatic(
+        stacks[0],
+        z_step_nm=args.z_step,
+        px_size_nm=args.pixel_size,
+        roi_px=args.roi_px,
+        raw_stacks=raws,
+        saturation_adu=sat,
+        sources=[str(args.stacks[0])],
+    )
+    spline = result.spline
+    cal = spline.calibration
+    data = config_dict(result.psf, px_size_nm=cal.px_size_nm)
+    if args.config is not None:  # the user's configuration with the calibrated PSF
+        base = yaml.safe_load(args.config.read_text())
+        base.update(data)
+        data = base
+    elif args.camera is not None:
+        cam = yaml.safe_load(args.camera.read_text())
+        data["camera"] = cam.get("camera", cam)
+    else:
+        data["camera"] = {"kind": "ideal"}
+    command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(f"# astigmatic PSF calibrated by: {command}\n" + yaml.safe_dump(data, sort_keys=False))
+    report: dict = {
+        "calibration": str(args.out),
+        "model": "astigmatic",
+        "psf": data["psf"],
+        "curve_fit_rms_nm": list(result.residual_nm),
+        "n_slices_fitted": len(result.z_nm),
+        "n_beads_used": spline.summary["n_beads_used"],
+        "beads_rejected": spline.summary["rejected"],
+        "z0_definition": cal.z0_definition,
+        "z_step_nm": cal.dz_nm,
+        "px_size_nm": list(cal.px_size_nm),
+    }
+    loo = None
+    if not args.no_validate:
+        loo = leave_one_bead_out(spline, cameras=cams, build_psf=astigmatic_builder())
+        report.update({k: loo[k] for k in ("z_bias_nm", "z_rmse_nm", "xy_bias_nm", "xy_rmse_nm", "z_limit_nm", "n_fits")})
+    write_json(report, args.out.with_suffix(".json"))
+    fig = write_sigma_figure(result, args.out)
+    print(
+        f"wrote {args.out}: astigmatic, beads used {report['n_beads_used']}, curve fit rms "
+        f"{result.residual_nm[0]:.1f}/{result.residual_nm[1]:.1f} nm"
+        + (f", leave-one-out z bias {loo['z_bias_nm']:.1f} nm, z RMSE {loo['z_rmse_nm']:.1f} nm" if loo and loo.get("z_rmse_nm") is not None else "")
+        + f"; figure {fig.name}"
     )
     return 0
