@@ -233,3 +233,31 @@ def test_cli_astigmatic_writes_a_config_the_simulator_accepts(tmp_path, capsys):
     assert "must end in .yaml" in capsys.readouterr().err
     assert main(["calibrate", tif, tif, *args, "--out", str(out)]) == 2
     assert "one bead stack" in capsys.readouterr().err
+
+
+def test_cli_split_view_stack_is_cut_into_channels(tmp_path, capsys):
+    """One stack with two channel boxes (the right one mirrored): the transform recovers the +1 px shift."""
+    import json
+
+    ch0 = _stack(GRID, dz_beads=[0, 20, -15, 10])
+    ch1 = _stack([(x + PX, y) for x, y in GRID], dz_beads=[0, 20, -15, 10], seed=1)
+    frame = np.concatenate([ch0, ch1[:, :, ::-1]], axis=2)  # (z, 48, 96)
+    write_movie(tmp_path / "beads.tif", np.round(frame).astype(np.uint16))
+    ch = {"psf": {"kind": "astigmatic"}, "camera": {"kind": "ideal"}}
+    cfg = {"px_size_nm": PX, "frame_size": [48, 48], "channels": [ch, ch],
+           "split_view": {"boxes": [[0, 0, 48, 48], [48, 0, 48, 48]], "flip": ["none", "x"]}}
+    import yaml
+
+    (tmp_path / "split.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "PSF.h5"
+    args = ["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--no-validate",
+            "--split-view", str(tmp_path / "split.yaml")]
+    assert main([*args, "--out", str(out)]) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["n_beads_used"] == [4, 4]
+    T = np.array(rep["transforms"][1])
+    assert abs(T[0, 2] - PX) < 10.0 and abs(T[1, 2]) < 10.0 and np.abs(T[:2, :2] - np.eye(2)).max() < 0.01
+    cfg["split_view"]["boxes"][1] = [60, 0, 48, 48]
+    (tmp_path / "split.yaml").write_text(yaml.safe_dump(cfg))
+    assert main([*args, "--out", str(out)]) == 2
+    assert "reaches outside" in capsys.readouterr().err

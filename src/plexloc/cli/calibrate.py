@@ -30,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--saturation-adu", type=float, default=None, help="raw value counted as saturated")
     p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
     p.add_argument(
+        "--split-view",
+        type=Path,
+        default=None,
+        metavar="CONFIG",
+        help="one split-view stack: cut into channels by this config's split_view boxes (and flips)",
+    )
+    p.add_argument(
         "--model",
         choices=("spline", "astigmatic"),
         default="spline",
@@ -66,6 +73,32 @@ def _cameras(args, n: int) -> list:
     return [IdealCamera() for _ in range(n)]
 
 
+def _read_stacks(args) -> tuple[list, list[str]]:
+    """Raw stacks, one per channel (from one file per channel, or cut from one split-view stack)."""
+    from plexloc.config import load_config
+    from plexloc.errors import InputError
+    from plexloc.io.splitview import split_frames
+    from plexloc.io.tiff import read_movie
+
+    if args.split_view is None:
+        return [read_movie(p) for p in args.stacks], [str(p) for p in args.stacks]
+    if len(args.stacks) != 1:
+        raise InputError(f"--split-view takes one stack holding every channel, got {len(args.stacks)}")
+    split = load_config(args.split_view).split_view
+    if split is None:
+        raise InputError("--split-view: the configuration has no split_view section (boxes per channel)", source=args.split_view)
+    raw = read_movie(args.stacks[0])
+    H, W = raw.shape[-2:]
+    for c, (x, y, w, h) in enumerate(split.boxes):
+        if x + w > W or y + h > H:
+            raise InputError(
+                f"split_view box {c} [{x}, {y}, {w}, {h}] (x, y, width, height) reaches outside the {W}x{H} (w x h) stack",
+                source=args.stacks[0],
+            )
+    parts = split_frames(raw, split)
+    return [parts[:, c] for c in range(parts.shape[1])], [f"{args.stacks[0]} box {c}" for c in range(parts.shape[1])]
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -73,17 +106,16 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.calibrate import calibrate_spline, save_calibration
     from plexloc.calibrate.validate import leave_one_bead_out
     from plexloc.errors import InputError
-    from plexloc.io.tiff import read_movie
 
     if args.model == "astigmatic":
         if args.out.suffix.lower() not in (".yaml", ".yml"):
             raise InputError(f"--out of an astigmatic calibration must end in .yaml, got {args.out.name!r}")
-        if len(args.stacks) != 1:
-            raise InputError(f"the astigmatic calibration takes one bead stack, got {len(args.stacks)}")
+        if len(args.stacks) != 1 or args.split_view is not None:
+            raise InputError(f"the astigmatic calibration takes one bead stack (one channel), got {len(args.stacks)}")
     elif args.out.suffix.lower() not in (".h5", ".hdf5"):
         raise InputError(f"--out must end in .h5, got {args.out.name!r}")
-    cams = _cameras(args, len(args.stacks))
-    raws = [read_movie(p) for p in args.stacks]
+    raws, sources = _read_stacks(args)
+    cams = _cameras(args, len(raws))
     stacks = [cam.to_photons(torch.as_tensor(r.astype(np.float32))).numpy() for cam, r in zip(cams, raws)]
     sat = args.saturation_adu
     if sat is None and np.issubdtype(raws[0].dtype, np.integer):
@@ -97,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         roi_px=args.roi_px,
         raw_stacks=raws,
         saturation_adu=sat,
-        sources=[str(p) for p in args.stacks],
+        sources=sources,
     )
     cal = result.calibration
     cal.command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
