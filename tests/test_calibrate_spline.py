@@ -19,9 +19,9 @@ DZ = 50.0
 ZS = np.arange(-800.0, 801.0, DZ)
 
 
-def _stack(xy_nm, *, photons=2e4, bg=20.0, seed=0, shape=(48, 48), z=ZS, dz_beads=None):
-    """Astigmatic beads (plexloc's own model), Poisson noise, in photons: (n_z, H, W)."""
-    psf = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=15)
+def _stack(xy_nm, *, photons=2e4, bg=20.0, seed=0, shape=(48, 48), z=ZS, dz_beads=None, psf=None):
+    """Astigmatic beads (plexloc's own model, default parameters unless ``psf``), Poisson noise, in photons: (n_z, H, W)."""
+    psf = psf or AstigmaticPSF(px_size_nm=(PX, PX), roi_px=15)
     xy = np.asarray(xy_nm, float)
     n = len(xy)
     dzb = np.zeros(n) if dz_beads is None else np.asarray(dz_beads, float)
@@ -149,3 +149,133 @@ def test_cli_writes_calibration_report_and_figures(tmp_path, capsys):
     rc = main(["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--out",
                str(tmp_path / "x.h5"), "--roi-px", "41"])
     assert rc == 2 and "no beads left" in capsys.readouterr().err
+
+
+def test_mle_window_is_capped_to_the_spline_extent(astig_result, tmp_path):
+    """Default windows of the MLE pipeline stay inside the spline's lateral extent; a larger explicit one is an error."""
+    from plexloc.config import SimulationConfig
+    from plexloc.mle.pipeline import MLEFitter, spline_window_cap_px
+
+    path = tmp_path / "PSF.h5"
+    save_calibration(astig_result.calibration, path)
+    cfg = SimulationConfig.model_validate(
+        {"px_size_nm": PX, "frame_size": [48, 48], "psf": {"kind": "spline", "calibration": str(path)}, "camera": {"kind": "ideal"},
+         "emitters": {"z_range_nm": [-600.0, 600.0]}}
+    )
+    extent = min(astig_result.calibration.psf(0).roi_px)
+    cap = spline_window_cap_px([astig_result.calibration.psf(0)])
+    assert cap % 2 == 1 and cap <= extent - 1 and cap >= extent - 2
+    fitter = MLEFitter(cfg)
+    # the uncapped default (+-3.5 sigma at |z| = 600 nm of this astigmatic PSF) would be wider than the spline
+    assert fitter.roi_px == cap
+    assert MLEFitter(cfg, roi_px=cap - 2).roi_px == cap - 2
+    with pytest.raises(InputError, match="lateral extent"):
+        MLEFitter(cfg, roi_px=cap + 2)
+    assert spline_window_cap_px([AstigmaticPSF()]) is None
+
+
+# ------------------------------------------------------------------------------- astigmatic calibration
+TRUTH = dict(s0_nm=(115.0, 125.0), c_nm=(-280.0, 280.0), d_nm=(380.0, 380.0), A=(0.1, -0.1), B=(0.05, 0.05))
+
+
+def _sigma(p, z):
+    from plexloc.psf.functional import astigmatic_sigma
+
+    d = p["d_nm"]
+    return np.stack([astigmatic_sigma(torch.as_tensor(z), p["s0_nm"][i], p["c_nm"][i], d[i], p["A"][i], p["B"][i]).numpy()
+                     for i in (0, 1)], axis=1)
+
+
+def test_astigmatic_calibration_recovers_the_defocus_model():
+    from plexloc.calibrate.astigmatic import astigmatic_builder, calibrate_astigmatic
+    from plexloc.calibrate.validate import leave_one_bead_out
+
+    psf = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=15, **TRUTH)
+    st = _stack(GRID, dz_beads=[0, 20, -15, 10], psf=psf, photons=5e4, seed=3)
+    r = calibrate_astigmatic(st, z_step_nm=DZ, px_size_nm=PX, roi_px=15)
+    # z = 0 is the crossing sigma_x = sigma_y; the truth's crossing: s0 differ, so find it numerically
+    z = np.linspace(-300, 300, 6001)
+    t = _sigma(TRUTH, z)
+    z_cross = z[np.argmin(np.abs(t[:, 0] - t[:, 1]))]
+    fit = r.psf.model_dump()
+    fit["d_nm"] = fit["d_nm"] if isinstance(fit["d_nm"], tuple) else (fit["d_nm"],) * 2
+    for i in (0, 1):
+        assert abs(fit["s0_nm"][i] - TRUTH["s0_nm"][i]) < 0.03 * TRUTH["s0_nm"][i]
+        assert abs(fit["c_nm"][i] + z_cross - TRUTH["c_nm"][i]) < 25.0
+    # the curves agree within 2 % over +-600 nm (A, B and d trade off against each other; the curve is what counts)
+    zz = np.linspace(-600, 600, 121)
+    assert np.abs(_sigma(fit, zz) / _sigma(TRUTH, zz + z_cross) - 1).max() < 0.02
+    assert max(r.residual_nm) < 3.0
+    loo = leave_one_bead_out(r.spline, build_psf=astigmatic_builder())
+    assert abs(loo["z_bias_nm"]) < 10.0 and loo["z_rmse_nm"] < 15.0 and max(map(abs, loo["xy_bias_nm"])) < 3.0
+
+
+def test_cli_astigmatic_writes_a_config_the_simulator_accepts(tmp_path, capsys):
+    import json
+
+    from plexloc.config import load_config
+
+    st = _stack(GRID, dz_beads=[0, 20, -15, 10])
+    write_movie(tmp_path / "beads.tif", np.round(st).astype(np.uint16))
+    out = tmp_path / "PSF.yaml"
+    tif = str(tmp_path / "beads.tif")
+    args = ["--z-step", "50", "--pixel-size", "100", "--model", "astigmatic"]
+    assert main(["calibrate", tif, *args, "--out", str(out)]) == 0
+    cfg = load_config(out)
+    psf = psf_from_config(cfg.channels[0].psf, px_size_nm=cfg.px_size_xy_nm)
+    assert isinstance(psf, AstigmaticPSF)
+    assert abs(psf.c_nm[0] + 250.0) < 25.0 and abs(psf.c_nm[1] - 250.0) < 25.0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["n_beads_used"] == [4] and rep["model"] == "astigmatic"
+    assert abs(rep["z_bias_nm"]) < 10.0 and rep["z_rmse_nm"] < 15.0
+    assert (tmp_path / "PSF_sigma.png").stat().st_size > 0
+    assert main(["calibrate", tif, *args, "--out", str(tmp_path / "PSF.h5")]) == 2
+    assert "must end in .yaml" in capsys.readouterr().err
+    assert main(["calibrate", tif, tif, *args, "--out", str(out)]) == 2
+    assert "one bead stack" in capsys.readouterr().err
+
+
+def test_cli_split_view_stack_is_cut_into_channels(tmp_path, capsys):
+    """One stack with two channel boxes (the right one mirrored): the transform recovers the +1 px shift."""
+    import json
+
+    ch0 = _stack(GRID, dz_beads=[0, 20, -15, 10])
+    ch1 = _stack([(x + PX, y) for x, y in GRID], dz_beads=[0, 20, -15, 10], seed=1)
+    frame = np.concatenate([ch0, ch1[:, :, ::-1]], axis=2)  # (z, 48, 96)
+    write_movie(tmp_path / "beads.tif", np.round(frame).astype(np.uint16))
+    ch = {"psf": {"kind": "astigmatic"}, "camera": {"kind": "ideal"}}
+    cfg = {"px_size_nm": PX, "frame_size": [48, 48], "channels": [ch, ch],
+           "split_view": {"boxes": [[0, 0, 48, 48], [48, 0, 48, 48]], "flip": ["none", "x"]}}
+    import yaml
+
+    (tmp_path / "split.yaml").write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "PSF.h5"
+    args = ["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--no-validate",
+            "--split-view", str(tmp_path / "split.yaml")]
+    assert main([*args, "--out", str(out)]) == 0
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["n_beads_used"] == [4, 4]
+    T = np.array(rep["transforms"][1])
+    assert abs(T[0, 2] - PX) < 10.0 and abs(T[1, 2]) < 10.0 and np.abs(T[:2, :2] - np.eye(2)).max() < 0.01
+    cfg["split_view"]["boxes"][1] = [60, 0, 48, 48]
+    (tmp_path / "split.yaml").write_text(yaml.safe_dump(cfg))
+    assert main([*args, "--out", str(out)]) == 2
+    assert "reaches outside" in capsys.readouterr().err
+
+
+def test_astigmatic_calibration_of_a_pupil_function_psf():
+    """An independent, physically different astigmatic PSF (scalar pupil with Zernike astigmatism): the two
+    focal lines come out on opposite sides of z = 0 and the Gaussian defocus model follows its widths."""
+    from plexloc.calibrate.astigmatic import calibrate_astigmatic
+    from plexloc.calibrate.synthetic import PupilAstigmaticBeads, render_bead_stacks
+    from plexloc.camera.models import IdealCamera
+
+    m = PupilAstigmaticBeads()
+    assert abs(m.fine_stack(np.array([0.0]), 141)[0].sum() - 1) < 1e-9
+    raws, _ = render_bead_stacks(m, xy_nm=np.array(GRID), z_stage_nm=ZS, frame_shape=(48, 48), photons=1e5, bg=20.0,
+                                 cameras=[IdealCamera()], roi_px=15, seed=0)
+    r = calibrate_astigmatic(raws[0], z_step_nm=DZ, px_size_nm=PX, roi_px=15)
+    cx, cy = r.psf.c_nm
+    assert cx > 100.0 and cy < -100.0 and abs(cx + cy) < 40.0  # symmetric astigmatism about the crossing
+    # s0 trades off against A and B (88-102 nm over bead sets); the in-focus width of this pupil is ~95 nm
+    assert max(r.residual_nm) < 6.0 and 80.0 < min(r.psf.s0_nm) < 115.0

@@ -112,3 +112,11 @@ def test_cli_fit_with_the_mle_method(tmp_path, capsys):
     assert {"crlb_x_nm", "llr", "iterations"} <= set(header)
     assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--out", str(out)]) == 2
     assert "--config" in capsys.readouterr().err
+
+
+def test_initial_weights_follow_the_seed(tmp_path):
+    a = Trainer(tiny_config(), tmp_path / "a").model.state_dict()
+    b = Trainer(tiny_config(), tmp_path / "b").model.state_dict()
+    c = Trainer(tiny_config(seed=5), tmp_path / "c").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)

@@ -68,3 +68,31 @@ def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     return path
+
+
+def write_sigma_figure(result, out: str | os.PathLike) -> Path:
+    """``<stem>_sigma.png``: the averaged bead's per-slice widths and the fitted astigmatic defocus curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from plexloc.psf.functional import astigmatic_sigma
+
+    out = Path(out)
+    p = result.psf
+    z = np.linspace(result.z_nm.min(), result.z_nm.max(), 200)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for i, (name, col) in enumerate((("x", "C0"), ("y", "C1"))):
+        d = p.d_nm if isinstance(p.d_nm, float) else p.d_nm[i]
+        curve = astigmatic_sigma(torch.as_tensor(z), p.s0_nm[i], p.c_nm[i], d, p.A[i], p.B[i]).numpy()
+        ax.plot(result.z_nm, result.sigma_nm[:, i], ".", color=col, label=f"sigma_{name} (slices)")
+        ax.plot(z, curve, "-", color=col, lw=1, label=f"fit, rms {result.residual_nm[i]:.1f} nm")
+    ax.set_xlabel("z (nm)")
+    ax.set_ylabel("Gaussian width (nm)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = _save(fig, out.with_name(out.stem + "_sigma.png"))
+    plt.close(fig)
+    return path

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["VectorialBeads", "render_bead_stacks", "vectorial_focus_nm"]
+__all__ = ["PupilAstigmaticBeads", "VectorialBeads", "VectorialVolume", "render_bead_stacks", "render_movie", "vectorial_focus_nm"]
 
 
 @dataclasses.dataclass
@@ -59,12 +59,17 @@ class VectorialBeads:
         return vol[: len(zs)] / vol[len(zs)].sum()
 
 
-def _bead_windows(model: VectorialBeads, z_nm: np.ndarray, x_nm: float, y_nm: float, roi_px: int):
+def _fine_size(roi_px: int, oversample: int) -> int:
+    return 2 * roi_px * oversample + 11
+
+
+def _bead_windows(model: VectorialBeads, z_nm: np.ndarray, x_nm: float, y_nm: float, roi_px: int, fine=None):
     """Pixel-integrated images ``(n_z, roi, roi)`` of one emitter at frame position (x_nm, y_nm) and the
-    frame pixel (row0, col0) of the window's top-left pixel."""
+    frame pixel (row0, col0) of the window's top-left pixel. ``fine``: the fine stack at ``z_nm`` if already
+    computed (``model.fine_stack(z_nm, _fine_size(roi_px, model.oversample))``)."""
     ovs, px = model.oversample, model.px_size_nm
     half = roi_px // 2
-    n_fine = 2 * roi_px * ovs + 11
+    n_fine = _fine_size(roi_px, ovs)
     cf = (n_fine - 1) // 2
     col0 = int(np.floor(x_nm / px)) - half
     row0 = int(np.floor(y_nm / px)) - half
@@ -73,13 +78,78 @@ def _bead_windows(model: VectorialBeads, z_nm: np.ndarray, x_nm: float, y_nm: fl
     mu_y = (y_nm - row0 * px) / d - 0.5
     mix, miy = int(np.floor(mu_x)), int(np.floor(mu_y))
     fx, fy = mu_x - mix, mu_y - miy
-    fine = model.fine_stack(z_nm, n_fine)
+    fine = model.fine_stack(z_nm, n_fine) if fine is None else fine
     spec = np.fft.fftn(fine, axes=(1, 2))
     moved = np.real(np.fft.ifftn(ndimage.fourier_shift(spec, (0.0, fy, fx)), axes=(1, 2)))
     n = roi_px * ovs
     crop = moved[:, cf - miy : cf - miy + n, cf - mix : cf - mix + n]
     binned = crop.reshape(len(crop), roi_px, ovs, roi_px, ovs).sum(axis=(2, 4))
     return binned, row0, col0
+
+
+class VectorialVolume:
+    """The vectorial PSF sampled once on a fine grid (``model.oversample`` samples per pixel laterally,
+    ``dz_nm`` axially over ``z_range_nm``), for rendering many emitters: each emitter's fine image is the
+    linear interpolation between its two nearest z samples, moved to its sub-sample position by a Fourier
+    shift and summed over camera pixels (as :func:`render_bead_stacks` does per bead)."""
+
+    def __init__(self, model: VectorialBeads, *, z_range_nm: tuple[float, float], dz_nm: float = 10.0, roi_px: int = 13):
+        self.model, self.roi_px, self.dz_nm = model, int(roi_px), float(dz_nm)
+        self.z = np.arange(z_range_nm[0], z_range_nm[1] + dz_nm / 2, dz_nm)
+        self.fine = model.fine_stack(self.z, _fine_size(self.roi_px, model.oversample))
+
+    def window(self, z_nm: float, x_nm: float, y_nm: float) -> tuple[np.ndarray, int, int]:
+        """``(image (roi, roi), row0, col0)`` of one emitter (sums to ~1 at focus over an infinite frame)."""
+        t = (float(z_nm) - self.z[0]) / self.dz_nm
+        if not 0 <= t <= len(self.z) - 1:
+            raise ValueError(f"z = {z_nm} nm outside the sampled range [{self.z[0]}, {self.z[-1]}] nm")
+        k = min(int(np.floor(t)), len(self.z) - 2)
+        f = t - k
+        fine = ((1 - f) * self.fine[k] + f * self.fine[k + 1])[None]
+        win, r0, c0 = _bead_windows(self.model, np.array([z_nm]), x_nm, y_nm, self.roi_px, fine=fine)
+        return win[0], r0, c0
+
+
+def render_movie(
+    volume: VectorialVolume,
+    *,
+    frame: np.ndarray,
+    xy_nm: np.ndarray,
+    z_nm: np.ndarray,
+    photons: np.ndarray,
+    n_frames: int,
+    frame_shape: tuple[int, int],
+    bg: float,
+    cameras: Sequence,
+    z_focus_nm: float = 0.0,
+    transforms: Sequence[np.ndarray] | None = None,
+    plane_offset_nm: Sequence[float] | None = None,
+    throughput: Sequence[float] | None = None,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Raw camera movies (ADU, ``(n_frames, H, W)`` per channel) of emitters (``frame``, reference ``xy_nm``
+    (n, 2), ``z_nm`` relative to the reference focal plane, ``photons``) with the vectorial PSF; channel c
+    sees ``T_c r_0`` at defocus ``z + z_focus_nm - plane_offset_nm[c]`` (``z_focus_nm``: the vectorial model's
+    own focus, :func:`vectorial_focus_nm`, so that z = 0 is the calibration's z = 0)."""
+    C = len(cameras)
+    transforms = [np.eye(3)] * C if transforms is None else [np.asarray(t, float) for t in transforms]
+    plane_offset_nm = [0.0] * C if plane_offset_nm is None else list(plane_offset_nm)
+    throughput = [1.0] * C if throughput is None else list(throughput)
+    H, W = frame_shape
+    R = volume.roi_px
+    gen = torch.Generator().manual_seed(int(seed))
+    xy = np.asarray(xy_nm, np.float64)
+    out = []
+    for c in range(C):
+        hom = np.column_stack([xy, np.ones(len(xy))]) @ transforms[c].T
+        pos = hom[:, :2] / hom[:, 2:3]
+        img = np.full((n_frames + 0, H + 2 * R, W + 2 * R), float(bg))  # padded: emitters near the border
+        for f, (x, y), z, n in zip(frame, pos, z_nm, photons):
+            win, r0, c0 = volume.window(z + z_focus_nm - plane_offset_nm[c], x, y)
+            img[int(f), r0 + R : r0 + 2 * R, c0 + R : c0 + 2 * R] += n * throughput[c] * win
+        ideal = torch.as_tensor(img[:, R : R + H, R : R + W], dtype=torch.float32)
+        out.append(cameras[c](ideal, generator=gen).numpy())
+    return out
 
 
 def render_bead_stacks(
@@ -220,3 +290,44 @@ def biplane_accuracy(
         "focus_offset_nm": cal.channels[1].focus_offset_nm,
         "vectorial_focus_nm": zf,
     }
+
+
+@dataclasses.dataclass
+class PupilAstigmaticBeads:
+    """A scalar Fourier-optics PSF with astigmatism, for astigmatic calibrations (psfmodels has no aberrations).
+
+    The pupil (radius NA / lambda, defocus phase ``2 pi z sqrt((n / lambda)^2 - k^2)``, astigmatism
+    ``2 pi astig_waves rho^2 cos(2 theta)``) is Fourier-transformed on a ``pad``-point grid of
+    ``px_size_nm / oversample`` samples; the intensity is ``|.|^2``. Same interface as :class:`VectorialBeads`
+    (``fine_stack``), so :func:`render_bead_stacks` renders it. Physically different from the Gaussian model:
+    Airy rings, a non-Gaussian defocus, no fitted parameters.
+    """
+
+    na: float = 1.45
+    wavelength_nm: float = 680.0
+    n_immersion: float = 1.515
+    astig_waves: float = 0.12
+    px_size_nm: float = 100.0
+    oversample: int = 5
+    pad: int = 512
+
+    def fine_stack(self, z_nm: np.ndarray, n_fine: int) -> np.ndarray:
+        d = self.px_size_nm / self.oversample
+        k = np.fft.fftfreq(self.pad, d)
+        kx, ky = np.meshgrid(k, k)
+        kr2 = kx**2 + ky**2
+        kmax = self.na / self.wavelength_nm
+        inside = kr2 <= kmax**2
+        rho2 = kr2 / kmax**2
+        cos2 = np.where(kr2 > 0, (kx**2 - ky**2) / np.maximum(kr2, 1e-30), 0.0)
+        kz = np.sqrt(np.clip((self.n_immersion / self.wavelength_nm) ** 2 - kr2, 0, None))
+        astig = 2 * np.pi * self.astig_waves * rho2 * cos2
+        zs = np.concatenate([np.atleast_1d(np.asarray(z_nm, np.float64)), [0.0]])
+        c = self.pad // 2 - (n_fine - 1) // 2  # fftshift puts the emitter at pad // 2
+        out = []
+        for z in zs:
+            field = np.fft.fftshift(np.fft.ifft2(inside * np.exp(1j * (astig + 2 * np.pi * z * kz))))
+            img = np.abs(field) ** 2
+            out.append(img[c : c + n_fine, c : c + n_fine])
+        vol = np.asarray(out)
+        return vol[:-1] / vol[-1].sum()

@@ -89,12 +89,15 @@ def leave_one_bead_out(
     cameras: Sequence | None = None,
     z_limit_nm: float = 600.0,
     max_beads: int = 8,
+    build_psf=None,
 ) -> dict:
     """Self-consistency of a calibration (see the module docstring).
 
     Returns a dict: ``z_bias_nm``, ``z_rmse_nm``, ``xy_bias_nm`` ([x, y]), ``xy_rmse_nm``, ``n_fits``, and per
     fitted slice ``stage_z_nm``, ``fit_z_nm``, ``bead`` (lists, for the z-calibration figure). Only slices with
     ``|z| <= z_limit_nm`` are fitted, for at most ``max_beads`` beads (spread over the brightness order).
+    ``build_psf(volume, z0_voxel, dz_nm, px_size_nm)`` replaces the spline of the other beads' average by
+    another model (e.g. :func:`plexloc.calibrate.astigmatic.astigmatic_builder`).
     """
     from plexloc.psf.spline import SplinePSF
 
@@ -123,7 +126,10 @@ def leave_one_bead_out(
             b = beads[c]
             vol = average_aligned(b.clean[others], b.shifts[others])
             vol = vol / _sum_at(vol, z0)
-            psfs.append(SplinePSF.from_volume(vol, dz_nm=dz, px_size_nm=cal.px_size_nm, center=(z0, c_vox, c_vox)))
+            if build_psf is not None:
+                psfs.append(build_psf(vol, z0, dz, cal.px_size_nm))
+            else:
+                psfs.append(SplinePSF.from_volume(vol, dz_nm=dz, px_size_nm=cal.px_size_nm, center=(z0, c_vox, c_vox)))
             transforms.append(
                 np.eye(3) if c == 0 else fit_affine(beads[0].positions_nm[others], b.positions_nm[others])[0]
             )

@@ -29,6 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roi-px", type=int, default=15, help="window per bead (odd, default 15)")
     p.add_argument("--saturation-adu", type=float, default=None, help="raw value counted as saturated")
     p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
+    p.add_argument(
+        "--split-view",
+        type=Path,
+        default=None,
+        metavar="CONFIG",
+        help="one split-view stack: cut into channels by this config's split_view boxes (and flips)",
+    )
+    p.add_argument(
+        "--model",
+        choices=("spline", "astigmatic"),
+        default="spline",
+        help="spline (default, PSF.h5) or astigmatic: the Gaussian defocus curves of one channel, written as a "
+        "config YAML (--out PSF.yaml; psf: kind astigmatic) with PSF.json and PSF_sigma.png beside it",
+    )
     p.set_defaults(func=run)
 
 
@@ -59,6 +73,32 @@ def _cameras(args, n: int) -> list:
     return [IdealCamera() for _ in range(n)]
 
 
+def _read_stacks(args) -> tuple[list, list[str]]:
+    """Raw stacks, one per channel (from one file per channel, or cut from one split-view stack)."""
+    from plexloc.config import load_config
+    from plexloc.errors import InputError
+    from plexloc.io.splitview import split_frames
+    from plexloc.io.tiff import read_movie
+
+    if args.split_view is None:
+        return [read_movie(p) for p in args.stacks], [str(p) for p in args.stacks]
+    if len(args.stacks) != 1:
+        raise InputError(f"--split-view takes one stack holding every channel, got {len(args.stacks)}")
+    split = load_config(args.split_view).split_view
+    if split is None:
+        raise InputError("--split-view: the configuration has no split_view section (boxes per channel)", source=args.split_view)
+    raw = read_movie(args.stacks[0])
+    H, W = raw.shape[-2:]
+    for c, (x, y, w, h) in enumerate(split.boxes):
+        if x + w > W or y + h > H:
+            raise InputError(
+                f"split_view box {c} [{x}, {y}, {w}, {h}] (x, y, width, height) reaches outside the {W}x{H} (w x h) stack",
+                source=args.stacks[0],
+            )
+    parts = split_frames(raw, split)
+    return [parts[:, c] for c in range(parts.shape[1])], [f"{args.stacks[0]} box {c}" for c in range(parts.shape[1])]
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -66,16 +106,22 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.calibrate import calibrate_spline, save_calibration
     from plexloc.calibrate.validate import leave_one_bead_out
     from plexloc.errors import InputError
-    from plexloc.io.tiff import read_movie
 
-    if args.out.suffix.lower() not in (".h5", ".hdf5"):
+    if args.model == "astigmatic":
+        if args.out.suffix.lower() not in (".yaml", ".yml"):
+            raise InputError(f"--out of an astigmatic calibration must end in .yaml, got {args.out.name!r}")
+        if len(args.stacks) != 1 or args.split_view is not None:
+            raise InputError(f"the astigmatic calibration takes one bead stack (one channel), got {len(args.stacks)}")
+    elif args.out.suffix.lower() not in (".h5", ".hdf5"):
         raise InputError(f"--out must end in .h5, got {args.out.name!r}")
-    cams = _cameras(args, len(args.stacks))
-    raws = [read_movie(p) for p in args.stacks]
+    raws, sources = _read_stacks(args)
+    cams = _cameras(args, len(raws))
     stacks = [cam.to_photons(torch.as_tensor(r.astype(np.float32))).numpy() for cam, r in zip(cams, raws)]
     sat = args.saturation_adu
     if sat is None and np.issubdtype(raws[0].dtype, np.integer):
         sat = float(np.iinfo(raws[0].dtype).max)
+    if args.model == "astigmatic":
+        return _run_astigmatic(args, stacks, raws, cams, sat)
     result = calibrate_spline(
         stacks,
         z_step_nm=args.z_step,
@@ -83,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         roi_px=args.roi_px,
         raw_stacks=raws,
         saturation_adu=sat,
-        sources=[str(p) for p in args.stacks],
+        sources=sources,
     )
     cal = result.calibration
     cal.command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
@@ -117,5 +163,64 @@ def run(args: argparse.Namespace) -> int:
         f"({'; '.join(str(r) for r in report['beads_rejected'])})"
         + (f", leave-one-out z bias {loo['z_bias_nm']:.1f} nm, z RMSE {loo['z_rmse_nm']:.1f} nm" if loo and loo.get("z_rmse_nm") is not None else "")
         + f"; figures {', '.join(p.name for p in figs)}"
+    )
+    return 0
+
+
+def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
+    import yaml
+
+    from plexloc.calibrate.astigmatic import astigmatic_builder, calibrate_astigmatic, config_dict
+    from plexloc.calibrate.figures import write_sigma_figure
+    from plexloc.calibrate.validate import leave_one_bead_out
+    from plexloc.io._atomic import atomic_path
+
+    result = calibrate_astigmatic(
+        stacks[0],
+        z_step_nm=args.z_step,
+        px_size_nm=args.pixel_size,
+        roi_px=args.roi_px,
+        raw_stacks=raws,
+        saturation_adu=sat,
+        sources=[str(args.stacks[0])],
+    )
+    spline = result.spline
+    cal = spline.calibration
+    data = config_dict(result.psf, px_size_nm=cal.px_size_nm)
+    if args.config is not None:  # the user's configuration with the calibrated PSF
+        base = yaml.safe_load(args.config.read_text())
+        base.update(data)
+        data = base
+    elif args.camera is not None:
+        cam = yaml.safe_load(args.camera.read_text())
+        data["camera"] = cam.get("camera", cam)
+    else:
+        data["camera"] = {"kind": "ideal"}
+    command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(f"# astigmatic PSF calibrated by: {command}\n" + yaml.safe_dump(data, sort_keys=False))
+    report: dict = {
+        "calibration": str(args.out),
+        "model": "astigmatic",
+        "psf": data["psf"],
+        "curve_fit_rms_nm": list(result.residual_nm),
+        "n_slices_fitted": len(result.z_nm),
+        "n_beads_used": spline.summary["n_beads_used"],
+        "beads_rejected": spline.summary["rejected"],
+        "z0_definition": cal.z0_definition,
+        "z_step_nm": cal.dz_nm,
+        "px_size_nm": list(cal.px_size_nm),
+    }
+    loo = None
+    if not args.no_validate:
+        loo = leave_one_bead_out(spline, cameras=cams, build_psf=astigmatic_builder())
+        report.update({k: loo[k] for k in ("z_bias_nm", "z_rmse_nm", "xy_bias_nm", "xy_rmse_nm", "z_limit_nm", "n_fits")})
+    write_json(report, args.out.with_suffix(".json"))
+    fig = write_sigma_figure(result, args.out)
+    print(
+        f"wrote {args.out}: astigmatic, beads used {report['n_beads_used']}, curve fit rms "
+        f"{result.residual_nm[0]:.1f}/{result.residual_nm[1]:.1f} nm"
+        + (f", leave-one-out z bias {loo['z_bias_nm']:.1f} nm, z RMSE {loo['z_rmse_nm']:.1f} nm" if loo and loo.get("z_rmse_nm") is not None else "")
+        + f"; figure {fig.name}"
     )
     return 0

@@ -66,6 +66,20 @@ def psf_sigma_px(psf, z_nm: float = 0.0) -> float:
     return float(var.sqrt())
 
 
+def spline_window_cap_px(psfs: Sequence) -> int | None:
+    """Largest odd fitting window that a sampled (spline) PSF models in full, wherever the emitter sits in
+    its pixel: the spline's lateral extent minus one pixel (the patch moves with the sub-pixel position),
+    rounded down to odd; the smallest over ``psfs``. ``None`` when no PSF is a spline."""
+    from plexloc.psf.spline import SplinePSF
+
+    caps = []
+    for psf in psfs:
+        if isinstance(psf, SplinePSF):
+            n = min(psf.roi_px) - 1
+            caps.append(n if n % 2 else n - 1)
+    return min(caps) if caps else None
+
+
 class MLEFitter:
     """Detection and maximum-likelihood fitting for one microscope configuration.
 
@@ -132,7 +146,17 @@ class MLEFitter:
         sig_focus = min(psf_sigma_px(ch.psf, z_nm=0.0 - ch.z_offset_nm) for ch in self.channels)
         sig_max = max(psf_sigma_px(ch.psf, z_nm=z - ch.z_offset_nm) for ch in self.channels for z in zs)
         self.sigma_px = sig_focus
-        self.roi_px = int(roi_px) if roi_px is not None else 2 * math.ceil(3.5 * sig_max) + 1
+        cap = spline_window_cap_px([ch.psf for ch in self.channels])
+        if roi_px is None:
+            roi_px = 2 * math.ceil(3.5 * sig_max) + 1
+            if cap is not None:
+                roi_px = min(roi_px, cap)
+        elif cap is not None and roi_px > cap:
+            raise InputError(
+                f"fitting window {roi_px} px exceeds the spline PSF's lateral extent: at most {cap} px (pixels the "
+                "spline does not model would be fitted as background only and bias z)"
+            )
+        self.roi_px = int(roi_px)
         if self.roi_px < 5:
             raise InputError(f"fitting window must be at least 5 pixels, got {self.roi_px}")
         if self.roi_px > min(self.frame_shape):

@@ -123,7 +123,9 @@ class Trainer:
         t = config.training
         self.sim = Simulator(training_simulation(config)).to(self.device)
         spec = LocalizerSpec.from_dict(ckpt["spec"]) if ckpt else make_spec(config, self.sim, seed=t.seed)
-        self.model = Localizer(spec).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # reproducible initial weights, global RNG untouched
+            torch.manual_seed(t.seed)
+            self.model = Localizer(spec).to(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience, min_lr=t.min_lr
