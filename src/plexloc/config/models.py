@@ -158,11 +158,21 @@ class PhotonModelConfig(_Model):
     ``linked``: one photon count, split by each channel's ``throughput`` (biplane / multi-plane).
     ``ratiometric``: each emitter has a colour k; channel c receives ``ratios[k][c]`` of its photons.
     ``independent``: a separate photon count per channel, each drawn from the emitter photon range.
+
+    ``on_time_frames`` (ratiometric only): the mean exponential on-time of each colour (dye), e.g. the
+    DECODE-Plex dual-colour protocol's 3 and 1 frames; default: every colour has ``emitters.on_time_frames``.
+    ``color_fractions`` are then shares of the *active* emitters of a frame (the density's basis), so a
+    colour with a shorter on-time has proportionally more fluorophores switching on.
     """
 
     kind: Literal["linked", "ratiometric", "independent"] = "linked"
     ratios: list[list[NonNegFloat]] | None = None
-    color_fractions: list[NonNegFloat] | None = Field(default=None, description="share of each colour; default equal")
+    color_fractions: list[NonNegFloat] | None = Field(
+        default=None, description="share of each colour among the active emitters of a frame; default equal"
+    )
+    on_time_frames: list[PositiveFloat] | None = Field(
+        default=None, description="mean on-time of each colour (frames); default: emitters.on_time_frames for all"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PhotonModelConfig:
@@ -176,8 +186,16 @@ class PhotonModelConfig(_Model):
                     raise ValueError(f"ratios[{k}] must sum to a value in (0, 1], got {sum(row)}")
             if self.color_fractions is not None and len(self.color_fractions) != len(self.ratios):
                 raise ValueError("color_fractions needs one entry per colour (row of 'ratios')")
+            if self.color_fractions is not None and sum(self.color_fractions) <= 0:
+                raise ValueError(f"color_fractions must not all be 0, got {self.color_fractions}")
+            if self.on_time_frames is not None and len(self.on_time_frames) != len(self.ratios):
+                raise ValueError(f"on_time_frames needs one entry per colour (row of 'ratios', {len(self.ratios)}), "
+                                 f"got {len(self.on_time_frames)}")
         elif self.ratios is not None:
             raise ValueError(f"'ratios' is only used by photon_model 'ratiometric', not '{self.kind}'")
+        elif self.on_time_frames is not None:
+            raise ValueError(f"per-colour 'on_time_frames' needs photon_model 'ratiometric', not '{self.kind}' "
+                             "(use emitters.on_time_frames)")
         return self
 
     @property

@@ -8,6 +8,10 @@ one row per (fluorophore, frame): the per-frame emitters that a movie or a train
 Density is the expected number of *active* emitters per um^2 per frame, an emitter being active in
 frame k when its on-interval overlaps ``[k, k + 1)``: with start rate r per frame, that is
 ``r * (on_time + 1)``.
+
+With per-colour on-times (``photon_model.on_time_frames``, ratiometric), each colour k is its own such
+process with the active density ``density * fraction_k`` and mean on-time ``tau_k``, so its start rate is
+``density * fraction_k / (tau_k + 1)``.
 """
 
 from __future__ import annotations
@@ -52,21 +56,27 @@ class Emitters:
         return Emitters(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
+def _color_weights(photon_model: PhotonModelConfig, device) -> Tensor:
+    """(K,) float64 share of each colour (``color_fractions``, default equal), normalised."""
+    k = photon_model.n_colors
+    w = torch.tensor(photon_model.color_fractions or [1.0] * k, dtype=torch.float64, device=device)
+    return w / w.sum()
+
+
 def _photon_split(
-    flux: Tensor, photon_model: PhotonModelConfig, throughputs: list[float], photons_range, generator, device
+    flux: Tensor, photon_model: PhotonModelConfig, throughputs: list[float], photons_range, generator, device,
+    color: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Per-channel flux (F, C) and colour (F,) of each fluorophore."""
+    """Per-channel flux (F, C) and colour (F,) of each fluorophore (``color``: already drawn)."""
     n_f, n_ch = flux.shape[0], len(throughputs)
-    color = torch.zeros(n_f, dtype=torch.int64, device=device)
+    if color is None:
+        color = torch.zeros(n_f, dtype=torch.int64, device=device)
+        if photon_model.kind == "ratiometric" and n_f:
+            color = torch.multinomial(_color_weights(photon_model, device), n_f, replacement=True, generator=generator)
     if photon_model.kind == "linked":
         per_ch = flux[:, None] * torch.tensor(throughputs, dtype=flux.dtype, device=device)[None, :]
     elif photon_model.kind == "ratiometric":
         ratios = torch.tensor(photon_model.ratios, dtype=flux.dtype, device=device)  # (K, C)
-        k = ratios.shape[0]
-        frac = photon_model.color_fractions or [1.0] * k
-        probs = torch.tensor(frac, dtype=torch.float64, device=device)
-        if n_f:
-            color = torch.multinomial(probs / probs.sum(), n_f, replacement=True, generator=generator)
         per_ch = flux[:, None] * ratios[color]
     else:  # independent: one flux per channel, each uniform in the range
         lo, hi = photons_range
@@ -100,11 +110,19 @@ def sample_emitters(
     photon_model = photon_model or PhotonModelConfig()
     throughputs = throughputs or [1.0]
     density = config.density_per_um2 if density_per_um2 is None else float(density_per_um2)
-    tau = config.on_time_frames
-    lead_in = 5.0 * tau  # fluorophores switched on before frame 0 are still on at frame 0
+    per_color = photon_model.kind == "ratiometric" and photon_model.on_time_frames is not None
+    if per_color:  # one blinking process per colour, each with its own on-time
+        taus = torch.tensor(photon_model.on_time_frames, dtype=torch.float64, device=device)
+        color_rates = _color_weights(photon_model, device) / (taus + 1.0)  # starts per frame per unit density
+        tau_max = float(taus.max())
+        rate_per_density = float(color_rates.sum())
+    else:
+        tau_max = config.on_time_frames
+        rate_per_density = 1.0 / (tau_max + 1.0)
+    lead_in = 5.0 * tau_max  # fluorophores switched on before frame 0 are still on at frame 0
     m = float(margin_nm)
     area_um2 = (fov_nm[0] + 2 * m) * (fov_nm[1] + 2 * m) * 1e-6
-    rate = density * area_um2 / (tau + 1.0)  # starts per frame and sequence
+    rate = density * area_um2 * rate_per_density  # starts per frame and sequence
     span = n_frames + lead_in
     expected = torch.tensor(rate * span * n_sequences, dtype=torch.float64, device=device)
     n_f = int(torch.poisson(expected.reshape(1), generator=generator).item()) if density > 0 else 0
@@ -112,6 +130,14 @@ def sample_emitters(
     def uniform(lo: float, hi: float, n: int = n_f) -> Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=generator, device=device, dtype=dtype)
 
+    color = None
+    if per_color:
+        color = torch.zeros(n_f, dtype=torch.int64, device=device)
+        if n_f:
+            color = torch.multinomial(color_rates / color_rates.sum(), n_f, replacement=True, generator=generator)
+        tau: Tensor | float = taus.to(dtype)[color]
+    else:
+        tau = config.on_time_frames
     seq = torch.randint(0, max(n_sequences, 1), (n_f,), generator=generator, device=device)
     t0 = uniform(-lead_in, float(n_frames))
     on = -tau * torch.log1p(-torch.rand(n_f, generator=generator, device=device, dtype=dtype).clamp_max(1 - 1e-7))
@@ -120,7 +146,7 @@ def sample_emitters(
         [uniform(-m, fov_nm[0] + m), uniform(-m, fov_nm[1] + m), uniform(*config.z_range_nm)], dim=1
     )
     flux = uniform(*config.photons_range)
-    flux_ch, color = _photon_split(flux, photon_model, throughputs, config.photons_range, generator, device)
+    flux_ch, color = _photon_split(flux, photon_model, throughputs, config.photons_range, generator, device, color)
 
     # expand every fluorophore over the frames its on-interval touches
     first = torch.floor(t0).clamp_min(0)
