@@ -8,6 +8,9 @@ JI, RMSE_lat, RMSE_ax, E_lat, E_ax, E_3D, RMSE / sqrt(mean CRLB^2) over matched 
 standard deviation of the z-scores (error / predicted sigma), and the gridding deviation. Emitters
 dimmer than the training's ``min_target_photons`` are removed from the truth (they are not targets).
 With ``--compare-mle`` the project's MLE fitter fits the same movies (3D, 1/um^2 is the bar's point).
+Multi-plane configurations (linked photons, focal planes equally spaced from 0, the z range within their
+slabs, e.g. ``examples/quad_plane.yaml``) also get seed 002's voxel-level Jaccard index
+(:mod:`plexloc.evaluate.voxel`; voxels = camera pixels x one plane spacing).
 
 Time to accuracy: from the run's validation log, the training time after which the validation
 efficiency stays within 2 points of its plateau (the mean of the last three validations).
@@ -35,6 +38,7 @@ from plexloc.config import TrainConfig, load_config
 from plexloc.evaluate import evaluate
 from plexloc.evaluate.matching import match
 from plexloc.evaluate.uncertainty import error_scores, table_crlb
+from plexloc.evaluate.voxel import voxel_jaccard
 from plexloc.infer import fit_movie
 from plexloc.io.tiff import write_movie
 from plexloc.simulation import Simulator
@@ -126,6 +130,9 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
                                        "gridding_dev_x", "gridding_dev_y", "color_accuracy", "color_rejection",
                                        "n_truth", "tp")}
         row["frames"] = frames
+        vox = plane_voxels(config, args.size)
+        if vox is not None:
+            row["voxel_jaccard"] = voxel_jaccard(truth, pred, **vox).jaccard
         row.update(sc)
         row["fit_frames_per_s"] = stats.get("frames_per_s")
         if args.compare_mle:
@@ -135,6 +142,23 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
         for mp in movie_paths:
             mp.unlink()
     return res
+
+
+def plane_voxels(config: TrainConfig, size: int) -> dict | None:
+    """Seed 002's voxel grid for a multi-plane configuration (Sec. 2.1, Table 3): the camera pixels laterally
+    and one plane spacing axially, voxel k centred on focal plane k; ``None`` where that does not apply."""
+    z = sorted(ch.z_offset_nm for ch in config.channels)
+    if config.photon_model.kind != "linked" or len(z) < 2 or z[0] != 0.0:
+        return None
+    steps = np.diff(z)
+    if steps[0] <= 0 or not np.allclose(steps, steps[0]):
+        return None
+    s = float(steps[0])
+    lo, hi = config.emitters.z_range_nm
+    if lo < -s / 2 - 1e-6 or hi > z[-1] + s / 2 + 1e-6:
+        return None
+    px = config.px_size_xy_nm
+    return {"voxel_nm": (px[0], px[1], s), "origin_nm": (0.0, 0.0, -s / 2), "shape": (size, size, len(z))}
 
 
 def truth_crlb(truth, sim: Simulator, config: TrainConfig) -> dict:
@@ -203,15 +227,15 @@ def main(argv=None) -> int:
                "torch": torch.__version__, "commit": commit(), "args": {k: str(v) for k, v in vars(args).items()}, "configs": []}
     for path in args.configs:
         results["configs"].append(run_config(path, args, device, args.out))
-    print("\n| config | density /um^2 | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | colour acc / rej % | MLE E_3D |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| config | density /um^2 | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | colour acc / rej % | MLE E_3D | voxel JI % |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
         for d, row in r["densities"].items():
             print(f"| {Path(r['config']).stem} | {d} | {fmt(row['jaccard'])} | {fmt(row['rmse_lat'])} | {fmt(row['rmse_ax'])} | "
                   f"{fmt(row['eff_lat'])} | {fmt(row['eff_ax'])} | {fmt(row['eff_3d'])} | {fmt(row['crlb_ratio_lat'], '.2f')} | "
                   f"{fmt(row['crlb_ratio_ax'], '.2f')} | {fmt(row['zscore_std_x'], '.2f')} / {fmt(row['zscore_std_z'], '.2f')} | "
                   f"{fmt(row['gridding_dev_x'], '.2f')} | {fmt(row.get('color_accuracy'))} / {fmt(row.get('color_rejection'))} | "
-                  f"{fmt(row.get('mle_eff_3d'))} |")
+                  f"{fmt(row.get('mle_eff_3d'))} | {fmt(row.get('voxel_jaccard'))} |")
         tta = r.get("time_to_accuracy") or {}
         if tta.get("plateau") is not None:
             print(f"  {Path(r['config']).stem}: efficiency plateau {tta['plateau']:.1f}, within 2 points after {tta['minutes_to_plateau']:.1f} min")

@@ -1,6 +1,7 @@
 """Multi-channel accuracy (issue 10): bench/accuracy.py with the DECODE-Plex evaluation's settings.
 
-Defaults: `examples/dual_color_plex.yaml` and `examples/biplane_plex.yaml`, 80x80 training ROIs (room for
+Defaults: `examples/dual_color_plex.yaml`, `examples/biplane_plex.yaml` and `examples/quad_plane.yaml` (seed
+002's quad-plane model, with its voxel-level Jaccard index besides the emitter scores), 80x80 training ROIs (room for
 the channel offsets), density sweep 0.03, 0.14, 0.65 and 3 emitters/um^2 with at least 10,000 emitters per
 step; colour accuracy / rejection for ratiometric data (once `plexloc.post.color` exists), the joint
 multi-channel CRLB, z-scores, and the MLE global fit with --compare-mle. Prints the table, writes JSON.
@@ -21,6 +22,7 @@ import accuracy  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = [
     "--configs", str(ROOT / "examples" / "dual_color_plex.yaml"), str(ROOT / "examples" / "biplane_plex.yaml"),
+    str(ROOT / "examples" / "quad_plane.yaml"),
     "--densities", "0.03", "0.14", "0.65", "3",
     "--min-emitters", "10000",
     "--train-size", "80",

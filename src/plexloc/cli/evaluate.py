@@ -1,4 +1,5 @@
-"""``plexloc evaluate TRUTH PRED [--dim 2|3] [--json OUT] [--px-size NM] [--max-lat NM] [--max-ax NM]``."""
+"""``plexloc evaluate TRUTH PRED [--dim 2|3] [--json OUT] [--px-size NM] [--max-lat NM] [--max-ax NM]
+[--voxel-ji SX SY SZ [--voxel-origin X Y Z] [--voxel-shape NX NY NZ]]``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--max-lat", type=float, default=250.0, metavar="NM", help="lateral match threshold (default 250)")
     p.add_argument("--max-ax", type=float, default=500.0, metavar="NM", help="axial match threshold, 3D (default 500)")
+    p.add_argument("--voxel-ji", type=float, nargs=3, default=None, metavar=("SX", "SY", "SZ"),
+                   help="also the voxel-level Jaccard index (Aritake et al., seed 002) with voxels of SX x SY x SZ nm "
+                   "(their quad-plane grid: 192 192 400)")
+    p.add_argument("--voxel-origin", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+                   help="corner of the voxel grid in nm (default 0 0 -SZ/2: axial voxel k centred on z = k SZ)")
+    p.add_argument("--voxel-shape", type=int, nargs=3, default=None, metavar=("NX", "NY", "NZ"),
+                   help="voxels of the target space (e.g. 64 64 4); points outside are left out (default: unbounded)")
     p.set_defaults(func=run)
 
 
@@ -44,7 +52,19 @@ def run(args: argparse.Namespace) -> int:
         px_size_nm=args.px_size,
     )
     print(metrics.format_table())
+    voxel = {}
+    if args.voxel_ji is not None:
+        from plexloc.evaluate.voxel import voxel_jaccard
+
+        vj = voxel_jaccard(truth, pred, voxel_nm=args.voxel_ji, origin_nm=args.voxel_origin, shape=args.voxel_shape)
+        voxel = vj.to_dict()
+        print(f"voxel_jaccard  {vj.jaccard:.2f} %  (tp {vj.tp}, fp {vj.fp}, fn {vj.fn} voxels of "
+              f"{' x '.join(f'{v:g}' for v in vj.voxel_nm)} nm)")
+    elif args.voxel_origin is not None or args.voxel_shape is not None:
+        from plexloc.errors import InputError
+
+        raise InputError("--voxel-origin and --voxel-shape need --voxel-ji SX SY SZ")
     if args.json is not None:
-        data = {**metrics.to_dict(), "truth_file": str(args.truth), "pred_file": str(args.pred)}
+        data = {**metrics.to_dict(), **voxel, "truth_file": str(args.truth), "pred_file": str(args.pred)}
         write_json(data, args.json)
     return 0
