@@ -57,3 +57,43 @@ def test_clean_table_is_silent():
     assert rep.warning is None and abs(rep.excess) < 0.02
     rep2 = channel_duplicates(table(c), offsets_nm=[(300.0, 0.0)])
     assert abs(rep2.excess) < 0.02
+
+
+# --- the decision rule on the issue's densities (0.03 to 3 per um^2), 10,000 molecules per table ------------
+DENSITIES = (0.03, 0.14, 0.65, 3.0)
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+def test_each_molecule_twice_at_a_three_pixel_error_fires(density):
+    from plexloc.post.synthetic_plex import doubled_table
+
+    t = doubled_table(density, share=1.0, offset_nm=(3 * PX, 0.0), seed=11)
+    with pytest.warns(DuplicateWarning):
+        rep = channel_duplicates(t)
+    np.testing.assert_allclose(rep.offset_nm, [3 * PX, 0.0], atol=10.0)
+    # both copies carry 20 nm noise: their distance is within 50 nm of the offset for 1 - exp(-50^2 / (4 20^2)) = 79 %
+    assert rep.fraction > 0.7 and rep.excess > 0.6 and rep.p_value < 1e-12
+
+
+@pytest.mark.parametrize("density", DENSITIES)
+def test_correct_transform_is_silent_at_realistic_densities(density):
+    import warnings
+
+    from plexloc.post.synthetic_plex import doubled_table
+
+    for seed in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DuplicateWarning)
+            rep = channel_duplicates(doubled_table(density, seed=seed))
+        assert rep.warning is None
+        assert abs(rep.excess) < 0.02  # chance pairs are what the ring predicts
+        if density == 3.0:  # plenty of random close pairs, which the ring accounts for
+            assert rep.pairs > 20 and rep.expected_pairs > 10
+
+
+def test_a_few_coincident_pairs_are_significant_but_not_many():
+    """At low density two dozen doubled molecules are a significant pattern, but 0.5 % of the table: no warning."""
+    from plexloc.post.synthetic_plex import doubled_table
+
+    rep = channel_duplicates(doubled_table(0.03, share=0.0025, seed=5), warn=False)
+    assert rep.p_value * rep.looks < 1e-3 and rep.excess < 0.05 and rep.warning is None

@@ -1,17 +1,33 @@
 """Detecting one localization per channel instead of one per molecule (a wrong channel transform).
 
 With a transform that is off by a vector ``v``, a multi-channel network may report a molecule twice in the
-same frame, the copies ``v`` apart (thesis 4.1.1). :func:`channel_duplicates` looks for that pattern: the
-displacements of all same-frame pairs between ``min_offset_nm`` and ``max_offset_nm`` apart (each pair once,
-oriented into the half-plane ``dx > 0``) are histogrammed; the peak (or each of the candidate
-``offsets_nm``) is the suspected offset. ``fraction`` is the share of localizations in a pair within
-``tol_nm`` of it; ``background`` is the same share at the offset turned by 90 degrees (what unrelated
-neighbours give at that distance), and ``excess = fraction - background``. A warning is issued where
-``excess > warn_fraction``.
+same frame, the copies ``v`` apart (thesis 4.1.1). :func:`channel_duplicates` looks for that pattern and
+decides with a test whose false-alarm rate is fixed, so that it stays silent for a correct transform at any
+density and fires when many localizations are doubled:
+
+1. Same-frame pairs between ``min_offset_nm`` and ``max_offset_nm`` apart give displacements ``d`` (taken with
+   both signs: a pair at ``v`` is also one at ``-v``). The candidate ``v`` is the peak of their histogram (or
+   each of the given ``offsets_nm``).
+2. ``K`` = pairs within ``tol_nm`` of ``+-v``. Without duplicates, localizations of one frame carry no pair
+   structure at a fixed vector, so the pair displacements around ``v`` are as dense as anywhere on the ring
+   ``| |d| - |v| | <= 2 tol`` (isotropy); the pairs on that ring, away from ``+-v``, give the expected count
+   ``mu`` by area, and ``K`` is tested against ``Poisson(mu)``. The p-value is corrected for the number of
+   places the peak search looked at (ring area / disc area, Bonferroni).
+3. The warning fires when ``p < alpha / looks`` (a consistent offset, not chance; default ``alpha`` 1e-3 per
+   table) **and** the excess share of localizations in such pairs, ``fraction - background``, is above
+   ``warn_fraction`` (default 5 %: *many* localizations are doubled, not a handful of coincidences, which
+   at high density are significant but harmless).
+
+A wrong transform doubles (nearly) every molecule, so its excess is close to 100 %; random neighbours at
+3 per um^2 and a correct transform give an excess near 0 and a p-value that rarely passes the corrected
+threshold (false-alarm rates in bench/RESULTS.md, issue 10, from ``bench/duplicates_false_alarm.py``).
+Strongly oriented structures (aligned filaments) break the isotropy assumption of step 2 but not the
+effect-size requirement of step 3.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -31,10 +47,14 @@ class DuplicateWarning(UserWarning):
 @dataclass
 class DuplicateReport:
     offset_nm: np.ndarray  # (2,), the suspected offset (nan: no pairs)
-    fraction: float  # localizations in a pair at the offset
-    background: float  # the same at the offset turned by 90 degrees
+    fraction: float  # share of localizations in a same-frame pair at +-offset
+    background: float  # the share expected by chance (2 * expected pairs / n)
     n: int
     warning: str | None
+    pairs: int = 0  # K, pairs within tol of +-offset
+    expected_pairs: float = 0.0  # mu, from the ring at the same distance
+    p_value: float = 1.0  # P(Poisson(mu) >= K), uncorrected
+    looks: float = 1.0  # places searched (Bonferroni factor)
 
     @property
     def excess(self) -> float:
@@ -42,12 +62,33 @@ class DuplicateReport:
 
     def to_dict(self) -> dict:
         return {"offset_nm": self.offset_nm.tolist(), "fraction": self.fraction, "background": self.background,
-                "excess": self.excess, "n": self.n, "warning": self.warning}
+                "excess": self.excess, "n": self.n, "pairs": self.pairs, "expected_pairs": self.expected_pairs,
+                "p_value": self.p_value, "looks": self.looks, "warning": self.warning}
 
 
-def _share(d: np.ndarray, i: np.ndarray, j: np.ndarray, offset: np.ndarray, tol: float, n: int) -> float:
-    near = np.hypot(*(d - offset).T) <= tol
-    return len(np.union1d(i[near], j[near])) / max(n, 1)
+def _poisson_sf(k: int, mu: float) -> float:
+    """P(X >= k) for X ~ Poisson(mu)."""
+    if k <= 0:
+        return 1.0
+    if mu <= 0:
+        return 0.0
+    from scipy.stats import poisson
+
+    return float(poisson.sf(k - 1, mu))
+
+
+def _test_offset(d: np.ndarray, i: np.ndarray, j: np.ndarray, v: np.ndarray, tol: float, n: int) -> DuplicateReport:
+    r = float(np.hypot(*v))
+    dist_p = np.hypot(*(d - v).T)
+    dist_m = np.hypot(*(d + v).T)
+    near = (dist_p <= tol) | (dist_m <= tol)
+    k = int(near.sum())
+    ring = (np.abs(np.hypot(d[:, 0], d[:, 1]) - r) <= 2 * tol) & (dist_p > 2 * tol) & (dist_m > 2 * tol)
+    ring_area = math.pi * ((r + 2 * tol) ** 2 - max(r - 2 * tol, 0.0) ** 2) - 2 * math.pi * (2 * tol) ** 2
+    mu = float(ring.sum()) * 2 * math.pi * tol**2 / ring_area if ring_area > 0 else 0.0
+    frac = len(np.union1d(i[near], j[near])) / max(n, 1)
+    return DuplicateReport(offset_nm=v, fraction=frac, background=min(2 * mu / max(n, 1), 1.0), n=n, warning=None,
+                           pairs=k, expected_pairs=mu, p_value=_poisson_sf(k, mu))
 
 
 def channel_duplicates(
@@ -58,44 +99,51 @@ def channel_duplicates(
     min_offset_nm: float = 100.0,
     tol_nm: float = 50.0,
     warn_fraction: float = 0.05,
+    alpha: float = 1e-3,
     warn: bool = True,
 ) -> DuplicateReport:
-    """Look for same-frame pairs at a constant offset; see the module docstring.
+    """Look for same-frame pairs at a constant offset; see the module docstring for the decision rule.
 
     Args:
         offsets_nm: candidate offsets ``[(dx, dy), ...]`` (nm) to test, e.g. the differences between the
             transform used and a fresh calibration; ``None``: the peak of the displacement histogram.
-        warn: issue a :class:`DuplicateWarning` when the excess exceeds ``warn_fraction``.
+        tol_nm: radius around ``+-offset`` within which a pair counts (localization noise of both copies).
+        warn_fraction: least excess share of localizations in pairs at the offset for a warning.
+        alpha: false-alarm probability per table (before the correction for the search).
+        warn: issue a :class:`DuplicateWarning` when the rule fires (``report.warning`` is set either way).
     """
     if not 0 <= min_offset_nm < max_offset_nm:
         raise InputError(f"need 0 <= min_offset_nm < max_offset_nm, got {min_offset_nm} and {max_offset_nm}")
+    if not (tol_nm > 0 and 0 < alpha < 1):
+        raise InputError(f"need tol_nm > 0 and 0 < alpha < 1, got {tol_nm} and {alpha}")
     n = len(table)
-    pts = frame_points(table["x_nm"], table["y_nm"], table["frame"], max_offset_nm)
-    i, j = same_frame_pairs(pts, pts, max_offset_nm)
+    reach = max_offset_nm + 2 * tol_nm
+    pts = frame_points(table["x_nm"], table["y_nm"], table["frame"], reach)
+    i, j = same_frame_pairs(pts, pts, reach)
+    keep = i < j
+    i, j = i[keep], j[keep]
     d = pts[j, :2] - pts[i, :2]
-    r = np.hypot(d[:, 0], d[:, 1])
-    keep = (i < j) & (r >= min_offset_nm)
-    i, j, d = i[keep], j[keep], d[keep]
-    flip = (d[:, 0] < 0) | ((d[:, 0] == 0) & (d[:, 1] < 0))
-    d[flip] *= -1
     if offsets_nm is None:
-        candidates = [displacement_peak(d, max_offset_nm, bin_nm=tol_nm / 2, refine_nm=tol_nm)[0]] if len(d) else []
+        r = np.hypot(d[:, 0], d[:, 1])
+        search = (r >= min_offset_nm) & (r <= max_offset_nm)
+        sym = np.concatenate([d[search], -d[search]])
+        candidates = [displacement_peak(sym, max_offset_nm, bin_nm=tol_nm / 2, refine_nm=tol_nm)[0]] if len(sym) else []
+        looks = max((max_offset_nm**2 - min_offset_nm**2) / (2 * tol_nm**2), 1.0)
     else:
         candidates = [np.asarray(o, float).reshape(2) for o in np.atleast_2d(np.asarray(offsets_nm, float))]
-        candidates = [-o if (o[0] < 0 or (o[0] == 0 and o[1] < 0)) else o for o in candidates]
-    best = DuplicateReport(offset_nm=np.full(2, np.nan), fraction=0.0, background=0.0, n=n, warning=None)
+        looks = float(max(len(candidates), 1))
+    best = DuplicateReport(offset_nm=np.full(2, np.nan), fraction=0.0, background=0.0, n=n, warning=None, looks=looks)
     for off in candidates:
-        frac = _share(d, i, j, off, tol_nm, n)
-        turned = np.array([-off[1], off[0]])
-        turned = -turned if turned[0] < 0 or (turned[0] == 0 and turned[1] < 0) else turned
-        bg = _share(d, i, j, turned, tol_nm, n)
-        if np.isnan(best.offset_nm).all() or frac - bg > best.excess:
-            best = DuplicateReport(offset_nm=off, fraction=frac, background=bg, n=n, warning=None)
-    if best.excess > warn_fraction:
+        off = -off if (off[0] < 0 or (off[0] == 0 and off[1] < 0)) else off  # reported in the half-plane dx > 0
+        rep = _test_offset(d, i, j, off, tol_nm, n)
+        rep.looks = looks
+        if np.isnan(best.offset_nm).all() or rep.excess > best.excess:
+            best = rep
+    if best.p_value < alpha / looks and best.excess > warn_fraction:
         best.warning = (f"{100 * best.fraction:.1f} % of the localizations come in same-frame pairs "
                         f"({best.offset_nm[0]:.0f}, {best.offset_nm[1]:.0f}) nm apart ({100 * best.background:.1f} % "
-                        f"expected by chance): the channel transform is probably wrong (one localization per "
-                        f"channel instead of one per molecule)")
+                        f"expected by chance; {best.pairs} pairs where {best.expected_pairs:.1f} were expected): the "
+                        f"channel transform is probably wrong (one localization per channel instead of one per molecule)")
         if warn:
             warnings.warn(best.warning, DuplicateWarning, stacklevel=2)
     return best

@@ -7,6 +7,11 @@ per-channel photons, no rendering) and a copy with per-channel photon noise of a
 :func:`pulled_table`: uniform truth, Gaussian errors, then every position pulled towards its pixel centre by
 a z-dependent monotone map ``u -> sign(u) |2u|^(1+a) / 2`` of the offset ``u`` from the centre (pixels),
 the kind of gridding a network shows under hard conditions.
+
+:func:`doubled_table`: a correct multi-channel output (molecules uniform at a density per um^2 per frame,
+localization noise) in which a share of the molecules appears a second time in the same frame at a fixed
+offset, as a channel transform that is off by that offset produces (validation of
+:func:`plexloc.post.duplicates.channel_duplicates`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 
 from plexloc.table import LocTable
 
-__all__ = ["pulled_table", "ratiometric_table"]
+__all__ = ["doubled_table", "pulled_table", "ratiometric_table"]
 
 
 def ratiometric_table(
@@ -72,3 +77,24 @@ def pulled_table(
     t = LocTable({"frame": np.zeros(n, np.int64), "x_nm": pulled[:, 0], "y_nm": pulled[:, 1], "z_nm": z,
                   "photons": np.full(n, 1000.0), "sigma_x_nm": sig, "sigma_y_nm": sig})
     return txy, nxy, t
+
+
+def doubled_table(
+    density_per_um2: float, *, n: int = 10000, field_nm: float = 6400.0, offset_nm=(300.0, 0.0),
+    share: float = 0.0, noise_nm: float = 20.0, seed: int = 0,
+) -> LocTable:
+    """About ``n`` molecules uniform over a square field at ``density_per_um2`` per frame (as many frames as
+    that takes), each localized with Gaussian noise ``noise_nm``; a fraction ``share`` of them is reported a
+    second time in the same frame, displaced by ``offset_nm`` (with its own noise)."""
+    rng = np.random.default_rng(seed)
+    per_frame = density_per_um2 * (field_nm * 1e-3) ** 2
+    frames = max(int(np.ceil(n / per_frame)), 1)
+    m = int(rng.poisson(per_frame * frames))
+    frame = np.sort(rng.integers(0, frames, m))
+    xy = rng.uniform(0.0, field_nm, (m, 2))
+    dup = rng.uniform(size=m) < share
+    pos = np.concatenate([xy, xy[dup] + np.asarray(offset_nm, float)])
+    pos += rng.normal(size=pos.shape) * noise_nm
+    k = len(pos)
+    return LocTable({"frame": np.concatenate([frame, frame[dup]]), "x_nm": pos[:, 0], "y_nm": pos[:, 1],
+                     "z_nm": np.zeros(k), "photons": np.full(k, 5000.0)})
