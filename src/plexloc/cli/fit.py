@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-photons", type=float, help="keep localizations with photons <= N")
     p.add_argument("--batch-frames", type=int, default=16, help="frames per forward pass")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels for large frames")
-    p.add_argument("--roi-offset", type=int, nargs=2, default=(0, 0), metavar=("X", "Y"),
-                   help="chip pixel (x, y) at the movie's frame corner (multi-channel models; default 0 0)")
+    p.add_argument("--roi-offset", type=int, nargs=2, default=None, metavar=("X", "Y"),
+                   help="chip pixel (x, y) at the reference channel image's corner (multi-channel models); default: "
+                   "the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0")
     p.set_defaults(func=run)
 
 
@@ -98,8 +99,12 @@ def run(args: argparse.Namespace) -> int:
                          max_photons=args.max_photons),
             progress=progress,
             stats=stats,
-            roi_offset_px=tuple(args.roi_offset),
+            roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset),
         )
+        if stats.get("roi_offset_source"):
+            import sys
+
+            print(f"ROI offset {stats['roi_offset_px']} px from {stats['roi_offset_source']}", file=sys.stderr)
     write_table(table, args.out)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
     dup = stats.get("duplicates")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -56,6 +57,41 @@ def to_table(ex: Extracted, frames: np.ndarray, model: Localizer) -> LocTable:
     return LocTable(cols)
 
 
+class RoiOffsetWarning(UserWarning):
+    """The channel movies' metadata place their ROIs at different chip positions."""
+
+
+def resolve_roi_offset(
+    readers: Sequence[MovieReader], given: tuple[int, int] | None, *, split: SplitViewConfig | None = None
+) -> tuple[tuple[int, int], str]:
+    """The chip pixel ``(x, y)`` of the reference channel image's corner, and where it came from.
+
+    Precedence: ``given`` (``--roi-offset``) > the reference movie's metadata (:attr:`MovieReader.roi_offset`,
+    Micro-Manager) > ``(0, 0)``. The metadata are not read when an offset is given (bad metadata then do
+    not matter). For one movie per channel the model assumes one ROI position for all channels; where
+    another channel's metadata place its ROI elsewhere, a :class:`RoiOffsetWarning` says so.
+
+    A split-view movie's channel boxes are pixel-preserving crops applied before the transforms, whose
+    coordinates are those of the cropped images (:class:`~plexloc.config.models.SplitViewConfig`, as
+    ``plexloc calibrate --split-view`` and ``plexloc simulate`` use them): the boxes move every channel into
+    the same frame, so they add nothing to the offset, which is the camera ROI's (metadata) or ``(0, 0)``.
+    """
+    if given is not None:
+        return (int(given[0]), int(given[1])), "--roi-offset"
+    roi = readers[0].roi_offset
+    if roi is None:
+        what = "split-view boxes are crops in the transforms' coordinates, " if split is not None else ""
+        return (0, 0), f"default (0, 0): {what}no ROI position in the metadata of {readers[0].path}"
+    for r in readers[1:]:
+        other = r.roi_offset
+        if other is not None and other.px != roi.px:
+            warnings.warn(
+                f"{r.path}: its metadata place the ROI at {other.px} but the reference channel's "
+                f"({readers[0].path}) at {roi.px}; the model uses one ROI position for every channel (the "
+                f"reference's); give --roi-offset X Y if that is wrong", RoiOffsetWarning, stacklevel=3)
+    return roi.px, f"{roi.source} in {readers[0].path}"
+
+
 def _photon_chunks(
     readers: Sequence[MovieReader], cameras: Sequence[Camera], chunk_frames: int, split: SplitViewConfig | None = None
 ) -> Iterator[torch.Tensor]:
@@ -84,7 +120,7 @@ def fit_movie(
     progress: Callable | None = None,
     config: dict | None = None,
     stats: dict | None = None,
-    roi_offset_px: tuple[int, int] = (0, 0),
+    roi_offset_px: tuple[int, int] | None = None,
     split_view: SplitViewConfig | None = None,
 ) -> LocTable:
     """Localize every frame of a movie.
@@ -99,9 +135,11 @@ def fit_movie(
         filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` (e.g. ``min_prob``,
             ``max_sigma_nm``, ``min_photons``); the counts removed go to ``stats["filtered"]``.
         progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
-        stats: a dict that receives ``frames``, ``seconds`` and ``frames_per_s``.
-        roi_offset_px: chip pixel (x, y) at the movie's frame corner (for a multi-channel model's
-            transformation indicator; the transforms are the training configuration's).
+        stats: a dict that receives ``frames``, ``seconds`` and ``frames_per_s`` (and, for a multi-channel
+            model, ``roi_offset_px`` and ``roi_offset_source``).
+        roi_offset_px: chip pixel (x, y) at the reference channel image's corner (for a multi-channel model's
+            transformation indicator; the transforms are the training configuration's); ``None``: from the
+            movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
 
     Returns:
         The localization table, rows ordered by frame.
@@ -151,17 +189,19 @@ def fit_movie(
             if shape is not None and tuple(shape) != frame_shape:
                 raise InputError(f"camera maps are {tuple(shape)} but the movie's frames are {readers[0].frame_shape}", source=paths[0])
         transforms = None
+        roi_offset, roi_source = (0, 0), "not used (single channel)"
         if spec.n_aux:
             if not cfg or "channels" not in cfg:
                 raise InputError("a multi-channel model needs its training configuration (channel transforms)")
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
+            roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms)
         batches = iter_windows(_photon_chunks(readers, cams, chunk_frames, split), window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         tables = []
         t0 = time.perf_counter()
         for first, windows in batches:
-            ex = predictor.localize(windows, roi_offset_px)
+            ex = predictor.localize(windows, roi_offset)
             tables.append(to_table(ex, np.arange(first, first + windows.shape[0]), net))
             if bar is not None:
                 bar.update(windows.shape[0])
@@ -180,6 +220,8 @@ def fit_movie(
         table, report = filter_localizations(table, **filters)
     if stats is not None:
         stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"))
+        if spec.n_aux:
+            stats.update(roi_offset_px=roi_offset, roi_offset_source=roi_source)
         if spec.n_channels > 1 and len(table):  # a wrong transform: one localization per channel per molecule
             from plexloc.post.duplicates import channel_duplicates
 

@@ -14,6 +14,9 @@ contiguous block, and otherwise reads only the TIFF pages that a request touches
 are not one frame each, e.g. tiled volumes, is read whole once). A multi-file OME-TIFF data set must
 be opened through its first file, not through its folder.
 
+:attr:`MovieReader.roi_offset` is the camera ROI's position on the chip where the metadata record it
+(Micro-Manager; see :mod:`plexloc.io.roi`), read from the first file on first access.
+
 Writers (:func:`write_movie`, :class:`MovieWriter`) write to a temporary file next to the target and
 rename it into place only when everything was written, so a failed or interrupted write never
 leaves a partial movie. For an integer target dtype, values are rounded to the nearest integer and
@@ -47,6 +50,7 @@ import tifffile
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
+from plexloc.io.roi import RoiOffset, read_roi_offset
 
 __all__ = ["MovieReader", "MovieWriter", "open_movie", "read_movie", "write_movie"]
 
@@ -161,6 +165,10 @@ class _TiffSource:
             self._series = None
             self._pagewise = True
 
+    def roi_offset(self) -> RoiOffset | None:
+        """The ROI's chip position from this file's metadata (:func:`plexloc.io.roi.read_roi_offset`)."""
+        return read_roi_offset(self._tf, path=self.path, frame_shape=self.frame_shape)
+
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames ``start:stop`` as a new native-byte-order array of shape (stop-start, H, W)."""
         n = stop - start
@@ -205,6 +213,9 @@ class MovieReader:
         n_frames: number of frames ``T``.
         frame_shape: ``(H, W)``.
         dtype: pixel type (native byte order).
+        roi_offset: chip pixel ``(x, y)`` of the frames' corner and its source, where the first file's
+            metadata record it, else ``None`` (:mod:`plexloc.io.roi`; bad metadata raise ``InputError``
+            on access); ``roi_offset_px`` is its ``(x, y)``.
     """
 
     def __init__(self, path: str | os.PathLike, *, memmap: bool = True):
@@ -244,6 +255,21 @@ class MovieReader:
         self.dtype: np.dtype = self._sources[0].dtype
         self._starts = np.cumsum([0] + [s.n_frames for s in self._sources])
         self.n_frames: int = int(self._starts[-1])
+        self._roi: tuple[RoiOffset | None] | None = None
+
+    # --- metadata -----------------------------------------------------------------------------
+    @property
+    def roi_offset(self) -> RoiOffset | None:
+        if self._roi is None:
+            if not self._sources:
+                raise ValueError(f"{self.path}: movie is closed")
+            self._roi = (self._sources[0].roi_offset(),)
+        return self._roi[0]
+
+    @property
+    def roi_offset_px(self) -> tuple[int, int] | None:
+        roi = self.roi_offset
+        return None if roi is None else roi.px
 
     # --- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
