@@ -118,8 +118,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None, help="keep the files here (default: a temporary folder)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 where the cores are shared)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     tmp = None if args.work else tempfile.TemporaryDirectory()
     work = args.work or Path(tmp.name)
     work.mkdir(parents=True, exist_ok=True)
@@ -140,7 +141,7 @@ def main() -> None:
     movie_v = vectorial_movie(work, work / "sim", m, zf, frames=args.frames, bg=args.bg, seed=args.seed)
     times["movies_s"] = time.time() - t
     t = time.time()
-    _cli("train", cfg, "--out", work / "run", "--minutes", args.minutes, "--threads", 2, "--device", args.device)
+    _cli("train", cfg, "--out", work / "run", "--minutes", args.minutes, "--threads", args.threads, "--device", args.device)
     times["train_s"] = time.time() - t
     log = (work / "run" / "log.csv").read_text().strip().splitlines()
     steps = int(log[-1].split(",")[0]) if len(log) > 1 and log[-1].split(",")[0].isdigit() else None
