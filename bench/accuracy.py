@@ -219,8 +219,11 @@ def main(argv=None) -> int:
     ap.add_argument("--train-size", type=int, default=40, help="training ROI (px)")
     ap.add_argument("--size", type=int, default=64, help="test frame size (px)")
     ap.add_argument("--compare-mle", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
