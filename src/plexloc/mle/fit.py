@@ -353,6 +353,17 @@ def _fit_batch(
             Ha, ga, th = H[active], g[active], theta[active]
             diag = torch.diagonal(Ha, dim1=1, dim2=2)
             A = Ha + ((lam[active, None] + 1e-6) * diag + 1e-20)[:, :, None] * eye
+            if problem.is_3d:
+                # z on a bound with the likelihood rising outwards: held there (active set), the step and
+                # the convergence test are those of the other parameters
+                zc, gz = th[:, 2], ga[:, 2]
+                pin = ((zc <= z_bounds[0] + 1e-3) & (gz < 0)) | ((zc >= z_bounds[1] - 1e-3) & (gz > 0))
+                if bool(pin.any()):
+                    ga = ga.clone()
+                    ga[pin, 2] = 0.0
+                    A[pin, 2, :] = 0.0
+                    A[pin, :, 2] = 0.0
+                    A[pin, 2, 2] = 1.0
             delta = torch.nan_to_num(torch.linalg.solve_ex(A, ga[:, :, None])[0][..., 0])
             step = (delta * ga).sum(dim=1)
             # converged already: the (nearly undamped) next step is below tol; no evaluation needed
