@@ -11,6 +11,7 @@ Movie: examples/2d_gaussian.yaml (EMCCD of the SMLM Challenge, sigma 130 nm, 100
 - ``picasso gausslq / gaussmle (own ids)``: Picasso's identification (min net gradient chosen so that
   it finds as many spots as our detection on the first 200 frames) + its least-squares / MLE fit;
 - ``plexloc mle (our ids, fit only)``: our fit alone on our detections (movie in memory, in photons);
+- ``plexloc mle 7x7 (our ids, fit only)``: the same with Picasso's window size (``--box``);
 - ``picasso gausslq / gaussmle (our ids)``: Picasso's fits on our detections (same detection; time =
   cutting its boxes + fitting).
 
@@ -109,7 +110,10 @@ def main() -> None:
         "plexloc mle": lambda: fit_movie(movie, cfg, device=args.device, batch_frames=1000),
         "plexloc mle free sigma": lambda: fit_movie(movie, cfg, device=args.device, batch_frames=1000, free_sigma=True),
         "plexloc mle (our ids, fit only)": lambda: fitter.fit_candidates(ph, cand),
+        "plexloc mle 7x7 (our ids, fit only)": lambda: fitter7.fit_candidates(ph, cand),
     }
+    fitter7 = MLEFitter(cfg, device=args.device, roi_px=args.box)  # Picasso's box size, for the fit speed per pixel
+    fitter7.fit_candidates(ph[:, :20], _first(cand, 20))
     worker, min_ng, note = None, None, None
     if Path(args.picasso_python).exists():
         cam = fitter.channels[0].camera

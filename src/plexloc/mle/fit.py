@@ -119,13 +119,12 @@ class _Problem:
 
     def _sep_table(self, device) -> None:
         """Terms of the separable Jacobian: column p of J is the sum of its terms t, each
-        ``coef_t * U[u_t] ⊗ V[v_t]`` with the row factors ``U = (rows, d_rows, [dq_rows], 1)`` and
-        column factors ``V = (cols, d_cols, [dq_cols], 1)`` (``dq``: z or width derivative): x
+        ``coef_t * U[u_t] ⊗ V[v_t]`` with the row factors ``U = (rows, d_rows, dq_rows, 1)`` and
+        column factors ``V = (cols, d_cols, dq_cols, 1)`` (``dq``: z or width derivative, else 0): x
         ``rows ⊗ d_cols``, y ``d_rows ⊗ cols``, z or width ``dq_rows ⊗ cols + rows ⊗ dq_cols``, photons
         ``rows ⊗ cols``, background ``1 ⊗ 1``; coefficients ``photons * k`` (x, y, z, width) or ``k``."""
         extra = self.is_3d or self.free_sigma
-        Q = 4 if extra else 3
-        one = Q - 1
+        Q, one = 4, 3  # slot 2 (dq) is zero without z or width: 4-row factors take faster batched products
         terms = [(0, 0, 1), (1, 1, 0)] + ([(2, 2, 0), (2, 0, 2)] if extra else []) + [(self.i_n, 0, 0), (self.i_bg, one, one)]
         T = len(terms)
         self._sep_nk = torch.tensor([t[0] < self.i_n for t in terms], device=device)
@@ -133,11 +132,25 @@ class _Problem:
         M[torch.arange(T), torch.tensor([t[0] for t in terms])] = 1.0
         self._sep_M = M
         # gradient: term t reads G[u_t, v_t] of G = U E Vᵀ (Q x Q); Fisher: terms s, t read
-        # C[(u_s, u_t), (v_s, v_t)] of C = (U U) W (V V)ᵀ (Q² x Q²)
+        # C[(u_s, u_t), (v_s, v_t)] of C = (U U) W (V V)ᵀ over the factor products that occur
         self._sep_g = torch.tensor([u * Q + v for _, u, v in terms], device=device)
+        upairs = sorted({tuple(sorted((a[1], b[1]))) for a in terms for b in terms})
+        vpairs = sorted({tuple(sorted((a[2], b[2]))) for a in terms for b in terms})
+        # padded to >= 8 products (repeats of the first): CPU batched products of 6 rows are several times slower
+        upairs += upairs[:1] * max(0, 8 - len(upairs))
+        vpairs += vpairs[:1] * max(0, 8 - len(vpairs))
+        iu = {pq: i for i, pq in reversed(list(enumerate(upairs)))}
+        iv = {pq: i for i, pq in reversed(list(enumerate(vpairs)))}
+        self._sep_up = torch.tensor(upairs, device=device).T.contiguous()
+        self._sep_vp = torch.tensor(vpairs, device=device).T.contiguous()
         self._sep_f = torch.tensor(
-            [(us * Q + ut) * Q * Q + (vs * Q + vt) for _, us, vs in terms for _, ut, vt in terms], device=device
+            [iu[tuple(sorted((us, ut)))] * len(vpairs) + iv[tuple(sorted((vs, vt)))] for _, us, vs in terms for _, ut, vt in terms],
+            device=device,
         )
+        self._sep_fa = torch.arange(T, device=device).repeat_interleave(T)  # term s of each pair (s, t)
+        self._sep_fb = torch.arange(T, device=device).repeat(T)
+        # pair (s, t) -> Fisher entry (p_s, p_t): F = S (n, T²) @ Mf (T², P²)
+        self._sep_Mf = torch.einsum("sp,tq->stpq", M, M).reshape(T * T, self.P * self.P)
 
     def _evaluate_separable(self, theta: Tensor, k: Tensor, off: Tensor) -> tuple[Tensor, _SeparableJacobian]:
         n, R = theta.shape[0], self.roi
@@ -146,15 +159,15 @@ class _Problem:
         s = theta[:, self.i_n - 1] if self.free_sigma else torch.ones_like(theta[:, 0])
         f = ch.model.separable(theta[:, 0], theta[:, 1], z - ch.z_offset_nm, s, R)
         nk = theta[:, self.i_n] * k
-        base = (theta[:, self.i_bg] * k + off)[:, None, None]
-        m = torch.addcmul(base, (nk[:, None] * f.rows)[:, :, None], f.cols[:, None, :]).clamp_min_(1e-6)
+        base = (theta[:, self.i_bg] * k + off).clamp_min(1e-6)  # the PSF factors are >= 0: m >= base
+        m = torch.addcmul(base[:, None, None], (nk[:, None] * f.rows)[:, :, None], f.cols[:, None, :])
         ones = torch.ones_like(f.rows)
-        u, v = [f.rows, f.d_rows], [f.cols, f.d_cols]
         if self.is_3d or self.free_sigma:
-            u.append(f.dz_rows if self.is_3d else f.ds_rows)
-            v.append(f.dz_cols if self.is_3d else f.ds_cols)
-        U = torch.stack(u + [ones], dim=1)  # (n, Q, R)
-        V = torch.stack(v + [ones], dim=1)
+            dq_rows, dq_cols = (f.dz_rows, f.dz_cols) if self.is_3d else (f.ds_rows, f.ds_cols)
+        else:
+            dq_rows = dq_cols = torch.zeros_like(f.rows)
+        U = torch.stack([f.rows, f.d_rows, dq_rows, ones], dim=1)  # (n, 4, R)
+        V = torch.stack([f.cols, f.d_cols, dq_cols, ones], dim=1)
         coef = torch.where(self._sep_nk, nk[:, None], k.to(nk.dtype))
         return m.reshape(n, R * R), _SeparableJacobian(U, V, coef, self)
 
@@ -252,13 +265,11 @@ class _SeparableJacobian:
         e = x.reshape(n, R, R) * w - 1.0
         G = torch.bmm(torch.bmm(self.U, e), self.V.transpose(1, 2)).reshape(n, Q * Q)
         g = (G.index_select(1, p._sep_g) * self.coef) @ p._sep_M
-        UU = (self.U[:, :, None, :] * self.U[:, None, :, :]).reshape(n, Q * Q, R)
-        VV = (self.V[:, :, None, :] * self.V[:, None, :, :]).reshape(n, Q * Q, R)
+        UU = self.U.index_select(1, p._sep_up[0]) * self.U.index_select(1, p._sep_up[1])
+        VV = self.V.index_select(1, p._sep_vp[0]) * self.V.index_select(1, p._sep_vp[1])
         C = torch.bmm(torch.bmm(UU, w), VV.transpose(1, 2)).reshape(n, -1)
-        T = self.coef.shape[1]
-        S = C.index_select(1, p._sep_f).reshape(n, T, T) * (self.coef[:, :, None] * self.coef[:, None, :])
-        M = p._sep_M
-        return g, M.T @ S @ M
+        cc = self.coef.index_select(1, p._sep_fa) * self.coef.index_select(1, p._sep_fb)
+        return g, ((C.index_select(1, p._sep_f) * cc) @ p._sep_Mf).reshape(n, p.P, p.P)
 
 
 def _score(J: Tensor | _SeparableJacobian, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
