@@ -14,7 +14,9 @@ Optimiser: Levenberg-Marquardt on the Fisher-scoring Hessian ``J diag(1/m) Jᵀ`
 semi-definite), one model evaluation per iteration for the whole batch, per-window damping, bounded
 steps, and a Newton-decrement convergence test (the remaining step is below ``tol`` in units of the
 statistical error). Converged windows leave the batch. 3D fits start from several z values and keep
-the best likelihood.
+the best likelihood; z stays within its bounds (a fit at a bound with the likelihood rising outwards
+holds z there and converges in the other parameters). One channel with a separable PSF (Gaussian,
+astigmatic) never forms the Jacobian: the gradient and Fisher matrix come from the PSF's 1D factors.
 
 Parameters (θ) per window: ``x, y`` (reference channel, in pixels of channel 0's window), ``z`` (3D),
 ``s`` (free PSF width scale, optional), photons (one total when ``linked``, else one per channel) and
@@ -350,7 +352,7 @@ def fit_rois(
             only the best start goes on.
         batch_size: windows fitted at a time (memory); default: Jacobians of about 200 MB.
     """
-    with torch.inference_mode():
+    with torch.no_grad():
         return _fit_rois(rois, channels, origins=origins, k=k, offset=offset, linked=linked, z_starts_nm=z_starts_nm,
                          z_range_nm=z_range_nm, start_pixel=start_pixel, max_iter=max_iter, tol=tol, pre_iter=pre_iter,
                          batch_size=batch_size)
