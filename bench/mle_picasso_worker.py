@@ -1,18 +1,24 @@
 """Picasso side of ``bench/mle_vs_picasso.py``; runs in the bench-only venv that has ``picassosr``.
 
     python bench/mle_picasso_worker.py MOVIE.tif OUT_PREFIX --box 7 --min-ng 5000 [--ids IDS.csv]
-        --baseline 100 --sensitivity 45 --gain 300 --qe 0.9 --px 100
+        --baseline 100 --sensitivity 45 --gain 300 --qe 0.9 --px 100 [--serve | --probe NG,NG,...]
 
-Writes ``OUT_PREFIX_<method>.csv`` (frame, x_nm, y_nm, z_nm, photons) for Picasso's least-squares
-(``gausslq``) and maximum-likelihood (``gaussmle``) Gaussian fits, and ``OUT_PREFIX_timing.json``.
-With ``--ids`` (frame, row, col of our detections) Picasso fits those spots instead of its own
-identification, so both fitters see the same detections.
+Default: Picasso's identification (or with ``--ids``, frame/row/col of our detections, so that both
+fitters see the same spots), its boxes and its least-squares (``gausslq``) and maximum-likelihood
+(``gaussmle``) Gaussian fits, fastest of ``--repeats``; writes ``OUT_PREFIX_<method>.csv`` (frame, x_nm,
+y_nm, z_nm, photons) and ``OUT_PREFIX_timing.json``.
+
+``--serve``: compiles, then reads commands from stdin, one timed run per line, and answers one JSON line
+each, so that the caller can interleave Picasso's runs with its own under the same machine load:
+``own`` (identify + boxes + both fits) or ``ids`` (our detections: read + boxes + both fits); the first
+run of each kind also writes ``OUT_PREFIX_<kind>_<method>.csv``. ``quit`` ends it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -42,6 +48,7 @@ def main() -> None:
     ap.add_argument("--px", type=float, default=100.0)
     ap.add_argument("--repeats", type=int, default=3, help="timed runs; the fastest is reported")
     ap.add_argument("--probe", default=None, help="comma-separated min net gradients: write OUT_ng<NG>.csv (gausslq) for each")
+    ap.add_argument("--serve", action="store_true", help="timed runs on request from stdin (see the module docstring)")
     a = ap.parse_args()
     from picasso import localize
 
@@ -58,36 +65,51 @@ def main() -> None:
             theta = localize.fit_spots_gauss(localize.get_spots(movie, ids, a.box, cam))
             _write(localize.locs_from_fits_gauss(ids, theta, a.box, em=a.gain > 1), f"{a.out}_ng{ng}.csv", a.px)
         return
-    timing = {}
 
-    def timed(key, fn):
-        best = None
-        for _ in range(a.repeats):
+    h, w = movie.shape[1:]
+    r = a.box // 2  # Picasso's boxes must lie inside the frame: shift them in, as our windows are
+    raw = pd.read_csv(a.ids) if a.ids else None
+
+    def read_ids():
+        return pd.DataFrame({"frame": raw["frame"].astype(np.int32), "x": raw["col"].clip(r, w - 1 - r).astype(np.int32),
+                             "y": raw["row"].clip(r, h - 1 - r).astype(np.int32),
+                             "net_gradient": np.ones(len(raw), np.float32)})
+
+    def one_run(kind: str, prefix: str | None) -> dict:
+        """One timed pass: identification (or our ids), boxes, both fits; locs written when prefix is given."""
+        t = {}
+        t0 = time.perf_counter()
+        ids = read_ids() if kind == "ids" else localize.identify(movie, a.min_ng, a.box, return_info=False)
+        t["identify_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        spots = localize.get_spots(movie, ids, a.box, cam)
+        t["spots_s"] = time.perf_counter() - t0
+        t["n_ids"] = int(len(ids))
+        for name, mle in (("gausslq", False), ("gaussmle", True)):
             t0 = time.perf_counter()
-            out = fn()
-            dt = time.perf_counter() - t0
-            best = dt if best is None else min(best, dt)
-        timing[key] = best
-        return out
+            theta = localize.fit_spots_gauss(spots, mle=mle)
+            t[f"{name}_fit_s"] = time.perf_counter() - t0
+            if prefix:
+                _write(localize.locs_from_fits_gauss(ids, theta, a.box, em=a.gain > 1, mle=mle), f"{prefix}_{name}.csv", a.px)
+        return t
 
-    if a.ids:
-        raw = pd.read_csv(a.ids)
-        h, w = movie.shape[1:]
-        r = a.box // 2  # Picasso's boxes must lie inside the frame: shift them in, as our windows are
+    if a.serve:
+        written = set()
+        print(json.dumps({"ready": True}), flush=True)
+        for line in sys.stdin:
+            kind = line.strip()
+            if kind == "quit":
+                break
+            if kind not in ("own", "ids") or (kind == "ids" and raw is None):
+                print(json.dumps({"error": f"unknown command {kind!r}"}), flush=True)
+                continue
+            res = one_run(kind, None if kind in written else f"{a.out}_{kind}")
+            written.add(kind)
+            print(json.dumps(res), flush=True)
+        return
 
-        def read_ids():
-            return pd.DataFrame({"frame": raw["frame"].astype(np.int32), "x": raw["col"].clip(r, w - 1 - r).astype(np.int32),
-                                 "y": raw["row"].clip(r, h - 1 - r).astype(np.int32),
-                                 "net_gradient": np.ones(len(raw), np.float32)})
-
-        ids = timed("identify_s", read_ids)
-    else:
-        ids = timed("identify_s", lambda: localize.identify(movie, a.min_ng, a.box, return_info=False))
-    spots = timed("spots_s", lambda: localize.get_spots(movie, ids, a.box, cam))
-    timing["n_ids"] = int(len(ids))
-    for name, mle in (("gausslq", False), ("gaussmle", True)):
-        theta = timed(f"{name}_fit_s", lambda: localize.fit_spots_gauss(spots, mle=mle))  # noqa: B023
-        _write(localize.locs_from_fits_gauss(ids, theta, a.box, em=a.gain > 1, mle=mle), f"{a.out}_{name}.csv", a.px)
+    runs = [one_run("ids" if a.ids else "own", a.out if i == 0 else None) for i in range(a.repeats)]
+    timing = {k: min(rr[k] for rr in runs) for k in runs[0]}
     with open(f"{a.out}_timing.json", "w") as f:
         json.dump(timing, f, indent=2)
 

@@ -11,15 +11,16 @@ Movie: examples/2d_gaussian.yaml (EMCCD of the SMLM Challenge, sigma 130 nm, 100
 - ``picasso gausslq / gaussmle (own ids)``: Picasso's identification (min net gradient chosen so that
   it finds as many spots as our detection on the first 200 frames) + its least-squares / MLE fit;
 - ``plexloc mle (our ids, fit only)``: our fit alone on our detections (movie in memory, in photons);
+- ``plexloc mle 7x7 (our ids, fit only)``: the same with Picasso's window size (``--box``);
 - ``picasso gausslq / gaussmle (our ids)``: Picasso's fits on our detections (same detection; time =
   cutting its boxes + fitting).
 
 Times: wall clock of detection + fitting (movie already in memory for Picasso; for ours the TIFF is
-streamed), the fastest of ``--repeats`` runs (the machine may be shared); Picasso's numba functions
-are compiled before timing. Picasso runs in its own venv
-(it is not a project dependency): create it with
-``python3 -m venv .venv-bench && .venv-bench/bin/pip install picassosr``.
-Prints a table and writes JSON.
+streamed), medians of ``--repeats`` rounds in which our runs and Picasso's alternate (Picasso's worker
+stays up and runs on request), so that both see the same load on a shared machine; Picasso's numba
+functions are compiled before timing. Picasso runs in its own venv (it is not a project dependency):
+create it with ``python3 -m venv .venv-bench && .venv-bench/bin/pip install picassosr``.
+Prints a table (``fit locs/s``: the fit alone, without Picasso's box cutting) and writes JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKER = ROOT / "bench" / "mle_picasso_worker.py"
 sys.path.insert(0, str(ROOT / "src"))
 
 from plexloc.config import load_config  # noqa: E402
@@ -45,16 +47,6 @@ from plexloc.io.tables import read_table  # noqa: E402
 from plexloc.io.tiff import write_movie  # noqa: E402
 from plexloc.mle import MLEFitter, fit_movie  # noqa: E402
 from plexloc.simulation import Simulator  # noqa: E402
-
-
-def _picasso(python: str, movie: Path, out: Path, *, min_ng: float, ids: Path | None, box: int, cam, repeats: int) -> dict:
-    cmd = [python, str(ROOT / "bench" / "mle_picasso_worker.py"), str(movie), str(out), "--box", str(box), "--repeats", str(repeats),
-           "--min-ng", str(min_ng), "--baseline", str(cam.baseline), "--sensitivity", str(cam.e_per_adu),
-           "--gain", str(cam.em_gain), "--qe", str(cam.qe)]
-    if ids is not None:
-        cmd += ["--ids", str(ids)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(Path(f"{out}_timing.json").read_text())
 
 
 def _first(cand, n_frames: int):
@@ -73,7 +65,7 @@ def main() -> None:
     ap.add_argument("--picasso-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
     ap.add_argument("--box", type=int, default=7, help="Picasso's box (its default 7)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per method; the fastest is reported")
+    ap.add_argument("--repeats", type=int, default=5, help="rounds of timed runs (ours and Picasso's alternate); medians are reported")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "mle_vs_picasso.json")
     args = ap.parse_args()
     if args.threads:
@@ -98,64 +90,90 @@ def main() -> None:
     warm = tmp / "warm.tif"
     write_movie(warm, mv.frames[0, :20].numpy())
     fit_movie(warm, cfg, device=args.device)
-    for name, opts in (("plexloc mle", {}), ("plexloc mle free sigma", {"free_sigma": True})):
-        best = None
-        for _ in range(args.repeats):
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            locs = fit_movie(movie, cfg, device=args.device, batch_frames=1000, **opts)
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            dt = time.perf_counter() - t0
-            best = dt if best is None else min(best, dt)
-        score(name, locs, best)
     # our detections, for Picasso's fits on the same spots
     fitter = MLEFitter(cfg, device=args.device)
     ph = fitter.to_photons([mv.frames[0].numpy()])
     cand = fitter.detect(ph)
     fitter.fit_candidates(ph[:, :20], _first(cand, 20))  # warm-up
-    best = None
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        locs = fitter.fit_candidates(ph, cand)
-        dt = time.perf_counter() - t0
-        best = dt if best is None else min(best, dt)
-    score("plexloc mle (our ids, fit only)", locs, best)
     ids = tmp / "ids.csv"
     np.savetxt(ids, np.stack([cand.frame, cand.row, cand.col], 1), delimiter=",", header="frame,row,col", comments="", fmt="%d")
-    picasso_ok = Path(args.picasso_python).exists()
-    note = None
-    if picasso_ok:
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+
+    def timed(fn):
+        sync()
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        return out, time.perf_counter() - t0
+
+    ours = {
+        "plexloc mle": lambda: fit_movie(movie, cfg, device=args.device, batch_frames=1000),
+        "plexloc mle free sigma": lambda: fit_movie(movie, cfg, device=args.device, batch_frames=1000, free_sigma=True),
+        "plexloc mle (our ids, fit only)": lambda: fitter.fit_candidates(ph, cand),
+        "plexloc mle 7x7 (our ids, fit only)": lambda: fitter7.fit_candidates(ph, cand),
+    }
+    fitter7 = MLEFitter(cfg, device=args.device, roi_px=args.box)  # Picasso's box size, for the fit speed per pixel
+    fitter7.fit_candidates(ph[:, :20], _first(cand, 20))
+    worker, min_ng, note = None, None, None
+    if Path(args.picasso_python).exists():
         cam = fitter.channels[0].camera
+        cam_args = ["--baseline", str(cam.baseline), "--sensitivity", str(cam.e_per_adu), "--gain", str(cam.em_gain), "--qe", str(cam.qe)]
         # Picasso's threshold: the min net gradient that gives Picasso its best JI on the first 200 frames
         sub = tmp / "sub.tif"
         write_movie(sub, mv.frames[0, :200].numpy())
         grid = (1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000, 10000, 14000, 20000)
-        subprocess.run(
-            [args.picasso_python, str(ROOT / "bench" / "mle_picasso_worker.py"), str(sub), str(tmp / "probe"),
-             "--box", str(args.box), "--probe", ",".join(map(str, grid)), "--baseline", str(cam.baseline),
-             "--sensitivity", str(cam.e_per_adu), "--gain", str(cam.em_gain), "--qe", str(cam.qe)],
-            check=True, capture_output=True, text=True,
-        )
+        subprocess.run([args.picasso_python, str(WORKER), str(sub), str(tmp / "probe"), "--box", str(args.box),
+                        "--probe", ",".join(map(str, grid)), *cam_args], check=True, capture_output=True, text=True)
         sub_truth = truth[truth["frame"] < 200]
         ji = {ng: evaluate(sub_truth, read_table(tmp / f"probe_ng{ng}.csv"), dim=2).jaccard for ng in grid}
         min_ng = float(max(ji, key=ji.get))
-        for label, id_path in (("own ids", None), ("our ids", ids)):
-            tim = _picasso(args.picasso_python, movie, tmp / "p", min_ng=min_ng, ids=id_path, box=args.box, cam=cam, repeats=args.repeats)
-            for meth in ("gausslq", "gaussmle"):
-                locs = read_table(tmp / f"p_{meth}.csv")
-                secs = tim["identify_s"] + tim["spots_s"] + tim[f"{meth}_fit_s"]
-                score(f"picasso {meth} ({label})", locs, secs, {"min_net_gradient": min_ng, "fit_only_s": tim[f"{meth}_fit_s"]})
+        worker = subprocess.Popen([args.picasso_python, str(WORKER), str(movie), str(tmp / "p"), "--box", str(args.box),
+                                   "--min-ng", str(min_ng), "--ids", str(ids), "--serve", *cam_args],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        json.loads(worker.stdout.readline())  # compiled and ready
     else:
         note = f"picasso not run: {args.picasso_python} not found"
+
+    def ask(kind: str) -> dict:
+        worker.stdin.write(kind + "\n")
+        worker.stdin.flush()
+        return json.loads(worker.stdout.readline())
+
+    # rounds: ours and Picasso's runs alternate, so that both see the same machine load (it may be shared)
+    times: dict[str, list[float]] = {}
+    locs_of = {}
+    for _ in range(args.repeats):
+        for name, fn in ours.items():
+            locs_of[name], dt = timed(fn)
+            times.setdefault(name, []).append(dt)
+            if worker is not None:
+                kind = {"plexloc mle": "own", "plexloc mle (our ids, fit only)": "ids"}.get(name)
+                if kind is not None:
+                    t = ask(kind)
+                    label = "own ids" if kind == "own" else "our ids"
+                    for meth in ("gausslq", "gaussmle"):
+                        times.setdefault(f"picasso {meth} ({label})", []).append(t["identify_s"] + t["spots_s"] + t[f"{meth}_fit_s"])
+                        times.setdefault(f"picasso {meth} ({label}) fit alone", []).append(t[f"{meth}_fit_s"])
+    if worker is not None:
+        worker.stdin.write("quit\n")
+        worker.stdin.close()
+        worker.wait()
+    for name in ours:
+        score(name, locs_of[name], float(np.median(times[name])), {"all_s": times[name]})
+    if worker is not None:
+        for label, kind in (("own ids", "own"), ("our ids", "ids")):
+            for meth in ("gausslq", "gaussmle"):
+                key = f"picasso {meth} ({label})"
+                score(key, read_table(tmp / f"p_{kind}_{meth}.csv"), float(np.median(times[key])),
+                      {"min_net_gradient": min_ng, "fit_only_s": float(np.median(times[key + " fit alone"])), "all_s": times[key]})
     meta = {"frames": args.frames, "density_per_um2": args.density, "device": args.device,
             "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "n_truth": len(truth),
             "date": time.strftime("%Y-%m-%d"), "note": note}
-    print(f"| method | locs | JI % | RMSE_lat nm | s | locs/s |  ({args.frames} frames, {args.density}/um², {args.device})")
-    print("|---|---|---|---|---|---|")
+    print(f"| method | locs | JI % | RMSE_lat nm | s | locs/s | fit locs/s |  ({args.frames} frames, {args.density}/um², {args.device})")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['n_locs']} | {r['jaccard']:.1f} | {r['rmse_lat_nm']:.2f} | {r['seconds']:.2f} | {r['locs_per_s']:.0f} |")
+        fit = f"{r['n_locs'] / r['fit_only_s']:.0f}" if "fit_only_s" in r else "–"
+        print(f"| {r['method']} | {r['n_locs']} | {r['jaccard']:.1f} | {r['rmse_lat_nm']:.2f} | {r['seconds']:.2f} | {r['locs_per_s']:.0f} | {fit} |")
     if note:
         print(note)
     args.out.parent.mkdir(parents=True, exist_ok=True)

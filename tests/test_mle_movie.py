@@ -61,7 +61,7 @@ def _isolated(truth: LocTable, rows: np.ndarray, fov_nm: tuple[float, float], *,
     return keep
 
 
-def _scores(sim, truth, locs, *, dim, roi_px, n_params, fov_nm):
+def _scores(sim, truth, locs, *, dim, roi_px, n_params, fov_nm, detail=False):
     m = match(truth, locs, dim=dim)
     t = truth[m.tp_truth]
     p = locs[m.tp_pred]
@@ -85,6 +85,10 @@ def _scores(sim, truth, locs, *, dim, roi_px, n_params, fov_nm):
         out[f"ratio_{ax}"] = float(np.sqrt(np.mean(d**2)) / np.sqrt(np.mean(b[f"crlb_{ax}_nm"].numpy() ** 2)))
         out[f"bias_{ax}"] = float(d.mean())
         out[f"rmse_{ax}"] = float(np.sqrt(np.mean(d**2)))
+        if detail:  # per-pair errors and bounds of the kept pairs (bench/mle_bars.py breaks them down)
+            out[f"d_{ax}"], out[f"crlb_{ax}"] = d, b[f"crlb_{ax}_nm"].numpy()
+    if detail:
+        out["photons"], out["z_true"] = t["photons"][keep], t["z_nm"][keep]
     return out
 
 
@@ -108,19 +112,21 @@ def test_2d_gaussian_movie_meets_the_bar(tmp_path):
 
 @pytest.mark.parametrize("frames", [3000, pytest.param(12000, marks=pytest.mark.slow)])
 def test_3d_astigmatic_movie_meets_the_bar(tmp_path, frames):
-    """3D astigmatic (examples/3d_astigmatic.yaml, flat background), 0.05 /um²: lateral RMSE / CRLB
-    <= 1.05 and |bias| < 1 nm. Axial: <= 1.10 (measured 1.07 at 4,000 frames). The axial excess
-    comes from the dim per-frame emitters (blinking splits photons over frames): below ~2,000
-    photons the z likelihood is far from quadratic and the MLE does not reach the bound there."""
+    """3D astigmatic (examples/3d_astigmatic.yaml, flat background), 0.05 /um²: RMSE / CRLB <= 1.05 on
+    every axis, |bias| < 1 nm laterally; axially < 1 nm at 12,000 frames (< 2 nm at 3,000, where the
+    standard error of the mean is ~0.9 nm). The z bounds are the configured emitter range: with 250 nm
+    wider bounds the axial ratio was 1.06 at 12,000 frames (dim spots fitted into the likelihood's
+    other branch beyond the range)."""
     cfg, sim, truth, paths = _simulate("3d_astigmatic.yaml", frames, tmp_path, seed=12)
     locs = fit_movie(paths[0], cfg, batch_frames=1000)
     fitter = MLEFitter(cfg)
+    assert fitter.z_range_nm == tuple(cfg.emitters.z_range_nm)
     s = _scores(sim, truth, locs, dim=3, roi_px=fitter.roi_px, n_params=5, fov_nm=sim.fov_nm)
     assert s["n"] > frames
-    assert s["ratio_x"] <= 1.05 and s["ratio_y"] <= 1.05, s
-    assert s["ratio_z"] <= 1.10, s
+    assert s["ratio_x"] <= 1.05 and s["ratio_y"] <= 1.05 and s["ratio_z"] <= 1.05, s
     assert abs(s["bias_x"]) < 1.0 and abs(s["bias_y"]) < 1.0, s
-    assert abs(s["bias_z"]) < 3.0, s  # z: CRLB ~50 nm, standard error of the mean ~1 nm
+    assert abs(s["bias_z"]) < (1.0 if frames >= 12000 else 2.0), s
+    assert locs["z_nm"].min() >= -500.0 and locs["z_nm"].max() <= 500.0
 
 
 def test_streaming_gives_the_same_table_for_any_chunk_size(tmp_path):

@@ -14,7 +14,9 @@ Optimiser: Levenberg-Marquardt on the Fisher-scoring Hessian ``J diag(1/m) Jᵀ`
 semi-definite), one model evaluation per iteration for the whole batch, per-window damping, bounded
 steps, and a Newton-decrement convergence test (the remaining step is below ``tol`` in units of the
 statistical error). Converged windows leave the batch. 3D fits start from several z values and keep
-the best likelihood.
+the best likelihood; z stays within its bounds (a fit at a bound with the likelihood rising outwards
+holds z there and converges in the other parameters). One channel with a separable PSF (Gaussian,
+astigmatic) never forms the Jacobian: the gradient and Fisher matrix come from the PSF's 1D factors.
 
 Parameters (θ) per window: ``x, y`` (reference channel, in pixels of channel 0's window), ``z`` (3D),
 ``s`` (free PSF width scale, optional), photons (one total when ``linked``, else one per channel) and
@@ -111,6 +113,65 @@ class _Problem:
         self.device, self.dtype = device, dtype
         self.origins = origins  # (N, C, 2) int64 window (row0, col0) of every channel
         self._geom = None
+        ch0 = self.channels[0]
+        # one channel in its own frame with a separable PSF: the Fisher matrix from the 1D factors
+        self.separable = self.C == 1 and ch0.transform is None and ch0.model.is_separable
+        if self.separable:
+            self._sep_table(device)
+
+    def _sep_table(self, device) -> None:
+        """Terms of the separable Jacobian: column p of J is the sum of its terms t, each
+        ``coef_t * U[u_t] ⊗ V[v_t]`` with the row factors ``U = (rows, d_rows, dq_rows, 1)`` and
+        column factors ``V = (cols, d_cols, dq_cols, 1)`` (``dq``: z or width derivative, else 0): x
+        ``rows ⊗ d_cols``, y ``d_rows ⊗ cols``, z or width ``dq_rows ⊗ cols + rows ⊗ dq_cols``, photons
+        ``rows ⊗ cols``, background ``1 ⊗ 1``; coefficients ``photons * k`` (x, y, z, width) or ``k``."""
+        extra = self.is_3d or self.free_sigma
+        Q, one = 4, 3  # slot 2 (dq) is zero without z or width: 4-row factors take faster batched products
+        terms = [(0, 0, 1), (1, 1, 0)] + ([(2, 2, 0), (2, 0, 2)] if extra else []) + [(self.i_n, 0, 0), (self.i_bg, one, one)]
+        T = len(terms)
+        self._sep_nk = torch.tensor([t[0] < self.i_n for t in terms], device=device)
+        M = torch.zeros(T, self.P, device=device, dtype=self.dtype)
+        M[torch.arange(T), torch.tensor([t[0] for t in terms])] = 1.0
+        self._sep_M = M
+        # gradient: term t reads G[u_t, v_t] of G = U E Vᵀ (Q x Q); Fisher: terms s, t read
+        # C[(u_s, u_t), (v_s, v_t)] of C = (U U) W (V V)ᵀ over the factor products that occur
+        self._sep_g = torch.tensor([u * Q + v for _, u, v in terms], device=device)
+        upairs = sorted({tuple(sorted((a[1], b[1]))) for a in terms for b in terms})
+        vpairs = sorted({tuple(sorted((a[2], b[2]))) for a in terms for b in terms})
+        # padded to >= 8 products (repeats of the first): CPU batched products of 6 rows are several times slower
+        upairs += upairs[:1] * max(0, 8 - len(upairs))
+        vpairs += vpairs[:1] * max(0, 8 - len(vpairs))
+        iu = {pq: i for i, pq in reversed(list(enumerate(upairs)))}
+        iv = {pq: i for i, pq in reversed(list(enumerate(vpairs)))}
+        self._sep_up = torch.tensor(upairs, device=device).T.contiguous()
+        self._sep_vp = torch.tensor(vpairs, device=device).T.contiguous()
+        self._sep_f = torch.tensor(
+            [iu[tuple(sorted((us, ut)))] * len(vpairs) + iv[tuple(sorted((vs, vt)))] for _, us, vs in terms for _, ut, vt in terms],
+            device=device,
+        )
+        self._sep_fa = torch.arange(T, device=device).repeat_interleave(T)  # term s of each pair (s, t)
+        self._sep_fb = torch.arange(T, device=device).repeat(T)
+        # pair (s, t) -> Fisher entry (p_s, p_t): F = S (n, T²) @ Mf (T², P²)
+        self._sep_Mf = torch.einsum("sp,tq->stpq", M, M).reshape(T * T, self.P * self.P)
+
+    def _evaluate_separable(self, theta: Tensor, k: Tensor, off: Tensor) -> tuple[Tensor, _SeparableJacobian]:
+        n, R = theta.shape[0], self.roi
+        ch = self.channels[0]
+        z = theta[:, 2] if self.is_3d else torch.zeros_like(theta[:, 0])
+        s = theta[:, self.i_n - 1] if self.free_sigma else torch.ones_like(theta[:, 0])
+        f = ch.model.separable(theta[:, 0], theta[:, 1], z - ch.z_offset_nm, s, R)
+        nk = theta[:, self.i_n] * k
+        base = (theta[:, self.i_bg] * k + off).clamp_min(1e-6)  # the PSF factors are >= 0: m >= base
+        m = torch.addcmul(base[:, None, None], (nk[:, None] * f.rows)[:, :, None], f.cols[:, None, :])
+        ones = torch.ones_like(f.rows)
+        if self.is_3d or self.free_sigma:
+            dq_rows, dq_cols = (f.dz_rows, f.dz_cols) if self.is_3d else (f.ds_rows, f.ds_cols)
+        else:
+            dq_rows = dq_cols = torch.zeros_like(f.rows)
+        U = torch.stack([f.rows, f.d_rows, dq_rows, ones], dim=1)  # (n, 4, R)
+        V = torch.stack([f.cols, f.d_cols, dq_cols, ones], dim=1)
+        coef = torch.where(self._sep_nk, nk[:, None], k.to(nk.dtype))
+        return m.reshape(n, R * R), _SeparableJacobian(U, V, coef, self)
 
     # --- geometry: reference window pixels -> channel window pixels -------------------------------
     def _channel_xy(self, c: int, x: Tensor, y: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -139,8 +200,11 @@ class _Problem:
         ly = (yc / pc[1] - org[:, c, 0]).to(self.dtype)
         return lx, ly, jac.to(self.dtype)
 
-    def evaluate(self, theta: Tensor, idx: Tensor, k: list[Tensor], off: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """Expected effective counts ``m (n, C R²)`` and their Jacobian ``(n, P, C R²)``."""
+    def evaluate(self, theta: Tensor, idx: Tensor, k: list[Tensor], off: list[Tensor]) -> tuple[Tensor, Tensor | _SeparableJacobian]:
+        """Expected effective counts ``m (n, C R²)`` and their Jacobian ``(n, P, C R²)`` (or its
+        separable factors)."""
+        if self.separable and k[0].ndim == 0 and off[0].ndim == 0:
+            return self._evaluate_separable(theta, k[0], off[0])
         n = theta.shape[0]
         R = self.roi
         x, y = theta[:, 0], theta[:, 1]
@@ -185,8 +249,35 @@ class _Problem:
         return torch.cat(ms, dim=1), torch.cat(js, dim=2)
 
 
-def _score(J: Tensor, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+class _SeparableJacobian:
+    """The Jacobian of a separable model as its factors ``U, V (n, Q, R)`` and its terms'
+    coefficients ``coef (n, T)`` (see :meth:`_Problem._sep_table`)."""
+
+    def __init__(self, U: Tensor, V: Tensor, coef: Tensor, problem: _Problem):
+        self.U, self.V, self.coef, self.p = U, V, coef, problem
+
+    def score(self, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Gradient and Fisher matrix without the full Jacobian. With ``W = 1 / m`` and ``E = x / m - 1``
+        on the window, term t's gradient is ``coef_t U[u_t]ᵀ E V[v_t]`` (an entry of ``U E Vᵀ``) and the
+        Fisher entry of terms s, t is ``coef_s coef_t (U[u_s] U[u_t])ᵀ W (V[v_s] V[v_t])`` (an entry of
+        ``(U U) W (V V)ᵀ`` over the products of factor pairs); terms are then summed into parameters."""
+        p = self.p
+        n, Q, R = self.U.shape
+        w = (1.0 / m).reshape(n, R, R)
+        e = x.reshape(n, R, R) * w - 1.0
+        G = torch.bmm(torch.bmm(self.U, e), self.V.transpose(1, 2)).reshape(n, Q * Q)
+        g = (G.index_select(1, p._sep_g) * self.coef) @ p._sep_M
+        UU = self.U.index_select(1, p._sep_up[0]) * self.U.index_select(1, p._sep_up[1])
+        VV = self.V.index_select(1, p._sep_vp[0]) * self.V.index_select(1, p._sep_vp[1])
+        C = torch.bmm(torch.bmm(UU, w), VV.transpose(1, 2)).reshape(n, -1)
+        cc = self.coef.index_select(1, p._sep_fa) * self.coef.index_select(1, p._sep_fb)
+        return g, ((C.index_select(1, p._sep_f) * cc) @ p._sep_Mf).reshape(n, p.P, p.P)
+
+
+def _score(J: Tensor | _SeparableJacobian, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Gradient ``J (x / m - 1)`` and Fisher matrix ``J diag(1/m) Jᵀ`` of the Poisson log-likelihood."""
+    if isinstance(J, _SeparableJacobian):
+        return J.score(m, x)
     w = 1.0 / m
     g = torch.bmm(J, (x * w - 1.0)[:, :, None])[..., 0]
     H = torch.bmm(J * w[:, None, :], J.transpose(1, 2))
@@ -261,6 +352,14 @@ def fit_rois(
             only the best start goes on.
         batch_size: windows fitted at a time (memory); default: Jacobians of about 200 MB.
     """
+    with torch.no_grad():
+        return _fit_rois(rois, channels, origins=origins, k=k, offset=offset, linked=linked, z_starts_nm=z_starts_nm,
+                         z_range_nm=z_range_nm, start_pixel=start_pixel, max_iter=max_iter, tol=tol, pre_iter=pre_iter,
+                         batch_size=batch_size)
+
+
+def _fit_rois(rois, channels, *, origins, k, offset, linked, z_starts_nm, z_range_nm, start_pixel, max_iter, tol, pre_iter,
+              batch_size) -> FitResult:
     C = len(channels)
     if len(rois) != C:
         raise ValueError(f"{len(rois)} sets of windows for {C} channels")
@@ -323,7 +422,7 @@ def _fit_batch(
     if problem.is_3d:
         theta[:, 2] = torch.tensor(z_starts, device=device, dtype=dtype).repeat(n)
     rep = torch.arange(n, device=device).repeat_interleave(K)
-    x_all = x_eff[rep]
+    x_all = x_eff[rep] if K > 1 else x_eff
     k_all = [kc[rep] if kc.ndim == 3 else kc for kc in k]
     o_all = [oc[rep] if oc.ndim == 3 else oc for oc in off]
     gidx = idx[rep]
@@ -334,6 +433,7 @@ def _fit_batch(
         )
 
     everyone = torch.arange(theta.shape[0], device=device)
+    n_rows = theta.shape[0]
     m, J = evaluate(theta, everyone)
     g, H = _score(J, m, x_all)
     del J
@@ -347,20 +447,34 @@ def _fit_batch(
 
     def run(active: Tensor, n_iter: int) -> Tensor:
         """Levenberg-Marquardt iterations on the rows ``active``; returns the rows still running."""
+        nonlocal m, theta, g, H, lam, iters, converged, prev
         for _ in range(n_iter):
             if active.numel() == 0:
                 break
-            Ha, ga, th = H[active], g[active], theta[active]
+            full = active.numel() == n_rows  # every row still running: views instead of gathers
+            Ha, ga, th, la = (H, g, theta, lam) if full else (H[active], g[active], theta[active], lam[active])
             diag = torch.diagonal(Ha, dim1=1, dim2=2)
-            A = Ha + ((lam[active, None] + 1e-6) * diag + 1e-20)[:, :, None] * eye
+            A = Ha + torch.diag_embed((la[:, None] + 1e-6) * diag + 1e-20)
+            if problem.is_3d:
+                # z on a bound with the likelihood rising outwards: held there (active set), the step and
+                # the convergence test are those of the other parameters
+                zc, gz = th[:, 2], ga[:, 2]
+                pin = ((zc <= z_bounds[0] + 1e-3) & (gz < 0)) | ((zc >= z_bounds[1] - 1e-3) & (gz > 0))
+                if bool(pin.any()):
+                    ga = ga.clone()
+                    ga[pin, 2] = 0.0
+                    A[pin, 2, :] = 0.0
+                    A[pin, :, 2] = 0.0
+                    A[pin, 2, 2] = 1.0
             delta = torch.nan_to_num(torch.linalg.solve_ex(A, ga[:, :, None])[0][..., 0])
             step = (delta * ga).sum(dim=1)
             # converged already: the (nearly undamped) next step is below tol; no evaluation needed
-            small = (step.abs() < tol) & (lam[active] <= 1e-2)
+            small = (step.abs() < tol) & (la <= 1e-2)
             if bool(small.any()):
                 converged[active[small]] = True
                 rest = ~small
-                active, delta, th, ga, step = active[rest], delta[rest], th[rest], ga[rest], step[rest]
+                active, delta, th, ga, step, la = active[rest], delta[rest], th[rest], ga[rest], step[rest], la[rest]
+                full = False
                 if active.numel() == 0:
                     break
             new = th + delta
@@ -375,30 +489,38 @@ def _fit_batch(
             new[:, i_n:i_bg] = torch.maximum(new[:, i_n:i_bg], th[:, i_n:i_bg] / 3).clamp_min(1.0)
             new[:, i_bg:] = torch.maximum(new[:, i_bg:], th[:, i_bg:] / 3).clamp_min(1e-4)
             m_new, J_new = evaluate(new, active)
-            m_old = m[active]
-            xa = x_all[active]
+            m_old = m if full else m[active]
+            xa = x_all if full else x_all[active]
             dll = (xa * torch.log(m_new / m_old) - (m_new - m_old)).sum(dim=1)
             better = dll >= 0
             g_new, H_new = _score(J_new, m_new, xa)
-            acc = active[better]
-            theta[acc] = new[better]
-            m[acc] = m_new[better]
-            g[acc] = g_new[better]
-            H[acc] = H_new[better]
-            la = lam[active]
+            all_better = bool(better.all())
+            acc = active if all_better else active[better]
+            pick = (lambda t: t) if all_better else (lambda t: t[better])  # noqa: E731
+            if full and all_better:
+                theta, m, g, H = new, m_new, g_new, H_new
+            else:
+                theta[acc] = pick(new)
+                m[acc] = pick(m_new)
+                g[acc] = pick(g_new)
+                H[acc] = pick(H_new)
             # an accepted step that reverses the previous one (Fisher scoring overshooting where the
             # model fits badly) raises the damping instead of lowering it
-            pa = prev[active]
+            pa = prev if full else prev[active]
             cos = (delta * pa).sum(1) / (delta.norm(dim=1) * pa.norm(dim=1) + 1e-30)
-            lam[active] = torch.where(
-                better, torch.where(cos < -0.5, la * 4.0, (la * 0.1).clamp_min(1e-7)), la * 10.0
-            )
-            prev[acc] = delta[better]
-            iters[active] += 1
+            lam_new = torch.where(better, torch.where(cos < -0.5, la * 4.0, (la * 0.1).clamp_min(1e-7)), la * 10.0)
             # converged: the step was below tol, or it raised the log-likelihood by less than tol / 2
             # (for a quadratic likelihood the same Fisher-metric size; it ends slow, flat-valley crawls)
             ok = better & ((step.abs() < tol) | (dll < 0.5 * tol))
-            converged[active] = converged[active] | ok
+            if full:
+                lam, iters = lam_new, iters + 1
+                prev = torch.where(better[:, None], delta, prev)
+                converged |= ok
+            else:
+                lam[active] = lam_new
+                prev[acc] = pick(delta)
+                iters[active] += 1
+                converged[active] |= ok
             active = active[~(ok | (la > 1e5))]
         return active
 

@@ -48,8 +48,31 @@ class RoiEval:
     d_s: Tensor | None = None
 
 
+@dataclass
+class SeparableEval:
+    """A separable unit-photon PSF on N regions: ``psf = rows ⊗ cols`` and every derivative a sum of
+    such outer products, all factors ``(N, R)`` (rows: y, columns: x).
+
+    ``d_x = rows ⊗ d_cols``, ``d_y = d_rows ⊗ cols``; ``d_z`` (3D) and ``d_s`` (free width) are
+    ``dz_rows ⊗ cols + rows ⊗ dz_cols`` (likewise ``ds_*``). The fitter builds its Fisher matrix from
+    these factors without forming the full Jacobian (:mod:`plexloc.mle.fit`).
+    """
+
+    rows: Tensor
+    cols: Tensor
+    d_rows: Tensor
+    d_cols: Tensor
+    dz_rows: Tensor | None = None
+    dz_cols: Tensor | None = None
+    ds_rows: Tensor | None = None
+    ds_cols: Tensor | None = None
+
+
 class RoiModel:
-    """Interface: ``model(x_px, y_px, z_nm, s) -> RoiEval`` on ``roi`` x ``roi`` pixels."""
+    """Interface: ``model(x_px, y_px, z_nm, s) -> RoiEval`` on ``roi`` x ``roi`` pixels; models whose
+    PSF is separable also give ``model.separable(...) -> SeparableEval`` (``is_separable``)."""
+
+    is_separable: bool = False
 
     is_3d: bool = False
     #: whether the model has a free width scale ``s`` (1 = the calibrated width)
@@ -114,18 +137,30 @@ class GaussianRoiModel(RoiModel):
             out += [s, ds]
         return out[0], out[2], out[1], out[3]
 
-    def __call__(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> RoiEval:
+    is_separable = True
+
+    def separable(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> SeparableEval:
+        """The model as 1D factors (the Gaussian is separable in x and y at every z)."""
         sx, sy, dsx_dz, dsy_dz = self._sigma(z_nm)
         if self.free_sigma:
             sx, sy = sx * s, sy * s
         ex, dex, dex_s = _axis(x_px, sx, roi)
         ey, dey, dey_s = _axis(y_px, sy, roi)
-        outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731 - rows (y) x columns (x)
-        ev = RoiEval(psf=outer(ey, ex), d_x=outer(ey, dex), d_y=outer(dey, ex))
+        ev = SeparableEval(rows=ey, cols=ex, d_rows=dey, d_cols=dex)
         if self.is_3d:
-            ev.d_z = outer(dey_s * dsy_dz[:, None], ex) + outer(ey, dex_s * dsx_dz[:, None])
+            ev.dz_rows, ev.dz_cols = dey_s * dsy_dz[:, None], dex_s * dsx_dz[:, None]
         if self.free_sigma:
-            ev.d_s = outer(dey_s * (sy / s)[:, None], ex) + outer(ey, dex_s * (sx / s)[:, None])
+            ev.ds_rows, ev.ds_cols = dey_s * (sy / s)[:, None], dex_s * (sx / s)[:, None]
+        return ev
+
+    def __call__(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> RoiEval:
+        f = self.separable(x_px, y_px, z_nm, s, roi)
+        outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731 - rows (y) x columns (x)
+        ev = RoiEval(psf=outer(f.rows, f.cols), d_x=outer(f.rows, f.d_cols), d_y=outer(f.d_rows, f.cols))
+        if self.is_3d:
+            ev.d_z = outer(f.dz_rows, f.cols) + outer(f.rows, f.dz_cols)
+        if self.free_sigma:
+            ev.d_s = outer(f.ds_rows, f.cols) + outer(f.rows, f.ds_cols)
         return ev
 
 
