@@ -86,7 +86,9 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
     name = path.stem
     config = train_config(path, args)
     run_dir = out / f"{name}_run"
-    if args.model is None:
+    if args.baselines_only:
+        model, steps = None, None
+    elif args.model is None:
         if run_dir.exists():
             import shutil
 
@@ -101,7 +103,7 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
     is_3d = config.emitters.z_range_nm[1] > config.emitters.z_range_nm[0]
     dim = 3 if is_3d else 2
     res = {"config": str(path), "dim": dim, "train_minutes": args.minutes, "train_steps": steps, "densities": {}}
-    if args.model is None:
+    if args.model is None and not args.baselines_only:
         res["time_to_accuracy"] = time_to_plateau(run_dir / "log.csv", "eff_3d" if is_3d else "eff_lat")
     sim_data = config.simulation().model_dump()  # test data: the configuration's own photon model (e.g. dye ratios)
     sim_data["frame_size"] = [args.size, args.size]
@@ -119,29 +121,61 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
             write_movie(mp, mov.frames[c].cpu().numpy().astype(np.uint16))
         truth = mov.truth
         truth = truth[truth["photons"] >= config.training.min_target_photons]
-        stats: dict = {}
-        pred = fit_movie(movie_paths if n_ch > 1 else movie_paths[0], model, device=device, stats=stats)
-        if config.photon_model.kind == "ratiometric":
-            pred = assign_colors_if_available(pred, config)
-        m = match(truth, pred, dim=dim)
-        met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
-        sc = error_scores(pred, m, truth_crlb(truth, sim, config), dim=dim)
-        row = {k: met.get(k) for k in ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d",
-                                       "gridding_dev_x", "gridding_dev_y", "color_accuracy", "color_rejection",
-                                       "n_truth", "tp")}
-        row["frames"] = frames
-        vox = plane_voxels(config, args.size)
-        if vox is not None:
-            row["voxel_jaccard"] = voxel_jaccard(truth, pred, **vox).jaccard
-        row.update(sc)
-        row["fit_frames_per_s"] = stats.get("frames_per_s")
+        bound = truth_crlb(truth, sim, config)
+        row: dict = {"frames": frames, "n_truth": len(truth)}
+        if not args.baselines_only:
+            stats: dict = {}
+            pred = fit_movie(movie_paths if n_ch > 1 else movie_paths[0], model, device=device, stats=stats)
+            if config.photon_model.kind == "ratiometric":
+                pred = assign_colors_if_available(pred, config)
+            row.update(score(truth, pred, bound, config, dim, args.size))
+            row["fit_frames_per_s"] = stats.get("frames_per_s")
         if args.compare_mle:
             row.update(compare_mle(movie_paths if n_ch > 1 else movie_paths[0], config, truth, dim, device))
+        if args.compare_naive and n_ch > 1:
+            row.update(compare_naive(movie_paths, config, truth, bound, dim, args.size, device))
         res["densities"][f"{density:g}"] = row
         print(f"[{name}] density {density:g}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float)), flush=True)
         for mp in movie_paths:
             mp.unlink()
     return res
+
+
+SCORE_KEYS = ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d",
+              "gridding_dev_x", "gridding_dev_y", "color_accuracy", "color_rejection", "tp")
+
+
+def score(truth, pred, bound: dict, config: TrainConfig, dim: int, size: int) -> dict:
+    """The SMLM-Challenge metrics, CRLB ratios, z-scores and (multi-plane) voxel JI of one table."""
+    m = match(truth, pred, dim=dim)
+    met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
+    row = {k: met.get(k) for k in SCORE_KEYS}
+    row.update(error_scores(pred, m, bound, dim=dim))
+    vox = plane_voxels(config, size)
+    if vox is not None:
+        row["voxel_jaccard"] = voxel_jaccard(truth, pred, **vox).jaccard
+    return row
+
+
+def compare_naive(movie_paths, config: TrainConfig, truth, bound: dict, dim: int, size: int, device) -> dict:
+    """The naive alternative: each channel fitted alone by the MLE fitter (its own coordinates, focal plane
+    and photons), merged by the transforms (:mod:`plexloc.post.channels`), coloured by eq. 3 with
+    shot-noise photon errors (EMCCD excess noise 2) for ratiometric data."""
+    from plexloc.mle import fit_movie as fit_mle
+    from plexloc.post.channels import channel_config, combine_channels
+
+    t0 = time.perf_counter()
+    tables = [fit_mle(p, channel_config(config, c), device=device) for c, p in enumerate(movie_paths)]
+    pred = combine_channels(tables, config)
+    if config.photon_model.kind == "ratiometric":
+        from plexloc.post.color import assign_colors
+
+        emccd = all(ch.camera.kind == "emccd" for ch in config.channels)
+        pred, _ = assign_colors(pred, config.photon_model.ratios, excess_noise=2.0 if emccd else 1.0)
+    row = score(truth, pred, bound, config, dim, size)
+    out = {f"naive_{k}": v for k, v in row.items()}
+    out["naive_seconds"] = time.perf_counter() - t0
+    return out
 
 
 def plane_voxels(config: TrainConfig, size: int) -> dict | None:
@@ -190,9 +224,15 @@ def compare_mle(movie_path, config: TrainConfig, truth, dim: int, device) -> dic
         return {"mle_eff_3d": None, "mle_note": "plexloc.mle.fit_movie not available"}
     t0 = time.perf_counter()
     pred = fit_mle(movie_path, config, device=device)
+    if config.photon_model.kind == "ratiometric":  # the global fit's per-channel photons, coloured by eq. 3
+        from plexloc.post.color import assign_colors
+
+        emccd = all(ch.camera.kind == "emccd" for ch in config.channels)
+        pred, _ = assign_colors(pred, config.photon_model.ratios, excess_noise=2.0 if emccd else 1.0)
     met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
     return {"mle_jaccard": met.get("jaccard"), "mle_rmse_lat": met.get("rmse_lat"), "mle_rmse_ax": met.get("rmse_ax"),
-            "mle_eff_lat": met.get("eff_lat"), "mle_eff_3d": met.get("eff_3d"), "mle_seconds": time.perf_counter() - t0}
+            "mle_eff_lat": met.get("eff_lat"), "mle_eff_3d": met.get("eff_3d"), "mle_color_accuracy": met.get("color_accuracy"),
+            "mle_color_rejection": met.get("color_rejection"), "mle_seconds": time.perf_counter() - t0}
 
 
 def fmt(v, spec=".1f") -> str:
@@ -218,7 +258,11 @@ def main(argv=None) -> int:
     ap.add_argument("--min-emitters", type=int, default=0, help="more frames where needed for this many emitters")
     ap.add_argument("--train-size", type=int, default=40, help="training ROI (px)")
     ap.add_argument("--size", type=int, default=64, help="test frame size (px)")
-    ap.add_argument("--compare-mle", action="store_true")
+    ap.add_argument("--compare-mle", action="store_true", help="also the project's MLE fitter (a global fit for several channels)")
+    ap.add_argument("--compare-naive", action="store_true",
+                    help="multi-channel: also each channel fitted alone by the MLE fitter, merged by the transforms")
+    ap.add_argument("--baselines-only", action="store_true",
+                    help="no network: only the --compare-* fits of the same test movies (no training)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy")
     args = ap.parse_args(argv)
@@ -230,15 +274,19 @@ def main(argv=None) -> int:
                "torch": torch.__version__, "commit": commit(), "args": {k: str(v) for k, v in vars(args).items()}, "configs": []}
     for path in args.configs:
         results["configs"].append(run_config(path, args, device, args.out))
-    print("\n| config | density /um^2 | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | colour acc / rej % | MLE E_3D | voxel JI % |")
+    print("\n| config | density /um^2 | method | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | colour acc / rej % | voxel JI % |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
         for d, row in r["densities"].items():
-            print(f"| {Path(r['config']).stem} | {d} | {fmt(row['jaccard'])} | {fmt(row['rmse_lat'])} | {fmt(row['rmse_ax'])} | "
-                  f"{fmt(row['eff_lat'])} | {fmt(row['eff_ax'])} | {fmt(row['eff_3d'])} | {fmt(row['crlb_ratio_lat'], '.2f')} | "
-                  f"{fmt(row['crlb_ratio_ax'], '.2f')} | {fmt(row['zscore_std_x'], '.2f')} / {fmt(row['zscore_std_z'], '.2f')} | "
-                  f"{fmt(row['gridding_dev_x'], '.2f')} | {fmt(row.get('color_accuracy'))} / {fmt(row.get('color_rejection'))} | "
-                  f"{fmt(row.get('mle_eff_3d'))} | {fmt(row.get('voxel_jaccard'))} |")
+            for method, prefix in (("network", ""), ("MLE global", "mle_"), ("each channel alone", "naive_")):
+                g = lambda k: row.get(prefix + k)  # noqa: E731
+                if g("jaccard") is None:
+                    continue
+                print(f"| {Path(r['config']).stem} | {d} | {method} | {fmt(g('jaccard'))} | {fmt(g('rmse_lat'))} | {fmt(g('rmse_ax'))} | "
+                      f"{fmt(g('eff_lat'))} | {fmt(g('eff_ax'))} | {fmt(g('eff_3d'))} | {fmt(g('crlb_ratio_lat'), '.2f')} | "
+                      f"{fmt(g('crlb_ratio_ax'), '.2f')} | {fmt(g('zscore_std_x'), '.2f')} / {fmt(g('zscore_std_z'), '.2f')} | "
+                      f"{fmt(g('gridding_dev_x'), '.2f')} | {fmt(g('color_accuracy'))} / {fmt(g('color_rejection'))} | "
+                      f"{fmt(g('voxel_jaccard'))} |")
         tta = r.get("time_to_accuracy") or {}
         if tta.get("plateau") is not None:
             print(f"  {Path(r['config']).stem}: efficiency plateau {tta['plateau']:.1f}, within 2 points after {tta['minutes_to_plateau']:.1f} min")

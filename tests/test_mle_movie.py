@@ -22,6 +22,7 @@ from plexloc.evaluate import match
 from plexloc.evaluate.crlb import crlb
 from plexloc.io.tiff import write_movie
 from plexloc.mle import MLEFitter, fit_movie
+from plexloc.post.channels import channel_config
 from plexloc.simulation import Simulator
 from plexloc.table import COLUMN_DOCS, LocTable
 
@@ -155,12 +156,6 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         fit_movie(paths[0], cfg, roi_px=41)
 
 
-def _channel_alone(cfg, c: int):
-    """Configuration of channel c of ``cfg`` on its own (its own image coordinates and focal plane)."""
-    ch = cfg.channels[c].model_copy(update={"transform": [[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]], "z_offset_nm": 0.0})
-    return cfg.model_copy(update={"channels": [ch]})
-
-
 def test_biplane_global_fit_beats_each_channel_and_reaches_the_joint_crlb(tmp_path):
     """Biplane (examples/biplane.yaml: two planes 500 nm apart, an affine residual transform, linked
     photons): the global fit's RMSE_ax is lower than that of fitting either channel alone and within
@@ -175,7 +170,7 @@ def test_biplane_global_fit_beats_each_channel_and_reaches_the_joint_crlb(tmp_pa
     assert {"photons_ch0", "photons_ch1", "bg_ch0", "bg_ch1"} <= set(locs.columns)
     np.testing.assert_allclose(locs["photons_ch0"] + locs["photons_ch1"], locs["photons"], rtol=1e-9)
     for c in (0, 1):
-        alone = _channel_alone(cfg, c)
+        alone = channel_config(cfg, c)  # its own image coordinates, focal plane and z range
         single = fit_movie(paths[c], alone, batch_frames=500)
         # back to reference coordinates: inverse transform laterally, focal offset axially
         t_inv = np.linalg.inv(np.asarray(cfg.channels[c].transform))

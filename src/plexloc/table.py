@@ -68,6 +68,14 @@ COLUMN_DOCS: dict[str, str] = {
     "degrees of freedom for a good fit, large for overlapping or misfit spots",
     "psf_sigma_x_nm": "fitted PSF width along x (free-width Gaussian fit)",
     "psf_sigma_y_nm": "fitted PSF width along y (free-width Gaussian fit)",
+    # written by post-processing (plexloc.post)
+    "drift_x_nm": "drift subtracted from x_nm in this frame (plexloc drift)",
+    "drift_y_nm": "drift subtracted from y_nm in this frame (plexloc drift)",
+    "drift_z_nm": "drift subtracted from z_nm in this frame (plexloc drift)",
+    "n_merged": "localizations merged into this row (plexloc merge: one molecule on in consecutive frames)",
+    "frame_last": "last frame of the merged localizations; frame is the first",
+    "n_channels_seen": "channels in which the molecule was localized when each channel was fitted alone and "
+    "the tables merged by the transform (plexloc.post.channels)",
 }
 
 

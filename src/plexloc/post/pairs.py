@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-__all__ = ["displacement_peak", "frame_points", "same_frame_pairs"]
+__all__ = ["displacement_peak", "frame_points", "mutual_nearest", "same_frame_pairs"]
 
 
 def frame_points(x: np.ndarray, y: np.ndarray, frame: np.ndarray, radius_nm: float) -> np.ndarray:
@@ -23,6 +23,22 @@ def same_frame_pairs(a: np.ndarray, b: np.ndarray, radius_nm: float) -> tuple[np
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     m = cKDTree(a).sparse_distance_matrix(cKDTree(b), float(radius_nm), output_type="ndarray")
     return m["i"].astype(np.int64), m["j"].astype(np.int64)
+
+
+def mutual_nearest(xy_a: np.ndarray, frame_a: np.ndarray, xy_b: np.ndarray, frame_b: np.ndarray,
+                   radius_nm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)`` of points ``xy_a[i]`` and ``xy_b[j]`` (N, 2) of the same frame that are each
+    other's nearest neighbour within ``radius_nm``; every point is in at most one pair."""
+    if len(xy_a) == 0 or len(xy_b) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a = frame_points(xy_a[:, 0], xy_a[:, 1], frame_a, radius_nm)
+    b = frame_points(xy_b[:, 0], xy_b[:, 1], frame_b, radius_nm)
+    dist, j = cKDTree(b).query(a, distance_upper_bound=radius_nm)
+    i = np.flatnonzero(np.isfinite(dist))
+    j = j[i]
+    _, back = cKDTree(a).query(b[j], distance_upper_bound=radius_nm)
+    mutual = back == i
+    return i[mutual].astype(np.int64), j[mutual].astype(np.int64)
 
 
 def displacement_peak(d: np.ndarray, extent_nm: float, *, bin_nm: float = 20.0, refine_nm: float = 50.0,

@@ -18,11 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from plexloc.calibrate.spline import fit_affine
 from plexloc.errors import InputError
-from plexloc.post.pairs import displacement_peak, frame_points, same_frame_pairs
+from plexloc.post.pairs import displacement_peak, frame_points, mutual_nearest, same_frame_pairs
 from plexloc.table import LocTable
 
 __all__ = ["Registration", "register_channels"]
@@ -55,19 +54,6 @@ def _apply(T: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return xy @ T[:2, :2].T + T[:2, 2]
 
 
-def _match(pred: np.ndarray, frame_r: np.ndarray, ch: np.ndarray, frame_c: np.ndarray, radius: float):
-    a = frame_points(pred[:, 0], pred[:, 1], frame_r, radius)
-    b = frame_points(ch[:, 0], ch[:, 1], frame_c, radius)
-    tb, ta = cKDTree(b), cKDTree(a)
-    dist, j = tb.query(a, distance_upper_bound=radius)
-    ok = np.isfinite(dist)
-    i = np.flatnonzero(ok)
-    j = j[ok]
-    _, back = ta.query(b[j], distance_upper_bound=radius)
-    mutual = back == i
-    return i[mutual], j[mutual]
-
-
 def register_channels(
     reference: LocTable,
     channel: LocTable,
@@ -92,7 +78,7 @@ def register_channels(
     res = used = None
     n_pairs = 0
     for radius in radii_nm:
-        i, j = _match(_apply(T, xy_r), fr, xy_c, fc, radius)
+        i, j = mutual_nearest(_apply(T, xy_r), fr, xy_c, fc, radius)
         n_pairs = len(i)
         if n_pairs < 3:
             raise InputError(f"only {n_pairs} localizations matched within {radius} nm after the global shift "
