@@ -122,9 +122,9 @@ def test_combine_rejects_a_wrong_number_of_tables_or_missing_sigmas():
 def test_naive_dual_colour_pipeline_end_to_end(tmp_path):
     """A dual-colour movie (20 % / 60 % of each dye's photons in channel 0, sub-pixel channel shift):
     MLE on each channel alone, merged by the transform, coloured by eq. 3: molecules found, colours right."""
-    cfg = load_config(EXAMPLES / "dual_color_plex.yaml", TrainConfig).simulation()
+    cfg = load_config(EXAMPLES / "dual_color_plex_2060.yaml", TrainConfig).simulation()
+    assert cfg.photon_model.ratios == [[0.2, 0.8], [0.6, 0.4]]
     d = cfg.model_dump()
-    d["photon_model"]["ratios"] = [[0.2, 0.8], [0.6, 0.4]]
     d["emitters"].update(density_per_um2=0.05, z_range_nm=(-300.0, 300.0))
     d["frame_size"] = (40, 40)
     d["channels"][1]["background"] = {"range": (20.0, 20.0)}
