@@ -37,7 +37,7 @@ import torch
 from plexloc.config import TrainConfig, load_config
 from plexloc.evaluate import evaluate
 from plexloc.evaluate.matching import match
-from plexloc.evaluate.uncertainty import error_scores, table_crlb
+from plexloc.evaluate.uncertainty import error_scores, table_crlb, zscore_slabs
 from plexloc.evaluate.voxel import voxel_jaccard
 from plexloc.infer import fit_movie
 from plexloc.io.tiff import write_movie
@@ -52,6 +52,28 @@ def commit() -> str:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     except OSError:
         return "unknown"
+
+
+def curve_figure(tta: dict, path: Path, title: str) -> None:
+    """The learning curve (validation efficiency against training minutes) with the plateau marked."""
+    if not tta.get("curve_minutes"):
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(tta["curve_minutes"], tta["curve_eff"], "o-", ms=3)
+    ax.axhline(tta["plateau"], color="grey", ls="--", lw=1, label=f"plateau {tta['plateau']:.1f}")
+    ax.axvline(tta["minutes_to_plateau"], color="tab:red", ls=":", lw=1, label=f"within 2 points: {tta['minutes_to_plateau']:.1f} min")
+    ax.set_xlabel("training time (min)")
+    ax.set_ylabel("validation efficiency")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def time_to_plateau(log_csv: Path, key: str) -> dict:
@@ -105,6 +127,7 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
     res = {"config": str(path), "dim": dim, "train_minutes": args.minutes, "train_steps": steps, "densities": {}}
     if args.model is None and not args.baselines_only:
         res["time_to_accuracy"] = time_to_plateau(run_dir / "log.csv", "eff_3d" if is_3d else "eff_lat")
+        curve_figure(res["time_to_accuracy"], out / f"{name}_curve.png", f"{name}: validation efficiency while training")
     sim_data = config.simulation().model_dump()  # test data: the configuration's own photon model (e.g. dye ratios)
     sim_data["frame_size"] = [args.size, args.size]
     n_ch = config.n_channels
@@ -151,6 +174,9 @@ def score(truth, pred, bound: dict, config: TrainConfig, dim: int, size: int) ->
     met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
     row = {k: met.get(k) for k in SCORE_KEYS}
     row.update(error_scores(pred, m, bound, dim=dim))
+    lo, hi = config.emitters.z_range_nm
+    if dim == 3:  # calibration per z slab (5 slabs over the emitter range)
+        row["zscore_slabs"] = zscore_slabs(pred, m, truth, np.linspace(lo, hi, 6))
     vox = plane_voxels(config, size)
     if vox is not None:
         row["voxel_jaccard"] = voxel_jaccard(truth, pred, **vox).jaccard

@@ -9,7 +9,7 @@ import pytest
 
 from plexloc.camera import IdealCamera
 from plexloc.evaluate.matching import match
-from plexloc.evaluate.uncertainty import error_scores, table_crlb
+from plexloc.evaluate.uncertainty import error_scores, table_crlb, zscore_slabs
 from plexloc.psf import GaussianPSF
 from plexloc.table import LocTable
 
@@ -33,3 +33,28 @@ def test_errors_at_the_bound_score_one_and_scaled_errors_scale():
         assert s["crlb_ratio_lat"] == pytest.approx(scale, rel=0.05)
         assert s["zscore_std_x"] == pytest.approx(scale, rel=0.05)
         assert math.isnan(s["crlb_ratio_ax"]) and math.isnan(s["zscore_std_z"])
+
+
+def test_zscore_slabs_find_the_slab_whose_sigmas_are_under_reported():
+    """Errors calibrated everywhere except z > 400 nm, where the predicted sigma is half the true one:
+    the per-slab z-score sd is 1 in the lower slabs and 2 in the top one, while the pooled sd is between."""
+    rng = np.random.default_rng(1)
+    n = 6000
+    z = rng.uniform(-600, 600, n)
+    truth = LocTable({"frame": np.arange(n), "x_nm": rng.uniform(1000, 2000, n), "y_nm": rng.uniform(1000, 2000, n),
+                      "z_nm": z, "photons": np.full(n, 2000.0)})
+    true_sigma = np.full(n, 10.0)
+    reported = np.where(z > 400, 5.0, 10.0)
+    err = rng.normal(0, 1, (n, 3)) * true_sigma[:, None] * [1, 1, 3]
+    pred = truth.with_columns(x_nm=truth["x_nm"] + err[:, 0], y_nm=truth["y_nm"] + err[:, 1], z_nm=z + err[:, 2],
+                              sigma_x_nm=reported, sigma_y_nm=reported, sigma_z_nm=3 * reported)
+    m = match(truth, pred, dim=3)
+    slabs = zscore_slabs(pred, m, truth, [-600, -200, 200, 400, 600])
+    assert [s["n"] for s in slabs] == pytest.approx([2000, 2000, 1000, 1000], rel=0.1)
+    for s in slabs[:3]:
+        assert s["zscore_std_x"] == pytest.approx(1.0, abs=0.07) and s["zscore_std_z"] == pytest.approx(1.0, abs=0.07)
+    assert slabs[3]["zscore_std_x"] == pytest.approx(2.0, abs=0.15) and slabs[3]["zscore_std_z"] == pytest.approx(2.0, abs=0.15)
+    pooled = error_scores(pred, m, {k: np.ones(n) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm")}, dim=3)
+    assert 1.1 < pooled["zscore_std_x"] < 1.6
+    with pytest.raises(ValueError, match="ascending"):
+        zscore_slabs(pred, m, truth, [0, 0])

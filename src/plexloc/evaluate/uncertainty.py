@@ -3,7 +3,8 @@
 - ``crlb_ratio_lat = RMSE_lat / sqrt(mean(crlb_x^2 + crlb_y^2))`` and ``crlb_ratio_ax = RMSE_ax /
   sqrt(mean(crlb_z^2))`` over matched emitters (1 means the bound is reached);
 - ``zscore_std_x/y/z``: standard deviation of ``error / predicted sigma`` over matched pairs (1 means
-  the predicted uncertainties are calibrated).
+  the predicted uncertainties are calibrated); :func:`zscore_slabs` gives the same per slab of true z,
+  since a model can be calibrated on average and not at the edges of its z range.
 """
 
 from __future__ import annotations
@@ -60,4 +61,25 @@ def error_scores(pred: LocTable, m: Matching, bound: dict[str, np.ndarray], *, d
         out["crlb_ratio_ax"] = math.sqrt(np.mean(dz**2) / np.mean(bound["crlb_z_nm"][t] ** 2))
         if "sigma_z_nm" in pred:
             out["zscore_std_z"] = float(np.std(dz / pred["sigma_z_nm"][p]))
+    return out
+
+
+def zscore_slabs(pred: LocTable, m: Matching, truth: LocTable, edges_nm: Sequence[float]) -> list[dict[str, float]]:
+    """Standard deviation of the z-scores (``error / predicted sigma``) of matched pairs in slabs of the
+    true z (``edges_nm``, ascending): one dict per slab with ``z_lo, z_hi, n, zscore_std_x, zscore_std_y,
+    zscore_std_z`` (NaN where the slab has fewer than 2 pairs or the table no sigma column)."""
+    edges = np.asarray(edges_nm, float)
+    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"edges_nm must be at least two ascending values, got {edges.tolist()}")
+    zt = np.asarray(truth["z_nm"], float)[m.tp_truth]
+    d = {"x": m.dx, "y": m.dy, "z": m.dz}
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = (zt >= lo) & (zt < hi)
+        row = {"z_lo": float(lo), "z_hi": float(hi), "n": int(sel.sum())}
+        for ax, err in d.items():
+            col = f"sigma_{ax}_nm"
+            ok = sel.sum() >= 2 and col in pred
+            row[f"zscore_std_{ax}"] = float(np.std(err[sel] / np.asarray(pred[col], float)[m.tp_pred[sel]])) if ok else math.nan
+        out.append(row)
     return out
