@@ -99,6 +99,8 @@ def train_config(path: Path, args) -> TrainConfig:
     d["frame_size"] = [args.train_size, args.train_size]
     d["emitters"]["density_per_um2"] = args.train_density
     d["model"].update(features=args.features, union_features=args.features)
+    if args.depth is not None:
+        d["model"].update(depth=args.depth, union_depth=args.depth)
     d["training"].update(batch_size=args.batch_size, lr=args.lr, validate_every=args.validate_every,
                          validation_samples=args.validation_samples, compile=args.compile)
     return TrainConfig.model_validate(d)
@@ -275,6 +277,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="skip training and use this run folder (one config only)")
     ap.add_argument("--train-density", type=float, default=1.0)
     ap.add_argument("--features", type=int, default=48)
+    ap.add_argument("--depth", type=int, default=None, help="down/up stages of both U-Nets (default: the config's)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=6e-4)
     ap.add_argument("--validate-every", type=int, default=500)

@@ -13,6 +13,8 @@ Prints a table and writes JSON.
 
     python bench/throughput.py --device cpu  --train-steps 10 --fit-frames 64
     python bench/throughput.py --device cuda --train-steps 300 --fit-frames 5000 [--compile]
+    # the DECODE-Plex-sized network on dual-colour data (2 x 256 x 256 frames, 80x80 training ROIs):
+    python bench/throughput.py --device cuda --config examples/dual_color_plex.yaml --features 64 --depth 3 --train-size 80
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from plexloc.infer import fit_movie
 from plexloc.io.tiff import write_movie
 from plexloc.nets import Localizer
 from plexloc.train import Trainer, make_spec
-from plexloc.train.validation import batch_photons
+from plexloc.train.validation import batch_aux, batch_photons
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,6 +74,7 @@ def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: i
         # network alone (a fixed batch)
         b = tr.generator()
         x = batch_photons(tr.sim, b.frames)
+        aux = batch_aux(tr.sim, b, tr.model.spec)  # the transformation indicator of multi-channel models
         from contextlib import nullcontext
 
         from plexloc.train.loss import decode_loss
@@ -79,7 +82,7 @@ def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: i
         def net_step():
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if tr.amp else nullcontext()
             with ctx:
-                raw = tr.forward(x)
+                raw = tr.forward(x, aux)
             parts = decode_loss(tr.model.decode(raw), tr.model.spec, target_xyz_nm=b.target_xyz_nm,
                                 target_photons=b.target_photons, target_mask=b.target_mask, bg=b.bg)
             tr.optimizer.zero_grad(set_to_none=True)
@@ -105,17 +108,20 @@ def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int,
     sim = Simulator(type(config.simulation()).model_validate(data)).to(device)
     net = Localizer(make_spec(config, Simulator(config.simulation()).to(device))).to(device)
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "movie.tif"
-        chunk = sim.simulate_movie(min(frames, 256), generator=torch.Generator(device=device).manual_seed(0)).frames[0]
-        reps = -(-frames // chunk.shape[0])
-        movie = np.concatenate([chunk.cpu().numpy().astype(np.uint16)] * reps)[:frames]
-        write_movie(path, movie)
-        del movie
+        chunks = sim.simulate_movie(min(frames, 256), generator=torch.Generator(device=device).manual_seed(0)).frames
+        paths = []
+        for c, chunk in enumerate(chunks):  # one TIFF per channel
+            paths.append(Path(d) / f"movie_ch{c}.tif")
+            reps = -(-frames // chunk.shape[0])
+            movie = np.concatenate([chunk.cpu().numpy().astype(np.uint16)] * reps)[:frames]
+            write_movie(paths[-1], movie)
+            del movie
+        path = paths[0] if len(paths) == 1 else paths
         cfg = config.model_dump(mode="json")
         fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames)  # warm-up (and file cache)
         stats: dict = {}
         table = fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames, stats=stats)
-    return {"fit_frames_per_s": stats["frames_per_s"], "fit_frames": frames, "fit_frame_size": size,
+    return {"fit_frames_per_s": stats["frames_per_s"], "fit_frames": frames, "fit_frame_size": size, "channels": len(paths),
             "fit_localizations": len(table), "fit_batch_frames": batch_frames}
 
 
@@ -125,6 +131,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--features", type=int, default=48)
+    ap.add_argument("--depth", type=int, default=2, help="down/up stages of both U-Nets (DECODE 2, DECODE-Plex 3)")
+    ap.add_argument("--train-size", type=int, default=40, help="training ROI (px; DECODE-Plex 80)")
     ap.add_argument("--train-steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--fit-frames", type=int, default=1000)
@@ -135,17 +143,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     cfg = load_config(args.config, TrainConfig).model_dump()
-    cfg["frame_size"] = [40, 40]
-    cfg["model"].update(features=args.features, union_features=args.features, depth=2, union_depth=2)
+    cfg["frame_size"] = [args.train_size, args.train_size]
+    cfg["model"].update(features=args.features, union_features=args.features, depth=args.depth, union_depth=args.depth)
     cfg["training"].update(batch_size=args.batch_size, validation_samples=8, compile=args.compile)
     config = TrainConfig.model_validate(cfg)
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
               "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": commit(),
               "config": str(args.config), "batch_size": args.batch_size, "features": args.features,
+              "depth": args.depth, "train_size": args.train_size,
               "compile": args.compile, "amp_bf16": device.type == "cuda"}
     result.update(bench_train(config, device, args.train_steps, args.warmup))
     result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch))
-    print(f"| device | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({args.fit_size}x{args.fit_size}) |")
+    print(f"| device | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({result['channels']}x{args.fit_size}x{args.fit_size}) |")
     print("|---|---|---|---|---|")
     print(f"| {result['device']} ({device.type}) | {result['train_samples_per_s']:,.0f} | {result['simulation_samples_per_s']:,.0f} "
           f"| {result['network_samples_per_s']:,.0f} | {result['fit_frames_per_s']:,.1f} |")
