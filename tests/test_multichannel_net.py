@@ -207,7 +207,7 @@ def test_split_view_movie_fits_like_one_movie_per_channel(tmp_path):
 
 @pytest.mark.parametrize("name,channels,photons", [
     ("2d_gaussian", 1, 1), ("3d_astigmatic", 1, 1), ("biplane", 2, 1), ("dual_color", 2, 2), ("demo_2d", 1, 1),
-    ("quad_plane", 4, 1), ("dual_color_plex", 2, 2), ("biplane_plex", 2, 1),
+    ("quad_plane", 4, 1), ("dual_color_plex", 2, 2), ("dual_color_plex_2060", 2, 2), ("biplane_plex", 2, 1),
 ])
 def test_every_example_simulates_and_gives_a_network(name, channels, photons):
     from pathlib import Path
@@ -224,3 +224,34 @@ def test_every_example_simulates_and_gives_a_network(name, channels, photons):
     assert (spec.n_channels, spec.n_photons, spec.n_aux) == (channels, photons, 2 * channels if channels > 1 else 0)
     if name == "dual_color_plex":  # per-channel backgrounds
         assert [float(b.mean()) for b in movie.bg] == [20.0, 135.0]
+
+
+def test_multicolour_training_photons_are_independent_over_each_channels_dye_range():
+    """AF647/CF680 at 5000 photons: training draws channel 0 in [95, 865] and channel 1 in [4135, 4905],
+    independently (no correlation, every combination), so the test data's counts are inside the training
+    distribution (a single 5000-photon range for both channels would leave channel 0's 95-865 unseen)."""
+    from pathlib import Path
+
+    from plexloc.config import load_config
+    from plexloc.simulation.emitters import sample_emitters
+    from plexloc.train.trainer import training_simulation
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "dual_color_plex.yaml", TrainConfig)
+    sim_cfg = training_simulation(cfg)
+    assert sim_cfg.photon_model.kind == "independent"
+    np.testing.assert_allclose(sim_cfg.photon_model.channel_photons_range, [(95.0, 865.0), (4135.0, 4905.0)])
+    em = sample_emitters(sim_cfg.emitters, n_sequences=200, n_frames=5, fov_nm=(5000.0, 5000.0),
+                         photon_model=sim_cfg.photon_model, throughputs=[1.0, 1.0],
+                         generator=torch.Generator().manual_seed(0))
+    ph = em.photons.double().numpy()
+    assert len(ph) > 1000
+    # per-frame counts carry the share of the frame the emitter was on (same in both channels): their
+    # maxima are the flux bounds and their ratio is the flux ratio, which spans every combination
+    assert 800.0 < ph[:, 0].max() <= 865.0 + 1e-3 and 4850.0 < ph[:, 1].max() <= 4905.0 + 1e-3
+    ratio = ph[:, 0] / ph[:, 1]
+    assert ratio.min() >= 95.0 / 4905.0 - 1e-6 and ratio.max() <= 865.0 / 4135.0 + 1e-6
+    assert ratio.min() < 0.025 and ratio.max() > 0.19
+    with pytest.raises(Exception, match="channel_photons_range"):
+        type(sim_cfg).model_validate({**sim_cfg.model_dump(), "photon_model": {"kind": "linked", "channel_photons_range": [(1, 2), (1, 2)]}})
+    with pytest.raises(Exception, match="one per channel"):
+        type(sim_cfg).model_validate({**sim_cfg.model_dump(), "photon_model": {"kind": "independent", "channel_photons_range": [(1, 2)]}})

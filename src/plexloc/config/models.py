@@ -173,6 +173,10 @@ class PhotonModelConfig(_Model):
     on_time_frames: list[PositiveFloat] | None = Field(
         default=None, description="mean on-time of each colour (frames); default: emitters.on_time_frames for all"
     )
+    channel_photons_range: list[Range] | None = Field(
+        default=None, description="independent only: each channel's photon range (one [lo, hi] per channel); "
+        "default: emitters.photons_range for every channel",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PhotonModelConfig:
@@ -196,6 +200,15 @@ class PhotonModelConfig(_Model):
         elif self.on_time_frames is not None:
             raise ValueError(f"per-colour 'on_time_frames' needs photon_model 'ratiometric', not '{self.kind}' "
                              "(use emitters.on_time_frames)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_channel_range(self) -> PhotonModelConfig:
+        if self.channel_photons_range is not None:
+            if self.kind != "independent":
+                raise ValueError(f"'channel_photons_range' is only used by photon_model 'independent', not '{self.kind}'")
+            for c, r in enumerate(self.channel_photons_range):
+                _check_range(r, low=0.0)
         return self
 
     @property
@@ -276,6 +289,9 @@ class SimulationConfig(_Model):
     @model_validator(mode="after")
     def _check_channels(self) -> SimulationConfig:
         n = len(self.channels)
+        cpr = self.photon_model.channel_photons_range
+        if cpr is not None and len(cpr) != n:
+            raise ValueError(f"photon_model.channel_photons_range has {len(cpr)} ranges, expected one per channel ({n})")
         if self.photon_model.kind == "ratiometric" and self.photon_model.ratios:
             if len(self.photon_model.ratios[0]) != n:
                 raise ValueError(f"photon_model.ratios rows have {len(self.photon_model.ratios[0])} entries, expected one per channel ({n})")

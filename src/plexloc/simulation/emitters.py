@@ -78,8 +78,10 @@ def _photon_split(
     elif photon_model.kind == "ratiometric":
         ratios = torch.tensor(photon_model.ratios, dtype=flux.dtype, device=device)  # (K, C)
         per_ch = flux[:, None] * ratios[color]
-    else:  # independent: one flux per channel, each uniform in the range
-        lo, hi = photons_range
+    else:  # independent: one flux per channel, each uniform in its channel's range (default the emitters')
+        ranges = photon_model.channel_photons_range or [photons_range] * n_ch
+        lo = torch.tensor([float(r[0]) for r in ranges], dtype=flux.dtype, device=device)
+        hi = torch.tensor([float(r[1]) for r in ranges], dtype=flux.dtype, device=device)
         u = torch.rand(n_f, n_ch, generator=generator, device=device, dtype=flux.dtype)
         per_ch = lo + (hi - lo) * u
     return per_ch, color

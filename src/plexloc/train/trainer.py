@@ -93,11 +93,21 @@ def auto_margin_px(sim: Simulator) -> float:
 def training_simulation(config: TrainConfig):
     """The simulation the network trains on: the configuration's, except that multi-colour
     (``ratiometric``) training samples ``independent`` photons per channel (conventions.md: dye ratios
-    built into training would bias the photon outputs and make colour assignment circular)."""
+    built into training would bias the photon outputs and make colour assignment circular).
+
+    Each channel's photons are drawn independently and uniformly over the range that channel receives
+    from the configured dyes, ``[lo * min_k r_kc, hi * max_k r_kc]`` for the emitters' photon range
+    ``[lo, hi]``: with AF647/CF680 (0.173 / 0.019 in channel 0) and 5000 photons, channel 0 trains on
+    95-865 photons and channel 1 on 4135-4905, in every combination, so the network sees the counts of the
+    data without ever seeing a ratio more often than another. ``photon_model.channel_photons_range`` in
+    an ``independent`` configuration sets the ranges directly."""
     sim = config.simulation()
     if sim.photon_model.kind == "ratiometric":
         data = sim.model_dump()
-        data["photon_model"] = {"kind": "independent"}
+        lo, hi = sim.emitters.photons_range
+        r = sim.photon_model.ratios
+        ranges = [(lo * min(row[c] for row in r), hi * max(row[c] for row in r)) for c in range(sim.n_channels)]
+        data["photon_model"] = {"kind": "independent", "channel_photons_range": ranges}
         sim = type(sim).model_validate(data)
     return sim
 
