@@ -140,12 +140,16 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
         if args.min_emitters:  # enough frames for at least this many emitters at this density
             area_um2 = sim.fov_nm[0] * sim.fov_nm[1] * 1e-6
             frames = max(frames, math.ceil(args.min_emitters / max(density * area_um2, 1e-9)))
-        mov = sim.simulate_movie(frames, generator=torch.Generator(device=device).manual_seed(int(density * 1000) + 7))
+        while True:  # the target count is of scored emitters: partial on-frames under the photon cut do not count
+            mov = sim.simulate_movie(frames, generator=torch.Generator(device=device).manual_seed(int(density * 1000) + 7))
+            truth = mov.truth
+            truth = truth[truth["photons"] >= config.training.min_target_photons]
+            if len(truth) >= args.min_emitters:
+                break
+            frames = math.ceil(frames * 1.05 * args.min_emitters / max(len(truth), 1))
         movie_paths = [out / f"{name}_d{density:g}_ch{c}.tif" for c in range(n_ch)]
         for c, mp in enumerate(movie_paths):
             write_movie(mp, mov.frames[c].cpu().numpy().astype(np.uint16))
-        truth = mov.truth
-        truth = truth[truth["photons"] >= config.training.min_target_photons]
         bound = truth_crlb(truth, sim, config)
         row: dict = {"frames": frames, "n_truth": len(truth)}
         if not args.baselines_only:
@@ -242,7 +246,7 @@ def assign_colors_if_available(pred, config: TrainConfig):
         from plexloc.post.color import assign_colors
     except ImportError:  # colour assignment not built yet: colour metrics stay empty
         return pred
-    return assign_colors(pred, config.photon_model.ratios)
+    return assign_colors(pred, config.photon_model.ratios)[0]  # the network predicts sigma_photons_chN
 
 
 def compare_mle(movie_path, config: TrainConfig, truth, dim: int, device) -> dict:
