@@ -70,6 +70,24 @@ def test_training_writes_a_resumable_run(tmp_path):
         Trainer(tiny_config(), tmp_path / "other", resume=True)
 
 
+def test_validation_by_training_time(tmp_path, monkeypatch):
+    """validate_every_s validates whenever that much training time has passed, whatever the step count."""
+    clock = [0.0]
+
+    def tick():  # every call to the trainer's clock advances 0.4 s: each step takes about that long
+        clock[0] += 0.4
+        return clock[0]
+
+    tr = Trainer(tiny_config(validate_every=1000, validate_every_s=1.0), tmp_path / "run")
+    monkeypatch.setattr("plexloc.train.trainer.time.perf_counter", tick)
+    tr.run(steps=6)
+    steps = [r["step"] for r in tr.rows]
+    assert steps[-1] == 6 and 2 <= len(steps) <= 4, steps  # never at step 1000; about every 1 s of the 2.4 s
+    tr2 = Trainer(tiny_config(validate_every=1000), tmp_path / "run2")
+    tr2.run(steps=4)
+    assert [r["step"] for r in tr2.rows] == [4]  # without it: only the final validation
+
+
 def test_cli_train_then_fit(tmp_path, capsys):
     cfg_path = tmp_path / "train.yaml"
     save_config(tiny_config(), cfg_path)

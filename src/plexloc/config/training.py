@@ -51,6 +51,11 @@ class TrainingConfig(_Model):
         default=100.0, description="emitters dimmer than this (all channels) are simulated but are not targets"
     )
     validate_every: PositiveInt = Field(default=500, description="steps between validations and checkpoints")
+    validate_every_s: Annotated[float, Field(gt=0)] | None = Field(
+        default=None,
+        description="also validate once this many seconds of training have passed since the last validation "
+        "(a learning curve with enough points whatever the device's speed)",
+    )
     validation_samples: PositiveInt = Field(default=512, description="size of the fixed simulated validation set")
     detection_threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
         default=0.5, description="integrated probability above which a localization is extracted"

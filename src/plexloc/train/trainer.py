@@ -257,7 +257,8 @@ class Trainer:
                 t_last = now
                 if bar is not None:
                     bar.update(1)
-                if self.step % t.validate_every == 0:
+                due = t.validate_every_s is not None and now - t_int >= t.validate_every_s
+                if self.step % t.validate_every == 0 or due:
                     sps = samples / max(now - t_int, 1e-9)
                     last = self.validate((acc / n_acc).cpu().numpy(), sps)
                     acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
