@@ -102,11 +102,14 @@ def train_config(path: Path, args) -> TrainConfig:
     if args.depth is not None:
         d["model"].update(depth=args.depth, union_depth=args.depth)
     d["training"].update(batch_size=args.batch_size, lr=args.lr, validate_every=args.validate_every,
-                         validation_samples=args.validation_samples, compile=args.compile)
+                         validate_every_s=args.validate_every_s, validation_samples=args.validation_samples,
+                         compile=args.compile)
     return TrainConfig.model_validate(d)
 
 
-def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
+def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: None) -> dict:
+    """Train (or load) one configuration's model and score it at every density; ``save()`` is called
+    after training and after each density, so that a run cut short keeps what it measured."""
     name = path.stem
     config = train_config(path, args)
     run_dir = out / f"{name}_run"
@@ -130,6 +133,7 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
     if args.model is None and not args.baselines_only:
         res["time_to_accuracy"] = time_to_plateau(run_dir / "log.csv", "eff_3d" if is_3d else "eff_lat")
         curve_figure(res["time_to_accuracy"], out / f"{name}_curve.png", f"{name}: validation efficiency while training")
+    save(res)
     sim_data = config.simulation().model_dump()  # test data: the configuration's own photon model (e.g. dye ratios)
     sim_data["frame_size"] = [args.size, args.size]
     n_ch = config.n_channels
@@ -164,6 +168,7 @@ def run_config(path: Path, args, device: torch.device, out: Path) -> dict:
         if args.compare_naive and n_ch > 1:
             row.update(compare_naive(movie_paths, config, truth, bound, dim, args.size, device))
         res["densities"][f"{density:g}"] = row
+        save(res)
         print(f"[{name}] density {density:g}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if isinstance(v, float)), flush=True)
         for mp in movie_paths:
             mp.unlink()
@@ -285,6 +290,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=6e-4)
     ap.add_argument("--validate-every", type=int, default=500)
+    ap.add_argument("--validate-every-s", type=float, default=None,
+                    help="also validate after this many seconds of training (a learning curve on a short run)")
     ap.add_argument("--validation-samples", type=int, default=512)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--frames", type=int, default=1000, help="frames per test movie (at least)")
@@ -305,8 +312,20 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
                "torch": torch.__version__, "commit": commit(), "args": {k: str(v) for k, v in vars(args).items()}, "configs": []}
+    json_path = args.out / "accuracy.json"
+
+    def save() -> None:  # the results so far, rewritten atomically after training and after every density
+        tmp = json_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(results, indent=2, default=float) + "\n")
+        tmp.replace(json_path)
+
+    def keep(res: dict) -> None:
+        results["configs"][-1] = res
+        save()
+
     for path in args.configs:
-        results["configs"].append(run_config(path, args, device, args.out))
+        results["configs"].append({"config": str(path), "densities": {}})
+        keep(run_config(path, args, device, args.out, save=keep))
     print("\n| config | density /um^2 | method | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | colour acc / rej % | voxel JI % |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
@@ -323,7 +342,6 @@ def main(argv=None) -> int:
         tta = r.get("time_to_accuracy") or {}
         if tta.get("plateau") is not None:
             print(f"  {Path(r['config']).stem}: efficiency plateau {tta['plateau']:.1f}, within 2 points after {tta['minutes_to_plateau']:.1f} min")
-    (args.out / "accuracy.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     return 0
 
 

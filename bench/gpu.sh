@@ -1,83 +1,138 @@
 #!/usr/bin/env bash
-# Every GPU benchmark and the GPU tests in one call, for the lent GPU machine:
-#   (here)   bench/fetch_wheels.sh
-#   (device) run(command="bash bench/gpu.sh", carry=[".whl"])
-# Writes JSON and the tables under $OUT (default bench/out).
-# Sections (the device tool allows 10 min per call, so long runs go one section per call):
-#   bash bench/gpu.sh                 tests + simulate + throughput (a few minutes)
-#   bash bench/gpu.sh accuracy-2d     train + score examples/2d_gaussian.yaml   (ACC_MINUTES, default 8)
-#   bash bench/gpu.sh accuracy-3d     train + score examples/3d_astigmatic.yaml (+ MLE comparison)
-#   bash bench/gpu.sh plex-throughput DECODE-Plex-sized network: training samples/s, fitting 2x256x256 and 4x256x256
-#   bash bench/gpu.sh plex-dual       train + score dual colour (both splits) against the MLE and per-channel fits
-#   bash bench/gpu.sh plex-biplane    train + score biplane          (PLEX_MINUTES, default 6)
-#   bash bench/gpu.sh plex-quad       train + score quad-plane (emitter and voxel JI)
-#   bash bench/gpu.sh all             everything (needs more than one 10-minute call)
+# Every GPU figure of an issue in ONE device call (a task is lent 15 minutes of device time in all, start-up
+# included, and one command may run 10 minutes), for the lent GPU machine:
+#   (here)   bash bench/fetch_wheels.sh
+#   (device) run(command="bash bench/gpu.sh issue3", carry=[".whl"], timeout_s=600)
+# Plans (each finishes inside GPU_BUDGET_S seconds, default 540; every step has its own time limit, a
+# failing or slow step does not stop the next, and the training minutes are what the budget leaves):
+#   issue3      GPU tests; network throughput (training samples/s with simulation, fitting frames/s of
+#               256x256; without and with torch.compile); accuracy sweeps of examples/2d_gaussian.yaml and
+#               examples/3d_astigmatic.yaml (DECODE-sized network, both trained at once on the GPU, scored at
+#               0.1/0.5/1/2 per um^2, 3D against the MLE), time to plateau and learning curves
+#   issue10     DECODE-Plex-sized network throughput (2x and 4x256x256); dual colour, biplane and quad-plane
+#               models trained at once and scored at 0.03/0.14/0.65/3 per um^2 against the MLE global fit and
+#               each channel alone; the 20 %/60 % split with the dual-colour model
+#   foundation  GPU tests, simulator frames/s per PSF model (issue 2), MLE fitter locs/s on CUDA (issue 5)
+# Results: $OUT/summary.md (the tables), $OUT/steps.tsv (step, exit code, seconds), $OUT/results.tar.gz
+# (every JSON, log, learning curve and model), rewritten after every step so a cut-off run keeps what it
+# measured; at most a handful of files, as the device tool returns 8.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-bench/out}
-mkdir -p "$OUT"
+PLAN=${1:-issue3}
+OUT=${OUT:-bench/out/gpu}
+WORK=${GPU_WORK:-/tmp/plexloc_gpu}
+BUDGET=${GPU_BUDGET_S:-540}
+DEV=${GPU_DEVICE:-cuda}
+# A smoke run of a plan's plumbing on a CPU machine: GPU_DEVICE=cpu GPU_BUDGET_S=200 with THROUGHPUT_EXTRA and
+# ACC_EXTRA, arguments appended to every throughput and accuracy command (the last of a repeated option wins),
+# e.g. ACC_EXTRA="--features 4 --depth 1 --batch-size 4 --train-size 24 --frames 5 --min-emitters 30"
+T0=$SECONDS
+mkdir -p "$OUT" "$WORK"
 export PYTHONUNBUFFERED=1
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
 export PYTHONPATH=$PWD/src:${PYTHONPATH:-}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu_info.txt"
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu_info.txt"
-SECTION=${1:-quick}
-ACC_MINUTES=${ACC_MINUTES:-8}
-PLEX_MINUTES=${PLEX_MINUTES:-6}
-run_quick() {
-  echo "== GPU tests"
-  python3 -m pytest -q -m gpu -p no:cacheprovider tests 2>&1 | tail -n 15 | tee "$OUT/gpu_tests.txt"
-  echo "== simulator throughput (CUDA)"
-  python3 bench/simulate.py --device cuda --frames 100000 --repeats 5 --out "$OUT/simulate_cuda.json" 2>&1 | tee "$OUT/simulate_cuda.md"
-  echo "== network throughput: training (simulation included) and fitting 256x256 frames"
-  python3 bench/throughput.py --device cuda --batch-size 512 --train-steps 100 --fit-frames 5000 \
-    --out "$OUT/throughput_cuda.json" 2>&1 | tee "$OUT/throughput_cuda.md"
-  python3 bench/throughput.py --device cuda --batch-size 512 --train-steps 100 --fit-frames 5000 --compile \
-    --out "$OUT/throughput_cuda_compile.json" 2>&1 | tee "$OUT/throughput_cuda_compile.md"
-  echo "== MLE fitter throughput (CUDA; Picasso is compared on the CPU machine)"
-  python3 bench/mle_vs_picasso.py --device cuda --frames 20000 --density 0.3 --picasso-python /nonexistent \
-    --out "$OUT/mle_vs_picasso_cuda.json" 2>&1 | tee "$OUT/mle_vs_picasso_cuda.md"
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+left() { echo $((BUDGET - (SECONDS - T0))); }
+pack() {  # the work folder into one archive (no movies, no checkpoints), atomically
+  local tmp="$OUT/.results.$BASHPID.tmp"
+  tar czf "$tmp" -C "$WORK" --exclude='*.tif' --exclude='checkpoint.pt' . 2>/dev/null && mv "$tmp" "$OUT/results.tar.gz"
 }
-run_acc() {  # $1 = config stem, $2... extra args
+summary() { tee -a "$OUT/summary.md"; }
+# step NAME MAX_S CMD...: runs CMD with a limit of min(MAX_S, what is left - 10 s), output in $WORK/NAME.log
+step() {
+  local name=$1 max=$2; shift 2
+  local lim; lim=$(left); lim=$((lim - 10)); [ "$lim" -gt "$max" ] && lim=$max
+  if [ "$lim" -lt 15 ]; then
+    printf '%s\tskipped\t0\n' "$name" >>"$OUT/steps.tsv"; echo "== $name: skipped (budget spent)"; return 0
+  fi
+  echo "== $name (limit ${lim} s, $(left) s of the budget left)"
+  local t=$SECONDS
+  timeout --kill-after=10 "$lim" "$@" >"$WORK/$name.log" 2>&1
+  local rc=$?
+  printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t))" >>"$OUT/steps.tsv"
+  echo "   exit $rc after $((SECONDS - t)) s"
+  [ "$rc" -ne 0 ] && tail -n 5 "$WORK/$name.log"
+  pack
+  return 0
+}
+table() {  # the markdown table lines of a step's log into the summary
+  { echo; echo "### $1"; grep -E '^\||plateau|frames/s|samples/s|passed|failed|error' "$WORK/$1.log" | grep -v '^\[' | tail -n 60; } | summary >/dev/null
+}
+
+{
+  echo "# plexloc GPU run: plan $PLAN, commit $COMMIT, $(date -u +%Y-%m-%dT%H:%MZ)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
+  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1
+} | summary
+printf 'step\texit\tseconds\n' >"$OUT/steps.tsv"
+
+gpu_tests() {
+  step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests
+  table gpu_tests
+}
+throughput() {  # $1 = name, rest: bench/throughput.py arguments
   local name=$1; shift
-  echo "== accuracy $name ($ACC_MINUTES min of training)"
-  python3 bench/accuracy.py --device cuda --configs "examples/$name.yaml" --minutes "$ACC_MINUTES" "$@" \
-    --out "$OUT/accuracy_$name" 2>&1 | tee "$OUT/accuracy_$name.md"
-  cp "$OUT/accuracy_$name/${name}_run/curves.png" "$OUT/curves_$name.png" 2>/dev/null || true
-  cp "$OUT/accuracy_$name/${name}_run/log.csv" "$OUT/log_$name.csv" 2>/dev/null || true
-  rm -f "$OUT/accuracy_$name/${name}_run/checkpoint.pt"
+  # shellcheck disable=SC2086
+  step "$name" "$THROUGHPUT_MAX_S" python3 bench/throughput.py --device "$DEV" "$@" ${THROUGHPUT_EXTRA:-} --out "$WORK/$name.json"
+  table "$name"
 }
-run_plex_throughput() {
-  echo "== DECODE-Plex-sized network (64 features, 3 stages, 80x80 training ROIs)"
-  python3 bench/throughput.py --device cuda --config examples/dual_color_plex.yaml --features 64 --depth 3 --train-size 80 \
-    --batch-size 64 --train-steps 50 --fit-frames 2000 --out "$OUT/throughput_plex_dual.json" 2>&1 | tee "$OUT/throughput_plex_dual.md"
-  python3 bench/throughput.py --device cuda --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
-    --batch-size 64 --train-steps 50 --fit-frames 2000 --out "$OUT/throughput_plex_quad.json" 2>&1 | tee "$OUT/throughput_plex_quad.md"
+# train several configurations at once on the GPU, each for what the budget leaves after EVAL_S of scoring;
+# EXTRA_<stem> adds arguments for one configuration
+accuracy_together() {  # $1 = bench script, $2 = eval reserve (s), $3 = common extra args, rest: config stems
+  local script=$1 eval_s=$2 extra=$3; shift 3
+  local minutes; minutes=$(python3 -c "print(round(max(0.5, ($(left) - $eval_s - 30) / 60), 2))")
+  echo "== training $* together, $minutes min each, then up to $eval_s s of scoring"
+  local pids=() name more
+  for name in "$@"; do
+    more="EXTRA_$name"; more=${!more:-}
+    # shellcheck disable=SC2086
+    step "acc_$name" $(( $(left) - 5 )) python3 "bench/$script" --device "$DEV" --configs "examples/$name.yaml" \
+      --minutes "$minutes" --validate-every 100000 --validate-every-s 15 $extra $more ${ACC_EXTRA:-} --out "$WORK/acc_$name" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for name in "$@"; do table "acc_$name"; done
 }
-run_plex() {  # $1 = config stem, $2... extra args
-  local name=$1; shift
-  echo "== multi-channel accuracy $name ($PLEX_MINUTES min of training)"
-  python3 bench/multichannel.py --device cuda --configs "examples/$name.yaml" --minutes "$PLEX_MINUTES" --features 64 --depth 3 \
-    --compare-mle --compare-naive "$@" --out "$OUT/plex_$name" 2>&1 | tee "$OUT/plex_$name.md"
-  cp "$OUT/plex_$name/${name}_run/curves.png" "$OUT/curves_plex_$name.png" 2>/dev/null || true
-  rm -f "$OUT/plex_$name/${name}_run/checkpoint.pt"
-}
-case "$SECTION" in
-  quick) run_quick ;;
-  accuracy-2d) run_acc 2d_gaussian ;;
-  accuracy-3d) run_acc 3d_astigmatic --compare-mle ;;
-  plex-throughput) run_plex_throughput ;;
-  plex-dual)
-    run_plex dual_color_plex
-    python3 bench/multichannel.py --device cuda --configs examples/dual_color_plex_2060.yaml --features 64 --depth 3 \
-      --model "$OUT/plex_dual_color_plex/dual_color_plex_run" --compare-mle --compare-naive --out "$OUT/plex_dual_2060" \
-      2>&1 | tee "$OUT/plex_dual_2060.md" ;;
-  plex-biplane) run_plex biplane_plex ;;
-  plex-quad) run_plex quad_plane --densities 0.03 0.14 0.331 0.65 3 ;;
-  all) run_quick; run_acc 2d_gaussian; run_acc 3d_astigmatic --compare-mle; run_plex_throughput
-       run_plex dual_color_plex; run_plex biplane_plex; run_plex quad_plane --densities 0.03 0.14 0.331 0.65 3 ;;
-  *) echo "unknown section $SECTION"; exit 2 ;;
+
+THROUGHPUT_MAX_S=${THROUGHPUT_MAX_S:-100}
+case "$PLAN" in
+  issue3)
+    gpu_tests
+    throughput throughput --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000
+    THROUGHPUT_MAX_S=130 throughput throughput_compile --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --compile
+    accuracy_together accuracy.py 100 "--batch-size 256 --lr 6e-4 --frames 1000 --compare-mle" 2d_gaussian 3d_astigmatic
+    ;;
+  issue10)
+    throughput plex_dual --config examples/dual_color_plex.yaml --features 64 --depth 3 --train-size 80 \
+      --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1500
+    throughput plex_quad --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
+      --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000
+    EXTRA_quad_plane="--densities 0.03 0.14 0.331 0.65 3"
+    EXTRA_dual_color_plex=--compare-naive
+    EXTRA_biplane_plex=--compare-naive
+    accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle" \
+      dual_color_plex biplane_plex quad_plane
+    # the easier 20 %/60 % split, scored with the dual-colour model (training never sees the ratios)
+    step acc_dual_2060 120 python3 bench/multichannel.py --device "$DEV" --configs examples/dual_color_plex_2060.yaml \
+      --features 64 --depth 3 --model "$WORK/acc_dual_color_plex/dual_color_plex_run" --compare-mle --compare-naive \
+      ${ACC_EXTRA:-} --out "$WORK/acc_dual_2060"
+    table acc_dual_2060
+    ;;
+  foundation)
+    gpu_tests
+    step simulate 150 python3 bench/simulate.py --device "$DEV" --frames 50000 --repeats 3 --out "$WORK/simulate_cuda.json"
+    table simulate
+    step mle 150 python3 bench/mle_vs_picasso.py --device "$DEV" --frames 10000 --density 0.3 --picasso-python /nonexistent \
+      --repeats 3 --out "$WORK/mle_cuda.json"
+    table mle
+    ;;
+  *) echo "unknown plan $PLAN (issue3, issue10, foundation)"; exit 2 ;;
 esac
+pack
+echo
+cat "$OUT/steps.tsv"
+echo "total $((SECONDS - T0)) s; tables in $OUT/summary.md, everything in $OUT/results.tar.gz"
