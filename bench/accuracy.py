@@ -326,8 +326,8 @@ def main(argv=None) -> int:
     for path in args.configs:
         results["configs"].append({"config": str(path), "densities": {}})
         keep(run_config(path, args, device, args.out, save=keep))
-    print("\n| config | density /um^2 | method | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | grid dev x | colour acc / rej % | voxel JI % |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| config | density /um^2 | method | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | robust sd x / z | grid dev x | colour acc / rej % | voxel JI % |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
         for d, row in r["densities"].items():
             for method, prefix in (("network", ""), ("MLE global", "mle_"), ("each channel alone", "naive_")):
@@ -337,6 +337,7 @@ def main(argv=None) -> int:
                 print(f"| {Path(r['config']).stem} | {d} | {method} | {fmt(g('jaccard'))} | {fmt(g('rmse_lat'))} | {fmt(g('rmse_ax'))} | "
                       f"{fmt(g('eff_lat'))} | {fmt(g('eff_ax'))} | {fmt(g('eff_3d'))} | {fmt(g('crlb_ratio_lat'), '.2f')} | "
                       f"{fmt(g('crlb_ratio_ax'), '.2f')} | {fmt(g('zscore_std_x'), '.2f')} / {fmt(g('zscore_std_z'), '.2f')} | "
+                      f"{fmt(g('zscore_rsd_x'), '.2f')} / {fmt(g('zscore_rsd_z'), '.2f')} | "
                       f"{fmt(g('gridding_dev_x'), '.2f')} | {fmt(g('color_accuracy'))} / {fmt(g('color_rejection'))} | "
                       f"{fmt(g('voxel_jaccard'))} |")
         tta = r.get("time_to_accuracy") or {}

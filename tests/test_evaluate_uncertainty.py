@@ -9,7 +9,7 @@ import pytest
 
 from plexloc.camera import IdealCamera
 from plexloc.evaluate.matching import match
-from plexloc.evaluate.uncertainty import error_scores, table_crlb, zscore_slabs
+from plexloc.evaluate.uncertainty import error_scores, robust_sd, table_crlb, zscore_slabs
 from plexloc.psf import GaussianPSF
 from plexloc.table import LocTable
 
@@ -58,3 +58,27 @@ def test_zscore_slabs_find_the_slab_whose_sigmas_are_under_reported():
     assert 1.1 < pooled["zscore_std_x"] < 1.6
     with pytest.raises(ValueError, match="ascending"):
         zscore_slabs(pred, m, truth, [0, 0])
+
+
+def test_robust_zscore_spread_ignores_a_minority_of_gross_errors():
+    """Calibrated sigmas with 5 % of the localizations 10 sigma off (e.g. two emitters reported as one): the
+    z-score sd is far above 1, its robust version stays at 1; sigmas half the true ones raise both to 2."""
+    rng = np.random.default_rng(2)
+    n = 8000
+    truth = LocTable({"frame": np.arange(n), "x_nm": rng.uniform(1000, 2000, n), "y_nm": rng.uniform(1000, 2000, n),
+                      "z_nm": np.zeros(n), "photons": np.full(n, 2000.0)})
+    sigma = np.full(n, 10.0)
+    err = rng.normal(0, 1, (n, 3)) * 10.0
+    gross = rng.random(n) < 0.05
+    err[gross] = rng.choice([-1.0, 1.0], (int(gross.sum()), 3)) * 100.0
+    ones = {k: np.ones(n) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm")}
+    for reported, expect in ((sigma, 1.0), (sigma / 2, 2.0)):
+        pred = truth.with_columns(x_nm=truth["x_nm"] + err[:, 0], y_nm=truth["y_nm"] + err[:, 1], z_nm=err[:, 2],
+                                  sigma_x_nm=reported, sigma_y_nm=reported, sigma_z_nm=reported)
+        s = error_scores(pred, match(truth, pred, dim=3), ones, dim=3)
+        for ax in "xyz":
+            assert s[f"zscore_std_{ax}"] > 2.2 * expect  # sqrt(0.95 + 0.05 * 100) = 2.4 for calibrated sigmas
+            # 5 % contamination moves the median absolute deviation by ~6 %, the sd by ~140 %
+            assert 0.98 * expect < s[f"zscore_rsd_{ax}"] < 1.12 * expect
+    assert robust_sd(np.array([1.0, 1.0, 1.0])) == 0.0
+    assert robust_sd(rng.normal(0, 3, 200000)) == pytest.approx(3.0, rel=0.01)
