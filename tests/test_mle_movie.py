@@ -154,6 +154,13 @@ def test_bad_inputs_are_clear_errors(tmp_path):
         fit_movie(tmp_path / "missing.tif", cfg)
     with pytest.raises(InputError, match="larger than the frame"):
         fit_movie(paths[0], cfg, roi_px=41)
+    # a chunk without a single pixel above the threshold gives no rows, not an error
+    blank = tmp_path / "blank.tif"
+    write_movie(blank, np.full((3, 32, 32), 100, np.uint16))
+    assert len(fit_movie(blank, cfg)) == 0
+    # the configuration's frame size (e.g. a 16-px training ROI) does not limit the window: the movie's does
+    small = cfg.model_copy(update={"frame_size": (16, 16)})
+    assert len(fit_movie(paths[0], small, roi_px=21)) == len(fit_movie(paths[0], cfg, roi_px=21))
 
 
 def test_biplane_global_fit_beats_each_channel_and_reaches_the_joint_crlb(tmp_path):

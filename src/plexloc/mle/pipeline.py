@@ -48,18 +48,20 @@ def dog_noise_gain(sigma_px: float) -> float:
 
 def psf_sigma_px(psf, z_nm: float = 0.0) -> float:
     """A PSF's lateral width in pixels (for the detection filter and the window size)."""
+    # probe tensors on the PSF's device (a spline's coefficients may be on CUDA)
+    dev = next(iter(psf.buffers()), torch.empty(0)).device if isinstance(psf, torch.nn.Module) else torch.device("cpu")
     if hasattr(psf, "sigma_px"):
-        sx, sy = psf.sigma_px(torch.tensor([float(z_nm)]))
+        sx, sy = psf.sigma_px(torch.tensor([float(z_nm)], device=dev))
         return float(max(sx.max(), sy.max()))
     # a sampled PSF: second moment of its in-focus patch
     with torch.no_grad():
         px = psf.px_size_nm
-        x = torch.tensor([(psf.roi_px[1] // 2 + 0.5) * px[0]])
-        y = torch.tensor([(psf.roi_px[0] // 2 + 0.5) * px[1]])
-        patch, r0, c0 = psf.patches(x, y, torch.tensor([float(z_nm)]), torch.ones(1))
+        x = torch.tensor([(psf.roi_px[1] // 2 + 0.5) * px[0]], device=dev)
+        y = torch.tensor([(psf.roi_px[0] // 2 + 0.5) * px[1]], device=dev)
+        patch, r0, c0 = psf.patches(x, y, torch.tensor([float(z_nm)], device=dev), torch.ones(1, device=dev))
         p = patch[0].clamp_min(0).double()
         h, w = p.shape
-        cols = torch.arange(w, dtype=torch.float64) + 0.5 + float(c0[0])
+        cols = torch.arange(w, dtype=torch.float64, device=dev) + 0.5 + float(c0[0])
         total = p.sum()
         mx = (p.sum(0) * cols).sum() / total
         var = (p.sum(0) * (cols - mx) ** 2).sum() / total
@@ -168,8 +170,8 @@ class MLEFitter:
         self.roi_px = int(roi_px)
         if self.roi_px < 5:
             raise InputError(f"fitting window must be at least 5 pixels, got {self.roi_px}")
-        if self.roi_px > min(self.frame_shape):
-            raise InputError(f"fitting window {self.roi_px} px is larger than the frame {self.frame_shape}")
+        # the window is checked against each movie's frames in fit_frames, not against config.frame_size:
+        # a training configuration's small ROI says nothing of the movies it fits
         self.threshold_photons = threshold_photons
         self.min_llr_pvalue = min_llr_pvalue
         self.max_iter = max_iter
@@ -280,10 +282,9 @@ class MLEFitter:
         if len(frames) != len(self.channels):
             raise InputError(f"{len(frames)} movies for {len(self.channels)} channels")
         photons = self.to_photons(frames)
-        if tuple(photons.shape[-2:]) != self.frame_shape:
-            self.frame_shape = tuple(photons.shape[-2:])
-            if self.roi_px > min(self.frame_shape):
-                raise InputError(f"fitting window {self.roi_px} px is larger than the frame {self.frame_shape}")
+        self.frame_shape = tuple(photons.shape[-2:])
+        if self.roi_px > min(self.frame_shape):
+            raise InputError(f"fitting window {self.roi_px} px is larger than the frame {self.frame_shape}")
         cand = self.detect(photons)
         return self.fit_candidates(photons, cand, frame_offset=frame_offset)
 
