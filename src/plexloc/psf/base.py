@@ -77,13 +77,18 @@ class PSF(nn.Module):
         if x_nm.numel():
             patch, row0, col0 = self.patches(x_nm, y_nm, z_nm, photons)
             h, w = patch.shape[-2:]
-            rows = row0[:, None, None] + torch.arange(h, device=device)[None, :, None]
-            cols = col0[:, None, None] + torch.arange(w, device=device)[None, None, :]
-            inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
-            fr = frame_ix.to(torch.int64)[:, None, None]
-            inside = inside & (fr >= 0) & (fr < n_frames)
-            flat = (fr * H + rows) * W + cols
-            flat = torch.where(inside, flat, torch.full_like(flat, n_pix))
+            rows = row0[:, None] + torch.arange(h, device=device)[None, :]  # (N, h)
+            cols = col0[:, None] + torch.arange(w, device=device)[None, :]  # (N, w)
+            fr = frame_ix.to(torch.int64)
+            ok_rows = (rows >= 0) & (rows < H) & ((fr >= 0) & (fr < n_frames))[:, None]
+            inside = ok_rows[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]
+            # the (N, h, w) index is the largest tensor of a render (a 100,000-frame movie on a GPU holds
+            # millions of patches): int32 where the canvas allows, built from in-range (clamped) rows and
+            # columns, the rest sent to the sink in place
+            idx = torch.int32 if n_pix < 2**31 - 1 else torch.int64
+            base = (fr.clamp(0, max(n_frames - 1, 0)) * H)[:, None] + rows.clamp(0, max(H - 1, 0))
+            flat = (base.to(idx) * W)[:, :, None] + cols.clamp(0, max(W - 1, 0)).to(idx)[:, None, :]
+            flat.masked_fill_(~inside, n_pix)
             canvas = canvas.index_add(0, flat.reshape(-1), patch.reshape(-1).to(dtype))
         return canvas[:n_pix].reshape(n_frames, H, W)
 
