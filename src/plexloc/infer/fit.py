@@ -196,7 +196,10 @@ def fit_movie(
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms)
-        batches = iter_windows(_photon_chunks(readers, cams, chunk_frames, split), window=spec.window, batch_frames=batch_frames)
+        # chunks go to the device before the temporal windows are formed: each frame crosses once, not once
+        # per window it belongs to, and the windows are views on the device
+        chunks = (c.to(device) for c in _photon_chunks(readers, cams, chunk_frames, split))
+        batches = iter_windows(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         tables = []
         t0 = time.perf_counter()

@@ -104,11 +104,14 @@ class Predictor:
     ):
         if model.spec.n_aux and (transforms is None or 2 * len(transforms) != model.spec.n_aux):
             raise ValueError(f"the model needs the transforms of its {model.spec.n_aux // 2} channels")
-        self.transforms = transforms
         self.model = model.eval()
         self.threshold = float(threshold)
         self.tile_px, self.margin_px = int(tile_px), int(margin_px)
         self.device = next(model.parameters()).device
+        # on the model's device once (transform_indicator would copy them to it for every tile)
+        self.transforms = None if transforms is None else [
+            torch.as_tensor(t, dtype=torch.float64, device=self.device) for t in transforms
+        ]
         self.amp = amp and self.device.type == "cuda"
 
     @torch.no_grad()
