@@ -131,7 +131,7 @@ class _Problem:
         T = len(terms)
         self._sep_nk = torch.tensor([t[0] < self.i_n for t in terms], device=device)
         M = torch.zeros(T, self.P, device=device, dtype=self.dtype)
-        M[torch.arange(T), torch.tensor([t[0] for t in terms])] = 1.0
+        M[torch.arange(T, device=device), torch.tensor([t[0] for t in terms], device=device)] = 1.0
         self._sep_M = M
         # gradient: term t reads G[u_t, v_t] of G = U E Vᵀ (Q x Q); Fisher: terms s, t read
         # C[(u_s, u_t), (v_s, v_t)] of C = (U U) W (V V)ᵀ over the factor products that occur

@@ -220,7 +220,7 @@ class Simulator(nn.Module):
             n_frames, generator=generator, density_per_um2=density_per_um2, chunk_frames=chunk_frames or n_frames
         )
         frames, bgs = zip(*[(f, b) for _, f, b in chunks]) if n_frames else ((), ())
-        frames_t = torch.cat(frames, dim=1) if frames else torch.zeros(self.n_channels, 0, *self.frame_shape)
+        frames_t = torch.cat(frames, dim=1) if frames else torch.zeros(self.n_channels, 0, *self.frame_shape, device=self.device)
         bg_t = torch.cat(bgs, dim=1) if bgs else torch.zeros_like(frames_t)
         return MovieSimulation(frames_t, self.truth_table(emitters, bg_t), emitters, bg_t)
 
