@@ -71,7 +71,7 @@ table() {  # the markdown table lines of a step's log into the summary
 printf 'step\texit\tseconds\n' >"$OUT/steps.tsv"
 
 gpu_tests() {
-  step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests
+  step gpu_tests 90 python3 -m pytest -q -m gpu -p no:cacheprovider tests
   table gpu_tests
 }
 throughput() {  # $1 = name, rest: bench/throughput.py arguments
@@ -91,7 +91,7 @@ accuracy_together() {  # $1 = bench script, $2 = eval reserve (s), $3 = common e
     more="EXTRA_$name"; more=${!more:-}
     # shellcheck disable=SC2086
     step "acc_$name" $(( $(left) - 5 )) python3 "bench/$script" --device "$DEV" --configs "examples/$name.yaml" \
-      --minutes "$minutes" --validate-every 100000 --validate-every-s 15 $extra $more ${ACC_EXTRA:-} --out "$WORK/acc_$name" &
+      --minutes "$minutes" --validate-every 100000 --validate-every-s 20 $extra $more ${ACC_EXTRA:-} --out "$WORK/acc_$name" &
     pids+=($!)
   done
   wait "${pids[@]}"
