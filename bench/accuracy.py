@@ -40,6 +40,7 @@ from plexloc.evaluate.matching import match
 from plexloc.evaluate.uncertainty import error_scores, table_crlb, zscore_slabs
 from plexloc.evaluate.voxel import voxel_jaccard
 from plexloc.infer import fit_movie
+from plexloc.io import write_table
 from plexloc.io.tiff import write_movie
 from plexloc.simulation import Simulator
 from plexloc.train import Trainer
@@ -163,6 +164,9 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
                 pred = assign_colors_if_available(pred, config)
             row.update(score(truth, pred, bound, config, dim, args.size))
             row["fit_frames_per_s"] = stats.get("frames_per_s")
+            if args.keep_tables:  # the network's table and the truth, for analyses after the run
+                write_table(pred, out / f"{name}_d{density:g}_pred.csv")
+                write_table(truth, out / f"{name}_d{density:g}_truth.csv")
         if args.compare_mle:
             row.update(compare_mle(movie_paths if n_ch > 1 else movie_paths[0], config, truth, dim, device))
         if args.compare_naive and n_ch > 1:
@@ -243,7 +247,10 @@ def truth_crlb(truth, sim: Simulator, config: TrainConfig) -> dict:
         frac = np.mean(np.asarray(config.photon_model.ratios, float), axis=0)
     else:
         frac = np.array([ch.throughput for ch in sim.channels], float)
-    return table_crlb(truth, chans, z_offsets_nm=[ch.z_offset_nm for ch in sim.channels], photon_fractions=list(frac))
+    # a table's photons are the sum over the channels (flux x sum of throughputs for linked photons, e.g. 4x the
+    # flux for four planes of throughput 1): channel c receives frac_c / sum(frac) of them
+    return table_crlb(truth, chans, z_offsets_nm=[ch.z_offset_nm for ch in sim.channels],
+                      photon_fractions=list(frac / frac.sum()))
 
 
 def assign_colors_if_available(pred, config: TrainConfig):
@@ -304,6 +311,7 @@ def main(argv=None) -> int:
     ap.add_argument("--baselines-only", action="store_true",
                     help="no network: only the --compare-* fits of the same test movies (no training)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--keep-tables", action="store_true", help="write the network's table and the truth of every density as CSV")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy")
     args = ap.parse_args(argv)
     if args.threads:
