@@ -188,6 +188,7 @@ def score(truth, pred, bound: dict, config: TrainConfig, dim: int, size: int) ->
     m = match(truth, pred, dim=dim)
     met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
     row = {k: met.get(k) for k in SCORE_KEYS}
+    row["color_accuracy_assigned"] = assigned_accuracy(row)
     row.update(error_scores(pred, m, bound, dim=dim))
     lo, hi = config.emitters.z_range_nm
     if dim == 3:  # calibration per z slab (5 slabs over the emitter range)
@@ -196,6 +197,15 @@ def score(truth, pred, bound: dict, config: TrainConfig, dim: int, size: int) ->
     if vox is not None:
         row["voxel_jaccard"] = voxel_jaccard(truth, pred, **vox).jaccard
     return row
+
+
+def assigned_accuracy(row: dict, prefix: str = "") -> float | None:
+    """Correct colours among the localizations given one (DECODE-Plex's reading of colour accuracy), from
+    conventions.md's accuracy (correct / TP) and rejection (rejected / TP), both in percent."""
+    acc, rej = row.get(prefix + "color_accuracy"), row.get(prefix + "color_rejection")
+    if acc is None or rej is None or rej >= 100.0:
+        return None
+    return 100.0 * acc / (100.0 - rej)
 
 
 def compare_naive(movie_paths, config: TrainConfig, truth, bound: dict, dim: int, size: int, device) -> dict:
@@ -334,7 +344,7 @@ def main(argv=None) -> int:
     for path in args.configs:
         results["configs"].append({"config": str(path), "densities": {}})
         keep(run_config(path, args, device, args.out, save=keep))
-    print("\n| config | density /um^2 | method | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | robust sd x / z | grid dev x | colour acc / rej % | voxel JI % |")
+    print("\n| config | density /um^2 | method | JI % | RMSE lat nm | RMSE ax nm | E_lat | E_ax | E_3D | RMSE/CRLB lat | RMSE/CRLB ax | z-score sd x / z | robust sd x / z | grid dev x | colour acc / rej % (of assigned) | voxel JI % |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
         for d, row in r["densities"].items():
@@ -346,7 +356,8 @@ def main(argv=None) -> int:
                       f"{fmt(g('eff_lat'))} | {fmt(g('eff_ax'))} | {fmt(g('eff_3d'))} | {fmt(g('crlb_ratio_lat'), '.2f')} | "
                       f"{fmt(g('crlb_ratio_ax'), '.2f')} | {fmt(g('zscore_std_x'), '.2f')} / {fmt(g('zscore_std_z'), '.2f')} | "
                       f"{fmt(g('zscore_rsd_x'), '.2f')} / {fmt(g('zscore_rsd_z'), '.2f')} | "
-                      f"{fmt(g('gridding_dev_x'), '.2f')} | {fmt(g('color_accuracy'))} / {fmt(g('color_rejection'))} | "
+                      f"{fmt(g('gridding_dev_x'), '.2f')} | {fmt(g('color_accuracy'))} / {fmt(g('color_rejection'))} "
+                      f"({fmt(assigned_accuracy(row, prefix), '.2f')}) | "
                       f"{fmt(g('voxel_jaccard'))} |")
         tta = r.get("time_to_accuracy") or {}
         if tta.get("plateau") is not None:
