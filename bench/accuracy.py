@@ -37,7 +37,7 @@ import torch
 from plexloc.config import TrainConfig, load_config
 from plexloc.evaluate import evaluate
 from plexloc.evaluate.matching import match
-from plexloc.evaluate.uncertainty import error_scores, table_crlb, zscore_slabs
+from plexloc.evaluate.uncertainty import error_scores, table_crlb, zscore_by_neighbour, zscore_slabs
 from plexloc.evaluate.voxel import voxel_jaccard
 from plexloc.infer import fit_movie
 from plexloc.io import write_table
@@ -193,6 +193,8 @@ def score(truth, pred, bound: dict, config: TrainConfig, dim: int, size: int) ->
     lo, hi = config.emitters.z_range_nm
     if dim == 3:  # calibration per z slab (5 slabs over the emitter range)
         row["zscore_slabs"] = zscore_slabs(pred, m, truth, np.linspace(lo, hi, 6))
+    # and by the distance to the nearest neighbour in the frame: < 250 nm, 250-500 nm, isolated
+    row["zscore_neighbours"] = zscore_by_neighbour(pred, m, truth)
     vox = plane_voxels(config, size)
     if vox is not None:
         row["voxel_jaccard"] = voxel_jaccard(truth, pred, **vox).jaccard
@@ -359,6 +361,12 @@ def main(argv=None) -> int:
                       f"{fmt(g('gridding_dev_x'), '.2f')} | {fmt(g('color_accuracy'))} / {fmt(g('color_rejection'))} "
                       f"({fmt(assigned_accuracy(row, prefix), '.2f')}) | "
                       f"{fmt(g('voxel_jaccard'))} |")
+        print(f"  {Path(r['config']).stem}: z-score sd x (robust) by nearest neighbour < 250 / 250-500 / > 500 nm, "
+              "share of pairs in brackets")
+        for d, row in r["densities"].items():
+            groups = row.get("zscore_neighbours") or []
+            print(f"    {d}/um^2: " + " | ".join(f"{fmt(g['zscore_std_x'], '.2f')} ({fmt(g['zscore_rsd_x'], '.2f')}) "
+                                                 f"[{fmt(100 * g['share'], '.0f')} %]" for g in groups))
         tta = r.get("time_to_accuracy") or {}
         if tta.get("plateau") is not None:
             print(f"  {Path(r['config']).stem}: efficiency plateau {tta['plateau']:.1f}, within 2 points after {tta['minutes_to_plateau']:.1f} min")

@@ -9,7 +9,14 @@ import pytest
 
 from plexloc.camera import IdealCamera
 from plexloc.evaluate.matching import match
-from plexloc.evaluate.uncertainty import error_scores, robust_sd, table_crlb, zscore_slabs
+from plexloc.evaluate.uncertainty import (
+    error_scores,
+    neighbour_distance_nm,
+    robust_sd,
+    table_crlb,
+    zscore_by_neighbour,
+    zscore_slabs,
+)
 from plexloc.psf import GaussianPSF
 from plexloc.table import LocTable
 
@@ -82,3 +89,27 @@ def test_robust_zscore_spread_ignores_a_minority_of_gross_errors():
             assert 0.98 * expect < s[f"zscore_rsd_{ax}"] < 1.12 * expect
     assert robust_sd(np.array([1.0, 1.0, 1.0])) == 0.0
     assert robust_sd(rng.normal(0, 3, 200000)) == pytest.approx(3.0, rel=0.01)
+
+
+def test_zscore_by_neighbour_separates_close_pairs_from_isolated_emitters():
+    """Isolated emitters with calibrated sigmas, pairs 150 nm apart whose errors are 3x the reported sigma: the
+    close group's spread is 3, the isolated group's 1, and its tail beyond 4 sigma is large."""
+    rng = np.random.default_rng(3)
+    n_single, n_pairs = 3000, 1500
+    frames = np.r_[np.arange(n_single), np.repeat(n_single + np.arange(n_pairs), 2)]
+    x = np.r_[np.full(n_single, 2000.0), np.tile([2000.0, 2150.0], n_pairs)]
+    y = np.full(len(frames), 2000.0)
+    truth = LocTable({"frame": frames, "x_nm": x, "y_nm": y, "z_nm": np.zeros(len(x)), "photons": np.full(len(x), 1e3)})
+    nn = neighbour_distance_nm(truth)
+    assert np.all(np.isinf(nn[:n_single])) and np.allclose(nn[n_single:], 150.0)
+    scale = np.r_[np.ones(n_single), np.full(2 * n_pairs, 3.0)]
+    err = rng.normal(0, 1, (len(x), 2)) * 10.0 * scale[:, None]
+    pred = truth.with_columns(x_nm=x + err[:, 0], y_nm=y + err[:, 1], sigma_x_nm=np.full(len(x), 10.0),
+                              sigma_y_nm=np.full(len(x), 10.0))
+    groups = zscore_by_neighbour(pred, match(truth, pred, dim=2), truth)
+    assert [g["n"] for g in groups] == [2 * n_pairs, 0, n_single]
+    assert groups[0]["share"] == pytest.approx(0.5)
+    assert groups[0]["zscore_std_x"] == pytest.approx(3.0, rel=0.06) and groups[0]["zscore_rsd_y"] == pytest.approx(3.0, rel=0.08)
+    assert groups[2]["zscore_std_x"] == pytest.approx(1.0, rel=0.05) and groups[2]["tail4"] < 0.002
+    assert groups[0]["tail4"] > 0.15  # P(|N(0, 3)| > 4) = 0.18
+    assert math.isnan(groups[1]["zscore_std_x"]) and math.isnan(groups[0]["zscore_std_z"])
