@@ -88,3 +88,16 @@ def make_table(frame, x, y=None, z=None, **extra):
     y = np.zeros(n) if y is None else np.asarray(y, dtype=float)
     z = np.zeros(n) if z is None else np.asarray(z, dtype=float)
     return LocTable({"frame": frame, "x_nm": x, "y_nm": y, "z_nm": z, "photons": np.full(n, 1e3), **extra})
+
+
+# The smallest training configuration (2D Gaussian, EMCCD, 16x16 ROI, a 4-feature network) the training tests share.
+TINY_TRAIN = {
+    "px_size_nm": 100.0,
+    "frame_size": [16, 16],
+    "psf": {"kind": "gaussian", "sigma_nm": 130.0},
+    "camera": {"kind": "emccd"},
+    "emitters": {"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0]},
+    "background": {"range": [20.0, 50.0]},
+    "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1},
+    "training": {"batch_size": 4, "validate_every": 3, "validation_samples": 8, "warmup_steps": 2},
+}

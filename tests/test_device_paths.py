@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_TRAIN
+
 from plexloc.config import TrainConfig, load_config, validate_config
 from plexloc.config.models import SimulationConfig
 from plexloc.evaluate import match
@@ -27,16 +29,8 @@ from plexloc.simulation import Simulator
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PX = 100.0
 
-TINY_2D = {
-    "px_size_nm": PX,
-    "frame_size": [16, 16],
-    "psf": {"kind": "gaussian", "sigma_nm": 130.0},
-    "camera": {"kind": "emccd"},
-    "emitters": {"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0]},
-    "background": {"range": [20.0, 50.0]},
-    "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1},
-    "training": {"batch_size": 8, "validate_every": 100, "validation_samples": 16, "warmup_steps": 2},
-}
+# the tests' tiny 2D configuration with larger batches and fewer validations
+TINY_2D = {**TINY_TRAIN, "training": {"batch_size": 8, "validate_every": 100, "validation_samples": 16, "warmup_steps": 2}}
 
 
 def _rotation(deg: float, dx_nm: float, dy_nm: float) -> list[list[float]]:

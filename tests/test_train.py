@@ -8,22 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY_TRAIN
+
 from plexloc.cli.main import main
 from plexloc.config import TrainConfig, save_config
 from plexloc.errors import InputError
 from plexloc.train import Trainer, make_spec
 from plexloc.simulation import Simulator
 
-TINY = {
-    "px_size_nm": 100.0,
-    "frame_size": [16, 16],
-    "psf": {"kind": "gaussian", "sigma_nm": 130.0},
-    "camera": {"kind": "emccd"},
-    "emitters": {"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0]},
-    "background": {"range": [20.0, 50.0]},
-    "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1},
-    "training": {"batch_size": 4, "validate_every": 3, "validation_samples": 8, "warmup_steps": 2},
-}
+TINY = TINY_TRAIN
 
 
 def tiny_config(**training) -> TrainConfig:
