@@ -103,19 +103,20 @@ def _group_spread(pred: LocTable, m: Matching, sel: np.ndarray) -> dict[str, flo
 
 
 def neighbour_distance_nm(truth: LocTable) -> np.ndarray:
-    """Lateral distance (nm) from every truth row to the nearest other emitter of the same frame (inf when alone)."""
+    """Lateral distance (nm) from every truth row to the nearest other emitter of the same frame (inf when alone).
+
+    One KD-tree over ``(x, y, frame * L)`` with ``L`` beyond any in-frame distance (as in
+    :mod:`plexloc.post.merge`), queried within ``L / 2``: other frames are never within reach."""
     from scipy.spatial import cKDTree
 
-    frame = np.asarray(truth["frame"])
+    if len(truth) < 2:
+        return np.full(len(truth), np.inf)
     xy = np.c_[np.asarray(truth["x_nm"], float), np.asarray(truth["y_nm"], float)]
-    out = np.full(len(frame), np.inf)
-    order = np.argsort(frame, kind="stable")
-    bounds = np.flatnonzero(np.diff(frame[order])) + 1
-    for ix in np.split(order, bounds):
-        if len(ix) > 1:
-            d, _ = cKDTree(xy[ix]).query(xy[ix], k=2)
-            out[ix] = d[:, 1]
-    return out
+    span = float(np.ptp(xy, axis=0).max())
+    L = 4.0 * span + 1.0
+    pts = np.c_[xy - xy.min(axis=0), np.asarray(truth["frame"], float) * L]
+    d, _ = cKDTree(pts).query(pts, k=2, distance_upper_bound=L / 2)
+    return d[:, 1]
 
 
 def zscore_by_neighbour(pred: LocTable, m: Matching, truth: LocTable,
