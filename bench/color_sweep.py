@@ -66,7 +66,13 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|")
     for p in args.pred:
         truth_path = p.with_name(p.name.replace("_pred.csv", "_truth.csv"))
-        rows = sweep(read_table(truth_path), read_table(p), thresholds, dim=args.dim)
+        truth, pred = read_table(truth_path), read_table(p)
+        for path, table, cols in ((truth_path, truth, ("color",)), (p, pred, ("color", "color_prob"))):
+            missing = [c for c in cols if c not in table]
+            if missing:
+                print(f"{path}: no column {', '.join(missing)} (a colour-assigned table is needed)", file=sys.stderr)
+                return 2
+        rows = sweep(truth, pred, thresholds, dim=args.dim)
         out[p.name] = rows
         picks = [r for r in rows if abs(r["threshold"] - 0.9) < 1e-9]
         picks += [r for r in (at_rejection(rows, t) for t in args.rejection) if r is not None]
