@@ -49,6 +49,59 @@ def test_extract_positions_and_separate_emitters():
     assert float(ex.bg[i, 0]) == 7.0 and int(ex.pixel_row[i]) == 12 and int(ex.pixel_col[i]) == 22
 
 
+def test_position_is_the_probability_weighted_mean_of_agreeing_pixels():
+    spec = LocalizerSpec(px_size_nm=(100.0, 100.0))
+    p = torch.zeros(1, 1, 10, 10)
+    p[0, 0, 4, 4] = 0.6  # the maximum: predicts x = 4.5 + 0.4 = 4.9 px
+    p[0, 0, 4, 5] = 0.3  # its right neighbour: x = 5.5 - 0.4 = 5.1 px (the same emitter, 0.2 px apart)
+    p[0, 0, 5, 4] = 0.1  # below it: predicts y = 5.5 + 0.45 = 5.95 px, 1.45 px from the maximum's 4.5: another emitter
+    pred = _maps(p)
+    pred.offset[0, 0, 4, 4], pred.offset[0, 0, 4, 5] = 0.4, -0.4
+    pred.offset[0, 1, 5, 4] = 0.45
+    pred.offset[0, 2, 4, 4], pred.offset[0, 2, 4, 5] = 100.0, 130.0
+    pred.sigma[0, 0, 4, 4], pred.sigma[0, 0, 4, 5] = 0.1, 0.4
+    ex = extract(pred, spec, threshold=0.5, merge_radius_px=0.5)
+    assert len(ex) == 1
+    assert float(ex.x_nm[0]) == pytest.approx((0.6 * 4.9 + 0.3 * 5.1) / 0.9 * 100.0, rel=1e-5)
+    assert float(ex.y_nm[0]) == pytest.approx(4.5 * 100.0, rel=1e-5)  # the pixel below is not pulled in
+    assert float(ex.z_nm[0]) == pytest.approx((0.6 * 100.0 + 0.3 * 130.0) / 0.9, rel=1e-5)
+    assert float(ex.sigma[0, 0]) == pytest.approx((0.6 * 0.1 + 0.3 * 0.4) / 0.9 * 100.0, rel=1e-5)
+    assert float(ex.photons[0, 0]) == 1000.0 and float(ex.prob[0]) == pytest.approx(1.0)
+    # radius 0: the maximum pixel's own prediction, as before
+    ex0 = extract(pred, spec, threshold=0.5, merge_radius_px=0.0)
+    assert float(ex0.x_nm[0]) == pytest.approx(490.0) and float(ex0.sigma[0, 0]) == pytest.approx(10.0)
+    # a wide radius takes the third pixel in as well
+    exw = extract(pred, spec, threshold=0.5, merge_radius_px=2.0)
+    assert float(exw.y_nm[0]) == pytest.approx((0.9 * 4.5 + 0.1 * 5.95) * 100.0, rel=1e-5)
+
+
+def test_background_is_the_local_median_around_the_spot():
+    spec = LocalizerSpec(px_size_nm=(100.0, 100.0))
+    p = torch.zeros(1, 1, 12, 12)
+    p[0, 0, 5, 5] = 0.9
+    p[0, 0, 0, 11] = 0.9  # at a corner: 16 of the 49 window pixels exist
+    pred = _maps(p)
+    pred.bg[:] = 60.0
+    pred.bg[0, 0, 4:7, 4:7] = 30.0  # the map pulled down under the spot (9 of 49 pixels)
+    pred.bg[0, 0, 0, 10:12] = 10.0  # 2 of the corner's 16
+    ex = extract(pred, spec, threshold=0.5)
+    got = {(int(r), int(c)): float(b) for r, c, b in zip(ex.pixel_row, ex.pixel_col, ex.bg[:, 0])}
+    assert got == {(5, 5): 60.0, (0, 11): 60.0}
+    none = extract(_maps(torch.zeros(1, 1, 12, 12)), spec, threshold=0.5)
+    assert len(none) == 0 and none.bg.shape == (0, 1)
+
+
+def test_neighbourhood_mean_at_the_map_border():
+    spec = LocalizerSpec(px_size_nm=(100.0, 100.0))
+    p = torch.zeros(1, 1, 6, 6)
+    p[0, 0, 0, 0] = 0.9  # a corner maximum: five of its nine neighbours lie outside the map
+    p[0, 0, 0, 1] = 0.2
+    pred = _maps(p)
+    pred.offset[0, 0, 0, 0], pred.offset[0, 0, 0, 1] = 0.3, -0.7  # both say x = 0.8 px
+    ex = extract(pred, spec, threshold=0.5, merge_radius_px=0.5)
+    assert len(ex) == 1 and float(ex.x_nm[0]) == pytest.approx(80.0, rel=1e-5)
+
+
 @pytest.mark.parametrize("chunks,batch", [([10], 4), ([3, 1, 6], 4), ([1] * 10, 3), ([10], 16)])
 def test_windows_cover_every_frame_with_edge_repetition(chunks, batch):
     frames = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2)

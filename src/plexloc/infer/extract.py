@@ -2,10 +2,19 @@
 
 An emitter near a pixel border often spreads its detection probability over two or more pixels. The
 probability is therefore integrated over each local maximum's 3x3 neighbourhood; a localization is
-kept where that integral reaches the threshold, at the maximum's pixel, with that pixel's predicted
-offsets, photons, uncertainties and background. Ties between equal neighbouring maxima are broken by
-a tiny position-dependent bias, so one emitter split evenly over two pixels still gives one
-localization.
+kept where that integral reaches the threshold. Ties between equal neighbouring maxima are broken by a
+tiny position-dependent bias, so one emitter split evenly over two pixels still gives one localization.
+
+Position: every pixel of the neighbourhood that carries probability predicts an absolute position of
+the emitter (its centre plus its offsets). The localization's x, y, z and their sigmas are the
+probability-weighted mean over the pixels whose prediction lies within ``merge_radius_px`` of the
+maximum pixel's own (so that a neighbouring emitter's pixels do not pull it). Taking the maximum
+pixel's offsets alone gridded the output: near a pixel border the maximum pixel's offset is drawn
+towards its own centre, and positions piled up at pixel centres (bench/RESULTS.md, "gridding").
+Photons come from the maximum pixel. Background: the median of the predicted background map over the
+``BG_WINDOW_PX`` square around the maximum. The map is right between emitters but pulled by the emitter's own
+photons under it (a network trained for minutes put 31-49 photons/px under spots on a 67-photon background),
+and a median over the 7x7 window is decided by the pixels around the spot.
 """
 
 from __future__ import annotations
@@ -60,30 +69,88 @@ def candidates(prob: Tensor, *, threshold: float = 0.5, min_pixel_prob: float = 
     return keep[:, 0], integrated[:, 0]
 
 
+MERGE_RADIUS_PX = 0.5
+BG_WINDOW_PX = 7
+
+
+def _local_background(bg: Tensor, b_ix: Tensor, row: Tensor, col: Tensor, window: int) -> Tensor:
+    """(N, C) median of each channel's background map over the ``window`` square around each pixel (clipped
+    to the map: the median of the pixels that exist)."""
+    h, w = bg.shape[-2:]
+    half = window // 2
+    d = torch.arange(-half, half + 1, device=row.device)
+    r = row[:, None, None] + d[None, :, None]  # (N, k, 1)
+    c = col[:, None, None] + d[None, None, :]  # (N, 1, k)
+    n, k2 = len(row), window * window
+    inside = ((r >= 0) & (r < h) & (c >= 0) & (c < w)).reshape(n, k2)
+    r = r.clamp(0, h - 1).expand(-1, -1, window).reshape(n, k2)
+    c = c.clamp(0, w - 1).expand(-1, window, -1).reshape(n, k2)
+    vals = bg[b_ix[:, None], :, r, c].float()  # (N, k*k, C)
+    vals = torch.where(inside[..., None], vals, torch.full_like(vals, float("nan")))
+    return vals.nanmedian(dim=1).values
+
+
+def _neighbourhood_mean(
+    pred: Prediction, b_ix: Tensor, row: Tensor, col: Tensor, *, merge_radius_px: float, min_pixel_prob: float
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Probability-weighted x, y (pixels, map coordinates), z (nm) and sigma (x, y, z) of each maximum's
+    3x3 neighbourhood, over the pixels that predict a position within ``merge_radius_px`` of the maximum's."""
+    h, w = pred.prob.shape[-2:]
+    own_x = col.float() + 0.5 + pred.offset[b_ix, 0, row, col].float()
+    own_y = row.float() + 0.5 + pred.offset[b_ix, 1, row, col].float()
+    n = b_ix.numel()
+    zeros = lambda *s: torch.zeros(*s, device=b_ix.device, dtype=torch.float32)  # noqa: E731
+    den, sx, sy, sz, ssig = zeros(n), zeros(n), zeros(n), zeros(n), zeros(n, 3)
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            r, c = row + dr, col + dc
+            inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+            r, c = r.clamp(0, h - 1), c.clamp(0, w - 1)
+            p = pred.prob[b_ix, 0, r, c].float()
+            off = pred.offset[b_ix, :, r, c].float()
+            x, y = c.float() + 0.5 + off[:, 0], r.float() + 0.5 + off[:, 1]
+            near = ((x - own_x) ** 2 + (y - own_y) ** 2) <= merge_radius_px**2
+            wgt = torch.where(inside & near & (p >= min_pixel_prob), p, torch.zeros_like(p))
+            if dr == 0 and dc == 0:  # the maximum itself always counts
+                wgt = p.clamp(min=1e-12)
+            den += wgt
+            sx += wgt * x
+            sy += wgt * y
+            sz += wgt * off[:, 2]
+            ssig += wgt[:, None] * pred.sigma[b_ix, :3, r, c].float()
+    return sx / den, sy / den, sz / den, ssig / den[:, None]
+
+
 def extract(
     pred: Prediction,
     spec: LocalizerSpec,
     *,
     threshold: float = 0.5,
     origin_px: tuple[int, int] = (0, 0),
+    merge_radius_px: float | None = None,
 ) -> Extracted:
-    """Localizations from a batch of predictions. ``origin_px`` (row, col) of the maps' corner in the frame."""
+    """Localizations from a batch of predictions. ``origin_px`` (row, col) of the maps' corner in the frame.
+
+    ``merge_radius_px``: see the module docstring (default :data:`MERGE_RADIUS_PX`; 0 takes the maximum
+    pixel's own position and sigmas)."""
     keep, integrated = candidates(pred.prob, threshold=threshold)
     b_ix, row, col = torch.nonzero(keep, as_tuple=True)
     px_x, px_y = spec.px_size_nm
-    off = pred.offset[b_ix, :, row, col]
+    radius = MERGE_RADIUS_PX if merge_radius_px is None else float(merge_radius_px)
+    x, y, z, sig_pos = _neighbourhood_mean(pred, b_ix, row, col, merge_radius_px=radius, min_pixel_prob=0.05)
     sig = pred.sigma[b_ix, :, row, col].clone()
+    sig[:, :3] = sig_pos.to(sig.dtype)
     sig[:, 0] *= px_x
     sig[:, 1] *= px_y
     return Extracted(
         sample=b_ix,
         pixel_row=row + origin_px[0],
         pixel_col=col + origin_px[1],
-        x_nm=(col.float() + origin_px[1] + 0.5 + off[:, 0]) * px_x,
-        y_nm=(row.float() + origin_px[0] + 0.5 + off[:, 1]) * px_y,
-        z_nm=off[:, 2],
+        x_nm=(x + origin_px[1]) * px_x,
+        y_nm=(y + origin_px[0]) * px_y,
+        z_nm=z,
         photons=pred.photons[b_ix, :, row, col],
         prob=integrated[b_ix, row, col].clamp(max=1.0),
         sigma=sig,
-        bg=pred.bg[b_ix, :, row, col],
+        bg=_local_background(pred.bg, b_ix, row, col, BG_WINDOW_PX),
     )
