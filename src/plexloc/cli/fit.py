@@ -112,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
         import sys
 
         print(f"warning: {dup.warning}", file=sys.stderr)
+    domain = stats.get("domain")
+    if domain is not None and domain.warnings:
+        import sys
+
+        print(domain.format_table(), file=sys.stderr)
+        for w in domain.warnings:
+            print(f"warning: {w}", file=sys.stderr)
     if stats.get("filtered") is not None:
         print(stats["filtered"].format_table())
     print(f"wrote {args.out} ({len(table)} localizations{rate})")

@@ -135,8 +135,10 @@ def fit_movie(
         filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` (e.g. ``min_prob``,
             ``max_sigma_nm``, ``min_photons``); the counts removed go to ``stats["filtered"]``.
         progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
-        stats: a dict that receives ``frames``, ``seconds`` and ``frames_per_s`` (and, for a multi-channel
-            model, ``roi_offset_px`` and ``roi_offset_source``).
+        stats: a dict that receives ``frames``, ``seconds`` and ``frames_per_s``; ``domain``, the
+            :class:`~plexloc.infer.domain.DomainReport` of the photons and background against the model's training
+            ranges (where the model carries its configuration); and, for a multi-channel model, ``roi_offset_px``,
+            ``roi_offset_source`` and ``duplicates``.
         roi_offset_px: chip pixel (x, y) at the reference channel image's corner (for a multi-channel model's
             transformation indicator; the transforms are the training configuration's); ``None``: from the
             movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
@@ -229,6 +231,11 @@ def fit_movie(
             from plexloc.post.duplicates import channel_duplicates
 
             stats["duplicates"] = channel_duplicates(table, warn=False)
+        if cfg and "channels" in cfg:  # photons and background against the training ranges (bad camera settings)
+            from plexloc.config import TrainConfig, validate_config
+            from plexloc.infer.domain import check_training_domain
+
+            stats["domain"] = check_training_domain(table, validate_config(cfg, TrainConfig, source=str(model)), warn=False)
         if report is not None:
             stats["filtered"] = report
     return table

@@ -1,0 +1,149 @@
+"""Does a movie lie inside what the model was trained on? Photons and background, per channel.
+
+A network answers for any input, also for one outside its training: a multi-colour model trained for the
+AF647/CF680 split (channel 0 drew 95-865 photons) assigns the colours of a 20 %/60 % split (1000-3000 photons in
+channel 0) at chance and says nothing (bench/RESULTS.md, issue 10). A camera configured with the wrong gain or
+conversion factor does the same to every model: photons and background come out scaled.
+
+After a fit, :func:`check_training_domain` compares the network's own estimates with the ranges its training
+simulation drew from (:func:`training_ranges`):
+
+- photons (the total for a one-channel or ``linked`` model; each channel's for ``independent`` photons): the
+  share of localizations whose estimate lies above ``photon_over`` times the training maximum. An emitter
+  brighter than any the network saw comes out at the top of the range or past it (the output reaches 1.2x the
+  emitters' maximum). Dimmer estimates are not checked: emitters on for part of a frame are dimmer than the
+  range in every movie.
+- background of every channel: the median estimate against the training range widened by ``bg_over`` on both
+  sides (both too much and too little background mean the camera conversion or the model is wrong).
+
+A warning names the quantity, the training range, what the data show and what to do. Thresholds and the
+measurements behind them are in bench/RESULTS.md (issue 10, "training-domain check").
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from plexloc.config import TrainConfig
+from plexloc.table import LocTable
+
+__all__ = ["DomainCheck", "DomainReport", "DomainWarning", "check_training_domain", "training_ranges"]
+
+PHOTON_OVER = 1.25
+PHOTON_MAX_FRACTION = 0.05
+BG_OVER = 1.25
+
+
+class DomainWarning(UserWarning):
+    """The movie's photons or background lie outside the model's training ranges."""
+
+
+@dataclass
+class DomainCheck:
+    """One quantity: its column, the training range and what the localizations show."""
+
+    column: str
+    kind: str  # "photons" or "bg"
+    train_lo: float
+    train_hi: float
+    q05: float
+    median: float
+    q95: float
+    fraction_above: float  # share above photon_over * train_hi (photons) or bg_over * train_hi (bg)
+    warning: str | None = None
+
+
+@dataclass
+class DomainReport:
+    n: int
+    checks: list[DomainCheck] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [c.warning for c in self.checks if c.warning]
+
+    def format_table(self) -> str:
+        lines = ["training domain: | column | training range | data 5% / median / 95% | above range | verdict |"]
+        for c in self.checks:
+            lines.append(
+                f"| {c.column} | {c.train_lo:.4g}-{c.train_hi:.4g} | {c.q05:.4g} / {c.median:.4g} / {c.q95:.4g} "
+                f"| {100 * c.fraction_above:.1f} % | {'OUTSIDE' if c.warning else 'ok'} |"
+            )
+        return "\n".join(lines)
+
+
+def training_ranges(config: TrainConfig) -> dict[str, tuple[str, float, float]]:
+    """``{column: (kind, lo, hi)}``: the ranges the training simulation draws photons and background from,
+    keyed by the output table's column (``photons`` or ``photons_ch{c}``; ``bg`` or ``bg_ch{c}``)."""
+    from plexloc.train.trainer import training_simulation
+
+    sim = training_simulation(config)
+    out: dict[str, tuple[str, float, float]] = {}
+    pm = sim.photon_model
+    if pm.kind == "independent" and sim.n_channels > 1:
+        ranges = pm.channel_photons_range or [sim.emitters.photons_range] * sim.n_channels
+        for c, (lo, hi) in enumerate(ranges):
+            out[f"photons_ch{c}"] = ("photons", float(lo), float(hi))
+    else:
+        lo, hi = sim.emitters.photons_range
+        out["photons"] = ("photons", float(lo), float(hi))
+    for c, ch in enumerate(sim.channels):
+        bg = ch.background if ch.background is not None else sim.background
+        v = bg.variation
+        col = "bg" if sim.n_channels == 1 else f"bg_ch{c}"
+        out[col] = ("bg", float(bg.range[0]) * (1.0 - v), float(bg.range[1]) * (1.0 + v))
+    return out
+
+
+def check_training_domain(
+    table: LocTable,
+    config: TrainConfig,
+    *,
+    photon_over: float = PHOTON_OVER,
+    photon_max_fraction: float = PHOTON_MAX_FRACTION,
+    bg_over: float = BG_OVER,
+    min_localizations: int = 50,
+    warn: bool = True,
+) -> DomainReport:
+    """Compare a fitted table's photon and background estimates with the model's training ranges.
+
+    Fires (a :class:`DomainWarning` when ``warn``, and in the report) where more than ``photon_max_fraction``
+    of the localizations have photons above ``photon_over`` x the training maximum, or where a channel's median
+    background lies outside ``[lo / bg_over, hi * bg_over]``. Tables with fewer than ``min_localizations`` rows
+    are reported but never warned about (too few to tell)."""
+    report = DomainReport(n=len(table))
+    if len(table) == 0:
+        return report
+    for column, (kind, lo, hi) in training_ranges(config).items():
+        if column not in table.columns:
+            continue
+        v = np.asarray(table[column], dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            continue
+        q05, med, q95 = (float(q) for q in np.quantile(v, [0.05, 0.5, 0.95]))
+        over = photon_over if kind == "photons" else bg_over
+        above = float(np.mean(v > over * hi))
+        chk = DomainCheck(column, kind, lo, hi, q05, med, q95, above)
+        if v.size >= min_localizations:
+            if kind == "photons" and above > photon_max_fraction:
+                chk.warning = (
+                    f"{column}: {100 * above:.0f} % of the localizations have more than {photon_over:g}x the "
+                    f"{hi:.4g} photons the model trained on (median {med:.4g}, 95th percentile {q95:.4g}); brighter "
+                    "emitters than in training give biased photons, and for a multi-colour model wrong colours. "
+                    "Check the camera settings (gain, e-/ADU, baseline), or train a model whose photon range covers the data"
+                )
+            elif kind == "bg" and not (lo / bg_over <= med <= hi * bg_over):
+                chk.warning = (
+                    f"{column}: median background {med:.4g} photons/px, outside the model's training range "
+                    f"{lo:.4g}-{hi:.4g}; check the camera settings (gain, e-/ADU, baseline), or train with a "
+                    "background range that covers the data"
+                )
+        report.checks.append(chk)
+    if warn:
+        for w in report.warnings:
+            warnings.warn(w, DomainWarning, stacklevel=2)
+    return report

@@ -1,0 +1,82 @@
+"""The training-domain check: photons and background of a fitted table against the model's training ranges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from plexloc.config import TrainConfig, load_config
+from plexloc.infer.domain import DomainWarning, check_training_domain, training_ranges
+from plexloc.table import LocTable
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _config(name: str) -> TrainConfig:
+    return load_config(EXAMPLES / name)
+
+
+def test_training_ranges_of_one_channel_and_of_a_dye_pair():
+    r = training_ranges(_config("2d_gaussian.yaml"))
+    assert r["photons"] == ("photons", 500.0, 8000.0)
+    assert r["bg"] == ("bg", 20.0, 100.0)
+    d = training_ranges(_config("dual_color_plex.yaml"))
+    # independent per-channel photons over what the dyes put in each channel (5000 x 0.019 .. 5000 x 0.173)
+    assert d["photons_ch0"][1:] == pytest.approx((95.0, 865.0))
+    assert d["photons_ch1"][1:] == pytest.approx((4135.0, 4905.0))
+    assert d["bg_ch0"][1:] == (20.0, 20.0) and d["bg_ch1"][1:] == (135.0, 135.0)
+    assert "photons" not in d and "bg" not in d
+
+
+def _table(rng, n, photons, bg) -> LocTable:
+    return LocTable({"frame": np.arange(n), "x_nm": rng.uniform(0, 1e4, n), "y_nm": rng.uniform(0, 1e4, n),
+                     "z_nm": np.zeros(n), "photons": photons, "bg": bg})
+
+
+def test_data_inside_the_ranges_pass_and_a_wrong_gain_is_named():
+    cfg = _config("2d_gaussian.yaml")
+    rng = np.random.default_rng(0)
+    n = 2000
+    phot = rng.uniform(100, 8000, n) * rng.normal(1, 0.05, n)  # partial on-frames below the range are normal
+    bg = rng.uniform(20, 100, n)
+    ok = check_training_domain(_table(rng, n, phot, bg), cfg, warn=False)
+    assert ok.warnings == [] and {c.column for c in ok.checks} == {"photons", "bg"}
+    # a camera gain 3x too low in the configuration: every photon count 3x too high
+    with pytest.warns(DomainWarning, match="photons") as rec:
+        bad = check_training_domain(_table(rng, n, 3 * phot, 3 * bg), cfg)
+    assert len(bad.warnings) == 2 and len(rec) == 2
+    ph = next(c for c in bad.checks if c.column == "photons")
+    assert ph.fraction_above == pytest.approx(np.mean(3 * phot > 1.25 * 8000)) and ph.warning and "8000" in ph.warning
+    assert "median background" in next(c for c in bad.checks if c.column == "bg").warning
+    # 10x too low (e-/ADU wrong by 10): background below the range warns, photons do not (dim estimates are
+    # normal); 3x too low stays inside this wide range (20-100) and cannot be told
+    assert check_training_domain(_table(rng, n, phot / 3, bg / 3), cfg, warn=False).warnings == []
+    low = check_training_domain(_table(rng, n, phot / 10, bg / 10), cfg, warn=False)
+    assert [c.column for c in low.checks if c.warning] == ["bg"]
+    assert "OUTSIDE" in low.format_table() and "ok" in low.format_table()
+
+
+def test_per_channel_photons_of_a_multicolour_model():
+    cfg = _config("dual_color_plex.yaml")
+    rng = np.random.default_rng(1)
+    n = 1000
+    cols = {"frame": np.arange(n), "x_nm": np.zeros(n), "y_nm": np.zeros(n), "z_nm": np.zeros(n),
+            "photons": np.full(n, 5000.0), "bg": np.full(n, 20.0), "bg_ch0": rng.normal(20, 1, n),
+            "bg_ch1": rng.normal(135, 3, n), "photons_ch1": rng.uniform(2000, 4900, n)}
+    # the 20 % / 60 % split: channel 0 holds 1000-3000 photons, the model trained on 95-865
+    cols["photons_ch0"] = np.where(rng.random(n) < 0.5, 1000.0, 3000.0) * rng.normal(1, 0.1, n)
+    rep = check_training_domain(LocTable(cols), cfg, warn=False)
+    assert [c.column for c in rep.checks if c.warning] == ["photons_ch0"]
+    # the manuscript's split: within range
+    cols["photons_ch0"] = np.where(rng.random(n) < 0.5, 865.0, 95.0) * rng.normal(1, 0.1, n)
+    assert check_training_domain(LocTable(cols), cfg, warn=False).warnings == []
+
+
+def test_small_or_empty_tables_do_not_warn():
+    cfg = _config("2d_gaussian.yaml")
+    rng = np.random.default_rng(2)
+    few = check_training_domain(_table(rng, 10, np.full(10, 1e5), np.full(10, 1e3)), cfg, warn=False)
+    assert few.warnings == [] and len(few.checks) == 2
+    assert check_training_domain(_table(rng, 0, np.zeros(0), np.zeros(0)), cfg, warn=False).checks == []
