@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from plexloc.config import TrainConfig, load_config
 from plexloc.infer.domain import DomainWarning, check_training_domain, training_ranges
@@ -80,3 +81,38 @@ def test_small_or_empty_tables_do_not_warn():
     few = check_training_domain(_table(rng, 10, np.full(10, 1e5), np.full(10, 1e3)), cfg, warn=False)
     assert few.warnings == [] and len(few.checks) == 2
     assert check_training_domain(_table(rng, 0, np.zeros(0), np.zeros(0)), cfg, warn=False).checks == []
+
+
+def test_fit_reports_the_domain_and_the_cli_prints_its_warnings(tmp_path, capsys, monkeypatch):
+    from conftest import TINY_TRAIN
+
+    import plexloc.infer.domain as domain
+    from plexloc.cli.main import main
+    from plexloc.config import save_config
+    from plexloc.infer import fit_movie
+    from plexloc.nets.io import load_model, save_model
+
+    cfg = tmp_path / "train.yaml"
+    save_config(TrainConfig.model_validate(TINY_TRAIN), cfg)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--steps", "2", "--device", "cpu"]) == 0
+    assert main(["simulate", str(cfg), "--frames", "4", "--out", str(tmp_path / "sim"), "--seed", "1", "--device", "cpu"]) == 0
+    movie = tmp_path / "sim" / "movie.tif"
+    # an untrained detector says "nothing here" (prior 2 %): make it see spots everywhere
+    net, conf, _ = load_model(tmp_path / "run")
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(4.0)
+    save_model(tmp_path / "eager.pt", net, conf)
+    stats: dict = {}
+    table = fit_movie(movie, tmp_path / "eager.pt", stats=stats)
+    rep = stats["domain"]
+    assert rep.n == len(table) > 0 and {c.column for c in rep.checks} == {"photons", "bg"}
+    assert next(c for c in rep.checks if c.column == "photons").train_hi == 5000.0
+    capsys.readouterr()
+    # a check that always fires (every photon count "above" a zero range): the CLI prints the table and the warning
+    real = domain.check_training_domain
+    monkeypatch.setattr(domain, "check_training_domain",
+                        lambda t, c, **kw: real(t, c, **{**kw, "photon_over": 0.0, "min_localizations": 1}))
+    assert main(["fit", str(movie), "--model", str(tmp_path / "eager.pt"), "--out", str(tmp_path / "l.csv"),
+                 "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "training domain" in err and "warning: photons:" in err and "5000 photons the model trained on" in err
