@@ -77,6 +77,20 @@ def test_count_loss_matches_gaussian_closed_form():
     assert float(parts.loc) == 0.0 and float(parts.bg) == 0.0
 
 
+def test_background_loss_is_normalised_per_channel_by_its_spread():
+    from dataclasses import replace
+
+    no_targets = dict(target_xyz_nm=torch.zeros(2, 0, 3), target_photons=torch.zeros(2, 0, 1),
+                      target_mask=torch.zeros(2, 0, dtype=torch.bool))
+    pred = _pred(2, 4, 4)  # bg 10 everywhere
+    truth = torch.full((2, 1, 4, 4), 10.0)
+    truth[1] = 30.0  # errors 0 and 20 photons/px
+    old = decode_loss(pred, replace(small_spec(), bg_scale=150.0), bg=truth, **no_targets)
+    assert float(old.bg) == pytest.approx(0.5 * (20 / 150) ** 2, rel=1e-5)  # without a spread: the output scale
+    new = decode_loss(pred, replace(small_spec(), bg_scale=150.0, bg_loss_scale=[20.0]), bg=truth, **no_targets)
+    assert float(new.bg) == pytest.approx(0.5, rel=1e-5)
+
+
 def test_mixture_loss_is_the_gaussian_nll_of_a_certain_detection():
     spec = small_spec(px_size_nm=(100.0, 100.0))
     pred = _pred(1, 6, 6)

@@ -39,6 +39,9 @@ class LocalizerSpec:
         z_center_nm, z_scale_nm: z = z_center + z_scale * tanh(.) ; ``is_3d`` False: z is not predicted.
         photon_scale, bg_scale: photons = photon_scale * sigmoid(.), bg = bg_scale * sigmoid(.).
         input_offset, input_scale: per-channel normalisation of the input photons.
+        bg_loss_scale: per channel, the background error (photons/px) that costs 1 in the training loss: the spread
+            of the training background (:func:`plexloc.train.trainer.make_spec`). ``None`` (models from before
+            2026-12-03): ``bg_scale``, a weight so small that the background head learnt nothing.
     """
 
     n_channels: int = 1
@@ -57,6 +60,7 @@ class LocalizerSpec:
     bg_scale: float = 200.0
     input_offset: list[float] = field(default_factory=lambda: [0.0])
     input_scale: list[float] = field(default_factory=lambda: [1.0])
+    bg_loss_scale: list[float] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -96,5 +96,9 @@ def decode_loss(
         loc = -(ll * target_mask).sum() / target_mask.sum()
     else:
         loc = p.sum() * 0.0
-    bg_loss = (((pred.bg - bg) / spec.bg_scale) ** 2).mean()
+    if spec.bg_loss_scale is None:
+        bg_norm = spec.bg_scale
+    else:  # per channel: the spread of the training background, so that a constant guess costs about 1
+        bg_norm = torch.tensor(spec.bg_loss_scale, dtype=pred.bg.dtype, device=pred.bg.device).view(1, -1, 1, 1)
+    bg_loss = (((pred.bg.float() - bg) / bg_norm) ** 2).mean()
     return LossParts(count + loc + bg_loss, count.detach(), loc.detach(), bg_loss.detach())

@@ -74,7 +74,23 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
         bg_scale=max(1.5 * bg_hi, 1.0),
         input_offset=[float(v) for v in offset],
         input_scale=[float(v) for v in scale],
+        bg_loss_scale=background_spread(sim),
     )
+
+
+def background_spread(sim: Simulator) -> list[float]:
+    """Per channel, the background error (photons/px) that costs 1 in the loss: the standard deviation of the
+    training background level (uniform over its range, widened by the spatial variation), at least its
+    Poisson noise ``sqrt(hi)``, so that a fixed background still weighs. A constant guess then costs about 1,
+    as much as the count term; normalised by the output scale instead (bg_scale, 150 photons for a 20-100
+    range), the term was 0.024 whatever the network did, and the background head learnt nothing (its
+    estimates did not correlate with the truth: bench/RESULTS.md)."""
+    out = []
+    for ch in sim.config.channels:
+        bg = ch.background if ch.background is not None else sim.config.background
+        lo, hi = float(bg.range[0]) * (1.0 - bg.variation), float(bg.range[1]) * (1.0 + bg.variation)
+        out.append(max((hi - lo) / math.sqrt(12.0), math.sqrt(max(hi, 1.0))))
+    return out
 
 
 def auto_margin_px(sim: Simulator) -> float:
