@@ -13,6 +13,7 @@ from plexloc.evaluate.uncertainty import (
     error_scores,
     neighbour_distance_nm,
     robust_sd,
+    sigma_calibration,
     table_crlb,
     zscore_by_neighbour,
     zscore_slabs,
@@ -113,3 +114,26 @@ def test_zscore_by_neighbour_separates_close_pairs_from_isolated_emitters():
     assert groups[2]["zscore_std_x"] == pytest.approx(1.0, rel=0.05) and groups[2]["tail4"] < 0.002
     assert groups[0]["tail4"] > 0.15  # P(|N(0, 3)| > 4) = 0.18
     assert math.isnan(groups[1]["zscore_std_x"]) and math.isnan(groups[0]["zscore_std_z"])
+
+
+def test_sigma_calibration_is_the_isolated_emitters_spread():
+    """Isolated emitters whose errors are twice their sigma in x and half in y, a few of them gross errors, and
+    close pairs with errors ten times their sigma: the factors are 2 and 0.5, set by the isolated ones alone."""
+    rng = np.random.default_rng(5)
+    n_single, n_pairs = 2000, 500
+    frames = np.r_[np.arange(n_single), np.repeat(n_single + np.arange(n_pairs), 2)]
+    x = np.r_[np.full(n_single, 2000.0), np.tile([2000.0, 2150.0], n_pairs)]
+    y = np.full(len(frames), 2000.0)
+    truth = LocTable({"frame": frames, "x_nm": x, "y_nm": y, "z_nm": np.zeros(len(x)), "photons": np.full(len(x), 1e3)})
+    err = rng.normal(0, 1, (len(x), 2)) * [20.0, 5.0]
+    err[n_single:] = rng.normal(0, 1, (2 * n_pairs, 2)) * 60.0
+    err[:20, 0] = 200.0  # 1 % gross errors among the isolated: a standard deviation would rise to ~2.9
+    pred = truth.with_columns(x_nm=x + err[:, 0], y_nm=y + err[:, 1], sigma_x_nm=np.full(len(x), 10.0),
+                              sigma_y_nm=np.full(len(x), 10.0))
+    m = match(truth, pred, dim=2)
+    cal = sigma_calibration(pred, m, truth, dim=2)
+    assert cal["sigma_cal_x"] == pytest.approx(2.0, rel=0.06) and cal["sigma_cal_y"] == pytest.approx(0.5, rel=0.06)
+    assert math.isnan(cal["sigma_cal_z"])  # 2D
+    # too few isolated pairs: no factor
+    few = sigma_calibration(pred, m, truth, dim=2, min_pairs=n_single + 1)
+    assert all(math.isnan(v) for v in few.values())

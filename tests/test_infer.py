@@ -166,6 +166,35 @@ def test_model_file_round_trip_and_bad_files(tmp_path):
         load_model(tmp_path / "empty_run")
 
 
+def test_fit_movie_applies_the_validation_sigma_calibration(tmp_path):
+    from plexloc.config.models import IdealCameraConfig
+
+    net = _random_model(2, is_3d=True, z_scale_nm=500.0)
+    movie = np.random.default_rng(1).poisson(40.0, size=(6, 20, 20)).astype(np.uint16)
+    write_movie(tmp_path / "m.tif", movie)
+    cal = {"sigma_cal_x": 2.0, "sigma_cal_y": 0.5, "sigma_cal_z": float("nan")}  # z: no factor measured
+    save_model(tmp_path / "cal.pt", net, {}, meta={"validation": {"jaccard": 50.0, **cal}})
+    cam = IdealCameraConfig()
+    raw = fit_movie(tmp_path / "m.tif", tmp_path / "cal.pt", camera=cam, calibrate_sigma=False)
+    stats: dict = {}
+    got = fit_movie(tmp_path / "m.tif", tmp_path / "cal.pt", camera=cam, stats=stats)
+    assert len(raw) == len(got) > 0 and stats["sigma_calibration"] == {"x": 2.0, "y": 0.5}
+    np.testing.assert_allclose(got["sigma_x_nm"], 2.0 * raw["sigma_x_nm"], rtol=1e-6)
+    np.testing.assert_allclose(got["sigma_y_nm"], 0.5 * raw["sigma_y_nm"], rtol=1e-6)
+    np.testing.assert_allclose(got["sigma_z_nm"], raw["sigma_z_nm"])
+    np.testing.assert_allclose(got["x_nm"], raw["x_nm"])
+    # the max-sigma filter sees the calibrated sigmas
+    cut = float(np.median(got["sigma_x_nm"]))
+    kept = fit_movie(tmp_path / "m.tif", tmp_path / "cal.pt", camera=cam, filters={"max_sigma_nm": cut})
+    assert len(kept) < len(got)
+    # a model saved without factors (before they existed) is left alone
+    save_model(tmp_path / "old.pt", net, {}, meta={"validation": {"jaccard": 50.0}})
+    stats = {}
+    old = fit_movie(tmp_path / "m.tif", tmp_path / "old.pt", camera=cam, stats=stats)
+    np.testing.assert_allclose(old["sigma_x_nm"], raw["sigma_x_nm"])
+    assert stats["sigma_calibration"] == {}
+
+
 def test_fit_movie_streams_and_is_independent_of_chunking(tmp_path):
     from plexloc.config.models import IdealCameraConfig
 

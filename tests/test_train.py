@@ -48,8 +48,15 @@ def test_training_writes_a_resumable_run(tmp_path):
     with (run / "log.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == [3, 4]  # validation every 3 steps and at the end
-    for key in ("loss", "val_loss", "jaccard", "rmse_lat", "eff_lat", "crlb_ratio_lat", "zscore_std_x", "lr", "samples_per_s"):
+    for key in ("loss", "val_loss", "jaccard", "rmse_lat", "eff_lat", "crlb_ratio_lat", "zscore_std_x", "lr", "samples_per_s",
+                "sigma_cal_x"):
         assert key in rows[0]
+    from plexloc.nets.io import load_model
+
+    meta = load_model(run)[2]  # the sigma calibration travels with the model (NaN here: too few isolated pairs)
+    assert {"sigma_cal_x", "sigma_cal_y", "sigma_cal_z"} <= set(meta["validation"])
+    # the background term weighs the spread of the training background (20-50 photons: 8.7), not the output scale
+    assert tr.model.spec.bg_loss_scale == pytest.approx([30.0 / 12**0.5])
     assert np.isfinite(float(rows[-1]["val_loss"]))
     with pytest.raises(InputError, match="already holds a training run"):
         Trainer(tiny_config(), run)

@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-photons", type=float, help="keep localizations with photons <= N")
     p.add_argument("--batch-frames", type=int, default=16, help="frames per forward pass")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels for large frames")
+    p.add_argument("--raw-sigma", action="store_true",
+                   help="write the network's own sigmas, without the calibration factors measured on the model's "
+                   "validation set (isolated emitters)")
     p.add_argument("--roi-offset", type=int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the reference channel image's corner (multi-channel models); default: "
                    "the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0")
@@ -100,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             stats=stats,
             roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset),
+            calibrate_sigma=not args.raw_sigma,
         )
+        if stats.get("sigma_calibration"):
+            import sys
+
+            cal = ", ".join(f"{ax} x{f:.2f}" for ax, f in stats["sigma_calibration"].items())
+            print(f"sigmas calibrated on the model's validation set ({cal}; --raw-sigma to skip)", file=sys.stderr)
         if stats.get("roi_offset_source"):
             import sys
 

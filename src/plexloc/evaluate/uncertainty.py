@@ -11,7 +11,10 @@
   reported as one, or a localization matched to the neighbour of its emitter) inflates the standard
   deviation; where both are above 1, the sigmas are under-reported across the board;
   :func:`zscore_by_neighbour` says which localizations those are, grouping the pairs by the distance from the
-  emitter to its nearest neighbour in the same frame.
+  emitter to its nearest neighbour in the same frame;
+- :func:`sigma_calibration`: the robust z-score spread of the isolated emitters alone, the factor by which the
+  predicted sigmas would have to be multiplied to be calibrated where nothing else confuses the network (the
+  trainer measures it on its validation set and ``plexloc fit`` applies it, see :mod:`plexloc.infer.fit`).
 """
 
 from __future__ import annotations
@@ -136,6 +139,30 @@ def zscore_by_neighbour(pred: LocTable, m: Matching, truth: LocTable,
         ok = sel.sum() >= 2 and "sigma_x_nm" in pred
         row["tail4"] = float(np.mean(np.abs(m.dx[sel] / np.asarray(pred["sigma_x_nm"], float)[m.tp_pred[sel]]) > 4)) if ok else math.nan
         out.append(row)
+    return out
+
+
+SIGMA_CAL_KEYS = ("sigma_cal_x", "sigma_cal_y", "sigma_cal_z")
+
+
+def sigma_calibration(pred: LocTable, m: Matching, truth: LocTable, *, dim: int, isolated_nm: float = 500.0,
+                      min_pairs: int = 50) -> dict[str, float]:
+    """``sigma_cal_x/y/z``: robust standard deviation (1.4826 MAD) of the z-scores of matched emitters with no
+    other emitter within ``isolated_nm`` in their frame; NaN with fewer than ``min_pairs`` such pairs (and z in 2D).
+
+    Multiplying the predicted sigmas by these factors makes the isolated emitters' z-scores spread 1. Robust,
+    because a few hundred pairs with one gross error would move a standard deviation by tens of percent."""
+    out = dict.fromkeys(SIGMA_CAL_KEYS, math.nan)
+    if m.n_tp < min_pairs:
+        return out
+    sel = neighbour_distance_nm(truth)[m.tp_truth] > isolated_nm
+    if sel.sum() < min_pairs:
+        return out
+    for ax, err in (("x", m.dx), ("y", m.dy), ("z", m.dz)):
+        col = f"sigma_{ax}_nm"
+        if (ax == "z" and dim != 3) or col not in pred:
+            continue
+        out[f"sigma_cal_{ax}"] = robust_sd(err[sel] / np.asarray(pred[col], float)[m.tp_pred[sel]])
     return out
 
 

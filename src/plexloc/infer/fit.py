@@ -122,6 +122,7 @@ def fit_movie(
     stats: dict | None = None,
     roi_offset_px: tuple[int, int] | None = None,
     split_view: SplitViewConfig | None = None,
+    calibrate_sigma: bool = True,
 ) -> LocTable:
     """Localize every frame of a movie.
 
@@ -142,15 +143,18 @@ def fit_movie(
         roi_offset_px: chip pixel (x, y) at the reference channel image's corner (for a multi-channel model's
             transformation indicator; the transforms are the training configuration's); ``None``: from the
             movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
+        calibrate_sigma: multiply ``sigma_x/y/z_nm`` by the factors the trainer measured on its validation set
+            (:func:`sigma_factors`; ``stats["sigma_calibration"]`` says which were applied). False: the network's
+            raw sigmas.
 
     Returns:
         The localization table, rows ordered by frame.
     """
     device = torch.device(device)
     if isinstance(model, Localizer):
-        net, cfg = model.to(device).eval(), (config or {})
+        net, cfg, meta = model.to(device).eval(), (config or {}), {}
     else:
-        net, cfg, _ = load_model(model, device=device)
+        net, cfg, meta = load_model(model, device=device)
     spec = net.spec
     paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
     if split_view is None and cfg.get("split_view"):
@@ -218,13 +222,18 @@ def fit_movie(
         for r in readers:
             r.close()
     table = LocTable.concat(tables) if tables else to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)
+    factors = sigma_factors(meta) if calibrate_sigma else {}
+    if factors:  # before the filters, so that max_sigma_nm sees the calibrated sigmas
+        table = table.with_columns(**{f"sigma_{ax}_nm": np.asarray(table[f"sigma_{ax}_nm"]) * f
+                                      for ax, f in factors.items() if f"sigma_{ax}_nm" in table})
     report = None
     if filters and any(v is not None for v in filters.values()):
         from plexloc.post.filter import filter_localizations
 
         table, report = filter_localizations(table, **filters)
     if stats is not None:
-        stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"))
+        stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"),
+                     sigma_calibration=factors)
         if spec.n_aux:
             stats.update(roi_offset_px=roi_offset, roi_offset_source=roi_source)
         if spec.n_channels > 1 and len(table):  # a wrong transform: one localization per channel per molecule
@@ -239,6 +248,22 @@ def fit_movie(
         if report is not None:
             stats["filtered"] = report
     return table
+
+
+def sigma_factors(meta: dict) -> dict[str, float]:
+    """``{axis: factor}`` from a model file's meta: the robust z-score spread of the isolated emitters of the
+    validation set at the saved step (``sigma_cal_x/y/z``, :func:`plexloc.evaluate.uncertainty.sigma_calibration`).
+
+    A network's sigma heads learn the spread of their own pixel's error, and training stops before they settle;
+    the factors correct both on simulated data the network never trained on. Axes without a finite positive
+    factor (models saved before 2026-12-03, z of 2D models) are left out."""
+    val = (meta or {}).get("validation") or {}
+    out = {}
+    for ax in ("x", "y", "z"):
+        f = val.get(f"sigma_cal_{ax}")
+        if f is not None and np.isfinite(f) and f > 0:
+            out[ax] = float(f)
+    return out
 
 
 def _empty(spec, device) -> Extracted:

@@ -4,7 +4,8 @@ The set is drawn once from the simulator with its own seed (so every validation 
 resumed run, scores the same samples). Besides JI, RMSE and efficiency it reports how close the
 errors come to the Cramér-Rao bound of the matched emitters (``crlb_ratio_*`` = RMSE / sqrt(mean
 CRLB^2)) and whether the predicted uncertainties are calibrated (``zscore_std_*`` = standard deviation
-of error / predicted sigma; 1 is calibrated).
+of error / predicted sigma; 1 is calibrated) and, for the isolated emitters alone, the factors that would
+calibrate the sigmas (``sigma_cal_*``), which the model file keeps for ``plexloc fit``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from plexloc.evaluate.matching import match
 from plexloc.evaluate.metrics import evaluate_matching
-from plexloc.evaluate.uncertainty import error_scores, table_crlb
+from plexloc.evaluate.uncertainty import error_scores, sigma_calibration, table_crlb
 from plexloc.infer.extract import extract
 from plexloc.infer.fit import to_table
 from plexloc.nets.localizer import Localizer
@@ -114,4 +115,5 @@ class ValidationSet:
         keys = ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d")
         out.update({k: metrics.get(k) for k in keys})
         out.update(error_scores(pred_t, m, self.crlb, dim=dim))
+        out.update(sigma_calibration(pred_t, m, self.truth, dim=dim))  # stored with the model; plexloc fit applies it
         return {k: (float("nan") if v is None else float(v)) for k, v in out.items()}
