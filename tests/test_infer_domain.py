@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from plexloc.config import TrainConfig, load_config
-from plexloc.infer.domain import DomainWarning, check_training_domain, training_ranges
+from plexloc.infer.domain import DomainWarning, check_training_domain, noise_ratio, training_ranges
 from plexloc.table import LocTable
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -105,7 +105,9 @@ def test_fit_reports_the_domain_and_the_cli_prints_its_warnings(tmp_path, capsys
     stats: dict = {}
     table = fit_movie(movie, tmp_path / "eager.pt", stats=stats)
     rep = stats["domain"]
-    assert rep.n == len(table) > 0 and {c.column for c in rep.checks} == {"photons", "bg"}
+    assert rep.n == len(table) > 0 and {c.column for c in rep.checks} == {"photons", "bg", "noise"}
+    noise = next(c for c in rep.checks if c.column == "noise")
+    assert 0.75 <= noise.median <= 1.35 and noise.warning is None  # the movie's own camera: consistent
     assert next(c for c in rep.checks if c.column == "photons").train_hi == 5000.0
     capsys.readouterr()
     # a check that always fires (every photon count "above" a zero range): the CLI prints the table and the warning
@@ -116,3 +118,45 @@ def test_fit_reports_the_domain_and_the_cli_prints_its_warnings(tmp_path, capsys
                  "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "training domain" in err and "warning: photons:" in err and "5000 photons the model trained on" in err
+
+
+@pytest.mark.parametrize("camera", [
+    {"kind": "emccd"},
+    {"kind": "scmos", "qe": 0.8, "e_per_adu": 0.5, "baseline": 100.0, "read_sigma": 1.6},
+])
+def test_noise_ratio_tells_a_wrong_gain_from_the_right_one(camera):
+    from plexloc.camera import camera_from_config
+    from plexloc.config.models import ChannelConfig
+    from plexloc.simulation import Simulator
+
+    cfg = load_config(EXAMPLES / "2d_gaussian.yaml").simulation().model_dump()
+    cfg["frame_size"] = [48, 48]
+    cfg["channels"][0]["camera"] = camera
+    cfg["emitters"]["density_per_um2"] = 2.0  # dense: half the pixels carry spots
+    sim = Simulator(type(load_config(EXAMPLES / "2d_gaussian.yaml").simulation()).model_validate(cfg))
+    adu = sim.simulate_movie(40, generator=torch.Generator().manual_seed(1)).frames[0]
+    right = camera_from_config(ChannelConfig.model_validate(cfg["channels"][0]).camera)
+    r = noise_ratio(right.to_photons(adu), right)
+    assert 0.85 < r < 1.2
+    gain_key = "em_gain" if camera["kind"] == "emccd" else "e_per_adu"
+    for k, lo, hi in ((3.0, 2.4, 3.6), (1 / 3, 0.27, 0.45)):
+        wrong_cfg = ChannelConfig.model_validate({**cfg["channels"][0], "camera": {
+            **ChannelConfig.model_validate(cfg["channels"][0]).camera.model_dump(),
+            gain_key: (ChannelConfig.model_validate(cfg["channels"][0]).camera.model_dump()[gain_key]
+                       * (1 / k if gain_key == "em_gain" else k))}}).camera
+        wrong = camera_from_config(wrong_cfg)  # photons come out k times too many
+        assert lo < noise_ratio(wrong.to_photons(adu), wrong) < hi, k
+    assert np.isnan(noise_ratio(right.to_photons(adu[:1]), right))
+
+
+def test_noise_check_warns_outside_its_range():
+    cfg = _config("2d_gaussian.yaml")
+    rng = np.random.default_rng(3)
+    t = _table(rng, 500, rng.uniform(500, 8000, 500), rng.uniform(20, 100, 500))
+    ok = check_training_domain(t, cfg, noise=[1.05], warn=False)
+    assert ok.warnings == [] and "noise (measured / predicted variance)" in ok.format_table()
+    with pytest.warns(DomainWarning, match="3.00x what the camera settings predict"):
+        bad = check_training_domain(t, cfg, noise=[3.0])
+    assert "too many" in bad.warnings[0] and "gain" in bad.warnings[0]
+    two = check_training_domain(t, cfg, noise=[1.0, 0.4], warn=False)
+    assert [c.column for c in two.checks if c.warning] == ["noise_ch1"] and "too few" in two.warnings[0]

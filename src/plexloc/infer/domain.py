@@ -16,8 +16,13 @@ simulation drew from (:func:`training_ranges`):
 - background of every channel: the median estimate against the training range widened by ``bg_over`` on both
   sides (both too much and too little background mean the camera conversion or the model is wrong).
 
+- the camera conversion itself (:func:`noise_ratio`, a photon-transfer check that needs no model): the pixel
+  noise between consecutive frames against what the camera settings predict for that signal. Photons that a
+  wrong gain or e-/ADU scales by k carry k times the predicted variance (EMCCD, sCMOS: shot noise dominated),
+  whatever the model was trained on. The ratio is warned about outside ``NOISE_RANGE``.
+
 A warning names the quantity, the training range, what the data show and what to do. Thresholds and the
-measurements behind them are in bench/RESULTS.md (issue 10, "training-domain check").
+measurements behind them are in bench/RESULTS.md (issue 3, "training-domain check").
 """
 
 from __future__ import annotations
@@ -25,16 +30,22 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
+import math
 
+import numpy as np
+import torch
+
+from plexloc.camera import Camera
 from plexloc.config import TrainConfig
 from plexloc.table import LocTable
 
-__all__ = ["DomainCheck", "DomainReport", "DomainWarning", "check_training_domain", "training_ranges"]
+__all__ = ["DomainCheck", "DomainReport", "DomainWarning", "check_training_domain", "noise_ratio", "training_ranges"]
 
 PHOTON_OVER = 1.25
 PHOTON_MAX_FRACTION = 0.05
 BG_OVER = 1.25
+NOISE_RANGE = (0.75, 1.35)
+NOISE_FRAMES = 64
 
 
 class DomainWarning(UserWarning):
@@ -46,7 +57,7 @@ class DomainCheck:
     """One quantity: its column, the training range and what the localizations show."""
 
     column: str
-    kind: str  # "photons" or "bg"
+    kind: str  # "photons", "bg" or "noise" (train_lo/hi: the accepted ratio range; q05 = median = q95: the ratio)
     train_lo: float
     train_hi: float
     q05: float
@@ -68,9 +79,14 @@ class DomainReport:
     def format_table(self) -> str:
         lines = ["training domain: | column | training range | data 5% / median / 95% | above range | verdict |"]
         for c in self.checks:
+            verdict = "OUTSIDE" if c.warning else "ok"
+            if c.kind == "noise":
+                lines.append(f"| {c.column} (measured / predicted variance) | {c.train_lo:.3g}-{c.train_hi:.3g} | "
+                             f"{c.median:.3g} | - | {verdict} |")
+                continue
             lines.append(
                 f"| {c.column} | {c.train_lo:.4g}-{c.train_hi:.4g} | {c.q05:.4g} / {c.median:.4g} / {c.q95:.4g} "
-                f"| {100 * c.fraction_above:.1f} % | {'OUTSIDE' if c.warning else 'ok'} |"
+                f"| {100 * c.fraction_above:.1f} % | {verdict} |"
             )
         return "\n".join(lines)
 
@@ -98,6 +114,32 @@ def training_ranges(config: TrainConfig) -> dict[str, tuple[str, float, float]]:
     return out
 
 
+def noise_ratio(photons: torch.Tensor, camera: Camera, *, max_frames: int = NOISE_FRAMES) -> float:
+    """Measured over predicted pixel variance of one channel's photon frames ``(T, H, W)`` (T >= 2): 1 when the
+    camera settings that converted them are right.
+
+    Consecutive frames ``a, b``: ``d = a - b`` (less its median over the frame, so that a background that changes
+    from frame to frame does not count) against ``2 * camera.noise_variance_photons((a + b) / 2)``, on the dimmer
+    half of each frame pair's pixels (blinking emitters change between frames by far more than noise; for
+    Gaussian noise ``a + b`` and ``a - b`` are independent, so choosing pixels by their mean does not bias the
+    difference), as the squared robust spread (1.4826 MAD) of the normalised differences. NaN with fewer than two
+    frames."""
+    x = photons[:max_frames].detach().float().cpu()
+    if x.ndim != 3 or x.shape[0] < 2:
+        return math.nan
+    a, b = x[:-1], x[1:]
+    m = ((a + b) / 2).clamp_min(0.0)
+    d = a - b
+    d = d - d.flatten(1).median(dim=1).values[:, None, None]
+    with torch.no_grad():
+        var = camera.cpu().noise_variance_photons(m) if hasattr(camera, "cpu") else camera.noise_variance_photons(m)
+    z = d / torch.sqrt(2.0 * var.clamp_min(1e-6))
+    sel = m <= m.flatten(1).quantile(0.5, dim=1)[:, None, None]
+    v = z[sel].numpy().astype(np.float64)
+    mad = np.median(np.abs(v - np.median(v)))
+    return float((1.482602218505602 * mad) ** 2)
+
+
 def check_training_domain(
     table: LocTable,
     config: TrainConfig,
@@ -106,6 +148,8 @@ def check_training_domain(
     photon_max_fraction: float = PHOTON_MAX_FRACTION,
     bg_over: float = BG_OVER,
     min_localizations: int = 50,
+    noise: list[float] | None = None,
+    noise_range: tuple[float, float] = NOISE_RANGE,
     warn: bool = True,
 ) -> DomainReport:
     """Compare a fitted table's photon and background estimates with the model's training ranges.
@@ -113,9 +157,25 @@ def check_training_domain(
     Fires (a :class:`DomainWarning` when ``warn``, and in the report) where more than ``photon_max_fraction``
     of the localizations have photons above ``photon_over`` x the training maximum, or where a channel's median
     background lies outside ``[lo / bg_over, hi * bg_over]``. Tables with fewer than ``min_localizations`` rows
-    are reported but never warned about (too few to tell)."""
+    are reported but never warned about (too few to tell). ``noise``: each channel's :func:`noise_ratio`, warned
+    about outside ``noise_range``."""
     report = DomainReport(n=len(table))
+    for c, r in enumerate(noise or []):
+        if not np.isfinite(r):
+            continue
+        col = "noise" if len(noise) == 1 else f"noise_ch{c}"
+        chk = DomainCheck(col, "noise", noise_range[0], noise_range[1], r, r, r, math.nan)
+        if not noise_range[0] <= r <= noise_range[1]:
+            chk.warning = (
+                f"{col}: the pixel noise between frames is {r:.2f}x what the camera settings predict for that signal "
+                f"(accepted {noise_range[0]:g}-{noise_range[1]:g}); photons come out about {r:.2g}x too "
+                f"{'many' if r > 1 else 'few'}: check the camera's gain and e-/ADU (and baseline) against the movie"
+            )
+        report.checks.append(chk)
     if len(table) == 0:
+        if warn:
+            for w in report.warnings:
+                warnings.warn(w, DomainWarning, stacklevel=2)
         return report
     for column, (kind, lo, hi) in training_ranges(config).items():
         if column not in table.columns:

@@ -13,6 +13,7 @@ import torch
 from plexloc.camera import Camera, camera_from_config
 from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
+from plexloc.infer.domain import NOISE_FRAMES
 from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_windows
 from plexloc.config.models import SplitViewConfig
@@ -204,7 +205,14 @@ def fit_movie(
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms)
         # chunks go to the device before the temporal windows are formed: each frame crosses once, not once
         # per window it belongs to, and the windows are views on the device
-        chunks = (c.to(device) for c in _photon_chunks(readers, cams, chunk_frames, split))
+        head: list[torch.Tensor] = []  # the movie's first frames, kept on the CPU for the camera noise check
+
+        def keep_first(c: torch.Tensor) -> torch.Tensor:
+            if not head:
+                head.append(c[:NOISE_FRAMES].clone())
+            return c.to(device)
+
+        chunks = (keep_first(c) for c in _photon_chunks(readers, cams, chunk_frames, split))
         batches = iter_windows(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         tables = []
@@ -242,9 +250,11 @@ def fit_movie(
             stats["duplicates"] = channel_duplicates(table, warn=False)
         if cfg and "channels" in cfg:  # photons and background against the training ranges (bad camera settings)
             from plexloc.config import TrainConfig, validate_config
-            from plexloc.infer.domain import check_training_domain
+            from plexloc.infer.domain import check_training_domain, noise_ratio
 
-            stats["domain"] = check_training_domain(table, validate_config(cfg, TrainConfig, source=str(model)), warn=False)
+            noise = [noise_ratio(head[0][:, c], cams[c]) for c in range(spec.n_channels)] if head else None
+            stats["domain"] = check_training_domain(table, validate_config(cfg, TrainConfig, source=str(model)),
+                                                    noise=noise, warn=False)
         if report is not None:
             stats["filtered"] = report
     return table
