@@ -168,7 +168,7 @@ def check_training_domain(
         if not noise_range[0] <= r <= noise_range[1]:
             chk.warning = (
                 f"{col}: the pixel noise between frames is {r:.2f}x what the camera settings predict for that signal "
-                f"(accepted {noise_range[0]:g}-{noise_range[1]:g}); photons come out about {r:.2g}x too "
+                f"(accepted {noise_range[0]:g}-{noise_range[1]:g}); photons come out about {max(r, 1 / r):.2g}x too "
                 f"{'many' if r > 1 else 'few'}: check the camera's gain and e-/ADU (and baseline) against the movie"
             )
         report.checks.append(chk)
