@@ -45,7 +45,7 @@ PHOTON_OVER = 1.25
 PHOTON_MAX_FRACTION = 0.05
 BG_OVER = 1.25
 NOISE_RANGE = (0.75, 1.35)
-NOISE_FRAMES = 64
+NOISE_FRAMES = 64  # frames of 256 x 256 pixels for the noise check (fitting keeps this many pixels, >= 2 frames)
 
 
 class DomainWarning(UserWarning):

@@ -208,8 +208,9 @@ def fit_movie(
         head: list[torch.Tensor] = []  # the movie's first frames, kept on the CPU for the camera noise check
 
         def keep_first(c: torch.Tensor) -> torch.Tensor:
-            if not head:
-                head.append(c[:NOISE_FRAMES].clone())
+            if not head:  # whole frames (camera maps are per pixel), as many as 64 x 256 x 256 pixels allow (>= 2)
+                n_keep = min(max(NOISE_FRAMES * 256 * 256 // max(c.shape[-2] * c.shape[-1], 1), 2), NOISE_FRAMES)
+                head.append(c[:n_keep].clone())
             return c.to(device)
 
         chunks = (keep_first(c) for c in _photon_chunks(readers, cams, chunk_frames, split))
