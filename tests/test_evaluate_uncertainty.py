@@ -12,6 +12,7 @@ from plexloc.evaluate.matching import match
 from plexloc.evaluate.uncertainty import (
     error_scores,
     neighbour_distance_nm,
+    offset_calibration,
     robust_sd,
     sigma_calibration,
     table_crlb,
@@ -137,3 +138,25 @@ def test_sigma_calibration_is_the_isolated_emitters_spread():
     # too few isolated pairs: no factor
     few = sigma_calibration(pred, m, truth, dim=2, min_pairs=n_single + 1)
     assert all(math.isnan(v) for v in few.values())
+
+
+def test_offset_calibration_is_the_median_error_where_significant():
+    rng = np.random.default_rng(6)
+    n_single, n_pairs = 2000, 500
+    frames = np.r_[np.arange(n_single), np.repeat(n_single + np.arange(n_pairs), 2)]
+    x = np.r_[np.full(n_single, 2000.0), np.tile([2000.0, 2150.0], n_pairs)]
+    y = np.full(len(frames), 2000.0)
+    z = np.zeros(len(x))
+    truth = LocTable({"frame": frames, "x_nm": x, "y_nm": y, "z_nm": z, "photons": np.full(len(x), 1e3)})
+    err = rng.normal(0, 10.0, (len(x), 3))
+    err[:, 1] += 3.0  # +3 nm in y (se 0.25 nm); x and z unbiased
+    err[:30, 0] += 500.0  # gross errors in x: the median does not follow them
+    pred = truth.with_columns(x_nm=x + err[:, 0], y_nm=y + err[:, 1], z_nm=z + err[:, 2])
+    m = match(truth, pred, dim=3)
+    off = offset_calibration(m, truth, dim=3)
+    assert off["offset_cal_y"] == pytest.approx(3.0, abs=0.7)
+    # an insignificant mean (|mean| < 2 se) is set to 0, not subtracted as noise
+    assert off["offset_cal_x"] == 0.0 or abs(off["offset_cal_x"]) > 2 * 10.0 / np.sqrt(n_single)
+    assert off["offset_cal_z"] == 0.0 or abs(off["offset_cal_z"]) > 2 * 10.0 / np.sqrt(n_single)
+    assert math.isnan(offset_calibration(m, truth, dim=2)["offset_cal_z"])
+    assert all(math.isnan(v) for v in offset_calibration(m, truth, dim=3, min_pairs=len(x) + 1).values())

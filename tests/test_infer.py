@@ -172,7 +172,8 @@ def test_fit_movie_applies_the_validation_sigma_calibration(tmp_path):
     net = _random_model(2, is_3d=True, z_scale_nm=500.0)
     movie = np.random.default_rng(1).poisson(40.0, size=(6, 20, 20)).astype(np.uint16)
     write_movie(tmp_path / "m.tif", movie)
-    cal = {"sigma_cal_x": 2.0, "sigma_cal_y": 0.5, "sigma_cal_z": float("nan")}  # z: no factor measured
+    cal = {"sigma_cal_x": 2.0, "sigma_cal_y": 0.5, "sigma_cal_z": float("nan"),  # z: no factor measured
+           "offset_cal_x": 0.0, "offset_cal_y": 3.0, "offset_cal_z": -10.0}  # x: not significant
     save_model(tmp_path / "cal.pt", net, {}, meta={"validation": {"jaccard": 50.0, **cal}})
     cam = IdealCameraConfig()
     raw = fit_movie(tmp_path / "m.tif", tmp_path / "cal.pt", camera=cam, calibrate_sigma=False)
@@ -183,6 +184,9 @@ def test_fit_movie_applies_the_validation_sigma_calibration(tmp_path):
     np.testing.assert_allclose(got["sigma_y_nm"], 0.5 * raw["sigma_y_nm"], rtol=1e-6)
     np.testing.assert_allclose(got["sigma_z_nm"], raw["sigma_z_nm"])
     np.testing.assert_allclose(got["x_nm"], raw["x_nm"])
+    np.testing.assert_allclose(got["y_nm"], raw["y_nm"] - 3.0, rtol=1e-9)
+    np.testing.assert_allclose(got["z_nm"], raw["z_nm"] + 10.0, rtol=1e-9)
+    assert stats["offset_calibration"] == {"y": 3.0, "z": -10.0}
     # the max-sigma filter sees the calibrated sigmas
     cut = float(np.median(got["sigma_x_nm"]))
     kept = fit_movie(tmp_path / "m.tif", tmp_path / "cal.pt", camera=cam, filters={"max_sigma_nm": cut})

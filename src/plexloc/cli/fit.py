@@ -32,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-frames", type=int, default=16, help="frames per forward pass")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels for large frames")
     p.add_argument("--raw-sigma", action="store_true",
-                   help="write the network's own sigmas, without the calibration factors measured on the model's "
-                   "validation set (isolated emitters)")
+                   help="write the network's own sigmas and positions, without the sigma factors and position offset "
+                   "measured on the model's validation set (isolated emitters)")
     p.add_argument("--roi-offset", type=int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the reference channel image's corner (multi-channel models); default: "
                    "the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0")
@@ -110,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
 
             cal = ", ".join(f"{ax} x{f:.2f}" for ax, f in stats["sigma_calibration"].items())
             print(f"sigmas calibrated on the model's validation set ({cal}; --raw-sigma to skip)", file=sys.stderr)
+        if stats.get("offset_calibration"):
+            import sys
+
+            off = ", ".join(f"{ax} {-o:+.1f} nm" for ax, o in stats["offset_calibration"].items())
+            print(f"positions corrected by the model's validation offset ({off}; --raw-sigma to skip)", file=sys.stderr)
         if stats.get("roi_offset_source"):
             import sys
 

@@ -145,8 +145,9 @@ def fit_movie(
             transformation indicator; the transforms are the training configuration's); ``None``: from the
             movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
         calibrate_sigma: multiply ``sigma_x/y/z_nm`` by the factors the trainer measured on its validation set
-            (:func:`sigma_factors`; ``stats["sigma_calibration"]`` says which were applied). False: the network's
-            raw sigmas.
+            (:func:`sigma_factors`) and subtract the constant position offset it measured there
+            (:func:`position_offsets`); ``stats["sigma_calibration"]`` and ``stats["offset_calibration"]`` say which
+            were applied. False: the network's raw output.
 
     Returns:
         The localization table, rows ordered by frame.
@@ -235,6 +236,9 @@ def fit_movie(
     if factors:  # before the filters, so that max_sigma_nm sees the calibrated sigmas
         table = table.with_columns(**{f"sigma_{ax}_nm": np.asarray(table[f"sigma_{ax}_nm"]) * f
                                       for ax, f in factors.items() if f"sigma_{ax}_nm" in table})
+    offsets = position_offsets(meta) if calibrate_sigma else {}
+    if offsets and len(table):
+        table = table.with_columns(**{f"{ax}_nm": np.asarray(table[f"{ax}_nm"]) - o for ax, o in offsets.items()})
     report = None
     if filters and any(v is not None for v in filters.values()):
         from plexloc.post.filter import filter_localizations
@@ -242,7 +246,7 @@ def fit_movie(
         table, report = filter_localizations(table, **filters)
     if stats is not None:
         stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"),
-                     sigma_calibration=factors)
+                     sigma_calibration=factors, offset_calibration=offsets)
         if spec.n_aux:
             stats.update(roi_offset_px=roi_offset, roi_offset_source=roi_source)
         if spec.n_channels > 1 and len(table):  # a wrong transform: one localization per channel per molecule
@@ -274,6 +278,19 @@ def sigma_factors(meta: dict) -> dict[str, float]:
         f = val.get(f"sigma_cal_{ax}")
         if f is not None and np.isfinite(f) and f > 0:
             out[ax] = float(f)
+    return out
+
+
+def position_offsets(meta: dict) -> dict[str, float]:
+    """``{axis: nm}`` to subtract from the positions: the validation set's mean error of isolated emitters where it
+    was significant (``offset_cal_x/y/z``, :func:`plexloc.evaluate.uncertainty.offset_calibration`); zero and
+    missing factors are left out."""
+    val = (meta or {}).get("validation") or {}
+    out = {}
+    for ax in ("x", "y", "z"):
+        o = val.get(f"offset_cal_{ax}")
+        if o is not None and np.isfinite(o) and o != 0.0:
+            out[ax] = float(o)
     return out
 
 

@@ -19,7 +19,7 @@ import torch
 
 from plexloc.evaluate.matching import match
 from plexloc.evaluate.metrics import evaluate_matching
-from plexloc.evaluate.uncertainty import error_scores, sigma_calibration, table_crlb
+from plexloc.evaluate.uncertainty import error_scores, offset_calibration, sigma_calibration, table_crlb
 from plexloc.infer.extract import extract
 from plexloc.infer.fit import to_table
 from plexloc.nets.localizer import Localizer
@@ -116,4 +116,5 @@ class ValidationSet:
         out.update({k: metrics.get(k) for k in keys})
         out.update(error_scores(pred_t, m, self.crlb, dim=dim))
         out.update(sigma_calibration(pred_t, m, self.truth, dim=dim))  # stored with the model; plexloc fit applies it
+        out.update(offset_calibration(m, self.truth, dim=dim))
         return {k: (float("nan") if v is None else float(v)) for k, v in out.items()}
