@@ -282,9 +282,9 @@ def sigma_factors(meta: dict) -> dict[str, float]:
 
 
 def position_offsets(meta: dict) -> dict[str, float]:
-    """``{axis: nm}`` to subtract from the positions: the validation set's mean error of isolated emitters where it
-    was significant (``offset_cal_x/y/z``, :func:`plexloc.evaluate.uncertainty.offset_calibration`); zero and
-    missing factors are left out."""
+    """``{axis: nm}`` to subtract from the positions: the validation set's median error of the matched emitters
+    where it was significant (``offset_cal_x/y/z``, :func:`plexloc.evaluate.uncertainty.offset_calibration`); zero
+    and missing offsets are left out."""
     val = (meta or {}).get("validation") or {}
     out = {}
     for ax in ("x", "y", "z"):
