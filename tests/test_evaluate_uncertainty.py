@@ -93,15 +93,21 @@ def test_robust_zscore_spread_ignores_a_minority_of_gross_errors():
     assert robust_sd(rng.normal(0, 3, 200000)) == pytest.approx(3.0, rel=0.01)
 
 
+def _singles_and_pairs(n_single: int, n_pairs: int) -> tuple[LocTable, np.ndarray, np.ndarray]:
+    """Truth of ``n_single`` frames with one emitter each, then ``n_pairs`` frames with two 150 nm apart."""
+    frames = np.r_[np.arange(n_single), np.repeat(n_single + np.arange(n_pairs), 2)]
+    x = np.r_[np.full(n_single, 2000.0), np.tile([2000.0, 2150.0], n_pairs)]
+    y = np.full(len(frames), 2000.0)
+    truth = LocTable({"frame": frames, "x_nm": x, "y_nm": y, "z_nm": np.zeros(len(x)), "photons": np.full(len(x), 1e3)})
+    return truth, x, y
+
+
 def test_zscore_by_neighbour_separates_close_pairs_from_isolated_emitters():
     """Isolated emitters with calibrated sigmas, pairs 150 nm apart whose errors are 3x the reported sigma: the
     close group's spread is 3, the isolated group's 1, and its tail beyond 4 sigma is large."""
     rng = np.random.default_rng(3)
     n_single, n_pairs = 3000, 1500
-    frames = np.r_[np.arange(n_single), np.repeat(n_single + np.arange(n_pairs), 2)]
-    x = np.r_[np.full(n_single, 2000.0), np.tile([2000.0, 2150.0], n_pairs)]
-    y = np.full(len(frames), 2000.0)
-    truth = LocTable({"frame": frames, "x_nm": x, "y_nm": y, "z_nm": np.zeros(len(x)), "photons": np.full(len(x), 1e3)})
+    truth, x, y = _singles_and_pairs(n_single, n_pairs)
     nn = neighbour_distance_nm(truth)
     assert np.all(np.isinf(nn[:n_single])) and np.allclose(nn[n_single:], 150.0)
     scale = np.r_[np.ones(n_single), np.full(2 * n_pairs, 3.0)]
@@ -122,10 +128,7 @@ def test_sigma_calibration_is_the_isolated_emitters_spread():
     close pairs with errors ten times their sigma: the factors are 2 and 0.5, set by the isolated ones alone."""
     rng = np.random.default_rng(5)
     n_single, n_pairs = 2000, 500
-    frames = np.r_[np.arange(n_single), np.repeat(n_single + np.arange(n_pairs), 2)]
-    x = np.r_[np.full(n_single, 2000.0), np.tile([2000.0, 2150.0], n_pairs)]
-    y = np.full(len(frames), 2000.0)
-    truth = LocTable({"frame": frames, "x_nm": x, "y_nm": y, "z_nm": np.zeros(len(x)), "photons": np.full(len(x), 1e3)})
+    truth, x, y = _singles_and_pairs(n_single, n_pairs)
     err = rng.normal(0, 1, (len(x), 2)) * [20.0, 5.0]
     err[n_single:] = rng.normal(0, 1, (2 * n_pairs, 2)) * 60.0
     err[:20, 0] = 200.0  # 1 % gross errors among the isolated: a standard deviation would rise to ~2.9
@@ -143,11 +146,8 @@ def test_sigma_calibration_is_the_isolated_emitters_spread():
 def test_offset_calibration_is_the_median_error_where_significant():
     rng = np.random.default_rng(6)
     n_single, n_pairs = 2000, 500
-    frames = np.r_[np.arange(n_single), np.repeat(n_single + np.arange(n_pairs), 2)]
-    x = np.r_[np.full(n_single, 2000.0), np.tile([2000.0, 2150.0], n_pairs)]
-    y = np.full(len(frames), 2000.0)
+    truth, x, y = _singles_and_pairs(n_single, n_pairs)
     z = np.zeros(len(x))
-    truth = LocTable({"frame": frames, "x_nm": x, "y_nm": y, "z_nm": z, "photons": np.full(len(x), 1e3)})
     err = rng.normal(0, 10.0, (len(x), 3))
     err[:, 1] += 3.0  # +3 nm in y (se 0.25 nm); x and z unbiased
     err[:30, 0] += 500.0  # gross errors in x: the median does not follow them

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from plexloc.cli._common import progress, resolve_device
@@ -106,30 +107,20 @@ def run(args: argparse.Namespace) -> int:
             calibrate_sigma=not args.raw_sigma,
         )
         if stats.get("sigma_calibration"):
-            import sys
-
             cal = ", ".join(f"{ax} x{f:.2f}" for ax, f in stats["sigma_calibration"].items())
             print(f"sigmas calibrated on the model's validation set ({cal}; --raw-sigma to skip)", file=sys.stderr)
         if stats.get("offset_calibration"):
-            import sys
-
             off = ", ".join(f"{ax} {-o:+.1f} nm" for ax, o in stats["offset_calibration"].items())
             print(f"positions corrected by the model's validation offset ({off}; --raw-sigma to skip)", file=sys.stderr)
         if stats.get("roi_offset_source"):
-            import sys
-
             print(f"ROI offset {stats['roi_offset_px']} px from {stats['roi_offset_source']}", file=sys.stderr)
     write_table(table, args.out)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
     dup = stats.get("duplicates")
     if dup is not None and dup.warning:
-        import sys
-
         print(f"warning: {dup.warning}", file=sys.stderr)
     domain = stats.get("domain")
     if domain is not None and domain.warnings:
-        import sys
-
         print(domain.format_table(), file=sys.stderr)
         for w in domain.warnings:
             print(f"warning: {w}", file=sys.stderr)

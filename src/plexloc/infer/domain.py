@@ -37,6 +37,7 @@ import torch
 
 from plexloc.camera import Camera
 from plexloc.config import TrainConfig
+from plexloc.evaluate.uncertainty import robust_sd
 from plexloc.table import LocTable
 
 __all__ = ["DomainCheck", "DomainReport", "DomainWarning", "check_training_domain", "noise_ratio", "training_ranges"]
@@ -135,9 +136,7 @@ def noise_ratio(photons: torch.Tensor, camera: Camera, *, max_frames: int = NOIS
         var = camera.cpu().noise_variance_photons(m) if hasattr(camera, "cpu") else camera.noise_variance_photons(m)
     z = d / torch.sqrt(2.0 * var.clamp_min(1e-6))
     sel = m <= m.flatten(1).quantile(0.5, dim=1)[:, None, None]
-    v = z[sel].numpy().astype(np.float64)
-    mad = np.median(np.abs(v - np.median(v)))
-    return float((1.482602218505602 * mad) ** 2)
+    return robust_sd(z[sel].numpy().astype(np.float64)) ** 2
 
 
 def check_training_domain(

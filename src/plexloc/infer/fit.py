@@ -265,6 +265,17 @@ def fit_movie(
     return table
 
 
+def _validation_values(meta: dict, prefix: str, keep) -> dict[str, float]:
+    """``{axis: value}`` of the keys ``{prefix}x/y/z`` in a model file's validation meta, where ``keep(value)``."""
+    val = (meta or {}).get("validation") or {}
+    out = {}
+    for ax in ("x", "y", "z"):
+        v = val.get(f"{prefix}{ax}")
+        if v is not None and np.isfinite(v) and keep(v):
+            out[ax] = float(v)
+    return out
+
+
 def sigma_factors(meta: dict) -> dict[str, float]:
     """``{axis: factor}`` from a model file's meta: the robust z-score spread of the isolated emitters of the
     validation set at the saved step (``sigma_cal_x/y/z``, :func:`plexloc.evaluate.uncertainty.sigma_calibration`).
@@ -272,26 +283,14 @@ def sigma_factors(meta: dict) -> dict[str, float]:
     A network's sigma heads learn the spread of their own pixel's error, and training stops before they settle;
     the factors correct both on simulated data the network never trained on. Axes without a finite positive
     factor (models saved before 2026-12-03, z of 2D models) are left out."""
-    val = (meta or {}).get("validation") or {}
-    out = {}
-    for ax in ("x", "y", "z"):
-        f = val.get(f"sigma_cal_{ax}")
-        if f is not None and np.isfinite(f) and f > 0:
-            out[ax] = float(f)
-    return out
+    return _validation_values(meta, "sigma_cal_", lambda v: v > 0)
 
 
 def position_offsets(meta: dict) -> dict[str, float]:
     """``{axis: nm}`` to subtract from the positions: the validation set's median error of the matched emitters
     where it was significant (``offset_cal_x/y/z``, :func:`plexloc.evaluate.uncertainty.offset_calibration`); zero
     and missing offsets are left out."""
-    val = (meta or {}).get("validation") or {}
-    out = {}
-    for ax in ("x", "y", "z"):
-        o = val.get(f"offset_cal_{ax}")
-        if o is not None and np.isfinite(o) and o != 0.0:
-            out[ax] = float(o)
-    return out
+    return _validation_values(meta, "offset_cal_", lambda v: v != 0.0)
 
 
 def _empty(spec, device) -> Extracted:
