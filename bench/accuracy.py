@@ -7,7 +7,9 @@ samples at ``--train-density``, then independent 64x64 test movies are simulated
 JI, RMSE_lat, RMSE_ax, E_lat, E_ax, E_3D, RMSE / sqrt(mean CRLB^2) over matched emitters, the
 standard deviation of the z-scores (error / predicted sigma), and the gridding deviation. Emitters
 dimmer than the training's ``min_target_photons`` are removed from the truth (they are not targets).
-With ``--compare-mle`` the project's MLE fitter fits the same movies (3D, 1/um^2 is the bar's point).
+With ``--compare-mle`` the project's MLE fitter fits the same movies (3D, 1/um^2 is the bar's point);
+with ``--compare-picasso`` Picasso's astigmatic workflow does (its own bead calibration and z fit, in the
+bench-only venv ``.venv-bench``; the best of a grid of its box sizes and thresholds).
 Multi-plane configurations (linked photons, focal planes equally spaced from 0, the z range within their
 slabs, e.g. ``examples/quad_plane.yaml``) also get seed 002's voxel-level Jaccard index
 (:mod:`plexloc.evaluate.voxel`; voxels = camera pixels x one plane spacing).
@@ -170,6 +172,8 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
                 write_table(truth, out / f"{name}_d{density:g}_truth.csv")
         if args.compare_mle:
             row.update(compare_mle(movie_paths if n_ch > 1 else movie_paths[0], config, truth, dim, device))
+        if args.compare_picasso:
+            row.update(compare_picasso(movie_paths[0], config, truth, dim, out, device, density))
         if args.compare_naive and n_ch > 1:
             row.update(compare_naive(movie_paths, config, truth, bound, dim, args.size, device))
         res["densities"][f"{density:g}"] = row
@@ -297,6 +301,86 @@ def compare_mle(movie_path, config: TrainConfig, truth, dim: int, device) -> dic
             "mle_color_rejection": met.get("color_rejection"), "mle_seconds": time.perf_counter() - t0}
 
 
+PICASSO_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+PICASSO_STEP_NM, PICASSO_SPAN_NM = 10.0, 1200.0
+
+
+def picasso_beads(config: TrainConfig, out: Path, device) -> tuple[Path, Path]:
+    """A bead z-stack for Picasso's astigmatic calibration, rendered with the configuration's own PSF and camera
+    (so Picasso is calibrated on the exact model the test movies use): 121 frames 10 nm apart from +600 to
+    -600 nm (Picasso's order: the first frame is the top), 16 beads per frame on a 4x4 grid with random
+    sub-pixel offsets, 20,000 photons each on a background of 20 photons/px."""
+    from plexloc.simulation.emitters import Emitters
+
+    sim_data = config.simulation().model_dump()
+    sim_data["emitters"]["z_range_nm"] = [-PICASSO_SPAN_NM / 2, PICASSO_SPAN_NM / 2]
+    sim = Simulator(type(config.simulation()).model_validate(sim_data)).to(device)
+    n = int(round(PICASSO_SPAN_NM / PICASSO_STEP_NM)) + 1
+    h, w = sim.frame_shape
+    px = sim.px_size_nm
+    g = torch.Generator(device="cpu").manual_seed(11)
+    rows, cols = np.meshgrid(np.linspace(h / 8, h - h / 8, 4).round(), np.linspace(w / 8, w - w / 8, 4).round(), indexing="ij")
+    rows, cols = np.tile(rows.ravel(), n), np.tile(cols.ravel(), n)
+    frame = np.repeat(np.arange(n), 16)
+    sub = torch.rand(len(frame), 2, generator=g).numpy() - 0.5
+    x_nm, y_nm = (cols + 0.5 + sub[:, 0]) * px[0], (rows + 0.5 + sub[:, 1]) * px[1]
+    z_nm = (n - 1) * PICASSO_STEP_NM / 2 - frame * PICASSO_STEP_NM
+    em = Emitters(xyz_nm=torch.tensor(np.stack([x_nm, y_nm, z_nm], 1), dtype=torch.float32, device=device),
+                  photons=torch.full((len(frame), 1), 20000.0, device=device),
+                  frame_ix=torch.tensor(frame, device=device), id=torch.arange(len(frame), device=device),
+                  color=torch.zeros(len(frame), dtype=torch.long, device=device))
+    bg = torch.full((1, n, h, w), 20.0, device=device)
+    with torch.no_grad():
+        raw = sim.camera(sim.expected_photons(em, bg), generator=torch.Generator(device=device).manual_seed(12))
+    tif, csv_path = out / "picasso_beads.tif", out / "picasso_beads.csv"
+    write_movie(tif, raw[0].cpu().numpy().astype(np.uint16))
+    with open(csv_path, "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["frame", "row", "col", "x_nm", "y_nm", "z_nm"])
+        wr.writerows(zip(frame, rows.astype(int), cols.astype(int), x_nm, y_nm, z_nm))
+    return tif, csv_path
+
+
+def compare_picasso(movie_path: Path, config: TrainConfig, truth, dim: int, out: Path, device, density: float) -> dict:
+    """Picasso's astigmatic 3D workflow (``bench/picasso_astig_worker.py``, in the bench-only venv) on the same
+    movie: calibrated on a bead stack of the same PSF, then identification + ``gausslq`` + ``zfit`` for every
+    box size and minimum net gradient of a grid; the row reports the best E_3D of the grid (chosen with the
+    truth: the most favourable setting for Picasso) and keeps the whole grid."""
+    if not PICASSO_PYTHON.exists():
+        return {"picasso_note": f"{PICASSO_PYTHON} not found (python3 -m venv .venv-bench && .venv-bench/bin/pip install picassosr)"}
+    if dim != 3 or config.n_channels != 1 or config.channels[0].psf.kind != "astigmatic":
+        return {"picasso_note": "Picasso's 3D path needs one astigmatic channel"}
+    beads, beads_csv = picasso_beads(config, out, device)
+    cam = config.channels[0].camera
+    if cam.kind != "emccd":
+        return {"picasso_note": f"camera kind {cam.kind!r}: this comparison passes Picasso EMCCD settings only"}
+    prefix = out / f"picasso_d{density:g}"
+    boxes, ngs = "7,9", "500,1000,2000,3500,5000,8000"
+    t0 = time.perf_counter()
+    subprocess.run([str(PICASSO_PYTHON), str(ROOT / "bench" / "picasso_astig_worker.py"), str(beads), str(beads_csv),
+                    str(movie_path), str(prefix), "--step-nm", str(PICASSO_STEP_NM), "--px", str(config.px_size_xy_nm[0]),
+                    "--baseline", str(cam.baseline), "--sensitivity", str(cam.e_per_adu), "--gain", str(cam.em_gain),
+                    "--qe", str(cam.qe), "--boxes", boxes, "--min-ng", ngs], check=True)
+    from plexloc.io import read_table
+
+    grid = []
+    for box in boxes.split(","):
+        for ng in ngs.split(","):
+            path = Path(f"{prefix}_box{box}_ng{ng}.csv")
+            pred = read_table(path)
+            met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
+            grid.append({"box": int(box), "min_ng": float(ng), "n_locs": len(pred),
+                         **{k: met.get(k) for k in ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d")}})
+            path.unlink()
+    best = max(grid, key=lambda r: -1e9 if r["eff_3d"] is None else r["eff_3d"])
+    cal = json.loads(Path(f"{prefix}_calibration.json").read_text())
+    timing = json.loads(Path(f"{prefix}_timing.json").read_text())
+    res = {f"picasso_{k}": v for k, v in best.items()}
+    res.update({"picasso_grid": grid, "picasso_calibration": cal, "picasso_timing": timing,
+                "picasso_seconds": time.perf_counter() - t0})
+    return res
+
+
 def fmt(v, spec=".1f") -> str:
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
 
@@ -324,6 +408,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-size", type=int, default=40, help="training ROI (px)")
     ap.add_argument("--size", type=int, default=64, help="test frame size (px)")
     ap.add_argument("--compare-mle", action="store_true", help="also the project's MLE fitter (a global fit for several channels)")
+    ap.add_argument("--compare-picasso", action="store_true",
+                    help="3D astigmatic: also Picasso (calibrated on a bead stack of the same PSF; needs .venv-bench with picassosr)")
     ap.add_argument("--compare-naive", action="store_true",
                     help="multi-channel: also each channel fitted alone by the MLE fitter, merged by the transforms")
     ap.add_argument("--baselines-only", action="store_true",
@@ -356,7 +442,8 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
         for d, row in r["densities"].items():
-            for method, prefix in (("network", ""), ("MLE global", "mle_"), ("each channel alone", "naive_")):
+            for method, prefix in (("network", ""), ("MLE global", "mle_"), ("each channel alone", "naive_"),
+                                   ("Picasso (best box / min ng)", "picasso_")):
                 g = lambda k: row.get(prefix + k)  # noqa: E731
                 if g("jaccard") is None:
                     continue
