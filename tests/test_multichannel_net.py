@@ -126,31 +126,6 @@ def test_ratiometric_training_samples_independent_photons(tmp_path):
     assert ratio.std() > 0.1  # not the two dye ratios 0.8 / 0.3
 
 
-def test_channel_dropout_blanks_one_channel_in_its_share_of_the_samples(tmp_path):
-    """training.channel_dropout: about that share of the samples has one channel at the network's input offset
-    (its mean level), the mask says which, and a training step runs with it; no dropout, no mask."""
-    cfg = two_channel_config(photon_model={"kind": "ratiometric", "ratios": [[0.8, 0.2], [0.3, 0.7]]},
-                             channels=[{"psf": {"kind": "gaussian"}, "camera": {"kind": "emccd"}},
-                                       {"psf": {"kind": "gaussian"}, "camera": {"kind": "emccd"}}],
-                             emitters={"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0]})
-    data = cfg.model_dump()
-    data["training"].update(channel_dropout=0.5, batch_size=64)
-    tr = Trainer(TrainConfig.model_validate(data), tmp_path / "run")
-    x = torch.rand(64, 3, 2, 8, 8) * 100 + 500
-    out, mask = tr.drop_channels(x.clone())
-    dropped = ~mask
-    assert dropped.sum(1).max() == 1 and 20 <= int(dropped.any(1).sum()) <= 44  # one channel, in ~half the samples
-    assert {0, 1} == set(torch.nonzero(dropped)[:, 1].tolist())  # either channel
-    offset = tr.model.input_offset.view(-1)
-    for s, c in torch.nonzero(dropped).tolist():
-        assert torch.all(out[s, :, c] == offset[c])
-    assert torch.equal(out[mask[:, None, :, None, None].expand_as(out)], x[mask[:, None, :, None, None].expand_as(x)])
-    assert torch.isfinite(tr.train_step()).all()
-    plain = Trainer(cfg, tmp_path / "plain")
-    same, none = plain.drop_channels(x)
-    assert none is None and same is x
-
-
 def test_tiles_get_their_own_chip_position():
     torch.manual_seed(0)
     spec = LocalizerSpec(n_channels=2, n_aux=4, features=4, depth=1, union_features=4, union_depth=1,

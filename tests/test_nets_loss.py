@@ -119,30 +119,3 @@ def test_loss_gradient_pulls_offsets_towards_the_emitter():
     parts.total.backward()
     assert off.grad[0, 0, 2, 2] < 0  # increasing x offset lowers the loss (target at +0.3 px)
     assert off.grad[0, 1, 2, 2].abs() < 1e-6  # y already right
-
-
-def test_channel_mask_marginalises_a_blanked_channels_photons_and_background():
-    """Channel dropout: a blanked channel's photon dimension leaves the mixture (the 2D Gaussian NLL of x, y and
-    the other channel's photons) and its background leaves the background loss; an all-True mask changes nothing."""
-    spec = small_spec(px_size_nm=(100.0, 100.0), n_channels=2, n_photons=2, n_aux=4, input_offset=[0.0, 0.0],
-                      input_scale=[1.0, 1.0], bg_loss_scale=[10.0, 10.0])
-    pred = Prediction(prob=torch.full((2, 1, 6, 6), 1e-6), photons=torch.full((2, 2, 6, 6), 1000.0),
-                      offset=torch.zeros(2, 3, 6, 6), sigma=torch.ones(2, 5, 6, 6), bg=torch.full((2, 2, 6, 6), 10.0))
-    pred.prob[:, 0, 2, 3] = 1.0  # centre x = 3.5 px, y = 2.5 px
-    pred.sigma[:, :, 2, 3] = torch.tensor([0.1, 0.2, 1.0, 250.0, 500.0])
-    target = torch.tensor([[[350.0, 270.0, 0.0]], [[350.0, 270.0, 0.0]]])  # 0 and +0.2 px from the mean
-    photons = torch.tensor([[[1250.0, 3000.0]], [[1250.0, 3000.0]]])  # +1 sigma in ch0, +4 sigma in ch1
-    bg = torch.full((2, 2, 6, 6), 10.0)
-    bg[:, 1] = 40.0  # channel 1's background is off by 3 spreads
-    kw = dict(target_xyz_nm=target, target_photons=photons, target_mask=torch.ones(2, 1, dtype=torch.bool), bg=bg)
-    full = decode_loss(pred, spec, **kw)
-    same = decode_loss(pred, spec, channel_mask=torch.ones(2, 2, dtype=torch.bool), **kw)
-    assert float(same.loc) == pytest.approx(float(full.loc), rel=1e-6) and float(same.bg) == pytest.approx(float(full.bg))
-    mask = torch.tensor([[True, False], [True, False]])  # channel 1 blanked in both samples
-    part = decode_loss(pred, spec, channel_mask=mask, **kw)
-    logs = math.log(0.1) + math.log(0.2) + math.log(250.0 / 5000.0)
-    expected = 0.5 * (0.0**2 + 1.0**2 + 1.0**2) + logs + 1.5 * LOG_2PI  # x, y, photons ch0 only
-    assert float(part.loc) == pytest.approx(expected, abs=1e-3)
-    with_ch1 = expected + 0.5 * 4.0**2 + math.log(500.0 / 5000.0) + 0.5 * LOG_2PI
-    assert float(full.loc) == pytest.approx(with_ch1, abs=1e-3)
-    assert float(full.bg) == pytest.approx(0.5 * 3.0**2, rel=1e-5) and float(part.bg) == pytest.approx(0.0, abs=1e-9)

@@ -68,13 +68,6 @@ class TrainingConfig(_Model):
     transform_jitter_nm: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="registration jitter: sd of a random shift of each non-reference channel per sample"
     )
-    channel_dropout: Annotated[float, Field(ge=0, lt=1)] = Field(
-        default=0.0,
-        description="several channels: the share of training samples in which one channel, chosen at random, is "
-        "blanked (its input set to its mean level); that channel's photons and background leave the loss for the "
-        "sample. Keeps every channel's path in use where one channel alone would do for detection (e.g. a 20/60 "
-        "colour split, whose network otherwise learns to ignore channel 1 and cannot tell its photons)",
-    )
     amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
     compile: bool = Field(default=False, description="torch.compile the network on CUDA")
     seed: int = 0

@@ -75,13 +75,8 @@ def decode_loss(
     target_photons: Tensor,
     target_mask: Tensor,
     bg: Tensor,
-    channel_mask: Tensor | None = None,
 ) -> LossParts:
-    """Loss of one batch (float32). Targets as in :class:`plexloc.simulation.Batch`.
-
-    ``channel_mask`` (B, C) bool, False where a channel was blanked in that sample (training's channel
-    dropout): its photon dimension (per-channel photons) is marginalised out of the mixture and its background
-    leaves the background loss."""
+    """Loss of one batch (float32). Targets as in :class:`plexloc.simulation.Batch`."""
     b = pred.prob.shape[0]
     p = pred.prob.reshape(b, -1).float()
     n_true = target_mask.sum(dim=1).float()
@@ -96,14 +91,7 @@ def decode_loss(
         u = target_values(target_xyz_nm, target_photons, spec)
         log_w = torch.log(p.clamp_min(1e-8)) - torch.log(mean.clamp_min(1e-8)).unsqueeze(1)  # (B, HW)
         z = (u.unsqueeze(2) - mu.unsqueeze(1)) / sig.unsqueeze(1)  # (B, K, HW, D)
-        if channel_mask is not None and spec.n_photons > 1:  # marginalise a blanked channel's photon dimension
-            d_ph = u.shape[-1] - spec.n_photons
-            keep = torch.ones(b, u.shape[-1], dtype=torch.float32, device=z.device)
-            keep[:, d_ph:] = channel_mask.float()
-            log_n = (-0.5 * (z**2 * keep[:, None, None]).sum(-1) - (torch.log(sig) * keep[:, None]).sum(-1).unsqueeze(1)
-                     - 0.5 * keep.sum(-1)[:, None, None] * _LOG_2PI)
-        else:
-            log_n = -0.5 * (z**2).sum(-1) - torch.log(sig).sum(-1).unsqueeze(1) - 0.5 * u.shape[-1] * _LOG_2PI
+        log_n = -0.5 * (z**2).sum(-1) - torch.log(sig).sum(-1).unsqueeze(1) - 0.5 * u.shape[-1] * _LOG_2PI
         ll = torch.logsumexp(log_n + log_w.unsqueeze(1), dim=2)  # (B, K)
         loc = -(ll * target_mask).sum() / target_mask.sum()
     else:
@@ -112,10 +100,5 @@ def decode_loss(
         bg_norm = spec.bg_scale
     else:  # per channel: the spread of the training background, so that a constant guess costs about 1
         bg_norm = torch.tensor(spec.bg_loss_scale, dtype=pred.bg.dtype, device=pred.bg.device).view(1, -1, 1, 1)
-    sq = ((pred.bg.float() - bg) / bg_norm) ** 2
-    if channel_mask is None:
-        bg_loss = sq.mean()
-    else:
-        w = channel_mask.float()[:, :, None, None].expand_as(sq)
-        bg_loss = (sq * w).sum() / w.sum().clamp_min(1.0)
+    bg_loss = (((pred.bg.float() - bg) / bg_norm) ** 2).mean()
     return LossParts(count + loc + bg_loss, count.detach(), loc.detach(), bg_loss.detach())

@@ -185,14 +185,12 @@ class Trainer:
         t = self.config.training
         batch = self.generator()
         x = batch_photons(self.sim, batch.frames)
-        x, channel_mask = self.drop_channels(x)
         ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
         with ctx:
             raw = self.forward(x, batch_aux(self.sim, batch, self.model.spec))
         pred = self.model.decode(raw)
         parts = decode_loss(pred, self.model.spec, target_xyz_nm=batch.target_xyz_nm,
-                            target_photons=batch.target_photons, target_mask=batch.target_mask, bg=batch.bg,
-                            channel_mask=channel_mask)
+                            target_photons=batch.target_photons, target_mask=batch.target_mask, bg=batch.bg)
         if self.step < t.warmup_steps:
             for g in self.optimizer.param_groups:
                 g["lr"] = t.lr * (self.step + 1) / t.warmup_steps
@@ -202,23 +200,6 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return torch.stack([parts.total.detach(), parts.count, parts.loc, parts.bg])
-
-    def drop_channels(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Channel dropout (``training.channel_dropout``): in that share of the samples of ``x`` (B, T, C, H, W),
-        one channel chosen at random is set to the network's input offset (its mean level, 0 after the input
-        normalisation). Returns the input and the (B, C) mask of the channels left visible (None: no dropout)."""
-        p = self.config.training.channel_dropout
-        b, _, c = x.shape[:3]
-        if p <= 0 or c < 2:
-            return x, None
-        g = self.generator.generator
-        drop = torch.rand(b, generator=g, device=g.device) < p
-        which = torch.randint(0, c, (b,), generator=g, device=g.device)
-        mask = torch.ones(b, c, dtype=torch.bool, device=x.device)
-        mask[drop.to(x.device), which[drop].to(x.device)] = False
-        level = self.model.input_offset.view(1, 1, c, 1, 1).to(x.dtype)
-        x = torch.where(mask[:, None, :, None, None], x, level)
-        return x, mask
 
     def validate(self, train_loss: np.ndarray | None, samples_per_s: float) -> dict[str, Any]:
         scores = self.validation.score(self.model, self.sim, threshold=self.config.training.detection_threshold, amp=self.amp)
