@@ -10,6 +10,12 @@ Input: the prediction and truth tables that ``bench/accuracy.py --keep-tables`` 
 ``color`` and ``color_prob``, ``*_truth.csv`` with ``color``).
 
     python bench/color_sweep.py bench/out/mc_dual/dual_color_plex_d0.65_pred.csv --rejection 3 9 --json out.json
+        [--config examples/dual_color_plex.yaml]
+
+A table keeps ``color = -1`` for the localizations below its own threshold, so their most probable colour is not
+in it: with ``--config`` the colours are assigned again from the table's per-channel photons and sigmas with the
+configuration's ratios (eq. 3, every row given its most probable colour) and every threshold is read; without
+it, thresholds below the table's own are left out (they would count those rows as wrong).
 """
 
 from __future__ import annotations
@@ -59,7 +65,14 @@ def main(argv=None) -> int:
     ap.add_argument("--rejection", type=float, nargs="*", default=[3.0, 9.0], help="report the accuracy at these rejections (%%)")
     ap.add_argument("--dim", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--config", type=Path, default=None,
+                    help="the configuration whose photon_model.ratios colour the tables again (then every threshold is read)")
     args = ap.parse_args(argv)
+    ratios = None
+    if args.config is not None:
+        from plexloc.config import load_config
+
+        ratios = load_config(args.config).photon_model.ratios
     thresholds = np.concatenate([np.linspace(0.5, 0.99, 50), 1 - np.logspace(-2, -6, 41)[1:]])
     out = {}
     print("| table | threshold | rejection % | accuracy % (of TP) | accuracy % (of assigned) |")
@@ -72,7 +85,16 @@ def main(argv=None) -> int:
             if missing:
                 print(f"{path}: no column {', '.join(missing)} (a colour-assigned table is needed)", file=sys.stderr)
                 return 2
-        rows = sweep(truth, pred, thresholds, dim=args.dim)
+        if ratios is not None:
+            from plexloc.post.color import assign_colors
+
+            pred = assign_colors(pred, ratios, threshold=0.0)[0]
+            usable = thresholds
+        else:  # only thresholds at or above the table's own: below it, rows with color -1 have no colour to read
+            rejected = np.asarray(pred["color"]) < 0
+            own = float(np.max(np.asarray(pred["color_prob"], float)[rejected])) if rejected.any() else 0.0
+            usable = thresholds[thresholds > own]
+        rows = sweep(truth, pred, usable, dim=args.dim)
         out[p.name] = rows
         picks = [r for r in rows if abs(r["threshold"] - 0.9) < 1e-9]
         picks += [r for r in (at_rejection(rows, t) for t in args.rejection) if r is not None]
