@@ -98,6 +98,8 @@ def test_two_channel_model_trains_and_fits_two_movies(tmp_path):
     assert tr.model.spec.n_channels == 2 and tr.model.spec.n_aux == 4 and tr.model.spec.n_photons == 1
     tr.run(steps=3)
     assert np.isfinite(tr.rows[-1]["val_loss"])
+    use = [tr.rows[-1][f"channel_use_{c}"] for c in range(2)]  # logged at every validation
+    assert max(use) == 1.0 and min(use) >= 0.0
     rng = np.random.default_rng(1)
     for c in range(2):
         write_movie(tmp_path / f"ch{c}.tif", (rng.poisson(30.0, size=(5, 24, 20)) * 10 + 100).astype(np.uint16))
@@ -124,6 +126,33 @@ def test_ratiometric_training_samples_independent_photons(tmp_path):
     p = b.target_photons[b.target_mask]
     ratio = (p[:, 0] / p.sum(1)).numpy()
     assert ratio.std() > 0.1  # not the two dye ratios 0.8 / 0.3
+
+
+def test_channel_use_finds_a_channel_the_network_ignores():
+    """train.validation.channel_use: swapping one channel's content between samples moves the outputs of a network
+    that reads it, and leaves them unchanged where that channel's path is cut; format_row warns about the latter."""
+    from plexloc.train.trainer import format_row
+    from plexloc.train.validation import channel_use
+
+    torch.manual_seed(0)
+    spec = LocalizerSpec(n_channels=2, n_aux=4, features=4, depth=1, union_features=4, union_depth=1,
+                         input_offset=[50.0, 50.0], input_scale=[20.0, 20.0])
+    net = Localizer(spec).eval()
+    x = torch.rand(4, 3, 2, 16, 16) * 100 + 20
+    aux = torch.zeros(4, 4, 16, 16)
+    both = channel_use(net, x, aux)
+    assert len(both) == 2 and max(both) == 1.0 and min(both) > 0.05
+    with torch.no_grad():  # cut channel 1's path: its frame net's first convolution ignores the photon input
+        first = next(m for m in net.frame_nets[1].modules() if isinstance(m, torch.nn.Conv2d))
+        first.weight[:, 0] = 0.0
+    cut = channel_use(net, x, aux)
+    assert cut[0] == 1.0 and cut[1] < 1e-6
+    assert channel_use(net, x[:1], aux[:1]) == [] and channel_use(Localizer(LocalizerSpec(features=4, depth=1,
+                                                                         union_features=4, union_depth=1)), x[:, :, :1], None) == []
+    row = {"step": 10, "channel_use_0": cut[0], "channel_use_1": cut[1]}
+    text = format_row(row)
+    assert "channel use 1.00 / 0.00" in text and "barely uses channel 1" in text
+    assert "barely" not in format_row({"step": 10, "channel_use_0": 1.0, "channel_use_1": 0.36})
 
 
 def test_tiles_get_their_own_chip_position():

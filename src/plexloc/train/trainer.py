@@ -35,7 +35,7 @@ from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
 from plexloc.train.loss import decode_loss
-from plexloc.train.validation import ValidationSet, batch_aux, batch_photons
+from plexloc.train.validation import CHANNEL_USE_MIN, ValidationSet, batch_aux, batch_photons
 
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "log.csv"
@@ -301,9 +301,18 @@ def format_row(row: dict[str, Any]) -> str:
         v = row.get(k)
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
-    return (f"step {row['step']}: loss {f('loss', '.3f')} | val {f('val_loss', '.3f')} | JI {f('jaccard', '.1f')} % | "
+    text = (f"step {row['step']}: loss {f('loss', '.3f')} | val {f('val_loss', '.3f')} | JI {f('jaccard', '.1f')} % | "
             f"RMSE lat {f('rmse_lat', '.1f')} ax {f('rmse_ax', '.1f')} nm | RMSE/CRLB {f('crlb_ratio_lat', '.2f')} | "
             f"{f('samples_per_s', '.0f')} samples/s | lr {f('lr', '.2g')}")
+    use = [(int(k.rsplit("_", 1)[1]), v) for k, v in row.items() if k.startswith("channel_use_")]
+    if use:
+        text += " | channel use " + " / ".join(f"{v:.2f}" for _, v in sorted(use))
+        for c, v in sorted(use):
+            if v < CHANNEL_USE_MIN:
+                text += (f"\n  warning: the network barely uses channel {c} ({v:.2f} of the most used channel's share): "
+                         f"what only channel {c} shows (its photons) is guessed from the others; train longer and "
+                         "watch this figure (bench/RESULTS.md, issue 10)")
+    return text
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:

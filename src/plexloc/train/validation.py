@@ -60,6 +60,31 @@ def truth_of(batches: list[Batch]) -> tuple[LocTable, np.ndarray]:
     return LocTable({k: np.concatenate(v) for k, v in cols.items()}), np.concatenate(bgs)
 
 
+CHANNEL_USE_MIN = 0.05  # below this share of the most used channel's, a channel counts as ignored
+
+
+@torch.no_grad()
+def channel_use(model: Localizer, x: torch.Tensor, aux: torch.Tensor | None) -> list[float]:
+    """How much the network's outputs depend on each channel's content, relative to the most used channel.
+
+    For channel c the input of that channel alone is swapped between the samples of the batch ``x`` (B, T, C, H, W)
+    (rolled by one sample), which keeps its statistics and breaks its correspondence with the other channels; the
+    score is the mean absolute change of the squashed outputs (``tanh`` of the raw heads). A channel near 0 is
+    ignored: e.g. a 20/60 colour split whose network localizes from channel 0 alone and reads channel 1's
+    photons off channel 0 (bench/RESULTS.md, issue 10). Empty for one channel or fewer than two samples."""
+    b, c = x.shape[0], x.shape[2]
+    if c < 2 or b < 2:
+        return []
+    base = torch.tanh(model(x, aux).float())
+    change = []
+    for ci in range(c):
+        swapped = x.clone()
+        swapped[:, :, ci] = x.roll(1, dims=0)[:, :, ci]
+        change.append(float((torch.tanh(model(swapped, aux).float()) - base).abs().mean()))
+    top = max(change)
+    return [v / top if top > 0 else 0.0 for v in change]
+
+
 @dataclass
 class ValidationSet:
     batches: list[Batch]
@@ -92,12 +117,14 @@ class ValidationSet:
         """Validation loss (parts) and metrics of ``model`` on this set."""
         model.eval()
         spec = model.spec
-        tables, losses, n = [], [], 0
+        tables, losses, n, use = [], [], 0, []
         for b in self.batches:
             x = batch_photons(sim, b.frames)
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.is_cuda else nullcontext()
             with ctx:
                 raw = model(x, batch_aux(sim, b, spec))
+                if not use:  # on the first batch of two or more samples
+                    use = channel_use(model, x, batch_aux(sim, b, spec))
             pred = model.decode(raw)
             lp = decode_loss(pred, spec, target_xyz_nm=b.target_xyz_nm, target_photons=b.target_photons,
                              target_mask=b.target_mask, bg=b.bg)
@@ -117,4 +144,5 @@ class ValidationSet:
         out.update(error_scores(pred_t, m, self.crlb, dim=dim))
         out.update(sigma_calibration(pred_t, m, self.truth, dim=dim))  # stored with the model; plexloc fit applies it
         out.update(offset_calibration(m, self.truth, dim=dim))
+        out.update({f"channel_use_{c}": v for c, v in enumerate(use)})
         return {k: (float("nan") if v is None else float(v)) for k, v in out.items()}
