@@ -141,6 +141,8 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
     sim_data = config.simulation().model_dump()  # test data: the configuration's own photon model (e.g. dye ratios)
     sim_data["frame_size"] = [args.size, args.size]
     n_ch = config.n_channels
+    picasso_note = picasso_unavailable(config, dim) if args.compare_picasso else "not asked for"
+    beads = picasso_beads(config, out, device) if picasso_note is None else None  # one bead stack per configuration
     for density in args.densities:
         sim_data["emitters"]["density_per_um2"] = density
         sim = Simulator(type(config.simulation()).model_validate(sim_data)).to(device)
@@ -172,8 +174,10 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
                 write_table(truth, out / f"{name}_d{density:g}_truth.csv")
         if args.compare_mle:
             row.update(compare_mle(movie_paths if n_ch > 1 else movie_paths[0], config, truth, dim, device))
-        if args.compare_picasso:
-            row.update(compare_picasso(movie_paths[0], config, truth, dim, out, device, density))
+        if beads is not None:
+            row.update(compare_picasso(movie_paths[0], config, truth, dim, out, beads, density))
+        elif args.compare_picasso:
+            row["picasso_note"] = picasso_note
         if args.compare_naive and n_ch > 1:
             row.update(compare_naive(movie_paths, config, truth, bound, dim, args.size, device))
         res["densities"][f"{density:g}"] = row
@@ -341,19 +345,25 @@ def picasso_beads(config: TrainConfig, out: Path, device) -> tuple[Path, Path]:
     return tif, csv_path
 
 
-def compare_picasso(movie_path: Path, config: TrainConfig, truth, dim: int, out: Path, device, density: float) -> dict:
-    """Picasso's astigmatic 3D workflow (``bench/picasso_astig_worker.py``, in the bench-only venv) on the same
-    movie: calibrated on a bead stack of the same PSF, then identification + ``gausslq`` + ``zfit`` for every
-    box size and minimum net gradient of a grid; the row reports the best E_3D of the grid (chosen with the
-    truth: the most favourable setting for Picasso) and keeps the whole grid."""
+def picasso_unavailable(config: TrainConfig, dim: int) -> str | None:
+    """Why ``--compare-picasso`` cannot run for this configuration (None: it can)."""
     if not PICASSO_PYTHON.exists():
-        return {"picasso_note": f"{PICASSO_PYTHON} not found (python3 -m venv .venv-bench && .venv-bench/bin/pip install picassosr)"}
+        return f"{PICASSO_PYTHON} not found (python3 -m venv .venv-bench && .venv-bench/bin/pip install picassosr)"
     if dim != 3 or config.n_channels != 1 or config.channels[0].psf.kind != "astigmatic":
-        return {"picasso_note": "Picasso's 3D path needs one astigmatic channel"}
-    beads, beads_csv = picasso_beads(config, out, device)
+        return "Picasso's 3D path needs one astigmatic channel"
+    if config.channels[0].camera.kind != "emccd":
+        return f"camera kind {config.channels[0].camera.kind!r}: this comparison passes Picasso EMCCD settings only"
+    return None
+
+
+def compare_picasso(movie_path: Path, config: TrainConfig, truth, dim: int, out: Path, beads: tuple[Path, Path],
+                    density: float) -> dict:
+    """Picasso's astigmatic 3D workflow (``bench/picasso_astig_worker.py``, in the bench-only venv) on the same
+    movie: calibrated on the bead stack ``beads`` (:func:`picasso_beads`), then identification + ``gausslq`` +
+    ``zfit`` for every box size and minimum net gradient of a grid; the row reports the best E_3D of the grid
+    (chosen with the truth: the most favourable setting for Picasso) and keeps the whole grid."""
+    beads, beads_csv = beads
     cam = config.channels[0].camera
-    if cam.kind != "emccd":
-        return {"picasso_note": f"camera kind {cam.kind!r}: this comparison passes Picasso EMCCD settings only"}
     prefix = out / f"picasso_d{density:g}"
     boxes, ngs = "7,9", "500,1000,2000,3500,5000,8000"
     t0 = time.perf_counter()

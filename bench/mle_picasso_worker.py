@@ -24,14 +24,7 @@ import time
 import numpy as np
 import pandas as pd
 import tifffile
-
-
-def _write(locs, path: str, px: float) -> None:
-    ok = np.isfinite(locs["x"]) & np.isfinite(locs["y"])
-    locs = locs[ok]
-    # Picasso: pixel centres at integer coordinates -> conventions.md: (x + 0.5) px
-    pd.DataFrame({"frame": locs["frame"].astype(int), "x_nm": (locs["x"] + 0.5) * px,
-                  "y_nm": (locs["y"] + 0.5) * px, "z_nm": 0.0, "photons": locs["photons"]}).to_csv(path, index=False)
+from picasso_common import ids_at_pixels, write_locs
 
 
 def main() -> None:
@@ -63,17 +56,13 @@ def main() -> None:
         for ng in a.probe.split(","):
             ids = localize.identify(movie, float(ng), a.box, return_info=False)
             theta = localize.fit_spots_gauss(localize.get_spots(movie, ids, a.box, cam))
-            _write(localize.locs_from_fits_gauss(ids, theta, a.box, em=a.gain > 1), f"{a.out}_ng{ng}.csv", a.px)
+            write_locs(localize.locs_from_fits_gauss(ids, theta, a.box, em=a.gain > 1), f"{a.out}_ng{ng}.csv", a.px)
         return
 
-    h, w = movie.shape[1:]
-    r = a.box // 2  # Picasso's boxes must lie inside the frame: shift them in, as our windows are
     raw = pd.read_csv(a.ids) if a.ids else None
 
     def read_ids():
-        return pd.DataFrame({"frame": raw["frame"].astype(np.int32), "x": raw["col"].clip(r, w - 1 - r).astype(np.int32),
-                             "y": raw["row"].clip(r, h - 1 - r).astype(np.int32),
-                             "net_gradient": np.ones(len(raw), np.float32)})
+        return ids_at_pixels(raw, a.box, movie.shape[1:])
 
     def one_run(kind: str, prefix: str | None) -> dict:
         """One timed pass: identification (or our ids), boxes, both fits; locs written when prefix is given."""
@@ -90,7 +79,7 @@ def main() -> None:
             theta = localize.fit_spots_gauss(spots, mle=mle)
             t[f"{name}_fit_s"] = time.perf_counter() - t0
             if prefix:
-                _write(localize.locs_from_fits_gauss(ids, theta, a.box, em=a.gain > 1, mle=mle), f"{prefix}_{name}.csv", a.px)
+                write_locs(localize.locs_from_fits_gauss(ids, theta, a.box, em=a.gain > 1, mle=mle), f"{prefix}_{name}.csv", a.px)
         return t
 
     if a.serve:

@@ -31,6 +31,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tifffile  # noqa: E402
+from picasso_common import ids_at_pixels, write_locs  # noqa: E402
 
 
 def _fit(movie, ids, box: int, cam: dict):
@@ -69,12 +70,7 @@ def main() -> None:
 
     # 1. calibration from the bead stack at the beads' known pixels
     beads = tifffile.imread(a.beads).astype(np.float32)
-    bt = pd.read_csv(a.beads_truth)
-    r = a.calibration_box // 2
-    h, w = beads.shape[1:]
-    ids = pd.DataFrame({"frame": bt["frame"].astype(np.int32), "x": bt["col"].clip(r, w - 1 - r).astype(np.int32),
-                        "y": bt["row"].clip(r, h - 1 - r).astype(np.int32),
-                        "net_gradient": np.ones(len(bt), np.float32)})
+    ids = ids_at_pixels(pd.read_csv(a.beads_truth), a.calibration_box, beads.shape[1:])
     t0 = time.perf_counter()
     bead_locs = _fit(beads, ids, a.calibration_box, cam)
     cal = zfit.calibrate_z(bead_locs, _info(beads, a.px), a.step_nm, 1.0)
@@ -106,9 +102,7 @@ def main() -> None:
             locs, _ = zfit.zfit(locs, _info(movie, a.px), calibration=dict(cal), magnification_factor=1.0,
                                 pixelsize=a.px)
             timing[f"box{box}_ng{ng:g}_s"] = time.perf_counter() - t0
-            pd.DataFrame({"frame": locs["frame"].astype(int), "x_nm": (locs["x"] + 0.5) * a.px,
-                          "y_nm": (locs["y"] + 0.5) * a.px, "z_nm": locs["z"],
-                          "photons": locs["photons"]}).to_csv(f"{a.out}_box{box}_ng{ng:g}.csv", index=False)
+            write_locs(locs, f"{a.out}_box{box}_ng{ng:g}.csv", a.px)
     with open(f"{a.out}_timing.json", "w") as f:
         json.dump(timing, f, indent=1)
 

@@ -304,10 +304,10 @@ def format_row(row: dict[str, Any]) -> str:
     text = (f"step {row['step']}: loss {f('loss', '.3f')} | val {f('val_loss', '.3f')} | JI {f('jaccard', '.1f')} % | "
             f"RMSE lat {f('rmse_lat', '.1f')} ax {f('rmse_ax', '.1f')} nm | RMSE/CRLB {f('crlb_ratio_lat', '.2f')} | "
             f"{f('samples_per_s', '.0f')} samples/s | lr {f('lr', '.2g')}")
-    use = [(int(k.rsplit("_", 1)[1]), v) for k, v in row.items() if k.startswith("channel_use_")]
+    use = sorted((int(k.rsplit("_", 1)[1]), v) for k, v in row.items() if k.startswith("channel_use_"))
     if use:
-        text += " | channel use " + " / ".join(f"{v:.2f}" for _, v in sorted(use))
-        for c, v in sorted(use):
+        text += " | channel use " + " / ".join(f"{v:.2f}" for _, v in use)
+        for c, v in use:
             if v < CHANNEL_USE_MIN:
                 text += (f"\n  warning: the network barely uses channel {c} ({v:.2f} of the most used channel's share): "
                          f"what only channel {c} shows (its photons) is guessed from the others; train longer and "

@@ -121,10 +121,11 @@ class ValidationSet:
         for b in self.batches:
             x = batch_photons(sim, b.frames)
             ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.is_cuda else nullcontext()
+            aux = batch_aux(sim, b, spec)
             with ctx:
-                raw = model(x, batch_aux(sim, b, spec))
+                raw = model(x, aux)
                 if not use:  # on the first batch of two or more samples
-                    use = channel_use(model, x, batch_aux(sim, b, spec))
+                    use = channel_use(model, x, aux)
             pred = model.decode(raw)
             lp = decode_loss(pred, spec, target_xyz_nm=b.target_xyz_nm, target_photons=b.target_photons,
                              target_mask=b.target_mask, bg=b.bg)
