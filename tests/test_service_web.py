@@ -75,6 +75,8 @@ def test_upload_submit_watch_download_in_a_browser(tmp_path):
             assert body == "25"
             # the PNG output is previewed on the page (the image loads through its signed URL)
             page.wait_for_function("() => { const i = document.querySelector('#previews img'); return i && i.complete && i.naturalWidth === 8; }")
+            # the jobs list follows the detail (it is refreshed after it on each poll)
+            page.wait_for_selector("#jobs td:has-text('succeeded')", timeout=5000)
             assert re.search(r"succeeded", page.text_content("#jobs"))
         finally:
             browser.close()

@@ -233,8 +233,8 @@ $("delete").onclick = () => api("DELETE", `/jobs/${selected}`).then(() => { sele
 
 setInterval(() => {  // live status: poll while the page is open
   if (!token) return;
-  refreshJobs().catch(showError);
-  refreshDetail().catch(showError);
+  // the detail first, then the list, so that the list is never behind the state shown in the detail
+  refreshDetail().catch(showError).finally(() => refreshJobs().catch(showError));
 }, 1500);
 setInterval(() => { if (token) refreshFiles().catch(() => {}); }, 10000);
 start();
