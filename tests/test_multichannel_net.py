@@ -284,3 +284,24 @@ def test_multicolour_training_photons_are_independent_over_each_channels_dye_ran
         type(sim_cfg).model_validate({**sim_cfg.model_dump(), "photon_model": {"kind": "linked", "channel_photons_range": [(1, 2), (1, 2)]}})
     with pytest.raises(Exception, match="one per channel"):
         type(sim_cfg).model_validate({**sim_cfg.model_dump(), "photon_model": {"kind": "independent", "channel_photons_range": [(1, 2)]}})
+
+
+def test_photon_range_widen_stretches_each_channels_training_range_and_leaves_other_models_alone():
+    """``training.photon_range_widen`` = 2 turns AF647/CF680's channel ranges [95, 865] / [4135, 4905] into
+    [47.5, 1730] / [2067.5, 9810]; a value below 1 is refused by name; a linked (biplane) model is unchanged."""
+    from pathlib import Path
+
+    from plexloc.config import load_config
+    from plexloc.config.training import TrainingConfig
+    from plexloc.train.trainer import training_simulation
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    cfg = load_config(examples / "dual_color_plex.yaml", TrainConfig)
+    wide = cfg.model_copy(update={"training": cfg.training.model_copy(update={"photon_range_widen": 2.0})})
+    np.testing.assert_allclose(training_simulation(wide).photon_model.channel_photons_range,
+                               [(47.5, 1730.0), (2067.5, 9810.0)])
+    with pytest.raises(Exception, match="photon_range_widen"):
+        TrainingConfig.model_validate({"photon_range_widen": 0.5})
+    bi = load_config(examples / "biplane_plex.yaml", TrainConfig)
+    bi_wide = bi.model_copy(update={"training": bi.training.model_copy(update={"photon_range_widen": 2.0})})
+    assert training_simulation(bi_wide).photon_model == training_simulation(bi).photon_model

@@ -116,13 +116,16 @@ def training_simulation(config: TrainConfig):
     ``[lo, hi]``: with AF647/CF680 (0.173 / 0.019 in channel 0) and 5000 photons, channel 0 trains on
     95-865 photons and channel 1 on 4135-4905, in every combination, so the network sees the counts of the
     data without ever seeing a ratio more often than another. ``photon_model.channel_photons_range`` in
-    an ``independent`` configuration sets the ranges directly."""
+    an ``independent`` configuration sets the ranges directly. ``training.photon_range_widen`` = f widens each
+    range to ``[lo / f, hi * f]``: at the ends of a range the photon head is pulled towards its middle, and with
+    the dyes' own ranges each dye sits at an end (AF647/CF680: CF680's 95 channel-0 photons read +12-17 %)."""
     sim = config.simulation()
     if sim.photon_model.kind == "ratiometric":
         data = sim.model_dump()
         lo, hi = sim.emitters.photons_range
         r = sim.photon_model.ratios
-        ranges = [(lo * min(row[c] for row in r), hi * max(row[c] for row in r)) for c in range(sim.n_channels)]
+        f = config.training.photon_range_widen
+        ranges = [(lo * min(row[c] for row in r) / f, hi * max(row[c] for row in r) * f) for c in range(sim.n_channels)]
         data["photon_model"] = {"kind": "independent", "channel_photons_range": ranges}
         sim = type(sim).model_validate(data)
     return sim
