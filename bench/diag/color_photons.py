@@ -36,6 +36,11 @@ def analyse(prefix: str, config: SimulationConfig, threshold: float = 0.9) -> di
     ratios = [list(r) for r in config.photon_model.ratios]
     flux = float(np.mean(config.emitters.photons_range))
     n_ch = len(ratios[0])
+    for table, path, cols in ((truth, prefix + "_truth.csv", ["color"] + [f"photons_ch{c}" for c in range(n_ch)]),
+                              (pred, prefix + "_pred.csv", ["color", "color_prob"] + [f"{k}_ch{c}" for k in ("photons", "sigma_photons") for c in range(n_ch)])):
+        missing = [c for c in cols if c not in table]
+        if missing:
+            raise SystemExit(f"{path}: missing column(s) {missing} (a ratiometric table kept by --keep-tables has them)")
     m = match(truth, pred, dim=3)
     dye = np.asarray(truth["color"], int)[m.tp_truth]
     pt = np.stack([np.asarray(truth[f"photons_ch{c}"], float)[m.tp_truth] for c in range(n_ch)], 1)
