@@ -24,9 +24,10 @@ def test_training_ranges_of_one_channel_and_of_a_dye_pair():
     assert r["photons"] == ("photons", 500.0, 8000.0)
     assert r["bg"] == ("bg", 20.0, 100.0)
     d = training_ranges(_config("dual_color_plex.yaml"))
-    # independent per-channel photons over what the dyes put in each channel (5000 x 0.019 .. 5000 x 0.173)
-    assert d["photons_ch0"][1:] == pytest.approx((95.0, 865.0))
-    assert d["photons_ch1"][1:] == pytest.approx((4135.0, 4905.0))
+    # independent per-channel photons over what the dyes put in each channel (5000 x 0.019 .. 5000 x 0.173),
+    # widened by training.photon_range_widen (default 2)
+    assert d["photons_ch0"][1:] == pytest.approx((95.0 / 2, 865.0 * 2))
+    assert d["photons_ch1"][1:] == pytest.approx((4135.0 / 2, 4905.0 * 2))
     assert d["bg_ch0"][1:] == (20.0, 20.0) and d["bg_ch1"][1:] == (135.0, 135.0)
     assert "photons" not in d and "bg" not in d
 
@@ -66,7 +67,7 @@ def test_per_channel_photons_of_a_multicolour_model():
     cols = {"frame": np.arange(n), "x_nm": np.zeros(n), "y_nm": np.zeros(n), "z_nm": np.zeros(n),
             "photons": np.full(n, 5000.0), "bg": np.full(n, 20.0), "bg_ch0": rng.normal(20, 1, n),
             "bg_ch1": rng.normal(135, 3, n), "photons_ch1": rng.uniform(2000, 4900, n)}
-    # the 20 % / 60 % split: channel 0 holds 1000-3000 photons, the model trained on 95-865
+    # the 20 % / 60 % split: channel 0 holds 1000-3000 photons, the model trained on 47.5-1730 (3000 > 1.25 x 1730)
     cols["photons_ch0"] = np.where(rng.random(n) < 0.5, 1000.0, 3000.0) * rng.normal(1, 0.1, n)
     rep = check_training_domain(LocTable(cols), cfg, warn=False)
     assert [c.column for c in rep.checks if c.warning] == ["photons_ch0"]

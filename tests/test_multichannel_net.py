@@ -255,9 +255,10 @@ def test_every_example_simulates_and_gives_a_network(name, channels, photons):
         assert [float(b.mean()) for b in movie.bg] == [20.0, 135.0]
 
 
-def test_multicolour_training_photons_are_independent_over_each_channels_dye_range():
-    """AF647/CF680 at 5000 photons: training draws channel 0 in [95, 865] and channel 1 in [4135, 4905],
-    independently (no correlation, every combination), so the test data's counts are inside the training
+def test_multicolour_training_photons_are_independent_over_each_channels_widened_dye_range():
+    """AF647/CF680 at 5000 photons: the dyes put 95-865 photons in channel 0 and 4135-4905 in channel 1;
+    training (default ``photon_range_widen`` 2) draws channel 0 in [47.5, 1730] and channel 1 in [2067.5, 9810],
+    independently (no correlation, every combination), so the test data's counts lie well inside the training
     distribution (a single 5000-photon range for both channels would leave channel 0's 95-865 unseen)."""
     from pathlib import Path
 
@@ -266,9 +267,10 @@ def test_multicolour_training_photons_are_independent_over_each_channels_dye_ran
     from plexloc.train.trainer import training_simulation
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "dual_color_plex.yaml", TrainConfig)
+    assert cfg.training.photon_range_widen == 2.0
     sim_cfg = training_simulation(cfg)
     assert sim_cfg.photon_model.kind == "independent"
-    np.testing.assert_allclose(sim_cfg.photon_model.channel_photons_range, [(95.0, 865.0), (4135.0, 4905.0)])
+    np.testing.assert_allclose(sim_cfg.photon_model.channel_photons_range, [(47.5, 1730.0), (2067.5, 9810.0)])
     em = sample_emitters(sim_cfg.emitters, n_sequences=200, n_frames=5, fov_nm=(5000.0, 5000.0),
                          photon_model=sim_cfg.photon_model, throughputs=[1.0, 1.0],
                          generator=torch.Generator().manual_seed(0))
@@ -276,10 +278,10 @@ def test_multicolour_training_photons_are_independent_over_each_channels_dye_ran
     assert len(ph) > 1000
     # per-frame counts carry the share of the frame the emitter was on (same in both channels): their
     # maxima are the flux bounds and their ratio is the flux ratio, which spans every combination
-    assert 800.0 < ph[:, 0].max() <= 865.0 + 1e-3 and 4850.0 < ph[:, 1].max() <= 4905.0 + 1e-3
+    assert 1600.0 < ph[:, 0].max() <= 1730.0 + 1e-3 and 9500.0 < ph[:, 1].max() <= 9810.0 + 1e-3
     ratio = ph[:, 0] / ph[:, 1]
-    assert ratio.min() >= 95.0 / 4905.0 - 1e-6 and ratio.max() <= 865.0 / 4135.0 + 1e-6
-    assert ratio.min() < 0.025 and ratio.max() > 0.19
+    assert ratio.min() >= 47.5 / 9810.0 - 1e-6 and ratio.max() <= 1730.0 / 2067.5 + 1e-6
+    assert ratio.min() < 0.019 and ratio.max() > 0.4  # beyond both dyes' ratios (0.019 / 0.981, 0.173 / 0.827)
     with pytest.raises(Exception, match="channel_photons_range"):
         type(sim_cfg).model_validate({**sim_cfg.model_dump(), "photon_model": {"kind": "linked", "channel_photons_range": [(1, 2), (1, 2)]}})
     with pytest.raises(Exception, match="one per channel"):
@@ -287,8 +289,8 @@ def test_multicolour_training_photons_are_independent_over_each_channels_dye_ran
 
 
 def test_photon_range_widen_stretches_each_channels_training_range_and_leaves_other_models_alone():
-    """``training.photon_range_widen`` = 2 turns AF647/CF680's channel ranges [95, 865] / [4135, 4905] into
-    [47.5, 1730] / [2067.5, 9810]; a value below 1 is refused by name; a linked (biplane) model is unchanged."""
+    """``training.photon_range_widen`` = 1 keeps AF647/CF680's own channel ranges [95, 865] / [4135, 4905], 3 makes
+    them [95 / 3, 2595] / [4135 / 3, 14715]; a value below 1 is refused by name; a linked (biplane) model is unchanged."""
     from pathlib import Path
 
     from plexloc.config import load_config
@@ -297,11 +299,14 @@ def test_photon_range_widen_stretches_each_channels_training_range_and_leaves_ot
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     cfg = load_config(examples / "dual_color_plex.yaml", TrainConfig)
-    wide = cfg.model_copy(update={"training": cfg.training.model_copy(update={"photon_range_widen": 2.0})})
-    np.testing.assert_allclose(training_simulation(wide).photon_model.channel_photons_range,
-                               [(47.5, 1730.0), (2067.5, 9810.0)])
+    def widened(c, f):
+        return c.model_copy(update={"training": c.training.model_copy(update={"photon_range_widen": f})})
+
+    np.testing.assert_allclose(training_simulation(widened(cfg, 1.0)).photon_model.channel_photons_range,
+                               [(95.0, 865.0), (4135.0, 4905.0)])
+    np.testing.assert_allclose(training_simulation(widened(cfg, 3.0)).photon_model.channel_photons_range,
+                               [(95.0 / 3, 2595.0), (4135.0 / 3, 14715.0)])
     with pytest.raises(Exception, match="photon_range_widen"):
         TrainingConfig.model_validate({"photon_range_widen": 0.5})
     bi = load_config(examples / "biplane_plex.yaml", TrainConfig)
-    bi_wide = bi.model_copy(update={"training": bi.training.model_copy(update={"photon_range_widen": 2.0})})
-    assert training_simulation(bi_wide).photon_model == training_simulation(bi).photon_model
+    assert training_simulation(widened(bi, 3.0)).photon_model == training_simulation(widened(bi, 1.0)).photon_model

@@ -69,9 +69,10 @@ class TrainingConfig(_Model):
         default=0.0, description="registration jitter: sd of a random shift of each non-reference channel per sample"
     )
     photon_range_widen: Annotated[float, Field(ge=1)] = Field(
-        default=1.0,
+        default=2.0,
         description="multi-colour (ratiometric) training: each channel's photon range [lo, hi] taken from the dyes "
-        "becomes [lo / f, hi * f], so that no dye's count sits at an end of its channel's training range",
+        "becomes [lo / f, hi * f], so that no dye's count sits at an end of its channel's training range "
+        "(1: the dyes' own ranges; 2 kept AF647/CF680's colours from degrading with training, bench/RESULTS.md)",
     )
     amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
     compile: bool = Field(default=False, description="torch.compile the network on CUDA")

@@ -1,8 +1,8 @@
 """Does a movie lie inside what the model was trained on? Photons and background, per channel.
 
 A network answers for any input, also for one outside its training: a multi-colour model trained for the
-AF647/CF680 split (channel 0 drew 95-865 photons) assigns the colours of a 20 %/60 % split (1000-3000 photons in
-channel 0) at chance and says nothing (bench/RESULTS.md, issue 10). A camera configured with the wrong gain or
+AF647/CF680 split on the dyes' own ranges (channel 0 drew 95-865 photons) assigned the colours of a 20 %/60 %
+split (1000-3000 photons in channel 0) at chance and said nothing (bench/RESULTS.md, issue 10). A camera configured with the wrong gain or
 conversion factor does the same to every model: photons and background come out scaled.
 
 After a fit, :func:`check_training_domain` compares the network's own estimates with the ranges its training

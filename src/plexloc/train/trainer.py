@@ -113,12 +113,14 @@ def training_simulation(config: TrainConfig):
 
     Each channel's photons are drawn independently and uniformly over the range that channel receives
     from the configured dyes, ``[lo * min_k r_kc, hi * max_k r_kc]`` for the emitters' photon range
-    ``[lo, hi]``: with AF647/CF680 (0.173 / 0.019 in channel 0) and 5000 photons, channel 0 trains on
-    95-865 photons and channel 1 on 4135-4905, in every combination, so the network sees the counts of the
-    data without ever seeing a ratio more often than another. ``photon_model.channel_photons_range`` in
-    an ``independent`` configuration sets the ranges directly. ``training.photon_range_widen`` = f widens each
-    range to ``[lo / f, hi * f]``: at the ends of a range the photon head is pulled towards its middle, and with
-    the dyes' own ranges each dye sits at an end (AF647/CF680: CF680's 95 channel-0 photons read +12-17 %)."""
+    ``[lo, hi]``, widened by ``f = training.photon_range_widen`` (default 2) to ``[lo * min_k r_kc / f,
+    hi * max_k r_kc * f]``. With AF647/CF680 (0.173 / 0.019 in channel 0) and 5000 photons the dyes put
+    95-865 photons in channel 0 and 4135-4905 in channel 1; training draws 47.5-1730 and 2067.5-9810, in
+    every combination, so the network sees the counts of the data without ever seeing a ratio more often than
+    another. Why widen: at the ends of a training range the photon head is pulled towards its middle, and
+    with the dyes' own ranges (f = 1) each dye sits at an end (CF680's 95 channel-0 photons read +12-17 %);
+    f = 2 kept the colour accuracy from degrading with longer training (bench/RESULTS.md, issue 10).
+    ``photon_model.channel_photons_range`` in an ``independent`` configuration sets the ranges directly."""
     sim = config.simulation()
     if sim.photon_model.kind == "ratiometric":
         data = sim.model_dump()
