@@ -138,3 +138,30 @@ def test_initial_weights_follow_the_seed(tmp_path):
     c = Trainer(tiny_config(seed=5), tmp_path / "c").model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_recalibrate_model_rescores_the_same_validation_set_and_keeps_the_weights(tmp_path):
+    """A model file stripped of its validation meta (as saved before the calibrations existed) gets exactly the
+    trainer's scores back from :func:`recalibrate_model` (the same validation samples), with its weights untouched,
+    and ``n_samples`` scores a larger set drawn from the same stream."""
+    from plexloc.nets.io import load_model, save_model
+    from plexloc.train.trainer import recalibrate_model
+
+    cfg = TrainConfig.model_validate({**TINY, "psf": {"kind": "astigmatic"}, "emitters": {"z_range_nm": [-400.0, 400.0],
+                                      "photons_range": [1000.0, 5000.0], "density_per_um2": 1.0}})
+    run = tmp_path / "run"
+    Trainer(cfg, run).run(steps=3)
+    net, config, meta = load_model(run)
+    assert "sigma_cal_z" in meta["validation"]
+    save_model(run / "model.pt", net, config, meta={"step": meta["step"]})
+    new = recalibrate_model(run)
+    assert new["step"] == meta["step"] and set(new["validation"]) == set(meta["validation"])
+    for k, v in meta["validation"].items():
+        assert new["validation"][k] == pytest.approx(v, nan_ok=True), k
+    net2, _, meta2 = load_model(run)
+    assert meta2["validation"] == pytest.approx(new["validation"], nan_ok=True)
+    assert np.isfinite(new["validation"]["val_loss"]) and np.isfinite(new["validation"]["val_loss_loc"])
+    for a, b in zip(net.state_dict().values(), net2.state_dict().values()):
+        assert torch.equal(a, b)
+    more = recalibrate_model(run, n_samples=3 * cfg.training.validation_samples)
+    assert more["validation"]["val_loss"] != pytest.approx(meta["validation"]["val_loss"])

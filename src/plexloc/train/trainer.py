@@ -30,7 +30,7 @@ from plexloc.config.io import save_config, validate_config
 from plexloc.config.training import TrainConfig
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
-from plexloc.nets.io import MODEL_FILE, model_payload, save_model
+from plexloc.nets.io import MODEL_FILE, load_model, model_payload, read_model_file, resolve_model_path, save_model
 from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
@@ -133,6 +133,38 @@ def training_simulation(config: TrainConfig):
     return sim
 
 
+def validation_set(config: TrainConfig, sim: Simulator, window: int, n_samples: int | None = None) -> ValidationSet:
+    """The run's fixed validation set: the same samples for every validation of a run, a resumed run and
+    :func:`recalibrate_model` (its own seed, the training's batch and margin settings); ``n_samples`` other than
+    the configuration's ``validation_samples`` draws more (or fewer) from the same stream."""
+    t = config.training
+    margin = t.margin_px if t.margin_px is not None else auto_margin_px(sim)
+    return ValidationSet.simulate(
+        sim, n_samples=n_samples or t.validation_samples, batch_size=min(t.batch_size, 64), window=window,
+        min_target_photons=t.min_target_photons, seed=t.seed + 7_777_777, margin_px=margin,
+    )
+
+
+def recalibrate_model(run_dir: str | os.PathLike, *, n_samples: int | None = None,
+                      device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Score a run's ``model.pt`` on its validation set again with today's code and rewrite the file's
+    validation meta (the scores with the ``sigma_cal_*`` and ``offset_cal_*`` that ``plexloc fit`` applies;
+    weights untouched, atomic write): models saved before a calibration existed get it without training, and
+    ``n_samples`` larger than the training's validation set measures the factors more closely. Returns the
+    new meta. A ratiometric model is scored on today's ``training_simulation`` of its configuration (a model saved
+    before ``photon_range_widen`` existed reads it as the default, 2, unlike its training)."""
+    path = resolve_model_path(run_dir)
+    payload = read_model_file(path)
+    config = validate_config(payload["config"], TrainConfig, source=path)
+    model, _, meta = load_model(path, device=device)
+    sim = Simulator(training_simulation(config)).to(torch.device(device))
+    val = validation_set(config, sim, model.spec.window, n_samples)
+    scores = val.score(model, sim, threshold=config.training.detection_threshold)
+    meta = {**meta, "validation": scores}
+    save_model(path, model, payload["config"], meta=meta)
+    return meta
+
+
 class Trainer:
     """Trains a localizer for a :class:`TrainConfig` into ``run_dir`` (created; resumable)."""
 
@@ -177,10 +209,7 @@ class Trainer:
             self.sim, batch_size=t.batch_size, window=spec.window, min_target_photons=t.min_target_photons,
             seed=t.seed * 1_000_003 + self.step + 1, margin_px=margin, transform_jitter_nm=t.transform_jitter_nm,
         )
-        self.validation = ValidationSet.simulate(
-            self.sim, n_samples=t.validation_samples, batch_size=min(t.batch_size, 64), window=spec.window,
-            min_target_photons=t.min_target_photons, seed=t.seed + 7_777_777, margin_px=margin,
-        )
+        self.validation = validation_set(config, self.sim, spec.window)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not ckpt:
             save_config(config, self.run_dir / CONFIG_FILE)
