@@ -174,6 +174,9 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
                 write_table(truth, out / f"{name}_d{density:g}_truth.csv")
         if args.compare_mle:
             row.update(compare_mle(movie_paths if n_ch > 1 else movie_paths[0], config, truth, dim, device))
+            for roi in args.mle_roi_px or []:  # the same movies with other fitting windows: keys mle_roiN_*
+                res_roi = compare_mle(movie_paths if n_ch > 1 else movie_paths[0], config, truth, dim, device, roi_px=roi)
+                row.update({k.replace("mle_", f"mle_roi{roi}_", 1): v for k, v in res_roi.items()})
         if beads is not None:
             row.update(compare_picasso(movie_paths[0], config, truth, dim, out, beads, density))
         elif args.compare_picasso:
@@ -287,21 +290,23 @@ def assign_colors_if_available(pred, config: TrainConfig):
     return assign_colors(pred, config.photon_model.ratios)[0]  # the network predicts sigma_photons_chN
 
 
-def compare_mle(movie_path, config: TrainConfig, truth, dim: int, device) -> dict:
+def compare_mle(movie_path, config: TrainConfig, truth, dim: int, device, roi_px: int | None = None) -> dict:
+    """The project's MLE fitter on the same movie; ``roi_px``: its fitting window (default: the fitter's rule)."""
     try:
         from plexloc.mle import fit_movie as fit_mle
     except ImportError:
         return {"mle_eff_3d": None, "mle_note": "plexloc.mle.fit_movie not available"}
     t0 = time.perf_counter()
-    pred = fit_mle(movie_path, config, device=device)
+    pred = fit_mle(movie_path, config, device=device, **({} if roi_px is None else {"roi_px": roi_px}))
     if config.photon_model.kind == "ratiometric":  # the global fit's per-channel photons, coloured by eq. 3
         from plexloc.post.color import assign_colors
 
         emccd = all(ch.camera.kind == "emccd" for ch in config.channels)
         pred, _ = assign_colors(pred, config.photon_model.ratios, excess_noise=2.0 if emccd else 1.0)
     met = evaluate(truth, pred, dim=dim, px_size_nm=config.px_size_xy_nm[0]).to_dict()
-    return {"mle_jaccard": met.get("jaccard"), "mle_rmse_lat": met.get("rmse_lat"), "mle_rmse_ax": met.get("rmse_ax"),
-            "mle_eff_lat": met.get("eff_lat"), "mle_eff_3d": met.get("eff_3d"), "mle_color_accuracy": met.get("color_accuracy"),
+    return {"mle_jaccard": met.get("jaccard"), "mle_recall": met.get("recall"), "mle_precision": met.get("precision"),
+            "mle_rmse_lat": met.get("rmse_lat"), "mle_rmse_ax": met.get("rmse_ax"), "mle_eff_lat": met.get("eff_lat"),
+            "mle_eff_ax": met.get("eff_ax"), "mle_eff_3d": met.get("eff_3d"), "mle_color_accuracy": met.get("color_accuracy"),
             "mle_color_rejection": met.get("color_rejection"), "mle_seconds": time.perf_counter() - t0}
 
 
@@ -418,6 +423,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-size", type=int, default=40, help="training ROI (px)")
     ap.add_argument("--size", type=int, default=64, help="test frame size (px)")
     ap.add_argument("--compare-mle", action="store_true", help="also the project's MLE fitter (a global fit for several channels)")
+    ap.add_argument("--mle-roi-px", type=int, nargs="+", default=None,
+                    help="with --compare-mle: also fit with each of these windows (odd px; default: only the fitter's own)")
     ap.add_argument("--compare-picasso", action="store_true",
                     help="3D astigmatic: also Picasso (calibrated on a bead stack of the same PSF; needs .venv-bench with picassosr)")
     ap.add_argument("--compare-naive", action="store_true",
@@ -452,7 +459,9 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results["configs"]:
         for d, row in r["densities"].items():
-            for method, prefix in (("network", ""), ("MLE global", "mle_"), ("each channel alone", "naive_"),
+            rois = [(f"MLE global, {n}-px window", f"mle_roi{n}_") for n in sorted({int(k[7:].split("_")[0]) for k in row
+                    if k.startswith("mle_roi") and k.endswith("_jaccard")})]
+            for method, prefix in (("network", ""), ("MLE global", "mle_"), *rois, ("each channel alone", "naive_"),
                                    ("Picasso (best box / min ng)", "picasso_")):
                 g = lambda k: row.get(prefix + k)  # noqa: E731
                 if g("jaccard") is None:
