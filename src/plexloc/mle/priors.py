@@ -166,7 +166,7 @@ def estimate_priors(
     if "llr" in locs.columns and len(locs):
         from scipy.stats import chi2
 
-        dof = fitter.roi_px**2 * config.n_channels - (3 + fitter.is_3d + 2 * config.n_channels)
+        dof = locs["roi_px"] ** 2 * config.n_channels - (3 + fitter.is_3d + 2 * config.n_channels)  # each fit's window
         locs = locs[chi2.sf(locs["llr"], dof) >= 1e-3]
     track = link_tracks(locs, radius_nm=radius)
     throughputs = np.array([c.throughput for c in config.channels])
