@@ -140,6 +140,8 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
     save(res)
     sim_data = config.simulation().model_dump()  # test data: the configuration's own photon model (e.g. dye ratios)
     sim_data["frame_size"] = [args.size, args.size]
+    if args.roi_offset:  # the test movies' place on the chip (the channel transforms act in chip coordinates)
+        sim_data["roi_offset_px"] = list(args.roi_offset)
     n_ch = config.n_channels
     picasso_note = picasso_unavailable(config, dim) if args.compare_picasso else "not asked for"
     beads = picasso_beads(config, out, device) if picasso_note is None else None  # one bead stack per configuration
@@ -164,7 +166,8 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
         row: dict = {"frames": frames, "n_truth": len(truth)}
         if not args.baselines_only:
             stats: dict = {}
-            pred = fit_movie(movie_paths if n_ch > 1 else movie_paths[0], model, device=device, stats=stats)
+            pred = fit_movie(movie_paths if n_ch > 1 else movie_paths[0], model, device=device, stats=stats,
+                             roi_offset_px=tuple(args.roi_offset) if args.roi_offset else None)
             if config.photon_model.kind == "ratiometric":
                 pred = assign_colors_if_available(pred, config)
             row.update(score(truth, pred, bound, config, dim, args.size))
@@ -433,8 +436,13 @@ def main(argv=None) -> int:
                     help="no network: only the --compare-* fits of the same test movies (no training)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--keep-tables", action="store_true", help="write the network's table and the truth of every density as CSV")
+    ap.add_argument("--roi-offset", type=int, nargs=2, default=None, metavar=("X", "Y"),
+                    help="test movies cut at this chip pixel (x, y) of the reference channel, given to the network's "
+                    "fit as --roi-offset (default: the configuration's, (0, 0)); the baselines do not take it")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy")
     args = ap.parse_args(argv)
+    if args.roi_offset and (args.compare_mle or args.compare_naive or args.compare_picasso or args.baselines_only):
+        ap.error("--roi-offset: the MLE, naive and Picasso baselines fit in the configuration's ROI; leave them out")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
