@@ -84,6 +84,24 @@ def test_training_samples_roi_positions_over_the_chip_and_renders_through_them()
     assert abs(float(x) - float(x0)) > 50.0  # the ROI's chip position matters for a rotated channel
 
 
+def test_training_roi_positions_cover_the_chips_border_pixels_as_often_as_its_middle():
+    """16-px ROIs on an 80 x 64 chip, 20,000 samples: every chip pixel (per axis) is inside a sampled ROI at least
+    about as often as the middle ones and at most about twice as often (a uniform corner would leave the border
+    pixel in 1/16 of the middle's ROIs); corners stay on the chip."""
+    cfg = two_channel_config()
+    sim = Simulator(cfg.simulation())
+    gen = BatchGenerator(sim, batch_size=4, seed=5)
+    off = gen.sample_roi_offsets(20_000).long()
+    assert off.min() >= 0 and off[:, 0].max() == 80 - 16 and off[:, 1].max() == 64 - 16
+    for axis, chip in ((0, 80), (1, 64)):
+        cover = torch.zeros(chip)
+        for c, k in zip(*torch.unique(off[:, axis], return_counts=True)):
+            cover[c:c + 16] += k
+        middle = cover[chip // 2 - 4:chip // 2 + 4].mean()
+        assert cover.min() >= 0.85 * middle and cover.max() <= 2.2 * middle, (axis, cover / middle)
+        assert cover[0] >= 0.85 * middle and cover[-1] >= 0.85 * middle
+
+
 def test_chip_smaller_than_the_frame_is_an_error():
     from pydantic import ValidationError
 
