@@ -163,5 +163,7 @@ def test_recalibrate_model_rescores_the_same_validation_set_and_keeps_the_weight
     assert np.isfinite(new["validation"]["val_loss"]) and np.isfinite(new["validation"]["val_loss_loc"])
     for a, b in zip(net.state_dict().values(), net2.state_dict().values()):
         assert torch.equal(a, b)
+    with pytest.raises(InputError, match="n_samples must be at least 1, got 0"):
+        recalibrate_model(run, n_samples=0)
     more = recalibrate_model(run, n_samples=3 * cfg.training.validation_samples)
     assert more["validation"]["val_loss"] != pytest.approx(meta["validation"]["val_loss"])

@@ -30,7 +30,7 @@ from plexloc.config.io import save_config, validate_config
 from plexloc.config.training import TrainConfig
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
-from plexloc.nets.io import MODEL_FILE, load_model, model_payload, read_model_file, resolve_model_path, save_model
+from plexloc.nets.io import MODEL_FILE, load_model, model_payload, resolve_model_path, save_model
 from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
@@ -153,15 +153,16 @@ def recalibrate_model(run_dir: str | os.PathLike, *, n_samples: int | None = Non
     ``n_samples`` larger than the training's validation set measures the factors more closely. Returns the
     new meta. A ratiometric model is scored on today's ``training_simulation`` of its configuration (a model saved
     before ``photon_range_widen`` existed reads it as the default, 2, unlike its training)."""
+    if n_samples is not None and n_samples < 1:
+        raise InputError(f"n_samples must be at least 1, got {n_samples}")
     path = resolve_model_path(run_dir)
-    payload = read_model_file(path)
-    config = validate_config(payload["config"], TrainConfig, source=path)
-    model, _, meta = load_model(path, device=device)
+    model, config_dict, meta = load_model(path, device=device)
+    config = validate_config(config_dict, TrainConfig, source=path)
     sim = Simulator(training_simulation(config)).to(torch.device(device))
     val = validation_set(config, sim, model.spec.window, n_samples)
     scores = val.score(model, sim, threshold=config.training.detection_threshold)
     meta = {**meta, "validation": scores}
-    save_model(path, model, payload["config"], meta=meta)
+    save_model(path, model, config_dict, meta=meta)
     return meta
 
 
