@@ -13,9 +13,9 @@ import torch
 from scipy import stats
 from torch.testing import assert_close
 
-from plexloc.camera import CAMERAS, EMCCD, SCMOS, IdealCamera, camera_from_config
+from plexloc.camera import CAMERAS, EMCCD, SCMOS, AdditiveNoiseCamera, IdealCamera, camera_from_config
 from plexloc.camera import functional as CF
-from plexloc.config import EMCCDConfig, IdealCameraConfig, SCMOSConfig
+from plexloc.config import AdditiveNoiseCameraConfig, EMCCDConfig, IdealCameraConfig, SCMOSConfig
 from plexloc.errors import InputError
 
 KINDS = sorted(CAMERAS)
@@ -23,7 +23,7 @@ KINDS = sorted(CAMERAS)
 
 def make_camera(kind: str):
     """Registry cameras with their default (realistic) parameters."""
-    return {"emccd": EMCCD, "scmos": SCMOS, "ideal": IdealCamera}[kind]()
+    return {"emccd": EMCCD, "scmos": SCMOS, "ideal": IdealCamera, "additive": AdditiveNoiseCamera}[kind]()
 
 
 def _gen(seed: int, device: str = "cpu") -> torch.Generator:
@@ -140,6 +140,26 @@ def test_ideal_camera_is_poisson():
     assert_close((raw == 0).double().mean(), torch.tensor(np.exp(-7.3), dtype=torch.float64), rtol=0.1, atol=0.0)
 
 
+# ------------------------------------------------------------------------------------- additive
+def test_additive_noise_does_not_depend_on_the_signal():
+    """Seed 002's observation model: the photon-domain variance is noise_rate + read_sigma² + 1/12 (rounding)
+    at 0 and at 2,000 photons alike (3 % over 10^6 pixels), where a shot-noise camera's would grow 100-fold;
+    and the noise term is Poisson(noise_rate): its third central moment is noise_rate (read noise 0)."""
+    cam = AdditiveNoiseCamera(noise_rate=10.0, read_sigma=3.0)
+    want = 10.0 + 9.0 + 1.0 / 12.0
+    for level in (0.0, 2000.0):
+        x = torch.full((1000, 1000), level)
+        p = cam.to_photons(cam(x, generator=_gen(40))).double()
+        assert_close(p.mean(), torch.tensor(level, dtype=torch.float64), rtol=0, atol=0.02)
+        assert_close(p.var(), torch.tensor(want, dtype=torch.float64), rtol=0.03, atol=0.0)
+    assert float(cam.noise_variance_photons(torch.tensor([0.0, 2000.0])).std()) == 0.0
+    pure = AdditiveNoiseCamera(noise_rate=10.0, read_sigma=0.0)
+    p = pure.to_photons(pure(torch.full((1000, 1000), 5.0), generator=_gen(41))).double()
+    assert_close(((p - 5.0) ** 3).mean(), torch.tensor(10.0, dtype=torch.float64), rtol=0.1, atol=0.0)
+    with pytest.raises(InputError, match="noise_rate"):
+        AdditiveNoiseCamera(noise_rate=-1.0)
+
+
 # ------------------------------------------------------------------------------------------ sCMOS
 def test_scmos_per_pixel_maps():
     """20000 frames of 8 x 8 through strongly varying per-pixel maps: each pixel's mean and variance
@@ -188,6 +208,8 @@ def test_camera_from_config(tmp_path):
     emccd = camera_from_config(EMCCDConfig(em_gain=150.0, qe=0.7))
     assert isinstance(emccd, EMCCD) and emccd.em_gain == 150.0 and emccd.qe == 0.7
     assert isinstance(camera_from_config(IdealCameraConfig()), IdealCamera)
+    add = camera_from_config(AdditiveNoiseCameraConfig(noise_rate=4.0, read_sigma=2.0, baseline=50.0))
+    assert isinstance(add, AdditiveNoiseCamera) and (add.noise_rate, add.read_sigma, add.baseline) == (4.0, 2.0, 50.0)
     gain = np.linspace(0.4, 0.6, 30, dtype=np.float32).reshape(5, 6)
     np.save(tmp_path / "gain.npy", gain)
     scmos = camera_from_config(SCMOSConfig(e_per_adu=tmp_path / "gain.npy", baseline=99.0))

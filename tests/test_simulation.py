@@ -99,6 +99,33 @@ def test_blinking_on_time_and_photon_budget(on_time):
     assert np.all(total <= flux * k * (1 + 1e-5)) and np.all(total >= flux * (k - 2) * (1 - 1e-5))
 
 
+def test_without_blinking_every_emitter_is_one_whole_frame_at_full_flux():
+    """``blinking: false`` (seed 002's model): each fluorophore appears in exactly one frame with its whole
+    flux, uniform over photons_range (no partial frames), and the count per frame is Poisson with the
+    density's mean (variance = mean, 5 %)."""
+    lo, hi, density = 400.0, 1400.0, 1.5
+    sim = Simulator(config(emitters={"density_per_um2": density, "photons_range": [lo, hi], "blinking": False}))
+    n = 2000
+    truth = sim.simulate_movie(n, generator=_gen(3)).truth
+    assert len(np.unique(truth["id"])) == len(truth)
+    assert truth["photons"].min() >= lo and truth["photons"].max() <= hi
+    assert abs(truth["photons"].mean() / ((lo + hi) / 2) - 1) < 0.01
+    per_frame = np.bincount(truth["frame"], minlength=n)
+    mean = density * 32 * 40 * (PX_NM / 1000) ** 2
+    assert abs(per_frame.mean() / mean - 1) < 0.05 and abs(per_frame.var() / mean - 1) < 0.1
+    # the blinking default gives partial frames: some rows carry under half the smallest flux
+    blinking = Simulator(config(emitters={"density_per_um2": density, "photons_range": [lo, hi], "on_time_frames": 1.0}))
+    assert (blinking.simulate_movie(200, generator=_gen(3)).truth["photons"] < lo / 2).mean() > 0.1
+
+
+def test_on_time_without_blinking_is_refused_by_name():
+    with pytest.raises(InputError, match="on_time_frames.*blinking"):
+        config(emitters={"blinking": False, "on_time_frames": 3.0})
+    # a dumped configuration writes the default on-time; it validates again
+    cfg = config(emitters={"blinking": False})
+    assert not validate_config(cfg.model_dump(), SimulationConfig).emitters.blinking
+
+
 def test_zero_density_gives_an_empty_truth_and_background_only_frames():
     sim = Simulator(config(emitters={"density_per_um2": 0.0}, background={"range": [10.0, 10.0]}))
     movie = sim.simulate_movie(5, generator=_gen(3))

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from plexloc.camera import functional as F
-from plexloc.config.models import CameraConfig, EMCCDConfig, IdealCameraConfig, SCMOSConfig
+from plexloc.config.models import AdditiveNoiseCameraConfig, CameraConfig, EMCCDConfig, IdealCameraConfig, SCMOSConfig
 from plexloc.errors import InputError
 
 
@@ -170,6 +170,42 @@ class SCMOS(Camera):
         return (electrons + read) / self.qe**2
 
 
+class AdditiveNoiseCamera(Camera):
+    """``photons + Poisson(noise_rate) + N(0, read_sigma²) + baseline``, rounded and clipped to uint16: noise
+    that does not depend on the signal (no shot noise on it). Not a physical camera; seed 002's observation
+    model, for like-for-like benchmarks on its setting (see :class:`~plexloc.config.AdditiveNoiseCameraConfig`).
+    Its variance ``noise_rate + read_sigma² + 1/12`` is the same at every signal level, which the CRLB's
+    Fisher information takes as it is; the MLE's Poisson likelihood cannot express it (see
+    :func:`plexloc.mle.fit.noise_terms`)."""
+
+    kind = "additive"
+
+    def __init__(self, *, noise_rate: float = 10.0, read_sigma: float = 3.0, baseline: float = 100.0):
+        super().__init__()
+        if noise_rate < 0 or read_sigma < 0 or baseline < 0:
+            raise InputError(f"additive camera: noise_rate, read_sigma and baseline must be >= 0, got "
+                             f"{noise_rate!r}, {read_sigma!r}, {baseline!r}")
+        self.noise_rate, self.read_sigma, self.baseline = float(noise_rate), float(read_sigma), float(baseline)
+
+    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        noise = F.poisson(torch.full_like(photons, self.noise_rate), generator=generator)
+        read = torch.randn(photons.shape, generator=generator, device=photons.device, dtype=photons.dtype)
+        return F.quantise_adu(photons + noise + self.read_sigma * read + self.baseline)
+
+    def expected_adu(self, photons: Tensor) -> Tensor:
+        return photons + self.noise_rate + self.baseline
+
+    def to_photons(self, adu: Tensor) -> Tensor:
+        adu = adu.to(torch.float32) if not adu.is_floating_point() else adu
+        return adu - self.baseline - self.noise_rate
+
+    def noise_variance_photons(self, photons: Tensor) -> Tensor:
+        return torch.full_like(photons, self.noise_rate + self.read_sigma**2 + 1.0 / 12.0)
+
+    def extra_repr(self) -> str:
+        return f"noise_rate={self.noise_rate}, read_sigma={self.read_sigma}, baseline={self.baseline}"
+
+
 def _load_map(value: float | Path | str, *, field: str) -> float | Tensor:
     if isinstance(value, (int, float)):
         return float(value)
@@ -211,10 +247,12 @@ def camera_from_config(config: CameraConfig) -> Camera:
         )
     if isinstance(config, IdealCameraConfig):
         return IdealCamera()
+    if isinstance(config, AdditiveNoiseCameraConfig):
+        return AdditiveNoiseCamera(**config.model_dump(exclude={"kind"}))
     raise InputError(f"unknown camera kind {getattr(config, 'kind', config)!r}")  # pragma: no cover
 
 
-CAMERAS: dict[str, type[Camera]] = {"emccd": EMCCD, "scmos": SCMOS, "ideal": IdealCamera}
+CAMERAS: dict[str, type[Camera]] = {"emccd": EMCCD, "scmos": SCMOS, "ideal": IdealCamera, "additive": AdditiveNoiseCamera}
 
-__all__ = ["CAMERAS", "EMCCD", "SCMOS", "Camera", "IdealCamera", "camera_from_config"]
+__all__ = ["CAMERAS", "EMCCD", "SCMOS", "AdditiveNoiseCamera", "Camera", "IdealCamera", "camera_from_config"]
 

@@ -2,6 +2,7 @@
 
 from plexloc.config.io import load_config, save_config, validate_config
 from plexloc.config.models import (
+    AdditiveNoiseCameraConfig,
     AstigmaticPSFConfig,
     BackgroundConfig,
     CameraConfig,
@@ -19,6 +20,7 @@ from plexloc.config.models import (
 from plexloc.config.training import ModelConfig, TrainConfig, TrainingConfig
 
 __all__ = [
+    "AdditiveNoiseCameraConfig",
     "AstigmaticPSFConfig",
     "BackgroundConfig",
     "CameraConfig",

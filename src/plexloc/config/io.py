@@ -27,7 +27,7 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) if parts else "<top level>"
 
 
-_KIND_TAGS = {"gaussian", "astigmatic", "spline", "emccd", "scmos", "ideal"}
+_KIND_TAGS = {"gaussian", "astigmatic", "spline", "emccd", "scmos", "ideal", "additive"}
 
 
 def format_validation_error(err: ValidationError, model: type[BaseModel]) -> str:

@@ -98,7 +98,23 @@ class IdealCameraConfig(_Model):
     kind: Literal["ideal"] = "ideal"
 
 
-CameraConfig = Annotated[Union[EMCCDConfig, SCMOSConfig, IdealCameraConfig], Field(discriminator="kind")]
+class AdditiveNoiseCameraConfig(_Model):
+    """Signal-independent noise, frames in photons plus ``baseline``: ``photons + Poisson(noise_rate) +
+    N(0, read_sigma²)``, rounded. The signal carries no shot noise, so this is not a physical camera: it is
+    the observation model of seed 002 (Aritake et al., quad-plane) read literally (its eq. 3: noiseless
+    spots plus Poisson noise of rate 10 and Gaussian noise of variance 9, background 0), kept so that a
+    benchmark on that paper's setting is like for like. ``noise_rate`` is a fixed noise term, not the
+    background: the simulation's ``background`` adds to the expected signal as usual (0 in that paper)."""
+
+    kind: Literal["additive"] = "additive"
+    noise_rate: NonNegFloat = 10.0
+    read_sigma: NonNegFloat = 3.0
+    baseline: NonNegFloat = 100.0
+
+
+CameraConfig = Annotated[
+    Union[EMCCDConfig, SCMOSConfig, IdealCameraConfig, AdditiveNoiseCameraConfig], Field(discriminator="kind")
+]
 
 
 # ------------------------------------------------------------------------------------ channels
@@ -218,12 +234,25 @@ class PhotonModelConfig(_Model):
 
 # ------------------------------------------------------------------------- emitters/background
 class EmitterConfig(_Model):
-    """Emitters uniform in the field of view and ``z_range_nm``; blinking with exponential on-time."""
+    """Emitters uniform in the field of view and ``z_range_nm``; blinking with exponential on-time, or (``blinking:
+    false``) each emitter on for exactly one whole frame with its full flux, frames independent (the observation
+    model of seed 002's quad-plane benchmark, where every molecule's weight scales a full frame's intensity)."""
 
     density_per_um2: NonNegFloat = Field(default=1.0, description="active emitters per um^2 per frame")
     photons_range: Range = Field(default=(1000.0, 10000.0), description="uniform flux, photons per frame while on")
     on_time_frames: PositiveFloat = Field(default=2.0, description="mean of the exponential on-time, frames")
+    blinking: bool = Field(default=True, description="false: every emitter is on for one whole frame (no "
+                           "partial frames, no on-time); on_time_frames is then unused and refused unless the default")
     z_range_nm: Range = (0.0, 0.0)
+
+    @model_validator(mode="after")
+    def _blinking(self) -> EmitterConfig:
+        # the default passes, so that a dumped configuration (which writes every field) validates again
+        default = type(self).model_fields["on_time_frames"].default
+        if not self.blinking and "on_time_frames" in self.model_fields_set and self.on_time_frames != default:
+            raise ValueError(f"on_time_frames ({self.on_time_frames:g}) has no meaning with blinking: false "
+                             "(every emitter is on for one whole frame); leave one of them out")
+        return self
 
     @field_validator("photons_range")
     @classmethod
@@ -292,6 +321,8 @@ class SimulationConfig(_Model):
         cpr = self.photon_model.channel_photons_range
         if cpr is not None and len(cpr) != n:
             raise ValueError(f"photon_model.channel_photons_range has {len(cpr)} ranges, expected one per channel ({n})")
+        if not self.emitters.blinking and self.photon_model.on_time_frames is not None:
+            raise ValueError("photon_model.on_time_frames (per-colour on-times) needs emitters.blinking: true")
         if self.photon_model.kind == "ratiometric" and self.photon_model.ratios:
             if len(self.photon_model.ratios[0]) != n:
                 raise ValueError(f"photon_model.ratios rows have {len(self.photon_model.ratios[0])} entries, expected one per channel ({n})")

@@ -78,12 +78,19 @@ class FitResult:
         return int(self.x_nm.shape[0])
 
 
+# The smallest slope ``a`` of ``v(mu) = a mu + b`` the effective counts use. A camera whose noise does not grow
+# with the signal (``a = 0``, the additive camera) has no Poisson form; its likelihood is Gaussian with a
+# constant variance, which the Poisson likelihood of ``k = 1 / A_FLOOR`` times the data approaches (the
+# variance it assumes, ``A_FLOOR mu + b``, is within 25 % of ``b`` up to 25 b photons per pixel).
+A_FLOOR = 0.01
+
+
 def noise_terms(variance_fn, shape_like: Tensor) -> tuple[Tensor, Tensor]:
     """``(k, offset)`` of the effective-count transform from a camera's variance ``v(mu) = a mu + b``:
-    ``k = 1 / a``, ``offset = k² b`` (broadcastable to ``shape_like``)."""
+    ``k = 1 / a``, ``offset = k² b`` (broadcastable to ``shape_like``); ``a`` is at least :data:`A_FLOOR`."""
     zero = torch.zeros_like(shape_like)
     b = variance_fn(zero)
-    a = variance_fn(zero + 1.0) - b
+    a = (variance_fn(zero + 1.0) - b).clamp_min(A_FLOOR)
     k = 1.0 / a
     off = k * k * b
     # a camera without per-pixel maps gives scalars (cheaper than maps)

@@ -9,6 +9,10 @@ Density is the expected number of *active* emitters per um^2 per frame, an emitt
 frame k when its on-interval overlaps ``[k, k + 1)``: with start rate r per frame, that is
 ``r * (on_time + 1)``.
 
+With ``blinking: false`` every emitter is on for exactly one whole frame (start at the frame's beginning,
+on-time 1), so each frame holds Poisson(density x area) emitters at their full flux, independent of the
+other frames.
+
 With per-colour on-times (``photon_model.on_time_frames``, ratiometric), each colour k is its own such
 process with the active density ``density * fraction_k`` and mean on-time ``tau_k``, so its start rate is
 ``density * fraction_k / (tau_k + 1)``.
@@ -118,9 +122,11 @@ def sample_emitters(
         color_rates = _color_weights(photon_model, device) / (taus + 1.0)  # starts per frame per unit density
         tau_max = float(taus.max())
         rate_per_density = float(color_rates.sum())
-    else:
+    elif config.blinking:
         tau_max = config.on_time_frames
         rate_per_density = 1.0 / (tau_max + 1.0)
+    else:  # each emitter starts at a frame's beginning and is on for that whole frame
+        tau_max, rate_per_density = 0.0, 1.0
     lead_in = 5.0 * tau_max  # fluorophores switched on before frame 0 are still on at frame 0
     m = float(margin_nm)
     area_um2 = (fov_nm[0] + 2 * m) * (fov_nm[1] + 2 * m) * 1e-6
@@ -141,8 +147,12 @@ def sample_emitters(
     else:
         tau = config.on_time_frames
     seq = torch.randint(0, max(n_sequences, 1), (n_f,), generator=generator, device=device)
-    t0 = uniform(-lead_in, float(n_frames))
-    on = -tau * torch.log1p(-torch.rand(n_f, generator=generator, device=device, dtype=dtype).clamp_max(1 - 1e-7))
+    if config.blinking or per_color:
+        t0 = uniform(-lead_in, float(n_frames))
+        on = -tau * torch.log1p(-torch.rand(n_f, generator=generator, device=device, dtype=dtype).clamp_max(1 - 1e-7))
+    else:
+        t0 = torch.randint(0, n_frames, (n_f,), generator=generator, device=device).to(dtype)
+        on = torch.ones(n_f, device=device, dtype=dtype)
     t1 = t0 + on
     xyz = torch.stack(
         [uniform(-m, fov_nm[0] + m), uniform(-m, fov_nm[1] + m), uniform(*config.z_range_nm)], dim=1
