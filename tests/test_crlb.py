@@ -19,7 +19,7 @@ from scipy.special import erf
 from torch.testing import assert_close
 
 from conftest import PX_NM
-from plexloc.camera import CAMERAS, EMCCD, SCMOS, IdealCamera
+from plexloc.camera import CAMERAS, EMCCD, SCMOS, AdditiveNoiseCamera, IdealCamera
 from plexloc.evaluate.crlb import crlb, fisher_information
 from plexloc.psf import PSFS, AstigmaticPSF, GaussianPSF
 from plexloc.simulation import shift_transform
@@ -144,7 +144,7 @@ def test_astigmatic_crlb_over_the_z_range():
 
 # ------------------------------------------------------------- (e) Fisher vs finite differences
 def _camera(kind: str):
-    return {"ideal": IdealCamera(), "emccd": EMCCD(), "scmos": SCMOS()}[kind]
+    return {"ideal": IdealCamera(), "emccd": EMCCD(), "scmos": SCMOS(), "additive": AdditiveNoiseCamera()}[kind]
 
 
 @pytest.mark.parametrize("camera_kind", sorted(CAMERAS))
