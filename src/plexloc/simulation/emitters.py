@@ -117,16 +117,17 @@ def sample_emitters(
     throughputs = throughputs or [1.0]
     density = config.density_per_um2 if density_per_um2 is None else float(density_per_um2)
     per_color = photon_model.kind == "ratiometric" and photon_model.on_time_frames is not None
+    whole_frames = not (config.blinking or per_color)  # a configuration refuses per-colour on-times without blinking
     if per_color:  # one blinking process per colour, each with its own on-time
         taus = torch.tensor(photon_model.on_time_frames, dtype=torch.float64, device=device)
         color_rates = _color_weights(photon_model, device) / (taus + 1.0)  # starts per frame per unit density
         tau_max = float(taus.max())
         rate_per_density = float(color_rates.sum())
-    elif config.blinking:
+    elif whole_frames:  # each emitter starts at a frame's beginning and is on for that whole frame
+        tau_max, rate_per_density = 0.0, 1.0
+    else:
         tau_max = config.on_time_frames
         rate_per_density = 1.0 / (tau_max + 1.0)
-    else:  # each emitter starts at a frame's beginning and is on for that whole frame
-        tau_max, rate_per_density = 0.0, 1.0
     lead_in = 5.0 * tau_max  # fluorophores switched on before frame 0 are still on at frame 0
     m = float(margin_nm)
     area_um2 = (fov_nm[0] + 2 * m) * (fov_nm[1] + 2 * m) * 1e-6
@@ -147,12 +148,12 @@ def sample_emitters(
     else:
         tau = config.on_time_frames
     seq = torch.randint(0, max(n_sequences, 1), (n_f,), generator=generator, device=device)
-    if config.blinking or per_color:
-        t0 = uniform(-lead_in, float(n_frames))
-        on = -tau * torch.log1p(-torch.rand(n_f, generator=generator, device=device, dtype=dtype).clamp_max(1 - 1e-7))
-    else:
+    if whole_frames:
         t0 = torch.randint(0, n_frames, (n_f,), generator=generator, device=device).to(dtype)
         on = torch.ones(n_f, device=device, dtype=dtype)
+    else:
+        t0 = uniform(-lead_in, float(n_frames))
+        on = -tau * torch.log1p(-torch.rand(n_f, generator=generator, device=device, dtype=dtype).clamp_max(1 - 1e-7))
     t1 = t0 + on
     xyz = torch.stack(
         [uniform(-m, fov_nm[0] + m), uniform(-m, fov_nm[1] + m), uniform(*config.z_range_nm)], dim=1
