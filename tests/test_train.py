@@ -167,3 +167,40 @@ def test_recalibrate_model_rescores_the_same_validation_set_and_keeps_the_weight
         recalibrate_model(run, n_samples=0)
     more = recalibrate_model(run, n_samples=3 * cfg.training.validation_samples)
     assert more["validation"]["val_loss"] != pytest.approx(meta["validation"]["val_loss"])
+
+
+def test_cosine_schedule_and_a_fine_tuning_resume(tmp_path):
+    """cosine anneals lr -> min_lr over the call's step budget; a resume with a new rate starts from that rate,
+    keeps the weights and writes the new schedule into the run's configuration."""
+    from plexloc.config import load_config
+    from plexloc.train.trainer import cosine_lr
+
+    assert cosine_lr(1e-3, 1e-5, 0.0) == pytest.approx(1e-3)
+    assert cosine_lr(1e-3, 1e-5, 0.5) == pytest.approx(0.5 * (1e-3 + 1e-5))
+    assert cosine_lr(1e-3, 1e-5, 1.0) == pytest.approx(1e-5) == cosine_lr(1e-3, 1e-5, 7.0)
+    run = tmp_path / "run"
+    tr = Trainer(tiny_config(lr=1e-3, warmup_steps=1), run)
+    tr.run(steps=3)
+    assert tr.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # plateau: no decay yet
+    weights = [p.detach().clone() for p in tr.model.parameters()]
+    with pytest.raises(InputError, match="only lr, lr_schedule, min_lr"):
+        Trainer(tiny_config(), run, resume=True, schedule={"batch_size": 2})
+    with pytest.raises(InputError, match="lr"):
+        Trainer(tiny_config(), run, resume=True, schedule={"lr": -1.0})
+    ft = Trainer(tiny_config(), run, resume=True, schedule={"lr": 2e-4, "lr_schedule": "cosine", "min_lr": 2e-5})
+    for a, b in zip(ft.model.parameters(), weights):
+        assert torch.equal(a, b)
+    seen = []
+    orig = ft.train_step
+
+    def spy():
+        seen.append(ft.optimizer.param_groups[0]["lr"])
+        return orig()
+
+    ft.train_step = spy
+    ft.run(steps=7)  # 4 more steps: fractions 0, 1/4, 2/4, 3/4 of the budget
+    assert seen == pytest.approx([cosine_lr(2e-4, 2e-5, f) for f in (0, 0.25, 0.5, 0.75)])
+    saved = load_config(run / "config.yaml", TrainConfig).training
+    assert (saved.lr, saved.lr_schedule, saved.min_lr) == (2e-4, "cosine", 2e-5)
+    again = Trainer(tiny_config(), run, resume=True)  # the checkpoint keeps the new schedule too
+    assert again.config.training.lr_schedule == "cosine" and again.step == 7

@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     stop.add_argument("--steps", type=int, default=None, help="train up to this many optimizer steps in total")
     stop.add_argument("--minutes", type=float, default=None, help="train for this many minutes (wall clock)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate from now on (overrides training.lr; with --resume: a fine-tuning phase)")
+    p.add_argument("--lr-schedule", choices=("plateau", "cosine"), default=None,
+                   help="overrides training.lr_schedule; cosine anneals to training.min_lr over this call's "
+                   "--steps or --minutes")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.set_defaults(func=run)
 
@@ -42,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = load_config(args.config, TrainConfig)
     device = resolve_device(args.device)
-    trainer = Trainer(config, args.out, device=device, resume=args.resume)
+    trainer = Trainer(config, args.out, device=device, resume=args.resume,
+                      schedule={"lr": args.lr, "lr_schedule": args.lr_schedule})
     if args.resume and trainer.config != config:
         print(f"note: resuming with the run's own configuration ({args.out / 'config.yaml'}), not {args.config}")
     s = trainer.model.spec
@@ -50,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"training on {device}: {n_par / 1e6:.2f} M parameters, window {s.window}, "
           f"{'3D' if s.is_3d else '2D'}, {s.n_channels} channel(s); run folder {args.out}"
           + (f", resuming at step {trainer.step}" if args.resume else ""))
+    t = trainer.config.training
+    print(f"learning rate {t.lr:g}, schedule {t.lr_schedule}" + (f" (to {t.min_lr:g})" if t.lr_schedule == "cosine" else ""))
     last = trainer.run(steps=args.steps, minutes=args.minutes, progress=progress, log=print)
     print(f"done: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min of training; model {args.out / 'model.pt'}")
     if last:

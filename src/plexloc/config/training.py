@@ -9,7 +9,7 @@ convolutional and fits movies of any frame size.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -47,6 +47,12 @@ class TrainingConfig(_Model):
     lr_factor: Annotated[float, Field(gt=0, lt=1)] = Field(default=0.5, description="learning-rate decay on plateau")
     lr_patience: PositiveInt = Field(default=5, description="validations without improvement before decay")
     min_lr: Annotated[float, Field(ge=0)] = 1e-6
+    lr_schedule: Literal["plateau", "cosine"] = Field(
+        default="plateau",
+        description="plateau: multiply the rate by lr_factor after lr_patience validations without improvement; "
+        "cosine: anneal from lr to min_lr over the budget of each training call (its --steps or --minutes), "
+        "for runs of a known length and for a fine-tuning phase resumed with a new --lr",
+    )
     min_target_photons: Annotated[float, Field(ge=0)] = Field(
         default=100.0, description="emitters dimmer than this (all channels) are simulated but are not targets"
     )

@@ -166,10 +166,22 @@ def recalibrate_model(run_dir: str | os.PathLike, *, n_samples: int | None = Non
     return meta
 
 
+def cosine_lr(lr: float, min_lr: float, fraction: float) -> float:
+    """The cosine-annealed rate after ``fraction`` (clipped to [0, 1]) of the budget: ``lr`` at 0, ``min_lr`` at 1."""
+    f = min(max(fraction, 0.0), 1.0)
+    return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * f))
+
+
 class Trainer:
     """Trains a localizer for a :class:`TrainConfig` into ``run_dir`` (created; resumable)."""
 
-    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, device: torch.device | str = "cpu", resume: bool = False):
+    #: training fields that may change between calls of a run (the learning-rate schedule); the rest is fixed
+    SCHEDULE_FIELDS = ("lr", "lr_schedule", "min_lr")
+
+    def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, device: torch.device | str = "cpu", resume: bool = False,
+                 schedule: dict[str, Any] | None = None):
+        """``schedule``: new values of :attr:`SCHEDULE_FIELDS` for this call, also when resuming (a fine-tuning
+        phase at a lower rate); they are written into the run's configuration and checkpoint."""
         self.run_dir = Path(run_dir)
         self.device = torch.device(device)
         ckpt_path = self.run_dir / CHECKPOINT_FILE
@@ -183,6 +195,14 @@ class Trainer:
             config = validate_config(ckpt["config"], TrainConfig, source=ckpt_path)
         elif ckpt_path.exists():
             raise InputError("the run folder already holds a training run; use --resume or another --out", source=self.run_dir)
+        schedule = {k: v for k, v in (schedule or {}).items() if v is not None}
+        unknown = sorted(set(schedule) - set(self.SCHEDULE_FIELDS))
+        if unknown:
+            raise InputError(f"only {', '.join(self.SCHEDULE_FIELDS)} can change for a call of a run, got {', '.join(unknown)}")
+        if schedule:
+            data = config.model_dump(mode="json")
+            data.setdefault("training", {}).update(schedule)
+            config = validate_config(data, TrainConfig, source="training schedule " + ", ".join(f"{k}={v}" for k, v in schedule.items()))
         self.config = config
         t = config.training
         self.sim = Simulator(training_simulation(config)).to(self.device)
@@ -200,6 +220,11 @@ class Trainer:
             self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
             self.rows = list(ckpt["log"])
+            if schedule:  # the new rate from now on, and a fresh plateau count
+                for g in self.optimizer.param_groups:
+                    g["lr"] = t.lr
+                self.scheduler.best, self.scheduler.num_bad_epochs, self.scheduler.cooldown_counter = math.inf, 0, 0
+                self.scheduler.min_lrs = [t.min_lr] * len(self.optimizer.param_groups)
         self.amp = t.amp and self.device.type == "cuda"
         self.forward = self.model
         if t.compile and self.device.type == "cuda":
@@ -212,10 +237,14 @@ class Trainer:
         )
         self.validation = validation_set(config, self.sim, spec.window)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not ckpt:
+        if not ckpt or schedule:
             save_config(config, self.run_dir / CONFIG_FILE)
 
     # ------------------------------------------------------------------------------------------
+    def set_lr(self, lr: float) -> None:
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+
     def train_step(self) -> torch.Tensor:
         t = self.config.training
         batch = self.generator()
@@ -238,7 +267,7 @@ class Trainer:
 
     def validate(self, train_loss: np.ndarray | None, samples_per_s: float) -> dict[str, Any]:
         scores = self.validation.score(self.model, self.sim, threshold=self.config.training.detection_threshold, amp=self.amp)
-        if self.step >= self.config.training.warmup_steps:
+        if self.step >= self.config.training.warmup_steps and self.config.training.lr_schedule == "plateau":
             self.scheduler.step(scores["val_loss"])
         row: dict[str, Any] = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
                                "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": samples_per_s}
@@ -291,7 +320,13 @@ class Trainer:
         """Train until ``steps`` (total, counting a resumed run's earlier steps) or ``minutes`` (of this call)."""
         t = self.config.training
         target = steps if steps is not None else (t.steps if minutes is None else None)
-        deadline = time.monotonic() + 60.0 * minutes if minutes is not None else math.inf
+        t_start, step_start = time.monotonic(), self.step
+        deadline = t_start + 60.0 * minutes if minutes is not None else math.inf
+
+        def budget_used() -> float:  # fraction of this call's budget spent: what the cosine schedule anneals over
+            if target is not None:
+                return (self.step - step_start) / max(target - step_start, 1)
+            return (time.monotonic() - t_start) / (deadline - t_start)
         bar = progress(None, total=target, initial=self.step, desc="train", unit="step") if progress else None
         acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
         t_last = time.perf_counter()
@@ -299,6 +334,8 @@ class Trainer:
         last: dict[str, Any] = self.rows[-1] if self.rows else {}
         try:
             while (target is None or self.step < target) and time.monotonic() < deadline:
+                if t.lr_schedule == "cosine":
+                    self.set_lr(cosine_lr(t.lr, t.min_lr, budget_used()))
                 loss = self.train_step()
                 acc = loss if acc is None else acc + loss
                 n_acc += 1
