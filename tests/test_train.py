@@ -102,7 +102,13 @@ def test_cli_train_then_fit(tmp_path, capsys):
         assert col in header
     # resume continues to a total of 5 steps
     assert main(["train", str(cfg_path), "--out", str(tmp_path / "run"), "--steps", "5", "--resume", "--device", "cpu"]) == 0
-    assert "resuming at step 3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resuming at step 3" in out and "note: resuming with the run's own" not in out
+    # a fine-tuning call at a new rate: no note about a different configuration, the schedule is printed
+    assert main(["train", str(cfg_path), "--out", str(tmp_path / "run"), "--steps", "6", "--resume", "--device", "cpu",
+                 "--lr", "1e-4", "--lr-schedule", "cosine"]) == 0
+    out = capsys.readouterr().out
+    assert "learning rate 0.0001, schedule cosine (to 1e-06)" in out and "note:" not in out
 
 
 def test_cli_fit_errors_name_the_problem(tmp_path, capsys):

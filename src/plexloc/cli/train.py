@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     trainer = Trainer(config, args.out, device=device, resume=args.resume,
                       schedule={"lr": args.lr, "lr_schedule": args.lr_schedule})
-    if args.resume and trainer.config != config:
+    fixed = {"training": set(Trainer.SCHEDULE_FIELDS)}  # what --lr/--lr-schedule may change
+    if args.resume and trainer.config.model_dump(exclude=fixed) != config.model_dump(exclude=fixed):
         print(f"note: resuming with the run's own configuration ({args.out / 'config.yaml'}), not {args.config}")
     s = trainer.model.spec
     n_par = sum(p.numel() for p in trainer.model.parameters())
