@@ -221,8 +221,7 @@ class Trainer:
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
             self.rows = list(ckpt["log"])
             if schedule:  # the new rate from now on, and a fresh plateau count
-                for g in self.optimizer.param_groups:
-                    g["lr"] = t.lr
+                self.set_lr(t.lr)
                 self.scheduler.best, self.scheduler.num_bad_epochs, self.scheduler.cooldown_counter = math.inf, 0, 0
                 self.scheduler.min_lrs = [t.min_lr] * len(self.optimizer.param_groups)
         self.amp = t.amp and self.device.type == "cuda"
@@ -256,8 +255,7 @@ class Trainer:
         parts = decode_loss(pred, self.model.spec, target_xyz_nm=batch.target_xyz_nm,
                             target_photons=batch.target_photons, target_mask=batch.target_mask, bg=batch.bg)
         if self.step < t.warmup_steps:
-            for g in self.optimizer.param_groups:
-                g["lr"] = t.lr * (self.step + 1) / t.warmup_steps
+            self.set_lr(t.lr * (self.step + 1) / t.warmup_steps)
         self.optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
