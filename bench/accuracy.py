@@ -105,7 +105,7 @@ def train_config(path: Path, args) -> TrainConfig:
     d["model"].update(features=args.features, union_features=args.features)
     if args.depth is not None:
         d["model"].update(depth=args.depth, union_depth=args.depth)
-    d["training"].update(batch_size=args.batch_size, lr=args.lr, validate_every=args.validate_every,
+    d["training"].update(batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, validate_every=args.validate_every,
                          validate_every_s=args.validate_every_s, validation_samples=args.validation_samples,
                          compile=args.compile)
     return TrainConfig.model_validate(d)
@@ -416,6 +416,8 @@ def main(argv=None) -> int:
     ap.add_argument("--depth", type=int, default=None, help="down/up stages of both U-Nets (default: the config's)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=6e-4)
+    ap.add_argument("--lr-schedule", choices=("plateau", "cosine"), default="plateau",
+                    help="cosine: anneal to min_lr over --minutes (a run of known length; no plateau to measure)")
     ap.add_argument("--validate-every", type=int, default=500)
     ap.add_argument("--validate-every-s", type=float, default=None,
                     help="also validate after this many seconds of training (a learning curve on a short run)")

@@ -113,7 +113,8 @@ case "$PLAN" in
       --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000
     # the quad-plane accuracy model is trained on seed 002's own observation model (additive noise, whole-frame
     # molecules: the like-for-like voxel JI); the physical reading (examples/quad_plane.yaml) has CPU figures
-    EXTRA_quad_plane_additive="--densities 0.03 0.14 0.331 0.65 3"
+    # (no time to plateau is asked of it, so it anneals its rate over its minutes: sharper positions)
+    EXTRA_quad_plane_additive="--densities 0.03 0.14 0.331 0.65 3 --lr-schedule cosine"
     EXTRA_dual_color_plex=--compare-naive
     EXTRA_dual_color_plex_2060=--compare-naive
     EXTRA_biplane_plex=--compare-naive
