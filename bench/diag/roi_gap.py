@@ -25,23 +25,20 @@ import torch
 from plexloc.config import SimulationConfig, load_config
 from plexloc.evaluate.metrics import evaluate
 from plexloc.io import read_table
-from plexloc.simulation.geometry import apply_transform
+from plexloc.simulation.simulator import Simulator
 from plexloc.table import LocTable
 
 
-def inner_mask(table: LocTable, config: SimulationConfig, offset_px: tuple[int, int], frame_px: tuple[int, int],
+def inner_mask(table: LocTable, sim: Simulator, offset_px: tuple[int, int], frame_px: tuple[int, int],
                border_nm: float) -> np.ndarray:
     """True where the position is ``border_nm`` inside the frame in every channel (frame coordinates, nm)."""
-    px = config.px_size_nm
+    px = sim.config.px_size_nm
     w_nm, h_nm = frame_px[1] * px, frame_px[0] * px
-    ox, oy = offset_px[0] * px, offset_px[1] * px
-    x = torch.as_tensor(np.asarray(table["x_nm"], float))
-    y = torch.as_tensor(np.asarray(table["y_nm"], float))
-    ok = torch.ones_like(x, dtype=torch.bool)
-    for ch in config.channels:
-        t = torch.tensor(ch.transform, dtype=torch.float64)
-        xc, yc = apply_transform(t, x + ox, y + oy)
-        xc, yc = xc - ox, yc - oy
+    xyz = torch.as_tensor(np.stack([np.asarray(table[k], float) for k in ("x_nm", "y_nm", "z_nm")], axis=1))
+    offset = torch.tensor([[offset_px[0] * px, offset_px[1] * px]], dtype=xyz.dtype).expand(len(xyz), 2)
+    ok = torch.ones(len(xyz), dtype=torch.bool)
+    for ch in sim.channels:
+        xc, yc, _ = ch.positions(xyz, offset)
         ok &= (xc >= border_nm) & (xc <= w_nm - border_nm) & (yc >= border_nm) & (yc <= h_nm - border_nm)
     return ok.numpy()
 
@@ -54,6 +51,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON of the rows")
     a = ap.parse_args()
     config = load_config(a.config, SimulationConfig)
+    sim = Simulator(config)
     frame_px = tuple(config.frame_size)
     rows = []
     print(f"{'tables':>48} {'offset':>8} {'region':>6} {'truth':>7} {'share':>6} {'JI %':>6} {'RMSE lat':>9} "
@@ -62,8 +60,8 @@ def main() -> None:
         prefix, off = item.rsplit(":", 1)
         offset = tuple(int(v) for v in off.split(","))
         truth, pred = read_table(prefix + "_truth.csv"), read_table(prefix + "_pred.csv")
-        t_in = inner_mask(truth, config, offset, frame_px, a.border_nm)
-        p_in = inner_mask(pred, config, offset, frame_px, a.border_nm)
+        t_in = inner_mask(truth, sim, offset, frame_px, a.border_nm)
+        p_in = inner_mask(pred, sim, offset, frame_px, a.border_nm)
         for region, ts, ps in (("all", np.ones_like(t_in), np.ones_like(p_in)), ("inner", t_in, p_in),
                                ("edge", ~t_in, ~p_in)):
             m = evaluate(truth[ts], pred[ps], dim=3)

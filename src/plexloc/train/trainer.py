@@ -217,13 +217,12 @@ class Trainer:
         if ckpt:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if schedule:  # the new rate from now on; the plateau count starts afresh (its old state is not loaded)
+                self.set_lr(t.lr)
+            else:
+                self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
             self.rows = list(ckpt["log"])
-            if schedule:  # the new rate from now on, and a fresh plateau count
-                self.set_lr(t.lr)
-                self.scheduler.best, self.scheduler.num_bad_epochs, self.scheduler.cooldown_counter = math.inf, 0, 0
-                self.scheduler.min_lrs = [t.min_lr] * len(self.optimizer.param_groups)
         self.amp = t.amp and self.device.type == "cuda"
         self.forward = self.model
         if t.compile and self.device.type == "cuda":
