@@ -13,6 +13,8 @@
 #               quad-plane (seed 002's observation model) models trained at once and scored at 0.03/0.14/0.65/3
 #               per um^2 against the MLE global fit and each channel alone
 #   foundation  GPU tests, simulator frames/s per PSF model (issue 2), MLE fitter locs/s on CUDA (issue 5)
+#   network     for one lease in all: GPU tests, the throughputs of issue3 and issue10 (no torch.compile), then
+#               issue3's accuracy sweeps with the minutes left
 # Results: $OUT/summary.md (the tables), $OUT/steps.tsv (step, exit code, seconds), $OUT/results.tar.gz
 # (every JSON, log, learning curve and model), rewritten after every step so a cut-off run keeps what it
 # measured; at most a handful of files, as the device tool returns 8.
@@ -123,6 +125,19 @@ case "$PLAN" in
     accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle --keep-tables" \
       dual_color_plex dual_color_plex_2060 biplane_plex quad_plane_additive
     ;;
+  network)
+    # one call for a task lent a single 15-minute lease: the throughputs of both network issues (3 and 10: the
+    # DECODE-sized network, the Plex-sized one at 2x and 4x256x256), then issue 3's accuracy sweeps with the rest
+    THROUGHPUT_MAX_S=80
+    step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests
+    table gpu_tests
+    throughput throughput --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000
+    throughput plex_quad --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
+      --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000
+    throughput plex_dual --config examples/dual_color_plex.yaml --features 64 --depth 3 --train-size 80 \
+      --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1500
+    accuracy_together accuracy.py 130 "--batch-size 256 --lr 6e-4 --frames 1000 --compare-mle" 2d_gaussian 3d_astigmatic
+    ;;
   foundation)
     gpu_tests
     step simulate 150 python3 bench/simulate.py --device "$DEV" --frames 50000 --repeats 3 --out "$WORK/simulate_cuda.json"
@@ -131,7 +146,7 @@ case "$PLAN" in
       --repeats 3 --out "$WORK/mle_cuda.json"
     table mle
     ;;
-  *) echo "unknown plan $PLAN (issue3, issue10, foundation)"; exit 2 ;;
+  *) echo "unknown plan $PLAN (issue3, issue10, network, foundation)"; exit 2 ;;
 esac
 pack
 echo
