@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from plexloc.infer import Predictor, candidates, extract, fit_movie, iter_windows, tiles
+from plexloc.infer import Predictor, candidates, extract, fit_movie, iter_frame_blocks, iter_windows, sliding_windows, tiles
 from plexloc.io.tiff import write_movie
 from plexloc.nets import Localizer, LocalizerSpec
 from plexloc.nets.io import load_model, save_model
@@ -118,6 +118,23 @@ def test_windows_cover_every_frame_with_edge_repetition(chunks, batch):
     assert torch.equal(wins[:, :, 0, 0, 0], expect)
 
 
+@pytest.mark.parametrize("chunks,batch", [([10], 4), ([3, 1, 6], 4), ([1] * 10, 3)])
+def test_frame_blocks_hold_each_frames_window(chunks, batch):
+    frames = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2)
+    parts, start = [], 0
+    for n in chunks:
+        parts.append(frames[start : start + n])
+        start += n
+    got = list(iter_frame_blocks(iter(parts), window=3, batch_frames=batch))
+    assert [f for f, _ in got] == list(range(0, 10, batch))
+    for first, block in got:  # n frames and their neighbours, the edges repeated
+        n = block.shape[0] - 2
+        assert block[:, 0, 0, 0].tolist() == [min(max(t, 0), 9) for t in range(first - 1, first + n + 1)]
+    wins = torch.cat([sliding_windows(b, 3) for _, b in got])
+    assert wins.shape == (10, 3, 1, 2, 2)
+    assert torch.equal(wins[:, :, 0, 0, 0], torch.tensor([[max(t - 1, 0), t, min(t + 1, 9)] for t in range(10)], dtype=torch.float32))
+
+
 def test_tiles_partition_the_axis():
     for size, tile, margin in [(100, 32, 8), (64, 64, 8), (65, 64, 24), (10, 256, 24)]:
         t = tiles(size, tile, margin)
@@ -135,6 +152,19 @@ def _random_model(seed: int = 0, **kw) -> Localizer:
     with torch.no_grad():
         net.head_prob[-1].bias.fill_(0.0)  # plenty of detections to compare
     return net.eval()
+
+
+@pytest.mark.parametrize("tile", [256, 16])
+def test_frame_features_once_per_frame_give_the_windows_predictions(tile):
+    """localize_frames (frame U-Nets once per frame) = localize of the same block's windows."""
+    net = _random_model(seed=3)
+    block = torch.rand(7, 1, 40, 36) * 100 + 20  # 5 frames and their neighbours
+    p = Predictor(net, tile_px=tile, margin_px=40)
+    a, b = p.localize(sliding_windows(block, 3)), p.localize_frames(block)
+    assert len(a) == len(b) > 20 and set(a.sample.tolist()) == set(range(5))
+    assert torch.equal(a.sample, b.sample) and torch.equal(a.pixel_row, b.pixel_row)
+    for f in ("x_nm", "y_nm", "photons", "prob", "sigma", "bg"):
+        assert torch.allclose(getattr(a, f), getattr(b, f), rtol=1e-4, atol=1e-3), f
 
 
 def test_tiled_prediction_equals_whole_frame_prediction():

@@ -155,9 +155,9 @@ def test_fit_takes_the_offset_from_metadata_unless_given(tmp_path, two_channel_m
     from plexloc.infer import fit as fit_module
 
     seen = []  # the offsets that reach the predictor (the transformation indicator)
-    localize = fit_module.Predictor.localize
-    monkeypatch.setattr(fit_module.Predictor, "localize",
-                        lambda self, w, off=(0, 0): seen.append(tuple(off)) or localize(self, w, off))
+    localize = fit_module.Predictor.localize_frames
+    monkeypatch.setattr(fit_module.Predictor, "localize_frames",
+                        lambda self, b, off=(0, 0): seen.append(tuple(off)) or localize(self, b, off))
     a = write_mm_stack(tmp_path / "ch0.tif", movie(seed=1), summary={}, image_meta={"ROI": "30-12-32-24"})
     b = write_mm_stack(tmp_path / "ch1.tif", movie(seed=2), summary={}, image_meta={"ROI": "30-12-32-24"})
     _, s = _fit([a, b], two_channel_model)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from plexloc.config import TrainConfig
-from plexloc.infer import Predictor, fit_movie
+from plexloc.infer import Predictor, fit_movie, sliding_windows
 from plexloc.io.tiff import write_movie
 from plexloc.nets import Localizer, LocalizerSpec
 from plexloc.simulation import BatchGenerator, Simulator
@@ -190,6 +190,21 @@ def test_tiles_get_their_own_chip_position():
     assert sorted(a) == sorted(b)
     moved = Predictor(net, transforms=tf).localize(x, (300, 200))
     assert len(moved) != len(whole) or not torch.allclose(moved.x_nm, whole.x_nm)
+
+
+def test_frame_features_once_per_frame_with_the_transformation_indicator():
+    torch.manual_seed(1)
+    spec = LocalizerSpec(n_channels=2, n_aux=4, features=4, depth=1, union_features=4, union_depth=1,
+                         input_offset=[50.0, 50.0], input_scale=[20.0, 20.0])
+    net = Localizer(spec).eval()
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(0.0)
+    tf = [torch.eye(3, dtype=torch.float64), rotation(2.0, 100.0, 50.0).double()]
+    block = torch.rand(6, 2, 40, 36) * 100 + 20
+    for p in (Predictor(net, transforms=tf), Predictor(net, tile_px=16, margin_px=40, transforms=tf)):
+        a, b = p.localize(sliding_windows(block, 3), (30, 12)), p.localize_frames(block, (30, 12))
+        assert len(a) == len(b) > 10 and torch.equal(a.pixel_col, b.pixel_col)
+        assert torch.allclose(a.x_nm, b.x_nm, atol=1e-3) and torch.allclose(a.photons, b.photons, rtol=1e-4)
 
 
 def test_margin_emitters_light_the_frame_but_are_not_targets():

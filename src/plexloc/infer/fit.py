@@ -15,7 +15,7 @@ from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
 from plexloc.infer.domain import NOISE_FRAMES
 from plexloc.infer.extract import Extracted
-from plexloc.infer.predict import Predictor, iter_windows
+from plexloc.infer.predict import Predictor, iter_frame_blocks
 from plexloc.config.models import SplitViewConfig
 from plexloc.io.splitview import check_boxes, split_frames
 from plexloc.io.tiff import MovieReader, open_movie
@@ -215,15 +215,17 @@ def fit_movie(
             return c.to(device)
 
         chunks = (keep_first(c) for c in _photon_chunks(readers, cams, chunk_frames, split))
-        batches = iter_windows(chunks, window=spec.window, batch_frames=batch_frames)
+        # each frame through the frame U-Nets once, not once per window it belongs to
+        batches = iter_frame_blocks(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         tables = []
         t0 = time.perf_counter()
-        for first, windows in batches:
-            ex = predictor.localize(windows, roi_offset)
-            tables.append(to_table(ex, np.arange(first, first + windows.shape[0]), net))
+        for first, block in batches:
+            n_block = block.shape[0] - 2 * (spec.window // 2)
+            ex = predictor.localize_frames(block, roi_offset)
+            tables.append(to_table(ex, np.arange(first, first + n_block), net))
             if bar is not None:
-                bar.update(windows.shape[0])
+                bar.update(n_block)
                 bar.set_postfix(locs=sum(len(t) for t in tables), refresh=False)
         if bar is not None:
             bar.close()

@@ -134,16 +134,35 @@ class Localizer(nn.Module):
         s = self.spec
         if t != s.window or c != s.n_channels:
             raise ValueError(f"expected input (B, {s.window}, {s.n_channels}, H, W), got {tuple(photons.shape)}")
-        x = (photons - self.input_offset) / self.input_scale
+        frame_aux = aux if aux is None or aux.shape[0] == 1 else aux.repeat_interleave(t, dim=0)  # (1 or B*T, ...)
+        feats = self.frame_features(photons.reshape(b * t, c, h, w), frame_aux)
+        return self.union_forward(feats.reshape(b, t, *feats.shape[1:]), aux)
+
+    def frame_features(self, frames: Tensor, aux: Tensor | None = None) -> Tensor:
+        """The frame U-Nets alone: photons (N, C, H, W) of N frames -> features (N, C, F, H, W).
+
+        A frame's features do not depend on the window it sits in, so a movie's frames can go through this
+        once each (:meth:`plexloc.infer.Predictor.localize_frames`) instead of once per window."""
+        n, c, h, w = frames.shape
+        s = self.spec
+        if c != s.n_channels:
+            raise ValueError(f"expected frames (N, {s.n_channels}, H, W), got {tuple(frames.shape)}")
+        x = (frames - self.input_offset[0]) / self.input_scale[0]
         feats = []
         for ci, net in enumerate(self.frame_nets):
-            xc = x[:, :, ci].reshape(b * t, 1, h, w)
+            xc = x[:, ci : ci + 1]
             if s.n_aux:
-                xc = torch.cat([xc, aux.repeat_interleave(t, dim=0)], dim=1)
-            feats.append(net(xc).reshape(b, t * s.features, h, w))
-        if s.n_aux:
-            feats.append(aux)
-        u = self.union(torch.cat(feats, dim=1))
+                xc = torch.cat([xc, aux.expand(n, -1, -1, -1)], dim=1)
+            feats.append(net(xc))
+        return torch.stack(feats, dim=1)
+
+    def union_forward(self, feats: Tensor, aux: Tensor | None = None) -> Tensor:
+        """The union U-Net and the heads on windows of frame features (B, T, C, F, H, W) -> raw outputs."""
+        b, t, c, f, h, w = feats.shape
+        u_in = feats.transpose(1, 2).reshape(b, c * t * f, h, w)  # channel-major, then time, then feature
+        if self.spec.n_aux:
+            u_in = torch.cat([u_in, aux.expand(b, -1, -1, -1).to(u_in.dtype)], dim=1)
+        u = self.union(u_in)
         return torch.cat(
             [self.head_prob(u), self.head_photons(u), self.head_offset(u), self.head_sigma(u), self.head_bg(u)], dim=1
         )
