@@ -13,11 +13,13 @@
 #               quad-plane (seed 002's observation model) models trained at once and scored at 0.03/0.14/0.65/3
 #               per um^2 against the MLE global fit and each channel alone
 #   foundation  GPU tests, simulator frames/s per PSF model (issue 2), MLE fitter locs/s on CUDA (issue 5)
+#   speed       after 'network': throughput variants (NCHW/NHWC/compile, profiled), then two Plex models
 #   network     for one lease in all: GPU tests, the throughputs of issue3 and issue10 (no torch.compile), then
 #               issue3's accuracy sweeps with the minutes left
 # Results: $OUT/summary.md (the tables), $OUT/steps.tsv (step, exit code, seconds), $OUT/results.tar.gz
-# (every JSON, log, learning curve and model), rewritten after every step so a cut-off run keeps what it
-# measured; at most a handful of files, as the device tool returns 8.
+# (every JSON, log and learning curve), rewritten after every step so a cut-off run keeps what it measured, and
+# at the end up to four trained models under 15 MiB as $OUT/model_<run>.pt (the device tool returns 8 files of
+# at most 16 MiB; 2026-12-04's archive with the models in it was too large to come back).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PLAN=${1:-issue3}
@@ -41,7 +43,14 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 left() { echo $((BUDGET - (SECONDS - T0))); }
 pack() {  # the work folder into one archive (no movies, no checkpoints), atomically
   local tmp="$OUT/.results.$BASHPID.tmp"
-  tar czf "$tmp" -C "$WORK" --exclude='*.tif' --exclude='checkpoint.pt' . 2>/dev/null && mv "$tmp" "$OUT/results.tar.gz"
+  tar czf "$tmp" -C "$WORK" --exclude='*.tif' --exclude='*.pt' . 2>/dev/null && mv "$tmp" "$OUT/results.tar.gz"
+}
+models() {  # trained models (model.pt) that fit what the device tool returns (8 files, 16 MiB each), one file each
+  local f n=0
+  while IFS= read -r f; do
+    [ "$n" -ge 4 ] && break
+    cp "$f" "$OUT/model_$(basename "$(dirname "$f")").pt" && n=$((n + 1))
+  done < <(find "$WORK" -name model.pt -size -15M 2>/dev/null | sort)
 }
 summary() { tee -a "$OUT/summary.md"; }
 # step NAME MAX_S CMD...: runs CMD with a limit of min(MAX_S, what is left - 10 s), output in $WORK/NAME.log
@@ -138,6 +147,25 @@ case "$PLAN" in
       --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1500
     accuracy_together accuracy.py 130 "--batch-size 256 --lr 6e-4 --frames 1000 --compare-mle" 2d_gaussian 3d_astigmatic
     ;;
+  speed)
+    # the next lease after 'network' (2026-12-04: training 5,450 samples/s, fitting 415 frames/s, both under the bar):
+    # the same throughput with fitting's frame features once per frame (commit 31552a4), cuDNN autotuning, NHWC and
+    # torch.compile, with the torch profiler's top operators; then the dual-colour and biplane Plex models with the rest
+    THROUGHPUT_MAX_S=70
+    step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests
+    table gpu_tests
+    throughput tp_nchw --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --profile
+    throughput tp_nhwc --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --channels-last
+    THROUGHPUT_MAX_S=150 throughput tp_nhwc_compile --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 \
+      --channels-last --compile
+    for layout in "" --channels-last; do
+      throughput "plex_quad${layout:+_nhwc}" --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
+        --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000 --profile $layout
+    done
+    EXTRA_dual_color_plex=--compare-naive
+    EXTRA_biplane_plex=--compare-naive
+    accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle" dual_color_plex biplane_plex
+    ;;
   foundation)
     gpu_tests
     step simulate 150 python3 bench/simulate.py --device "$DEV" --frames 50000 --repeats 3 --out "$WORK/simulate_cuda.json"
@@ -146,9 +174,10 @@ case "$PLAN" in
       --repeats 3 --out "$WORK/mle_cuda.json"
     table mle
     ;;
-  *) echo "unknown plan $PLAN (issue3, issue10, network, foundation)"; exit 2 ;;
+  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, foundation)"; exit 2 ;;
 esac
 pack
+models
 echo
 cat "$OUT/steps.tsv"
 echo "total $((SECONDS - T0)) s; tables in $OUT/summary.md, everything in $OUT/results.tar.gz"

@@ -53,7 +53,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: int) -> dict:
+def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: int, profile: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as d:
         tr = Trainer(config, Path(d) / "run", device=device)
         for _ in range(warmup):
@@ -97,16 +97,35 @@ def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: i
             net_step()
         sync(device)
         net = steps * config.training.batch_size / (time.perf_counter() - t0)
-    return {"train_samples_per_s": full, "simulation_samples_per_s": sim, "network_samples_per_s": net}
+        out = {"train_samples_per_s": full, "simulation_samples_per_s": sim, "network_samples_per_s": net}
+        if profile:  # where the time goes: the operators with the most device (or CPU) time, 3 steps of each part
+            out["profile"] = {"simulation": profile_table(lambda: batch_photons(tr.sim, tr.generator().frames), device),
+                              "network": profile_table(net_step, device)}
+    return out
 
 
-def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int, batch_frames: int) -> dict:
+def profile_table(fn, device: torch.device, steps: int = 3, rows: int = 12) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            fn()
+        sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
+def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int, batch_frames: int,
+              channels_last: bool = False) -> dict:
     from plexloc.simulation import Simulator
 
     data = config.simulation().model_dump()
     data["frame_size"] = [size, size]
     sim = Simulator(type(config.simulation()).model_validate(data)).to(device)
     net = Localizer(make_spec(config, Simulator(config.simulation()).to(device))).to(device)
+    if channels_last:
+        net.channels_last_()
     with tempfile.TemporaryDirectory() as d:
         chunks = sim.simulate_movie(min(frames, 256), generator=torch.Generator(device=device).manual_seed(0)).frames
         paths = []
@@ -139,25 +158,31 @@ def main(argv=None) -> int:
     ap.add_argument("--fit-size", type=int, default=256)
     ap.add_argument("--fit-batch", type=int, default=32)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--channels-last", action="store_true", help="training.channels_last, and the fitted model's convolutions in NHWC")
+    ap.add_argument("--profile", action="store_true", help="also the torch profiler's top operators of simulation and network")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "throughput.json")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     cfg = load_config(args.config, TrainConfig).model_dump()
     cfg["frame_size"] = [args.train_size, args.train_size]
     cfg["model"].update(features=args.features, union_features=args.features, depth=args.depth, union_depth=args.depth)
-    cfg["training"].update(batch_size=args.batch_size, validation_samples=8, compile=args.compile)
+    cfg["training"].update(batch_size=args.batch_size, validation_samples=8, compile=args.compile,
+                           channels_last=args.channels_last)
     config = TrainConfig.model_validate(cfg)
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
               "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": commit(),
               "config": str(args.config), "batch_size": args.batch_size, "features": args.features,
               "depth": args.depth, "train_size": args.train_size,
-              "compile": args.compile, "amp_bf16": device.type == "cuda"}
-    result.update(bench_train(config, device, args.train_steps, args.warmup))
-    result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch))
-    print(f"| device | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({result['channels']}x{args.fit_size}x{args.fit_size}) |")
-    print("|---|---|---|---|---|")
-    print(f"| {result['device']} ({device.type}) | {result['train_samples_per_s']:,.0f} | {result['simulation_samples_per_s']:,.0f} "
+              "compile": args.compile, "channels_last": args.channels_last, "amp_bf16": device.type == "cuda"}
+    result.update(bench_train(config, device, args.train_steps, args.warmup, args.profile))
+    result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch, args.channels_last))
+    print(f"| device | layout | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({result['channels']}x{args.fit_size}x{args.fit_size}) |")
+    print("|---|---|---|---|---|---|")
+    layout = ("NHWC" if args.channels_last else "NCHW") + (", compiled" if args.compile else "")
+    print(f"| {result['device']} ({device.type}) | {layout} | {result['train_samples_per_s']:,.0f} | {result['simulation_samples_per_s']:,.0f} "
           f"| {result['network_samples_per_s']:,.0f} | {result['fit_frames_per_s']:,.1f} |")
+    for part, table in result.get("profile", {}).items():
+        print(f"\nprofile: {part}\n{table}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0

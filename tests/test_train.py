@@ -13,6 +13,7 @@ from conftest import TINY_TRAIN
 from plexloc.cli.main import main
 from plexloc.config import TrainConfig, save_config
 from plexloc.errors import InputError
+from plexloc.nets.io import load_model
 from plexloc.train import Trainer, make_spec
 from plexloc.simulation import Simulator
 
@@ -210,3 +211,21 @@ def test_cosine_schedule_and_a_fine_tuning_resume(tmp_path):
     assert (saved.lr, saved.lr_schedule, saved.min_lr) == (2e-4, "cosine", 2e-5)
     again = Trainer(tiny_config(), run, resume=True)  # the checkpoint keeps the new schedule too
     assert again.config.training.lr_schedule == "cosine" and again.step == 7
+
+
+def test_channels_last_trains_the_same_network(tmp_path):
+    """training.channels_last changes the memory layout only: same initial weights, same losses, and the run
+    resumes and saves a model that loads into an ordinary one."""
+    a = Trainer(tiny_config(), tmp_path / "a")
+    b = Trainer(tiny_config(channels_last=True), tmp_path / "b")
+    conv = next(m for m in b.model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    for _ in range(3):
+        la, lb = a.train_step(), b.train_step()
+        assert torch.allclose(la, lb, rtol=1e-3, atol=1e-4), (la, lb)
+    b.run(steps=4)
+    resumed = Trainer(tiny_config(channels_last=True), tmp_path / "b", resume=True)
+    assert resumed.step == 4 and resumed.config.training.channels_last
+    net = load_model(tmp_path / "b" / "model.pt")[0]
+    x = torch.rand(2, net.spec.window, net.spec.n_channels, 16, 16) * 50
+    torch.testing.assert_close(net(x), resumed.model(x), rtol=1e-4, atol=1e-4)

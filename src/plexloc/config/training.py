@@ -82,6 +82,12 @@ class TrainingConfig(_Model):
     )
     amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
     compile: bool = Field(default=False, description="torch.compile the network on CUDA")
+    channels_last: bool = Field(
+        default=False,
+        description="keep the network's weights and activations in the channels-last (NHWC) memory format, "
+        "the layout that cuDNN's bf16 convolutions prefer (whether it is faster on a given GPU: bench/throughput.py "
+        "--channels-last); same results either way",
+    )
     seed: int = 0
 
 

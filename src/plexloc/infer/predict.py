@@ -128,6 +128,8 @@ class Predictor:
             torch.as_tensor(t, dtype=torch.float64, device=self.device) for t in transforms
         ]
         self.amp = amp and self.device.type == "cuda"
+        if self.device.type == "cuda":  # a movie's batches share their shapes: cuDNN times its algorithms once per shape
+            torch.backends.cudnn.benchmark = True
 
     @torch.no_grad()
     def localize(self, windows: Tensor, roi_offset_px: tuple[int, int] = (0, 0)) -> Extracted:

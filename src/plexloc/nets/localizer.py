@@ -124,6 +124,14 @@ class Localizer(nn.Module):
         with torch.no_grad():  # start with few detections (a sparse prior, as in detection networks)
             self.head_prob[-1].bias.fill_(-4.0)
 
+    def channels_last_(self) -> Localizer:
+        """Put every convolution's weights in the channels-last (NHWC) memory format, in place (their
+        outputs follow); the 5D input buffers stay as they are."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.to(memory_format=torch.channels_last)
+        return self
+
     @property
     def size_multiple(self) -> int:
         return max(2**self.spec.depth, 2**self.spec.union_depth)

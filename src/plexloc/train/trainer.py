@@ -210,6 +210,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # reproducible initial weights, global RNG untouched
             torch.manual_seed(t.seed)
             self.model = Localizer(spec).to(self.device)
+        if t.channels_last:  # before the optimizer takes the parameters (a checkpoint's weights are copied into them)
+            self.model.channels_last_()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience, min_lr=t.min_lr
@@ -224,6 +226,8 @@ class Trainer:
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
             self.rows = list(ckpt["log"])
         self.amp = t.amp and self.device.type == "cuda"
+        if self.device.type == "cuda":  # fixed shapes: let cuDNN time its algorithms once per shape
+            torch.backends.cudnn.benchmark = True
         self.forward = self.model
         if t.compile and self.device.type == "cuda":
             self.forward = torch.compile(self.model)
