@@ -59,6 +59,30 @@ def test_to_photons_inverts_expected_adu(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_to_photons_in_place_is_to_photons(kind):
+    """to_photons_ (what fitting uses on a movie's chunks) gives to_photons' numbers in the tensor it is given;
+    to_photons leaves its input alone, whatever its dtype."""
+    cam = make_camera(kind)
+    adu = torch.randint(90, 4000, (3, 8, 9), dtype=torch.int32)
+    want = cam.to_photons(adu)
+    assert want.dtype == torch.float32 and adu.dtype == torch.int32
+    x = adu.to(torch.float32)
+    kept = x.clone()
+    assert torch.equal(cam.to_photons(x), want) and torch.equal(x, kept)
+    out = cam.to_photons_(x)
+    assert out.data_ptr() == x.data_ptr() and torch.equal(out, want)
+
+
+def test_scmos_maps_in_place_on_a_strided_view():
+    g = torch.Generator().manual_seed(3)
+    cam = SCMOS(e_per_adu=0.4 + torch.rand(8, 9, generator=g), baseline=100 + 5 * torch.rand(8, 9, generator=g))
+    adu = torch.randint(90, 4000, (4, 2, 8, 9), generator=g).to(torch.float32)
+    want = cam.to_photons(adu[:, 1])
+    cam.to_photons_(adu[:, 1])  # one channel of a (t, C, H, W) chunk
+    assert torch.equal(adu[:, 1], want)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_output_is_integer_valued_and_non_negative(kind):
     cam = make_camera(kind)
     x = torch.empty(200, 200).uniform_(0.0, 200.0, generator=_gen(11))

@@ -81,6 +81,34 @@ def test_read_missing_not_tiff_and_corrupt(tmp_path):
         read_movie(tmp_path / "cut.tif")
 
 
+def test_a_damaged_page_list_is_refused_not_cut_short(tmp_path):
+    """A damaged IFD part-way through: tifffile logs it and offers the pages before it (here one frame of 40);
+    the reader refuses the file, naming it, instead of fitting a fraction of the movie without a word."""
+    path = tmp_path / "damaged.tif"
+    tifffile.imwrite(path, _movie(0, shape=(40, 16, 16)), compression="zlib", **GREY)
+    with tifffile.TiffFile(path) as tf:
+        ifd = tf.pages[30].offset
+    raw = bytearray(path.read_bytes())
+    raw[ifd : ifd + 2] = (60000).to_bytes(2, "little")  # an impossible number of tags
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=r"damaged\.tif: corrupt TIFF file: .*30 pages can be reached of the 40 frames"):
+        open_movie(path)
+
+
+def test_fewer_frames_than_declared_are_read_with_a_warning(tmp_path):
+    """An ImageJ file whose metadata promises more frames than it holds (an acquisition stopped early): the frames
+    that are there are read, and the warning names the file and both counts."""
+    path = tmp_path / "stopped.tif"
+    tifffile.imwrite(path, _movie(0, shape=(10, 16, 16)), imagej=True, metadata={"axes": "TYX"})
+    raw = path.read_bytes()
+    assert raw.count(b"images=10") == 1
+    path.write_bytes(raw.replace(b"images=10", b"images=99"))
+    with pytest.warns(UserWarning, match=r"stopped\.tif: the file's metadata declares 99 frames but 10 can be read"):
+        movie = open_movie(path)
+    with movie:
+        assert len(movie) == 10 and movie[:].shape == (10, 16, 16)
+
+
 # --- open_movie: one file, every storage layout ---------------------------------------------------
 
 LAYOUTS = {

@@ -33,7 +33,12 @@ class Camera(nn.Module):
     def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def to_photons(self, adu: Tensor) -> Tensor:  # pragma: no cover
+    def to_photons(self, adu: Tensor) -> Tensor:
+        """Photons (float32, a new tensor) from ADU of any dtype."""
+        return self.to_photons_(adu.to(torch.float32, copy=True))
+
+    def to_photons_(self, x: Tensor) -> Tensor:  # pragma: no cover
+        """:meth:`to_photons` in place on a float32 tensor of ADU (no temporaries: a movie's chunks are large)."""
         raise NotImplementedError
 
     def expected_adu(self, photons: Tensor) -> Tensor:  # pragma: no cover
@@ -53,6 +58,9 @@ class IdealCamera(Camera):
 
     def to_photons(self, adu: Tensor) -> Tensor:
         return adu.to(torch.float32) if not adu.is_floating_point() else adu
+
+    def to_photons_(self, x: Tensor) -> Tensor:
+        return x
 
     def expected_adu(self, photons: Tensor) -> Tensor:
         return photons
@@ -90,9 +98,8 @@ class EMCCD(Camera):
     def expected_adu(self, photons: Tensor) -> Tensor:
         return (self.qe * photons + self.spurious_charge) * self.em_gain / self.e_per_adu + self.baseline
 
-    def to_photons(self, adu: Tensor) -> Tensor:
-        adu = adu.to(torch.float32) if not adu.is_floating_point() else adu
-        return ((adu - self.baseline) * self.e_per_adu / self.em_gain - self.spurious_charge) / self.qe
+    def to_photons_(self, x: Tensor) -> Tensor:  # ((adu - baseline) * e_per_adu / em_gain - spurious_charge) / qe
+        return x.sub_(self.baseline).mul_(self.e_per_adu).div_(self.em_gain).sub_(self.spurious_charge).div_(self.qe)
 
     def noise_variance_photons(self, photons: Tensor) -> Tensor:
         electrons = self.qe * photons + self.spurious_charge
@@ -159,10 +166,9 @@ class SCMOS(Camera):
         self._check_shape(photons)
         return (self.qe * photons + self.spurious_charge) / self.e_per_adu + self.baseline
 
-    def to_photons(self, adu: Tensor) -> Tensor:
-        self._check_shape(adu)
-        adu = adu.to(torch.float32) if not adu.is_floating_point() else adu
-        return ((adu - self.baseline) * self.e_per_adu - self.spurious_charge) / self.qe
+    def to_photons_(self, x: Tensor) -> Tensor:  # ((adu - baseline) * e_per_adu - spurious_charge) / qe
+        self._check_shape(x)
+        return x.sub_(self.baseline).mul_(self.e_per_adu).sub_(self.spurious_charge).div_(self.qe)
 
     def noise_variance_photons(self, photons: Tensor) -> Tensor:
         electrons = self.qe * photons + self.spurious_charge
@@ -195,9 +201,8 @@ class AdditiveNoiseCamera(Camera):
     def expected_adu(self, photons: Tensor) -> Tensor:
         return photons + self.noise_rate + self.baseline
 
-    def to_photons(self, adu: Tensor) -> Tensor:
-        adu = adu.to(torch.float32) if not adu.is_floating_point() else adu
-        return adu - self.baseline - self.noise_rate
+    def to_photons_(self, x: Tensor) -> Tensor:
+        return x.sub_(self.baseline).sub_(self.noise_rate)
 
     def noise_variance_photons(self, photons: Tensor) -> Tensor:
         return torch.full_like(photons, self.noise_rate + self.read_sigma**2 + 1.0 / 12.0)

@@ -17,6 +17,7 @@ from plexloc.infer.domain import NOISE_FRAMES
 from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_frame_blocks
 from plexloc.config.models import SplitViewConfig
+from plexloc.io.prefetch import prefetch
 from plexloc.io.splitview import check_boxes, split_frames
 from plexloc.io.tiff import MovieReader, open_movie
 from plexloc.nets.io import load_model
@@ -102,9 +103,15 @@ def _photon_chunks(
         if split is not None:
             raw = split_frames(np.asarray(parts[0][1], dtype=np.float32), split)
             arrs = [torch.from_numpy(raw[:, c]) for c in range(raw.shape[1])]
+            yield torch.stack([cam.to_photons(a) for cam, a in zip(cameras, arrs)], dim=1)
+        elif len(parts) == 1:  # one float32 copy of the chunk, converted in place (no temporaries)
+            yield cameras[0].to_photons_(torch.from_numpy(np.array(parts[0][1], dtype=np.float32))).unsqueeze(1)
         else:
-            arrs = [torch.from_numpy(np.asarray(a, dtype=np.float32)) for _, a in parts]
-        yield torch.stack([cam.to_photons(a) for cam, a in zip(cameras, arrs)], dim=1)
+            out = torch.empty((parts[0][1].shape[0], len(parts), *parts[0][1].shape[1:]), dtype=torch.float32)
+            for c, ((_, a), cam) in enumerate(zip(parts, cameras)):
+                out[:, c].numpy()[...] = a  # numpy casts (any integer or float dtype)
+                cam.to_photons_(out[:, c])
+            yield out
 
 
 def fit_movie(
@@ -182,6 +189,7 @@ def fit_movie(
         raise InputError(f"{len(cams)} camera(s) given for a {spec.n_channels}-channel model")
 
     readers = [open_movie(p) for p in paths]
+    source = None
     try:
         n = len(readers[0])
         if split is not None:
@@ -214,7 +222,9 @@ def fit_movie(
                 head.append(c[:n_keep].clone())
             return c.to(device)
 
-        chunks = (keep_first(c) for c in _photon_chunks(readers, cams, chunk_frames, split))
+        # the next chunks are read and converted to photons by a background thread while this one is fitted
+        source = prefetch(_photon_chunks(readers, cams, chunk_frames, split))
+        chunks = (keep_first(c) for c in source)
         # each frame through the frame U-Nets once, not once per window it belongs to
         batches = iter_frame_blocks(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
@@ -231,6 +241,8 @@ def fit_movie(
             bar.close()
         elapsed = time.perf_counter() - t0
     finally:
+        if source is not None:  # the reading thread stops before its files close
+            source.close()
         for r in readers:
             r.close()
     table = LocTable.concat(tables) if tables else to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)

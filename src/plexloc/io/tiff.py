@@ -37,9 +37,11 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -90,6 +92,29 @@ def _frame_geometry(shape: tuple[int, ...], *, source: str | os.PathLike) -> tup
     return n_frames, (int(shape[-2]), int(shape[-1]))
 
 
+class _TifffileReports(logging.Handler):
+    """tifffile's log messages (warnings and errors) while a file is inspected."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _declared_frames(tf: tifffile.TiffFile) -> int | None:
+    """The number of frames a file's own metadata declares (tifffile's shaped or ImageJ metadata), if any."""
+    with contextlib.suppress(Exception):
+        if tf.is_shaped and tf.shaped_metadata:
+            shape = tf.shaped_metadata[0].get("shape")
+            if shape and len(shape) >= 2:
+                return int(np.prod(shape[:-2], dtype=np.int64)) if len(shape) > 2 else 1
+        if tf.is_imagej and tf.imagej_metadata and "images" in tf.imagej_metadata:
+            return int(tf.imagej_metadata["images"])
+    return None
+
+
 class _TiffSource:
     """One TIFF file seen as a stack of frames (internal)."""
 
@@ -112,12 +137,24 @@ class _TiffSource:
 
     def _inspect(self, *, memmap: bool) -> None:
         path, tf = self.path, self._tf
+        reports = _TifffileReports()
+        log = logging.getLogger("tifffile")
+        log.addHandler(reports)
         try:
             series = list(tf.series)
         except Exception as err:
             raise InputError(f"corrupt TIFF file ({type(err).__name__}: {err})", source=path) from None
+        finally:
+            log.removeHandler(reports)
         if not series:
             raise InputError("TIFF file holds no image", source=path)
+        declared = _declared_frames(tf)
+        # tifffile logs a damaged page list and goes on with the pages before the damage: the frames after it
+        # would be lost without a word, so a damaged file is refused
+        damaged = [m for m in reports.messages if "corrupt" in m.lower()]
+        if damaged:
+            of = f" of the {declared} frames its metadata declares" if declared is not None else ""
+            raise InputError(f"corrupt TIFF file: {damaged[0]}; {len(tf.pages)} pages can be reached{of}", source=path)
         for s in series:
             if "S" in s.axes and s.shape[s.axes.index("S")] > 1:
                 raise InputError(
@@ -164,6 +201,12 @@ class _TiffSource:
             self.frame_shape = (int(series[0].shape[-2]), int(series[0].shape[-1]))
             self._series = None
             self._pagewise = True
+        if declared is not None and len(series) == 1 and declared != self.n_frames:
+            warnings.warn(
+                f"{path}: the file's metadata declares {declared} frames but {self.n_frames} can be read "
+                "(an acquisition stopped early, or a damaged file); fitting the frames that can be read",
+                stacklevel=4,
+            )
 
     def roi_offset(self) -> RoiOffset | None:
         """The ROI's chip position from this file's metadata (:func:`plexloc.io.roi.read_roi_offset`)."""
