@@ -13,7 +13,7 @@
 #               quad-plane (seed 002's observation model) models trained at once and scored at 0.03/0.14/0.65/3
 #               per um^2 against the MLE global fit and each channel alone
 #   foundation  GPU tests, simulator frames/s per PSF model (issue 2), MLE fitter locs/s on CUDA (issue 5)
-#   speed       after 'network': throughput variants (NCHW/NHWC/compile, profiled), then two Plex models
+#   speed       after 'network': throughput variants (NCHW/NHWC/compile, profiled), then the dual-colour model
 #   network     for one lease in all: GPU tests, the throughputs of issue3 and issue10 (no torch.compile), then
 #               issue3's accuracy sweeps with the minutes left
 # Results: $OUT/summary.md (the tables), $OUT/steps.tsv (step, exit code, seconds), $OUT/results.tar.gz
@@ -149,22 +149,20 @@ case "$PLAN" in
     ;;
   speed)
     # the next lease after 'network' (2026-12-04: training 5,450 samples/s, fitting 415 frames/s, both under the bar):
-    # the same throughput with fitting's frame features once per frame (commit 31552a4), cuDNN autotuning, NHWC and
-    # torch.compile, with the torch profiler's top operators; then the dual-colour and biplane Plex models with the rest
+    # the same throughput with fitting's frame features once per frame (commit 31552a4), the camera conversion in
+    # place and read ahead (3abb1a4), cuDNN autotuning, NHWC and torch.compile, with the torch profiler's top
+    # operators; then the dual-colour Plex model alone on the GPU with the minutes left (its first GPU curve)
     THROUGHPUT_MAX_S=70
     step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests
     table gpu_tests
     throughput tp_nchw --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --profile
     throughput tp_nhwc --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --channels-last
+    throughput plex_quad_nhwc --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
+      --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000 --profile --channels-last
     THROUGHPUT_MAX_S=150 throughput tp_nhwc_compile --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 \
       --channels-last --compile
-    for layout in "" --channels-last; do
-      throughput "plex_quad${layout:+_nhwc}" --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
-        --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000 --profile $layout
-    done
     EXTRA_dual_color_plex=--compare-naive
-    EXTRA_biplane_plex=--compare-naive
-    accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle" dual_color_plex biplane_plex
+    accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle" dual_color_plex
     ;;
   foundation)
     gpu_tests

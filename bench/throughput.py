@@ -137,11 +137,33 @@ def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int,
             del movie
         path = paths[0] if len(paths) == 1 else paths
         cfg = config.model_dump(mode="json")
+        read_fps = bench_read(paths, config)
         fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames)  # warm-up (and file cache)
         stats: dict = {}
         table = fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames, stats=stats)
-    return {"fit_frames_per_s": stats["frames_per_s"], "fit_frames": frames, "fit_frame_size": size, "channels": len(paths),
+    return {"fit_frames_per_s": stats["frames_per_s"], "read_convert_frames_per_s": read_fps,
+            "fit_frames": frames, "fit_frame_size": size, "channels": len(paths),
             "fit_localizations": len(table), "fit_batch_frames": batch_frames}
+
+
+def bench_read(paths: list[Path], config: TrainConfig, repeats: int = 3) -> float:
+    """Frames/s of reading the TIFFs and converting them to photons on the CPU, the part of fitting before the
+    device (median of ``repeats`` passes over the movie, the file cache warm)."""
+    from plexloc.camera import camera_from_config
+    from plexloc.infer.fit import _photon_chunks
+    from plexloc.io.tiff import open_movie
+
+    cams = [camera_from_config(ch.camera) for ch in config.channels]
+    rates = []
+    for _ in range(repeats + 1):
+        readers = [open_movie(p) for p in paths]
+        t0, n = time.perf_counter(), 0
+        for chunk in _photon_chunks(readers, cams, 256):
+            n += chunk.shape[0]
+        rates.append(n / (time.perf_counter() - t0))
+        for r in readers:
+            r.close()
+    return float(np.median(rates[1:]))
 
 
 def main(argv=None) -> int:
@@ -176,11 +198,12 @@ def main(argv=None) -> int:
               "compile": args.compile, "channels_last": args.channels_last, "amp_bf16": device.type == "cuda"}
     result.update(bench_train(config, device, args.train_steps, args.warmup, args.profile))
     result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch, args.channels_last))
-    print(f"| device | layout | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({result['channels']}x{args.fit_size}x{args.fit_size}) |")
-    print("|---|---|---|---|---|---|")
+    print(f"| device | layout | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({result['channels']}x{args.fit_size}x{args.fit_size}) | read + convert frames/s (CPU) |")
+    print("|---|---|---|---|---|---|---|")
     layout = ("NHWC" if args.channels_last else "NCHW") + (", compiled" if args.compile else "")
     print(f"| {result['device']} ({device.type}) | {layout} | {result['train_samples_per_s']:,.0f} | {result['simulation_samples_per_s']:,.0f} "
-          f"| {result['network_samples_per_s']:,.0f} | {result['fit_frames_per_s']:,.1f} |")
+          f"| {result['network_samples_per_s']:,.0f} | {result['fit_frames_per_s']:,.1f} "
+          f"| {result['read_convert_frames_per_s']:,.0f} |")
     for part, table in result.get("profile", {}).items():
         print(f"\nprofile: {part}\n{table}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
