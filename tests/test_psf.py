@@ -134,6 +134,36 @@ def test_render_gradients_match_finite_differences(kind, make_psf):
     _assert_gradients_match_central_differences(f, [x, y, z, photons], seed=21)
 
 
+def test_adaptive_patches_render_what_the_full_patch_renders():
+    """The default astigmatic patch adapts to each emitter's width: in-focus emitters on small patches, defocused
+    ones on large. The frames equal those of the full fixed patch to the +-4 sigma tails (< 3e-4 of the photons),
+    the z gradient survives, and a given roi_px is used for every emitter."""
+    plane = dict(s0_nm=(100.0, 100.0), c_nm=(0.0, 0.0), d_nm=300.0, z_extent_nm=800.0)  # a focal plane of a biplane
+    adaptive = AstigmaticPSF(**plane)
+    fixed = AstigmaticPSF(roi_px=adaptive.roi_px[0], **plane)
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    x = 500.0 + 5400.0 * torch.rand(n, generator=g, dtype=torch.float64)
+    y = 500.0 + 5400.0 * torch.rand(n, generator=g, dtype=torch.float64)
+    z = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 1600.0
+    ph = 1000.0 + 4000.0 * torch.rand(n, generator=g, dtype=torch.float64)
+    fi = torch.randint(0, 4, (n,), generator=g)
+    groups = adaptive.patch_groups(x, y, z, ph)
+    assert len(groups) >= 3 and sum(int(i.numel()) for i, *_ in groups) == n
+    assert min(p.shape[-1] for _, p, _, _ in groups) <= 11 and max(p.shape[-1] for _, p, _, _ in groups) == adaptive.roi_px[0]
+    assert fixed.patch_groups(x, y, z, ph)[0][0] is None  # a given size: one group, every emitter on it
+    a = adaptive.render(x, y, z, ph, fi, n_frames=4, frame_shape=(64, 64))
+    b = fixed.render(x, y, z, ph, fi, n_frames=4, frame_shape=(64, 64))
+    assert float((a - b).abs().sum() / b.sum()) < 3e-4
+    assert float((a - b).abs().max()) < 0.05
+    zr = z.clone().requires_grad_(True)
+    adaptive.render(x, y, zr, ph, fi, n_frames=4, frame_shape=(64, 64)).pow(2).sum().backward()
+    assert zr.grad is not None and bool((zr.grad != 0).all())
+    flat = GaussianPSF(sigma_nm=130.0)  # one width: one group of the default size, as before
+    (index, patch, _, _), = flat.patch_groups(x, y, z, ph)
+    assert index is None and patch.shape[-1] == flat.roi_px[0]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_z_dependence_matches_dimensionality(kind, make_psf):
     """2D models ignore z; 3D models change with it."""

@@ -52,6 +52,14 @@ class PSF(nn.Module):
         """
         raise NotImplementedError  # pragma: no cover
 
+    def patch_groups(
+        self, x_nm: Tensor, y_nm: Tensor, z_nm: Tensor, photons: Tensor
+    ) -> list[tuple[Tensor | None, Tensor, Tensor, Tensor]]:
+        """The emitters' patches in groups of one patch shape: ``(index, patch, row0, col0)`` per group, where
+        ``index`` selects the group's emitters (``None``: all of them, in order). One group of :attr:`roi_px` here;
+        models whose PSF width varies per emitter may render narrow ones on smaller patches."""
+        return [(None, *self.patches(x_nm, y_nm, z_nm, photons))]
+
     def render(
         self,
         x_nm: Tensor,
@@ -74,12 +82,13 @@ class PSF(nn.Module):
         n_pix = n_frames * H * W
         # one extra "sink" element collects everything that falls outside the frame
         canvas = torch.zeros(n_pix + 1, dtype=dtype, device=device)
-        if x_nm.numel():
-            patch, row0, col0 = self.patches(x_nm, y_nm, z_nm, photons)
+        if not x_nm.numel():
+            return canvas[:n_pix].reshape(n_frames, H, W)
+        for index, patch, row0, col0 in self.patch_groups(x_nm, y_nm, z_nm, photons):
             h, w = patch.shape[-2:]
             rows = row0[:, None] + torch.arange(h, device=device)[None, :]  # (N, h)
             cols = col0[:, None] + torch.arange(w, device=device)[None, :]  # (N, w)
-            fr = frame_ix.to(torch.int64)
+            fr = (frame_ix if index is None else frame_ix[index]).to(torch.int64)
             ok_rows = (rows >= 0) & (rows < H) & ((fr >= 0) & (fr < n_frames))[:, None]
             inside = ok_rows[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]
             # the (N, h, w) index is the largest tensor of a render (a 100,000-frame movie on a GPU holds
