@@ -150,7 +150,7 @@ case "$PLAN" in
   speed)
     # the next lease after 'network' (2026-12-04: training 5,450 samples/s, fitting 415 frames/s, both under the bar):
     # the same throughput with fitting's frame features once per frame (commit 31552a4), the camera conversion in
-    # place and read ahead (3abb1a4), cuDNN autotuning, NHWC and torch.compile, with the torch profiler's top
+    # place and read ahead (3abb1a4), per-emitter patches (17c5fd2), cuDNN autotuning, NHWC and torch.compile, the profiler's top
     # operators; then the dual-colour Plex model alone on the GPU with the minutes left (its first GPU curve)
     THROUGHPUT_MAX_S=70
     step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests
