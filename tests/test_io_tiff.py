@@ -95,6 +95,36 @@ def test_a_damaged_page_list_is_refused_not_cut_short(tmp_path):
         open_movie(path)
 
 
+def test_the_damage_check_ignores_logging_settings_and_metadata_complaints(tmp_path):
+    """A silenced tifffile logger does not switch the damaged-page check off (and its settings come back); a file
+    whose shape metadata tifffile calls 'invalid ... or corrupted' but whose pages read whole is not refused."""
+    import logging
+
+    path = tmp_path / "damaged.tif"
+    tifffile.imwrite(path, _movie(0, shape=(40, 16, 16)), compression="zlib", **GREY)
+    with tifffile.TiffFile(path) as tf:
+        ifd = tf.pages[30].offset
+    raw = bytearray(path.read_bytes())
+    raw[ifd : ifd + 2] = (60000).to_bytes(2, "little")
+    path.write_bytes(bytes(raw))
+    log = logging.getLogger("tifffile")
+    old = (log.disabled, log.level)
+    try:
+        log.disabled, log.level = True, logging.CRITICAL
+        with pytest.raises(InputError, match="corrupt TIFF file"):
+            open_movie(path)
+        assert (log.disabled, log.level) == (True, logging.CRITICAL)
+    finally:
+        log.disabled, log.level = old
+    mixed = tmp_path / "mixed.tif"
+    a = _movie(1, shape=(8, 16, 16))
+    tifffile.imwrite(mixed, a[:5], **GREY)
+    tifffile.imwrite(mixed, a[5:6], append=True, metadata=None, **GREY)
+    tifffile.imwrite(mixed, a[6:], append=True, **GREY)
+    with open_movie(mixed) as movie:
+        np.testing.assert_array_equal(movie[:], a)
+
+
 def test_fewer_frames_than_declared_are_read_with_a_warning(tmp_path):
     """An ImageJ file whose metadata promises more frames than it holds (an acquisition stopped early): the frames
     that are there are read, and the warning names the file and both counts."""

@@ -139,6 +139,10 @@ class _TiffSource:
         path, tf = self.path, self._tf
         reports = _TifffileReports()
         log = logging.getLogger("tifffile")
+        # heard whatever the application's logging set-up says (a silenced tifffile must not switch the check off)
+        disabled, level = log.disabled, log.level
+        log.disabled = False
+        log.setLevel(logging.WARNING)
         log.addHandler(reports)
         try:
             series = list(tf.series)
@@ -146,12 +150,15 @@ class _TiffSource:
             raise InputError(f"corrupt TIFF file ({type(err).__name__}: {err})", source=path) from None
         finally:
             log.removeHandler(reports)
+            log.disabled = disabled
+            log.setLevel(level)
         if not series:
             raise InputError("TIFF file holds no image", source=path)
         declared = _declared_frames(tf)
         # tifffile logs a damaged page list and goes on with the pages before the damage: the frames after it
         # would be lost without a word, so a damaged file is refused
-        damaged = [m for m in reports.messages if "corrupt" in m.lower()]
+        damaged = [m for m in reports.messages if m.startswith("<tifffile.TiffPages") and any(
+            k in m for k in ("corrupted tag list", "invalid offset to page", "invalid page offset"))]
         if damaged:
             of = f" of the {declared} frames its metadata declares" if declared is not None else ""
             raise InputError(f"corrupt TIFF file: {damaged[0]}; {len(tf.pages)} pages can be reached{of}", source=path)
