@@ -27,6 +27,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -52,6 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commit() -> str:
+    """The code's commit: ``PLEXLOC_COMMIT`` where set (bench/gpu.sh sets it from its GPU_COMMIT: a device
+    machine's copy of the repository may hold an older HEAD than the files it runs), else git's HEAD."""
+    if os.environ.get("PLEXLOC_COMMIT"):
+        return os.environ["PLEXLOC_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     except OSError:

@@ -2,7 +2,7 @@
 # Every GPU figure of an issue in ONE device call (a task is lent 15 minutes of device time in all, start-up
 # included, and one command may run 10 minutes), for the lent GPU machine:
 #   (here)   bash bench/fetch_wheels.sh
-#   (device) run(command="bash bench/gpu.sh issue3", carry=[".whl"], timeout_s=600)
+#   (device) run(command="GPU_COMMIT=$(git rev-parse --short HEAD, here) bash bench/gpu.sh issue3", carry=[".whl"], timeout_s=600)
 # Plans (each finishes inside GPU_BUDGET_S seconds, default 540; every step has its own time limit, a
 # failing or slow step does not stop the next, and the training minutes are what the budget leaves):
 #   issue3      GPU tests; network throughput (training samples/s with simulation, fitting frames/s of
@@ -38,7 +38,10 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
   export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
 fi
 export PYTHONPATH=$PWD/src:${PYTHONPATH:-}
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# the device machine's copy of the repository may hold an older HEAD than the files it runs (2026-12-04: it named
+# c833348 for cae38a9): pass the commit as GPU_COMMIT=<sha> where it matters; the bench scripts record it
+COMMIT=${GPU_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+export PLEXLOC_COMMIT=$COMMIT
 
 left() { echo $((BUDGET - (SECONDS - T0))); }
 pack() {  # the work folder into one archive (no movies, no checkpoints), atomically

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,14 +37,9 @@ from plexloc.nets import Localizer
 from plexloc.train import Trainer, make_spec
 from plexloc.train.validation import batch_aux, batch_photons
 
+from accuracy import commit  # bench/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    except OSError:
-        return "unknown"
 
 
 def sync(device: torch.device) -> None:
