@@ -160,6 +160,8 @@ case "$PLAN" in
     table gpu_tests
     throughput tp_nchw --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --profile
     throughput tp_nhwc --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --channels-last
+    # larger batches: training samples of 1024 per step, fitting 64 frames per forward pass
+    throughput tp_nhwc_big --batch-size 1024 --train-steps 30 --warmup 3 --fit-frames 3000 --fit-batch 64 --channels-last
     throughput plex_quad_nhwc --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
       --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000 --profile --channels-last
     THROUGHPUT_MAX_S=150 throughput tp_nhwc_compile --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 \
