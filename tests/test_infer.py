@@ -102,37 +102,37 @@ def test_neighbourhood_mean_at_the_map_border():
     assert len(ex) == 1 and float(ex.x_nm[0]) == pytest.approx(80.0, rel=1e-5)
 
 
+#: the windows of 3 of frames 0..9 (frame t holds the value t), the edge frames repeated
+_TEN_FRAME_WINDOWS = torch.tensor([[max(t - 1, 0), t, min(t + 1, 9)] for t in range(10)], dtype=torch.float32)
+
+
+def _ten_frames_in(chunks: list[int]):
+    """Frames 0..9 of 1 x 2 x 2 pixels (frame t holds t), as chunks of the given lengths."""
+    frames = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2)
+    bounds = np.cumsum([0, *chunks])
+    return iter([frames[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+
+
 @pytest.mark.parametrize("chunks,batch", [([10], 4), ([3, 1, 6], 4), ([1] * 10, 3), ([10], 16)])
 def test_windows_cover_every_frame_with_edge_repetition(chunks, batch):
-    frames = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2)
-    parts, start = [], 0
-    for n in chunks:
-        parts.append(frames[start : start + n])
-        start += n
-    got = list(iter_windows(iter(parts), window=3, batch_frames=batch))
+    got = list(iter_windows(_ten_frames_in(chunks), window=3, batch_frames=batch))
     firsts = [f for f, _ in got]
     wins = torch.cat([w for _, w in got])
     assert wins.shape == (10, 3, 1, 2, 2)
     assert firsts == list(range(0, 10, batch))
-    expect = torch.tensor([[max(t - 1, 0), t, min(t + 1, 9)] for t in range(10)], dtype=torch.float32)
-    assert torch.equal(wins[:, :, 0, 0, 0], expect)
+    assert torch.equal(wins[:, :, 0, 0, 0], _TEN_FRAME_WINDOWS)
 
 
 @pytest.mark.parametrize("chunks,batch", [([10], 4), ([3, 1, 6], 4), ([1] * 10, 3)])
 def test_frame_blocks_hold_each_frames_window(chunks, batch):
-    frames = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2)
-    parts, start = [], 0
-    for n in chunks:
-        parts.append(frames[start : start + n])
-        start += n
-    got = list(iter_frame_blocks(iter(parts), window=3, batch_frames=batch))
+    got = list(iter_frame_blocks(_ten_frames_in(chunks), window=3, batch_frames=batch))
     assert [f for f, _ in got] == list(range(0, 10, batch))
     for first, block in got:  # n frames and their neighbours, the edges repeated
         n = block.shape[0] - 2
         assert block[:, 0, 0, 0].tolist() == [min(max(t, 0), 9) for t in range(first - 1, first + n + 1)]
     wins = torch.cat([sliding_windows(b, 3) for _, b in got])
     assert wins.shape == (10, 3, 1, 2, 2)
-    assert torch.equal(wins[:, :, 0, 0, 0], torch.tensor([[max(t - 1, 0), t, min(t + 1, 9)] for t in range(10)], dtype=torch.float32))
+    assert torch.equal(wins[:, :, 0, 0, 0], _TEN_FRAME_WINDOWS)
 
 
 def test_tiles_partition_the_axis():
