@@ -78,21 +78,18 @@ class GaussianPSF(PSF):
         if not self.adaptive_roi or x_nm.numel() == 0:
             return super().patch_groups(x_nm, y_nm, z_nm, photons)
         sx, sy = self.sigma_px(z_nm)
-        need = 2 * torch.ceil(4.0 * torch.maximum(sx, sy).detach()).clamp_min(2) + 1
+        need = 2 * torch.ceil(4.0 * torch.maximum(sx, sy).detach()).clamp_min(2) + 1  # _odd_roi's rule, per emitter
         sizes = [k for k in PATCH_LADDER if k < roi] + [roi]
         ladder = torch.tensor(sizes, device=need.device, dtype=need.dtype)
         cls = torch.searchsorted(ladder, need.contiguous()).clamp_max(len(sizes) - 1)
         present = torch.unique(cls).tolist()
-        if len(present) == 1:
-            k = sizes[present[0]]
-            return [(None, *F.gaussian_patches(x_nm / self.px_size_nm[0], y_nm / self.px_size_nm[1], sx, sy, photons, (k, k)))]
+        x_px, y_px = x_nm / self.px_size_nm[0], y_nm / self.px_size_nm[1]
         groups = []
         for c in present:
-            index = torch.nonzero(cls == c).squeeze(1)
             k = sizes[c]
-            groups.append((index, *F.gaussian_patches(
-                x_nm[index] / self.px_size_nm[0], y_nm[index] / self.px_size_nm[1], sx[index], sy[index], photons[index], (k, k)
-            )))
+            index = None if len(present) == 1 else torch.nonzero(cls == c).squeeze(1)
+            args = (x_px, y_px, sx, sy, photons) if index is None else (a[index] for a in (x_px, y_px, sx, sy, photons))
+            groups.append((index, *F.gaussian_patches(*args, (k, k))))
         return groups
 
     def extra_repr(self) -> str:
