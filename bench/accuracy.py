@@ -180,6 +180,17 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
             if args.keep_tables:  # the network's table and the truth, for analyses after the run
                 write_table(pred, out / f"{name}_d{density:g}_pred.csv")
                 write_table(truth, out / f"{name}_d{density:g}_truth.csv")
+            if args.refine_mle:  # the same fit with every localization refined by the MLE (neighbours modelled)
+                stats_r: dict = {}
+                pred_r = fit_movie(movie_paths if n_ch > 1 else movie_paths[0], model, device=device, stats=stats_r,
+                                   roi_offset_px=tuple(args.roi_offset) if args.roi_offset else None, refine_mle=True)
+                if config.photon_model.kind == "ratiometric":
+                    pred_r = assign_colors_if_available(pred_r, config)
+                row.update({f"refined_{k}": v for k, v in score(truth, pred_r, bound, config, dim, args.size).items()})
+                row["refined_fit_frames_per_s"] = stats_r.get("frames_per_s")
+                row["refined_share"] = float(np.mean(pred_r["refined"])) if len(pred_r) else None
+                if args.keep_tables:
+                    write_table(pred_r, out / f"{name}_d{density:g}_refined.csv")
         if args.compare_mle:
             row.update(compare_mle(movie_paths if n_ch > 1 else movie_paths[0], config, truth, dim, device))
             for roi in args.mle_roi_px or []:  # the same movies with other fitting windows: keys mle_roiN_*
@@ -433,6 +444,9 @@ def main(argv=None) -> int:
     ap.add_argument("--train-size", type=int, default=40, help="training ROI (px)")
     ap.add_argument("--size", type=int, default=64, help="test frame size (px)")
     ap.add_argument("--compare-mle", action="store_true", help="also the project's MLE fitter (a global fit for several channels)")
+    ap.add_argument("--refine-mle", action="store_true",
+                    help="also the network's table refined by maximum likelihood with its neighbours modelled "
+                         "(plexloc fit --refine-mle; keys refined_*)")
     ap.add_argument("--mle-roi-px", type=int, nargs="+", default=None,
                     help="with --compare-mle: also fit with each of these windows (odd px; default: only the fitter's own)")
     ap.add_argument("--compare-picasso", action="store_true",
@@ -476,7 +490,7 @@ def main(argv=None) -> int:
         for d, row in r["densities"].items():
             rois = [(f"MLE global, {n}-px window", f"mle_roi{n}_") for n in sorted({int(k[7:].split("_")[0]) for k in row
                     if k.startswith("mle_roi") and k.endswith("_jaccard")})]
-            for method, prefix in (("network", ""), ("MLE global", "mle_"), *rois, ("each channel alone", "naive_"),
+            for method, prefix in (("network", ""), ("network + MLE refinement", "refined_"), ("MLE global", "mle_"), *rois, ("each channel alone", "naive_"),
                                    ("Picasso (best box / min ng)", "picasso_")):
                 g = lambda k: row.get(prefix + k)  # noqa: E731
                 if g("jaccard") is None:

@@ -69,6 +69,8 @@ COLUMN_DOCS: dict[str, str] = {
     "roi_px": "side of the square fitting window in pixels (llr's pixels: roi_px² per channel)",
     "psf_sigma_x_nm": "fitted PSF width along x (free-width Gaussian fit)",
     "psf_sigma_y_nm": "fitted PSF width along y (free-width Gaussian fit)",
+    "refined": "1 where plexloc fit --refine-mle refined the network's row by maximum likelihood with its neighbours "
+    "modelled (its sigma_x/y/z_nm are then the CRLB at the fit), 0 where the network's values were kept",
     # written by post-processing (plexloc.post)
     "drift_x_nm": "drift subtracted from x_nm in this frame (plexloc drift)",
     "drift_y_nm": "drift subtracted from y_nm in this frame (plexloc drift)",

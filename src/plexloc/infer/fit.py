@@ -131,6 +131,7 @@ def fit_movie(
     roi_offset_px: tuple[int, int] | None = None,
     split_view: SplitViewConfig | None = None,
     calibrate_sigma: bool = True,
+    refine_mle: bool = False,
 ) -> LocTable:
     """Localize every frame of a movie.
 
@@ -155,6 +156,12 @@ def fit_movie(
             (:func:`sigma_factors`) and subtract the constant position offset it measured there
             (:func:`position_offsets`); ``stats["sigma_calibration"]`` and ``stats["offset_calibration"]`` say which
             were applied. False: the network's raw output.
+        refine_mle: refine every localization by maximum likelihood in its frame with the other localizations
+            nearby in the model (:func:`plexloc.mle.refine.refine_frames`; the training configuration's PSFs,
+            cameras and transforms). Worth it where the network's errors are well above the Cramér-Rao bound
+            (its validation ``RMSE/CRLB``), e.g. emitters on for single frames; where the network beats the
+            single-frame bound by seeing several frames, it would lose that. Refined rows have ``refined`` 1 and
+            the CRLB as their sigma; the sigma calibration and offsets apply to the others only.
 
     Returns:
         The localization table, rows ordered by frame.
@@ -212,6 +219,7 @@ def fit_movie(
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms)
+        refiner = _refiner(cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
         # chunks go to the device before the temporal windows are formed: each frame crosses once, not once
         # per window it belongs to, and the windows are views on the device
         head: list[torch.Tensor] = []  # the movie's first frames, kept on the CPU for the camera noise check
@@ -233,7 +241,14 @@ def fit_movie(
         for first, block in batches:
             n_block = block.shape[0] - 2 * (spec.window // 2)
             ex = predictor.localize_frames(block, roi_offset)
-            tables.append(to_table(ex, np.arange(first, first + n_block), net))
+            tab = to_table(ex, np.arange(first, first + n_block), net)
+            if refiner is not None:
+                from plexloc.mle.refine import refine_frames
+
+                h = spec.window // 2
+                frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
+                tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)
+            tables.append(tab)
             if bar is not None:
                 bar.update(n_block)
                 bar.set_postfix(locs=sum(len(t) for t in tables), refresh=False)
@@ -246,13 +261,19 @@ def fit_movie(
         for r in readers:
             r.close()
     table = LocTable.concat(tables) if tables else to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)
+    if refine_mle and not tables:  # the same columns as a refined table
+        table = table.with_columns(**{k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "refined")})
+    # the network's own rows (not the refined ones) get the calibration measured on its validation set
+    net_rows = np.asarray(table["refined"]) == 0 if "refined" in table else np.ones(len(table), bool)
     factors = sigma_factors(meta) if calibrate_sigma else {}
     if factors:  # before the filters, so that max_sigma_nm sees the calibrated sigmas
-        table = table.with_columns(**{f"sigma_{ax}_nm": np.asarray(table[f"sigma_{ax}_nm"]) * f
+        table = table.with_columns(**{f"sigma_{ax}_nm": np.where(net_rows, np.asarray(table[f"sigma_{ax}_nm"]) * f,
+                                                                 np.asarray(table[f"sigma_{ax}_nm"]))
                                       for ax, f in factors.items() if f"sigma_{ax}_nm" in table})
     offsets = position_offsets(meta) if calibrate_sigma else {}
     if offsets and len(table):
-        table = table.with_columns(**{f"{ax}_nm": np.asarray(table[f"{ax}_nm"]) - o for ax, o in offsets.items()})
+        table = table.with_columns(**{f"{ax}_nm": np.asarray(table[f"{ax}_nm"]) - np.where(net_rows, o, 0.0)
+                                      for ax, o in offsets.items()})
     report = None
     if filters and any(v is not None for v in filters.values()):
         from plexloc.post.filter import filter_localizations
@@ -277,6 +298,17 @@ def fit_movie(
         if report is not None:
             stats["filtered"] = report
     return table
+
+
+def _refiner(cfg: dict, camera, device, roi_offset: tuple[int, int], *, source: str):
+    """The MLE fitter of ``fit_movie(refine_mle=True)``: the model's training configuration, the movie's cameras."""
+    if not cfg or "channels" not in cfg:
+        raise InputError("refine_mle needs the model's training configuration (PSFs, cameras)", source=source)
+    from plexloc.config import TrainConfig, validate_config
+    from plexloc.mle import MLEFitter
+
+    sim = validate_config(cfg, TrainConfig, source=source).simulation()
+    return MLEFitter(sim, device=device, camera=camera, roi_offset_px=roi_offset)
 
 
 def _validation_values(meta: dict, prefix: str, keep) -> dict[str, float]:

@@ -334,6 +334,8 @@ def fit_rois(
     z_starts_nm: Sequence[float] | None = None,
     z_range_nm: tuple[float, float] | None = None,
     start_pixel: Tensor | None = None,
+    start_xy: Tensor | None = None,
+    start_z_nm: Tensor | None = None,
     max_iter: int = 30,
     tol: float = 1e-4,
     pre_iter: int = 6,
@@ -354,6 +356,10 @@ def fit_rois(
         z_range_nm: bounds of z (default: the models' own range, else +-1000 nm).
         start_pixel: optional ``(N, 2)`` (row, col) of each spot's pixel in channel 0's window (the start
             position is the centroid around it; default the window's centre).
+        start_xy: optional ``(N, 2)`` start position (x, y) in channel 0's window pixels (e.g. another
+            localizer's estimate, :mod:`plexloc.mle.refine`); replaces the centroid start.
+        start_z_nm: optional ``(N,)`` start z of a 3D fit (clipped into the bounds); replaces ``z_starts_nm``
+            (one start per window).
         max_iter: iteration limit; tol: convergence threshold on the Newton decrement (the squared
             step in units of the statistical error); pre_iter: iterations from every z start before
             only the best start goes on.
@@ -361,12 +367,12 @@ def fit_rois(
     """
     with torch.no_grad():
         return _fit_rois(rois, channels, origins=origins, k=k, offset=offset, linked=linked, z_starts_nm=z_starts_nm,
-                         z_range_nm=z_range_nm, start_pixel=start_pixel, max_iter=max_iter, tol=tol, pre_iter=pre_iter,
-                         batch_size=batch_size)
+                         z_range_nm=z_range_nm, start_pixel=start_pixel, start_xy=start_xy, start_z_nm=start_z_nm,
+                         max_iter=max_iter, tol=tol, pre_iter=pre_iter, batch_size=batch_size)
 
 
-def _fit_rois(rois, channels, *, origins, k, offset, linked, z_starts_nm, z_range_nm, start_pixel, max_iter, tol, pre_iter,
-              batch_size) -> FitResult:
+def _fit_rois(rois, channels, *, origins, k, offset, linked, z_starts_nm, z_range_nm, start_pixel, start_xy, start_z_nm,
+              max_iter, tol, pre_iter, batch_size) -> FitResult:
     C = len(channels)
     if len(rois) != C:
         raise ValueError(f"{len(rois)} sets of windows for {C} channels")
@@ -381,6 +387,8 @@ def _fit_rois(rois, channels, *, origins, k, offset, linked, z_starts_nm, z_rang
         zl, zh = ch.model.z_range_nm()
         lo, hi = max(lo, zl + ch.z_offset_nm), min(hi, zh + ch.z_offset_nm)
     z_starts = [0.0] if not problem.is_3d else list(z_starts_nm if z_starts_nm is not None else (-300.0, 0.0, 300.0))
+    if problem.is_3d and start_z_nm is not None:  # one given start per window (set in _fit_batch)
+        z_starts = [0.0]
     z_starts = [min(max(z, lo + 1.0), hi - 1.0) for z in z_starts] if problem.is_3d else z_starts
     if batch_size is None:
         batch_size = max(1024, int(2e8 / (4 * len(z_starts) * problem.P * C * R * R)))
@@ -397,6 +405,8 @@ def _fit_rois(rois, channels, *, origins, k, offset, linked, z_starts_nm, z_rang
                 z_starts=z_starts,
                 z_bounds=(lo, hi),
                 start_pixel=None if start_pixel is None else start_pixel[sl],
+                start_xy=None if start_xy is None else start_xy[sl].to(device, dtype),
+                start_z_nm=None if start_z_nm is None or not problem.is_3d else start_z_nm[sl].to(device, dtype),
                 max_iter=max_iter,
                 tol=tol,
                 pre_iter=pre_iter,
@@ -411,13 +421,16 @@ def _cut(v, sl: slice, device, dtype) -> Tensor:
 
 
 def _fit_batch(
-    problem: _Problem, rois, idx, k, off, *, z_starts, z_bounds, start_pixel, max_iter, tol, pre_iter
+    problem: _Problem, rois, idx, k, off, *, z_starts, z_bounds, start_pixel, max_iter, tol, pre_iter, start_xy=None,
+    start_z_nm=None
 ) -> dict:
     n = rois[0].shape[0]
     K = len(z_starts)
     device, dtype = rois[0].device, rois[0].dtype
     x_eff = torch.cat([(kc * r + oc).clamp_min(0).reshape(n, -1) for r, kc, oc in zip(rois, k, off)], dim=1)
     xy0, n0, bg0 = _starts(rois, [ch.fraction for ch in problem.channels], linked=problem.linked, centre=start_pixel)
+    if start_xy is not None:
+        xy0 = start_xy.clamp(0.0, float(problem.roi))
     parts = [xy0]
     if problem.is_3d:
         parts.append(torch.zeros(n, 1, device=device, dtype=dtype))
@@ -426,7 +439,9 @@ def _fit_batch(
     theta0 = torch.cat(parts + [n0, bg0], dim=1)
     # replicate over the z starts: row r*K + j is window r from start j
     theta = theta0.repeat_interleave(K, dim=0)
-    if problem.is_3d:
+    if problem.is_3d and start_z_nm is not None:
+        theta[:, 2] = start_z_nm.clamp(z_bounds[0] + 1.0, z_bounds[1] - 1.0)
+    elif problem.is_3d:
         theta[:, 2] = torch.tensor(z_starts, device=device, dtype=dtype).repeat(n)
     rep = torch.arange(n, device=device).repeat_interleave(K)
     x_all = x_eff[rep] if K > 1 else x_eff

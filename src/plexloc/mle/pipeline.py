@@ -115,6 +115,9 @@ class MLEFitter:
             wrong branch of the astigmatic likelihood where no emitter is (measured: axial RMSE / CRLB
             1.06 with 250 nm against 1.03 with 0 on examples/3d_astigmatic.yaml, bench/RESULTS.md).
         min_llr_pvalue: drop fits whose log-likelihood ratio has a chi-square p-value below this.
+        roi_offset_px: chip pixel (x, y) of the frames' corner; the channel transforms are in chip coordinates
+            (conventions.md), so a channel maps ROI positions by ``T_c(r + o) - o``. Default: the configuration's
+            ``roi_offset_px``.
     """
 
     def __init__(
@@ -133,6 +136,7 @@ class MLEFitter:
         min_llr_pvalue: float | None = None,
         max_iter: int = 30,
         batch_size: int | None = None,
+        roi_offset_px: tuple[int, int] | None = None,
     ):
         self.config = config
         self.device = torch.device(device)
@@ -147,6 +151,7 @@ class MLEFitter:
             ch = Channel.from_config(ch_cfg, px_size_nm=px, z_extent_nm=z_extent)
             if cams[c] is not None:
                 ch.camera = camera_from_config(cams[c])
+            ch.transform = _at_roi(ch.transform, roi_offset_px if roi_offset_px is not None else config.roi_offset_px, px)
             self.channels.append(ch.to(self.device))
         self.frame_shape = (int(config.frame_size[0]), int(config.frame_size[1]))
         self.is_3d = any(ch.psf.is_3d for ch in self.channels)
@@ -391,6 +396,17 @@ class MLEFitter:
                 cols[f"photons_ch{c}"] = res.photons_ch[:, c].numpy() * (self.photon_scale if self.linked else 1.0)
                 cols[f"bg_ch{c}"] = res.bg_ch[:, c].numpy()
         return LocTable({k: np.asarray(v)[keep] for k, v in cols.items()}), keep
+
+
+def _at_roi(transform: Tensor, offset_px, px_size_nm) -> Tensor:
+    """A chip-coordinate transform as it acts on the positions of an ROI whose corner is at chip pixel
+    ``offset_px`` (x, y): ``r -> T(r + o) - o``, the matrix ``S(-o) T S(o)`` with ``S`` a translation."""
+    ox, oy = float(offset_px[0]) * px_size_nm[0], float(offset_px[1]) * px_size_nm[1]
+    if ox == 0.0 and oy == 0.0:
+        return transform
+    shift = lambda dx, dy: torch.tensor([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]], dtype=torch.float64)  # noqa: E731
+    out = shift(-ox, -oy) @ transform.detach().cpu().double() @ shift(ox, oy)
+    return out.to(transform.dtype)
 
 
 def _is_identity(t: Tensor) -> bool:

@@ -1,0 +1,202 @@
+"""Maximum-likelihood refinement of another localizer's table, with every neighbour in the model.
+
+A network trained on the simulator finds emitters that overlap, but where its positions are well above the
+Cramér-Rao bound (a small model, or a setting it cannot beat the single-frame bound in: emitters that are on for
+one frame only) a maximum-likelihood fit from its estimates can bring them down to the bound. A plain fit of one
+emitter per window is biased by the light of the neighbours, so here each window's expected image is
+
+    mu = the emitter being fitted + background + sum over the other localizations of the frame near it
+
+with the neighbours held at their current estimates (the table's, then the previous round's): the data and the
+model of :func:`plexloc.mle.fit.fit_rois` get the neighbours' expected photons as a known, per-pixel term.
+
+A refit is kept only where it converged and stayed near its start (``max_shift_px``, ``max_shift_z_nm``); other rows
+keep the table's values. Refined rows get the CRLB at the fit as ``crlb_*`` and as their ``sigma_*_nm`` (an efficient
+estimate's error is its bound); column ``refined`` (1 / 0) says which rows changed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from plexloc.mle.detection import Candidates
+from plexloc.mle.fit import _Problem, fit_rois
+from plexloc.table import LocTable
+
+#: pairs evaluated at a time when the neighbours' images are drawn
+_PAIR_BATCH = 4096
+
+
+def _photons_per_channel(table: LocTable, n_channels: int, fractions: list[float], linked: bool) -> np.ndarray:
+    """(N, P) photon parameters of the fitter: the total (linked) or one count per channel."""
+    if linked:
+        return np.asarray(table["photons"], np.float64)[:, None]
+    cols = [f"photons_ch{c}" for c in range(n_channels)]
+    if all(c in table for c in cols):
+        return np.stack([np.asarray(table[c], np.float64) for c in cols], axis=1)
+    total = np.asarray(table["photons"], np.float64)
+    return total[:, None] * np.asarray(fractions)[None, :]
+
+
+def _pairs(frame: np.ndarray, row: np.ndarray, col: np.ndarray, reach_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j), i != j, of the same frame with the larger of the row and column distances below ``reach_px``."""
+    from scipy.spatial import cKDTree
+
+    if len(frame) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    gap = 4.0 * (max(row.max(), col.max()) + 2 * reach_px + 1.0)  # frames far apart along a third axis
+    pts = np.stack([frame.astype(np.float64) * gap, row.astype(np.float64), col.astype(np.float64)], axis=1)
+    pairs = cKDTree(pts).query_pairs(reach_px, p=np.inf, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    j = np.concatenate([pairs[:, 1], pairs[:, 0]])
+    return i.astype(np.int64), j.astype(np.int64)
+
+
+def neighbour_images(problem: _Problem, theta_abs: Tensor, i: Tensor, j: Tensor) -> Tensor:
+    """(N, C, R, R): in every window i, the expected photons of the localizations j paired with it (no background).
+
+    ``theta_abs`` (N, P) holds the parameters with x, y in absolute reference pixels (not window ones)."""
+    n, C, R = theta_abs.shape[0], problem.C, problem.roi
+    out = torch.zeros(n, C * R * R, device=theta_abs.device, dtype=theta_abs.dtype)
+    one = torch.ones((), device=theta_abs.device, dtype=theta_abs.dtype)
+    zero = torch.zeros((), device=theta_abs.device, dtype=theta_abs.dtype)
+    org = problem.origins[:, 0].to(theta_abs.dtype)  # (N, 2) row, col of channel 0's window
+    for s in range(0, len(i), _PAIR_BATCH):
+        ii, jj = i[s : s + _PAIR_BATCH], j[s : s + _PAIR_BATCH]
+        th = theta_abs[jj].clone()
+        th[:, 0] -= org[ii, 1]
+        th[:, 1] -= org[ii, 0]
+        th[:, problem.i_bg :] = 0.0
+        m, _ = problem.evaluate(th, ii, [one] * C, [zero] * C)
+        out.index_add_(0, ii, (m - 1e-6).clamp_min(0.0))  # evaluate floors m at 1e-6
+    return out.reshape(n, C, R, R)
+
+
+def refine_frames(
+    fitter,
+    photons: Tensor,
+    table: LocTable,
+    *,
+    frame_offset: int = 0,
+    rounds: int = 2,
+    max_shift_px: float = 1.0,
+    max_shift_z_nm: float = 300.0,
+    max_iter: int = 30,
+    model_neighbours: bool = True,
+) -> LocTable:
+    """Refine the rows of ``table`` in the photon frames ``photons`` (C, T, H, W) of frames
+    ``frame_offset .. frame_offset + T - 1`` by maximum likelihood with the neighbours modelled.
+
+    Args:
+        fitter: an :class:`~plexloc.mle.MLEFitter` of the movie's configuration (PSFs, cameras, transforms).
+        photons: the frames in photons (after each channel's ``camera.to_photons``), on the fitter's device.
+        table: localizations of those frames (``frame, x_nm, y_nm, z_nm, photons``; ``photons_chN`` for
+            independent photons); rows of other frames are returned unchanged.
+        rounds: refits; each round's neighbours are the previous round's estimates (the first: the table's).
+        max_shift_px, max_shift_z_nm: a refit further than this from the table's row (reference pixels, nm)
+            is not kept (it was pulled onto a neighbour or onto noise).
+        model_neighbours: False fits each window as if its emitter were alone (for comparison).
+
+    Returns:
+        The table with refined ``x_nm, y_nm, z_nm``, photons, ``crlb_x_nm, crlb_y_nm, crlb_z_nm``, ``sigma_x_nm,
+        sigma_y_nm, sigma_z_nm`` set to the CRLB where refined, and ``refined`` (1.0 / 0.0).
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    C, T, H, W = photons.shape
+    if C != len(fitter.channels):
+        raise ValueError(f"{C} channels of photons for a {len(fitter.channels)}-channel fitter")
+    if fitter.roi_px > min(H, W):
+        raise ValueError(f"the fitting window ({fitter.roi_px} px) is larger than the frames ({H} x {W} px)")
+    n_all = len(table)
+    frame_all = np.asarray(table["frame"], np.int64) - frame_offset if n_all else np.zeros(0, np.int64)
+    sel = np.flatnonzero((frame_all >= 0) & (frame_all < T))
+    out = {k: np.array(table[k], dtype=np.float64 if k != "frame" else np.int64) for k in table.columns}
+    for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "refined"):
+        out.setdefault(k, np.full(n_all, np.nan if k != "refined" else 0.0))
+    if len(sel) == 0:
+        return LocTable(out)
+    dev = photons.device
+    dtype = torch.float64 if dev.type == "cpu" else torch.float32
+    px = fitter.config.px_size_xy_nm
+    R = fitter.roi_px
+    fr = [ch.fraction for ch in fitter.fit_channels]
+    linked = fitter.linked
+    sub = table[sel] if len(sel) < n_all else table
+    x_px = np.asarray(sub["x_nm"], np.float64) / px[0]
+    y_px = np.asarray(sub["y_nm"], np.float64) / px[1]
+    z = np.asarray(sub["z_nm"], np.float64)
+    frame = frame_all[sel]
+    row = np.clip(np.floor(y_px), 0, H - 1).astype(np.int64)
+    col = np.clip(np.floor(x_px), 0, W - 1).astype(np.int64)
+    cand = Candidates(frame, row, col, np.zeros(len(sel)))
+    rois, origins, _, ks, offs = fitter.windows(photons, cand, R)
+    problem = _Problem(fitter.fit_channels, R, linked=linked, origins=origins, device=dev, dtype=dtype)
+    i_np, j_np = _pairs(frame, y_px, x_px, float(R)) if model_neighbours else (np.zeros(0, np.int64),) * 2
+    i_t, j_t = torch.as_tensor(i_np, device=dev), torch.as_tensor(j_np, device=dev)
+    n_ph = _photons_per_channel(sub, C, fr, linked)
+    # the current estimates, x / y in absolute reference pixels
+    parts = [x_px[:, None], y_px[:, None]]
+    if problem.is_3d:
+        parts.append(z[:, None])
+    if problem.free_sigma:
+        parts.append(np.ones((len(sel), 1)))
+    parts += [n_ph, np.zeros((len(sel), C))]
+    theta = torch.as_tensor(np.concatenate(parts, axis=1), device=dev, dtype=dtype)
+    start = theta.clone()
+    org0 = origins[:, 0].to(dtype)
+    kept = torch.zeros(len(sel), dtype=torch.bool, device=dev)
+    res = None
+    for _ in range(rounds):
+        known = neighbour_images(problem, theta, i_t, j_t) if len(i_np) else None
+        adj_rois, adj_offs = [], []
+        for c in range(C):
+            kn = known[:, c] if known is not None else None
+            r = rois[c].to(dtype)
+            adj_rois.append(r if kn is None else r - kn)
+            o = torch.as_tensor(offs[c], device=dev, dtype=dtype)
+            kk = torch.as_tensor(ks[c], device=dev, dtype=dtype)
+            adj_offs.append(o if kn is None else o + kk * kn)
+        xy = torch.stack([theta[:, 0] - org0[:, 1], theta[:, 1] - org0[:, 0]], dim=1)
+        res = fit_rois(
+            adj_rois, fitter.fit_channels, origins=origins, k=[torch.as_tensor(k, device=dev, dtype=dtype) for k in ks],
+            offset=adj_offs, linked=linked, z_range_nm=fitter.z_range_nm if problem.is_3d else None, start_xy=xy,
+            start_z_nm=theta[:, 2] if problem.is_3d else None, max_iter=max_iter,
+        )
+        fx = res.x_nm.to(dev, dtype) / px[0]
+        fy = res.y_nm.to(dev, dtype) / px[1]
+        ok = res.converged.to(dev) & torch.isfinite(fx) & torch.isfinite(fy)
+        ok &= ((fx - start[:, 0]).abs() <= max_shift_px) & ((fy - start[:, 1]).abs() <= max_shift_px)
+        if problem.is_3d:
+            ok &= (res.z_nm.to(dev, dtype) - start[:, 2]).abs() <= max_shift_z_nm
+        # accepted rows move to their fits (and are the neighbours of the next round); the others stay
+        theta = start.clone()
+        theta[ok, 0], theta[ok, 1] = fx[ok], fy[ok]
+        if problem.is_3d:
+            theta[ok, 2] = res.z_nm.to(dev, dtype)[ok]
+        ph = res.photons_ch.to(dev, dtype) if not linked else res.photons.to(dev, dtype)[:, None]
+        theta[ok, problem.i_n : problem.i_bg] = ph[ok]
+        kept = ok
+    keep = kept.cpu().numpy()
+    rows = sel[keep]
+    th = theta.cpu().numpy()[keep]
+    out["x_nm"][rows] = th[:, 0] * px[0]
+    out["y_nm"][rows] = th[:, 1] * px[1]
+    if problem.is_3d:
+        out["z_nm"][rows] = th[:, 2]
+    out["photons"][rows] = th[:, problem.i_n : problem.i_bg].sum(axis=1)
+    if not linked:
+        for c in range(C):
+            if f"photons_ch{c}" in out:
+                out[f"photons_ch{c}"][rows] = th[:, problem.i_n + c]
+    for ax in ("x", "y", "z"):
+        crlb = res.crlb[f"{ax}_nm"].numpy()[keep]
+        out[f"crlb_{ax}_nm"][rows] = crlb
+        if f"sigma_{ax}_nm" in out and (ax != "z" or problem.is_3d):
+            out[f"sigma_{ax}_nm"][rows] = crlb
+    out["refined"][rows] = 1.0
+    return LocTable(out)
