@@ -64,7 +64,8 @@ def _crowded_movie(seed: int = 0):
     rng = np.random.default_rng(seed)
     n = len(truth)
     start = truth.with_columns(x_nm=truth["x_nm"] + rng.normal(0, 40, n), y_nm=truth["y_nm"] + rng.normal(0, 40, n),
-                               z_nm=truth["z_nm"] + rng.normal(0, 100, n), photons=truth["photons"] * rng.uniform(0.8, 1.2, n))
+                               z_nm=truth["z_nm"] + rng.normal(0, 100, n), photons=truth["photons"] * rng.uniform(0.8, 1.2, n),
+                               sigma_photons=np.ones(n))
     return fitter, photons, truth, start
 
 
@@ -91,7 +92,11 @@ def test_refinement_brings_crowded_estimates_down_and_needs_the_neighbours():
     crlb_x = np.asarray(out["crlb_x_nm"])[refined]
     err_x = (np.asarray(out["x_nm"]) - np.asarray(truth["x_nm"]))[refined]
     assert np.sqrt(np.mean(err_x**2)) < 1.3 * np.sqrt(np.mean(crlb_x**2))
-    np.testing.assert_array_equal(np.asarray(out["sigma_x_nm"])[refined] if "sigma_x_nm" in out else crlb_x, crlb_x)
+    # the photon sigma of a refined row is its bound: above the Poisson limit sqrt(N) (EMCCD excess noise, background)
+    sig_n = np.asarray(out["sigma_photons"])
+    assert (sig_n[~refined] == 1.0).all()
+    assert (sig_n[refined] > np.sqrt(np.asarray(out["photons"])[refined])).all()
+    assert (sig_n[refined] < 0.5 * np.asarray(out["photons"])[refined]).mean() > 0.95
 
 
 def test_refinement_leaves_other_frames_and_far_fits_alone():

@@ -102,8 +102,8 @@ def refine_frames(
         model_neighbours: False fits each window as if its emitter were alone (for comparison).
 
     Returns:
-        The table with refined ``x_nm, y_nm, z_nm``, photons, ``crlb_x_nm, crlb_y_nm, crlb_z_nm``, ``sigma_x_nm,
-        sigma_y_nm, sigma_z_nm`` set to the CRLB where refined, and ``refined`` (1.0 / 0.0).
+        The table with refined ``x_nm, y_nm, z_nm``, photons (``photons_chN``), ``crlb_x_nm, crlb_y_nm, crlb_z_nm``,
+        the ``sigma_*`` columns (positions, photons) set to the CRLB where refined, and ``refined`` (1.0 / 0.0).
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -198,5 +198,11 @@ def refine_frames(
         out[f"crlb_{ax}_nm"][rows] = crlb
         if f"sigma_{ax}_nm" in out and (ax != "z" or problem.is_3d):
             out[f"sigma_{ax}_nm"][rows] = crlb
+    # photon sigmas likewise (colour assignment reads photons_chN with sigma_photons_chN)
+    if "sigma_photons" in out:
+        out["sigma_photons"][rows] = res.crlb["photons"].numpy()[keep]
+    for c in range(C):
+        if f"sigma_photons_ch{c}" in out and f"photons_ch{c}" in res.crlb:
+            out[f"sigma_photons_ch{c}"][rows] = res.crlb[f"photons_ch{c}"].numpy()[keep]
     out["refined"][rows] = 1.0
     return LocTable(out)
