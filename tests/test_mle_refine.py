@@ -80,6 +80,7 @@ def test_refinement_brings_crowded_estimates_down_and_needs_the_neighbours():
     out = refine_frames(fitter, photons, start)
     alone = refine_frames(fitter, photons, start, model_neighbours=False)
     assert len(truth) > 80
+    assert np.asarray(out["id"]).dtype.kind == "i" and np.asarray(out["frame"]).dtype.kind == "i"
     refined = np.asarray(out["refined"]) == 1
     assert refined.mean() > 0.8
     for col, before, gain in (("x_nm", 40.0, 0.6), ("y_nm", 40.0, 0.6), ("z_nm", 100.0, 0.9)):  # z: its bound is ~80 nm

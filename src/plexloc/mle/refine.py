@@ -115,7 +115,11 @@ def refine_frames(
     n_all = len(table)
     frame_all = np.asarray(table["frame"], np.int64) - frame_offset if n_all else np.zeros(0, np.int64)
     sel = np.flatnonzero((frame_all >= 0) & (frame_all < T))
-    out = {k: np.array(table[k], dtype=np.float64 if k != "frame" else np.int64) for k in table.columns}
+    out = {k: np.array(table[k]) for k in table.columns}  # copies; integer columns (frame, id, color) stay integer
+    for k in ("x_nm", "y_nm", "z_nm", "photons", "sigma_x_nm", "sigma_y_nm", "sigma_z_nm", "sigma_photons",
+              *(f"photons_ch{c}" for c in range(photons.shape[0])), *(f"sigma_photons_ch{c}" for c in range(photons.shape[0]))):
+        if k in out:
+            out[k] = out[k].astype(np.float64)
     for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "refined"):
         out.setdefault(k, np.full(n_all, np.nan if k != "refined" else 0.0))
     if len(sel) == 0:
