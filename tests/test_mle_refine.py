@@ -116,6 +116,12 @@ def test_refinement_leaves_other_frames_and_far_fits_alone():
     kept = np.asarray(tight["refined"]) == 0
     assert kept.sum() > 0.3 * len(tight)
     np.testing.assert_array_equal(np.asarray(tight["x_nm"])[kept], np.asarray(start["x_nm"])[kept])
+    # the table's own sigmas bound the shift (chi-square test): honest ones let most refits through, 1-nm ones only those with a wide bound
+    n = len(start)
+    honest = start.with_columns(sigma_x_nm=np.full(n, 40.0), sigma_y_nm=np.full(n, 40.0), sigma_z_nm=np.full(n, 100.0))
+    tight_sigma = honest.with_columns(sigma_x_nm=np.ones(n), sigma_y_nm=np.ones(n), sigma_z_nm=np.ones(n))
+    assert (np.asarray(refine_frames(fitter, photons, honest)["refined"]) == 1).mean() > 0.7
+    assert (np.asarray(refine_frames(fitter, photons, tight_sigma)["refined"]) == 1).mean() < 0.3
     with pytest.raises(ValueError, match="rounds"):
         refine_frames(fitter, photons, start, rounds=0)
     with pytest.raises(ValueError, match="larger than the frames"):
