@@ -36,6 +36,28 @@ def test_spec_scales_follow_the_simulation():
     assert not spec2d.is_3d
 
 
+def test_photon_scale_holds_the_largest_target():
+    """The photon output's scale covers the largest training target: a linked quad-plane model's total is the flux
+    times four throughputs of 1 (it saturated at a quarter of that before), a multi-colour model's largest
+    channel count of its widened training ranges."""
+    from pathlib import Path
+
+    from plexloc.config import load_config
+    from plexloc.train.trainer import max_target_photons, training_simulation
+
+    ex = Path(__file__).resolve().parents[1] / "examples"
+    quad = load_config(ex / "quad_plane_additive.yaml")
+    assert max_target_photons(training_simulation(quad)) == pytest.approx(4 * 1356.0)
+    sim = Simulator(training_simulation(quad))
+    mov = sim.simulate_movie(20, generator=torch.Generator().manual_seed(0))
+    assert float(mov.truth["photons"].max()) <= 1.2 * max_target_photons(sim.config)
+    assert float(mov.truth["photons"].max()) > 1356.0 * 2  # the old scale (1.2 x 1356) was below the totals
+    dual = load_config(ex / "dual_color_plex.yaml")
+    assert max_target_photons(training_simulation(dual)) == pytest.approx(4905.0 * 2, rel=1e-3)  # widened by 2
+    bi = load_config(ex / "biplane_plex.yaml")
+    assert max_target_photons(training_simulation(bi)) == pytest.approx(bi.emitters.photons_range[1])  # 0.5 + 0.5
+
+
 def test_training_writes_a_resumable_run(tmp_path):
     torch.manual_seed(0)
     run = tmp_path / "run"

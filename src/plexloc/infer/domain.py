@@ -104,9 +104,10 @@ def training_ranges(config: TrainConfig) -> dict[str, tuple[str, float, float]]:
         ranges = pm.channel_photons_range or [sim.emitters.photons_range] * sim.n_channels
         for c, (lo, hi) in enumerate(ranges):
             out[f"photons_ch{c}"] = ("photons", float(lo), float(hi))
-    else:
+    else:  # the table's photons are the total over the channels: flux times the summed throughputs (linked)
         lo, hi = sim.emitters.photons_range
-        out["photons"] = ("photons", float(lo), float(hi))
+        total = sum(float(ch.throughput) for ch in sim.channels) if pm.kind == "linked" or sim.n_channels == 1 else 1.0
+        out["photons"] = ("photons", float(lo) * total, float(hi) * total)
     for c, ch in enumerate(sim.channels):
         bg = ch.background if ch.background is not None else sim.background
         v = bg.variation

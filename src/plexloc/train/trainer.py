@@ -70,12 +70,28 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
         is_3d=bool(is_3d),
         z_center_nm=0.5 * (z_lo + z_hi),
         z_scale_nm=0.6 * (z_hi - z_lo) if is_3d else 1.0,
-        photon_scale=1.2 * config.emitters.photons_range[1],
+        photon_scale=1.2 * max_target_photons(sim.config),
         bg_scale=max(1.5 * bg_hi, 1.0),
         input_offset=[float(v) for v in offset],
         input_scale=[float(v) for v in scale],
         bg_loss_scale=background_spread(sim),
     )
+
+
+def max_target_photons(config) -> float:
+    """The most photons one photon output of the network is trained on, for the training simulation's
+    configuration (:func:`training_simulation`): the total over the channels for one photon output (one channel,
+    or linked: ``photons_range`` times the sum of the throughputs, 4 for a quad-plane configuration whose planes
+    each see ``throughput: 1``), else the largest per-channel count (independent: ``channel_photons_range``, the
+    widened dye ranges of a multi-colour configuration; ratiometric: a dye's ratio is at most 1). Until 2026-12-04 the scale was
+    ``photons_range[1]`` alone, and a quad-plane model's photons saturated at a quarter of the true totals."""
+    hi = float(config.emitters.photons_range[1])
+    pm = config.photon_model
+    if config.n_channels == 1 or pm.kind == "linked":
+        return hi * sum(float(ch.throughput) for ch in config.channels)
+    if pm.kind == "independent" and pm.channel_photons_range:
+        return max(float(r[1]) for r in pm.channel_photons_range)
+    return hi
 
 
 def background_spread(sim: Simulator) -> list[float]:
