@@ -285,9 +285,11 @@ def plane_voxels(config: TrainConfig, size: int) -> dict | None:
 
 
 def truth_crlb(truth, sim: Simulator, config: TrainConfig) -> dict:
-    """CRLB of every truth emitter, jointly over the channels (linked photons split by throughput). For
-    ratiometric data each emitter's channel fractions follow its colour; the bound then uses the mean
-    fractions (an approximation, noted in the results)."""
+    """CRLB of every truth emitter, jointly over the channels: each row's own photon split (its ``photons_chN``:
+    throughputs for linked photons, its dye's ratios for ratiometric data) and each channel's own background
+    (``bg_chN``), :func:`plexloc.evaluate.uncertainty.table_crlb`. Before 2026-12-04 the bound used the dyes' mean
+    fractions and channel 0's background in every channel (20 photons where channel 1 of the dual-colour protocol
+    has 135): too low a bound, so the dual-colour RMSE/CRLB ratios of earlier results read high."""
     chans = [(ch.psf, ch.camera) for ch in sim.channels]
     if len(chans) == 1:
         return table_crlb(truth, chans, z_offsets_nm=[sim.channels[0].z_offset_nm])

@@ -160,3 +160,32 @@ def test_offset_calibration_is_the_median_error_where_significant():
     assert off["offset_cal_z"] == 0.0 or abs(off["offset_cal_z"]) > 2 * 10.0 / np.sqrt(n_single)
     assert math.isnan(offset_calibration(m, truth, dim=2)["offset_cal_z"])
     assert all(math.isnan(v) for v in offset_calibration(m, truth, dim=3, min_pairs=len(x) + 1).values())
+
+
+def test_table_crlb_uses_each_rows_channel_split_and_each_channels_background():
+    """Two channels: the bound of a row follows its own photon split (photons_chN) and each channel's background
+    (bg_chN); with equal splits and backgrounds it is the bound of the shared-fraction, one-background call."""
+    import torch
+
+    from plexloc.camera import IdealCamera
+    from plexloc.evaluate.crlb import crlb
+    from plexloc.evaluate.uncertainty import table_crlb
+    from plexloc.psf import GaussianPSF
+    from plexloc.table import LocTable
+
+    chans = [(GaussianPSF(sigma_nm=130.0), IdealCamera()), (GaussianPSF(sigma_nm=130.0), IdealCamera())]
+    base = dict(frame=np.zeros(3, int), x_nm=np.full(3, 1550.0), y_nm=np.full(3, 1550.0), z_nm=np.zeros(3),
+                photons=np.full(3, 2000.0), bg=np.full(3, 20.0))
+    even = LocTable({**base, "photons_ch0": np.full(3, 1000.0), "photons_ch1": np.full(3, 1000.0),
+                     "bg_ch0": np.full(3, 20.0), "bg_ch1": np.full(3, 20.0)})
+    want = crlb(chans, x_nm=torch.full((3,), 1550.0), y_nm=torch.full((3,), 1550.0), z_nm=torch.zeros(3),
+                photons=torch.full((3,), 2000.0), bg=torch.full((3,), 20.0), photon_fractions=[0.5, 0.5])
+    got = table_crlb(even, chans)
+    np.testing.assert_allclose(got["crlb_x_nm"], want["crlb_x_nm"].numpy(), rtol=1e-9)
+    # channel 1 at 135 photons of background: a larger bound than the one-background call gave (20 in both)
+    noisy = even.with_columns(bg_ch1=np.full(3, 135.0))
+    assert (table_crlb(noisy, chans)["crlb_x_nm"] > 1.2 * got["crlb_x_nm"]).all()
+    # a row's own split: all photons in the quiet channel 0 beat an even split, in the noisy channel 1 lose to it
+    split = noisy.with_columns(photons_ch0=np.array([2000.0, 1000.0, 0.0]), photons_ch1=np.array([0.0, 1000.0, 2000.0]))
+    b = table_crlb(split, chans)["crlb_x_nm"]
+    assert b[0] < b[1] < b[2]

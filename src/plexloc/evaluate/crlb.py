@@ -49,20 +49,31 @@ def fisher_information(
     bg: Tensor | float,
     transforms: Sequence[Tensor | None] | None = None,
     z_offsets_nm: Sequence[float] | None = None,
-    photon_fractions: Sequence[float] | None = None,
+    photon_fractions: Sequence[float] | Tensor | None = None,
+    bg_ratios: Tensor | None = None,
 ) -> tuple[Tensor, list[str]]:
     """Fisher information ``(N, P, P)`` of N single emitters and the parameter names.
 
     Positions are in reference-channel nm (any frame coordinates: the patch follows the emitter).
     ``photons`` is the total; channel c receives ``photon_fractions[c]`` of it (default 1 for one
-    channel, i.e. the linked photon model). ``bg`` is photons per pixel in every channel.
+    channel, i.e. the linked photon model), or ``photon_fractions[:, c]`` for per-emitter fractions ``(N, C)``
+    (e.g. each molecule's dye). ``bg`` is photons per pixel in channel 0 and, without ``bg_ratios``, in every
+    channel; ``bg_ratios`` ``(N, C)``: channel c's background is ``bg * bg_ratios[:, c]`` (one background
+    parameter, scaled per channel).
     """
     from plexloc.simulation.geometry import apply_transform
 
     n_ch = len(channels)
     transforms = list(transforms) if transforms is not None else [None] * n_ch
     z_offsets = list(z_offsets_nm) if z_offsets_nm is not None else [0.0] * n_ch
-    fractions = list(photon_fractions) if photon_fractions is not None else [1.0] * n_ch
+    if photon_fractions is None:
+        fractions = [1.0] * n_ch
+    elif isinstance(photon_fractions, Tensor) and photon_fractions.ndim == 2:
+        fractions = [photon_fractions[:, c].to(torch.float64).reshape(-1) for c in range(n_ch)]
+    else:
+        fractions = list(photon_fractions)
+    bg_scale = ([bg_ratios[:, c].to(torch.float64).reshape(-1) for c in range(n_ch)] if bg_ratios is not None
+                else [1.0] * n_ch)
     is_3d = any(psf.is_3d for psf, _ in channels)
     names = ["x", "y"] + (["z"] if is_3d else []) + ["photons", "bg"]
     dtype = torch.float64
@@ -77,16 +88,18 @@ def fisher_information(
     param_cols = [0, 1] + ([2] if is_3d else []) + [3, 4]
     info = torch.zeros(n, len(names), len(names), dtype=dtype)
 
-    for (psf, camera), t, dz, frac in zip(channels, transforms, z_offsets, fractions):
+    for (psf, camera), t, dz, frac, bs in zip(channels, transforms, z_offsets, fractions, bg_scale):
         psf = copy.deepcopy(psf).double()  # never touch the caller's module
         cam = _scalar_camera(camera)
+        device = next(iter(psf.buffers()), torch.empty(0)).device
+        frac = frac.to(device) if isinstance(frac, Tensor) else frac
+        bs = bs.to(device)[:, None, None] if isinstance(bs, Tensor) else bs
 
-        def model(th: Tensor, psf=psf, t=t, dz=dz, frac=frac) -> Tensor:
+        def model(th: Tensor, psf=psf, t=t, dz=dz, frac=frac, bs=bs) -> Tensor:
             x, y = (th[:, 0], th[:, 1]) if t is None else apply_transform(t.double(), th[:, 0], th[:, 1])
             patch, _, _ = psf.patches(x, y, th[:, 2] - dz, th[:, 3] * frac)
-            return patch + th[:, 4, None, None]
+            return patch + th[:, 4, None, None] * bs
 
-        device = next(iter(psf.buffers()), torch.empty(0)).device
         cam = copy.deepcopy(cam).to(device)
         theta_d = theta.to(device)
         mu = model(theta_d)

@@ -50,7 +50,12 @@ def table_crlb(
     z_offsets_nm: Sequence[float] | None = None,
     photon_fractions: Sequence[float] | None = None,
 ) -> dict[str, np.ndarray]:
-    """CRLB (nm) of every truth row from its photons, z and background (``bg`` or the ``bg`` column)."""
+    """CRLB (nm) of every truth row from its photons, z and background (``bg`` or the ``bg`` column).
+
+    Several channels: each row's own split of its photons where the table has ``photons_chN`` (a molecule's dye,
+    its share of a partial frame), else ``photon_fractions``; each channel's own background where it has
+    ``bg_chN`` (e.g. 20 and 135 photons in the two channels of a dual-colour set-up), else ``bg`` in every one."""
+    bg_from_table = bg is None
     bg = truth["bg"] if bg is None else bg
     if not len(truth):
         return {k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm")}
@@ -58,8 +63,18 @@ def table_crlb(
     if len(channels) == 1 and z_offsets_nm:
         z = z - z_offsets_nm[0]
     kw = {}
-    if len(channels) > 1:
+    n_ch = len(channels)
+    if n_ch > 1:
         kw = dict(z_offsets_nm=z_offsets_nm, photon_fractions=photon_fractions)
+        if all(f"photons_ch{c}" in truth for c in range(n_ch)):
+            per = np.stack([np.asarray(truth[f"photons_ch{c}"], float) for c in range(n_ch)], axis=1)
+            tot = per.sum(axis=1, keepdims=True)
+            kw["photon_fractions"] = torch.as_tensor(np.where(tot > 0, per / np.where(tot > 0, tot, 1.0), 1.0 / n_ch))
+        if bg_from_table and all(f"bg_ch{c}" in truth for c in range(n_ch)):
+            per_bg = np.stack([np.asarray(truth[f"bg_ch{c}"], float) for c in range(n_ch)], axis=1)
+            base = np.maximum(per_bg[:, 0], 1e-6)
+            bg = base
+            kw["bg_ratios"] = torch.as_tensor(per_bg / base[:, None])
     b = crlb(list(channels), z_nm=z, photons=torch.as_tensor(truth["photons"]), bg=torch.as_tensor(np.asarray(bg, float)), **kw)
     return {k: b[k].cpu().numpy() for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm")}
 

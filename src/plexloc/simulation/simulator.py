@@ -261,7 +261,8 @@ class Simulator(nn.Module):
 
     def truth_table(self, emitters: Emitters, bg: Tensor | None = None) -> LocTable:
         """Ground-truth table (conventions.md columns) of per-frame emitters; ``bg`` (C, T, H, W) adds
-        the reference channel's mean background of each emitter's frame."""
+        the reference channel's mean background of each emitter's frame (``bg``) and, for several channels,
+        each channel's (``bg_chN``)."""
         xyz = emitters.xyz_nm.detach().cpu().double().numpy()
         phot = emitters.photons.detach().cpu().double().numpy()
         cols = {
@@ -280,6 +281,10 @@ class Simulator(nn.Module):
         if self.n_channels > 1:
             for c in range(self.n_channels):
                 cols[f"photons_ch{c}"] = phot[:, c]
+            if bg is not None:  # each channel's own background (they differ, e.g. 20 and 135 photons)
+                for c in range(self.n_channels):
+                    cols[f"bg_ch{c}"] = (bg[c].mean(dim=(1, 2)).cpu().double().numpy()[emitters.frame_ix.cpu().numpy()]
+                                         if len(emitters) else np.zeros(0))
         if self.config.photon_model.kind == "ratiometric":
             cols["color"] = emitters.color.cpu().numpy()
         return LocTable(cols)
