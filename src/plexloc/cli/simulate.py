@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 for c, w in enumerate(writers):
                     w.write(raw[c].cpu().numpy())
-            bg_frames.append(bg[:1].mean(dim=(2, 3), keepdim=True).cpu())
+            bg_frames.append(bg.mean(dim=(2, 3), keepdim=True).cpu())  # every channel's (truth bg_chN)
     except BaseException:
         for w in writers:
             w.abort()

@@ -281,7 +281,7 @@ class Simulator(nn.Module):
         if self.n_channels > 1:
             for c in range(self.n_channels):
                 cols[f"photons_ch{c}"] = phot[:, c]
-            if bg is not None:  # each channel's own background (they differ, e.g. 20 and 135 photons)
+            if bg is not None and bg.shape[0] == self.n_channels:  # each channel's own (e.g. 20 and 135 photons)
                 for c in range(self.n_channels):
                     cols[f"bg_ch{c}"] = (bg[c].mean(dim=(1, 2)).cpu().double().numpy()[emitters.frame_ix.cpu().numpy()]
                                          if len(emitters) else np.zeros(0))
