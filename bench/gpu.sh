@@ -129,7 +129,7 @@ case "$PLAN" in
     # molecules: the like-for-like voxel JI); the physical reading (examples/quad_plane.yaml) has CPU figures
     # (no time to plateau is asked of it, so it anneals its rate over its minutes: sharper positions)
     # and the same tables refined by the MLE with the neighbours modelled (--refine-mle; on the CPU it raised the
-    # 45-min model's voxel JI at 0.331/um^2 from 80.5 to 82.5 %)
+    # 45-min model's voxel JI at 0.331/um^2 from 80.0 to 86.0 %, seed 002: 85.3 %)
     EXTRA_quad_plane_additive="--densities 0.03 0.14 0.331 0.65 3 --lr-schedule cosine --refine-mle"
     EXTRA_dual_color_plex=--compare-naive
     EXTRA_dual_color_plex_2060=--compare-naive
