@@ -188,6 +188,11 @@ def test_fit_movie_refine_mle(tmp_path):
     cli = read_table(tmp_path / "r.csv")
     np.testing.assert_allclose(np.asarray(cli["x_nm"]), np.asarray(out["x_nm"]), atol=1e-3)
     np.testing.assert_array_equal(np.asarray(cli["refined"]), np.asarray(out["refined"]))
+    # frames smaller than the MLE's fitting window: refused up front, the movie named
+    write_movie(tmp_path / "tiny.tif", mov.frames[0].numpy().astype(np.uint16)[:, :8, :8])
+    with pytest.raises(InputError, match="fitting window") as err:
+        fit_movie(tmp_path / "tiny.tif", tmp_path / "net.pt", refine_mle=True)
+    assert "tiny.tif" in str(err.value)
     save_model(tmp_path / "bare.pt", net, {}, meta={})
     with pytest.raises(InputError, match="training configuration"):
         fit_movie(tmp_path / "m.tif", tmp_path / "bare.pt", camera=IdealCameraConfig(), refine_mle=True)

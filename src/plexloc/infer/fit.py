@@ -220,6 +220,13 @@ def fit_movie(
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms)
         refiner = _refiner(cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
+        if refiner is not None:
+            from plexloc.mle.refine import refine_frames
+
+            frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
+            if refiner.roi_px > min(frame_shape):
+                raise InputError(f"refine_mle: the MLE's fitting window ({refiner.roi_px} px) is larger than the "
+                                 f"frames {frame_shape}", source=paths[0])
         # chunks go to the device before the temporal windows are formed: each frame crosses once, not once
         # per window it belongs to, and the windows are views on the device
         head: list[torch.Tensor] = []  # the movie's first frames, kept on the CPU for the camera noise check
@@ -243,8 +250,6 @@ def fit_movie(
             ex = predictor.localize_frames(block, roi_offset)
             tab = to_table(ex, np.arange(first, first + n_block), net)
             if refiner is not None:
-                from plexloc.mle.refine import refine_frames
-
                 h = spec.window // 2
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
                 tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)

@@ -167,44 +167,39 @@ def refine_frames(
         table_sigma = [torch.as_tensor(np.asarray(sub[f"sigma_{a}_nm"], np.float64), device=dev, dtype=dtype) for a in axes]
         chi2_max = float(chi2.ppf(1.0 - shift_pvalue, len(axes)))
     org0 = origins[:, 0].to(dtype)
+    # the windows' data and noise terms, the same every round (the neighbours' images change)
+    rois = [r.to(dtype) for r in rois]
+    ks = [torch.as_tensor(k, device=dev, dtype=dtype) for k in ks]
+    offs = [torch.as_tensor(o, device=dev, dtype=dtype) for o in offs]
     kept = torch.zeros(len(sel), dtype=torch.bool, device=dev)
     res = None
     for _ in range(rounds):
         known = neighbour_images(problem, theta, i_t, j_t) if len(i_np) else None
-        adj_rois, adj_offs = [], []
-        for c in range(C):
-            kn = known[:, c] if known is not None else None
-            r = rois[c].to(dtype)
-            adj_rois.append(r if kn is None else r - kn)
-            o = torch.as_tensor(offs[c], device=dev, dtype=dtype)
-            kk = torch.as_tensor(ks[c], device=dev, dtype=dtype)
-            adj_offs.append(o if kn is None else o + kk * kn)
+        adj_rois = rois if known is None else [r - known[:, c] for c, r in enumerate(rois)]
+        adj_offs = offs if known is None else [o + k * known[:, c] for c, (o, k) in enumerate(zip(offs, ks))]
         xy = torch.stack([theta[:, 0] - org0[:, 1], theta[:, 1] - org0[:, 0]], dim=1)
         res = fit_rois(
-            adj_rois, fitter.fit_channels, origins=origins, k=[torch.as_tensor(k, device=dev, dtype=dtype) for k in ks],
-            offset=adj_offs, linked=linked, z_range_nm=fitter.z_range_nm if problem.is_3d else None, start_xy=xy,
+            adj_rois, fitter.fit_channels, origins=origins, k=ks, offset=adj_offs, linked=linked,
+            z_range_nm=fitter.z_range_nm if problem.is_3d else None, start_xy=xy,
             start_z_nm=theta[:, 2] if problem.is_3d else None, max_iter=max_iter,
         )
         fx = res.x_nm.to(dev, dtype) / px[0]
         fy = res.y_nm.to(dev, dtype) / px[1]
+        fz = res.z_nm.to(dev, dtype)
         ok = res.converged.to(dev) & torch.isfinite(fx) & torch.isfinite(fy)
         ok &= ((fx - start[:, 0]).abs() <= max_shift_px) & ((fy - start[:, 1]).abs() <= max_shift_px)
         if problem.is_3d:
-            ok &= (res.z_nm.to(dev, dtype) - start[:, 2]).abs() <= max_shift_z_nm
+            ok &= (fz - start[:, 2]).abs() <= max_shift_z_nm
         if table_sigma is not None:  # the shift against what the table's and the fit's uncertainties allow
-            shift_nm = [(fx - start[:, 0]) * px[0], (fy - start[:, 1]) * px[1]]
-            crlbs = [res.crlb["x_nm"], res.crlb["y_nm"]]
-            if problem.is_3d:
-                shift_nm.append(res.z_nm.to(dev, dtype) - start[:, 2])
-                crlbs.append(res.crlb["z_nm"])
-            d2 = sum((sh / torch.sqrt(sg**2 + cr.to(dev, dtype) ** 2).clamp_min(1e-9)) ** 2
-                     for sh, sg, cr in zip(shift_nm, table_sigma, crlbs))
+            shift_nm = [(fx - start[:, 0]) * px[0], (fy - start[:, 1]) * px[1], fz - start[:, 2]][: len(axes)]
+            d2 = sum((sh / torch.sqrt(sg**2 + res.crlb[f"{a}_nm"].to(dev, dtype) ** 2).clamp_min(1e-9)) ** 2
+                     for sh, sg, a in zip(shift_nm, table_sigma, axes))
             ok &= torch.nan_to_num(d2, nan=float("inf")) <= chi2_max
         # accepted rows move to their fits (and are the neighbours of the next round); the others stay
         theta = start.clone()
         theta[ok, 0], theta[ok, 1] = fx[ok], fy[ok]
         if problem.is_3d:
-            theta[ok, 2] = res.z_nm.to(dev, dtype)[ok]
+            theta[ok, 2] = fz[ok]
         ph = res.photons_ch.to(dev, dtype) if not linked else res.photons.to(dev, dtype)[:, None]
         theta[ok, problem.i_n : problem.i_bg] = ph[ok]
         kept = ok
