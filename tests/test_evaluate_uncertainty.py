@@ -189,3 +189,12 @@ def test_table_crlb_uses_each_rows_channel_split_and_each_channels_background():
     split = noisy.with_columns(photons_ch0=np.array([2000.0, 1000.0, 0.0]), photons_ch1=np.array([0.0, 1000.0, 2000.0]))
     b = table_crlb(split, chans)["crlb_x_nm"]
     assert b[0] < b[1] < b[2]
+    # no background anywhere (seed 002's additive camera) or in one channel only: a finite bound, not a singular
+    # Fisher matrix; with none it is the zero-background bound
+    dark = even.with_columns(bg_ch0=np.zeros(3), bg_ch1=np.zeros(3))
+    zero_bg = crlb(chans, x_nm=torch.full((3,), 1550.0), y_nm=torch.full((3,), 1550.0), z_nm=torch.zeros(3),
+                   photons=torch.full((3,), 2000.0), bg=torch.full((3,), 1e-6), photon_fractions=[0.5, 0.5])
+    np.testing.assert_allclose(table_crlb(dark, chans)["crlb_x_nm"], zero_bg["crlb_x_nm"].numpy(), rtol=1e-6)
+    half = even.with_columns(bg_ch0=np.zeros(3))
+    hb = table_crlb(half, chans)["crlb_x_nm"]
+    assert np.isfinite(hb).all() and (hb < got["crlb_x_nm"]).all() and (hb > zero_bg["crlb_x_nm"].numpy()).all()

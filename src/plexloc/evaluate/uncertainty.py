@@ -72,9 +72,15 @@ def table_crlb(
             kw["photon_fractions"] = torch.as_tensor(np.where(tot > 0, per / np.where(tot > 0, tot, 1.0), 1.0 / n_ch))
         if bg_from_table and all(f"bg_ch{c}" in truth for c in range(n_ch)):
             per_bg = np.stack([np.asarray(truth[f"bg_ch{c}"], float) for c in range(n_ch)], axis=1)
-            base = np.maximum(per_bg[:, 0], 1e-6)
+            # one background parameter scaled per channel; its reference is the channels' mean, so that a channel
+            # without background (0 photons) does not make every other channel's scale infinite, and a row
+            # without any background (seed 002's additive camera) gets a tiny one in every channel (the bound
+            # needs the parameter to act somewhere, and is the zero-background bound to 1e-6 photons)
+            mean = per_bg.mean(axis=1)
+            none = mean <= 0
+            base = np.where(none, 1e-6, mean)
             bg = base
-            kw["bg_ratios"] = torch.as_tensor(per_bg / base[:, None])
+            kw["bg_ratios"] = torch.as_tensor(np.where(none[:, None], 1.0, per_bg / np.where(none, 1.0, mean)[:, None]))
     b = crlb(list(channels), z_nm=z, photons=torch.as_tensor(truth["photons"]), bg=torch.as_tensor(np.asarray(bg, float)), **kw)
     return {k: b[k].cpu().numpy() for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm")}
 
