@@ -207,6 +207,21 @@ class _Problem:
         ly = (yc / pc[1] - org[:, c, 0]).to(self.dtype)
         return lx, ly, jac.to(self.dtype)
 
+    def expected_photons(self, theta: Tensor, idx: Tensor) -> Tensor:
+        """Expected photons ``(n, C R²)`` of the parameters ``theta`` in the windows ``idx`` (the PSFs times the
+        photons plus the backgrounds), without derivatives and without the effective-count transform."""
+        n, R = theta.shape[0], self.roi
+        x, y = theta[:, 0], theta[:, 1]
+        z = theta[:, 2] if self.is_3d else torch.zeros_like(x)
+        s = theta[:, self.i_n - 1] if self.free_sigma else torch.ones_like(x)
+        out = []
+        for c, ch in enumerate(self.channels):
+            lx, ly, _ = self._channel_xy(c, x, y, idx)
+            n_c = theta[:, self.i_n] * ch.fraction if self.linked else theta[:, self.i_n + c]
+            psf = ch.model.value(lx, ly, z - ch.z_offset_nm, s, R)
+            out.append((n_c[:, None, None] * psf + theta[:, self.i_bg + c, None, None]).reshape(n, R * R))
+        return out[0] if self.C == 1 else torch.cat(out, dim=1)
+
     def evaluate(self, theta: Tensor, idx: Tensor, k: list[Tensor], off: list[Tensor]) -> tuple[Tensor, Tensor | _SeparableJacobian]:
         """Expected effective counts ``m (n, C R²)`` and their Jacobian ``(n, P, C R²)`` (or its
         separable factors)."""
@@ -217,7 +232,7 @@ class _Problem:
         x, y = theta[:, 0], theta[:, 1]
         z = theta[:, 2] if self.is_3d else torch.zeros_like(x)
         s = theta[:, self.i_n - 1] if self.free_sigma else torch.ones_like(x)
-        ms, js = [], []
+        ms, js, used = [], [], []
         for c, ch in enumerate(self.channels):
             lx, ly, jac = self._channel_xy(c, x, y, idx)
             ev = ch.model(lx, ly, z - ch.z_offset_nm, s, R)
@@ -245,15 +260,19 @@ class _Problem:
             fk = (ch.fraction if self.linked else 1.0) * (kc if scalar else 1.0)
             cols[self.i_n if self.linked else self.i_n + c] = ev.psf * fk
             cols[self.i_bg + c] = (kc if scalar else torch.ones((), device=mu.device, dtype=mu.dtype)).expand_as(mu)
-            zero = torch.zeros((), device=mu.device, dtype=mu.dtype).expand_as(mu)
-            J = torch.stack([zero if col is None else col for col in cols], dim=1)
+            if self.C == 1:  # every column is this channel's (zero where z or the width is not fitted)
+                zero = torch.zeros((), device=mu.device, dtype=mu.dtype).expand_as(mu)
+                cols = [zero if col is None else col for col in cols]
+            p_used = [p for p, col in enumerate(cols) if col is not None]
+            J = torch.stack([cols[p] for p in p_used], dim=1)
             if not scalar:
                 J = J * kc.unsqueeze(-3)
             ms.append(m.reshape(n, R * R))
-            js.append(J.reshape(n, self.P, R * R))
+            js.append(J.reshape(n, len(p_used), R * R))
+            used.append(p_used)
         if self.C == 1:
             return ms[0], js[0]
-        return torch.cat(ms, dim=1), torch.cat(js, dim=2)
+        return torch.cat(ms, dim=1), _ChannelJacobians(js, used, self.P)
 
 
 class _SeparableJacobian:
@@ -281,9 +300,40 @@ class _SeparableJacobian:
         return g, ((C.index_select(1, p._sep_f) * cc) @ p._sep_Mf).reshape(n, p.P, p.P)
 
 
-def _score(J: Tensor | _SeparableJacobian, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+class _ChannelJacobians:
+    """The Jacobian of a multi-channel model as one block per channel: ``js[c] (n, Q_c, R²)`` holds the columns
+    ``used[c]`` of the parameters, the others being zero on that channel's pixels (another channel's photons and
+    background). Gradient and Fisher matrix are sums over the channels; the full ``(n, P, C R²)`` Jacobian, mostly
+    zeros for four channels, is never formed."""
+
+    def __init__(self, js: list[Tensor], used: list[list[int]], P: int):
+        self.js, self.used, self.P = js, used, P
+
+    def dense(self) -> Tensor:
+        """The full ``(n, P, C R²)`` Jacobian (for tests)."""
+        n, _, RR = self.js[0].shape
+        out = self.js[0].new_zeros(n, self.P, len(self.js) * RR)
+        for c, (J, u) in enumerate(zip(self.js, self.used)):
+            out[:, u, c * RR : (c + 1) * RR] = J
+        return out
+
+    def score(self, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        n, RR = m.shape[0], self.js[0].shape[2]
+        g = m.new_zeros(n, self.P)
+        H = m.new_zeros(n, self.P, self.P)
+        for c, (J, u) in enumerate(zip(self.js, self.used)):
+            w = 1.0 / m[:, c * RR : (c + 1) * RR]
+            e = x[:, c * RR : (c + 1) * RR] * w - 1.0
+            ut = torch.as_tensor(u, device=m.device)
+            g.index_add_(1, ut, torch.bmm(J, e[:, :, None])[..., 0])
+            Hc = torch.bmm(J * w[:, None, :], J.transpose(1, 2))
+            H[:, ut[:, None], ut[None, :]] += Hc
+        return g, H
+
+
+def _score(J: Tensor | _SeparableJacobian | _ChannelJacobians, m: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
     """Gradient ``J (x / m - 1)`` and Fisher matrix ``J diag(1/m) Jᵀ`` of the Poisson log-likelihood."""
-    if isinstance(J, _SeparableJacobian):
+    if isinstance(J, (_SeparableJacobian, _ChannelJacobians)):
         return J.score(m, x)
     w = 1.0 / m
     g = torch.bmm(J, (x * w - 1.0)[:, :, None])[..., 0]

@@ -85,6 +85,11 @@ class RoiModel:
     def __call__(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> RoiEval:  # pragma: no cover
         raise NotImplementedError
 
+    def value(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> Tensor:
+        """The unit-photon PSF alone, ``(N, R, R)``, without derivatives (models override it where that is
+        cheaper than :meth:`__call__`)."""
+        return self(x_px, y_px, z_nm, s, roi).psf
+
 
 def _axis(pos: Tensor, sigma: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
     """1D integrated Gaussian over ``n`` pixels and its derivatives with respect to position and sigma.
@@ -153,6 +158,14 @@ class GaussianRoiModel(RoiModel):
             ev.ds_rows, ev.ds_cols = dey_s * (sy / s)[:, None], dex_s * (sx / s)[:, None]
         return ev
 
+    def value(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> Tensor:
+        sx, sy, _, _ = self._sigma(z_nm)
+        if self.free_sigma:
+            sx, sy = sx * s, sy * s
+        rows = PF.integrated_gaussian_1d(y_px, sy, roi)
+        cols = PF.integrated_gaussian_1d(x_px, sx, roi)
+        return rows[:, :, None] * cols[:, None, :]
+
     def __call__(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> RoiEval:
         f = self.separable(x_px, y_px, z_nm, s, roi)
         outer = lambda a, b: a[:, :, None] * b[:, None, :]  # noqa: E731 - rows (y) x columns (x)
@@ -192,6 +205,9 @@ class PSFRoiModel(RoiModel):
         flat = rr.clamp(0, h - 1)[:, :, None] * w + cc.clamp(0, w - 1)[:, None, :]
         vals = torch.gather(patch.reshape(n, -1), 1, flat.reshape(n, -1)).reshape(n, roi, roi)
         return torch.where(ok, vals, torch.zeros_like(vals))
+
+    def value(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> Tensor:
+        return self._place(torch.stack([x_px, y_px, z_nm], dim=1), roi)
 
     def __call__(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> RoiEval:
         theta = torch.stack([x_px, y_px, z_nm], dim=1)
@@ -241,7 +257,12 @@ class SplineRoiModel(RoiModel):
                  for a in range(0, n, self.chunk)]
         return RoiEval(*(torch.cat([getattr(q, f) for q in parts]) for f in ("psf", "d_x", "d_y", "d_z")))
 
-    def _eval(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, roi: int) -> RoiEval:
+    def value(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, s: Tensor, roi: int) -> Tensor:
+        n = x_px.shape[0]
+        return torch.cat([self._eval(x_px[a : a + self.chunk], y_px[a : a + self.chunk], z_nm[a : a + self.chunk], roi,
+                                     value_only=True) for a in range(0, max(n, 1), self.chunk)])
+
+    def _eval(self, x_px: Tensor, y_px: Tensor, z_nm: Tensor, roi: int, value_only: bool = False):
         p = self.psf
         nz, ny, nx = p.shape
         coeff = p.coeff  # (nz, ny*nx, 64)
@@ -270,6 +291,8 @@ class SplineRoiModel(RoiModel):
         def mono(a, b, cc):  # index i*16 + j*4 + k: fz^i fx^j fy^k
             return (a[:, :, None, None] * b[:, None, :, None] * cc[:, None, None, :]).reshape(n, 64)
 
+        if value_only:  # the PSF alone: (n, R, R)
+            return torch.bmm(c.reshape(n, roi * roi, 64), mono(pz, px, py)[:, :, None]).reshape(n, roi, roi)
         basis = torch.stack([mono(pz, px, py), mono(pz, dpx, py), mono(pz, px, dpy), mono(dpz, px, py)], 2)
         out = torch.bmm(c.reshape(n, roi * roi, 64), basis).reshape(n, roi, roi, 4)
         # d/dx = -d/dfx (cx = x0 + 0.5 - x), likewise y; d/dz = d/dfz / dz_nm inside the calibrated range

@@ -65,8 +65,6 @@ def neighbour_images(problem: _Problem, theta_abs: Tensor, i: Tensor, j: Tensor)
     ``theta_abs`` (N, P) holds the parameters with x, y in absolute reference pixels (not window ones)."""
     n, C, R = theta_abs.shape[0], problem.C, problem.roi
     out = torch.zeros(n, C * R * R, device=theta_abs.device, dtype=theta_abs.dtype)
-    one = torch.ones((), device=theta_abs.device, dtype=theta_abs.dtype)
-    zero = torch.zeros((), device=theta_abs.device, dtype=theta_abs.dtype)
     org = problem.origins[:, 0].to(theta_abs.dtype)  # (N, 2) row, col of channel 0's window
     for s in range(0, len(i), _PAIR_BATCH):
         ii, jj = i[s : s + _PAIR_BATCH], j[s : s + _PAIR_BATCH]
@@ -74,8 +72,7 @@ def neighbour_images(problem: _Problem, theta_abs: Tensor, i: Tensor, j: Tensor)
         th[:, 0] -= org[ii, 1]
         th[:, 1] -= org[ii, 0]
         th[:, problem.i_bg :] = 0.0
-        m, _ = problem.evaluate(th, ii, [one] * C, [zero] * C)
-        out.index_add_(0, ii, (m - 1e-6).clamp_min(0.0))  # evaluate floors m at 1e-6
+        out.index_add_(0, ii, problem.expected_photons(th, ii))
     return out.reshape(n, C, R, R)
 
 
