@@ -19,6 +19,7 @@ from plexloc.config import load_config
 from plexloc.errors import InputError
 from plexloc.psf import PSFS, AstigmaticPSF, GaussianPSF, SplinePSF
 from plexloc.psf import functional as PF
+from plexloc.psf.base import PSF
 
 KINDS = sorted(PSFS)
 
@@ -445,3 +446,54 @@ def test_spline_from_volume_with_nan_raises_input_error():
     bad[3, 4, 5] = np.nan
     with pytest.raises(InputError, match="NaN"):
         SplinePSF.from_volume(bad, dz_nm=25.0)
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_separable_render_equals_the_patch_render(adaptive):
+    """Frames of at most ``separable_max_pixels`` render as one product of row and column profiles: the same frames
+    as the patch-wise render (:meth:`PSF.render`: each emitter's patch scattered into its frame), to float rounding,
+    with emitters over the borders and outside the frame, frames out of range dropped, several patch sizes, a
+    non-square frame and pixel, empty frames; the gradients too."""
+    plane = dict(s0_nm=(100.0, 130.0), c_nm=(-150.0, 150.0), d_nm=300.0, px_size_nm=(100.0, 110.0), z_extent_nm=900.0)
+    psf = AstigmaticPSF(**plane) if adaptive else AstigmaticPSF(roi_px=15, **plane)
+    g = torch.Generator().manual_seed(3)
+    n, frames, shape = 500, 7, (37, 52)
+    x = -1500.0 + 8200.0 * torch.rand(n, generator=g, dtype=torch.float64)  # frame 5200 x 4070 nm, +-1500 outside
+    y = -1500.0 + 7100.0 * torch.rand(n, generator=g, dtype=torch.float64)
+    z = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 1800.0
+    ph = 100.0 + 4000.0 * torch.rand(n, generator=g, dtype=torch.float64)
+    fi = torch.randint(-1, frames + 1, (n,), generator=g)
+    fi[fi == 2] = 3  # frame 2 stays empty
+    assert psf.separable_max_pixels >= shape[0] * shape[1]
+    if adaptive:
+        assert len(psf.patch_groups(x, y, z, ph)) >= 3
+    for dtype in (torch.float64, torch.float32):
+        args = [v.to(dtype) for v in (x, y, z, ph)]
+        new = psf.render(*args, fi, n_frames=frames, frame_shape=shape)
+        ref = PSF.render(psf, *args, fi, n_frames=frames, frame_shape=shape)
+        assert new.dtype == ref.dtype == dtype and new.shape == (frames, *shape)
+        tol = 1e-9 if dtype == torch.float64 else 2e-5
+        assert_close(new, ref, rtol=tol, atol=tol * float(ref.max()))
+        assert float(new[2].abs().max()) == 0.0
+    # one emitter well inside: all its photons (closed form), on either path
+    one = psf.render(_t([2600.0], dtype=torch.float64), _t([2035.0], dtype=torch.float64), _t([0.0], dtype=torch.float64),
+                     _t([1000.0], dtype=torch.float64), torch.zeros(1, dtype=torch.int64), n_frames=1, frame_shape=shape)
+    assert abs(float(one.sum()) - 1000.0) < 0.1
+    # gradients through the profiles and the product equal the scatter's
+    xs, ys, zs, ps = (v[:60].clone().requires_grad_(True) for v in (x, y, z, ph))
+    w = torch.rand(frames, *shape, generator=g, dtype=torch.float64)
+    grads = []
+    for render in (psf.render, lambda *a, **k: PSF.render(psf, *a, **k)):
+        (render(xs, ys, zs, ps, fi[:60], n_frames=frames, frame_shape=shape) * w).sum().backward()
+        grads.append([v.grad.clone() for v in (xs, ys, zs, ps)])
+        for v in (xs, ys, zs, ps):
+            v.grad = None
+    for a, b in zip(*grads):
+        assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_frame_slots_lists_each_frames_emitters_in_order():
+    fi = torch.tensor([2, 0, 2, -1, 5, 2, 0, 9])
+    slots = PF.frame_slots(fi, 6)
+    assert slots.tolist() == [[1, 6, 8], [8, 8, 8], [0, 2, 5], [8, 8, 8], [8, 8, 8], [4, 8, 8]]
+    assert PF.frame_slots(torch.tensor([-1, 7]), 3).shape == (3, 0)

@@ -50,3 +50,53 @@ def gaussian_patches(
     ey = integrated_gaussian_1d(y_px - row0.to(y_px.dtype), sigma_y_px, h)
     patch = photons[:, None, None] * ey[:, :, None] * ex[:, None, :]
     return patch, row0, col0
+
+
+def frame_slots(frame_ix: Tensor, n_frames: int) -> Tensor:
+    """(n_frames, K) index of the emitters of every frame, K the most emitters in one frame; ``N`` (one past the
+    last emitter) fills the unused slots, and emitters with a frame outside ``[0, n_frames)`` are left out.
+
+    Emitters keep their order within a frame. One host-device synchronisation (K)."""
+    n = frame_ix.shape[0]
+    dev = frame_ix.device
+    fr = frame_ix.to(torch.int64)
+    fr = torch.where((fr >= 0) & (fr < n_frames), fr, n_frames)  # the frames outside go to a dropped extra row
+    counts = torch.zeros(n_frames + 1, dtype=torch.int64, device=dev).index_add_(0, fr, torch.ones_like(fr))
+    k = int(counts[:n_frames].max()) if n_frames else 0
+    order = torch.argsort(fr, stable=True)
+    fr_sorted = fr[order]
+    rank = torch.arange(n, device=dev) - (torch.cumsum(counts, 0) - counts)[fr_sorted]  # place within the frame
+    # the left-out emitters all write to one extra element past the table, which is cut off
+    pos = torch.where(fr_sorted < n_frames, fr_sorted * k + rank, n_frames * k)
+    slots = torch.full((n_frames * k + 1,), n, dtype=torch.int64, device=dev)
+    slots[pos] = order
+    return slots[: n_frames * k].reshape(n_frames, k)
+
+
+def windowed_gaussian_profile(
+    pos_px: Tensor, sigma_px: Tensor, start: Tensor, size: Tensor, n: int, *, weight: Tensor | None = None
+) -> Tensor:
+    """The 1D factor of :func:`gaussian_patches` (``integrated_gaussian_1d`` on a patch of ``size`` pixels from
+    pixel ``start``) laid out over a frame's ``n`` pixels, zero outside the patch, times ``weight``.
+
+    Args:
+        pos_px: (...) emitter positions (pixel centres at ``j + 0.5``).
+        sigma_px: (...) Gaussian standard deviations in pixels.
+        start: (...) first pixel of each patch (integer-valued, any dtype).
+        size: (...) patch length in pixels.
+        n: frame length in pixels.
+        weight: (...) factor of each profile (e.g. photons); default 1.
+
+    Returns:
+        (..., n): ``0.5 * weight * (erf(b_{j+1}) - erf(b_j))``, ``b_j`` the pixel edge ``j`` relative to the emitter
+        in units of ``sqrt(2) sigma``, clamped to the patch's edges ``[start, start + size]``: outside the patch both
+        edges of a pixel clamp to the same border and the pixel gets exactly 0, inside it gets the patch's value (to
+        rounding).
+    """
+    dtype = pos_px.dtype
+    lo = (start.to(dtype) - pos_px)[..., None]
+    edges = torch.arange(n + 1, device=pos_px.device, dtype=dtype) - pos_px[..., None]
+    edges = torch.minimum(torch.maximum(edges, lo), lo + size.to(dtype)[..., None])  # (torch.clamp: slower on a CPU)
+    e = torch.erf(edges.mul_((1.0 / (_SQRT2 * sigma_px))[..., None]))
+    out = e[..., 1:] - e[..., :-1]
+    return out.mul_(0.5 if weight is None else (0.5 * weight)[..., None])

@@ -40,6 +40,8 @@ class GaussianPSF(PSF):
 
     kind = "gaussian"
     is_3d = False
+    #: frames of at most this many pixels render as one batched product of row and column profiles (:meth:`render`)
+    separable_max_pixels: int = 128 * 128
 
     def __init__(
         self,
@@ -67,30 +69,75 @@ class GaussianPSF(PSF):
             x_nm / self.px_size_nm[0], y_nm / self.px_size_nm[1], sx, sy, photons, self.roi_px
         )
 
-    def patch_groups(
-        self, x_nm: Tensor, y_nm: Tensor, z_nm: Tensor, photons: Tensor
-    ) -> list[tuple[Tensor | None, Tensor, Tensor, Tensor]]:
-        """With the default patch size, each emitter on the smallest patch of :data:`PATCH_LADDER` that holds
-        +-4 sigma of its own width (the rule of the default size, which holds the widest; at most that size):
-        an astigmatic or defocused PSF in focus needs a 7-pixel patch where the widest needs 29, and rendering
-        is most of a multi-plane simulation. One group, as before, where all emitters need the same size."""
+    def patch_sizes(self, sx: Tensor, sy: Tensor) -> Tensor:
+        """(N,) int64 patch size of each emitter (per-emitter widths ``sx, sy`` in pixels): with the default patch
+        size the smallest of :data:`PATCH_LADDER` that holds +-4 sigma of the emitter's own width (the rule of the
+        default size, which holds the widest; at most that size), else :attr:`roi_px` for every emitter."""
         roi = self.roi_px[0]
-        if not self.adaptive_roi or x_nm.numel() == 0:
-            return super().patch_groups(x_nm, y_nm, z_nm, photons)
-        sx, sy = self.sigma_px(z_nm)
+        if not self.adaptive_roi:
+            return torch.full(sx.shape, roi, dtype=torch.int64, device=sx.device)
         need = 2 * torch.ceil(4.0 * torch.maximum(sx, sy).detach()).clamp_min(2) + 1  # _odd_roi's rule, per emitter
         sizes = [k for k in PATCH_LADDER if k < roi] + [roi]
         ladder = torch.tensor(sizes, device=need.device, dtype=need.dtype)
-        cls = torch.searchsorted(ladder, need.contiguous()).clamp_max(len(sizes) - 1)
-        present = torch.unique(cls).tolist()
+        return ladder[torch.searchsorted(ladder, need.contiguous()).clamp_max(len(sizes) - 1)].to(torch.int64)
+
+    def patch_groups(
+        self, x_nm: Tensor, y_nm: Tensor, z_nm: Tensor, photons: Tensor
+    ) -> list[tuple[Tensor | None, Tensor, Tensor, Tensor]]:
+        """With the default patch size, each emitter on its own :meth:`patch_sizes` patch: an astigmatic or
+        defocused PSF in focus needs a 7-pixel patch where the widest needs 29, and rendering is most of a
+        multi-plane simulation. One group, as before, where all emitters need the same size."""
+        if not self.adaptive_roi or x_nm.numel() == 0:
+            return super().patch_groups(x_nm, y_nm, z_nm, photons)
+        sx, sy = self.sigma_px(z_nm)
+        size = self.patch_sizes(sx, sy)
+        present = torch.unique(size).tolist()
         x_px, y_px = x_nm / self.px_size_nm[0], y_nm / self.px_size_nm[1]
         groups = []
-        for c in present:
-            k = sizes[c]
-            index = None if len(present) == 1 else torch.nonzero(cls == c).squeeze(1)
+        for k in present:
+            index = None if len(present) == 1 else torch.nonzero(size == k).squeeze(1)
             args = (x_px, y_px, sx, sy, photons) if index is None else (a[index] for a in (x_px, y_px, sx, sy, photons))
             groups.append((index, *F.gaussian_patches(*args, (k, k))))
         return groups
+
+    def render(
+        self,
+        x_nm: Tensor,
+        y_nm: Tensor,
+        z_nm: Tensor,
+        photons: Tensor,
+        frame_ix: Tensor,
+        *,
+        n_frames: int,
+        frame_shape: tuple[int, int],
+    ) -> Tensor:
+        """:meth:`PSF.render`'s frames (the same patches, to float rounding), for frames of at most
+        :attr:`separable_max_pixels` as one batched matrix product per render: the patch is the outer product of a
+        row and a column profile, so frame ``f`` is ``sum_n photons_n ey_n ex_n^T = Ey_f^T Ex_f`` over its
+        emitters, each profile laid out over the frame's rows (columns), zero outside the emitter's patch. No
+        index of every patch pixel, no scatter-add (on a GPU: no atomic adds, all the clipped pixels of the
+        patch-wise render land on one element), a fixed number of operations whatever the patch sizes, and one
+        host-device synchronisation (the most emitters in a frame). Larger frames (whole movies) render patch by
+        patch: there the product's work (frame pixels x emitters) outgrows the patches'."""
+        H, W = int(frame_shape[0]), int(frame_shape[1])
+        if not x_nm.numel() or not n_frames or H * W > self.separable_max_pixels:
+            return super().render(x_nm, y_nm, z_nm, photons, frame_ix, n_frames=n_frames, frame_shape=frame_shape)
+        dtype = photons.dtype if photons.is_floating_point() else torch.float32
+        sx, sy = self.sigma_px(z_nm)
+        size = self.patch_sizes(sx, sy)
+        x_px, y_px = x_nm / self.px_size_nm[0], y_nm / self.px_size_nm[1]
+        col0 = torch.floor(x_px.detach()).to(torch.int64) - size // 2  # as gaussian_patches places each patch
+        row0 = torch.floor(y_px.detach()).to(torch.int64) - size // 2
+        slots = F.frame_slots(frame_ix, n_frames)  # (T, K); unused slots point at one extra, empty emitter
+
+        def per_slot(v: Tensor, empty: float) -> Tensor:
+            return torch.cat([v, v.new_full((1,), empty)])[slots]
+
+        s = per_slot(size, 0)
+        ex = F.windowed_gaussian_profile(per_slot(x_px, 0.0), per_slot(sx, 1.0), per_slot(col0, 0), s, W)
+        ey = F.windowed_gaussian_profile(per_slot(y_px, 0.0), per_slot(sy, 1.0), per_slot(row0, 0), s, H,
+                                         weight=per_slot(photons.to(y_px.dtype), 0.0))  # (T, K, H), with the photons
+        return torch.bmm(ey.transpose(1, 2), ex).to(dtype)
 
     def extra_repr(self) -> str:
         return f"sigma_nm={self.sigma_nm}, " + super().extra_repr()
