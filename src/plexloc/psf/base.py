@@ -70,11 +70,14 @@ class PSF(nn.Module):
         *,
         n_frames: int,
         frame_shape: tuple[int, int],
+        frame_slots: Tensor | None = None,
     ) -> Tensor:
         """Frames ``(n_frames, H, W)`` of expected photons (no background, no noise).
 
         ``frame_ix`` (N,) int says which frame each emitter lands in; emitters whose patch misses the
-        frame contribute nothing. Differentiable with respect to positions and photons.
+        frame contribute nothing. Differentiable with respect to positions and photons. ``frame_slots``:
+        :func:`plexloc.psf.functional.frame_slots` of ``frame_ix`` where :meth:`uses_frame_slots` (several
+        channels' renders of the same emitters share it); ignored by this patch-wise render.
         """
         H, W = int(frame_shape[0]), int(frame_shape[1])
         dtype = photons.dtype if photons.is_floating_point() else torch.float32
@@ -100,6 +103,10 @@ class PSF(nn.Module):
             flat.masked_fill_(~inside, n_pix)
             canvas = canvas.index_add(0, flat.reshape(-1), patch.reshape(-1).to(dtype))
         return canvas[:n_pix].reshape(n_frames, H, W)
+
+    def uses_frame_slots(self, frame_shape: tuple[int, int]) -> bool:
+        """Whether :meth:`render` of frames of this shape lays the emitters out per frame (``frame_slots``)."""
+        return False
 
     def extra_repr(self) -> str:
         return f"px_size_nm={self.px_size_nm}, roi_px={self.roi_px}"

@@ -110,6 +110,7 @@ class GaussianPSF(PSF):
         *,
         n_frames: int,
         frame_shape: tuple[int, int],
+        frame_slots: Tensor | None = None,
     ) -> Tensor:
         """:meth:`PSF.render`'s frames (the same patches, to float rounding), for frames of at most
         :attr:`separable_max_pixels` as one batched matrix product per render: the patch is the outer product of a
@@ -120,7 +121,7 @@ class GaussianPSF(PSF):
         host-device synchronisation (the most emitters in a frame). Larger frames (whole movies) render patch by
         patch: there the product's work (frame pixels x emitters) outgrows the patches'."""
         H, W = int(frame_shape[0]), int(frame_shape[1])
-        if not x_nm.numel() or not n_frames or H * W > self.separable_max_pixels:
+        if not x_nm.numel() or not n_frames or not self.uses_frame_slots((H, W)):
             return super().render(x_nm, y_nm, z_nm, photons, frame_ix, n_frames=n_frames, frame_shape=frame_shape)
         dtype = photons.dtype if photons.is_floating_point() else torch.float32
         sx, sy = self.sigma_px(z_nm)
@@ -128,16 +129,17 @@ class GaussianPSF(PSF):
         x_px, y_px = x_nm / self.px_size_nm[0], y_nm / self.px_size_nm[1]
         col0 = torch.floor(x_px.detach()).to(torch.int64) - size // 2  # as gaussian_patches places each patch
         row0 = torch.floor(y_px.detach()).to(torch.int64) - size // 2
-        slots = F.frame_slots(frame_ix, n_frames)  # (T, K); unused slots point at one extra, empty emitter
-
-        def per_slot(v: Tensor, empty: float) -> Tensor:
-            return torch.cat([v, v.new_full((1,), empty)])[slots]
-
-        s = per_slot(size, 0)
-        ex = F.windowed_gaussian_profile(per_slot(x_px, 0.0), per_slot(sx, 1.0), per_slot(col0, 0), s, W)
-        ey = F.windowed_gaussian_profile(per_slot(y_px, 0.0), per_slot(sy, 1.0), per_slot(row0, 0), s, H,
-                                         weight=per_slot(photons.to(y_px.dtype), 0.0))  # (T, K, H), with the photons
+        slots = F.frame_slots(frame_ix, n_frames) if frame_slots is None else frame_slots  # (T, K)
+        # the emitters' parameters, one extra empty emitter (no photons, an empty patch) for the unused slots
+        rows = [x_px, y_px, sx, sy, photons.to(x_px.dtype), col0.to(x_px.dtype), row0.to(x_px.dtype), size.to(x_px.dtype)]
+        empty = torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0], dtype=x_px.dtype, device=x_px.device)
+        xs, ys, sxs, sys_, ph, c0, r0, s = torch.cat([torch.stack(rows, 1), empty[None]])[slots].unbind(-1)
+        ex = F.windowed_gaussian_profile(xs, sxs, c0, s, W)
+        ey = F.windowed_gaussian_profile(ys, sys_, r0, s, H, weight=ph)  # (T, K, H), with the photons
         return torch.bmm(ey.transpose(1, 2), ex).to(dtype)
+
+    def uses_frame_slots(self, frame_shape: tuple[int, int]) -> bool:
+        return int(frame_shape[0]) * int(frame_shape[1]) <= self.separable_max_pixels
 
     def extra_repr(self) -> str:
         return f"sigma_nm={self.sigma_nm}, " + super().extra_repr()

@@ -23,6 +23,7 @@ from plexloc.camera import Camera, camera_from_config
 from plexloc.config.models import ChannelConfig, SimulationConfig
 from plexloc.errors import InputError
 from plexloc.psf import PSF, psf_from_config
+from plexloc.psf.functional import frame_slots
 from plexloc.simulation.background import sample_background
 from plexloc.simulation.emitters import Emitters, sample_emitters
 from plexloc.simulation.geometry import apply_transform, as_transform
@@ -73,13 +74,16 @@ class Channel(nn.Module):
         frame_shape,
         roi_offset_nm: Tensor | None = None,
         shift_nm: Tensor | None = None,
+        frame_slots: Tensor | None = None,
     ) -> Tensor:
         """Expected signal photons (n_frames, H, W) of emitters given in reference coordinates; ``shift_nm``
-        (N, 2) displaces each emitter's image in this channel (a perturbed transform)."""
+        (N, 2) displaces each emitter's image in this channel (a perturbed transform); ``frame_slots`` as in
+        :meth:`PSF.render`."""
         x, y, z = self.positions(xyz_nm, roi_offset_nm)
         if shift_nm is not None:
             x, y = x + shift_nm[:, 0].to(x.dtype), y + shift_nm[:, 1].to(y.dtype)
-        return self.psf.render(x, y, z, photons, frame_ix, n_frames=n_frames, frame_shape=frame_shape)
+        return self.psf.render(x, y, z, photons, frame_ix, n_frames=n_frames, frame_shape=frame_shape,
+                               frame_slots=frame_slots)
 
 
 @dataclass
@@ -178,11 +182,14 @@ class Simulator(nn.Module):
         n = bg.shape[1]
         if roi_offset_nm is None and any(self.config.roi_offset_px):
             roi_offset_nm = self.roi_offset_nm().expand(len(emitters), 2)
+        slots = None  # the emitters of each frame, laid out once for all channels whose render uses it
+        if len(emitters) and n and any(ch.psf.uses_frame_slots(self.frame_shape) for ch in self.channels):
+            slots = frame_slots(emitters.frame_ix, n)
         return torch.stack(
             [
                 ch.render(emitters.xyz_nm, emitters.photons[:, c], emitters.frame_ix, n_frames=n,
                           frame_shape=self.frame_shape, roi_offset_nm=roi_offset_nm,
-                          shift_nm=None if channel_shift_nm is None else channel_shift_nm[c])
+                          shift_nm=None if channel_shift_nm is None else channel_shift_nm[c], frame_slots=slots)
                 + bg[c]
                 for c, ch in enumerate(self.channels)
             ]
