@@ -267,7 +267,7 @@ def fit_movie(
             r.close()
     table = LocTable.concat(tables) if tables else to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)
     if refine_mle and not tables:  # the same columns as a refined table
-        table = table.with_columns(**{k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "refined")})
+        table = table.with_columns(**{k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "llr", "roi_px", "refined")})
     # the network's own rows (not the refined ones) get the calibration measured on its validation set
     net_rows = np.asarray(table["refined"]) == 0 if "refined" in table else np.ones(len(table), bool)
     factors = sigma_factors(meta) if calibrate_sigma else {}
