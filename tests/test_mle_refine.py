@@ -240,3 +240,38 @@ def test_refits_pulled_by_a_missed_emitter_fail_the_core_deviance_test():
     n_with, n_without = (np.asarray(full["refined"]) == 1).sum(), (np.asarray(full_without["refined"]) == 1).sum()
     assert n_without > 400 and n_with >= 0.99 * n_without
     assert np.isfinite(np.asarray(full["llr"])[np.asarray(full["refined"]) == 1]).all()
+
+
+def test_refined_bound_frees_the_overlapping_neighbours():
+    """A refined row's CRLB is that of its emitter with its nearest neighbours' positions and photons free too: larger
+    than the fit's own (neighbours held) where spots overlap, the same where the neighbours are far or absent."""
+    fitter, photons, truth, start = _crowded_movie(3)
+    held = refine_frames(fitter, photons, truth, joint_neighbours=0)
+    joint = refine_frames(fitter, photons, truth)
+    both = (np.asarray(held["refined"]) == 1) & (np.asarray(joint["refined"]) == 1)
+    frame, x, y = (np.asarray(truth[c]) for c in ("frame", "x_nm", "y_nm"))
+    d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
+    d[frame[:, None] != frame[None, :]] = np.inf
+    np.fill_diagonal(d, np.inf)
+    nearest = d.min(axis=1) / fitter.config.px_size_xy_nm[0]
+    ratio = np.asarray(joint["crlb_x_nm"]) / np.asarray(held["crlb_x_nm"])
+    close = both & (nearest < 2.5)
+    assert close.sum() >= 10
+    assert np.median(ratio[close]) > 1.2 and np.percentile(ratio[both], 1) > 0.97  # (the fit had the previous round's neighbours)
+    with_sigma = refine_frames(fitter, photons, truth.with_columns(sigma_x_nm=np.full(len(truth), 500.0)))
+    r = np.asarray(with_sigma["refined"]) == 1
+    np.testing.assert_array_equal(np.asarray(with_sigma["sigma_x_nm"])[r], np.asarray(with_sigma["crlb_x_nm"])[r])
+    # sparse frames: rows without a neighbour in their window keep the fit's own bound
+    cfg = _sim_config("3d_astigmatic.yaml", size=32, density=0.1)
+    mov = Simulator(cfg).simulate_movie(40, generator=torch.Generator().manual_seed(4))
+    ph = fitter.to_photons([mov.frames[0].numpy()])
+    t = mov.truth
+    held, joint = refine_frames(fitter, ph, t, joint_neighbours=0), refine_frames(fitter, ph, t)
+    frame, x, y = (np.asarray(t[c]) for c in ("frame", "x_nm", "y_nm"))
+    cheb = np.maximum(np.abs(x[:, None] - x[None, :]), np.abs(y[:, None] - y[None, :])) / cfg.px_size_xy_nm[0]
+    cheb[frame[:, None] != frame[None, :]] = np.inf
+    np.fill_diagonal(cheb, np.inf)
+    alone = (cheb.min(axis=1) > fitter.roi_px + 1) & (np.asarray(joint["refined"]) == 1)
+    assert alone.sum() >= 10
+    np.testing.assert_allclose(np.asarray(joint["crlb_x_nm"])[alone], np.asarray(held["crlb_x_nm"])[alone], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(joint["crlb_z_nm"])[alone], np.asarray(held["crlb_z_nm"])[alone], rtol=1e-6)

@@ -19,8 +19,10 @@ Last, the model has to explain the pixels that hold the fitted emitter's light (
 a refit pulled by an emitter missing from the table, or beside a neighbour far off, fails that chi-square test. On the
 same setting (bench/RESULTS.md, 2026-12-04, second section) it dropped 7 % of the refits, whose errors were 4-10x their
 CRLB, and took the refined table's z-score sd from 4.4 / 5.6 (x / z) to 1.6 / 1.3. Refined rows get the CRLB at the
-fit as ``crlb_*`` and as their ``sigma_*_nm`` (an efficient estimate's error is its bound), the window's ``llr`` and
-``roi_px``; column ``refined`` (1 / 0) says which rows changed.
+fit as ``crlb_*`` and as their ``sigma_*_nm`` (an efficient estimate's error is its bound), with the nearest
+neighbours' positions and photons free in it (:func:`joint_covariance`; the fit held them at their estimates, whose
+errors move it where spots overlap), the window's ``llr`` and ``roi_px``; column ``refined`` (1 / 0) says which rows
+changed.
 """
 
 from __future__ import annotations
@@ -117,6 +119,76 @@ def core_deviance(problem: _Problem, theta_win: Tensor, known: Tensor | None, ro
     return dev, count
 
 
+def joint_covariance(problem: _Problem, theta_abs: Tensor, bg: Tensor, rows: Tensor, i: np.ndarray, j: np.ndarray,
+                    ks: list[Tensor], offs: list[Tensor], *, max_neighbours: int = 4, chunk: int = 128) -> Tensor:
+    """The Cramér-Rao covariances ``(len(rows), P, P)`` of the windows ``rows``' emitters with their nearest neighbours'
+    positions and photons free too, not held at their estimates.
+
+    A refit with its neighbours held fixed has the bound of that conditional problem, which is too small where a
+    neighbour's light overlaps the emitter's: the neighbour's own estimate is uncertain, and its error moves the fit.
+    Here the Fisher matrix of each window holds the emitter's parameters (and backgrounds) and, for each of its
+    ``max_neighbours`` nearest paired neighbours, their positions and photons, over the window's pixels (the
+    neighbours' light outside the window is not counted, so the bound errs large); the emitter's block of its inverse
+    is the bound. ``theta_abs``: every window's estimates (x, y in absolute reference pixels), ``bg`` ``(N, C)``."""
+    dev, dtype = theta_abs.device, theta_abs.dtype
+    n_all, P, Q, C, R = theta_abs.shape[0], problem.P, problem.i_bg, problem.C, problem.roi
+    K = max_neighbours
+    # each window's K nearest neighbours (-1: none)
+    nb = np.full((n_all, K), -1, np.int64)
+    if len(i) and K > 0:
+        t = theta_abs[:, :2].cpu().numpy()
+        d = np.hypot(*(t[i] - t[j]).T)
+        order = np.lexsort((d, i))
+        i_s, j_s = i[order], j[order]
+        first = np.searchsorted(i_s, i_s, side="left")
+        rank = np.arange(len(i_s)) - first
+        near = rank < K
+        nb[i_s[near], rank[near]] = j_s[near]
+    nb_t = torch.as_tensor(nb, device=dev)
+    org = problem.origins[:, 0].to(dtype)
+    known = neighbour_images(problem, theta_abs, torch.as_tensor(i, device=dev), torch.as_tensor(j, device=dev)) if len(i) else None
+    dense = _Problem(problem.channels, R, linked=problem.linked, origins=problem.origins, device=dev, dtype=dtype)
+    dense.separable = False  # the full Jacobian: the neighbours' columns join it
+    zero = torch.zeros((), device=dev, dtype=dtype)
+    out = []
+    for a in range(0, len(rows), chunk):
+        w = rows[a : a + chunk]
+        b = len(w)
+        pick = lambda t, idx: t[idx] if t.ndim == 3 else t  # noqa: E731 - per-window noise maps or scalars
+        th = theta_abs[w].clone()
+        th[:, 0] -= org[w, 1]
+        th[:, 1] -= org[w, 0]
+        th[:, problem.i_bg :] = bg[w]
+        offs_w = [pick(o, w) + (pick(k, w) * known[w, c] if known is not None else 0.0) for c, (k, o) in enumerate(zip(ks, offs))]
+        m, J = dense.evaluate(th, w, [pick(k, w) for k in ks], offs_w)
+        J = J.dense() if hasattr(J, "dense") else J  # (b, P, C R²)
+        cols = [J]
+        nbw = nb_t[w]  # (b, K)
+        valid = nbw >= 0
+        if K > 0 and bool(valid.any()):
+            ww = w.repeat_interleave(K)
+            thn = theta_abs[nbw.clamp_min(0).reshape(-1)].clone()
+            thn[:, 0] -= org[ww, 1]
+            thn[:, 1] -= org[ww, 0]
+            thn[:, problem.i_bg :] = 0.0
+            _, Jn = dense.evaluate(thn, ww, [pick(k, ww) for k in ks], [zero] * C)
+            Jn = (Jn.dense() if hasattr(Jn, "dense") else Jn)[:, :Q]  # positions and photons, not backgrounds
+            Jn = Jn * valid.reshape(-1, 1, 1).to(dtype)
+            cols.append(Jn.reshape(b, K * Q, -1))
+        Jall = torch.cat(cols, dim=1)
+        F = torch.bmm(Jall / m[:, None, :], Jall.transpose(1, 2))
+        M = F.shape[1]
+        if M > P:  # empty neighbour slots: unit diagonal, no coupling
+            pad = (~valid).repeat_interleave(Q, dim=1).to(dtype)
+            F[:, P:, P:] += torch.diag_embed(pad)
+        scale = torch.sqrt(torch.diagonal(F, dim1=1, dim2=2).clamp_min(1e-30))
+        Fn = F / scale[:, :, None] / scale[:, None, :]
+        eye = torch.eye(M, device=dev, dtype=dtype)
+        cov = torch.linalg.solve_ex(Fn + 1e-12 * eye, eye.expand_as(Fn))[0] / scale[:, :, None] / scale[:, None, :]
+        out.append(cov[:, :P, :P])
+    return torch.cat(out) if out else torch.zeros(0, P, P, device=dev, dtype=dtype)
+
+
 def refine_frames(
     fitter,
     photons: Tensor,
@@ -128,6 +200,7 @@ def refine_frames(
     max_shift_z_nm: float = 300.0,
     shift_pvalue: float | None = 0.01,
     fit_pvalue: float | None = 1e-3,
+    joint_neighbours: int = 4,
     max_iter: int = 30,
     model_neighbours: bool = True,
 ) -> LocTable:
@@ -149,6 +222,9 @@ def refine_frames(
             window's core (:func:`core_deviance`) below the chi-square quantile of ``1 - fit_pvalue`` with (core
             pixels - the emitter's parameters) degrees of freedom; ``None``: no such test. It drops the refits that
             an emitter missing from the table pulled off (a refined row's σ is its CRLB, which cannot know of that).
+        joint_neighbours: the refined rows' CRLB (``crlb_*``, their σ) is that of the emitter with this many of its
+            nearest neighbours' positions and photons free too (:func:`joint_covariance`); 0: with the neighbours
+            held at their estimates, as the fit had them (too small where spots overlap).
         model_neighbours: False fits each window as if its emitter were alone (for comparison).
 
     Returns:
@@ -269,6 +345,23 @@ def refine_frames(
         kept = ok
     keep = kept.cpu().numpy()
     rows = sel[keep]
+    # the bound with the nearest neighbours free too (the fits held them at their estimates)
+    bound = {f"{a}_nm": res.crlb[f"{a}_nm"].numpy()[keep] for a in ("x", "y", "z")}
+    bound.update({k: res.crlb[k].numpy()[keep] for k in res.crlb if k.startswith("photons")})
+    if joint_neighbours > 0 and keep.any():
+        cov = joint_covariance(problem, theta, res.bg_ch.to(dev, dtype), torch.as_tensor(np.flatnonzero(keep), device=dev),
+                               i_np, j_np, ks, offs, max_neighbours=joint_neighbours).cpu().double()
+        var = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0)
+        bound["x_nm"], bound["y_nm"] = (var[:, 0].sqrt() * px[0]).numpy(), (var[:, 1].sqrt() * px[1]).numpy()
+        if problem.is_3d:
+            bound["z_nm"] = var[:, 2].sqrt().numpy()
+        i_n, i_bg = problem.i_n, problem.i_bg
+        if linked:
+            bound["photons"] = (var[:, i_n].sqrt() * (sum(fr) if C > 1 else 1.0)).numpy()
+        else:
+            bound["photons"] = cov[:, i_n:i_bg, i_n:i_bg].sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
+            for c in range(C):
+                bound[f"photons_ch{c}"] = var[:, i_n + c].sqrt().numpy()
     th = theta.cpu().numpy()[keep]
     out["x_nm"][rows] = th[:, 0] * px[0]
     out["y_nm"][rows] = th[:, 1] * px[1]
@@ -280,16 +373,16 @@ def refine_frames(
             if f"photons_ch{c}" in out:
                 out[f"photons_ch{c}"][rows] = th[:, problem.i_n + c]
     for ax in ("x", "y", "z"):
-        crlb = res.crlb[f"{ax}_nm"].numpy()[keep]
+        crlb = bound[f"{ax}_nm"]
         out[f"crlb_{ax}_nm"][rows] = crlb
         if f"sigma_{ax}_nm" in out and (ax != "z" or problem.is_3d):
             out[f"sigma_{ax}_nm"][rows] = crlb
     # photon sigmas likewise (colour assignment reads photons_chN with sigma_photons_chN)
     if "sigma_photons" in out:
-        out["sigma_photons"][rows] = res.crlb["photons"].numpy()[keep]
+        out["sigma_photons"][rows] = bound["photons"]
     for c in range(C):
-        if f"sigma_photons_ch{c}" in out and f"photons_ch{c}" in res.crlb:
-            out[f"sigma_photons_ch{c}"][rows] = res.crlb[f"photons_ch{c}"].numpy()[keep]
+        if f"sigma_photons_ch{c}" in out and f"photons_ch{c}" in bound:
+            out[f"sigma_photons_ch{c}"][rows] = bound[f"photons_ch{c}"]
     out["llr"][rows] = res.llr.numpy()[keep]
     out["roi_px"][rows] = float(R)
     out["refined"][rows] = 1.0
