@@ -122,6 +122,10 @@ def test_refinement_leaves_other_frames_and_far_fits_alone():
     tight_sigma = honest.with_columns(sigma_x_nm=np.ones(n), sigma_y_nm=np.ones(n), sigma_z_nm=np.ones(n))
     assert (np.asarray(refine_frames(fitter, photons, honest)["refined"]) == 1).mean() > 0.7
     assert (np.asarray(refine_frames(fitter, photons, tight_sigma)["refined"]) == 1).mean() < 0.3
+    # refined a few frames at a time (memory): the same table
+    small = refine_frames(fitter, photons, table, frame_offset=100, max_windows=7)
+    for col in ("x_nm", "z_nm", "sigma_photons", "crlb_x_nm", "refined"):
+        np.testing.assert_allclose(np.asarray(small[col]), np.asarray(out[col]), rtol=1e-9, equal_nan=True)
     with pytest.raises(ValueError, match="rounds"):
         refine_frames(fitter, photons, start, rounds=0)
     with pytest.raises(ValueError, match="larger than the frames"):

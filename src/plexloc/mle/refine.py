@@ -203,6 +203,7 @@ def refine_frames(
     joint_neighbours: int = 4,
     max_iter: int = 30,
     model_neighbours: bool = True,
+    max_windows: int = 4096,
 ) -> LocTable:
     """Refine the rows of ``table`` in the photon frames ``photons`` (C, T, H, W) of frames
     ``frame_offset .. frame_offset + T - 1`` by maximum likelihood with the neighbours modelled.
@@ -226,6 +227,9 @@ def refine_frames(
             nearest neighbours' positions and photons free too (:func:`joint_covariance`); 0: with the neighbours
             held at their estimates, as the fit had them (too small where spots overlap).
         model_neighbours: False fits each window as if its emitter were alone (for comparison).
+        max_windows: rows refined at a time (memory: each holds a window per channel, several times over); the
+            frames are split into groups of at most this many rows (a frame's rows stay together: neighbours are
+            within a frame), so the result does not depend on it.
 
     Returns:
         The table with refined ``x_nm, y_nm, z_nm``, photons (``photons_chN``), ``crlb_x_nm, crlb_y_nm, crlb_z_nm``,
@@ -250,6 +254,37 @@ def refine_frames(
         out.setdefault(k, np.full(n_all, np.nan if k != "refined" else 0.0))
     if len(sel) == 0:
         return LocTable(out)
+    opts = dict(rounds=rounds, max_shift_px=max_shift_px, max_shift_z_nm=max_shift_z_nm, shift_pvalue=shift_pvalue,
+                fit_pvalue=fit_pvalue, joint_neighbours=joint_neighbours, max_iter=max_iter,
+                model_neighbours=model_neighbours)
+    for part in _frame_groups(frame_all, sel, max_windows):
+        _refine_rows(fitter, photons, table, out, frame_all, part, **opts)
+    return LocTable(out)
+
+
+def _frame_groups(frame_all: np.ndarray, sel: np.ndarray, max_rows: int) -> list[np.ndarray]:
+    """``sel`` split into runs of whole frames with at most ``max_rows`` rows each (a frame with more is alone)."""
+    order = sel[np.argsort(frame_all[sel], kind="stable")]
+    frames, starts = np.unique(frame_all[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    groups, cur, n = [], [], 0
+    for a, b in zip(starts, ends):
+        if cur and n + (b - a) > max_rows:
+            groups.append(np.sort(np.concatenate(cur)))
+            cur, n = [], 0
+        cur.append(order[a:b])
+        n += b - a
+    if cur:
+        groups.append(np.sort(np.concatenate(cur)))
+    return groups
+
+
+def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all: np.ndarray, sel: np.ndarray, *,
+                 rounds: int, max_shift_px: float, max_shift_z_nm: float, shift_pvalue: float | None,
+                 fit_pvalue: float | None, joint_neighbours: int, max_iter: int, model_neighbours: bool) -> None:
+    """:func:`refine_frames` on the rows ``sel`` of ``table`` (whole frames), written into the columns ``out``."""
+    C, _, H, W = photons.shape
+    n_all = len(table)
     dev = photons.device
     dtype = torch.float64 if dev.type == "cpu" else torch.float32
     px = fitter.config.px_size_xy_nm
@@ -386,4 +421,3 @@ def refine_frames(
     out["llr"][rows] = res.llr.numpy()[keep]
     out["roi_px"][rows] = float(R)
     out["refined"][rows] = 1.0
-    return LocTable(out)
