@@ -124,6 +124,15 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
     run_dir = out / f"{name}_run"
     if args.baselines_only:
         model, steps = None, None
+    elif args.resume is not None:  # a run of an earlier call (another GPU lease), trained on from its checkpoint
+        run_dir = Path(args.resume)
+        trainer = Trainer(config, run_dir, device=device, resume=True)
+        config = trainer.config
+        print(f"[{name}] resuming {run_dir} at step {trainer.step} ({trainer.elapsed_s / 60:.1f} min), {args.minutes} min "
+              f"more on {device} ...", flush=True)
+        trainer.run(minutes=args.minutes, log=lambda s: print(f"[{name}] {s}", flush=True))
+        model = run_dir
+        steps = trainer.step
     elif args.model is None:
         if run_dir.exists():
             import shutil
@@ -139,7 +148,7 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
     is_3d = config.emitters.z_range_nm[1] > config.emitters.z_range_nm[0]
     dim = 3 if is_3d else 2
     res = {"config": str(path), "dim": dim, "train_minutes": args.minutes, "train_steps": steps, "densities": {}}
-    if args.model is None and not args.baselines_only:
+    if args.model is None and not args.baselines_only:  # a resumed run's curve covers all its calls
         res["time_to_accuracy"] = time_to_plateau(run_dir / "log.csv", "eff_3d" if is_3d else "eff_lat")
         curve_figure(res["time_to_accuracy"], out / f"{name}_curve.png", f"{name}: validation efficiency while training")
     save(res)
@@ -429,6 +438,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--minutes", type=float, default=20.0, help="training time per configuration")
     ap.add_argument("--model", default=None, help="skip training and use this run folder (one config only)")
+    ap.add_argument("--resume", default=None, help="train this run folder on from its checkpoint.pt for --minutes, then "
+                    "score it (one config only; its configuration is the checkpoint's); the learning curve and the time "
+                    "to plateau span all its calls")
     ap.add_argument("--train-density", type=float, default=1.0)
     ap.add_argument("--features", type=int, default=48)
     ap.add_argument("--depth", type=int, default=None, help="down/up stages of both U-Nets (default: the config's)")
@@ -466,6 +478,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.roi_offset and (args.compare_mle or args.compare_naive or args.compare_picasso or args.baselines_only):
         ap.error("--roi-offset: the MLE, naive and Picasso baselines fit in the configuration's ROI; leave them out")
+    if (args.model or args.resume) and len(args.configs) > 1:
+        ap.error("--model / --resume: one run folder, so one configuration")
+    if args.model and args.resume:
+        ap.error("--model scores a run as it is, --resume trains it on first: give one of them")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -16,10 +16,13 @@
 #   speed       after 'network': throughput variants (NCHW/NHWC/compile, profiled), then the dual-colour model
 #   network     for one lease in all: GPU tests, the throughputs of issue3 and issue10 (no torch.compile), then
 #               issue3's accuracy sweeps with the minutes left
+#   resume      issue3's runs of an earlier lease (GPU_RESUME=folder of their ckpt_* parts) trained on and scored
 # Results: $OUT/summary.md (the tables), $OUT/steps.tsv (step, exit code, seconds), $OUT/results.tar.gz
 # (every JSON, log and learning curve), rewritten after every step so a cut-off run keeps what it measured, and
-# at the end up to four trained models under 15 MiB as $OUT/model_<run>.pt (the device tool returns 8 files of
-# at most 16 MiB; 2026-12-04's archive with the models in it was too large to come back).
+# at the end trained models under 15 MiB as $OUT/model_<run>.pt (the device tool returns 8 files of at most 16 MiB;
+# 2026-12-04's archive with the models in it was too large to come back), and the runs named in GPU_KEEP (issue3 and
+# network: 3d_astigmatic) whole, checkpoint included, as $OUT/ckpt_<stem>.tar.NN parts: copy them into
+# bench/out/gpu_ckpt here at once, and a later lease trains them on with plan resume (see there).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PLAN=${1:-issue3}
@@ -48,12 +51,37 @@ pack() {  # the work folder into one archive (no movies, no checkpoints), atomic
   local tmp="$OUT/.results.$BASHPID.tmp"
   tar czf "$tmp" -C "$WORK" --exclude='*.tif' --exclude='*.pt' . 2>/dev/null && mv "$tmp" "$OUT/results.tar.gz"
 }
-models() {  # trained models (model.pt) that fit what the device tool returns (8 files, 16 MiB each), one file each
-  local f n=0
+N_BACK=3  # files for the device tool to return (8 at most, 16 MiB each, 64 MiB in all): summary, steps, results
+checkpoints() {  # the runs named in GPU_KEEP (config stems), whole, as 15-MiB parts $OUT/ckpt_<stem>.tar.NN, for plan resume
+  local stem dir
+  for stem in ${GPU_KEEP:-}; do
+    dir="$WORK/acc_$stem/${stem}_run"
+    [ -f "$dir/checkpoint.pt" ] || { echo "   keep $stem: no checkpoint in $dir"; continue; }
+    local size; size=$(du -sm --exclude=curves.png "$dir" | cut -f1)
+    if [ "$size" -gt 44 ] || [ $((N_BACK + (size + 14) / 15)) -gt 8 ]; then
+      echo "   keep $stem: $size MB does not come back (8 files of 16 MiB, 64 MiB in all)"; continue
+    fi
+    tar cf - -C "$WORK/acc_$stem" --exclude=curves.png "${stem}_run" | split -b 15M -d - "$OUT/ckpt_$stem.tar." \
+      && N_BACK=$((N_BACK + (size + 14) / 15)) && echo "   kept $stem ($size MB) as $OUT/ckpt_$stem.tar.*"
+  done
+}
+models() {  # trained models (model.pt) that fit what the device tool returns, one file each (kept runs hold theirs)
+  local f run
   while IFS= read -r f; do
-    [ "$n" -ge 4 ] && break
-    cp "$f" "$OUT/model_$(basename "$(dirname "$f")").pt" && n=$((n + 1))
+    [ "$N_BACK" -ge 8 ] && break
+    run=$(basename "$(dirname "$f")")
+    case " ${GPU_KEEP:-} " in *" ${run%_run} "*) continue ;; esac
+    cp "$f" "$OUT/model_$run.pt" && N_BACK=$((N_BACK + 1))
   done < <(find "$WORK" -name model.pt -size -15M 2>/dev/null | sort)
+}
+unpack_runs() {  # GPU_RESUME: a folder of ckpt_<stem>.tar.NN parts (carried) -> $WORK/acc_<stem>/<stem>_run; prints the stems
+  local first stem
+  for first in "${GPU_RESUME:?plan resume needs GPU_RESUME=<folder of ckpt_<stem>.tar.NN parts>}"/ckpt_*.tar.00; do
+    [ -f "$first" ] || continue
+    stem=$(basename "$first" .tar.00); stem=${stem#ckpt_}
+    mkdir -p "$WORK/acc_$stem"
+    cat "${first%.00}".* | tar xf - -C "$WORK/acc_$stem" && echo "$stem"
+  done
 }
 summary() { tee -a "$OUT/summary.md"; }
 # step NAME MAX_S CMD...: runs CMD with a limit of min(MAX_S, what is left - 10 s), output in $WORK/NAME.log
@@ -103,6 +131,8 @@ accuracy_together() {  # $1 = bench script, $2 = eval reserve (s), $3 = common e
   local pids=() name more
   for name in "$@"; do
     more="EXTRA_$name"; more=${!more:-}
+    # a run brought back from an earlier lease (plan resume) trains on from its checkpoint
+    [ -f "$WORK/acc_$name/${name}_run/checkpoint.pt" ] && more="$more --resume $WORK/acc_$name/${name}_run"
     # shellcheck disable=SC2086
     step "acc_$name" $(( $(left) - 5 )) python3 "bench/$script" --device "$DEV" --configs "examples/$name.yaml" \
       --minutes "$minutes" --validate-every 100000 --validate-every-s 20 $extra $more ${ACC_EXTRA:-} --out "$WORK/acc_$name" &
@@ -115,6 +145,7 @@ accuracy_together() {  # $1 = bench script, $2 = eval reserve (s), $3 = common e
 THROUGHPUT_MAX_S=${THROUGHPUT_MAX_S:-100}
 case "$PLAN" in
   issue3)
+    GPU_KEEP=${GPU_KEEP-3d_astigmatic}
     gpu_tests
     throughput throughput --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000
     THROUGHPUT_MAX_S=130 throughput throughput_compile --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --compile
@@ -142,6 +173,7 @@ case "$PLAN" in
   network)
     # one call for a task lent a single 15-minute lease: the throughputs of both network issues (3 and 10: the
     # DECODE-sized network, the Plex-sized one at 2x and 4x256x256), then issue 3's accuracy sweeps with the rest
+    GPU_KEEP=${GPU_KEEP-3d_astigmatic}
     THROUGHPUT_MAX_S=80
     step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests
     table gpu_tests
@@ -160,6 +192,10 @@ case "$PLAN" in
     THROUGHPUT_MAX_S=70
     step gpu_tests 60 python3 -m pytest -q -m gpu -p no:cacheprovider tests
     table gpu_tests
+    # the training simulation alone: patch-wise against the separable render (f2d9d53), operations and exact syncs
+    step sim_profile 60 python3 bench/diag/sim_profile.py --device "$DEV" --repeats 5 --render patch default \
+      --out "$WORK/sim_profile.json"
+    table sim_profile
     throughput tp_nchw --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --profile
     throughput tp_nhwc --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --channels-last
     # larger batches: training samples of 1024 per step, fitting 64 frames per forward pass
@@ -171,6 +207,16 @@ case "$PLAN" in
     EXTRA_dual_color_plex=--compare-naive
     accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle" dual_color_plex
     ;;
+  resume)
+    # issue 3's runs of an earlier lease trained on (one lease is too short to show the 3D model's plateau): the
+    # ckpt_<stem>.tar.NN parts that lease returned, copied here into a folder that is carried, e.g.
+    #   run(command="GPU_RESUME=bench/out/gpu_ckpt GPU_COMMIT=<sha> bash bench/gpu.sh resume", carry=[".whl", "bench/out/gpu_ckpt"])
+    # the curve and the time to plateau span both leases (the trainer's clock goes on); the runs come back again
+    mapfile -t STEMS < <(unpack_runs)
+    [ "${#STEMS[@]}" -gt 0 ] || { echo "no ckpt_<stem>.tar.00 in $GPU_RESUME"; exit 2; }
+    GPU_KEEP=${GPU_KEEP-${STEMS[*]}}
+    accuracy_together accuracy.py 130 "--frames 1000 --compare-mle" "${STEMS[@]}"
+    ;;
   foundation)
     gpu_tests
     step simulate 150 python3 bench/simulate.py --device "$DEV" --frames 50000 --repeats 3 --out "$WORK/simulate_cuda.json"
@@ -179,9 +225,10 @@ case "$PLAN" in
       --repeats 3 --out "$WORK/mle_cuda.json"
     table mle
     ;;
-  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, foundation)"; exit 2 ;;
+  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, resume, foundation)"; exit 2 ;;
 esac
 pack
+checkpoints
 models
 echo
 cat "$OUT/steps.tsv"
