@@ -130,7 +130,9 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
         config = trainer.config
         print(f"[{name}] resuming {run_dir} at step {trainer.step} ({trainer.elapsed_s / 60:.1f} min), {args.minutes} min "
               f"more on {device} ...", flush=True)
+        resumed = {"from_step": trainer.step, "from_minutes": trainer.elapsed_s / 60.0}
         trainer.run(minutes=args.minutes, log=lambda s: print(f"[{name}] {s}", flush=True))
+        resumed["total_minutes"] = trainer.elapsed_s / 60.0  # train_minutes below: this call's only
         model = run_dir
         steps = trainer.step
     elif args.model is None:
@@ -148,6 +150,8 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
     is_3d = config.emitters.z_range_nm[1] > config.emitters.z_range_nm[0]
     dim = 3 if is_3d else 2
     res = {"config": str(path), "dim": dim, "train_minutes": args.minutes, "train_steps": steps, "densities": {}}
+    if args.resume is not None and not args.baselines_only:
+        res["resumed"] = resumed
     if args.model is None and not args.baselines_only:  # a resumed run's curve covers all its calls
         res["time_to_accuracy"] = time_to_plateau(run_dir / "log.csv", "eff_3d" if is_3d else "eff_lat")
         curve_figure(res["time_to_accuracy"], out / f"{name}_curve.png", f"{name}: validation efficiency while training")

@@ -51,27 +51,33 @@ pack() {  # the work folder into one archive (no movies, no checkpoints), atomic
   local tmp="$OUT/.results.$BASHPID.tmp"
   tar czf "$tmp" -C "$WORK" --exclude='*.tif' --exclude='*.pt' . 2>/dev/null && mv "$tmp" "$OUT/results.tar.gz"
 }
-N_BACK=3  # files for the device tool to return (8 at most, 16 MiB each, 64 MiB in all): summary, steps, results
+# what the device tool returns: 8 files at most, 16 MiB each, 64 MiB in all; summary, steps and results come first
+N_BACK=3
+MB_BACK=4  # MiB: the summary, the steps and the results archive (about 1), with room to spare
+PACKED=" "  # the stems checkpoints() packed
 checkpoints() {  # the runs named in GPU_KEEP (config stems), whole, as 15-MiB parts $OUT/ckpt_<stem>.tar.NN, for plan resume
-  local stem dir
+  local stem dir size parts
   for stem in ${GPU_KEEP:-}; do
     dir="$WORK/acc_$stem/${stem}_run"
     [ -f "$dir/checkpoint.pt" ] || { echo "   keep $stem: no checkpoint in $dir"; continue; }
-    local size; size=$(du -sm --exclude=curves.png "$dir" | cut -f1)
-    if [ "$size" -gt 44 ] || [ $((N_BACK + (size + 14) / 15)) -gt 8 ]; then
-      echo "   keep $stem: $size MB does not come back (8 files of 16 MiB, 64 MiB in all)"; continue
+    size=$(du -sm --exclude=curves.png "$dir" | cut -f1)
+    parts=$(((size + 14) / 15))
+    if [ $((N_BACK + parts)) -gt 8 ] || [ $((MB_BACK + size)) -gt 62 ]; then
+      echo "   keep $stem: $size MiB does not come back (8 files of 16 MiB, 64 MiB in all)"; continue
     fi
     tar cf - -C "$WORK/acc_$stem" --exclude=curves.png "${stem}_run" | split -b 15M -d - "$OUT/ckpt_$stem.tar." \
-      && N_BACK=$((N_BACK + (size + 14) / 15)) && echo "   kept $stem ($size MB) as $OUT/ckpt_$stem.tar.*"
+      && N_BACK=$((N_BACK + parts)) && MB_BACK=$((MB_BACK + size)) && PACKED="$PACKED$stem " \
+      && echo "   kept $stem ($size MiB) as $OUT/ckpt_$stem.tar.*"
   done
 }
-models() {  # trained models (model.pt) that fit what the device tool returns, one file each (kept runs hold theirs)
-  local f run
+models() {  # trained models (model.pt) that still fit what the device tool returns, one file each (packed runs hold theirs)
+  local f run size
   while IFS= read -r f; do
-    [ "$N_BACK" -ge 8 ] && break
     run=$(basename "$(dirname "$f")")
-    case " ${GPU_KEEP:-} " in *" ${run%_run} "*) continue ;; esac
-    cp "$f" "$OUT/model_$run.pt" && N_BACK=$((N_BACK + 1))
+    case "$PACKED" in *" ${run%_run} "*) continue ;; esac
+    size=$(( ($(stat -c %s "$f") + 1048575) / 1048576 ))
+    if [ "$N_BACK" -ge 8 ] || [ $((MB_BACK + size)) -gt 62 ]; then echo "   $f stays (no room to return it)"; continue; fi
+    cp "$f" "$OUT/model_$run.pt" && N_BACK=$((N_BACK + 1)) && MB_BACK=$((MB_BACK + size))
   done < <(find "$WORK" -name model.pt -size -15M 2>/dev/null | sort)
 }
 unpack_runs() {  # GPU_RESUME: a folder of ckpt_<stem>.tar.NN parts (carried) -> $WORK/acc_<stem>/<stem>_run; prints the stems
@@ -131,8 +137,9 @@ accuracy_together() {  # $1 = bench script, $2 = eval reserve (s), $3 = common e
   local pids=() name more
   for name in "$@"; do
     more="EXTRA_$name"; more=${!more:-}
-    # a run brought back from an earlier lease (plan resume) trains on from its checkpoint
-    [ -f "$WORK/acc_$name/${name}_run/checkpoint.pt" ] && more="$more --resume $WORK/acc_$name/${name}_run"
+    # plan resume: a run brought back from an earlier lease trains on from its checkpoint (other plans train afresh,
+    # also over a run left in $WORK by an earlier call on a warm machine)
+    [ -n "${RESUME_RUNS:-}" ] && [ -f "$WORK/acc_$name/${name}_run/checkpoint.pt" ] && more="$more --resume $WORK/acc_$name/${name}_run"
     # shellcheck disable=SC2086
     step "acc_$name" $(( $(left) - 5 )) python3 "bench/$script" --device "$DEV" --configs "examples/$name.yaml" \
       --minutes "$minutes" --validate-every 100000 --validate-every-s 20 $extra $more ${ACC_EXTRA:-} --out "$WORK/acc_$name" &
@@ -215,6 +222,7 @@ case "$PLAN" in
     mapfile -t STEMS < <(unpack_runs)
     [ "${#STEMS[@]}" -gt 0 ] || { echo "no ckpt_<stem>.tar.00 in $GPU_RESUME"; exit 2; }
     GPU_KEEP=${GPU_KEEP-${STEMS[*]}}
+    RESUME_RUNS=1
     accuracy_together accuracy.py 130 "--frames 1000 --compare-mle" "${STEMS[@]}"
     ;;
   foundation)

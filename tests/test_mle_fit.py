@@ -286,6 +286,16 @@ def test_channel_blocks_score_equals_the_full_jacobian(linked):
     # another channel's photons (independent) and background have no effect on a channel's pixels
     RR = R * R
     assert float(dense[:, prob.i_bg + 1, :RR].abs().max()) == 0.0 and float(dense[:, prob.i_bg + 1, RR : 2 * RR].abs().min()) > 0
+    # the blocks' derivatives against forward-mode differentiation of the expected effective counts
+    def model(th):
+        mu = prob.expected_photons(th[None], torch.tensor([i]))[0].reshape(3, R * R)
+        return torch.cat([k_c.reshape(-1)[i * RR : (i + 1) * RR] * mu[c] + o_c.reshape(-1)[i * RR : (i + 1) * RR]
+                          if k_c.ndim else k_c * mu[c] + o_c for c, (k_c, o_c) in enumerate(zip(k, off))])
+
+    for i in (0, 7, 31):
+        ref = torch.func.jacfwd(model)(theta[i])  # (C R², P)
+        assert_close(dense[i], ref.T, rtol=1e-6, atol=1e-8)
+        assert_close(m[i], model(theta[i]), rtol=1e-10, atol=1e-10)
     x = torch.poisson(m, generator=g)
     for a, b in zip(_score(jac, m, x), _score(dense, m, x)):
         assert_close(a, b, rtol=1e-10, atol=1e-9)

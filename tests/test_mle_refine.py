@@ -279,3 +279,23 @@ def test_refined_bound_frees_the_overlapping_neighbours():
     assert alone.sum() >= 10
     np.testing.assert_allclose(np.asarray(joint["crlb_x_nm"])[alone], np.asarray(held["crlb_x_nm"])[alone], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(joint["crlb_z_nm"])[alone], np.asarray(held["crlb_z_nm"])[alone], rtol=1e-6)
+
+
+def test_refined_bound_of_a_free_width_fit_is_at_the_fitted_width():
+    """A 2D fit with a free PSF width: the refined rows' bound is taken at the fitted width (a PSF 30 % wider than
+    the calibration), so a row without neighbours has the fit's own bound, not the one at the calibrated width."""
+    cfg = _sim_config("2d_gaussian.yaml", size=48, density=0.3)
+    wide = cfg.model_copy(deep=True)
+    wide.channels[0].psf.sigma_nm = cfg.channels[0].psf.sigma_nm * 1.3
+    mov = Simulator(wide).simulate_movie(20, generator=torch.Generator().manual_seed(1))
+    fitter = MLEFitter(cfg, free_sigma=True)
+    ph = fitter.to_photons([mov.frames[0].numpy()])
+    t = mov.truth
+    held, joint = refine_frames(fitter, ph, t, joint_neighbours=0), refine_frames(fitter, ph, t)
+    frame, x, y = (np.asarray(t[c]) for c in ("frame", "x_nm", "y_nm"))
+    cheb = np.maximum(np.abs(x[:, None] - x[None, :]), np.abs(y[:, None] - y[None, :])) / cfg.px_size_xy_nm[0]
+    cheb[frame[:, None] != frame[None, :]] = np.inf
+    np.fill_diagonal(cheb, np.inf)
+    alone = (cheb.min(axis=1) > fitter.roi_px + 1) & (np.asarray(joint["refined"]) == 1) & (np.asarray(held["refined"]) == 1)
+    assert alone.sum() >= 10
+    np.testing.assert_allclose(np.asarray(joint["crlb_x_nm"])[alone], np.asarray(held["crlb_x_nm"])[alone], rtol=1e-6)

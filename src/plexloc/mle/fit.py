@@ -120,6 +120,7 @@ class _Problem:
         self.device, self.dtype = device, dtype
         self.origins = origins  # (N, C, 2) int64 window (row0, col0) of every channel
         self._geom = None
+        self._used_idx: dict = {}  # the parameter columns of each channel's Jacobian block, as index tensors
         ch0 = self.channels[0]
         # one channel in its own frame with a separable PSF: the Fisher matrix from the 1D factors
         self.separable = self.C == 1 and ch0.transform is None and ch0.model.is_separable
@@ -272,7 +273,10 @@ class _Problem:
             used.append(p_used)
         if self.C == 1:
             return ms[0], js[0]
-        return torch.cat(ms, dim=1), _ChannelJacobians(js, used, self.P)
+        key = (tuple(map(tuple, used)), str(theta.device))
+        if key not in self._used_idx:  # index tensors made once: a copy to a GPU each iteration would sync
+            self._used_idx[key] = [torch.as_tensor(u, device=theta.device) for u in used]
+        return torch.cat(ms, dim=1), _ChannelJacobians(js, self._used_idx[key], self.P)
 
 
 class _SeparableJacobian:
@@ -306,7 +310,7 @@ class _ChannelJacobians:
     background). Gradient and Fisher matrix are sums over the channels; the full ``(n, P, C R²)`` Jacobian, mostly
     zeros for four channels, is never formed."""
 
-    def __init__(self, js: list[Tensor], used: list[list[int]], P: int):
+    def __init__(self, js: list[Tensor], used: list[Tensor], P: int):
         self.js, self.used, self.P = js, used, P
 
     def dense(self) -> Tensor:
@@ -324,10 +328,9 @@ class _ChannelJacobians:
         for c, (J, u) in enumerate(zip(self.js, self.used)):
             w = 1.0 / m[:, c * RR : (c + 1) * RR]
             e = x[:, c * RR : (c + 1) * RR] * w - 1.0
-            ut = torch.as_tensor(u, device=m.device)
-            g.index_add_(1, ut, torch.bmm(J, e[:, :, None])[..., 0])
+            g.index_add_(1, u, torch.bmm(J, e[:, :, None])[..., 0])
             Hc = torch.bmm(J * w[:, None, :], J.transpose(1, 2))
-            H[:, ut[:, None], ut[None, :]] += Hc
+            H[:, u[:, None], u[None, :]] += Hc
         return g, H
 
 

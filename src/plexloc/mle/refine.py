@@ -17,8 +17,8 @@ test, ``shift_pvalue``); other rows keep the table's values. On seed 002's quad-
 kept into 8.7 nm (the network's: 9.8); the refits it drops are pulled onto an emitter that the table missed.
 Last, the model has to explain the pixels that hold the fitted emitter's light (``fit_pvalue``, :func:`core_deviance`):
 a refit pulled by an emitter missing from the table, or beside a neighbour far off, fails that chi-square test. On the
-same setting (bench/RESULTS.md, 2026-12-04, second section) it dropped 7 % of the refits, whose errors were 4-10x their
-CRLB, and took the refined table's z-score sd from 4.4 / 5.6 (x / z) to 1.6 / 1.3. Refined rows get the CRLB at the
+same setting (bench/RESULTS.md, 2026-12-04, second section) it dropped 7 % of the refits, most of them 18-24x off their
+CRLB (z-score sd), and took the refined table's z-score sd from 4.4 / 5.6 (x / z) to 1.6 / 1.3. Refined rows get the CRLB at the
 fit as ``crlb_*`` and as their ``sigma_*_nm`` (an efficient estimate's error is its bound), with the nearest
 neighbours' positions and photons free in it (:func:`joint_covariance`; the fit held them at their estimates, whose
 errors move it where spots overlap), the window's ``llr`` and ``roi_px``; column ``refined`` (1 / 0) says which rows
@@ -176,17 +176,18 @@ def joint_covariance(problem: _Problem, theta_abs: Tensor, bg: Tensor, rows: Ten
             Jn = Jn * valid.reshape(-1, 1, 1).to(dtype)
             cols.append(Jn.reshape(b, K * Q, -1))
         Jall = torch.cat(cols, dim=1)
-        F = torch.bmm(Jall / m[:, None, :], Jall.transpose(1, 2))
+        # the (small) matrix in float64 also on a GPU: float32 inverses were off by up to 6 % (3D, 1.5/um^2)
+        F = torch.bmm(Jall / m[:, None, :], Jall.transpose(1, 2)).double()
         M = F.shape[1]
         if M > P:  # empty neighbour slots: unit diagonal, no coupling
-            pad = (~valid).repeat_interleave(Q, dim=1).to(dtype)
+            pad = (~valid).repeat_interleave(Q, dim=1).double()
             F[:, P:, P:] += torch.diag_embed(pad)
         scale = torch.sqrt(torch.diagonal(F, dim1=1, dim2=2).clamp_min(1e-30))
         Fn = F / scale[:, :, None] / scale[:, None, :]
-        eye = torch.eye(M, device=dev, dtype=dtype)
+        eye = torch.eye(M, device=dev, dtype=torch.float64)
         cov = torch.linalg.solve_ex(Fn + 1e-12 * eye, eye.expand_as(Fn))[0] / scale[:, :, None] / scale[:, None, :]
         out.append(cov[:, :P, :P])
-    return torch.cat(out) if out else torch.zeros(0, P, P, device=dev, dtype=dtype)
+    return torch.cat(out) if out else torch.zeros(0, P, P, device=dev, dtype=torch.float64)
 
 
 def refine_frames(
@@ -233,7 +234,8 @@ def refine_frames(
 
     Returns:
         The table with refined ``x_nm, y_nm, z_nm``, photons (``photons_chN``), ``crlb_x_nm, crlb_y_nm, crlb_z_nm``,
-        the ``sigma_*`` columns (positions, photons) set to the CRLB where refined, and ``refined`` (1.0 / 0.0).
+        the ``sigma_*`` columns (positions, photons) set to the CRLB where refined, the window's ``llr`` (deviance)
+        and ``roi_px``, and ``refined`` (1.0 / 0.0); the new columns are NaN on the rows not refined.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -291,6 +293,7 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     R = fitter.roi_px
     fr = [ch.fraction for ch in fitter.fit_channels]
     linked = fitter.linked
+    linked_sum = sum(fr) if C > 1 else 1.0  # FitResult.photons of a linked fit: the parameter times this
     sub = table[sel] if len(sel) < n_all else table
     x_px = np.asarray(sub["x_nm"], np.float64) / px[0]
     y_px = np.asarray(sub["y_nm"], np.float64) / px[1]
@@ -310,7 +313,7 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
         parts.append(z[:, None])
     if problem.free_sigma:
         parts.append(np.ones((len(sel), 1)))
-    parts += [n_ph, np.zeros((len(sel), C))]
+    parts += [n_ph / (linked_sum if linked else 1.0), np.zeros((len(sel), C))]
     theta = torch.as_tensor(np.concatenate(parts, axis=1), device=dev, dtype=dtype)
     start = theta.clone()
     axes = ("x", "y", "z") if problem.is_3d else ("x", "y")
@@ -321,7 +324,8 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
         table_sigma = [torch.as_tensor(np.asarray(sub[f"sigma_{a}_nm"], np.float64), device=dev, dtype=dtype) for a in axes]
         chi2_max = float(chi2.ppf(1.0 - shift_pvalue, len(axes)))
     org0 = origins[:, 0].to(dtype)
-    n_emitter_params = len(axes) + (1 if linked else C)  # the background acts on the whole window
+    # the emitter's own parameters (the background acts on the whole window)
+    n_emitter_params = len(axes) + int(problem.free_sigma) + (1 if linked else C)
     # the windows' data and noise terms, the same every round (the neighbours' images change)
     rois = [r.to(dtype) for r in rois]
     ks = [torch.as_tensor(k, device=dev, dtype=dtype) for k in ks]
@@ -362,7 +366,7 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
             if problem.free_sigma:
                 th_win[:, problem.i_n - 1] = res.sigma_scale.to(dev, dtype)
             if linked:
-                th_win[:, problem.i_n] = res.photons.to(dev, dtype) / (sum(fr) if C > 1 else 1.0)
+                th_win[:, problem.i_n] = res.photons.to(dev, dtype) / linked_sum
             else:
                 th_win[:, problem.i_n : problem.i_bg] = res.photons_ch.to(dev, dtype)
             th_win[:, problem.i_bg :] = res.bg_ch.to(dev, dtype)
@@ -375,7 +379,11 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
         theta[ok, 0], theta[ok, 1] = fx[ok], fy[ok]
         if problem.is_3d:
             theta[ok, 2] = fz[ok]
-        ph = res.photons_ch.to(dev, dtype) if not linked else res.photons.to(dev, dtype)[:, None]
+        if problem.free_sigma:  # the fitted width, for the neighbours' images and the bound
+            theta[ok, problem.i_n - 1] = res.sigma_scale.to(dev, dtype)[ok]
+        # the fitter's photon parameters: per channel, or the linked total's parameter (res.photons is it times the
+        # fractions' sum)
+        ph = res.photons_ch.to(dev, dtype) if not linked else (res.photons.to(dev, dtype) / linked_sum)[:, None]
         theta[ok, problem.i_n : problem.i_bg] = ph[ok]
         kept = ok
     keep = kept.cpu().numpy()
@@ -392,7 +400,7 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
             bound["z_nm"] = var[:, 2].sqrt().numpy()
         i_n, i_bg = problem.i_n, problem.i_bg
         if linked:
-            bound["photons"] = (var[:, i_n].sqrt() * (sum(fr) if C > 1 else 1.0)).numpy()
+            bound["photons"] = (var[:, i_n].sqrt() * linked_sum).numpy()
         else:
             bound["photons"] = cov[:, i_n:i_bg, i_n:i_bg].sum(dim=(1, 2)).clamp_min(0).sqrt().numpy()
             for c in range(C):
@@ -402,7 +410,7 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     out["y_nm"][rows] = th[:, 1] * px[1]
     if problem.is_3d:
         out["z_nm"][rows] = th[:, 2]
-    out["photons"][rows] = th[:, problem.i_n : problem.i_bg].sum(axis=1)
+    out["photons"][rows] = th[:, problem.i_n : problem.i_bg].sum(axis=1) * (linked_sum if linked else 1.0)
     if not linked:
         for c in range(C):
             if f"photons_ch{c}" in out:
