@@ -12,7 +12,7 @@ import torch
 from plexloc.config import load_config
 from plexloc.mle import Candidates, MLEFitter
 from plexloc.mle.fit import _Problem
-from plexloc.mle.refine import _photons_per_channel, neighbour_images, refine_frames
+from plexloc.mle.refine import _photons_per_channel, neighbour_images, others_images, refine_frames
 from plexloc.simulation import Simulator
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -52,6 +52,13 @@ def test_neighbour_images_are_the_simulators_expected_photons(name):
     assert len(truth) > 30 and float(want.sum()) > 1e4
     assert float((got - want).abs().max()) < 0.1  # photons per pixel, of peaks of several hundred
     assert float((got - want).abs().sum() / want.sum()) < 1e-4
+    # every other localization of the frame drawn once on a canvas (O(N)): the same as over the pairs i != j
+    other = i != j
+    pairs = neighbour_images(problem, theta, torch.as_tensor(i[other]), torch.as_tensor(j[other]))
+    canvas = others_images(problem, theta, torch.as_tensor(frame), 3, (40, 40))
+    assert float(pairs.sum()) > 1e3
+    assert float((canvas - pairs).abs().max()) < 0.1  # the tails beyond a localization's own window
+    assert float((canvas - pairs).abs().sum() / pairs.sum()) < 1e-4
 
 
 def _crowded_movie(seed: int = 0):

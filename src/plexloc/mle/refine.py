@@ -87,6 +87,40 @@ def neighbour_images(problem: _Problem, theta_abs: Tensor, i: Tensor, j: Tensor)
 CORE_SHARE = 0.002
 
 
+def others_images(problem: _Problem, theta_abs: Tensor, frame: Tensor, n_frames: int, frame_shape: tuple[int, int]) -> Tensor:
+    """(N, C, R, R): in every window, the expected photons of all the other localizations of its frame (no background).
+
+    The same as :func:`neighbour_images` over every pair of a frame within reach, in O(N) instead of O(pairs): each
+    localization is drawn once, on a window of 2 R - 1 pixels around its own (R pixels of light on either side, as far
+    as a pair reaches), onto a canvas of its frame per channel padded by R // 2 pixels; each window is then cut from
+    the canvas and its own localization taken away. ``frame`` (N,): each window's frame index (0 .. n_frames - 1)."""
+    n, C, R = theta_abs.shape[0], problem.C, problem.roi
+    pad = R // 2
+    big_r = R + 2 * pad  # 2 R - 1 for an odd R
+    H, W = frame_shape[0] + 2 * pad, frame_shape[1] + 2 * pad
+    dev, dtype = theta_abs.device, theta_abs.dtype
+    org = problem.origins.to(dev)  # (N, C, 2): row, col of every channel's window (frame pixels)
+    big = _Problem(problem.channels, big_r, linked=problem.linked, origins=org - pad, device=dev, dtype=dtype)
+    th = theta_abs.clone()
+    th[:, 0] -= (org[:, 0, 1] - pad).to(dtype)
+    th[:, 1] -= (org[:, 0, 0] - pad).to(dtype)
+    th[:, problem.i_bg :] = 0.0
+    own = big.expected_photons(th, torch.arange(n, device=dev)).reshape(n, C, big_r, big_r)
+    ar_big, ar = torch.arange(big_r, device=dev), torch.arange(R, device=dev)
+    base = frame.to(dev)[:, None, None] * H
+    out = torch.empty(n, C, R, R, device=dev, dtype=dtype)
+    for c in range(C):
+        # padded canvas pixel = frame pixel + pad: the big window starts at the window's origin there
+        rows, cols = org[:, c, 0, None] + ar_big, org[:, c, 1, None] + ar_big
+        flat = ((base + rows[:, :, None]) * W + cols[:, None, :]).reshape(-1)
+        canvas = torch.zeros(n_frames * H * W, device=dev, dtype=dtype)
+        canvas.index_add_(0, flat, own[:, c].reshape(-1))
+        rows, cols = org[:, c, 0, None] + pad + ar, org[:, c, 1, None] + pad + ar
+        cut = canvas[((base + rows[:, :, None]) * W + cols[:, None, :]).reshape(-1)].reshape(n, R, R)
+        out[:, c] = cut - own[:, c, pad : pad + R, pad : pad + R]
+    return out.clamp_min_(0.0)  # rounding of the subtraction
+
+
 def core_deviance(problem: _Problem, theta_win: Tensor, known: Tensor | None, rois: list[Tensor], ks: list[Tensor],
                   offs: list[Tensor]) -> tuple[Tensor, Tensor]:
     """The Poisson deviance of each window's core and the core's pixel count, both ``(N,)``.
@@ -120,7 +154,8 @@ def core_deviance(problem: _Problem, theta_win: Tensor, known: Tensor | None, ro
 
 
 def joint_covariance(problem: _Problem, theta_abs: Tensor, bg: Tensor, rows: Tensor, i: np.ndarray, j: np.ndarray,
-                    ks: list[Tensor], offs: list[Tensor], *, max_neighbours: int = 4, chunk: int = 128) -> Tensor:
+                    ks: list[Tensor], offs: list[Tensor], known: Tensor | None, *, max_neighbours: int = 4,
+                    chunk: int = 128) -> Tensor:
     """The Cramér-Rao covariances ``(len(rows), P, P)`` of the windows ``rows``' emitters with their nearest neighbours'
     positions and photons free too, not held at their estimates.
 
@@ -129,7 +164,9 @@ def joint_covariance(problem: _Problem, theta_abs: Tensor, bg: Tensor, rows: Ten
     Here the Fisher matrix of each window holds the emitter's parameters (and backgrounds) and, for each of its
     ``max_neighbours`` nearest paired neighbours, their positions and photons, over the window's pixels (the
     neighbours' light outside the window is not counted, so the bound errs large); the emitter's block of its inverse
-    is the bound. ``theta_abs``: every window's estimates (x, y in absolute reference pixels), ``bg`` ``(N, C)``."""
+    is the bound. ``theta_abs``: every window's estimates (x, y in absolute reference pixels), ``bg`` ``(N, C)``,
+    ``i, j``: the pairs of windows within reach, ``known`` ``(N, C, R, R)``: the other localizations' light in each
+    window at ``theta_abs`` (:func:`others_images`; ``None``: none)."""
     dev, dtype = theta_abs.device, theta_abs.dtype
     n_all, P, Q, C, R = theta_abs.shape[0], problem.P, problem.i_bg, problem.C, problem.roi
     K = max_neighbours
@@ -146,7 +183,6 @@ def joint_covariance(problem: _Problem, theta_abs: Tensor, bg: Tensor, rows: Ten
         nb[i_s[near], rank[near]] = j_s[near]
     nb_t = torch.as_tensor(nb, device=dev)
     org = problem.origins[:, 0].to(dtype)
-    known = neighbour_images(problem, theta_abs, torch.as_tensor(i, device=dev), torch.as_tensor(j, device=dev)) if len(i) else None
     dense = _Problem(problem.channels, R, linked=problem.linked, origins=problem.origins, device=dev, dtype=dtype)
     dense.separable = False  # the full Jacobian: the neighbours' columns join it
     zero = torch.zeros((), device=dev, dtype=dtype)
@@ -305,7 +341,12 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     rois, origins, _, ks, offs = fitter.windows(photons, cand, R)
     problem = _Problem(fitter.fit_channels, R, linked=linked, origins=origins, device=dev, dtype=dtype)
     i_np, j_np = _pairs(frame, y_px, x_px, float(R)) if model_neighbours else (np.zeros(0, np.int64),) * 2
-    i_t, j_t = torch.as_tensor(i_np, device=dev), torch.as_tensor(j_np, device=dev)
+    frames_u, frame_local = np.unique(frame, return_inverse=True)  # the canvases: one per frame of the group
+    frame_t = torch.as_tensor(frame_local, device=dev)
+
+    def others(th: Tensor) -> Tensor | None:  # the other localizations' light in every window
+        return others_images(problem, th, frame_t, len(frames_u), (H, W)) if model_neighbours else None
+
     n_ph = _photons_per_channel(sub, C, fr, linked)
     # the current estimates, x / y in absolute reference pixels
     parts = [x_px[:, None], y_px[:, None]]
@@ -333,7 +374,7 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     kept = torch.zeros(len(sel), dtype=torch.bool, device=dev)
     res = None
     for rnd in range(rounds):
-        known = neighbour_images(problem, theta, i_t, j_t) if len(i_np) else None
+        known = others(theta)
         adj_rois = rois if known is None else [r - known[:, c] for c, r in enumerate(rois)]
         adj_offs = offs if known is None else [o + k * known[:, c] for c, (o, k) in enumerate(zip(offs, ks))]
         xy = torch.stack([theta[:, 0] - org0[:, 1], theta[:, 1] - org0[:, 0]], dim=1)
@@ -393,7 +434,7 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     bound.update({k: res.crlb[k].numpy()[keep] for k in res.crlb if k.startswith("photons")})
     if joint_neighbours > 0 and keep.any():
         cov = joint_covariance(problem, theta, res.bg_ch.to(dev, dtype), torch.as_tensor(np.flatnonzero(keep), device=dev),
-                               i_np, j_np, ks, offs, max_neighbours=joint_neighbours).cpu().double()
+                               i_np, j_np, ks, offs, others(theta), max_neighbours=joint_neighbours).cpu().double()
         var = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0)
         bound["x_nm"], bound["y_nm"] = (var[:, 0].sqrt() * px[0]).numpy(), (var[:, 1].sqrt() * px[1]).numpy()
         if problem.is_3d:
