@@ -306,3 +306,28 @@ def test_refined_bound_of_a_free_width_fit_is_at_the_fitted_width():
     alone = (cheb.min(axis=1) > fitter.roi_px + 1) & (np.asarray(joint["refined"]) == 1) & (np.asarray(held["refined"]) == 1)
     assert alone.sum() >= 10
     np.testing.assert_allclose(np.asarray(joint["crlb_x_nm"])[alone], np.asarray(held["crlb_x_nm"])[alone], rtol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["biplane_plex.yaml", "dual_color_plex.yaml", "3d_astigmatic.yaml"])
+def test_cuda_refinement_matches_the_cpus(name):
+    """refine_frames on CUDA (float32) against the CPU (float64): the same rows kept but for a few at a test's
+    edge, the same positions and bounds (core deviance, joint bound, canvas of the other localizations)."""
+    cfg = _sim_config(name, size=40, density=1.0)
+    mov = Simulator(cfg).simulate_movie(16, generator=torch.Generator().manual_seed(7))
+    truth = mov.truth[np.asarray(mov.truth["photons"]) >= 300]
+    rng = np.random.default_rng(7)
+    n = len(truth)
+    start = truth.with_columns(x_nm=truth["x_nm"] + rng.normal(0, 20, n), y_nm=truth["y_nm"] + rng.normal(0, 20, n),
+                               sigma_x_nm=np.full(n, 25.0), sigma_y_nm=np.full(n, 25.0), sigma_z_nm=np.full(n, 60.0))
+    out = {}
+    for dev in ("cpu", "cuda"):
+        fitter = MLEFitter(cfg, device=dev)
+        out[dev] = refine_frames(fitter, fitter.to_photons([f.numpy() for f in mov.frames]), start)
+    r_cpu, r_gpu = (np.asarray(out[d]["refined"]) == 1 for d in ("cpu", "cuda"))
+    assert n > 60 and r_cpu.mean() > 0.5
+    assert (r_cpu == r_gpu).mean() > 0.97
+    both = r_cpu & r_gpu
+    for col, tol in (("x_nm", 1.0), ("y_nm", 1.0), ("z_nm", 5.0)):
+        np.testing.assert_allclose(np.asarray(out["cuda"][col])[both], np.asarray(out["cpu"][col])[both], atol=tol)
+    np.testing.assert_allclose(np.asarray(out["cuda"]["crlb_x_nm"])[both], np.asarray(out["cpu"]["crlb_x_nm"])[both], rtol=0.02)
