@@ -228,13 +228,17 @@ class Trainer:
             self.model = Localizer(spec).to(self.device)
         if t.channels_last:  # before the optimizer takes the parameters (a checkpoint's weights are copied into them)
             self.model.channels_last_()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        # on a GPU the fused kernel: one launch for all parameters instead of a few per tensor
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
+                                           fused=self.device.type == "cuda")
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience, min_lr=t.min_lr
         )
         if ckpt:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            for group in self.optimizer.param_groups:  # a checkpoint of a GPU run resumed on the CPU, or the reverse
+                group["fused"] = self.device.type == "cuda"
             if schedule:  # the new rate from now on; the plateau count starts afresh (its old state is not loaded)
                 self.set_lr(t.lr)
             else:
