@@ -13,7 +13,9 @@
 #               quad-plane (seed 002's observation model) models trained at once and scored at 0.03/0.14/0.65/3
 #               per um^2 against the MLE global fit and each channel alone
 #   foundation  GPU tests, simulator frames/s per PSF model (issue 2), MLE fitter locs/s on CUDA (issue 5)
-#   speed       after 'network': throughput variants (NCHW/NHWC/compile, profiled), then the dual-colour model
+#   speed       after 'network': GPU tests, the training simulation's profile, throughput variants
+#               (NCHW/NHWC/compile, profiled)
+#   dual        the dual-colour Plex-size model alone for the whole budget (its curve and time to plateau)
 #   network     for one lease in all: GPU tests, the throughputs of issue3 and issue10 (no torch.compile), then
 #               issue3's accuracy sweeps with the minutes left
 #   resume      issue3's runs of an earlier lease (GPU_RESUME=folder of their ckpt_* parts) trained on and scored
@@ -211,6 +213,11 @@ case "$PLAN" in
       --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000 --profile --channels-last
     THROUGHPUT_MAX_S=150 throughput tp_nhwc_compile --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 \
       --channels-last --compile
+    # (these steps take up to about 550 s: no minutes are left for a training; the dual-colour curve is plan dual)
+    ;;
+  dual)
+    # the dual-colour Plex-size model alone on the GPU for the whole budget: its learning curve and time to plateau
+    # (goal <= 30 min on one H100), scored against the MLE global fit and each channel alone
     EXTRA_dual_color_plex=--compare-naive
     accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle" dual_color_plex
     ;;
@@ -233,7 +240,7 @@ case "$PLAN" in
       --repeats 3 --out "$WORK/mle_cuda.json"
     table mle
     ;;
-  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, resume, foundation)"; exit 2 ;;
+  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, dual, resume, foundation)"; exit 2 ;;
 esac
 pack
 checkpoints
