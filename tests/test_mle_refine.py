@@ -253,6 +253,15 @@ def test_refits_pulled_by_a_missed_emitter_fail_the_core_deviance_test():
     assert np.isfinite(np.asarray(full["llr"])[np.asarray(full["refined"]) == 1]).all()
 
 
+def _no_neighbour_within(table, reach_px: float, px_nm: float) -> np.ndarray:
+    """Rows without another row of their frame within ``reach_px`` pixels in x and in y (no pair of windows)."""
+    frame, x, y = (np.asarray(table[c]) for c in ("frame", "x_nm", "y_nm"))
+    cheb = np.maximum(np.abs(x[:, None] - x[None, :]), np.abs(y[:, None] - y[None, :])) / px_nm
+    cheb[frame[:, None] != frame[None, :]] = np.inf
+    np.fill_diagonal(cheb, np.inf)
+    return cheb.min(axis=1) > reach_px
+
+
 def test_refined_bound_frees_the_overlapping_neighbours():
     """A refined row's CRLB is that of its emitter with its nearest neighbours' positions and photons free too: larger
     than the fit's own (neighbours held) where spots overlap, the same where the neighbours are far or absent."""
@@ -278,11 +287,7 @@ def test_refined_bound_frees_the_overlapping_neighbours():
     ph = fitter.to_photons([mov.frames[0].numpy()])
     t = mov.truth
     held, joint = refine_frames(fitter, ph, t, joint_neighbours=0), refine_frames(fitter, ph, t)
-    frame, x, y = (np.asarray(t[c]) for c in ("frame", "x_nm", "y_nm"))
-    cheb = np.maximum(np.abs(x[:, None] - x[None, :]), np.abs(y[:, None] - y[None, :])) / cfg.px_size_xy_nm[0]
-    cheb[frame[:, None] != frame[None, :]] = np.inf
-    np.fill_diagonal(cheb, np.inf)
-    alone = (cheb.min(axis=1) > fitter.roi_px + 1) & (np.asarray(joint["refined"]) == 1)
+    alone = _no_neighbour_within(t, fitter.roi_px + 1, cfg.px_size_xy_nm[0]) & (np.asarray(joint["refined"]) == 1)
     assert alone.sum() >= 10
     np.testing.assert_allclose(np.asarray(joint["crlb_x_nm"])[alone], np.asarray(held["crlb_x_nm"])[alone], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(joint["crlb_z_nm"])[alone], np.asarray(held["crlb_z_nm"])[alone], rtol=1e-6)
@@ -299,11 +304,7 @@ def test_refined_bound_of_a_free_width_fit_is_at_the_fitted_width():
     ph = fitter.to_photons([mov.frames[0].numpy()])
     t = mov.truth
     held, joint = refine_frames(fitter, ph, t, joint_neighbours=0), refine_frames(fitter, ph, t)
-    frame, x, y = (np.asarray(t[c]) for c in ("frame", "x_nm", "y_nm"))
-    cheb = np.maximum(np.abs(x[:, None] - x[None, :]), np.abs(y[:, None] - y[None, :])) / cfg.px_size_xy_nm[0]
-    cheb[frame[:, None] != frame[None, :]] = np.inf
-    np.fill_diagonal(cheb, np.inf)
-    alone = (cheb.min(axis=1) > fitter.roi_px + 1) & (np.asarray(joint["refined"]) == 1) & (np.asarray(held["refined"]) == 1)
+    alone = _no_neighbour_within(t, fitter.roi_px + 1, cfg.px_size_xy_nm[0]) & (np.asarray(joint["refined"]) == 1) & (np.asarray(held["refined"]) == 1)
     assert alone.sum() >= 10
     np.testing.assert_allclose(np.asarray(joint["crlb_x_nm"])[alone], np.asarray(held["crlb_x_nm"])[alone], rtol=1e-6)
 

@@ -361,10 +361,10 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     theta = torch.as_tensor(np.concatenate(parts, axis=1), device=dev, dtype=dtype)
     start = theta.clone()
     axes = ("x", "y", "z") if problem.is_3d else ("x", "y")
+    from scipy.stats import chi2
+
     table_sigma, chi2_max = None, None
     if shift_pvalue is not None and all(f"sigma_{a}_nm" in sub for a in axes):
-        from scipy.stats import chi2
-
         table_sigma = [torch.as_tensor(np.asarray(sub[f"sigma_{a}_nm"], np.float64), device=dev, dtype=dtype) for a in axes]
         chi2_max = float(chi2.ppf(1.0 - shift_pvalue, len(axes)))
     org0 = origins[:, 0].to(dtype)
@@ -398,37 +398,29 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
             d2 = sum((sh / torch.sqrt(sg**2 + res.crlb[f"{a}_nm"].to(dev, dtype) ** 2).clamp_min(1e-9)) ** 2
                      for sh, sg, a in zip(shift_nm, table_sigma, axes))
             ok &= torch.nan_to_num(d2, nan=float("inf")) <= chi2_max
+        # the fits as parameters (x / y in absolute reference pixels; the fitted width; the fitter's photon parameters:
+        # per channel, or the linked total's parameter, res.photons being it times the fractions' sum)
+        fit = start.clone()
+        fit[:, 0], fit[:, 1] = fx, fy
+        if problem.is_3d:
+            fit[:, 2] = fz
+        if problem.free_sigma:
+            fit[:, problem.i_n - 1] = res.sigma_scale.to(dev, dtype)
+        ph = res.photons_ch.to(dev, dtype) if not linked else (res.photons.to(dev, dtype) / linked_sum)[:, None]
+        fit[:, problem.i_n : problem.i_bg] = ph
         # the model around the emitter against its data, in the last round: earlier rounds only make the neighbours
         # of the next, and a refit beside a neighbour still at its (poor) start value is not yet judged
         if fit_pvalue is not None and rnd == rounds - 1:
-            from scipy.stats import chi2
-
-            th_win = torch.zeros(len(sel), problem.P, device=dev, dtype=dtype)
-            th_win[:, 0], th_win[:, 1] = fx - org0[:, 1], fy - org0[:, 0]
-            if problem.is_3d:
-                th_win[:, 2] = fz
-            if problem.free_sigma:
-                th_win[:, problem.i_n - 1] = res.sigma_scale.to(dev, dtype)
-            if linked:
-                th_win[:, problem.i_n] = res.photons.to(dev, dtype) / linked_sum
-            else:
-                th_win[:, problem.i_n : problem.i_bg] = res.photons_ch.to(dev, dtype)
+            th_win = fit.clone()
+            th_win[:, 0] -= org0[:, 1]
+            th_win[:, 1] -= org0[:, 0]
             th_win[:, problem.i_bg :] = res.bg_ch.to(dev, dtype)
             dev_core, n_core = core_deviance(problem, th_win, known, rois, ks, offs)
             dof = (n_core - n_emitter_params).clamp_min(1.0).cpu().numpy()
             limit = torch.as_tensor(chi2.isf(fit_pvalue, dof), device=dev, dtype=dtype)
             ok &= torch.nan_to_num(dev_core, nan=float("inf")) <= limit
         # accepted rows move to their fits (and are the neighbours of the next round); the others stay
-        theta = start.clone()
-        theta[ok, 0], theta[ok, 1] = fx[ok], fy[ok]
-        if problem.is_3d:
-            theta[ok, 2] = fz[ok]
-        if problem.free_sigma:  # the fitted width, for the neighbours' images and the bound
-            theta[ok, problem.i_n - 1] = res.sigma_scale.to(dev, dtype)[ok]
-        # the fitter's photon parameters: per channel, or the linked total's parameter (res.photons is it times the
-        # fractions' sum)
-        ph = res.photons_ch.to(dev, dtype) if not linked else (res.photons.to(dev, dtype) / linked_sum)[:, None]
-        theta[ok, problem.i_n : problem.i_bg] = ph[ok]
+        theta = torch.where(ok[:, None], fit, start)
         kept = ok
     keep = kept.cpu().numpy()
     rows = sel[keep]
