@@ -135,6 +135,9 @@ def test_refinement_leaves_other_frames_and_far_fits_alone():
         np.testing.assert_allclose(np.asarray(small[col]), np.asarray(out[col]), rtol=1e-9, equal_nan=True)
     with pytest.raises(ValueError, match="rounds"):
         refine_frames(fitter, photons, start, rounds=0)
+    for bad in (dict(fit_pvalue=0.0), dict(shift_pvalue=1.5), dict(joint_neighbours=-1), dict(max_windows=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            refine_frames(fitter, photons, start, **bad)
     with pytest.raises(ValueError, match="larger than the frames"):
         refine_frames(fitter, photons[..., :5, :5], start)
 

@@ -276,6 +276,13 @@ def refine_frames(
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    for name, p in (("shift_pvalue", shift_pvalue), ("fit_pvalue", fit_pvalue)):
+        if p is not None and not 0.0 < p < 1.0:
+            raise ValueError(f"{name} must be in (0, 1) or None, got {p}")
+    if joint_neighbours < 0:
+        raise ValueError(f"joint_neighbours must be >= 0, got {joint_neighbours}")
+    if max_windows is not None and max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
     C, T, H, W = photons.shape
     if C != len(fitter.channels):
         raise ValueError(f"{C} channels of photons for a {len(fitter.channels)}-channel fitter")
