@@ -110,6 +110,10 @@ def train_config(path: Path, args) -> TrainConfig:
     d["model"].update(features=args.features, union_features=args.features)
     if args.depth is not None:
         d["model"].update(depth=args.depth, union_depth=args.depth)
+    if args.up_kernel is not None:
+        d["model"].update(up_kernel=args.up_kernel)
+    if args.out_kernel is not None:
+        d["model"].update(out_kernel=args.out_kernel)
     d["training"].update(batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, validate_every=args.validate_every,
                          validate_every_s=args.validate_every_s, validation_samples=args.validation_samples,
                          compile=args.compile)
@@ -448,6 +452,10 @@ def main(argv=None) -> int:
     ap.add_argument("--train-density", type=float, default=1.0)
     ap.add_argument("--features", type=int, default=48)
     ap.add_argument("--depth", type=int, default=None, help="down/up stages of both U-Nets (default: the config's)")
+    ap.add_argument("--up-kernel", type=int, choices=(1, 3), default=None,
+                    help="model.up_kernel of both U-Nets (default: the config's; DECODE: 1)")
+    ap.add_argument("--out-kernel", type=int, choices=(1, 3), default=None,
+                    help="model.out_kernel of both U-Nets (default: the config's; DECODE: 1)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=6e-4)
     ap.add_argument("--lr-schedule", choices=("plateau", "cosine"), default="plateau",

@@ -5,14 +5,15 @@
   of 3, a DECODE-sized network (frame U-Net 48 features, depth 2); also simulation alone and network
   alone, so one sees which one limits.
 - ``fit``: ``plexloc.infer.fit_movie`` on a TIFF of 256x256 frames written to disk first: reading
-  (memory-mapped), camera normalisation, windows, forward, extraction, table. The weights are those
-  of a freshly initialised model (throughput does not depend on them, apart from the number of
-  localizations, which is reported).
+  (memory-mapped), camera normalisation, windows, forward, extraction, table. Freshly initialised weights
+  detect nothing, so the extraction and the table would cost nothing: ``--fit-train-s S`` first trains the
+  network for S seconds on the configuration (about a minute on a GPU gives a model that finds most
+  emitters), ``--fit-model RUN`` fits with a trained model instead; the localizations per frame are reported.
 
 Prints a table and writes JSON.
 
     python bench/throughput.py --device cpu  --train-steps 10 --fit-frames 64
-    python bench/throughput.py --device cuda --train-steps 300 --fit-frames 5000 [--compile]
+    python bench/throughput.py --device cuda --train-steps 300 --fit-frames 5000 --fit-train-s 60 [--compile]
     # the DECODE-Plex-sized network on dual-colour data (2 x 256 x 256 frames, 80x80 training ROIs):
     python bench/throughput.py --device cuda --config examples/dual_color_plex.yaml --features 64 --depth 3 --train-size 80
 """
@@ -110,14 +111,36 @@ def profile_table(fn, device: torch.device, steps: int = 3, rows: int = 12) -> s
     return prof.key_averages().table(sort_by=key, row_limit=rows)
 
 
-def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int, batch_frames: int,
-              channels_last: bool = False) -> dict:
+def fit_network(config: TrainConfig, device: torch.device, train_s: float = 0.0, model: str | None = None) -> tuple:
+    """The network to fit with, its training configuration and what it is: ``model`` (a run folder or model
+    file), else a fresh network of ``config`` trained for ``train_s`` seconds (0: untrained, no detections)."""
+    from plexloc.nets.io import load_model
     from plexloc.simulation import Simulator
 
+    if model is not None:
+        net, cfg, meta = load_model(model, device=device)
+        return net, TrainConfig.model_validate(cfg), {"fit_model": str(model), "fit_model_step": meta.get("step")}
+    if train_s <= 0:
+        net = Localizer(make_spec(config, Simulator(config.simulation()).to(device))).to(device)
+        return net, config, {"fit_model": "fresh weights"}
+    with tempfile.TemporaryDirectory() as d:
+        tr = Trainer(config, Path(d) / "run", device=device)
+        t0, steps = time.perf_counter(), 0
+        while time.perf_counter() - t0 < train_s:
+            tr.train_step()
+            steps += 1
+        sync(device)
+        return tr.model.eval(), config, {"fit_model": f"trained here for {train_s:g} s", "fit_model_step": steps}
+
+
+def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int, batch_frames: int,
+              channels_last: bool = False, train_s: float = 0.0, model: str | None = None) -> dict:
+    from plexloc.simulation import Simulator
+
+    net, config, about = fit_network(config, device, train_s, model)
     data = config.simulation().model_dump()
     data["frame_size"] = [size, size]
     sim = Simulator(type(config.simulation()).model_validate(data)).to(device)
-    net = Localizer(make_spec(config, Simulator(config.simulation()).to(device))).to(device)
     if channels_last:
         net.channels_last_()
     with tempfile.TemporaryDirectory() as d:
@@ -137,7 +160,8 @@ def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int,
         table = fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames, stats=stats)
     return {"fit_frames_per_s": stats["frames_per_s"], "read_convert_frames_per_s": read_fps,
             "fit_frames": frames, "fit_frame_size": size, "channels": len(paths),
-            "fit_localizations": len(table), "fit_batch_frames": batch_frames}
+            "fit_localizations": len(table), "fit_localizations_per_frame": len(table) / max(frames, 1),
+            "fit_batch_frames": batch_frames, **about}
 
 
 def bench_read(paths: list[Path], config: TrainConfig, repeats: int = 3) -> float:
@@ -167,12 +191,18 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--features", type=int, default=48)
     ap.add_argument("--depth", type=int, default=2, help="down/up stages of both U-Nets (DECODE 2, DECODE-Plex 3)")
+    ap.add_argument("--up-kernel", type=int, choices=(1, 3), default=3,
+                    help="kernel of the U-Nets' convolutions after up-sampling (plexloc 3, DECODE 1)")
+    ap.add_argument("--out-kernel", type=int, choices=(1, 3), default=3, help="kernel of the U-Nets' output convolutions (plexloc 3, DECODE 1)")
     ap.add_argument("--train-size", type=int, default=40, help="training ROI (px; DECODE-Plex 80)")
     ap.add_argument("--train-steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--fit-frames", type=int, default=1000)
     ap.add_argument("--fit-size", type=int, default=256)
     ap.add_argument("--fit-batch", type=int, default=32)
+    ap.add_argument("--fit-train-s", type=float, default=0.0,
+                    help="train the fitted network this long first (0: fresh weights, which detect nothing)")
+    ap.add_argument("--fit-model", default=None, help="fit with this trained model (run folder or model file) instead")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--channels-last", action="store_true", help="training.channels_last, and the fitted model's convolutions in NHWC")
     ap.add_argument("--profile", action="store_true", help="also the torch profiler's top operators of simulation and network")
@@ -181,23 +211,26 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     cfg = load_config(args.config, TrainConfig).model_dump()
     cfg["frame_size"] = [args.train_size, args.train_size]
-    cfg["model"].update(features=args.features, union_features=args.features, depth=args.depth, union_depth=args.depth)
+    cfg["model"].update(features=args.features, union_features=args.features, depth=args.depth, union_depth=args.depth,
+                        up_kernel=args.up_kernel, out_kernel=args.out_kernel)
     cfg["training"].update(batch_size=args.batch_size, validation_samples=8, compile=args.compile,
                            channels_last=args.channels_last)
     config = TrainConfig.model_validate(cfg)
     result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
               "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": commit(),
               "config": str(args.config), "batch_size": args.batch_size, "features": args.features,
-              "depth": args.depth, "train_size": args.train_size,
+              "depth": args.depth, "up_kernel": args.up_kernel, "out_kernel": args.out_kernel, "train_size": args.train_size,
               "compile": args.compile, "channels_last": args.channels_last, "amp_bf16": device.type == "cuda"}
     result.update(bench_train(config, device, args.train_steps, args.warmup, args.profile))
-    result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch, args.channels_last))
+    result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch, args.channels_last,
+                            args.fit_train_s, args.fit_model))
     print(f"| device | layout | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({result['channels']}x{args.fit_size}x{args.fit_size}) | read + convert frames/s (CPU) |")
     print("|---|---|---|---|---|---|---|")
     layout = ("NHWC" if args.channels_last else "NCHW") + (", compiled" if args.compile else "")
     print(f"| {result['device']} ({device.type}) | {layout} | {result['train_samples_per_s']:,.0f} | {result['simulation_samples_per_s']:,.0f} "
           f"| {result['network_samples_per_s']:,.0f} | {result['fit_frames_per_s']:,.1f} "
           f"| {result['read_convert_frames_per_s']:,.0f} |")
+    print(f"fitted with {result['fit_model']}: {result['fit_localizations_per_frame']:.1f} localizations per frame")
     for part, table in result.get("profile", {}).items():
         print(f"\nprofile: {part}\n{table}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

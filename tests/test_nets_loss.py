@@ -32,6 +32,49 @@ def test_unet_keeps_size_and_mixes_context(depth):
     assert diff[8, 12 + 2 * depth + 2] > 0
 
 
+@pytest.mark.parametrize("up_kernel,out_kernel", [(1, 1), (1, 3), (3, 1)])
+def test_unet_kernel_options_cut_the_work_and_keep_the_context(up_kernel, out_kernel):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(net, x):
+        fc = FlopCounterMode(display=False)
+        with fc, torch.no_grad():
+            out = net(x)
+        return fc.get_total_flops(), out
+
+    x = torch.zeros(1, 1, 16, 24)
+    full, _ = flops(UNet(1, 8, features=8, depth=2), x)
+    net = UNet(1, 8, features=8, depth=2, up_kernel=up_kernel, out_kernel=out_kernel)
+    lite, out = flops(net, x)
+    assert out.shape == (1, 8, 16, 24)
+    # the counts follow from the layer shapes: a 1x1 kernel is 9x cheaper than a 3x3 one on the same maps
+    px = 16 * 24
+    saved = 0
+    if up_kernel == 1:  # up-convolutions 32->16 at a quarter of the pixels, 16->8 at all of them
+        saved += 8 * 2 * px * (32 * 16 / 4 + 16 * 8)
+    if out_kernel == 1:
+        saved += 8 * 2 * px * 8 * 8
+    assert full - lite == pytest.approx(saved)
+    x2 = x.clone()
+    x2[0, 0, 8, 12] = 10.0  # still a U-Net: the change reaches pixels beyond a few 3x3 convolutions
+    assert (net(x2) - net(x)).abs()[0].sum(0)[8, 12 + 5] > 0
+
+
+def test_unet_kernel_options_are_checked_and_travel_with_the_spec():
+    with pytest.raises(ValueError, match="up_kernel must be 1 or 3, got 2"):
+        UNet(1, 4, features=4, depth=1, up_kernel=2)
+    spec = small_spec(up_kernel=1, out_kernel=1)
+    again = LocalizerSpec.from_dict(spec.to_dict())
+    assert (again.up_kernel, again.out_kernel) == (1, 1)
+    net = Localizer(again)
+    assert net.union.out[0].kernel_size == (1, 1) and net.frame_nets[0].up_conv[0].kernel_size == (1, 1)
+    # a spec saved before the options existed builds the original 3x3 net (and loads its weights)
+    old = {k: v for k, v in spec.to_dict().items() if k not in ("up_kernel", "out_kernel")}
+    net3 = Localizer(LocalizerSpec.from_dict(old))
+    assert net3.union.out[0].kernel_size == (3, 3)
+    net3.load_state_dict(Localizer(small_spec()).state_dict())
+
+
 def test_localizer_output_ranges_and_channels():
     spec = small_spec(n_channels=2, n_photons=2, is_3d=True, z_center_nm=-50.0, z_scale_nm=600.0,
                       input_offset=[0.0, 0.0], input_scale=[1.0, 1.0])

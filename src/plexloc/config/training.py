@@ -27,6 +27,10 @@ class ModelConfig(_Model):
     depth: Annotated[int, Field(ge=1, le=5)] = Field(default=2, description="down/up stages of the frame U-Net")
     union_features: PositiveInt = Field(default=48, description="features of the union U-Net's first stage")
     union_depth: Annotated[int, Field(ge=1, le=5)] = Field(default=2, description="down/up stages of the union U-Net")
+    up_kernel: Literal[1, 3] = Field(
+        default=3, description="kernel of the convolution after each up-sampling in both U-Nets (DECODE: 1, about a "
+        "quarter fewer operations per sample)")
+    out_kernel: Literal[1, 3] = Field(default=3, description="kernel of both U-Nets' output convolution (DECODE: 1)")
 
     @model_validator(mode="after")
     def _odd_window(self) -> ModelConfig:

@@ -35,6 +35,8 @@ class LocalizerSpec:
         n_channels: camera channels C. ``n_photons``: photon outputs (1 = total, linked; C = per channel).
         window: frames per prediction (odd). ``n_aux``: extra input maps fed to every net.
         features, depth, union_features, union_depth: U-Net sizes.
+        up_kernel, out_kernel: kernels of both U-Nets' up-sampling and output convolutions
+            (:class:`~plexloc.nets.unet.UNet`; 3 and 3 for models saved before 2026-12-04).
         px_size_nm: (x, y) pixel size of the reference channel.
         z_center_nm, z_scale_nm: z = z_center + z_scale * tanh(.) ; ``is_3d`` False: z is not predicted.
         photon_scale, bg_scale: photons = photon_scale * sigmoid(.), bg = bg_scale * sigmoid(.).
@@ -52,6 +54,8 @@ class LocalizerSpec:
     depth: int = 2
     union_features: int = 48
     union_depth: int = 2
+    up_kernel: int = 3
+    out_kernel: int = 3
     px_size_nm: tuple[float, float] = (100.0, 100.0)
     is_3d: bool = False
     z_center_nm: float = 0.0
@@ -108,10 +112,12 @@ class Localizer(nn.Module):
         self.spec = spec
         s = spec
         self.frame_nets = nn.ModuleList(
-            UNet(1 + s.n_aux, s.features, features=s.features, depth=s.depth) for _ in range(s.n_channels)
+            UNet(1 + s.n_aux, s.features, features=s.features, depth=s.depth, up_kernel=s.up_kernel,
+                 out_kernel=s.out_kernel) for _ in range(s.n_channels)
         )
         self.union = UNet(
-            s.n_channels * s.window * s.features + s.n_aux, s.union_features, features=s.union_features, depth=s.union_depth
+            s.n_channels * s.window * s.features + s.n_aux, s.union_features, features=s.union_features,
+            depth=s.union_depth, up_kernel=s.up_kernel, out_kernel=s.out_kernel,
         )
         f = s.union_features
         self.head_prob = _head(f, 1)

@@ -17,18 +17,27 @@ class UNet(nn.Module):
     """U-Net: ``depth`` max-pool down stages (features doubling), nearest up-sampling with skip
     connections, two 3x3 convolutions per stage, output ``out_channels`` feature maps (ELU applied).
 
+    ``up_kernel``: kernel of the convolution that halves the features after each up-sampling; ``out_kernel``:
+    kernel of the output convolution. 3 and 3 is plexloc's original net; DECODE's U-Net uses 1 and 1, which
+    costs about a quarter fewer operations for the same widths (the 3x3 up-convolutions at the two finest
+    stages are a third of a depth-2 U-Net's work).
+
     Input height and width must be multiples of ``2**depth`` (see :attr:`size_multiple`).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, features: int = 48, depth: int = 2):
+    def __init__(self, in_channels: int, out_channels: int, *, features: int = 48, depth: int = 2,
+                 up_kernel: int = 3, out_kernel: int = 3):
         super().__init__()
+        for name, k in (("up_kernel", up_kernel), ("out_kernel", out_kernel)):
+            if k not in (1, 3):
+                raise ValueError(f"{name} must be 1 or 3, got {k}")
         self.depth = int(depth)
         widths = [features * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList([_block(in_channels, widths[0])])
         self.down.extend(_block(widths[i], widths[i + 1]) for i in range(depth))
-        self.up_conv = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], 3, padding=1) for i in reversed(range(depth)))
+        self.up_conv = nn.ModuleList(nn.Conv2d(widths[i + 1], widths[i], up_kernel, padding=up_kernel // 2) for i in reversed(range(depth)))
         self.up = nn.ModuleList(_block(2 * widths[i], widths[i]) for i in reversed(range(depth)))
-        self.out = nn.Sequential(nn.Conv2d(widths[0], out_channels, 3, padding=1), nn.ELU())
+        self.out = nn.Sequential(nn.Conv2d(widths[0], out_channels, out_kernel, padding=out_kernel // 2), nn.ELU())
 
     @property
     def size_multiple(self) -> int:
