@@ -335,3 +335,31 @@ def test_cuda_refinement_matches_the_cpus(name):
     for col, tol in (("x_nm", 1.0), ("y_nm", 1.0), ("z_nm", 5.0)):
         np.testing.assert_allclose(np.asarray(out["cuda"][col])[both], np.asarray(out["cpu"][col])[both], atol=tol)
     np.testing.assert_allclose(np.asarray(out["cuda"]["crlb_x_nm"])[both], np.asarray(out["cpu"]["crlb_x_nm"])[both], rtol=0.02)
+
+
+def test_linked_refinement_splits_the_photons_over_the_channel_columns():
+    """A linked (biplane) table that carries photons_chN (the simulator's truth does): a refined row's per-channel
+    photons and their sigmas are its one photon parameter's shares, summing to the refined total; rows left alone
+    keep theirs."""
+    cfg = _sim_config("biplane_plex.yaml", size=32, density=0.3)
+    mov = Simulator(cfg).simulate_movie(6, generator=torch.Generator().manual_seed(2))
+    fitter = MLEFitter(cfg)
+    assert fitter.linked
+    truth = mov.truth
+    n = len(truth)
+    start = truth.with_columns(photons=np.asarray(truth["photons"]) * 1.3,
+                               sigma_photons=np.full(n, 9.0), sigma_photons_ch0=np.full(n, 7.0), sigma_photons_ch1=np.full(n, 7.0))
+    out = refine_frames(fitter, fitter.to_photons([f.numpy() for f in mov.frames]), start)
+    r = np.asarray(out["refined"]) == 1
+    assert n >= 10 and r.mean() > 0.5
+    ch0, ch1, tot = (np.asarray(out[c]) for c in ("photons_ch0", "photons_ch1", "photons"))
+    fr = np.array([ch.fraction for ch in fitter.fit_channels])
+    np.testing.assert_allclose(ch0[r] + ch1[r], tot[r], rtol=1e-9)
+    np.testing.assert_allclose(ch0[r] / tot[r], fr[0] / fr.sum(), rtol=1e-9)
+    # the refit moved them off the start (30 % too bright) towards the truth
+    true_ch0 = np.asarray(truth["photons_ch0"])
+    assert np.median(np.abs(ch0[r] / true_ch0[r] - 1)) < 0.15
+    sig = np.asarray(out["sigma_photons"])
+    np.testing.assert_allclose(np.asarray(out["sigma_photons_ch0"])[r], sig[r] * fr[0] / fr.sum(), rtol=1e-9)
+    np.testing.assert_array_equal(np.asarray(out["photons_ch1"])[~r], np.asarray(start["photons_ch1"])[~r])
+    assert (np.asarray(out["sigma_photons_ch1"])[~r] == 7.0).all()

@@ -454,10 +454,9 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     if problem.is_3d:
         out["z_nm"][rows] = th[:, 2]
     out["photons"][rows] = th[:, problem.i_n : problem.i_bg].sum(axis=1) * (linked_sum if linked else 1.0)
-    if not linked:
-        for c in range(C):
-            if f"photons_ch{c}" in out:
-                out[f"photons_ch{c}"][rows] = th[:, problem.i_n + c]
+    for c in range(C):  # linked: each channel's share of the one photon parameter (a truth table carries them)
+        if f"photons_ch{c}" in out:
+            out[f"photons_ch{c}"][rows] = th[:, problem.i_n] * fr[c] if linked else th[:, problem.i_n + c]
     for ax in ("x", "y", "z"):
         crlb = bound[f"{ax}_nm"]
         out[f"crlb_{ax}_nm"][rows] = crlb
@@ -469,6 +468,8 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     for c in range(C):
         if f"sigma_photons_ch{c}" in out and f"photons_ch{c}" in bound:
             out[f"sigma_photons_ch{c}"][rows] = bound[f"photons_ch{c}"]
+        elif f"sigma_photons_ch{c}" in out and linked:
+            out[f"sigma_photons_ch{c}"][rows] = bound["photons"] * fr[c] / linked_sum
     out["llr"][rows] = res.llr.numpy()[keep]
     out["roi_px"][rows] = float(R)
     out["refined"][rows] = 1.0
