@@ -16,6 +16,8 @@
 #   speed       after 'network': GPU tests, the training simulation's profile, throughput variants
 #               (NCHW/NHWC/compile, profiled)
 #   dual        the dual-colour Plex-size model alone for the whole budget (its curve and time to plateau)
+#   plateau3d   issue3's 3D model alone for the whole budget (twice the samples per minute of issue3/network,
+#               where two models share the GPU): its curve to a plateau in one lease, returned for plan resume
 #   network     for one lease in all: GPU tests, the throughputs of issue3 and issue10 (no torch.compile), then
 #               issue3's accuracy sweeps with the minutes left
 #   resume      issue3's runs of an earlier lease (GPU_RESUME=folder of their ckpt_* parts) trained on and scored
@@ -110,7 +112,7 @@ step() {
   return 0
 }
 table() {  # the markdown table lines of a step's log into the summary
-  { echo; echo "### $1"; grep -E '^\||plateau|frames/s|samples/s|passed|failed|skipped|error|neighbour|um\^2: ' "$WORK/$1.log" | grep -v '^\[' | tail -n 60; } | summary >/dev/null
+  { echo; echo "### $1"; grep -E '^\||plateau|frames/s|samples/s|per frame|passed|failed|skipped|error|neighbour|um\^2: ' "$WORK/$1.log" | grep -v '^\[' | tail -n 60; } | summary >/dev/null
 }
 
 {
@@ -219,6 +221,12 @@ case "$PLAN" in
       --channels-last --up-kernel 1 --out-kernel 1 --compile
     # (these steps take up to about 550 s: no minutes are left for a training; the dual-colour curve is plan dual)
     ;;
+  plateau3d)
+    # 2026-12-04 the 3D model, sharing the GPU with the 2D one, still rose 1.3 points of E_3D in its last 2.5 of
+    # 7.4 minutes; alone it gets the whole GPU for ~12 minutes: the curve that shows (or not) its plateau
+    GPU_KEEP=${GPU_KEEP-3d_astigmatic}
+    accuracy_together accuracy.py 100 "--batch-size 256 --lr 6e-4 --frames 1000 --compare-mle" 3d_astigmatic
+    ;;
   dual)
     # the dual-colour Plex-size model alone on the GPU for the whole budget: its learning curve and time to plateau
     # (goal <= 30 min on one H100), scored against the MLE global fit and each channel alone
@@ -244,7 +252,7 @@ case "$PLAN" in
       --repeats 3 --out "$WORK/mle_cuda.json"
     table mle
     ;;
-  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, dual, resume, foundation)"; exit 2 ;;
+  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, plateau3d, dual, resume, foundation)"; exit 2 ;;
 esac
 pack
 checkpoints
