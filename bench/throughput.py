@@ -134,10 +134,14 @@ def fit_network(config: TrainConfig, device: torch.device, train_s: float = 0.0,
 
 
 def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int, batch_frames: int,
-              channels_last: bool = False, train_s: float = 0.0, model: str | None = None) -> dict:
+              channels_last: bool = False, train_s: float = 0.0, model: str | None = None,
+              compile_fit: bool = False, save: Path | None = None) -> dict:
+    from plexloc.nets.io import save_model
     from plexloc.simulation import Simulator
 
     net, config, about = fit_network(config, device, train_s, model)
+    if save is not None:  # for a later step's --fit-model (e.g. the same network compiled)
+        save_model(save, net, config.model_dump(mode="json"), {"step": about.get("fit_model_step")})
     data = config.simulation().model_dump()
     data["frame_size"] = [size, size]
     sim = Simulator(type(config.simulation()).model_validate(data)).to(device)
@@ -155,13 +159,15 @@ def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int,
         path = paths[0] if len(paths) == 1 else paths
         cfg = config.model_dump(mode="json")
         read_fps = bench_read(paths, config)
-        fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames)  # warm-up (and file cache)
+        # warm-up: the whole movie once (file cache, cuDNN's choice of algorithms, compilation)
+        warm = dict(config=cfg, device=device, batch_frames=batch_frames, compile=compile_fit)
+        fit_movie(path, net, **warm)
         stats: dict = {}
-        table = fit_movie(path, net, config=cfg, device=device, batch_frames=batch_frames, stats=stats)
+        table = fit_movie(path, net, stats=stats, **warm)
     return {"fit_frames_per_s": stats["frames_per_s"], "read_convert_frames_per_s": read_fps,
             "fit_frames": frames, "fit_frame_size": size, "channels": len(paths),
             "fit_localizations": len(table), "fit_localizations_per_frame": len(table) / max(frames, 1),
-            "fit_batch_frames": batch_frames, **about}
+            "fit_batch_frames": batch_frames, "fit_compiled": compile_fit, **about}
 
 
 def bench_read(paths: list[Path], config: TrainConfig, repeats: int = 3) -> float:
@@ -203,7 +209,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fit-train-s", type=float, default=0.0,
                     help="train the fitted network this long first (0: fresh weights, which detect nothing)")
     ap.add_argument("--fit-model", default=None, help="fit with this trained model (run folder or model file) instead")
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--fit-save", type=Path, default=None, help="save the fitted network as a model file (for --fit-model)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile in training (CUDA) and in fitting")
     ap.add_argument("--channels-last", action="store_true", help="training.channels_last, and the fitted model's convolutions in NHWC")
     ap.add_argument("--profile", action="store_true", help="also the torch profiler's top operators of simulation and network")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "throughput.json")
@@ -223,7 +230,7 @@ def main(argv=None) -> int:
               "compile": args.compile, "channels_last": args.channels_last, "amp_bf16": device.type == "cuda"}
     result.update(bench_train(config, device, args.train_steps, args.warmup, args.profile))
     result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch, args.channels_last,
-                            args.fit_train_s, args.fit_model))
+                            args.fit_train_s, args.fit_model, args.compile, args.fit_save))
     print(f"| device | layout | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({result['channels']}x{args.fit_size}x{args.fit_size}) | read + convert frames/s (CPU) |")
     print("|---|---|---|---|---|---|---|")
     layout = ("NHWC" if args.channels_last else "NCHW") + (", compiled" if args.compile else "")

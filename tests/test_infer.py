@@ -180,6 +180,28 @@ def test_tiled_prediction_equals_whole_frame_prediction():
     assert torch.allclose(whole.x_nm[order_w], tiled.x_nm[order_t], atol=1e-2)
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:torch")  # torch's own (torch.jit) while compiling
+def test_fit_movie_compiled_gives_the_same_table(tmp_path):
+    """fit_movie(compile=True): torch.compile of the network (CPU inductor here) finds the same localizations, also
+    in the last, shorter batch (a recompilation for its shape)."""
+    from plexloc.config.models import IdealCameraConfig
+
+    net = _random_model(2)
+    movie = np.random.default_rng(1).poisson(40.0, size=(11, 24, 24)).astype(np.uint16)
+    write_movie(tmp_path / "m.tif", movie)
+    kw = dict(camera=IdealCameraConfig(), batch_frames=8)
+    from torch._dynamo.utils import counters
+
+    plain = fit_movie(tmp_path / "m.tif", net, **kw)
+    counters.clear()
+    comp = fit_movie(tmp_path / "m.tif", net, compile=True, **kw)
+    assert counters["stats"]["unique_graphs"] >= 2  # the frame U-Nets and the union net did go through the compiler
+    assert len(plain) == len(comp) > 20 and set(np.asarray(comp["frame"])) == set(range(11))
+    for col in ("frame", "x_nm", "y_nm", "photons", "prob", "sigma_x_nm"):
+        np.testing.assert_allclose(comp[col], plain[col], rtol=1e-4, atol=1e-3)
+
+
 def test_model_file_round_trip_and_bad_files(tmp_path):
     net = _random_model(3)
     save_model(tmp_path / "model.pt", net, {"px_size_nm": 100.0}, meta={"step": 7})

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="refine each localization by maximum likelihood in its frame, the other localizations nearby "
                    "modelled (network; worth it where the model's errors are well above the Cramér-Rao bound, e.g. "
                    "molecules on for one frame; refined rows: column refined = 1, sigma = CRLB)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the network through torch.compile (network; the first batches compile for tens of seconds, "
+                   "then each is faster on a GPU: for long movies)")
     p.add_argument("--roi-offset", type=int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the reference channel image's corner (multi-channel models); default: "
                    "the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0")
@@ -110,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset),
             calibrate_sigma=not args.raw_sigma,
             refine_mle=args.refine_mle,
+            compile=args.compile,
         )
         if stats.get("sigma_calibration"):
             cal = ", ".join(f"{ax} x{f:.2f}" for ax, f in stats["sigma_calibration"].items())

@@ -105,6 +105,8 @@ class Predictor:
         transforms: the channels' transforms (3x3, reference -> channel, chip coordinates, nm) for the
             transformation indicator of a multi-channel model; every tile gets the indicator of its own
             absolute position on the chip.
+        compile: run the network through ``torch.compile`` (fused element-wise operations; the first batch
+            of each shape compiles, which takes tens of seconds: for long movies on a GPU).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class Predictor:
         margin_px: int = 24,
         amp: bool = True,
         transforms: list[Tensor] | None = None,
+        compile: bool = False,
     ):
         if model.spec.n_aux and (transforms is None or 2 * len(transforms) != model.spec.n_aux):
             raise ValueError(f"the model needs the transforms of its {model.spec.n_aux // 2} channels")
@@ -128,6 +131,10 @@ class Predictor:
             torch.as_tensor(t, dtype=torch.float64, device=self.device) for t in transforms
         ]
         self.amp = amp and self.device.type == "cuda"
+        # the network's three entry points, compiled or not (compiled ones keep the module's weights: no copy)
+        wrap = (lambda f: torch.compile(f, dynamic=False)) if compile else (lambda f: f)
+        self._forward, self._frame_features, self._union_forward = (
+            wrap(model.forward), wrap(model.frame_features), wrap(model.union_forward))
         if self.device.type == "cuda":  # a movie's batches share their shapes: cuDNN times its algorithms once per shape
             torch.backends.cudnn.benchmark = True
 
@@ -137,7 +144,7 @@ class Predictor:
 
         ``roi_offset_px``: chip pixel (x, y) at the frames' corner (multi-channel models)."""
         windows = windows.to(self.device, torch.float32, non_blocking=True)
-        return self._tiled(windows, roi_offset_px, lambda x, aux: self.model(x, aux))
+        return self._tiled(windows, roi_offset_px, lambda x, aux: self._forward(x, aux))
 
     @torch.no_grad()
     def localize_frames(self, block: Tensor, roi_offset_px: tuple[int, int] = (0, 0)) -> Extracted:
@@ -148,8 +155,8 @@ class Predictor:
         t = self.model.spec.window
 
         def raw(x: Tensor, aux: Tensor | None) -> Tensor:
-            feats = self.model.frame_features(x, aux)
-            return self.model.union_forward(sliding_windows(feats, t), aux)
+            feats = self._frame_features(x, aux)
+            return self._union_forward(sliding_windows(feats, t), aux)
 
         return self._tiled(block, roi_offset_px, raw)
 
