@@ -21,7 +21,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: no CUDA device is available (torch {torch.__version__}); use --device cpu")
+        why = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}, no usable GPU"
+        raise InputError(f"--device {name}: no CUDA device is available (torch {torch.__version__}, {why}); use --device "
+                         "cpu, and `plexloc doctor` for what is missing")
     try:
         return torch.device(name)
     except RuntimeError:

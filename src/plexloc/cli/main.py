@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "color": "plexloc.cli.color",
     "debias": "plexloc.cli.debias",
     "register": "plexloc.cli.register",
+    "doctor": "plexloc.cli.doctor",
 }
 
 
