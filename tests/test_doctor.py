@@ -112,3 +112,14 @@ def test_smoke_convolution_passes_on_a_working_device_and_reports_a_broken_one(m
 def test_doctor_runs_the_test_convolution_on_the_gpu():
     r = check_environment()
     assert r.gpus and all(g.smoke == "ok" for g in r.gpus) and r.gpu_ok, r.gpus
+
+
+def test_worker_warns_when_its_gpus_are_out_of_torchs_reach(monkeypatch):
+    from plexloc.cli.worker import gpu_warning
+
+    assert gpu_warning(0) is None  # no GPU offered: nothing to check
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(doctor, "nvidia_driver", lambda: "580.159.04")
+    w = gpu_warning(2)
+    assert w.startswith("warning: this machine offers 2 GPU(s)") and "CPU-only build" in w and "--gpus 0" in w

@@ -34,6 +34,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def gpu_warning(gpus: int) -> str | None:
+    """Where the machine offers GPUs but this Python's torch cannot use them (``plexloc doctor``): the warning a worker
+    prints at start, since the jobs it runs natively on a GPU would fail (container images bring their own torch)."""
+    if gpus <= 0:
+        return None
+    from plexloc.doctor import check_environment
+
+    report = check_environment()
+    if report.gpu_ok:
+        return None
+    why = report.problems[0] if report.problems else "no GPU passed the test convolution"
+    return (f"warning: this machine offers {gpus} GPU(s) but plexloc's torch here cannot use them: {why}. Jobs that run "
+            "natively on a GPU will fail on this worker (container images bring their own torch); fix it (plexloc "
+            "doctor) or start the worker with --gpus 0")
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
     import signal
@@ -47,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     hw = detect_hardware()
     overrides = {k: getattr(args, k) for k in ("gpus", "gpu_memory_mb", "cpus", "memory_mb") if getattr(args, k) is not None}
     hw = hw.model_copy(update=overrides)
+    warning = gpu_warning(hw.gpus)
+    if warning:
+        print(warning, flush=True)
     agent = Agent(
         args.server, args.token, work_dir=args.work_dir, hardware=hw, poll_s=args.poll, ping_s=args.ping,
         min_job_age_s=args.min_job_age, keep_work=args.keep_work, runtime=args.container_runtime or "auto",
