@@ -119,6 +119,7 @@ table() {  # the markdown table lines of a step's log into the summary
   echo "# plexloc GPU run: plan $PLAN, commit $COMMIT, $(date -u +%Y-%m-%dT%H:%MZ)"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1
+  timeout 60 python3 -m plexloc.cli.main doctor --json "$WORK/doctor.json" 2>&1  # the installation check on a real GPU
 } | summary
 printf 'step\texit\tseconds\n' >"$OUT/steps.tsv"
 
