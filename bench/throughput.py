@@ -92,7 +92,9 @@ def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: i
             net_step()
         sync(device)
         net = steps * config.training.batch_size / (time.perf_counter() - t0)
-        out = {"train_samples_per_s": full, "simulation_samples_per_s": sim, "network_samples_per_s": net}
+        gflop = network_gflop(tr.model.spec, config.frame_size[0], fit=False)
+        out = {"train_samples_per_s": full, "simulation_samples_per_s": sim, "network_samples_per_s": net,
+               "train_gflop_per_sample": gflop, "network_tflop_per_s": net * gflop / 1e3}
         if profile:  # where the time goes: the operators with the most device (or CPU) time, 3 steps of each part
             out["profile"] = {"simulation": profile_table(lambda: batch_photons(tr.sim, tr.generator().frames), device),
                               "network": profile_table(net_step, device)}
@@ -109,6 +111,28 @@ def profile_table(fn, device: torch.device, steps: int = 3, rows: int = 12) -> s
         sync(device)
     key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     return prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
+def network_gflop(spec, size: int, *, fit: bool) -> float:
+    """GFLOP of the network on the ``meta`` device (counted, not run): forward and backward (3x the forward, as
+    measured for these convolutions) of one training sample of ``size`` px, or the forward of one fitted frame of
+    ``size`` px (its frame U-Nets once, one window through the union U-Net and heads, as fitting computes it)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from plexloc.infer.predict import sliding_windows
+
+    with torch.device("meta"):
+        net = Localizer(spec)
+        aux = torch.zeros(1, spec.n_aux, size, size) if spec.n_aux else None
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            if fit:
+                feats = net.frame_features(torch.zeros(1, spec.n_channels, size, size), aux)
+                net.union_forward(sliding_windows(feats.expand(spec.window, *feats.shape[1:]), spec.window), aux)
+            else:
+                net(torch.zeros(1, spec.window, spec.n_channels, size, size), aux)
+    # fitting: the window's other frames went through the frame U-Nets for their own windows, not counted twice
+    return counter.get_total_flops() / 1e9 * (1.0 if fit else 3.0)
 
 
 def fit_network(config: TrainConfig, device: torch.device, train_s: float = 0.0, model: str | None = None) -> tuple:
@@ -164,7 +188,9 @@ def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int,
         fit_movie(path, net, **warm)
         stats: dict = {}
         table = fit_movie(path, net, stats=stats, **warm)
+    gflop = network_gflop(net.spec, size, fit=True)
     return {"fit_frames_per_s": stats["frames_per_s"], "read_convert_frames_per_s": read_fps,
+            "fit_gflop_per_frame": gflop, "fit_tflop_per_s": stats["frames_per_s"] * gflop / 1e3,
             "fit_frames": frames, "fit_frame_size": size, "channels": len(paths),
             "fit_localizations": len(table), "fit_localizations_per_frame": len(table) / max(frames, 1),
             "fit_batch_frames": batch_frames, "fit_compiled": compile_fit, **about}
@@ -237,6 +263,9 @@ def main(argv=None) -> int:
     print(f"| {result['device']} ({device.type}) | {layout} | {result['train_samples_per_s']:,.0f} | {result['simulation_samples_per_s']:,.0f} "
           f"| {result['network_samples_per_s']:,.0f} | {result['fit_frames_per_s']:,.1f} "
           f"| {result['read_convert_frames_per_s']:,.0f} |")
+    print(f"work: {result['train_gflop_per_sample']:.2f} GFLOP per training sample (forward and backward), network alone at "
+          f"{result['network_tflop_per_s']:.1f} TFLOP/s; {result['fit_gflop_per_frame']:.1f} GFLOP per fitted frame, fitting at "
+          f"{result['fit_tflop_per_s']:.1f} TFLOP/s")
     print(f"fitted with {result['fit_model']}: {result['fit_localizations_per_frame']:.1f} localizations per frame")
     for part, table in result.get("profile", {}).items():
         print(f"\nprofile: {part}\n{table}")
