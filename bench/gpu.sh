@@ -216,9 +216,10 @@ case "$PLAN" in
     # DECODE's own kernels (1x1 after up-sampling and at the U-Nets' outputs): 26 % fewer operations per sample
     THROUGHPUT_MAX_S=100 throughput tp_nhwc_k1 --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 \
       --channels-last --up-kernel 1 --out-kernel 1 --fit-train-s 30 --fit-save "$WORK/k1_model.pt"
-    # compiled, training and fitting (fitting with the network trained in tp_nhwc_k1)
+    # everything on: compiled training and fitting, fitting with the network trained in tp_nhwc_k1 and 64 frames per
+    # batch (the Plex-sized network fitted at 124 TFLOP/s, the DECODE-sized one at 43: too little work per batch?)
     THROUGHPUT_MAX_S=170 throughput tp_nhwc_k1_compile --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 \
-      --channels-last --up-kernel 1 --out-kernel 1 --compile --fit-model "$WORK/k1_model.pt"
+      --channels-last --up-kernel 1 --out-kernel 1 --compile --fit-model "$WORK/k1_model.pt" --fit-batch 64
     # issue 10's quad-plane training with the simulator of f2d9d53 (last: what the budget leaves)
     throughput plex_quad_nhwc --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
       --batch-size 64 --train-steps 30 --warmup 3 --fit-frames 1000 --profile --channels-last
