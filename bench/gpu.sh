@@ -112,7 +112,7 @@ step() {
   return 0
 }
 table() {  # the markdown table lines of a step's log into the summary
-  { echo; echo "### $1"; grep -E '^\||plateau|frames/s|samples/s|per frame|passed|failed|skipped|error|neighbour|um\^2: ' "$WORK/$1.log" | grep -v '^\[' | tail -n 60; } | summary >/dev/null
+  { echo; echo "### $1"; grep -E '^\||plateau|frames/s|samples/s|per frame|TFLOP|passed|failed|skipped|error|neighbour|um\^2: ' "$WORK/$1.log" | grep -v '^\[' | tail -n 60; } | summary >/dev/null
 }
 
 {
