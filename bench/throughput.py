@@ -126,12 +126,11 @@ def network_gflop(spec, size: int, *, fit: bool) -> float:
         aux = torch.zeros(1, spec.n_aux, size, size) if spec.n_aux else None
         counter = FlopCounterMode(display=False)
         with counter, torch.no_grad():
-            if fit:
+            if fit:  # one frame's features, repeated over the window: the other frames' are their own windows' work
                 feats = net.frame_features(torch.zeros(1, spec.n_channels, size, size), aux)
                 net.union_forward(sliding_windows(feats.expand(spec.window, *feats.shape[1:]), spec.window), aux)
             else:
                 net(torch.zeros(1, spec.window, spec.n_channels, size, size), aux)
-    # fitting: the window's other frames went through the frame U-Nets for their own windows, not counted twice
     return counter.get_total_flops() / 1e9 * (1.0 if fit else 3.0)
 
 

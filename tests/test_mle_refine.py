@@ -12,10 +12,24 @@ import torch
 from plexloc.config import load_config
 from plexloc.mle import Candidates, MLEFitter
 from plexloc.mle.fit import _Problem
-from plexloc.mle.refine import _photons_per_channel, neighbour_images, others_images, refine_frames
+from plexloc.mle.refine import _photons_per_channel, others_images, refine_frames
 from plexloc.simulation import Simulator
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def neighbour_images(problem: _Problem, theta_abs: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """(N, C, R, R): in every window i, the expected photons of the localizations j paired with it (no background),
+    pair by pair: the reference for :func:`others_images`. ``theta_abs`` (N, P): x, y in absolute reference pixels."""
+    n, C, R = theta_abs.shape[0], problem.C, problem.roi
+    out = torch.zeros(n, C * R * R, device=theta_abs.device, dtype=theta_abs.dtype)
+    org = problem.origins[:, 0].to(theta_abs.dtype)  # (N, 2) row, col of channel 0's window
+    th = theta_abs[j].clone()
+    th[:, 0] -= org[i, 1]
+    th[:, 1] -= org[i, 0]
+    th[:, problem.i_bg :] = 0.0
+    out.index_add_(0, i, problem.expected_photons(th, i))
+    return out.reshape(n, C, R, R)
 
 
 def _sim_config(name: str, *, size: int, density: float):

@@ -134,7 +134,7 @@ class Predictor:
         # the network's three entry points, compiled or not (compiled ones keep the module's weights: no copy)
         wrap = (lambda f: torch.compile(f, dynamic=False)) if compile else (lambda f: f)
         self._forward, self._frame_features, self._union_forward = (
-            wrap(model.forward), wrap(model.frame_features), wrap(model.union_forward))
+            wrap(model), wrap(model.frame_features), wrap(model.union_forward))
         if self.device.type == "cuda":  # a movie's batches share their shapes: cuDNN times its algorithms once per shape
             torch.backends.cudnn.benchmark = True
 

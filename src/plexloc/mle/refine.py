@@ -35,10 +35,6 @@ from plexloc.mle.detection import Candidates
 from plexloc.mle.fit import _Problem, fit_rois
 from plexloc.table import LocTable
 
-#: pairs evaluated at a time when the neighbours' images are drawn
-_PAIR_BATCH = 4096
-
-
 def _photons_per_channel(table: LocTable, n_channels: int, fractions: list[float], linked: bool) -> np.ndarray:
     """(N, P) photon parameters of the fitter: the total (linked) or one count per channel."""
     if linked:
@@ -66,23 +62,6 @@ def _pairs(frame: np.ndarray, row: np.ndarray, col: np.ndarray, reach_px: float)
     return i.astype(np.int64), j.astype(np.int64)
 
 
-def neighbour_images(problem: _Problem, theta_abs: Tensor, i: Tensor, j: Tensor) -> Tensor:
-    """(N, C, R, R): in every window i, the expected photons of the localizations j paired with it (no background).
-
-    ``theta_abs`` (N, P) holds the parameters with x, y in absolute reference pixels (not window ones)."""
-    n, C, R = theta_abs.shape[0], problem.C, problem.roi
-    out = torch.zeros(n, C * R * R, device=theta_abs.device, dtype=theta_abs.dtype)
-    org = problem.origins[:, 0].to(theta_abs.dtype)  # (N, 2) row, col of channel 0's window
-    for s in range(0, len(i), _PAIR_BATCH):
-        ii, jj = i[s : s + _PAIR_BATCH], j[s : s + _PAIR_BATCH]
-        th = theta_abs[jj].clone()
-        th[:, 0] -= org[ii, 1]
-        th[:, 1] -= org[ii, 0]
-        th[:, problem.i_bg :] = 0.0
-        out.index_add_(0, ii, problem.expected_photons(th, ii))
-    return out.reshape(n, C, R, R)
-
-
 #: pixels whose expected photons from the fitted emitter are at least this share of its photons make its core
 CORE_SHARE = 0.002
 
@@ -90,7 +69,7 @@ CORE_SHARE = 0.002
 def others_images(problem: _Problem, theta_abs: Tensor, frame: Tensor, n_frames: int, frame_shape: tuple[int, int]) -> Tensor:
     """(N, C, R, R): in every window, the expected photons of all the other localizations of its frame (no background).
 
-    The same as :func:`neighbour_images` over every pair of a frame within reach, in O(N) instead of O(pairs): each
+    The sum over every pair of a frame within reach of the partner's image in the window, in O(N) instead of O(pairs): each
     localization is drawn once, on a window of 2 R - 1 pixels around its own (R pixels of light on either side, as far
     as a pair reaches), onto a canvas of its frame per channel padded by R // 2 pixels; each window is then cut from
     the canvas and its own localization taken away. ``frame`` (N,): each window's frame index (0 .. n_frames - 1)."""
