@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from plexloc.infer import Predictor, candidates, extract, fit_movie, iter_frame_blocks, iter_windows, sliding_windows, tiles
+from plexloc.errors import InputError
+from plexloc.infer import (FrameSample, Predictor, candidates, extract, fit_movie, fit_movie_to_file, iter_frame_blocks,
+                            iter_windows, sliding_windows, tiles)
 from plexloc.io.tiff import write_movie
 from plexloc.nets import Localizer, LocalizerSpec
 from plexloc.nets.io import load_model, save_model
 from plexloc.nets.localizer import Prediction
+from plexloc.table import LocTable
 
 
 def _maps(prob: torch.Tensor) -> Prediction:
@@ -268,3 +271,72 @@ def test_fit_movie_streams_and_is_independent_of_chunking(tmp_path):
     assert "sigma_z_nm" not in a.columns  # a 2D model predicts no z uncertainty
     f = fit_movie(tmp_path / "m.tif", net, camera=cam, filters={"min_prob": 0.9, "max_sigma_nm": 150.0})
     assert len(f) < len(a) and (f["prob"] >= 0.9).all() and (np.maximum(f["sigma_x_nm"], f["sigma_y_nm"]) <= 150.0).all()
+
+
+def _frames_table(rows_per_frame: np.ndarray) -> LocTable:
+    frame = np.repeat(np.arange(len(rows_per_frame)), rows_per_frame)
+    n = len(frame)
+    return LocTable({"frame": frame, "x_nm": np.arange(n, dtype=float), "y_nm": np.zeros(n), "z_nm": np.zeros(n),
+                     "photons": np.ones(n)})
+
+
+def test_frame_sample_is_whole_random_frames_within_the_row_limit():
+    rng = np.random.default_rng(0)
+    whole = _frames_table(rng.integers(0, 40, 3000))  # ~60,000 rows
+    parts = [whole[(whole["frame"] >= a) & (whole["frame"] < a + 16)] for a in range(0, 3000, 16)]
+    small = FrameSample(10**6)
+    for p in parts:
+        small.add(p)
+    assert small.table() == whole and small.rows_seen == len(whole)  # under the limit: every row
+    sample = FrameSample(5000, seed=1)
+    for p in parts:
+        sample.add(p)
+    got = sample.table()
+    counts = np.bincount(whole["frame"], minlength=3000)
+    frames, n_rows = np.unique(got["frame"], return_counts=True)
+    assert 4000 < len(got) <= 5000 and np.array_equal(n_rows, counts[frames])  # whole frames only
+    assert np.all(np.diff(got["frame"]) >= 0) and set(got["x_nm"]) <= set(whole["x_nm"])  # rows as they were
+    # spread over the movie, not its start: the sampled frames' mean is near the middle (sd of the mean ~ 60)
+    assert abs(frames.mean() - 1500) < 300 and frames.min() < 300 and frames.max() > 2700
+    one = FrameSample(10)  # a frame larger than the limit: one frame is kept
+    one.add(_frames_table(np.array([30, 40])))
+    assert len(one.table()) in (30, 40) and FrameSample(3).table() is None
+    slim = FrameSample(100, keep_column=lambda c: c == "bg")
+    first = whole[whole["frame"] < 10]
+    slim.add(first.with_columns(bg=np.ones(len(first)), prob=np.ones(len(first))))
+    assert slim.table().columns == ["frame", "x_nm", "y_nm", "z_nm", "photons", "bg"]
+    with pytest.raises(InputError, match="max_rows"):
+        FrameSample(0)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".h5"])
+def test_fit_movie_to_file_writes_the_table_of_fit_movie(tmp_path, suffix):
+    """Streamed to a file in batches: the same rows, columns, calibration, filters and stats as fit_movie; the
+    checks see a sample when the table is larger than check_rows; a bad movie leaves no file."""
+    from plexloc.config.models import IdealCameraConfig
+    from plexloc.io import read_table, write_table
+
+    net = _random_model(2, is_3d=True, z_scale_nm=500.0)
+    movie = np.random.default_rng(4).poisson(40.0, size=(21, 20, 20)).astype(np.uint16)
+    write_movie(tmp_path / "m.tif", movie)
+    save_model(tmp_path / "cal.pt", net, {}, meta={"validation": {"sigma_cal_x": 2.0, "offset_cal_y": 3.0}})
+    kw = dict(camera=IdealCameraConfig(), batch_frames=4, filters={"min_photons": 5742.0})
+    stats_mem: dict = {}
+    table = fit_movie(tmp_path / "m.tif", tmp_path / "cal.pt", stats=stats_mem, **kw)
+    write_table(table, tmp_path / f"mem{suffix}")
+    stats: dict = {}
+    n = fit_movie_to_file(tmp_path / "m.tif", tmp_path / "cal.pt", tmp_path / f"streamed{suffix}", stats=stats, **kw)
+    assert n == len(table) == stats["rows"] == stats["checked_rows"] > 50
+    assert read_table(tmp_path / f"streamed{suffix}") == read_table(tmp_path / f"mem{suffix}")
+    assert stats["sigma_calibration"] == stats_mem["sigma_calibration"] == {"x": 2.0}
+    assert stats["filtered"].n_out == stats_mem["filtered"].n_out == n
+    assert stats["filtered"].n_in == stats_mem["filtered"].n_in > n and stats["frames"] == 21
+    few: dict = {}
+    fit_movie_to_file(tmp_path / "m.tif", tmp_path / "cal.pt", tmp_path / f"few{suffix}", stats=few, check_rows=50, **kw)
+    assert 0 < few["checked_rows"] <= 50 and few["rows"] == n
+    (tmp_path / "bad.tif").write_bytes(b"not a tiff")
+    with pytest.raises(InputError, match="bad.tif"):
+        fit_movie_to_file(tmp_path / "bad.tif", net, tmp_path / f"bad{suffix}", camera=IdealCameraConfig())
+    with pytest.raises(TypeError, match="batch_size"):
+        fit_movie_to_file(tmp_path / "m.tif", net, tmp_path / f"bad{suffix}", batch_size=3)
+    assert not (tmp_path / f"bad{suffix}").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -229,3 +229,60 @@ def test_unit_helpers():
     assert tablesmod.column_unit("photons_ch3") == "photons"
     assert tablesmod.column_unit("frame") == "1"
     assert tablesmod.column_unit("whatever") is None
+
+
+# --- streamed writing ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".h5"])
+def test_table_writer_parts_give_the_file_of_the_whole_table(tmp_path, suffix):
+    """Parts appended one by one (buffered, flushed several times) = write_table of their concatenation; empty
+    parts, even with other columns, add nothing; the file appears only on close."""
+    whole = _table(1000, seed=3)
+    cuts = [0, 1, 1, 250, 251, 700, 1000]  # includes empty parts
+    writer = tablesmod.TableWriter(tmp_path / f"parts{suffix}", buffer_rows=128)
+    writer.append(LocTable.empty())  # an empty part without the optional columns
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        writer.append(whole[np.arange(a, b)])
+    assert not (tmp_path / f"parts{suffix}").exists() and writer.rows == 1000
+    writer.close()
+    write_table(whole, tmp_path / f"whole{suffix}")
+    assert read_table(tmp_path / f"parts{suffix}") == read_table(tmp_path / f"whole{suffix}")
+    if suffix == ".csv":
+        assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    else:
+        assert read_table(tmp_path / "parts.h5") == whole
+        with h5py.File(tmp_path / "parts.h5") as f:
+            assert f["locs/x_nm"].attrs["unit"] == "nm" and f["locs/x_nm"].maxshape == (None,)
+            assert list(f["locs"].attrs["columns"]) == whole.columns
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".h5"])
+def test_table_writer_without_rows_writes_the_empty_parts_columns(tmp_path, suffix):
+    empty = _table(0)
+    with tablesmod.TableWriter(tmp_path / f"e{suffix}") as w:
+        w.append(empty)
+    back = read_table(tmp_path / f"e{suffix}")
+    assert len(back) == 0 and back.columns == empty.columns
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".h5"])
+def test_table_writer_error_leaves_no_file_and_the_old_one(tmp_path, suffix):
+    write_table(_table(5, seed=1), tmp_path / f"t{suffix}")
+    old = read_table(tmp_path / f"t{suffix}")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with tablesmod.TableWriter(tmp_path / f"t{suffix}", buffer_rows=2) as w:
+            w.append(_table(10, seed=2))  # flushed into the temporary file
+            raise RuntimeError("interrupted")
+    assert read_table(tmp_path / f"t{suffix}") == old and _leftovers(tmp_path) == []
+    with pytest.raises(InputError, match=r"t2\.csv: a part has columns .* the table has"):
+        with tablesmod.TableWriter(tmp_path / "t2.csv") as w:
+            w.append(_table(3, full=True))
+            w.append(_table(3, full=False))
+    assert not (tmp_path / "t2.csv").exists() and _leftovers(tmp_path) == []
+    with pytest.raises(InputError, match=r"unknown table suffix '\.txt'"):  # before any work is done
+        tablesmod.TableWriter(tmp_path / "t.txt")
+    with pytest.raises(InputError, match="float_format"):
+        tablesmod.TableWriter(tmp_path / "t.csv", float_format="%q")
+    assert _leftovers(tmp_path) == []

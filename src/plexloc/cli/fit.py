@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "uncertainties (sigma_*), prob and bg.",
     )
     p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs (one per channel)")
-    p.add_argument("--out", type=Path, required=True, help="output table (.csv or .h5)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output table (.csv or .h5); written while the movie is fitted (the network's table is never "
+                   "held whole), and put in place only when the fit is complete")
     p.add_argument("--method", choices=["network", "mle"], default="network")
     p.add_argument("--model", type=Path, help="run folder or model file (--method network)")
     p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
@@ -92,15 +94,18 @@ def run(args: argparse.Namespace) -> int:
         movie = args.movie[0] if len(args.movie) == 1 else [str(m) for m in args.movie]
         table = fit_mle(movie, config, device=device, camera=camera, progress=True)
         stats = {}
+        write_table(table, args.out)
+        n_rows = len(table)
     else:
-        from plexloc.infer import fit_movie
+        from plexloc.infer import fit_movie_to_file
 
         if args.model is None:
             raise InputError("--model RUN_DIR is required (or use --method mle --config CONFIG)")
         stats: dict = {}
-        table = fit_movie(
+        n_rows = fit_movie_to_file(
             [str(m) for m in args.movie] if len(args.movie) > 1 else args.movie[0],
             args.model,
+            args.out,
             camera=camera,
             device=device,
             batch_frames=args.batch_frames,
@@ -121,12 +126,14 @@ def run(args: argparse.Namespace) -> int:
         if stats.get("offset_calibration"):
             off = ", ".join(f"{ax} {-o:+.1f} nm" for ax, o in stats["offset_calibration"].items())
             print(f"positions corrected by the model's validation offset ({off}; --raw-sigma to skip)", file=sys.stderr)
-        if args.refine_mle and len(table):
-            share = float((table["refined"] == 1).mean())
+        if args.refine_mle and n_rows:
+            share = stats["refined_rows"] / n_rows
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)
         if stats.get("roi_offset_source"):
             print(f"ROI offset {stats['roi_offset_px']} px from {stats['roi_offset_source']}", file=sys.stderr)
-    write_table(table, args.out)
+        if stats.get("checked_rows", n_rows) < n_rows:
+            print(f"the duplicate and camera-setting checks looked at {stats['checked_rows']} localizations of random "
+                  "frames", file=sys.stderr)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
     dup = stats.get("duplicates")
     if dup is not None and dup.warning:
@@ -138,5 +145,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=sys.stderr)
     if stats.get("filtered") is not None:
         print(stats["filtered"].format_table())
-    print(f"wrote {args.out} ({len(table)} localizations{rate})")
+    print(f"wrote {args.out} ({n_rows} localizations{rate})")
     return 0

@@ -46,7 +46,12 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plexloc", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="plexloc",
+        description="Single-molecule localization microscopy: simulate, train a network on the simulator, fit movies "
+        "(network or maximum likelihood), post-process, evaluate, and run the job service. "
+        "'plexloc COMMAND --help' describes each command; 'plexloc doctor' checks the installation and the GPU.",
+    )
     parser.add_argument("--version", action="version", version=f"plexloc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -1,8 +1,8 @@
 """Inference: temporal windows, tiling, extraction of localizations, fitting whole movies."""
 
 from plexloc.infer.extract import Extracted, candidates, extract
-from plexloc.infer.fit import fit_movie, to_table
+from plexloc.infer.fit import FrameSample, fit_movie, fit_movie_to_file, to_table
 from plexloc.infer.predict import Predictor, iter_frame_blocks, iter_windows, sliding_windows, tiles
 
-__all__ = ["Extracted", "Predictor", "candidates", "extract", "fit_movie", "iter_frame_blocks", "iter_windows",
-           "sliding_windows", "tiles", "to_table"]
+__all__ = ["Extracted", "FrameSample", "Predictor", "candidates", "extract", "fit_movie", "fit_movie_to_file",
+           "iter_frame_blocks", "iter_windows", "sliding_windows", "tiles", "to_table"]

@@ -22,7 +22,7 @@ from plexloc.io.splitview import check_boxes, split_frames
 from plexloc.io.tiff import MovieReader, open_movie
 from plexloc.nets.io import load_model
 from plexloc.nets.localizer import Localizer
-from plexloc.table import LocTable
+from plexloc.table import REQUIRED_COLUMNS, LocTable
 
 
 def to_table(ex: Extracted, frames: np.ndarray, model: Localizer) -> LocTable:
@@ -114,61 +114,127 @@ def _photon_chunks(
             yield out
 
 
-def fit_movie(
-    movie: str | os.PathLike | Sequence[str | os.PathLike],
-    model: str | os.PathLike | Localizer,
-    *,
-    camera: CameraConfig | Sequence[CameraConfig] | None = None,
-    device: torch.device | str = "cpu",
-    batch_frames: int = 16,
-    chunk_frames: int = 256,
-    threshold: float = 0.5,
-    tile_px: int = 256,
-    filters: dict | None = None,
-    progress: Callable | None = None,
-    config: dict | None = None,
-    stats: dict | None = None,
-    roi_offset_px: tuple[int, int] | None = None,
-    split_view: SplitViewConfig | None = None,
-    calibrate_sigma: bool = True,
-    refine_mle: bool = False,
-    compile: bool = False,
-) -> LocTable:
-    """Localize every frame of a movie.
+class FrameSample:
+    """The rows of a uniform random sample of frames, at most ``max_rows`` of them, gathered part by part.
 
-    Args:
-        movie: a TIFF stack or a folder of TIFFs (one per channel for several channels), streamed.
-        model: a run folder / model file, or a loaded :class:`Localizer` (then ``config`` is its training config dict).
-        camera: camera configuration(s) of the movie; default: the training configuration's cameras.
-        device: where the network runs. batch_frames: frames per forward pass. chunk_frames: frames read at once.
-        threshold: integrated detection probability for a localization.
-        tile_px: frames larger than this are tiled.
-        filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` (e.g. ``min_prob``,
-            ``max_sigma_nm``, ``min_photons``); the counts removed go to ``stats["filtered"]``.
-        progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
-        stats: a dict that receives ``frames``, ``seconds`` and ``frames_per_s``; ``domain``, the
-            :class:`~plexloc.infer.domain.DomainReport` of the photons and background against the model's training
-            ranges (where the model carries its configuration); and, for a multi-channel model, ``roi_offset_px``,
-            ``roi_offset_source`` and ``duplicates``.
-        roi_offset_px: chip pixel (x, y) at the reference channel image's corner (for a multi-channel model's
-            transformation indicator; the transforms are the training configuration's); ``None``: from the
-            movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
-        calibrate_sigma: multiply ``sigma_x/y/z_nm`` by the factors the trainer measured on its validation set
-            (:func:`sigma_factors`) and subtract the constant position offset it measured there
-            (:func:`position_offsets`); ``stats["sigma_calibration"]`` and ``stats["offset_calibration"]`` say which
-            were applied. False: the network's raw output.
-        refine_mle: refine every localization by maximum likelihood in its frame with the other localizations
-            nearby in the model (:func:`plexloc.mle.refine.refine_frames`; the training configuration's PSFs,
-            cameras and transforms). Worth it where the network's errors are well above the Cramér-Rao bound
-            (its validation ``RMSE/CRLB``), e.g. emitters on for single frames; where the network beats the
-            single-frame bound by seeing several frames, it would lose that. Refined rows have ``refined`` 1 and
-            the CRLB as their sigma; the sigma calibration and offsets apply to the others only.
-        compile: the network through ``torch.compile`` (:class:`~plexloc.infer.predict.Predictor`); the first
-            batches compile (tens of seconds), then each runs faster on a GPU. Same localizations.
-
-    Returns:
-        The localization table, rows ordered by frame.
+    For the checks that look at whole frames (duplicates across channels) or at distributions (the
+    training-domain check) when a fitted table is streamed to a file and never held whole. Every frame
+    gets a random key; the frames with the smallest keys are kept, as many as fit in ``max_rows`` (at
+    least one). While the rows seen stay within ``max_rows`` the sample is all of them. ``keep_column``: a
+    test of a column's name, to hold only those columns (and the required ones); None: every column.
     """
+
+    def __init__(self, max_rows: int = 200_000, *, keep_column: Callable[[str], bool] | None = None, seed: int = 0):
+        if max_rows < 1:
+            raise InputError(f"max_rows must be >= 1, got {max_rows}")
+        self.max_rows = int(max_rows)
+        self.keep_column = keep_column
+        self.rows_seen = 0
+        self._rng = np.random.default_rng(seed)
+        self._parts: list[LocTable] = []
+        self._keys: list[np.ndarray] = []
+        self._rows = 0
+        self._cut = np.inf  # frames with keys at or above it are out for good
+
+    def add(self, table: LocTable) -> None:
+        """Offer the rows of ``table`` (whole frames; frames after those of earlier parts)."""
+        self.rows_seen += len(table)
+        if not len(table):
+            return
+        _, inverse = np.unique(table["frame"], return_inverse=True)
+        keys = self._rng.random(int(inverse.max()) + 1)[inverse]
+        keep = keys < self._cut
+        if not keep.any():
+            return
+        if self.keep_column is not None:
+            table = table.without_columns(*[c for c in table.columns if c not in REQUIRED_COLUMNS and not self.keep_column(c)])
+        self._parts.append(table[keep] if not keep.all() else table)
+        self._keys.append(keys[keep])
+        self._rows += int(keep.sum())
+        if self._rows > 1.5 * self.max_rows:
+            self._compact()
+
+    def _compact(self) -> None:
+        if len(self._parts) <= 1 and self._rows <= self.max_rows:
+            return
+        table, keys = LocTable.concat(self._parts), np.concatenate(self._keys)
+        if len(table) > self.max_rows:
+            frame_keys, counts = np.unique(keys, return_counts=True)  # one key per frame, ascending
+            n_frames = max(int(np.searchsorted(np.cumsum(counts), self.max_rows, side="right")), 1)
+            if n_frames < len(frame_keys):
+                self._cut = float(frame_keys[n_frames])
+                keep = keys < self._cut
+                table, keys = table[keep], keys[keep]
+        self._parts, self._keys, self._rows = [table], [keys], len(table)
+
+    def table(self) -> LocTable | None:
+        """The sampled rows in frame order (None before any row)."""
+        if not self._parts:
+            return None
+        self._compact()
+        return self._parts[0]
+
+
+class _FitRun:
+    """What one fit learns on the way (the model, cameras, timing, calibrations, filter counts), for its stats."""
+
+    def __init__(self):
+        self.spec = None
+        self.cfg: dict = {}
+        self.cams: list = []
+        self.head: list[torch.Tensor] = []
+        self.n_frames = 0
+        self.elapsed = float("nan")
+        self.factors: dict[str, float] = {}
+        self.offsets: dict[str, float] = {}
+        self.roi_offset: tuple[int, int] = (0, 0)
+        self.roi_source = ""
+        self.filtered = None  # FilterReport summed over the parts
+        self.empty: LocTable | None = None  # a part with no rows (its columns), for a fit that finds nothing
+        self.refined = 0
+        self.source = ""
+
+    def add_filter_report(self, report) -> None:
+        if self.filtered is None:
+            self.filtered = report
+            return
+        self.filtered.n_in += report.n_in
+        self.filtered.n_out += report.n_out
+        for k in report.failed:
+            self.filtered.failed[k] += report.failed[k]
+            self.filtered.removed[k] += report.removed[k]
+
+    def report(self, stats: dict | None, checked: LocTable | None) -> None:
+        """Fill ``stats`` (see :func:`fit_movie`); the duplicate and domain checks look at ``checked``."""
+        if stats is None:
+            return
+        n, elapsed = self.n_frames, self.elapsed
+        stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"),
+                     sigma_calibration=self.factors, offset_calibration=self.offsets, refined_rows=self.refined)
+        spec, cfg = self.spec, self.cfg
+        if spec.n_aux:
+            stats.update(roi_offset_px=self.roi_offset, roi_offset_source=self.roi_source)
+        checked = checked if checked is not None else self.empty
+        if spec.n_channels > 1 and checked is not None and len(checked):  # a wrong transform: one per channel per molecule
+            from plexloc.post.duplicates import channel_duplicates
+
+            stats["duplicates"] = channel_duplicates(checked, warn=False)
+        if cfg and "channels" in cfg and checked is not None:  # photons and bg against the training ranges (bad camera settings)
+            from plexloc.config import TrainConfig, validate_config
+            from plexloc.infer.domain import check_training_domain, noise_ratio
+
+            noise = [noise_ratio(self.head[0][:, c], self.cams[c]) for c in range(spec.n_channels)] if self.head else None
+            stats["domain"] = check_training_domain(checked, validate_config(cfg, TrainConfig, source=self.source),
+                                                    noise=noise, warn=False)
+        if self.filtered is not None:
+            stats["filtered"] = self.filtered
+
+
+def _fit_parts(
+    movie, model, *, camera, device, batch_frames, chunk_frames, threshold, tile_px, filters, progress, config,
+    roi_offset_px, split_view, calibrate_sigma, refine_mle, compile, run: _FitRun,
+) -> Iterator[LocTable]:
+    """The finished localizations of each batch of frames, in frame order (see :func:`fit_movie`)."""
     device = torch.device(device)
     if isinstance(model, Localizer):
         net, cfg, meta = model.to(device).eval(), (config or {}), {}
@@ -246,7 +312,15 @@ def fit_movie(
         # each frame through the frame U-Nets once, not once per window it belongs to
         batches = iter_frame_blocks(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
-        tables = []
+        run.spec, run.cfg, run.cams, run.head, run.n_frames, run.source = spec, cfg, cams, head, n, str(model)
+        run.roi_offset, run.roi_source = roi_offset, roi_source
+        factors = sigma_factors(meta) if calibrate_sigma else {}
+        offsets = position_offsets(meta) if calibrate_sigma else {}
+        run.factors, run.offsets = factors, offsets
+        use_filters = bool(filters) and any(v is not None for v in filters.values())
+        if use_filters:
+            from plexloc.post.filter import filter_localizations
+        n_locs = 0
         t0 = time.perf_counter()
         for first, block in batches:
             n_block = block.shape[0] - 2 * (spec.window // 2)
@@ -256,56 +330,170 @@ def fit_movie(
                 h = spec.window // 2
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
                 tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)
-            tables.append(tab)
+            tab = _calibrate(tab, factors, offsets)
+            if use_filters:
+                tab, report = filter_localizations(tab, **filters)
+                run.add_filter_report(report)
+            if "refined" in tab:
+                run.refined += int(np.count_nonzero(np.asarray(tab["refined"]) == 1))
+            n_locs += len(tab)
             if bar is not None:
                 bar.update(n_block)
-                bar.set_postfix(locs=sum(len(t) for t in tables), refresh=False)
+                bar.set_postfix(locs=n_locs, refresh=False)
+            if len(tab):
+                yield tab
+            elif run.empty is None:
+                run.empty = tab
+            run.elapsed = time.perf_counter() - t0
         if bar is not None:
             bar.close()
-        elapsed = time.perf_counter() - t0
+        run.elapsed = time.perf_counter() - t0
     finally:
         if source is not None:  # the reading thread stops before its files close
             source.close()
         for r in readers:
             r.close()
-    table = LocTable.concat(tables) if tables else to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)
-    if refine_mle and not tables:  # the same columns as a refined table
-        table = table.with_columns(**{k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "llr", "roi_px", "refined")})
-    # the network's own rows (not the refined ones) get the calibration measured on its validation set
+    if run.empty is None:  # the columns of a fit that found nothing (also for a movie of no frames)
+        empty = to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)
+        if refine_mle:  # the same columns as a refined table
+            empty = empty.with_columns(**{k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "llr",
+                                                                   "roi_px", "refined")})
+        if use_filters:
+            empty, report = filter_localizations(empty, **filters)
+            run.add_filter_report(report)
+        run.empty = empty
+
+
+def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float]) -> LocTable:
+    """The network's own rows (not the refined ones) get the sigma factors and position offsets measured on its
+    validation set; the factors before any filter, so that ``max_sigma_nm`` sees the calibrated sigmas."""
+    if not len(table) or not (factors or offsets):
+        return table
     net_rows = np.asarray(table["refined"]) == 0 if "refined" in table else np.ones(len(table), bool)
-    factors = sigma_factors(meta) if calibrate_sigma else {}
-    if factors:  # before the filters, so that max_sigma_nm sees the calibrated sigmas
-        table = table.with_columns(**{f"sigma_{ax}_nm": np.where(net_rows, np.asarray(table[f"sigma_{ax}_nm"]) * f,
-                                                                 np.asarray(table[f"sigma_{ax}_nm"]))
-                                      for ax, f in factors.items() if f"sigma_{ax}_nm" in table})
-    offsets = position_offsets(meta) if calibrate_sigma else {}
-    if offsets and len(table):
-        table = table.with_columns(**{f"{ax}_nm": np.asarray(table[f"{ax}_nm"]) - np.where(net_rows, o, 0.0)
-                                      for ax, o in offsets.items()})
-    report = None
-    if filters and any(v is not None for v in filters.values()):
-        from plexloc.post.filter import filter_localizations
+    cols = {f"sigma_{ax}_nm": np.where(net_rows, table[f"sigma_{ax}_nm"] * f, table[f"sigma_{ax}_nm"])
+            for ax, f in factors.items() if f"sigma_{ax}_nm" in table}
+    cols.update({f"{ax}_nm": table[f"{ax}_nm"] - np.where(net_rows, o, 0.0) for ax, o in offsets.items()})
+    return table.with_columns(**cols)
 
-        table, report = filter_localizations(table, **filters)
-    if stats is not None:
-        stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"),
-                     sigma_calibration=factors, offset_calibration=offsets)
-        if spec.n_aux:
-            stats.update(roi_offset_px=roi_offset, roi_offset_source=roi_source)
-        if spec.n_channels > 1 and len(table):  # a wrong transform: one localization per channel per molecule
-            from plexloc.post.duplicates import channel_duplicates
 
-            stats["duplicates"] = channel_duplicates(table, warn=False)
-        if cfg and "channels" in cfg:  # photons and background against the training ranges (bad camera settings)
-            from plexloc.config import TrainConfig, validate_config
-            from plexloc.infer.domain import check_training_domain, noise_ratio
+_FIT_DEFAULTS = dict(camera=None, device="cpu", batch_frames=16, chunk_frames=256, threshold=0.5, tile_px=256,
+                     filters=None, progress=None, config=None, roi_offset_px=None, split_view=None,
+                     calibrate_sigma=True, refine_mle=False, compile=False)
 
-            noise = [noise_ratio(head[0][:, c], cams[c]) for c in range(spec.n_channels)] if head else None
-            stats["domain"] = check_training_domain(table, validate_config(cfg, TrainConfig, source=str(model)),
-                                                    noise=noise, warn=False)
-        if report is not None:
-            stats["filtered"] = report
+
+def fit_movie(
+    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    model: str | os.PathLike | Localizer,
+    *,
+    camera: CameraConfig | Sequence[CameraConfig] | None = None,
+    device: torch.device | str = "cpu",
+    batch_frames: int = 16,
+    chunk_frames: int = 256,
+    threshold: float = 0.5,
+    tile_px: int = 256,
+    filters: dict | None = None,
+    progress: Callable | None = None,
+    config: dict | None = None,
+    stats: dict | None = None,
+    roi_offset_px: tuple[int, int] | None = None,
+    split_view: SplitViewConfig | None = None,
+    calibrate_sigma: bool = True,
+    refine_mle: bool = False,
+    compile: bool = False,
+) -> LocTable:
+    """Localize every frame of a movie.
+
+    Args:
+        movie: a TIFF stack or a folder of TIFFs (one per channel for several channels), streamed.
+        model: a run folder / model file, or a loaded :class:`Localizer` (then ``config`` is its training config dict).
+        camera: camera configuration(s) of the movie; default: the training configuration's cameras.
+        device: where the network runs. batch_frames: frames per forward pass. chunk_frames: frames read at once.
+        threshold: integrated detection probability for a localization.
+        tile_px: frames larger than this are tiled.
+        filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` (e.g. ``min_prob``,
+            ``max_sigma_nm``, ``min_photons``); the counts removed go to ``stats["filtered"]``.
+        progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
+        stats: a dict that receives ``frames``, ``seconds``, ``frames_per_s`` and ``refined_rows``; ``domain``, the
+            :class:`~plexloc.infer.domain.DomainReport` of the photons and background against the model's training
+            ranges (where the model carries its configuration); and, for a multi-channel model, ``roi_offset_px``,
+            ``roi_offset_source`` and ``duplicates``.
+        roi_offset_px: chip pixel (x, y) at the reference channel image's corner (for a multi-channel model's
+            transformation indicator; the transforms are the training configuration's); ``None``: from the
+            movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
+        calibrate_sigma: multiply ``sigma_x/y/z_nm`` by the factors the trainer measured on its validation set
+            (:func:`sigma_factors`) and subtract the constant position offset it measured there
+            (:func:`position_offsets`); ``stats["sigma_calibration"]`` and ``stats["offset_calibration"]`` say which
+            were applied. False: the network's raw output.
+        refine_mle: refine every localization by maximum likelihood in its frame with the other localizations
+            nearby in the model (:func:`plexloc.mle.refine.refine_frames`; the training configuration's PSFs,
+            cameras and transforms). Worth it where the network's errors are well above the Cramér-Rao bound
+            (its validation ``RMSE/CRLB``), e.g. emitters on for single frames; where the network beats the
+            single-frame bound by seeing several frames, it would lose that. Refined rows have ``refined`` 1 and
+            the CRLB as their sigma; the sigma calibration and offsets apply to the others only.
+        compile: the network through ``torch.compile`` (:class:`~plexloc.infer.predict.Predictor`); the first
+            batches compile (tens of seconds), then each runs faster on a GPU. Same localizations.
+
+    Returns:
+        The localization table, rows ordered by frame. :func:`fit_movie_to_file` writes it part by part
+        instead, for movies whose table is too large to hold.
+    """
+    run = _FitRun()
+    parts = list(_fit_parts(movie, model, camera=camera, device=device, batch_frames=batch_frames,
+                            chunk_frames=chunk_frames, threshold=threshold, tile_px=tile_px, filters=filters,
+                            progress=progress, config=config, roi_offset_px=roi_offset_px, split_view=split_view,
+                            calibrate_sigma=calibrate_sigma, refine_mle=refine_mle, compile=compile, run=run))
+    table = LocTable.concat(parts) if parts else run.empty
+    run.report(stats, table)
     return table
+
+
+def fit_movie_to_file(
+    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    model: str | os.PathLike | Localizer,
+    out: str | os.PathLike,
+    *,
+    float_format: str | None = None,
+    check_rows: int = 200_000,
+    stats: dict | None = None,
+    **options,
+) -> int:
+    """Localize every frame of a movie into a table file, written as the frames are fitted.
+
+    The same table as :func:`fit_movie` followed by :func:`~plexloc.io.tables.write_table`, but only a
+    batch of frames' localizations (and a sample) is held at a time, so that memory does not grow with the
+    movie. The file appears only once the whole movie is fitted (a temporary next to it is renamed); after
+    an error or an interrupt nothing is left and an earlier file of that name is untouched.
+
+    Args:
+        out: the table file (``.csv``, ``.h5``, ``.hdf5``).
+        float_format: %-format of CSV floats (default that of :func:`~plexloc.io.tables.write_table`).
+        check_rows: the duplicate and training-domain checks of ``stats`` look at the rows of a uniform random
+            sample of frames (:class:`FrameSample`) of at most this many rows; all of them where the table is smaller.
+        stats: as for :func:`fit_movie`, plus ``rows`` (written) and ``checked_rows``.
+        options: the keyword arguments of :func:`fit_movie`.
+
+    Returns:
+        The number of localizations written.
+    """
+    from plexloc.io.tables import DEFAULT_FLOAT_FORMAT, TableWriter
+
+    unknown = sorted(set(options) - set(_FIT_DEFAULTS))
+    if unknown:
+        raise TypeError(f"fit_movie_to_file() got unexpected keyword argument(s) {unknown}")
+    run = _FitRun()
+    # what the checks read: positions and frames (duplicates), photons and background per channel (domain)
+    sample = FrameSample(check_rows, keep_column=lambda c: c == "bg" or c.startswith(("photons_ch", "bg_ch")))
+    with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT) as writer:
+        for part in _fit_parts(movie, model, **{**_FIT_DEFAULTS, **options}, run=run):
+            writer.append(part)
+            sample.add(part)
+        if not writer.rows:
+            writer.append(run.empty)
+    checked = sample.table()
+    run.report(stats, checked)
+    if stats is not None:
+        stats.update(rows=writer.rows, checked_rows=len(checked) if checked is not None else 0)
+    return writer.rows
 
 
 def _refiner(cfg: dict, camera, device, roi_offset: tuple[int, int], *, source: str):

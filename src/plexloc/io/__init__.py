@@ -13,12 +13,13 @@ from plexloc.io.formats import format_of, read_locs, write_locs
 from plexloc.io.picasso import export_picasso, import_picasso, picasso_sidecar_path
 from plexloc.io.smap import SplineCalibration, list_smap_channels, load_smap_3dcal, save_smap_3dcal
 from plexloc.io.smlm import read_smlm, write_smlm
-from plexloc.io.tables import TABLE_SUFFIXES, read_table, write_table
+from plexloc.io.tables import TABLE_SUFFIXES, TableWriter, read_table, write_table
 from plexloc.io.thunderstorm import export_thunderstorm, import_thunderstorm
 from plexloc.io.tiff import MovieReader, MovieWriter, open_movie, read_movie, write_movie
 
 __all__ = [
     "TABLE_SUFFIXES",
+    "TableWriter",
     "MovieReader",
     "MovieWriter",
     "SplineCalibration",

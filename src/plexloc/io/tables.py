@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -56,6 +57,7 @@ __all__ = [
     "HDF5_FORMAT",
     "HDF5_VERSION",
     "TABLE_SUFFIXES",
+    "TableWriter",
     "column_description",
     "column_unit",
     "read_csv",
@@ -228,6 +230,15 @@ def _format_header(names: Sequence[str], *, quote_all: bool = False) -> str:
     return buf.getvalue()
 
 
+def _write_csv_lines(f, columns: Sequence[np.ndarray], fmt: str) -> None:
+    """Rows of ``columns`` to the open text file ``f``, ``_CHUNK_ROWS`` at a time (bounded temporaries)."""
+    n = len(columns[0]) if columns else 0
+    for start in range(0, n, _CHUNK_ROWS):
+        lists = [c[start : start + _CHUNK_ROWS].tolist() for c in columns]
+        f.write("\n".join([fmt % row for row in zip(*lists)]))
+        f.write("\n")
+
+
 def _write_csv_rows(
     path: str | os.PathLike,
     header: str,
@@ -235,15 +246,10 @@ def _write_csv_rows(
     formats: Sequence[str],
 ) -> None:
     """Write ``header`` then rows of ``columns`` with per-column %-formats, atomically."""
-    fmt = ",".join(formats)
-    n = len(columns[0]) if columns else 0
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.write(header)
-            for start in range(0, n, _CHUNK_ROWS):
-                lists = [c[start : start + _CHUNK_ROWS].tolist() for c in columns]
-                f.write("\n".join([fmt % row for row in zip(*lists)]))
-                f.write("\n")
+            _write_csv_lines(f, columns, ",".join(formats))
 
 
 def _csv_formats(table: LocTable, float_format: str) -> list[str]:
@@ -329,21 +335,164 @@ def read_hdf5(path: str | os.PathLike) -> LocTable:
     return table
 
 
+def _init_hdf5_group(f: h5py.File, names: Sequence[str]) -> h5py.Group:
+    g = f.create_group("locs")
+    g.attrs["format"] = HDF5_FORMAT
+    g.attrs["version"] = HDF5_VERSION
+    g.attrs["columns"] = list(names)
+    return g
+
+
+def _document_dataset(ds: h5py.Dataset, name: str) -> None:
+    unit, desc = column_unit(name), column_description(name)
+    if unit is not None:
+        ds.attrs["unit"] = unit
+    if desc is not None:
+        ds.attrs["description"] = desc
+
+
 def write_hdf5(table: LocTable, path: str | os.PathLike) -> None:
     """Write ``table`` as plexloc HDF5 (see the module docstring), atomically."""
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            g = f.create_group("locs")
-            g.attrs["format"] = HDF5_FORMAT
-            g.attrs["version"] = HDF5_VERSION
-            g.attrs["columns"] = list(table.columns)
+            g = _init_hdf5_group(f, table.columns)
             for name in table.columns:
-                ds = g.create_dataset(name, data=table[name])
-                unit, desc = column_unit(name), column_description(name)
-                if unit is not None:
-                    ds.attrs["unit"] = unit
-                if desc is not None:
-                    ds.attrs["description"] = desc
+                _document_dataset(g.create_dataset(name, data=table[name]), name)
+
+
+# --- streamed writing -----------------------------------------------------------------------------
+
+
+class TableWriter:
+    """Write a localization table in parts, as they are made, without holding it whole.
+
+    The file appears (renamed from a temporary next to it) only when the writer is closed without an
+    error; on an error nothing is left behind and an existing file of that name is untouched. The
+    result is the same file :func:`write_table` writes for the concatenated parts (HDF5 datasets are
+    chunked and resizable). Every part must have the columns of the first part, in any order; parts
+    with no rows may lack some of them (they add nothing). Rows are buffered up to ``buffer_rows``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> part = LocTable({"frame": [0], "x_nm": [1.5], "y_nm": [2.0], "z_nm": [0.0], "photons": [900.0]})
+        >>> with TableWriter(d / "locs.h5") as w:
+        ...     w.append(part)
+        ...     w.append(part)
+        >>> len(read_table(d / "locs.h5")), w.rows
+        (2, 2)
+    """
+
+    def __init__(self, path: str | os.PathLike, *, float_format: str = DEFAULT_FLOAT_FORMAT,
+                 buffer_rows: int = 32_768):
+        self.path = Path(path)
+        self.format = _suffix_format(self.path)
+        if self.format == "csv":
+            _check_float_format(float_format)
+        self.float_format = float_format
+        self.buffer_rows = max(int(buffer_rows), 1)
+        self.rows = 0  #: rows appended so far
+        self.columns: list[str] | None = None
+        self._pending: list[LocTable] = []
+        self._pending_rows = 0
+        self._empty: LocTable | None = None  # an empty part's columns, for a table that stays empty
+        self._atomic = atomic_path(self.path)
+        self._tmp = self._atomic.__enter__()
+        self._file: Any = None
+        self._closed = False
+
+    def append(self, table: LocTable) -> None:
+        """Add the rows of ``table`` (after those appended before)."""
+        if self._closed:
+            raise RuntimeError(f"TableWriter for {self.path} is closed")
+        if not isinstance(table, LocTable):
+            raise InputError(f"expected a LocTable, got {type(table).__name__}", source=self.path)
+        if self.columns is None:
+            if not len(table):
+                if self._empty is None:
+                    self._empty = table
+                return
+            self.columns = table.columns
+            self._open()
+        elif set(table.columns) != set(self.columns):
+            if not len(table):
+                return
+            raise InputError(f"a part has columns {table.columns}, the table has {self.columns}", source=self.path)
+        if not len(table):
+            return
+        self._pending.append(table)
+        self._pending_rows += len(table)
+        self.rows += len(table)
+        if self._pending_rows >= self.buffer_rows:
+            self._flush()
+
+    def _open(self) -> None:
+        cols = self.columns
+        if self.format == "csv":
+            self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
+            self._file.write(_format_header(cols))
+            return
+        self._file = h5py.File(self._tmp, "w")
+        g = _init_hdf5_group(self._file, cols)
+        for name in cols:
+            dtype = np.int64 if name in INTEGER_COLUMNS else np.float64
+            _document_dataset(g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+                                               chunks=(min(self.buffer_rows, 65536),)), name)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        names = self.columns
+        cols = [np.concatenate([t[c] for t in self._pending]) for c in names]
+        self._pending, self._pending_rows = [], 0
+        if self.format == "csv":
+            fmt = ",".join("%d" if c.dtype.kind in "iu" else self.float_format for c in cols)
+            _write_csv_lines(self._file, cols, fmt)
+            return
+        g = self._file["locs"]
+        for name, col in zip(names, cols):
+            ds = g[name]
+            start = ds.shape[0]
+            ds.resize((start + len(col),))
+            ds[start:] = col
+
+    def close(self) -> None:
+        """Write what is buffered and put the file in place."""
+        if self._closed:
+            return
+        try:
+            if self.columns is None:  # no rows at all: the header / datasets of the empty parts' columns
+                self.columns = (self._empty if self._empty is not None else LocTable.empty()).columns
+                self._open()
+            self._flush()
+            self._file.close()
+            self._file = None
+        except BaseException as err:
+            self.abort(err)
+            raise
+        self._closed = True
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self, err: BaseException | None = None) -> None:
+        """Drop the temporary file; the target is left as it was."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._file is not None:
+            with contextlib.suppress(Exception):
+                self._file.close()
+        err = err or RuntimeError("aborted")
+        with contextlib.suppress(BaseException):
+            self._atomic.__exit__(type(err), err, None)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.abort(exc)
 
 
 # --- dispatch -------------------------------------------------------------------------------------
