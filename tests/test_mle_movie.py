@@ -21,7 +21,7 @@ from plexloc.errors import InputError
 from plexloc.evaluate import match
 from plexloc.evaluate.crlb import crlb
 from plexloc.io.tiff import write_movie
-from plexloc.mle import Candidates, MLEFitter, fit_movie
+from plexloc.mle import Candidates, MLEFitter, fit_movie, fit_movie_to_file
 from plexloc.post.channels import channel_config
 from plexloc.simulation import Simulator
 from plexloc.table import COLUMN_DOCS, LocTable
@@ -181,6 +181,16 @@ def test_streaming_gives_the_same_table_for_any_chunk_size(tmp_path):
     assert len(a) > 20 and len(a) == len(b)
     np.testing.assert_allclose(a["x_nm"], b["x_nm"], atol=1e-3)
     assert np.all(np.diff(b["frame"]) >= 0)
+    # written batch by batch (plexloc fit --method mle): the file of the whole table
+    from plexloc.io import read_table, write_table
+
+    n = fit_movie_to_file(paths[0], cfg, tmp_path / "streamed.csv", batch_frames=7)
+    write_table(b, tmp_path / "whole.csv")
+    assert n == len(b) and (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    blank = tmp_path / "blank.tif"
+    write_movie(blank, np.full((3, 40, 48), 100, np.uint16))
+    assert fit_movie_to_file(blank, cfg, tmp_path / "blank.h5") == 0
+    assert read_table(tmp_path / "blank.h5").columns == a.columns
 
 
 def test_free_sigma_option_reports_the_width(tmp_path):

@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs (one per channel)")
     p.add_argument("--out", type=Path, required=True,
-                   help="output table (.csv or .h5); written while the movie is fitted (the network's table is never "
-                   "held whole), and put in place only when the fit is complete")
+                   help="output table (.csv or .h5); written while the movie is fitted (the table is never held whole), "
+                   "and put in place only when the fit is complete")
     p.add_argument("--method", choices=["network", "mle"], default="network")
     p.add_argument("--model", type=Path, help="run folder or model file (--method network)")
     p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
@@ -80,22 +80,19 @@ def load_camera(path: Path):
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.errors import InputError
-    from plexloc.io.tables import write_table
 
     device = resolve_device(args.device)
     camera = load_camera(args.camera) if args.camera else None
     if args.method == "mle":
         from plexloc.config import load_config
-        from plexloc.mle import fit_movie as fit_mle
+        from plexloc.mle import fit_movie_to_file as fit_mle
 
         if args.config is None:
             raise InputError("--method mle needs --config (PSF, camera and pixel size)")
         config = load_config(args.config)
         movie = args.movie[0] if len(args.movie) == 1 else [str(m) for m in args.movie]
-        table = fit_mle(movie, config, device=device, camera=camera, progress=True)
+        n_rows = fit_mle(movie, config, args.out, device=device, camera=camera, progress=True)
         stats = {}
-        write_table(table, args.out)
-        n_rows = len(table)
     else:
         from plexloc.infer import fit_movie_to_file
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -442,6 +442,41 @@ def fit_movie(
         crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, loglik, llr, roi_px`` (and ``photons_chN, bg_chN``
         for several channels, ``psf_sigma_x_nm, psf_sigma_y_nm`` with a free PSF width), sorted by frame.
     """
+    parts = list(_fit_parts(movie, config, device=device, camera=camera, batch_frames=batch_frames,
+                            threshold_photons=threshold_photons, progress=progress, **options))
+    return LocTable.concat(parts)
+
+
+def fit_movie_to_file(
+    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    config: SimulationConfig,
+    out: str | os.PathLike,
+    *,
+    float_format: str | None = None,
+    **kwargs,
+) -> int:
+    """:func:`fit_movie` written to the table file ``out`` batch by batch (the table is never held whole); the file
+    appears once the movie is done (:class:`~plexloc.io.tables.TableWriter`). Returns the rows written."""
+    from plexloc.io.tables import DEFAULT_FLOAT_FORMAT, TableWriter
+
+    with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT) as writer:
+        for part in _fit_parts(movie, config, **kwargs):
+            writer.append(part)
+    return writer.rows
+
+
+def _fit_parts(
+    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    config: SimulationConfig,
+    *,
+    device: str | torch.device = "cpu",
+    camera: CameraConfig | Sequence[CameraConfig] | None = None,
+    batch_frames: int = 256,
+    threshold_photons: float | None = None,
+    progress: bool = False,
+    **options,
+) -> Iterator[LocTable]:
+    """Each batch's table, sorted by frame, in frame order; one empty table (its columns) for a movie without any."""
     from plexloc.io.tiff import open_movie
 
     paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
@@ -451,6 +486,7 @@ def fit_movie(
         raise InputError(f"batch_frames must be >= 1, got {batch_frames}")
     fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
     readers = [open_movie(p) for p in paths]
+    found, empty = False, None
     try:
         n = len(readers[0])
         for p, rd in zip(paths, readers):
@@ -464,16 +500,20 @@ def fit_movie(
             from plexloc.progress import progress as bar
 
             starts = bar(starts, total=len(starts), desc="fit", unit="chunk")
-        tables = []
         for s in starts:
             frames = [rd[s : min(s + batch_frames, n)] for rd in readers]
-            tables.append(fitter.fit_frames(frames, frame_offset=s))
+            part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
+            if len(part):
+                found = True
+                yield part
+            elif empty is None:
+                empty = part
     finally:
         for rd in readers:
             rd.close()
-    if not tables:
-        return fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2), fitter.roi_px)[0]
-    return LocTable.concat(tables).sort_by_frame()
+    if not found:
+        yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
+                            fitter.roi_px)[0]
 
 
 def _empty_result(fitter: MLEFitter) -> FitResult:
