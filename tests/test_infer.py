@@ -340,3 +340,28 @@ def test_fit_movie_to_file_writes_the_table_of_fit_movie(tmp_path, suffix):
     with pytest.raises(TypeError, match="batch_size"):
         fit_movie_to_file(tmp_path / "m.tif", net, tmp_path / f"bad{suffix}", batch_size=3)
     assert not (tmp_path / f"bad{suffix}").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_fit_movie_channels_last_same_table_and_follows_the_training_config(tmp_path, monkeypatch):
+    from plexloc.config.models import IdealCameraConfig
+
+    net = _random_model(5)
+    movie = np.random.default_rng(2).poisson(40.0, size=(9, 24, 24)).astype(np.uint16)
+    write_movie(tmp_path / "m.tif", movie)
+    cam = IdealCameraConfig()
+    plain = fit_movie(tmp_path / "m.tif", net, camera=cam, channels_last=False)
+    nhwc = fit_movie(tmp_path / "m.tif", net, camera=cam, channels_last=True)
+    assert all(m.weight.is_contiguous(memory_format=torch.channels_last)
+               for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert len(plain) == len(nhwc) > 20
+    for col in ("frame", "x_nm", "y_nm", "photons", "prob", "sigma_x_nm"):
+        np.testing.assert_allclose(nhwc[col], plain[col], rtol=1e-4, atol=1e-3)
+    calls = []
+    monkeypatch.setattr(Localizer, "channels_last_", lambda self: calls.append(1) or self)
+    for trained_nhwc in (True, False):
+        save_model(tmp_path / "model.pt", _random_model(5), {"training": {"channels_last": trained_nhwc}}, meta={})
+        calls.clear()
+        fit_movie(tmp_path / "m.tif", tmp_path / "model.pt", camera=cam)
+        assert len(calls) == int(trained_nhwc)
+        fit_movie(tmp_path / "m.tif", tmp_path / "model.pt", camera=cam, channels_last=not trained_nhwc)
+        assert len(calls) == 1

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run the network through torch.compile (network; the first batches compile for tens of seconds, "
                    "then each is faster on a GPU: for long movies)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="the network's convolutions in the channels-last (NHWC) layout, which a GPU's bf16 kernels may "
+                   "prefer (network; same localizations); default: as the model was trained (training.channels_last)")
     p.add_argument("--roi-offset", type=int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the reference channel image's corner (multi-channel models); default: "
                    "the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0")
@@ -116,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             calibrate_sigma=not args.raw_sigma,
             refine_mle=args.refine_mle,
             compile=args.compile,
+            channels_last=args.channels_last,
         )
         if stats.get("sigma_calibration"):
             cal = ", ".join(f"{ax} x{f:.2f}" for ax, f in stats["sigma_calibration"].items())

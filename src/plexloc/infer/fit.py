@@ -232,7 +232,7 @@ class _FitRun:
 
 def _fit_parts(
     movie, model, *, camera, device, batch_frames, chunk_frames, threshold, tile_px, filters, progress, config,
-    roi_offset_px, split_view, calibrate_sigma, refine_mle, compile, run: _FitRun,
+    roi_offset_px, split_view, calibrate_sigma, refine_mle, compile, channels_last, run: _FitRun,
 ) -> Iterator[LocTable]:
     """The finished localizations of each batch of frames, in frame order (see :func:`fit_movie`)."""
     device = torch.device(device)
@@ -287,6 +287,10 @@ def _fit_parts(
                 raise InputError("a multi-channel model needs its training configuration (channel transforms)")
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
+        if channels_last is None:  # as the model was trained
+            channels_last = bool((cfg.get("training") or {}).get("channels_last", False))
+        if channels_last:
+            net.channels_last_()
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile)
         refiner = _refiner(cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
         if refiner is not None:
@@ -378,7 +382,7 @@ def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, fl
 
 _FIT_DEFAULTS = dict(camera=None, device="cpu", batch_frames=16, chunk_frames=256, threshold=0.5, tile_px=256,
                      filters=None, progress=None, config=None, roi_offset_px=None, split_view=None,
-                     calibrate_sigma=True, refine_mle=False, compile=False)
+                     calibrate_sigma=True, refine_mle=False, compile=False, channels_last=None)
 
 
 def fit_movie(
@@ -400,6 +404,7 @@ def fit_movie(
     calibrate_sigma: bool = True,
     refine_mle: bool = False,
     compile: bool = False,
+    channels_last: bool | None = None,
 ) -> LocTable:
     """Localize every frame of a movie.
 
@@ -432,6 +437,9 @@ def fit_movie(
             the CRLB as their sigma; the sigma calibration and offsets apply to the others only.
         compile: the network through ``torch.compile`` (:class:`~plexloc.infer.predict.Predictor`); the first
             batches compile (tens of seconds), then each runs faster on a GPU. Same localizations.
+        channels_last: the convolutions in the channels-last (NHWC) memory format (:meth:`Localizer.channels_last_`,
+            in place on a given model), which cuDNN's bf16 kernels may prefer; ``None``: as the model's training
+            configuration says (``training.channels_last``). Same localizations.
 
     Returns:
         The localization table, rows ordered by frame. :func:`fit_movie_to_file` writes it part by part
@@ -441,7 +449,8 @@ def fit_movie(
     parts = list(_fit_parts(movie, model, camera=camera, device=device, batch_frames=batch_frames,
                             chunk_frames=chunk_frames, threshold=threshold, tile_px=tile_px, filters=filters,
                             progress=progress, config=config, roi_offset_px=roi_offset_px, split_view=split_view,
-                            calibrate_sigma=calibrate_sigma, refine_mle=refine_mle, compile=compile, run=run))
+                            calibrate_sigma=calibrate_sigma, refine_mle=refine_mle, compile=compile,
+                            channels_last=channels_last, run=run))
     table = LocTable.concat(parts) if parts else run.empty
     run.report(stats, table)
     return table
