@@ -4,8 +4,9 @@
   camera normalisation, forward, loss, backward, AdamW step) on 40x40 samples with a temporal window
   of 3, a DECODE-sized network (frame U-Net 48 features, depth 2); also simulation alone and network
   alone, so one sees which one limits.
-- ``fit``: ``plexloc.infer.fit_movie`` on a TIFF of 256x256 frames written to disk first: reading
-  (memory-mapped), camera normalisation, windows, forward, extraction, table. Freshly initialised weights
+- ``fit``: ``plexloc.infer.fit_movie_to_file`` (what ``plexloc fit`` runs) on a TIFF of 256x256 frames written
+  to disk first: reading (memory-mapped), camera normalisation, windows, forward, extraction, the CSV table
+  file. Freshly initialised weights
   detect nothing, so the extraction and the table would cost nothing: ``--fit-train-s S`` first trains the
   network for S seconds on the configuration (about a minute on a GPU gives a model that finds most
   emitters), ``--fit-model RUN`` fits with a trained model instead; the localizations per frame are reported.
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from plexloc.config import TrainConfig, load_config
-from plexloc.infer import fit_movie
+from plexloc.infer import fit_movie, fit_movie_to_file
 from plexloc.io.tiff import write_movie
 from plexloc.nets import Localizer
 from plexloc.train import Trainer, make_spec
@@ -186,12 +187,13 @@ def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int,
         warm = dict(config=cfg, device=device, batch_frames=batch_frames, compile=compile_fit)
         fit_movie(path, net, **warm)
         stats: dict = {}
-        table = fit_movie(path, net, stats=stats, **warm)
+        # TIFF in, table out: the CSV file as plexloc fit writes it (in the background while the network runs)
+        n_locs = fit_movie_to_file(path, net, Path(d) / "locs.csv", stats=stats, **warm)
     gflop = network_gflop(net.spec, size, fit=True)
     return {"fit_frames_per_s": stats["frames_per_s"], "read_convert_frames_per_s": read_fps,
             "fit_gflop_per_frame": gflop, "fit_tflop_per_s": stats["frames_per_s"] * gflop / 1e3,
             "fit_frames": frames, "fit_frame_size": size, "channels": len(paths),
-            "fit_localizations": len(table), "fit_localizations_per_frame": len(table) / max(frames, 1),
+            "fit_localizations": n_locs, "fit_localizations_per_frame": n_locs / max(frames, 1), "fit_output": "csv",
             "fit_batch_frames": batch_frames, "fit_compiled": compile_fit, **about}
 
 

@@ -286,3 +286,25 @@ def test_table_writer_error_leaves_no_file_and_the_old_one(tmp_path, suffix):
     with pytest.raises(InputError, match="float_format"):
         tablesmod.TableWriter(tmp_path / "t.csv", float_format="%q")
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".h5"])
+def test_table_writer_in_the_background_gives_the_same_file_and_raises_the_workers_error(tmp_path, suffix, monkeypatch):
+    whole = _table(2000, seed=4)
+    with tablesmod.TableWriter(tmp_path / f"bg{suffix}", buffer_rows=100, background=True) as w:
+        for a in range(0, 2000, 37):
+            w.append(whole[np.arange(a, min(a + 37, 2000))])
+    write_table(whole, tmp_path / f"fg{suffix}")
+    assert read_table(tmp_path / f"bg{suffix}") == read_table(tmp_path / f"fg{suffix}")
+    write_table(_table(5, seed=1), tmp_path / f"old{suffix}")
+    old = read_table(tmp_path / f"old{suffix}")
+
+    def full_disk(self, cols):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(tablesmod.TableWriter, "_write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        with tablesmod.TableWriter(tmp_path / f"old{suffix}", buffer_rows=10, background=True) as w:
+            for a in range(0, 2000, 10):
+                w.append(whole[np.arange(a, a + 10)])
+    assert read_table(tmp_path / f"old{suffix}") == old and _leftovers(tmp_path) == []

@@ -492,7 +492,7 @@ def fit_movie_to_file(
     run = _FitRun()
     # what the checks read: positions and frames (duplicates), photons and background per channel (domain)
     sample = FrameSample(check_rows, keep_column=lambda c: c == "bg" or c.startswith(("photons_ch", "bg_ch")))
-    with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT) as writer:
+    with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT, background=True) as writer:
         for part in _fit_parts(movie, model, **{**_FIT_DEFAULTS, **options}, run=run):
             writer.append(part)
             sample.add(part)

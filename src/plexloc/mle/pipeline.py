@@ -459,7 +459,7 @@ def fit_movie_to_file(
     appears once the movie is done (:class:`~plexloc.io.tables.TableWriter`). Returns the rows written."""
     from plexloc.io.tables import DEFAULT_FLOAT_FORMAT, TableWriter
 
-    with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT) as writer:
+    with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT, background=True) as writer:
         for part in _fit_parts(movie, config, **kwargs):
             writer.append(part)
     return writer.rows
