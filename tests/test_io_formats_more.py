@@ -70,7 +70,10 @@ def test_smlm_from_thunderstorm_plugin_convention(tmp_path):
     rows = [[1, 1, 150.5, 250.25, 120, 1000, 10, 3, 12.5], [2, 7, 3000.0, 20.0, 130, 2500, 12, 3, 8.0]]
     _smlm_by_hand(tmp_path / "ts.smlm", headers, ["float32"] * 9, rows,
                   units=["", "", "nm", "nm", "nm", "photon", "photon", "photon", "nm"])
-    t = read_locs(tmp_path / "ts.smlm")
+    from plexloc.io.smlm import FrameOriginWarning
+
+    with pytest.warns(FrameOriginWarning, match="1-based .* smallest is 1"):
+        t = read_locs(tmp_path / "ts.smlm")
     assert t["frame"].tolist() == [0, 6]
     assert t["x_nm"].tolist() == [150.5, 3000.0] and t["y_nm"].tolist() == [250.25, 20.0]
     assert t["z_nm"].tolist() == [0.0, 0.0] and t["photons"].tolist() == [1000.0, 2500.0]
@@ -83,6 +86,40 @@ def test_smlm_from_thunderstorm_plugin_convention(tmp_path):
     assert u["frame"].tolist() == [0, 3]  # a frame 0 present: 0-based
     assert u["x_nm"].tolist() == [2500.0, 1250.0] and u["y_nm"].tolist() == [2000.0, 500.0]
     assert read_locs(tmp_path / "ts.smlm", frame_origin=0)["frame"].tolist() == [1, 7]
+    assert read_locs(tmp_path / "ts.smlm", frame_origin=1)["frame"].tolist() == [0, 6]  # said: no warning
+
+
+def test_smlm_units_duplicates_and_malformed_manifests(tmp_path):
+    """Intensity in ADU is refused (not read as photons); a second header for bg keeps its own name; a user column
+    named like a format header survives a round trip; malformed manifests are InputErrors."""
+    import json
+    import zipfile
+
+    from plexloc.io.smlm import read_smlm, write_smlm
+
+    _smlm_by_hand(tmp_path / "adu.smlm", ["frame", "x", "y", "intensity", "offset"], ["float32"] * 5,
+                  [[0, 100, 200, 5000, 300]], units=["", "nm", "nm", "ADU", "ADU"])
+    with pytest.raises(InputError, match=r"adu\.smlm: column 'intensity' has unit 'ADU'; .* photons only"):
+        read_locs(tmp_path / "adu.smlm")
+    _smlm_by_hand(tmp_path / "two.smlm", ["frame", "x", "y", "intensity", "offset", "bg"], ["float32"] * 6,
+                  [[0, 1, 1, 100, 7, 9]])
+    t = read_locs(tmp_path / "two.smlm")
+    assert t["bg"].tolist() == [9.0] and t["offset"].tolist() == [7.0]  # neither value lost
+    user = LocTable({"frame": [0], "x_nm": [1.0], "y_nm": [2.0], "z_nm": [0.0], "photons": [10.0], "x": [42.0]})
+    write_smlm(user, tmp_path / "user.smlm")
+    assert read_smlm(tmp_path / "user.smlm")["user_x"].tolist() == [42.0]
+    big = LocTable({"frame": [2**32 + 5], "x_nm": [1.0], "y_nm": [2.0], "z_nm": [0.0], "photons": [10.0]})
+    with pytest.raises(InputError, match="2\\*\\*32"):
+        write_smlm(big, tmp_path / "big.smlm")
+    assert not (tmp_path / "big.smlm").exists()
+    for manifest, message in (([1, 2], "must be an object"),
+                              ({"formats": {"f": {"dtype": "float32"}}, "files": [{"name": "t.bin", "format": "f"}]},
+                               "needs a list 'headers'")):
+        with zipfile.ZipFile(tmp_path / "m.smlm", "w") as z:
+            z.writestr("manifest.json", json.dumps(manifest))
+            z.writestr("t.bin", b"")
+        with pytest.raises(InputError, match=message):
+            read_locs(tmp_path / "m.smlm")
 
 
 def test_smlm_bad_files(tmp_path):
@@ -143,22 +180,43 @@ def _decode_by_hand(path, unit="px", px_size=(100.0, 120.0), sig=True):
 
 
 def test_decode_h5_pixel_convention(tmp_path):
-    _decode_by_hand(tmp_path / "emitters.h5")
+    """DECODE's xyz[:, 0] runs along the image rows (it loads TIFFs as (frames, rows, columns) and calls the row
+    axis x), so it is our y; its px_size follows its axes; the centre of pixel 0 is at 0 px (ours: px / 2)."""
+    _decode_by_hand(tmp_path / "emitters.h5")  # px_size (100 along DECODE x = rows, 120 along columns)
     t = read_locs(tmp_path / "emitters.h5")
-    # DECODE: centre of pixel 0 at 0 px -> ours at px/2
-    np.testing.assert_allclose(t["x_nm"], [50.0, 10.25 * 100 + 50])
-    np.testing.assert_allclose(t["y_nm"], [60.0, 3.5 * 120 + 60])
+    np.testing.assert_allclose(t["y_nm"], [50.0, 10.25 * 100 + 50])
+    np.testing.assert_allclose(t["x_nm"], [60.0, 3.5 * 120 + 60])
     np.testing.assert_allclose(t["z_nm"], [-50.0, 100.0])
-    np.testing.assert_allclose(t["sigma_x_nm"], [10.0, 5.0], rtol=1e-6)
-    np.testing.assert_allclose(t["sigma_y_nm"], [24.0, 12.0], rtol=1e-6)
+    np.testing.assert_allclose(t["sigma_y_nm"], [10.0, 5.0], rtol=1e-6)
+    np.testing.assert_allclose(t["sigma_x_nm"], [24.0, 12.0], rtol=1e-6)
     assert t["frame"].tolist() == [0, 9] and "crlb_x_nm" not in t and "sigma_bg" not in t
     np.testing.assert_allclose(t["prob"], [0.9, 0.99], rtol=1e-6)
     _decode_by_hand(tmp_path / "nm.h5", unit="nm", sig=False)
-    np.testing.assert_allclose(read_locs(tmp_path / "nm.h5")["x_nm"], [50.0, 60.25])
+    np.testing.assert_allclose(read_locs(tmp_path / "nm.h5")["x_nm"], [60.0, 63.5])
     _decode_by_hand(tmp_path / "nopx.h5", px_size=None)
     with pytest.raises(InputError, match="px_size"):
         read_locs(tmp_path / "nopx.h5")
-    np.testing.assert_allclose(read_locs(tmp_path / "nopx.h5", px_size_nm=100.0)["y_nm"], [50.0, 400.0])
+    np.testing.assert_allclose(read_locs(tmp_path / "nopx.h5", px_size_nm=100.0)["x_nm"], [50.0, 400.0])
+    _decode_by_hand(tmp_path / "scalar.h5", px_size=100.0)  # one pixel size for both axes
+    np.testing.assert_allclose(read_locs(tmp_path / "scalar.h5")["y_nm"], [50.0, 1075.0])
+
+
+def test_decode_h5_bad_fields_are_named(tmp_path):
+    _decode_by_hand(tmp_path / "e.h5")
+    with h5py.File(tmp_path / "e.h5", "a") as f:
+        del f["data/bg"]
+        f["data"].create_dataset("bg", data=np.array([20.0, 25.0, 30.0]))
+    with pytest.raises(InputError, match=r"e\.h5: data/bg has shape \(3,\); expected \(2,\)"):
+        read_locs(tmp_path / "e.h5")
+    _decode_by_hand(tmp_path / "s.h5")
+    with h5py.File(tmp_path / "s.h5", "a") as f:
+        del f["data/xyz_sig"]
+        f["data"].create_dataset("xyz_sig", data=np.ones(2))
+    with pytest.raises(InputError, match=r"data/xyz_sig must be \(2, 3\)"):
+        read_locs(tmp_path / "s.h5")
+    _decode_by_hand(tmp_path / "z.h5", px_size=(0.0, 100.0))
+    with pytest.raises(InputError, match="px_size must be one or two positive"):
+        read_locs(tmp_path / "z.h5")
 
 
 def test_doctests():
@@ -167,3 +225,21 @@ def test_doctests():
     from plexloc.io import formats, smlm
 
     assert doctest.testmod(smlm).failed == 0 and doctest.testmod(formats).failed == 0
+
+
+def test_foreign_edge_cases_are_input_errors(tmp_path):
+    """A SMAP v7.3 file whose loc is not a struct, a ThunderSTORM frame beyond exact integers, a Picasso export
+    with a zero pixel size: one clear error each, nothing written."""
+    with h5py.File(tmp_path / "bad_sml.mat", "w") as f:
+        f.create_group("saveloc").create_dataset("loc", data=np.ones(3))
+    with pytest.raises(InputError, match="saveloc.loc' is a Dataset"):
+        read_locs(tmp_path / "bad_sml.mat")
+    (tmp_path / "big.thunderstorm.csv").write_text("id,frame,x [nm],y [nm],intensity [photon]\n1,1e20,10,20,100\n")
+    with pytest.raises(InputError, match=r"line 2: column 'frame' holds 1e\+20"):
+        read_locs(tmp_path / "big.thunderstorm.csv")
+    t = LocTable({"frame": [0], "x_nm": [10.0], "y_nm": [20.0], "z_nm": [0.0], "photons": [100.0],
+                  "sigma_x_nm": [5.0], "sigma_y_nm": [5.0]})
+    for px in (0.0, float("nan"), -1.0):
+        with pytest.raises(InputError, match="px_size_nm must be a positive"):
+            write_locs(t, tmp_path / "o.hdf5", px_size_nm=px)
+    assert not (tmp_path / "o.hdf5").exists()

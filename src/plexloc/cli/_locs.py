@@ -16,6 +16,9 @@ def add_table_args(p: argparse.ArgumentParser, *, out: bool = True, out_help: st
     p.add_argument("--camera-px-size", type=float, default=None, metavar="NM",
                    help="camera pixel size in nm: needed to read ThunderSTORM pixel columns, Picasso files without a "
                         "sidecar, DECODE files without px_size, and to write Picasso .hdf5")
+    p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None,
+                   help="first frame number of a .smlm file not written by plexloc (default: 1 when its smallest frame "
+                        "is >= 1, as ThunderSTORM writes them, else 0; a warning says when it guessed)")
 
 
 def read(args: argparse.Namespace):
@@ -25,6 +28,8 @@ def read(args: argparse.Namespace):
     if args.camera_px_size is not None and format_of(args.locs) in ("thunderstorm", "picasso", "h5"):
         if format_of(args.locs) != "h5" or _is_decode(args.locs):
             options["px_size_nm"] = args.camera_px_size
+    if getattr(args, "frame_origin", None) is not None and format_of(args.locs) == "smlm":
+        options["frame_origin"] = args.frame_origin
     return read_locs(args.locs, **options)
 
 

@@ -14,12 +14,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="convert localization tables between formats",
         description=f"Read IN and write OUT; formats by file name: {FORMATS_HELP}. Units, origins and frame "
         "numbering are converted at the file boundary (ThunderSTORM frames from 1, Picasso pixels with the "
-        "centre of pixel 0 at 0, DECODE pixels likewise, SMAP frames from 1). Every row is kept.",
+        "centre of pixel 0 at 0, DECODE pixels likewise with its x along the image rows, SMAP frames from 1). Every "
+        "row is kept.",
     )
     p.add_argument("locs", type=Path, metavar="IN", help="input table")
     p.add_argument("out", type=Path, metavar="OUT", help="output table")
     p.add_argument("--camera-px-size", type=float, default=None, metavar="NM",
                    help="camera pixel size in nm (to write Picasso .hdf5; to read pixel-unit files without one)")
+    p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None,
+                   help="first frame number of a .smlm file not written by plexloc (default: 1 when its smallest frame "
+                        "is >= 1, as ThunderSTORM writes them, else 0; a warning says when it guessed)")
     p.add_argument("--frame-shape", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="camera frame in pixels, for Picasso's sidecar (default: from the extent)")
     p.set_defaults(func=run)

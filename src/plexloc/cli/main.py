@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from plexloc import __version__
@@ -60,11 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """plexloc's own warnings as one line, ``plexloc COMMAND: warning: ...`` (no source file and line); others as
+    Python shows them."""
+    if getattr(category, "__module__", "").startswith("plexloc."):
+        print(f"plexloc {_command}: warning: {message}", file=file or sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+_command = ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _command
     parser = build_parser()
     args = parser.parse_args(argv)
+    _command = args.command
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except InputError as err:
         print(f"plexloc {args.command}: error: {err}", file=sys.stderr)
         return 2

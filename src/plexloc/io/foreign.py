@@ -12,11 +12,16 @@ DECODE (Speiser et al. 2021, ``EmitterSet.save('*.h5')``)
     Groups ``data`` (datasets ``xyz`` (N, 3), ``xyz_sig``, ``xyz_cr``, ``phot``, ``phot_sig``,
     ``phot_cr``, ``frame_ix``, ``id``, ``prob``, ``bg``, ``bg_sig``, ``bg_cr``; an all-NaN
     dataset is stored empty) and ``meta`` (attributes ``xy_unit`` = ``'px'`` or ``'nm'`` and
-    ``px_size`` = (x, y) nm). DECODE puts the centre of pixel 0 at x = 0 (px) and converts to nm by
-    multiplying with the pixel size, so ``x_nm = x_px * px_x + px_x / 2`` (likewise y, and for
-    ``xy_unit = 'nm'``: ``x_nm = x + px_x / 2``); σ and CRLB of x, y scale by the pixel size in px
-    units; z and its σ are nm. ``frame_ix`` is 0-based (unchanged). A file without ``px_size``
-    needs ``px_size_nm``.
+    ``px_size``, one value or one per DECODE axis, nm). DECODE's first lateral axis is the frame's
+    first array axis: it loads a TIFF stack as (frames, rows, columns) and calls the row axis x (its
+    plots transpose the frame to show x to the right). So DECODE's ``xyz[:, 0]`` runs along the
+    image rows and becomes our ``y_nm``, ``xyz[:, 1]`` our ``x_nm`` (likewise ``xyz_sig``,
+    ``xyz_cr`` and ``px_size``); read any other way a DECODE table is mirrored on the diagonal.
+    DECODE puts the centre of pixel 0 at 0 (px) and converts to nm by multiplying with the pixel
+    size, so ``y_nm = xyz[:, 0] * px[0] + px[0] / 2`` and ``x_nm = xyz[:, 1] * px[1] + px[1] / 2``
+    (for ``xy_unit = 'nm'``: the half pixel only); σ and CRLB of the lateral axes scale by the pixel
+    size in px units; z and its σ are nm, unchanged. ``frame_ix`` is 0-based (unchanged). A file
+    without ``px_size`` needs ``px_size_nm`` (given in DECODE's axis order, or one value).
 
 Both raise :class:`InputError` naming the file and field when something is missing; no row is ever
 dropped.
@@ -51,6 +56,9 @@ def _smap_loc_fields(path: Path) -> dict[str, np.ndarray]:
                 raise InputError(f"no struct 'saveloc.loc' (variables: {sorted(f.keys())}); not a SMAP _sml.mat",
                                  source=path)
             loc = f["saveloc"]["loc"]
+            if not isinstance(loc, h5py.Group):
+                raise InputError(f"'saveloc.loc' is a {type(loc).__name__}, not a struct of columns; not a SMAP "
+                                 "_sml.mat", source=path)
             return {k: np.asarray(loc[k][()]).ravel() for k in loc if isinstance(loc[k], h5py.Dataset)}
     import scipy.io
 
@@ -125,10 +133,16 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
     unit = unit.decode() if isinstance(unit, bytes) else unit
     if unit not in ("px", "nm"):
         raise InputError(f"meta attribute xy_unit is {unit!r}; expected 'px' or 'nm'", source=path)
+    def pixel_size(value, what: str) -> np.ndarray:
+        px = np.asarray(value, dtype=float).ravel()
+        if px.size not in (1, 2) or not np.all(np.isfinite(px) & (px > 0)):
+            raise InputError(f"{what} must be one or two positive pixel sizes in nm, got {value!r}", source=path)
+        return np.broadcast_to(px, (2,)).copy()
+
     if px_size_nm is not None:
-        px = np.broadcast_to(np.asarray(px_size_nm, dtype=float), (2,))
+        px = pixel_size(px_size_nm, "px_size_nm")
     elif meta.get("px_size") is not None:
-        px = np.asarray(meta["px_size"], dtype=float).ravel()[:2]
+        px = pixel_size(meta["px_size"], "meta attribute px_size")
     else:
         raise InputError("no pixel size (meta attribute px_size); pass px_size_nm", source=path)
     xyz = get("xyz")
@@ -136,10 +150,11 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
         raise InputError(f"data/xyz must be (N, 3), got {None if xyz is None else xyz.shape}", source=path)
     n = len(xyz)
     scale = px if unit == "px" else np.ones(2)
+    # DECODE's axis 0 is the image rows (our y), its axis 1 the columns (our x): module docstring
     cols: dict[str, np.ndarray] = {
         "frame": get("frame_ix"),
-        "x_nm": xyz[:, 0] * scale[0] + px[0] / 2,
-        "y_nm": xyz[:, 1] * scale[1] + px[1] / 2,
+        "x_nm": xyz[:, 1] * scale[1] + px[1] / 2,
+        "y_nm": xyz[:, 0] * scale[0] + px[0] / 2,
         "z_nm": xyz[:, 2].astype(float),
         "photons": get("phot"),
     }
@@ -148,14 +163,21 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
     for src, dst in (("xyz_sig", "sigma"), ("xyz_cr", "crlb")):
         v = get(src)
         if v is not None:
-            cols[f"{dst}_x_nm"] = v[:, 0] * scale[0]
-            cols[f"{dst}_y_nm"] = v[:, 1] * scale[1]
+            if v.shape != (n, 3):
+                raise InputError(f"data/{src} must be ({n}, 3) like data/xyz, got {v.shape}", source=path)
+            cols[f"{dst}_x_nm"] = v[:, 1] * scale[1]
+            cols[f"{dst}_y_nm"] = v[:, 0] * scale[0]
             cols[f"{dst}_z_nm"] = v[:, 2]
-    for src, dst in (("id", "id"), ("prob", "prob"), ("bg", "bg"), ("phot_sig", "sigma_photons"),
-                     ("phot_cr", "crlb_photons"), ("bg_sig", "sigma_bg"), ("bg_cr", "crlb_bg")):
+    for src, dst in (("frame_ix", "frame"), ("phot", "photons"), ("id", "id"), ("prob", "prob"), ("bg", "bg"),
+                     ("phot_sig", "sigma_photons"), ("phot_cr", "crlb_photons"), ("bg_sig", "sigma_bg"),
+                     ("bg_cr", "crlb_bg")):
         v = get(src)
-        if v is not None and v.ndim == 1 and len(v) == n:
-            cols[dst] = v
+        if v is None:
+            continue
+        if v.ndim != 1 or len(v) != n:  # a column of another length cannot be matched to the rows
+            raise InputError(f"data/{src} has shape {v.shape}; expected ({n},), one value per row of data/xyz",
+                             source=path)
+        cols[dst] = v
     table = LocTable(cols, source=str(path))
     table.check_finite()
     return table

@@ -118,8 +118,15 @@ def write_locs(table: LocTable, path: str | os.PathLike, **options: Any) -> None
         if px is None:
             raise InputError("writing Picasso (.hdf5) needs the camera pixel size: pass px_size_nm (--px-size)",
                              source=path)
+        try:
+            px = float(px)
+        except (TypeError, ValueError):
+            raise InputError(f"px_size_nm must be a number, got {px!r}", source=path) from None
+        if not (np.isfinite(px) and px > 0):
+            raise InputError(f"px_size_nm must be a positive pixel size in nm, got {px!r}", source=path)
         shape = options.get("frame_shape")
-        if shape is None:
-            shape = (int(np.ceil(max(table["y_nm"].max(), 1.0) / px)) + 1, int(np.ceil(max(table["x_nm"].max(), 1.0) / px)) + 1) \
-                if len(table) else (1, 1)
+        if shape is None:  # the extent of the finite positions (export_picasso names non-finite ones)
+            xs, ys = table["x_nm"][np.isfinite(table["x_nm"])], table["y_nm"][np.isfinite(table["y_nm"])]
+            shape = (int(np.ceil(max(ys.max(initial=0.0), 1.0) / px)) + 1,
+                     int(np.ceil(max(xs.max(initial=0.0), 1.0) / px)) + 1)
         export_picasso(table, path, px_size_nm=px, frame_shape=shape, psf_sigma_nm=options.get("psf_sigma_nm"))

@@ -22,20 +22,25 @@ ThunderSTORM's labels without units):
 ``z_precision``, ``uncertainty_z``     ``sigma_z_nm``
 =====================================  =====================================
 
-Other headers are kept under their names. When the archive holds several tables (e.g. one per
-colour), they are stacked and a column ``color`` (the table's index) is added unless present.
-Offsets given per column are added.
+Other headers are kept under their names, and so is a second header for a column already taken
+(``bg`` wins over ``offset`` and ``background``, which then keep their names; otherwise the first
+one wins). ``intensity`` and the background headers must be in photons: a unit other than
+``photon(s)`` (e.g. ThunderSTORM's ``ADU``) is refused. When the archive holds several tables (e.g.
+one per colour), they are stacked and a column ``color`` (the table's index) is added unless
+present. Offsets given per column are added.
 
 Frame origin. The specification does not fix it; the ThunderSTORM plug-in stores ThunderSTORM's
 1-based frames. Files written by plexloc carry ``"plexloc": {"frame_origin": 0}`` in their
 format entry and read back unchanged; other files are taken as 1-based when their smallest frame
-is >= 1 and as 0-based otherwise, unless ``frame_origin`` is given. A file without a frame column
+is >= 1 (with a :class:`FrameOriginWarning` that says so) and as 0-based otherwise, unless
+``frame_origin`` is given (``--frame-origin`` of the commands). A file without a frame column
 gives frame 0 for every row (reported in :attr:`LocTable.source`-named errors only when needed).
 
 Writing stores every column of the table under its own name (plus ``x``, ``y``, ``z``, ``frame``,
 ``intensity`` aliases in place of ``x_nm``...), float64 for float columns and uint32 for
 ``frame`` (int columns with negative values, e.g. ``color = -1``, as float64), so that a round
-trip returns the table exactly.
+trip returns the table exactly. A user column named like a header of the format (``x``,
+``intensity``...) is written as ``user_x``...; frames beyond the uint32 range are refused.
 
 Example:
     >>> import tempfile, pathlib
@@ -51,6 +56,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -62,7 +68,12 @@ from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 from plexloc.table import INTEGER_COLUMNS, LocTable
 
-__all__ = ["read_smlm", "write_smlm"]
+__all__ = ["FrameOriginWarning", "read_smlm", "write_smlm"]
+
+
+class FrameOriginWarning(UserWarning):
+    """A ``.smlm`` file's frame origin was guessed from its smallest frame."""
+
 
 _DTYPES = {"uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "float32": "<f4", "float64": "<f8",
            "int8": "<i1", "int16": "<i2", "int32": "<i4"}
@@ -74,6 +85,7 @@ _TO_OURS = {
     "uncertainty_z": "sigma_z_nm", "uncertainty_z_nm": "sigma_z_nm",
 }
 _LATERAL_UNCERTAINTY = ("uncertainty_xy", "uncertainty")
+_PHOTON_UNITS = {"", "1", "photon", "photons", "photon/px", "photons/px", "photon/pixel", "photons/pixel"}
 _FROM_OURS = {"x_nm": "x", "y_nm": "y", "z_nm": "z", "frame": "frame", "photons": "intensity"}
 _LENGTH_COLUMNS = {"x_nm", "y_nm", "z_nm", "sigma_x_nm", "sigma_y_nm", "sigma_z_nm"}
 
@@ -83,7 +95,10 @@ def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = N
     n = len(table)
     if n and table["frame"].min() < 0:
         raise InputError(f"frames must be >= 0, found {int(table['frame'].min())}", source=path)
+    if n and table["frame"].max() >= 2**32:
+        raise InputError(f"frames must be < 2**32 (the format's uint32), found {int(table['frame'].max())}", source=path)
     headers, dtypes, units, arrays = [], [], [], []
+    taken = set(_FROM_OURS.values())
     for col in table.columns:
         v = table[col]
         if col == "frame":
@@ -92,7 +107,7 @@ def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = N
             dt = "uint32"
         else:
             dt = "float64"
-        headers.append(_FROM_OURS.get(col, col))
+        headers.append(_FROM_OURS.get(col, f"user_{col}" if col in taken else col))
         dtypes.append(dt)
         units.append("nm" if col in _LENGTH_COLUMNS else ("frame" if col == "frame" else "1"))
         arrays.append(v)
@@ -133,6 +148,26 @@ def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = N
             z.writestr(bin_name, rec.tobytes())
 
 
+def _targets(headers: list[str]) -> dict[str, str]:
+    """Each header's plexloc column: the mapped name, unless another header takes it (the header that is the
+    name itself, e.g. ``bg``, else the first), in which case the header keeps its own name."""
+    target: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for h in headers:
+        if h in _LATERAL_UNCERTAINTY:
+            target[h] = h
+            continue
+        name = _TO_OURS.get(h, h)
+        if name not in owner or (h == name and owner[name] != name):
+            if name in owner:
+                target[owner[name]] = owner[name]  # the earlier claimant keeps its own name
+            owner[name] = h
+            target[h] = name
+        else:
+            target[h] = h
+    return target
+
+
 def _unit_factor(unit: str, header: str, source: Path) -> float:
     u = (unit or "").strip().lower()
     if u in _LENGTH:
@@ -146,7 +181,9 @@ def _read_one(z: zipfile.ZipFile, info: dict, fmt: dict, source: Path) -> tuple[
         raise InputError(f"table file '{name}' listed in manifest.json is missing from the archive", source=source)
     if fmt.get("mode", "binary") != "binary":
         raise InputError(f"table '{name}' has mode '{fmt.get('mode')}'; only binary tables are read", source=source)
-    headers = [h[1:] if h.startswith("_") else h for h in fmt["headers"]]
+    if not isinstance(fmt, dict) or not isinstance(fmt.get("headers"), list) or "dtype" not in fmt:
+        raise InputError(f"the format of '{name}' in manifest.json needs a list 'headers' and 'dtype'", source=source)
+    headers = [str(h)[1:] if str(h).startswith("_") else str(h) for h in fmt["headers"]]
     dtypes = fmt["dtype"]
     shapes = fmt.get("shape", [1] * len(headers))
     if isinstance(dtypes, str):
@@ -197,8 +234,12 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
             manifest = json.loads(z.read(names["manifest.json"]).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise InputError(f"manifest.json is not valid JSON ({err})", source=path) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("formats", {}), dict) \
+                or not isinstance(manifest.get("files", []), list):
+            raise InputError("manifest.json must be an object with 'formats' (an object) and 'files' (a list)",
+                             source=path)
         formats = manifest.get("formats", {})
-        tables = [f for f in manifest.get("files", []) if f.get("type", "table") == "table"]
+        tables = [f for f in manifest.get("files", []) if isinstance(f, dict) and f.get("type", "table") == "table"]
         if not tables:
             raise InputError("manifest.json lists no table", source=path)
         parts = []
@@ -215,17 +256,21 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
     for cols, unit_of, k in parts:
         table: dict[str, np.ndarray] = {}
         n = len(next(iter(cols.values()))) if cols else 0
+        target = _targets(list(cols))
         for h, v in cols.items():
-            ours_name = _TO_OURS.get(h, h)
-            if h in _LATERAL_UNCERTAINTY:
+            ours_name = target[h]
+            if h in _LATERAL_UNCERTAINTY and ours_name == h:
                 table.setdefault("sigma_x_nm", v * _unit_factor(unit_of.get(h, "nm"), h, path))
                 table.setdefault("sigma_y_nm", v * _unit_factor(unit_of.get(h, "nm"), h, path))
                 continue
             if ours_name in _LENGTH_COLUMNS:
                 v = v * _unit_factor(unit_of.get(h, "nm"), h, path)
-            if ours_name in table:  # a second header for the same column (e.g. offset and background)
-                table[h] = v
-                continue
+            if ours_name in ("photons", "bg"):
+                unit = str(unit_of.get(h) or "").strip()
+                if unit.lower() not in _PHOTON_UNITS:
+                    raise InputError(f"column '{h}' has unit '{unit}'; plexloc reads intensity and background in "
+                                     "photons only (convert the file, e.g. in ThunderSTORM with the camera's "
+                                     "e-/ADU and gain, before reading it)", source=path)
             table[ours_name] = v
         for req in ("x_nm", "y_nm"):
             if req not in table:
@@ -247,7 +292,13 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
     if frame.size and np.any(frame != np.round(frame)):
         bad = frame[frame != np.round(frame)][0]
         raise InputError(f"frame values must be whole numbers, found {bad!r}", source=path)
+    if frame_origin is not None and frame_origin not in (0, 1):
+        raise InputError(f"frame_origin must be 0 or 1, got {frame_origin!r}", source=path)
     origin = frame_origin if frame_origin is not None else (0 if ours else (1 if frame.size and frame.min() >= 1 else 0))
+    if frame_origin is None and origin == 1:
+        warnings.warn(f"{path}: frames taken as 1-based (as ThunderSTORM writes them) because the smallest is "
+                      f"{int(frame.min())}; give the frame origin (--frame-origin 0) if they are 0-based",
+                      FrameOriginWarning, stacklevel=2)
     merged["frame"] = frame - origin
     for c in INTEGER_COLUMNS & set(merged):
         v = merged[c]

@@ -208,6 +208,10 @@ def _check_integers(data: _CsvData, columns: Iterable[str]) -> None:
         bad = np.flatnonzero(~np.isfinite(col) | (col != np.round(col)))
         if bad.size:
             raise data.fail_row(int(bad[0]), f"column '{name}' must hold integers, found {float(col[bad[0]])!r}")
+        bad = np.flatnonzero(np.abs(col) > 2.0**53)  # beyond this, float text no longer names one integer
+        if bad.size:
+            raise data.fail_row(int(bad[0]), f"column '{name}' holds {float(col[bad[0]])!r}, beyond the integers a "
+                                             "table can hold exactly (2**53)")
 
 
 def _check_finite(data: _CsvData, columns: Iterable[str]) -> None:
