@@ -243,3 +243,11 @@ def test_foreign_edge_cases_are_input_errors(tmp_path):
         with pytest.raises(InputError, match="px_size_nm must be a positive"):
             write_locs(t, tmp_path / "o.hdf5", px_size_nm=px)
     assert not (tmp_path / "o.hdf5").exists()
+
+
+def test_thunderstorm_pixel_uncertainty_is_converted_with_the_positions(tmp_path):
+    (tmp_path / "px.thunderstorm.csv").write_text(
+        "id,frame,x [px],y [px],intensity [photon],uncertainty_xy [px]\n1,1,10.5,20,100,0.25\n")
+    t = read_locs(tmp_path / "px.thunderstorm.csv", px_size_nm=100.0)
+    assert t["x_nm"].tolist() == [1050.0] and t["sigma_x_nm"].tolist() == [25.0] == t["sigma_y_nm"].tolist()
+    assert "uncertainty_xy [px]" not in t

@@ -25,7 +25,7 @@ in ``estimators/PSF/MoleculeDescriptor.java``, formerly ``LABEL_THOMPSON = "unce
 ``sigma_y_nm`` and ``"uncertainty_z [nm]"`` fills ``sigma_z_nm`` when the file lacks those columns;
 columns we do not know (``"sigma [nm]"``, ``"bkgstd [photon]"``, ``"chi2"``, ...) are kept under
 their names as they appear in the file. Positions may also be given in ``[um]`` (converted), or in
-``[px]`` when ``px_size_nm`` is passed. The z sign is the one of the ThunderSTORM calibration that
+``[px]`` when ``px_size_nm`` is passed (a lateral uncertainty in ``[px]`` is then converted too). The z sign is the one of the ThunderSTORM calibration that
 produced it; it is not changed.
 
 Coordinate origin. ThunderSTORM's fitters work on a sub-image whose grid puts 0 at the centre of
@@ -254,12 +254,13 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
     def derived(*pairs: tuple[str, ...]) -> bool:
         return any(all(c in columns for c in pair) for pair in pairs)
 
+    to_nm = {"nm": 1.0, **({"px": float(px_size_nm)} if px_size_nm is not None else {})}
     for ts_name in ("uncertainty_xy", "uncertainty"):
-        if ts_name in by_base and by_base[ts_name][1] == "nm":
-            lab = by_base[ts_name][0]
+        if ts_name in by_base and by_base[ts_name][1] in to_nm:  # in px with the pixel size given, as the positions
+            lab, unit = by_base[ts_name]
             if not derived(("sigma_x_nm", "sigma_y_nm"), ("crlb_x_nm", "crlb_y_nm")):
-                columns.setdefault("sigma_x_nm", data.column(lab))
-                columns.setdefault("sigma_y_nm", data.column(lab))
+                columns.setdefault("sigma_x_nm", data.column(lab) * to_nm[unit])
+                columns.setdefault("sigma_y_nm", data.column(lab) * to_nm[unit])
             columns.pop(lab, None)
             break
     if "uncertainty_z" in by_base and by_base["uncertainty_z"][1] == "nm":
