@@ -51,6 +51,11 @@ def _error(data) -> str:
                      id="negative-em-gain"),
         pytest.param({"psf": GAUSS, "camera": {"kind": "scmos", "qe": 1.5}}, ["channels.0.camera.qe", "1.5"],
                      id="qe-above-1"),
+        pytest.param({"psf": GAUSS, "camera": {"kind": "scmos", "baseline": -5}},
+                     ["field 'channels.0.camera.baseline': must be a number >= 0 or the path of a per-pixel map", "-5"],
+                     id="scmos-negative-baseline"),
+        pytest.param({"psf": GAUSS, "camera": {"kind": "scmos", "e_per_adu": 0}},
+                     ["field 'channels.0.camera.e_per_adu': must be a number > 0", "(got 0)"], id="scmos-zero-gain"),
         pytest.param({**BASE, "emitters": {"photons_range": [5000, 100]}}, ["emitters.photons_range", "5000", "100"],
                      id="range-min-above-max"),
         pytest.param({**BASE, "emitters": {"z_range_nm": [300, -300]}}, ["emitters.z_range_nm", "300", "-300"],
@@ -82,6 +87,11 @@ def test_bad_configs_name_the_field_and_the_value(data, must_say):
     message = _error(data)
     for part in must_say:
         assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_scmos_scalar_error_is_one_message():
+    message = _error({"psf": GAUSS, "camera": {"kind": "scmos", "baseline": -5}})
+    assert message.count("baseline") == 1 and "lax-or-strict" not in message and "valid path" not in message
 
 
 def test_several_problems_are_all_reported():
@@ -190,3 +200,27 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path, monkeypatch):
     # validate_config on a mapping does not touch paths (there is no file to be relative to)
     raw = validate_config({"psf": {"kind": "spline", "calibration": "cal/x.mat"}, "camera": EMCCD}, SimulationConfig)
     assert Path(raw.channels[0].psf.calibration) == Path("cal/x.mat")
+
+
+def test_camera_yaml_finds_its_maps_next_to_it_and_names_bad_fields(tmp_path, monkeypatch):
+    import numpy as np
+
+    from plexloc.config import load_camera_config
+    from plexloc.errors import InputError
+
+    (tmp_path / "cfg").mkdir()
+    np.save(tmp_path / "cfg" / "gain.npy", np.full((4, 4), 0.5, np.float32))
+    (tmp_path / "cfg" / "cam.yaml").write_text("kind: scmos\ne_per_adu: gain.npy\nbaseline: 100\n")
+    monkeypatch.chdir(tmp_path)  # not the YAML's folder
+    cam = load_camera_config("cfg/cam.yaml")
+    assert cam.kind == "scmos" and Path(cam.e_per_adu) == tmp_path / "cfg" / "gain.npy"
+    (tmp_path / "nested.yaml").write_text("camera: {kind: emccd, em_gain: 100}\npsf: {kind: gaussian}\n")
+    assert load_camera_config(tmp_path / "nested.yaml").em_gain == 100
+    (tmp_path / "typo.yaml").write_text("kind: emccd\nem_gian: 100\n")
+    with pytest.raises(InputError, match=r"typo\.yaml: unknown field 'camera.em_gian'; allowed: .*'em_gain'"):
+        load_camera_config(tmp_path / "typo.yaml")
+    (tmp_path / "none.yaml").write_text("psf: {kind: gaussian}\n")
+    with pytest.raises(InputError, match="no camera in it"):
+        load_camera_config(tmp_path / "none.yaml")
+    with pytest.raises(InputError, match="camera file not found"):
+        load_camera_config(tmp_path / "missing.yaml")

@@ -263,7 +263,7 @@ def test_picasso_import_errors(tmp_path):
     with h5py.File(tmp_path / "nopx.hdf5", "w") as f:
         f.create_dataset("locs", data=np.zeros(1, dtype=[("frame", "u4"), ("x", "f4"), ("y", "f4"),
                                                          ("photons", "f4")]))
-    with pytest.raises(InputError, match=r"nopx\.hdf5: no pixel size: pass px_size_nm or provide 'Pixelsize'"):
+    with pytest.raises(InputError, match=r"nopx\.hdf5: no pixel size: pass px_size_nm \(--camera-px-size NM\) or provide 'Pixelsize'"):
         import_picasso(tmp_path / "nopx.hdf5")
     with h5py.File(tmp_path / "nox.hdf5", "w") as f:
         f.create_dataset("locs", data=np.zeros(1, dtype=[("frame", "u4"), ("y", "f4"), ("photons", "f4")]))

@@ -81,6 +81,12 @@ def test_filter_counts_per_criterion():
         filter_localizations(t, max_bg=10.0)
     with pytest.raises(InputError, match="z range"):
         filter_localizations(t, z_range_nm=(5, -5))
+    for bad, message in ((dict(min_prob=1.5), r"min_prob must be a probability in \[0, 1\], got 1.5"),
+                         (dict(min_prob=float("nan")), "min_prob must be a finite number"),
+                         (dict(max_sigma_nm=-3.0), "max_sigma_nm must be > 0 nm"),
+                         (dict(min_photons=100.0, max_photons=10.0), "nothing could pass")):
+        with pytest.raises(InputError, match=message):
+            filter_localizations(t, **bad)
 
 
 def test_doctests():

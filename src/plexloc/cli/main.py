@@ -1,7 +1,8 @@
 """The one ``plexloc`` entry point. Each sub-command lives in its own module of this package and
 exposes ``register(subparsers)``; the module's ``run(args)`` does the work by calling the library.
 
-Bad input (:class:`plexloc.errors.InputError`) ends in a one-line message on stderr and exit code 2.
+Bad input (:class:`plexloc.errors.InputError`), and a file the system will not read or write (``OSError``), end
+in a one-line message on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except InputError as err:
         print(f"plexloc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file that cannot be read or written (permissions, a full disk, a parent that is a file)
+        what = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
+        print(f"plexloc {args.command}: error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"plexloc {args.command}: interrupted", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Typed configuration models and their YAML reading/writing."""
 
-from plexloc.config.io import load_config, save_config, validate_config
+from plexloc.config.io import load_camera_config, load_config, save_config, validate_config
 from plexloc.config.models import (
     AdditiveNoiseCameraConfig,
     AstigmaticPSFConfig,
@@ -37,6 +37,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "TrainingConfig",
+    "load_camera_config",
     "load_config",
     "save_config",
     "validate_config",

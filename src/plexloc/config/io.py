@@ -126,6 +126,48 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     return validate_config(data, model, source=path)  # type: ignore[arg-type]
 
 
+def load_camera_config(path: str | os.PathLike):
+    """A camera YAML (``--camera`` of the commands): the camera's mapping itself, or a mapping whose ``camera``
+    key holds it (a whole single-channel configuration may be given: only its camera is read). sCMOS map files
+    named relative to the YAML are found next to it, as in :func:`load_config`.
+
+    Raises:
+        InputError: missing or unreadable file, invalid YAML, no camera in it, or a camera field that fails
+            validation (the message names the file, the field and the value).
+    """
+    from pydantic import ConfigDict
+
+    from plexloc.config.models import CameraConfig
+
+    class _CameraFile(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        camera: CameraConfig
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError("camera file not found", source=path) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise InputError(f"cannot read camera YAML: {' '.join(str(err).split())}", source=path) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping with the camera's fields (kind: emccd | scmos | ideal | additive, ...)",
+                         source=path)
+    if "camera" not in data and "kind" not in data:
+        channels = data.get("channels")
+        if isinstance(channels, list) and channels and isinstance(channels[0], dict) and "camera" in channels[0]:
+            if len(channels) > 1:
+                raise InputError(f"a configuration of {len(channels)} channels: give one camera (the 'camera' "
+                                 "mapping), or the configuration itself where the command takes one", source=path)
+            data = channels[0]
+        else:
+            raise InputError(f"no camera in it: expected 'kind' (emccd | scmos | ideal | additive) or a 'camera' "
+                             f"mapping, found the fields {sorted(data)}", source=path)
+    data = {"camera": data["camera"] if "camera" in data else data}
+    data = _resolve_relative_paths(data, path.parent.resolve())
+    return validate_config(data, _CameraFile, source=path).camera
+
+
 def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.PathLike | None = None) -> M:
     """Validate a mapping into ``model``; failures become :class:`InputError`."""
     try:

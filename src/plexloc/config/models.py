@@ -91,6 +91,22 @@ class SCMOSConfig(_Model):
     baseline: NonNegFloat | Path = 100.0
     read_sigma: NonNegFloat | Path = 1.5
 
+    @field_validator("e_per_adu", "baseline", "read_sigma", mode="before")
+    @classmethod
+    def _scalar_or_map(cls, value, info):
+        """One message for a bad value, instead of one per member of the number-or-path union."""
+        positive = info.field_name == "e_per_adu"
+        allowed = f"a number {'> 0' if positive else '>= 0'} or the path of a per-pixel map (.npy or .tif)"
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Path)):
+            raise ValueError(f"must be {allowed}")
+        if isinstance(value, (int, float)):
+            value = float(value)
+            if not (value == value and abs(value) != float("inf") and (value > 0 if positive else value >= 0)):
+                raise ValueError(f"must be {allowed}")
+        elif not str(value).strip():
+            raise ValueError(f"must be {allowed}")
+        return value
+
 
 class IdealCameraConfig(_Model):
     """Shot noise only, frames in photons (qe 1, no offset)."""

@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from plexloc.errors import InputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -19,7 +21,8 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
-    The temporary file keeps the target's suffix (so that libraries that sniff the extension,
+    A target that cannot be written (its folder cannot be made, is read-only, or the target is a folder) raises
+    :class:`~plexloc.errors.InputError` naming it, before any work is lost. The temporary file keeps the target's suffix (so that libraries that sniff the extension,
     like h5py or tifffile, behave the same). On any exception the temporary file is removed and
     ``path`` is left untouched.
 
@@ -31,8 +34,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     'hello'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    if path.is_dir():
+        raise InputError("cannot write the output: a folder of that name exists", source=path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as err:
+        raise InputError(f"cannot write the output: {err.filename} is a file, not a folder", source=path) from None
+    except OSError as err:
+        raise InputError(f"cannot write the output: cannot make its folder ({err.strerror or err})", source=path) from None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as err:  # a read-only folder, a full disk, a file system that takes no files
+        raise InputError(f"cannot write the output: cannot create files in {path.parent} ({err.strerror or err})",
+                         source=path) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:

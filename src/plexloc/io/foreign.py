@@ -144,7 +144,7 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
     elif meta.get("px_size") is not None:
         px = pixel_size(meta["px_size"], "meta attribute px_size")
     else:
-        raise InputError("no pixel size (meta attribute px_size); pass px_size_nm", source=path)
+        raise InputError("no pixel size (meta attribute px_size); pass px_size_nm (--camera-px-size NM)", source=path)
     xyz = get("xyz")
     if xyz is None or xyz.ndim != 2 or xyz.shape[1] != 3:
         raise InputError(f"data/xyz must be (N, 3), got {None if xyz is None else xyz.shape}", source=path)

@@ -116,7 +116,7 @@ def write_locs(table: LocTable, path: str | os.PathLike, **options: Any) -> None
     else:
         px = options.get("px_size_nm")
         if px is None:
-            raise InputError("writing Picasso (.hdf5) needs the camera pixel size: pass px_size_nm (--px-size)",
+            raise InputError("writing Picasso (.hdf5) needs the camera pixel size: pass px_size_nm (--camera-px-size NM)",
                              source=path)
         try:
             px = float(px)

@@ -269,7 +269,7 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         info = _read_sidecar(path) or {}
         if "Pixelsize" not in info:
             raise InputError(
-                f"no pixel size: pass px_size_nm or provide 'Pixelsize' in {picasso_sidecar_path(path).name}",
+                f"no pixel size: pass px_size_nm (--camera-px-size NM) or provide 'Pixelsize' in {picasso_sidecar_path(path).name}",
                 source=path,
             )
         px = _positive(info["Pixelsize"], "Pixelsize in the sidecar", source=path)

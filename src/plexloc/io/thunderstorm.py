@@ -172,7 +172,7 @@ def _position(data: _CsvData, axis: str, px_size_nm: float | None, *, required: 
     if unit == "px":
         if px_size_nm is None:
             raise InputError(
-                f"column '{data.names[i]}' is in pixels; pass px_size_nm to convert it (or export in nm)",
+                f"column '{data.names[i]}' is in pixels; pass px_size_nm (--camera-px-size NM) to convert it (or export in nm)",
                 source=data.path,
             )
         return data.values[:, i] * float(px_size_nm)

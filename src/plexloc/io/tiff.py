@@ -245,6 +245,20 @@ class _TiffSource:
         self._tf.close()
 
 
+def _check_finite_frames(frames: np.ndarray, first: int, path) -> None:
+    """A float movie with NaN or inf pixels (a broken conversion, a saturated division): refused, naming the
+    first such frame and pixel, rather than localized into NaN rows or holes."""
+    finite = np.isfinite(frames)
+    if finite.all():
+        return
+    idx = tuple(int(v) for v in np.argwhere(~finite)[0])
+    n_bad = int(finite.size - np.count_nonzero(finite))
+    where = f"row {idx[-2]}, column {idx[-1]}" if len(idx) == 3 else f"index {idx[1:]}"
+    raise InputError(f"frame {first + idx[0]} has a non-finite pixel value {float(frames[idx])!r} at {where} "
+                     f"({n_bad} such pixel(s) in frames {first}-{first + len(frames) - 1}); camera images must be "
+                     "finite", source=path)
+
+
 class MovieReader:
     """Frames of one TIFF movie, or of a folder of TIFF files, read on demand.
 
@@ -338,6 +352,8 @@ class MovieReader:
             a, b = max(start, s0) - s0, min(stop, int(self._starts[k + 1])) - s0
             out[pos : pos + b - a] = self._sources[k].read(a, b)
             pos += b - a
+        if out.dtype.kind in "fc":
+            _check_finite_frames(out, start, self.path)
         return out
 
     def __getitem__(self, key: int | slice) -> np.ndarray:

@@ -173,7 +173,7 @@ def estimate_priors(
     flux = track_flux(locs, track) / throughputs.sum()
     if flux.size < 10:
         raise InputError(
-            f"only {flux.size} tracks with three whole frames; fit more frames (max_frames) "
+            f"only {flux.size} tracks with three whole frames; fit more frames (max_frames, --frames) "
             "or check that emitters stay on for several frames"
         )
     photons_range = uniform_range(flux)

@@ -87,6 +87,18 @@ def filter_localizations(
         if missing:
             raise InputError(f"filter {name} needs column(s) {missing}, which the table lacks "
                              f"(columns: {table.columns})", source=table.source)
+    for name, value in given.items():
+        values = value if isinstance(value, tuple) else (value,)
+        if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values):
+            raise InputError(f"filter {name} must be a finite number, got {value!r}")
+    if "min_prob" in given and not 0.0 <= given["min_prob"] <= 1.0:
+        raise InputError(f"filter min_prob must be a probability in [0, 1], got {given['min_prob']!r}")
+    for name in ("max_sigma_nm", "max_sigma_z_nm"):
+        if name in given and not given[name] > 0:
+            raise InputError(f"filter {name} must be > 0 nm, got {given[name]!r}")
+    if "min_photons" in given and "max_photons" in given and given["min_photons"] > given["max_photons"]:
+        raise InputError(f"filter min_photons ({given['min_photons']!r}) is above max_photons ({given['max_photons']!r}): "
+                         "nothing could pass")
     if "z_range_nm" in given:
         z0, z1 = given["z_range_nm"]  # type: ignore[misc]
         if not z0 <= z1:
