@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plexloc.errors import InputError
@@ -12,6 +15,123 @@ from plexloc.progress import progress  # noqa: F401  (re-exported for the sub-co
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
+
+
+# --- argparse types: ``type=positive_float`` etc. turn an impossible value into argparse's one-line usage error
+# ("argument --x: must be ..., got '0'", exit code 2) at parse time. NaN and infinities are never accepted.
+
+
+def _parse_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def _named(func: Callable, name: str) -> Callable:
+    func.__name__ = func.__qualname__ = name
+    return func
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        value = _parse_int(text)
+        if value < low:
+            what = "a positive integer" if low == 1 else f"an integer >= {low}"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return _named(parse, f"int_at_least_{low}")
+
+
+def float_at_least(low: float) -> Callable[[str], float]:
+    """An argparse type: a finite number >= ``low``."""
+
+    def parse(text: str) -> float:
+        value = _parse_float(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a number >= {low:g}, got {text!r}")
+        return value
+
+    return _named(parse, f"float_at_least_{low:g}")
+
+
+positive_int = _named(int_at_least(1), "positive_int")
+nonnegative_int = _named(int_at_least(0), "nonnegative_int")
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: any finite number (not NaN, not +-inf)."""
+    return _parse_float(text)
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    value = _parse_float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    value = _parse_float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a probability in the closed interval [0, 1]."""
+    value = _parse_float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1], got {text!r}")
+    return value
+
+
+def open_probability(text: str) -> float:
+    """An argparse type: a probability in (0, 1] (0 itself excluded)."""
+    value = _parse_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1] (0 excluded), got {text!r}")
+    return value
+
+
+def path_with_suffix(*suffixes: str) -> Callable[[str], Path]:
+    """An argparse type: a path whose name ends in one of ``suffixes`` (case-insensitive, e.g. ``".yaml", ".yml"``)."""
+    allowed = tuple(s.lower() for s in suffixes)
+
+    def parse(text: str) -> Path:
+        if not text.lower().endswith(allowed):
+            raise argparse.ArgumentTypeError(f"must end in {' or '.join(suffixes)}, got {text!r}")
+        return Path(text)
+
+    return _named(parse, "path_" + "_".join(s.strip(".") for s in suffixes))
+
+
+def colormap_name(text: str) -> str:
+    """An argparse type: the name of a matplotlib colormap (accepted unchecked when matplotlib is not installed)."""
+    try:
+        import matplotlib
+    except ImportError:  # pragma: no cover - the command that needs it says so
+        return text
+    if text not in matplotlib.colormaps:
+        examples = ", ".join(n for n in ("turbo", "viridis", "magma", "plasma", "inferno", "cividis", "hsv", "jet")
+                             if n in matplotlib.colormaps)
+        raise argparse.ArgumentTypeError(f"must be a matplotlib colormap name (e.g. {examples}), got {text!r}")
+    return text
 
 
 def resolve_device(name: str) -> torch.device:

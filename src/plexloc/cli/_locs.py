@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+
+from plexloc.cli._common import positive_float
 
 FORMATS_HELP = (".csv (plexloc), .h5 (plexloc, or DECODE when reading), .thunderstorm.csv, .hdf5 (Picasso), "
                 ".smlm (ShareLoc), _sml.mat (SMAP, read only)")
 
 
-def add_table_args(p: argparse.ArgumentParser, *, out: bool = True, out_help: str = "output table") -> None:
+def add_table_args(p: argparse.ArgumentParser, *, out: bool = True, out_help: str = "output table",
+                   out_type: Callable[[str], Path] | None = None) -> None:
+    """LOCS, --out (a table named as LOCS; or ``out_type``'s file, e.g. a suffix check), --camera-px-size and
+    --frame-origin."""
     p.add_argument("locs", type=Path, help=f"localization table: {FORMATS_HELP}")
     if out:
-        p.add_argument("--out", type=Path, required=True, help=f"{out_help} (format by name, as LOCS)")
-    p.add_argument("--camera-px-size", type=float, default=None, metavar="NM",
+        p.add_argument("--out", type=out_type or Path, required=True,
+                       help=out_help if out_type else f"{out_help} (format by name, as LOCS)")
+    p.add_argument("--camera-px-size", type=positive_float, default=None, metavar="NM",
                    help="camera pixel size in nm: needed to read ThunderSTORM pixel columns, Picasso files without a "
                         "sidecar, DECODE files without px_size, and to write Picasso .hdf5")
     p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None,

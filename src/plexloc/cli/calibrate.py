@@ -8,7 +8,15 @@ import shlex
 import sys
 from pathlib import Path
 
-from plexloc.cli._common import write_json
+from plexloc.cli._common import int_at_least, positive_float, write_json
+
+
+def _roi_px(text: str) -> int:
+    """--roi-px: an odd window of at least 7 pixels (plexloc.calibrate needs both)."""
+    value = int_at_least(7)(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be an odd integer >= 7, got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "leave-one-bead-out z/xy bias and RMSE, transforms) and figures next to it. See plexloc.calibrate.",
     )
     p.add_argument("stacks", type=Path, nargs="+", help="bead z-stack TIFF, one per channel (channel 0 first)")
-    p.add_argument("--z-step", type=float, required=True, help="stage step between slices, nm")
-    p.add_argument("--pixel-size", type=float, required=True, help="camera pixel size in the sample, nm")
+    p.add_argument("--z-step", type=positive_float, required=True, help="stage step between slices, nm (> 0)")
+    p.add_argument("--pixel-size", type=positive_float, required=True, help="camera pixel size in the sample, nm (> 0)")
     p.add_argument("--camera", type=Path, default=None, help="camera YAML (kind: emccd|scmos|ideal, ...)")
     p.add_argument("--config", type=Path, default=None, help="simulation config whose channels' cameras are used")
     p.add_argument("--out", type=Path, required=True, help="output calibration (.h5)")
-    p.add_argument("--roi-px", type=int, default=15, help="window per bead (odd, default 15)")
-    p.add_argument("--saturation-adu", type=float, default=None, help="raw value counted as saturated")
+    p.add_argument("--roi-px", type=_roi_px, default=15, help="window per bead in pixels (odd, >= 7; default 15)")
+    p.add_argument("--saturation-adu", type=positive_float, default=None, help="raw value counted as saturated")
     p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
     p.add_argument(
         "--split-view",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import float_at_least, nonnegative_float, path_with_suffix, positive_int, probability
 from plexloc.cli._locs import add_table_args
 
 
@@ -19,15 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "fraction in channel 0).",
     )
     add_table_args(p, out_help="table with color and color_prob")
-    p.add_argument("--ratios", type=float, nargs="+", action="append", default=None, metavar="R",
+    p.add_argument("--ratios", type=nonnegative_float, nargs="+", action="append", default=None, metavar="R",
                    help="one colour's fraction of photons per channel; repeat once per colour")
-    p.add_argument("--colors", type=int, default=2, metavar="K", help="colours to estimate without --ratios (default 2)")
-    p.add_argument("--threshold", type=float, default=0.9, metavar="P", help="reject below this probability (0.9)")
-    p.add_argument("--min-photons", type=float, default=0.0, metavar="N",
+    p.add_argument("--colors", type=positive_int, default=2, metavar="K", help="colours to estimate without --ratios (default 2)")
+    p.add_argument("--threshold", type=probability, default=0.9, metavar="P",
+                   help="reject below this probability, in [0, 1] (default 0.9)")
+    p.add_argument("--min-photons", type=nonnegative_float, default=0.0, metavar="N",
                    help="photons summed over channels below which rows are left out of the ratio estimate")
-    p.add_argument("--excess-noise", type=float, default=1.0, metavar="F",
-                   help="noise factor of the photon uncertainty estimate without sigma_photons_ch* (2 for EMCCD)")
-    p.add_argument("--figure", type=Path, default=None, metavar="PNG", help="histogram of the photon fraction with r_k")
+    p.add_argument("--excess-noise", type=float_at_least(1.0), default=1.0, metavar="F",
+                   help="noise factor (>= 1) of the photon variance estimate without sigma_photons_ch* (default 1; 2 "
+                   "for EMCCD)")
+    p.add_argument("--figure", type=path_with_suffix(".png"), default=None, metavar="PNG",
+                   help="histogram of the photon fraction with r_k (.png)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="counts and ratios as JSON")
     p.set_defaults(func=run)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import positive_float, positive_int
 from plexloc.cli._locs import FORMATS_HELP
 
 
@@ -19,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("locs", type=Path, metavar="IN", help="input table")
     p.add_argument("out", type=Path, metavar="OUT", help="output table")
-    p.add_argument("--camera-px-size", type=float, default=None, metavar="NM",
+    p.add_argument("--camera-px-size", type=positive_float, default=None, metavar="NM",
                    help="camera pixel size in nm (to write Picasso .hdf5; to read pixel-unit files without one)")
     p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None,
                    help="first frame number of a .smlm file not written by plexloc (default: 1 when its smallest frame "
                         "is >= 1, as ThunderSTORM writes them, else 0; a warning says when it guessed)")
-    p.add_argument("--frame-shape", type=int, nargs=2, default=None, metavar=("H", "W"),
+    p.add_argument("--frame-shape", type=positive_int, nargs=2, default=None, metavar=("H", "W"),
                    help="camera frame in pixels, for Picasso's sidecar (default: from the extent)")
     p.set_defaults(func=run)
 

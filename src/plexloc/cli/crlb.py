@@ -6,14 +6,18 @@ import argparse
 from pathlib import Path
 
 
-from plexloc.cli._common import write_json
+from plexloc.cli._common import finite_float, nonnegative_float, nonnegative_int, write_json
 
 
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}") from None
+        values = [finite_float(v.strip()) for v in text.split(",") if v.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a finite number or comma-separated finite numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a number or comma-separated numbers, got {text!r}")
+    return values
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,10 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the ratios of --color, 'independent' gives every channel the full --photons.",
     )
     p.add_argument("config", type=Path, help="simulation configuration (YAML)")
-    p.add_argument("--photons", type=float, required=True, help="photons of the emitter (all channels)")
-    p.add_argument("--bg", type=float, required=True, help="background photons per pixel")
+    # --photons <= 0 is an InputError of run() (exit code 2 returned, not raised); NaN and inf are refused here
+    p.add_argument("--photons", type=finite_float, required=True, help="photons of the emitter (all channels), > 0")
+    p.add_argument("--bg", type=nonnegative_float, required=True, help="background photons per pixel, >= 0")
     p.add_argument("--z", type=_floats, default=[0.0], help="z in nm, or a comma-separated list (default 0)")
-    p.add_argument("--color", type=int, default=0, help="colour index for a ratiometric configuration")
+    p.add_argument("--color", type=nonnegative_int, default=0,
+                   help="colour index (from 0) for a ratiometric configuration (default 0)")
     p.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     p.set_defaults(func=run)
 

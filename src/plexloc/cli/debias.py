@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import positive_float, positive_int
 from plexloc.cli._locs import add_table_args
 
 
@@ -17,9 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "distribution of |shift|/sigma: large values mean under-reported uncertainties.",
     )
     add_table_args(p, out_help="de-biased table")
-    p.add_argument("--px-size", type=float, required=True, metavar="NM", help="camera pixel size in nm")
-    p.add_argument("--slab", type=float, default=50.0, metavar="NM", help="z slab thickness in nm (default 50)")
-    p.add_argument("--min-count", type=int, default=200, metavar="N", help="slabs with fewer rows stay as they are")
+    p.add_argument("--px-size", type=positive_float, required=True, metavar="NM", help="camera pixel size in nm")
+    p.add_argument("--slab", type=positive_float, default=50.0, metavar="NM", help="z slab thickness in nm (default 50)")
+    p.add_argument("--min-count", type=positive_int, default=200, metavar="N",
+                   help="slabs with fewer rows stay as they are (default 200)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="the diagnostic as JSON")
     p.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-from plexloc.cli._common import progress, resolve_device
+from plexloc.cli._common import positive_float, positive_int, progress, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,9 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("movie", type=Path, help="TIFF stack or folder of TIFFs")
     p.add_argument("--config", type=Path, required=True, help="configuration with the camera and pixel size")
     p.add_argument("--out", type=Path, required=True, help="output table (.csv or .h5)")
-    p.add_argument("--threshold", type=float, default=None, help="peak threshold in photons (default from the PSF)")
+    p.add_argument("--threshold", type=positive_float, default=None,
+                   help="peak threshold in photons, > 0 (default from the PSF)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--chunk", type=int, default=512, help="frames processed at a time")
+    p.add_argument("--chunk", type=positive_int, default=512, help="frames processed at a time (default 512)")
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from plexloc.cli._common import int_at_least, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -21,13 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_table_args(p, out_help="drift-corrected table")
     p.add_argument("--engine", choices=("comet", "rcc"), default="comet")
-    p.add_argument("--segments", type=int, default=10, help="number of time windows (default 10)")
-    p.add_argument("--max-drift", type=float, default=300.0, metavar="NM",
+    p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10)")
+    p.add_argument("--max-drift", type=positive_float, default=300.0, metavar="NM",
                    help="largest drift searched for (COMET pair radius, RCC window; default 300)")
-    p.add_argument("--render-px", type=float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
+    p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
     p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
     p.add_argument("--device", default="cpu", help="torch device of the RCC FFTs (default cpu)")
-    p.add_argument("--figure", type=Path, default=None, help="drift curve PNG (default OUT with suffix .drift.png)")
+    p.add_argument("--figure", type=path_with_suffix(".png"), default=None,
+                   help="drift curve, .png (default OUT with suffix .drift.png)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the drift curve as JSON here")
     p.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import resolve_device, write_json
+from plexloc.cli._common import path_with_suffix, positive_int, resolve_device, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs (one per channel)")
     p.add_argument("--config", type=Path, required=True, help="configuration with PSF, camera and channels")
-    p.add_argument("--out", type=Path, required=True, help="output configuration (.yaml)")
-    p.add_argument("--frames", type=int, default=2000, help="frames pre-fitted at most (default 2000)")
+    p.add_argument("--out", type=path_with_suffix(".yaml", ".yml"), required=True,
+                   help="output configuration (.yaml or .yml)")
+    p.add_argument("--frames", type=positive_int, default=2000, help="frames pre-fitted at most (default 2000)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers behind the ranges")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import finite_float, positive_float, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,17 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pred", type=Path, help="predicted localizations (.csv or .h5)")
     p.add_argument("--dim", type=int, choices=(2, 3), default=3, help="2 ignores z (default 3)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the scores as JSON here")
+    # --px-size <= 0: the library's InputError (exit code 2 returned); NaN and inf are refused here
     p.add_argument(
-        "--px-size", type=float, default=None, metavar="NM", help="camera pixel size in nm, for the gridding artefact"
+        "--px-size", type=finite_float, default=None, metavar="NM", help="camera pixel size in nm (> 0), for the gridding artefact"
     )
-    p.add_argument("--max-lat", type=float, default=250.0, metavar="NM", help="lateral match threshold (default 250)")
-    p.add_argument("--max-ax", type=float, default=500.0, metavar="NM", help="axial match threshold, 3D (default 500)")
-    p.add_argument("--voxel-ji", type=float, nargs=3, default=None, metavar=("SX", "SY", "SZ"),
+    p.add_argument("--max-lat", type=positive_float, default=250.0, metavar="NM", help="lateral match threshold (default 250)")
+    p.add_argument("--max-ax", type=positive_float, default=500.0, metavar="NM", help="axial match threshold, 3D (default 500)")
+    p.add_argument("--voxel-ji", type=positive_float, nargs=3, default=None, metavar=("SX", "SY", "SZ"),
                    help="also the voxel-level Jaccard index (Aritake et al., seed 002) with voxels of SX x SY x SZ nm "
                    "(their quad-plane grid: 192 192 400)")
-    p.add_argument("--voxel-origin", type=float, nargs=3, default=None, metavar=("X", "Y", "Z"),
+    p.add_argument("--voxel-origin", type=finite_float, nargs=3, default=None, metavar=("X", "Y", "Z"),
                    help="corner of the voxel grid in nm (default 0 0 -SZ/2: axial voxel k centred on z = k SZ)")
-    p.add_argument("--voxel-shape", type=int, nargs=3, default=None, metavar=("NX", "NY", "NZ"),
+    p.add_argument("--voxel-shape", type=positive_int, nargs=3, default=None, metavar=("NX", "NY", "NZ"),
                    help="voxels of the target space (e.g. 64 64 4); points outside are left out (default: unbounded)")
     p.set_defaults(func=run)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import finite_float, nonnegative_float, positive_float, probability
 from plexloc.cli._locs import add_table_args
 
 
@@ -16,13 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "fail it and how many it removes (in the order listed). A criterion on a column the table lacks is an error.",
     )
     add_table_args(p, out_help="filtered table")
-    p.add_argument("--min-prob", type=float, default=None, metavar="P", help="prob >= P")
-    p.add_argument("--max-sigma", type=float, default=None, metavar="NM", help="max(sigma_x_nm, sigma_y_nm) <= NM")
-    p.add_argument("--max-sigma-z", type=float, default=None, metavar="NM", help="sigma_z_nm <= NM")
-    p.add_argument("--min-photons", type=float, default=None, metavar="N")
-    p.add_argument("--max-photons", type=float, default=None, metavar="N")
-    p.add_argument("--z-range", type=float, nargs=2, default=None, metavar=("Z0", "Z1"), help="Z0 <= z_nm <= Z1")
-    p.add_argument("--max-bg", type=float, default=None, metavar="B", help="bg <= B")
+    p.add_argument("--min-prob", type=probability, default=None, metavar="P", help="prob >= P (0 <= P <= 1)")
+    p.add_argument("--max-sigma", type=positive_float, default=None, metavar="NM", help="max(sigma_x_nm, sigma_y_nm) <= NM")
+    p.add_argument("--max-sigma-z", type=positive_float, default=None, metavar="NM", help="sigma_z_nm <= NM")
+    p.add_argument("--min-photons", type=nonnegative_float, default=None, metavar="N", help="photons >= N (N >= 0)")
+    p.add_argument("--max-photons", type=positive_float, default=None, metavar="N",
+                   help="photons <= N (N > 0, and >= --min-photons)")
+    p.add_argument("--z-range", type=finite_float, nargs=2, default=None, metavar=("Z0", "Z1"),
+                   help="Z0 <= z_nm <= Z1 (Z0 <= Z1)")
+    # --max-bg: any finite B (tests/test_render_report.py passes -1 to reach the missing-column error)
+    p.add_argument("--max-bg", type=finite_float, default=None, metavar="B", help="bg <= B")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the counts as JSON here")
     p.set_defaults(func=run)
 
@@ -30,8 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.cli._common import write_json
+    from plexloc.errors import InputError
     from plexloc.post.filter import filter_localizations
 
+    if args.min_photons is not None and args.max_photons is not None and args.min_photons > args.max_photons:
+        raise InputError(f"--min-photons {args.min_photons:g} is above --max-photons {args.max_photons:g}: "
+                         "no localization could pass")
+    if args.z_range is not None and not args.z_range[0] <= args.z_range[1]:
+        raise InputError(f"--z-range Z0 Z1 needs Z0 <= Z1, got {args.z_range[0]:g} {args.z_range[1]:g}")
     table = _locs.read(args)
     kept, report = filter_localizations(
         table, min_prob=args.min_prob, max_sigma_nm=args.max_sigma, max_sigma_z_nm=args.max_sigma_z,

@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from plexloc.cli._common import progress, resolve_device
+from plexloc.cli._common import (nonnegative_float, nonnegative_int, open_probability, positive_float, positive_int,
+                                 probability, progress, resolve_device)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,13 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
     p.add_argument("--camera", type=Path, help="camera YAML of the movie (default: the model's training camera)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--threshold", type=float, default=0.5, help="integrated detection probability (network)")
-    p.add_argument("--min-prob", type=float, help="keep localizations with prob >= P")
-    p.add_argument("--max-sigma", type=float, help="keep localizations with lateral sigma <= NM")
-    p.add_argument("--min-photons", type=float, help="keep localizations with photons >= N")
-    p.add_argument("--max-photons", type=float, help="keep localizations with photons <= N")
-    p.add_argument("--batch-frames", type=int, default=16, help="frames per forward pass")
-    p.add_argument("--tile", type=int, default=256, help="tile size in pixels for large frames")
+    p.add_argument("--threshold", type=open_probability, default=0.5,
+                   help="integrated detection probability, in (0, 1] (network; default 0.5)")
+    p.add_argument("--min-prob", type=probability, metavar="P", help="keep localizations with prob >= P (0 <= P <= 1)")
+    p.add_argument("--max-sigma", type=positive_float, metavar="NM", help="keep localizations with lateral sigma <= NM")
+    p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")
+    p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
+    p.add_argument("--batch-frames", type=positive_int, default=16, help="frames per forward pass (default 16)")
+    p.add_argument("--tile", type=positive_int, default=256, help="tile size in pixels for large frames (default 256)")
     p.add_argument("--raw-sigma", action="store_true",
                    help="write the network's own sigmas and positions, without the sigma factors and position offset "
                    "measured on the model's validation set (isolated emitters)")
@@ -47,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="the network's convolutions in the channels-last (NHWC) layout, which a GPU's bf16 kernels may "
                    "prefer (network; same localizations); default: as the model was trained (training.channels_last)")
-    p.add_argument("--roi-offset", type=int, nargs=2, default=None, metavar=("X", "Y"),
+    p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the reference channel image's corner (multi-channel models); default: "
                    "the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0")
     p.set_defaults(func=run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import nonnegative_int, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -18,10 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "that does not credit blinking.",
     )
     add_table_args(p, out=False)
-    p.add_argument("--pixel-size", type=float, default=5.0, metavar="NM", help="pixel of the halves (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    p.add_argument("--pixel-size", type=positive_float, default=5.0, metavar="NM", help="pixel of the halves (default 5)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the random split, >= 0 (default 0)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the curve and resolution as JSON")
-    p.add_argument("--figure", type=Path, default=None, metavar="PNG", help="write the FRC curve figure")
+    p.add_argument("--figure", type=path_with_suffix(".png"), default=None, metavar="PNG",
+                   help="write the FRC curve figure (.png)")
     p.set_defaults(func=run)
 
 

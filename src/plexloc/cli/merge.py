@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from plexloc.cli._common import nonnegative_int, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -17,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "columns n_merged and frame_last are added.",
     )
     add_table_args(p, out_help="merged table")
-    p.add_argument("--radius", type=float, default=50.0, metavar="NM", help="link radius in nm (default 50)")
-    p.add_argument("--gap", type=int, default=1, metavar="FRAMES", help="missing frames bridged (default 1)")
+    p.add_argument("--radius", type=positive_float, default=50.0, metavar="NM", help="link radius in nm (default 50)")
+    p.add_argument("--gap", type=nonnegative_int, default=1, metavar="FRAMES", help="missing frames bridged (default 1)")
     p.add_argument("--weights", choices=("auto", "inverse_variance", "photons"), default="auto")
     p.set_defaults(func=run)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import path_with_suffix, positive_float
 from plexloc.cli._locs import FORMATS_HELP
 
 
@@ -19,10 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("reference", type=Path, help=f"channel-0 localizations: {FORMATS_HELP}")
     p.add_argument("channel", type=Path, help="localizations of the other channel, fitted alone")
-    p.add_argument("--out", type=Path, required=True, help="JSON with the transform and residuals")
-    p.add_argument("--max-shift", type=float, default=3000.0, metavar="NM",
+    p.add_argument("--out", type=path_with_suffix(".json"), required=True,
+                   help="JSON file (.json) with the transform and residuals")
+    p.add_argument("--max-shift", type=positive_float, default=3000.0, metavar="NM",
                    help="largest offset between the channels searched (default 3000 nm)")
-    p.add_argument("--camera-px-size", type=float, default=None, metavar="NM",
+    p.add_argument("--camera-px-size", type=positive_float, default=None, metavar="NM",
                    help="camera pixel size in nm for table formats in pixels (ThunderSTORM, Picasso, DECODE)")
     p.set_defaults(func=run)
 

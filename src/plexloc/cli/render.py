@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import colormap_name, finite_float, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -18,15 +19,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(its length is printed).",
     )
     add_table_args(p, out=False)
-    p.add_argument("--out", type=Path, required=True, help="image file, .png, .tif or .tiff")
-    p.add_argument("--pixel-size", type=float, default=10.0, metavar="NM", help="image pixel in nm (default 10)")
+    p.add_argument("--out", type=path_with_suffix(".png", ".tif", ".tiff"), required=True,
+                   help="image file, .png, .tif or .tiff")
+    p.add_argument("--pixel-size", type=positive_float, default=10.0, metavar="NM", help="image pixel in nm (default 10)")
     p.add_argument("--method", choices=("histogram", "gaussian"), default=None,
                    help="default: gaussian when the table has sigma_x_nm/sigma_y_nm (or --sigma), else histogram")
-    p.add_argument("--sigma", type=float, default=None, metavar="NM", help="one Gaussian sigma for all localizations")
+    p.add_argument("--sigma", type=positive_float, default=None, metavar="NM",
+                   help="one Gaussian sigma for all localizations (> 0)")
     p.add_argument("--color-by", choices=("z", "color"), default=None)
-    p.add_argument("--cmap", default="turbo", help="colormap of --color-by z (default turbo)")
-    p.add_argument("--z-range", type=float, nargs=2, default=None, metavar=("Z0", "Z1"))
-    p.add_argument("--extent", type=float, nargs=4, default=None, metavar=("X0", "X1", "Y0", "Y1"),
+    p.add_argument("--cmap", type=colormap_name, default="turbo",
+                   help="matplotlib colormap name for --color-by z (default turbo)")
+    p.add_argument("--z-range", type=finite_float, nargs=2, default=None, metavar=("Z0", "Z1"),
+                   help="z in nm at the colormap's start and end, Z0 < Z1 (--color-by z; default: the 1 %% and 99 %% "
+                   "quantiles of z)")
+    p.add_argument("--extent", type=finite_float, nargs=4, default=None, metavar=("X0", "X1", "Y0", "Y1"),
                    help="region in nm (default: all localizations)")
     p.add_argument("--no-scale-bar", action="store_true")
     p.set_defaults(func=run)
@@ -34,8 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
+    from plexloc.errors import InputError
     from plexloc.render.image import render, render_color, save_image
 
+    if args.z_range is not None and not args.z_range[0] < args.z_range[1]:
+        raise InputError(f"--z-range Z0 Z1 needs Z0 < Z1, got {args.z_range[0]:g} {args.z_range[1]:g}")
+    if args.extent is not None and not (args.extent[0] < args.extent[1] and args.extent[2] < args.extent[3]):
+        raise InputError("--extent X0 X1 Y0 Y1 needs X0 < X1 and Y0 < Y1, got "
+                         + " ".join(f"{v:g}" for v in args.extent))
     table = _locs.read(args)
     method = args.method or ("gaussian" if args.sigma is not None or ("sigma_x_nm" in table and "sigma_y_nm" in table)
                              else "histogram")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -17,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "drift curve (columns written by plexloc drift), the FRC curve and a summary table. Sections whose "
         "columns are missing say 'not available'.",
     )
-    add_table_args(p, out_help="HTML file")
-    p.add_argument("--pixel-size", type=float, default=None, metavar="NM", help="pixel of the rendered image")
+    add_table_args(p, out_help="HTML file (.html)", out_type=path_with_suffix(".html"))
+    p.add_argument("--pixel-size", type=positive_float, default=None, metavar="NM", help="pixel of the rendered image")
     p.add_argument("--title", default=None)
     p.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-from plexloc.cli._common import progress, resolve_device
+from plexloc.cli._common import finite_float, nonnegative_int, positive_int, progress, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,14 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "to DIR/config.yaml.",
     )
     p.add_argument("config", type=Path, help="simulation configuration (YAML)")
-    p.add_argument("--frames", type=int, required=True, help="number of frames")
+    # --frames < 1 and --density < 0 are InputErrors of run() (exit code 2 returned, not raised)
+    p.add_argument("--frames", type=int, required=True, help="number of frames, >= 1")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--density", type=float, default=None, help="active emitters per um^2 per frame (overrides the config)")
-    p.add_argument("--frame-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed, >= 0 (default 0)")
+    p.add_argument("--density", type=finite_float, default=None,
+                   help="active emitters per um^2 per frame, >= 0 (overrides the config)")
+    p.add_argument("--frame-size", type=positive_int, nargs=2, metavar=("H", "W"), default=None,
                    help="frame height and width in pixels (overrides the config)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--chunk", type=int, default=256, help="frames rendered at a time (memory bound)")
+    p.add_argument("--chunk", type=positive_int, default=256, help="frames rendered at a time (memory bound; default 256)")
     p.set_defaults(func=run)
 
 
