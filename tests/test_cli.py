@@ -91,6 +91,16 @@ def test_detect_then_evaluate_finds_bright_emitters(tmp_path):
     assert main(["evaluate", str(out / "truth.csv"), str(out / "locs.csv"), "--dim", "2", "--json", str(js)]) == 0
     m = json.loads(js.read_text())
     assert m["precision"] > 80 and m["rmse_lat"] < 60
+    # the name says the format: a ThunderSTORM file (frames from 1) that reads back as the same rows
+    from plexloc.io import read_locs, read_table
+
+    assert main(["detect", str(out / "movie.tif"), "--config", str(cfg), "--out", str(out / "locs.thunderstorm.csv"),
+                 "--device", "cpu"]) == 0
+    ts, ours = read_locs(out / "locs.thunderstorm.csv"), read_table(out / "locs.csv")
+    assert len(ts) == len(ours) and np.array_equal(ts["frame"], ours["frame"])
+    assert (out / "locs.thunderstorm.csv").read_text().splitlines()[1].split(",")[0] == str(int(ours["frame"][0]) + 1)
+    assert main(["detect", str(out / "movie.tif"), "--config", str(cfg), "--out", str(out / "p.hdf5")]) == 2
+    assert not (out / "p.hdf5").exists()
 
 
 @pytest.mark.parametrize(

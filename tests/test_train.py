@@ -10,6 +10,7 @@ import torch
 
 from conftest import TINY_TRAIN
 
+from plexloc.io import read_table
 from plexloc.cli.main import main
 from plexloc.config import TrainConfig, save_config
 from plexloc.errors import InputError
@@ -159,6 +160,23 @@ def test_cli_fit_with_the_mle_method(tmp_path, capsys):
     assert {"crlb_x_nm", "llr", "iterations"} <= set(header)
     assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--out", str(out)]) == 2
     assert "--config" in capsys.readouterr().err
+    # the photon filters apply to the MLE's rows too; the network's options are refused, not ignored
+    every = read_table(out)
+    cut = float(np.median(every["photons"]))
+    kept = tmp_path / "kept.csv"
+    assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(cfg), "--out", str(kept),
+                 "--device", "cpu", "--min-photons", str(cut)]) == 0
+    assert 0 < len(read_table(kept)) < len(every) and (read_table(kept)["photons"] >= cut).all()
+    assert "removed" in capsys.readouterr().out  # the filter's counts
+    for extra in (["--threshold", "0.3"], ["--max-sigma", "20"], ["--refine-mle"]):
+        assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(cfg),
+                     "--out", str(tmp_path / "x.csv"), *extra]) == 2
+        assert f"{extra[0]} apply to --method network only" in capsys.readouterr().err
+    for name in ("x.thunderstorm.csv", "x.hdf5"):
+        assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(cfg),
+                     "--out", str(tmp_path / name)]) == 2
+        assert "plexloc fit writes plexloc tables" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_initial_weights_follow_the_seed(tmp_path):

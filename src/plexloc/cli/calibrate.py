@@ -54,6 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _camera_source(args) -> str:
+    """Where the cameras that converted the stacks to photons came from (for the report)."""
+    if args.config is not None:
+        return f"the channels' cameras of {args.config}"
+    if args.camera is not None:
+        return str(args.camera)
+    return "none given: ideal (the stacks taken as photons: no baseline, 1 photon per count)"
+
+
 def _cameras(args, n: int) -> list:
     from plexloc.camera.models import camera_from_config
     from plexloc.config import load_config
@@ -65,19 +74,16 @@ def _cameras(args, n: int) -> list:
             raise InputError(f"the config has {cfg.n_channels} channel(s) but {n} stack(s) were given", source=args.config)
         return [camera_from_config(ch.camera) for ch in cfg.channels]
     if args.camera is not None:
-        import yaml
-        from pydantic import TypeAdapter, ValidationError
+        from plexloc.config import load_camera_config
 
-        from plexloc.config.models import CameraConfig
-
-        try:
-            data = yaml.safe_load(args.camera.read_text())
-            cam = TypeAdapter(CameraConfig).validate_python(data.get("camera", data) if isinstance(data, dict) else data)
-        except (OSError, yaml.YAMLError, ValidationError, AttributeError) as err:
-            raise InputError(f"not a camera configuration: {' '.join(str(err).split())}", source=args.camera) from None
+        cam = load_camera_config(args.camera)
         return [camera_from_config(cam) for _ in range(n)]
+    import sys
+
     from plexloc.camera.models import IdealCamera
 
+    print("plexloc calibrate: no --camera or --config: the stacks are taken as photons already (an ideal camera: no "
+          "baseline, 1 photon per count); give the camera for raw camera counts", file=sys.stderr)
     return [IdealCamera() for _ in range(n)]
 
 
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     save_calibration(cal, args.out)
     report: dict = {
         "calibration": str(args.out),
+        "camera": _camera_source(args),
         "n_beads_used": result.summary["n_beads_used"],
         "beads_rejected": result.summary["rejected"],
         "z0_definition": cal.z0_definition,
@@ -200,8 +207,9 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
         base.update(data)
         data = base
     elif args.camera is not None:
-        cam = yaml.safe_load(args.camera.read_text())
-        data["camera"] = cam.get("camera", cam)
+        from plexloc.config import load_camera_config
+
+        data["camera"] = load_camera_config(args.camera).model_dump(mode="json")
     else:
         data["camera"] = {"kind": "ideal"}
     command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
@@ -209,6 +217,7 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
         tmp.write_text(f"# astigmatic PSF calibrated by: {command}\n" + yaml.safe_dump(data, sort_keys=False))
     report: dict = {
         "calibration": str(args.out),
+        "camera": _camera_source(args),
         "model": "astigmatic",
         "psf": data["psf"],
         "curve_fit_rms_nm": list(result.residual_nm),

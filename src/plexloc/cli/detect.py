@@ -32,12 +32,16 @@ def run(args: argparse.Namespace) -> int:
 
     from plexloc.camera import camera_from_config
     from plexloc.config import load_config
-    from plexloc.io.tables import write_table
+    from plexloc.errors import InputError
+    from plexloc.io.formats import format_of, write_locs
     from plexloc.io.tiff import open_movie
     from plexloc.mle.detection import localize_centroid
     from plexloc.psf import psf_from_config
     from plexloc.table import LocTable
 
+    if format_of(args.out) == "picasso":  # before any work
+        raise InputError("centroid rows carry no precision, which a Picasso file needs: write .csv, .h5, "
+                         ".thunderstorm.csv or .smlm", source=args.out)
     config = load_config(args.config)
     device = resolve_device(args.device)
     channel = config.channels[0]
@@ -55,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
                 localize_centroid(photons, px_size_nm=px, threshold_photons=threshold, sigma_px=sigma_px, frame_offset=start)
             )
     table = LocTable.concat(tables) if tables else LocTable.empty(["bg"])
-    write_table(table, args.out)
-    print(f"wrote {args.out} ({len(table)} localizations)")
+    write_locs(table, args.out)  # the format the name says (plexloc .csv/.h5, .thunderstorm.csv, .smlm)
+    print(f"wrote {args.out} ({format_of(args.out)}, {len(table)} localizations)")
     return 0

@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.cli._common import progress, resolve_device, write_json
     from plexloc.post.drift import apply_drift, comet_available, estimate_drift
-    from plexloc.render.figures import drift_figure, save_png
+    from plexloc.io._atomic import atomic_path
+    from plexloc.render.figures import drift_figure
 
     table = _locs.read(args)
     engine = args.engine
@@ -57,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
                                 progress=lambda done, total: bar.update(1))
         bar.close()
     corrected = apply_drift(table, result)
-    _locs.write(corrected, args.out, args)
     figure = args.figure or Path(str(args.out) + ".drift.png")
-    save_png(drift_figure(result.frames, result.drift_nm, segment_frames=result.segment_frames,
-                          segment_drift_nm=result.segment_drift_nm, title=f"drift ({result.engine})"), figure)
+    # both or neither: the figure's temporary file is renamed only once the table is written, and a figure path
+    # that cannot be written fails before the table is
+    with atomic_path(figure) as tmp:
+        tmp.write_bytes(drift_figure(result.frames, result.drift_nm, segment_frames=result.segment_frames,
+                                     segment_drift_nm=result.segment_drift_nm, title=f"drift ({result.engine})"))
+        _locs.write(corrected, args.out, args)
     if args.json is not None:
         write_json({**result.to_dict(), "frames": result.frames.tolist(), "drift_nm": result.drift_nm.tolist(),
                     "locs": str(args.locs), "out": str(args.out)}, args.json)

@@ -55,54 +55,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_camera(path: Path):
-    """A camera YAML: the camera mapping itself, or a mapping with a top-level ``camera`` key."""
-    import yaml
-    from pydantic import BaseModel, ConfigDict
-
-    from plexloc.config.io import validate_config
-    from plexloc.config.models import CameraConfig
-    from plexloc.errors import InputError
-
-    class CameraFile(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        camera: CameraConfig
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError("camera file not found", source=path) from None
-    except (OSError, yaml.YAMLError) as err:
-        raise InputError(f"cannot read camera YAML: {' '.join(str(err).split())}", source=path) from None
-    if not isinstance(data, dict):
-        raise InputError("expected a mapping with the camera's fields", source=path)
-    data = data if "camera" in data else {"camera": data}
-    extra = set(data) - {"camera"}
-    if extra:
-        data = {"camera": data["camera"]}  # a full microscope config: only its camera is used
-    return validate_config(data, CameraFile, source=path).camera
-
-
 def run(args: argparse.Namespace) -> int:
+    from plexloc.config import load_camera_config
     from plexloc.errors import InputError
 
+    from plexloc.io.formats import format_of
+
+    if format_of(args.out) not in ("csv", "h5"):  # plexloc's own table, not another program's format
+        raise InputError(f"plexloc fit writes plexloc tables (.csv, .h5); for {format_of(args.out)} write one of "
+                         "those and convert it with plexloc convert", source=args.out)
+    if args.min_photons is not None and args.max_photons is not None and args.min_photons > args.max_photons:
+        raise InputError(f"--min-photons {args.min_photons:g} is above --max-photons {args.max_photons:g}: nothing "
+                         "could pass")
     device = resolve_device(args.device)
-    camera = load_camera(args.camera) if args.camera else None
+    camera = load_camera_config(args.camera) if args.camera else None
     if args.method == "mle":
         from plexloc.config import load_config
         from plexloc.mle import fit_movie_to_file as fit_mle
 
+        network_only = [opt for opt, on in (
+            ("--model", args.model is not None), ("--threshold", args.threshold != 0.5), ("--tile", args.tile != 256),
+            ("--batch-frames", args.batch_frames != 16), ("--roi-offset", args.roi_offset is not None),
+            ("--refine-mle", args.refine_mle), ("--compile", args.compile), ("--raw-sigma", args.raw_sigma),
+            ("--channels-last", args.channels_last is not None),
+            ("--min-prob", args.min_prob is not None),  # MLE rows have no detection probability
+            ("--max-sigma", args.max_sigma is not None),  # nor a predicted sigma (their crlb_x/y_nm: plexloc filter)
+        ) if on]
+        if network_only:
+            raise InputError(f"{', '.join(network_only)} apply to --method network only")
         if args.config is None:
             raise InputError("--method mle needs --config (PSF, camera and pixel size)")
         config = load_config(args.config)
         movie = args.movie[0] if len(args.movie) == 1 else [str(m) for m in args.movie]
-        n_rows = fit_mle(movie, config, args.out, device=device, camera=camera, progress=True)
         stats = {}
+        n_rows = fit_mle(movie, config, args.out, device=device, camera=camera, progress=True, stats=stats,
+                         filters=dict(min_photons=args.min_photons, max_photons=args.max_photons))
     else:
         from plexloc.infer import fit_movie_to_file
 
         if args.model is None:
             raise InputError("--model RUN_DIR is required (or use --method mle --config CONFIG)")
+        if args.config is not None:
+            raise InputError("--config applies to --method mle only (a network fit takes its configuration from "
+                             "--model, the camera from --camera)")
         stats: dict = {}
         n_rows = fit_movie_to_file(
             [str(m) for m in args.movie] if len(args.movie) > 1 else args.movie[0],

@@ -195,14 +195,7 @@ class _FitRun:
         self.source = ""
 
     def add_filter_report(self, report) -> None:
-        if self.filtered is None:
-            self.filtered = report
-            return
-        self.filtered.n_in += report.n_in
-        self.filtered.n_out += report.n_out
-        for k in report.failed:
-            self.filtered.failed[k] += report.failed[k]
-            self.filtered.removed[k] += report.removed[k]
+        self.filtered = report if self.filtered is None else self.filtered.add(report)
 
     def report(self, stats: dict | None, checked: LocTable | None) -> None:
         """Fill ``stats`` (see :func:`fit_movie`); the duplicate and domain checks look at ``checked``."""

@@ -453,14 +453,25 @@ def fit_movie_to_file(
     out: str | os.PathLike,
     *,
     float_format: str | None = None,
+    filters: dict | None = None,
+    stats: dict | None = None,
     **kwargs,
 ) -> int:
     """:func:`fit_movie` written to the table file ``out`` batch by batch (the table is never held whole); the file
-    appears once the movie is done (:class:`~plexloc.io.tables.TableWriter`). Returns the rows written."""
+    appears once the movie is done (:class:`~plexloc.io.tables.TableWriter`). ``filters``: keyword arguments of
+    :func:`plexloc.post.filter.filter_localizations` applied to each batch (e.g. ``min_photons``); their counts go
+    to ``stats["filtered"]``. Returns the rows written."""
     from plexloc.io.tables import DEFAULT_FLOAT_FORMAT, TableWriter
 
+    given = {k: v for k, v in (filters or {}).items() if v is not None}
+    if given:
+        from plexloc.post.filter import filter_localizations
     with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT, background=True) as writer:
         for part in _fit_parts(movie, config, **kwargs):
+            if given:
+                part, report = filter_localizations(part, **given)
+                if stats is not None:
+                    stats["filtered"] = stats["filtered"].add(report) if "filtered" in stats else report
             writer.append(part)
     return writer.rows
 

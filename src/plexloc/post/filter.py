@@ -48,6 +48,15 @@ class FilterReport:
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def add(self, other: FilterReport) -> FilterReport:
+        """Count ``other``'s rows into this report (the same criteria on another part of a table); returns self."""
+        self.n_in += other.n_in
+        self.n_out += other.n_out
+        for k in other.failed:
+            self.failed[k] = self.failed.get(k, 0) + other.failed[k]
+            self.removed[k] = self.removed.get(k, 0) + other.removed[k]
+        return self
+
     def format_table(self) -> str:
         lines = [f"{'criterion':<16} {'value':>16} {'fails':>10} {'removed':>10}"]
         for name, value in self.criteria.items():
