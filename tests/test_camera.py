@@ -255,8 +255,14 @@ def test_camera_from_config_names_bad_map_files(tmp_path):
     bad = np.ones((4, 4))
     bad[1, 1] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    with pytest.raises(InputError, match=r"nan\.npy.*NaN"):
+    with pytest.raises(InputError, match=r"nan\.npy: sCMOS map for 'e_per_adu' has nan at row 1, column 1"):
         camera_from_config(SCMOSConfig(e_per_adu=tmp_path / "nan.npy"))
+    zero = np.full((4, 5), 0.5)
+    zero[2, 3] = 0.0
+    np.save(tmp_path / "zero.npy", zero)
+    with pytest.raises(InputError, match=r"zero\.npy: .*'e_per_adu' must be > 0 everywhere; it has 0.0 at row 2, column 3"):
+        camera_from_config(SCMOSConfig(e_per_adu=tmp_path / "zero.npy"))
+    assert camera_from_config(SCMOSConfig(baseline=tmp_path / "zero.npy")).map_shape == (4, 5)  # a 0 offset is fine
 
 
 # ---------------------------------------------------------------------------------- gamma sampler

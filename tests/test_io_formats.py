@@ -195,6 +195,12 @@ def test_picasso_2d_has_no_z_and_unknowns_are_nan(tmp_path):
     assert info["Frames"] == int(t["frame"].max()) + 1
     back = import_picasso(tmp_path / "p.hdf5")
     assert "bg" not in back and "psf_sigma_x_nm" not in back  # placeholders give no column
+    # a pixel size that contradicts the sidecar is used, and said
+    from plexloc.io.picasso import PixelSizeWarning
+
+    with pytest.warns(PixelSizeWarning, match=f"replaces the {PX:g} nm of its sidecar"):
+        other = import_picasso(tmp_path / "p.hdf5", px_size_nm=2 * PX)
+    np.testing.assert_allclose(other["x_nm"], 2 * back["x_nm"], rtol=1e-6)
 
 
 def test_picasso_round_trip(tmp_path):

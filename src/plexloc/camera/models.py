@@ -234,7 +234,14 @@ def _load_map(value: float | Path | str, *, field: str) -> float | Tensor:
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
         raise InputError(f"sCMOS map for '{field}' must be a 2-D numeric array, got shape {arr.shape}", source=path)
     if not np.all(np.isfinite(arr)):
-        raise InputError(f"sCMOS map for '{field}' contains NaN or inf", source=path)
+        r, c = (int(v) for v in np.argwhere(~np.isfinite(arr))[0])
+        raise InputError(f"sCMOS map for '{field}' has {float(arr[r, c])!r} at row {r}, column {c}", source=path)
+    bad = arr <= 0 if field == "e_per_adu" else arr < 0
+    if bad.any():
+        r, c = (int(v) for v in np.argwhere(bad)[0])
+        need = "> 0" if field == "e_per_adu" else ">= 0"
+        raise InputError(f"sCMOS map for '{field}' must be {need} everywhere; it has {float(arr[r, c])!r} at row {r}, "
+                         f"column {c} ({int(bad.sum())} such pixel(s))", source=path)
     return torch.as_tensor(arr, dtype=torch.float32)
 
 

@@ -59,6 +59,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,10 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return merged
 
 
+class PixelSizeWarning(UserWarning):
+    """A pixel size given for a Picasso file differs from the one its sidecar records."""
+
+
 def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) -> LocTable:
     """Read a Picasso HDF5 localization file into a :class:`LocTable` (inverse of :func:`export_picasso`).
 
@@ -275,6 +280,12 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         px = _positive(info["Pixelsize"], "Pixelsize in the sidecar", source=path)
     else:
         px = _positive(px_size_nm, "px_size_nm", source=path)
+        info = _read_sidecar(path) or {}
+        side = info.get("Pixelsize")
+        if isinstance(side, (int, float)) and side > 0 and abs(side - px) > 1e-3 * side:
+            warnings.warn(f"{path}: the given pixel size {px:g} nm replaces the {side:g} nm of its sidecar "
+                          f"({picasso_sidecar_path(path).name}); positions scale by {px / side:.4g}",
+                          PixelSizeWarning, stacklevel=2)
 
     def col(name: str) -> np.ndarray:
         return np.asarray(locs[name], dtype=np.int64 if locs.dtype[name].kind in "iu" else np.float64)
