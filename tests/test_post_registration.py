@@ -60,6 +60,12 @@ def test_unrelated_tables_fail_clearly():
     b = a.with_columns(frame=a["frame"] + 10_000)
     with pytest.raises(InputError, match="share a frame"):
         register_channels(a, b)
+    # the same frames, other molecules: a few chance pairs that an affine fit follows, flagged
+    ref, _ = two_channels(np.eye(3), n=4000, seed=2)
+    _, other = two_channels(rotation_shift(0.5, 200.0, 0.0), n=4000, seed=3)
+    r = register_channels(ref, other)  # 21 chance pairs of ~3,600 localizations
+    assert r.warning is not None and "may not come from the same movie" in r.warning and r.n_pairs < 100
+    assert register_channels(*two_channels(rotation_shift(0.5, 200.0, 0.0), n=4000, seed=3)).warning is None
 
 
 def test_cli_register(tmp_path):

@@ -45,4 +45,8 @@ def run(args: argparse.Namespace) -> int:
     r = result.residual_nm
     print(f"{result.n_used} of {result.n_pairs} matched pairs used; residual rms {r['rms']:.1f} nm, "
           f"median {r['median']:.1f} nm, 90% {r['q90']:.1f} nm; wrote {args.out}")
+    if result.warning:
+        import sys
+
+        print(f"plexloc register: warning: {result.warning}", file=sys.stderr)
     return 0

@@ -36,6 +36,7 @@ class Registration:
     n_pairs: int  # matched in the last round
     n_used: int  # kept by the outlier rejection
     residual_nm: dict[str, float]
+    warning: str | None = None  # why the transform may not be trusted (few pairs for the localizations given)
 
     def to_dict(self) -> dict:
         return {
@@ -47,6 +48,7 @@ class Registration:
             "n_pairs": self.n_pairs,
             "n_used": self.n_used,
             "residual_nm": self.residual_nm,
+            "warning": self.warning,
         }
 
 
@@ -61,8 +63,14 @@ def register_channels(
     max_shift_nm: float = 3000.0,
     radii_nm: tuple[float, ...] = (300.0, 150.0, 100.0),
     bin_nm: float = 25.0,
+    min_pairs: int = 20,
+    min_matched_fraction: float = 0.1,
 ) -> Registration:
-    """Affine transform reference -> channel from two single-channel tables of the same movie (nm)."""
+    """Affine transform reference -> channel from two single-channel tables of the same movie (nm).
+
+    ``warning`` is set where fewer than ``min_pairs`` pairs, or fewer than ``min_matched_fraction`` of the smaller
+    table's localizations, were matched: two tables of the same movie match most of their molecules, unrelated ones
+    a few by chance (which an affine fit follows just as well)."""
     if len(reference) < 3 or len(channel) < 3:
         raise InputError(f"registration needs localizations in both tables, got {len(reference)} and {len(channel)}")
     xy_r = np.column_stack([reference["x_nm"], reference["y_nm"]]).astype(float)
@@ -87,5 +95,12 @@ def register_channels(
     r = res[used]
     stats = {"rms": float(np.sqrt(np.mean(r**2))), "median": float(np.median(r)),
              "q90": float(np.quantile(r, 0.9)), "max": float(r.max())}
+    smaller = min(len(reference), len(channel))
+    fraction = n_pairs / smaller
+    warning = None
+    if n_pairs < min_pairs or fraction < min_matched_fraction:
+        warning = (f"only {n_pairs} pairs matched ({100 * fraction:.1f} % of the smaller table's {smaller} "
+                   "localizations): the tables may not come from the same movie, or too few molecules were seen in "
+                   "both channels; do not trust this transform")
     return Registration(transform=T, initial_shift_nm=shift, n_reference=len(reference), n_channel=len(channel),
-                        n_pairs=n_pairs, n_used=int(used.sum()), residual_nm=stats)
+                        n_pairs=n_pairs, n_used=int(used.sum()), residual_nm=stats, warning=warning)
