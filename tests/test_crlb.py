@@ -226,9 +226,11 @@ def test_crlb_of_an_emccd_with_read_noise_is_worse_than_ideal():
 
 
 def test_crlb_leaves_the_callers_psf_untouched(make_psf):
-    psf = make_psf("spline").double()
+    """The bound is computed in float64 on a copy: a float32 PSF stays float32, its coefficients unchanged."""
+    psf = make_psf("spline").float()
+    before = psf.coeff.clone()
     crlb(psf, IdealCamera(), z_nm=0.0, photons=1000.0, bg=10.0)
-    assert psf.coeff.dtype == F64
+    assert psf.coeff.dtype == torch.float32 and torch.equal(psf.coeff, before)
 
 
 @pytest.mark.gpu

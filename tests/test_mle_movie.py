@@ -194,10 +194,18 @@ def test_streaming_gives_the_same_table_for_any_chunk_size(tmp_path):
 
 
 def test_free_sigma_option_reports_the_width(tmp_path):
+    """A movie whose PSF is 20 nm wider than the configuration's: the free-width fit reports the movie's width,
+    the fixed-width one has no such column."""
     cfg, sim, truth, paths = _simulate("2d_gaussian.yaml", 100, tmp_path, seed=14)
-    locs = fit_movie(paths[0], cfg, free_sigma=True)
+    wide = cfg.model_copy(deep=True)
+    wide.channels[0].psf.sigma_nm = 150.0
+    movie = Simulator(wide).simulate_movie(100, generator=torch.Generator().manual_seed(14))
+    write_movie(paths[0], movie.frames[0].numpy())
+    locs = fit_movie(paths[0], cfg, free_sigma=True)  # the configuration still says 130 nm
     bright = locs["photons"] > 2000
-    assert abs(np.median(locs["psf_sigma_x_nm"][bright]) - 130.0) < 5.0
+    assert abs(np.median(locs["psf_sigma_x_nm"][bright]) - 150.0) < 4.0
+    assert abs(np.median(locs["psf_sigma_y_nm"][bright]) - 150.0) < 4.0
+    assert "psf_sigma_x_nm" not in fit_movie(paths[0], cfg).columns
 
 
 def test_bad_inputs_are_clear_errors(tmp_path):

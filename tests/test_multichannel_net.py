@@ -121,12 +121,20 @@ def test_two_channel_model_trains_and_fits_two_movies(tmp_path):
     rng = np.random.default_rng(1)
     for c in range(2):
         write_movie(tmp_path / f"ch{c}.tif", (rng.poisson(30.0, size=(5, 24, 20)) * 10 + 100).astype(np.uint16))
+    # three steps detect nothing: the same model with a detection bias of 0, so that the table has rows
+    from plexloc.nets.io import load_model, save_model
+
+    net, net_cfg, meta = load_model(tmp_path / "run")
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(0.0)
+    save_model(tmp_path / "eager.pt", net, net_cfg, meta=meta)
     stats: dict = {}
-    t = fit_movie([tmp_path / "ch0.tif", tmp_path / "ch1.tif"], tmp_path / "run", threshold=0.01, roi_offset_px=(10, 4),
-                  stats=stats)
-    assert len(t) == 0 or "duplicates" in stats  # the wrong-transform check runs on multi-channel output
+    t = fit_movie([tmp_path / "ch0.tif", tmp_path / "ch1.tif"], tmp_path / "eager.pt", threshold=0.5,
+                  roi_offset_px=(10, 4), stats=stats)
+    assert len(t) > 20 and "duplicates" in stats  # the wrong-transform check runs on multi-channel output
+    assert stats["roi_offset_px"] == (10, 4)
     for col in ("bg_ch0", "bg_ch1", "sigma_z_nm"):
-        assert col in t.columns
+        assert col in t.columns and np.isfinite(t[col]).all()
     from plexloc.errors import InputError
 
     with pytest.raises(InputError, match="2 channel"):
