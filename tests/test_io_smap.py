@@ -277,3 +277,36 @@ def test_dataclass_is_frozen_and_validated():
         SplineCalibration(coeff=np.zeros((1, 2, 3, 64)), dz_nm=0.0, x0=0.0, y0=0.0, z0=0.0)
     with pytest.raises(InputError, match="NaN/inf"):
         SplineCalibration(coeff=np.full((1, 2, 3, 64), np.nan), dz_nm=1.0, x0=0.0, y0=0.0, z0=0.0)
+
+
+def test_loaded_spline_psf_evaluates_smaps_polynomial_with_rows_as_y(tmp_path):
+    """The PSF built from a loaded file (not a formula of this test file) gives, in pixel (row, col) of its patch,
+    SMAP's polynomial of voxel (row, col, k) at (row fraction = fy, column fraction = fx); and a spline that rises
+    along the columns moves with the emitter's x, not its y."""
+    import torch
+
+    from plexloc.psf import SplinePSF
+
+    px = 100.0
+    c = _smap_coeff(6)
+    _save_v5(tmp_path / "r_3dcal.mat", {"cspline": _cspline(c, dz=10.0, x0=3.0, z0=2.0)})
+    psf = SplinePSF(**{k: getattr(load_smap_3dcal(tmp_path / "r_3dcal.mat"), k) for k in ("coeff", "x0", "y0", "z0")},
+                    dz_nm=10.0, px_size_nm=(px, px), normalize=False)
+    x, y, z = torch.tensor([27.0]), torch.tensor([61.0]), torch.tensor([-3.5])
+    patch, row0, col0 = psf.patches(x, y, z, torch.ones(1))
+    cx, cy, sz = psf.x0 + 0.5 - 27.0 / px, psf.y0 + 0.5 - 61.0 / px, psf.z0 - 3.5 / 10.0
+    fx, fy, k = cx - np.floor(cx), cy - np.floor(cy), int(np.floor(sz))
+    for r, col in ((0, 0), (1, 4), (4, 2), (3, 5)):
+        assert float(patch[0, r, col]) == pytest.approx(_eval_smap(c, r, col, k, fy, fx, sz - k), rel=1e-5, abs=1e-5)
+    lin = np.zeros((N_ROWS, N_COLS, N_Z, 64), np.float32)
+    lin[..., 4] = 1.0  # dc^1: rises along the columns
+    _save_v5(tmp_path / "lin_3dcal.mat", {"cspline": _cspline(lin)})
+    cal = load_smap_3dcal(tmp_path / "lin_3dcal.mat")
+    flat = SplinePSF(coeff=cal.coeff, x0=cal.x0, y0=cal.y0, z0=cal.z0, dz_nm=cal.dz_nm, px_size_nm=(px, px),
+                     normalize=False)
+
+    def at(xx, yy):
+        return flat.patches(torch.tensor([xx]), torch.tensor([yy]), torch.tensor([0.0]), torch.ones(1))[0]
+
+    assert torch.allclose(at(20.0, 20.0), at(20.0, 50.0))  # y moves nothing
+    assert not torch.allclose(at(20.0, 20.0), at(50.0, 20.0), atol=0.1)  # x does
