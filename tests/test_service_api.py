@@ -164,16 +164,18 @@ def test_illegal_state_transitions_are_409(http, service):
     assert http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=tok).json()["state"] == "cancelled"
     r = http.post(f"/api/v1/jobs/{job['id']}/cancel", headers=tok)
     assert r.status_code == 409 and r.json()["state"] == "cancelled"
-    # a worker cannot finish a job straight from assigned as succeeded, nor report a non-final state
+    # a worker cannot report a non-final state as the end
     job2 = _tick_job(http, service.user_token)
     spec = _pull(http, service.worker_token).json()
     assert spec["job_id"] == job2["id"]
     w = auth(service.worker_token)
-    assert http.post(f"/worker/v1/jobs/{job2['id']}/finish", json={"state": "succeeded"}, headers=w).status_code == 409
     assert http.post(f"/worker/v1/jobs/{job2['id']}/finish", json={"state": "running"}, headers=w).status_code == 422
     # a job that is not over cannot be deleted
     assert http.delete(f"/api/v1/jobs/{job2['id']}", headers=tok).status_code == 409
     assert http.delete(f"/api/v1/jobs/{job['id']}", headers=tok).status_code == 204
+    # a finished job cannot be finished again
+    assert http.post(f"/worker/v1/jobs/{job2['id']}/finish", json={"state": "failed"}, headers=w).status_code < 300
+    assert http.post(f"/worker/v1/jobs/{job2['id']}/finish", json={"state": "succeeded"}, headers=w).status_code in (403, 409)
 
 
 def test_files_in_use_cannot_be_deleted(http, service):
@@ -236,3 +238,66 @@ def test_parts_are_for_s3_only_and_for_ones_own_pending_files(http, service):
     r = http.post(f"/api/v1/files/{fid}/parts", headers=auth(service.user_token))
     assert r.status_code == 409 and "upload-url" in r.text
     assert http.post(f"/api/v1/files/{fid}/parts", headers=auth(service.other_token)).status_code == 404
+
+
+def _output(http, token, job_id, name="out.yaml", data=b"cfg: 1\n"):
+    import hashlib
+
+    r = http.post(f"/worker/v1/jobs/{job_id}/outputs", json={"name": name, "size": len(data),
+                                                              "sha256": hashlib.sha256(data).hexdigest()},
+                  headers=auth(token))
+    assert r.status_code in (200, 201), r.text
+    up = r.json()
+    http.put(up["upload_url"], content=data)
+    assert http.post(f"/worker/v1/jobs/{job_id}/outputs/{up['file']['id']}/complete", headers=auth(token)).status_code < 300
+    return up["file"]["id"]
+
+
+def test_deleting_a_job_whose_output_feeds_an_unfinished_job_is_refused(http, service):
+    """Deleting job A would drop the input of the queued job B that reads A's output (its input row cascades
+    away and B would run without it): 409, as deleting that file directly is."""
+    a = _tick_job(http, service.user_token)
+    assert _pull(http, service.worker_token).json()["job_id"] == a["id"]
+    http.post(f"/worker/v1/jobs/{a['id']}/ping", json={"stage": "running"}, headers=auth(service.worker_token))
+    _output(http, service.worker_token, a["id"])
+    assert http.post(f"/worker/v1/jobs/{a['id']}/finish", json={"state": "succeeded"},
+                     headers=auth(service.worker_token)).status_code < 300
+    movie = _upload(http, service.user_token, name="m.tif", data=b"xx")
+    b = http.post("/api/v1/jobs", json={"application": "plexloc-fit", "entry_point": "mle",
+                                        "inputs": {"movie": [movie["id"]], "config": [f"job:{a['id']}/out.yaml"]}},
+                  headers=auth(service.user_token))
+    assert b.status_code == 201, b.text
+    r = http.delete(f"/api/v1/jobs/{a['id']}", headers=auth(service.user_token))
+    assert r.status_code == 409 and "is an input of unfinished job" in r.json()["detail"]
+    assert http.get(f"/api/v1/jobs/{a['id']}", headers=auth(service.user_token)).status_code == 200
+
+
+def test_a_worker_may_finish_a_job_it_never_reported_running(http, service):
+    a = _tick_job(http, service.user_token)
+    assert _pull(http, service.worker_token).json()["job_id"] == a["id"]
+    _output(http, service.worker_token, a["id"], name="ticks.txt", data=b"3")
+    r = http.post(f"/worker/v1/jobs/{a['id']}/finish", json={"state": "succeeded"}, headers=auth(service.worker_token))
+    assert r.status_code < 300, r.text
+    assert http.get(f"/api/v1/jobs/{a['id']}", headers=auth(service.user_token)).json()["state"] == "succeeded"
+
+
+@pytest.mark.parametrize("body, where", [
+    ({"config": {"dt": float("inf")}}, "dt"),
+    ({"config": {"n": True}}, "n"),
+    ({"config": {"n": "7"}}, "n"),
+    ({"timeout_s": float("nan")}, "timeout_s"),
+    ({"timeout_s": float("inf")}, "timeout_s"),
+    ({"priority": 10**23}, "priority"),
+    ({"hardware": {"gpus": 10**23}}, "hardware"),
+])
+def test_impossible_numbers_are_4xx_naming_the_field(http, service, body, where):
+    import json
+
+    payload = json.dumps({"application": "ticker", "entry_point": "tick", **body})  # Infinity/NaN as JSON allows them
+    r = http.post("/api/v1/jobs", content=payload, headers={**auth(service.user_token), "Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert where in r.text
+    assert http.get("/api/v1/jobs/x/log", params={"after": 10**20}, headers=auth(service.user_token)).status_code == 422
+    r = http.post("/worker/v1/jobs/pull", json={"hardware": {"cpus": 2, "memory_mb": 8000, "gpus": 10**20}},
+                  headers=auth(service.worker_token))
+    assert r.status_code == 422

@@ -108,6 +108,18 @@ def test_submit_status_download_commands(tmp_path, capsys):
         assert main(["status", "nope", *common]) == 2
         assert main(["submit", "plexloc-simulate", *common, "--input", f"config={tmp_path / 'missing.yaml'}"]) == 2
         assert main(["status", job_id, "--server", live.url, "--token", "bad"]) == 2
+        capsys.readouterr()
+        # an id is one path segment: '../files' names no other resource
+        assert main(["status", "../files", *common]) == 2
+        assert "server (404)" in capsys.readouterr().err
+        assert main(["submit", "ticker", *common, "--entry", "tick", "--set", "dt=.inf"]) == 2
+        assert "parameter dt is inf; parameters must be finite" in capsys.readouterr().err
+    # no server there, no scheme: one line each, no traceback
+    assert main(["status", "abc", "--server", "http://127.0.0.1:9", "--token", "t"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reach the server: ConnectError" in err and "Traceback" not in err
+    assert main(["status", "abc", "--server", "localhost:8000", "--token", "t"]) == 2
+    assert "must be a URL starting with http://" in capsys.readouterr().err
 
 
 def test_the_cli_parser_imports_no_heavy_dependency():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli.submit import add_client_options, client_from
+from plexloc.cli.submit import add_client_options, client_from, service_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plexloc.errors import InputError
-    from plexloc.service.client import ServiceError
-
-    with client_from(args) as c:
-        try:
-            for path in c.download(args.job, args.out):
-                print(path)
-        except ServiceError as err:
-            raise InputError(str(err.detail), source=f"server ({err.status})") from None
+    with client_from(args) as c, service_errors(args.server):
+        for path in c.download(args.job, args.out):
+            print(path)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from plexloc.cli.submit import add_client_options, client_from
+from plexloc.cli.submit import add_client_options, client_from, service_errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,23 +22,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plexloc.errors import InputError
-    from plexloc.service.client import ServiceError
-
-    with client_from(args) as c:
-        try:
-            job = c.job(args.job)
-            print(job["state"])
-            if args.verbose:
-                print(f"stage {job['stage'] or '-'}  progress {100 * job['progress']:.0f}%  attempts {job['attempts']}")
-                if job["error"]:
-                    print(f"error: {job['error']}")
-            if args.log:
-                after = 0
-                while (page := c.log(args.job, after=after))["lines"]:
-                    for line in page["lines"]:
-                        print(line["line"])
-                    after = page["next_after"]
-        except ServiceError as err:
-            raise InputError(str(err.detail), source=f"server ({err.status})") from None
+    with client_from(args) as c, service_errors(args.server):
+        job = c.job(args.job)
+        print(job["state"])
+        if args.verbose:
+            print(f"stage {job['stage'] or '-'}  progress {100 * job['progress']:.0f}%  attempts {job['attempts']}")
+            if job["error"]:
+                print(f"error: {job['error']}")
+        if args.log:
+            after = 0
+            while (page := c.log(args.job, after=after))["lines"]:
+                for line in page["lines"]:
+                    print(line["line"])
+                after = page["next_after"]
     return 0

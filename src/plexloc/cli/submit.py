@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 from pathlib import Path
 
@@ -18,7 +20,29 @@ def client_from(args: argparse.Namespace):
 
     if not args.server or not args.token:
         raise InputError("--server and --token are required (or PLEXLOC_SERVER / PLEXLOC_TOKEN)")
+    if not str(args.server).startswith(("http://", "https://")):
+        raise InputError(f"--server must be a URL starting with http:// or https://, got {args.server!r}")
     return Client(args.server, args.token)
+
+
+@contextlib.contextmanager
+def service_errors(server: str):
+    """The server's answers, an unreachable server, a failed transfer and a value JSON cannot carry: one line
+    (:class:`InputError`, exit code 2) instead of a traceback."""
+    import httpx
+
+    from plexloc.errors import InputError
+    from plexloc.service.client import ServiceError
+    from plexloc.service.transfer import TransferError
+
+    try:
+        yield
+    except ServiceError as err:
+        raise InputError(str(err.detail), source=f"server ({err.status})") from None
+    except httpx.HTTPError as err:
+        raise InputError(f"cannot reach the server: {type(err).__name__}: {err}", source=server) from None
+    except TransferError as err:
+        raise InputError(f"transfer failed: {err}", source=server) from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from plexloc.errors import InputError
-    from plexloc.service.client import ServiceError
 
     config: dict = {}
     if args.config is not None:
@@ -64,32 +87,32 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise InputError(f"--set {item!r}: expected NAME=VALUE")
         config[name] = yaml.safe_load(value)
-    with client_from(args) as c:
+    for name, value in config.items():  # JSON has no NaN or infinity: say so here, not in a traceback
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"parameter {name} is {value}; parameters must be finite numbers")
+    with client_from(args) as c, service_errors(args.server):
         inputs: dict[str, list[str]] = {}
-        try:
-            for item in args.input:
-                slot, sep, value = item.partition("=")
-                if not sep:
-                    raise InputError(f"--input {item!r}: expected SLOT=FILE")
-                if value.startswith("file:"):
-                    inputs.setdefault(slot, []).append(value[5:])
-                    continue
-                if value.startswith("job:"):  # another job's output (pipeline)
-                    inputs.setdefault(slot, []).append(value)
-                    continue
-                path = Path(value)
-                if not path.is_file():
-                    raise InputError("no such file", source=path)
-                inputs.setdefault(slot, []).append(c.upload(path)["id"])
-            job = c.submit(
-                args.application, version=args.app_version, entry_point=args.entry, config=config, inputs=inputs,
-                hardware=None if args.gpus is None else {"gpus": args.gpus}, timeout_s=args.timeout, priority=args.priority,
-            )
-            print(job["id"], flush=True)
-            if args.wait:
-                job = c.wait(job["id"], timeout=float("inf"), poll_s=1.0)
-                print(job["state"] + (f": {job['error']}" if job["error"] else ""))
-                return 0 if job["state"] == "succeeded" else 1
-        except ServiceError as err:
-            raise InputError(str(err.detail), source=f"server ({err.status})") from None
+        for item in args.input:
+            slot, sep, value = item.partition("=")
+            if not sep:
+                raise InputError(f"--input {item!r}: expected SLOT=FILE")
+            if value.startswith("file:"):
+                inputs.setdefault(slot, []).append(value[5:])
+                continue
+            if value.startswith("job:"):  # another job's output (pipeline)
+                inputs.setdefault(slot, []).append(value)
+                continue
+            path = Path(value)
+            if not path.is_file():
+                raise InputError("no such file", source=path)
+            inputs.setdefault(slot, []).append(c.upload(path)["id"])
+        job = c.submit(
+            args.application, version=args.app_version, entry_point=args.entry, config=config, inputs=inputs,
+            hardware=None if args.gpus is None else {"gpus": args.gpus}, timeout_s=args.timeout, priority=args.priority,
+        )
+        print(job["id"], flush=True)
+        if args.wait:
+            job = c.wait(job["id"], timeout=float("inf"), poll_s=1.0)
+            print(job["state"] + (f": {job['error']}" if job["error"] else ""))
+            return 0 if job["state"] == "succeeded" else 1
     return 0

@@ -96,6 +96,10 @@ def resolve_program(argv: list[str]) -> list[str]:
     return [find_program(argv[0]) or argv[0], *argv[1:]] if argv else argv
 
 
+class _LeaseLost(Exception):
+    """The server gave the job to another worker while this one was downloading its inputs."""
+
+
 class _Reporter(threading.Thread):
     """Pings the server every ``interval`` s with progress, stage and new log lines."""
 
@@ -228,7 +232,7 @@ class Agent:
         try:
             inputs = self._download(spec, work, rep)
             if rep.lost.is_set():
-                return "lost"
+                raise _LeaseLost  # the clean-up below, as for a lease lost while running
             if rep.cancel.is_set():
                 state, error = "cancelled", "cancelled by the user"
             else:
@@ -238,6 +242,8 @@ class Agent:
                 missing = self._upload_outputs(spec, ep, work / "out", rep)
                 if state == "succeeded" and missing:
                     state, error = "failed", f"required output(s) missing: {', '.join(missing)}"
+        except _LeaseLost:
+            pass
         except Exception as err:  # a failed download/upload is the job's failure, reported, not the agent's end
             log.exception("job %s failed", job_id)
             state, error = "failed", f"{type(err).__name__}: {err}"

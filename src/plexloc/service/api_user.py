@@ -230,6 +230,15 @@ def delete_job(job_id: str, request: Request, session: SessionDep, user: UserDep
     job = _own_job(session, user, job_id, lock=True)
     if not JobState(job.state).terminal:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job {job_id} is {job.state}: cancel it first")
+    busy = session.execute(  # its outputs feeding a job that has not finished (as delete_file refuses too)
+        select(JobInput.job_id, File.name)
+        .join(File, File.id == JobInput.file_id)
+        .join(Job, Job.id == JobInput.job_id)
+        .where(File.job_id == job.id, Job.state.in_([s.value for s in JobState if not s.terminal]))
+    ).first()
+    if busy:
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"job {job_id}'s output {busy[1]} is an input of unfinished job {busy[0]}")
     for f in session.scalars(select(File).where(File.job_id == job.id)):
         request.app.state.storage.delete(f.storage_key)
         session.delete(f)
@@ -238,7 +247,8 @@ def delete_job(job_id: str, request: Request, session: SessionDep, user: UserDep
 
 @router.get("/jobs/{job_id}/log")
 def job_log(
-    job_id: str, session: SessionDep, user: UserDep, after: int = 0, limit: Annotated[int, Query(ge=1, le=10000)] = 1000
+    job_id: str, session: SessionDep, user: UserDep, after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000
 ) -> LogOut:
     """Log lines with id > ``after`` (poll with the returned ``next_after``)."""
     _own_job(session, user, job_id)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -47,6 +50,17 @@ def _notifier(app: FastAPI, stop: threading.Event) -> None:
             send_pending(app.state.sessions, send)
         except Exception:
             log.exception("sending notifications failed")
+
+
+def _json_safe(value):
+    """``value`` with non-finite floats as strings (``'nan'``, ``'inf'``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,6 +105,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(InputError)
     async def _input_error(request: Request, err: InputError):
         return JSONResponse({"detail": str(err), "field": err.source}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, err: RequestValidationError):
+        # FastAPI's own answer, but with values JSON cannot carry (NaN, infinities) written as text: a 422, not a 500
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(err.errors(), sqlalchemy_safe=True))}, status_code=422)
 
     @app.exception_handler(IllegalTransition)
     async def _illegal(request: Request, err: IllegalTransition):

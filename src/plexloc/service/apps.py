@@ -45,11 +45,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_MAX_COUNT = 2**31 - 1  # beyond any machine, and within every database's integer column
+
+
 class Hardware(_Strict):
-    cpus: int = Field(1, ge=1)
-    memory_mb: int = Field(1000, ge=0)
-    gpus: int = Field(0, ge=0)
-    gpu_memory_mb: int = Field(0, ge=0)
+    cpus: int = Field(1, ge=1, le=_MAX_COUNT)
+    memory_mb: int = Field(1000, ge=0, le=_MAX_COUNT)
+    gpus: int = Field(0, ge=0, le=_MAX_COUNT)
+    gpu_memory_mb: int = Field(0, ge=0, le=_MAX_COUNT)
 
 
 class Slot(_Strict):
@@ -152,7 +155,9 @@ class EntryPoint(_Strict):
                 fields[name] = (typ, Field(..., **kw))
             else:
                 fields[name] = (typ | None, Field(p.default, **kw))
-        return create_model("Config", __config__=ConfigDict(extra="forbid", strict=False), **fields)
+        # strict: true is not 1 and "7" is not 7 (the CLI and the web page send typed values); finite numbers only
+        return create_model("Config", __config__=ConfigDict(extra="forbid", strict=True, allow_inf_nan=False),
+                            **fields)
 
     def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The configuration with defaults filled in; :class:`InputError` names the first bad field."""

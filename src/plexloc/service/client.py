@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from plexloc.service import transfer
+
+
+def _q(identifier: str) -> str:
+    """An id as one path segment (``../x`` or ``a?b`` name no other resource)."""
+    return urllib.parse.quote(str(identifier), safe="")
 
 
 class ServiceError(Exception):
@@ -85,7 +91,7 @@ class Client:
         parts still missing, so the upload resumes where it stopped."""
         last: Exception | None = None
         for _ in range(retries + 1):
-            plan = self._post(f"/files/{file_id}/parts", {"part_size": self.part_size} if self.part_size else None)
+            plan = self._post(f"/files/{_q(file_id)}/parts", {"part_size": self.part_size} if self.part_size else None)
             try:
                 transfer.upload_parts(self.bytes_http, plan, path)
                 return
@@ -97,7 +103,7 @@ class Client:
         return self._get("/files", kind=kind)
 
     def delete_file(self, file_id: str) -> None:
-        check(self.http.delete(f"/files/{file_id}"))
+        check(self.http.delete(f"/files/{_q(file_id)}"))
 
     def applications(self) -> list[dict[str, Any]]:
         return self._get("/applications")
@@ -123,25 +129,25 @@ class Client:
         return self._post("/jobs", body)
 
     def job(self, job_id: str) -> dict[str, Any]:
-        return self._get(f"/jobs/{job_id}")
+        return self._get(f"/jobs/{_q(job_id)}")
 
     def jobs(self, state: str | None = None) -> list[dict[str, Any]]:
         return self._get("/jobs", state=state)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        return self._post(f"/jobs/{job_id}/cancel")
+        return self._post(f"/jobs/{_q(job_id)}/cancel")
 
     def rerun(self, job_id: str) -> dict[str, Any]:
-        return self._post(f"/jobs/{job_id}/rerun")
+        return self._post(f"/jobs/{_q(job_id)}/rerun")
 
     def delete(self, job_id: str) -> None:
-        check(self.http.delete(f"/jobs/{job_id}"))
+        check(self.http.delete(f"/jobs/{_q(job_id)}"))
 
     def log(self, job_id: str, after: int = 0) -> dict[str, Any]:
-        return self._get(f"/jobs/{job_id}/log", after=after)
+        return self._get(f"/jobs/{_q(job_id)}/log", after=after)
 
     def outputs(self, job_id: str) -> list[dict[str, Any]]:
-        return self._get(f"/jobs/{job_id}/outputs")
+        return self._get(f"/jobs/{_q(job_id)}/outputs")
 
     def wait(self, job_id: str, *, timeout: float = 600.0, poll_s: float = 0.25, until: tuple = ("succeeded", "failed", "cancelled")) -> dict[str, Any]:
         """Poll until the job reaches a state in ``until`` (default: any final state)."""

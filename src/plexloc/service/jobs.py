@@ -366,6 +366,9 @@ def finish(
         add_log(session, job, list(lines), at=at)
     job.cpu_seconds += max(0.0, cpu_seconds)
     job.gpu_seconds += max(0.0, gpu_seconds)
+    if state == JobState.succeeded and JobState(job.state) == JobState.assigned:
+        # a worker that never said "running" (its one ping lost, or a minimal worker): it did run
+        set_state(session, job, JobState.running, at=at)
     set_state(session, job, state, at=at, error=error)
 
 

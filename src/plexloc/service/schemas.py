@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,7 +10,7 @@ from plexloc.service.apps import Hardware
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class _Out(BaseModel):
@@ -71,9 +71,9 @@ class JobCreate(_In):
     inputs: dict[str, list[str]] = Field(
         default_factory=dict, description="slot -> file ids, or job:JOB_ID/OUTPUT_NAME for another job's output (pipeline)"
     )
-    hardware: dict[str, int] | None = None
-    timeout_s: float | None = None
-    priority: int = 0
+    hardware: dict[str, Annotated[int, Field(ge=0, le=2**31 - 1)]] | None = None
+    timeout_s: float | None = Field(None, gt=0, le=366 * 86400)
+    priority: int = Field(0, ge=-(2**31), le=2**31 - 1)
 
 
 class JobOut(_Out):
