@@ -74,3 +74,20 @@ def test_cli_debias(tmp_path):
                  "--json", str(tmp_path / "d.json")]) == 0
     assert gridding_deviation(read_locs(tmp_path / "d.csv")["x_nm"], PX) < 0.1
     assert (tmp_path / "d.json").exists()
+
+
+def test_report_covers_only_the_rows_of_debiased_slabs():
+    """900 rows in a de-biased slab, 100 in one too small to de-bias: the report's |shift|/sigma is the mean over
+    the 900 moved rows (the 100 untouched ones used to dilute it); with every slab skipped it reports nothing."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    x = (rng.integers(0, 50, n) + 0.5 + 0.5 * (rng.uniform(size=n) - 0.5)) * 100
+    sig = np.full(n, 10.0)
+    t = LocTable({"frame": np.zeros(n, int), "x_nm": x, "y_nm": x.copy(), "z_nm": np.where(np.arange(n) < 900, 0.0, 500.0),
+                  "photons": np.ones(n), "sigma_x_nm": sig, "sigma_y_nm": sig})
+    out, rep = debias(t, 100.0)
+    assert rep.n_skipped == 100 and np.array_equal(out["x_nm"][900:], x[900:])
+    moved = np.abs(out["x_nm"][:900] - x[:900]) / 10.0
+    assert rep.shift_over_sigma["x"]["mean"] == pytest.approx(moved.mean(), rel=1e-9)
+    _, none = debias(t, 100.0, min_count=2000)
+    assert none.n_skipped == n and none.shift_over_sigma == {}

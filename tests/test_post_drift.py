@@ -73,3 +73,16 @@ def test_comet_recovers_drift_below_5nm_rms():
     res = estimate_drift(t, engine="comet", n_segments=6, max_drift_nm=150.0, backend="cpu")
     assert res.engine == "comet"
     assert drift_error_rms(res.at(np.arange(n_frames)), truth) < 5.0
+
+
+def test_rcc_on_a_field_narrower_than_its_search_window():
+    """A 0.8 um strip (40 px at 20 nm) searched for shifts up to 1 um (+-50 px): the correlation is zero-padded,
+    so no wrapped-around copy of the peak is taken (before: -1781 nm for a true +150 nm in y)."""
+    rng = np.random.default_rng(2)
+    truth = linear_drift(1000, (100.0, 150.0, 0.0))
+    mol = structure_points("clusters", 3000, fov_nm=10000.0, rng=rng)
+    strip = mol[(mol[:, 1] > 2000) & (mol[:, 1] < 2800)]
+    t = blinking_table(strip, n_frames=1000, rng=np.random.default_rng(3), drift_nm=truth, events_per_molecule=8,
+                       precision_nm=8.0)
+    res = estimate_drift(t, engine="rcc", n_segments=8, max_drift_nm=1000.0)
+    assert drift_error_rms(res.at(np.arange(1000)), truth) < 10.0

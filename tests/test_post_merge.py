@@ -96,3 +96,22 @@ def test_doctests():
 
     for mod in (merge_module, filter_module, synthetic):
         assert doctest.testmod(mod).failed == 0
+
+
+def test_merged_photon_uncertainties_add_in_quadrature_and_colour_sees_the_frames_background():
+    """Five frames of one molecule: photons per channel add up, their sigmas add in quadrature (15 -> 15 sqrt 5),
+    and without sigma columns the colour assignment counts five frames of background under the summed photons."""
+    from plexloc.post.color import photon_matrix
+
+    k = 5
+    t = LocTable({"frame": np.arange(k), "x_nm": np.full(k, 100.0), "y_nm": np.full(k, 100.0), "z_nm": np.zeros(k),
+                  "photons": np.full(k, 200.0), "sigma_x_nm": np.full(k, 10.0), "sigma_y_nm": np.full(k, 10.0),
+                  "photons_ch0": np.full(k, 100.0), "photons_ch1": np.full(k, 100.0), "bg_ch0": np.full(k, 20.0),
+                  "bg_ch1": np.full(k, 20.0), "sigma_photons": np.full(k, 20.0),
+                  "sigma_photons_ch0": np.full(k, 15.0), "sigma_photons_ch1": np.full(k, 15.0)})
+    m = merge_localizations(t, radius_nm=50, gap=0)
+    assert len(m) == 1 and m["photons_ch0"][0] == 500.0 and m["bg_ch0"][0] == 20.0
+    np.testing.assert_allclose([m["sigma_photons_ch0"][0], m["sigma_photons"][0]], [15 * np.sqrt(k), 20 * np.sqrt(k)])
+    bare = m.without_columns("sigma_photons_ch0", "sigma_photons_ch1")
+    _, s, _ = photon_matrix(bare, psf_area_px=4 * np.pi)
+    np.testing.assert_allclose(s[0], np.sqrt(500.0 + 4 * np.pi * 20.0 * k))  # not 500 + one frame's background

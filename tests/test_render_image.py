@@ -99,3 +99,16 @@ def test_doctests():
     from plexloc.render import image
 
     assert doctest.testmod(image).failed == 0
+
+
+def test_render_color_takes_each_colours_weights():
+    from plexloc.render.image import render_color
+
+    t = LocTable({"frame": [0, 0, 0], "x_nm": [5.0, 15.0, 25.0], "y_nm": [5.0, 5.0, 5.0], "z_nm": [0.0, 0, 0],
+                  "photons": [1.0, 1, 1], "color": [0, 1, 0]})
+    r = render_color(t, color_by="color", px_size_nm=10, extent_nm=(0, 30, 0, 10), method="histogram",
+                     weights=np.array([1.0, 10.0, 100.0]))
+    plain = render_color(t, color_by="color", px_size_nm=10, extent_nm=(0, 30, 0, 10), method="histogram")
+    # each pixel holds one localization: its weight scales that pixel's colour
+    ratio = r.image[0].sum(axis=1) / np.maximum(plain.image[0].sum(axis=1), 1e-12)
+    np.testing.assert_allclose(ratio, [1.0, 10.0, 100.0], rtol=1e-6)

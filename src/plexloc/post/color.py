@@ -78,7 +78,10 @@ def photon_matrix(
             col = f"bg_ch{c}" if f"bg_ch{c}" in table else ("bg" if "bg" in table else None)
             if col is not None:
                 bg[:, c] = np.asarray(table[col], float)
-        s = np.sqrt(excess_noise * (np.maximum(n, 0.0) + psf_area_px * np.maximum(bg, 0.0)))
+        # a merged row (plexloc merge) sums its frames' photons but averages their background per frame: the
+        # background under it is n_merged frames' worth
+        frames = np.asarray(table["n_merged"], float)[:, None] if "n_merged" in table else 1.0
+        s = np.sqrt(excess_noise * (np.maximum(n, 0.0) + psf_area_px * frames * np.maximum(bg, 0.0)))
         source = f"shot noise + background (excess_noise={excess_noise}, psf_area_px={psf_area_px:.3g})"
     s = np.maximum(s, 1.0)  # never below one photon: keeps chi2 finite for n = 0
     return n, s, source

@@ -116,12 +116,14 @@ def debias(
     slab = np.floor((z - (z.min() if n else 0.0)) / slab_nm).astype(np.int64)
     total = {ax: np.zeros(n) for ax in pos}
     skipped = 0
+    moved = np.zeros(n, bool)  # rows of the slabs that were de-biased (the report's shift / sigma is theirs)
     slabs = np.unique(slab)
     for s in slabs:
         idx = np.flatnonzero(slab == s)
         if len(idx) < min_count:
             skipped += len(idx)
             continue
+        moved[idx] = True
         window = max(int(window_fraction * len(idx)), 1)
         for ax in pos:
             sg = None if sig[ax] is None else sig[ax][idx]
@@ -130,11 +132,10 @@ def debias(
                 pos[ax][idx] += shift
                 total[ax][idx] += shift
     report = DebiasReport(n=n, n_slabs=len(slabs), n_skipped=skipped)
-    moved = slab >= 0
     for ax in pos:
-        if n == 0:
+        if not moved.any():
             continue
-        report.mean_abs_shift_nm[ax] = float(np.mean(np.abs(total[ax])))
+        report.mean_abs_shift_nm[ax] = float(np.mean(np.abs(total[ax][moved])))
         if sig[ax] is not None:
             r = np.abs(total[ax][moved]) / np.maximum(sig[ax][moved], 1e-12)
             report.shift_over_sigma[ax] = {"mean": float(np.mean(r)),

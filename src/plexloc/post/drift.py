@@ -205,24 +205,27 @@ def rcc_drift(
     dev = torch.device(device)
     flat = torch.as_tensor(iy * w + ix, device=dev)
     seg_t = torch.as_tensor(seg, device=dev)
-    ky = torch.fft.fftfreq(h, d=px, device=dev)[:, None]
-    kx = torch.fft.rfftfreq(w, d=px, device=dev)[None, :]
+    m = int(np.ceil(max_drift_nm / px))
+    r = max(2, int(round(blur / px)))
+    # zero-padded by the largest shift searched (and the peak's fitting radius): the circular correlation then
+    # holds no wrapped-around copy of a shift inside the window, however narrow the field
+    hp, wp = h + m + r + 1, w + m + r + 1
+    ky = torch.fft.fftfreq(hp, d=px, device=dev)[:, None]
+    kx = torch.fft.rfftfreq(wp, d=px, device=dev)[None, :]
     gauss = torch.exp(-2 * np.pi**2 * blur**2 * (kx**2 + ky**2)) ** 2  # blur of both images
     spectra = []
     for s in range(n_seg):
         img = torch.bincount(flat[seg_t == s], minlength=h * w).reshape(h, w).to(torch.float32)
-        spectra.append(torch.fft.rfft2(img - img.mean()))
-    m = int(np.ceil(max_drift_nm / px))
-    r = max(2, int(round(blur / px)))
+        spectra.append(torch.fft.rfft2(img - img.mean(), s=(hp, wp)))
     pairs, shifts, weights = [], [], []
     total = n_seg * (n_seg - 1) // 2
     done = 0
     for i in range(n_seg):
         for j in range(i + 1, n_seg):
-            cc = torch.fft.irfft2(spectra[i].conj() * spectra[j] * gauss, s=(h, w))
+            cc = torch.fft.irfft2(spectra[i].conj() * spectra[j] * gauss, s=(hp, wp))
             # window of shifts -m..m around zero (wrapping), as a small array with zero at (m, m)
-            rows = torch.arange(-m, m + 1, device=dev) % h
-            cols = torch.arange(-m, m + 1, device=dev) % w
+            rows = torch.arange(-m, m + 1, device=dev) % hp
+            cols = torch.arange(-m, m + 1, device=dev) % wp
             win = cc[rows][:, cols].cpu().numpy()
             pi, pj, height = _peak_subpixel(win, r)
             pairs.append((i, j))

@@ -11,8 +11,9 @@ merged localization. Everything is vectorised: there is no loop over frames.
 Averaging. Positions are averaged with inverse-variance weights ``1 / sigma_x_nm²`` (and y, z) when
 the table has uncertainties, else with photon weights. The merged uncertainty is then
 ``1 / sqrt(sum 1 / sigma²)`` (``sigma / sqrt(n)`` for n equal precisions); with photon weights
-and no uncertainty columns, there is none to reduce. ``photons`` are summed (the total photons of
-the event), ``bg`` is averaged, ``prob`` and ``color_prob`` take the maximum, ``frame`` is the
+and no uncertainty columns, there is none to reduce. ``photons`` and ``photons_chN`` are summed (the
+total photons of the event), their uncertainties (``sigma_photons``, ``sigma_photons_chN``, ``crlb_photons``)
+add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob`` and ``color_prob`` take the maximum, ``frame`` is the
 first frame of the event, ``color``/``id`` and other integer columns come from the row with the
 most weight, other float columns are averaged. Two columns are added: ``n_merged`` (rows in the
 event) and ``frame_last``.
@@ -28,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +40,18 @@ from plexloc.table import INTEGER_COLUMNS, LocTable
 __all__ = ["MergeReport", "link_localizations", "merge_localizations"]
 
 _MAX_COLUMNS = ("prob", "color_prob")
-_SUM_COLUMNS = ("photons", "sigma_photons") + tuple(f"photons_ch{i}" for i in range(64))
+_PHOTONS_CH = re.compile(r"^photons_ch\d+$")
+_SIGMA_PHOTONS = re.compile(r"^(sigma|crlb)_photons(_ch\d+)?$")
+
+
+def _summed(name: str) -> bool:
+    """Photon counts add up over the frames of one event."""
+    return name == "photons" or bool(_PHOTONS_CH.match(name))
+
+
+def _summed_in_quadrature(name: str) -> bool:
+    """Their uncertainties add in quadrature (independent frames): sigma_photons, sigma_photons_chN, crlb_*."""
+    return bool(_SIGMA_PHOTONS.match(name))
 
 
 @dataclass
@@ -183,11 +196,10 @@ def merge_localizations(
                 out[name] = 1.0 / np.sqrt(wsum) if wz is not None else _weighted(v, ones, groups, n_groups, count * 1.0)
             else:
                 out[name] = _weighted(v, w, groups, n_groups, wsum)
-        elif name in _SUM_COLUMNS:
-            if name == "sigma_photons":
-                out[name] = np.sqrt(np.bincount(groups, weights=v**2, minlength=n_groups))
-            else:
-                out[name] = np.bincount(groups, weights=v, minlength=n_groups)
+        elif _summed_in_quadrature(name):
+            out[name] = np.sqrt(np.bincount(groups, weights=v**2, minlength=n_groups))
+        elif _summed(name):
+            out[name] = np.bincount(groups, weights=v, minlength=n_groups)
         elif name in _MAX_COLUMNS:
             out[name] = np.full(n_groups, -np.inf)
             np.maximum.at(out[name], groups, v)

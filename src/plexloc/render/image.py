@@ -219,7 +219,10 @@ def render_color(
     for mask, col in groups:
         if not mask.any():
             continue
-        r = render(table[mask], method=method, px_size_nm=px_size_nm, extent_nm=extent, **gaussian_options)
+        opts = dict(gaussian_options)
+        if opts.get("weights") is not None:  # per row of the table: the rows of this colour's
+            opts["weights"] = np.asarray(opts["weights"])[mask]
+        r = render(table[mask], method=method, px_size_nm=px_size_nm, extent_nm=extent, **opts)
         n_out += r.n_outside
         rgb = r.image[..., None] * col[None, None, :] if rgb is None else rgb + r.image[..., None] * col[None, None, :]
     if rgb is None:
