@@ -301,3 +301,37 @@ def test_impossible_numbers_are_4xx_naming_the_field(http, service, body, where)
     r = http.post("/worker/v1/jobs/pull", json={"hardware": {"cpus": 2, "memory_mb": 8000, "gpus": 10**20}},
                   headers=auth(service.worker_token))
     assert r.status_code == 422
+
+
+def test_jobs_too_big_for_a_worker_do_not_hide_the_ones_it_can_run(http, service):
+    for _ in range(25):  # more than one page of the claim's query, all ahead by priority
+        r = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick",
+                                            "hardware": {"memory_mb": 100000}, "priority": 5},
+                      headers=auth(service.user_token))
+        assert r.status_code == 201, r.text
+    small = _tick_job(http, service.user_token)
+    r = _pull(http, service.worker_token)  # 8,000 MB of memory
+    assert r.status_code == 200 and r.json()["job_id"] == small["id"]
+
+
+def test_an_attempt_that_lost_its_lease_leaves_no_output_behind_the_next_ones(http, service):
+    """Attempt 1 uploads o.yaml, its lease lapses; attempt 2 (another worker) uploads o.yaml again: the job has one
+    o.yaml, attempt 2's, and a job reading job:A/o.yaml gets that one."""
+    import hashlib
+    import time
+
+    from plexloc.service import jobs as ops
+
+    a = _tick_job(http, service.user_token)
+    assert _pull(http, service.worker_token).json()["job_id"] == a["id"]
+    _output(http, service.worker_token, a["id"], name="o.yaml", data=b"stale")
+    with service.sessions().begin() as s:
+        assert ops.sweep(s, at=time.time() + 1000) == [(a["id"], "queued")]
+    assert _pull(http, service.worker2_token).json()["job_id"] == a["id"]
+    _output(http, service.worker2_token, a["id"], name="o.yaml", data=b"fresh")
+    _output(http, service.worker2_token, a["id"], name="ticks.txt", data=b"3")
+    assert http.post(f"/worker/v1/jobs/{a['id']}/finish", json={"state": "succeeded"},
+                     headers=auth(service.worker2_token)).status_code < 300
+    outs = [o for o in http.get(f"/api/v1/jobs/{a['id']}/outputs", headers=auth(service.user_token)).json()
+            if o["name"] == "o.yaml"]
+    assert len(outs) == 1 and outs[0]["sha256"] == hashlib.sha256(b"fresh").hexdigest()

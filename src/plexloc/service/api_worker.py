@@ -127,6 +127,11 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
     limit = request.app.state.settings.max_upload_bytes
     if body.size > limit:
         raise HTTPException(413, f"size {body.size} exceeds the limit of {limit} bytes")
+    # one file per output name: an earlier attempt's (whose lease lapsed) or an upload begun again is replaced,
+    # so that a later job, and the user's download, get this attempt's file
+    for old in session.scalars(select(File).where(File.job_id == job.id, File.name == body.name)).all():
+        request.app.state.storage.delete(old.storage_key)
+        session.delete(old)
     fid = new_id()
     f = File(
         id=fid, user_id=job.user_id, name=body.name, size=body.size, sha256=body.sha256, kind=body.kind,

@@ -84,8 +84,9 @@ def _release_dependents(session: Session, job: Job, target: JobState, *, at: flo
         if target is not JobState.succeeded:
             set_state(session, dep, JobState.failed, at=at, error=f"input {ji.slot}: job {job.id} {target.value}")
             continue
-        f = session.scalar(
+        f = session.scalar(  # the newest, should an earlier attempt have left one of that name
             select(File).where(File.job_id == job.id, File.name == ji.source_name, File.state == "ready")
+            .order_by(File.created_at.desc()).limit(1)
         )
         if f is None:
             set_state(session, dep, JobState.failed, at=at, error=f"input {ji.slot}: job {job.id} has no output {ji.source_name!r}")
@@ -162,7 +163,8 @@ def _reference(session: Session, user: User, ref: str, *, field: str) -> Ref:
     check_file_name(name, allow_dirs=True)
     state = JobState(src.state)
     if state is JobState.succeeded:
-        f = session.scalar(select(File).where(File.job_id == src.id, File.name == name, File.state == "ready"))
+        f = session.scalar(select(File).where(File.job_id == src.id, File.name == name, File.state == "ready")
+                           .order_by(File.created_at.desc()).limit(1))
         if f is None:
             raise InputError(f"job {src.id} has no output {name!r}", source=field)
         return f.id, None, None
@@ -276,10 +278,9 @@ def claim(
             Job.priority.desc(),
             Job.created_at,
         )
-        .limit(batch)
         .with_for_update(skip_locked=True)
     )
-    for job in session.scalars(query):
+    for job in _pages(session, query, batch):  # page on: jobs too big for this worker must not hide the rest
         need = job.hardware or {}
         if any(need.get(k, 0) > getattr(hardware, k) for k in ("cpus", "memory_mb", "gpu_memory_mb")):
             continue
@@ -301,6 +302,17 @@ def claim(
             session.refresh(job)
             return job
     return None
+
+
+def _pages(session: Session, query, batch: int):
+    """The rows of ``query``, ``batch`` at a time (only as many pages as the caller reads)."""
+    page = 0
+    while True:
+        rows = session.scalars(query.limit(batch).offset(page * batch)).all()
+        yield from rows
+        if len(rows) < batch:
+            return
+        page += 1
 
 
 def held(job: Job | None, worker: Worker, *, at: float | None = None) -> Job:
