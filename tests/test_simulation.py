@@ -405,3 +405,34 @@ def test_training_batches_render_the_patch_wise_frames():
     assert new.shape == ref.shape == (4, b * t, 30, 34)
     assert float((ref - bg).sum()) > 0.2 * float(em.photons.sum())  # the emitters are rendered (a third inside)
     assert_close(new, ref, rtol=2e-5, atol=2e-5 * float(ref.max()))
+
+
+def test_multichannel_movie_fills_a_shifted_channels_edge_and_keeps_the_truth_in_the_field():
+    """Channel 1 sees the sample 800 nm (8 px) to the right: without emitters sampled beyond the reference field
+    its first 8 columns were empty (0.0 photons/px against 12.5 in the middle); with the margin training uses,
+    the edge is as bright as the middle. The truth holds only emitters inside the reference field."""
+    from plexloc.config import SimulationConfig, validate_config
+
+    cfg = validate_config({"px_size_nm": 100, "frame_size": [32, 32],
+                           "channels": [{"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}},
+                                        {"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"},
+                                         "transform": [[1, 0, 800.0], [0, 1, 0], [0, 0, 1]]}],
+                           "emitters": {"density_per_um2": 2.0, "photons_range": [1000, 1000]},
+                           "background": {"range": [0, 0]}}, SimulationConfig)
+    sim = Simulator(cfg)
+    assert sim.channel_margin_px() >= 8
+    movie = sim.simulate_movie(200, generator=torch.Generator().manual_seed(0))
+    cols = movie.frames[1].float().mean(dim=(0, 1))
+    assert float(cols[:6].mean()) > 0.8 * float(cols[12:20].mean())
+    t = movie.truth
+    assert len(t) > 0 and (t["x_nm"] >= 0).all() and (t["x_nm"] < 3200).all() and (t["y_nm"] >= 0).all()
+    assert (t["y_nm"] < 3200).all()
+    assert len(movie.emitters) > len(t)  # the margin's emitters were rendered, not made targets
+
+
+def test_background_variation_has_its_scale_in_nm_on_both_axes():
+    from plexloc.simulation.background import _scale_px
+
+    # pixels 50 nm wide (x) and 200 nm tall (y): 1 um is 5 rows and 20 columns (it was 20 px on both axes)
+    assert _scale_px(1000.0, (50.0, 200.0)) == (5.0, 20.0)
+    assert _scale_px(1000.0, 100.0) == (10.0, 10.0)

@@ -15,20 +15,28 @@ def smooth_field(
     n: int,
     frame_shape: tuple[int, int],
     *,
-    scale_px: float,
+    scale_px: float | tuple[float, float],
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """(n, H, W) smooth random fields in [-1, 1]: a coarse random grid (one node every ``scale_px``)
-    upsampled bicubically, then scaled so each field's largest magnitude is 1."""
+    """(n, H, W) smooth random fields in [-1, 1]: a coarse random grid (one node every ``scale_px``, or
+    ``(along y, along x)`` for pixels that are not square) upsampled bicubically, then scaled so each field's
+    largest magnitude is 1."""
     H, W = frame_shape
-    gh = max(2, math.ceil(H / scale_px) + 1)
-    gw = max(2, math.ceil(W / scale_px) + 1)
+    sy, sx = (scale_px, scale_px) if isinstance(scale_px, (int, float)) else scale_px
+    gh = max(2, math.ceil(H / sy) + 1)
+    gw = max(2, math.ceil(W / sx) + 1)
     coarse = 2 * torch.rand(n, 1, gh, gw, generator=generator, device=device, dtype=dtype) - 1
     field = nnf.interpolate(coarse, size=(H, W), mode="bicubic", align_corners=True)[:, 0]
     field = field - field.mean(dim=(1, 2), keepdim=True)
     return field / field.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+
+
+def _scale_px(scale_nm: float, px_size_nm: float | tuple[float, float]) -> tuple[float, float]:
+    """The field's correlation length in pixels along (y, x); ``px_size_nm`` is one size or ``(x, y)``."""
+    px_x, px_y = (px_size_nm, px_size_nm) if isinstance(px_size_nm, (int, float)) else px_size_nm
+    return scale_nm / px_y, scale_nm / px_x
 
 
 def sample_background(
@@ -37,7 +45,7 @@ def sample_background(
     n_sequences: int,
     n_frames: int,
     frame_shape: tuple[int, int],
-    px_size_nm: float,
+    px_size_nm: float | tuple[float, float],
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -53,7 +61,7 @@ def sample_background(
     bg = level[:, None, None].expand(n, *frame_shape)
     if config.variation > 0:
         field = smooth_field(
-            n_sequences, frame_shape, scale_px=config.variation_scale_nm / px_size_nm,
+            n_sequences, frame_shape, scale_px=_scale_px(config.variation_scale_nm, px_size_nm),
             generator=generator, device=device, dtype=dtype,
         )
         bg = bg * (1 + config.variation * field).repeat_interleave(n_frames, dim=0)

@@ -162,7 +162,7 @@ class Simulator(nn.Module):
                     n_sequences=n_sequences,
                     n_frames=n_frames,
                     frame_shape=self.frame_shape,
-                    px_size_nm=self.px_size_nm[0],
+                    px_size_nm=tuple(self.px_size_nm),  # (x, y): the field's scale in nm on both axes
                     generator=generator,
                     device=self.device,
                 )
@@ -200,6 +200,21 @@ class Simulator(nn.Module):
         if offset_px is None:
             offset_px = torch.tensor([self.config.roi_offset_px], dtype=torch.float32, device=self.device)
         return offset_px.to(torch.float32) * torch.tensor(self.px_size_nm, dtype=torch.float32, device=offset_px.device)
+
+    def channel_margin_px(self) -> float:
+        """0 for one channel; else the largest shift of any channel anywhere on the chip plus half a PSF patch: the
+        band around the reference field whose emitters another channel sees (training and movies sample it)."""
+        if self.n_channels == 1:
+            return 0.0
+        import math
+
+        from plexloc.simulation.geometry import transform_indicator
+
+        h, w = self.chip_size_px
+        corners = torch.tensor([[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]])
+        ind = transform_indicator([ch.transform.cpu() for ch in self.channels], corners, (1, 1), self.px_size_nm)
+        half_patch = max(max(ch.psf.roi_px) for ch in self.channels) / 2
+        return float(math.ceil(ind.abs().max().item() + half_patch))
 
     @property
     def chip_size_px(self) -> tuple[int, int]:
@@ -242,12 +257,16 @@ class Simulator(nn.Module):
         """Emitters of the whole movie, and an iterator of ``(start_frame, raw (C, t, H, W), bg (C, t, H, W))``
         chunks that renders the movie piece by piece (memory bounded by ``chunk_frames``).
 
-        Emitters are sampled once for the whole movie, so blinking continues across chunk borders.
+        Emitters are sampled once for the whole movie, so blinking continues across chunk borders. With several
+        channels they are sampled over a margin around the reference field too (:meth:`channel_margin_px`, as in
+        training), so that a shifted channel's edge is as crowded as its middle; :meth:`truth_table` keeps the
+        ones inside the reference field.
         """
         if n_frames < 0:
             raise InputError(f"number of frames must be >= 0, got {n_frames}")
         emitters = self.sample_emitters(
-            n_sequences=1, n_frames=n_frames, generator=generator, density_per_um2=density_per_um2
+            n_sequences=1, n_frames=n_frames, generator=generator, density_per_um2=density_per_um2,
+            margin_nm=self.channel_margin_px() * max(self.px_size_nm),
         )
         bg_levels = self.sample_background(n_sequences=1, n_frames=n_frames, generator=generator)
 
@@ -269,7 +288,12 @@ class Simulator(nn.Module):
     def truth_table(self, emitters: Emitters, bg: Tensor | None = None) -> LocTable:
         """Ground-truth table (conventions.md columns) of per-frame emitters; ``bg`` (C, T, H, W) adds
         the reference channel's mean background of each emitter's frame (``bg``) and, for several channels,
-        each channel's (``bg_chN``)."""
+        each channel's (``bg_chN``). Only emitters inside the reference field of view: those of the margin a
+        multi-channel movie samples (:meth:`iter_movie`) are seen in part by some channels, and are not targets."""
+        xy = emitters.xyz_nm[:, :2].detach()
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < self.fov_nm[0]) & (xy[:, 1] >= 0) & (xy[:, 1] < self.fov_nm[1])
+        if not bool(inside.all()):
+            emitters = emitters.select(inside)
         xyz = emitters.xyz_nm.detach().cpu().double().numpy()
         phot = emitters.photons.detach().cpu().double().numpy()
         cols = {

@@ -112,16 +112,9 @@ def background_spread(sim: Simulator) -> list[float]:
 
 
 def auto_margin_px(sim: Simulator) -> float:
-    """0 for one channel; else the largest shift of any channel anywhere on the chip plus half a PSF patch."""
-    if sim.n_channels == 1:
-        return 0.0
-    from plexloc.simulation.geometry import transform_indicator
-
-    h, w = sim.chip_size_px
-    corners = torch.tensor([[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]])
-    ind = transform_indicator([ch.transform.cpu() for ch in sim.channels], corners, (1, 1), sim.px_size_nm)
-    half_patch = max(max(ch.psf.roi_px) for ch in sim.channels) / 2
-    return float(math.ceil(ind.abs().max().item() + half_patch))
+    """0 for one channel; else the largest shift of any channel anywhere on the chip plus half a PSF patch
+    (:meth:`Simulator.channel_margin_px`, which multi-channel movies sample too)."""
+    return sim.channel_margin_px()
 
 
 def training_simulation(config: TrainConfig):
