@@ -193,8 +193,9 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path, monkeypatch):
     cfg = load_config(Path("experiment") / "cfg.yaml")
     psf, cam = cfg.channels[0].psf, cfg.channels[0].camera
     assert isinstance(psf, SplinePSFConfig) and isinstance(cam, SCMOSConfig)
-    assert Path(psf.calibration).resolve() == (folder / "cal" / "bead_3dcal.mat").resolve()
-    assert Path(cam.e_per_adu).resolve() == (folder / "maps" / "gain.npy").resolve()
+    # absolute, so that a model saved with this configuration finds them from any folder
+    assert Path(psf.calibration) == (folder / "cal" / "bead_3dcal.mat").resolve()
+    assert Path(cam.e_per_adu) == (folder / "maps" / "gain.npy").resolve()
     assert Path(cam.baseline) == absolute
     assert cam.read_sigma == 1.2
     # validate_config on a mapping does not touch paths (there is no file to be relative to)

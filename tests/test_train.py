@@ -269,3 +269,30 @@ def test_channels_last_trains_the_same_network(tmp_path):
     net = load_model(tmp_path / "b" / "model.pt")[0]
     x = torch.rand(2, net.spec.window, net.spec.n_channels, 16, 16) * 50
     torch.testing.assert_close(net(x), resumed.model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_batch_with_a_non_finite_loss_does_not_reach_the_weights(tmp_path):
+    """One batch of NaN frames (a broken simulation, an overflow): its update is 0, the weights stay finite, the
+    log counts it; weights that are no longer finite stop the run with a clear error, nothing saved over."""
+    from plexloc.train.trainer import TrainingDiverged
+
+    tr = Trainer(tiny_config(), tmp_path / "run")
+    real = tr.generator.__call__
+    calls = {"n": 0}
+
+    def poisoned():
+        batch = real()
+        calls["n"] += 1
+        if calls["n"] == 2:
+            batch.frames[...] = float("nan")
+        return batch
+
+    tr.generator = poisoned
+    tr.run(steps=4)
+    assert all(bool(torch.isfinite(q).all()) for q in tr.model.parameters())
+    assert tr.rows[-1]["skipped_steps"] == 1 and np.isfinite(tr.rows[-1]["val_loss"])
+    with torch.no_grad():
+        next(tr.model.parameters()).fill_(float("inf"))
+    with pytest.raises(TrainingDiverged, match="weights are no longer finite"):
+        tr.validate(None, 0.0)
+    assert load_model(tmp_path / "run")[0] is not None  # the last finite model is still there

@@ -122,7 +122,8 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
         raise InputError(f"not valid YAML: {' '.join(str(err).split())}", source=path) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a mapping of fields at the top level, got {type(data).__name__}", source=path)
-    data = _resolve_relative_paths(data, path.parent)
+    # absolute: a saved model or checkpoint keeps the configuration, and is used from other folders
+    data = _resolve_relative_paths(data, path.parent.resolve())
     return validate_config(data, model, source=path)  # type: ignore[arg-type]
 
 

@@ -111,6 +111,10 @@ def background_spread(sim: Simulator) -> list[float]:
     return out
 
 
+class TrainingDiverged(InputError):
+    """The network's weights stopped being finite (the learning rate is too high for the data)."""
+
+
 def auto_margin_px(sim: Simulator) -> float:
     """0 for one channel; else the largest shift of any channel anywhere on the chip plus half a PSF patch
     (:meth:`Simulator.channel_margin_px`, which multi-channel movies sample too)."""
@@ -198,6 +202,7 @@ class Trainer:
         ckpt_path = self.run_dir / CHECKPOINT_FILE
         self.rows: list[dict[str, Any]] = []
         self.step, self.elapsed_s, self.best = 0, 0.0, math.inf
+        self._skipped = torch.zeros((), dtype=torch.int64, device=self.device)
         ckpt = None
         if resume:
             if not ckpt_path.exists():
@@ -276,12 +281,26 @@ class Trainer:
             self.set_lr(t.lr * (self.step + 1) / t.warmup_steps)
         self.optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        # a batch whose loss or gradient is not finite must not reach the weights (one NaN makes every weight NaN):
+        # its gradients become 0, on the device (no synchronisation per step); the count is read at validation
+        finite = torch.isfinite(norm)
+        grads = [q.grad for q in self.model.parameters() if q.grad is not None]
+        for g in grads:
+            g.nan_to_num_(0.0, 0.0, 0.0)
+        torch._foreach_mul_(grads, finite.to(grads[0].dtype))
+        self._skipped = self._skipped + (~finite).to(torch.int64)
         self.optimizer.step()
         self.step += 1
         return torch.stack([parts.total.detach(), parts.count, parts.loc, parts.bg])
 
     def validate(self, train_loss: np.ndarray | None, samples_per_s: float) -> dict[str, Any]:
+        skipped = int(self._skipped)
+        if not all(bool(torch.isfinite(q).all()) for q in self.model.parameters()):
+            raise TrainingDiverged(
+                f"training diverged before step {self.step}: the network's weights are no longer finite; "
+                f"{self.run_dir / CHECKPOINT_FILE} and {self.run_dir / MODEL_FILE} keep the last finite state "
+                f"(lower training.lr, now {self.config.training.lr:g}, or training.grad_clip)")
         scores = self.validation.score(self.model, self.sim, threshold=self.config.training.detection_threshold, amp=self.amp)
         if self.step >= self.config.training.warmup_steps and self.config.training.lr_schedule == "plateau":
             self.scheduler.step(scores["val_loss"])
@@ -290,6 +309,7 @@ class Trainer:
         names = ("loss", "loss_count", "loss_loc", "loss_bg")
         row.update({k: (float(v) if train_loss is not None else math.nan) for k, v in zip(names, train_loss if train_loss is not None else [0] * 4)})
         row.update(scores)
+        row["skipped_steps"] = skipped  # batches with a non-finite loss or gradient so far (their update was 0)
         self.rows.append(row)
         improved = scores["val_loss"] < self.best
         if improved:
