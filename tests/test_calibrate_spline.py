@@ -233,6 +233,12 @@ def test_cli_astigmatic_writes_a_config_the_simulator_accepts(tmp_path, capsys):
     assert "must end in .yaml" in capsys.readouterr().err
     assert main(["calibrate", tif, tif, *args, "--out", str(out)]) == 2
     assert "one bead stack" in capsys.readouterr().err
+    # one bead: calibrated, leave-one-out skipped with a note (it crashed on the missing z_limit_nm)
+    write_movie(tmp_path / "one.tif", np.round(_stack(GRID[:1])).astype(np.uint16))
+    assert main(["calibrate", str(tmp_path / "one.tif"), *args, "--out", str(tmp_path / "one.yaml")]) == 0
+    assert "leave-one-bead-out validation skipped" in capsys.readouterr().err
+    one = json.loads((tmp_path / "one.json").read_text())
+    assert one["n_beads_used"] == [1] and one["z_rmse_nm"] is None and "z_convention" in one
 
 
 def test_cli_split_view_stack_is_cut_into_channels(tmp_path, capsys):

@@ -84,6 +84,10 @@ def test_training_writes_a_resumable_run(tmp_path):
     assert np.isfinite(float(rows[-1]["val_loss"]))
     with pytest.raises(InputError, match="already holds a training run"):
         Trainer(tiny_config(), run)
+    (run / "checkpoint.pt").rename(run / "kept.pt")  # the large checkpoint deleted, the model kept
+    with pytest.raises(InputError, match="already holds a training run"):
+        Trainer(tiny_config(), run)
+    (run / "kept.pt").rename(run / "checkpoint.pt")
     resumed = Trainer(tiny_config(), run, resume=True)
     assert resumed.step == 4 and len(resumed.rows) == 2
     for a, b in zip(resumed.model.parameters(), tr.model.parameters()):

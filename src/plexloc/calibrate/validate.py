@@ -106,7 +106,8 @@ def leave_one_bead_out(
     C = cal.n_channels
     n = len(beads[0].rois)
     if n < 2:
-        return {"z_bias_nm": None, "z_rmse_nm": None, "xy_bias_nm": None, "xy_rmse_nm": None, "n_fits": 0}
+        return {"z_bias_nm": None, "z_rmse_nm": None, "xy_bias_nm": None, "xy_rmse_nm": None, "z_limit_nm": None,
+                "n_fits": 0, "note": f"leave-one-bead-out validation skipped: it needs at least 2 beads, {n} used"}
     dz = cal.dz_nm
     z0 = cal.channels[0].z0_voxel
     R = beads[0].rois.shape[-1]

@@ -29,7 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "leave-one-bead-out z/xy bias and RMSE, transforms) and figures next to it. See plexloc.calibrate.",
     )
     p.add_argument("stacks", type=Path, nargs="+", help="bead z-stack TIFF, one per channel (channel 0 first)")
-    p.add_argument("--z-step", type=positive_float, required=True, help="stage step between slices, nm (> 0)")
+    p.add_argument("--z-step", type=positive_float, required=True,
+                   help="stage step between slices, nm (> 0); slice k is at z = (k - k0) * step, so the slices must step "
+                   "the bead away from the objective (conventions: z > 0 away from the objective): reverse a stack "
+                   "taken the other way")
     p.add_argument("--pixel-size", type=positive_float, required=True, help="camera pixel size in the sample, nm (> 0)")
     p.add_argument("--camera", type=Path, default=None, help="camera YAML (kind: emccd|scmos|ideal, ...)")
     p.add_argument("--config", type=Path, default=None, help="simulation config whose channels' cameras are used")
@@ -134,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
     sat = args.saturation_adu
     if sat is None and np.issubdtype(raws[0].dtype, np.integer):
         sat = float(np.iinfo(raws[0].dtype).max)
+        print(f"plexloc calibrate: note: saturated beads are looked for at {sat:g} ADU, the {raws[0].dtype} maximum; a "
+              "camera that saturates lower (e.g. 12-bit: 4095) needs --saturation-adu", file=sys.stderr)
+    elif sat is None:
+        print("plexloc calibrate: note: float stacks have no saturation level; give --saturation-adu to have "
+              "saturated beads rejected", file=sys.stderr)
     if args.model == "astigmatic":
         return _run_astigmatic(args, stacks, raws, cams, sat)
     result = calibrate_spline(
@@ -154,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "n_beads_used": result.summary["n_beads_used"],
         "beads_rejected": result.summary["rejected"],
         "z0_definition": cal.z0_definition,
+        "z_convention": "slice k of a stack is at z = (k - k0) * z_step_nm; z > 0 away from the objective",
         "z_step_nm": cal.dz_nm,
         "px_size_nm": list(cal.px_size_nm),
         "focus_offset_nm": [ch.focus_offset_nm for ch in cal.channels],
@@ -168,7 +177,10 @@ def run(args: argparse.Namespace) -> int:
     loo = None
     if not args.no_validate:
         loo = leave_one_bead_out(result, cameras=cams)
-        report.update({k: loo[k] for k in ("z_bias_nm", "z_rmse_nm", "xy_bias_nm", "xy_rmse_nm", "z_limit_nm", "n_fits") if k in loo})
+        report.update({k: loo[k] for k in ("z_bias_nm", "z_rmse_nm", "xy_bias_nm", "xy_rmse_nm", "z_limit_nm", "n_fits",
+                                           "note") if k in loo})
+        if loo.get("note"):
+            print(f"plexloc calibrate: note: {loo['note']}", file=sys.stderr)
     write_json(report, args.out.with_suffix(".json"))
     from plexloc.calibrate.figures import write_figures
 
@@ -203,7 +215,10 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
     cal = spline.calibration
     data = config_dict(result.psf, px_size_nm=cal.px_size_nm)
     if args.config is not None:  # the user's configuration with the calibrated PSF
-        base = yaml.safe_load(args.config.read_text())
+        from plexloc.config.io import _resolve_relative_paths
+
+        # its relative paths (sCMOS maps, ...) made absolute: the new file lives in another folder
+        base = _resolve_relative_paths(yaml.safe_load(args.config.read_text()), args.config.parent.resolve())
         base.update(data)
         data = base
     elif args.camera is not None:
@@ -225,13 +240,17 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
         "n_beads_used": spline.summary["n_beads_used"],
         "beads_rejected": spline.summary["rejected"],
         "z0_definition": cal.z0_definition,
+        "z_convention": "slice k of a stack is at z = (k - k0) * z_step_nm; z > 0 away from the objective",
         "z_step_nm": cal.dz_nm,
         "px_size_nm": list(cal.px_size_nm),
     }
     loo = None
     if not args.no_validate:
         loo = leave_one_bead_out(spline, cameras=cams, build_psf=astigmatic_builder())
-        report.update({k: loo[k] for k in ("z_bias_nm", "z_rmse_nm", "xy_bias_nm", "xy_rmse_nm", "z_limit_nm", "n_fits")})
+        report.update({k: loo[k] for k in ("z_bias_nm", "z_rmse_nm", "xy_bias_nm", "xy_rmse_nm", "z_limit_nm", "n_fits",
+                                           "note") if k in loo})
+        if loo.get("note"):
+            print(f"plexloc calibrate: note: {loo['note']}", file=sys.stderr)
     write_json(report, args.out.with_suffix(".json"))
     fig = write_sigma_figure(result, args.out)
     print(

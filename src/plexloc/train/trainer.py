@@ -209,8 +209,10 @@ class Trainer:
                 raise InputError("--resume: no checkpoint.pt in the run folder", source=self.run_dir)
             ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
             config = validate_config(ckpt["config"], TrainConfig, source=ckpt_path)
-        elif ckpt_path.exists():
-            raise InputError("the run folder already holds a training run; use --resume or another --out", source=self.run_dir)
+        elif ckpt_path.exists() or (self.run_dir / MODEL_FILE).exists():
+            # a finished run whose (large) checkpoint was deleted still has its model: never trained over silently
+            raise InputError("the run folder already holds a training run (checkpoint.pt or model.pt); use --resume "
+                             "or another --out", source=self.run_dir)
         schedule = {k: v for k, v in (schedule or {}).items() if v is not None}
         unknown = sorted(set(schedule) - set(self.SCHEDULE_FIELDS))
         if unknown:
