@@ -137,6 +137,16 @@ def test_cli_train_then_fit(tmp_path, capsys):
                  "--lr", "1e-4", "--lr-schedule", "cosine"]) == 0
     out = capsys.readouterr().out
     assert "learning rate 0.0001, schedule cosine (to 1e-06)" in out and "note:" not in out
+    # a YAML whose rate changed, without --lr: the run keeps its schedule, and says so
+    save_config(tiny_config(lr=0.01), tmp_path / "fast.yaml")
+    assert main(["train", str(tmp_path / "fast.yaml"), "--out", str(tmp_path / "run"), "--steps", "7", "--resume",
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "sets lr 0.01, lr_schedule 'plateau'; a resumed run keeps its own schedule" in out
+    assert "learning rate 0.0001" in out
+    # --steps is the total: at or below the current step it would do nothing
+    assert main(["train", str(cfg_path), "--out", str(tmp_path / "run"), "--steps", "3", "--resume", "--device", "cpu"]) == 2
+    assert "already at step 7" in capsys.readouterr().err
 
 
 def test_cli_fit_errors_name_the_problem(tmp_path, capsys):

@@ -52,6 +52,16 @@ def run(args: argparse.Namespace) -> int:
     fixed = {"training": set(Trainer.SCHEDULE_FIELDS)}  # what --lr/--lr-schedule may change
     if args.resume and trainer.config.model_dump(exclude=fixed) != config.model_dump(exclude=fixed):
         print(f"note: resuming with the run's own configuration ({args.out / 'config.yaml'}), not {args.config}")
+    if args.resume:  # the schedule changes only through --lr / --lr-schedule, never silently from the YAML
+        ignored = [f"{k} {getattr(config.training, k)!r}" for k in Trainer.SCHEDULE_FIELDS
+                   if getattr(config.training, k) != getattr(trainer.config.training, k)
+                   and getattr(args, k, None) is None]
+        if ignored:
+            print(f"note: {args.config} sets {', '.join(ignored)}; a resumed run keeps its own schedule: give "
+                  "--lr / --lr-schedule to change it")
+    if args.resume and args.steps is not None and args.steps <= trainer.step:
+        raise InputError(f"--steps {args.steps} is the total step count, and the run is already at step {trainer.step}: "
+                         f"give more (e.g. --steps {trainer.step + args.steps}) or --minutes")
     s = trainer.model.spec
     n_par = sum(p.numel() for p in trainer.model.parameters())
     print(f"training on {device}: {n_par / 1e6:.2f} M parameters, window {s.window}, "
