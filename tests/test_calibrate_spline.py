@@ -239,6 +239,12 @@ def test_cli_astigmatic_writes_a_config_the_simulator_accepts(tmp_path, capsys):
     assert "leave-one-bead-out validation skipped" in capsys.readouterr().err
     one = json.loads((tmp_path / "one.json").read_text())
     assert one["n_beads_used"] == [1] and one["z_rmse_nm"] is None and "z_convention" in one
+    # a camera whose baseline lies above the data is named (the stack is in photons, ~20 in the background)
+    (tmp_path / "cam.yaml").write_text("kind: scmos\nbaseline: 400\ne_per_adu: 1\nqe: 1\n")
+    main(["calibrate", tif, *args, "--camera", str(tmp_path / "cam.yaml"), "--out", str(tmp_path / "bad.yaml")])
+    assert "below the camera's baseline" in capsys.readouterr().err
+    assert main(["calibrate", tif, *args, "--out", str(tmp_path / "good.yaml")]) == 0
+    assert "below the camera's baseline" not in capsys.readouterr().err
 
 
 def test_cli_split_view_stack_is_cut_into_channels(tmp_path, capsys):

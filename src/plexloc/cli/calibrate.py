@@ -134,6 +134,13 @@ def run(args: argparse.Namespace) -> int:
     raws, sources = _read_stacks(args)
     cams = _cameras(args, len(raws))
     stacks = [cam.to_photons(torch.as_tensor(r.astype(np.float32))).numpy() for cam, r in zip(cams, raws)]
+    for c, ph in enumerate(stacks):  # a baseline above the data (wrong camera settings): the typical pixel negative
+        med = float(np.median(ph))
+        spread = 1.4826 * float(np.median(np.abs(ph - med)))
+        if med < -max(3.0 * spread, 1.0):  # read noise alone leaves a dark pixel's median near 0, not far below
+            print(f"plexloc calibrate: warning: the median pixel of stack {c} ({sources[c]}) is {med:.1f} photons after "
+                  "conversion, below the camera's baseline: check the camera settings (baseline, e-/ADU) against the "
+                  "stack", file=sys.stderr)
     sat = args.saturation_adu
     if sat is None and np.issubdtype(raws[0].dtype, np.integer):
         sat = float(np.iinfo(raws[0].dtype).max)
