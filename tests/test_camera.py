@@ -302,3 +302,18 @@ def test_standard_gamma_is_reproducible_with_a_seed():
     state = torch.get_rng_state()
     CF.standard_gamma(a, generator=_gen(56))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_scmos_read_noise_as_a_variance_map(tmp_path):
+    """conventions.md: sCMOS per-pixel maps of offset, gain and read-noise variance. read_variance (e-²) gives the
+    same camera as read_sigma = its square root; both at once is refused."""
+    var = np.full((4, 5), 4.0)
+    var[1, 2] = 9.0
+    np.save(tmp_path / "var.npy", var)
+    cam = camera_from_config(SCMOSConfig(read_variance=tmp_path / "var.npy"))
+    assert float(cam.read_sigma[1, 2]) == 3.0 and float(cam.read_sigma[0, 0]) == 2.0
+    assert float(camera_from_config(SCMOSConfig(read_variance=2.25)).read_sigma) == 1.5
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="not both"):
+        SCMOSConfig(read_sigma=1.0, read_variance=1.0)

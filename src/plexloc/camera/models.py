@@ -245,6 +245,10 @@ def _load_map(value: float | Path | str, *, field: str) -> float | Tensor:
     return torch.as_tensor(arr, dtype=torch.float32)
 
 
+def _sqrt(value: float | Tensor) -> float | Tensor:
+    return value**0.5 if isinstance(value, float) else value.sqrt()
+
+
 def camera_from_config(config: CameraConfig) -> Camera:
     """Build a camera from its typed configuration."""
     if isinstance(config, EMCCDConfig):
@@ -255,7 +259,8 @@ def camera_from_config(config: CameraConfig) -> Camera:
             spurious_charge=config.spurious_charge,
             e_per_adu=_load_map(config.e_per_adu, field="e_per_adu"),
             baseline=_load_map(config.baseline, field="baseline"),
-            read_sigma=_load_map(config.read_sigma, field="read_sigma"),
+            read_sigma=(_load_map(config.read_sigma, field="read_sigma") if config.read_variance is None
+                        else _sqrt(_load_map(config.read_variance, field="read_variance"))),
         )
     if isinstance(config, IdealCameraConfig):
         return IdealCamera()

@@ -177,7 +177,7 @@ def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.Pa
         raise InputError(format_validation_error(err, model), source=source) from None
 
 
-_PATH_KEYS = {"calibration", "e_per_adu", "baseline", "read_sigma"}
+_PATH_KEYS = {"calibration", "e_per_adu", "baseline", "read_sigma", "read_variance"}
 
 
 def _resolve_relative_paths(data: Any, base: Path) -> Any:

@@ -82,7 +82,9 @@ class EMCCDConfig(_Model):
 
 class SCMOSConfig(_Model):
     """sCMOS: Poisson -> Gaussian read noise -> ADU. ``e_per_adu``, ``baseline`` (ADU) and
-    ``read_sigma`` (e-) are scalars or paths to per-pixel maps (.npy or .tif, frame-sized)."""
+    ``read_sigma`` (e-) are scalars or paths to per-pixel maps (.npy or .tif, frame-sized). The read noise
+    may be given as ``read_variance`` instead (e-², scalar or map: the variance map a camera calibration
+    gives, converted from ADU² by multiplying with ``e_per_adu²``); not both."""
 
     kind: Literal["scmos"] = "scmos"
     qe: float = Field(default=0.8, gt=0, le=1)
@@ -90,11 +92,20 @@ class SCMOSConfig(_Model):
     e_per_adu: PositiveFloat | Path = 0.5
     baseline: NonNegFloat | Path = 100.0
     read_sigma: NonNegFloat | Path = 1.5
+    read_variance: NonNegFloat | Path | None = None
 
-    @field_validator("e_per_adu", "baseline", "read_sigma", mode="before")
+    @model_validator(mode="after")
+    def _one_read_noise(self):
+        if self.read_variance is not None and "read_sigma" in self.model_fields_set:
+            raise ValueError("give the read noise as read_sigma (e-) or as read_variance (e-²), not both")
+        return self
+
+    @field_validator("e_per_adu", "baseline", "read_sigma", "read_variance", mode="before")
     @classmethod
     def _scalar_or_map(cls, value, info):
         """One message for a bad value, instead of one per member of the number-or-path union."""
+        if value is None and info.field_name == "read_variance":
+            return value
         positive = info.field_name == "e_per_adu"
         allowed = f"a number {'> 0' if positive else '>= 0'} or the path of a per-pixel map (.npy or .tif)"
         if isinstance(value, bool) or not isinstance(value, (int, float, str, Path)):
