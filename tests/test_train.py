@@ -267,6 +267,36 @@ def test_cosine_schedule_and_a_fine_tuning_resume(tmp_path):
     assert again.config.training.lr_schedule == "cosine" and again.step == 7
 
 
+def test_an_interrupted_cosine_phase_anneals_on_after_a_plain_resume(tmp_path):
+    """Ctrl-C at step 4 of 8, then --resume --steps 8: the rates are those of an uninterrupted run (the phase is
+    in the checkpoint; it used to start again at the peak)."""
+    cfg = tiny_config(lr=1e-3, lr_schedule="cosine", min_lr=1e-5, warmup_steps=1)
+
+    def rates_of(tr, stop_at=None):
+        seen, step = [], tr.train_step
+
+        def spy():
+            if stop_at is not None and tr.step == stop_at:
+                raise KeyboardInterrupt
+            seen.append(tr.optimizer.param_groups[0]["lr"])
+            return step()
+
+        tr.train_step = spy
+        return seen
+
+    whole = Trainer(cfg, tmp_path / "whole")
+    want = rates_of(whole)
+    whole.run(steps=8)
+    cut = Trainer(cfg, tmp_path / "cut")
+    got = rates_of(cut, stop_at=4)
+    cut.run(steps=8)  # interrupted: the checkpoint is saved at step 4
+    resumed = Trainer(cfg, tmp_path / "cut", resume=True)
+    assert resumed.step == 4
+    after = rates_of(resumed)
+    resumed.run(steps=8)
+    assert len(want) == 8 and got + after == pytest.approx(want)
+
+
 def test_channels_last_trains_the_same_network(tmp_path):
     """training.channels_last changes the memory layout only: same initial weights, same losses, and the run
     resumes and saves a model that loads into an ordinary one."""

@@ -203,6 +203,9 @@ class Trainer:
         self.rows: list[dict[str, Any]] = []
         self.step, self.elapsed_s, self.best = 0, 0.0, math.inf
         self._skipped = torch.zeros((), dtype=torch.int64, device=self.device)
+        #: the cosine schedule's phase: {"start_step", "steps"} or {"start_s", "seconds"} of training time; kept in the
+        #: checkpoint so that a run resumed after an interruption anneals on instead of starting at the peak again
+        self.cosine_phase: dict[str, float] | None = None
         ckpt = None
         if resume:
             if not ckpt_path.exists():
@@ -247,6 +250,8 @@ class Trainer:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
             self.rows = list(ckpt["log"])
+            if not schedule:  # a plain --resume continues the cosine phase it was in (a new --lr starts a new one)
+                self.cosine_phase = ckpt.get("cosine_phase")
         self.amp = t.amp and self.device.type == "cuda"
         if self.device.type == "cuda":  # fixed shapes: let cuDNN time its algorithms once per shape
             torch.backends.cudnn.benchmark = True
@@ -336,6 +341,7 @@ class Trainer:
             elapsed_s=self.elapsed_s,
             best=self.best,
             log=self.rows,
+            cosine_phase=self.cosine_phase,
         )
         with atomic_path(self.run_dir / CHECKPOINT_FILE) as tmp:
             torch.save(payload, tmp)
@@ -358,13 +364,18 @@ class Trainer:
         """Train until ``steps`` (total, counting a resumed run's earlier steps) or ``minutes`` (of this call)."""
         t = self.config.training
         target = steps if steps is not None else (t.steps if minutes is None else None)
-        t_start, step_start = time.monotonic(), self.step
+        t_start = time.monotonic()
         deadline = t_start + 60.0 * minutes if minutes is not None else math.inf
 
-        def budget_used() -> float:  # fraction of this call's budget spent: what the cosine schedule anneals over
-            if target is not None:
-                return (self.step - step_start) / max(target - step_start, 1)
-            return (time.monotonic() - t_start) / (deadline - t_start)
+        if t.lr_schedule == "cosine" and self.cosine_phase is None:  # a new phase: this call's budget
+            self.cosine_phase = ({"start_step": float(self.step), "steps": float(max(target - self.step, 1))}
+                                 if target is not None else {"start_s": self.elapsed_s, "seconds": 60.0 * minutes})
+
+        def budget_used() -> float:  # fraction of the cosine phase spent (training time, not wall time of this call)
+            ph = self.cosine_phase
+            if "steps" in ph:
+                return (self.step - ph["start_step"]) / ph["steps"]
+            return (self.elapsed_s - ph["start_s"]) / ph["seconds"]
         bar = progress(None, total=target, initial=self.step, desc="train", unit="step") if progress else None
         acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
         t_last = time.perf_counter()
