@@ -335,3 +335,20 @@ def test_an_attempt_that_lost_its_lease_leaves_no_output_behind_the_next_ones(ht
     outs = [o for o in http.get(f"/api/v1/jobs/{a['id']}/outputs", headers=auth(service.user_token)).json()
             if o["name"] == "o.yaml"]
     assert len(outs) == 1 and outs[0]["sha256"] == hashlib.sha256(b"fresh").hexdigest()
+
+
+def test_uploads_never_completed_expire_with_their_partial_data(http, service):
+    import time
+
+    from plexloc.service import jobs as ops
+
+    r = http.post("/api/v1/files", json={"name": "big.tif", "size": 10}, headers=auth(service.user_token))
+    fid = r.json()["file"]["id"]
+    http.put(r.json()["upload_url"], content=b"12345", headers={"Content-Range": "bytes 0-4/10"})  # half of it
+    done = _upload(http, service.user_token)  # a completed upload stays
+    storage = service.app.state.storage
+    with service.sessions().begin() as s:
+        assert ops.expire_uploads(s, storage, max_age_s=3600.0) == []  # young: kept
+        assert ops.expire_uploads(s, storage, max_age_s=3600.0, at=time.time() + 7200) == [fid]
+    assert http.get(f"/api/v1/files/{fid}", headers=auth(service.user_token)).status_code == 404
+    assert http.get(f"/api/v1/files/{done['id']}", headers=auth(service.user_token)).status_code == 200

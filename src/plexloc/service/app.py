@@ -37,6 +37,9 @@ def _sweeper(app: FastAPI, stop: threading.Event) -> None:
             with app.state.sessions.begin() as session:
                 for job_id, state in ops.sweep(session):
                     log.warning("job %s: lease lapsed -> %s", job_id, state)
+                expired = ops.expire_uploads(session, app.state.storage, max_age_s=app.state.settings.upload_expiry_s)
+                if expired:
+                    log.warning("deleted %d upload(s) never completed: %s", len(expired), ", ".join(expired))
         except Exception:  # keep sweeping through a passing database error
             log.exception("stale-lease sweep failed")
 

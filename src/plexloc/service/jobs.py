@@ -384,6 +384,19 @@ def finish(
     set_state(session, job, state, at=at, error=error)
 
 
+def expire_uploads(session: Session, storage, *, max_age_s: float, at: float | None = None) -> list[str]:
+    """Delete the user uploads still pending ``max_age_s`` after they were registered (abandoned: their partial data
+    would stay forever); job outputs are left to their jobs. Returns the file ids deleted."""
+    at = now() if at is None else at
+    stale = session.scalars(
+        select(File).where(File.state == "pending", File.job_id.is_(None), File.created_at < at - max_age_s)
+    ).all()
+    for f in stale:
+        storage.delete(f.storage_key)
+        session.delete(f)
+    return [f.id for f in stale]
+
+
 def sweep(session: Session, *, at: float | None = None) -> list[tuple[str, str]]:
     """Jobs whose lease lapsed: cancelled if a cancel was asked for, failed when out of attempts,
     else queued again. Safe to run from any number of server processes at once (conditional

@@ -27,6 +27,7 @@ class Settings(BaseModel):
     url_ttl_s: int = 3600  # life of a signed URL
     max_upload_bytes: int = 64 * 1024**3
     sweep_interval_s: float = 5.0  # stale-lease sweeper period (0: no background sweeper)
+    upload_expiry_s: float = 7 * 86400.0  # an upload never completed is deleted (with its partial data) this long after
     pull_wait_s: float = 0.0  # long-poll: a pull with nothing to do waits up to this long
     smtp_host: str | None = None  # e-mail notifications (outbox) when set
     smtp_port: int = 25
