@@ -136,3 +136,26 @@ def test_tampered_expired_or_misused_urls_are_403(http, service):
     q = signer.sign("get", key, ttl_s=-1)
     r = http.get(f"/storage/v1/{key}?{urlencode(q)}")
     assert r.status_code == 403 and "expired" in r.json()["detail"]
+
+
+def test_a_checksum_mismatch_is_retried_twice_not_for_the_whole_storage_wait():
+    """A download whose bytes are not the file's: tried three times in all, then the job's failure (it used to be
+    retried as an outage for up to storage_wait_s, 10 minutes)."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from plexloc.service import transfer
+    from plexloc.service.agent import Agent
+
+    calls = []
+
+    def fn():
+        calls.append(1)
+        raise transfer.ChecksumMismatch("m.tif: checksum mismatch")
+
+    rep = SimpleNamespace(cancel=threading.Event(), lost=threading.Event(), log=lambda line: None)
+    t0 = time.monotonic()
+    with pytest.raises(transfer.ChecksumMismatch):
+        Agent._retrying(SimpleNamespace(storage_wait_s=600.0), "download", fn, rep)
+    assert len(calls) == 3 and time.monotonic() - t0 < 10

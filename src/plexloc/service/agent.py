@@ -277,6 +277,7 @@ class Agent:
         the server is unreachable: the job waits out an outage instead of failing or losing its files."""
         deadline = time.monotonic() + self.storage_wait_s
         pause = 0.5
+        mismatches = 0
         while True:
             try:
                 return fn()
@@ -284,6 +285,9 @@ class Agent:
                 transient = not isinstance(err, ServiceError) or err.status in (502, 503, 504)
                 if isinstance(err, transfer.TransferError) and "refused (4" in str(err):
                     transient = False
+                if isinstance(err, transfer.ChecksumMismatch):  # corrupted in flight: twice more; a bad copy stays bad
+                    mismatches += 1
+                    transient = mismatches <= 2
                 if not transient or time.monotonic() + pause > deadline or rep.cancel.is_set() or rep.lost.is_set():
                     raise
                 rep.log(f"[worker] {what}: {err}; retrying in {pause:g} s")

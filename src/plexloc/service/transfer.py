@@ -19,6 +19,10 @@ class TransferError(Exception):
     """An upload or download failed (after retries) or its checksum did not match."""
 
 
+class ChecksumMismatch(TransferError):
+    """The bytes that arrived are not the file's (corrupted in flight, or a damaged copy in the store)."""
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -113,7 +117,7 @@ def download(
                     f.write(data)
                 f.flush()
                 if sha256 and h.hexdigest() != sha256:
-                    raise TransferError(f"{dest.name}: checksum mismatch (got {h.hexdigest()}, expected {sha256})")
+                    raise ChecksumMismatch(f"{dest.name}: checksum mismatch (got {h.hexdigest()}, expected {sha256})")
             return dest
         except (httpx.TransportError, httpx.TimeoutException) as err:
             last = err
