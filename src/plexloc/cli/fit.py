@@ -28,14 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
     p.add_argument("--camera", type=Path, help="camera YAML of the movie (default: the model's training camera)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--threshold", type=open_probability, default=0.5,
+    p.add_argument("--threshold", type=open_probability, default=None,
                    help="integrated detection probability, in (0, 1] (network; default 0.5)")
     p.add_argument("--min-prob", type=probability, metavar="P", help="keep localizations with prob >= P (0 <= P <= 1)")
     p.add_argument("--max-sigma", type=positive_float, metavar="NM", help="keep localizations with lateral sigma <= NM")
     p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")
     p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
-    p.add_argument("--batch-frames", type=positive_int, default=16, help="frames per forward pass (default 16)")
-    p.add_argument("--tile", type=positive_int, default=256, help="tile size in pixels for large frames (default 256)")
+    p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per forward pass (default 16)")
+    p.add_argument("--tile", type=positive_int, default=None, help="tile size in pixels for large frames (default 256)")
     p.add_argument("--raw-sigma", action="store_true",
                    help="write the network's own sigmas and positions, without the sigma factors and position offset "
                    "measured on the model's validation set (isolated emitters)")
@@ -74,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
         from plexloc.mle import fit_movie_to_file as fit_mle
 
         network_only = [opt for opt, on in (
-            ("--model", args.model is not None), ("--threshold", args.threshold != 0.5), ("--tile", args.tile != 256),
-            ("--batch-frames", args.batch_frames != 16), ("--roi-offset", args.roi_offset is not None),
+            ("--model", args.model is not None), ("--threshold", args.threshold is not None),
+            ("--tile", args.tile is not None), ("--batch-frames", args.batch_frames is not None),
+            ("--roi-offset", args.roi_offset is not None),
             ("--refine-mle", args.refine_mle), ("--compile", args.compile), ("--raw-sigma", args.raw_sigma),
             ("--channels-last", args.channels_last is not None),
             ("--min-prob", args.min_prob is not None),  # MLE rows have no detection probability
@@ -105,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             camera=camera,
             device=device,
-            batch_frames=args.batch_frames,
-            threshold=args.threshold,
-            tile_px=args.tile,
+            # not given: fit_movie's own defaults (16 frames, 0.5, 256 px)
+            **{k: v for k, v in (("batch_frames", args.batch_frames), ("threshold", args.threshold),
+                                 ("tile_px", args.tile)) if v is not None},
             filters=dict(min_prob=args.min_prob, max_sigma_nm=args.max_sigma, min_photons=args.min_photons,
                          max_photons=args.max_photons),
             progress=progress,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from plexloc._call import keyword_defaults
 from plexloc.camera import Camera, camera_from_config
 from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
@@ -373,11 +374,6 @@ def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, fl
     return table.with_columns(**cols)
 
 
-_FIT_DEFAULTS = dict(camera=None, device="cpu", batch_frames=16, chunk_frames=256, threshold=0.5, tile_px=256,
-                     filters=None, progress=None, config=None, roi_offset_px=None, split_view=None,
-                     calibrate_sigma=True, refine_mle=False, compile=False, channels_last=None)
-
-
 def fit_movie(
     movie: str | os.PathLike | Sequence[str | os.PathLike],
     model: str | os.PathLike | Localizer,
@@ -479,14 +475,15 @@ def fit_movie_to_file(
     """
     from plexloc.io.tables import DEFAULT_FLOAT_FORMAT, TableWriter
 
-    unknown = sorted(set(options) - set(_FIT_DEFAULTS))
+    defaults = keyword_defaults(fit_movie, exclude=("stats",))
+    unknown = sorted(set(options) - set(defaults))
     if unknown:
         raise TypeError(f"fit_movie_to_file() got unexpected keyword argument(s) {unknown}")
     run = _FitRun()
     # what the checks read: positions and frames (duplicates), photons and background per channel (domain)
     sample = FrameSample(check_rows, keep_column=lambda c: c == "bg" or c.startswith(("photons_ch", "bg_ch")))
     with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT, background=True) as writer:
-        for part in _fit_parts(movie, model, **{**_FIT_DEFAULTS, **options}, run=run):
+        for part in _fit_parts(movie, model, **{**defaults, **options}, run=run):
             writer.append(part)
             sample.add(part)
         if not writer.rows:

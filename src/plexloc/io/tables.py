@@ -256,8 +256,8 @@ def _write_csv_rows(
             _write_csv_lines(f, columns, ",".join(formats))
 
 
-def _csv_formats(table: LocTable, float_format: str) -> list[str]:
-    return ["%d" if table[c].dtype.kind in "iu" else float_format for c in table.columns]
+def _csv_formats(columns: Sequence[np.ndarray], float_format: str) -> list[str]:
+    return ["%d" if c.dtype.kind in "iu" else float_format for c in columns]
 
 
 def _check_float_format(float_format: str) -> None:
@@ -271,7 +271,7 @@ def write_csv(table: LocTable, path: str | os.PathLike, *, float_format: str = D
     """Write ``table`` as plexloc CSV (see the module docstring), atomically."""
     _check_float_format(float_format)
     cols = [table[c] for c in table.columns]
-    _write_csv_rows(path, _format_header(table.columns), cols, _csv_formats(table, float_format))
+    _write_csv_rows(path, _format_header(table.columns), cols, _csv_formats(cols, float_format))
 
 
 def read_csv(path: str | os.PathLike) -> LocTable:
@@ -475,8 +475,7 @@ class TableWriter:
     def _write(self, cols: list[np.ndarray]) -> None:
         names = self.columns
         if self.format == "csv":
-            fmt = ",".join("%d" if c.dtype.kind in "iu" else self.float_format for c in cols)
-            _write_csv_lines(self._file, cols, fmt)
+            _write_csv_lines(self._file, cols, ",".join(_csv_formats(cols, self.float_format)))
             return
         g = self._file["locs"]
         for name, col in zip(names, cols):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
+from plexloc._call import keyword_defaults
 from plexloc.camera import camera_from_config
 from plexloc.config.models import CameraConfig, SimulationConfig
 from plexloc.errors import InputError
@@ -466,6 +467,7 @@ def fit_movie_to_file(
     given = {k: v for k, v in (filters or {}).items() if v is not None}
     if given:
         from plexloc.post.filter import filter_localizations
+    kwargs = {**keyword_defaults(fit_movie), **kwargs}
     with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT, background=True) as writer:
         for part in _fit_parts(movie, config, **kwargs):
             if given:
@@ -476,18 +478,10 @@ def fit_movie_to_file(
     return writer.rows
 
 
-def _fit_parts(
-    movie: str | os.PathLike | Sequence[str | os.PathLike],
-    config: SimulationConfig,
-    *,
-    device: str | torch.device = "cpu",
-    camera: CameraConfig | Sequence[CameraConfig] | None = None,
-    batch_frames: int = 256,
-    threshold_photons: float | None = None,
-    progress: bool = False,
-    **options,
-) -> Iterator[LocTable]:
-    """Each batch's table, sorted by frame, in frame order; one empty table (its columns) for a movie without any."""
+def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames: int, threshold_photons,
+               progress: bool, **options) -> Iterator[LocTable]:
+    """Each batch's table, sorted by frame, in frame order; one empty table (its columns) for a movie without any.
+    The arguments are :func:`fit_movie`'s (its signature holds the defaults)."""
     from plexloc.io.tiff import open_movie
 
     paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
