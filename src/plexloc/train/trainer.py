@@ -187,6 +187,17 @@ def cosine_lr(lr: float, min_lr: float, fraction: float) -> float:
     return min_lr + (lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * f))
 
 
+def fused_adamw_supported(device: torch.device) -> bool:
+    """Whether this torch has the fused AdamW kernel for ``device`` (CUDA always; the CPU since torch 2.4)."""
+    try:
+        q = torch.nn.Parameter(torch.zeros(1, device=device))
+        q.grad = torch.zeros_like(q)
+        torch.optim.AdamW([q], fused=True).step()
+    except (RuntimeError, ValueError, TypeError):
+        return False
+    return True
+
+
 class Trainer:
     """Trains a localizer for a :class:`TrainConfig` into ``run_dir`` (created; resumable)."""
 
@@ -233,9 +244,11 @@ class Trainer:
             self.model = Localizer(spec).to(self.device)
         if t.channels_last:  # before the optimizer takes the parameters (a checkpoint's weights are copied into them)
             self.model.channels_last_()
-        # on a GPU the fused kernel: one launch for all parameters instead of a few per tensor
+        # the fused kernel: one launch for all parameters instead of a few per tensor, and it skips a step on the
+        # device when told its gradients are not finite (train_step), as mixed-precision loss scaling does
+        self.fused = fused_adamw_supported(self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay,
-                                           fused=self.device.type == "cuda")
+                                           fused=self.fused, foreach=None if self.fused else True)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=t.lr_factor, patience=t.lr_patience, min_lr=t.min_lr
         )
@@ -243,7 +256,12 @@ class Trainer:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             for group in self.optimizer.param_groups:  # a checkpoint of a GPU run resumed on the CPU, or the reverse
-                group["fused"] = self.device.type == "cuda"
+                group["fused"] = self.fused
+                group["foreach"] = None if self.fused else True
+            if self.fused:  # the fused kernel wants each step count as a float32 tensor beside its parameter
+                for q, state in self.optimizer.state.items():
+                    if "step" in state:
+                        state["step"] = torch.as_tensor(state["step"], dtype=torch.float32).to(q.device)
             if schedule:  # the new rate from now on; the plateau count starts afresh (its old state is not loaded)
                 self.set_lr(t.lr)
             else:
@@ -289,14 +307,17 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-        # a batch whose loss or gradient is not finite must not reach the weights (one NaN makes every weight NaN):
-        # its gradients become 0, on the device (no synchronisation per step); the count is read at validation
-        finite = torch.isfinite(norm)
-        grads = [q.grad for q in self.model.parameters() if q.grad is not None]
-        for g in grads:
-            g.nan_to_num_(0.0, 0.0, 0.0)
-        torch._foreach_mul_(grads, finite.to(grads[0].dtype))
-        self._skipped = self._skipped + (~finite).to(torch.int64)
+        # a batch whose loss or gradient is not finite must not reach the weights (one NaN makes every weight NaN),
+        # decided on the device (no synchronisation per step); the count is read at validation
+        found_inf = (~torch.isfinite(norm)).to(torch.float32)
+        if self.fused:  # the fused AdamW skips the whole update (moments and step count too) when found_inf is 1
+            self.optimizer.found_inf = found_inf
+        else:  # the update of zero gradients: only the weight decay and the moments' decay act
+            grads = [q.grad for q in self.model.parameters() if q.grad is not None]
+            for g in grads:
+                g.nan_to_num_(0.0, 0.0, 0.0)
+            torch._foreach_mul_(grads, (1.0 - found_inf).to(grads[0].dtype))
+        self._skipped = self._skipped + found_inf.to(torch.int64)
         self.optimizer.step()
         self.step += 1
         return torch.stack([parts.total.detach(), parts.count, parts.loc, parts.bg])
