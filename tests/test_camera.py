@@ -317,3 +317,9 @@ def test_scmos_read_noise_as_a_variance_map(tmp_path):
 
     with pytest.raises(ValidationError, match="not both"):
         SCMOSConfig(read_sigma=1.0, read_variance=1.0)
+    # a saved configuration with read_variance reads back (the unused default read_sigma is not written with it)
+    from plexloc.config import TrainConfig
+
+    cfg = TrainConfig.model_validate({"psf": {"kind": "gaussian"}, "camera": {"kind": "scmos", "read_variance": 2.25}})
+    again = TrainConfig.model_validate(cfg.model_dump(mode="json"))
+    assert again.simulation().channels[0].camera.read_variance == 2.25 and "read_sigma" not in again.model_dump()["channels"][0]["camera"]

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from plexloc.config.files import PATH_KEYS
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 
@@ -177,14 +178,11 @@ def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.Pa
         raise InputError(format_validation_error(err, model), source=source) from None
 
 
-_PATH_KEYS = {"calibration", "e_per_adu", "baseline", "read_sigma", "read_variance"}
-
-
 def _resolve_relative_paths(data: Any, base: Path) -> Any:
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
-            if k in _PATH_KEYS and isinstance(v, str) and not Path(v).is_absolute():
+            if k in PATH_KEYS and isinstance(v, str) and not Path(v).is_absolute():
                 out[k] = str(base / v)
             else:
                 out[k] = _resolve_relative_paths(v, base)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -99,6 +99,15 @@ class SCMOSConfig(_Model):
         if self.read_variance is not None and "read_sigma" in self.model_fields_set:
             raise ValueError("give the read noise as read_sigma (e-) or as read_variance (e-²), not both")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump_one_read_noise(self, handler):
+        """With ``read_variance`` given, the (unused) default ``read_sigma`` is left out of the dump, so that a saved
+        configuration (config.yaml, a model file) validates again."""
+        data = handler(self)
+        if self.read_variance is not None and isinstance(data, dict):
+            data.pop("read_sigma", None)
+        return data
 
     @field_validator("e_per_adu", "baseline", "read_sigma", "read_variance", mode="before")
     @classmethod

@@ -6,7 +6,9 @@ A model file (``model.pt`` in a run folder) is a plain ``torch.save`` dictionary
 - ``format`` = ``"plexloc-model"``, ``version``;
 - ``spec``: :class:`~plexloc.nets.localizer.LocalizerSpec` as a dict;
 - ``config``: the full training configuration (JSON-like dict, as validated);
-- ``state_dict``: the weights; ``meta``: step, validation metrics, plexloc and torch versions.
+- ``state_dict``: the weights; ``meta``: step, validation metrics, plexloc and torch versions;
+- ``files``: the files the configuration names (spline calibration, sCMOS maps), their bytes
+  (:mod:`plexloc.config.files`), so that the model works where those paths do not exist.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import torch
 
+from plexloc.config.files import embed_files, restore_files
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 from plexloc.nets.localizer import Localizer, LocalizerSpec
@@ -26,7 +29,9 @@ VERSION = 1
 MODEL_FILE = "model.pt"
 
 
-def model_payload(model: Localizer, config: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_payload(model: Localizer, config: dict[str, Any], meta: dict[str, Any] | None = None,
+                  files: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``files``: :func:`plexloc.config.files.embed_files` of ``config``, read now when not given."""
     state = {k.removeprefix("_orig_mod."): v.detach().cpu() for k, v in model.state_dict().items()}
     return {
         "format": FORMAT,
@@ -35,13 +40,16 @@ def model_payload(model: Localizer, config: dict[str, Any], meta: dict[str, Any]
         "config": config,
         "state_dict": state,
         "meta": dict(meta or {}),
+        "files": embed_files(config) if files is None else files,
     }
 
 
-def save_model(path: str | os.PathLike, model: Localizer, config: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-    """Write a model file atomically."""
+def save_model(path: str | os.PathLike, model: Localizer, config: dict[str, Any], meta: dict[str, Any] | None = None,
+               files: dict[str, Any] | None = None) -> None:
+    """Write a model file atomically, with the files its configuration names (``files``: as for
+    :func:`model_payload`)."""
     with atomic_path(path) as tmp:
-        torch.save(model_payload(model, config, meta), tmp)
+        torch.save(model_payload(model, config, meta, files), tmp)
 
 
 def resolve_model_path(path: str | os.PathLike) -> Path:
@@ -70,8 +78,12 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> tuple[Localizer, dict[str, Any], dict[str, Any]]:
-    """Localizer (eval mode, on ``device``), its training configuration dict and its meta dict."""
+    """Localizer (eval mode, on ``device``), its training configuration dict and its meta dict.
+
+    The configuration's file paths hold the files the model was trained with (:func:`plexloc.config.files.restore_files`:
+    the model's own copies where the originals are gone or changed)."""
     payload = read_model_file(path)
     model = Localizer(LocalizerSpec.from_dict(payload["spec"]))
     model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
-    return model.to(device).eval(), payload["config"], payload.get("meta", {})
+    config = restore_files(payload["config"], payload.get("files"), source=resolve_model_path(path))
+    return model.to(device).eval(), config, payload.get("meta", {})

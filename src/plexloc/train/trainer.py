@@ -26,11 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from plexloc.config.files import embed_files, restore_files
 from plexloc.config.io import save_config, validate_config
 from plexloc.config.training import TrainConfig
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
-from plexloc.nets.io import MODEL_FILE, load_model, model_payload, resolve_model_path, save_model
+from plexloc.nets.io import MODEL_FILE, load_model, model_payload, read_model_file, resolve_model_path, save_model
 from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
@@ -177,7 +178,7 @@ def recalibrate_model(run_dir: str | os.PathLike, *, n_samples: int | None = Non
     val = validation_set(config, sim, model.spec.window, n_samples)
     scores = val.score(model, sim, threshold=config.training.detection_threshold)
     meta = {**meta, "validation": scores}
-    save_model(path, model, config_dict, meta=meta)
+    save_model(path, model, config_dict, meta=meta, files=read_model_file(path).get("files"))
     return meta
 
 
@@ -222,7 +223,9 @@ class Trainer:
             if not ckpt_path.exists():
                 raise InputError("--resume: no checkpoint.pt in the run folder", source=self.run_dir)
             ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            config = validate_config(ckpt["config"], TrainConfig, source=ckpt_path)
+            # the calibration and maps it was trained with, also where their paths are gone (another machine)
+            config = validate_config(restore_files(ckpt["config"], ckpt.get("files"), source=ckpt_path), TrainConfig,
+                                     source=ckpt_path)
         elif ckpt_path.exists() or (self.run_dir / MODEL_FILE).exists():
             # a finished run whose (large) checkpoint was deleted still has its model: never trained over silently
             raise InputError("the run folder already holds a training run (checkpoint.pt or model.pt); use --resume "
@@ -236,6 +239,9 @@ class Trainer:
             data.setdefault("training", {}).update(schedule)
             config = validate_config(data, TrainConfig, source="training schedule " + ", ".join(f"{k}={v}" for k, v in schedule.items()))
         self.config = config
+        #: the files the configuration names (spline calibration, sCMOS maps), read once, kept in model.pt and
+        #: checkpoint.pt so that the model works where those paths do not exist (plexloc.config.files)
+        self.files = ckpt["files"] if ckpt and ckpt.get("files") else embed_files(self._config_dict(), source=self.run_dir)
         t = config.training
         self.sim = Simulator(training_simulation(config)).to(self.device)
         spec = LocalizerSpec.from_dict(ckpt["spec"]) if ckpt else make_spec(config, self.sim, seed=t.seed)
@@ -343,7 +349,7 @@ class Trainer:
         if improved:
             self.best = scores["val_loss"]
             save_model(self.run_dir / MODEL_FILE, self.model, self._config_dict(),
-                       meta={"step": self.step, "elapsed_s": self.elapsed_s, "validation": scores})
+                       meta={"step": self.step, "elapsed_s": self.elapsed_s, "validation": scores}, files=self.files)
         self.save_checkpoint()
         self.write_log()
         return row
@@ -352,7 +358,7 @@ class Trainer:
         return self.config.model_dump(mode="json")
 
     def save_checkpoint(self) -> None:
-        payload = model_payload(self.model, self._config_dict(), {"step": self.step})
+        payload = model_payload(self.model, self._config_dict(), {"step": self.step}, files=self.files)
         payload.update(
             format="plexloc-checkpoint",
             model=payload.pop("state_dict"),
