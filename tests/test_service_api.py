@@ -352,3 +352,21 @@ def test_uploads_never_completed_expire_with_their_partial_data(http, service):
         assert ops.expire_uploads(s, storage, max_age_s=3600.0, at=time.time() + 7200) == [fid]
     assert http.get(f"/api/v1/files/{fid}", headers=auth(service.user_token)).status_code == 404
     assert http.get(f"/api/v1/files/{done['id']}", headers=auth(service.user_token)).status_code == 200
+
+
+def test_a_beside_slot_must_name_a_single_file_slot():
+    """``beside`` puts a slot's files in another slot's folder (what a configuration names by relative path); it must
+    name another slot that holds one file in its own folder."""
+    from pydantic import ValidationError
+
+    from plexloc.service.apps import EntryPoint
+
+    ok = EntryPoint(command=["x", "{input.config}"], inputs={"config": {}, "files": {"multiple": True, "beside": "config"}})
+    assert ok.input_folder("files") == "config" and ok.input_folder("config") == "config"
+    bad = [({"config": {}, "files": {"beside": "nope"}}, "names no other input slot"),
+           ({"config": {}, "files": {"beside": "files"}}, "names no other input slot"),
+           ({"config": {"multiple": True}, "files": {"beside": "config"}}, "must hold one file"),
+           ({"config": {}, "a": {"beside": "config"}, "b": {"beside": "a"}}, "must hold one file")]
+    for inputs, match in bad:
+        with pytest.raises(ValidationError, match=match):
+            EntryPoint(command=["x"], inputs=inputs)

@@ -243,3 +243,40 @@ def test_store_outage_makes_the_job_wait_not_fail(env):
     assert sorted(o["name"] for o in c.outputs(job["id"])) == ["log.txt", "ticks.txt"]
     lines = [x["line"] for x in c.log(job["id"])["lines"]]
     assert sum("HTTP 503" in x and "retrying" in x for x in lines) == 3
+
+
+def test_a_configuration_with_map_files_trains_and_its_model_fits_on_a_worker(env, tmp_path, monkeypatch):
+    """A configuration names its sCMOS maps by relative path: they travel in the `files` slot and land beside it on
+    the worker; the trained model carries them, so a fit job (another work folder, the training one deleted) needs
+    only the model. Two inputs of one name in that folder are refused at submission."""
+    svc, live, c = env
+    monkeypatch.setenv("PLEXLOC_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    src.mkdir()
+    np.save(src / "gain.npy", rng.uniform(0.45, 0.55, (16, 16)))
+    np.save(src / "offset.npy", rng.uniform(98.0, 102.0, (16, 16)))
+    data = {"px_size_nm": 100.0, "frame_size": [16, 16], "psf": {"kind": "gaussian", "sigma_nm": 130.0},
+            "camera": {"kind": "scmos", "e_per_adu": "gain.npy", "baseline": "offset.npy"},
+            "emitters": {"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0]}, "background": {"range": [20.0, 50.0]},
+            "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1},
+            "training": {"batch_size": 4, "validate_every": 2, "validation_samples": 8, "warmup_steps": 1}}
+    (src / "cam.yaml").write_text(yaml.safe_dump(data))
+    assert main(["simulate", str(src / "cam.yaml"), "--frames", "3", "--out", str(tmp_path / "sim"), "--device", "cpu"]) == 0
+    f_cfg, f_gain, f_off = (c.upload(src / n) for n in ("cam.yaml", "gain.npy", "offset.npy"))
+    f_movie = c.upload(tmp_path / "sim" / "movie.tif")
+    with pytest.raises(Exception, match="two files named 'gain.npy'"):
+        c.submit("plexloc-train", config={"steps": 2}, inputs={"config": f_cfg["id"], "files": [f_gain["id"], f_gain["id"]]})
+    with AgentThread(live.url, svc.worker_token):
+        cpu = {"cpus": 1, "gpus": 0, "gpu_memory_mb": 0, "memory_mb": 2000}  # what this test worker has
+        train = c.submit("plexloc-train", config={"steps": 2, "threads": 1}, hardware=cpu,
+                         inputs={"config": f_cfg["id"], "files": [f_gain["id"], f_off["id"]]})
+        fit = c.submit("plexloc-fit", entry_point="fit", hardware=cpu,
+                       inputs={"movie": f_movie["id"], "model": f"job:{train['id']}/model.pt"})
+        fit = c.wait(fit["id"], timeout=240)
+        train = c.job(train["id"])
+        assert [train["state"], fit["state"]] == ["succeeded"] * 2, [train["error"], fit["error"]]
+        c.download(fit["id"], tmp_path / "fit")
+    assert (tmp_path / "fit" / "movie" / "locs.csv").read_text().startswith("frame,x_nm")
+    # the worker's copies of the maps came from the model (the training's work folder is gone)
+    assert len(list((tmp_path / "cache" / "embedded").glob("*/*.npy"))) == 2

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from plexloc.errors import InputError
 from plexloc.service import transfer
 from plexloc.service.apps import EntryPoint, Hardware
 from plexloc.service.client import ServiceError, check
@@ -230,7 +231,7 @@ class Agent:
         t0 = time.monotonic()
         state, error = "failed", None
         try:
-            inputs = self._download(spec, work, rep)
+            inputs = self._download(spec, ep, work, rep)
             if rep.lost.is_set():
                 raise _LeaseLost  # the clean-up below, as for a lease lost while running
             if rep.cancel.is_set():
@@ -298,15 +299,21 @@ class Agent:
         if not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _download(self, spec: dict[str, Any], work: Path, rep: _Reporter) -> dict[str, list[str]]:
+    def _download(self, spec: dict[str, Any], ep: EntryPoint, work: Path, rep: _Reporter) -> dict[str, list[str]]:
         inputs: dict[str, list[str]] = {}
         total = sum(f["size"] for f in spec["inputs"]) or 1
         got = 0
+        shared = {ep.input_folder(n) for n, s in ep.inputs.items() if s.beside}  # folders of several slots
         for f in spec["inputs"]:
             if rep.cancel.is_set() or rep.lost.is_set():
                 break
-            folder = work / "in" / f["slot"]
-            name = f["name"] if not (folder / f["name"]).exists() else f"{f['position']}_{f['name']}"
+            folder_name = ep.input_folder(f["slot"])
+            folder = work / "in" / folder_name
+            name = f["name"]
+            if (folder / name).exists():
+                if folder_name in shared:  # a configuration names these files: a renamed copy would not be found
+                    raise InputError(f"two input files named {name!r} in the folder of slot {folder_name!r}")
+                name = f"{f['position']}_{name}"
 
             def fetch(f=f, name=name, folder=folder):
                 url = check(self.http.get(f"/jobs/{spec['job_id']}/files/{f['file_id']}/url"))["url"]

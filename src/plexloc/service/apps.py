@@ -61,6 +61,9 @@ class Slot(_Strict):
     multiple: bool = False
     suffixes: list[str] = Field(default_factory=list)
     description: str = ""
+    #: another slot whose folder this slot's files share on the worker: the files a configuration names by
+    #: relative path (a spline calibration, sCMOS maps) next to the configuration, under their own names
+    beside: str | None = None
 
 
 class Output(_Strict):
@@ -131,7 +134,21 @@ class EntryPoint(_Strict):
                     raise ValueError("command: {stem} needs foreach")
         if self.foreach is not None and self.foreach not in self.inputs:
             raise ValueError(f"foreach: {self.foreach!r} names no input slot")
+        for name, slot in self.inputs.items():
+            if slot.beside is None:
+                continue
+            target = self.inputs.get(slot.beside)
+            if target is None or slot.beside == name:
+                raise ValueError(f"inputs.{name}.beside: {slot.beside!r} names no other input slot (have {sorted(self.inputs)})")
+            if target.beside is not None or target.multiple:
+                raise ValueError(f"inputs.{name}.beside: slot {slot.beside!r} must hold one file in its own folder")
         return self
+
+    def input_folder(self, slot: str) -> str:
+        """The folder (under the job's ``in/``) that a slot's files are downloaded into: its own, or its
+        ``beside`` slot's."""
+        spec = self.inputs.get(slot)
+        return spec.beside if spec is not None and spec.beside else slot
 
     def config_model(self) -> type[BaseModel]:
         """A pydantic model of this entry point's parameters (unknown fields rejected); built once."""

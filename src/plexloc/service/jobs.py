@@ -179,6 +179,7 @@ def _check_inputs(session: Session, user: User, ep: EntryPoint, inputs: dict[str
         if slot not in ep.inputs:
             raise InputError(f"no such input slot (have {sorted(ep.inputs)})", source=f"inputs.{slot}")
     out: dict[str, list[Ref]] = {}
+    names: dict[str, list[tuple[str, str]]] = {}  # worker folder -> (slot, file name) of each input
     for slot, spec in ep.inputs.items():
         ids = inputs.get(slot) or []
         if isinstance(ids, str):
@@ -204,7 +205,16 @@ def _check_inputs(session: Session, user: User, ep: EntryPoint, inputs: dict[str
             if spec.suffixes and not any(name.lower().endswith(s.lower()) for s in spec.suffixes):
                 raise InputError(f"file {name!r} must end in one of {spec.suffixes}", source=f"inputs.{slot}")
             items.append(item)
+            names.setdefault(ep.input_folder(slot), []).append((slot, name))
         out[slot] = items
+    shared = {ep.input_folder(n) for n, s in ep.inputs.items() if s.beside}
+    for folder in shared:  # files a configuration names keep their names beside it: two of one name cannot
+        seen: dict[str, str] = {}
+        for slot, name in names.get(folder, []):
+            if name in seen:
+                raise InputError(f"two files named {name!r} (slots {seen[name]!r} and {slot!r}) would share the "
+                                 f"folder of slot {folder!r} on the worker", source=f"inputs.{slot}")
+            seen[name] = slot
     return out
 
 

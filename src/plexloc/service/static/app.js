@@ -127,7 +127,7 @@ function renderSlots() {
   const slots = $("slots");
   slots.replaceChildren();
   for (const [name, s] of Object.entries(ep.inputs)) {
-    slots.append(el("label", { textContent: `${name} (${s.kind}${s.multiple ? ", one or more" : ""}${s.suffixes.length ? ", " + s.suffixes.join(" ") : ""})`, htmlFor: "s-" + name }));
+    slots.append(el("label", { textContent: `${name} (${s.kind}${s.multiple ? ", one or more" : ""}${s.required === false ? ", optional" : ""}${s.beside ? ", placed beside " + s.beside : ""}${s.suffixes.length ? ", " + s.suffixes.join(" ") : ""})`, htmlFor: "s-" + name, title: s.description || "" }));
     const sel = el("select", { id: "s-" + name, multiple: s.multiple });
     sel.dataset.slot = name;
     const usable = files.filter((f) => f.state === "ready" && (!s.suffixes.length || s.suffixes.some((x) => f.name.toLowerCase().endsWith(x))));
