@@ -118,6 +118,11 @@ def test_count_loss_matches_gaussian_closed_form():
     expected = 0.5 * (0 - 4) ** 2 / 3 + 0.5 * math.log(3) + 0.5 * LOG_2PI
     assert float(parts.count) == pytest.approx(expected, rel=1e-5)
     assert float(parts.loc) == 0.0 and float(parts.bg) == 0.0
+    # padded target slots that are all empty (a batch whose samples have no targets): the same loss, no NaN from 0/0
+    padded = dict(no_targets, target_xyz_nm=torch.zeros(1, 3, 3), target_photons=torch.zeros(1, 3, 1),
+                  target_mask=torch.zeros(1, 3, dtype=torch.bool))
+    again = decode_loss(pred, spec, **padded)
+    assert float(again.loc) == 0.0 and float(again.total) == pytest.approx(float(parts.total), rel=1e-6)
 
 
 def test_background_loss_is_normalised_per_channel_by_its_spread():

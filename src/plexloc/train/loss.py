@@ -86,14 +86,14 @@ def decode_loss(
     count = (0.5 * (n_true - mean) ** 2 / var + 0.5 * torch.log(var) + 0.5 * _LOG_2PI).mean()
 
     # localization: mixture over pixels (B, K targets, HW pixels, D)
-    if target_mask.any():
+    if target_mask.shape[1]:  # the shape, not the values: no host-device synchronisation per step
         mu, sig = pixel_means(pred, spec)
         u = target_values(target_xyz_nm, target_photons, spec)
         log_w = torch.log(p.clamp_min(1e-8)) - torch.log(mean.clamp_min(1e-8)).unsqueeze(1)  # (B, HW)
         z = (u.unsqueeze(2) - mu.unsqueeze(1)) / sig.unsqueeze(1)  # (B, K, HW, D)
         log_n = -0.5 * (z**2).sum(-1) - torch.log(sig).sum(-1).unsqueeze(1) - 0.5 * u.shape[-1] * _LOG_2PI
         ll = torch.logsumexp(log_n + log_w.unsqueeze(1), dim=2)  # (B, K)
-        loc = -(ll * target_mask).sum() / target_mask.sum()
+        loc = -(ll * target_mask).sum() / target_mask.sum().clamp_min(1)  # 0 for a batch without targets
     else:
         loc = p.sum() * 0.0
     if spec.bg_loss_scale is None:
