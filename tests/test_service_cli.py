@@ -122,6 +122,43 @@ def test_submit_status_download_commands(tmp_path, capsys):
     assert "must be a URL starting with http://" in capsys.readouterr().err
 
 
+def test_submit_attaches_the_files_a_configuration_names(tmp_path, capsys):
+    """`--input config=cam.yaml` of an app with a `files` slot beside the configuration uploads the maps the YAML
+    names by relative path (they would not be found on the worker otherwise); one that is missing, or in a
+    sub-folder, is named before anything is submitted; files given by hand are left as they are."""
+    from service_support import LiveServer, make_service
+
+    svc = make_service(tmp_path)
+    np_ = __import__("numpy")
+    np_.save(tmp_path / "gain.npy", np_.full((8, 8), 0.5))
+    cfg = tmp_path / "cam.yaml"
+    cfg.write_text("px_size_nm: 100\nframe_size: [8, 8]\npsf: {kind: gaussian}\n"
+                   "camera: {kind: scmos, e_per_adu: gain.npy, read_variance: gain.npy}\n")
+    with LiveServer(svc.app) as live:
+        common = ["--server", live.url, "--token", svc.user_token]
+        client = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {svc.user_token}"})
+        assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"]) == 0
+        out = capsys.readouterr().out
+        assert out.count("attaching") == 1 and "gain.npy to input files (named by" in out
+        job = client.get(f"/api/v1/jobs/{out.strip().splitlines()[-1]}").json()
+        names = [client.get(f"/api/v1/files/{fid}").json()["name"] for fid in job["inputs"]["files"]]
+        assert names == ["gain.npy"]
+        # given by hand: nothing attached on top
+        assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}",
+                     "--input", f"files={tmp_path / 'gain.npy'}"]) == 0
+        assert "attaching" not in capsys.readouterr().out
+        cfg.write_text(cfg.read_text().replace("e_per_adu: gain.npy", "e_per_adu: maps/gain.npy"))
+        n_files = len(client.get("/api/v1/files").json())
+        assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"]) == 2
+        assert "maps/gain.npy, which is not next to the configuration" in capsys.readouterr().err
+        (tmp_path / "maps").mkdir()
+        np_.save(tmp_path / "maps" / "gain.npy", np_.full((8, 8), 0.5))
+        assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"]) == 2
+        assert "in a sub-folder" in capsys.readouterr().err
+        assert len(client.get("/api/v1/files").json()) == n_files  # refused before any upload
+        client.close()
+
+
 def test_the_cli_parser_imports_no_heavy_dependency():
     """`plexloc serve` stays small (the 5 GB bar: < 300 MB resident) only while building the parser
     imports neither torch nor the other commands' numerics."""

@@ -91,21 +91,30 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"parameter {name} is {value}; parameters must be finite numbers")
     with client_from(args) as c, service_errors(args.server):
-        inputs: dict[str, list[str]] = {}
+        # every local file is checked, and the configuration's own files found, before anything is uploaded
+        items: list[tuple[str, str | Path]] = []  # (slot, file id / job reference, or a local path)
         for item in args.input:
             slot, sep, value = item.partition("=")
             if not sep:
                 raise InputError(f"--input {item!r}: expected SLOT=FILE")
             if value.startswith("file:"):
-                inputs.setdefault(slot, []).append(value[5:])
-                continue
-            if value.startswith("job:"):  # another job's output (pipeline)
-                inputs.setdefault(slot, []).append(value)
-                continue
-            path = Path(value)
-            if not path.is_file():
-                raise InputError("no such file", source=path)
-            inputs.setdefault(slot, []).append(c.upload(path)["id"])
+                items.append((slot, value[5:]))
+            elif value.startswith("job:"):  # another job's output (pipeline)
+                items.append((slot, value))
+            elif not Path(value).is_file():
+                raise InputError("no such file", source=value)
+            else:
+                items.append((slot, Path(value)))
+        local: dict[str, Path] = {}  # slot -> the first local file given for it
+        for slot, value in items:
+            if isinstance(value, Path):
+                local.setdefault(slot, value)
+        for slot, path, config_path in attached_files(c, args, local, given={slot for slot, _ in items}):
+            print(f"attaching {path} to input {slot} (named by {config_path})", flush=True)
+            items.append((slot, path))
+        inputs: dict[str, list[str]] = {}
+        for slot, value in items:
+            inputs.setdefault(slot, []).append(c.upload(value)["id"] if isinstance(value, Path) else value)
         job = c.submit(
             args.application, version=args.app_version, entry_point=args.entry, config=config, inputs=inputs,
             hardware=None if args.gpus is None else {"gpus": args.gpus}, timeout_s=args.timeout, priority=args.priority,
@@ -116,3 +125,62 @@ def run(args: argparse.Namespace) -> int:
             print(job["state"] + (f": {job['error']}" if job["error"] else ""))
             return 0 if job["state"] == "succeeded" else 1
     return 0
+
+
+def _entry_point(c, args):
+    """The entry point the server will resolve for this submission, or None (the server then names the problem)."""
+    from plexloc.errors import InputError
+    from plexloc.service.apps import Application
+
+    for data in c.applications():
+        if data.get("name") == args.application:
+            try:
+                return Application.model_validate(data).entry(args.app_version, args.entry)[2]
+            except (InputError, ValueError):
+                return None
+    return None
+
+
+def attached_files(c, args, local: dict[str, Path], *, given: set[str]) -> list[tuple[str, Path, Path]]:
+    """``(slot, file, configuration)`` for each file a configuration given as a local file names by relative path (a spline
+    calibration, sCMOS maps), for an entry point with a slot ``beside`` that configuration's slot which the command
+    line left empty: the worker finds them beside the configuration only if they travel with it.
+
+    Raises:
+        InputError: a named file is not next to the configuration (the field and the path named)."""
+    import warnings
+
+    import yaml
+
+    from plexloc.config.files import referenced_files
+    from plexloc.errors import InputError
+
+    ep = _entry_point(c, args)
+    if ep is None:
+        return []
+    out: list[tuple[str, Path, Path]] = []
+    for slot, spec in ep.inputs.items():
+        if spec.beside is None or slot in given or spec.beside not in local:
+            continue
+        config = local[spec.beside]
+        try:
+            data = yaml.safe_load(config.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # not a configuration this can read: the job says what is wrong
+        seen: set[Path] = set()
+        for field, name in referenced_files(data):
+            if Path(name).is_absolute():
+                warnings.warn(f"{config}: {field} is an absolute path ({name}); a worker reads it only if its disk has "
+                              "that path (a path relative to the configuration travels with it)", stacklevel=2)
+                continue
+            path = (config.parent / name).resolve()
+            if not path.is_file():
+                raise InputError(f"field '{field}' names {name}, which is not next to the configuration", source=config)
+            if Path(name).parent != Path("."):
+                raise InputError(f"field '{field}' names {name} in a sub-folder; on a worker the files a configuration "
+                                 f"names lie beside it: name it {Path(name).name} and keep it next to the configuration",
+                                 source=config)
+            if path not in seen:
+                seen.add(path)
+                out.append((slot, path, config))
+    return out
