@@ -86,3 +86,26 @@ def test_rcc_on_a_field_narrower_than_its_search_window():
                        precision_nm=8.0)
     res = estimate_drift(t, engine="rcc", n_segments=8, max_drift_nm=1000.0)
     assert drift_error_rms(res.at(np.arange(1000)), truth) < 10.0
+
+
+def test_rcc_says_when_its_windows_do_not_agree():
+    """Molecules seen in one window only (no structure the windows share): RCC's pairs disagree by hundreds of nm and
+    the curve is noise, which it says (UnreliableDriftWarning); on a structure it is consistent to about 1 nm and
+    silent."""
+    import warnings
+
+    from plexloc.post.drift import UnreliableDriftWarning
+    from plexloc.table import LocTable
+
+    t, _ = _drifting("lines", seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        good = estimate_drift(t, engine="rcc", n_segments=10)
+    assert good.info["uncertainty_nm"] < 2.0
+    rng = np.random.default_rng(1)
+    n = 4000  # every localization a new molecule at a random place: nothing to correlate
+    noise = LocTable({"frame": np.sort(rng.integers(0, 200, n)), "x_nm": rng.uniform(0, 6400, n),
+                      "y_nm": rng.uniform(0, 6400, n), "z_nm": np.zeros(n), "photons": np.full(n, 1e3)})
+    with pytest.warns(UnreliableDriftWarning, match="not reliable"):
+        bad = estimate_drift(noise, engine="rcc", n_segments=10)
+    assert bad.info["uncertainty_nm"] > 50.0

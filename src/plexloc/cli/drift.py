@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
                     "locs": str(args.locs), "out": str(args.out)}, args.json)
     span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
-          f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}")
+          f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}"
+          + (f"; windows consistent to +-{result.info['uncertainty_nm']:.1f} nm" if "uncertainty_nm" in result.info else ""))
     print(f"wrote {args.out} ({len(corrected)} localizations) and {figure}")
     return 0

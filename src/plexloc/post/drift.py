@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +160,14 @@ def _peak_subpixel(cc: np.ndarray, r: int) -> tuple[float, float, float]:
     return i + dy, j + dx, float(cc[i, j])
 
 
+#: above this (or the render pixel) the windows' own disagreement makes an RCC estimate unreliable (a warning)
+RCC_MAX_UNCERTAINTY_NM = 10.0
+
+
+class UnreliableDriftWarning(UserWarning):
+    """The drift estimate's windows do not agree with each other: the estimated curve is mostly noise."""
+
+
 def rcc_drift(
     table: LocTable,
     *,
@@ -254,6 +263,20 @@ def rcc_drift(
         keep[involved[np.argsort(resid[involved])[:2]]] = True
     if not keep.all():
         sol = np.linalg.lstsq(np.vstack([a[keep], anchor]), np.vstack([r_ij[keep], np.zeros((1, 2))]), rcond=None)[0]
+    # the redundancy of RCC measures its own precision: the pairs' disagreement with the solution (per axis, with
+    # the degrees of freedom the fit used) is the error of one pair's shift, sigma_pair; the drift of a window is
+    # then known to about sigma_pair * sqrt(2 / n_windows) (the complete graph of pairs)
+    resid_kept = (a[keep] @ sol - r_ij[keep])
+    dof = max(int(keep.sum()) - (n_seg - 1), 1)
+    sigma_pair = float(np.sqrt((resid_kept**2).sum() / (2 * dof)))
+    uncertainty = sigma_pair * float(np.sqrt(2.0 / n_seg))
+    if uncertainty > max(px, RCC_MAX_UNCERTAINTY_NM):
+        # a lower bound of the error (a bias that every pair shares is not seen): above it the curve is noise
+        warnings.warn(
+            f"RCC: the drifts of the {n_seg} windows disagree by about {sigma_pair:.0f} nm from pair to pair (a window's "
+            f"drift is known to +-{uncertainty:.0f} nm at best): this drift estimate is not reliable. Too few "
+            "localizations per window, or no structure that several windows share; try fewer windows "
+            "(n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning, stacklevel=2)
     seg_drift = np.column_stack([sol, np.zeros(n_seg)])
     frames = np.arange(int(frame.min()), int(frame.max()) + 1)
     curve = _curve(centre, seg_drift, frames)
@@ -274,6 +297,8 @@ def rcc_drift(
             "pairs_used": int(keep.sum()),
             "pairs_total": len(pairs),
             "residual_threshold_nm": threshold,
+            "pair_error_nm": sigma_pair,
+            "uncertainty_nm": uncertainty,
         },
     )
 
