@@ -80,6 +80,31 @@ def test_crlb_json_keys_and_values(tmp_path):
     assert json.loads(out2d.read_text())["crlb_z_nm"] is None  # a 2D PSF has no z bound
 
 
+def test_crlb_photons_are_the_total_over_linked_channels(tmp_path):
+    """--photons is the emitter's total, as the truth's photons column: four quad-plane channels of throughput 1
+    each see a quarter of it each (the bound was computed for four times the photons, about half as large)."""
+    import torch
+
+    from plexloc.config import load_config
+    from plexloc.evaluate.crlb import crlb
+    from plexloc.simulation import Simulator
+
+    out = tmp_path / "q.json"
+    assert main(["crlb", str(EXAMPLES / "quad_plane.yaml"), "--photons", "4000", "--bg", "10", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())["crlb_x_nm"]
+    sim = Simulator(load_config(EXAMPLES / "quad_plane.yaml"))
+    ref = sim.channels[0].psf
+
+    def bound(fractions):
+        return float(crlb([(ch.psf, ch.camera) for ch in sim.channels], x_nm=(ref.roi_px[1] + 0.5) * ref.px_size_nm[0],
+                          y_nm=(ref.roi_px[0] + 0.5) * ref.px_size_nm[1], z_nm=torch.zeros(1, dtype=torch.float64),
+                          photons=4000.0, bg=10.0, transforms=[ch.transform for ch in sim.channels],
+                          z_offsets_nm=[ch.z_offset_nm for ch in sim.channels], photon_fractions=fractions)["crlb_x_nm"][0])
+
+    assert got == pytest.approx(bound([0.25] * 4), rel=1e-6)
+    assert bound([1.0] * 4) < 0.6 * got  # what it said before
+
+
 def test_detect_then_evaluate_finds_bright_emitters(tmp_path):
     cfg = small_config(tmp_path, emitters={"density_per_um2": 0.3, "photons_range": [3000.0, 6000.0],
                                            "on_time_frames": 1.0, "z_range_nm": [0.0, 0.0]})
@@ -179,3 +204,23 @@ def test_building_the_parser_does_not_import_torch():
     code = "import sys, plexloc.cli.main as m; m.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_columns_explains_every_column_of_a_table(tmp_path, capsys):
+    """`plexloc columns LOCS`: each column's unit, meaning and range, non-finite values counted, foreign columns
+    marked; without LOCS every documented column, each with a unit."""
+    from plexloc.io import write_table
+    from plexloc.table import COLUMN_DOCS, LocTable
+
+    t = LocTable({"frame": [0, 1, 2], "x_nm": [10.0, 20.0, 30.0], "y_nm": [1.0, 2.0, 3.0], "z_nm": [0.0, 0.0, 0.0],
+                  "photons": [100.0, 200.0, 300.0], "bg_ch1": [5.0, float("nan"), 7.0], "my_score": [1.0, 2.0, 9.0]})
+    write_table(t, tmp_path / "t.csv")
+    assert main(["columns", str(tmp_path / "t.csv"), "--json", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "3 rows, 7 columns" in out and "background photons per pixel per frame in channel 1" in out
+    assert "5 .. 6 .. 7, 1 not finite" in out and "not a plexloc column" in out
+    rows = {r["column"]: r for r in json.loads((tmp_path / "c.json").read_text())["columns"]}
+    assert rows["x_nm"]["unit"] == "nm" and rows["x_nm"]["median"] == 20.0 and rows["my_score"]["description"] is None
+    assert main(["columns"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert len(listing) == len(COLUMN_DOCS) and all("[" in line for line in listing)

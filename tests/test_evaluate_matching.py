@@ -353,3 +353,20 @@ def test_speed_hundred_thousand_frames():
     elapsed = time.perf_counter() - start
     assert abs(m.n_tp - n_kept) < 0.01 * n_kept
     assert elapsed < 60.0  # about 2 s on a laptop core
+
+
+def test_a_2d_matching_takes_no_axial_tolerance():
+    """A 2D Matching records max_ax_nm None; passing that back (or None) to match/evaluate works (it raised)."""
+    from conftest import make_table
+
+    from plexloc.evaluate import evaluate
+
+    t = make_table(0, [100.0, 900.0], [100.0, 900.0], z=[0.0, 3000.0])
+    m = match(t, t, dim=2)
+    again = match(t, t, dim=2, max_ax_nm=m.max_ax_nm)
+    assert m.max_ax_nm is None and len(again.tp_truth) == 2
+    assert evaluate(t, t, dim=2, max_ax_nm=None).jaccard == 100.0
+    from plexloc.evaluate.metrics import evaluate_matching
+
+    with pytest.raises(InputError, match="3D scores need a 3D matching"):
+        evaluate_matching(t, t, m, dim=3)

@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Cramer-Rao lower bound of the configured PSF and camera",
         description="Cramer-Rao lower bound (1 sigma) of x, y, z and photons for a single emitter, from the "
         "Fisher information of the configured PSF(s) and camera(s) (EMCCD: excess-noise factor 2). With "
-        "several channels the bound is joint: 'linked' splits the photons by throughput, 'ratiometric' by "
-        "the ratios of --color, 'independent' gives every channel the full --photons.",
+        "several channels the bound is joint: --photons is the emitter's total over the channels (the truth "
+        "tables' photons column), which 'linked' splits in proportion to the throughputs and 'ratiometric' to "
+        "the ratios of --color (as the simulator does); 'independent' gives every channel the full --photons.",
     )
     p.add_argument("config", type=Path, help="simulation configuration (YAML)")
     # --photons <= 0 is an InputError of run() (exit code 2 returned, not raised); NaN and inf are refused here
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     sim = Simulator(config)
     pm = config.photon_model
+    # --photons is the emitter's total over the channels, as the truth tables' photons column: each channel gets
+    # its share (throughputs, or the colour's ratios, normalised by their sum, as the simulator splits them)
     if pm.kind == "linked":
         fractions = [ch.throughput for ch in sim.channels]
     elif pm.kind == "ratiometric":
@@ -63,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         fractions = list(pm.ratios[args.color])
     else:
         fractions = [1.0] * sim.n_channels
+    if pm.kind in ("linked", "ratiometric"):
+        fractions = [f / sum(fractions) for f in fractions]
     z = torch.tensor(args.z, dtype=torch.float64)
     ref = sim.channels[0].psf
     x0 = (ref.roi_px[1] + 0.5) * ref.px_size_nm[0]  # a pixel centre well inside a virtual frame

@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "frc": "plexloc.cli.frc",
     "report": "plexloc.cli.report",
     "convert": "plexloc.cli.convert",
+    "columns": "plexloc.cli.columns",
     "estimate-priors": "plexloc.cli.estimate_priors",
     "calibrate": "plexloc.cli.calibrate",
     "color": "plexloc.cli.color",

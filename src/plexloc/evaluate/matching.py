@@ -292,7 +292,7 @@ def match(
     *,
     dim: int = 3,
     max_lat_nm: float = 250.0,
-    max_ax_nm: float = 500.0,
+    max_ax_nm: float | None = 500.0,
 ) -> Matching:
     """Match predictions to ground truth, frame by frame, by a minimum-cost assignment.
 
@@ -327,7 +327,8 @@ def match(
     nt, npred = len(truth), len(pred)
 
     if nt and npred:
-        ti, pj, cost = _candidate_pairs(truth, pred, dim, float(max_lat_nm), float(max_ax_nm))
+        ti, pj, cost = _candidate_pairs(truth, pred, dim, float(max_lat_nm),
+                                         float(max_ax_nm) if dim == 3 else math.inf)  # 2D: no axial limit (None too)
         tp_t, tp_p = _assign(nt, npred, ti, pj, cost)
     else:
         tp_t, tp_p = np.zeros(0, _INT), np.zeros(0, _INT)

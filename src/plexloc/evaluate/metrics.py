@@ -221,6 +221,8 @@ def evaluate_matching(
     dim = matching.dim if dim is None else dim
     if isinstance(dim, bool) or dim not in (2, 3):
         raise InputError(f"dim must be 2 or 3, got {dim!r}")
+    if dim == 3 and matching.dim == 2:  # its pairs were never held to the axial tolerance
+        raise InputError("3D scores need a 3D matching (match(..., dim=3)); this one was matched in 2D")
     _check_px(px_size_nm)
     n_truth, n_pred = len(truth), len(pred)
     tp, fp, fn = matching.n_tp, matching.n_fp, matching.n_fn

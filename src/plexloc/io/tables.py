@@ -81,20 +81,28 @@ def column_unit(name: str) -> str | None:
     """Unit of a documented column (``'nm'``, ``'photons'``, ...), ``'1'`` for dimensionless, else None."""
     if name.endswith("_nm"):
         return "nm"
-    if name in ("photons", "sigma_photons") or _PHOTONS_CH.match(name):
+    per_channel = _PER_CHANNEL.match(name)
+    if name in ("photons", "sigma_photons", "crlb_photons") or (per_channel and per_channel.group(1) in ("photons", "sigma_photons")):
         return "photons"
-    if name == "bg":
+    if name in ("bg", "crlb_bg") or (per_channel and per_channel.group(1) == "bg"):
         return "photons/pixel/frame"
-    if name in ("frame", "id", "color", "prob", "color_prob"):
+    if name in ("frame", "id", "color", "prob", "color_prob", "frame_last", "n_merged", "n_channels_seen", "refined",
+                "iterations", "loglik", "llr"):
         return "1"
+    if name == "roi_px":
+        return "px"
     return None
 
 
+_PER_CHANNEL = re.compile(r"^(\w+)_ch(\d+)$")
+
+
 def column_description(name: str) -> str | None:
-    """Description from :data:`plexloc.table.COLUMN_DOCS` (``photons_chN`` with its number)."""
-    m = _PHOTONS_CH.match(name)
-    if m:
-        return COLUMN_DOCS["photons_chN"].replace("channel N", f"channel {m.group(1)}")
+    """Description from :data:`plexloc.table.COLUMN_DOCS` (per-channel columns such as ``photons_ch1``,
+    ``bg_ch0`` or ``sigma_photons_ch1`` from their ``_chN`` entry, with the channel's number)."""
+    m = _PER_CHANNEL.match(name)
+    if m and f"{m.group(1)}_chN" in COLUMN_DOCS:
+        return COLUMN_DOCS[f"{m.group(1)}_chN"].replace("channel N", f"channel {m.group(2)}").replace("_chN", f"_ch{m.group(2)}")
     return COLUMN_DOCS.get(name)
 
 
