@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from torch.nn import functional as F
 
-from plexloc.nets import Localizer, LocalizerSpec, UNet, pad_to_multiple
+from plexloc.nets import Localizer, LocalizerSpec, UNet
 from plexloc.nets.localizer import Prediction
 from plexloc.train.loss import decode_loss
 
@@ -92,11 +93,31 @@ def test_localizer_output_ranges_and_channels():
         net(torch.rand(3, 3, 1, 8, 8))
 
 
-def test_pad_to_multiple_replicates_edges():
-    x = torch.arange(6.0).view(1, 1, 2, 3)
-    y, (ph, pw) = pad_to_multiple(x, 4)
-    assert y.shape == (1, 1, 4, 4) and (ph, pw) == (2, 1)
-    assert torch.equal(y[0, 0, :2, :3], x[0, 0]) and float(y[0, 0, 3, 3]) == 5.0
+def test_unet_takes_any_frame_size_and_is_unchanged_on_multiples():
+    """Multiples of 2**depth (training): the same numbers as the U-Net that required them (floor pooling, no cut).
+    Other sizes run unpadded: the pooling grid starts at the frame's corner, so columns far from the right edge
+    equal those of the frame one column narrower (the last column only changes what is near it)."""
+    torch.manual_seed(0)
+    net = UNet(1, 3, features=4, depth=2).eval()
+
+    def old_forward(x):  # the U-Net as it was (inputs padded to a multiple of 4)
+        skips = []
+        for i, block in enumerate(net.down):
+            x = block(F.max_pool2d(x, 2) if i else x)
+            skips.append(x)
+        skips.pop()
+        for conv, block in zip(net.up_conv, net.up):
+            x = block(torch.cat([skips.pop(), F.elu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))], 1))
+        return net.out(x)
+
+    x = torch.rand(2, 1, 24, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), old_forward(x), rtol=0, atol=0)
+        wide = torch.rand(1, 1, 30, 201)
+        a, b = net(wide), net(wide[..., :200])
+    assert a.shape == (1, 3, 30, 201) and b.shape == (1, 3, 30, 200)
+    torch.testing.assert_close(a[..., :120], b[..., :120], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(a[..., 190:200], b[..., 190:200])
 
 
 def _pred(b: int, h: int, w: int, *, p: float = 1e-6) -> Prediction:

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera", type=Path, help="camera YAML of the movie (default: the model's training camera)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--threshold", type=open_probability, default=None,
-                   help="integrated detection probability, in (0, 1] (network; default 0.5)")
+                   help="integrated detection probability, in (0, 1] (network; default: the model's "
+                        "training.detection_threshold, 0.5 unless set)")
     p.add_argument("--min-prob", type=probability, metavar="P", help="keep localizations with prob >= P (0 <= P <= 1)")
     p.add_argument("--max-sigma", type=positive_float, metavar="NM", help="keep localizations with lateral sigma <= NM")
     p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")

@@ -60,10 +60,16 @@ def candidates(prob: Tensor, *, threshold: float = 0.5, min_pixel_prob: float = 
     p = prob.reshape(-1, 1, *prob.shape[-2:]).float()
     p = torch.where(p >= min_pixel_prob, p, torch.zeros_like(p))
     h, w = p.shape[-2:]
-    # tie-break: a strictly increasing bias of at most 1e-6 in raster order
-    bias = torch.arange(h * w, device=p.device, dtype=torch.float32).view(1, 1, h, w) * (1e-6 / max(h * w, 1))
-    pb = p + bias * (p > 0)
-    is_max = (pb == F.max_pool2d(pb, 3, stride=1, padding=1)) & (p > 0)
+    # a local maximum of the 3x3 neighbourhood; of equal neighbours the later one in raster order (an exact
+    # comparison: a bias added to the values vanished in float32 rounding, and an emitter split evenly over two
+    # pixels gave two localizations). The order is the frame's, so every tile decides a tie the same way.
+    padded = F.pad(p, (1, 1, 1, 1), value=-1.0)
+    is_max = p > 0
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                q = padded[..., 1 + dr : 1 + dr + h, 1 + dc : 1 + dc + w]
+                is_max &= (p > q) if (dr > 0 or (dr == 0 and dc > 0)) else (p >= q)
     integrated = F.avg_pool2d(p, 3, stride=1, padding=1, count_include_pad=True) * 9.0
     keep = is_max & (integrated >= threshold)
     return keep[:, 0], integrated[:, 0]

@@ -285,6 +285,8 @@ def _fit_parts(
             channels_last = bool((cfg.get("training") or {}).get("channels_last", False))
         if channels_last:
             net.channels_last_()
+        if threshold is None:  # the threshold the model's sigma and offset calibration were measured at
+            threshold = float((cfg.get("training") or {}).get("detection_threshold", 0.5))
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile)
         refiner = _refiner(cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
         if refiner is not None:
@@ -382,7 +384,7 @@ def fit_movie(
     device: torch.device | str = "cpu",
     batch_frames: int = 16,
     chunk_frames: int = 256,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     tile_px: int = 256,
     filters: dict | None = None,
     progress: Callable | None = None,
@@ -402,7 +404,8 @@ def fit_movie(
         model: a run folder / model file, or a loaded :class:`Localizer` (then ``config`` is its training config dict).
         camera: camera configuration(s) of the movie; default: the training configuration's cameras.
         device: where the network runs. batch_frames: frames per forward pass. chunk_frames: frames read at once.
-        threshold: integrated detection probability for a localization.
+        threshold: integrated detection probability for a localization; default: the model's
+            ``training.detection_threshold`` (0.5), at which its validation calibration was measured.
         tile_px: frames larger than this are tiled.
         filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` (e.g. ``min_prob``,
             ``max_sigma_nm``, ``min_photons``); the counts removed go to ``stats["filtered"]``.

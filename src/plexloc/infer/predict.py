@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from plexloc.infer.extract import Extracted, extract
-from plexloc.nets.localizer import Localizer, pad_to_multiple
+from plexloc.nets.localizer import Localizer
 from plexloc.simulation.geometry import transform_indicator
 
 
@@ -168,7 +168,7 @@ class Predictor:
         parts = []
         for r0, r1, ri0, ri1 in tiles(h, self.tile_px, self.margin_px):
             for c0, c1, ci0, ci1 in tiles(w, self.tile_px, self.margin_px):
-                x, _ = pad_to_multiple(x_all[..., ri0:ri1, ci0:ci1], self.model.size_multiple)
+                x = x_all[..., ri0:ri1, ci0:ci1]  # any size: the U-Nets take the tile's edges as edges
                 aux = None
                 if spec.n_aux:
                     off = torch.tensor([[roi_offset_px[0] + ci0, roi_offset_px[1] + ri0]], device=self.device)
@@ -176,7 +176,7 @@ class Predictor:
                 ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
                 with ctx:
                     raw = raw_fn(x, aux)
-                pred = self.model.decode(raw).crop(slice(0, ri1 - ri0), slice(0, ci1 - ci0))
+                pred = self.model.decode(raw)
                 ex = extract(pred, self.model.spec, threshold=self.threshold, origin_px=(ri0, ci0))
                 keep = (ex.pixel_row >= r0) & (ex.pixel_row < r1) & (ex.pixel_col >= c0) & (ex.pixel_col < c1)
                 parts.append(_select(ex, keep))

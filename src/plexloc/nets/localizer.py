@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from plexloc.nets.unet import UNet
 
@@ -93,11 +92,6 @@ class Prediction:
     bg: Tensor
     logit: Tensor | None = None
 
-    def crop(self, rows: slice, cols: slice) -> Prediction:
-        return Prediction(
-            *(None if v is None else v[..., rows, cols] for v in (self.prob, self.photons, self.offset, self.sigma, self.bg, self.logit))
-        )
-
 
 def _head(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1), nn.ELU(), nn.Conv2d(c_in, c_out, 1))
@@ -105,7 +99,7 @@ def _head(c_in: int, c_out: int) -> nn.Sequential:
 
 class Localizer(nn.Module):
     """See the module docstring. ``forward`` takes photons, (B, T, C, H, W), and optional auxiliary
-    maps (B, n_aux, H, W); H and W must be multiples of :attr:`size_multiple` (the predictor pads)."""
+    maps (B, n_aux, H, W), of any H and W (:class:`~plexloc.nets.unet.UNet`)."""
 
     def __init__(self, spec: LocalizerSpec):
         super().__init__()
@@ -137,10 +131,6 @@ class Localizer(nn.Module):
             if isinstance(m, nn.Conv2d):
                 m.to(memory_format=torch.channels_last)
         return self
-
-    @property
-    def size_multiple(self) -> int:
-        return max(2**self.spec.depth, 2**self.spec.union_depth)
 
     def forward(self, photons: Tensor, aux: Tensor | None = None) -> Tensor:
         """Raw head outputs (B, 1 + P + 3 + 3 + P + C, H, W) before the output non-linearities."""
@@ -203,14 +193,3 @@ class Localizer(nn.Module):
     def predict(self, photons: Tensor, aux: Tensor | None = None) -> Prediction:
         return self.decode(self(photons, aux))
 
-
-def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
-    """Replicate-pad the last two dims up to multiples of ``multiple``; returns the padded tensor and (pad_h, pad_w)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        shape = x.shape
-        flat = x.reshape(-1, 1, h, w)
-        flat = F.pad(flat, (0, pw, 0, ph), mode="replicate")
-        x = flat.reshape(*shape[:-2], h + ph, w + pw)
-    return x, (ph, pw)

@@ -22,7 +22,12 @@ class UNet(nn.Module):
     costs about a quarter fewer operations for the same widths (the 3x3 up-convolutions at the two finest
     stages are a third of a depth-2 U-Net's work).
 
-    Input height and width must be multiples of ``2**depth`` (see :attr:`size_multiple`).
+    Any input height and width: a side that is not a multiple of ``2**depth`` pools its last, incomplete cell
+    from the pixels there are (``ceil_mode``) and each up-sampled map is cut back to its skip connection's size,
+    so the network sees the frame's edge as an edge, as in training. (Padding such a frame with copies of its
+    last row and column, as plexloc did before, put pixels the network never saw at the right and bottom edges:
+    on a 90-px frame the last 8 columns' RMSE was 29 nm against 21 nm unpadded, with an 11 nm bias.) On
+    multiples of ``2**depth`` (training) both operations change nothing.
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, features: int = 48, depth: int = 2,
@@ -39,19 +44,16 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(_block(2 * widths[i], widths[i]) for i in reversed(range(depth)))
         self.out = nn.Sequential(nn.Conv2d(widths[0], out_channels, out_kernel, padding=out_kernel // 2), nn.ELU())
 
-    @property
-    def size_multiple(self) -> int:
-        return 2**self.depth
-
     def forward(self, x: Tensor) -> Tensor:
         skips = []
         for i, block in enumerate(self.down):
             if i:
-                x = F.max_pool2d(x, 2)
+                x = F.max_pool2d(x, 2, ceil_mode=True)
             x = block(x)
             skips.append(x)
         skips.pop()
         for conv, block in zip(self.up_conv, self.up):
-            x = F.elu(conv(F.interpolate(x, scale_factor=2.0, mode="nearest")))
-            x = block(torch.cat([skips.pop(), x], dim=1))
+            skip = skips.pop()
+            up = F.interpolate(x, scale_factor=2.0, mode="nearest")[..., : skip.shape[-2], : skip.shape[-1]]
+            x = block(torch.cat([skip, F.elu(conv(up))], dim=1))
         return self.out(x)
