@@ -340,3 +340,31 @@ def test_a_batch_with_a_non_finite_loss_does_not_reach_the_weights(tmp_path):
     with pytest.raises(TrainingDiverged, match="weights are no longer finite"):
         tr.validate(None, 0.0)
     assert load_model(tmp_path / "run")[0] is not None  # the last finite model is still there
+
+
+def test_cli_fit_takes_one_camera_per_channel(tmp_path, capsys):
+    """--camera repeated, or one configuration holding every channel's camera: one camera per channel, read in
+    channel order; a count that does not match the model's channels is named."""
+    from plexloc.config import load_camera_configs
+
+    two = tmp_path / "two.yaml"
+    two.write_text("channels:\n  - camera: {kind: emccd, em_gain: 100}\n  - camera: {kind: scmos, e_per_adu: 2.0}\n")
+    cams = load_camera_configs(two)
+    assert [c.kind for c in cams] == ["emccd", "scmos"] and cams[0].em_gain == 100 and cams[1].e_per_adu == 2.0
+    one = tmp_path / "one.yaml"
+    one.write_text("kind: ideal\n")
+    assert [c.kind for c in load_camera_configs(one)] == ["ideal"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("channels:\n  - camera: {kind: emccd}\n  - camera: {kind: scmos, e_per_adu: -1}\n")
+    with pytest.raises(InputError, match=r"bad.yaml \(channel 1\)"):
+        load_camera_configs(bad)
+    # a one-channel model given two cameras
+    Trainer(tiny_config(), tmp_path / "run").run(steps=2)
+    save_config(tiny_config(), tmp_path / "c.yaml")
+    assert main(["simulate", str(tmp_path / "c.yaml"), "--frames", "3", "--out", str(tmp_path / "sim"), "--device", "cpu"]) == 0
+    movie = str(tmp_path / "sim" / "movie.tif")
+    assert main(["fit", movie, "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o.csv"),
+                 "--camera", str(one), "--camera", str(one)]) == 2
+    assert "2 camera(s) given for a 1-channel model (one per channel" in capsys.readouterr().err
+    assert main(["fit", movie, "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o.csv"), "--camera", str(two)]) == 2
+    assert main(["fit", movie, "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o.csv"), "--camera", str(one)]) == 0

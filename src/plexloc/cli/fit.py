@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=["network", "mle"], default="network")
     p.add_argument("--model", type=Path, help="run folder or model file (--method network)")
     p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
-    p.add_argument("--camera", type=Path, help="camera YAML of the movie (default: the model's training camera)")
+    p.add_argument("--camera", type=Path, action="append",
+                   help="camera YAML of the movie (default: the model's training camera); a multi-channel movie: "
+                        "one --camera per channel, in channel order, or one configuration holding every channel's camera")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--threshold", type=open_probability, default=None,
                    help="integrated detection probability, in (0, 1] (network; default: the model's "
@@ -57,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plexloc.config import load_camera_config
+    from plexloc.config import load_camera_configs
     from plexloc.errors import InputError
 
     from plexloc.io.formats import format_of
@@ -69,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--min-photons {args.min_photons:g} is above --max-photons {args.max_photons:g}: nothing "
                          "could pass")
     device = resolve_device(args.device)
-    camera = load_camera_config(args.camera) if args.camera else None
+    camera = None
+    if args.camera:
+        cameras = [c for path in args.camera for c in load_camera_configs(path)]
+        camera = cameras[0] if len(cameras) == 1 else cameras
     if args.method == "mle":
         from plexloc.config import load_config
         from plexloc.mle import fit_movie_to_file as fit_mle

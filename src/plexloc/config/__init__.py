@@ -1,6 +1,6 @@
 """Typed configuration models and their YAML reading/writing."""
 
-from plexloc.config.io import load_camera_config, load_config, save_config, validate_config
+from plexloc.config.io import load_camera_config, load_camera_configs, load_config, save_config, validate_config
 from plexloc.config.models import (
     AdditiveNoiseCameraConfig,
     AstigmaticPSFConfig,
@@ -38,6 +38,7 @@ __all__ = [
     "TrainConfig",
     "TrainingConfig",
     "load_camera_config",
+    "load_camera_configs",
     "load_config",
     "save_config",
     "validate_config",

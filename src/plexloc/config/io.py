@@ -128,7 +128,7 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     return validate_config(data, model, source=path)  # type: ignore[arg-type]
 
 
-def load_camera_config(path: str | os.PathLike):
+def load_camera_config(path: str | os.PathLike, *, several: bool = False):
     """A camera YAML (``--camera`` of the commands): the camera's mapping itself, or a mapping whose ``camera``
     key holds it (a whole single-channel configuration may be given: only its camera is read). sCMOS map files
     named relative to the YAML are found next to it, as in :func:`load_config`.
@@ -157,17 +157,31 @@ def load_camera_config(path: str | os.PathLike):
                          source=path)
     if "camera" not in data and "kind" not in data:
         channels = data.get("channels")
-        if isinstance(channels, list) and channels and isinstance(channels[0], dict) and "camera" in channels[0]:
-            if len(channels) > 1:
+        if isinstance(channels, list) and channels and all(isinstance(c, dict) and "camera" in c for c in channels):
+            if len(channels) > 1 and not several:
                 raise InputError(f"a configuration of {len(channels)} channels: give one camera (the 'camera' "
                                  "mapping), or the configuration itself where the command takes one", source=path)
-            data = channels[0]
+            cameras = [c["camera"] for c in channels]
         else:
             raise InputError(f"no camera in it: expected 'kind' (emccd | scmos | ideal | additive) or a 'camera' "
                              f"mapping, found the fields {sorted(data)}", source=path)
-    data = {"camera": data["camera"] if "camera" in data else data}
-    data = _resolve_relative_paths(data, path.parent.resolve())
-    return validate_config(data, _CameraFile, source=path).camera
+    else:
+        cameras = [data["camera"] if "camera" in data else data]
+    out = []
+    for i, camera in enumerate(cameras):
+        one = _resolve_relative_paths({"camera": camera}, path.parent.resolve())
+        where = path if len(cameras) == 1 else f"{path} (channel {i})"
+        out.append(validate_config(one, _CameraFile, source=where).camera)
+    return out if several else out[0]
+
+
+def load_camera_configs(path: str | os.PathLike) -> list:
+    """The cameras of a camera YAML, one per channel: a single camera (as :func:`load_camera_config` reads it), or
+    each channel's camera of a multi-channel configuration.
+
+    Raises:
+        InputError: as :func:`load_camera_config`."""
+    return load_camera_config(path, several=True)
 
 
 def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.PathLike | None = None) -> M:

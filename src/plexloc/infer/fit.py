@@ -256,7 +256,8 @@ def _fit_parts(
     else:
         cams = [camera_from_config(c) for c in ([camera] if not isinstance(camera, (list, tuple)) else camera)]
     if len(cams) != spec.n_channels:
-        raise InputError(f"{len(cams)} camera(s) given for a {spec.n_channels}-channel model")
+        raise InputError(f"{len(cams)} camera(s) given for a {spec.n_channels}-channel model (one per channel: "
+                         "--camera once per channel, in channel order, or one configuration with every channel's camera)")
 
     readers = [open_movie(p) for p in paths]
     source = None
