@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -88,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"plexloc {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output stopped (plexloc columns LOCS | head): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush of stdout must not fail again
+        return 0
     except OSError as err:  # a file that cannot be read or written (permissions, a full disk, a parent that is a file)
         what = f"{err.strerror}: {err.filename}" if err.strerror and err.filename else str(err)
         print(f"plexloc {args.command}: error: {what}", file=sys.stderr)
