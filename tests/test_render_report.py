@@ -88,6 +88,12 @@ def test_report_sections_and_missing_columns(locs, tmp_path):
     assert bare.html.count("not available") == len(bare.missing)
     hist, dev = gridding_deviation(np.arange(0, 1000, 1.0), 100.0)
     assert hist.tolist() == [100] * 10 and dev == 0.0
+    # the column table explains every column, foreign ones marked
+    assert "<h2>Columns</h2>" in full.html and "x position (along columns) in nm" in full.html
+    from plexloc.table import is_known_column
+
+    foreign = [c for c in t.columns if not is_known_column(c) and c not in ("drift_x_nm", "drift_y_nm")]
+    assert foreign and full.html.count("not a plexloc column") == len(foreign)
 
 
 def _browser():

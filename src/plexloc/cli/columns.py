@@ -25,28 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def describe_columns(table) -> list[dict]:
-    """One row per column: name, unit, description (None where undocumented), non-finite count, min/median/max."""
-    import numpy as np
-
-    from plexloc.io.tables import column_description, column_unit
-
-    rows = []
-    for name in table.columns:
-        values = np.asarray(table[name], dtype=np.float64)
-        finite = values[np.isfinite(values)]
-        rows.append({
-            "column": name, "unit": column_unit(name), "description": column_description(name),
-            "non_finite": int(values.size - finite.size),
-            "min": float(finite.min()) if finite.size else None,
-            "median": float(np.median(finite)) if finite.size else None,
-            "max": float(finite.max()) if finite.size else None,
-        })
-    return rows
-
-
 def run(args: argparse.Namespace) -> int:
-    from plexloc.io.tables import column_description, column_unit
+    from plexloc.io.tables import column_description, column_unit, describe_columns
     from plexloc.table import COLUMN_DOCS
 
     if args.locs is None:

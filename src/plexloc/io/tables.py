@@ -59,6 +59,7 @@ __all__ = [
     "TABLE_SUFFIXES",
     "TableWriter",
     "column_description",
+    "describe_columns",
     "column_unit",
     "read_csv",
     "read_hdf5",
@@ -95,6 +96,24 @@ def column_unit(name: str) -> str | None:
 
 
 _PER_CHANNEL = re.compile(r"^(\w+)_ch(\d+)$")
+
+
+def describe_columns(table: LocTable) -> list[dict[str, Any]]:
+    """One dict per column of ``table``: ``column``, ``unit`` and ``description`` (None where the conventions do not
+    document it), ``non_finite`` (count), ``min``, ``median``, ``max`` of the finite values (None if there are none).
+    What ``plexloc columns`` prints and the report's column table shows."""
+    rows = []
+    for name in table.columns:
+        values = np.asarray(table[name], dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        rows.append({
+            "column": name, "unit": column_unit(name), "description": column_description(name),
+            "non_finite": int(values.size - finite.size),
+            "min": float(finite.min()) if finite.size else None,
+            "median": float(np.median(finite)) if finite.size else None,
+            "max": float(finite.max()) if finite.size else None,
+        })
+    return rows
 
 
 def column_description(name: str) -> str | None:

@@ -65,6 +65,7 @@ def build_report(
         camera_px_size_nm: camera pixel size, for the subpixel (gridding) histogram.
         frc_px_size_nm: pixel of the FRC images.
     """
+    from plexloc.io.tables import describe_columns
     from plexloc.render import figures
     from plexloc.render.frc import frc
     from plexloc.render.image import render
@@ -173,6 +174,18 @@ def build_report(
     else:
         missing["frc"] = f"FRC needs at least 100 localizations, the table has {n}"
         add("frc", "Fourier ring correlation", _na(missing["frc"]))
+
+    # every column: what it means, its unit and its values (a table opened without the README is still explained)
+    def num(v) -> str:
+        return "" if v is None else f"{v:.6g}"
+
+    col_rows = "".join(
+        f"<tr><th>{html.escape(c['column'])}</th><td>{html.escape(c['unit'] or '')}</td>"
+        f"<td>{html.escape(c['description'] or 'not a plexloc column (kept from the file as it was)')}</td>"
+        f"<td>{num(c['min'])}</td><td>{num(c['median'])}</td><td>{num(c['max'])}</td><td>{c['non_finite'] or ''}</td></tr>"
+        for c in describe_columns(table))
+    add("columns", "Columns", "<table><tr><th>column</th><th>unit</th><th>meaning</th><th>min</th><th>median</th>"
+        f"<th>max</th><th>not finite</th></tr>{col_rows}</table>")
 
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items())
     title = title or f"plexloc report: {Path(table.source).name if table.source else 'localizations'}"
