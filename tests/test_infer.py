@@ -147,13 +147,30 @@ def test_frame_blocks_hold_each_frames_window(chunks, batch):
 
 
 def test_tiles_partition_the_axis():
-    for size, tile, margin in [(100, 32, 8), (64, 64, 8), (65, 64, 24), (10, 256, 24)]:
-        t = tiles(size, tile, margin)
+    for size, tile, margin, align in [(100, 32, 8, 1), (64, 64, 8, 4), (65, 64, 24, 4), (10, 256, 24, 8), (300, 18, 5, 4)]:
+        t = tiles(size, tile, margin, align)
         covered = np.zeros(size, int)
         for c0, c1, i0, i1 in t:
             covered[c0:c1] += 1
-            assert i0 <= c0 and i1 >= c1 and i0 >= 0 and i1 <= size
+            assert i0 <= c0 - min(margin, c0) and i1 >= c1 and i0 >= 0 and i1 <= size and i0 % align == 0
         assert (covered == 1).all()
+
+
+def test_tiles_pool_on_the_whole_frames_grid():
+    """Tile inputs start on the pooling grid of a depth-2 network: a tiled fit equals the whole frame's to float
+    rounding (tile cores at multiples of 18 would start inputs off the grid, shifting every pooling cell)."""
+    torch.manual_seed(1)
+    spec = LocalizerSpec(features=4, depth=2, union_features=4, union_depth=2, input_offset=[50.0], input_scale=[20.0])
+    net = Localizer(spec).eval()
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(0.0)
+    x = torch.rand(2, 3, 1, 64, 90) * 100 + 20
+    whole = Predictor(net, tile_px=256).localize(x)
+    tiled = Predictor(net, tile_px=18, margin_px=57).localize(x)  # beyond the receptive field; 72 - 57 = 15 is off the grid
+    assert len(whole) == len(tiled) > 20
+    key = lambda e: (e.sample * 10**6 + e.pixel_row * 1000 + e.pixel_col).argsort()  # noqa: E731
+    torch.testing.assert_close(whole.x_nm[key(whole)], tiled.x_nm[key(tiled)], rtol=0, atol=1e-3)
+    torch.testing.assert_close(whole.prob[key(whole)], tiled.prob[key(tiled)], rtol=0, atol=1e-5)
 
 
 def _random_model(seed: int = 0, **kw) -> Localizer:

@@ -78,14 +78,17 @@ def iter_windows(
         yield first, sliding_windows(block, window)
 
 
-def tiles(size: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
-    """Along one axis: (core_start, core_stop, in_start, in_stop) covering ``range(size)`` exactly once."""
+def tiles(size: int, tile: int, margin: int, align: int = 1) -> list[tuple[int, int, int, int]]:
+    """Along one axis: (core_start, core_stop, in_start, in_stop) covering ``range(size)`` exactly once.
+
+    ``align``: inputs start at multiples of it (the network's pooling cell, ``2**depth``), so that every tile pools
+    the frame on the same grid as the whole frame would be (the margin grows by up to ``align - 1`` pixels)."""
     if size <= tile:
         return [(0, size, 0, size)]
     out = []
     for start in range(0, size, tile):
         stop = min(start + tile, size)
-        out.append((start, stop, max(start - margin, 0), min(stop + margin, size)))
+        out.append((start, stop, max((start - margin) // align * align, 0), min(stop + margin, size)))
     return out
 
 
@@ -166,8 +169,9 @@ class Predictor:
         spec = self.model.spec
         h, w = x_all.shape[-2:]
         parts = []
-        for r0, r1, ri0, ri1 in tiles(h, self.tile_px, self.margin_px):
-            for c0, c1, ci0, ci1 in tiles(w, self.tile_px, self.margin_px):
+        align = 2 ** max(spec.depth, spec.union_depth)
+        for r0, r1, ri0, ri1 in tiles(h, self.tile_px, self.margin_px, align):
+            for c0, c1, ci0, ci1 in tiles(w, self.tile_px, self.margin_px, align):
                 x = x_all[..., ri0:ri1, ci0:ci1]  # any size: the U-Nets take the tile's edges as edges
                 aux = None
                 if spec.n_aux:
