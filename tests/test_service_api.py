@@ -370,3 +370,19 @@ def test_a_beside_slot_must_name_a_single_file_slot():
     for inputs, match in bad:
         with pytest.raises(ValidationError, match=match):
             EntryPoint(command=["x"], inputs=inputs)
+
+
+def test_a_conditional_argument_may_depend_on_an_optional_input():
+    """`{if: SLOT, args: [...]}` adds the arguments only when the job gives that slot a file; a name that is neither
+    a parameter nor a slot is refused."""
+    from pydantic import ValidationError
+
+    from plexloc.service.apps import EntryPoint
+
+    ep = EntryPoint(command=["fit", "{input.movie}", {"if": "camera", "args": ["--camera", "{input.camera}"]}],
+                    inputs={"movie": {}, "camera": {"required": False}})
+    kw = dict(config={}, output_dir="o", work_dir="w", device="cpu")
+    assert ep.render(inputs={"movie": ["m.tif"]}, **kw) == ["fit", "m.tif"]
+    assert ep.render(inputs={"movie": ["m.tif"], "camera": ["c.yaml"]}, **kw) == ["fit", "m.tif", "--camera", "c.yaml"]
+    with pytest.raises(ValidationError, match="names no parameter or input slot"):
+        EntryPoint(command=["x", {"if": "nope", "args": ["-n"]}])

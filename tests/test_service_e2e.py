@@ -273,10 +273,19 @@ def test_a_configuration_with_map_files_trains_and_its_model_fits_on_a_worker(en
                          inputs={"config": f_cfg["id"], "files": [f_gain["id"], f_off["id"]]})
         fit = c.submit("plexloc-fit", entry_point="fit", hardware=cpu,
                        inputs={"movie": f_movie["id"], "model": f"job:{train['id']}/model.pt"})
+        # the movie's camera given to the fit (the optional `camera` slot adds --camera), its maps beside it
+        fit_cam = c.submit("plexloc-fit", entry_point="fit", hardware=cpu,
+                           inputs={"movie": f_movie["id"], "model": f"job:{train['id']}/model.pt",
+                                   "camera": f_cfg["id"], "camera_files": [f_gain["id"], f_off["id"]]})
         fit = c.wait(fit["id"], timeout=240)
+        fit_cam = c.wait(fit_cam["id"], timeout=240)
         train = c.job(train["id"])
-        assert [train["state"], fit["state"]] == ["succeeded"] * 2, [train["error"], fit["error"]]
+        assert [train["state"], fit["state"], fit_cam["state"]] == ["succeeded"] * 3, [train["error"], fit["error"], fit_cam["error"]]
         c.download(fit["id"], tmp_path / "fit")
+        c.download(fit_cam["id"], tmp_path / "fit_cam")
+        assert "--camera" in (tmp_path / "fit_cam" / "log.txt").read_text() and "--camera" not in (tmp_path / "fit" / "log.txt").read_text()
     assert (tmp_path / "fit" / "movie" / "locs.csv").read_text().startswith("frame,x_nm")
+    # the same camera as the model's: the same table
+    assert (tmp_path / "fit_cam" / "movie" / "locs.csv").read_bytes() == (tmp_path / "fit" / "movie" / "locs.csv").read_bytes()
     # the worker's copies of the maps came from the model (the training's work folder is gone)
     assert len(list((tmp_path / "cache" / "embedded").glob("*/*.npy"))) == 2

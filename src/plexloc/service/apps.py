@@ -20,7 +20,7 @@ Placeholders (never a shell; each list item is one argument): ``{input.SLOT}`` t
 slot's file (an item that is exactly ``{input.SLOT}`` of a ``multiple`` slot becomes one argument
 per file), ``{param.NAME}``, ``{output_dir}``, ``{work_dir}``, ``{device}`` (``cuda`` when the job has
 GPUs, else ``cpu``), ``{stem}`` (with ``foreach``). ``{if: NAME, args: [...]}`` adds ``args`` only when
-parameter NAME is set. ``foreach: SLOT`` runs the command once per file of that slot, each into
+parameter NAME is set (or, where NAME is an input slot, when the job gives that slot a file). ``foreach: SLOT`` runs the command once per file of that slot, each into
 ``output_dir/STEM`` (many acquisitions in one job). ``requires`` lists executables or Python modules a
 worker must have to claim the entry point.
 """
@@ -117,8 +117,8 @@ class EntryPoint(_Strict):
         items: list[str] = []
         for item in self.command:
             if isinstance(item, Conditional):
-                if item.if_ not in self.params:
-                    raise ValueError(f"command: 'if: {item.if_}' names no parameter")
+                if item.if_ not in self.params and item.if_ not in self.inputs:
+                    raise ValueError(f"command: 'if: {item.if_}' names no parameter or input slot")
                 items.extend(item.args)
             else:
                 items.append(item)
@@ -217,7 +217,7 @@ class EntryPoint(_Strict):
         argv: list[str] = []
         for item in self.command:
             if isinstance(item, Conditional):
-                if config.get(item.if_) not in (None, False):
+                if (config.get(item.if_) not in (None, False)) if item.if_ in self.params else bool(inputs.get(item.if_)):
                     for a in item.args:
                         argv.extend(one(a))
             else:
