@@ -97,8 +97,10 @@ def filter_localizations(
             raise InputError(f"filter {name} needs column(s) {missing}, which the table lacks "
                              f"(columns: {table.columns})", source=table.source)
     for name, value in given.items():
-        values = value if isinstance(value, tuple) else (value,)
-        if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in values):
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        # numbers of any kind (numpy scalars too), not booleans or strings
+        if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                   and np.isfinite(v) for v in values):
             raise InputError(f"filter {name} must be a finite number, got {value!r}")
     if "min_prob" in given and not 0.0 <= given["min_prob"] <= 1.0:
         raise InputError(f"filter min_prob must be a probability in [0, 1], got {given['min_prob']!r}")

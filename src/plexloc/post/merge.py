@@ -86,11 +86,13 @@ def link_localizations(table: LocTable, *, radius_nm: float, gap: int) -> np.nda
     x0, y0 = x.min(), y.min()
     scale = 4.0 * radius_nm  # frame axis: neighbouring frames are >= 4 radii apart
     f0 = frame - frame.min()
+    # a merged table's rows are events from frame to frame_last: the next event follows the last frame
+    f_end = (table["frame_last"] - frame.min()) if "frame_last" in table else f0
     pts = np.column_stack([x - x0, y - y0, f0 * scale])
     tree = cKDTree(pts)
     src_all, dst_all, lag_all, dist_all = [], [], [], []
     for d in range(1, gap + 2):
-        query = np.column_stack([x - x0, y - y0, (f0 + d) * scale])
+        query = np.column_stack([x - x0, y - y0, (f_end + d) * scale])
         qtree = cKDTree(query)
         sdm = qtree.sparse_distance_matrix(tree, radius_nm, output_type="ndarray")
         if sdm.size == 0:
@@ -165,8 +167,14 @@ def merge_localizations(
     if use_iv:
         wx = 1.0 / table["sigma_x_nm"] ** 2
         wy = 1.0 / table["sigma_y_nm"] ** 2
-        wz = 1.0 / table["sigma_z_nm"] ** 2 if "sigma_z_nm" in table and np.all(table["sigma_z_nm"] > 0) else None
         wmain = wx + wy
+        if "sigma_z_nm" in table:  # inverse variance in z for the events whose rows all have a sigma_z (per event:
+            sz = table["sigma_z_nm"]  # one NaN elsewhere in the table switched it off for every event)
+            z_row_ok = np.isfinite(sz) & (sz > 0)
+            z_ok = np.bincount(groups, weights=(~z_row_ok).astype(float), minlength=n_groups) == 0
+            wz = np.where(z_row_ok, 1.0 / np.where(z_row_ok, sz, 1.0) ** 2, 0.0)
+        else:
+            wz = None
     else:
         p = np.maximum(table["photons"], 0.0)
         wx = wy = np.where(p > 0, p, 1e-12)
@@ -190,12 +198,15 @@ def merge_localizations(
             else:
                 out[name] = _weighted(v, w, groups, n_groups, wsum)
         elif name in ("z_nm", "sigma_z_nm"):
-            w = wz if wz is not None else wmain
-            wsum = np.bincount(groups, weights=w, minlength=n_groups)
-            if name == "sigma_z_nm":
-                out[name] = 1.0 / np.sqrt(wsum) if wz is not None else _weighted(v, ones, groups, n_groups, count * 1.0)
+            plain = (_weighted(v, ones, groups, n_groups, count * 1.0) if name == "sigma_z_nm"
+                     else _weighted(v, wmain, groups, n_groups, wmain_sum))
+            if wz is None:
+                out[name] = plain
             else:
-                out[name] = _weighted(v, w, groups, n_groups, wsum)
+                wsum = np.bincount(groups, weights=wz, minlength=n_groups)
+                safe = np.where(z_ok, wsum, 1.0)
+                iv = 1.0 / np.sqrt(safe) if name == "sigma_z_nm" else _weighted(np.nan_to_num(v), wz, groups, n_groups, safe)
+                out[name] = np.where(z_ok, iv, plain)
         elif _summed_in_quadrature(name):
             out[name] = np.sqrt(np.bincount(groups, weights=v**2, minlength=n_groups))
         elif _summed(name):

@@ -116,8 +116,9 @@ def frc(
     rng = np.random.default_rng(seed)
     half = rng.random(len(table)) < 0.5
     win = np.outer(_tukey(n), _tukey(n))
-    f1 = np.fft.rfft2(render_histogram(table[half], px_size_nm=px, extent_nm=extent).image * win)
-    f2 = np.fft.rfft2(render_histogram(table[~half], px_size_nm=px, extent_nm=extent).image * win)
+    # exactly n x n (the extent's side over px can round to n + 1 pixels)
+    f1 = np.fft.rfft2(render_histogram(table[half], px_size_nm=px, extent_nm=extent).image[:n, :n] * win)
+    f2 = np.fft.rfft2(render_histogram(table[~half], px_size_nm=px, extent_nm=extent).image[:n, :n] * win)
     ky = np.fft.fftfreq(n)[:, None]
     kx = np.fft.rfftfreq(n)[None, :]
     ring = np.rint(np.sqrt(kx**2 + ky**2) * n).astype(np.int64).ravel()
@@ -133,8 +134,11 @@ def frc(
     q = np.arange(n_rings) / (n * px)
     smooth = gaussian_filter1d(curve, smooth_bins, mode="nearest") if smooth_bins > 0 else curve.copy()
     q_min = 4.0 / (n * px) if q_min_per_nm is None else float(q_min_per_nm)
-    below = np.flatnonzero((smooth < THRESHOLD) & (q >= q_min))
-    if below.size == 0 or below[0] == 0:
+    # the first crossing from above the threshold to below it at or above q_min (a curve already below the threshold
+    # at q_min has no crossing there: interpolating towards the ring before would extrapolate, even to negative values)
+    below = np.flatnonzero((smooth < THRESHOLD) & (q >= q_min) & (np.arange(n_rings) > 0))
+    below = below[smooth[below - 1] >= THRESHOLD] if below.size else below
+    if below.size == 0:
         resolution = float("nan")
     else:
         k = below[0]

@@ -12,7 +12,7 @@ localizations' bounding box); pixel (row i, column j) covers ``x0 + [j, j+1) * p
     or ``sigma_nm`` for all). Fast for 10^7 rows: σ is quantised to geometric levels ``sigma_step``
     (10 %) apart, the localizations of a level are histogrammed and that histogram is blurred once
     with a separable Gaussian (``scipy.ndimage.gaussian_filter``); the levels add up. Each σ moves by
-    at most half a step (<= 5 %).
+    at most half a step (<= 5 %); σ wider than ``MAX_SIGMA_PX`` (32) image pixels is drawn at that width.
 
 Colour: ``color_by="z"`` splits z into levels, each rendered and tinted with a colormap entry
 (default ``turbo``) and summed (RGB); ``color_by="color"`` tints each colour channel (``color``
@@ -80,8 +80,8 @@ def _geometry(table: LocTable, px: float, extent_nm, max_pixels: int) -> tuple[t
     x0, x1, y0, y1 = (float(v) for v in extent_nm)
     if not (x1 > x0 and y1 > y0):
         raise InputError(f"extent must be (x0, x1, y0, y1) with x1 > x0 and y1 > y0, got {extent_nm}")
-    w = int(np.ceil((x1 - x0) / px))
-    h = int(np.ceil((y1 - y0) / px))
+    w = max(1, int(np.ceil((x1 - x0) / px - 1e-9)))  # a side of n pixels that rounding makes n + 1e-14 stays n
+    h = max(1, int(np.ceil((y1 - y0) / px - 1e-9)))
     if h * w > max_pixels:
         raise InputError(
             f"an image of {h} x {w} pixels at {px} nm exceeds {max_pixels} pixels; use a larger pixel size "
@@ -107,6 +107,10 @@ def render_histogram(table: LocTable, *, px_size_nm: float, extent_nm=None, weig
     extent, h, w = _geometry(table, float(px_size_nm), extent_nm, max_pixels)
     img, out = _bin(table["x_nm"], table["y_nm"], weights, extent, h, w, float(px_size_nm))
     return Rendered(img, float(px_size_nm), extent, out)
+
+
+#: the widest Gaussian a localization is drawn with, in image pixels (the filter's cost grows with the width)
+MAX_SIGMA_PX = 32.0
 
 
 def _sigma_of(table: LocTable, sigma_nm: float | None) -> np.ndarray:
@@ -137,8 +141,9 @@ def render_gaussian(
     Args:
         sigma_nm: one σ for all localizations instead of the table's uncertainties.
         min_sigma_nm: floor of σ (e.g. ``px_size_nm / 2`` so that every spot covers a pixel).
-        sigma_step: relative step between σ levels (geometric between the 0.5 % and 99.5 % quantiles of σ;
-            σ outside that range takes the nearest level).
+        sigma_step: relative step between σ levels (geometric from the smallest σ to the largest, each σ within
+            half a step of its own; σ above :data:`MAX_SIGMA_PX` pixels is drawn at that width, already spread so
+            thin that it barely shows, instead of as a sharp bright dot).
     """
     from scipy.ndimage import gaussian_filter
 
@@ -153,7 +158,8 @@ def render_gaussian(
     n_out = 0
     if len(table) == 0:
         return Rendered(img, px, extent, 0)
-    lo, hi = np.quantile(sigma, [0.005, 0.995])
+    sigma = np.minimum(sigma, MAX_SIGMA_PX * px)
+    lo, hi = float(sigma.min()), float(sigma.max())
     lo = max(lo, 1e-3 * px)
     if not sigma_step > 0:
         raise InputError(f"sigma_step must be > 0, got {sigma_step!r}")
@@ -194,13 +200,22 @@ def render_color(
     extent, _, _ = _geometry(table, float(px_size_nm), extent_nm, gaussian_options.get("max_pixels", 2**28))
     if color_by == "z":
         z = table["z_nm"]
-        z0, z1 = z_range_nm if z_range_nm is not None else (np.quantile(z, 0.01), np.quantile(z, 0.99)) if len(z) else (0, 1)
+        finite = np.isfinite(z)
+        if z_range_nm is not None:
+            z0, z1 = z_range_nm
+        elif finite.any():  # the range of the rows that have a z (one NaN made every row one colour)
+            z0, z1 = float(np.quantile(z[finite], 0.01)), float(np.quantile(z[finite], 0.99))
+        else:
+            z0, z1 = 0.0, 1.0
         if z1 <= z0:
             z1 = z0 + 1.0
-        level = np.clip(((z - z0) / (z1 - z0) * n_levels).astype(np.int64), 0, n_levels - 1)
+        level = np.clip(np.nan_to_num((z - z0) / (z1 - z0) * n_levels).astype(np.int64), 0, n_levels - 1)
         colors = matplotlib.colormaps[cmap](np.linspace(0, 1, n_levels))[:, :3]
         legend = f"z from {z0:.0f} nm ({cmap} start) to {z1:.0f} nm ({cmap} end)"
-        groups = [(level == k, colors[k]) for k in range(n_levels)]
+        groups = [((level == k) & finite, colors[k]) for k in range(n_levels)]
+        if not finite.all():  # rows without a z: grey, as rejected colours
+            groups.append((~finite, np.array([0.5, 0.5, 0.5])))
+            legend += f"; {int((~finite).sum())} without a finite z in grey"
     elif color_by == "color":
         if "color" not in table:
             raise InputError("colour by channel needs a 'color' column", source=table.source)

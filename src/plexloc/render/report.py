@@ -79,7 +79,7 @@ def build_report(
         summary["frames"] = f"{int(table['frame'].min())} .. {int(table['frame'].max())} ({len(np.unique(table['frame']))} with localizations)"
         summary["extent x (µm)"] = f"{table['x_nm'].min() / 1000:.2f} .. {table['x_nm'].max() / 1000:.2f}"
         summary["extent y (µm)"] = f"{table['y_nm'].min() / 1000:.2f} .. {table['y_nm'].max() / 1000:.2f}"
-        summary["median photons"] = f"{np.median(table['photons']):.0f}"
+        summary["median photons"] = f"{np.nanmedian(table['photons']):.0f}"
         for c, label in (("bg", "median bg (photons/px)"), ("sigma_x_nm", "median σx (nm)"), ("sigma_y_nm", "median σy (nm)"),
                          ("sigma_z_nm", "median σz (nm)"), ("prob", "median prob")):
             if c in table:
@@ -95,7 +95,9 @@ def build_report(
     if n:
         ext = max(np.ptp(table["x_nm"]), np.ptp(table["y_nm"]), 1.0)
         px = px_size_nm if px_size_nm is not None else max(5.0, float(np.ceil(ext / 1500)))
-        gaussian = "sigma_x_nm" in table and "sigma_y_nm" in table
+        # Gaussian with each localization's own sigma where every row has one, else a histogram (said in the title)
+        gaussian = ("sigma_x_nm" in table and "sigma_y_nm" in table
+                    and bool(np.all(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"]))))
         r = render(table, method="gaussian" if gaussian else "histogram", px_size_nm=px,
                    **({"min_sigma_nm": px / 2} if gaussian else {}))
         add("image", "Rendered image", _img(figures.image_figure(r.image, px_size_nm=px,
@@ -112,15 +114,18 @@ def build_report(
     body = []
     for key, col, label in hists:
         if key == "sigma":
-            cols = [c for c in ("sigma_x_nm", "sigma_y_nm", "sigma_z_nm") if c in table]
-            if not cols:
+            lateral = [c for c in ("sigma_x_nm", "sigma_y_nm") if c in table]
+            if not lateral and "sigma_z_nm" not in table:
                 missing["sigma"] = "no sigma_x_nm / sigma_y_nm / sigma_z_nm columns"
                 body.append(f"<div class='cell'><h3>{label}</h3>{_na(missing['sigma'])}</div>")
                 continue
-            png = figures.histogram_figure(np.concatenate([table[c] for c in cols[:2]]), xlabel="lateral σ (nm)",
-                                           title=" and ".join(cols[:2]))
-            body.append(f"<div class='cell'>{_img(png, 'sigma histogram')}</div>")
-            n_fig += 1
+            # lateral and axial apart (pooled, the axial sigmas made a lateral histogram of a 3D table)
+            for cols, xlabel in ((lateral, "lateral σ (nm)"), (["sigma_z_nm"] if "sigma_z_nm" in table else [], "axial σ (nm)")):
+                if cols:
+                    png = figures.histogram_figure(np.concatenate([table[c] for c in cols]), xlabel=xlabel,
+                                                   title=" and ".join(cols))
+                    body.append(f"<div class='cell'>{_img(png, xlabel + ' histogram')}</div>")
+                    n_fig += 1
             continue
         if col not in table or (key == "z" and not np.any(table["z_nm"] != 0)):
             missing[key] = f"no '{col}' column" if col not in table else "2D data (z = 0 everywhere)"
