@@ -87,15 +87,17 @@ def histogram_figure(values: np.ndarray, *, xlabel: str, bins: int = 60, title: 
     return figure_png(fig)
 
 
-def image_figure(image: np.ndarray, *, px_size_nm: float, title: str = "") -> bytes:
-    """The rendered image with axes in µm (grey or RGB), contrast at the 99.5 % quantile."""
+def image_figure(image: np.ndarray, *, px_size_nm: float, title: str = "", origin_nm: tuple[float, float] = (0.0, 0.0)) -> bytes:
+    """The rendered image with axes in µm (grey or RGB), contrast at the 99.5 % quantile; ``origin_nm`` (x0, y0):
+    the position of the image's corner, so that the axes read the localizations' own coordinates."""
     plt = _plt()
     h, w = image.shape[:2]
     fig, ax = plt.subplots(figsize=(7, 7 * h / max(w, 1) + 0.5))
     vals = image[image > 0]
     top = np.quantile(vals, 0.995) if vals.size else 1.0
     shown = np.clip(image / (top if top > 0 else 1.0), 0, 1)
-    extent = (0, w * px_size_nm / 1000, h * px_size_nm / 1000, 0)
+    x0, y0 = (v / 1000 for v in origin_nm)
+    extent = (x0, x0 + w * px_size_nm / 1000, y0 + h * px_size_nm / 1000, y0)
     ax.imshow(shown, cmap="magma" if image.ndim == 2 else None, extent=extent, interpolation="nearest")
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm)")

@@ -100,7 +100,7 @@ def build_report(
                     and bool(np.all(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"]))))
         r = render(table, method="gaussian" if gaussian else "histogram", px_size_nm=px,
                    **({"min_sigma_nm": px / 2} if gaussian else {}))
-        add("image", "Rendered image", _img(figures.image_figure(r.image, px_size_nm=px,
+        add("image", "Rendered image", _img(figures.image_figure(r.image, px_size_nm=px, origin_nm=(r.extent_nm[0], r.extent_nm[2]),
                                                                  title=f"{'Gaussian (own σ)' if gaussian else 'histogram'}, "
                                                                        f"{px:g} nm pixels"), "rendered image"))
         n_fig += 1
