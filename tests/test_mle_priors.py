@@ -79,3 +79,16 @@ def test_estimate_priors_needs_one_movie_per_channel(tmp_path):
     cfg = load_config(EXAMPLES / "biplane.yaml")
     with pytest.raises(InputError, match="channel"):
         estimate_priors(tmp_path / "movie.tif", cfg)
+
+
+def test_estimate_priors_ratiometric_flux_is_not_divided_by_the_channel_count(tmp_path):
+    """Dual colour (ratiometric, ratios summing to 1 per dye): the flux is the total over both channels. It was
+    divided by the throughputs' sum (2), which the ratiometric model does not use: [712, 5010] for [1000, 10000]
+    (measured now on this movie: [1230, 10054])."""
+    assert main(["simulate", str(EXAMPLES / "dual_color.yaml"), "--frames", "300", "--density", "0.3", "--out",
+                 str(tmp_path / "sim"), "--seed", "2", "--device", "cpu"]) == 0
+    out = tmp_path / "pri.yaml"
+    assert main(["estimate-priors", str(tmp_path / "sim" / "movie_ch0.tif"), str(tmp_path / "sim" / "movie_ch1.tif"),
+                 "--config", str(EXAMPLES / "dual_color.yaml"), "--out", str(out), "--device", "cpu"]) == 0
+    lo, hi = load_config(out).emitters.photons_range
+    assert abs(hi / 10000.0 - 1) < 0.1 and 0.8 < lo / 1000.0 < 1.5, (lo, hi)

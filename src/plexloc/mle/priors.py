@@ -166,11 +166,22 @@ def estimate_priors(
     if "llr" in locs.columns and len(locs):
         from scipy.stats import chi2
 
-        dof = locs["roi_px"] ** 2 * config.n_channels - (3 + fitter.is_3d + 2 * config.n_channels)  # each fit's window
+        # each fit's window: pixels minus the fitted parameters (x, y, [z], photons and a background per channel)
+        dof = locs["roi_px"] ** 2 * config.n_channels - (2 + fitter.is_3d + 2 * config.n_channels)
         locs = locs[chi2.sf(locs["llr"], dof) >= 1e-3]
     track = link_tracks(locs, radius_nm=radius)
     throughputs = np.array([c.throughput for c in config.channels])
-    flux = track_flux(locs, track) / throughputs.sum()
+    pm = config.photon_model
+    # the emitter flux that the simulator splits over the channels, as each photon model does
+    per_channel = None
+    if pm.kind == "independent" and config.n_channels > 1:  # every channel its own uniform draw: pooled samples
+        per_channel = [track_flux(locs.with_columns(photons=locs[f"photons_ch{c}"]), track)
+                       for c in range(config.n_channels)]
+        flux = np.concatenate(per_channel)
+    elif pm.kind == "ratiometric":  # total = flux x the colour's ratio sum (the colours' mean where they differ)
+        flux = track_flux(locs, track) / float(np.mean(np.sum(pm.ratios, axis=1)))
+    else:  # linked: total = flux x the throughputs' sum
+        flux = track_flux(locs, track) / throughputs.sum()
     if flux.size < 10:
         raise InputError(
             f"only {flux.size} tracks with three whole frames; fit more frames (max_frames, --frames) "
@@ -199,6 +210,10 @@ def estimate_priors(
     emitters = config.emitters.model_copy(update={"photons_range": photons_range})
     background = config.background.model_copy(update={"range": bg_range})
     update = {"emitters": emitters, "background": background}
+    if per_channel is not None and pm.channel_photons_range is not None:  # each channel's own range
+        ranges = [list(uniform_range(f)) for f in per_channel]
+        update["photon_model"] = pm.model_copy(update={"channel_photons_range": ranges})
+        summary["channel_photons_range"] = ranges
     if config.n_channels > 1:
         full = locs
         total = np.maximum(full["photons"], 1e-9)
