@@ -107,8 +107,9 @@ def test_2d_gaussian_movie_meets_the_bar(tmp_path):
         assert s[f"ratio_{ax}"] <= 1.05, s
         assert abs(s[f"bias_{ax}"]) < 1.0, s
     # the table carries the documented columns
-    for col in ("crlb_x_nm", "crlb_photons", "crlb_bg", "iterations", "loglik", "llr"):
+    for col in ("crlb_x_nm", "crlb_photons", "crlb_bg", "iterations", "converged", "loglik", "llr"):
         assert col in locs.columns and col in COLUMN_DOCS
+    assert set(np.unique(locs["converged"])) <= {0.0, 1.0} and locs["converged"].mean() > 0.95
     assert np.all(np.isnan(locs["crlb_z_nm"])) and np.all(locs["z_nm"] == 0)
 
 

@@ -63,6 +63,8 @@ COLUMN_DOCS: dict[str, str] = {
     "bg_chN": "background photons per pixel per frame in channel N",
     "sigma_photons_chN": "predicted 1-sigma uncertainty of photons_chN (network with per-channel photons)",
     "iterations": "iterations of the maximum-likelihood fit",
+    "converged": "1 where the maximum-likelihood fit converged, 0 where it stopped at its iteration limit (such rows "
+    "are kept, and are usually worse: plexloc filter or a selection on this column removes them)",
     "loglik": "Poisson log-likelihood of the fit (effective counts of the camera's noise model)",
     "llr": "log-likelihood ratio 2 (log L_saturated - log L_fit); chi-square with (pixels - parameters) "
     "degrees of freedom for a good fit, large for overlapping or misfit spots",

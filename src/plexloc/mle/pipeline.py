@@ -388,6 +388,7 @@ class MLEFitter:
             "crlb_photons": res.crlb["photons"].numpy(),
             "crlb_bg": res.crlb["bg"].numpy(),
             "iterations": res.iterations.numpy().astype(np.float64),
+            "converged": res.converged.numpy().astype(np.float64),
             "loglik": res.loglik.numpy(),
             "llr": res.llr.numpy(),
             "roi_px": np.full(len(res), float(R)),
