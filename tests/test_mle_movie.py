@@ -47,6 +47,19 @@ def _simulate(name: str, frames: int, tmp_path: Path, *, seed: int, photons=None
     return cfg, sim, movie.truth, paths
 
 
+def _scmos_movie(tmp_path: Path, camera: dict, shape, *, density, photons, bg, frames, seed):
+    """A 2D Gaussian movie on the sCMOS ``camera`` written to ``tmp_path / 'm.tif'``: (config, simulated movie)."""
+    from plexloc.config import validate_config
+    from plexloc.config.models import SimulationConfig
+
+    cfg = validate_config({"px_size_nm": 100.0, "frame_size": list(shape), "psf": {"kind": "gaussian", "sigma_nm": 130.0},
+                           "camera": camera, "emitters": {"density_per_um2": density, "photons_range": photons},
+                           "background": {"range": bg}}, SimulationConfig)
+    movie = Simulator(cfg).simulate_movie(frames, generator=torch.Generator().manual_seed(seed))
+    write_movie(tmp_path / "m.tif", movie.frames[0].numpy())
+    return cfg, movie
+
+
 def _isolated(truth: LocTable, rows: np.ndarray, fov_nm: tuple[float, float], *, radius_nm=1000.0, edge_nm=500.0):
     fr, x, y = truth["frame"], truth["x_nm"], truth["y_nm"]
     order = np.argsort(fr, kind="stable")
@@ -264,8 +277,7 @@ def test_cuda_fit_matches_cpu(tmp_path):
 def test_scmos_maps_through_the_pipeline_and_camera_override(tmp_path):
     """sCMOS with per-pixel maps (npy files): the windows carry the maps (Huang et al. weighting);
     overriding the camera with a flat one of the median noise gives a worse RMSE on the same movie."""
-    from plexloc.config import validate_config
-    from plexloc.config.models import SCMOSConfig, SimulationConfig
+    from plexloc.config.models import SCMOSConfig
 
     rng = np.random.default_rng(0)
     shape = (40, 40)
@@ -275,11 +287,8 @@ def test_scmos_maps_through_the_pipeline_and_camera_override(tmp_path):
     np.save(tmp_path / "offset.npy", rng.uniform(95, 105, shape).astype(np.float32))
     cam = {"kind": "scmos", "qe": 0.8, "e_per_adu": str(tmp_path / "gain.npy"),
            "baseline": str(tmp_path / "offset.npy"), "read_sigma": str(tmp_path / "read.npy")}
-    cfg = validate_config({"px_size_nm": 100.0, "frame_size": list(shape), "psf": {"kind": "gaussian", "sigma_nm": 130.0},
-                           "camera": cam, "emitters": {"density_per_um2": 0.1, "photons_range": [800.0, 3000.0]},
-                           "background": {"range": [5.0, 15.0]}}, SimulationConfig)
-    movie = Simulator(cfg).simulate_movie(1500, generator=torch.Generator().manual_seed(18))
-    write_movie(tmp_path / "m.tif", movie.frames[0].numpy())
+    cfg, movie = _scmos_movie(tmp_path, cam, shape, density=0.1, photons=[800.0, 3000.0], bg=[5.0, 15.0],
+                              frames=1500, seed=18)
     good = fit_movie(tmp_path / "m.tif", cfg)
     flat = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain.npy"), baseline=str(tmp_path / "offset.npy"),
                        read_sigma=float(np.median(read)))
@@ -322,19 +331,13 @@ def test_low_background_emccd_frames_give_no_false_spots(tmp_path):
 def test_noisy_scmos_pixels_raise_the_threshold_around_them(tmp_path):
     """A 9x4 patch of 40 e- read noise on an otherwise quiet sCMOS (1.5 e-): the detection threshold follows each
     pixel's noise, so the patch makes no spots (with the map's median noise it made about 2 per frame)."""
-    from plexloc.config import validate_config
-    from plexloc.config.models import SimulationConfig
-
     shape = (40, 40)
     read = np.full(shape, 1.5, np.float32)
     read[10:19, 20:24] = 40.0
     np.save(tmp_path / "read.npy", read)
     cam = {"kind": "scmos", "qe": 0.8, "e_per_adu": 0.5, "baseline": 100.0, "read_sigma": str(tmp_path / "read.npy")}
-    cfg = validate_config({"px_size_nm": 100.0, "frame_size": list(shape), "psf": {"kind": "gaussian", "sigma_nm": 130.0},
-                           "camera": cam, "emitters": {"density_per_um2": 0.05, "photons_range": [2000.0, 4000.0]},
-                           "background": {"range": [10.0, 10.0]}}, SimulationConfig)
-    movie = Simulator(cfg).simulate_movie(300, generator=torch.Generator().manual_seed(4))
-    write_movie(tmp_path / "m.tif", movie.frames[0].numpy())
+    cfg, movie = _scmos_movie(tmp_path, cam, shape, density=0.05, photons=[2000.0, 4000.0], bg=[10.0, 10.0],
+                              frames=300, seed=4)
     locs = fit_movie(tmp_path / "m.tif", cfg)
     m = match(movie.truth, locs, dim=2)
     fp = np.setdiff1d(np.arange(len(locs)), m.tp_pred)

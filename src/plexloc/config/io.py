@@ -128,15 +128,28 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     return validate_config(data, model, source=path)  # type: ignore[arg-type]
 
 
-def load_camera_config(path: str | os.PathLike, *, several: bool = False):
+def load_camera_config(path: str | os.PathLike):
     """A camera YAML (``--camera`` of the commands): the camera's mapping itself, or a mapping whose ``camera``
     key holds it (a whole single-channel configuration may be given: only its camera is read). sCMOS map files
     named relative to the YAML are found next to it, as in :func:`load_config`.
 
     Raises:
-        InputError: missing or unreadable file, invalid YAML, no camera in it, or a camera field that fails
-            validation (the message names the file, the field and the value).
+        InputError: missing or unreadable file, invalid YAML, no camera in it, several channels' cameras, or a
+            camera field that fails validation (the message names the file, the field and the value).
     """
+    cameras = load_camera_configs(path)
+    if len(cameras) > 1:
+        raise InputError(f"a configuration of {len(cameras)} channels: give one camera (the 'camera' mapping), or "
+                         "the configuration itself where the command takes one", source=path)
+    return cameras[0]
+
+
+def load_camera_configs(path: str | os.PathLike) -> list:
+    """The cameras of a camera YAML, one per channel: a single camera (as :func:`load_camera_config` reads it), or
+    each channel's camera of a multi-channel configuration.
+
+    Raises:
+        InputError: as :func:`load_camera_config` (except for several channels)."""
     from pydantic import ConfigDict
 
     from plexloc.config.models import CameraConfig
@@ -158,9 +171,6 @@ def load_camera_config(path: str | os.PathLike, *, several: bool = False):
     if "camera" not in data and "kind" not in data:
         channels = data.get("channels")
         if isinstance(channels, list) and channels and all(isinstance(c, dict) and "camera" in c for c in channels):
-            if len(channels) > 1 and not several:
-                raise InputError(f"a configuration of {len(channels)} channels: give one camera (the 'camera' "
-                                 "mapping), or the configuration itself where the command takes one", source=path)
             cameras = [c["camera"] for c in channels]
         else:
             raise InputError(f"no camera in it: expected 'kind' (emccd | scmos | ideal | additive) or a 'camera' "
@@ -172,16 +182,7 @@ def load_camera_config(path: str | os.PathLike, *, several: bool = False):
         one = _resolve_relative_paths({"camera": camera}, path.parent.resolve())
         where = path if len(cameras) == 1 else f"{path} (channel {i})"
         out.append(validate_config(one, _CameraFile, source=where).camera)
-    return out if several else out[0]
-
-
-def load_camera_configs(path: str | os.PathLike) -> list:
-    """The cameras of a camera YAML, one per channel: a single camera (as :func:`load_camera_config` reads it), or
-    each channel's camera of a multi-channel configuration.
-
-    Raises:
-        InputError: as :func:`load_camera_config`."""
-    return load_camera_config(path, several=True)
+    return out
 
 
 def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.PathLike | None = None) -> M:

@@ -82,8 +82,9 @@ def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -
 
     The configuration's file paths hold the files the model was trained with (:func:`plexloc.config.files.restore_files`:
     the model's own copies where the originals are gone or changed)."""
+    path = resolve_model_path(path)
     payload = read_model_file(path)
     model = Localizer(LocalizerSpec.from_dict(payload["spec"]))
     model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
-    config = restore_files(payload["config"], payload.get("files"), source=resolve_model_path(path))
+    config = restore_files(payload["config"], payload.get("files"), source=path)
     return model.to(device).eval(), config, payload.get("meta", {})

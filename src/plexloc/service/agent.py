@@ -303,7 +303,7 @@ class Agent:
         inputs: dict[str, list[str]] = {}
         total = sum(f["size"] for f in spec["inputs"]) or 1
         got = 0
-        shared = {ep.input_folder(n) for n, s in ep.inputs.items() if s.beside}  # folders of several slots
+        shared = ep.shared_input_folders()
         for f in spec["inputs"]:
             if rep.cancel.is_set() or rep.lost.is_set():
                 break

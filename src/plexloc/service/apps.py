@@ -150,6 +150,11 @@ class EntryPoint(_Strict):
         spec = self.inputs.get(slot)
         return spec.beside if spec is not None and spec.beside else slot
 
+    def shared_input_folders(self) -> set[str]:
+        """Input folders that several slots' files share (a ``beside`` slot's): file names there must be unique,
+        since a configuration names its files by them."""
+        return {self.input_folder(name) for name, spec in self.inputs.items() if spec.beside}
+
     def config_model(self) -> type[BaseModel]:
         """A pydantic model of this entry point's parameters (unknown fields rejected); built once."""
         if self._config_model is None:

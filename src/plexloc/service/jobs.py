@@ -207,7 +207,7 @@ def _check_inputs(session: Session, user: User, ep: EntryPoint, inputs: dict[str
             items.append(item)
             names.setdefault(ep.input_folder(slot), []).append((slot, name))
         out[slot] = items
-    shared = {ep.input_folder(n) for n, s in ep.inputs.items() if s.beside}
+    shared = ep.shared_input_folders()
     for folder in shared:  # files a configuration names keep their names beside it: two of one name cannot
         seen: dict[str, str] = {}
         for slot, name in names.get(folder, []):
