@@ -15,8 +15,11 @@ histogram of ``x_nm mod px`` is then not flat. :func:`debias` flattens it in z s
 3. :class:`DebiasReport` gives the distribution of ``|total shift| / sigma`` per axis: large values mean the
    predicted sigma are too small for the bias that was removed.
 
-Without ``sigma_x_nm``/``sigma_y_nm`` every localization gets the plain mapped shift. Slabs with fewer than
-``min_count`` localizations are left as they are (counted in the report).
+Without ``sigma_x_nm``/``sigma_y_nm`` every localization gets the plain mapped shift; so does a row whose sigma
+is not finite (it is left out of the local mean sigma). A row whose position on an axis is not finite keeps it
+and takes no rank in that axis's map (the others' target is uniform over the finite ones). Rows with a non-finite
+``z_nm`` are de-biased with the slab that holds z = 0. Slabs with fewer than ``min_count`` localizations are left
+as they are (counted in the report).
 
 Example:
     >>> rng = np.random.default_rng(0)
@@ -73,14 +76,16 @@ def _slab_shift(pos: np.ndarray, sigma: np.ndarray | None, px: float, window: in
     d[order] = (target - u[order]) * px
     if sigma is None:
         return d
-    s_sorted = sigma[order]
-    # mean sigma over a window of neighbouring ranks (cumulative sums; the window shrinks at the ends)
+    ok = np.isfinite(sigma)
+    s_sorted = np.where(ok, sigma, 0.0)[order]
+    # mean finite sigma over a window of neighbouring ranks (cumulative sums; the window shrinks at the ends)
     c = np.concatenate([[0.0], np.cumsum(s_sorted)])
+    m = np.concatenate([[0], np.cumsum(ok[order])])
     lo = np.clip(np.arange(n) - window // 2, 0, n)
     hi = np.clip(np.arange(n) + window // 2 + 1, 0, n)
     local = np.empty(n)
-    local[order] = (c[hi] - c[lo]) / (hi - lo)
-    return d * sigma / np.maximum(local, 1e-12)
+    local[order] = (c[hi] - c[lo]) / np.maximum(m[hi] - m[lo], 1)
+    return np.where(ok, d * np.where(ok, sigma, 0.0) / np.maximum(local, 1e-12), d)
 
 
 def debias(
@@ -126,11 +131,14 @@ def debias(
         moved[idx] = True
         window = max(int(window_fraction * len(idx)), 1)
         for ax in pos:
-            sg = None if sig[ax] is None else sig[ax][idx]
+            rows = idx[np.isfinite(pos[ax][idx])]  # a NaN position would take a rank and squeeze the others' targets
+            if len(rows) == 0:
+                continue
+            sg = None if sig[ax] is None else sig[ax][rows]
             for _ in range(iterations):
-                shift = _slab_shift(pos[ax][idx], sg, px_size_nm, window)
-                pos[ax][idx] += shift
-                total[ax][idx] += shift
+                shift = _slab_shift(pos[ax][rows], sg, px_size_nm, window)
+                pos[ax][rows] += shift
+                total[ax][rows] += shift
     report = DebiasReport(n=n, n_slabs=len(slabs), n_skipped=skipped)
     for ax in pos:
         if not moved.any():
@@ -138,6 +146,9 @@ def debias(
         report.mean_abs_shift_nm[ax] = float(np.mean(np.abs(total[ax][moved])))
         if sig[ax] is not None:
             r = np.abs(total[ax][moved]) / np.maximum(sig[ax][moved], 1e-12)
+            r = r[np.isfinite(r)]  # rows without a finite sigma (or position) have no shift / sigma
+            if len(r) == 0:
+                continue
             report.shift_over_sigma[ax] = {"mean": float(np.mean(r)),
                                            **{f"q{int(q * 100)}": float(np.quantile(r, q)) for q in _QUANTILES}}
     return table.with_columns(x_nm=pos["x"], y_nm=pos["y"]), report
