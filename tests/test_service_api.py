@@ -386,3 +386,35 @@ def test_a_conditional_argument_may_depend_on_an_optional_input():
     assert ep.render(inputs={"movie": ["m.tif"], "camera": ["c.yaml"]}, **kw) == ["fit", "m.tif", "--camera", "c.yaml"]
     with pytest.raises(ValidationError, match="names no parameter or input slot"):
         EntryPoint(command=["x", {"if": "nope", "args": ["-n"]}])
+
+
+def test_a_worker_process_of_an_earlier_attempt_is_fenced_off(live, http, service):
+    """Two processes with one worker token: attempt 1's lease lapses and the same worker claims the job again.
+    Requests of attempt 1 (the X-Plexloc-Attempt header) are refused with 403 and the old process's agent gives the
+    job up without uploading or finishing; attempt 2 still holds it."""
+    import time
+
+    from plexloc.service import jobs as ops
+    from plexloc.service.agent import Agent
+    from plexloc.service.apps import Hardware
+
+    a = _tick_job(http, service.user_token, n=2)
+    spec1 = _pull(http, service.worker_token).json()
+    with service.sessions().begin() as s:
+        assert ops.sweep(s, at=time.time() + 1000) == [(a["id"], "queued")]
+    spec2 = _pull(http, service.worker_token).json()
+    assert (spec1["job_id"], spec1["attempt"], spec2["job_id"], spec2["attempt"]) == (a["id"], 1, a["id"], 2)
+    old, new = ({**auth(service.worker_token), "X-Plexloc-Attempt": str(n)} for n in (1, 2))
+    r = http.post(f"/worker/v1/jobs/{a['id']}/ping", json={"stage": "running"}, headers=old)
+    assert r.status_code == 403 and "attempt 1 is over" in r.text
+    r = http.post(f"/worker/v1/jobs/{a['id']}/finish", json={"state": "succeeded"}, headers=old)
+    assert r.status_code == 403
+    agent = Agent(live.url, service.worker_token, hardware=Hardware(cpus=1, memory_mb=100), poll_s=0.05, ping_s=0.1)
+    try:
+        assert agent.execute(spec1) == "lost"
+    finally:
+        agent.close()
+    job = http.get(f"/api/v1/jobs/{a['id']}", headers=auth(service.user_token)).json()
+    assert job["state"] == "assigned" and job["attempts"] == 2
+    assert http.get(f"/api/v1/jobs/{a['id']}/outputs", headers=auth(service.user_token)).json() == []
+    assert http.post(f"/worker/v1/jobs/{a['id']}/ping", json={"stage": "running"}, headers=new).status_code == 200

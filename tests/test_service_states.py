@@ -333,3 +333,45 @@ def test_usage_by_user_and_worker(svc):
     assert u["users"]["alice"] == {"jobs": 2, "cpu_seconds": 4.0, "gpu_seconds": 1.0}
     assert u["users"]["bob"] == {"jobs": 1, "cpu_seconds": 0.0, "gpu_seconds": 0.0}
     assert u["workers"]["w1"] == {"jobs": 2, "cpu_seconds": 4.0, "gpu_seconds": 1.0}
+
+
+def test_an_earlier_attempt_of_the_same_worker_does_not_hold(svc):
+    """One worker token, two processes: attempt 1's lease lapses, the job is claimed again (attempt 2) by the same
+    worker. Requests that name attempt 1 are refused; attempt 2's are taken."""
+    with svc.sessions().begin() as s:
+        job = _submit(svc, s)
+        w = _worker(s, "w1")
+        ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=0.0)
+        assert job.attempts == 1 and job.claimed_at == 0.0
+        assert ops.sweep(s, at=11.0) == [(job.id, "queued")]
+        ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=12.0)
+        assert job.attempts == 2 and job.claimed_at == 12.0
+        with pytest.raises(ops.NotHeld, match="attempt 1 is over"):
+            ops.ping(s, job, w, lease_s=10, stage="running", at=13.0, attempt=1)
+        with pytest.raises(ops.NotHeld):
+            ops.finish(s, job, w, state="succeeded", at=13.0, attempt=1)
+        assert job.state == "assigned"
+        assert ops.ping(s, job, w, lease_s=10, stage="running", at=13.0, attempt=2) is False
+        ops.finish(s, job, w, state="succeeded", at=14.0, attempt=2)
+        assert job.state == "succeeded"
+
+
+def test_the_server_ends_a_job_held_past_its_time_limit(svc):
+    """A worker that keeps pinging but never ends its job (a hung upload, a command that would not die): past
+    ``timeout_s`` + the grace since its claim, the sweep fails it (not retried) and the worker's next ping is
+    refused; a cancel asked for meanwhile ends it cancelled."""
+    with svc.sessions().begin() as s:
+        for j in (_submit(svc, s), _submit(svc, s)):
+            j.timeout_s = 100.0
+        w, w2 = _worker(s, "w1"), _worker(s, "w2")
+        job = ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=0.0)
+        asked = ops.claim(s, w2, can_run=TICK, hardware=CPU, lease_s=10, at=0.0)
+        ops.cancel(s, asked)
+        for t in range(5, 155, 5):  # both workers ping every 5 s: the leases never lapse
+            ops.ping(s, job, w, lease_s=10, stage="running", at=float(t))
+            ops.ping(s, asked, w2, lease_s=10, stage="running", at=float(t))
+            assert ops.sweep(s, at=float(t), timeout_grace_s=50.0) == []  # up to 150 s: 100 s + 50 s of grace
+        assert sorted(ops.sweep(s, at=151.0, timeout_grace_s=50.0)) == sorted([(job.id, "failed"), (asked.id, "cancelled")])
+        assert "past its time limit of 100 s" in job.error and job.attempts == 1
+        with pytest.raises(ops.NotHeld):
+            ops.ping(s, job, w, lease_s=10, at=161.0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from plexloc.cli._common import nonnegative_float
+
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
     """Where the service keeps its state (shared by ``serve`` and ``admin``)."""
@@ -34,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--apps", type=Path, action="append", default=[], metavar="DIR", help="extra application YAML folder (repeatable)")
     p.add_argument("--lease", type=float, default=None, metavar="S", help="seconds a job's lease lasts without a ping (default 30)")
     p.add_argument("--max-attempts", type=int, default=None, help="claims of a job before it fails for good (default 3)")
+    p.add_argument("--timeout-grace", type=nonnegative_float, default=None, metavar="S",
+                   help="seconds a claimed job may stay held past its timeout_s (downloads, uploads, a command that would "
+                        "not stop) before the server fails it (default 3600)")
     p.set_defaults(func=run)
 
 
@@ -43,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.service.app import create_app
 
     settings = settings_from(
-        args, public_url=args.public_url, apps_dirs=args.apps or None, lease_s=args.lease, max_attempts=args.max_attempts
+        args, public_url=args.public_url, apps_dirs=args.apps or None, lease_s=args.lease, max_attempts=args.max_attempts,
+        timeout_grace_s=args.timeout_grace,
     )
     app = create_app(settings)
     print(f"plexloc service on http://{args.host}:{args.port}/ (data in {settings.data_dir.resolve()})", flush=True)

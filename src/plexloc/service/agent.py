@@ -35,6 +35,7 @@ from plexloc.service import transfer
 from plexloc.service.apps import EntryPoint, Hardware
 from plexloc.service.client import ServiceError, check
 from plexloc.service.containers import RUNTIMES, Runtime, detect_runtime
+from plexloc.service.schemas import ATTEMPT_HEADER
 
 log = logging.getLogger("plexloc.worker")
 _TQDM = re.compile(r"(\d{1,3})%\|")
@@ -104,9 +105,11 @@ class _LeaseLost(Exception):
 class _Reporter(threading.Thread):
     """Pings the server every ``interval`` s with progress, stage and new log lines."""
 
-    def __init__(self, agent: "Agent", job_id: str, interval: float):
+    def __init__(self, agent: "Agent", job_id: str, interval: float, attempt: int | None = None):
         super().__init__(name=f"ping-{job_id}", daemon=True)
         self.agent, self.job_id, self.interval = agent, job_id, interval
+        #: sent with every request about the job: the server refuses those of an attempt that is over
+        self.headers = {ATTEMPT_HEADER: str(attempt)} if attempt is not None else {}
         self.lines: deque[str] = deque()
         self.tail: deque[str] = deque(maxlen=_TAIL)
         self.all_lines: list[str] = []
@@ -129,7 +132,8 @@ class _Reporter(threading.Thread):
             self.lines.clear()
         try:
             r = self.agent.http.post(
-                f"/jobs/{self.job_id}/ping", json={"progress": self.progress, "stage": self.stage, "log": batch}
+                f"/jobs/{self.job_id}/ping", json={"progress": self.progress, "stage": self.stage, "log": batch},
+                headers=self.headers,
             )
         except httpx.HTTPError as err:  # the server may be restarting: keep the lines, try again
             log.warning("job %s: ping failed: %s", self.job_id, err)
@@ -224,7 +228,7 @@ class Agent:
         """Run one claimed job to its end; returns the state reported (or ``'lost'``)."""
         job_id = spec["job_id"]
         ep = EntryPoint.model_validate(spec["spec"])
-        rep = _Reporter(self, job_id, self.ping_s)
+        rep = _Reporter(self, job_id, self.ping_s, spec.get("attempt"))
         rep.start()
         work = Path(tempfile.mkdtemp(prefix=f"plexloc-job-{job_id}-", dir=self.work_dir))
         cpu0 = _children_cpu()
@@ -266,7 +270,7 @@ class Agent:
             "log": list(rep.lines),
         }
         try:
-            check(self.http.post(f"/jobs/{job_id}/finish", json=body))
+            check(self.http.post(f"/jobs/{job_id}/finish", json=body, headers=rep.headers))
         except (httpx.HTTPError, ServiceError) as err:
             log.warning("job %s: finish not accepted: %s", job_id, err)
             state = "lost"
@@ -316,7 +320,7 @@ class Agent:
                 name = f"{f['position']}_{name}"
 
             def fetch(f=f, name=name, folder=folder):
-                url = check(self.http.get(f"/jobs/{spec['job_id']}/files/{f['file_id']}/url"))["url"]
+                url = check(self.http.get(f"/jobs/{spec['job_id']}/files/{f['file_id']}/url", headers=rep.headers))["url"]
                 transfer.download(self.bytes_http, url, folder / name, sha256=f["sha256"])
 
             self._retrying(f"download of {f['name']}", fetch, rep)
@@ -447,14 +451,17 @@ class Agent:
 
     def _upload_one(self, job_id: str, path: Path, name: str, kind: str, rep: _Reporter) -> None:
         body = {"name": name, "size": path.stat().st_size, "sha256": transfer.sha256_of(path), "kind": kind}
-        created = self._retrying(f"registering {name}", lambda: check(self.http.post(f"/jobs/{job_id}/outputs", json=body)), rep)
+        created = self._retrying(
+            f"registering {name}", lambda: check(self.http.post(f"/jobs/{job_id}/outputs", json=body, headers=rep.headers)), rep
+        )
         fid = created["file"]["id"]
         urls = iter([created["upload_url"]])
 
         def put_and_complete():
-            url = next(urls, None) or check(self.http.post(f"/jobs/{job_id}/outputs/{fid}/upload-url"))["upload_url"]
+            url = next(urls, None) or check(
+                self.http.post(f"/jobs/{job_id}/outputs/{fid}/upload-url", headers=rep.headers))["upload_url"]
             transfer.upload(self.bytes_http, url, path)  # continues where the store stopped
-            check(self.http.post(f"/jobs/{job_id}/outputs/{fid}/complete"))
+            check(self.http.post(f"/jobs/{job_id}/outputs/{fid}/complete", headers=rep.headers))
 
         self._retrying(f"upload of {name}", put_and_complete, rep)
 

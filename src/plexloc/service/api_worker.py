@@ -1,15 +1,17 @@
 """The worker API (``/worker/v1``): pull a job, ping it, fetch its inputs, upload its outputs, finish it.
 
 A worker reaches a job's files only while it holds the job (its id on the job, state assigned or
-running, lease unexpired); otherwise 403.
+running, lease unexpired); otherwise 403. Requests about a job may carry the header ``X-Plexloc-Attempt``
+with the attempt number the claim returned (plexloc's worker always sends it): a request from an earlier attempt
+(a process of the same worker whose lease lapsed before the job was claimed again) is then refused with 403 too.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from sqlalchemy import select
 
 from plexloc.service import jobs as ops
@@ -17,6 +19,7 @@ from plexloc.service.api_user import signed_download, signed_upload
 from plexloc.service.db import File, Job, JobInput, new_id
 from plexloc.service.deps import SessionDep, WorkerDep
 from plexloc.service.schemas import (
+    ATTEMPT_HEADER,
     FileOut,
     FinishIn,
     InputFile,
@@ -32,12 +35,17 @@ from plexloc.service.schemas import (
 router = APIRouter(prefix="/worker/v1", tags=["worker"])
 
 
-def _held_job(session, worker, job_id: str) -> Job:
+#: the attempt number of the claim a request belongs to (``JobSpec.attempt``); absent: not checked
+AttemptDep = Annotated[int | None, Header(alias=ATTEMPT_HEADER, ge=1, description="the claim's attempt number")]
+
+
+def _held_job(session, worker, job_id: str, attempt: int | None) -> Job:
     job = session.get(Job, job_id, with_for_update=True)
     try:
-        return ops.held(job, worker)
-    except ops.NotHeld:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"worker {worker.name} does not hold job {job_id}") from None
+        return ops.held(job, worker, attempt=attempt)
+    except ops.NotHeld as err:
+        why = f" ({err.reason})" if err.reason else ""
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"worker {worker.name} does not hold job {job_id}{why}") from None
 
 
 @router.get("/applications")
@@ -101,28 +109,31 @@ def pull(body: PullIn, request: Request, session: SessionDep, worker: WorkerDep)
 
 
 @router.post("/jobs/{job_id}/ping")
-def ping(job_id: str, body: PingIn, request: Request, session: SessionDep, worker: WorkerDep) -> PingOut:
+def ping(job_id: str, body: PingIn, request: Request, session: SessionDep, worker: WorkerDep, attempt: AttemptDep = None) -> PingOut:
     """Renew the lease and report progress, stage and log lines; ``cancel`` tells the worker to stop."""
-    job = _held_job(session, worker, job_id)
+    job = _held_job(session, worker, job_id, attempt)
     cancel = ops.ping(
-        session, job, worker, lease_s=request.app.state.settings.lease_s, progress=body.progress, stage=body.stage, lines=body.log
+        session, job, worker, lease_s=request.app.state.settings.lease_s, progress=body.progress, stage=body.stage, lines=body.log,
+        attempt=attempt,
     )
     return PingOut(cancel=cancel, lease_expires_at=job.lease_expires_at)
 
 
 @router.get("/jobs/{job_id}/files/{file_id}/url")
-def input_url(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep) -> UrlOut:
+def input_url(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep,
+              attempt: AttemptDep = None) -> UrlOut:
     """A fresh download URL for one input of a job this worker holds."""
-    job = _held_job(session, worker, job_id)
+    job = _held_job(session, worker, job_id, attempt)
     if session.scalar(select(JobInput).where(JobInput.job_id == job.id, JobInput.file_id == file_id)) is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"file {file_id} is not an input of job {job_id}")
     return UrlOut(url=signed_download(request, session.get(File, file_id)), expires_in_s=request.app.state.settings.url_ttl_s)
 
 
 @router.post("/jobs/{job_id}/outputs", status_code=201)
-def create_output(job_id: str, body: OutputCreate, request: Request, session: SessionDep, worker: WorkerDep) -> UploadOut:
+def create_output(job_id: str, body: OutputCreate, request: Request, session: SessionDep, worker: WorkerDep,
+                  attempt: AttemptDep = None) -> UploadOut:
     """Register an output file of the job (in its user's space) and get its upload URL."""
-    job = _held_job(session, worker, job_id)
+    job = _held_job(session, worker, job_id, attempt)
     ops.check_file_name(body.name, allow_dirs=True)
     limit = request.app.state.settings.max_upload_bytes
     if body.size > limit:
@@ -143,9 +154,10 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
 
 
 @router.post("/jobs/{job_id}/outputs/{file_id}/upload-url")
-def renew_output_url(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep) -> UploadOut:
+def renew_output_url(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep,
+                     attempt: AttemptDep = None) -> UploadOut:
     """A fresh upload URL for an output still uploading (resume after an expired URL or an outage)."""
-    job = _held_job(session, worker, job_id)
+    job = _held_job(session, worker, job_id, attempt)
     f = session.get(File, file_id)
     if f is None or f.job_id != job.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"file {file_id} is not an output of job {job_id}")
@@ -155,8 +167,9 @@ def renew_output_url(job_id: str, file_id: str, request: Request, session: Sessi
 
 
 @router.post("/jobs/{job_id}/outputs/{file_id}/complete")
-def complete_output(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep) -> FileOut:
-    job = _held_job(session, worker, job_id)
+def complete_output(job_id: str, file_id: str, request: Request, session: SessionDep, worker: WorkerDep,
+                    attempt: AttemptDep = None) -> FileOut:
+    job = _held_job(session, worker, job_id, attempt)
     f = session.get(File, file_id)
     if f is None or f.job_id != job.id:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"file {file_id} is not an output of job {job_id}")
@@ -167,10 +180,10 @@ def complete_output(job_id: str, file_id: str, request: Request, session: Sessio
 
 
 @router.post("/jobs/{job_id}/finish")
-def finish(job_id: str, body: FinishIn, session: SessionDep, worker: WorkerDep) -> dict[str, str]:
-    job = _held_job(session, worker, job_id)
+def finish(job_id: str, body: FinishIn, session: SessionDep, worker: WorkerDep, attempt: AttemptDep = None) -> dict[str, str]:
+    job = _held_job(session, worker, job_id, attempt)
     ops.finish(
         session, job, worker, state=body.state, error=body.error, cpu_seconds=body.cpu_seconds,
-        gpu_seconds=body.gpu_seconds, lines=body.log,
+        gpu_seconds=body.gpu_seconds, lines=body.log, attempt=attempt,
     )
     return {"job_id": job.id, "state": job.state}

@@ -24,7 +24,12 @@ _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._\-+()\[\]]{0,200}$")
 
 
 class NotHeld(Exception):
-    """The worker does not hold this job (never did, lease lapsed, or the job is over)."""
+    """The worker does not hold this job (never did, lease lapsed, the job is over, or the request came from an
+    earlier attempt of it)."""
+
+    def __init__(self, job_id: str, reason: str = "") -> None:
+        super().__init__(f"job {job_id}" + (f": {reason}" if reason else ""))
+        self.job_id, self.reason = job_id, reason
 
 
 def check_file_name(name: str, *, allow_dirs: bool = False) -> str:
@@ -302,6 +307,7 @@ def claim(
                 state=JobState.assigned.value,
                 worker_id=worker.id,
                 lease_expires_at=at + lease_s,
+                claimed_at=at,
                 attempts=Job.attempts + 1,
                 stage="downloading",
                 updated_at=at,
@@ -325,8 +331,12 @@ def _pages(session: Session, query, batch: int):
         page += 1
 
 
-def held(job: Job | None, worker: Worker, *, at: float | None = None) -> Job:
-    """``job`` if ``worker`` holds it now (state held, its id, lease unexpired), else :class:`NotHeld`."""
+def held(job: Job | None, worker: Worker, *, at: float | None = None, attempt: int | None = None) -> Job:
+    """``job`` if ``worker`` holds it now (state held, its id, lease unexpired), else :class:`NotHeld`.
+
+    ``attempt`` (the number the claim returned) fences off earlier attempts of the same worker: a process whose
+    lease lapsed while another process with the same worker token claimed the job again must not ping, upload or
+    finish for the new attempt. ``None`` skips that check (workers that do not send it)."""
     at = now() if at is None else at
     if (
         job is None
@@ -336,6 +346,8 @@ def held(job: Job | None, worker: Worker, *, at: float | None = None) -> Job:
         or job.lease_expires_at < at
     ):
         raise NotHeld(job.id if job is not None else "?")
+    if attempt is not None and attempt != job.attempts:
+        raise NotHeld(job.id, f"attempt {attempt} is over (the job is at attempt {job.attempts})")
     return job
 
 
@@ -349,10 +361,11 @@ def ping(
     stage: str | None = None,
     lines: list[str] = (),
     at: float | None = None,
+    attempt: int | None = None,
 ) -> bool:
     """Renew the lease, record progress, stage and log lines; True when the job is to be cancelled."""
     at = now() if at is None else at
-    held(job, worker, at=at)
+    held(job, worker, at=at, attempt=attempt)
     if stage == "running" and job.state == JobState.assigned.value:
         set_state(session, job, JobState.running, at=at)
     if stage is not None:
@@ -378,9 +391,10 @@ def finish(
     gpu_seconds: float = 0.0,
     lines: list[str] = (),
     at: float | None = None,
+    attempt: int | None = None,
 ) -> None:
     at = now() if at is None else at
-    held(job, worker, at=at)
+    held(job, worker, at=at, attempt=attempt)
     state = JobState(state)
     if not state.terminal:
         raise IllegalTransition(job.id, JobState(job.state), state)
@@ -407,14 +421,22 @@ def expire_uploads(session: Session, storage, *, max_age_s: float, at: float | N
     return [f.id for f in stale]
 
 
-def sweep(session: Session, *, at: float | None = None) -> list[tuple[str, str]]:
+#: how long past its ``timeout_s`` a claimed job may stay held before the server ends it (the worker's own limit
+#: counts the command alone; this covers downloading the inputs, uploading the outputs and killing the command)
+TIMEOUT_GRACE_S = 3600.0
+
+
+def sweep(session: Session, *, at: float | None = None, timeout_grace_s: float = TIMEOUT_GRACE_S) -> list[tuple[str, str]]:
     """Jobs whose lease lapsed: cancelled if a cancel was asked for, failed when out of attempts,
-    else queued again. Safe to run from any number of server processes at once (conditional
-    updates). Returns ``(job id, new state)`` pairs."""
+    else queued again. Jobs held longer than ``timeout_s + timeout_grace_s`` since their claim (a worker that
+    pings but never ends them: a hung upload, a command its runtime would not kill) fail, not retried: the
+    worker's next request is refused and it abandons the job. Safe to run from any number of server processes
+    at once (conditional updates). Returns ``(job id, new state)`` pairs."""
     at = now() if at is None else at
+    held_states = [JobState.assigned.value, JobState.running.value]
     stale = session.scalars(
         select(Job)
-        .where(Job.state.in_([JobState.assigned.value, JobState.running.value]), Job.lease_expires_at < at)
+        .where(Job.state.in_(held_states), Job.lease_expires_at < at)
         .with_for_update(skip_locked=True)
     ).all()
     changed = []
@@ -427,6 +449,19 @@ def sweep(session: Session, *, at: float | None = None) -> list[tuple[str, str]]
             target, error = JobState.queued, None
         add_log(session, job, [f"[service] lease of worker {job.worker_id} lapsed after attempt {job.attempts}: -> {target.value}"], at=at)
         job.last_worker_id = job.worker_id  # a retry goes preferably to another worker
+        set_state(session, job, target, at=at, error=error)
+        changed.append((job.id, target.value))
+    overdue = session.scalars(
+        select(Job)
+        .where(Job.state.in_(held_states), Job.claimed_at.is_not(None),
+               Job.claimed_at + Job.timeout_s + timeout_grace_s < at)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for job in overdue:
+        target = JobState.cancelled if job.cancel_requested else JobState.failed
+        error = (f"held {at - job.claimed_at:.0f} s by worker {job.worker_id} (attempt {job.attempts}), past its time limit "
+                 f"of {job.timeout_s:g} s and {timeout_grace_s:g} s of grace: ended by the server")
+        add_log(session, job, [f"[service] {error}"], at=at)
         set_state(session, job, target, at=at, error=error)
         changed.append((job.id, target.value))
     return changed

@@ -8,6 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plexloc.service.apps import Hardware
 
+#: the header a worker sends with every request about a job it claimed: ``JobSpec.attempt``, so that the server
+#: refuses the requests of an attempt that is over (see :mod:`plexloc.service.api_worker`)
+ATTEMPT_HEADER = "X-Plexloc-Attempt"
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -153,7 +157,7 @@ class JobSpec(BaseModel):
     hardware: dict[str, Any]
     timeout_s: float
     lease_s: float
-    attempt: int
+    attempt: int  # send it back in the X-Plexloc-Attempt header of every request about this job
     inputs: list[InputFile]
 
 

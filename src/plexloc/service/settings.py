@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from plexloc.service.jobs import TIMEOUT_GRACE_S
+
 
 class Settings(BaseModel):
     """Everything the server needs to start.
@@ -27,6 +29,9 @@ class Settings(BaseModel):
     url_ttl_s: int = 3600  # life of a signed URL
     max_upload_bytes: int = 64 * 1024**3
     sweep_interval_s: float = 5.0  # stale-lease sweeper period (0: no background sweeper)
+    # a claimed job still held this long past its timeout_s is ended by the server (downloads and uploads
+    # are outside the worker's own limit, which counts the command alone)
+    timeout_grace_s: float = Field(default=TIMEOUT_GRACE_S, ge=0.0)
     upload_expiry_s: float = 7 * 86400.0  # an upload never completed is deleted (with its partial data) this long after
     pull_wait_s: float = 0.0  # long-poll: a pull with nothing to do waits up to this long
     smtp_host: str | None = None  # e-mail notifications (outbox) when set
@@ -40,7 +45,7 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
         """``PLEXLOC_DATA_DIR``, ``PLEXLOC_DB``, ``PLEXLOC_STORAGE``, ``PLEXLOC_SECRET``,
-        ``PLEXLOC_PUBLIC_URL``, ``PLEXLOC_LEASE_S``, ``PLEXLOC_MAX_ATTEMPTS``; ``overrides`` that are
+        ``PLEXLOC_PUBLIC_URL``, ``PLEXLOC_LEASE_S``, ``PLEXLOC_MAX_ATTEMPTS``, ``PLEXLOC_TIMEOUT_GRACE_S``; ``overrides`` that are
         not None win."""
         env = os.environ
         values: dict = {}
@@ -52,6 +57,7 @@ class Settings(BaseModel):
             ("public_url", "PLEXLOC_PUBLIC_URL"),
             ("lease_s", "PLEXLOC_LEASE_S"),
             ("max_attempts", "PLEXLOC_MAX_ATTEMPTS"),
+            ("timeout_grace_s", "PLEXLOC_TIMEOUT_GRACE_S"),
             ("smtp_host", "PLEXLOC_SMTP_HOST"),
             ("smtp_port", "PLEXLOC_SMTP_PORT"),
             ("smtp_from", "PLEXLOC_SMTP_FROM"),
