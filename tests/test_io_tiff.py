@@ -238,6 +238,38 @@ def test_folder_odd_file_named(tmp_path):
         open_movie(tmp_path)
 
 
+def test_a_non_finite_pixel_in_a_folder_names_its_file_and_frame(tmp_path):
+    """A NaN/inf in a folder's third file: the error named the folder and only the movie's frame 9."""
+    for k in range(3):
+        frames = np.ones((4, 4, 5), np.float32)
+        if k == 2:
+            frames[1, 2, 3] = np.inf
+        tifffile.imwrite(tmp_path / f"part_{k}.tif", frames, **GREY)
+    with open_movie(tmp_path) as movie:
+        movie[:8]  # the first two files are clean
+        with pytest.raises(InputError, match=r"part_2\.tif: frame 1 \(frame 9 of the folder's movie\) has a "
+                                             r"non-finite pixel value inf at row 2, column 3"):
+            movie[6:12]
+
+
+def test_an_ome_tiff_of_several_images_is_read_as_its_first_with_a_warning(tmp_path):
+    """Two OME Images (e.g. stage positions) of 3 frames each were read as one movie of 6 frames."""
+    first, second = _movie(1, shape=(3, 4, 5)), _movie(2, shape=(3, 4, 5))
+    with tifffile.TiffWriter(tmp_path / "positions.ome.tif", ome=True) as tw:
+        tw.write(first, metadata={"axes": "TYX"}, **GREY)
+        tw.write(second, metadata={"axes": "TYX"}, **GREY)
+    with pytest.warns(UserWarning, match=r"positions\.ome\.tif: the OME-TIFF holds 2 images .* reading only the first"):
+        movie = open_movie(tmp_path / "positions.ome.tif")
+    with movie:
+        assert len(movie) == 3
+        np.testing.assert_array_equal(movie[:], first)
+    # a plain TIFF written page by page (a series per page) is still one movie of all its pages
+    with tifffile.TiffWriter(tmp_path / "pages.tif") as tw:
+        for frame in np.concatenate([first, second]):
+            tw.write(frame, **GREY)
+    np.testing.assert_array_equal(read_movie(tmp_path / "pages.tif"), np.concatenate([first, second]))
+
+
 def test_empty_folder(tmp_path):
     (tmp_path / "readme.md").write_text("no movie here")
     with pytest.raises(InputError, match="folder holds no TIFF files"):

@@ -3,7 +3,8 @@
 Every movie is handled as an array of shape ``(T, H, W)``: ``T`` frames of ``H`` rows (y) and ``W``
 columns (x). Raw camera frames are ADU (see ``shared/conventions.md``); this module converts nothing.
 
-Supported inputs: a single-page or multi-page TIFF, BigTIFF, OME-TIFF (the first image series), and a
+Supported inputs: a single-page or multi-page TIFF, BigTIFF, OME-TIFF (the first image series: an OME-TIFF
+holding several images, e.g. stage positions, is read as its first, with a warning), and a
 folder of TIFF files taken in natural sort order (``file2.tif`` before ``file10.tif``), each of which
 may hold several frames. Singleton axes other than the last two are dropped (a ``(T, 1, H, W)``
 series is read as ``(T, H, W)``); any other rank, or RGB/multi-sample images, are refused. Pixel
@@ -169,6 +170,15 @@ class _TiffSource:
                     "RGB/multi-sample TIFFs are not supported, a movie must be grey-scale (T, H, W)",
                     source=path,
                 )
+        if len(series) > 1 and tf.is_ome:
+            # an OME-TIFF's image series are separate Images (stage positions, wells, acquisitions), not one movie
+            # in parts: their frames would be fitted as if they followed each other
+            warnings.warn(
+                f"{path}: the OME-TIFF holds {len(series)} images (OME Image elements, e.g. stage positions) of "
+                f"shapes {[tuple(s.shape) for s in series]}; reading only the first, {tuple(series[0].shape)}",
+                stacklevel=5,
+            )
+            series = series[:1]
         self.dtype = _check_dtype(series[0].dtype, source=path)
         self._mm: np.ndarray | None = None
         self._cache: np.ndarray | None = None
@@ -245,16 +255,20 @@ class _TiffSource:
         self._tf.close()
 
 
-def _check_finite_frames(frames: np.ndarray, first: int, path) -> None:
+def _check_finite_frames(frames: np.ndarray, first: int, path, *, movie_first: int | None = None) -> None:
     """A float movie with NaN or inf pixels (a broken conversion, a saturated division): refused, naming the
-    first such frame and pixel, rather than localized into NaN rows or holes."""
+    file, the first such frame and pixel, rather than localized into NaN rows or holes.
+
+    ``frames`` are frames ``first ..`` of the file ``path``; ``movie_first``: where the file is one of a folder's,
+    the movie's frame number of ``frames[0]`` (the message gives both numbers)."""
     finite = np.isfinite(frames)
     if finite.all():
         return
     idx = tuple(int(v) for v in np.argwhere(~finite)[0])
     n_bad = int(finite.size - np.count_nonzero(finite))
     where = f"row {idx[-2]}, column {idx[-1]}" if len(idx) == 3 else f"index {idx[1:]}"
-    raise InputError(f"frame {first + idx[0]} has a non-finite pixel value {float(frames[idx])!r} at {where} "
+    of_movie = "" if movie_first is None else f" (frame {movie_first + idx[0]} of the folder's movie)"
+    raise InputError(f"frame {first + idx[0]}{of_movie} has a non-finite pixel value {float(frames[idx])!r} at {where} "
                      f"({n_bad} such pixel(s) in frames {first}-{first + len(frames) - 1}); camera images must be "
                      "finite", source=path)
 
@@ -350,10 +364,12 @@ class MovieReader:
             if s0 >= stop:
                 break
             a, b = max(start, s0) - s0, min(stop, int(self._starts[k + 1])) - s0
-            out[pos : pos + b - a] = self._sources[k].read(a, b)
+            part = out[pos : pos + b - a]
+            part[...] = self._sources[k].read(a, b)
+            if part.dtype.kind in "fc":  # names the file (of a folder) and the frame in it
+                _check_finite_frames(part, a, self._sources[k].path,
+                                     movie_first=s0 + a if len(self._sources) > 1 else None)
             pos += b - a
-        if out.dtype.kind in "fc":
-            _check_finite_frames(out, start, self.path)
         return out
 
     def __getitem__(self, key: int | slice) -> np.ndarray:
