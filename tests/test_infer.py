@@ -298,6 +298,20 @@ def test_fit_movie_streams_and_is_independent_of_chunking(tmp_path):
     assert len(f) < len(a) and (f["prob"] >= 0.9).all() and (np.maximum(f["sigma_x_nm"], f["sigma_y_nm"]) <= 150.0).all()
 
 
+def test_channel_movies_of_different_lengths_are_refused_naming_both_files(tmp_path):
+    """Channel 1 with 7 frames against channel 0's 9: the error named only one file and neither channel."""
+    from plexloc.config.models import IdealCameraConfig
+
+    net = _random_model(0, n_channels=2)
+    movie = np.random.default_rng(0).poisson(40.0, size=(9, 20, 28)).astype(np.uint16)
+    write_movie(tmp_path / "ch0.tif", movie)
+    write_movie(tmp_path / "ch1.tif", movie[:7])
+    cams = [IdealCameraConfig(), IdealCameraConfig()]
+    with pytest.raises(InputError, match=r"ch1\.tif: channel movies differ: channel 1's has 7 frames .* but channel "
+                                         r"0's \(.*ch0\.tif\) has 9"):
+        fit_movie([tmp_path / "ch0.tif", tmp_path / "ch1.tif"], net, camera=cams)
+
+
 def _frames_table(rows_per_frame: np.ndarray) -> LocTable:
     frame = np.repeat(np.arange(len(rows_per_frame)), rows_per_frame)
     n = len(frame)

@@ -265,10 +265,12 @@ def _fit_parts(
         n = len(readers[0])
         if split is not None:
             check_boxes(split, readers[0].frame_shape, source=paths[0])
-        for r, p in zip(readers[1:], paths[1:]):
-            if len(r) != n or r.frame_shape != readers[0].frame_shape:
+        for c, (r, p) in enumerate(zip(readers[1:], paths[1:]), start=1):
+            if len(r) != n or r.frame_shape != readers[0].frame_shape:  # named both: no silent truncation
                 raise InputError(
-                    f"channel movies differ: {len(r)} frames of {r.frame_shape} vs {n} of {readers[0].frame_shape}", source=p
+                    f"channel movies differ: channel {c}'s has {len(r)} frames of {r.frame_shape} (rows, columns) but "
+                    f"channel 0's ({paths[0]}) has {n} of {readers[0].frame_shape}; every channel needs the same frames",
+                    source=p,
                 )
         for cam in cams:
             shape = getattr(cam, "map_shape", None)
@@ -401,7 +403,9 @@ def fit_movie(
     """Localize every frame of a movie.
 
     Args:
-        movie: a TIFF stack or a folder of TIFFs (one per channel for several channels), streamed.
+        movie: a TIFF stack or a folder of TIFFs (one per channel for several channels), streamed. Channel movies
+            of different lengths or frame shapes are an ``InputError`` naming both files and their counts (never
+            cut to the shorter).
         model: a run folder / model file, or a loaded :class:`Localizer` (then ``config`` is its training config dict).
         camera: camera configuration(s) of the movie; default: the training configuration's cameras.
         device: where the network runs. batch_frames: frames per forward pass. chunk_frames: frames read at once.
