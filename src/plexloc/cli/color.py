@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     fit = None
     ratios = args.ratios
     if ratios is None or args.figure is not None:
-        fit = estimate_ratios(table, args.colors if ratios is None else len(ratios), min_photons=args.min_photons)
+        fit = estimate_ratios(table, args.colors if ratios is None else len(ratios), min_photons=args.min_photons,
+                              excess_noise=args.excess_noise)
         if ratios is None:
             ratios = fit.ratios
             print("estimated ratios (fraction per channel): "
