@@ -299,3 +299,26 @@ def test_channel_blocks_score_equals_the_full_jacobian(linked):
     x = torch.poisson(m, generator=g)
     for a, b in zip(_score(jac, m, x), _score(dense, m, x)):
         assert_close(a, b, rtol=1e-10, atol=1e-9)
+
+
+def test_a_linked_single_channel_keeps_its_photon_fraction():
+    """One linked channel that sees a share of the light (``fraction`` 0.5) models half the emitter's photons on
+    the separable fast path too: its model equals the general path's, and a fit of windows simulated with half of
+    2,000 photons gives back about 2,000 (the fast path ignored the fraction: 1,000)."""
+    from plexloc.mle.fit import _Problem
+
+    model = roi_model_for(GaussianPSF(sigma_nm=130.0))
+    n = 40
+    prob = _Problem([FitChannel(model, fraction=0.5)], R, linked=True, origins=torch.zeros(n, 1, 2, dtype=torch.int64),
+                    device="cpu", dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    theta = torch.cat([5.0 + 3 * torch.rand(n, 2, generator=g, dtype=torch.float64),
+                       torch.full((n, 1), 2000.0, dtype=torch.float64), torch.full((n, 1), 5.0, dtype=torch.float64)], dim=1)
+    one, zero = torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64)
+    m_fast, _ = prob.evaluate(theta, torch.arange(n), [one], [zero])
+    prob.separable = False
+    m_full, _ = prob.evaluate(theta, torch.arange(n), [one], [zero])
+    assert_close(m_fast, m_full, rtol=1e-12, atol=1e-12)
+    data, _ = _windows(GaussianPSF(sigma_nm=130.0), IdealCamera(), 200, photons=1000.0, bg=5.0)
+    res = fit_rois([data], [FitChannel(model, fraction=0.5)], origins=torch.zeros(200, 1, 2, dtype=torch.int64), linked=True)
+    assert abs(float(res.photons.median()) - 2000.0) < 100.0

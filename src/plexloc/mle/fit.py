@@ -122,8 +122,10 @@ class _Problem:
         self._geom = None
         self._used_idx: dict = {}  # the parameter columns of each channel's Jacobian block, as index tensors
         ch0 = self.channels[0]
-        # one channel in its own frame with a separable PSF: the Fisher matrix from the 1D factors
-        self.separable = self.C == 1 and ch0.transform is None and ch0.model.is_separable
+        # one channel in its own frame with a separable PSF: the Fisher matrix from the 1D factors (its model has
+        # no photon fraction: a linked single channel seeing only part of the light takes the general path)
+        self.separable = (self.C == 1 and ch0.transform is None and ch0.model.is_separable
+                          and not (linked and ch0.fraction != 1.0))
         if self.separable:
             self._sep_table(device)
 
