@@ -312,6 +312,21 @@ def test_channel_movies_of_different_lengths_are_refused_naming_both_files(tmp_p
         fit_movie([tmp_path / "ch0.tif", tmp_path / "ch1.tif"], net, camera=cams)
 
 
+def test_split_view_camera_maps_of_the_whole_frame_are_refused_naming_the_box_shape(tmp_path):
+    """A whole-frame sCMOS map for a split-view movie: the error read 'camera maps are (20, 60) but the movie's
+    frames are (20, 60)'."""
+    from plexloc.config.models import SCMOSConfig, SplitViewConfig
+
+    net = _random_model(0, n_channels=2)
+    write_movie(tmp_path / "sv.tif", np.random.default_rng(0).poisson(140.0, size=(4, 20, 60)).astype(np.uint16))
+    np.save(tmp_path / "offset.npy", np.full((20, 60), 100.0, np.float32))
+    cam = SCMOSConfig(baseline=str(tmp_path / "offset.npy"))
+    split = SplitViewConfig(boxes=[[0, 0, 28, 20], [30, 0, 28, 20]], flip=["none", "x"])
+    with pytest.raises(InputError, match=r"sv\.tif: channel 0's camera maps are \(20, 60\) .* but the split-view "
+                                         r"channel boxes are \(20, 28\)"):
+        fit_movie(tmp_path / "sv.tif", net, camera=[cam, cam], split_view=split)
+
+
 def _frames_table(rows_per_frame: np.ndarray) -> LocTable:
     frame = np.repeat(np.arange(len(rows_per_frame)), rows_per_frame)
     n = len(frame)

@@ -272,11 +272,15 @@ def _fit_parts(
                     f"channel 0's ({paths[0]}) has {n} of {readers[0].frame_shape}; every channel needs the same frames",
                     source=p,
                 )
-        for cam in cams:
+        for c, cam in enumerate(cams):
             shape = getattr(cam, "map_shape", None)
             frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
             if shape is not None and tuple(shape) != frame_shape:
-                raise InputError(f"camera maps are {tuple(shape)} but the movie's frames are {readers[0].frame_shape}", source=paths[0])
+                what = (f"the split-view channel boxes are {frame_shape} (a split-view channel's camera maps cover its "
+                        "box, cut out and flipped as the channel's image is)" if split is not None
+                        else f"the movie's frames are {frame_shape}")
+                raise InputError(f"channel {c}'s camera maps are {tuple(shape)} (rows, columns) but {what}",
+                                 source=paths[0])
         transforms = None
         roi_offset, roi_source = (0, 0), "not used (single channel)"
         if spec.n_aux:
@@ -407,7 +411,9 @@ def fit_movie(
             of different lengths or frame shapes are an ``InputError`` naming both files and their counts (never
             cut to the shorter).
         model: a run folder / model file, or a loaded :class:`Localizer` (then ``config`` is its training config dict).
-        camera: camera configuration(s) of the movie; default: the training configuration's cameras.
+        camera: camera configuration(s) of the movie; default: the training configuration's cameras. Per-pixel
+            (sCMOS) maps have the frames' shape; for a split-view movie each channel's map covers its box, cut out
+            and flipped as the channel's image is (the conversion to photons follows the split).
         device: where the network runs. batch_frames: frames per forward pass. chunk_frames: frames read at once.
         threshold: integrated detection probability for a localization; default: the model's
             ``training.detection_threshold`` (0.5), at which its validation calibration was measured.
