@@ -153,3 +153,15 @@ def test_estimated_ratios_find_a_rare_dye():
     fit = estimate_ratios(t, 3)
     np.testing.assert_allclose(fit.ratios, three, atol=0.005)
     np.testing.assert_allclose(fit.weights, [0.9, 0.05, 0.05], atol=0.01)
+
+
+def test_negative_photons_give_no_colour():
+    """photons_ch = (-50, -30) without sigma or bg took colour 0 with p = 1.0 (a total of -47 photons fitted
+    dye 0 better); with sigma 20 p was 0.68. The total is now >= 0: every dye fits equally, p = 1/2."""
+    t = LocTable({"frame": [0, 0], "x_nm": [0.0, 0.0], "y_nm": [0.0, 0.0], "z_nm": [0.0, 0.0], "photons": [-80.0, -80.0],
+                  "photons_ch0": [-50.0, -50.0], "photons_ch1": [-30.0, -30.0]})
+    out, _ = assign_colors(t, HARD)
+    assert out["color"].tolist() == [-1, -1]
+    np.testing.assert_allclose(out["color_prob"], 0.5)
+    out, _ = assign_colors(t.with_columns(sigma_photons_ch0=[20.0, 20.0], sigma_photons_ch1=[20.0, 20.0]), HARD)
+    np.testing.assert_allclose(out["color_prob"], 0.5)

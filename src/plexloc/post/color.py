@@ -4,7 +4,7 @@ Each dye k sends a fixed fraction ``r_k[i]`` of its photons to channel i (``rati
 channels, conventions.md ``ratiometric``). For a localization with per-channel photons ``n_i`` and their
 1-sigma uncertainties ``s_i`` the likelihood of colour k is Gaussian,
 
-    N_k = sum_i r_ki n_i / s_i^2 / sum_i r_ki^2 / s_i^2      (weighted least squares of the total)
+    N_k = max(sum_i r_ki n_i / s_i^2 / sum_i r_ki^2 / s_i^2, 0)      (weighted least squares of the total, >= 0)
     chi2_k = sum_i (n_i - N_k r_ki)^2 / s_i^2,   L_k = exp(-chi2_k / 2),
 
 and ``p_k = L_k / sum_j L_j`` (eq. 3). ``color`` is ``argmax p_k``, ``-1`` where ``max p_k < threshold``;
@@ -103,7 +103,9 @@ def color_probabilities(n: np.ndarray, s: np.ndarray, ratios: np.ndarray) -> np.
     r = ratios[None, :, :]  # (1, K, C)
     num = np.einsum("lc,kc->lk", w * n, ratios)
     den = np.einsum("lc,kc->lk", w, ratios**2)
-    total = num / den  # (L, K) weighted least squares N_k
+    # (L, K) weighted least squares N_k, never negative: a row of negative photons fits no dye better than
+    # another (it took a colour with p = 1.0 from a fit of -47 photons)
+    total = np.maximum(num / den, 0.0)
     chi2 = np.sum(w[:, None, :] * (n[:, None, :] - total[:, :, None] * r) ** 2, axis=2)
     logl = -0.5 * chi2
     logl -= logl.max(axis=1, keepdims=True)
