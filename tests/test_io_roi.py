@@ -24,9 +24,10 @@ from plexloc.io.tiff import open_movie, write_movie
 MM_ROI_TAG = 51123
 
 
-def write_mm_stack(path, frames, *, summary: dict, image_meta: dict):
+def write_mm_stack(path, frames, *, summary: dict, image_meta: dict, first: int = 0):
     """A Micro-Manager multipage TIFF (uint16, one channel, position, slice) with the given summary and
-    per-image metadata (``Frame``/``FrameIndex`` etc. are filled in per page)."""
+    per-image metadata (``Frame``/``FrameIndex`` etc. are filled in per page). ``first``: the frame index of its
+    first frame, for the later files of a multi-file stack (``..._MMStack_Pos0_1.ome.tif``)."""
     frames = np.asarray(frames, dtype="<u2")
     t, h, w = frames.shape
     summary = {"MicroManagerVersion": "2.0.1", "Frames": t, "Slices": 1, "Channels": 1, "Positions": 1,
@@ -45,7 +46,7 @@ def write_mm_stack(path, frames, *, summary: dict, image_meta: dict):
         ifd = len(buf)
         ifds.append(ifd)
         struct.pack_into("<I", buf, prev_next, ifd)
-        meta = json.dumps({**image_meta, "Frame": k, "FrameIndex": k, "ChannelIndex": 0, "SliceIndex": 0,
+        meta = json.dumps({**image_meta, "Frame": first + k, "FrameIndex": first + k, "ChannelIndex": 0, "SliceIndex": 0,
                            "PositionIndex": 0, "Width": w, "Height": h, "PixelType": "GRAY16"}).encode() + b"\0"
         data = ifd + 2 + 13 * 12 + 4  # = ifd + 162: the pixels follow the IFD, as tifffile expects of MM stacks
         after = data + frame.nbytes
@@ -61,7 +62,7 @@ def write_mm_stack(path, frames, *, summary: dict, image_meta: dict):
         assert len(buf) == data
         buf += frame.tobytes() + struct.pack("<IIII", 10000, 1, 10000, 1) + meta
     index_off = len(buf)
-    buf += struct.pack("<II", 3453623, t) + b"".join(struct.pack("<5I", 0, 0, k, 0, ifds[k]) for k in range(t))
+    buf += struct.pack("<II", 3453623, t) + b"".join(struct.pack("<5I", 0, 0, first + k, 0, ifds[k]) for k in range(t))
     disp = json.dumps([{"Color": -1, "Name": "Default", "Min": 0, "Max": 65535}]).encode()
     disp_off = len(buf)
     buf += struct.pack("<II", 347834724, len(disp)) + disp

@@ -270,6 +270,22 @@ def test_an_ome_tiff_of_several_images_is_read_as_its_first_with_a_warning(tmp_p
     np.testing.assert_array_equal(read_movie(tmp_path / "pages.tif"), np.concatenate([first, second]))
 
 
+def test_a_folder_holding_a_multi_file_micro_manager_stack_is_refused(tmp_path):
+    """Micro-Manager splits a long acquisition into movie_MMStack_Pos0.ome.tif, ..._Pos0_1.ome.tif; tifffile reads
+    the whole series through either file, so their folder gave every frame twice (12 frames for 6)."""
+    from test_io_roi import write_mm_stack
+
+    data = _movie(3, shape=(6, 4, 5))
+    write_mm_stack(tmp_path / "movie_MMStack_Pos0.ome.tif", data[:3], summary={"Frames": 6}, image_meta={})
+    write_mm_stack(tmp_path / "movie_MMStack_Pos0_1.ome.tif", data[3:], summary={"Frames": 6}, image_meta={}, first=3)
+    with open_movie(tmp_path / "movie_MMStack_Pos0.ome.tif") as movie:  # the data set, through its first file
+        assert len(movie) == 6
+        np.testing.assert_array_equal(movie[:], data)
+    with pytest.raises(InputError, match=r"movie_MMStack_Pos0\.ome\.tif: is part of a multi-file Micro-Manager stack "
+                                         r"data set .*movie_MMStack_Pos0_1\.ome\.tif.*open the data set's first file"):
+        open_movie(tmp_path)
+
+
 def test_empty_folder(tmp_path):
     (tmp_path / "readme.md").write_text("no movie here")
     with pytest.raises(InputError, match="folder holds no TIFF files"):

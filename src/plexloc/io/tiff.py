@@ -12,8 +12,10 @@ types: unsigned and signed integers, float32 and float64.
 
 Streaming (:func:`open_movie`) memory-maps a file whose image data are stored uncompressed in one
 contiguous block, and otherwise reads only the TIFF pages that a request touches (a file whose pages
-are not one frame each, e.g. tiled volumes, is read whole once). A multi-file OME-TIFF data set must
-be opened through its first file, not through its folder.
+are not one frame each, e.g. tiled volumes, is read whole once). A multi-file data set (OME-TIFF, or a
+Micro-Manager stack split into ``..._MMStack_Pos0.ome.tif``, ``..._MMStack_Pos0_1.ome.tif``, ...) must be opened
+through its first file, not through its folder (whose files would each give the whole series): a folder
+holding one is refused.
 
 :attr:`MovieReader.roi_offset` is the camera ROI's position on the chip where the metadata record it
 (Micro-Manager; see :mod:`plexloc.io.roi`), read from the first file on first access.
@@ -182,13 +184,15 @@ class _TiffSource:
         self.dtype = _check_dtype(series[0].dtype, source=path)
         self._mm: np.ndarray | None = None
         self._cache: np.ndarray | None = None
-        if self._in_folder and tf.is_ome and len(series[0].pages):
-            # a multi-file OME-TIFF's series spans its sibling files, which the folder lists too
+        if self._in_folder and len(series[0].pages):
+            # a multi-file data set's series (OME-TIFF, Micro-Manager's MMStack_Pos0.ome.tif, _1.ome.tif, ...) spans
+            # its sibling files, which the folder lists too: every frame would be read twice (or more)
             for page in (series[0].pages[0], series[0].pages[-1]):
                 if page is not None and page.parent is not tf:
+                    kind = "Micro-Manager stack" if tf.is_mmstack else "OME-TIFF" if tf.is_ome else "TIFF"
                     raise InputError(
-                        "is part of a multi-file OME-TIFF data set (its image series spans other files); "
-                        "open the data set's first file instead of the folder",
+                        f"is part of a multi-file {kind} data set (its image series spans other files, e.g. "
+                        f"{Path(page.parent.filename).name}); open the data set's first file instead of the folder",
                         source=path,
                     )
         if len(series) == 1:
