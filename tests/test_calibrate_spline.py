@@ -291,3 +291,46 @@ def test_astigmatic_calibration_of_a_pupil_function_psf():
     assert cx > 100.0 and cy < -100.0 and abs(cx + cy) < 40.0  # symmetric astigmatism about the crossing
     # s0 trades off against A and B (88-102 nm over bead sets); the in-focus width of this pupil is ~95 nm
     assert max(r.residual_nm) < 6.0 and 80.0 < min(r.psf.s0_nm) < 115.0
+
+
+def test_transforms_are_written_in_chip_coordinates(tmp_path, capsys):
+    """Bead stacks taken on a camera ROI away from the chip's corner: their transform (here 1 degree and a shift,
+    measured in the stacks' pixels) is written as it acts on chip positions, ``A T A^-1``, which ``plexloc fit``
+    evaluates there. Used as measured, it was 870 nm off at a ROI 500 px (50 um) from the corner. The offset comes
+    from --roi-offset or the stacks' Micro-Manager metadata, and is recorded in PSF.h5 and PSF.json."""
+    import json
+
+    from test_io_roi import write_mm_stack
+
+    from plexloc.calibrate import chip_transform
+
+    a = np.deg2rad(1.0)
+    T = np.array([[np.cos(a), -np.sin(a), 60.0], [np.sin(a), np.cos(a), -40.0], [0.0, 0.0, 1.0]])
+    moved = (np.c_[GRID, np.ones(len(GRID))] @ T.T)[:, :2]
+    st0 = _stack(GRID, shape=(48, 48))
+    st1 = _stack(moved, shape=(48, 48), seed=1)
+    args = ["--z-step", "50", "--pixel-size", "100", "--no-validate"]
+    stacks = []
+    for c, st in enumerate((st0, st1)):
+        write_movie(tmp_path / f"ch{c}.tif", np.round(st).astype(np.uint16))
+        stacks.append(str(tmp_path / f"ch{c}.tif"))
+    assert main(["calibrate", *stacks, *args, "--out", str(tmp_path / "own.h5")]) == 0
+    own = np.array(json.loads((tmp_path / "own.json").read_text())["transforms"][1])
+    assert np.abs(own - T).max() < 5.0  # the stacks' own coordinates (the ROI at the corner)
+    assert main(["calibrate", *stacks, *args, "--roi-offset", "500", "300", "--out", str(tmp_path / "chip.h5")]) == 0
+    assert "chip pixel [500, 300] (--roi-offset)" in capsys.readouterr().err
+    rep = json.loads((tmp_path / "chip.json").read_text())
+    want = chip_transform(own, (50000.0, 30000.0))
+    assert np.abs(np.array(rep["transforms"][1]) - want).max() < 1e-6 and rep["roi_offset_px"] == [500, 300]
+    assert abs(want[0, 2] - own[0, 2]) > 400.0  # what using the stacks' transform on chip positions would miss
+    cal = load_calibration(tmp_path / "chip.h5")
+    assert cal.roi_offset_px == (500, 300) and np.abs(cal.channels[1].transform_nm - want).max() < 1e-6
+    # the same offset from the stacks' Micro-Manager metadata ("x-y-w-h" ROI)
+    mm = []
+    for c, st in enumerate((st0, st1)):
+        write_mm_stack(tmp_path / f"mm{c}.tif", np.round(st), summary={"ROI": [500, 300, 48, 48]},
+                       image_meta={"ROI": "500-300-48-48"})
+        mm.append(str(tmp_path / f"mm{c}.tif"))
+    assert main(["calibrate", *mm, *args, "--out", str(tmp_path / "mm.h5")]) == 0
+    rep = json.loads((tmp_path / "mm.json").read_text())
+    assert rep["roi_offset_px"] == [500, 300] and np.abs(np.array(rep["transforms"][1]) - want).max() < 1e-6

@@ -80,3 +80,27 @@ def test_cli_register(tmp_path):
     data = json.loads((tmp_path / "T.json").read_text())
     assert corners_error(np.array(data["transform"]), T) < 5.0
     assert data["residual_nm"]["rms"] < 35.0
+
+
+def test_cli_register_writes_chip_coordinates_with_the_roi_offset(tmp_path, capsys):
+    """Tables are in the fitted movie's coordinates; a configuration reads transforms in chip coordinates. With
+    --roi-offset (and the pixel size) the written transform is ``A T A^-1``; without, a rotation gets a note."""
+    from plexloc.calibrate import chip_transform
+    from plexloc.cli.main import main
+    from plexloc.io.formats import write_locs
+
+    T = rotation_shift(1.0, 330.0, -210.0)
+    ref, ch = two_channels(T, n=2000)
+    write_locs(ref, tmp_path / "c0.csv")
+    write_locs(ch, tmp_path / "c1.csv")
+    args = ["register", str(tmp_path / "c0.csv"), str(tmp_path / "c1.csv"), "--out", str(tmp_path / "T.json")]
+    assert main(args) == 0
+    assert "give --roi-offset" in capsys.readouterr().err
+    own = np.array(json.loads((tmp_path / "T.json").read_text())["transform"])
+    assert main([*args, "--roi-offset", "400", "200", "--camera-px-size", "100"]) == 0
+    data = json.loads((tmp_path / "T.json").read_text())
+    assert np.abs(np.array(data["transform"]) - chip_transform(own, (40000.0, 20000.0))).max() < 1e-6
+    assert data["roi_offset_px"] == [400, 200] and data["coordinates"] == "camera chip (nm)"
+    assert corners_error(np.array(data["transform_in_table_coordinates"]), T) < 5.0
+    assert main([*args, "--roi-offset", "400", "200"]) == 2
+    assert "--camera-px-size" in capsys.readouterr().err

@@ -4,14 +4,18 @@ Layout (format ``plexloc-psf-calibration``, version 1)::
 
     /                       attrs: format, format_version, plexloc_version, created (ISO 8601, UTC),
                                    command, inputs (one per channel), n_channels, model ("spline"),
-                                   px_size_nm (x, y), dz_nm, z0_definition, units (a description)
+                                   px_size_nm (x, y), dz_nm, z0_definition, units (a description),
+                                   roi_offset_px (x, y): the chip pixel at the bead stacks' corner (absent in
+                                   files written before 2026-12-05: (0, 0))
     /channel_<c>/volume     float32 (n_z, n_y, n_x): the averaged, background-subtracted bead PSF,
                             normalised to sum 1 over the window at z = 0 (photon fractions per pixel)
     /channel_<c>/coeff      float32 (n_z - 1, n_y - 1, n_x - 1, 64): its cubic-spline coefficients
                             (:func:`plexloc.psf.spline.coefficients_from_volume`)
     /channel_<c>            attrs: x0_voxel, y0_voxel, z0_voxel (PSF centre, 0-based voxel coordinates
                             of ``volume``; z = 0 nm is voxel z0_voxel), transform_nm (3 x 3, reference ->
-                            channel c, ``r_c = T_c r_0``, conventions.md), throughput_ratio (this
+                            channel c, ``r_c = T_c r_0``, conventions.md, in camera-chip coordinates:
+                            measured in the stacks' own and moved by roi_offset_px, :func:`chip_transform`),
+                            throughput_ratio (this
                             channel's photons relative to channel 0 at z = 0, both PSFs normalised as
                             above), focus_offset_nm (this channel's own focus, in reference z),
                             n_beads_used, source
@@ -45,9 +49,24 @@ __all__ = [
     "FORMAT_VERSION",
     "ChannelCalibration",
     "PSFCalibration",
+    "chip_transform",
     "load_calibration",
     "save_calibration",
 ]
+
+
+def chip_transform(transform_nm: np.ndarray, roi_offset_nm: Sequence[float]) -> np.ndarray:
+    """A channel transform measured in the coordinates of images whose corner sits at ``roi_offset_nm`` (x, y) on the
+    camera chip, in chip coordinates: ``A T A^-1`` with ``A`` the shift by the offset.
+
+    A transform that is not a pure shift (a rotation, a scale) moves points differently far from the origin: a 1
+    degree rotation measured on a ROI 50 um from the chip's corner is off by 870 nm when used in chip coordinates
+    as it was measured. The fit evaluates every transform at chip positions (conventions.md), so calibrations
+    are stored that way."""
+    ox, oy = (float(v) for v in roi_offset_nm)
+    shift = np.array([[1.0, 0.0, ox], [0.0, 1.0, oy], [0.0, 0.0, 1.0]])
+    back = np.array([[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]])
+    return shift @ np.asarray(transform_nm, dtype=np.float64) @ back
 
 
 @dataclasses.dataclass(eq=False)
@@ -87,10 +106,19 @@ class PSFCalibration:
     created: str = ""
     plexloc_version: str = ""
     source: str = ""
+    #: chip pixel (x, y) at the corner of the bead stacks; the transforms are in chip coordinates
+    roi_offset_px: tuple[int, int] = (0, 0)
 
     @property
     def n_channels(self) -> int:
         return len(self.channels)
+
+    def on_chip(self, roi_offset_px: tuple[int, int]) -> "PSFCalibration":
+        """A copy whose transforms, measured on stacks whose corner sat at chip pixel ``roi_offset_px`` (x, y)
+        (the camera ROI of the bead acquisition), are in chip coordinates (:func:`chip_transform`)."""
+        off_nm = (roi_offset_px[0] * self.px_size_nm[0], roi_offset_px[1] * self.px_size_nm[1])
+        channels = [dataclasses.replace(ch, transform_nm=chip_transform(ch.transform_nm, off_nm)) for ch in self.channels]
+        return dataclasses.replace(self, channels=channels, roi_offset_px=(int(roi_offset_px[0]), int(roi_offset_px[1])))
 
     def psf(self, channel: int = 0, *, roi_px: int | None = None):
         """The :class:`~plexloc.psf.SplinePSF` of one channel."""
@@ -131,6 +159,7 @@ def save_calibration(cal: PSFCalibration, path: str | os.PathLike) -> None:
         a["px_size_nm"] = np.asarray(cal.px_size_nm, dtype=np.float64)
         a["dz_nm"] = float(cal.dz_nm)
         a["z0_definition"] = cal.z0_definition
+        a["roi_offset_px"] = np.asarray(cal.roi_offset_px, dtype=np.int64)
         a["units"] = (
             "positions nm; px_size_nm = lateral voxel (camera pixel), dz_nm = axial voxel; volume in photon "
             "fractions per pixel (sum 1 over the window at z = 0); transform_nm maps reference nm -> channel nm"
@@ -245,4 +274,5 @@ def load_calibration(path: str | os.PathLike) -> PSFCalibration:
             created=str(f.attrs.get("created", "")),
             plexloc_version=str(f.attrs.get("plexloc_version", "")),
             source=str(path),
+            roi_offset_px=tuple(int(v) for v in np.atleast_1d(f.attrs.get("roi_offset_px", (0, 0)))[:2]),
         )

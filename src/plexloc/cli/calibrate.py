@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from plexloc.cli._common import int_at_least, positive_float, write_json
+from plexloc.cli._common import int_at_least, nonnegative_int, positive_float, write_json
 
 
 def _roi_px(text: str) -> int:
@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roi-px", type=_roi_px, default=15, help="window per bead in pixels (odd, >= 7; default 15)")
     p.add_argument("--saturation-adu", type=positive_float, default=None, help="raw value counted as saturated")
     p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
+    p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
+                   help="chip pixel (x, y) at the bead stacks' corner (the camera ROI of the bead acquisition): the "
+                   "channel transforms are written in chip coordinates, as plexloc fit uses them; default: the ROI "
+                   "recorded in the stacks' Micro-Manager metadata, else 0 0")
     p.add_argument(
         "--split-view",
         type=Path,
@@ -116,6 +120,21 @@ def _read_stacks(args) -> tuple[list, list[str]]:
     return [parts[:, c] for c in range(parts.shape[1])], [f"{args.stacks[0]} box {c}" for c in range(parts.shape[1])]
 
 
+def _roi_offset(args) -> tuple[tuple[int, int], str]:
+    """The chip pixel at the stacks' corner and where it came from (as ``plexloc fit`` finds a movie's)."""
+    from plexloc.infer.fit import resolve_roi_offset
+    from plexloc.io.tiff import open_movie
+
+    if args.roi_offset is not None:
+        return (int(args.roi_offset[0]), int(args.roi_offset[1])), "--roi-offset"
+    readers = [open_movie(p) for p in args.stacks]
+    try:
+        return resolve_roi_offset(readers, None)
+    finally:
+        for r in readers:
+            r.close()
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -132,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.out.suffix.lower() not in (".h5", ".hdf5"):
         raise InputError(f"--out must end in .h5, got {args.out.name!r}")
     raws, sources = _read_stacks(args)
+    roi_offset, roi_source = _roi_offset(args)
     cams = _cameras(args, len(raws))
     stacks = [cam.to_photons(torch.as_tensor(r.astype(np.float32))).numpy() for cam, r in zip(cams, raws)]
     for c, ph in enumerate(stacks):  # a baseline above the data (wrong camera settings): the typical pixel negative
@@ -162,7 +182,10 @@ def run(args: argparse.Namespace) -> int:
     )
     cal = result.calibration
     cal.command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
-    save_calibration(cal, args.out)
+    # the transforms were measured in the stacks' own pixels; the file holds them in chip coordinates (the
+    # validation below works in the stacks' and keeps ``result``)
+    chip = cal.on_chip(roi_offset)
+    save_calibration(chip, args.out)
     report: dict = {
         "calibration": str(args.out),
         "camera": _camera_source(args),
@@ -173,9 +196,15 @@ def run(args: argparse.Namespace) -> int:
         "z_step_nm": cal.dz_nm,
         "px_size_nm": list(cal.px_size_nm),
         "focus_offset_nm": [ch.focus_offset_nm for ch in cal.channels],
+        "roi_offset_px": list(roi_offset),
+        "roi_offset_source": roi_source,
     }
     if cal.n_channels > 1:
-        report["transforms"] = [np.asarray(ch.transform_nm).tolist() for ch in cal.channels]
+        print(f"plexloc calibrate: note: transforms in camera-chip coordinates, the stacks' corner at chip pixel "
+              f"{list(roi_offset)} ({roi_source})", file=sys.stderr)
+        report["transforms"] = [np.asarray(ch.transform_nm).tolist() for ch in chip.channels]
+        report["transform_coordinates"] = (f"camera chip, nm (measured on stacks whose corner is chip pixel "
+                                           f"{list(roi_offset)}, {roi_source}); the channels' transform in a configuration")
         report["throughput_ratio"] = [ch.throughput_ratio for ch in cal.channels]
         report["transform_residual_nm"] = {
             "rms": [float(np.sqrt(np.mean(r**2))) for r in result.transform_residual_nm],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import path_with_suffix, positive_float
+from plexloc.cli._common import nonnegative_int, path_with_suffix, positive_float
 from plexloc.cli._locs import FORMATS_HELP
 
 
@@ -25,28 +25,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-shift", type=positive_float, default=3000.0, metavar="NM",
                    help="largest offset between the channels searched (default 3000 nm)")
     p.add_argument("--camera-px-size", type=positive_float, default=None, metavar="NM",
-                   help="camera pixel size in nm for table formats in pixels (ThunderSTORM, Picasso, DECODE)")
+                   help="camera pixel size in nm: for table formats in pixels (ThunderSTORM, Picasso, DECODE) and "
+                   "for --roi-offset")
+    p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
+                   help="chip pixel (x, y) at the corner of the fitted movie (its camera ROI; needs --camera-px-size): "
+                   "the transform is then written in camera-chip coordinates, as a configuration's channel transform "
+                   "is read; without it, in the tables' own coordinates")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    import numpy as np
+
+    from plexloc.calibrate.fileformat import chip_transform
     from plexloc.cli import _locs
     from plexloc.cli._common import write_json
+    from plexloc.errors import InputError
     from plexloc.post.registration import register_channels
 
+    if args.roi_offset is not None and args.camera_px_size is None:
+        raise InputError("--roi-offset needs --camera-px-size (the chip pixel's size in nm)")
     tables = [_locs.read(argparse.Namespace(locs=path, camera_px_size=args.camera_px_size))
               for path in (args.reference, args.channel)]
     result = register_channels(*tables, max_shift_nm=args.max_shift)
-    write_json(result.to_dict(), args.out)
+    out = result.to_dict()
     T = result.transform
-    print("T (reference -> channel, nm):")
+    if args.roi_offset is not None:  # positions in the tables are from the movie's corner; configurations use the chip's
+        px = args.camera_px_size
+        T = chip_transform(T, (args.roi_offset[0] * px, args.roi_offset[1] * px))
+        out.update(transform=T.tolist(), transform_in_table_coordinates=result.transform.tolist(),
+                   roi_offset_px=list(args.roi_offset), coordinates="camera chip (nm)")
+    else:
+        out["coordinates"] = "the tables' own (nm from the fitted movie's corner)"
+        if np.abs(T[:2, :2] - np.eye(2)).max() > 1e-4:
+            print("plexloc register: note: the transform is in the tables' own coordinates; a configuration reads "
+                  "transforms in camera-chip coordinates, which differ where the movie's camera ROI did not start at "
+                  "the chip's corner and the transform is more than a shift: give --roi-offset X Y", file=sys.stderr)
+    write_json(out, args.out)
+    print("T (reference -> channel, nm" + (", camera chip" if args.roi_offset is not None else "") + "):")
     for row in T:
         print("  " + "  ".join(f"{v:12.6f}" for v in row))
     r = result.residual_nm
     print(f"{result.n_used} of {result.n_pairs} matched pairs used; residual rms {r['rms']:.1f} nm, "
           f"median {r['median']:.1f} nm, 90% {r['q90']:.1f} nm; wrote {args.out}")
     if result.warning:
-        import sys
-
         print(f"plexloc register: warning: {result.warning}", file=sys.stderr)
     return 0
