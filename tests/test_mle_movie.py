@@ -344,3 +344,41 @@ def test_noisy_scmos_pixels_raise_the_threshold_around_them(tmp_path):
     in_patch = (locs["y_nm"][fp] > 800) & (locs["y_nm"][fp] < 2100) & (locs["x_nm"][fp] > 1800) & (locs["x_nm"][fp] < 2600)
     assert int(in_patch.sum()) < 15, int(in_patch.sum())  # was about 2 per frame
     assert m.n_tp / len(movie.truth) > 0.9
+
+
+def test_split_view_movie_and_the_roi_offset_from_metadata(tmp_path):
+    """``plexloc fit --method mle`` on one split-view TIFF (the configuration's boxes, channel 1 mirrored) gives the
+    table of one TIFF per channel; the camera ROI in the movie's Micro-Manager metadata places the frames on the chip
+    (the transforms act there), as an explicit ``roi_offset_px`` does. Before, a split-view movie was refused
+    ('2 channel(s) but 1 movie(s)') and the metadata were not read (the configuration's offset was used)."""
+    from test_io_roi import write_mm_stack
+
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.io.splitview import join_frames
+    from plexloc.io.tiff import read_movie
+
+    cfg, sim, truth, paths = _simulate("biplane.yaml", 30, tmp_path, seed=5, frame_size=(32, 32))
+    cfg.channels[1].transform = [[0.998, -0.035, 40.0], [0.035, 0.998, -20.0], [0.0, 0.0, 1.0]]  # 2 degrees
+    chans = np.stack([read_movie(p) for p in paths], axis=1)  # (T, 2, 32, 32)
+    split = SplitViewConfig(boxes=[(0, 0, 32, 32), (40, 0, 32, 32)], flip=["none", "x"])
+    write_movie(tmp_path / "split.tif", join_frames(chans, split, (32, 72)))
+    per_channel = fit_movie(paths, cfg)
+    assert len(per_channel) > 5
+    joined = fit_movie(tmp_path / "split.tif", cfg.model_copy(update={"split_view": split}))
+    np.testing.assert_allclose(joined["x_nm"], per_channel["x_nm"], atol=1e-6)
+    np.testing.assert_allclose(joined["z_nm"], per_channel["z_nm"], atol=1e-6)
+    mm = []
+    for c in range(2):
+        mm.append(write_mm_stack(tmp_path / f"mm{c}.tif", chans[:, c], summary={}, image_meta={"ROI": "300-200-32-32"}))
+    stats: dict = {}
+    from plexloc.mle import fit_movie_to_file
+
+    fit_movie_to_file(mm, cfg, tmp_path / "meta.csv", stats=stats)
+    assert stats["roi_offset_px"] == (300, 200) and "metadata" in stats["roi_offset_source"]
+    from plexloc.io.tables import read_table
+
+    meta = read_table(tmp_path / "meta.csv")
+    given = fit_movie(paths, cfg, roi_offset_px=(300, 200))
+    np.testing.assert_allclose(meta["x_nm"], given["x_nm"], atol=0.01)
+    # the offset matters: the 2-degree transform moves channel 1 by about 1 um at chip pixel (300, 200)
+    assert len(given) != len(per_channel) or np.abs(given["x_nm"] - per_channel["x_nm"]).max() > 1.0

@@ -53,8 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the network's convolutions in the channels-last (NHWC) layout, which a GPU's bf16 kernels may "
                    "prefer (network; same localizations); default: as the model was trained (training.channels_last)")
     p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
-                   help="chip pixel (x, y) at the reference channel image's corner (multi-channel models); default: "
-                   "the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0")
+                   help="chip pixel (x, y) at the reference channel image's corner (multi-channel models and "
+                   "configurations); default: the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0 "
+                   "(--method mle: else the configuration's roi_offset_px)")
     p.set_defaults(func=run)
 
 
@@ -82,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
         network_only = [opt for opt, on in (
             ("--model", args.model is not None), ("--threshold", args.threshold is not None),
             ("--tile", args.tile is not None), ("--batch-frames", args.batch_frames is not None),
-            ("--roi-offset", args.roi_offset is not None),
             ("--refine-mle", args.refine_mle), ("--compile", args.compile), ("--raw-sigma", args.raw_sigma),
             ("--channels-last", args.channels_last is not None),
             ("--min-prob", args.min_prob is not None),  # MLE rows have no detection probability
@@ -96,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
         movie = args.movie[0] if len(args.movie) == 1 else [str(m) for m in args.movie]
         stats = {}
         n_rows = fit_mle(movie, config, args.out, device=device, camera=camera, progress=True, stats=stats,
-                         filters=dict(min_photons=args.min_photons, max_photons=args.max_photons))
+                         filters=dict(min_photons=args.min_photons, max_photons=args.max_photons),
+                         roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset))
+        if stats.get("roi_offset_source"):
+            print(f"ROI offset {list(stats['roi_offset_px'])} px from {stats['roi_offset_source']}", file=sys.stderr)
     else:
         from plexloc.infer import fit_movie_to_file
 

@@ -440,7 +440,9 @@ def fit_movie(
     """Localize a movie by maximum likelihood (single- or multi-channel), streamed chunk by chunk.
 
     Args:
-        movie: a TIFF stack or folder of TIFFs, or one per channel (a list) for multi-channel configs.
+        movie: a TIFF stack or folder of TIFFs, or one per channel (a list) for multi-channel configs, or one
+            split-view movie where the configuration has a ``split_view`` section (each channel's camera maps then
+            cover its box, cut out and flipped as its image is).
         config: the validated configuration (PSF, camera, pixel size, channels with transforms).
         device: where detection and fitting run (``cpu``, ``cuda``).
         camera: camera configuration replacing the config's (one for all channels, or one per channel).
@@ -448,7 +450,9 @@ def fit_movie(
         threshold_photons: detection threshold (photons per pixel of the DoG image; default: noise based).
         progress: show a progress bar.
         options: passed to :class:`MLEFitter` (``roi_px``, ``min_roi_px``, ``free_sigma``, ``photon_model``,
-            ``z_starts_nm``, ``z_margin_nm``, ``min_llr_pvalue``, ``max_iter``, ``batch_size``).
+            ``z_starts_nm``, ``z_margin_nm``, ``min_llr_pvalue``, ``max_iter``, ``batch_size``, ``roi_offset_px``:
+            for several channels, the chip pixel (x, y) at the frames' corner; default the camera ROI in the
+            movie's Micro-Manager metadata, else the configuration's ``roi_offset_px``).
 
     Returns:
         A :class:`~plexloc.table.LocTable` with ``frame, x_nm, y_nm, z_nm, photons, bg, crlb_x_nm,
@@ -481,7 +485,7 @@ def fit_movie_to_file(
         from plexloc.post.filter import filter_localizations
     kwargs = {**keyword_defaults(fit_movie), **kwargs}
     with TableWriter(out, float_format=float_format or DEFAULT_FLOAT_FORMAT, background=True) as writer:
-        for part in _fit_parts(movie, config, **kwargs):
+        for part in _fit_parts(movie, config, stats=stats, **kwargs):
             if given:
                 part, report = filter_localizations(part, **given)
                 if stats is not None:
@@ -491,17 +495,22 @@ def fit_movie_to_file(
 
 
 def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames: int, threshold_photons,
-               progress: bool, **options) -> Iterator[LocTable]:
+               progress: bool, stats: dict | None = None, **options) -> Iterator[LocTable]:
     """Each batch's table, sorted by frame, in frame order; one empty table (its columns) for a movie without any.
-    The arguments are :func:`fit_movie`'s (its signature holds the defaults)."""
+    The arguments are :func:`fit_movie`'s (its signature holds the defaults). ``stats`` (where given) receives
+    ``roi_offset_px`` and ``roi_offset_source`` for several channels."""
+    from plexloc.io.splitview import check_boxes, split_frames
     from plexloc.io.tiff import open_movie
 
     paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
-    if len(paths) != config.n_channels:
-        raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were given")
+    split = config.split_view if (len(paths) == 1 and config.n_channels > 1) else None
+    if split is None and len(paths) != config.n_channels:
+        raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were given "
+                         "(one movie per channel, or one split-view movie with a split_view section)")
+    if split is not None and len(split.boxes) != config.n_channels:
+        raise InputError(f"split_view has {len(split.boxes)} boxes for {config.n_channels} channels", source=paths[0])
     if batch_frames < 1:
         raise InputError(f"batch_frames must be >= 1, got {batch_frames}")
-    fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
     readers = [open_movie(p) for p in paths]
     found, empty = False, None
     try:
@@ -509,16 +518,32 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
         for p, rd in zip(paths, readers):
             if len(rd) != n or rd.frame_shape != readers[0].frame_shape:
                 raise InputError(
-                    f"channel movies differ: {len(rd)} frames of {rd.frame_shape} vs {n} of {readers[0].frame_shape}",
-                    source=p,
+                    f"channel movies differ: {p} has {len(rd)} frames of {rd.frame_shape}, {paths[0]} {n} of "
+                    f"{readers[0].frame_shape}", source=p,
                 )
+        if split is not None:
+            check_boxes(split, readers[0].frame_shape, source=paths[0])
+        if config.n_channels > 1:  # the transforms act in chip coordinates: where on the chip are these frames?
+            if options.get("roi_offset_px") is not None:
+                where = "roi_offset_px given"
+            elif (roi := readers[0].roi_offset) is not None:
+                options["roi_offset_px"], where = roi.px, f"{roi.source} in {paths[0]}"
+            else:
+                where = f"the configuration's roi_offset_px (no ROI position in the metadata of {paths[0]})"
+            if stats is not None:
+                stats.update(roi_offset_px=tuple(options.get("roi_offset_px") or config.roi_offset_px), roi_offset_source=where)
+        fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
         starts = range(0, n, batch_frames)
         if progress:
             from plexloc.progress import progress as bar
 
             starts = bar(starts, total=len(starts), desc="fit", unit="chunk")
         for s in starts:
-            frames = [rd[s : min(s + batch_frames, n)] for rd in readers]
+            if split is not None:  # the channels' boxes cut out (and flipped) before the camera conversion
+                raw = split_frames(np.asarray(readers[0][s : min(s + batch_frames, n)], dtype=np.float32), split)
+                frames = [raw[:, c] for c in range(raw.shape[1])]
+            else:
+                frames = [rd[s : min(s + batch_frames, n)] for rd in readers]
             part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
             if len(part):
                 found = True
