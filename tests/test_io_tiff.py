@@ -281,6 +281,13 @@ def test_a_folder_holding_a_multi_file_micro_manager_stack_is_refused(tmp_path):
     with open_movie(tmp_path / "movie_MMStack_Pos0.ome.tif") as movie:  # the data set, through its first file
         assert len(movie) == 6
         np.testing.assert_array_equal(movie[:], data)
+    # frame by frame: no "reading array from closed file" warning per read of the second file (tifffile had closed
+    # it after parsing; it stays open with the reader now). Warnings are errors in the tests.
+    from plexloc.io.tiff import MovieReader
+
+    with MovieReader(tmp_path / "movie_MMStack_Pos0.ome.tif", memmap=False) as movie:
+        np.testing.assert_array_equal(np.stack([movie[i] for i in range(len(movie))]), data)
+        np.testing.assert_array_equal(np.concatenate([c for _, c in movie.iter_chunks(2)]), data)
     with pytest.raises(InputError, match=r"movie_MMStack_Pos0\.ome\.tif: is part of a multi-file Micro-Manager stack "
                                          r"data set .*movie_MMStack_Pos0_1\.ome\.tif.*open the data set's first file"):
         open_movie(tmp_path)

@@ -135,7 +135,7 @@ class _TiffSource:
         try:
             self._inspect(memmap=memmap)
         except BaseException:
-            self._tf.close()
+            self.close()  # this file and any sibling of a multi-file series opened already
             raise
 
     def _inspect(self, *, memmap: bool) -> None:
@@ -184,6 +184,7 @@ class _TiffSource:
         self.dtype = _check_dtype(series[0].dtype, source=path)
         self._mm: np.ndarray | None = None
         self._cache: np.ndarray | None = None
+        self._siblings: list = []
         if self._in_folder and len(series[0].pages):
             # a multi-file data set's series (OME-TIFF, Micro-Manager's MMStack_Pos0.ome.tif, _1.ome.tif, ...) spans
             # its sibling files, which the folder lists too: every frame would be read twice (or more)
@@ -198,6 +199,9 @@ class _TiffSource:
         if len(series) == 1:
             s = series[0]
             self.n_frames, self.frame_shape = _frame_geometry(tuple(s.shape), source=path)
+            # the other files of a multi-file series (Micro-Manager's ..._1.ome.tif, OME-TIFF) stay open while this one
+            # is: tifffile closes them after parsing and re-opened one per read, warning "reading array from closed file"
+            self._siblings = self._open_siblings(s)
             self._series: int | None = 0
             self._pagewise = len(s.pages) == self.n_frames
             if memmap:
@@ -229,6 +233,18 @@ class _TiffSource:
                 stacklevel=4,
             )
 
+    def _open_siblings(self, series) -> list:
+        handles, seen = [], {id(self._tf)}
+        for page in series.pages:
+            parent = getattr(page, "parent", None)
+            if parent is None or id(parent) in seen:
+                continue
+            seen.add(id(parent))
+            if parent.filehandle.closed:
+                parent.filehandle.open()
+                handles.append(parent.filehandle)
+        return handles
+
     def roi_offset(self) -> RoiOffset | None:
         """The ROI's chip position from this file's metadata (:func:`plexloc.io.roi.read_roi_offset`)."""
         return read_roi_offset(self._tf, path=self.path, frame_shape=self.frame_shape)
@@ -241,21 +257,25 @@ class _TiffSource:
         if self._mm is not None:
             return np.array(self._mm[start:stop], dtype=self.dtype)
         try:
-            if self._pagewise:
-                data = self._tf.asarray(key=slice(start, stop), series=self._series)
-            else:
-                if self._cache is None:  # pages do not map to frames: read the series once
-                    self._cache = self._tf.series[0].asarray().reshape(self.n_frames, *self.frame_shape)
-                data = self._cache[start:stop]
+            data = self._read_pages(start, stop)
         except Exception as err:
             raise InputError(
                 f"cannot read frames {start}..{stop - 1} ({type(err).__name__}: {err})", source=self.path
             ) from None
         return np.asarray(data, dtype=self.dtype).reshape(n, *self.frame_shape)
 
+    def _read_pages(self, start: int, stop: int) -> np.ndarray:
+        if self._pagewise:
+            return self._tf.asarray(key=slice(start, stop), series=self._series)
+        if self._cache is None:  # pages do not map to frames: read the series once
+            self._cache = self._tf.series[0].asarray().reshape(self.n_frames, *self.frame_shape)
+        return self._cache[start:stop]
+
     def close(self) -> None:
         self._mm = None
         self._cache = None
+        for fh in getattr(self, "_siblings", ()):
+            fh.close()
         self._tf.close()
 
 
