@@ -224,3 +224,27 @@ def test_columns_explains_every_column_of_a_table(tmp_path, capsys):
     assert main(["columns"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert len(listing) == len(COLUMN_DOCS) and all("[" in line for line in listing)
+
+
+def test_example_configurations_are_installed_and_found_anywhere(tmp_path, monkeypatch, capsys):
+    """`plexloc demo` outside the repository failed with 'examples/demo_2d.yaml: configuration not found': the
+    examples are installed with the package (`plexloc examples` lists and copies them) and examples/NAME.yaml
+    falls back to the installed copy where the path does not exist."""
+    from plexloc.config import load_config
+    from plexloc.config.examples import example_names, resolve_config_path
+
+    names = example_names()
+    assert {"demo_2d", "2d_gaussian", "3d_astigmatic", "dual_color", "quad_plane"} <= set(names)
+    assert names == sorted(p.stem for p in EXAMPLES.glob("*.yaml"))
+    monkeypatch.chdir(tmp_path)  # no examples/ folder here
+    found = resolve_config_path("examples/demo_2d.yaml")
+    assert found.is_file() and found.read_text() == (EXAMPLES / "demo_2d.yaml").read_text()
+    assert load_config(found).frame_size
+    assert main(["examples"]) == 0
+    assert "demo_2d" in capsys.readouterr().out
+    assert main(["examples", "2d_gaussian", "--copy", "mine"]) == 0
+    assert (tmp_path / "mine" / "2d_gaussian.yaml").read_text() == (EXAMPLES / "2d_gaussian.yaml").read_text()
+    assert main(["examples", "2d_gaussian", "--copy", "mine"]) == 2  # kept, not overwritten silently
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["examples", "nope"]) == 2
+    assert "installed: 2d_gaussian" in capsys.readouterr().err

@@ -10,16 +10,20 @@ import argparse
 import time
 from pathlib import Path
 
+from plexloc.cli._common import positive_float, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="simulate, train, fit, evaluate and render a small dataset end to end")
-    p.add_argument("--config", type=Path, default=Path("examples/demo_2d.yaml"), help="training configuration")
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
-    p.add_argument("--frames", type=int, default=500, help="frames of the test movie")
-    p.add_argument("--frame-size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"), help="test movie frame size")
-    p.add_argument("--minutes", type=float, default=4.0, help="training time")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--config", type=Path, default=Path("examples/demo_2d.yaml"),
+                   help="training configuration (default examples/demo_2d.yaml, the installed copy outside the repository)")
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
+    p.add_argument("--frames", type=positive_int, default=500, help="frames of the test movie (default 500)")
+    p.add_argument("--frame-size", type=positive_int, nargs=2, default=(64, 64), metavar=("H", "W"),
+                   help="test movie frame size in pixels (default 64 64)")
+    p.add_argument("--minutes", type=positive_float, default=4.0, help="training time in minutes (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the test movie (default 0)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda where there is one)")
     p.set_defaults(func=run)
 
 
@@ -27,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
     import shutil
 
     from plexloc.cli.main import COMMANDS, main
+    from plexloc.config.examples import resolve_config_path
     from plexloc.errors import InputError
 
+    args.config = resolve_config_path(args.config)  # examples/demo_2d.yaml outside the repository: the installed copy
     if not args.config.exists():
-        raise InputError("configuration not found (run the demo from the repository root, or pass --config)", source=args.config)
+        raise InputError("configuration not found (`plexloc examples` lists the installed ones)", source=args.config)
     out = args.out
     run_dir = out / "run"
     if run_dir.exists():  # a fresh model every time: the demo shows the whole job

@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "debias": "plexloc.cli.debias",
     "register": "plexloc.cli.register",
     "doctor": "plexloc.cli.doctor",
+    "examples": "plexloc.cli.examples",
 }
 
 
