@@ -248,3 +248,23 @@ def test_example_configurations_are_installed_and_found_anywhere(tmp_path, monke
     assert "--overwrite" in capsys.readouterr().err
     assert main(["examples", "nope"]) == 2
     assert "installed: 2d_gaussian" in capsys.readouterr().err
+
+
+def test_progress_in_a_log_writes_lines_only_for_long_work(monkeypatch, capsys):
+    """stderr not a terminal (a log file, nohup): long work showed nothing at all. Now a plain line every
+    LOG_INTERVAL_S after LOG_DELAY_S, the last one once; short work stays silent."""
+    import time
+
+    import plexloc.progress as prog
+
+    monkeypatch.delenv("PLEXLOC_PROGRESS", raising=False)
+    for _ in prog.progress(range(5), total=5, desc="short"):
+        pass
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(prog, "LOG_DELAY_S", 0.05)
+    monkeypatch.setattr(prog, "LOG_INTERVAL_S", 0.05)
+    for _ in prog.progress(range(6), total=6, desc="long", unit="step"):
+        time.sleep(0.03)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("long:") for line in lines), lines
+    assert "6/6" in lines[-1] and len(set(lines)) == len(lines)  # no carriage returns, the last line once

@@ -408,3 +408,16 @@ def test_movie_writer_switches_to_bigtiff(tmp_path, monkeypatch):
         w.write(data)
     with tifffile.TiffFile(tmp_path / "c.tif") as tf:
         assert not tf.is_bigtiff
+
+
+def test_a_movie_without_frames_is_refused(tmp_path):
+    """A TIFF of 0 frames opened as an empty movie: every command then wrote an empty table and exited 0."""
+    import warnings
+
+    import tifffile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tifffile: "writing zero-size array to nonconformant TIFF"
+        tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 16, 16), np.uint16))
+    with pytest.raises(InputError, match=r"empty\.tif: the movie holds no frames"):
+        open_movie(tmp_path / "empty.tif")

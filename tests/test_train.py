@@ -120,11 +120,16 @@ def test_cli_train_then_fit(tmp_path, capsys):
     cfg_path = tmp_path / "train.yaml"
     save_config(tiny_config(), cfg_path)
     assert main(["train", str(cfg_path), "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu"]) == 0
-    assert "done: step 3" in capsys.readouterr().out
+    got = capsys.readouterr()
+    assert "done: step 3" in got.out
+    # three steps make no usable model: said at the end of training and again when it fits a movie
+    assert "the model detects poorly on its validation set" in got.err and "not ready to fit movies" in got.err
     assert main(["simulate", str(cfg_path), "--frames", "6", "--out", str(tmp_path / "sim"), "--seed", "1", "--device", "cpu"]) == 0
     out = tmp_path / "locs.csv"
+    capsys.readouterr()
     assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--model", str(tmp_path / "run"), "--out", str(out),
                  "--device", "cpu", "--threshold", "0.05"]) == 0
+    assert "it is not trained enough to fit movies" in capsys.readouterr().err
     header = out.read_text().splitlines()[0].split(",")
     for col in ("frame", "x_nm", "y_nm", "z_nm", "photons", "prob", "bg", "sigma_x_nm", "sigma_y_nm", "sigma_photons"):
         assert col in header

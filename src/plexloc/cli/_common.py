@@ -17,6 +17,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
+#: below this validation JI (%) ``plexloc train`` and ``plexloc fit`` say that a model is not ready to fit movies
+POOR_JI = 50.0
+
+
 # --- argparse types: ``type=positive_float`` etc. turn an impossible value into argparse's one-line usage error
 # ("argument --x: must be ..., got '0'", exit code 2) at parse time. NaN and infinities are never accepted.
 

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True,
                    help="output table (.csv or .h5); written while the movie is fitted (the table is never held whole), "
                    "and put in place only when the fit is complete")
-    p.add_argument("--method", choices=["network", "mle"], default="network")
+    p.add_argument("--method", choices=["network", "mle"], default="network",
+                   help="network (default: the trained model of --model) or mle (the classical maximum-likelihood "
+                   "fitter, with --config)")
     p.add_argument("--model", type=Path, help="run folder or model file (--method network)")
     p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
     p.add_argument("--camera", type=Path, action="append",
@@ -153,5 +155,32 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {w}", file=sys.stderr)
     if stats.get("filtered") is not None:
         print(stats["filtered"].format_table())
+    if args.method == "network":
+        note = _model_note(args.model, n_rows)
+        if note:
+            print(f"plexloc fit: warning: {note}", file=sys.stderr)
     print(f"wrote {args.out} ({n_rows} localizations{rate})")
     return 0
+
+
+def _model_note(model, n_rows: int) -> str | None:
+    """Why a fit may have found little: the model's own validation at its saved step (JI under :data:`POOR_JI`), or
+    no localizations at all. None when there is nothing to say."""
+    from plexloc.cli._common import POOR_JI
+    from plexloc.nets.io import read_model_file
+
+    meta = read_model_file(model).get("meta") or {}
+    val = meta.get("validation") or {}
+    ji, step = val.get("jaccard"), meta.get("step")
+    poor = ji is not None and not ji >= POOR_JI  # NaN counts as poor
+    if poor:
+        return (f"the model detected poorly on its own validation set (JI {ji:.1f} % at step {step}, "
+                f"{meta.get('elapsed_s', float('nan')) / 60:.1f} min of training): it is not trained enough to fit "
+                "movies; train it longer (plexloc train CONFIG --out RUN --resume --minutes M), on a GPU, or a smaller "
+                "model on the CPU (the model and training sections of examples/demo_2d.yaml)")
+    if n_rows == 0:
+        seen = f"the model's validation JI was {ji:.1f} % at step {step}" if ji is not None else "no validation in the model"
+        return (f"no localizations ({seen}): check that the movie "
+                "shows spots, that the camera (--camera, or the model's) converts its counts to photons as the "
+                "movie's camera does, and the detection --threshold")
+    return None

@@ -358,6 +358,9 @@ class MovieReader:
         self._starts = np.cumsum([0] + [s.n_frames for s in self._sources])
         self.n_frames: int = int(self._starts[-1])
         self._roi: tuple[RoiOffset | None] | None = None
+        if self.n_frames == 0:  # nothing to fit: every command would write an empty table and exit 0
+            self.close()
+            raise InputError("the movie holds no frames (an empty or truncated file)", source=self.path)
 
     # --- metadata -----------------------------------------------------------------------------
     @property

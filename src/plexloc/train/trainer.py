@@ -428,7 +428,8 @@ class Trainer:
                     acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
                     t_last = time.perf_counter()
                     if bar is not None:
-                        bar.set_postfix(loss=f"{last['loss']:.3g}", JI=f"{last['jaccard']:.1f}", refresh=False)
+                        left = {"left": f"{max(deadline - time.monotonic(), 0.0) / 60:.1f} min"} if math.isfinite(deadline) else {}
+                        bar.set_postfix(loss=f"{last['loss']:.3g}", JI=f"{last['jaccard']:.1f}", **left, refresh=False)
                     if log is not None:
                         log(format_row(last))
         except KeyboardInterrupt:
