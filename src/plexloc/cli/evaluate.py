@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("truth", type=Path, help="ground-truth table (.csv or .h5)")
     p.add_argument("pred", type=Path, help="predicted localizations (.csv or .h5)")
-    p.add_argument("--dim", type=int, choices=(2, 3), default=3, help="2 ignores z (default 3)")
+    p.add_argument("--dim", type=int, choices=(2, 3), default=None,
+                   help="2 ignores z; 3 matches and scores z too (default: 3 where the truth's z varies, else 2)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the scores as JSON here")
     # --px-size <= 0: the library's InputError (exit code 2 returned); NaN and inf are refused here
     p.add_argument(
@@ -46,10 +47,18 @@ def run(args: argparse.Namespace) -> int:
 
     truth = read_table(args.truth)
     pred = read_table(args.pred)
+    dim = args.dim
+    if dim is None:  # a 2D truth (z 0 everywhere) scored in 3D reports an efficiency eff_3d that means nothing
+        import numpy as np
+
+        z = np.asarray(truth["z_nm"], float) if "z_nm" in truth else np.zeros(0)
+        z = z[np.isfinite(z)]
+        dim = 3 if z.size and float(np.ptp(z)) > 0 else 2
+        print(f"scored in {dim}D (" + ("the truth's z varies" if dim == 3 else "the truth has no z") + "; --dim to choose)")
     metrics = evaluate(
         truth,
         pred,
-        dim=args.dim,
+        dim=dim,
         max_lat_nm=args.max_lat,
         max_ax_nm=args.max_ax,
         px_size_nm=args.px_size,
