@@ -277,3 +277,15 @@ def test_picasso_import_errors(tmp_path):
         import_picasso(tmp_path / "nox.hdf5", px_size_nm=PX)
     with pytest.raises(InputError, match=r"missing\.hdf5: file not found"):
         import_picasso(tmp_path / "missing.hdf5", px_size_nm=PX)
+
+
+def test_picasso_frame_shape_guessed_from_the_pixels_the_localizations_fall_in(tmp_path):
+    """Without frame_shape, a 64-px movie's localizations (up to x, y = 6399 nm at 100 nm pixels) were written as a
+    65 x 65 px movie (Height / Width one pixel too many): the ceiling of the extent, plus one."""
+    from plexloc.io import write_locs
+
+    t = LocTable({"frame": [0, 1], "x_nm": [10.0, 6399.0], "y_nm": [5.0, 6350.0], "z_nm": [0.0, 0.0],
+                  "photons": [1000.0, 1000.0], "sigma_x_nm": [10.0, 10.0], "sigma_y_nm": [10.0, 10.0]})
+    write_locs(t, tmp_path / "p.hdf5", px_size_nm=PX)
+    info = next(yaml.safe_load_all((tmp_path / "p.yaml").read_text()))
+    assert (info["Height"], info["Width"]) == (64, 64)

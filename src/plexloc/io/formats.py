@@ -14,8 +14,8 @@ name ends with              format                  read   write
 Reading looks at the content where a suffix is shared: a ``.h5`` with DECODE's ``data``/``meta``
 groups is read as DECODE, one with ``/locs`` as plexloc; a ``.hdf5`` with a Picasso ``locs``
 dataset as Picasso, a plexloc ``/locs`` group as plexloc. Writing Picasso needs the camera pixel
-size and frame shape (``px_size_nm``, ``frame_shape``; the frame shape defaults to the extent of
-the localizations).
+size and frame shape (``px_size_nm``, ``frame_shape``; the frame shape defaults to the pixels the
+localizations fall in, which is the movie's only where some lie in its last row and column).
 
 Example:
     >>> format_of("run1.thunderstorm.csv"), format_of("a/b.smlm"), format_of("cell_sml.mat")
@@ -125,8 +125,8 @@ def write_locs(table: LocTable, path: str | os.PathLike, **options: Any) -> None
         if not (np.isfinite(px) and px > 0):
             raise InputError(f"px_size_nm must be a positive pixel size in nm, got {px!r}", source=path)
         shape = options.get("frame_shape")
-        if shape is None:  # the extent of the finite positions (export_picasso names non-finite ones)
+        if shape is None:  # the pixels the finite positions fall in (export_picasso names non-finite ones)
             xs, ys = table["x_nm"][np.isfinite(table["x_nm"])], table["y_nm"][np.isfinite(table["y_nm"])]
-            shape = (int(np.ceil(max(ys.max(initial=0.0), 1.0) / px)) + 1,
-                     int(np.ceil(max(xs.max(initial=0.0), 1.0) / px)) + 1)
+            shape = (int(np.floor(max(ys.max(initial=0.0), 0.0) / px)) + 1,
+                     int(np.floor(max(xs.max(initial=0.0), 0.0) / px)) + 1)
         export_picasso(table, path, px_size_nm=px, frame_shape=shape, psf_sigma_nm=options.get("psf_sigma_nm"))
