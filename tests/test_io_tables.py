@@ -308,3 +308,13 @@ def test_table_writer_in_the_background_gives_the_same_file_and_raises_the_worke
             for a in range(0, 2000, 10):
                 w.append(whole[np.arange(a, a + 10)])
     assert read_table(tmp_path / f"old{suffix}") == old and _leftovers(tmp_path) == []
+
+
+def test_a_thunderstorm_export_under_a_plain_csv_name_says_how_to_import_it(tmp_path):
+    """ThunderSTORM's usual file name is results.csv: it was refused as 'missing required column(s) [x_nm, ...]'
+    without a hint; the error now says to name it .thunderstorm.csv."""
+    from plexloc.io.tables import read_table
+
+    (tmp_path / "results.csv").write_text('"id","frame","x [nm]","y [nm]","intensity [photon]"\n1,1,100.5,200.5,900\n')
+    with pytest.raises(InputError, match=r"ThunderSTORM's: name the file results\.thunderstorm\.csv"):
+        read_table(tmp_path / "results.csv")

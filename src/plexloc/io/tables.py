@@ -306,8 +306,13 @@ def read_csv(path: str | os.PathLike) -> LocTable:
     data = _read_csv(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in data.names]
     if missing:
+        hint = ""
+        if any(n.startswith(("x [", "y [", "intensity [", "uncertainty")) for n in data.names):
+            p = Path(path)
+            hint = (f"; its columns are ThunderSTORM's: name the file {p.name[:-4] if p.suffix == '.csv' else p.name}"
+                    ".thunderstorm.csv to import it (units from the headers, --camera-px-size for [px])")
         raise InputError(
-            f"missing required column(s) {missing}; required are {list(REQUIRED_COLUMNS)}, found {data.names}",
+            f"missing required column(s) {missing}; required are {list(REQUIRED_COLUMNS)}, found {data.names}{hint}",
             source=path,
         )
     _check_finite(data, REQUIRED_COLUMNS)
