@@ -124,6 +124,11 @@ def test_cli_train_then_fit(tmp_path, capsys):
     assert "done: step 3" in got.out
     # three steps make no usable model: said at the end of training and again when it fits a movie
     assert "the model detects poorly on its validation set" in got.err and "not ready to fit movies" in got.err
+    # every column of the run's log.csv is documented (`plexloc columns` refused the file before)
+    assert main(["columns", str(tmp_path / "run" / "log.csv")]) == 0
+    described = capsys.readouterr().out
+    assert "a training log, 1 validation rows" in described and "not a column plexloc writes" not in described
+    assert "zscore_std_x" in described and "axis x" in described
     assert main(["simulate", str(cfg_path), "--frames", "6", "--out", str(tmp_path / "sim"), "--seed", "1", "--device", "cpu"]) == 0
     out = tmp_path / "locs.csv"
     capsys.readouterr()

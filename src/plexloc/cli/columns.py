@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "values, and the minimum, median and maximum. Columns plexloc does not document (kept from another "
         "program's file) are marked. Without LOCS, every column plexloc writes.",
     )
-    p.add_argument("locs", type=Path, nargs="?", default=None, help=f"localization table: {FORMATS_HELP}")
+    p.add_argument("locs", type=Path, nargs="?", default=None,
+                   help=f"localization table: {FORMATS_HELP}; or a training run's log.csv")
     p.add_argument("--camera-px-size", type=positive_float, default=None, metavar="NM",
                    help="camera pixel size in nm, for tables in pixels (as for the other commands)")
     p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None, help="first frame number of a .smlm file")
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.cli._common import write_json
 
+    if args.locs.suffix.lower() == ".csv" and _training_log(args):
+        return 0
     table = _locs.read(args)
     rows = describe_columns(table)
     print(f"{args.locs}: {len(table)} rows, {len(rows)} columns")
@@ -52,3 +55,43 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         write_json({"locs": str(args.locs), "rows": len(table), "columns": rows}, args.json)
     return 0
+
+
+def _training_log(args: argparse.Namespace) -> bool:
+    """A run's ``log.csv`` described with :mod:`plexloc.train.log_columns`; False when the file is not one."""
+    import csv
+
+    import numpy as np
+
+    from plexloc.cli._common import write_json
+    from plexloc.errors import InputError
+    from plexloc.train.log_columns import is_training_log, log_column_doc
+
+    try:
+        with open(args.locs, newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError as err:
+        raise InputError(f"cannot read: {err.strerror or err}", source=args.locs) from None
+    if not rows or not is_training_log(rows[0]):
+        return False
+    names, body = rows[0], rows[1:]
+    print(f"{args.locs}: a training log, {len(body)} validation rows, {len(names)} columns")
+    out = []
+    for i, name in enumerate(names):
+        vals = np.array([float(r[i]) if i < len(r) and r[i] not in ("", "nan") else np.nan for r in body], dtype=float)
+        fin = vals[np.isfinite(vals)]
+        unit, text = log_column_doc(name) or ("", None)
+        row = {"column": name, "unit": unit, "description": text, "non_finite": int(vals.size - fin.size),
+               "first": float(fin[0]) if fin.size else None, "last": float(fin[-1]) if fin.size else None,
+               "min": float(fin.min()) if fin.size else None, "max": float(fin.max()) if fin.size else None}
+        out.append(row)
+
+        def num(v):
+            return "-" if v is None else f"{v:.6g}"
+
+        print(f"{name:<18} {('[' + unit + ']') if unit else '':<8} first {num(row['first'])}, last {num(row['last'])}, "
+              f"range {num(row['min'])} .. {num(row['max'])}")
+        print(f"{'':<18} {text or 'not a column plexloc writes'}")
+    if args.json is not None:
+        write_json({"log": str(args.locs), "rows": len(body), "columns": out}, args.json)
+    return True

@@ -1,0 +1,60 @@
+"""What each column of a run's ``log.csv`` means (one row per validation; ``plexloc columns RUN/log.csv`` prints
+this with each column's range). Units in brackets; "validation" means the run's fixed simulated validation set,
+scored with the project's own metrics (conventions.md) at the model's detection threshold."""
+
+from __future__ import annotations
+
+import re
+
+#: column -> (unit, meaning); ``_x`` / ``_N`` families are matched by :func:`log_column_doc`
+LOG_COLUMN_DOCS: dict[str, tuple[str, str]] = {
+    "step": ("", "optimizer steps so far (one batch each)"),
+    "elapsed_s": ("s", "training time so far (validation excluded), over all resumed calls"),
+    "lr": ("", "learning rate at this step"),
+    "samples_per_s": ("1/s", "training samples per second since the previous row (simulation included)"),
+    "loss": ("", "training loss (count + localization + background), mean since the previous row"),
+    "loss_count": ("", "training loss: the count term (Gaussian approximation of the emitter count per sample)"),
+    "loss_loc": ("", "training loss: the localization term (Gaussian-mixture likelihood of the true emitters)"),
+    "loss_bg": ("", "training loss: the background term (squared error per pixel)"),
+    "val_loss": ("", "the same loss on the validation set (model.pt is the step where it was lowest)"),
+    "val_loss_count": ("", "validation loss: the count term"),
+    "val_loss_loc": ("", "validation loss: the localization term"),
+    "val_loss_bg": ("", "validation loss: the background term"),
+    "jaccard": ("%", "validation JI: TP / (TP + FP + FN), matched within 250 nm laterally (500 nm axially in 3D)"),
+    "recall": ("%", "validation recall: TP / (TP + FN)"),
+    "precision": ("%", "validation precision: TP / (TP + FP)"),
+    "rmse_lat": ("nm", "validation lateral RMSE of the matched pairs"),
+    "rmse_ax": ("nm", "validation axial RMSE of the matched pairs (3D)"),
+    "eff_lat": ("%", "validation lateral efficiency: 100 - sqrt((100 - JI)^2 + (1/nm RMSE_lat)^2)"),
+    "eff_ax": ("%", "validation axial efficiency: 100 - sqrt((100 - JI)^2 + (0.5/nm RMSE_ax)^2)"),
+    "eff_3d": ("%", "validation 3D efficiency: the mean of eff_lat and eff_ax"),
+    "crlb_ratio_lat": ("", "validation lateral RMSE / sqrt(mean CRLB^2) of the matched emitters (1: the bound)"),
+    "crlb_ratio_ax": ("", "validation axial RMSE / sqrt(mean CRLB_z^2)"),
+    "zscore_std": ("", "standard deviation of error / predicted sigma along this axis (1: calibrated uncertainties)"),
+    "zscore_rsd": ("", "the same spread measured robustly (1.4826 x median absolute deviation)"),
+    "sigma_cal": ("", "factor plexloc fit multiplies this axis's predicted sigma by (robust spread of the isolated "
+                      "emitters' z-scores)"),
+    "offset_cal": ("nm", "constant error of this axis plexloc fit subtracts (median error where significant, else 0)"),
+    "channel_use": ("", "how much the outputs depend on channel N's image, relative to the most used channel "
+                        "(near 0: the channel is ignored)"),
+    "skipped_steps": ("", "batches so far whose loss or gradient was not finite (their update was zero)"),
+}
+
+_FAMILY = re.compile(r"^(zscore_std|zscore_rsd|sigma_cal|offset_cal|channel_use)_(\w+)$")
+
+
+def log_column_doc(name: str) -> tuple[str, str] | None:
+    """``(unit, meaning)`` of a ``log.csv`` column (``zscore_std_x``, ``channel_use_1`` by their family), else None."""
+    if name in LOG_COLUMN_DOCS:
+        return LOG_COLUMN_DOCS[name]
+    m = _FAMILY.match(name)
+    if m and m.group(1) in LOG_COLUMN_DOCS:
+        unit, text = LOG_COLUMN_DOCS[m.group(1)]
+        what = f"channel {m.group(2)}" if m.group(1) == "channel_use" else f"axis {m.group(2)}"
+        return unit, f"{text} ({what})"
+    return None
+
+
+def is_training_log(names: list[str]) -> bool:
+    """Whether CSV header ``names`` are a run's ``log.csv`` (a step and a validation loss)."""
+    return "step" in names and "val_loss" in names
