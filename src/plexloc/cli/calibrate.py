@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, help="simulation config whose channels' cameras are used")
     p.add_argument("--out", type=Path, required=True, help="output calibration (.h5)")
     p.add_argument("--roi-px", type=_roi_px, default=15, help="window per bead in pixels (odd, >= 7; default 15)")
-    p.add_argument("--saturation-adu", type=positive_float, default=None, help="raw value counted as saturated")
+    p.add_argument("--saturation-adu", type=positive_float, default=None,
+                   help="raw value (ADU) from which a bead pixel counts as saturated and the bead is rejected (default: "
+                   "the maximum of an integer stack's type, e.g. 65535; none for float stacks)")
     p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
     p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the bead stacks' corner (the camera ROI of the bead acquisition): the "

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=probability, default=0.9, metavar="P",
                    help="reject below this probability, in [0, 1] (default 0.9)")
     p.add_argument("--min-photons", type=nonnegative_float, default=0.0, metavar="N",
-                   help="photons summed over channels below which rows are left out of the ratio estimate")
+                   help="photons summed over channels below which rows are left out of the ratio estimate (default 0: "
+                   "every row with a positive total)")
     p.add_argument("--excess-noise", type=float_at_least(1.0), default=1.0, metavar="F",
                    help="noise factor (>= 1) of the photon variance estimate without sigma_photons_ch* (default 1; 2 "
                    "for EMCCD)")

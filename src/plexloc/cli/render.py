@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="default: gaussian when the table has sigma_x_nm/sigma_y_nm (or --sigma), else histogram")
     p.add_argument("--sigma", type=positive_float, default=None, metavar="NM",
                    help="one Gaussian sigma for all localizations (> 0)")
-    p.add_argument("--color-by", choices=("z", "color"), default=None)
+    p.add_argument("--color-by", choices=("z", "color"), default=None,
+                   help="z: tint by depth (colormap --cmap over --z-range); color: one hue per colour channel (the color "
+                   "column of plexloc color; rejected rows grey); default: a grey image")
     p.add_argument("--cmap", type=colormap_name, default="turbo",
                    help="matplotlib colormap name for --color-by z (default turbo)")
     p.add_argument("--z-range", type=finite_float, nargs=2, default=None, metavar=("Z0", "Z1"),
