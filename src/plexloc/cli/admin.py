@@ -18,19 +18,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = p.add_subparsers(dest="admin_command", metavar="ACTION")
     cmds.required = True
     u = cmds.add_parser("create-user", help="a new user; prints the token")
-    u.add_argument("name")
+    u.add_argument("name", help="the user's name (unique)")
     u.add_argument("--email", default=None, help="for notifications")
     u.add_argument("--group", default=None, help="workers of this group take the user's jobs first")
     w = cmds.add_parser("create-worker", help="a new worker; prints the token")
-    w.add_argument("name")
-    w.add_argument("--group", default=None)
+    w.add_argument("name", help="the worker's name (unique)")
+    w.add_argument("--group", default=None, help="this worker takes its group's users' jobs first")
     w.add_argument("--tags", default="", help="comma-separated labels (e.g. gpu,a100)")
     cmds.add_parser("list", help="users and workers")
     cmds.add_parser("usage", help="jobs and compute (CPU/GPU seconds) by user and by worker")
     for action in ("disable", "enable", "rotate"):
         a = cmds.add_parser(action, help=f"{action} a user or a worker" + (" (prints the new token)" if action == "rotate" else ""))
-        a.add_argument("kind", choices=("user", "worker"))
-        a.add_argument("name")
+        a.add_argument("kind", choices=("user", "worker"), help="user or worker")
+        a.add_argument("name", help="its name")
     p.set_defaults(func=run)
 
 

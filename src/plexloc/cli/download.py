@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="download a job's outputs from a plexloc service",
         description="Download every output (and the log) of a job into DIR, each checked against its SHA-256.",
     )
-    p.add_argument("job")
+    p.add_argument("job", help="job id (as plexloc submit printed it)")
     add_client_options(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=run)

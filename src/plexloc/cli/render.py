@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "quantiles of z)")
     p.add_argument("--extent", type=finite_float, nargs=4, default=None, metavar=("X0", "X1", "Y0", "Y1"),
                    help="region in nm (default: all localizations)")
-    p.add_argument("--no-scale-bar", action="store_true")
+    p.add_argument("--no-scale-bar", action="store_true", help="no scale bar in the image (drawn by default, PNG and TIFF)")
     p.set_defaults(func=run)
 
 

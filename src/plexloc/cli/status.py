@@ -14,9 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print the job's state (queued, assigned, running, succeeded, failed, cancelled); with "
         "--verbose also stage, progress and error; with --log its log.",
     )
-    p.add_argument("job")
+    p.add_argument("job", help="job id (as plexloc submit printed it)")
     add_client_options(p)
-    p.add_argument("--verbose", "-v", action="store_true")
+    p.add_argument("--verbose", "-v", action="store_true", help="also the stage, progress and error")
     p.add_argument("--log", action="store_true", help="also print the job's log")
     p.set_defaults(func=run)
 

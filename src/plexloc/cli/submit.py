@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "slot for several files. --config is a YAML/JSON file of the entry point's parameters; --set "
         "NAME=VALUE sets one. Prints the job id; --wait waits for the end and exits 0 only on success.",
     )
-    p.add_argument("application")
+    p.add_argument("application", help="application name (the server's registry: GET /api/v1/applications)")
     add_client_options(p)
     p.add_argument("--version", dest="app_version", default=None, help="application version (default: newest)")
     p.add_argument("--entry", default=None, help="entry point (default: the only one)")
@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", action="append", default=[], metavar="SLOT=FILE", help="an input file (repeatable)")
     p.add_argument("--gpus", type=int, default=None, help="override the entry point's GPUs")
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="time limit in seconds")
-    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--priority", type=int, default=0, help="higher runs first among your group's jobs (default 0)")
     p.add_argument("--wait", action="store_true", help="wait until the job ends")
     p.set_defaults(func=run)
 
