@@ -421,3 +421,30 @@ def test_a_movie_without_frames_is_refused(tmp_path):
         tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 16, 16), np.uint16))
     with pytest.raises(InputError, match=r"empty\.tif: the movie holds no frames"):
         open_movie(tmp_path / "empty.tif")
+
+
+def test_the_pixel_size_recorded_in_the_metadata(tmp_path):
+    """Micro-Manager, OME and ImageJ record the pixel size in the sample; a generic TIFF's 72 dpi is not one."""
+    import tifffile
+    from test_io_roi import write_mm_stack
+
+    from plexloc.io.pixel_size import pixel_size_mismatch
+
+    d = np.zeros((4, 16, 16), np.uint16)
+    tifffile.imwrite(tmp_path / "ij.tif", d, imagej=True, resolution=(1 / 0.16, 1 / 0.16), metadata={"unit": "micron"})
+    tifffile.imwrite(tmp_path / "ome.tif", d, ome=True, metadata={"PhysicalSizeX": 108.0, "PhysicalSizeXUnit": "nm",
+                                                                   "PhysicalSizeY": 108.0, "PhysicalSizeYUnit": "nm"})
+    tifffile.imwrite(tmp_path / "plain.tif", d, resolution=(72, 72), photometric="minisblack")
+    write_mm_stack(tmp_path / "mm.tif", d, summary={}, image_meta={"PixelSizeUm": 0.1})
+    write_mm_stack(tmp_path / "mm0.tif", d, summary={}, image_meta={"PixelSizeUm": 0.0})  # "not calibrated"
+    found = {}
+    for name in ("ij", "ome", "plain", "mm", "mm0"):
+        with open_movie(tmp_path / f"{name}.tif") as m:
+            found[name] = m.pixel_size
+    assert (found["ij"].x_nm, found["ij"].y_nm) == pytest.approx((160.0, 160.0)) and "ImageJ" in found["ij"].source
+    assert found["ome"].x_nm == pytest.approx(108.0) and "OME" in found["ome"].source
+    assert found["mm"].x_nm == pytest.approx(100.0) and "PixelSizeUm" in found["mm"].source
+    assert found["plain"] is None and found["mm0"] is None
+    note = pixel_size_mismatch(found["ij"], (100.0, 100.0), what="the model was trained for", path="m.tif")
+    assert "160 x 160 nm" in note and "100 x 100 nm" in note
+    assert pixel_size_mismatch(found["mm"], (101.0, 101.0), what="x", path="m.tif") is None  # within 3 %

@@ -55,6 +55,7 @@ import tifffile
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
+from plexloc.io.pixel_size import PixelSize, read_pixel_size
 from plexloc.io.roi import RoiOffset, read_roi_offset
 
 __all__ = ["MovieReader", "MovieWriter", "open_movie", "read_movie", "write_movie"]
@@ -249,6 +250,10 @@ class _TiffSource:
         """The ROI's chip position from this file's metadata (:func:`plexloc.io.roi.read_roi_offset`)."""
         return read_roi_offset(self._tf, path=self.path, frame_shape=self.frame_shape)
 
+    def pixel_size(self) -> PixelSize | None:
+        """The pixel size from this file's metadata (:func:`plexloc.io.pixel_size.read_pixel_size`)."""
+        return read_pixel_size(self._tf, path=self.path)
+
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames ``start:stop`` as a new native-byte-order array of shape (stop-start, H, W)."""
         n = stop - start
@@ -370,6 +375,14 @@ class MovieReader:
                 raise ValueError(f"{self.path}: movie is closed")
             self._roi = (self._sources[0].roi_offset(),)
         return self._roi[0]
+
+    @property
+    def pixel_size(self) -> PixelSize | None:
+        """The pixel size in the sample recorded in the first file's metadata (Micro-Manager, OME, ImageJ), else None
+        (:mod:`plexloc.io.pixel_size`)."""
+        if not self._sources:
+            raise ValueError(f"{self.path}: movie is closed")
+        return self._sources[0].pixel_size()
 
     @property
     def roi_offset_px(self) -> tuple[int, int] | None:
