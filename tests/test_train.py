@@ -135,6 +135,15 @@ def test_cli_train_then_fit(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--model", str(tmp_path / "run"), "--out", str(out),
                  "--device", "cpu", "--threshold", "0.05"]) == 0
     assert "it is not trained enough to fit movies" in capsys.readouterr().err
+    # a whole configuration as --camera: its camera is taken, and a pixel size other than the model's is said
+    import yaml
+
+    other = yaml.safe_load(cfg_path.read_text())
+    other["px_size_nm"] = 160.0
+    (tmp_path / "px160.yaml").write_text(yaml.safe_dump(other))
+    assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--model", str(tmp_path / "run"), "--out",
+                 str(tmp_path / "l160.csv"), "--device", "cpu", "--camera", str(tmp_path / "px160.yaml")]) == 0
+    assert "says px_size_nm 160.0 but the model was trained for" in capsys.readouterr().err
     header = out.read_text().splitlines()[0].split(",")
     for col in ("frame", "x_nm", "y_nm", "z_nm", "photons", "prob", "bg", "sigma_x_nm", "sigma_y_nm", "sigma_photons"):
         assert col in header
