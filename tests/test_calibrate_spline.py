@@ -334,3 +334,35 @@ def test_transforms_are_written_in_chip_coordinates(tmp_path, capsys):
     assert main(["calibrate", *mm, *args, "--out", str(tmp_path / "mm.h5")]) == 0
     rep = json.loads((tmp_path / "mm.json").read_text())
     assert rep["roi_offset_px"] == [500, 300] and np.abs(np.array(rep["transforms"][1]) - want).max() < 1e-6
+
+
+def test_close_pairs_of_beads_are_rejected_with_their_separation(tmp_path, capsys):
+    """Two beads 300 nm (3 px) apart make one maximum of the projection: taken as one bead, they widened the
+    calibrated PSF (s0_x 159 nm, c_x -121 nm for a truth of 120, -250; with only pairs, s0_x 196 nm) and nothing was
+    listed as rejected. They are rejected as 'second bead in window', counted in PSF.json; with only pairs, the
+    calibration fails saying so. Beads farther apart than the window are never rejected by this rule."""
+    import json
+
+    import yaml
+
+    from plexloc.calibrate.beads import detect_beads
+
+    close = [(1230.0, 1170.0), (1530.0, 1170.0), (3120.0, 1240.0), (3050.0, 3080.0)]
+    write_movie(tmp_path / "close.tif", np.round(_stack(close, dz_beads=[0, 20, -15, 10])).astype(np.uint16))
+    args = ["calibrate", str(tmp_path / "close.tif"), "--z-step", "50", "--pixel-size", "100"]
+    assert main([*args, "--model", "astigmatic", "--out", str(tmp_path / "PSF.yaml")]) == 0
+    psf = yaml.safe_load((tmp_path / "PSF.yaml").read_text())["psf"]
+    rep = json.loads((tmp_path / "PSF.json").read_text())
+    assert rep["n_beads_used"] == [2] and rep["beads_rejected"] == [{"found": 3, "second bead in window": 1}]
+    assert max(abs(s - 120.0) for s in psf["s0_nm"]) < 6.0
+    assert abs(psf["c_nm"][0] + 250.0) < 25.0 and abs(psf["c_nm"][1] - 250.0) < 25.0
+    # the spline path: the same rejection
+    res = calibrate_spline([_stack(close, dz_beads=[0, 20, -15, 10])], z_step_nm=DZ, px_size_nm=PX, roi_px=15)
+    assert res.summary["n_beads_used"] == [2] and res.summary["rejected"] == [{"found": 3, "second bead in window": 1}]
+    # only pairs (one along x, one diagonal): no bead left, and why
+    pairs = _stack([(1230.0, 1170.0), (1530.0, 1170.0), (3050.0, 3080.0), (3262.0, 3292.0)], dz_beads=[0, 20, -15, 10])
+    with pytest.raises(InputError, match=r"no beads left: 2 found, 2 second bead in window \(3.0 px apart"):
+        calibrate_spline([pairs], z_step_nm=DZ, px_size_nm=PX, roi_px=15)
+    # beads 16 px apart (one more than the window): both used
+    sel = detect_beads(_stack([(850.0, 2400.0), (2450.0, 2400.0), (2450.0, 800.0)]), roi_px=15)
+    assert len(sel.rows) == 3 and list(sel.reason) == ["", "", ""]

@@ -2,10 +2,10 @@
 
 Steps (:func:`calibrate_spline`), one z-stack per channel, all in photons (camera-normalised):
 
-1. beads: local maxima of the projection over z; border, too close, saturated and too dim beads are
-   rejected (:mod:`plexloc.calibrate.beads`); in several channels, channel c's beads are matched to
-   channel 0's (a whole-frame cross-correlation of the projections gives the coarse offset, then
-   nearest neighbours within 3 px) and unmatched beads are rejected;
+1. beads: local maxima of the projection over z; border, too close, saturated, double (a second bead in the
+   window, too close for its own maximum) and too dim beads are rejected (:mod:`plexloc.calibrate.beads`); in
+   several channels, channel c's beads are matched to channel 0's (a whole-frame cross-correlation of the
+   projections gives the coarse offset, then nearest neighbours within 3 px) and unmatched beads are rejected;
 2. windows of ``roi_px`` pixels, background per bead (median of the window's border over the third of
    the slices where it is lowest) subtracted, brightness normalised;
 3. 3D sub-voxel registration to the average (two rounds, :mod:`plexloc.calibrate.register`); beads whose
