@@ -323,3 +323,39 @@ def test_scmos_read_noise_as_a_variance_map(tmp_path):
     cfg = TrainConfig.model_validate({"psf": {"kind": "gaussian"}, "camera": {"kind": "scmos", "read_variance": 2.25}})
     again = TrainConfig.model_validate(cfg.model_dump(mode="json"))
     assert again.simulation().channels[0].camera.read_variance == 2.25 and "read_sigma" not in again.model_dump()["channels"][0]["camera"]
+
+
+# ------------------------------------------------------------------------------ the camera check
+def _emccd_movie(camera: EMCCD, *, frames: int = 8, bg: float = 50.0, seed: int = 0) -> torch.Tensor:
+    """Raw ADU frames (T, 64, 64) of a flat background with one bright 3x3 spot per frame."""
+    photons = torch.full((frames, 64, 64), bg)
+    photons[:, 30:33, 30:33] = 2000.0
+    return camera(photons, generator=_gen(seed))
+
+
+def test_camera_check_tells_swapped_gain_and_clipped_pixels():
+    """The SMLM Challenge EMCCD's frames: its own settings are consistent (noise ratio near 1, no warning); e_per_adu
+    and em_gain swapped give a ratio near (300 / 45)^2 = 44, warned about naming the settings; at e_per_adu 1 the
+    spots clip at 65535 (9 of 4096 pixels, 0.2 %) and the check counts them alike from ADU and from photons."""
+    from plexloc.camera.check import CameraWarning, check_camera, saturation_adu
+
+    right = EMCCD()
+    adu = _emccd_movie(right)
+    ok = check_camera([right.to_photons(adu)], [right], dtype=np.uint16, source="m.tif")
+    assert 0.75 < ok.channels[0].noise_ratio < 1.35 and ok.warnings == [] and ok.channels[0].saturated == 0
+    assert "consistent" in ok.finding
+    swapped = EMCCD(em_gain=45.0, e_per_adu=300.0)
+    with pytest.warns(CameraWarning, match=r"m.tif: the pixel noise between frames is 4\d\.\d\dx .*em_gain 45, "
+                      r"e_per_adu 300 e-/ADU.*the two swapped"):
+        bad = check_camera([swapped.to_photons(adu)], [swapped], dtype=np.uint16, source="m.tif")
+    assert 35 < bad.channels[0].noise_ratio < 55 and "camera check found" in bad.finding
+    bright = EMCCD(e_per_adu=1.0)
+    raw = _emccd_movie(bright)
+    assert saturation_adu(np.uint16) == 65535.0 and saturation_adu(np.float32) is None
+    with pytest.warns(CameraWarning, match=r"0.22 % of the pixels \(72 of 32768\) sit at 65535 ADU.*e_per_adu 1 e-/ADU"):
+        from_adu = check_camera([raw], [bright], dtype=np.uint16, adu=True, noise=False, source="sim.tif")
+    from_photons = check_camera([bright.to_photons(raw)], [bright], dtype=np.uint16, warn=False)
+    assert from_adu.channels[0].saturated == from_photons.channels[0].saturated == int((raw == 65535).sum()) == 72
+    assert check_camera([raw], [bright], dtype=np.float32, adu=True, noise=False, warn=False).warnings == []
+    both = from_adu.add(from_adu)
+    assert both.channels[0].saturated == 144 and both.channels[0].pixels == 2 * 32768

@@ -268,3 +268,38 @@ def test_progress_in_a_log_writes_lines_only_for_long_work(monkeypatch, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) >= 2 and all(line.startswith("long:") for line in lines), lines
     assert "6/6" in lines[-1] and len(set(lines)) == len(lines)  # no carriage returns, the last line once
+
+
+def _cli_warnings(argv: list[str], capsys) -> tuple[int, str]:
+    """``main(argv)`` with plexloc's warnings shown (as a user sees them) instead of raised; (exit code, stderr)."""
+    import warnings
+
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        rc = main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_simulate_and_detect_check_the_camera(tmp_path, capsys):
+    """simulate warns where its frames clip at 65535 (e_per_adu 1: 2 % of the pixels; was silent); detect with
+    e_per_adu and em_gain swapped warns of the noise (12,813 rows for 2,800 on 200 frames, silently)."""
+    cfg = small_config(tmp_path, camera={"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0,
+                                         "e_per_adu": 1.0, "baseline": 100.0, "read_sigma": 74.4})
+    rc, err = _cli_warnings(["simulate", str(cfg), "--frames", "20", "--out", str(tmp_path / "sat"), "--device", "cpu"],
+                            capsys)
+    assert rc == 0 and "plexloc simulate: warning: " in err and "sit at 65535 ADU" in err and "e_per_adu 1 e-/ADU" in err
+    good = small_config(tmp_path)
+    rc, err = _cli_warnings(["simulate", str(good), "--frames", "20", "--out", str(tmp_path / "sim"), "--device", "cpu"],
+                            capsys)
+    assert rc == 0 and "warning" not in err
+    movie = str(tmp_path / "sim" / "movie.tif")
+    rc, err = _cli_warnings(["detect", movie, "--config", str(good), "--out", str(tmp_path / "ok.csv"), "--device", "cpu"],
+                            capsys)
+    assert rc == 0 and "warning" not in err
+    swapped = tmp_path / "swapped.yaml"
+    swapped.write_text(good.read_text().replace("em_gain: 300.0", "em_gain: 45.0").replace("e_per_adu: 45.0",
+                                                                                             "e_per_adu: 300.0"))
+    rc, err = _cli_warnings(["detect", movie, "--config", str(swapped), "--out", str(tmp_path / "bad.csv"), "--device",
+                             "cpu"], capsys)
+    assert rc == 0 and f"plexloc detect: warning: {movie}: the pixel noise between frames is" in err and "em_gain 45" in err

@@ -92,3 +92,20 @@ def test_estimate_priors_ratiometric_flux_is_not_divided_by_the_channel_count(tm
                  "--config", str(EXAMPLES / "dual_color.yaml"), "--out", str(out), "--device", "cpu"]) == 0
     lo, hi = load_config(out).emitters.photons_range
     assert abs(hi / 10000.0 - 1) < 0.1 and 0.8 < lo / 1000.0 < 1.5, (lo, hi)
+
+
+def test_estimate_priors_names_the_camera_check_when_it_finds_no_tracks(tmp_path):
+    """e_per_adu and em_gain swapped (the SMLM Challenge EMCCD's 45 and 300): the pre-fit found 0 tracks and the
+    error blamed the frames alone; now the camera check warns (noise 43x the prediction) and the error says so."""
+    from plexloc.camera import CameraWarning
+    from plexloc.config import validate_config
+
+    cfg = load_config(EXAMPLES / "2d_gaussian.yaml")
+    movie = Simulator(cfg).simulate_movie(120, generator=torch.Generator().manual_seed(4))
+    write_movie(tmp_path / "m.tif", movie.frames[0].numpy())
+    data = cfg.model_dump()
+    data["channels"][0]["camera"].update(em_gain=45.0, e_per_adu=300.0)
+    swapped = validate_config(data, type(cfg))
+    with pytest.warns(CameraWarning, match="pixel noise between frames is 4"):
+        with pytest.raises(InputError, match=r"m.tif: .*tracks.*; the camera check found: .*em_gain 45, e_per_adu 300"):
+            estimate_priors(tmp_path / "m.tif", swapped)

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="baseline localizer: local maxima + centroid (no fitting)",
         description="Detect spots (difference of Gaussians, local maxima above a threshold in photons) and "
         "localize each by its background-subtracted centroid. A baseline, not a fitter: use it to check "
-        "a pipeline. Frames are converted to photons with the camera of channel 0 of CONFIG.",
+        "a pipeline. Frames are converted to photons with the camera of channel 0 of CONFIG; the first frames' "
+        "noise and saturation are checked against it (a warning where they do not fit).",
     )
     p.add_argument("movie", type=Path, help="TIFF stack or folder of TIFFs")
     p.add_argument("--config", type=Path, required=True, help="configuration with the camera and pixel size")
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from plexloc.camera import camera_from_config
+    from plexloc.camera.check import check_camera, head_frames
     from plexloc.config import load_config
     from plexloc.errors import InputError
     from plexloc.io.formats import format_of, write_locs
@@ -55,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         n_chunks = -(-len(movie) // args.chunk)
         for start, frames in progress(movie.iter_chunks(args.chunk), total=n_chunks, desc="detect", unit="chunk"):
             photons = camera.to_photons(torch.as_tensor(frames, dtype=torch.float32, device=device))
+            if start == 0:  # the first frames against the camera: noise and saturation, warned about
+                check_camera([photons[: head_frames(photons.shape)]], [camera], dtype=movie.dtype, source=args.movie)
             tables.append(
                 localize_centroid(photons, px_size_nm=px, threshold_photons=threshold, sigma_px=sigma_px, frame_offset=start)
             )

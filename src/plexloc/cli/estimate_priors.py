@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Localize a subset of frames by maximum likelihood, estimate the emitter flux range "
         "(from frames in the middle of blinking events), the background range (per-frame levels) and, for "
         "several channels, the photon fractions, and write CONFIG with those ranges replaced (a valid "
-        "configuration for training). See plexloc.mle.priors for how the ranges are derived.",
+        "configuration for training). The movie's first frames are checked against the camera of CONFIG (noise, "
+        "saturation): a wrong camera makes wrong ranges. See plexloc.mle.priors for how the ranges are derived.",
     )
     p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs (one per channel)")
     p.add_argument("--config", type=Path, required=True, help="configuration with PSF, camera and channels")

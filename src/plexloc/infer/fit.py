@@ -14,7 +14,7 @@ from plexloc._call import keyword_defaults
 from plexloc.camera import Camera, camera_from_config
 from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
-from plexloc.infer.domain import NOISE_FRAMES
+from plexloc.camera.check import NOISE_FRAMES
 from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_frame_blocks
 from plexloc.config.models import SplitViewConfig
@@ -184,6 +184,8 @@ class _FitRun:
         self.cfg: dict = {}
         self.cams: list = []
         self.head: list[torch.Tensor] = []
+        self.dtype = np.dtype(np.float32)  # the movie's pixel type (its integer maximum: the saturation check)
+        self.movie = ""
         self.n_frames = 0
         self.elapsed = float("nan")
         self.factors: dict[str, float] = {}
@@ -213,11 +215,19 @@ class _FitRun:
             from plexloc.post.duplicates import channel_duplicates
 
             stats["duplicates"] = channel_duplicates(checked, warn=False)
+        camera = None
+        if self.head:  # the movie's first frames against the cameras (plexloc.camera.check): noise and saturation
+            from plexloc.camera.check import check_camera
+
+            camera = check_camera([self.head[0][:, c] for c in range(spec.n_channels)], self.cams, dtype=self.dtype,
+                                  source=self.movie, warn=False)
+            stats["camera"] = camera
+            camera.warn(noise=False)  # the noise finding is reported with the training domain, as before
         if cfg and "channels" in cfg and checked is not None:  # photons and bg against the training ranges (bad camera settings)
             from plexloc.config import TrainConfig, validate_config
-            from plexloc.infer.domain import check_training_domain, noise_ratio
+            from plexloc.infer.domain import check_training_domain
 
-            noise = [noise_ratio(self.head[0][:, c], self.cams[c]) for c in range(spec.n_channels)] if self.head else None
+            noise = [ch.noise_ratio for ch in camera.channels] if camera is not None else None
             stats["domain"] = check_training_domain(checked, validate_config(cfg, TrainConfig, source=self.source),
                                                     noise=noise, warn=False)
         if self.filtered is not None:
@@ -320,6 +330,7 @@ def _fit_parts(
         batches = iter_frame_blocks(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         run.spec, run.cfg, run.cams, run.head, run.n_frames, run.source = spec, cfg, cams, head, n, str(model)
+        run.dtype, run.movie = readers[0].dtype, str(paths[0])
         run.roi_offset, run.roi_source = roi_offset, roi_source
         factors = sigma_factors(meta) if calibrate_sigma else {}
         offsets = position_offsets(meta) if calibrate_sigma else {}

@@ -19,7 +19,7 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 from plexloc._call import keyword_defaults
-from plexloc.camera import camera_from_config
+from plexloc.camera import CameraCheck, camera_from_config
 from plexloc.config.models import CameraConfig, SimulationConfig
 from plexloc.errors import InputError
 from plexloc.mle.detection import Candidates, _blur, dog_filter, local_maxima
@@ -454,6 +454,10 @@ def fit_movie(
             for several channels, the chip pixel (x, y) at the frames' corner; default the camera ROI in the
             movie's Micro-Manager metadata, else the configuration's ``roi_offset_px``).
 
+    The first frames are checked against the cameras (:func:`plexloc.camera.check.check_camera`): a noise that
+    the camera settings do not predict (a wrong gain, e-/ADU or baseline) or pixels clipped at the pixel type's
+    maximum give a :class:`~plexloc.camera.check.CameraWarning`.
+
     Returns:
         A :class:`~plexloc.table.LocTable` with ``frame, x_nm, y_nm, z_nm, photons, bg, crlb_x_nm,
         crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, loglik, llr, roi_px`` (and ``photons_chN, bg_chN``
@@ -498,7 +502,10 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                progress: bool, stats: dict | None = None, **options) -> Iterator[LocTable]:
     """Each batch's table, sorted by frame, in frame order; one empty table (its columns) for a movie without any.
     The arguments are :func:`fit_movie`'s (its signature holds the defaults). ``stats`` (where given) receives
-    ``roi_offset_px`` and ``roi_offset_source`` for several channels."""
+    ``roi_offset_px`` and ``roi_offset_source`` for several channels, and ``camera``: the
+    :class:`~plexloc.camera.check.CameraCheck` of the first frames (noise and saturation against the cameras), whose
+    findings are also :class:`~plexloc.camera.check.CameraWarning` s (a wrong camera gave 9,355 rows for 2,985 and a
+    median bg of 2,576 photons/px, silently)."""
     from plexloc.io.splitview import check_boxes, split_frames
     from plexloc.io.tiff import open_movie
 
@@ -544,6 +551,10 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                 frames = [raw[:, c] for c in range(raw.shape[1])]
             else:
                 frames = [rd[s : min(s + batch_frames, n)] for rd in readers]
+            if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
+                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=paths[0])
+                if stats is not None:
+                    stats["camera"] = check
             part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
             if len(part):
                 found = True
@@ -556,6 +567,19 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     if not found:
         yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
                             fitter.roi_px)[0]
+
+
+def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike = "",
+                 warn: bool = True) -> CameraCheck:
+    """:func:`plexloc.camera.check.check_camera` on the first frames of a chunk (one raw ``(T, H, W)`` array per
+    channel, as :meth:`MLEFitter.fit_frames` takes them), converted with the fitter's cameras; each finding a
+    :class:`~plexloc.camera.check.CameraWarning` where ``warn``."""
+    from plexloc.camera.check import check_camera, head_frames
+
+    k = head_frames(np.shape(frames[0]))
+    photons = fitter.to_photons([f[:k] for f in frames])
+    return check_camera(list(photons), [ch.camera for ch in fitter.channels], dtype=dtype, source=str(source),
+                        warn=warn)
 
 
 def _empty_result(fitter: MLEFitter) -> FitResult:

@@ -128,9 +128,15 @@ def estimate_priors(
     Returns ``(config, summary)``: the input configuration with ``emitters.photons_range``,
     ``background.range`` (and, for linked multi-channel configs, the channels' ``throughput``)
     replaced; ``summary`` holds the numbers behind them (counts, percentiles, fractions).
+
+    The first frames are checked against the cameras (:func:`plexloc.mle.pipeline.camera_check`): noise that the
+    camera settings do not predict, or clipped pixels, give a :class:`~plexloc.camera.check.CameraWarning`, and an
+    error for too few localizations or tracks says what the check found (with e_per_adu and em_gain swapped it
+    blamed the frames alone; with the baseline 100 ADU low it wrote a background range of [34.9, 117.7] for a true
+    [20, 100] silently).
     """
     from plexloc.io.tiff import open_movie
-    from plexloc.mle.pipeline import MLEFitter
+    from plexloc.mle.pipeline import MLEFitter, camera_check
 
     paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
     if len(paths) != config.n_channels:
@@ -140,6 +146,7 @@ def estimate_priors(
     fitter = MLEFitter(config, device=device, camera=camera, photon_model="free")
     readers = [open_movie(p) for p in paths]
     tables = []
+    check = None
     try:
         n = len(readers[0])
         use = min(n, max_frames)
@@ -153,14 +160,19 @@ def estimate_priors(
             chunks = bar(chunks, total=len(chunks), desc="pre-fit", unit="chunk")
         for a, b in chunks:
             # a gap of one frame between blocks keeps tracks from being linked across them
-            t = fitter.fit_frames([rd[a:b] for rd in readers], frame_offset=a)
+            frames = [rd[a:b] for rd in readers]
+            if check is None:  # the first frames against the cameras (a wrong camera makes wrong ranges)
+                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=paths[0])
+            t = fitter.fit_frames(frames, frame_offset=a)
             tables.append(t)
     finally:
         for rd in readers:
             rd.close()
     locs = LocTable.concat(tables) if tables else LocTable.empty()
+    finding = f"; {check.finding}" if check is not None else ""
     if len(locs) < 10:
-        raise InputError(f"the pre-fit found only {len(locs)} localizations in {use} frames; check the camera and PSF")
+        raise InputError(f"the pre-fit found only {len(locs)} localizations in {use} frames; check the camera and "
+                         f"PSF{finding}", source=paths[0])
     px = config.px_size_xy_nm[0]
     radius = link_radius_nm if link_radius_nm is not None else 1.0 * px
     if "llr" in locs.columns and len(locs):
@@ -185,7 +197,7 @@ def estimate_priors(
     if flux.size < 10:
         raise InputError(
             f"only {flux.size} tracks with three whole frames; fit more frames (max_frames, --frames) "
-            "or check that emitters stay on for several frames"
+            f"or check that emitters stay on for several frames{finding}", source=paths[0]
         )
     photons_range = uniform_range(flux)
     # background: per-frame median of the fitted background, every channel's levels pooled (the

@@ -1,0 +1,248 @@
+"""Does a movie fit the camera settings that convert it to photons? The camera check every command that reads a
+movie runs on its first frames (network and MLE fits, ``detect``, ``estimate-priors``; ``simulate`` on what it
+writes).
+
+Two findings, per channel (:func:`check_camera`):
+
+- **noise** (:func:`noise_ratio`, a photon-transfer check that needs no model): the pixel noise between
+  consecutive frames against what the camera settings predict for that signal. Photons that a wrong gain or
+  e-/ADU scales by k carry k times the predicted variance (EMCCD, sCMOS: shot noise dominated); a baseline set
+  below the camera's offset adds photons that carry no noise (ratio < 1). Outside ``NOISE_RANGE`` it is a
+  warning: with e_per_adu and em_gain swapped (45 and 300 of the SMLM Challenge EMCCD) the ratio is 43, with the
+  baseline 100 ADU low 0.72, with the right camera 0.96 (examples/2d_gaussian.yaml, 200 frames). Frames without
+  any noise between them (ratio 0: synthetic, not from a camera) are not told about.
+- **saturation**: the share of pixels at the movie's integer maximum (65535 for uint16, 255 for uint8), which a
+  camera or the simulator clips to. Above ``MAX_SATURATED_FRACTION`` (0.01 %) it is a warning: at e_per_adu 1
+  2 % of the pixels clip, and bright emitters were fitted at 0.32x (network) and 0.55x (MLE) their photons.
+  Float movies have no such level and are not checked.
+
+A finding is a :class:`CameraWarning` (``plexloc COMMAND: warning: ...`` on the command line) naming the movie,
+the channel, what was measured and the camera settings it was measured against.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "MAX_SATURATED_FRACTION", "NOISE_FRAMES", "NOISE_RANGE",
+           "check_camera", "head_frames", "noise_ratio", "saturation_adu"]
+
+#: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
+NOISE_RANGE = (0.75, 1.35)
+#: frames of 256 x 256 pixels the noise check looks at (fits keep this many pixels, >= 2 frames)
+NOISE_FRAMES = 64
+#: share of pixels at the dtype's maximum above which a movie is called saturated (0.01 %)
+MAX_SATURATED_FRACTION = 1e-4
+
+
+class CameraWarning(UserWarning):
+    """The movie does not fit the camera settings: its noise, or pixels clipped at the dtype's maximum."""
+
+
+def head_frames(frame_shape: Sequence[int], *, max_frames: int = NOISE_FRAMES) -> int:
+    """How many of a movie's first frames the check looks at: as many as ``max_frames`` frames of 256 x 256
+    pixels hold, at least 2 and at most ``max_frames`` (whole frames: camera maps are per pixel)."""
+    h, w = int(frame_shape[-2]), int(frame_shape[-1])
+    return min(max(max_frames * 256 * 256 // max(h * w, 1), 2), max_frames)
+
+
+def noise_ratio(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> float:
+    """Measured over predicted pixel variance of one channel's photon frames ``(T, H, W)`` (T >= 2): 1 when the
+    camera settings that converted them are right.
+
+    Consecutive frames ``a, b``: ``d = a - b`` (less its median over the frame, so that a background that changes
+    from frame to frame does not count) against ``2 * camera.noise_variance_photons((a + b) / 2)``, on the dimmer
+    half of each frame pair's pixels (blinking emitters change between frames by far more than noise; for
+    Gaussian noise ``a + b`` and ``a - b`` are independent, so choosing pixels by their mean does not bias the
+    difference), as the squared robust spread (1.4826 MAD) of the normalised differences. NaN with fewer than two
+    frames."""
+    from plexloc.evaluate.uncertainty import robust_sd
+
+    x = photons[:max_frames].detach().float().cpu()
+    if x.ndim != 3 or x.shape[0] < 2:
+        return math.nan
+    a, b = x[:-1], x[1:]
+    m = ((a + b) / 2).clamp_min(0.0)
+    d = a - b
+    d = d - d.flatten(1).median(dim=1).values[:, None, None]
+    with torch.no_grad():
+        var = _on_cpu(camera).noise_variance_photons(m)
+    z = d / torch.sqrt(2.0 * var.clamp_min(1e-6))
+    sel = m <= m.flatten(1).quantile(0.5, dim=1)[:, None, None]
+    return robust_sd(z[sel].numpy().astype(np.float64)) ** 2
+
+
+def _on_cpu(camera):
+    """The camera with its buffers on the CPU: itself, or a copy (``Module.cpu()`` would move the caller's)."""
+    if isinstance(camera, torch.nn.Module) and any(b.device.type != "cpu" for b in camera.buffers()):
+        import copy
+
+        return copy.deepcopy(camera).cpu()
+    return camera
+
+
+def saturation_adu(dtype) -> float | None:
+    """The value a movie of this pixel type clips at: the integer dtype's maximum; None for float movies."""
+    dt = np.dtype(dtype)
+    return float(np.iinfo(dt).max) if dt.kind in "iu" else None
+
+
+def camera_settings(camera) -> str:
+    """The settings that convert ADU to photons, for messages: ``em_gain 300, e_per_adu 45 e-/ADU, ...``."""
+    parts = []
+    for name, unit in (("em_gain", ""), ("e_per_adu", " e-/ADU"), ("baseline", " ADU"), ("qe", "")):
+        v = getattr(camera, name, None)
+        if v is None:
+            continue
+        if isinstance(v, Tensor):
+            v = float(v) if v.ndim == 0 else None
+        parts.append(f"{name} {v:g}{unit}" if v is not None else f"{name} per-pixel map")
+    return f"{getattr(camera, 'kind', 'camera')} camera" + (f" ({', '.join(parts)})" if parts else "")
+
+
+@dataclass
+class ChannelCheck:
+    """One channel's findings: the noise ratio (NaN where not measured), the pixels at the clipping level."""
+
+    channel: int
+    noise_ratio: float
+    saturated: int
+    pixels: int
+    saturation_adu: float | None
+    settings: str = ""
+
+    @property
+    def saturated_fraction(self) -> float:
+        return self.saturated / self.pixels if self.pixels else 0.0
+
+
+@dataclass
+class CameraCheck:
+    """The findings of :func:`check_camera` for every channel; :attr:`warnings` are the messages."""
+
+    channels: list[ChannelCheck] = field(default_factory=list)
+    source: str = ""
+    frames: int = 0
+    noise_range: tuple[float, float] = NOISE_RANGE
+    max_saturated: float = MAX_SATURATED_FRACTION
+
+    def _where(self, c: int) -> str:
+        chan = f"channel {c}: " if len(self.channels) > 1 else ""
+        return f"{self.source}: {chan}" if self.source else chan
+
+    @property
+    def noise_warnings(self) -> list[str]:
+        out = []
+        lo, hi = self.noise_range
+        for ch in self.channels:
+            r = ch.noise_ratio
+            if not np.isfinite(r) or r <= 0 or lo <= r <= hi:  # 0: no noise at all (a synthetic movie): not told
+                continue
+            cause = (f"an em_gain set too low or an e_per_adu too high (photons scaled up about {r:.2g}x; the two "
+                     "swapped?)" if r > 1 else
+                     f"an em_gain set too high or an e_per_adu too low (photons scaled down about {1 / r:.2g}x), or a "
+                     "baseline below the camera's offset (photons added that carry no noise)")
+            out.append(
+                f"{self._where(ch.channel)}the pixel noise between frames is {r:.2f}x what the camera settings predict "
+                f"for that signal (accepted {lo:g}-{hi:g}; {ch.settings}): the photons and background are wrong, "
+                f"likely from {cause}. Check the camera's values against the movie"
+            )
+        return out
+
+    @property
+    def saturation_warnings(self) -> list[str]:
+        out = []
+        for ch in self.channels:
+            if ch.saturation_adu is None or ch.saturated_fraction <= self.max_saturated:
+                continue
+            out.append(
+                f"{self._where(ch.channel)}{100 * ch.saturated_fraction:.3g} % of the pixels "
+                f"({ch.saturated} of {ch.pixels}) sit at {ch.saturation_adu:.0f} ADU, the pixel type's maximum: they "
+                f"were clipped, and bright emitters come out with too few photons ({ch.settings}). Lower the EM gain "
+                "or the exposure (a simulation: raise e_per_adu)"
+            )
+        return out
+
+    @property
+    def warnings(self) -> list[str]:
+        return self.noise_warnings + self.saturation_warnings
+
+    @property
+    def finding(self) -> str:
+        """One line for an error message that may come from the camera: the warnings, or that it was consistent."""
+        if self.warnings:
+            return "the camera check found: " + "; ".join(self.warnings)
+        ratios = ", ".join(f"{c.noise_ratio:.2f}" for c in self.channels if np.isfinite(c.noise_ratio))
+        return (f"the camera check found the movie's noise consistent with the camera settings (measured / predicted "
+                f"variance {ratios})" if ratios else "the camera check could not measure the noise (one frame)")
+
+    def add(self, other: CameraCheck) -> CameraCheck:
+        """Both checks' pixel counts summed per channel (chunks of one movie); the first measured noise ratio."""
+        if not self.channels:
+            return other
+        chans = [ChannelCheck(a.channel, a.noise_ratio if np.isfinite(a.noise_ratio) else b.noise_ratio,
+                              a.saturated + b.saturated, a.pixels + b.pixels, a.saturation_adu, a.settings)
+                 for a, b in zip(self.channels, other.channels)]
+        return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated)
+
+    def warn(self, *, noise: bool = True, stacklevel: int = 2) -> None:
+        """Each finding as a :class:`CameraWarning` (``noise=False``: the saturation ones only)."""
+        for w in (self.warnings if noise else self.saturation_warnings):
+            warnings.warn(w, CameraWarning, stacklevel=stacklevel + 1)
+
+
+def check_camera(
+    frames: Sequence[Tensor | np.ndarray],
+    cameras: Sequence,
+    *,
+    dtype,
+    adu: bool = False,
+    noise: bool = True,
+    source: str = "",
+    max_frames: int = NOISE_FRAMES,
+    noise_range: tuple[float, float] = NOISE_RANGE,
+    max_saturated: float = MAX_SATURATED_FRACTION,
+    warn: bool = True,
+) -> CameraCheck:
+    """Check a movie's first frames against its cameras (see the module docstring).
+
+    Args:
+        frames: one ``(T, H, W)`` stack per channel, in photons (as a fit converts them with ``cameras``), or with
+            ``adu=True`` the raw ADU.
+        cameras: one :class:`~plexloc.camera.Camera` per channel.
+        dtype: the movie's pixel type (its integer maximum is the clipping level).
+        noise: measure the noise ratio (a simulation, made with its own camera, needs only the saturation).
+        source: the movie, named in the messages.
+        max_frames: the noise ratio uses at most this many frames (:func:`noise_ratio`).
+        warn: issue each finding as a :class:`CameraWarning`.
+
+    Returns:
+        The :class:`CameraCheck`; its ``finding`` is the line for an error that may come from the camera.
+    """
+    level = saturation_adu(dtype)
+    out = CameraCheck([], str(source), 0, tuple(noise_range), float(max_saturated))
+    for c, (f, cam) in enumerate(zip(frames, cameras)):
+        x = torch.as_tensor(f).detach().to("cpu", torch.float32)
+        cam = _on_cpu(cam)
+        with torch.no_grad():
+            ph = cam.to_photons(x) if adu and noise else x
+            n_sat = 0
+            if level is not None:
+                if adu:
+                    n_sat = int((x >= level - 0.5).sum())
+                else:  # the clipping level in photons (per pixel for camera maps); to_photons rises with ADU
+                    top = cam.to_photons(torch.full(tuple(x.shape[-2:]), level - 0.5))
+                    n_sat = int((x >= top).sum())
+        ratio = noise_ratio(ph, cam, max_frames=max_frames) if noise else math.nan
+        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam)))
+        out.frames = int(x.shape[0]) if x.ndim == 3 else 1
+    if warn:
+        out.warn(stacklevel=2)
+    return out
