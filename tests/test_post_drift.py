@@ -70,9 +70,44 @@ def test_comet_recovers_drift_below_5nm_rms():
     truth = linear_drift(n_frames, (90.0, -50.0, 0.0))
     mol = structure_points("clusters", 1500, fov_nm=10000.0, rng=rng)
     t = blinking_table(mol, n_frames=n_frames, rng=rng, drift_nm=truth, events_per_molecule=4)
-    res = estimate_drift(t, engine="comet", n_segments=6, max_drift_nm=150.0, backend="cpu")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a drift that the data show: no UnreliableDriftWarning
+        res = estimate_drift(t, engine="comet", n_segments=6, max_drift_nm=150.0, backend="cpu")
     assert res.engine == "comet"
     assert drift_error_rms(res.at(np.arange(n_frames)), truth) < 5.0
+    assert res.info["uncertainty_nm"] < 3.0  # the two halves agree (about 1 nm)
+
+
+def _structure_free(n: int = 4000, n_frames: int = 200):
+    """Every localization a new molecule at a random place: no structure that two windows share."""
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(1)
+    return LocTable({"frame": np.sort(rng.integers(0, n_frames, n)), "x_nm": rng.uniform(0, 6400, n),
+                     "y_nm": rng.uniform(0, 6400, n), "z_nm": np.zeros(n), "photons": np.full(n, 1e3)},
+                    source="noise.csv")
+
+
+@pytest.mark.skipif(not comet_available(), reason="optional package comet-smlm not installed")
+def test_comet_says_when_there_is_no_drift_to_find():
+    """COMET superposes chance neighbours when the windows share no structure: on this drift-free table it
+    returned 524 x 625 nm of drift (windows up to +-600 nm apart with max_drift 300, the curve a cubic extrapolated
+    past the first and last window) and said nothing. Now the split-half test reports the estimate known to no
+    better than +-54 nm and warns (UnreliableDriftWarning, naming the file), the curve is linear past the last
+    window, and the windows stay within max_drift of their mean."""
+    from plexloc.post.drift import UnreliableDriftWarning
+
+    noise = _structure_free()
+    with pytest.warns(UnreliableDriftWarning, match=r"noise\.csv: COMET: .*not reliable"):
+        res = estimate_drift(noise, engine="comet", n_segments=10, max_drift_nm=300.0, backend="cpu")
+    assert res.info["uncertainty_nm"] > 20.0
+    seg = res.segment_drift_nm[:, :2]
+    assert np.abs(seg - seg.mean(axis=0)).max() <= 300.0 + 1e-6
+    past = res.drift_nm[res.frames > res.segment_frames[-1], :2]
+    assert len(past) > 3
+    np.testing.assert_allclose(np.diff(past, 2, axis=0), 0.0, atol=1e-6)  # linear, not a cubic running away
 
 
 def test_rcc_on_a_field_narrower_than_its_search_window():

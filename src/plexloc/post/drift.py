@@ -16,9 +16,11 @@ Two engines behind one function, :func:`estimate_drift`:
     peak), the over-determined system ``r_ij = d_j - d_i`` is solved by least squares, pairs with
     outlying residuals are dropped and the system solved again. Lateral (x, y) only: ``dz = 0``.
 
-Both give the drift of every frame, a smooth curve through the windows' estimates (RCC: natural
-cubic spline, extended linearly past the first and last window centre; COMET: its own per-frame
-curve), referenced to the first frame (``drift(first frame) = 0``). :func:`apply_drift` subtracts it and records what was subtracted in
+Both give the drift of every frame, a smooth curve through the windows' estimates (natural cubic
+spline, extended linearly past the first and last window centre), referenced to the first frame
+(``drift(first frame) = 0``), and both say how far to trust it (``info["uncertainty_nm"]``, an
+:class:`UnreliableDriftWarning` above 10 nm): RCC from how well its pairs of windows agree, COMET
+from how well two random halves of the table agree. :func:`apply_drift` subtracts it and records what was subtracted in
 the columns ``drift_x_nm, drift_y_nm, drift_z_nm`` (added to earlier corrections, if any), which
 the report plots.
 
@@ -303,6 +305,40 @@ def rcc_drift(
     )
 
 
+#: above this the two halves of the table give COMET drifts too different to trust (a warning), as for RCC
+COMET_MAX_UNCERTAINTY_NM = RCC_MAX_UNCERTAINTY_NM
+
+
+def _comet_knots(dataset: np.ndarray, *, n_segments: int, max_drift_nm: float, backend: str | None, seed: int,
+                 max_locs_per_segment: int | None, progress: Callable[[str, dict], None] | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, Any]:
+    """One COMET run: the window centre frames and the windows' drift (nm, ``(S, 3)``; NaN rows dropped)."""
+    from comet import comet_run_kd
+
+    _, details = comet_run_kd(
+        dataset=dataset,
+        segmentation_mode=0,
+        segmentation_var=int(n_segments),
+        max_drift_nm=float(max_drift_nm),
+        # COMET's L-BFGS-B box is +-drift_max_bound_factor * max_drift_nm per window, and its code default is 2
+        # (its docstring says 1): windows could move 600 nm apart with --max-drift 300, beyond the pair radius
+        # that the cost sees. 1: no window further than max_drift_nm from the windows' mean
+        drift_max_bound_factor=1.0,
+        max_locs_per_segment=max_locs_per_segment,
+        mode=backend,
+        return_corrected_locs=False,
+        random_state=seed,
+        progress=progress,
+        return_details=True,
+    )
+    knots = np.asarray(details.knot_frames, dtype=float)
+    kd = np.asarray(details.knot_drift_nm, dtype=float).reshape(len(knots), -1)
+    knot_drift = np.zeros((len(knots), 3))
+    knot_drift[:, : min(3, kd.shape[1])] = kd[:, :3]
+    ok = np.isfinite(knot_drift).all(axis=1)
+    return knots[ok], knot_drift[ok], details
+
+
 def comet_drift(
     table: LocTable,
     *,
@@ -311,16 +347,34 @@ def comet_drift(
     backend: str | None = None,
     seed: int = 0,
     max_locs_per_segment: int | None = None,
+    split_half: bool = True,
 ) -> DriftResult:
     """COMET drift estimate (optional package ``comet-smlm``; see the module docstring).
+
+    COMET gives the drift of every window (the knots); the per-frame curve is the natural cubic spline through them,
+    extended linearly past the first and last window centre, as for RCC. (COMET's own curve is a not-a-knot spline
+    that is *extrapolated as a cubic* out to the first and last frame: on a drift-free 200-frame movie its windows
+    spanned 181 nm in x and the curve 435 nm.)
+
+    COMET maximises the overlap of pairs of localizations whatever the data: on a table without structure shared
+    between windows (each molecule seen in one window only, or too few localizations) it still returns a drift, the
+    shift that best superposes chance neighbours, tens to hundreds of nm. Its reliability is measured by a split-half
+    test: two more runs on two random halves of the localizations; their curves differ (after removing the constant
+    offset) by ``rms_diff`` per lateral axis, and the full estimate is known to about ``rms_diff / 2`` (each half
+    has half the localizations: variance 2x that of the full estimate; the difference of two halves 4x).
+    ``info["uncertainty_nm"]`` holds it; above :data:`COMET_MAX_UNCERTAINTY_NM`, or where the curve spans more than
+    ``max_drift_nm`` (beyond the pair radius that the cost sees), an :class:`UnreliableDriftWarning` is issued.
 
     Args:
         table: localizations (frame, x_nm, y_nm, z_nm).
         n_segments: number of time windows.
-        max_drift_nm: pair search radius (largest drift between windows).
+        max_drift_nm: pair search radius (largest drift between windows); also the bound of every window's drift
+            around the windows' mean.
         backend: COMET's compute backend (``cuda``, ``torch``, ``cpu``); default: fastest available.
-        seed: seeds COMET's sub-sampling of crowded windows.
+        seed: seeds COMET's sub-sampling of crowded windows and the split into halves.
         max_locs_per_segment: cap of localizations per window (COMET sub-samples above it).
+        split_half: run the split-half test (about 1.5x the time); without it ``uncertainty_nm`` is not known and
+            no unreliability warning is issued.
     """
     if not comet_available():
         raise InputError("drift engine 'comet' needs the optional package comet-smlm: pip install 'plexloc[drift]' "
@@ -328,7 +382,6 @@ def comet_drift(
     import matplotlib
 
     matplotlib.use("Agg")  # COMET imports pyplot; never open a window
-    from comet import comet_run_kd
 
     t0 = time.perf_counter()
     frame = table["frame"]
@@ -341,37 +394,47 @@ def comet_drift(
         elif stage == "pairs_done":
             stages["n_pairs"] = int(info.get("n_pairs", 0))
 
-    out = comet_run_kd(
-        dataset=dataset,
-        segmentation_mode=0,
-        segmentation_var=int(n_segments),
-        max_drift_nm=float(max_drift_nm),
-        max_locs_per_segment=max_locs_per_segment,
-        mode=backend,
-        return_corrected_locs=False,
-        random_state=seed,
-        progress=watch,
-        return_details=True,
-    )
-    drift, details = out
+    run = dict(n_segments=n_segments, max_drift_nm=max_drift_nm, backend=backend, seed=seed,
+               max_locs_per_segment=max_locs_per_segment)
+    seg_frames, seg_drift, details = _comet_knots(dataset.copy(), progress=watch, **run)
     lo, hi = int(frame.min()), int(frame.max())
     frames = np.arange(lo, hi + 1)
-    drift = np.asarray(drift, dtype=float)
-    frames_all = drift[:, 3].astype(np.int64)
-    sel = (frames_all >= lo) & (frames_all <= hi)
-    # COMET's own per-frame curve (its spline through the windows; flat before the first window centre)
-    d = np.stack([np.interp(frames, frames_all[sel], drift[sel, k]) for k in range(3)], axis=1)
-    knots = getattr(details, "knot_frames", None)
-    knot_drift = getattr(details, "knot_drift_nm", None)
-    seg_frames, seg_drift = np.zeros(0), np.zeros((0, 3))
-    if knots is not None and knot_drift is not None and len(knots) == len(knot_drift):  # the dots of the figure
-        seg_frames = np.asarray(knots, dtype=float)
-        kd = np.asarray(knot_drift, dtype=float).reshape(len(seg_frames), -1)
-        seg_drift = np.zeros((len(seg_frames), 3))
-        seg_drift[:, : min(3, kd.shape[1])] = kd[:, :3]
-    offset = d[:1].copy()
+    if len(seg_frames) < 2:
+        raise InputError(f"COMET estimated the drift of {len(seg_frames)} window(s), 2 are needed: use more windows "
+                         f"(n_segments, plexloc drift --segments; got {n_segments})", source=table.source)
+    d = _curve(seg_frames, seg_drift, frames)
+    offset = d[:1].copy()  # reference: drift(first frame) = 0
     d -= offset
     seg_drift = seg_drift - offset
+    info: dict[str, Any] = {"backend": getattr(details, "backend", backend), "max_drift_nm": max_drift_nm, **stages}
+    where = f"{table.source}: " if table.source else ""
+    span = float(np.ptp(d[:, :2], axis=0).max())
+    if split_half:
+        rng = np.random.default_rng(seed)
+        half = rng.permutation(len(dataset)) < len(dataset) // 2
+        curves = []
+        for part in (half, ~half):
+            f, k, _ = _comet_knots(dataset[part].copy(), **run)
+            curves.append(_curve(f, k, frames) if len(f) >= 2 else np.full_like(d, np.nan))
+        e = curves[0][:, :2] - curves[1][:, :2]
+        e -= e.mean(axis=0)
+        half_diff = float(np.sqrt(np.mean(e**2)))  # per lateral axis
+        uncertainty = half_diff / 2.0
+        info.update(half_difference_nm=half_diff, uncertainty_nm=uncertainty)
+        if not uncertainty <= COMET_MAX_UNCERTAINTY_NM:  # NaN (a half without 2 windows) warns too
+            warnings.warn(
+                f"{where}COMET: the drifts estimated from two random halves of the {len(dataset)} localizations differ "
+                f"by {half_diff:.0f} nm rms (the drift is known to +-{uncertainty:.0f} nm at best, for a curve that spans "
+                f"{span:.0f} nm): this drift estimate is not reliable. Too few localizations per window, or no "
+                f"structure that several windows share (each molecule seen in one window only); try fewer windows "
+                f"(n_segments, plexloc drift --segments, got {n_segments}). If the sample did not drift, keep the "
+                "uncorrected table", UnreliableDriftWarning, stacklevel=2)
+    if span > max_drift_nm:
+        warnings.warn(
+            f"{where}COMET: the drift curve spans {span:.0f} nm, more than the largest drift searched for "
+            f"(max_drift_nm, plexloc drift --max-drift, {max_drift_nm:g} nm): pairs further apart were never "
+            "compared and this drift estimate is not reliable; raise --max-drift if the sample drifted that far",
+            UnreliableDriftWarning, stacklevel=2)
     return DriftResult(
         frames=frames,
         drift_nm=d,
@@ -379,7 +442,7 @@ def comet_drift(
         segment_frames=seg_frames,
         segment_drift_nm=seg_drift,
         elapsed_s=time.perf_counter() - t0,
-        info={"backend": getattr(details, "backend", backend), "max_drift_nm": max_drift_nm, **stages},
+        info=info,
     )
 
 
