@@ -303,3 +303,12 @@ def test_simulate_and_detect_check_the_camera(tmp_path, capsys):
     rc, err = _cli_warnings(["detect", movie, "--config", str(swapped), "--out", str(tmp_path / "bad.csv"), "--device",
                              "cpu"], capsys)
     assert rc == 0 and f"plexloc detect: warning: {movie}: the pixel noise between frames is" in err and "em_gain 45" in err
+
+
+def test_device_option_has_help(capsys):
+    """--device of detect and estimate-priors had no help text."""
+    for cmd in ("detect", "estimate-priors"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "--device DEVICE auto (default: cuda where there is one, else cpu), cpu or cuda[:N]" in out, cmd

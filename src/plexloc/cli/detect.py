@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output table (.csv or .h5)")
     p.add_argument("--threshold", type=positive_float, default=None,
                    help="peak threshold in photons, > 0 (default from the PSF)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--chunk", type=positive_int, default=512, help="frames processed at a time (default 512)")
     p.set_defaults(func=run)
 

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output configuration (.yaml or .yml)")
     p.add_argument("--frames", type=positive_int, default=2000, help="frames pre-fitted at most (default 2000)")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers behind the ranges")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.set_defaults(func=run)
 
 
