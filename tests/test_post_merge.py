@@ -115,3 +115,20 @@ def test_merged_photon_uncertainties_add_in_quadrature_and_colour_sees_the_frame
     bare = m.without_columns("sigma_photons_ch0", "sigma_photons_ch1")
     _, s, _ = photon_matrix(bare, psf_area_px=4 * np.pi)
     np.testing.assert_allclose(s[0], np.sqrt(500.0 + 4 * np.pi * 20.0 * k))  # not 500 + one frame's background
+
+
+@pytest.mark.parametrize("sigmas", [False, True])
+def test_merge_of_an_empty_table_is_an_empty_table(tmp_path, capsys, sigmas):
+    """A header and no rows: an empty merged table with the same columns and n_merged, frame_last (before:
+    IndexError 'boolean index did not match'), and plexloc merge exits 0 saying 0 % fewer (not 100 %)."""
+    from plexloc.cli.main import main
+
+    cols = ["frame", "x_nm", "y_nm", "z_nm", "photons"] + (["sigma_x_nm", "sigma_y_nm", "sigma_z_nm"] if sigmas else [])
+    empty = LocTable({c: np.zeros(0, np.int64 if c == "frame" else float) for c in cols})
+    m = merge_localizations(empty, radius_nm=50.0, gap=1)
+    assert len(m) == 0 and list(m.columns) == cols + ["n_merged", "frame_last"]
+    src = tmp_path / "zero.csv"
+    src.write_text(",".join(cols) + "\n")
+    assert main(["merge", str(src), "--out", str(tmp_path / "m.csv")]) == 0
+    assert "into 0 (0.0 % fewer)" in capsys.readouterr().out
+    assert (tmp_path / "m.csv").read_text().splitlines() == [",".join(cols + ["n_merged", "frame_last"])]

@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     table = _locs.read(args)
     merged = merge_localizations(table, radius_nm=args.radius, gap=args.gap, weights=args.weights)
     _locs.write(merged, args.out, args)
-    print(f"merged {len(table)} localizations into {len(merged)} "
-          f"({100 * (1 - len(merged) / max(len(table), 1)):.1f} % fewer); wrote {args.out}")
+    fewer = 100 * (1 - len(merged) / len(table)) if len(table) else 0.0  # (an empty table: 0 %, not 100 %)
+    print(f"merged {len(table)} localizations into {len(merged)} ({fewer:.1f} % fewer); wrote {args.out}")
     return 0

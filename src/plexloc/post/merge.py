@@ -145,7 +145,8 @@ def merge_localizations(
             ``"auto"`` (inverse variance when the table has the uncertainties).
 
     Returns:
-        the merged table (sorted by frame), with ``n_merged`` and ``frame_last``.
+        the merged table (sorted by frame), with ``n_merged`` and ``frame_last``; an empty table gives an empty
+        merged table with the same columns (and those two).
     """
     if weights not in ("auto", "inverse_variance", "photons"):
         raise InputError(f"weights must be auto, inverse_variance or photons, got {weights!r}")
@@ -183,7 +184,9 @@ def merge_localizations(
     wmain_sum = np.bincount(groups, weights=wmain, minlength=n_groups)
     # the row with the largest weight of each group (for integer columns)
     order = np.lexsort((-wmain, groups))
-    best = order[np.r_[True, groups[order][1:] != groups[order][:-1]]]
+    starts = np.ones(len(order), bool)  # (an empty table has no first row: np.r_[True, ...] did not fit it)
+    starts[1:] = groups[order][1:] != groups[order][:-1]
+    best = order[starts]
     out: dict[str, np.ndarray] = {}
     for name in table.columns:
         v = table[name]
