@@ -225,3 +225,32 @@ def test_camera_yaml_finds_its_maps_next_to_it_and_names_bad_fields(tmp_path, mo
         load_camera_config(tmp_path / "none.yaml")
     with pytest.raises(InputError, match="camera file not found"):
         load_camera_config(tmp_path / "missing.yaml")
+
+
+def test_camera_numbers_with_units_and_micrometre_pixels_are_refused_by_name(tmp_path):
+    """``baseline: "100 ADU"`` was read as a map path ("got '/tmp/walk/100 ADU'"); now the message names the field,
+    its unit and that units are not written in the value, and keeps the value as written. ``px_size_nm: 0.1`` (um
+    typed as nm) simulated 0 emitters silently; now refused naming the field."""
+    from plexloc.config import load_camera_config, load_config
+
+    base = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "2d_gaussian.yaml").read_text())
+    for kind, allowed in (("emccd", "takes a number (ADU); units"),
+                          ("scmos", "takes a number (ADU) or the path of a per-pixel map (.npy or .tif); units")):
+        cam = dict(base["camera"], kind=kind, baseline="100 ADU")
+        if kind == "scmos":
+            del cam["em_gain"]
+        path = tmp_path / f"{kind}.yaml"
+        path.write_text(yaml.safe_dump({**base, "camera": cam}))
+        with pytest.raises(InputError, match=rf"{kind}.yaml: field 'channels.0.camera.baseline': "
+                           rf"{__import__('re').escape(allowed)} are not written in the value \(got '100 ADU'\)"):
+            load_config(path)
+        (tmp_path / "cam.yaml").write_text(yaml.safe_dump(cam))
+        with pytest.raises(InputError, match=r"camera.baseline': takes a number .*\(got '100 ADU'\)"):
+            load_camera_config(tmp_path / "cam.yaml")
+    quoted = dict(base["camera"], baseline="100")  # a number in quotes is still the number
+    assert validate_config({**base, "camera": quoted}, SimulationConfig).channels[0].camera.baseline == 100.0
+    assert "baseline" in _error({"psf": GAUSS, "camera": {"kind": "additive", "baseline": "1e2 ADU"}})
+    message = _error({**base, "px_size_nm": 0.1})
+    assert "field 'px_size_nm'" in message and "0.1 um" not in message and "(0.1 µm = 100 nm)" in message
+    assert "px_size_nm" in _error({**base, "px_size_nm": [100.0, 0.1]})
+    assert validate_config({**base, "px_size_nm": 20.0}, SimulationConfig).px_size_nm == 20.0

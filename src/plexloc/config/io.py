@@ -194,10 +194,16 @@ def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.Pa
 
 
 def _resolve_relative_paths(data: Any, base: Path) -> Any:
+    """Relative file paths of ``data`` made absolute against ``base``: a spline ``calibration``, and camera fields
+    whose text names a map file (.npy, .tif); other text of a camera field (``"100 ADU"``) is left for validation
+    to refuse as it was written."""
+    from plexloc.config.models import MAP_SUFFIXES
+
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
-            if k in PATH_KEYS and isinstance(v, str) and not Path(v).is_absolute():
+            if (k in PATH_KEYS and isinstance(v, str) and not Path(v).is_absolute()
+                    and (k == "calibration" or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
                 out[k] = str(base / v)
             else:
                 out[k] = _resolve_relative_paths(v, base)

@@ -68,8 +68,30 @@ PSFConfig = Annotated[Union[GaussianPSFConfig, AstigmaticPSFConfig, SplinePSFCon
 
 
 # -------------------------------------------------------------------------------------- camera
+#: the unit of each camera field, for messages (conventions.md, Cameras)
+CAMERA_UNITS = {"qe": "fraction of photons detected, 0-1", "spurious_charge": "e-/px/frame", "em_gain": "EM gain",
+                "e_per_adu": "e-/ADU", "baseline": "ADU", "read_sigma": "e-", "read_variance": "e-²",
+                "noise_rate": "photons/px/frame"}
+#: the files a per-pixel sCMOS map may be
+MAP_SUFFIXES = (".npy", ".tif", ".tiff")
+
+
+def _number_not_text(value, info):
+    """A camera number given as text: ``"45"`` is read as 45; ``"100 ADU"`` is refused naming the unit (the value
+    was read as a map path before: "got '/tmp/walk/100 ADU'")."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"takes a number ({CAMERA_UNITS.get(info.field_name, 'a number')}); units are not written "
+                             "in the value") from None
+    return value
+
+
 class EMCCDConfig(_Model):
-    """EMCCD: Poisson -> gamma (EM gain) -> Gaussian read noise -> ADU (baseline, quantisation, uint16)."""
+    """EMCCD: Poisson -> gamma (EM gain) -> Gaussian read noise -> ADU (baseline, quantisation, uint16).
+
+    Numbers only (a value such as ``"100 ADU"`` is refused: the unit is the field's, conventions.md)."""
 
     kind: Literal["emccd"] = "emccd"
     qe: float = Field(default=0.9, gt=0, le=1)
@@ -79,12 +101,16 @@ class EMCCDConfig(_Model):
     baseline: NonNegFloat = 100.0
     read_sigma: NonNegFloat = 74.4
 
+    _numbers = field_validator("qe", "spurious_charge", "em_gain", "e_per_adu", "baseline", "read_sigma",
+                               mode="before")(_number_not_text)
+
 
 class SCMOSConfig(_Model):
     """sCMOS: Poisson -> Gaussian read noise -> ADU. ``e_per_adu``, ``baseline`` (ADU) and
     ``read_sigma`` (e-) are scalars or paths to per-pixel maps (.npy or .tif, frame-sized). The read noise
     may be given as ``read_variance`` instead (e-², scalar or map: the variance map a camera calibration
-    gives, converted from ADU² by multiplying with ``e_per_adu²``); not both."""
+    gives, converted from ADU² by multiplying with ``e_per_adu²``); not both. Text that is neither a number nor a
+    .npy/.tif path (``"100 ADU"``) is refused naming the field's unit."""
 
     kind: Literal["scmos"] = "scmos"
     qe: float = Field(default=0.8, gt=0, le=1)
@@ -119,6 +145,12 @@ class SCMOSConfig(_Model):
         allowed = f"a number {'> 0' if positive else '>= 0'} or the path of a per-pixel map (.npy or .tif)"
         if isinstance(value, bool) or not isinstance(value, (int, float, str, Path)):
             raise ValueError(f"must be {allowed}")
+        if isinstance(value, str) and Path(value.strip()).suffix.lower() not in MAP_SUFFIXES:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"takes a number ({CAMERA_UNITS[info.field_name]}) or the path of a per-pixel map "
+                                 "(.npy or .tif); units are not written in the value") from None
         if isinstance(value, (int, float)):
             value = float(value)
             if not (value == value and abs(value) != float("inf") and (value > 0 if positive else value >= 0)):
@@ -146,6 +178,8 @@ class AdditiveNoiseCameraConfig(_Model):
     noise_rate: NonNegFloat = 10.0
     read_sigma: NonNegFloat = 3.0
     baseline: NonNegFloat = 100.0
+
+    _numbers = field_validator("noise_rate", "read_sigma", "baseline", mode="before")(_number_not_text)
 
 
 CameraConfig = Annotated[
@@ -316,8 +350,14 @@ class BackgroundConfig(_Model):
 
 
 # ---------------------------------------------------------------------------------- top level
+#: smallest accepted ``px_size_nm``: below it the value is taken for micrometres typed as nanometres
+MIN_PX_SIZE_NM = 20.0
+
+
 class SimulationConfig(_Model):
-    """Everything the simulator needs: frame geometry, channels, photon model, emitters, background."""
+    """Everything the simulator needs: frame geometry, channels, photon model, emitters, background.
+
+    ``px_size_nm`` (the camera pixel in the sample) must be at least ``MIN_PX_SIZE_NM`` (20 nm)."""
 
     px_size_nm: PositiveFloat | tuple[PositiveFloat, PositiveFloat] = 100.0
     frame_size: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] = (64, 64)
@@ -336,6 +376,17 @@ class SimulationConfig(_Model):
     photon_model: PhotonModelConfig = Field(default_factory=PhotonModelConfig)
     emitters: EmitterConfig = Field(default_factory=EmitterConfig)
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+
+    @field_validator("px_size_nm")
+    @classmethod
+    def _px_size(cls, value):
+        """Pixel sizes below ``MIN_PX_SIZE_NM`` are refused: 0.1 (µm typed as nm) simulated 0 emitters silently."""
+        small = [p for p in ((value,) if isinstance(value, (int, float)) else value) if p < MIN_PX_SIZE_NM]
+        if small:
+            p = small[0]
+            raise ValueError(f"is a camera pixel's size in the sample, in nm (typically 60-200); {p:g} nm is below "
+                             f"{MIN_PX_SIZE_NM:g} nm: was it given in µm ({p:g} µm = {1000 * p:g} nm)?")
+        return value
 
     @model_validator(mode="before")
     @classmethod
