@@ -1,6 +1,6 @@
 """Typed configuration models and their YAML reading/writing."""
 
-from plexloc.config.io import load_camera_config, load_camera_configs, load_config, save_config, validate_config
+from plexloc.config.io import CameraDefaultsWarning, load_camera_config, load_camera_configs, load_config, save_config, validate_config
 from plexloc.config.models import (
     AdditiveNoiseCameraConfig,
     AstigmaticPSFConfig,
@@ -20,6 +20,7 @@ from plexloc.config.models import (
 from plexloc.config.training import ModelConfig, TrainConfig, TrainingConfig
 
 __all__ = [
+    "CameraDefaultsWarning",
     "AdditiveNoiseCameraConfig",
     "AstigmaticPSFConfig",
     "BackgroundConfig",
