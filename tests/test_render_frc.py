@@ -38,3 +38,37 @@ def test_frc_needs_localizations():
     with pytest.raises(InputError, match="at least 100"):
         frc(t)
     assert expected_frc_resolution(10.0, 0.1) == float("inf")
+
+
+def _write(t, path):
+    from plexloc.io.formats import write_locs
+
+    write_locs(t, path)
+    return str(path)
+
+
+def test_frc_says_why_there_is_no_value(tmp_path, capsys):
+    """No crossing of 1/7: the result is nan with info['no_crossing'] saying why, and plexloc frc prints 'none' and
+    the reason on stderr (before: 'FRC resolution: nan nm' and nothing else)."""
+    from plexloc.cli.main import main
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(0)
+    m = 1500  # a ground-truth-like table: every molecule at exactly the same place in 3 consecutive frames
+    xy = rng.uniform(0, 6400, (m, 2))
+    exact = LocTable({"frame": np.repeat(np.arange(m) % 200, 3) + np.tile([0, 1, 2], m),
+                      "x_nm": np.repeat(xy[:, 0], 3), "y_nm": np.repeat(xy[:, 1], 3), "z_nm": np.zeros(3 * m),
+                      "photons": np.full(3 * m, 1e3)})
+    res = frc(exact)
+    assert np.isnan(res.resolution_nm) and "stays above the 1/7 threshold" in res.info["no_crossing"]
+    n, rng = 150, np.random.default_rng(0)  # a few molecules at random places, each seen once
+    sparse = LocTable({"frame": np.arange(n), "x_nm": rng.uniform(0, 20000, n), "y_nm": rng.uniform(0, 20000, n),
+                       "z_nm": np.zeros(n), "photons": np.full(n, 1e3)})
+    res = frc(sparse)
+    assert np.isnan(res.resolution_nm) and "share no structure" in res.info["no_crossing"]
+    path = _write(exact, tmp_path / "truth.csv")
+    assert main(["frc", path]) == 0
+    out, err = capsys.readouterr()
+    assert "nan" not in out and "FRC resolution: none (no crossing of 1/7)" in out
+    assert f"{path}: no FRC resolution: the FRC curve stays above" in err
+

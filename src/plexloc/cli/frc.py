@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+import numpy as np
 
 from plexloc.cli._common import nonnegative_int, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
@@ -34,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     table = _locs.read(args)
     res = frc(table, px_size_nm=args.pixel_size, seed=args.seed)
-    print(f"FRC resolution: {res.resolution_nm:.1f} nm (threshold 1/7, {len(table)} localizations, "
-          f"{res.px_size_nm:g} nm pixels)")
+    value = f"{res.resolution_nm:.1f} nm" if np.isfinite(res.resolution_nm) else "none (no crossing of 1/7)"
+    print(f"FRC resolution: {value} (threshold 1/7, {len(table)} localizations, {res.px_size_nm:g} nm pixels)")
+    if "no_crossing" in res.info:
+        print(f"plexloc frc: {args.locs}: no FRC resolution: {res.info['no_crossing']}", file=sys.stderr)
     if args.json is not None:
         write_json({**res.to_dict(), "locs": str(args.locs)}, args.json)
     if args.figure is not None:

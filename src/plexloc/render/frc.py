@@ -17,6 +17,12 @@ gives this value. Repeated localizations of one molecule fall in both halves, wh
 measures here; merge on-events first (:mod:`plexloc.post.merge`) for a resolution that does not
 count blinking.
 
+Where the smoothed curve does not cross 1/7 there is no resolution (``nan``) and
+``info["no_crossing"]`` says why: the curve stays above 1/7 up to the highest frequency (the
+resolution is finer than 2 pixels, or the table holds exactly repeated positions such as a
+ground-truth table), or it is below 1/7 from the lowest frequency considered (too few
+localizations, or no structure that the two halves share).
+
 Example:
     >>> import numpy as np
     >>> from plexloc.post.synthetic import blinking_table, structure_points
@@ -138,12 +144,24 @@ def frc(
     # at q_min has no crossing there: interpolating towards the ring before would extrapolate, even to negative values)
     below = np.flatnonzero((smooth < THRESHOLD) & (q >= q_min) & (np.arange(n_rings) > 0))
     below = below[smooth[below - 1] >= THRESHOLD] if below.size else below
+    info: dict = {"n_localizations": len(table), "image_px": n, "seed": seed}
     if below.size == 0:
         resolution = float("nan")
+        considered = smooth[(q >= q_min) & (np.arange(n_rings) > 0)]
+        if considered.size and considered[-1] >= THRESHOLD:  # no downward crossing, ends above: above throughout
+            info["no_crossing"] = (
+                f"the FRC curve stays above the 1/7 threshold up to the highest frequency, 1/{2 * px:g} nm: the "
+                f"resolution is finer than 2 pixels of {px:g} nm (try a smaller pixel), or the table holds exactly "
+                "repeated positions (a ground-truth table, or copies of one localization)")
+        else:
+            info["no_crossing"] = (
+                f"the FRC curve is below the 1/7 threshold from the lowest frequency considered, 1/{1 / q_min:.0f} nm, "
+                f"on: the two halves of the {len(table)} localizations share no structure (too few localizations, "
+                "or molecules at random places each seen once)")
     else:
         k = below[0]
         f_a, f_b = smooth[k - 1], smooth[k]
         qc = q[k - 1] + (f_a - THRESHOLD) / (f_a - f_b) * (q[k] - q[k - 1]) if f_a != f_b else q[k]
         resolution = float(1.0 / qc)
-    return FRCResult(q, curve, smooth, resolution, px, info={"n_localizations": len(table), "image_px": n,
-                                                              "seed": seed})
+    return FRCResult(q, curve, smooth, resolution, px, info=info)
+
