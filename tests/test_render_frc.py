@@ -72,3 +72,24 @@ def test_frc_says_why_there_is_no_value(tmp_path, capsys):
     assert "nan" not in out and "FRC resolution: none (no crossing of 1/7)" in out
     assert f"{path}: no FRC resolution: the FRC curve stays above" in err
 
+
+def test_frc_of_an_unmerged_table_carries_a_caveat(tmp_path, capsys):
+    """Repeated localizations of one molecule in consecutive frames fake correlation: plexloc frc says so on stdout
+    for an unmerged table (before: only in --help), not for the merged one."""
+    from plexloc.cli.main import main
+    from plexloc.post.merge import merge_localizations
+    from plexloc.render.frc import unmerged_caveat
+
+    rng = np.random.default_rng(3)
+    mol = structure_points("uniform", 3000, fov_nm=8000.0, rng=rng)
+    t = blinking_table(mol, n_frames=500, rng=rng, precision_nm=10.0, events_per_molecule=2, mean_on_frames=3.0)
+    merged = merge_localizations(t, radius_nm=50.0, gap=1)
+    caveat = unmerged_caveat(t)
+    assert caveat is not None and "looks unmerged" in caveat and "plexloc merge" in caveat
+    assert unmerged_caveat(merged) is None
+    once = merged.without_columns("n_merged", "frame_last")  # no merge columns, but nothing repeats: no caveat
+    assert unmerged_caveat(once) is None
+    assert main(["frc", _write(t, tmp_path / "raw.csv")]) == 0
+    assert "caveat: the table looks unmerged" in capsys.readouterr().out
+    assert main(["frc", _write(merged, tmp_path / "merged.csv")]) == 0
+    assert "caveat" not in capsys.readouterr().out

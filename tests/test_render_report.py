@@ -120,3 +120,16 @@ def test_report_opens_in_headless_chromium_with_all_figures(locs, tmp_path):
     assert ok and total, proc.stdout[:500]
     assert int(total.group(1)) == 8
     assert int(ok.group(1)) == 8  # every inline figure decoded by the browser
+
+
+def test_report_says_next_to_the_frc_value_when_the_table_looks_unmerged(locs):
+    """An unmerged table's FRC value is too optimistic (repeated localizations fall in both halves): the report says
+    so next to the value (before: only plexloc frc --help did); a merged table's value stands alone."""
+    from plexloc.post.merge import merge_localizations
+
+    _, t = locs
+    raw = build_report(t)
+    assert "caveat: the table looks unmerged" in raw.summary["FRC resolution (nm)"]
+    assert raw.html.count("caveat: the table looks unmerged") == 2  # the summary and the FRC section
+    merged = build_report(merge_localizations(t, radius_nm=50.0, gap=1))
+    assert "caveat" not in merged.summary["FRC resolution (nm)"] and "caveat" not in merged.html

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Split the localizations at random into two halves, render both (histogram, --pixel-size nm), "
         "correlate their Fourier transforms ring by ring and report the resolution at the 1/7 threshold of the "
         "smoothed curve. Repeated localizations of one molecule count as signal: merge first for a resolution "
-        "that does not credit blinking.",
+        "that does not credit blinking (a table without the n_merged/frame_last columns of plexloc merge whose "
+        "localizations repeat in the next frame gets a caveat next to the value).",
     )
     add_table_args(p, out=False)
     p.add_argument("--pixel-size", type=positive_float, default=5.0, metavar="NM", help="pixel of the halves (default 5)")
@@ -33,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.cli._common import write_json
-    from plexloc.render.frc import frc
+    from plexloc.render.frc import frc, unmerged_caveat
 
     table = _locs.read(args)
     res = frc(table, px_size_nm=args.pixel_size, seed=args.seed)
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"FRC resolution: {value} (threshold 1/7, {len(table)} localizations, {res.px_size_nm:g} nm pixels)")
     if "no_crossing" in res.info:
         print(f"plexloc frc: {args.locs}: no FRC resolution: {res.info['no_crossing']}", file=sys.stderr)
+    caveat = unmerged_caveat(table)
+    if caveat is not None:
+        print(f"caveat: {caveat}")
     if args.json is not None:
         write_json({**res.to_dict(), "locs": str(args.locs)}, args.json)
     if args.figure is not None:

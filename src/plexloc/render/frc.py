@@ -15,7 +15,9 @@ average ``2 Q`` times with precision σ (so ``Q`` times per half), the expected 
 ``R = 2 π σ_eff / sqrt(ln(6 Q))``; ``σ_eff² = σ² + px²/12`` adds the binning. :func:`expected_frc_resolution`
 gives this value. Repeated localizations of one molecule fall in both halves, which is what FRC
 measures here; merge on-events first (:mod:`plexloc.post.merge`) for a resolution that does not
-count blinking.
+count blinking: :func:`unmerged_caveat` says when a table looks unmerged (no ``n_merged``/``frame_last``
+columns and localizations that repeat in the next frame), for ``plexloc frc`` and ``plexloc report``
+to print next to the value.
 
 Where the smoothed curve does not cross 1/7 there is no resolution (``nan``) and
 ``info["no_crossing"]`` says why: the curve stays above 1/7 up to the highest frequency (the
@@ -44,7 +46,7 @@ import numpy as np
 from plexloc.errors import InputError
 from plexloc.table import LocTable
 
-__all__ = ["FRCResult", "expected_frc_resolution", "frc"]
+__all__ = ["FRCResult", "expected_frc_resolution", "frc", "unmerged_caveat"]
 
 THRESHOLD = 1.0 / 7.0
 
@@ -165,3 +167,28 @@ def frc(
         resolution = float(1.0 / qc)
     return FRCResult(q, curve, smooth, resolution, px, info=info)
 
+
+#: the share of localizations with a neighbour in the next frame above which an unmerged table gets the caveat
+UNMERGED_LINKED_FRACTION = 0.05
+
+
+def unmerged_caveat(table: LocTable, *, radius_nm: float = 50.0) -> str | None:
+    """Why an FRC value of ``table`` is too optimistic, or None.
+
+    A table that ``plexloc merge`` made carries ``n_merged`` and ``frame_last``: None. Otherwise the localizations
+    that link to one in the next frame within ``radius_nm`` (:func:`plexloc.post.merge.link_localizations`,
+    ``gap=0``) are counted; at :data:`UNMERGED_LINKED_FRACTION` or more the table looks unmerged, and the repeated
+    localizations of one molecule, which fall in both halves, fake correlation at every frequency: the FRC value is
+    finer than the image is (on a 200-frame simulation, 64 nm unmerged, 656 nm merged).
+    """
+    from plexloc.post.merge import link_localizations
+
+    if "n_merged" in table or "frame_last" in table or len(table) < 2:
+        return None
+    groups = link_localizations(table, radius_nm=radius_nm, gap=0)
+    linked = float(np.mean(np.bincount(groups)[groups] > 1))
+    if linked < UNMERGED_LINKED_FRACTION:
+        return None
+    return (f"the table looks unmerged (no n_merged/frame_last columns; {100 * linked:.0f} % of its localizations "
+            f"have one within {radius_nm:g} nm in the next frame): repeated localizations of one molecule fall in "
+            "both halves and make the FRC value too optimistic; run plexloc merge first")
