@@ -144,3 +144,12 @@ def test_rcc_says_when_its_windows_do_not_agree():
     with pytest.warns(UnreliableDriftWarning, match="not reliable"):
         bad = estimate_drift(noise, engine="rcc", n_segments=10)
     assert bad.info["uncertainty_nm"] > 50.0
+
+
+def test_drift_engine_help_says_what_each_engine_is_and_the_default(capsys):
+    from plexloc.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["drift", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "comet (default): COMET" in text and "rcc: redundant cross-correlation" in text

@@ -132,3 +132,12 @@ def test_merge_of_an_empty_table_is_an_empty_table(tmp_path, capsys, sigmas):
     assert main(["merge", str(src), "--out", str(tmp_path / "m.csv")]) == 0
     assert "into 0 (0.0 % fewer)" in capsys.readouterr().out
     assert (tmp_path / "m.csv").read_text().splitlines() == [",".join(cols + ["n_merged", "frame_last"])]
+
+
+def test_merge_weights_has_help(capsys):
+    from plexloc.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["merge", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "how positions are averaged: inverse_variance" in text and "auto (default:" in text

@@ -21,7 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--json the numbers.",
     )
     add_table_args(p, out_help="drift-corrected table")
-    p.add_argument("--engine", choices=("comet", "rcc"), default="comet")
+    p.add_argument("--engine", choices=("comet", "rcc"), default="comet",
+                   help="comet (default): COMET, maximal overlap of pairs of nearby localizations between time "
+                   "windows (optional package comet-smlm; x, y and z; falls back to rcc when it is not installed); "
+                   "rcc: redundant cross-correlation of the windows' rendered images (x, y only). Both check "
+                   "themselves (COMET: two random halves; RCC: its pairs of windows) and warn when the estimate is "
+                   "not reliable")
     p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10)")
     p.add_argument("--max-drift", type=positive_float, default=300.0, metavar="NM",
                    help="largest drift searched for (COMET pair radius, RCC window; default 300)")
