@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_table_args(p, out_help="HTML file (.html)", out_type=path_with_suffix(".html"))
     p.add_argument("--pixel-size", type=positive_float, default=None, metavar="NM", help="pixel of the rendered image")
-    p.add_argument("--title", default=None)
+    p.add_argument("--title", default=None, help="title of the page (default: 'plexloc report: ' and the file name)")
     p.set_defaults(func=run)
 
 
