@@ -312,3 +312,35 @@ def test_device_option_has_help(capsys):
             main([cmd, "--help"])
         out = " ".join(capsys.readouterr().out.split())
         assert "--device DEVICE auto (default: cuda where there is one, else cpu), cpu or cuda[:N]" in out, cmd
+
+
+def test_network_fit_checks_the_camera(tmp_path, capsys):
+    """The network fit's camera check (now plexloc.camera.check): the noise ratio it gives the training-domain
+    report is the check's, and pixels clipped at 65535 (e_per_adu 1) are warned about (they were not: bright
+    emitters came out at 0.32x their photons)."""
+    from conftest import TINY_TRAIN
+
+    from plexloc.config import TrainConfig, save_config
+    from plexloc.infer import fit_movie
+
+    cfg = tmp_path / "train.yaml"
+    save_config(TrainConfig.model_validate(TINY_TRAIN), cfg)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--steps", "2", "--device", "cpu"]) == 0
+    assert main(["simulate", str(cfg), "--frames", "4", "--out", str(tmp_path / "sim"), "--device", "cpu"]) == 0
+    stats: dict = {}
+    fit_movie(tmp_path / "sim" / "movie.tif", tmp_path / "run", stats=stats)
+    ratio = stats["camera"].channels[0].noise_ratio
+    assert 0.75 <= ratio <= 1.35 and stats["domain"].checks[0].median == ratio and stats["camera"].warnings == []
+    bright = tmp_path / "bright.yaml"
+    data = yaml.safe_load(cfg.read_text())
+    data["channels"][0]["camera"]["e_per_adu"] = 1.0
+    bright.write_text(yaml.safe_dump(data))
+    rc, err = _cli_warnings(["simulate", str(bright), "--frames", "4", "--out", str(tmp_path / "sat"), "--device",
+                             "cpu"], capsys)
+    assert rc == 0 and "sit at 65535 ADU" in err
+    camera = tmp_path / "cam.yaml"
+    camera.write_text(yaml.safe_dump({"camera": data["channels"][0]["camera"]}))
+    movie = str(tmp_path / "sat" / "movie.tif")
+    rc, err = _cli_warnings(["fit", movie, "--model", str(tmp_path / "run"), "--camera", str(camera), "--out",
+                             str(tmp_path / "l.csv"), "--device", "cpu"], capsys)
+    assert rc == 0 and f"plexloc fit: warning: {movie}: " in err and "of the pixels" in err and "sit at 65535 ADU" in err
