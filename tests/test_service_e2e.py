@@ -257,7 +257,8 @@ def test_a_configuration_with_map_files_trains_and_its_model_fits_on_a_worker(en
     np.save(src / "gain.npy", rng.uniform(0.45, 0.55, (16, 16)))
     np.save(src / "offset.npy", rng.uniform(98.0, 102.0, (16, 16)))
     data = {"px_size_nm": 100.0, "frame_size": [16, 16], "psf": {"kind": "gaussian", "sigma_nm": 130.0},
-            "camera": {"kind": "scmos", "e_per_adu": "gain.npy", "baseline": "offset.npy"},
+            "camera": {"kind": "scmos", "e_per_adu": "gain.npy", "baseline": "offset.npy", "qe": 0.8,
+                       "spurious_charge": 0.0, "read_sigma": 1.5},  # every field given: no defaults note
             "emitters": {"density_per_um2": 1.0, "photons_range": [1000.0, 5000.0]}, "background": {"range": [20.0, 50.0]},
             "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1},
             "training": {"batch_size": 4, "validate_every": 2, "validation_samples": 8, "warmup_steps": 1}}

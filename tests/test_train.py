@@ -364,11 +364,12 @@ def test_a_batch_with_a_non_finite_loss_does_not_reach_the_weights(tmp_path):
 def test_cli_fit_takes_one_camera_per_channel(tmp_path, capsys):
     """--camera repeated, or one configuration holding every channel's camera: one camera per channel, read in
     channel order; a count that does not match the model's channels is named."""
-    from plexloc.config import load_camera_configs
+    from plexloc.config import CameraDefaultsWarning, load_camera_configs
 
     two = tmp_path / "two.yaml"
     two.write_text("channels:\n  - camera: {kind: emccd, em_gain: 100}\n  - camera: {kind: scmos, e_per_adu: 2.0}\n")
-    cams = load_camera_configs(two)
+    with pytest.warns(CameraDefaultsWarning, match="channels.0.camera.baseline 100 ADU"):  # fields left out: said
+        cams = load_camera_configs(two)
     assert [c.kind for c in cams] == ["emccd", "scmos"] and cams[0].em_gain == 100 and cams[1].e_per_adu == 2.0
     one = tmp_path / "one.yaml"
     one.write_text("kind: ideal\n")

@@ -16,7 +16,7 @@ simulation drew from (:func:`training_ranges`):
 - background of every channel: the median estimate against the training range widened by ``bg_over`` on both
   sides (both too much and too little background mean the camera conversion or the model is wrong).
 
-- the camera conversion itself (:func:`noise_ratio`, a photon-transfer check that needs no model): the pixel
+- the camera conversion itself (:func:`plexloc.camera.check.noise_ratio`, a photon-transfer check that needs no model): the pixel
   noise between consecutive frames against what the camera settings predict for that signal. Photons that a
   wrong gain or e-/ADU scales by k carry k times the predicted variance (EMCCD, sCMOS: shot noise dominated),
   whatever the model was trained on. The ratio is warned about outside ``NOISE_RANGE``.
@@ -33,11 +33,9 @@ from dataclasses import dataclass, field
 import math
 
 import numpy as np
-import torch
 
-from plexloc.camera import Camera
 from plexloc.config import TrainConfig
-from plexloc.evaluate.uncertainty import robust_sd
+from plexloc.camera.check import NOISE_RANGE, noise_ratio  # noqa: F401  (noise_ratio: re-exported)
 from plexloc.table import LocTable
 
 __all__ = ["DomainCheck", "DomainReport", "DomainWarning", "check_training_domain", "noise_ratio", "training_ranges"]
@@ -45,8 +43,6 @@ __all__ = ["DomainCheck", "DomainReport", "DomainWarning", "check_training_domai
 PHOTON_OVER = 1.25
 PHOTON_MAX_FRACTION = 0.05
 BG_OVER = 1.25
-NOISE_RANGE = (0.75, 1.35)
-NOISE_FRAMES = 64  # frames of 256 x 256 pixels for the noise check (fitting keeps this many pixels, >= 2 frames)
 
 
 class DomainWarning(UserWarning):
@@ -114,30 +110,6 @@ def training_ranges(config: TrainConfig) -> dict[str, tuple[str, float, float]]:
         col = "bg" if sim.n_channels == 1 else f"bg_ch{c}"
         out[col] = ("bg", float(bg.range[0]) * (1.0 - v), float(bg.range[1]) * (1.0 + v))
     return out
-
-
-def noise_ratio(photons: torch.Tensor, camera: Camera, *, max_frames: int = NOISE_FRAMES) -> float:
-    """Measured over predicted pixel variance of one channel's photon frames ``(T, H, W)`` (T >= 2): 1 when the
-    camera settings that converted them are right.
-
-    Consecutive frames ``a, b``: ``d = a - b`` (less its median over the frame, so that a background that changes
-    from frame to frame does not count) against ``2 * camera.noise_variance_photons((a + b) / 2)``, on the dimmer
-    half of each frame pair's pixels (blinking emitters change between frames by far more than noise; for
-    Gaussian noise ``a + b`` and ``a - b`` are independent, so choosing pixels by their mean does not bias the
-    difference), as the squared robust spread (1.4826 MAD) of the normalised differences. NaN with fewer than two
-    frames."""
-    x = photons[:max_frames].detach().float().cpu()
-    if x.ndim != 3 or x.shape[0] < 2:
-        return math.nan
-    a, b = x[:-1], x[1:]
-    m = ((a + b) / 2).clamp_min(0.0)
-    d = a - b
-    d = d - d.flatten(1).median(dim=1).values[:, None, None]
-    with torch.no_grad():
-        var = camera.cpu().noise_variance_photons(m) if hasattr(camera, "cpu") else camera.noise_variance_photons(m)
-    z = d / torch.sqrt(2.0 * var.clamp_min(1e-6))
-    sel = m <= m.flatten(1).quantile(0.5, dim=1)[:, None, None]
-    return robust_sd(z[sel].numpy().astype(np.float64)) ** 2
 
 
 def check_training_domain(
