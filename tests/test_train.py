@@ -388,3 +388,33 @@ def test_cli_fit_takes_one_camera_per_channel(tmp_path, capsys):
     assert "2 camera(s) given for a 1-channel model (one per channel" in capsys.readouterr().err
     assert main(["fit", movie, "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o.csv"), "--camera", str(two)]) == 2
     assert main(["fit", movie, "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o.csv"), "--camera", str(one)]) == 0
+
+
+def test_a_movie_recorded_at_another_pixel_size_is_warned_about(tmp_path):
+    """A movie whose metadata say 160 nm pixels fitted by a model (or an MLE configuration) of 100 nm pixels:
+    positions and PSF widths are wrong (a new user's case: JI 5 %, RMSE 170 nm) and nothing was said."""
+    import tifffile
+
+    from plexloc.infer import fit_movie
+    from plexloc.io.pixel_size import PixelSizeWarning
+    from plexloc.mle import fit_movie as fit_mle
+
+    cfg = tiny_config()
+    Trainer(cfg, tmp_path / "run").run(steps=1)
+    px = cfg.px_size_xy_nm[0]
+
+    frames = Simulator(cfg.simulation()).simulate_movie(6, generator=torch.Generator().manual_seed(0)).frames[0]
+    frames = frames.numpy().astype(np.uint16)
+    tifffile.imwrite(tmp_path / "m160.tif", frames, imagej=True, resolution=(1000 / 160.0, 1000 / 160.0),
+                     metadata={"unit": "micron"})
+    tifffile.imwrite(tmp_path / "mok.tif", frames, imagej=True, resolution=(1000 / px, 1000 / px),
+                     metadata={"unit": "micron"})
+    with pytest.warns(PixelSizeWarning, match=rf"pixels of 160 x 160 nm .* the model was trained for {px:g} x {px:g} nm"):
+        fit_movie(tmp_path / "m160.tif", tmp_path / "run", device="cpu")
+    with pytest.warns(PixelSizeWarning, match="the configuration says"):
+        fit_mle(tmp_path / "m160.tif", cfg)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PixelSizeWarning)  # the movie's own pixel size: quiet
+        fit_movie(tmp_path / "mok.tif", tmp_path / "run", device="cpu")

@@ -19,6 +19,7 @@ from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_frame_blocks
 from plexloc.config.models import SplitViewConfig
 from plexloc.io.prefetch import prefetch
+from plexloc.io.pixel_size import warn_pixel_size
 from plexloc.io.splitview import check_boxes, split_frames
 from plexloc.io.tiff import MovieReader, open_movie
 from plexloc.nets.io import load_model
@@ -291,6 +292,10 @@ def _fit_parts(
                         else f"the movie's frames are {frame_shape}")
                 raise InputError(f"channel {c}'s camera maps are {tuple(shape)} (rows, columns) but {what}",
                                  source=paths[0])
+        if cfg and cfg.get("px_size_nm") is not None:  # a movie at another pixel size: wrong positions, no error
+            px = cfg["px_size_nm"]
+            px = (float(px[0]), float(px[1])) if isinstance(px, (list, tuple)) else (float(px), float(px))
+            warn_pixel_size(readers[0], px, what="the model was trained for")
         transforms = None
         roi_offset, roi_source = (0, 0), "not used (single channel)"
         if spec.n_aux:

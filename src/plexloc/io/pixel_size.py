@@ -23,7 +23,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["PixelSize", "read_pixel_size", "pixel_size_mismatch"]
+__all__ = ["PixelSize", "PixelSizeWarning", "read_pixel_size", "pixel_size_mismatch", "warn_pixel_size"]
+
+
+class PixelSizeWarning(UserWarning):
+    """A movie's metadata record another pixel size than the model or configuration it is fitted with."""
 
 _OME_NM = {"nm": 1.0, "µm": 1000.0, "um": 1000.0, "micron": 1000.0, "mm": 1e6, "m": 1e9, "Å": 0.1, "pm": 1e-3}
 
@@ -104,3 +108,19 @@ def pixel_size_mismatch(found: PixelSize | None, expected_nm: tuple[float, float
     return (f"{path}: the movie's metadata give pixels of {found.x_nm:g} x {found.y_nm:g} nm ({found.source}) but "
             f"{what} {expected_nm[0]:g} x {expected_nm[1]:g} nm: positions and the PSF's width in pixels will be "
             "wrong; use a model or configuration for this pixel size (or correct the metadata if they are wrong)")
+
+
+def warn_pixel_size(reader, expected_nm: tuple[float, float], *, what: str) -> str | None:
+    """A :class:`PixelSizeWarning` (and the message returned) when ``reader``'s recorded pixel size
+    (:attr:`plexloc.io.tiff.MovieReader.pixel_size`) is not ``expected_nm``; metadata that cannot be read are
+    skipped (the check is a courtesy, not a requirement)."""
+    import warnings
+
+    try:
+        found = reader.pixel_size
+    except Exception:  # damaged metadata: tifffile logs it, the frames may still be fine
+        return None
+    message = pixel_size_mismatch(found, expected_nm, what=what, path=reader.path)
+    if message:
+        warnings.warn(message, PixelSizeWarning, stacklevel=3)
+    return message

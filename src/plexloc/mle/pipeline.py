@@ -506,6 +506,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     :class:`~plexloc.camera.check.CameraCheck` of the first frames (noise and saturation against the cameras), whose
     findings are also :class:`~plexloc.camera.check.CameraWarning` s (a wrong camera gave 9,355 rows for 2,985 and a
     median bg of 2,576 photons/px, silently)."""
+    from plexloc.io.pixel_size import warn_pixel_size
     from plexloc.io.splitview import check_boxes, split_frames
     from plexloc.io.tiff import open_movie
 
@@ -530,6 +531,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                 )
         if split is not None:
             check_boxes(split, readers[0].frame_shape, source=paths[0])
+        warn_pixel_size(readers[0], config.px_size_xy_nm, what="the configuration says")
         if config.n_channels > 1:  # the transforms act in chip coordinates: where on the chip are these frames?
             if options.get("roi_offset_px") is not None:
                 where = "roi_offset_px given"
