@@ -240,7 +240,7 @@ def test_cli_astigmatic_writes_a_config_the_simulator_accepts(tmp_path, capsys):
     one = json.loads((tmp_path / "one.json").read_text())
     assert one["n_beads_used"] == [1] and one["z_rmse_nm"] is None and "z_convention" in one
     # a camera whose baseline lies above the data is named (the stack is in photons, ~20 in the background)
-    (tmp_path / "cam.yaml").write_text("kind: scmos\nbaseline: 400\ne_per_adu: 1\nqe: 1\n")
+    (tmp_path / "cam.yaml").write_text("kind: scmos\nbaseline: 400\ne_per_adu: 1\nqe: 1\nread_sigma: 1.5\nspurious_charge: 0\n")
     main(["calibrate", tif, *args, "--camera", str(tmp_path / "cam.yaml"), "--out", str(tmp_path / "bad.yaml")])
     assert "below the camera's baseline" in capsys.readouterr().err
     assert main(["calibrate", tif, *args, "--out", str(tmp_path / "good.yaml")]) == 0
