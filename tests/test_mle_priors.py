@@ -43,7 +43,7 @@ def test_tracks_give_one_flux_sample_per_emitter_with_three_whole_frames():
     np.testing.assert_allclose(np.sort(track_flux(locs, track)), [1000.0, 5000.0])
 
 
-def test_estimate_priors_recovers_the_simulated_ranges(tmp_path):
+def test_estimate_priors_recovers_the_simulated_ranges(tmp_path, capsys):
     """2D Gaussian movie, 0.1 /um², flux 1,000-10,000, background 20-100: background range and the upper
     photon bound within 10 %, the lower photon bound within 15 % (measured: photons [999, 9847], background
     [19.9, 101.1]; with the crowded-spot windows of 2026-12-04 [870, 9848], [20.0, 101.1]). With ~300 flux
@@ -73,6 +73,8 @@ def test_estimate_priors_recovers_the_simulated_ranges(tmp_path):
     # everything else is the input configuration
     assert pri.channels == cfg.channels and pri.frame_size == cfg.frame_size
     assert (tmp_path / "priors.json").exists()
+    if not torch.cuda.is_available():  # the DECODE-sized network of train.yaml and a CPU: said, with what trains there
+        assert "needs a GPU" in capsys.readouterr().err
 
 
 def test_estimate_priors_needs_one_movie_per_channel(tmp_path):
