@@ -366,3 +366,19 @@ def test_close_pairs_of_beads_are_rejected_with_their_separation(tmp_path, capsy
     # beads 16 px apart (one more than the window): both used
     sel = detect_beads(_stack([(850.0, 2400.0), (2450.0, 2400.0), (2450.0, 800.0)]), roi_px=15)
     assert len(sel.rows) == 3 and list(sel.reason) == ["", "", ""]
+
+
+def test_one_channel_calibration_does_not_read_the_camera_roi(tmp_path):
+    """The ROI only matters for transforms: a one-channel stack whose Micro-Manager metadata still describe the
+    uncropped 512 x 512 ROI calibrated before, and failed ('the ROI is 512x512 ... but the frames are 48x48') once
+    every calibration read the ROI."""
+    import json
+
+    from test_io_roi import write_mm_stack
+
+    write_mm_stack(tmp_path / "beads.tif", np.round(_stack(GRID, dz_beads=[0, 20, -15, 10])), summary={},
+                   image_meta={"ROI": "0-0-512-512"})
+    out = tmp_path / "PSF.yaml"
+    assert main(["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--no-validate",
+                 "--model", "astigmatic", "--out", str(out)]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["n_beads_used"] == [4]

@@ -359,3 +359,23 @@ def test_camera_check_tells_swapped_gain_and_clipped_pixels():
     assert check_camera([raw], [bright], dtype=np.float32, adu=True, noise=False, warn=False).warnings == []
     both = from_adu.add(from_adu)
     assert both.channels[0].saturated == 144 and both.channels[0].pixels == 2 * 32768
+
+
+def test_camera_check_is_quiet_on_dim_emccd_frames_and_names_each_channels_file():
+    """At 0.5-1 photon/px the correct EMCCD camera measured a noise ratio of 0.43-0.73 (EM-gain noise is far from
+    Gaussian there): a false 'wrong camera' warning; below MIN_EMCCD_PHOTONS the noise is not measured. With one
+    file per channel a finding names that channel's file (it named channel 0's)."""
+    from plexloc.camera.check import MIN_EMCCD_PHOTONS, CameraWarning, check_camera
+
+    right = EMCCD()
+    for bg in (0.5, 1.0):
+        dim = check_camera([right.to_photons(_emccd_movie(right, bg=bg, frames=16))], [right], dtype=np.uint16,
+                           source="dim.tif")
+        assert np.isnan(dim.channels[0].noise_ratio) and dim.warnings == [], bg
+    ok = check_camera([right.to_photons(_emccd_movie(right, bg=2 * MIN_EMCCD_PHOTONS))], [right], dtype=np.uint16)
+    assert 0.75 < ok.channels[0].noise_ratio < 1.35
+    adu = _emccd_movie(right)
+    swapped = EMCCD(em_gain=45.0, e_per_adu=300.0)
+    with pytest.warns(CameraWarning, match=r"^ch1.tif: channel 1: the pixel noise"):
+        check_camera([right.to_photons(adu), swapped.to_photons(adu)], [right, swapped], dtype=np.uint16,
+                     source=["ch0.tif", "ch1.tif"])

@@ -119,6 +119,10 @@ def _double_fit(img: np.ndarray, var: np.ndarray) -> tuple[float, float, float]:
     return (chi1 - chi2) / max(chi1, 1e-12), float(np.hypot(q[4] - q[2], q[5] - q[3])), amps[0] / max(amps[1], 1e-12)
 
 
+#: slices near focus fitted with one and two spots per bead (the close-pair test)
+MAX_PAIR_SLICES = 9
+
+
 def _second_bead(window: np.ndarray, background: float, double_fraction: float) -> float:
     """Fitted separation (px) of two beads in one bead's window ``(n_z, R, R)`` (photons), NaN when single
     (see the module docstring)."""
@@ -126,7 +130,10 @@ def _second_bead(window: np.ndarray, background: float, double_fraction: float) 
     img = mean - background
     peak = img.max(axis=(1, 2))
     seps = []
-    for k in np.flatnonzero(peak >= 0.5 * peak.max())[::2]:
+    ks = np.flatnonzero(peak >= 0.5 * peak.max())[::2]
+    if len(ks) > MAX_PAIR_SLICES:  # fine z steps: as many slices spread over the focal range (0.5-2 s per bead before)
+        ks = ks[np.unique(np.linspace(0, len(ks) - 1, MAX_PAIR_SLICES).round().astype(int))]
+    for k in ks:
         frac, sep, ratio = _double_fit(img[k], np.clip(mean[k], 1.0, None) / 3.0)
         if frac >= double_fraction and sep >= 1.5 and ratio >= 0.25:
             seps.append(sep)

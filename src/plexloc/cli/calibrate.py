@@ -153,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.out.suffix.lower() not in (".h5", ".hdf5"):
         raise InputError(f"--out must end in .h5, got {args.out.name!r}")
     raws, sources = _read_stacks(args)
-    roi_offset, roi_source = _roi_offset(args)
+    # the ROI matters for transforms only: one channel's stacks are not asked (stale metadata could stop them)
+    roi_offset, roi_source = _roi_offset(args) if len(raws) > 1 else ((0, 0), "not used (one channel)")
     cams = _cameras(args, len(raws))
     stacks = [cam.to_photons(torch.as_tensor(r.astype(np.float32))).numpy() for cam, r in zip(cams, raws)]
     for c, ph in enumerate(stacks):  # a baseline above the data (wrong camera settings): the typical pixel negative

@@ -335,7 +335,7 @@ def _fit_parts(
         batches = iter_frame_blocks(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         run.spec, run.cfg, run.cams, run.head, run.n_frames, run.source = spec, cfg, cams, head, n, str(model)
-        run.dtype, run.movie = readers[0].dtype, str(paths[0])
+        run.dtype, run.movie = readers[0].dtype, str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
         run.roi_offset, run.roi_source = roi_offset, roi_source
         factors = sigma_factors(meta) if calibrate_sigma else {}
         offsets = position_offsets(meta) if calibrate_sigma else {}

@@ -235,6 +235,8 @@ class _TiffSource:
             )
 
     def _open_siblings(self, series) -> list:
+        if not (self._tf.is_ome or self._tf.is_mmstack):  # only these series span files; walking the pages of any
+            return []  # other file parsed every page header (a 100,000-frame ImageJ file opened in 5 s, not 0)
         handles, seen = [], {id(self._tf)}
         for page in series.pages:
             parent = getattr(page, "parent", None)

@@ -554,7 +554,8 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
             else:
                 frames = [rd[s : min(s + batch_frames, n)] for rd in readers]
             if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
-                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=paths[0])
+                check = camera_check(fitter, frames, dtype=readers[0].dtype,
+                                     source=[str(p) for p in paths] if split is None else str(paths[0]))
                 if stats is not None:
                     stats["camera"] = check
             part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
@@ -571,7 +572,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                             fitter.roi_px)[0]
 
 
-def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike = "",
+def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",
                  warn: bool = True) -> CameraCheck:
     """:func:`plexloc.camera.check.check_camera` on the first frames of a chunk (one raw ``(T, H, W)`` array per
     channel, as :meth:`MLEFitter.fit_frames` takes them), converted with the fitter's cameras; each finding a
@@ -580,8 +581,8 @@ def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dt
 
     k = head_frames(np.shape(frames[0]))
     photons = fitter.to_photons([f[:k] for f in frames])
-    return check_camera(list(photons), [ch.camera for ch in fitter.channels], dtype=dtype, source=str(source),
-                        warn=warn)
+    return check_camera(list(photons), [ch.camera for ch in fitter.channels], dtype=dtype,
+                        source=source if isinstance(source, (list, tuple)) else str(source), warn=warn)
 
 
 def _empty_result(fitter: MLEFitter) -> FitResult:

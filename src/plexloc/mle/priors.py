@@ -162,7 +162,7 @@ def estimate_priors(
             # a gap of one frame between blocks keeps tracks from being linked across them
             frames = [rd[a:b] for rd in readers]
             if check is None:  # the first frames against the cameras (a wrong camera makes wrong ranges)
-                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=paths[0])
+                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=[str(p) for p in paths])
             t = fitter.fit_frames(frames, frame_offset=a)
             tables.append(t)
     finally:
