@@ -194,13 +194,13 @@ def _camera_file_pixel_size(paths, model) -> None:
 def _model_note(model, n_rows: int) -> str | None:
     """Why a fit may have found little: the model's own validation at its saved step (JI under :data:`POOR_JI`), or
     no localizations at all. None when there is nothing to say."""
-    from plexloc.cli._common import POOR_JI
+    from plexloc.cli._common import poor_model
     from plexloc.nets.io import read_model_file
 
     meta = read_model_file(model).get("meta") or {}
     val = meta.get("validation") or {}
     ji, step = val.get("jaccard"), meta.get("step")
-    poor = ji is not None and not ji >= POOR_JI  # NaN counts as poor
+    poor = ji is not None and poor_model(ji, step)
     if poor:
         return (f"the model detected poorly on its own validation set (JI {ji:.1f} % at step {step}, "
                 f"{meta.get('elapsed_s', float('nan')) / 60:.1f} min of training): it is not trained enough to fit "

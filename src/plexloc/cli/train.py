@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from plexloc.cli._common import POOR_JI, progress, resolve_device
+from plexloc.cli._common import poor_model, progress, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if last:
         ji = last.get("jaccard", float("nan"))
         print(f"last validation: JI {ji:.1f} %, RMSE lat {last.get('rmse_lat', float('nan')):.1f} nm")
-        if not ji >= POOR_JI:  # NaN too
+        if poor_model(ji, trainer.step):
             sps = last.get("samples_per_s", float("nan"))
             print(f"plexloc train: warning: the model detects poorly on its validation set (JI {ji:.1f} % after "
                   f"{trainer.step} steps, {sps:.0f} samples/s on {device}); it is not ready to fit movies: train on "
