@@ -304,3 +304,23 @@ def test_camera_fields_left_out_of_a_file_are_named_once_with_their_defaults(tmp
                       r"channels.0.camera.e_per_adu 45 e-/ADU, .*channels.1.camera.qe 0.8, .*"
                       r"channels.1.camera.read_sigma 1.5 e-; "):
         load_camera_configs(bare)
+
+
+def test_transposed_transform_is_refused_and_a_mirror_warned():
+    """A transform with its translation pasted into the bottom row was accepted as a projective transform (and
+    simulate piled the channel onto a few pixels); now it is refused as transposed, naming the channel and the
+    matrix. A linear part far from the identity (a mirror) is warned about: it belongs in split_view.flip."""
+    import warnings
+
+    from plexloc.config.models import TransformWarning
+
+    transposed = [[1, -0.0102, 0], [0.0097, 1.0002, 0], [60.56, -35.06, 1]]
+    message = _error({"channels": [BASE, {**BASE, "transform": transposed}]})
+    assert "channels.1.transform" in message and "transposed" in message and "60.56" in message
+    with pytest.warns(TransformWarning, match=r"channels\.1\.transform.*split_view\.flip"):
+        validate_config({"channels": [BASE, {**BASE, "transform": [[-1, 0, 9600.0], [0, 1, 0], [0, 0, 1]]}]},
+                        SimulationConfig)
+    with warnings.catch_warnings():  # a small rotation, shift and a real (tiny) perspective term stay quiet
+        warnings.simplefilter("error")
+        validate_config({"channels": [BASE, {**BASE, "transform": [[0.9998, -0.0175, 60.0], [0.0175, 0.9998, -35.0],
+                                                                   [1e-7, -2e-7, 1.0]]}]}, SimulationConfig)

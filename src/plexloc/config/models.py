@@ -10,6 +10,7 @@ A single-channel configuration may give ``psf`` and ``camera`` at the top level 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -188,6 +189,16 @@ CameraConfig = Annotated[
 
 
 # ------------------------------------------------------------------------------------ channels
+MAX_PERSPECTIVE_PER_NM = 1e-5
+"""Largest credible perspective term of a channel transform (per nm): a weight change of 1 across 100 um."""
+MAX_LINEAR_DEVIATION = 0.2
+"""Largest entry of ``|L - I|`` (L: a transform's linear part) that a channel transform is expected to have."""
+
+
+class TransformWarning(UserWarning):
+    """A channel transform far from the identity (a mirror or rotation that belongs in ``split_view.flip``)."""
+
+
 class ChannelConfig(_Model):
     """One imaging channel: its PSF, camera and geometry relative to the reference channel 0.
 
@@ -209,10 +220,23 @@ class ChannelConfig(_Model):
     @field_validator("transform")
     @classmethod
     def _check_transform(cls, value: list[list[float]]) -> list[list[float]]:
+        """A 3x3 matrix whose perspective terms could be real.
+
+        ``|T[2][0]|, |T[2][1]|`` (relative to ``T[2][2]``) above ``MAX_PERSPECTIVE_PER_NM`` would change the
+        homogeneous weight by more than 1 across 100 um: no microscope does that, while a matrix written
+        transposed (the translation in the bottom row instead of the third column) does. Such a matrix was
+        accepted as a projective transform, and ``simulate`` piled the channel onto a few pixels.
+        """
         if len(value) != 3 or any(len(row) != 3 for row in value):
             raise ValueError(f"transform must be a 3x3 matrix, got rows of lengths {[len(r) for r in value]}")
         if abs(value[2][2]) == 0:
             raise ValueError("transform[2][2] must not be 0")
+        w = value[2][2]
+        if max(abs(value[2][0] / w), abs(value[2][1] / w)) > MAX_PERSPECTIVE_PER_NM:
+            raise ValueError(
+                f"transform {value} has perspective terms [{value[2][0]}, {value[2][1]}] in its bottom row (above "
+                f"{MAX_PERSPECTIVE_PER_NM:g} per nm, which cannot be real): it looks transposed; the translation (nm) "
+                "belongs in the third column, [[a, b, tx], [c, d, ty], [0, 0, 1]] (conventions.md)")
         return value
 
 
@@ -413,7 +437,24 @@ class SimulationConfig(_Model):
         if self.photon_model.kind == "ratiometric" and self.photon_model.ratios:
             if len(self.photon_model.ratios[0]) != n:
                 raise ValueError(f"photon_model.ratios rows have {len(self.photon_model.ratios[0])} entries, expected one per channel ({n})")
+        self._warn_far_transforms()
         return self
+
+    def _warn_far_transforms(self) -> None:
+        """Warn (:class:`TransformWarning`) about a channel transform whose linear part L has an entry of
+        ``|L - I|`` above ``MAX_LINEAR_DEVIATION``: channel transforms stay close to the identity once the
+        pixel-preserving crops and flips are applied (conventions.md); a mirror or a 90-degree rotation belongs
+        in ``split_view.flip``. A warning, not an error: channels on separate cameras have no flip setting."""
+        for c, ch in enumerate(self.channels):
+            t = ch.transform
+            w = t[2][2]
+            dev = max(abs(t[i][j] / w - (1.0 if i == j else 0.0)) for i in range(2) for j in range(2))
+            if dev > MAX_LINEAR_DEVIATION:
+                warnings.warn(
+                    f"channels.{c}.transform {t}: its linear part is far from the identity (an entry of |L - I| is "
+                    f"{dev:.3g} > {MAX_LINEAR_DEVIATION}); a mirror or 90-degree rotation belongs in split_view.flip "
+                    "(conventions.md), and the transform should then be close to the identity",
+                    TransformWarning, stacklevel=2)
 
     @model_validator(mode="after")
     def _check_split(self) -> SimulationConfig:
