@@ -342,10 +342,10 @@ def test_an_earlier_attempt_of_the_same_worker_does_not_hold(svc):
         job = _submit(svc, s)
         w = _worker(s, "w1")
         ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=0.0)
-        assert job.attempts == 1 and job.claimed_at == 0.0
+        assert job.attempts == 1
         assert ops.sweep(s, at=11.0) == [(job.id, "queued")]
         ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=12.0)
-        assert job.attempts == 2 and job.claimed_at == 12.0
+        assert job.attempts == 2
         with pytest.raises(ops.NotHeld, match="attempt 1 is over"):
             ops.ping(s, job, w, lease_s=10, stage="running", at=13.0, attempt=1)
         with pytest.raises(ops.NotHeld):
@@ -356,22 +356,36 @@ def test_an_earlier_attempt_of_the_same_worker_does_not_hold(svc):
         assert job.state == "succeeded"
 
 
-def test_the_server_ends_a_job_held_past_its_time_limit(svc):
-    """A worker that keeps pinging but never ends its job (a hung upload, a command that would not die): past
-    ``timeout_s`` + the grace since its claim, the sweep fails it (not retried) and the worker's next ping is
-    refused; a cancel asked for meanwhile ends it cancelled."""
+def test_the_server_ends_a_job_whose_command_runs_past_its_time_limit(svc):
+    """A worker that keeps pinging but never ends its job's command (one its runtime would not kill): past
+    ``timeout_s`` + the grace since the command started (the ping with stage ``running``), the sweep fails it (not
+    retried) and the worker's next ping is refused; a cancel asked for meanwhile ends it cancelled. The download
+    before and the upload after are not limited: a job uploading for hours stays."""
     with svc.sessions().begin() as s:
-        for j in (_submit(svc, s), _submit(svc, s)):
+        for j in (_submit(svc, s), _submit(svc, s), _submit(svc, s)):
             j.timeout_s = 100.0
         w, w2 = _worker(s, "w1"), _worker(s, "w2")
+        w3 = w  # one worker may hold two jobs (two slots)
         job = ops.claim(s, w, can_run=TICK, hardware=CPU, lease_s=10, at=0.0)
         asked = ops.claim(s, w2, can_run=TICK, hardware=CPU, lease_s=10, at=0.0)
+        slow = ops.claim(s, w3, can_run=TICK, hardware=CPU, lease_s=10, at=0.0)
         ops.cancel(s, asked)
-        for t in range(5, 155, 5):  # both workers ping every 5 s: the leases never lapse
-            ops.ping(s, job, w, lease_s=10, stage="running", at=float(t))
-            ops.ping(s, asked, w2, lease_s=10, stage="running", at=float(t))
-            assert ops.sweep(s, at=float(t), timeout_grace_s=50.0) == []  # up to 150 s: 100 s + 50 s of grace
-        assert sorted(ops.sweep(s, at=151.0, timeout_grace_s=50.0)) == sorted([(job.id, "failed"), (asked.id, "cancelled")])
+        for t in range(5, 30, 5):  # 25 s of downloads: not counted
+            for j, wk in ((job, w), (asked, w2), (slow, w3)):
+                ops.ping(s, j, wk, lease_s=10, stage="downloading", at=float(t))
+        for j, wk in ((job, w), (asked, w2), (slow, w3)):
+            ops.ping(s, j, wk, lease_s=10, stage="running", at=30.0)
+        for t in range(35, 185, 5):  # the pings go on: the leases never lapse
+            ops.ping(s, job, w, lease_s=10, at=float(t))
+            ops.ping(s, asked, w2, lease_s=10, at=float(t))
+            # the third job's command ended in time (at 120 s); it uploads on
+            ops.ping(s, slow, w3, lease_s=10, at=float(t), stage="uploading" if t >= 120 else None)
+            assert ops.sweep(s, at=float(t), timeout_grace_s=50.0) == []  # up to 180 s: 30 + 100 + 50
+        assert sorted(ops.sweep(s, at=181.0, timeout_grace_s=50.0)) == sorted([(job.id, "failed"), (asked.id, "cancelled")])
         assert "past its time limit of 100 s" in job.error and job.attempts == 1
         with pytest.raises(ops.NotHeld):
-            ops.ping(s, job, w, lease_s=10, at=161.0)
+            ops.ping(s, job, w, lease_s=10, at=182.0)
+        assert slow.state == "running" and slow.stage == "uploading"
+        for t in range(185, 2000, 5):  # an upload of half an hour: not the server's to end
+            ops.ping(s, slow, w3, lease_s=10, at=float(t))
+        assert ops.sweep(s, at=2000.0, timeout_grace_s=50.0) == []

@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lease", type=float, default=None, metavar="S", help="seconds a job's lease lasts without a ping (default 30)")
     p.add_argument("--max-attempts", type=int, default=None, help="claims of a job before it fails for good (default 3)")
     p.add_argument("--timeout-grace", type=nonnegative_float, default=None, metavar="S",
-                   help="seconds a claimed job may stay held past its timeout_s (downloads, uploads, a command that would "
-                        "not stop) before the server fails it (default 3600)")
+                   help="seconds a job's command may run past its timeout_s before the server fails the job (a worker "
+                        "that cannot stop it; default 600)")
     p.set_defaults(func=run)
 
 

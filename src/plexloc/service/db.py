@@ -102,7 +102,7 @@ class Job(Base):
     worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"), nullable=True)
     last_worker_id: Mapped[str | None] = mapped_column(String(32), nullable=True)  # lost the lease last time
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    claimed_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # the current attempt's claim
+    run_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # the current attempt's command
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -307,7 +307,7 @@ def claim(
                 state=JobState.assigned.value,
                 worker_id=worker.id,
                 lease_expires_at=at + lease_s,
-                claimed_at=at,
+                run_started_at=None,
                 attempts=Job.attempts + 1,
                 stage="downloading",
                 updated_at=at,
@@ -368,6 +368,7 @@ def ping(
     held(job, worker, at=at, attempt=attempt)
     if stage == "running" and job.state == JobState.assigned.value:
         set_state(session, job, JobState.running, at=at)
+        job.run_started_at = at  # this attempt's command: what the server-side time limit counts from
     if stage is not None:
         job.stage = stage
     if progress is not None:
@@ -421,16 +422,17 @@ def expire_uploads(session: Session, storage, *, max_age_s: float, at: float | N
     return [f.id for f in stale]
 
 
-#: how long past its ``timeout_s`` a claimed job may stay held before the server ends it (the worker's own limit
-#: counts the command alone; this covers downloading the inputs, uploading the outputs and killing the command)
-TIMEOUT_GRACE_S = 3600.0
+#: how long past its ``timeout_s`` a job's command may run before the server ends the job (the worker's own limit
+#: stops the command at ``timeout_s``; this is the backstop for a worker that keeps pinging but cannot stop it)
+TIMEOUT_GRACE_S = 600.0
 
 
 def sweep(session: Session, *, at: float | None = None, timeout_grace_s: float = TIMEOUT_GRACE_S) -> list[tuple[str, str]]:
     """Jobs whose lease lapsed: cancelled if a cancel was asked for, failed when out of attempts,
-    else queued again. Jobs held longer than ``timeout_s + timeout_grace_s`` since their claim (a worker that
-    pings but never ends them: a hung upload, a command its runtime would not kill) fail, not retried: the
-    worker's next request is refused and it abandons the job. Safe to run from any number of server processes
+    else queued again. Jobs whose command has run longer than ``timeout_s + timeout_grace_s`` in this attempt (stage
+    ``running``, counted from the ping that started it; downloads and uploads are not limited here: a large upload
+    may take hours) fail, not retried, when the worker keeps pinging but never ends them (a command its runtime would
+    not kill): the worker's next request is refused and it abandons the job. Safe to run from any number of server processes
     at once (conditional updates). Returns ``(job id, new state)`` pairs."""
     at = now() if at is None else at
     held_states = [JobState.assigned.value, JobState.running.value]
@@ -453,14 +455,14 @@ def sweep(session: Session, *, at: float | None = None, timeout_grace_s: float =
         changed.append((job.id, target.value))
     overdue = session.scalars(
         select(Job)
-        .where(Job.state.in_(held_states), Job.claimed_at.is_not(None),
-               Job.claimed_at + Job.timeout_s + timeout_grace_s < at)
+        .where(Job.state == JobState.running.value, Job.stage == "running", Job.run_started_at.is_not(None),
+               Job.run_started_at + Job.timeout_s + timeout_grace_s < at)
         .with_for_update(skip_locked=True)
     ).all()
     for job in overdue:
         target = JobState.cancelled if job.cancel_requested else JobState.failed
-        error = (f"held {at - job.claimed_at:.0f} s by worker {job.worker_id} (attempt {job.attempts}), past its time limit "
-                 f"of {job.timeout_s:g} s and {timeout_grace_s:g} s of grace: ended by the server")
+        error = (f"running {at - job.run_started_at:.0f} s on worker {job.worker_id} (attempt {job.attempts}), past its time "
+                 f"limit of {job.timeout_s:g} s and {timeout_grace_s:g} s of grace: ended by the server")
         add_log(session, job, [f"[service] {error}"], at=at)
         set_state(session, job, target, at=at, error=error)
         changed.append((job.id, target.value))

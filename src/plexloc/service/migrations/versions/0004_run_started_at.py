@@ -1,4 +1,4 @@
-"""server-side time limit: jobs.claimed_at (the current attempt's claim)
+"""server-side time limit: jobs.run_started_at (when the current attempt's command started)
 
 Revision ID: 0004
 Revises: 0003
@@ -16,9 +16,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('claimed_at', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('run_started_at', sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.drop_column('claimed_at')
+        batch_op.drop_column('run_started_at')
