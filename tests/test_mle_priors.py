@@ -111,3 +111,57 @@ def test_estimate_priors_names_the_camera_check_when_it_finds_no_tracks(tmp_path
     with pytest.warns(CameraWarning, match="pixel noise between frames is 4"):
         with pytest.raises(InputError, match=r"m.tif: .*tracks.*; the camera check found: .*em_gain 45, e_per_adu 300"):
             estimate_priors(tmp_path / "m.tif", swapped)
+
+
+def _two_channel_movies(tmp_path, frames: int = 150):
+    """A dual-colour movie (examples/dual_color.yaml at 32x32 px): its configuration and one TIFF per channel."""
+    from plexloc.config import validate_config
+
+    base = load_config(EXAMPLES / "dual_color.yaml")
+    data = base.model_dump()
+    data["frame_size"] = [32, 32]
+    data["emitters"]["density_per_um2"] = 0.3
+    cfg = validate_config(data, type(base))
+    movie = Simulator(cfg).simulate_movie(frames, generator=torch.Generator().manual_seed(3))
+    paths = []
+    for c in range(2):
+        paths.append(tmp_path / f"movie_ch{c}.tif")
+        write_movie(paths[-1], movie.frames[c].numpy())
+    return cfg, movie, paths
+
+
+def test_estimate_priors_takes_one_split_view_movie(tmp_path):
+    """One split-view TIFF with a split_view configuration (channel 1 mirrored in x, to the right of channel 0) gives
+    the ranges of one TIFF per channel. Before, it was refused: 'the configuration has 2 channel(s) but 1 movie(s)
+    were given', naming no file, and there was no way to split the movie."""
+    import yaml
+
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.io.splitview import join_frames
+
+    cfg, movie, paths = _two_channel_movies(tmp_path)
+    split = SplitViewConfig(boxes=[(0, 0, 32, 32), (40, 0, 32, 32)], flip=["none", "x"])
+    chans = np.stack([movie.frames[c].numpy() for c in range(2)], axis=1)
+    write_movie(tmp_path / "split.tif", join_frames(chans, split, (32, 72)))
+    _, per_channel = estimate_priors(paths, cfg)
+    split_cfg = cfg.model_copy(update={"split_view": split})
+    _, joined = estimate_priors(tmp_path / "split.tif", split_cfg)
+    np.testing.assert_allclose(joined["photons_range"], per_channel["photons_range"], rtol=1e-6)
+    np.testing.assert_allclose(joined["background_range"], per_channel["background_range"], rtol=1e-6)
+    # the command line: one movie and a configuration with split_view
+    cfg_path = tmp_path / "split.yaml"
+    cfg_path.write_text(yaml.safe_dump(split_cfg.model_dump(mode="json")))
+    assert main(["estimate-priors", str(tmp_path / "split.tif"), "--config", str(cfg_path), "--out",
+                 str(tmp_path / "p.yaml"), "--device", "cpu"]) == 0
+    # without split_view the error names the file and says what to give
+    with pytest.raises(InputError, match=r"split\.tif.*split_view"):
+        estimate_priors(tmp_path / "split.tif", cfg)
+
+
+def test_estimate_priors_refuses_channel_movies_of_different_lengths(tmp_path):
+    """Channel 1 shorter than channel 0: refused naming both files and their frame counts (as fit does). Before, a
+    raw 'RuntimeError: stack expects each tensor to be equal size ... [0, 32, 32]'."""
+    cfg, movie, paths = _two_channel_movies(tmp_path, frames=60)
+    write_movie(tmp_path / "short.tif", movie.frames[1].numpy()[:40])
+    with pytest.raises(InputError, match=r"short\.tif has 40 frames .*movie_ch0\.tif 60"):
+        estimate_priors([paths[0], tmp_path / "short.tif"], cfg)

@@ -16,9 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(from frames in the middle of blinking events), the background range (per-frame levels) and, for "
         "several channels, the photon fractions, and write CONFIG with those ranges replaced (a valid "
         "configuration for training). The movie's first frames are checked against the camera of CONFIG (noise, "
-        "saturation): a wrong camera makes wrong ranges. See plexloc.mle.priors for how the ranges are derived.",
+        "saturation): a wrong camera makes wrong ranges. Several channels: one movie per channel, or one split-view movie "
+        "cut by the split_view section of CONFIG (as fit --method mle does). See plexloc.mle.priors for how the ranges are derived.",
     )
-    p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs (one per channel)")
+    p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs: one per channel, or one split-view movie "
+                   "where CONFIG has a split_view section (its boxes cut the channels out)")
     p.add_argument("--config", type=Path, required=True, help="configuration with PSF, camera and channels")
     p.add_argument("--out", type=path_with_suffix(".yaml", ".yml"), required=True,
                    help="output configuration (.yaml or .yml)")

@@ -125,6 +125,12 @@ def estimate_priors(
 ) -> tuple[SimulationConfig, dict]:
     """Pre-fit part of a movie and return a training configuration with the fitted ranges.
 
+    ``movie``: a TIFF stack or folder of TIFFs; one per channel (a list) for several channels, or one split-view
+    movie where the configuration has a ``split_view`` section (each channel's box cut out and flipped by
+    :func:`plexloc.io.splitview.split_frames`, as :func:`plexloc.mle.pipeline.fit_movie` does). Channel movies of
+    different frame counts or frame shapes are refused with an :class:`~plexloc.errors.InputError` naming each file
+    (a shorter second channel had crashed in ``torch.stack``).
+
     Returns ``(config, summary)``: the input configuration with ``emitters.photons_range``,
     ``background.range`` (and, for linked multi-channel configs, the channels' ``throughput``)
     replaced; ``summary`` holds the numbers behind them (counts, percentiles, fractions).
@@ -138,9 +144,16 @@ def estimate_priors(
     from plexloc.io.tiff import open_movie
     from plexloc.mle.pipeline import MLEFitter, camera_check
 
+    from plexloc.io.splitview import check_boxes, split_frames
+
     paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
-    if len(paths) != config.n_channels:
-        raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were given")
+    split = config.split_view if (len(paths) == 1 and config.n_channels > 1) else None
+    if split is None and len(paths) != config.n_channels:
+        raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were given: "
+                         f"{', '.join(str(p) for p in paths)} (one movie per channel, or one split-view movie with a "
+                         "split_view section in the configuration)")
+    if split is not None and len(split.boxes) != config.n_channels:
+        raise InputError(f"split_view has {len(split.boxes)} boxes for {config.n_channels} channels", source=paths[0])
     if max_frames < 3:
         raise InputError(f"max_frames must be >= 3, got {max_frames}")
     fitter = MLEFitter(config, device=device, camera=camera, photon_model="free")
@@ -149,6 +162,14 @@ def estimate_priors(
     check = None
     try:
         n = len(readers[0])
+        for p, rd in zip(paths, readers):
+            if len(rd) != n or rd.frame_shape != readers[0].frame_shape:
+                raise InputError(
+                    f"channel movies differ: {p} has {len(rd)} frames of {rd.frame_shape}, {paths[0]} {n} of "
+                    f"{readers[0].frame_shape}", source=p,
+                )
+        if split is not None:
+            check_boxes(split, readers[0].frame_shape, source=paths[0])
         use = min(n, max_frames)
         nb = max(1, min(blocks, use // 50 or 1))
         size = use // nb
@@ -160,9 +181,14 @@ def estimate_priors(
             chunks = bar(chunks, total=len(chunks), desc="pre-fit", unit="chunk")
         for a, b in chunks:
             # a gap of one frame between blocks keeps tracks from being linked across them
-            frames = [rd[a:b] for rd in readers]
+            if split is not None:  # the channels' boxes cut out (and flipped) before the camera conversion
+                raw = split_frames(np.asarray(readers[0][a:b], dtype=np.float32), split)
+                frames = [raw[:, c] for c in range(raw.shape[1])]
+            else:
+                frames = [rd[a:b] for rd in readers]
             if check is None:  # the first frames against the cameras (a wrong camera makes wrong ranges)
-                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=[str(p) for p in paths])
+                check = camera_check(fitter, frames, dtype=readers[0].dtype,
+                                     source=[str(p) for p in paths] if split is None else str(paths[0]))
             t = fitter.fit_frames(frames, frame_offset=a)
             tables.append(t)
     finally:
