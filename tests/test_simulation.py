@@ -436,3 +436,35 @@ def test_background_variation_has_its_scale_in_nm_on_both_axes():
     # pixels 50 nm wide (x) and 200 nm tall (y): 1 um is 5 rows and 20 columns (it was 20 px on both axes)
     assert _scale_px(1000.0, (50.0, 200.0)) == (5.0, 20.0)
     assert _scale_px(1000.0, 100.0) == (10.0, 10.0)
+
+
+def test_multichannel_spline_config_warns_about_its_calibration_channels(tmp_path):
+    """Channel 1 of a configuration built on a two-channel calibration file silently took channel 0's PSF when
+    ``psf.channel`` was left out, and kept the identity while the file held the measured transform: both are now
+    SplineChannelWarnings naming the field, the file and the values; a matching configuration stays quiet."""
+    import warnings
+
+    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+    from plexloc.simulation.simulator import SplineChannelWarning
+
+    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
+    volume = np.exp(-(xx**2 + yy**2) / (2 * (1.2 + 0.02 * zz**2) ** 2))
+    volume /= volume[10].sum()
+    shifted = [[1.0, 0.0, 60.0], [0.0, 1.0, -35.0], [0.0, 0.0, 1.0]]
+    chans = [ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.array(t))
+             for t in (EYE, shifted)]
+    path = tmp_path / "PSF.h5"
+    save_calibration(PSFCalibration(channels=chans, px_size_nm=(PX_NM, PX_NM), dz_nm=50.0), path)
+    spline = {"kind": "spline", "calibration": str(path)}
+
+    def channels(ch1: dict, transform) -> list[dict]:
+        return [{"psf": spline, "camera": {"kind": "ideal"}},
+                {"psf": {**spline, **ch1}, "camera": {"kind": "ideal"}, "transform": transform}]
+
+    with pytest.warns(SplineChannelWarning, match=r"channels\.1\.psf\.channel is not given.*PSF\.h5"):
+        Simulator(config(channels=channels({}, shifted)))
+    with pytest.warns(SplineChannelWarning, match=r"channels\.1\.transform .*PSF\.h5.*60\.0.*by up to 69 nm"):
+        Simulator(config(channels=channels({"channel": 1}, EYE)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Simulator(config(channels=channels({"channel": 1}, shifted)))
