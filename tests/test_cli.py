@@ -344,3 +344,33 @@ def test_network_fit_checks_the_camera(tmp_path, capsys):
     rc, err = _cli_warnings(["fit", movie, "--model", str(tmp_path / "run"), "--camera", str(camera), "--out",
                              str(tmp_path / "l.csv"), "--device", "cpu"], capsys)
     assert rc == 0 and f"plexloc fit: warning: {movie}: " in err and "of the pixels" in err and "sit at 65535 ADU" in err
+
+
+def test_detect_uses_channel_0s_split_view_box(tmp_path, capsys):
+    """detect with a split_view configuration works in channel 0's box (cut out and flipped as split_frames does,
+    positions in that box's coordinates) and says so; the rows equal those of channel 0's own movie. Before, it
+    localized over the whole double-width frame (x up to twice the box's width) and raised a false camera alarm
+    (the two halves' noise differs)."""
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.io.splitview import join_frames
+    from plexloc.io.tiff import write_movie
+
+    cfg = Path(__file__).resolve().parents[1] / "examples" / "dual_color.yaml"
+    assert main(["simulate", str(cfg), "--frames", "20", "--out", str(tmp_path / "sim"), "--device", "cpu"]) == 0
+    chans = np.stack([read_movie(tmp_path / "sim" / f"movie_ch{c}.tif") for c in range(2)], axis=1)  # (T, 2, 64, 64)
+    split = SplitViewConfig(boxes=[(72, 0, 64, 64), (0, 0, 64, 64)], flip=["x", "none"])  # channel 0 right, mirrored
+    write_movie(tmp_path / "split.tif", join_frames(chans, split, (64, 136)))
+    data = yaml.safe_load(cfg.read_text())
+    data["split_view"] = {"boxes": [list(b) for b in split.boxes], "flip": list(split.flip)}
+    split_cfg = tmp_path / "split.yaml"
+    split_cfg.write_text(yaml.safe_dump(data))
+    assert main(["detect", str(tmp_path / "sim" / "movie_ch0.tif"), "--config", str(cfg), "--out",
+                 str(tmp_path / "ch0.csv"), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    rc, err = _cli_warnings(["detect", str(tmp_path / "split.tif"), "--config", str(split_cfg), "--out",
+                             str(tmp_path / "split.csv"), "--device", "cpu"], capsys)
+    assert rc == 0 and "warning" not in err and "channel 0's split_view box [72, 0, 64, 64]" in err, err
+    ref, got = read_table(tmp_path / "ch0.csv"), read_table(tmp_path / "split.csv")
+    assert len(got) > 10 and got["x_nm"].max() < 65 * 100.0  # the box is 64 px wide (the frame 136)
+    np.testing.assert_allclose(got["x_nm"], ref["x_nm"], atol=1e-3)
+    np.testing.assert_allclose(got["y_nm"], ref["y_nm"], atol=1e-3)

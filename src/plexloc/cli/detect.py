@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Detect spots (difference of Gaussians, local maxima above a threshold in photons) and "
         "localize each by its background-subtracted centroid. A baseline, not a fitter: use it to check "
         "a pipeline. Frames are converted to photons with the camera of channel 0 of CONFIG; the first frames' "
-        "noise and saturation are checked against it (a warning where they do not fit).",
+        "noise and saturation are checked against it (a warning where they do not fit). Where CONFIG has a "
+        "split_view section, only channel 0's box is used (cut out and flipped as fit does), and the positions are "
+        "in that box's coordinates.",
     )
     p.add_argument("movie", type=Path, help="TIFF stack or folder of TIFFs")
     p.add_argument("--config", type=Path, required=True, help="configuration with the camera and pixel size")
@@ -29,6 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Detect and centroid-localize the movie in photons of channel 0's camera. detect is a single-channel baseline:
+    with a ``split_view`` configuration it works in channel 0's box, cut out and flipped as
+    :func:`plexloc.io.splitview.split_frames` does, positions in that box's coordinates (it said nothing and
+    localized over the whole multi-channel frame: x up to twice the box's width, and a false camera alarm from the
+    two halves' different noise), and says so on stderr."""
+    import sys
+
+    import numpy as np
     import torch
 
     from plexloc.camera import camera_from_config
@@ -52,10 +62,23 @@ def run(args: argparse.Namespace) -> int:
     psf = psf_from_config(channel.psf, px_size_nm=px)
     sigma_px = float(getattr(psf, "sigma_nm", (130.0, 130.0))[0]) / px[0]
     threshold = args.threshold if args.threshold is not None else 20.0 * (1.3 / sigma_px) ** 2
+    split = config.split_view
     tables = []
     with open_movie(args.movie) as movie:
+        where = ""
+        if split is not None:
+            from plexloc.io.splitview import check_boxes, split_frames
+
+            check_boxes(split, movie.frame_shape, source=args.movie)
+            flip = (split.flip or ["none"])[0]
+            box = list(split.boxes[0])
+            where = f" in channel 0's split_view box {box} [x, y, width, height]" + (f", flip {flip}" if flip != "none" else "")
+            print(f"plexloc detect: {args.config} has a split_view section: detecting{where} of {args.movie} only "
+                  "(a single-channel baseline), positions in that box's coordinates", file=sys.stderr)
         n_chunks = -(-len(movie) // args.chunk)
         for start, frames in progress(movie.iter_chunks(args.chunk), total=n_chunks, desc="detect", unit="chunk"):
+            if split is not None:  # channel 0's box, cut out and flipped as for the fits
+                frames = split_frames(np.asarray(frames, dtype=np.float32), split)[:, 0]
             photons = camera.to_photons(torch.as_tensor(frames, dtype=torch.float32, device=device))
             if start == 0:  # the first frames against the camera: noise and saturation, warned about
                 check_camera([photons[: head_frames(photons.shape)]], [camera], dtype=movie.dtype, source=args.movie)
@@ -64,5 +87,5 @@ def run(args: argparse.Namespace) -> int:
             )
     table = LocTable.concat(tables) if tables else LocTable.empty(["bg"])
     write_locs(table, args.out)  # the format the name says (plexloc .csv/.h5, .thunderstorm.csv, .smlm)
-    print(f"wrote {args.out} ({format_of(args.out)}, {len(table)} localizations)")
+    print(f"wrote {args.out} ({format_of(args.out)}, {len(table)} localizations{where})")
     return 0
