@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plexloc.cli._common import (nonnegative_float, nonnegative_int, open_probability, positive_float, positive_int,
                                  probability, progress, resolve_device)
+
+if TYPE_CHECKING:
+    from plexloc.config.models import SplitViewConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="the network's convolutions in the channels-last (NHWC) layout, which a GPU's bf16 kernels may "
                    "prefer (network; same localizations); default: as the model was trained (training.channels_last)")
+    p.add_argument("--split-view", type=Path, default=None, metavar="CONFIG",
+                   help="a configuration (or a YAML file with just a split_view section) whose split_view section cuts "
+                   "the one movie given into the model's channels (boxes [x, y, width, height] and flips); for a model "
+                   "trained without split_view, and overriding the model's own. --method mle: replaces the split_view "
+                   "of --config")
     p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the reference channel image's corner (multi-channel models and "
                    "configurations); default: the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0 "
@@ -62,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Fit the movie(s) by the network (``--model``) or by MLE (``--config``). ``--split-view CONFIG``: that file's
+    ``split_view`` section cuts one split-view movie into the channels (:func:`load_split_view`); before, a model
+    trained without split_view could not fit a split-view movie at all, and its run's config.yaml is not read."""
     from plexloc.config import load_camera_configs
     from plexloc.errors import InputError
 
@@ -74,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--min-photons {args.min_photons:g} is above --max-photons {args.max_photons:g}: nothing "
                          "could pass")
     device = resolve_device(args.device)
+    split_view = load_split_view(args.split_view) if args.split_view is not None else None
+    if split_view is not None and len(args.movie) != 1:
+        raise InputError(f"--split-view {args.split_view} cuts one split-view movie into the channels, but "
+                         f"{len(args.movie)} movies were given")
     camera = None
     if args.camera:
         cameras = [c for path in args.camera for c in load_camera_configs(path)]
@@ -97,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         if args.config is None:
             raise InputError("--method mle needs --config (PSF, camera and pixel size)")
         config = load_config(args.config)
+        if split_view is not None:
+            config = config.model_copy(update={"split_view": split_view})
         movie = args.movie[0] if len(args.movie) == 1 else [str(m) for m in args.movie]
         stats = {}
         n_rows = fit_mle(movie, config, args.out, device=device, camera=camera, progress=True, stats=stats,
@@ -127,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             stats=stats,
             roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset),
+            split_view=split_view,
             calibrate_sigma=not args.raw_sigma,
             refine_mle=args.refine_mle,
             compile=args.compile,
@@ -163,6 +182,34 @@ def run(args: argparse.Namespace) -> int:
             print(f"plexloc fit: warning: {note}", file=sys.stderr)
     print(f"wrote {args.out} ({n_rows} localizations{rate})")
     return 0
+
+
+def load_split_view(path: Path) -> SplitViewConfig:
+    """The :class:`~plexloc.config.models.SplitViewConfig` of ``path``: the ``split_view`` section of a configuration
+    file (only that section is read: a lab configuration with channels, or a file holding split_view alone).
+
+    Raises:
+        InputError: an unreadable file, no ``split_view`` section, or a section that fails validation (named with
+            the file and the field).
+    """
+    import yaml
+
+    from plexloc.config.io import validate_config
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.errors import InputError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError("--split-view: configuration file not found", source=path) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise InputError(f"--split-view: cannot read the configuration: {' '.join(str(err).split())}",
+                         source=path) from None
+    section = data.get("split_view") if isinstance(data, dict) else None
+    if section is None:
+        raise InputError("--split-view: the file has no split_view section (boxes: [x, y, width, height] per channel, "
+                         "flip: none/x/y/xy per channel)", source=path)
+    return validate_config(section, SplitViewConfig, source=f"--split-view {path}: split_view")
 
 
 def _camera_file_pixel_size(paths, model) -> None:

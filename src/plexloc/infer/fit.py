@@ -253,7 +253,8 @@ def _fit_parts(
     if split is None and len(paths) != spec.n_channels:
         raise InputError(
             f"the model has {spec.n_channels} channel(s) but {len(paths)} movie(s) were given "
-            "(give one movie per channel, or one split-view movie with a split_view configuration)",
+            "(give one movie per channel, or one split-view movie with plexloc fit --split-view CONFIG, a "
+            "configuration whose split_view section cuts it into the channels)",
             source=paths[0],
         )
     if split is not None and len(split.boxes) != spec.n_channels:
