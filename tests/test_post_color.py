@@ -165,3 +165,36 @@ def test_negative_photons_give_no_colour():
     np.testing.assert_allclose(out["color_prob"], 0.5)
     out, _ = assign_colors(t.with_columns(sigma_photons_ch0=[20.0, 20.0], sigma_photons_ch1=[20.0, 20.0]), HARD)
     np.testing.assert_allclose(out["color_prob"], 0.5)
+
+
+def test_ratio_rows_above_one_and_swapped_channels_are_caught(tmp_path, capsys):
+    """--ratios rows summing to 1.1 were silently normalised (the config refuses them): now refused naming the row.
+    Ratios given with the channels swapped (each within 0.1 of a cluster, colours assigned the wrong way round)
+    were silent: now a RatioMismatchWarning says where the data's own fractions cluster and that the channel
+    order may be swapped; the right ratios stay quiet."""
+    import warnings
+
+    from plexloc.cli.main import main
+    from plexloc.io.formats import write_locs
+    from plexloc.post.color import RatioMismatchWarning, ratio_mismatch
+
+    table, _ = mixture_table([[0.8, 0.2], [0.3, 0.7]], [0.55, 0.45], 600, seed=3)
+    with pytest.raises(InputError, match=r"ratios\[0\].*1\.1"):
+        assign_colors(table, [[0.8, 0.3], [0.3, 0.7]])
+    fit = estimate_ratios(table, 2)
+    assert ratio_mismatch([[0.8, 0.2], [0.3, 0.7]], fit) is None
+    assert "swapped" in ratio_mismatch([[0.2, 0.8], [0.7, 0.3]], fit)
+    assert "swapped" in ratio_mismatch([[0.95, 0.05], [0.3, 0.7]], fit)
+    write_locs(table, tmp_path / "locs.csv")
+    args = ["color", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "c.csv")]
+    assert main([*args, "--ratios", "0.8", "0.3", "--ratios", "0.3", "0.7"]) == 2
+    assert "ratios[0]" in capsys.readouterr().err
+    with warnings.catch_warnings():  # shown as a user sees them (plexloc color: warning: ...), not raised
+        warnings.simplefilter("default")
+        assert main([*args, "--ratios", "0.2", "0.8", "--ratios", "0.7", "0.3"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "locs.csv: --ratios" in err and "0.801" in err and "swapped" in err
+    assert main([*args, "--ratios", "0.8", "0.2", "--ratios", "0.3", "0.7"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    with pytest.warns(RatioMismatchWarning, match="swapped"):
+        warnings.warn(ratio_mismatch([[0.2, 0.8], [0.7, 0.3]], fit), RatioMismatchWarning)

@@ -45,13 +45,16 @@ def run(args: argparse.Namespace) -> int:
     table = _locs.read(args)
     fit = None
     ratios = args.ratios
-    if ratios is None or args.figure is not None:
-        fit = estimate_ratios(table, args.colors if ratios is None else len(ratios), min_photons=args.min_photons,
-                              excess_noise=args.excess_noise)
-        if ratios is None:
-            ratios = fit.ratios
-            print("estimated ratios (fraction per channel): "
-                  + "; ".join(" ".join(f"{v:.4f}" for v in r) for r in ratios))
+    if ratios is None:
+        fit = estimate_ratios(table, args.colors, min_photons=args.min_photons, excess_noise=args.excess_noise)
+        ratios = fit.ratios
+        print("estimated ratios (fraction per channel): "
+              + "; ".join(" ".join(f"{v:.4f}" for v in r) for r in ratios))
+    else:
+        _check_given_ratios(table, ratios, args)  # refuses a row summing above 1 before any estimate
+        fit = _compare_with_data(table, ratios, args)
+    if args.figure is not None and fit is None:
+        fit = estimate_ratios(table, len(ratios), min_photons=args.min_photons, excess_noise=args.excess_noise)
     out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise)
     _locs.write(out, args.out, args)
     print(report.format_table())
@@ -62,3 +65,33 @@ def run(args: argparse.Namespace) -> int:
         write_json(report.to_dict(), args.json)
     print(f"wrote {args.out}")
     return 0
+
+
+def _check_given_ratios(table, ratios, args: argparse.Namespace) -> None:
+    """Refuse ``--ratios`` rows of the wrong length or summing above 1 (naming the row) before estimating."""
+    from plexloc.post.color import _check_ratios, photon_matrix
+
+    n, _, _ = photon_matrix(table, excess_noise=args.excess_noise)
+    _check_ratios(ratios, n.shape[1])
+
+
+def _compare_with_data(table, ratios, args: argparse.Namespace):
+    """Estimate the data's own ratios (:func:`~plexloc.post.color.estimate_ratios`, as many colours as ``--ratios``
+    rows) and warn (:class:`~plexloc.post.color.RatioMismatchWarning`) where the given ratios have no cluster near
+    them or fit better with the channels reordered (:func:`~plexloc.post.color.ratio_mismatch`): ratios given with
+    the channels swapped gave 0.92 % colour accuracy without a word. Returns the fit, or ``None`` where the table
+    has too few rows to estimate (then nothing is compared)."""
+    import warnings
+
+    from plexloc.errors import InputError
+    from plexloc.post.color import RatioMismatchWarning, estimate_ratios, ratio_mismatch
+
+    try:
+        fit = estimate_ratios(table, len(ratios), min_photons=args.min_photons, excess_noise=args.excess_noise)
+    except InputError as err:
+        print(f"--ratios not compared with the data: {err}")
+        return None
+    message = ratio_mismatch(ratios, fit)
+    if message is not None:
+        warnings.warn(f"{args.locs}: --ratios: {message}", RatioMismatchWarning, stacklevel=2)
+    return fit

@@ -37,7 +37,8 @@ import numpy as np
 from plexloc.errors import InputError
 from plexloc.table import LocTable
 
-__all__ = ["ColorReport", "RatioFit", "assign_colors", "estimate_ratios", "photon_matrix", "ratio_figure"]
+__all__ = ["ColorReport", "RatioFit", "RatioMismatchWarning", "assign_colors", "estimate_ratios", "photon_matrix",
+           "ratio_figure", "ratio_mismatch"]
 
 _CH = re.compile(r"^photons_ch(\d+)$")
 DEFAULT_PSF_AREA_PX = 4.0 * np.pi  # 4 pi sigma^2 for a PSF of sigma = 1 pixel
@@ -89,12 +90,65 @@ def photon_matrix(
 
 
 def _check_ratios(ratios, n_channels: int) -> np.ndarray:
+    """The (K, C) ratios with rows normalised to sum 1.
+
+    A row summing above 1 (+1e-6) is refused, naming it, as the configuration's ``photon_model.ratios`` is: a dye
+    cannot send more than all its photons to the channels (rows of 1.1 and 1.3 were silently normalised). A row
+    summing below 1 (photons lost outside the channels) is normalised.
+    """
     r = np.asarray(ratios, dtype=np.float64)
     if r.ndim != 2 or r.shape[1] != n_channels or r.shape[0] < 2:
         raise InputError(f"ratios must be (colours >= 2) x {n_channels} channels, got shape {r.shape}: {r.tolist()}")
     if (r < 0).any() or not np.isfinite(r).all() or (r.sum(axis=1) <= 0).any():
         raise InputError(f"ratios must be finite, >= 0 with a positive sum per colour, got {r.tolist()}")
+    for k, row in enumerate(r):
+        if row.sum() > 1.0 + 1e-6:
+            raise InputError(f"ratios[{k}] {row.tolist()} sums to {row.sum():.6g}: a colour's fractions of photons "
+                             "per channel sum to at most 1")
     return r / r.sum(axis=1, keepdims=True)
+
+
+class RatioMismatchWarning(UserWarning):
+    """Given colour ratios that the data's own photon fractions do not show (e.g. the channels swapped)."""
+
+
+#: a given ratio farther than this (largest per-channel difference) from every estimated one has no cluster near it
+RATIO_TOLERANCE = 0.1
+
+
+def ratio_mismatch(ratios, fit: RatioFit, *, tolerance: float = RATIO_TOLERANCE) -> str | None:
+    """A message where the given ``ratios`` (K, C) disagree with the clusters of the data's photon fractions
+    (``fit``, :func:`estimate_ratios`), else ``None``.
+
+    Each given row's distance to the data is the largest per-channel difference to its nearest estimated ratio.
+    It disagrees when some row is farther than ``tolerance`` from every cluster, or when a reordering of the
+    channels brings every row at least twice as close (and the given order is more than ``tolerance / 2`` off):
+    ratios given with the channels swapped, ``[[0.2, 0.8], [0.7, 0.3]]`` for data clustering at channel-0 fractions
+    0.79 and 0.30, are each within 0.1 of a cluster and assigned the colours the wrong way round (0.92 % accuracy).
+    """
+    from itertools import permutations
+
+    r = _check_ratios(ratios, fit.ratios.shape[1])
+    est = np.asarray(fit.ratios, dtype=np.float64)
+
+    def worst(rows: np.ndarray) -> tuple[float, np.ndarray]:
+        d = np.abs(rows[:, None, :] - est[None, :, :]).max(axis=2).min(axis=1)  # (K,) to the nearest cluster
+        return float(d.max()), d
+
+    given, d = worst(r)
+    shown = "; ".join(" ".join(f"{v:.3f}" for v in row) for row in est)
+    data = f"the data's own photon fractions cluster at {shown} (estimated ratios, channels 0..{est.shape[1] - 1})"
+    reordered = [perm for perm in permutations(range(r.shape[1])) if list(perm) != sorted(perm)]
+    best = min(((worst(r[:, list(perm)])[0], perm) for perm in reordered), default=None)
+    if best is not None and given > tolerance / 2 and best[0] < given / 2:
+        return (f"ratios {r.round(4).tolist()} are up to {given:.3f} from the nearest cluster: {data}; with the "
+                f"channels reordered as "
+                f"{list(best[1])} they would be within {best[0]:.3f}: the channel order of the ratios may be swapped")
+    if given > tolerance:
+        k = int(np.argmax(d))
+        return (f"ratios[{k}] {r[k].round(4).tolist()} is {d[k]:.3f} from every cluster (more than {tolerance}): "
+                f"{data}; check the ratios and their channel order (they may be swapped)")
+    return None
 
 
 def color_probabilities(n: np.ndarray, s: np.ndarray, ratios: np.ndarray) -> np.ndarray:
