@@ -251,3 +251,36 @@ def test_thunderstorm_pixel_uncertainty_is_converted_with_the_positions(tmp_path
     t = read_locs(tmp_path / "px.thunderstorm.csv", px_size_nm=100.0)
     assert t["x_nm"].tolist() == [1050.0] and t["sigma_x_nm"].tolist() == [25.0] == t["sigma_y_nm"].tolist()
     assert "uncertainty_xy [px]" not in t
+
+
+def test_split_view_box_messages_label_width_and_height():
+    """A box past the frame's right edge: the message labels the box [x, y, width, height] and the frame 'W (width) x
+    H (height)', and names the edge. It read '... leaves the 48x96 frame' (height x width, unlabelled) where the
+    calibration said '(w x h)'."""
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.errors import InputError
+    from plexloc.io.splitview import check_boxes
+
+    split = SplitViewConfig(boxes=[(0, 0, 48, 48), (50, 0, 48, 48)])
+    with pytest.raises(InputError) as err:
+        check_boxes(split, (48, 96), source="movie.tif")
+    assert str(err.value) == ("movie.tif: split_view box 1 [x, y, width, height] = [50, 0, 48, 48] leaves the 96 "
+                              "(width) x 48 (height) frame (x + width = 98 > 96)")
+    check_boxes(SplitViewConfig(boxes=[(0, 0, 48, 48), (48, 0, 48, 48)]), (48, 96))  # fits exactly
+
+
+def test_simulate_split_view_size_message_labels_width_and_height(tmp_path, capsys):
+    """simulate's 'boxes are 32x40 (w x h) but frame_size is 64x64' labelled only the boxes: both are labelled now."""
+    from pathlib import Path
+
+    import yaml
+
+    from plexloc.cli.main import main
+
+    data = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "dual_color.yaml").read_text())
+    data["split_view"] = {"boxes": [[0, 0, 32, 40], [40, 0, 32, 40]]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    assert main(["simulate", str(tmp_path / "c.yaml"), "--frames", "2", "--out", str(tmp_path / "s"), "--device",
+                 "cpu"]) == 2
+    assert ("split_view boxes are 32 (width) x 40 (height) but frame_size is 64 (width) x 64 (height)"
+            in capsys.readouterr().err)

@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     split = config.split_view
     if split is not None and tuple(split.boxes[0][2:]) != (config.frame_size[1], config.frame_size[0]):
-        raise InputError(f"split_view boxes are {split.boxes[0][2]}x{split.boxes[0][3]} (w x h) but frame_size is "
-                         f"{config.frame_size[1]}x{config.frame_size[0]}", source=args.config)
+        raise InputError(f"split_view boxes are {split.boxes[0][2]} (width) x {split.boxes[0][3]} (height) but "
+                         f"frame_size is {config.frame_size[1]} (width) x {config.frame_size[0]} (height)", source=args.config)
     if sim.n_channels == 1 or split is not None:
         names = ["movie.tif"]
     else:

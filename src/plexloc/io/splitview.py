@@ -7,18 +7,32 @@ the channel transforms stay close to the identity.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from plexloc.config.models import SplitViewConfig
 from plexloc.errors import InputError
 
 
-def check_boxes(split: SplitViewConfig, frame_shape: tuple[int, int], *, source=None) -> None:
+def check_boxes(split: SplitViewConfig, frame_shape: tuple[int, int], *, source: str | os.PathLike | None = None) -> None:
+    """Refuse a ``split_view`` box that reaches outside the camera frame.
+
+    ``frame_shape`` is the movie's ``(rows, columns)``; the message labels both the box (``[x, y, width, height]``)
+    and the frame (``W (width) x H (height)``) and names the edge crossed (it had read 'box 1 [48, 0, 48, 48] (x, y,
+    width, height) leaves the 48x96 frame': height x width, unlabelled, where the calibration said 'w x h').
+
+    Raises:
+        InputError: naming ``source`` (the movie), the box's index and values, and the frame's size.
+    """
     h, w = frame_shape
     for c, (x, y, bw, bh) in enumerate(split.boxes):
-        if x + bw > w or y + bh > h:
+        over = [f"x + width = {x + bw} > {w}"] if x + bw > w else []
+        over += [f"y + height = {y + bh} > {h}"] if y + bh > h else []
+        if over:
             raise InputError(
-                f"split_view box {c} [{x}, {y}, {bw}, {bh}] (x, y, width, height) leaves the {h}x{w} frame", source=source
+                f"split_view box {c} [x, y, width, height] = [{x}, {y}, {bw}, {bh}] leaves the {w} (width) x {h} "
+                f"(height) frame ({', '.join(over)})", source=source
             )
 
 
