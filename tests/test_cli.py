@@ -369,7 +369,7 @@ def test_detect_uses_channel_0s_split_view_box(tmp_path, capsys):
     capsys.readouterr()
     rc, err = _cli_warnings(["detect", str(tmp_path / "split.tif"), "--config", str(split_cfg), "--out",
                              str(tmp_path / "split.csv"), "--device", "cpu"], capsys)
-    assert rc == 0 and "warning" not in err and "channel 0's split_view box [72, 0, 64, 64]" in err, err
+    assert rc == 0 and "warning" not in err and "channel 0's split_view box [x, y, width, height] = [72, 0, 64, 64]" in err, err
     ref, got = read_table(tmp_path / "ch0.csv"), read_table(tmp_path / "split.csv")
     assert len(got) > 10 and got["x_nm"].max() < 65 * 100.0  # the box is 64 px wide (the frame 136)
     np.testing.assert_allclose(got["x_nm"], ref["x_nm"], atol=1e-3)

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             check_boxes(split, movie.frame_shape, source=args.movie)
             flip = (split.flip or ["none"])[0]
             box = list(split.boxes[0])
-            where = f" in channel 0's split_view box {box} [x, y, width, height]" + (f", flip {flip}" if flip != "none" else "")
+            where = f" in channel 0's split_view box [x, y, width, height] = {box}" + (f", flip {flip}" if flip != "none" else "")
             print(f"plexloc detect: {args.config} has a split_view section: detecting{where} of {args.movie} only "
                   "(a single-channel baseline), positions in that box's coordinates", file=sys.stderr)
         n_chunks = -(-len(movie) // args.chunk)
