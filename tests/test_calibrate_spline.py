@@ -382,3 +382,30 @@ def test_one_channel_calibration_does_not_read_the_camera_roi(tmp_path):
     assert main(["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--no-validate",
                  "--model", "astigmatic", "--out", str(out)]) == 0
     assert json.loads(out.with_suffix(".json").read_text())["n_beads_used"] == [4]
+
+
+def test_cli_warns_of_a_large_transform_residual(tmp_path, capsys):
+    """A split-view stack cut without the mirrored channel's flip wrote its transform without a word (the residual
+    only in PSF.json); now each channel's transform residual (rms, max) is printed and an rms above 15 nm warned
+    about, naming the split_view boxes/flip; with the flip the residual is printed and nothing warned."""
+    import yaml
+
+    beads = [(1230.0, 1170.0), (3180.0, 1290.0), (5120.0, 1210.0), (1310.0, 3120.0), (3240.0, 3050.0),
+             (5060.0, 3180.0), (2200.0, 5100.0)]
+    ch0 = _stack(beads, shape=(64, 64))
+    ch1 = _stack([(x + PX, y) for x, y in beads], seed=1, shape=(64, 64))
+    write_movie(tmp_path / "beads.tif", np.round(np.concatenate([ch0, ch1[:, :, ::-1]], axis=2)).astype(np.uint16))
+    ch = {"psf": {"kind": "astigmatic"}, "camera": {"kind": "ideal"}}
+    args = ["calibrate", str(tmp_path / "beads.tif"), "--z-step", "50", "--pixel-size", "100", "--no-validate",
+            "--split-view", str(tmp_path / "split.yaml"), "--out", str(tmp_path / "PSF.h5")]
+    for flip, bad in ((["none", "x"], False), (["none", "none"], True)):
+        cfg = {"px_size_nm": PX, "frame_size": [64, 64], "channels": [ch, ch],
+               "split_view": {"boxes": [[0, 0, 64, 64], [64, 0, 64, 64]], "flip": flip}}
+        (tmp_path / "split.yaml").write_text(yaml.safe_dump(cfg))
+        capsys.readouterr()
+        assert main(args) == 0
+        err = capsys.readouterr().err
+        assert "channel 1 transform residual: rms" in err
+        assert ("warning: channel 1's transform leaves an rms residual" in err) == bad, err
+        if bad:
+            assert "split.yaml" in err and "flip" in err

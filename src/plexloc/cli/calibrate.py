@@ -213,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
             "rms": [float(np.sqrt(np.mean(r**2))) for r in result.transform_residual_nm],
             "max": [float(np.max(r)) for r in result.transform_residual_nm],
         }
+        _report_transform_residual(report["transform_residual_nm"], args)
     loo = None
     if not args.no_validate:
         loo = leave_one_bead_out(result, cameras=cams)
@@ -231,6 +232,29 @@ def run(args: argparse.Namespace) -> int:
         + f"; figures {', '.join(p.name for p in figs)}"
     )
     return 0
+
+
+#: rms residual (nm) of a channel's affine fit to the bead positions above which the channels are likely mismatched
+TRANSFORM_RESIDUAL_WARN_NM = 15.0
+
+
+def _report_transform_residual(residual: dict[str, list[float]], args: argparse.Namespace) -> None:
+    """Print each channel's transform residual (rms, max over beads, nm) and warn where the rms is above
+    ``TRANSFORM_RESIDUAL_WARN_NM``: the affine did not explain the beads' positions, so the channels' images do not
+    show the same beads in the same arrangement (a --split-view box or flip wrong, or the stacks in the wrong
+    order). A wrong split (the flip forgotten: 33 nm rms against 0.6 nm with it) wrote its transform without a
+    word; the residual was only in the report JSON."""
+    for c, (rms, worst) in enumerate(zip(residual["rms"], residual["max"]), start=1):
+        print(f"plexloc calibrate: channel {c} transform residual: rms {rms:.1f} nm, max {worst:.1f} nm",
+              file=sys.stderr)
+        if rms > TRANSFORM_RESIDUAL_WARN_NM:
+            where = (f"the --split-view boxes or flip in {args.split_view}" if args.split_view is not None
+                     else "the order of the stacks (" + ", ".join(str(s) for s in args.stacks) + ")")
+            print(f"plexloc calibrate: warning: channel {c}'s transform leaves an rms residual of {rms:.1f} nm (max "
+                  f"{worst:.1f} nm) over the beads, above {TRANSFORM_RESIDUAL_WARN_NM:g} nm (a right registration "
+                  f"leaves about 1 nm): the channels do not show the beads in the same arrangement; check {where} "
+                  "(a mirrored channel needs its flip, each box its own channel, the stacks channel 0 first)",
+                  file=sys.stderr)
 
 
 def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
