@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     """Fit the movie(s) by the network (``--model``) or by MLE (``--config``). ``--split-view CONFIG``: that file's
     ``split_view`` section cuts one split-view movie into the channels (:func:`load_split_view`); before, a model
     trained without split_view could not fit a split-view movie at all, and its run's config.yaml is not read."""
+    _model_file.cache_clear()  # one read per command (main() may run several in one process)
     from plexloc.config import load_camera_configs
     from plexloc.errors import InputError
 
@@ -212,14 +214,20 @@ def load_split_view(path: Path) -> SplitViewConfig:
     return validate_config(section, SplitViewConfig, source=f"--split-view {path}: split_view")
 
 
+@functools.lru_cache(maxsize=1)
+def _model_file(model: str) -> dict:
+    """The model file's payload, read once for the pixel-size and model-quality notes."""
+    from plexloc.nets.io import read_model_file
+
+    return read_model_file(model)
+
+
 def _camera_file_pixel_size(paths, model) -> None:
     """--camera takes a camera from a whole configuration too; a pixel size in it that is not the model's was
     ignored without a word (a 160-nm configuration given to a 100-nm model: JI 5 %). Warned here."""
     import yaml
 
-    from plexloc.nets.io import read_model_file
-
-    want = (read_model_file(model).get("config") or {}).get("px_size_nm")
+    want = (_model_file(str(model)).get("config") or {}).get("px_size_nm")
     if want is None:
         return
     want = [float(v) for v in (want if isinstance(want, (list, tuple)) else (want, want))]
@@ -242,9 +250,8 @@ def _model_note(model, n_rows: int) -> str | None:
     """Why a fit may have found little: the model's own validation at its saved step (JI under :data:`POOR_JI`), or
     no localizations at all. None when there is nothing to say."""
     from plexloc.cli._common import poor_model
-    from plexloc.nets.io import read_model_file
 
-    meta = read_model_file(model).get("meta") or {}
+    meta = _model_file(str(model)).get("meta") or {}
     val = meta.get("validation") or {}
     ji, step = val.get("jaccard"), meta.get("step")
     poor = ji is not None and poor_model(ji, step)

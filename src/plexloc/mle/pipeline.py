@@ -498,6 +498,63 @@ def fit_movie_to_file(
     return writer.rows
 
 
+class ChannelMovies:
+    """The movies of a configuration's channels, opened and checked: one TIFF per channel (the same frame count and
+    shape, both files named otherwise), or one split-view movie cut by the configuration's ``split_view`` boxes and
+    flips. A context manager; :meth:`frames` gives one raw ``(T, H, W)`` array per channel."""
+
+    def __init__(self, movie, config: SimulationConfig):
+        from plexloc.io.splitview import check_boxes
+        from plexloc.io.tiff import open_movie
+
+        self.paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
+        paths = self.paths
+        self.split = config.split_view if (len(paths) == 1 and config.n_channels > 1) else None
+        if self.split is None and len(paths) != config.n_channels:
+            raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were "
+                             f"given: {', '.join(str(p) for p in paths)} (one movie per channel, or one split-view "
+                             "movie with a split_view section in the configuration)")
+        if self.split is not None and len(self.split.boxes) != config.n_channels:
+            raise InputError(f"split_view has {len(self.split.boxes)} boxes for {config.n_channels} channels",
+                             source=paths[0])
+        self.readers = [open_movie(p) for p in paths]
+        try:
+            self.n = len(self.readers[0])
+            for p, rd in zip(paths, self.readers):
+                if len(rd) != self.n or rd.frame_shape != self.readers[0].frame_shape:
+                    raise InputError(f"channel movies differ: {p} has {len(rd)} frames of {rd.frame_shape}, "
+                                     f"{paths[0]} {self.n} of {self.readers[0].frame_shape}", source=p)
+            if self.split is not None:
+                check_boxes(self.split, self.readers[0].frame_shape, source=paths[0])
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def sources(self) -> list[str] | str:
+        """The files that camera findings name: one per channel, or the split-view movie."""
+        return [str(p) for p in self.paths] if self.split is None else str(self.paths[0])
+
+    def frames(self, a: int, b: int) -> list:
+        """Raw frames ``a:b`` of every channel (split-view boxes cut and flipped before any camera conversion)."""
+        if self.split is not None:
+            from plexloc.io.splitview import split_frames
+
+            raw = split_frames(np.asarray(self.readers[0][a:b], dtype=np.float32), self.split)
+            return [raw[:, c] for c in range(raw.shape[1])]
+        return [rd[a:b] for rd in self.readers]
+
+    def close(self) -> None:
+        for rd in self.readers:
+            rd.close()
+
+    def __enter__(self) -> ChannelMovies:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames: int, threshold_photons,
                progress: bool, stats: dict | None = None, **options) -> Iterator[LocTable]:
     """Each batch's table, sorted by frame, in frame order; one empty table (its columns) for a movie without any.
@@ -507,30 +564,12 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     findings are also :class:`~plexloc.camera.check.CameraWarning` s (a wrong camera gave 9,355 rows for 2,985 and a
     median bg of 2,576 photons/px, silently)."""
     from plexloc.io.pixel_size import warn_pixel_size
-    from plexloc.io.splitview import check_boxes, split_frames
-    from plexloc.io.tiff import open_movie
 
-    paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
-    split = config.split_view if (len(paths) == 1 and config.n_channels > 1) else None
-    if split is None and len(paths) != config.n_channels:
-        raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were given "
-                         "(one movie per channel, or one split-view movie with a split_view section)")
-    if split is not None and len(split.boxes) != config.n_channels:
-        raise InputError(f"split_view has {len(split.boxes)} boxes for {config.n_channels} channels", source=paths[0])
     if batch_frames < 1:
         raise InputError(f"batch_frames must be >= 1, got {batch_frames}")
-    readers = [open_movie(p) for p in paths]
     found, empty = False, None
-    try:
-        n = len(readers[0])
-        for p, rd in zip(paths, readers):
-            if len(rd) != n or rd.frame_shape != readers[0].frame_shape:
-                raise InputError(
-                    f"channel movies differ: {p} has {len(rd)} frames of {rd.frame_shape}, {paths[0]} {n} of "
-                    f"{readers[0].frame_shape}", source=p,
-                )
-        if split is not None:
-            check_boxes(split, readers[0].frame_shape, source=paths[0])
+    with ChannelMovies(movie, config) as movies:
+        paths, readers, n = movies.paths, movies.readers, movies.n
         warn_pixel_size(readers[0], config.px_size_xy_nm, what="the configuration says")
         if config.n_channels > 1:  # the transforms act in chip coordinates: where on the chip are these frames?
             if options.get("roi_offset_px") is not None:
@@ -548,14 +587,9 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
 
             starts = bar(starts, total=len(starts), desc="fit", unit="chunk")
         for s in starts:
-            if split is not None:  # the channels' boxes cut out (and flipped) before the camera conversion
-                raw = split_frames(np.asarray(readers[0][s : min(s + batch_frames, n)], dtype=np.float32), split)
-                frames = [raw[:, c] for c in range(raw.shape[1])]
-            else:
-                frames = [rd[s : min(s + batch_frames, n)] for rd in readers]
+            frames = movies.frames(s, min(s + batch_frames, n))
             if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
-                check = camera_check(fitter, frames, dtype=readers[0].dtype,
-                                     source=[str(p) for p in paths] if split is None else str(paths[0]))
+                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources)
                 if stats is not None:
                     stats["camera"] = check
             part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
@@ -564,9 +598,6 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                 yield part
             elif empty is None:
                 empty = part
-    finally:
-        for rd in readers:
-            rd.close()
     if not found:
         yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
                             fitter.roi_px)[0]

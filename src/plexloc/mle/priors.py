@@ -141,35 +141,15 @@ def estimate_priors(
     blamed the frames alone; with the baseline 100 ADU low it wrote a background range of [34.9, 117.7] for a true
     [20, 100] silently).
     """
-    from plexloc.io.tiff import open_movie
-    from plexloc.mle.pipeline import MLEFitter, camera_check
+    from plexloc.mle.pipeline import ChannelMovies, MLEFitter, camera_check
 
-    from plexloc.io.splitview import check_boxes, split_frames
-
-    paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
-    split = config.split_view if (len(paths) == 1 and config.n_channels > 1) else None
-    if split is None and len(paths) != config.n_channels:
-        raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were given: "
-                         f"{', '.join(str(p) for p in paths)} (one movie per channel, or one split-view movie with a "
-                         "split_view section in the configuration)")
-    if split is not None and len(split.boxes) != config.n_channels:
-        raise InputError(f"split_view has {len(split.boxes)} boxes for {config.n_channels} channels", source=paths[0])
     if max_frames < 3:
         raise InputError(f"max_frames must be >= 3, got {max_frames}")
     fitter = MLEFitter(config, device=device, camera=camera, photon_model="free")
-    readers = [open_movie(p) for p in paths]
     tables = []
     check = None
-    try:
-        n = len(readers[0])
-        for p, rd in zip(paths, readers):
-            if len(rd) != n or rd.frame_shape != readers[0].frame_shape:
-                raise InputError(
-                    f"channel movies differ: {p} has {len(rd)} frames of {rd.frame_shape}, {paths[0]} {n} of "
-                    f"{readers[0].frame_shape}", source=p,
-                )
-        if split is not None:
-            check_boxes(split, readers[0].frame_shape, source=paths[0])
+    with ChannelMovies(movie, config) as movies:
+        n = movies.n
         use = min(n, max_frames)
         nb = max(1, min(blocks, use // 50 or 1))
         size = use // nb
@@ -181,24 +161,15 @@ def estimate_priors(
             chunks = bar(chunks, total=len(chunks), desc="pre-fit", unit="chunk")
         for a, b in chunks:
             # a gap of one frame between blocks keeps tracks from being linked across them
-            if split is not None:  # the channels' boxes cut out (and flipped) before the camera conversion
-                raw = split_frames(np.asarray(readers[0][a:b], dtype=np.float32), split)
-                frames = [raw[:, c] for c in range(raw.shape[1])]
-            else:
-                frames = [rd[a:b] for rd in readers]
+            frames = movies.frames(a, b)
             if check is None:  # the first frames against the cameras (a wrong camera makes wrong ranges)
-                check = camera_check(fitter, frames, dtype=readers[0].dtype,
-                                     source=[str(p) for p in paths] if split is None else str(paths[0]))
-            t = fitter.fit_frames(frames, frame_offset=a)
-            tables.append(t)
-    finally:
-        for rd in readers:
-            rd.close()
+                check = camera_check(fitter, frames, dtype=movies.readers[0].dtype, source=movies.sources)
+            tables.append(fitter.fit_frames(frames, frame_offset=a))
     locs = LocTable.concat(tables) if tables else LocTable.empty()
     finding = f"; {check.finding}" if check is not None else ""
     if len(locs) < 10:
         raise InputError(f"the pre-fit found only {len(locs)} localizations in {use} frames; check the camera and "
-                         f"PSF{finding}", source=paths[0])
+                         f"PSF{finding}", source=movies.paths[0])
     px = config.px_size_xy_nm[0]
     radius = link_radius_nm if link_radius_nm is not None else 1.0 * px
     if "llr" in locs.columns and len(locs):
@@ -223,7 +194,7 @@ def estimate_priors(
     if flux.size < 10:
         raise InputError(
             f"only {flux.size} tracks with three whole frames; fit more frames (max_frames, --frames) "
-            f"or check that emitters stay on for several frames{finding}", source=paths[0]
+            f"or check that emitters stay on for several frames{finding}", source=movies.paths[0]
         )
     photons_range = uniform_range(flux)
     # background: per-frame median of the fitted background, every channel's levels pooled (the
