@@ -248,8 +248,10 @@ def _camera_file_pixel_size(paths, model) -> None:
 
 def _model_note(model, n_rows: int) -> str | None:
     """Why a fit may have found little: the model's own validation at its saved step (JI under :data:`POOR_JI`), or
-    no localizations at all. None when there is nothing to say."""
+    no localizations at all; for a multi-colour model, colours it assigned poorly on its validation set
+    (:func:`plexloc.train.validation.poor_colors`). None when there is nothing to say."""
     from plexloc.cli._common import poor_model
+    from plexloc.train.validation import poor_colors
 
     meta = _model_file(str(model)).get("meta") or {}
     val = meta.get("validation") or {}
@@ -265,4 +267,10 @@ def _model_note(model, n_rows: int) -> str | None:
         return (f"no localizations ({seen}): check that the movie "
                 "shows spots, that the camera (--camera, or the model's) converts its counts to photons as the "
                 "movie's camera does, and the detection --threshold")
+    colour = poor_colors(val)
+    if colour:
+        return (f"the model's per-channel photons do not yet tell its dyes apart: {colour} (step {step}, "
+                f"{meta.get('elapsed_s', float('nan')) / 60:.1f} min of training); plexloc color will assign these "
+                "localizations' colours as poorly: train it longer (plexloc train CONFIG --out RUN --resume --minutes M) "
+                "and watch color_accuracy in RUN/log.csv")
     return None

@@ -81,4 +81,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{trainer.step} steps, {sps:.0f} samples/s on {device}); it is not ready to fit movies: train on "
                   f"(--resume --minutes M), on a GPU, or a smaller model on the CPU (the model and training sections "
                   f"of examples/demo_2d.yaml reach about 90 % in 4 CPU minutes)", file=sys.stderr)
+        from plexloc.train.validation import poor_colors
+
+        colour = poor_colors(last)
+        if colour:
+            print(f"plexloc train: warning: the model is not ready to assign colours: {colour} after {trainer.step} "
+                  f"steps ({trainer.elapsed_s / 60:.1f} min of training), so its per-channel photons do not yet tell "
+                  f"the dyes apart (a good JI does not mean good colours); train longer (--resume --minutes M) and "
+                  f"watch color_accuracy in {args.out / 'log.csv'}", file=sys.stderr)
     return 0

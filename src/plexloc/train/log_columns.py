@@ -38,19 +38,39 @@ LOG_COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "channel_use": ("", "how much the outputs depend on channel N's image, relative to the most used channel "
                         "(near 0: the channel is ignored)"),
     "skipped_steps": ("", "batches so far whose loss or gradient was not finite (their update was zero)"),
+    # multi-colour (ratiometric) configurations: the validation set's colour part, simulated with the dyes
+    "color_jaccard": ("%", "JI of the validation's colour part (samples of the configuration's own dyes, ratios and "
+                           "on-times; the training photons are independent per channel)"),
+    "color_accuracy": ("%", "colour part: matched localizations given their true colour (plexloc color's eq. 3 with "
+                            "the configuration's ratios, threshold 0.9) / matched localizations"),
+    "color_rejection": ("%", "colour part: matched localizations whose colour was rejected (probability below 0.9) / "
+                             "matched localizations"),
+    "color_fraction_rmse": ("", "colour part: RMSE of the predicted fraction of photons in channel 0 (the dyes are "
+                                "told apart by theirs) over the matched localizations"),
+    "photon_zscore_std": ("", "colour part: standard deviation of (predicted - true photons) / predicted sigma in this "
+                              "channel, matched localizations (1: calibrated; colour assignment weighs by these sigmas)"),
 }
 
-_FAMILY = re.compile(r"^(zscore_std|zscore_rsd|sigma_cal|offset_cal|channel_use)_(\w+)$")
+_FAMILY = re.compile(r"^(zscore_std|zscore_rsd|sigma_cal|offset_cal|channel_use|photon_zscore_std)_(\w+)$")
 
 
 def log_column_doc(name: str) -> tuple[str, str] | None:
-    """``(unit, meaning)`` of a ``log.csv`` column (``zscore_std_x``, ``channel_use_1`` by their family), else None."""
+    """``(unit, meaning)`` of a ``log.csv`` column (``zscore_std_x``, ``channel_use_1``, ``photon_zscore_std_ch0`` by
+    their family), else None."""
     if name in LOG_COLUMN_DOCS:
         return LOG_COLUMN_DOCS[name]
     m = _FAMILY.match(name)
     if m and m.group(1) in LOG_COLUMN_DOCS:
         unit, text = LOG_COLUMN_DOCS[m.group(1)]
-        what = f"channel {m.group(2)}" if m.group(1) == "channel_use" else f"axis {m.group(2)}"
+        if m.group(1) == "channel_use":
+            what = f"channel {m.group(2)}"
+        elif m.group(1) == "photon_zscore_std":
+            ch = re.fullmatch(r"ch(\d+)", m.group(2))
+            if ch is None:
+                return None
+            what = f"channel {ch.group(1)}"
+        else:
+            what = f"axis {m.group(2)}"
         return unit, f"{text} ({what})"
     return None
 

@@ -36,7 +36,7 @@ from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
 from plexloc.train.loss import decode_loss
-from plexloc.train.validation import CHANNEL_USE_MIN, ValidationSet, batch_aux, batch_photons
+from plexloc.train.validation import CHANNEL_USE_MIN, ValidationSet, batch_aux, batch_photons, has_colors
 
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "log.csv"
@@ -152,12 +152,15 @@ def training_simulation(config: TrainConfig):
 def validation_set(config: TrainConfig, sim: Simulator, window: int, n_samples: int | None = None) -> ValidationSet:
     """The run's fixed validation set: the same samples for every validation of a run, a resumed run and
     :func:`recalibrate_model` (its own seed, the training's batch and margin settings); ``n_samples`` other than
-    the configuration's ``validation_samples`` draws more (or fewer) from the same stream."""
+    the configuration's ``validation_samples`` draws more (or fewer) from the same stream. A configuration with dye
+    ratios (ratiometric, two or more dyes) adds the colour part: samples of the configuration's own ratiometric
+    simulation, scored for colour assignment (:class:`~plexloc.train.validation.ColorSet`)."""
     t = config.training
     margin = t.margin_px if t.margin_px is not None else auto_margin_px(sim)
+    color_sim = Simulator(config.simulation()).to(sim.device) if has_colors(config) else None
     return ValidationSet.simulate(
         sim, n_samples=n_samples or t.validation_samples, batch_size=min(t.batch_size, 64), window=window,
-        min_target_photons=t.min_target_photons, seed=t.seed + 7_777_777, margin_px=margin,
+        min_target_photons=t.min_target_photons, seed=t.seed + 7_777_777, margin_px=margin, color_sim=color_sim,
     )
 
 
@@ -453,6 +456,8 @@ def format_row(row: dict[str, Any]) -> str:
     text = (f"step {row['step']}: loss {f('loss', '.3f')} | val {f('val_loss', '.3f')} | JI {f('jaccard', '.1f')} % | "
             f"RMSE lat {f('rmse_lat', '.1f')} ax {f('rmse_ax', '.1f')} nm | RMSE/CRLB {f('crlb_ratio_lat', '.2f')} | "
             f"{f('samples_per_s', '.0f')} samples/s | lr {f('lr', '.2g')}")
+    if "color_accuracy" in row:
+        text += f" | colour {f('color_accuracy', '.1f')} % right, {f('color_rejection', '.1f')} % rejected"
     use = sorted((int(k.rsplit("_", 1)[1]), v) for k, v in row.items() if k.startswith("channel_use_"))
     if use:
         text += " | channel use " + " / ".join(f"{v:.2f}" for _, v in use)
@@ -465,7 +470,8 @@ def format_row(row: dict[str, Any]) -> str:
 
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
-    """Training/validation loss, JI and RMSE against step, as a PNG."""
+    """Training/validation loss, JI and RMSE against step, as a PNG; a multi-colour run's colour accuracy and
+    rejected share beside its colour set's JI in a fourth panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -473,7 +479,8 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
 
     step = np.array([r["step"] for r in rows])
     get = lambda k: np.array([r.get(k, math.nan) for r in rows], dtype=float)  # noqa: E731
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    colors = any("color_accuracy" in r for r in rows)
+    fig, ax = plt.subplots(1, 4 if colors else 3, figsize=(17 if colors else 13, 3.6))
     ax[0].plot(step, get("loss"), label="train")
     ax[0].plot(step, get("val_loss"), label="validation")
     ax[0].set_title("loss")
@@ -489,6 +496,13 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         ax[2].plot(step, get("rmse_ax"), label="RMSE ax")
     ax[2].set_title("RMSE (nm)")
     ax[2].legend()
+    if colors:
+        ax[3].plot(step, get("color_accuracy"), label="accuracy")
+        ax[3].plot(step, get("color_rejection"), label="rejected")
+        ax[3].plot(step, get("color_jaccard"), ls=":", label="JI (colour set)")
+        ax[3].set_title("colour assignment (%)")
+        ax[3].set_ylim(0, 100)
+        ax[3].legend()
     for a in ax:
         a.set_xlabel("step")
         a.grid(alpha=0.3)

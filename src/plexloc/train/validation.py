@@ -6,6 +6,14 @@ errors come to the Cramér-Rao bound of the matched emitters (``crlb_ratio_*`` =
 CRLB^2)) and whether the predicted uncertainties are calibrated (``zscore_std_*`` = standard deviation
 of error / predicted sigma; 1 is calibrated) and, for the isolated emitters alone, the factors that would
 calibrate the sigmas (``sigma_cal_*``), which the model file keeps for ``plexloc fit``.
+
+A multi-colour model (a ``ratiometric`` configuration with two or more dyes) trains on independent photons per
+channel (conventions.md), so the detection scores above say nothing of its colours. Its validation set gets a
+colour part (:class:`ColorSet`): samples simulated with the configuration's own ratiometric photon model (its
+dyes, ratios, colour fractions and on-times), fitted by the network, matched to the truth and assigned colours
+as ``plexloc color`` does (:func:`plexloc.post.color.assign_colors`, DECODE-Plex eq. 3, threshold
+:data:`COLOR_THRESHOLD`): ``color_accuracy`` and ``color_rejection`` (conventions.md), the set's own JI, and
+how well the per-channel photons are measured (:func:`color_scores`).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +32,7 @@ from plexloc.evaluate.uncertainty import error_scores, offset_calibration, sigma
 from plexloc.infer.extract import extract
 from plexloc.infer.fit import to_table
 from plexloc.nets.localizer import Localizer
+from plexloc.post.color import assign_colors
 from plexloc.simulation.generator import Batch, BatchGenerator
 from plexloc.simulation.geometry import transform_indicator
 from plexloc.simulation.simulator import Simulator
@@ -42,9 +52,13 @@ def batch_aux(sim: Simulator, batch: Batch, spec) -> torch.Tensor | None:
     return transform_indicator([ch.transform for ch in sim.channels], batch.roi_offset_px, sim.frame_shape, sim.px_size_nm)
 
 
-def truth_of(batches: list[Batch]) -> tuple[LocTable, np.ndarray]:
-    """Truth table (frame = sample index over all batches) and the per-target bg of channel 0."""
+def truth_of(batches: list[Batch], *, per_channel: bool = False) -> tuple[LocTable, np.ndarray]:
+    """Truth table (frame = sample index over all batches) and the per-target bg of channel 0; ``per_channel``
+    adds each target's photons per channel (``photons_ch{c}``) and its colour (``color``)."""
     cols: dict[str, list[np.ndarray]] = {"frame": [], "x_nm": [], "y_nm": [], "z_nm": [], "photons": []}
+    if per_channel:
+        n_ch = batches[0].target_photons.shape[-1] if batches else 0
+        cols.update({f"photons_ch{c}": [] for c in range(n_ch)}, color=[])
     bgs = []
     offset = 0
     for b in batches:
@@ -55,6 +69,11 @@ def truth_of(batches: list[Batch]) -> tuple[LocTable, np.ndarray]:
         cols["y_nm"].append(xyz[:, 1])
         cols["z_nm"].append(xyz[:, 2])
         cols["photons"].append(b.target_photons[s, k].sum(-1).double().cpu().numpy())
+        if per_channel:
+            phot = b.target_photons[s, k].double().cpu().numpy()
+            for c in range(phot.shape[1]):
+                cols[f"photons_ch{c}"].append(phot[:, c])
+            cols["color"].append(b.target_color[s, k].cpu().numpy().astype(np.int64))
         offset += b.frames.shape[0]
         bgs.append(b.bg[:, 0].reshape(b.bg.shape[0], -1).mean(-1)[s].double().cpu().numpy())
     return LocTable({k: np.concatenate(v) for k, v in cols.items()}), np.concatenate(bgs)
@@ -85,18 +104,132 @@ def channel_use(model: Localizer, x: torch.Tensor, aux: torch.Tensor | None) -> 
     return [v / top if top > 0 else 0.0 for v in change]
 
 
+#: colour probability below which a localization's colour is rejected (``plexloc color``'s default, DECODE-Plex)
+COLOR_THRESHOLD = 0.9
+#: the colour part of a validation set has this share of the set's samples (at least one): its fit costs about
+#: that share of a validation's network time (measured: bench notes in the module docstring of the trainer)
+COLOR_SHARE = 8
+
+
+def color_samples(n_samples: int) -> int:
+    """Samples of the colour part of a validation set of ``n_samples``: ``ceil(n_samples / COLOR_SHARE)``."""
+    return max(1, -(-int(n_samples) // COLOR_SHARE))
+
+
+def has_colors(config) -> bool:
+    """Whether a simulation/training configuration names dyes to assign (``ratiometric`` with two or more)."""
+    pm = config.photon_model
+    return pm.kind == "ratiometric" and pm.ratios is not None and len(pm.ratios) >= 2 and config.n_channels >= 2
+
+
+def color_scores(truth: LocTable, pred: LocTable, ratios, *, dim: int,
+                 threshold: float = COLOR_THRESHOLD) -> dict[str, float]:
+    """Colour scores of the localizations ``pred`` (with ``photons_ch*`` and ``sigma_photons_ch*``, as the network's
+    tables have them) against ``truth`` (with ``photons_ch*`` and ``color``).
+
+    Colours are assigned as ``plexloc color --ratios ... --threshold`` does (:func:`assign_colors`), the tables
+    matched as ``plexloc evaluate`` matches them. Returns, in percent, ``color_jaccard`` (JI of this set),
+    ``color_accuracy`` and ``color_rejection`` (of the matched localizations, conventions.md); the RMSE of the
+    predicted fraction of photons in channel 0 against the true one, ``color_fraction_rmse`` (a fraction: the dyes'
+    channel-0 fractions must differ by several of it to be told apart); and per channel c
+    ``photon_zscore_std_ch{c}``, the standard deviation of (predicted - true photons) / predicted sigma (1: the
+    photon uncertainties that eq. 3 weighs by are calibrated). NaN where nothing matched."""
+    colored, _ = assign_colors(pred, ratios, threshold)
+    m = match(truth, colored, dim=dim)
+    met = evaluate_matching(truth, colored, m, dim=dim)
+    nan = float("nan")
+    out = {"color_jaccard": met.jaccard, "color_accuracy": met.color_accuracy, "color_rejection": met.color_rejection}
+    n_ch = len(np.asarray(ratios)[0])
+    ti, pj = m.tp_truth, m.tp_pred
+    true_n = np.stack([np.asarray(truth[f"photons_ch{c}"], float)[ti] for c in range(n_ch)], axis=1)
+    pred_n = np.stack([np.asarray(colored[f"photons_ch{c}"], float)[pj] for c in range(n_ch)], axis=1)
+    sig = np.stack([np.asarray(colored[f"sigma_photons_ch{c}"], float)[pj] for c in range(n_ch)], axis=1)
+    t_tot, p_tot = true_n.sum(axis=1), pred_n.sum(axis=1)
+    ok = (t_tot > 0) & (p_tot > 0)
+    df = pred_n[ok, 0] / p_tot[ok] - true_n[ok, 0] / t_tot[ok]
+    out["color_fraction_rmse"] = float(np.sqrt(np.mean(df**2))) if df.size else nan
+    z = (pred_n - true_n) / np.maximum(sig, 1e-9)
+    for c in range(n_ch):
+        out[f"photon_zscore_std_ch{c}"] = float(np.std(z[:, c])) if len(z) >= 2 else nan
+    return {k: (nan if v is None else float(v)) for k, v in out.items()}
+
+
+@dataclass
+class ColorSet:
+    """The colour part of a validation set: fixed samples of the configuration's ratiometric simulation (``sim``:
+    its dyes, ratios, colour fractions and on-times), with the truth's per-channel photons and colours."""
+
+    sim: Simulator
+    batches: list[Batch]
+    truth: LocTable
+    ratios: list[list[float]]
+    is_3d: bool
+    threshold: float = COLOR_THRESHOLD
+
+    @classmethod
+    def simulate(
+        cls, sim: Simulator, *, n_samples: int, batch_size: int, window: int, min_target_photons: float, seed: int,
+        margin_px: float = 0.0, threshold: float = COLOR_THRESHOLD,
+    ) -> ColorSet:
+        """``n_samples`` of ``sim`` (a ratiometric simulator with two or more dyes) from the stream of ``seed``."""
+        if not has_colors(sim.config):
+            pm = sim.config.photon_model
+            raise ValueError(f"a colour validation set needs a ratiometric simulation with two or more dyes, got "
+                             f"photon_model kind {pm.kind!r} with ratios {pm.ratios}")
+        gen = BatchGenerator(sim, batch_size=batch_size, window=window, min_target_photons=min_target_photons,
+                             seed=seed, margin_px=margin_px)
+        batches = []
+        left = n_samples
+        while left > 0:
+            gen.batch_size = min(batch_size, left)
+            batches.append(gen())
+            left -= gen.batch_size
+        truth, _ = truth_of(batches, per_channel=True)
+        ratios = [list(map(float, r)) for r in sim.config.photon_model.ratios]
+        return cls(sim, batches, truth, ratios, bool(sim.channels[0].psf.is_3d), threshold)
+
+    @torch.no_grad()
+    def fit(self, model: Localizer, *, threshold: float = 0.5, amp: bool = False) -> LocTable:
+        """The network's localizations of the set (frame = sample index), as ``plexloc fit`` tabulates them."""
+        was_training = model.training
+        model.eval()
+        tables, n = [], 0
+        for b in self.batches:
+            x = batch_photons(self.sim, b.frames)
+            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.is_cuda else nullcontext()
+            with ctx:
+                raw = model(x, batch_aux(self.sim, b, model.spec))
+            ex = extract(model.decode(raw), model.spec, threshold=threshold)
+            tables.append(to_table(ex, np.arange(n, n + b.frames.shape[0]), model))
+            n += b.frames.shape[0]
+        model.train(was_training)
+        return LocTable.concat(tables)
+
+    def score(self, model: Localizer, *, threshold: float = 0.5, amp: bool = False) -> dict[str, float]:
+        """:func:`color_scores` of ``model``'s fit of the set (``threshold``: the detection threshold)."""
+        if model.spec.n_photons != len(self.ratios[0]):
+            raise ValueError(f"colour validation needs one photon output per channel ({len(self.ratios[0])}); the "
+                             f"model has {model.spec.n_photons}")
+        return color_scores(self.truth, self.fit(model, threshold=threshold, amp=amp), self.ratios,
+                            dim=3 if self.is_3d else 2, threshold=self.threshold)
+
+
 @dataclass
 class ValidationSet:
     batches: list[Batch]
     truth: LocTable
     crlb: dict[str, np.ndarray]  # crlb_x_nm, crlb_y_nm, crlb_z_nm of every truth row
     is_3d: bool
+    color: ColorSet | None = None  # the colour part (multi-colour configurations)
 
     @classmethod
     def simulate(
         cls, sim: Simulator, *, n_samples: int, batch_size: int, window: int, min_target_photons: float, seed: int,
-        margin_px: float = 0.0,
+        margin_px: float = 0.0, color_sim: Simulator | None = None,
     ) -> ValidationSet:
+        """``n_samples`` of the training simulation ``sim`` from the stream of ``seed``; with ``color_sim`` (the
+        configuration's ratiometric simulation) also a colour part of :func:`color_samples` samples from its own
+        stream (``seed + 1``), so that every validation of a run and a resumed run score the same samples."""
         gen = BatchGenerator(sim, batch_size=batch_size, window=window, min_target_photons=min_target_photons, seed=seed,
                              margin_px=margin_px)
         batches = []
@@ -110,7 +243,12 @@ class ValidationSet:
         frac = np.array([c.throughput for c in sim.channels], dtype=float)
         bound = table_crlb(truth, [(c.psf, c.camera) for c in sim.channels], bg=bg,
                            z_offsets_nm=[c.z_offset_nm for c in sim.channels], photon_fractions=list(frac / frac.sum()))
-        return cls(batches, truth, bound, is_3d)
+        color = None
+        if color_sim is not None:
+            color = ColorSet.simulate(color_sim, n_samples=color_samples(n_samples), batch_size=batch_size,
+                                      window=window, min_target_photons=min_target_photons, seed=seed + 1,
+                                      margin_px=margin_px)
+        return cls(batches, truth, bound, is_3d, color)
 
     @torch.no_grad()
     def score(self, model: Localizer, sim: Simulator, *, threshold: float = 0.5, amp: bool = False) -> dict[str, float]:
@@ -146,4 +284,36 @@ class ValidationSet:
         out.update(sigma_calibration(pred_t, m, self.truth, dim=dim))  # stored with the model; plexloc fit applies it
         out.update(offset_calibration(m, self.truth, dim=dim))
         out.update({f"channel_use_{c}": v for c, v in enumerate(use)})
+        if self.color is not None:
+            out.update(self.color.score(model, threshold=threshold, amp=amp))
         return {k: (float("nan") if v is None else float(v)) for k, v in out.items()}
+
+
+#: a multi-colour model whose validation colour accuracy (%) is below this, or whose rejected share (%) is above
+#: POOR_COLOR_REJECTION, is not ready to assign colours (:func:`poor_colors`)
+POOR_COLOR_ACCURACY = 90.0
+POOR_COLOR_REJECTION = 30.0
+
+
+def poor_colors(scores: dict[str, Any]) -> str | None:
+    """What is poor about the colour scores of a validation (``color_accuracy``, ``color_rejection``, %), or None
+    where they are good enough or absent (no colour part: one channel, linked channels). A NaN accuracy (no matched
+    localization in the colour part) is poor."""
+    if "color_accuracy" not in scores:
+        return None
+    acc, rej = _as_float(scores.get("color_accuracy")), _as_float(scores.get("color_rejection"))
+    wrong = 100.0 - acc - rej
+    if not math.isfinite(acc):
+        return "no localization of its colour validation set matched (colour accuracy not measured)"
+    if acc >= POOR_COLOR_ACCURACY and not rej > POOR_COLOR_REJECTION:
+        return None
+    return (f"colour accuracy {acc:.1f} % of the matched localizations of its colour validation set, {rej:.1f} % "
+            f"rejected, {wrong:.1f} % given the wrong colour (ready: accuracy >= {POOR_COLOR_ACCURACY:g} % and at most "
+            f"{POOR_COLOR_REJECTION:g} % rejected)")
+
+
+def _as_float(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
