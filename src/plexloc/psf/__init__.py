@@ -3,6 +3,8 @@
 - ``gaussian``: 2D Gaussian, pixel-integrated;
 - ``astigmatic``: 3D astigmatic Gaussian (Huang et al. 2008 defocus model);
 - ``spline``: cubic spline of a measured PSF volume (SMAP ``_3dcal.mat``).
+
+:func:`check_psf_shape` (:mod:`plexloc.psf.check`) compares a movie's spot shapes with a model's PSF.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from plexloc.config.models import AstigmaticPSFConfig, GaussianPSFConfig, PSFConfig, SplinePSFConfig
 from plexloc.errors import InputError
 from plexloc.psf.base import PSF
+from plexloc.psf.check import PSFShapeReport, PSFShapeWarning, check_psf_shape, check_psf_shapes
 from plexloc.psf.gaussian import AstigmaticPSF, GaussianPSF
 from plexloc.psf.spline import SplinePSF, coefficients_from_volume
 
@@ -41,4 +44,5 @@ def psf_from_config(
     raise InputError(f"unknown PSF kind {getattr(config, 'kind', config)!r}; known: {sorted(PSFS)}")  # pragma: no cover
 
 
-__all__ = ["PSF", "PSFS", "AstigmaticPSF", "GaussianPSF", "SplinePSF", "coefficients_from_volume", "psf_from_config"]
+__all__ = ["PSF", "PSFS", "AstigmaticPSF", "GaussianPSF", "PSFShapeReport", "PSFShapeWarning", "SplinePSF",
+           "check_psf_shape", "check_psf_shapes", "coefficients_from_volume", "psf_from_config"]

@@ -1,0 +1,761 @@
+"""Does the movie's PSF match the model's? A spot-shape check that needs no model on the movie's side.
+
+A network (or an MLE fit) answers for any input: a 3D astigmatic movie fitted with a 2D model, a movie taken
+at another magnification (pixel size) or with another objective's PSF calibration all give a table without a
+word. :func:`check_psf_shape` measures the spots' shape and compares it with the model's own PSF:
+
+1. **movie**: on the first frames (in photons), bright isolated spots are found with the project's detection
+   (:func:`plexloc.mle.detection.dog_filter`, :func:`~plexloc.mle.detection.local_maxima`): peaks of the
+   difference-of-Gaussians image above ``bright_snr`` times its robust noise, with no other peak above
+   ``isolation_snr`` within ``isolation_px``. Each spot's ``R x R`` window is fitted with an axis-aligned
+   elliptical Gaussian (pixel-integrated) plus a constant background by Poisson maximum likelihood
+   (:func:`fit_elliptical_gaussian`): widths ``sigma_x, sigma_y``, photons, background and the widths' Cramér-Rao
+   bounds.
+2. **model**: the same estimator on the same window size and pixel grid, on the model's own PSF rendered over its
+   z range (the emitters' ``z_range_nm`` less the channel's ``z_offset_nm``): noiseless renders give the
+   estimator's curve ``(sigma_x(z), sigma_y(z))`` (pixel integration, window truncation and a non-Gaussian
+   spline's shape are on both sides), and noisy ones, at the photons and background of the movie's spots and
+   through the channel's camera, measure the estimator's scatter around it (``alpha``: its spread in units of
+   the Poisson Cramér-Rao bound, about 1.4 for an EMCCD's excess noise).
+3. **distance**: each movie spot's distance to the nearest point of the curve, per axis in units of
+   ``sqrt((alpha * crlb)^2 + (floor * sigma)^2)`` (``floor``: a relative tolerance, so that very bright spots are
+   not held to a precision no real calibration has). A spot further than ``far_distance`` is *far*. The share of
+   far spots among the model's own simulated spots is the false-alarm baseline (about 1 %).
+
+More than ``max_far_fraction`` of the spots far is a :class:`PSFShapeWarning` that says what was measured and the
+likely cause: elongated spots against a round (2D) model (a 3D astigmatic movie?), spots uniformly wider or
+narrower than the model (its best width scale: a wrong ``px_size_nm`` or PSF), else the widths against the model's
+range. With fewer than ``min_spots`` spots nothing is warned about (the report says so). A 3D model whose movie
+spots all sit at one z (a 2D movie, or a thin sample) is a legitimate case: the report notes it, without a warning.
+
+Widths are reported in nm at the model's pixel size (what the model believes a pixel is).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from plexloc.errors import InputError
+
+__all__ = [
+    "EllipticalFit",
+    "PSFShapeReport",
+    "PSFShapeWarning",
+    "check_psf_shape",
+    "check_psf_shapes",
+    "fit_elliptical_gaussian",
+]
+
+#: frames of the movie the check looks at, at most (it stops earlier once it has ``MAX_SPOTS`` spots)
+MAX_FRAMES = 200
+#: spots measured on the movie, at most (run time)
+MAX_SPOTS = 300
+#: below this many measured spots the check reports and never warns
+MIN_SPOTS = 30
+#: a spot is far from the model's curve beyond this normalised distance (2 axes)
+FAR_DISTANCE = 3.0
+#: relative width tolerance added to the measurement scatter
+WIDTH_FLOOR = 0.08
+#: warn where more than this share of the spots is far (correct models reached 0.44-0.52 at 2 emitters/um^2, where
+#: most isolated-looking spots are two emitters; bench/psf_shape_check.py) ...
+MAX_FAR_FRACTION = 0.6
+#: ... and this share more than among the model's own spots (in frames as crowded as the movie's)
+MIN_EXCESS = 0.25
+#: peaks expected within the isolation radius of a spot above which the crowded model baseline is simulated
+CROWDING_MIN = 0.05
+
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class PSFShapeWarning(UserWarning):
+    """The movie's spots do not have the shape of the model's PSF (another PSF, z model or pixel size)."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the estimator: an elliptical Gaussian plus constant background, Poisson maximum likelihood, batched
+# --------------------------------------------------------------------------------------------------------------
+@dataclass
+class EllipticalFit:
+    """Fitted parameters of N windows (all ``(N,)`` numpy arrays, pixels of the window; centre of window pixel
+    ``(i, j)`` at ``(j + 0.5, i + 0.5)``); ``crlb_sx, crlb_sy``: the widths' Poisson Cramér-Rao bounds (px);
+    ``ok``: finite, converged, widths inside their bounds."""
+
+    x: np.ndarray
+    y: np.ndarray
+    sx: np.ndarray
+    sy: np.ndarray
+    photons: np.ndarray
+    bg: np.ndarray
+    crlb_sx: np.ndarray
+    crlb_sy: np.ndarray
+    ok: np.ndarray
+
+    def select(self, keep: np.ndarray) -> EllipticalFit:
+        return EllipticalFit(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
+
+
+def _axis(pos: Tensor, sigma: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Integrated 1D Gaussian over ``n`` pixels ``(N, n)`` and its derivatives by position and width."""
+    t = torch.arange(n + 1, device=pos.device, dtype=pos.dtype)[None, :] - pos[:, None]  # pixel edges - position
+    s = sigma[:, None]
+    e = 0.5 * torch.diff(torch.erf(t / (_SQRT2 * s)), dim=1)
+    g = torch.exp(-0.5 * (t / s) ** 2) * (_INV_SQRT_2PI / s)
+    de_du = g[:, :-1] - g[:, 1:]
+    tg = t * g
+    de_ds = -(tg[:, 1:] - tg[:, :-1]) / s
+    return e, de_du, de_ds
+
+
+def _model(theta: Tensor, R: int, jacobian: bool) -> tuple[Tensor, Tensor | None]:
+    """Expected photons ``(N, R*R)`` of parameters ``(x, y, sx, sy, photons, bg)`` and the Jacobian ``(N, R*R, 6)``."""
+    x, y, sx, sy, n, b = theta.unbind(1)
+    ex, dex, dsx = _axis(x, sx, R)
+    ey, dey, dsy = _axis(y, sy, R)
+    unit = ey[:, :, None] * ex[:, None, :]
+    mu = (n[:, None, None] * unit + b[:, None, None]).reshape(-1, R * R)
+    if not jacobian:
+        return mu, None
+    nn_ = n[:, None, None]
+    J = torch.stack(
+        [
+            nn_ * ey[:, :, None] * dex[:, None, :],
+            nn_ * dey[:, :, None] * ex[:, None, :],
+            nn_ * ey[:, :, None] * dsx[:, None, :],
+            nn_ * dsy[:, :, None] * ex[:, None, :],
+            unit,
+            torch.ones_like(unit),
+        ],
+        dim=-1,
+    ).reshape(-1, R * R, 6)
+    return mu, J
+
+
+def fit_elliptical_gaussian(
+    windows: Tensor | np.ndarray, *, sigma0_px: float = 1.3, iterations: int = 40, min_sigma_px: float = 0.35
+) -> EllipticalFit:
+    """Fit ``(N, R, R)`` windows (photons) with an axis-aligned, pixel-integrated elliptical Gaussian plus a
+    constant background, by Poisson maximum likelihood (batched Levenberg-Marquardt in float64).
+
+    Starts: the window's centre pixel, widths ``sigma0_px``, background the median of the window's border pixels.
+    Bounds: the position within 1 px of the window's edge, widths in ``[min_sigma_px, R / 2]``, photons >= 1,
+    background >= 0. Negative pixels (read noise) count as 0 in the likelihood."""
+    d = torch.as_tensor(np.asarray(windows) if not isinstance(windows, Tensor) else windows).to(torch.float64)
+    if d.ndim != 3 or d.shape[1] != d.shape[2]:
+        raise InputError(f"windows must be (N, R, R), got {tuple(d.shape)}")
+    N, R = d.shape[0], d.shape[1]
+    if N == 0:
+        z = np.zeros(0)
+        return EllipticalFit(z, z, z, z, z, z, z, z, np.zeros(0, bool))
+    data = d.reshape(N, R * R).clamp_min(0.0)
+    border = torch.cat([d[:, 0], d[:, -1], d[:, 1:-1, 0], d[:, 1:-1, -1]], dim=1)
+    b0 = border.median(dim=1).values.clamp_min(0.1)
+    n0 = (data.sum(1) - b0 * R * R).clamp_min(10.0)
+    c = torch.full((N,), R // 2 + 0.5, dtype=torch.float64)
+    s0 = torch.full((N,), float(sigma0_px), dtype=torch.float64).clamp(min_sigma_px, R / 2)
+    theta = torch.stack([c, c, s0, s0, n0, b0], dim=1)
+    lo = torch.tensor([1.0, 1.0, min_sigma_px, min_sigma_px, 1.0, 0.0], dtype=torch.float64)
+    hi = torch.tensor([R - 1.0, R - 1.0, R / 2, R / 2, float("inf"), float("inf")], dtype=torch.float64)
+    lam = torch.full((N,), 1e-3, dtype=torch.float64)
+    eye = torch.eye(6, dtype=torch.float64)
+
+    def loglik(mu: Tensor) -> Tensor:
+        mu = mu.clamp_min(1e-6)
+        return (data * torch.log(mu) - mu).sum(1)
+
+    def fisher(J: Tensor, w: Tensor) -> Tensor:
+        return torch.bmm((J * w[:, :, None]).transpose(1, 2), J)
+
+    active = torch.arange(N)  # spots still moving
+    mu, J = _model(theta, R, True)
+    ll = loglik(mu)
+    step = torch.full((N,), float("inf"), dtype=torch.float64)
+    for _ in range(iterations):
+        if not len(active):
+            break
+        th, m_, J_, d_ = theta[active], mu[active], J[active], data[active]
+        w = 1.0 / m_.clamp_min(1e-6)
+        grad = torch.bmm(J_.transpose(1, 2), (d_ * w - 1.0)[:, :, None])[..., 0]
+        H = fisher(J_, w)
+        diag = torch.diagonal(H, dim1=1, dim2=2).clamp_min(1e-12)
+        A = H + (lam[active][:, None] * diag)[:, :, None] * eye
+        delta = torch.linalg.solve(A, grad[:, :, None])[..., 0]
+        delta = torch.nan_to_num(delta, nan=0.0, posinf=0.0, neginf=0.0)
+        trial = torch.maximum(torch.minimum(th + delta, hi), lo)
+        mu_t, J_t = _model(trial, R, True)
+        ll_t = (d_ * torch.log(mu_t.clamp_min(1e-6)) - mu_t.clamp_min(1e-6)).sum(1)
+        better = ll_t >= ll[active]
+        moved = (trial - th).abs()[:, :4].amax(1)
+        step[active] = torch.where(better, moved, step[active])
+        b = active[better]
+        theta[b], mu[b], J[b], ll[b] = trial[better], mu_t[better], J_t[better], ll_t[better]
+        lam[active] = torch.where(better, lam[active] / 3.0, lam[active] * 4.0).clamp(1e-7, 1e7)
+        # done: a small accepted step, or a damping so large that nothing moves any more
+        done = (better & (moved < 1e-5)) | (lam[active] >= 1e7)
+        active = active[~done]
+    w = 1.0 / mu.clamp_min(1e-6)
+    H = fisher(J, w)
+    cov = torch.linalg.pinv(H)
+    crlb = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0.0))
+    t = theta.numpy()
+    cr = crlb.numpy()
+    finite = np.isfinite(t).all(1) & np.isfinite(cr[:, 2:4]).all(1)
+    inside = (t[:, 2] > min_sigma_px * 1.01) & (t[:, 3] > min_sigma_px * 1.01) & (t[:, 2] < R / 2 * 0.99) & (t[:, 3] < R / 2 * 0.99)
+    ok = finite & inside & (step.numpy() < 1e-2)  # inf: never took a step
+    return EllipticalFit(t[:, 0], t[:, 1], t[:, 2], t[:, 3], t[:, 4], t[:, 5], cr[:, 2], cr[:, 3], ok)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the report
+# --------------------------------------------------------------------------------------------------------------
+@dataclass
+class PSFShapeReport:
+    """What :func:`check_psf_shape` measured on one channel.
+
+    Widths are in nm at the model's pixel size (``px_size_nm``). Movie-side arrays have one entry per measured
+    spot; model-side ones one per point of the model's curve (``model_z_nm``)."""
+
+    channel: int | None
+    px_size_nm: tuple[float, float]
+    psf_kind: str
+    frames: int  # frames looked at
+    window_px: int
+    candidates: int  # peaks above the bright threshold (before isolation and the fit)
+    n_spots: int  # spots measured (isolated, fitted)
+    spot_pixel: np.ndarray = field(repr=False)  # (n_spots, 3) frame, row, column of each spot's centre pixel
+    sigma_x_nm: np.ndarray = field(repr=False)
+    sigma_y_nm: np.ndarray = field(repr=False)
+    photons: np.ndarray = field(repr=False)
+    bg: np.ndarray = field(repr=False)
+    distance: np.ndarray = field(repr=False)  # normalised distance to the model's curve
+    z_nm: np.ndarray = field(repr=False)  # the z of the curve's nearest point (the channel's PSF z)
+    model_z_nm: np.ndarray = field(repr=False)
+    model_sigma_x_nm: np.ndarray = field(repr=False)
+    model_sigma_y_nm: np.ndarray = field(repr=False)
+    alpha: tuple[float, float] = (1.0, 1.0)  # the estimator's scatter over its Poisson CRLB, per axis
+    model_far_fraction: float = math.nan  # the model's own isolated noisy spots far from its curve
+    crowded_far_fraction: float = math.nan  # ... its spots in frames as crowded as the movie's (the baseline)
+    peak_density_per_um2: float = math.nan  # detected peaks per um^2 per frame of the movie (model's pixel size)
+    crowded_density_per_um2: float = 0.0  # emitter density of the model's crowded frames (0: not simulated)
+    far_fraction: float = math.nan
+    width_scale: float = math.nan  # movie widths / model widths that makes the most spots fit
+    width_scale_far_fraction: float = math.nan
+    warning: str | None = None
+    note: str | None = None
+
+    @property
+    def enough(self) -> bool:
+        """Whether enough spots were measured to judge (else the report says so and nothing is warned about)."""
+        return self.note is None or not self.note.startswith("too few")
+
+    @property
+    def baseline_far_fraction(self) -> float:
+        """The far share the model's own spots show: in frames as crowded as the movie's where simulated."""
+        v = self.crowded_far_fraction
+        return v if np.isfinite(v) else (self.model_far_fraction if np.isfinite(self.model_far_fraction) else 0.0)
+
+    @property
+    def median_sigma_nm(self) -> tuple[float, float]:
+        if not self.n_spots:
+            return (math.nan, math.nan)
+        return float(np.median(self.sigma_x_nm)), float(np.median(self.sigma_y_nm))
+
+    @property
+    def ellipticity_range(self) -> tuple[float, float]:
+        """5th and 95th percentiles of the movie spots' ``sigma_x / sigma_y``."""
+        if not self.n_spots:
+            return (math.nan, math.nan)
+        q = np.quantile(self.sigma_x_nm / self.sigma_y_nm, [0.05, 0.95])
+        return float(q[0]), float(q[1])
+
+    @property
+    def model_ellipticity_range(self) -> tuple[float, float]:
+        e = self.model_sigma_x_nm / self.model_sigma_y_nm
+        return float(e.min()), float(e.max())
+
+    @property
+    def model_sigma_range_nm(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """((min, max) of sigma_x, (min, max) of sigma_y) along the model's curve."""
+        return ((float(self.model_sigma_x_nm.min()), float(self.model_sigma_x_nm.max())),
+                (float(self.model_sigma_y_nm.min()), float(self.model_sigma_y_nm.max())))
+
+    def as_dict(self) -> dict:
+        """Scalars of the report (for JSON)."""
+        mx, my = self.median_sigma_nm
+        e = self.ellipticity_range
+        (xl, xh), (yl, yh) = self.model_sigma_range_nm
+        return {
+            "channel": self.channel, "psf": self.psf_kind, "px_size_nm": list(self.px_size_nm), "frames": self.frames,
+            "window_px": self.window_px, "candidates": self.candidates, "spots": self.n_spots,
+            "median_sigma_x_nm": mx, "median_sigma_y_nm": my, "ellipticity_q05": e[0], "ellipticity_q95": e[1],
+            "model_sigma_x_nm": [xl, xh], "model_sigma_y_nm": [yl, yh],
+            "model_ellipticity": list(self.model_ellipticity_range), "alpha": list(self.alpha),
+            "model_far_fraction": self.model_far_fraction, "crowded_far_fraction": self.crowded_far_fraction,
+            "peak_density_per_um2": self.peak_density_per_um2, "crowded_density_per_um2": self.crowded_density_per_um2,
+            "far_fraction": self.far_fraction,
+            "width_scale": self.width_scale, "width_scale_far_fraction": self.width_scale_far_fraction,
+            "z_iqr_nm": self.z_iqr_nm, "warning": self.warning, "note": self.note,
+        }
+
+    @property
+    def z_iqr_nm(self) -> float:
+        """Interquartile range of the spots' nearest-curve z (0 for a 2D model)."""
+        if not self.n_spots:
+            return math.nan
+        q = np.quantile(self.z_nm, [0.25, 0.75])
+        return float(q[1] - q[0])
+
+    def format_table(self) -> str:
+        """A few lines for a log: the movie's spots against the model's PSF."""
+        mx, my = self.median_sigma_nm
+        e = self.ellipticity_range
+        (xl, xh), (yl, yh) = self.model_sigma_range_nm
+        el, eh = self.model_ellipticity_range
+        chan = f"channel {self.channel}: " if self.channel is not None else ""
+        verdict = "MISMATCH" if self.warning else ("too few spots" if not self.enough else "ok")
+        return (
+            f"PSF shape: {chan}{self.n_spots} spots of {self.frames} frames | median sigma_x {mx:.0f} nm, sigma_y "
+            f"{my:.0f} nm, sigma_x/sigma_y {e[0]:.2f}-{e[1]:.2f} | model ({self.psf_kind}) sigma_x {xl:.0f}-{xh:.0f}, "
+            f"sigma_y {yl:.0f}-{yh:.0f} nm, sigma_x/sigma_y {el:.2f}-{eh:.2f} | far {100 * self.far_fraction:.0f} % "
+            f"(model's own {100 * self.baseline_far_fraction:.0f} %) | {verdict}"
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the check
+# --------------------------------------------------------------------------------------------------------------
+def _model_z_grid(psf, z_range_nm: tuple[float, float], z_offset_nm: float, n: int) -> np.ndarray:
+    """The z values (the channel's PSF z) the model's curve is sampled at: one for a 2D PSF."""
+    if not getattr(psf, "is_3d", True):
+        return np.zeros(1)
+    lo, hi = float(z_range_nm[0]) - z_offset_nm, float(z_range_nm[1]) - z_offset_nm
+    plo, phi = psf.z_range_nm
+    lo, hi = max(lo, plo), min(hi, phi)
+    if hi < lo:
+        raise InputError(f"z_range_nm {list(z_range_nm)} (z offset {z_offset_nm:g} nm) lies outside the PSF's z range "
+                         f"[{plo:.0f}, {phi:.0f}] nm")
+    if hi - lo < 1e-6:
+        return np.array([lo])
+    return np.linspace(lo, hi, n)
+
+
+def _render_windows(psf, z_nm: np.ndarray, fx: np.ndarray, fy: np.ndarray, R: int, photons: np.ndarray,
+                    bg: np.ndarray) -> Tensor:
+    """Expected photons ``(N, R, R)``: each emitter ``(R // 2 + fx, R // 2 + fy)`` px from its window's corner."""
+    px, py = psf.px_size_nm
+    dev = next(iter(psf.buffers()), torch.empty(0)).device
+    n = len(z_nm)
+    t = lambda v: torch.as_tensor(np.asarray(v, dtype=np.float32), device=dev)  # noqa: E731
+    with torch.no_grad():
+        img = psf.render(t((R // 2 + fx) * px), t((R // 2 + fy) * py), t(z_nm), t(photons),
+                         torch.arange(n, device=dev), n_frames=n, frame_shape=(R, R))
+    return img.detach().cpu().to(torch.float64) + torch.as_tensor(bg, dtype=torch.float64)[:, None, None]
+
+
+def _noisy(expected: Tensor, camera, generator: torch.Generator) -> Tensor:
+    """``expected`` photons through the camera and back to photons (Poisson without a camera, or for a camera with
+    per-pixel maps, which windows cannot take)."""
+    x = expected.to(torch.float32)
+    if camera is None or getattr(camera, "map_shape", None) is not None:
+        return torch.poisson(x, generator=generator).to(torch.float64)
+    cam = camera
+    if any(b.device.type != "cpu" for b in getattr(cam, "buffers", lambda: [])()):
+        import copy
+
+        cam = copy.deepcopy(cam).cpu()
+    with torch.no_grad():
+        return cam.to_photons(cam(x, generator=generator)).to(torch.float64)
+
+
+def _distances(sx: np.ndarray, sy: np.ndarray, cx: np.ndarray, cy: np.ndarray, curve_x: np.ndarray,
+               curve_y: np.ndarray, alpha: tuple[float, float], floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each spot's normalised distance to the nearest curve point and that point's index."""
+    if len(sx) == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    vx = (alpha[0] * cx[:, None]) ** 2 + (floor * curve_x[None, :]) ** 2
+    vy = (alpha[1] * cy[:, None]) ** 2 + (floor * curve_y[None, :]) ** 2
+    d2 = (sx[:, None] - curve_x[None, :]) ** 2 / vx + (sy[:, None] - curve_y[None, :]) ** 2 / vy
+    k = np.argmin(d2, axis=1)
+    return np.sqrt(d2[np.arange(len(sx)), k]), k
+
+
+def _find_spots(frames: Tensor, *, R: int, sigma_det_px: float, bright_snr: float, isolation_snr: float,
+                isolation_px: float, max_spots: int, chunk: int = 25) -> _Spots:
+    """Bright isolated spots of ``(T, H, W)`` photon frames (:class:`_Spots`), frame chunk by chunk until
+    ``max_spots`` are found."""
+    from scipy.spatial import cKDTree
+
+    from plexloc.mle.detection import dog_filter, local_maxima
+
+    T, H, W = frames.shape
+    h = R // 2
+    out: list[np.ndarray] = []
+    where: list[np.ndarray] = []
+    heights: list[np.ndarray] = []
+    spot_heights: list[np.ndarray] = []
+    n_bright, n_peaks, n_found, used = 0, 0, 0, 0
+    for a in range(0, T, chunk):
+        x = frames[a:a + chunk].to(torch.float32)
+        used = a + x.shape[0]
+        dog = dog_filter(x, sigma_px=sigma_det_px)
+        flat = dog.reshape(dog.shape[0], -1)
+        med = flat.median(dim=1).values
+        noise = 1.4826 * (flat - med[:, None]).abs().median(dim=1).values.clamp_min(1e-6)
+        cand = local_maxima(dog, isolation_snr * noise, min_distance_px=2)
+        n_peaks += len(cand)
+        if len(cand) == 0:
+            continue
+        heights.append(cand.height)
+        bright = cand.height > bright_snr * noise.numpy()[cand.frame]
+        inside = (cand.row >= h) & (cand.row < H - h) & (cand.col >= h) & (cand.col < W - h)
+        n_bright += int(bright.sum())
+        # nearest other peak of the same frame (frames kept apart by a large offset)
+        pts = np.stack([cand.frame * 10.0 * (H + W), cand.row, cand.col], axis=1).astype(np.float64)
+        dist, _ = cKDTree(pts).query(pts, k=2)
+        isolated = dist[:, 1] > isolation_px
+        sel = np.nonzero(bright & inside & isolated)[0]
+        if not len(sel):
+            continue
+        sel = sel[: max_spots - n_found]
+        off = np.arange(-h, h + 1)
+        xn = x.numpy()
+        win = xn[cand.frame[sel][:, None, None], cand.row[sel][:, None, None] + off[None, :, None],
+                 cand.col[sel][:, None, None] + off[None, None, :]]
+        out.append(win)
+        where.append(np.stack([cand.frame[sel] + a, cand.row[sel], cand.col[sel]], axis=1))
+        spot_heights.append(cand.height[sel])
+        n_found += len(sel)
+        if n_found >= max_spots:
+            break
+    win = np.concatenate(out) if out else np.zeros((0, R, R), np.float32)
+    pos = np.concatenate(where) if where else np.zeros((0, 3), np.int64)
+    cat = lambda v: np.concatenate(v) if v else np.zeros(0)  # noqa: E731
+    return _Spots(win, pos, n_bright, n_peaks, used, used * H * W, cat(heights), cat(spot_heights))
+
+
+@dataclass
+class _Spots:
+    """Windows ``(n, R, R)`` of bright isolated spots, their ``(n, 3)`` (frame, row, column) centre pixels; the bright
+    peaks, all peaks (above the isolation threshold), frames and pixels looked at."""
+
+    windows: np.ndarray
+    pixel: np.ndarray
+    n_bright: int
+    n_peaks: int
+    frames: int
+    pixels: int
+    heights: np.ndarray  # every peak's height in the filtered image
+    spot_heights: np.ndarray  # the spots'
+
+
+def check_psf_shape(
+    frames_photons: Tensor | np.ndarray,
+    psf,
+    *,
+    z_range_nm: Sequence[float] = (0.0, 0.0),
+    z_offset_nm: float = 0.0,
+    camera=None,
+    channel: int | None = None,
+    source: str = "",
+    movie_px_size_nm: Sequence[float] | None = None,
+    max_frames: int = MAX_FRAMES,
+    max_spots: int = MAX_SPOTS,
+    min_spots: int = MIN_SPOTS,
+    far_distance: float = FAR_DISTANCE,
+    width_floor: float = WIDTH_FLOOR,
+    max_far_fraction: float = MAX_FAR_FRACTION,
+    min_excess: float = MIN_EXCESS,
+    crowding_min: float = CROWDING_MIN,
+    bright_snr: float = 8.0,
+    isolation_snr: float = 4.0,
+    n_model_z: int = 41,
+    n_model_noisy: int = 400,
+    seed: int = 0,
+    warn: bool = True,
+) -> PSFShapeReport:
+    """Compare the spot shape of one channel's first frames with the model's PSF (see the module docstring).
+
+    Args:
+        frames_photons: ``(T, H, W)`` frames of one channel in photons (the camera's ``to_photons``); the first
+            ``max_frames`` are looked at, fewer once ``max_spots`` spots are found.
+        psf: the channel's :class:`~plexloc.psf.PSF` (its ``px_size_nm`` is the model's pixel size).
+        z_range_nm: the emitters' z range of the model's configuration (``emitters.z_range_nm``).
+        z_offset_nm: the channel's focal offset (``channels[c].z_offset_nm``): its PSF sees ``z - z_offset_nm``.
+        camera: the channel's camera (:class:`~plexloc.camera.Camera`): the model's noisy spots go through it, so
+            that their scatter is the movie's (an EMCCD doubles the variance); ``None``: Poisson noise.
+        channel, source: named in the messages.
+        movie_px_size_nm: the pixel size the movie's metadata record (x, y), named in a width message.
+        max_spots, min_spots: spots measured at most; below ``min_spots`` nothing is warned about.
+        far_distance, width_floor, max_far_fraction: a spot is far beyond ``far_distance`` (the width scatter plus
+            ``width_floor`` times the width, per axis); warn above ``max_far_fraction`` far.
+        bright_snr, isolation_snr: spots measured: peaks of the difference-of-Gaussians image above ``bright_snr``
+            times its robust noise, with no other peak above ``isolation_snr`` times the noise nearby.
+        n_model_z, n_model_noisy: z samples of the model's noiseless curve; noisy model spots for its scatter.
+        seed: of the model's noisy spots.
+        warn: issue the finding as a :class:`PSFShapeWarning`.
+
+    Returns:
+        The :class:`PSFShapeReport` (``warning``: the message, also issued where ``warn``; ``note``: too few spots,
+        or spots that sit at one z of a 3D model).
+    """
+    x = torch.as_tensor(np.asarray(frames_photons) if not isinstance(frames_photons, Tensor) else frames_photons)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise InputError(f"frames_photons must be (T, H, W) frames of one channel, got shape {tuple(x.shape)}")
+    if len(z_range_nm) != 2 or z_range_nm[0] > z_range_nm[1]:
+        raise InputError(f"z_range_nm must be [lo, hi] with lo <= hi, got {list(z_range_nm)}")
+    x = x[:max_frames].detach().to("cpu", torch.float32)
+    px = tuple(float(p) for p in psf.px_size_nm)
+    gen = torch.Generator().manual_seed(int(seed))
+    rng = np.random.default_rng(seed)
+
+    # --- the model's noiseless curve: window size from its widest point ---
+    zs = _model_z_grid(psf, (float(z_range_nm[0]), float(z_range_nm[1])), float(z_offset_nm), n_model_z)
+    phases = np.array([0.0, 0.25, 0.5, 0.75])
+    probe_R = 41
+    zz = np.repeat(zs, len(phases))
+    fx = np.tile(phases, len(zs)) + 0.125
+    fy = np.tile(phases[::-1], len(zs)) + 0.125
+    widths = _moment_widths(_render_windows(psf, zz, fx, fy, probe_R, np.ones(len(zz)), np.zeros(len(zz))))
+    s_mid = float(np.nanmedian(widths))
+    # a window of +-2.5 typical widths (the widest spots of a 3D model are cut, on both sides alike): small enough that
+    # spots are isolated in dense movies
+    R = int(min(max(2 * math.ceil(2.5 * s_mid) + 1, 7), 13))
+    iso = R / 2 + 1.0
+    det = dict(R=R, sigma_det_px=float(np.clip(s_mid, 0.8, 2.5)), bright_snr=bright_snr, isolation_snr=isolation_snr,
+               isolation_px=iso)
+    spots = _find_spots(x, max_spots=max_spots, **det)
+    fit = fit_elliptical_gaussian(spots.windows, sigma0_px=s_mid)
+    fit_ok = fit.ok
+    pos = spots.pixel[fit_ok]
+    fit = fit.select(fit_ok)
+    n_spots = len(fit.sx)
+    photons = fit.photons if n_spots else np.array([1000.0])
+    bgs = fit.bg if n_spots else np.array([10.0])
+
+    # the same estimator on the model's noiseless windows, at the movie spots' median photons and background
+    med_n, med_b = float(np.median(photons)), float(np.median(bgs))
+    clean = fit_elliptical_gaussian(_render_windows(psf, zz, fx, fy, R, np.full(len(zz), med_n), np.full(len(zz), med_b)),
+                                    sigma0_px=s_mid)
+    cx_z = np.nanmedian(clean.sx.reshape(len(zs), len(phases)), axis=1)
+    cy_z = np.nanmedian(clean.sy.reshape(len(zs), len(phases)), axis=1)
+    zf = np.linspace(zs[0], zs[-1], 201) if len(zs) > 1 else zs
+    curve_x = np.interp(zf, zs, cx_z) if len(zs) > 1 else cx_z
+    curve_y = np.interp(zf, zs, cy_z) if len(zs) > 1 else cy_z
+
+    # its scatter: isolated noisy model spots at the movie spots' photons and background, through the camera
+    m = int(n_model_noisy)
+    pick = rng.integers(0, len(photons), m)
+    zn = rng.uniform(zs[0], zs[-1], m) if len(zs) > 1 else np.full(m, zs[0])
+    expected = _render_windows(psf, zn, rng.uniform(0, 1, m), rng.uniform(0, 1, m), R, photons[pick], bgs[pick])
+    noisy = fit_elliptical_gaussian(_noisy(expected, camera, gen), sigma0_px=s_mid)
+    okn = noisy.ok
+    tx = np.interp(zn, zs, cx_z) if len(zs) > 1 else np.full(m, cx_z[0])
+    ty = np.interp(zn, zs, cy_z) if len(zs) > 1 else np.full(m, cy_z[0])
+    alpha = tuple(
+        max(1.0, _robust_sd((s[okn] - t[okn]) / c[okn])) if okn.sum() >= 10 else 1.0
+        for s, t, c in ((noisy.sx, tx, noisy.crlb_sx), (noisy.sy, ty, noisy.crlb_sy))
+    )
+
+    def far_of(f: EllipticalFit, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        return _distances(f.sx / scale, f.sy / scale, f.crlb_sx / scale, f.crlb_sy / scale, curve_x, curve_y, alpha,
+                          width_floor)
+
+    dn, _ = far_of(noisy.select(okn))
+    model_far = float(np.mean(dn > far_distance)) if len(dn) else math.nan
+
+    # the movie's spots against the curve
+    d, k = far_of(fit)
+    far = float(np.mean(d > far_distance)) if n_spots else math.nan
+    scale, scale_far = math.nan, math.nan
+    if n_spots:
+        best = None
+        for sc in np.exp(np.linspace(math.log(0.4), math.log(2.5), 47)):
+            f = float(np.mean(far_of(fit, float(sc))[0] > far_distance))
+            key = (round(f, 6), abs(math.log(sc)))
+            if best is None or key < best[0]:
+                best = (key, float(sc), f)
+        scale, scale_far = best[1], best[2]
+
+    # crowding: isolated-looking spots of a dense movie are often two emitters, wider than one; the model's PSF in
+    # frames with as many peaks per pixel, through the same detection, fit and distance, gives the far share that
+    # crowding alone explains
+    peak_density = spots.n_peaks / max(spots.pixels, 1)
+    crowded_far, crowd_density = model_far, 0.0
+    if n_spots >= min_spots and peak_density * math.pi * iso**2 > crowding_min:
+        yield_px = n_spots / max(spots.pixels, 1)
+        crowded, crowd_density = _crowded_model(
+            psf, camera, zs=zs, photons=photons, movie=x[: spots.frames], bg=med_b, peak_density=peak_density,
+            yield_px=yield_px, target_spots=min(n_spots, 200), det=det, gen=gen, rng=rng, sigma0_px=s_mid)
+        crowded = crowded.select(crowded.ok)
+        if len(crowded.sx) >= min_spots:
+            crowded_far = float(np.mean(far_of(crowded)[0] > far_distance))
+    report = PSFShapeReport(
+        channel=channel, px_size_nm=px, psf_kind=str(getattr(psf, "kind", type(psf).__name__)), frames=spots.frames,
+        window_px=R, candidates=spots.n_bright, n_spots=n_spots, spot_pixel=pos, sigma_x_nm=fit.sx * px[0],
+        sigma_y_nm=fit.sy * px[1], photons=fit.photons, bg=fit.bg, distance=d, z_nm=zf[k] if n_spots else np.zeros(0),
+        model_z_nm=zf, model_sigma_x_nm=curve_x * px[0], model_sigma_y_nm=curve_y * px[1],
+        alpha=(float(alpha[0]), float(alpha[1])), model_far_fraction=model_far, far_fraction=far,
+        width_scale=scale, width_scale_far_fraction=scale_far, peak_density_per_um2=peak_density * 1e6 / (px[0] * px[1]),
+        crowded_far_fraction=crowded_far, crowded_density_per_um2=crowd_density * 1e6 / (px[0] * px[1]),
+    )
+    used = spots.frames
+    where = (f"{source}: " if source else "") + (f"channel {channel}: " if channel is not None else "")
+    if n_spots < min_spots:
+        report.note = (f"too few spots to check the PSF's shape: {n_spots} bright isolated spots in {used} frames "
+                       f"(at least {min_spots} needed)")
+    else:
+        report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm)
+        if report.warning is None and len(zs) > 1 and report.z_iqr_nm < 0.15 * (zs[-1] - zs[0]):
+            zm = float(np.median(report.z_nm))
+            report.note = (f"the spots' widths place them all near z = {zm:.0f} nm (interquartile range "
+                           f"{report.z_iqr_nm:.0f} nm of the model's {zs[0]:.0f} to {zs[-1]:.0f} nm): a thin sample, "
+                           "or a 2D movie fitted with a 3D model?")
+    if warn and report.warning:
+        warnings.warn(report.warning, PSFShapeWarning, stacklevel=2)
+    return report
+
+
+def _frame_stats(frames: Tensor) -> tuple[float, float]:
+    """Median over frames of each frame's mean and of its 20th percentile (photons per pixel)."""
+    f = frames.reshape(frames.shape[0], -1).to(torch.float32)
+    return float(f.mean(1).median()), float(f.quantile(0.2, dim=1).median())
+
+
+def _crowded_model(psf, camera, *, zs: np.ndarray, photons: np.ndarray, movie: Tensor, bg: float, peak_density: float,
+                   yield_px: float, target_spots: int, det: dict, gen: torch.Generator, rng: np.random.Generator,
+                   sigma0_px: float, size: int = 64, max_frames: int = 400) -> tuple[EllipticalFit, float]:
+    """The model's PSF in ``size`` x ``size`` frames as crowded as the ``movie``'s, measured as the movie was: the fits
+    of its bright isolated spots, and the emitter density (per pixel).
+
+    Emitters: z uniform over ``zs``, photons drawn from ``photons`` (the movie's spots'), through ``camera``. Their
+    density and the background are set so that a frame's mean and 20th percentile (medians over the frames) are the
+    movie's (three short runs from ``bg``); where spots overlap, the peaks undercount the emitters, and the signal
+    counts them all. At least ``peak_density`` (the movie's peaks per pixel)."""
+    margin = det["R"]
+    p_mean = max(float(np.mean(photons)), 1e-9)
+    mean_movie, q20_movie = _frame_stats(movie)
+
+    def frames(density: float, background: float, n: int) -> Tensor:
+        side = size + 2 * margin
+        counts = rng.poisson(density * side * side, n)
+        total = int(counts.sum())
+        xy = (rng.uniform(0, side, (total, 2)) - margin) * np.asarray(psf.px_size_nm)
+        z = rng.uniform(zs[0], zs[-1], total) if len(zs) > 1 else np.full(total, zs[0])
+        dev = next(iter(psf.buffers()), torch.empty(0)).device
+        t = lambda v: torch.as_tensor(np.asarray(v, dtype=np.float32), device=dev)  # noqa: E731
+        with torch.no_grad():
+            img = psf.render(t(xy[:, 0]), t(xy[:, 1]), t(z), t(rng.choice(photons, total)),
+                             torch.as_tensor(np.repeat(np.arange(n), counts), device=dev), n_frames=n,
+                             frame_shape=(size, size))
+        return _noisy(img.detach().cpu().to(torch.float64) + background, camera, gen).to(torch.float32)
+
+    background = bg
+    density = max(peak_density, (mean_movie - background) / p_mean)
+    for _ in range(3):
+        _, q20 = _frame_stats(frames(density, background, 16))
+        background = max(background + (q20_movie - q20), 0.0)
+        density = max(peak_density, (mean_movie - background) / p_mean)
+    n = int(np.clip(math.ceil(1.5 * target_spots / max(yield_px * size * size, 1e-9)), 20, max_frames))
+    spots = _find_spots(frames(density, background, n), max_spots=target_spots, **det)
+    return fit_elliptical_gaussian(spots.windows, sigma0_px=sigma0_px), density
+
+
+def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
+             movie_px: Sequence[float] | None) -> str | None:
+    """The warning's message, or None where the spots fit."""
+    if not (r.far_fraction > max_far and r.far_fraction - r.baseline_far_fraction >= min_excess):
+        return None
+    mx, my = r.median_sigma_nm
+    e_lo, e_hi = r.ellipticity_range
+    m_lo, m_hi = r.model_ellipticity_range
+    (xl, xh), (yl, yh) = r.model_sigma_range_nm
+    head = (f"{where}{100 * r.far_fraction:.0f} % of {r.n_spots} bright isolated spots have widths far from the model's "
+            f"{r.psf_kind} PSF (median sigma_x {mx:.0f} nm, sigma_y {my:.0f} nm at {r.px_size_nm[0]:g} nm pixels; "
+            f"the model's sigma_x {xl:.0f}-{xh:.0f} nm, sigma_y {yl:.0f}-{yh:.0f} nm): ")
+    round_model = max(abs(math.log(m_lo)), abs(math.log(m_hi))) < math.log(1.15)
+    scale_fits = (r.width_scale_far_fraction <= max_far and r.width_scale_far_fraction <= 0.5 * r.far_fraction
+                  and abs(math.log(r.width_scale)) > math.log(1.15))
+    if round_model and (e_lo < 1 / 1.3 or e_hi > 1.3) and not scale_fits:
+        return head + (f"the spots are elongated: sigma_x/sigma_y spans {e_lo:.2f}-{e_hi:.2f} (5-95 %), the model's PSF "
+                       f"is round ({m_lo:.2f}-{m_hi:.2f}). Is this a 3D (astigmatic) movie? Fit it with a 3D model "
+                       "(astigmatic or spline PSF calibrated on this microscope)")
+    if scale_fits:
+        k = r.width_scale
+        what = "wider" if k > 1 else "narrower"
+        px_guess = ", ".join(f"{p / k:.0f}" for p in dict.fromkeys(r.px_size_nm))
+        meta = ""
+        if movie_px is not None:
+            meta = f" (the movie's metadata say {', '.join(f'{float(p):g}' for p in dict.fromkeys(movie_px))} nm)"
+        return head + (f"the spots are {k:.2f}x {what} than the model's PSF ({100 * r.width_scale_far_fraction:.0f} % far "
+                       f"once scaled). Check px_size_nm, {', '.join(f'{p:g}' for p in dict.fromkeys(r.px_size_nm))} nm"
+                       f"{meta}: with this PSF the movie's pixels would be about {px_guess} nm; else the PSF (its "
+                       "width, the objective it was calibrated on) does not match the microscope")
+    return head + (f"sigma_x/sigma_y spans {e_lo:.2f}-{e_hi:.2f} (5-95 %) against the model's {m_lo:.2f}-{m_hi:.2f}. "
+                   "Check that the PSF calibration (astigmatism, objective, z range) and px_size_nm belong to this "
+                   "microscope and movie")
+
+
+def _moment_widths(img: Tensor) -> np.ndarray:
+    """Second-moment widths (px) of noiseless ``(N, R, R)`` images (``max(sx, sy)`` per image)."""
+    p = img.clamp_min(0)
+    R = p.shape[-1]
+    c = torch.arange(R, dtype=p.dtype) + 0.5
+    tot = p.sum((1, 2)).clamp_min(1e-12)
+    px, py = p.sum(1), p.sum(2)
+    mx, my = (px * c).sum(1) / tot, (py * c).sum(1) / tot
+    vx = (px * (c - mx[:, None]) ** 2).sum(1) / tot
+    vy = (py * (c - my[:, None]) ** 2).sum(1) / tot
+    return torch.sqrt(torch.maximum(vx, vy)).numpy()
+
+
+def _robust_sd(v: np.ndarray) -> float:
+    v = np.asarray(v, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return math.nan
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+def check_psf_shapes(
+    frames_photons: Sequence[Tensor | np.ndarray],
+    config,
+    *,
+    channels: Sequence | None = None,
+    cameras: Sequence | None = None,
+    source: str = "",
+    movie_px_size_nm: Sequence[float] | None = None,
+    warn: bool = True,
+    **options,
+) -> list[PSFShapeReport]:
+    """:func:`check_psf_shape` for every channel of a configuration (a :class:`~plexloc.config.SimulationConfig`
+    or :class:`~plexloc.config.TrainConfig`): one ``(T, H, W)`` photon stack per channel.
+
+    ``channels``: the fitter's :class:`~plexloc.simulation.Channel` s (PSF, camera, z offset) where it has them;
+    default built from ``config``. ``cameras``: replace the channels' cameras (e.g. a camera given on the command
+    line). ``options``: passed on (``max_frames``, ``max_spots``, ...)."""
+    if channels is None:
+        from plexloc.simulation.simulator import Channel
+
+        z_lo, z_hi = config.emitters.z_range_nm
+        extent = max(abs(z_lo), abs(z_hi), 1.0) + max(abs(c.z_offset_nm) for c in config.channels)
+        channels = [Channel.from_config(c, px_size_nm=config.px_size_xy_nm, z_extent_nm=extent) for c in config.channels]
+    if len(frames_photons) != len(channels):
+        raise InputError(f"{len(frames_photons)} frame stack(s) for {len(channels)} channel(s): give one per channel")
+    if cameras is not None and len(cameras) != len(channels):
+        raise InputError(f"{len(cameras)} camera(s) for {len(channels)} channel(s): give one per channel")
+    many = len(channels) > 1
+    return [
+        check_psf_shape(f, ch.psf, z_range_nm=tuple(config.emitters.z_range_nm), z_offset_nm=ch.z_offset_nm,
+                        camera=ch.camera if cameras is None else cameras[c], channel=c if many else None, source=source,
+                        movie_px_size_nm=movie_px_size_nm, warn=warn, **options)
+        for c, (f, ch) in enumerate(zip(frames_photons, channels))
+    ]
