@@ -376,12 +376,17 @@ def test_split_view_movie_and_the_roi_offset_from_metadata(tmp_path):
     stats: dict = {}
     from plexloc.mle import fit_movie_to_file
 
-    fit_movie_to_file(mm, cfg, tmp_path / "meta.csv", stats=stats)
+    # the movie was simulated without the rotation: at (300, 200) the channel check sees channel 1 ~10 px off
+    from plexloc.calibrate.alignment import ChannelAlignmentWarning
+
+    with pytest.warns(ChannelAlignmentWarning, match="does not line up"):
+        fit_movie_to_file(mm, cfg, tmp_path / "meta.csv", stats=stats)
     assert stats["roi_offset_px"] == (300, 200) and "metadata" in stats["roi_offset_source"]
     from plexloc.io.tables import read_table
 
     meta = read_table(tmp_path / "meta.csv")
-    given = fit_movie(paths, cfg, roi_offset_px=(300, 200))
+    with pytest.warns(ChannelAlignmentWarning, match="does not line up"):
+        given = fit_movie(paths, cfg, roi_offset_px=(300, 200))
     np.testing.assert_allclose(meta["x_nm"], given["x_nm"], atol=0.01)
     # the offset matters: the 2-degree transform moves channel 1 by about 1 um at chip pixel (300, 200)
     assert len(given) != len(per_channel) or np.abs(given["x_nm"] - per_channel["x_nm"]).max() > 1.0

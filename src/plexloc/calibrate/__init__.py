@@ -3,9 +3,17 @@
 - :func:`calibrate_spline`: camera-normalised bead stacks -> :class:`PSFCalibration`;
 - :func:`save_calibration` / :func:`load_calibration`: the versioned HDF5 file (``PSF.h5``), its transforms in
   camera-chip coordinates (:func:`chip_transform`, :meth:`PSFCalibration.on_chip`);
-- :mod:`plexloc.calibrate.validate`: leave-one-bead-out self-consistency with the MLE fitter.
+- :mod:`plexloc.calibrate.validate`: leave-one-bead-out self-consistency with the MLE fitter;
+- :func:`check_channel_alignment`: a movie's first frames against its channel geometry (split-view flips and boxes,
+  channel order, transforms), model-free (:mod:`plexloc.calibrate.alignment`).
 """
 
+from plexloc.calibrate.alignment import (
+    AlignmentReport,
+    ChannelAlignmentWarning,
+    check_channel_alignment,
+    check_movie_alignment,
+)
 from plexloc.calibrate.fileformat import (
     ChannelCalibration,
     PSFCalibration,
@@ -16,10 +24,14 @@ from plexloc.calibrate.fileformat import (
 from plexloc.calibrate.spline import SplineCalibrationResult, calibrate_spline, fit_affine, find_focus
 
 __all__ = [
+    "AlignmentReport",
+    "ChannelAlignmentWarning",
     "ChannelCalibration",
     "PSFCalibration",
     "SplineCalibrationResult",
     "calibrate_spline",
+    "check_channel_alignment",
+    "check_movie_alignment",
     "chip_transform",
     "find_focus",
     "fit_affine",

@@ -168,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"the duplicate and camera-setting checks looked at {stats['checked_rows']} localizations of random "
                   "frames", file=sys.stderr)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
+    if stats.get("alignment") is not None:  # its findings were warned about before the fit
+        print(stats["alignment"].summary(), file=sys.stderr)
     dup = stats.get("duplicates")
     if dup is not None and dup.warning:
         print(f"warning: {dup.warning}", file=sys.stderr)

@@ -197,6 +197,7 @@ class _FitRun:
         self.empty: LocTable | None = None  # a part with no rows (its columns), for a fit that finds nothing
         self.refined = 0
         self.source = ""
+        self.alignment = None  # AlignmentReport of the first frames (several channels)
 
     def add_filter_report(self, report) -> None:
         self.filtered = report if self.filtered is None else self.filtered.add(report)
@@ -233,6 +234,8 @@ class _FitRun:
                                                     noise=noise, warn=False)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
+        if self.alignment is not None:
+            stats["alignment"] = self.alignment
 
 
 def _fit_parts(
@@ -304,6 +307,9 @@ def _fit_parts(
                 raise InputError("a multi-channel model needs its training configuration (channel transforms)")
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
+        if spec.n_channels > 1 and cfg and "channels" in cfg:  # the first frames against the model's channel geometry
+            at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
+            run.alignment = _alignment_check(readers, split, cams, cfg, at, paths)
         if channels_last is None:  # as the model was trained
             channels_last = bool((cfg.get("training") or {}).get("channels_last", False))
         if channels_last:
@@ -388,6 +394,29 @@ def _fit_parts(
         run.empty = empty
 
 
+def _alignment_check(readers: Sequence[MovieReader], split: SplitViewConfig | None, cams: Sequence[Camera], cfg: dict,
+                     roi_offset: tuple[int, int], paths: Sequence):
+    """:func:`plexloc.calibrate.alignment.check_movie_alignment` on the movie's first frames (read for it, cut as the
+    fit cuts them, in photons) against the training configuration's channel transforms (chip coordinates, at the
+    movie's ROI offset); its findings are :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` s."""
+    from plexloc.calibrate.alignment import check_movie_alignment
+
+    def frames_of(a: int, b: int) -> list[torch.Tensor]:
+        if split is not None:
+            raw = split_frames(np.asarray(readers[0][a:b], dtype=np.float32), split)
+            arrs = [raw[:, c] for c in range(raw.shape[1])]
+        else:
+            arrs = [np.asarray(r[a:b], dtype=np.float32) for r in readers]
+        return [cam.to_photons(torch.from_numpy(np.ascontiguousarray(x))) for cam, x in zip(cams, arrs)]
+
+    shape = (split.boxes[0][3], split.boxes[0][2]) if split is not None else tuple(readers[0].frame_shape)
+    px = cfg.get("px_size_nm", 100.0)
+    px = (float(px[0]), float(px[1])) if isinstance(px, (list, tuple)) else float(px)
+    transforms = [ch.get("transform") if ch.get("transform") is not None else np.eye(3) for ch in cfg["channels"]]
+    return check_movie_alignment(frames_of, len(readers[0]), shape, transforms, px, roi_offset_px=roi_offset,
+                                 split=split, sources=[str(p) for p in paths] if split is None else str(paths[0]))
+
+
 def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float]) -> LocTable:
     """The network's own rows (not the refined ones) get the sigma factors and position offsets measured on its
     validation set; the factors before any filter, so that ``max_sigma_nm`` sees the calibrated sigmas."""
@@ -441,7 +470,11 @@ def fit_movie(
         stats: a dict that receives ``frames``, ``seconds``, ``frames_per_s`` and ``refined_rows``; ``domain``, the
             :class:`~plexloc.infer.domain.DomainReport` of the photons and background against the model's training
             ranges (where the model carries its configuration); and, for a multi-channel model, ``roi_offset_px``,
-            ``roi_offset_source`` and ``duplicates``.
+            ``roi_offset_source``, ``duplicates`` and ``alignment``: the
+            :class:`~plexloc.calibrate.alignment.AlignmentReport` of the movie's first frames against the training
+            configuration's channel geometry (checked before the fit; its findings, a split-view flip forgotten,
+            boxes or movies swapped, a transform 1.5 px or more off, are also
+            :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` s).
         roi_offset_px: chip pixel (x, y) at the reference channel image's corner (for a multi-channel model's
             transformation indicator; the transforms are the training configuration's); ``None``: from the
             movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).

@@ -456,7 +456,10 @@ def fit_movie(
 
     The first frames are checked against the cameras (:func:`plexloc.camera.check.check_camera`): a noise that
     the camera settings do not predict (a wrong gain, e-/ADU or baseline) or pixels clipped at the pixel type's
-    maximum give a :class:`~plexloc.camera.check.CameraWarning`.
+    maximum give a :class:`~plexloc.camera.check.CameraWarning`. Several channels' first frames are checked against
+    the configured geometry before any fit (:mod:`plexloc.calibrate.alignment`): a split-view flip forgotten, boxes or
+    movies swapped, or a transform off by 1.5 px or more give a
+    :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning`.
 
     Returns:
         A :class:`~plexloc.table.LocTable` with ``frame, x_nm, y_nm, z_nm, photons, bg, crlb_x_nm,
@@ -559,14 +562,19 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                progress: bool, stats: dict | None = None, **options) -> Iterator[LocTable]:
     """Each batch's table, sorted by frame, in frame order; one empty table (its columns) for a movie without any.
     The arguments are :func:`fit_movie`'s (its signature holds the defaults). ``stats`` (where given) receives
-    ``roi_offset_px`` and ``roi_offset_source`` for several channels, and ``camera``: the
+    ``roi_offset_px``, ``roi_offset_source`` and ``alignment`` (the
+    :class:`~plexloc.calibrate.alignment.AlignmentReport` of the first frames against the channel geometry, whose
+    findings are also :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` s) for several channels, and
+    ``camera``: the
     :class:`~plexloc.camera.check.CameraCheck` of the first frames (noise and saturation against the cameras), whose
     findings are also :class:`~plexloc.camera.check.CameraWarning` s (a wrong camera gave 9,355 rows for 2,985 and a
     median bg of 2,576 photons/px, silently)."""
     from plexloc.io.pixel_size import warn_pixel_size
+    from plexloc.simulation.simulator import check_spline_channels
 
     if batch_frames < 1:
         raise InputError(f"batch_frames must be >= 1, got {batch_frames}")
+    check_spline_channels(config)  # a spline channel left on calibration channel 0, or a transform not the file's
     found, empty = False, None
     with ChannelMovies(movie, config) as movies:
         paths, readers, n = movies.paths, movies.readers, movies.n
@@ -581,6 +589,10 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
             if stats is not None:
                 stats.update(roi_offset_px=tuple(options.get("roi_offset_px") or config.roi_offset_px), roi_offset_source=where)
         fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
+        if config.n_channels > 1:  # the first frames against the configured channel geometry, before any fit
+            alignment = alignment_check(fitter, movies)
+            if stats is not None:
+                stats["alignment"] = alignment
         starts = range(0, n, batch_frames)
         if progress:
             from plexloc.progress import progress as bar
@@ -601,6 +613,20 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     if not found:
         yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
                             fitter.roi_px)[0]
+
+
+def alignment_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = True):
+    """:func:`plexloc.calibrate.alignment.check_movie_alignment` on the movies' first frames, converted to photons
+    with the fitter's cameras and checked against its channel transforms (already at the movie's ROI offset); a
+    :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` where the geometry looks wrong and ``warn``."""
+    from plexloc.calibrate.alignment import check_movie_alignment
+
+    split = movies.split
+    shape = (split.boxes[0][3], split.boxes[0][2]) if split is not None else tuple(movies.readers[0].frame_shape)
+    transforms = [ch.transform.detach().cpu().double().numpy() for ch in fitter.channels]
+    return check_movie_alignment(lambda a, b: list(fitter.to_photons(movies.frames(a, b))), movies.n, shape,
+                                 transforms, fitter.config.px_size_xy_nm, split=split, sources=movies.sources,
+                                 warn=warn)
 
 
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",

@@ -1,0 +1,649 @@
+"""A model-free check of a multi-channel movie's geometry: split-view flips and boxes, channel order, transforms.
+
+Molecules blink at the same time in every channel (the same emitter split over biplane / multi-plane channels; each
+dye's photons shared between the channels of a ratiometric dual-colour setup). So once channel c is mapped into the
+reference channel's coordinates with its configured transform (``r_c = T_c r_0``, nm, camera-chip coordinates,
+conventions.md), its frames correlate in time with channel 0's at zero shift, and with nothing elsewhere.
+
+:func:`check_channel_alignment` takes a movie's first frames (one ``(T, H, W)`` array per channel, as the fitters
+cut and flip them), removes each pixel's temporal mean (the static background) and each frame's mean (flicker),
+maps channel c into the reference frame (bilinear, as the MLE detection does), and sums over frames the spatial
+cross-correlation with channel 0 (FFT, both images lightly blurred: the planes' defocus differs). Where the peak of
+that map sits says how far the configured transform is off; its height, against the heights that the geometries a
+user gets wrong give (channel c mirrored left-right, up-down or both: a split-view ``flip`` forgotten or added; two
+channels' order swapped: split-view boxes or the channel movies in the wrong order), says whether the configured
+geometry is the right one. The noise of the map is measured far from its centre, so that a movie with too little
+signal says so in the report instead of warning.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as nnf
+from torch import Tensor
+
+from plexloc.config.models import SplitViewConfig
+from plexloc.errors import InputError
+
+__all__ = [
+    "AlignmentReport",
+    "ChannelAlignmentWarning",
+    "Geometry",
+    "PairCorrelation",
+    "analysed",
+    "check_channel_alignment",
+    "check_movie_alignment",
+]
+
+#: frames of the movie's start the check looks at (fewer where frames are large: ``PIXEL_BUDGET``)
+MAX_FRAMES = 200
+#: pixels per channel analysed at most (frames x rows x columns): 200 frames of 256 x 256
+PIXEL_BUDGET = 200 * 256 * 256
+#: larger frames are analysed in a centred window of at most this many pixels a side
+MAX_SIDE_PX = 512
+#: fewest frames the check decides on
+MIN_FRAMES = 10
+#: largest shift (pixels, each axis) searched for the correlation peak
+MAX_SHIFT_PX = 8
+#: Gaussian blur of both images (pixels): tolerates the planes' different defocus
+BLUR_PX = 1.0
+#: a correlation counts as signal from this many noise standard deviations up
+MIN_SNR = 6.0
+#: an alternative geometry must correlate this many times better than the configured one to be named
+BETTER_RATIO = 2.0
+#: a configured geometry whose peak sits this far from zero shift (pixels) is called misaligned
+MAX_OFFSET_PX = 1.5
+#: shifts within this radius (pixels, each axis) of zero count as "at zero" (sub-pixel residuals of a good transform)
+ZERO_RADIUS_PX = 1
+
+_FLIP_WORDS = {"x": "mirrored left-right", "y": "mirrored up-down", "xy": "mirrored left-right and up-down"}
+
+
+class ChannelAlignmentWarning(UserWarning):
+    """The channels of a multi-channel movie do not line up as the configuration says (split-view flip or boxes,
+    channel order, or the channel transform)."""
+
+
+@dataclass(frozen=True)
+class PairCorrelation:
+    """One channel against the reference under one geometry: the frame-summed, normalised cross-correlation map.
+
+    ``peak``: its largest value within ``MAX_SHIFT_PX``; ``shift_px``: where (x, y, reference pixels, sub-pixel;
+    channel c's mapped image sits that far from the reference's, so its transform should map ``r + shift``);
+    ``at_zero``: its largest value within ``ZERO_RADIUS_PX`` of zero shift; ``noise``: the map's standard
+    deviation far from its centre (its median there is subtracted from ``peak`` and ``at_zero``).
+    """
+
+    channel: int
+    peak: float
+    at_zero: float
+    shift_px: tuple[float, float]
+    noise: float
+
+    @property
+    def snr(self) -> float:
+        """``peak`` over ``noise``."""
+        return self.peak / self.noise if self.noise > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A way of lining the channels up: the configured one, or an alternative a user gets wrong.
+
+    ``name``: ``configured``, ``flip1x`` (channel 1 mirrored left-right relative to the configuration; ``y``,
+    ``xy``), ``swap0-1`` (channels 0 and 1 in each other's place); ``description``: the same in words; ``fix``: what to
+    change in the user's terms (empty for the configured geometry); ``pairs``: the channels it changes, each against
+    the reference (every channel >= 1 where the reference changes)."""
+
+    name: str
+    description: str
+    fix: str
+    pairs: tuple[PairCorrelation, ...]
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        return tuple(p.channel for p in self.pairs)
+
+
+@dataclass
+class AlignmentReport:
+    """What :func:`check_channel_alignment` measured and found.
+
+    ``status``: ``ok`` (the configured geometry correlates, at zero shift, better than every alternative),
+    ``wrong geometry`` (an alternative correlates much better: ``findings`` name the fix), ``misaligned`` (the
+    configured geometry's peak is ``MAX_OFFSET_PX`` or more from zero), ``undecided`` (too little signal or too few
+    frames: ``notes`` say which; no warning). ``configured``: every channel >= 1 against the reference;
+    ``alternatives``: the other geometries tried; ``frames``/``frame_shape``: what was analysed (a centred window of
+    large frames); ``seconds``: the check's run time.
+    """
+
+    status: str
+    frames: int
+    frame_shape: tuple[int, int]
+    px_size_nm: tuple[float, float]
+    configured: Geometry | None
+    alternatives: tuple[Geometry, ...] = ()
+    findings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+    offsets_px: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+    def warn(self, stacklevel: int = 2) -> None:
+        """Each finding as a :class:`ChannelAlignmentWarning`."""
+        for text in self.findings:
+            warnings.warn(text, ChannelAlignmentWarning, stacklevel=stacklevel + 1)
+
+    def summary(self) -> str:
+        """One line: the status and each channel's correlation and peak position under the configured geometry."""
+        if self.configured is None:
+            return f"channel alignment {self.status}: " + "; ".join(self.notes)
+        per = ", ".join(
+            f"ch{p.channel} {p.peak:.3f} ({p.snr:.0f} sigma) at ({p.shift_px[0]:+.1f}, {p.shift_px[1]:+.1f}) px"
+            for p in self.configured.pairs)
+        best = max(self.alternatives, key=lambda g: sum(p.at_zero for p in g.pairs) / len(g.pairs), default=None)
+        alt = "" if best is None else (f"; best alternative {best.name} "
+                                       f"{sum(p.at_zero for p in best.pairs) / len(best.pairs):.3f} at zero")
+        return (f"channel alignment {self.status} ({self.frames} frames of {self.frame_shape[1]}x{self.frame_shape[0]} "
+                f"px): configured geometry correlation {per}{alt}")
+
+    def as_dict(self) -> dict:
+        """JSON-ready: status, frames, findings, notes and every geometry's per-channel numbers."""
+
+        def geo(g: Geometry) -> dict:
+            return {"name": g.name, "description": g.description, "fix": g.fix,
+                    "pairs": [{"channel": p.channel, "peak": p.peak, "at_zero": p.at_zero, "snr": p.snr,
+                               "shift_px": list(p.shift_px), "noise": p.noise} for p in g.pairs]}
+
+        return {"status": self.status, "frames": self.frames, "frame_shape": list(self.frame_shape),
+                "configured": None if self.configured is None else geo(self.configured),
+                "alternatives": [geo(g) for g in self.alternatives], "findings": list(self.findings),
+                "notes": list(self.notes), "seconds": self.seconds,
+                "offsets_px": {str(c): list(v) for c, v in self.offsets_px.items()}}
+
+
+# --- geometry helpers -------------------------------------------------------------------------------------------
+def _compose(a: str, b: str) -> str:
+    """Two flips one after the other (each ``none``, ``x``, ``y``, ``xy``): mirrors commute and undo themselves."""
+    s = set(a.replace("none", "")) ^ set(b.replace("none", ""))
+    return "".join(sorted(s)) or "none"
+
+
+def _flip(img: Tensor, flip: str) -> Tensor:
+    dims = [d for a, d in (("y", -2), ("x", -1)) if a in flip]
+    return img.flip(dims) if dims else img
+
+
+def _translate(dx: float, dy: float) -> Tensor:
+    return torch.tensor([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
+def _transform_at(transform, offset_px: tuple[float, float], px: tuple[float, float]) -> Tensor:
+    """A chip-coordinate transform acting on the positions of an image whose corner is at chip pixel ``offset_px``
+    (x, y): ``r -> T(r + o) - o``."""
+    t = torch.as_tensor(np.asarray(transform, dtype=np.float64))
+    if t.shape != (3, 3):
+        raise InputError(f"a channel transform must be 3x3, got shape {tuple(t.shape)}")
+    ox, oy = float(offset_px[0]) * px[0], float(offset_px[1]) * px[1]
+    return _translate(-ox, -oy) @ t @ _translate(ox, oy)
+
+
+#: a transform whose displacement varies by less than this (pixels) over the analysed frames acts as a translation
+NEAR_TRANSLATION_PX = 0.35
+
+
+class _Warp:
+    """Sampling a channel image at ``T(r)`` for each reference pixel centre ``r``: a (sub-pixel, circular) shift of
+    the spectrum where ``T`` is a translation over the frames to within ``NEAR_TRANSLATION_PX``, else a bilinear
+    ``grid`` for grid_sample ((1, H, W, 2))."""
+
+    def __init__(self, transform: Tensor, shape: tuple[int, int], px: tuple[float, float], device):
+        h, w = shape
+        xs = (torch.arange(w, dtype=torch.float64) + 0.5) * px[0]
+        ys = (torch.arange(h, dtype=torch.float64) + 0.5) * px[1]
+        y, x = torch.meshgrid(ys, xs, indexing="ij")
+        t = transform
+        den = t[2, 0] * x + t[2, 1] * y + t[2, 2]
+        xc = (t[0, 0] * x + t[0, 1] * y + t[0, 2]) / den
+        yc = (t[1, 0] * x + t[1, 1] * y + t[1, 2]) / den
+        dx, dy = (xc - x) / px[0], (yc - y) / px[1]
+        self.shift = (float(dx[h // 2, w // 2]), float(dy[h // 2, w // 2]))
+        spread = float(torch.hypot(dx - self.shift[0], dy - self.shift[1]).max())
+        self.grid = None
+        if spread > NEAR_TRANSLATION_PX:
+            grid = torch.stack([2 * xc / (px[0] * w) - 1, 2 * yc / (px[1] * h) - 1], dim=-1)
+            self.grid = grid.to(device=device, dtype=torch.float32)[None]
+
+    def shift_spectrum(self, spec: Tensor, ky: Tensor, kx: Tensor) -> Tensor:
+        """The spectrum of ``img(r + shift)`` from that of ``img`` (rfft2 layout)."""
+        dx, dy = self.shift
+        if dx == 0.0 and dy == 0.0:
+            return spec
+        return spec * torch.exp(2j * math.pi * (ky * dy + kx * dx)).to(spec.dtype)
+
+
+def _power(spec: Tensor) -> Tensor:
+    """|spectrum|^2 summed over frames."""
+    return torch.view_as_real(spec).square().sum(dim=(0, -1))
+
+
+def _negate_rows(s: Tensor) -> Tensor:
+    """Row k -> row (-k) mod H of a spectrum (..., H, W // 2 + 1)."""
+    return torch.roll(s.flip(-2), 1, dims=-2)
+
+
+@dataclass(frozen=True)
+class _Sym:
+    """A spectrum (rfft2 layout) as ``phase * conj^c(negate_rows^n(B))`` of a base spectrum ``B`` (``base``: a
+    channel index, or a warped key). A mirror of real frames is the spectrum at the negated frequency (for the
+    half-spectrum's axis: the conjugate at the negated row) times a phase (the mirror also moves the image by its
+    size less one pixel); ``img(r + d)`` is the spectrum times ``exp(2 pi i k.d)``."""
+
+    base: object
+    c: int
+    n: int
+    phase: Tensor | None
+
+    def times(self, phase: Tensor) -> _Sym:
+        return _Sym(self.base, self.c, self.n, phase if self.phase is None else self.phase * phase)
+
+    def flipped(self, flip: str, shape: tuple[int, int], ky: Tensor, kx: Tensor) -> _Sym:
+        h, w = shape
+        out = self
+        if "y" in flip:  # N(K) * e^{-2 pi i ky (h - 1)}
+            ph = None if out.phase is None else _negate_rows(out.phase)
+            ramp = torch.exp(-2j * math.pi * ky * (h - 1)).to(torch.complex64)
+            out = _Sym(out.base, out.c, 1 - out.n, ph).times(ramp)
+        if "x" in flip:  # conj(N(K)) * e^{-2 pi i kx (w - 1)}
+            ph = None if out.phase is None else _negate_rows(out.phase).conj()
+            ramp = torch.exp(-2j * math.pi * kx * (w - 1)).to(torch.complex64)
+            out = _Sym(out.base, 1 - out.c, 1 - out.n, ph).times(ramp)
+        return out
+
+    def shifted(self, shift: tuple[float, float], ky: Tensor, kx: Tensor) -> _Sym:
+        dx, dy = shift
+        if dx == 0.0 and dy == 0.0:
+            return self
+        return self.times(torch.exp(2j * math.pi * (ky * dy + kx * dx)).to(torch.complex64))
+
+
+def _flip_spectrum(spec: Tensor, flip: str, shape: tuple[int, int], ky: Tensor, kx: Tensor) -> Tensor:
+    """rfft2 of the mirrored frames from the rfft2 ``spec`` (..., H, W // 2 + 1) of real frames (:class:`_Sym`)."""
+    h, w = shape
+    if "y" in flip:
+        spec = _negate_rows(spec) * torch.exp(-2j * math.pi * ky * (h - 1)).to(spec.dtype)
+    if "x" in flip:
+        spec = _negate_rows(spec).conj() * torch.exp(-2j * math.pi * kx * (w - 1)).to(spec.dtype)
+    return spec
+
+
+def _prepare(frames: Tensor) -> Tensor:
+    """(T, H, W) photons -> each pixel less its temporal mean (static background: what is left is the frames'
+    covariance), each frame less its mean (flicker)."""
+    out = frames - frames.mean(dim=0)
+    return out - out.mean(dim=(-2, -1), keepdim=True)
+
+
+def _peak(rho: Tensor, max_shift: int, noise_band: tuple[int, int]) -> tuple[float, float, tuple[float, float], float]:
+    """Peak value (less the far-field median), zero-shift value (max within ``ZERO_RADIUS_PX``), sub-pixel peak
+    position (x, y) and far-field noise of a correlation map ``rho`` (fftshift-ed, zero shift at its centre)."""
+    hp, wp = rho.shape
+    cy, cx = hp // 2, wp // 2
+    dy = torch.arange(hp).view(-1, 1) - cy
+    dx = torch.arange(wp).view(1, -1) - cx
+    cheb = torch.maximum(dy.abs(), dx.abs())
+    far = rho[(cheb > noise_band[0]) & (cheb <= noise_band[1])].double()
+    med = float(far.median())
+    noise = float(1.4826 * (far - med).abs().median())
+    win = rho[cy - max_shift : cy + max_shift + 1, cx - max_shift : cx + max_shift + 1].double() - med
+    k = int(torch.argmax(win))
+    iy, ix = divmod(k, win.shape[1])
+    peak = float(win[iy, ix])
+
+    def vertex(a: float, b: float, c: float) -> float:
+        den = a - 2 * b + c
+        return 0.0 if den >= 0 else float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+    sx = vertex(float(win[iy, ix - 1]), peak, float(win[iy, ix + 1])) if 0 < ix < win.shape[1] - 1 else 0.0
+    sy = vertex(float(win[iy - 1, ix]), peak, float(win[iy + 1, ix])) if 0 < iy < win.shape[0] - 1 else 0.0
+    z = ZERO_RADIUS_PX
+    zero = float(win[max_shift - z : max_shift + z + 1, max_shift - z : max_shift + z + 1].max())
+    return peak, zero, (ix - max_shift + sx, iy - max_shift + sy), noise
+
+
+# --- the check ----------------------------------------------------------------------------------------------------
+def analysed(n_frames: int, frame_shape: tuple[int, int], *, max_frames: int = MAX_FRAMES
+             ) -> tuple[int, tuple[int, int, int, int]]:
+    """How many of a movie's first frames the check looks at, and the window of them (row, column, height, width):
+    the whole frame up to ``MAX_SIDE_PX`` a side, else a centred window (its margins even on each axis, so that the
+    window of a mirrored frame is the mirrored window); as many frames as ``PIXEL_BUDGET`` allows (``MIN_FRAMES``
+    at least), at most ``max_frames``."""
+    H, W = int(frame_shape[0]), int(frame_shape[1])
+    h = H if H <= MAX_SIDE_PX else MAX_SIDE_PX - (H - MAX_SIDE_PX) % 2
+    w = W if W <= MAX_SIDE_PX else MAX_SIDE_PX - (W - MAX_SIDE_PX) % 2
+    n = int(min(n_frames, max_frames, max(PIXEL_BUDGET // (h * w), MIN_FRAMES)))
+    return n, ((H - h) // 2, (W - w) // 2, h, w)
+
+
+def check_movie_alignment(
+    frames_of: Callable[[int, int], Sequence[np.ndarray | Tensor]],
+    n_frames: int,
+    frame_shape: tuple[int, int],
+    transforms: Sequence,
+    px_size_nm: float | tuple[float, float],
+    *,
+    roi_offset_px: tuple[int, int] = (0, 0),
+    chunk_frames: int = 32,
+    **options,
+) -> AlignmentReport:
+    """:func:`check_channel_alignment` on a movie's first frames, read ``chunk_frames`` at a time with
+    ``frames_of(a, b)`` (frames ``a:b`` of every channel, ``(t, H, W)`` each, photons) and cut to the window the check
+    looks at (:func:`analysed`), so that a large movie's frames are never held whole. ``options``: those of
+    :func:`check_channel_alignment` (``split``, ``sources``, ``warn``, ...)."""
+    n, (r0, c0, h, w) = analysed(n_frames, frame_shape, max_frames=options.get("max_frames", MAX_FRAMES))
+    parts: list[list] = []
+    for a in range(0, n, chunk_frames):
+        parts.append([f[:, r0 : r0 + h, c0 : c0 + w] for f in frames_of(a, min(a + chunk_frames, n))])
+    if not parts:
+        parts = [[f[:, r0 : r0 + h, c0 : c0 + w] for f in frames_of(0, 0)]]
+    chans = [torch.cat([torch.as_tensor(np.asarray(p[c]) if not isinstance(p[c], Tensor) else p[c]) for p in parts])
+             for c in range(len(parts[0]))]
+    offset = (int(roi_offset_px[0]) + c0, int(roi_offset_px[1]) + r0)
+    return check_channel_alignment(chans, transforms, px_size_nm, roi_offset_px=offset, **options)
+
+
+def check_channel_alignment(
+    frames: Sequence[np.ndarray | Tensor],
+    transforms: Sequence,
+    px_size_nm: float | tuple[float, float],
+    *,
+    roi_offset_px: tuple[int, int] = (0, 0),
+    split: SplitViewConfig | None = None,
+    sources: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    max_frames: int = MAX_FRAMES,
+    max_shift_px: int = MAX_SHIFT_PX,
+    blur_px: float = BLUR_PX,
+    min_snr: float = MIN_SNR,
+    warn: bool = True,
+) -> AlignmentReport:
+    """Check a multi-channel movie's first frames against its configured channel geometry (module docstring).
+
+    Args:
+        frames: one ``(T, H, W)`` array per channel, as the fit sees them (split-view boxes cut and flipped as
+            configured), preferably in photons (any per-channel offset and scale is removed; sCMOS maps are not).
+        transforms: one 3x3 transform per channel (nm, reference -> channel, camera-chip coordinates).
+        px_size_nm: the pixel size (one value, or x and y).
+        roi_offset_px: chip pixel (x, y) at the frames' corner (the transforms act in chip coordinates); (0, 0)
+            where ``transforms`` already act on the frames' own coordinates.
+        split: the configuration's ``split_view`` section where the channels were cut from one movie (the findings
+            then name its ``flip`` and ``boxes``); None for one movie per channel.
+        sources: the movie (split view) or the channel movies, for the findings' words.
+        max_frames: the first frames looked at (fewer for frames larger than 256 x 256: ``PIXEL_BUDGET``).
+        max_shift_px: largest shift searched for the peak (pixels, each axis).
+        blur_px: Gaussian blur of both images (pixels).
+        min_snr: a correlation counts as signal from this many noise standard deviations up.
+        warn: emit the findings as :class:`ChannelAlignmentWarning` s.
+
+    Returns:
+        An :class:`AlignmentReport`.
+
+    Raises:
+        InputError: fewer than two channels, channels of different shapes, or not one transform per channel.
+    """
+    t0 = time.perf_counter()
+    C = len(frames)
+    if C < 2:
+        raise InputError(f"the channel alignment check needs at least two channels, got {C}")
+    if len(transforms) != C:
+        raise InputError(f"{len(transforms)} transform(s) for {C} channels")
+    shapes = {tuple(np.shape(f)) for f in frames}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+        raise InputError(f"the channels' frames must all be (T, H, W) of one shape, got {sorted(shapes)}")
+    if split is not None and len(split.boxes) != C:
+        raise InputError(f"split_view has {len(split.boxes)} boxes for {C} channels")
+    px = (float(px_size_nm), float(px_size_nm)) if np.isscalar(px_size_nm) else tuple(float(p) for p in px_size_nm)
+    T, H, W = next(iter(shapes))
+    n, (r0, c0, h, w) = analysed(T, (H, W), max_frames=max_frames)
+    max_shift = int(max(1, min(max_shift_px, min(h, w) // 4)))
+    noise_band = (max_shift + 3, min(h, w) // 2 - 1)  # circular correlation: shifts up to half the frame
+    base = dict(frames=n, frame_shape=(h, w), px_size_nm=px)
+    if n < MIN_FRAMES or noise_band[1] - noise_band[0] < 3:
+        note = (f"{n} frame(s): too few to decide (at least {MIN_FRAMES})" if n < MIN_FRAMES
+                else f"frames of {w}x{h} px: too small to decide")
+        return AlignmentReport(status="undecided", configured=None, notes=(note,), seconds=time.perf_counter() - t0,
+                               **base)
+
+    first = frames[0]
+    device = first.device if isinstance(first, Tensor) else torch.device("cpu")
+    with torch.no_grad():
+        def as_tensor(f) -> Tensor:
+            t = f[:n] if isinstance(f, Tensor) else torch.from_numpy(np.ascontiguousarray(f[:n]))
+            return t.to(device=device, dtype=torch.float32)[:, r0 : r0 + h, c0 : c0 + w]
+
+        prepared = [_prepare(as_tensor(f)) for f in frames]
+        offset = (float(roi_offset_px[0]) + c0, float(roi_offset_px[1]) + r0)
+        warps = [_Warp(_transform_at(t, offset, px), (h, w), px, device) for t in transforms]
+        flips = list(split.flip or ["none"] * C) if split is not None else ["none"] * C
+
+        # the geometries: each slot c (the channel the fit takes it for) gets a key (slot, source channel, extra
+        # mirror of the source's image): the configured one has (c, c, "none") everywhere
+        configured = [(c, c, "none") for c in range(C)]
+        geometries: list[tuple[str, list[tuple[int, int, str]]]] = [("configured", configured)]
+        for c in range(1, C):
+            for f in ("x", "y", "xy"):
+                g = list(configured)
+                g[c] = (c, c, f)
+                geometries.append((f"flip{c}{f}", g))
+        for i in range(C):
+            for j in range(i + 1, C):
+                # the image a swapped configuration gives slot i: source j's box with slot i's flip (split view)
+                rel = _compose(flips[i], flips[j]) if split is not None else "none"
+                g = list(configured)
+                g[i], g[j] = (i, j, rel), (j, i, rel)
+                geometries.append((f"swap{i}-{j}", g))
+        # the pairs each geometry needs: (reference key, channel key); slots whose images did not change are shared
+        pairs: dict[tuple, None] = {}
+        for _, g in geometries:
+            for c in range(1, C):
+                pairs[(g[0], g[c])] = None
+        keys = {k for p in pairs for k in p}
+        hw = (h, w)
+        ky = torch.fft.fftfreq(h, device=device).view(-1, 1)  # cycles per pixel, signed
+        kx = torch.fft.rfftfreq(w, device=device).view(1, -1)
+        # every key's spectrum as phase * conj^c(negate_rows^n(base spectrum)): a mirror or a translation acts on
+        # the spectrum per frequency, so the frame sums are taken of base spectra only (the plain channels', and the
+        # bilinearly warped images' where a transform is no translation) and mirrored and shifted afterwards
+        sym = {k: (_Sym(k, 0, 0, None) if warps[k[0]].grid is not None else
+                   _Sym(k[1], 0, 0, None).flipped(k[2], hw, ky, kx).shifted(warps[k[0]].shift, ky, kx)) for k in keys}
+        terms = {}  # (base p, base q, m, conj p): sum over frames of conj^(conj p)(B_p) * negate_rows^m(B_q)
+        for ref, other in pairs:
+            sr, so = sym[ref], sym[other]
+            # conj(K_ref) K_other = conj(phi_r) phi_o N^nr[C^a(B_p) C^b(N^m B_q)], a = 1 - c_r, b = c_o
+            a_, b_ = 1 - sr.c, so.c
+            terms[(sr.base, so.base, (sr.n + so.n) % 2, a_ != b_)] = None
+        bases = {t[0] for t in terms} | {t[1] for t in terms}
+        sums = {t: torch.zeros(h, w // 2 + 1, dtype=torch.complex64, device=device) for t in terms}
+        power = {bid: torch.zeros(h, w // 2 + 1, dtype=torch.float32, device=device) for bid in bases}
+        block = max(1, (16 * 256 * 256) // (h * w))
+        for a in range(0, n, block):
+            spectra = {}
+            for bid in bases:
+                if isinstance(bid, int):
+                    spectra[bid] = torch.fft.rfft2(prepared[bid][a : a + block])
+                else:  # a warped key: its source mirrored, then sampled at T(r)
+                    slot, source, flip = bid
+                    img = _flip(prepared[source][a : a + block], flip)
+                    img = nnf.grid_sample(img[:, None], warps[slot].grid.expand(img.shape[0], -1, -1, -1),
+                                          mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
+                    spectra[bid] = torch.fft.rfft2(img)
+                power[bid] += _power(spectra[bid])
+            for t in terms:
+                p_, q_, m, conj_p = t
+                bp, bq = spectra[p_], spectra[q_]
+                sums[t] += ((bp.conj() if conj_p else bp) * (_negate_rows(bq) if m else bq)).sum(0)
+        blur2 = torch.exp(-4 * math.pi ** 2 * blur_px ** 2 * (kx ** 2 + ky ** 2))  # both images blurred
+        # mirrors and translations keep the blurred power (the blur is symmetric)
+        energy = {bid: float(torch.fft.irfft2(pw * blur2, s=hw)[0, 0]) for bid, pw in power.items()}
+        cross = {}
+        for ref, other in pairs:
+            sr, so = sym[ref], sym[other]
+            a_, b_ = 1 - sr.c, so.c
+            x = sums[(sr.base, so.base, (sr.n + so.n) % 2, a_ != b_)]
+            x = x.conj() if b_ == 1 else x  # C^a(B_p) C^b(N^m B_q): (a, b) = (1, 1) or (0, 1) conjugate the sum
+            x = _negate_rows(x) if sr.n else x
+            phase = (sr.phase.conj() if sr.phase is not None else 1.0) * (so.phase if so.phase is not None else 1.0)
+            cross[(ref, other)] = x * phase if not isinstance(phase, float) else x
+
+        def energy_of(k: tuple[int, int, str]) -> float:
+            return energy[sym[k].base]
+
+        results: dict[tuple, PairCorrelation] = {}
+        for (ref, other), x in cross.items():
+            cc = torch.fft.irfft2(x * blur2, s=hw)
+            norm = math.sqrt(max(energy_of(ref), 0.0) * max(energy_of(other), 0.0))
+            rho = torch.fft.fftshift(cc / norm if norm > 0 else torch.zeros_like(cc)).cpu()
+            peak, zero, shift, noise = _peak(rho, max_shift, noise_band)
+            results[(ref, other)] = PairCorrelation(channel=other[0], peak=peak, at_zero=zero, shift_px=shift,
+                                                    noise=noise)
+    words = _Words(split, sources, C)
+    built = []
+    for name, g in geometries:
+        # the channels a geometry changes (all where the reference changes, or for the configured geometry)
+        changed = [c for c in range(1, C) if name == "configured" or g[0] != configured[0] or g[c] != configured[c]]
+        desc, fix = words.describe(name, g, flips)
+        built.append(Geometry(name=name, description=desc, fix=fix,
+                              pairs=tuple(results[(g[0], g[c])] for c in changed)))
+    report = _decide(built[0], built[1:], px, min_snr, max_shift, base)
+    report.seconds = time.perf_counter() - t0
+    if warn:
+        report.warn(stacklevel=2)
+    return report
+
+
+class _Words:
+    """The user's terms for a geometry: the split view's ``flip`` and ``boxes``, or the order of the channel movies."""
+
+    def __init__(self, split: SplitViewConfig | None, sources, n_channels: int):
+        self.split = split
+        if sources is None:
+            self.sources = None
+        elif isinstance(sources, (str, os.PathLike)):
+            self.sources = [str(sources)]
+        else:
+            self.sources = [str(s) for s in sources]
+        self.n = n_channels
+
+    def movie(self, c: int) -> str:
+        if self.sources is None or self.split is not None or c >= len(self.sources):
+            return f"channel {c}'s movie"
+        return f"channel {c}'s movie ({self.sources[c]})"
+
+    def describe(self, name: str, g, flips: list[str]) -> tuple[str, str]:
+        if name == "configured":
+            return "the configured geometry", ""
+        if name.startswith("flip"):
+            rest = name[4:]
+            c = int(rest.rstrip("xy"))
+            f = rest[len(str(c)):]
+            desc = f"channel {c} {_FLIP_WORDS[f]} relative to the configuration"
+            if self.split is not None:
+                new = list(flips)
+                new[c] = _compose(flips[c], f)
+                fix = (f"set the split_view section's flip of channel {c} from '{flips[c]}' to '{new[c]}' "
+                       f"(flip: [{', '.join(new)}])")
+            else:
+                fix = (f"{self.movie(c)} is {_FLIP_WORDS[f]} relative to channel 0's: mirror that movie "
+                       f"({'left-right' if f == 'x' else 'up-down' if f == 'y' else 'both ways'}) before fitting, or "
+                       "fit it as one split-view movie whose split_view section has the flip")
+            return desc, fix
+        i, j = (int(v) for v in name[4:].split("-"))
+        desc = f"channels {i} and {j} in each other's place"
+        if self.split is not None:
+            boxes = [list(b) for b in self.split.boxes]
+            boxes[i], boxes[j] = boxes[j], boxes[i]
+            fix = (f"swap the split_view section's boxes of channels {i} and {j} (boxes: "
+                   f"{[list(b) for b in boxes]}; each box keeps its channel's flip)")
+        else:
+            order = list(self.sources) if self.sources is not None and len(self.sources) == self.n else None
+            if order is not None:
+                order[i], order[j] = order[j], order[i]
+                fix = (f"the channel movies are in the wrong order: give them to plexloc fit as {' '.join(order)} "
+                       f"(channels {i} and {j} swapped)")
+            else:
+                fix = f"give the channel movies in the other order (channels {i} and {j} swapped)"
+        return desc, fix
+
+
+def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_snr: float, max_shift: int,
+            base: dict) -> AlignmentReport:
+    by_channel = {p.channel: p for p in cfg.pairs}
+    notes: list[str] = []
+    signal = [p for g in [cfg, *alts] for p in g.pairs if p.snr >= min_snr]
+    if not signal:
+        best = max((p.snr for g in [cfg, *alts] for p in g.pairs), default=0.0)
+        notes.append(f"too little signal to decide: no geometry's correlation reaches {min_snr:g} noise standard "
+                     f"deviations (best {best:.1f}); the first {base['frames']} frames may hold too few blinking "
+                     "molecules")
+        return AlignmentReport(status="undecided", configured=cfg, alternatives=tuple(alts), notes=tuple(notes), **base)
+    fired: list[tuple[float, Geometry, float, float]] = []
+    for g in alts:
+        noise = math.sqrt(sum(by_channel[p.channel].noise ** 2 for p in g.pairs)) or float("inf")
+        for attr in ("at_zero", "peak"):
+            alt = sum(getattr(p, attr) for p in g.pairs)
+            ref = sum(getattr(by_channel[p.channel], attr) for p in g.pairs)
+            if alt / noise >= min_snr and alt >= BETTER_RATIO * max(ref, 0.0) and (alt - ref) / noise >= min_snr:
+                fired.append(((alt - ref) / noise, g, alt / len(g.pairs), ref / len(g.pairs)))
+                break
+    findings: list[str] = []
+    covered: set[int] = set()
+    for _, g, alt, ref in sorted(fired, key=lambda f: -f[0]):
+        if covered.intersection(g.channels):
+            continue  # a better explanation of these channels was named already
+        covered.update(g.channels)
+        shift = [p.shift_px for p in g.pairs]
+        off = max(shift, key=lambda s: math.hypot(*s))
+        extra = (f"; even so its peak sits at ({off[0]:+.1f}, {off[1]:+.1f}) px from zero: check the transform too"
+                 if math.hypot(*off) >= MAX_OFFSET_PX else "")
+        findings.append(
+            f"channel geometry: {g.description} correlates {alt / max(ref, 1e-12):.1f}x better with channel 0 "
+            f"than the configured geometry ({alt:.3f} against {ref:.3f}, normalised cross-correlation of the first "
+            f"{base['frames']} frames, blinking molecules; channel(s) {', '.join(map(str, g.channels))}): likely "
+            f"cause and fix: {g.fix}{extra}")
+    offsets: dict[int, tuple[float, float]] = {}
+    for p in cfg.pairs:
+        offsets[p.channel] = p.shift_px
+        if p.snr < min_snr:
+            notes.append(f"channel {p.channel}: its correlation with channel 0 under the configured geometry is "
+                         f"{p.snr:.1f} noise standard deviations (below {min_snr:g}): its alignment is not measured")
+            continue
+        if p.channel in covered:
+            continue
+        dx, dy = p.shift_px
+        if math.hypot(dx, dy) >= MAX_OFFSET_PX:
+            edge = max(abs(dx), abs(dy)) >= max_shift - 0.5
+            findings.append(
+                f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
+                f"molecules' cross-correlation peaks at dx = {dx:+.1f} px ({dx * px[0]:+.0f} nm), dy = {dy:+.1f} px "
+                f"({dy * px[1]:+.0f} nm) from zero (first {base['frames']} frames"
+                + (f"; at the edge of the +-{max_shift} px searched: the offset may be larger" if edge else "")
+                + f"); the transform of channel {p.channel} is off by about that much (it should map r + "
+                f"({dx * px[0]:+.0f}, {dy * px[1]:+.0f}) nm): re-run plexloc calibrate on beads (or plexloc register "
+                "on single-channel fits of this movie) and use its transform; check the ROI offset on the chip too "
+                "(roi_offset_px, --roi-offset) where the transform has a rotation or scale")
+    undecided_swaps = [g.name for g in alts if g.name.startswith("swap") and not any(g is f[1] for f in fired)
+                       and all(abs(p.at_zero - by_channel[p.channel].at_zero) < min_snr * by_channel[p.channel].noise
+                               for p in g.pairs)]
+    if undecided_swaps:
+        notes.append(f"channel order not decided by geometry ({', '.join(undecided_swaps)} lines up as well as the "
+                     "configured order: the transforms move the channels too little for a swap to show)")
+    status = ("wrong geometry" if fired else "misaligned" if findings else
+              "ok" if all(p.snr >= min_snr for p in cfg.pairs) else "undecided")
+    return AlignmentReport(status=status, configured=cfg, alternatives=tuple(alts), findings=tuple(findings),
+                           notes=tuple(notes), offsets_px=offsets, **base)
