@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 
@@ -101,6 +102,8 @@ def test_correct_geometry_is_silent(plain, shifted):
         (pair,) = rep.configured.pairs
         assert pair.at_zero > 0.5 and pair.snr > 30
         assert abs(pair.shift_px[0]) < 0.2 and abs(pair.shift_px[1]) < 0.2
+        assert rep.summary().startswith("channel alignment ok (80 frames of 32x32 px): configured geometry correlation ch1 ")
+        assert json.loads(json.dumps(rep.as_dict()))["status"] == "ok"
         # every alternative correlates far less at zero shift
         assert max(p.at_zero for g in rep.alternatives if g.name != "swap0-1" for p in g.pairs) < 0.3 * pair.at_zero
 

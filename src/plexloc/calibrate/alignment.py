@@ -288,7 +288,7 @@ def _prepare(frames: Tensor) -> Tensor:
     """(T, H, W) photons -> each pixel less its temporal mean (static background: what is left is the frames'
     covariance), each frame less its mean (flicker)."""
     out = frames - frames.mean(dim=0)
-    return out - out.mean(dim=(-2, -1), keepdim=True)
+    return out.sub_(out.mean(dim=(-2, -1), keepdim=True))
 
 
 def _peak(rho: Tensor, max_shift: int, noise_band: tuple[int, int]) -> tuple[float, float, tuple[float, float], float]:
@@ -473,7 +473,7 @@ def check_channel_alignment(
         power = {bid: torch.zeros(h, w // 2 + 1, dtype=torch.float32, device=device) for bid in bases}
         block = max(1, (16 * 256 * 256) // (h * w))
         for a in range(0, n, block):
-            spectra = {}
+            spectra, negated = {}, {}
             for bid in bases:
                 if isinstance(bid, int):
                     spectra[bid] = torch.fft.rfft2(prepared[bid][a : a + block])
@@ -487,7 +487,9 @@ def check_channel_alignment(
             for t in terms:
                 p_, q_, m, conj_p = t
                 bp, bq = spectra[p_], spectra[q_]
-                sums[t] += ((bp.conj() if conj_p else bp) * (_negate_rows(bq) if m else bq)).sum(0)
+                if m and q_ not in negated:
+                    negated[q_] = _negate_rows(bq)
+                sums[t] += ((bp.conj() if conj_p else bp) * (negated[q_] if m else bq)).sum(0)
         blur2 = torch.exp(-4 * math.pi ** 2 * blur_px ** 2 * (kx ** 2 + ky ** 2))  # both images blurred
         # mirrors and translations keep the blurred power (the blur is symmetric)
         energy = {bid: float(torch.fft.irfft2(pw * blur2, s=hw)[0, 0]) for bid, pw in power.items()}
