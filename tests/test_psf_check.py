@@ -169,3 +169,59 @@ def test_bad_input_is_named():
         check_psf_shape(torch.zeros(2, 16, 16), psf, z_range_nm=(100.0, -100.0))
     with pytest.raises(InputError, match="one per channel"):
         check_psf_shapes([torch.zeros(2, 16, 16)] * 2, config(PSF_2D))
+
+
+def _astigmatic_movie_file(tmp_path) -> str:
+    """An astigmatic movie (ADU, the tests' EMCCD) written as a TIFF: 100 frames of 64x64 at 0.5 emitters/um^2."""
+    from plexloc.io.tiff import write_movie
+
+    sim = Simulator(config(PSF_3D, z=(-500.0, 500.0)))
+    m = sim.simulate_movie(100, generator=torch.Generator().manual_seed(3), density_per_um2=0.5)
+    path = tmp_path / "astigmatic.tif"
+    write_movie(path, np.clip(np.round(m.frames[0].numpy()), 0, 65535))
+    return str(path)
+
+
+def test_mle_fit_checks_the_spot_shape(tmp_path):
+    """The MLE fit with a 2D Gaussian PSF on an astigmatic movie said nothing; it now warns before fitting and
+    carries the report; with the movie's own (astigmatic) PSF it stays silent."""
+    from plexloc.mle import fit_movie
+
+    path = _astigmatic_movie_file(tmp_path)
+    stats: dict = {}
+    with pytest.warns(PSFShapeWarning, match=r"astigmatic\.tif.*elongated.*3D"):
+        fit_movie(path, config(PSF_2D), stats=stats)
+    (rep,) = stats["psf_shape"]
+    assert rep.far_fraction > 0.6 and rep.n_spots >= 30 and rep.warning
+    stats = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PSFShapeWarning)
+        fit_movie(path, config(PSF_3D, z=(-500.0, 500.0)), stats=stats)
+    (rep,) = stats["psf_shape"]
+    assert rep.far_fraction < 0.3 and rep.warning is None
+
+
+def test_network_fit_checks_the_spot_shape_against_the_models_psf(tmp_path):
+    """A 2D model (its training configuration) fitting an astigmatic movie: the fit warns and reports; the check
+    looks at the movie, not at what the (here untrained) network makes of it."""
+    from plexloc.config import TrainConfig
+    from plexloc.infer import fit_movie
+    from plexloc.nets import Localizer, LocalizerSpec
+
+    path = _astigmatic_movie_file(tmp_path)
+    torch.manual_seed(0)
+    net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1)).eval()
+    cfg = validate_config(config(PSF_2D).model_dump(mode="json"), TrainConfig).model_dump(mode="json")
+    stats: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the untrained network's photons and background (training-domain notes)
+        warnings.simplefilter("error", PSFShapeWarning)
+        with pytest.raises(PSFShapeWarning, match=r"elongated"):
+            fit_movie(path, net, config=cfg, stats=stats)
+    stats = {}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fit_movie(path, net, config=cfg, stats=stats)
+    assert any(issubclass(w.category, PSFShapeWarning) for w in seen)
+    (rep,) = stats["psf_shape"]
+    assert rep.far_fraction > 0.6 and rep.psf_kind

@@ -198,6 +198,7 @@ class _FitRun:
         self.refined = 0
         self.source = ""
         self.alignment = None  # AlignmentReport of the first frames (several channels)
+        self.psf_shape = None  # PSFShapeReport per channel of the first frames
 
     def add_filter_report(self, report) -> None:
         self.filtered = report if self.filtered is None else self.filtered.add(report)
@@ -236,6 +237,8 @@ class _FitRun:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
             stats["alignment"] = self.alignment
+        if self.psf_shape is not None:
+            stats["psf_shape"] = self.psf_shape
 
 
 def _fit_parts(
@@ -307,9 +310,12 @@ def _fit_parts(
                 raise InputError("a multi-channel model needs its training configuration (channel transforms)")
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
+        photons_of = _photons_reader(readers, split, cams)
         if spec.n_channels > 1 and cfg and "channels" in cfg:  # the first frames against the model's channel geometry
             at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
-            run.alignment = _alignment_check(readers, split, cams, cfg, at, paths)
+            run.alignment = _alignment_check(photons_of, len(readers[0]), readers, split, cfg, at, paths)
+        if cfg and "channels" in cfg:  # the first frames' spots against the model's PSF (2D model on a 3D movie, ...)
+            run.psf_shape = _psf_shape_check(photons_of, len(readers[0]), readers[0], cfg, cams, paths, source=str(model))
         if channels_last is None:  # as the model was trained
             channels_last = bool((cfg.get("training") or {}).get("channels_last", False))
         if channels_last:
@@ -394,14 +400,11 @@ def _fit_parts(
         run.empty = empty
 
 
-def _alignment_check(readers: Sequence[MovieReader], split: SplitViewConfig | None, cams: Sequence[Camera], cfg: dict,
-                     roi_offset: tuple[int, int], paths: Sequence):
-    """:func:`plexloc.calibrate.alignment.check_movie_alignment` on the movie's first frames (read for it, cut as the
-    fit cuts them, in photons) against the training configuration's channel transforms (chip coordinates, at the
-    movie's ROI offset); its findings are :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` s."""
-    from plexloc.calibrate.alignment import check_movie_alignment
+def _photons_reader(readers: Sequence[MovieReader], split: SplitViewConfig | None, cams: Sequence[Camera]):
+    """``photons_of(a, b)``: frames ``a:b`` of every channel, cut as the fit cuts them, in photons (one ``(T, H, W)``
+    tensor per channel), for the checks that look at the movie's first frames."""
 
-    def frames_of(a: int, b: int) -> list[torch.Tensor]:
+    def photons_of(a: int, b: int) -> list[torch.Tensor]:
         if split is not None:
             raw = split_frames(np.asarray(readers[0][a:b], dtype=np.float32), split)
             arrs = [raw[:, c] for c in range(raw.shape[1])]
@@ -409,12 +412,39 @@ def _alignment_check(readers: Sequence[MovieReader], split: SplitViewConfig | No
             arrs = [np.asarray(r[a:b], dtype=np.float32) for r in readers]
         return [cam.to_photons(torch.from_numpy(np.ascontiguousarray(x))) for cam, x in zip(cams, arrs)]
 
+    return photons_of
+
+
+def _alignment_check(photons_of, n: int, readers: Sequence[MovieReader], split: SplitViewConfig | None, cfg: dict,
+                     roi_offset: tuple[int, int], paths: Sequence):
+    """:func:`plexloc.calibrate.alignment.check_movie_alignment` on the movie's first frames (``photons_of``:
+    :func:`_photons_reader`) against the training configuration's channel transforms (chip coordinates, at the
+    movie's ROI offset); its findings are :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` s."""
+    from plexloc.calibrate.alignment import check_movie_alignment
+
     shape = (split.boxes[0][3], split.boxes[0][2]) if split is not None else tuple(readers[0].frame_shape)
     px = cfg.get("px_size_nm", 100.0)
     px = (float(px[0]), float(px[1])) if isinstance(px, (list, tuple)) else float(px)
     transforms = [ch.get("transform") if ch.get("transform") is not None else np.eye(3) for ch in cfg["channels"]]
-    return check_movie_alignment(frames_of, len(readers[0]), shape, transforms, px, roi_offset_px=roi_offset,
+    return check_movie_alignment(photons_of, n, shape, transforms, px, roi_offset_px=roi_offset,
                                  split=split, sources=[str(p) for p in paths] if split is None else str(paths[0]))
+
+
+def _psf_shape_check(photons_of, n: int, reader: MovieReader, cfg: dict, cams: Sequence[Camera], paths: Sequence, *,
+                     source: str):
+    """:func:`plexloc.psf.check.check_movie_psf_shapes` of the movie's first frames against the training
+    configuration's PSFs and z range; its findings are :class:`~plexloc.psf.check.PSFShapeWarning` s (a 2D model on
+    an astigmatic movie, another pixel size)."""
+    from plexloc.config import TrainConfig, validate_config
+    from plexloc.psf.check import check_movie_psf_shapes
+
+    try:
+        found = reader.pixel_size
+        movie_px = None if found is None else (found.x_nm, found.y_nm)
+    except Exception:  # damaged metadata: the check names no metadata then
+        movie_px = None
+    config = validate_config(cfg, TrainConfig, source=source)
+    return check_movie_psf_shapes(photons_of, n, config, cameras=cams, source=str(paths[0]), movie_px_size_nm=movie_px)
 
 
 def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float]) -> LocTable:
@@ -474,7 +504,10 @@ def fit_movie(
             :class:`~plexloc.calibrate.alignment.AlignmentReport` of the movie's first frames against the training
             configuration's channel geometry (checked before the fit; its findings, a split-view flip forgotten,
             boxes or movies swapped, a transform 1.5 px or more off, are also
-            :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` s).
+            :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` s); and ``psf_shape`` (where the model
+            carries its configuration): one :class:`~plexloc.psf.check.PSFShapeReport` per channel, the widths of the
+            first frames' bright isolated spots against the model's PSF over its z range (a 2D model on an
+            astigmatic movie, or another pixel size, is a :class:`~plexloc.psf.check.PSFShapeWarning`).
         roi_offset_px: chip pixel (x, y) at the reference channel image's corner (for a multi-channel model's
             transformation indicator; the transforms are the training configuration's); ``None``: from the
             movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).

@@ -565,7 +565,8 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     ``roi_offset_px``, ``roi_offset_source`` and ``alignment`` (the
     :class:`~plexloc.calibrate.alignment.AlignmentReport` of the first frames against the channel geometry, whose
     findings are also :class:`~plexloc.calibrate.alignment.ChannelAlignmentWarning` s) for several channels, and
-    ``camera``: the
+    ``psf_shape`` (one :class:`~plexloc.psf.check.PSFShapeReport` per channel: the first frames' spot widths against
+    the PSFs) and ``camera``: the
     :class:`~plexloc.camera.check.CameraCheck` of the first frames (noise and saturation against the cameras), whose
     findings are also :class:`~plexloc.camera.check.CameraWarning` s (a wrong camera gave 9,355 rows for 2,985 and a
     median bg of 2,576 photons/px, silently)."""
@@ -593,6 +594,9 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
             alignment = alignment_check(fitter, movies)
             if stats is not None:
                 stats["alignment"] = alignment
+        shapes = psf_shape_check(fitter, movies)  # the spots against the PSFs (a 2D PSF on an astigmatic movie, ...)
+        if stats is not None:
+            stats["psf_shape"] = shapes
         starts = range(0, n, batch_frames)
         if progress:
             from plexloc.progress import progress as bar
@@ -627,6 +631,23 @@ def alignment_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
     return check_movie_alignment(lambda a, b: list(fitter.to_photons(movies.frames(a, b))), movies.n, shape,
                                  transforms, fitter.config.px_size_xy_nm, split=split, sources=movies.sources,
                                  warn=warn)
+
+
+def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = True):
+    """:func:`plexloc.psf.check.check_movie_psf_shapes` of the movies' first frames (in photons through the fitter's
+    cameras) against the fitter's PSFs over the configuration's z range: one
+    :class:`~plexloc.psf.check.PSFShapeReport` per channel; a :class:`~plexloc.psf.check.PSFShapeWarning` where the
+    spots do not have the PSF's shape and ``warn``."""
+    from plexloc.psf.check import check_movie_psf_shapes
+
+    try:
+        found = movies.readers[0].pixel_size
+        movie_px = None if found is None else (found.x_nm, found.y_nm)
+    except Exception:  # damaged metadata: the check names no metadata then
+        movie_px = None
+    return check_movie_psf_shapes(lambda a, b: list(fitter.to_photons(movies.frames(a, b))), movies.n, fitter.config,
+                                  channels=fitter.channels, source=str(movies.paths[0]), movie_px_size_nm=movie_px,
+                                  warn=warn)
 
 
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",
