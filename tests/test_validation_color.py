@@ -31,7 +31,7 @@ from plexloc.train.validation import (
 PX = 100.0
 RATIOS = [[0.8, 0.2], [0.3, 0.7]]
 COLOR_KEYS = ("color_jaccard", "color_accuracy", "color_rejection", "color_fraction_rmse", "photon_zscore_std_ch0",
-              "photon_zscore_std_ch1")
+              "photon_zscore_std_ch1", "color_recall_0", "color_recall_1")
 
 
 def dual_color_config(**over) -> TrainConfig:
@@ -96,6 +96,12 @@ def test_color_scores_read_the_per_channel_photons():
     for scores in (good, swapped):
         assert set(scores) == set(COLOR_KEYS)
         assert scores["color_accuracy"] + scores["color_rejection"] <= 100.0 + 1e-9
+    assert good["color_recall_0"] == good["color_recall_1"] == 100.0
+    # a network that misses one dye (dim in the channel it reads) keeps a perfect accuracy of what it matched: the
+    # dye's recall says it
+    one_dye = noisy_table(truth)[np.asarray(truth["color"]) == 0]
+    missed = color_scores(truth, one_dye, RATIOS, dim=2)
+    assert missed["color_accuracy"] > 95.0 and missed["color_recall_0"] == 100.0 and missed["color_recall_1"] == 0.0
     # colours are those of plexloc color: a stricter threshold rejects more and never assigns more right
     strict = color_scores(truth, noisy_table(truth), RATIOS, dim=2, threshold=0.999999)
     assert strict["color_rejection"] > good["color_rejection"] and strict["color_accuracy"] <= good["color_accuracy"]
@@ -196,6 +202,7 @@ def test_the_validation_of_a_multicolour_run_carries_colour_scores(tmp_path):
     undocumented = [n for n in names if log_column_doc(n) is None]
     assert not undocumented
     assert "channel 1" in log_column_doc("photon_zscore_std_ch1")[1] and log_column_doc("photon_zscore_std_x") is None
+    assert "dye 1" in log_column_doc("color_recall_1")[1] and log_column_doc("color_recall_x") is None
     assert "% right" in format_row(row) and "% rejected" in format_row(row)
     from PIL import Image
 
@@ -236,17 +243,23 @@ def test_poor_colours_are_named_with_their_numbers():
     assert f"accuracy >= {POOR_COLOR_ACCURACY:g} %" in low
     assert "rejected" in poor_colors({"color_accuracy": POOR_COLOR_ACCURACY + 1, "color_rejection": 40.0})
     assert "not measured" in poor_colors({"color_accuracy": float("nan"), "color_rejection": float("nan")})
+    # the matched localizations' colours right, and one dye hardly detected (a network reading one channel)
+    one = poor_colors({"color_accuracy": 98.0, "color_rejection": 1.4, "color_recall_0": 75.0, "color_recall_1": 0.9})
+    assert "dye 1" in one and "0.9 %" in one and "75.0 % for dye 0" in one and "accuracy 98.0" not in one
+    assert poor_colors({"color_accuracy": 98.0, "color_rejection": 1.4, "color_recall_0": 75.0,
+                        "color_recall_1": 60.0}) is None
     assert COLOR_THRESHOLD == 0.9  # plexloc color's default
 
 
 def test_train_and_fit_say_a_model_with_poor_colours_is_not_ready(tmp_path, capsys):
-    """plexloc train warns at the end of a multi-colour run whose colours are poor, also where its JI is fine;
-    plexloc fit says it again from the model's saved validation."""
+    """plexloc train warns at the end of a multi-colour run whose colours are poor (here not measured: two steps
+    detect nothing); plexloc fit says it from the model's saved validation, also where its JI is fine."""
     cfg_path = tmp_path / "dual.yaml"
     save_config(dual_color_config(), cfg_path)
     assert main(["train", str(cfg_path), "--out", str(tmp_path / "run"), "--steps", "2", "--device", "cpu"]) == 0
-    err = capsys.readouterr().err
-    assert "not ready to assign colours" in err and "train longer" in err
+    got = capsys.readouterr()
+    assert "last validation: JI" in got.out and "% rejected" in got.out
+    assert "not ready to assign colours" in got.err and "train longer" in got.err
     # a model whose detection validated well and whose colours did not: only the colour note, naming the numbers
     from plexloc.cli.fit import _model_note
     from plexloc.nets.io import load_model, save_model

@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"done: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min of training; model {args.out / 'model.pt'}")
     if last:
         ji = last.get("jaccard", float("nan"))
-        print(f"last validation: JI {ji:.1f} %, RMSE lat {last.get('rmse_lat', float('nan')):.1f} nm")
+        colour = (f"; colours {last['color_accuracy']:.1f} % right, {last['color_rejection']:.1f} % rejected"
+                  if "color_accuracy" in last else "")
+        print(f"last validation: JI {ji:.1f} %, RMSE lat {last.get('rmse_lat', float('nan')):.1f} nm{colour}")
         if poor_model(ji, trainer.step):
             sps = last.get("samples_per_s", float("nan"))
             print(f"plexloc train: warning: the model detects poorly on its validation set (JI {ji:.1f} % after "

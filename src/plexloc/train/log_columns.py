@@ -47,11 +47,12 @@ LOG_COLUMN_DOCS: dict[str, tuple[str, str]] = {
                              "matched localizations"),
     "color_fraction_rmse": ("", "colour part: RMSE of the predicted fraction of photons in channel 0 (the dyes are "
                                 "told apart by theirs) over the matched localizations"),
+    "color_recall": ("%", "colour part: share of this dye's emitters that were detected (matched)"),
     "photon_zscore_std": ("", "colour part: standard deviation of (predicted - true photons) / predicted sigma in this "
                               "channel, matched localizations (1: calibrated; colour assignment weighs by these sigmas)"),
 }
 
-_FAMILY = re.compile(r"^(zscore_std|zscore_rsd|sigma_cal|offset_cal|channel_use|photon_zscore_std)_(\w+)$")
+_FAMILY = re.compile(r"^(zscore_std|zscore_rsd|sigma_cal|offset_cal|channel_use|photon_zscore_std|color_recall)_(\w+)$")
 
 
 def log_column_doc(name: str) -> tuple[str, str] | None:
@@ -69,6 +70,10 @@ def log_column_doc(name: str) -> tuple[str, str] | None:
             if ch is None:
                 return None
             what = f"channel {ch.group(1)}"
+        elif m.group(1) == "color_recall":
+            if not m.group(2).isdigit():
+                return None
+            what = f"dye {m.group(2)}, row {m.group(2)} of photon_model.ratios"
         else:
             what = f"axis {m.group(2)}"
         return unit, f"{text} ({what})"

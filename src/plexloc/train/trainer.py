@@ -471,7 +471,7 @@ def format_row(row: dict[str, Any]) -> str:
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     """Training/validation loss, JI and RMSE against step, as a PNG; a multi-colour run's colour accuracy and
-    rejected share beside its colour set's JI in a fourth panel."""
+    rejected share beside its colour set's JI and each dye's recall in a fourth panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -500,9 +500,13 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         ax[3].plot(step, get("color_accuracy"), label="accuracy")
         ax[3].plot(step, get("color_rejection"), label="rejected")
         ax[3].plot(step, get("color_jaccard"), ls=":", label="JI (colour set)")
+        dyes = sorted({int(k.rsplit("_", 1)[1]) for r in rows for k in r
+                       if k.startswith("color_recall_") and k.rsplit("_", 1)[1].isdigit()})
+        for k in dyes:
+            ax[3].plot(step, get(f"color_recall_{k}"), ls="--", lw=1, label=f"recall dye {k}")
         ax[3].set_title("colour assignment (%)")
         ax[3].set_ylim(0, 100)
-        ax[3].legend()
+        ax[3].legend(fontsize=7)
     for a in ax:
         a.set_xlabel("step")
         a.grid(alpha=0.3)
