@@ -106,7 +106,9 @@ def test_fit_reports_the_domain_and_the_cli_prints_its_warnings(tmp_path, capsys
     stats: dict = {}
     table = fit_movie(movie, tmp_path / "eager.pt", stats=stats)
     rep = stats["domain"]
-    assert rep.n == len(table) > 0 and {c.column for c in rep.checks} == {"photons", "bg", "noise"}
+    assert rep.n == len(table) > 0 and {c.column for c in rep.checks} == {"photons", "bg", "noise", "bg (movie)"}
+    movie_bg = next(c for c in rep.checks if c.column == "bg (movie)")
+    assert movie_bg.warning is None and 20.0 / 1.25 <= movie_bg.median <= 100.0 * 1.25
     noise = next(c for c in rep.checks if c.column == "noise")
     assert 0.75 <= noise.median <= 1.35 and noise.warning is None  # the movie's own camera: consistent
     assert next(c for c in rep.checks if c.column == "photons").train_hi == 5000.0
@@ -119,6 +121,35 @@ def test_fit_reports_the_domain_and_the_cli_prints_its_warnings(tmp_path, capsys
                  "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "training domain" in err and "warning: photons:" in err and "5000 photons the model trained on" in err
+
+
+def test_the_movie_background_is_checked_whatever_the_network_estimates():
+    """A briefly trained network holds its bg output nearly constant: a movie far below the training background
+    passed when only the table's bg was read. The median pixel of the first frames is checked too (below the range
+    only), and a channel whose table bg already warned is not warned twice."""
+    cfg = _config("2d_gaussian.yaml")  # background 20-100 photons/px
+    rng = np.random.default_rng(1)
+    n = 500
+    table = _table(rng, n, rng.uniform(500, 8000, n), np.full(n, 60.0))  # the network's bg: inside, constant
+    ok = check_training_domain(table, cfg, movie_bg=[70.0], warn=False)
+    row = next(c for c in ok.checks if c.column == "bg (movie)")
+    assert ok.warnings == [] and row.median == 70.0 and "| - |" in ok.format_table()
+    # e-/ADU 10x too large in the configuration: photons and background 10x too low, the network's bg unmoved
+    with pytest.warns(DomainWarning, match=r"bg: the movie's median pixel is 6 photons/px, below .* 20-100") as rec:
+        low = check_training_domain(table, cfg, movie_bg=[6.0])
+    assert len(rec) == 1 and [c.column for c in low.checks if c.warning] == ["bg (movie)"]
+    # a high median is not warned about: dense emitters lift it far above the background
+    assert check_training_domain(table, cfg, movie_bg=[400.0], warn=False).warnings == []
+    both = check_training_domain(_table(rng, n, rng.uniform(500, 8000, n), np.full(n, 2.0)), cfg, movie_bg=[6.0],
+                                 warn=False)
+    assert [c.column for c in both.checks if c.warning] == ["bg"]  # said once, by the table's own bg
+    # an empty table (a network that found nothing) still gets the movie's background checked
+    empty = check_training_domain(_table(rng, 0, np.zeros(0), np.zeros(0)), cfg, movie_bg=[6.0], warn=False)
+    assert [c.column for c in empty.checks if c.warning] == ["bg (movie)"]
+    # one value per channel of a two-channel model: bg_ch0 20, bg_ch1 135 photons/px
+    plex = _config("dual_color_plex.yaml")
+    two = check_training_domain(_table(rng, 0, np.zeros(0), np.zeros(0)), plex, movie_bg=[21.0, 40.0], warn=False)
+    assert [c.column for c in two.checks if c.warning] == ["bg_ch1 (movie)"]
 
 
 @pytest.mark.parametrize("camera", [

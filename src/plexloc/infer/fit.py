@@ -231,8 +231,10 @@ class _FitRun:
             from plexloc.infer.domain import check_training_domain
 
             noise = [ch.noise_ratio for ch in camera.channels] if camera is not None else None
+            movie_bg = ([float(self.head[0][:, c].float().median()) for c in range(spec.n_channels)] if self.head
+                        else None)  # the median pixel: the background, read off the movie
             stats["domain"] = check_training_domain(checked, validate_config(cfg, TrainConfig, source=self.source),
-                                                    noise=noise, warn=False)
+                                                    noise=noise, movie_bg=movie_bg, warn=False)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
