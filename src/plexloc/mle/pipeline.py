@@ -255,7 +255,9 @@ class MLEFitter:
         k = 4 if min(h, w) >= 8 else 1
         boxes = torch.nn.functional.avg_pool2d(photons[:, None], k) if k > 1 else photons[:, None]
         level = boxes.reshape(t, -1).median(dim=1).values.clamp_min(0)
-        var = camera.noise_variance_photons(level[:, None, None].expand_as(photons))
+        # contiguous: an ideal camera returns the expanded view itself, and torch (2.13, CPU) gives NaN for the
+        # median of a stride-0 view (no detection threshold, not one spot found)
+        var = camera.noise_variance_photons(level[:, None, None].expand_as(photons).contiguous())
         if var.ndim == 3 and getattr(camera, "map_shape", None) is not None:
             return _blur(var.to(torch.float32), sigma_px / math.sqrt(2.0))  # the DoG's main lobe, squared
         return var.reshape(t, -1).median(dim=1).values[:, None, None] if var.ndim == 3 else var.reshape(t, 1, 1)
