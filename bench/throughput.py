@@ -190,7 +190,8 @@ def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int,
         # TIFF in, table out: the CSV file as plexloc fit writes it (in the background while the network runs)
         n_locs = fit_movie_to_file(path, net, Path(d) / "locs.csv", stats=stats, **warm)
     gflop = network_gflop(net.spec, size, fit=True)
-    return {"fit_frames_per_s": stats["frames_per_s"], "read_convert_frames_per_s": read_fps,
+    return {"fit_frames_per_s": stats["frames_per_s"], "fit_check_seconds": stats.get("check_seconds"),
+            "read_convert_frames_per_s": read_fps,
             "fit_gflop_per_frame": gflop, "fit_tflop_per_s": stats["frames_per_s"] * gflop / 1e3,
             "fit_frames": frames, "fit_frame_size": size, "channels": len(paths),
             "fit_localizations": n_locs, "fit_localizations_per_frame": n_locs / max(frames, 1), "fit_output": "csv",

@@ -125,7 +125,7 @@ def test_fit_reports_the_domain_and_the_cli_prints_its_warnings(tmp_path, capsys
 
 def test_the_movie_background_is_checked_whatever_the_network_estimates():
     """A briefly trained network holds its bg output nearly constant: a movie far below the training background
-    passed when only the table's bg was read. The median pixel of the first frames is checked too (below the range
+    passed when only the table's bg was read. The mean pixel of the first frames is checked too (below the range
     only), and a channel whose table bg already warned is not warned twice."""
     cfg = _config("2d_gaussian.yaml")  # background 20-100 photons/px
     rng = np.random.default_rng(1)
@@ -135,10 +135,10 @@ def test_the_movie_background_is_checked_whatever_the_network_estimates():
     row = next(c for c in ok.checks if c.column == "bg (movie)")
     assert ok.warnings == [] and row.median == 70.0 and "| - |" in ok.format_table()
     # e-/ADU 10x too large in the configuration: photons and background 10x too low, the network's bg unmoved
-    with pytest.warns(DomainWarning, match=r"bg: the movie's median pixel is 6 photons/px, below .* 20-100") as rec:
+    with pytest.warns(DomainWarning, match=r"bg: the movie's mean pixel is 6 photons/px, below .* 20-100") as rec:
         low = check_training_domain(table, cfg, movie_bg=[6.0])
     assert len(rec) == 1 and [c.column for c in low.checks if c.warning] == ["bg (movie)"]
-    # a high median is not warned about: dense emitters lift it far above the background
+    # a high mean is not warned about: dense emitters lift it far above the background
     assert check_training_domain(table, cfg, movie_bg=[400.0], warn=False).warnings == []
     both = check_training_domain(_table(rng, n, rng.uniform(500, 8000, n), np.full(n, 2.0)), cfg, movie_bg=[6.0],
                                  warn=False)
@@ -192,3 +192,31 @@ def test_noise_check_warns_outside_its_range():
     assert "too many" in bad.warnings[0] and "gain" in bad.warnings[0]
     two = check_training_domain(t, cfg, noise=[1.0, 0.4], warn=False)
     assert [c.column for c in two.checks if c.warning] == ["noise_ch1"] and "too few" in two.warnings[0]
+
+
+def test_the_movie_background_of_a_dim_emccd_movie_is_not_called_low(tmp_path):
+    """An EMCCD's pixel median sits far below its background at a few photons/px (0.33 at 1 photon/px): the first
+    version compared the median and called a movie recorded at the training background too dim. The mean is read."""
+    import warnings
+
+    from plexloc.config import SimulationConfig, validate_config
+    from plexloc.infer import fit_movie
+    from plexloc.io.tiff import write_movie
+    from plexloc.nets import Localizer, LocalizerSpec
+    from plexloc.simulation import Simulator
+
+    d = load_config(EXAMPLES / "2d_gaussian.yaml").model_dump(mode="json")
+    d["background"] = {"range": [1.0, 1.0]}
+    d["frame_size"] = [32, 32]
+    sim = Simulator(validate_config({k: v for k, v in d.items() if k not in ("model", "training")}, SimulationConfig))
+    m = sim.simulate_movie(20, generator=torch.Generator().manual_seed(0), density_per_um2=0.05)
+    write_movie(tmp_path / "dim.tif", np.clip(np.round(m.frames[0].numpy()), 0, 65535))
+    torch.manual_seed(0)
+    net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1)).eval()
+    stats: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the untrained network's own findings
+        fit_movie(tmp_path / "dim.tif", net, config=d, stats=stats)
+    row = next(c for c in stats["domain"].checks if c.column == "bg (movie)")
+    assert 0.8 < row.median < 5.0 and row.warning is None  # the background 1 plus the emitters' light
+    assert float(sim.to_photons(m.frames)[0].median()) < 0.8  # what the median read: "too dim"

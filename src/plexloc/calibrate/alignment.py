@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 #: frames of the movie's start the check looks at (fewer where frames are large: ``PIXEL_BUDGET``)
+#: whole-frame pixels :func:`check_movie_alignment` reads at once, per channel (memory)
+CHUNK_PIXELS = 2**24
 MAX_FRAMES = 200
 #: pixels per channel analysed at most (frames x rows x columns): 200 frames of 256 x 256
 PIXEL_BUDGET = 200 * 256 * 256
@@ -348,11 +350,19 @@ def check_movie_alignment(
     looks at (:func:`analysed`), so that a large movie's frames are never held whole. ``options``: those of
     :func:`check_channel_alignment` (``split``, ``sources``, ``warn``, ...)."""
     n, (r0, c0, h, w) = analysed(n_frames, frame_shape, max_frames=options.get("max_frames", MAX_FRAMES))
+    # whole frames read at once at most CHUNK_PIXELS per channel (2048 x 2048 frames: 4 at a time), and each window
+    # copied as it is cut: a view would keep its chunk's whole frames alive until the end
+    step = max(1, min(chunk_frames, CHUNK_PIXELS // max(1, int(frame_shape[0]) * int(frame_shape[1]))))
+
+    def cut(f):
+        win = f[:, r0 : r0 + h, c0 : c0 + w]
+        return win.detach().to("cpu", copy=True) if isinstance(win, Tensor) else np.array(win, copy=True)
+
     parts: list[list] = []
-    for a in range(0, n, chunk_frames):
-        parts.append([f[:, r0 : r0 + h, c0 : c0 + w] for f in frames_of(a, min(a + chunk_frames, n))])
+    for a in range(0, n, step):
+        parts.append([cut(f) for f in frames_of(a, min(a + step, n))])
     if not parts:
-        parts = [[f[:, r0 : r0 + h, c0 : c0 + w] for f in frames_of(0, 0)]]
+        parts = [[cut(f) for f in frames_of(0, 0)]]
     chans = [torch.cat([torch.as_tensor(np.asarray(p[c]) if not isinstance(p[c], Tensor) else p[c]) for p in parts])
              for c in range(len(parts[0]))]
     offset = (int(roi_offset_px[0]) + c0, int(roi_offset_px[1]) + r0)

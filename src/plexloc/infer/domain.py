@@ -132,12 +132,12 @@ def check_training_domain(
     of the localizations have photons above ``photon_over`` x the training maximum, or where a channel's median
     background lies outside ``[lo / bg_over, hi * bg_over]``. Tables with fewer than ``min_localizations`` rows
     are reported but never warned about (too few to tell). ``noise``: each channel's :func:`noise_ratio`, warned
-    about outside ``noise_range``. ``movie_bg``: each channel's median pixel of the movie's first frames (photons),
-    a background read off the movie itself: a briefly trained network holds its own background estimate nearly
-    constant, so the table's ``bg`` alone can miss a movie outside training. Only a median below the training range
-    (divided by ``bg_over``) is warned about, where the table's ``bg`` did not already warn: emitters only add light,
-    and dense ones lift the median far above the background (dual colour at 3/µm²: 214 photons/px over a background
-    of 135; quad-plane at 3/µm²: 47 over 10), so a high median says nothing."""
+    about outside ``noise_range``. ``movie_bg``: each channel's mean pixel of the movie's first frames (photons),
+    read off the movie itself: a briefly trained network holds its own background estimate nearly constant, so the
+    table's ``bg`` alone can miss a movie outside training. The mean, not the median: an EMCCD's pixel median sits
+    far below its background at a few photons/px (0.33 at 1 photon/px). Only a mean below the training range (divided
+    by ``bg_over``) is warned about, where the table's ``bg`` did not already warn: emitters only add light, and dense
+    ones lift the mean far above the background, so a high value says nothing."""
     report = DomainReport(n=len(table))
     for c, r in enumerate(noise or []):
         if not np.isfinite(r):
@@ -193,7 +193,7 @@ def check_training_domain(
 
 def _movie_background(report: DomainReport, ranges: dict[str, tuple[str, float, float]], movie_bg: list[float] | None,
                       bg_over: float) -> None:
-    """Add a ``bg (movie)`` check per channel: the median pixel of the movie's first frames against the lower end
+    """Add a ``bg (movie)`` check per channel: the mean pixel of the movie's first frames against the lower end
     of the channel's training background range divided by ``bg_over``; warned only where the table's own ``bg``
     check did not (see :func:`check_training_domain`)."""
     bg_cols = [col for col, (kind, _, _) in ranges.items() if kind == "bg"]
@@ -205,7 +205,7 @@ def _movie_background(report: DomainReport, ranges: dict[str, tuple[str, float, 
         chk = DomainCheck(f"{col} (movie)", "bg", lo, hi, value, value, value, math.nan)
         if col not in warned and value < lo / bg_over:
             chk.warning = (
-                f"{col}: the movie's median pixel is {value:.4g} photons/px, below the model's training background "
+                f"{col}: the movie's mean pixel is {value:.4g} photons/px, below the model's training background "
                 f"{lo:.4g}-{hi:.4g} (read off the movie's first frames, whatever the network estimates); check the "
                 "camera settings (gain, e-/ADU, baseline), or train with a background range that covers the data"
             )

@@ -199,6 +199,7 @@ class _FitRun:
         self.source = ""
         self.alignment = None  # AlignmentReport of the first frames (several channels)
         self.psf_shape = None  # PSFShapeReport per channel of the first frames
+        self.check_seconds = 0.0  # the alignment and PSF shape checks before the fit
 
     def add_filter_report(self, report) -> None:
         self.filtered = report if self.filtered is None else self.filtered.add(report)
@@ -209,6 +210,7 @@ class _FitRun:
             return
         n, elapsed = self.n_frames, self.elapsed
         stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"),
+                     check_seconds=self.check_seconds,
                      sigma_calibration=self.factors, offset_calibration=self.offsets, refined_rows=self.refined)
         spec, cfg = self.spec, self.cfg
         if spec.n_aux:
@@ -231,8 +233,8 @@ class _FitRun:
             from plexloc.infer.domain import check_training_domain
 
             noise = [ch.noise_ratio for ch in camera.channels] if camera is not None else None
-            movie_bg = ([float(self.head[0][:, c].float().median()) for c in range(spec.n_channels)] if self.head
-                        else None)  # the median pixel: the background, read off the movie
+            movie_bg = ([float(self.head[0][:, c].float().nanmean()) for c in range(spec.n_channels)] if self.head
+                        else None)  # the mean pixel: at least the background, read off the movie
             stats["domain"] = check_training_domain(checked, validate_config(cfg, TrainConfig, source=self.source),
                                                     noise=noise, movie_bg=movie_bg, warn=False)
         if self.filtered is not None:
@@ -313,11 +315,13 @@ def _fit_parts(
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
         photons_of = _photons_reader(readers, split, cams)
+        t_checks = time.perf_counter()
         if spec.n_channels > 1 and cfg and "channels" in cfg:  # the first frames against the model's channel geometry
             at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
             run.alignment = _alignment_check(photons_of, len(readers[0]), readers, split, cfg, at, paths)
         if cfg and "channels" in cfg:  # the first frames' spots against the model's PSF (2D model on a 3D movie, ...)
             run.psf_shape = _psf_shape_check(photons_of, len(readers[0]), readers[0], cfg, cams, paths, source=str(model))
+        run.check_seconds = time.perf_counter() - t_checks  # a fixed cost per movie, outside frames_per_s
         if channels_last is None:  # as the model was trained
             channels_last = bool((cfg.get("training") or {}).get("channels_last", False))
         if channels_last:
@@ -446,7 +450,8 @@ def _psf_shape_check(photons_of, n: int, reader: MovieReader, cfg: dict, cams: S
     except Exception:  # damaged metadata: the check names no metadata then
         movie_px = None
     config = validate_config(cfg, TrainConfig, source=source)
-    return check_movie_psf_shapes(photons_of, n, config, cameras=cams, source=str(paths[0]), movie_px_size_nm=movie_px)
+    sources = [str(p) for p in paths] if len(paths) == len(cams) else str(paths[0])  # a file per channel, or one split view
+    return check_movie_psf_shapes(photons_of, n, config, cameras=cams, source=sources, movie_px_size_nm=movie_px)
 
 
 def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float]) -> LocTable:
@@ -499,7 +504,9 @@ def fit_movie(
         filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` (e.g. ``min_prob``,
             ``max_sigma_nm``, ``min_photons``); the counts removed go to ``stats["filtered"]``.
         progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
-        stats: a dict that receives ``frames``, ``seconds``, ``frames_per_s`` and ``refined_rows``; ``domain``, the
+        stats: a dict that receives ``frames``, ``seconds``, ``frames_per_s`` (the frames' loop: reading, network,
+            extraction, writing), ``check_seconds`` (the checks of the first frames before it, a fixed cost of about
+            1 s per movie on a CPU core) and ``refined_rows``; ``domain``, the
             :class:`~plexloc.infer.domain.DomainReport` of the photons and background against the model's training
             ranges (where the model carries its configuration); and, for a multi-channel model, ``roi_offset_px``,
             ``roi_offset_source``, ``duplicates`` and ``alignment``: the

@@ -648,7 +648,7 @@ def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
     except Exception:  # damaged metadata: the check names no metadata then
         movie_px = None
     return check_movie_psf_shapes(lambda a, b: list(fitter.to_photons(movies.frames(a, b))), movies.n, fitter.config,
-                                  channels=fitter.channels, source=str(movies.paths[0]), movie_px_size_nm=movie_px,
+                                  channels=fitter.channels, source=movies.sources, movie_px_size_nm=movie_px,
                                   warn=warn)
 
 

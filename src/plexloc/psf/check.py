@@ -22,8 +22,8 @@ word. :func:`check_psf_shape` measures the spots' shape and compares it with the
    not held to a precision no real calibration has). A spot further than ``far_distance`` is *far*. The share of
    far spots among the model's own simulated spots is the false-alarm baseline (about 1 %).
 
-More than ``max_far_fraction`` of the spots far is a :class:`PSFShapeWarning` that says what was measured and the
-likely cause: elongated spots against a round (2D) model (a 3D astigmatic movie?), spots uniformly wider or
+More than ``max_far_fraction`` of the spots far, and at least ``min_excess`` more than among the model's own spots
+in frames as crowded as the movie's, is a :class:`PSFShapeWarning` that says what was measured and the likely cause: elongated spots against a round (2D) model (a 3D astigmatic movie?), spots uniformly wider or
 narrower than the model (its best width scale: a wrong ``px_size_nm`` or PSF), else the widths against the model's
 range. With fewer than ``min_spots`` spots nothing is warned about (the report says so). A 3D model whose movie
 spots all sit at one z (a 2D movie, or a thin sample) is a legitimate case: the report notes it, without a warning.
@@ -34,6 +34,7 @@ Widths are reported in nm at the model's pixel size (what the model believes a p
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ MAX_FRAMES = 200
 MOVIE_FRAMES = 100
 #: side of the central window of a large frame that :func:`check_movie_psf_shapes` looks at (memory, run time)
 MOVIE_WINDOW_PX = 512
+#: whole-frame pixels :func:`check_movie_psf_shapes` reads at once, per channel (2048 x 2048 frames: 4 at a time)
+CHUNK_PIXELS = 2**24
 #: spots measured on the movie, at most (run time)
 MAX_SPOTS = 300
 #: below this many measured spots the check reports and never warns
@@ -535,6 +538,8 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
     if len(z_range_nm) != 2 or z_range_nm[0] > z_range_nm[1]:
         raise InputError(f"z_range_nm must be [lo, hi] with lo <= hi, got {list(z_range_nm)}")
     x = x[:max_frames].detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(x).all()):  # NaN / inf pixels (float movies): 0, neither spot nor background
+        x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     px = tuple(float(p) for p in psf.px_size_nm)
     gen = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng(seed)
@@ -753,7 +758,7 @@ def check_psf_shapes(
     *,
     channels: Sequence | None = None,
     cameras: Sequence | None = None,
-    source: str = "",
+    source: str | Sequence[str] = "",
     movie_px_size_nm: Sequence[float] | None = None,
     warn: bool = True,
     **options,
@@ -763,7 +768,8 @@ def check_psf_shapes(
 
     ``channels``: the fitter's :class:`~plexloc.simulation.Channel` s (PSF, camera, z offset) where it has them;
     default built from ``config``. ``cameras``: replace the channels' cameras (e.g. a camera given on the command
-    line). ``options``: passed on (``max_frames``, ``max_spots``, ...)."""
+    line). ``source``: the movie named in the messages, or one name per channel (a file per channel).
+    ``options``: passed on (``max_frames``, ``max_spots``, ...)."""
     if channels is None:
         from plexloc.simulation.simulator import Channel
 
@@ -775,12 +781,25 @@ def check_psf_shapes(
     if cameras is not None and len(cameras) != len(channels):
         raise InputError(f"{len(cameras)} camera(s) for {len(channels)} channel(s): give one per channel")
     many = len(channels) > 1
+    sources = [str(source)] * len(channels) if isinstance(source, (str, os.PathLike)) else [str(x) for x in source]
+    if len(sources) != len(channels):
+        raise InputError(f"{len(sources)} source name(s) for {len(channels)} channel(s): give one, or one per channel")
     return [
         check_psf_shape(f, ch.psf, z_range_nm=tuple(config.emitters.z_range_nm), z_offset_nm=ch.z_offset_nm,
-                        camera=ch.camera if cameras is None else cameras[c], channel=c if many else None, source=source,
+                        camera=ch.camera if cameras is None else cameras[c], channel=c if many else None,
+                        source=sources[c],
                         movie_px_size_nm=movie_px_size_nm, warn=warn, **options)
         for c, (f, ch) in enumerate(zip(frames_photons, channels))
     ]
+
+
+def _central_copy(frames, window_px: int) -> Tensor:
+    """The central ``window_px`` window of ``(t, H, W)`` frames, copied to the CPU (a view would keep the whole
+    frames alive)."""
+    f = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, Tensor) else frames
+    h, w = f.shape[-2:]
+    r0, c0 = max(0, (h - window_px) // 2), max(0, (w - window_px) // 2)
+    return f[:, r0 : r0 + window_px, c0 : c0 + window_px].detach().to("cpu", copy=True)
 
 
 def check_movie_psf_shapes(
@@ -799,15 +818,14 @@ def check_movie_psf_shapes(
     of :func:`check_psf_shapes` (``channels``, ``cameras``, ``source``, ``movie_px_size_nm``, ``warn``, ...)."""
     n = max(0, min(int(n_frames), int(max_frames)))
     parts: list[list[Tensor]] = []
-    for a in range(0, n, chunk_frames):
-        chunk = photons_of(a, min(a + chunk_frames, n))
-        cut = []
-        for f in chunk:
-            f = torch.as_tensor(np.asarray(f)) if not isinstance(f, Tensor) else f
-            h, w = f.shape[-2:]
-            r0, c0 = max(0, (h - window_px) // 2), max(0, (w - window_px) // 2)
-            cut.append(f[:, r0 : r0 + window_px, c0 : c0 + window_px].detach().cpu())
-        parts.append(cut)
+    a, step = 0, 1  # the first frame alone: its size sets the chunk (at most CHUNK_PIXELS whole-frame pixels)
+    while a < n:
+        chunk = photons_of(a, min(a + step, n))
+        h, w = np.shape(chunk[0])[-2:]
+        step = max(1, min(chunk_frames, CHUNK_PIXELS // max(1, h * w)))
+        a += max(1, np.shape(chunk[0])[0])
+        parts.append([_central_copy(f, window_px) for f in chunk])
+        del chunk  # no view of it is kept: the next chunk replaces it
     if not parts:
         raise InputError("the movie has no frames for the PSF shape check", source=options.get("source") or None)
     stacks = [torch.cat([p[c] for p in parts]) for c in range(len(parts[0]))]
