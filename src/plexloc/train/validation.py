@@ -52,6 +52,20 @@ def batch_aux(sim: Simulator, batch: Batch, spec) -> torch.Tensor | None:
     return transform_indicator([ch.transform for ch in sim.channels], batch.roi_offset_px, sim.frame_shape, sim.px_size_nm)
 
 
+def draw_batches(sim: Simulator, *, n_samples: int, batch_size: int, window: int, min_target_photons: float, seed: int,
+                 margin_px: float = 0.0) -> list[Batch]:
+    """``n_samples`` samples of ``sim`` from the stream of ``seed``, in batches of at most ``batch_size``."""
+    gen = BatchGenerator(sim, batch_size=batch_size, window=window, min_target_photons=min_target_photons, seed=seed,
+                         margin_px=margin_px)
+    batches = []
+    left = n_samples
+    while left > 0:
+        gen.batch_size = min(batch_size, left)
+        batches.append(gen())
+        left -= gen.batch_size
+    return batches
+
+
 def truth_of(batches: list[Batch], *, per_channel: bool = False) -> tuple[LocTable, np.ndarray]:
     """Truth table (frame = sample index over all batches) and the per-target bg of channel 0; ``per_channel``
     adds each target's photons per channel (``photons_ch{c}``) and its colour (``color``)."""
@@ -185,14 +199,8 @@ class ColorSet:
             pm = sim.config.photon_model
             raise ValueError(f"a colour validation set needs a ratiometric simulation with two or more dyes, got "
                              f"photon_model kind {pm.kind!r} with ratios {pm.ratios}")
-        gen = BatchGenerator(sim, batch_size=batch_size, window=window, min_target_photons=min_target_photons,
-                             seed=seed, margin_px=margin_px)
-        batches = []
-        left = n_samples
-        while left > 0:
-            gen.batch_size = min(batch_size, left)
-            batches.append(gen())
-            left -= gen.batch_size
+        batches = draw_batches(sim, n_samples=n_samples, batch_size=batch_size, window=window,
+                               min_target_photons=min_target_photons, seed=seed, margin_px=margin_px)
         truth, _ = truth_of(batches, per_channel=True)
         ratios = [list(map(float, r)) for r in sim.config.photon_model.ratios]
         return cls(sim, batches, truth, ratios, bool(sim.channels[0].psf.is_3d), threshold)
@@ -239,14 +247,8 @@ class ValidationSet:
         """``n_samples`` of the training simulation ``sim`` from the stream of ``seed``; with ``color_sim`` (the
         configuration's ratiometric simulation) also a colour part of :func:`color_samples` samples from its own
         stream (``seed + 1``), so that every validation of a run and a resumed run score the same samples."""
-        gen = BatchGenerator(sim, batch_size=batch_size, window=window, min_target_photons=min_target_photons, seed=seed,
-                             margin_px=margin_px)
-        batches = []
-        left = n_samples
-        while left > 0:
-            gen.batch_size = min(batch_size, left)
-            batches.append(gen())
-            left -= gen.batch_size
+        batches = draw_batches(sim, n_samples=n_samples, batch_size=batch_size, window=window,
+                               min_target_photons=min_target_photons, seed=seed, margin_px=margin_px)
         truth, bg = truth_of(batches)
         is_3d = bool(sim.channels[0].psf.is_3d)
         frac = np.array([c.throughput for c in sim.channels], dtype=float)
