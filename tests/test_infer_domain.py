@@ -220,3 +220,32 @@ def test_the_movie_background_of_a_dim_emccd_movie_is_not_called_low(tmp_path):
     row = next(c for c in stats["domain"].checks if c.column == "bg (movie)")
     assert 0.8 < row.median < 5.0 and row.warning is None  # the background 1 plus the emitters' light
     assert float(sim.to_photons(m.frames)[0].median()) < 0.8  # what the median read: "too dim"
+
+
+def test_channels_given_in_the_wrong_order_are_named():
+    """A dual-colour movie whose two channel files are given the other way round: photons and backgrounds outside
+    training in both channels, and inside with the channels exchanged. The warning says so."""
+    plex = _config("dual_color_plex.yaml")  # channel 0: the dim channel (bg 20), channel 1: bg 135
+    rng = np.random.default_rng(3)
+    n = 1000
+    bright, dim = rng.uniform(4135, 4905, n), rng.uniform(95, 865, n)
+
+    def table(ch0, ch1, bg0, bg1):
+        return LocTable({"frame": np.arange(n), "x_nm": rng.uniform(0, 1e4, n), "y_nm": rng.uniform(0, 1e4, n),
+                         "z_nm": np.zeros(n), "photons": ch0 + ch1, "photons_ch0": ch0, "photons_ch1": ch1,
+                         "bg": np.full(n, bg0), "bg_ch0": np.full(n, bg0), "bg_ch1": np.full(n, bg1)})
+
+    right = check_training_domain(table(dim, bright, 20.0, 135.0), plex, movie_bg=[25.0, 150.0], warn=False)
+    assert right.warnings == []
+    import warnings
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        wrong = check_training_domain(table(bright, dim, 135.0, 20.0), plex, movie_bg=[150.0, 25.0])
+    said = [str(w.message) for w in rec if issubclass(w.category, DomainWarning)]
+    assert said == wrong.warnings and len(said) >= 2
+    hinted = [w for w in said if "channels 0 and 1 exchanged" in w]
+    assert len(hinted) == 1 and "wrong order" in hinted[0] and hinted[0].startswith("photons_ch0:")
+    # outside training whatever the order (a wrong gain in both channels): no hint
+    both = check_training_domain(table(3 * dim, 3 * bright, 60.0, 405.0), plex, movie_bg=[65.0, 420.0], warn=False)
+    assert both.warnings and not any("exchanged" in w for w in both.warnings)

@@ -137,7 +137,63 @@ def check_training_domain(
     table's ``bg`` alone can miss a movie outside training. The mean, not the median: an EMCCD's pixel median sits
     far below its background at a few photons/px (0.33 at 1 photon/px). Only a mean below the training range (divided
     by ``bg_over``) is warned about, where the table's ``bg`` did not already warn: emitters only add light, and dense
-    ones lift the mean far above the background, so a high value says nothing."""
+    ones lift the mean far above the background, so a high value says nothing.
+
+    For a multi-channel model whose per-channel photons or backgrounds are outside training, the same checks are
+    tried with two channels exchanged: where that order fits, the warning says so (movies given in the wrong order,
+    or split-view boxes swapped)."""
+    report = _domain_checks(table, config, photon_over=photon_over, photon_max_fraction=photon_max_fraction,
+                            bg_over=bg_over, min_localizations=min_localizations, noise=noise, noise_range=noise_range,
+                            movie_bg=movie_bg)
+    channel_cols = [c for c in report.checks if c.warning and c.kind in ("photons", "bg") and "_ch" in c.column]
+    if channel_cols:
+        hint = _swap_hint(table, config, report, movie_bg, photon_over=photon_over,
+                          photon_max_fraction=photon_max_fraction, bg_over=bg_over, min_localizations=min_localizations)
+        if hint:
+            channel_cols[0].warning += ". " + hint
+    if warn:
+        for w in report.warnings:
+            warnings.warn(w, DomainWarning, stacklevel=2)
+    return report
+
+
+def _swap_hint(table: LocTable, config: TrainConfig, report: DomainReport, movie_bg, **options) -> str | None:
+    """Which exchange of two channels makes every per-channel photon and background check pass, said in words;
+    None where none does."""
+    n = len(config.channels)
+    for a in range(n):
+        for b in range(a + 1, n):
+            swap = {}
+            for stem in ("photons_ch", "sigma_photons_ch", "bg_ch"):
+                if f"{stem}{a}" in table.columns and f"{stem}{b}" in table.columns:
+                    swap[f"{stem}{a}"], swap[f"{stem}{b}"] = table[f"{stem}{b}"], table[f"{stem}{a}"]
+            bg = None
+            if movie_bg is not None:
+                bg = list(movie_bg)
+                bg[a], bg[b] = bg[b], bg[a]
+            if not swap and bg is None:
+                continue
+            other = _domain_checks(table.with_columns(**swap) if swap and len(table) else table, config,
+                                   movie_bg=bg, **options)
+            if not any(c.warning for c in other.checks if c.kind in ("photons", "bg")):
+                return (f"with channels {a} and {b} exchanged the photons and backgrounds fit the training: were the "
+                        f"channel movies given to plexloc fit in the wrong order, or are the split_view boxes swapped?")
+    return None
+
+
+def _domain_checks(
+    table: LocTable,
+    config: TrainConfig,
+    *,
+    photon_over: float,
+    photon_max_fraction: float,
+    bg_over: float,
+    min_localizations: int,
+    noise: list[float] | None = None,
+    noise_range: tuple[float, float] = NOISE_RANGE,
+    movie_bg: list[float] | None = None,
+) -> DomainReport:
+    """:func:`check_training_domain`'s checks, without warnings or the channel-order hint."""
     report = DomainReport(n=len(table))
     for c, r in enumerate(noise or []):
         if not np.isfinite(r):
@@ -154,9 +210,6 @@ def check_training_domain(
     ranges = training_ranges(config)
     if len(table) == 0:
         _movie_background(report, ranges, movie_bg, bg_over)
-        if warn:
-            for w in report.warnings:
-                warnings.warn(w, DomainWarning, stacklevel=2)
         return report
     for column, (kind, lo, hi) in ranges.items():
         if column not in table.columns:
@@ -185,9 +238,6 @@ def check_training_domain(
                 )
         report.checks.append(chk)
     _movie_background(report, ranges, movie_bg, bg_over)
-    if warn:
-        for w in report.warnings:
-            warnings.warn(w, DomainWarning, stacklevel=2)
     return report
 
 
