@@ -269,3 +269,19 @@ def test_each_channel_is_named_by_its_own_file_and_nan_pixels_do_not_stop_the_ch
     assert len(rec) == 1 and str(rec[0].message).startswith("ch1.tif: channel 1:")
     with pytest.raises(InputError, match="3 source name"):
         check_psf_shapes([frames, frames], two, source=["a", "b", "c"], warn=False)
+
+
+def test_plexloc_fit_prints_the_psf_note(tmp_path, capsys):
+    """A 3D configuration on a movie whose spots all sit at one z: no warning, but plexloc fit says so."""
+    from plexloc.cli.main import main
+    from plexloc.config import save_config
+    from plexloc.io.tiff import write_movie
+
+    sim = Simulator(config(PSF_2D))
+    m = sim.simulate_movie(60, generator=torch.Generator().manual_seed(0), density_per_um2=0.5)
+    write_movie(tmp_path / "flat.tif", np.clip(np.round(m.frames[0].numpy()), 0, 65535))
+    save_config(config(PSF_3D, z=(-500.0, 500.0)), tmp_path / "astig.yaml")
+    assert main(["fit", str(tmp_path / "flat.tif"), "--method", "mle", "--config", str(tmp_path / "astig.yaml"),
+                 "--out", str(tmp_path / "l.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "note: " in err and "near z =" in err and "a 2D movie fitted with a 3D model?" in err

@@ -170,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
     if stats.get("alignment") is not None:  # its findings were warned about before the fit
         print(stats["alignment"].summary(), file=sys.stderr)
+    for shape in stats.get("psf_shape") or []:  # warnings were issued before the fit; notes (all spots at one z) here
+        if shape.note and shape.enough:
+            print(f"note: {shape.note}", file=sys.stderr)
     dup = stats.get("duplicates")
     if dup is not None and dup.warning:
         print(f"warning: {dup.warning}", file=sys.stderr)

@@ -263,7 +263,7 @@ class PSFShapeReport:
     @property
     def enough(self) -> bool:
         """Whether enough spots were measured to judge (else the report says so and nothing is warned about)."""
-        return self.note is None or not self.note.startswith("too few")
+        return self.note is None or "too few spots" not in self.note
 
     @property
     def baseline_far_fraction(self) -> float:
@@ -643,7 +643,7 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
         report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm)
         if report.warning is None and len(zs) > 1 and report.z_iqr_nm < 0.15 * (zs[-1] - zs[0]):
             zm = float(np.median(report.z_nm))
-            report.note = (f"the spots' widths place them all near z = {zm:.0f} nm (interquartile range "
+            report.note = (f"{where}the spots' widths place them all near z = {zm:.0f} nm (interquartile range "
                            f"{report.z_iqr_nm:.0f} nm of the model's {zs[0]:.0f} to {zs[-1]:.0f} nm): a thin sample, "
                            "or a 2D movie fitted with a 3D model?")
     if warn and report.warning:
