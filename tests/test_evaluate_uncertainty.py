@@ -198,3 +198,24 @@ def test_table_crlb_uses_each_rows_channel_split_and_each_channels_background():
     half = even.with_columns(bg_ch0=np.zeros(3))
     hb = table_crlb(half, chans)["crlb_x_nm"]
     assert np.isfinite(hb).all() and (hb < got["crlb_x_nm"]).all() and (hb > zero_bg["crlb_x_nm"].numpy()).all()
+
+
+def test_photon_calibration_is_the_median_ratio_where_significant():
+    """Predicted photons 10 % high with 15 % scatter and a few gross errors: the scale is 1.10; unbiased photons
+    give 1; a table with per-channel photons gets none (the channels' sum would no longer be the total)."""
+    from plexloc.evaluate.uncertainty import photon_calibration
+
+    rng = np.random.default_rng(8)
+    truth, x, y = _singles_and_pairs(1500, 0)
+    true = rng.uniform(500, 8000, len(x))
+    truth = truth.with_columns(photons=true)
+    scale = 1.10 * np.exp(rng.normal(0, 0.15, len(x)))
+    scale[:30] = 5.0  # 2 % gross errors
+    pred = truth.with_columns(photons=true * scale)
+    m = match(truth, pred, dim=2)
+    assert photon_calibration(pred, m, truth)["photon_cal"] == pytest.approx(1.10, rel=0.015)
+    fair = truth.with_columns(photons=true * np.exp(rng.normal(0, 0.15, len(x))))
+    assert photon_calibration(fair, match(truth, fair, dim=2), truth)["photon_cal"] == 1.0
+    per_channel = pred.with_columns(photons_ch0=0.5 * true, photons_ch1=0.5 * true)
+    assert math.isnan(photon_calibration(per_channel, m, truth)["photon_cal"])
+    assert math.isnan(photon_calibration(pred, m, truth, min_pairs=len(x) + 1)["photon_cal"])

@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per forward pass (default 16)")
     p.add_argument("--tile", type=positive_int, default=None, help="tile size in pixels for large frames (default 256)")
     p.add_argument("--raw-sigma", action="store_true",
-                   help="write the network's own sigmas and positions, without the sigma factors and position offset "
-                   "measured on the model's validation set (isolated emitters)")
+                   help="write the network's own sigmas, positions and photons, without the sigma factors, position "
+                   "offset and photon scale measured on the model's validation set")
     p.add_argument("--refine-mle", action="store_true",
                    help="refine each localization by maximum likelihood in its frame, the other localizations nearby "
                    "modelled (network; worth it where the model's errors are well above the Cramér-Rao bound, e.g. "
@@ -159,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
         if stats.get("offset_calibration"):
             off = ", ".join(f"{ax} {-o:+.1f} nm" for ax, o in stats["offset_calibration"].items())
             print(f"positions corrected by the model's validation offset ({off}; --raw-sigma to skip)", file=sys.stderr)
+        if stats.get("photon_calibration"):
+            print(f"photons divided by the model's validation photon scale ({stats['photon_calibration']:.3f}; "
+                  "--raw-sigma to skip)", file=sys.stderr)
         if args.refine_mle and n_rows:
             share = stats["refined_rows"] / n_rows
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)

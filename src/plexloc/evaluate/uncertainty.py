@@ -211,6 +211,33 @@ def offset_calibration(m: Matching, truth: LocTable, *, dim: int, min_pairs: int
     return out
 
 
+PHOTON_CAL_KEYS = ("photon_cal",)
+
+
+def photon_calibration(pred: LocTable, m: Matching, truth: LocTable, *, min_pairs: int = 50) -> dict[str, float]:
+    """``photon_cal``: the median ratio predicted / true photons of the matched emitters, where its logarithm
+    differs from 0 by more than twice its standard error (1.2533 x robust sd / sqrt(n)); else 1. NaN with fewer than
+    ``min_pairs`` pairs, and for tables with per-channel photons (``photons_ch0``: scaling the total alone would part
+    it from the channels' sum).
+
+    A network trained for minutes can carry a photon scale error: the demo's 4-minute CPU model read +10.6 % (median
+    relative error over 3,540 matched emitters) where the MLE on the same movie read -0.3 %; dividing by the
+    validation's ratio is free, as for the position offsets."""
+    out = dict.fromkeys(PHOTON_CAL_KEYS, math.nan)
+    if m.n_tp < min_pairs or "photons" not in pred or "photons_ch0" in pred:
+        return out
+    p = np.asarray(pred["photons"], float)[m.tp_pred]
+    t = np.asarray(truth["photons"], float)[m.tp_truth]
+    ok = (p > 0) & (t > 0) & np.isfinite(p) & np.isfinite(t)
+    if ok.sum() < min_pairs:
+        return out
+    r = np.log(p[ok] / t[ok])
+    med = float(np.median(r))
+    se = 1.2533 * robust_sd(r) / math.sqrt(int(ok.sum()))
+    out["photon_cal"] = math.exp(med) if abs(med) > 2.0 * se else 1.0
+    return out
+
+
 def zscore_slabs(pred: LocTable, m: Matching, truth: LocTable, edges_nm: Sequence[float]) -> list[dict[str, float]]:
     """Standard deviation of the z-scores (``error / predicted sigma``) of matched pairs in slabs of the
     true z (``edges_nm``, ascending): one dict per slab with ``z_lo, z_hi, n, zscore_std_x, zscore_std_y,

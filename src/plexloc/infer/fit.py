@@ -191,6 +191,7 @@ class _FitRun:
         self.elapsed = float("nan")
         self.factors: dict[str, float] = {}
         self.offsets: dict[str, float] = {}
+        self.photon_scale: float | None = None
         self.roi_offset: tuple[int, int] = (0, 0)
         self.roi_source = ""
         self.filtered = None  # FilterReport summed over the parts
@@ -211,7 +212,8 @@ class _FitRun:
         n, elapsed = self.n_frames, self.elapsed
         stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"),
                      check_seconds=self.check_seconds,
-                     sigma_calibration=self.factors, offset_calibration=self.offsets, refined_rows=self.refined)
+                     sigma_calibration=self.factors, offset_calibration=self.offsets, photon_calibration=self.photon_scale,
+                     refined_rows=self.refined)
         spec, cfg = self.spec, self.cfg
         if spec.n_aux:
             stats.update(roi_offset_px=self.roi_offset, roi_offset_source=self.roi_source)
@@ -358,7 +360,8 @@ def _fit_parts(
         run.roi_offset, run.roi_source = roi_offset, roi_source
         factors = sigma_factors(meta) if calibrate_sigma else {}
         offsets = position_offsets(meta) if calibrate_sigma else {}
-        run.factors, run.offsets = factors, offsets
+        scale = photon_scale(meta) if calibrate_sigma and spec.n_photons == 1 else None
+        run.factors, run.offsets, run.photon_scale = factors, offsets, scale
         use_filters = bool(filters) and any(v is not None for v in filters.values())
         if use_filters:
             from plexloc.post.filter import filter_localizations
@@ -372,7 +375,7 @@ def _fit_parts(
                 h = spec.window // 2
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
                 tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)
-            tab = _calibrate(tab, factors, offsets)
+            tab = _calibrate(tab, factors, offsets, scale)
             if use_filters:
                 tab, report = filter_localizations(tab, **filters)
                 run.add_filter_report(report)
@@ -454,15 +457,20 @@ def _psf_shape_check(photons_of, n: int, reader: MovieReader, cfg: dict, cams: S
     return check_movie_psf_shapes(photons_of, n, config, cameras=cams, source=sources, movie_px_size_nm=movie_px)
 
 
-def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float]) -> LocTable:
-    """The network's own rows (not the refined ones) get the sigma factors and position offsets measured on its
-    validation set; the factors before any filter, so that ``max_sigma_nm`` sees the calibrated sigmas."""
-    if not len(table) or not (factors or offsets):
+def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float],
+               photon_scale: float | None = None) -> LocTable:
+    """The network's own rows (not the refined ones) get the sigma factors, position offsets and photon scale
+    measured on its validation set; before any filter, so that ``max_sigma_nm`` and ``min_photons`` see the
+    calibrated values."""
+    if not len(table) or not (factors or offsets or photon_scale):
         return table
     net_rows = np.asarray(table["refined"]) == 0 if "refined" in table else np.ones(len(table), bool)
     cols = {f"sigma_{ax}_nm": np.where(net_rows, table[f"sigma_{ax}_nm"] * f, table[f"sigma_{ax}_nm"])
             for ax, f in factors.items() if f"sigma_{ax}_nm" in table}
     cols.update({f"{ax}_nm": table[f"{ax}_nm"] - np.where(net_rows, o, 0.0) for ax, o in offsets.items()})
+    if photon_scale:
+        cols.update({c: np.where(net_rows, table[c] / photon_scale, table[c])
+                     for c in ("photons", "sigma_photons") if c in table})
     return table.with_columns(**cols)
 
 
@@ -522,7 +530,9 @@ def fit_movie(
             movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
         calibrate_sigma: multiply ``sigma_x/y/z_nm`` by the factors the trainer measured on its validation set
             (:func:`sigma_factors`) and subtract the constant position offset it measured there
-            (:func:`position_offsets`); ``stats["sigma_calibration"]`` and ``stats["offset_calibration"]`` say which
+            (:func:`position_offsets`) and divide the photons and their sigma by its photon scale
+            (:func:`photon_scale`, one-photon-output models); ``stats["sigma_calibration"]``,
+            ``stats["offset_calibration"]`` and ``stats["photon_calibration"]`` say which
             were applied. False: the network's raw output.
         refine_mle: refine every localization by maximum likelihood in its frame with the other localizations
             nearby in the model (:func:`plexloc.mle.refine.refine_frames`; the training configuration's PSFs,
@@ -638,6 +648,14 @@ def position_offsets(meta: dict) -> dict[str, float]:
     where it was significant (``offset_cal_x/y/z``, :func:`plexloc.evaluate.uncertainty.offset_calibration`); zero
     and missing offsets are left out."""
     return _validation_values(meta, "offset_cal_", lambda v: v != 0.0)
+
+
+def photon_scale(meta: dict) -> float | None:
+    """The photon scale to divide by: the validation set's median predicted / true photons where it was significant
+    (``photon_cal``, :func:`plexloc.evaluate.uncertainty.photon_calibration`); None where it is 1, missing (models
+    saved before 2026-12-05) or not positive."""
+    v = (meta.get("validation") or {}).get("photon_cal")
+    return float(v) if v is not None and np.isfinite(v) and v > 0 and v != 1.0 else None
 
 
 def _empty(spec, device) -> Extracted:

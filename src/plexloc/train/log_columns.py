@@ -35,6 +35,8 @@ LOG_COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "sigma_cal": ("", "factor plexloc fit multiplies this axis's predicted sigma by (robust spread of the isolated "
                       "emitters' z-scores)"),
     "offset_cal": ("nm", "constant error of this axis plexloc fit subtracts (median error where significant, else 0)"),
+    "photon_cal": ("", "photon scale plexloc fit divides the photons and their sigma by (median predicted / true photons "
+                       "where significant, else 1; empty for per-channel photons)"),
     "channel_use": ("", "how much the outputs depend on channel N's image, relative to the most used channel "
                         "(near 0: the channel is ignored)"),
     "skipped_steps": ("", "batches so far whose loss or gradient was not finite (their update was zero)"),

@@ -28,7 +28,13 @@ import torch
 
 from plexloc.evaluate.matching import match
 from plexloc.evaluate.metrics import evaluate_matching
-from plexloc.evaluate.uncertainty import error_scores, offset_calibration, sigma_calibration, table_crlb
+from plexloc.evaluate.uncertainty import (
+    error_scores,
+    offset_calibration,
+    photon_calibration,
+    sigma_calibration,
+    table_crlb,
+)
 from plexloc.infer.extract import extract
 from plexloc.infer.fit import to_table
 from plexloc.nets.localizer import Localizer
@@ -294,6 +300,7 @@ class ValidationSet:
         out.update(error_scores(pred_t, m, self.crlb, dim=dim))
         out.update(sigma_calibration(pred_t, m, self.truth, dim=dim))  # stored with the model; plexloc fit applies it
         out.update(offset_calibration(m, self.truth, dim=dim))
+        out.update(photon_calibration(pred_t, m, self.truth))  # plexloc fit divides the photons by it
         out.update({f"channel_use_{c}": v for c, v in enumerate(use)})
         if self.color is not None:
             out.update(self.color.score(model, threshold=threshold, amp=amp))
