@@ -147,7 +147,7 @@ def check_training_domain(
                             movie_bg=movie_bg)
     channel_cols = [c for c in report.checks if c.warning and c.kind in ("photons", "bg") and "_ch" in c.column]
     if channel_cols:
-        hint = _swap_hint(table, config, report, movie_bg, photon_over=photon_over,
+        hint = _swap_hint(table, config, movie_bg, photon_over=photon_over,
                           photon_max_fraction=photon_max_fraction, bg_over=bg_over, min_localizations=min_localizations)
         if hint:
             channel_cols[0].warning += ". " + hint
@@ -157,7 +157,7 @@ def check_training_domain(
     return report
 
 
-def _swap_hint(table: LocTable, config: TrainConfig, report: DomainReport, movie_bg, **options) -> str | None:
+def _swap_hint(table: LocTable, config: TrainConfig, movie_bg, **options) -> str | None:
     """Which exchange of two channels makes every per-channel photon and background check pass, said in words;
     None where none does."""
     n = len(config.channels)
