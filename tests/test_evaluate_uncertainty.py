@@ -206,16 +206,20 @@ def test_photon_calibration_is_the_median_ratio_where_significant():
     from plexloc.evaluate.uncertainty import photon_calibration
 
     rng = np.random.default_rng(8)
-    truth, x, y = _singles_and_pairs(1500, 0)
+    truth, x, y = _singles_and_pairs(6000, 0)  # the MAD of 1,500 pairs scatters by 5 %
     true = rng.uniform(500, 8000, len(x))
     truth = truth.with_columns(photons=true)
     scale = 1.10 * np.exp(rng.normal(0, 0.15, len(x)))
-    scale[:30] = 5.0  # 2 % gross errors
-    pred = truth.with_columns(photons=true * scale)
+    scale[:120] = 5.0  # 2 % gross errors
+    # sigma_photons half the true spread of the (scaled) photon errors: the sigma factor is 2
+    pred = truth.with_columns(photons=true * scale, sigma_photons=0.5 * 0.15 * 1.10 * true)
     m = match(truth, pred, dim=2)
-    assert photon_calibration(pred, m, truth)["photon_cal"] == pytest.approx(1.10, rel=0.015)
+    cal = photon_calibration(pred, m, truth)
+    assert cal["photon_cal"] == pytest.approx(1.10, rel=0.015)
+    assert cal["photon_sigma_cal"] == pytest.approx(2.0, rel=0.08)
     fair = truth.with_columns(photons=true * np.exp(rng.normal(0, 0.15, len(x))))
     assert photon_calibration(fair, match(truth, fair, dim=2), truth)["photon_cal"] == 1.0
     per_channel = pred.with_columns(photons_ch0=0.5 * true, photons_ch1=0.5 * true)
     assert math.isnan(photon_calibration(per_channel, m, truth)["photon_cal"])
+    assert math.isnan(photon_calibration(fair, match(truth, fair, dim=2), truth)["photon_sigma_cal"])  # no sigma column
     assert math.isnan(photon_calibration(pred, m, truth, min_pairs=len(x) + 1)["photon_cal"])

@@ -272,20 +272,21 @@ def test_fit_movie_applies_the_validation_sigma_calibration(tmp_path):
     kept = fit_movie(tmp_path / "m.tif", tmp_path / "cal.pt", camera=cam, filters={"max_sigma_nm": cut})
     assert len(kept) < len(got)
     # the photon scale: photons and their sigma divided by it
-    save_model(tmp_path / "scale.pt", net, {}, meta={"validation": {"jaccard": 50.0, "photon_cal": 1.25}})
+    save_model(tmp_path / "scale.pt", net, {},
+               meta={"validation": {"jaccard": 50.0, "photon_cal": 1.25, "photon_sigma_cal": 2.0}})
     stats = {}
     scaled = fit_movie(tmp_path / "m.tif", tmp_path / "scale.pt", camera=cam, stats=stats)
     np.testing.assert_allclose(scaled["photons"], raw["photons"] / 1.25, rtol=1e-6)
-    np.testing.assert_allclose(scaled["sigma_photons"], raw["sigma_photons"] / 1.25, rtol=1e-6)
+    np.testing.assert_allclose(scaled["sigma_photons"], raw["sigma_photons"] * 2.0 / 1.25, rtol=1e-6)
     np.testing.assert_allclose(scaled["x_nm"], raw["x_nm"])
-    assert stats["photon_calibration"] == 1.25 and stats["sigma_calibration"] == {}
+    assert stats["photon_calibration"] == {"scale": 1.25, "sigma": 2.0} and stats["sigma_calibration"] == {}
     # a model saved without factors (before they existed) is left alone
     save_model(tmp_path / "old.pt", net, {}, meta={"validation": {"jaccard": 50.0}})
     stats = {}
     old = fit_movie(tmp_path / "m.tif", tmp_path / "old.pt", camera=cam, stats=stats)
     np.testing.assert_allclose(old["sigma_x_nm"], raw["sigma_x_nm"])
     np.testing.assert_allclose(old["photons"], raw["photons"])
-    assert stats["sigma_calibration"] == {} and stats["photon_calibration"] is None
+    assert stats["sigma_calibration"] == {} and stats["photon_calibration"] == {}
 
 
 def test_fit_movie_streams_and_is_independent_of_chunking(tmp_path):

@@ -160,8 +160,11 @@ def run(args: argparse.Namespace) -> int:
             off = ", ".join(f"{ax} {-o:+.1f} nm" for ax, o in stats["offset_calibration"].items())
             print(f"positions corrected by the model's validation offset ({off}; --raw-sigma to skip)", file=sys.stderr)
         if stats.get("photon_calibration"):
-            print(f"photons divided by the model's validation photon scale ({stats['photon_calibration']:.3f}; "
-                  "--raw-sigma to skip)", file=sys.stderr)
+            cal = stats["photon_calibration"]
+            what = [f"divided by {cal['scale']:.3f}"] if "scale" in cal else []
+            what += [f"sigma_photons x{cal['sigma']:.2f}"] if "sigma" in cal else []
+            print(f"photons calibrated on the model's validation set ({', '.join(what)}; --raw-sigma to skip)",
+                  file=sys.stderr)
         if args.refine_mle and n_rows:
             share = stats["refined_rows"] / n_rows
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)

@@ -191,7 +191,7 @@ class _FitRun:
         self.elapsed = float("nan")
         self.factors: dict[str, float] = {}
         self.offsets: dict[str, float] = {}
-        self.photon_scale: float | None = None
+        self.photon_scale: dict[str, float] = {}
         self.roi_offset: tuple[int, int] = (0, 0)
         self.roi_source = ""
         self.filtered = None  # FilterReport summed over the parts
@@ -360,7 +360,7 @@ def _fit_parts(
         run.roi_offset, run.roi_source = roi_offset, roi_source
         factors = sigma_factors(meta) if calibrate_sigma else {}
         offsets = position_offsets(meta) if calibrate_sigma else {}
-        scale = photon_scale(meta) if calibrate_sigma and spec.n_photons == 1 else None
+        scale = photon_scale(meta) if calibrate_sigma and spec.n_photons == 1 else {}
         run.factors, run.offsets, run.photon_scale = factors, offsets, scale
         use_filters = bool(filters) and any(v is not None for v in filters.values())
         if use_filters:
@@ -458,19 +458,20 @@ def _psf_shape_check(photons_of, n: int, reader: MovieReader, cfg: dict, cams: S
 
 
 def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float],
-               photon_scale: float | None = None) -> LocTable:
-    """The network's own rows (not the refined ones) get the sigma factors, position offsets and photon scale
-    measured on its validation set; before any filter, so that ``max_sigma_nm`` and ``min_photons`` see the
-    calibrated values."""
-    if not len(table) or not (factors or offsets or photon_scale):
+               photons: dict[str, float] | None = None) -> LocTable:
+    """The network's own rows (not the refined ones) get the sigma factors, position offsets and photon calibration
+    (:func:`photon_scale`) measured on its validation set; before any filter, so that ``max_sigma_nm`` and
+    ``min_photons`` see the calibrated values."""
+    if not len(table) or not (factors or offsets or photons):
         return table
     net_rows = np.asarray(table["refined"]) == 0 if "refined" in table else np.ones(len(table), bool)
     cols = {f"sigma_{ax}_nm": np.where(net_rows, table[f"sigma_{ax}_nm"] * f, table[f"sigma_{ax}_nm"])
             for ax, f in factors.items() if f"sigma_{ax}_nm" in table}
     cols.update({f"{ax}_nm": table[f"{ax}_nm"] - np.where(net_rows, o, 0.0) for ax, o in offsets.items()})
-    if photon_scale:
-        cols.update({c: np.where(net_rows, table[c] / photon_scale, table[c])
-                     for c in ("photons", "sigma_photons") if c in table})
+    if photons:
+        scale, spread = photons.get("scale", 1.0), photons.get("sigma", 1.0)
+        cols.update({c: np.where(net_rows, table[c] * f, table[c])
+                     for c, f in (("photons", 1.0 / scale), ("sigma_photons", spread / scale)) if c in table})
     return table.with_columns(**cols)
 
 
@@ -530,7 +531,7 @@ def fit_movie(
             movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
         calibrate_sigma: multiply ``sigma_x/y/z_nm`` by the factors the trainer measured on its validation set
             (:func:`sigma_factors`) and subtract the constant position offset it measured there
-            (:func:`position_offsets`) and divide the photons and their sigma by its photon scale
+            (:func:`position_offsets`) and calibrate the photons and their sigma
             (:func:`photon_scale`, one-photon-output models); ``stats["sigma_calibration"]``,
             ``stats["offset_calibration"]`` and ``stats["photon_calibration"]`` say which
             were applied. False: the network's raw output.
@@ -650,12 +651,19 @@ def position_offsets(meta: dict) -> dict[str, float]:
     return _validation_values(meta, "offset_cal_", lambda v: v != 0.0)
 
 
-def photon_scale(meta: dict) -> float | None:
-    """The photon scale to divide by: the validation set's median predicted / true photons where it was significant
-    (``photon_cal``, :func:`plexloc.evaluate.uncertainty.photon_calibration`); None where it is 1, missing (models
-    saved before 2026-12-05) or not positive."""
-    v = (meta.get("validation") or {}).get("photon_cal")
-    return float(v) if v is not None and np.isfinite(v) and v > 0 and v != 1.0 else None
+def photon_scale(meta: dict) -> dict[str, float]:
+    """``{"scale": s, "sigma": f}``: divide the photons by ``s`` (the validation set's median predicted / true
+    photons where it was significant, ``photon_cal``) and multiply ``sigma_photons`` by ``f / s`` (the isolated
+    emitters' photon z-score spread after the scale, ``photon_sigma_cal``;
+    :func:`plexloc.evaluate.uncertainty.photon_calibration`). Values of 1, missing (models saved before 2026-12-05)
+    or not positive are left out."""
+    val = (meta or {}).get("validation") or {}
+    out = {}
+    for key, name in (("scale", "photon_cal"), ("sigma", "photon_sigma_cal")):
+        v = val.get(name)
+        if v is not None and np.isfinite(v) and v > 0 and v != 1.0:
+            out[key] = float(v)
+    return out
 
 
 def _empty(spec, device) -> Extracted:

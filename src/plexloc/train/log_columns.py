@@ -37,6 +37,8 @@ LOG_COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "offset_cal": ("nm", "constant error of this axis plexloc fit subtracts (median error where significant, else 0)"),
     "photon_cal": ("", "photon scale plexloc fit divides the photons and their sigma by (median predicted / true photons "
                        "where significant, else 1; empty for per-channel photons)"),
+    "photon_sigma_cal": ("", "factor plexloc fit multiplies sigma_photons by (robust spread of the isolated emitters' "
+                             "photon z-scores after the photon scale; empty for per-channel photons)"),
     "channel_use": ("", "how much the outputs depend on channel N's image, relative to the most used channel "
                         "(near 0: the channel is ignored)"),
     "skipped_steps": ("", "batches so far whose loss or gradient was not finite (their update was zero)"),
