@@ -379,3 +379,27 @@ def test_camera_check_is_quiet_on_dim_emccd_frames_and_names_each_channels_file(
     with pytest.warns(CameraWarning, match=r"^ch1.tif: channel 1: the pixel noise"):
         check_camera([right.to_photons(adu), swapped.to_photons(adu)], [right, swapped], dtype=np.uint16,
                      source=["ch0.tif", "ch1.tif"])
+
+
+def test_the_noise_check_leaves_an_additive_camera_alone():
+    """An additive camera (seed 002's model) has no gain to get wrong, and without shot noise the emitters'
+    changes between frames read as noise: a correct dense quad-plane movie gave a ratio of 1.44 and a false
+    'wrong em_gain' warning in every channel."""
+    import math
+    import warnings
+    from pathlib import Path
+
+    from plexloc.camera.check import check_camera, noise_ratio
+    from plexloc.config import load_config
+    from plexloc.simulation import Simulator
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "quad_plane_additive.yaml")
+    sim = Simulator(cfg)
+    m = sim.simulate_movie(16, generator=torch.Generator().manual_seed(2))
+    photons = sim.to_photons(m.frames)
+    cams = [ch.camera for ch in sim.channels]
+    assert math.isnan(noise_ratio(photons[0], cams[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check = check_camera(list(photons), cams, dtype=np.uint16)
+    assert all(math.isnan(ch.noise_ratio) for ch in check.channels)
