@@ -44,6 +44,16 @@ def test_one_localization_has_second_moments_sigma_x_and_sigma_y(px):
     np.testing.assert_allclose(swapped.image, r.image.T, atol=1e-15)
 
 
+def _filtered_deltas(shape, x, y, sx, sy, wts, px) -> np.ndarray:
+    """The reference image: each row a weighted delta at its pixel, blurred by its own 2D Gaussian (scipy)."""
+    ref = np.zeros(shape)
+    for k in range(len(x)):
+        delta = np.zeros(shape)
+        delta[int(y[k] // px), int(x[k] // px)] = wts[k]
+        ref += gaussian_filter(delta, (sy[k] / px, sx[k] / px), mode="constant", truncate=4.0)
+    return ref
+
+
 def test_mixed_table_matches_a_2d_filter_per_localization():
     # sigma on exact levels (10, 20, 40 nm with sigma_step 1.0), so no quantisation: every localization must be
     # scipy's 2D Gaussian filter of a unit pixel with its own (sigma_y, sigma_x); round, wide and narrow mixed,
@@ -58,22 +68,14 @@ def test_mixed_table_matches_a_2d_filter_per_localization():
     px = 5.0
     r = render_gaussian(_table(x, y, sigma_x_nm=sx, sigma_y_nm=sy), px_size_nm=px, extent_nm=(0, 1200, 0, 800),
                         sigma_step=1.0, weights=wts)
-    ref = np.zeros_like(r.image)
-    for k in range(n):
-        delta = np.zeros_like(ref)
-        delta[int(y[k] // px), int(x[k] // px)] = wts[k]
-        ref += gaussian_filter(delta, (sy[k] / px, sx[k] / px), mode="constant", truncate=4.0)
+    ref = _filtered_deltas(r.image.shape, x, y, sx, sy, wts, px)
     np.testing.assert_allclose(r.image, ref, rtol=0, atol=1e-12 * ref.max())
     # sigma anywhere, with a step so fine that each row has its own levels (some 10^7 x 10^7 level pairs, of which
     # only the 60 that occur are visited): the same 2D filters, to the step's 1e-6 relative change of sigma
     sx, sy = rng.uniform(6, 40, n), rng.uniform(6, 40, n)
     r = render_gaussian(_table(x, y, sigma_x_nm=sx, sigma_y_nm=sy), px_size_nm=px, extent_nm=(0, 1200, 0, 800),
                         sigma_step=1e-6, weights=wts)
-    ref = np.zeros_like(r.image)
-    for k in range(n):
-        delta = np.zeros_like(ref)
-        delta[int(y[k] // px), int(x[k] // px)] = wts[k]
-        ref += gaussian_filter(delta, (sy[k] / px, sx[k] / px), mode="constant", truncate=4.0)
+    ref = _filtered_deltas(r.image.shape, x, y, sx, sy, wts, px)
     np.testing.assert_allclose(r.image, ref, rtol=0, atol=1e-5 * ref.max())
 
 
