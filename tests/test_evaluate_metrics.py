@@ -250,3 +250,22 @@ def test_evaluate_matching_refuses_a_foreign_matching():
 
 def test_doctests():
     assert doctest.testmod(metrics_module).failed == 0
+
+
+def test_photon_scores_are_the_median_relative_errors():
+    """Photons 10 % high on half the pairs and 20 % low on the other half: bias = the median relative error, rel_err
+    the median absolute one; not part of the SMLM Challenge's keys, but in the dict and the table."""
+    from plexloc.evaluate.metrics import evaluate
+
+    n = 101
+    truth = LocTable({"frame": np.arange(n), "x_nm": np.zeros(n), "y_nm": np.zeros(n), "z_nm": np.zeros(n),
+                      "photons": np.full(n, 1000.0)})
+    factor = np.where(np.arange(n) < 51, 1.1, 0.8)
+    pred = truth.with_columns(photons=1000.0 * factor)
+    m = evaluate(truth, pred, dim=2)
+    assert m.photons_bias == pytest.approx(10.0) and m.photons_rel_err == pytest.approx(10.0)
+    d = m.to_dict()
+    assert d["photons_bias"] == pytest.approx(10.0)
+    assert "photons_rel_err" in m.format_table()
+    low = evaluate(truth, truth.with_columns(photons=np.full(n, 800.0)), dim=2)
+    assert low.photons_bias == pytest.approx(-20.0) and low.photons_rel_err == pytest.approx(20.0)

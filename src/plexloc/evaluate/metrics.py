@@ -41,6 +41,9 @@ CORE_KEYS: tuple[str, ...] = (
 )
 COLOR_KEYS: tuple[str, ...] = ("color_accuracy", "color_rejection")
 GRIDDING_KEYS: tuple[str, ...] = ("gridding_dev_x", "gridding_dev_y")
+#: photon scores (not the SMLM Challenge's): the median relative error of the matched pairs' photons and the median
+#: of its absolute value, percent, over pairs whose true and predicted photons are positive
+PHOTON_KEYS: tuple[str, ...] = ("photons_bias", "photons_rel_err")
 
 #: Efficiency weights of the SMLM Challenge 2016 (per nm): lateral 1, axial 0.5.
 EFF_WEIGHT_LAT = 1.0
@@ -81,6 +84,8 @@ class Metrics:
     gridding_dev_y: float | None = None
     max_lat_nm: float | None = None
     max_ax_nm: float | None = None
+    photons_bias: float | None = None
+    photons_rel_err: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict (plain ints, floats and ``None``; never NaN).
@@ -93,6 +98,7 @@ class Metrics:
         if self.has_color:
             out.update({k: raw[k] for k in COLOR_KEYS})
         out.update(bias_x=self.bias_x, bias_y=self.bias_y, bias_z=self.bias_z)
+        out.update({k: raw[k] for k in PHOTON_KEYS})
         if self.px_size_nm is not None:
             out.update({k: raw[k] for k in GRIDDING_KEYS})
             out["px_size_nm"] = self.px_size_nm
@@ -110,21 +116,23 @@ class Metrics:
 
         >>> t = LocTable({"frame": [0], "x_nm": [0.0], "y_nm": [0.0], "z_nm": [0.0], "photons": [1.0]})
         >>> print(evaluate(t, t, dim=2).format_table())
-        metric      value  unit
-        -----------------------
-        dim             2
-        n_truth         1
-        n_pred          1
-        tp              1
-        fp              0
-        fn              0
-        jaccard    100.00  %
-        recall     100.00  %
-        precision  100.00  %
-        rmse_lat     0.00  nm
-        eff_lat    100.00  %
-        bias_x       0.00  nm
-        bias_y       0.00  nm
+        metric            value  unit
+        -----------------------------
+        dim                   2
+        n_truth               1
+        n_pred                1
+        tp                    1
+        fp                    0
+        fn                    0
+        jaccard          100.00  %
+        recall           100.00  %
+        precision        100.00  %
+        rmse_lat           0.00  nm
+        eff_lat          100.00  %
+        bias_x             0.00  nm
+        bias_y             0.00  nm
+        photons_bias       0.00  %
+        photons_rel_err    0.00  %
         """
         rows: list[tuple[str, str, str]] = []
         for key in ("dim", "n_truth", "n_pred", "tp", "fp", "fn"):
@@ -143,6 +151,7 @@ class Metrics:
             rows.append((key, _fmt(getattr(self, key)), "%"))
         for key in bias:
             rows.append((key, _fmt(getattr(self, key)), "nm"))
+        rows += [(k, _fmt(getattr(self, k)), "%") for k in PHOTON_KEYS if getattr(self, k) is not None]
         if self.has_color:
             rows += [(k, _fmt(getattr(self, k)), "%") for k in COLOR_KEYS]
         if self.px_size_nm is not None:
@@ -261,6 +270,15 @@ def evaluate_matching(
         color_accuracy = 100.0 * np.count_nonzero((c_pred == c_true) & ~rejected) / tp
         color_rejection = 100.0 * np.count_nonzero(rejected) / tp
 
+    photons_bias = photons_rel_err = None
+    if tp:
+        p = np.asarray(pred["photons"], float)[matching.tp_pred]
+        t = np.asarray(truth["photons"], float)[matching.tp_truth]
+        ok = (p > 0) & (t > 0) & np.isfinite(p) & np.isfinite(t)
+        if ok.any():
+            rel = p[ok] / t[ok] - 1.0
+            photons_bias, photons_rel_err = 100.0 * float(np.median(rel)), 100.0 * float(np.median(np.abs(rel)))
+
     grid_x = grid_y = None
     if px_size_nm is not None:
         grid_x = gridding_deviation(pred["x_nm"][matching.tp_pred], float(px_size_nm))
@@ -293,6 +311,8 @@ def evaluate_matching(
         gridding_dev_y=grid_y,
         max_lat_nm=matching.max_lat_nm,
         max_ax_nm=matching.max_ax_nm if dim == 3 else None,
+        photons_bias=photons_bias,
+        photons_rel_err=photons_rel_err,
     )
 
 
