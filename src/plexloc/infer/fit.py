@@ -19,7 +19,7 @@ from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_frame_blocks
 from plexloc.config.models import SplitViewConfig
 from plexloc.io.prefetch import prefetch
-from plexloc.io.pixel_size import warn_pixel_size
+from plexloc.io.pixel_size import recorded_pixel_size, warn_pixel_size
 from plexloc.io.splitview import check_boxes, split_frames
 from plexloc.io.tiff import MovieReader, open_movie
 from plexloc.nets.io import load_model
@@ -200,6 +200,7 @@ class _FitRun:
         self.source = ""
         self.alignment = None  # AlignmentReport of the first frames (several channels)
         self.psf_shape = None  # PSFShapeReport per channel of the first frames
+        self.train_cfg = None  # the model's TrainConfig (validated once), where it carries one
         self.check_seconds = 0.0  # the alignment and PSF shape checks before the fit
 
     def add_filter_report(self, report) -> None:
@@ -230,15 +231,13 @@ class _FitRun:
                                   source=self.movie, warn=False)
             stats["camera"] = camera
             camera.warn(noise=False)  # the noise finding is reported with the training domain, as before
-        if cfg and "channels" in cfg and checked is not None:  # photons and bg against the training ranges (bad camera settings)
-            from plexloc.config import TrainConfig, validate_config
+        if self.train_cfg is not None and checked is not None:  # photons and bg against the training ranges (bad camera settings)
             from plexloc.infer.domain import check_training_domain
 
             noise = [ch.noise_ratio for ch in camera.channels] if camera is not None else None
             movie_bg = ([float(self.head[0][:, c].float().nanmean()) for c in range(spec.n_channels)] if self.head
                         else None)  # the mean pixel: at least the background, read off the movie
-            stats["domain"] = check_training_domain(checked, validate_config(cfg, TrainConfig, source=self.source),
-                                                    noise=noise, movie_bg=movie_bg, warn=False)
+            stats["domain"] = check_training_domain(checked, self.train_cfg, noise=noise, movie_bg=movie_bg, warn=False)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
@@ -316,13 +315,18 @@ def _fit_parts(
                 raise InputError("a multi-channel model needs its training configuration (channel transforms)")
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
+        train_cfg = None  # the training configuration, validated once for the checks and the refiner
+        if cfg and "channels" in cfg:
+            from plexloc.config import TrainConfig, validate_config
+
+            train_cfg = validate_config(cfg, TrainConfig, source=str(model))
         photons_of = _photons_reader(readers, split, cams)
         t_checks = time.perf_counter()
-        if spec.n_channels > 1 and cfg and "channels" in cfg:  # the first frames against the model's channel geometry
+        if spec.n_channels > 1 and train_cfg is not None:  # the first frames against the model's channel geometry
             at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
             run.alignment = _alignment_check(photons_of, len(readers[0]), readers, split, cfg, at, paths)
-        if cfg and "channels" in cfg:  # the first frames' spots against the model's PSF (2D model on a 3D movie, ...)
-            run.psf_shape = _psf_shape_check(photons_of, len(readers[0]), readers[0], cfg, cams, paths, source=str(model))
+        if train_cfg is not None:  # the first frames' spots against the model's PSF (2D model on a 3D movie, ...)
+            run.psf_shape = _psf_shape_check(photons_of, len(readers[0]), readers[0], train_cfg, cams, paths)
         run.check_seconds = time.perf_counter() - t_checks  # a fixed cost per movie, outside frames_per_s
         if channels_last is None:  # as the model was trained
             channels_last = bool((cfg.get("training") or {}).get("channels_last", False))
@@ -331,7 +335,7 @@ def _fit_parts(
         if threshold is None:  # the threshold the model's sigma and offset calibration were measured at
             threshold = float((cfg.get("training") or {}).get("detection_threshold", 0.5))
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile)
-        refiner = _refiner(cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
+        refiner = _refiner(train_cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
         if refiner is not None:
             from plexloc.mle.refine import refine_frames
 
@@ -356,6 +360,7 @@ def _fit_parts(
         batches = iter_frame_blocks(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         run.spec, run.cfg, run.cams, run.head, run.n_frames, run.source = spec, cfg, cams, head, n, str(model)
+        run.train_cfg = train_cfg
         run.dtype, run.movie = readers[0].dtype, str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
         run.roi_offset, run.roi_source = roi_offset, roi_source
         factors = sigma_factors(meta) if calibrate_sigma else {}
@@ -439,22 +444,15 @@ def _alignment_check(photons_of, n: int, readers: Sequence[MovieReader], split: 
                                  split=split, sources=[str(p) for p in paths] if split is None else str(paths[0]))
 
 
-def _psf_shape_check(photons_of, n: int, reader: MovieReader, cfg: dict, cams: Sequence[Camera], paths: Sequence, *,
-                     source: str):
+def _psf_shape_check(photons_of, n: int, reader: MovieReader, config, cams: Sequence[Camera], paths: Sequence):
     """:func:`plexloc.psf.check.check_movie_psf_shapes` of the movie's first frames against the training
-    configuration's PSFs and z range; its findings are :class:`~plexloc.psf.check.PSFShapeWarning` s (a 2D model on
-    an astigmatic movie, another pixel size)."""
-    from plexloc.config import TrainConfig, validate_config
+    configuration's (``config``, validated) PSFs and z range; its findings are
+    :class:`~plexloc.psf.check.PSFShapeWarning` s (a 2D model on an astigmatic movie, another pixel size)."""
     from plexloc.psf.check import check_movie_psf_shapes
 
-    try:
-        found = reader.pixel_size
-        movie_px = None if found is None else (found.x_nm, found.y_nm)
-    except Exception:  # damaged metadata: the check names no metadata then
-        movie_px = None
-    config = validate_config(cfg, TrainConfig, source=source)
     sources = [str(p) for p in paths] if len(paths) == len(cams) else str(paths[0])  # a file per channel, or one split view
-    return check_movie_psf_shapes(photons_of, n, config, cameras=cams, source=sources, movie_px_size_nm=movie_px)
+    return check_movie_psf_shapes(photons_of, n, config, cameras=cams, source=sources,
+                                  movie_px_size_nm=recorded_pixel_size(reader))
 
 
 def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float],
@@ -612,15 +610,14 @@ def fit_movie_to_file(
     return writer.rows
 
 
-def _refiner(cfg: dict, camera, device, roi_offset: tuple[int, int], *, source: str):
-    """The MLE fitter of ``fit_movie(refine_mle=True)``: the model's training configuration, the movie's cameras."""
-    if not cfg or "channels" not in cfg:
+def _refiner(train_cfg, camera, device, roi_offset: tuple[int, int], *, source: str):
+    """The MLE fitter of ``fit_movie(refine_mle=True)``: the model's (validated) training configuration, the movie's
+    cameras."""
+    if train_cfg is None:
         raise InputError("refine_mle needs the model's training configuration (PSFs, cameras)", source=source)
-    from plexloc.config import TrainConfig, validate_config
     from plexloc.mle import MLEFitter
 
-    sim = validate_config(cfg, TrainConfig, source=source).simulation()
-    return MLEFitter(sim, device=device, camera=camera, roi_offset_px=roi_offset)
+    return MLEFitter(train_cfg.simulation(), device=device, camera=camera, roi_offset_px=roi_offset)
 
 
 def _validation_values(meta: dict, prefix: str, keep) -> dict[str, float]:

@@ -110,15 +110,23 @@ def pixel_size_mismatch(found: PixelSize | None, expected_nm: tuple[float, float
             "wrong; use a model or configuration for this pixel size (or correct the metadata if they are wrong)")
 
 
+def recorded_pixel_size(reader) -> PixelSize | None:
+    """``reader``'s recorded pixel size (:attr:`plexloc.io.tiff.MovieReader.pixel_size`); None where the metadata
+    record none or cannot be read (damaged metadata: tifffile logs it, the frames may still be fine)."""
+    try:
+        return reader.pixel_size
+    except Exception:
+        return None
+
+
 def warn_pixel_size(reader, expected_nm: tuple[float, float], *, what: str) -> str | None:
     """A :class:`PixelSizeWarning` (and the message returned) when ``reader``'s recorded pixel size
-    (:attr:`plexloc.io.tiff.MovieReader.pixel_size`) is not ``expected_nm``; metadata that cannot be read are
-    skipped (the check is a courtesy, not a requirement)."""
+    (:func:`recorded_pixel_size`) is not ``expected_nm``; metadata that cannot be read are skipped (the check is a
+    courtesy, not a requirement)."""
     import warnings
 
-    try:
-        found = reader.pixel_size
-    except Exception:  # damaged metadata: tifffile logs it, the frames may still be fine
+    found = recorded_pixel_size(reader)
+    if found is None:
         return None
     message = pixel_size_mismatch(found, expected_nm, what=what, path=reader.path)
     if message:

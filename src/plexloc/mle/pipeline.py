@@ -640,16 +640,12 @@ def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
     cameras) against the fitter's PSFs over the configuration's z range: one
     :class:`~plexloc.psf.check.PSFShapeReport` per channel; a :class:`~plexloc.psf.check.PSFShapeWarning` where the
     spots do not have the PSF's shape and ``warn``."""
+    from plexloc.io.pixel_size import recorded_pixel_size
     from plexloc.psf.check import check_movie_psf_shapes
 
-    try:
-        found = movies.readers[0].pixel_size
-        movie_px = None if found is None else (found.x_nm, found.y_nm)
-    except Exception:  # damaged metadata: the check names no metadata then
-        movie_px = None
     return check_movie_psf_shapes(lambda a, b: list(fitter.to_photons(movies.frames(a, b))), movies.n, fitter.config,
-                                  channels=fitter.channels, source=movies.sources, movie_px_size_nm=movie_px,
-                                  warn=warn)
+                                  channels=fitter.channels, source=movies.sources,
+                                  movie_px_size_nm=recorded_pixel_size(movies.readers[0]), warn=warn)
 
 
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",

@@ -759,7 +759,7 @@ def check_psf_shapes(
     channels: Sequence | None = None,
     cameras: Sequence | None = None,
     source: str | Sequence[str] = "",
-    movie_px_size_nm: Sequence[float] | None = None,
+    movie_px_size_nm=None,
     warn: bool = True,
     **options,
 ) -> list[PSFShapeReport]:
@@ -769,7 +769,11 @@ def check_psf_shapes(
     ``channels``: the fitter's :class:`~plexloc.simulation.Channel` s (PSF, camera, z offset) where it has them;
     default built from ``config``. ``cameras``: replace the channels' cameras (e.g. a camera given on the command
     line). ``source``: the movie named in the messages, or one name per channel (a file per channel).
+    ``movie_px_size_nm``: what the movie's metadata record, ``(x, y)`` nm or a
+    :class:`~plexloc.io.pixel_size.PixelSize` (:func:`plexloc.io.pixel_size.recorded_pixel_size`), or None.
     ``options``: passed on (``max_frames``, ``max_spots``, ...)."""
+    if hasattr(movie_px_size_nm, "x_nm"):  # a PixelSize read off the movie
+        movie_px_size_nm = (movie_px_size_nm.x_nm, movie_px_size_nm.y_nm)
     if channels is None:
         from plexloc.simulation.simulator import Channel
 
