@@ -117,6 +117,8 @@ def train_config(path: Path, args) -> TrainConfig:
     d["training"].update(batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule, validate_every=args.validate_every,
                          validate_every_s=args.validate_every_s, validation_samples=args.validation_samples,
                          compile=args.compile)
+    if args.train_density_range is not None:
+        d["training"]["density_range_per_um2"] = list(args.train_density_range)
     return TrainConfig.model_validate(d)
 
 
@@ -449,7 +451,10 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", default=None, help="train this run folder on from its checkpoint.pt for --minutes, then "
                     "score it (one config only; its configuration is the checkpoint's); the learning curve and the time "
                     "to plateau span all its calls")
-    ap.add_argument("--train-density", type=float, default=1.0)
+    ap.add_argument("--train-density", type=float, default=1.0, help="training density per um^2 (and the validation set's)")
+    ap.add_argument("--train-density-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                    help="training.density_range_per_um2: each training sample's density log-uniform in [LO, HI] per "
+                         "um^2 (the validation set stays at --train-density)")
     ap.add_argument("--features", type=int, default=48)
     ap.add_argument("--depth", type=int, default=None, help="down/up stages of both U-Nets (default: the config's)")
     ap.add_argument("--up-kernel", type=int, choices=(1, 3), default=None,

@@ -370,6 +370,55 @@ def test_batch_window_must_be_odd():
         BatchGenerator(_batch_sim(), window=2)
 
 
+def test_sequence_densities_set_each_sequences_mean_count():
+    """sample_emitters with one density per sequence: each sequence's mean active emitters per frame is its own
+    density times the area (Poisson), a density of 0 gives none, and the draw is refused for a wrong length or a
+    negative or NaN density."""
+    sim = Simulator(config(emitters={"density_per_um2": 1.0, "blinking": False}))
+    area_um2 = 32 * 40 * (PX_NM / 1000) ** 2
+    dens = torch.tensor([0.0, 0.5, 4.0])
+    n_frames = 400
+    em = sim.sample_emitters(n_sequences=3, n_frames=n_frames, generator=_gen(3), sequence_density=dens)
+    per_seq = torch.bincount(em.frame_ix // n_frames, minlength=3).double() / n_frames
+    assert per_seq[0] == 0
+    for s in (1, 2):
+        want = float(dens[s]) * area_um2
+        assert abs(float(per_seq[s]) - want) < 4 * (want / n_frames) ** 0.5, (s, float(per_seq[s]), want)
+    for bad in (torch.tensor([1.0, 2.0]), torch.tensor([1.0, -1.0, 1.0]), torch.tensor([1.0, float("nan"), 1.0])):
+        with pytest.raises(ValueError, match="sequence_density"):
+            sim.sample_emitters(n_sequences=3, n_frames=2, generator=_gen(3), sequence_density=bad)
+
+
+def test_batch_density_range_draws_each_samples_density_log_uniformly():
+    """density_range_per_um2: per-sample densities log-uniform in [lo, hi] (the log's mean and spread of a uniform),
+    target counts that follow them (over-dispersed against one density's Poisson counts), and without the option
+    the generator's stream is the one it always was."""
+    sim = _batch_sim()
+    lo, hi = 0.5, 8.0
+    gen = BatchGenerator(sim, batch_size=4, seed=21, density_range_per_um2=(lo, hi))
+    d = gen.sample_densities(20000)
+    assert float(d.min()) >= lo and float(d.max()) <= hi
+    u = torch.log(d / lo) / np.log(hi / lo)
+    assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float(u.std()) - (1 / 12) ** 0.5) < 0.01
+    n = 400
+    wide = BatchGenerator(sim, batch_size=n, window=1, min_target_photons=0.0, seed=22, density_range_per_um2=(lo, hi))()
+    one = BatchGenerator(sim, batch_size=n, window=1, min_target_photons=0.0, seed=22)()
+    c_wide, c_one = wide.target_mask.sum(1).double(), one.target_mask.sum(1).double()
+    # one density: Poisson (variance = mean); log-uniform densities: variance well above the mean
+    assert abs(float(c_one.var() / c_one.mean()) - 1) < 0.3
+    assert float(c_wide.var() / c_wide.mean()) > 5
+    mean_density = (hi - lo) / np.log(hi / lo)  # of a log-uniform density
+    area_um2 = 24 * 28 * (PX_NM / 1000) ** 2
+    assert abs(float(c_wide.mean()) / (mean_density * area_um2) - 1) < 0.15
+    # the default draws exactly what a generator without the option draws
+    a = BatchGenerator(sim, batch_size=3, seed=23)()
+    b = BatchGenerator(sim, batch_size=3, seed=23, density_range_per_um2=None)()
+    assert torch.equal(a.frames, b.frames)
+    for bad in ((0.0, 1.0), (2.0, 1.0), (1.0, float("inf"))):
+        with pytest.raises(ValueError, match="density_range_per_um2"):
+            BatchGenerator(sim, density_range_per_um2=bad)
+
+
 @pytest.mark.gpu
 def test_simulator_runs_on_cuda():
     sim = _batch_sim().to("cuda")

@@ -12,7 +12,7 @@ from conftest import TINY_TRAIN
 
 from plexloc.io import read_table
 from plexloc.cli.main import main
-from plexloc.config import TrainConfig, save_config
+from plexloc.config import TrainConfig, save_config, validate_config
 from plexloc.errors import InputError
 from plexloc.nets.io import load_model
 from plexloc.train import Trainer, make_spec
@@ -218,6 +218,24 @@ def test_initial_weights_follow_the_seed(tmp_path):
     c = Trainer(tiny_config(seed=5), tmp_path / "c").model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_density_range_reaches_the_training_batches_and_not_the_validation_set(tmp_path):
+    """training.density_range_per_um2: the training stream draws per-sample densities from it, the validation set stays
+    at emitters.density_per_um2 (the same samples as a run without the option), and a reversed range is refused by
+    name."""
+    plain = Trainer(tiny_config(validation_samples=64), tmp_path / "a")
+    ranged = Trainer(tiny_config(validation_samples=64, density_range_per_um2=[4.0, 8.0]), tmp_path / "b")
+    assert plain.generator.density_range_per_um2 is None
+    assert ranged.generator.density_range_per_um2 == (4.0, 8.0)
+    assert np.array_equal(plain.validation.truth["x_nm"], ranged.validation.truth["x_nm"])
+    ranged.generator.batch_size = plain.generator.batch_size = 64
+    dense, sparse = ranged.generator().target_mask.sum(), plain.generator().target_mask.sum()
+    assert float(dense) > 3 * float(sparse)  # densities 4-8 against 1 per um^2
+    with pytest.raises(InputError, match="density_range_per_um2"):
+        d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+        d["training"]["density_range_per_um2"] = [2.0, 1.0]
+        validate_config(d, TrainConfig, source="run.yaml")
 
 
 def test_recalibrate_model_rescores_the_same_validation_set_and_keeps_the_weights(tmp_path):

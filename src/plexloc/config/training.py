@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from plexloc.config.models import SimulationConfig, _Model
 
 PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class ModelConfig(_Model):
@@ -78,6 +79,12 @@ class TrainingConfig(_Model):
     transform_jitter_nm: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="registration jitter: sd of a random shift of each non-reference channel per sample"
     )
+    density_range_per_um2: tuple[PositiveFloat, PositiveFloat] | None = Field(
+        default=None,
+        description="each training sample's emitter density drawn log-uniformly from [lo, hi] per um^2 (sparse and "
+        "crowded samples in every batch) instead of emitters.density_per_um2; the validation set keeps "
+        "emitters.density_per_um2. Default: the one density",
+    )
     photon_range_widen: Annotated[float, Field(ge=1)] = Field(
         default=2.0,
         description="multi-colour (ratiometric) training: each channel's photon range [lo, hi] taken from the dyes "
@@ -93,6 +100,13 @@ class TrainingConfig(_Model):
         "--channels-last); same results either way",
     )
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _density_range_order(self) -> TrainingConfig:
+        r = self.density_range_per_um2
+        if r is not None and r[0] > r[1]:
+            raise ValueError(f"density_range_per_um2 must be [lo, hi] with lo <= hi, got {list(r)}")
+        return self
 
 
 class TrainConfig(SimulationConfig):

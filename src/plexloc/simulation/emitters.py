@@ -104,6 +104,7 @@ def sample_emitters(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     margin_nm: float = 0.0,
+    sequence_density: Tensor | None = None,
 ) -> Emitters:
     """Sample blinking emitters for ``n_sequences`` independent sequences of ``n_frames`` frames.
 
@@ -111,7 +112,8 @@ def sample_emitters(
     ``frame_ix`` of the result is ``sequence * n_frames + frame``; rows are sorted by it.
     ``density_per_um2`` overrides ``config.density_per_um2``. ``margin_nm`` widens the area on every side
     (same density), so that emitters just outside the field of view light its edges (and, for several
-    channels, enter a shifted channel's image).
+    channels, enter a shifted channel's image). ``sequence_density`` (n_sequences,), emitters/µm², gives each
+    sequence a density of its own instead (a Poisson count per sequence, as for one density).
     """
     photon_model = photon_model or PhotonModelConfig()
     throughputs = throughputs or [1.0]
@@ -131,8 +133,14 @@ def sample_emitters(
     lead_in = 5.0 * tau_max  # fluorophores switched on before frame 0 are still on at frame 0
     m = float(margin_nm)
     area_um2 = (fov_nm[0] + 2 * m) * (fov_nm[1] + 2 * m) * 1e-6
-    rate = density * area_um2 * rate_per_density  # starts per frame and sequence
     span = n_frames + lead_in
+    weights = None
+    if sequence_density is not None:
+        weights = torch.as_tensor(sequence_density, dtype=torch.float64, device=device).reshape(-1)
+        if weights.numel() != n_sequences or bool((~torch.isfinite(weights) | (weights < 0)).any()):
+            raise ValueError(f"sequence_density needs {n_sequences} finite densities >= 0, got {weights.tolist()}")
+        density = float(weights.sum()) / max(n_sequences, 1)  # the mean: the total count is Poisson over all sequences
+    rate = density * area_um2 * rate_per_density  # starts per frame and sequence
     expected = torch.tensor(rate * span * n_sequences, dtype=torch.float64, device=device)
     n_f = int(torch.poisson(expected.reshape(1), generator=generator).item()) if density > 0 else 0
 
@@ -147,7 +155,10 @@ def sample_emitters(
         tau: Tensor | float = taus.to(dtype)[color]
     else:
         tau = config.on_time_frames
-    seq = torch.randint(0, max(n_sequences, 1), (n_f,), generator=generator, device=device)
+    if weights is None or n_f == 0:
+        seq = torch.randint(0, max(n_sequences, 1), (n_f,), generator=generator, device=device)
+    else:  # a Poisson total spread over the sequences in proportion to their densities: Poisson per sequence
+        seq = torch.multinomial(weights, n_f, replacement=True, generator=generator)
     if whole_frames:
         t0 = torch.randint(0, n_frames, (n_f,), generator=generator, device=device).to(dtype)
         on = torch.ones(n_f, device=device, dtype=dtype)

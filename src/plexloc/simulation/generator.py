@@ -7,6 +7,7 @@ sequence; its targets are the emitters of the central frame that are bright enou
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -55,6 +56,8 @@ class BatchGenerator:
             frame's edges and shifted channels but are not targets.
         transform_jitter_nm: standard deviation of a random translation of every non-reference channel's
             image per sample (registration jitter: the model learns to tolerate a calibration slightly off).
+        density_range_per_um2: ``(lo, hi)`` emitters/µm²: each sample's density drawn log-uniformly from this range
+            instead of the simulator's one density (a network that sees sparse and crowded samples alike).
     """
 
     def __init__(
@@ -67,9 +70,16 @@ class BatchGenerator:
         seed: int = 0,
         margin_px: float = 0.0,
         transform_jitter_nm: float = 0.0,
+        density_range_per_um2: tuple[float, float] | None = None,
     ):
         if window < 1 or window % 2 == 0:
             raise ValueError(f"window must be an odd number >= 1, got {window}")
+        if density_range_per_um2 is not None:
+            lo, hi = (float(v) for v in density_range_per_um2)
+            if not (0 < lo <= hi < math.inf):
+                raise ValueError(f"density_range_per_um2 must be (lo, hi) with 0 < lo <= hi, got {density_range_per_um2}")
+            density_range_per_um2 = (lo, hi)
+        self.density_range_per_um2 = density_range_per_um2
         self.simulator = simulator
         self.batch_size, self.window = int(batch_size), int(window)
         self.min_target_photons = float(min_target_photons)
@@ -80,7 +90,7 @@ class BatchGenerator:
         sim, b, t = self.simulator, self.batch_size, self.window
         with torch.no_grad():
             em = sim.sample_emitters(n_sequences=b, n_frames=t, generator=self.generator,
-                                     margin_nm=self.margin_px * max(sim.px_size_nm))
+                                     margin_nm=self.margin_px * max(sim.px_size_nm), sequence_density=self.sample_densities(b))
             bg = sim.sample_background(n_sequences=b, n_frames=t, generator=self.generator)  # (C, B*T, H, W)
             offset_px = self.sample_roi_offsets(b)
             shift = None
@@ -117,6 +127,15 @@ class BatchGenerator:
         mask[sample, slot] = True
         color[sample, slot] = tgt.color
         return Batch(frames, bg_mid, xyz, phot, mask, color, offset_px)
+
+    def sample_densities(self, n: int) -> Tensor | None:
+        """(n,) per-sample densities (emitters/µm², log-uniform over ``density_range_per_um2``), or None: the
+        simulator's density for every sample."""
+        if self.density_range_per_um2 is None:
+            return None
+        lo, hi = self.density_range_per_um2
+        u = torch.rand(n, generator=self.generator, device=self.simulator.device, dtype=torch.float64)
+        return lo * (hi / lo) ** u
 
     def sample_roi_offsets(self, n: int) -> Tensor:
         """(n, 2) ROI corners (x, y) in chip pixels, sampled over the chip, or the configuration's fixed offset.

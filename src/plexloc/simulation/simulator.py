@@ -198,7 +198,8 @@ class Simulator(nn.Module):
 
     # --- stages -------------------------------------------------------------------------------
     def sample_emitters(
-        self, *, n_sequences: int, n_frames: int, generator=None, density_per_um2: float | None = None, margin_nm: float = 0.0
+        self, *, n_sequences: int, n_frames: int, generator=None, density_per_um2: float | None = None, margin_nm: float = 0.0,
+        sequence_density: Tensor | None = None,
     ) -> Emitters:
         return sample_emitters(
             self.config.emitters,
@@ -211,6 +212,7 @@ class Simulator(nn.Module):
             generator=generator,
             device=self.device,
             margin_nm=margin_nm,
+            sequence_density=sequence_density,
         )
 
     def sample_background(self, *, n_sequences: int, n_frames: int, generator=None) -> Tensor:

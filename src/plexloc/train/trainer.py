@@ -290,6 +290,7 @@ class Trainer:
         self.generator = BatchGenerator(
             self.sim, batch_size=t.batch_size, window=spec.window, min_target_photons=t.min_target_photons,
             seed=t.seed * 1_000_003 + self.step + 1, margin_px=margin, transform_jitter_nm=t.transform_jitter_nm,
+            density_range_per_um2=t.density_range_per_um2,
         )
         self.validation = validation_set(config, self.sim, spec.window)
         self.run_dir.mkdir(parents=True, exist_ok=True)
