@@ -285,13 +285,21 @@ class Trainer:
         self.forward = self.model
         if t.compile and self.device.type == "cuda":
             self.forward = torch.compile(self.model)
-        # a fresh, reproducible sample stream; a resumed run continues with samples it has not seen
+        # a reproducible sample stream; a resumed run continues it where the checkpoint left it (the generator's
+        # state is in the checkpoint), so that an interrupted run and an uninterrupted one see the same batches.
+        # Checkpoints without that state (before 2026-12-05), or of another device type (a CUDA generator's state
+        # is not a CPU one's), start a fresh stream seeded by the step: samples it has not seen, not the same ones
         margin = t.margin_px if t.margin_px is not None else auto_margin_px(self.sim)
         self.generator = BatchGenerator(
             self.sim, batch_size=t.batch_size, window=spec.window, min_target_photons=t.min_target_photons,
             seed=t.seed * 1_000_003 + self.step + 1, margin_px=margin, transform_jitter_nm=t.transform_jitter_nm,
             density_range_per_um2=t.density_range_per_um2,
         )
+        #: the random state of the sample stream (saved in the checkpoint)
+        self.stream: torch.Generator = self.generator.generator
+        saved = ckpt.get("sample_stream") if ckpt else None
+        if saved and saved.get("device") == self.device.type:
+            self.stream.set_state(saved["state"])
         self.validation = validation_set(config, self.sim, spec.window)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not ckpt or schedule:
@@ -373,6 +381,7 @@ class Trainer:
             best=self.best,
             log=self.rows,
             cosine_phase=self.cosine_phase,
+            sample_stream={"device": self.device.type, "state": self.stream.get_state()},
         )
         with atomic_path(self.run_dir / CHECKPOINT_FILE) as tmp:
             torch.save(payload, tmp)
