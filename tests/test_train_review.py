@@ -42,3 +42,24 @@ def test_a_resumed_run_is_the_uninterrupted_run(tmp_path):
         for k in ra:
             if k not in TIMING:
                 assert ra[k] == rb[k] or (math.isnan(ra[k]) and math.isnan(rb[k])), (ra["step"], k, ra[k], rb[k])
+
+
+def test_skipped_steps_count_over_a_resume(tmp_path):
+    """skipped_steps counts the non-finite batches "so far" (log_columns): a resumed run goes on from the checkpoint's
+    count (it restarted at 0, and the log lost the batch skipped before the resume)."""
+    tr = Trainer(tiny_config(), tmp_path / "run")
+    real, calls = tr.generator, {"n": 0}
+
+    def poisoned():
+        batch = real()
+        calls["n"] += 1
+        if calls["n"] == 2:
+            batch.frames[...] = float("nan")
+        return batch
+
+    tr.generator = poisoned
+    tr.run(steps=3)
+    assert tr.rows[-1]["skipped_steps"] == 1
+    resumed = Trainer(tiny_config(), tmp_path / "run", resume=True)
+    resumed.run(steps=6)
+    assert [r["skipped_steps"] for r in resumed.rows] == [1, 1]

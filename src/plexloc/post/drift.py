@@ -133,12 +133,18 @@ def _curve(seg_frames: np.ndarray, seg_drift: np.ndarray, frames: np.ndarray) ->
 
 
 def _segments(frame: np.ndarray, n_segments: int) -> tuple[np.ndarray, np.ndarray]:
-    """Window index per localization (equal counts, never splitting a frame) and window centre frames."""
+    """Window index per localization (equal counts, never splitting a frame) and window centre frames.
+
+    Windows that would hold no localization (a crowded frame that several equal-count cuts fall in: the first frame
+    of a dSTORM movie, where every molecule is on) are dropped, so that every window has rows and a centre that is
+    the mean frame of its rows; there may then be fewer than ``n_segments`` windows.
+    """
     order = np.argsort(frame, kind="stable")
     edges = np.unique(frame[order][np.linspace(0, len(frame) - 1, n_segments + 1).astype(np.int64)[1:-1]])
-    seg = np.searchsorted(edges, frame, side="right")
-    counts = np.bincount(seg, minlength=len(edges) + 1)
-    centre = np.bincount(seg, weights=frame.astype(float), minlength=len(edges) + 1) / np.maximum(counts, 1)
+    _, seg = np.unique(np.searchsorted(edges, frame, side="right"), return_inverse=True)
+    seg = seg.ravel().astype(np.int64)
+    counts = np.bincount(seg)
+    centre = np.bincount(seg, weights=frame.astype(float)) / counts
     return seg, centre
 
 
@@ -148,6 +154,8 @@ def _peak_subpixel(cc: np.ndarray, r: int) -> tuple[float, float, float]:
     i = min(max(i, r), cc.shape[0] - r - 1)
     j = min(max(j, r), cc.shape[1] - r - 1)
     win = cc[i - r : i + r + 1, j - r : j + r + 1].astype(np.float64)
+    if not win.max() > 0:  # no positive peak to fit (the log needs one): the integer peak
+        return float(i), float(j), float(cc[i, j])
     win = np.log(np.maximum(win, win.max() * 1e-3))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(float)
     a = np.stack([np.ones(win.size), xx.ravel(), yy.ravel(), xx.ravel() ** 2, yy.ravel() ** 2, (xx * yy).ravel()], 1)
@@ -205,6 +213,10 @@ def rcc_drift(
                          f"the table has {len(np.unique(frame))}", source=table.source)
     seg, centre = _segments(frame, n_segments)
     n_seg = len(centre)
+    if n_seg < 2:
+        raise InputError(f"RCC: the {len(frame)} localizations fill only {n_seg} time window of equal counts (frame "
+                         f"{int(frame.min())} holds {int(np.count_nonzero(frame == frame.min()))} of them); at least 2 "
+                         "windows are needed", source=table.source)
     x0, y0 = x.min(), y.min()
     extent = max(x.max() - x0, y.max() - y0) + 1e-6
     px = max(float(render_px_nm), extent / max_image_px)

@@ -277,6 +277,8 @@ class Trainer:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
             self.rows = list(ckpt["log"])
+            if self.rows:  # the count is "so far", over all calls of the run: the checkpoint's last row holds it
+                self._skipped += int(self.rows[-1].get("skipped_steps", 0))
             if not schedule:  # a plain --resume continues the cosine phase it was in (a new --lr starts a new one)
                 self.cosine_phase = ckpt.get("cosine_phase")
         self.amp = t.amp and self.device.type == "cuda"
