@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gap", type=nonnegative_int, default=1, metavar="FRAMES", help="missing frames bridged (default 1)")
     p.add_argument("--weights", choices=("auto", "inverse_variance", "photons"), default="auto",
                    help="how positions are averaged: inverse_variance (1/sigma^2, needs sigma_x_nm and sigma_y_nm; "
-                   "the merged sigma shrinks as 1/sqrt(sum 1/sigma^2)), photons (photon-weighted, sigma columns "
-                   "averaged), auto (default: inverse_variance when the table has the sigma columns, else photons)")
+                   "the merged sigma shrinks as 1/sqrt(sum 1/sigma^2)), photons (photon-weighted; sigma columns "
+                   "become the weighted mean's, sqrt(sum w^2 sigma^2) / sum w), auto (default: inverse_variance when "
+                   "the table has the sigma columns, else photons)")
     p.set_defaults(func=run)
 
 

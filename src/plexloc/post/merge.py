@@ -10,8 +10,9 @@ merged localization. Everything is vectorised: there is no loop over frames.
 
 Averaging. Positions are averaged with inverse-variance weights ``1 / sigma_x_nm²`` (and y, z) when
 the table has uncertainties, else with photon weights. The merged uncertainty is then
-``1 / sqrt(sum 1 / sigma²)`` (``sigma / sqrt(n)`` for n equal precisions); with photon weights
-and no uncertainty columns, there is none to reduce. ``photons`` and ``photons_chN`` are summed (the
+``1 / sqrt(sum 1 / sigma²)`` (``sigma / sqrt(n)`` for n equal precisions); with photon weights ``w`` it is that
+of the weighted mean, ``sqrt(sum w² sigma²) / sum w`` (``sigma / sqrt(n)`` again for n equal rows), and without
+uncertainty columns there is none to reduce. ``photons`` and ``photons_chN`` are summed (the
 total photons of the event), their uncertainties (``sigma_photons``, ``sigma_photons_chN``, ``crlb_photons``)
 add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob`` and ``color_prob`` take the maximum, ``frame`` is the
 first frame of the event, ``color``/``id`` and other integer columns come from the row with the
@@ -128,6 +129,11 @@ def _weighted(values: np.ndarray, w: np.ndarray, groups: np.ndarray, n_groups: i
     return np.bincount(groups, weights=values * w, minlength=n_groups) / wsum
 
 
+def _weighted_sigma(sigma: np.ndarray, w: np.ndarray, groups: np.ndarray, n_groups: int, wsum: np.ndarray) -> np.ndarray:
+    """The 1-σ uncertainty of the weighted mean ``sum w v / sum w`` of independent values: ``sqrt(sum w² σ²) / sum w``."""
+    return np.sqrt(np.bincount(groups, weights=(w * sigma) ** 2, minlength=n_groups)) / wsum
+
+
 def merge_localizations(
     table: LocTable,
     *,
@@ -197,11 +203,11 @@ def merge_localizations(
             w = wx if name.startswith(("x", "sigma_x")) else wy
             wsum = np.bincount(groups, weights=w, minlength=n_groups)
             if name.startswith("sigma"):
-                out[name] = 1.0 / np.sqrt(wsum) if use_iv else _weighted(v, ones, groups, n_groups, count.astype(float))
+                out[name] = 1.0 / np.sqrt(wsum) if use_iv else _weighted_sigma(v, w, groups, n_groups, wsum)
             else:
                 out[name] = _weighted(v, w, groups, n_groups, wsum)
         elif name in ("z_nm", "sigma_z_nm"):
-            plain = (_weighted(v, ones, groups, n_groups, count * 1.0) if name == "sigma_z_nm"
+            plain = (_weighted_sigma(v, wmain, groups, n_groups, wmain_sum) if name == "sigma_z_nm"
                      else _weighted(v, wmain, groups, n_groups, wmain_sum))
             if wz is None:
                 out[name] = plain
