@@ -80,3 +80,39 @@ def test_photon_weighted_merge_propagates_the_uncertainties():
     # inverse-variance weights keep 1 / sqrt(sum 1 / sigma²)
     m = merge_localizations(t.with_columns(sigma_x_nm=s), radius_nm=50.0, gap=0)
     assert m["sigma_x_nm"][0] == pytest.approx(float(1.0 / np.sqrt(np.sum(1.0 / s**2))))
+
+
+def _with_bad_x(value: float) -> LocTable:
+    rng = np.random.default_rng(0)
+    n = 500
+    x = rng.uniform(0, 3000, n)
+    x[3] = value
+    return LocTable({"frame": rng.integers(0, 50, n), "x_nm": x, "y_nm": rng.uniform(0, 3000, n),
+                     "z_nm": np.zeros(n), "photons": np.full(n, 1e3), "sigma_x_nm": np.full(n, 10.0),
+                     "sigma_y_nm": np.full(n, 10.0)})
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_positions_are_an_input_error_naming_the_column(value):
+    """A NaN or infinite x_nm (a table built in Python; the readers reject them) was a ValueError from deep in numpy
+    or scipy ('cannot convert float NaN to integer', 'data must be finite'), an OverflowError, an 'extent must be'
+    InputError with NaN in it, or, with an extent given, a row silently counted as outside the image."""
+    from plexloc.post.merge import merge_localizations
+    from plexloc.render.frc import frc
+    from plexloc.render.image import render_color, render_gaussian, render_histogram
+    from plexloc.render.report import build_report
+
+    t = _with_bad_x(value)
+    calls = [
+        lambda: estimate_drift(t, engine="rcc", n_segments=5),
+        lambda: merge_localizations(t),
+        lambda: render_histogram(t, px_size_nm=10.0),
+        lambda: render_histogram(t, px_size_nm=10.0, extent_nm=(0, 3000, 0, 3000)),
+        lambda: render_gaussian(t, px_size_nm=10.0, extent_nm=(0, 3000, 0, 3000)),
+        lambda: render_color(t, color_by="z", px_size_nm=10.0),
+        lambda: frc(t, px_size_nm=10.0),
+        lambda: build_report(t),
+    ]
+    for call in calls:
+        with pytest.raises(InputError, match=r"column 'x_nm' has 1 non-finite value\(s\), first at row 3"):
+            call()

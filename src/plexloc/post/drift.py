@@ -206,6 +206,7 @@ def rcc_drift(
     if n_segments < 2:
         raise InputError(f"n_segments must be >= 2 for RCC, got {n_segments}")
     t0 = time.perf_counter()
+    table.check_finite(("x_nm", "y_nm"))
     frame = table["frame"]
     x, y = table["x_nm"], table["y_nm"]
     if len(np.unique(frame)) < n_segments:
@@ -468,6 +469,7 @@ def estimate_drift(table: LocTable, *, engine: str = "comet", **options: Any) ->
         raise InputError(f"drift engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
     if len(table) < 10:
         raise InputError(f"drift estimation needs localizations, the table has {len(table)}", source=table.source)
+    table.check_finite(("x_nm", "y_nm", "z_nm") if engine == "comet" else ("x_nm", "y_nm"))
     if engine == "comet":
         return comet_drift(table, **options)
     return rcc_drift(table, **options)

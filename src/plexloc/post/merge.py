@@ -82,6 +82,7 @@ def link_localizations(table: LocTable, *, radius_nm: float, gap: int) -> np.nda
     n = len(table)
     if n == 0:
         return np.zeros(0, np.int64)
+    table.check_finite(("x_nm", "y_nm"))
     frame = table["frame"]
     x, y = table["x_nm"], table["y_nm"]
     x0, y0 = x.min(), y.min()

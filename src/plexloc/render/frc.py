@@ -113,6 +113,7 @@ def frc(
 
     if len(table) < 100:
         raise InputError(f"FRC needs at least 100 localizations, the table has {len(table)}", source=table.source)
+    table.check_finite(("x_nm", "y_nm"))
     x, y = table["x_nm"], table["y_nm"]
     if extent_nm is None:
         extent_nm = (x.min(), x.max() + 1e-6, y.min(), y.max() + 1e-6)

@@ -75,6 +75,7 @@ class Rendered:
 def _geometry(table: LocTable, px: float, extent_nm, max_pixels: int) -> tuple[tuple[float, float, float, float], int, int]:
     if not (np.isfinite(px) and px > 0):
         raise InputError(f"pixel size must be a positive number of nm, got {px!r}")
+    table.check_finite(("x_nm", "y_nm"))  # (a NaN row was counted as outside the image, or made the extent NaN)
     if extent_nm is None:
         if len(table) == 0:
             raise InputError("cannot render an empty table without an extent", source=table.source)

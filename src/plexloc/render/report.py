@@ -73,6 +73,7 @@ def build_report(
     from plexloc.render.image import render
 
     n = len(table)
+    table.check_finite(("x_nm", "y_nm"))  # (an infinite x made the image pixel infinite: 'pixel size must be ...')
     sections: list[tuple[str, str]] = []
     missing: dict[str, str] = {}
     n_fig = 0
