@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "columns": "plexloc.cli.columns",
     "estimate-priors": "plexloc.cli.estimate_priors",
     "calibrate": "plexloc.cli.calibrate",
+    "calibrate-camera": "plexloc.cli.calibrate_camera",
     "color": "plexloc.cli.color",
     "debias": "plexloc.cli.debias",
     "register": "plexloc.cli.register",

@@ -1,0 +1,447 @@
+"""Camera calibration: the camera YAML that converts a movie to photons, measured on the camera instead of copied
+from a spec sheet (``plexloc calibrate-camera``).
+
+What a user records, and what it gives:
+
+- **dark frames** (shutter closed, the exposure and gain of the experiment): per pixel, the offset (the mean, ADU)
+  and the read noise (half the mean squared difference of consecutive frames, ADU², so that an offset that creeps
+  during the recording is not counted as noise);
+- **flat fields** (one TIFF stack per illumination level, the sample replaced by even light) *or the SMLM movie
+  itself*: the photon-transfer slope, the pixel variance above the read noise per ADU of signal above the offset.
+  A camera that turns ``S`` electrons into ``S / e_per_adu`` ADU (sCMOS) gives variance ``S / e_per_adu²``, slope
+  ``1 / e_per_adu``; an EMCCD (``em_gain * S / e_per_adu`` ADU, excess-noise factor 2) gives slope
+  ``2 * em_gain / e_per_adu``, so only the ratio is measured and the EM gain setting is given by the user.
+
+Flats give the slope per pixel too, and with enough frames (the per-pixel gain's standard error under
+:data:`GAIN_MAP_MAX_SE`) an sCMOS gain map. From a movie, the dimmer half of each pair of consecutive frames (the
+background; blinking emitters change between frames by far more than noise) is binned by signal, and each bin's
+variance is the spread of the frame differences, clipped at :data:`CLIP_SD` robust standard deviations and corrected
+for the clipping of a Gaussian.
+
+The quantum efficiency is not measurable this way (photon transfer counts electrons): it stays the configured or
+default value, and the report says so. Dark frames include the EMCCD's clock-induced charge (``spurious_charge``);
+its mean and variance are taken out of the offset and read noise so that the simulator and the fit do not count it
+twice.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from plexloc.errors import InputError
+
+__all__ = ["CameraCalibration", "StackStats", "calibrate_camera", "movie_transfer", "stack_stats",
+           "CLIP_SD", "GAIN_MAP_MAX_SE", "MIN_DARK_FRAMES"]
+
+#: fewest dark (or flat) frames: the per-pixel read variance of N frames has a relative standard error of sqrt(2 / N)
+MIN_DARK_FRAMES = 20
+#: an sCMOS gain map is written where the per-pixel gain's median relative standard error is below this (2 %); else a
+#: single gain: a noisier map would add more error per pixel than the gain differences it corrects (typically 1-3 %)
+GAIN_MAP_MAX_SE = 0.02
+#: movie frame differences are clipped at this many robust standard deviations (emitters switching on or off)
+CLIP_SD = 3.5
+#: the offset drifting by more than this share of the read noise between the first and last tenth of the dark
+#: frames is reported (a camera still warming up, or light reaching the sensor)
+MAX_DARK_DRIFT = 0.5
+#: movie photon transfer: above this share of frame differences beyond CLIP_SD (a Gaussian: 0.05 %), emitters crowd
+#: the background and the gain reads low (2D Gaussian movies at 2 emitters/um^2: 0.12-0.22 %, e_per_adu 13-20 % low)
+MAX_CLIPPED = 0.001
+#: the smallest share of the read noise's variance the signal must add in a flat (or a movie bin) to count
+MIN_EXCESS = 0.5
+QUANTISATION_VAR = 1.0 / 12.0  # ADU²: rounding to integers, in every frame the camera writes (and the simulator)
+
+
+@dataclass
+class StackStats:
+    """Per-pixel temporal statistics of a stack of frames (ADU), gathered chunk by chunk.
+
+    ``mean`` (H, W); ``diff_var`` (H, W): half the mean squared difference of consecutive frames (the temporal
+    variance without slow drifts); ``frame_means`` (T,): each frame's mean; ``saturated``: pixels at the integer
+    dtype's maximum; ``source``: the file it came from."""
+
+    frames: int
+    mean: np.ndarray
+    diff_var: np.ndarray
+    frame_means: np.ndarray
+    saturated: int = 0
+    source: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.mean.shape)
+
+
+def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "", saturation: float | None = None,
+                max_frames: int | None = None) -> StackStats:
+    """:class:`StackStats` of the frames of ``chunks`` (arrays ``(t, H, W)``, ADU, in order), read once: memory is a
+    few frames whatever the stack's length. ``max_frames`` stops early. At least two frames are needed."""
+    total = diff2 = prev = None
+    n, n_diff, saturated = 0, 0, 0
+    means: list[np.ndarray] = []
+    for chunk in chunks:
+        x = np.asarray(chunk, dtype=np.float64)
+        if x.ndim == 2:
+            x = x[None]
+        if max_frames is not None:
+            x = x[: max(0, max_frames - n)]
+        if not len(x):
+            break
+        if not np.all(np.isfinite(x)):
+            t, r, c = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
+            raise InputError(f"frame {n + t} has {float(x[t, r, c])!r} at row {r}, column {c}", source=source or None)
+        if total is None:
+            total, diff2 = np.zeros(x.shape[1:]), np.zeros(x.shape[1:])
+        elif x.shape[1:] != total.shape:
+            raise InputError(f"frame {n} has shape {x.shape[1:]}, the first {total.shape}", source=source or None)
+        total += x.sum(axis=0)
+        seq = x if prev is None else np.concatenate([prev[None], x])
+        d = np.diff(seq, axis=0)
+        diff2 += (d * d).sum(axis=0)
+        n_diff += len(d)
+        prev = x[-1]
+        means.append(x.mean(axis=(1, 2)))
+        if saturation is not None:
+            saturated += int(np.count_nonzero(x >= saturation))
+        n += len(x)
+    if n < 2:
+        raise InputError(f"needs at least 2 frames, got {n}", source=source or None)
+    return StackStats(n, total / n, diff2 / (2.0 * n_diff), np.concatenate(means), saturated, str(source))
+
+
+def _saturation(dtype) -> float | None:
+    dt = np.dtype(dtype)
+    return float(np.iinfo(dt).max) if dt.kind in "ui" else None
+
+
+def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None, chunk_frames: int = 64) -> StackStats:
+    """:func:`stack_stats` of a TIFF stack (or folder of TIFFs) on disk, streamed."""
+    from plexloc.io.tiff import open_movie
+
+    with open_movie(path) as movie:
+        return stack_stats((c for _, c in movie.iter_chunks(chunk_frames)), source=path,
+                           saturation=_saturation(movie.dtype), max_frames=max_frames)
+
+
+@dataclass
+class TransferCurve:
+    """Photon transfer: ``excess_var`` (ADU², the variance above the read noise) against ``signal_adu`` (above the
+    offset), one point per flat or movie bin, with the pixels (or pixel pairs) behind each; ``slope`` through the
+    origin and its standard error."""
+
+    signal_adu: np.ndarray
+    excess_var: np.ndarray
+    counts: np.ndarray
+    slope: float
+    slope_se: float
+    source: str = "flats"
+    clipped: float = math.nan  # movie: the share of frame differences beyond CLIP_SD (emitters switching)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "slope": self.slope, "slope_se": self.slope_se, "clipped": self.clipped,
+                "signal_adu": self.signal_adu.tolist(), "excess_var_adu2": self.excess_var.tolist(),
+                "counts": self.counts.tolist()}
+
+
+def _through_origin(s: np.ndarray, e: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted least-squares slope of ``e = k s`` and its standard error (from the residuals; one point: the
+    point's own ratio and NaN)."""
+    k = float(np.sum(w * s * e) / np.sum(w * s * s))
+    if len(s) < 2:
+        return k, math.nan
+    r = e - k * s
+    dof = len(s) - 1
+    return k, float(math.sqrt(np.sum(w * r * r) / dof / np.sum(w * s * s)))
+
+
+def _gaussian_clip_factor(c: float) -> float:
+    """Variance of a standard Gaussian clipped to [-c, c] (what a clipped estimate must be divided by)."""
+    phi = math.exp(-c * c / 2.0) / math.sqrt(2.0 * math.pi)
+    inside = math.erf(c / math.sqrt(2.0))
+    return 1.0 - 2.0 * c * phi / inside
+
+
+def movie_transfer(chunks: Iterable[np.ndarray], offset: np.ndarray, read_var: np.ndarray, *, bins: int = 12,
+                   max_frames: int = 300, window_px: int = 256, quantile: float = 0.5,
+                   source: str = "") -> TransferCurve:
+    """Photon transfer from an SMLM movie's background (module docstring), on the central ``window_px`` square of the
+    first ``max_frames`` frames: pairs of consecutive frames ``a, b``; for every pixel the pairs whose mean
+    ``(a + b) / 2`` is at most that pixel's ``quantile`` over the pairs (an emitter switching on or off raises the
+    mean; for Gaussian noise ``a + b`` and ``a - b`` are independent, so choosing pairs by their mean does not bias
+    the difference); those pairs binned by signal (``(a + b) / 2 - offset``, at quantiles); each bin's variance of
+    ``(a - b) / sqrt(2)`` (less each pair's median over the window: a background that changes between frames),
+    clipped at :data:`CLIP_SD` robust standard deviations and corrected for the clipping of a Gaussian, less the
+    bin's mean read variance."""
+    h, w = offset.shape
+    r0, c0 = max(0, (h - window_px) // 2), max(0, (w - window_px) // 2)
+    win = (slice(r0, r0 + min(h, window_px)), slice(c0, c0 + min(w, window_px)))
+    parts, n = [], 0
+    for chunk in chunks:
+        x = np.asarray(chunk)
+        x = x[: max(0, max_frames - n)]
+        if not len(x):
+            break
+        parts.append(np.array(x[(slice(None), *win)], dtype=np.float32))  # a copy: not a view of the whole frames
+        n += len(x)
+    if n < 3:
+        raise InputError(f"the movie needs at least 3 frames, got {n}", source=source or None)
+    x = np.concatenate(parts)
+    off, rvar = np.asarray(offset, np.float32)[win], np.asarray(read_var, np.float32)[win]
+    m = (x[:-1] + x[1:]) / 2.0 - off
+    d = (x[:-1] - x[1:]) / math.sqrt(2.0)
+    d -= np.median(d.reshape(len(d), -1), axis=1)[:, None, None]  # a background that changes between frames
+    keep = m <= np.quantile(m.reshape(len(m), -1), quantile, axis=1)[:, None, None]
+    s, d, r = m[keep].astype(np.float64), d[keep].astype(np.float64), np.broadcast_to(rvar, m.shape)[keep]
+    edges = np.unique(np.quantile(s, np.linspace(0.0, 1.0, bins + 1)))
+    idx = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 2)
+    factor = _gaussian_clip_factor(CLIP_SD)
+    ss, ee, cc, out_share = [], [], [], []
+    for k in range(len(edges) - 1):
+        sel = idx == k
+        if sel.sum() < 100:
+            continue
+        dk = d[sel]
+        mad = 1.4826 * float(np.median(np.abs(dk - np.median(dk))))
+        inside = np.abs(dk - np.median(dk)) <= CLIP_SD * mad if mad > 0 else np.ones(len(dk), bool)
+        ss.append(float(s[sel].mean())), ee.append(float(np.var(dk[inside])) / factor - float(r[sel].mean()))
+        cc.append(int(sel.sum())), out_share.append(1.0 - float(inside.mean()))
+    s_arr, e_arr, c_arr = np.array(ss), np.array(ee), np.array(cc)
+    ok = s_arr > 0
+    if not ok.any():
+        raise InputError("the movie's background is not above the dark offset: no photon transfer to measure "
+                         "(a dark movie, or dark frames taken at another setting)", source=source or None)
+    # weights: the variance of a variance estimate grows with its square, and shrinks with the pixels behind it
+    w_ = c_arr[ok] / np.maximum(e_arr[ok] + float(r.mean()), 1e-12) ** 2
+    k, se = _through_origin(s_arr[ok], e_arr[ok], w_)
+    return TransferCurve(s_arr, e_arr, c_arr, k, se, "movie", clipped=float(np.average(out_share, weights=c_arr)))
+
+
+@dataclass
+class CameraCalibration:
+    """A measured camera: ``config`` is the camera YAML mapping (:mod:`plexloc.config.models`' ``EMCCDConfig`` or
+    ``SCMOSConfig`` fields); ``maps`` the sCMOS per-pixel maps it names (written next to the YAML by :meth:`save`);
+    ``offset_adu`` and ``read_sigma_adu`` the dark frames' per-pixel offset and read noise; ``transfer`` the photon
+    transfer; ``notes`` what the user should know (also printed by the CLI)."""
+
+    kind: str
+    config: dict
+    maps: dict[str, np.ndarray]
+    offset_adu: np.ndarray
+    read_sigma_adu: np.ndarray
+    transfer: TransferCurve | None
+    dark_frames: int
+    gain_map_se: float = math.nan
+    notes: list[str] = field(default_factory=list)
+
+    def report(self) -> dict:
+        """Numbers for a JSON report (no arrays)."""
+        q = lambda a: {p: float(np.percentile(a, p)) for p in (1, 50, 99)}  # noqa: E731
+        out = {"kind": self.kind, "camera": {k: (f"<{k} map>" if k in self.maps else v) for k, v in self.config.items()},
+               "dark_frames": self.dark_frames, "offset_adu_percentiles": q(self.offset_adu),
+               "read_sigma_adu_percentiles": q(self.read_sigma_adu), "gain_map_relative_se": self.gain_map_se,
+               "notes": list(self.notes)}
+        if self.transfer is not None:
+            out["transfer"] = self.transfer.to_dict()
+        return out
+
+    def save(self, path: str | os.PathLike) -> list[Path]:
+        """Write the camera YAML at ``path`` and its maps next to it as ``<stem>_<field>.npy`` (named relative to the
+        YAML, which is how camera files find their maps), each atomically. Returns the files written."""
+        import yaml
+
+        from plexloc.io._atomic import atomic_path
+
+        path = Path(path)
+        written = []
+        data = dict(self.config)
+        for name, arr in self.maps.items():
+            target = path.with_name(f"{path.stem}_{name}.npy")
+            with atomic_path(target) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, np.asarray(arr, dtype=np.float32), allow_pickle=False)
+            data[name] = target.name
+            written.append(target)
+        header = "".join(f"# {line}\n" for line in ["camera measured by plexloc calibrate-camera", *self.notes])
+        with atomic_path(path) as tmp:
+            tmp.write_text(header + yaml.safe_dump(data, sort_keys=False))
+        written.insert(0, path)
+        return written
+
+    def figure(self, path: str | os.PathLike) -> Path:
+        """Photon transfer (variance above the read noise against signal, with the fitted line) and the dark frames'
+        offset and read-noise histograms, as a PNG (atomically)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from plexloc.io._atomic import atomic_path
+
+        fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+        t = self.transfer
+        if t is not None:
+            ax[0].plot(t.signal_adu, t.excess_var, "o", label=f"{t.source}")
+            xs = np.linspace(0.0, max(float(np.max(t.signal_adu)), 1e-9), 50)
+            ax[0].plot(xs, t.slope * xs, "-", label=f"slope {t.slope:.4g} ADU² per ADU")
+            ax[0].legend()
+        ax[0].set(xlabel="signal above offset (ADU)", ylabel="variance above read noise (ADU²)", title="photon transfer")
+        ax[1].hist(self.offset_adu.ravel(), bins=100)
+        ax[1].set(xlabel="offset (ADU)", ylabel="pixels", title=f"dark offset ({self.dark_frames} frames)")
+        ax[2].hist(self.read_sigma_adu.ravel(), bins=100)
+        ax[2].set(xlabel="read noise (ADU)", ylabel="pixels", title="dark read noise", yscale="log")
+        fig.tight_layout()
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        plt.close(fig)
+        return path
+
+
+def _flat_transfer(dark: StackStats, flats: Sequence[StackStats]) -> tuple[TransferCurve, np.ndarray, np.ndarray]:
+    """Photon transfer of flat fields: one point per flat (pixel means), and each pixel's slope through the origin
+    over the flats with its relative standard error (from the temporal variance estimates' own error)."""
+    s = np.stack([f.mean - dark.mean for f in flats])  # (K, H, W)
+    e = np.stack([f.diff_var - dark.diff_var for f in flats])
+    counts = np.array([s[0].size] * len(flats))
+    s_lvl, e_lvl = s.reshape(len(flats), -1).mean(axis=1), e.reshape(len(flats), -1).mean(axis=1)
+    w = np.array([f.frames for f in flats], float) / np.maximum(e_lvl + dark.diff_var.mean(), 1e-12) ** 2
+    ok = s_lvl > 0
+    k, se = _through_origin(s_lvl[ok], e_lvl[ok], w[ok]) if ok.any() else (math.nan, math.nan)
+    if ok.sum() == 1:  # one flat: the slope's error from the pixels' spread
+        ratio = (e[ok] / np.where(s[ok] > 0, s[ok], np.nan)).ravel()
+        se = float(np.nanstd(ratio) / math.sqrt(np.isfinite(ratio).sum()))
+    per_pixel = (s * e).sum(axis=0) / np.maximum((s * s).sum(axis=0), 1e-12)
+    # relative error of one pixel's slope: the half mean squared difference of N frames estimates a variance to a
+    # relative sd of sqrt(3 / N) (neighbouring differences share a frame), and the slope weighs level k by s_k^2
+    s2 = np.clip(s_lvl, 0.0, None) ** 2
+    rel = math.sqrt(float(np.sum(s2 * s2 * 3.0 / np.array([f.frames for f in flats], float)))) / max(float(s2.sum()), 1e-12)
+    return TransferCurve(s_lvl, e_lvl, counts, k, se, "flats"), per_pixel, np.full(s.shape[1:], rel)
+
+
+def calibrate_camera(
+    dark: StackStats,
+    *,
+    kind: str,
+    flats: Sequence[StackStats] = (),
+    movie: TransferCurve | None = None,
+    em_gain: float | None = None,
+    qe: float | None = None,
+    spurious_charge: float | None = None,
+    gain_map: str = "auto",
+) -> CameraCalibration:
+    """The camera configuration of dark frames plus flats (``flats``: :func:`stack_stats` of each level) or a movie's
+    photon transfer (``movie``: :func:`movie_transfer`).
+
+    Args:
+        kind: ``"scmos"`` (offset and read-noise maps, a gain map where flats measure it well enough: ``gain_map``
+            ``"auto"``, ``"yes"`` or ``"no"``) or ``"emccd"`` (scalars; ``em_gain`` is the camera's EM gain setting).
+        qe, spurious_charge: not measurable here; the kind's defaults where not given (the notes say so).
+
+    Raises:
+        InputError: too few dark frames, flats of another frame size, no transfer given, flats no brighter than the
+            dark, a non-positive slope, an EMCCD without ``em_gain``.
+    """
+    from plexloc.config.models import EMCCDConfig, SCMOSConfig
+
+    if kind not in ("scmos", "emccd"):
+        raise InputError(f"camera kind must be 'scmos' or 'emccd', got {kind!r}")
+    if dark.frames < MIN_DARK_FRAMES:
+        raise InputError(f"{dark.frames} dark frames; at least {MIN_DARK_FRAMES} are needed (the read noise of N frames "
+                         f"is known to sqrt(2/N): 100 or more give 14 %)", source=dark.source or None)
+    for f in flats:
+        if f.shape != dark.shape:
+            raise InputError(f"flat of frame size {f.shape}, the dark frames {dark.shape}: record both on the same "
+                             "region of the chip", source=f.source or None)
+    if not flats and movie is None:
+        raise InputError("the photon transfer needs flat fields or a movie (with the dark frames)")
+    if kind == "emccd" and (em_gain is None or em_gain < 1):
+        raise InputError(f"an EMCCD's EM gain setting is needed (em_gain >= 1, got {em_gain}): photon transfer measures "
+                         "only em_gain / e_per_adu")
+    notes: list[str] = []
+    defaults = (EMCCDConfig if kind == "emccd" else SCMOSConfig)()
+    qe = defaults.qe if qe is None else float(qe)
+    sc = defaults.spurious_charge if spurious_charge is None else float(spurious_charge)
+    read_var = np.maximum(dark.diff_var - QUANTISATION_VAR, 0.0)
+    tenth = max(1, dark.frames // 10)
+    drift = float(dark.frame_means[-tenth:].mean() - dark.frame_means[:tenth].mean())
+    typical_read = math.sqrt(float(np.median(dark.diff_var)))
+    if abs(drift) > MAX_DARK_DRIFT * typical_read:
+        notes.append(f"the dark frames' mean moved by {drift:+.3g} ADU from the first to the last tenth ({typical_read:.3g} "
+                     "ADU read noise): the camera was still settling, or light reached the sensor")
+    if dark.saturated:
+        notes.append(f"{dark.saturated} dark pixel values sit at the pixel type's maximum")
+    per_pixel = rel = None
+    if flats:
+        transfer, per_pixel, rel = _flat_transfer(dark, flats)
+        for f, s_lvl, e_lvl in zip(flats, transfer.signal_adu, transfer.excess_var):
+            if s_lvl <= 0 or e_lvl < MIN_EXCESS * float(read_var.mean()):
+                raise InputError(f"this flat adds {s_lvl:.3g} ADU of signal and {e_lvl:.3g} ADU² of variance above the "
+                                 f"dark frames (read noise {float(read_var.mean()):.3g} ADU²): too dim to measure the gain; "
+                                 "record it brighter", source=f.source or None)
+            if f.saturated:
+                notes.append(f"{f.source or 'a flat'}: {f.saturated} pixel values at the pixel type's maximum (clipped)")
+        if movie is not None:
+            notes.append("flats and a movie given: the flats' slope is used; the movie's is in the report")
+    else:
+        transfer = movie
+        if math.isfinite(transfer.clipped) and transfer.clipped > MAX_CLIPPED:
+            notes.append(f"{100 * transfer.clipped:.2g} % of the movie's frame differences are emitters switching (a clean "
+                         f"background: {100 * 0.00047:.2g} %): a crowded movie reads the gain low (by 13-20 % at 2 "
+                         "emitters/um^2 in simulations); flats, or a sparser part of the movie, measure it better")
+    if not (transfer.slope > 0 and math.isfinite(transfer.slope)):
+        raise InputError(f"the photon-transfer slope is {transfer.slope:.3g}: the variance does not grow with the signal "
+                         f"(signal {np.round(transfer.signal_adu, 3).tolist()} ADU, variance above the read noise "
+                         f"{np.round(transfer.excess_var, 3).tolist()} ADU²)")
+    slope = transfer.slope
+    maps: dict[str, np.ndarray] = {}
+    gain_se = float(np.median(rel)) if rel is not None else math.nan
+    if kind == "scmos":
+        e_per_adu: float | np.ndarray = 1.0 / slope
+        use_map = per_pixel is not None and (gain_map == "yes" or (gain_map == "auto" and gain_se <= GAIN_MAP_MAX_SE))
+        if use_map:
+            good = per_pixel > 0
+            e_map = np.where(good, 1.0 / np.where(good, per_pixel, 1.0), 1.0 / slope)
+            maps["e_per_adu"] = e_map
+            e_per_adu = e_map
+            if (~good).any():
+                notes.append(f"{int((~good).sum())} pixel(s) without a measurable gain take the mean gain")
+        elif per_pixel is not None and gain_map != "no":
+            notes.append(f"one gain for every pixel: the flats' {sum(f.frames for f in flats)} frames measure each "
+                         f"pixel's gain to {100 * gain_se:.1f} %, worse than the {100 * GAIN_MAP_MAX_SE:g} % a gain map "
+                         "needs (record more flat frames, or --gain-map yes)")
+        maps["baseline"] = dark.mean - sc / np.asarray(e_per_adu)
+        maps["read_variance"] = np.maximum(read_var * np.asarray(e_per_adu) ** 2 - sc, 0.0)  # e-², less the dark charge
+        config = {"kind": "scmos", "qe": qe, "spurious_charge": sc,
+                  "e_per_adu": float(np.mean(e_per_adu)) if "e_per_adu" not in maps else maps["e_per_adu"],
+                  "baseline": maps["baseline"], "read_variance": maps["read_variance"]}
+        read_sigma_adu = np.sqrt(read_var)
+    else:
+        e_per_adu = 2.0 * float(em_gain) / slope
+        cic_mean = sc * float(em_gain) / e_per_adu
+        cic_var = 2.0 * sc * (float(em_gain) / e_per_adu) ** 2
+        # the mean over pixels (hot pixels left out), not the median: the dark charge's rare large jumps sit in a few
+        # pixels' variance, and are then taken out as their mean
+        typical = read_var[read_var <= 10.0 * max(float(np.median(read_var)), 1e-12)]
+        read_adu2 = max(float(typical.mean()) - cic_var, 0.0)
+        config = {"kind": "emccd", "qe": qe, "spurious_charge": sc, "em_gain": float(em_gain), "e_per_adu": e_per_adu,
+                  "baseline": float(np.median(dark.mean)) - cic_mean, "read_sigma": math.sqrt(read_adu2) * e_per_adu}
+        read_sigma_adu = np.sqrt(read_var)
+    rel_se = transfer.slope_se / slope if math.isfinite(transfer.slope_se) else math.nan
+    notes.append(f"photon transfer ({transfer.source}): {slope:.5g} ADU² per ADU"
+                 + (f" (+-{100 * rel_se:.2g} %)" if math.isfinite(rel_se) else "")
+                 + (f" -> e_per_adu {1.0 / slope:.4g}" + (" (the map's mean " f"{float(np.mean(e_per_adu)):.4g})" if "e_per_adu" in maps else "")
+                    if kind == "scmos"
+                    else f" -> e_per_adu {e_per_adu:.4g} at em_gain {float(em_gain):g}"))
+    notes.append(f"qe {qe:g} and spurious_charge {sc:g} are not measured here (spec sheet or default): photons scale "
+                 "with 1 / qe")
+    config = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in config.items()}
+    # the maps' scalar fields: what a map replaces is not written twice
+    if kind == "scmos":
+        maps = {k: maps[k] for k in ("e_per_adu", "baseline", "read_variance") if k in maps}
+        config = {k: (v if k not in maps else maps[k]) for k, v in config.items()}
+    return CameraCalibration(kind, config, maps, dark.mean, read_sigma_adu, transfer, dark.frames, gain_se, notes)

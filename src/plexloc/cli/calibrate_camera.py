@@ -1,0 +1,83 @@
+"""``plexloc calibrate-camera --dark DARK.tif (--flat F.tif ... | --movie MOVIE.tif) --kind scmos|emccd --out
+camera.yaml``: measure the camera settings that convert a movie to photons."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from plexloc.cli._common import float_at_least, int_at_least, nonnegative_float, open_probability, path_with_suffix
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate-camera",
+        help="dark frames + flat fields (or the movie) -> measured camera YAML (offset, read noise, gain)",
+        description="Measure the camera: the offset and read noise of every pixel from dark frames (shutter closed, "
+        "the experiment's exposure and gain), and the gain from the photon transfer of flat fields (one TIFF per "
+        "light level) or of an SMLM movie's background. Writes the camera YAML that 'plexloc fit --camera' and "
+        "training configurations take (sCMOS: per-pixel offset and read-noise maps, and a gain map where the flats "
+        "measure it to 2 %%, as OUT_<field>.npy next to it), a photon-transfer figure (OUT with .png) and the "
+        "numbers (--json). The quantum efficiency is not measured (photon transfer counts electrons): give it with "
+        "--qe. See plexloc.camera.calibration.",
+    )
+    p.add_argument("--dark", type=Path, required=True, help="dark frames: a TIFF stack or a folder of TIFFs (>= 20 frames)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--flat", type=Path, nargs="+", default=[], metavar="TIFF",
+                     help="flat-field stacks, one per light level (two or more levels check the line)")
+    src.add_argument("--movie", type=Path, default=None,
+                     help="an SMLM movie of the same camera settings: the gain from its background (about 5 %% on "
+                     "sparse simulated movies; reads low where emitters crowd, and says so)")
+    p.add_argument("--kind", choices=("scmos", "emccd"), required=True, help="camera type")
+    p.add_argument("--em-gain", type=float_at_least(1.0), default=None,
+                   help="EMCCD: the EM gain setting (photon transfer measures only em_gain / e_per_adu)")
+    p.add_argument("--qe", type=open_probability, default=None, help="quantum efficiency (default: the kind's default)")
+    p.add_argument("--spurious-charge", type=nonnegative_float, default=None,
+                   help="clock-induced charge, e-/pixel/frame (default: the kind's default)")
+    p.add_argument("--gain-map", choices=("auto", "yes", "no"), default="auto",
+                   help="sCMOS with flats: a per-pixel gain map (auto: where the flats measure each pixel's gain to 2 %%)")
+    p.add_argument("--max-frames", type=int_at_least(3), default=None,
+                   help="read at most this many frames of each stack (default: all; --movie: 300)")
+    p.add_argument("--out", type=path_with_suffix(".yaml", ".yml"), required=True, help="camera YAML to write")
+    p.add_argument("--figure", type=path_with_suffix(".png"), default=None, help="figure (default OUT with .png)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the measured numbers as JSON here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from plexloc.camera.calibration import QUANTISATION_VAR, calibrate_camera, movie_stats, movie_transfer
+    from plexloc.cli._common import write_json
+    from plexloc.errors import InputError
+    from plexloc.io.tiff import open_movie
+
+    if args.kind == "emccd" and args.em_gain is None:
+        raise InputError("--kind emccd needs --em-gain (the camera's EM gain setting): photon transfer measures only "
+                         "em_gain / e_per_adu")
+    dark = movie_stats(args.dark, max_frames=args.max_frames)
+    flats = [movie_stats(f, max_frames=args.max_frames) for f in args.flat]
+    movie = None
+    if args.movie is not None:
+        with open_movie(args.movie) as mv:
+            if tuple(mv.frame_shape) != dark.shape:
+                raise InputError(f"frames of {tuple(mv.frame_shape)} pixels, the dark frames {dark.shape}: record them on "
+                                 "the same region of the chip", source=args.movie)
+            movie = movie_transfer((c for _, c in mv.iter_chunks(64)), dark.mean,
+                                   np.maximum(dark.diff_var - QUANTISATION_VAR, 0.0),
+                                   max_frames=args.max_frames or 300, source=str(args.movie))
+    cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
+                           spurious_charge=args.spurious_charge, gain_map=args.gain_map)
+    written = cal.save(args.out)
+    fig = cal.figure(args.figure or args.out.with_suffix(".png"))
+    print(f"wrote {', '.join(str(p) for p in written)} and {fig}")
+    shown = {k: (f"{v:.5g}" if isinstance(v, float) else ("per-pixel map" if k in cal.maps else v))
+             for k, v in cal.config.items()}
+    print("camera: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    print(f"dark frames: offset {np.median(cal.offset_adu):.5g} ADU, read noise {np.median(cal.read_sigma_adu):.4g} ADU "
+          f"(medians over {cal.offset_adu.size} pixels, {cal.dark_frames} frames)")
+    for note in cal.notes:
+        print(f"note: {note}")
+    if args.json:
+        write_json(cal.report(), args.json)
+    return 0
