@@ -63,3 +63,63 @@ def test_skipped_steps_count_over_a_resume(tmp_path):
     resumed = Trainer(tiny_config(), tmp_path / "run", resume=True)
     resumed.run(steps=6)
     assert [r["skipped_steps"] for r in resumed.rows] == [1, 1]
+
+
+class _Clock:
+    """A fake ``time`` for the trainer: one clock for monotonic and perf_counter, advanced by the test."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    def perf_counter(self):
+        return self.now
+
+
+def _timed(tr, clock, *, step_s, validate_s, stop_at=None):
+    """Each step takes ``step_s``, each validation ``validate_s`` of the fake clock; the rates each step starts with."""
+    seen, step, validate = [], tr.train_step, tr.validate
+
+    def spy_step():
+        if stop_at is not None and tr.step == stop_at:
+            raise KeyboardInterrupt
+        seen.append(tr.optimizer.param_groups[0]["lr"])
+        clock.now += step_s
+        return step()
+
+    def spy_validate(*args):
+        clock.now += validate_s
+        return validate(*args)
+
+    tr.train_step, tr.validate = spy_step, spy_validate
+    return seen
+
+
+def test_cosine_over_minutes_reaches_min_lr_at_the_deadline(tmp_path, monkeypatch):
+    """--minutes is wall time, validation included; the cosine phase is measured the same way, so the rate is near
+    min_lr at the deadline. Steps of 5 s and a 5 s validation every 2 steps: 8 steps in 1 min, starting at 0, 5, 15,
+    20, 30, 35, 45 and 50 s. (Measured in training time, validation excluded, the fractions were 0, 5, ..., 35 s of
+    60 and the last rate 3.8e-4.) Interrupted after step 4 and resumed with --minutes, the phase goes on where it
+    was."""
+    from plexloc.train import trainer as trainer_module
+    from plexloc.train.trainer import cosine_lr
+
+    clock = _Clock()
+    monkeypatch.setattr(trainer_module, "time", clock)
+    cfg = tiny_config(lr=1e-3, min_lr=1e-5, lr_schedule="cosine", warmup_steps=0, validate_every=2)
+    whole = Trainer(cfg, tmp_path / "whole")
+    seen = _timed(whole, clock, step_s=5.0, validate_s=5.0)
+    whole.run(minutes=1.0)
+    want = [cosine_lr(1e-3, 1e-5, s / 60.0) for s in (0, 5, 15, 20, 30, 35, 45, 50)]
+    assert seen == pytest.approx(want, rel=1e-9)
+    assert seen[-1] < 1e-4
+
+    cut = Trainer(cfg, tmp_path / "cut")
+    got = _timed(cut, clock, step_s=5.0, validate_s=5.0, stop_at=4)
+    cut.run(minutes=1.0)  # Ctrl-C at 30 s, after the validation of step 4: the checkpoint holds 30 s of the phase
+    resumed = Trainer(cfg, tmp_path / "cut", resume=True)
+    after = _timed(resumed, clock, step_s=5.0, validate_s=5.0)
+    resumed.run(minutes=0.5)
+    assert got + after == pytest.approx(want, rel=1e-9)
