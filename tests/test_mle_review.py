@@ -1,0 +1,47 @@
+"""Known-answer checks of the MLE fitter and the CRLB from the review of plexloc.mle and plexloc.evaluate.crlb."""
+
+from __future__ import annotations
+
+import torch
+
+from plexloc.camera import EMCCD, SCMOS
+from plexloc.mle.fit import FitChannel, fit_rois, noise_terms
+from plexloc.mle.models import roi_model_for
+from plexloc.psf import GaussianPSF
+
+R = 11
+PX = 100.0
+
+
+def _windows(psf, camera, n, *, photons, bg, seed):
+    """n windows of one emitter at a fixed sub-pixel position, raw -> photons."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.full((n,), 5.3 * PX)
+    y = torch.full((n,), 5.8 * PX)
+    img = psf.render(x, y, torch.zeros(n), torch.full((n,), float(photons)), torch.arange(n), n_frames=n,
+                     frame_shape=(R, R)) + bg
+    return camera.to_photons(camera(img, generator=g)), x.double(), y.double()
+
+
+def _fit(psf, camera, data):
+    k, off = noise_terms(camera.noise_variance_photons, data[0])
+    origins = torch.zeros(data.shape[0], 1, 2, dtype=torch.int64)
+    return fit_rois([data], [FitChannel(roi_model_for(psf))], origins=origins, k=[k], offset=[off])
+
+
+def test_background_is_unbiased_at_low_background_under_read_noise():
+    """Read noise makes empty pixels read below 0; the effective counts were clamped at 0 before the fit, which
+    lifts their mean above the model and the fitted background with it: at 0.5 photons/px the mean fitted bg was
+    0.554 on the EMCCD (+11 %) and 0.524 on the sCMOS (+5 %; 4,000 windows, standard error ~0.002). The score is
+    linear in the data, so the unclamped counts give an unbiased fit: within 2.5 % now (measured -1 % / -2 %)."""
+    psf = GaussianPSF(sigma_nm=130.0)
+    for camera, seed in ((EMCCD(), 1), (SCMOS(qe=0.8, e_per_adu=0.5, read_sigma=1.5), 2)):
+        data, x, y = _windows(psf, camera, 4000, photons=500.0, bg=0.5, seed=seed)
+        res = _fit(psf, camera, data)
+        bias = float(res.bg_ch[:, 0].mean()) - 0.5
+        assert abs(bias) < 0.0125, (camera.kind, bias)
+        assert abs(float(res.photons.mean()) / 500.0 - 1.0) < 0.01
+        assert abs(float((res.x_nm - x).mean())) < 0.6 and abs(float((res.y_nm - y).mean())) < 0.6
+        assert bool(res.converged.all())
+        # the goodness-of-fit statistics stay finite (they take the clamped, Poisson-like counts)
+        assert bool(torch.isfinite(res.llr).all()) and bool(torch.isfinite(res.loglik).all())
