@@ -45,3 +45,27 @@ def test_background_is_unbiased_at_low_background_under_read_noise():
         assert bool(res.converged.all())
         # the goodness-of-fit statistics stay finite (they take the clamped, Poisson-like counts)
         assert bool(torch.isfinite(res.llr).all()) and bool(torch.isfinite(res.loglik).all())
+
+
+def test_crlb_of_a_zero_photon_emitter_is_infinite_in_position_and_does_not_fail_the_batch():
+    """An emitter without photons carries no position information: its x, y bound is inf, and its photon and
+    background bounds are those of the 2 x 2 problem ``mu = N p + b`` at N = 0, ``var_N = b n / (n Σp² - (Σp)²)``
+    (n pixels of the PSF's patch p); the other rows of the batch keep their bounds. torch's inverse failed the whole
+    batch with a singular-matrix error before."""
+    from plexloc.camera import IdealCamera
+    from plexloc.evaluate.crlb import crlb
+
+    psf = GaussianPSF(sigma_nm=130.0)
+    bg = 10.0
+    both = crlb(psf, IdealCamera(), photons=torch.tensor([1000.0, 0.0]), bg=bg)
+    one = crlb(psf, IdealCamera(), photons=1000.0, bg=bg)
+    for key in ("crlb_x_nm", "crlb_y_nm", "crlb_photons", "crlb_bg"):
+        torch.testing.assert_close(both[key][0], one[key], rtol=1e-9, atol=0)
+    assert torch.isinf(both["crlb_x_nm"][1]) and torch.isinf(both["crlb_y_nm"][1])
+    xy = torch.tensor([(psf.roi_px[1] + 0.5) * PX], dtype=torch.float64)
+    p = psf.double().patches(xy, xy, torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64))[0][0]
+    n, s1, s2 = p.numel(), float(p.sum()), float((p * p).sum())
+    var_n = bg * n / (n * s2 - s1 * s1)
+    var_b = bg * s2 / (n * s2 - s1 * s1)
+    torch.testing.assert_close(float(both["crlb_photons"][1]), var_n**0.5, rtol=1e-6, atol=0)
+    torch.testing.assert_close(float(both["crlb_bg"][1]), var_b**0.5, rtol=1e-6, atol=0)

@@ -123,6 +123,22 @@ def fisher_information(
     return info, names
 
 
+def _inverse_diagonal(info: Tensor) -> Tensor:
+    """Diagonal of ``info^-1`` of a batch ``(N, P, P)``; a parameter without information (a zero diagonal entry, e.g.
+    the position of an emitter with no photons) gets ``inf``, and the others the inverse of the rest of the matrix
+    (one such row no longer fails the whole batch with a singular-matrix error)."""
+    d = torch.diagonal(info, dim1=1, dim2=2)
+    none = ~(d > 0)  # also NaN
+    scale = torch.where(none, torch.ones_like(d), d).sqrt()
+    keep = (~none).to(info.dtype)
+    # the informative block, scaled to a unit diagonal, and the identity on the rows without information
+    hn = info / scale[:, :, None] / scale[:, None, :] * keep[:, :, None] * keep[:, None, :] + torch.diag_embed(none.to(info.dtype))
+    inv, status = torch.linalg.inv_ex(hn)
+    var = torch.diagonal(inv, dim1=1, dim2=2) / d.where(~none, torch.ones_like(d))
+    var = var.clamp_min(0).masked_fill(none, float("inf"))
+    return var.masked_fill((status != 0)[:, None], float("inf"))
+
+
 def crlb(
     psf: PSF | Sequence[tuple[PSF, Camera]],
     camera: Camera | None = None,
@@ -164,8 +180,7 @@ def crlb(
     info, names = fisher_information(
         channels, x_nm=vals[0], y_nm=vals[1], z_nm=vals[2], photons=vals[3], bg=vals[4], **channel_options
     )
-    cov = torch.linalg.inv(info)
-    std = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0))
+    std = _inverse_diagonal(info).sqrt()
     out = {f"crlb_{n}" + ("_nm" if n in "xyz" else ""): std[:, i].reshape(shape) for i, n in enumerate(names)}
     out.setdefault("crlb_z_nm", torch.full(shape, float("nan"), dtype=torch.float64))
     return out
