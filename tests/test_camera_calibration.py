@@ -92,7 +92,7 @@ def test_gain_from_a_sparse_movie_within_five_percent():
     tc = movie_transfer(np.array_split(frames, 4), dark.mean, np.maximum(dark.diff_var - 1 / 12, 0.0))
     cal = calibrate_camera(dark, kind="scmos", movie=tc)
     assert abs(cal.config["e_per_adu"] / 0.5 - 1) < 0.05
-    assert tc.clipped < 0.001 and not any("crowd" in n for n in cal.notes)
+    assert tc.clipped < 0.0008 and not any("crowd" in n for n in cal.notes)
     # the camera check's favourite mistake, a gain 2x off, is plain in the slope
     assert abs(tc.slope - 2.0) < 0.1
 

@@ -49,9 +49,11 @@ CLIP_SD = 3.5
 #: the offset drifting by more than this share of the read noise between the first and last tenth of the dark
 #: frames is reported (a camera still warming up, or light reaching the sensor)
 MAX_DARK_DRIFT = 0.5
-#: movie photon transfer: above this share of frame differences beyond CLIP_SD (a Gaussian: 0.05 %), emitters crowd
-#: the background and the gain reads low (2D Gaussian movies at 2 emitters/um^2: 0.12-0.22 %, e_per_adu 13-20 % low)
-MAX_CLIPPED = 0.001
+#: movie photon transfer: above this share of frame differences beyond CLIP_SD (a Gaussian: 0.047 %), emitters crowd
+#: the background and the gain reads low (bench/camera_calibration.py, 2D Gaussian movies: 0.046-0.055 % at 0.1
+#: emitters/um^2; sCMOS 0.082 % at 1/um^2 reads e_per_adu 4 % low, 0.17 % at 2/um^2 17 % low; EMCCD 0.090 % at 2/um^2
+#: 10 % low)
+MAX_CLIPPED = 0.0008
 #: the smallest share of the read noise's variance the signal must add in a flat (or a movie bin) to count
 MIN_EXCESS = 0.5
 QUANTISATION_VAR = 1.0 / 12.0  # ADU²: rounding to integers, in every frame the camera writes (and the simulator)
@@ -391,7 +393,7 @@ def calibrate_camera(
         transfer = movie
         if math.isfinite(transfer.clipped) and transfer.clipped > MAX_CLIPPED:
             notes.append(f"{100 * transfer.clipped:.2g} % of the movie's frame differences are emitters switching (a clean "
-                         f"background: {100 * 0.00047:.2g} %): a crowded movie reads the gain low (by 13-20 % at 2 "
+                         f"background: {100 * 0.00047:.2g} %): a crowded movie reads the gain low (e_per_adu 4-17 % low at 1-2 "
                          "emitters/um^2 in simulations); flats, or a sparser part of the movie, measure it better")
     if not (transfer.slope > 0 and math.isfinite(transfer.slope)):
         raise InputError(f"the photon-transfer slope is {transfer.slope:.3g}: the variance does not grow with the signal "

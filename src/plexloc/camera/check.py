@@ -164,7 +164,7 @@ class CameraCheck:
             out.append(
                 f"{self._where(ch.channel)}the pixel noise between frames is {r:.2f}x what the camera settings predict "
                 f"for that signal (accepted {lo:g}-{hi:g}; {ch.settings}): the photons and background are wrong, "
-                f"likely from {cause}. Check the camera's values against the movie"
+                f"likely from {cause}. Check the camera's values against the movie, or measure them (plexloc calibrate-camera)"
             )
         return out
 
