@@ -121,12 +121,22 @@ def _saturation(dtype) -> float | None:
     return float(np.iinfo(dt).max) if dt.kind in "ui" else None
 
 
-def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None, chunk_frames: int = 64) -> StackStats:
-    """:func:`stack_stats` of a TIFF stack (or folder of TIFFs) on disk, streamed."""
+#: pixels read at once (float64 working copies of 2^22 pixels: 32 MB; a 2048 x 2048 camera one frame at a time)
+CHUNK_PIXELS = 2**22
+
+
+def chunk_frames_for(frame_shape: Sequence[int], most: int = 64) -> int:
+    """Frames per chunk so that a chunk holds at most :data:`CHUNK_PIXELS` pixels (at least one frame)."""
+    return max(1, min(most, CHUNK_PIXELS // max(1, int(frame_shape[-2]) * int(frame_shape[-1]))))
+
+
+def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None) -> StackStats:
+    """:func:`stack_stats` of a TIFF stack (or folder of TIFFs) on disk, streamed in chunks of at most
+    :data:`CHUNK_PIXELS` pixels."""
     from plexloc.io.tiff import open_movie
 
     with open_movie(path) as movie:
-        return stack_stats((c for _, c in movie.iter_chunks(chunk_frames)), source=path,
+        return stack_stats((c for _, c in movie.iter_chunks(chunk_frames_for(movie.frame_shape))), source=path,
                            saturation=_saturation(movie.dtype), max_frames=max_frames)
 
 

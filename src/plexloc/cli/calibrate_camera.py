@@ -47,7 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from plexloc.camera.calibration import QUANTISATION_VAR, calibrate_camera, movie_stats, movie_transfer
+    from plexloc.camera.calibration import (
+        QUANTISATION_VAR,
+        calibrate_camera,
+        chunk_frames_for,
+        movie_stats,
+        movie_transfer,
+    )
     from plexloc.cli._common import write_json
     from plexloc.errors import InputError
     from plexloc.io.tiff import open_movie
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             if tuple(mv.frame_shape) != dark.shape:
                 raise InputError(f"frames of {tuple(mv.frame_shape)} pixels, the dark frames {dark.shape}: record them on "
                                  "the same region of the chip", source=args.movie)
-            movie = movie_transfer((c for _, c in mv.iter_chunks(64)), dark.mean,
+            movie = movie_transfer((c for _, c in mv.iter_chunks(chunk_frames_for(mv.frame_shape))), dark.mean,
                                    np.maximum(dark.diff_var - QUANTISATION_VAR, 0.0),
                                    max_frames=args.max_frames or 300, source=str(args.movie))
     cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
