@@ -69,3 +69,30 @@ def test_crlb_of_a_zero_photon_emitter_is_infinite_in_position_and_does_not_fail
     var_b = bg * s2 / (n * s2 - s1 * s1)
     torch.testing.assert_close(float(both["crlb_photons"][1]), var_n**0.5, rtol=1e-6, atol=0)
     torch.testing.assert_close(float(both["crlb_bg"][1]), var_b**0.5, rtol=1e-6, atol=0)
+
+
+def test_detect_default_threshold_follows_the_camera_noise(tmp_path):
+    """``plexloc detect``'s default threshold was a fixed 20 photons (from the PSF): on pure EMCCD background of 1,000
+    photons/px it found 13 spots per frame. It is now at least 6 sigma of the filtered image's noise (the fitter's
+    rule): no spot on pure background at 10 or 1,000 photons/px, and a bright spot on the high background is still
+    found."""
+    import numpy as np
+    import pandas as pd
+
+    from plexloc.cli.main import main
+    from plexloc.io.tiff import write_movie
+
+    cfg = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "2d_gaussian.yaml")
+    cam = EMCCD(qe=0.9, spurious_charge=0.002, em_gain=300.0, e_per_adu=45.0, baseline=100.0, read_sigma=74.4)
+    psf = GaussianPSF(sigma_nm=130.0)
+    for bg in (10.0, 1000.0):
+        g = torch.Generator().manual_seed(0)
+        write_movie(tmp_path / "bg.tif", cam(torch.full((40, 48, 48), bg), generator=g).numpy().astype(np.uint16))
+        assert main(["detect", str(tmp_path / "bg.tif"), "--config", cfg, "--out", str(tmp_path / "bg.csv")]) == 0
+        assert len(pd.read_csv(tmp_path / "bg.csv")) == 0, bg
+    img = psf.render(torch.tensor([2450.0]), torch.tensor([2350.0]), torch.zeros(1), torch.tensor([20000.0]),
+                     torch.zeros(1, dtype=torch.long), n_frames=1, frame_shape=(48, 48)) + 1000.0
+    write_movie(tmp_path / "spot.tif", cam(img, generator=torch.Generator().manual_seed(1)).numpy().astype(np.uint16))
+    assert main(["detect", str(tmp_path / "spot.tif"), "--config", cfg, "--out", str(tmp_path / "spot.csv")]) == 0
+    locs = pd.read_csv(tmp_path / "spot.csv")
+    assert len(locs) == 1 and abs(float(locs["x_nm"][0]) - 2450.0) < 30 and abs(float(locs["y_nm"][0]) - 2350.0) < 30

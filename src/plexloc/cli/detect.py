@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, required=True, help="configuration with the camera and pixel size")
     p.add_argument("--out", type=Path, required=True, help="output table (.csv or .h5)")
     p.add_argument("--threshold", type=positive_float, default=None,
-                   help="peak threshold in photons, > 0 (default from the PSF)")
+                   help="peak threshold in photons, > 0 (default: from the PSF, raised to 6 times the filtered "
+                   "image's noise where the camera's noise at the frame's background is higher)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--chunk", type=positive_int, default=512, help="frames processed at a time (default 512)")
     p.set_defaults(func=run)
@@ -82,8 +83,15 @@ def run(args: argparse.Namespace) -> int:
             photons = camera.to_photons(torch.as_tensor(frames, dtype=torch.float32, device=device))
             if start == 0:  # the first frames against the camera: noise and saturation, warned about
                 check_camera([photons[: head_frames(photons.shape)]], [camera], dtype=movie.dtype, source=args.movie)
+            thr = threshold
+            if args.threshold is None:  # never below the fitter's noise-based threshold (6 sigma of the DoG image)
+                from plexloc.mle.pipeline import DEFAULT_SNR, MLEFitter, dog_noise_gain
+
+                var = MLEFitter._noise_variance(photons, camera, sigma_px)
+                noise = DEFAULT_SNR * torch.sqrt(var.reshape(var.shape[0], -1).amax(dim=1) * dog_noise_gain(sigma_px))
+                thr = noise.clamp_min(threshold)
             tables.append(
-                localize_centroid(photons, px_size_nm=px, threshold_photons=threshold, sigma_px=sigma_px, frame_offset=start)
+                localize_centroid(photons, px_size_nm=px, threshold_photons=thr, sigma_px=sigma_px, frame_offset=start)
             )
     table = LocTable.concat(tables) if tables else LocTable.empty(["bg"])
     write_locs(table, args.out)  # the format the name says (plexloc .csv/.h5, .thunderstorm.csv, .smlm)
