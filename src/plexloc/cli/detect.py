@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
                 from plexloc.mle.pipeline import DEFAULT_SNR, MLEFitter, dog_noise_gain
 
                 var = MLEFitter._noise_variance(photons, camera, sigma_px)
-                noise = DEFAULT_SNR * torch.sqrt(var.reshape(var.shape[0], -1).amax(dim=1) * dog_noise_gain(sigma_px))
-                thr = noise.clamp_min(threshold)
+                # (T, 1, 1), or (T, H, W) with per-pixel sCMOS maps: a noisy patch raises the threshold around it only
+                thr = (DEFAULT_SNR * torch.sqrt(var * dog_noise_gain(sigma_px))).clamp_min(threshold)
             tables.append(
                 localize_centroid(photons, px_size_nm=px, threshold_photons=thr, sigma_px=sigma_px, frame_offset=start)
             )
