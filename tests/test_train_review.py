@@ -123,3 +123,24 @@ def test_cosine_over_minutes_reaches_min_lr_at_the_deadline(tmp_path, monkeypatc
     after = _timed(resumed, clock, step_s=5.0, validate_s=5.0)
     resumed.run(minutes=0.5)
     assert got + after == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--minutes", "-1", "--minutes must be a finite number > 0, got -1.0"),
+    ("--minutes", "nan", "--minutes must be a finite number > 0, got nan"),  # trained 0 steps and said "done"
+    ("--minutes", "inf", "--minutes must be a finite number > 0, got inf"),
+    ("--threads", "-2", "--threads must be at least 1, got -2"),  # a RuntimeError traceback from torch
+    ("--threads", "0", "--threads must be at least 1, got 0"),  # silently torch's choice
+])
+def test_cli_train_names_a_bad_budget_or_thread_count(tmp_path, capsys, monkeypatch, option, value, message):
+    from plexloc.cli.main import main
+    from plexloc.config import save_config
+
+    def no_training(*args, **kwargs):  # a bad value must be refused before any training (inf would never end)
+        raise AssertionError("the trainer was built")
+
+    monkeypatch.setattr("plexloc.train.Trainer", no_training)
+    save_config(tiny_config(), tmp_path / "c.yaml")
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), option, value, "--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -42,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps <= 0:
         raise InputError(f"--steps must be > 0, got {args.steps}")
-    if args.minutes is not None and args.minutes <= 0:
-        raise InputError(f"--minutes must be > 0, got {args.minutes}")
+    if args.minutes is not None and not (0 < args.minutes < math.inf):  # NaN too: it trained nothing and said done
+        raise InputError(f"--minutes must be a finite number > 0, got {args.minutes}")
+    if args.threads is not None and args.threads < 1:
+        raise InputError(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config, TrainConfig)
