@@ -144,3 +144,32 @@ def test_cli_train_names_a_bad_budget_or_thread_count(tmp_path, capsys, monkeypa
     assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), option, value, "--device", "cpu"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_logged_training_loss_is_the_mean_of_the_batches_that_trained(tmp_path):
+    """A skipped (non-finite) batch is counted in skipped_steps and left out of the interval's mean training loss
+    (it made the whole interval's loss NaN: one bad batch of 500 blanked a row of log.csv and the progress bar)."""
+    tr = Trainer(tiny_config(), tmp_path / "run")
+    real, calls = tr.generator, {"n": 0}
+
+    def poisoned():
+        batch = real()
+        calls["n"] += 1
+        if calls["n"] == 2:
+            batch.frames[...] = float("nan")
+        return batch
+
+    tr.generator = poisoned
+    losses, step = [], tr.train_step
+
+    def spy():
+        losses.append(step())
+        return losses[-1]
+
+    tr.train_step = spy
+    tr.run(steps=3)
+    assert not torch.isfinite(losses[1]).any()
+    want = (losses[0] + losses[2]) / 2
+    row = tr.rows[-1]
+    assert row["skipped_steps"] == 1
+    assert [row[k] for k in ("loss", "loss_count", "loss_loc", "loss_bg")] == pytest.approx(want.tolist(), rel=1e-6)

@@ -12,7 +12,8 @@ LOG_COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "elapsed_s": ("s", "training time so far (validation excluded), over all resumed calls"),
     "lr": ("", "learning rate at this step"),
     "samples_per_s": ("1/s", "training samples per second since the previous row (simulation included)"),
-    "loss": ("", "training loss (count + localization + background), mean since the previous row"),
+    "loss": ("", "training loss (count + localization + background), mean since the previous row over the "
+                     "batches that trained (skipped_steps: those left out)"),
     "loss_count": ("", "training loss: the count term (Gaussian approximation of the emitter count per sample)"),
     "loss_loc": ("", "training loss: the localization term (Gaussian-mixture likelihood of the true emitters)"),
     "loss_bg": ("", "training loss: the background term (squared error per pixel)"),

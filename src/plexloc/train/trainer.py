@@ -437,6 +437,7 @@ class Trainer:
             return (self.elapsed_s - ph["start_s"]) / ph["seconds"]  # a checkpoint from before 2026-12-05: training time
         bar = progress(None, total=target, initial=self.step, desc="train", unit="step") if progress else None
         acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
+        n_ok: torch.Tensor | None = None  # batches of the interval whose loss was finite
         t_last = time.perf_counter()
         self.model.train()
         last: dict[str, Any] = self.rows[-1] if self.rows else {}
@@ -445,7 +446,12 @@ class Trainer:
                 if t.lr_schedule == "cosine":
                     self.set_lr(cosine_lr(t.lr, t.min_lr, budget_used()))
                 loss = self.train_step()
+                # the interval's mean over the batches that trained: a skipped (non-finite) batch is counted in
+                # skipped_steps, not averaged in (one would make the row NaN); decided on the device, no sync
+                ok = torch.isfinite(loss).all()
+                loss = torch.where(ok, loss, torch.zeros_like(loss))
                 acc = loss if acc is None else acc + loss
+                n_ok = ok.to(loss.dtype) if n_acc == 0 else n_ok + ok.to(loss.dtype)
                 n_acc += 1
                 samples += t.batch_size
                 now = time.perf_counter()
@@ -456,7 +462,7 @@ class Trainer:
                 due = t.validate_every_s is not None and now - t_int >= t.validate_every_s
                 if self.step % t.validate_every == 0 or due:
                     sps = samples / max(now - t_int, 1e-9)
-                    last = self.validate((acc / n_acc).cpu().numpy(), sps)
+                    last = self.validate((acc / n_ok).cpu().numpy(), sps)
                     acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
                     t_last = time.perf_counter()
                     if bar is not None:
@@ -471,7 +477,7 @@ class Trainer:
             if bar is not None:
                 bar.close()
         if n_acc:  # the last partial interval is validated too, so the saved model is the trained one
-            last = self.validate((acc / n_acc).cpu().numpy(), samples / max(time.perf_counter() - t_int, 1e-9))
+            last = self.validate((acc / n_ok).cpu().numpy(), samples / max(time.perf_counter() - t_int, 1e-9))
             if log is not None:
                 log(format_row(last))
         return last
