@@ -123,3 +123,29 @@ def test_an_unwritable_cache_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PLEXLOC_CACHE_DIR", str(blocker))
     with pytest.raises(InputError, match="PLEXLOC_CACHE_DIR"):
         restore_files(cfg.model_dump(mode="json"), files, source="model.pt")
+
+
+def test_model_files_of_older_and_newer_versions(tmp_path):
+    """A model saved before some spec, configuration and payload keys existed loads with the documented defaults
+    (3x3 kernels, bg_loss_scale None, photon_range_widen 2, no embedded files, empty meta); one with a network
+    setting this version does not know is refused by name (it was a TypeError traceback)."""
+    from plexloc.nets.localizer import LocalizerSpec
+
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_TRAIN.items()}
+    Trainer(TrainConfig.model_validate(d), tmp_path / "run").run(steps=1)
+    payload = read_model_file(tmp_path / "run" / "model.pt")
+    for key in ("up_kernel", "out_kernel", "bg_loss_scale"):
+        del payload["spec"][key]
+    for key in ("photon_range_widen", "density_range_per_um2", "channels_last", "transform_jitter_nm"):
+        del payload["config"]["training"][key]
+    del payload["files"], payload["meta"]
+    torch.save(payload, tmp_path / "old.pt")
+    net, config, meta = load_model(tmp_path / "old.pt")
+    assert (net.spec.up_kernel, net.spec.out_kernel, net.spec.bg_loss_scale) == (3, 3, None) and meta == {}
+    assert validate_config(config, TrainConfig).training.photon_range_widen == 2.0
+    payload["spec"]["attention_heads"] = 4
+    torch.save(payload, tmp_path / "new.pt")
+    with pytest.raises(InputError, match=r"new.pt.*settings this plexloc does not know \(attention_heads\).*newer"):
+        load_model(tmp_path / "new.pt")
+    with pytest.raises(ValueError, match="attention_heads"):
+        LocalizerSpec.from_dict(payload["spec"])

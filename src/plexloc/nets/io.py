@@ -84,7 +84,11 @@ def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -
     the model's own copies where the originals are gone or changed)."""
     path = resolve_model_path(path)
     payload = read_model_file(path)
-    model = Localizer(LocalizerSpec.from_dict(payload["spec"]))
+    try:
+        spec = LocalizerSpec.from_dict(payload["spec"])
+    except ValueError as err:
+        raise InputError(str(err), source=path) from None
+    model = Localizer(spec)
     model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
     config = restore_files(payload["config"], payload.get("files"), source=path)
     return model.to(device).eval(), config, payload.get("meta", {})

@@ -14,7 +14,7 @@ uncertainty for each of these; background per channel. Everything the network ne
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 from torch import Tensor, nn
@@ -72,7 +72,13 @@ class LocalizerSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> LocalizerSpec:
+        """The spec of a saved model; fields it lacks (an older plexloc's) take their defaults above. A field this
+        version does not know (a newer plexloc's architecture option) raises ValueError naming it."""
         d = dict(d)
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"the network has settings this plexloc does not know ({', '.join(unknown)}): it was "
+                             "saved by a newer plexloc; update plexloc to use it")
         d["px_size_nm"] = tuple(d["px_size_nm"])
         return cls(**d)
 
