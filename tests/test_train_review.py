@@ -173,3 +173,14 @@ def test_the_logged_training_loss_is_the_mean_of_the_batches_that_trained(tmp_pa
     row = tr.rows[-1]
     assert row["skipped_steps"] == 1
     assert [row[k] for k in ("loss", "loss_count", "loss_loc", "loss_bg")] == pytest.approx(want.tolist(), rel=1e-6)
+
+
+def test_a_run_folder_that_is_a_file_is_named(tmp_path):
+    """--out naming a file: a clear error before any work (it was OSError 'File exists' after the validation set had
+    been simulated), the file untouched."""
+    from plexloc.errors import InputError
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"notes.txt.*run folder is a file"):
+        Trainer(tiny_config(), tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "mine"

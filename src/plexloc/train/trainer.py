@@ -213,6 +213,8 @@ class Trainer:
         """``schedule``: new values of :attr:`SCHEDULE_FIELDS` for this call, also when resuming (a fine-tuning
         phase at a lower rate); they are written into the run's configuration and checkpoint."""
         self.run_dir = Path(run_dir)
+        if self.run_dir.exists() and not self.run_dir.is_dir():  # before any simulation work
+            raise InputError("the run folder is a file, not a folder: give another --out", source=self.run_dir)
         self.device = torch.device(device)
         ckpt_path = self.run_dir / CHECKPOINT_FILE
         self.rows: list[dict[str, Any]] = []
