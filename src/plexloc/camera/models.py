@@ -154,7 +154,11 @@ class SCMOS(Camera):
     def _check_shape(self, x: Tensor) -> None:
         shape = self.map_shape
         if shape is not None and tuple(x.shape[-2:]) != shape:
-            raise InputError(f"frame shape {tuple(x.shape[-2:])} does not match the sCMOS maps' shape {shape}")
+            files = getattr(self, "map_files", {})
+            named = f" ({', '.join(f'{k}: {v}' for k, v in files.items())})" if files else ""
+            raise InputError(f"frame shape {tuple(x.shape[-2:])} does not match the sCMOS maps' shape {shape}{named}: "
+                             "maps cover the camera region they were measured on; crop them to the movie's region "
+                             "(or measure them there: plexloc calibrate-camera)")
 
     def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         self._check_shape(photons)
@@ -254,7 +258,7 @@ def camera_from_config(config: CameraConfig) -> Camera:
     if isinstance(config, EMCCDConfig):
         return EMCCD(**config.model_dump(exclude={"kind"}))
     if isinstance(config, SCMOSConfig):
-        return SCMOS(
+        cam = SCMOS(
             qe=config.qe,
             spurious_charge=config.spurious_charge,
             e_per_adu=_load_map(config.e_per_adu, field="e_per_adu"),
@@ -262,6 +266,9 @@ def camera_from_config(config: CameraConfig) -> Camera:
             read_sigma=(_load_map(config.read_sigma, field="read_sigma") if config.read_variance is None
                         else _sqrt(_load_map(config.read_variance, field="read_variance"))),
         )
+        cam.map_files = {f: str(v) for f in ("e_per_adu", "baseline", "read_sigma", "read_variance")
+                         if isinstance(v := getattr(config, f), (str, Path))}
+        return cam
     if isinstance(config, IdealCameraConfig):
         return IdealCamera()
     if isinstance(config, AdditiveNoiseCameraConfig):
