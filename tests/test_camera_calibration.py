@@ -150,7 +150,8 @@ def test_cli_writes_a_camera_yaml_that_fit_reads(tmp_path, capsys):
 def test_scmos_maps_of_another_size_name_their_files(tmp_path):
     """A camera file's maps measured on another camera region: the error names the map files and what to do."""
     np.save(tmp_path / "cam_baseline.npy", np.full((16, 16), 100.0, np.float32))
-    (tmp_path / "cam.yaml").write_text("kind: scmos\nqe: 0.8\ne_per_adu: 0.5\nbaseline: cam_baseline.npy\nread_sigma: 1.5\n")
+    (tmp_path / "cam.yaml").write_text("kind: scmos\nqe: 0.8\nspurious_charge: 0\ne_per_adu: 0.5\nbaseline: cam_baseline.npy\n"
+                                      "read_sigma: 1.5\n")
     cam = camera_from_config(load_camera_config(tmp_path / "cam.yaml"))
     with pytest.raises(InputError, match=r"\(32, 32\).*\(16, 16\).*baseline: .*cam_baseline\.npy.*crop them"):
         cam.to_photons(torch.zeros(2, 32, 32))
