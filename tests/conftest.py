@@ -91,6 +91,21 @@ def make_table(frame, x, y=None, z=None, **extra):
 
 
 # The smallest training configuration (2D Gaussian, EMCCD, 16x16 ROI, a 4-feature network) the training tests share.
+def poison_batch(trainer, at: int = 2) -> None:
+    """Make the ``at``-th batch a trainer draws all NaN frames (a broken simulation, an overflow): its step must be
+    skipped and counted (``skipped_steps``)."""
+    real, calls = trainer.generator, {"n": 0}
+
+    def poisoned():
+        batch = real()
+        calls["n"] += 1
+        if calls["n"] == at:
+            batch.frames[...] = float("nan")
+        return batch
+
+    trainer.generator = poisoned
+
+
 TINY_TRAIN = {
     "px_size_nm": 100.0,
     "frame_size": [16, 16],

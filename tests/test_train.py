@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, poison_batch
 
 from plexloc.io import read_table
 from plexloc.cli.main import main
@@ -358,17 +358,7 @@ def test_a_batch_with_a_non_finite_loss_does_not_reach_the_weights(tmp_path):
     from plexloc.train.trainer import TrainingDiverged
 
     tr = Trainer(tiny_config(), tmp_path / "run")
-    real = tr.generator.__call__
-    calls = {"n": 0}
-
-    def poisoned():
-        batch = real()
-        calls["n"] += 1
-        if calls["n"] == 2:
-            batch.frames[...] = float("nan")
-        return batch
-
-    tr.generator = poisoned
+    poison_batch(tr)
     tr.run(steps=4)
     assert all(bool(torch.isfinite(q).all()) for q in tr.model.parameters())
     assert tr.rows[-1]["skipped_steps"] == 1 and np.isfinite(tr.rows[-1]["val_loss"])

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, poison_batch
 
 from plexloc.config import TrainConfig
 from plexloc.train import Trainer
@@ -48,16 +48,7 @@ def test_skipped_steps_count_over_a_resume(tmp_path):
     """skipped_steps counts the non-finite batches "so far" (log_columns): a resumed run goes on from the checkpoint's
     count (it restarted at 0, and the log lost the batch skipped before the resume)."""
     tr = Trainer(tiny_config(), tmp_path / "run")
-    real, calls = tr.generator, {"n": 0}
-
-    def poisoned():
-        batch = real()
-        calls["n"] += 1
-        if calls["n"] == 2:
-            batch.frames[...] = float("nan")
-        return batch
-
-    tr.generator = poisoned
+    poison_batch(tr)
     tr.run(steps=3)
     assert tr.rows[-1]["skipped_steps"] == 1
     resumed = Trainer(tiny_config(), tmp_path / "run", resume=True)
@@ -150,16 +141,7 @@ def test_the_logged_training_loss_is_the_mean_of_the_batches_that_trained(tmp_pa
     """A skipped (non-finite) batch is counted in skipped_steps and left out of the interval's mean training loss
     (it made the whole interval's loss NaN: one bad batch of 500 blanked a row of log.csv and the progress bar)."""
     tr = Trainer(tiny_config(), tmp_path / "run")
-    real, calls = tr.generator, {"n": 0}
-
-    def poisoned():
-        batch = real()
-        calls["n"] += 1
-        if calls["n"] == 2:
-            batch.frames[...] = float("nan")
-        return batch
-
-    tr.generator = poisoned
+    poison_batch(tr)
     losses, step = [], tr.train_step
 
     def spy():
