@@ -412,3 +412,27 @@ def test_an_ideal_camera_movie_gets_a_finite_detection_threshold(tmp_path):
     table = fit_movie(tmp_path / "m.tif", cfg)
     truth = m.truth
     assert len(table) > 0.5 * len(truth)  # 123 of 181 (crowded, partly on, at edges); 0 before
+
+
+def test_fits_left_out_are_counted_by_reason(tmp_path, capsys):
+    """No row leaves silently: on a crowded movie some fits run out of their window; stats count every fit made and
+    every one left out by reason (fits = rows + dropped), and plexloc fit --method mle says how many and why."""
+    cfg, sim, truth, paths = _simulate("2d_gaussian.yaml", 40, tmp_path, seed=21)
+    cfg.emitters.density_per_um2 = 2.0
+    movie = Simulator(cfg).simulate_movie(40, generator=torch.Generator().manual_seed(21))
+    write_movie(paths[0], movie.frames[0].numpy())
+    stats: dict = {}
+    n = fit_movie_to_file(paths[0], cfg, tmp_path / "locs.csv", stats=stats, min_llr_pvalue=1e-6)
+    dropped = stats["dropped"]
+    assert set(dropped) == {"outside_window", "not_finite", "goodness_of_fit"}
+    assert stats["fits"] == n + sum(dropped.values())
+    assert dropped["outside_window"] > 0 and dropped["goodness_of_fit"] > 0, dropped
+    from plexloc.cli.main import main
+
+    cfg_path = tmp_path / "cfg.yaml"
+    from plexloc.config import save_config
+
+    save_config(cfg, cfg_path)
+    assert main(["fit", str(paths[0]), "--method", "mle", "--config", str(cfg_path), "--out", str(tmp_path / "c.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "fits left out:" in err and "left the fitting window" in err

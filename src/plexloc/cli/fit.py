@@ -124,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
                          roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset))
         if stats.get("roi_offset_source"):
             print(f"ROI offset {list(stats['roi_offset_px'])} px from {stats['roi_offset_source']}", file=sys.stderr)
+        dropped = {k: v for k, v in (stats.get("dropped") or {}).items() if v}
+        if dropped:  # no row leaves silently
+            why = {"outside_window": "their position left the fitting window (a neighbour pulled the fit, or no spot)",
+                   "not_finite": "not finite", "goodness_of_fit": "failed the goodness-of-fit test (min_llr_pvalue)"}
+            print(f"{sum(dropped.values())} of {stats['fits']} fits left out: "
+                  + "; ".join(f"{n} {why.get(k, k)}" for k, n in dropped.items()), file=sys.stderr)
     else:
         from plexloc.infer import fit_movie_to_file
 

@@ -199,6 +199,10 @@ class MLEFitter:
         # a training configuration's small ROI says nothing of the movies it fits
         self.threshold_photons = threshold_photons
         self.min_llr_pvalue = min_llr_pvalue
+        #: fits made, and fits left out of the tables and why (:meth:`_table`): a position outside its window (the fit
+        #: ran to a neighbour or off the spot), not finite, or a goodness of fit under ``min_llr_pvalue``
+        self.fits = 0
+        self.dropped: dict[str, int] = {"outside_window": 0, "not_finite": 0, "goodness_of_fit": 0}
         self.max_iter = max_iter
         self.batch_size = batch_size
         fr = [ch.throughput for ch in self.channels]
@@ -378,12 +382,19 @@ class MLEFitter:
         px = self.config.px_size_xy_nm
         lx = res.x_nm.numpy() / px[0] - origins[:, 0, 1].numpy()
         ly = res.y_nm.numpy() / px[1] - origins[:, 0, 0].numpy()
-        keep = (lx > 0) & (lx < R) & (ly > 0) & (ly < R) & np.isfinite(res.x_nm.numpy())
+        finite = np.isfinite(res.x_nm.numpy()) & np.isfinite(res.y_nm.numpy())
+        inside = (lx > 0) & (lx < R) & (ly > 0) & (ly < R)
+        keep = finite & inside
+        self.fits += len(res)
+        self.dropped["not_finite"] += int((~finite).sum())
+        self.dropped["outside_window"] += int((finite & ~inside).sum())
         dof = res.n_pixels - res.n_params
         if self.min_llr_pvalue is not None and len(res):
             from scipy.stats import chi2
 
-            keep &= chi2.sf(res.llr.numpy(), dof) >= self.min_llr_pvalue
+            good = chi2.sf(res.llr.numpy(), dof) >= self.min_llr_pvalue
+            self.dropped["goodness_of_fit"] += int((keep & ~good).sum())
+            keep &= good
         cols = {
             "frame": frame,
             "x_nm": res.x_nm.numpy(),
@@ -571,7 +582,8 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     the PSFs) and ``camera``: the
     :class:`~plexloc.camera.check.CameraCheck` of the first frames (noise and saturation against the cameras), whose
     findings are also :class:`~plexloc.camera.check.CameraWarning` s (a wrong camera gave 9,355 rows for 2,985 and a
-    median bg of 2,576 photons/px, silently)."""
+    median bg of 2,576 photons/px, silently); after the last table, ``fits`` (fits made) and ``dropped`` (those left
+    out, by reason: ``outside_window``, ``not_finite``, ``goodness_of_fit``; :meth:`MLEFitter._table`)."""
     from plexloc.io.pixel_size import warn_pixel_size
     from plexloc.simulation.simulator import check_spline_channels
 
@@ -616,6 +628,8 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                 yield part
             elif empty is None:
                 empty = part
+        if stats is not None:  # what the fits left out, and why (before the table is written: a generator's end)
+            stats.update(fits=fitter.fits, dropped=dict(fitter.dropped))
     if not found:
         yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
                             fitter.roi_px)[0]
