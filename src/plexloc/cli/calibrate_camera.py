@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the experiment's exposure and gain), and the gain from the photon transfer of flat fields (one TIFF per "
         "light level) or of an SMLM movie's background. Writes the camera YAML that 'plexloc fit --camera' and "
         "training configurations take (sCMOS: per-pixel offset and read-noise maps, and a gain map where the flats "
-        "measure it to 2 %%, as OUT_<field>.npy next to it), a photon-transfer figure (OUT with .png) and the "
+        "measure it to 2 %, as OUT_<field>.npy next to it), a photon-transfer figure (OUT with .png) and the "
         "numbers (--json). The quantum efficiency is not measured (photon transfer counts electrons): give it with "
         "--qe. See plexloc.camera.calibration.",
     )
