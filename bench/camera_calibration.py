@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -22,20 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plexloc.camera.calibration import QUANTISATION_VAR, calibrate_camera, movie_transfer, stack_stats
+from plexloc.camera.calibration import calibrate_camera, movie_transfer, stack_stats
 from plexloc.camera.models import EMCCD, SCMOS, camera_from_config
 from plexloc.config import SimulationConfig, load_camera_config
 from plexloc.simulation import Simulator
 
+from accuracy import commit  # bench/ is the script's folder, first on sys.path
+
 SIZE = 64
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def scmos_truth(seed: int):
@@ -96,7 +89,7 @@ def movie_case(kind: str, density: float, dark, cam, cam_cfg: dict, gen, n_frame
     sim.channels[0].camera = cam  # the per-pixel truth of the sCMOS case
     mv = sim.simulate_movie(n_frames, generator=gen).frames.reshape(n_frames, SIZE, SIZE).numpy()
     t0 = time.perf_counter()
-    tc = movie_transfer(np.array_split(mv, 4), dark.mean, np.maximum(dark.diff_var - QUANTISATION_VAR, 0.0))
+    tc = movie_transfer(np.array_split(mv, 4), dark.mean, dark.read_variance)
     cal = calibrate_camera(dark, kind=kind, movie=tc, em_gain=300.0 if kind == "emccd" else None,
                            qe=0.8 if kind == "scmos" else 0.9)
     return cal, time.perf_counter() - t0

@@ -78,6 +78,11 @@ class StackStats:
     def shape(self) -> tuple[int, int]:
         return tuple(self.mean.shape)
 
+    @property
+    def read_variance(self) -> np.ndarray:
+        """(H, W) ADU²: the temporal variance less the rounding to integers (of dark frames: the read noise)."""
+        return np.maximum(self.diff_var - QUANTISATION_VAR, 0.0)
+
 
 def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "", saturation: float | None = None,
                 max_frames: int | None = None) -> StackStats:
@@ -116,11 +121,6 @@ def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "",
     return StackStats(n, total / n, diff2 / (2.0 * n_diff), np.concatenate(means), saturated, str(source))
 
 
-def _saturation(dtype) -> float | None:
-    dt = np.dtype(dtype)
-    return float(np.iinfo(dt).max) if dt.kind in "ui" else None
-
-
 #: pixels read at once (float64 working copies of 2^22 pixels: 32 MB; a 2048 x 2048 camera one frame at a time)
 CHUNK_PIXELS = 2**22
 
@@ -133,11 +133,12 @@ def chunk_frames_for(frame_shape: Sequence[int], most: int = 64) -> int:
 def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None) -> StackStats:
     """:func:`stack_stats` of a TIFF stack (or folder of TIFFs) on disk, streamed in chunks of at most
     :data:`CHUNK_PIXELS` pixels."""
+    from plexloc.camera.check import saturation_adu
     from plexloc.io.tiff import open_movie
 
     with open_movie(path) as movie:
         return stack_stats((c for _, c in movie.iter_chunks(chunk_frames_for(movie.frame_shape))), source=path,
-                           saturation=_saturation(movie.dtype), max_frames=max_frames)
+                           saturation=saturation_adu(movie.dtype), max_frames=max_frames)
 
 
 @dataclass
@@ -211,6 +212,8 @@ def movie_transfer(chunks: Iterable[np.ndarray], offset: np.ndarray, read_var: n
     s, d, r = m[keep].astype(np.float64), d[keep].astype(np.float64), np.broadcast_to(rvar, m.shape)[keep]
     edges = np.unique(np.quantile(s, np.linspace(0.0, 1.0, bins + 1)))
     idx = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 2)
+    from plexloc.evaluate.uncertainty import robust_sd
+
     factor = _gaussian_clip_factor(CLIP_SD)
     ss, ee, cc, out_share = [], [], [], []
     for k in range(len(edges) - 1):
@@ -218,7 +221,7 @@ def movie_transfer(chunks: Iterable[np.ndarray], offset: np.ndarray, read_var: n
         if sel.sum() < 100:
             continue
         dk = d[sel]
-        mad = 1.4826 * float(np.median(np.abs(dk - np.median(dk))))
+        mad = robust_sd(dk)
         inside = np.abs(dk - np.median(dk)) <= CLIP_SD * mad if mad > 0 else np.ones(len(dk), bool)
         ss.append(float(s[sel].mean())), ee.append(float(np.var(dk[inside])) / factor - float(r[sel].mean()))
         cc.append(int(sel.sum())), out_share.append(1.0 - float(inside.mean()))
@@ -378,7 +381,7 @@ def calibrate_camera(
     defaults = (EMCCDConfig if kind == "emccd" else SCMOSConfig)()
     qe = defaults.qe if qe is None else float(qe)
     sc = defaults.spurious_charge if spurious_charge is None else float(spurious_charge)
-    read_var = np.maximum(dark.diff_var - QUANTISATION_VAR, 0.0)
+    read_var = dark.read_variance
     tenth = max(1, dark.frames // 10)
     drift = float(dark.frame_means[-tenth:].mean() - dark.frame_means[:tenth].mean())
     typical_read = math.sqrt(float(np.median(dark.diff_var)))
@@ -452,8 +455,4 @@ def calibrate_camera(
     notes.append(f"qe {qe:g} and spurious_charge {sc:g} are not measured here (spec sheet or default): photons scale "
                  "with 1 / qe")
     config = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in config.items()}
-    # the maps' scalar fields: what a map replaces is not written twice
-    if kind == "scmos":
-        maps = {k: maps[k] for k in ("e_per_adu", "baseline", "read_variance") if k in maps}
-        config = {k: (v if k not in maps else maps[k]) for k, v in config.items()}
     return CameraCalibration(kind, config, maps, dark.mean, read_sigma_adu, transfer, dark.frames, gain_se, notes)

@@ -48,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from plexloc.camera.calibration import (
-        QUANTISATION_VAR,
         calibrate_camera,
         chunk_frames_for,
         movie_stats,
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"frames of {tuple(mv.frame_shape)} pixels, the dark frames {dark.shape}: record them on "
                                  "the same region of the chip", source=args.movie)
             movie = movie_transfer((c for _, c in mv.iter_chunks(chunk_frames_for(mv.frame_shape))), dark.mean,
-                                   np.maximum(dark.diff_var - QUANTISATION_VAR, 0.0),
+                                   dark.read_variance,
                                    max_frames=args.max_frames or 300, source=str(args.movie))
     cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
                            spurious_charge=args.spurious_charge, gain_map=args.gain_map)
