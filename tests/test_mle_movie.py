@@ -22,6 +22,7 @@ from plexloc.evaluate import match
 from plexloc.evaluate.crlb import crlb
 from plexloc.io.tiff import write_movie
 from plexloc.mle import Candidates, MLEFitter, fit_movie, fit_movie_to_file
+from plexloc.mle.pipeline import detection_noise_variance
 from plexloc.post.channels import channel_config
 from plexloc.simulation import Simulator
 from plexloc.table import COLUMN_DOCS, LocTable
@@ -406,7 +407,7 @@ def test_an_ideal_camera_movie_gets_a_finite_detection_threshold(tmp_path):
     m = sim.simulate_movie(20, generator=torch.Generator().manual_seed(0))
     fitter = MLEFitter(cfg)
     photons = fitter.to_photons([m.frames[0].numpy()])
-    var = fitter._noise_variance(photons[0], fitter.channels[0].camera, fitter.sigma_px)
+    var = detection_noise_variance(photons[0], fitter.channels[0].camera, fitter.sigma_px)
     assert torch.isfinite(var).all() and 9.0 < float(var.median()) < 14.0  # Poisson: the ~10 photons/px background
     write_movie(tmp_path / "m.tif", np.round(m.frames[0].numpy()))
     table = fit_movie(tmp_path / "m.tif", cfg)

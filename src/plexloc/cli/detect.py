@@ -85,11 +85,10 @@ def run(args: argparse.Namespace) -> int:
                 check_camera([photons[: head_frames(photons.shape)]], [camera], dtype=movie.dtype, source=args.movie)
             thr = threshold
             if args.threshold is None:  # never below the fitter's noise-based threshold (6 sigma of the DoG image)
-                from plexloc.mle.pipeline import DEFAULT_SNR, MLEFitter, dog_noise_gain
+                from plexloc.mle.pipeline import detection_noise_variance, noise_threshold
 
-                var = MLEFitter._noise_variance(photons, camera, sigma_px)
                 # (T, 1, 1), or (T, H, W) with per-pixel sCMOS maps: a noisy patch raises the threshold around it only
-                thr = (DEFAULT_SNR * torch.sqrt(var * dog_noise_gain(sigma_px))).clamp_min(threshold)
+                thr = noise_threshold(detection_noise_variance(photons, camera, sigma_px), sigma_px).clamp_min(threshold)
             tables.append(
                 localize_centroid(photons, px_size_nm=px, threshold_photons=thr, sigma_px=sigma_px, frame_offset=start)
             )

@@ -85,6 +85,32 @@ def spline_window_cap_px(psfs: Sequence) -> int | None:
     return min(caps) if caps else None
 
 
+def detection_noise_variance(photons: Tensor, camera, sigma_px: float) -> Tensor:
+    """Per-pixel noise variance of each frame at its background level, from the camera's noise model: (T, 1, 1),
+    or (T, H, W) for a camera with per-pixel maps (sCMOS), there each pixel's neighbours' variances weighted as
+    the detection filter weights them (a noisy pixel raises the threshold around it instead of making spots;
+    with the maps' median, a patch of 40 e- read noise gave 2,300 false rows in 1,000 frames).
+    The level is the median of 4x4-pixel box means: robust to the spots, and near the mean where single pixels
+    are skewed (an EMCCD frame of 1 photon/px has a pixel median of 0.33: the noise was underestimated and a
+    6-sigma threshold acted as 3.6 sigma, 4.6 false spots per frame)."""
+    t, h, w = photons.shape
+    k = 4 if min(h, w) >= 8 else 1
+    boxes = torch.nn.functional.avg_pool2d(photons[:, None], k) if k > 1 else photons[:, None]
+    level = boxes.reshape(t, -1).median(dim=1).values.clamp_min(0)
+    # contiguous: an ideal camera returns the expanded view itself, and torch (2.13, CPU) gives NaN for the
+    # median of a stride-0 view (no detection threshold, not one spot found)
+    var = camera.noise_variance_photons(level[:, None, None].expand_as(photons).contiguous())
+    if var.ndim == 3 and getattr(camera, "map_shape", None) is not None:
+        return _blur(var.to(torch.float32), sigma_px / math.sqrt(2.0))  # the DoG's main lobe, squared
+    return var.reshape(t, -1).median(dim=1).values[:, None, None] if var.ndim == 3 else var.reshape(t, 1, 1)
+
+
+def noise_threshold(variance: Tensor, sigma_px: float) -> Tensor:
+    """The detection threshold on the DoG image for a noise ``variance`` of the frames (:func:`detection_noise_variance`,
+    photons²): :data:`DEFAULT_SNR` times the filtered image's noise."""
+    return DEFAULT_SNR * torch.sqrt(variance * dog_noise_gain(sigma_px))
+
+
 class MLEFitter:
     """Detection and maximum-likelihood fitting for one microscope configuration.
 
@@ -238,33 +264,13 @@ class MLEFitter:
                 dog = self._warp_to_reference(dog, ch.transform)
             total = dog if total is None else total + dog
             if self.threshold_photons is None:
-                var = self._noise_variance(photons[c], ch.camera, self.sigma_px)
+                var = detection_noise_variance(photons[c], ch.camera, self.sigma_px)
                 variance = variance + (self._warp_to_reference(var, ch.transform) if warp and var.shape[-1] > 1 else var)
         if self.threshold_photons is not None:
             thr = self.threshold_photons
         else:
-            thr = DEFAULT_SNR * torch.sqrt(variance * dog_noise_gain(self.sigma_px))
+            thr = noise_threshold(variance, self.sigma_px)
         return local_maxima(total, thr, min_distance_px=max(2, round(1.5 * self.sigma_px)))
-
-    @staticmethod
-    def _noise_variance(photons: Tensor, camera, sigma_px: float) -> Tensor:
-        """Per-pixel noise variance of each frame at its background level, from the camera's noise model: (T, 1, 1),
-        or (T, H, W) for a camera with per-pixel maps (sCMOS), there each pixel's neighbours' variances weighted as
-        the detection filter weights them (a noisy pixel raises the threshold around it instead of making spots;
-        with the maps' median, a patch of 40 e- read noise gave 2,300 false rows in 1,000 frames).
-        The level is the median of 4x4-pixel box means: robust to the spots, and near the mean where single pixels
-        are skewed (an EMCCD frame of 1 photon/px has a pixel median of 0.33: the noise was underestimated and a
-        6-sigma threshold acted as 3.6 sigma, 4.6 false spots per frame)."""
-        t, h, w = photons.shape
-        k = 4 if min(h, w) >= 8 else 1
-        boxes = torch.nn.functional.avg_pool2d(photons[:, None], k) if k > 1 else photons[:, None]
-        level = boxes.reshape(t, -1).median(dim=1).values.clamp_min(0)
-        # contiguous: an ideal camera returns the expanded view itself, and torch (2.13, CPU) gives NaN for the
-        # median of a stride-0 view (no detection threshold, not one spot found)
-        var = camera.noise_variance_photons(level[:, None, None].expand_as(photons).contiguous())
-        if var.ndim == 3 and getattr(camera, "map_shape", None) is not None:
-            return _blur(var.to(torch.float32), sigma_px / math.sqrt(2.0))  # the DoG's main lobe, squared
-        return var.reshape(t, -1).median(dim=1).values[:, None, None] if var.ndim == 3 else var.reshape(t, 1, 1)
 
     def _warp_to_reference(self, img: Tensor, transform: Tensor) -> Tensor:
         T, H, W = img.shape
