@@ -13,6 +13,7 @@ bfloat16 autocast on CUDA. At every validation the run folder gets:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -185,6 +186,33 @@ def recalibrate_model(run_dir: str | os.PathLike, *, n_samples: int | None = Non
     return meta
 
 
+def saved_val_loss(model_path: Path) -> float:
+    """The validation loss ``model_path`` was saved with (inf where there is no readable file or no score).
+
+    A resumed run starts from the smaller of this and its checkpoint's best: a kill between writing ``model.pt``
+    and ``checkpoint.pt`` left a checkpoint whose best was the model before, and a worse model could then
+    overwrite the better one."""
+    if not model_path.exists():
+        return math.inf
+    try:
+        value = float(read_model_file(model_path).get("meta", {}).get("validation", {}).get("val_loss", math.inf))
+    except (InputError, TypeError, ValueError):
+        return math.inf
+    return value if math.isfinite(value) else math.inf
+
+
+def remove_stale_temporaries(run_dir: Path) -> list[Path]:
+    """Remove the hidden temporary files that a killed save left in ``run_dir`` (``.model.pt.<random>.tmp.pt``,
+    written then renamed by :func:`plexloc.io._atomic.atomic_path`); the run's own file names only. Returns them."""
+    gone = []
+    for name in (CHECKPOINT_FILE, MODEL_FILE, LOG_FILE, CURVES_FILE):
+        for tmp in run_dir.glob(f".{name}.*.tmp{Path(name).suffix}"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                gone.append(tmp)
+    return gone
+
+
 def cosine_lr(lr: float, min_lr: float, fraction: float) -> float:
     """The cosine-annealed rate after ``fraction`` (clipped to [0, 1]) of the budget: ``lr`` at 0, ``min_lr`` at 1."""
     f = min(max(fraction, 0.0), 1.0)
@@ -280,6 +308,8 @@ class Trainer:
             else:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
+            self.best = min(self.best, saved_val_loss(self.run_dir / MODEL_FILE))
+            remove_stale_temporaries(self.run_dir)
             self.rows = list(ckpt["log"])
             if self.rows:  # the count is "so far", over all calls of the run: the checkpoint's last row holds it
                 self._skipped += int(self.rows[-1].get("skipped_steps", 0))
@@ -362,12 +392,17 @@ class Trainer:
         row.update({k: (float(v) if train_loss is not None else math.nan) for k, v in zip(names, train_loss if train_loss is not None else [0] * 4)})
         row.update(scores)
         row["skipped_steps"] = skipped  # batches with a non-finite loss or gradient so far (their update was 0)
+        if self.rows and self.rows[-1].get("step") == self.step:
+            # this step's validation again: Ctrl-C during the saves of the first, then run() validates the interval
+            # it had not closed. One row per step (the log had two rows of the same step)
+            self.rows.pop()
         self.rows.append(row)
-        improved = scores["val_loss"] < self.best
-        if improved:
-            self.best = scores["val_loss"]
+        if scores["val_loss"] < self.best:
             save_model(self.run_dir / MODEL_FILE, self.model, self._config_dict(),
                        meta={"step": self.step, "elapsed_s": self.elapsed_s, "validation": scores}, files=self.files)
+            # after the file is written: an interrupted write leaves best where model.pt is, so the model is saved
+            # by the next validation that beats it (set before, the interrupted model was never saved)
+            self.best = scores["val_loss"]
         self.save_checkpoint()
         self.write_log()
         return row
