@@ -34,7 +34,9 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "crlb_y_nm",
     "crlb_z_nm",
 )
-INTEGER_COLUMNS: frozenset[str] = frozenset({"frame", "id", "color"})
+#: columns held as int64: indices and counts (merge adds ``n_merged`` and ``frame_last``; stored as floats they read
+#: "3.0" in a CSV and compared as floats)
+INTEGER_COLUMNS: frozenset[str] = frozenset({"frame", "id", "color", "n_merged", "frame_last"})
 _PHOTONS_CH = re.compile(r"^photons_ch(\d+)$")
 
 #: Human-readable meaning and unit of every documented column (used by docs and file headers).
