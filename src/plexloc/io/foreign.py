@@ -6,8 +6,9 @@ SMAP (Ries 2020, ``_sml.mat``)
     absent -> 0), ``frame`` (MATLAB, 1-based) -> ``frame - 1``, ``phot`` -> ``photons``, ``bg`` ->
     ``bg`` (photons per pixel), ``locprecnm`` -> ``sigma_x_nm`` and ``sigma_y_nm``, ``locprecznm``
     -> ``sigma_z_nm``, ``channel`` -> ``color``; every other field of ``loc`` with one value per
-    localization is kept under its name (``PSFxnm``, ``LLrel``, ``filenumber``, ...). SMAP stores
-    positions already in nm; no origin shift is applied.
+    localization is kept under its name (``PSFxnm``, ``LLrel``, ``filenumber``, ...); a field that
+    is not numeric (text, cells) is not imported and an :class:`IgnoredFieldWarning` names it. SMAP
+    stores positions already in nm; no origin shift is applied.
 DECODE (Speiser et al. 2021, ``EmitterSet.save('*.h5')``)
     Groups ``data`` (datasets ``xyz`` (N, 3), ``xyz_sig``, ``xyz_cr``, ``phot``, ``phot_sig``,
     ``phot_cr``, ``frame_ix``, ``id``, ``prob``, ``bg``, ``bg_sig``, ``bg_cr``; an all-NaN
@@ -21,24 +22,29 @@ DECODE (Speiser et al. 2021, ``EmitterSet.save('*.h5')``)
     size, so ``y_nm = xyz[:, 0] * px[0] + px[0] / 2`` and ``x_nm = xyz[:, 1] * px[1] + px[1] / 2``
     (for ``xy_unit = 'nm'``: the half pixel only); σ and CRLB of the lateral axes scale by the pixel
     size in px units; z and its σ are nm, unchanged. ``frame_ix`` is 0-based (unchanged). A file
-    without ``px_size`` needs ``px_size_nm`` (given in DECODE's axis order, or one value).
+    without ``px_size`` (absent, or stored empty as DECODE stores ``None``) needs ``px_size_nm``
+    (given in DECODE's axis order, or one value). Any other dataset of ``data`` with one value per
+    row is kept under its name; one that cannot be a column (another shape, text) is not imported
+    and an :class:`IgnoredFieldWarning` names it.
 
-Both raise :class:`InputError` naming the file and field when something is missing; no row is ever
-dropped.
+Both raise :class:`InputError` naming the file and field when something is missing or the file is
+damaged; no row is ever dropped.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from plexloc.errors import InputError
+from plexloc.io._readers import IgnoredFieldWarning, hdf5_errors
 from plexloc.table import LocTable
 
-__all__ = ["read_decode_h5", "read_smap_sml", "is_decode_h5"]
+__all__ = ["IgnoredFieldWarning", "read_decode_h5", "read_smap_sml", "is_decode_h5"]
 
 _SMAP_MAP = {"xnm": "x_nm", "ynm": "y_nm", "znm": "z_nm", "phot": "photons", "bg": "bg",
              "locprecznm": "sigma_z_nm", "channel": "color"}
@@ -51,7 +57,7 @@ def _check_file(path: Path) -> None:
 
 def _smap_loc_fields(path: Path) -> dict[str, np.ndarray]:
     if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
+        with hdf5_errors(path), h5py.File(path, "r") as f:
             if "saveloc" not in f or "loc" not in f["saveloc"]:
                 raise InputError(f"no struct 'saveloc.loc' (variables: {sorted(f.keys())}); not a SMAP _sml.mat",
                                  source=path)
@@ -82,6 +88,10 @@ def read_smap_sml(path: str | os.PathLike) -> LocTable:
             raise InputError(f"saveloc.loc has no field '{req}' (fields: {sorted(fields)})", source=path)
     n = len(fields["xnm"])
     cols: dict[str, np.ndarray] = {"frame": fields["frame"].astype(np.float64) - 1.0}
+    skipped = [f"{k} ({v.dtype})" for k, v in fields.items() if v.dtype.kind not in "biuf"]
+    if skipped:
+        warnings.warn(f"{path}: saveloc.loc field(s) {', '.join(skipped)} are not numeric and were not imported",
+                      IgnoredFieldWarning, stacklevel=2)
     for k, v in fields.items():
         if k == "frame" or v.dtype.kind not in "biuf":
             continue
@@ -107,7 +117,7 @@ def is_decode_h5(path: str | os.PathLike) -> bool:
     try:
         with h5py.File(path, "r") as f:
             return isinstance(f.get("data"), h5py.Group) and isinstance(f.get("meta"), h5py.Group) and "xyz" in f["data"]
-    except OSError:
+    except (OSError, KeyError, RuntimeError, ValueError):  # not HDF5, or damaged: the reader that follows says which
         return False
 
 
@@ -119,12 +129,14 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
         f = h5py.File(path, "r")
     except OSError as err:
         raise InputError(f"not a readable HDF5 file ({err})", source=path) from None
-    with f:
+    with f, hdf5_errors(path):
         if not is_decode_h5(path):
             raise InputError(f"no DECODE groups 'data' (with 'xyz') and 'meta' (found {sorted(f.keys())})", source=path)
         g = f["data"]
         data = {k: np.asarray(g[k][()]) for k in g if isinstance(g[k], h5py.Dataset) and g[k].shape is not None}
-        meta = dict(f["meta"].attrs)
+        others = [k for k in g if not isinstance(g[k], h5py.Dataset)]
+        # DECODE stores None as an empty attribute (h5py.Empty): the same as an absent one
+        meta = {k: v for k, v in f["meta"].attrs.items() if not isinstance(v, h5py.Empty)}
 
     def get(name: str) -> np.ndarray | None:  # all-NaN datasets are stored empty by DECODE
         return data.get(name)
@@ -178,6 +190,19 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
             raise InputError(f"data/{src} has shape {v.shape}; expected ({n},), one value per row of data/xyz",
                              source=path)
         cols[dst] = v
+    known = {"xyz", "xyz_sig", "xyz_cr", "frame_ix", "phot", "id", "prob", "bg", "phot_sig", "phot_cr", "bg_sig",
+             "bg_cr"}
+    ignored = [f"{k} (a group)" for k in others]
+    for k, v in data.items():  # datasets DECODE's EmitterSet does not define (a user's own): kept when they can be
+        if k in known:
+            continue
+        if v.ndim == 1 and len(v) == n and v.dtype.kind in "biuf" and k not in cols:
+            cols[k] = v
+        else:
+            ignored.append(f"{k} (shape {v.shape}, dtype {v.dtype})")
+    if ignored:
+        warnings.warn(f"{path}: data field(s) {', '.join(ignored)} are not one number per localization and were not "
+                      "imported", IgnoredFieldWarning, stacklevel=2)
     table = LocTable(cols, source=str(path))
     table.check_finite()
     return table

@@ -66,6 +66,7 @@ def read_locs(path: str | os.PathLike, **options: Any) -> LocTable:
     """Read any supported table (see the module docstring); ``options`` go to the format's reader
     (``px_size_nm`` for ThunderSTORM pixel files, Picasso without a sidecar, DECODE without px_size;
     ``frame_origin`` for .smlm)."""
+    from plexloc.io._readers import hdf5_errors
     from plexloc.io.foreign import is_decode_h5, read_decode_h5, read_smap_sml
     from plexloc.io.picasso import import_picasso
     from plexloc.io.smlm import read_smlm
@@ -87,10 +88,11 @@ def read_locs(path: str | os.PathLike, **options: Any) -> LocTable:
     if is_decode_h5(p):
         return read_decode_h5(p, **options)
     try:
-        with h5py.File(p, "r") as f:
-            picasso = isinstance(f.get("locs"), h5py.Dataset)
+        f = h5py.File(p, "r")
     except OSError as err:
         raise InputError(f"not a readable HDF5 file ({err})", source=p) from None
+    with f, hdf5_errors(p):
+        picasso = isinstance(f.get("locs"), h5py.Dataset)
     return import_picasso(p, **options) if picasso else read_hdf5(p)
 
 

@@ -71,6 +71,7 @@ import yaml
 from plexloc import __version__
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
+from plexloc.io._readers import IgnoredFieldWarning, hdf5_errors
 from plexloc.table import LocTable
 
 __all__ = ["PICASSO_FIELDS", "export_picasso", "import_picasso", "picasso_sidecar_path"]
@@ -246,7 +247,8 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         the table: ``x_nm = (x + 0.5) * px`` (likewise y), ``z_nm = z`` (nm; 0 for 2D files),
         ``sigma_x_nm = lpx * px`` and ``sigma_y_nm = lpy * px`` (unless the file carries those
         columns itself), ``bg``; ``sx``/``sy`` become ``psf_sigma_x_nm``/``psf_sigma_y_nm`` (nm); any
-        other field (``net_gradient``, ``likelihood``, ``group``, ...) is kept under its name.
+        other numeric field (``net_gradient``, ``likelihood``, ``group``, ...) is kept under its name; a
+        text or array field is not imported and an :class:`~plexloc.io.foreign.IgnoredFieldWarning` names it.
         ``bg``, ``sx`` and ``sy`` that are NaN in every row (the placeholders that
         :func:`export_picasso` writes for unknown values) give no column.
 
@@ -260,7 +262,7 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         f = h5py.File(path, "r")
     except OSError as err:
         raise InputError(f"not a readable HDF5 file ({err})", source=path) from None
-    with f:
+    with f, hdf5_errors(path):
         ds = f.get("locs")
         if not isinstance(ds, h5py.Dataset) or ds.dtype.names is None:
             what = "a group (a plexloc table? use plexloc.io.read_table)" if isinstance(ds, h5py.Group) else "missing"
@@ -270,6 +272,10 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
     missing = [c for c in ("frame", "x", "y", "photons") if c not in names]
     if missing:
         raise InputError(f"'locs' lacks field(s) {missing} (has {names}); not a Picasso localization file", source=path)
+    bad = [f"{c} ({locs.dtype[c]})" for c in ("frame", "x", "y", "photons", "z", "lpx", "lpy", "bg", "sx", "sy")
+           if c in names and (locs.dtype[c].kind not in "biuf" or locs.dtype[c].shape)]
+    if bad:
+        raise InputError(f"field(s) {', '.join(bad)} of 'locs' must hold one number per localization", source=path)
     if px_size_nm is None:
         info = _read_sidecar(path) or {}
         if "Pixelsize" not in info:
@@ -297,9 +303,17 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         "z_nm": col("z") if "z" in names else np.zeros(len(locs)),
         "photons": col("photons"),
     }
+    ignored = []
     for name in names:  # our own columns written by export_picasso, and Picasso's extra fields
-        if name not in _PICASSO_NAMES:
+        if name in _PICASSO_NAMES:
+            continue
+        if locs.dtype[name].kind not in "biuf" or locs.dtype[name].shape:
+            ignored.append(f"{name} ({locs.dtype[name]})")
+        else:
             columns[name] = col(name)
+    if ignored:
+        warnings.warn(f"{path}: field(s) {', '.join(ignored)} of 'locs' are not one number per localization and "
+                      "were not imported", IgnoredFieldWarning, stacklevel=2)
     def known(values: np.ndarray) -> bool:  # NaN throughout: a placeholder (see export_picasso)
         return bool(np.any(~np.isnan(values)))
 

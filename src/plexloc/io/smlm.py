@@ -22,7 +22,8 @@ ThunderSTORM's labels without units):
 ``z_precision``, ``uncertainty_z``     ``sigma_z_nm``
 =====================================  =====================================
 
-Other headers are kept under their names, and so is a second header for a column already taken
+Other headers are kept under their names (a column of several values per localization, e.g. an
+image patch, is not imported; an :class:`~plexloc.io.foreign.IgnoredFieldWarning` names it), and so is a second header for a column already taken
 (``bg`` wins over ``offset`` and ``background``, which then keep their names; otherwise the first
 one wins). ``intensity`` and the background headers must be in photons: a unit other than
 ``photon(s)`` (e.g. ThunderSTORM's ``ADU``) is refused. When the archive holds several tables (e.g.
@@ -66,6 +67,7 @@ import numpy as np
 from plexloc import __version__
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
+from plexloc.io._readers import IgnoredFieldWarning
 from plexloc.table import INTEGER_COLUMNS, LocTable
 
 __all__ = ["FrameOriginWarning", "read_smlm", "write_smlm"]
@@ -208,10 +210,14 @@ def _read_one(z: zipfile.ZipFile, info: dict, fmt: dict, source: Path) -> tuple[
     unit_of = dict(zip(headers, units)) if len(units) == len(headers) else {}
     offset = info.get("offset") or {}
     cols: dict[str, np.ndarray] = {}
+    arrays = [f"{h} (shape {rec[h].shape[1:]})" for h in headers if rec[h].ndim != 1]
+    if arrays:  # image patches and other array columns are not table columns
+        warnings.warn(f"{source}: table '{name}' column(s) {', '.join(arrays)} hold several values per "
+                      "localization and were not imported", IgnoredFieldWarning, stacklevel=3)
     for h in headers:
         v = rec[h]
         if v.ndim != 1:
-            continue  # image patches and other array columns are not table columns
+            continue
         v = v.astype(np.float64) + float(offset.get(h, 0.0))
         cols[h] = v
     return cols, unit_of

@@ -17,6 +17,8 @@ CSV (``.csv``)
 HDF5 (``.h5``, ``.hdf5``)
     Group ``/locs`` with one 1-D dataset per column (int64 for integer columns, float64 otherwise).
     Group attributes: ``format = 'plexloc-locs'``, ``version = 1``, ``columns`` (the column order).
+    A dataset is named as its column, except that ``%``, ``/`` (HDF5's path separator) and a name
+    ``.`` are written ``%25``, ``%2F`` and ``%2E`` (the ``columns`` attribute holds the names as they are).
     Each dataset documented in :data:`plexloc.table.COLUMN_DOCS` carries ``unit`` and
     ``description`` attributes.
 
@@ -51,6 +53,7 @@ import numpy as np
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
+from plexloc.io._readers import hdf5_errors
 from plexloc.table import COLUMN_DOCS, INTEGER_COLUMNS, REQUIRED_COLUMNS, LocTable
 
 __all__ = [
@@ -194,6 +197,8 @@ def _locate_bad_line(path: Path, names: Sequence[str]) -> InputError | None:
                 )
             for name, v in zip(names, values):
                 try:
+                    if "_" in v:  # Python's float() takes '1_000', numpy's parser does not
+                        raise ValueError(v)
                     float(v)
                 except ValueError:
                     return InputError(f"line {ln}, column '{name}': value {v.strip()!r} is not a number", source=path)
@@ -337,10 +342,21 @@ def _attr_str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _dataset_name(column: str) -> str:
+    """The HDF5 dataset name of a column: ``%``, ``/`` and a name ``.`` escaped (module docstring)."""
+    name = column.replace("%", "%25").replace("/", "%2F")
+    return "%2E" if name == "." else name
+
+
+def _column_name(dataset: str) -> str:
+    """Inverse of :func:`_dataset_name`."""
+    return "." if dataset == "%2E" else dataset.replace("%2F", "/").replace("%25", "%")
+
+
 def read_hdf5(path: str | os.PathLike) -> LocTable:
     """Read a plexloc HDF5 table (group ``/locs``, see the module docstring)."""
     path = Path(path)
-    with _open_h5(path) as f:
+    with _open_h5(path) as f, hdf5_errors(path):
         if "locs" not in f:
             raise InputError(f"no group '/locs' (found {sorted(f.keys())}); not a plexloc table", source=path)
         g = f["locs"]
@@ -358,10 +374,17 @@ def read_hdf5(path: str | os.PathLike) -> LocTable:
                 source=path,
             )
         order = [_attr_str(c) for c in g.attrs.get("columns", [])]
-        names = [c for c in order if c in g] + sorted(k for k in g if k not in order)
+        keys = {}  # column -> dataset
+        for c in order:
+            for key in (_dataset_name(c), c):  # escaped (this version), or as written by an older one
+                if "/" not in key and key in g:
+                    keys[c] = key
+                    break
+        for key in sorted(set(g) - set(keys.values())):
+            keys.setdefault(_column_name(key), key)
         columns: dict[str, np.ndarray] = {}
-        for name in names:
-            ds = g[name]
+        for name, key in keys.items():
+            ds = g[key]
             if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.kind not in "biuf":
                 what = "a group" if not isinstance(ds, h5py.Dataset) else f"shape {ds.shape}, dtype {ds.dtype}"
                 raise InputError(f"'/locs/{name}' must be a 1-D numeric dataset, got {what}", source=path)
@@ -393,7 +416,7 @@ def write_hdf5(table: LocTable, path: str | os.PathLike) -> None:
         with h5py.File(tmp, "w") as f:
             g = _init_hdf5_group(f, table.columns)
             for name in table.columns:
-                _document_dataset(g.create_dataset(name, data=table[name]), name)
+                _document_dataset(g.create_dataset(_dataset_name(name), data=table[name]), name)
 
 
 # --- streamed writing -----------------------------------------------------------------------------
@@ -485,7 +508,7 @@ class TableWriter:
         g = _init_hdf5_group(self._file, cols)
         for name in cols:
             dtype = np.int64 if name in INTEGER_COLUMNS else np.float64
-            _document_dataset(g.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+            _document_dataset(g.create_dataset(_dataset_name(name), shape=(0,), maxshape=(None,), dtype=dtype,
                                                chunks=(min(self.buffer_rows, 65536),)), name)
 
     def _flush(self) -> None:
@@ -511,7 +534,7 @@ class TableWriter:
             return
         g = self._file["locs"]
         for name, col in zip(names, cols):
-            ds = g[name]
+            ds = g[_dataset_name(name)]
             start = ds.shape[0]
             ds.resize((start + len(col),))
             ds[start:] = col

@@ -6,7 +6,8 @@ columns (x). Raw camera frames are ADU (see ``shared/conventions.md``); this mod
 Supported inputs: a single-page or multi-page TIFF, BigTIFF, OME-TIFF (the first image series: an OME-TIFF
 holding several images, e.g. stage positions, is read as its first, with a warning), and a
 folder of TIFF files taken in natural sort order (``file2.tif`` before ``file10.tif``), each of which
-may hold several frames. Singleton axes other than the last two are dropped (a ``(T, 1, H, W)``
+may hold several frames; a folder whose numbered files miss a number (``img_0``, ``img_1``, ``img_3``), or one of
+whose files holds no frame, is refused (every later frame number would shift). Singleton axes other than the last two are dropped (a ``(T, 1, H, W)``
 series is read as ``(T, H, W)``); any other rank, or RGB/multi-sample images, are refused. Pixel
 types: unsigned and signed integers, float32 and float64.
 
@@ -304,6 +305,36 @@ def _check_finite_frames(frames: np.ndarray, first: int, path, *, movie_first: i
                      "finite", source=path)
 
 
+def _numbering_gap(files: list[Path], n_frames: list[int]) -> str | None:
+    """Where the files of a folder are numbered (names that differ in one number only: ``img_0.tif``, ``img_1.tif``,
+    ...) and a number is missing, a message naming it; else None.
+
+    A missing file would shift every later frame's number, silently. Numbers that step by 1, by the frames of the
+    file before (names that give the first frame: ``movie_0.tif``, ``movie_1000.tif``), or all by the same step are
+    taken as complete: one of these rules must hold for every step."""
+    if len(files) < 3:
+        return None
+    parts = [re.split(r"(\d+)", p.name.lower()) for p in files]
+    if len({len(q) for q in parts}) != 1:
+        return None
+    varying = [i for i in range(len(parts[0])) if len({q[i] for q in parts}) > 1]
+    if len(varying) != 1 or varying[0] % 2 == 0:  # not one numeric field that alone tells the files apart
+        return None
+    numbers = [int(q[varying[0]]) for q in parts]
+    steps = np.diff(numbers).tolist()
+    by_frames = [numbers[k] + n_frames[k] for k in range(len(steps))]  # the next number where names count frames
+    if len(set(steps)) == 1 or all(numbers[k + 1] == by_frames[k] for k in range(len(steps))):
+        return None
+    count_frames = sum(s == n for s, n in zip(steps, n_frames)) > sum(s == 1 for s in steps)
+    for k, step in enumerate(steps):
+        expected = by_frames[k] if count_frames else numbers[k] + 1
+        if numbers[k + 1] != expected:
+            return (f"the files are numbered, but after {files[k].name} comes {files[k + 1].name} (number "
+                    f"{numbers[k + 1]}, expected {expected}): a missing file would shift the frame numbers of every "
+                    "later file; restore it, or put the files after the gap in a folder of their own")
+    return None  # pragma: no cover - some step differs from the expected one
+
+
 class MovieReader:
     """Frames of one TIFF movie, or of a folder of TIFF files, read on demand.
 
@@ -357,6 +388,13 @@ class MovieReader:
                         "all files of a movie folder must share frame shape and pixel type",
                         source=f,
                     )
+                if src.n_frames == 0 and self.path.is_dir():
+                    raise InputError("holds no frames (an empty or truncated file); the frames of a movie folder's "
+                                     "files follow each other, so remove the file or restore it", source=f)
+            if self.path.is_dir():
+                gap = _numbering_gap(files, [s.n_frames for s in self._sources])
+                if gap is not None:
+                    raise InputError(gap, source=self.path)
         except BaseException:
             self.close()
             raise
