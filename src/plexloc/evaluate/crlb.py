@@ -51,6 +51,8 @@ def fisher_information(
     z_offsets_nm: Sequence[float] | None = None,
     photon_fractions: Sequence[float] | Tensor | None = None,
     bg_ratios: Tensor | None = None,
+    photons_per_channel: bool = False,
+    bg_per_channel: bool = False,
 ) -> tuple[Tensor, list[str]]:
     """Fisher information ``(N, P, P)`` of N single emitters and the parameter names.
 
@@ -60,6 +62,13 @@ def fisher_information(
     (e.g. each molecule's dye). ``bg`` is photons per pixel in channel 0 and, without ``bg_ratios``, in every
     channel; ``bg_ratios`` ``(N, C)``: channel c's background is ``bg * bg_ratios[:, c]`` (one background
     parameter, scaled per channel).
+
+    ``photons_per_channel``: each channel's photons are a parameter of their own (``photons_ch0, ...``; the
+    ``independent`` photon model, whose network and MLE estimate one count per channel), each at the value
+    ``photons * photon_fractions[c]``; otherwise one ``photons`` parameter shared by the fractions (linked,
+    ratiometric). ``bg_per_channel``: one background parameter per channel (``bg_ch0, ...``, as the MLE fits
+    them), each at its value above. More free parameters never lower a bound: the positions' bound with
+    per-channel photons is at least the shared one's.
     """
     from plexloc.simulation.geometry import apply_transform
 
@@ -75,7 +84,12 @@ def fisher_information(
     bg_scale = ([bg_ratios[:, c].to(torch.float64).reshape(-1) for c in range(n_ch)] if bg_ratios is not None
                 else [1.0] * n_ch)
     is_3d = any(psf.is_3d for psf, _ in channels)
-    names = ["x", "y"] + (["z"] if is_3d else []) + ["photons", "bg"]
+    per_ph = photons_per_channel and n_ch > 1
+    per_bg = bg_per_channel and n_ch > 1
+    names = (["x", "y"] + (["z"] if is_3d else [])
+             + ([f"photons_ch{c}" for c in range(n_ch)] if per_ph else ["photons"])
+             + ([f"bg_ch{c}" for c in range(n_ch)] if per_bg else ["bg"]))
+    n_pos = 3 if is_3d else 2
     dtype = torch.float64
     theta = torch.stack(
         [
@@ -88,12 +102,23 @@ def fisher_information(
     param_cols = [0, 1] + ([2] if is_3d else []) + [3, 4]
     info = torch.zeros(n, len(names), len(names), dtype=dtype)
 
-    for (psf, camera), t, dz, frac, bs in zip(channels, transforms, z_offsets, fractions, bg_scale):
+    for c, ((psf, camera), t, dz, frac, bs) in enumerate(zip(channels, transforms, z_offsets, fractions, bg_scale)):
         psf = copy.deepcopy(psf).double()  # never touch the caller's module
         cam = _scalar_camera(camera)
         device = next(iter(psf.buffers()), torch.empty(0)).device
         frac = frac.to(device) if isinstance(frac, Tensor) else frac
-        bs = bs.to(device)[:, None, None] if isinstance(bs, Tensor) else bs
+        bs = bs.to(device) if isinstance(bs, Tensor) else bs
+        theta_d = theta.to(device)
+        # a channel's own photon count (background) as its parameter: its value in theta, and the model takes it whole
+        if per_ph:
+            theta_d = theta_d.clone()
+            theta_d[:, 3] = theta_d[:, 3] * frac
+            frac = 1.0
+        if per_bg:
+            theta_d = theta_d.clone()
+            theta_d[:, 4] = theta_d[:, 4] * bs
+            bs = 1.0
+        bs = bs[:, None, None] if isinstance(bs, Tensor) else bs
 
         def model(th: Tensor, psf=psf, t=t, dz=dz, frac=frac, bs=bs) -> Tensor:
             x, y = (th[:, 0], th[:, 1]) if t is None else apply_transform(t.double(), th[:, 0], th[:, 1])
@@ -101,7 +126,6 @@ def fisher_information(
             return patch + th[:, 4, None, None] * bs
 
         cam = copy.deepcopy(cam).to(device)
-        theta_d = theta.to(device)
         mu = model(theta_d)
         grads = []
         for col in param_cols:
@@ -119,14 +143,19 @@ def fisher_information(
         # exactly 0 or ring slightly negative while its derivative is not 0
         used = (mu_flat > 1e-9 * mu_flat.amax(dim=1, keepdim=True)) & (var > 0)
         weight = torch.where(used, 1.0 / torch.where(used, var, torch.ones_like(var)), torch.zeros_like(var))
-        info = info + torch.einsum("npk,nqk->npq", g * weight[:, None, :], g).cpu()
+        block = torch.einsum("npk,nqk->npq", g * weight[:, None, :], g).cpu()
+        # this channel's rows of theta (positions, its photons, its background) in the full parameter vector
+        at = list(range(n_pos)) + [n_pos + (c if per_ph else 0)] + [n_pos + (n_ch if per_ph else 1) + (c if per_bg else 0)]
+        idx = torch.tensor(at)
+        info[:, idx[:, None], idx[None, :]] += block
     return info, names
 
 
-def _inverse_diagonal(info: Tensor) -> Tensor:
-    """Diagonal of ``info^-1`` of a batch ``(N, P, P)``; a parameter without information (a zero diagonal entry, e.g.
-    the position of an emitter with no photons) gets ``inf``, and the others the inverse of the rest of the matrix
-    (one such row no longer fails the whole batch with a singular-matrix error)."""
+def _covariance(info: Tensor) -> Tensor:
+    """``info^-1`` of a batch ``(N, P, P)``; a parameter without information (a zero diagonal entry, e.g. the
+    position of an emitter with no photons) gets an ``inf`` variance and no covariance, and the others the inverse
+    of the rest of the matrix (one such row no longer fails the whole batch with a singular-matrix error); a
+    singular row is ``inf`` throughout its diagonal."""
     d = torch.diagonal(info, dim1=1, dim2=2)
     none = ~(d > 0)  # also NaN
     scale = torch.where(none, torch.ones_like(d), d).sqrt()
@@ -134,9 +163,15 @@ def _inverse_diagonal(info: Tensor) -> Tensor:
     # the informative block, scaled to a unit diagonal, and the identity on the rows without information
     hn = info / scale[:, :, None] / scale[:, None, :] * keep[:, :, None] * keep[:, None, :] + torch.diag_embed(none.to(info.dtype))
     inv, status = torch.linalg.inv_ex(hn)
-    var = torch.diagonal(inv, dim1=1, dim2=2) / d.where(~none, torch.ones_like(d))
-    var = var.clamp_min(0).masked_fill(none, float("inf"))
-    return var.masked_fill((status != 0)[:, None], float("inf"))
+    cov = inv / scale[:, :, None] / scale[:, None, :] * keep[:, :, None] * keep[:, None, :]
+    var = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0).masked_fill(none, float("inf"))
+    var = var.masked_fill((status != 0)[:, None], float("inf"))
+    return cov - torch.diag_embed(torch.diagonal(cov, dim1=1, dim2=2)) + torch.diag_embed(var)
+
+
+def _inverse_diagonal(info: Tensor) -> Tensor:
+    """Diagonal of ``info^-1`` of a batch ``(N, P, P)`` (:func:`_covariance`)."""
+    return torch.diagonal(_covariance(info), dim1=1, dim2=2)
 
 
 def crlb(
@@ -159,7 +194,9 @@ def crlb(
         z_nm, photons, bg: scalars or tensors broadcast together.
 
     Returns:
-        ``crlb_x_nm, crlb_y_nm, crlb_z_nm`` (NaN for a 2D PSF), ``crlb_photons``, ``crlb_bg`` as float64 tensors.
+        ``crlb_x_nm, crlb_y_nm, crlb_z_nm`` (NaN for a 2D PSF), ``crlb_photons``, ``crlb_bg`` as float64 tensors;
+        with ``photons_per_channel`` also ``crlb_photons_chN`` (``crlb_photons`` is then the bound of their sum,
+        the emitter's total), with ``bg_per_channel`` ``crlb_bg_chN`` instead of ``crlb_bg``.
 
     Example:
         >>> from plexloc.psf import GaussianPSF
@@ -180,7 +217,14 @@ def crlb(
     info, names = fisher_information(
         channels, x_nm=vals[0], y_nm=vals[1], z_nm=vals[2], photons=vals[3], bg=vals[4], **channel_options
     )
-    std = _inverse_diagonal(info).sqrt()
+    cov = _covariance(info)
+    std = torch.diagonal(cov, dim1=1, dim2=2).sqrt()
     out = {f"crlb_{n}" + ("_nm" if n in "xyz" else ""): std[:, i].reshape(shape) for i, n in enumerate(names)}
+    per = [i for i, n in enumerate(names) if n.startswith("photons_ch")]
+    if per:  # the total's variance: the sum of the per-channel block (inf where one of them has no information)
+        block = cov[:, per][:, :, per]
+        total = block.sum(dim=(1, 2)).clamp_min(0)
+        total = total.masked_fill(~torch.isfinite(torch.diagonal(block, dim1=1, dim2=2)).all(dim=1), float("inf"))
+        out["crlb_photons"] = total.sqrt().reshape(shape)
     out.setdefault("crlb_z_nm", torch.full(shape, float("nan"), dtype=torch.float64))
     return out
