@@ -1,8 +1,10 @@
 """Fourier ring correlation (FRC) resolution of a localization table (Nieuwenhuizen et al. 2013).
 
 The localizations are split at random into two halves (seeded), each is rendered as a histogram
-with pixel ``px_size_nm`` over the same extent, multiplied by a Tukey window (edges to zero), and
-Fourier transformed. Per ring of spatial frequency ``q`` (bins of width ``1 / (N px)``):
+with pixel ``px_size_nm`` over the same extent, its window-weighted mean subtracted, multiplied by a Tukey window
+(edges to zero), and Fourier transformed. Without the subtraction the window's taper over the field's mean
+density is structure that both halves share: molecules at random places, each seen once, got a resolution of
+380-700 nm (2,000-100,000 points) instead of none; structured tables change by under 0.2 nm. Per ring of spatial frequency ``q`` (bins of width ``1 / (N px)``):
 
     FRC(q) = Re(sum F1 F2*) / sqrt(sum |F1|² sum |F2|²)
 
@@ -126,8 +128,13 @@ def frc(
     half = rng.random(len(table)) < 0.5
     win = np.outer(_tukey(n), _tukey(n))
     # exactly n x n (the extent's side over px can round to n + 1 pixels)
-    f1 = np.fft.rfft2(render_histogram(table[half], px_size_nm=px, extent_nm=extent).image[:n, :n] * win)
-    f2 = np.fft.rfft2(render_histogram(table[~half], px_size_nm=px, extent_nm=extent).image[:n, :n] * win)
+    def spectrum(part: LocTable) -> np.ndarray:
+        # the window-weighted mean is subtracted first: a uniform field times the window is a shape both halves share,
+        # and it alone gave a structure-free table a resolution (20,000 random points, each seen once: 459 nm)
+        img = render_histogram(part, px_size_nm=px, extent_nm=extent).image[:n, :n]
+        return np.fft.rfft2((img - (img * win).sum() / win.sum()) * win)
+
+    f1, f2 = spectrum(table[half]), spectrum(table[~half])
     ky = np.fft.fftfreq(n)[:, None]
     kx = np.fft.rfftfreq(n)[None, :]
     ring = np.rint(np.sqrt(kx**2 + ky**2) * n).astype(np.int64).ravel()
@@ -140,6 +147,8 @@ def frc(
     with np.errstate(invalid="ignore", divide="ignore"):
         curve = num / np.sqrt(d1 * d2)
     curve = np.nan_to_num(curve, nan=0.0)
+    if n_rings > 1:
+        curve[0] = curve[1]  # the mean is subtracted: ring 0 (the sum of numbers near 0) is noise; it takes ring 1's value
     q = np.arange(n_rings) / (n * px)
     smooth = gaussian_filter1d(curve, smooth_bins, mode="nearest") if smooth_bins > 0 else curve.copy()
     q_min = 4.0 / (n * px) if q_min_per_nm is None else float(q_min_per_nm)
