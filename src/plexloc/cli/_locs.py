@@ -20,9 +20,10 @@ def add_table_args(p: argparse.ArgumentParser, *, out: bool = True, out_help: st
     if out:
         p.add_argument("--out", type=out_type or Path, required=True,
                        help=out_help if out_type else f"{out_help} (format by name, as LOCS)")
+    writes_table = out and out_type is None  # render, frc, report read a table but write none
     p.add_argument("--camera-px-size", type=positive_float, default=None, metavar="NM",
                    help="camera pixel size in nm: needed to read ThunderSTORM pixel columns, Picasso files without a "
-                        "sidecar, DECODE files without px_size, and to write Picasso .hdf5")
+                        "sidecar, DECODE files without px_size" + (", and to write Picasso .hdf5" if writes_table else ""))
     p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None,
                    help="first frame number of a .smlm file not written by plexloc (default: 1 when its smallest frame "
                         "is >= 1, as ThunderSTORM writes them, else 0; a warning says when it guessed)")

@@ -14,7 +14,14 @@ from plexloc.cli._common import positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="simulate, train, fit, evaluate and render a small dataset end to end")
+    p = sub.add_parser(
+        "demo",
+        help="simulate, train, fit, evaluate and render a small dataset end to end",
+        description="The main job end to end, each step a plexloc command printed before it runs: simulate a test "
+        "movie from CONFIG, train a small network on the simulator for --minutes, fit the movie, evaluate against "
+        "the truth and render the image. Writes movie.tif, truth.csv, run/ (model.pt, log.csv, curves.png), "
+        "locs.csv, metrics.json and render.png into --out.",
+    )
     p.add_argument("--config", type=Path, default=Path("examples/demo_2d.yaml"),
                    help="training configuration (default examples/demo_2d.yaml, the installed copy outside the repository)")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")

@@ -21,7 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     with client_from(args) as c, service_errors(args.server):
-        for path in c.download(args.job, args.out):
+        paths = c.download(args.job, args.out)
+        for path in paths:
             print(path)
+        if not paths:  # a job still queued or running has no outputs yet: say so instead of printing nothing
+            state = c.job(args.job).get("state", "unknown")
+            print(f"plexloc download: job {args.job} is {state} and has no outputs yet; nothing written to {args.out} "
+                  f"(plexloc status {args.job} -v)", file=sys.stderr)
+            return 1
     return 0

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from plexloc.cli._common import finite_float, positive_float, positive_int
+from plexloc.cli._locs import FORMATS_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,16 +18,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "within --max-lat nm laterally and, in 3D, --max-ax nm axially) and report Jaccard index, recall, "
         "precision, RMSEs, efficiencies and biases (SMLM Challenge 2016, Sage et al. 2019); colour accuracy "
         "and rejection when both tables have a 'color' column; the gridding artefact with --px-size. "
-        "Tables are plexloc CSV (.csv) or HDF5 (.h5) with columns frame, x_nm, y_nm, z_nm, photons.",
+        "Tables in any format plexloc reads, by file name (as plexloc convert), with frame, x, y, z and photons.",
     )
-    p.add_argument("truth", type=Path, help="ground-truth table (.csv or .h5)")
-    p.add_argument("pred", type=Path, help="predicted localizations (.csv or .h5)")
+    p.add_argument("truth", type=Path, help=f"ground-truth table: {FORMATS_HELP}")
+    p.add_argument("pred", type=Path, help="predicted localizations (any of those formats)")
     p.add_argument("--dim", type=int, choices=(2, 3), default=None,
                    help="2 ignores z; 3 matches and scores z too (default: 3 where the truth's z varies, else 2)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the scores as JSON here")
     # --px-size <= 0: the library's InputError (exit code 2 returned); NaN and inf are refused here
     p.add_argument(
-        "--px-size", type=finite_float, default=None, metavar="NM", help="camera pixel size in nm (> 0), for the gridding artefact"
+        "--px-size", "--camera-px-size", type=finite_float, default=None, metavar="NM",
+        help="camera pixel size in nm (> 0), for the gridding artefact; also reads tables in pixels (ThunderSTORM "
+             "pixel columns, Picasso files without a sidecar, DECODE files without px_size)"
     )
     p.add_argument("--max-lat", type=positive_float, default=250.0, metavar="NM", help="lateral match threshold (default 250)")
     p.add_argument("--max-ax", type=positive_float, default=500.0, metavar="NM", help="axial match threshold, 3D (default 500)")
@@ -43,10 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from plexloc.evaluate.metrics import evaluate
     from plexloc.cli._common import write_json
-    from plexloc.io.tables import read_table
+    from plexloc.cli import _locs
 
-    truth = read_table(args.truth)
-    pred = read_table(args.pred)
+    # any table format by name, as the post-processing commands read them (read_table knew plexloc .csv/.h5 only)
+    truth, pred = (_locs.read(argparse.Namespace(locs=path, camera_px_size=args.px_size, frame_origin=None))
+                   for path in (args.truth, args.pred))
     dim = args.dim
     if dim is None:  # a 2D truth (z 0 everywhere) scored in 3D reports an efficiency eff_3d that means nothing
         import numpy as np

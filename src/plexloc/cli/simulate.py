@@ -99,5 +99,7 @@ def run(args: argparse.Namespace) -> int:
     truth = sim.truth_table(emitters.to("cpu"), bg_mean)
     write_table(truth, out / "truth.csv")
     save_config(config, out / "config.yaml")
-    print(f"wrote {', '.join(str(out / n) for n in names)} ({args.frames} frames) and {out / 'truth.csv'} ({len(truth)} emitters)")
+    n_ids = len(set(truth["id"].tolist())) if "id" in truth.columns else None  # truth.csv: one row per emitter and frame
+    print(f"wrote {', '.join(str(out / n) for n in names)} ({args.frames} frames) and {out / 'truth.csv'} "
+          f"({len(truth)} localizations" + (f" of {n_ids} emitters)" if n_ids is not None else ")"))
     return 0

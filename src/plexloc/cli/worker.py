@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--server", required=True, help="server URL, e.g. http://host:8000")
     p.add_argument("--token", default=os.environ.get("PLEXLOC_WORKER_TOKEN"), help="worker token (default $PLEXLOC_WORKER_TOKEN)")
-    p.add_argument("--work-dir", type=Path, default=None, help="where job folders are made (default: the temp folder)")
+    p.add_argument("--work-dir", type=Path, default=None, help="where job folders are made, created if missing (default: the temp folder)")
     p.add_argument("--gpus", type=int, default=None, help="GPUs to offer (default: detected)")
     p.add_argument("--gpu-memory-mb", type=int, default=None, help="memory per GPU to offer, MB (default: detected)")
     p.add_argument("--cpus", type=int, default=None, help="CPU cores to offer (default: detected)")
@@ -59,6 +59,14 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.token:
         raise InputError("--token is required (or set PLEXLOC_WORKER_TOKEN)")
+    if args.work_dir is not None:
+        # checked before the first claim: a missing folder ended the worker at its first job, left assigned
+        try:
+            args.work_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise InputError(f"cannot make the work folder: {err.strerror or err}", source=args.work_dir) from None
+        if not os.access(args.work_dir, os.W_OK | os.X_OK):
+            raise InputError("the work folder is not writable", source=args.work_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     hw = detect_hardware()
     overrides = {k: getattr(args, k) for k in ("gpus", "gpu_memory_mb", "cpus", "memory_mb") if getattr(args, k) is not None}
