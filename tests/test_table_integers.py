@@ -40,3 +40,29 @@ def test_a_fractional_count_is_refused_by_name():
     cols["n_merged"] = np.array([1.0, 2.5, 1.0])
     with pytest.raises(InputError, match=r"n_merged.*2\.5"):
         LocTable(cols)
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.h5", "t.thunderstorm.csv", "t.smlm", "t.hdf5"])
+def test_a_table_no_reader_would_take_back_is_not_written(tmp_path, name):
+    """NaN in a required column: every reader refuses it, so the writers refuse it first, naming the column and row,
+    and leave no file (a file was written that could not be read back)."""
+    from plexloc.io.formats import write_locs
+
+    cols = {k: blinks()[k] for k in blinks().columns}
+    cols["z_nm"] = np.array([0.0, np.nan, 0.0])
+    table = LocTable(cols)
+    with pytest.raises(InputError, match=r"not written: column 'z_nm' has 1 non-finite value\(s\), first at row 1"):
+        write_locs(table, tmp_path / name, px_size_nm=100.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_streamed_writer_refuses_a_non_finite_part(tmp_path):
+    from plexloc.io.tables import TableWriter
+
+    cols = {k: blinks()[k] for k in blinks().columns}
+    cols["x_nm"] = np.array([0.0, 1.0, np.inf])
+    with pytest.raises(InputError, match="x_nm"):
+        with TableWriter(tmp_path / "t.csv") as w:
+            w.append(blinks())
+            w.append(LocTable(cols))
+    assert not (tmp_path / "t.csv").exists()

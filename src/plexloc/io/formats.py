@@ -101,12 +101,13 @@ def write_locs(table: LocTable, path: str | os.PathLike, **options: Any) -> None
     optional; ThunderSTORM: ``psf_sigma_nm`` optional)."""
     from plexloc.io.picasso import export_picasso
     from plexloc.io.smlm import write_smlm
-    from plexloc.io.tables import write_csv, write_hdf5
+    from plexloc.io.tables import check_writable, write_csv, write_hdf5
     from plexloc.io.thunderstorm import export_thunderstorm
 
     fmt = format_of(path)
     if not FORMATS[fmt][2]:
         raise InputError(f"plexloc reads {fmt} files but does not write them; choose another suffix", source=path)
+    check_writable(table, path)  # every format's reader refuses non-finite required columns
     if fmt == "thunderstorm":
         export_thunderstorm(table, path, **{k: v for k, v in options.items() if k == "psf_sigma_nm"})
     elif fmt == "csv":

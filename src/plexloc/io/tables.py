@@ -299,9 +299,20 @@ def _check_float_format(float_format: str) -> None:
         raise InputError(f"float_format must be a %-format for one number like '%.10g', got {float_format!r}") from None
 
 
+def check_writable(table: LocTable, path: str | os.PathLike) -> None:
+    """Refuse, before anything is written, a table that no plexloc reader would take back: NaN or inf in a required
+    column (every reader refuses those rows, so the file would be written and then unreadable)."""
+    try:
+        table.check_finite(REQUIRED_COLUMNS)
+    except InputError as err:
+        raise InputError(f"not written: {err.reason} (required columns must be finite to be read back; filter or "
+                         "drop those rows first)", source=path) from None
+
+
 def write_csv(table: LocTable, path: str | os.PathLike, *, float_format: str = DEFAULT_FLOAT_FORMAT) -> None:
     """Write ``table`` as plexloc CSV (see the module docstring), atomically."""
     _check_float_format(float_format)
+    check_writable(table, path)
     cols = [table[c] for c in table.columns]
     _write_csv_rows(path, _format_header(table.columns), cols, _csv_formats(cols, float_format))
 
@@ -412,6 +423,7 @@ def _document_dataset(ds: h5py.Dataset, name: str) -> None:
 
 def write_hdf5(table: LocTable, path: str | os.PathLike) -> None:
     """Write ``table`` as plexloc HDF5 (see the module docstring), atomically."""
+    check_writable(table, path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             g = _init_hdf5_group(f, table.columns)
@@ -477,6 +489,7 @@ class TableWriter:
             raise RuntimeError(f"TableWriter for {self.path} is closed")
         if not isinstance(table, LocTable):
             raise InputError(f"expected a LocTable, got {type(table).__name__}", source=self.path)
+        check_writable(table, self.path)
         if self._in_flight is not None and self._in_flight.done():
             self._wait()  # the worker's error, if it had one
         if self.columns is None:
