@@ -66,3 +66,18 @@ def test_the_streamed_writer_refuses_a_non_finite_part(tmp_path):
             w.append(blinks())
             w.append(LocTable(cols))
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_a_thunderstorm_file_given_to_the_plexloc_csv_reader_is_pointed_to_read_locs(tmp_path):
+    """The hint for ThunderSTORM columns asked to rename l.thunderstorm.csv to l.thunderstorm.thunderstorm.csv."""
+    from plexloc.io.tables import read_table
+
+    path = tmp_path / "l.thunderstorm.csv"
+    path.write_text('"frame","x [nm]","y [nm]","intensity [photon]"\n1,100,200,1000\n')
+    with pytest.raises(InputError, match="read_locs") as err:
+        read_table(path)
+    assert "thunderstorm.thunderstorm" not in str(err.value)
+    plain = tmp_path / "l.csv"
+    plain.write_text(path.read_text())
+    with pytest.raises(InputError, match=r"name the file l\.thunderstorm\.csv"):
+        read_table(plain)

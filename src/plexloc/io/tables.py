@@ -325,8 +325,13 @@ def read_csv(path: str | os.PathLike) -> LocTable:
         hint = ""
         if any(n.startswith(("x [", "y [", "intensity [", "uncertainty")) for n in data.names):
             p = Path(path)
-            hint = (f"; its columns are ThunderSTORM's: name the file {p.name[:-4] if p.suffix == '.csv' else p.name}"
-                    ".thunderstorm.csv to import it (units from the headers, --camera-px-size for [px])")
+            if p.name.lower().endswith(".thunderstorm.csv"):  # named right, but given to the plexloc CSV reader
+                hint = ("; its columns are ThunderSTORM's: read it with plexloc.io.read_locs, which picks the reader by "
+                        "the file name (units from the headers, px_size_nm / --camera-px-size for [px])")
+            else:
+                hint = (f"; its columns are ThunderSTORM's: name the file "
+                        f"{p.name[:-4] if p.suffix == '.csv' else p.name}.thunderstorm.csv to import it (units from the "
+                        "headers, --camera-px-size for [px])")
         raise InputError(
             f"missing required column(s) {missing}; required are {list(REQUIRED_COLUMNS)}, found {data.names}{hint}",
             source=path,
