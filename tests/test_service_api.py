@@ -418,3 +418,24 @@ def test_a_worker_process_of_an_earlier_attempt_is_fenced_off(live, http, servic
     assert job["state"] == "assigned" and job["attempts"] == 2
     assert http.get(f"/api/v1/jobs/{a['id']}/outputs", headers=auth(service.user_token)).json() == []
     assert http.post(f"/worker/v1/jobs/{a['id']}/ping", json={"stage": "running"}, headers=new).status_code == 200
+
+
+def test_a_job_whose_work_folder_cannot_be_made_is_failed_and_said_so(live, http, service, tmp_path):
+    """The agent made the job's folder before its try: a missing --work-dir (or a full disk) ended the agent with the
+    job claimed, left 'assigned' until the lease ran out. Now the job fails at once, naming the folder."""
+    from plexloc.service.agent import Agent
+    from plexloc.service.apps import Hardware
+
+    a = _tick_job(http, service.user_token, n=1)
+    spec = _pull(http, service.worker_token).json()
+    gone = tmp_path / "no" / "such" / "folder"
+    agent = Agent(live.url, service.worker_token, hardware=Hardware(cpus=1, memory_mb=100), poll_s=0.05, ping_s=0.1,
+                  work_dir=gone)
+    try:
+        assert agent.execute(spec) == "failed"
+    finally:
+        agent.close()
+    job = http.get(f"/api/v1/jobs/{a['id']}", headers=auth(service.user_token)).json()
+    assert job["state"] == "failed"
+    assert f"cannot make the job's folder in {gone}" in job["error"]
+    assert not gone.exists()

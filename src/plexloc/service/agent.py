@@ -230,11 +230,18 @@ class Agent:
         ep = EntryPoint.model_validate(spec["spec"])
         rep = _Reporter(self, job_id, self.ping_s, spec.get("attempt"))
         rep.start()
-        work = Path(tempfile.mkdtemp(prefix=f"plexloc-job-{job_id}-", dir=self.work_dir))
+        work: Path | None = None
         cpu0 = _children_cpu()
         t0 = time.monotonic()
         state, error = "failed", None
         try:
+            # inside the try: a work folder that cannot be made (deleted, a full disk) fails this job, reported, where
+            # it ended the worker with the job claimed (assigned until its lease ran out, an attempt used up)
+            try:
+                work = Path(tempfile.mkdtemp(prefix=f"plexloc-job-{job_id}-", dir=self.work_dir))
+            except OSError as err:
+                raise OSError(f"cannot make the job's folder in {self.work_dir or tempfile.gettempdir()}: "
+                              f"{err.strerror or err}") from None
             inputs = self._download(spec, ep, work, rep)
             if rep.lost.is_set():
                 raise _LeaseLost  # the clean-up below, as for a lease lost while running
@@ -260,7 +267,8 @@ class Agent:
             self._cleanup(work)
             return "lost"
         rep.log(f"[worker] {state}" + (f": {error}" if error else ""))
-        self._upload_log(job_id, work, rep)
+        if work is not None:
+            self._upload_log(job_id, work, rep)
         wall = time.monotonic() - t0
         body = {
             "state": state,
@@ -299,8 +307,8 @@ class Agent:
                 time.sleep(pause)
                 pause = min(pause * 2, 30.0)
 
-    def _cleanup(self, work: Path) -> None:
-        if not self.keep_work:
+    def _cleanup(self, work: Path | None) -> None:
+        if work is not None and not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
 
     def _download(self, spec: dict[str, Any], ep: EntryPoint, work: Path, rep: _Reporter) -> dict[str, list[str]]:
@@ -467,10 +475,10 @@ class Agent:
 
     def _upload_log(self, job_id: str, work: Path, rep: _Reporter) -> None:
         path = work / "log.txt"
-        path.write_text("\n".join(rep.all_lines) + "\n")
         try:
+            path.write_text("\n".join(rep.all_lines) + "\n")
             self._upload_one(job_id, path, "log.txt", "log", rep)
-        except (httpx.HTTPError, ServiceError, transfer.TransferError) as err:
+        except (httpx.HTTPError, ServiceError, transfer.TransferError, OSError) as err:  # (the finish carries the lines)
             log.warning("job %s: log upload failed: %s", job_id, err)
 
 
