@@ -144,6 +144,38 @@ def test_rcc_says_when_its_windows_do_not_agree():
     with pytest.warns(UnreliableDriftWarning, match="not reliable"):
         bad = estimate_drift(noise, engine="rcc", n_segments=10)
     assert bad.info["uncertainty_nm"] > 50.0
+    assert bad.info["unreliable"] and "unreliable" not in good.info
+
+
+@pytest.mark.parametrize("engine", ["rcc", "comet"])
+def test_plexloc_drift_summary_does_not_call_an_unreliable_curve_consistent(tmp_path, capsys, engine):
+    """After the warning that the curve is not reliable, the summary line said 'two halves of the table consistent to
+    +-65.5 nm', which reads as the opposite; it now says NOT RELIABLE, and stays quiet on a good estimate."""
+    from plexloc.cli.main import main
+    from plexloc.io.tables import write_table
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(1)
+    n = 4000
+    noise = LocTable({"frame": np.sort(rng.integers(0, 200, n)), "x_nm": rng.uniform(0, 6400, n),
+                      "y_nm": rng.uniform(0, 6400, n), "z_nm": np.zeros(n), "photons": np.full(n, 1e3)})
+    write_table(noise, tmp_path / "noise.csv")
+    good, _ = _drifting("lines", seed=5)
+    write_table(good, tmp_path / "good.csv")
+    import warnings
+
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # shown as a user sees them, not raised
+        assert main(["drift", str(tmp_path / "noise.csv"), "--out", str(tmp_path / "n.csv"), "--engine", engine,
+                     "--segments", "10", "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert "plexloc drift: warning:" in err and "not reliable" in err
+    assert "NOT RELIABLE" in out and "consistent" not in out
+    assert main(["drift", str(tmp_path / "good.csv"), "--out", str(tmp_path / "g.csv"), "--engine", engine,
+                 "--segments", "10", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT RELIABLE" not in out and "known to +-" in out
 
 
 def test_drift_engine_help_says_what_each_engine_is_and_the_default(capsys):

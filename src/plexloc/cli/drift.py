@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
           f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}"
-          + (f"; {'windows' if result.engine == 'rcc' else 'two halves of the table'} consistent to "
-             f"+-{result.info['uncertainty_nm']:.1f} nm" if "uncertainty_nm" in result.info else ""))
+          + (f"; known to +-{result.info['uncertainty_nm']:.1f} nm at best (from how "
+             f"{'the windows' if result.engine == 'rcc' else 'two random halves of the table'} agree)"
+             if "uncertainty_nm" in result.info else "")
+          + ("; NOT RELIABLE (see the warning above)" if result.info.get("unreliable") else ""))
     print(f"wrote {args.out} ({len(corrected)} localizations) and {figure}")
     return 0

@@ -285,7 +285,8 @@ def rcc_drift(
     dof = max(int(keep.sum()) - (n_seg - 1), 1)
     sigma_pair = float(np.sqrt((resid_kept**2).sum() / (2 * dof)))
     uncertainty = sigma_pair * float(np.sqrt(2.0 / n_seg))
-    if uncertainty > max(px, RCC_MAX_UNCERTAINTY_NM):
+    unreliable = uncertainty > max(px, RCC_MAX_UNCERTAINTY_NM)
+    if unreliable:
         # a lower bound of the error (a bias that every pair shares is not seen): above it the curve is noise
         warnings.warn(
             f"RCC: the drifts of the {n_seg} windows disagree by about {sigma_pair:.0f} nm from pair to pair (a window's "
@@ -314,6 +315,7 @@ def rcc_drift(
             "residual_threshold_nm": threshold,
             "pair_error_nm": sigma_pair,
             "uncertainty_nm": uncertainty,
+            **({"unreliable": True} if unreliable else {}),
         },
     )
 
@@ -435,6 +437,7 @@ def comet_drift(
         uncertainty = half_diff / 2.0
         info.update(half_difference_nm=half_diff, uncertainty_nm=uncertainty)
         if not uncertainty <= COMET_MAX_UNCERTAINTY_NM:  # NaN (a half without 2 windows) warns too
+            info["unreliable"] = True
             warnings.warn(
                 f"{where}COMET: the drifts estimated from two random halves of the {len(dataset)} localizations differ "
                 f"by {half_diff:.0f} nm rms (the drift is known to +-{uncertainty:.0f} nm at best, for a curve that spans "
@@ -443,6 +446,7 @@ def comet_drift(
                 f"(n_segments, plexloc drift --segments, got {n_segments}). If the sample did not drift, keep the "
                 "uncorrected table", UnreliableDriftWarning, stacklevel=2)
     if span > max_drift_nm:
+        info["unreliable"] = True
         warnings.warn(
             f"{where}COMET: the drift curve spans {span:.0f} nm, more than the largest drift searched for "
             f"(max_drift_nm, plexloc drift --max-drift, {max_drift_nm:g} nm): pairs further apart were never "
