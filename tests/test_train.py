@@ -204,7 +204,7 @@ def test_cli_fit_with_the_mle_method(tmp_path, capsys):
     for extra in (["--threshold", "0.3"], ["--max-sigma", "20"], ["--refine-mle"]):
         assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(cfg),
                      "--out", str(tmp_path / "x.csv"), *extra]) == 2
-        assert f"{extra[0]} apply to --method network only" in capsys.readouterr().err
+        assert f"{extra[0]} applies to --method network only, not to --method mle" in capsys.readouterr().err
     for name in ("x.thunderstorm.csv", "x.hdf5"):
         assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(cfg),
                      "--out", str(tmp_path / name)]) == 2

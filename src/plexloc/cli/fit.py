@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
             ("--max-sigma", args.max_sigma is not None),  # nor a predicted sigma (their crlb_x/y_nm: plexloc filter)
         ) if on]
         if network_only:
-            raise InputError(f"{', '.join(network_only)} apply to --method network only")
+            raise InputError(f"{', '.join(network_only)} {'applies' if len(network_only) == 1 else 'apply'} to "
+                             "--method network only, not to --method mle")
         if args.config is None:
             raise InputError("--method mle needs --config (PSF, camera and pixel size)")
         config = load_config(args.config)
