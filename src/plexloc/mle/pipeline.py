@@ -246,8 +246,11 @@ class MLEFitter:
             bar's axial RMSE/CRLB went 1.035 -> 1.038; a wider gap (2 sigma) gained ~2 points more at density
             but took that ratio to 1.059.
         threshold_photons: detection threshold on the (summed) difference-of-Gaussians image, photons
-            per pixel; default ``DEFAULT_SNR`` times that image's noise, from the camera's noise model at
-            each frame's background level (its median).
+            per pixel; default from the camera's noise model at each frame's background level
+            (:func:`detection_noise_variance`, :func:`noise_threshold`): ``DEFAULT_SNR`` times that image's noise,
+            or higher where the camera's noise is far from Gaussian (an EMCCD at a few photons per pixel), so that
+            background alone makes about ``FALSE_ALARM_RATE`` false spots per 64x64 frame; raised along the frame
+            edges, where the filter's noise is larger.
         free_sigma: fit the width of a 2D Gaussian PSF.
         photon_model: ``linked`` (one photon count split by throughput) or ``free`` (one per channel);
             default ``linked`` for the config's linked photon model, else ``free``.
