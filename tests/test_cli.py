@@ -183,11 +183,16 @@ def test_cuda_request_without_cuda_is_clear(tmp_path, capsys):
 
 
 def test_demo_runs_end_to_end(tmp_path, monkeypatch, capsys):
+    import torch
+
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)  # --threads reaches torch (the test keeps its own)
     out = tmp_path / "demo"
     # the pipeline end to end with seconds of training (the accuracy bar is tests/test_train_accuracy.py)
     assert main(["demo", "--out", str(out), "--frames", "20", "--frame-size", "40", "48", "--minutes", "0.05",
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--threads", "1"]) == 0
+    assert threads[:2] == [1, 1]  # demo, then train (the PSF check sets 1 and restores its own)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_truth"] > 0 and "jaccard" in metrics
     for name in ("movie.tif", "truth.csv", "locs.csv", "run/model.pt", "run/curves.png", "run/log.csv", "render.png"):

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--minutes", type=positive_float, default=4.0, help="training time in minutes (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the test movie (default 0)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda where there is one)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for torch in training and fitting (default: torch's choice, all cores)")
     p.set_defaults(func=run)
 
 
@@ -41,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.config.examples import resolve_config_path
     from plexloc.errors import InputError
 
+    if args.threads:  # the fit (and simulation) run in this process: train passes it on as well
+        import torch
+
+        torch.set_num_threads(args.threads)
     args.config = resolve_config_path(args.config)  # examples/demo_2d.yaml outside the repository: the installed copy
     if not args.config.exists():
         raise InputError("configuration not found (`plexloc examples` lists the installed ones)", source=args.config)
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     steps = [
         ("simulate", ["simulate", str(args.config), "--frames", str(args.frames), "--out", str(out), "--frame-size",
                       str(h), str(w), "--seed", str(args.seed + 1000), "--device", args.device]),
-        ("train", ["train", str(args.config), "--out", str(run_dir), "--minutes", str(args.minutes), "--device", args.device]),
+        ("train", ["train", str(args.config), "--out", str(run_dir), "--minutes", str(args.minutes), "--device", args.device]
+         + (["--threads", str(args.threads)] if args.threads else [])),
         ("fit", ["fit", str(out / "movie.tif"), "--model", str(run_dir), "--out", str(out / "locs.csv"), "--device", args.device]),
         ("evaluate", ["evaluate", str(out / "truth.csv"), str(out / "locs.csv"), "--dim", "2",
                       "--px-size", "100", "--json", str(out / "metrics.json")]),
