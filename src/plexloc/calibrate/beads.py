@@ -29,7 +29,8 @@ from scipy import ndimage
 from scipy.optimize import least_squares
 
 DOUBLE = "second bead in window"
-REJECT_REASONS = ("border", "too close", "saturated", DOUBLE, "too dim", "outlier shape")
+WIDTH = "outlier width"
+REJECT_REASONS = ("border", "too close", "saturated", DOUBLE, "too dim", WIDTH, "outlier shape")
 
 __all__ = ["REJECT_REASONS", "BeadSelection", "describe_rejections", "detect_beads", "extract_rois"]
 
@@ -52,6 +53,8 @@ class BeadSelection:
     reason: np.ndarray
     background: float
     separation_px: np.ndarray | None = None
+    #: per rejected bead (index): what was measured, e.g. ``'raw 4095 ADU >= 4095 in slices 14-19'``
+    detail: dict = dataclasses.field(default_factory=dict)
 
     @property
     def used(self) -> np.ndarray:
@@ -64,7 +67,8 @@ class BeadSelection:
 
 
 def describe_rejections(sel: BeadSelection) -> str:
-    """E.g. ``'12 found, 7 too close, 5 saturated'``; double beads add where they are and how far apart their
+    """E.g. ``'12 found, 7 too close, 5 saturated'``, then per reason what was measured for up to three beads
+    (``'; saturated: bead at pixel (row, col) (12, 31): raw 4095 ADU >= 4095 in 9 slice(s) 12-20'``); double beads add where they are and how far apart their
     two beads were fitted, e.g. ``'3 found, 1 second bead in window (3.0 px apart at pixel (row, col) (11, 13))'``."""
     parts = [f"{len(sel.rows)} found"] + [f"{n} {r}" for r, n in sel.counts().items()]
     double = np.flatnonzero(sel.reason == DOUBLE)
@@ -73,7 +77,14 @@ def describe_rejections(sel: BeadSelection) -> str:
                           for i in double[:3])
         k = next(k for k, p in enumerate(parts) if p.endswith(DOUBLE))
         parts[k] += f" ({where}{'; ...' if len(double) > 3 else ''})"
-    return ", ".join(parts)
+    out = ", ".join(parts)
+    for r in sel.counts():  # what was measured, per reason (up to 3 beads each)
+        idx = [i for i in np.flatnonzero(sel.reason == r) if i in sel.detail]
+        if r == DOUBLE or not idx:
+            continue
+        where = "; ".join(f"bead at pixel (row, col) ({sel.rows[i]}, {sel.cols[i]}): {sel.detail[i]}" for i in idx[:3])
+        out += f"; {r}: {where}{'; ...' if len(idx) > 3 else ''}"
+    return out
 
 
 def _gaussian(p: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
@@ -177,21 +188,32 @@ def detect_beads(
     order = np.argsort(-peaks)
     rows, cols, peaks = rows[order], cols[order], peaks[order]
     reason = np.full(rows.shape, "", dtype=object)
+    detail: dict[int, str] = {}
     border = (rows < half) | (rows >= h - half) | (cols < half) | (cols >= w - half)
     reason[border] = "border"
+    for i in np.flatnonzero(border):
+        detail[i] = f"its {roi_px}-px window leaves the {h}x{w} (rows x cols) frame"
     md = roi_px if min_distance_px is None else int(min_distance_px)
     if len(rows) > 1:
         dr = np.abs(rows[:, None] - rows[None, :])
         dc = np.abs(cols[:, None] - cols[None, :])
         close = (dr < md) & (dc < md)
         np.fill_diagonal(close, False)
-        reason[(reason == "") & close.any(axis=1)] = "too close"
+        for i in np.flatnonzero((reason == "") & close.any(axis=1)):
+            reason[i] = "too close"
+            j = np.flatnonzero(close[i])
+            k = j[np.argmin(np.hypot(dr[i, j], dc[i, j]))]
+            detail[i] = (f"{np.hypot(dr[i, k], dc[i, k]):.1f} px from the bead at ({rows[k]}, {cols[k]}), windows of "
+                         f"{md} px overlap")
     if saturation_adu is not None:
         raw_arr = stack if raw is None else np.asarray(raw)
         for i in np.flatnonzero(reason == ""):
             win = raw_arr[:, rows[i] - half : rows[i] + half + 1, cols[i] - half : cols[i] + half + 1]
             if float(win.max()) >= saturation_adu:
                 reason[i] = "saturated"
+                ks = np.flatnonzero(win.reshape(len(win), -1).max(axis=1) >= saturation_adu)
+                detail[i] = (f"raw {float(win.max()):g} ADU >= {saturation_adu:g} in {len(ks)} slice(s) "
+                             f"{ks.min()}-{ks.max()}")
     separation = np.full(len(rows), np.nan)
     for i in np.flatnonzero(reason == ""):
         win = stack[:, rows[i] - half : rows[i] + half + 1, cols[i] - half : cols[i] + half + 1]
@@ -200,10 +222,66 @@ def detect_beads(
             reason[i] = DOUBLE
     ok = reason == ""
     if ok.any():
-        reason[ok & (peaks < dim_fraction * np.median(peaks[ok]))] = "too dim"
+        med = float(np.median(peaks[ok]))
+        for i in np.flatnonzero(ok & (peaks < dim_fraction * med)):
+            reason[i] = "too dim"
+            detail[i] = f"peak {peaks[i]:.0f} photons < {dim_fraction:g} x the median bead's {med:.0f}"
     return BeadSelection(
-        rows=rows, cols=cols, peaks=peaks, reason=reason.astype("U40"), background=bg, separation_px=separation
+        rows=rows, cols=cols, peaks=peaks, reason=reason.astype("U40"), background=bg, separation_px=separation,
+        detail=detail,
     )
+
+
+def flat_top(raw: np.ndarray, *, min_pixels: int = 4) -> tuple[float, int] | None:
+    """``(value, n_pixels)`` when the stack's highest raw value is shared by at least ``min_pixels`` pixels and lies
+    far above the typical pixel: a flat top, the level at which the camera (or a conversion) clipped, else None.
+    Shot noise makes the brightest pixels of beads all different (a 12-bit camera clipped at 4095 in a 16-bit file:
+    hundreds of pixels at 4095); clipped beads are wider than they are and made s0 of an astigmatic calibration
+    164 nm instead of 120."""
+    arr = np.asarray(raw)
+    top = arr.max()
+    if not np.isfinite(top):
+        return None
+    n = int(np.count_nonzero(arr == top))
+    med = float(np.median(arr))
+    spread = 1.4826 * float(np.median(np.abs(arr - med)))
+    if n >= min_pixels and float(top) > med + 20.0 * max(spread, 1.0):
+        return float(top), n
+    return None
+
+
+def window_stats(windows: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bead window ``(n, n_z, R, R)`` (photons) and background ``bg`` (n,): ``(width_px, snr, focus_slice)``.
+
+    ``width_px``: the smallest geometric-mean Gaussian width sqrt(sigma_1 sigma_2) (elliptical Gaussian plus offset,
+    least squares) over the slices near the bead's brightest (the in-focus width; an aggregate or a bead out of the
+    coverslip plane is wider); ``snr``: in-focus peak over its shot noise, ``peak / sqrt(peak + bg)`` with the
+    peak of a three-slice running mean above background; ``focus_slice``: the slice of that peak."""
+    n = len(windows)
+    widths, snr, focus = np.full(n, np.nan), np.zeros(n), np.zeros(n, int)
+    for i in range(n):
+        mean = ndimage.uniform_filter1d(np.asarray(windows[i], np.float64), 3, axis=0, mode="nearest") - bg[i]
+        R = mean.shape[-1]
+        c = R // 2
+        centre = mean[:, c - 1 : c + 2, c - 1 : c + 2].max(axis=(1, 2))
+        k = int(np.argmax(centre))
+        peak = float(centre[k])
+        focus[i] = k
+        snr[i] = peak / np.sqrt(max(peak + bg[i], 1.0))
+        yy, xx = np.mgrid[:R, :R].astype(np.float64)
+        best = np.inf
+        for kk in range(max(0, k - 3), min(len(mean), k + 4)):
+            img = mean[kk]
+            p0 = [float(img[c - 1 : c + 2, c - 1 : c + 2].max()), float(c), float(c), np.log(1.5), np.log(1.5), 0.0, 0.0]
+            try:
+                fit = least_squares(lambda p: (_gaussian(p[:6], yy, xx) + p[6] - img).ravel(), p0, method="lm")
+            except ValueError:
+                continue
+            a, x0, y0, l1, l2 = fit.x[:5]
+            if fit.success and a > 0 and abs(x0 - c) < R / 3 and abs(y0 - c) < R / 3:
+                best = min(best, float(np.exp(0.5 * (l1 + l2))))
+        widths[i] = best if np.isfinite(best) else np.nan
+    return widths, snr, focus
 
 
 def extract_rois(stack: np.ndarray, rows: np.ndarray, cols: np.ndarray, roi_px: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from plexloc.calibrate.beads import BeadSelection, describe_rejections, detect_beads, extract_rois
+from plexloc.calibrate.beads import WIDTH, BeadSelection, describe_rejections, detect_beads, extract_rois, window_stats
 from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration
 from plexloc.calibrate.register import average_aligned, register, shift_volume
 from plexloc.errors import InputError
@@ -243,6 +243,15 @@ def calibrate_spline(
             )
     if stacks[0].shape[0] < 8:
         raise InputError(f"a z-stack needs >= 8 slices, got {stacks[0].shape[0]}", source=src[0])
+    for c, s in enumerate(stacks):
+        flat = np.flatnonzero(np.ptp(s.reshape(len(s), -1), axis=1) == 0)
+        if len(flat):  # a dropped frame written as a constant: its beads vanish for one z and bend every curve
+            raise InputError(
+                f"slice(s) {', '.join(map(str, flat[:10]))}{' ...' if len(flat) > 10 else ''} of {len(s)} hold one "
+                f"constant value ({s[flat[0]].flat[0]:g}): a dropped or blank frame, no bead image; retake the stack "
+                "(removing the slice would shift every later slice's z)",
+                source=src[c],
+            )
     raws = list(raw_stacks) if raw_stacks is not None else stacks
     half = roi_px // 2
     # 1. detection and rejection per channel
@@ -277,6 +286,7 @@ def calibrate_spline(
             f"whole-frame offset of {offsets[-1].tolist()} px",
             source=src[0],
         )
+    used0, notes = _screen_beads(stacks[0], sels[0], used0, roi_px=roi_px, px=px, src=src[0])
     # 2.-4. windows, registration (channel 0 first: outlier beads are dropped and it is redone), centring
     beads: list[BeadStacks] = []
     volumes = []
@@ -308,10 +318,147 @@ def calibrate_spline(
         pos = np.column_stack([(cols - shifts[:, 2] + 0.5) * px[0], (rows - shifts[:, 1] + 0.5) * px[1]])
         beads.append(BeadStacks(rois, clean, origins, shifts, bg, scale, pos, resid))
         volumes.append(avg)
-    return _finish(volumes, beads, sels, z_step_nm=z_step_nm, px=px, src=src, n_slices=stacks[0].shape[0])
+    notes += _drift_note(volumes[0], z_step_nm=z_step_nm, px=px)
+    return _finish(volumes, beads, sels, z_step_nm=z_step_nm, px=px, src=src, n_slices=stacks[0].shape[0], notes=notes)
 
 
-def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices) -> SplineCalibrationResult:
+#: combined in-focus SNR (root sum of squares over the used beads) below which a calibration is refused, and below
+#: which it is warned of. Four beads of SNR 4.5 / 8 / 13 / 20 each (combined 9 / 16 / 26 / 40; astigmatic Gaussian
+#: beads, bg 100 photons) put the crossing (z = 0) 100-200 / 40-75 / 20-40 / 8 nm off; bright beads < 2 nm.
+MIN_SNR, WARN_SNR = 15.0, 40.0
+#: a bead whose in-focus width is this much (relative) away from the median bead's is rejected as ``outlier width``
+WIDTH_TOLERANCE = 0.25
+
+
+def _screen_beads(stack, sel: BeadSelection, used: np.ndarray, *, roi_px, px, src) -> tuple[np.ndarray, list[str]]:
+    """Channel 0's used beads: in-focus widths (an aggregate or a tilted/defect bead is wider: rejected with its
+    width and the median's) and the combined signal-to-noise (too dim: an error naming each bead's SNR)."""
+    notes: list[str] = []
+    rois = extract_rois(stack, sel.rows[used], sel.cols[used], roi_px)
+    bg = _bead_background(rois)
+    widths, snr, _ = window_stats(rois, bg)
+    scale = float(np.sqrt(px[0] * px[1]))
+    ok = np.isfinite(widths)
+    if ok.sum() >= 3:
+        med = float(np.median(widths[ok]))
+        mad = 1.4826 * float(np.median(np.abs(widths[ok] - med)))
+        tol = max(WIDTH_TOLERANCE * med, 4.0 * mad)
+        bad = ok & (np.abs(widths - med) > tol)
+        for i in np.flatnonzero(bad):
+            sel.reason[used[i]] = WIDTH
+            sel.detail[int(used[i])] = (
+                f"in-focus width (Gaussian sigma) {widths[i] * scale:.0f} nm against the beads' median {med * scale:.0f} "
+                f"nm (> {tol / med:.0%} off: an aggregate, a bead off the coverslip or a speck)")
+        used, snr = used[~bad], snr[~bad]
+    elif ok.sum() == 2 and abs(np.log(widths[0] / widths[1])) > np.log1p(WIDTH_TOLERANCE):
+        notes.append(f"the two beads' in-focus widths differ: {widths[0] * scale:.0f} and {widths[1] * scale:.0f} nm (beads "
+                     f"at pixel ({sel.rows[used[0]]}, {sel.cols[used[0]]}) and ({sel.rows[used[1]]}, {sel.cols[used[1]]})); "
+                     "with two beads the aggregate cannot be told: use a stack with more beads")
+    total = float(np.sqrt(np.sum(snr**2)))
+    per = ", ".join(f"({sel.rows[u]}, {sel.cols[u]}): {v:.1f}" for u, v in list(zip(used, snr))[:8]) + (" ..." if len(used) > 8 else "")
+    if total < MIN_SNR:
+        raise InputError(
+            f"the beads are too dim to calibrate: in-focus peak SNR (peak / sqrt(peak + background), photons) per bead "
+            f"at pixel (row, col) {per}; combined over {len(used)} bead(s) {total:.1f} < {MIN_SNR:g}, which leaves z = 0 "
+            "uncertain by ~100 nm: take the stack with more light or a longer exposure, or with more beads",
+            source=src,
+        )
+    if total < WARN_SNR:
+        notes.append(f"dim beads: combined in-focus SNR {total:.1f} over {len(used)} bead(s) (per bead {per}) is below "
+                     f"{WARN_SNR:g}: z = 0 may be off by 10-70 nm; more light or more beads make it exact")
+    return used, notes
+
+
+#: lateral motion (nm) of the averaged bead's centre over its in-focus range above which the calibration warns
+DRIFT_WARN_NM = 30.0
+
+
+def _drift_note(volume: np.ndarray, *, z_step_nm: float, px) -> list[str]:
+    """The centre of the averaged bead (elliptical Gaussian fits) through the slices where its central pixel is
+    above 30 % of its peak: a linear motion of more than ``DRIFT_WARN_NM`` is stage drift during the stack (or a
+    tilted PSF), which the spline keeps as a z-dependent lateral shift of every localization."""
+    from scipy.optimize import least_squares
+
+    from plexloc.calibrate.beads import _gaussian
+
+    nz, R, _ = volume.shape
+    c = R // 2
+    curve = volume[:, c - 1 : c + 2, c - 1 : c + 2].max(axis=(1, 2))
+    ks = np.flatnonzero(curve >= 0.3 * curve.max())
+    if len(ks) < 4:
+        return []
+    yy, xx = np.mgrid[:R, :R].astype(np.float64)
+    zs, cx, cy = [], [], []
+    for k in ks:
+        img = np.asarray(volume[k], np.float64)
+        p0 = [float(img.max()), float(c), float(c), np.log(1.5), np.log(1.5), 0.0, 0.0]
+        fit = least_squares(lambda p: (_gaussian(p[:6], yy, xx) + p[6] - img).ravel(), p0, method="lm")
+        if fit.success and abs(fit.x[1] - c) < R / 3 and abs(fit.x[2] - c) < R / 3:
+            zs.append(k * z_step_nm)
+            cx.append(fit.x[1] * px[0])
+            cy.append(fit.x[2] * px[1])
+    if len(zs) < 4:
+        return []
+    zs = np.asarray(zs)
+    span = float(zs.max() - zs.min())
+    move = [float(np.polyfit(zs, v, 1)[0]) * span for v in (cx, cy)]
+    if max(abs(m) for m in move) <= DRIFT_WARN_NM:
+        return []
+    return [f"the beads' centre moves by (x, y) = ({move[0]:+.0f}, {move[1]:+.0f}) nm over the {span:.0f} nm of z "
+            f"(slices {ks.min()}-{ks.max()}) where they are in focus (> {DRIFT_WARN_NM:g} nm; Gaussian fits of the averaged "
+            "bead): stage drift during the stack, or a tilted PSF. The calibration keeps it as a z-dependent shift of "
+            "every localization: if the stage drifted, correct the stack's drift or retake it"]
+
+
+#: a stack that reaches less than this far (nm) on one side of focus is noted
+SHORT_SIDE_NM = 500.0
+#: Gaussian sigma (nm) of a bead in focus: below the first no optics can image visible light (0.21 lambda / NA with
+#: 400 nm, NA 1.52: 55 nm), below the second rarely (520 nm, NA 1.49: 73 nm, more with the bead's size); above the third a bead is not in focus
+SIGMA_MIN_NM, SIGMA_LOW_NM, SIGMA_HIGH_NM = 50.0, 75.0, 250.0
+#: axial FWHM / lateral FWHM of a bead: a widefield PSF is >= 1.7 x longer than wide (NA -> n); 2.3-3 at NA 1.2-1.45,
+#: ~3.3 for the astigmatic Gaussian of plexloc, 6 at NA 0.5
+AXIAL_RATIO_MIN, AXIAL_RATIO_MAX = 1.2, 20.0
+
+
+def _scale_checks(volume, z0, *, fwhm_nm, slices, z_step_nm, px, src) -> list[str]:
+    """--pixel-size and --z-step against the physics of a bead image: its in-focus lateral width (nm) and the
+    ratio of its axial to its lateral extent. Errors where no objective could give them, notes where unusual."""
+    zk = int(round(z0))
+    lo = max(0, zk - 4)
+    w, _, _ = window_stats(volume[None, lo : zk + 5], np.zeros(1))
+    sigma_nm = float(w[0]) * float(np.sqrt(px[0] * px[1]))
+    if not np.isfinite(sigma_nm):
+        return []
+    lat_fwhm = 2.355 * sigma_nm
+    ratio = fwhm_nm / lat_fwhm
+    size = f"--pixel-size {px[0]:g} nm" if px[0] == px[1] else f"--pixel-size {px[0]:g} x {px[1]:g} nm"
+    if sigma_nm < SIGMA_MIN_NM:
+        raise InputError(
+            f"the beads' in-focus width (Gaussian sigma) is {sigma_nm:.0f} nm with {size}: narrower than any "
+            f"diffraction-limited image of visible light (>= {SIGMA_MIN_NM:g} nm): check --pixel-size (the camera "
+            "pixel divided by the total magnification)",
+            source=src,
+        )
+    if not AXIAL_RATIO_MIN <= ratio <= AXIAL_RATIO_MAX:
+        likely = z_step_nm * 3.0 / ratio
+        raise InputError(
+            f"the PSF is {fwhm_nm:.0f} nm long (axial FWHM of its central pixel, slices {slices[0]}-{slices[1]} with "
+            f"--z-step {z_step_nm:g} nm) and {lat_fwhm:.0f} nm wide (lateral FWHM with {size}): {ratio:.2f} x longer "
+            f"than wide, where a bead image is {AXIAL_RATIO_MIN:g}-{AXIAL_RATIO_MAX:g} x (2-4 at a high-NA objective): "
+            f"check --z-step (a ratio of 3 would mean a step of about {likely:.0f} nm) and --pixel-size",
+            source=src,
+        )
+    notes = []
+    if sigma_nm < SIGMA_LOW_NM:
+        notes.append(f"the beads' in-focus width (Gaussian sigma) is only {sigma_nm:.0f} nm with {size} (green light at "
+                     "NA 1.49: ~73 nm): check --pixel-size")
+    elif sigma_nm > SIGMA_HIGH_NM:
+        notes.append(f"the beads' in-focus width (Gaussian sigma) is {sigma_nm:.0f} nm with {size}, wider than a "
+                     f"focused bead (~70-150 nm): check --pixel-size, or the beads are aggregates or never in focus")
+    return notes
+
+
+def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices, notes=()) -> SplineCalibrationResult:
     nz = n_slices
     z0, definition, curve = find_focus(volumes[0])
     if z0 < 2 or z0 > nz - 3:
@@ -320,6 +467,7 @@ def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices) -> SplineCali
             "on both sides of focus (check the stack and --z-step)",
             source=src[0],
         )
+    notes = list(notes)
     above = np.flatnonzero(curve >= 0.5 * curve.max())
     fwhm_nm = (above.max() - above.min() + 1) * z_step_nm
     lateral_fwhm_nm = 2.355 * 0.21 * 600.0 / 1.5  # rough in-focus scale of a high-NA objective, for the sanity check
@@ -329,9 +477,17 @@ def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices) -> SplineCali
             f"{0.5 * lateral_fwhm_nm:.0f}-{20 * lateral_fwhm_nm:.0f} nm long: check --z-step",
             source=src[0],
         )
+    notes += _scale_checks(volumes[0], z0, fwhm_nm=fwhm_nm, slices=(above.min(), above.max()), z_step_nm=z_step_nm,
+                           px=px, src=src[0])
+    lo, hi = -z0 * z_step_nm, (nz - 1 - z0) * z_step_nm
+    if min(-lo, hi) < SHORT_SIDE_NM:
+        notes.append(f"the stack covers z = {lo:.0f} to {hi:+.0f} nm around the focus (slice {z0:.1f} of {nz}): the "
+                     f"calibration holds only there (a 3D calibration usually spans +-{SHORT_SIDE_NM:.0f} nm or more); "
+                     "localizations beyond it are extrapolated (astigmatic) or clipped to the stack's ends (spline)")
     channels = []
     residuals = []
-    summary: dict = {"n_beads_used": [], "rejected": [], "z0_definition": definition}
+    summary: dict = {"n_beads_used": [], "rejected": [], "z0_definition": definition, "warnings": notes,
+                     "z_range_nm": [lo, hi], "rejected_beads": []}
     for c, (vol, b) in enumerate(zip(volumes, beads)):
         norm = _sum_at(vol, z0)
         if not norm > 0:
@@ -365,5 +521,10 @@ def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices) -> SplineCali
         )
         summary["n_beads_used"].append(len(b.rois))
         summary["rejected"].append({"found": len(sels[c].rows), **sels[c].counts()})
+        sc = sels[c]
+        summary["rejected_beads"].append([
+            {"row": int(sc.rows[i]), "col": int(sc.cols[i]), "reason": str(sc.reason[i]),
+             **({"detail": sc.detail[int(i)]} if int(i) in sc.detail else {})}
+            for i in np.flatnonzero(sc.reason != "")])
     cal = PSFCalibration(channels=channels, px_size_nm=px, dz_nm=float(z_step_nm), z0_definition=definition, inputs=src)
     return SplineCalibrationResult(cal, beads, sels, residuals, summary)

@@ -165,7 +165,21 @@ def run(args: argparse.Namespace) -> int:
                   "conversion, below the camera's baseline: check the camera settings (baseline, e-/ADU) against the "
                   "stack", file=sys.stderr)
     sat = args.saturation_adu
-    if sat is None and np.issubdtype(raws[0].dtype, np.integer):
+    clipped = None
+    if sat is None:  # a flat top below the type's maximum: the camera (12-bit: 4095) or a conversion clipped there
+        from plexloc.calibrate.beads import flat_top
+
+        tops = [(c, flat_top(r)) for c, r in enumerate(raws)]
+        tops = [(c, t) for c, t in tops if t is not None]
+        if tops:
+            c, (level, n_px) = min(tops, key=lambda ct: ct[1][0])
+            clipped = level
+            print(f"plexloc calibrate: warning: {n_px} pixels of {sources[c]} share its highest value, {level:g} ADU: a "
+                  "flat top where the camera clipped; beads that reach it are rejected as saturated (give "
+                  "--saturation-adu to set the level yourself)", file=sys.stderr)
+    if clipped is not None:
+        sat = clipped
+    elif sat is None and np.issubdtype(raws[0].dtype, np.integer):
         sat = float(np.iinfo(raws[0].dtype).max)
         print(f"plexloc calibrate: note: saturated beads are looked for at {sat:g} ADU, the {raws[0].dtype} maximum; a "
               "camera that saturates lower (e.g. 12-bit: 4095) needs --saturation-adu", file=sys.stderr)
@@ -201,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         "focus_offset_nm": [ch.focus_offset_nm for ch in cal.channels],
         "roi_offset_px": list(roi_offset),
         "roi_offset_source": roi_source,
+        **_checks(result.summary),
     }
     if cal.n_channels > 1:
         print(f"plexloc calibrate: note: transforms in camera-chip coordinates, the stacks' corner at chip pixel "
@@ -257,6 +272,21 @@ def _report_transform_residual(residual: dict[str, list[float]], args: argparse.
                   file=sys.stderr)
 
 
+def _checks(summary: dict) -> dict:
+    """Print the calibration's warnings (measured: widths, SNR, drift, z coverage, scale) and the rejected beads;
+    return their PSF.json entries."""
+    for text in summary.get("warnings", []):
+        print(f"plexloc calibrate: warning: {text}", file=sys.stderr)
+    for c, beads in enumerate(summary.get("rejected_beads", [])):
+        for b in beads[:20]:
+            print(f"plexloc calibrate: channel {c}: bead at pixel (row, col) ({b['row']}, {b['col']}) rejected: "
+                  f"{b['reason']}{': ' + b['detail'] if 'detail' in b else ''}", file=sys.stderr)
+        if len(beads) > 20:
+            print(f"plexloc calibrate: channel {c}: ... {len(beads) - 20} more rejected beads in the report",
+                  file=sys.stderr)
+    return {k: summary[k] for k in ("warnings", "z_range_nm", "rejected_beads") if k in summary}
+
+
 def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
     import yaml
 
@@ -306,6 +336,7 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
         "z_convention": "slice k of a stack is at z = (k - k0) * z_step_nm; z > 0 away from the objective",
         "z_step_nm": cal.dz_nm,
         "px_size_nm": list(cal.px_size_nm),
+        **_checks(spline.summary),
     }
     loo = None
     if not args.no_validate:
@@ -316,6 +347,10 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
             print(f"plexloc calibrate: note: {loo['note']}", file=sys.stderr)
     write_json(report, args.out.with_suffix(".json"))
     fig = write_sigma_figure(result, args.out)
+    cx, cy = result.psf.c_nm
+    print(f"plexloc calibrate: note: x is in focus at z = {cx:+.0f} nm, y at z = {cy:+.0f} nm (z > 0 away from the "
+          "objective, slice k at (k - k0) * --z-step): if your cylindrical lens focuses them the other way round, the "
+          "stack was taken toward the objective: reverse its slices", file=sys.stderr)
     print(
         f"wrote {args.out}: astigmatic, beads used {report['n_beads_used']}, curve fit rms "
         f"{result.residual_nm[0]:.1f}/{result.residual_nm[1]:.1f} nm"
