@@ -200,7 +200,14 @@ def _domain_checks(
             continue
         col = "noise" if len(noise) == 1 else f"noise_ch{c}"
         chk = DomainCheck(col, "noise", noise_range[0], noise_range[1], r, r, r, math.nan)
-        if not noise_range[0] <= r <= noise_range[1]:
+        if r <= 0.0:  # no difference at all between the frames (1/r divided by zero after a whole fit)
+            chk.warning = (
+                f"{col}: the movie's first frames show no pixel noise between frames (most pixels change by the "
+                "same amount from one frame to the next): the frames are constant, clipped at the pixel type's "
+                "maximum, or too small (a pixel or two) to measure the noise, so the camera's gain and e-/ADU cannot "
+                "be checked against the movie"
+            )
+        elif not noise_range[0] <= r <= noise_range[1]:
             chk.warning = (
                 f"{col}: the pixel noise between frames is {r:.2f}x what the camera settings predict for that signal "
                 f"(accepted {noise_range[0]:g}-{noise_range[1]:g}); photons come out about {max(r, 1 / r):.2g}x too "

@@ -304,10 +304,12 @@ def _fit_parts(
                         else f"the movie's frames are {frame_shape}")
                 raise InputError(f"channel {c}'s camera maps are {tuple(shape)} (rows, columns) but {what}",
                                  source=paths[0])
-        if cfg and cfg.get("px_size_nm") is not None:  # a movie at another pixel size: wrong positions, no error
-            px = cfg["px_size_nm"]
-            px = (float(px[0]), float(px[1])) if isinstance(px, (list, tuple)) else (float(px), float(px))
-            warn_pixel_size(readers[0], px, what="the model was trained for")
+        # a movie at another pixel size: wrong positions, no error. The training configuration's, else the network's
+        # own (the pixel size the positions are computed with: a Localizer given without its configuration)
+        px = cfg.get("px_size_nm") if cfg else None
+        px = spec.px_size_nm if px is None else px
+        px = (float(px[0]), float(px[1])) if isinstance(px, (list, tuple)) else (float(px), float(px))
+        warn_pixel_size(readers[0], px, what="the model was trained for")
         transforms = None
         roi_offset, roi_source = (0, 0), "not used (single channel)"
         if spec.n_aux:

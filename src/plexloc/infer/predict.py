@@ -5,19 +5,25 @@
 - Tiling: frames wider or taller than ``tile_px`` are cut into cores of ``tile_px`` pixels, each
   predicted with ``margin_px`` of context on every side that the frame has; localizations are
   extracted on each tile and kept only where their pixel lies in the tile's core. Every pixel belongs
-  to exactly one core, so there are neither seams nor duplicates.
+  to exactly one core, so there are neither seams nor duplicates. The default margin is the network's
+  receptive field plus the extraction's neighbourhood (:func:`tile_margin_px`), so that a tiled frame gives
+  the whole frame's localizations (up to float rounding), in the whole frame's order. A fixed 24 px, as before,
+  was less than a depth-2 network's reach (52 px; depth 1: 22, depth 3: 116): a randomly initialised depth-2
+  network found 6,953 localizations on 150x130 frames in 32-px tiles where the whole frames gave 6,952.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from plexloc.infer.extract import Extracted, extract
-from plexloc.nets.localizer import Localizer
+from plexloc.infer.extract import BG_WINDOW_PX, Extracted, extract
+from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.geometry import transform_indicator
 
 
@@ -92,6 +98,62 @@ def tiles(size: int, tile: int, margin: int, align: int = 1) -> list[tuple[int, 
     return out
 
 
+def _dilate(x: np.ndarray, r: int) -> np.ndarray:
+    out = x.copy()
+    for s in range(1, r + 1):
+        out[s:] |= x[:-s]
+        out[:-s] |= x[s:]
+    return out
+
+
+def _unet_support(x: np.ndarray, depth: int, up_kernel: int, out_kernel: int) -> np.ndarray:
+    """The pixels of a line that a :class:`~plexloc.nets.unet.UNet`'s output depends on, from those of its input
+    (boolean, 1-D, the same operations: 3x3 convolutions, ceil-mode pooling, nearest up-sampling cut to the skip)."""
+    skips = []
+    for i in range(depth + 1):
+        if i:
+            x = np.append(x, False) if len(x) % 2 else x
+            x = x[0::2] | x[1::2]
+        x = _dilate(_dilate(x, 1), 1)
+        skips.append(x)
+    skips.pop()
+    for _ in range(depth):
+        skip = skips.pop()
+        up = _dilate(np.repeat(x, 2)[: len(skip)], up_kernel // 2)
+        x = _dilate(_dilate(skip | up, 1), 1)
+    return _dilate(x, out_kernel // 2)
+
+
+@functools.lru_cache(maxsize=None)
+def _reach(depth: int, union_depth: int, up_kernel: int, out_kernel: int) -> int:
+    align = 2 ** max(depth, union_depth)
+    n = 64 * align + 64  # the reach of each U-Net is under 16 * align
+    start = n // 2 // align * align
+    best = 0
+    for q in range(start, start + align):  # every position on the pooling grid
+        x = np.zeros(n, bool)
+        x[q] = True
+        y = _dilate(_unet_support(_unet_support(x, depth, up_kernel, out_kernel), union_depth, up_kernel, out_kernel), 1)
+        idx = np.flatnonzero(y)
+        if idx[0] == 0 or idx[-1] == n - 1:
+            raise RuntimeError(f"receptive field of depths {depth}, {union_depth}: the line of {n} px is too short")
+        best = max(best, q - int(idx[0]), int(idx[-1]) - q)
+    return best
+
+
+def receptive_radius(spec: LocalizerSpec) -> int:
+    """How far (pixels) a pixel of the network's output reaches into its input: the frame U-Nets, the union U-Net
+    and the heads' 3x3 convolution, on the pooling grid of a whole frame (52 px for depths 2 and 2, 22 for 1 and 1)."""
+    return _reach(int(spec.depth), int(spec.union_depth), int(spec.up_kernel), int(spec.out_kernel))
+
+
+def tile_margin_px(spec: LocalizerSpec) -> int:
+    """The context a tile needs around its core for its localizations to be the whole frame's: the network's
+    :func:`receptive_radius` plus the extraction's reach around a maximum (its 3x3 neighbourhood and the
+    ``BG_WINDOW_PX`` background window)."""
+    return receptive_radius(spec) + max(1, BG_WINDOW_PX // 2)
+
+
 def _cat_extracted(parts: list[Extracted]) -> Extracted:
     return Extracted(*(torch.cat([getattr(p, f) for p in parts]) for f in Extracted.__dataclass_fields__))
 
@@ -103,7 +165,9 @@ class Predictor:
         model: the localizer (its device is used).
         threshold: integrated detection probability for extraction.
         tile_px: core size of tiles (frames up to this size are predicted whole).
-        margin_px: context around each tile core.
+        margin_px: context around each tile core; default (None) :func:`tile_margin_px`, with which tiling
+            does not change the localizations. Less is faster, and pixels near the seams then differ from the
+            whole frame's.
         amp: bfloat16 autocast on CUDA.
         transforms: the channels' transforms (3x3, reference -> channel, chip coordinates, nm) for the
             transformation indicator of a multi-channel model; every tile gets the indicator of its own
@@ -118,7 +182,7 @@ class Predictor:
         *,
         threshold: float = 0.5,
         tile_px: int = 256,
-        margin_px: int = 24,
+        margin_px: int | None = None,
         amp: bool = True,
         transforms: list[Tensor] | None = None,
         compile: bool = False,
@@ -127,7 +191,8 @@ class Predictor:
             raise ValueError(f"the model needs the transforms of its {model.spec.n_aux // 2} channels")
         self.model = model.eval()
         self.threshold = float(threshold)
-        self.tile_px, self.margin_px = int(tile_px), int(margin_px)
+        self.tile_px = int(tile_px)
+        self.margin_px = tile_margin_px(model.spec) if margin_px is None else int(margin_px)
         self.device = next(model.parameters()).device
         # on the model's device once (transform_indicator would copy them to it for every tile)
         self.transforms = None if transforms is None else [
@@ -165,7 +230,9 @@ class Predictor:
 
     def _tiled(self, x_all: Tensor, roi_offset_px: tuple[int, int], raw_fn) -> Extracted:
         """Tile the frames of ``x_all`` (..., H, W), run ``raw_fn(x_tile, aux)`` on each tile (aux (1, n_aux, h, w)
-        or None) and extract, keeping localizations in the tile's core."""
+        or None) and extract, keeping localizations in the tile's core; in the order of the whole frame's (by
+        sample, then pixel row, then column: tile by tile, a batch's rows went back to its first frame at every
+        tile)."""
         spec = self.model.spec
         h, w = x_all.shape[-2:]
         parts = []
@@ -184,7 +251,11 @@ class Predictor:
                 ex = extract(pred, self.model.spec, threshold=self.threshold, origin_px=(ri0, ci0))
                 keep = (ex.pixel_row >= r0) & (ex.pixel_row < r1) & (ex.pixel_col >= c0) & (ex.pixel_col < c1)
                 parts.append(_select(ex, keep))
-        return _cat_extracted(parts)
+        out = _cat_extracted(parts)
+        if len(parts) > 1:  # the whole frame's order (frame, row, column), not tile by tile: tables ordered by frame
+            key = (out.sample * h + out.pixel_row) * w + out.pixel_col
+            out = _select(out, torch.argsort(key))
+        return out
 
 
 def _select(ex: Extracted, keep: Tensor) -> Extracted:
