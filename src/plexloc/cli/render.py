@@ -63,5 +63,7 @@ def run(args: argparse.Namespace) -> int:
     info = save_image(r, args.out, scale_bar=not args.no_scale_bar)
     print(f"wrote {args.out}: {r.image.shape[1]} x {r.image.shape[0]} px of {args.pixel_size:g} nm, {method}"
           + (f", scale bar {info['scale_bar_nm']:g} nm" if info["scale_bar_nm"] else "")
-          + (f"; {r.legend}" if r.legend else "") + (f"; {r.n_outside} localizations outside" if r.n_outside else ""))
+          + (f"; {r.legend}" if r.legend else "") + (f"; {r.n_outside} localizations outside" if r.n_outside else "")
+          + (f"; 16-bit, grey level 1 = {info['tiff_value_per_level']:.4g} {info['value_unit']} (linear, brightest "
+             "pixel 65535)" if "tiff_value_per_level" in info else ""))
     return 0

@@ -24,11 +24,17 @@ Colour: ``color_by="z"`` splits z into levels, each rendered and tinted with a c
 (default ``turbo``) and summed (RGB); ``color_by="color"`` tints each colour channel (``color``
 column; -1 rejected rows are grey).
 
-Files: ``.tif``/``.tiff`` are written as 16-bit (grey, or RGB for colour), scaled so that the
-``saturate`` quantile of non-zero pixels maps to 65535, with the pixel size as resolution (grey:
-ImageJ TIFF in µm; RGB: plain TIFF, resolution per cm); ``.png`` 8-bit with the same scaling. A scale bar (white,
-bottom right, the largest of 1-2-5 × 10^k nm that is at most a fifth of the width) is drawn into
-PNGs and, when ``scale_bar=True``, into TIFFs.
+Files: ``.tif``/``.tiff`` are written as 16-bit (grey, or RGB for colour), linear, the brightest pixel at 65535 and
+nothing clipped (one grey level is ``max / 65535`` localizations per pixel, returned as ``tiff_value_per_level``), with
+the pixel size as resolution (grey: ImageJ TIFF in µm, with the grey-level calibration ``cf=0, c0=0, c1``, its
+``vunit`` and the display range 0 to the ``saturate`` quantile of the non-zero pixels; RGB: plain TIFF, resolution per
+cm, which ImageJ shows in µm, the value of a grey level in the description); ``.png`` is 8-bit, the ``saturate``
+quantile at 255 (brighter pixels clipped: a picture, not data). A scale bar (white, bottom right, the largest of
+1-2-5 × 10^k nm that is at most a fifth of the width) is drawn into PNGs and, when ``scale_bar=True``, into TIFFs.
+
+Memory: an image whose working memory (:data:`BYTES_PER_PIXEL` per pixel, more for colour) would exceed
+:data:`MEMORY_SHARE` of the memory available is refused before anything is allocated, with the pixel size that
+would fit; ``max_pixels`` (2^28) bounds the size on any machine.
 
 Example:
     >>> t = LocTable({"frame": [0, 0], "x_nm": [15.0, 35.0], "y_nm": [5.0, 5.0],
@@ -70,6 +76,53 @@ class Rendered:
     extent_nm: tuple[float, float, float, float]
     n_outside: int = 0
     legend: str = ""
+    #: what a pixel's value counts (written as the TIFF's value unit)
+    value_unit: str = "localizations per pixel"
+
+
+#: working memory of one image pixel, in bytes, while it is rendered and written (measured peaks, rounded up: a
+#: histogram is counted in int64 and copied to float64, then scaled for the file; a Gaussian image holds the image,
+#: the row accumulator, a buffer and a histogram; a colour image its three planes, one level rendered at a time and a
+#: temporary plane)
+BYTES_PER_PIXEL = {"histogram": 24, "gaussian": 32}
+#: the share of the memory available that one image may take before it is refused
+MEMORY_SHARE = 0.5
+
+
+def _available_memory_bytes() -> int | None:
+    """The memory that can be allocated without swapping (Linux ``MemAvailable``), else the free physical pages;
+    None when neither is known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(h: int, w: int, px: float, bytes_per_px: int, what: str) -> None:
+    """Refuse an image whose working memory would exceed :data:`MEMORY_SHARE` of the memory available, before any of
+    it is allocated (a 100 µm field at 6.2 nm is 2.6e8 pixels: about 6 GiB as a histogram, 25 GiB coloured by z)."""
+    avail = _available_memory_bytes()
+    if avail is None:
+        return
+    need = float(h) * w * bytes_per_px
+    budget = MEMORY_SHARE * avail
+    if need > budget:
+        raise InputError(
+            f"an image of {h} x {w} pixels at {px:g} nm ({what}) needs about {need / 2**30:.1f} GiB of memory, more "
+            f"than {100 * MEMORY_SHARE:.0f} % of the {avail / 2**30:.1f} GiB available; use a larger pixel size "
+            f"(>= {px * np.sqrt(need / budget) * 1.01:.1f} nm) or a smaller extent"
+        )
+
+
+def _value_unit(weights) -> str:
+    return "localizations per pixel" if weights is None else "weight per pixel"
 
 
 def _geometry(table: LocTable, px: float, extent_nm, max_pixels: int) -> tuple[tuple[float, float, float, float], int, int]:
@@ -112,8 +165,9 @@ def render_histogram(table: LocTable, *, px_size_nm: float, extent_nm=None, weig
                      max_pixels: int = 2**28) -> Rendered:
     """Localizations per pixel (see the module docstring)."""
     extent, h, w = _geometry(table, float(px_size_nm), extent_nm, max_pixels)
+    _check_memory(h, w, float(px_size_nm), BYTES_PER_PIXEL["histogram"], "histogram")
     img, out = _bin(table["x_nm"], table["y_nm"], weights, extent, h, w, float(px_size_nm))
-    return Rendered(img, float(px_size_nm), extent, out)
+    return Rendered(img, float(px_size_nm), extent, out, value_unit=_value_unit(weights))
 
 
 #: the widest Gaussian a localization is drawn with, in image pixels (the filter's cost grows with the width)
@@ -214,6 +268,7 @@ def render_gaussian(
     if not (np.isfinite(sigma_step) and sigma_step > 0):
         raise InputError(f"sigma_step must be > 0, got {sigma_step!r}")
     extent, h, w = _geometry(table, px, extent_nm, max_pixels)
+    _check_memory(h, w, px, BYTES_PER_PIXEL["gaussian"], "Gaussian")
     cols_x, cols_y, names = _sigma_columns(table, sigma_nm)
     n = len(table)
     wts_in = None
@@ -238,7 +293,7 @@ def render_gaussian(
             lo, hi = min(lo, float(s.min())), max(hi, float(s.max()))
         ranges.append((min(lo, cap), min(hi, cap)))
     if n == 0:
-        return Rendered(img, px, extent, 0)
+        return Rendered(img, px, extent, 0, value_unit=_value_unit(weights))
     lev_x, lev_y = (_levels(lo, hi, sigma_step, px) for lo, hi in ranges)
     nx = len(lev_x)
     kernels: dict[tuple[int, int], np.ndarray] = {}  # (axis, level) -> kernel, for the levels that occur
@@ -277,7 +332,7 @@ def render_gaussian(
         m += k
     n_out = n - m
     if m == 0:
-        return Rendered(img, px, extent, n_out)
+        return Rendered(img, px, extent, n_out, value_unit=_value_unit(weights))
     flat += pad
     order = np.argsort(key[:m], kind="stable")  # grouped by y level, then x level
     key = key[:m][order]
@@ -324,7 +379,12 @@ def render_gaussian(
             else:
                 correlate1d(acc_in, ky, axis=0, output=buf, mode="constant")
                 img += buf
-    return Rendered(img, px, extent, n_out)
+    return Rendered(img, px, extent, n_out, value_unit=_value_unit(weights))
+
+
+#: the RGB of colour channel k (``color`` column) is ``COLOR_PALETTE[k % 6]``; rejected rows (-1) are grey
+COLOR_PALETTE = np.array([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.3, 0.5, 1.0], [1.0, 0.9, 0.1], [1.0, 0.2, 1.0],
+                          [0.1, 1.0, 1.0]])
 
 
 def render_color(
@@ -342,7 +402,8 @@ def render_color(
     """RGB image coloured by ``z`` (colormap over z levels) or by ``color`` (one hue per channel)."""
     import matplotlib
 
-    extent, _, _ = _geometry(table, float(px_size_nm), extent_nm, gaussian_options.get("max_pixels", 2**28))
+    extent, h, w = _geometry(table, float(px_size_nm), extent_nm, gaussian_options.get("max_pixels", 2**28))
+    _check_memory(h, w, float(px_size_nm), 32 + BYTES_PER_PIXEL.get(method, 32), f"RGB, {method}, coloured by {color_by}")
     if color_by == "z":
         z = table["z_nm"]
         finite = np.isfinite(z)
@@ -365,8 +426,7 @@ def render_color(
         if "color" not in table:
             raise InputError("colour by channel needs a 'color' column", source=table.source)
         c = table["color"]
-        palette = np.array([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.3, 0.5, 1.0], [1.0, 0.9, 0.1], [1.0, 0.2, 1.0],
-                            [0.1, 1.0, 1.0]])
+        palette = COLOR_PALETTE
         groups = [(c == k, palette[k % len(palette)]) for k in np.unique(c[c >= 0])]
         if np.any(c < 0):
             groups.append((c < 0, np.array([0.5, 0.5, 0.5])))
@@ -384,11 +444,16 @@ def render_color(
             opts["weights"] = np.asarray(opts["weights"])[mask]
         r = render(table[mask], method=method, px_size_nm=px_size_nm, extent_nm=extent, **opts)
         n_out += r.n_outside
-        rgb = r.image[..., None] * col[None, None, :] if rgb is None else rgb + r.image[..., None] * col[None, None, :]
+        if rgb is None:
+            rgb = np.zeros(r.image.shape + (3,))
+        for c in range(3):  # one plane at a time (a product of the whole RGB image was three more planes)
+            if col[c]:
+                rgb[..., c] += col[c] * r.image
+        del r
     if rgb is None:
-        _, h, w = _geometry(table, float(px_size_nm), extent, 2**31)
         rgb = np.zeros((h, w, 3))
-    return Rendered(rgb, float(px_size_nm), extent, n_out, legend)
+    return Rendered(rgb, float(px_size_nm), extent, n_out, legend,
+                    value_unit=_value_unit(gaussian_options.get("weights")))
 
 
 def render(table: LocTable, *, method: str = "histogram", px_size_nm: float, extent_nm=None, **options) -> Rendered:
@@ -413,11 +478,27 @@ def nice_scale_bar_nm(width_nm: float) -> float:
     return float(10**k)  # pragma: no cover
 
 
-def _scaled(image: np.ndarray, saturate: float, top: float) -> np.ndarray:
+def _display_top(image: np.ndarray, saturate: float) -> float:
+    """The ``saturate`` quantile of the non-zero pixels (1 for an empty image)."""
     vals = image[image > 0]
-    hi = np.quantile(vals, saturate) if vals.size else 1.0
-    hi = hi if hi > 0 else 1.0
-    return np.clip(image / hi, 0.0, 1.0) * top
+    hi = float(np.quantile(vals, saturate)) if vals.size else 1.0
+    return hi if hi > 0 else 1.0
+
+
+def _levels_of(image: np.ndarray, scale: float, top: float, dtype) -> np.ndarray:
+    """``clip(rint(image * scale), 0, top)`` as ``dtype``, a block of rows at a time (no full-size float temporaries)."""
+    out = np.empty(image.shape, dtype)
+    step = max(1, (1 << 22) // max(1, int(np.prod(image.shape[1:]))))
+    for r in range(0, image.shape[0], step):
+        block = image[r : r + step] * scale
+        np.rint(block, out=block)
+        np.clip(block, 0.0, top, out=block)
+        out[r : r + step] = block
+    return out
+
+
+def _scaled(image: np.ndarray, saturate: float, top: float) -> np.ndarray:
+    return _levels_of(image, top / _display_top(image, saturate), top, np.float64)
 
 
 def _draw_scale_bar(img: np.ndarray, bar_px: int, value: float) -> None:
@@ -451,10 +532,11 @@ def save_image(
     width_nm = img.shape[1] * rendered.px_size_nm
     bar_nm = nice_scale_bar_nm(width_nm) if scale_bar else 0.0
     bar_px = int(round(bar_nm / rendered.px_size_nm))
+    info = {}
     if suffix == ".png":
         import matplotlib.image
 
-        out = _scaled(img, saturate, 255.0).astype(np.uint8)
+        out = _levels_of(img, 255.0 / _display_top(img, saturate), 255.0, np.uint8)
         if bar_px:
             _draw_scale_bar(out, bar_px, 255)
         with atomic_path(path) as tmp:
@@ -467,14 +549,27 @@ def save_image(
     else:
         import tifffile
 
-        out = _scaled(img, saturate, 65535.0).astype(np.uint16)
+        # linear, the brightest pixel at 65535 and nothing clipped (the saturate quantile clipped 0.5 % of the pixels
+        # and every count above it: a histogram's 1 and 2 localizations were both 65535); the saturate quantile is the
+        # display range that ImageJ opens with, and the calibration (cf, c0, c1, vunit) gives each grey level's value
+        peak = float(img.max()) if img.size else 0.0
+        scale = 65535.0 / peak if peak > 0 else 1.0
+        out = _levels_of(img, scale, 65535.0, np.uint16)
         if bar_px:
             _draw_scale_bar(out, bar_px, 65535)
+        per_level = 1.0 / scale
+        info = {"tiff_value_per_level": per_level, "value_unit": rendered.value_unit}
         um = rendered.px_size_nm / 1000.0
         with atomic_path(path) as tmp:
             if out.ndim == 2:
-                tifffile.imwrite(tmp, out, imagej=True, resolution=(1.0 / um, 1.0 / um), metadata={"unit": "um"})
+                display_max = min(65535.0, max(1.0, round(_display_top(img, saturate) * scale)))
+                tifffile.imwrite(tmp, out, imagej=True, resolution=(1.0 / um, 1.0 / um),
+                                 metadata={"unit": "um", "min": 0.0, "max": display_max, "cf": 0, "c0": 0.0,
+                                           "c1": per_level, "vunit": rendered.value_unit})
             else:  # ImageJ hyperstacks hold no 16-bit RGB: a plain RGB TIFF with the resolution in cm
                 tifffile.imwrite(tmp, out, photometric="rgb", resolution=(1e4 / um, 1e4 / um),
-                                 resolutionunit="CENTIMETER", description=f"pixel {rendered.px_size_nm} nm")
-    return {"path": str(path), "shape": list(img.shape), "px_size_nm": rendered.px_size_nm, "scale_bar_nm": bar_nm}
+                                 resolutionunit="CENTIMETER",
+                                 description=f"pixel {rendered.px_size_nm} nm; grey level 1 = {per_level:.6g} "
+                                 f"{rendered.value_unit} (65535 = the brightest pixel)")
+    return {"path": str(path), "shape": list(img.shape), "px_size_nm": rendered.px_size_nm, "scale_bar_nm": bar_nm,
+            **info}

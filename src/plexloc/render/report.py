@@ -43,6 +43,71 @@ def gridding_deviation(values_nm: np.ndarray, px_size_nm: float, bins: int = 10)
     return hist, float(np.max(np.abs(hist - mean)) / mean) if mean > 0 else float("nan")
 
 
+#: the widest image, in image pixels, that the report's figure shows pixel for pixel (7 inches at 100 dpi, less the
+#: axes' margins and a colour bar); a wider one is summed in blocks to this width first: shown as it was, every few rows and columns
+#: of a fine histogram were skipped (400 isolated localizations at 7 nm pixels: 65 visible)
+_DISPLAY_PX = 480
+#: z levels of the report's image coloured by z
+_Z_LEVELS = 16
+
+
+def _binned_for_display(image: np.ndarray, max_px: int = _DISPLAY_PX) -> tuple[np.ndarray, int]:
+    """The image summed in f x f blocks (``f = ceil(width / max_px)``, zeros padded at the far edges) and f."""
+    h, w = image.shape[:2]
+    f = int(np.ceil(w / max_px))
+    if f <= 1:
+        return image, 1
+    hb, wb = -(-h // f), -(-w // f)
+    pad = np.zeros((hb * f, wb * f) + image.shape[2:])
+    pad[:h, :w] = image
+    return pad.reshape((hb, f, wb, f) + image.shape[2:]).sum(axis=(1, 3)), f
+
+
+def _image_png(r, title: str, key) -> tuple[bytes, str]:
+    """The rendered image with axes in µm, summed to the figure's resolution, contrast at the 99.5 % quantile;
+    coloured by z with a colour bar in nm, by channel with a legend of colours and counts."""
+    from plexloc.render import figures
+    from plexloc.render.image import COLOR_PALETTE
+
+    image, f = _binned_for_display(r.image)
+    px = r.px_size_nm * f
+    if f > 1:
+        title += f", summed {f} x {f} for display ({px:g} nm)"
+    plt = figures._plt()
+    h, w = image.shape[:2]
+    fig, ax = plt.subplots(figsize=(7, 7 * h / max(w, 1) + 0.5))
+    vals = image[image > 0]
+    top = np.quantile(vals, 0.995) if vals.size else 1.0
+    shown = np.clip(image / (top if top > 0 else 1.0), 0, 1)
+    x0, y0 = r.extent_nm[0] / 1000, r.extent_nm[2] / 1000
+    # y grows downwards (rows), as in the movie and the TIFF
+    ax.imshow(shown, cmap="magma" if image.ndim == 2 else None, interpolation="nearest",
+              extent=(x0, x0 + w * px / 1000, y0 + h * px / 1000, y0))
+    ax.set_xlabel("x (µm)")
+    ax.set_ylabel("y (µm)")
+    if key is not None and key[0] == "z":
+        import matplotlib
+
+        z0, z1, n_nan = key[1]
+        cmap = matplotlib.colors.ListedColormap(matplotlib.colormaps["turbo"](np.linspace(0, 1, _Z_LEVELS)))
+        norm = matplotlib.colors.BoundaryNorm(np.linspace(z0, z1, _Z_LEVELS + 1), _Z_LEVELS)
+        cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.04, pad=0.02)
+        ticks = matplotlib.ticker.MaxNLocator(6).tick_values(z0, z1)
+        cb.set_ticks(ticks[(ticks >= z0) & (ticks <= z1)])
+        cb.set_label("z (nm)" + (f"; {n_nan} without a finite z in grey" if n_nan else ""))
+        title += f", coloured by z ({z0:.0f} to {z1:.0f} nm: the 1-99 % quantiles; beyond them the end colours)"
+    elif key is not None and key[0] == "color":
+        from matplotlib.patches import Patch
+
+        ks, counts = np.unique(key[1], return_counts=True)
+        handles = [Patch(color=COLOR_PALETTE[k % len(COLOR_PALETTE)] if k >= 0 else (0.5, 0.5, 0.5),
+                         label=f"{'rejected' if k < 0 else f'colour {k}'}: {c}") for k, c in zip(ks, counts)]
+        ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.6)
+        title += ", coloured by colour channel"
+    ax.set_title(title, fontsize=9)
+    return figures.figure_png(fig), title
+
+
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
@@ -70,7 +135,7 @@ def build_report(
     from plexloc.io.tables import describe_columns
     from plexloc.render import figures
     from plexloc.render.frc import frc, unmerged_caveat
-    from plexloc.render.image import render
+    from plexloc.render.image import render, render_color
 
     n = len(table)
     table.check_finite(("x_nm", "y_nm"))  # (an infinite x made the image pixel infinite: 'pixel size must be ...')
@@ -78,34 +143,61 @@ def build_report(
     missing: dict[str, str] = {}
     n_fig = 0
     summary: dict[str, object] = {"localizations": n}
+    z_all = np.asarray(table["z_nm"], dtype=float)
+    z_finite = z_all[np.isfinite(z_all)]
+    is_3d = bool(np.any(z_finite != 0))
     if n:
         summary["frames"] = f"{int(table['frame'].min())} .. {int(table['frame'].max())} ({len(np.unique(table['frame']))} with localizations)"
         summary["extent x (µm)"] = f"{table['x_nm'].min() / 1000:.2f} .. {table['x_nm'].max() / 1000:.2f}"
         summary["extent y (µm)"] = f"{table['y_nm'].min() / 1000:.2f} .. {table['y_nm'].max() / 1000:.2f}"
         summary["median photons"] = f"{np.nanmedian(table['photons']):.0f}"
         for c, label in (("bg", "median bg (photons/px)"), ("sigma_x_nm", "median σx (nm)"), ("sigma_y_nm", "median σy (nm)"),
-                         ("sigma_z_nm", "median σz (nm)"), ("prob", "median prob")):
-            if c in table:
+                         ("sigma_z_nm", "median σz (nm)"), ("crlb_x_nm", "median CRLB x (nm)"),
+                         ("crlb_y_nm", "median CRLB y (nm)"), ("crlb_z_nm", "median CRLB z (nm)"), ("prob", "median prob")):
+            if c in table and np.isfinite(table[c]).any():  # (an all-NaN column made 'nan' and a RuntimeWarning)
                 summary[label] = f"{np.nanmedian(table[c]):.3g}"
-        if np.any(table["z_nm"] != 0):
-            summary["z range (nm)"] = f"{table['z_nm'].min():.0f} .. {table['z_nm'].max():.0f}"
+        if is_3d:  # from the rows that have a z (one NaN made it 'nan .. nan')
+            summary["z range (nm)"] = (f"{z_finite.min():.0f} .. {z_finite.max():.0f}"
+                                       + (f" ({n - z_finite.size} rows without a finite z)" if z_finite.size < n else ""))
+        if "color" in table:
+            colours = np.asarray(table["color"]).astype(np.int64)
+            ks, counts = np.unique(colours, return_counts=True)
+            summary["localizations per colour"] = ", ".join(
+                f"{'rejected' if k < 0 else f'colour {k}'}: {c} ({100 * c / n:.1f} %)" for k, c in zip(ks, counts))
     summary["columns"] = ", ".join(table.columns)
 
     def add(key: str, heading: str, body: str) -> None:
         sections.append((heading, body))
 
-    # rendered image
+    # rendered image: coloured by channel where the table has colours, by z where it is 3D, else grey
     if n:
         ext = max(np.ptp(table["x_nm"]), np.ptp(table["y_nm"]), 1.0)
         px = px_size_nm if px_size_nm is not None else max(5.0, float(np.ceil(ext / 1500)))
         # Gaussian with each localization's own sigma where every row has one, else a histogram (said in the title)
         gaussian = ("sigma_x_nm" in table and "sigma_y_nm" in table
                     and bool(np.all(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"]))))
-        r = render(table, method="gaussian" if gaussian else "histogram", px_size_nm=px,
-                   **({"min_sigma_nm": px / 2} if gaussian else {}))
-        add("image", "Rendered image", _img(figures.image_figure(r.image, px_size_nm=px, origin_nm=(r.extent_nm[0], r.extent_nm[2]),
-                                                                 title=f"{'Gaussian (own σ)' if gaussian else 'histogram'}, "
-                                                                       f"{px:g} nm pixels"), "rendered image"))
+        method = "gaussian" if gaussian else "histogram"
+        # a margin around the localizations (on the bounding box, the outermost ones lay under the axes' frame, and
+        # half of a Gaussian there fell outside)
+        m = 0.02 * ext + 2 * px
+        opts = {"min_sigma_nm": px / 2} if gaussian else {}
+        opts["extent_nm"] = (float(np.floor((table["x_nm"].min() - m) / px) * px), float(table["x_nm"].max() + m),
+                             float(np.floor((table["y_nm"].min() - m) / px) * px), float(table["y_nm"].max() + m))
+        key = None
+        if "color" in table:
+            r = render_color(table, color_by="color", method=method, px_size_nm=px, **opts)
+            key = ("color", np.asarray(table["color"]).astype(np.int64))
+        elif is_3d:
+            z0, z1 = (float(v) for v in np.quantile(z_finite, [0.01, 0.99]))
+            z1 = z1 if z1 > z0 else z0 + 1.0
+            r = render_color(table, color_by="z", method=method, px_size_nm=px, z_range_nm=(z0, z1),
+                             n_levels=_Z_LEVELS, **opts)
+            key = ("z", (z0, z1, n - z_finite.size))
+        else:
+            r = render(table, method=method, px_size_nm=px, **opts)
+        image_title = f"{'Gaussian (own σ)' if gaussian else 'histogram'}, {px:g} nm pixels"
+        png, caption = _image_png(r, image_title, key)
+        add("image", "Rendered image", _img(png, "rendered image") + f"<p>{html.escape(caption)}</p>")
         n_fig += 1
     else:
         missing["image"] = "the table is empty"
@@ -117,21 +209,26 @@ def build_report(
     body = []
     for key, col, label in hists:
         if key == "sigma":
-            lateral = [c for c in ("sigma_x_nm", "sigma_y_nm") if c in table]
-            if not lateral and "sigma_z_nm" not in table:
-                missing["sigma"] = "no sigma_x_nm / sigma_y_nm / sigma_z_nm columns"
+            # the predicted uncertainties, else the Cramér-Rao bounds (what plexloc fit --method mle writes)
+            lateral = [c for c in ("sigma_x_nm", "sigma_y_nm") if c in table] or [c for c in ("crlb_x_nm", "crlb_y_nm")
+                                                                                  if c in table]
+            axial = [c for c in ("sigma_z_nm", "crlb_z_nm") if c in table][:1]
+            if not lateral and not axial:
+                missing["sigma"] = "no sigma_x_nm / sigma_y_nm / sigma_z_nm (or crlb_x_nm / crlb_y_nm / crlb_z_nm) columns"
                 body.append(f"<div class='cell'><h3>{label}</h3>{_na(missing['sigma'])}</div>")
                 continue
             # lateral and axial apart (pooled, the axial sigmas made a lateral histogram of a 3D table)
-            for cols, xlabel in ((lateral, "lateral σ (nm)"), (["sigma_z_nm"] if "sigma_z_nm" in table else [], "axial σ (nm)")):
+            for cols, xlabel in ((lateral, f"lateral {'CRLB' if lateral and lateral[0].startswith('crlb') else 'σ'} (nm)"),
+                                 (axial, f"axial {'CRLB' if axial and axial[0].startswith('crlb') else 'σ'} (nm)")):
                 if cols:
                     png = figures.histogram_figure(np.concatenate([table[c] for c in cols]), xlabel=xlabel,
                                                    title=" and ".join(cols))
                     body.append(f"<div class='cell'>{_img(png, xlabel + ' histogram')}</div>")
                     n_fig += 1
             continue
-        if col not in table or (key == "z" and not np.any(table["z_nm"] != 0)):
-            missing[key] = f"no '{col}' column" if col not in table else "2D data (z = 0 everywhere)"
+        if col not in table or (key == "z" and not is_3d):
+            missing[key] = (f"no '{col}' column" if col not in table else "2D data (z = 0 everywhere)" if z_finite.size
+                            else "no finite z (z_nm is NaN or infinite in every row)")
             body.append(f"<div class='cell'><h3>{label}</h3>{_na(missing[key])}</div>")
             continue
         body.append(f"<div class='cell'>{_img(figures.histogram_figure(table[col], xlabel=label), key + ' histogram')}</div>")
@@ -155,6 +252,7 @@ def build_report(
             ax.bar((np.arange(10) + 0.5) / 10, hist, width=0.09, color="C0")
             ax.axhline(hist.mean(), color="C3", ls="--", lw=1)
             ax.set_xlabel(f"{c[0]} mod pixel (fraction of {camera_px_size_nm:g} nm)")
+            ax.set_ylabel("localizations")
             ax.set_title(f"largest deviation {100 * dev:.1f} %", fontsize=9)
         summary["gridding deviation x / y (%)"] = f"{100 * devs['x_nm']:.1f} / {100 * devs['y_nm']:.1f}"
         add("subpixel", "Subpixel histogram (gridding check)", _img(figures.figure_png(fig), "subpixel histogram"))
