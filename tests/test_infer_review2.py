@@ -14,7 +14,7 @@ import torch
 from plexloc.camera.check import CameraWarning
 from plexloc.config.models import IdealCameraConfig
 from plexloc.infer import Predictor, fit_movie
-from plexloc.infer.predict import receptive_radius, tile_margin_px
+from plexloc.infer.predict import MAX_DEFAULT_MARGIN_PX, receptive_radius, tile_margin_px
 from plexloc.io.pixel_size import PixelSizeWarning
 from plexloc.io.tiff import write_movie
 from plexloc.nets import Localizer, LocalizerSpec
@@ -53,7 +53,8 @@ def test_receptive_radius_bounds_the_networks_reach_and_is_tight(depth):
         rows = torch.nonzero(x.grad.abs().sum(dim=(0, 1, 2, 4)) > 0)[:, 0]
         reach = max(reach, centre - int(rows.min()), int(rows.max()) - centre)
     assert r - 2 ** depth <= reach <= r
-    assert Predictor(net).margin_px >= reach + 3
+    assert tile_margin_px(net.spec) >= reach + 3
+    assert Predictor(net).margin_px == min(tile_margin_px(net.spec), MAX_DEFAULT_MARGIN_PX)
 
 
 @pytest.mark.parametrize("shape, tile", [((150, 130), 32), ((38, 70), 23)])
@@ -64,13 +65,14 @@ def test_tiled_frames_give_the_whole_frames_localizations(shape, tile):
     localizations where the whole frames gave 6,952 (one more at a seam)."""
     torch.set_num_threads(1)
     net = _random_model(3)
-    assert Predictor(net).margin_px == tile_margin_px(net.spec) == 55
+    margin = tile_margin_px(net.spec)
+    assert margin == 55
     gen = torch.Generator().manual_seed(0)
     block = torch.rand(6, 1, *shape, generator=gen) * 100 + 20  # 4 frames and the window's neighbours
     block[:, :, [0, 0, -1, -1], [0, -1, 0, -1]] += 400.0  # bright corners
     block[:, :, tile - 1 : tile + 1, :] += 200.0 * torch.rand(6, 1, 2, shape[1], generator=gen)  # bright seams
     whole = _by_pixel(Predictor(net, tile_px=256).localize_frames(block))
-    tiled = _by_pixel(Predictor(net, tile_px=tile).localize_frames(block))
+    tiled = _by_pixel(Predictor(net, tile_px=tile, margin_px=margin).localize_frames(block))
     assert len(whole) > 900 and sorted(whole) == sorted(tiled)
     seams = [k for k in whole if k[1] % tile in (0, tile - 1) or k[2] % tile in (0, tile - 1)]
     corners = [k for k in whole if k[1] in (0, shape[0] - 1) and k[2] in (0, shape[1] - 1)]
