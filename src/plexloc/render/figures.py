@@ -72,6 +72,26 @@ def frc_figure(q_per_nm, frc, frc_smooth, resolution_nm: float, threshold: float
     return figure_png(fig)
 
 
+def nena_figure(distances_nm: np.ndarray, sigma_nm: float, chance_share: float, r_max_nm: float) -> bytes:
+    """Histogram of the nearest-neighbour distances in the next frame (as a density) and the NeNA fit
+    (:func:`plexloc.render.nena.nena_density`) where there is one."""
+    from plexloc.render.nena import nena_density
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    d = np.asarray(distances_nm, dtype=float)
+    ax.hist(d, bins=75, range=(0.0, r_max_nm), density=True, color="0.75", label=f"{len(d)} pairs")
+    if np.isfinite(sigma_nm):
+        x = np.linspace(0.0, r_max_nm, 400)
+        ax.plot(x, nena_density(x, sigma_nm, chance_share, r_max_nm), color="C0",
+                label=f"fit: σ {sigma_nm:.1f} nm, {100 * chance_share:.0f} % chance neighbours")
+    ax.set_xlabel("distance to the nearest localization of the next frame (nm)")
+    ax.set_ylabel("density (1/nm)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return figure_png(fig)
+
+
 def histogram_figure(values: np.ndarray, *, xlabel: str, bins: int = 60, title: str = "") -> bytes:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.5, 3))

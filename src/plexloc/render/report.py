@@ -3,9 +3,10 @@
 Sections: summary table, rendered image, histograms of photons, background, σ and z, the subpixel
 histogram (gridding check: ``x_nm mod px`` and ``y_nm mod px`` in 10 bins, with the largest relative
 deviation from uniform as in conventions.md; needs the camera pixel size), the drift curve (from the
-``drift_x_nm``/``drift_y_nm`` columns that ``plexloc drift`` writes), and the FRC curve (with a caveat next to
+``drift_x_nm``/``drift_y_nm`` columns that ``plexloc drift`` writes), the FRC curve (with a caveat next to
 the value when the table looks unmerged, :func:`plexloc.render.frc.unmerged_caveat`, and the reason when there is
-no value). Every figure is
+no value), and the precision measured from the data, NeNA (:mod:`plexloc.render.nena`: the nearest localization in
+the next frame; a table before merging). Every figure is
 an inline base64 PNG; nothing is loaded from elsewhere. A section whose columns are missing says so
 ("not available: ...") instead of failing. A small inline script counts the images the browser
 decoded into ``<body data-images-ok="N" data-images-total="M">`` (used by the headless-browser test).
@@ -135,6 +136,7 @@ def build_report(
     from plexloc.io.tables import describe_columns
     from plexloc.render import figures
     from plexloc.render.frc import frc, unmerged_caveat
+    from plexloc.render.nena import nena
     from plexloc.render.image import render, render_color
 
     n = len(table)
@@ -285,6 +287,20 @@ def build_report(
     else:
         missing["frc"] = f"FRC needs at least 100 localizations, the table has {n}"
         add("frc", "Fourier ring correlation", _na(missing["frc"]))
+
+    # NeNA: the precision measured from the repeats of a molecule in consecutive frames (predicted sigmas and the
+    # CRLB leave out what the data show: drift within a frame pair, PSF model errors)
+    nn = nena(table) if n > 1 else None
+    if nn is not None and np.isfinite(nn.sigma_nm):
+        summary["NeNA precision (nm)"] = (f"{nn.sigma_nm:.1f} ± {nn.sigma_se_nm:.1f} ({len(nn.distances_nm)} pairs in "
+                                          "consecutive frames)")
+        add("nena", "Localization precision from the data (NeNA)",
+            _img(figures.nena_figure(nn.distances_nm, nn.sigma_nm, nn.chance_share, nn.r_max_nm), "NeNA distances"))
+        n_fig += 1
+    else:
+        missing["nena"] = nn.info["no_value"] if nn is not None else "NeNA needs at least 2 localizations"
+        summary["NeNA precision (nm)"] = f"none: {missing['nena']}"
+        add("nena", "Localization precision from the data (NeNA)", _na(missing["nena"]))
 
     # every column: what it means, its unit and its values (a table opened without the README is still explained)
     def num(v) -> str:
