@@ -136,7 +136,7 @@ def build_report(
     from plexloc.io.tables import describe_columns
     from plexloc.render import figures
     from plexloc.render.frc import frc, unmerged_caveat
-    from plexloc.render.nena import nena
+    from plexloc.render.nena import nena, nena_caveat
     from plexloc.render.image import render, render_color
 
     n = len(table)
@@ -292,10 +292,12 @@ def build_report(
     # CRLB leave out what the data show: drift within a frame pair, PSF model errors)
     nn = nena(table) if n > 1 else None
     if nn is not None and np.isfinite(nn.sigma_nm):
+        caveat = nena_caveat(table)
         summary["NeNA precision (nm)"] = (f"{nn.sigma_nm:.1f} ± {nn.sigma_se_nm:.1f} ({len(nn.distances_nm)} pairs in "
-                                          "consecutive frames)")
+                                          "consecutive frames)" + (f" (caveat: {caveat})" if caveat else ""))
         add("nena", "Localization precision from the data (NeNA)",
-            _img(figures.nena_figure(nn.distances_nm, nn.sigma_nm, nn.chance_share, nn.r_max_nm), "NeNA distances"))
+            (f'<p class="na">caveat: {html.escape(caveat)}</p>' if caveat else "")
+            + _img(figures.nena_figure(nn.distances_nm, nn.sigma_nm, nn.chance_share, nn.r_max_nm), "NeNA distances"))
         n_fig += 1
     else:
         missing["nena"] = nn.info["no_value"] if nn is not None else "NeNA needs at least 2 localizations"
