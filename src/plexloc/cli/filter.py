@@ -9,6 +9,22 @@ from plexloc.cli._common import finite_float, nonnegative_float, positive_float,
 from plexloc.cli._locs import add_table_args
 
 
+def frame_list(text: str) -> list[int]:
+    """``19-21,40`` -> [19, 20, 21, 40]: frame numbers and inclusive ranges, comma-separated."""
+    frames: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        lo, sep, hi = part.partition("-")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected frame numbers and ranges such as 19-21,40, got {part!r}") from None
+        if a < 0 or b < a:
+            raise argparse.ArgumentTypeError(f"a frame range must be FIRST-LAST with 0 <= FIRST <= LAST, got {part!r}")
+        frames.extend(range(a, b + 1))
+    return frames
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "filter",
@@ -27,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Z0 <= z_nm <= Z1 (Z0 <= Z1)")
     # --max-bg: any finite B (tests/test_render_report.py passes -1 to reach the missing-column error)
     p.add_argument("--max-bg", type=finite_float, default=None, metavar="B", help="bg <= B")
+    p.add_argument("--exclude-frames", type=frame_list, default=None, metavar="F",
+                   help="drop the rows of these frames: numbers and ranges, e.g. 19-21,40 (a dropped or saturated frame "
+                        "and its neighbours, as plexloc fit names them)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the counts as JSON here")
     p.set_defaults(func=run)
 
@@ -47,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         table, min_prob=args.min_prob, max_sigma_nm=args.max_sigma, max_sigma_z_nm=args.max_sigma_z,
         min_photons=args.min_photons, max_photons=args.max_photons,
         z_range_nm=tuple(args.z_range) if args.z_range else None, max_bg=args.max_bg,
+        exclude_frames=args.exclude_frames,
     )
     _locs.write(kept, args.out, args)
     print(report.format_table())

@@ -202,6 +202,7 @@ class _FitRun:
         self.psf_shape = None  # PSFShapeReport per channel of the first frames
         self.train_cfg = None  # the model's TrainConfig (validated once), where it carries one
         self.check_seconds = 0.0  # the alignment and PSF shape checks before the fit
+        self.frame_means: list[torch.Tensor] = []  # (t, C) mean photons per pixel of every chunk's frames, on the device
 
     def add_filter_report(self, report) -> None:
         self.filtered = report if self.filtered is None else self.filtered.add(report)
@@ -244,6 +245,12 @@ class _FitRun:
             stats["alignment"] = self.alignment
         if self.psf_shape is not None:
             stats["psf_shape"] = self.psf_shape
+        if self.frame_means:  # single frames unlike the movie (blank, saturated): their neighbours in the window too
+            from plexloc.camera.frames import frame_outlier_warning, outlier_frames
+
+            means = torch.cat([m.float().cpu() for m in self.frame_means]).numpy()
+            stats["outlier_frames"] = outlier_frames(means).tolist()
+            frame_outlier_warning(means, window=spec.window, source=str(self.movie))
 
 
 def _fit_parts(
@@ -353,7 +360,9 @@ def _fit_parts(
             if not head:  # whole frames (camera maps are per pixel), as many as 64 x 256 x 256 pixels allow (>= 2)
                 n_keep = min(max(NOISE_FRAMES * 256 * 256 // max(c.shape[-2] * c.shape[-1], 1), 2), NOISE_FRAMES)
                 head.append(c[:n_keep].clone())
-            return c.to(device)
+            c = c.to(device)
+            run.frame_means.append(c.mean(dim=(-2, -1)))  # (t, C), kept on the device: no synchronisation per chunk
+            return c
 
         # the next chunks are read and converted to photons by a background thread while this one is fitted
         source = prefetch(_photon_chunks(readers, cams, chunk_frames, split))

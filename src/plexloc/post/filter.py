@@ -34,6 +34,7 @@ CRITERIA: dict[str, tuple[tuple[str, ...], str]] = {
     "max_photons": (("photons",), "photons <= N"),
     "z_range_nm": (("z_nm",), "Z0 <= z_nm <= Z1"),
     "max_bg": (("bg",), "bg <= B"),
+    "exclude_frames": (("frame",), "frame not in F"),
 }
 
 
@@ -75,8 +76,11 @@ def filter_localizations(
     max_photons: float | None = None,
     z_range_nm: tuple[float, float] | None = None,
     max_bg: float | None = None,
+    exclude_frames: list[int] | tuple[int, ...] | None = None,
 ) -> tuple[LocTable, FilterReport]:
     """Keep the rows that pass every given criterion (None: not applied). NaN fails a criterion.
+    ``exclude_frames``: frame numbers whose rows go (a dropped or saturated frame and, for a network, its
+    neighbours in the temporal window: :mod:`plexloc.camera.frames`).
 
     Raises:
         InputError: a criterion on a missing column, or an empty z range.
@@ -89,14 +93,22 @@ def filter_localizations(
         "max_photons": max_photons,
         "z_range_nm": None if z_range_nm is None else tuple(float(v) for v in z_range_nm),
         "max_bg": max_bg,
+        "exclude_frames": None if exclude_frames is None else tuple(exclude_frames),
     }
     given = {k: v for k, v in given.items() if v is not None}
+    if "exclude_frames" in given:
+        bad = [f for f in given["exclude_frames"] if isinstance(f, (bool, np.bool_))
+               or not isinstance(f, (int, np.integer)) or f < 0]
+        if bad:
+            raise InputError(f"filter exclude_frames must be frame numbers (integers >= 0), got {bad[0]!r}")
     for name in given:
         missing = [c for c in CRITERIA[name][0] if c not in table]
         if missing:
             raise InputError(f"filter {name} needs column(s) {missing}, which the table lacks "
                              f"(columns: {table.columns})", source=table.source)
     for name, value in given.items():
+        if name == "exclude_frames":
+            continue  # checked above
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
         # numbers of any kind (numpy scalars too), not booleans or strings
         if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
@@ -131,6 +143,8 @@ def filter_localizations(
                 ok = table["photons"] <= value
             elif name == "z_range_nm":
                 ok = (table["z_nm"] >= value[0]) & (table["z_nm"] <= value[1])  # type: ignore[index]
+            elif name == "exclude_frames":
+                ok = ~np.isin(table["frame"], np.asarray(value, dtype=np.int64))
             else:
                 ok = table["bg"] <= value
             report.failed[name] = int(np.count_nonzero(~ok))
