@@ -62,7 +62,13 @@ def test_color_by_z_and_channel():
 
 def test_files_tiff16_png_scale_bar(tmp_path):
     r = render(_table(), method="histogram", px_size_nm=10.0)
-    info = save_image(r, tmp_path / "img.tif")
+    # by default a TIFF's pixels are data: no bar burned in (its 65535 pixels read as localizations in Fiji)
+    plain = save_image(r, tmp_path / "plain.tif")
+    assert plain["scale_bar_nm"] == 0.0
+    data = tifffile.imread(tmp_path / "plain.tif")
+    assert (data == 65535).sum() == (r.image == r.image.max()).sum()
+    assert save_image(r, tmp_path / "bar.png")["scale_bar_nm"] == 200.0  # a PNG is a picture: bar by default
+    info = save_image(r, tmp_path / "img.tif", scale_bar=True)
     assert info["scale_bar_nm"] == nice_scale_bar_nm(r.image.shape[1] * 10.0) == 200.0
     with tifffile.TiffFile(tmp_path / "img.tif") as f:
         arr = f.asarray()

@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="super-resolution image (histogram or Gaussian), PNG or 16-bit TIFF",
         description="Render the localizations: 'histogram' (counts per pixel) or 'gaussian' (each localization a "
         "Gaussian of its own sigma_x_nm/sigma_y_nm, or --sigma for all). --color-by z tints by depth "
-        "(colormap), --color-by color by colour channel. .tif/.tiff: 16-bit; .png: 8-bit; a scale bar is drawn "
-        "(its length is printed).",
+        "(colormap), --color-by color by colour channel. .tif/.tiff: 16-bit data, calibrated in nm and localizations per pixel "
+        "(no scale bar unless --scale-bar); .png: 8-bit, with a scale bar (its length is printed).",
     )
     add_table_args(p, out=False)
     p.add_argument("--out", type=path_with_suffix(".png", ".tif", ".tiff"), required=True,
@@ -36,7 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "quantiles of z)")
     p.add_argument("--extent", type=finite_float, nargs=4, default=None, metavar=("X0", "X1", "Y0", "Y1"),
                    help="region in nm (default: all localizations)")
-    p.add_argument("--no-scale-bar", action="store_true", help="no scale bar in the image (drawn by default, PNG and TIFF)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--no-scale-bar", action="store_true", help="no scale bar in a PNG (drawn by default)")
+    bar.add_argument("--scale-bar", action="store_true",
+                     help="draw the scale bar into a TIFF too (by default a TIFF's pixels stay data: its calibration "
+                          "lets Fiji draw one, Analyze > Tools > Scale Bar)")
     p.set_defaults(func=run)
 
 
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                          cmap=args.cmap, z_range_nm=tuple(args.z_range) if args.z_range else None, **options)
     else:
         r = render(table, method=method, px_size_nm=args.pixel_size, extent_nm=extent, **options)
-    info = save_image(r, args.out, scale_bar=not args.no_scale_bar)
+    info = save_image(r, args.out, scale_bar=False if args.no_scale_bar else (True if args.scale_bar else None))
     print(f"wrote {args.out}: {r.image.shape[1]} x {r.image.shape[0]} px of {args.pixel_size:g} nm, {method}"
           + (f", scale bar {info['scale_bar_nm']:g} nm" if info["scale_bar_nm"] else "")
           + (f"; {r.legend}" if r.legend else "") + (f"; {r.n_outside} localizations outside" if r.n_outside else "")

@@ -30,7 +30,9 @@ the pixel size as resolution (grey: ImageJ TIFF in µm, with the grey-level cali
 ``vunit`` and the display range 0 to the ``saturate`` quantile of the non-zero pixels; RGB: plain TIFF, resolution per
 cm, which ImageJ shows in µm, the value of a grey level in the description); ``.png`` is 8-bit, the ``saturate``
 quantile at 255 (brighter pixels clipped: a picture, not data). A scale bar (white, bottom right, the largest of
-1-2-5 × 10^k nm that is at most a fifth of the width) is drawn into PNGs and, when ``scale_bar=True``, into TIFFs.
+1-2-5 × 10^k nm that is at most a fifth of the width) is drawn into PNGs, and into TIFFs only when ``scale_bar=True``:
+a TIFF is data, its bar's pixels (65535) would be read as localizations by an intensity profile or a threshold, and
+its calibration lets Fiji draw one (Analyze > Tools > Scale Bar).
 
 Memory: an image whose working memory (:data:`BYTES_PER_PIXEL` per pixel, more for colour) would exceed
 :data:`MEMORY_SHARE` of the memory available is refused before anything is allocated, with the pixel size that
@@ -517,9 +519,11 @@ def save_image(
     path: str | os.PathLike,
     *,
     saturate: float = 0.995,
-    scale_bar: bool = True,
+    scale_bar: bool | None = None,
 ) -> dict:
     """Write ``.tif``/``.tiff`` (16-bit) or ``.png`` (8-bit), atomically; returns what was written.
+
+    ``scale_bar``: None (default) draws it into PNGs only (a TIFF's pixels are data), True into both, False into none.
 
     Returns:
         dict with ``path, shape, px_size_nm, scale_bar_nm`` (0 when none was drawn).
@@ -530,7 +534,8 @@ def save_image(
         raise InputError(f"image suffix must be .png, .tif or .tiff, got '{path.suffix}'", source=path)
     img = rendered.image
     width_nm = img.shape[1] * rendered.px_size_nm
-    bar_nm = nice_scale_bar_nm(width_nm) if scale_bar else 0.0
+    draw = scale_bar if scale_bar is not None else suffix == ".png"
+    bar_nm = nice_scale_bar_nm(width_nm) if draw else 0.0
     bar_px = int(round(bar_nm / rendered.px_size_nm))
     info = {}
     if suffix == ".png":
