@@ -248,7 +248,8 @@ def render_gaussian(
     weights=None,
     max_pixels: int = 2**28,
 ) -> Rendered:
-    """Each localization a normalised Gaussian of its own σx and σy (see the module docstring).
+    """Each localization a normalised Gaussian of its own σx and σy (see the module docstring); the default extent is
+    the bounding box grown by 3σ (the 99th percentile of σ).
 
     Args:
         sigma_nm: one σ for all localizations, along x and y, instead of the table's uncertainties.
@@ -269,9 +270,18 @@ def render_gaussian(
     px = float(px_size_nm)
     if not (np.isfinite(sigma_step) and sigma_step > 0):
         raise InputError(f"sigma_step must be > 0, got {sigma_step!r}")
+    cols_x, cols_y, names = _sigma_columns(table, sigma_nm)
+    if extent_nm is None and len(table) and np.isfinite(px) and px > 0:
+        # the bounding box grown by 3 sigma (the 99th percentile's, at most MAX_SIGMA_PX pixels): on the box itself
+        # the outermost localizations lost up to three quarters of their Gaussian
+        table.check_finite(("x_nm", "y_nm"))
+        both = np.maximum(np.concatenate([np.asarray(cols_x, float), np.asarray(cols_y, float)]), min_sigma_nm)
+        both = both[np.isfinite(both)]  # (a non-finite sigma is named by the check below)
+        m = 3.0 * min(float(np.percentile(both, 99)), MAX_SIGMA_PX * px) if both.size else 0.0
+        extent_nm = (np.floor((table["x_nm"].min() - m) / px) * px, table["x_nm"].max() + m + px,
+                     np.floor((table["y_nm"].min() - m) / px) * px, table["y_nm"].max() + m + px)
     extent, h, w = _geometry(table, px, extent_nm, max_pixels)
     _check_memory(h, w, px, BYTES_PER_PIXEL["gaussian"], "Gaussian")
-    cols_x, cols_y, names = _sigma_columns(table, sigma_nm)
     n = len(table)
     wts_in = None
     if weights is not None:
