@@ -89,6 +89,35 @@ def check_spline_channels(config: SimulationConfig) -> None:
                 SplineChannelWarning, stacklevel=3)
 
 
+#: an astigmatic width below this fraction of its in-focus width ``s0`` is the Huang polynomial collapsing (its radicand
+#: going to 0 or below, where :func:`plexloc.psf.functional.astigmatic_sigma` clamps it), not a defocused spot
+MIN_ASTIGMATIC_WIDTH_FRACTION = 0.5
+
+
+def _check_astigmatic_widths(psf: PSF, z_lo: float, z_hi: float, *, channel: int) -> None:
+    """Refuse a PSF z range ``[z_lo, z_hi]`` over which an astigmatic model's width ``s0 sqrt(1 + u^2 + A u^3 +
+    B u^4)`` falls below ``MIN_ASTIGMATIC_WIDTH_FRACTION`` of ``s0``: there the polynomial (fitted on a bead stack's
+    own z range) has left its domain, and the radicand's clamp rendered needles of 1e-3 s0 (0.12 nm) in silence."""
+    from plexloc.psf import AstigmaticPSF
+
+    if not isinstance(psf, AstigmaticPSF):
+        return
+    z = torch.linspace(float(z_lo), float(z_hi), 4001, dtype=torch.float64)
+    for i, axis in enumerate("xy"):
+        u = (z - psf.c_nm[i]) / psf.d_nm[i]
+        radicand = 1.0 + u * u + psf.A[i] * u**3 + psf.B[i] * u**4
+        bad = radicand < MIN_ASTIGMATIC_WIDTH_FRACTION**2
+        if bool(bad.any()):
+            zb = z[bad]
+            raise InputError(
+                f"channel {channel}: the astigmatic width model of {axis} (s0 {psf.s0_nm[i]:g} nm, c {psf.c_nm[i]:g}, "
+                f"d {psf.d_nm[i]:g}, A {psf.A[i]:g}, B {psf.B[i]:g}) collapses below {MIN_ASTIGMATIC_WIDTH_FRACTION:g} "
+                f"s0 for PSF z in [{float(zb.min()):.0f}, {float(zb.max()):.0f}] nm, inside the emitters' z range "
+                f"[{z_lo:.0f}, {z_hi:.0f}] nm (channel z offset included): the polynomial is valid only over the "
+                "calibrated z range; narrow emitters.z_range_nm to it"
+            )
+
+
 class Channel(nn.Module):
     """One channel: PSF, camera, transform ``T_c`` (reference -> channel, nm), focal offset, throughput."""
 
@@ -180,6 +209,7 @@ class Simulator(nn.Module):
                     f"emitters.z_range_nm [{z_lo}, {z_hi}] (channel {i} z offset {ch.z_offset_nm}) leaves the "
                     f"PSF's calibrated z range [{lo:.0f}, {hi:.0f}] nm"
                 )
+            _check_astigmatic_widths(ch.psf, z_lo - ch.z_offset_nm, z_hi - ch.z_offset_nm, channel=i)
 
     @property
     def device(self) -> torch.device:
