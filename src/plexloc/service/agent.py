@@ -41,6 +41,13 @@ log = logging.getLogger("plexloc.worker")
 _TQDM = re.compile(r"(\d{1,3})%\|")
 _EXPLICIT = re.compile(r"^PLEXLOC_PROGRESS[ =:]+([0-9.eE+-]+)\s*$")
 _TAIL = 40
+#: log lines per ping (the server stores at most this many per request, see jobs.MAX_LOG_LINES_PER_PING)
+_BATCH = 1000
+#: log lines a ping may leave for the next ones; a job printing faster than that loses the oldest from the server's
+#: log (said there), not from its log.txt output, and the worker's memory stays bounded
+_PENDING = 50_000
+#: bytes of output without a line end kept as one line: past it the line is cut (binary output has few line ends)
+_LINE_BYTES = 64 * 1024
 
 
 def detect_hardware() -> Hardware:
@@ -111,6 +118,7 @@ class _Reporter(threading.Thread):
         #: sent with every request about the job: the server refuses those of an attempt that is over
         self.headers = {ATTEMPT_HEADER: str(attempt)} if attempt is not None else {}
         self.lines: deque[str] = deque()
+        self.dropped = 0  # lines never sent (output faster than the pings), said in the next batch
         self.tail: deque[str] = deque(maxlen=_TAIL)
         self.all_lines: list[str] = []
         self.progress = 0.0
@@ -123,27 +131,46 @@ class _Reporter(threading.Thread):
     def log(self, line: str) -> None:
         with self.lock:
             self.lines.append(line)
+            if len(self.lines) > _PENDING:
+                self.lines.popleft()
+                self.dropped += 1
             self.tail.append(line)
             self.all_lines.append(line)
 
-    def flush(self) -> None:
+    def take(self, n: int = _BATCH) -> list[str]:
+        """Up to ``n`` pending lines (the first says how many were dropped, if any)."""
         with self.lock:
-            batch = list(self.lines)
-            self.lines.clear()
-        try:
-            r = self.agent.http.post(
-                f"/jobs/{self.job_id}/ping", json={"progress": self.progress, "stage": self.stage, "log": batch},
-                headers=self.headers,
-            )
-        except httpx.HTTPError as err:  # the server may be restarting: keep the lines, try again
-            log.warning("job %s: ping failed: %s", self.job_id, err)
-            with self.lock:
-                self.lines.extendleft(reversed(batch))
-            return
-        if r.status_code in (403, 404):
-            self.lost.set()
-        elif r.status_code == 200 and r.json().get("cancel"):
-            self.cancel.set()
+            batch = []
+            if self.dropped:
+                batch.append(f"[worker] {self.dropped} log line(s) not sent (printed faster than they could be); "
+                             "the job's log.txt output has them all")
+                self.dropped = 0
+            while self.lines and len(batch) < n:
+                batch.append(self.lines.popleft())
+            return batch
+
+    def flush(self, *, max_requests: int = 20) -> None:
+        """Ping; a backlog of lines goes out :data:`_BATCH` a request (the server stores no more per request), up to
+        ``max_requests`` requests now and the rest with the next pings."""
+        for _ in range(max_requests):
+            batch = self.take()
+            try:
+                r = self.agent.http.post(
+                    f"/jobs/{self.job_id}/ping", json={"progress": self.progress, "stage": self.stage, "log": batch},
+                    headers=self.headers,
+                )
+            except httpx.HTTPError as err:  # the server may be restarting: keep the lines, try again
+                log.warning("job %s: ping failed: %s", self.job_id, err)
+                with self.lock:
+                    self.lines.extendleft(reversed(batch))
+                return
+            if r.status_code in (403, 404):
+                self.lost.set()
+                return
+            if r.status_code == 200 and r.json().get("cancel"):
+                self.cancel.set()
+            if not self.lines:
+                return
 
     def run(self) -> None:
         while not self.stop.wait(self.interval):
@@ -252,7 +279,9 @@ class Agent:
             if state == "succeeded" or state == "failed":
                 rep.stage = "uploading"
                 missing = self._upload_outputs(spec, ep, work / "out", rep)
-                if state == "succeeded" and missing:
+                if rep.cancel.is_set():  # the user cancelled while the outputs were uploading: the job is cancelled
+                    state, error = "cancelled", "cancelled by the user (while uploading the outputs)"
+                elif state == "succeeded" and missing:
                     state, error = "failed", f"required output(s) missing: {', '.join(missing)}"
         except _LeaseLost:
             pass
@@ -269,13 +298,18 @@ class Agent:
         rep.log(f"[worker] {state}" + (f": {error}" if error else ""))
         if work is not None:
             self._upload_log(job_id, work, rep)
+        while len(rep.lines) > _BATCH and not rep.lost.is_set():  # the finish carries one batch: the rest by pings
+            before = len(rep.lines)
+            rep.flush(max_requests=1)
+            if len(rep.lines) >= before:  # the server does not answer: the finish below says so
+                break
         wall = time.monotonic() - t0
         body = {
             "state": state,
             "error": error,
             "cpu_seconds": _children_cpu() - cpu0,
             "gpu_seconds": wall * int(spec["hardware"].get("gpus", 0)),
-            "log": list(rep.lines),
+            "log": rep.take(),
         }
         try:
             check(self.http.post(f"/jobs/{job_id}/finish", json=body, headers=rep.headers))
@@ -399,8 +433,14 @@ class Agent:
                 break
             time.sleep(0.05)
         proc.wait()
+        # what the command left behind in its process group (a background child, a child that ignored the SIGTERM
+        # its exiting parent shared) would run on, unseen, on a shared GPU, and hold the output pipe open
+        self._end_group(proc.pid)
         reader.join(timeout=5)
-        proc.stdout.close()
+        if reader.is_alive():  # a process outside the group (it left it) holds the pipe: do not wait for it
+            rep.log("[worker] a process the command started outside its process group still holds its output")
+        else:
+            proc.stdout.close()
         if outcome:
             return outcome
         if proc.returncode != 0:
@@ -418,15 +458,41 @@ class Agent:
         except ProcessLookupError:
             pass
 
+    def _end_group(self, pgid: int) -> None:
+        """End every process left in the job's process group ``pgid`` (its leader has been reaped): SIGTERM, up to
+        ``kill_grace_s`` to exit, then SIGKILL."""
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return  # none left
+        deadline = time.monotonic() + self.kill_grace_s
+        while time.monotonic() < deadline:
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.05)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     @staticmethod
     def _read_output(proc: subprocess.Popen, rep: _Reporter, base: float, scale: float) -> None:
         buf = b""
+        cut = 0  # bytes of the current line left out (a line longer than _LINE_BYTES)
         while True:
             data = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(65536)
             if not data:
                 break
             buf += data
             *pieces, buf = re.split(rb"(\r|\n)", buf)
+            if len(buf) > _LINE_BYTES:  # no line end for long (binary output): keep the start, count the rest
+                if not cut:
+                    buf, cut = buf[:_LINE_BYTES], len(buf) - _LINE_BYTES
+                else:
+                    buf, cut = buf[:_LINE_BYTES], cut + len(buf) - _LINE_BYTES
+            if pieces and cut:
+                pieces[0] += f" [... {cut} bytes cut]".encode()
+                cut = 0
             # pieces alternate text, separator
             for text, sep in zip(pieces[0::2], pieces[1::2]):
                 line = text.decode(errors="replace").rstrip()
@@ -437,6 +503,8 @@ class Agent:
                     rep.progress = base + scale * min(1.0, max(0.0, frac))
                 if sep == b"\n" and line and not _EXPLICIT.match(line):
                     rep.log(line)
+        if cut:
+            buf += f" [... {cut} bytes cut]".encode()
         if buf.strip():
             rep.log(buf.decode(errors="replace").rstrip())
 
@@ -450,6 +518,8 @@ class Agent:
                 if not matches and decl.required:
                     missing.append(str((folder / decl.path).relative_to(out)))
                 for path in matches:
+                    if rep.cancel.is_set() or rep.lost.is_set():  # cancelled while uploading: no more files
+                        return missing
                     if path in seen:
                         continue
                     seen.add(path)
@@ -480,6 +550,26 @@ class Agent:
             self._upload_one(job_id, path, "log.txt", "log", rep)
         except (httpx.HTTPError, ServiceError, transfer.TransferError, OSError) as err:  # (the finish carries the lines)
             log.warning("job %s: log upload failed: %s", job_id, err)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Some process of group ``pgid`` still runs (zombies waiting for their parent to reap them do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
 
 
 def _children_cpu() -> float:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import anyio
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import select
 
+from plexloc.service.db import File
 from plexloc.service.security import SignatureError
 from plexloc.service.storage import LocalStorage, StorageError, UploadConflict
 
@@ -55,6 +57,7 @@ def upload_offset(key: str, request: Request) -> Response:
 async def upload(key: str, request: Request) -> JSONResponse:
     store = _store(request)
     fields = _verify(store, "put", key, request)
+    await anyio.to_thread.run_sync(_registered, request, key)
     size = int(fields["size"])
     try:
         offset = int(request.query_params.get("offset", "0"))
@@ -90,6 +93,15 @@ async def upload(key: str, request: Request) -> JSONResponse:
         except StorageError as err:
             raise HTTPException(422, str(err)) from None
     return JSONResponse({"offset": written, "complete": written == size, "sha256": digest}, headers={"Upload-Offset": str(written)})
+
+
+def _registered(request: Request, key: str) -> None:
+    """404 unless a file of ``key`` is registered: the signed URL of a file deleted since (a user's delete, an expired
+    upload, an output an attempt replaced) lives on until it expires, and must not store bytes no file owns, which
+    nothing would ever delete."""
+    with request.app.state.sessions() as session:
+        if session.scalar(select(File.id).where(File.storage_key == key)) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such upload (the file was deleted)")
 
 
 def _begin(store: LocalStorage, key: str, offset: int):

@@ -50,7 +50,7 @@ def set_state(session: Session, job: Job, target: JobState | str, *, at: float |
     job.state = target.value
     job.updated_at = at
     if error is not None:
-        job.error = error
+        job.error = clean_text(error)
     if target is JobState.running and job.started_at is None:
         job.started_at = at
     if not target.held:
@@ -104,10 +104,25 @@ def _release_dependents(session: Session, job: Job, target: JobState, *, at: flo
             dep.updated_at = at
 
 
+def clean_text(text: str) -> str:
+    """``text`` without NUL characters (U+FFFD instead): PostgreSQL's text columns refuse them, and a job printing
+    binary garbage must not make its pings and its finish fail (the lease lost, the job retried for nothing)."""
+    return text.replace("\x00", "\ufffd")
+
+
 def add_log(session: Session, job: Job, lines: list[str], *, at: float | None = None) -> None:
+    """Store ``lines`` (at most :data:`MAX_LOG_LINES_PER_PING`, each cut at :data:`MAX_LOG_LINE` characters); what is
+    left out is said in the log itself, never dropped silently."""
     at = now() if at is None else at
     for line in lines[:MAX_LOG_LINES_PER_PING]:
-        session.add(JobLog(job_id=job.id, line=line[:MAX_LOG_LINE], created_at=at))
+        line = clean_text(line)
+        if len(line) > MAX_LOG_LINE:
+            line = line[:MAX_LOG_LINE] + f" [... {len(line) - MAX_LOG_LINE} characters cut]"
+        session.add(JobLog(job_id=job.id, line=line, created_at=at))
+    if len(lines) > MAX_LOG_LINES_PER_PING:
+        session.add(JobLog(job_id=job.id, created_at=at, line=(
+            f"[service] {len(lines) - MAX_LOG_LINES_PER_PING} more log line(s) of this request not stored (at most "
+            f"{MAX_LOG_LINES_PER_PING} per request); the job's log.txt output has them all")))
 
 
 # -- users ------------------------------------------------------------------------------------------
@@ -411,10 +426,15 @@ def finish(
 
 def expire_uploads(session: Session, storage, *, max_age_s: float, at: float | None = None) -> list[str]:
     """Delete the user uploads still pending ``max_age_s`` after they were registered (abandoned: their partial data
-    would stay forever); job outputs are left to their jobs. Returns the file ids deleted."""
+    would stay forever), and the outputs still pending of jobs that are over (a worker killed or cut off while
+    uploading: no worker holds the job any more, so nothing can complete them). Returns the file ids deleted."""
     at = now() if at is None else at
     stale = session.scalars(
         select(File).where(File.state == "pending", File.job_id.is_(None), File.created_at < at - max_age_s)
+    ).all()
+    stale += session.scalars(
+        select(File).join(Job, Job.id == File.job_id)
+        .where(File.state == "pending", Job.state.in_([s.value for s in JobState if s.terminal]))
     ).all()
     for f in stale:
         storage.delete(f.storage_key)
