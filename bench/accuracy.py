@@ -119,6 +119,8 @@ def train_config(path: Path, args) -> TrainConfig:
                          compile=args.compile)
     if args.train_density_range is not None:
         d["training"]["density_range_per_um2"] = list(args.train_density_range)
+    if args.train_margin_px is not None:
+        d["training"]["margin_px"] = args.train_margin_px
     return TrainConfig.model_validate(d)
 
 
@@ -473,6 +475,9 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=1000, help="frames per test movie (at least)")
     ap.add_argument("--min-emitters", type=int, default=0, help="more frames where needed for this many emitters")
     ap.add_argument("--train-size", type=int, default=40, help="training ROI (px)")
+    ap.add_argument("--train-margin-px", type=float, default=None,
+                    help="training.margin_px: emitters simulated this far outside the training ROI (default: the "
+                         "simulator's channel_margin_px)")
     ap.add_argument("--size", type=int, default=64, help="test frame size (px)")
     ap.add_argument("--compare-mle", action="store_true", help="also the project's MLE fitter (a global fit for several channels)")
     ap.add_argument("--refine-mle", action="store_true",
