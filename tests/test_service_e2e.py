@@ -8,22 +8,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from service_support import EXAMPLE, REPO, LiveServer, make_service
+from service_support import EXAMPLE, REPO, AgentThread, LiveServer, make_service
 
 from plexloc.cli.main import main
 from plexloc.io.tiff import read_movie
-from plexloc.service.agent import Agent
-from plexloc.service.apps import Hardware
 from plexloc.service.client import Client
-
-HW = Hardware(cpus=2, memory_mb=8000)
 
 
 def small_config(tmp_path: Path) -> Path:
@@ -32,21 +27,6 @@ def small_config(tmp_path: Path) -> Path:
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-class AgentThread:
-    def __init__(self, url: str, token: str, **kw):
-        self.agent = Agent(url, token, hardware=HW, poll_s=0.05, ping_s=0.2, kill_grace_s=2, **kw)
-        self.thread = threading.Thread(target=self.agent.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self.agent
-
-    def __exit__(self, *exc):
-        self.agent.stop.set()
-        self.thread.join(timeout=30)
-        self.agent.close()
 
 
 @pytest.fixture

@@ -7,22 +7,18 @@ import os
 import signal
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pytest
+import service_support
 from service_support import (  # noqa: F401 (fixtures)
     LiveServer, auth, fresh_postgres_db, http, live, make_service, postgres_server, service, ticker_app,
 )
 
 from plexloc.service import jobs as ops
 from plexloc.service import transfer
-from plexloc.service.agent import Agent
-from plexloc.service.apps import Hardware
 from plexloc.service.client import Client
-
-HW = Hardware(cpus=2, memory_mb=8000)
 
 #: one test application, its behaviour chosen by the ``mode`` parameter
 SCRIPT = r'''
@@ -72,20 +68,9 @@ def script_app(folder: Path) -> Path:
     return folder
 
 
-class AgentThread:
-    def __init__(self, url: str, token: str, **kw):
-        kw = {"hardware": HW, "poll_s": 0.05, "ping_s": 0.2, "kill_grace_s": 1.0, **kw}
-        self.agent = Agent(url, token, **kw)
-        self.thread = threading.Thread(target=self.agent.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self.agent
-
-    def __exit__(self, *exc):
-        self.agent.stop.set()
-        self.thread.join(timeout=30)
-        self.agent.close()
+def AgentThread(url: str, token: str, **kw) -> service_support.AgentThread:  # noqa: N802 (a class's stand-in)
+    """The shared test agent with a 1 s kill grace (these tests kill stubborn children)."""
+    return service_support.AgentThread(url, token, **{"kill_grace_s": 1.0, **kw})
 
 
 @pytest.fixture
@@ -101,6 +86,17 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether process ``pid`` is gone within ``timeout`` s (it is killed here if not, so that no test leaves it)."""
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gone = not _alive(pid)
+    if not gone:
+        os.kill(pid, signal.SIGKILL)
+    return gone
 
 
 def _child_pid(c: Client, job_id: str, timeout: float = 30) -> int:
@@ -135,13 +131,8 @@ def test_a_background_child_of_a_finished_command_is_ended_not_waited_for(env, t
         try:
             j = c.wait(job["id"], timeout=15)
             assert j["state"] == "succeeded", j
-            deadline = time.monotonic() + 5
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not _alive(pid), "the job's background child still runs"
         finally:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            assert _wait_gone(pid), "the job's background child still runs"
     assert not list(tmp_path.glob("plexloc-job-*")), "work folder left behind"
 
 
@@ -157,13 +148,8 @@ def test_a_cancelled_job_leaves_no_process_that_ignored_sigterm(env, tmp_path):
             c.cancel(job["id"])
             j = c.wait(job["id"], timeout=20)
             assert j["state"] == "cancelled", j
-            deadline = time.monotonic() + 5
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not _alive(pid), "a process of the cancelled job still runs"
         finally:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            assert _wait_gone(pid), "a process of the cancelled job still runs"
     assert not list(tmp_path.glob("plexloc-job-*")), "work folder left behind"
 
 
