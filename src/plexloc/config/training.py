@@ -73,9 +73,8 @@ class TrainingConfig(_Model):
     )
     margin_px: Annotated[float, Field(ge=0)] | None = Field(
         default=None,
-        description="emitters are also simulated this far outside the training ROI (not targets); default: half the "
-        "PSF patch (light from just outside the field, as in a real movie), plus for several channels the largest "
-        "channel shift over the chip",
+        description="emitters are also simulated this far outside the training ROI (not targets); default: none "
+        "for one channel, the largest channel shift over the chip plus half the PSF patch for several",
     )
     transform_jitter_nm: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="registration jitter: sd of a random shift of each non-reference channel per sample"
