@@ -294,21 +294,18 @@ class Simulator(nn.Module):
         return offset_px.to(torch.float32) * torch.tensor(self.px_size_nm, dtype=torch.float32, device=offset_px.device)
 
     def channel_margin_px(self) -> float:
-        """The band around the reference field whose emitters light the field (training and movies sample it; the
-        truth keeps those inside): half a PSF patch, where an emitter just outside spills light onto the edge (a real
-        movie has them; a field without them lacked about 3 % of its light and the network never saw a spot cut by the
-        edge from outside), plus, with several channels, the largest shift of any channel anywhere on the chip."""
-        import math
-
-        half_patch = max(max(ch.psf.roi_px) for ch in self.channels) / 2
+        """0 for one channel; else the largest shift of any channel anywhere on the chip plus half a PSF patch: the
+        band around the reference field whose emitters another channel sees (training and movies sample it)."""
         if self.n_channels == 1:
-            return float(math.ceil(half_patch))
+            return 0.0
+        import math
 
         from plexloc.simulation.geometry import transform_indicator
 
         h, w = self.chip_size_px
         corners = torch.tensor([[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]])
         ind = transform_indicator([ch.transform.cpu() for ch in self.channels], corners, (1, 1), self.px_size_nm)
+        half_patch = max(max(ch.psf.roi_px) for ch in self.channels) / 2
         return float(math.ceil(ind.abs().max().item() + half_patch))
 
     @property
