@@ -156,26 +156,27 @@ def test_plexloc_drift_summary_does_not_call_an_unreliable_curve_consistent(tmp_
     from plexloc.table import LocTable
 
     rng = np.random.default_rng(1)
-    n = 4000
+    n = 1000  # (4,000 rows in 10 windows took COMET 144 s; 1,000 in 5 one second)
     noise = LocTable({"frame": np.sort(rng.integers(0, 200, n)), "x_nm": rng.uniform(0, 6400, n),
                       "y_nm": rng.uniform(0, 6400, n), "z_nm": np.zeros(n), "photons": np.full(n, 1e3)})
     write_table(noise, tmp_path / "noise.csv")
-    good, _ = _drifting("lines", seed=5)
-    write_table(good, tmp_path / "good.csv")
     import warnings
 
     capsys.readouterr()
     with warnings.catch_warnings():
         warnings.simplefilter("default")  # shown as a user sees them, not raised
         assert main(["drift", str(tmp_path / "noise.csv"), "--out", str(tmp_path / "n.csv"), "--engine", engine,
-                     "--segments", "10", "--device", "cpu"]) == 0
+                     "--segments", "5", "--device", "cpu"]) == 0
     out, err = capsys.readouterr()
     assert "plexloc drift: warning:" in err and "not reliable" in err
     assert "NOT RELIABLE" in out and "consistent" not in out
-    assert main(["drift", str(tmp_path / "good.csv"), "--out", str(tmp_path / "g.csv"), "--engine", engine,
-                 "--segments", "10", "--device", "cpu"]) == 0
-    out = capsys.readouterr().out
-    assert "NOT RELIABLE" not in out and "known to +-" in out
+    if engine == "rcc":  # a good estimate says nothing of the kind (COMET on the strips is test_comet_recovers_...)
+        good, _ = _drifting("lines", seed=5)
+        write_table(good, tmp_path / "good.csv")
+        assert main(["drift", str(tmp_path / "good.csv"), "--out", str(tmp_path / "g.csv"), "--engine", engine,
+                     "--segments", "10", "--device", "cpu"]) == 0
+        out = capsys.readouterr().out
+        assert "NOT RELIABLE" not in out and "known to +-" in out
 
 
 def test_drift_engine_help_says_what_each_engine_is_and_the_default(capsys):
