@@ -243,8 +243,10 @@ def flat_top(raw: np.ndarray, *, min_pixels: int = 4) -> tuple[float, int] | Non
     if not np.isfinite(top):
         return None
     n = int(np.count_nonzero(arr == top))
+    from plexloc.evaluate.uncertainty import robust_sd
+
     med = float(np.median(arr))
-    spread = 1.4826 * float(np.median(np.abs(arr - med)))
+    spread = robust_sd(arr)
     if n >= min_pixels and float(top) > med + 20.0 * max(spread, 1.0):
         return float(top), n
     return None

@@ -333,6 +333,8 @@ WIDTH_TOLERANCE = 0.25
 def _screen_beads(stack, sel: BeadSelection, used: np.ndarray, *, roi_px, px, src) -> tuple[np.ndarray, list[str]]:
     """Channel 0's used beads: in-focus widths (an aggregate or a tilted/defect bead is wider: rejected with its
     width and the median's) and the combined signal-to-noise (too dim: an error naming each bead's SNR)."""
+    from plexloc.evaluate.uncertainty import robust_sd
+
     notes: list[str] = []
     rois = extract_rois(stack, sel.rows[used], sel.cols[used], roi_px)
     bg = _bead_background(rois)
@@ -341,7 +343,7 @@ def _screen_beads(stack, sel: BeadSelection, used: np.ndarray, *, roi_px, px, sr
     ok = np.isfinite(widths)
     if ok.sum() >= 3:
         med = float(np.median(widths[ok]))
-        mad = 1.4826 * float(np.median(np.abs(widths[ok] - med)))
+        mad = robust_sd(widths[ok])
         tol = max(WIDTH_TOLERANCE * med, 4.0 * mad)
         bad = ok & (np.abs(widths - med) > tol)
         for i in np.flatnonzero(bad):

@@ -43,6 +43,8 @@ def outlier_frames(frame_means: np.ndarray) -> np.ndarray:
     running median of the movie (module docstring); ascending."""
     from scipy.ndimage import median_filter
 
+    from plexloc.evaluate.uncertainty import robust_sd
+
     m = np.asarray(frame_means, dtype=np.float64)
     if m.ndim == 1:
         m = m[:, None]
@@ -57,7 +59,7 @@ def outlier_frames(frame_means: np.ndarray) -> np.ndarray:
             continue
         level = median_filter(np.where(ok, v, np.nanmedian(v)), size=min(WINDOW, t | 1), mode="mirror")
         diff = v - level
-        spread = 1.4826 * float(np.median(np.abs(diff[ok] - np.median(diff[ok]))))
+        spread = robust_sd(diff[ok])
         out |= ~ok | ((np.abs(diff) > MIN_RELATIVE * np.abs(level)) & (np.abs(diff) > MIN_ROBUST_SD * spread))
     return np.flatnonzero(out)
 
@@ -79,11 +81,13 @@ def frame_ranges(frames: list[int]) -> str:
     return ",".join(parts)
 
 
-def frame_outlier_warning(frame_means: np.ndarray, *, window: int = 1, source: str = "", warn: bool = True) -> str | None:
+def frame_outlier_warning(frame_means: np.ndarray, *, window: int = 1, source: str = "", warn: bool = True,
+                          outliers: np.ndarray | None = None) -> str | None:
     """The message for :func:`outlier_frames` of a fit's frame means (None where there is none), also issued as a
     :class:`FrameOutlierWarning` where ``warn``. ``window``: the network's temporal window (frames), whose
-    neighbours of an outlier are named too."""
-    bad = outlier_frames(frame_means)
+    neighbours of an outlier are named too; ``outliers``: :func:`outlier_frames` of these means where the caller
+    has it already."""
+    bad = outlier_frames(frame_means) if outliers is None else np.asarray(outliers, dtype=np.int64)
     if not len(bad):
         return None
     m = np.asarray(frame_means, dtype=np.float64).reshape(len(frame_means), -1)

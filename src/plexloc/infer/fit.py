@@ -249,8 +249,9 @@ class _FitRun:
             from plexloc.camera.frames import frame_outlier_warning, outlier_frames
 
             means = torch.cat([m.float().cpu() for m in self.frame_means]).numpy()
-            stats["outlier_frames"] = outlier_frames(means).tolist()
-            frame_outlier_warning(means, window=spec.window, source=str(self.movie))
+            bad = outlier_frames(means)
+            stats["outlier_frames"] = bad.tolist()
+            frame_outlier_warning(means, window=spec.window, source=str(self.movie), outliers=bad)
 
 
 def _fit_parts(

@@ -75,10 +75,8 @@ def dog_filter(frames_photons: Tensor, *, sigma_px: float = 1.0) -> Tensor:
 def _blur_matrix(n: int, sigma_px: float) -> np.ndarray:
     """The (n, n) matrix of :func:`_blur` along one axis of length ``n``: the truncated, normalised Gaussian with
     replicated borders (row i holds the weights of output pixel i)."""
-    half = max(1, math.ceil(3 * sigma_px))
-    x = np.arange(-half, half + 1, dtype=np.float64)
-    g = np.exp(-0.5 * (x / sigma_px) ** 2)
-    g /= g.sum()
+    g = _gauss_kernel(sigma_px, "cpu", torch.float64).numpy()  # the kernel _blur uses
+    half = len(g) // 2
     rows = np.repeat(np.arange(n), 2 * half + 1)
     cols = np.clip(rows + np.tile(np.arange(-half, half + 1), n), 0, n - 1)
     m = np.zeros((n, n))

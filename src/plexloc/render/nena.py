@@ -86,23 +86,19 @@ def nena_caveat(table: LocTable) -> str | None:
 
 
 def _pairs(table: LocTable, r_max_nm: float) -> np.ndarray:
-    """Distance from every localization to the nearest localization of the next frame, where within ``r_max_nm``."""
+    """Distance from every localization to the nearest localization of the next frame, where within ``r_max_nm``.
+
+    One KD-tree over ``(x, y, frame * L)``, queried at ``(x, y, (frame + 1) * L)`` with ``L`` beyond any in-frame
+    distance and the search radius (as :func:`plexloc.evaluate.uncertainty.neighbour_distance_nm` does for the same
+    frame): only the next frame's localizations are within reach."""
     from scipy.spatial import cKDTree
 
-    frame = np.asarray(table["frame"], np.int64)
     xy = np.c_[np.asarray(table["x_nm"], float), np.asarray(table["y_nm"], float)]
-    order = np.argsort(frame, kind="stable")
-    frame, xy = frame[order], xy[order]
-    frames, starts = np.unique(frame, return_index=True)
-    bounds = dict(zip(frames.tolist(), zip(starts.tolist(), np.r_[starts[1:], len(frame)].tolist())))
-    out = []
-    for f, (a, b) in bounds.items():
-        nxt = bounds.get(f + 1)
-        if nxt is None:
-            continue
-        d, _ = cKDTree(xy[nxt[0]:nxt[1]]).query(xy[a:b], k=1, distance_upper_bound=r_max_nm)
-        out.append(d[np.isfinite(d)])
-    return np.concatenate(out) if out else np.zeros(0)
+    xy -= xy.min(axis=0)
+    frame = np.asarray(table["frame"], float)
+    L = 4.0 * (float(xy.max()) + r_max_nm) + 1.0
+    d, _ = cKDTree(np.c_[xy, frame * L]).query(np.c_[xy, (frame + 1.0) * L], k=1, distance_upper_bound=r_max_nm)
+    return d[np.isfinite(d)]
 
 
 def nena(table: LocTable, *, r_max_nm: float = 150.0) -> NeNAResult:
