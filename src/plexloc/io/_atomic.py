@@ -17,6 +17,32 @@ def _umask() -> int:
     return mask
 
 
+def _temporary_for(path: Path) -> Path:
+    """A new empty temporary file next to ``path`` (same folder, same suffix); unwritable targets are InputErrors."""
+    if path.is_dir():
+        raise InputError("cannot write the output: a folder of that name exists", source=path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as err:
+        raise InputError(f"cannot write the output: {err.filename} is a file, not a folder", source=path) from None
+    except OSError as err:
+        raise InputError(f"cannot write the output: cannot make its folder ({err.strerror or err})", source=path) from None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as err:  # a read-only folder, a full disk, a file system that takes no files
+        raise InputError(f"cannot write the output: cannot create files in {path.parent} ({err.strerror or err})",
+                         source=path) from None
+    os.close(fd)
+    return Path(tmp_name)
+
+
+def _remove(*paths: Path | None) -> None:
+    for p in paths:
+        if p is not None:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
@@ -34,26 +60,91 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     'hello'
     """
     path = Path(path)
-    if path.is_dir():
-        raise InputError("cannot write the output: a folder of that name exists", source=path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as err:
-        raise InputError(f"cannot write the output: {err.filename} is a file, not a folder", source=path) from None
-    except OSError as err:
-        raise InputError(f"cannot write the output: cannot make its folder ({err.strerror or err})", source=path) from None
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    except OSError as err:  # a read-only folder, a full disk, a file system that takes no files
-        raise InputError(f"cannot write the output: cannot create files in {path.parent} ({err.strerror or err})",
-                         source=path) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _temporary_for(path)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        _remove(tmp)
         raise
+
+
+def _backup_name(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_pair(data: str | os.PathLike, sidecar: str | os.PathLike) -> Iterator[tuple[Path, Path]]:
+    """Like :func:`atomic_path` for a data file and the sidecar that describes it (Picasso's ``.hdf5`` + ``.yaml``).
+
+    Yields two temporaries ``(tmp_data, tmp_sidecar)`` next to the targets. If the block succeeds they are put in
+    place so that, at every moment, a sidecar that is there describes the data file that is there: the old
+    sidecar (if any) is moved aside first, then the data file is renamed into place, then the sidecar, last.
+    Two renames cannot be one atomic step; a process killed between them leaves the new data file without a
+    sidecar (never a sidecar with the wrong data), and the old sidecar aside as a hidden ``.NAME.*.old`` file.
+    If the block or any rename fails (an exception), both temporaries are removed and the old pair, if there was
+    one, is put back as it was (the old data file is kept by a hard link, or moved aside where the file system
+    has none); a new data file that had no old one is removed again.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_pair(d / "a.hdf5", d / "a.yaml") as (tmp_data, tmp_side):
+    ...     _ = tmp_data.write_text("data")
+    ...     _ = tmp_side.write_text("about data")
+    >>> sorted(p.name for p in d.iterdir())
+    ['a.hdf5', 'a.yaml']
+    """
+    data, sidecar = Path(data), Path(sidecar)
+    tmp_data = _temporary_for(data)
+    try:
+        tmp_side = _temporary_for(sidecar)
+    except BaseException:
+        _remove(tmp_data)
+        raise
+    old_side = old_data = None  # hidden names next to the targets where the old pair is kept meanwhile
+    side_kept = data_kept = data_moved = data_placed = False
+    try:
+        yield tmp_data, tmp_side
+        for tmp in (tmp_data, tmp_side):
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the files ordinary permissions
+        if sidecar.exists():  # the old sidecar goes first: it must not describe the new data file
+            old_side = _backup_name(sidecar)
+            os.replace(sidecar, old_side)
+            side_kept = True
+        if data.exists():  # keep the old data file, to put it back if the sidecar cannot be put in place
+            old_data = _backup_name(data)
+            try:
+                old_data.unlink()
+                os.link(data, old_data)
+            except OSError:  # no hard links here: move it aside (there is no sidecar now to describe it)
+                os.replace(data, old_data)
+                data_moved = True
+            data_kept = True
+        os.replace(tmp_data, data)
+        data_placed = True
+        os.replace(tmp_side, sidecar)
+    except BaseException:
+        # best effort: put the old pair back; a backup that cannot be put back stays (hidden) next to its target
+        if data_placed or data_moved:  # the old data file is no longer at its name
+            try:
+                if data_kept:
+                    os.replace(old_data, data)
+                    data_kept = False
+                else:  # there was none: the new one goes again
+                    data.unlink()
+            except OSError:
+                pass
+        elif data_kept:  # a hard link to the data file that is still in place
+            data_kept = False
+        if side_kept:
+            try:
+                os.replace(old_side, sidecar)
+                side_kept = False
+            except OSError:
+                pass
+        _remove(tmp_data, tmp_side, None if data_kept else old_data, None if side_kept else old_side)
+        raise
+    _remove(old_data, old_side)

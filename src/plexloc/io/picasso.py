@@ -70,7 +70,7 @@ import yaml
 
 from plexloc import __version__
 from plexloc.errors import InputError
-from plexloc.io._atomic import atomic_path
+from plexloc.io._atomic import atomic_pair
 from plexloc.io._readers import IgnoredFieldWarning, hdf5_errors
 from plexloc.table import LocTable
 
@@ -134,7 +134,12 @@ def export_picasso(
     n_frames: int | None = None,
     psf_sigma_nm: float | None = None,
 ) -> None:
-    """Write ``table`` as a Picasso ``.hdf5`` localization file plus its ``.yaml`` sidecar, atomically.
+    """Write ``table`` as a Picasso ``.hdf5`` localization file plus its ``.yaml`` sidecar, atomically as a pair.
+
+    Both are written to temporaries; the ``.hdf5`` is renamed into place first and the sidecar last (an old
+    sidecar is moved aside before), so a sidecar on disk always describes the ``.hdf5`` next to it; on an error
+    the old pair, if any, is left as it was (:func:`plexloc.io._atomic.atomic_pair`).
+
 
     Args:
         table: localizations (nm, frames 0-based); needs ``sigma_x_nm``/``sigma_y_nm`` or
@@ -209,7 +214,7 @@ def export_picasso(
     sidecar = picasso_sidecar_path(path)
     if Path(path).resolve() == sidecar.resolve():
         raise InputError("the Picasso file must not end in .yaml (that is its sidecar's name)", source=path)
-    with atomic_path(path) as tmp_h5, atomic_path(sidecar) as tmp_yaml:
+    with atomic_pair(path, sidecar) as (tmp_h5, tmp_yaml):  # the data file is put in place first, the sidecar last
         with h5py.File(tmp_h5, "w") as f:
             f.create_dataset("locs", data=locs)
         with open(tmp_yaml, "w", encoding="utf-8") as f:

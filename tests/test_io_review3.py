@@ -1,0 +1,171 @@
+"""Review 3 of the table files: the Picasso pair is replaced as a pair, integers beyond 2**53 survive a CSV, and
+negative frames are refused by every reader and writer (frames are numbered from 0)."""
+
+from __future__ import annotations
+
+import doctest
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from plexloc.errors import InputError
+from plexloc.io import (
+    export_picasso,
+    export_thunderstorm,
+    import_picasso,
+    import_thunderstorm,
+    read_locs,
+    read_table,
+    write_locs,
+    write_smlm,
+    write_table,
+)
+from plexloc.io import _atomic, picasso, tables, thunderstorm
+from plexloc.io.tables import TableWriter
+from plexloc.table import LocTable
+
+PX = 100.0
+HEADER = "frame,x_nm,y_nm,z_nm,photons"
+INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _table(n: int, seed: int = 0, **extra) -> LocTable:
+    rng = np.random.default_rng(seed)
+    return LocTable({"frame": np.arange(n), "x_nm": rng.uniform(0, 800, n), "y_nm": rng.uniform(0, 800, n),
+                     "z_nm": np.zeros(n), "photons": rng.uniform(500, 5000, n), "sigma_x_nm": np.full(n, 10.0),
+                     "sigma_y_nm": np.full(n, 12.0), **extra})
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def _export(table: LocTable, path: Path, n_frames: int) -> None:
+    export_picasso(table, path, px_size_nm=PX, frame_shape=(8, 8), n_frames=n_frames)
+
+
+# --- 1. the Picasso .hdf5 and its .yaml sidecar are one output -------------------------------------------------
+
+
+def _fail_second_commit(monkeypatch) -> list[str]:
+    """Make the second rename of a new temporary onto its target fail (an injected error between the two renames
+    that put a Picasso pair in place, whichever goes first); returns the targets renamed onto, in order."""
+    real = os.replace
+    commits: list[str] = []
+
+    def replace(src, dst):
+        if Path(src).name.startswith(".") and ".tmp." in Path(src).name:  # atomic_path's temporaries
+            commits.append(Path(dst).name)
+            if len(commits) == 2:
+                raise OSError(28, "No space left on device (injected)")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return commits
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_picasso_failure_between_the_two_renames_leaves_the_old_pair(tmp_path, monkeypatch, hard_links):
+    """Was: the sidecar was renamed into place first, then the .hdf5; an error between the two left the new sidecar
+    next to the old .hdf5 (Frames, Pixelsize of another file). Now the old pair stays as it was, with no temporary
+    or backup left, whether the old data file can be kept by a hard link or has to be moved aside."""
+    out = tmp_path / "locs.hdf5"
+    old = _table(5, seed=1)
+    _export(old, out, n_frames=10)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["locs.hdf5", "locs.yaml"]
+    if not hard_links:
+        def no_link(*args, **kwargs):
+            raise OSError(1, "Operation not permitted (no hard links here)")
+
+        monkeypatch.setattr(os, "link", no_link)
+    commits = _fail_second_commit(monkeypatch)
+    with pytest.raises(OSError, match="injected"):
+        _export(_table(7, seed=2), out, n_frames=20)
+    monkeypatch.undo()
+    assert commits == ["locs.hdf5", "locs.yaml"]  # the data file first, the sidecar last
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing else, nothing changed
+    back = import_picasso(out)
+    assert len(back) == 5 and np.allclose(back["x_nm"], old["x_nm"], atol=1e-3)
+
+
+def test_picasso_failure_between_the_two_renames_without_an_old_pair_leaves_nothing(tmp_path, monkeypatch):
+    """Was: a sidecar without its .hdf5 (Picasso and import_picasso would find a sidecar describing nothing)."""
+    _fail_second_commit(monkeypatch)
+    with pytest.raises(OSError, match="injected"):
+        _export(_table(7), tmp_path / "locs.hdf5", n_frames=20)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_picasso_failure_while_writing_leaves_the_old_pair_and_no_temporary(tmp_path, monkeypatch):
+    out = tmp_path / "locs.hdf5"
+    _export(_table(5, seed=1), out, n_frames=10)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device (sidecar)")
+
+    monkeypatch.setattr(yaml, "safe_dump_all", broken)
+    with pytest.raises(OSError, match="sidecar"):
+        _export(_table(7, seed=2), out, n_frames=20)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_picasso_sidecar_on_disk_always_describes_the_data_next_to_it(tmp_path, monkeypatch):
+    """At every rename of a replacement, a sidecar that is there belongs to the .hdf5 that is there (the old pair's
+    Frames with the old rows, or the new pair's with the new rows); at the end the new pair is in place."""
+    out = tmp_path / "locs.hdf5"
+    _export(_table(5, seed=1), out, n_frames=10)
+    pairs = {(5, 10), (7, 20)}  # (rows of the .hdf5, Frames of its sidecar): the old pair, the new pair
+    real = os.replace
+    seen: list[tuple[int | None, int | None]] = []
+
+    def state() -> tuple[int | None, int | None]:
+        rows = None
+        if out.exists():
+            with h5py.File(out, "r") as f:
+                rows = len(f["locs"])
+        side = out.with_suffix(".yaml")
+        frames = yaml.safe_load(side.read_text())["Frames"] if side.exists() else None
+        return rows, frames
+
+    def replace(src, dst):
+        real(src, dst)
+        seen.append(state())
+
+    monkeypatch.setattr(os, "replace", replace)
+    _export(_table(7, seed=2), out, n_frames=20)
+    monkeypatch.undo()
+    assert seen and seen[-1] == (7, 20)
+    assert all(frames is None or (rows, frames) in pairs for rows, frames in seen), seen
+    assert _hidden(tmp_path) == []
+
+
+def test_atomic_pair_puts_back_the_old_pair_when_the_data_rename_fails(tmp_path, monkeypatch):
+    """The other failure point: the new data file cannot be put in place (after the old sidecar was moved aside)."""
+    data, side = tmp_path / "d.hdf5", tmp_path / "d.yaml"
+    data.write_text("old data")
+    side.write_text("old sidecar")
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == data and ".tmp." in Path(src).name:
+            raise OSError(5, "Input/output error (injected)")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="injected"):
+        with _atomic.atomic_pair(data, side) as (tmp_data, tmp_side):
+            tmp_data.write_text("new data")
+            tmp_side.write_text("new sidecar")
+    assert data.read_text() == "old data" and side.read_text() == "old sidecar"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.hdf5", "d.yaml"]
+
+
+def test_doctests_of_the_changed_modules():
+    for module in (_atomic, picasso):
+        assert doctest.testmod(module).failed == 0, module.__name__
