@@ -166,6 +166,73 @@ def test_atomic_pair_puts_back_the_old_pair_when_the_data_rename_fails(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.hdf5", "d.yaml"]
 
 
+# --- 2. integer columns beyond 2**53 in CSV ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [2**53 + 1, INT64_MAX])
+@pytest.mark.parametrize("column", ["frame", "id", "n_merged", "frame_last"])
+def test_csv_integers_beyond_2_53_round_trip_exactly(tmp_path, column, value):
+    """Was: 2**53 + 1 was written and read back as 2**53 (silently), the int64 maximum was written and then refused.
+    Now they are read as int64 from their text, exactly (plain CSV and the streamed writer)."""
+    t = _table(3, **({} if column == "frame" else {column: np.array([0, value, 7])}))
+    if column == "frame":
+        t = t.with_columns(frame=np.array([0, value, 7]))
+    write_table(t, tmp_path / "t.csv", float_format="%.17g")
+    assert str(value) in (tmp_path / "t.csv").read_text().splitlines()[2].split(",")  # written as an integer
+    back = read_table(tmp_path / "t.csv")
+    assert back[column].dtype == np.int64 and back[column].tolist() == [0, value, 7]
+    assert back == t
+    with TableWriter(tmp_path / "w.csv", float_format="%.17g", buffer_rows=2) as w:
+        w.append(t)
+    assert read_table(tmp_path / "w.csv")[column].tolist() == [0, value, 7]
+
+
+def test_thunderstorm_integers_beyond_2_53_round_trip_exactly(tmp_path):
+    """The ThunderSTORM reader shares the CSV parser: its 1-based frame, its id and our integer columns under their
+    own names (frame_last, n_merged) come back exactly."""
+    big = 2**53 + 1
+    t = _table(2, id=np.array([big, INT64_MAX]), frame_last=np.array([big, 3]), n_merged=np.array([1, big]))
+    t = t.with_columns(frame=np.array([big, 1]))
+    export_thunderstorm(t, tmp_path / "t.thunderstorm.csv")
+    back = import_thunderstorm(tmp_path / "t.thunderstorm.csv")
+    for c in ("frame", "id", "frame_last", "n_merged"):
+        assert back[c].dtype == np.int64 and back[c].tolist() == t[c].tolist(), c
+    with pytest.raises(InputError, match=r"column 'frame' is 9223372036854775807 at row 0; .*does not fit"):
+        export_thunderstorm(t.with_columns(frame=np.array([INT64_MAX, 1])), tmp_path / "max.thunderstorm.csv")
+    assert not (tmp_path / "max.thunderstorm.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("9007199254740993", 2**53 + 1),
+        ("9007199254740993.0", 2**53 + 1),  # an integer written as a float by another program
+        ("9.007199254740993e15", 2**53 + 1),
+        ("-9223372036854775808", -(2**63)),
+        ("9223372036854775807", INT64_MAX),
+    ],
+)
+def test_csv_integer_text_beyond_2_53_is_read_as_written(tmp_path, text, expected):
+    (tmp_path / "t.csv").write_text(f"{HEADER},id\n0,1,2,3,4,5\n\n1,1,2,3,4,{text}\n2,1,2,3,4,6.0\n")
+    assert read_table(tmp_path / "t.csv")["id"].tolist() == [5, expected, 6]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("9007199254740993.5", r"line 4: column 'id' must hold integers, found '9007199254740993\.5'"),
+        ("9223372036854775808", r"line 4: column 'id' holds 9223372036854775808, beyond the range of an integer "
+                                r"column \(int64"),
+        ("-9223372036854775809", r"line 4: column 'id' holds -9223372036854775809, beyond"),
+        ("1e20", r"line 4: column 'id' holds 1e\+20, beyond"),
+    ],
+)
+def test_csv_integer_text_that_no_int64_holds_is_refused_by_line(tmp_path, text, message):
+    (tmp_path / "bad.csv").write_text(f"{HEADER},id\n0,1,2,3,4,5\n\n1,1,2,3,4,{text}\n")
+    with pytest.raises(InputError, match=r"bad\.csv: " + message):
+        read_table(tmp_path / "bad.csv")
+
+
 def test_doctests_of_the_changed_modules():
-    for module in (_atomic, picasso):
+    for module in (_atomic, tables, picasso, thunderstorm):
         assert doctest.testmod(module).failed == 0, module.__name__

@@ -12,7 +12,10 @@ CSV (``.csv``)
     optional values are written as ``nan``. Reading uses numpy's C parser; a malformed row (wrong number of values,
     a value that is not a number) raises :class:`InputError` naming the line number and the value.
     NaN/inf are refused in the required columns and allowed in optional ones. A header-only file
-    gives an empty table. Columns the conventions do not know are kept.
+    gives an empty table. Columns the conventions do not know are kept. Integer columns
+    (:data:`plexloc.table.INTEGER_COLUMNS`) are int64 and read exactly over its whole range: a column with a
+    value beyond 2**53 (where float64 no longer tells neighbouring integers apart) is read a second time as
+    int64 text; a value beyond int64 is refused naming its line.
 
 HDF5 (``.h5``, ``.hdf5``)
     Group ``/locs`` with one 1-D dataset per column (int64 for integer columns, float64 otherwise).
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import decimal
 import io
 import os
 import re
@@ -148,9 +152,14 @@ class _CsvData:
         self.path = path
         self.names = names
         self.values = values  # (n_rows, n_cols) float64
+        self.exact: dict[str, np.ndarray] = {}  # integer columns with values beyond 2**53, re-read as int64
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.names.index(name)]
+
+    def integers(self, name: str) -> np.ndarray:
+        """Integer column ``name`` as int64, exactly as written (once :func:`_check_integers` has checked it)."""
+        return self.exact[name] if name in self.exact else self.column(name).astype(np.int64)
 
     def line_of_row(self, row: int) -> int:
         """Physical 1-based line number of data row ``row`` (blank lines are skipped by the parser)."""
@@ -232,7 +241,59 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
     return _CsvData(path, names, values)
 
 
+_INT64_RANGE = "int64: -2**63 .. 2**63 - 1"
+
+
+def _exact_integer(data: _CsvData, name: str, text: str, line: int) -> int:
+    """The integer that the text ``text`` of column ``name`` names, exactly (``'9007199254740993'``, ``'3.0'``,
+    ``'1.5e16'``); an InputError naming ``line`` for a fraction or a value beyond int64."""
+    try:
+        d = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        d = decimal.Decimal("nan")
+    if not d.is_finite() or d != d.to_integral_value():
+        raise InputError(f"line {line}: column '{name}' must hold integers, found {text!r}", source=data.path)
+    value = int(d) if d.adjusted() < 20 else 2**64  # (no 10**1000-digit int for a 1e1000)
+    if not -(2**63) <= value < 2**63:
+        shown = text if text.lstrip("+-").isdigit() else repr(float(d))  # all the digits of an integer as written
+        raise InputError(f"line {line}: column '{name}' holds {shown}, beyond the range of an integer column "
+                         f"({_INT64_RANGE})", source=data.path)
+    return value
+
+
+def _read_exact_integers(data: _CsvData, name: str, rows: np.ndarray) -> np.ndarray:
+    """Column ``name`` as int64, exactly as written: float64 names every integer up to 2**53 but not all beyond, so
+    the column is read again as text where ``rows`` hold values beyond 2**53 (only then: a C parse of the column as
+    int64, else, for integers written like ``3.0``, the rows beyond 2**53 one by one)."""
+    i = data.names.index(name)
+    col = data.column(name)
+    try:
+        with open(data.path, encoding="utf-8-sig") as f:
+            f.readline()
+            exact = np.loadtxt(f, delimiter=",", usecols=[i], dtype=np.int64, ndmin=1, comments=None)
+        if exact.shape == col.shape and np.array_equal(exact.astype(np.float64), col):
+            return exact
+    except ValueError:  # '3.0', '1e16' or a value beyond int64 somewhere in the column
+        pass
+    exact = np.zeros(len(col), np.int64)
+    small = np.abs(col) < 2.0**53
+    exact[small] = col[small]
+    wanted = set(rows.tolist())
+    with open(data.path, encoding="utf-8-sig") as f:
+        f.readline()
+        row = -1
+        for line_no, line in enumerate(f, start=2):
+            if not line.strip():
+                continue
+            row += 1
+            if row in wanted:
+                exact[row] = _exact_integer(data, name, line.rstrip("\r\n").split(",")[i].strip(), line_no)
+    return exact
+
+
 def _check_integers(data: _CsvData, columns: Iterable[str]) -> None:
+    """Integer columns hold integers; those with values beyond 2**53 (which float64 cannot all tell apart) are read
+    again exactly as int64 (:meth:`_CsvData.integers`)."""
     for name in columns:
         if name not in data.names:
             continue
@@ -240,10 +301,9 @@ def _check_integers(data: _CsvData, columns: Iterable[str]) -> None:
         bad = np.flatnonzero(~np.isfinite(col) | (col != np.round(col)))
         if bad.size:
             raise data.fail_row(int(bad[0]), f"column '{name}' must hold integers, found {float(col[bad[0]])!r}")
-        bad = np.flatnonzero(np.abs(col) > 2.0**53)  # beyond this, float text no longer names one integer
-        if bad.size:
-            raise data.fail_row(int(bad[0]), f"column '{name}' holds {float(col[bad[0]])!r}, beyond the integers a "
-                                             "table can hold exactly (2**53)")
+        big = np.flatnonzero(np.abs(col) >= 2.0**53)  # 2**53 + 1 parses as 2**53
+        if big.size:
+            data.exact[name] = _read_exact_integers(data, name, big)
 
 
 def _check_finite(data: _CsvData, columns: Iterable[str]) -> None:
@@ -338,7 +398,8 @@ def read_csv(path: str | os.PathLike) -> LocTable:
         )
     _check_finite(data, REQUIRED_COLUMNS)
     _check_integers(data, INTEGER_COLUMNS)
-    table = LocTable({name: data.values[:, i] for i, name in enumerate(data.names)}, source=str(path))
+    table = LocTable({name: data.integers(name) if name in INTEGER_COLUMNS else data.values[:, i]
+                      for i, name in enumerate(data.names)}, source=str(path))
     return table
 
 
@@ -617,7 +678,8 @@ def read_table(path: str | os.PathLike) -> LocTable:
 
     Raises:
         InputError: unknown suffix, missing/unreadable file, malformed row (with its line number),
-            missing required column, NaN/inf in a required column, non-integer frame/id/color.
+            missing required column, NaN/inf in a required column, non-integer frame/id/color, an integer
+            beyond int64.
     """
     return _READERS[_suffix_format(path)](path)
 

@@ -66,7 +66,7 @@ from plexloc.io.tables import (
     _read_csv,
     _write_csv_rows,
 )
-from plexloc.table import LocTable
+from plexloc.table import INTEGER_COLUMNS, LocTable
 
 __all__ = ["export_thunderstorm", "import_thunderstorm"]
 
@@ -120,6 +120,10 @@ def export_thunderstorm(
     n = len(table)
     if n and table["frame"].min() < 0:
         raise InputError(f"frames must be >= 0, found {int(table['frame'].min())}", source=path)
+    last = np.flatnonzero(table["frame"] == np.iinfo(np.int64).max)
+    if last.size:  # frame + 1 would wrap around to a negative number
+        raise InputError(f"column 'frame' is {int(table['frame'][last[0]])} at row {last[0]}; ThunderSTORM's 1-based "
+                         "frame (frame + 1) does not fit in int64", source=path)
     labels: list[str] = []
     cols: list[np.ndarray] = []
     fmts: list[str] = []
@@ -214,7 +218,7 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
     if frame.size and frame.min() < 1:
         row = int(np.argmin(frame))
         raise data.fail_row(row, f"frame {int(frame[row])} < 1; ThunderSTORM numbers frames from 1")
-    columns["frame"] = frame.astype(np.int64) - 1
+    columns["frame"] = data.integers(frame_label) - 1
 
     for axis, required in (("x", True), ("y", True), ("z", False)):
         values = _position(data, axis, px_size_nm, required=required)
@@ -242,13 +246,15 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
         consumed.add(by_base["offset"][0])
     if "id" in by_base:
         _check_integers(data, [by_base["id"][0]])
-        columns["id"] = data.column(by_base["id"][0])
+        columns["id"] = data.integers(by_base["id"][0])
         consumed.add(by_base["id"][0])
 
     # columns under our own names (written by export_thunderstorm) and unknown ones, kept as they are
+    ours = [label for label in data.names if label not in consumed and label in INTEGER_COLUMNS]
+    _check_integers(data, ours)
     for i, label in enumerate(data.names):
         if label not in consumed:
-            columns.setdefault(label, data.values[:, i])
+            columns.setdefault(label, data.integers(label) if label in ours else data.values[:, i])
 
     # Precision columns: derived from ours on export (then dropped), else they fill sigma_*_nm.
     def derived(*pairs: tuple[str, ...]) -> bool:
