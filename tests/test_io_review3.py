@@ -233,6 +233,98 @@ def test_csv_integer_text_that_no_int64_holds_is_refused_by_line(tmp_path, text,
         read_table(tmp_path / "bad.csv")
 
 
+# --- 3. frames are numbered from 0 -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["t.csv", "t.h5", "t.hdf5", "t.thunderstorm.csv", "t.smlm"])
+def test_a_negative_frame_is_not_written(tmp_path, name):
+    """Was: plexloc CSV and HDF5 wrote frame -1 (and read it back); now every writer refuses it, naming the file,
+    the column, the row and the value, and writes nothing."""
+    t = _table(4).with_columns(frame=np.array([0, 3, -2, -1]))
+    msg = rf"{name}: not written: column 'frame' has 2 negative value\(s\), first at row 2 \(-2\); frames are " \
+          r"numbered from 0"
+    with pytest.raises(InputError, match=msg):
+        write_locs(t, tmp_path / name, px_size_nm=PX)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_writer_of_its_own_refuses_a_negative_frame_by_row(tmp_path):
+    t = _table(3).with_columns(frame=np.array([0, -1, 2]))
+    for write, name in ((write_table, "a.csv"), (write_table, "a.h5"), (write_smlm, "a.smlm"),
+                        (export_thunderstorm, "a.ts.csv"),
+                        (lambda t, p: export_picasso(t, p, px_size_nm=PX, frame_shape=(8, 8)), "a.hdf5")):
+        with pytest.raises(InputError, match=rf"{name}: .*column 'frame' has 1 negative value\(s\), first at row 1 "
+                                             r"\(-1\)"):
+            write(t, tmp_path / name)
+    with pytest.raises(InputError, match=r"s\.csv: not written: column 'frame' .* first at row 1 \(-1\)"):
+        with TableWriter(tmp_path / "s.csv") as w:
+            w.append(_table(2))
+            w.append(t)
+    with pytest.raises(InputError, match=r"column 'frame_last' has 1 negative value\(s\), first at row 0 \(-3\)"):
+        write_table(_table(2, frame_last=np.array([-3, 1])), tmp_path / "m.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_negative_frame_in_a_csv_is_refused_by_its_line(tmp_path):
+    """Errors of the CSV reader name the 1-based line of the file (blank lines counted)."""
+    (tmp_path / "n.csv").write_text(f"{HEADER}\n0,1,2,3,4\n\n5,1,2,3,4\n-3,1,2,3,4\n-1,1,2,3,4\n")
+    with pytest.raises(InputError, match=r"n\.csv: line 5: column 'frame' is -3; frames are numbered from 0 "
+                                         r"\(2 negative value\(s\) in this column\)"):
+        read_table(tmp_path / "n.csv")
+    (tmp_path / "m.csv").write_text(f"{HEADER},frame_last\n0,1,2,3,4,0\n1,1,2,3,4,-9007199254740993\n")
+    with pytest.raises(InputError, match=r"m\.csv: line 3: column 'frame_last' is -9007199254740993"):
+        read_table(tmp_path / "m.csv")
+
+
+def test_negative_frames_are_refused_by_the_binary_readers(tmp_path):
+    with h5py.File(tmp_path / "n.h5", "w") as f:
+        g = f.create_group("locs")
+        for c in ("x_nm", "y_nm", "z_nm", "photons"):
+            g.create_dataset(c, data=np.ones(3))
+        g.create_dataset("frame", data=np.array([0, 2, -4]))
+    with pytest.raises(InputError, match=r"n\.h5: column 'frame' has 1 negative value\(s\), first at row 2 \(-4\); "
+                                         r"frames are numbered from 0"):
+        read_locs(tmp_path / "n.h5")
+    rec = np.zeros(2, dtype=[("frame", "i4"), ("x", "f4"), ("y", "f4"), ("photons", "f4")])
+    rec["frame"] = [-1, 0]
+    with h5py.File(tmp_path / "p.hdf5", "w") as f:
+        f.create_dataset("locs", data=rec)
+    with pytest.raises(InputError, match=r"p\.hdf5: column 'frame' has 1 negative value\(s\), first at row 0 \(-1\)"):
+        import_picasso(tmp_path / "p.hdf5", px_size_nm=PX)
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f.create_group("meta").attrs["xy_unit"] = "nm"
+        f["meta"].attrs["px_size"] = np.array([PX, PX])
+        g = f.create_group("data")
+        g.create_dataset("xyz", data=np.zeros((2, 3)))
+        g.create_dataset("phot", data=np.ones(2))
+        g.create_dataset("frame_ix", data=np.array([3, -1]))
+    with pytest.raises(InputError, match=r"d\.h5: data/frame_ix has 1 negative value\(s\), first at row 1 \(-1\); "
+                                         r"DECODE numbers frames from 0"):
+        read_locs(tmp_path / "d.h5")
+
+
+def test_a_smlm_frame_below_its_origin_is_refused(tmp_path):
+    write_smlm(_table(3), tmp_path / "t.smlm")  # frames 0, 1, 2, marked 0-based
+    assert read_locs(tmp_path / "t.smlm")["frame"].tolist() == [0, 1, 2]
+    with pytest.raises(InputError, match=r"t\.smlm: column 'frame' has 1 value\(s\) below 1, first at row 0 \(0\); "
+                                         r"frames are numbered from 1 here"):
+        read_locs(tmp_path / "t.smlm", frame_origin=1)
+
+
+def test_frame_zero_is_valid_everywhere_and_thunderstorm_stays_1_based(tmp_path):
+    t = _table(3).with_columns(frame=np.array([0, 0, 2]), frame_last=np.array([0, 1, 2]))
+    for name in ("t.csv", "t.h5", "t.hdf5", "t.thunderstorm.csv", "t.smlm"):
+        write_locs(t, tmp_path / name, px_size_nm=PX)
+        back = read_locs(tmp_path / name)
+        assert back["frame"].tolist() == [0, 0, 2] and back["frame_last"].tolist() == [0, 1, 2], name
+    assert (tmp_path / "t.thunderstorm.csv").read_text().splitlines()[1].startswith("1,")  # frame 0 is ThunderSTORM's 1
+    (tmp_path / "ts.csv").write_text('"frame","x [nm]","y [nm]","intensity [photon]"\n1,10,20,100\n7,10,20,100\n')
+    assert import_thunderstorm(tmp_path / "ts.csv")["frame"].tolist() == [0, 6]
+    (tmp_path / "ts0.csv").write_text('"frame","x [nm]","y [nm]","intensity [photon]"\n1,10,20,100\n0,10,20,100\n')
+    with pytest.raises(InputError, match=r"ts0\.csv: line 3: frame 0 < 1; ThunderSTORM numbers frames from 1"):
+        import_thunderstorm(tmp_path / "ts0.csv")
+
+
 def test_doctests_of_the_changed_modules():
     for module in (_atomic, tables, picasso, thunderstorm):
         assert doctest.testmod(module).failed == 0, module.__name__

@@ -42,6 +42,7 @@ import numpy as np
 
 from plexloc.errors import InputError
 from plexloc.io._readers import IgnoredFieldWarning, hdf5_errors
+from plexloc.io.tables import check_frames
 from plexloc.table import LocTable
 
 __all__ = ["IgnoredFieldWarning", "read_decode_h5", "read_smap_sml", "is_decode_h5"]
@@ -107,8 +108,11 @@ def read_smap_sml(path: str | os.PathLike) -> LocTable:
         cols["color"] = np.asarray(cols["color"], dtype=float)
     table = LocTable(cols, source=str(path))
     table.check_finite()
-    if len(table) and table["frame"].min() < 0:
-        raise InputError(f"SMAP frames start at 1; found frame {int(table['frame'].min()) + 1}", source=path)
+    below = np.flatnonzero(table["frame"] < 0)
+    if below.size:
+        raise InputError(f"saveloc.loc.frame has {below.size} value(s) below 1, first at row {below[0]} "
+                         f"({int(table['frame'][below[0]]) + 1}); SMAP numbers frames from 1", source=path)
+    check_frames(table)  # frame_last, if a user put one in
     return table
 
 
@@ -205,4 +209,9 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
                       "imported", IgnoredFieldWarning, stacklevel=2)
     table = LocTable(cols, source=str(path))
     table.check_finite()
+    below = np.flatnonzero(table["frame"] < 0)
+    if below.size:
+        raise InputError(f"data/frame_ix has {below.size} negative value(s), first at row {below[0]} "
+                         f"({int(table['frame'][below[0]])}); DECODE numbers frames from 0", source=path)
+    check_frames(table)  # frame_last, if a user put one in
     return table

@@ -72,6 +72,7 @@ from plexloc import __version__
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_pair
 from plexloc.io._readers import IgnoredFieldWarning, hdf5_errors
+from plexloc.io.tables import check_frames
 from plexloc.table import LocTable
 
 __all__ = ["PICASSO_FIELDS", "export_picasso", "import_picasso", "picasso_sidecar_path"]
@@ -140,7 +141,6 @@ def export_picasso(
     sidecar is moved aside before), so a sidecar on disk always describes the ``.hdf5`` next to it; on an error
     the old pair, if any, is left as it was (:func:`plexloc.io._atomic.atomic_pair`).
 
-
     Args:
         table: localizations (nm, frames 0-based); needs ``sigma_x_nm``/``sigma_y_nm`` or
             ``crlb_x_nm``/``crlb_y_nm`` for Picasso's precisions ``lpx``/``lpy``.
@@ -164,8 +164,7 @@ def export_picasso(
         _positive(psf_sigma_nm, "psf_sigma_nm", source=path)
     n = len(table)
     frames = table["frame"]
-    if n and frames.min() < 0:
-        raise InputError(f"frames must be >= 0, found {int(frames.min())}", source=path)
+    check_frames(table, source=path)
     if n and frames.max() >= 2**32:
         raise InputError(f"frame {int(frames.max())} does not fit Picasso's uint32 frame field", source=path)
     max_frame = int(frames.max()) if n else -1
@@ -331,4 +330,5 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
             columns[f"psf_sigma_{axis}_nm"] = col(f"s{axis}") * px
     table = LocTable(columns, source=str(path))
     table.check_finite()
+    check_frames(table)
     return table

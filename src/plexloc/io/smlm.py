@@ -68,6 +68,7 @@ from plexloc import __version__
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 from plexloc.io._readers import IgnoredFieldWarning
+from plexloc.io.tables import check_frames
 from plexloc.table import INTEGER_COLUMNS, LocTable
 
 __all__ = ["FrameOriginWarning", "read_smlm", "write_smlm"]
@@ -95,8 +96,7 @@ _LENGTH_COLUMNS = {"x_nm", "y_nm", "z_nm", "sigma_x_nm", "sigma_y_nm", "sigma_z_
 def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = None) -> None:
     """Write ``table`` as a ``.smlm`` archive (one table, see the module docstring), atomically."""
     n = len(table)
-    if n and table["frame"].min() < 0:
-        raise InputError(f"frames must be >= 0, found {int(table['frame'].min())}", source=path)
+    check_frames(table, source=path)
     if n and table["frame"].max() >= 2**32:
         raise InputError(f"frames must be < 2**32 (the format's uint32), found {int(table['frame'].max())}", source=path)
     headers, dtypes, units, arrays = [], [], [], []
@@ -306,10 +306,17 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
                       f"{int(frame.min())}; give the frame origin (--frame-origin 0) if they are 0-based",
                       FrameOriginWarning, stacklevel=2)
     merged["frame"] = frame - origin
+    below = np.flatnonzero(frame < origin)
+    if below.size:
+        raise InputError(f"column 'frame' has {below.size} value(s) below {origin}, first at row {below[0]} "
+                         f"({int(frame[below[0]])}); frames are numbered from {origin} here"
+                         + (" (frame origin 1: give frame_origin=0, --frame-origin 0, if they are 0-based)"
+                            if origin == 1 else ""), source=path)
     for c in INTEGER_COLUMNS & set(merged):
         v = merged[c]
         if v.size and np.any(v != np.round(v)):
             raise InputError(f"column '{c}' must hold whole numbers", source=path)
     table = LocTable(merged, source=str(path))
     table.check_finite()
+    check_frames(table)  # frame_last
     return table

@@ -25,6 +25,10 @@ HDF5 (``.h5``, ``.hdf5``)
     Each dataset documented in :data:`plexloc.table.COLUMN_DOCS` carries ``unit`` and
     ``description`` attributes.
 
+Frames are numbered from 0 (``shared/conventions.md``): every reader and writer here refuses a negative
+``frame`` (or ``frame_last``), naming the file, the column, the first such row (the 1-based line of a CSV)
+and the value; a frame of 0 is valid.
+
 Both writers are atomic (temporary file, then rename).
 
 Example:
@@ -82,6 +86,8 @@ HDF5_FORMAT = "plexloc-locs"
 HDF5_VERSION = 1
 DEFAULT_FLOAT_FORMAT = "%.10g"
 _CHUNK_ROWS = 100_000
+#: columns that hold frame numbers (0-based, never negative)
+FRAME_COLUMNS: tuple[str, ...] = ("frame", "frame_last")
 _PHOTONS_CH = re.compile(r"^photons_ch(\d+)$")
 
 
@@ -306,6 +312,17 @@ def _check_integers(data: _CsvData, columns: Iterable[str]) -> None:
             data.exact[name] = _read_exact_integers(data, name, big)
 
 
+def _check_frames(data: _CsvData, columns: Iterable[str] = FRAME_COLUMNS) -> None:
+    """Frame numbers are 0-based: the first negative one is named with its line (after :func:`_check_integers`)."""
+    for name in columns:
+        if name not in data.names:
+            continue
+        bad = np.flatnonzero(data.column(name) < 0)
+        if bad.size:
+            raise data.fail_row(int(bad[0]), f"column '{name}' is {int(data.integers(name)[bad[0]])}; frames are "
+                                             f"numbered from 0 ({bad.size} negative value(s) in this column)")
+
+
 def _check_finite(data: _CsvData, columns: Iterable[str]) -> None:
     for name in columns:
         if name not in data.names:
@@ -359,14 +376,32 @@ def _check_float_format(float_format: str) -> None:
         raise InputError(f"float_format must be a %-format for one number like '%.10g', got {float_format!r}") from None
 
 
+def check_frames(table: LocTable, *, source: str | os.PathLike | None = None) -> None:
+    """Raise :class:`InputError` naming the first row (0-based, as :meth:`LocTable.check_finite`) with a negative
+    ``frame`` (or ``frame_last``): frames are numbered from 0 (``shared/conventions.md``)."""
+    for name in FRAME_COLUMNS:
+        if name not in table:
+            continue
+        bad = np.flatnonzero(table[name] < 0)
+        if bad.size:
+            raise InputError(f"column '{name}' has {bad.size} negative value(s), first at row {bad[0]} "
+                             f"({int(table[name][bad[0]])}); frames are numbered from 0",
+                             source=table.source if source is None else source)
+
+
 def check_writable(table: LocTable, path: str | os.PathLike) -> None:
     """Refuse, before anything is written, a table that no plexloc reader would take back: NaN or inf in a required
-    column (every reader refuses those rows, so the file would be written and then unreadable)."""
+    column (every reader refuses those rows, so the file would be written and then unreadable), or a negative frame
+    (frames are 0-based; the readers refuse them too)."""
     try:
         table.check_finite(REQUIRED_COLUMNS)
     except InputError as err:
         raise InputError(f"not written: {err.reason} (required columns must be finite to be read back; filter or "
                          "drop those rows first)", source=path) from None
+    try:
+        check_frames(table, source=path)
+    except InputError as err:
+        raise InputError(f"not written: {err.reason}", source=path) from None
 
 
 def write_csv(table: LocTable, path: str | os.PathLike, *, float_format: str = DEFAULT_FLOAT_FORMAT) -> None:
@@ -398,6 +433,7 @@ def read_csv(path: str | os.PathLike) -> LocTable:
         )
     _check_finite(data, REQUIRED_COLUMNS)
     _check_integers(data, INTEGER_COLUMNS)
+    _check_frames(data)
     table = LocTable({name: data.integers(name) if name in INTEGER_COLUMNS else data.values[:, i]
                       for i, name in enumerate(data.names)}, source=str(path))
     return table
@@ -468,6 +504,7 @@ def read_hdf5(path: str | os.PathLike) -> LocTable:
             columns[name] = ds[()]
     table = LocTable(columns, source=str(path))
     table.check_finite(REQUIRED_COLUMNS)
+    check_frames(table)
     return table
 
 
@@ -679,7 +716,7 @@ def read_table(path: str | os.PathLike) -> LocTable:
     Raises:
         InputError: unknown suffix, missing/unreadable file, malformed row (with its line number),
             missing required column, NaN/inf in a required column, non-integer frame/id/color, an integer
-            beyond int64.
+            beyond int64, a negative frame.
     """
     return _READERS[_suffix_format(path)](path)
 

@@ -60,11 +60,13 @@ from plexloc.errors import InputError
 from plexloc.io.tables import (
     DEFAULT_FLOAT_FORMAT,
     _check_float_format,
+    _check_frames,
     _check_integers,
     _CsvData,
     _format_header,
     _read_csv,
     _write_csv_rows,
+    check_frames,
 )
 from plexloc.table import INTEGER_COLUMNS, LocTable
 
@@ -118,8 +120,7 @@ def export_thunderstorm(
             source=path,
         )
     n = len(table)
-    if n and table["frame"].min() < 0:
-        raise InputError(f"frames must be >= 0, found {int(table['frame'].min())}", source=path)
+    check_frames(table, source=path)
     last = np.flatnonzero(table["frame"] == np.iinfo(np.int64).max)
     if last.size:  # frame + 1 would wrap around to a negative number
         raise InputError(f"column 'frame' is {int(table['frame'][last[0]])} at row {last[0]}; ThunderSTORM's 1-based "
@@ -280,4 +281,6 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
         bad = np.flatnonzero(~np.isfinite(table[name]))
         if bad.size:
             raise data.fail_row(int(bad[0]), f"{name} is {float(table[name][bad[0]])!r}; it must be finite")
+    if "frame_last" in ours:  # our own 0-based column (plexloc merge), not ThunderSTORM's frame
+        _check_frames(data, ["frame_last"])
     return table
