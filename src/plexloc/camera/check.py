@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "MAX_SATURATED_FRACTION", "NOISE_FRAMES", "NOISE_RANGE",
-           "check_camera", "head_frames", "noise_ratio", "saturation_adu"]
+           "check_camera", "head_frames", "noise_ratio", "noise_ratio_detail", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
 NOISE_RANGE = (0.75, 1.35)
@@ -42,6 +42,14 @@ NOISE_FRAMES = 64
 #: below this signal (photons per pixel) the noise of an EMCCD frame is not measured: the correct camera gave a ratio
 #: of 0.43 at 0.5 photons/px and 0.73 at 1 (a false alarm), 0.93 at 2 (examples/2d_gaussian.yaml's camera)
 MIN_EMCCD_PHOTONS = 2.0
+#: quantiles of each frame pair's pixels (by their mean) whose noise is measured; the ratio is the smallest
+#: (:func:`noise_ratio_detail`)
+NOISE_QUANTILES = (0.5, 0.25)
+#: the dimmest pixels, against which the last of ``NOISE_QUANTILES`` is compared for crowding
+CROWDED_QUANTILE = 0.1
+#: the last of ``NOISE_QUANTILES``' ratio over ``CROWDED_QUANTILE``'s above which frames are too crowded to measure
+#: the noise: 0.89-0.98 from 0.1 to 2 emitters/um^2, 1.28-1.54 at 5 (examples/2d_gaussian.yaml, 48 x 48 px)
+MAX_CROWDING = 1.15
 #: share of pixels at the dtype's maximum above which a movie is called saturated (0.01 %)
 MAX_SATURATED_FRACTION = 1e-4
 
@@ -58,22 +66,39 @@ def head_frames(frame_shape: Sequence[int], *, max_frames: int = NOISE_FRAMES) -
 
 
 def noise_ratio(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> float:
+    """Measured over predicted pixel variance (:func:`noise_ratio_detail`, without its note)."""
+    return noise_ratio_detail(photons, camera, max_frames=max_frames)[0]
+
+
+def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tuple[float, str]:
     """Measured over predicted pixel variance of one channel's photon frames ``(T, H, W)`` (T >= 2): 1 when the
     camera settings that converted them are right.
 
     Consecutive frames ``a, b``: ``d = a - b`` (less its median over the frame, so that a background that changes
     from frame to frame does not count) against ``2 * camera.noise_variance_photons((a + b) / 2)``, on the dimmer
-    half of each frame pair's pixels (blinking emitters change between frames by far more than noise; for
-    Gaussian noise ``a + b`` and ``a - b`` are independent, so choosing pixels by their mean does not bias the
-    difference), as the squared robust spread (1.4826 MAD) of the normalised differences. NaN with fewer than two
-    frames, and for a camera whose noise does not depend on the signal (``additive``, seed 002's model): it has no
-    gain to get wrong, and the emitters' noiseless changes between frames, which shot noise would otherwise dwarf,
-    read as noise (a correct quad-plane movie at 50 emitters per 64x64 frame: 1.44)."""
+    part of each frame pair's pixels, as the squared robust spread (1.4826 MAD) of the normalised differences.
+
+    Which pixels: blinking emitters change between frames by far more than noise, so only the dimmer pixels of
+    each pair count (for Gaussian noise ``a + b`` and ``a - b`` are independent, so choosing pixels by their mean
+    does not bias the difference). The ratio is the smaller of the dimmer half's and the dimmer quarter's
+    (``NOISE_QUANTILES``): in crowded frames the dimmer half still holds spots that changed (a correct camera
+    read 1.14-1.33 at 2 emitters/um^2, the quarter 1.02-1.11), while in sparse ones the quarter's selection reads a
+    few % high. Where even the quarter is crowded (its ratio more than ``MAX_CROWDING`` times the dimmest tenth's:
+    1.28-2.0 at 5-8 emitters/um^2, 0.9-1.0 up to 2) the noise is not measured (NaN, with a note): a correct camera
+    read 1.2-3.2 there.
+
+    Returns ``(ratio, note)``: the note says why the ratio is NaN. NaN with fewer than two frames, on an EMCCD
+    below ``MIN_EMCCD_PHOTONS`` per pixel, in frames too crowded, and for a camera whose noise does not depend on
+    the signal (``additive``, seed 002's model): it has no gain to get wrong, and the emitters' noiseless changes
+    between frames, which shot noise would otherwise dwarf, read as noise (a correct quad-plane movie at 50
+    emitters per 64x64 frame: 1.44)."""
     from plexloc.evaluate.uncertainty import robust_sd
 
     x = photons[:max_frames].detach().float().cpu()
-    if x.ndim != 3 or x.shape[0] < 2 or getattr(camera, "kind", None) == "additive":
-        return math.nan
+    if getattr(camera, "kind", None) == "additive":
+        return math.nan, "a camera with signal-independent noise has no gain to check"
+    if x.ndim != 3 or x.shape[0] < 2:
+        return math.nan, "one frame"
     a, b = x[:-1], x[1:]
     m = ((a + b) / 2).clamp_min(0.0)
     d = a - b
@@ -81,10 +106,23 @@ def noise_ratio(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> f
     with torch.no_grad():
         var = _on_cpu(camera).noise_variance_photons(m)
     z = d / torch.sqrt(2.0 * var.clamp_min(1e-6))
-    sel = m <= m.flatten(1).quantile(0.5, dim=1)[:, None, None]
-    if getattr(camera, "em_gain", None) is not None and float(m[sel].median()) < MIN_EMCCD_PHOTONS:
-        return math.nan  # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says nothing
-    return robust_sd(z[sel].numpy().astype(np.float64)) ** 2
+    flat = m.flatten(1)
+
+    def dimmer(q: float) -> Tensor:
+        return m <= flat.quantile(q, dim=1)[:, None, None]
+
+    half = dimmer(NOISE_QUANTILES[0])
+    level = float(m[half].median())
+    if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS:
+        # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says nothing
+        return math.nan, f"an EMCCD signal of {level:.2g} photons/px (the noise is measured from {MIN_EMCCD_PHOTONS:g})"
+    ratios = {q: robust_sd(z[dimmer(q) if q != NOISE_QUANTILES[0] else half].numpy().astype(np.float64)) ** 2
+              for q in (*NOISE_QUANTILES, CROWDED_QUANTILE)}
+    crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
+    if crowding > MAX_CROWDING:
+        return math.nan, (f"frames too crowded to measure it (the dimmer quarter of the pixels changes "
+                          f"{crowding:.2f}x as much as the dimmest tenth between frames)")
+    return min(ratios[q] for q in NOISE_QUANTILES), ""
 
 
 def _on_cpu(camera):
@@ -125,6 +163,8 @@ class ChannelCheck:
     pixels: int
     saturation_adu: float | None
     settings: str = ""
+    #: why the noise ratio is NaN ("" where measured, or not asked for)
+    noise_note: str = ""
 
     @property
     def saturated_fraction(self) -> float:
@@ -192,15 +232,17 @@ class CameraCheck:
         if self.warnings:
             return "the camera check found: " + "; ".join(self.warnings)
         ratios = ", ".join(f"{c.noise_ratio:.2f}" for c in self.channels if np.isfinite(c.noise_ratio))
+        notes = "; ".join(dict.fromkeys(c.noise_note for c in self.channels if c.noise_note)) or "one frame"
         return (f"the camera check found the movie's noise consistent with the camera settings (measured / predicted "
-                f"variance {ratios})" if ratios else "the camera check could not measure the noise (one frame)")
+                f"variance {ratios})" if ratios else f"the camera check could not measure the noise ({notes})")
 
     def add(self, other: CameraCheck) -> CameraCheck:
         """Both checks' pixel counts summed per channel (chunks of one movie); the first measured noise ratio."""
         if not self.channels:
             return other
         chans = [ChannelCheck(a.channel, a.noise_ratio if np.isfinite(a.noise_ratio) else b.noise_ratio,
-                              a.saturated + b.saturated, a.pixels + b.pixels, a.saturation_adu, a.settings)
+                              a.saturated + b.saturated, a.pixels + b.pixels, a.saturation_adu, a.settings,
+                              a.noise_note if np.isfinite(a.noise_ratio) else b.noise_note)
                  for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
                            self.sources)
@@ -255,8 +297,8 @@ def check_camera(
                 else:  # the clipping level in photons (per pixel for camera maps); to_photons rises with ADU
                     top = cam.to_photons(torch.full(tuple(x.shape[-2:]), level - 0.5))
                     n_sat = int((x >= top).sum())
-        ratio = noise_ratio(ph, cam, max_frames=max_frames) if noise else math.nan
-        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam)))
+        ratio, note = noise_ratio_detail(ph, cam, max_frames=max_frames) if noise else (math.nan, "")
+        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)
