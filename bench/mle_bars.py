@@ -2,7 +2,7 @@
 
     python bench/mle_bars.py [--case 2d 3d biplane] [--frames-3d 12000] [--roi 0] [--out bench/out/mle_bars.json]
 
-Uses the helpers of ``tests/test_mle_movie.py`` (``_simulate``, ``_scores``: same movies, seeds, matching,
+Uses the helpers of ``tests/test_mle_movie.py`` (``_simulate_all``, ``_scores``: same movies, seeds, matching,
 isolation and LLR filter, reference bound :func:`plexloc.evaluate.crlb.crlb` at the true parameters).
 Cases: ``2d`` (examples/2d_gaussian.yaml, flux 1,000-10,000, 2,500 frames, seed 11), ``3d``
 (examples/3d_astigmatic.yaml, seed 12, ``--frames-3d`` frames), ``biplane`` (examples/biplane.yaml,
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from plexloc.mle import MLEFitter, fit_movie  # noqa: E402
-from test_mle_movie import _scores, _simulate  # noqa: E402
+from test_mle_movie import _scores, _simulate_all  # noqa: E402
 
 CASES = {
     "2d": dict(name="2d_gaussian.yaml", frames=2500, seed=11, photons=(1000.0, 10000.0), dim=2, n_params=4),
@@ -37,13 +37,14 @@ CASES = {
 
 def run_case(case: str, frames: int, roi: int | None, tmp: Path, dump: Path | None = None) -> dict:
     c = CASES[case]
-    cfg, sim, truth, paths = _simulate(c["name"], frames, tmp, seed=c["seed"], photons=c["photons"])
+    cfg, sim, truth, paths, everyone = _simulate_all(c["name"], frames, tmp, seed=c["seed"], photons=c["photons"])
     opts = {"roi_px": roi} if roi else {}
     t0 = time.perf_counter()
     locs = fit_movie(paths if sim.n_channels > 1 else paths[0], cfg, batch_frames=1000, **opts)
     secs = time.perf_counter() - t0
     fitter = MLEFitter(cfg, **opts)
-    s = _scores(sim, truth, locs, dim=c["dim"], roi_px=fitter.roi_px, n_params=c["n_params"], fov_nm=sim.fov_nm, detail=True)
+    s = _scores(sim, truth, locs, dim=c["dim"], roi_px=fitter.roi_px, n_params=c["n_params"], fov_nm=sim.fov_nm, detail=True,
+               everyone=everyone)
     if c["dim"] == 3:  # RMSE_z / CRLB_z of the kept pairs by their true per-frame photons
         bins = {}
         for lo, hi in ((0, 1000), (1000, 2000), (2000, 4000), (4000, 8000), (8000, 1e9)):

@@ -45,6 +45,22 @@ def test_simulate_writes_movie_truth_and_config(tmp_path):
     assert read_table(out2 / "truth.csv") == truth
 
 
+def test_simulate_lights_the_edges_from_outside_unless_margin_0(tmp_path):
+    """By default emitters just outside the field light its edges (a real movie's do); --margin-px 0 ends the sample
+    at the edge, where the frames are then dimmer than in their middle."""
+    cfg = small_config(tmp_path)
+    edge_over_middle = {}
+    for margin in (None, "0"):
+        out = tmp_path / f"m{margin}"
+        extra = ["--margin-px", margin] if margin is not None else []
+        assert main(["simulate", str(cfg), "--frames", "300", "--out", str(out), "--density", "2", "--device", "cpu",
+                     *extra]) == 0
+        m = read_movie(out / "movie.tif").astype(np.float64)
+        cols = m.mean(axis=(0, 1)) - np.median(m)  # signal over the flat background, per column
+        edge_over_middle[margin] = float((cols[0] + cols[-1]) / 2 / cols[8:12].mean())
+    assert edge_over_middle[None] > 0.85 and edge_over_middle["0"] < 0.65, edge_over_middle  # 0.99 and 0.50
+
+
 def test_simulate_density_override_changes_emitter_count(tmp_path):
     cfg = small_config(tmp_path)
     counts = []
@@ -133,6 +149,7 @@ def test_detect_then_evaluate_finds_bright_emitters(tmp_path):
     [
         (["--frames", "0"], "--frames"),
         (["--frames", "3", "--density", "-1"], "--density"),
+        (["--frames", "3", "--margin-px", "-1"], "--margin-px"),
     ],
 )
 def test_simulate_bad_arguments(tmp_path, capsys, argv_tail, expect):
@@ -340,7 +357,7 @@ def test_network_fit_checks_the_camera(tmp_path, capsys):
     data = yaml.safe_load(cfg.read_text())
     data["channels"][0]["camera"]["e_per_adu"] = 1.0
     bright.write_text(yaml.safe_dump(data))
-    rc, err = _cli_warnings(["simulate", str(bright), "--frames", "4", "--out", str(tmp_path / "sat"), "--device",
+    rc, err = _cli_warnings(["simulate", str(bright), "--frames", "8", "--out", str(tmp_path / "sat"), "--device",
                              "cpu"], capsys)
     assert rc == 0 and "sit at 65535 ADU" in err
     camera = tmp_path / "cam.yaml"

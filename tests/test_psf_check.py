@@ -84,7 +84,8 @@ def test_correct_2d_model_is_silent_and_measures_the_width():
     assert r.warning is None and r.enough and r.n_spots >= 100
     mx, my = r.median_sigma_nm
     assert abs(mx - 130) < 8 and abs(my - 130) < 8
-    assert r.far_fraction < 0.15
+    # seeds 0-4: 0.07-0.16 far (the model's own spots in frames as crowded: 0.12-0.19, the warning's baseline)
+    assert r.far_fraction < 0.2
     assert abs(r.width_scale - 1.0) < 0.08
 
 

@@ -73,8 +73,9 @@ class TrainingConfig(_Model):
     )
     margin_px: Annotated[float, Field(ge=0)] | None = Field(
         default=None,
-        description="emitters are also simulated this far outside the training ROI (not targets); default: none "
-        "for one channel, the largest channel shift over the chip plus half the PSF patch for several",
+        description="emitters are also simulated this far outside the training ROI (not targets: they light its "
+        "edges, as in a real movie); default: half the PSF patch, plus for several channels the largest channel "
+        "shift over the chip",
     )
     transform_jitter_nm: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="registration jitter: sd of a random shift of each non-reference channel per sample"

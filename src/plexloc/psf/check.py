@@ -7,7 +7,8 @@ word. :func:`check_psf_shape` measures the spots' shape and compares it with the
 1. **movie**: on the first frames (in photons), bright isolated spots are found with the project's detection
    (:func:`plexloc.mle.detection.dog_filter`, :func:`~plexloc.mle.detection.local_maxima`): peaks of the
    difference-of-Gaussians image above ``bright_snr`` times its robust noise, with no other peak above
-   ``isolation_snr`` within ``isolation_px``. Each spot's ``R x R`` window is fitted with an axis-aligned
+   ``isolation_snr`` within ``isolation_px`` and at least ``isolation_px`` from the frame's edge (a neighbour
+   outside the frame is not seen). Each spot's ``R x R`` window is fitted with an axis-aligned
    elliptical Gaussian (pixel-integrated) plus a constant background by Poisson maximum likelihood
    (:func:`fit_elliptical_gaussian`): widths ``sigma_x, sigma_y``, photons, background and the widths' Cramér-Rao
    bounds.
@@ -424,7 +425,10 @@ def _find_spots(frames: Tensor, *, R: int, sigma_det_px: float, bright_snr: floa
             continue
         heights.append(cand.height)
         bright = cand.height > bright_snr * noise.numpy()[cand.frame]
-        inside = (cand.row >= h) & (cand.row < H - h) & (cand.col >= h) & (cand.col < W - h)
+        # the whole window in the frame, and as far from the edge as a neighbour must be: a neighbour just outside
+        # the frame is no peak here, and an edge spot with one would pass for isolated
+        e = max(h, math.ceil(isolation_px))
+        inside = (cand.row >= e) & (cand.row < H - e) & (cand.col >= e) & (cand.col < W - e)
         n_bright += int(bright.sum())
         # nearest other peak of the same frame (frames kept apart by a large offset)
         pts = np.stack([cand.frame * 10.0 * (H + W), cand.row, cand.col], axis=1).astype(np.float64)

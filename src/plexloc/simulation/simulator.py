@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -294,18 +295,19 @@ class Simulator(nn.Module):
         return offset_px.to(torch.float32) * torch.tensor(self.px_size_nm, dtype=torch.float32, device=offset_px.device)
 
     def channel_margin_px(self) -> float:
-        """0 for one channel; else the largest shift of any channel anywhere on the chip plus half a PSF patch: the
-        band around the reference field whose emitters another channel sees (training and movies sample it)."""
+        """The band around the reference field whose emitters light the field (training and movies sample it; the
+        truth keeps those inside): half a PSF patch, where an emitter just outside spills light onto the edge (a real
+        movie has them; a field without them lacked about 3 % of its light and the network never saw a spot cut by the
+        edge from outside), plus, with several channels, the largest shift of any channel anywhere on the chip."""
+        half_patch = max(max(ch.psf.roi_px) for ch in self.channels) / 2
         if self.n_channels == 1:
-            return 0.0
-        import math
+            return float(math.ceil(half_patch))
 
         from plexloc.simulation.geometry import transform_indicator
 
         h, w = self.chip_size_px
         corners = torch.tensor([[0.0, 0.0], [w - 1.0, 0.0], [0.0, h - 1.0], [w - 1.0, h - 1.0]])
         ind = transform_indicator([ch.transform.cpu() for ch in self.channels], corners, (1, 1), self.px_size_nm)
-        half_patch = max(max(ch.psf.roi_px) for ch in self.channels) / 2
         return float(math.ceil(ind.abs().max().item() + half_patch))
 
     @property
@@ -328,10 +330,12 @@ class Simulator(nn.Module):
         generator: torch.Generator | None = None,
         density_per_um2: float | None = None,
         chunk_frames: int | None = None,
+        margin_px: float | None = None,
     ) -> MovieSimulation:
         """Simulate a whole movie in memory (see :meth:`iter_movie` for long movies)."""
         emitters, chunks = self.iter_movie(
-            n_frames, generator=generator, density_per_um2=density_per_um2, chunk_frames=chunk_frames or n_frames
+            n_frames, generator=generator, density_per_um2=density_per_um2, chunk_frames=chunk_frames or n_frames,
+            margin_px=margin_px,
         )
         frames, bgs = zip(*[(f, b) for _, f, b in chunks]) if n_frames else ((), ())
         frames_t = torch.cat(frames, dim=1) if frames else torch.zeros(self.n_channels, 0, *self.frame_shape, device=self.device)
@@ -345,20 +349,25 @@ class Simulator(nn.Module):
         generator: torch.Generator | None = None,
         density_per_um2: float | None = None,
         chunk_frames: int = 256,
+        margin_px: float | None = None,
     ) -> tuple[Emitters, Iterator[tuple[int, Tensor, Tensor]]]:
         """Emitters of the whole movie, and an iterator of ``(start_frame, raw (C, t, H, W), bg (C, t, H, W))``
         chunks that renders the movie piece by piece (memory bounded by ``chunk_frames``).
 
-        Emitters are sampled once for the whole movie, so blinking continues across chunk borders. With several
-        channels they are sampled over a margin around the reference field too (:meth:`channel_margin_px`, as in
-        training), so that a shifted channel's edge is as crowded as its middle; :meth:`truth_table` keeps the
-        ones inside the reference field.
+        Emitters are sampled once for the whole movie, so blinking continues across chunk borders. They are
+        sampled over a margin around the reference field too (``margin_px``, default :meth:`channel_margin_px`, as
+        in training): a real movie's edges hold light from emitters just outside, and with several channels a
+        shifted channel's edge is as crowded as its middle; :meth:`truth_table` keeps the ones inside the
+        reference field. ``margin_px=0``: no emitter outside (a sample that ends at the field's edge).
         """
         if n_frames < 0:
             raise InputError(f"number of frames must be >= 0, got {n_frames}")
+        if margin_px is not None and not (math.isfinite(margin_px) and margin_px >= 0):
+            raise InputError(f"margin_px must be a finite number >= 0, got {margin_px}")
+        margin = self.channel_margin_px() if margin_px is None else float(margin_px)
         emitters = self.sample_emitters(
             n_sequences=1, n_frames=n_frames, generator=generator, density_per_um2=density_per_um2,
-            margin_nm=self.channel_margin_px() * max(self.px_size_nm),
+            margin_nm=margin * max(self.px_size_nm),
         )
         bg_levels = self.sample_background(n_sequences=1, n_frames=n_frames, generator=generator)
 
@@ -377,14 +386,15 @@ class Simulator(nn.Module):
 
         return emitters, chunks()
 
-    def truth_table(self, emitters: Emitters, bg: Tensor | None = None) -> LocTable:
+    def truth_table(self, emitters: Emitters, bg: Tensor | None = None, *, inside_only: bool = True) -> LocTable:
         """Ground-truth table (conventions.md columns) of per-frame emitters; ``bg`` (C, T, H, W) adds
         the reference channel's mean background of each emitter's frame (``bg``) and, for several channels,
         each channel's (``bg_chN``). Only emitters inside the reference field of view: those of the margin a
-        multi-channel movie samples (:meth:`iter_movie`) are seen in part by some channels, and are not targets."""
+        movie samples (:meth:`iter_movie`) light its edges but are not targets. ``inside_only=False`` keeps them
+        too (x, y outside ``[0, fov)``): the neighbours an edge emitter really had."""
         xy = emitters.xyz_nm[:, :2].detach()
         inside = (xy[:, 0] >= 0) & (xy[:, 0] < self.fov_nm[0]) & (xy[:, 1] >= 0) & (xy[:, 1] < self.fov_nm[1])
-        if not bool(inside.all()):
+        if inside_only and not bool(inside.all()):
             emitters = emitters.select(inside)
         xyz = emitters.xyz_nm.detach().cpu().double().numpy()
         phot = emitters.photons.detach().cpu().double().numpy()

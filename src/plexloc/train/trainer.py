@@ -118,8 +118,8 @@ class TrainingDiverged(InputError):
 
 
 def auto_margin_px(sim: Simulator) -> float:
-    """0 for one channel; else the largest shift of any channel anywhere on the chip plus half a PSF patch
-    (:meth:`Simulator.channel_margin_px`, which multi-channel movies sample too)."""
+    """Half a PSF patch, plus with several channels the largest shift of any channel anywhere on the chip
+    (:meth:`Simulator.channel_margin_px`, which simulated movies sample too)."""
     return sim.channel_margin_px()
 
 
