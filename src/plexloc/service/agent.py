@@ -8,11 +8,23 @@ stops it and abandons the job (the server has re-queued it).
 
 Progress: an application reports it by printing ``PLEXLOC_PROGRESS <fraction>`` lines, or by a tqdm
 bar (``NN%|``) on its output, which plexloc's own commands show with ``PLEXLOC_PROGRESS=1``.
+
+A worker that dies (SIGKILL, an out-of-memory kill, a crash) takes its job's command with it, on Linux: the command
+runs under a small guard process (:data:`_GUARD`, the leader of the job's process group) that the kernel tells when
+the worker is gone (``PR_SET_PDEATHSIG``); the guard then ends the whole group (SIGTERM, ``kill_grace_s``, SIGKILL).
+Elsewhere there is no such signal and the command starts directly, as before: a worker killed there leaves its
+command running. (The signal follows the worker *thread* that started the command: :meth:`Agent.run` must not be
+called from a thread that ends while its job runs.)
+
+Memory: a job's log lines are kept in memory only until they are sent, up to :data:`_MEMORY_LINES` lines /
+:data:`_MEMORY_CHARS` characters; past that they wait in a spool file, in order. The whole log (the job's ``log.txt``
+output) is written to a file as it comes, never kept in memory.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -43,9 +55,11 @@ _EXPLICIT = re.compile(r"^PLEXLOC_PROGRESS[ =:]+([0-9.eE+-]+)\s*$")
 _TAIL = 40
 #: log lines per ping (the server stores at most this many per request, see jobs.MAX_LOG_LINES_PER_PING)
 _BATCH = 1000
-#: log lines a ping may leave for the next ones; a job printing faster than that loses the oldest from the server's
-#: log (said there), not from its log.txt output, and the worker's memory stays bounded
-_PENDING = 50_000
+#: log lines not sent yet kept in memory (and their characters, at most): the next ones wait in a spool file on disk
+#: until these are sent, so that the worker's memory stays bounded however fast a job prints, and every line reaches
+#: the server, in order (only a disk that refuses the spool file loses lines, said in the log)
+_MEMORY_LINES = 5000
+_MEMORY_CHARS = 4 * 2**20
 #: bytes of output without a line end kept as one line: past it the line is cut (binary output has few line ends)
 _LINE_BYTES = 64 * 1024
 
@@ -105,12 +119,71 @@ def resolve_program(argv: list[str]) -> list[str]:
     return [find_program(argv[0]) or argv[0], *argv[1:]] if argv else argv
 
 
+#: the guard a job's command runs under on Linux (``python -I -S -c _GUARD AGENT_PID GRACE_S ERR_FD COMMAND...``): the
+#: leader of the job's process group, it starts the command (signals at their defaults, the error of an exec that
+#: fails written to ERR_FD), waits for it and exits as it did (a death by signal N: exit 128 + N and "S<N>" on
+#: ERR_FD). SIGTERM, SIGINT and SIGHUP, which the agent sends the whole group, leave the guard waiting for its
+#: command. When the agent dies, the kernel sends the guard SIGUSR1 (PR_SET_PDEATHSIG): it ends the whole group,
+#: SIGTERM, up to GRACE_S for the command to end, SIGKILL (the guard with it).
+_GUARD = r"""
+import os, signal, sys, time
+agent, grace, err_fd, argv = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+me, pid = os.getpid(), 0
+def orphaned(signum, frame):
+    if os.getpid() != me or os.getppid() == agent:
+        return  # a SIGUSR1 sent to the group, not the agent's death
+    os.killpg(0, signal.SIGTERM)
+    end = time.monotonic() + grace
+    while pid and time.monotonic() < end:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+        except ChildProcessError:
+            break
+        time.sleep(0.02)
+    os.killpg(0, signal.SIGKILL)
+KEPT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+for s in KEPT:
+    signal.signal(s, lambda *a: None)
+signal.signal(signal.SIGUSR1, orphaned)
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1), 0, 0, 0)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
+if os.getppid() != agent:  # the agent died before the signal was asked for
+    os._exit(1)
+os.set_inheritable(err_fd, False)  # the command does not get it
+pid = os.fork()
+if pid == 0:
+    for s in (*KEPT, signal.SIGUSR1, signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)
+    try:
+        os.execvp(argv[0], argv)
+    except BaseException as err:
+        os.write(err_fd, ("E" + (getattr(err, "strerror", None) or str(err))).encode(errors="replace"))
+    os._exit(127)
+code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+if code < 0:
+    os.write(err_fd, f"S{-code}".encode())
+os._exit(code if code >= 0 else 128 - code)
+"""
+
+#: the command runs under :data:`_GUARD` (Linux: the kernel's parent-death signal; elsewhere no guard)
+_GUARDED = sys.platform.startswith("linux") and bool(sys.executable)
+
+
 class _LeaseLost(Exception):
     """The server gave the job to another worker while this one was downloading its inputs."""
 
 
 class _Reporter(threading.Thread):
-    """Pings the server every ``interval`` s with progress, stage and new log lines."""
+    """Pings the server every ``interval`` s with progress, stage and new log lines.
+
+    Lines not sent yet: the oldest in :attr:`lines` (memory, bounded by :data:`_MEMORY_LINES` / :data:`_MEMORY_CHARS`),
+    the newer ones, once memory is full, in a spool file (one JSON string a line) until memory has been sent. Every
+    line also goes to the log file that becomes the job's ``log.txt`` (:meth:`write_log`). Both files are temporary
+    (in the agent's work folder), gone at :meth:`close`."""
 
     def __init__(self, agent: "Agent", job_id: str, interval: float, attempt: int | None = None):
         super().__init__(name=f"ping-{job_id}", daemon=True)
@@ -118,9 +191,14 @@ class _Reporter(threading.Thread):
         #: sent with every request about the job: the server refuses those of an attempt that is over
         self.headers = {ATTEMPT_HEADER: str(attempt)} if attempt is not None else {}
         self.lines: deque[str] = deque()
-        self.dropped = 0  # lines never sent (output faster than the pings), said in the next batch
+        self._chars = 0  # characters in self.lines
+        self._spool: Any = None  # the pending lines after self.lines, once memory is full
+        self._spool_read = 0  # offset of the next line to read from the spool
+        self._spooled = 0  # lines in the spool not read yet
+        self._log: Any = None  # every line, as log.txt
+        self._log_error: str | None = None  # why the log file is incomplete
+        self.dropped = 0  # lines never sent (the spool file could not be written), said in the next batch
         self.tail: deque[str] = deque(maxlen=_TAIL)
-        self.all_lines: list[str] = []
         self.progress = 0.0
         self.stage = "downloading"
         self.cancel = threading.Event()
@@ -128,26 +206,91 @@ class _Reporter(threading.Thread):
         self.stop = threading.Event()
         self.lock = threading.Lock()
 
+    def _file(self):
+        return tempfile.TemporaryFile(prefix=f"plexloc-log-{self.job_id}-", dir=self.agent.work_dir)
+
     def log(self, line: str) -> None:
         with self.lock:
-            self.lines.append(line)
-            if len(self.lines) > _PENDING:
-                self.lines.popleft()
-                self.dropped += 1
             self.tail.append(line)
-            self.all_lines.append(line)
+            self._keep(line)
+            if self._spooled or len(self.lines) >= _MEMORY_LINES or self._chars + len(line) > _MEMORY_CHARS:
+                try:
+                    if self._spool is None:
+                        self._spool = self._file()
+                    self._spool.seek(0, os.SEEK_END)
+                    self._spool.write(json.dumps(line).encode() + b"\n")
+                    self._spooled += 1
+                except (OSError, ValueError) as err:
+                    if not self.dropped:
+                        log.warning("job %s: cannot spool log lines (%s): lines lost", self.job_id, err)
+                    self.dropped += 1
+                return
+            self.lines.append(line)
+            self._chars += len(line)
+
+    def _keep(self, line: str) -> None:
+        if self._log_error is not None:
+            return
+        try:
+            if self._log is None:
+                self._log = self._file()
+            self._log.write(line.encode(errors="replace") + b"\n")
+        except (OSError, ValueError) as err:
+            self._log_error = f"{type(err).__name__}: {err}"
+            log.warning("job %s: cannot write the log file: %s", self.job_id, self._log_error)
+
+    def pending(self) -> int:
+        """Lines not sent yet (in memory and spooled)."""
+        with self.lock:
+            return len(self.lines) + self._spooled
 
     def take(self, n: int = _BATCH) -> list[str]:
-        """Up to ``n`` pending lines (the first says how many were dropped, if any)."""
+        """Up to ``n`` pending lines, oldest first (the first says how many were dropped, if any)."""
         with self.lock:
             batch = []
             if self.dropped:
-                batch.append(f"[worker] {self.dropped} log line(s) not sent (printed faster than they could be); "
-                             "the job's log.txt output has them all")
+                batch.append(f"[worker] {self.dropped} log line(s) not sent (the worker could not spool them to disk)")
                 self.dropped = 0
             while self.lines and len(batch) < n:
-                batch.append(self.lines.popleft())
+                line = self.lines.popleft()
+                self._chars -= len(line)
+                batch.append(line)
+            if len(batch) < n and self._spooled:  # memory is sent: the spool's lines are next
+                self._spool.seek(self._spool_read)
+                while self._spooled and len(batch) < n:
+                    batch.append(json.loads(self._spool.readline()))
+                    self._spooled -= 1
+                self._spool_read = self._spool.tell()
+                if not self._spooled:  # all read: the file starts again empty
+                    self._spool.seek(0)
+                    self._spool.truncate()
+                    self._spool_read = 0
             return batch
+
+    def untake(self, batch: list[str]) -> None:
+        """Put back a batch :meth:`take` gave that could not be sent (it stays first; memory may pass its bound by
+        this one batch)."""
+        with self.lock:
+            self.lines.extendleft(reversed(batch))
+            self._chars += sum(map(len, batch))
+
+    def write_log(self, path: Path) -> None:
+        """The whole log (every line logged so far) into ``path``."""
+        with self.lock:
+            with open(path, "wb") as out:
+                if self._log is not None:
+                    self._log.flush()
+                    self._log.seek(0)
+                    shutil.copyfileobj(self._log, out)
+                    self._log.seek(0, os.SEEK_END)
+                if self._log_error is not None:
+                    out.write(f"[worker] log incomplete: {self._log_error}\n".encode())
+
+    def close(self) -> None:
+        with self.lock:
+            for f in (self._spool, self._log):
+                if f is not None:
+                    f.close()
 
     def flush(self, *, max_requests: int = 20) -> None:
         """Ping; a backlog of lines goes out :data:`_BATCH` a request (the server stores no more per request), up to
@@ -161,15 +304,14 @@ class _Reporter(threading.Thread):
                 )
             except httpx.HTTPError as err:  # the server may be restarting: keep the lines, try again
                 log.warning("job %s: ping failed: %s", self.job_id, err)
-                with self.lock:
-                    self.lines.extendleft(reversed(batch))
+                self.untake(batch)
                 return
             if r.status_code in (403, 404):
                 self.lost.set()
                 return
             if r.status_code == 200 and r.json().get("cancel"):
                 self.cancel.set()
-            if not self.lines:
+            if not self.pending():
                 return
 
     def run(self) -> None:
@@ -291,32 +433,53 @@ class Agent:
         finally:
             rep.stop.set()
             rep.join()
-        if rep.lost.is_set():
-            log.warning("job %s: lease lost, abandoned", job_id)
-            self._cleanup(work)
-            return "lost"
-        rep.log(f"[worker] {state}" + (f": {error}" if error else ""))
-        if work is not None:
-            self._upload_log(job_id, work, rep)
-        while len(rep.lines) > _BATCH and not rep.lost.is_set():  # the finish carries one batch: the rest by pings
-            before = len(rep.lines)
-            rep.flush(max_requests=1)
-            if len(rep.lines) >= before:  # the server does not answer: the finish below says so
-                break
-        wall = time.monotonic() - t0
-        body = {
-            "state": state,
-            "error": error,
-            "cpu_seconds": _children_cpu() - cpu0,
-            "gpu_seconds": wall * int(spec["hardware"].get("gpus", 0)),
-            "log": rep.take(),
-        }
         try:
-            check(self.http.post(f"/jobs/{job_id}/finish", json=body, headers=rep.headers))
-        except (httpx.HTTPError, ServiceError) as err:
+            if rep.lost.is_set():
+                log.warning("job %s: lease lost, abandoned", job_id)
+                return "lost"
+            rep.log(f"[worker] {state}" + (f": {error}" if error else ""))
+            if work is not None:
+                self._upload_log(job_id, work, rep)
+            while rep.pending() > _BATCH and not rep.lost.is_set():  # the finish carries one batch: the rest by pings
+                before = rep.pending()
+                rep.flush(max_requests=1)
+                if rep.pending() >= before:  # the server does not answer: the finish below says so
+                    break
+            wall = time.monotonic() - t0
+            body = {
+                "state": state,
+                "error": error,
+                "cpu_seconds": _children_cpu() - cpu0,
+                "gpu_seconds": wall * int(spec["hardware"].get("gpus", 0)),
+                "log": rep.take(),
+            }
+            return self._finish(job_id, body, rep)
+        finally:
+            rep.close()
+            self._cleanup(work)
+
+    def _finish(self, job_id: str, body: dict[str, Any], rep: _Reporter) -> str:
+        """Report the job's end; returns the state the job ended in (``'lost'``: not accepted). A job its user cancelled
+        after the worker's last ping ends only ``cancelled``: the server refuses another end (409), said here, and the
+        job is reported cancelled instead."""
+        state = body["state"]
+        try:
+            r = self.http.post(f"/jobs/{job_id}/finish", json=body, headers=rep.headers)
+            if r.status_code == 409 and state != "cancelled":
+                answer = r.json()
+                log.warning("job %s: the server refused %r (HTTP 409: %s)", job_id, state, answer.get("detail"))
+                if answer.get("state") == "cancelled":  # over already (cancelled when the worker stopped answering)
+                    return "cancelled"
+                if answer.get("cancel_requested"):
+                    error = f"cancelled by the user (before the worker saw it, the job had {state}"
+                    error += f": {body['error']})" if body.get("error") else ")"
+                    # the refused report changed nothing (its log lines and times included): all of it again
+                    body, state = {**body, "state": "cancelled", "error": error}, "cancelled"
+                    r = self.http.post(f"/jobs/{job_id}/finish", json=body, headers=rep.headers)
+            check(r)
+        except (httpx.HTTPError, ServiceError, ValueError) as err:
             log.warning("job %s: finish not accepted: %s", job_id, err)
-            state = "lost"
-        self._cleanup(work)
+            return "lost"
         return state
 
     def _retrying(self, what: str, fn, rep: _Reporter):
@@ -329,6 +492,8 @@ class Agent:
             try:
                 return fn()
             except (httpx.TransportError, transfer.TransferError, ServiceError) as err:
+                if isinstance(err, transfer.UploadCancelled):
+                    raise
                 transient = not isinstance(err, ServiceError) or err.status in (502, 503, 504)
                 if isinstance(err, transfer.TransferError) and "refused (4" in str(err):
                     transient = False
@@ -413,11 +578,23 @@ class Agent:
         return "succeeded", None
 
     def _run_process(self, argv, env, cwd: Path, rep: _Reporter, deadline: float, *, base: float, scale: float):
-        """None on success; else (state, error)."""
+        """None on success; else (state, error). The command leads a process group of its own (under
+        :data:`_GUARD` on Linux), which a cancel, a lost lease or the time limit ends, and its end too."""
+        run, err_r, err_w = argv, None, None
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+            if _GUARDED:
+                err_r, err_w = os.pipe()
+                run = [sys.executable, "-I", "-S", "-c", _GUARD, str(os.getpid()), str(self.kill_grace_s), str(err_w),
+                       *argv]
+            proc = subprocess.Popen(run, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True, pass_fds=(err_w,) if err_w is not None else ())
         except OSError as err:
+            for fd in (err_r, err_w):
+                if fd is not None:
+                    os.close(fd)
             return "failed", f"cannot start {argv[0]}: {err}"
+        if err_w is not None:
+            os.close(err_w)
         reader = threading.Thread(target=self._read_output, args=(proc, rep, base, scale), daemon=True)
         reader.start()
         outcome = None
@@ -433,6 +610,16 @@ class Agent:
                 break
             time.sleep(0.05)
         proc.wait()
+        returncode, said = proc.returncode, ""
+        if err_r is not None:  # what the guard said: the command could not start, or a signal ended it
+            os.set_blocking(err_r, False)
+            with os.fdopen(err_r, "rb") as f:
+                try:
+                    said = (f.read() or b"").decode(errors="replace")
+                except BlockingIOError:  # (the guard killed between its fork and the command's start)
+                    pass
+            if said.startswith("S") and said[1:].isdigit():
+                returncode = -int(said[1:])
         # what the command left behind in its process group (a background child, a child that ignored the SIGTERM
         # its exiting parent shared) would run on, unseen, on a shared GPU, and hold the output pipe open
         self._end_group(proc.pid)
@@ -443,9 +630,11 @@ class Agent:
             proc.stdout.close()
         if outcome:
             return outcome
-        if proc.returncode != 0:
+        if said.startswith("E") and returncode == 127:
+            return "failed", f"cannot start {argv[0]}: {said[1:]}"
+        if returncode != 0:
             tail = [l for l in rep.tail if not l.startswith("[worker]")][-5:]
-            return "failed", f"{Path(argv[0]).name} exited with code {proc.returncode}: " + " | ".join(tail)
+            return "failed", f"{Path(argv[0]).name} exited with code {returncode}: " + " | ".join(tail)
         return None
 
     def _kill(self, proc: subprocess.Popen) -> None:
@@ -523,12 +712,23 @@ class Agent:
                     if path in seen:
                         continue
                     seen.add(path)
-                    self._upload_one(spec["job_id"], path, path.relative_to(out).as_posix(), decl.kind, rep)
-                    rep.log(f"[worker] uploaded {path.relative_to(out).as_posix()}")
+                    name = path.relative_to(out).as_posix()
+                    try:
+                        self._upload_one(spec["job_id"], path, name, decl.kind, rep, stoppable=True)
+                    except transfer.UploadCancelled:  # the file stays pending on the server: never an output
+                        rep.log(f"[worker] upload of {name} stopped: "
+                                + ("cancelled by the user" if rep.cancel.is_set() else "lease lost"))
+                        return missing
+                    rep.log(f"[worker] uploaded {name}")
         return missing
 
-    def _upload_one(self, job_id: str, path: Path, name: str, kind: str, rep: _Reporter) -> None:
-        body = {"name": name, "size": path.stat().st_size, "sha256": transfer.sha256_of(path), "kind": kind}
+    def _upload_one(self, job_id: str, path: Path, name: str, kind: str, rep: _Reporter, *,
+                    stoppable: bool = False) -> None:
+        """Register and upload one output. ``stoppable``: a cancel or a lost lease stops it between chunks (also while
+        its checksum is computed), with :class:`transfer.UploadCancelled`."""
+        stop = (lambda: rep.cancel.is_set() or rep.lost.is_set()) if stoppable else None
+        sha256 = transfer.sha256_of(path, cancelled=stop)
+        body = {"name": name, "size": path.stat().st_size, "sha256": sha256, "kind": kind}
         created = self._retrying(
             f"registering {name}", lambda: check(self.http.post(f"/jobs/{job_id}/outputs", json=body, headers=rep.headers)), rep
         )
@@ -538,7 +738,7 @@ class Agent:
         def put_and_complete():
             url = next(urls, None) or check(
                 self.http.post(f"/jobs/{job_id}/outputs/{fid}/upload-url", headers=rep.headers))["upload_url"]
-            transfer.upload(self.bytes_http, url, path)  # continues where the store stopped
+            transfer.upload(self.bytes_http, url, path, cancelled=stop)  # continues where the store stopped
             check(self.http.post(f"/jobs/{job_id}/outputs/{fid}/complete", headers=rep.headers))
 
         self._retrying(f"upload of {name}", put_and_complete, rep)
@@ -546,7 +746,7 @@ class Agent:
     def _upload_log(self, job_id: str, work: Path, rep: _Reporter) -> None:
         path = work / "log.txt"
         try:
-            path.write_text("\n".join(rep.all_lines) + "\n")
+            rep.write_log(path)
             self._upload_one(job_id, path, "log.txt", "log", rep)
         except (httpx.HTTPError, ServiceError, transfer.TransferError, OSError) as err:  # (the finish carries the lines)
             log.warning("job %s: log upload failed: %s", job_id, err)

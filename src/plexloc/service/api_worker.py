@@ -31,6 +31,7 @@ from plexloc.service.schemas import (
     UploadOut,
     UrlOut,
 )
+from plexloc.service.states import IllegalTransition, JobState
 
 router = APIRouter(prefix="/worker/v1", tags=["worker"])
 
@@ -181,6 +182,12 @@ def complete_output(job_id: str, file_id: str, request: Request, session: Sessio
 
 @router.post("/jobs/{job_id}/finish")
 def finish(job_id: str, body: FinishIn, session: SessionDep, worker: WorkerDep, attempt: AttemptDep = None) -> dict[str, str]:
+    """End the job. 409 (naming the job and its state) for an end the job cannot take: any end but ``cancelled`` of a
+    job its user cancelled while it ran, and any end of a job this worker's attempt held that is over already."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if (job is not None and job.worker_id == worker.id and JobState(job.state).terminal
+            and (attempt is None or attempt == job.attempts)):
+        raise IllegalTransition(job.id, JobState(job.state), JobState(body.state))
     job = _held_job(session, worker, job_id, attempt)
     ops.finish(
         session, job, worker, state=body.state, error=body.error, cpu_seconds=body.cpu_seconds,

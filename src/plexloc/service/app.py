@@ -23,7 +23,7 @@ from plexloc.service.db import open_database
 from plexloc.service.notify import send_pending, smtp_sender
 from plexloc.service.security import Signer
 from plexloc.service.settings import Settings
-from plexloc.service.states import IllegalTransition
+from plexloc.service.states import CancelRequested, IllegalTransition
 from plexloc.service.storage import StorageError, StorageUnavailable, open_storage
 
 log = logging.getLogger("plexloc.service")
@@ -116,7 +116,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(IllegalTransition)
     async def _illegal(request: Request, err: IllegalTransition):
-        return JSONResponse({"detail": str(err), "state": err.current.value}, status_code=409)
+        body = {"detail": str(err), "state": err.current.value}
+        if isinstance(err, CancelRequested):  # the job runs on only to be reported cancelled
+            body["cancel_requested"] = True
+        return JSONResponse(body, status_code=409)
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, err: StorageError):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from plexloc.errors import InputError
 from plexloc.service.apps import EntryPoint, Hardware, Registry
 from plexloc.service.db import File, Job, JobInput, JobLog, Outbox, User, Worker, now
-from plexloc.service.states import IllegalTransition, JobState, check_transition
+from plexloc.service.states import CancelRequested, IllegalTransition, JobState, check_transition
 
 MAX_LOG_LINE = 4000
 MAX_LOG_LINES_PER_PING = 1000
@@ -409,11 +409,15 @@ def finish(
     at: float | None = None,
     attempt: int | None = None,
 ) -> None:
+    """End ``job`` in the terminal ``state`` its worker reports. A job whose user cancelled it ends ``cancelled`` only:
+    another end (the worker had not seen the cancel yet) is refused with :class:`CancelRequested`, the job unchanged."""
     at = now() if at is None else at
     held(job, worker, at=at, attempt=attempt)
     state = JobState(state)
     if not state.terminal:
         raise IllegalTransition(job.id, JobState(job.state), state)
+    if job.cancel_requested and state is not JobState.cancelled:  # the user's cancel stands: it is not undone
+        raise CancelRequested(job.id, JobState(job.state), state)
     if lines:
         add_log(session, job, list(lines), at=at)
     job.cpu_seconds += max(0.0, cpu_seconds)

@@ -7,7 +7,9 @@
 
 ``assigned``: a worker holds the job's lease and fetches its inputs; ``running``: its command runs
 (``stage`` says running or uploading). A lapsed lease sends the job back to ``queued`` while attempts
-remain, else to ``failed``; a job whose cancel was requested goes to ``cancelled`` instead.
+remain, else to ``failed``; a job whose cancel was requested goes to ``cancelled`` instead. A held job whose
+cancel was requested ends ``cancelled`` only: its worker's report of another end is refused
+(:class:`CancelRequested`), so that a cancel the worker had not seen yet is not undone.
 Terminal states are final: a re-run is a new job.
 """
 
@@ -55,6 +57,17 @@ class IllegalTransition(Exception):
     def __init__(self, job_id: str, current: JobState, target: JobState):
         self.job_id, self.current, self.target = job_id, JobState(current), JobState(target)
         super().__init__(f"job {job_id}: cannot go from {self.current.value} to {self.target.value}")
+
+
+class CancelRequested(IllegalTransition):
+    """A worker reports an end other than ``cancelled`` for a job whose user cancelled it while it ran (the worker had
+    not seen the cancel yet): the job stays cancel-requested, and its worker is to report ``cancelled`` (the API
+    answers 409)."""
+
+    def __init__(self, job_id: str, current: JobState, target: JobState):
+        super().__init__(job_id, current, target)
+        self.args = (f"job {job_id} is {self.current.value} with a cancel requested by its user: it cannot end "
+                     f"{self.target.value}, only cancelled",)
 
 
 def check_transition(job_id: str, current: JobState | str, target: JobState | str) -> JobState:

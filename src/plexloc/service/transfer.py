@@ -1,11 +1,15 @@
 """Moving file bytes to and from signed URLs: streamed in chunks, uploads resumed at the offset the
-store reports, downloads checked against their SHA-256. Used by the client and the worker agent."""
+store reports, downloads checked against their SHA-256. Used by the client and the worker agent.
+
+An upload (and the checksum before it) may be given ``cancelled``, a function asked between chunks: when it answers
+true the transfer stops there with :class:`UploadCancelled` (the store keeps the bytes sent so far as an unfinished
+upload, never as a complete file)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -23,10 +27,20 @@ class ChecksumMismatch(TransferError):
     """The bytes that arrived are not the file's (corrupted in flight, or a damaged copy in the store)."""
 
 
-def sha256_of(path: str | os.PathLike) -> str:
+class UploadCancelled(TransferError):
+    """The upload was told to stop (its ``cancelled()`` turned true) before it was complete."""
+
+
+def _check(cancelled: Callable[[], bool] | None, path: Path) -> None:
+    if cancelled is not None and cancelled():
+        raise UploadCancelled(f"upload of {path.name} cancelled")
+
+
+def sha256_of(path: str | os.PathLike, *, cancelled: Callable[[], bool] | None = None) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
+            _check(cancelled, Path(path))
             h.update(chunk)
     return h.hexdigest()
 
@@ -42,13 +56,24 @@ def _is_local(url: str) -> bool:
     return "/storage/v1/" in url
 
 
-def upload(http: httpx.Client, url: str, path: str | os.PathLike, *, retries: int = 3, chunk: int = CHUNK) -> None:
+def _body(path: Path, offset: int, chunk: int, cancelled: Callable[[], bool] | None) -> Iterator[bytes]:
+    """The bytes of ``path`` from ``offset``; :class:`UploadCancelled` before a chunk once ``cancelled()`` is true
+    (raised from inside the request, it ends the PUT there: the connection is closed, the store keeps what came)."""
+    for data in _read_from(path, offset, chunk):
+        _check(cancelled, path)
+        yield data
+
+
+def upload(http: httpx.Client, url: str, path: str | os.PathLike, *, retries: int = 3, chunk: int = CHUNK,
+           cancelled: Callable[[], bool] | None = None) -> None:
     """PUT ``path`` to a signed upload URL. On the local store an interrupted upload continues from the
-    offset the store has (``HEAD``), up to ``retries`` times; an S3 URL takes one whole PUT."""
+    offset the store has (``HEAD``), up to ``retries`` times; an S3 URL takes one whole PUT. ``cancelled`` is asked
+    before each chunk: true stops the upload with :class:`UploadCancelled` (not retried)."""
     path = Path(path)
     size = path.stat().st_size
     last: Exception | None = None
     for _ in range(retries + 1):
+        _check(cancelled, path)
         offset = 0
         try:
             if _is_local(url):
@@ -61,7 +86,8 @@ def upload(http: httpx.Client, url: str, path: str | os.PathLike, *, retries: in
                 target = f"{url}&offset={offset}"
             else:
                 target = url
-            r = http.put(target, content=_read_from(path, offset, chunk), headers={"Content-Length": str(size - offset)})
+            r = http.put(target, content=_body(path, offset, chunk, cancelled),
+                         headers={"Content-Length": str(size - offset)})
             if r.status_code in (200, 201):
                 return
             if r.status_code == 409:  # another offset: ask again
