@@ -91,6 +91,37 @@ class Service:
         return self.app.state.sessions
 
 
+def script_app(folder: Path, script: str, *, name: str, outputs: tuple[str, ...] = ("*.txt",)) -> Path:
+    """An application ``name`` in ``folder`` whose one entry point ``run`` runs the Python ``script`` as
+    ``script MODE OUTPUT_DIR ARG`` (params ``mode``, ``arg``), keeping the files matching ``outputs``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(script)
+    outs = ", ".join(f'{{path: "{o}"}}' for o in outputs)
+    (folder / f"{name}.yaml").write_text(textwrap.dedent(f"""
+        name: {name}
+        versions:
+          "1":
+            entry_points:
+              run:
+                command: ["{sys.executable}", "{folder / f'{name}.py'}", "{{param.mode}}", "{{output_dir}}", "{{param.arg}}"]
+                params:
+                  mode: {{type: string}}
+                  arg: {{type: string, default: "0"}}
+                outputs: [{outs}]
+                hardware: {{cpus: 1, memory_mb: 10}}
+                timeout_s: 120
+        """))
+    return folder
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not; Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def make_service(tmp_path: Path, **overrides) -> Service:
     values = {"data_dir": tmp_path / "data", "sweep_interval_s": 0, "apps_dirs": [ticker_app(tmp_path / "apps")]}
     settings = Settings(**{**values, **overrides})

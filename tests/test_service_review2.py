@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import service_support
 from service_support import (  # noqa: F401 (fixtures)
-    LiveServer, auth, fresh_postgres_db, http, live, make_service, postgres_server, service, ticker_app,
+    LiveServer, auth, fresh_postgres_db, http, live, make_service, pid_alive, postgres_server, script_app, service,
+    ticker_app,
 )
 
 from plexloc.service import jobs as ops
@@ -48,26 +48,6 @@ sys.stdout.flush()
 '''
 
 
-def script_app(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "scr.py").write_text(SCRIPT)
-    (folder / "scr.yaml").write_text(textwrap.dedent(f"""
-        name: scr
-        versions:
-          "1":
-            entry_points:
-              run:
-                command: ["{sys.executable}", "{folder / 'scr.py'}", "{{param.mode}}", "{{output_dir}}", "{{param.arg}}"]
-                params:
-                  mode: {{type: string}}
-                  arg: {{type: string, default: "0"}}
-                outputs: [{{path: "*.txt"}}]
-                hardware: {{cpus: 1, memory_mb: 10}}
-                timeout_s: 120
-        """))
-    return folder
-
-
 def AgentThread(url: str, token: str, **kw) -> service_support.AgentThread:  # noqa: N802 (a class's stand-in)
     """The shared test agent with a 1 s kill grace (these tests kill stubborn children)."""
     return service_support.AgentThread(url, token, **{"kill_grace_s": 1.0, **kw})
@@ -76,24 +56,17 @@ def AgentThread(url: str, token: str, **kw) -> service_support.AgentThread:  # n
 @pytest.fixture
 def env(tmp_path):
     svc = make_service(tmp_path, lease_s=1.5, sweep_interval_s=0.2,
-                       apps_dirs=[ticker_app(tmp_path / "apps"), script_app(tmp_path / "scr")])
+                       apps_dirs=[ticker_app(tmp_path / "apps"), script_app(tmp_path / "scr", SCRIPT, name="scr")])
     with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
         yield svc, live, client
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
     """Whether process ``pid`` is gone within ``timeout`` s (it is killed here if not, so that no test leaves it)."""
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    gone = not _alive(pid)
+    gone = not pid_alive(pid)
     if not gone:
         os.kill(pid, signal.SIGKILL)
     return gone

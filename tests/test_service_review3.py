@@ -8,14 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import service_support
-from service_support import LiveServer, auth, http, live, make_service, service, ticker_app  # noqa: F401 (fixtures)
+from service_support import (  # noqa: F401 (fixtures)
+    LiveServer, auth, http, live, make_service, pid_alive, script_app, service, ticker_app,
+)
 from sqlalchemy import select
 
 from plexloc.service import agent as agent_mod
@@ -36,26 +37,6 @@ sys.stdout.flush()
 '''
 
 
-def script_app(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "scr3.py").write_text(SCRIPT)
-    (folder / "scr3.yaml").write_text(textwrap.dedent(f"""
-        name: scr3
-        versions:
-          "1":
-            entry_points:
-              run:
-                command: ["{sys.executable}", "{folder / 'scr3.py'}", "{{param.mode}}", "{{output_dir}}", "{{param.arg}}"]
-                params:
-                  mode: {{type: string}}
-                  arg: {{type: string, default: "0"}}
-                outputs: [{{path: "*.txt"}}, {{path: "*.bin"}}]
-                hardware: {{cpus: 1, memory_mb: 10}}
-                timeout_s: 120
-        """))
-    return folder
-
-
 def AgentThread(url: str, token: str, **kw) -> service_support.AgentThread:  # noqa: N802 (a class's stand-in)
     return service_support.AgentThread(url, token, **{"kill_grace_s": 1.0, **kw})
 
@@ -63,26 +44,19 @@ def AgentThread(url: str, token: str, **kw) -> service_support.AgentThread:  # n
 @pytest.fixture
 def env(tmp_path):
     svc = make_service(tmp_path, lease_s=5.0, sweep_interval_s=0.2,
-                       apps_dirs=[ticker_app(tmp_path / "apps"), script_app(tmp_path / "scr3")])
+                       apps_dirs=[ticker_app(tmp_path / "apps"), script_app(tmp_path / "scr3", SCRIPT, name="scr3", outputs=("*.txt", "*.bin"))])
     with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
         yield svc, live, client
     svc.app.state.engine.dispose()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _gone_within(pid: int, timeout: float) -> float | None:
     """Seconds until process ``pid`` was gone, or None if it outlived ``timeout`` (it is killed then: no test leaves
     a process behind)."""
     t0 = time.monotonic()
-    while _alive(pid) and time.monotonic() - t0 < timeout:
+    while pid_alive(pid) and time.monotonic() - t0 < timeout:
         time.sleep(0.02)
-    if _alive(pid):
+    if pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
         return None
     return time.monotonic() - t0
