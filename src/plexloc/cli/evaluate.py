@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
         px_size_nm=args.px_size,
     )
     print(metrics.format_table())
+    import sys
+
+    from plexloc.evaluate.metrics import scale_mismatch
+
+    for line in scale_mismatch(truth, pred):  # pixels or um read as nm: the scores alone do not say so
+        print(f"warning: {args.pred} against {args.truth}: {line}", file=sys.stderr)
     voxel = {}
     if args.voxel_ji is not None:
         from plexloc.evaluate.voxel import voxel_jaccard

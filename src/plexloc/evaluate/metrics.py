@@ -22,7 +22,7 @@ from plexloc.errors import InputError
 from plexloc.evaluate.matching import Matching, match
 from plexloc.table import LocTable
 
-__all__ = ["Metrics", "evaluate", "evaluate_matching", "gridding_deviation"]
+__all__ = ["Metrics", "evaluate", "evaluate_matching", "gridding_deviation", "scale_mismatch"]
 
 #: Keys that :meth:`Metrics.to_dict` always writes (``None`` where not applicable).
 CORE_KEYS: tuple[str, ...] = (
@@ -200,6 +200,48 @@ def gridding_deviation(positions_nm: np.ndarray, px_size_nm: float, *, bins: int
     counts = np.bincount(idx, minlength=bins)
     expected = positions_nm.size / bins
     return float(np.max(np.abs(counts / expected - 1.0)))
+
+
+def scale_mismatch(
+    truth: LocTable, pred: LocTable, *, factor: float = 20.0, min_rows: int = 10
+) -> list[str]:
+    """Warnings where a coordinate of ``pred`` spreads ``factor`` times more or less than the truth's.
+
+    A table in pixels (x / 100 for 100 nm pixels) or with z in um (z / 1000) matches nothing, or
+    matches with an axial RMSE that means nothing, and the scores alone do not say why. The spread
+    is the interquartile range of ``x_nm``, ``y_nm``, ``z_nm`` over all rows (a few outliers do not
+    move it); a column is compared only where both tables have ``min_rows`` rows and a spread > 0
+    (a 2D table's constant z is not compared). Returns one line per suspect column, else ``[]``.
+
+    >>> t = LocTable({"frame": [0] * 20, "x_nm": np.linspace(0, 6400, 20), "y_nm": np.linspace(0, 6400, 20),
+    ...               "z_nm": np.zeros(20), "photons": np.ones(20)})
+    >>> scale_mismatch(t, t.with_columns(x_nm=t["x_nm"] / 100))   # doctest: +ELLIPSIS
+    ["predicted x_nm spreads 32 nm (interquartile range) where the truth's spreads 3200 nm: 100x less; ..."]
+    """
+    out: list[str] = []
+    if len(truth) < min_rows or len(pred) < min_rows:
+        return out
+    for col in ("x_nm", "y_nm", "z_nm"):
+        if col not in truth or col not in pred:
+            continue
+        t = np.asarray(truth[col], float)
+        p = np.asarray(pred[col], float)
+        t, p = t[np.isfinite(t)], p[np.isfinite(p)]
+        if t.size < min_rows or p.size < min_rows:
+            continue
+        st = float(np.subtract(*np.percentile(t, [75, 25])))
+        sp = float(np.subtract(*np.percentile(p, [75, 25])))
+        if st <= 0 or sp <= 0:
+            continue
+        ratio = sp / st
+        if ratio < 1 / factor or ratio > factor:
+            k = 1 / ratio if ratio < 1 else ratio
+            how = (f"{k:,.0f}" if k >= 100 else f"{k:.3g}") + ("x less" if ratio < 1 else "x more")
+            out.append(
+                f"predicted {col} spreads {sp:.4g} nm (interquartile range) where the truth's spreads "
+                f"{st:.4g} nm: {how}; is one table in pixels or um instead of nm?"
+            )
+    return out
 
 
 def _check_px(px_size_nm: float | None) -> None:

@@ -74,12 +74,22 @@ def _triple(value, name: str, *, positive: bool) -> tuple[float, float, float]:
     return out  # type: ignore[return-value]
 
 
-def voxel_labels(table: LocTable, *, voxel_nm, origin_nm, shape=None) -> tuple[np.ndarray, int]:
+def voxel_labels(table: LocTable, *, voxel_nm, origin_nm, shape=None, name: str = "table") -> tuple[np.ndarray, int]:
     """The positive voxels of a table: unique rows ``(frame, i, j, k)`` (i along x, j along y, k along z),
-    and the number of points outside ``shape`` (left out)."""
+    and the number of points outside ``shape`` (left out).
+
+    Raises:
+        InputError: a missing column, or a NaN/inf position (it lies in no voxel; counted as "outside" it
+            would pass silently as a missed or spurious molecule). ``name`` says which table in the message.
+    """
     for col in ("frame", "x_nm", "y_nm", "z_nm"):
         if col not in table.columns:
-            raise InputError(f"table has no '{col}' column, which the voxel Jaccard index needs")
+            raise InputError(f"{name} has no '{col}' column, which the voxel Jaccard index needs")
+    try:
+        table.check_finite(("x_nm", "y_nm", "z_nm"))
+    except InputError as err:
+        raise InputError(f"{name}: {err.reason}; the voxel Jaccard index needs finite positions",
+                         source=err.source) from None
     pos = np.column_stack([table["x_nm"], table["y_nm"], table["z_nm"]]).astype(np.float64)
     idx = np.floor((pos - np.asarray(origin_nm)) / np.asarray(voxel_nm))
     keep = np.all(np.isfinite(idx), axis=1)
@@ -105,8 +115,8 @@ def voxel_jaccard(truth: LocTable, pred: LocTable, *, voxel_nm=(192.0, 192.0, 40
         if len(shp) != 3 or min(shp) < 1:
             raise InputError(f"voxel shape must be three counts >= 1 (n_x, n_y, n_z), got {list(shape)}")
         shape = shp
-    t, t_out = voxel_labels(truth, voxel_nm=voxel, origin_nm=origin, shape=shape)
-    p, p_out = voxel_labels(pred, voxel_nm=voxel, origin_nm=origin, shape=shape)
+    t, t_out = voxel_labels(truth, voxel_nm=voxel, origin_nm=origin, shape=shape, name="ground-truth table")
+    p, p_out = voxel_labels(pred, voxel_nm=voxel, origin_nm=origin, shape=shape, name="predicted table")
     both = np.concatenate([t, p])
     tp = int((np.unique(both, axis=0, return_counts=True)[1] == 2).sum()) if len(both) else 0
     fp, fn = len(p) - tp, len(t) - tp
