@@ -180,3 +180,14 @@ def test_zscores_and_crlb_ratio_have_their_closed_forms():
     # nearest neighbour in the same frame only
     nn = neighbour_distance_nm(make_table([0, 0, 1], [0.0, 300.0, 1.0], [0.0, 400.0, 0.0]))
     assert nn.tolist() == [500.0, 500.0, math.inf]
+
+
+def test_zscore_slabs_keep_the_top_edge():
+    """Slabs were [lo, hi) throughout: emitters exactly at the top edge (z on a grid of steps) were in no slab."""
+    from plexloc.evaluate.uncertainty import zscore_slabs
+
+    z = np.array([-500.0, -250.0, 0.0, 250.0, 500.0, 500.0])
+    t = _table(np.arange(6), np.full(6, 1000.0), np.full(6, 1000.0), z)
+    p = t.with_columns(x_nm=t["x_nm"] + 1.0, sigma_x_nm=np.ones(6), sigma_y_nm=np.ones(6), sigma_z_nm=np.ones(6))
+    rows = zscore_slabs(p, match(t, p), t, [-500.0, 0.0, 500.0])
+    assert [r["n"] for r in rows] == [2, 4]

@@ -249,14 +249,15 @@ def photon_calibration(pred: LocTable, m: Matching, truth: LocTable, *, isolated
 
 def zscore_slabs(pred: LocTable, m: Matching, truth: LocTable, edges_nm: Sequence[float]) -> list[dict[str, float]]:
     """Standard deviation of the z-scores (``error / predicted sigma``) of matched pairs in slabs of the
-    true z (``edges_nm``, ascending): one dict per slab with ``z_lo, z_hi, n, zscore_std_x, zscore_std_y,
+    true z (``edges_nm``, ascending; each slab ``[lo, hi)``, the last ``[lo, hi]``, as numpy's histogram, so that
+    emitters at the top of the z range, e.g. beads on a grid of z steps, are not left out): one dict per slab with ``z_lo, z_hi, n, zscore_std_x, zscore_std_y,
     zscore_std_z`` and their robust ``zscore_rsd_*`` (NaN where the slab has fewer than 2 pairs or the table
     no sigma column)."""
     edges = _edges(edges_nm)
     zt = np.asarray(truth["z_nm"], float)[m.tp_truth]
     out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        sel = (zt >= lo) & (zt < hi)
+        sel = (zt >= lo) & ((zt < hi) | ((hi == edges[-1]) & (zt == hi)))  # the last slab includes its top edge
         row = {"z_lo": float(lo), "z_hi": float(hi), "n": int(sel.sum())}
         row.update(_group_spread(pred, m, sel))
         out.append(row)
