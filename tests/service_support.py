@@ -122,6 +122,46 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def gone_within(pid: int, timeout: float = 5.0) -> float | None:
+    """Seconds until process ``pid`` was gone, or None if it outlived ``timeout`` (it is killed then: no test leaves
+    a process behind)."""
+    import os
+    import signal
+
+    t0 = time.monotonic()
+    while pid_alive(pid) and time.monotonic() - t0 < timeout:
+        time.sleep(0.02)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        return None
+    return time.monotonic() - t0
+
+
+def quick_kill_agent(url: str, token: str, **kw) -> AgentThread:
+    """The shared test agent with a 1 s kill grace (for tests that kill stubborn children)."""
+    return AgentThread(url, token, **{"kill_grace_s": 1.0, **kw})
+
+
+def all_log_lines(client, job_id: str) -> list[str]:
+    """Every log line of a job, page by page, through the user API (``client``: a :class:`plexloc.service.Client`)."""
+    lines, after = [], 0
+    while True:
+        page = client._get(f"/jobs/{job_id}/log", after=after, limit=10000)
+        if not page["lines"]:
+            return lines
+        lines += [x["line"] for x in page["lines"]]
+        after = page["next_after"]
+
+
+def wait_for_stage(client, job_id: str, stage: str, timeout: float = 30.0) -> dict:
+    """Poll a job until its ``stage`` is ``stage`` (it must not end before); the job's last state."""
+    deadline = time.monotonic() + timeout
+    while (j := client.job(job_id))["stage"] != stage:
+        assert time.monotonic() < deadline and j["state"] in ("queued", "assigned", "running"), j
+        time.sleep(0.02)
+    return j
+
+
 def make_service(tmp_path: Path, **overrides) -> Service:
     values = {"data_dir": tmp_path / "data", "sweep_interval_s": 0, "apps_dirs": [ticker_app(tmp_path / "apps")]}
     settings = Settings(**{**values, **overrides})

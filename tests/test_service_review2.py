@@ -3,17 +3,13 @@ real subprocesses), each test a defect the first review left."""
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import service_support
 from service_support import (  # noqa: F401 (fixtures)
-    LiveServer, auth, fresh_postgres_db, http, live, make_service, pid_alive, postgres_server, script_app, service,
-    ticker_app,
+    LiveServer, all_log_lines, auth, fresh_postgres_db, gone_within, http, live, make_service, postgres_server,
+    quick_kill_agent, script_app, service, ticker_app, wait_for_stage,
 )
 
 from plexloc.service import jobs as ops
@@ -48,28 +44,12 @@ sys.stdout.flush()
 '''
 
 
-def AgentThread(url: str, token: str, **kw) -> service_support.AgentThread:  # noqa: N802 (a class's stand-in)
-    """The shared test agent with a 1 s kill grace (these tests kill stubborn children)."""
-    return service_support.AgentThread(url, token, **{"kill_grace_s": 1.0, **kw})
-
-
 @pytest.fixture
 def env(tmp_path):
     svc = make_service(tmp_path, lease_s=1.5, sweep_interval_s=0.2,
                        apps_dirs=[ticker_app(tmp_path / "apps"), script_app(tmp_path / "scr", SCRIPT, name="scr")])
     with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
         yield svc, live, client
-
-
-def _wait_gone(pid: int, timeout: float = 5.0) -> bool:
-    """Whether process ``pid`` is gone within ``timeout`` s (it is killed here if not, so that no test leaves it)."""
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    gone = not pid_alive(pid)
-    if not gone:
-        os.kill(pid, signal.SIGKILL)
-    return gone
 
 
 def _child_pid(c: Client, job_id: str, timeout: float = 30) -> int:
@@ -82,30 +62,20 @@ def _child_pid(c: Client, job_id: str, timeout: float = 30) -> int:
     raise AssertionError("the job never printed its child's pid")
 
 
-def _all_log_lines(c: Client, job_id: str) -> list[str]:
-    lines, after = [], 0
-    while True:
-        page = c._get(f"/jobs/{job_id}/log", after=after, limit=10000)
-        if not page["lines"]:
-            return lines
-        lines += [x["line"] for x in page["lines"]]
-        after = page["next_after"]
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_background_child_of_a_finished_command_is_ended_not_waited_for(env, tmp_path):
     """Before: a command that exits 0 leaving a child in the background (holding the output pipe) kept the worker
     waiting for that child (the job ``running`` for as long as the child lived: 60 s here) and the child ran on,
     unseen. After: the job succeeds at once and the child is gone."""
     svc, live, c = env
-    with AgentThread(live.url, svc.worker_token, work_dir=tmp_path):
+    with quick_kill_agent(live.url, svc.worker_token, work_dir=tmp_path):
         job = c.submit("scr", config={"mode": "background"})
         pid = _child_pid(c, job["id"])
         try:
             j = c.wait(job["id"], timeout=15)
             assert j["state"] == "succeeded", j
         finally:
-            assert _wait_gone(pid), "the job's background child still runs"
+            assert gone_within(pid) is not None, "the job's background child still runs"
     assert not list(tmp_path.glob("plexloc-job-*")), "work folder left behind"
 
 
@@ -114,7 +84,7 @@ def test_a_cancelled_job_leaves_no_process_that_ignored_sigterm(env, tmp_path):
     """Before: on cancel the command's group got SIGTERM; the command stopped, so no SIGKILL followed, and its child
     that ignores SIGTERM ran on as an orphan. After: the job is cancelled, the child killed, the work folder gone."""
     svc, live, c = env
-    with AgentThread(live.url, svc.worker_token, work_dir=tmp_path):
+    with quick_kill_agent(live.url, svc.worker_token, work_dir=tmp_path):
         job = c.submit("scr", config={"mode": "stubborn"})
         pid = _child_pid(c, job["id"])
         try:
@@ -122,7 +92,7 @@ def test_a_cancelled_job_leaves_no_process_that_ignored_sigterm(env, tmp_path):
             j = c.wait(job["id"], timeout=20)
             assert j["state"] == "cancelled", j
         finally:
-            assert _wait_gone(pid), "a process of the cancelled job still runs"
+            assert gone_within(pid) is not None, "a process of the cancelled job still runs"
     assert not list(tmp_path.glob("plexloc-job-*")), "work folder left behind"
 
 
@@ -130,10 +100,10 @@ def test_a_job_printing_many_lines_at_once_loses_none_of_them(env):
     """20,000 lines printed at once. Before: the server kept the first 1,000 of each ping and dropped the rest
     without a word (999 of 20,000 in the log). After: every line, in order."""
     svc, live, c = env
-    with AgentThread(live.url, svc.worker_token):
+    with quick_kill_agent(live.url, svc.worker_token):
         job = c.submit("scr", config={"mode": "flood", "arg": "20000"})
         assert c.wait(job["id"], timeout=60)["state"] == "succeeded"
-    lines = [x for x in _all_log_lines(c, job["id"]) if x.startswith("line ")]
+    lines = [x for x in all_log_lines(c, job["id"]) if x.startswith("line ")]
     assert lines == [f"line {i}" for i in range(20000)]
 
 
@@ -167,11 +137,11 @@ def test_binary_output_without_line_ends_keeps_the_lease(env):
     (quadratic), its pings starved, the lease (1.5 s) lapsed and the job was taken from it. After: succeeded on
     attempt 1, the long line cut and said so, the line after it logged."""
     svc, live, c = env
-    with AgentThread(live.url, svc.worker_token):
+    with quick_kill_agent(live.url, svc.worker_token):
         job = c.submit("scr", config={"mode": "binary", "arg": "512"})
         j = c.wait(job["id"], timeout=60)
     assert j["state"] == "succeeded" and j["attempts"] == 1, j
-    lines = _all_log_lines(c, job["id"])
+    lines = all_log_lines(c, job["id"])
     assert "end" in lines
     assert any("bytes cut]" in x or "characters cut]" in x for x in lines)
     assert not any("lease" in x for x in lines)
@@ -210,12 +180,9 @@ def test_a_job_cancelled_while_its_outputs_upload_ends_cancelled(env, monkeypatc
         return real(*a, **kw)
 
     monkeypatch.setattr(transfer, "upload", slow_upload)
-    with AgentThread(live.url, svc.worker_token):
+    with quick_kill_agent(live.url, svc.worker_token):
         job = c.submit("scr", config={"mode": "files", "arg": "20"})
-        deadline = time.monotonic() + 30
-        while (j := c.job(job["id"]))["stage"] != "uploading":
-            assert time.monotonic() < deadline and j["state"] in ("queued", "assigned", "running"), j
-            time.sleep(0.02)
+        wait_for_stage(c, job["id"], "uploading")
         c.cancel(job["id"])
         j = c.wait(job["id"], timeout=30)
     assert j["state"] == "cancelled" and "uploading" in j["error"], j

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-import service_support
 from service_support import (  # noqa: F401 (fixtures)
-    LiveServer, auth, http, live, make_service, pid_alive, script_app, service, ticker_app,
+    LiveServer, all_log_lines, auth, gone_within, http, live, make_service, quick_kill_agent, script_app, service,
+    ticker_app, wait_for_stage,
 )
 from sqlalchemy import select
 
@@ -37,39 +37,14 @@ sys.stdout.flush()
 '''
 
 
-def AgentThread(url: str, token: str, **kw) -> service_support.AgentThread:  # noqa: N802 (a class's stand-in)
-    return service_support.AgentThread(url, token, **{"kill_grace_s": 1.0, **kw})
-
-
 @pytest.fixture
 def env(tmp_path):
     svc = make_service(tmp_path, lease_s=5.0, sweep_interval_s=0.2,
-                       apps_dirs=[ticker_app(tmp_path / "apps"), script_app(tmp_path / "scr3", SCRIPT, name="scr3", outputs=("*.txt", "*.bin"))])
+                       apps_dirs=[ticker_app(tmp_path / "apps"), script_app(tmp_path / "scr3", SCRIPT, name="scr3",
+                                                                          outputs=("*.txt", "*.bin"))])
     with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
         yield svc, live, client
     svc.app.state.engine.dispose()
-
-
-def _gone_within(pid: int, timeout: float) -> float | None:
-    """Seconds until process ``pid`` was gone, or None if it outlived ``timeout`` (it is killed then: no test leaves
-    a process behind)."""
-    t0 = time.monotonic()
-    while pid_alive(pid) and time.monotonic() - t0 < timeout:
-        time.sleep(0.02)
-    if pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        return None
-    return time.monotonic() - t0
-
-
-def _all_log_lines(c: Client, job_id: str) -> list[str]:
-    lines, after = [], 0
-    while True:
-        page = c._get(f"/jobs/{job_id}/log", after=after, limit=10000)
-        if not page["lines"]:
-            return lines
-        lines += [x["line"] for x in page["lines"]]
-        after = page["next_after"]
 
 
 # -- 1. a worker killed with SIGKILL -----------------------------------------------------------------------------------
@@ -116,7 +91,7 @@ def test_a_killed_worker_takes_its_jobs_command_with_it(tmp_path):
     finally:
         parent.kill()
         parent.wait()
-    took = [_gone_within(command, 5.0), _gone_within(child, 5.0)]
+    took = [gone_within(command, 5.0), gone_within(child, 5.0)]
     assert None not in took, f"still running 5 s after the worker was killed (command, child): {took}"
     assert max(took) < 3.0, took
 
@@ -176,11 +151,11 @@ def test_the_workers_log_buffer_stays_bounded_and_every_line_arrives(env, monkey
                 peak["chars"] = max(peak["chars"], sum(map(len, self.lines)) + sum(map(len, kept)))
 
     monkeypatch.setattr(agent_mod, "_Reporter", Measured)
-    with AgentThread(live.url, svc.worker_token):
+    with quick_kill_agent(live.url, svc.worker_token):
         job = c.submit("scr3", config={"mode": "flood", "arg": "30000"})
         assert c.wait(job["id"], timeout=60)["state"] == "succeeded"
     expected = [f"line {i}" for i in range(30000)]
-    assert [x for x in _all_log_lines(c, job["id"]) if x.startswith("line ")] == expected
+    assert [x for x in all_log_lines(c, job["id"]) if x.startswith("line ")] == expected
     log_txt = next(o for o in c.outputs(job["id"]) if o["name"] == "log.txt")
     text = c.bytes_http.get(log_txt["url"]).text
     assert [x for x in text.splitlines() if x.startswith("line ")] == expected
@@ -233,12 +208,9 @@ def test_a_cancel_stops_a_large_upload_in_progress(env, monkeypatch):
             yield data
 
     monkeypatch.setattr(transfer, "_read_from", throttled)
-    with AgentThread(live.url, svc.worker_token):
+    with quick_kill_agent(live.url, svc.worker_token):
         job = c.submit("scr3", config={"mode": "big", "arg": "60"})
-        deadline = time.monotonic() + 30
-        while (j := c.job(job["id"]))["stage"] != "uploading":
-            assert time.monotonic() < deadline and j["state"] in ("queued", "assigned", "running"), j
-            time.sleep(0.02)
+        wait_for_stage(c, job["id"], "uploading")
         time.sleep(0.5)
         t0 = time.monotonic()
         c.cancel(job["id"])
