@@ -405,7 +405,7 @@ def test_the_noise_check_leaves_an_additive_camera_alone():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check = check_camera(list(photons), cams, dtype=np.uint16)
-    assert all(math.isnan(ch.noise_ratio) for ch in check.channels)
+    assert all(math.isnan(ch.noise_ratio) for ch in check.channels) and check.notes == []  # nothing to tell: no gain to check
 
 
 def test_the_noise_check_holds_in_crowded_frames_and_says_when_it_cannot_measure():
@@ -434,3 +434,6 @@ def test_the_noise_check_holds_in_crowded_frames_and_says_when_it_cannot_measure
             assert np.isnan(ratio) and "too crowded" in note
             check = check_camera([cam.to_photons(adu)], [cam], dtype=np.uint16, source="dense.tif", warn=False)
             assert check.warnings == [] and "could not measure the noise (frames too crowded" in check.finding
+            assert check.notes == ["dense.tif: the camera check could not measure the pixel noise (frames too crowded "
+                                   f"{note[len('frames too crowded '):]}), so the camera's gain and e-/ADU were not "
+                                   "checked against the movie"]

@@ -192,6 +192,13 @@ def test_noise_check_warns_outside_its_range():
     assert "too many" in bad.warnings[0] and "gain" in bad.warnings[0]
     two = check_training_domain(t, cfg, noise=[1.0, 0.4], warn=False)
     assert [c.column for c in two.checks if c.warning] == ["noise_ch1"] and "too few" in two.warnings[0]
+    # not measured (frames too crowded): a row that says why, without a verdict or a warning
+    crowded = check_training_domain(t, cfg, noise=[float("nan")], noise_notes=["frames too crowded to measure it"],
+                                    warn=False)
+    assert crowded.warnings == [] and "| noise (measured / predicted variance) | 0.75-1.35 | not measured: frames too " \
+        "crowded to measure it | - | - |" in crowded.format_table()
+    silent = check_training_domain(t, cfg, noise=[float("nan")], warn=False)  # no note (not asked): no row
+    assert all(c.kind != "noise" for c in silent.checks)
 
 
 def test_the_movie_background_of_a_dim_emccd_movie_is_not_called_low(tmp_path):

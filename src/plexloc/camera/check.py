@@ -5,7 +5,8 @@ writes).
 Two findings, per channel (:func:`check_camera`):
 
 - **noise** (:func:`noise_ratio`, a photon-transfer check that needs no model): the pixel noise between
-  consecutive frames against what the camera settings predict for that signal. Photons that a wrong gain or
+  consecutive frames against what the camera settings predict for that signal, on the dimmer pixels (where no spot
+  changed; frames too crowded for that are not measured, and the finding says so). Photons that a wrong gain or
   e-/ADU scales by k carry k times the predicted variance (EMCCD, sCMOS: shot noise dominated); a baseline set
   below the camera's offset adds photons that carry no noise (ratio < 1). Outside ``NOISE_RANGE`` it is a
   warning: with e_per_adu and em_gain swapped (45 and 300 of the SMLM Challenge EMCCD) the ratio is 43, with the
@@ -50,6 +51,8 @@ CROWDED_QUANTILE = 0.1
 #: the last of ``NOISE_QUANTILES``' ratio over ``CROWDED_QUANTILE``'s above which frames are too crowded to measure
 #: the noise: 0.89-0.98 from 0.1 to 2 emitters/um^2, 1.28-1.54 at 5 (examples/2d_gaussian.yaml, 48 x 48 px)
 MAX_CROWDING = 1.15
+#: the note of a camera whose noise does not depend on the signal (nothing to check)
+ADDITIVE_NOTE = "a camera with signal-independent noise has no gain to check"
 #: share of pixels at the dtype's maximum above which a movie is called saturated (0.01 %)
 MAX_SATURATED_FRACTION = 1e-4
 
@@ -96,7 +99,7 @@ def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAME
 
     x = photons[:max_frames].detach().float().cpu()
     if getattr(camera, "kind", None) == "additive":
-        return math.nan, "a camera with signal-independent noise has no gain to check"
+        return math.nan, ADDITIVE_NOTE
     if x.ndim != 3 or x.shape[0] < 2:
         return math.nan, "one frame"
     a, b = x[:-1], x[1:]
@@ -116,8 +119,8 @@ def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAME
     if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS:
         # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says nothing
         return math.nan, f"an EMCCD signal of {level:.2g} photons/px (the noise is measured from {MIN_EMCCD_PHOTONS:g})"
-    ratios = {q: robust_sd(z[dimmer(q) if q != NOISE_QUANTILES[0] else half].numpy().astype(np.float64)) ** 2
-              for q in (*NOISE_QUANTILES, CROWDED_QUANTILE)}
+    masks = {NOISE_QUANTILES[0]: half, **{q: dimmer(q) for q in (*NOISE_QUANTILES[1:], CROWDED_QUANTILE)}}
+    ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
     crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
     if crowding > MAX_CROWDING:
         return math.nan, (f"frames too crowded to measure it (the dimmer quarter of the pixels changes "
@@ -225,6 +228,15 @@ class CameraCheck:
     @property
     def warnings(self) -> list[str]:
         return self.noise_warnings + self.saturation_warnings
+
+    @property
+    def notes(self) -> list[str]:
+        """Why a channel's noise was not measured (too crowded, an EMCCD too dim, one frame), for the user to know
+        that the camera settings went unchecked; a camera without a gain (``additive``) is not mentioned."""
+        return [f"{self._where(ch.channel)}the camera check could not measure the pixel noise ({ch.noise_note}), "
+                "so the camera's gain and e-/ADU were not checked against the movie"
+                for ch in self.channels if ch.noise_note and not np.isfinite(ch.noise_ratio)
+                and not ch.noise_note.startswith(ADDITIVE_NOTE)]
 
     @property
     def finding(self) -> str:

@@ -186,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
     for shape in stats.get("psf_shape") or []:  # warnings were issued before the fit; notes (all spots at one z) here
         if shape.note and shape.enough:
             print(f"note: {shape.note}", file=sys.stderr)
+    if stats.get("camera") is not None:  # the noise not measured (too crowded, too dim): the settings went unchecked
+        for note in stats["camera"].notes:
+            print(f"note: {note}", file=sys.stderr)
     dup = stats.get("duplicates")
     if dup is not None and dup.warning:
         print(f"warning: {dup.warning}", file=sys.stderr)

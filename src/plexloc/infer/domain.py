@@ -62,6 +62,7 @@ class DomainCheck:
     q95: float
     fraction_above: float  # share above photon_over * train_hi (photons) or bg_over * train_hi (bg)
     warning: str | None = None
+    note: str = ""  # why a noise ratio was not measured (NaN)
 
 
 @dataclass
@@ -78,8 +79,9 @@ class DomainReport:
         for c in self.checks:
             verdict = "OUTSIDE" if c.warning else "ok"
             if c.kind == "noise":
+                got = f"{c.median:.3g}" if np.isfinite(c.median) else f"not measured: {c.note}"
                 lines.append(f"| {c.column} (measured / predicted variance) | {c.train_lo:.3g}-{c.train_hi:.3g} | "
-                             f"{c.median:.3g} | - | {verdict} |")
+                             f"{got} | - | {verdict if np.isfinite(c.median) else '-'} |")
                 continue
             above = f"{100 * c.fraction_above:.1f} %" if np.isfinite(c.fraction_above) else "-"
             lines.append(
@@ -125,6 +127,7 @@ def check_training_domain(
     noise_range: tuple[float, float] = NOISE_RANGE,
     movie_bg: list[float] | None = None,
     warn: bool = True,
+    noise_notes: list[str] | None = None,
 ) -> DomainReport:
     """Compare a fitted table's photon and background estimates with the model's training ranges.
 
@@ -132,7 +135,8 @@ def check_training_domain(
     of the localizations have photons above ``photon_over`` x the training maximum, or where a channel's median
     background lies outside ``[lo / bg_over, hi * bg_over]``. Tables with fewer than ``min_localizations`` rows
     are reported but never warned about (too few to tell). ``noise``: each channel's :func:`noise_ratio`, warned
-    about outside ``noise_range``. ``movie_bg``: each channel's mean pixel of the movie's first frames (photons),
+    about outside ``noise_range``; a NaN ratio with its ``noise_notes`` entry (why it was not measured) is a row of
+    the report without a verdict. ``movie_bg``: each channel's mean pixel of the movie's first frames (photons),
     read off the movie itself: a briefly trained network holds its own background estimate nearly constant, so the
     table's ``bg`` alone can miss a movie outside training. The mean, not the median: an EMCCD's pixel median sits
     far below its background at a few photons/px (0.33 at 1 photon/px). Only a mean below the training range (divided
@@ -144,7 +148,7 @@ def check_training_domain(
     or split-view boxes swapped)."""
     report = _domain_checks(table, config, photon_over=photon_over, photon_max_fraction=photon_max_fraction,
                             bg_over=bg_over, min_localizations=min_localizations, noise=noise, noise_range=noise_range,
-                            movie_bg=movie_bg)
+                            movie_bg=movie_bg, noise_notes=noise_notes)
     channel_cols = [c for c in report.checks if c.warning and c.kind in ("photons", "bg") and "_ch" in c.column]
     if channel_cols:
         hint = _swap_hint(table, config, movie_bg, photon_over=photon_over,
@@ -192,13 +196,18 @@ def _domain_checks(
     noise: list[float] | None = None,
     noise_range: tuple[float, float] = NOISE_RANGE,
     movie_bg: list[float] | None = None,
+    noise_notes: list[str] | None = None,
 ) -> DomainReport:
     """:func:`check_training_domain`'s checks, without warnings or the channel-order hint."""
     report = DomainReport(n=len(table))
     for c, r in enumerate(noise or []):
-        if not np.isfinite(r):
-            continue
         col = "noise" if len(noise) == 1 else f"noise_ch{c}"
+        if not np.isfinite(r):
+            note = noise_notes[c] if noise_notes and c < len(noise_notes) else ""
+            if note:  # said in the report: the check could not tell (too crowded, too dim)
+                report.checks.append(DomainCheck(col, "noise", noise_range[0], noise_range[1], r, r, r, math.nan,
+                                                 note=note))
+            continue
         chk = DomainCheck(col, "noise", noise_range[0], noise_range[1], r, r, r, math.nan)
         if r <= 0.0:  # no difference at all between the frames (1/r divided by zero after a whole fit)
             chk.warning = (

@@ -236,9 +236,11 @@ class _FitRun:
             from plexloc.infer.domain import check_training_domain
 
             noise = [ch.noise_ratio for ch in camera.channels] if camera is not None else None
+            notes = [ch.noise_note for ch in camera.channels] if camera is not None else None
             movie_bg = ([float(self.head[0][:, c].float().nanmean()) for c in range(spec.n_channels)] if self.head
                         else None)  # the mean pixel: at least the background, read off the movie
-            stats["domain"] = check_training_domain(checked, self.train_cfg, noise=noise, movie_bg=movie_bg, warn=False)
+            stats["domain"] = check_training_domain(checked, self.train_cfg, noise=noise, movie_bg=movie_bg, warn=False,
+                                                    noise_notes=notes)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
