@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--roi-offset needs --camera-px-size (the chip pixel's size in nm)")
     tables = [_locs.read(argparse.Namespace(locs=path, camera_px_size=args.camera_px_size))
               for path in (args.reference, args.channel)]
-    result = register_channels(*tables, max_shift_nm=args.max_shift)
+    result = register_channels(*tables, max_shift_nm=args.max_shift, names=(str(args.reference), str(args.channel)))
     out = result.to_dict()
     T = result.transform
     if args.roi_offset is not None:  # positions in the tables are from the movie's corner; configurations use the chip's

@@ -8,7 +8,7 @@ reference table and a channel table, each in its own channel's coordinates:
 2. matching: each reference localization's predicted position ``T r_0`` is paired with its nearest channel
    localization of the same frame within a radius (mutual nearest neighbours only);
 3. a least-squares affine fit with outlier rejection (:func:`plexloc.calibrate.spline.fit_affine`, the one
-   the bead calibration uses); steps 2-3 repeat with the radii in ``radii_nm``.
+   the bead calibration uses); steps 2-3 repeat at each radius of ``radii_nm`` until the pairs stop changing.
 
 The result carries the residuals (nm) of the pairs used.
 """
@@ -65,14 +65,31 @@ def register_channels(
     bin_nm: float = 25.0,
     min_pairs: int = 20,
     min_matched_fraction: float = 0.1,
+    max_rounds: int = 10,
+    names: tuple[str, str] = ("the reference table", "the channel table"),
 ) -> Registration:
     """Affine transform reference -> channel from two single-channel tables of the same movie (nm).
 
     ``warning`` is set where fewer than ``min_pairs`` pairs, or fewer than ``min_matched_fraction`` of the smaller
     table's localizations, were matched: two tables of the same movie match most of their molecules, unrelated ones
-    a few by chance (which an affine fit follows just as well)."""
+    a few by chance (which an affine fit follows just as well).
+
+    At each radius the matching and the fit repeat (at most ``max_rounds`` times) until the pairs stop changing: with
+    one round per radius, pairs missed at the first radius were never found again (a 5 degree rotation matched
+    2,269 of 3,240 molecules and its corners were off by 17 nm; now 3,220 and 1.5 nm, as at 1 degree).
+
+    ``names`` (the tables' files, for the CLI) name them in the errors; a position that is not finite is refused
+    naming its table, column, row and value."""
     if len(reference) < 3 or len(channel) < 3:
-        raise InputError(f"registration needs localizations in both tables, got {len(reference)} and {len(channel)}")
+        raise InputError(f"registration needs >= 3 localizations in each table, got {len(reference)} in {names[0]} "
+                         f"and {len(channel)} in {names[1]}")
+    for table, name in zip((reference, channel), names):
+        for col in ("x_nm", "y_nm", "frame"):
+            v = np.asarray(table[col], float)
+            if not np.isfinite(v).all():
+                row = int(np.argmax(~np.isfinite(v)))
+                raise InputError(f"{name}: column {col} is {v[row]} at row {row} (positions must be finite; "
+                                 f"{np.count_nonzero(~np.isfinite(v))} row(s) are not)")
     xy_r = np.column_stack([reference["x_nm"], reference["y_nm"]]).astype(float)
     xy_c = np.column_stack([channel["x_nm"], channel["y_nm"]]).astype(float)
     fr, fc = np.asarray(reference["frame"]), np.asarray(channel["frame"])
@@ -86,12 +103,17 @@ def register_channels(
     res = used = None
     n_pairs = 0
     for radius in radii_nm:
-        i, j = mutual_nearest(_apply(T, xy_r), fr, xy_c, fc, radius)
-        n_pairs = len(i)
-        if n_pairs < 3:
-            raise InputError(f"only {n_pairs} localizations matched within {radius} nm after the global shift "
-                             f"{shift.round(1).tolist()} nm; the tables may not come from the same movie")
-        T, res, used = fit_affine(xy_r[i], xy_c[j])
+        previous = None
+        for _ in range(max_rounds):  # match and fit again until the pairs stop changing
+            i, j = mutual_nearest(_apply(T, xy_r), fr, xy_c, fc, radius)
+            n_pairs = len(i)
+            if n_pairs < 3:
+                raise InputError(f"only {n_pairs} localizations matched within {radius} nm after the global shift "
+                                 f"{shift.round(1).tolist()} nm; the tables may not come from the same movie")
+            if previous is not None and np.array_equal(previous[0], i) and np.array_equal(previous[1], j):
+                break
+            previous = (i, j)
+            T, res, used = fit_affine(xy_r[i], xy_c[j])
     r = res[used]
     stats = {"rms": float(np.sqrt(np.mean(r**2))), "median": float(np.median(r)),
              "q90": float(np.quantile(r, 0.9)), "max": float(r.max())}
