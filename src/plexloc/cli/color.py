@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_args(p, out_help="table with color and color_prob")
     p.add_argument("--ratios", type=nonnegative_float, nargs="+", action="append", default=None, metavar="R",
                    help="one colour's fraction of photons per channel; repeat once per colour")
-    p.add_argument("--colors", type=positive_int, default=2, metavar="K", help="colours to estimate without --ratios (default 2)")
+    p.add_argument("--colors", type=positive_int, default=2, metavar="K",
+                   help="colours to estimate without --ratios, >= 2 (default 2)")
     p.add_argument("--threshold", type=probability, default=0.9, metavar="P",
                    help="reject below this probability, in [0, 1] (default 0.9)")
     p.add_argument("--min-photons", type=nonnegative_float, default=0.0, metavar="N",
@@ -38,11 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+    from contextlib import ExitStack
+
     from plexloc.cli import _locs
     from plexloc.cli._common import write_json
-    from plexloc.post.color import assign_colors, estimate_ratios, ratio_figure
+    from plexloc.errors import InputError
+    from plexloc.io._atomic import atomic_path
+    from plexloc.post.color import assign_colors, estimate_ratios, photon_matrix, ratio_figure
 
+    if args.ratios is None and args.colors < 2:  # it failed after printing an estimate of the one ratio
+        raise InputError(f"--colors {args.colors}: colour assignment needs >= 2 colours")
     table = _locs.read(args)
+    try:  # a table without photons_ch0, photons_ch1, ...: the message names the file
+        photon_matrix(table, excess_noise=args.excess_noise)
+    except InputError as err:
+        raise InputError(str(err), source=args.locs) from None
     fit = None
     ratios = args.ratios
     if ratios is None:
@@ -56,13 +68,22 @@ def run(args: argparse.Namespace) -> int:
     if args.figure is not None and fit is None:
         fit = estimate_ratios(table, len(ratios), min_photons=args.min_photons, excess_noise=args.excess_noise)
     out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise)
-    _locs.write(out, args.out, args)
+    if report.n_not_finite:
+        print(f"plexloc color: warning: {args.locs}: {report.n_not_finite} row(s) with a photon count or sigma that "
+              f"is not a finite number ({report.not_finite}) get color -1", file=sys.stderr)
+    # the figure and the JSON go to temporary files first and take their names only once the table is written: an
+    # output that cannot be written leaves none of them (a failing --json left a new table behind, exit status 2)
+    with ExitStack() as stack:
+        figure = stack.enter_context(atomic_path(args.figure)) if args.figure is not None else None
+        json_tmp = stack.enter_context(atomic_path(args.json)) if args.json is not None else None
+        if figure is not None:
+            ratio_figure(fit, figure, ratios=args.ratios)
+        if json_tmp is not None:
+            write_json(report.to_dict(), json_tmp)
+        _locs.write(out, args.out, args)
     print(report.format_table())
     if args.figure is not None:
-        ratio_figure(fit, args.figure, ratios=args.ratios)
         print(f"wrote {args.figure}")
-    if args.json is not None:
-        write_json(report.to_dict(), args.json)
     print(f"wrote {args.out}")
     return 0
 

@@ -27,15 +27,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import ExitStack
+
     from plexloc.cli import _locs
     from plexloc.cli._common import write_json
+    from plexloc.io._atomic import atomic_path
     from plexloc.post.debias import debias
 
     table = _locs.read(args)
     out, report = debias(table, args.px_size, args.slab, min_count=args.min_count)
-    _locs.write(out, args.out, args)
+    # the JSON goes to a temporary file that takes its name only once the table is written: an unwritable --json
+    # left a new table behind (exit status 2)
+    with ExitStack() as stack:
+        json_tmp = stack.enter_context(atomic_path(args.json)) if args.json is not None else None
+        if json_tmp is not None:
+            write_json(report.to_dict(), json_tmp)
+        _locs.write(out, args.out, args)
     print(report.format_table())
-    if args.json is not None:
-        write_json(report.to_dict(), args.json)
     print(f"wrote {args.out}")
     return 0

@@ -51,10 +51,13 @@ class ColorReport:
     ratios: list[list[float]] = field(default_factory=list)
     sigma_source: str = ""
     threshold: float = 0.9
+    n_not_finite: int = 0  # rows rejected because a photon count or its sigma is not a finite number (>= 0 for sigma)
+    not_finite: str = ""  # which column, row and value came first among them
 
     def to_dict(self) -> dict:
         return {"n": self.n, "counts": {str(k): v for k, v in self.counts.items()}, "ratios": self.ratios,
-                "sigma_source": self.sigma_source, "threshold": self.threshold}
+                "sigma_source": self.sigma_source, "threshold": self.threshold, "n_not_finite": self.n_not_finite,
+                "not_finite": self.not_finite}
 
     def format_table(self) -> str:
         lines = [f"{'colour':>8} {'rows':>10} {'%':>7}"]
@@ -181,21 +184,49 @@ def assign_colors(
         ratios: (K, C) fraction of each dye's photons per channel (rows are normalised to sum 1).
         threshold: ``color = -1`` where the largest probability is below it.
         excess_noise, psf_area_px: only for tables without ``sigma_photons_ch*`` (see the module docstring).
+
+    Rows with a photon count (or a ``sigma_photons_ch*``) that is not a finite number (>= 0 for a sigma) get
+    ``color = -1`` and ``color_prob`` NaN; the report counts them (``n_not_finite``) and names the first.
     """
     if not 0.0 <= threshold <= 1.0:
         raise InputError(f"threshold must be in [0, 1], got {threshold}")
     n, s, source = photon_matrix(table, excess_noise=excess_noise, psf_area_px=psf_area_px)
     r = _check_ratios(ratios, n.shape[1])
-    if len(table):
-        p = color_probabilities(n, s, r)
-        best = np.argmax(p, axis=1)
-        prob = p[np.arange(len(p)), best]
-    else:
-        best, prob = np.zeros(0, np.int64), np.zeros(0)
-    color = np.where(prob >= threshold, best, -1).astype(np.int64)
+    ok, first = _finite_rows(table, n)
+    best, prob = np.full(len(table), -1, np.int64), np.full(len(table), np.nan)
+    if ok.any():
+        p = color_probabilities(n[ok], s[ok], r)
+        best[ok] = np.argmax(p, axis=1)
+        prob[ok] = p[np.arange(len(p)), best[ok]]
+    color = np.where(ok & (prob >= threshold), best, -1).astype(np.int64)
     counts = {k: int(np.count_nonzero(color == k)) for k in range(-1, r.shape[0])}
-    report = ColorReport(n=len(table), counts=counts, ratios=r.tolist(), sigma_source=source, threshold=threshold)
+    report = ColorReport(n=len(table), counts=counts, ratios=r.tolist(), sigma_source=source, threshold=threshold,
+                         n_not_finite=int(np.count_nonzero(~ok)), not_finite=first)
     return table.with_columns(color=color, color_prob=prob), report
+
+
+def _finite_rows(table: LocTable, n: np.ndarray) -> tuple[np.ndarray, str]:
+    """``(ok, first)``: rows whose per-channel photons are finite and whose ``sigma_photons_ch*`` (where the table
+    has them all) are finite and >= 0, and a description of the first bad value (column, row, value), ``""`` if
+    none. A NaN count took colour -1 with ``color_prob`` NaN without a word, an infinite one raised numpy's
+    RuntimeWarning (an error where warnings are errors); a negative sigma was clipped to 1 photon, the most certain
+    measurement of all."""
+    cols = [f"photons_ch{c}" for c in range(n.shape[1])]
+    if all(f"sigma_{c}" in table for c in cols):
+        cols += [f"sigma_{c}" for c in cols]
+    ok = np.ones(len(table), bool)
+    first = (len(table), "", 0.0)
+    for col in cols:
+        v = np.asarray(table[col], float)
+        bad = ~np.isfinite(v) | ((v < 0) if col.startswith("sigma_") else False)
+        if bad.any():
+            ok &= ~bad
+            row = int(np.argmax(bad))
+            if row < first[0]:
+                first = (row, col, float(v[row]))
+    if ok.all():
+        return ok, ""
+    return ok, f"column {first[1]} is {first[2]} at row {first[0]}"
 
 
 @dataclass
