@@ -104,8 +104,8 @@ class LocTable:
 
     Args:
         columns: mapping of column name to a 1-D array-like; all the same length. The five required
-            columns must be present. Integer columns (``frame, id, color``) are stored as int64,
-            all others as float64.
+            columns must be present. Integer columns (``INTEGER_COLUMNS``: ``frame, id, color, n_merged,
+            frame_last``) are stored as int64, all others as float64.
         source: where the table came from (a file name), used in error messages.
 
     Example:
