@@ -37,7 +37,7 @@ import numpy as np
 from plexloc.errors import InputError
 
 __all__ = ["CameraCalibration", "StackStats", "calibrate_camera", "movie_transfer", "stack_stats",
-           "CLIP_SD", "GAIN_MAP_MAX_SE", "MIN_DARK_FRAMES"]
+           "CLIP_SD", "GAIN_MAP_MAX_SE", "MIN_DARK_FRAMES", "SPIKE_SD"]
 
 #: fewest dark (or flat) frames: the per-pixel read variance of N frames has a relative standard error of sqrt(2 / N)
 MIN_DARK_FRAMES = 20
@@ -64,8 +64,11 @@ class StackStats:
     """Per-pixel temporal statistics of a stack of frames (ADU), gathered chunk by chunk.
 
     ``mean`` (H, W); ``diff_var`` (H, W): half the mean squared difference of consecutive frames (the temporal
-    variance without slow drifts); ``frame_means`` (T,): each frame's mean; ``saturated``: pixels at the integer
-    dtype's maximum; ``source``: the file it came from."""
+    variance without slow drifts); ``frame_means`` (T,): each frame's mean; ``saturated``: pixel values at the integer
+    dtype's maximum, ``saturated_map`` (H, W): the pixels that reach it in any frame; ``integer``: every value a whole
+    number (a camera's rounding to ADU, whose variance 1/12 the read noise leaves out); ``spikes`` (H, W): the pixels
+    whose single-frame spike (a cosmic ray, :data:`SPIKE_SD`) was taken out of ``mean`` and ``diff_var``, with
+    ``spike_adu`` its height; ``source``: the file it came from."""
 
     frames: int
     mean: np.ndarray
@@ -73,6 +76,10 @@ class StackStats:
     frame_means: np.ndarray
     saturated: int = 0
     source: str = ""
+    saturated_map: np.ndarray | None = None
+    integer: bool = True
+    spikes: np.ndarray | None = None
+    spike_adu: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -80,45 +87,125 @@ class StackStats:
 
     @property
     def read_variance(self) -> np.ndarray:
-        """(H, W) ADU²: the temporal variance less the rounding to integers (of dark frames: the read noise)."""
-        return np.maximum(self.diff_var - QUANTISATION_VAR, 0.0)
+        """(H, W) ADU²: the temporal variance less the rounding to integers where the frames are whole numbers (of
+        dark frames: the read noise)."""
+        return np.maximum(self.diff_var - (QUANTISATION_VAR if self.integer else 0.0), 0.0)
+
+    def spike_note(self, what: str) -> str | None:
+        """A note on the spikes taken out (None where there were none)."""
+        if self.spikes is None or not self.spikes.any():
+            return None
+        r, c = (int(v) for v in np.unravel_index(int(np.argmax(np.where(self.spikes, self.spike_adu, -np.inf))),
+                                                 self.spikes.shape))
+        return (f"{self.source or what}: {int(self.spikes.sum())} single-frame spike(s) (cosmic rays) taken out of the "
+                f"pixels' {what} statistics, the largest {float(self.spike_adu[r, c]):.4g} ADU above its neighbours "
+                f"at row {r}, column {c}")
+
+
+#: a pixel's value that stands out above both neighbouring frames by more than this many of the pixel's own temporal
+#: standard deviations (without it) is a cosmic ray, taken out of that pixel's mean and variance (the largest one per
+#: pixel). High enough that an EMCCD's clock-induced charge (exponential, em_gain / e_per_adu ADU per electron, 4
+#: read-noise sd at the SMLM Challenge settings) is mostly kept: at 25 sd, 0.6 % of the benchmark EMCCD's dark variance went
+#: (bench/camera_calibration.py); at 40, 0.2 %. An sCMOS of 1.5 e- read noise: spikes above 60 e-.
+SPIKE_SD = 40.0
 
 
 def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "", saturation: float | None = None,
-                max_frames: int | None = None) -> StackStats:
+                max_frames: int | None = None, spike_sd: float | None = SPIKE_SD) -> StackStats:
     """:class:`StackStats` of the frames of ``chunks`` (arrays ``(t, H, W)``, ADU, in order), read once: memory is a
-    few frames whatever the stack's length. ``max_frames`` stops early. At least two frames are needed."""
-    total = diff2 = prev = None
-    n, n_diff, saturated = 0, 0, 0
-    means: list[np.ndarray] = []
+    few frames whatever the stack's length. ``max_frames`` stops early. At least two frames are needed. Per pixel, the
+    frame that stands out most above its neighbours is taken out where it stands out by more than ``spike_sd`` of the
+    pixel's standard deviations (None: never; needs 3 frames)."""
+    n, saturated, integer = 0, 0, True
+    means: list[float] = []
+    shape = None
     for chunk in chunks:
-        x = np.asarray(chunk, dtype=np.float64)
-        if x.ndim == 2:
-            x = x[None]
+        raw = np.asarray(chunk)
+        if raw.ndim == 2:
+            raw = raw[None]
         if max_frames is not None:
-            x = x[: max(0, max_frames - n)]
-        if not len(x):
+            raw = raw[: max(0, max_frames - n)]
+        if not len(raw):
             break
-        if not np.all(np.isfinite(x)):
-            t, r, c = (int(v) for v in np.argwhere(~np.isfinite(x))[0])
-            raise InputError(f"frame {n + t} has {float(x[t, r, c])!r} at row {r}, column {c}", source=source or None)
-        if total is None:
-            total, diff2 = np.zeros(x.shape[1:]), np.zeros(x.shape[1:])
-        elif x.shape[1:] != total.shape:
-            raise InputError(f"frame {n} has shape {x.shape[1:]}, the first {total.shape}", source=source or None)
-        total += x.sum(axis=0)
-        seq = x if prev is None else np.concatenate([prev[None], x])
-        d = np.diff(seq, axis=0)
-        diff2 += (d * d).sum(axis=0)
-        n_diff += len(d)
-        prev = x[-1]
-        means.append(x.mean(axis=(1, 2)))
-        if saturation is not None:
-            saturated += int(np.count_nonzero(x >= saturation))
-        n += len(x)
+        if shape is None:
+            shape = raw.shape[1:]
+            # work buffers, made once: a fresh 2048 x 2048 float64 temporary per frame costs more than the arithmetic
+            total, diff2, tmp, tmp2 = (np.zeros(shape) for _ in range(4))
+            cur, prev, prev2 = (np.zeros(shape) for _ in range(3))
+            sat_map = np.zeros(shape, bool)
+            # per pixel: the largest spike so far, and (previous, spike, next) values; below the least a spike can be
+            # (spike_sd times the rounding's sd) nothing is kept, which leaves few pixels to update per frame
+            best = np.full(shape, -np.inf if spike_sd is None else spike_sd * math.sqrt(QUANTISATION_VAR))
+            trip = [np.full(shape, np.nan) for _ in range(3)]  # NaN: no neighbour there
+            nan = np.full(shape, np.nan)
+        elif raw.shape[1:] != shape:
+            raise InputError(f"frame {n} has shape {raw.shape[1:]}, the first {shape}", source=source or None)
+        whole = raw.dtype.kind in "iub"
+        for frame in raw:
+            np.copyto(cur, frame, casting="unsafe")
+            if not whole:
+                if not np.all(np.isfinite(cur)):
+                    r, c = (int(v) for v in np.argwhere(~np.isfinite(cur))[0])
+                    raise InputError(f"frame {n} has {float(cur[r, c])!r} at row {r}, column {c}", source=source or None)
+                if integer:
+                    integer = bool(np.array_equal(cur, np.rint(cur, out=tmp)))
+            total += cur
+            means.append(float(cur.mean()))
+            if saturation is not None:
+                hit = frame >= saturation
+                if hit.any():
+                    saturated += int(np.count_nonzero(hit))
+                    sat_map |= hit
+            if n >= 1:
+                np.subtract(prev, cur, out=tmp)
+                np.multiply(tmp, tmp, out=tmp2)
+                diff2 += tmp2
+                if spike_sd is not None:
+                    if n == 1:  # the first frame: its one neighbour
+                        _consider(best, trip, tmp, nan, prev, cur)
+                    else:  # the frame before: both neighbours
+                        np.subtract(prev, prev2, out=tmp2)
+                        np.minimum(tmp, tmp2, out=tmp)
+                        _consider(best, trip, tmp, prev2, prev, cur)
+            cur, prev, prev2 = prev2, cur, prev
+            n += 1
     if n < 2:
         raise InputError(f"needs at least 2 frames, got {n}", source=source or None)
-    return StackStats(n, total / n, diff2 / (2.0 * n_diff), np.concatenate(means), saturated, str(source))
+    n_diff = n - 1
+    spikes = spike_adu = None
+    counts, n_diffs = np.full(shape, float(n)), np.full(shape, float(n_diff))
+    if spike_sd is not None and n >= 3:
+        _consider(best, trip, np.subtract(prev, prev2, out=tmp), prev2, prev, nan)  # the last frame
+        a, b, c = trip
+        has_a, has_c = np.isfinite(a), np.isfinite(c)
+        a0, c0 = np.where(has_a, a, 0.0), np.where(has_c, c, 0.0)
+        d2 = (diff2 - np.where(has_a, (b - a0) ** 2, 0.0) - np.where(has_c, (c0 - b) ** 2, 0.0)
+              + np.where(has_a & has_c, (c0 - a0) ** 2, 0.0))
+        nd = n_diff - has_a.astype(float) - has_c + (has_a & has_c)
+        var_wo = d2 / (2.0 * np.maximum(nd, 1.0))
+        spikes = best > spike_sd * np.sqrt(np.maximum(var_wo, QUANTISATION_VAR))
+        spike_adu = np.where(spikes, best, 0.0)
+        total = np.where(spikes, total - b, total)
+        counts = np.where(spikes, counts - 1.0, counts)
+        diff2, n_diffs = np.where(spikes, d2, diff2), np.where(spikes, nd, n_diffs)
+    return StackStats(n, total / counts, diff2 / (2.0 * n_diffs), np.array(means), saturated, str(source),
+                      saturated_map=sat_map, integer=integer, spikes=spikes, spike_adu=spike_adu)
+
+
+def _consider(best: np.ndarray, trip: list[np.ndarray], z: np.ndarray, a: np.ndarray, b: np.ndarray,
+              c: np.ndarray) -> None:
+    """Keep, per pixel, the larger of the spike so far and ``z``, with its frame and neighbours ``a, b, c``."""
+    better = np.greater(z, best).ravel()
+    idx = np.flatnonzero(better)
+    if len(idx) > better.size // 8:
+        better = better.reshape(best.shape)
+        np.copyto(best, z, where=better)
+        for arr, v in zip(trip, (a, b, c)):
+            np.copyto(arr, v, where=better)
+    elif len(idx):
+        best.ravel()[idx] = z.ravel()[idx]
+        for arr, v in zip(trip, (a, b, c)):
+            arr.ravel()[idx] = v.ravel()[idx]
 
 
 #: pixels read at once (float64 working copies of 2^22 pixels: 32 MB; a 2048 x 2048 camera one frame at a time)
@@ -264,28 +351,56 @@ class CameraCalibration:
             out["transfer"] = self.transfer.to_dict()
         return out
 
-    def save(self, path: str | os.PathLike) -> list[Path]:
+    def save(self, path: str | os.PathLike, *, figure: str | os.PathLike | None = None,
+             report: str | os.PathLike | None = None) -> list[Path]:
         """Write the camera YAML at ``path`` and its maps next to it as ``<stem>_<field>.npy`` (named relative to the
-        YAML, which is how camera files find their maps), each atomically. Returns the files written."""
+        YAML, which is how camera files find their maps), and the ``figure`` (PNG) and JSON ``report`` where given:
+        all to temporary files first, which take their names only once every one is written (the maps first, the
+        YAML last), so that a failure leaves none of them (and no YAML naming maps of another run). Returns the files
+        written, the YAML first."""
         import yaml
 
-        from plexloc.io._atomic import atomic_path
+        from plexloc.cli._common import write_json
+        from plexloc.io._atomic import _remove, _temporary_for
 
         path = Path(path)
-        written = []
         data = dict(self.config)
+        targets: list[tuple[Path, object]] = []
         for name, arr in self.maps.items():
             target = path.with_name(f"{path.stem}_{name}.npy")
-            with atomic_path(target) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, np.asarray(arr, dtype=np.float32), allow_pickle=False)
             data[name] = target.name
-            written.append(target)
+            targets.append((target, np.asarray(arr, dtype=np.float32)))
         header = "".join(f"# {line}\n" for line in ["camera measured by plexloc calibrate-camera", *self.notes])
-        with atomic_path(path) as tmp:
-            tmp.write_text(header + yaml.safe_dump(data, sort_keys=False))
-        written.insert(0, path)
-        return written
+        if figure is not None:
+            targets.append((Path(figure), "figure"))
+        if report is not None:
+            targets.append((Path(report), "report"))
+        targets.append((path, header + yaml.safe_dump(data, sort_keys=False)))
+        if len({t.resolve() for t, _ in targets}) != len(targets):
+            raise InputError("the camera YAML, its maps, the figure and the JSON report need different names", source=path)
+        temps: list[Path] = []
+        try:
+            for target, content in targets:
+                tmp = _temporary_for(target)
+                temps.append(tmp)
+                if isinstance(content, np.ndarray):
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, content, allow_pickle=False)
+                elif content == "figure":
+                    self.figure(tmp)
+                elif content == "report":
+                    write_json(self.report(), tmp)
+                else:
+                    tmp.write_text(content)
+            mask = os.umask(0)
+            os.umask(mask)
+            for tmp, (target, _) in zip(temps, targets):
+                os.chmod(tmp, 0o666 & ~mask)
+                os.replace(tmp, target)
+        except BaseException:
+            _remove(*temps)
+            raise
+        return [path] + [t for t, _ in targets[:-1]]
 
     def figure(self, path: str | os.PathLike) -> Path:
         """Photon transfer (variance above the read noise against signal, with the fitted line) and the dark frames'
@@ -318,19 +433,26 @@ class CameraCalibration:
 
 
 def _flat_transfer(dark: StackStats, flats: Sequence[StackStats]) -> tuple[TransferCurve, np.ndarray, np.ndarray]:
-    """Photon transfer of flat fields: one point per flat (pixel means), and each pixel's slope through the origin
-    over the flats with its relative standard error (from the temporal variance estimates' own error)."""
+    """Photon transfer of flat fields: one point per flat (the means over its pixels that never reach the pixel
+    type's maximum in it or in the dark frames: a clipped pixel's variance reads low), and each pixel's slope through
+    the origin over the flats where it is not clipped, with its relative standard error (from the temporal variance
+    estimates' own error)."""
     s = np.stack([f.mean - dark.mean for f in flats])  # (K, H, W)
     e = np.stack([f.diff_var - dark.diff_var for f in flats])
-    counts = np.array([s[0].size] * len(flats))
-    s_lvl, e_lvl = s.reshape(len(flats), -1).mean(axis=1), e.reshape(len(flats), -1).mean(axis=1)
+    dark_sat = dark.saturated_map if dark.saturated_map is not None else np.zeros(dark.shape, bool)
+    use = np.stack([~(dark_sat | (f.saturated_map if f.saturated_map is not None else False)) for f in flats])
+    counts = use.reshape(len(flats), -1).sum(axis=1)
+    nz = np.maximum(counts, 1)
+    s_lvl = np.where(use, s, 0.0).reshape(len(flats), -1).sum(axis=1) / nz
+    e_lvl = np.where(use, e, 0.0).reshape(len(flats), -1).sum(axis=1) / nz
     w = np.array([f.frames for f in flats], float) / np.maximum(e_lvl + dark.diff_var.mean(), 1e-12) ** 2
-    ok = s_lvl > 0
+    ok = (s_lvl > 0) & (counts > 0)
     k, se = _through_origin(s_lvl[ok], e_lvl[ok], w[ok]) if ok.any() else (math.nan, math.nan)
     if ok.sum() == 1:  # one flat: the slope's error from the pixels' spread
-        ratio = (e[ok] / np.where(s[ok] > 0, s[ok], np.nan)).ravel()
+        ratio = (e[ok] / np.where((s[ok] > 0) & use[ok], s[ok], np.nan)).ravel()
         se = float(np.nanstd(ratio) / math.sqrt(np.isfinite(ratio).sum()))
-    per_pixel = (s * e).sum(axis=0) / np.maximum((s * s).sum(axis=0), 1e-12)
+    su, eu = np.where(use, s, 0.0), np.where(use, e, 0.0)
+    per_pixel = (su * eu).sum(axis=0) / np.maximum((su * su).sum(axis=0), 1e-12)
     # relative error of one pixel's slope: the half mean squared difference of N frames estimates a variance to a
     # relative sd of sqrt(3 / N) (neighbouring differences share a frame), and the slope weighs level k by s_k^2
     s2 = np.clip(s_lvl, 0.0, None) ** 2
@@ -390,16 +512,29 @@ def calibrate_camera(
                      "ADU read noise): the camera was still settling, or light reached the sensor")
     if dark.saturated:
         notes.append(f"{dark.saturated} dark pixel values sit at the pixel type's maximum")
+    if (note := dark.spike_note("dark")) is not None:
+        notes.append(note)
     per_pixel = rel = None
     if flats:
         transfer, per_pixel, rel = _flat_transfer(dark, flats)
-        for f, s_lvl, e_lvl in zip(flats, transfer.signal_adu, transfer.excess_var):
-            if s_lvl <= 0 or e_lvl < MIN_EXCESS * float(read_var.mean()):
+        for f, s_lvl, e_lvl, n_use in zip(flats, transfer.signal_adu, transfer.excess_var, transfer.counts):
+            n_sat = int(f.saturated_map.sum()) if f.saturated_map is not None else 0
+            if n_use == 0:
+                raise InputError(f"every pixel of this flat reaches the pixel type's maximum ({f.saturated} values at it): "
+                                 "saturated, its variance is clipped; record it dimmer", source=f.source or None)
+            if s_lvl <= 0 and e_lvl < -MIN_EXCESS * float(read_var.mean()):  # darker and quieter than the dark frames
+                raise InputError(f"this flat is no brighter than the dark frames ({s_lvl:.4g} ADU above their offset "
+                                 f"{float(np.median(dark.mean)):.5g} ADU): were the dark and flat stacks swapped (--dark "
+                                 f"{dark.source or '?'}), its variance {-e_lvl:.3g} ADU² below theirs?", source=f.source or None)
+            if e_lvl < MIN_EXCESS * float(read_var.mean()):
                 raise InputError(f"this flat adds {s_lvl:.3g} ADU of signal and {e_lvl:.3g} ADU² of variance above the "
                                  f"dark frames (read noise {float(read_var.mean()):.3g} ADU²): too dim to measure the gain; "
                                  "record it brighter", source=f.source or None)
-            if f.saturated:
-                notes.append(f"{f.source or 'a flat'}: {f.saturated} pixel values at the pixel type's maximum (clipped)")
+            if n_sat:
+                notes.append(f"{f.source or 'a flat'}: {n_sat} pixel(s) reach the pixel type's maximum in some frame "
+                             f"({f.saturated} values): left out of its photon transfer (their variance is clipped)")
+            if (note := f.spike_note("flat")) is not None:
+                notes.append(note)
         if movie is not None:
             notes.append("flats and a movie given: the flats' slope is used; the movie's is in the report")
     else:

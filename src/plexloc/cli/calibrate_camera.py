@@ -53,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
         movie_stats,
         movie_transfer,
     )
-    from plexloc.cli._common import write_json
     from plexloc.errors import InputError
     from plexloc.io.tiff import open_movie
 
@@ -73,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
                                    max_frames=args.max_frames or 300, source=str(args.movie))
     cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
                            spurious_charge=args.spurious_charge, gain_map=args.gain_map)
-    written = cal.save(args.out)
-    fig = cal.figure(args.figure or args.out.with_suffix(".png"))
-    print(f"wrote {', '.join(str(p) for p in written)} and {fig}")
+    # the YAML, its maps, the figure and the JSON appear together or not at all
+    written = cal.save(args.out, figure=args.figure or args.out.with_suffix(".png"), report=args.json)
+    print(f"wrote {', '.join(str(p) for p in written)}")
     shown = {k: (f"{v:.5g}" if isinstance(v, float) else ("per-pixel map" if k in cal.maps else v))
              for k, v in cal.config.items()}
     print("camera: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
@@ -83,6 +82,4 @@ def run(args: argparse.Namespace) -> int:
           f"(medians over {cal.offset_adu.size} pixels, {cal.dark_frames} frames)")
     for note in cal.notes:
         print(f"note: {note}")
-    if args.json:
-        write_json(cal.report(), args.json)
     return 0
