@@ -443,7 +443,7 @@ def test_the_noise_check_holds_in_crowded_frames_and_says_when_it_cannot_measure
 def test_the_noise_check_reads_a_low_light_emccd_right(bg):
     """A sparse movie on the SMLM Challenge EMCCD at 3 and 6 photons/px: its skewed EM-gain noise, with pixels chosen
     by their own value, read 0.80 / 0.82 in the dimmer quarter (the ratio taken) and 0.60 / 0.67 in the dimmest
-    tenth, so that the frames were called too crowded (NaN). Chosen by their neighbourhood: 0.99-1.06."""
+    tenth, so that the frames were called too crowded (NaN). Chosen by their neighbourhood: 1.01 / 0.97."""
     from plexloc.camera import camera_from_config
     from plexloc.camera.check import noise_ratio_detail
     from plexloc.config import load_config
