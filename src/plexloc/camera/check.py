@@ -125,13 +125,13 @@ def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAME
     level = float(m[half].median())
     if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS:
         # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says nothing
-        return math.nan, f"an EMCCD signal of {level:.2g} photons/px (the noise is measured from {MIN_EMCCD_PHOTONS:g})"
+        return math.nan, f"an EMCCD signal of {level:.2g} photons/px, under the {MIN_EMCCD_PHOTONS:g} it is measured from"
     masks = {NOISE_QUANTILES[0]: half, **{q: dimmer(q) for q in (*NOISE_QUANTILES[1:], CROWDED_QUANTILE)}}
     ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
     crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
     if crowding > MAX_CROWDING:
-        return math.nan, (f"frames too crowded to measure it (the dimmer quarter of the pixels changes "
-                          f"{crowding:.2f}x as much as the dimmest tenth between frames)")
+        return math.nan, (f"frames too crowded: the dimmer quarter of the pixels changes {crowding:.2f}x as much "
+                          "between frames as the dimmest tenth")
     return min(ratios[q] for q in NOISE_QUANTILES), ""
 
 
