@@ -30,6 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10)")
     p.add_argument("--max-drift", type=positive_float, default=300.0, metavar="NM",
                    help="largest drift searched for (COMET pair radius, RCC window; default 300)")
+    p.add_argument("--max-pairs", type=int_at_least(0), default=None, metavar="N",
+                   help="COMET: most pairs of localizations within --max-drift compared (default 20000000; 0: all). "
+                   "The pairs grow as the square of the table (a 40 um field of lines: 16 million at 1e5 "
+                   "localizations, 271 million at 1e6), and with them COMET's memory (about 24 bytes a pair) and time; "
+                   "above the cap every window is sub-sampled at random, and the command says so")
     p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
     p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
     p.add_argument("--device", default="cpu", help="torch device of the RCC FFTs (default cpu)")
@@ -53,8 +58,30 @@ def run(args: argparse.Namespace) -> int:
               "using the RCC engine instead", file=sys.stderr)
         engine = "rcc"
     if engine == "comet":
-        result = estimate_drift(table, engine="comet", n_segments=args.segments, max_drift_nm=args.max_drift,
-                                backend=args.backend)
+        from plexloc.post.drift import COMET_MAX_PAIRS
+
+        max_pairs = COMET_MAX_PAIRS if args.max_pairs is None else (args.max_pairs or None)
+        bar = progress(None, desc="comet", unit="evaluation")
+
+        def comet_progress(stage: str, info: dict) -> None:
+            if stage == "evaluation":
+                bar.update(1)
+                bar.set_postfix_str(f"pass {info.get('pass', 1)}/3, run {info.get('run', '?')}, "
+                                    f"sigma {info.get('sigma_nm', float('nan')):.1f} nm", refresh=False)
+            elif stage in ("pairs_start", "pairs_done"):
+                bar.set_postfix_str(f"pass {info.get('pass', 1)}/3, {stage.replace('_', ' ')}"
+                                    + (f": {info['n_pairs']:,} pairs" if "n_pairs" in info else ""), refresh=False)
+
+        try:
+            result = estimate_drift(table, engine="comet", n_segments=args.segments, max_drift_nm=args.max_drift,
+                                    backend=args.backend, max_pairs=max_pairs, progress=comet_progress)
+        finally:
+            bar.close()
+        if "pairs_estimated" in result.info:
+            print(f"plexloc drift: COMET would have compared about {result.info['pairs_estimated']:.3g} pairs of "
+                  f"localizations within {args.max_drift:g} nm; each time window was sub-sampled at random to at most "
+                  f"{result.info['max_locs_per_segment']:,} localizations (about {max_pairs:.3g} pairs; --max-pairs "
+                  "raises the cap, 0 compares all, at about 24 bytes a pair)", file=sys.stderr)
     else:
         n_pairs = args.segments * (args.segments - 1) // 2
         bar = progress(range(n_pairs), total=n_pairs, desc="rcc pairs", unit="pair")

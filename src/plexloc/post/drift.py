@@ -56,8 +56,10 @@ __all__ = [
     "ENGINES",
     "DriftResult",
     "apply_drift",
+    "COMET_MAX_PAIRS",
     "comet_available",
     "drift_error_rms",
+    "estimate_pairs",
     "estimate_drift",
     "rcc_drift",
 ]
@@ -354,6 +356,34 @@ def _comet_knots(dataset: np.ndarray, *, n_segments: int, max_drift_nm: float, b
     return knots[ok], knot_drift[ok], details
 
 
+#: default cap on COMET's pairs of localizations (``comet_drift(max_pairs=...)``, ``plexloc drift --max-pairs``). COMET
+#: pairs every two localizations within ``max_drift_nm`` of each other, so at a fixed field of view the pair count
+#: grows as the square of the table (a 40 um field of lines, 300 nm radius: 16 million pairs at 1e5 localizations,
+#: 271 million at 1e6); each pair costs about 24 bytes while the pairs are found and every evaluation of the cost
+#: visits all of them (1e6 localizations on a 2-core CPU: 6.5 GB and about an hour). 2e7 pairs: about 0.5 GB and
+#: 1-2 minutes on that CPU, split-half test included.
+COMET_MAX_PAIRS = 20_000_000
+
+
+def estimate_pairs(xyz_nm: np.ndarray, radius_nm: float, *, sample: int = 50_000, seed: int = 0) -> float:
+    """Expected number of pairs of rows of ``xyz_nm`` ``(N, 3)`` within ``radius_nm``, from a random sample.
+
+    Counts the pairs among ``sample`` random rows (KD-tree) and scales by ``N (N - 1) / (m (m - 1))``: each pair of the
+    table is in the sample with that probability. Exact when ``N <= sample``. Time and memory: those of the sample.
+    """
+    from scipy.spatial import cKDTree
+
+    n = len(xyz_nm)
+    if n < 2:
+        return 0.0
+    m = min(n, int(sample))
+    pts = xyz_nm if m == n else xyz_nm[np.random.default_rng(seed).choice(n, m, replace=False)]
+    tree = cKDTree(pts)
+    within = tree.count_neighbors(tree, float(radius_nm))  # ordered pairs, each point with itself included
+    pairs_m = (int(within) - m) / 2.0
+    return pairs_m * (n * (n - 1.0)) / (m * (m - 1.0))
+
+
 def comet_drift(
     table: LocTable,
     *,
@@ -363,6 +393,8 @@ def comet_drift(
     seed: int = 0,
     max_locs_per_segment: int | None = None,
     split_half: bool = True,
+    max_pairs: int | None = COMET_MAX_PAIRS,
+    progress: Callable[[str, dict], None] | None = None,
 ) -> DriftResult:
     """COMET drift estimate (optional package ``comet-smlm``; see the module docstring).
 
@@ -390,6 +422,14 @@ def comet_drift(
         max_locs_per_segment: cap of localizations per window (COMET sub-samples above it).
         split_half: run the split-half test (about 1.5x the time); without it ``uncertainty_nm`` is not known and
             no unreliability warning is issued.
+        max_pairs: where ``max_locs_per_segment`` is None and the table has more pairs within ``max_drift_nm`` than
+            this (:func:`estimate_pairs`), every window is sub-sampled (COMET's ``max_locs_per_segment``) to about
+            this many pairs, and ``info`` records ``pairs_estimated`` and ``max_locs_per_segment``. The pair count
+            grows as the square of the table, and with it COMET's memory and time (:data:`COMET_MAX_PAIRS`); None:
+            every localization, whatever it costs.
+        progress: called as ``progress(stage, info)`` by COMET (its stages; ``info["run"]`` and
+            ``info["n_evaluations"]`` while it optimises), with ``info["pass"]`` = 1 for the full table and 2, 3 for
+            the halves of the split-half test.
     """
     if not comet_available():
         raise InputError("drift engine 'comet' needs the optional package comet-smlm: pip install 'plexloc[drift]' "
@@ -409,9 +449,27 @@ def comet_drift(
         elif stage == "pairs_done":
             stages["n_pairs"] = int(info.get("n_pairs", 0))
 
+    capped: dict[str, Any] = {}
+    if max_locs_per_segment is None and max_pairs is not None:
+        pairs = estimate_pairs(dataset[:, :3], max_drift_nm, seed=seed)
+        if pairs > max_pairs:
+            # pairs grow as the square of the rows kept: keep sqrt(max_pairs / pairs) of each window's rows
+            max_locs_per_segment = max(100, int(len(dataset) / max(int(n_segments), 1) * np.sqrt(max_pairs / pairs)))
+            capped = {"pairs_estimated": float(pairs), "max_locs_per_segment": max_locs_per_segment}
     run = dict(n_segments=n_segments, max_drift_nm=max_drift_nm, backend=backend, seed=seed,
                max_locs_per_segment=max_locs_per_segment)
-    seg_frames, seg_drift, details = _comet_knots(dataset.copy(), progress=watch, **run)
+
+    def passing(k: int) -> Callable[[str, dict], None] | None:
+        if progress is None:
+            return None
+        return lambda stage, info: progress(stage, {**info, "pass": k})
+
+    def watch_and_report(stage: str, info: dict) -> None:
+        watch(stage, info)
+        if progress is not None:
+            progress(stage, {**info, "pass": 1})
+
+    seg_frames, seg_drift, details = _comet_knots(dataset.copy(), progress=watch_and_report, **run)
     lo, hi = int(frame.min()), int(frame.max())
     frames = np.arange(lo, hi + 1)
     if len(seg_frames) < 2:
@@ -421,15 +479,16 @@ def comet_drift(
     offset = d[:1].copy()  # reference: drift(first frame) = 0
     d -= offset
     seg_drift = seg_drift - offset
-    info: dict[str, Any] = {"backend": getattr(details, "backend", backend), "max_drift_nm": max_drift_nm, **stages}
+    info: dict[str, Any] = {"backend": getattr(details, "backend", backend), "max_drift_nm": max_drift_nm, **stages,
+                            **capped}
     where = f"{table.source}: " if table.source else ""
     span = float(np.ptp(d[:, :2], axis=0).max())
     if split_half:
         rng = np.random.default_rng(seed)
         half = rng.permutation(len(dataset)) < len(dataset) // 2
         curves = []
-        for part in (half, ~half):
-            f, k, _ = _comet_knots(dataset[part].copy(), **run)
+        for k_pass, part in enumerate((half, ~half), start=2):
+            f, k, _ = _comet_knots(dataset[part].copy(), progress=passing(k_pass), **run)
             curves.append(_curve(f, k, frames) if len(f) >= 2 else np.full_like(d, np.nan))
         e = curves[0][:, :2] - curves[1][:, :2]
         e -= e.mean(axis=0)
