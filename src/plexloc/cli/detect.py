@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
                 frames = split_frames(np.asarray(frames, dtype=np.float32), split)[:, 0]
             photons = camera.to_photons(torch.as_tensor(frames, dtype=torch.float32, device=device))
             if start == 0:  # the first frames against the camera: noise and saturation, warned about
-                check_camera([photons[: head_frames(photons.shape)]], [camera], dtype=movie.dtype, source=args.movie)
+                check = check_camera([photons[: head_frames(photons.shape)]], [camera], dtype=movie.dtype,
+                                     source=args.movie)
+                for note in check.notes:  # the noise not measured (too crowded, too dim): the camera unchecked
+                    print(f"plexloc detect: note: {note}", file=sys.stderr)
             thr = threshold
             if args.threshold is None:  # never below the fitter's noise-based threshold (6 sigma of the DoG image)
                 from plexloc.mle.pipeline import detection_noise_variance, noise_threshold

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from plexloc.config import load_config, save_config
     from plexloc.mle.priors import estimate_priors
 
@@ -40,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         movie, config, max_frames=args.frames, device=resolve_device(args.device), progress=True
     )
     save_config(priors, args.out)
+    for note in summary.get("camera_notes", []):
+        print(f"plexloc estimate-priors: note: {note}", file=sys.stderr)
     if args.json is not None:
         write_json(summary, args.json)
     lo, hi = summary["photons_range"]

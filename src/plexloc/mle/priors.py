@@ -215,6 +215,7 @@ def estimate_priors(
         "bg_percentiles": dict(zip(("p10", "p50", "p90"), np.quantile(per_frame, [0.1, 0.5, 0.9]).tolist())),
         "photons_range": list(photons_range),
         "background_range": list(bg_range),
+        "camera_notes": check.notes if check is not None else [],  # the noise not measured: the camera unchecked
     }
     emitters = config.emitters.model_copy(update={"photons_range": photons_range})
     background = config.background.model_copy(update={"range": bg_range})
