@@ -177,3 +177,38 @@ def write_json(data: dict[str, Any], path: str | os.PathLike) -> None:
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(_clean(data), indent=2) + "\n")
+
+
+def check_outputs(*paths: str | os.PathLike | None, table: str | os.PathLike | None = None,
+                  px_size_nm: float | None = None) -> None:
+    """Refuse, before any work, an output that cannot be written: a folder of that name, a parent path that is a
+    file, a folder the user may not create files in; ``table``: also a table name of no format plexloc writes (or
+    Picasso .hdf5 without ``px_size_nm``). ``None`` paths (options not given) are skipped. Nothing is created: a
+    missing folder is made later, when the output is written (as every command does).
+
+    Without it several commands found out only at the end (detect and estimate-priors after the whole movie, drift
+    after the drift estimate) or after writing their main output (an unwritable --json of filter left the table
+    written and exited 2)."""
+    if table is not None:
+        from plexloc.io.formats import FORMATS, format_of
+
+        fmt = format_of(table)
+        if not FORMATS[fmt][2]:
+            raise InputError(f"plexloc reads {fmt} files but does not write them; choose another suffix", source=table)
+        if fmt == "picasso" and px_size_nm is None:
+            raise InputError("writing Picasso (.hdf5) needs the camera pixel size: give --camera-px-size NM",
+                             source=table)
+    for path in (table, *paths):
+        if path is None:
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise InputError("cannot write the output: a folder of that name exists", source=path)
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"cannot write the output: {folder} is a file, not a folder", source=path)
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write the output: cannot create files in {folder} (permission denied or a "
+                             "read-only file system)", source=path)

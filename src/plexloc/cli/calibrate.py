@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from plexloc.cli._common import int_at_least, nonnegative_int, positive_float, write_json
+from plexloc.cli._common import check_outputs, int_at_least, nonnegative_int, positive_float, write_json
 
 
 def _roi_px(text: str) -> int:
@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stage step between slices, nm (> 0); slice k is at z = (k - k0) * step, so the slices must step "
                    "the bead away from the objective (conventions: z > 0 away from the objective): reverse a stack "
                    "taken the other way")
-    p.add_argument("--pixel-size", type=positive_float, required=True, help="camera pixel size in the sample, nm (> 0)")
+    # --camera-px-size: the name every other command gives the camera pixel (--pixel-size there is a rendered image's)
+    p.add_argument("--pixel-size", "--camera-px-size", dest="pixel_size", type=positive_float, required=True,
+                   metavar="NM", help="camera pixel size in the sample, nm (> 0); --camera-px-size is the same option")
     p.add_argument("--camera", type=Path, default=None, help="camera YAML (kind: emccd|scmos|ideal, ...)")
     p.add_argument("--config", type=Path, default=None, help="simulation config whose channels' cameras are used")
     p.add_argument("--out", type=Path, required=True, help="output calibration (.h5)")
@@ -152,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"the astigmatic calibration takes one bead stack (one channel), got {len(args.stacks)}")
     elif args.out.suffix.lower() not in (".h5", ".hdf5"):
         raise InputError(f"--out must end in .h5, got {args.out.name!r}")
+    check_outputs(args.out, args.out.with_suffix(".json"))  # before the beads are fitted, not after
     raws, sources = _read_stacks(args)
     # the ROI matters for transforms only: one channel's stacks are not asked (stale metadata could stop them)
     roi_offset, roi_source = _roi_offset(args) if len(raws) > 1 else ((0, 0), "not used (one channel)")

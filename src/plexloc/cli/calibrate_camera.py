@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import float_at_least, int_at_least, nonnegative_float, open_probability, path_with_suffix
+from plexloc.cli._common import (check_outputs, float_at_least, int_at_least, nonnegative_float, open_probability,
+                                 path_with_suffix)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "emccd" and args.em_gain is None:
         raise InputError("--kind emccd needs --em-gain (the camera's EM gain setting): photon transfer measures only "
                          "em_gain / e_per_adu")
+    check_outputs(args.out, args.figure or args.out.with_suffix(".png"), args.json)
     dark = movie_stats(args.dark, max_frames=args.max_frames)
     flats = [movie_stats(f, max_frames=args.max_frames) for f in args.flat]
     movie = None

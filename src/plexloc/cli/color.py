@@ -43,13 +43,14 @@ def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from plexloc.cli import _locs
-    from plexloc.cli._common import write_json
+    from plexloc.cli._common import check_outputs, write_json
     from plexloc.errors import InputError
     from plexloc.io._atomic import atomic_path
     from plexloc.post.color import assign_colors, estimate_ratios, photon_matrix, ratio_figure
 
     if args.ratios is None and args.colors < 2:  # it failed after printing an estimate of the one ratio
         raise InputError(f"--colors {args.colors}: colour assignment needs >= 2 colours")
+    check_outputs(args.figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
     try:  # a table without photons_ch0, photons_ch1, ...: the message names the file
         photon_matrix(table, excess_noise=args.excess_noise)

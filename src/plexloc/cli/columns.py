@@ -36,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:<18} {('[' + unit + ']') if unit else '':<22} {column_description(name) or COLUMN_DOCS[name]}")
         return 0
     from plexloc.cli import _locs
-    from plexloc.cli._common import write_json
+    from plexloc.cli._common import check_outputs, write_json
 
+    check_outputs(args.json)
     if args.locs.suffix.lower() == ".csv" and _training_log(args):
         return 0
     table = _locs.read(args)

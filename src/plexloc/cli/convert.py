@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import positive_float, positive_int
+from plexloc.cli._common import check_outputs, positive_float, positive_int
 from plexloc.cli._locs import FORMATS_HELP
 
 
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.io.formats import format_of, write_locs
 
     format_of(args.out)  # fail on a bad output name before reading
+    check_outputs(table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
     write_locs(table, args.out, px_size_nm=args.camera_px_size,
                frame_shape=tuple(args.frame_shape) if args.frame_shape else None)

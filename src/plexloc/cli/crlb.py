@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-from plexloc.cli._common import finite_float, nonnegative_float, nonnegative_int, write_json
+from plexloc.cli._common import check_outputs, finite_float, nonnegative_float, nonnegative_int, write_json
 
 
 def _floats(text: str) -> list[float]:
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.evaluate.crlb import crlb
     from plexloc.simulation import Simulator
 
+    check_outputs(args.json)
     if any(v <= 0 for v in args.photons):
         raise InputError(f"--photons must be > 0, got {','.join(f'{v:g}' for v in args.photons)}")
     if args.bg < 0:

@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "distribution of |shift|/sigma: large values mean under-reported uncertainties.",
     )
     add_table_args(p, out_help="de-biased table")
-    p.add_argument("--px-size", type=positive_float, required=True, metavar="NM", help="camera pixel size in nm")
+    # --camera-px-size (from add_table_args) is the name the other commands use; --px-size is kept for old scripts
+    p.add_argument("--px-size", type=positive_float, default=None, metavar="NM",
+                   help="camera pixel size in nm, the grid whose sub-pixel offsets are flattened (required unless "
+                        "--camera-px-size gives it; both: they must agree)")
     p.add_argument("--slab", type=positive_float, default=50.0, metavar="NM", help="z slab thickness in nm (default 50)")
     p.add_argument("--min-count", type=positive_int, default=200, metavar="N",
                    help="slabs with fewer rows stay as they are (default 200)")
@@ -30,12 +33,22 @@ def run(args: argparse.Namespace) -> int:
     from contextlib import ExitStack
 
     from plexloc.cli import _locs
-    from plexloc.cli._common import write_json
+    from plexloc.cli._common import check_outputs, write_json
     from plexloc.io._atomic import atomic_path
     from plexloc.post.debias import debias
 
+    from plexloc.errors import InputError
+
+    # --px-size was required even where --camera-px-size, the same camera pixel, was given
+    if args.px_size is None and args.camera_px_size is None:
+        raise InputError("debias needs the camera pixel size: --camera-px-size NM (or --px-size NM)")
+    if args.px_size is not None and args.camera_px_size is not None and args.px_size != args.camera_px_size:
+        raise InputError(f"--px-size {args.px_size:g} and --camera-px-size {args.camera_px_size:g} disagree: both are "
+                         "the camera pixel size; give one")
+    px_size = args.px_size if args.px_size is not None else args.camera_px_size
+    check_outputs(args.json, table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
-    out, report = debias(table, args.px_size, args.slab, min_count=args.min_count)
+    out, report = debias(table, px_size, args.slab, min_count=args.min_count)
     # the JSON goes to a temporary file that takes its name only once the table is written: an unwritable --json
     # left a new table behind (exit status 2)
     with ExitStack() as stack:

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="test movie frame size in pixels (default 64 64)")
     p.add_argument("--minutes", type=positive_float, default=4.0, help="training time in minutes (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the test movie (default 0)")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda where there is one)")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for torch in training and fitting (default: torch's choice, all cores)")
     p.set_defaults(func=run)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-from plexloc.cli._common import positive_float, positive_int, progress, resolve_device
+from plexloc.cli._common import check_outputs, positive_float, positive_int, progress, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if format_of(args.out) == "picasso":  # before any work
         raise InputError("centroid rows carry no precision, which a Picasso file needs: write .csv, .h5, "
                          ".thunderstorm.csv or .smlm", source=args.out)
+    check_outputs(table=args.out)  # an unwritable --out fails now, not after the whole movie
     config = load_config(args.config)
     device = resolve_device(args.device)
     channel = config.channels[0]

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "above the cap every window is sub-sampled at random, and the command says so")
     p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
     p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
-    p.add_argument("--device", default="cpu", help="torch device of the RCC FFTs (default cpu)")
+    p.add_argument("--device", default="cpu", help="torch device of the RCC FFTs: cpu (default), cuda[:N] or auto (cuda where there is one)")
     p.add_argument("--figure", type=path_with_suffix(".png"), default=None,
                    help="drift curve, .png (default OUT with suffix .drift.png)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the drift curve as JSON here")
@@ -46,11 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
-    from plexloc.cli._common import progress, resolve_device, write_json
+    from plexloc.cli._common import check_outputs, progress, resolve_device, write_json
     from plexloc.post.drift import apply_drift, comet_available, estimate_drift
     from plexloc.io._atomic import atomic_path
     from plexloc.render.figures import drift_figure
 
+    figure = args.figure or Path(str(args.out) + ".drift.png")
+    # every output before the estimate (COMET can take minutes): --json used to fail after the table was written
+    check_outputs(figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
     engine = args.engine
     if engine == "comet" and not comet_available():
@@ -90,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
                                 progress=lambda done, total: bar.update(1))
         bar.close()
     corrected = apply_drift(table, result)
-    figure = args.figure or Path(str(args.out) + ".drift.png")
     # both or neither: the figure's temporary file is renamed only once the table is written, and a figure path
     # that cannot be written fails before the table is
     with atomic_path(figure) as tmp:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import path_with_suffix, positive_int, resolve_device, write_json
+from plexloc.cli._common import check_outputs, path_with_suffix, positive_int, resolve_device, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, required=True, help="configuration with PSF, camera and channels")
     p.add_argument("--out", type=path_with_suffix(".yaml", ".yml"), required=True,
                    help="output configuration (.yaml or .yml)")
-    p.add_argument("--frames", type=positive_int, default=2000, help="frames pre-fitted at most (default 2000)")
+    p.add_argument("--frames", "--max-frames", dest="frames", type=positive_int, default=2000, metavar="N",
+                   help="frames pre-fitted at most (default 2000); --max-frames, as calibrate-camera names it, is the "
+                        "same option")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers behind the ranges")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.set_defaults(func=run)
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.config import load_config, save_config
     from plexloc.mle.priors import estimate_priors
 
+    check_outputs(args.out, args.json)  # before the movie is fitted, not after
     config = load_config(args.config)
     movie = args.movie[0] if len(args.movie) == 1 else args.movie
     priors, summary = estimate_priors(

@@ -45,8 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.evaluate.metrics import evaluate
-    from plexloc.cli._common import write_json
+    from plexloc.cli._common import check_outputs, write_json
     from plexloc.cli import _locs
+
+    check_outputs(args.json)
 
     # any table format by name, as the post-processing commands read them (read_table knew plexloc .csv/.h5 only)
     truth, pred = (_locs.read(argparse.Namespace(locs=path, camera_px_size=args.px_size, frame_origin=None))

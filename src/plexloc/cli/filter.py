@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
-    from plexloc.cli._common import write_json
+    from plexloc.cli._common import check_outputs, write_json
     from plexloc.errors import InputError
     from plexloc.post.filter import filter_localizations
 
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
                          "no localization could pass")
     if args.z_range is not None and not args.z_range[0] <= args.z_range[1]:
         raise InputError(f"--z-range Z0 Z1 needs Z0 <= Z1, got {args.z_range[0]:g} {args.z_range[1]:g}")
+    check_outputs(args.json, table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
     kept, report = filter_localizations(
         table, min_prob=args.min_prob, max_sigma_nm=args.max_sigma, max_sigma_z_nm=args.max_sigma_z,

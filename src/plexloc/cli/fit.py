@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--camera", type=Path, action="append",
                    help="camera YAML of the movie (default: the model's training camera); a multi-channel movie: "
                         "one --camera per channel, in channel order, or one configuration holding every channel's camera")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--threshold", type=open_probability, default=None,
                    help="integrated detection probability, in (0, 1] (network; default: the model's "
                         "training.detection_threshold, 0.5 unless set)")

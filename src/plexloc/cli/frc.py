@@ -33,9 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
-    from plexloc.cli._common import write_json
+    from plexloc.cli._common import check_outputs, write_json
     from plexloc.render.frc import frc, unmerged_caveat
 
+    check_outputs(args.json, args.figure)  # the --figure used to fail after --json was written
     table = _locs.read(args)
     res = frc(table, px_size_nm=args.pixel_size, seed=args.seed)
     value = f"{res.resolution_nm:.1f} nm" if np.isfinite(res.resolution_nm) else "none (no crossing of 1/7)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from plexloc.cli._common import nonnegative_int, positive_float
+from plexloc.cli._common import check_outputs, nonnegative_int, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.post.merge import merge_localizations
 
+    check_outputs(table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
     merged = merge_localizations(table, radius_nm=args.radius, gap=args.gap, weights=args.weights)
     _locs.write(merged, args.out, args)

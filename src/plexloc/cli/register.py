@@ -41,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
 
     from plexloc.calibrate.fileformat import chip_transform
     from plexloc.cli import _locs
-    from plexloc.cli._common import write_json
+    from plexloc.cli._common import check_outputs, write_json
     from plexloc.errors import InputError
     from plexloc.post.registration import register_channels
 
     if args.roi_offset is not None and args.camera_px_size is None:
         raise InputError("--roi-offset needs --camera-px-size (the chip pixel's size in nm)")
+    check_outputs(args.out)
     tables = [_locs.read(argparse.Namespace(locs=path, camera_px_size=args.camera_px_size))
               for path in (args.reference, args.channel)]
     result = register_channels(*tables, max_shift_nm=args.max_shift, names=(str(args.reference), str(args.channel)))

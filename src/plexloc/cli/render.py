@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import colormap_name, finite_float, path_with_suffix, positive_float
+from plexloc.cli._common import check_outputs, colormap_name, finite_float, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if args.extent is not None and not (args.extent[0] < args.extent[1] and args.extent[2] < args.extent[3]):
         raise InputError("--extent X0 X1 Y0 Y1 needs X0 < X1 and Y0 < Y1, got "
                          + " ".join(f"{v:g}" for v in args.extent))
+    check_outputs(args.out)
     table = _locs.read(args)
     method = args.method or ("gaussian" if args.sigma is not None or ("sigma_x_nm" in table and "sigma_y_nm" in table)
                              else "histogram")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import path_with_suffix, positive_float
+from plexloc.cli._common import check_outputs, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.render.report import build_report, write_report
 
+    check_outputs(args.out)
     table = _locs.read(args)
     report = build_report(table, title=args.title, px_size_nm=args.pixel_size, camera_px_size_nm=args.camera_px_size)
     write_report(report, args.out)

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="emitters are simulated this far (px) outside the field too, lighting its edges as in a real "
                         "movie; truth.csv keeps those inside (default: half the PSF patch, plus the channels' shifts; "
                         "0: the sample ends at the field's edge)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--chunk", type=positive_int, default=256, help="frames rendered at a time (memory bound; default 256)")
     p.set_defaults(func=run)
 

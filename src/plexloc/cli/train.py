@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", type=Path, help="training configuration (YAML)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda[:N]")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--steps", type=int, default=None, help="train up to this many optimizer steps in total")
     stop.add_argument("--minutes", type=float, default=None, help="train for this many minutes (wall clock)")
