@@ -220,16 +220,17 @@ class LocTable:
         """How many ``photons_chN`` columns the table has."""
         return sum(1 for c in self._data if _PHOTONS_CH.match(c))
 
-    def check_finite(self, columns: Iterable[str] = REQUIRED_COLUMNS) -> None:
-        """Raise :class:`InputError` naming the first row with NaN/inf in one of ``columns``."""
+    def check_finite(self, columns: Iterable[str] = REQUIRED_COLUMNS, *, name: str | None = None) -> None:
+        """Raise :class:`InputError` naming the first row with NaN/inf in one of ``columns`` (and the table's
+        ``name``, where its source is not a file: "channel 1's table")."""
         for c in columns:
             if c not in self._data:
                 continue
             bad = np.flatnonzero(~np.isfinite(self._data[c]))
             if bad.size:
                 raise InputError(
-                    f"column '{c}' has {bad.size} non-finite value(s), first at row {bad[0]} "
-                    f"({self._data[c][bad[0]]!r})",
+                    (f"{name}: " if name else "") + f"column '{c}' has {bad.size} non-finite value(s), first at row "
+                    f"{bad[0]} ({float(self._data[c][bad[0]])})",  # nan / inf, not np.float64(nan)
                     source=self.source,
                 )
 

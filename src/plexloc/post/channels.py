@@ -109,12 +109,7 @@ def combine_channels(
     if len(tables) != n_ch:
         raise InputError(f"the configuration has {n_ch} channel(s) but {len(tables)} table(s) were given")
     for c, t in enumerate(tables):  # scipy's KD-tree raised a bare ValueError on a NaN position
-        for col in ("x_nm", "y_nm", "frame"):
-            v = np.asarray(t[col], float)
-            if not np.isfinite(v).all():
-                row = int(np.argmax(~np.isfinite(v)))
-                raise InputError(f"channel {c}'s table: column {col} is {v[row]} at row {row} (positions must be "
-                                 f"finite; {np.count_nonzero(~np.isfinite(v))} row(s) are not)")
+        t.check_finite(("x_nm", "y_nm", "frame"), name=f"channel {c}'s table")
     px = config.px_size_xy_nm
     radius = float(radius_nm) if radius_nm is not None else 2.0 * max(px)
     off = np.asarray(roi_offset_px if roi_offset_px is not None else config.roi_offset_px, float) * np.asarray(px)

@@ -84,12 +84,7 @@ def register_channels(
         raise InputError(f"registration needs >= 3 localizations in each table, got {len(reference)} in {names[0]} "
                          f"and {len(channel)} in {names[1]}")
     for table, name in zip((reference, channel), names):
-        for col in ("x_nm", "y_nm", "frame"):
-            v = np.asarray(table[col], float)
-            if not np.isfinite(v).all():
-                row = int(np.argmax(~np.isfinite(v)))
-                raise InputError(f"{name}: column {col} is {v[row]} at row {row} (positions must be finite; "
-                                 f"{np.count_nonzero(~np.isfinite(v))} row(s) are not)")
+        table.check_finite(("x_nm", "y_nm", "frame"), name=name)
     xy_r = np.column_stack([reference["x_nm"], reference["y_nm"]]).astype(float)
     xy_c = np.column_stack([channel["x_nm"], channel["y_nm"]]).astype(float)
     fr, fc = np.asarray(reference["frame"]), np.asarray(channel["frame"])
