@@ -458,3 +458,19 @@ def test_detect_says_when_the_camera_noise_could_not_be_measured(tmp_path, capsy
                  "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "plexloc detect: note:" in err and "could not measure the pixel noise (frames too crowded" in err
+
+
+def test_simulate_crlb_and_train_take_the_configuration_as_an_option_too(tmp_path, capsys):
+    """fit, detect and estimate-priors take --config CONFIG; simulate, crlb and train took it only positionally
+    (--config was an unrecognised argument). Both forms now work; two different ones, or none, are refused."""
+    cfg = small_config(tmp_path)
+    assert main(["simulate", "--config", str(cfg), "--frames", "3", "--out", str(tmp_path / "a"), "--device", "cpu"]) == 0
+    assert main(["simulate", str(cfg), "--frames", "3", "--out", str(tmp_path / "b"), "--device", "cpu"]) == 0
+    assert read_table(tmp_path / "a" / "truth.csv") == read_table(tmp_path / "b" / "truth.csv")
+    assert main(["crlb", "--config", str(cfg), "--photons", "1000", "--bg", "10"]) == 0
+    capsys.readouterr()
+    other = small_config(tmp_path, "3d_astigmatic.yaml")
+    assert main(["simulate", str(cfg), "--config", str(other), "--frames", "3", "--out", str(tmp_path / "c")]) == 2
+    assert "two configurations given" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    assert main(["train", "--out", str(tmp_path / "run"), "--steps", "1"]) == 2
+    assert "no configuration given" in capsys.readouterr().err

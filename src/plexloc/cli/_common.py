@@ -145,6 +145,26 @@ def colormap_name(text: str) -> str:
     return text
 
 
+def add_config_argument(p: argparse.ArgumentParser, help: str) -> None:
+    """The configuration as ``CONFIG`` (positional) or ``--config CONFIG``, as ``fit``, ``detect`` and
+    ``estimate-priors`` take it; :func:`resolve_config` picks the one given."""
+    p.add_argument("config", type=Path, nargs="?", default=None, help=f"{help}; or --config CONFIG")
+    p.add_argument("--config", dest="config_option", type=Path, default=None, metavar="CONFIG",
+                   help="the configuration as an option (the same as the positional CONFIG)")
+
+
+def resolve_config(args: argparse.Namespace) -> Path:
+    """``args.config`` set to the configuration given positionally or as ``--config`` (one of them, not two
+    different ones): an :class:`InputError` otherwise."""
+    positional, option = getattr(args, "config", None), getattr(args, "config_option", None)
+    if positional is None and option is None:
+        raise InputError("no configuration given: CONFIG or --config CONFIG (a YAML file)")
+    if positional is not None and option is not None and Path(positional) != Path(option):
+        raise InputError(f"two configurations given: {positional} and --config {option}; give one")
+    args.config = Path(positional if positional is not None else option)
+    return args.config
+
+
 def resolve_device(name: str) -> torch.device:
     """'auto' picks CUDA when there is one; 'cuda' without one is an InputError, not a crash."""
     import torch  # kept out of module import: `plexloc evaluate` needs no torch

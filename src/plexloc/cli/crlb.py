@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 
-from plexloc.cli._common import check_outputs, finite_float, nonnegative_float, nonnegative_int, write_json
+from plexloc.cli._common import (
+    add_config_argument, check_outputs, finite_float, nonnegative_float, nonnegative_int, resolve_config, write_json,
+)
 
 
 def _floats(text: str) -> list[float]:
@@ -33,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "per channel (e.g. 865,4135), and the bound has a photon and a background parameter per channel "
         "(crlb_photons_chN, crlb_bg_chN; crlb_photons is then the bound of their sum).",
     )
-    p.add_argument("config", type=Path, help="simulation configuration (YAML)")
+    add_config_argument(p, "simulation configuration (YAML)")
     # --photons <= 0 is an InputError of run() (exit code 2 returned, not raised); NaN and inf are refused here
     p.add_argument("--photons", type=_floats, required=True,
                    help="photons of the emitter (all channels), > 0; 'independent': per channel, one value or a "
@@ -47,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_config(args)
     import torch
 
     from plexloc.config import load_config

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 
-from plexloc.cli._common import finite_float, nonnegative_int, positive_int, progress, resolve_device
+from plexloc.cli._common import (
+    add_config_argument, finite_float, nonnegative_int, positive_int, progress, resolve_config, resolve_device,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "to DIR/config.yaml. A warning names a camera whose frames clip at the uint16 maximum (65535 ADU) in more "
         "than 0.01 % of the pixels.",
     )
-    p.add_argument("config", type=Path, help="simulation configuration (YAML)")
+    add_config_argument(p, "simulation configuration (YAML)")
     # --frames < 1 and --density < 0 are InputErrors of run() (exit code 2 returned, not raised)
     p.add_argument("--frames", type=int, required=True, help="number of frames, >= 1")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -37,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_config(args)
     import numpy as np
     import torch
 

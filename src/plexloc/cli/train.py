@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from plexloc.cli._common import poor_model, progress, resolve_device
+from plexloc.cli._common import add_config_argument, poor_model, progress, resolve_config, resolve_device
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "optionally with 'model' and 'training' sections). The run folder gets config.yaml, checkpoint.pt "
         "(to resume), model.pt (best validation; what 'plexloc fit --model RUN_DIR' uses), log.csv and curves.png.",
     )
-    p.add_argument("config", type=Path, help="training configuration (YAML)")
+    add_config_argument(p, "training configuration (YAML)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     stop = p.add_mutually_exclusive_group()
@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    resolve_config(args)
     import torch
 
     from plexloc.config import TrainConfig, load_config
