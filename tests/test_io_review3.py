@@ -328,3 +328,15 @@ def test_frame_zero_is_valid_everywhere_and_thunderstorm_stays_1_based(tmp_path)
 def test_doctests_of_the_changed_modules():
     for module in (_atomic, tables, picasso, thunderstorm):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_a_folder_given_as_a_table_is_named_as_a_folder(tmp_path):
+    """A folder given where a table is read said "unknown table format of 'results'" (or, named like a table, a
+    reader's error): the mistake is named now."""
+    from plexloc.errors import InputError
+    from plexloc.io import read_locs
+
+    for name in ("results", "locs.csv"):
+        (tmp_path / name).mkdir()
+        with pytest.raises(InputError, match="is a folder, not a table file"):
+            read_locs(tmp_path / name)

@@ -73,8 +73,10 @@ def read_locs(path: str | os.PathLike, **options: Any) -> LocTable:
     from plexloc.io.tables import read_csv, read_hdf5
     from plexloc.io.thunderstorm import import_thunderstorm
 
-    fmt = format_of(path)
     p = Path(path)
+    if p.is_dir():  # "unknown table format of 'results'" said nothing of the real mistake
+        raise InputError(f"'{p}' is a folder, not a table file: give the table inside it", source=path)
+    fmt = format_of(path)
     if fmt == "thunderstorm":
         return import_thunderstorm(p, **options)
     if fmt == "csv":
