@@ -65,6 +65,16 @@ def test_an_image_beyond_the_memory_is_refused_before_allocating(monkeypatch):
     with pytest.raises(InputError, match="GiB of memory"):
         render_histogram(t, px_size_nm=6.2)  # 6 GiB as a histogram
     assert render_histogram(t, px_size_nm=500.0).image.sum() == 2
+    # the refusal names the table's file (it named none)
+    from plexloc.table import LocTable
+
+    named = LocTable({c: t[c] for c in t.columns}, source="big_locs.csv")
+    with pytest.raises(InputError) as err:
+        render_histogram(named, px_size_nm=6.2)
+    assert "big_locs.csv" in str(err.value)
+    with pytest.raises(InputError) as err:
+        render_histogram(named, px_size_nm=0.5)  # beyond max_pixels
+    assert "big_locs.csv" in str(err.value) and "exceeds" in str(err.value)
 
 
 def test_report_precision_from_crlb_columns_and_nan_z():

@@ -107,7 +107,7 @@ def _available_memory_bytes() -> int | None:
         return None
 
 
-def _check_memory(h: int, w: int, px: float, bytes_per_px: int, what: str) -> None:
+def _check_memory(h: int, w: int, px: float, bytes_per_px: int, what: str, source=None) -> None:
     """Refuse an image whose working memory would exceed :data:`MEMORY_SHARE` of the memory available, before any of
     it is allocated (a 100 µm field at 6.2 nm is 2.6e8 pixels: about 6 GiB as a histogram, 25 GiB coloured by z)."""
     avail = _available_memory_bytes()
@@ -119,7 +119,7 @@ def _check_memory(h: int, w: int, px: float, bytes_per_px: int, what: str) -> No
         raise InputError(
             f"an image of {h} x {w} pixels at {px:g} nm ({what}) needs about {need / 2**30:.1f} GiB of memory, more "
             f"than {100 * MEMORY_SHARE:.0f} % of the {avail / 2**30:.1f} GiB available; use a larger pixel size "
-            f"(>= {px * np.sqrt(need / budget) * 1.01:.1f} nm) or a smaller extent"
+            f"(>= {px * np.sqrt(need / budget) * 1.01:.1f} nm) or a smaller extent", source=source
         )
 
 
@@ -147,7 +147,7 @@ def _geometry(table: LocTable, px: float, extent_nm, max_pixels: int) -> tuple[t
     if h * w > max_pixels:
         raise InputError(
             f"an image of {h} x {w} pixels at {px} nm exceeds {max_pixels} pixels; use a larger pixel size "
-            f"(>= {px * np.sqrt(h * w / max_pixels):.1f} nm) or a smaller extent"
+            f"(>= {px * np.sqrt(h * w / max_pixels):.1f} nm) or a smaller extent", source=table.source
         )
     return (x0, x1, y0, y1), h, w
 
@@ -167,7 +167,7 @@ def render_histogram(table: LocTable, *, px_size_nm: float, extent_nm=None, weig
                      max_pixels: int = 2**28) -> Rendered:
     """Localizations per pixel (see the module docstring)."""
     extent, h, w = _geometry(table, float(px_size_nm), extent_nm, max_pixels)
-    _check_memory(h, w, float(px_size_nm), BYTES_PER_PIXEL["histogram"], "histogram")
+    _check_memory(h, w, float(px_size_nm), BYTES_PER_PIXEL["histogram"], "histogram", table.source)
     img, out = _bin(table["x_nm"], table["y_nm"], weights, extent, h, w, float(px_size_nm))
     return Rendered(img, float(px_size_nm), extent, out, value_unit=_value_unit(weights))
 
@@ -281,7 +281,7 @@ def render_gaussian(
         extent_nm = (np.floor((table["x_nm"].min() - m) / px) * px, table["x_nm"].max() + m + px,
                      np.floor((table["y_nm"].min() - m) / px) * px, table["y_nm"].max() + m + px)
     extent, h, w = _geometry(table, px, extent_nm, max_pixels)
-    _check_memory(h, w, px, BYTES_PER_PIXEL["gaussian"], "Gaussian")
+    _check_memory(h, w, px, BYTES_PER_PIXEL["gaussian"], "Gaussian", table.source)
     n = len(table)
     wts_in = None
     if weights is not None:
@@ -415,7 +415,8 @@ def render_color(
     import matplotlib
 
     extent, h, w = _geometry(table, float(px_size_nm), extent_nm, gaussian_options.get("max_pixels", 2**28))
-    _check_memory(h, w, float(px_size_nm), 32 + BYTES_PER_PIXEL.get(method, 32), f"RGB, {method}, coloured by {color_by}")
+    _check_memory(h, w, float(px_size_nm), 32 + BYTES_PER_PIXEL.get(method, 32), f"RGB, {method}, coloured by {color_by}",
+                  table.source)
     if color_by == "z":
         z = table["z_nm"]
         finite = np.isfinite(z)
