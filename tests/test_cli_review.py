@@ -259,3 +259,11 @@ def test_every_device_option_says_its_default():
                 assert "default" in action.help and "cuda[:N]" in action.help, (name, action.help)
                 assert f"{action.default} (default" in action.help, (name, action.help)
     assert seen >= 7
+
+
+def test_demo_refuses_a_negative_seed_up_front(tmp_path, capsys):
+    """demo --seed took any integer, and a seed under -1000 failed only in its first step (simulate's seed is
+    --seed + 1000, which must be >= 0); refused by the parser now, as simulate's and frc's."""
+    with pytest.raises(SystemExit) as err:
+        main(["demo", "--seed", "-2000", "--out", str(tmp_path / "d")])
+    assert err.value.code == 2 and "--seed" in capsys.readouterr().err and not (tmp_path / "d").exists()

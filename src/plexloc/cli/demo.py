@@ -10,7 +10,7 @@ import argparse
 import time
 from pathlib import Path
 
-from plexloc.cli._common import positive_float, positive_int
+from plexloc.cli._common import nonnegative_int, positive_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frame-size", type=positive_int, nargs=2, default=(64, 64), metavar=("H", "W"),
                    help="test movie frame size in pixels (default 64 64)")
     p.add_argument("--minutes", type=positive_float, default=4.0, help="training time in minutes (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the test movie (default 0)")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed of the test movie, >= 0 (default 0)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for torch in training and fitting (default: torch's choice, all cores)")
