@@ -69,12 +69,27 @@ def read_model_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupt or foreign file
-        raise InputError(f"not a readable plexloc model file: {type(err).__name__}: {err}", source=p) from None
+        raise InputError(f"not a readable plexloc model file (damaged, cut short or not a model; {p.stat().st_size:,} "
+                         f"bytes): {type(err).__name__}: {err}", source=p) from None
     if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, "plexloc-checkpoint"):
         raise InputError("not a plexloc model file (missing format tag)", source=p)
-    if int(payload.get("version", 0)) > VERSION:
-        raise InputError(f"model file version {payload.get('version')} is newer than this plexloc reads ({VERSION})", source=p)
+    version = payload.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InputError(f"not a plexloc model file: its version is {version!r}, not a whole number", source=p)
+    if version > VERSION:
+        raise InputError(f"model file version {version} is newer than this plexloc reads ({VERSION})", source=p)
     return payload
+
+
+def _weights_error(err: RuntimeError) -> str:
+    """torch's ``load_state_dict`` complaint in one line: the missing and unexpected weights, and how many have
+    another shape (the first named)."""
+    lines = [ln.strip().rstrip(".") for ln in str(err).splitlines()[1:] if ln.strip()]
+    shape = [ln for ln in lines if ln.startswith("size mismatch")]
+    parts = [ln if len(ln) <= 200 else ln[:200] + " ..." for ln in lines if not ln.startswith("size mismatch")]
+    if shape:
+        parts.append(f"{len(shape)} of another shape, the first: {shape[0].removeprefix('size mismatch for ')}")
+    return "; ".join(parts) or str(err)
 
 
 def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> tuple[Localizer, dict[str, Any], dict[str, Any]]:
@@ -84,11 +99,29 @@ def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -
     the model's own copies where the originals are gone or changed)."""
     path = resolve_model_path(path)
     payload = read_model_file(path)
+    weights_key = "state_dict" if "state_dict" in payload else "model"
+    parts = {"spec": "network settings (spec)", weights_key: "weights", "config": "training configuration"}
+    missing = [word for key, word in parts.items() if not isinstance(payload.get(key), dict)]
+    if missing:
+        raise InputError(f"the model file lacks its {', '.join(missing)} (damaged, or not written by plexloc)", source=path)
     try:
         spec = LocalizerSpec.from_dict(payload["spec"])
     except ValueError as err:
         raise InputError(str(err), source=path) from None
-    model = Localizer(spec)
-    model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
+    try:
+        model = Localizer(spec)
+    except (TypeError, ValueError, RuntimeError) as err:  # a setting of the wrong type or out of range
+        raise InputError(f"the network's settings do not make a network ({type(err).__name__}: {err}): the file is "
+                         "damaged or was not written by plexloc", source=path) from None
+    state = payload[weights_key]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:  # weights of another architecture than the spec's (damaged, edited or foreign file)
+        raise InputError(f"the weights do not fit the network its settings describe ({_weights_error(err)}): the file is "
+                         "damaged or was written by another version of plexloc's network", source=path) from None
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise InputError(f"{len(bad)} weight tensor(s) are not finite ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}): "
+                         "a diverged or damaged model", source=path)
     config = restore_files(payload["config"], payload.get("files"), source=path)
-    return model.to(device).eval(), config, payload.get("meta", {})
+    return model.to(device).eval(), config, payload.get("meta") or {}

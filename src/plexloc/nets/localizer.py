@@ -79,7 +79,8 @@ class LocalizerSpec:
         if unknown:
             raise ValueError(f"the network has settings this plexloc does not know ({', '.join(unknown)}): it was "
                              "saved by a newer plexloc; update plexloc to use it")
-        d["px_size_nm"] = tuple(d["px_size_nm"])
+        if "px_size_nm" in d:
+            d["px_size_nm"] = tuple(d["px_size_nm"])
         return cls(**d)
 
 
