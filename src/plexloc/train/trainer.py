@@ -45,6 +45,12 @@ CURVES_FILE = "curves.png"
 CONFIG_FILE = "config.yaml"
 
 
+
+#: the photon head's ceiling over the brightest training target (``LocalizerSpec.photon_scale``): estimates cannot go
+#: above it, so :mod:`plexloc.infer.domain` checks total photons against a share of it
+PHOTON_SCALE_OVER_MAX = 1.2
+
+
 def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> LocalizerSpec:
     """Architecture from ``config.model``; output scales and input normalisation from the simulation's ranges."""
     m = config.model
@@ -74,7 +80,7 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
         is_3d=bool(is_3d),
         z_center_nm=0.5 * (z_lo + z_hi),
         z_scale_nm=0.6 * (z_hi - z_lo) if is_3d else 1.0,
-        photon_scale=1.2 * max_target_photons(sim.config),
+        photon_scale=PHOTON_SCALE_OVER_MAX * max_target_photons(sim.config),
         bg_scale=max(1.5 * bg_hi, 1.0),
         input_offset=[float(v) for v in offset],
         input_scale=[float(v) for v in scale],
