@@ -426,3 +426,17 @@ def test_a_movie_recorded_at_another_pixel_size_is_warned_about(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", PixelSizeWarning)  # the movie's own pixel size: quiet
         fit_movie(tmp_path / "mok.tif", tmp_path / "run", device="cpu")
+
+
+def test_the_background_head_covers_every_channels_own_background():
+    """make_spec set bg_scale from the top-level background only: a channel with its own range of 400-500
+    photons/px (the top level at its default 20-200) got a head that saturates at 300 (the networks review)."""
+    from plexloc.config import TrainConfig
+    from plexloc.simulation import Simulator
+    from plexloc.train.trainer import make_spec
+
+    ch = {"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}}
+    cfg = TrainConfig.model_validate({"channels": [ch, {**ch, "background": {"range": [400.0, 500.0]}}],
+                                      "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1}})
+    spec = make_spec(cfg, Simulator(cfg.simulation()))
+    assert spec.bg_scale >= 1.5 * 500.0

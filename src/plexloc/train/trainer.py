@@ -58,7 +58,10 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
     n_photons = 1 if (c == 1 or config.photon_model.kind == "linked") else c
     z_lo, z_hi = config.emitters.z_range_nm
     is_3d = z_hi > z_lo and any(ch.psf.is_3d for ch in sim.channels)
-    bg_hi = config.background.range[1] * (1.0 + config.background.variation)
+    # the background head's ceiling covers every channel's own background (a channel with its own range above the
+    # top-level one saturated below that range)
+    bg_hi = max(float(bg.range[1]) * (1.0 + bg.variation) for bg in
+                (ch.background if ch.background is not None else config.background for ch in sim.config.channels))
     # input normalisation per channel from a few simulated frames (photon domain)
     gen = BatchGenerator(sim, batch_size=8, window=1, min_target_photons=0.0, seed=seed + 12345)
     x = batch_photons(sim, gen().frames)  # (8, 1, C, H, W)
