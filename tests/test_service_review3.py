@@ -304,3 +304,42 @@ def test_a_worker_that_missed_the_cancel_ends_the_job_cancelled(env, caplog):
         agent.close()
     assert j["state"] == "cancelled", j
     assert any("409" in r.getMessage() and job["id"] in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_a_ping_answered_5xx_keeps_its_log_lines_for_the_next(tmp_path):
+    """A ping that the server answered 500 or 503 (a restart, its database away) lost its batch of log lines: only a
+    network error put them back. Now they go out with the next ping, in order."""
+    agent = agent_mod.Agent("http://127.0.0.1:9", "plxw_x", hardware=agent_mod.Hardware(cpus=1, memory_mb=100),
+                            runtime=None, work_dir=tmp_path)
+    rep = agent_mod._Reporter(agent, "job", 60.0)
+    posted: list[list[str]] = []
+    answers = [503, 500, 200]
+
+    class Answer:
+        def __init__(self, code):
+            self.status_code = code
+
+        def json(self):
+            return {}
+
+    class FakeHTTP:
+        def post(self, url, json, headers):
+            code = answers.pop(0)
+            if code == 200:
+                posted.append(list(json["log"]))
+            return Answer(code)
+
+    real = agent.http
+    agent.http = FakeHTTP()
+    try:
+        for i in range(5):
+            rep.log(f"line {i}")
+        rep.flush()  # 503: kept
+        rep.flush()  # 500: kept
+        assert rep.pending() == 5 and posted == []
+        rep.flush()  # 200: sent, in order
+        assert posted == [[f"line {i}" for i in range(5)]] and rep.pending() == 0
+    finally:
+        agent.http = real
+        rep.close()
+        agent.close()

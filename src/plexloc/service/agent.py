@@ -309,6 +309,10 @@ class _Reporter(threading.Thread):
             if r.status_code in (403, 404):
                 self.lost.set()
                 return
+            if r.status_code >= 500:  # the server failed this request (a restart, its database): the lines were lost
+                log.warning("job %s: ping answered %s; its log lines are sent again", self.job_id, r.status_code)
+                self.untake(batch)
+                return
             if r.status_code == 200 and r.json().get("cancel"):
                 self.cancel.set()
             if not self.pending():
