@@ -116,17 +116,13 @@ def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAME
     # pixel's own noise (choosing by the pixel's own value read a low-light EMCCD's skewed noise 0.80-0.82 at 3-6
     # photons/px in the dimmer quarter, 0.6-0.7 in the tenth; by the neighbourhood 0.95-1.06)
     sm = torch.nn.functional.avg_pool2d(m[:, None], 3, stride=1, padding=1, count_include_pad=False)[:, 0]
-    flat = sm.flatten(1)
-
-    def dimmer(q: float) -> Tensor:
-        return sm <= flat.quantile(q, dim=1)[:, None, None]
-
-    half = dimmer(NOISE_QUANTILES[0])
-    level = float(m[half].median())
+    qs = (*NOISE_QUANTILES, CROWDED_QUANTILE)
+    cuts = sm.flatten(1).quantile(torch.tensor(qs, dtype=sm.dtype), dim=1)  # (len(qs), T - 1): one sort per quantile set
+    masks = {q: sm <= cut[:, None, None] for q, cut in zip(qs, cuts)}
+    level = float(m[masks[NOISE_QUANTILES[0]]].median())
     if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS:
         # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says nothing
         return math.nan, f"an EMCCD signal of {level:.2g} photons/px, under the {MIN_EMCCD_PHOTONS:g} it is measured from"
-    masks = {NOISE_QUANTILES[0]: half, **{q: dimmer(q) for q in (*NOISE_QUANTILES[1:], CROWDED_QUANTILE)}}
     ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
     crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
     if crowding > MAX_CROWDING:

@@ -12,8 +12,8 @@ simulation drew from (:func:`training_ranges`):
   share of localizations whose estimate lies above ``photon_over`` times the training maximum (for the total,
   ``PHOTON_CEILING_SHARE`` of the head's ceiling, 1.10x, where that is lower). An emitter brighter than any the
   network saw comes out at the top of the range or past it (the output reaches 1.2x the emitters' maximum); far
-  brighter ones (2x and more) can be lost instead, which no check of the estimates sees. Dimmer estimates are not checked: emitters on for part of a frame are dimmer than the
-  range in every movie.
+  brighter ones (2x and more) can be lost instead, which no check of the estimates sees. Dimmer estimates are not
+  checked: emitters on for part of a frame are dimmer than the range in every movie.
 - background of every channel: the median estimate against the training range widened by ``bg_over`` on both
   sides (both too much and too little background mean the camera conversion or the model is wrong).
 
@@ -229,6 +229,8 @@ def _domain_checks(
                 f"{'many' if r > 1 else 'few'}: check the camera's gain and e-/ADU (and baseline) against the movie"
             )
         report.checks.append(chk)
+    from plexloc.train.trainer import PHOTON_SCALE_OVER_MAX  # (not at module import: train imports much)
+
     ranges = training_ranges(config)
     if len(table) == 0:
         _movie_background(report, ranges, movie_bg, bg_over)
@@ -243,8 +245,6 @@ def _domain_checks(
         q05, med, q95 = (float(q) for q in np.quantile(v, [0.05, 0.5, 0.95]))
         over = photon_over if kind == "photons" else bg_over
         if column == "photons":  # the total: the head's ceiling is 1.2x the maximum, under 1.25x
-            from plexloc.train.trainer import PHOTON_SCALE_OVER_MAX
-
             over = min(over, PHOTON_CEILING_SHARE * PHOTON_SCALE_OVER_MAX)
         above = float(np.mean(v > over * hi))
         chk = DomainCheck(column, kind, lo, hi, q05, med, q95, above)
