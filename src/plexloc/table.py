@@ -5,6 +5,12 @@ Optional (when known): ``id, bg, sigma_x_nm, sigma_y_nm, sigma_z_nm, sigma_photo
 photons_ch0, photons_ch1, ..., color, color_prob, crlb_x_nm, crlb_y_nm, crlb_z_nm``.
 Other columns a user brings are kept as they are (never dropped), as float.
 
+``z_nm`` is the one required column that may be NaN: z unknown, as in a 2D table (a 2D fit's output, a 2D
+ground truth), in some rows or all of them (:data:`NAN_ALLOWED_COLUMNS`). The readers take such tables
+(:meth:`LocTable.check_readable`); ``±inf`` is refused there as everywhere, and NaN/inf in ``frame, x_nm, y_nm,
+photons`` too. A consumer that needs z checks it itself and names the file and column
+(``table.check_finite(("z_nm",))``): evaluation in 3D, the voxel Jaccard index, COMET drift correction.
+
 The table holds one 1-D numpy array per column, all of the same length. It converts no units:
 readers and writers of other formats (ThunderSTORM, Picasso, ...) do that at the file boundary.
 """
@@ -34,6 +40,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "crlb_y_nm",
     "crlb_z_nm",
 )
+#: required columns that may hold NaN (z unknown: a 2D table); never ±inf. See the module docstring.
+NAN_ALLOWED_COLUMNS: tuple[str, ...] = ("z_nm",)
 #: columns held as int64: indices and counts (merge adds ``n_merged`` and ``frame_last``; stored as floats they read
 #: "3.0" in a CSV and compared as floats)
 INTEGER_COLUMNS: frozenset[str] = frozenset({"frame", "id", "color", "n_merged", "frame_last"})
@@ -220,19 +228,30 @@ class LocTable:
         """How many ``photons_chN`` columns the table has."""
         return sum(1 for c in self._data if _PHOTONS_CH.match(c))
 
-    def check_finite(self, columns: Iterable[str] = REQUIRED_COLUMNS, *, name: str | None = None) -> None:
+    def check_finite(self, columns: Iterable[str] = REQUIRED_COLUMNS, *, name: str | None = None,
+                     allow_nan: Iterable[str] = ()) -> None:
         """Raise :class:`InputError` naming the first row with NaN/inf in one of ``columns`` (and the table's
-        ``name``, where its source is not a file: "channel 1's table")."""
+        ``name``, where its source is not a file: "channel 1's table"); in the columns of ``allow_nan`` only
+        ``±inf`` is refused."""
+        allow_nan = set(allow_nan)
         for c in columns:
             if c not in self._data:
                 continue
-            bad = np.flatnonzero(~np.isfinite(self._data[c]))
+            nan_ok = c in allow_nan
+            bad = np.flatnonzero(np.isinf(self._data[c]) if nan_ok else ~np.isfinite(self._data[c]))
             if bad.size:
+                what = "infinite value(s)" if nan_ok else "non-finite value(s)"
+                why = "; NaN marks an unknown value (z of a 2D table), inf is refused" if nan_ok else ""
                 raise InputError(
-                    (f"{name}: " if name else "") + f"column '{c}' has {bad.size} non-finite value(s), first at row "
-                    f"{bad[0]} ({float(self._data[c][bad[0]])})",  # nan / inf, not np.float64(nan)
+                    (f"{name}: " if name else "") + f"column '{c}' has {bad.size} {what}, first at row "
+                    f"{bad[0]} ({float(self._data[c][bad[0]])}){why}",  # nan / inf, not np.float64(nan)
                     source=self.source,
                 )
+
+    def check_readable(self, *, name: str | None = None) -> None:
+        """What every table reader asks of a table: the required columns finite, except that ``z_nm`` may be NaN
+        (z unknown, a 2D table: :data:`NAN_ALLOWED_COLUMNS`); raises :class:`InputError` as :meth:`check_finite`."""
+        self.check_finite(REQUIRED_COLUMNS, name=name, allow_nan=NAN_ALLOWED_COLUMNS)
 
     def __repr__(self) -> str:
         return f"LocTable({len(self)} rows, columns={self.columns})"

@@ -27,6 +27,7 @@ import torch
 
 from plexloc.camera import Camera
 from plexloc.evaluate.crlb import crlb
+from plexloc.errors import InputError
 from plexloc.evaluate.matching import Matching
 from plexloc.psf import PSF
 from plexloc.table import LocTable
@@ -54,7 +55,15 @@ def table_crlb(
 
     Several channels: each row's own split of its photons where the table has ``photons_chN`` (a molecule's dye,
     its share of a partial frame), else ``photon_fractions``; each channel's own background where it has
-    ``bg_chN`` (e.g. 20 and 135 photons in the two channels of a dual-colour set-up), else ``bg`` in every one."""
+    ``bg_chN`` (e.g. 20 and 135 photons in the two channels of a dual-colour set-up), else ``bg`` in every one.
+
+    A 3D PSF's bound depends on z: a NaN ``z_nm`` (z unknown, as a 2D table may have) is an :class:`InputError` naming
+    the table's file and the column (the bound of those rows was NaN); a 2D PSF's bound ignores z."""
+    if any(getattr(psf, "is_3d", True) for psf, _ in channels):
+        try:
+            truth.check_finite(("z_nm",))
+        except InputError as err:
+            raise InputError(f"{err.reason}; the CRLB of a 3D PSF needs each emitter's z", source=err.source) from None
     bg_from_table = bg is None
     bg = truth["bg"] if bg is None else bg
     if not len(truth):

@@ -107,7 +107,7 @@ def read_smap_sml(path: str | os.PathLike) -> LocTable:
     if "color" in cols:  # SMAP channels are numbered from 0 too? keep as-is but they must be whole numbers
         cols["color"] = np.asarray(cols["color"], dtype=float)
     table = LocTable(cols, source=str(path))
-    table.check_finite()
+    table.check_readable()
     below = np.flatnonzero(table["frame"] < 0)
     if below.size:
         raise InputError(f"saveloc.loc.frame has {below.size} value(s) below 1, first at row {below[0]} "
@@ -208,7 +208,7 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
         warnings.warn(f"{path}: data field(s) {', '.join(ignored)} are not one number per localization and were not "
                       "imported", IgnoredFieldWarning, stacklevel=2)
     table = LocTable(cols, source=str(path))
-    table.check_finite()
+    table.check_readable()
     below = np.flatnonzero(table["frame"] < 0)
     if below.size:
         raise InputError(f"data/frame_ix has {below.size} negative value(s), first at row {below[0]} "

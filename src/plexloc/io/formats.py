@@ -109,7 +109,7 @@ def write_locs(table: LocTable, path: str | os.PathLike, **options: Any) -> None
     fmt = format_of(path)
     if not FORMATS[fmt][2]:
         raise InputError(f"plexloc reads {fmt} files but does not write them; choose another suffix", source=path)
-    check_writable(table, path)  # every format's reader refuses non-finite required columns
+    check_writable(table, path)  # every format's reader refuses non-finite required columns (z_nm: NaN allowed)
     if fmt == "thunderstorm":
         export_thunderstorm(table, path, **{k: v for k, v in options.items() if k == "psf_sigma_nm"})
     elif fmt == "csv":

@@ -174,7 +174,7 @@ def export_picasso(
         raise InputError(f"n_frames={n_frames} but the table has frame {max_frame} (frames are 0-based)", source=path)
     lpx, lpx_from = _precision(table, "x", source=path)
     lpy, lpy_from = _precision(table, "y", source=path)
-    is_3d = bool(n and np.any(table["z_nm"] != 0))
+    is_3d = bool(n and np.any(table["z_nm"][~np.isnan(table["z_nm"])] != 0))  # z NaN throughout: a 2D table
 
     fields: list[tuple[str, str]] = list(PICASSO_FIELDS) + ([("z", "f4")] if is_3d else [])
     used = {"frame", "x_nm", "y_nm", "photons", "z_nm", "bg"}
@@ -329,6 +329,6 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         if f"s{axis}" in names and known(col(f"s{axis}")):
             columns[f"psf_sigma_{axis}_nm"] = col(f"s{axis}") * px
     table = LocTable(columns, source=str(path))
-    table.check_finite()
+    table.check_readable()
     check_frames(table)
     return table

@@ -93,6 +93,13 @@ _FROM_OURS = {"x_nm": "x", "y_nm": "y", "z_nm": "z", "frame": "frame", "photons"
 _LENGTH_COLUMNS = {"x_nm", "y_nm", "z_nm", "sigma_x_nm", "sigma_y_nm", "sigma_z_nm"}
 
 
+def _stat(values: np.ndarray, reduce) -> float | None:
+    """The manifest's min or max of a column over its non-NaN values; None for none (an empty table, or a column
+    NaN throughout, e.g. z of a 2D table: np.nanmin warned 'All-NaN slice encountered')."""
+    known = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    return float(reduce(known)) if known.size else None
+
+
 def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = None) -> None:
     """Write ``table`` as a ``.smlm`` archive (one table, see the module docstring), atomically."""
     n = len(table)
@@ -118,8 +125,7 @@ def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = N
         rec[h] = a
     fmt_name = "smlm-table(binary)"
     bin_name = (name or Path(path).stem) + ".bin"
-    stats = {k: {h: (float(np.nanmin(rec[h])) if n else None) for h in headers} for k in ("min",)}
-    stats["max"] = {h: (float(np.nanmax(rec[h])) if n else None) for h in headers}
+    stats = {"min": {h: _stat(rec[h], np.min) for h in headers}, "max": {h: _stat(rec[h], np.max) for h in headers}}
     manifest: dict[str, Any] = {
         "format_version": "0.2",
         "formats": {
@@ -317,6 +323,6 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
         if v.size and np.any(v != np.round(v)):
             raise InputError(f"column '{c}' must hold whole numbers", source=path)
     table = LocTable(merged, source=str(path))
-    table.check_finite()
+    table.check_readable()
     check_frames(table)  # frame_last
     return table

@@ -11,7 +11,8 @@ CSV (``.csv``)
     digits: 0.0001 nm resolution for positions below 1 mm; ``float_format`` changes it). Missing
     optional values are written as ``nan``. Reading uses numpy's C parser; a malformed row (wrong number of values,
     a value that is not a number) raises :class:`InputError` naming the line number and the value.
-    NaN/inf are refused in the required columns and allowed in optional ones. A header-only file
+    NaN/inf are refused in the required columns and allowed in optional ones, except that ``z_nm`` may be NaN (z
+    unknown: a 2D table, in some rows or all; ``inf`` is refused there too, see :mod:`plexloc.table`). A header-only file
     gives an empty table. Columns the conventions do not know are kept. Integer columns
     (:data:`plexloc.table.INTEGER_COLUMNS`) are int64 and read exactly over its whole range: a column with a
     value beyond 2**53 (where float64 no longer tells neighbouring integers apart) is read a second time as
@@ -62,7 +63,7 @@ import numpy as np
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 from plexloc.io._readers import hdf5_errors
-from plexloc.table import COLUMN_DOCS, INTEGER_COLUMNS, REQUIRED_COLUMNS, LocTable
+from plexloc.table import COLUMN_DOCS, INTEGER_COLUMNS, NAN_ALLOWED_COLUMNS, REQUIRED_COLUMNS, LocTable
 
 __all__ = [
     "HDF5_FORMAT",
@@ -323,12 +324,13 @@ def _check_frames(data: _CsvData, columns: Iterable[str] = FRAME_COLUMNS) -> Non
                                              f"numbered from 0 ({bad.size} negative value(s) in this column)")
 
 
-def _check_finite(data: _CsvData, columns: Iterable[str]) -> None:
+def _check_finite(data: _CsvData, columns: Iterable[str], allow_nan: Iterable[str] = NAN_ALLOWED_COLUMNS) -> None:
+    """NaN/inf in ``columns`` refused naming the line; in those of ``allow_nan`` (``z_nm``: z unknown) only inf."""
     for name in columns:
         if name not in data.names:
             continue
         col = data.column(name)
-        bad = np.flatnonzero(~np.isfinite(col))
+        bad = np.flatnonzero(np.isinf(col) if name in allow_nan else ~np.isfinite(col))
         if bad.size:
             raise data.fail_row(
                 int(bad[0]),
@@ -392,12 +394,19 @@ def check_frames(table: LocTable, *, source: str | os.PathLike | None = None) ->
 def check_writable(table: LocTable, path: str | os.PathLike) -> None:
     """Refuse, before anything is written, a table that no plexloc reader would take back: NaN or inf in a required
     column (every reader refuses those rows, so the file would be written and then unreadable), or a negative frame
-    (frames are 0-based; the readers refuse them too)."""
+    (frames are 0-based; the readers refuse them too).
+
+    ``z_nm`` NaN in every row (a 2D table: z unknown) is written, and read back as NaN (Picasso: a 2D file without
+    z). A table with z NaN in some rows only (a 3D table some of whose z are missing) is not written: filter those
+    rows, or set z to NaN in every row for a 2D table."""
+    z = table["z_nm"]
     try:
-        table.check_finite(REQUIRED_COLUMNS)
+        table.check_finite(REQUIRED_COLUMNS, allow_nan=NAN_ALLOWED_COLUMNS if bool(np.all(np.isnan(z))) else ())
     except InputError as err:
+        hint = ("; z_nm NaN in every row (a 2D table) is written, a z_nm NaN in some rows only is not"
+                if "'z_nm'" in err.reason and bool(np.any(np.isnan(z))) else "")
         raise InputError(f"not written: {err.reason} (required columns must be finite to be read back; filter or "
-                         "drop those rows first)", source=path) from None
+                         f"drop those rows first{hint})", source=path) from None
     try:
         check_frames(table, source=path)
     except InputError as err:
@@ -503,7 +512,7 @@ def read_hdf5(path: str | os.PathLike) -> LocTable:
                 raise InputError(f"'/locs/{name}' must be a 1-D numeric dataset, got {what}", source=path)
             columns[name] = ds[()]
     table = LocTable(columns, source=str(path))
-    table.check_finite(REQUIRED_COLUMNS)
+    table.check_readable()
     check_frames(table)
     return table
 
@@ -715,7 +724,8 @@ def read_table(path: str | os.PathLike) -> LocTable:
 
     Raises:
         InputError: unknown suffix, missing/unreadable file, malformed row (with its line number),
-            missing required column, NaN/inf in a required column, non-integer frame/id/color, an integer
+            missing required column, NaN/inf in a required column (``z_nm`` may be NaN: a 2D table),
+            non-integer frame/id/color, an integer
             beyond int64, a negative frame.
     """
     return _READERS[_suffix_format(path)](path)

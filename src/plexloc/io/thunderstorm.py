@@ -68,7 +68,7 @@ from plexloc.io.tables import (
     _write_csv_rows,
     check_frames,
 )
-from plexloc.table import INTEGER_COLUMNS, LocTable
+from plexloc.table import INTEGER_COLUMNS, NAN_ALLOWED_COLUMNS, LocTable
 
 __all__ = ["export_thunderstorm", "import_thunderstorm"]
 
@@ -277,8 +277,8 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
         columns.pop(lab, None)
 
     table = LocTable(columns, source=str(path))
-    for name in ("x_nm", "y_nm", "z_nm", "photons"):
-        bad = np.flatnonzero(~np.isfinite(table[name]))
+    for name in ("x_nm", "y_nm", "z_nm", "photons"):  # z may be NaN (unknown: a 2D table), never inf
+        bad = np.flatnonzero(np.isinf(table[name]) if name in NAN_ALLOWED_COLUMNS else ~np.isfinite(table[name]))
         if bad.size:
             raise data.fail_row(int(bad[0]), f"{name} is {float(table[name][bad[0]])!r}; it must be finite")
     if "frame_last" in ours:  # our own 0-based column (plexloc merge), not ThunderSTORM's frame
