@@ -151,3 +151,50 @@ def test_the_crlb_of_a_3d_psf_refuses_nan_z_naming_the_file(tmp_path):
     assert flat["crlb_x_nm"][0] == pytest.approx(flat["crlb_x_nm"][1]) and np.isfinite(flat["crlb_x_nm"][0])
     with pytest.raises(InputError, match=r"t\.csv: column 'z_nm' has 1 non-finite value\(s\), first at row 0 .*3D PSF"):
         table_crlb(t, [(AstigmaticPSF(), IdealCamera())])
+
+
+# --- 2. a predicted sigma of 0 is an InputError, not an infinite z-score ----------------------------------------------
+
+
+def _sigma_case(sigma_x):
+    from plexloc.evaluate.matching import match
+
+    n = 4
+    truth = LocTable({"frame": np.arange(n), "x_nm": np.full(n, 1000.0), "y_nm": np.full(n, 1000.0),
+                      "z_nm": np.zeros(n), "photons": np.full(n, 1000.0)}, source="truth.csv")
+    pred = LocTable({**truth.to_dict(), "x_nm": 1000.0 + np.array([10.0, -10.0, 20.0, -20.0]),
+                     "y_nm": 1000.0 + np.array([5.0, -5.0, 5.0, -5.0]), "sigma_x_nm": np.asarray(sigma_x, float),
+                     "sigma_y_nm": np.full(n, 5.0)}, source="pred.csv")
+    return truth, pred, match(truth, pred, dim=2)
+
+
+def test_zscores_with_positive_sigmas_are_unchanged():
+    from plexloc.evaluate.uncertainty import error_scores
+
+    truth, pred, m = _sigma_case([10.0, 10.0, 20.0, 10.0])
+    bound = {"crlb_x_nm": np.full(4, 10.0), "crlb_y_nm": np.full(4, 10.0), "crlb_z_nm": np.full(4, np.nan)}
+    s = error_scores(pred, m, bound, dim=2)
+    assert s["zscore_std_y"] == pytest.approx(1.0)
+    assert s["zscore_std_x"] == pytest.approx(float(np.std([1.0, -1.0, 1.0, -2.0])))
+
+
+@pytest.mark.parametrize("value", [0.0, -3.0])
+def test_a_zero_or_negative_sigma_is_refused_naming_column_and_rows(value):
+    """Was: a RuntimeWarning 'divide by zero', zscore_std_x NaN and zscore_rsd_x 2.22 (an infinite z-score counted
+    in the median), tail4 counting the row as an outlier."""
+    from plexloc.evaluate.uncertainty import (
+        error_scores,
+        sigma_calibration,
+        zscore_by_neighbour,
+        zscore_slabs,
+    )
+
+    truth, pred, m = _sigma_case([10.0, 10.0, value, value])
+    bound = {"crlb_x_nm": np.full(4, 10.0), "crlb_y_nm": np.full(4, 10.0), "crlb_z_nm": np.full(4, np.nan)}
+    msg = rf"pred\.csv: column 'sigma_x_nm' has 2 row\(s\) with a predicted sigma <= 0, first at row 2 \({value}\)"
+    for call in (lambda: error_scores(pred, m, bound, dim=2),
+                 lambda: zscore_slabs(pred, m, truth, [-100.0, 100.0]),
+                 lambda: zscore_by_neighbour(pred, m, truth),
+                 lambda: sigma_calibration(pred, m, truth, dim=2, min_pairs=2)):
+        with pytest.raises(InputError, match=msg):
+            call()

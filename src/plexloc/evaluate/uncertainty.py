@@ -15,6 +15,13 @@
 - :func:`sigma_calibration`: the robust z-score spread of the isolated emitters alone, the factor by which the
   predicted sigmas would have to be multiplied to be calibrated where nothing else confuses the network (the
   trainer measures it on its validation set and ``plexloc fit`` applies it, see :mod:`plexloc.infer.fit`).
+
+A predicted sigma must be > 0: every function here that divides by one (``error_scores``, ``zscore_slabs``,
+``zscore_by_neighbour``, ``sigma_calibration``) raises :class:`~plexloc.errors.InputError` naming the column, how many
+rows have a sigma <= 0 and the first of them, rather than leave such rows out: a sigma of 0 claims an exact
+position, and leaving those rows out would hide the most over-confident predictions from the calibration it
+measures (it gave an infinite z-score, and a NaN ``zscore_std`` and a wrong ``zscore_rsd`` with a divide-by-zero
+warning). A NaN sigma (unknown) is not refused; it makes the scores NaN.
 """
 
 from __future__ import annotations
@@ -35,6 +42,17 @@ from plexloc.table import LocTable
 KEYS = ("crlb_ratio_lat", "crlb_ratio_ax", "zscore_std_x", "zscore_std_y", "zscore_std_z",
         "zscore_rsd_x", "zscore_rsd_y", "zscore_rsd_z")
 MAD_TO_SD = 1.482602218505602  # 1 / Phi^-1(3/4): the MAD of a normal distribution is 0.6745 sd
+
+
+def _zscores(err: np.ndarray, pred: LocTable, col: str, rows: np.ndarray) -> np.ndarray:
+    """``err / pred[col][rows]``; an :class:`InputError` where the column holds a sigma <= 0 (module docstring)."""
+    sigma = np.asarray(pred[col], float)
+    bad = np.flatnonzero(sigma <= 0)
+    if bad.size:
+        raise InputError(f"column '{col}' has {bad.size} row(s) with a predicted sigma <= 0, first at row {bad[0]} "
+                         f"({float(sigma[bad[0]])}); a z-score (error / sigma) needs sigma > 0 nm: drop those rows "
+                         "or give them their real uncertainty", source=pred.source)
+    return err / sigma[rows]
 
 
 def robust_sd(v: np.ndarray) -> float:
@@ -95,7 +113,10 @@ def table_crlb(
 
 
 def error_scores(pred: LocTable, m: Matching, bound: dict[str, np.ndarray], *, dim: int) -> dict[str, float]:
-    """The :data:`KEYS` scores of a matching; NaN where they are undefined (e.g. axial scores in 2D)."""
+    """The :data:`KEYS` scores of a matching; NaN where they are undefined (e.g. axial scores in 2D).
+
+    Raises:
+        InputError: a ``sigma_x/y/z_nm`` column used for the z-scores holds a value <= 0 (module docstring)."""
     out = dict.fromkeys(KEYS, math.nan)
     if m.n_tp < 2:
         return out
@@ -103,13 +124,13 @@ def error_scores(pred: LocTable, m: Matching, bound: dict[str, np.ndarray], *, d
     dx, dy, dz = m.dx, m.dy, m.dz
     out["crlb_ratio_lat"] = math.sqrt(np.mean(dx**2 + dy**2) / np.mean(bound["crlb_x_nm"][t] ** 2 + bound["crlb_y_nm"][t] ** 2))
     if "sigma_x_nm" in pred and "sigma_y_nm" in pred:
-        zx, zy = dx / pred["sigma_x_nm"][p], dy / pred["sigma_y_nm"][p]
+        zx, zy = _zscores(dx, pred, "sigma_x_nm", p), _zscores(dy, pred, "sigma_y_nm", p)
         out["zscore_std_x"], out["zscore_rsd_x"] = float(np.std(zx)), robust_sd(zx)
         out["zscore_std_y"], out["zscore_rsd_y"] = float(np.std(zy)), robust_sd(zy)
     if dim == 3:
         out["crlb_ratio_ax"] = math.sqrt(np.mean(dz**2) / np.mean(bound["crlb_z_nm"][t] ** 2))
         if "sigma_z_nm" in pred:
-            zz = dz / pred["sigma_z_nm"][p]
+            zz = _zscores(dz, pred, "sigma_z_nm", p)
             out["zscore_std_z"], out["zscore_rsd_z"] = float(np.std(zz)), robust_sd(zz)
     return out
 
@@ -128,7 +149,7 @@ def _group_spread(pred: LocTable, m: Matching, sel: np.ndarray) -> dict[str, flo
     for ax, err in (("x", m.dx), ("y", m.dy), ("z", m.dz)):
         col = f"sigma_{ax}_nm"
         if sel.sum() >= 2 and col in pred:
-            zs = err[sel] / np.asarray(pred[col], float)[m.tp_pred[sel]]
+            zs = _zscores(err[sel], pred, col, m.tp_pred[sel])
             row[f"zscore_std_{ax}"], row[f"zscore_rsd_{ax}"] = float(np.std(zs)), robust_sd(zs)
         else:
             row[f"zscore_std_{ax}"] = row[f"zscore_rsd_{ax}"] = math.nan
@@ -167,7 +188,7 @@ def zscore_by_neighbour(pred: LocTable, m: Matching, truth: LocTable,
         row = {"d_lo": float(lo), "d_hi": float(hi), "n": int(sel.sum()), "share": float(sel.mean()) if len(sel) else math.nan}
         row.update(_group_spread(pred, m, sel))
         ok = sel.sum() >= 2 and "sigma_x_nm" in pred
-        row["tail4"] = float(np.mean(np.abs(m.dx[sel] / np.asarray(pred["sigma_x_nm"], float)[m.tp_pred[sel]]) > 4)) if ok else math.nan
+        row["tail4"] = float(np.mean(np.abs(_zscores(m.dx[sel], pred, "sigma_x_nm", m.tp_pred[sel])) > 4)) if ok else math.nan
         out.append(row)
     return out
 
@@ -192,7 +213,7 @@ def sigma_calibration(pred: LocTable, m: Matching, truth: LocTable, *, dim: int,
         col = f"sigma_{ax}_nm"
         if (ax == "z" and dim != 3) or col not in pred:
             continue
-        out[f"sigma_cal_{ax}"] = robust_sd(err[sel] / np.asarray(pred[col], float)[m.tp_pred[sel]])
+        out[f"sigma_cal_{ax}"] = robust_sd(_zscores(err[sel], pred, col, m.tp_pred[sel]))
     return out
 
 
