@@ -5,6 +5,8 @@ simulated SMLM movie (2D Gaussian PSF, background 40-120 photons/px, densities 0
 
 Per case: the measured gain (sCMOS ``e_per_adu``, EMCCD ``e_per_adu`` at the true EM gain) against the truth, the
 offset and read-noise errors, and the photons a frame converts to with the measured camera against the true one.
+Last, flats whose lamp flickers from frame to frame (``--flicker``, rms share of the light per frame), measured as
+``calibrate-camera`` does and without the flicker taken out (the plain temporal variance, as before review 34).
 
     PYTHONPATH=src python bench/camera_calibration.py --out bench/camera_calibration.json
 """
@@ -12,6 +14,7 @@ offset and read-noise errors, and the photons a frame converts to with the measu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import tempfile
@@ -101,6 +104,8 @@ def main(argv=None) -> int:
     ap.add_argument("--flat-frames", type=int, default=500)
     ap.add_argument("--movie-frames", type=int, default=300)
     ap.add_argument("--densities", type=float, nargs="+", default=[0.1, 0.5, 1.0, 2.0])
+    ap.add_argument("--flicker", type=float, nargs="*", default=[0.01, 0.05],
+                    help="flat-field lamp flicker cases (rms share per frame; none: no such rows)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/camera_calibration.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -126,6 +131,22 @@ def main(argv=None) -> int:
             cal, secs = movie_case(kind, density, dark, cam, cam_cfg, gen, args.movie_frames)
             rows.append(row_of(f"dark {args.dark_frames} + movie {args.movie_frames} frames, {density:g}/um^2", cal,
                                truth, cam, gen, secs))
+    gen = torch.Generator().manual_seed(12)  # its own stream: the rows above stay those of earlier runs
+    plain = lambda st: dataclasses.replace(st, detrended_var=None)  # noqa: E731
+    for kind in ("scmos", "emccd") if args.flicker else ():
+        cam, truth = scmos_truth(1) if kind == "scmos" else emccd_truth()
+        dark = stack_stats([frames(cam, 0.0, args.dark_frames, gen)])
+        levels = (50.0, 200.0, 800.0) if kind == "scmos" else (5.0, 20.0, 80.0)
+        for flicker in args.flicker:
+            scale = 1.0 + flicker * torch.randn(args.flat_frames, 1, 1, generator=gen)
+            flats = [stack_stats([frames(cam, (lv * scale).expand(-1, SIZE, SIZE), args.flat_frames, gen)])
+                     for lv in levels]
+            for how, d, fl in (("", dark, flats), (", uncorrected", plain(dark), [plain(f) for f in flats])):
+                t0 = time.perf_counter()
+                cal = calibrate_camera(d, kind=kind, flats=fl, em_gain=300.0 if kind == "emccd" else None,
+                                       gain_map="yes" if kind == "scmos" else "auto")
+                rows.append(row_of(f"dark {args.dark_frames} + 3 flats x {args.flat_frames}, lamp flicker "
+                                   f"{100 * flicker:g} %{how}", cal, truth, cam, gen, time.perf_counter() - t0))
     print("| camera | data | e_per_adu measured / true | error % | gain map scatter % (stated SE) | offset RMS error ADU "
           "| read variance ratio | photons measured / true camera | clipped differences % | crowding note |")
     print("|---|---|---|---|---|---|---|---|---|---|")

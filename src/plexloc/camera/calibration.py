@@ -56,6 +56,9 @@ MAX_DARK_DRIFT = 0.5
 MAX_CLIPPED = 0.0008
 #: the smallest share of the read noise's variance the signal must add in a flat (or a movie bin) to count
 MIN_EXCESS = 0.5
+#: a flat whose light changes from frame to frame by more than this share (rms) is named in a note; the flicker is
+#: taken out of the photon transfer at any level (:func:`stack_stats`' ``detrended_var``)
+FLICKER_NOTE = 0.002
 QUANTISATION_VAR = 1.0 / 12.0  # ADU²: rounding to integers, in every frame the camera writes (and the simulator)
 
 
@@ -68,7 +71,9 @@ class StackStats:
     dtype's maximum, ``saturated_map`` (H, W): the pixels that reach it in any frame; ``integer``: every value a whole
     number (a camera's rounding to ADU, whose variance 1/12 the read noise leaves out); ``spikes`` (H, W): the pixels
     whose single-frame spike (a cosmic ray, :data:`SPIKE_SD`) was taken out of ``mean`` and ``diff_var``, with
-    ``spike_adu`` its height; ``source``: the file it came from."""
+    ``spike_adu`` its height; ``source``: the file it came from; ``detrended_var`` (H, W): ``diff_var`` less the part
+    of each pixel's frame differences that follows the differences of the frame means (a lamp that flickers from
+    frame to frame: :func:`stack_stats`), what the photon transfer uses (None: ``diff_var``)."""
 
     frames: int
     mean: np.ndarray
@@ -80,6 +85,12 @@ class StackStats:
     integer: bool = True
     spikes: np.ndarray | None = None
     spike_adu: np.ndarray | None = None
+    detrended_var: np.ndarray | None = None
+
+    @property
+    def transfer_var(self) -> np.ndarray:
+        """(H, W) ADU²: the temporal variance the photon transfer uses: ``detrended_var`` where there is one."""
+        return self.diff_var if self.detrended_var is None else self.detrended_var
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -115,7 +126,16 @@ def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "",
     """:class:`StackStats` of the frames of ``chunks`` (arrays ``(t, H, W)``, ADU, in order), read once: memory is a
     few frames whatever the stack's length. ``max_frames`` stops early. At least two frames are needed. Per pixel, the
     frame that stands out most above its neighbours is taken out where it stands out by more than ``spike_sd`` of the
-    pixel's standard deviations (None: never; needs 3 frames)."""
+    pixel's standard deviations (None: never; needs 3 frames).
+
+    ``detrended_var``: a flat's light source that flickers from frame to frame by a share ``f`` adds ``f² s²`` to the
+    variance of a pixel of signal ``s``, which the photon transfer reads as shot noise (1 % flicker: the gain 2.8 %
+    low, 5 %: 27 % low, tests/test_camera_calibration_review34.py). Each pixel's frame differences are regressed on
+    the differences of the frame means without that pixel (leave-one-out, so that the pixel's own noise is not in the
+    regressor), and the residual variance is divided by the differences less the noise such a fit takes out, ``1 -
+    rho`` differences (``rho``: the regressor's lag-1 autocorrelation; consecutive differences share a frame). A
+    coefficient per pixel follows any illumination (vignetting) and needs no offset; a flicker-free stack loses 1.5
+    of its differences' worth of precision. Needs 4 frames and 2 pixels (else ``diff_var``)."""
     n, saturated, integer = 0, 0, True
     means: list[float] = []
     shape = None
@@ -137,6 +157,8 @@ def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "",
             # (spike_sd times the rounding's sd) nothing is kept, which leaves few pixels to update per frame
             best = np.full(shape, -np.inf if spike_sd is None else spike_sd * math.sqrt(QUANTISATION_VAR))
             trip = [np.full(shape, np.nan) for _ in range(3)]  # NaN: no neighbour there
+            at = np.zeros(shape, np.int64)  # the frame of each pixel's largest spike
+            cross = np.zeros(shape)  # per pixel: the sum of its frame differences times the frame means' differences
             nan = np.full(shape, np.nan)
         elif raw.shape[1:] != shape:
             raise InputError(f"frame {n} has shape {raw.shape[1:]}, the first {shape}", source=source or None)
@@ -160,13 +182,15 @@ def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "",
                 np.subtract(prev, cur, out=tmp)
                 np.multiply(tmp, tmp, out=tmp2)
                 diff2 += tmp2
+                np.multiply(tmp, means[-2] - means[-1], out=tmp2)
+                cross += tmp2
                 if spike_sd is not None:
                     if n == 1:  # the first frame: its one neighbour
-                        _consider(best, trip, tmp, nan, prev, cur)
+                        _consider(best, trip, tmp, nan, prev, cur, at, n - 1)
                     else:  # the frame before: both neighbours
                         np.subtract(prev, prev2, out=tmp2)
                         np.minimum(tmp, tmp2, out=tmp)
-                        _consider(best, trip, tmp, prev2, prev, cur)
+                        _consider(best, trip, tmp, prev2, prev, cur, at, n - 1)
             cur, prev, prev2 = prev2, cur, prev
             n += 1
     if n < 2:
@@ -174,8 +198,10 @@ def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "",
     n_diff = n - 1
     spikes = spike_adu = None
     counts, n_diffs = np.full(shape, float(n)), np.full(shape, float(n_diff))
+    dm = -np.diff(np.array(means))  # the frame means' differences, in the order of the pixels' (earlier - later)
+    sxx: float | np.ndarray = float(dm @ dm)  # per pixel where a spike was taken out
     if spike_sd is not None and n >= 3:
-        _consider(best, trip, np.subtract(prev, prev2, out=tmp), prev2, prev, nan)  # the last frame
+        _consider(best, trip, np.subtract(prev, prev2, out=tmp), prev2, prev, nan, at, n - 1)  # the last frame
         a, b, c = trip
         has_a, has_c = np.isfinite(a), np.isfinite(c)
         a0, c0 = np.where(has_a, a, 0.0), np.where(has_c, c, 0.0)
@@ -188,13 +214,38 @@ def stack_stats(chunks: Iterable[np.ndarray], *, source: str | os.PathLike = "",
         total = np.where(spikes, total - b, total)
         counts = np.where(spikes, counts - 1.0, counts)
         diff2, n_diffs = np.where(spikes, d2, diff2), np.where(spikes, nd, n_diffs)
+        # the regression of the spike's pixel: its two differences around the spike become one, a - c, whose
+        # frame-mean difference is the sum of the two
+        x_a = np.where(has_a, dm[np.clip(at - 1, 0, n_diff - 1)], 0.0)
+        x_c = np.where(has_c, dm[np.clip(at, 0, n_diff - 1)], 0.0)
+        both = (has_a & has_c).astype(float)
+        cross = np.where(spikes, cross - (a0 - b) * x_a - (b - c0) * x_c + both * (a0 - c0) * (x_a + x_c), cross)
+        sxx = np.where(spikes, sxx - x_a ** 2 - x_c ** 2 + both * (x_a + x_c) ** 2, sxx)
+    detrended = _detrended_var(diff2, cross, sxx, n_diffs, dm, int(np.prod(shape)))
     return StackStats(n, total / counts, diff2 / (2.0 * n_diffs), np.array(means), saturated, str(source),
-                      saturated_map=sat_map, integer=integer, spikes=spikes, spike_adu=spike_adu)
+                      saturated_map=sat_map, integer=integer, spikes=spikes, spike_adu=spike_adu,
+                      detrended_var=detrended)
+
+
+def _detrended_var(d2: np.ndarray, cross: np.ndarray, sxx: np.ndarray, n_diffs: np.ndarray, dm: np.ndarray,
+                   pixels: int) -> np.ndarray | None:
+    """Half the mean squared frame difference of each pixel less the part that follows the frame means (see
+    :func:`stack_stats`): ``d2`` the pixel's sum of squared differences, ``cross`` their sum times ``dm`` (the frame
+    means' differences), ``sxx`` the sum of ``dm²`` over the same differences, ``pixels`` the pixels in a frame mean."""
+    if pixels < 2 or len(dm) < 3 or not float(dm @ dm) > 0:
+        return None
+    # leave-one-out: the frame mean times the pixels, less the pixel's own difference
+    sdx = pixels * cross - d2
+    sxx_loo = pixels * pixels * sxx - 2.0 * pixels * cross + d2
+    fit = np.divide(sdx * sdx, sxx_loo, out=np.zeros_like(d2), where=sxx_loo > 0)
+    rho = float(dm[:-1] @ dm[1:]) / float(dm @ dm)
+    return np.clip(d2 - fit, 0.0, None) / (2.0 * np.maximum(n_diffs - 1.0 + rho, 1.0))
 
 
 def _consider(best: np.ndarray, trip: list[np.ndarray], z: np.ndarray, a: np.ndarray, b: np.ndarray,
-              c: np.ndarray) -> None:
-    """Keep, per pixel, the larger of the spike so far and ``z``, with its frame and neighbours ``a, b, c``."""
+              c: np.ndarray, at: np.ndarray, frame: int) -> None:
+    """Keep, per pixel, the larger of the spike so far and ``z``, with its frame's values and neighbours ``a, b, c``
+    and its frame number (in ``at``)."""
     better = np.greater(z, best).ravel()
     idx = np.flatnonzero(better)
     if len(idx) > better.size // 8:
@@ -202,10 +253,12 @@ def _consider(best: np.ndarray, trip: list[np.ndarray], z: np.ndarray, a: np.nda
         np.copyto(best, z, where=better)
         for arr, v in zip(trip, (a, b, c)):
             np.copyto(arr, v, where=better)
+        np.copyto(at, frame, where=better)
     elif len(idx):
         best.ravel()[idx] = z.ravel()[idx]
         for arr, v in zip(trip, (a, b, c)):
             arr.ravel()[idx] = v.ravel()[idx]
+        at.ravel()[idx] = frame
 
 
 #: pixels read at once (float64 working copies of 2^22 pixels: 32 MB; a 2048 x 2048 camera one frame at a time)
@@ -241,11 +294,13 @@ class TransferCurve:
     slope_se: float
     source: str = "flats"
     clipped: float = math.nan  # movie: the share of frame differences beyond CLIP_SD (emitters switching)
+    flicker: np.ndarray | None = None  # flats: each one's frame-to-frame change of the light (rms share), taken out
 
     def to_dict(self) -> dict:
         return {"source": self.source, "slope": self.slope, "slope_se": self.slope_se, "clipped": self.clipped,
                 "signal_adu": self.signal_adu.tolist(), "excess_var_adu2": self.excess_var.tolist(),
-                "counts": self.counts.tolist()}
+                "counts": self.counts.tolist(),
+                "flicker_rms": None if self.flicker is None else self.flicker.tolist()}
 
 
 def _through_origin(s: np.ndarray, e: np.ndarray, w: np.ndarray) -> tuple[float, float]:
@@ -432,13 +487,24 @@ class CameraCalibration:
         return path
 
 
+def _flicker(dark: StackStats, flat: StackStats) -> float:
+    """The flat's frame-to-frame change of the light, as an rms share of its signal above the dark offset: the frame
+    means' differences less their noise (the pixels' variance over the pixels), halved (0 where none shows)."""
+    dm = np.diff(flat.frame_means)
+    signal = float(np.mean(flat.mean - dark.mean))
+    if len(dm) < 2 or not signal > 0:
+        return math.nan
+    noise = 2.0 * float(np.mean(flat.transfer_var)) / flat.mean.size
+    return math.sqrt(max(float(np.mean(dm * dm)) - noise, 0.0) / 2.0) / signal
+
+
 def _flat_transfer(dark: StackStats, flats: Sequence[StackStats]) -> tuple[TransferCurve, np.ndarray, np.ndarray]:
     """Photon transfer of flat fields: one point per flat (the means over its pixels that never reach the pixel
     type's maximum in it or in the dark frames: a clipped pixel's variance reads low), and each pixel's slope through
     the origin over the flats where it is not clipped, with its relative standard error (from the temporal variance
     estimates' own error)."""
     s = np.stack([f.mean - dark.mean for f in flats])  # (K, H, W)
-    e = np.stack([f.diff_var - dark.diff_var for f in flats])
+    e = np.stack([f.transfer_var - dark.transfer_var for f in flats])  # without a flickering lamp's share
     dark_sat = dark.saturated_map if dark.saturated_map is not None else np.zeros(dark.shape, bool)
     use = np.stack([~(dark_sat | (f.saturated_map if f.saturated_map is not None else False)) for f in flats])
     counts = use.reshape(len(flats), -1).sum(axis=1)
@@ -457,7 +523,8 @@ def _flat_transfer(dark: StackStats, flats: Sequence[StackStats]) -> tuple[Trans
     # relative sd of sqrt(3 / N) (neighbouring differences share a frame), and the slope weighs level k by s_k^2
     s2 = np.clip(s_lvl, 0.0, None) ** 2
     rel = math.sqrt(float(np.sum(s2 * s2 * 3.0 / np.array([f.frames for f in flats], float)))) / max(float(s2.sum()), 1e-12)
-    return TransferCurve(s_lvl, e_lvl, counts, k, se, "flats"), per_pixel, np.full(s.shape[1:], rel)
+    flicker = np.array([_flicker(dark, f) for f in flats])
+    return TransferCurve(s_lvl, e_lvl, counts, k, se, "flats", flicker=flicker), per_pixel, np.full(s.shape[1:], rel)
 
 
 def calibrate_camera(
@@ -535,6 +602,15 @@ def calibrate_camera(
                              f"({f.saturated} values): left out of its photon transfer (their variance is clipped)")
             if (note := f.spike_note("flat")) is not None:
                 notes.append(note)
+        flickering = [(f, fl) for f, fl in zip(flats, transfer.flicker) if fl > FLICKER_NOTE]
+        if flickering:
+            from dataclasses import replace
+
+            raw = _flat_transfer(replace(dark, detrended_var=None), [replace(f, detrended_var=None) for f in flats])[0]
+            notes.append("the light changed from frame to frame (a flickering lamp) by "
+                         + ", ".join(f"{100 * fl:.2g} % rms in {f.source or 'a flat'}" for f, fl in flickering)
+                         + ": that share of each pixel's variance, which reads as shot noise, was taken out (left in, the "
+                         f"gain would read {100 * (transfer.slope / raw.slope - 1):+.2g} %)")
         if movie is not None:
             notes.append("flats and a movie given: the flats' slope is used; the movie's is in the report")
     else:
