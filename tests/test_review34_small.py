@@ -198,3 +198,47 @@ def test_a_zero_or_negative_sigma_is_refused_naming_column_and_rows(value):
                  lambda: sigma_calibration(pred, m, truth, dim=2, min_pairs=2)):
         with pytest.raises(InputError, match=msg):
             call()
+
+
+# --- 3. plexloc evaluate --max-ax with --dim 2 ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tables_3d(tmp_path):
+    """2 of 3 truths found with dx = 6, dy = 8 (10 nm) and |dz| = 20 nm; 1 spurious in another frame."""
+    truth = _write(tmp_path / "truth.csv", [(0, 1000, 1000, 0, 1000), (0, 3000, 1000, 100, 1000), (1, 500, 500, 0, 1000)])
+    pred = _write(tmp_path / "pred.csv", [(0, 1006, 1008, 20, 900), (0, 3006, 1008, 80, 900), (2, 500, 500, 0, 900)])
+    return truth, pred
+
+
+def test_evaluate_refuses_max_ax_with_dim_2_before_reading(tmp_path, capsys):
+    """--max-ax was ignored without a word with --dim 2 (2D matching has no axial limit); the tables are missing here:
+    the conflict is named first, and nothing is written."""
+    out = tmp_path / "m.json"
+    argv = ["evaluate", str(tmp_path / "t.csv"), str(tmp_path / "p.csv"), "--dim", "2", "--max-ax", "10",
+            "--json", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--max-ax 10" in err and "--dim 2" in err and "not found" not in err, err
+    assert not out.exists()
+
+
+def test_evaluate_max_ax_still_applies_in_3d(tables_3d, tmp_path):
+    truth, pred = tables_3d
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(truth), str(pred), "--dim", "3", "--max-ax", "10", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert (d["tp"], d["fp"], d["fn"], d["max_ax_nm"]) == (0, 3, 3, 10.0)  # |dz| = 20 nm > 10 nm: nothing matches
+    assert main(["evaluate", str(truth), str(pred), "--dim", "2", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["tp"] == 2  # --dim 2 without --max-ax: as before
+    assert main(["evaluate", str(truth), str(pred), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["max_ax_nm"] == 500.0  # the default
+
+
+def test_evaluate_warns_when_a_2d_truth_drops_the_max_ax_given(tmp_path, capsys):
+    """No --dim, and a truth without z: scored in 2D, and --max-ax said to be unused (stderr), exit 0."""
+    truth = _write(tmp_path / "t.csv", [(0, 1000, 1000, 0, 1000)])
+    assert main(["evaluate", str(truth), str(truth), "--max-ax", "10"]) == 0
+    captured = capsys.readouterr()
+    assert "scored in 2D" in captured.out
+    assert "warning: --max-ax 10 is not used" in captured.err and "--dim 3" in captured.err

@@ -9,6 +9,9 @@ from pathlib import Path
 from plexloc.cli._common import finite_float, positive_float, positive_int
 from plexloc.cli._locs import FORMATS_HELP
 
+#: --max-ax when not given (nm): the SMLM Challenge's axial match threshold
+MAX_AX_NM = 500.0
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -32,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
              "pixel columns, Picasso files without a sidecar, DECODE files without px_size)"
     )
     p.add_argument("--max-lat", type=positive_float, default=250.0, metavar="NM", help="lateral match threshold (default 250)")
-    p.add_argument("--max-ax", type=positive_float, default=500.0, metavar="NM", help="axial match threshold, 3D (default 500)")
+    # default None: given with --dim 2 it is refused (2D matching has no axial limit; it was ignored without a word)
+    p.add_argument("--max-ax", type=positive_float, default=None, metavar="NM",
+                   help=f"axial match threshold, 3D only (default {MAX_AX_NM:g}; refused with --dim 2)")
     p.add_argument("--voxel-ji", type=positive_float, nargs=3, default=None, metavar=("SX", "SY", "SZ"),
                    help="also the voxel-level Jaccard index (Aritake et al., seed 002) with voxels of SX x SY x SZ nm "
                    "(their quad-plane grid: 192 192 400)")
@@ -48,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.cli._common import check_outputs, write_json
     from plexloc.cli import _locs
 
+    if args.max_ax is not None and args.dim == 2:
+        from plexloc.errors import InputError
+
+        raise InputError(f"--max-ax {args.max_ax:g} applies to 3D matching only, and --dim 2 ignores z; drop --max-ax "
+                         "or score in 3D (--dim 3)")
     check_outputs(args.json)
 
     # any table format by name, as the post-processing commands read them (read_table knew plexloc .csv/.h5 only)
@@ -61,12 +71,17 @@ def run(args: argparse.Namespace) -> int:
         z = z[np.isfinite(z)]
         dim = 3 if z.size and float(np.ptp(z)) > 0 else 2
         print(f"scored in {dim}D (" + ("the truth's z varies" if dim == 3 else "the truth has no z") + "; --dim to choose)")
+        if dim == 2 and args.max_ax is not None:
+            import sys
+
+            print(f"warning: --max-ax {args.max_ax:g} is not used: scored in 2D (the truth has no z); --dim 3 to "
+                  "match z within it", file=sys.stderr)
     metrics = evaluate(
         truth,
         pred,
         dim=dim,
         max_lat_nm=args.max_lat,
-        max_ax_nm=args.max_ax,
+        max_ax_nm=MAX_AX_NM if args.max_ax is None else args.max_ax,
         px_size_nm=args.px_size,
     )
     print(metrics.format_table())
