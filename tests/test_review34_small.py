@@ -242,3 +242,32 @@ def test_evaluate_warns_when_a_2d_truth_drops_the_max_ax_given(tmp_path, capsys)
     captured = capsys.readouterr()
     assert "scored in 2D" in captured.out
     assert "warning: --max-ax 10 is not used" in captured.err and "--dim 3" in captured.err
+
+
+# --- 4. write_smlm: integer columns beyond uint32 as int64 ------------------------------------------------------------
+
+
+def _smlm_dtypes(path) -> dict[str, str]:
+    import zipfile
+
+    fmt = next(iter(json.loads(zipfile.ZipFile(path).read("manifest.json"))["formats"].values()))
+    return dict(zip(fmt["headers"], fmt["dtype"]))
+
+
+def test_smlm_keeps_integers_beyond_uint32_exact_as_int64(tmp_path):
+    """Was: id = 2**40 + 1 and n_merged = 2**53 + 1 stored as float64 (the latter read back as 2**53)."""
+    from plexloc.io.smlm import read_smlm, write_smlm
+
+    big = [2**40 + 1, 2**53 + 1, 2**62 + 3]
+    t = LocTable({"frame": [0, 1, 2], "x_nm": [1.0, 2.0, 3.0], "y_nm": [1.0, 2.0, 3.0], "z_nm": [0.0, 0.0, 0.0],
+                  "photons": [1.0, 1.0, 1.0], "id": np.array(big), "n_merged": np.array([2**53 + 1, 1, 2]),
+                  "color": np.array([0, -1, 1]), "frame_last": np.array([0, 1, 2])})
+    path = tmp_path / "big.smlm"
+    write_smlm(t, path)
+    dtypes = _smlm_dtypes(path)
+    assert (dtypes["id"], dtypes["n_merged"]) == ("int64", "int64")
+    assert (dtypes["frame"], dtypes["frame_last"], dtypes["color"]) == ("uint32", "uint32", "float64")  # as before
+    back = read_smlm(path)
+    assert back["id"].dtype == np.int64 and back["id"].tolist() == big
+    assert back["id"][0] == 2**40 + 1 and back["n_merged"].tolist() == [2**53 + 1, 1, 2]
+    assert back["color"].tolist() == [0, -1, 1] and back == t

@@ -39,8 +39,12 @@ gives frame 0 for every row (reported in :attr:`LocTable.source`-named errors on
 
 Writing stores every column of the table under its own name (plus ``x``, ``y``, ``z``, ``frame``,
 ``intensity`` aliases in place of ``x_nm``...), float64 for float columns and uint32 for
-``frame`` (int columns with negative values, e.g. ``color = -1``, as float64), so that a round
-trip returns the table exactly. A user column named like a header of the format (``x``,
+``frame`` and the int columns whose values all fit it (int columns with negative values, e.g. ``color = -1``, as
+float64, which holds them exactly), so that a round trip returns the table exactly. An int column with a value
+>= 2**32 or beyond +-2**53 (where float64 rounds neighbouring integers together: 2**53 + 1 read back as 2**53) is
+written ``int64``: exact, but not among the dtypes that format 0.2 lists (``uint8, uint16, uint32, float32,
+float64``), so a reader other than plexloc's may not know it. Integer columns (``uint*``, ``int*``, ``int64``
+included) are read as integers, exactly. A user column named like a header of the format (``x``,
 ``intensity``...) is written as ``user_x``...; frames beyond the uint32 range are refused.
 
 Example:
@@ -79,7 +83,7 @@ class FrameOriginWarning(UserWarning):
 
 
 _DTYPES = {"uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "float32": "<f4", "float64": "<f8",
-           "int8": "<i1", "int16": "<i2", "int32": "<i4"}
+           "int8": "<i1", "int16": "<i2", "int32": "<i4", "int64": "<i8", "uint64": "<u8"}
 _LENGTH = {"nm": 1.0, "um": 1000.0, "µm": 1000.0, "": 1.0, "1": 1.0}
 _TO_OURS = {
     "x": "x_nm", "y": "y_nm", "z": "z_nm", "frame": "frame", "intensity": "photons",
@@ -97,7 +101,9 @@ def _stat(values: np.ndarray, reduce) -> float | None:
     """The manifest's min or max of a column over its non-NaN values; None for none (an empty table, or a column
     NaN throughout, e.g. z of a 2D table: np.nanmin warned 'All-NaN slice encountered')."""
     known = values[~np.isnan(values)] if values.dtype.kind == "f" else values
-    return float(reduce(known)) if known.size else None
+    if not known.size:
+        return None
+    return int(reduce(known)) if known.dtype.kind in "iu" else float(reduce(known))  # int64 ids beyond 2**53 exact
 
 
 def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = None) -> None:
@@ -114,6 +120,8 @@ def write_smlm(table: LocTable, path: str | os.PathLike, *, name: str | None = N
             dt = "uint32"
         elif v.dtype.kind in "iu" and (not n or v.min() >= 0) and (not n or v.max() < 2**32):
             dt = "uint32"
+        elif v.dtype.kind in "iu" and n and (v.max() >= 2**32 or v.min() < -(2**53)):  # float64 rounds above 2**53
+            dt = "int64"
         else:
             dt = "float64"
         headers.append(_FROM_OURS.get(col, f"user_{col}" if col in taken else col))
@@ -224,7 +232,13 @@ def _read_one(z: zipfile.ZipFile, info: dict, fmt: dict, source: Path) -> tuple[
         v = rec[h]
         if v.ndim != 1:
             continue
-        v = v.astype(np.float64) + float(offset.get(h, 0.0))
+        off = float(offset.get(h, 0.0))
+        if v.dtype.kind in "iu" and off.is_integer():  # integers stay exact (an int64 id beyond 2**53)
+            if v.dtype == np.uint64 and v.size and int(v.max()) > np.iinfo(np.int64).max:
+                raise InputError(f"column '{h}' of '{name}' holds {int(v.max())}, beyond int64", source=source)
+            v = v.astype(np.int64) + int(off)
+        else:
+            v = v.astype(np.float64) + off
         cols[h] = v
     return cols, unit_of
 
