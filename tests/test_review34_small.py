@@ -271,3 +271,47 @@ def test_smlm_keeps_integers_beyond_uint32_exact_as_int64(tmp_path):
     assert back["id"].dtype == np.int64 and back["id"].tolist() == big
     assert back["id"][0] == 2**40 + 1 and back["n_merged"].tolist() == [2**53 + 1, 1, 2]
     assert back["color"].tolist() == [0, -1, 1] and back == t
+
+
+# --- 5. plexloc drift --device defaults to auto, as every other command ----------------------------------------------
+
+
+class _Stop(Exception):
+    pass
+
+
+def _drift_device(tmp_path, monkeypatch, extra, *, cuda: bool) -> str:
+    """The device ``plexloc drift --engine rcc`` hands the RCC engine (captured before any FFT runs)."""
+    import torch
+
+    import plexloc.post.drift as drift_mod
+
+    seen = {}
+
+    def fake_estimate(table, **kw):
+        seen["device"] = kw.get("device")
+        raise _Stop
+
+    monkeypatch.setattr(drift_mod, "estimate_drift", fake_estimate)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    locs = _write(tmp_path / "l.csv", [(f, 1000 + f, 1000, 0, 1000) for f in range(4)])
+    with pytest.raises(_Stop):
+        main(["drift", str(locs), "--out", str(tmp_path / "o.csv"), "--engine", "rcc", *extra])
+    return seen["device"]
+
+
+def test_drift_device_defaults_to_auto(tmp_path, monkeypatch):
+    """Was: --device cpu by default (every other command: auto), so RCC ran on the CPU with a GPU present."""
+    from plexloc.cli.main import build_parser
+
+    assert build_parser().parse_args(["drift", "l.csv", "--out", "o.csv"]).device == "auto"
+    assert _drift_device(tmp_path, monkeypatch, [], cuda=True) == "cuda"
+    assert _drift_device(tmp_path, monkeypatch, [], cuda=False) == "cpu"
+    assert _drift_device(tmp_path, monkeypatch, ["--device", "cpu"], cuda=True) == "cpu"
+
+
+def test_drift_device_help_says_auto_is_the_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["drift", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "auto (default: cuda where there is one, else cpu)" in help_text and "cpu (default)" not in help_text

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "above the cap every window is sub-sampled at random, and the command says so")
     p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
     p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
-    p.add_argument("--device", default="cpu", help="torch device of the RCC FFTs: cpu (default), cuda[:N] or auto (cuda where there is one)")
+    p.add_argument("--device", default="auto", help="torch device of the RCC FFTs: auto (default: cuda where there is "
+                   "one, else cpu), cpu or cuda[:N]; COMET picks its own with --backend")
     p.add_argument("--figure", type=path_with_suffix(".png"), default=None,
                    help="drift curve, .png (default OUT with suffix .drift.png)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the drift curve as JSON here")
