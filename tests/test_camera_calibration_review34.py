@@ -5,11 +5,16 @@ answers (as tests/test_camera_calibration_review.py)."""
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
+import yaml
 
 from plexloc.camera.calibration import calibrate_camera, stack_stats
+from plexloc.cli.main import main
 
 H = W = 32
 LEVELS = (50.0, 200.0, 800.0)  # photons per pixel of the three flats
@@ -140,3 +145,89 @@ def test_emccd_flats_with_flicker():
     assert old.config["e_per_adu"] / 45.0 - 1 < -0.03
     assert abs(cal.config["e_per_adu"] / 45.0 - 1) < 0.02
     assert abs(cal.config["read_sigma"] / 74.4 - 1) < 0.03
+
+
+# ------------------------------------------------------------------ a map of an earlier run next to the camera YAML
+def _write_stacks(tmp_path, cam) -> list[str]:
+    for name, level, seed in (("dark", 0.0, 1), ("flat1", 100.0, 2), ("flat2", 400.0, 3)):
+        tifffile.imwrite(tmp_path / f"{name}.tif", _frames(level, 40, cam, seed).astype(np.uint16))
+    return ["--dark", str(tmp_path / "dark.tif"), "--flat", str(tmp_path / "flat1.tif"), str(tmp_path / "flat2.tif")]
+
+
+def _folder(d) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def _named_maps(yaml_path) -> set[str]:
+    data = yaml.safe_load(yaml_path.read_text())
+    return {v for v in data.values() if isinstance(v, str) and v.endswith(".npy")}
+
+
+def test_a_later_run_removes_the_maps_its_yaml_does_not_name(tmp_path, capsys):
+    args = _write_stacks(tmp_path, _camera(4))
+    out = tmp_path / "cal" / "camera.yaml"
+    assert main(["calibrate-camera", *args, "--kind", "scmos", "--gain-map", "yes", "--out", str(out)]) == 0
+    assert sorted(os.listdir(out.parent)) == ["camera.png", "camera.yaml", "camera_baseline.npy", "camera_e_per_adu.npy",
+                                              "camera_read_variance.npy"]
+    assert _named_maps(out) == {"camera_baseline.npy", "camera_e_per_adu.npy", "camera_read_variance.npy"}
+    capsys.readouterr()
+    # the same output, one gain for every pixel: old, camera_e_per_adu.npy of the first run stayed beside a YAML
+    # whose e_per_adu is a number
+    assert main(["calibrate-camera", *args, "--kind", "scmos", "--gain-map", "no", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert sorted(os.listdir(out.parent)) == ["camera.png", "camera.yaml", "camera_baseline.npy",
+                                              "camera_read_variance.npy"]
+    assert isinstance(yaml.safe_load(out.read_text())["e_per_adu"], float)
+    assert _named_maps(out) == {"camera_baseline.npy", "camera_read_variance.npy"}
+    assert f"removed {out.parent / 'camera_e_per_adu.npy'}" in text
+    # an EMCCD measured into it: no maps at all
+    assert main(["calibrate-camera", *args, "--kind", "emccd", "--em-gain", "300", "--out", str(out)]) == 0
+    assert sorted(os.listdir(out.parent)) == ["camera.png", "camera.yaml"]
+    assert "camera_baseline.npy" in capsys.readouterr().out
+    # another camera's files in the folder are not touched
+    other = out.parent / "other_e_per_adu.npy"
+    np.save(other, np.ones((H, W), np.float32))
+    assert main(["calibrate-camera", *args, "--kind", "scmos", "--out", str(out)]) == 0
+    assert other.exists()
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+@pytest.mark.parametrize("fails", ["camera.yaml", "camera_read_variance.npy"])
+def test_a_failed_save_puts_the_earlier_run_back(tmp_path, monkeypatch, fails, hard_links):
+    """A rename that fails (a full disk, a network file system) while a run without a gain map replaces one with it:
+    the earlier YAML, its three maps and its figure are put back as they were, and nothing else is left."""
+    from plexloc.camera import calibration
+
+    cam = _camera(4)
+    dark = stack_stats([_frames(0.0, 40, cam, 1)])
+    flats = [stack_stats([_frames(lv, 40, cam, 2 + k)]) for k, lv in enumerate((100.0, 400.0))]
+    out = tmp_path / "camera.yaml"
+    calibrate_camera(dark, kind="scmos", flats=flats, gain_map="yes").save(out, figure=tmp_path / "camera.png")
+    before = _folder(tmp_path)
+    assert "camera_e_per_adu.npy" in before
+    later = calibrate_camera(dark, kind="scmos", flats=flats[:1], gain_map="no")
+    assert later.stale_maps(out) == [tmp_path / "camera_e_per_adu.npy"]
+    real_replace = os.replace
+    failed = []
+
+    def replace(src, dst):
+        if Path(dst).name == fails and ".tmp" in Path(src).name and not failed:
+            failed.append(dst)
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(calibration.os, "replace", replace)
+    if not hard_links:
+        def no_link(*a, **k):
+            raise OSError(1, "Operation not permitted")
+
+        monkeypatch.setattr(calibration.os, "link", no_link)
+    with pytest.raises(OSError, match="No space"):
+        later.save(out, figure=tmp_path / "camera.png")
+    assert failed
+    # old: the new maps (and figure) had taken their names beside the old YAML, which named the old gain map
+    assert _folder(tmp_path) == before
+    monkeypatch.undo()
+    later.save(out, figure=tmp_path / "camera.png")
+    assert sorted(os.listdir(tmp_path)) == ["camera.png", "camera.yaml", "camera_baseline.npy",
+                                            "camera_read_variance.npy"]

@@ -59,6 +59,8 @@ MIN_EXCESS = 0.5
 #: a flat whose light changes from frame to frame by more than this share (rms) is named in a note; the flicker is
 #: taken out of the photon transfer at any level (:func:`stack_stats`' ``detrended_var``)
 FLICKER_NOTE = 0.002
+#: the per-pixel maps calibrate-camera writes next to a camera YAML, as ``<stem>_<field>.npy``
+MAP_FIELDS = ("baseline", "e_per_adu", "read_variance")
 QUANTISATION_VAR = 1.0 / 12.0  # ADU²: rounding to integers, in every frame the camera writes (and the simulator)
 
 
@@ -406,17 +408,32 @@ class CameraCalibration:
             out["transfer"] = self.transfer.to_dict()
         return out
 
+    def stale_maps(self, path: str | os.PathLike) -> list[Path]:
+        """The map files of an earlier run next to the camera YAML ``path`` (``<stem>_<field>.npy``, :data:`MAP_FIELDS`)
+        that this calibration does not write, so that its YAML does not name them (a gain map of a run with more
+        flat frames, the sCMOS maps before an EMCCD): :meth:`save` removes them."""
+        path = Path(path)
+        return [p for name in MAP_FIELDS if name not in self.maps
+                for p in [path.with_name(f"{path.stem}_{name}.npy")] if p.is_symlink() or p.is_file()]
+
     def save(self, path: str | os.PathLike, *, figure: str | os.PathLike | None = None,
              report: str | os.PathLike | None = None) -> list[Path]:
         """Write the camera YAML at ``path`` and its maps next to it as ``<stem>_<field>.npy`` (named relative to the
-        YAML, which is how camera files find their maps), and the ``figure`` (PNG) and JSON ``report`` where given:
-        all to temporary files first, which take their names only once every one is written (the maps first, the
-        YAML last), so that a failure leaves none of them (and no YAML naming maps of another run). Returns the files
-        written, the YAML first."""
+        YAML, which is how camera files find their maps), and the ``figure`` (PNG) and JSON ``report`` where given;
+        an earlier run's maps that this one does not write (:meth:`stale_maps`) are removed, so that every map next to
+        the YAML is one it names.
+
+        All are written to temporary files first, which take their names only once every one is written, in the
+        order of :func:`plexloc.io._atomic.atomic_pair`: the old YAML is moved aside first (it must not name maps of
+        this run), then the stale maps, then the new maps, figure and report take their names (the files they replace
+        kept by a hard link), the YAML last. A YAML that is there names the maps that are there at every moment; a
+        failure (an exception) puts the earlier run's files back as they were and leaves none of the new ones. A
+        process killed between the renames leaves no YAML, and the old files as hidden ``.NAME.*.old`` backups.
+        Returns the files written, the YAML first."""
         import yaml
 
         from plexloc.cli._common import write_json
-        from plexloc.io._atomic import _remove, _temporary_for
+        from plexloc.io._atomic import _backup_name, _remove, _temporary_for
 
         path = Path(path)
         data = dict(self.config)
@@ -431,9 +448,32 @@ class CameraCalibration:
         if report is not None:
             targets.append((Path(report), "report"))
         targets.append((path, header + yaml.safe_dump(data, sort_keys=False)))
-        if len({t.resolve() for t, _ in targets}) != len(targets):
+        resolved = {t.resolve() for t, _ in targets}
+        if len(resolved) != len(targets):
             raise InputError("the camera YAML, its maps, the figure and the JSON report need different names", source=path)
+        stale = [p for p in self.stale_maps(path) if p.resolve() not in resolved]
+
+        def set_aside(target: Path, *, keep: bool) -> Path:
+            """Move ``target`` to a hidden backup next to it (``keep``: a hard link where the file system has them,
+            so that the target stays until the new file replaces it)."""
+            backup = _backup_name(target)
+            try:
+                if keep:
+                    backup.unlink()
+                    try:
+                        os.link(target, backup)
+                        return backup
+                    except OSError:  # no hard links here
+                        pass
+                os.replace(target, backup)
+            except BaseException:
+                _remove(backup)
+                raise
+            return backup
+
         temps: list[Path] = []
+        kept: list[tuple[Path, Path]] = []  # (file of the earlier run, its backup), to put back on a failure
+        placed: list[Path] = []  # the names the new files took
         try:
             for target, content in targets:
                 tmp = _temporary_for(target)
@@ -449,12 +489,33 @@ class CameraCalibration:
                     tmp.write_text(content)
             mask = os.umask(0)
             os.umask(mask)
-            for tmp, (target, _) in zip(temps, targets):
+            for tmp in temps:
                 os.chmod(tmp, 0o666 & ~mask)
+            if path.is_symlink() or path.exists():  # the old YAML first: no moment where it names the new maps
+                kept.append((path, set_aside(path, keep=False)))
+            for old in stale:
+                kept.append((old, set_aside(old, keep=False)))
+            for tmp, (target, _) in zip(temps, targets):
+                if target != path and (target.is_symlink() or target.exists()):
+                    kept.append((target, set_aside(target, keep=True)))
                 os.replace(tmp, target)
+                placed.append(target)
         except BaseException:
+            # best effort: the new files off their names, the earlier run's back (a backup that cannot be put back
+            # stays, hidden, next to its name)
+            restored = {t for t, _ in kept}
+            _remove(*(t for t in placed if t not in restored))
+            for target, backup in reversed(kept):
+                try:
+                    if os.path.lexists(target) and os.path.samefile(backup, target):  # a link never replaced: a
+                        backup.unlink()  # rename onto the same file would do nothing and leave the backup
+                    else:
+                        os.replace(backup, target)
+                except OSError:
+                    pass
             _remove(*temps)
             raise
+        _remove(*(b for _, b in kept))
         return [path] + [t for t, _ in targets[:-1]]
 
     def figure(self, path: str | os.PathLike) -> Path:

@@ -18,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the experiment's exposure and gain), and the gain from the photon transfer of flat fields (one TIFF per "
         "light level) or of an SMLM movie's background. Writes the camera YAML that 'plexloc fit --camera' and "
         "training configurations take (sCMOS: per-pixel offset and read-noise maps, and a gain map where the flats "
-        "measure it to 2 %, as OUT_<field>.npy next to it), a photon-transfer figure (OUT with .png) and the "
-        "numbers (--json). The quantum efficiency is not measured (photon transfer counts electrons): give it with "
-        "--qe. See plexloc.camera.calibration.",
+        "measure it to 2 %, as OUT_<field>.npy next to it; an earlier run's OUT_<field>.npy that this run does not "
+        "write is removed), a photon-transfer figure (OUT with .png) and the numbers (--json). The quantum efficiency "
+        "is not measured (photon transfer counts electrons): give it with --qe. See plexloc.camera.calibration.",
     )
     p.add_argument("--dark", type=Path, required=True, help="dark frames: a TIFF stack or a folder of TIFFs (>= 20 frames)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -74,9 +74,13 @@ def run(args: argparse.Namespace) -> int:
                                    max_frames=args.max_frames or 300, source=str(args.movie))
     cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
                            spurious_charge=args.spurious_charge, gain_map=args.gain_map)
-    # the YAML, its maps, the figure and the JSON appear together or not at all
+    # the YAML, its maps, the figure and the JSON appear together or not at all; an earlier run's maps that this YAML
+    # does not name (a gain map, the sCMOS maps before an EMCCD) go with them
+    stale = cal.stale_maps(args.out)
     written = cal.save(args.out, figure=args.figure or args.out.with_suffix(".png"), report=args.json)
     print(f"wrote {', '.join(str(p) for p in written)}")
+    if stale:
+        print(f"removed {', '.join(str(p) for p in stale)}: an earlier run's map(s), which this camera YAML does not name")
     shown = {k: (f"{v:.5g}" if isinstance(v, float) else ("per-pixel map" if k in cal.maps else v))
              for k, v in cal.config.items()}
     print("camera: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
