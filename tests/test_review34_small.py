@@ -315,3 +315,42 @@ def test_drift_device_help_says_auto_is_the_default(capsys):
         main(["drift", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "auto (default: cuda where there is one, else cpu)" in help_text and "cpu (default)" not in help_text
+
+
+# --- 6. plexloc convert IN --out OUT ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def locs_csv(tmp_path):
+    return _write(tmp_path / "in.csv", [(0, 1000.5, 2000.25, -30, 1500), (3, 10, 20, 0, 800)])
+
+
+def test_convert_takes_out_as_an_option(locs_csv, tmp_path):
+    """Was: 'plexloc convert IN --out OUT' an argparse usage error (OUT was positional only)."""
+    from plexloc.io.formats import read_locs
+
+    out = tmp_path / "o.thunderstorm.csv"
+    assert main(["convert", str(locs_csv), "--out", str(out)]) == 0
+    back = read_locs(out)
+    assert back["frame"].tolist() == [0, 3] and back["x_nm"].tolist() == [1000.5, 10.0]
+    assert back["z_nm"].tolist() == [-30.0, 0.0] and back["photons"].tolist() == [1500.0, 800.0]
+
+
+def test_convert_positional_out_still_works_and_the_same_out_twice_is_fine(locs_csv, tmp_path):
+    from plexloc.io.formats import read_locs
+
+    out = tmp_path / "o.h5"
+    assert main(["convert", str(locs_csv), str(out)]) == 0
+    assert read_locs(out)["y_nm"].tolist() == [2000.25, 20.0]
+    out.unlink()
+    assert main(["convert", str(locs_csv), str(out), "--out", str(out)]) == 0 and out.exists()
+
+
+def test_convert_refuses_two_different_outputs_and_none(locs_csv, tmp_path, capsys):
+    a, b = tmp_path / "a.csv", tmp_path / "b.h5"
+    assert main(["convert", str(locs_csv), str(a), "--out", str(b)]) == 2
+    err = capsys.readouterr().err
+    assert f"two outputs given: {a} and --out {b}; give one" in err
+    assert not a.exists() and not b.exists()
+    assert main(["convert", str(locs_csv)]) == 2
+    assert "no output given: OUT or --out OUT" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""``plexloc convert IN OUT``: change a localization table's format (chosen by the file names)."""
+"""``plexloc convert IN OUT`` (or ``IN --out OUT``, as the other commands): change a localization table's format
+(chosen by the file names)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=f"Read IN and write OUT; formats by file name: {FORMATS_HELP}. Units, origins and frame "
         "numbering are converted at the file boundary (ThunderSTORM frames from 1, Picasso pixels with the "
         "centre of pixel 0 at 0, DECODE pixels likewise with its x along the image rows, SMAP frames from 1). Every "
-        "row is kept.",
+        "row is kept. OUT is given positionally or as --out OUT, as the other commands take it.",
     )
     p.add_argument("locs", type=Path, metavar="IN", help="input table")
-    p.add_argument("out", type=Path, metavar="OUT", help="output table")
+    # OUT positionally (as it always was) or --out OUT (as every other command): resolve_out() picks the one given
+    p.add_argument("out", type=Path, metavar="OUT", nargs="?", default=None, help="output table; or --out OUT")
+    p.add_argument("--out", dest="out_option", type=Path, default=None, metavar="OUT",
+                   help="the output table as an option (the same as the positional OUT)")
     p.add_argument("--camera-px-size", type=positive_float, default=None, metavar="NM",
                    help="camera pixel size in nm (to write Picasso .hdf5; to read pixel-unit files without one)")
     p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None,
@@ -30,10 +34,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def resolve_out(args: argparse.Namespace) -> Path:
+    """``args.out`` set to the output given positionally or as ``--out`` (one of them, or the same one twice): an
+    :class:`InputError` otherwise, as :func:`plexloc.cli._common.resolve_config` does for a configuration."""
+    from plexloc.errors import InputError
+
+    positional, option = args.out, getattr(args, "out_option", None)
+    if positional is None and option is None:
+        raise InputError("no output given: OUT or --out OUT (a table file, format by its name)")
+    if positional is not None and option is not None and Path(positional) != Path(option):
+        raise InputError(f"two outputs given: {positional} and --out {option}; give one")
+    args.out = Path(positional if positional is not None else option)
+    return args.out
+
+
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.io.formats import format_of, write_locs
 
+    resolve_out(args)
     format_of(args.out)  # fail on a bad output name before reading
     check_outputs(table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
