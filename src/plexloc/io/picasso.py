@@ -18,7 +18,8 @@ field         dtype    value
 ``bg``        f4       ``bg`` (photons per pixel), NaN when the table has none
 ``lpx, lpy``  f4       localization precision in pixels: ``sigma_x_nm / px`` (and y), else
                        ``crlb_x_nm / px``; a table with neither cannot be exported
-``z``         f4       ``z_nm`` in nm (only when some ``z_nm != 0``, i.e. a 3D table)
+``z``         f4       ``z_nm`` in nm (only when some finite ``z_nm != 0``, i.e. a 3D table; a
+                       2D table's z, 0 or NaN throughout, writes none)
 ============  =======  ========================================================================
 
 Every other column of the table (``id``, ``prob``, ``sigma_x_nm``, ...) is added as a field of its
