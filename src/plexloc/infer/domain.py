@@ -17,6 +17,14 @@ simulation drew from (:func:`training_ranges`):
 - background of every channel: the median estimate against the training range widened by ``bg_over`` on both
   sides (both too much and too little background mean the camera conversion or the model is wrong).
 
+- emitters far brighter than training (:func:`bright_spot_checks`, one-channel models): those the estimates
+  cannot show, because the network loses them (from about 2x the training maximum, the demo model found none, or a few
+  false localizations of in-range photons). The PSF-shape check's bright isolated spots of the movie's first frames
+  (:mod:`plexloc.psf.check`, photons from its own Gaussian fit) are compared with the training maximum and with the
+  photons the network's localizations give the same spots: where more than ``SPOT_MAX_FRACTION`` of the spots carry
+  more than ``SPOT_OVER`` times the maximum and the network accounts for less than ``SPOT_MIN_SHARE`` of their light,
+  it is a warning. Crowded movies, whose isolated-looking spots are often two emitters and read up to twice as bright,
+  are told apart by that share: the network finds both emitters of such a spot.
 - the camera conversion itself (:func:`plexloc.camera.check.noise_ratio`, a photon-transfer check that needs no model): the pixel
   noise between consecutive frames against what the camera settings predict for that signal. Photons that a
   wrong gain or e-/ADU scales by k carry k times the predicted variance (EMCCD, sCMOS: shot noise dominated),
@@ -39,7 +47,8 @@ from plexloc.config import TrainConfig
 from plexloc.camera.check import NOISE_RANGE, noise_ratio  # noqa: F401  (noise_ratio: re-exported)
 from plexloc.table import LocTable
 
-__all__ = ["DomainCheck", "DomainReport", "DomainWarning", "check_training_domain", "noise_ratio", "training_ranges"]
+__all__ = ["DomainCheck", "DomainReport", "DomainWarning", "bright_spot_checks", "check_training_domain", "noise_ratio",
+           "training_ranges"]
 
 PHOTON_OVER = 1.25
 #: total photons (one channel, or linked channels) are checked against this share of the photon head's ceiling
@@ -49,6 +58,18 @@ PHOTON_OVER = 1.25
 PHOTON_CEILING_SHARE = 0.92
 PHOTON_MAX_FRACTION = 0.05
 BG_OVER = 1.25
+#: bright-spot check: a spot is too bright above this multiple of the training maximum ...
+SPOT_OVER = 1.5
+#: ... the check fires where more than this share of the spots are, ...
+SPOT_MAX_FRACTION = 0.05
+#: ... at least this many, ...
+SPOT_MIN_COUNT = 10
+#: ... and the network's localizations within the spot's window carry less than this share of the spots' light (median)
+SPOT_MIN_SHARE = 0.5
+#: not judged where more than this share of the spots are wider than one emitter (the PSF check's far fraction): in
+#: crowded frames most bright spots are several emitters, and a network trained sparser misses some of them (the
+#: demo model gave in-range spots at 5 emitters/um^2 43 % of their photons, its far fraction 0.75)
+SPOT_MAX_FAR = 0.5
 
 
 class DomainWarning(UserWarning):
@@ -60,7 +81,9 @@ class DomainCheck:
     """One quantity: its column, the training range and what the localizations show."""
 
     column: str
-    kind: str  # "photons", "bg" or "noise" (train_lo/hi: the accepted ratio range; q05 = median = q95: the ratio)
+    kind: str  # "photons", "bg", "noise" (train_lo/hi: the accepted ratio range; q05 = median = q95: the ratio) or
+    # "spots" (the PSF check's bright spots: q05 / median / q95 of their photons; fraction_above: their share above
+    # SPOT_OVER x train_hi; note: the share of those spots' light the network's localizations give)
     train_lo: float
     train_hi: float
     q05: float
@@ -90,6 +113,8 @@ class DomainReport:
                              f"{got} | - | {verdict if np.isfinite(c.median) else '-'} |")
                 continue
             above = f"{100 * c.fraction_above:.1f} %" if np.isfinite(c.fraction_above) else "-"
+            if c.kind == "spots":
+                above += f" ({c.note})" if c.note else ""
             lines.append(
                 f"| {c.column} | {c.train_lo:.4g}-{c.train_hi:.4g} | {c.q05:.4g} / {c.median:.4g} / {c.q95:.4g} "
                 f"| {above} | {verdict} |"
@@ -134,6 +159,8 @@ def check_training_domain(
     movie_bg: list[float] | None = None,
     warn: bool = True,
     noise_notes: list[str] | None = None,
+    psf_shape: list | None = None,
+    head_table: LocTable | None = None,
 ) -> DomainReport:
     """Compare a fitted table's photon and background estimates with the model's training ranges.
 
@@ -151,10 +178,14 @@ def check_training_domain(
 
     For a multi-channel model whose per-channel photons or backgrounds are outside training, the same checks are
     tried with two channels exchanged: where that order fits, the warning says so (movies given in the wrong order,
-    or split-view boxes swapped)."""
+    or split-view boxes swapped).
+
+    ``psf_shape`` and ``head_table``: the PSF-shape check's reports and the network's (unfiltered) rows of the frames
+    it looked at, for :func:`bright_spot_checks` (emitters so bright that the network lost them)."""
     report = _domain_checks(table, config, photon_over=photon_over, photon_max_fraction=photon_max_fraction,
                             bg_over=bg_over, min_localizations=min_localizations, noise=noise, noise_range=noise_range,
                             movie_bg=movie_bg, noise_notes=noise_notes)
+    report.checks.extend(bright_spot_checks(psf_shape, head_table, config))
     channel_cols = [c for c in report.checks if c.warning and c.kind in ("photons", "bg") and "_ch" in c.column]
     if channel_cols:
         hint = _swap_hint(table, config, movie_bg, photon_over=photon_over,
@@ -265,6 +296,79 @@ def _domain_checks(
         report.checks.append(chk)
     _movie_background(report, ranges, movie_bg, bg_over)
     return report
+
+
+def bright_spot_checks(
+    psf_shape: list | None,
+    table: LocTable | None,
+    config: TrainConfig,
+    *,
+    over: float = SPOT_OVER,
+    max_fraction: float = SPOT_MAX_FRACTION,
+    min_count: int = SPOT_MIN_COUNT,
+    min_share: float = SPOT_MIN_SHARE,
+    max_far: float = SPOT_MAX_FAR,
+) -> list[DomainCheck]:
+    """The bright isolated spots of the movie's first frames against the training maximum and the network's table.
+
+    ``psf_shape``: the :class:`~plexloc.psf.check.PSFShapeReport` of a one-channel model's movie (spots with their
+    photons, frame and pixel); ``table``: the network's localizations of at least the frames the report looked at
+    (before any filter), in the frame's pixel coordinates. For each spot the photons of the table's rows in the
+    same frame within half the spot's fitting window of its centre are summed: their share of the spot's own
+    photons is near 1 where the network found it (two emitters of a crowded spot both count) and near 0 where it
+    lost it. Only spots whose widths fit one emitter count, and none where more than ``max_far`` of them do not (crowded
+    frames). One :class:`DomainCheck` (column ``photons (bright spots)``, kind ``spots``), warned as the module says;
+    none for a multi-channel model (its spots are in each channel's coordinates) or without spots."""
+    if not psf_shape or table is None or len(psf_shape) != 1:
+        return []
+    r = psf_shape[0]
+    ranges = training_ranges(config)
+    if "photons" not in ranges or not r.n_spots or not len(r.photons_corrected):
+        return []
+    from plexloc.psf.check import FAR_DISTANCE
+
+    _, lo, hi = ranges["photons"]
+    ph = np.asarray(r.photons_corrected, dtype=np.float64)
+    q05, med, q95 = (float(q) for q in np.quantile(ph, [0.05, 0.5, 0.95]))
+    # spots shaped like one emitter (near the model's width curve); a wider spot is often two
+    single = np.asarray(r.distance, dtype=np.float64) <= FAR_DISTANCE
+    bright = (ph > over * hi) & single
+    frac = float(np.mean(bright))
+    chk = DomainCheck("photons (bright spots)", "spots", lo, hi, q05, med, q95, frac)
+    if np.isfinite(r.far_fraction) and r.far_fraction > max_far:
+        chk.note = (f"not judged: {100 * r.far_fraction:.0f} % of the spots are wider than one emitter (crowded "
+                    "frames: a bright spot is often several)")
+        return [chk]
+    if not bright.any():
+        return [chk]
+    # the table's photons near each too-bright spot: same frame, within half the fitting window of the spot's centre
+    px_x, px_y = r.px_size_nm
+    frame = np.asarray(table["frame"], dtype=np.int64)
+    order = np.argsort(frame, kind="stable")
+    frame = frame[order]
+    x = np.asarray(table["x_nm"], dtype=np.float64)[order] / px_x
+    y = np.asarray(table["y_nm"], dtype=np.float64)[order] / px_y
+    p = np.nan_to_num(np.asarray(table["photons"], dtype=np.float64)[order], nan=0.0)
+    radius = r.window_px / 2
+    r0, c0 = r.origin_px
+    shares = []
+    for (f, row, col), n in zip(np.asarray(r.spot_pixel)[bright], ph[bright]):
+        a, b = np.searchsorted(frame, [f, f + 1])
+        near = np.hypot(x[a:b] - (c0 + col + 0.5), y[a:b] - (r0 + row + 0.5)) <= radius
+        shares.append(float(p[a:b][near].sum()) / max(float(n), 1e-9))
+    share = float(np.median(shares))
+    chk.note = f"the network gives them {100 * share:.0f} % of their photons"
+    if int(bright.sum()) >= min_count and frac > max_fraction and share < min_share:
+        chk.warning = (
+            f"photons: {int(bright.sum())} of the {r.n_spots} bright isolated spots of the movie's first {r.frames} "
+            f"frames ({100 * frac:.0f} %) carry more than {over:g}x the {hi:.4g} photons the model trained on (their "
+            f"median {float(np.median(ph[bright])):.4g}), and the network's localizations give them {100 * share:.0f} % "
+            "of their photons (median): emitters this bright are lost, or split into localizations of in-range "
+            "photons, which no check of the table can see. Check the camera settings (gain, e-/ADU, baseline), or "
+            "train a model whose photon range covers the data (photons_range up to about "
+            f"{float(np.quantile(ph, 0.95)):.3g})"
+        )
+    return [chk]
 
 
 def _movie_background(report: DomainReport, ranges: dict[str, tuple[str, float, float]], movie_bg: list[float] | None,

@@ -200,6 +200,7 @@ class _FitRun:
         self.source = ""
         self.alignment = None  # AlignmentReport of the first frames (several channels)
         self.psf_shape = None  # PSFShapeReport per channel of the first frames
+        self.head_rows: list[LocTable] = []  # the unfiltered rows of the frames the PSF check looked at (one channel)
         self.train_cfg = None  # the model's TrainConfig (validated once), where it carries one
         self.check_seconds = 0.0  # the alignment and PSF shape checks before the fit
         self.frame_means: list[torch.Tensor] = []  # (t, C) mean photons per pixel of every chunk's frames, on the device
@@ -239,8 +240,9 @@ class _FitRun:
             notes = [ch.noise_note for ch in camera.channels] if camera is not None else None
             movie_bg = ([float(self.head[0][:, c].float().nanmean()) for c in range(spec.n_channels)] if self.head
                         else None)  # the mean pixel: at least the background, read off the movie
+            head_table = LocTable.concat(self.head_rows) if self.head_rows else self.empty
             stats["domain"] = check_training_domain(checked, self.train_cfg, noise=noise, movie_bg=movie_bg, warn=False,
-                                                    noise_notes=notes)
+                                                    noise_notes=notes, psf_shape=self.psf_shape, head_table=head_table)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
@@ -385,6 +387,7 @@ def _fit_parts(
         if use_filters:
             from plexloc.post.filter import filter_localizations
         n_locs = 0
+        head_frames = run.psf_shape[0].frames if run.psf_shape and spec.n_channels == 1 else 0
         t0 = time.perf_counter()
         for first, block in batches:
             n_block = block.shape[0] - 2 * (spec.window // 2)
@@ -395,6 +398,8 @@ def _fit_parts(
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
                 tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)
             tab = _calibrate(tab, factors, offsets, scale)
+            if head_frames and first < head_frames and len(tab):  # the bright-spot check's frames, before the filters
+                run.head_rows.append(tab[np.asarray(tab["frame"]) < head_frames])
             if use_filters:
                 tab, report = filter_localizations(tab, **filters)
                 run.add_filter_report(report)

@@ -258,6 +258,14 @@ class PSFShapeReport:
     far_fraction: float = math.nan
     width_scale: float = math.nan  # movie widths / model widths that makes the most spots fit
     width_scale_far_fraction: float = math.nan
+    #: the estimator's photons over the true photons on the model's own noiseless spots (window truncation, a
+    #: non-Gaussian PSF's tails), median over the model's z range
+    photon_scale: float = 1.0
+    #: each spot's photons divided by that ratio at its z (the curve's nearest point): the emitter's photons
+    photons_corrected: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    #: the frame pixel (row, column) of the checked window's corner: ``spot_pixel`` rows and columns are relative to it
+    #: (:func:`check_movie_psf_shapes` looks at a central window of a large frame)
+    origin_px: tuple[int, int] = (0, 0)
     warning: str | None = None
     note: str | None = None
 
@@ -576,6 +584,10 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
     med_n, med_b = float(np.median(photons)), float(np.median(bgs))
     clean = fit_elliptical_gaussian(_render_windows(psf, zz, fx, fy, R, np.full(len(zz), med_n), np.full(len(zz), med_b)),
                                     sigma0_px=s_mid)
+    # the estimator's photons over the true ones, per z (a defocused spot loses more light outside the window)
+    ph_z = np.nanmedian(clean.photons.reshape(len(zs), len(phases)), axis=1) / med_n
+    ph_z = np.where(np.isfinite(ph_z) & (ph_z > 0), ph_z, 1.0)
+    photon_scale = float(np.median(ph_z))
     cx_z = np.nanmedian(clean.sx.reshape(len(zs), len(phases)), axis=1)
     cy_z = np.nanmedian(clean.sy.reshape(len(zs), len(phases)), axis=1)
     zf = np.linspace(zs[0], zs[-1], 201) if len(zs) > 1 else zs
@@ -635,7 +647,9 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
         sigma_y_nm=fit.sy * px[1], photons=fit.photons, bg=fit.bg, distance=d, z_nm=zf[k] if n_spots else np.zeros(0),
         model_z_nm=zf, model_sigma_x_nm=curve_x * px[0], model_sigma_y_nm=curve_y * px[1],
         alpha=(float(alpha[0]), float(alpha[1])), model_far_fraction=model_far, far_fraction=far,
-        width_scale=scale, width_scale_far_fraction=scale_far, peak_density_per_um2=peak_density * 1e6 / (px[0] * px[1]),
+        width_scale=scale, width_scale_far_fraction=scale_far, photon_scale=photon_scale,
+        photons_corrected=(fit.photons / (np.interp(zf[k], zs, ph_z) if len(zs) > 1 else ph_z[0])) if n_spots
+        else np.zeros(0), peak_density_per_um2=peak_density * 1e6 / (px[0] * px[1]),
         crowded_far_fraction=crowded_far, crowded_density_per_um2=crowd_density * 1e6 / (px[0] * px[1]),
     )
     used = spots.frames
@@ -837,4 +851,7 @@ def check_movie_psf_shapes(
     if not parts:
         raise InputError("the movie has no frames for the PSF shape check", source=options.get("source") or None)
     stacks = [torch.cat([p[c] for p in parts]) for c in range(len(parts[0]))]
-    return check_psf_shapes(stacks, config, **options)
+    reports = check_psf_shapes(stacks, config, **options)
+    for r in reports:
+        r.origin_px = (max(0, (h - window_px) // 2), max(0, (w - window_px) // 2))
+    return reports
