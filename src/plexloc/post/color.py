@@ -9,10 +9,16 @@ channels, conventions.md ``ratiometric``). For a localization with per-channel p
 
 and ``p_k = L_k / sum_j L_j`` (eq. 3). ``color`` is ``argmax p_k``, ``-1`` where ``max p_k < threshold``;
 ``color_prob`` is ``max p_k``. The ``s_i`` are taken from ``sigma_photons_ch{i}`` when the table has them
-(the network predicts them). Otherwise they are estimated from shot noise and background,
-``s_i^2 = excess_noise * (max(n_i, 0) + psf_area_px * b_i)`` with ``b_i`` from ``bg_ch{i}`` (else ``bg``,
-else 0) and ``psf_area_px = 4 pi (sigma_psf / px)^2`` (default for a PSF of about one pixel, 12.6); use
-``excess_noise=2`` for EMCCD data.
+(the network predicts them). Otherwise they come from shot noise and background under each colour's own
+expectation, ``s_ki^2 = excess_noise * (N_k r_ki + psf_area_px * b_i)`` with ``b_i`` from ``bg_ch{i}`` (else
+``bg``, else 0) and ``psf_area_px = 4 pi (sigma_psf / px)^2`` (default for a PSF of about one pixel, 12.6); use
+``excess_noise=2`` for EMCCD data. ``N_k`` and ``s_ki`` are solved together (a few reweighted least-squares
+steps), and since the variances differ between colours the likelihood keeps its normalisation,
+``chi2_k = sum_i (n_i - N_k r_ki)^2 / s_ki^2 + log s_ki^2``. The variance of each channel's observed photons
+(``max(n_i, 0)``, :func:`photon_matrix`) used instead mistakes a channel that received few photons by chance for a
+precise one: AF647/CF680 (0.173 / 0.019 of their photons in channel 0) at 100 photons without background gave
+0.87 % wrong colours against 0.27 % this way and 0.18 % for the exact Poisson likelihood with the true photons
+(200,000 simulated rows; with 50 photons/px background the two agree to 0.03 points at 300-5,000 photons).
 
 Where the ratios are not known, :func:`estimate_ratios` fits a Gaussian mixture (EM) to the observed
 fractions ``n_i / sum n``, each row with its own measurement variance (from the same ``s_i``), and
@@ -37,7 +43,8 @@ import numpy as np
 from plexloc.errors import InputError
 from plexloc.table import LocTable
 
-__all__ = ["ColorReport", "RatioFit", "RatioMismatchWarning", "assign_colors", "estimate_ratios", "photon_matrix",
+__all__ = ["ColorReport", "RatioFit", "RatioMismatchWarning", "assign_colors", "color_probabilities_expected",
+           "estimate_ratios", "photon_matrix",
            "ratio_figure", "ratio_mismatch"]
 
 _CH = re.compile(r"^photons_ch(\d+)$")
@@ -78,15 +85,7 @@ def photon_matrix(
         s = np.stack([np.asarray(table[f"sigma_photons_ch{c}"], float) for c in chans], axis=1)
         source = "sigma_photons_ch*"
     else:
-        bg = np.zeros_like(n)
-        for c in chans:
-            col = f"bg_ch{c}" if f"bg_ch{c}" in table else ("bg" if "bg" in table else None)
-            if col is not None:
-                bg[:, c] = np.asarray(table[col], float)
-        # a merged row (plexloc merge) sums its frames' photons but averages their background per frame: the
-        # background under it is n_merged frames' worth
-        frames = np.asarray(table["n_merged"], float)[:, None] if "n_merged" in table else 1.0
-        s = np.sqrt(excess_noise * (np.maximum(n, 0.0) + psf_area_px * frames * np.maximum(bg, 0.0)))
+        s = np.sqrt(excess_noise * (np.maximum(n, 0.0) + _background_variance(table, len(chans), psf_area_px)))
         source = f"shot noise + background (excess_noise={excess_noise}, psf_area_px={psf_area_px:.3g})"
     s = np.maximum(s, 1.0)  # never below one photon: keeps chi2 finite for n = 0
     return n, s, source
@@ -154,6 +153,41 @@ def ratio_mismatch(ratios, fit: RatioFit, *, tolerance: float = RATIO_TOLERANCE)
     return None
 
 
+def _background_variance(table: LocTable, n_channels: int, psf_area_px: float) -> np.ndarray:
+    """(L, C) photons of background under each localization per channel: ``psf_area_px * b_i`` (times the frames of
+    a merged row)."""
+    bg = np.zeros((len(table), n_channels))
+    for c in range(n_channels):
+        col = f"bg_ch{c}" if f"bg_ch{c}" in table else ("bg" if "bg" in table else None)
+        if col is not None:
+            bg[:, c] = np.asarray(table[col], float)
+    # a merged row (plexloc merge) sums its frames' photons but averages their background per frame: the
+    # background under it is n_merged frames' worth
+    frames = np.asarray(table["n_merged"], float)[:, None] if "n_merged" in table else 1.0
+    return psf_area_px * frames * np.maximum(bg, 0.0)
+
+
+def color_probabilities_expected(n: np.ndarray, bg_var: np.ndarray, ratios: np.ndarray, *, excess_noise: float = 1.0,
+                                 iterations: int = 4) -> np.ndarray:
+    """(L, K) probabilities ``p_k`` of eq. 3 with each colour's own expected shot-noise variance (module docstring):
+    ``n`` (L, C) photons, ``bg_var`` (L, C) background photons under each localization, ``ratios`` (K, C)."""
+    r = ratios[None, :, :]  # (1, K, C)
+    x = n[:, None, :]  # (L, 1, C)
+    total = np.repeat(np.maximum(n.sum(axis=1), 0.0)[:, None], ratios.shape[0], axis=1)  # (L, K)
+
+    def variance(t: np.ndarray) -> np.ndarray:  # never below one photon: keeps chi2 finite
+        return np.maximum(excess_noise * (t[:, :, None] * r + bg_var[:, None, :]), 1.0)
+
+    for _ in range(int(iterations)):  # weighted least squares of N_k with the weights of the last N_k, never negative
+        w = 1.0 / variance(total)
+        total = np.maximum(np.sum(w * x * r, axis=2) / np.sum(w * r**2, axis=2), 0.0)
+    var = variance(total)
+    logl = -0.5 * np.sum((x - total[:, :, None] * r) ** 2 / var + np.log(var), axis=2)
+    logl -= logl.max(axis=1, keepdims=True)
+    p = np.exp(logl)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def color_probabilities(n: np.ndarray, s: np.ndarray, ratios: np.ndarray) -> np.ndarray:
     """(L, K) probabilities ``p_k`` of eq. 3 (equal priors)."""
     w = 1.0 / s**2  # (L, C)
@@ -195,7 +229,13 @@ def assign_colors(
     ok, first = _finite_rows(table, n)
     best, prob = np.full(len(table), -1, np.int64), np.full(len(table), np.nan)
     if ok.any():
-        p = color_probabilities(n[ok], s[ok], r)
+        if source == "sigma_photons_ch*":
+            p = color_probabilities(n[ok], s[ok], r)
+        else:
+            source = (f"shot noise of each colour's expected photons + background (excess_noise={excess_noise}, "
+                      f"psf_area_px={psf_area_px:.3g})")
+            p = color_probabilities_expected(n[ok], _background_variance(table, n.shape[1], psf_area_px)[ok], r,
+                                             excess_noise=excess_noise)
         best[ok] = np.argmax(p, axis=1)
         prob[ok] = p[np.arange(len(p)), best[ok]]
     color = np.where(ok & (prob >= threshold), best, -1).astype(np.int64)
