@@ -19,10 +19,30 @@ Two engines behind one function, :func:`estimate_drift`:
 Both give the drift of every frame, a smooth curve through the windows' estimates (natural cubic
 spline, extended linearly past the first and last window centre), referenced to the first frame
 (``drift(first frame) = 0``), and both say how far to trust it (``info["uncertainty_nm"]``, an
-:class:`UnreliableDriftWarning` above 10 nm): RCC from how well its pairs of windows agree, COMET
-from how well two random halves of the table agree. :func:`apply_drift` subtracts it and records what was subtracted in
-the columns ``drift_x_nm, drift_y_nm, drift_z_nm`` (added to earlier corrections, if any), which
-the report plots.
+:class:`UnreliableDriftWarning` above 10 nm, for RCC above its render pixel where that is larger).
+
+RCC's ``uncertainty_nm`` is its expected error: the RMS over the frames of the estimated minus the true drift, x and y
+together, after removing the constant offset (:func:`drift_error_rms`, as the tests measure it). It has two parts,
+added in quadrature. The split-half test: the table is cut into two halves by alternate blocks of consecutive frames
+in each window (about 10 blocks a window, so that each on-event of a molecule stays in one half and the halves' errors
+are independent), RCC is run on each half with the same windows, and half the RMS difference of their curves,
+times 1.15 (:data:`RCC_HALF_DIFFERENCE_SCALE`, measured), is the noise of the full curve. The interpolation term:
+the error that the curve's construction from windows makes on a smooth drift through the windows' estimates (a
+window gives its mean drift; the curve has no curvature at its ends and runs straight past them), zero for a
+linear drift. Against simulated truth (``bench/drift_uncertainty.py``: lines, rings, clusters; linear, linear +
+sine and exponential drifts; 50,000-500,000 localizations over 3,000 frames, precision 5-20 nm; 10 windows; 9
+cases x 5 seeds) it was 0.57-1.73x the actual error of a table (39 of 45 within 0.67-1.5x; geometric means per case
+0.77-1.15x; old figure 0.07-0.32x). The actual error of one table itself varies by about +-20 % around its
+expectation (blinking realizations of one sample: the reported figure was 1.0-1.16x that expectation, spread
++-10-18 %). 20 windows: 0.65-1.50x. With windows too coarse for the drift (5 windows for a sine of 1.3 periods or a
+settling) the interpolation term is a guess (0.39-2.4x). Before, ``uncertainty_nm`` was how well the pairs of
+windows agree, now ``info["window_agreement_nm"]``: a lower bound, 0.07-0.32x the actual error.
+The split-half test costs two more RCC runs (about 3x the time; ``rcc_drift(split_half=False)``,
+``plexloc drift --split-half no``). COMET's ``uncertainty_nm`` is half the RMS difference of two random halves'
+curves, per lateral axis (not x and y together), and not checked against truth here.
+
+:func:`apply_drift` subtracts the drift and records what was subtracted in the columns ``drift_x_nm, drift_y_nm,
+drift_z_nm`` (added to earlier corrections, if any), which the report plots.
 
 Example:
     >>> import numpy as np
@@ -176,60 +196,30 @@ def _peak_subpixel(cc: np.ndarray, r: int) -> tuple[float, float, float]:
 RCC_MAX_UNCERTAINTY_NM = 10.0
 
 
+#: the RCC split-half term is this times half the RMS difference of the two halves' curves. For two independent
+#: halves, each with twice the error variance of the full table, half their difference would be the full table's
+#: error; measured against the windows' actual error on simulated tables it is 0.85x on average (0.67-1.05 by
+#: structure; the same with the halves split by molecule): the cross-correlation is quadratic in the data, and its
+#: error's variance grew only 1.7-1.8x with half the data (lines, clusters)
+RCC_HALF_DIFFERENCE_SCALE = 1.15
+
+
 class UnreliableDriftWarning(UserWarning):
     """The drift estimate's windows do not agree with each other: the estimated curve is mostly noise."""
 
 
-def rcc_drift(
-    table: LocTable,
-    *,
-    n_segments: int = 10,
-    render_px_nm: float = 20.0,
-    blur_nm: float | None = None,
-    max_drift_nm: float = 1000.0,
-    max_image_px: int = 2048,
-    device: str = "cpu",
-    progress: Callable[[int, int], None] | None = None,
-) -> DriftResult:
-    """Redundant cross-correlation drift estimate (see the module docstring).
+def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int, px: float, blur: float,
+               max_drift_nm: float, device: str, progress: Callable[[int, int], None] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """RCC of the windows ``seg`` (0..n_seg-1) of the localizations at pixels ``flat_idx`` (row * w + col).
 
-    Args:
-        table: localizations (frame, x_nm, y_nm).
-        n_segments: number of time windows (equal localization counts); >= 2.
-        render_px_nm: pixel of the rendered windows (grown so that the image fits ``max_image_px``).
-        blur_nm: Gaussian blur of the cross-correlation (default ``1.5 * render_px_nm``).
-        max_drift_nm: largest drift between two windows searched for.
-        max_image_px: largest image side rendered.
-        device: torch device of the FFTs.
-        progress: called as ``progress(done, total)`` after each pair.
+    Returns the windows' drift ``(n_seg, 2)`` (window 0 at zero), the pairs kept, the residual threshold and the
+    error of one pair's shift from the kept pairs' disagreement with the solution (per axis).
     """
     import torch
 
-    if n_segments < 2:
-        raise InputError(f"n_segments must be >= 2 for RCC, got {n_segments}")
-    t0 = time.perf_counter()
-    table.check_finite(("x_nm", "y_nm"))
-    frame = table["frame"]
-    x, y = table["x_nm"], table["y_nm"]
-    if len(np.unique(frame)) < n_segments:
-        raise InputError(f"RCC with {n_segments} windows needs at least {n_segments} distinct frames, "
-                         f"the table has {len(np.unique(frame))}", source=table.source)
-    seg, centre = _segments(frame, n_segments)
-    n_seg = len(centre)
-    if n_seg < 2:
-        raise InputError(f"RCC: the {len(frame)} localizations fill only {n_seg} time window of equal counts (frame "
-                         f"{int(frame.min())} holds {int(np.count_nonzero(frame == frame.min()))} of them); at least 2 "
-                         "windows are needed", source=table.source)
-    x0, y0 = x.min(), y.min()
-    extent = max(x.max() - x0, y.max() - y0) + 1e-6
-    px = max(float(render_px_nm), extent / max_image_px)
-    blur = 1.5 * px if blur_nm is None else float(blur_nm)
-    w = int(np.ceil((x.max() - x0) / px)) + 1
-    h = int(np.ceil((y.max() - y0) / px)) + 1
-    ix = np.minimum(((x - x0) / px).astype(np.int64), w - 1)
-    iy = np.minimum(((y - y0) / px).astype(np.int64), h - 1)
     dev = torch.device(device)
-    flat = torch.as_tensor(iy * w + ix, device=dev)
+    flat = torch.as_tensor(flat_idx, device=dev)
     seg_t = torch.as_tensor(seg, device=dev)
     m = int(np.ceil(max_drift_nm / px))
     r = max(2, int(round(blur / px)))
@@ -286,17 +276,230 @@ def rcc_drift(
     resid_kept = (a[keep] @ sol - r_ij[keep])
     dof = max(int(keep.sum()) - (n_seg - 1), 1)
     sigma_pair = float(np.sqrt((resid_kept**2).sum() / (2 * dof)))
-    uncertainty = sigma_pair * float(np.sqrt(2.0 / n_seg))
-    unreliable = uncertainty > max(px, RCC_MAX_UNCERTAINTY_NM)
-    if unreliable:
-        # a lower bound of the error (a bias that every pair shares is not seen): above it the curve is noise
-        warnings.warn(
-            f"RCC: the drifts of the {n_seg} windows disagree by about {sigma_pair:.0f} nm from pair to pair (a window's "
-            f"drift is known to +-{uncertainty:.0f} nm at best): this drift estimate is not reliable. Too few "
-            "localizations per window, or no structure that several windows share; try fewer windows "
-            "(n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning, stacklevel=2)
-    seg_drift = np.column_stack([sol, np.zeros(n_seg)])
+    return sol, keep, threshold, sigma_pair
+
+
+def _half_split(frame: np.ndarray, seg: np.ndarray, n_seg: int, blocks_per_window: int = 10,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Two halves of the table for the split-half test of RCC: alternate blocks of consecutive frames in each window.
+
+    Every window is cut into about ``blocks_per_window`` blocks of equal frame count (at least one frame each), and
+    the even blocks make one half, the odd ones the other. A molecule's on-event lasts a few consecutive frames, so
+    blocks keep (nearly) each event in one half: the halves then see different on-events and their errors are
+    independent. A random split of the rows would put the frames of one event in both halves, and their shared
+    sampling of which molecules shone in which window would go unseen (half the halves' difference against the
+    windows' actual error: rows split at random 0.5-0.65x, blocks 0.75-1.05x, as much as a split by molecule). A
+    window whose blocks leave one half with under a quarter of its rows (a window of one or two frames) alternates
+    its rows instead.
+
+    Returns the mask of the first half and the block length (frames) of every window.
+    """
+    big = np.iinfo(np.int64).max
+    start = np.full(n_seg, big, dtype=np.int64)
+    stop = np.full(n_seg, -big, dtype=np.int64)
+    f = frame.astype(np.int64)
+    np.minimum.at(start, seg, f)
+    np.maximum.at(stop, seg, f)
+    block = np.maximum(1, (stop - start + 1) // max(int(blocks_per_window), 1))
+    half = ((f - start[seg]) // block[seg]) % 2 == 0
+    n = np.bincount(seg, minlength=n_seg)
+    n_a = np.bincount(seg[half], minlength=n_seg)
+    uneven = (n_a < 0.25 * n) | (n - n_a < 0.25 * n)
+    if uneven.any():
+        rows = np.flatnonzero(uneven[seg])
+        rows = rows[np.lexsort((f[rows], seg[rows]))]
+        rank = np.arange(len(rows)) - np.searchsorted(seg[rows], seg[rows])  # position inside its window
+        half[rows] = rank % 2 == 0
+    return half, block
+
+
+def _plausible_drift_basis(centre: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``(len(f), n)``: a smooth drift through ``n`` knots at frames ``centre``, as a linear map of the knots.
+
+    The not-a-knot cubic spline between the first and last knot; past them its value and slope at the end knot and
+    the curvature of the least-squares parabola through the 4 knots at that end (a cubic extrapolated from the end
+    knots bends with their noise, 3x as much as this, and overshot the construction's error on a slow sine by 1.2x).
+    """
+    from scipy.interpolate import CubicSpline
+
+    n = len(centre)
+    spline = CubicSpline(centre, np.eye(n), axis=0, bc_type="not-a-knot")
+    f = np.asarray(f, dtype=float)
+    out = spline(np.clip(f, centre[0], centre[-1]))
+    m = min(4, n)
+    for past, end, idx in ((f < centre[0], centre[0], np.arange(m)), (f > centre[-1], centre[-1], np.arange(n - m, n))):
+        if not past.any():
+            continue
+        dc = centre[idx] - end
+        curvature = np.zeros(n)
+        curvature[idx] = 2.0 * np.linalg.pinv(np.stack([np.ones(m), dc, dc**2], axis=1))[2]
+        dt = (f[past] - end)[:, None]
+        out[past] = spline(end)[None, :] + dt * spline(end, 1)[None, :] + 0.5 * dt**2 * curvature[None, :]
+    return out
+
+
+def _interpolation_error(frame: np.ndarray, seg: np.ndarray, centre: np.ndarray, knots: np.ndarray,
+                         frames: np.ndarray, knot_var: float, max_eval: int = 20_000) -> float:
+    """Lateral RMS error of the curve that comes from its construction from windows, estimated from the knots (nm).
+
+    The curve goes through each window's *mean* drift at the window's mean frame, a natural spline between the
+    windows and a straight line past the first and last window centre. Where the drift bends, that misses it (the
+    mean of a bent curve is not its value at the mean frame; no curvature at the end knots; a straight line past
+    them), by the same amount for every split of the table, so no split-half test sees it. It is estimated as the
+    error that this construction makes on a plausible drift through the knots (:func:`_plausible_drift_basis`,
+    ``P``): the windows' means of ``P`` over the table's frames, the curve through them, minus ``P``; RMS over the
+    frames of x and y together after removing the constant offset. The construction is linear in the knots and
+    exact for a linear drift (zero). The knots' noise (variance ``knot_var`` per axis and window) bends ``P`` too:
+    its expected contribution is subtracted. Measured from the true windows' drifts of simulated tables (10
+    windows): 0.85x the actual error of the construction for an exponential settling, 1.03-1.06x for a linear drift
+    plus a slow sine (0.7 and 1.3 periods over the movie); it cannot be right where the windows sample the drift too
+    coarsely (a period within a few windows).
+    """
+    n_seg = len(centre)
+    if n_seg < 3:
+        return 0.0
+    ev = frames if len(frames) <= max_eval else np.unique(np.linspace(frames[0], frames[-1], max_eval).round())
+    uf, inv = np.unique(frame, return_inverse=True)
+    counts = np.bincount(inv.ravel(), minlength=len(uf)).astype(float)
+    useg = np.zeros(len(uf), dtype=np.int64)
+    useg[inv.ravel()] = seg  # every frame is in one window
+    wsum = np.zeros((n_seg, n_seg))
+    np.add.at(wsum, useg, counts[:, None] * _plausible_drift_basis(centre, uf))
+    means = wsum / np.bincount(useg, weights=counts, minlength=n_seg)[:, None]  # window means of each basis curve
+    basis = _curve(centre, means, ev.astype(float)) - _plausible_drift_basis(centre, ev)
+    basis -= basis.mean(axis=0)
+    b = basis @ knots[:, :2]
+    raw = float(np.mean(np.sum(b**2, axis=1)))
+    noise = 2.0 * knot_var * float(np.mean(np.sum(basis**2, axis=1)))
+    return float(np.sqrt(max(raw - noise, 0.0)))
+
+
+def rcc_drift(
+    table: LocTable,
+    *,
+    n_segments: int = 10,
+    render_px_nm: float = 20.0,
+    blur_nm: float | None = None,
+    max_drift_nm: float = 1000.0,
+    max_image_px: int = 2048,
+    device: str = "cpu",
+    split_half: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> DriftResult:
+    """Redundant cross-correlation drift estimate (see the module docstring).
+
+    Args:
+        table: localizations (frame, x_nm, y_nm).
+        n_segments: number of time windows (equal localization counts); >= 2.
+        render_px_nm: pixel of the rendered windows (grown so that the image fits ``max_image_px``).
+        blur_nm: Gaussian blur of the cross-correlation (default ``1.5 * render_px_nm``).
+        max_drift_nm: largest drift between two windows searched for.
+        max_image_px: largest image side rendered.
+        device: torch device of the FFTs.
+        split_half: estimate the error of the curve (``info["uncertainty_nm"]``) with the split-half test: two more
+            RCC runs, about 3x the time (one CPU thread, 10 windows: 100,000 localizations in a 12 um field 0.2-0.6
+            -> 0.4-1.7 s; 500,000 in 25 um 1.6 -> 4.6 s); the estimate itself is the same either way. Without it
+            ``uncertainty_nm`` is not known and the unreliability warning judges the windows' agreement, a lower
+            bound.
+        progress: called as ``progress(done, total)`` after each pair (of all three runs with ``split_half``).
+
+    ``info`` holds, besides the settings: ``uncertainty_nm``, the expected error of the curve, in the units of
+    :func:`drift_error_rms` (RMS over the frames of x and y together, after removing the constant offset);
+    ``half_difference_nm``, the RMS difference of the two halves' curves (the same units); ``half_block_frames``,
+    the halves' block length (median over the windows); ``interpolation_error_nm``, the curve's error from its
+    construction out of windows; ``window_agreement_nm`` and ``pair_error_nm``, how well the pairs of windows agree
+    (per axis; ``uncertainty_nm`` held the former before, a lower bound of the error, 0.07-0.32x).
+    """
+    if n_segments < 2:
+        raise InputError(f"n_segments must be >= 2 for RCC, got {n_segments}")
+    t0 = time.perf_counter()
+    table.check_finite(("x_nm", "y_nm"))
+    frame = table["frame"]
+    x, y = table["x_nm"], table["y_nm"]
+    if len(np.unique(frame)) < n_segments:
+        raise InputError(f"RCC with {n_segments} windows needs at least {n_segments} distinct frames, "
+                         f"the table has {len(np.unique(frame))}", source=table.source)
+    seg, centre = _segments(frame, n_segments)
+    n_seg = len(centre)
+    if n_seg < 2:
+        raise InputError(f"RCC: the {len(frame)} localizations fill only {n_seg} time window of equal counts (frame "
+                         f"{int(frame.min())} holds {int(np.count_nonzero(frame == frame.min()))} of them); at least 2 "
+                         "windows are needed", source=table.source)
+    x0, y0 = x.min(), y.min()
+    extent = max(x.max() - x0, y.max() - y0) + 1e-6
+    px = max(float(render_px_nm), extent / max_image_px)
+    blur = 1.5 * px if blur_nm is None else float(blur_nm)
+    w = int(np.ceil((x.max() - x0) / px)) + 1
+    h = int(np.ceil((y.max() - y0) / px)) + 1
+    ix = np.minimum(((x - x0) / px).astype(np.int64), w - 1)
+    iy = np.minimum(((y - y0) / px).astype(np.int64), h - 1)
+    flat = iy * w + ix
+    n_pairs = n_seg * (n_seg - 1) // 2
+    passes = 3 if split_half else 1
+
+    def pass_progress(k: int) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total: progress(k * n_pairs + done, passes * n_pairs)
+
+    sol, keep, threshold, sigma_pair = _rcc_solve(flat, seg, n_seg, h, w, px, blur, max_drift_nm, device,
+                                                  pass_progress(0))
+    # the windows' agreement: the pairs' disagreement with the solution (per axis, with the degrees of freedom the
+    # fit used) is the error of one pair's shift, sigma_pair; a window's drift is then known to sigma_pair *
+    # sqrt(2 / n_windows) (the complete graph of pairs). It sees only how the pairs disagree, not what every pair
+    # of a window shares (which molecules shone in it) nor the curve between the windows: a lower bound, measured
+    # 0.07-0.32x the actual error (bench/drift_uncertainty.py); info["window_agreement_nm"]
+    agreement = sigma_pair * float(np.sqrt(2.0 / n_seg))
     frames = np.arange(int(frame.min()), int(frame.max()) + 1)
+    info: dict[str, Any] = {}
+    if split_half:
+        half, block = _half_split(frame, seg, n_seg)
+        curves, knots_h = [], []
+        for k, part in enumerate((half, ~half), start=1):
+            present = np.bincount(seg[part], minlength=n_seg) > 0
+            if present.sum() < 2:
+                curves.append(np.full((len(frames), 2), np.nan))
+                knots_h.append(np.full((n_seg, 2), np.nan))
+                continue
+            remap = np.cumsum(present) - 1
+            s_h = remap[seg[part]]
+            c_h = np.bincount(s_h, weights=frame[part].astype(float)) / np.bincount(s_h)  # the half's own centres
+            sol_h = _rcc_solve(flat[part], s_h, int(present.sum()), h, w, px, blur, max_drift_nm, device,
+                               pass_progress(k))[0]
+            curves.append(_curve(c_h, sol_h, frames))
+            kn = np.full((n_seg, 2), np.nan)
+            kn[present] = sol_h
+            knots_h.append(kn)
+        e = curves[0] - curves[1]
+        e = e - e.mean(axis=0)
+        half_diff = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))  # lateral, as drift_error_rms
+        dk = knots_h[0] - knots_h[1]
+        dk = dk[np.isfinite(dk).all(axis=1)]
+        # a window's drift error variance per axis, from the halves' knots as the curve's from their curves
+        knot_var = (float(np.mean((dk - dk.mean(axis=0)) ** 2)) * RCC_HALF_DIFFERENCE_SCALE**2 / 4.0
+                    if len(dk) >= 2 else float("nan"))
+        interp = _interpolation_error(frame, seg, centre, sol, frames, knot_var) if np.isfinite(knot_var) else 0.0
+        uncertainty = float(np.hypot(RCC_HALF_DIFFERENCE_SCALE * half_diff / 2.0, interp))
+        info.update(half_difference_nm=half_diff, half_block_frames=int(np.median(block)),
+                    interpolation_error_nm=interp, uncertainty_nm=uncertainty)
+        unreliable = not uncertainty <= max(px, RCC_MAX_UNCERTAINTY_NM)  # NaN (a half without 2 windows) warns too
+        if unreliable:
+            warnings.warn(
+                f"RCC: two halves of the table (alternate blocks of {int(np.median(block))} frames in each of the "
+                f"{n_seg} windows) give drifts that differ by {half_diff:.0f} nm rms: the drift is known to about "
+                f"+-{uncertainty:.0f} nm (rms over the frames, x and y), and this drift estimate is not reliable. "
+                "Too few localizations per window, or no structure that several windows share; try fewer windows "
+                "(n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning, stacklevel=2)
+    else:
+        unreliable = agreement > max(px, RCC_MAX_UNCERTAINTY_NM)
+        if unreliable:
+            # a lower bound of the error: above it the curve is noise
+            warnings.warn(
+                f"RCC: the drifts of the {n_seg} windows disagree by about {sigma_pair:.0f} nm from pair to pair (a "
+                f"window's drift is known to +-{agreement:.0f} nm at best): this drift estimate is not reliable. Too "
+                "few localizations per window, or no structure that several windows share; try fewer windows "
+                "(n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning, stacklevel=2)
+    seg_drift = np.column_stack([sol, np.zeros(n_seg)])
     curve = _curve(centre, seg_drift, frames)
     offset = curve[:1].copy()  # reference: drift(first frame) = 0
     curve -= offset
@@ -313,10 +516,11 @@ def rcc_drift(
             "render_px_nm": px,
             "blur_nm": blur,
             "pairs_used": int(keep.sum()),
-            "pairs_total": len(pairs),
+            "pairs_total": n_pairs,
             "residual_threshold_nm": threshold,
             "pair_error_nm": sigma_pair,
-            "uncertainty_nm": uncertainty,
+            "window_agreement_nm": agreement,
+            **info,
             **({"unreliable": True} if unreliable else {}),
         },
     )

@@ -1,0 +1,160 @@
+"""RCC drift: the reported uncertainty against the actual error, on tables with a known drift.
+
+    python bench/drift_uncertainty.py [--seeds 5] [--cases lines_linear,lines_sine] [--out bench/out/drift_unc.json]
+
+Every case is a 3,000-frame table of blinking molecules on a structure (``plexloc.post.synthetic``: lines, rings or
+clusters; 5 on-events per molecule of 2.5 frames on average; a fixed localization precision) with a known drift:
+linear, linear + slow sine (``wobbly_drift``) or an exponential settling. For each case and seed it runs
+``rcc_drift`` (``--segments`` windows, 10 by default; 20 nm pixels) and records
+
+- ``actual_nm``: the true error of the curve, ``drift_error_rms`` (lateral RMS over the frames of estimated minus
+  true drift, after removing the constant offset, as the tests measure it);
+- ``old_nm``: the figure that ``uncertainty_nm`` held before (the windows' agreement; kept as
+  ``window_agreement_nm``; on a checkout before the change it is ``uncertainty_nm`` itself);
+- ``new_nm``: ``uncertainty_nm`` now (split-half test and interpolation term), with its parts;
+- the ratios reported / actual, and the seconds with and without the split-half test.
+
+Prints one row per case and seed and a summary per case (geometric mean, smallest and largest ratio), and writes it
+all as JSON to ``--out``. One torch thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from plexloc.post.drift import drift_error_rms, rcc_drift
+from plexloc.post.synthetic import blinking_table, linear_drift, structure_points, wobbly_drift
+from plexloc.table import LocTable
+
+N_FRAMES = 3000
+
+#: name: (structure, molecules, field of view nm, localization precision nm, drift)
+CASES: dict[str, tuple[str, int, float, float, str]] = {
+    "lines_linear": ("lines", 8000, 12000.0, 10.0, "linear"),
+    "lines_sine": ("lines", 8000, 12000.0, 10.0, "sine"),
+    "rings_sine": ("rings", 8000, 12000.0, 10.0, "sine"),
+    "clusters_linear_p20": ("clusters", 8000, 12000.0, 20.0, "linear"),
+    "clusters_exp_p15": ("clusters", 8000, 12000.0, 15.0, "exp"),
+    "clusters_fastexp_p10": ("clusters", 8000, 8000.0, 10.0, "fastexp"),
+    "rings_sine_p15": ("rings", 4000, 8000.0, 15.0, "sine"),
+    "sparse_lines_sine_p20": ("lines", 4000, 24000.0, 20.0, "sine"),
+    "large_lines_sine_p5": ("lines", 40000, 25000.0, 5.0, "sine"),
+}
+
+
+def drift_of(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """``(N_FRAMES, 3)`` drift: linear (90, -60) nm; linear + slow sine of about 100 nm; exponential settling (time
+    constant 0.15-0.4 of the movie; ``fastexp``: 0.2, and half of it in the first 14 % of the movie)."""
+    if kind == "linear":
+        return linear_drift(N_FRAMES, (90.0, -60.0, 0.0))
+    if kind == "sine":
+        return wobbly_drift(N_FRAMES, 100.0, rng=rng)
+    t = np.linspace(0.0, 1.0, N_FRAMES)
+    tau = rng.uniform(0.15, 0.4) if kind == "exp" else 0.2
+    settle = 1.0 - np.exp(-t / tau)
+    return np.stack([120.0 * settle + 20.0 * t, -70.0 * settle, np.zeros(N_FRAMES)], axis=1)
+
+
+def case_table(name: str, seed: int) -> tuple[LocTable, np.ndarray]:
+    """The table of ``name`` for ``seed`` (frame, x_nm, y_nm, z_nm, photons) and its true drift per frame."""
+    structure, n_mol, fov, precision, drift = CASES[name]
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    truth = drift_of(drift, rng)
+    mol = structure_points(structure, n_mol, fov_nm=fov, rng=rng)
+    t = blinking_table(mol, n_frames=N_FRAMES, rng=rng, drift_nm=truth, events_per_molecule=5,
+                       precision_nm=precision)
+    return LocTable({c: t[c] for c in ("frame", "x_nm", "y_nm", "z_nm", "photons")}), truth
+
+
+def run_one(name: str, seed: int, segments: int = 10) -> dict:
+    t, truth = case_table(name, seed)
+    t0 = time.perf_counter()
+    plain = rcc_drift(t, n_segments=segments, split_half=False) if _has_split_half() else None
+    s_plain = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = rcc_drift(t, n_segments=segments)
+    s_full = time.perf_counter() - t0
+    actual = drift_error_rms(res.drift_nm, truth[res.frames])
+    info = res.info
+    old = float(info.get("window_agreement_nm", info["uncertainty_nm"]))
+    new = float(info["uncertainty_nm"])
+    if plain is not None:
+        assert np.array_equal(plain.drift_nm, res.drift_nm)  # the split-half test never changes the estimate
+    return {"case": name, "seed": seed, "segments": segments, "rows": len(t), "actual_nm": actual, "old_nm": old,
+            "new_nm": new,
+            "old_ratio": old / actual, "new_ratio": new / actual,
+            "half_difference_nm": info.get("half_difference_nm"), "interpolation_error_nm": info.get(
+                "interpolation_error_nm"), "half_block_frames": info.get("half_block_frames"),
+            "seconds_split_half": s_full, "seconds_without": s_plain if plain is not None else None,
+            "unreliable": bool(info.get("unreliable", False))}
+
+
+def _has_split_half() -> bool:
+    import inspect
+
+    return "split_half" in inspect.signature(rcc_drift).parameters
+
+
+def main(argv=None) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5, help="seeds per case (0..N-1)")
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated case names: " + ", ".join(CASES))
+    ap.add_argument("--segments", type=int, default=10, help="RCC time windows (default 10, as plexloc drift)")
+    ap.add_argument("--out", type=Path, default=None, help="write rows and summary as JSON here")
+    args = ap.parse_args(argv)
+    rows = []
+    print("| case | seed | rows | actual nm | old nm | old/actual | new nm | new/actual | half-diff/2 nm | interp nm "
+          "| s (split-half) | s (without) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.cases.split(","):
+        for seed in range(args.seeds):
+            r = run_one(name, seed, args.segments)
+            rows.append(r)
+            hd = "-" if r["half_difference_nm"] is None else f"{r['half_difference_nm'] / 2:.2f}"
+            ip = "-" if r["interpolation_error_nm"] is None else f"{r['interpolation_error_nm']:.2f}"
+            sw = "-" if r["seconds_without"] is None else f"{r['seconds_without']:.1f}"
+            print(f"| {name} | {seed} | {r['rows']:,} | {r['actual_nm']:.2f} | {r['old_nm']:.2f} | "
+                  f"{r['old_ratio']:.2f} | {r['new_nm']:.2f} | {r['new_ratio']:.2f} | {hd} | {ip} | "
+                  f"{r['seconds_split_half']:.1f} | {sw} |", flush=True)
+    summary = []
+    print()
+    print("| case | seeds | actual nm (mean) | old/actual gmean [min, max] | new/actual gmean [min, max] | "
+          "s split-half / without |")
+    print("|---|---|---|---|---|---|")
+    for name in dict.fromkeys(r["case"] for r in rows):
+        rs = [r for r in rows if r["case"] == name]
+        old = np.array([r["old_ratio"] for r in rs])
+        new = np.array([r["new_ratio"] for r in rs])
+        s1 = float(np.mean([r["seconds_split_half"] for r in rs]))
+        s0 = [r["seconds_without"] for r in rs]
+        s0m = float(np.mean(s0)) if None not in s0 else None
+        row = {"case": name, "seeds": len(rs), "actual_nm_mean": float(np.mean([r["actual_nm"] for r in rs])),
+               "old_ratio_gmean": float(np.exp(np.mean(np.log(old)))), "old_ratio_min": float(old.min()),
+               "old_ratio_max": float(old.max()), "new_ratio_gmean": float(np.exp(np.mean(np.log(new)))),
+               "new_ratio_min": float(new.min()), "new_ratio_max": float(new.max()),
+               "seconds_split_half_mean": s1, "seconds_without_mean": s0m}
+        summary.append(row)
+        print(f"| {name} | {len(rs)} | {row['actual_nm_mean']:.2f} | {row['old_ratio_gmean']:.2f} "
+              f"[{row['old_ratio_min']:.2f}, {row['old_ratio_max']:.2f}] | {row['new_ratio_gmean']:.2f} "
+              f"[{row['new_ratio_min']:.2f}, {row['new_ratio_max']:.2f}] | {s1:.1f} / "
+              f"{'-' if s0m is None else f'{s0m:.1f}'} |", flush=True)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"n_frames": N_FRAMES, "segments": args.segments,
+                                        "cases": {k: list(v) for k, v in CASES.items()},
+                                        "rows": rows, "summary": summary}, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
