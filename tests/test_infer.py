@@ -291,7 +291,10 @@ def test_fit_movie_applies_the_validation_sigma_calibration(tmp_path):
     save_model(tmp_path / "old.pt", net, {}, meta={"validation": {"jaccard": 50.0}})
     stats = {}
     old = fit_movie(tmp_path / "m.tif", tmp_path / "old.pt", camera=cam, stats=stats)
-    np.testing.assert_allclose(old["sigma_x_nm"], raw["sigma_x_nm"])
+    # (against its own raw fit: cal.pt's factors were measured without the extraction's spread, so its fits, raw
+    # ones too, have none, where a model without factors gets the default)
+    old_raw = fit_movie(tmp_path / "m.tif", tmp_path / "old.pt", camera=cam, calibrate_sigma=False)
+    np.testing.assert_allclose(old["sigma_x_nm"], old_raw["sigma_x_nm"])
     np.testing.assert_allclose(old["photons"], raw["photons"])
     assert stats["sigma_calibration"] == {} and stats["photon_calibration"] == {}
 
@@ -482,3 +485,38 @@ def test_neighbourhood_pixels_that_disagree_widen_the_sigma():
     pred.offset[0, 2, 4, 5] = 0.0
     ex = extract(pred, spec, threshold=0.5)
     assert float(ex.sigma[0, 0]) == pytest.approx(10.0, rel=1e-5) and float(ex.sigma[0, 2]) == pytest.approx(20.0)
+
+
+def test_a_model_calibrated_before_the_spread_keeps_its_sigmas(tmp_path):
+    """A model whose sigma factors were measured without the neighbourhood spread (saved before it was added) is
+    fitted without it, so that its sigmas stay as calibrated; one trained now records the spread and gets it."""
+    from conftest import TINY_TRAIN
+
+    from plexloc.cli.main import main
+    from plexloc.config import TrainConfig, save_config
+    from plexloc.infer import fit_movie
+    from plexloc.infer.fit import extraction_spread
+    from plexloc.nets.io import load_model, save_model
+
+    cfg = tmp_path / "train.yaml"
+    save_config(TrainConfig.model_validate(TINY_TRAIN), cfg)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu"]) == 0
+    assert main(["simulate", str(cfg), "--frames", "4", "--out", str(tmp_path / "sim"), "--seed", "1", "--device", "cpu"]) == 0
+    net, conf, meta = load_model(tmp_path / "run")
+    with torch.no_grad():  # an untrained detector sees nothing: make it see spots, and disagree between pixels
+        net.head_prob[-1].bias.fill_(4.0)
+    val = dict(meta["validation"], sigma_cal_x=0.8, sigma_cal_y=0.8)
+    assert val["extraction_spread_px"] == pytest.approx(1.5)
+    save_model(tmp_path / "new.pt", net, conf, dict(meta, validation=val))
+    old = {k: v for k, v in val.items() if k != "extraction_spread_px"}
+    save_model(tmp_path / "old.pt", net, conf, dict(meta, validation=old))
+    assert extraction_spread({"validation": val}) == pytest.approx(1.5)
+    assert extraction_spread({"validation": old}) == 0.0 and extraction_spread({"validation": {}}) is None
+    movie = tmp_path / "sim" / "movie.tif"
+    s_new, s_old = {}, {}
+    t_new = fit_movie(movie, tmp_path / "new.pt", stats=s_new)
+    t_old = fit_movie(movie, tmp_path / "old.pt", stats=s_old)
+    assert len(t_new) == len(t_old) > 0 and s_old["legacy_sigma"] and not s_new["legacy_sigma"]
+    np.testing.assert_array_equal(np.asarray(t_new["x_nm"]), np.asarray(t_old["x_nm"]))
+    sn, so = np.asarray(t_new["sigma_x_nm"]), np.asarray(t_old["sigma_x_nm"])
+    assert (sn >= so - 1e-4).all() and (sn > so * 1.01).any()  # the spread only widens

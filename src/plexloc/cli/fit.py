@@ -163,6 +163,11 @@ def run(args: argparse.Namespace) -> int:
         if stats.get("sigma_calibration"):
             cal = ", ".join(f"{ax} x{f:.2f}" for ax, f in stats["sigma_calibration"].items())
             print(f"sigmas calibrated on the model's validation set ({cal}; --raw-sigma to skip)", file=sys.stderr)
+            if stats.get("legacy_sigma"):
+                print("note: the model's sigma calibration was measured before the extraction added the spread of the "
+                      "neighbourhood's predictions to the sigmas (2026-12-05), so its sigmas come without it, as "
+                      "calibrated; plexloc.train.recalibrate_model(RUN) measures the calibration again with it (sigmas "
+                      "of overlapping emitters then grow)", file=sys.stderr)
         if stats.get("offset_calibration"):
             off = ", ".join(f"{ax} {-o:+.1f} nm" for ax, o in stats["offset_calibration"].items())
             print(f"positions corrected by the model's validation offset ({off}; --raw-sigma to skip)", file=sys.stderr)

@@ -197,6 +197,7 @@ class _FitRun:
         self.filtered = None  # FilterReport summed over the parts
         self.empty: LocTable | None = None  # a part with no rows (its columns), for a fit that finds nothing
         self.refined = 0
+        self.legacy_sigma = False  # the model's sigma calibration predates the extraction's spread: none is added
         self.source = ""
         self.alignment = None  # AlignmentReport of the first frames (several channels)
         self.psf_shape = None  # PSFShapeReport per channel of the first frames
@@ -216,7 +217,7 @@ class _FitRun:
         stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"),
                      check_seconds=self.check_seconds,
                      sigma_calibration=self.factors, offset_calibration=self.offsets, photon_calibration=self.photon_scale,
-                     refined_rows=self.refined)
+                     refined_rows=self.refined, legacy_sigma=self.legacy_sigma)
         spec, cfg = self.spec, self.cfg
         if spec.n_aux:
             stats.update(roi_offset_px=self.roi_offset, roi_offset_source=self.roi_source)
@@ -348,7 +349,10 @@ def _fit_parts(
             net.channels_last_()
         if threshold is None:  # the threshold the model's sigma and offset calibration were measured at
             threshold = float((cfg.get("training") or {}).get("detection_threshold", 0.5))
-        predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile)
+        spread = extraction_spread(meta)  # as the model's sigma factors were measured (with --raw-sigma too: the same σ)
+        predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile,
+                              spread_radius_px=spread)
+        run.legacy_sigma = spread == 0.0 and bool(sigma_factors(meta)) and calibrate_sigma
         refiner = _refiner(train_cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
         if refiner is not None:
             from plexloc.mle.refine import refine_frames
@@ -658,6 +662,18 @@ def sigma_factors(meta: dict) -> dict[str, float]:
     the factors correct both on simulated data the network never trained on. Axes without a finite positive
     factor (models saved before 2026-12-03, z of 2D models) are left out."""
     return _validation_values(meta, "sigma_cal_", lambda v: v > 0)
+
+
+def extraction_spread(meta: dict) -> float | None:
+    """The extraction's neighbourhood spread (``spread_radius_px`` of :func:`~plexloc.infer.extract.extract`) that a
+    model's sigma calibration was measured with: None (the default) for a model whose validation recorded it, 0 for
+    one saved before the spread was added to the sigmas (2026-12-05) whose factors were measured without it, so that
+    its sigmas stay as calibrated (``plexloc.train.recalibrate_model`` measures them again with the spread)."""
+    val = (meta or {}).get("validation") or {}
+    v = val.get("extraction_spread_px")
+    if v is not None and np.isfinite(v):
+        return float(v)
+    return 0.0 if sigma_factors(meta) else None
 
 
 def position_offsets(meta: dict) -> dict[str, float]:

@@ -184,6 +184,8 @@ class Predictor:
         transforms: the channels' transforms (3x3, reference -> channel, chip coordinates, nm) for the
             transformation indicator of a multi-channel model; every tile gets the indicator of its own
             absolute position on the chip.
+        spread_radius_px: the extraction's neighbourhood spread in the sigmas (:func:`~plexloc.infer.extract.extract`;
+            None: its default, 0: none, as for models whose sigma calibration was measured without it).
         compile: run the network through ``torch.compile`` (fused element-wise operations; the first batch
             of each shape compiles, which takes tens of seconds: for long movies on a GPU).
     """
@@ -198,11 +200,13 @@ class Predictor:
         amp: bool = True,
         transforms: list[Tensor] | None = None,
         compile: bool = False,
+        spread_radius_px: float | None = None,
     ):
         if model.spec.n_aux and (transforms is None or 2 * len(transforms) != model.spec.n_aux):
             raise ValueError(f"the model needs the transforms of its {model.spec.n_aux // 2} channels")
         self.model = model.eval()
         self.threshold = float(threshold)
+        self.spread_radius_px = spread_radius_px
         self.tile_px = int(tile_px)
         self.margin_px = (min(tile_margin_px(model.spec), MAX_DEFAULT_MARGIN_PX) if margin_px is None
                           else int(margin_px))
@@ -261,7 +265,8 @@ class Predictor:
                 with ctx:
                     raw = raw_fn(x, aux)
                 pred = self.model.decode(raw)
-                ex = extract(pred, self.model.spec, threshold=self.threshold, origin_px=(ri0, ci0))
+                ex = extract(pred, self.model.spec, threshold=self.threshold, origin_px=(ri0, ci0),
+                             spread_radius_px=self.spread_radius_px)
                 keep = (ex.pixel_row >= r0) & (ex.pixel_row < r1) & (ex.pixel_col >= c0) & (ex.pixel_col < c1)
                 parts.append(_select(ex, keep))
         out = _cat_extracted(parts)

@@ -36,6 +36,8 @@ LOG_COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "sigma_cal": ("", "factor plexloc fit multiplies this axis's predicted sigma by (robust spread of the isolated "
                       "emitters' z-scores)"),
     "offset_cal": ("nm", "constant error of this axis plexloc fit subtracts (median error where significant, else 0)"),
+    "extraction_spread_px": ("px", "the extraction's neighbourhood spread radius the sigma factors were measured with "
+                                   "(0: the sigmas without it; plexloc fit extracts as the factors were measured)"),
     "photon_cal": ("", "photon scale plexloc fit divides the photons and their sigma by (median predicted / true photons "
                        "where significant, else 1; empty for per-channel photons)"),
     "photon_sigma_cal": ("", "factor plexloc fit multiplies sigma_photons by (robust spread of the isolated emitters' "

@@ -35,7 +35,7 @@ from plexloc.evaluate.uncertainty import (
     sigma_calibration,
     table_crlb,
 )
-from plexloc.infer.extract import extract
+from plexloc.infer.extract import SPREAD_RADIUS_PX, extract
 from plexloc.infer.fit import to_table
 from plexloc.nets.localizer import Localizer
 from plexloc.post.color import assign_colors
@@ -299,6 +299,8 @@ class ValidationSet:
         out.update({k: metrics.get(k) for k in keys})
         out.update(error_scores(pred_t, m, self.crlb, dim=dim))
         out.update(sigma_calibration(pred_t, m, self.truth, dim=dim))  # stored with the model; plexloc fit applies it
+        # the extraction the factors were measured with: plexloc fit uses the same for a model saved before the spread
+        out["extraction_spread_px"] = float(SPREAD_RADIUS_PX or 0.0)
         out.update(offset_calibration(m, self.truth, dim=dim))
         out.update(photon_calibration(pred_t, m, self.truth))  # plexloc fit divides the photons by it
         out.update({f"channel_use_{c}": v for c, v in enumerate(use)})
