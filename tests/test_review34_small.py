@@ -11,12 +11,7 @@ from plexloc.cli.main import main
 from plexloc.errors import InputError
 from plexloc.table import LocTable
 
-HEADER = "frame,x_nm,y_nm,z_nm,photons"
-
-
-def _write(path, rows, header=HEADER):
-    path.write_text("\n".join([header, *(",".join(str(v) for v in r) for r in rows)]) + "\n")
-    return path
+from test_cli_evaluate import HEADER, _write  # noqa: E402,F401  (the same CSV writer)
 
 
 # --- 1. a 2D table with NaN z reads; NaN x/y is still refused; 3D consumers still refuse NaN z ---------------------

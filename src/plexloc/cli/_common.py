@@ -153,16 +153,24 @@ def add_config_argument(p: argparse.ArgumentParser, help: str) -> None:
                    help="the configuration as an option (the same as the positional CONFIG)")
 
 
+def resolve_positional_or_option(args: argparse.Namespace, name: str, *, what: str, kind: str) -> Path:
+    """``args.<name>`` set to the path given positionally (``args.<name>``) or as ``--<name>``
+    (``args.<name>_option``): one of them, or the same one twice; an :class:`InputError` otherwise. ``what``: the
+    plural in the message ("configurations"), ``kind``: what the path is ("a YAML file")."""
+    positional, option = getattr(args, name, None), getattr(args, f"{name}_option", None)
+    flag, meta = f"--{name}", name.upper()
+    if positional is None and option is None:
+        raise InputError(f"no {what[:-1]} given: {meta} or {flag} {meta} ({kind})")
+    if positional is not None and option is not None and Path(positional) != Path(option):
+        raise InputError(f"two {what} given: {positional} and {flag} {option}; give one")
+    setattr(args, name, Path(positional if positional is not None else option))
+    return getattr(args, name)
+
+
 def resolve_config(args: argparse.Namespace) -> Path:
     """``args.config`` set to the configuration given positionally or as ``--config`` (one of them, not two
     different ones): an :class:`InputError` otherwise."""
-    positional, option = getattr(args, "config", None), getattr(args, "config_option", None)
-    if positional is None and option is None:
-        raise InputError("no configuration given: CONFIG or --config CONFIG (a YAML file)")
-    if positional is not None and option is not None and Path(positional) != Path(option):
-        raise InputError(f"two configurations given: {positional} and --config {option}; give one")
-    args.config = Path(positional if positional is not None else option)
-    return args.config
+    return resolve_positional_or_option(args, "config", what="configurations", kind="a YAML file")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import check_outputs, positive_float, positive_int
+from plexloc.cli._common import check_outputs, positive_float, positive_int, resolve_positional_or_option
 from plexloc.cli._locs import FORMATS_HELP
 
 
@@ -37,15 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def resolve_out(args: argparse.Namespace) -> Path:
     """``args.out`` set to the output given positionally or as ``--out`` (one of them, or the same one twice): an
     :class:`InputError` otherwise, as :func:`plexloc.cli._common.resolve_config` does for a configuration."""
-    from plexloc.errors import InputError
-
-    positional, option = args.out, getattr(args, "out_option", None)
-    if positional is None and option is None:
-        raise InputError("no output given: OUT or --out OUT (a table file, format by its name)")
-    if positional is not None and option is not None and Path(positional) != Path(option):
-        raise InputError(f"two outputs given: {positional} and --out {option}; give one")
-    args.out = Path(positional if positional is not None else option)
-    return args.out
+    return resolve_positional_or_option(args, "out", what="outputs", kind="a table file, format by its name")
 
 
 def run(args: argparse.Namespace) -> int:
