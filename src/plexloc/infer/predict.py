@@ -16,6 +16,22 @@
   CPU thread): margins of 24 / 32 / 40 / 55 px gave the whole frame's localizations at the same pixels, positions
   at most 0.36 / 0.023 / 0.012 / 0.012 nm apart (0.012 nm: float rounding), in 9.7 / 12.1 / 13.1 / 14.2 s (the
   whole frames 10.9 s); the 4-minute demo network agreed to 0.008 nm at every margin.
+  Depth 3 (DECODE-Plex's; reach 116 px, exact margin 119) needs no more: ``bench/tile_margin.py``, 3D
+  astigmatic networks of 16 features at depths 3 and 3 trained on 64-px ROIs, 10 frames of 600x600 at 1 emitter per
+  um^2 in 256-px tiles, one CPU thread. One channel (8 CPU minutes, JI 73 %): margins of 24 / 32 / 40 / 48 / 56 / 119
+  px gave the whole frame's 24,207 localizations at the same pixels; photons 2.2e-3 / 3.4e-4 / 6.7e-5 / 5e-6 / 7e-7 /
+  0 apart (relative), each maximum pixel's own position (merge radius 0) 0.42 / 0.044 / 0.012 / 0.012 / 0.012 /
+  0.012 nm; 24 px took 31 s, 40 px 41 s, 56 px 52 s, 80 px 65 s, 119 px 86 s (the whole frames 32 s). Biplane (the
+  union U-Net over 2 channels; 15 minutes, JI 63 %): the whole frame's 21,496 localizations at every margin from 24
+  px; at 24 / 32 / 40 / 119 px photons 2.4e-4 / 1.0e-5 / 8e-7 / 0 apart, own positions 0.14 / 0.016 / 0.016 / 0.016
+  nm; 40 px took 63 s, 119 px 130 s (whole frames 47 s). The depth-2 reference (4 minutes, JI 51 %): 17,645
+  localizations, photons at float rounding (3e-7) from 32 px; 24 / 40 / 55 px took 28 / 36 / 46 s (whole 28 s).
+  These networks leave the outer 60-80 px of a depth-3 reach unused; one trained on larger ROIs or far longer may
+  not (re-measure it with the bench).
+  Float rounding alone moves single positions by several nm, margin or none: a neighbour pixel that predicts a
+  position 0.49999 px from its maximum's sits on the extraction's merge radius (0.5 px) and joins the weighted mean
+  in one tile shape and not in another. 1 to 3 of the 17,645-24,207 localizations moved 9-21 nm at every margin
+  above (merge radius 0.5 px), the exact one included for the depth-2 and the biplane network.
 """
 
 from __future__ import annotations
@@ -153,8 +169,9 @@ def receptive_radius(spec: LocalizerSpec) -> int:
     return _reach(int(spec.depth), int(spec.union_depth), int(spec.up_kernel), int(spec.out_kernel))
 
 
-#: the default tile margin's cap (px): trained networks' tiles equal the whole frame to float rounding from here on
-#: (module docstring); give ``margin_px=tile_margin_px(spec)`` for the exact margin whatever the weights
+#: the default tile margin's cap (px): trained networks' tiles (depths 2 and 3) give the whole frame's positions to
+#: float rounding from here on (module docstring); give ``margin_px=tile_margin_px(spec)`` for the exact margin
+#: whatever the weights
 MAX_DEFAULT_MARGIN_PX = 40
 
 
