@@ -362,8 +362,8 @@ def bright_spot_checks(
         chk.warning = (
             f"photons: {int(bright.sum())} of the {r.n_spots} bright isolated spots of the movie's first {r.frames} "
             f"frames ({100 * frac:.0f} %) carry more than {over:g}x the {hi:.4g} photons the model trained on (their "
-            f"median {float(np.median(ph[bright])):.4g}), and the network's localizations give them {100 * share:.0f} % "
-            "of their photons (median): emitters this bright are lost, or split into localizations of in-range "
+            f"median {float(np.median(ph[bright])):.4g}), and the network's localizations give them "
+            f"{100 * share:.0f} % of their photons (median): emitters this bright are lost, or split into localizations of in-range "
             "photons, which no check of the table can see. Check the camera settings (gain, e-/ADU, baseline), or "
             "train a model whose photon range covers the data (photons_range up to about "
             f"{float(np.quantile(ph, 0.95)):.3g})"

@@ -10,8 +10,9 @@ the emitter (its centre plus its offsets). The localization's x, y, z and their 
 probability-weighted mean over the pixels whose prediction lies within ``merge_radius_px`` of the
 maximum pixel's own (so that a neighbouring emitter's pixels do not pull it; a pixel's weight tapers
 linearly over ``MERGE_TAPER_PX`` either side of the radius, so that float rounding cannot make a position
-jump). Taking the maximum pixel's offsets alone gridded the output: near a pixel border the maximum pixel's offset is drawn
-towards its own centre, and positions piled up at pixel centres (bench/RESULTS.md, "gridding").
+jump). Taking the maximum pixel's offsets alone gridded the output: near a pixel border the maximum
+pixel's offset is drawn towards its own centre, and positions piled up at pixel centres (bench/RESULTS.md,
+"gridding").
 The sigmas add, in quadrature, the spread of the neighbourhood's predictions about the reported position (each
 pixel with probability, predicting within ``SPREAD_RADIUS_PX``, weighted by its probability): the variance of the
 pixels' mixture, which the network's per-pixel sigma leaves out. Where two emitters overlap and are placed as one,

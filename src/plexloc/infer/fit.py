@@ -349,7 +349,7 @@ def _fit_parts(
             net.channels_last_()
         if threshold is None:  # the threshold the model's sigma and offset calibration were measured at
             threshold = float((cfg.get("training") or {}).get("detection_threshold", 0.5))
-        spread = extraction_spread(meta)  # as the model's sigma factors were measured (with --raw-sigma too: the same σ)
+        spread = extraction_spread(meta)  # as the model's sigma factors were measured (--raw-sigma too: the same σ)
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile,
                               spread_radius_px=spread)
         run.legacy_sigma = spread == 0.0 and bool(sigma_factors(meta)) and calibrate_sigma
