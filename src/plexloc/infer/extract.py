@@ -132,20 +132,20 @@ def _neighbourhood_mean(
             x, y = c.float() + 0.5 + off[:, 0], r.float() + 0.5 + off[:, 1]
             # a pixel's weight falls linearly from full to none over MERGE_TAPER_PX either side of the radius: a
             # hard cut moved a localization by up to 21 nm when float rounding put a pixel's prediction on the radius
-            dist = torch.sqrt((x - own_x) ** 2 + (y - own_y) ** 2)
-            near = ((merge_radius_px + MERGE_TAPER_PX - dist) / (2 * MERGE_TAPER_PX)).clamp(0.0, 1.0)
-            if merge_radius_px <= 0:
-                near = torch.zeros_like(near)
-            wgt = torch.where(inside & (p >= min_pixel_prob), p * near, torch.zeros_like(p))
+            valid = torch.where(inside & (p >= min_pixel_prob), p, torch.zeros_like(p))
             if dr == 0 and dc == 0:  # the maximum itself always counts
                 wgt = p.clamp(min=1e-12)
+            elif merge_radius_px > 0:
+                dist = torch.sqrt((x - own_x) ** 2 + (y - own_y) ** 2)
+                wgt = valid * ((merge_radius_px + MERGE_TAPER_PX - dist) / (2 * MERGE_TAPER_PX)).clamp(0.0, 1.0)
+            else:
+                wgt = torch.zeros_like(p)
             den += wgt
             sx += wgt * x
             sy += wgt * y
             sz += wgt * off[:, 2]
             ssig += wgt[:, None] * pred.sigma[b_ix, :3, r, c].float()
-            pw = wgt if dr == 0 and dc == 0 else torch.where(inside & (p >= min_pixel_prob), p, torch.zeros_like(p))
-            pixels.append((pw, x, y, off[:, 2]))
+            pixels.append((wgt if dr == 0 and dc == 0 else valid, x, y, off[:, 2]))
     mx, my, mz, sig = sx / den, sy / den, sz / den, ssig / den[:, None]
     if spread_radius_px is not None and spread_radius_px > 0:
         # the neighbourhood's pixels that predict this emitter disagree where two overlap: their probability-weighted

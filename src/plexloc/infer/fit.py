@@ -666,9 +666,10 @@ def sigma_factors(meta: dict) -> dict[str, float]:
 
 def extraction_spread(meta: dict) -> float | None:
     """The extraction's neighbourhood spread (``spread_radius_px`` of :func:`~plexloc.infer.extract.extract`) that a
-    model's sigma calibration was measured with: None (the default) for a model whose validation recorded it, 0 for
-    one saved before the spread was added to the sigmas (2026-12-05) whose factors were measured without it, so that
-    its sigmas stay as calibrated (``plexloc.train.recalibrate_model`` measures them again with the spread)."""
+    model's sigma calibration was measured with: the value its validation recorded; 0 for a model saved before the
+    spread was added to the sigmas (2026-12-05) whose factors were measured without it, so that its sigmas stay as
+    calibrated (``plexloc.train.recalibrate_model`` measures them again with the spread); None (the extraction's
+    default) for a model without factors."""
     val = (meta or {}).get("validation") or {}
     v = val.get("extraction_spread_px")
     if v is not None and np.isfinite(v):
