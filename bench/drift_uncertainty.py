@@ -1,6 +1,8 @@
-"""RCC drift: the reported uncertainty against the actual error, on tables with a known drift.
+"""RCC or COMET drift: the reported uncertainty against the actual error, on tables with a known drift.
 
     python bench/drift_uncertainty.py [--seeds 5] [--cases lines_linear,lines_sine] [--out bench/out/drift_unc.json]
+    python bench/drift_uncertainty.py --engine comet --seeds 3 --cases lines_linear,rings_sine,clusters_exp_p15 \
+        --scale 0.5 [--before OLD.json] --out bench/drift_uncertainty_comet.json
 
 Every case is a 3,000-frame table of blinking molecules on a structure (``plexloc.post.synthetic``: lines, rings or
 clusters; 5 on-events per molecule of 2.5 frames on average; a fixed localization precision) with a known drift:
@@ -16,13 +18,25 @@ linear, linear + slow sine (``wobbly_drift``) or an exponential settling. For ea
 
 Prints one row per case and seed and a summary per case (geometric mean, smallest and largest ratio), and writes it
 all as JSON to ``--out``. One torch thread.
+
+``--engine comet`` runs ``comet_drift`` instead (``--segments`` windows, its default ``max_drift_nm`` 300 and pair cap,
+``seed`` = the case's seed, split-half test on; one numba and torch thread): each row holds ``actual_nm``,
+``reported_nm`` (its ``uncertainty_nm``), ``ratio`` = reported / actual, the split-half figures in its ``info`` and the
+seconds. ``--before OLD.json`` (a COMET output of this script from an earlier checkout) adds that checkout's
+``reported_nm`` of the same case and seed as ``before_nm`` / ``before_ratio``, against this run's actual error (the
+split-half test never changes the full estimate, so both runs' actual errors agree; ``before_actual_nm`` is kept).
+``--rows RUN.json`` summarises an earlier run's rows again instead of running (with ``--before``).
+``--scale`` multiplies the molecules of every case (0.5: about 50,000 localizations instead of 100,000), for COMET,
+which takes about 20-60 s a run on one CPU thread and three runs a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -61,12 +75,14 @@ def drift_of(kind: str, rng: np.random.Generator) -> np.ndarray:
     return np.stack([120.0 * settle + 20.0 * t, -70.0 * settle, np.zeros(N_FRAMES)], axis=1)
 
 
-def case_table(name: str, seed: int) -> tuple[LocTable, np.ndarray]:
-    """The table of ``name`` for ``seed`` (frame, x_nm, y_nm, z_nm, photons) and its true drift per frame."""
+def case_table(name: str, seed: int, scale: float = 1.0) -> tuple[LocTable, np.ndarray]:
+    """The table of ``name`` for ``seed`` (frame, x_nm, y_nm, z_nm, photons) and its true drift per frame.
+
+    ``scale`` multiplies the case's molecules (the same field of view: a sparser structure)."""
     structure, n_mol, fov, precision, drift = CASES[name]
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     truth = drift_of(drift, rng)
-    mol = structure_points(structure, n_mol, fov_nm=fov, rng=rng)
+    mol = structure_points(structure, max(1, int(round(n_mol * scale))), fov_nm=fov, rng=rng)
     t = blinking_table(mol, n_frames=N_FRAMES, rng=rng, drift_nm=truth, events_per_molecule=5,
                        precision_nm=precision)
     return LocTable({c: t[c] for c in ("frame", "x_nm", "y_nm", "z_nm", "photons")}), truth
@@ -95,6 +111,88 @@ def run_one(name: str, seed: int, segments: int = 10) -> dict:
             "unreliable": bool(info.get("unreliable", False))}
 
 
+def run_comet(name: str, seed: int, segments: int = 10, scale: float = 1.0, backend: str | None = None) -> dict:
+    from plexloc.post.drift import UnreliableDriftWarning, comet_drift
+
+    t, truth = case_table(name, seed, scale)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnreliableDriftWarning)
+        res = comet_drift(t, n_segments=segments, seed=seed, backend=backend)
+    seconds = time.perf_counter() - t0
+    actual = drift_error_rms(res.drift_nm, truth[res.frames])
+    info = res.info
+    reported = float(info.get("uncertainty_nm", float("nan")))
+    keep = ("half_difference_nm", "half_block_frames", "interpolation_error_nm", "n_pairs", "max_locs_per_segment",
+            "pairs_estimated", "backend")
+    return {"case": name, "seed": seed, "segments": segments, "scale": scale, "rows": len(t), "actual_nm": actual,
+            "reported_nm": reported, "ratio": reported / actual, **{k: info[k] for k in keep if k in info},
+            "seconds_split_half": seconds, "unreliable": bool(info.get("unreliable", False)),
+            "warnings": [str(w.message)[:200] for w in caught]}
+
+
+def _gstats(v: np.ndarray) -> tuple[float, float, float]:
+    return float(np.exp(np.mean(np.log(v)))), float(v.min()), float(v.max())
+
+
+def main_comet(args: argparse.Namespace) -> int:
+    before = {}
+    if args.before is not None:
+        before = {(r["case"], r["seed"]): r for r in json.loads(args.before.read_text())["rows"]}
+    rows = []
+    print("| case | seed | rows | actual nm | reported nm | reported/actual | before nm | before/actual | "
+          "half-diff nm | block frames | s (split-half) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    if args.rows is not None:  # the rows of an earlier run of this script, summarised again (with --before)
+        done = json.loads(args.rows.read_text())["rows"]
+        jobs = [(r["case"], r["seed"], r) for r in done]
+    else:
+        jobs = [(name, seed, None) for name in args.cases.split(",") for seed in range(args.seeds)]
+    for name, seed, r in jobs:
+        r = {k: v for k, v in r.items() if not k.startswith("before")} if r is not None else run_comet(
+            name, seed, args.segments, args.scale, args.backend)
+        b = before.get((name, seed))
+        if b is not None:
+            r.update(before_nm=b["reported_nm"], before_ratio=b["reported_nm"] / r["actual_nm"],
+                     before_actual_nm=b["actual_nm"], before_seconds=b["seconds_split_half"])
+        rows.append(r)
+        bn = "-" if b is None else f"{r['before_nm']:.2f}"
+        br = "-" if b is None else f"{r['before_ratio']:.2f}"
+        print(f"| {name} | {seed} | {r['rows']:,} | {r['actual_nm']:.2f} | {r['reported_nm']:.2f} | "
+              f"{r['ratio']:.2f} | {bn} | {br} | {r.get('half_difference_nm', float('nan')):.2f} | "
+              f"{r.get('half_block_frames', '-')} | {r['seconds_split_half']:.1f} |", flush=True)
+    summary = []
+    print()
+    print("| case | seeds | rows (mean) | actual nm (mean) | reported/actual gmean [min, max] | "
+          "before/actual gmean [min, max] | s split-half (mean) |")
+    print("|---|---|---|---|---|---|---|")
+    groups = {name: [r for r in rows if r["case"] == name] for name in dict.fromkeys(r["case"] for r in rows)}
+    groups["all"] = rows
+    for name, rs in groups.items():
+        g, lo, hi = _gstats(np.array([r["ratio"] for r in rs]))
+        row = {"case": name, "seeds": len(rs), "rows_mean": float(np.mean([r["rows"] for r in rs])),
+               "actual_nm_mean": float(np.mean([r["actual_nm"] for r in rs])),
+               "ratio_gmean": g, "ratio_min": lo, "ratio_max": hi,
+               "seconds_split_half_mean": float(np.mean([r["seconds_split_half"] for r in rs]))}
+        bt = "-"
+        if all("before_ratio" in r for r in rs):
+            bg, blo, bhi = _gstats(np.array([r["before_ratio"] for r in rs]))
+            row.update(before_ratio_gmean=bg, before_ratio_min=blo, before_ratio_max=bhi)
+            bt = f"{bg:.2f} [{blo:.2f}, {bhi:.2f}]"
+        summary.append(row)
+        print(f"| {name} | {len(rs)} | {row['rows_mean']:,.0f} | {row['actual_nm_mean']:.2f} | {g:.2f} [{lo:.2f}, "
+              f"{hi:.2f}] | {bt} | {row['seconds_split_half_mean']:.1f} |", flush=True)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"engine": "comet", "n_frames": N_FRAMES, "segments": args.segments,
+                                        "scale": args.scale, "cases": {k: list(v) for k, v in CASES.items()},
+                                        "before": str(args.before) if args.before is not None else None,
+                                        "rows_from": str(args.rows) if args.rows is not None else None,
+                                        "rows": rows, "summary": summary}, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _has_split_half() -> bool:
     import inspect
 
@@ -102,15 +200,24 @@ def _has_split_half() -> bool:
 
 
 def main(argv=None) -> int:
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # before COMET imports numba
     import torch
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--engine", choices=("rcc", "comet"), default="rcc", help="drift engine (default rcc)")
+    ap.add_argument("--scale", type=float, default=1.0, help="COMET: times the molecules of every case (default 1)")
+    ap.add_argument("--backend", default=None, help="COMET backend (default: fastest available)")
+    ap.add_argument("--before", type=Path, default=None, help="COMET: JSON of an earlier run, compared row by row")
+    ap.add_argument("--rows", type=Path, default=None,
+                    help="COMET: take the rows from this JSON of an earlier run instead of running (to add --before)")
     ap.add_argument("--seeds", type=int, default=5, help="seeds per case (0..N-1)")
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated case names: " + ", ".join(CASES))
-    ap.add_argument("--segments", type=int, default=10, help="RCC time windows (default 10, as plexloc drift)")
+    ap.add_argument("--segments", type=int, default=10, help="time windows (default 10, as plexloc drift)")
     ap.add_argument("--out", type=Path, default=None, help="write rows and summary as JSON here")
     args = ap.parse_args(argv)
+    if args.engine == "comet":
+        return main_comet(args)
     rows = []
     print("| case | seed | rows | actual nm | old nm | old/actual | new nm | new/actual | half-diff/2 nm | interp nm "
           "| s (split-half) | s (without) |")

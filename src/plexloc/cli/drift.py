@@ -40,9 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "its expected error, the RMS over the frames of estimated minus true drift, x and y together, "
                    "after removing the constant offset (half the halves' difference, and the error of the curve "
                    "between windows; 0.6-1.7x the actual error on simulated tables, 0.8-1.15x on average); about 3x "
-                   "the RCC time (500,000 localizations: 1.6 -> 4.6 s on one CPU thread). COMET: two random halves, "
-                   "per axis, about 1.5-2.5x its time. no: faster, the same drift, no uncertainty (RCC warns only "
-                   "when its pairs of windows disagree, which sees a fraction of the error)")
+                   "the RCC time (500,000 localizations: 1.6 -> 4.6 s on one CPU thread). COMET: the same halves and "
+                   "the same figure (0.5-1.5x the actual error on simulated tables, 0.64-1.22x on average), about "
+                   "1.5-2.5x its time. no: faster, the same drift, no uncertainty (RCC warns only when its pairs of "
+                   "windows disagree, which sees a fraction of the error)")
     p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
     p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
     p.add_argument("--device", default="auto", help="torch device of the RCC FFTs: auto (default: cuda where there is "
@@ -114,12 +115,9 @@ def run(args: argparse.Namespace) -> int:
                     "locs": str(args.locs), "out": str(args.out)}, args.json)
     span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
     known = ""
-    if "uncertainty_nm" in result.info and result.engine == "rcc":
+    if "uncertainty_nm" in result.info:  # both engines: the same quantity
         known = (f"; known to +-{result.info['uncertainty_nm']:.1f} nm rms over the frames, x and y together (from "
                  "two halves of the table and the curve between windows)")
-    elif "uncertainty_nm" in result.info:
-        known = (f"; known to +-{result.info['uncertainty_nm']:.1f} nm per axis at best (from how two random halves "
-                 "of the table agree)")
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
           f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known
           + ("; NOT RELIABLE (see the warning above)" if result.info.get("unreliable") else ""))

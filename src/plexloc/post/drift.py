@@ -38,8 +38,13 @@ expectation (blinking realizations of one sample: the reported figure was 1.0-1.
 settling) the interpolation term is a guess (0.39-2.4x). Before, ``uncertainty_nm`` was how well the pairs of
 windows agree, now ``info["window_agreement_nm"]``: a lower bound, 0.07-0.32x the actual error.
 The split-half test costs two more RCC runs (about 3x the time; ``rcc_drift(split_half=False)``,
-``plexloc drift --split-half no``). COMET's ``uncertainty_nm`` is half the RMS difference of two random halves'
-curves, per lateral axis (not x and y together), and not checked against truth here.
+``plexloc drift --split-half no``). COMET's ``uncertainty_nm`` is the same quantity, made the same way: the same
+halves (alternate blocks of frames), half the RMS difference of their COMET curves, x and y together (times
+:data:`COMET_HALF_DIFFERENCE_SCALE`, 1), and the interpolation term from COMET's windows, in quadrature. Against
+simulated truth (``bench/drift_uncertainty.py --engine comet``: lines + linear, rings + sine, clusters + settling;
+about 25,000 localizations over 3,000 frames; 3 seeds each) it was 0.49-1.54x the actual error (geometric means per
+case 0.64-1.22x, 0.87 over all); before, half the RMS difference of two *random* halves of the rows, per lateral
+axis, it was 0.21-0.87x (means 0.27-0.78x, 0.48 over all): the frames of one on-event fell in both halves.
 
 :func:`apply_drift` subtracts the drift and records what was subtracted in the columns ``drift_x_nm, drift_y_nm,
 drift_z_nm`` (added to earlier corrections, if any), which the report plots.
@@ -281,7 +286,7 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
 
 def _half_split(frame: np.ndarray, seg: np.ndarray, n_seg: int, blocks_per_window: int = 10,
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two halves of the table for the split-half test of RCC: alternate blocks of consecutive frames in each window.
+    """Two halves of the table for the split-half test (RCC, COMET): alternate blocks of consecutive frames per window.
 
     Every window is cut into about ``blocks_per_window`` blocks of equal frame count (at least one frame each), and
     the even blocks make one half, the odd ones the other. A molecule's on-event lasts a few consecutive frames, so
@@ -526,8 +531,16 @@ def rcc_drift(
     )
 
 
-#: above this the two halves of the table give COMET drifts too different to trust (a warning), as for RCC
+#: above this COMET's ``uncertainty_nm`` (the expected error of its curve, x and y together, as RCC's) makes its
+#: estimate unreliable (a warning); the same figure and threshold as RCC's
 COMET_MAX_UNCERTAINTY_NM = RCC_MAX_UNCERTAINTY_NM
+
+#: COMET's split-half term is this times half the RMS difference of the two halves' curves (see
+#: RCC_HALF_DIFFERENCE_SCALE). Not fitted: 1 is the value for two independent halves. With it, COMET's
+#: uncertainty_nm was 0.49-1.54x the actual error (geometric mean 0.87; per case 0.86 lines + linear drift, 0.64
+#: rings + sine, 1.22 clusters + settling; bench/drift_uncertainty.py --engine comet --scale 0.25, 3 cases x 3 seeds,
+#: about 25,000 localizations, bench/drift_uncertainty_comet.json): no constant factor fits all three cases better
+COMET_HALF_DIFFERENCE_SCALE = 1.0
 
 
 def _comet_knots(dataset: np.ndarray, *, n_segments: int, max_drift_nm: float, backend: str | None, seed: int,
@@ -558,6 +571,30 @@ def _comet_knots(dataset: np.ndarray, *, n_segments: int, max_drift_nm: float, b
     knot_drift[:, : min(3, kd.shape[1])] = kd[:, :3]
     ok = np.isfinite(knot_drift).all(axis=1)
     return knots[ok], knot_drift[ok], details
+
+
+def _comet_rows_window(details: Any, n_rows: int, n_knots: int) -> np.ndarray | None:
+    """The window (index into the knots kept, NaN rows dropped) of every row that COMET used, -1 for the others.
+
+    From COMET's ``details.segmentation`` (its windows and the rows it kept under ``max_locs_per_segment``); None
+    where that is missing or does not match the knots.
+    """
+    sg = getattr(details, "segmentation", None)
+    loc_seg = getattr(sg, "loc_segments", None)
+    loc_valid = getattr(sg, "loc_valid", None)
+    kd = getattr(details, "knot_drift_nm", None)
+    if loc_seg is None or loc_valid is None or kd is None:
+        return None
+    loc_seg = np.asarray(loc_seg, dtype=np.int64)
+    kd = np.asarray(kd, dtype=float)
+    ok = np.isfinite(kd.reshape(len(kd), -1)).all(axis=1)
+    if len(loc_seg) != n_rows or int(ok.sum()) != n_knots:
+        return None
+    remap = np.where(ok, np.cumsum(ok) - 1, -1)
+    inside = (loc_seg >= 0) & (loc_seg < len(ok)) & np.asarray(loc_valid, dtype=bool)
+    out = np.full(n_rows, -1, dtype=np.int64)
+    out[inside] = remap[loc_seg[inside]]
+    return out
 
 
 #: default cap on COMET's pairs of localizations (``comet_drift(max_pairs=...)``, ``plexloc drift --max-pairs``). COMET
@@ -610,11 +647,20 @@ def comet_drift(
     COMET maximises the overlap of pairs of localizations whatever the data: on a table without structure shared
     between windows (each molecule seen in one window only, or too few localizations) it still returns a drift, the
     shift that best superposes chance neighbours, tens to hundreds of nm. Its reliability is measured by a split-half
-    test: two more runs on two random halves of the localizations; their curves differ (after removing the constant
-    offset) by ``rms_diff`` per lateral axis, and the full estimate is known to about ``rms_diff / 2`` (each half
-    has half the localizations: variance 2x that of the full estimate; the difference of two halves 4x).
-    ``info["uncertainty_nm"]`` holds it; above :data:`COMET_MAX_UNCERTAINTY_NM`, or where the curve spans more than
-    ``max_drift_nm`` (beyond the pair radius that the cost sees), an :class:`UnreliableDriftWarning` is issued.
+    test, as RCC's: two more runs on two halves of the table made of alternate blocks of consecutive frames
+    (:func:`_half_split`, about 10 blocks in each of the table's equal-count windows, so that each on-event of a
+    molecule stays in one half and the halves' errors are independent; a capped run gives each half half the cap).
+    Their curves differ (after removing the constant offset) by ``half_difference_nm``, RMS over the frames of x and y
+    together; each half has half the localizations (twice the error variance of the full estimate, the difference
+    four times), so the full curve's noise is ``COMET_HALF_DIFFERENCE_SCALE * half_difference_nm / 2``. Added in
+    quadrature: the error of the curve's construction from windows (``interpolation_error_nm``, as RCC's; zero for a
+    linear drift). ``info["uncertainty_nm"]`` is the sum, the expected error of the curve in the units of
+    :func:`drift_error_rms` (RMS over the frames of x and y together, after removing the constant offset), the same
+    quantity as RCC's; above :data:`COMET_MAX_UNCERTAINTY_NM`, or where the curve spans more than ``max_drift_nm``
+    (beyond the pair radius that the cost sees), an :class:`UnreliableDriftWarning` is issued. (Before, it was half
+    the RMS difference of two *random* halves of the rows, per lateral axis: the frames of one on-event fell in both
+    halves; see ``bench/drift_uncertainty.py --engine comet``.) ``info["half_block_frames"]``: the blocks' length
+    (median over the windows).
 
     Args:
         table: localizations (frame, x_nm, y_nm, z_nm).
@@ -622,7 +668,7 @@ def comet_drift(
         max_drift_nm: pair search radius (largest drift between windows); also the bound of every window's drift
             around the windows' mean.
         backend: COMET's compute backend (``cuda``, ``torch``, ``cpu``); default: fastest available.
-        seed: seeds COMET's sub-sampling of crowded windows and the split into halves.
+        seed: seeds COMET's sub-sampling of crowded windows.
         max_locs_per_segment: cap of localizations per window (COMET sub-samples above it).
         split_half: run the split-half test (about 1.5x the time); without it ``uncertainty_nm`` is not known and
             no unreliability warning is issued.
@@ -688,23 +734,44 @@ def comet_drift(
     where = f"{table.source}: " if table.source else ""
     span = float(np.ptp(d[:, :2], axis=0).max())
     if split_half:
-        rng = np.random.default_rng(seed)
-        half = rng.permutation(len(dataset)) < len(dataset) // 2
+        # the halves: alternate blocks of consecutive frames in each of the table's equal-count windows (as RCC's,
+        # :func:`_half_split`), so that each on-event stays in one half and the halves' errors are independent. A
+        # capped run (max_locs_per_segment) keeps half the cap in each half: each half has half the rows that the
+        # full estimate used
+        seg_b, centre_b = _segments(frame, int(n_segments))
+        half, block = _half_split(frame, seg_b, len(centre_b))
+        run_h = dict(run, max_locs_per_segment=None if max_locs_per_segment is None
+                     else max(1, int(max_locs_per_segment) // 2))
         curves = []
         for k_pass, part in enumerate((half, ~half), start=2):
-            f, k, _ = _comet_knots(dataset[part].copy(), progress=passing(k_pass), **run)
-            curves.append(_curve(f, k, frames) if len(f) >= 2 else np.full_like(d, np.nan))
-        e = curves[0][:, :2] - curves[1][:, :2]
+            f, k, _ = _comet_knots(dataset[part].copy(), progress=passing(k_pass), **run_h)
+            curves.append(_curve(f, k, frames)[:, :2] if len(f) >= 2 else np.full((len(frames), 2), np.nan))
+        e = curves[0] - curves[1]
         e -= e.mean(axis=0)
-        half_diff = float(np.sqrt(np.mean(e**2)))  # per lateral axis
-        uncertainty = half_diff / 2.0
-        info.update(half_difference_nm=half_diff, uncertainty_nm=uncertainty)
+        half_diff = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))  # x and y together, as drift_error_rms
+        noise = COMET_HALF_DIFFERENCE_SCALE * half_diff / 2.0
+        # the curve's error from its construction out of windows (zero for a linear drift), as for RCC; a window's
+        # error variance per axis from the halves' curves at the knots
+        at_knots = np.clip(np.round(seg_frames).astype(np.int64) - lo, 0, len(frames) - 1)
+        dk = e[at_knots]
+        knot_var = float(np.mean((dk - dk.mean(axis=0)) ** 2)) * COMET_HALF_DIFFERENCE_SCALE**2 / 4.0
+        rows_seg = _comet_rows_window(details, len(dataset), len(seg_frames))
+        interp = 0.0
+        if rows_seg is not None and np.isfinite(knot_var):
+            used = rows_seg >= 0
+            if len(np.unique(rows_seg[used])) == len(seg_frames):
+                interp = _interpolation_error(frame[used], rows_seg[used], seg_frames, seg_drift[:, :2], frames,
+                                              knot_var)
+        uncertainty = float(np.hypot(noise, interp))
+        info.update(half_difference_nm=half_diff, half_block_frames=int(np.median(block)),
+                    interpolation_error_nm=interp, uncertainty_nm=uncertainty)
         if not uncertainty <= COMET_MAX_UNCERTAINTY_NM:  # NaN (a half without 2 windows) warns too
             info["unreliable"] = True
             warnings.warn(
-                f"{where}COMET: the drifts estimated from two random halves of the {len(dataset)} localizations differ "
-                f"by {half_diff:.0f} nm rms (the drift is known to +-{uncertainty:.0f} nm at best, for a curve that spans "
-                f"{span:.0f} nm): this drift estimate is not reliable. Too few localizations per window, or no "
+                f"{where}COMET: two halves of the {len(dataset)} localizations (alternate blocks of "
+                f"{int(np.median(block))} frames) give drifts that differ by {half_diff:.0f} nm rms: the drift is "
+                f"known to about +-{uncertainty:.0f} nm (rms over the frames, x and y), for a curve that spans "
+                f"{span:.0f} nm, and this drift estimate is not reliable. Too few localizations per window, or no "
                 f"structure that several windows share (each molecule seen in one window only); try fewer windows "
                 f"(n_segments, plexloc drift --segments, got {n_segments}). If the sample did not drift, keep the "
                 "uncorrected table", UnreliableDriftWarning, stacklevel=2)
