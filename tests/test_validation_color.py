@@ -189,7 +189,7 @@ def test_the_validation_of_a_multicolour_run_carries_colour_scores(tmp_path):
         assert torch.equal(a.frames, b.frames)
     assert np.array_equal(cs.truth["x_nm"], again.truth["x_nm"])
     with torch.no_grad():  # an untrained network detects nothing: a probability bias of 0 makes it detect
-        tr.model.head_prob[-1].bias.fill_(0.0)
+        tr.evaluated.head_prob[-1].bias.fill_(0.0)  # the network validation scores (the weights' average)
     row = tr.validate(None, 0.0)
     for k in COLOR_KEYS:
         assert k in row and np.isfinite(row[k]), k

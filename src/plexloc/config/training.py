@@ -92,6 +92,12 @@ class TrainingConfig(_Model):
         "becomes [lo / f, hi * f], so that no dye's count sits at an end of its channel's training range "
         "(1: the dyes' own ranges; 2 kept AF647/CF680's colours from degrading with training, bench/RESULTS.md)",
     )
+    ema_steps: Annotated[int, Field(ge=0)] = Field(
+        default=200,
+        description="validate and save an exponential moving average of the weights over about this many steps "
+        "(decay 1 - 1/ema_steps, less in the first steps: (1 + step) / (10 + step)) instead of the last step's "
+        "weights, whose global position offset jitters by several nm from step to step; 0: the last step's weights",
+    )
     amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
     compile: bool = Field(default=False, description="torch.compile the network on CUDA")
     channels_last: bool = Field(

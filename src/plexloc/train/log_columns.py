@@ -1,6 +1,8 @@
 """What each column of a run's ``log.csv`` means (one row per validation; ``plexloc columns RUN/log.csv`` prints
 this with each column's range). Units in brackets; "validation" means the run's fixed simulated validation set,
-scored with the project's own metrics (conventions.md) at the model's detection threshold."""
+scored with the project's own metrics (conventions.md) at the model's detection threshold. The validation columns
+score the network that ``model.pt`` saves: the moving average of the weights (``training.ema_steps``; the last
+step's weights where it is 0), while the training-loss columns are the trained weights' own."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ bfloat16 autocast on CUDA. At every validation the run folder gets:
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import math
@@ -324,6 +325,14 @@ class Trainer:
                 self._skipped += int(self.rows[-1].get("skipped_steps", 0))
             if not schedule:  # a plain --resume continues the cosine phase it was in (a new --lr starts a new one)
                 self.cosine_phase = ckpt.get("cosine_phase")
+        #: the weights validated and saved (:meth:`evaluated`): an exponential moving average of the trained ones
+        #: (``training.ema_steps``), kept in the checkpoint; a checkpoint without one (before 2026-12-06) starts it
+        #: from its weights
+        self.average: Localizer | None = None
+        if t.ema_steps:
+            self.average = copy.deepcopy(self.model).requires_grad_(False)
+            if ckpt and ckpt.get("average") is not None:
+                self.average.load_state_dict(ckpt["average"])
         self.amp = t.amp and self.device.type == "cuda"
         if self.device.type == "cuda":  # fixed shapes: let cuDNN time its algorithms once per shape
             torch.backends.cudnn.benchmark = True
@@ -383,7 +392,17 @@ class Trainer:
         self._skipped = self._skipped + found_inf.to(torch.int64)
         self.optimizer.step()
         self.step += 1
+        if self.average is not None:
+            decay = min(1.0 - 1.0 / t.ema_steps, (1.0 + self.step) / (10.0 + self.step))
+            with torch.no_grad():  # else the average would join the autograd graph, and keep every step's graph
+                torch._foreach_lerp_(list(self.average.parameters()), list(self.model.parameters()), 1.0 - decay)
         return torch.stack([parts.total.detach(), parts.count, parts.loc, parts.bg])
+
+    @property
+    def evaluated(self) -> Localizer:
+        """The network that validation scores and ``model.pt`` holds: the weights' moving average
+        (``training.ema_steps``), else the last step's weights."""
+        return self.average if self.average is not None else self.model
 
     def validate(self, train_loss: np.ndarray | None, samples_per_s: float) -> dict[str, Any]:
         skipped = int(self._skipped)
@@ -392,7 +411,8 @@ class Trainer:
                 f"training diverged before step {self.step}: the network's weights are no longer finite; "
                 f"{self.run_dir / CHECKPOINT_FILE} and {self.run_dir / MODEL_FILE} keep the last finite state "
                 f"(lower training.lr, now {self.config.training.lr:g}, or training.grad_clip)")
-        scores = self.validation.score(self.model, self.sim, threshold=self.config.training.detection_threshold, amp=self.amp)
+        scores = self.validation.score(self.evaluated, self.sim, threshold=self.config.training.detection_threshold,
+                                       amp=self.amp)
         if self.step >= self.config.training.warmup_steps and self.config.training.lr_schedule == "plateau":
             self.scheduler.step(scores["val_loss"])
         row: dict[str, Any] = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
@@ -407,7 +427,7 @@ class Trainer:
             self.rows.pop()
         self.rows.append(row)
         if scores["val_loss"] < self.best:
-            save_model(self.run_dir / MODEL_FILE, self.model, self._config_dict(),
+            save_model(self.run_dir / MODEL_FILE, self.evaluated, self._config_dict(),
                        meta={"step": self.step, "elapsed_s": self.elapsed_s, "validation": scores}, files=self.files)
             # after the file is written: an interrupted write leaves best where model.pt is, so the model is saved
             # by the next validation that beats it (set before, the interrupted model was never saved)
@@ -439,6 +459,7 @@ class Trainer:
             best=self.best,
             log=self.rows,
             cosine_phase=self.cosine_phase,
+            average=None if self.average is None else self.average.state_dict(),
             sample_stream={"device": self.device.type, "state": self.stream.get_state()},
         )
         with atomic_path(self.run_dir / CHECKPOINT_FILE) as tmp:
