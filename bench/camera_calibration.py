@@ -18,6 +18,8 @@ gain error over the seeds and its paired change from the flicker-free movie.
     PYTHONPATH=src python bench/camera_calibration.py --out bench/camera_calibration.json
     PYTHONPATH=src python bench/camera_calibration.py --only-movie-flicker --movie-flicker 0 0.01 0.02 0.05 \
         --out bench/camera_calibration_movie_flicker.json
+    PYTHONPATH=src python bench/camera_calibration.py --only-movie-flicker --movie-flicker 0 0.02 --movie-bleach 0 0.5 \
+        --seeds 12 --out bench/camera_calibration_movie35b.json    # session 35b's movie method (the _before file: 9a883fd's)
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@ What a user records, and what it gives:
   ``2 * em_gain / e_per_adu``, so only the ratio is measured and the EM gain setting is given by the user.
 
 Flats give the slope per pixel too, and with enough frames (the per-pixel gain's standard error under
-:data:`GAIN_MAP_MAX_SE`) an sCMOS gain map. From a movie, the dimmer half of each pair of consecutive frames (the
-background; blinking emitters change between frames by far more than noise) is binned by signal, and each bin's
-variance is the spread of the frame differences, clipped at :data:`CLIP_SD` robust standard deviations and corrected
-for the clipping of a Gaussian.
+:data:`GAIN_MAP_MAX_SE`) an sCMOS gain map. From a movie (:func:`movie_transfer`), each pixel's pairs of consecutive frames
+whose neighbouring pixels show no emitter in either frame (the background: an emitter lights its neighbours too) give
+the variance of the frame difference against the pair's signal, binned by the pixel's median level. The choice uses
+the neighbours' noise, never the pixel's own, so the kept differences are not truncated and need no correction (the
+earlier choice of the pixels below each pair's median read an EMCCD's gain 5 % high and an sCMOS's 2-6 % low under an
+uneven beam: bench/diag/movie_gain.py).
 
 The quantum efficiency is not measurable this way (photon transfer counts electrons): it stays the configured or
 default value, and the report says so. Dark frames include the EMCCD's clock-induced charge (``spurious_charge``);
@@ -37,23 +39,35 @@ import numpy as np
 from plexloc.errors import InputError
 
 __all__ = ["CameraCalibration", "StackStats", "calibrate_camera", "movie_transfer", "stack_stats",
-           "CLIP_SD", "GAIN_MAP_MAX_SE", "MIN_DARK_FRAMES", "SPIKE_SD"]
+           "CLIP_SD", "GAIN_MAP_MAX_SE", "GUARD_SD", "MIN_DARK_FRAMES", "NEIGHBOUR_RADIUS", "NEIGHBOUR_SD", "SPIKE_SD"]
 
 #: fewest dark (or flat) frames: the per-pixel read variance of N frames has a relative standard error of sqrt(2 / N)
 MIN_DARK_FRAMES = 20
 #: an sCMOS gain map is written where the per-pixel gain's median relative standard error is below this (2 %); else a
 #: single gain: a noisier map would add more error per pixel than the gain differences it corrects (typically 1-3 %)
 GAIN_MAP_MAX_SE = 0.02
-#: movie frame differences are clipped at this many robust standard deviations (emitters switching on or off)
+#: movie photon transfer: the kept frame differences beyond this many standard deviations are counted (``clipped``,
+#: a crowding measure; they stay in the variance)
 CLIP_SD = 3.5
 #: the offset drifting by more than this share of the read noise between the first and last tenth of the dark
 #: frames is reported (a camera still warming up, or light reaching the sensor)
 MAX_DARK_DRIFT = 0.5
-#: movie photon transfer: above this share of frame differences beyond CLIP_SD (a Gaussian: 0.047 %), emitters crowd
-#: the background and the gain reads low (bench/camera_calibration.py, 2D Gaussian movies: 0.046-0.055 % at 0.1
-#: emitters/um^2; sCMOS 0.082 % at 1/um^2 reads e_per_adu 4 % low, 0.17 % at 2/um^2 17 % low; EMCCD 0.090 % at 2/um^2
-#: 10 % low)
+#: movie photon transfer: above this share of the kept frame differences beyond CLIP_SD of their expected spread (a
+#: Gaussian: 0.047 %), emitters crowd the background and the gain reads low (bench/camera_calibration.py, 2D Gaussian
+#: movies of 300 frames, session 35b: 0.037-0.043 % at 0.1-0.5 emitters/um^2, within 0.3 %; 1/um^2 0.040-0.045 %,
+#: e_per_adu 1.7-1.9 % low; 2/um^2 sCMOS 0.16 % 15.8 % low, EMCCD 0.085 % 11.4 % low)
 MAX_CLIPPED = 0.0008
+#: movie photon transfer: a pixel's pair of frames is kept where its neighbours within this many pixels (the pixel
+#: itself left out) show no emitter in either frame (:func:`movie_transfer`)
+NEIGHBOUR_RADIUS = 1
+#: ... no emitter: their mean no more than this many of its own standard deviations (over the frames, from the
+#: distance of the median to the 15.9 % quantile: emitters only add light) above its median. Keeps about 70 % of a
+#: clean movie's pairs; 1 against 2 halves the crowding bias (a one-movie check at 1 emitter/um^2, sCMOS:
+#: e_per_adu -1.6 % against -3.5 %)
+NEIGHBOUR_SD = 1.0
+#: movie photon transfer: a kept frame difference beyond this many robust standard deviations (a cosmic ray) is left
+#: out (a Gaussian loses 1e-23 of its variance, a Laplace 0.2 %)
+GUARD_SD = 10.0
 #: the smallest share of the read noise's variance the signal must add in a flat (or a movie bin) to count
 MIN_EXCESS = 0.5
 #: a flat whose light changes from frame to frame by more than this share (rms) is named in a note; the flicker is
@@ -297,9 +311,11 @@ class TransferCurve:
     source: str = "flats"
     clipped: float = math.nan  # movie: the share of frame differences beyond CLIP_SD (emitters switching)
     flicker: np.ndarray | None = None  # flats: each one's frame-to-frame change of the light (rms share), taken out
+    kept: float = math.nan  # movie: the share of pixel pairs whose neighbours show no emitter (the rest left out)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "slope": self.slope, "slope_se": self.slope_se, "clipped": self.clipped,
+                "kept": self.kept,
                 "signal_adu": self.signal_adu.tolist(), "excess_var_adu2": self.excess_var.tolist(),
                 "counts": self.counts.tolist(),
                 "flicker_rms": None if self.flicker is None else self.flicker.tolist()}
@@ -317,23 +333,52 @@ def _through_origin(s: np.ndarray, e: np.ndarray, w: np.ndarray) -> tuple[float,
 
 
 def _gaussian_clip_factor(c: float) -> float:
-    """Variance of a standard Gaussian clipped to [-c, c] (what a clipped estimate must be divided by)."""
+    """Variance of a standard Gaussian clipped to [-c, c] (what a clipped estimate must be divided by; the movie
+    method before session 35b, kept for bench/diag/movie_gain.py)."""
     phi = math.exp(-c * c / 2.0) / math.sqrt(2.0 * math.pi)
     inside = math.erf(c / math.sqrt(2.0))
     return 1.0 - 2.0 * c * phi / inside
 
 
+def _neighbour_mean(e: np.ndarray, radius: int) -> np.ndarray:
+    """(T, h, w): per frame, the mean of ``e`` over each pixel's neighbours within ``radius`` pixels (a square, the
+    pixel itself left out; fewer at the edges)."""
+    t, h, w = e.shape
+    pad = np.zeros((t, h + 2 * radius, w + 2 * radius), np.float32)
+    pad[:, radius:radius + h, radius:radius + w] = e
+    one = np.zeros((h + 2 * radius, w + 2 * radius), np.float32)
+    one[radius:radius + h, radius:radius + w] = 1.0
+    total = np.zeros_like(e)
+    count = np.zeros((h, w), np.float32)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy == 0 and dx == 0:
+                continue
+            total += pad[:, radius + dy:radius + dy + h, radius + dx:radius + dx + w]
+            count += one[radius + dy:radius + dy + h, radius + dx:radius + dx + w]
+    return total / count
+
+
 def movie_transfer(chunks: Iterable[np.ndarray], offset: np.ndarray, read_var: np.ndarray, *, bins: int = 12,
-                   max_frames: int = 300, window_px: int = 256, quantile: float = 0.5,
-                   source: str = "") -> TransferCurve:
+                   max_frames: int = 300, window_px: int = 256, radius: int = NEIGHBOUR_RADIUS,
+                   reject_sd: float = NEIGHBOUR_SD, source: str = "") -> TransferCurve:
     """Photon transfer from an SMLM movie's background (module docstring), on the central ``window_px`` square of the
-    first ``max_frames`` frames: pairs of consecutive frames ``a, b``; for every pixel the pairs whose mean
-    ``(a + b) / 2`` is at most that pixel's ``quantile`` over the pairs (an emitter switching on or off raises the
-    mean; for Gaussian noise ``a + b`` and ``a - b`` are independent, so choosing pairs by their mean does not bias
-    the difference); those pairs binned by signal (``(a + b) / 2 - offset``, at quantiles); each bin's variance of
-    ``(a - b) / sqrt(2)`` (less each pair's median over the window: a background that changes between frames),
-    clipped at :data:`CLIP_SD` robust standard deviations and corrected for the clipping of a Gaussian, less the
-    bin's mean read variance."""
+    first ``max_frames`` frames.
+
+    Every pair of consecutive frames ``a, b`` and pixel gives a signal ``(a + b) / 2 - offset`` and a difference
+    ``(a - b) / sqrt(2)``. A pixel's pair is kept where, in both frames, its neighbours (within ``radius`` pixels, the
+    pixel itself left out) are no brighter than expected by more than ``reject_sd`` of their own spread (per pixel,
+    over the frames): an emitter lights its neighbours too. The choice uses the neighbours' noise only, never the
+    pixel's own, so it does not shape the kept differences' distribution (nothing to correct for; choosing by the
+    pixel's own values, the dimmer half, read an EMCCD's gain 5 % high: bench/diag/movie_gain.py). "Expected" is
+    each pixel's median over the frames, scaled to each frame's median (a laser that flickers or bleaches). From each
+    pair's differences the part that follows the pixels' levels (over the kept pixels, a line: a change of the light
+    between the frames, the same share of every pixel's light, plus a change of the offset) is taken out. The kept
+    pairs are binned by the pixel's level (its median over the frames, at quantiles: an uneven illumination is a range
+    of signals); each bin's point is the mean signal and the mean squared difference less the read variance, and the
+    slope is a line through the origin. A difference beyond :data:`GUARD_SD` robust standard deviations (a cosmic ray)
+    is left out; ``clipped`` is the share of kept differences beyond :data:`CLIP_SD` (emitters the neighbours missed:
+    a crowded movie)."""
     h, w = offset.shape
     r0, c0 = max(0, (h - window_px) // 2), max(0, (w - window_px) // 2)
     win = (slice(r0, r0 + min(h, window_px)), slice(c0, c0 + min(w, window_px)))
@@ -347,28 +392,56 @@ def movie_transfer(chunks: Iterable[np.ndarray], offset: np.ndarray, read_var: n
         n += len(x)
     if n < 3:
         raise InputError(f"the movie needs at least 3 frames, got {n}", source=source or None)
-    x = np.concatenate(parts)
-    off, rvar = np.asarray(offset, np.float32)[win], np.asarray(read_var, np.float32)[win]
-    m = (x[:-1] + x[1:]) / 2.0 - off
-    d = (x[:-1] - x[1:]) / math.sqrt(2.0)
-    d -= np.median(d.reshape(len(d), -1), axis=1)[:, None, None]  # a background that changes between frames
-    keep = m <= np.quantile(m.reshape(len(m), -1), quantile, axis=1)[:, None, None]
-    s, d, r = m[keep].astype(np.float64), d[keep].astype(np.float64), np.broadcast_to(rvar, m.shape)[keep]
-    edges = np.unique(np.quantile(s, np.linspace(0.0, 1.0, bins + 1)))
-    idx = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 2)
+    y = np.concatenate(parts)
+    y -= np.asarray(offset, np.float32)[win]  # signal above the offset, ADU
+    rvar = np.asarray(read_var, np.float64)[win]
+    level = np.median(y, axis=0)  # (h, w): each pixel's background (emitters are rare at any one pixel)
+    # each frame's light relative to the levels (flicker, bleaching, a background that changes), then the excess
+    lv = float(np.median(level))
     from plexloc.evaluate.uncertainty import robust_sd
 
-    factor = _gaussian_clip_factor(CLIP_SD)
-    ss, ee, cc, out_share = [], [], [], []
-    for k in range(len(edges) - 1):
-        sel = idx == k
-        if sel.sum() < 100:
+    scale = np.median(y.reshape(n, -1), axis=1) / lv if lv > 0 else np.ones(n, np.float32)
+    excess = y - scale.astype(np.float32)[:, None, None] * level
+    nb = _neighbour_mean(excess, radius)
+    centre = np.median(nb, axis=0)
+    spread = centre - np.quantile(nb, 0.158655, axis=0)  # the lower side: emitters only add light
+    quiet = nb <= centre + reject_sd * np.maximum(spread, 1e-6)
+    del excess, nb
+    keep = quiet[:-1] & quiet[1:]  # (n - 1, h, w)
+    m = (y[:-1] + y[1:]) / 2.0
+    d = (y[:-1] - y[1:]) / np.float32(math.sqrt(2.0))
+    del y
+    # per pair, take out a + b * level over its kept pixels (least squares; 2 of the kept differences' worth of variance)
+    lc = (level - level.mean()).astype(np.float64)
+    kf = keep.reshape(n - 1, -1).astype(np.float64)
+    dd, ll = d.reshape(n - 1, -1).astype(np.float64), lc.ravel()
+    s0, s1, s2 = kf.sum(axis=1), kf @ ll, kf @ (ll * ll)
+    t0, t1 = (kf * dd).sum(axis=1), (kf * dd) @ ll
+    det = s0 * s2 - s1 * s1
+    ok_det = det > 1e-9 * np.maximum(s0 * s2, 1e-30)
+    beta = np.where(ok_det, (s0 * t1 - s1 * t0) / np.where(ok_det, det, 1.0), 0.0)
+    alpha = (t0 - beta * s1) / np.maximum(s0, 1.0)
+    resid = dd - alpha[:, None] - beta[:, None] * ll[None, :]
+    dof = np.where(s0 > 2, s0 / np.maximum(s0 - 1.0 - ok_det, 1.0), 1.0)  # the fitted line's share of the variance
+    fk = keep.reshape(n - 1, -1)
+    dr, e2 = resid[fk], (resid * resid * dof[:, None])[fk]
+    del dd, resid
+    lvl = np.broadcast_to(level, keep.shape)[keep].astype(np.float64)
+    s, r = m[keep].astype(np.float64), np.broadcast_to(rvar, keep.shape)[keep]
+    if len(s) < 100:
+        raise InputError(f"only {len(s)} pixel pairs of the movie are clear of emitters: too crowded (or too small) to "
+                         "measure the gain", source=source or None)
+    edges = np.unique(np.quantile(lvl, np.linspace(0.0, 1.0, bins + 1)))
+    idx = np.clip(np.searchsorted(edges, lvl, side="right") - 1, 0, max(len(edges) - 2, 0))
+    ss, ee, cc, used = [], [], [], np.zeros(len(s), bool)
+    for k in range(max(len(edges) - 1, 1)):
+        sel = np.flatnonzero(idx == k)
+        if len(sel) < 100:
             continue
-        dk = d[sel]
-        mad = robust_sd(dk)
-        inside = np.abs(dk - np.median(dk)) <= CLIP_SD * mad if mad > 0 else np.ones(len(dk), bool)
-        ss.append(float(s[sel].mean())), ee.append(float(np.var(dk[inside])) / factor - float(r[sel].mean()))
-        cc.append(int(sel.sum())), out_share.append(1.0 - float(inside.mean()))
+        sd = robust_sd(dr[sel])
+        sel = sel[e2[sel] <= (GUARD_SD * sd) ** 2] if sd > 0 else sel
+        used[sel] = True
+        ss.append(float(s[sel].mean())), ee.append(float(np.mean(e2[sel] - r[sel]))), cc.append(len(sel))
     s_arr, e_arr, c_arr = np.array(ss), np.array(ee), np.array(cc)
     ok = s_arr > 0
     if not ok.any():
@@ -377,7 +450,10 @@ def movie_transfer(chunks: Iterable[np.ndarray], offset: np.ndarray, read_var: n
     # weights: the variance of a variance estimate grows with its square, and shrinks with the pixels behind it
     w_ = c_arr[ok] / np.maximum(e_arr[ok] + float(r.mean()), 1e-12) ** 2
     k, se = _through_origin(s_arr[ok], e_arr[ok], w_)
-    return TransferCurve(s_arr, e_arr, c_arr, k, se, "movie", clipped=float(np.average(out_share, weights=c_arr)))
+    # the share of kept differences beyond CLIP_SD of their expected spread (each pair's own signal on the line)
+    z = dr[used] / np.sqrt(np.maximum(max(k, 0.0) * s[used] + r[used], 1e-12))
+    clipped = float(np.mean(np.abs(z) > CLIP_SD * max(robust_sd(z), 1e-12))) if len(z) else math.nan
+    return TransferCurve(s_arr, e_arr, c_arr, k, se, "movie", clipped=clipped, kept=float(keep.mean()))
 
 
 @dataclass
@@ -678,8 +754,9 @@ def calibrate_camera(
         transfer = movie
         if math.isfinite(transfer.clipped) and transfer.clipped > MAX_CLIPPED:
             notes.append(f"{100 * transfer.clipped:.2g} % of the movie's frame differences are emitters switching (a clean "
-                         f"background: {100 * 0.00047:.2g} %): a crowded movie reads the gain low (e_per_adu 4-17 % low at 1-2 "
-                         "emitters/um^2 in simulations); flats, or a sparser part of the movie, measure it better")
+                         f"background: {100 * 0.00047:.2g} %): a crowded movie reads the gain low (e_per_adu 2 % low at 1 "
+                         "emitter/um^2, 11-16 % at 2 in simulations); flats, or a sparser part of the movie, measure it "
+                         "better")
     if not (transfer.slope > 0 and math.isfinite(transfer.slope)):
         raise InputError(f"the photon-transfer slope is {transfer.slope:.3g}: the variance does not grow with the signal "
                          f"(signal {np.round(transfer.signal_adu, 3).tolist()} ADU, variance above the read noise "
