@@ -137,7 +137,8 @@ def network_gflop(spec, size: int, *, fit: bool) -> float:
 
 def fit_network(config: TrainConfig, device: torch.device, train_s: float = 0.0, model: str | None = None) -> tuple:
     """The network to fit with, its training configuration and what it is: ``model`` (a run folder or model
-    file), else a fresh network of ``config`` trained for ``train_s`` seconds (0: untrained, no detections)."""
+    file), else a fresh network of ``config`` trained for ``train_s`` seconds (0: untrained, no detections): the
+    network that training saves in model.pt (``Trainer.evaluated``, the weights' moving average)."""
     from plexloc.nets.io import load_model
     from plexloc.simulation import Simulator
 
@@ -154,7 +155,7 @@ def fit_network(config: TrainConfig, device: torch.device, train_s: float = 0.0,
             tr.train_step()
             steps += 1
         sync(device)
-        return tr.model.eval(), config, {"fit_model": f"trained here for {train_s:g} s", "fit_model_step": steps}
+        return tr.evaluated.eval(), config, {"fit_model": f"trained here for {train_s:g} s", "fit_model_step": steps}
 
 
 def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int, batch_frames: int,

@@ -94,9 +94,11 @@ class TrainingConfig(_Model):
     )
     ema_steps: Annotated[int, Field(ge=0)] = Field(
         default=200,
-        description="validate and save an exponential moving average of the weights over about this many steps "
-        "(decay 1 - 1/ema_steps, less in the first steps: (1 + step) / (10 + step)) instead of the last step's "
-        "weights, whose global position offset jitters by several nm from step to step; 0: the last step's weights",
+        description="validate and save an exponential moving average of the weights instead of the last step's "
+        "weights, whose global position offset jitters by several nm from step to step: decay "
+        "min(1 - 1/ema_steps, (1 + step) / (10 + step)), an average over about the last ema_steps steps from step "
+        "9 * ema_steps - 10 on (1,790 for 200), over about the last tenth of the steps before (its mean lag is "
+        "step / 10); 0: the last step's weights",
     )
     amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
     compile: bool = Field(default=False, description="torch.compile the network on CUDA")
