@@ -86,3 +86,33 @@ def test_a_resumed_run_keeps_the_average_and_an_old_checkpoint_starts_one(tmp_pa
     torch.save(ck, tmp_path / "cut" / CHECKPOINT_FILE)
     old = Trainer(cfg, tmp_path / "cut", resume=True)
     assert all(torch.equal(a, w) for a, w in zip(_params(old.average), _params(old.model)))
+
+
+def test_a_checkpoint_loaded_as_a_model_gives_the_average(tmp_path):
+    tr = Trainer(_config(ema_steps=20), tmp_path / "run")
+    tr.run(steps=4)
+    net = load_model(tmp_path / "run" / CHECKPOINT_FILE)[0]
+    avg = tr.average.state_dict()
+    assert all(torch.equal(v, avg[k]) for k, v in net.state_dict().items())
+    assert any(not torch.equal(v, tr.model.state_dict()[k]) for k, v in net.state_dict().items())
+
+
+def test_a_fine_tuning_phase_restarts_the_averages_warm_up(tmp_path):
+    """A resume with a new schedule starts the average from the weights and counts its warm-up from there, so that a
+    short phase's model.pt is the phase's own network; a plain resume carries the count on."""
+    run = tmp_path / "run"
+    Trainer(_config(ema_steps=1000, validate_every=1000), run).run(steps=5)
+    plain = Trainer(_config(ema_steps=1000, validate_every=1000), run, resume=True)
+    assert plain.average_from == 0
+    assert any(not torch.equal(a, w) for a, w in zip(_params(plain.average), _params(plain.model)))
+    ft = Trainer(_config(ema_steps=1000, validate_every=1000), run, resume=True, schedule={"lr": 1e-4})
+    assert ft.average_from == 5
+    assert all(torch.equal(a, w) for a, w in zip(_params(ft.average), _params(ft.model)))
+    avg0 = _params(ft.average)
+    ft.train_step()
+    decay = 2 / 11  # (1 + k) / (10 + k) at k = 1 step into the phase, not (1 + 6) / (10 + 6)
+    for a0, a1, w in zip(avg0, _params(ft.average), _params(ft.model)):
+        torch.testing.assert_close(a1, decay * a0 + (1 - decay) * w, rtol=1e-5, atol=1e-7)
+    ft.run(steps=8)
+    again = Trainer(_config(ema_steps=1000, validate_every=1000), run, resume=True)
+    assert again.average_from == 5  # kept in the checkpoint

@@ -98,7 +98,8 @@ class TrainingConfig(_Model):
         "weights, whose global position offset jitters by several nm from step to step: decay "
         "min(1 - 1/ema_steps, (1 + step) / (10 + step)), an average over about the last ema_steps steps from step "
         "9 * ema_steps - 10 on (1,790 for 200), over about the last tenth of the steps before (its mean lag is "
-        "step / 10); 0: the last step's weights",
+        "step / 10), the steps counted from the run's start or from a --resume with a new schedule (a fine-tuning "
+        "phase averages its own weights); 0: the last step's weights",
     )
     amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
     compile: bool = Field(default=False, description="torch.compile the network on CUDA")

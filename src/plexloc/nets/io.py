@@ -99,7 +99,10 @@ def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -
     the model's own copies where the originals are gone or changed)."""
     path = resolve_model_path(path)
     payload = read_model_file(path)
-    weights_key = "state_dict" if "state_dict" in payload else "model"
+    # a checkpoint: the weights' moving average where it keeps one (what its run validates and saves in model.pt),
+    # else the last step's weights
+    weights_key = ("state_dict" if "state_dict" in payload
+                   else "average" if isinstance(payload.get("average"), dict) else "model")
     parts = {"spec": "network settings (spec)", weights_key: "weights", "config": "training configuration"}
     missing = [word for key, word in parts.items() if not isinstance(payload.get(key), dict)]
     if missing:

@@ -329,10 +329,16 @@ class Trainer:
         #: (``training.ema_steps``), kept in the checkpoint; a checkpoint without one (before 2026-12-06) starts it
         #: from its weights
         self.average: Localizer | None = None
+        #: the step its warm-up counts from: 0, or the start of a phase with a new schedule (a fine-tuning --resume
+        #: --lr), so that a short phase's average is its own weights' and not mostly the weights it began from
+        self.average_from = 0
         if t.ema_steps:
             self.average = copy.deepcopy(self.model).requires_grad_(False)
-            if ckpt and ckpt.get("average") is not None:
+            if ckpt and ckpt.get("average") is not None and not schedule:
                 self.average.load_state_dict(ckpt["average"])
+                self.average_from = int(ckpt.get("average_from", 0))
+            elif ckpt:  # a new phase, or a checkpoint from before the average: start it from the weights
+                self.average_from = self.step
         self.amp = t.amp and self.device.type == "cuda"
         if self.device.type == "cuda":  # fixed shapes: let cuDNN time its algorithms once per shape
             torch.backends.cudnn.benchmark = True
@@ -393,7 +399,8 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         if self.average is not None:
-            decay = min(1.0 - 1.0 / t.ema_steps, (1.0 + self.step) / (10.0 + self.step))
+            k = self.step - self.average_from
+            decay = min(1.0 - 1.0 / t.ema_steps, (1.0 + k) / (10.0 + k))
             with torch.no_grad():  # else the average would join the autograd graph, and keep every step's graph
                 torch._foreach_lerp_(list(self.average.parameters()), list(self.model.parameters()), 1.0 - decay)
         return torch.stack([parts.total.detach(), parts.count, parts.loc, parts.bg])
@@ -460,6 +467,7 @@ class Trainer:
             log=self.rows,
             cosine_phase=self.cosine_phase,
             average=None if self.average is None else self.average.state_dict(),
+            average_from=self.average_from,
             sample_stream={"device": self.device.type, "state": self.stream.get_state()},
         )
         with atomic_path(self.run_dir / CHECKPOINT_FILE) as tmp:
