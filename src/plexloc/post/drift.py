@@ -29,13 +29,20 @@ are independent), RCC is run on each half with the same windows, and half the RM
 times 1.15 (:data:`RCC_HALF_DIFFERENCE_SCALE`, measured), is the noise of the full curve. The interpolation term:
 the error that the curve's construction from windows makes on a smooth drift through the windows' estimates (a
 window gives its mean drift; the curve has no curvature at its ends and runs straight past them), zero for a
-linear drift. Against simulated truth (``bench/drift_uncertainty.py``: lines, rings, clusters; linear, linear +
-sine and exponential drifts; 50,000-500,000 localizations over 3,000 frames, precision 5-20 nm; 10 windows; 9
-cases x 5 seeds) it was 0.57-1.73x the actual error of a table (39 of 45 within 0.67-1.5x; geometric means per case
-0.77-1.15x; old figure 0.07-0.32x). The actual error of one table itself varies by about +-20 % around its
-expectation (blinking realizations of one sample: the reported figure was 1.0-1.16x that expectation, spread
-+-10-18 %). 20 windows: 0.65-1.50x. With windows too coarse for the drift (5 windows for a sine of 1.3 periods or a
-settling) the interpolation term is a guess (0.39-2.4x). Before, ``uncertainty_nm`` was how well the pairs of
+linear drift; the knots' noise expected in it is taken out at each end separately (:func:`_interpolation_error`).
+Against simulated truth (``bench/drift_uncertainty.py``: lines, rings, clusters; linear, linear + sine and
+exponential drifts; 49,000-499,000 localizations over 3,000 frames, precision 5-20 nm; 10 windows; 9 cases x 5
+seeds; bench/drift_interpolation35_rcc_s1.json) it was 0.59-1.76x the actual error of a table (38 of 45 within
+0.67-1.5x; geometric means per case 0.81-1.17x, 0.98 over all; old figure 0.07-0.32x); with a quarter of the
+molecules (12,000-125,000 localizations, ``--scale 0.25``) 0.61-1.93x (36 of 45; per case 0.85-1.29x, 1.08 over
+all). The interpolation term against the error the construction actually makes (the curve through the true windows'
+means), on the 35 tables that bend: mean 0.96x, 0 in 1 (a quarter of the molecules: 1.25x, 0 in 4); before the
+term's noise was taken out per end and RCC's knots' noise from common centres it was 0.69x, 0 in 11 (1.11x, 0 in 8),
+the whole figure 0.57-1.73x (geometric means per case 0.77-1.15x, 0.92 over all). The actual error of one table
+itself varies by about +-20 % around its expectation (blinking realizations of one sample: the reported figure was
+1.0-1.16x that expectation, spread +-10-18 %). Measured with the term before that change: 20 windows: 0.65-1.50x;
+with windows too coarse for the drift (5 windows for a sine of 1.3 periods or a settling) the interpolation term is
+a guess (0.39-2.4x). Before, ``uncertainty_nm`` was how well the pairs of
 windows agree, now ``info["window_agreement_nm"]``: a lower bound, 0.07-0.32x the actual error.
 The split-half test costs two more RCC runs (about 3x the time; ``rcc_drift(split_half=False)``,
 ``plexloc drift --split-half no``). COMET's ``uncertainty_nm`` is the same quantity, made the same way: the same
@@ -44,7 +51,13 @@ halves (alternate blocks of frames), half the RMS difference of their COMET curv
 simulated truth (``bench/drift_uncertainty.py --engine comet``: lines + linear, rings + sine, clusters + settling;
 about 25,000 localizations over 3,000 frames; 3 seeds each) it was 0.49-1.54x the actual error (geometric means per
 case 0.64-1.22x, 0.87 over all); before, half the RMS difference of two *random* halves of the rows, per lateral
-axis, it was 0.21-0.87x (means 0.27-0.78x, 0.48 over all): the frames of one on-event fell in both halves.
+axis, it was 0.21-0.87x (means 0.27-0.78x, 0.48 over all): the frames of one on-event fell in both halves. Its
+interpolation term there is mostly noise (the same before and after the per-end correction,
+bench/drift_interpolation35_comet_s025.json): on rings + sine 0, 0 and 2.6 nm against a construction error of
+2.8-3.1 nm (the knots' noise expected in the term, 2.7-3.9 nm, is larger than the bend: COMET made 9 windows of the
+10 asked, the last twice as long, and the curve runs straight for over 400 frames past its knot), on clusters +
+settling 4.0-8.4 nm against 0.7-0.9 nm (the halves' difference under-reads COMET's knots' noise there: 5.3-8.8
+against 6.2-16.2 nm² per axis).
 
 :func:`apply_drift` subtracts the drift and records what was subtracted in the columns ``drift_x_nm, drift_y_nm,
 drift_z_nm`` (added to earlier corrections, if any), which the report plots.
@@ -355,10 +368,18 @@ def _interpolation_error(frame: np.ndarray, seg: np.ndarray, centre: np.ndarray,
     ``P``): the windows' means of ``P`` over the table's frames, the curve through them, minus ``P``; RMS over the
     frames of x and y together after removing the constant offset. The construction is linear in the knots and
     exact for a linear drift (zero). The knots' noise (variance ``knot_var`` per axis and window) bends ``P`` too:
-    its expected contribution is subtracted. Measured from the true windows' drifts of simulated tables (10
-    windows): 0.85x the actual error of the construction for an exponential settling, 1.03-1.06x for a linear drift
-    plus a slow sine (0.7 and 1.3 periods over the movie); it cannot be right where the windows sample the drift too
-    coarsely (a period within a few windows).
+    its expected contribution is subtracted, separately at the start (frames before the second knot), at the end
+    (after the second-last) and in between, each part kept at 0 or above. The construction's error lives at the ends
+    (98-100 % of its square before the second and after the second-last knot on sines and settlings, 10 windows),
+    where ``P``'s bend comes from the curvature of the last few knots, as noisy as the bend itself is small; one
+    sum over all frames let the noise of an end that does not bend (a settling bends only at the start), whenever
+    it fell below its expectation, cancel the other end's bend. Measured from the true windows' drifts of simulated
+    tables (10 windows): 0.85x the actual error of the construction for an exponential settling, 1.03-1.06x for a
+    linear drift plus a slow sine (0.7 and 1.3 periods over the movie); it cannot be right where the windows sample
+    the drift too coarsely (a period within a few windows). From the estimated knots it is as noisy as the knots'
+    curvature at the ends: where the noise expected there is as large as the bend it is 0 in some tables and several
+    times the construction's error in others (RCC, 12,000-125,000 rows, 35 bent tables: 0-5.4x, mean 1.25x, 0 in
+    4; COMET's windows, about 25,000 rows of rings on a sine: 0 in 2 of 3; bench/drift_interpolation35_*.json).
     """
     n_seg = len(centre)
     if n_seg < 3:
@@ -373,10 +394,11 @@ def _interpolation_error(frame: np.ndarray, seg: np.ndarray, centre: np.ndarray,
     means = wsum / np.bincount(useg, weights=counts, minlength=n_seg)[:, None]  # window means of each basis curve
     basis = _curve(centre, means, ev.astype(float)) - _plausible_drift_basis(centre, ev)
     basis -= basis.mean(axis=0)
-    b = basis @ knots[:, :2]
-    raw = float(np.mean(np.sum(b**2, axis=1)))
-    noise = 2.0 * knot_var * float(np.mean(np.sum(basis**2, axis=1)))
-    return float(np.sqrt(max(raw - noise, 0.0)))
+    raw = np.sum((basis @ knots[:, :2]) ** 2, axis=1)
+    noise = 2.0 * knot_var * np.sum(basis**2, axis=1)
+    start, end = ev < centre[1], ev > centre[-2]
+    total = sum(max(float(raw[r].sum() - noise[r].sum()), 0.0) for r in (start, end, ~start & ~end))
+    return float(np.sqrt(total / len(ev)))
 
 
 def rcc_drift(
@@ -459,12 +481,11 @@ def rcc_drift(
     info: dict[str, Any] = {}
     if split_half:
         half, block = _half_split(frame, seg, n_seg)
-        curves, knots_h = [], []
+        curves = []
         for k, part in enumerate((half, ~half), start=1):
             present = np.bincount(seg[part], minlength=n_seg) > 0
             if present.sum() < 2:
                 curves.append(np.full((len(frames), 2), np.nan))
-                knots_h.append(np.full((n_seg, 2), np.nan))
                 continue
             remap = np.cumsum(present) - 1
             s_h = remap[seg[part]]
@@ -472,15 +493,18 @@ def rcc_drift(
             sol_h = _rcc_solve(flat[part], s_h, int(present.sum()), h, w, px, blur, max_drift_nm, device,
                                pass_progress(k))[0]
             curves.append(_curve(c_h, sol_h, frames))
-            kn = np.full((n_seg, 2), np.nan)
-            kn[present] = sol_h
-            knots_h.append(kn)
         e = curves[0] - curves[1]
         e = e - e.mean(axis=0)
         half_diff = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))  # lateral, as drift_error_rms
-        dk = knots_h[0] - knots_h[1]
+        # a window's drift error variance per axis, from the halves' curves at the full table's window centres (as
+        # COMET's), scaled as the curve's. Not from the halves' own knots: each half's window centre is its own mean
+        # frame, a few frames off the other's (alternate blocks), so on a steep drift their knots differ by the drift
+        # over those frames as well as by noise (two settling drifts, 100,000 rows: 5.0 and 6.7x the knots' true
+        # error variance, means of 5 tables, and the interpolation term came out 0 in 5 of the 10;
+        # bench/drift_uncertainty.py)
+        at_centres = np.clip(np.round(centre).astype(np.int64) - frames[0], 0, len(frames) - 1)
+        dk = e[at_centres]
         dk = dk[np.isfinite(dk).all(axis=1)]
-        # a window's drift error variance per axis, from the halves' knots as the curve's from their curves
         knot_var = (float(np.mean((dk - dk.mean(axis=0)) ** 2)) * RCC_HALF_DIFFERENCE_SCALE**2 / 4.0
                     if len(dk) >= 2 else float("nan"))
         interp = _interpolation_error(frame, seg, centre, sol, frames, knot_var) if np.isfinite(knot_var) else 0.0
