@@ -151,7 +151,9 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     """Read and validate a YAML configuration.
 
     Relative paths inside the file (a spline calibration, sCMOS maps) are resolved against the
-    file's folder. Camera fields the file leaves out are named, with the defaults used, in a
+    file's folder. A ``camera`` or ``psf`` may name a file instead of holding the mapping (``camera: camera.yaml``
+    from ``plexloc calibrate-camera``, ``psf: PSF.yaml`` or ``psf: PSF.h5`` from ``plexloc calibrate``;
+    :func:`_include_files`). Camera fields the file leaves out are named, with the defaults used, in a
     :class:`CameraDefaultsWarning` (:func:`note_camera_defaults`).
 
     Raises:
@@ -175,15 +177,66 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
         raise InputError(f"not valid YAML: {' '.join(str(err).split())}", source=path) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a mapping of fields at the top level, got {type(data).__name__}", source=path)
+    included = {k: data[k] for k in ("camera",) if isinstance(data.get(k), str)}
+    included.update({f"channels.{i}.camera": ch["camera"] for i, ch in enumerate(data.get("channels") or [])
+                     if isinstance(ch, dict) and isinstance(ch.get("camera"), str)})
+    data = _include_files(data, path)
     # absolute: a saved model or checkpoint keeps the configuration, and is used from other folders
     data = _resolve_relative_paths(data, path.parent.resolve())
     config = validate_config(data, model, source=path)  # type: ignore[arg-type]
     channels = getattr(config, "channels", None)
     if channels:
         shortcut = "channels" not in data  # a single channel's top-level 'camera'
-        note_camera_defaults([("camera." if shortcut else f"channels.{i}.camera.", ch.camera)
-                              for i, ch in enumerate(channels)], source=path)
+        fields = ["camera" if shortcut else f"channels.{i}.camera" for i in range(len(channels))]
+        note_camera_defaults([(f"{f} ({included[f]})." if f in included else f"{f}.", ch.camera)
+                              for f, ch in zip(fields, channels)], source=path)
     return config
+
+
+#: a ``psf`` given as a file name with one of these suffixes is a spline calibration (``plexloc calibrate``, SMAP)
+SPLINE_SUFFIXES = (".h5", ".hdf5", ".mat")
+
+
+def _included_mapping(name: str, key: str, config_path: Path, where: str) -> dict[str, Any]:
+    """The ``key`` mapping (``camera`` or ``psf``) of the YAML file ``name`` (relative to ``config_path``'s folder):
+    its ``key`` entry (a whole configuration, or what ``plexloc calibrate-camera`` / ``calibrate --model astigmatic``
+    write), else the file's own mapping; relative paths in it resolved against that file's folder."""
+    file = Path(name).expanduser()
+    file = file if file.is_absolute() else config_path.parent / file
+    if key == "psf" and file.suffix.lower() in SPLINE_SUFFIXES:
+        return {"kind": "spline", "calibration": str(file.resolve())}
+    try:
+        data = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise InputError(f"field '{where}': the file {name!r} it names was not found (looked for {file})",
+                         source=config_path) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise InputError(f"field '{where}': cannot read the file {name!r} it names: {' '.join(str(err).split())}",
+                         source=config_path) from None
+    if isinstance(data, dict) and isinstance(data.get(key), dict):
+        data = data[key]
+    if not isinstance(data, dict) or "kind" not in data:
+        found = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise InputError(f"field '{where}': the file {name!r} holds no {key} (a mapping with 'kind', or a '{key}' "
+                         f"mapping), found {found}", source=config_path)
+    return _resolve_relative_paths(data, file.parent.resolve())
+
+
+def _include_files(data: dict[str, Any], config_path: Path) -> dict[str, Any]:
+    """A configuration whose ``camera`` or ``psf`` (top level, or of a channel) is a file name instead of a mapping:
+    ``camera: camera.yaml`` (``plexloc calibrate-camera``'s output, or any configuration: its camera), ``psf:
+    PSF.yaml`` (``plexloc calibrate --model astigmatic``) or ``psf: PSF.h5`` (a spline calibration), read in place."""
+    data = dict(data)
+    for key in ("camera", "psf"):
+        if isinstance(data.get(key), str):
+            data[key] = _included_mapping(data[key], key, config_path, key)
+    channels = data.get("channels")
+    if isinstance(channels, list):
+        data["channels"] = [
+            {**ch, **{key: _included_mapping(ch[key], key, config_path, f"channels.{i}.{key}")
+                      for key in ("camera", "psf") if isinstance(ch.get(key), str)}} if isinstance(ch, dict) else ch
+            for i, ch in enumerate(channels)]
+    return data
 
 
 def load_camera_config(path: str | os.PathLike):
