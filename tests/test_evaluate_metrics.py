@@ -1,4 +1,4 @@
-"""SMLM Challenge 2016 scores (plexloc.evaluate.metrics), numbers per shared/conventions.md."""
+"""SMLM Challenge 2016 scores (plexloc.evaluate.metrics), numbers per docs/conventions.md."""
 
 from __future__ import annotations
 

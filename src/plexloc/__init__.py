@@ -1,6 +1,6 @@
 """plexloc: single-molecule localization microscopy with simulation-trained deep learning.
 
-Units and coordinates follow ``shared/conventions.md``: positions in nm, ``x`` along columns,
+Units and coordinates follow ``docs/conventions.md``: positions in nm, ``x`` along columns,
 ``y`` along rows, origin at the outer corner of pixel (0, 0), frames numbered from 0.
 
 The top-level import is light: it pulls in neither matplotlib nor any service dependency.

@@ -1,6 +1,6 @@
 """The localization table: one type for ground truth and predictions.
 
-Columns follow ``shared/conventions.md``. Required: ``frame, x_nm, y_nm, z_nm, photons``.
+Columns follow ``docs/conventions.md``. Required: ``frame, x_nm, y_nm, z_nm, photons``.
 Optional (when known): ``id, bg, sigma_x_nm, sigma_y_nm, sigma_z_nm, sigma_photons, prob,
 photons_ch0, photons_ch1, ..., color, color_prob, crlb_x_nm, crlb_y_nm, crlb_z_nm``.
 Other columns a user brings are kept as they are (never dropped), as float.

@@ -1,6 +1,7 @@
 """Bead z-stack calibration: spline PSF per channel, channel transforms, throughput, and our file format.
 
-- :func:`calibrate_spline`: camera-normalised bead stacks -> :class:`PSFCalibration`;
+- :func:`calibrate_spline`: camera-normalised bead stacks -> :class:`PSFCalibration`; :func:`calibrate_astigmatic`:
+  one stack -> the astigmatic Gaussian's defocus curves (:mod:`plexloc.calibrate.astigmatic`);
 - :func:`save_calibration` / :func:`load_calibration`: the versioned HDF5 file (``PSF.h5``), its transforms in
   camera-chip coordinates (:func:`chip_transform`, :meth:`PSFCalibration.on_chip`);
 - :mod:`plexloc.calibrate.validate`: leave-one-bead-out self-consistency with the MLE fitter;
@@ -14,6 +15,7 @@ from plexloc.calibrate.alignment import (
     check_channel_alignment,
     check_movie_alignment,
 )
+from plexloc.calibrate.astigmatic import calibrate_astigmatic
 from plexloc.calibrate.fileformat import (
     ChannelCalibration,
     PSFCalibration,
@@ -29,6 +31,7 @@ __all__ = [
     "ChannelCalibration",
     "PSFCalibration",
     "SplineCalibrationResult",
+    "calibrate_astigmatic",
     "calibrate_spline",
     "check_channel_alignment",
     "check_movie_alignment",

@@ -1,6 +1,6 @@
 """Detection and localization scores of the SMLM Challenge 2016 (Sage et al. 2019).
 
-Definitions follow ``shared/conventions.md`` (Evaluation): Jaccard index, recall and precision in
+Definitions follow ``docs/conventions.md`` (Evaluation): Jaccard index, recall and precision in
 percent; RMSEs and biases in nm over matched pairs; efficiencies with the challenge's weights
 (lateral 1 nm⁻¹, axial 0.5 nm⁻¹); colour accuracy and rejection; the gridding artefact.
 

@@ -2,7 +2,7 @@
 Picasso, and SMAP cubic-spline PSF calibrations; ShareLoc ``.smlm``, SMAP ``_sml.mat`` and DECODE ``.h5``
 localization files, and :func:`read_locs`/:func:`write_locs` that pick the format by file name.
 
-Units and coordinates inside plexloc follow ``shared/conventions.md``; every reader and writer here
+Units and coordinates inside plexloc follow ``docs/conventions.md``; every reader and writer here
 converts to and from another program's units and origins at the file boundary only. Writers are
 atomic (temporary file, then rename); bad input raises :class:`plexloc.errors.InputError` naming
 the file.

@@ -6,7 +6,7 @@ holding a list of metadata documents; Picasso refuses to open the HDF5 without i
 the sidecar with ``yaml.load_all`` and uses the first document's ``Frames``, ``Height``, ``Width``
 and (for 3D and scale bars) ``Pixelsize`` in nm.
 
-Fields written (``shared/conventions.md`` -> Picasso):
+Fields written (``docs/conventions.md`` -> Picasso):
 
 ============  =======  ========================================================================
 field         dtype    value

@@ -1,6 +1,6 @@
 """Localization tables on disk: plexloc's own CSV and HDF5 formats.
 
-Columns and units are those of ``shared/conventions.md`` (see :mod:`plexloc.table`); no unit is
+Columns and units are those of ``docs/conventions.md`` (see :mod:`plexloc.table`); no unit is
 converted here. Exports to other programs live in :mod:`plexloc.io.thunderstorm` and
 :mod:`plexloc.io.picasso`.
 
@@ -26,7 +26,7 @@ HDF5 (``.h5``, ``.hdf5``)
     Each dataset documented in :data:`plexloc.table.COLUMN_DOCS` carries ``unit`` and
     ``description`` attributes.
 
-Frames are numbered from 0 (``shared/conventions.md``): every reader and writer here refuses a negative
+Frames are numbered from 0 (``docs/conventions.md``): every reader and writer here refuses a negative
 ``frame`` (or ``frame_last``), naming the file, the column, the first such row (the 1-based line of a CSV)
 and the value; a frame of 0 is valid.
 
@@ -380,7 +380,7 @@ def _check_float_format(float_format: str) -> None:
 
 def check_frames(table: LocTable, *, source: str | os.PathLike | None = None) -> None:
     """Raise :class:`InputError` naming the first row (0-based, as :meth:`LocTable.check_finite`) with a negative
-    ``frame`` (or ``frame_last``): frames are numbered from 0 (``shared/conventions.md``)."""
+    ``frame`` (or ``frame_last``): frames are numbered from 0 (``docs/conventions.md``)."""
     for name in FRAME_COLUMNS:
         if name not in table:
             continue

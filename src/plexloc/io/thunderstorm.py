@@ -1,7 +1,7 @@
 """Export to and import from ThunderSTORM's CSV (ImageJ plug-in, Ovesný et al. 2014).
 
 ThunderSTORM writes a header of quoted labels ``"name [unit]"`` and one row per localization.
-Mapping to our columns (``shared/conventions.md``):
+Mapping to our columns (``docs/conventions.md``):
 
 ================================  ==========================================================
 ThunderSTORM                      plexloc

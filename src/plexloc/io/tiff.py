@@ -1,7 +1,7 @@
 """Camera movies as TIFF: read whole, stream frame ranges, write atomically.
 
 Every movie is handled as an array of shape ``(T, H, W)``: ``T`` frames of ``H`` rows (y) and ``W``
-columns (x). Raw camera frames are ADU (see ``shared/conventions.md``); this module converts nothing.
+columns (x). Raw camera frames are ADU (see ``docs/conventions.md``); this module converts nothing.
 
 Supported inputs: a single-page or multi-page TIFF, BigTIFF, OME-TIFF (the first image series: an OME-TIFF
 holding several images, e.g. stage positions, is read as its first, with a warning), and a
