@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Download (here, with network) the wheels that the GPU machine lacks into .whl/ (git-ignored via
-# .git/info/exclude), for Python 3.12 on x86-64. The GPU image has torch, numpy, scipy, tifffile,
+# Download (here, with network) the wheels that the GPU machine lacks into .whl/ (git-ignored by
+# .gitignore), for Python 3.12 on x86-64. The GPU image has torch, numpy, scipy, tifffile,
 # h5py, pyyaml, tqdm and matplotlib; it has no pydantic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
