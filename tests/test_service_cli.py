@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 
-import httpx
 import pytest
-from service_support import REPO
 
-from plexloc.cli.main import main
+httpx = pytest.importorskip("httpx")  # the service extra: skipped, not a collection error, where absent
+from service_support import REPO  # noqa: E402
+
+from plexloc.cli.main import main  # noqa: E402
 
 
 def test_admin_creates_users_and_workers_with_tokens_shown_once(tmp_path, capsys):

