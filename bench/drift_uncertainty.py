@@ -63,7 +63,7 @@ import numpy as np
 
 import plexloc.post.drift as drift_module
 from plexloc.post.drift import drift_error_rms, rcc_drift
-from plexloc.post.synthetic import blinking_table, linear_drift, structure_points, wobbly_drift
+from plexloc.post.synthetic import blinking_table, linear_drift, settling_drift, structure_points, wobbly_drift
 from plexloc.table import LocTable
 
 N_FRAMES = 3000
@@ -89,10 +89,7 @@ def drift_of(kind: str, rng: np.random.Generator) -> np.ndarray:
         return linear_drift(N_FRAMES, (90.0, -60.0, 0.0))
     if kind == "sine":
         return wobbly_drift(N_FRAMES, 100.0, rng=rng)
-    t = np.linspace(0.0, 1.0, N_FRAMES)
-    tau = rng.uniform(0.15, 0.4) if kind == "exp" else 0.2
-    settle = 1.0 - np.exp(-t / tau)
-    return np.stack([120.0 * settle + 20.0 * t, -70.0 * settle, np.zeros(N_FRAMES)], axis=1)
+    return settling_drift(N_FRAMES, rng.uniform(0.15, 0.4) if kind == "exp" else 0.2)
 
 
 def case_table(name: str, seed: int, scale: float = 1.0) -> tuple[LocTable, np.ndarray]:

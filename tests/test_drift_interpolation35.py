@@ -20,26 +20,14 @@ import numpy as np
 import pytest
 
 from plexloc.post.drift import _curve, _interpolation_error, _segments, drift_error_rms, rcc_drift
-from plexloc.post.synthetic import blinking_table, structure_points
+from plexloc.post.synthetic import blinking_table, settling_drift, structure_points
 
 N_FRAMES = 3000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
+# one torch thread (the FFTs of small images gain nothing from more, and lose a lot on a shared machine)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _settling(n_frames: int) -> np.ndarray:
-    """An exponential settling (time constant 0.2 of the movie) plus a slow linear drift, (n, 3) nm."""
-    t = np.linspace(0.0, 1.0, n_frames)
-    s = 1.0 - np.exp(-t / 0.2)
-    return np.stack([120.0 * s + 20.0 * t, -70.0 * s, np.zeros(n_frames)], axis=1)
 
 
 def _windows():
@@ -66,11 +54,11 @@ def test_a_bend_at_one_end_survives_the_noise_of_the_other():
     construction error 0.84 nm) the term stays near the construction's error. Measured over these 200 noisy copies:
     median 0.80 nm, 0 in 20 % of them (before: median 0.44 nm, 0 in 41 %: the end's noise cancelled the start's
     bend)."""
-    terms, actual, _, _ = _noisy_terms(_settling(N_FRAMES)[:, :2], 3.0)
+    terms, actual, _, _ = _noisy_terms(settling_drift(N_FRAMES)[:, :2], 3.0)
     assert 0.7 * actual <= np.median(terms) <= 1.4 * actual, (np.median(terms), actual)
     assert np.mean(terms == 0.0) < 0.3, np.mean(terms == 0.0)
     # less noise (2 nm): 0 in 11 % of the copies, median 0.71 nm (before: 27 %, 0.61 nm)
-    terms, actual, _, _ = _noisy_terms(_settling(N_FRAMES)[:, :2], 2.0)
+    terms, actual, _, _ = _noisy_terms(settling_drift(N_FRAMES)[:, :2], 2.0)
     assert np.mean(terms == 0.0) < 0.2 and 0.75 * actual <= np.median(terms) <= 1.3 * actual
 
 
@@ -102,7 +90,7 @@ def test_rcc_sees_the_bend_of_a_steep_settling(monkeypatch):
     each at its own window centre, made the noise variance 1.8-3.9x what the halves' curves at common centres give)."""
     import plexloc.post.drift as drift
 
-    truth = _settling(N_FRAMES)
+    truth = settling_drift(N_FRAMES)
     seen = {}
     inner = drift._interpolation_error
 

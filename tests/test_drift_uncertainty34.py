@@ -13,34 +13,21 @@ import numpy as np
 import pytest
 
 from plexloc.post.drift import drift_error_rms, estimate_drift, rcc_drift
-from plexloc.post.synthetic import blinking_table, linear_drift, structure_points, wobbly_drift
+from plexloc.post.synthetic import blinking_table, linear_drift, settling_drift, structure_points, wobbly_drift
 
 N_FRAMES = 3000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread (the FFTs of small images gain nothing from more, and lose a lot on a shared machine)."""
-    import torch
+# one torch thread (the FFTs of small images gain nothing from more, and lose a lot on a shared machine)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _settling(n_frames: int) -> np.ndarray:
-    """An exponential settling (time constant 0.2 of the movie) plus a slow linear drift."""
-    t = np.linspace(0.0, 1.0, n_frames)
-    s = 1.0 - np.exp(-t / 0.2)
-    return np.stack([120.0 * s + 20.0 * t, -70.0 * s, np.zeros(n_frames)], axis=1)
 
 
 def _table(kind: str, drift: str, precision: float, seed: int):
     """About 50,000 localizations of 4,000 molecules in an 8 um field over 3,000 frames, and the true drift."""
     rng = np.random.default_rng(seed)
     truth = {"sine": lambda: wobbly_drift(N_FRAMES, 100.0, rng=rng), "linear": lambda: linear_drift(
-        N_FRAMES, (90.0, -60.0, 0.0)), "settling": lambda: _settling(N_FRAMES)}[drift]()
+        N_FRAMES, (90.0, -60.0, 0.0)), "settling": lambda: settling_drift(N_FRAMES)}[drift]()
     mol = structure_points(kind, 4000, fov_nm=8000.0, rng=rng)
     t = blinking_table(mol, n_frames=N_FRAMES, rng=rng, drift_nm=truth, events_per_molecule=5, precision_nm=precision)
     return t, truth

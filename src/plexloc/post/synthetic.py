@@ -70,6 +70,14 @@ def linear_drift(n_frames: int, total_nm: tuple[float, float, float] = (100.0, -
     return t * np.asarray(total_nm, dtype=float)[None, :]
 
 
+def settling_drift(n_frames: int, tau: float = 0.2) -> np.ndarray:
+    """``(n_frames, 3)`` drift that settles: an exponential approach (time constant ``tau`` of the movie) to
+    (120, -70) nm, plus a slow linear 20 nm in x (z = 0); the bend a curve through a few windows misses."""
+    t = np.linspace(0.0, 1.0, n_frames)
+    settle = 1.0 - np.exp(-t / tau)
+    return np.stack([120.0 * settle + 20.0 * t, -70.0 * settle, np.zeros(n_frames)], axis=1)
+
+
 def wobbly_drift(n_frames: int, amplitude_nm: float = 100.0, *, rng: np.random.Generator) -> np.ndarray:
     """``(n_frames, 3)`` smooth, non-linear lateral drift of about ``amplitude_nm`` over the movie (z = 0).
 
