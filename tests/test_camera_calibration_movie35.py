@@ -18,6 +18,7 @@ import functools
 import numpy as np
 
 from plexloc.camera.calibration import calibrate_camera, movie_transfer, stack_stats
+from plexloc.camera.synthetic import spotted_light
 
 H = W = 64
 SEEDS = range(6)
@@ -32,16 +33,6 @@ def _camera(seed: int = 0):
 CAM = _camera()
 
 
-def _beam(waist: float | None) -> np.ndarray:
-    """A Gaussian beam of 1/e² radius ``2 * waist * W`` over the frame, scaled to mean 1 (None: uniform). Waist 0.5:
-    the corners at 37 % of the centre; 0.35: at 13 %."""
-    if waist is None:
-        return np.ones((H, W))
-    yy, xx = np.mgrid[:H, :W] + 0.5
-    b = np.exp(-((yy - H / 2) ** 2 + (xx - W / 2) ** 2) / (2 * (waist * W) ** 2))
-    return b / b.mean()
-
-
 def _movie(seed: int, *, flicker: float = 0.0, waist: float | None = None, n: int = 300, bg: float = 80.0,
            density: float = 0.1, qe: float = 0.8) -> np.ndarray:
     """(n, H, W) uint16-range ADU: background ``bg`` photons/px (mean) times the beam, emitters of 1000-5000 photons
@@ -51,12 +42,7 @@ def _movie(seed: int, *, flicker: float = 0.0, waist: float | None = None, n: in
     gain, base, read = CAM
     rng = np.random.default_rng(seed)
     z = rng.standard_normal(n)
-    light = np.broadcast_to(bg * _beam(waist), (n, H, W)).copy()
-    k = rng.poisson(density * H * W / 100.0, n)
-    yy, xx = np.mgrid[:H, :W] + 0.5
-    for t in range(n):
-        for y, x, p in zip(rng.uniform(0, H, k[t]), rng.uniform(0, W, k[t]), rng.uniform(1000, 5000, k[t])):
-            light[t] += p / (2 * np.pi * 1.3**2) * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.3**2))
+    light = spotted_light(rng, n, (H, W), bg=bg, waist=waist, density=density)
     light *= (1.0 + flicker * z)[:, None, None]
     e = rng.poisson(qe * light) + rng.normal(0.0, 1.0, (n, H, W)) * read
     return np.clip(np.round(e / gain + base), 0, 65535)

@@ -16,29 +16,16 @@ import functools
 import numpy as np
 
 from plexloc.camera.calibration import calibrate_camera, movie_transfer, stack_stats
+from plexloc.camera.synthetic import spotted_light
 
 H = W = 64
 SEEDS = range(3)
 
 
-def _beam(waist: float | None) -> np.ndarray:
-    """A Gaussian beam of mean 1 (None: uniform); waist 0.35: the corners at 13 % of the centre."""
-    if waist is None:
-        return np.ones((H, W))
-    yy, xx = np.mgrid[:H, :W] + 0.5
-    b = np.exp(-((yy - H / 2) ** 2 + (xx - W / 2) ** 2) / (2 * (waist * W) ** 2))
-    return b / b.mean()
-
-
 def _light(rng, n: int, *, waist: float | None = None, bleach: float = 0.0, density: float = 0.1) -> np.ndarray:
     """Expected photons: 80/px times the beam, single-frame emitters of 1000-5000 photons (sigma 1.3 px, ``density``
     per um^2 of 100 nm pixels), times ``1 - bleach * t / n``."""
-    out = np.broadcast_to(80.0 * _beam(waist), (n, H, W)).copy()
-    k = rng.poisson(density * H * W / 100.0, n)
-    yy, xx = np.mgrid[:H, :W] + 0.5
-    for t in range(n):
-        for y, x, p in zip(rng.uniform(0, H, k[t]), rng.uniform(0, W, k[t]), rng.uniform(1000, 5000, k[t])):
-            out[t] += p / (2 * np.pi * 1.3**2) * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.3**2))
+    out = spotted_light(rng, n, (H, W), bg=80.0, waist=waist, density=density)
     return out * (1.0 - bleach * np.arange(n) / n)[:, None, None]
 
 

@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from plexloc.camera.calibration import _gaussian_clip_factor, movie_transfer, stack_stats
+from plexloc.camera.synthetic import spotted_light
 from plexloc.evaluate.uncertainty import robust_sd
 
 H = W = 64
@@ -45,22 +46,8 @@ def true_slope(cam: str) -> float:
     return 1.0 / c["gain"] if c["em"] is None else 2.0 * c["em"] / c["gain"]
 
 
-def beam(waist: float | None) -> np.ndarray:
-    if waist is None:
-        return np.ones((H, W))
-    yy, xx = np.mgrid[:H, :W] + 0.5
-    b = np.exp(-((yy - H / 2) ** 2 + (xx - W / 2) ** 2) / (2 * (waist * W) ** 2))
-    return b / b.mean()
-
-
 def light(rng, n: int, bg: float, waist: float | None, density: float) -> np.ndarray:
-    out = np.broadcast_to(bg * beam(waist), (n, H, W)).copy()
-    k = rng.poisson(density * H * W / 100.0, n)
-    yy, xx = np.mgrid[:H, :W] + 0.5
-    for t in range(n):
-        for y, x, p in zip(rng.uniform(0, H, k[t]), rng.uniform(0, W, k[t]), rng.uniform(1000, 5000, k[t])):
-            out[t] += p / (2 * np.pi * 1.3**2) * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.3**2))
-    return out
+    return spotted_light(rng, n, (H, W), bg=bg, waist=waist, density=density)
 
 
 def camera(rng, cam: str, lam: np.ndarray) -> np.ndarray:
