@@ -53,6 +53,10 @@ def test_a_spline_file_and_channel_cameras(tmp_path):
     assert cfg.channels[0].psf.kind == "spline"
     assert str(cfg.channels[0].psf.calibration) == str((tmp_path / "beads.h5").resolve())
     assert cfg.channels[0].camera.baseline == 400.0 and cfg.channels[1].camera.baseline == 500.0
+    # a second channel's spline by file name alone would be the file's channel 0: refused, the mapping asked for
+    data["channels"][1]["psf"] = "beads.h5"
+    with pytest.raises(InputError, match=r"field 'channels.1.psf'.*channel: 1"):
+        load_config(_write(tmp_path / "three.yaml", data))
 
 
 def test_a_missing_or_wrong_file_names_the_field_and_the_file(tmp_path):

@@ -204,6 +204,10 @@ def _included_mapping(name: str, key: str, config_path: Path, where: str) -> dic
     file = Path(name).expanduser()
     file = file if file.is_absolute() else config_path.parent / file
     if key == "psf" and file.suffix.lower() in SPLINE_SUFFIXES:
+        if where not in ("psf", "channels.0.psf"):  # a file of several channels: which one is not the file's to say
+            raise InputError(f"field '{where}': a spline calibration named by its file alone is taken for channel 0; "
+                             f"for this channel write the mapping, e.g. {{kind: spline, calibration: {name}, channel: "
+                             f"{where.split('.')[1]}}}", source=config_path)
         return {"kind": "spline", "calibration": str(file.resolve())}
     try:
         data = yaml.safe_load(file.read_text())

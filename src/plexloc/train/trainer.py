@@ -4,9 +4,10 @@ Every batch is simulated on the training device and used once. AdamW with a line
 learning rate halved when the validation loss plateaus (ReduceLROnPlateau), gradient-norm clipping,
 bfloat16 autocast on CUDA. At every validation the run folder gets:
 
-- ``checkpoint.pt``: everything to resume (weights, optimizer, scheduler, step, elapsed time, log,
-  the random state of the sample stream) and the full configuration;
-- ``model.pt``: the model with the best validation loss so far (what ``plexloc fit`` uses);
+- ``checkpoint.pt``: everything to resume (weights and their moving average, optimizer, scheduler, step, elapsed
+  time, log, the random state of the sample stream) and the full configuration;
+- ``model.pt``: the network with the best validation loss so far (what ``plexloc fit`` uses): the moving average of
+  the weights (``training.ema_steps``), which is what validation scores;
 - ``log.csv`` and ``curves.png``: the training and validation curves;
 - ``config.yaml``: the validated configuration the run was started with.
 """
