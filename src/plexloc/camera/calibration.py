@@ -54,8 +54,8 @@ CLIP_SD = 3.5
 MAX_DARK_DRIFT = 0.5
 #: movie photon transfer: above this share of the kept frame differences beyond CLIP_SD of their expected spread (a
 #: Gaussian: 0.047 %), emitters crowd the background and the gain reads low (bench/camera_calibration.py, 2D Gaussian
-#: movies of 300 frames, 2026-12-06 (bench/RESULTS.md, session 35): 0.037-0.043 % at 0.1-0.5 emitters/um^2, within 0.3 %; 1/um^2 0.040-0.045 %,
-#: e_per_adu 1.7-1.9 % low; 2/um^2 sCMOS 0.16 % 15.8 % low, EMCCD 0.085 % 11.4 % low)
+#: movies of 300 frames, 2026-12-06, bench/RESULTS.md session 35: 0.037-0.043 % at 0.1-0.5 emitters/um^2, within
+#: 0.3 %; 1/um^2 0.040-0.045 %, e_per_adu 1.7-1.9 % low; 2/um^2 sCMOS 0.16 % 15.8 % low, EMCCD 0.085 % 11.4 % low)
 MAX_CLIPPED = 0.0008
 #: movie photon transfer: a pixel's pair of frames is kept where its neighbours within this many pixels (the pixel
 #: itself left out) show no emitter in either frame (:func:`movie_transfer`)
