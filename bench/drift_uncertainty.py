@@ -196,6 +196,13 @@ def _gstats(v: np.ndarray) -> tuple[float, float, float]:
     return float(np.exp(np.mean(np.log(v)))), float(v.min()), float(v.max())
 
 
+def _groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """The rows per case, in the order of first appearance, and all of them as "all"."""
+    groups = {name: [r for r in rows if r["case"] == name] for name in dict.fromkeys(r["case"] for r in rows)}
+    groups["all"] = rows
+    return groups
+
+
 def _f(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}"
 
@@ -256,9 +263,7 @@ def main_comet(args: argparse.Namespace) -> int:
           "before/actual gmean [min, max] | construction nm (mean) | interp nm (mean; 0s) | "
           "interp/construction mean [min, max] | s split-half (mean) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    groups = {name: [r for r in rows if r["case"] == name] for name in dict.fromkeys(r["case"] for r in rows)}
-    groups["all"] = rows
-    for name, rs in groups.items():
+    for name, rs in _groups(rows).items():
         g, lo, hi = _gstats(np.array([r["ratio"] for r in rs]))
         row = {"case": name, "seeds": len(rs), "rows_mean": float(np.mean([r["rows"] for r in rs])),
                "actual_nm_mean": float(np.mean([r["actual_nm"] for r in rs])),
@@ -339,18 +344,15 @@ def main(argv=None) -> int:
           "construction nm (mean) | interp nm (mean; 0s) | interp/construction mean [min, max] | "
           "s split-half / without |")
     print("|---|---|---|---|---|---|---|---|---|")
-    groups = {name: [r for r in rows if r["case"] == name] for name in dict.fromkeys(r["case"] for r in rows)}
-    groups["all"] = rows
-    for name, rs in groups.items():
-        old = np.array([r["old_ratio"] for r in rs])
-        new = np.array([r["new_ratio"] for r in rs])
+    for name, rs in _groups(rows).items():
+        og, olo, ohi = _gstats(np.array([r["old_ratio"] for r in rs]))
+        ng, nlo, nhi = _gstats(np.array([r["new_ratio"] for r in rs]))
         s1 = float(np.mean([r["seconds_split_half"] for r in rs]))
         s0 = [r["seconds_without"] for r in rs]
         s0m = float(np.mean(s0)) if None not in s0 else None
         row = {"case": name, "seeds": len(rs), "actual_nm_mean": float(np.mean([r["actual_nm"] for r in rs])),
-               "old_ratio_gmean": float(np.exp(np.mean(np.log(old)))), "old_ratio_min": float(old.min()),
-               "old_ratio_max": float(old.max()), "new_ratio_gmean": float(np.exp(np.mean(np.log(new)))),
-               "new_ratio_min": float(new.min()), "new_ratio_max": float(new.max()),
+               "old_ratio_gmean": og, "old_ratio_min": olo, "old_ratio_max": ohi,
+               "new_ratio_gmean": ng, "new_ratio_min": nlo, "new_ratio_max": nhi,
                "seconds_split_half_mean": s1, "seconds_without_mean": s0m, **_term_summary(rs)}
         summary.append(row)
         if all("before_ratio" in r for r in rs):

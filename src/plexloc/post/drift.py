@@ -401,6 +401,17 @@ def _interpolation_error(frame: np.ndarray, seg: np.ndarray, centre: np.ndarray,
     return float(np.sqrt(total / len(ev)))
 
 
+def _knot_variance(half_difference: np.ndarray, centres: np.ndarray, frames: np.ndarray, scale: float) -> float:
+    """The error variance of the full curve's knots, per axis, from the two halves' curves' difference
+    ``half_difference`` (frames ``frames``, x and y) at the knots' frames ``centres``: each half has half the rows,
+    so a knot's error variance is a quarter of the difference's (times ``scale``², the split-half test's measured
+    factor); NaN with fewer than 2 finite knots."""
+    at = np.clip(np.round(centres).astype(np.int64) - int(frames[0]), 0, len(frames) - 1)
+    dk = half_difference[at]
+    dk = dk[np.isfinite(dk).all(axis=1)]
+    return float(np.mean((dk - dk.mean(axis=0)) ** 2)) * scale**2 / 4.0 if len(dk) >= 2 else float("nan")
+
+
 def rcc_drift(
     table: LocTable,
     *,
@@ -502,11 +513,7 @@ def rcc_drift(
         # over those frames as well as by noise (two settling drifts, 100,000 rows: 5.0 and 6.7x the knots' true
         # error variance, means of 5 tables, and the interpolation term came out 0 in 5 of the 10;
         # bench/drift_uncertainty.py)
-        at_centres = np.clip(np.round(centre).astype(np.int64) - frames[0], 0, len(frames) - 1)
-        dk = e[at_centres]
-        dk = dk[np.isfinite(dk).all(axis=1)]
-        knot_var = (float(np.mean((dk - dk.mean(axis=0)) ** 2)) * RCC_HALF_DIFFERENCE_SCALE**2 / 4.0
-                    if len(dk) >= 2 else float("nan"))
+        knot_var = _knot_variance(e, centre, frames, RCC_HALF_DIFFERENCE_SCALE)
         interp = _interpolation_error(frame, seg, centre, sol, frames, knot_var) if np.isfinite(knot_var) else 0.0
         uncertainty = float(np.hypot(RCC_HALF_DIFFERENCE_SCALE * half_diff / 2.0, interp))
         info.update(half_difference_nm=half_diff, half_block_frames=int(np.median(block)),
@@ -776,9 +783,7 @@ def comet_drift(
         noise = COMET_HALF_DIFFERENCE_SCALE * half_diff / 2.0
         # the curve's error from its construction out of windows (zero for a linear drift), as for RCC; a window's
         # error variance per axis from the halves' curves at the knots
-        at_knots = np.clip(np.round(seg_frames).astype(np.int64) - lo, 0, len(frames) - 1)
-        dk = e[at_knots]
-        knot_var = float(np.mean((dk - dk.mean(axis=0)) ** 2)) * COMET_HALF_DIFFERENCE_SCALE**2 / 4.0
+        knot_var = _knot_variance(e, seg_frames, frames, COMET_HALF_DIFFERENCE_SCALE)
         rows_seg = _comet_rows_window(details, len(dataset), len(seg_frames))
         interp = 0.0
         if rows_seg is not None and np.isfinite(knot_var):
