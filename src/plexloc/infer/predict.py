@@ -37,6 +37,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 
@@ -182,6 +183,31 @@ def tile_margin_px(spec: LocalizerSpec) -> int:
     return receptive_radius(spec) + max(1, BG_WINDOW_PX // 2)
 
 
+#: the network's arithmetic (:class:`Predictor`'s ``precision``)
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 convolutions in hardware: oneDNN (mkldnn) built in and usable, and the
+    AVX512-BF16 instructions (which AMX CPUs have too). oneDNN also runs bfloat16 on plain AVX-512 by emulation,
+    slower than float32, so its own query alone (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) is not enough.
+    False wherever one of the queries is missing from this torch build."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported() and torch.cpu._is_avx512_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_channels_last_supported() -> bool:
+    """Whether channels-last convolutions on the CPU go through oneDNN (mkldnn), which is where they are faster than
+    the contiguous (NCHW) ones (``bench/diag/cpu_inference.py``); without it they would take a slower path."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
+    except AttributeError:
+        return False
+
+
 def _cat_extracted(parts: list[Extracted]) -> Extracted:
     return Extracted(*(torch.cat([getattr(p, f) for p in parts]) for f in Extracted.__dataclass_fields__))
 
@@ -197,7 +223,19 @@ class Predictor:
             :data:`MAX_DEFAULT_MARGIN_PX` (trained networks: the whole frame's localizations to float rounding);
             :func:`tile_margin_px` itself guarantees it for any weights. Less is faster, and pixels near the seams
             then differ from the whole frame's.
-        amp: bfloat16 autocast on CUDA.
+        amp: bfloat16 autocast on CUDA under ``precision="auto"`` (False: float32 there too).
+        precision: the network's arithmetic. ``"auto"``: bfloat16 autocast on CUDA (``amp``), float32 on the CPU.
+            ``"float32"``: float32 everywhere. ``"bfloat16"``: bfloat16 autocast on CUDA, and on a CPU that has
+            bfloat16 instructions (:func:`cpu_bf16_supported`; elsewhere float32, with a warning). On the CPU
+            (``bench/diag/cpu_inference.py``, Zen 4 with AVX512-BF16, one thread, channels-last) it gave 1.6 to 2 times
+            the frames/s of float32 (16 and 48 features, 64 and 256 px frames) and moves the results measurably:
+            with the trained 16-feature 2D model 5 of 514 localizations (64 px frames) and 13 of 2,104 (256 px) were
+            at other pixels, positions up to 3 nm apart. The one in use is ``self.precision``.
+        channels_last: the convolutions' weights, and so their outputs, in the channels-last (NHWC) format
+            (:meth:`Localizer.channels_last_`, in place on ``model``; False: back to NCHW). ``None``: channels-last
+            on the CPU where oneDNN runs it (:func:`cpu_channels_last_supported`): there 1.15 to 1.45 times the
+            frames/s of NCHW with the same localizations (the trained 2D model: the same pixels, positions within
+            0.01 nm); on CUDA the model as it is. The one in use is ``self.channels_last``.
         transforms: the channels' transforms (3x3, reference -> channel, chip coordinates, nm) for the
             transformation indicator of a multi-channel model; every tile gets the indicator of its own
             absolute position on the chip.
@@ -218,6 +256,8 @@ class Predictor:
         transforms: list[Tensor] | None = None,
         compile: bool = False,
         spread_radius_px: float | None = None,
+        precision: str = "auto",
+        channels_last: bool | None = None,
     ):
         if model.spec.n_aux and (transforms is None or 2 * len(transforms) != model.spec.n_aux):
             raise ValueError(f"the model needs the transforms of its {model.spec.n_aux // 2} channels")
@@ -232,7 +272,24 @@ class Predictor:
         self.transforms = None if transforms is None else [
             torch.as_tensor(t, dtype=torch.float64, device=self.device) for t in transforms
         ]
-        self.amp = amp and self.device.type == "cuda"
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        cuda = self.device.type == "cuda"
+        if precision == "bfloat16" and not cuda and not cpu_bf16_supported():
+            warnings.warn("precision bfloat16: this CPU has no bfloat16 instructions (or torch no oneDNN), where "
+                          "bfloat16 is slower than float32: fitting in float32", UserWarning, stacklevel=2)
+            precision = "float32"
+        if precision == "auto":
+            precision = "bfloat16" if (cuda and amp) else "float32"
+        #: the network's arithmetic in use: "float32" or "bfloat16" (autocast on the model's device)
+        self.precision = precision
+        self.amp = precision == "bfloat16" and cuda  # as before: bfloat16 autocast on CUDA
+        if channels_last is None and not cuda:
+            channels_last = cpu_channels_last_supported()
+        if channels_last is not None and channels_last != model.is_channels_last:
+            model.channels_last_() if channels_last else model.channels_last_(False)
+        #: whether the convolutions run channels-last
+        self.channels_last = model.is_channels_last
         # the network's three entry points, compiled or not (compiled ones keep the module's weights: no copy)
         wrap = (lambda f: torch.compile(f, dynamic=False)) if compile else (lambda f: f)
         self._forward, self._frame_features, self._union_forward = (
@@ -278,7 +335,8 @@ class Predictor:
                 if spec.n_aux:
                     off = torch.tensor([[roi_offset_px[0] + ci0, roi_offset_px[1] + ri0]], device=self.device)
                     aux = transform_indicator(self.transforms, off, tuple(x.shape[-2:]), spec.px_size_nm)
-                ctx = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
+                ctx = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bfloat16"
+                       else nullcontext())
                 with ctx:
                     raw = raw_fn(x, aux)
                 pred = self.model.decode(raw)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 import torch
 from torch import Tensor, nn
 
-from plexloc.nets.unet import UNet
+from plexloc.nets.unet import InferenceELU, UNet
 
 #: largest predicted sigma in units of each quantity's scale (pixels for x/y)
 SIGMA_MAX = 3.0
@@ -101,7 +101,7 @@ class Prediction:
 
 
 def _head(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1), nn.ELU(), nn.Conv2d(c_in, c_out, 1))
+    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, padding=1), InferenceELU(), nn.Conv2d(c_in, c_out, 1))
 
 
 class Localizer(nn.Module):
@@ -131,13 +131,21 @@ class Localizer(nn.Module):
         with torch.no_grad():  # start with few detections (a sparse prior, as in detection networks)
             self.head_prob[-1].bias.fill_(-4.0)
 
-    def channels_last_(self) -> Localizer:
+    def channels_last_(self, enabled: bool = True) -> Localizer:
         """Put every convolution's weights in the channels-last (NHWC) memory format, in place (their
-        outputs follow); the 5D input buffers stay as they are."""
+        outputs follow); the 5D input buffers stay as they are. ``enabled=False``: back to the contiguous
+        (NCHW) format. The values, and so the state dict, are the same either way."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                m.to(memory_format=torch.channels_last)
+                m.to(memory_format=fmt)
         return self
+
+    @property
+    def is_channels_last(self) -> bool:
+        """Whether the convolutions' weights are in the channels-last format (:meth:`channels_last_`)."""
+        w = self.union.down[0][0].weight
+        return w.dim() == 4 and w.shape[1] > 1 and w.is_contiguous(memory_format=torch.channels_last)
 
     def forward(self, photons: Tensor, aux: Tensor | None = None) -> Tensor:
         """Raw head outputs (B, 1 + P + 3 + 3 + P + C, H, W) before the output non-linearities."""
@@ -170,7 +178,10 @@ class Localizer(nn.Module):
     def union_forward(self, feats: Tensor, aux: Tensor | None = None) -> Tensor:
         """The union U-Net and the heads on windows of frame features (B, T, C, F, H, W) -> raw outputs."""
         b, t, c, f, h, w = feats.shape
-        u_in = feats.transpose(1, 2).reshape(b, c * t * f, h, w)  # channel-major, then time, then feature
+        if feats.stride(3) == 1 and f > 1:  # channels-last features: gathered as NHWC, one copy (not two)
+            u_in = feats.permute(0, 4, 5, 2, 1, 3).reshape(b, h, w, c * t * f).permute(0, 3, 1, 2)
+        else:
+            u_in = feats.transpose(1, 2).reshape(b, c * t * f, h, w)  # channel-major, then time, then feature
         if self.spec.n_aux:
             u_in = torch.cat([u_in, aux.expand(b, -1, -1, -1).to(u_in.dtype)], dim=1)
         u = self.union(u_in)
