@@ -101,7 +101,9 @@ class TrainingConfig(_Model):
         "step / 10), the steps counted from the run's start or from a --resume with a new schedule (a fine-tuning "
         "phase averages its own weights); 0: the last step's weights",
     )
-    amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA (ignored on CPU)")
+    amp: bool = Field(default=True, description="bfloat16 mixed precision on CUDA, and on a CPU with AVX512-BF16 "
+                      "instructions (elsewhere on the CPU float32): 1.3-1.4x the steps per second of float32 on a 2-core "
+                      "Zen 4 CPU for 16-feature models, as accurate at equal steps within 0.5 points of efficiency")
     compile: bool = Field(default=False, description="torch.compile the network on CUDA")
     channels_last: bool = Field(
         default=False,

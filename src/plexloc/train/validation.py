@@ -19,6 +19,7 @@ how well the per-channel photons are measured (:func:`color_scores`).
 from __future__ import annotations
 
 import math
+import contextlib
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from plexloc.evaluate.uncertainty import (
 )
 from plexloc.infer.extract import SPREAD_RADIUS_PX, extract
 from plexloc.infer.fit import to_table
+from plexloc.infer.predict import cpu_bf16_supported
 from plexloc.nets.localizer import Localizer
 from plexloc.post.color import assign_colors
 from plexloc.simulation.generator import Batch, BatchGenerator
@@ -56,6 +58,14 @@ def batch_aux(sim: Simulator, batch: Batch, spec) -> torch.Tensor | None:
     if not spec.n_aux:
         return None
     return transform_indicator([ch.transform for ch in sim.channels], batch.roi_offset_px, sim.frame_shape, sim.px_size_nm)
+
+
+def amp_context(amp: bool, device: torch.device) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on ``device`` where ``amp`` asks for it and the device runs bfloat16 natively (any CUDA
+    device the trainer uses, a CPU with AVX512-BF16: :func:`~plexloc.infer.predict.cpu_bf16_supported`), else none."""
+    if amp and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16_supported())):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def draw_batches(sim: Simulator, *, n_samples: int, batch_size: int, window: int, min_target_photons: float, seed: int,
@@ -219,7 +229,7 @@ class ColorSet:
         tables, n = [], 0
         for b in self.batches:
             x = batch_photons(self.sim, b.frames)
-            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.is_cuda else nullcontext()
+            ctx = amp_context(amp, x.device)
             with ctx:
                 raw = model(x, batch_aux(self.sim, b, model.spec))
             ex = extract(model.decode(raw), model.spec, threshold=threshold)
@@ -275,7 +285,7 @@ class ValidationSet:
         tables, losses, n, use = [], [], 0, []
         for b in self.batches:
             x = batch_photons(sim, b.frames)
-            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if amp and x.is_cuda else nullcontext()
+            ctx = amp_context(amp, x.device)
             aux = batch_aux(sim, b, spec)
             with ctx:
                 raw = model(x, aux)
