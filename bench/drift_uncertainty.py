@@ -23,8 +23,9 @@ all as JSON to ``--out``. One torch thread.
 ``seed`` = the case's seed, split-half test on; one numba and torch thread): each row holds ``actual_nm``,
 ``reported_nm`` (its ``uncertainty_nm``), ``ratio`` = reported / actual, the split-half figures in its ``info`` and the
 seconds. ``--before OLD.json`` (a COMET output of this script from an earlier checkout) adds that checkout's
-``reported_nm`` of the same case and seed as ``before_nm`` / ``before_ratio``, against this run's actual error (the
-split-half test never changes the full estimate, so both runs' actual errors agree; ``before_actual_nm`` is kept).
+``reported_nm`` and ``actual_nm`` of the same case and seed as ``before_nm`` / ``before_actual_nm``, and
+``before_ratio`` = before_nm / before_actual_nm, that checkout's own ratio (until session 36 against this run's actual
+error, which was the same while only the split-half test changed; COMET's windows changed the estimate itself).
 For RCC, ``--before OLD.json`` (an RCC output of this script from an earlier checkout) adds that checkout's
 ``uncertainty_nm`` and interpolation term of the same case and seed (``before_nm``, ``before_ratio``,
 ``before_interp_nm``) and prints them against this run's, case by case.
@@ -47,6 +48,16 @@ estimated curve against that curve, what the split-half term estimates (both as 
     (and --scale 1 -> ..._s1_before.json, ..._s1.json; 9 cases x 5 seeds, 60-90 s on one thread)
     python bench/drift_uncertainty.py --engine comet --seeds 3 --scale 0.25 --cases rings_sine,clusters_exp_p15 \
         --before bench/drift_uncertainty_comet.json --out bench/drift_interpolation35_comet_s025.json   (310 s)
+
+Session 36 (the split-half test's halves at common window centres; COMET in our 10 windows), one thread each, the
+``_before`` files from the checkout before (its src on PYTHONPATH):
+
+    python bench/drift_uncertainty.py --seeds 5 --scale 1 --before bench/drift_rcc36_s1_before.json \
+        --out bench/drift_rcc36_s1.json          (and --scale 0.25 -> drift_rcc36_s025*.json)
+    python bench/drift_uncertainty.py --engine comet --seeds 3 --scale 0.25 \
+        --cases lines_linear,rings_sine,clusters_exp_p15 --out RUN.json                      (15 min)
+    python bench/drift_uncertainty.py --engine comet --rows RUN.json --before bench/drift_comet36_s025_before.json \
+        --out bench/drift_comet36_s025.json
 """
 
 from __future__ import annotations
@@ -247,7 +258,9 @@ def main_comet(args: argparse.Namespace) -> int:
             name, seed, args.segments, args.scale, args.backend)
         b = before.get((name, seed))
         if b is not None:
-            r.update(before_nm=b["reported_nm"], before_ratio=b["reported_nm"] / r["actual_nm"],
+            # against that run's own actual error: a change of the full estimate (COMET's windows, session 36)
+            # changes the actual error too
+            r.update(before_nm=b["reported_nm"], before_ratio=b["reported_nm"] / b["actual_nm"],
                      before_actual_nm=b["actual_nm"], before_seconds=b["seconds_split_half"])
         rows.append(r)
         bn = "-" if b is None else f"{r['before_nm']:.2f}"

@@ -23,9 +23,10 @@ spline, extended linearly past the first and last window centre), referenced to 
 
 RCC's ``uncertainty_nm`` is its expected error: the RMS over the frames of the estimated minus the true drift, x and y
 together, after removing the constant offset (:func:`drift_error_rms`, as the tests measure it). It has two parts,
-added in quadrature. The split-half test: the table is cut into two halves by alternate blocks of consecutive frames
-in each window (about 10 blocks a window, so that each on-event of a molecule stays in one half and the halves' errors
-are independent), RCC is run on each half with the same windows, and half the RMS difference of their curves,
+added in quadrature. The split-half test: the table is cut into two halves by blocks of consecutive frames in each
+window (8 blocks of equal counts a window, so that each on-event of a molecule stays in one half and the halves' errors
+are independent, dealt in the Thue-Morse order so that both halves have the same mean frame in every window:
+:func:`_half_split`), RCC is run on each half with the same windows, and half the RMS difference of their curves,
 times 1.15 (:data:`RCC_HALF_DIFFERENCE_SCALE`, measured), is the noise of the full curve. The interpolation term:
 the error that the curve's construction from windows makes on a smooth drift through the windows' estimates (a
 window gives its mean drift; the curve has no curvature at its ends and runs straight past them), zero for a
@@ -35,7 +36,15 @@ exponential drifts; 49,000-499,000 localizations over 3,000 frames, precision 5-
 seeds; bench/drift_interpolation35_rcc_s1.json) it was 0.59-1.76x the actual error of a table (38 of 45 within
 0.67-1.5x; geometric means per case 0.81-1.17x, 0.98 over all; old figure 0.07-0.32x); with a quarter of the
 molecules (12,000-125,000 localizations, ``--scale 0.25``) 0.61-1.93x (36 of 45; per case 0.85-1.29x, 1.08 over
-all). The interpolation term against the error the construction actually makes (the curve through the true windows'
+all). Those halves were alternate blocks, whose centres lay a block apart: on a steep settling their curves differed
+by more than noise, and the split-half term read the knots' noise 1.39x too high (fast settling, 100,000 rows, rms
+over 5 tables). With the halves at common centres (session 36; bench/drift_rcc36_s1.json, bench/drift_rcc36_s025.json,
+before: bench/drift_rcc36_*_before.json): 1.06x there; the whole figure 0.45-1.75x (per case 0.84-1.22x, 1.00 over
+all), a quarter of the molecules 0.66-1.93x (per case 0.93-1.31x, 1.09 over all). On the fast settling it went
+0.95 -> 0.84x: the interpolation term reads 0.76x of the construction's error there, which the split-half term's
+excess had hidden. Elsewhere the new halves changed the halves' difference by chance only (one table's by 0.45-1.81x,
+the mean over the 35 tables without a settling by +6 +- 3 % and +1 +- 5 %): one split's estimate is as noisy as
+that. The interpolation term against the error the construction actually makes (the curve through the true windows'
 means), on the 35 tables that bend: mean 0.96x, 0 in 1 (a quarter of the molecules: 1.25x, 0 in 4); before the
 term's noise was taken out per end and RCC's knots' noise from common centres it was 0.69x, 0 in 11 (1.11x, 0 in 8),
 the whole figure 0.57-1.73x (geometric means per case 0.77-1.15x, 0.92 over all). The actual error of one table
@@ -46,18 +55,22 @@ a guess (0.39-2.4x). Before, ``uncertainty_nm`` was how well the pairs of
 windows agree, now ``info["window_agreement_nm"]``: a lower bound, 0.07-0.32x the actual error.
 The split-half test costs two more RCC runs (about 3x the time; ``rcc_drift(split_half=False)``,
 ``plexloc drift --split-half no``). COMET's ``uncertainty_nm`` is the same quantity, made the same way: the same
-halves (alternate blocks of frames), half the RMS difference of their COMET curves, x and y together (times
+windows and halves (:func:`_half_split`), half the RMS difference of their COMET curves, x and y together (times
 :data:`COMET_HALF_DIFFERENCE_SCALE`, 1), and the interpolation term from COMET's windows, in quadrature. Against
 simulated truth (``bench/drift_uncertainty.py --engine comet``: lines + linear, rings + sine, clusters + settling;
 about 25,000 localizations over 3,000 frames; 3 seeds each) it was 0.49-1.54x the actual error (geometric means per
-case 0.64-1.22x, 0.87 over all); before, half the RMS difference of two *random* halves of the rows, per lateral
-axis, it was 0.21-0.87x (means 0.27-0.78x, 0.48 over all): the frames of one on-event fell in both halves. Its
-interpolation term there is mostly noise (the same before and after the per-end correction,
-bench/drift_interpolation35_comet_s025.json): on rings + sine 0, 0 and 2.6 nm against a construction error of
-2.8-3.1 nm (the knots' noise expected in the term, 2.7-3.9 nm, is larger than the bend: COMET made 9 windows of the
-10 asked, the last twice as long, and the curve runs straight for over 400 frames past its knot), on clusters +
-settling 4.0-8.4 nm against 0.7-0.9 nm (the halves' difference under-reads COMET's knots' noise there: 5.3-8.8
-against 6.2-16.2 nm² per axis).
+case 0.64-1.22x, 0.87 over all) with COMET's own windows (9 where 10 were asked) and alternate blocks; with our 10
+windows and the halves at common centres (session 36, bench/drift_comet36_s025.json) 0.76-1.42x (per case
+1.03-1.12x, 1.07 over all), and the curve itself better (actual error, means per case: lines + linear 3.17 -> 2.59
+nm, rings + sine 5.45 -> 3.01, clusters + settling 5.85 -> 4.79). Before that, half the RMS difference of two
+*random* halves of the rows, per lateral axis, it was 0.21-0.87x (means 0.27-0.78x, 0.48 over all): the frames of one
+on-event fell in both halves. With 9 windows its interpolation term there was mostly noise
+(bench/drift_interpolation35_comet_s025.json): on rings + sine 0, 0 and 2.6 nm against a construction error of
+2.8-3.1 nm (the knots' noise expected in the term, 2.7-3.9 nm, is larger than the bend; the last window twice as
+long, the curve ran straight for over 400 frames past its knot), on clusters + settling 4.0-8.4 nm against 0.7-0.9 nm
+(the halves' difference under-reads COMET's knots' noise there: 5.3-8.8 against 6.2-16.2 nm² per axis). With 10:
+rings + sine 2.1-2.8 nm against 1.3-1.6 nm (1.61x), clusters + settling 1.7-3.1 nm against 0.65-0.92 nm (3.28x):
+still an over-read where the bend is small.
 
 :func:`apply_drift` subtracts the drift and records what was subtracted in the columns ``drift_x_nm, drift_y_nm,
 drift_z_nm`` (added to earlier corrections, if any), which the report plots.
@@ -297,20 +310,38 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     return sol, keep, threshold, sigma_pair
 
 
-def _half_split(frame: np.ndarray, seg: np.ndarray, n_seg: int, blocks_per_window: int = 10,
+#: blocks of frames per window in the split-half test (:func:`_half_split`): a power of 2, for the Thue-Morse order
+HALF_BLOCKS_PER_WINDOW = 8
+
+
+def _half_split(frame: np.ndarray, seg: np.ndarray, n_seg: int, blocks_per_window: int = HALF_BLOCKS_PER_WINDOW,
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two halves of the table for the split-half test (RCC, COMET): alternate blocks of consecutive frames per window.
+    """Two halves of the table for the split-half test (RCC, COMET): blocks of consecutive frames per window, dealt to
+    the halves in the Thue-Morse order (A B B A B A A B for 8 blocks).
 
-    Every window is cut into about ``blocks_per_window`` blocks of equal frame count (at least one frame each), and
-    the even blocks make one half, the odd ones the other. A molecule's on-event lasts a few consecutive frames, so
-    blocks keep (nearly) each event in one half: the halves then see different on-events and their errors are
-    independent. A random split of the rows would put the frames of one event in both halves, and their shared
-    sampling of which molecules shone in which window would go unseen (half the halves' difference against the
-    windows' actual error: rows split at random 0.5-0.65x, blocks 0.75-1.05x, as much as a split by molecule). A
-    window whose blocks leave one half with under a quarter of its rows (a window of one or two frames) alternates
-    its rows instead.
+    Every window is cut into ``blocks_per_window`` blocks of (nearly) equal row counts, each frame whole in the block
+    of its middle row, and block ``b`` goes to the first half where ``b`` has an even number of 1 bits. A molecule's
+    on-event lasts a few consecutive frames, so blocks keep (nearly) each event in one half: the halves then see
+    different on-events and their errors are independent. A random split of the rows would put the frames of one
+    event in both halves, and their shared sampling of which molecules shone in which window would go unseen (half
+    the halves' difference against the windows' actual error: rows split at random 0.5-0.65x, blocks 0.75-1.05x, as
+    much as a split by molecule).
 
-    Returns the mask of the first half and the block length (frames) of every window.
+    Why this order: for 2^k blocks the Thue-Morse order gives both halves equal sums of ``b^0 .. b^(k-1)``; with 8
+    blocks of equal counts the halves' rows have the same mean rank and spread of ranks in every window, hence (to a
+    frame or two) the same mean frame, however the rows thin out over the window. The halves then estimate the same
+    quantity, the drift's mean over the window at the same centre frame, and their difference is noise. Alternate
+    blocks (A B A B ..., about 10 a window, until session 36) put one half's centre a block earlier than the other's
+    (12-58 frames on a 3,000-frame table of 50,000 rows; this order: 1.8 at most; tests/test_drift36.py): on a steep
+    settling the two halves' curves then differ by what the drift does over those frames and by how each curve,
+    through its own centres, misses the bend, which is no noise. Through the true mean drift of each half's windows
+    (no noise at all) the halves' curves differed by 0.94 nm rms on a settling with a time constant of 0.2 of the
+    movie (now 0.23), and RCC's split-half term read the knots' noise 1.39x too high on that settling at 100,000 rows
+    (rms over 5 tables, bench/drift_uncertainty.py; now 1.06x; the knots' error variance at the window centres
+    1.72 -> 1.25x; bench/drift_rcc36_s1.json). A window whose blocks leave one half with under a quarter of its rows
+    (a window of one or two frames) alternates its rows instead.
+
+    Returns the mask of the first half and the blocks' mean length (frames) in every window.
     """
     big = np.iinfo(np.int64).max
     start = np.full(n_seg, big, dtype=np.int64)
@@ -318,9 +349,24 @@ def _half_split(frame: np.ndarray, seg: np.ndarray, n_seg: int, blocks_per_windo
     f = frame.astype(np.int64)
     np.minimum.at(start, seg, f)
     np.maximum.at(stop, seg, f)
-    block = np.maximum(1, (stop - start + 1) // max(int(blocks_per_window), 1))
-    half = ((f - start[seg]) // block[seg]) % 2 == 0
+    span = stop - start + 1
+    n_blocks = max(int(blocks_per_window), 1)
     n = np.bincount(seg, minlength=n_seg)
+    # the rows of a window in frame order; each frame goes whole to the block of its middle row's rank
+    _, inverse, per_frame = np.unique(seg.astype(np.int64) * (int(f.max() - f.min()) + 1) + (f - f.min()),
+                                      return_inverse=True, return_counts=True)
+    frame_start = np.cumsum(per_frame) - per_frame  # rank of each (window, frame)'s first row in the sorted table
+    frame_seg = np.zeros(len(per_frame), dtype=np.int64)
+    frame_seg[inverse.ravel()] = seg
+    middle = frame_start - (np.cumsum(n) - n)[frame_seg] + 0.5 * per_frame  # rank inside its window
+    frame_block = np.minimum((middle * n_blocks / n[frame_seg]).astype(np.int64), n_blocks - 1)
+    block_of_row = frame_block[inverse.ravel()]
+    ones = np.zeros_like(block_of_row)
+    rest = block_of_row.copy()
+    while rest.any():  # the number of 1 bits of the block index: its parity is the Thue-Morse sequence
+        ones += rest & 1
+        rest >>= 1
+    half = ones % 2 == 0
     n_a = np.bincount(seg[half], minlength=n_seg)
     uneven = (n_a < 0.25 * n) | (n - n_a < 0.25 * n)
     if uneven.any():
@@ -328,7 +374,7 @@ def _half_split(frame: np.ndarray, seg: np.ndarray, n_seg: int, blocks_per_windo
         rows = rows[np.lexsort((f[rows], seg[rows]))]
         rank = np.arange(len(rows)) - np.searchsorted(seg[rows], seg[rows])  # position inside its window
         half[rows] = rank % 2 == 0
-    return half, block
+    return half, np.maximum(1, span // n_blocks)
 
 
 def _plausible_drift_basis(centre: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -509,10 +555,10 @@ def rcc_drift(
         half_diff = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))  # lateral, as drift_error_rms
         # a window's drift error variance per axis, from the halves' curves at the full table's window centres (as
         # COMET's), scaled as the curve's. Not from the halves' own knots: each half's window centre is its own mean
-        # frame, a few frames off the other's (alternate blocks), so on a steep drift their knots differ by the drift
-        # over those frames as well as by noise (two settling drifts, 100,000 rows: 5.0 and 6.7x the knots' true
-        # error variance, means of 5 tables, and the interpolation term came out 0 in 5 of the 10;
-        # bench/drift_uncertainty.py)
+        # frame, a few frames off the other's (alternate blocks, until session 36), so on a steep drift their knots
+        # differed by the drift over those frames as well as by noise (two settling drifts, 100,000 rows: 5.0 and 6.7x
+        # the knots' true error variance, means of 5 tables, and the interpolation term came out 0 in 5 of the 10;
+        # bench/drift_uncertainty.py). The halves' centres now agree to a frame or two (:func:`_half_split`)
         knot_var = _knot_variance(e, centre, frames, RCC_HALF_DIFFERENCE_SCALE)
         interp = _interpolation_error(frame, seg, centre, sol, frames, knot_var) if np.isfinite(knot_var) else 0.0
         uncertainty = float(np.hypot(RCC_HALF_DIFFERENCE_SCALE * half_diff / 2.0, interp))
@@ -521,7 +567,7 @@ def rcc_drift(
         unreliable = not uncertainty <= max(px, RCC_MAX_UNCERTAINTY_NM)  # NaN (a half without 2 windows) warns too
         if unreliable:
             warnings.warn(
-                f"RCC: two halves of the table (alternate blocks of {int(np.median(block))} frames in each of the "
+                f"RCC: two halves of the table (blocks of about {int(np.median(block))} frames in each of the "
                 f"{n_seg} windows) give drifts that differ by {half_diff:.0f} nm rms: the drift is known to about "
                 f"+-{uncertainty:.0f} nm (rms over the frames, x and y), and this drift estimate is not reliable. "
                 "Too few localizations per window, or no structure that several windows share; try fewer windows "
@@ -576,14 +622,31 @@ COMET_HALF_DIFFERENCE_SCALE = 1.0
 
 def _comet_knots(dataset: np.ndarray, *, n_segments: int, max_drift_nm: float, backend: str | None, seed: int,
                  max_locs_per_segment: int | None, progress: Callable[[str, dict], None] | None = None,
-                 ) -> tuple[np.ndarray, np.ndarray, Any]:
-    """One COMET run: the window centre frames and the windows' drift (nm, ``(S, 3)``; NaN rows dropped)."""
+                 windows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
+    """One COMET run: the window centre frames and the windows' drift (nm, ``(S, 3)``; NaN rows dropped).
+
+    The windows are ours, handed to COMET as window ids (its ``segmentation_mode=-1``, comet-smlm >= 1.2):
+    ``windows`` (a window id per row of ``dataset``, ``[x, y, z, frame]``), by default :func:`_segments` of the
+    frames into ``n_segments`` windows of equal counts, as RCC's. COMET's own "number of windows" mode (0) makes
+    fewer windows than asked: it turns ``S`` into a minimum count per window, ``ceil(N / S)`` localizations, closes a
+    window at the first whole frame that reaches it and merges a short remainder into the last window, so every
+    window overshoots by part of a frame and the last one falls short (10 asked, 9 made on the bench's tables, the
+    last about twice as long). A window's centre is the mean frame of the rows that COMET used in it (all of them, or
+    its sample under ``max_locs_per_segment``), as COMET's own centres.
+    """
     from comet import comet_run_kd
 
+    frame = dataset[:, 3]
+    if windows is None:
+        windows = _segments(frame, int(n_segments))[0]
+    present, window_id = np.unique(np.asarray(windows, dtype=np.int64), return_inverse=True)
+    window_id = window_id.ravel()
+    by_window = dataset.copy()
+    by_window[:, 3] = window_id  # COMET's mode -1: the last column holds the window id instead of the frame
     _, details = comet_run_kd(
-        dataset=dataset,
-        segmentation_mode=0,
-        segmentation_var=int(n_segments),
+        dataset=by_window,
+        segmentation_mode=-1,
+        segmentation_var=1,
         max_drift_nm=float(max_drift_nm),
         # COMET's L-BFGS-B box is +-drift_max_bound_factor * max_drift_nm per window, and its code default is 2
         # (its docstring says 1): windows could move 600 nm apart with --max-drift 300, beyond the pair radius
@@ -596,9 +659,11 @@ def _comet_knots(dataset: np.ndarray, *, n_segments: int, max_drift_nm: float, b
         progress=progress,
         return_details=True,
     )
-    knots = np.asarray(details.knot_frames, dtype=float)
-    kd = np.asarray(details.knot_drift_nm, dtype=float).reshape(len(knots), -1)
-    knot_drift = np.zeros((len(knots), 3))
+    kd = np.asarray(details.knot_drift_nm, dtype=float).reshape(len(present), -1)
+    used = np.asarray(details.segmentation.loc_valid, dtype=bool)
+    knots = (np.bincount(window_id[used], weights=frame[used], minlength=len(present))
+             / np.maximum(np.bincount(window_id[used], minlength=len(present)), 1))
+    knot_drift = np.zeros((len(present), 3))
     knot_drift[:, : min(3, kd.shape[1])] = kd[:, :3]
     ok = np.isfinite(knot_drift).all(axis=1)
     return knots[ok], knot_drift[ok], details
@@ -675,11 +740,17 @@ def comet_drift(
     that is *extrapolated as a cubic* out to the first and last frame: on a drift-free 200-frame movie its windows
     spanned 181 nm in x and the curve 435 nm.)
 
+    The windows are ours, as RCC's (:func:`_segments`: ``n_segments`` windows of equal counts, never splitting a
+    frame), handed to COMET as window ids (its ``segmentation_mode=-1``); the halves of the split-half test are run in
+    the same windows. COMET's own "number of windows" mode made one window fewer than asked (10 asked, 9 made on the
+    bench's tables, the last about twice as long; see :func:`_comet_knots`). Fewer windows than asked are made only
+    where a crowded frame holds several equal-count cuts (``info["n_segments"]`` says how many).
+
     COMET maximises the overlap of pairs of localizations whatever the data: on a table without structure shared
     between windows (each molecule seen in one window only, or too few localizations) it still returns a drift, the
     shift that best superposes chance neighbours, tens to hundreds of nm. Its reliability is measured by a split-half
-    test, as RCC's: two more runs on two halves of the table made of alternate blocks of consecutive frames
-    (:func:`_half_split`, about 10 blocks in each of the table's equal-count windows, so that each on-event of a
+    test, as RCC's: two more runs on two halves of the table made of blocks of consecutive frames
+    (:func:`_half_split`, 8 blocks in each of the table's equal-count windows, so that each on-event of a
     molecule stays in one half and the halves' errors are independent; a capped run gives each half half the cap).
     Their curves differ (after removing the constant offset) by ``half_difference_nm``, RMS over the frames of x and y
     together; each half has half the localizations (twice the error variance of the full estimate, the difference
@@ -690,12 +761,12 @@ def comet_drift(
     quantity as RCC's; above :data:`COMET_MAX_UNCERTAINTY_NM`, or where the curve spans more than ``max_drift_nm``
     (beyond the pair radius that the cost sees), an :class:`UnreliableDriftWarning` is issued. (Before, it was half
     the RMS difference of two *random* halves of the rows, per lateral axis: the frames of one on-event fell in both
-    halves; see ``bench/drift_uncertainty.py --engine comet``.) ``info["half_block_frames"]``: the blocks' length
-    (median over the windows).
+    halves; see ``bench/drift_uncertainty.py --engine comet``.) ``info["half_block_frames"]``: the blocks' mean
+    length (median over the windows).
 
     Args:
         table: localizations (frame, x_nm, y_nm, z_nm).
-        n_segments: number of time windows.
+        n_segments: number of time windows (equal counts, as RCC's).
         max_drift_nm: pair search radius (largest drift between windows); also the bound of every window's drift
             around the windows' mean.
         backend: COMET's compute backend (``cuda``, ``torch``, ``cpu``); default: fastest available.
@@ -750,7 +821,9 @@ def comet_drift(
         if progress is not None:
             progress(stage, {**info, "pass": 1})
 
-    seg_frames, seg_drift, details = _comet_knots(dataset.copy(), progress=watch_and_report, **run)
+    # our windows (equal counts, as RCC's), handed to COMET: its own segmentation made 9 of 10 (:func:`_comet_knots`)
+    windows, _ = _segments(frame, int(n_segments))
+    seg_frames, seg_drift, details = _comet_knots(dataset, progress=watch_and_report, windows=windows, **run)
     lo, hi = int(frame.min()), int(frame.max())
     frames = np.arange(lo, hi + 1)
     if len(seg_frames) < 2:
@@ -765,17 +838,16 @@ def comet_drift(
     where = f"{table.source}: " if table.source else ""
     span = float(np.ptp(d[:, :2], axis=0).max())
     if split_half:
-        # the halves: alternate blocks of consecutive frames in each of the table's equal-count windows (as RCC's,
+        # the halves: blocks of consecutive frames in each of the table's equal-count windows (as RCC's,
         # :func:`_half_split`), so that each on-event stays in one half and the halves' errors are independent. A
         # capped run (max_locs_per_segment) keeps half the cap in each half: each half has half the rows that the
         # full estimate used
-        seg_b, centre_b = _segments(frame, int(n_segments))
-        half, block = _half_split(frame, seg_b, len(centre_b))
+        half, block = _half_split(frame, windows, int(windows.max()) + 1)
         run_h = dict(run, max_locs_per_segment=None if max_locs_per_segment is None
                      else max(1, int(max_locs_per_segment) // 2))
         curves = []
-        for k_pass, part in enumerate((half, ~half), start=2):
-            f, k, _ = _comet_knots(dataset[part].copy(), progress=passing(k_pass), **run_h)
+        for k_pass, part in enumerate((half, ~half), start=2):  # each half in the full table's windows
+            f, k, _ = _comet_knots(dataset[part], progress=passing(k_pass), windows=windows[part], **run_h)
             curves.append(_curve(f, k, frames)[:, :2] if len(f) >= 2 else np.full((len(frames), 2), np.nan))
         e = curves[0] - curves[1]
         e -= e.mean(axis=0)
@@ -797,7 +869,7 @@ def comet_drift(
         if not uncertainty <= COMET_MAX_UNCERTAINTY_NM:  # NaN (a half without 2 windows) warns too
             info["unreliable"] = True
             warnings.warn(
-                f"{where}COMET: two halves of the {len(dataset)} localizations (alternate blocks of "
+                f"{where}COMET: two halves of the {len(dataset)} localizations (blocks of about "
                 f"{int(np.median(block))} frames) give drifts that differ by {half_diff:.0f} nm rms: the drift is "
                 f"known to about +-{uncertainty:.0f} nm (rms over the frames, x and y), for a curve that spans "
                 f"{span:.0f} nm, and this drift estimate is not reliable. Too few localizations per window, or no "
