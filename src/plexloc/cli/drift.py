@@ -36,12 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "above the cap every window is sub-sampled at random, and the command says so")
     p.add_argument("--split-half", choices=("yes", "no"), default="yes",
                    help="yes (default): run the engine on two halves of the table as well, to say how far the drift "
-                   "is known. RCC: halves of alternate blocks of frames in each window; the uncertainty printed is "
+                   "is known. RCC: each window's blocks of frames dealt to the two halves so that both share the "
+                   "window's centre; the uncertainty printed is "
                    "its expected error, the RMS over the frames of estimated minus true drift, x and y together, "
                    "after removing the constant offset (half the halves' difference, and the error of the curve "
-                   "between windows; 0.6-1.7x the actual error on simulated tables, 0.8-1.15x on average); about 3x "
-                   "the RCC time (500,000 localizations: 1.6 -> 4.6 s on one CPU thread). COMET: the same halves and "
-                   "the same figure (0.5-1.5x the actual error on simulated tables, 0.64-1.22x on average), about "
+                   "between windows; 0.45-1.9x the actual error on simulated tables, 0.84-1.31x on average per case); "
+                   "about 3x the RCC time (500,000 localizations: 1.6 -> 4.6 s on one CPU thread). COMET: the same "
+                   "halves and the same figure (0.76-1.42x the actual error on simulated tables, 1.03-1.12x on average "
+                   "per case), about "
                    "1.5-2.5x its time. no: faster, the same drift, no uncertainty (RCC warns only when its pairs of "
                    "windows disagree, which sees a fraction of the error)")
     p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
