@@ -1,9 +1,9 @@
-"""COMET drift's ``uncertainty_nm``: the split-half test on alternate blocks of frames, x and y together.
+"""COMET drift's ``uncertainty_nm``: the split-half test on blocks of frames, x and y together.
 
 Before, COMET's ``uncertainty_nm`` was half the RMS difference of the curves of two *random* halves of the rows, per
 lateral axis: the frames of one on-event fell in both halves (which shared what they were meant to test), and the
 figure was per axis where RCC's is x and y together. Now the halves are RCC's (:func:`plexloc.post.drift._half_split`:
-alternate blocks of consecutive frames in each window), the figure is the RMS over the frames of x and y together
+blocks of consecutive frames in each window, dealt so that both halves share its centre), the figure is the RMS over the frames of x and y together
 (:func:`drift_error_rms`'s units), with the error of the curve's construction from windows added in quadrature, as
 RCC's. ``bench/drift_uncertainty.py --engine comet`` measures it against the actual error.
 """

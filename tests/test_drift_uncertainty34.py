@@ -2,7 +2,7 @@
 
 Before, ``uncertainty_nm`` was how well RCC's pairs of windows agree: 0.07-0.32x the actual error
 (``bench/drift_uncertainty.py``), so "known to +-0.2 nm" was printed for a curve wrong by 1.5 nm. Now it is the
-split-half test (two halves of alternate blocks of frames, each run through the same RCC) and the error of the curve's
+split-half test (two halves of blocks of frames, each run through the same RCC) and the error of the curve's
 construction from windows, added in quadrature; the old figure is ``info["window_agreement_nm"]``. The error is
 :func:`drift_error_rms` (x and y together, constant offset removed), as in tests/test_post_drift.py.
 """
@@ -70,7 +70,7 @@ def test_split_half_changes_nothing_but_the_uncertainty():
 
 
 def test_halves_keep_on_events_together():
-    """The halves are alternate blocks of frames, so that a molecule's on-event (consecutive frames) stays in one half:
+    """The halves are blocks of consecutive frames, so that a molecule's on-event (consecutive frames) stays in one half:
     a random split of the rows would put the frames of one event in both and hide what the halves share."""
     from plexloc.post.drift import _half_split, _segments
 
