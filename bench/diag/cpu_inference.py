@@ -101,7 +101,7 @@ def timed(fn: Callable, *args) -> tuple[float, object]:
     return time.perf_counter() - t0, out
 
 
-def compare(ref, ex, px_nm: float) -> dict:
+def compare(ref, ex) -> dict:
     """Rows of ``ex`` against ``ref``: the same (frame, pixel) keys, and the largest position difference there."""
     def keyed(e):
         key = ((e.sample.long() * 100_000 + e.pixel_row.long()) * 100_000 + e.pixel_col.long()).numpy()
@@ -135,7 +135,7 @@ def bench_variants(label: str, net: Localizer, frames: torch.Tensor, batch: int,
                      "channels_last": r.predictor.channels_last, "frames_per_s": batch / t,
                      "frames_per_s_each": [batch / x for x in times[r.v.name]],
                      "first_call_s": first[r.v.name], "startup_s": max(first[r.v.name] - t, 0.0),
-                     **compare(ref, outs[r.v.name], net.spec.px_size_nm[0])})
+                     **compare(ref, outs[r.v.name])})
     return rows
 
 

@@ -567,7 +567,7 @@ def fit_movie(
             in place on a given model), which cuDNN's bf16 kernels may prefer; ``None``: as the model's training
             configuration says (``training.channels_last``). Same localizations.
         precision: the network's arithmetic (:class:`~plexloc.infer.predict.Predictor`): ``"auto"`` (bfloat16 on
-            CUDA, float32 on the CPU), ``"float32"``, or ``"bfloat16"`` (on a CPU with bfloat16 instructions 1.6-2
+            CUDA, float32 on the CPU), ``"float32"``, or ``"bfloat16"`` (on a CPU with bfloat16 instructions 1.6-1.9
             times as fast as float32, with slightly different localizations; float32 with a warning on other CPUs).
 
     Returns:

@@ -227,15 +227,19 @@ class Predictor:
         precision: the network's arithmetic. ``"auto"``: bfloat16 autocast on CUDA (``amp``), float32 on the CPU.
             ``"float32"``: float32 everywhere. ``"bfloat16"``: bfloat16 autocast on CUDA, and on a CPU that has
             bfloat16 instructions (:func:`cpu_bf16_supported`; elsewhere float32, with a warning). On the CPU
-            (``bench/diag/cpu_inference.py``, Zen 4 with AVX512-BF16, one thread, channels-last) it gave 1.6 to 2 times
-            the frames/s of float32 (16 and 48 features, 64 and 256 px frames) and moves the results measurably:
-            with the trained 16-feature 2D model 5 of 514 localizations (64 px frames) and 13 of 2,104 (256 px) were
-            at other pixels, positions up to 3 nm apart. The one in use is ``self.precision``.
+            (``bench/diag/cpu_inference.py``, Zen 4 with AVX512-BF16, one thread, channels-last) it gave 1.65 to
+            1.9 times the frames/s of float32 (16 and 48 features, 64 and 256 px frames) and moves the results
+            slightly: the trained 16-feature 2D model on ``bench/accuracy.py``'s 64-px movies at 0.1, 1 and 2 per
+            um^2 scored as in float32 to within 0.04 points (JI, E_lat), 0.01 nm (RMSE_lat) and 0.002 (z-score sd);
+            of its ~18,000 localizations per density 9 to 17 were in one table only, the others' positions 0.12 nm
+            apart in the median (99th percentile 0.4-0.7 nm; 4 to 7 per density more than 5 nm, at most 44 nm).
+            The one in use is ``self.precision``.
         channels_last: the convolutions' weights, and so their outputs, in the channels-last (NHWC) format
             (:meth:`Localizer.channels_last_`, in place on ``model``; False: back to NCHW). ``None``: channels-last
-            on the CPU where oneDNN runs it (:func:`cpu_channels_last_supported`): there 1.15 to 1.45 times the
-            frames/s of NCHW with the same localizations (the trained 2D model: the same pixels, positions within
-            0.01 nm); on CUDA the model as it is. The one in use is ``self.channels_last``.
+            on the CPU where oneDNN runs it (:func:`cpu_channels_last_supported`): there 1.14 to 1.48 times the
+            frames/s of NCHW (16 and 48 features, 64 and 256 px frames, one thread) with the same localizations (the trained 2D model on ``bench/accuracy.py``'s 64-px movies at
+            0.1, 1 and 2 per um^2: the same 54,148 rows, positions at most 0.07 nm apart, photons 1e-6 relative, one
+            row's integrated probability 0.05); on CUDA the model as it is. The one in use is ``self.channels_last``.
         transforms: the channels' transforms (3x3, reference -> channel, chip coordinates, nm) for the
             transformation indicator of a multi-channel model; every tile gets the indicator of its own
             absolute position on the chip.
