@@ -86,11 +86,10 @@ def test_cpu_default_is_channels_last_with_the_nchw_table():
     block = _block(2)
     unet.ELU_IN_PLACE_IN_INFERENCE = False
     try:
-        before = Predictor(copy.deepcopy(net), channels_last=False).localize_frames(block)
+        before = Predictor(copy.deepcopy(net), channels_last=False, precision="float32").localize_frames(block)
     finally:
         unet.ELU_IN_PLACE_IN_INFERENCE = True
-    fast = Predictor(net)
-    assert fast.precision == "float32"
+    fast = Predictor(net, precision="float32")  # the layout's effect alone ("auto" may be bfloat16 here)
     assert fast.channels_last == predict.cpu_channels_last_supported() is True  # x86 torch builds carry oneDNN
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(net))
     _assert_same_rows(before, fast.localize_frames(block), pos_nm=0.01, rel=1e-4)
@@ -138,7 +137,11 @@ def test_bfloat16_option_runs_autocast_where_the_cpu_supports_it(monkeypatch):
     assert _union_input_dtypes(p, block) == {torch.bfloat16} and _union_input_dtypes(ref, block) == {torch.float32}
     a, b = ref.localize_frames(block), p.localize_frames(block)
     assert abs(len(a) - len(b)) <= 0.05 * len(a) and len(a) > 20  # close, not the same: an option, not the default
-    assert Predictor(copy.deepcopy(net)).precision == "float32"  # "auto" on the CPU
+    # "auto": bfloat16 where the CPU has it (as training validates the model), unless amp is off
+    assert Predictor(copy.deepcopy(net)).precision == "bfloat16"
+    assert Predictor(copy.deepcopy(net), amp=False).precision == "float32"
+    monkeypatch.setattr(predict, "cpu_bf16_supported", lambda: False)
+    assert Predictor(copy.deepcopy(net)).precision == "float32"
 
 
 def test_bfloat16_falls_back_to_float32_with_a_warning_where_the_probe_says_no(monkeypatch):

@@ -58,11 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "then each is faster on a GPU: for long movies)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="the network's convolutions in the channels-last (NHWC) layout, which a GPU's bf16 kernels may "
-                   "prefer (network; same localizations); default: as the model was trained (training.channels_last)")
+                   "prefer (network; same localizations); default: on a GPU as the model was trained (training.channels_last), "
+                   "on a CPU channels-last where oneDNN runs it (1.14-1.48 times as fast there)")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
-                   help="the network's arithmetic (network): auto (default; bfloat16 on a GPU, float32 on a CPU), "
-                   "float32, or bfloat16: on a CPU with bfloat16 instructions (AVX512-BF16, AMX) 1.6-1.9 times as fast as "
-                   "float32, with slightly different localizations (a trained 2D model: JI, RMSE and z-scores as in float32 "
+                   help="the network's arithmetic (network): auto (default; bfloat16 on a GPU and on a CPU with bfloat16 "
+                   "instructions, float32 on other CPUs), float32, or bfloat16. On a CPU with bfloat16 instructions "
+                   "(AVX512-BF16, AMX) bfloat16 is 1.6-1.9 times as fast as float32, with slightly different localizations (a trained 2D model: JI, RMSE and z-scores as in float32 "
                    "to within 0.04 points, 0.01 nm and 0.002; up to 0.1 %% of localizations in one table only, positions "
                    "0.12 nm apart in the median); float32 with a warning on other CPUs")
     p.add_argument("--split-view", type=Path, default=None, metavar="CONFIG",

@@ -343,7 +343,7 @@ def _fit_parts(
         if train_cfg is not None:  # the first frames' spots against the model's PSF (2D model on a 3D movie, ...)
             run.psf_shape = _psf_shape_check(photons_of, len(readers[0]), readers[0], train_cfg, cams, paths)
         run.check_seconds = time.perf_counter() - t_checks  # a fixed cost per movie, outside frames_per_s
-        if channels_last is None:  # as the model was trained
+        if channels_last is None and device.type == "cuda":  # as the model was trained; CPU: the Predictor's choice
             channels_last = bool((cfg.get("training") or {}).get("channels_last", False))
         if threshold is None:  # the threshold the model's sigma and offset calibration were measured at
             threshold = float((cfg.get("training") or {}).get("detection_threshold", 0.5))
@@ -564,11 +564,13 @@ def fit_movie(
         compile: the network through ``torch.compile`` (:class:`~plexloc.infer.predict.Predictor`); the first
             batches compile (tens of seconds), then each runs faster on a GPU. Same localizations.
         channels_last: the convolutions in the channels-last (NHWC) memory format (:meth:`Localizer.channels_last_`,
-            in place on a given model), which cuDNN's bf16 kernels may prefer; ``None``: as the model's training
-            configuration says (``training.channels_last``). Same localizations.
+            in place on a given model), which cuDNN's bf16 kernels may prefer; ``None``: on CUDA as the model's
+            training configuration says (``training.channels_last``), on the CPU channels-last where oneDNN runs it
+            (:class:`~plexloc.infer.predict.Predictor`: faster there). Same localizations.
         precision: the network's arithmetic (:class:`~plexloc.infer.predict.Predictor`): ``"auto"`` (bfloat16 on
-            CUDA, float32 on the CPU), ``"float32"``, or ``"bfloat16"`` (on a CPU with bfloat16 instructions 1.6-1.9
-            times as fast as float32, with slightly different localizations; float32 with a warning on other CPUs).
+            CUDA and on a CPU with bfloat16 instructions, where it is 1.6-1.9 times as fast as float32 with slightly
+            different localizations; float32 on other CPUs), ``"float32"``, or ``"bfloat16"`` (float32 with a warning
+            on a CPU without those instructions).
 
     Returns:
         The localization table, rows ordered by frame. :func:`fit_movie_to_file` writes it part by part

@@ -223,8 +223,9 @@ class Predictor:
             :data:`MAX_DEFAULT_MARGIN_PX` (trained networks: the whole frame's localizations to float rounding);
             :func:`tile_margin_px` itself guarantees it for any weights. Less is faster, and pixels near the seams
             then differ from the whole frame's.
-        amp: bfloat16 autocast on CUDA under ``precision="auto"`` (False: float32 there too).
-        precision: the network's arithmetic. ``"auto"``: bfloat16 autocast on CUDA (``amp``), float32 on the CPU.
+        amp: bfloat16 autocast under ``precision="auto"`` where the device runs it (False: float32 there too).
+        precision: the network's arithmetic. ``"auto"``: bfloat16 autocast on CUDA and on a CPU with bfloat16
+            instructions (``amp``; as training validates the model since 2026-12-06), float32 on other CPUs.
             ``"float32"``: float32 everywhere. ``"bfloat16"``: bfloat16 autocast on CUDA, and on a CPU that has
             bfloat16 instructions (:func:`cpu_bf16_supported`; elsewhere float32, with a warning). On the CPU
             (``bench/diag/cpu_inference.py``, Zen 4 with AVX512-BF16, one thread, channels-last) it gave 1.65 to
@@ -284,7 +285,9 @@ class Predictor:
                           "bfloat16 is slower than float32: fitting in float32", UserWarning, stacklevel=2)
             precision = "float32"
         if precision == "auto":
-            precision = "bfloat16" if (cuda and amp) else "float32"
+            # bfloat16 wherever the device runs it natively: what training validates and calibrates the model with
+            # (training.amp, on CUDA and on such CPUs since 2026-12-06)
+            precision = "bfloat16" if amp and (cuda or cpu_bf16_supported()) else "float32"
         #: the network's arithmetic in use: "float32" or "bfloat16" (autocast on the model's device)
         self.precision = precision
         self.amp = precision == "bfloat16" and cuda  # as before: bfloat16 autocast on CUDA
