@@ -71,13 +71,11 @@ def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: i
         b = tr.generator()
         x = batch_photons(tr.sim, b.frames)
         aux = batch_aux(tr.sim, b, tr.model.spec)  # the transformation indicator of multi-channel models
-        from contextlib import nullcontext
-
         from plexloc.train.loss import decode_loss
+        from plexloc.train.validation import amp_context
 
         def net_step():
-            ctx = torch.autocast("cuda", dtype=torch.bfloat16) if tr.amp else nullcontext()
-            with ctx:
+            with amp_context(tr.amp, device):
                 raw = tr.forward(x, aux)
             parts = decode_loss(tr.model.decode(raw), tr.model.spec, target_xyz_nm=b.target_xyz_nm,
                                 target_photons=b.target_photons, target_mask=b.target_mask, bg=b.bg)
@@ -95,7 +93,8 @@ def bench_train(config: TrainConfig, device: torch.device, steps: int, warmup: i
         net = steps * config.training.batch_size / (time.perf_counter() - t0)
         gflop = network_gflop(tr.model.spec, config.frame_size[0], fit=False)
         out = {"train_samples_per_s": full, "simulation_samples_per_s": sim, "network_samples_per_s": net,
-               "train_gflop_per_sample": gflop, "network_tflop_per_s": net * gflop / 1e3}
+               "train_gflop_per_sample": gflop, "network_tflop_per_s": net * gflop / 1e3,
+               "amp_bf16": tr.amp, "channels_last": tr.channels_last}  # what the trainer chose on this device
         if profile:  # where the time goes: the operators with the most device (or CPU) time, 3 steps of each part
             out["profile"] = {"simulation": profile_table(lambda: batch_photons(tr.sim, tr.generator().frames), device),
                               "network": profile_table(net_step, device)}
@@ -159,7 +158,7 @@ def fit_network(config: TrainConfig, device: torch.device, train_s: float = 0.0,
 
 
 def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int, batch_frames: int,
-              channels_last: bool = False, train_s: float = 0.0, model: str | None = None,
+              channels_last: bool | None = None, train_s: float = 0.0, model: str | None = None,
               compile_fit: bool = False, save: Path | None = None) -> dict:
     from plexloc.nets.io import save_model
     from plexloc.simulation import Simulator
@@ -185,7 +184,7 @@ def bench_fit(config: TrainConfig, device: torch.device, frames: int, size: int,
         cfg = config.model_dump(mode="json")
         read_fps = bench_read(paths, config)
         # warm-up: the whole movie once (file cache, cuDNN's choice of algorithms, compilation)
-        warm = dict(config=cfg, device=device, batch_frames=batch_frames, compile=compile_fit)
+        warm = dict(config=cfg, device=device, batch_frames=batch_frames, compile=compile_fit, channels_last=channels_last)
         fit_movie(path, net, **warm)
         stats: dict = {}
         # TIFF in, table out: the CSV file as plexloc fit writes it (in the background while the network runs)
@@ -240,7 +239,9 @@ def main(argv=None) -> int:
     ap.add_argument("--fit-model", default=None, help="fit with this trained model (run folder or model file) instead")
     ap.add_argument("--fit-save", type=Path, default=None, help="save the fitted network as a model file (for --fit-model)")
     ap.add_argument("--compile", action="store_true", help="torch.compile in training (CUDA) and in fitting")
-    ap.add_argument("--channels-last", action="store_true", help="training.channels_last, and the fitted model's convolutions in NHWC")
+    ap.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                    help="training.channels_last, and the fitted model's convolutions in NHWC (default: as the trainer "
+                    "and plexloc fit choose on the device: NHWC on a oneDNN CPU, NCHW on CUDA)")
     ap.add_argument("--profile", action="store_true", help="also the torch profiler's top operators of simulation and network")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "throughput.json")
     args = ap.parse_args(argv)
@@ -256,13 +257,13 @@ def main(argv=None) -> int:
               "torch": torch.__version__, "threads": torch.get_num_threads(), "commit": commit(),
               "config": str(args.config), "batch_size": args.batch_size, "features": args.features,
               "depth": args.depth, "up_kernel": args.up_kernel, "out_kernel": args.out_kernel, "train_size": args.train_size,
-              "compile": args.compile, "channels_last": args.channels_last, "amp_bf16": device.type == "cuda"}
+              "compile": args.compile}
     result.update(bench_train(config, device, args.train_steps, args.warmup, args.profile))
     result.update(bench_fit(config, device, args.fit_frames, args.fit_size, args.fit_batch, args.channels_last,
                             args.fit_train_s, args.fit_model, args.compile, args.fit_save))
     print(f"| device | layout | train samples/s (sim incl.) | simulation only | network only | fit frames/s ({result['channels']}x{args.fit_size}x{args.fit_size}) | read + convert frames/s (CPU) |")
     print("|---|---|---|---|---|---|---|")
-    layout = ("NHWC" if args.channels_last else "NCHW") + (", compiled" if args.compile else "")
+    layout = ("NHWC" if result["channels_last"] else "NCHW") + (", bf16" if result["amp_bf16"] else ", fp32") + (", compiled" if args.compile else "")
     print(f"| {result['device']} ({device.type}) | {layout} | {result['train_samples_per_s']:,.0f} | {result['simulation_samples_per_s']:,.0f} "
           f"| {result['network_samples_per_s']:,.0f} | {result['fit_frames_per_s']:,.1f} "
           f"| {result['read_convert_frames_per_s']:,.0f} |")

@@ -337,10 +337,12 @@ def test_an_interrupted_cosine_phase_anneals_on_after_a_plain_resume(tmp_path):
 def test_channels_last_trains_the_same_network(tmp_path):
     """training.channels_last changes the memory layout only: same initial weights, same losses, and the run
     resumes and saves a model that loads into an ordinary one."""
-    a = Trainer(tiny_config(), tmp_path / "a")
+    a = Trainer(tiny_config(channels_last=False), tmp_path / "a")
     b = Trainer(tiny_config(channels_last=True), tmp_path / "b")
     conv = next(m for m in b.model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    conv_a = next(m for m in a.model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert conv_a.weight.is_contiguous() and not a.channels_last
     for _ in range(3):
         la, lb = a.train_step(), b.train_step()
         assert torch.allclose(la, lb, rtol=1e-3, atol=1e-4), (la, lb)
@@ -440,3 +442,19 @@ def test_the_background_head_covers_every_channels_own_background():
                                       "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1}})
     spec = make_spec(cfg, Simulator(cfg.simulation()))
     assert spec.bg_scale >= 1.5 * 500.0
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_channels_last_by_default_on_a_onednn_cpu(tmp_path, monkeypatch, onednn):
+    """training.channels_last None (the default): NHWC on a CPU whose convolutions go through oneDNN (faster there),
+    NCHW where they do not; an explicit value wins."""
+    from plexloc.train import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_channels_last_supported", lambda: onednn)
+    assert tiny_config().training.channels_last is None
+    tr = Trainer(tiny_config(), tmp_path / "auto", device="cpu")
+    conv = next(m for m in tr.model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert tr.channels_last is onednn
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) is onednn
+    assert Trainer(tiny_config(channels_last=False), tmp_path / "off", device="cpu").channels_last is False
+    assert Trainer(tiny_config(channels_last=True), tmp_path / "on", device="cpu").channels_last is True

@@ -38,7 +38,7 @@ from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
 from plexloc.train.loss import decode_loss
-from plexloc.infer.predict import cpu_bf16_supported
+from plexloc.infer.predict import cpu_bf16_supported, cpu_channels_last_supported
 from plexloc.train.validation import CHANNEL_USE_MIN, ValidationSet, amp_context, batch_aux, batch_photons, has_colors
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -295,7 +295,10 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # reproducible initial weights, global RNG untouched
             torch.manual_seed(t.seed)
             self.model = Localizer(spec).to(self.device)
-        if t.channels_last:  # before the optimizer takes the parameters (a checkpoint's weights are copied into them)
+        #: the network's memory format: training.channels_last, where None means NHWC on a oneDNN CPU (faster there)
+        self.channels_last = (t.channels_last if t.channels_last is not None
+                              else self.device.type == "cpu" and cpu_channels_last_supported())
+        if self.channels_last:  # before the optimizer takes the parameters (a checkpoint's weights are copied into them)
             self.model.channels_last_()
         # the fused kernel: one launch for all parameters instead of a few per tensor, and it skips a step on the
         # device when told its gradients are not finite (train_step), as mixed-precision loss scaling does
