@@ -123,3 +123,17 @@ def test_worker_warns_when_its_gpus_are_out_of_torchs_reach(monkeypatch):
     monkeypatch.setattr(doctor, "nvidia_driver", lambda: "580.159.04")
     w = gpu_warning(2)
     assert w.startswith("warning: this machine offers 2 GPU(s)") and "CPU-only build" in w and "--gpus 0" in w
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_doctor_says_whether_the_cpu_runs_bfloat16(monkeypatch, bf16):
+    """The CPU line: whether training and fitting on this CPU run bfloat16 (AVX512-BF16 / AMX) or float32, and the
+    JSON keys that say it."""
+    from plexloc.infer import predict
+
+    monkeypatch.setattr(predict, "cpu_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(predict, "cpu_channels_last_supported", lambda: True)
+    r = doctor.check_environment(run_smoke=False)
+    assert r.cpu_bf16 is bf16 and r.cpu_onednn is True and r.to_dict()["cpu_bf16"] is bf16
+    line = next(ln for ln in doctor.format_report(r).splitlines() if ln.startswith("CPU"))
+    assert ("run bfloat16" in line) is bf16 and ("run float32" in line) is (not bf16) and "channels-last" in line

@@ -50,6 +50,8 @@ class EnvironmentReport:
     arch_list: list[str]
     nvidia_driver: str | None = None  # the kernel driver's version where one is loaded ("present": nvidia-smi alone)
     gpus: list[GpuInfo] = field(default_factory=list)
+    cpu_bf16: bool = False  # the CPU runs bfloat16 natively: training and fitting there use it (training.amp, --precision)
+    cpu_onednn: bool = False  # the CPU's convolutions go through oneDNN: channels-last (NHWC) there by default
     optional: dict[str, bool] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # one line each, with the fix
     notes: list[str] = field(default_factory=list)  # what is so but needs no fix
@@ -149,6 +151,9 @@ def check_environment(*, run_smoke: bool = True) -> EnvironmentReport:
         torch_cuda=cuda_build, cudnn=cudnn, cuda_available=available, cuda_error=cuda_error, arch_list=arch_list,
         nvidia_driver=nvidia_driver(), optional={name: importlib.util.find_spec(name) is not None for name in OPTIONAL},
     )
+    from plexloc.infer import predict
+
+    report.cpu_bf16, report.cpu_onednn = predict.cpu_bf16_supported(), predict.cpu_channels_last_supported()
     if available:
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
@@ -161,7 +166,7 @@ def check_environment(*, run_smoke: bool = True) -> EnvironmentReport:
     report.problems = _problems(report, run_smoke)
     if report.torch_cuda is None and report.nvidia_driver is None:
         report.notes.append("no NVIDIA GPU found and torch is a CPU-only build: plexloc runs on the CPU (slower; "
-                            "the same results)")
+                            "the same network and results, within rounding)")
     return report
 
 
@@ -195,6 +200,10 @@ def format_report(r: EnvironmentReport) -> str:
         + (f": {r.cuda_error}" if r.cuda_error else "")
         + (f"; NVIDIA driver {r.nvidia_driver}" if r.nvidia_driver else "; no NVIDIA driver found"),
     ]
+    lines.append("CPU       " + ("bfloat16 instructions: training and fitting on the CPU run bfloat16 (about 1.4-1.9x "
+                                 "float32; training.amp, plexloc fit --precision)" if r.cpu_bf16
+                                 else "no bfloat16 instructions: training and fitting on the CPU run float32")
+                 + ("; channels-last convolutions (oneDNN)" if r.cpu_onednn else ""))
     for g in r.gpus:
         lines.append(f"GPU {g.index}     {g.name}, compute {g.capability}, {g.memory_gib} GiB; "
                      f"{'kernels in this build' if g.arch_supported else 'NO kernels in this build'}; test: {g.smoke}")
