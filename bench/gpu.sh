@@ -214,7 +214,7 @@ case "$PLAN" in
     table sim_profile
     # fitting with a network trained for 45 s first (fresh weights detect nothing: the 415 frames/s of 2026-12-04
     # had no extraction or table work in them); the localizations per frame are in the JSON
-    THROUGHPUT_MAX_S=120 throughput tp_nchw --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --profile \
+    THROUGHPUT_MAX_S=120 throughput tp_nchw --no-channels-last --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --profile \
       --fit-train-s 45
     throughput tp_nhwc --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000 --channels-last
     # DECODE's own kernels (1x1 after up-sampling and at the U-Nets' outputs): 26 % fewer operations per sample
