@@ -311,6 +311,13 @@ class Trainer:
         if ckpt:
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            # the moments in their parameter's memory format: a checkpoint of a channels-last run (the CPU default)
+            # resumed in NCHW (CUDA's), or the reverse, keeps the saved strides, and the fused AdamW kernel walks
+            # parameter and moments in memory order: on mismatched layouts it updated each weight with another's moments
+            for q, state in self.optimizer.state.items():
+                for k, v in state.items():
+                    if torch.is_tensor(v) and v.shape == q.shape and v.stride() != q.stride():
+                        state[k] = torch.empty_like(q, dtype=v.dtype).copy_(v)
             for group in self.optimizer.param_groups:  # a checkpoint of a GPU run resumed on the CPU, or the reverse
                 group["fused"] = self.fused
                 group["foreach"] = None if self.fused else True
