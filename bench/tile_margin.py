@@ -146,7 +146,7 @@ def main() -> None:
                          "maximum pixel's own position, no threshold between the network's outputs and the "
                          "positions")
     ap.add_argument("--fp32", action="store_true",
-                    help="no bfloat16 autocast on CUDA (the Predictor's and plexloc fit's default uses it; its "
+                    help="no bfloat16 autocast on CUDA or a bfloat16 CPU (the Predictor's and plexloc fit's default uses it; its "
                          "rounding then dominates the differences)")
     ap.add_argument("--out", type=Path, default=None, help="JSON file")
     args = ap.parse_args()
@@ -214,14 +214,17 @@ def main() -> None:
         rows.append({"margin": m, "margin_px": used, **compare(ref, got, shape), "seconds": s})
         show(rows[-1])
 
-    default = Predictor(net, tile_px=args.tile_px, transforms=transforms).margin_px
+    chosen = Predictor(net, tile_px=args.tile_px, transforms=transforms, amp=not args.fp32)
+    default = chosen.margin_px
     info = {
         "model": str(args.model), "depth": spec.depth, "union_depth": spec.union_depth, "features": spec.features,
         "union_features": spec.union_features, "channels": spec.n_channels, "window": spec.window,
         "receptive_radius_px": receptive_radius(spec), "tile_margin_px": exact, "default_margin_px": default,
         "max_default_margin_px": MAX_DEFAULT_MARGIN_PX, "frames": args.frames, "size": list(shape),
         "density_per_um2": args.density, "seed": args.seed, "merge_radius_px": args.merge_radius_px,
-        "tile_px": args.tile_px, "threshold": threshold, "amp": not args.fp32 and device.type == "cuda",
+        "tile_px": args.tile_px, "threshold": threshold,
+        # the arithmetic and layout the Predictor chose on this device (bfloat16 and NHWC on a bf16 oneDNN CPU too)
+        "precision": chosen.precision, "channels_last": chosen.channels_last,
         "device": str(device), "threads": torch.get_num_threads(), "simulate_s": sim_s, "commit": commit(),
         "torch": torch.__version__, "machine": platform.node(),
     }

@@ -185,3 +185,31 @@ def test_a_channels_last_model_saves_and_loads_with_the_same_outputs(tmp_path):
     with torch.no_grad():
         out = loaded.union_forward(predict.sliding_windows(loaded.frame_features(block), 3))
     assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_fit_movie_follows_the_models_training_amp(tmp_path, monkeypatch):
+    """precision "auto" fits a model trained with training.amp false (calibrated in float32) in float32, and one with
+    amp true in bfloat16 where the CPU has it."""
+    import importlib
+
+    from plexloc.config.models import IdealCameraConfig
+    from plexloc.nets.io import save_model
+
+    fit_module = importlib.import_module("plexloc.infer.fit")
+
+    monkeypatch.setattr(predict, "cpu_bf16_supported", lambda: True)
+    chosen: list[str] = []
+    real = fit_module.Predictor
+
+    def spy(*args, **kwargs):
+        p = real(*args, **kwargs)
+        chosen.append(p.precision)
+        return p
+
+    monkeypatch.setattr(fit_module, "Predictor", spy)
+    write_movie(tmp_path / "m.tif", (np.random.default_rng(0).random((4, 16, 16)) * 50 + 120).astype(np.uint16))
+    cam = IdealCameraConfig()
+    for amp, want in ((False, "float32"), (True, "bfloat16")):
+        save_model(tmp_path / "model.pt", _model(7), {"training": {"amp": amp}}, meta={})
+        fit_module.fit_movie(tmp_path / "m.tif", tmp_path / "model.pt", camera=cam)
+        assert chosen[-1] == want

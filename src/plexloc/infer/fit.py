@@ -348,8 +348,11 @@ def _fit_parts(
         if threshold is None:  # the threshold the model's sigma and offset calibration were measured at
             threshold = float((cfg.get("training") or {}).get("detection_threshold", 0.5))
         spread = extraction_spread(meta)  # as the model's sigma factors were measured (--raw-sigma too: the same σ)
+        # precision "auto" follows the model's training.amp: a model trained and calibrated in float32 (amp: false)
+        # is fitted in float32
+        amp = bool((cfg.get("training") or {}).get("amp", True))
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile,
-                              spread_radius_px=spread, channels_last=channels_last, precision=precision)
+                              spread_radius_px=spread, channels_last=channels_last, precision=precision, amp=amp)
         run.legacy_sigma = spread == 0.0 and bool(sigma_factors(meta)) and calibrate_sigma
         refiner = _refiner(train_cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
         if refiner is not None:
