@@ -44,6 +44,7 @@ from plexloc.evaluate.metrics import gridding_deviation
 from plexloc.evaluate.uncertainty import error_scores, table_crlb, zscore_by_neighbour, zscore_slabs
 from plexloc.evaluate.voxel import voxel_jaccard
 from plexloc.infer import fit_movie
+from plexloc.infer.predict import cpu_bf16_supported
 from plexloc.io import write_table
 from plexloc.io.tiff import write_movie
 from plexloc.simulation import Simulator
@@ -158,6 +159,11 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
     is_3d = config.emitters.z_range_nm[1] > config.emitters.z_range_nm[0]
     dim = 3 if is_3d else 2
     res = {"config": str(path), "dim": dim, "train_minutes": args.minutes, "train_steps": steps, "densities": {}}
+    if args.model is None and not args.baselines_only:  # what the trainer chose on this device (bf16, NHWC on a CPU too)
+        res["train_bf16"], res["train_channels_last"] = bool(trainer.amp), bool(trainer.channels_last)
+    # the network's arithmetic in fitting (precision "auto", the model's training.amp); NHWC on a oneDNN CPU
+    amp_ok = device.type == "cuda" or cpu_bf16_supported()
+    res["fit_precision"] = "bfloat16" if amp_ok and config.training.amp else "float32"
     if args.resume is not None and not args.baselines_only:
         res["resumed"] = resumed
     if args.model is None and not args.baselines_only:  # a resumed run's curve covers all its calls
