@@ -32,13 +32,13 @@ from plexloc.config.files import embed_files, restore_files
 from plexloc.config.io import save_config, validate_config
 from plexloc.config.training import TrainConfig
 from plexloc.errors import InputError
+from plexloc.infer.predict import cpu_bf16_supported, cpu_channels_last_supported
 from plexloc.io._atomic import atomic_path
 from plexloc.nets.io import MODEL_FILE, load_model, model_payload, read_model_file, resolve_model_path, save_model
 from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
 from plexloc.train.loss import decode_loss
-from plexloc.infer.predict import cpu_bf16_supported, cpu_channels_last_supported
 from plexloc.train.validation import CHANNEL_USE_MIN, ValidationSet, amp_context, batch_aux, batch_photons, has_colors
 
 CHECKPOINT_FILE = "checkpoint.pt"

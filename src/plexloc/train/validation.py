@@ -18,8 +18,8 @@ how well the per-channel photons are measured (:func:`color_scores`).
 
 from __future__ import annotations
 
-import math
 import contextlib
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
