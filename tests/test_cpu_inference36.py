@@ -213,3 +213,25 @@ def test_fit_movie_follows_the_models_training_amp(tmp_path, monkeypatch):
         save_model(tmp_path / "model.pt", _model(7), {"training": {"amp": amp}}, meta={})
         fit_module.fit_movie(tmp_path / "m.tif", tmp_path / "model.pt", camera=cam)
         assert chosen[-1] == want
+
+
+def test_fit_and_train_say_which_arithmetic_and_layout_they_used(tmp_path, capsys, monkeypatch):
+    """``fit_movie``'s stats report the precision and layout the Predictor chose (the command lines print them:
+    tests/test_train.py::test_cli_train_then_fit)."""
+    import importlib
+
+    from plexloc.cli.main import main
+    from plexloc.config.models import IdealCameraConfig
+    from plexloc.nets.io import save_model
+
+    fit_module = importlib.import_module("plexloc.infer.fit")
+    monkeypatch.setattr(predict, "cpu_bf16_supported", lambda: False)
+    write_movie(tmp_path / "m.tif", (np.random.default_rng(0).random((4, 16, 16)) * 50 + 120).astype(np.uint16))
+    save_model(tmp_path / "model.pt", _model(8), {"training": {"amp": True}}, meta={})
+    stats: dict = {}
+    fit_module.fit_movie(tmp_path / "m.tif", tmp_path / "model.pt", camera=IdealCameraConfig(), stats=stats,
+                         channels_last=True)
+    assert stats["precision"] == "float32" and stats["channels_last"] is True
+    fit_module.fit_movie(tmp_path / "m.tif", tmp_path / "model.pt", camera=IdealCameraConfig(), stats=stats,
+                         precision="float32", channels_last=False)
+    assert stats["channels_last"] is False

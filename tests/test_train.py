@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -122,6 +123,7 @@ def test_cli_train_then_fit(tmp_path, capsys):
     assert main(["train", str(cfg_path), "--out", str(tmp_path / "run"), "--steps", "3", "--device", "cpu"]) == 0
     got = capsys.readouterr()
     assert "done: step 3" in got.out
+    assert re.search(r"training on cpu \((bfloat16|float32)(, channels-last)?\):", got.out)  # the arithmetic, the layout
     # three steps make no usable model: said at the end of training and again when it fits a movie
     assert "the model detects poorly on its validation set" in got.err and "not ready to fit movies" in got.err
     # every column of the run's log.csv is documented (`plexloc columns` refused the file before)
@@ -134,7 +136,9 @@ def test_cli_train_then_fit(tmp_path, capsys):
     capsys.readouterr()
     assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--model", str(tmp_path / "run"), "--out", str(out),
                  "--device", "cpu", "--threshold", "0.05"]) == 0
-    assert "it is not trained enough to fit movies" in capsys.readouterr().err
+    got = capsys.readouterr()
+    assert "it is not trained enough to fit movies" in got.err
+    assert re.search(r"frames/s, (bfloat16|float32)(, channels-last)?\)", got.out)  # wrote ... (N localizations, ...)
     # a whole configuration as --camera: its camera is taken, and a pixel size other than the model's is said
     import yaml
 

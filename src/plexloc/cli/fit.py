@@ -194,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"the duplicate and camera-setting checks looked at {stats['checked_rows']} localizations of random "
                   "frames", file=sys.stderr)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
+    if stats.get("precision"):  # the network's arithmetic and layout (bfloat16 / NHWC on a GPU or a bfloat16 CPU)
+        rate += f", {stats['precision']}" + (", channels-last" if stats.get("channels_last") else "")
     if stats.get("alignment") is not None:  # its findings were warned about before the fit
         print(stats["alignment"].summary(), file=sys.stderr)
     for shape in stats.get("psf_shape") or []:  # warnings were issued before the fit; notes (all spots at one z) here

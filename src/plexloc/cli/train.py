@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
                          f"give more (e.g. --steps {trainer.step + args.steps}) or --minutes")
     s = trainer.model.spec
     n_par = sum(p.numel() for p in trainer.model.parameters())
-    print(f"training on {device}: {n_par / 1e6:.2f} M parameters, window {s.window}, "
+    how = ("bfloat16" if trainer.amp else "float32") + (", channels-last" if trainer.channels_last else "")
+    print(f"training on {device} ({how}): {n_par / 1e6:.2f} M parameters, window {s.window}, "
           f"{'3D' if s.is_3d else '2D'}, {s.n_channels} channel(s); run folder {args.out}"
           + (f", resuming at step {trainer.step}" if args.resume else ""))
     t = trainer.config.training

@@ -205,6 +205,8 @@ class _FitRun:
         self.train_cfg = None  # the model's TrainConfig (validated once), where it carries one
         self.check_seconds = 0.0  # the alignment and PSF shape checks before the fit
         self.frame_means: list[torch.Tensor] = []  # (t, C) mean photons per pixel of every chunk's frames, on the device
+        self.precision = ""  # the network's arithmetic the Predictor chose ("float32" or "bfloat16")
+        self.channels_last = False  # whether its convolutions ran channels-last
 
     def add_filter_report(self, report) -> None:
         self.filtered = report if self.filtered is None else self.filtered.add(report)
@@ -217,7 +219,8 @@ class _FitRun:
         stats.update(frames=n, seconds=elapsed, frames_per_s=n / elapsed if elapsed > 0 else float("nan"),
                      check_seconds=self.check_seconds,
                      sigma_calibration=self.factors, offset_calibration=self.offsets, photon_calibration=self.photon_scale,
-                     refined_rows=self.refined, legacy_sigma=self.legacy_sigma)
+                     refined_rows=self.refined, legacy_sigma=self.legacy_sigma, precision=self.precision,
+                     channels_last=self.channels_last)
         spec, cfg = self.spec, self.cfg
         if spec.n_aux:
             stats.update(roi_offset_px=self.roi_offset, roi_offset_source=self.roi_source)
@@ -353,6 +356,7 @@ def _fit_parts(
         amp = bool((cfg.get("training") or {}).get("amp", True))
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile,
                               spread_radius_px=spread, channels_last=channels_last, precision=precision, amp=amp)
+        run.precision, run.channels_last = predictor.precision, predictor.channels_last
         run.legacy_sigma = spread == 0.0 and bool(sigma_factors(meta)) and calibrate_sigma
         refiner = _refiner(train_cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
         if refiner is not None:
@@ -538,7 +542,8 @@ def fit_movie(
         progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
         stats: a dict that receives ``frames``, ``seconds``, ``frames_per_s`` (the frames' loop: reading, network,
             extraction, writing), ``check_seconds`` (the checks of the first frames before it, a fixed cost of about
-            1 s per movie on a CPU core) and ``refined_rows``; ``domain``, the
+            1 s per movie on a CPU core), ``refined_rows``, ``precision`` and ``channels_last`` (the network's
+            arithmetic and layout, as the Predictor chose them); ``domain``, the
             :class:`~plexloc.infer.domain.DomainReport` of the photons and background against the model's training
             ranges (where the model carries its configuration); and, for a multi-channel model, ``roi_offset_px``,
             ``roi_offset_source``, ``duplicates`` and ``alignment``: the
