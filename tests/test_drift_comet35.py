@@ -39,7 +39,8 @@ class _FakeComet:
         self.caps: list = []
         self.halves_drift = halves_drift  # (frames -> (n, 3)) for the two halves' runs
 
-    def __call__(self, dataset, *, n_segments, max_locs_per_segment, progress=None, **_):
+    def __call__(self, dataset, windows, *, max_locs_per_segment, progress=None, **_):
+        n_segments = int(np.max(windows)) + 1  # the window ids of the full table's windows
         self.calls.append(dataset.copy())
         self.caps.append(max_locs_per_segment)
         frame = dataset[:, 3]

@@ -360,13 +360,9 @@ def _half_split(frame: np.ndarray, seg: np.ndarray, n_seg: int, blocks_per_windo
     frame_seg[inverse.ravel()] = seg
     middle = frame_start - (np.cumsum(n) - n)[frame_seg] + 0.5 * per_frame  # rank inside its window
     frame_block = np.minimum((middle * n_blocks / n[frame_seg]).astype(np.int64), n_blocks - 1)
-    block_of_row = frame_block[inverse.ravel()]
-    ones = np.zeros_like(block_of_row)
-    rest = block_of_row.copy()
-    while rest.any():  # the number of 1 bits of the block index: its parity is the Thue-Morse sequence
-        ones += rest & 1
-        rest >>= 1
-    half = ones % 2 == 0
+    # the Thue-Morse sequence: the parity of the number of 1 bits of the block index
+    thue_morse = np.array([bin(b).count("1") % 2 for b in range(n_blocks)])
+    half = thue_morse[frame_block[inverse.ravel()]] == 0
     n_a = np.bincount(seg[half], minlength=n_seg)
     uneven = (n_a < 0.25 * n) | (n - n_a < 0.25 * n)
     if uneven.any():
@@ -620,14 +616,14 @@ COMET_MAX_UNCERTAINTY_NM = RCC_MAX_UNCERTAINTY_NM
 COMET_HALF_DIFFERENCE_SCALE = 1.0
 
 
-def _comet_knots(dataset: np.ndarray, *, n_segments: int, max_drift_nm: float, backend: str | None, seed: int,
+def _comet_knots(dataset: np.ndarray, windows: np.ndarray, *, max_drift_nm: float, backend: str | None, seed: int,
                  max_locs_per_segment: int | None, progress: Callable[[str, dict], None] | None = None,
-                 windows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
+                 ) -> tuple[np.ndarray, np.ndarray, Any]:
     """One COMET run: the window centre frames and the windows' drift (nm, ``(S, 3)``; NaN rows dropped).
 
     The windows are ours, handed to COMET as window ids (its ``segmentation_mode=-1``, comet-smlm >= 1.2):
-    ``windows`` (a window id per row of ``dataset``, ``[x, y, z, frame]``), by default :func:`_segments` of the
-    frames into ``n_segments`` windows of equal counts, as RCC's. COMET's own "number of windows" mode (0) makes
+    ``windows`` (a window id per row of ``dataset``, ``[x, y, z, frame]``; :func:`_segments` of the frames into
+    windows of equal counts, as RCC's). COMET's own "number of windows" mode (0) makes
     fewer windows than asked: it turns ``S`` into a minimum count per window, ``ceil(N / S)`` localizations, closes a
     window at the first whole frame that reaches it and merges a short remainder into the last window, so every
     window overshoots by part of a frame and the last one falls short (10 asked, 9 made on the bench's tables, the
@@ -637,8 +633,6 @@ def _comet_knots(dataset: np.ndarray, *, n_segments: int, max_drift_nm: float, b
     from comet import comet_run_kd
 
     frame = dataset[:, 3]
-    if windows is None:
-        windows = _segments(frame, int(n_segments))[0]
     present, window_id = np.unique(np.asarray(windows, dtype=np.int64), return_inverse=True)
     window_id = window_id.ravel()
     by_window = dataset.copy()
@@ -808,7 +802,7 @@ def comet_drift(
             # pairs grow as the square of the rows kept: keep sqrt(max_pairs / pairs) of each window's rows
             max_locs_per_segment = max(100, int(len(dataset) / max(int(n_segments), 1) * np.sqrt(max_pairs / pairs)))
             capped = {"pairs_estimated": float(pairs), "max_locs_per_segment": max_locs_per_segment}
-    run = dict(n_segments=n_segments, max_drift_nm=max_drift_nm, backend=backend, seed=seed,
+    run = dict(max_drift_nm=max_drift_nm, backend=backend, seed=seed,
                max_locs_per_segment=max_locs_per_segment)
 
     def passing(k: int) -> Callable[[str, dict], None] | None:
@@ -823,7 +817,7 @@ def comet_drift(
 
     # our windows (equal counts, as RCC's), handed to COMET: its own segmentation made 9 of 10 (:func:`_comet_knots`)
     windows, _ = _segments(frame, int(n_segments))
-    seg_frames, seg_drift, details = _comet_knots(dataset, progress=watch_and_report, windows=windows, **run)
+    seg_frames, seg_drift, details = _comet_knots(dataset, windows, progress=watch_and_report, **run)
     lo, hi = int(frame.min()), int(frame.max())
     frames = np.arange(lo, hi + 1)
     if len(seg_frames) < 2:
@@ -847,7 +841,7 @@ def comet_drift(
                      else max(1, int(max_locs_per_segment) // 2))
         curves = []
         for k_pass, part in enumerate((half, ~half), start=2):  # each half in the full table's windows
-            f, k, _ = _comet_knots(dataset[part], progress=passing(k_pass), windows=windows[part], **run_h)
+            f, k, _ = _comet_knots(dataset[part], windows[part], progress=passing(k_pass), **run_h)
             curves.append(_curve(f, k, frames)[:, :2] if len(f) >= 2 else np.full((len(frames), 2), np.nan))
         e = curves[0] - curves[1]
         e -= e.mean(axis=0)
