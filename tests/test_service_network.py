@@ -124,3 +124,16 @@ def test_train_and_fit_entry_points_render_their_options():
     _, _, fit = reg.resolve("plexloc-fit", None, "fit")
     with pytest.raises(Exception, match="threshold"):
         fit.validate_config({"threshold": 2})
+    # the network's arithmetic and the MLE refinement, as plexloc fit's --precision and --refine-mle
+    argv = fit.render(config=fit.validate_config({"precision": "float32", "refine_mle": True}),
+                      inputs={"movie": ["m.tif"], "model": ["model.pt"]}, output_dir="o", work_dir="w", device="cuda")
+    assert argv == ["plexloc", "fit", "m.tif", "--model", "model.pt", "--out", "o/locs.csv", "--device", "cuda",
+                    "--precision", "float32", "--refine-mle"]
+    assert "--refine-mle" not in fit.render(config=fit.validate_config({"refine_mle": False}),
+                                            inputs={"movie": ["m.tif"], "model": ["model.pt"]}, output_dir="o",
+                                            work_dir="w", device="cuda")
+    with pytest.raises(Exception, match="precision"):
+        fit.validate_config({"precision": "float16"})
+    from plexloc.cli.main import build_parser
+    fit_cli = build_parser()._subparsers._group_actions[0].choices["fit"]
+    assert [a for a in fit_cli._actions if a.dest == "precision"][0].choices == ["auto", "float32", "bfloat16"]
