@@ -17,14 +17,16 @@ simulation drew from (:func:`training_ranges`):
 - background of every channel: the median estimate against the training range widened by ``bg_over`` on both
   sides (both too much and too little background mean the camera conversion or the model is wrong).
 
-- emitters far brighter than training (:func:`bright_spot_checks`, one-channel models): those the estimates
+- emitters far brighter than training (:func:`bright_spot_checks`, per channel for a multi-channel model): those the estimates
   cannot show, because the network loses them (from about 2x the training maximum, the demo model found none, or a few
   false localizations of in-range photons). The PSF-shape check's bright isolated spots of the movie's first frames
   (:mod:`plexloc.psf.check`, photons from its own Gaussian fit) are compared with the training maximum and with the
   photons the network's localizations give the same spots: where more than ``SPOT_MAX_FRACTION`` of the spots carry
   more than ``SPOT_OVER`` times the maximum and the network accounts for less than ``SPOT_MIN_SHARE`` of their light,
   it is a warning. Crowded movies, whose isolated-looking spots are often two emitters and read up to twice as bright,
-  are told apart by that share: the network finds both emitters of such a spot.
+  are told apart by that share: the network finds both emitters of such a spot. A multi-channel model's channels are
+  judged one by one, each channel's spots against its own training maximum and the table's photons in that channel of
+  the rows mapped into its image by the channel's transform.
 - the camera conversion itself (:func:`plexloc.camera.check.noise_ratio`, a photon-transfer check that needs no model): the pixel
   noise between consecutive frames against what the camera settings predict for that signal. Photons that a
   wrong gain or e-/ADU scales by k carry k times the predicted variance (EMCCD, sCMOS: shot noise dominated),
@@ -161,6 +163,7 @@ def check_training_domain(
     noise_notes: list[str] | None = None,
     psf_shape: list | None = None,
     head_table: LocTable | None = None,
+    roi_offset_px: tuple[int, int] = (0, 0),
 ) -> DomainReport:
     """Compare a fitted table's photon and background estimates with the model's training ranges.
 
@@ -181,11 +184,12 @@ def check_training_domain(
     or split-view boxes swapped).
 
     ``psf_shape`` and ``head_table``: the PSF-shape check's reports and the network's (unfiltered) rows of the frames
-    it looked at, for :func:`bright_spot_checks` (emitters so bright that the network lost them)."""
+    it looked at, for :func:`bright_spot_checks` (emitters so bright that the network lost them); ``roi_offset_px``:
+    the chip pixel (x, y) of the reference image's corner, where a multi-channel model's transforms act."""
     report = _domain_checks(table, config, photon_over=photon_over, photon_max_fraction=photon_max_fraction,
                             bg_over=bg_over, min_localizations=min_localizations, noise=noise, noise_range=noise_range,
                             movie_bg=movie_bg, noise_notes=noise_notes)
-    report.checks.extend(bright_spot_checks(psf_shape, head_table, config))
+    report.checks.extend(bright_spot_checks(psf_shape, head_table, config, roi_offset_px=roi_offset_px))
     channel_cols = [c for c in report.checks if c.warning and c.kind in ("photons", "bg") and "_ch" in c.column]
     if channel_cols:
         hint = _swap_hint(table, config, movie_bg, photon_over=photon_over,
@@ -308,67 +312,155 @@ def bright_spot_checks(
     min_count: int = SPOT_MIN_COUNT,
     min_share: float = SPOT_MIN_SHARE,
     max_far: float = SPOT_MAX_FAR,
+    roi_offset_px: tuple[int, int] = (0, 0),
 ) -> list[DomainCheck]:
     """The bright isolated spots of the movie's first frames against the training maximum and the network's table.
 
-    ``psf_shape``: the :class:`~plexloc.psf.check.PSFShapeReport` of a one-channel model's movie (spots with their
-    photons, frame and pixel); ``table``: the network's localizations of at least the frames the report looked at
-    (before any filter), in the frame's pixel coordinates. For each spot the photons of the table's rows in the
-    same frame within half the spot's fitting window of its centre are summed: their share of the spot's own
+    ``psf_shape``: the :class:`~plexloc.psf.check.PSFShapeReport` s of the movie, one per channel (spots with their
+    photons, frame and pixel in that channel's image); ``table``: the network's localizations of at least the frames the
+    reports looked at (before any filter), in the reference frame's coordinates. For each spot the photons of the table's
+    rows in the same frame within half the spot's fitting window of its centre are summed: their share of the spot's own
     photons is near 1 where the network found it (two emitters of a crowded spot both count) and near 0 where it
     lost it. Only spots whose widths fit one emitter count, and none where more than ``max_far`` of them do not (crowded
     frames). One :class:`DomainCheck` (column ``photons (bright spots)``, kind ``spots``), warned as the module says;
-    none for a multi-channel model (its spots are in each channel's coordinates) or without spots."""
-    if not psf_shape or table is None or len(psf_shape) != 1:
+    none without spots.
+
+    A multi-channel model gets one check per channel (column ``photons_ch{c} (bright spots)``), each judged alone with
+    the same thresholds: channel c's spots against channel c's training maximum (``linked``: the total's maximum times
+    the channel's share of the throughputs, as the simulator splits an emitter's photons; ``independent``: the channel's
+    own range, :func:`training_ranges`), and the table's photons in channel c (``linked``: ``photons`` times that share;
+    ``independent``: ``photons_ch{c}``; a table without it is not judged) of the rows whose reference position, mapped
+    into channel c's image as the simulator and the fit map it (the channel's chip transform at ``roi_offset_px``, the
+    chip pixel (x, y) of the reference image's corner), lies within half the spot's window. A one-channel configuration
+    given several reports gets none; a multi-channel one given another number of reports than it has channels is an
+    :class:`~plexloc.errors.InputError`."""
+    if not psf_shape or table is None:
         return []
-    r = psf_shape[0]
+    n_ch = len(config.channels)
+    if n_ch == 1 and len(psf_shape) != 1:
+        return []
+    if n_ch > 1 and len(psf_shape) != n_ch:
+        from plexloc.errors import InputError
+
+        raise InputError(f"psf_shape has {len(psf_shape)} report(s) for a {n_ch}-channel model: give one per channel")
     ranges = training_ranges(config)
-    if "photons" not in ranges or not r.n_spots or not len(r.photons_corrected):
+    if n_ch == 1 and ("photons" not in ranges or not psf_shape[0].n_spots or not len(psf_shape[0].photons_corrected)):
         return []
+    frame = np.asarray(table["frame"], dtype=np.int64)
+    order = np.argsort(frame, kind="stable")
+    frame = frame[order]
+    x_nm = np.asarray(table["x_nm"], dtype=np.float64)[order]
+    y_nm = np.asarray(table["y_nm"], dtype=np.float64)[order]
+    if n_ch == 1:
+        r = psf_shape[0]
+        _, lo, hi = ranges["photons"]
+        p = np.nan_to_num(np.asarray(table["photons"], dtype=np.float64)[order], nan=0.0)
+        px_x, px_y = r.px_size_nm
+        chk, bright, ph, frac, share = _spot_check(r, "photons (bright spots)", lo, hi, frame, x_nm / px_x, y_nm / px_y,
+                                                   p, over=over, max_far=max_far)
+        if share is not None and int(bright.sum()) >= min_count and frac > max_fraction and share < min_share:
+            chk.warning = (
+                f"photons: {int(bright.sum())} of the {r.n_spots} bright isolated spots of the movie's first {r.frames} "
+                f"frames ({100 * frac:.0f} %) carry more than {over:g}x the {hi:.4g} photons the model trained on (their "
+                f"median {float(np.median(ph[bright])):.4g}), and the network's localizations give them "
+                f"{100 * share:.0f} % of their photons (median): emitters this bright are lost, or split into localizations of in-range "
+                "photons, which no check of the table can see. Check the camera settings (gain, e-/ADU, baseline), or "
+                "train a model whose photon range covers the data (photons_range up to about "
+                f"{float(np.quantile(ph, 0.95)):.3g})"
+            )
+        return [chk]
+    import torch
+
+    from plexloc.calibrate.alignment import _transform_at
+    from plexloc.simulation.geometry import apply_transform
+
+    thr = np.array([float(ch.throughput) for ch in config.channels])
+    checks = []
+    for c, r in enumerate(psf_shape):
+        column = f"photons_ch{c}"
+        if "photons" in ranges:  # linked: one total, split by the throughputs
+            share_c = float(thr[c] / thr.sum())
+            _, lo, hi = ranges["photons"]
+            lo, hi = lo * share_c, hi * share_c
+            p = np.asarray(table["photons"], dtype=np.float64)[order] * share_c
+        elif column in ranges:  # independent: the channel's own
+            _, lo, hi = ranges[column]
+            p = np.asarray(table[column], dtype=np.float64)[order] if column in table.columns else None
+        else:
+            continue
+        if not r.n_spots or not len(r.photons_corrected):
+            continue
+        if p is None:
+            ph = np.asarray(r.photons_corrected, dtype=np.float64)
+            q05, med, q95 = (float(q) for q in np.quantile(ph, [0.05, 0.5, 0.95]))
+            checks.append(DomainCheck(f"{column} (bright spots)", "spots", lo, hi, q05, med, q95, math.nan,
+                                      note=f"not judged: the table has no {column}"))
+            continue
+        # the rows' reference positions in channel c's image, as the simulator renders them (r_c = T_c(r + o) - o)
+        T = _transform_at(config.channels[c].transform, roi_offset_px, tuple(config.px_size_xy_nm))
+        xc, yc = (v.numpy() for v in apply_transform(T, torch.from_numpy(x_nm), torch.from_numpy(y_nm)))
+        px_x, px_y = r.px_size_nm
+        chk, bright, ph, frac, share = _spot_check(r, f"{column} (bright spots)", lo, hi, frame, xc / px_x, yc / px_y,
+                                                   np.nan_to_num(p, nan=0.0), over=over, max_far=max_far)
+        if share is not None and int(bright.sum()) >= min_count and frac > max_fraction and share < min_share:
+            chk.warning = (
+                f"{column}: {int(bright.sum())} of the {r.n_spots} bright isolated spots of channel {c}'s first "
+                f"{r.frames} frames ({100 * frac:.0f} %) carry more than {over:g}x the {hi:.4g} photons the model "
+                f"trained on in channel {c} (their median {float(np.median(ph[bright])):.4g}), and the network's "
+                f"localizations give them {100 * share:.0f} % of their channel-{c} photons (median): emitters this "
+                "bright are lost, or split into localizations of in-range photons, which no check of the table can see. "
+                f"Check channel {c}'s camera settings (gain, e-/ADU, baseline), or train a model whose photon range "
+                f"covers the data ({_range_hint(config, c, float(np.quantile(ph, 0.95)))})"
+            )
+        checks.append(chk)
+    return checks
+
+
+def _spot_check(r, column: str, lo: float, hi: float, frame: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
+                p: np.ndarray, *, over: float, max_far: float):
+    """One channel's spots (report ``r``) against the training maximum ``hi``, and the photons ``p`` of the table's
+    rows (sorted by ``frame``, positions ``x_px, y_px`` in that channel's pixels) near each too-bright one: the check
+    without its warning, the too-bright mask, the spots' photons, their share above, and the network's median share of
+    their photons (None: not judged, or none too bright)."""
     from plexloc.psf.check import FAR_DISTANCE
 
-    _, lo, hi = ranges["photons"]
     ph = np.asarray(r.photons_corrected, dtype=np.float64)
     q05, med, q95 = (float(q) for q in np.quantile(ph, [0.05, 0.5, 0.95]))
     # spots shaped like one emitter (near the model's width curve); a wider spot is often two
     single = np.asarray(r.distance, dtype=np.float64) <= FAR_DISTANCE
     bright = (ph > over * hi) & single
     frac = float(np.mean(bright))
-    chk = DomainCheck("photons (bright spots)", "spots", lo, hi, q05, med, q95, frac)
+    chk = DomainCheck(column, "spots", lo, hi, q05, med, q95, frac)
     if np.isfinite(r.far_fraction) and r.far_fraction > max_far:
         chk.note = (f"not judged: {100 * r.far_fraction:.0f} % of the spots are wider than one emitter (crowded "
                     "frames: a bright spot is often several)")
-        return [chk]
+        return chk, bright, ph, frac, None
     if not bright.any():
-        return [chk]
+        return chk, bright, ph, frac, None
     # the table's photons near each too-bright spot: same frame, within half the fitting window of the spot's centre
-    px_x, px_y = r.px_size_nm
-    frame = np.asarray(table["frame"], dtype=np.int64)
-    order = np.argsort(frame, kind="stable")
-    frame = frame[order]
-    x = np.asarray(table["x_nm"], dtype=np.float64)[order] / px_x
-    y = np.asarray(table["y_nm"], dtype=np.float64)[order] / px_y
-    p = np.nan_to_num(np.asarray(table["photons"], dtype=np.float64)[order], nan=0.0)
     radius = r.window_px / 2
     r0, c0 = r.origin_px
     shares = []
     for (f, row, col), n in zip(np.asarray(r.spot_pixel)[bright], ph[bright]):
         a, b = np.searchsorted(frame, [f, f + 1])
-        near = np.hypot(x[a:b] - (c0 + col + 0.5), y[a:b] - (r0 + row + 0.5)) <= radius
+        near = np.hypot(x_px[a:b] - (c0 + col + 0.5), y_px[a:b] - (r0 + row + 0.5)) <= radius
         shares.append(float(p[a:b][near].sum()) / max(float(n), 1e-9))
     share = float(np.median(shares))
     chk.note = f"the network gives them {100 * share:.0f} % of their photons"
-    if int(bright.sum()) >= min_count and frac > max_fraction and share < min_share:
-        chk.warning = (
-            f"photons: {int(bright.sum())} of the {r.n_spots} bright isolated spots of the movie's first {r.frames} "
-            f"frames ({100 * frac:.0f} %) carry more than {over:g}x the {hi:.4g} photons the model trained on (their "
-            f"median {float(np.median(ph[bright])):.4g}), and the network's localizations give them "
-            f"{100 * share:.0f} % of their photons (median): emitters this bright are lost, or split into localizations of in-range "
-            "photons, which no check of the table can see. Check the camera settings (gain, e-/ADU, baseline), or "
-            "train a model whose photon range covers the data (photons_range up to about "
-            f"{float(np.quantile(ph, 0.95)):.3g})"
-        )
-    return [chk]
+    return chk, bright, ph, frac, share
+
+
+def _range_hint(config: TrainConfig, c: int, photons: float) -> str:
+    """What to train for channel ``c`` to see ``photons``, in the configuration's own fields."""
+    pm = config.photon_model
+    if pm.kind == "linked":
+        t = float(config.channels[c].throughput)
+        return f"emitters.photons_range up to about {photons / max(t, 1e-12):.3g}: channel {c} receives {t:g} of it"
+    if pm.kind == "ratiometric":  # training widens each channel's dye range (train.trainer.training_simulation)
+        top = max(row[c] for row in pm.ratios) * float(config.training.photon_range_widen)
+        return (f"emitters.photons_range up to about {photons / max(top, 1e-12):.3g}: training gives channel {c} up to "
+                f"{top:.3g} of it, the largest dye ratio times training.photon_range_widen")
+    return f"photon_model.channel_photons_range[{c}] up to about {photons:.3g}"
 
 
 def _movie_background(report: DomainReport, ranges: dict[str, tuple[str, float, float]], movie_bg: list[float] | None,

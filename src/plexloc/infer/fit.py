@@ -201,7 +201,8 @@ class _FitRun:
         self.source = ""
         self.alignment = None  # AlignmentReport of the first frames (several channels)
         self.psf_shape = None  # PSFShapeReport per channel of the first frames
-        self.head_rows: list[LocTable] = []  # the unfiltered rows of the frames the PSF check looked at (one channel)
+        self.head_rows: list[LocTable] = []  # the unfiltered rows of the frames the PSF check looked at
+        self.check_roi_offset: tuple[int, int] = (0, 0)  # chip pixel (x, y) of the reference image's corner (checks)
         self.train_cfg = None  # the model's TrainConfig (validated once), where it carries one
         self.check_seconds = 0.0  # the alignment and PSF shape checks before the fit
         self.frame_means: list[torch.Tensor] = []  # (t, C) mean photons per pixel of every chunk's frames, on the device
@@ -246,7 +247,8 @@ class _FitRun:
                         else None)  # the mean pixel: at least the background, read off the movie
             head_table = LocTable.concat(self.head_rows) if self.head_rows else self.empty
             stats["domain"] = check_training_domain(checked, self.train_cfg, noise=noise, movie_bg=movie_bg, warn=False,
-                                                    noise_notes=notes, psf_shape=self.psf_shape, head_table=head_table)
+                                                    noise_notes=notes, psf_shape=self.psf_shape, head_table=head_table,
+                                                    roi_offset_px=self.check_roi_offset)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
@@ -343,6 +345,7 @@ def _fit_parts(
         if spec.n_channels > 1 and train_cfg is not None:  # the first frames against the model's channel geometry
             at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
             run.alignment = _alignment_check(photons_of, len(readers[0]), readers, split, cfg, at, paths)
+            run.check_roi_offset = at  # the bright-spot check maps the table into each channel's image there
         if train_cfg is not None:  # the first frames' spots against the model's PSF (2D model on a 3D movie, ...)
             run.psf_shape = _psf_shape_check(photons_of, len(readers[0]), readers[0], train_cfg, cams, paths)
         run.check_seconds = time.perf_counter() - t_checks  # a fixed cost per movie, outside frames_per_s
@@ -396,7 +399,7 @@ def _fit_parts(
         if use_filters:
             from plexloc.post.filter import filter_localizations
         n_locs = 0
-        head_frames = run.psf_shape[0].frames if run.psf_shape and spec.n_channels == 1 else 0
+        head_frames = max(r.frames for r in run.psf_shape) if run.psf_shape else 0  # every channel's
         t0 = time.perf_counter()
         for first, block in batches:
             n_block = block.shape[0] - 2 * (spec.window // 2)
