@@ -58,6 +58,18 @@ Session 36 (the split-half test's halves at common window centres; COMET in our 
         --cases lines_linear,rings_sine,clusters_exp_p15 --out RUN.json                      (15 min)
     python bench/drift_uncertainty.py --engine comet --rows RUN.json --before bench/drift_comet36_s025_before.json \
         --out bench/drift_comet36_s025.json
+
+Session 37 (the interpolation term's two faults, diagnosed; the term unchanged): ``--save-args DIR`` keeps every
+table's term inputs (npz), ``--rescore DIR [--before-src OLD/drift.py]`` scores the term again on them without running
+the engine (COMET: 40-260 s a table on the shared 2-core CPU), ``--rescore DIR --diagnose`` compares the term with the
+construction's error from exact knots and with the knots' noise taken out several ways:
+
+    python bench/drift_uncertainty.py --seeds 5 --scale 1 --save-args DIR1 --out bench/drift_interpolation37_rcc_s1.json
+    python bench/drift_uncertainty.py --rescore DIR1 --diagnose --out bench/drift_interpolation37_rcc_s1_diagnosis.json
+    (and --scale 0.25 -> ..._rcc_s025*.json)
+    python bench/drift_uncertainty.py --engine comet --seeds 3 --scale 0.25 \
+        --cases rings_sine,clusters_exp_p15,lines_linear,clusters_fastexp_p10 --save-args DIR2   (stopped after 8)
+    python bench/drift_uncertainty.py --rescore DIR2 --diagnose --out bench/drift_interpolation37_comet_s025_diagnosis.json
 """
 
 from __future__ import annotations
@@ -117,23 +129,44 @@ def case_table(name: str, seed: int, scale: float = 1.0) -> tuple[LocTable, np.n
 
 
 class _TermArgs:
-    """Wraps ``_interpolation_error`` while the bench runs and keeps the arguments of its last call."""
+    """Wraps ``_interpolation_error`` (and ``_knot_variance``) while the bench runs and keeps the arguments of their
+    last calls: the term's inputs, and the halves' curves' difference that the knots' noise variance comes from."""
 
     def __enter__(self):
         self.args = None
+        self.half_difference = None
         self.inner = getattr(drift_module, "_interpolation_error", None)
+        self.inner_var = getattr(drift_module, "_knot_variance", None)
         if self.inner is not None:
             def wrapped(frame, seg, centre, knots, frames, knot_var, *a, **k):
                 self.args = (np.asarray(frame), np.asarray(seg), np.asarray(centre, dtype=float),
                              np.asarray(knots, dtype=float)[:, :2].copy(), np.asarray(frames), float(knot_var))
                 return self.inner(frame, seg, centre, knots, frames, knot_var, *a, **k)
             drift_module._interpolation_error = wrapped
+        if self.inner_var is not None:
+            def wrapped_var(half_difference, *a, **k):
+                self.half_difference = np.asarray(half_difference, dtype=float).copy()
+                return self.inner_var(half_difference, *a, **k)
+            drift_module._knot_variance = wrapped_var
         return self
 
     def __exit__(self, *exc):
         if self.inner is not None:
             drift_module._interpolation_error = self.inner
+        if self.inner_var is not None:
+            drift_module._knot_variance = self.inner_var
         return False
+
+    def save(self, path: Path, truth: np.ndarray, **scalars) -> None:
+        """The term's inputs, the halves' difference and the truth as ``path`` (npz), to score the term again
+        (``--rescore``) without running the engine: COMET's knots cost minutes a table."""
+        if self.args is None or self.half_difference is None:
+            return
+        frame, seg, centre, knots, frames, knot_var = self.args
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, frame=frame, seg=seg, centre=centre, knots=knots, frames=frames,
+                            knot_var=knot_var, half_difference=self.half_difference, truth=truth[:, :2],
+                            **{k: np.asarray(v) for k, v in scalars.items()})
 
 
 def error_parts(args: tuple | None, truth: np.ndarray) -> dict:
@@ -158,7 +191,7 @@ def _interp_ratio(r: dict) -> float | None:
     return None if c is None or i is None or c <= 0.1 else i / c
 
 
-def run_one(name: str, seed: int, segments: int = 10, scale: float = 1.0) -> dict:
+def run_one(name: str, seed: int, segments: int = 10, scale: float = 1.0, save_dir: Path | None = None) -> dict:
     t, truth = case_table(name, seed, scale)
     t0 = time.perf_counter()
     plain = rcc_drift(t, n_segments=segments, split_half=False) if _has_split_half() else None
@@ -173,6 +206,11 @@ def run_one(name: str, seed: int, segments: int = 10, scale: float = 1.0) -> dic
     new = float(info["uncertainty_nm"])
     if plain is not None:
         assert np.array_equal(plain.drift_nm, res.drift_nm)  # the split-half test never changes the estimate
+    if save_dir is not None:
+        term.save(save_dir / f"rcc_{name}_{seed}.npz", truth, case=name, seed=seed, engine="rcc", rows=len(t),
+                  actual_nm=actual, half_difference_nm=info.get("half_difference_nm"),
+                  noise_scale=drift_module.RCC_HALF_DIFFERENCE_SCALE, reported_nm=new,
+                  interpolation_error_nm=info.get("interpolation_error_nm"))
     return {"case": name, "seed": seed, "segments": segments, "scale": scale, "rows": len(t), "actual_nm": actual,
             "old_nm": old, "new_nm": new, **error_parts(term.args, truth),
             "old_ratio": old / actual, "new_ratio": new / actual,
@@ -182,7 +220,8 @@ def run_one(name: str, seed: int, segments: int = 10, scale: float = 1.0) -> dic
             "unreliable": bool(info.get("unreliable", False))}
 
 
-def run_comet(name: str, seed: int, segments: int = 10, scale: float = 1.0, backend: str | None = None) -> dict:
+def run_comet(name: str, seed: int, segments: int = 10, scale: float = 1.0, backend: str | None = None,
+              save_dir: Path | None = None) -> dict:
     from plexloc.post.drift import UnreliableDriftWarning, comet_drift
 
     t, truth = case_table(name, seed, scale)
@@ -194,6 +233,11 @@ def run_comet(name: str, seed: int, segments: int = 10, scale: float = 1.0, back
     actual = drift_error_rms(res.drift_nm, truth[res.frames])
     info = res.info
     reported = float(info.get("uncertainty_nm", float("nan")))
+    if save_dir is not None:
+        term.save(save_dir / f"comet_{name}_{seed}.npz", truth, case=name, seed=seed, engine="comet", rows=len(t),
+                  actual_nm=actual, half_difference_nm=info.get("half_difference_nm"),
+                  noise_scale=drift_module.COMET_HALF_DIFFERENCE_SCALE, reported_nm=reported,
+                  interpolation_error_nm=info.get("interpolation_error_nm"))
     keep = ("half_difference_nm", "half_block_frames", "interpolation_error_nm", "n_pairs", "max_locs_per_segment",
             "pairs_estimated", "backend")
     return {"case": name, "seed": seed, "segments": segments, "scale": scale, "rows": len(t), "actual_nm": actual,
@@ -255,7 +299,7 @@ def main_comet(args: argparse.Namespace) -> int:
         jobs = [(name, seed, None) for name in args.cases.split(",") for seed in range(args.seeds)]
     for name, seed, r in jobs:
         r = {k: v for k, v in r.items() if not k.startswith("before")} if r is not None else run_comet(
-            name, seed, args.segments, args.scale, args.backend)
+            name, seed, args.segments, args.scale, args.backend, args.save_args)
         b = before.get((name, seed))
         if b is not None:
             # against that run's own actual error: a change of the full estimate (COMET's windows, session 36)
@@ -303,6 +347,192 @@ def main_comet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_module(path: Path):
+    """A drift.py of another checkout as a module of its own (``--before-src``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plexloc_drift_before", path)
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def saved_term(module, z) -> float:
+    """The interpolation term that ``module`` (a drift.py) gives on the saved inputs ``z`` of one table: the knots'
+    noise variance from the halves' difference at the knots, then the term, as the engines do."""
+    frames, centre = z["frames"], z["centre"]
+    if hasattr(module, "_interpolation_term"):
+        return float(module._interpolation_term(z["frame"], z["seg"], centre, z["knots"], frames,
+                                                z["half_difference"], float(z["noise_scale"])))
+    kv = module._knot_variance(z["half_difference"], centre, frames, float(z["noise_scale"]))
+    if not np.isfinite(kv):
+        return 0.0
+    return float(module._interpolation_error(z["frame"], z["seg"], centre, z["knots"], frames, kv))
+
+
+def _end_curvature_basis(centre: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``--diagnose``'s other plausible drift: the not-a-knot spline, past the end knots its value, slope and its own
+    curvature at the end knot (the trend of the curvature over the end knots, where the term's basis takes the mean
+    curvature of the 4 end knots' parabola)."""
+    from scipy.interpolate import CubicSpline
+
+    spline = CubicSpline(centre, np.eye(len(centre)), axis=0, bc_type="not-a-knot")
+    f = np.asarray(f, dtype=float)
+    out = spline(np.clip(f, centre[0], centre[-1]))
+    for past, end in ((f < centre[0], centre[0]), (f > centre[-1], centre[-1])):
+        dt = (f[past] - end)[:, None]
+        out[past] = spline(end)[None] + dt * spline(end, 1)[None] + 0.5 * dt**2 * spline(end, 2)[None]
+    return out
+
+
+def _construction_map(frame, seg, centre, ev, basis) -> np.ndarray:
+    """``(len(ev), n)``: the construction's error on the plausible drift ``basis`` through the knots, as a linear map
+    of the knots (what ``_interpolation_error`` squares), constant offset removed."""
+    n = len(centre)
+    uf, inv = np.unique(frame, return_inverse=True)
+    counts = np.bincount(inv.ravel(), minlength=len(uf)).astype(float)
+    useg = np.zeros(len(uf), dtype=np.int64)
+    useg[inv.ravel()] = seg
+    wsum = np.zeros((n, n))
+    np.add.at(wsum, useg, counts[:, None] * basis(centre, uf))
+    means = wsum / np.bincount(useg, weights=counts, minlength=n)[:, None]
+    b = drift_module._curve(centre, means, ev.astype(float)) - basis(centre, ev)
+    return b - b.mean(axis=0)
+
+
+def _term_with_noise(b: np.ndarray, knots: np.ndarray, noise: np.ndarray, ev: np.ndarray, centre: np.ndarray) -> float:
+    """The term as ``_interpolation_error`` makes it (start, end and middle each >= 0), with the noise expected per
+    frame ``noise`` taken out."""
+    raw = np.sum((b @ knots) ** 2, axis=1)
+    start, end = ev < centre[1], ev > centre[-2]
+    total = sum(max(float(raw[r].sum() - noise[r].sum()), 0.0) for r in (start, end, ~start & ~end))
+    return float(np.sqrt(total / len(ev)))
+
+
+def main_diagnose(args: argparse.Namespace) -> int:
+    """Where the term goes wrong, on saved inputs (``--save-args``): the term against the construction's error of
+    every table from the true windows' means without noise (``true_knots``; ``true_knots_trend`` with the end
+    curvature's trend, :func:`_end_curvature_basis`), and from the estimated knots with the noise taken out as the
+    knots' actual errors make it in the term (``realized``: what an exact noise model would give), as iid errors of
+    the knots' true mean variance (``iid_true``), and as shipped (``halves``: iid, the variance from the halves)."""
+    rows = []
+    for path in sorted(args.rescore.glob("*.npz")):
+        z = np.load(path)
+        frame, seg, centre, frames, truth, knots = (z[k] for k in ("frame", "seg", "centre", "frames", "truth",
+                                                                    "knots"))
+        means = np.array([truth[frame[seg == k]].mean(axis=0) for k in range(len(centre))])
+        construction = drift_error_rms(drift_module._curve(centre, means, frames.astype(float)), truth[frames])
+        dk = knots - means
+        dk -= dk.mean(axis=0)
+        scale = float(z["noise_scale"])
+        b = _construction_map(frame, seg, centre, frames, drift_module._plausible_drift_basis)
+        b_trend = _construction_map(frame, seg, centre, frames, _end_curvature_basis)
+        kv = drift_module._knot_variance(z["half_difference"], centre, frames, scale)
+        zero = np.zeros(len(frames))
+        terms = {"true_knots": _term_with_noise(b, means, zero, frames, centre),
+                 "true_knots_trend": _term_with_noise(b_trend, means, zero, frames, centre),
+                 "realized": _term_with_noise(b, knots, np.sum((b @ dk) ** 2, axis=1), frames, centre),
+                 "iid_true": _term_with_noise(b, knots, 2 * float(np.mean(dk**2)) * np.sum(b**2, axis=1), frames,
+                                              centre),
+                 "halves": _term_with_noise(b, knots, 2 * kv * np.sum(b**2, axis=1), frames, centre)}
+        noise = scale * float(z["half_difference_nm"]) / 2.0
+        actual = float(z["actual_nm"])
+        rows.append({"engine": str(z["engine"]), "case": str(z["case"]), "seed": int(z["seed"]), "actual_nm": actual,
+                     "construction_nm": construction, "noise_nm": noise, "knot_var_nm2": kv,
+                     "knot_var_true_nm2": float(np.mean(dk**2)), "terms_nm": terms,
+                     "ratio": {k: float(np.hypot(noise, v) / actual) for k, v in terms.items()}})
+    names = list(rows[0]["terms_nm"]) if rows else []
+    print("| case | tables | construction nm | knot var halves / true nm^2 | term / construction: "
+          + ", ".join(names) + " | reported/actual gmean: " + ", ".join(names[2:]) + " |")
+    print("|---|---|---|---|---|---|")
+    summary = []
+    for name, rs in _groups(rows).items():
+        c = np.array([r["construction_nm"] for r in rs])
+        bent = c > 0.1
+        q = {k: float(np.mean([r["terms_nm"][k] / r["construction_nm"] for r in rs if r["construction_nm"] > 0.1]))
+             if bent.any() else None for k in names}
+        nm = {k: float(np.mean([r["terms_nm"][k] for r in rs])) for k in names}
+        g = {k: _gstats(np.array([r["ratio"][k] for r in rs]))[0] for k in names}
+        summary.append({"case": name, "tables": len(rs), "construction_nm_mean": float(c.mean()),
+                        "term_over_construction_mean": q, "term_nm_mean": nm, "ratio_gmean": g})
+        qt = ", ".join(f"{q[k]:.2f}" if q[k] is not None else f"{nm[k]:.2f} nm" for k in names)
+        kv = f"{np.mean([r['knot_var_nm2'] for r in rs]):.2f} / {np.mean([r['knot_var_true_nm2'] for r in rs]):.2f}"
+        print(f"| {name} | {len(rs)} | {c.mean():.2f} | {kv} | {qt} | "
+              + ", ".join(f"{g[k]:.2f}" for k in names[2:]) + " |")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"diagnose": str(args.rescore), "rows": rows, "summary": summary}, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main_rescore(args: argparse.Namespace) -> int:
+    """The term and the uncertainty again from saved inputs, with this checkout's drift.py and (``--before-src``) an
+    earlier one: the knots are the same, only the term's code differs."""
+    before = _load_module(args.before_src) if args.before_src is not None else None
+    rows = []
+    files = sorted(args.rescore.glob("*.npz"))
+    print("| engine | case | seed | actual nm | construction nm | noise nm | term before | term after | "
+          "reported/actual before | after |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for path in files:
+        z = np.load(path)
+        case, seed, engine = str(z["case"]), int(z["seed"]), str(z["engine"])
+        frame, seg, centre, frames, truth = z["frame"], z["seg"], z["centre"], z["frames"], z["truth"]
+        means = np.array([truth[frame[seg == k]].mean(axis=0) for k in range(len(centre))])
+        through_true = drift_module._curve(centre, means, frames.astype(float))
+        construction = drift_error_rms(through_true, truth[frames])
+        knot_noise = drift_error_rms(drift_module._curve(centre, z["knots"], frames.astype(float)), through_true)
+        noise = float(z["noise_scale"]) * float(z["half_difference_nm"]) / 2.0
+        after = saved_term(drift_module, z)
+        actual = float(z["actual_nm"])
+        r = {"engine": engine, "case": case, "seed": seed, "rows": int(z["rows"]), "actual_nm": actual,
+             "construction_nm": construction, "knot_noise_nm": knot_noise, "noise_nm": noise, "interpolation_error_nm": after,
+             "reported_nm": float(np.hypot(noise, after)), "saved_reported_nm": float(z["reported_nm"])}
+        r["ratio"] = r["reported_nm"] / actual
+        r["new_ratio"] = r["ratio"]
+        if before is not None:
+            b = saved_term(before, z)
+            r.update(before_interp_nm=b, before_nm=float(np.hypot(noise, b)))
+            r["before_ratio"] = r["before_nm"] / actual
+        rows.append(r)
+        print(f"| {engine} | {case} | {seed} | {actual:.2f} | {construction:.2f} | {noise:.2f} | "
+              f"{_f(r.get('before_interp_nm'))} | {after:.2f} | {_f(r.get('before_ratio'))} | {r['ratio']:.2f} |")
+    summary = []
+    print()
+    print("| case | tables | construction nm (mean) | term before (mean) | term after (mean) | "
+          "term/construction before | after | reported/actual before gmean [min, max] | after |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, rs in _groups(rows).items():
+        g, lo, hi = _gstats(np.array([r["ratio"] for r in rs]))
+        row = {"case": name, "tables": len(rs), "ratio_gmean": g, "ratio_min": lo, "ratio_max": hi,
+               **_term_summary(rs)}
+        bt, bq = "-", "-"
+        if before is not None:
+            bg, blo, bhi = _gstats(np.array([r["before_ratio"] for r in rs]))
+            row.update(before_ratio_gmean=bg, before_ratio_min=blo, before_ratio_max=bhi,
+                       before_interp_nm_mean=float(np.mean([r["before_interp_nm"] for r in rs])))
+            q = np.array([r["before_interp_nm"] / r["construction_nm"] for r in rs if r["construction_nm"] > 0.1])
+            if len(q):
+                row.update(before_interp_ratio_mean=float(q.mean()), before_interp_ratio_min=float(q.min()),
+                           before_interp_ratio_max=float(q.max()))
+                bq = f"{q.mean():.2f} [{q.min():.2f}, {q.max():.2f}]"
+            bt = f"{bg:.2f} [{blo:.2f}, {bhi:.2f}]"
+        summary.append(row)
+        print(f"| {name} | {len(rs)} | {row['construction_nm_mean']:.2f} | "
+              f"{_f(row.get('before_interp_nm_mean'))} | {row['interp_nm_mean']:.2f} | {bq} | {_term_text(row)} | "
+              f"{bt} | {g:.2f} [{lo:.2f}, {hi:.2f}] |")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({"rescore": str(args.rescore), "before_src": str(args.before_src),
+                                        "rows": rows, "summary": summary}, indent=1))
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _has_split_half() -> bool:
     import inspect
 
@@ -326,7 +556,19 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", default=",".join(CASES), help="comma-separated case names: " + ", ".join(CASES))
     ap.add_argument("--segments", type=int, default=10, help="time windows (default 10, as plexloc drift)")
     ap.add_argument("--out", type=Path, default=None, help="write rows and summary as JSON here")
+    ap.add_argument("--save-args", type=Path, default=None,
+                    help="keep every table's term inputs here (npz per case and seed), for --rescore")
+    ap.add_argument("--rescore", type=Path, default=None,
+                    help="score the term again on the npz files of --save-args in this folder (no engine run), with "
+                         "this checkout's code and, with --before-src, an earlier drift.py's")
+    ap.add_argument("--before-src", type=Path, default=None,
+                    help="with --rescore: the drift.py of an earlier checkout, scored on the same inputs")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="with --rescore: the term against the construction's error from true knots and with the "
+                         "knots' noise taken out in several ways (where the term goes wrong)")
     args = ap.parse_args(argv)
+    if args.rescore is not None:
+        return main_diagnose(args) if args.diagnose else main_rescore(args)
     if args.engine == "comet":
         return main_comet(args)
     before = {}
@@ -338,7 +580,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.cases.split(","):
         for seed in range(args.seeds):
-            r = run_one(name, seed, args.segments, args.scale)
+            r = run_one(name, seed, args.segments, args.scale, args.save_args)
             b = before.get((name, seed))
             if b is not None:
                 r.update(before_nm=b["new_nm"], before_ratio=b["new_nm"] / r["actual_nm"],
