@@ -32,6 +32,7 @@ from torch import Tensor
 
 from plexloc.config.models import SplitViewConfig
 from plexloc.errors import InputError
+from plexloc.simulation.geometry import transform_at_roi
 
 __all__ = [
     "AlignmentReport",
@@ -183,18 +184,13 @@ def _flip(img: Tensor, flip: str) -> Tensor:
     return img.flip(dims) if dims else img
 
 
-def _translate(dx: float, dy: float) -> Tensor:
-    return torch.tensor([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]], dtype=torch.float64)
-
-
 def _transform_at(transform, offset_px: tuple[float, float], px: tuple[float, float]) -> Tensor:
-    """A chip-coordinate transform acting on the positions of an image whose corner is at chip pixel ``offset_px``
-    (x, y): ``r -> T(r + o) - o``."""
+    """:func:`~plexloc.simulation.geometry.transform_at_roi` in float64, a wrong shape an :class:`InputError`."""
     t = torch.as_tensor(np.asarray(transform, dtype=np.float64))
-    if t.shape != (3, 3):
-        raise InputError(f"a channel transform must be 3x3, got shape {tuple(t.shape)}")
-    ox, oy = float(offset_px[0]) * px[0], float(offset_px[1]) * px[1]
-    return _translate(-ox, -oy) @ t @ _translate(ox, oy)
+    try:
+        return transform_at_roi(t, offset_px, px)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 #: a transform whose displacement varies by less than this (pixels) over the analysed frames acts as a translation

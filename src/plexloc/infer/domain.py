@@ -371,8 +371,7 @@ def bright_spot_checks(
         return [chk]
     import torch
 
-    from plexloc.calibrate.alignment import _transform_at
-    from plexloc.simulation.geometry import apply_transform
+    from plexloc.simulation.geometry import apply_transform, transform_at_roi
 
     thr = np.array([float(ch.throughput) for ch in config.channels])
     checks = []
@@ -397,7 +396,8 @@ def bright_spot_checks(
                                       note=f"not judged: the table has no {column}"))
             continue
         # the rows' reference positions in channel c's image, as the simulator renders them (r_c = T_c(r + o) - o)
-        T = _transform_at(config.channels[c].transform, roi_offset_px, tuple(config.px_size_xy_nm))
+        T = transform_at_roi(np.asarray(config.channels[c].transform, dtype=np.float64), roi_offset_px,
+                             config.px_size_xy_nm)
         xc, yc = (v.numpy() for v in apply_transform(T, torch.from_numpy(x_nm), torch.from_numpy(y_nm)))
         px_x, px_y = r.px_size_nm
         chk, bright, ph, frac, share = _spot_check(r, f"{column} (bright spots)", lo, hi, frame, xc / px_x, yc / px_y,

@@ -25,6 +25,7 @@ from plexloc.errors import InputError
 from plexloc.mle.detection import Candidates, _blur, dog_filter, dog_noise_gain_map, local_maxima
 from plexloc.mle.fit import FitChannel, FitResult, fit_rois, noise_terms
 from plexloc.mle.models import roi_model_for
+from plexloc.simulation.geometry import transform_at_roi
 from plexloc.simulation.simulator import Channel
 from plexloc.table import LocTable
 
@@ -297,7 +298,7 @@ class MLEFitter:
             ch = Channel.from_config(ch_cfg, px_size_nm=px, z_extent_nm=z_extent)
             if cams[c] is not None:
                 ch.camera = camera_from_config(cams[c])
-            ch.transform = _at_roi(ch.transform, roi_offset_px if roi_offset_px is not None else config.roi_offset_px, px)
+            ch.transform = transform_at_roi(ch.transform, roi_offset_px if roi_offset_px is not None else config.roi_offset_px, px)
             self.channels.append(ch.to(self.device))
         self.frame_shape = (int(config.frame_size[0]), int(config.frame_size[1]))
         self.is_3d = any(ch.psf.is_3d for ch in self.channels)
@@ -549,17 +550,6 @@ class MLEFitter:
                 cols[f"photons_ch{c}"] = res.photons_ch[:, c].numpy()  # already each channel's share of photons
                 cols[f"bg_ch{c}"] = res.bg_ch[:, c].numpy()
         return LocTable({k: np.asarray(v)[keep] for k, v in cols.items()}), keep
-
-
-def _at_roi(transform: Tensor, offset_px, px_size_nm) -> Tensor:
-    """A chip-coordinate transform as it acts on the positions of an ROI whose corner is at chip pixel
-    ``offset_px`` (x, y): ``r -> T(r + o) - o``, the matrix ``S(-o) T S(o)`` with ``S`` a translation."""
-    ox, oy = float(offset_px[0]) * px_size_nm[0], float(offset_px[1]) * px_size_nm[1]
-    if ox == 0.0 and oy == 0.0:
-        return transform
-    shift = lambda dx, dy: torch.tensor([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]], dtype=torch.float64)  # noqa: E731
-    out = shift(-ox, -oy) @ transform.detach().cpu().double() @ shift(ox, oy)
-    return out.to(transform.dtype)
 
 
 def _is_identity(t: Tensor) -> bool:

@@ -19,6 +19,22 @@ def shift_transform(dx_nm: float, dy_nm: float) -> Tensor:
     return torch.tensor([[1.0, 0.0, dx_nm], [0.0, 1.0, dy_nm], [0.0, 0.0, 1.0]])
 
 
+def transform_at_roi(transform, offset_px, px_size_nm) -> Tensor:
+    """A chip-coordinate transform as it acts on the positions of an image (ROI) whose corner is at chip pixel
+    ``offset_px`` (x, y): ``r -> T(r + o) - o``, the matrix ``S(-o) T S(o)`` with ``S`` a translation and ``o`` the
+    corner in nm (``px_size_nm`` (x, y)). Computed in float64; a tensor comes back in its own dtype and device,
+    anything else (a nested list, an array) as a float64 CPU tensor. Not a 3x3 matrix: ``ValueError``."""
+    t = transform if isinstance(transform, Tensor) else torch.as_tensor(transform, dtype=torch.float64)
+    if t.shape != (3, 3):
+        raise ValueError(f"a channel transform must be 3x3, got shape {tuple(t.shape)}")
+    ox, oy = float(offset_px[0]) * float(px_size_nm[0]), float(offset_px[1]) * float(px_size_nm[1])
+    if ox == 0.0 and oy == 0.0:
+        return t
+    shift = lambda dx, dy: torch.tensor([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]], dtype=torch.float64)  # noqa: E731
+    out = shift(-ox, -oy) @ t.detach().cpu().double() @ shift(ox, oy)
+    return out.to(dtype=t.dtype, device=t.device)
+
+
 def apply_transform(transform: Tensor, x_nm: Tensor, y_nm: Tensor) -> tuple[Tensor, Tensor]:
     """Map reference-channel positions into a channel's image (affine or projective)."""
     t = transform.to(dtype=x_nm.dtype, device=x_nm.device)
