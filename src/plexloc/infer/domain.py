@@ -358,16 +358,10 @@ def bright_spot_checks(
         px_x, px_y = r.px_size_nm
         chk, bright, ph, frac, share = _spot_check(r, "photons (bright spots)", lo, hi, frame, x_nm / px_x, y_nm / px_y,
                                                    p, over=over, max_far=max_far)
-        if share is not None and int(bright.sum()) >= min_count and frac > max_fraction and share < min_share:
-            chk.warning = (
-                f"photons: {int(bright.sum())} of the {r.n_spots} bright isolated spots of the movie's first {r.frames} "
-                f"frames ({100 * frac:.0f} %) carry more than {over:g}x the {hi:.4g} photons the model trained on (their "
-                f"median {float(np.median(ph[bright])):.4g}), and the network's localizations give them "
-                f"{100 * share:.0f} % of their photons (median): emitters this bright are lost, or split into localizations of in-range "
-                "photons, which no check of the table can see. Check the camera settings (gain, e-/ADU, baseline), or "
-                "train a model whose photon range covers the data (photons_range up to about "
-                f"{float(np.quantile(ph, 0.95)):.3g})"
-            )
+        if _lost(share, bright, frac, min_count=min_count, max_fraction=max_fraction, min_share=min_share):
+            chk.warning = _bright_warning(
+                "photons", r, bright, ph, frac, share, over, hi, where="the movie's", trained_on="", theirs="their",
+                camera="the camera settings", hint=f"photons_range up to about {float(np.quantile(ph, 0.95)):.3g}")
         return [chk]
     import torch
 
@@ -402,18 +396,33 @@ def bright_spot_checks(
         px_x, px_y = r.px_size_nm
         chk, bright, ph, frac, share = _spot_check(r, f"{column} (bright spots)", lo, hi, frame, xc / px_x, yc / px_y,
                                                    np.nan_to_num(p, nan=0.0), over=over, max_far=max_far)
-        if share is not None and int(bright.sum()) >= min_count and frac > max_fraction and share < min_share:
-            chk.warning = (
-                f"{column}: {int(bright.sum())} of the {r.n_spots} bright isolated spots of channel {c}'s first "
-                f"{r.frames} frames ({100 * frac:.0f} %) carry more than {over:g}x the {hi:.4g} photons the model "
-                f"trained on in channel {c} (their median {float(np.median(ph[bright])):.4g}), and the network's "
-                f"localizations give them {100 * share:.0f} % of their channel-{c} photons (median): emitters this "
-                "bright are lost, or split into localizations of in-range photons, which no check of the table can see. "
-                f"Check channel {c}'s camera settings (gain, e-/ADU, baseline), or train a model whose photon range "
-                f"covers the data ({_range_hint(config, c, float(np.quantile(ph, 0.95)))})"
-            )
+        if _lost(share, bright, frac, min_count=min_count, max_fraction=max_fraction, min_share=min_share):
+            chk.warning = _bright_warning(
+                column, r, bright, ph, frac, share, over, hi, where=f"channel {c}'s", trained_on=f" in channel {c}",
+                theirs=f"their channel-{c}", camera=f"channel {c}'s camera settings",
+                hint=_range_hint(config, c, float(np.quantile(ph, 0.95))))
         checks.append(chk)
     return checks
+
+
+def _lost(share: float | None, bright: np.ndarray, frac: float, *, min_count: int, max_fraction: float,
+          min_share: float) -> bool:
+    """The warning's rule: enough too-bright spots, a large enough share of them, and the network gives them too
+    little of their light."""
+    return share is not None and int(bright.sum()) >= min_count and frac > max_fraction and share < min_share
+
+
+def _bright_warning(column: str, r, bright: np.ndarray, ph: np.ndarray, frac: float, share: float, over: float,
+                    hi: float, *, where: str, trained_on: str, theirs: str, camera: str, hint: str) -> str:
+    """The text of a bright-spot warning (one channel's, or the movie's for a one-channel model)."""
+    return (
+        f"{column}: {int(bright.sum())} of the {r.n_spots} bright isolated spots of {where} first {r.frames} "
+        f"frames ({100 * frac:.0f} %) carry more than {over:g}x the {hi:.4g} photons the model trained on{trained_on} "
+        f"(their median {float(np.median(ph[bright])):.4g}), and the network's localizations give them "
+        f"{100 * share:.0f} % of {theirs} photons (median): emitters this bright are lost, or split into localizations "
+        f"of in-range photons, which no check of the table can see. Check {camera} (gain, e-/ADU, baseline), or "
+        f"train a model whose photon range covers the data ({hint})"
+    )
 
 
 def _spot_check(r, column: str, lo: float, hi: float, frame: np.ndarray, x_px: np.ndarray, y_px: np.ndarray,
