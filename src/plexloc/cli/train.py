@@ -25,6 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     stop.add_argument("--steps", type=int, default=None, help="train up to this many optimizer steps in total")
     stop.add_argument("--minutes", type=float, default=None, help="train for this many minutes (wall clock)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--init-from", type=Path, default=None, metavar="MODEL",
+                   help="a new run whose network starts from a trained model's weights (a run folder or a model .pt, "
+                   "bfloat16 files included), with a fresh optimizer and schedule: fine-tuning for a changed camera, "
+                   "background, photon range or density. The network's architecture (channels, model section, 2D/3D) "
+                   "must be CONFIG's")
+    p.add_argument("--clock-offset-min", default=None, metavar="M|source",
+                   help="with --init-from: the training minutes behind the weights, from which log.csv's time and step "
+                   "columns go on ('source': the model's own record of minutes and steps, and its run's log rows "
+                   "before this run's: one learning curve; a number: those minutes, the steps from the record). "
+                   "Default: the clock starts at 0. --steps then counts from the offset")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate from now on (overrides training.lr; with --resume: a fine-tuning phase)")
     p.add_argument("--lr-schedule", choices=("plateau", "cosine"), default=None,
@@ -46,6 +56,19 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--steps must be > 0, got {args.steps}")
     if args.minutes is not None and not (0 < args.minutes < math.inf):  # NaN too: it trained nothing and said done
         raise InputError(f"--minutes must be a finite number > 0, got {args.minutes}")
+    clock = args.clock_offset_min
+    if clock is not None and clock != "source":
+        try:
+            clock = float(clock)
+        except ValueError:
+            raise InputError(f"--clock-offset-min: a number of minutes or 'source', got {clock!r}") from None
+        if not (0 <= clock < math.inf):
+            raise InputError(f"--clock-offset-min must be a finite number >= 0, got {args.clock_offset_min}")
+    if clock is not None and args.init_from is None:
+        raise InputError("--clock-offset-min is the training behind the weights of --init-from: give --init-from too")
+    if args.init_from is not None and args.resume:
+        raise InputError("--init-from starts a new run from a model's weights, --resume continues the run in --out "
+                         "(an --init-from run included): give one of them")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
     if args.threads:
@@ -53,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, TrainConfig)
     device = resolve_device(args.device)
     trainer = Trainer(config, args.out, device=device, resume=args.resume,
-                      schedule={"lr": args.lr, "lr_schedule": args.lr_schedule})
+                      schedule={"lr": args.lr, "lr_schedule": args.lr_schedule}, init_from=args.init_from,
+                      clock_offset_min=clock)
     fixed = {"training": set(Trainer.SCHEDULE_FIELDS)}  # what --lr/--lr-schedule may change
     if args.resume and trainer.config.model_dump(exclude=fixed) != config.model_dump(exclude=fixed):
         print(f"note: resuming with the run's own configuration ({args.out / 'config.yaml'}), not {args.config}")
@@ -64,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
         if ignored:
             print(f"note: {args.config} sets {', '.join(ignored)}; a resumed run keeps its own schedule: give "
                   "--lr / --lr-schedule to change it")
-    if args.resume and args.steps is not None and args.steps <= trainer.step:
-        raise InputError(f"--steps {args.steps} is the total step count, and the run is already at step {trainer.step}: "
+    if (args.resume or trainer.step) and args.steps is not None and args.steps <= trainer.step:
+        where = "the run is already" if args.resume else "the clock offset puts the run"
+        raise InputError(f"--steps {args.steps} is the total step count, and {where} at step {trainer.step}: "
                          f"give more (e.g. --steps {trainer.step + args.steps}) or --minutes")
     s = trainer.model.spec
     n_par = sum(p.numel() for p in trainer.model.parameters())
@@ -73,10 +98,22 @@ def run(args: argparse.Namespace) -> int:
     print(f"training on {device} ({how}): {n_par / 1e6:.2f} M parameters, window {s.window}, "
           f"{'3D' if s.is_3d else '2D'}, {s.n_channels} channel(s); run folder {args.out}"
           + (f", resuming at step {trainer.step}" if args.resume else ""))
+    o = trainer.origin
+    if args.init_from is not None and o is not None:
+        behind = ("" if o["source_elapsed_s"] is None
+                  else f" ({o['source_step']} steps, {o['source_elapsed_s'] / 60:.1f} min of training)")
+        clock = (f"the clock goes on from step {o['step']}, {o['elapsed_s'] / 60:.1f} min"
+                 + (f", after {len(trainer.rows)} log rows of the source run" if trainer.rows else "")
+                 if o["clock"] != "zero" else "the clock starts at 0")
+        print(f"starting from the weights of {o['init_from']}{behind}, {o['weights_dtype']}, with a fresh optimizer "
+              f"and schedule; {clock}")
+        for note in trainer.init_notes:
+            print(f"note: {note}")
     t = trainer.config.training
     print(f"learning rate {t.lr:g}, schedule {t.lr_schedule}" + (f" (to {t.min_lr:g})" if t.lr_schedule == "cosine" else ""))
     last = trainer.run(steps=args.steps, minutes=args.minutes, progress=progress, log=print)
-    print(f"done: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min of training; model {args.out / 'model.pt'}")
+    before = "" if not (o and o["elapsed_s"]) else f" ({o['elapsed_s'] / 60:.1f} of them before this run)"
+    print(f"done: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min of training{before}; model {args.out / 'model.pt'}")
     if last:
         ji = last.get("jaccard", float("nan"))
         colour = (f"; colours {last['color_accuracy']:.1f} % right, {last['color_rejection']:.1f} % rejected"

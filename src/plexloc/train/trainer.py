@@ -10,6 +10,13 @@ bfloat16 autocast on CUDA and on CPUs with AVX512-BF16 (``training.amp``). At ev
   the weights (``training.ema_steps``), which is what validation scores;
 - ``log.csv`` and ``curves.png``: the training and validation curves;
 - ``config.yaml``: the validated configuration the run was started with.
+
+A run may start from a trained model's weights (``init_from``: fine-tuning with a changed configuration, or a run
+continued on another machine where its checkpoint cannot go): the network's architecture must be the source's, the
+optimizer and schedule start afresh, and the run records where it started from (``origin`` in the checkpoint and
+``model.pt``'s meta, a comment at the top of ``config.yaml``, a ``segment`` column in the log). With a clock offset the
+log's step and time columns go on from the training behind those weights, after the source run's own log rows, so
+that one learning curve spans both runs (the optimizer's restart is the seam where ``segment`` changes).
 """
 
 from __future__ import annotations
@@ -22,19 +29,34 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import yaml
 
 import numpy as np
 import torch
 
 from plexloc.config.files import embed_files, restore_files
-from plexloc.config.io import save_config, validate_config
+from plexloc.config.io import validate_config
 from plexloc.config.training import TrainConfig
 from plexloc.errors import InputError
 from plexloc.infer.predict import cpu_bf16_supported, cpu_channels_last_supported
 from plexloc.io._atomic import atomic_path
-from plexloc.nets.io import MODEL_FILE, load_model, model_payload, read_model_file, resolve_model_path, save_model
+from plexloc.nets.io import (
+    ARCHITECTURE_FIELDS,
+    MODEL_FILE,
+    _weights_error,
+    check_architecture,
+    load_model,
+    model_from_payload,
+    model_payload,
+    read_model_file,
+    resolve_model_path,
+    save_model,
+    save_weights_as,
+)
 from plexloc.nets.localizer import Localizer, LocalizerSpec
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
@@ -242,6 +264,87 @@ def fused_adamw_supported(device: torch.device) -> bool:
     return True
 
 
+def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of a run's ``log.csv``, numbers as int or float (``nan`` stays a float), other text as text; a
+    column a row left empty is not in that row."""
+    def value(text: str) -> Any:
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    try:
+        with open(path, newline="") as fh:
+            return [{k: value(v) for k, v in row.items() if k is not None and v not in (None, "")}
+                    for row in csv.DictReader(fh)]
+    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        raise InputError(f"the run's log cannot be read ({type(err).__name__}: {err})", source=path) from None
+
+
+@dataclass
+class InitSource:
+    """A trained model that a new run starts from (:func:`read_init_source`)."""
+
+    path: Path  #: the model file read (a run folder's ``model.pt``)
+    model: Localizer  #: its weights, float32 on the CPU (bfloat16 files upcast)
+    config: dict[str, Any]  #: its training configuration
+    meta: dict[str, Any]  #: its meta (validation, origin, weights_dtype)
+    step: int | None  #: the optimizer steps behind the weights, from its record (None: it has none)
+    elapsed_s: float | None  #: the training seconds behind them
+    #: its run's log rows up to those weights: the run folder's ``log.csv``, or a packed file's ``meta["history"]``
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def segment(self) -> int:
+        """The optimizer segment the weights come from: 0 for a run trained from scratch, +1 per ``init_from``."""
+        return int((self.meta.get("origin") or {}).get("segment", 0))
+
+
+def read_init_source(path: str | os.PathLike) -> InitSource:
+    """The weights, configuration and record of a trained model: a run folder (its ``model.pt``, the averaged best
+    weights, and its ``log.csv``), a model file (``model.pt``, a bfloat16 file of :func:`export_weights`) or a
+    ``checkpoint.pt`` (the weights' moving average). The record (steps and training time behind the weights) is the
+    file's meta (a checkpoint's own step and time); the history, the run's log rows up to that step."""
+    p = resolve_model_path(path)
+    payload = read_model_file(p)
+    model, config, meta = model_from_payload(payload, p)
+    step, elapsed = meta.get("step"), meta.get("elapsed_s")
+    if payload.get("format") == "plexloc-checkpoint":
+        step, elapsed = payload.get("step", step), payload.get("elapsed_s", elapsed)
+    try:
+        step = None if step is None else int(step)
+        elapsed = None if elapsed is None else float(elapsed)
+    except (TypeError, ValueError):
+        raise InputError(f"the model's record of its training is not a number (step {step!r}, elapsed_s "
+                         f"{elapsed!r})", source=p) from None
+    log = p.parent / LOG_FILE
+    if p.name in (MODEL_FILE, CHECKPOINT_FILE) and log.exists():
+        history = read_log(log)
+    else:
+        history = [dict(r) for r in meta.get("history") or [] if isinstance(r, dict)]
+    if step is not None:  # rows after the weights' own step are of weights the new run does not start from
+        history = [r for r in history if isinstance(r.get("step"), int) and r["step"] <= step]
+    return InitSource(path=p, model=model, config=config, meta=meta, step=step, elapsed_s=elapsed, history=history)
+
+
+def export_weights(source: str | os.PathLike, path: str | os.PathLike, *, dtype: torch.dtype = torch.bfloat16) -> dict[str, Any]:
+    """Write the weights a run would be scored with (:func:`read_init_source`: a run folder's ``model.pt``) as a
+    model file in ``dtype`` (default bfloat16: half the bytes), with the configuration, the embedded files, the
+    record of the training behind them (``meta``: step, elapsed_s) and the run's log rows up to them
+    (``meta["history"]``), so that ``Trainer(init_from=path, clock_offset_min="source")`` on another machine goes on
+    with one learning curve. ``plexloc fit --model`` reads the file as it reads ``model.pt``. Returns its meta."""
+    src = read_init_source(source)
+    payload = read_model_file(src.path)
+    meta = dict(payload.get("meta") or {})
+    meta.update(step=src.step, elapsed_s=src.elapsed_s, history=src.history, exported_from=str(src.path))
+    if payload.get("format") == "plexloc-checkpoint":
+        payload = {**payload, "state_dict": src.model.state_dict()}  # the moving average it validates
+    save_weights_as({**payload, "meta": meta}, path, dtype=dtype)
+    return read_model_file(path)["meta"]
+
+
 class Trainer:
     """Trains a localizer for a :class:`TrainConfig` into ``run_dir`` (created; resumable)."""
 
@@ -249,12 +352,33 @@ class Trainer:
     SCHEDULE_FIELDS = ("lr", "lr_schedule", "min_lr")
 
     def __init__(self, config: TrainConfig, run_dir: str | os.PathLike, *, device: torch.device | str = "cpu", resume: bool = False,
-                 schedule: dict[str, Any] | None = None):
+                 schedule: dict[str, Any] | None = None, init_from: str | os.PathLike | InitSource | None = None,
+                 clock_offset_min: float | Literal["source"] | None = None):
         """``schedule``: new values of :attr:`SCHEDULE_FIELDS` for this call, also when resuming (a fine-tuning
-        phase at a lower rate); they are written into the run's configuration and checkpoint."""
+        phase at a lower rate); they are written into the run's configuration and checkpoint.
+
+        ``init_from``: a new run whose network starts from these weights (:func:`read_init_source`: a run folder, a
+        model file, a bfloat16 file of :func:`export_weights`), with a fresh optimizer, warm-up, schedule and weight
+        average. The architecture (:data:`~plexloc.nets.io.ARCHITECTURE_FIELDS`) must be the configuration's (an
+        InputError names each field that differs); pixel size, output scales and input normalisation are the
+        configuration's (:func:`make_spec`: the same as the source's where the configuration is, on the same
+        device type), and :attr:`init_notes` lists those that differ. ``clock_offset_min``: the training behind the
+        weights, from which the log's time and step columns go on: ``"source"`` (the source's record: its minutes,
+        steps and log rows, so that one curve spans both runs), a number of minutes (the steps from the source's
+        record, else 0), or None (the clock starts at 0). ``--steps`` of :meth:`run` count from that offset."""
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():  # before any simulation work
             raise InputError("the run folder is a file, not a folder: give another --out", source=self.run_dir)
+        if init_from is not None and resume:
+            raise InputError("--init-from starts a new run from a model's weights, --resume continues a run from its "
+                             "checkpoint (an --init-from run included): give one of them", source=self.run_dir)
+        if init_from is None and clock_offset_min is not None:
+            raise InputError("a clock offset is the training behind the weights of --init-from: give --init-from too")
+        if isinstance(clock_offset_min, str) and clock_offset_min != "source":
+            raise InputError(f"clock offset: a number of minutes or 'source', got {clock_offset_min!r}")
+        if (clock_offset_min is not None and not isinstance(clock_offset_min, str)
+                and not (0.0 <= float(clock_offset_min) < math.inf)):
+            raise InputError(f"clock offset: minutes must be a finite number >= 0, got {clock_offset_min}")
         self.device = torch.device(device)
         ckpt_path = self.run_dir / CHECKPOINT_FILE
         self.rows: list[dict[str, Any]] = []
@@ -277,6 +401,12 @@ class Trainer:
             # a finished run whose (large) checkpoint was deleted still has its model: never trained over silently
             raise InputError("the run folder already holds a training run (checkpoint.pt or model.pt); use --resume "
                              "or another --out", source=self.run_dir)
+        src = (init_from if isinstance(init_from, InitSource) or init_from is None else read_init_source(init_from))
+        #: where an ``init_from`` run started: the source, the training behind its weights, the clock offset and the
+        #: optimizer segment (kept in the checkpoint and model.pt's meta); None for a run trained from scratch
+        self.origin: dict[str, Any] | None = ckpt.get("origin") if ckpt else None
+        #: what differs between the source's network settings and this configuration's besides the architecture
+        self.init_notes: list[str] = []
         schedule = {k: v for k, v in (schedule or {}).items() if v is not None}
         unknown = sorted(set(schedule) - set(self.SCHEDULE_FIELDS))
         if unknown:
@@ -292,9 +422,17 @@ class Trainer:
         t = config.training
         self.sim = Simulator(training_simulation(config)).to(self.device)
         spec = LocalizerSpec.from_dict(ckpt["spec"]) if ckpt else make_spec(config, self.sim, seed=t.seed)
+        if src is not None:  # before any weights: a mismatch names the field, never a partial load
+            check_architecture(spec, src.model.spec, source=src.path)
         with torch.random.fork_rng(devices=[]):  # reproducible initial weights, global RNG untouched
             torch.manual_seed(t.seed)
             self.model = Localizer(spec).to(self.device)
+        if src is not None:
+            self._start_from(src, clock_offset_min)
+        #: the step this run's warm-up counts from: 0, or where an init_from run's clock started
+        self.start_step = int((self.origin or {}).get("step", 0))
+        #: the optimizer segment of this run's rows (the ``segment`` log column): None for a run trained from scratch
+        self.segment: int | None = None if self.origin is None else int(self.origin["segment"])
         #: the network's memory format: training.channels_last, where None means NHWC on a oneDNN CPU (faster there)
         self.channels_last = (t.channels_last if t.channels_last is not None
                               else self.device.type == "cpu" and cpu_channels_last_supported())
@@ -349,8 +487,8 @@ class Trainer:
             if ckpt and ckpt.get("average") is not None and not schedule:
                 self.average.load_state_dict(ckpt["average"])
                 self.average_from = int(ckpt.get("average_from", 0))
-            elif ckpt:  # a new phase, or a checkpoint from before the average: start it from the weights
-                self.average_from = self.step
+            elif ckpt or src is not None:  # a new phase, a checkpoint from before the average, or another run's
+                self.average_from = self.step  # weights: start it from the weights
         #: bfloat16 autocast: on CUDA, and on a CPU with AVX512-BF16 (1.3-1.4x the steps per second of float32 for the
         #: 16-feature CPU models, 1.9x the network's forward and backward at 48 features; bench/RESULTS.md, session 36)
         self.amp = t.amp and (self.device.type == "cuda" or (self.device.type == "cpu" and cpu_bf16_supported()))
@@ -377,7 +515,57 @@ class Trainer:
         self.validation = validation_set(config, self.sim, spec.window)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not ckpt or schedule:
-            save_config(config, self.run_dir / CONFIG_FILE)
+            self._save_config()
+
+    def _start_from(self, src: InitSource, clock_offset_min: float | str | None) -> None:
+        """Load ``src``'s weights into the new network and set the run's clock, origin and log history."""
+        try:
+            self.model.load_state_dict(src.model.state_dict())  # strict: every weight, every shape
+        except RuntimeError as err:
+            raise InputError(f"the weights do not fit this configuration's network ({_weights_error(err)})",
+                             source=src.path) from None
+        new, old = self.model.spec, src.model.spec
+        changed = {k: [getattr(old, k), getattr(new, k)] for k in new.to_dict()
+                   if k not in ARCHITECTURE_FIELDS and getattr(new, k) != getattr(old, k)}
+        for k, (a, b) in changed.items():
+            fmt = (lambda v: "[" + ", ".join(f"{x:.4g}" for x in v) + "]" if isinstance(v, (list, tuple))
+                   else f"{v:.4g}" if isinstance(v, float) else repr(v))
+            self.init_notes.append(f"{k}: the weights were trained with {fmt(a)}, this configuration has {fmt(b)}")
+        step0, t0, history = 0, 0.0, []
+        if clock_offset_min == "source":
+            if src.elapsed_s is None or src.step is None:
+                raise InputError("the model records no training time or steps behind its weights: give the clock "
+                                 "offset in minutes (--clock-offset-min M)", source=src.path)
+            step0, t0 = src.step, src.elapsed_s
+            history = [dict(r) for r in src.history]
+            for r in history:  # rows of a run trained from scratch are segment 0
+                r.setdefault("segment", 0)
+        elif clock_offset_min is not None:
+            step0, t0 = (src.step or 0), 60.0 * float(clock_offset_min)
+        self.step, self.elapsed_s = step0, t0
+        self.rows = history
+        if history:  # the count is "so far": the source's skipped batches are behind the weights too
+            self._skipped += int(history[-1].get("skipped_steps", 0) or 0)
+        self.origin = {
+            "init_from": str(src.path), "source_step": src.step, "source_elapsed_s": src.elapsed_s,
+            "weights_dtype": str(src.meta.get("weights_dtype", "float32")), "step": step0, "elapsed_s": t0,
+            "clock": "source" if clock_offset_min == "source" else "minutes" if clock_offset_min is not None else "zero",
+            "segment": src.segment + 1, "changed": {k: v for k, v in changed.items()},
+            "previous": src.meta.get("origin"),
+        }
+
+    def _save_config(self) -> None:
+        """config.yaml: the validated configuration, under a comment saying where an init_from run started."""
+        text = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
+        o = self.origin
+        if o is not None:
+            clock = (f"its clock goes on from step {o['step']}, {o['elapsed_s'] / 60:.2f} min" if o["clock"] != "zero"
+                     else "its clock starts at 0")
+            text = (f"# this run started from the weights of {o['init_from']} (step {o['source_step']}, "
+                    f"{'?' if o['source_elapsed_s'] is None else format(o['source_elapsed_s'] / 60, '.2f')} min of "
+                    f"training; {o['weights_dtype']}) with a fresh optimizer (segment {o['segment']}); {clock}\n" + text)
+        with atomic_path(self.run_dir / CONFIG_FILE) as tmp:
+            tmp.write_text(text)
 
     # ------------------------------------------------------------------------------------------
     def set_lr(self, lr: float) -> None:
@@ -394,8 +582,9 @@ class Trainer:
         pred = self.model.decode(raw)
         parts = decode_loss(pred, self.model.spec, target_xyz_nm=batch.target_xyz_nm,
                             target_photons=batch.target_photons, target_mask=batch.target_mask, bg=batch.bg)
-        if self.step < t.warmup_steps:
-            self.set_lr(t.lr * (self.step + 1) / t.warmup_steps)
+        k = self.step - self.start_step  # an init_from run warms its fresh optimizer up again
+        if k < t.warmup_steps:
+            self.set_lr(t.lr * (k + 1) / t.warmup_steps)
         self.optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
@@ -434,7 +623,8 @@ class Trainer:
                 f"(lower training.lr, now {self.config.training.lr:g}, or training.grad_clip)")
         scores = self.validation.score(self.evaluated, self.sim, threshold=self.config.training.detection_threshold,
                                        amp=self.amp)
-        if self.step >= self.config.training.warmup_steps and self.config.training.lr_schedule == "plateau":
+        if (self.step - self.start_step >= self.config.training.warmup_steps
+                and self.config.training.lr_schedule == "plateau"):
             self.scheduler.step(scores["val_loss"])
         row: dict[str, Any] = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
                                "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": samples_per_s}
@@ -442,14 +632,18 @@ class Trainer:
         row.update({k: (float(v) if train_loss is not None else math.nan) for k, v in zip(names, train_loss if train_loss is not None else [0] * 4)})
         row.update(scores)
         row["skipped_steps"] = skipped  # batches with a non-finite loss or gradient so far (their update was 0)
-        if self.rows and self.rows[-1].get("step") == self.step:
+        if self.segment is not None:  # the optimizer segment: +1 at each init_from (the curve's seam)
+            row["segment"] = self.segment
+        if self.rows and self.rows[-1].get("step") == self.step and self.rows[-1].get("segment") == self.segment:
             # this step's validation again: Ctrl-C during the saves of the first, then run() validates the interval
             # it had not closed. One row per step (the log had two rows of the same step)
             self.rows.pop()
         self.rows.append(row)
         if scores["val_loss"] < self.best:
-            save_model(self.run_dir / MODEL_FILE, self.evaluated, self._config_dict(),
-                       meta={"step": self.step, "elapsed_s": self.elapsed_s, "validation": scores}, files=self.files)
+            meta = {"step": self.step, "elapsed_s": self.elapsed_s, "validation": scores}
+            if self.origin is not None:
+                meta["origin"] = self.origin
+            save_model(self.run_dir / MODEL_FILE, self.evaluated, self._config_dict(), meta=meta, files=self.files)
             # after the file is written: an interrupted write leaves best where model.pt is, so the model is saved
             # by the next validation that beats it (set before, the interrupted model was never saved)
             self.best = scores["val_loss"]
@@ -482,6 +676,7 @@ class Trainer:
             cosine_phase=self.cosine_phase,
             average=None if self.average is None else self.average.state_dict(),
             average_from=self.average_from,
+            origin=self.origin,
             sample_stream={"device": self.device.type, "state": self.stream.get_state()},
         )
         with atomic_path(self.run_dir / CHECKPOINT_FILE) as tmp:
@@ -530,6 +725,12 @@ class Trainer:
         t_last = time.perf_counter()
         self.model.train()
         last: dict[str, Any] = self.rows[-1] if self.rows else {}
+        if self.segment is not None and not any(r.get("segment") == self.segment for r in self.rows):
+            # an init_from run's first call: the weights it starts from, scored on its validation set (the curve's
+            # seam; model.pt exists from the start)
+            last = self.validate(None, math.nan)
+            if log is not None:
+                log(format_row(last))
         try:
             while (target is None or self.step < target) and time.monotonic() < deadline:
                 if t.lr_schedule == "cosine":
@@ -631,9 +832,13 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         ax[3].set_title("colour assignment (%)")
         ax[3].set_ylim(0, 100)
         ax[3].legend(fontsize=7)
+    seg = [r.get("segment") for r in rows]
+    seams = [int(step[i]) for i in range(1, len(rows)) if seg[i] != seg[i - 1]]
     for a in ax:
         a.set_xlabel("step")
         a.grid(alpha=0.3)
+        for s in seams:  # an init_from run: the optimizer restarted here
+            a.axvline(s, color="grey", ls=":", lw=1)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
