@@ -15,7 +15,10 @@ slabs, e.g. ``examples/quad_plane.yaml``) also get seed 002's voxel-level Jaccar
 (:mod:`plexloc.evaluate.voxel`; voxels = camera pixels x one plane spacing).
 
 Time to accuracy: from the run's validation log, the training time after which the validation
-efficiency stays within 2 points of its plateau (the mean of the last three validations).
+efficiency stays within 2 points of its plateau (the mean of the last three validations). A run of
+``--init-from`` (weights of an earlier run, e.g. another GPU lease's, with a fresh optimizer) goes on with
+the source's clock and log rows, so the curve spans both; ``seams`` in the JSON mark where the optimizer
+restarted.
 
     python bench/accuracy.py --device cuda --minutes 20
     python bench/accuracy.py --device cpu --minutes 3 --features 16 --frames 100   # a CPU smoke run
@@ -75,6 +78,8 @@ def curve_figure(tta: dict, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(tta["curve_minutes"], tta["curve_eff"], "o-", ms=3)
+    for i, seam in enumerate(tta.get("seams") or []):
+        ax.axvline(seam["minutes"], color="grey", ls="-.", lw=0.8, label="optimizer restart" if i == 0 else None)
     ax.axhline(tta["plateau"], color="grey", ls="--", lw=1, label=f"plateau {tta['plateau']:.1f}")
     ax.axvline(tta["minutes_to_plateau"], color="tab:red", ls=":", lw=1, label=f"within 2 points: {tta['minutes_to_plateau']:.1f} min")
     ax.set_xlabel("training time (min)")
@@ -91,9 +96,15 @@ def time_to_plateau(log_csv: Path, key: str) -> dict:
         rows = list(csv.DictReader(fh))
     t = np.array([float(r["elapsed_s"]) for r in rows])
     e = np.array([float(r[key]) if r.get(key) not in (None, "", "nan") else math.nan for r in rows])
+    # an --init-from run (a fresh optimizer on an earlier run's weights): where the log's segment changes
+    seg = [r.get("segment") or "0" for r in rows]
+    seams = [{"minutes": float(t[i] / 60.0), "step": int(float(rows[i]["step"])), "segment": int(float(seg[i])),
+              "eff_before": float(e[i - 1]) if math.isfinite(e[i - 1]) else None,
+              "eff_after": float(e[i]) if math.isfinite(e[i]) else None}
+             for i in range(1, len(rows)) if seg[i] != seg[i - 1]]
     ok = np.isfinite(e)
     if ok.sum() < 3:
-        return {"plateau": None, "minutes_to_plateau": None}
+        return {"plateau": None, "minutes_to_plateau": None, "seams": seams}
     t, e = t[ok], e[ok]
     plateau = float(np.mean(e[-3:]))
     within = e >= plateau - 2.0
@@ -101,7 +112,8 @@ def time_to_plateau(log_csv: Path, key: str) -> dict:
     idx = len(e) - 1
     while idx > 0 and within[idx - 1]:
         idx -= 1
-    return {"plateau": plateau, "minutes_to_plateau": float(t[idx] / 60.0), "curve_minutes": (t / 60).tolist(), "curve_eff": e.tolist()}
+    return {"plateau": plateau, "minutes_to_plateau": float(t[idx] / 60.0), "curve_minutes": (t / 60).tolist(),
+            "curve_eff": e.tolist(), "seams": seams}
 
 
 def train_config(path: Path, args) -> TrainConfig:
@@ -144,6 +156,23 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
         resumed["total_minutes"] = trainer.elapsed_s / 60.0  # train_minutes below: this call's only
         model = run_dir
         steps = trainer.step
+    elif args.init_from is not None:  # a new run on an earlier run's weights (another lease's), its clock continued
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        trainer = Trainer(config, run_dir, device=device, init_from=args.init_from, clock_offset_min="source")
+        o = trainer.origin
+        print(f"[{name}] from the weights of {o['init_from']} ({o['weights_dtype']}, step {o['step']}, "
+              f"{o['elapsed_s'] / 60:.1f} min), a fresh optimizer, {args.minutes} min more on {device} ...", flush=True)
+        for note in trainer.init_notes:
+            print(f"[{name}] note: {note}", flush=True)
+        init = {"path": str(args.init_from), "from_step": o["step"], "from_minutes": o["elapsed_s"] / 60.0,
+                "segment": o["segment"], "weights_dtype": o["weights_dtype"], "changed": o["changed"]}
+        trainer.run(minutes=args.minutes, log=lambda s: print(f"[{name}] {s}", flush=True))
+        init["total_minutes"] = trainer.elapsed_s / 60.0  # train_minutes below: this call's only
+        model = run_dir
+        steps = trainer.step
     elif args.model is None:
         if run_dir.exists():
             import shutil
@@ -166,6 +195,8 @@ def run_config(path: Path, args, device: torch.device, out: Path, save=lambda: N
     res["fit_precision"] = "bfloat16" if amp_ok and config.training.amp else "float32"
     if args.resume is not None and not args.baselines_only:
         res["resumed"] = resumed
+    if args.init_from is not None and not args.baselines_only:
+        res["init_from"] = init
     if args.model is None and not args.baselines_only:  # a resumed run's curve covers all its calls
         res["time_to_accuracy"] = time_to_plateau(run_dir / "log.csv", "eff_3d" if is_3d else "eff_lat")
         curve_figure(res["time_to_accuracy"], out / f"{name}_curve.png", f"{name}: validation efficiency while training")
@@ -459,6 +490,10 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", default=None, help="train this run folder on from its checkpoint.pt for --minutes, then "
                     "score it (one config only; its configuration is the checkpoint's); the learning curve and the time "
                     "to plateau span all its calls")
+    ap.add_argument("--init-from", default=None, help="a new run whose network starts from this model's weights (a run "
+                    "folder or model file, e.g. bench/pack_weights.py's unpacked bfloat16 file of an earlier lease) with a "
+                    "fresh optimizer; its clock and log rows go on from the model's record, so the learning curve spans "
+                    "both (the seams are in the JSON's time_to_accuracy); one config only")
     ap.add_argument("--train-density", type=float, default=1.0, help="training density per um^2 (and the validation set's)")
     ap.add_argument("--train-density-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                     help="training.density_range_per_um2: each training sample's density log-uniform in [LO, HI] per "
@@ -506,10 +541,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.roi_offset and (args.compare_mle or args.compare_naive or args.compare_picasso or args.baselines_only):
         ap.error("--roi-offset: the MLE, naive and Picasso baselines fit in the configuration's ROI; leave them out")
-    if (args.model or args.resume) and len(args.configs) > 1:
-        ap.error("--model / --resume: one run folder, so one configuration")
-    if args.model and args.resume:
-        ap.error("--model scores a run as it is, --resume trains it on first: give one of them")
+    if (args.model or args.resume or args.init_from) and len(args.configs) > 1:
+        ap.error("--model / --resume / --init-from: one run folder, so one configuration")
+    if sum(bool(a) for a in (args.model, args.resume, args.init_from)) > 1:
+        ap.error("--model scores a run as it is, --resume trains it on, --init-from trains a new run from its weights: "
+                 "give one of them")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -556,7 +592,10 @@ def main(argv=None) -> int:
                                                  f"[{fmt(100 * g['share'], '.0f')} %]" for g in groups))
         tta = r.get("time_to_accuracy") or {}
         if tta.get("plateau") is not None:
-            print(f"  {Path(r['config']).stem}: efficiency plateau {tta['plateau']:.1f}, within 2 points after {tta['minutes_to_plateau']:.1f} min")
+            seams = "".join(f"; optimizer restarted at {sm['minutes']:.1f} min (step {sm['step']}: efficiency "
+                            f"{fmt(sm['eff_before'])} -> {fmt(sm['eff_after'])})" for sm in tta.get("seams") or [])
+            print(f"  {Path(r['config']).stem}: efficiency plateau {tta['plateau']:.1f}, within 2 points after "
+                  f"{tta['minutes_to_plateau']:.1f} min{seams}")
     return 0
 
 
