@@ -15,7 +15,22 @@
 #   foundation  GPU tests, simulator frames/s per PSF model (issue 2), MLE fitter locs/s on CUDA (issue 5)
 #   speed       after 'network': GPU tests, the training simulation's profile, throughput variants
 #               (NCHW/NHWC/compile, profiled)
-#   dual        the dual-colour Plex-size model alone for the whole budget (its curve and time to plateau)
+#   dual        the dual-colour Plex-size model alone for the whole budget (its curve and time to plateau); its
+#               model comes back as bfloat16 weight parts $OUT/wts_dual_color_plex.NN (4 parts, 50 MiB) for dual_more
+#   dual_more   the dual-colour model of an earlier lease (dual or dual_more) trained on for the whole budget from its
+#               wts_ parts (bench/pack_weights.py), scored as dual does, its parts returned again: copy the parts
+#               into one folder here at once (replacing the previous lease's), then
+#                 run(command="GPU_RESUME=bench/out/gpu_wts GPU_COMMIT=<sha> bash bench/gpu.sh dual_more",
+#                     carry=[".whl", "bench/out/gpu_wts"], timeout_s=600)
+#               Each lease adds its training minutes to one curve (3 leases, the middle one DUAL_EVAL=light, below:
+#               ~6 + 8 + 6 = 20 min; a 4th for more): the run starts with the weights'
+#               clock and log rows (plexloc train --init-from --clock-offset-min source), so accuracy.json's
+#               time_to_accuracy spans every lease. Only the weights travel (the checkpoint, ~400 MiB with the AdamW
+#               moments and the weight average, never fits): the optimizer, warm-up and weight average restart at
+#               each lease, a seam in the curve that the JSON marks (time_to_accuracy.seams: minutes, step, the
+#               validation efficiency before and after; init_from: where the weights came from). Training gets
+#               what the budget leaves after scoring (540 s: ~6 min); DUAL_EVAL=light scores only the network at
+#               0.65 /um^2 (no MLE, no channel-alone fits): ~8 min, for the leases in the middle of a curve
 #   plateau3d   issue3's 3D model alone for the whole budget (twice the samples per minute of issue3/network,
 #               where two models share the GPU): its curve to a plateau in one lease, returned for plan resume
 #   network     for one lease in all: GPU tests, the throughputs of issue3 and issue10 (no torch.compile), then
@@ -26,7 +41,8 @@
 # at the end trained models under 15 MiB as $OUT/model_<run>.pt (the device tool returns 8 files of at most 16 MiB;
 # 2026-12-04's archive with the models in it was too large to come back), and the runs named in GPU_KEEP (issue3 and
 # network: 3d_astigmatic) whole, checkpoint included, as $OUT/ckpt_<stem>.tar.NN parts: copy them into
-# bench/out/gpu_ckpt here at once, and a later lease trains them on with plan resume (see there).
+# bench/out/gpu_ckpt here at once, and a later lease trains them on with plan resume (see there); plans dual and
+# dual_more return their model as bfloat16 weights $OUT/wts_<stem>.NN instead (see dual_more).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PLAN=${1:-issue3}
@@ -54,12 +70,38 @@ export PLEXLOC_COMMIT=$COMMIT
 left() { echo $((BUDGET - (SECONDS - T0))); }
 pack() {  # the work folder into one archive (no movies, no checkpoints), atomically
   local tmp="$OUT/.results.$BASHPID.tmp"
-  tar czf "$tmp" -C "$WORK" --exclude='*.tif' --exclude='*.pt' . 2>/dev/null && mv "$tmp" "$OUT/results.tar.gz"
+  tar czf "$tmp" -C "$WORK" --exclude='*.tif' --exclude='*.pt' --exclude='wts_parts_*' . 2>/dev/null \
+    && mv "$tmp" "$OUT/results.tar.gz"
 }
 # what the device tool returns: 8 files at most, 16 MiB each, 64 MiB in all; summary, steps and results come first
 N_BACK=3
 MB_BACK=4  # MiB: the summary, the steps and the results archive (about 1), with room to spare
-PACKED=" "  # the stems checkpoints() packed
+PACKED=" "  # the stems checkpoints() and weights() packed
+WTS_STEMS=""  # the runs (config stems) whose model weights() returns as bfloat16 parts
+weights() {  # the runs WTS_STEMS names: their model.pt as bfloat16 parts $OUT/wts_<stem>.NN (bench/pack_weights.py)
+  local stem dir tmp n bytes mib t rc
+  for stem in $WTS_STEMS; do
+    dir="$WORK/acc_$stem/${stem}_run"
+    if [ ! -f "$dir/model.pt" ]; then
+      echo "   weights $stem: no model.pt in $dir"; printf 'wts_%s\tno model\t0\n' "$stem" >>"$OUT/steps.tsv"; continue
+    fi
+    tmp="$WORK/wts_parts_$stem"; rm -rf "$tmp"
+    t=$SECONDS
+    timeout 150 python3 bench/pack_weights.py pack "$dir" --stem "$stem" --out "$tmp" >"$WORK/wts_$stem.log" 2>&1
+    rc=$?
+    printf 'wts_%s\t%s\t%s\n' "$stem" "$rc" "$((SECONDS - t))" >>"$OUT/steps.tsv"
+    { echo; echo "weights $stem (exit $rc): $(tail -n 1 "$WORK/wts_$stem.log")"; } | summary
+    [ "$rc" -eq 0 ] || continue
+    n=$(find "$tmp" -name "wts_$stem.*" | wc -l)
+    bytes=$(find "$tmp" -name "wts_$stem.*" -printf '%s\n' | awk '{s += $1} END {print s + 0}')
+    mib=$(((bytes + 1048575) / 1048576))
+    if [ $((N_BACK + n)) -gt 8 ] || [ $((MB_BACK + mib)) -gt 62 ]; then
+      echo "   weights $stem: $n parts, $mib MiB do not come back (8 files of 16 MiB, 64 MiB in all)" | summary; continue
+    fi
+    mv "$tmp"/wts_"$stem".* "$OUT"/ && N_BACK=$((N_BACK + n)) && MB_BACK=$((MB_BACK + mib)) && PACKED="$PACKED$stem " \
+      && echo "   weights $stem ($n parts, $mib MiB) as $OUT/wts_$stem.*"
+  done
+}
 checkpoints() {  # the runs named in GPU_KEEP (config stems), whole, as 15-MiB parts $OUT/ckpt_<stem>.tar.NN, for plan resume
   local stem dir size parts
   for stem in ${GPU_KEEP:-}; do
@@ -236,11 +278,27 @@ case "$PLAN" in
     GPU_KEEP=${GPU_KEEP-3d_astigmatic}
     accuracy_together accuracy.py 100 "--batch-size 256 --lr 6e-4 --frames 1000 --compare-mle" 3d_astigmatic
     ;;
-  dual)
+  dual | dual_more)
     # the dual-colour Plex-size model alone on the GPU for the whole budget: its learning curve and time to plateau
-    # (goal <= 30 min on one H100), scored against the MLE global fit and each channel alone
-    EXTRA_dual_color_plex=--compare-naive
-    accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle" dual_color_plex
+    # (goal <= 30 min on one H100), scored against the MLE global fit and each channel alone; its weights come back
+    # for dual_more, which trains them on (see the plan list above)
+    INIT=""
+    if [ "$PLAN" = dual_more ]; then
+      : "${GPU_RESUME:?plan dual_more needs GPU_RESUME=<folder of the wts_dual_color_plex.NN parts>}"
+      step unpack_dual_color_plex 90 python3 bench/pack_weights.py unpack "$GPU_RESUME" --stem dual_color_plex \
+        --to "$WORK/wts_dual_color_plex.pt"
+      cat "$WORK/unpack_dual_color_plex.log"
+      [ -f "$WORK/wts_dual_color_plex.pt" ] || { echo "no weights from $GPU_RESUME"; exit 2; }
+      INIT="--init-from $WORK/wts_dual_color_plex.pt"
+    fi
+    WTS_STEMS=dual_color_plex
+    if [ "${DUAL_EVAL:-full}" = light ]; then  # a lease in the middle of a curve: the network alone at 0.65 /um^2
+      EXTRA_dual_color_plex="$INIT --densities 0.65 --min-emitters 3000"  # (~2 more training minutes)
+      accuracy_together multichannel.py 45 "--features 64 --depth 3 --batch-size 64" dual_color_plex
+    else
+      EXTRA_dual_color_plex="--compare-naive $INIT"
+      accuracy_together multichannel.py 150 "--features 64 --depth 3 --batch-size 64 --compare-mle" dual_color_plex
+    fi
     ;;
   resume)
     # issue 3's runs of an earlier lease trained on (one lease is too short to show the 3D model's plateau): the
@@ -266,9 +324,10 @@ case "$PLAN" in
       --repeats 3 ${MLE_EXTRA:-} --out "$WORK/mle_cuda.json"
     table mle
     ;;
-  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, plateau3d, dual, resume, foundation)"; exit 2 ;;
+  *) echo "unknown plan $PLAN (issue3, issue10, network, speed, plateau3d, dual, dual_more, resume, foundation)"; exit 2 ;;
 esac
 pack
+weights
 checkpoints
 models
 echo
