@@ -176,3 +176,12 @@ def test_the_clock_offset_shows_in_the_log(source, tmp_path, capsys):
     assert main(["train", str(cfg), "--out", str(tmp_path / "ft5"), "--init-from", str(source), "--clock-offset-min",
                  "soon", "--steps", "3", "--device", "cpu"]) == 2
     assert "'soon'" in capsys.readouterr().err
+
+
+def test_the_segment_column_is_documented():
+    """plexloc columns describes every column a run's log.csv holds: segment too (it said 'not a column plexloc
+    writes')."""
+    from plexloc.train.log_columns import log_column_doc
+
+    unit, text = log_column_doc("segment")
+    assert unit == "" and "--init-from" in text

@@ -47,6 +47,8 @@ LOG_COLUMN_DOCS: dict[str, tuple[str, str]] = {
     "channel_use": ("", "how much the outputs depend on channel N's image, relative to the most used channel "
                         "(near 0: the channel is ignored)"),
     "skipped_steps": ("", "batches so far whose loss or gradient was not finite (their update was zero)"),
+    "segment": ("", "optimizer segment: 0 for a run trained from scratch, +1 at each --init-from (a fresh optimizer "
+                    "on another run's weights; rows of the source run keep theirs)"),
     # multi-colour (ratiometric) configurations: the validation set's colour part, simulated with the dyes
     "color_jaccard": ("%", "JI of the validation's colour part (samples of the configuration's own dyes, ratios and "
                            "on-times; the training photons are independent per channel)"),
