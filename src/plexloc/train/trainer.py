@@ -313,6 +313,8 @@ def read_init_source(path: str | os.PathLike) -> InitSource:
     step, elapsed = meta.get("step"), meta.get("elapsed_s")
     if payload.get("format") == "plexloc-checkpoint":
         step, elapsed = payload.get("step", step), payload.get("elapsed_s", elapsed)
+        if payload.get("origin") is not None:  # an init_from run's checkpoint keeps its origin (segment) beside meta
+            meta = {**meta, "origin": payload["origin"]}
     try:
         step = None if step is None else int(step)
         elapsed = None if elapsed is None else float(elapsed)
@@ -337,7 +339,7 @@ def export_weights(source: str | os.PathLike, path: str | os.PathLike, *, dtype:
     with one learning curve. ``plexloc fit --model`` reads the file as it reads ``model.pt``. Returns its meta."""
     src = read_init_source(source)
     payload = read_model_file(src.path)
-    meta = dict(payload.get("meta") or {})
+    meta = dict(src.meta)  # a checkpoint's origin included
     meta.update(step=src.step, elapsed_s=src.elapsed_s, history=src.history, exported_from=str(src.path))
     if payload.get("format") == "plexloc-checkpoint":
         payload = {**payload, "state_dict": src.model.state_dict()}  # the moving average it validates
@@ -731,6 +733,7 @@ class Trainer:
             last = self.validate(None, math.nan)
             if log is not None:
                 log(format_row(last))
+            t_int = t_last = time.perf_counter()  # its validation is not training time (elapsed_s, samples/s)
         try:
             while (target is None or self.step < target) and time.monotonic() < deadline:
                 if t.lr_schedule == "cosine":

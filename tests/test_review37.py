@@ -1,0 +1,63 @@
+"""Review of 2026-12-06's init-from work: known answers that the first tests did not pin.
+
+- A run started from another init_from run's ``checkpoint.pt`` is the next optimizer segment (its origin is kept
+  beside the checkpoint's meta, not in it): it was segment 1 again, with no seam row and no ``previous`` origin.
+- The seam validation of an init_from run's first call is not training time (``elapsed_s`` of the first training
+  row counted it: the time column, and accuracy.py's time to plateau of every lease, read high by one validation).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import TINY_TRAIN
+
+from plexloc.config import TrainConfig
+from plexloc.train import Trainer
+from plexloc.train.trainer import CHECKPOINT_FILE, export_weights, read_init_source
+
+
+def tiny_config() -> TrainConfig:
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_TRAIN.items()}
+    d["training"].update(validate_every=20, validation_samples=16)
+    return TrainConfig.model_validate(d)
+
+
+def test_a_checkpoint_of_an_init_from_run_starts_the_next_segment(tmp_path):
+    Trainer(tiny_config(), tmp_path / "a").run(steps=40)
+    b = Trainer(tiny_config(), tmp_path / "b", init_from=tmp_path / "a", clock_offset_min="source")
+    b.run(steps=60)
+    assert b.segment == 1
+    src = read_init_source(tmp_path / "b" / CHECKPOINT_FILE)
+    assert src.segment == 1 and src.meta["origin"] == b.origin
+    c = Trainer(tiny_config(), tmp_path / "c", init_from=tmp_path / "b" / CHECKPOINT_FILE, clock_offset_min="source")
+    assert c.segment == 2 and c.origin["previous"] == b.origin
+    c.run(steps=80)
+    assert [(r["step"], r["segment"]) for r in c.rows] == [(20, 0), (40, 0), (40, 1), (60, 1), (60, 2), (80, 2)]
+    # the bfloat16 file of that checkpoint keeps the origin too (the run it starts is segment 2)
+    meta = export_weights(tmp_path / "b" / CHECKPOINT_FILE, tmp_path / "w.pt")
+    assert meta["origin"] == b.origin
+    assert read_init_source(tmp_path / "w.pt").segment == 1
+
+
+def test_the_seam_validation_is_not_training_time(tmp_path, monkeypatch):
+    Trainer(tiny_config(), tmp_path / "a").run(steps=20)
+    tr = Trainer(tiny_config(), tmp_path / "b", init_from=tmp_path / "a")
+    score = tr.validation.score
+    calls = []
+
+    def slow(*args, **kwargs):  # the seam validation takes 0.6 s; the others as they are
+        if not calls:
+            time.sleep(0.6)
+        calls.append(1)
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(tr.validation, "score", slow)
+    tr.run(steps=3)
+    seam, first = tr.rows
+    assert seam["step"] == 0 and seam["elapsed_s"] == 0.0
+    assert first["step"] == 3 and first["elapsed_s"] < 0.3  # 3 steps of a 4-feature network: tens of ms
+    assert first["samples_per_s"] > 3 * 4 / 0.3
+
