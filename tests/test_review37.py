@@ -61,3 +61,25 @@ def test_the_seam_validation_is_not_training_time(tmp_path, monkeypatch):
     assert first["step"] == 3 and first["elapsed_s"] < 0.3  # 3 steps of a 4-feature network: tens of ms
     assert first["samples_per_s"] > 3 * 4 / 0.3
 
+
+def test_init_from_with_the_configurations_steps_behind_the_clock_is_refused(tmp_path, capsys):
+    """Without --steps or --minutes the run trains to training.steps in total: where the clock offset is already
+    past it, the run scored the weights, trained nothing and said done."""
+    from plexloc.cli.main import main
+    from plexloc.config.io import save_config
+
+    Trainer(tiny_config(), tmp_path / "a").run(steps=40)
+    d = tiny_config().model_dump(mode="json")
+    d["training"]["steps"] = 30
+    cfg = tmp_path / "c.yaml"
+    save_config(TrainConfig.model_validate(d), cfg)
+    out = tmp_path / "b"
+    assert main(["train", str(cfg), "--out", str(out), "--init-from", str(tmp_path / "a"), "--clock-offset-min",
+                 "source", "--device", "cpu"]) == 2
+    assert "training.steps 30 is the total step count" in capsys.readouterr().err
+    assert not (out / "model.pt").exists()
+    d["training"]["steps"] = 50  # beyond the offset: trains the 10 steps left
+    save_config(TrainConfig.model_validate(d), cfg)
+    assert main(["train", str(cfg), "--out", str(out), "--init-from", str(tmp_path / "a"), "--clock-offset-min",
+                 "source", "--device", "cpu"]) == 0
+    assert Trainer(tiny_config(), out, resume=True).step == 50

@@ -92,6 +92,11 @@ def run(args: argparse.Namespace) -> int:
         where = "the run is already" if args.resume else "the clock offset puts the run"
         raise InputError(f"--steps {args.steps} is the total step count, and {where} at step {trainer.step}: "
                          f"give more (e.g. --steps {trainer.step + args.steps}) or --minutes")
+    total = trainer.config.training.steps
+    if args.init_from is not None and args.steps is None and args.minutes is None and total <= trainer.step:
+        # training.steps is the total too: the run would score the weights and train nothing
+        raise InputError(f"training.steps {total} is the total step count, and the clock offset puts the run at step "
+                         f"{trainer.step}: give --steps (e.g. --steps {trainer.step + total}) or --minutes")
     s = trainer.model.spec
     n_par = sum(p.numel() for p in trainer.model.parameters())
     how = ("bfloat16" if trainer.amp else "float32") + (", channels-last" if trainer.channels_last else "")
