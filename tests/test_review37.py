@@ -83,3 +83,29 @@ def test_init_from_with_the_configurations_steps_behind_the_clock_is_refused(tmp
     assert main(["train", str(cfg), "--out", str(out), "--init-from", str(tmp_path / "a"), "--clock-offset-min",
                  "source", "--device", "cpu"]) == 0
     assert Trainer(tiny_config(), out, resume=True).step == 50
+
+
+def test_ctrl_c_in_the_seam_validation_leaves_a_resumable_run(tmp_path, monkeypatch):
+    """Ctrl-C after the seam validation wrote model.pt and before the first checkpoint: the folder had a model.pt and
+    no checkpoint.pt, so --resume refused it (no checkpoint) and a new --init-from too (a model.pt is there). Now the
+    interrupted call saves the checkpoint, and --resume trains on from it."""
+    Trainer(tiny_config(), tmp_path / "a").run(steps=20)
+    tr = Trainer(tiny_config(), tmp_path / "b", init_from=tmp_path / "a")
+    save = tr.save_checkpoint
+    calls = []
+
+    def interrupted():
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        save()
+
+    monkeypatch.setattr(tr, "save_checkpoint", interrupted)
+    tr.run(steps=10)
+    assert (tmp_path / "b" / "model.pt").exists() and (tmp_path / "b" / CHECKPOINT_FILE).exists()
+    assert tr.step == 0
+    again = Trainer(tiny_config(), tmp_path / "b", resume=True)
+    assert again.segment == 1 and again.step == 0
+    again.run(steps=5)
+    assert again.step == 5
+    assert [(r["step"], r["segment"]) for r in again.rows][-2:] == [(0, 1), (5, 1)]

@@ -727,14 +727,14 @@ class Trainer:
         t_last = time.perf_counter()
         self.model.train()
         last: dict[str, Any] = self.rows[-1] if self.rows else {}
-        if self.segment is not None and not any(r.get("segment") == self.segment for r in self.rows):
-            # an init_from run's first call: the weights it starts from, scored on its validation set (the curve's
-            # seam; model.pt exists from the start)
-            last = self.validate(None, math.nan)
-            if log is not None:
-                log(format_row(last))
-            t_int = t_last = time.perf_counter()  # its validation is not training time (elapsed_s, samples/s)
         try:
+            if self.segment is not None and not any(r.get("segment") == self.segment for r in self.rows):
+                # an init_from run's first call: the weights it starts from, scored on its validation set (the
+                # curve's seam; model.pt exists from the start)
+                last = self.validate(None, math.nan)
+                if log is not None:
+                    log(format_row(last))
+                t_int = t_last = time.perf_counter()  # its validation is not training time (elapsed_s, samples/s)
             while (target is None or self.step < target) and time.monotonic() < deadline:
                 if t.lr_schedule == "cosine":
                     self.set_lr(cosine_lr(t.lr, t.min_lr, budget_used()))
@@ -766,6 +766,11 @@ class Trainer:
         except KeyboardInterrupt:
             if log is not None:
                 log("interrupted: saving the checkpoint")
+            if self.segment is not None and not (self.run_dir / CHECKPOINT_FILE).exists():
+                # interrupted in an init_from run's seam validation, after model.pt and before the first checkpoint:
+                # without one the folder could be neither resumed nor started again (its model.pt is there)
+                self.save_checkpoint()
+                self.write_log()
         finally:
             if bar is not None:
                 bar.close()
