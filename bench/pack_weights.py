@@ -17,6 +17,7 @@ and its bfloat16 copy on the run's validation set (what the rounding costs).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,10 @@ from plexloc.train.trainer import export_weights
 
 PART_MIB = 15
 PREFIX = "wts_"
+#: each part starts with one line ``plexloc-weights <stem> <index> <count> <sha256 of the whole>``, so that a part of
+#: another pack (an earlier lease's, left beside the new ones) or a damaged part is named, not found by a failed load
+HEADER = "plexloc-weights"
+HEADER_BYTES = 256  # room kept for it in each part (the line is about 100 bytes)
 
 
 def part_paths(folder: Path, stem: str) -> list[Path]:
@@ -67,23 +72,56 @@ def pack(run: str | os.PathLike, out: str | os.PathLike, stem: str, *, part_mib:
         data = whole.read_bytes()
     for old in out.glob(f"{PREFIX}{stem}.[0-9][0-9]*"):
         old.unlink()
+    digest = hashlib.sha256(data).hexdigest()
+    size -= HEADER_BYTES  # each part, header included, stays within part_mib
+    if size <= 0:
+        raise InputError(f"--part-mib {part_mib} leaves no room beside a part's {HEADER_BYTES}-byte header")
+    count = max(1, math.ceil(len(data) / size))
     parts = []
-    for i in range(0, max(len(data), 1), size):
-        path = out / f"{PREFIX}{stem}.{i // size:02d}"
+    for k in range(count):
+        path = out / f"{PREFIX}{stem}.{k:02d}"
         with atomic_path(path) as t:
-            t.write_bytes(data[i:i + size])
+            t.write_bytes(f"{HEADER} {stem} {k} {count} {digest}\n".encode() + data[k * size:(k + 1) * size])
         parts.append(path)
     return parts
+
+
+def _read_part(path: Path) -> tuple[int, int, str, bytes]:
+    """(index, count, digest, payload) of one part; InputError where it has no header."""
+    raw = path.read_bytes()
+    head, sep, payload = raw.partition(b"\n")
+    fields = head.decode("ascii", "replace").split(" ")
+    if not sep or len(fields) != 5 or fields[0] != HEADER or not (fields[2].isdigit() and fields[3].isdigit()):
+        raise InputError("not a part written by bench/pack_weights.py pack (no header line)", source=path)
+    return int(fields[2]), int(fields[3]), fields[4], payload
 
 
 def unpack(folder: str | os.PathLike, stem: str, to: str | os.PathLike) -> dict:
     """Join ``folder/wts_<stem>.NN`` into the model file ``to`` (atomically), checked to load; returns its meta."""
     parts = part_paths(Path(folder), stem)
+    read = [_read_part(p) for p in parts]
+    packs: dict[str, list[str]] = {}
+    for p, (_, _, digest, _) in zip(parts, read):
+        packs.setdefault(digest, []).append(p.name.rsplit(".", 1)[1])
+    if len(packs) > 1:
+        which = "; ".join(f"parts {', '.join(names)} (pack {d[:12]})" for d, names in packs.items())
+        raise InputError(f"the parts of {PREFIX}{stem} come from {len(packs)} different packs: {which}. Copy only the "
+                         "parts of the latest lease, after removing the earlier ones", source=folder)
+    count, digest = read[0][1], read[0][2]
+    if len(parts) != count:
+        raise InputError(f"{len(parts)} parts of {PREFIX}{stem} here, and the pack has {count}: "
+                         + ("some are missing" if len(parts) < count else f"parts {count:02d} on are not its own"),
+                         source=folder)
+    if [r[0] for r in read] != list(range(count)):
+        raise InputError(f"the parts of {PREFIX}{stem} are renamed: their headers number them "
+                         f"{[r[0] for r in read]}", source=folder)
+    data = b"".join(r[3] for r in read)
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise InputError(f"the parts of {PREFIX}{stem} are damaged (cut short or changed in transfer): their checksum "
+                         "is not the pack's; copy them again from the lease's output", source=folder)
     with atomic_path(to) as tmp:
-        with open(tmp, "wb") as fh:
-            for p in parts:
-                fh.write(p.read_bytes())
-        load_model(tmp)  # a damaged or incomplete file is refused before it takes the name
+        tmp.write_bytes(data)
+        load_model(tmp)  # a file that is not a model is refused before it takes the name
     return read_model_file(to)["meta"]
 
 

@@ -55,10 +55,38 @@ def test_pack_and_unpack_round_trip(run, tmp_path):
 
 def test_a_cut_short_set_of_parts_is_refused(run, tmp_path):
     parts = pack_weights.pack(run, tmp_path / "out", "tiny", part_mib=0.01)
-    parts[-1].unlink()  # the numbers have no gap, but the file is cut short
-    with pytest.raises(InputError, match="not a readable plexloc model file"):
+    parts[-1].unlink()  # the numbers have no gap, but the set is cut short
+    with pytest.raises(InputError, match=f"{len(parts) - 1} parts of wts_tiny here, and the pack has {len(parts)}"):
         pack_weights.unpack(tmp_path / "out", "tiny", tmp_path / "w.pt")
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_parts_of_another_pack_and_damaged_parts_are_named(run, tmp_path):
+    """Each part's header names its pack (the whole's checksum) and count: an earlier lease's parts left beside the
+    new ones, a part cut short in transfer, or a file that is no part are named as such (they were found only by the
+    joined file failing to load, an error naming a temporary file)."""
+    out, old = tmp_path / "out", tmp_path / "old"
+    new_parts = pack_weights.pack(run, out, "tiny", part_mib=0.01)
+    Trainer(TrainConfig.model_validate({k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_TRAIN.items()}),
+            tmp_path / "run2").run(steps=3)
+    old_parts = pack_weights.pack(tmp_path / "run2", old, "tiny", part_mib=0.004)
+    assert len(old_parts) > len(new_parts)
+    for p in old_parts[len(new_parts):]:  # the earlier, longer pack's last parts left in the folder
+        (out / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(InputError, match="come from 2 different packs"):
+        pack_weights.unpack(out, "tiny", tmp_path / "w.pt")
+    for p in old_parts[len(new_parts):]:
+        (out / p.name).unlink()
+    data = new_parts[1].read_bytes()
+    new_parts[1].write_bytes(data[:-100])  # cut short in transfer
+    with pytest.raises(InputError, match="damaged"):
+        pack_weights.unpack(out, "tiny", tmp_path / "w.pt")
+    new_parts[1].write_bytes(b"not a part")
+    with pytest.raises(InputError, match="no header line"):
+        pack_weights.unpack(out, "tiny", tmp_path / "w.pt")
+    new_parts[1].write_bytes(data)
+    assert pack_weights.unpack(out, "tiny", tmp_path / "w.pt")["step"] == 6
+    assert not (tmp_path / "w.pt.tmp").exists()
 
 
 def test_the_bench_curve_marks_each_optimizer_restart(tmp_path):
