@@ -115,6 +115,10 @@ def test_train_and_fit_entry_points_render_their_options():
     cfg = train.validate_config({"steps": 5})
     assert train.render(config=cfg, inputs={"config": ["c.yaml"]}, output_dir="o", work_dir="w", device="cpu") == [
         "plexloc", "train", "c.yaml", "--out", "o", "--device", "cpu", "--steps", "5"]
+    # fine-tuning from an earlier job's model (plexloc train --init-from)
+    assert train.render(config=cfg, inputs={"config": ["c.yaml"], "init_from": ["model.pt"]}, output_dir="o",
+                        work_dir="w", device="cpu") == [
+        "plexloc", "train", "c.yaml", "--out", "o", "--device", "cpu", "--steps", "5", "--init-from", "model.pt"]
     _, _, mle = reg.resolve("plexloc-fit", None, "mle")
     assert mle.hardware.gpus == 0
     argv = mle.render(config=mle.validate_config({"min_photons": 200}), inputs={"movie": ["m.tif"], "config": ["c.yaml"]},
