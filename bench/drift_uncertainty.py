@@ -70,6 +70,14 @@ construction's error from exact knots and with the knots' noise taken out severa
     python bench/drift_uncertainty.py --engine comet --seeds 3 --scale 0.25 \
         --cases rings_sine,clusters_exp_p15,lines_linear,clusters_fastexp_p10 --save-args DIR2   (stopped after 8)
     python bench/drift_uncertainty.py --rescore DIR2 --diagnose --out bench/drift_interpolation37_comet_s025_diagnosis.json
+
+Session 38 (the knots' noise as a correlated noise, tried and not adopted): ``--diagnose --covariance`` adds the term
+with the noise taken out as a lag-1 correlated noise estimated from the halves' difference at the knots, three ways,
+and the split-half term from that model (:func:`_covariance_variants`), on the same saved inputs:
+
+    python bench/drift_uncertainty.py --rescore DIR1 --diagnose --covariance --out bench/drift_covariance37_rcc_s1.json
+    (and DIR of --scale 0.25 -> ..._rcc_s025.json; COMET: session 37's 8 tables and 6 more (seeds 3-4 of clusters_exp_p15 and rings_sine, 0-1 of clusters_fastexp_p10) in one folder ->
+    ..._comet_s025.json)
 """
 
 from __future__ import annotations
@@ -412,6 +420,55 @@ def _term_with_noise(b: np.ndarray, knots: np.ndarray, noise: np.ndarray, ev: np
     return float(np.sqrt(total / len(ev)))
 
 
+def _lag1_model(d: np.ndarray) -> tuple[float, float]:
+    """``(variance, lag-1 correlation)`` per axis of knots' errors ``d`` ``(n, 2)`` under a lag-1 (MA(1)) model
+    ``cov = v (I + rho (S + S^T))``, from the mean squares of their first and second differences pooled over the axes
+    (both blind to a constant offset, which the curve's error does not see): ``E[diff^2] = 2 v (1 - rho)``,
+    ``E[diff2^2] = v (6 - 8 rho)``. rho is kept in [-0.5, 0.5], where the model is a covariance."""
+    a = float(np.mean(np.diff(d, axis=0) ** 2))
+    c = float(np.mean(np.diff(d, 2, axis=0) ** 2))
+    v = (4.0 * a - c) / 2.0
+    if not v > 0.0:
+        return a / 3.0, -0.5
+    rho = float(np.clip(1.0 - a / (2.0 * v), -0.5, 0.5))
+    return a / (2.0 * (1.0 - rho)), rho
+
+
+def _covariance_variants(z, b: np.ndarray, knots: np.ndarray, dk: np.ndarray, frames: np.ndarray,
+                         centre: np.ndarray, scale: float) -> tuple[dict, dict]:
+    """``--diagnose --covariance`` (session 38): the term with the knots' noise taken out as a *correlated* noise
+    estimated from the halves' difference at the knots ``hd`` (times scale / 2, as a full knot's error): ``halves_lag1``
+    (the lag-1 model of :func:`_lag1_model`, pooled over x and y), ``halves_mapped`` (``hd`` itself pushed through the
+    term's map, any covariance, one realization), ``halves_diff2`` (an iid variance read from the second differences,
+    what a bend sees; unbiased for iid knots, where the shipped variance of the knots less their mean is 0.9x at 10
+    knots), and ``true_lag1`` (the lag-1 model of the knots' true errors). Also the split-half term from the lag-1
+    model (the curve's noise ``sqrt(mean_f c_f^T cov c_f)``, x and y) and the lag-1 figures."""
+    at = np.clip(np.round(centre).astype(np.int64) - int(frames[0]), 0, len(frames) - 1)
+    hd = z["half_difference"][at] * scale / 2.0
+    hd = hd - hd.mean(axis=0)
+    n = len(centre)
+    a_f = np.sum(b**2, axis=1)
+    c_f = 2.0 * np.sum(b[:, 1:] * b[:, :-1], axis=1)
+    v_h, rho_h = _lag1_model(hd)
+    v_t, rho_t = _lag1_model(dk)
+    terms = {"halves_lag1": _term_with_noise(b, knots, 2 * v_h * (a_f + rho_h * c_f), frames, centre),
+             "halves_mapped": _term_with_noise(b, knots, np.sum((b @ hd) ** 2, axis=1), frames, centre),
+             "halves_diff2": _term_with_noise(b, knots, 2 * float(np.mean(np.diff(hd, 2, axis=0) ** 2)) / 6 * a_f,
+                                              frames, centre),
+             "true_lag1": _term_with_noise(b, knots, 2 * v_t * (a_f + rho_t * c_f), frames, centre)}
+    cmap = drift_module._curve(centre, np.eye(n), frames.astype(float))
+    cmap -= cmap.mean(axis=0)
+    cov = v_h * (np.eye(n) + rho_h * (np.eye(n, k=1) + np.eye(n, k=-1)))
+    split_lag1 = float(np.sqrt(2.0 * np.mean(np.einsum("fi,ij,fj->f", cmap, cov, cmap))))
+
+    def lag1(d):  # as session 37 measured it: the knots less their mean
+        return float(np.mean(d[1:] * d[:-1]) / np.mean(d**2))
+
+    extra = {"lag1_model_halves": rho_h, "lag1_model_true": rho_t, "lag1_halves": lag1(hd), "lag1_true": lag1(dk),
+             "split_half_lag1_nm": split_lag1}
+    return terms, extra
+
+
 def main_diagnose(args: argparse.Namespace) -> int:
     """Where the term goes wrong, on saved inputs (``--save-args``): the term against the construction's error of
     every table from the true windows' means without noise (``true_knots``; ``true_knots_trend`` with the end
@@ -440,13 +497,21 @@ def main_diagnose(args: argparse.Namespace) -> int:
                  "halves": _term_with_noise(b, knots, 2 * kv * np.sum(b**2, axis=1), frames, centre)}
         noise = scale * float(z["half_difference_nm"]) / 2.0
         actual = float(z["actual_nm"])
+        extra: dict = {}
+        if args.covariance:
+            more, extra = _covariance_variants(z, b, knots, dk, frames, centre, scale)
+            terms.update(more)
+        ratio = {k: float(np.hypot(noise, v) / actual) for k, v in terms.items()}
+        if args.covariance:  # the split-half term alone, and from the lag-1 model with that model's term
+            ratio["split_half_only"] = noise / actual
+            ratio["lag1_both"] = float(np.hypot(extra["split_half_lag1_nm"], terms["halves_lag1"]) / actual)
         rows.append({"engine": str(z["engine"]), "case": str(z["case"]), "seed": int(z["seed"]), "actual_nm": actual,
                      "construction_nm": construction, "noise_nm": noise, "knot_var_nm2": kv,
-                     "knot_var_true_nm2": float(np.mean(dk**2)), "terms_nm": terms,
-                     "ratio": {k: float(np.hypot(noise, v) / actual) for k, v in terms.items()}})
+                     "knot_var_true_nm2": float(np.mean(dk**2)), "terms_nm": terms, **extra, "ratio": ratio})
     names = list(rows[0]["terms_nm"]) if rows else []
+    totals = [k for k in rows[0]["ratio"] if k not in names[:2]] if rows else []
     print("| case | tables | construction nm | knot var halves / true nm^2 | term / construction: "
-          + ", ".join(names) + " | reported/actual gmean: " + ", ".join(names[2:]) + " |")
+          + ", ".join(names) + " | reported/actual gmean: " + ", ".join(totals) + " |")
     print("|---|---|---|---|---|---|")
     summary = []
     for name, rs in _groups(rows).items():
@@ -455,13 +520,16 @@ def main_diagnose(args: argparse.Namespace) -> int:
         q = {k: float(np.mean([r["terms_nm"][k] / r["construction_nm"] for r in rs if r["construction_nm"] > 0.1]))
              if bent.any() else None for k in names}
         nm = {k: float(np.mean([r["terms_nm"][k] for r in rs])) for k in names}
-        g = {k: _gstats(np.array([r["ratio"][k] for r in rs]))[0] for k in names}
+        stats = {k: _gstats(np.array([r["ratio"][k] for r in rs])) for k in rows[0]["ratio"]}
+        g = {k: v[0] for k, v in stats.items()}
         summary.append({"case": name, "tables": len(rs), "construction_nm_mean": float(c.mean()),
-                        "term_over_construction_mean": q, "term_nm_mean": nm, "ratio_gmean": g})
+                        "term_over_construction_mean": q, "term_nm_mean": nm, "ratio_gmean": g,
+                        "ratio_min": {k: v[1] for k, v in stats.items()},
+                        "ratio_max": {k: v[2] for k, v in stats.items()}})
         qt = ", ".join(f"{q[k]:.2f}" if q[k] is not None else f"{nm[k]:.2f} nm" for k in names)
         kv = f"{np.mean([r['knot_var_nm2'] for r in rs]):.2f} / {np.mean([r['knot_var_true_nm2'] for r in rs]):.2f}"
         print(f"| {name} | {len(rs)} | {c.mean():.2f} | {kv} | {qt} | "
-              + ", ".join(f"{g[k]:.2f}" for k in names[2:]) + " |")
+              + ", ".join(f"{g[k]:.2f}" for k in totals) + " |")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"diagnose": str(args.rescore), "rows": rows, "summary": summary}, indent=1))
@@ -566,6 +634,9 @@ def main(argv=None) -> int:
     ap.add_argument("--diagnose", action="store_true",
                     help="with --rescore: the term against the construction's error from true knots and with the "
                          "knots' noise taken out in several ways (where the term goes wrong)")
+    ap.add_argument("--covariance", action="store_true",
+                    help="with --diagnose: also the knots' noise as a correlated (lag-1) noise from the halves' "
+                         "difference, in the term and in the split-half term (session 38)")
     args = ap.parse_args(argv)
     if args.rescore is not None:
         return main_diagnose(args) if args.diagnose else main_rescore(args)
