@@ -76,8 +76,8 @@ with the noise taken out as a lag-1 correlated noise estimated from the halves' 
 and the split-half term from that model (:func:`_covariance_variants`), on the same saved inputs:
 
     python bench/drift_uncertainty.py --rescore DIR1 --diagnose --covariance --out bench/drift_covariance37_rcc_s1.json
-    (and DIR of --scale 0.25 -> ..._rcc_s025.json; COMET: session 37's 8 tables and 6 more (seeds 3-4 of clusters_exp_p15 and rings_sine, 0-1 of clusters_fastexp_p10) in one folder ->
-    ..._comet_s025.json)
+    (and DIR of --scale 0.25 -> ..._rcc_s025.json; COMET: session 37's 8 tables and 6 more, seeds 3-4 of
+    clusters_exp_p15 and rings_sine and 0-1 of clusters_fastexp_p10, in one folder -> ..._comet_s025.json)
 """
 
 from __future__ import annotations
