@@ -16,7 +16,8 @@
 #   speed       after 'network': GPU tests, the training simulation's profile, throughput variants
 #               (NCHW/NHWC/compile, profiled)
 #   dual        the dual-colour Plex-size model alone for the whole budget (its curve and time to plateau); its
-#               model comes back as bfloat16 weight parts $OUT/wts_dual_color_plex.NN (4 parts, 50 MiB) for dual_more
+#               last weights (the checkpoint's average, where the next lease goes on; model.pt, the best validation,
+#               is what is scored) come back as bfloat16 parts $OUT/wts_dual_color_plex.NN (4 parts, 50 MiB) for dual_more
 #   dual_more   the dual-colour model of an earlier lease (dual or dual_more) trained on for the whole budget from its
 #               wts_ parts (bench/pack_weights.py), scored as dual does, its parts returned again: copy the parts
 #               into one folder here at once (replacing the previous lease's), then
@@ -79,7 +80,7 @@ MB_BACK=4  # MiB: the summary, the steps and the results archive (about 1), with
 PACKED=" "  # the stems checkpoints() and weights() packed
 WTS_STEMS=""  # the runs (config stems) whose model weights() returns as bfloat16 parts
 weights() {  # the runs WTS_STEMS names: their model.pt as bfloat16 parts $OUT/wts_<stem>.NN (bench/pack_weights.py)
-  local stem dir tmp n bytes mib t rc
+  local stem dir src tmp n bytes mib t rc
   for stem in $WTS_STEMS; do
     dir="$WORK/acc_$stem/${stem}_run"
     if [ ! -f "$dir/model.pt" ]; then
@@ -87,7 +88,10 @@ weights() {  # the runs WTS_STEMS names: their model.pt as bfloat16 parts $OUT/w
     fi
     tmp="$WORK/wts_parts_$stem"; rm -rf "$tmp"
     t=$SECONDS
-    timeout 150 python3 bench/pack_weights.py pack "$dir" --stem "$stem" --out "$tmp" >"$WORK/wts_$stem.log" 2>&1
+    # the last step's (averaged) weights from the checkpoint, where there is one: the next lease goes on where this one
+    # stopped (model.pt, the best validation, may be of an earlier step: the curve's clock would go back to it)
+    src="$dir"; [ -f "$dir/checkpoint.pt" ] && src="$dir/checkpoint.pt"
+    timeout 150 python3 bench/pack_weights.py pack "$src" --stem "$stem" --out "$tmp" >"$WORK/wts_$stem.log" 2>&1
     rc=$?
     printf 'wts_%s\t%s\t%s\n' "$stem" "$rc" "$((SECONDS - t))" >>"$OUT/steps.tsv"
     { echo; echo "weights $stem (exit $rc): $(tail -n 1 "$WORK/wts_$stem.log")"; } | summary

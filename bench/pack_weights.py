@@ -31,7 +31,7 @@ import torch
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 from plexloc.nets.io import load_model, read_model_file
-from plexloc.train.trainer import export_weights
+from plexloc.train.trainer import export_weights, read_init_source
 
 PART_MIB = 15
 PREFIX = "wts_"
@@ -184,11 +184,11 @@ def main(argv=None) -> int:
         if args.cmd == "pack":
             parts = pack(args.run, args.out, args.stem, part_mib=args.part_mib,
                          dtype=torch.float32 if args.float32 else torch.bfloat16)
-            meta = read_model_file(args.run)["meta"]
+            src = read_init_source(args.run)  # the record of the weights packed (a checkpoint's own step and time)
             mib = sum(p.stat().st_size for p in parts) / 2**20
             print(f"{len(parts)} part(s), {mib:.1f} MiB: {parts[0].parent}/{PREFIX}{args.stem}.00"
-                  f"{f'..{len(parts) - 1:02d}' if len(parts) > 1 else ''} (step {meta.get('step')}, "
-                  f"{(meta.get('elapsed_s') or 0) / 60:.2f} min of training)")
+                  f"{f'..{len(parts) - 1:02d}' if len(parts) > 1 else ''} (step {src.step}, "
+                  f"{(src.elapsed_s or 0) / 60:.2f} min of training)")
         elif args.cmd == "unpack":
             meta = unpack(args.folder, args.stem, args.to)
             print(f"{args.to}: step {meta.get('step')}, {(meta.get('elapsed_s') or 0) / 60:.2f} min of training, "
