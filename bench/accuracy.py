@@ -52,6 +52,7 @@ from plexloc.io import write_table
 from plexloc.io.tiff import write_movie
 from plexloc.simulation import Simulator
 from plexloc.train import Trainer
+from plexloc.train.trainer import log_seams, read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,16 +93,14 @@ def curve_figure(tta: dict, path: Path, title: str) -> None:
 
 
 def time_to_plateau(log_csv: Path, key: str) -> dict:
-    with log_csv.open() as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_log(log_csv)
     t = np.array([float(r["elapsed_s"]) for r in rows])
-    e = np.array([float(r[key]) if r.get(key) not in (None, "", "nan") else math.nan for r in rows])
+    e = np.array([float(r.get(key, math.nan)) for r in rows])
     # an --init-from run (a fresh optimizer on an earlier run's weights): where the log's segment changes
-    seg = [r.get("segment") or "0" for r in rows]
-    seams = [{"minutes": float(t[i] / 60.0), "step": int(float(rows[i]["step"])), "segment": int(float(seg[i])),
+    seams = [{"minutes": float(t[i] / 60.0), "step": int(rows[i]["step"]), "segment": int(rows[i].get("segment") or 0),
               "eff_before": float(e[i - 1]) if math.isfinite(e[i - 1]) else None,
               "eff_after": float(e[i]) if math.isfinite(e[i]) else None}
-             for i in range(1, len(rows)) if seg[i] != seg[i - 1]]
+             for i in log_seams(rows)]
     ok = np.isfinite(e)
     if ok.sum() < 3:
         return {"plateau": None, "minutes_to_plateau": None, "seams": seams}

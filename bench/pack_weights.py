@@ -30,7 +30,7 @@ import torch
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
-from plexloc.nets.io import load_model, read_model_file
+from plexloc.nets.io import load_model
 from plexloc.train.trainer import export_weights, read_init_source
 
 PART_MIB = 15
@@ -121,8 +121,8 @@ def unpack(folder: str | os.PathLike, stem: str, to: str | os.PathLike) -> dict:
                          "is not the pack's; copy them again from the lease's output", source=folder)
     with atomic_path(to) as tmp:
         tmp.write_bytes(data)
-        load_model(tmp)  # a file that is not a model is refused before it takes the name
-    return read_model_file(to)["meta"]
+        _, _, meta = load_model(tmp)  # a file that is not a model is refused before it takes the name
+    return meta
 
 
 def compare(run: str | os.PathLike, *, samples: int | None = None, device: str = "cpu") -> dict:

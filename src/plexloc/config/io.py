@@ -332,8 +332,10 @@ def _resolve_relative_paths(data: Any, base: Path) -> Any:
     return data
 
 
-def save_config(config: BaseModel, path: str | os.PathLike) -> None:
-    """Write a configuration as YAML (atomically)."""
-    data = config.model_dump(mode="json")
+def save_config(config: BaseModel, path: str | os.PathLike, *, comment: str | None = None) -> None:
+    """Write a configuration as YAML (atomically), under ``comment`` (one ``#`` line) where given."""
+    text = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    if comment is not None:
+        text = f"# {comment}\n" + text
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+        tmp.write_text(text)

@@ -33,13 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 import numpy as np
 import torch
 
 from plexloc.config.files import embed_files, restore_files
-from plexloc.config.io import validate_config
+from plexloc.config.io import save_config, validate_config
 from plexloc.config.training import TrainConfig
 from plexloc.errors import InputError
 from plexloc.infer.predict import cpu_bf16_supported, cpu_channels_last_supported
@@ -558,16 +556,14 @@ class Trainer:
 
     def _save_config(self) -> None:
         """config.yaml: the validated configuration, under a comment saying where an init_from run started."""
-        text = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
-        o = self.origin
+        o, comment = self.origin, None
         if o is not None:
             clock = (f"its clock goes on from step {o['step']}, {o['elapsed_s'] / 60:.2f} min" if o["clock"] != "zero"
                      else "its clock starts at 0")
-            text = (f"# this run started from the weights of {o['init_from']} (step {o['source_step']}, "
-                    f"{'?' if o['source_elapsed_s'] is None else format(o['source_elapsed_s'] / 60, '.2f')} min of "
-                    f"training; {o['weights_dtype']}) with a fresh optimizer (segment {o['segment']}); {clock}\n" + text)
-        with atomic_path(self.run_dir / CONFIG_FILE) as tmp:
-            tmp.write_text(text)
+            comment = (f"this run started from the weights of {o['init_from']} (step {o['source_step']}, "
+                       f"{'?' if o['source_elapsed_s'] is None else format(o['source_elapsed_s'] / 60, '.2f')} min of "
+                       f"training; {o['weights_dtype']}) with a fresh optimizer (segment {o['segment']}); {clock}")
+        save_config(self.config, self.run_dir / CONFIG_FILE, comment=comment)
 
     # ------------------------------------------------------------------------------------------
     def set_lr(self, lr: float) -> None:
@@ -802,6 +798,13 @@ def format_row(row: dict[str, Any]) -> str:
     return text
 
 
+def log_seams(rows: list[dict[str, Any]]) -> list[int]:
+    """Indices of the log rows where the optimizer segment changes (an ``init_from`` run's fresh optimizer on an earlier
+    run's weights: the curve's seams); a row without a ``segment`` is segment 0."""
+    seg = [int(r.get("segment") or 0) for r in rows]
+    return [i for i in range(1, len(rows)) if seg[i] != seg[i - 1]]
+
+
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     """Training/validation loss, JI and RMSE against step, as a PNG; a multi-colour run's colour accuracy and
     rejected share beside its colour set's JI and each dye's recall in a fourth panel."""
@@ -840,8 +843,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         ax[3].set_title("colour assignment (%)")
         ax[3].set_ylim(0, 100)
         ax[3].legend(fontsize=7)
-    seg = [r.get("segment") for r in rows]
-    seams = [int(step[i]) for i in range(1, len(rows)) if seg[i] != seg[i - 1]]
+    seams = [int(step[i]) for i in log_seams(rows)]
     for a in ax:
         a.set_xlabel("step")
         a.grid(alpha=0.3)
