@@ -513,9 +513,10 @@ class Trainer:
         if saved and saved.get("device") == self.device.type:
             self.stream.set_state(saved["state"])
         self.validation = validation_set(config, self.sim, spec.window)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not ckpt or schedule:
-            self._save_config()
+        #: config.yaml is written (and the run folder made) when the run first saves something (:meth:`_open_folder`),
+        #: not here: a call refused after the trainer is built (``plexloc train --steps`` at or below the clock
+        #: offset's or the checkpoint's step) left a config.yaml in --out, or a resumed run's rewritten with a new --lr
+        self._config_due = not ckpt or bool(schedule)
 
     def _start_from(self, src: InitSource, clock_offset_min: float | str | None) -> None:
         """Load ``src``'s weights into the new network and set the run's clock, origin and log history."""
@@ -554,6 +555,13 @@ class Trainer:
             "previous": src.meta.get("origin"),
         }
 
+    def _open_folder(self) -> None:
+        """The run folder and its config.yaml, once, before the run's first file (:meth:`validate`, :meth:`run`)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._config_due:
+            self._save_config()
+            self._config_due = False
+
     def _save_config(self) -> None:
         """config.yaml: the validated configuration, under a comment saying where an init_from run started."""
         o, comment = self.origin, None
@@ -570,6 +578,14 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
 
+    def _warm_up(self) -> None:
+        """The warm-up's rate for the next step, while it lasts (an init_from run warms its fresh optimizer up
+        again): the rate that step uses, and what an init_from run's seam row shows (it showed training.lr)."""
+        t = self.config.training
+        k = self.step - self.start_step
+        if k < t.warmup_steps:
+            self.set_lr(t.lr * (k + 1) / t.warmup_steps)
+
     def train_step(self) -> torch.Tensor:
         t = self.config.training
         batch = self.generator()
@@ -580,9 +596,7 @@ class Trainer:
         pred = self.model.decode(raw)
         parts = decode_loss(pred, self.model.spec, target_xyz_nm=batch.target_xyz_nm,
                             target_photons=batch.target_photons, target_mask=batch.target_mask, bg=batch.bg)
-        k = self.step - self.start_step  # an init_from run warms its fresh optimizer up again
-        if k < t.warmup_steps:
-            self.set_lr(t.lr * (k + 1) / t.warmup_steps)
+        self._warm_up()
         self.optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
@@ -613,6 +627,7 @@ class Trainer:
         return self.average if self.average is not None else self.model
 
     def validate(self, train_loss: np.ndarray | None, samples_per_s: float) -> dict[str, Any]:
+        self._open_folder()
         skipped = int(self._skipped)
         if not all(bool(torch.isfinite(q).all()) for q in self.model.parameters()):
             raise TrainingDiverged(
@@ -660,6 +675,7 @@ class Trainer:
             ph["used_s"] = used_before + (time.monotonic() - t_start)
 
     def save_checkpoint(self) -> None:
+        self._open_folder()
         self._sync_phase()
         payload = model_payload(self.model, self._config_dict(), {"step": self.step}, files=self.files)
         payload.update(
@@ -705,6 +721,7 @@ class Trainer:
             self.cosine_phase = ({"start_step": float(self.step), "steps": float(max(target - self.step, 1))}
                                  if target is not None else {"used_s": 0.0, "seconds": 60.0 * minutes})
         self._phase_clock = (float((self.cosine_phase or {}).get("used_s", 0.0)), t_start)
+        self._open_folder()
 
         def budget_used() -> float:
             """The fraction of the cosine phase spent: its steps, or the wall time of its calls (the --minutes deadline
@@ -726,7 +743,10 @@ class Trainer:
         try:
             if self.segment is not None and not any(r.get("segment") == self.segment for r in self.rows):
                 # an init_from run's first call: the weights it starts from, scored on its validation set (the
-                # curve's seam; model.pt exists from the start)
+                # curve's seam; model.pt exists from the start), its lr the warm-up's first rate (in effect from here)
+                if t.lr_schedule == "cosine":
+                    self.set_lr(cosine_lr(t.lr, t.min_lr, budget_used()))
+                self._warm_up()
                 last = self.validate(None, math.nan)
                 if log is not None:
                     log(format_row(last))
