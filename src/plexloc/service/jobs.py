@@ -147,6 +147,10 @@ def submit(session: Session, user: User, registry: Registry, req: JobRequest, *,
         hardware = Hardware(**{**ep.hardware.model_dump(), **(req.hardware or {})})
     except Exception as err:
         raise InputError(str(err).splitlines()[0] + f": {req.hardware}", source="hardware") from None
+    if hardware.gpus == 0:
+        # a GPU entry point run on a CPU ({"gpus": 0}) needs no GPU memory: its default (8000 MB for plexloc-train) kept
+        # would match no CPU worker (0 MB), and the job would wait, queued, for ever
+        hardware = hardware.model_copy(update={"gpu_memory_mb": 0})
     if req.timeout_s is not None and req.timeout_s <= 0:
         raise InputError(f"must be > 0, got {req.timeout_s}", source="timeout_s")
     job = Job(
@@ -312,7 +316,8 @@ def claim(
     )
     for job in _pages(session, query, batch):  # page on: jobs too big for this worker must not hide the rest
         need = job.hardware or {}
-        if any(need.get(k, 0) > getattr(hardware, k) for k in ("cpus", "memory_mb", "gpu_memory_mb")):
+        keys = ("cpus", "memory_mb", "gpu_memory_mb") if job.gpus > 0 else ("cpus", "memory_mb")  # no GPU: no GPU memory
+        if any(need.get(k, 0) > getattr(hardware, k) for k in keys):
             continue
         check_transition(job.id, job.state, JobState.assigned)
         done = session.execute(
