@@ -13,18 +13,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "merge",
         help="merge localizations of a molecule that stays on over consecutive frames",
         description="Link localizations in consecutive frames (up to --gap missing frames) within --radius nm "
-        "and replace each chain by one localization: inverse-variance weighted position (photon-weighted "
-        "when the table has no sigma_x_nm/sigma_y_nm), uncertainty reduced accordingly, photons summed; "
+        "and replace each chain by one localization: inverse-variance weighted position (by sigma_x_nm/sigma_y_nm, "
+        "or an MLE table's crlb_x_nm/crlb_y_nm; photon-weighted without either), uncertainties and CRLBs reduced "
+        "accordingly, photons summed; "
         "columns n_merged and frame_last are added.",
     )
     add_table_args(p, out_help="merged table")
     p.add_argument("--radius", type=positive_float, default=50.0, metavar="NM", help="link radius in nm (default 50)")
     p.add_argument("--gap", type=nonnegative_int, default=1, metavar="FRAMES", help="missing frames bridged (default 1)")
     p.add_argument("--weights", choices=("auto", "inverse_variance", "photons"), default="auto",
-                   help="how positions are averaged: inverse_variance (1/sigma^2, needs sigma_x_nm and sigma_y_nm; "
+                   help="how positions are averaged: inverse_variance (1/sigma^2, needs sigma_x_nm and sigma_y_nm, or "
+                   "crlb_x_nm and crlb_y_nm; "
                    "the merged sigma shrinks as 1/sqrt(sum 1/sigma^2)), photons (photon-weighted; sigma columns "
                    "become the weighted mean's, sqrt(sum w^2 sigma^2) / sum w), auto (default: inverse_variance when "
-                   "the table has the sigma columns, else photons)")
+                   "the table has the sigma columns, or else CRLBs all > 0, else photons)")
     p.set_defaults(func=run)
 
 
