@@ -1,0 +1,154 @@
+"""The paths bench/gpu.sh runs on CUDA that no GPU test covered (review 38, a CUDA-readiness audit of the code since the
+last GPU run, c8333481): a run from packed bfloat16 weights with the source's clock (plans dual / dual_more: NHWC,
+fused AdamW, the weight average, the seam validation, resumed on the device and read on the CPU), per-sample densities
+on the device's generator, and a fit refined by the MLE (issue10's quad-plane model, ``--refine-mle``).
+
+Each helper takes the device: the ``gpu`` tests run it on CUDA (skipped without one); the CPU tests run the same
+helper in CI, so that the GPU tests' own logic cannot rot unseen between leases. Small on purpose: bench/gpu.sh gives
+all GPU tests 60-90 s."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_TRAIN
+
+from plexloc.config import TrainConfig
+from plexloc.nets.io import load_model
+from plexloc.simulation import Simulator
+from plexloc.simulation.generator import BatchGenerator
+from plexloc.train import Trainer
+from plexloc.train.trainer import read_init_source
+
+_spec = importlib.util.spec_from_file_location("pack_weights", Path(__file__).resolve().parents[1] / "bench" / "pack_weights.py")
+pack_weights = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(pack_weights)
+
+
+def _tiny(**training) -> TrainConfig:
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_TRAIN.items()}
+    d["training"].update(validate_every=4, validation_samples=8, **training)
+    return TrainConfig.model_validate(d)
+
+
+def _on(t: torch.Tensor, device: str) -> bool:
+    return t.device.type == torch.device(device).type
+
+
+def run_from_packed_weights(device: str, tmp_path: Path) -> None:
+    """plan dual, then dual_more: a run trained on ``device`` (channels-last, as the speed plan's NHWC runs), its
+    checkpoint's weights packed as bfloat16 parts and unpacked, and a new run from them with the source's clock (the
+    seam row, the warm-up's rate, a fresh fused optimizer and weight average on the device), resumed on the device;
+    its GPU-written files read on the CPU."""
+    cfg = _tiny(channels_last=True)
+    src = tmp_path / "src"
+    tr = Trainer(cfg, src, device=device)
+    assert tr.channels_last and tr.model.is_channels_last
+    tr.run(steps=8)
+    parts = pack_weights.pack(src / "checkpoint.pt", tmp_path / "parts", "tiny", part_mib=0.01)
+    assert len(parts) > 1
+    meta = pack_weights.unpack(tmp_path / "parts", "tiny", tmp_path / "w.pt")
+    assert meta["weights_dtype"] == "bfloat16" and meta["step"] == 8
+    ft = Trainer(cfg, tmp_path / "ft", device=device, init_from=tmp_path / "w.pt", clock_offset_min="source")
+    assert ft.step == 8 and _on(ft._skipped, device)
+    assert all(_on(q, device) for q in ft.model.parameters()) and all(_on(q, device) for q in ft.average.parameters())
+    ft.run(steps=12)
+    seam = next(r for r in ft.rows if r.get("segment") == 1)
+    assert seam["step"] == 8 and math.isnan(seam["loss"]) and math.isfinite(seam["val_loss"])
+    assert seam["lr"] == pytest.approx(cfg.training.lr / cfg.training.warmup_steps)
+    assert ft.rows[-1]["step"] == 12 and math.isfinite(ft.rows[-1]["loss"])
+    for q in ft.model.parameters():  # the fresh optimizer's state lives beside its weights
+        state = ft.optimizer.state[q]
+        assert _on(state["exp_avg"], device) and _on(state["exp_avg_sq"], device)
+        assert state["exp_avg"].stride() == q.stride()
+    # resumed on the device: the init_from run's origin, average and stream go on
+    again = Trainer(cfg, tmp_path / "ft", device=device, resume=True)
+    assert again.origin["segment"] == 1 and again.step == 12
+    assert all(_on(q, device) for q in again.average.parameters())
+    again.run(steps=14)
+    assert again.step == 14 and [r["segment"] for r in again.rows[-2:]] == [1, 1]
+    # what the device wrote opens on the CPU: the model, and the checkpoint as the next lease's source
+    model, _, meta = load_model(tmp_path / "ft", device="cpu")
+    assert next(model.parameters()).device.type == "cpu" and meta["origin"]["segment"] == 1
+    back = read_init_source(tmp_path / "ft" / "checkpoint.pt")
+    assert back.step == 14 and back.segment == 1 and next(back.model.parameters()).device.type == "cpu"
+
+
+def per_sample_densities(device: str) -> None:
+    """training.density_range_per_um2 on the device: each sample's density drawn with the device's generator, its
+    emitters spread over the samples by torch.multinomial there."""
+    cfg = _tiny()
+    sim = Simulator(cfg.simulation()).to(device)
+    gen = BatchGenerator(sim, batch_size=6, window=3, seed=3, density_range_per_um2=(0.3, 3.0))
+    assert gen.generator.device.type == torch.device(device).type
+    b = gen()
+    assert _on(b.frames, device) and _on(b.target_mask, device) and b.frames.shape[0] == 6
+    assert bool(torch.isfinite(b.frames).all())
+
+
+def fit_refined_by_the_mle(device: str, tmp_path: Path) -> None:
+    """plexloc fit --refine-mle on the device (issue10's quad-plane accuracy run): a two-channel model whose every
+    pixel fires (so that the refiner has rows to fit: its windows, fits, neighbour images and goodness-of-fit test run
+    on the device; these random rows' refits are mostly rejected, test_mle_refine covers the kept ones on CUDA); the
+    same columns as the CPU's."""
+    from test_device_paths import _two_channel
+
+    from plexloc.infer import fit_movie
+    from plexloc.io.tiff import write_movie
+
+    cfg = _two_channel(frame_size=[32, 32])
+    Trainer(cfg, tmp_path / "run", device=device).run(steps=2)
+    net, cfg_dict, _ = load_model(tmp_path / "run", device=device)
+    with torch.no_grad():  # detections everywhere: the refinement has rows to fit
+        net.head_prob[-1].weight.normal_(0.0, 3.0, generator=torch.Generator(device=net.head_prob[-1].weight.device).manual_seed(1))
+        net.head_prob[-1].bias.fill_(0.0)
+    movie = Simulator(cfg.simulation()).simulate_movie(4, generator=torch.Generator().manual_seed(2))
+    paths = [tmp_path / f"ch{c}.tif" for c in range(2)]
+    for c, p in enumerate(paths):
+        write_movie(p, movie.frames[c].numpy().astype(np.uint16))
+    stats: dict = {}
+    table = fit_movie(paths, net, config=cfg_dict, device=device, refine_mle=True, stats=stats, batch_frames=2)
+    assert len(table) > 0 and "refined" in table.columns and "crlb_x_nm" in table.columns
+    assert np.all(np.isfinite(table["x_nm"])) and stats["frames"] == 4
+    refined = np.asarray(table["refined"]) == 1
+    assert np.all(np.isfinite(np.asarray(table["crlb_x_nm"])[refined]))
+    if device != "cpu":
+        cpu_net, _, _ = load_model(tmp_path / "run", device="cpu")
+        cpu_net.load_state_dict({k: v.cpu() for k, v in net.state_dict().items()})
+        on_cpu = fit_movie(paths, cpu_net, config=cfg_dict, device="cpu", refine_mle=True, batch_frames=2)
+        assert on_cpu.columns == table.columns
+
+
+# ------------------------------------------------------------------------------------------- CPU (CI)
+def test_run_from_packed_weights_on_the_cpu(tmp_path):
+    run_from_packed_weights("cpu", tmp_path)
+
+
+def test_per_sample_densities_on_the_cpu():
+    per_sample_densities("cpu")
+
+
+def test_fit_refined_by_the_mle_on_the_cpu(tmp_path):
+    fit_refined_by_the_mle("cpu", tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- GPU
+@pytest.mark.gpu
+def test_cuda_run_from_packed_weights(tmp_path):
+    run_from_packed_weights("cuda", tmp_path)
+
+
+@pytest.mark.gpu
+def test_cuda_per_sample_densities():
+    per_sample_densities("cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_fit_refined_by_the_mle(tmp_path):
+    fit_refined_by_the_mle("cuda", tmp_path)
