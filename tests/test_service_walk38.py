@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from service_support import make_service
+from service_support import LiveServer, auth, make_service
 
 from plexloc.service import jobs as ops
 from plexloc.service.apps import Hardware
@@ -61,3 +61,54 @@ def _train_request(session, svc) -> ops.JobRequest:
     session.add(f)
     session.flush()
     return ops.JobRequest("plexloc-train", inputs={"config": [f.id]}, hardware={"gpus": 0})
+
+
+def _output(http, token, job_id, name, data):
+    import hashlib
+
+    r = http.post(f"/worker/v1/jobs/{job_id}/outputs", json={"name": name, "size": len(data),
+                                                              "sha256": hashlib.sha256(data).hexdigest()},
+                  headers=auth(token))
+    assert r.status_code == 201, r.text
+    up = r.json()
+    assert http.put(up["upload_url"], content=data).status_code == 200
+    assert http.post(f"/worker/v1/jobs/{job_id}/outputs/{up['file']['id']}/complete", headers=auth(token)).status_code == 200
+    return up["file"]
+
+
+def _pull(http, token):
+    return http.post("/worker/v1/jobs/pull", json={"hardware": {"cpus": 2, "memory_mb": 8000}}, headers=auth(token))
+
+
+def test_outputs_of_an_attempt_whose_worker_died_are_not_served(tmp_path):
+    """A worker killed (kill -9) after uploading some outputs: its attempt never finished, so those files are partial.
+    They were listed as the job's outputs while it waited for its next attempt, and stayed beside that attempt's
+    outputs when it did not write the same files (here an optional preview.png): a succeeded job with a stale file.
+    The server's own sweeper (lease 0.5 s) deletes them."""
+    import time
+
+    import httpx
+
+    svc = make_service(tmp_path, lease_s=0.5, sweep_interval_s=0.1)
+    user = auth(svc.user_token)
+    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        r = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "picture"}, headers=user)
+        job_id = r.json()["id"]
+        assert _pull(http, svc.worker_token).json()["job_id"] == job_id
+        stale = _output(http, svc.worker_token, job_id, "preview.png", b"half a picture")
+        storage = svc.app.state.storage
+        deadline = time.monotonic() + 10
+        while http.get(f"/api/v1/jobs/{job_id}", headers=user).json()["state"] != "queued":  # the worker is dead
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert http.get(f"/api/v1/jobs/{job_id}/outputs", headers=user).json() == []
+        assert http.get(f"/api/v1/files/{stale['id']}", headers=user).status_code == 404
+        assert not any(p.is_file() for p in storage.root.rglob(f"{stale['id']}*"))  # its bytes too
+        log = [x["line"] for x in http.get(f"/api/v1/jobs/{job_id}/log", headers=user).json()["lines"]]
+        assert any("1 output(s) of attempt 1 deleted" in line and "preview.png" in line for line in log), log
+        assert _pull(http, svc.worker2_token).json()["job_id"] == job_id
+        _output(http, svc.worker2_token, job_id, "ticks.txt", b"3")
+        assert http.post(f"/worker/v1/jobs/{job_id}/finish", json={"state": "succeeded"},
+                         headers=auth(svc.worker2_token)).status_code == 200
+        assert [o["name"] for o in http.get(f"/api/v1/jobs/{job_id}/outputs", headers=user).json()] == ["ticks.txt"]
+    svc.app.state.engine.dispose()

@@ -35,7 +35,8 @@ def _sweeper(app: FastAPI, stop: threading.Event) -> None:
     while not stop.wait(interval):
         try:
             with app.state.sessions.begin() as session:
-                for job_id, state in ops.sweep(session, timeout_grace_s=app.state.settings.timeout_grace_s):
+                for job_id, state in ops.sweep(session, timeout_grace_s=app.state.settings.timeout_grace_s,
+                                                storage=app.state.storage):
                     log.warning("job %s: lease lapsed or time limit passed -> %s", job_id, state)
                 expired = ops.expire_uploads(session, app.state.storage, max_age_s=app.state.settings.upload_expiry_s)
                 if expired:

@@ -456,13 +456,18 @@ def expire_uploads(session: Session, storage, *, max_age_s: float, at: float | N
 TIMEOUT_GRACE_S = 600.0
 
 
-def sweep(session: Session, *, at: float | None = None, timeout_grace_s: float = TIMEOUT_GRACE_S) -> list[tuple[str, str]]:
+def sweep(session: Session, *, at: float | None = None, timeout_grace_s: float = TIMEOUT_GRACE_S,
+          storage=None) -> list[tuple[str, str]]:
     """Jobs whose lease lapsed: cancelled if a cancel was asked for, failed when out of attempts,
     else queued again. Jobs whose command has run longer than ``timeout_s + timeout_grace_s`` in this attempt (stage
     ``running``, counted from the ping that started it; downloads and uploads are not limited here: a large upload
     may take hours) fail, not retried, when the worker keeps pinging but never ends them (a command its runtime would
     not kill): the worker's next request is refused and it abandons the job. Safe to run from any number of server processes
-    at once (conditional updates). Returns ``(job id, new state)`` pairs."""
+    at once (conditional updates). Returns ``(job id, new state)`` pairs.
+
+    With ``storage``, the outputs an attempt whose lease lapsed had uploaded are deleted: that attempt never finished,
+    so they are partial (some files, or files of a command cut short); served as the job's results while it waits
+    for its next attempt, they would also stay beside that attempt's if it does not write the same files."""
     at = now() if at is None else at
     held_states = [JobState.assigned.value, JobState.running.value]
     stale = session.scalars(
@@ -480,6 +485,17 @@ def sweep(session: Session, *, at: float | None = None, timeout_grace_s: float =
             target, error = JobState.queued, None
         add_log(session, job, [f"[service] lease of worker {job.worker_id} lapsed after attempt {job.attempts}: -> {target.value}"], at=at)
         job.last_worker_id = job.worker_id  # a retry goes preferably to another worker
+        if storage is not None:
+            dropped = session.scalars(select(File).where(File.job_id == job.id)).all()
+            for f in dropped:
+                try:
+                    storage.delete(f.storage_key)
+                except Exception:  # an object store down: its bytes stay (unreachable), the sweep goes on
+                    pass
+                session.delete(f)
+            if dropped:
+                add_log(session, job, [f"[service] {len(dropped)} output(s) of attempt {job.attempts} deleted (it did "
+                                       f"not finish): {', '.join(sorted(f.name for f in dropped))}"], at=at)
         set_state(session, job, target, at=at, error=error)
         changed.append((job.id, target.value))
     overdue = session.scalars(
