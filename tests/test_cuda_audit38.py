@@ -152,3 +152,71 @@ def test_cuda_per_sample_densities():
 @pytest.mark.gpu
 def test_cuda_fit_refined_by_the_mle(tmp_path):
     fit_refined_by_the_mle("cuda", tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- host-device syncs
+class _SyncCounter:
+    """Counts the dispatched ops that make a CUDA device's host wait (a boolean-mask index, nonzero, .item()), the
+    same ops on the CPU (where they cost nothing): what bench/diag/sim_profile.py counts."""
+
+    def __init__(self):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        counts: dict[str, int] = {}
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                name = func.overloadpacket.__name__
+                masked = name in ("index", "index_put_", "index_put") and any(
+                    t is not None and getattr(t, "dtype", None) == torch.bool for t in (args[1] if len(args) > 1 else []))
+                if masked or name in ("nonzero", "_local_scalar_dense") or (
+                        name == "repeat_interleave" and not (kwargs or {}).get("output_size")):
+                    key = "mask_index" if masked else name
+                    counts[key] = counts.get(key, 0) + 1
+                return func(*args, **(kwargs or {}))
+
+        self.mode, self.counts = Mode(), counts
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self.counts
+
+    def __exit__(self, *exc):
+        return self.mode.__exit__(*exc)
+
+
+def test_selections_by_a_mask_synchronise_once():
+    """Emitters.select and the tiles' core selection (predict._select) with a boolean mask: one nonzero, not one
+    synchronising mask index per field (5 and 10 of them per call; a training step made 11 to 14 such, a fitted tile
+    10); the same rows."""
+    from plexloc.infer.predict import Extracted, _select
+    from plexloc.simulation.emitters import Emitters
+
+    g = torch.Generator().manual_seed(0)
+    n = 50
+    em = Emitters(xyz_nm=torch.rand(n, 3, generator=g), photons=torch.rand(n, 2, generator=g),
+                  frame_ix=torch.arange(n), id=torch.arange(n), color=torch.zeros(n, dtype=torch.int64))
+    mask = torch.rand(n, generator=g) > 0.5
+    with _SyncCounter() as counts:
+        sub = em.select(mask)
+    assert counts == {"nonzero": 1}
+    assert torch.equal(sub.id, torch.arange(n)[mask]) and torch.equal(sub.xyz_nm, em.xyz_nm[mask])
+    ex = Extracted(*(torch.rand(n, 2, generator=g) if f in ("photons", "sigma", "bg") else torch.arange(n)
+                     for f in Extracted.__dataclass_fields__))
+    with _SyncCounter() as counts:
+        kept = _select(ex, mask)
+    assert counts == {"nonzero": 1}
+    assert torch.equal(kept.sample, torch.arange(n)[mask]) and torch.equal(kept.sigma, ex.sigma[mask])
+
+
+def test_sampling_emitters_synchronises_three_times():
+    """sample_emitters: the Poisson count, the total of the frames the on-intervals span and the rows kept (it also
+    synchronised in both repeat_interleave calls and in three mask indexes); the same emitters."""
+    from plexloc.simulation.emitters import sample_emitters
+
+    cfg = _tiny().simulation()
+    kw = dict(n_sequences=4, n_frames=3, fov_nm=(1600.0, 1600.0), photon_model=cfg.photon_model, throughputs=[1.0])
+    with _SyncCounter() as counts:
+        em = sample_emitters(cfg.emitters, generator=torch.Generator().manual_seed(4), **kw)
+    assert len(em) > 10
+    assert counts == {"_local_scalar_dense": 2, "nonzero": 1}

@@ -359,4 +359,6 @@ class Predictor:
 
 
 def _select(ex: Extracted, keep: Tensor) -> Extracted:
+    if keep.dtype == torch.bool:  # a mask into indices once: indexing by a mask synchronises once per field (10)
+        keep = torch.nonzero(keep).squeeze(1)
     return Extracted(*(getattr(ex, f)[keep] for f in Extracted.__dataclass_fields__))

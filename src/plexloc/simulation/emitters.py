@@ -54,6 +54,9 @@ class Emitters:
         return self.photons.sum(dim=1)
 
     def select(self, index: Tensor) -> Emitters:
+        """The emitters ``index`` picks (indices, or a boolean mask: turned into indices once, not once per field)."""
+        if isinstance(index, Tensor) and index.dtype == torch.bool:
+            index = torch.nonzero(index).squeeze(1)
         return Emitters(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def to(self, device) -> Emitters:
@@ -176,11 +179,15 @@ def sample_emitters(
     first = torch.floor(t0).clamp_min(0)
     last = torch.floor(t1).clamp_max(n_frames - 1)
     n_span = (last - first + 1).clamp_min(0).to(torch.int64)
-    fid = torch.repeat_interleave(torch.arange(n_f, device=device), n_span)
-    offset = torch.arange(int(n_span.sum()), device=device) - torch.repeat_interleave(torch.cumsum(n_span, 0) - n_span, n_span)
+    # the sizes given (one host-device synchronisation for the total, none per repeat_interleave), and the rows kept by
+    # index (a boolean mask synchronises once per tensor it selects from)
+    total = int(n_span.sum())
+    fid = torch.repeat_interleave(torch.arange(n_f, device=device), n_span, output_size=total)
+    offset = torch.arange(total, device=device) - torch.repeat_interleave(torch.cumsum(n_span, 0) - n_span, n_span,
+                                                                           output_size=total)
     frame = first[fid] + offset.to(dtype)
     overlap = torch.minimum(t1[fid], frame + 1) - torch.maximum(t0[fid], frame)
-    keep = overlap > 0
+    keep = torch.nonzero(overlap > 0).squeeze(1)
     fid, frame, overlap = fid[keep], frame[keep], overlap[keep]
     frame_ix = seq[fid] * n_frames + frame.to(torch.int64)
     order = torch.argsort(frame_ix, stable=True)
