@@ -84,3 +84,25 @@ def test_merge_of_an_mle_table_weighs_by_its_crlbs_and_reduces_them():
     ms = merge_localizations(s)
     assert ms["sigma_x_nm"][0] == pytest.approx(5 / np.sqrt(2))
     assert ms["crlb_x_nm"][0] == pytest.approx(np.hypot(10.13, 13.13) / 2)
+
+
+def test_csv_missing_values_as_pandas_and_r_write_them_are_nan(tmp_path):
+    """pandas writes NaN as an empty cell, R as NA: such a table (a NaN sigma in one row) was refused ("value '' is
+    not a number"); now those cells are NaN in optional columns (and z_nm), and one in a required column stays an error
+    naming file, line, column and value."""
+    from plexloc.errors import InputError
+    from plexloc.io.formats import read_locs
+
+    p = tmp_path / "pandas.csv"
+    p.write_text("frame,x_nm,y_nm,z_nm,photons,sigma_x_nm,sigma_y_nm\n0,100,200,0,1000,,10\n1,110,210,NA,900,12,N/A\n")
+    t = read_locs(p)
+    assert len(t) == 2 and np.isnan(t["sigma_x_nm"][0]) and np.isnan(t["sigma_y_nm"][1]) and np.isnan(t["z_nm"][1])
+    assert t["sigma_x_nm"][1] == 12.0
+    q = tmp_path / "required.csv"
+    q.write_text("frame,x_nm,y_nm,z_nm,photons\n0,100,200,0,1000\n1,,210,0,900\n")
+    with pytest.raises(InputError, match=r"required\.csv: line 3, column 'x_nm': value '' is not a number"):
+        read_locs(q)
+    r = tmp_path / "word.csv"
+    r.write_text("frame,x_nm,y_nm,z_nm,photons,sigma_x_nm\n0,100,200,0,1000,\n1,110,210,0,900,abc\n")
+    with pytest.raises(InputError, match=r"word\.csv: line 3, column 'sigma_x_nm': value 'abc' is not a number"):
+        read_locs(r)
