@@ -237,7 +237,7 @@ case "$PLAN" in
     # DECODE-sized network, the Plex-sized one at 2x and 4x256x256), then issue 3's accuracy sweeps with the rest
     GPU_KEEP=${GPU_KEEP-3d_astigmatic}
     THROUGHPUT_MAX_S=80
-    step gpu_tests 60 python3 -m pytest -m gpu --continue-on-collection-errors -p no:cacheprovider tests
+    step gpu_tests 90 python3 -m pytest -m gpu --continue-on-collection-errors -p no:cacheprovider tests
     table gpu_tests
     throughput throughput --batch-size 512 --train-steps 60 --warmup 5 --fit-frames 3000
     throughput plex_quad --config examples/quad_plane.yaml --features 64 --depth 3 --train-size 80 \
@@ -252,7 +252,7 @@ case "$PLAN" in
     # place and read ahead (3abb1a4), per-emitter patches (17c5fd2), cuDNN autotuning, NHWC and torch.compile, the profiler's top
     # operators, DECODE's 1x1 kernels (d7a8ee0), fitting with trained weights and compiled
     THROUGHPUT_MAX_S=70
-    step gpu_tests 60 python3 -m pytest -m gpu --continue-on-collection-errors -p no:cacheprovider tests
+    step gpu_tests 90 python3 -m pytest -m gpu --continue-on-collection-errors -p no:cacheprovider tests
     table gpu_tests
     # the training simulation alone: patch-wise against the separable render (f2d9d53), operations and exact syncs
     step sim_profile 60 python3 bench/diag/sim_profile.py --device "$DEV" --repeats 5 --render patch default \

@@ -96,7 +96,7 @@ def fit_refined_by_the_mle(device: str, tmp_path: Path) -> None:
     """plexloc fit --refine-mle on the device (issue10's quad-plane accuracy run): a two-channel model whose every
     pixel fires (so that the refiner has rows to fit: its windows, fits, neighbour images and goodness-of-fit test run
     on the device; these random rows' refits are mostly rejected, test_mle_refine covers the kept ones on CUDA); the
-    same columns as the CPU's."""
+    refined table's columns."""
     from test_device_paths import _two_channel
 
     from plexloc.infer import fit_movie
@@ -118,11 +118,8 @@ def fit_refined_by_the_mle(device: str, tmp_path: Path) -> None:
     assert np.all(np.isfinite(table["x_nm"])) and stats["frames"] == 4
     refined = np.asarray(table["refined"]) == 1
     assert np.all(np.isfinite(np.asarray(table["crlb_x_nm"])[refined]))
-    if device != "cpu":
-        cpu_net, _, _ = load_model(tmp_path / "run", device="cpu")
-        cpu_net.load_state_dict({k: v.cpu() for k, v in net.state_dict().items()})
-        on_cpu = fit_movie(paths, cpu_net, config=cfg_dict, device="cpu", refine_mle=True, batch_frames=2)
-        assert on_cpu.columns == table.columns
+    for col in ("photons_ch0", "photons_ch1", "sigma_photons_ch1", "bg_ch1", "crlb_z_nm", "llr", "roi_px"):
+        assert col in table.columns
 
 
 # ------------------------------------------------------------------------------------------- CPU (CI)
