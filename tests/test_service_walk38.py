@@ -112,3 +112,31 @@ def test_outputs_of_an_attempt_whose_worker_died_are_not_served(tmp_path):
                          headers=auth(svc.worker2_token)).status_code == 200
         assert [o["name"] for o in http.get(f"/api/v1/jobs/{job_id}/outputs", headers=user).json()] == ["ticks.txt"]
     svc.app.state.engine.dispose()
+
+
+def test_a_server_restart_longer_than_the_lease_does_not_take_running_jobs_from_their_workers(tmp_path):
+    """The server stopped for longer than the lease (a reboot of its machine, an upgrade): no worker could ping, so at
+    start its sweeper found every running job's lease lapsed and gave the job to another worker, from the start, while
+    the first still ran it (an attempt used up by the server's own outage; the third such restart failed the job,
+    "worker stopped answering"). Leases are renewed at start-up."""
+    import time
+
+    import httpx
+
+    from plexloc.service.app import create_app
+
+    svc = make_service(tmp_path, lease_s=2.0)
+    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        r = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick"}, headers=auth(svc.user_token))
+        job_id = r.json()["id"]
+        assert _pull(http, svc.worker_token).json()["job_id"] == job_id
+    svc.app.state.engine.dispose()
+    with svc.sessions().begin() as s:  # the server was down 60 s: the lease lapsed long ago
+        s.get(Job, job_id).lease_expires_at = time.time() - 60
+    app = create_app(svc.settings.model_copy(update={"sweep_interval_s": 0.05}))  # the restarted server
+    with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        time.sleep(0.5)  # ten sweeps
+        r = http.post(f"/worker/v1/jobs/{job_id}/ping", json={"stage": "running"}, headers=auth(svc.worker_token))
+        assert r.status_code == 200, r.text  # the worker still holds its job
+        assert http.get(f"/api/v1/jobs/{job_id}", headers=auth(svc.user_token)).json()["attempts"] == 1
+    app.state.engine.dispose()

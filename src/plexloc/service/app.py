@@ -78,6 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        with sessions.begin() as session:  # the server's own down time is not the workers' silence
+            renewed = ops.renew_leases(session, lease_s=settings.lease_s)
+        if renewed:
+            log.warning("%d running job(s): leases renewed for %g s (their workers could not ping while the server "
+                        "was down)", renewed, settings.lease_s)
         stop = threading.Event()
         threads = []
         if settings.sweep_interval_s > 0:

@@ -451,6 +451,22 @@ def expire_uploads(session: Session, storage, *, max_age_s: float, at: float | N
     return [f.id for f in stale]
 
 
+def renew_leases(session: Session, *, lease_s: float, at: float | None = None) -> int:
+    """At the server's start: every held job's lease runs at least ``lease_s`` from now. While the server was down
+    (a restart, an upgrade, a reboot of its machine) no worker could ping: without this, the first sweep would take
+    every running job from its worker, which is still running it, and retry it from the start (an attempt used up for
+    the server's own outage, and after ``max_attempts`` such restarts the job failed). A worker that died meanwhile is
+    found one lease later. Returns the number of jobs renewed."""
+    at = now() if at is None else at
+    done = session.execute(
+        update(Job)
+        .where(Job.state.in_([JobState.assigned.value, JobState.running.value]), Job.lease_expires_at < at + lease_s)
+        .values(lease_expires_at=at + lease_s)
+        .execution_options(synchronize_session=False)
+    )
+    return done.rowcount or 0
+
+
 #: how long past its ``timeout_s`` a job's command may run before the server ends the job (the worker's own limit
 #: stops the command at ``timeout_s``; this is the backstop for a worker that keeps pinging but cannot stop it)
 TIMEOUT_GRACE_S = 600.0
@@ -483,7 +499,9 @@ def sweep(session: Session, *, at: float | None = None, timeout_grace_s: float =
             target, error = JobState.failed, f"lease lost {job.attempts} times (worker stopped answering)"
         else:
             target, error = JobState.queued, None
-        add_log(session, job, [f"[service] lease of worker {job.worker_id} lapsed after attempt {job.attempts}: -> {target.value}"], at=at)
+        w = session.get(Worker, job.worker_id) if job.worker_id else None
+        add_log(session, job, [f"[service] lease of worker {w.name if w else job.worker_id} lapsed after attempt "
+                               f"{job.attempts}: -> {target.value}"], at=at)
         job.last_worker_id = job.worker_id  # a retry goes preferably to another worker
         if storage is not None:
             dropped = session.scalars(select(File).where(File.job_id == job.id)).all()
