@@ -1,7 +1,8 @@
 """The paths bench/gpu.sh runs on CUDA that no GPU test covered (review 38, a CUDA-readiness audit of the code since the
 last GPU run, c8333481): a run from packed bfloat16 weights with the source's clock (plans dual / dual_more: NHWC,
 fused AdamW, the weight average, the seam validation, resumed on the device and read on the CPU), per-sample densities
-on the device's generator, and a fit refined by the MLE (issue10's quad-plane model, ``--refine-mle``).
+on the device's generator, a fit refined by the MLE (issue10's quad-plane model, ``--refine-mle``), and the patch-wise
+render of large frames with adaptive patch sizes (the fitting and test movies).
 
 Each helper takes the device: the ``gpu`` tests run it on CUDA (skipped without one); the CPU tests run the same
 helper in CI, so that the GPU tests' own logic cannot rot unseen between leases. Small on purpose: bench/gpu.sh gives
@@ -122,6 +123,28 @@ def fit_refined_by_the_mle(device: str, tmp_path: Path) -> None:
         assert col in table.columns
 
 
+def patch_wise_render(device: str) -> None:
+    """A movie's frames larger than the separable render's limit (bench/throughput.py's 256-px fitting movies,
+    bench/accuracy.py's test movies) render patch by patch, each emitter on its own patch size of the ladder
+    (adaptive patches): on the device the same frames as on the CPU."""
+    from plexloc.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "3d_astigmatic.yaml")
+    cfg.frame_size = (150, 140)
+    psf = Simulator(cfg).channels[0].psf
+    assert psf.adaptive_roi and not psf.uses_frame_slots(cfg.frame_size)
+    g = torch.Generator().manual_seed(3)
+    n = 300
+    args = (torch.rand(n, generator=g) * 14000.0, torch.rand(n, generator=g) * 15000.0,
+            torch.empty(n).uniform_(-700.0, 700.0, generator=g), torch.empty(n).uniform_(500.0, 5000.0, generator=g),
+            torch.randint(0, 3, (n,), generator=g))
+    assert len(psf.patch_groups(*args[:4])) > 1  # several patch sizes
+    ref = psf.render(*args, n_frames=3, frame_shape=cfg.frame_size)
+    out = psf.to(device).render(*(a.to(device) for a in args), n_frames=3, frame_shape=cfg.frame_size)
+    assert _on(out, device)
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-4, atol=1e-4 * float(ref.max()))
+
+
 # ------------------------------------------------------------------------------------------- CPU (CI)
 def test_run_from_packed_weights_on_the_cpu(tmp_path):
     run_from_packed_weights("cpu", tmp_path)
@@ -133,6 +156,10 @@ def test_per_sample_densities_on_the_cpu():
 
 def test_fit_refined_by_the_mle_on_the_cpu(tmp_path):
     fit_refined_by_the_mle("cpu", tmp_path)
+
+
+def test_patch_wise_render_on_the_cpu():
+    patch_wise_render("cpu")
 
 
 # ------------------------------------------------------------------------------------------- GPU
@@ -149,6 +176,11 @@ def test_cuda_per_sample_densities():
 @pytest.mark.gpu
 def test_cuda_fit_refined_by_the_mle(tmp_path):
     fit_refined_by_the_mle("cuda", tmp_path)
+
+
+@pytest.mark.gpu
+def test_cuda_patch_wise_render():
+    patch_wise_render("cuda")
 
 
 # ------------------------------------------------------------------------------------------- host-device syncs
