@@ -140,3 +140,62 @@ def test_a_server_restart_longer_than_the_lease_does_not_take_running_jobs_from_
         assert r.status_code == 200, r.text  # the worker still holds its job
         assert http.get(f"/api/v1/jobs/{job_id}", headers=auth(svc.user_token)).json()["attempts"] == 1
     app.state.engine.dispose()
+
+
+def test_a_worker_whose_token_is_disabled_stops_its_running_job(tmp_path):
+    """``plexloc admin disable worker w1`` while w1 runs a job: its pings got 401, which the agent ignored, so the job's
+    command ran on to its end (a GPU held for hours) although the server had given the job to another worker; only the
+    finish, refused, ended it. A 401 now ends the job on the worker, as a lost lease does."""
+    import threading
+    import time
+
+    from service_support import wait_for_stage
+
+    from plexloc.service import admin
+    from plexloc.service.agent import Agent
+    from plexloc.service.client import Client
+
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
+        agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=2, memory_mb=8000), ping_s=0.2, kill_grace_s=1)
+        job = client.submit("ticker", entry_point="tick", config={"n": 100, "dt": 0.1})  # 10 s
+        spec = agent.pull()
+        result: list[str] = []
+        t = threading.Thread(target=lambda: result.append(agent.execute(spec)))
+        t.start()
+        wait_for_stage(client, job["id"], "running")
+        with svc.sessions().begin() as s:
+            admin.set_active(s, "worker", "w1", False)
+        t0 = time.monotonic()
+        t.join(30)
+        elapsed = time.monotonic() - t0
+        agent.close()
+        assert result == ["lost"] and elapsed < 4, (result, elapsed)
+    svc.app.state.engine.dispose()
+
+
+def test_worker_cli_log_is_quiet_when_idle_and_says_once_that_its_token_is_refused(tmp_path):
+    """``plexloc worker``'s log had a line per request (httpx at INFO: an idle worker's pull each second, 86,400 lines a
+    day), and a refused token (disabled, rotated) was one 'pull failed ... retrying' warning a second, for ever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live:
+        runs = {}
+        for name, token in [("good", svc.worker_token), ("bad", "plxw_not-a-token")]:
+            env = {**os.environ, "PLEXLOC_WORKER_TOKEN": token}
+            p = subprocess.Popen([sys.executable, "-m", "plexloc.cli.main", "worker", "--server", live.url, "--poll", "0.1",
+                                  "--cpus", "1", "--gpus", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+            time.sleep(4)
+            p.send_signal(signal.SIGTERM)
+            runs[name] = p.communicate(timeout=30)[0]
+    svc.app.state.engine.dispose()
+    assert "HTTP Request" not in runs["good"], runs["good"][-2000:]
+    assert len(runs["good"].strip().splitlines()) <= 2, runs["good"][-2000:]  # the start line (and a warning at most)
+    refused = [line for line in runs["bad"].splitlines() if "refuses this worker's token" in line]
+    assert len(refused) == 1 and "pull failed" not in runs["bad"], runs["bad"][-2000:]

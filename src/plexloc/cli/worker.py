@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         if not os.access(args.work_dir, os.W_OK | os.X_OK):
             raise InputError("the work folder is not writable", source=args.work_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # httpx logs every request at INFO: an idle worker's pull each second (86,400 lines a day) and a running job's
+    # pings drowned the worker's own messages; its warnings and errors still show
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     hw = detect_hardware()
     overrides = {k: getattr(args, k) for k in ("gpus", "gpu_memory_mb", "cpus", "memory_mb") if getattr(args, k) is not None}
     hw = hw.model_copy(update=overrides)

@@ -306,7 +306,10 @@ class _Reporter(threading.Thread):
                 log.warning("job %s: ping failed: %s", self.job_id, err)
                 self.untake(batch)
                 return
-            if r.status_code in (403, 404):
+            if r.status_code in (401, 403, 404):  # 401: this worker's token was disabled or rotated: the job is not
+                if r.status_code == 401:           # its any more (the server gives it to another worker): stop it
+                    log.error("job %s: the server refused this worker's token (disabled or rotated: plexloc admin "
+                              "list); the job is abandoned", self.job_id)
                 self.lost.set()
                 return
             if r.status_code >= 500:  # the server failed this request (a restart, its database): the lines were lost
@@ -349,6 +352,7 @@ class Agent:
         self.poll_s, self.ping_s, self.min_job_age_s = poll_s, ping_s, min_job_age_s
         self.kill_grace_s, self.keep_work = kill_grace_s, keep_work
         self.storage_wait_s = storage_wait_s
+        self.auth_retry_s = 60.0  # a refused token: the pull is asked again this much later
         self.stop = threading.Event()
         self._can_run: list[dict[str, str]] | None = None
         #: podman, docker or apptainer (entry points with an image); "auto": the first on PATH
@@ -386,6 +390,11 @@ class Agent:
             try:
                 spec = self.pull()
             except (httpx.HTTPError, ServiceError) as err:
+                if isinstance(err, ServiceError) and err.status in (401, 403):  # not a passing outage: said once a minute
+                    log.error("the server refuses this worker's token (%s): disabled or rotated (plexloc admin list, "
+                              "enable, rotate); asking again in %g s", err, self.auth_retry_s)
+                    self.stop.wait(self.auth_retry_s)
+                    continue
                 log.warning("pull failed (%s); retrying", err)
                 self.stop.wait(self.poll_s)
                 continue
