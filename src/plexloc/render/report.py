@@ -25,7 +25,7 @@ import numpy as np
 from plexloc.io._atomic import atomic_path
 from plexloc.table import LocTable
 
-__all__ = ["Report", "build_report", "gridding_deviation", "write_report"]
+__all__ = ["Report", "build_report", "gridding_deviation", "gridding_noise", "independent_positions", "write_report"]
 
 
 @dataclass
@@ -42,6 +42,34 @@ def gridding_deviation(values_nm: np.ndarray, px_size_nm: float, bins: int = 10)
     hist = np.bincount(np.minimum((frac / px_size_nm * bins).astype(np.int64), bins - 1), minlength=bins)
     mean = hist.mean() if hist.size else 0.0
     return hist, float(np.max(np.abs(hist - mean)) / mean) if mean > 0 else float("nan")
+
+
+def gridding_noise(n_positions: int, *, bins: int = 10, q: float = 0.95, draws: int = 4000) -> float:
+    """The largest relative deviation from uniform (as :func:`gridding_deviation`) that counting noise alone reaches
+    in a fraction ``1 - q`` of tables of ``n_positions`` independent, uniform sub-pixel positions (multinomial draws,
+    fixed seed); NaN for fewer positions than bins. 1,000 positions: 0.27; 10,000: 0.084; 100,000: 0.026."""
+    if n_positions < bins:
+        return float("nan")
+    counts = np.random.default_rng(0).multinomial(int(n_positions), [1.0 / bins] * bins, size=draws)
+    mean = n_positions / bins
+    return float(np.quantile(np.abs(counts - mean).max(axis=1) / mean, q))
+
+
+def independent_positions(table: LocTable, *, radius_nm: float = 50.0, gap: int = 1, max_rows: int = 1_000_000) -> int:
+    """How many independent sub-pixel positions a table holds: its on-events (a molecule's consecutive localizations
+    share its position; :func:`plexloc.post.merge.link_localizations`), or its rows where it is merged already. Above
+    ``max_rows`` the events per row are counted on a block of consecutive frames of about that many rows."""
+    from plexloc.post.merge import link_localizations
+
+    n = len(table)
+    if n == 0 or "n_merged" in table:
+        return n
+    if n <= max_rows:
+        return int(link_localizations(table, radius_nm=radius_nm, gap=gap).max()) + 1
+    frames = np.sort(table["frame"])
+    last = frames[max_rows - 1]
+    block = table[table["frame"] <= last]
+    return int(round(n * (int(link_localizations(block, radius_nm=radius_nm, gap=gap).max()) + 1) / len(block)))
 
 
 #: the widest image, in image pixels, that the report's figure shows pixel for pixel (7 inches at 100 dpi, less the
@@ -82,10 +110,20 @@ def _image_png(r, title: str, key) -> tuple[bytes, str]:
     shown = np.clip(image / (top if top > 0 else 1.0), 0, 1)
     x0, y0 = r.extent_nm[0] / 1000, r.extent_nm[2] / 1000
     # y grows downwards (rows), as in the movie and the TIFF
-    ax.imshow(shown, cmap="magma" if image.ndim == 2 else None, interpolation="nearest",
-              extent=(x0, x0 + w * px / 1000, y0 + h * px / 1000, y0))
+    im = ax.imshow(shown, cmap="magma" if image.ndim == 2 else None, interpolation="nearest",
+                   extent=(x0, x0 + w * px / 1000, y0 + h * px / 1000, y0))
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm)")
+    if image.ndim == 2:  # the grey image's scale: localizations per displayed pixel (it had none)
+        import matplotlib
+
+        im.set_norm(matplotlib.colors.Normalize(0.0, 1.0))
+        cb = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+        ticks = matplotlib.ticker.MaxNLocator(5).tick_values(0.0, float(top))
+        ticks = ticks[(ticks >= 0) & (ticks <= top)]
+        cb.set_ticks(ticks / (top if top > 0 else 1.0))
+        cb.set_ticklabels([f"{t:g}" for t in ticks])
+        cb.set_label(f"localizations per {px:g} nm pixel (the brightest 0.5 % of lit pixels: white)")
     if key is not None and key[0] == "z":
         import matplotlib
 
@@ -248,6 +286,11 @@ def build_report(
         plt = figures._plt()
         fig, axes = plt.subplots(1, 2, figsize=(8, 3))
         devs = {}
+        # the deviation that counting noise alone gives: a molecule's localizations share its sub-pixel position, so
+        # the independent positions are its on-events (the demo fit's 2,714 rows: 957; its truth, 3,218 rows of 1,121
+        # emitters, read 15 %, and the fit's 19-20 % was that noise, not gridding: de-biasing it raised the RMSE)
+        n_ind = independent_positions(table)
+        noise = gridding_noise(n_ind)
         for ax, c in zip(axes, ("x_nm", "y_nm")):
             hist, dev = gridding_deviation(table[c], camera_px_size_nm)
             devs[c] = dev
@@ -255,8 +298,12 @@ def build_report(
             ax.axhline(hist.mean(), color="C3", ls="--", lw=1)
             ax.set_xlabel(f"{c[0]} mod pixel (fraction of {camera_px_size_nm:g} nm)")
             ax.set_ylabel("localizations")
-            ax.set_title(f"largest deviation {100 * dev:.1f} %", fontsize=9)
-        summary["gridding deviation x / y (%)"] = f"{100 * devs['x_nm']:.1f} / {100 * devs['y_nm']:.1f}"
+            ax.set_title(f"largest deviation {100 * dev:.1f} % (counting noise: up to {100 * noise:.0f} %)", fontsize=9)
+        verdict = ("within counting noise" if max(devs.values()) <= noise else "above counting noise: gridding")
+        summary["gridding deviation x / y (%)"] = (
+            f"{100 * devs['x_nm']:.1f} / {100 * devs['y_nm']:.1f} ({verdict}; uniform positions give up to "
+            f"{100 * noise:.0f} % in 95 % of tables of {n_ind} independent positions"
+            + (f": {n} localizations in {n_ind} on-events" if n_ind != n else "") + ")")
         add("subpixel", "Subpixel histogram (gridding check)", _img(figures.figure_png(fig), "subpixel histogram"))
         n_fig += 1
 
