@@ -57,5 +57,26 @@ def run(args: argparse.Namespace) -> int:
             write_json(report.to_dict(), json_tmp)
         _locs.write(out, args.out, args)
     print(report.format_table())
+    _noise_note(table, px_size)
     print(f"wrote {args.out}")
     return 0
+
+
+def _noise_note(table, px_size: float) -> None:
+    """Say where the sub-pixel histograms were within counting noise before de-biasing: it then flattens noise (the
+    demo fit's 19.0 / 20.4 % over 957 on-events, against 27 % from noise alone: de-biased, its RMSE rose 14.17 ->
+    14.30 nm)."""
+    import sys
+
+    from plexloc.render.report import gridding_deviation, gridding_noise, independent_positions
+
+    if len(table) < 10:
+        return
+    devs = [gridding_deviation(table[c], px_size)[1] for c in ("x_nm", "y_nm")]
+    n_ind = independent_positions(table)
+    noise = gridding_noise(n_ind)
+    if max(devs) <= noise:
+        print(f"plexloc debias: note: before de-biasing, the sub-pixel histograms of x and y deviated from uniform by "
+              f"{100 * devs[0]:.1f} / {100 * devs[1]:.1f} %, within the counting noise of {n_ind} independent positions "
+              f"(up to {100 * noise:.0f} % in 95 % of uniform tables): there was no measurable gridding, and de-biasing "
+              "only flattened noise; keep the input table", file=sys.stderr)
