@@ -199,3 +199,37 @@ def test_worker_cli_log_is_quiet_when_idle_and_says_once_that_its_token_is_refus
     assert len(runs["good"].strip().splitlines()) <= 2, runs["good"][-2000:]  # the start line (and a warning at most)
     refused = [line for line in runs["bad"].splitlines() if "refuses this worker's token" in line]
     assert len(refused) == 1 and "pull failed" not in runs["bad"], runs["bad"][-2000:]
+
+
+def test_a_failed_commands_error_names_the_users_file_not_the_workers_folder_and_cancel_from_the_cli(tmp_path, capsys):
+    """A job with a bad configuration failed with "python exited with code 2: plexloc simulate: error:
+    /tmp/plexloc-job-ID-xyz/in/config/bad.yaml: ..." (the interpreter the worker runs plexloc with, the worker's own
+    folder); now "plexloc exited with code 2: ... config/bad.yaml: ..." (the input's slot and name). And ``plexloc
+    status JOB --cancel`` cancels (there was no way to cancel from the command line), ``plexloc status`` lists."""
+    from service_support import AgentThread, wait_for_stage
+
+    from plexloc.cli.main import main
+    from plexloc.service.client import Client
+
+    svc = make_service(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("px_size_nm: -3\n")
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        with AgentThread(live.url, svc.worker_token):
+            fail = c.submit("plexloc-simulate", config={"frames": 2}, inputs={"config": c.upload(bad)["id"]})
+            j = c.wait(fail["id"], timeout=120)
+        assert j["state"] == "failed" and j["error"].startswith("plexloc exited with code 2: "), j["error"]
+        assert "config/bad.yaml" in j["error"] and "plexloc-job-" not in j["error"], j["error"]
+        cli = ["--server", live.url, "--token", svc.user_token]
+        with AgentThread(live.url, svc.worker_token):
+            slow = c.submit("ticker", entry_point="tick", config={"n": 400, "dt": 0.05})
+            wait_for_stage(c, slow["id"], "running")
+            capsys.readouterr()
+            assert main(["status", slow["id"], "--cancel", *cli]) == 0
+            assert capsys.readouterr().out.startswith("running (cancel requested")
+            assert c.wait(slow["id"], timeout=30)["state"] == "cancelled"
+        assert main(["status", *cli]) == 0
+        listing = capsys.readouterr().out.splitlines()
+        assert [line.split()[0] for line in listing] == [slow["id"], fail["id"]]
+        assert "cancelled" in listing[0] and "failed" in listing[1]
+    svc.app.state.engine.dispose()

@@ -571,6 +571,7 @@ class Agent:
         for i, (stem, run_inputs, run_out) in enumerate(runs):
             run_out.mkdir(parents=True, exist_ok=True)
             argv = ep.render(config=spec["config"], inputs=run_inputs, output_dir=str(run_out), work_dir=str(work), device=device, stem=stem)
+            program = Path(str(argv[0])).name  # as the application names it ("plexloc", not the interpreter running it)
             container = None
             if ep.image is not None:  # claimed only with a runtime (runnable); the image's own programs run
                 if self.runtime is None:
@@ -582,7 +583,8 @@ class Agent:
             else:
                 argv = resolve_program(argv)
             rep.log("[worker] $ " + " ".join(argv))
-            result = self._run_process(argv, env, work, rep, deadline, base=i / len(runs), scale=1 / len(runs))
+            result = self._run_process(argv, env, work, rep, deadline, base=i / len(runs), scale=1 / len(runs),
+                                       program=program)
             if result is not None:
                 if container is not None:
                     self.runtime.remove(container)  # a killed client can leave its container running
@@ -590,7 +592,8 @@ class Agent:
         rep.progress = 1.0
         return "succeeded", None
 
-    def _run_process(self, argv, env, cwd: Path, rep: _Reporter, deadline: float, *, base: float, scale: float):
+    def _run_process(self, argv, env, cwd: Path, rep: _Reporter, deadline: float, *, base: float, scale: float,
+                     program: str | None = None):
         """None on success; else (state, error). The command leads a process group of its own (under
         :data:`_GUARD` on Linux), which a cancel, a lost lease or the time limit ends, and its end too."""
         run, err_r, err_w = argv, None, None
@@ -646,8 +649,10 @@ class Agent:
         if said.startswith("E") and returncode == 127:
             return "failed", f"cannot start {argv[0]}: {said[1:]}"
         if returncode != 0:
-            tail = [l for l in rep.tail if not l.startswith("[worker]")][-5:]
-            return "failed", f"{Path(argv[0]).name} exited with code {returncode}: " + " | ".join(tail)
+            # the user's error: the paths of this worker's job folder cut to what the user knows, the input's slot
+            # and file name (".../plexloc-job-ID-xyz/in/movie/bad.tif" -> "movie/bad.tif")
+            tail = [_short_paths(l, cwd) for l in rep.tail if not l.startswith("[worker]")][-5:]
+            return "failed", f"{program or Path(argv[0]).name} exited with code {returncode}: " + " | ".join(tail)
         return None
 
     def _kill(self, proc: subprocess.Popen) -> None:
@@ -763,6 +768,13 @@ class Agent:
             self._upload_one(job_id, path, "log.txt", "log", rep)
         except (httpx.HTTPError, ServiceError, transfer.TransferError, OSError) as err:  # (the finish carries the lines)
             log.warning("job %s: log upload failed: %s", job_id, err)
+
+
+def _short_paths(line: str, work: Path) -> str:
+    """``line`` with the job folder's paths relative to it, inputs as ``SLOT/NAME``, outputs as ``out/NAME``."""
+    for folder in (work, work.resolve()):
+        line = line.replace(f"{folder}/in/", "").replace(f"{folder}/", "")
+    return line
 
 
 def _group_alive(pgid: int) -> bool:
