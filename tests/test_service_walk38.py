@@ -7,7 +7,7 @@ from service_support import LiveServer, auth, make_service
 
 from plexloc.service import jobs as ops
 from plexloc.service.apps import Hardware
-from plexloc.service.db import Job, User, Worker
+from plexloc.service.db import File, Job, User, Worker
 from sqlalchemy import select
 
 CPU_WORKER = Hardware(cpus=8, memory_mb=16000, gpus=0, gpu_memory_mb=0)  # what `plexloc worker` detects on a CPU box
@@ -55,8 +55,6 @@ def test_queued_cpu_job_with_gpu_memory_left_in_its_hardware_is_claimed(svc):
 
 
 def _train_request(session, svc) -> ops.JobRequest:
-    from plexloc.service.db import File
-
     f = File(user_id=_user(session).id, name="train.yaml", size=1, sha256="0" * 64, storage_key="u/x/train", state="ready")
     session.add(f)
     session.flush()
@@ -232,4 +230,81 @@ def test_a_failed_commands_error_names_the_users_file_not_the_workers_folder_and
         listing = capsys.readouterr().out.splitlines()
         assert [line.split()[0] for line in listing] == [slow["id"], fail["id"]]
         assert "cancelled" in listing[0] and "failed" in listing[1]
+    svc.app.state.engine.dispose()
+
+
+def test_a_full_store_is_said_before_and_during_an_upload_not_a_bare_500(tmp_path, monkeypatch):
+    """The local store's disk full (a 3 MB tmpfs on the live deployment): the upload's PUT failed with 'Internal Server
+    Error' and a traceback in the server's log, the client told nothing. Now a file larger than the free space is
+    refused at registration (507, the bytes free named), and a write that fails half-way answers 507 with the bytes
+    stored (the part file exactly what reached the disk): the upload resumes there once space is freed."""
+    import errno
+    import hashlib
+
+    import httpx
+
+    from plexloc.service import storage as st
+    from plexloc.service.client import Client
+
+    svc = make_service(tmp_path)
+    store = svc.app.state.storage
+    data = bytes(range(256)) * 4096 * 3  # 3 MiB
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        monkeypatch.setattr(st.LocalStorage, "free_bytes", lambda self: 1000)
+        with pytest.raises(Exception, match="507") as err:
+            c._post("/files", {"name": "big.tif", "size": len(data)})
+        assert "1000 bytes free" in str(err.value)
+        monkeypatch.undo()
+        created = c._post("/files", {"name": "big.tif", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+        real_write = st.write_all
+        budget = {"left": 5 * 2**20 // 2}  # the disk takes 2.5 MiB, then is full
+
+        def full_disk(f, chunk):
+            n = min(len(chunk), budget["left"])
+            real_write(f, chunk[:n])
+            budget["left"] -= n
+            if n < len(chunk):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr("plexloc.service.api_storage.write_all", full_disk)
+        r = httpx.put(created["upload_url"] + "&offset=0", content=data, timeout=30)
+        assert r.status_code == 507 and "No space left on device" in r.json()["detail"], r.text
+        with svc.sessions()() as s:
+            key = s.get(File, created["file"]["id"]).storage_key
+        assert r.json()["offset"] == store.received(key) == 5 * 2**20 // 2
+        monkeypatch.undo()  # space freed: the client's upload resumes and completes
+        from plexloc.service import transfer
+
+        path = tmp_path / "big.tif"
+        path.write_bytes(data)
+        transfer.upload(c.bytes_http, created["upload_url"], path)
+        assert c._post(f"/files/{created['file']['id']}/complete")["state"] == "ready"
+        assert store.path(key).read_bytes() == data
+    svc.app.state.engine.dispose()
+
+
+def test_download_of_a_running_job_is_refused_and_of_a_failed_one_is_not_exit_0(tmp_path, capsys):
+    """``plexloc download`` of a job still uploading its outputs wrote the ones there so far and exited 0 (a script
+    `plexloc download J && analyse` analysed half a result); of a failed job, exit 0 too."""
+    import httpx
+
+    from plexloc.cli.main import main
+
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, timeout=30) as http:
+        common = ["--server", live.url, "--token", svc.user_token]
+        r = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "picture"}, headers=auth(svc.user_token))
+        job_id = r.json()["id"]
+        assert _pull(http, svc.worker_token).json()["job_id"] == job_id
+        _output(http, svc.worker_token, job_id, "preview.png", b"the first of two outputs")  # ticks.txt comes next
+        capsys.readouterr()
+        assert main(["download", job_id, *common, "--out", str(tmp_path / "dl")]) == 1
+        assert "is assigned: its outputs are not final yet" in capsys.readouterr().err
+        assert not (tmp_path / "dl").exists()
+        assert http.post(f"/worker/v1/jobs/{job_id}/finish", json={"state": "failed", "error": "it broke"},
+                         headers=auth(svc.worker_token)).status_code == 200
+        assert main(["download", job_id, *common, "--out", str(tmp_path / "dl")]) == 1
+        err = capsys.readouterr().err
+        assert "warning: job" in err and "failed (it broke)" in err and "not a result" in err
+        assert (tmp_path / "dl" / "preview.png").read_bytes() == b"the first of two outputs"
     svc.app.state.engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import nonnegative_float
+from plexloc.cli._common import nonnegative_float, positive_float
 
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout-grace", type=nonnegative_float, default=None, metavar="S",
                    help="seconds a job's command may run past its timeout_s before the server fails the job (a worker "
                         "that cannot stop it; default 600)")
+    p.add_argument("--max-upload-mb", type=positive_float, default=None, metavar="MB",
+                   help="largest file a user or a worker may upload, MB (default 65536; $PLEXLOC_MAX_UPLOAD_BYTES)")
     p.set_defaults(func=run)
 
 
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(
         args, public_url=args.public_url, apps_dirs=args.apps or None, lease_s=args.lease, max_attempts=args.max_attempts,
         timeout_grace_s=args.timeout_grace,
+        max_upload_bytes=None if args.max_upload_mb is None else int(args.max_upload_mb * 2**20),
     )
     app = create_app(settings)
     print(f"plexloc service on http://{args.host}:{args.port}/ (data in {settings.data_dir.resolve()})", flush=True)

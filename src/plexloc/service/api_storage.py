@@ -8,6 +8,8 @@ file moved into place. No bytes are ever held whole in memory.
 
 from __future__ import annotations
 
+import os
+
 import anyio
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
@@ -15,7 +17,7 @@ from sqlalchemy import select
 
 from plexloc.service.db import File
 from plexloc.service.security import SignatureError
-from plexloc.service.storage import LocalStorage, StorageError, UploadConflict
+from plexloc.service.storage import LocalStorage, StorageError, UploadConflict, write_all
 
 router = APIRouter(prefix="/storage/v1", tags=["storage"], include_in_schema=False)
 FLUSH = 4 * 1024 * 1024
@@ -80,10 +82,17 @@ async def upload(key: str, request: Request) -> JSONResponse:
                 raise HTTPException(413, f"more bytes than the declared size {size}")
             buf += chunk
             if len(buf) >= FLUSH:
-                await anyio.to_thread.run_sync(f.write, bytes(buf))
+                await anyio.to_thread.run_sync(write_all, f, bytes(buf))
                 buf.clear()
         if buf:
-            await anyio.to_thread.run_sync(f.write, bytes(buf))
+            await anyio.to_thread.run_sync(write_all, f, bytes(buf))
+    except OSError as err:  # the store's disk is full (or over its quota): said, not a bare 500 and a traceback
+        stored = await anyio.to_thread.run_sync(_stored_after_error, store, key, f)
+        return JSONResponse(
+            {"detail": f"the server's file store cannot take more bytes ({err.strerror or err}): {stored} of {size} "
+                       "bytes stored; ask the server's administrator to free space, then upload again (it resumes)",
+             "offset": stored},
+            status_code=507, headers={"Upload-Offset": str(stored)})
     finally:
         await anyio.to_thread.run_sync(ctx.__exit__, None, None, None)
     digest = None
@@ -93,6 +102,15 @@ async def upload(key: str, request: Request) -> JSONResponse:
         except StorageError as err:
             raise HTTPException(422, str(err)) from None
     return JSONResponse({"offset": written, "complete": written == size, "sha256": digest}, headers={"Upload-Offset": str(written)})
+
+
+def _stored_after_error(store: LocalStorage, key: str, f) -> int:
+    """Bytes of the part file after a failed write (unbuffered: what it holds reached the disk); the upload resumes
+    there."""
+    try:
+        return os.fstat(f.fileno()).st_size
+    except OSError:
+        return store.received(key)
 
 
 def _registered(request: Request, key: str) -> None:

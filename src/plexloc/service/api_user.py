@@ -44,6 +44,18 @@ def _own_job(session, user, job_id: str, *, lock: bool = False) -> Job:
     return job
 
 
+def check_size(request: Request, size: int) -> None:
+    """413 over the server's upload limit; 507 when the local store's disk has not room for ``size`` bytes (said before
+    a byte is sent, not as an upload that fails when the disk is full)."""
+    limit = request.app.state.settings.max_upload_bytes
+    if size > limit:
+        raise HTTPException(413, f"size {size} exceeds the limit of {limit} bytes")
+    free = getattr(request.app.state.storage, "free_bytes", None)
+    if free is not None and size > (left := free()):
+        raise HTTPException(507, f"the server's file store has {left} bytes free, fewer than the file's {size}: ask the "
+                                 "server's administrator to free space")
+
+
 def signed_upload(request: Request, f: File) -> UploadOut:
     settings = request.app.state.settings
     url = request.app.state.storage.upload_url(
@@ -83,9 +95,7 @@ def my_usage(session: SessionDep, user: UserDep) -> dict[str, Any]:
 def create_file(body: FileCreate, request: Request, session: SessionDep, user: UserDep) -> UploadOut:
     """Register a file and get a signed upload URL (PUT the bytes there, in chunks with ``offset``)."""
     ops.check_file_name(body.name)
-    limit = request.app.state.settings.max_upload_bytes
-    if body.size > limit:
-        raise HTTPException(413, f"size {body.size} exceeds the limit of {limit} bytes")
+    check_size(request, body.size)
     fid = new_id()
     f = File(id=fid, user_id=user.id, name=body.name, size=body.size, sha256=body.sha256, storage_key=f"u/{user.id}/{fid}")
     session.add(f)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from sqlalchemy import select
 
 from plexloc.service import jobs as ops
-from plexloc.service.api_user import signed_download, signed_upload
+from plexloc.service.api_user import check_size, signed_download, signed_upload
 from plexloc.service.db import File, Job, JobInput, new_id
 from plexloc.service.deps import SessionDep, WorkerDep
 from plexloc.service.schemas import (
@@ -136,9 +136,7 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
     """Register an output file of the job (in its user's space) and get its upload URL."""
     job = _held_job(session, worker, job_id, attempt)
     ops.check_file_name(body.name, allow_dirs=True)
-    limit = request.app.state.settings.max_upload_bytes
-    if body.size > limit:
-        raise HTTPException(413, f"size {body.size} exceeds the limit of {limit} bytes")
+    check_size(request, body.size)
     # one file per output name: an earlier attempt's (whose lease lapsed) or an upload begun again is replaced,
     # so that a later job, and the user's download, get this attempt's file
     for old in session.scalars(select(File).where(File.job_id == job.id, File.name == body.name)).all():

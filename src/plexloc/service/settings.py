@@ -45,7 +45,8 @@ class Settings(BaseModel):
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
         """``PLEXLOC_DATA_DIR``, ``PLEXLOC_DB``, ``PLEXLOC_STORAGE``, ``PLEXLOC_SECRET``,
-        ``PLEXLOC_PUBLIC_URL``, ``PLEXLOC_LEASE_S``, ``PLEXLOC_MAX_ATTEMPTS``, ``PLEXLOC_TIMEOUT_GRACE_S``; ``overrides`` that are
+        ``PLEXLOC_PUBLIC_URL``, ``PLEXLOC_LEASE_S``, ``PLEXLOC_MAX_ATTEMPTS``, ``PLEXLOC_TIMEOUT_GRACE_S``,
+        ``PLEXLOC_MAX_UPLOAD_BYTES``; ``overrides`` that are
         not None win."""
         env = os.environ
         values: dict = {}
@@ -58,6 +59,7 @@ class Settings(BaseModel):
             ("lease_s", "PLEXLOC_LEASE_S"),
             ("max_attempts", "PLEXLOC_MAX_ATTEMPTS"),
             ("timeout_grace_s", "PLEXLOC_TIMEOUT_GRACE_S"),
+            ("max_upload_bytes", "PLEXLOC_MAX_UPLOAD_BYTES"),
             ("smtp_host", "PLEXLOC_SMTP_HOST"),
             ("smtp_port", "PLEXLOC_SMTP_PORT"),
             ("smtp_from", "PLEXLOC_SMTP_FROM"),

@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, urlparse
@@ -48,6 +49,13 @@ def check_key(key: str) -> str:
     return key
 
 
+def write_all(f, data: bytes) -> None:
+    """All of ``data`` to the unbuffered file ``f`` (its writes may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[f.write(view):]
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -78,6 +86,10 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
         self.signer = signer
 
+    def free_bytes(self) -> int:
+        """Bytes free on the store's disk."""
+        return shutil.disk_usage(self.root).free
+
     def path(self, key: str) -> Path:
         path = (self.root / check_key(key)).resolve()
         if self.root not in path.parents:
@@ -107,13 +119,15 @@ class LocalStorage:
 
     @contextlib.contextmanager
     def open_part(self, key: str, offset: int):
-        """The part file, locked and positioned at ``offset`` (which must be where it ends)."""
+        """The part file, locked and positioned at ``offset`` (which must be where it ends); unbuffered (write with
+        :func:`write_all`), so that after a failed write (a full disk) the file holds exactly what reached it, and
+        closing it raises nothing more."""
         part = self.part_path(key)
         if self.path(key).exists():  # complete: no (empty) part file made again
             raise UploadConflict(self.received(key))
         part.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb", buffering=0) as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             end = os.fstat(fd).st_size
             if self.path(key).exists() or offset != end:
