@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from service_support import LiveServer, auth, make_service
 
@@ -307,4 +308,37 @@ def test_download_of_a_running_job_is_refused_and_of_a_failed_one_is_not_exit_0(
         err = capsys.readouterr().err
         assert "warning: job" in err and "failed (it broke)" in err and "not a result" in err
         assert (tmp_path / "dl" / "preview.png").read_bytes() == b"the first of two outputs"
+    svc.app.state.engine.dispose()
+
+
+def test_a_queued_job_no_present_worker_can_take_says_why(http, capsys):
+    """A GPU job with CPU workers only (plexloc-train submitted without --gpus 0) waited, queued, without a word: the
+    first job of the live deployment sat 10 min. ``GET /jobs/ID`` (plexloc status -v, the web page) now says why."""
+    from plexloc.service.client import Client
+
+    svc, live = http
+    with Client(live.url, svc.user_token) as c:
+        gpu = c.submit("ticker", entry_point="gpu")
+        assert "no worker has asked for jobs" in c.job(gpu["id"])["note"]
+        hw = {"cpus": 8, "memory_mb": 16000, "gpus": 0, "gpu_memory_mb": 0}
+        with httpx.Client(base_url=live.url) as h:
+            r = h.post("/worker/v1/jobs/pull", json={"hardware": hw, "can_run": [
+                {"application": "ticker", "version": "1.0", "entry_point": "gpu"}]}, headers=auth(svc.worker_token))
+            assert r.status_code == 204  # it cannot take the job
+        note = c.job(gpu["id"])["note"]
+        assert "has the hardware this job asks (1 GPU(s)" in note and "w1: 0 GPU(s), 8 CPU(s)" in note and "--gpus 0" in note
+        cpu = c.submit("ticker", entry_point="gpu", hardware={"gpus": 0})
+        assert c.job(cpu["id"])["note"] is None  # w1 can take this one
+        from plexloc.cli.main import main
+
+        capsys.readouterr()
+        assert main(["status", gpu["id"], "-v", "--server", live.url, "--token", svc.user_token]) == 0
+        assert "note: no worker seen in the last 10 min has the hardware" in capsys.readouterr().out
+
+
+@pytest.fixture
+def http(tmp_path):
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live:
+        yield svc, live
     svc.app.state.engine.dispose()

@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"stage {job['stage'] or '-'}  progress {100 * job['progress']:.0f}%  attempts {job['attempts']}")
             if job["error"]:
                 print(f"error: {job['error']}")
+            if job.get("note"):
+                print(f"note: {job['note']}")
         if args.log:
             after = 0
             while (page := c.log(args.job, after=after))["lines"]:

@@ -26,7 +26,7 @@ def job_out(job: Job) -> JobOut:
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
         inputs.setdefault(ji.slot, []).append(ji.file_id or f"job:{ji.source_job_id}/{ji.source_name}")
-    data = {c: getattr(job, c) for c in JobOut.model_fields if c not in ("inputs", "worker")}
+    data = {c: getattr(job, c) for c in JobOut.model_fields if c not in ("inputs", "worker", "note")}
     return JobOut(**data, inputs=inputs, worker=job.worker_id)
 
 
@@ -217,7 +217,8 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str, session: SessionDep, user: UserDep) -> JobOut:
-    return job_out(_own_job(session, user, job_id))
+    job = _own_job(session, user, job_id)
+    return job_out(job).model_copy(update={"note": ops.queue_note(session, job)})
 
 
 @router.post("/jobs/{job_id}/cancel")

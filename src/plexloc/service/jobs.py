@@ -340,6 +340,39 @@ def claim(
     return None
 
 
+#: workers that pulled within this many seconds count as present for :func:`queue_note`
+WORKER_SEEN_S = 600.0
+
+
+def _fits(need: dict, gpus: int, have: dict) -> bool:
+    keys = ("cpus", "memory_mb", "gpus", "gpu_memory_mb") if gpus > 0 else ("cpus", "memory_mb")
+    return all(int(need.get(k, 0) or 0) <= int(have.get(k, 0) or 0) for k in keys)
+
+
+def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: float = WORKER_SEEN_S) -> str | None:
+    """Why the queued ``job`` is not taken, when the server can tell: no worker pulled lately, or none of those that
+    did has the hardware the job asks (a GPU job with CPU workers only waited, queued, without a word). None when some
+    present worker could take it (it may still lack the job's program: only the worker knows)."""
+    if job.state != JobState.queued.value or job.waiting:
+        return None
+    at = now() if at is None else at
+    workers = session.scalars(
+        select(Worker).where(Worker.active.is_(True), Worker.last_seen.is_not(None), Worker.last_seen >= at - seen_s)
+    ).all()
+    if not workers:
+        return f"no worker has asked for jobs in the last {seen_s / 60:g} min: the job waits until one does"
+    need = job.hardware or {}
+    if any(_fits(need, job.gpus, w.hardware or {}) for w in workers):
+        return None
+    ask = ", ".join(f"{need.get(k, 0)} {label}" for k, label in
+                    (("gpus", "GPU(s)"), ("gpu_memory_mb", "MB GPU memory"), ("cpus", "CPU(s)"), ("memory_mb", "MB RAM"))
+                    if job.gpus > 0 or k not in ("gpus", "gpu_memory_mb"))
+    have = "; ".join(f"{w.name}: {(w.hardware or {}).get('gpus', 0)} GPU(s), {(w.hardware or {}).get('cpus', '?')} CPU(s), "
+                     f"{(w.hardware or {}).get('memory_mb', '?')} MB RAM" for w in workers[:5])
+    hint = " (on a CPU: submit with --gpus 0, or \"hardware\": {\"gpus\": 0})" if job.gpus > 0 else ""
+    return f"no worker seen in the last {seen_s / 60:g} min has the hardware this job asks ({ask}): {have}{hint}"
+
+
 def _pages(session: Session, query, batch: int):
     """The rows of ``query``, ``batch`` at a time (only as many pages as the caller reads)."""
     page = 0

@@ -106,6 +106,8 @@ class JobOut(_Out):
     started_at: float | None
     finished_at: float | None
     updated_at: float
+    #: why a queued job is not taken, when the server can tell (no worker seen lately has the hardware it asks)
+    note: str | None = None
 
 
 class LogLine(BaseModel):

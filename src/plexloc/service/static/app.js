@@ -185,7 +185,7 @@ async function refreshDetail() {
   $("d-state").textContent = `— ${j.state}${j.stage ? " (" + j.stage + ")" : ""} ${Math.round(100 * j.progress)}%`;
   $("d-state").className = "state-" + j.state;
   $("d-info").textContent = `${j.application} ${j.version} ${j.entry_point}; config ${JSON.stringify(j.config)}; attempts ${j.attempts}/${j.max_attempts}` +
-    (j.error ? `; error: ${j.error}` : "") + (j.rerun_of ? `; re-run of ${j.rerun_of}` : "") +
+    (j.error ? `; error: ${j.error}` : "") + (j.note ? `; ${j.note}` : "") + (j.rerun_of ? `; re-run of ${j.rerun_of}` : "") +
     `; CPU ${j.cpu_seconds.toFixed(1)} s, GPU ${j.gpu_seconds.toFixed(1)} s`;
   const log = await api("GET", `/jobs/${selected}/log?after=${logAfter}`);
   if (log.lines.length) {
