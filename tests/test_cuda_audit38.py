@@ -249,3 +249,43 @@ def test_sampling_emitters_synchronises_three_times():
         em = sample_emitters(cfg.emitters, generator=torch.Generator().manual_seed(4), **kw)
     assert len(em) > 10
     assert counts == {"_local_scalar_dense": 2, "nonzero": 1}
+
+
+# ------------------------------------------------------------------------------------------- no tensor off the device
+def test_the_hot_paths_make_no_tensor_off_the_device(tmp_path):
+    """A tensor made without ``device=`` lands on the CPU, and on CUDA meets the device's tensors in an error (or a
+    copy) that no CPU test sees. Here every tensor made without a device lands on the ``meta`` device instead, which
+    fails wherever it meets a real one: the training steps of a two-channel ratiometric model (transform indicator,
+    registration jitter, per-sample densities, an sCMOS channel), its validations with the colour part, the
+    checkpoints and the weight average, an init_from run's seam, and the network's fitting of frame blocks in tiles
+    run clean. (The construction of the trainer and the Predictor, and the fit's checks, compute on the CPU on
+    purpose and are left out.)"""
+    from test_device_paths import _two_channel
+
+    from plexloc.infer.fit import to_table
+    from plexloc.infer.predict import Predictor, iter_frame_blocks
+
+    cfg = _two_channel(training={"batch_size": 4, "validate_every": 3, "validation_samples": 8, "warmup_steps": 2,
+                                 "transform_jitter_nm": 10.0, "density_range_per_um2": [0.3, 3.0]})
+    tr = Trainer(cfg, tmp_path / "run", device="cpu")
+    net = tr.evaluated
+    predictor = Predictor(net, transforms=[ch.transform for ch in tr.sim.channels], threshold=0.05, tile_px=8)
+    frames = torch.rand(7, 2, 16, 16, generator=torch.Generator().manual_seed(0)) * 60.0
+    torch.set_default_device("meta")
+    try:
+        tr.run(steps=4)
+        rows = 0
+        for first, block in iter_frame_blocks([frames[:4], frames[4:]], window=net.spec.window, batch_frames=3):
+            ex = predictor.localize_frames(block, (10, 4))
+            n = block.shape[0] - 2 * (net.spec.window // 2)
+            rows += len(to_table(ex, np.arange(first, first + n), net))
+    finally:
+        torch.set_default_device(None)
+    assert tr.step == 4 and math.isfinite(tr.rows[-1]["val_loss"]) and "color_accuracy" in tr.rows[-1]
+    ft = Trainer(cfg, tmp_path / "ft", device="cpu", init_from=tmp_path / "run", clock_offset_min="source")
+    torch.set_default_device("meta")
+    try:
+        ft.run(steps=6)
+    finally:
+        torch.set_default_device(None)
+    assert [r.get("segment") for r in ft.rows][-2:] == [1, 1] and ft.step == 6
