@@ -221,3 +221,26 @@ def test_columns_does_not_read_a_big_table_as_text(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 100e6, peak  # the table (7 x 300,000 float64: 17 MB) and its statistics
+
+
+def test_render_default_method_takes_a_table_with_some_nan_sigmas(tmp_path, capsys):
+    """A table with sigma columns and one NaN sigma (an imported table, or one row without an uncertainty) was an
+    error with the default method, naming no way out; now the default renders the histogram (every row) and says
+    why, and an explicit --method gaussian names the options."""
+    import tifffile
+
+    from plexloc.io.formats import write_locs
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(0)
+    sx = np.full(50, 10.0)
+    sx[7] = np.nan
+    t = LocTable({"frame": np.arange(50), "x_nm": rng.uniform(0, 4000, 50), "y_nm": rng.uniform(0, 4000, 50),
+                  "z_nm": np.zeros(50), "photons": np.full(50, 1e3), "sigma_x_nm": sx, "sigma_y_nm": np.full(50, 10.0)})
+    write_locs(t, tmp_path / "l.csv")
+    assert main(["render", str(tmp_path / "l.csv"), "--out", str(tmp_path / "i.tif")]) == 0
+    assert "1 of 50 localizations have no finite sigma_x_nm/sigma_y_nm (first row 7)" in capsys.readouterr().err
+    img = tifffile.imread(tmp_path / "i.tif").astype(float)
+    assert img.sum() / img.max() == pytest.approx(50, abs=1e-6)  # histogram: every row, one count each
+    assert main(["render", str(tmp_path / "l.csv"), "--out", str(tmp_path / "g.tif"), "--method", "gaussian"]) == 2
+    assert "--sigma NM" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from plexloc.cli._common import check_outputs, colormap_name, finite_float, path_with_suffix, positive_float
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="image file, .png, .tif or .tiff")
     p.add_argument("--pixel-size", type=positive_float, default=10.0, metavar="NM", help="image pixel in nm (default 10)")
     p.add_argument("--method", choices=("histogram", "gaussian"), default=None,
-                   help="default: gaussian when the table has sigma_x_nm/sigma_y_nm (or --sigma), else histogram")
+                   help="default: gaussian when every row has a finite sigma_x_nm/sigma_y_nm (or --sigma), else "
+                   "histogram (with a note)")
     p.add_argument("--sigma", type=positive_float, default=None, metavar="NM",
                    help="one Gaussian sigma for all localizations (> 0)")
     p.add_argument("--color-by", choices=("z", "color"), default=None,
@@ -58,6 +60,18 @@ def run(args: argparse.Namespace) -> int:
     table = _locs.read(args)
     method = args.method or ("gaussian" if args.sigma is not None or ("sigma_x_nm" in table and "sigma_y_nm" in table)
                              else "histogram")
+    if args.method is None and args.sigma is None and method == "gaussian":
+        # the default: a table with sigma columns some of whose rows have none (NaN) was an error that named no way
+        # out; the histogram takes every row, as plexloc report does
+        import numpy as np
+
+        bad = ~(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"])
+                & (table["sigma_x_nm"] >= 0) & (table["sigma_y_nm"] >= 0))
+        if bad.any():
+            method = "histogram"
+            print(f"plexloc render: note: {int(bad.sum())} of {len(table)} localizations have no finite sigma_x_nm/"
+                  f"sigma_y_nm (first row {int(np.flatnonzero(bad)[0])}): rendered as a histogram (--method gaussian "
+                  "--sigma NM gives every localization one width)", file=sys.stderr)
     options = {"sigma_nm": args.sigma, "min_sigma_nm": args.pixel_size / 2} if method == "gaussian" else {}
     extent = tuple(args.extent) if args.extent else None
     if args.color_by:

@@ -301,7 +301,8 @@ def render_gaussian(
                 bad = ~np.isfinite(s) | (s < 0)
                 k = int(np.flatnonzero(bad)[0])
                 raise InputError(f"{int(bad.sum())} localization(s) have no finite uncertainty in {name} "
-                                 f"(first row {k}: {float(col[k])!r})", source=table.source)
+                                 f"(first row {k}: {float(col[k])!r}); render them with one width for all (plexloc "
+                                 "render --sigma NM) or as a histogram (--method histogram)", source=table.source)
             lo, hi = min(lo, float(s.min())), max(hi, float(s.max()))
         ranges.append((min(lo, cap), min(hi, cap)))
     if n == 0:
