@@ -342,3 +342,97 @@ def http(tmp_path):
     with LiveServer(svc.app) as live:
         yield svc, live
     svc.app.state.engine.dispose()
+
+
+def test_job_folders_a_killed_worker_left_are_deleted_at_the_next_start(tmp_path):
+    """kill -9 of a worker mid-job left its job folder (inputs, a training's checkpoints) in the work folder for ever:
+    on the live deployment one per kill. A worker starting deletes the folders whose worker process is gone, and only
+    those (not another running worker's, not a --keep-work folder of a job that ended)."""
+    import os
+    import subprocess
+
+    from plexloc.service.agent import _MARK, Agent, _process_start
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    work = tmp_path / "work"
+    (left := work / "plexloc-job-aaaa-x1").mkdir(parents=True)
+    (left / "in").mkdir()
+    (left / "in" / "movie.tif").write_bytes(b"\0" * 1000)
+    (left / _MARK).write_text(f"{dead.pid} 12345")
+    (running := work / "plexloc-job-bbbb-x2").mkdir()
+    (running / _MARK).write_text(f"{os.getpid()} {_process_start(os.getpid())}")
+    (reused := work / "plexloc-job-cccc-x3").mkdir()  # its pid now belongs to another process (started later)
+    (reused / _MARK).write_text(f"{os.getpid()} 1")
+    (kept := work / "plexloc-job-dddd-x4").mkdir()  # --keep-work, its job over: no mark
+    agent = Agent("http://127.0.0.1:9", "plxw_x", work_dir=work, hardware=Hardware(cpus=1, memory_mb=100))
+    try:
+        assert agent.run(max_jobs=0) == 0
+    finally:
+        agent.close()
+    assert not left.exists() and not reused.exists()
+    assert running.exists() and kept.exists()
+
+
+class _Cutting(httpx.BaseTransport):
+    """Loopback HTTP that records each request's Range header and cuts the first response's body after ``cut`` bytes
+    (a connection reset mid-download)."""
+
+    def __init__(self, cut: int | None):
+        self.inner, self.cut, self.ranges = httpx.HTTPTransport(), cut, []
+
+    def close(self):
+        self.inner.close()
+
+    def handle_request(self, request):
+        self.ranges.append(request.headers.get("range"))
+        resp = self.inner.handle_request(request)
+        cut, self.cut = self.cut, None
+        if cut is None:
+            return resp
+        inner = resp.stream
+
+        class Stream(httpx.SyncByteStream):
+            def __iter__(self):
+                n = 0
+                for chunk in inner:
+                    yield chunk[: cut - n]
+                    n += len(chunk)
+                    if n >= cut:
+                        raise httpx.ReadError("connection reset by peer")
+
+            def close(self):
+                inner.close()
+
+        return httpx.Response(resp.status_code, headers=resp.headers, stream=Stream(), extensions=resp.extensions)
+
+
+def test_an_interrupted_download_resumes_where_it_stopped_and_never_leaves_half_a_file(http, tmp_path):
+    """A download cut half-way started again from byte 0 at every try (a multi-GB result over a flaky link might never
+    arrive), and nothing of it was kept for a later ``plexloc download``. Now the part file resumes by an HTTP range,
+    in the same call and in the next; the output itself appears only whole and checked."""
+    import hashlib
+
+    from plexloc.service import transfer
+    from plexloc.service.client import Client
+
+    svc, live = http
+    data = bytes(range(256)) * 4096 * 3  # 3 MiB
+    src = tmp_path / "locs.csv"
+    src.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    with Client(live.url, svc.user_token) as c:
+        f = c.upload(src)
+        url = c._get(f"/files/{f['id']}/download-url")["url"]
+    dest = tmp_path / "dl" / "locs.csv"
+    with httpx.Client(transport=(cutting := _Cutting(2**20))) as h:
+        with pytest.raises(transfer.TransferError, match="failed after 1 tries"):
+            transfer.download(h, url, dest, sha256=sha, retries=0)
+    assert not dest.exists()  # never half written
+    with httpx.Client(transport=(again := _Cutting(None))) as h:
+        assert transfer.download(h, url, dest, sha256=sha).read_bytes() == data
+    assert again.ranges == [f"bytes={2**20}-"]  # the next call went on from the first MiB
+    assert list((tmp_path / "dl").iterdir()) == [dest]  # no part file left
+    with httpx.Client(transport=(once := _Cutting(2 * 2**20))) as h:  # cut, then resumed in the same call
+        assert transfer.download(h, url, tmp_path / "b.csv", sha256=sha).read_bytes() == data
+    assert once.ranges == [None, f"bytes={2 * 2**20}-"]

@@ -383,8 +383,32 @@ class Agent:
             return None
         return check(r)
 
+    def remove_stale_folders(self) -> list[Path]:
+        """Delete the job folders a worker killed mid-job left in the work folder (``kill -9``, an out-of-memory kill,
+        a power cut: its inputs, a training's checkpoints, gigabytes each): those whose :data:`_MARK` names a process
+        that is gone. A folder without the mark (a job that ended, kept by ``--keep-work``) or of a worker still
+        running (another worker sharing the folder) stays. Returns the folders deleted."""
+        root = self.work_dir or Path(tempfile.gettempdir())
+        gone = []
+        for folder in sorted(root.glob("plexloc-job-*")):
+            try:
+                pid, started = (folder / _MARK).read_text().split()
+                if _process_start(int(pid)) == started:
+                    continue  # its worker runs
+            except (OSError, ValueError):
+                continue  # no mark (or unreadable): not this worker's to judge
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder)
+            log.warning("removed %s: the worker that ran its job (pid %s) is gone", folder, pid)
+        return gone
+
     def run(self, *, max_jobs: int | None = None) -> int:
-        """Pull and run jobs until :attr:`stop` is set (or ``max_jobs`` ran); returns the number run."""
+        """Pull and run jobs until :attr:`stop` is set (or ``max_jobs`` ran); returns the number run. First the job
+        folders that dead workers left behind are deleted (:meth:`remove_stale_folders`)."""
+        try:
+            self.remove_stale_folders()
+        except OSError as err:
+            log.warning("cannot look for job folders left behind: %s", err)
         done = 0
         while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
             try:
@@ -421,6 +445,7 @@ class Agent:
             # it ended the worker with the job claimed (assigned until its lease ran out, an attempt used up)
             try:
                 work = Path(tempfile.mkdtemp(prefix=f"plexloc-job-{job_id}-", dir=self.work_dir))
+                (work / _MARK).write_text(f"{os.getpid()} {_process_start(os.getpid())}")  # see remove_stale_folders
             except OSError as err:
                 raise OSError(f"cannot make the job's folder in {self.work_dir or tempfile.gettempdir()}: "
                               f"{err.strerror or err}") from None
@@ -522,6 +547,8 @@ class Agent:
     def _cleanup(self, work: Path | None) -> None:
         if work is not None and not self.keep_work:
             shutil.rmtree(work, ignore_errors=True)
+        elif work is not None:  # kept (--keep-work): its job is over, no later worker deletes it
+            (work / _MARK).unlink(missing_ok=True)
 
     def _download(self, spec: dict[str, Any], ep: EntryPoint, work: Path, rep: _Reporter) -> dict[str, list[str]]:
         inputs: dict[str, list[str]] = {}
@@ -768,6 +795,28 @@ class Agent:
             self._upload_one(job_id, path, "log.txt", "log", rep)
         except (httpx.HTTPError, ServiceError, transfer.TransferError, OSError) as err:  # (the finish carries the lines)
             log.warning("job %s: log upload failed: %s", job_id, err)
+
+
+#: the file in a job folder that names the worker process using it (pid and start time: a pid can be used again)
+_MARK = ".plexloc-worker"
+
+
+def _process_start(pid: int) -> str:
+    """An id of the process ``pid``'s start (Linux: its start time in /proc; elsewhere ``"alive"``), or ``""`` when
+    there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        pass
+    if Path("/proc/self/stat").exists():
+        return ""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return ""
+    except PermissionError:
+        pass
+    return "alive"
 
 
 def _short_paths(line: str, work: Path) -> str:
