@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from plexloc.io._atomic import atomic_path
+from plexloc.errors import InputError
 
 CHUNK = 1024 * 1024
 
@@ -128,23 +128,56 @@ def upload_parts(http: httpx.Client, plan: dict, path: str | os.PathLike, *, chu
 def download(
     http: httpx.Client, url: str, dest: str | os.PathLike, *, sha256: str | None = None, retries: int = 3
 ) -> Path:
-    """Stream a signed download URL into ``dest`` (atomically); check the SHA-256 when given."""
+    """Stream a signed download URL into ``dest``; check the SHA-256 when given. The bytes go to a part file beside
+    ``dest`` (``.NAME.SHA.part``), renamed onto ``dest`` only once complete and checked: ``dest`` is never half
+    written. An interrupted transfer continues where it stopped (an HTTP range), in this call's retries and, when
+    ``sha256`` is given, in a later call for the same file (the part file stays after a failure)."""
     dest = Path(dest)
+    try:
+        return _download(http, url, dest, sha256=sha256, retries=retries)
+    except OSError as err:  # this side's disk: full, read-only, a folder in the way (not retried: said)
+        raise InputError(f"cannot write the download: {err.strerror or err}", source=dest) from None
+
+
+def _download(http: httpx.Client, url: str, dest: Path, *, sha256: str | None, retries: int) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.{(sha256 or 'x' * 12)[:12]}.part")
+    if sha256 is None:
+        part.unlink(missing_ok=True)  # no checksum: an earlier part file might be another file's
     last: Exception | None = None
-    for _ in range(retries + 1):
-        try:
-            with atomic_path(dest) as tmp, open(tmp, "wb") as f, http.stream("GET", url) as r:
-                if r.status_code != 200:
-                    r.read()
-                    raise TransferError(f"download of {dest.name} refused ({r.status_code}): {r.text}")
+    try:
+        for _ in range(retries + 1):
+            have = part.stat().st_size if part.exists() else 0
+            try:
+                with http.stream("GET", url, headers={"Range": f"bytes={have}-"} if have else {}) as r:
+                    if r.status_code == 416 and have:  # nothing after byte `have`: the part holds the whole file
+                        r.read()
+                    elif r.status_code not in (200, 206):
+                        r.read()
+                        raise TransferError(f"download of {dest.name} refused ({r.status_code}): {r.text}")
+                    else:
+                        if r.status_code == 200:  # the whole file (the store ignored the range): from the start
+                            have = 0
+                        with open(part, "r+b" if have else "wb") as f:
+                            f.seek(have)
+                            f.truncate()
+                            for data in r.iter_bytes(CHUNK):
+                                f.write(data)
                 h = hashlib.sha256()
-                for data in r.iter_bytes(CHUNK):
-                    h.update(data)
-                    f.write(data)
-                f.flush()
+                with open(part, "rb") as f:
+                    while data := f.read(CHUNK):
+                        h.update(data)
                 if sha256 and h.hexdigest() != sha256:
+                    part.unlink(missing_ok=True)
                     raise ChecksumMismatch(f"{dest.name}: checksum mismatch (got {h.hexdigest()}, expected {sha256})")
-            return dest
-        except (httpx.TransportError, httpx.TimeoutException) as err:
-            last = err
+                os.replace(part, dest)
+                return dest
+            except (httpx.TransportError, httpx.TimeoutException) as err:
+                last = err
+    except BaseException:
+        if sha256 is None:
+            part.unlink(missing_ok=True)
+        raise
+    if sha256 is None:
+        part.unlink(missing_ok=True)
     raise TransferError(f"download of {dest.name} failed after {retries + 1} tries: {last}")
