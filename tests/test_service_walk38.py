@@ -436,3 +436,46 @@ def test_an_interrupted_download_resumes_where_it_stopped_and_never_leaves_half_
     with httpx.Client(transport=(once := _Cutting(2 * 2**20))) as h:  # cut, then resumed in the same call
         assert transfer.download(h, url, tmp_path / "b.csv", sha256=sha).read_bytes() == data
     assert once.ranges == [None, f"bytes={2 * 2**20}-"]
+
+
+def test_the_web_pages_download_links_are_renewed_before_their_signed_urls_expire(tmp_path):
+    """The web page drew a finished job's output links once: left open past the URLs' life (an hour by default), every
+    link answered 403 'signed URL refused: expired' until the page was reloaded. It draws them again, with fresh URLs,
+    before they expire (here a 2 s life)."""
+    import threading
+    import time
+
+    pw_api = pytest.importorskip("playwright.sync_api")
+    from test_service_web import CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium executable")
+    from plexloc.service.agent import Agent
+    from plexloc.service.client import Client
+
+    svc = make_service(tmp_path, url_ttl_s=2)
+    with LiveServer(svc.app) as live, pw_api.sync_playwright() as pw, Client(live.url, svc.user_token) as c:
+        agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=1, memory_mb=100), poll_s=0.1, ping_s=0.2)
+        worker = threading.Thread(target=agent.run, daemon=True)
+        worker.start()
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            job = c.submit("ticker", entry_point="tick")
+            assert c.wait(job["id"], timeout=30)["state"] == "succeeded"
+            page = browser.new_page()
+            page.goto(live.url + "/")
+            page.fill("#token", svc.user_token)
+            page.click("#save-token")
+            page.wait_for_selector(f"#jobs td:has-text('{job['id']}')")
+            page.click(f"#jobs td:has-text('{job['id']}')")
+            page.wait_for_selector("#outputs a:has-text('ticks.txt')")
+            time.sleep(4)  # twice the URLs' life
+            href = page.get_attribute("#outputs a:has-text('ticks.txt')", "href")
+            r = httpx.get(href)
+            assert r.status_code == 200 and r.text == "3", r.text
+        finally:
+            browser.close()
+            agent.stop.set()
+            worker.join(timeout=10)
+            agent.close()
+    svc.app.state.engine.dispose()

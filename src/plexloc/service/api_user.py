@@ -274,4 +274,6 @@ def job_outputs(job_id: str, request: Request, session: SessionDep, user: UserDe
     """The job's uploaded outputs and logs, each with a signed download URL."""
     _own_job(session, user, job_id)
     files = session.scalars(select(File).where(File.job_id == job_id, File.state == "ready").order_by(File.name))
-    return [OutputOut(**FileOut.model_validate(f).model_dump(), url=signed_download(request, f)) for f in files]
+    ttl = request.app.state.settings.url_ttl_s
+    return [OutputOut(**FileOut.model_validate(f).model_dump(), url=signed_download(request, f), expires_in_s=ttl)
+            for f in files]

@@ -123,6 +123,8 @@ class LogOut(BaseModel):
 
 class OutputOut(FileOut):
     url: str
+    #: life of ``url`` (a page that shows it asks again before it expires)
+    expires_in_s: float | None = None
 
 
 # -- worker API ---------------------------------------------------------------------------------------

@@ -178,6 +178,7 @@ function select(id) {
 }
 
 let shownOutputs = "";
+let outputsStaleAt = 0;  // the links' signed URLs expire: shown again, with fresh ones, before they do
 async function refreshDetail() {
   if (!selected) return;
   const j = await api("GET", `/jobs/${selected}`);
@@ -196,8 +197,9 @@ async function refreshDetail() {
   if (["succeeded", "failed", "cancelled"].includes(j.state)) {
     const outs = await api("GET", `/jobs/${selected}/outputs`);
     const key = outs.map((o) => o.id).join(",");
-    if (key !== shownOutputs) {
+    if (key !== shownOutputs || Date.now() > outputsStaleAt) {
       shownOutputs = key;
+      outputsStaleAt = Date.now() + 500 * Math.min(...outs.map((o) => o.expires_in_s || 3600), 3600);
       $("outputs").replaceChildren(...outs.map((o) => el("li", {}, el("a", { href: o.url, textContent: o.name, download: o.name }), ` ${fmtSize(o.size)} (${o.kind})`)));
       $("previews").replaceChildren(...outs.filter((o) => /\.png$/i.test(o.name)).map((o) => el("img", { src: o.url, alt: o.name, title: o.name })));
     }
