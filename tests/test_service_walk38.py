@@ -479,3 +479,36 @@ def test_the_web_pages_download_links_are_renewed_before_their_signed_urls_expir
             worker.join(timeout=10)
             agent.close()
     svc.app.state.engine.dispose()
+
+
+def test_a_finish_lost_in_a_network_outage_is_sent_again(http):
+    """The worker sent a job's finish once: a connection error then (the server restarting, the network down for a
+    moment at the end of a long training) left the job running until its lease lapsed, and it ran again from the
+    start. The finish is sent again, the lease kept by pings meanwhile; a finish whose answer was lost (it got
+    through) is recognised."""
+    from plexloc.service.agent import Agent
+    from plexloc.service.client import Client
+
+    svc, live = http
+    with Client(live.url, svc.user_token) as c:
+        for lose in ("request", "answer"):
+            agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=1, memory_mb=100), ping_s=0.2)
+            real_post = agent.http.post
+            lost = []
+
+            def flaky(url, *a, **kw):
+                if url.endswith("/finish") and not lost:
+                    lost.append(url)
+                    if lose == "answer":
+                        real_post(url, *a, **kw)  # it arrives; its answer does not
+                    raise httpx.ConnectError("connection refused")
+                return real_post(url, *a, **kw)
+
+            agent.http.post = flaky
+            job = c.submit("ticker", entry_point="tick")
+            try:
+                spec = agent.pull()
+                assert agent.execute(spec) == "succeeded" and lost, lose
+            finally:
+                agent.close()
+            assert c.job(job["id"])["state"] == "succeeded"

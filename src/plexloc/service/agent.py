@@ -502,7 +502,11 @@ class Agent:
         job is reported cancelled instead."""
         state = body["state"]
         try:
-            r = self.http.post(f"/jobs/{job_id}/finish", json=body, headers=rep.headers)
+            r = self._deliver_finish(job_id, body, rep)
+            if r is None:
+                return "lost"
+            if r.status_code == 409 and r.json().get("state") == state:  # a finish whose answer was lost got through
+                return state
             if r.status_code == 409 and state != "cancelled":
                 answer = r.json()
                 log.warning("job %s: the server refused %r (HTTP 409: %s)", job_id, state, answer.get("detail"))
@@ -519,6 +523,42 @@ class Agent:
             log.warning("job %s: finish not accepted: %s", job_id, err)
             return "lost"
         return state
+
+    def _deliver_finish(self, job_id: str, body: dict[str, Any], rep: _Reporter) -> httpx.Response | None:
+        """POST the finish, again with growing pauses (up to ``storage_wait_s``) while the server does not answer or
+        answers 5xx (a restart, a network outage): one lost request at the end of a job lost all of it (the lease
+        lapsed, the job ran again from the start, its uploaded outputs deleted). Meanwhile pings keep the lease; a
+        refused one (the lease is gone) ends the waiting. None: not delivered."""
+        deadline = time.monotonic() + self.storage_wait_s
+        pause = 0.5
+        while True:
+            try:
+                r = self.http.post(f"/jobs/{job_id}/finish", json=body, headers=rep.headers)
+                if r.status_code < 500:
+                    return r
+                why = f"HTTP {r.status_code}"
+            except httpx.TransportError as err:
+                why = f"{type(err).__name__}: {err}"
+            if time.monotonic() + pause > deadline:
+                log.warning("job %s: finish not delivered (%s); giving up", job_id, why)
+                return None
+            log.warning("job %s: finish not delivered (%s); again in %g s", job_id, why, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 30.0)
+            try:
+                p = self.http.post(f"/jobs/{job_id}/ping", json={"progress": rep.progress, "stage": rep.stage, "log": []},
+                                   headers=rep.headers)
+                if p.status_code in (401, 403, 404):  # over (an earlier finish got through, its answer lost) or lost
+                    try:
+                        r = self.http.post(f"/jobs/{job_id}/finish", json=body, headers=rep.headers)
+                        if r.status_code < 500:
+                            return r
+                    except httpx.TransportError:
+                        pass
+                    log.warning("job %s: the lease is gone (HTTP %s): finish not delivered", job_id, p.status_code)
+                    return None
+            except httpx.TransportError:
+                pass
 
     def _retrying(self, what: str, fn, rep: _Reporter):
         """``fn()``, tried again with growing pauses (up to ``storage_wait_s`` in all) while the store or
