@@ -125,7 +125,9 @@ class LocTable:
         [150.0]
     """
 
-    def __init__(self, columns: Mapping[str, Any], *, source: str | None = None):
+    def __init__(self, columns: Mapping[str, Any], *, source: str | None = None, copy: bool = True):
+        """``copy=False``: columns that are already int64 / float64 arrays are taken as they are, not copied (for
+        arrays the caller made for this table and hands over: it must not change them afterwards)."""
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise InputError(
@@ -147,11 +149,11 @@ class LocTable:
                     if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
                         bad = arr[~np.isfinite(arr) | (arr != np.round(arr))][0]
                         raise InputError(f"column '{name}' must hold integers, found {bad!r}", source=source)
-                arr = arr.astype(np.int64)
+                arr = arr.astype(np.int64, copy=copy)
             else:
                 if arr.dtype.kind not in "biuf":
                     raise InputError(f"column '{name}' must be numeric, got dtype {arr.dtype}", source=source)
-                arr = arr.astype(np.float64)
+                arr = arr.astype(np.float64, copy=copy)
             data[name] = arr
         self._data = data
         self.source = source
