@@ -268,3 +268,48 @@ def test_merge_memory_is_a_few_copies_of_the_table():
         tracemalloc.stop()
     assert len(m) > 0.99 * n and np.all(np.diff(m["frame"]) >= 0)
     assert peak / n < 250, peak / n  # 378 bytes a row before, 178 now
+
+
+def _camera_stacks(tmp_path, *, emccd: bool):
+    """Dark frames and two flat levels (50 frames of 32 x 32): an EMCCD (gain 300, 45 e-/ADU, read 74.4 e- after gain)
+    or an sCMOS (0.45 e-/ADU, read 1.6 e-); returns the paths."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    shape = (50, 32, 32)
+
+    def frames(level):
+        e = rng.poisson(level, shape).astype(float)
+        if emccd:
+            e = np.where(e > 0, rng.gamma(np.maximum(e, 1e-9), 300.0), 0.0)
+            adu = 100 + (e + rng.normal(0, 74.4, shape)) / 45.0
+        else:
+            adu = 100 + (e + rng.normal(0, 1.6, shape)) / 0.45
+        return np.clip(np.round(adu), 0, 65535).astype(np.uint16)
+
+    paths = []
+    for name, level in (("dark", 0.002 if emccd else 0.0), ("flat1", 20.0), ("flat2", 80.0)):
+        tifffile.imwrite(tmp_path / f"{name}.tif", frames(level))
+        paths.append(str(tmp_path / f"{name}.tif"))
+    return paths
+
+
+@pytest.mark.parametrize("emccd", [True, False])
+def test_calibrate_camera_says_when_an_emccd_is_measured_as_an_scmos(tmp_path, capsys, emccd):
+    """An EMCCD's frames given --kind scmos gave e_per_adu 0.075 (true 45/300 = 0.15: the excess noise) and a read
+    noise of 0.12 e- without a word; now a warning (an sCMOS reads 0.7-3 e-), in the YAML too. An sCMOS: none."""
+    dark, f1, f2 = _camera_stacks(tmp_path, emccd=emccd)
+    out = tmp_path / "cam.yaml"
+    assert main(["calibrate-camera", "--dark", dark, "--flat", f1, f2, "--kind", "scmos", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert ("are these an EMCCD's frames?" in err) == emccd
+    assert ("are these an EMCCD's frames?" in out.read_text()) == emccd
+
+
+def test_calibrate_camera_refuses_em_gain_for_an_scmos(tmp_path, capsys):
+    """--em-gain with --kind scmos was ignored silently; it is refused, naming the option and the value."""
+    dark, f1, f2 = _camera_stacks(tmp_path, emccd=False)
+    assert main(["calibrate-camera", "--dark", dark, "--flat", f1, f2, "--kind", "scmos", "--em-gain", "300",
+                 "--out", str(tmp_path / "c.yaml")]) == 2
+    assert "--em-gain 300 does not apply to --kind scmos" in capsys.readouterr().err
+    assert not (tmp_path / "c.yaml").exists()

@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "emccd" and args.em_gain is None:
         raise InputError("--kind emccd needs --em-gain (the camera's EM gain setting): photon transfer measures only "
                          "em_gain / e_per_adu")
+    if args.kind == "scmos" and args.em_gain is not None:  # was ignored without a word
+        raise InputError(f"--em-gain {args.em_gain:g} does not apply to --kind scmos (an sCMOS has no EM gain); for an "
+                         "EMCCD give --kind emccd")
     check_outputs(args.out, args.figure or args.out.with_suffix(".png"), args.json)
     dark = movie_stats(args.dark, max_frames=args.max_frames)
     flats = [movie_stats(f, max_frames=args.max_frames) for f in args.flat]
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                                    max_frames=args.max_frames or 300, source=str(args.movie))
     cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
                            spurious_charge=args.spurious_charge, gain_map=args.gain_map)
+    warned = _scmos_plausible(cal) if args.kind == "scmos" else []
     # the YAML, its maps, the figure and the JSON appear together or not at all; an earlier run's maps that this YAML
     # does not name (a gain map, the sCMOS maps before an EMCCD) go with them
     stale = cal.stale_maps(args.out)
@@ -88,5 +92,33 @@ def run(args: argparse.Namespace) -> int:
     print(f"dark frames: offset {np.median(cal.offset_adu):.5g} ADU, read noise {np.median(cal.read_sigma_adu):.4g} ADU "
           f"(medians over {cal.offset_adu.size} pixels, {cal.dark_frames} frames)")
     for note in cal.notes:
-        print(f"note: {note}")
+        if note not in warned:  # (printed as warnings on stderr)
+            print(f"note: {note}")
     return 0
+
+
+#: an sCMOS's read noise is 0.7-3 e- rms; below this the stacks are most likely an EMCCD's (its excess noise halves
+#: the e-/ADU that an sCMOS reading makes of it, and its gain puts the read noise far below an electron)
+SCMOS_MIN_READ_E = 0.3
+
+
+def _scmos_plausible(cal) -> list[str]:
+    """An EMCCD's frames measured as an sCMOS: e_per_adu 0.075 for a true 45 / 300 = 0.15 and a read noise of 0.12 e-,
+    written without a word. A read noise (median, e-) below SCMOS_MIN_READ_E is a warning (stderr, and with the notes in
+    the YAML and the JSON); returns the warnings."""
+    import numpy as np
+
+    import sys
+
+    gain = cal.maps["e_per_adu"] if "e_per_adu" in cal.maps else cal.config.get("e_per_adu")
+    if gain is None:
+        return []
+    read_e = float(np.median(cal.read_sigma_adu) * np.median(gain))
+    if read_e < SCMOS_MIN_READ_E:
+        text = (f"the read noise measured is {read_e:.2g} e- rms (e_per_adu {float(np.median(gain)):.3g}), "
+                f"where an sCMOS reads 0.7-3 e-: are these an EMCCD's frames? Then run --kind emccd --em-gain G (its "
+                "excess noise makes an sCMOS reading of its gain half the true value)")
+        cal.notes.append(text)
+        print(f"plexloc calibrate-camera: warning: {text}", file=sys.stderr)
+        return [text]
+    return []
