@@ -10,7 +10,9 @@ CSV (``.csv``)
     (``frame, id, color``) are written as integers, all others with ``'%.10g'`` (10 significant
     digits: 0.0001 nm resolution for positions below 1 mm; ``float_format`` changes it). Missing
     optional values are written as ``nan``. Reading uses numpy's C parser; a malformed row (wrong number of values,
-    a value that is not a number) raises :class:`InputError` naming the line number and the value.
+    a value that is not a number) raises :class:`InputError` naming the line number and the value. An empty cell, or
+    ``NA``, ``N/A``, ``null``, ``None`` (how pandas, R and others write a missing value), is read as NaN in an optional
+    float column and in ``z_nm``; in another required or an integer column it is that error.
     NaN/inf are refused in the required columns and allowed in optional ones, except that ``z_nm`` may be NaN (z
     unknown: a 2D table, in some rows or all; ``inf`` is refused there too, see :mod:`plexloc.table`). A header-only file
     gives an empty table. Columns the conventions do not know are kept. Integer columns
@@ -160,6 +162,7 @@ class _CsvData:
         self.names = names
         self.values = values  # (n_rows, n_cols) float64
         self.exact: dict[str, np.ndarray] = {}  # integer columns with values beyond 2**53, re-read as int64
+        self.missing = False  # some cells were empty or NA, read as NaN
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.names.index(name)]
@@ -197,8 +200,23 @@ def _parse_header(line: str, *, source: Path) -> list[str]:
     return names
 
 
-def _locate_bad_line(path: Path, names: Sequence[str]) -> InputError | None:
-    """Slow scan that finds the first malformed data line (only run once the fast parser failed)."""
+#: cells read as a missing value (NaN): empty (pandas' to_csv), NA (R's write.csv), N/A, null, None
+_MISSING = frozenset({"", "na", "n/a", "null", "none"})
+
+
+def _missing_as_nan(text: str) -> float:
+    return np.nan if text.strip().lower() in _MISSING else float(text)
+
+
+def _may_be_missing(name: str) -> bool:
+    """Columns whose empty or NA cells read as NaN: not the required ones (but ``z_nm``: z unknown) nor the integer
+    ones, where an empty cell stays the error it was ("value '' is not a number")."""
+    return (name not in REQUIRED_COLUMNS or name in NAN_ALLOWED_COLUMNS) and name not in INTEGER_COLUMNS
+
+
+def _locate_bad_line(path: Path, names: Sequence[str], *, missing_ok: bool = False) -> InputError | None:
+    """Slow scan that finds the first malformed data line (only run once the fast parser failed); with
+    ``missing_ok``, cells of :data:`_MISSING` (a missing value) in columns that may miss one are not malformed."""
     n = len(names)
     with open(path, encoding="utf-8-sig") as f:
         f.readline()
@@ -212,6 +230,8 @@ def _locate_bad_line(path: Path, names: Sequence[str]) -> InputError | None:
                     source=path,
                 )
             for name, v in zip(names, values):
+                if missing_ok and v.strip().lower() in _MISSING and _may_be_missing(name):
+                    continue
                 try:
                     if "_" in v:  # Python's float() takes '1_000', numpy's parser does not
                         raise ValueError(v)
@@ -231,11 +251,23 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
             names = _parse_header(f.readline(), source=path)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for header-only files
+                missing = False
                 try:
                     values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
                 except ValueError as err:
-                    located = _locate_bad_line(path, names)
-                    raise (located or InputError(f"malformed CSV ({err})", source=path)) from None
+                    # empty or NA cells (pandas and R write missing values so) are NaN: they were refused as "value ''
+                    # is not a number"; the table's checks then refuse them where a value is required
+                    located = _locate_bad_line(path, names, missing_ok=True)
+                    if located is not None:
+                        raise located from None
+                    f.seek(0)
+                    f.readline()
+                    try:
+                        values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None,
+                                            converters=_missing_as_nan)
+                    except ValueError:
+                        raise InputError(f"malformed CSV ({err})", source=path) from None
+                    missing = True
     except UnicodeDecodeError as err:
         raise InputError(f"not a UTF-8 text file ({err.reason} at byte {err.start})", source=path) from None
     if values.size == 0:
@@ -245,7 +277,9 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
         raise located or InputError(
             f"rows have {values.shape[1]} values but the header names {len(names)} columns", source=path
         )
-    return _CsvData(path, names, values)
+    data = _CsvData(path, names, values)
+    data.missing = missing
+    return data
 
 
 _INT64_RANGE = "int64: -2**63 .. 2**63 - 1"
