@@ -313,3 +313,34 @@ def test_calibrate_camera_refuses_em_gain_for_an_scmos(tmp_path, capsys):
                  "--out", str(tmp_path / "c.yaml")]) == 2
     assert "--em-gain 300 does not apply to --kind scmos" in capsys.readouterr().err
     assert not (tmp_path / "c.yaml").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--cmap", "viridis"], "--cmap applies to --color-by z only"),
+    (["--z-range", "0", "10"], "--z-range applies to --color-by z only"),
+    (["--color-by", "color", "--cmap", "viridis"], "--cmap applies to --color-by z only"),
+    (["--sigma", "10", "--method", "histogram"], "--sigma 10 applies to --method gaussian only"),
+])
+def test_render_refuses_options_that_do_not_apply(tmp_path, capsys, extra, message):
+    """--cmap and --z-range without --color-by z, and --sigma with the histogram, were ignored without a word (the
+    README: options that do not apply are refused)."""
+    from plexloc.io.formats import write_locs
+    from plexloc.table import LocTable
+
+    t = LocTable({"frame": [0, 1], "x_nm": [100.0, 300.0], "y_nm": [100.0, 200.0], "z_nm": [0.0, 0.0],
+                  "photons": [1e3, 1e3], "color": [0, 1]})
+    write_locs(t, tmp_path / "l.csv")
+    assert main(["render", str(tmp_path / "l.csv"), "--out", str(tmp_path / "i.png"), *extra]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "i.png").exists()
+
+
+def test_calibrate_refuses_camera_and_config_together(tmp_path, capsys):
+    """--camera was ignored where --config was given too (the config's cameras were used)."""
+    tif = tmp_path / "beads.tif"
+    write_movie(tif, _beads(FOUR[:1]), dtype=np.uint16)
+    (tmp_path / "cam.yaml").write_text("kind: emccd\nem_gain: 100\n")
+    (tmp_path / "cfg.yaml").write_text("px_size_nm: 100\nframe_size: [48, 48]\npsf: {kind: gaussian, sigma_nm: 130}\n"
+                                       "camera: {kind: ideal}\n")
+    assert main(["calibrate", str(tif), "--z-step", "50", "--pixel-size", "100", "--camera", str(tmp_path / "cam.yaml"),
+                 "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "p.h5")]) == 2
+    assert "not both" in capsys.readouterr().err and not (tmp_path / "p.h5").exists()

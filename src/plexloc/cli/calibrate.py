@@ -155,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"the astigmatic calibration takes one bead stack (one channel), got {len(args.stacks)}")
     elif args.out.suffix.lower() not in (".h5", ".hdf5"):
         raise InputError(f"--out must end in .h5, got {args.out.name!r}")
+    if args.camera is not None and args.config is not None:  # --camera was ignored without a word
+        raise InputError(f"give the camera once: --camera {args.camera} or --config {args.config} (whose channels' "
+                         "cameras are used), not both")
     check_outputs(args.out, args.out.with_suffix(".json"))  # before the beads are fitted, not after
     raws, sources = _read_stacks(args)
     # the ROI matters for transforms only: one channel's stacks are not asked (stale metadata could stop them)

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--color-by", choices=("z", "color"), default=None,
                    help="z: tint by depth (colormap --cmap over --z-range); color: one hue per colour channel (the color "
                    "column of plexloc color; rejected rows grey); default: a grey image")
-    p.add_argument("--cmap", type=colormap_name, default="turbo",
+    p.add_argument("--cmap", type=colormap_name, default=None,
                    help="matplotlib colormap name for --color-by z (default turbo)")
     p.add_argument("--z-range", type=finite_float, nargs=2, default=None, metavar=("Z0", "Z1"),
                    help="z in nm at the colormap's start and end, Z0 < Z1 (--color-by z; default: the 1 %% and 99 %% "
@@ -56,6 +56,13 @@ def run(args: argparse.Namespace) -> int:
     if args.extent is not None and not (args.extent[0] < args.extent[1] and args.extent[2] < args.extent[3]):
         raise InputError("--extent X0 X1 Y0 Y1 needs X0 < X1 and Y0 < Y1, got "
                          + " ".join(f"{v:g}" for v in args.extent))
+    # options that do not apply were ignored without a word
+    if args.color_by != "z":
+        for flag, value in (("--cmap", args.cmap), ("--z-range", args.z_range)):
+            if value is not None:
+                raise InputError(f"{flag} applies to --color-by z only (got --color-by {args.color_by or 'none'})")
+    if args.sigma is not None and args.method == "histogram":
+        raise InputError(f"--sigma {args.sigma:g} applies to --method gaussian only (got --method histogram)")
     check_outputs(args.out)
     table = _locs.read(args)
     method = args.method or ("gaussian" if args.sigma is not None or ("sigma_x_nm" in table and "sigma_y_nm" in table)
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     extent = tuple(args.extent) if args.extent else None
     if args.color_by:
         r = render_color(table, color_by=args.color_by, px_size_nm=args.pixel_size, extent_nm=extent, method=method,
-                         cmap=args.cmap, z_range_nm=tuple(args.z_range) if args.z_range else None, **options)
+                         cmap=args.cmap or "turbo", z_range_nm=tuple(args.z_range) if args.z_range else None, **options)
     else:
         r = render(table, method=method, px_size_nm=args.pixel_size, extent_nm=extent, **options)
     info = save_image(r, args.out, scale_bar=False if args.no_scale_bar else (True if args.scale_bar else None))
