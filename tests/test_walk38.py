@@ -344,3 +344,22 @@ def test_calibrate_refuses_camera_and_config_together(tmp_path, capsys):
     assert main(["calibrate", str(tif), "--z-step", "50", "--pixel-size", "100", "--camera", str(tmp_path / "cam.yaml"),
                  "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "p.h5")]) == 2
     assert "not both" in capsys.readouterr().err and not (tmp_path / "p.h5").exists()
+
+
+def test_calibration_psf_figure_is_to_scale_in_nm(tmp_path, monkeypatch):
+    """The xz/yz panels of PSF_psf.png were drawn with the aspect inverted (px / dz instead of dz / px: slivers 16x too
+    narrow at 100 nm pixels and 50 nm steps) and in slice and pixel numbers without units; now in nm, to scale."""
+    import plexloc.calibrate.figures as figures
+    from plexloc.calibrate import calibrate_spline
+
+    result = calibrate_spline([_beads(FOUR)], z_step_nm=50.0, px_size_nm=PX)
+    figs = []
+    real_save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: (figs.append(fig), real_save(fig, path))[1])
+    figures.write_figures(result, tmp_path / "psf.h5")
+    ax_xy, ax_xz, ax_yz = figs[0].axes[:3]
+    for ax in (ax_xz, ax_yz):
+        assert ax.get_ylabel() == "z (nm)" and ax.get_aspect() == 1.0
+        lo, hi = sorted(ax.get_ylim())
+        assert lo < -700 and hi > 700  # the stack's +-800 nm, in nm
+    assert ax_xy.get_xlabel() == "x (nm)" and ax_xy.get_aspect() == 1.0

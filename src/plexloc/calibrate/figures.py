@@ -25,15 +25,22 @@ def write_figures(result, out: str | os.PathLike, *, loo: dict | None = None) ->
         v = ch.volume
         z0 = int(round(ch.z0_voxel))
         cy, cx = v.shape[1] // 2, v.shape[2] // 2
-        ext_z = (np.array([0, v.shape[0]]) - ch.z0_voxel) * cal.dz_nm
-        for ax, img, title, aspect in (
-            (axes[c, 0], v[z0], f"ch{c} xy at z = 0", 1.0),
-            (axes[c, 1], v[:, cy, :], f"ch{c} xz", cal.px_size_nm[0] / cal.dz_nm),
-            (axes[c, 2], v[:, :, cx], f"ch{c} yz", cal.px_size_nm[1] / cal.dz_nm),
+        # every panel in nm around the PSF's centre, to scale (the xz/yz panels were drawn with the aspect inverted,
+        # px / dz instead of dz / px: a 20 nm step over 100 nm pixels made them 25x too narrow, slivers)
+        px_x, px_y = cal.px_size_nm
+        ext_z = ((-0.5 - ch.z0_voxel) * cal.dz_nm, (v.shape[0] - 0.5 - ch.z0_voxel) * cal.dz_nm)
+        ext_x = ((-0.5 - ch.x0_voxel) * px_x, (v.shape[2] - 0.5 - ch.x0_voxel) * px_x)
+        ext_y = ((-0.5 - ch.y0_voxel) * px_y, (v.shape[1] - 0.5 - ch.y0_voxel) * px_y)
+        for ax, img, title, extent, labels in (
+            (axes[c, 0], v[z0], f"ch{c} xy at z = 0", (*ext_x, ext_y[1], ext_y[0]), ("x (nm)", "y (nm)")),
+            (axes[c, 1], v[:, cy, :], f"ch{c} xz", (*ext_x, *ext_z), ("x (nm)", "z (nm)")),
+            (axes[c, 2], v[:, :, cx], f"ch{c} yz", (*ext_y, *ext_z), ("y (nm)", "z (nm)")),
         ):
-            ax.imshow(img, cmap="magma", aspect=aspect, origin="lower" if img is not v[z0] else "upper")
+            ax.imshow(img, cmap="magma", aspect="equal", extent=extent, interpolation="nearest",
+                      origin="upper" if img is v[z0] else "lower")
             ax.set_title(title)
-        axes[c, 1].set_ylabel(f"slice (z from {ext_z[0]:.0f} to {ext_z[1]:.0f} nm)")
+            ax.set_xlabel(labels[0])
+            ax.set_ylabel(labels[1])
     fig.tight_layout()
     written.append(_save(fig, out.with_name(out.stem + "_psf.png")))
     plt.close(fig)
