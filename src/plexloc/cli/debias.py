@@ -64,19 +64,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _noise_note(table, px_size: float) -> None:
     """Say where the sub-pixel histograms were within counting noise before de-biasing: it then flattens noise (the
-    demo fit's 19.0 / 20.4 % over 957 on-events, against 27 % from noise alone: de-biased, its RMSE rose 14.17 ->
+    demo fit's 19.0 / 20.4 %, against up to 27 % at periods other than the pixel's: de-biased, its RMSE rose 14.17 ->
     14.30 nm)."""
     import sys
 
-    from plexloc.render.report import gridding_deviation, gridding_noise, independent_positions
+    from plexloc.render.report import gridding_deviation, gridding_noise
 
     if len(table) < 10:
         return
     devs = [gridding_deviation(table[c], px_size)[1] for c in ("x_nm", "y_nm")]
-    n_ind = independent_positions(table)
-    noise = gridding_noise(n_ind)
+    noise = gridding_noise(table["x_nm"], table["y_nm"], px_size)
     if max(devs) <= noise:
         print(f"plexloc debias: note: before de-biasing, the sub-pixel histograms of x and y deviated from uniform by "
-              f"{100 * devs[0]:.1f} / {100 * devs[1]:.1f} %, within the counting noise of {n_ind} independent positions "
-              f"(up to {100 * noise:.0f} % in 95 % of uniform tables): there was no measurable gridding, and de-biasing "
-              "only flattened noise; keep the input table", file=sys.stderr)
+              f"{100 * devs[0]:.1f} / {100 * devs[1]:.1f} %, within counting noise (the same histograms at periods "
+              f"other than the pixel's reach up to {100 * noise:.0f} %): there was no measurable gridding, and "
+              "de-biasing only flattened noise; keep the input table", file=sys.stderr)
