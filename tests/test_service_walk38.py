@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from service_support import LiveServer, auth, make_service
+from service_support import LiveServer, auth, make_service, postgres_server  # noqa: F401 (fixture)
 
 from plexloc.service import jobs as ops
 from plexloc.service.apps import Hardware
@@ -512,3 +512,31 @@ def test_a_finish_lost_in_a_network_outage_is_sent_again(http):
             finally:
                 agent.close()
             assert c.job(job["id"])["state"] == "succeeded"
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_one_users_batch_does_not_hold_every_worker(tmp_path, request, db):
+    """Two users of one lab: alice's batch of jobs (or one submitted with a huge priority) went first in full, bob's
+    one job waited for all of it (first come, first served; any user may give any priority). Now the users with
+    fewest jobs running go first: bob's job is the second claimed."""
+    from service_support import fresh_postgres_db
+
+    db_url = fresh_postgres_db(request.getfixturevalue("postgres_server")) if db == "postgresql" else None
+    svc = make_service(tmp_path, db_url=db_url)
+    reg = svc.app.state.registry
+    cpu = Hardware(cpus=8, memory_mb=16000)
+    tick = [("ticker", "1.0", "tick")]
+    try:
+        with svc.sessions().begin() as s:
+            alice = [ops.submit(s, _user(s), reg, ops.JobRequest("ticker", entry_point="tick", priority=p))
+                     for p in (10**9, 10**9, 0)]
+            bob = ops.submit(s, _user(s, "bob"), reg, ops.JobRequest("ticker", entry_point="tick"))
+            for t, job in enumerate([*alice, bob]):
+                job.created_at = float(t)
+        with svc.sessions().begin() as s:
+            got = [ops.claim(s, _worker(s, w), can_run=tick, hardware=cpu, lease_s=60).id for w in ("w1", "w2")]
+        assert got == [alice[0].id, bob.id]
+        with svc.sessions().begin() as s:  # one job each running: alice's next by priority
+            assert ops.claim(s, _worker(s), can_run=tick, hardware=cpu, lease_s=60).id == alice[1].id
+    finally:
+        svc.app.state.engine.dispose()

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, select, tuple_, update
+from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from plexloc.errors import InputError
@@ -292,11 +292,24 @@ def claim(
     batch: int = 20,
 ) -> Job | None:
     """Atomically take the next queued job this worker can run: its own group's first, then jobs it
-    did not drop before, then by priority and age. PostgreSQL skips rows other claims have locked; any database is protected by
+    did not drop before, then those of the users with the fewest jobs held by workers now (fair share), then by
+    priority and age. PostgreSQL skips rows other claims have locked; any database is protected by
     the conditional update (``... WHERE state = 'queued'``), so two workers never hold one job."""
     at = now() if at is None else at
     if not can_run:
         return None
+    # fair share: the jobs of the users with the fewest jobs held by workers now go first (one user's batch of 500 jobs,
+    # or jobs submitted with a huge priority, no longer holds every worker until it is done); a small table (users with
+    # jobs running), so an expression of constants rather than a subquery per candidate row
+    held_by_user = dict(session.execute(
+        select(Job.user_id, func.count(Job.id))
+        .where(Job.state.in_([JobState.assigned.value, JobState.running.value])).group_by(Job.user_id)).all())
+    fair = [case(held_by_user, value=Job.user_id, else_=0)] if held_by_user else []
+    other_worker = case((Job.last_worker_id == worker.id, 1), else_=0)  # a job this worker dropped: preferably another
+    if worker.group:
+        order = [case((Job.group == worker.group, 0), else_=1), other_worker, *fair, Job.priority.desc()]
+    else:
+        order = [*fair, Job.priority.desc(), other_worker]
     query = (
         select(Job)
         .where(
@@ -307,9 +320,7 @@ def claim(
             tuple_(Job.application, Job.version, Job.entry_point).in_(can_run),
         )
         .order_by(
-            case((Job.group == worker.group, 0), else_=1) if worker.group else Job.priority.desc(),
-            case((Job.last_worker_id == worker.id, 1), else_=0),
-            Job.priority.desc(),
+            *order,
             Job.created_at,
         )
         .with_for_update(skip_locked=True)
