@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", action="append", default=[], metavar="SLOT=FILE", help="an input file (repeatable)")
     p.add_argument("--gpus", type=int, default=None, help="override the entry point's GPUs")
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="time limit in seconds")
-    p.add_argument("--priority", type=int, default=0, help="higher runs first among your group's jobs (default 0)")
+    p.add_argument("--priority", type=int, default=0, help="higher runs first, after the fair share between users (the jobs of users with the fewest "
+                   "jobs running go first) (default 0)")
     p.add_argument("--wait", action="store_true", help="wait until the job ends")
     p.set_defaults(func=run)
 
