@@ -364,3 +364,22 @@ def test_calibration_psf_figure_is_to_scale_in_nm(tmp_path, monkeypatch):
         lo, hi = sorted(ax.get_ylim())
         assert lo < -700 and hi > 700  # the stack's +-800 nm, in nm
     assert ax_xy.get_xlabel() == "x (nm)" and ax_xy.get_aspect() == 1.0
+
+
+def test_comet_drift_takes_a_2d_table_with_z_unknown():
+    """A 2D table with z NaN in every row (z unknown: valid by the conventions, RCC takes it) was refused by COMET
+    ("column 'z_nm' has ... non-finite value(s)"); now it is estimated as z = 0 and z stays NaN in the output."""
+    pytest.importorskip("comet")
+    from plexloc.post.drift import apply_drift, estimate_drift
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(1)
+    sites = rng.uniform(500, 9500, (200, 2))
+    rows = [(f, *(sites[i] + rng.normal(0, 10, 2) + [0.05 * f, -0.03 * f])) for i in range(200)
+            for f in np.sort(rng.choice(1000, 30, replace=False))]
+    f, x, y = (np.array(v) for v in zip(*rows))
+    t = LocTable({"frame": f, "x_nm": x, "y_nm": y, "z_nm": np.full(len(f), np.nan), "photons": np.full(len(f), 1e3)})
+    res = estimate_drift(t, engine="comet", n_segments=5, split_half=False)
+    out = apply_drift(t, res)
+    assert np.all(np.isnan(out["z_nm"])) and np.all(out["drift_z_nm"] == 0)
+    assert np.sqrt(np.mean((out["drift_x_nm"] - 0.05 * f) ** 2)) < 5.0

@@ -898,6 +898,10 @@ def estimate_drift(table: LocTable, *, engine: str = "comet", **options: Any) ->
         raise InputError(f"drift engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
     if len(table) < 10:
         raise InputError(f"drift estimation needs localizations, the table has {len(table)}", source=table.source)
+    if engine == "comet" and bool(np.all(np.isnan(table["z_nm"]))):
+        # a 2D table with z unknown (NaN in every row, docs/conventions.md) was refused ("column 'z_nm' has 12000
+        # non-finite values"); COMET sees it as the 2D table it is, z = 0, whose z drift is 0
+        table = table.with_columns(z_nm=np.zeros(len(table)))
     table.check_finite(("x_nm", "y_nm", "z_nm") if engine == "comet" else ("x_nm", "y_nm"))
     if engine == "comet":
         return comet_drift(table, **options)
