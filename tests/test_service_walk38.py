@@ -351,7 +351,7 @@ def test_job_folders_a_killed_worker_left_are_deleted_at_the_next_start(tmp_path
     import os
     import subprocess
 
-    from plexloc.service.agent import _MARK, Agent, _process_start
+    from plexloc.service.agent import _MARK, Agent, _host, _process_start
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -359,19 +359,21 @@ def test_job_folders_a_killed_worker_left_are_deleted_at_the_next_start(tmp_path
     (left := work / "plexloc-job-aaaa-x1").mkdir(parents=True)
     (left / "in").mkdir()
     (left / "in" / "movie.tif").write_bytes(b"\0" * 1000)
-    (left / _MARK).write_text(f"{dead.pid} 12345")
+    (left / _MARK).write_text(f"{dead.pid} 12345 {_host()}")
     (running := work / "plexloc-job-bbbb-x2").mkdir()
-    (running / _MARK).write_text(f"{os.getpid()} {_process_start(os.getpid())}")
+    (running / _MARK).write_text(f"{os.getpid()} {_process_start(os.getpid())} {_host()}")
     (reused := work / "plexloc-job-cccc-x3").mkdir()  # its pid now belongs to another process (started later)
-    (reused / _MARK).write_text(f"{os.getpid()} 1")
+    (reused / _MARK).write_text(f"{os.getpid()} 1 {_host()}")
     (kept := work / "plexloc-job-dddd-x4").mkdir()  # --keep-work, its job over: no mark
+    (elsewhere := work / "plexloc-job-eeee-x5").mkdir()  # a worker in another container sharing the folder
+    (elsewhere / _MARK).write_text(f"{dead.pid} 12345 another-host")
     agent = Agent("http://127.0.0.1:9", "plxw_x", work_dir=work, hardware=Hardware(cpus=1, memory_mb=100))
     try:
         assert agent.run(max_jobs=0) == 0
     finally:
         agent.close()
     assert not left.exists() and not reused.exists()
-    assert running.exists() and kept.exists()
+    assert running.exists() and kept.exists() and elsewhere.exists()
 
 
 class _Cutting(httpx.BaseTransport):

@@ -31,6 +31,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -392,9 +393,10 @@ class Agent:
         gone = []
         for folder in sorted(root.glob("plexloc-job-*")):
             try:
-                pid, started = (folder / _MARK).read_text().split()
-                if _process_start(int(pid)) == started:
-                    continue  # its worker runs
+                pid, started, host = (folder / _MARK).read_text().split()
+                if host != _host() or _process_start(int(pid)) == started:
+                    continue  # its worker runs, or runs elsewhere (another container sharing the folder: its pids are
+                    # not this one's)
             except (OSError, ValueError):
                 continue  # no mark (or unreadable): not this worker's to judge
             shutil.rmtree(folder, ignore_errors=True)
@@ -445,7 +447,7 @@ class Agent:
             # it ended the worker with the job claimed (assigned until its lease ran out, an attempt used up)
             try:
                 work = Path(tempfile.mkdtemp(prefix=f"plexloc-job-{job_id}-", dir=self.work_dir))
-                (work / _MARK).write_text(f"{os.getpid()} {_process_start(os.getpid())}")  # see remove_stale_folders
+                (work / _MARK).write_text(f"{os.getpid()} {_process_start(os.getpid())} {_host()}")  # remove_stale_folders
             except OSError as err:
                 raise OSError(f"cannot make the job's folder in {self.work_dir or tempfile.gettempdir()}: "
                               f"{err.strerror or err}") from None
@@ -839,6 +841,11 @@ class Agent:
 
 #: the file in a job folder that names the worker process using it (pid and start time: a pid can be used again)
 _MARK = ".plexloc-worker"
+
+
+def _host() -> str:
+    """This machine's (or container's) name, as one word."""
+    return "".join(socket.gethostname().split()) or "-"
 
 
 def _process_start(pid: int) -> str:
