@@ -396,3 +396,21 @@ def test_filter_on_a_column_that_is_nan_throughout_is_refused():
                   "photons": [1e3, 1e3]})
     with pytest.raises(InputError, match=r"z_range.*NaN in every row"):
         filter_localizations(t, z_range_nm=(-10.0, 10.0))
+
+
+def test_evaluate_says_whether_gridding_is_above_counting_noise(tmp_path, capsys):
+    """evaluate --px-size printed gridding_dev_x/y bare (the demo fit's 0.19 / 0.20 is counting noise); now a line
+    says whether it is above the noise of the same histograms at other periods."""
+    from plexloc.io.formats import write_locs
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    x, y = rng.uniform(0, 20000, n), rng.uniform(0, 20000, n)
+    truth = LocTable({"frame": np.arange(n), "x_nm": x, "y_nm": y, "z_nm": np.zeros(n), "photons": np.full(n, 1e3)})
+    write_locs(truth, tmp_path / "t.csv")
+    for name, xs, verdict in (("ok", x + rng.normal(0, 5, n), "within"),
+                              ("grid", x * 0.7 + (np.floor(x / 100) + 0.5) * 100 * 0.3, "above")):
+        write_locs(truth.with_columns(x_nm=xs), tmp_path / f"{name}.csv")
+        assert main(["evaluate", str(tmp_path / "t.csv"), str(tmp_path / f"{name}.csv"), "--px-size", "100"]) == 0
+        assert f"gridding: {verdict} counting noise" in capsys.readouterr().out
