@@ -414,3 +414,15 @@ def test_evaluate_says_whether_gridding_is_above_counting_noise(tmp_path, capsys
         write_locs(truth.with_columns(x_nm=xs), tmp_path / f"{name}.csv")
         assert main(["evaluate", str(tmp_path / "t.csv"), str(tmp_path / f"{name}.csv"), "--px-size", "100"]) == 0
         assert f"gridding: {verdict} counting noise" in capsys.readouterr().out
+
+
+def test_calibrate_with_no_bead_found_says_how_far_the_brightest_spot_was():
+    """A stack with no bead ended in 'no beads left: 0 found' and nothing more; now it gives the brightest spot of
+    the projection against the detection threshold, in photons, and the usual causes."""
+    from plexloc.calibrate import calibrate_spline
+    from plexloc.errors import InputError
+
+    st = _beads([])  # background only
+    with pytest.raises(InputError, match=r"0 found; no spot of the maximum projection over the 33 slices rises above "
+                                         r"the detection threshold \(the brightest, smoothed, is [\d.]+ photons"):
+        calibrate_spline([st], z_step_nm=50.0, px_size_nm=PX, sources=["empty.tif"])

@@ -263,7 +263,8 @@ def calibrate_spline(
     ]
     for c, sel in enumerate(sels):
         if len(sel.used) == 0:
-            raise InputError(f"no beads left: {describe_rejections(sel)}", source=src[c])
+            why = _none_found(stacks[c]) if len(sel.rows) == 0 else ""
+            raise InputError(f"no beads left: {describe_rejections(sel)}{why}", source=src[c])
     # matching: channel c's bead for each used channel-0 bead
     ref_rc = np.column_stack([sels[0].rows, sels[0].cols]).astype(float)
     partner = [np.arange(len(ref_rc))]
@@ -320,6 +321,23 @@ def calibrate_spline(
         volumes.append(avg)
     notes += _drift_note(volumes[0], z_step_nm=z_step_nm, px=px)
     return _finish(volumes, beads, sels, z_step_nm=z_step_nm, px=px, src=src, n_slices=stacks[0].shape[0], notes=notes)
+
+
+def _none_found(stack: np.ndarray, threshold_sigma: float = 8.0) -> str:
+    """Why no bead was found (``no beads left: 0 found`` said nothing more): the brightest spot of the stack's maximum
+    projection against the detection threshold (:func:`plexloc.calibrate.beads.detect_beads`), in photons above the
+    median."""
+    from scipy import ndimage
+
+    st = np.asarray(stack, dtype=np.float64)
+    proj = ndimage.gaussian_filter(st - float(np.median(st)), sigma=(0.0, 1.0, 1.0)).max(axis=0)
+    med = float(np.median(proj))
+    mad = float(np.median(np.abs(proj - med))) * 1.4826
+    peak = float(proj.max())
+    return (f"; no spot of the maximum projection over the {st.shape[0]} slices rises above the detection threshold "
+            f"(the brightest, smoothed, is {peak - med:.3g} photons above the projection's median, the threshold "
+            f"{threshold_sigma:g} x its robust spread = {threshold_sigma * max(mad, 1e-9):.3g}): no beads in the field, "
+            "beads too dim for the exposure, or the wrong camera settings (--camera: baseline, gain)")
 
 
 #: combined in-focus SNR (root sum of squares over the used beads) below which a calibration is refused, and below
