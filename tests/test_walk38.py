@@ -426,3 +426,15 @@ def test_calibrate_with_no_bead_found_says_how_far_the_brightest_spot_was():
     with pytest.raises(InputError, match=r"0 found; no spot of the maximum projection over the 33 slices rises above "
                                          r"the detection threshold \(the brightest, smoothed, is [\d.]+ photons"):
         calibrate_spline([st], z_step_nm=50.0, px_size_nm=PX, sources=["empty.tif"])
+
+
+def test_render_color_by_z_refuses_a_table_without_z(tmp_path, capsys):
+    """--color-by z on a 2D table with z NaN in every row drew every row grey under a 0-1 nm colour scale; refused."""
+    from plexloc.io.formats import write_locs
+    from plexloc.table import LocTable
+
+    t = LocTable({"frame": [0, 1], "x_nm": [100.0, 300.0], "y_nm": [100.0, 200.0], "z_nm": [np.nan, np.nan],
+                  "photons": [1e3, 1e3]})
+    write_locs(t, tmp_path / "l.csv")
+    assert main(["render", str(tmp_path / "l.csv"), "--out", str(tmp_path / "i.png"), "--color-by", "z"]) == 2
+    assert "z_nm is NaN in every row" in capsys.readouterr().err and not (tmp_path / "i.png").exists()

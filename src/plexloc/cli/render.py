@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from plexloc.cli import _locs
     from plexloc.errors import InputError
     from plexloc.render.image import render, render_color, save_image
@@ -65,13 +67,15 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--sigma {args.sigma:g} applies to --method gaussian only (got --method histogram)")
     check_outputs(args.out)
     table = _locs.read(args)
+    if args.color_by == "z" and len(table) and not np.isfinite(table["z_nm"]).any():
+        # every row grey under a made-up 0-1 nm colour scale before
+        raise InputError("--color-by z: z_nm is NaN in every row (a 2D table has no z); leave --color-by out",
+                         source=table.source)
     method = args.method or ("gaussian" if args.sigma is not None or ("sigma_x_nm" in table and "sigma_y_nm" in table)
                              else "histogram")
     if args.method is None and args.sigma is None and method == "gaussian":
         # the default: a table with sigma columns some of whose rows have none (NaN) was an error that named no way
         # out; the histogram takes every row, as plexloc report does
-        import numpy as np
-
         bad = ~(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"])
                 & (table["sigma_x_nm"] >= 0) & (table["sigma_y_nm"] >= 0))
         if bad.any():
