@@ -9,8 +9,11 @@ read its fraction.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import sys
+import time
 
 #: seconds before a bar in a log (stderr not a terminal) writes its first line
 LOG_DELAY_S = 30.0
@@ -46,3 +49,46 @@ def progress(iterable, *, total: int | None = None, desc: str = "", unit: str = 
     kwargs = {"delay": LOG_DELAY_S, "mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, "ascii": True,
               "ncols": 100, **kwargs}
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=_Lines(sys.stderr), **kwargs)
+
+
+@contextlib.contextmanager
+def outside_bar(bar):
+    """Write to stdout between a bar's refreshes: a tqdm bar (on a terminal, or for the job service) is cleared first and
+    drawn again after, so that a line printed while it runs starts a line of its own where stdout and stderr are one
+    stream (the service's workers read them merged: without this the bar and the line ran together)."""
+    mode = getattr(type(bar), "external_write_mode", None) if bar is not None else None
+    if mode is None:
+        yield
+        return
+    with mode(file=sys.stdout):
+        yield
+        sys.stdout.flush()
+
+
+class FractionLines:
+    """``PLEXLOC_PROGRESS <fraction>`` lines on stderr for work whose bar shows no percentage (a training given
+    ``--minutes``: its end is a time, not a step), written only where ``PLEXLOC_PROGRESS`` is set (the job service's
+    workers read them; see :mod:`plexloc.service.agent`), at most one every ``every_s`` seconds."""
+
+    def __init__(self, bar=None, *, every_s: float = 2.0) -> None:
+        self.bar = bar
+        self.every_s = every_s
+        self.enabled = bool(os.environ.get("PLEXLOC_PROGRESS"))
+        self._last = -math.inf
+
+    def __call__(self, fraction: float, *, force: bool = False) -> None:
+        if not self.enabled or not math.isfinite(fraction):
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self.every_s:
+            return
+        self._last = now
+        line = f"PLEXLOC_PROGRESS {min(max(fraction, 0.0), 1.0):.4f}"
+        mode = getattr(type(self.bar), "external_write_mode", None) if self.bar is not None else None
+        if mode is None:
+            sys.stderr.write("\r" + line + "\n")  # after a bar's unfinished line, a line of its own
+            sys.stderr.flush()
+            return
+        with mode(file=sys.stderr):
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()

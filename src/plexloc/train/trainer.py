@@ -56,6 +56,7 @@ from plexloc.nets.io import (
     save_weights_as,
 )
 from plexloc.nets.localizer import Localizer, LocalizerSpec
+from plexloc.progress import FractionLines, outside_bar
 from plexloc.simulation.generator import BatchGenerator
 from plexloc.simulation.simulator import Simulator
 from plexloc.train.loss import decode_loss
@@ -735,6 +736,13 @@ class Trainer:
                 return ph["used_s"] / ph["seconds"]
             return (self.elapsed_s - ph["start_s"]) / ph["seconds"]  # a checkpoint from before 2026-12-05: training time
         bar = progress(None, total=target, initial=self.step, desc="train", unit="step") if progress else None
+        # a run by minutes: its bar has no total, so the job service reads the fraction of the time from these lines
+        fraction = FractionLines(bar) if target is None and math.isfinite(deadline) else None
+
+        def say(line: str) -> None:
+            if log is not None:
+                with outside_bar(bar):  # its own line, not run into the bar's (stdout and stderr read as one stream)
+                    log(line)
         acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
         n_ok: torch.Tensor | None = None  # batches of the interval whose loss was finite
         t_last = time.perf_counter()
@@ -748,8 +756,7 @@ class Trainer:
                     self.set_lr(cosine_lr(t.lr, t.min_lr, budget_used()))
                 self._warm_up()
                 last = self.validate(None, math.nan)
-                if log is not None:
-                    log(format_row(last))
+                say(format_row(last))
                 t_int = t_last = time.perf_counter()  # its validation is not training time (elapsed_s, samples/s)
             while (target is None or self.step < target) and time.monotonic() < deadline:
                 if t.lr_schedule == "cosine":
@@ -768,6 +775,8 @@ class Trainer:
                 t_last = now
                 if bar is not None:
                     bar.update(1)
+                if fraction is not None:
+                    fraction((time.monotonic() - t_start) / (deadline - t_start))
                 due = t.validate_every_s is not None and now - t_int >= t.validate_every_s
                 if self.step % t.validate_every == 0 or due:
                     sps = samples / max(now - t_int, 1e-9)
@@ -777,11 +786,9 @@ class Trainer:
                     if bar is not None:
                         left = {"left": f"{max(deadline - time.monotonic(), 0.0) / 60:.1f} min"} if math.isfinite(deadline) else {}
                         bar.set_postfix(loss=f"{last['loss']:.3g}", JI=f"{last['jaccard']:.1f}", **left, refresh=False)
-                    if log is not None:
-                        log(format_row(last))
+                    say(format_row(last))
         except KeyboardInterrupt:
-            if log is not None:
-                log("interrupted: saving the checkpoint")
+            say("interrupted: saving the checkpoint")
             if self.segment is not None and not (self.run_dir / CHECKPOINT_FILE).exists():
                 # interrupted in an init_from run's seam validation, after model.pt and before the first checkpoint:
                 # without one the folder could be neither resumed nor started again (its model.pt is there)
