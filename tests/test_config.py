@@ -37,25 +37,25 @@ def _error(data) -> str:
     ("data", "must_say"),
     [
         pytest.param({"psf": {"kind": "gausian"}, "camera": EMCCD},
-                     ["channels.0.psf", "'gausian'", "'gaussian'", "'astigmatic'", "'spline'"], id="psf-kind"),
-        pytest.param({"psf": GAUSS, "camera": {"kind": "ccd"}}, ["channels.0.camera", "'ccd'", "'emccd'", "'scmos'"],
+                     ["psf", "'gausian'", "'gaussian'", "'astigmatic'", "'spline'"], id="psf-kind"),
+        pytest.param({"psf": GAUSS, "camera": {"kind": "ccd"}}, ["camera", "'ccd'", "'emccd'", "'scmos'"],
                      id="camera-kind"),
         pytest.param({"psf": {"kind": "gaussian", "sigma": 100}, "camera": EMCCD},
-                     ["unknown field 'channels.0.psf.sigma'", "['kind', 'roi_px', 'sigma_nm']"],
+                     ["unknown field 'psf.sigma'", "['kind', 'roi_px', 'sigma_nm']"],
                      id="unknown-psf-field"),
         pytest.param({**BASE, "frame_sise": [32, 32]}, ["unknown field 'frame_sise'", "'frame_size'", "'channels'"],
                      id="unknown-top-field"),
         pytest.param({**BASE, "emitters": {"densty": 2}}, ["emitters.densty", "'density_per_um2'"],
                      id="unknown-emitter-field"),
-        pytest.param({"psf": GAUSS, "camera": {"kind": "emccd", "em_gain": -5}}, ["channels.0.camera.em_gain", "-5"],
+        pytest.param({"psf": GAUSS, "camera": {"kind": "emccd", "em_gain": -5}}, ["camera.em_gain", "-5"],
                      id="negative-em-gain"),
-        pytest.param({"psf": GAUSS, "camera": {"kind": "scmos", "qe": 1.5}}, ["channels.0.camera.qe", "1.5"],
+        pytest.param({"psf": GAUSS, "camera": {"kind": "scmos", "qe": 1.5}}, ["camera.qe", "1.5"],
                      id="qe-above-1"),
         pytest.param({"psf": GAUSS, "camera": {"kind": "scmos", "baseline": -5}},
-                     ["field 'channels.0.camera.baseline': must be a number >= 0 or the path of a per-pixel map", "-5"],
+                     ["field 'camera.baseline': must be a number >= 0 or the path of a per-pixel map", "-5"],
                      id="scmos-negative-baseline"),
         pytest.param({"psf": GAUSS, "camera": {"kind": "scmos", "e_per_adu": 0}},
-                     ["field 'channels.0.camera.e_per_adu': must be a number > 0", "(got 0)"], id="scmos-zero-gain"),
+                     ["field 'camera.e_per_adu': must be a number > 0", "(got 0)"], id="scmos-zero-gain"),
         pytest.param({**BASE, "emitters": {"photons_range": [5000, 100]}}, ["emitters.photons_range", "5000", "100"],
                      id="range-min-above-max"),
         pytest.param({**BASE, "emitters": {"z_range_nm": [300, -300]}}, ["emitters.z_range_nm", "300", "-300"],
@@ -96,7 +96,7 @@ def test_scmos_scalar_error_is_one_message():
 
 def test_several_problems_are_all_reported():
     message = _error({"psf": GAUSS, "camera": {"kind": "emccd", "em_gain": 0, "e_per_adu": -1}})
-    assert "channels.0.camera.em_gain" in message and "channels.0.camera.e_per_adu" in message
+    assert "camera.em_gain" in message and "camera.e_per_adu" in message
 
 
 def test_single_channel_shortcut_is_one_channel():
@@ -145,7 +145,7 @@ def test_load_config_validation_error_names_file_field_and_value(tmp_path):
     with pytest.raises(InputError) as info:
         load_config(path)
     message = str(info.value)
-    assert message.startswith(str(path)) and "channels.0.camera.em_gain" in message and "-3" in message
+    assert message.startswith(str(path)) and "camera.em_gain" in message and "-3" in message
 
 
 def test_yaml_round_trip(tmp_path):
@@ -252,7 +252,7 @@ def test_camera_numbers_with_units_and_micrometre_pixels_are_refused_by_name(tmp
             del cam["em_gain"]
         path = tmp_path / f"{kind}.yaml"
         path.write_text(yaml.safe_dump({**base, "camera": cam}))
-        with pytest.raises(InputError, match=rf"{kind}.yaml: field 'channels.0.camera.baseline': "
+        with pytest.raises(InputError, match=rf"{kind}.yaml: field 'camera.baseline': "
                            rf"{__import__('re').escape(allowed)} are not written in the value \(got '100 ADU'\)"):
             load_config(path)
         (tmp_path / "cam.yaml").write_text(yaml.safe_dump(cam))
@@ -324,3 +324,39 @@ def test_transposed_transform_is_refused_and_a_mirror_warned():
         warnings.simplefilter("error")
         validate_config({"channels": [BASE, {**BASE, "transform": [[0.9998, -0.0175, 60.0], [0.0175, 0.9998, -35.0],
                                                                    [1e-7, -2e-7, 1.0]]}]}, SimulationConfig)
+
+
+def test_errors_of_a_single_channel_file_name_its_own_fields_without_pydantic_type_labels(tmp_path):
+    """A single-channel file writes psf/camera at the top; its errors named 'channels.0.psf...', a path the user never
+    wrote, and for a field that takes a number or a pair, a -130 gave two errors with pydantic's type labels
+    ('...sigma_nm.constrained-float': > 0; '...tuple[constrained-float, constrained-float]': not a valid tuple)."""
+    from plexloc.config.io import load_config
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    base = yaml.safe_load((examples / "2d_gaussian.yaml").read_text())
+
+    def error(**psf) -> str:
+        data = {**base, "psf": {**base["psf"], **psf}}
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(data))
+        with pytest.raises(InputError) as ei:
+            load_config(path)
+        return str(ei.value)
+
+    msg = error(sigma_nm=-130)
+    assert "field 'psf.sigma_nm': Input should be greater than 0 (got -130)" in msg
+    assert "channels.0" not in msg and "constrained" not in msg and "tuple" not in msg
+    msg = error(sigma_nm=[120, -3])  # the pair member's own error, at the element
+    assert "field 'psf.sigma_nm.1': Input should be greater than 0 (got -3)" in msg and "constrained" not in msg
+    msg = error(sigma_nm="abc")  # wrong for every member: one line with what it may be
+    assert msg.count("field 'psf.sigma_nm'") == 1 and "valid number" in msg and "valid tuple" in msg
+    msg = error(sigmaa=3)  # an unknown field still lists the allowed ones of its section
+    assert "unknown field 'psf.sigmaa'; allowed: ['kind', 'roi_px', 'sigma_nm']" in msg
+    # a multi-channel file keeps its channels' paths
+    dual = yaml.safe_load((examples / "biplane.yaml").read_text())
+    dual["channels"][1]["psf"]["s0_nm"] = [120.0, -1.0]
+    path = tmp_path / "d.yaml"
+    path.write_text(yaml.safe_dump(dual))
+    with pytest.raises(InputError, match=r"field 'channels\.1\.psf\.") as ei:
+        load_config(path)
+    assert "constrained" not in str(ei.value)

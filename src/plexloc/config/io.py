@@ -16,28 +16,78 @@ from plexloc.io._atomic import atomic_path
 M = TypeVar("M", bound=BaseModel)
 
 
+def _is_type_label(p: Any) -> bool:
+    """A part of a pydantic error location that names a union member's type ('constrained-float',
+    'tuple[constrained-float, constrained-float]', 'function-after[...]'), not a field the user wrote."""
+    return isinstance(p, str) and ("[" in p or "-" in p or p in _TYPE_LABELS)
+
+
+_TYPE_LABELS = {"float", "int", "str", "bool", "none", "list", "tuple", "dict"}
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
-    # drop pydantic's union tags (e.g. 'gaussian' in channels.0.psf.gaussian.sigma_nm) to keep user paths
+    # drop pydantic's union tags (e.g. 'gaussian' in channels.0.psf.gaussian.sigma_nm) and union members' type
+    # labels ('constrained-float' in psf.sigma_nm.constrained-float) to keep user paths
     parts: list[str] = []
     for p in loc:
         if parts and parts[-1] in ("psf", "camera") and isinstance(p, str) and p not in ("kind",):
             # a union tag ('gaussian', 'emccd'): not a field the user wrote
             if p in _KIND_TAGS:
                 continue
+        if _is_type_label(p):
+            continue
         parts.append(str(p))
     return ".".join(parts) if parts else "<top level>"
 
 
 _KIND_TAGS = {"gaussian", "astigmatic", "spline", "emccd", "scmos", "ideal", "additive"}
 
+#: pydantic error types that say only "not this type": for a field that takes one of several types (a number or a
+#: pair), such an error of one member is noise beside the other member's error about the value itself
+_WRONG_TYPE = {"is_instance_of", "float_parsing", "int_parsing", "bool_parsing", "int_from_float"}
 
-def format_validation_error(err: ValidationError, model: type[BaseModel]) -> str:
-    """One line per problem: ``field 'a.b': what is wrong (got VALUE)``; unknown fields list the allowed ones."""
-    lines = []
+
+def _wrong_type(e: dict[str, Any]) -> bool:
+    return e["type"].endswith("_type") or e["type"] in _WRONG_TYPE
+
+
+def _user_errors(err: ValidationError, data: Any) -> list[dict[str, Any]]:
+    """pydantic's errors as the user wrote the file: a single-channel file's ``psf`` and ``camera`` (moved into
+    ``channels[0]`` by the model) keep their own paths, and of a field that takes one of several types only the errors
+    that matter are kept (a -130 given for "a number or a pair of numbers": "must be > 0", not also "not a pair")."""
+    single = isinstance(data, dict) and "channels" not in data and ("psf" in data or "camera" in data)
+    errors = []
     for e in err.errors():
+        loc = tuple(e["loc"])
+        if single and loc[:2] == ("channels", 0):
+            loc = loc[2:]
+        errors.append({**e, "loc": loc})
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for e in errors:  # the errors of one field's union members share the location before the first type label
+        loc = e["loc"]
+        cut = next((i for i, p in enumerate(loc) if _is_type_label(p)), None)
+        groups.setdefault(loc[:cut] if cut is not None else loc + (id(e),), []).append(e)
+    out = []
+    for members in groups.values():
+        if len(members) > 1:
+            about_value = [e for e in members if not _wrong_type(e)]
+            if about_value:
+                members = about_value
+            else:  # wrong for every member: one line, the types it may take
+                msgs = list(dict.fromkeys(e["msg"] for e in members))
+                members = [{**members[0], "msg": " or ".join(msgs)}]
+        out.extend(members)
+    return out
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], data: Any = None) -> str:
+    """One line per problem: ``field 'a.b': what is wrong (got VALUE)``; unknown fields list the allowed ones. With
+    ``data`` (what was validated), paths are the file's own (see :func:`_user_errors`)."""
+    lines = []
+    for e in _user_errors(err, data):
         where = _field_path(e["loc"])
         if e["type"] == "extra_forbidden":
-            parent = _resolve_model(model, e["loc"][:-1])
+            parent = _resolve_model(model, _model_loc(e["loc"], data))
             allowed = f"; allowed: {sorted(parent.model_fields)}" if parent is not None else ""
             lines.append(f"unknown field '{where}'{allowed}")
         elif e["type"] == "missing":
@@ -49,6 +99,12 @@ def format_validation_error(err: ValidationError, model: type[BaseModel]) -> str
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"field '{where}': {msg} (got {e.get('input')!r})")
     return "; ".join(lines)
+
+
+def _model_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """A location of :func:`_user_errors` back in the model's tree (a single-channel file's fields are in channels[0])."""
+    single = isinstance(data, dict) and "channels" not in data and ("psf" in data or "camera" in data)
+    return ("channels", 0) + loc if single and loc[:1] in (("psf",), ("camera",)) else loc
 
 
 def _resolve_model(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -309,7 +365,7 @@ def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.Pa
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise InputError(format_validation_error(err, model), source=source) from None
+        raise InputError(format_validation_error(err, model, data), source=source) from None
 
 
 def _resolve_relative_paths(data: Any, base: Path) -> Any:
