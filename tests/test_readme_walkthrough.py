@@ -112,7 +112,8 @@ def test_worker_makes_its_work_folder_before_claiming(tmp_path, monkeypatch, cap
 
 
 def test_download_of_an_unfinished_job_says_so(tmp_path, monkeypatch, capsys):
-    """`plexloc download JOB` of a job still running printed nothing and exited 0."""
+    """`plexloc download JOB` of a job still running printed nothing and exited 0 (later: wrote the outputs uploaded so
+    far); it is refused, nothing written."""
     import plexloc.cli.download as download
 
     class FakeClient:
@@ -126,4 +127,5 @@ def test_download_of_an_unfinished_job_says_so(tmp_path, monkeypatch, capsys):
     assert main(["download", "abc123", "--server", "http://127.0.0.1:9", "--token", "plxu_x",
                  "--out", str(tmp_path / "res")]) == 1
     err = capsys.readouterr().err
-    assert "abc123 is running" in err and "no outputs yet" in err
+    assert "abc123 is running" in err and "not final yet; nothing written" in err
+    assert not (tmp_path / "res").exists()
