@@ -177,14 +177,16 @@ def localize_centroid(
     if len(cand) == 0:
         return LocTable.empty(["bg"])
     bg = x.reshape(t, -1).median(dim=1).values
-    padded = nnf.pad(x[:, None], (half, half, half, half), mode="replicate")[:, 0]
+    # outside the frame the box holds background only (zero after subtraction): a replicated edge pixel weighed as
+    # signal put the centroids of spots at the edge outside the frame (x from -37 to 6441 nm on a 6400-nm frame)
+    padded = nnf.pad((x - bg[:, None, None])[:, None], (half, half, half, half))[:, 0]
     f = torch.as_tensor(cand.frame, device=x.device)
     r = torch.as_tensor(cand.row, device=x.device)
     c = torch.as_tensor(cand.col, device=x.device)
     off = torch.arange(roi_px, device=x.device)
     rows = r[:, None, None] + off[None, :, None]
     cols = c[:, None, None] + off[None, None, :]
-    roi = padded[f[:, None, None], rows, cols] - bg[f][:, None, None]
+    roi = padded[f[:, None, None], rows, cols]
     weight = roi.clamp_min(0)
     total = weight.sum(dim=(1, 2)).clamp_min(1e-6)
     dy = (weight * (off - half)[None, :, None]).sum(dim=(1, 2)) / total
