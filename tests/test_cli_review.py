@@ -267,3 +267,19 @@ def test_demo_refuses_a_negative_seed_up_front(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         main(["demo", "--seed", "-2000", "--out", str(tmp_path / "d")])
     assert err.value.code == 2 and "--seed" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_mle_fit_and_priors_name_the_configuration_whose_channels_do_not_match_the_movies(tmp_path, capsys):
+    """`fit --method mle` and `estimate-priors` with a two-channel configuration and one movie said "the configuration
+    has 2 channel(s) but 1 movie(s)" without naming the configuration's file; nothing is written."""
+    import tifffile
+
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(movie, np.full((3, 16, 16), 100, dtype=np.uint16))
+    config = Path(__file__).resolve().parents[1] / "examples" / "biplane.yaml"
+    for argv, out in ((["fit", str(movie), "--method", "mle", "--config", str(config), "--out"], "x.csv"),
+                      (["estimate-priors", str(movie), "--config", str(config), "--out"], "p.yaml")):
+        assert main([*argv, str(tmp_path / out), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert f"{config}: the configuration has 2 channel(s) but 1 movie(s)" in err, err
+        assert not (tmp_path / out).exists()

@@ -36,11 +36,13 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from plexloc.config import load_config, save_config
+    from plexloc.mle.pipeline import check_movie_count
     from plexloc.mle.priors import estimate_priors
 
     check_outputs(args.out, args.json)  # before the movie is fitted, not after
     config = load_config(args.config)
     movie = args.movie[0] if len(args.movie) == 1 else args.movie
+    check_movie_count(movie, config, source=args.config)  # the error names the configuration's file
     priors, summary = estimate_priors(
         movie, config, max_frames=args.frames, device=resolve_device(args.device), progress=True
     )

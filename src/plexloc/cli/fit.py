@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "mle":
         from plexloc.config import load_config
         from plexloc.mle import fit_movie_to_file as fit_mle
+        from plexloc.mle.pipeline import check_movie_count
 
         network_only = [opt for opt, on in (
             ("--model", args.model is not None), ("--threshold", args.threshold is not None),
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         if split_view is not None:
             config = config.model_copy(update={"split_view": split_view})
         movie = args.movie[0] if len(args.movie) == 1 else [str(m) for m in args.movie]
+        check_movie_count(movie, config, source=args.config)  # the error names the configuration's file
         stats = {}
         n_rows = fit_mle(movie, config, args.out, device=device, camera=camera, progress=True, stats=stats,
                          filters=dict(min_photons=args.min_photons, max_photons=args.max_photons),

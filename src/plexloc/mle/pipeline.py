@@ -631,6 +631,17 @@ def fit_movie_to_file(
     return writer.rows
 
 
+def check_movie_count(movie, config: SimulationConfig, *, source: str | os.PathLike | None = None) -> None:
+    """One movie per channel of ``config``, or one split-view movie where it has a ``split_view`` section: an
+    :class:`InputError` naming the movies (and ``source``, the configuration's file, where the caller knows it)."""
+    paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
+    split = len(paths) == 1 and config.n_channels > 1 and config.split_view is not None
+    if not split and len(paths) != config.n_channels:
+        raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were "
+                         f"given: {', '.join(str(p) for p in paths)} (one movie per channel, or one split-view "
+                         "movie with a split_view section in the configuration)", source=source)
+
+
 class ChannelMovies:
     """The movies of a configuration's channels, opened and checked: one TIFF per channel (the same frame count and
     shape, both files named otherwise), or one split-view movie cut by the configuration's ``split_view`` boxes and
@@ -643,10 +654,7 @@ class ChannelMovies:
         self.paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
         paths = self.paths
         self.split = config.split_view if (len(paths) == 1 and config.n_channels > 1) else None
-        if self.split is None and len(paths) != config.n_channels:
-            raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were "
-                             f"given: {', '.join(str(p) for p in paths)} (one movie per channel, or one split-view "
-                             "movie with a split_view section in the configuration)")
+        check_movie_count(paths, config)
         if self.split is not None and len(self.split.boxes) != config.n_channels:
             raise InputError(f"split_view has {len(self.split.boxes)} boxes for {config.n_channels} channels",
                              source=paths[0])
