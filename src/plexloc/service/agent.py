@@ -393,10 +393,16 @@ class Agent:
         gone = []
         for folder in sorted(root.glob("plexloc-job-*")):
             try:
-                pid, started, host = (folder / _MARK).read_text().split()
-                if host != _host() or _process_start(int(pid)) == started:
-                    continue  # its worker runs, or runs elsewhere (another container sharing the folder: its pids are
-                    # not this one's)
+                pid, started, host, *rest = (folder / _MARK).read_text().split()
+                boot, pidns = (rest + ["-", "-"])[:2]  # "-": not known (a mark of 3 fields, written before these)
+                if host != _host():
+                    continue  # its worker runs elsewhere (another machine or container sharing the folder)
+                if boot == "-" or boot == _boot_id():  # else a boot since then: its process is gone, whatever its pid says
+                    if pidns != "-" and pidns != _pid_namespace():
+                        continue  # another pid namespace on this machine (a container of the same host name, as with
+                        # --network host): its pids are not this one's, its worker may well run
+                    if _process_start(int(pid)) == started:
+                        continue  # its worker runs
             except (OSError, ValueError):
                 continue  # no mark (or unreadable): not this worker's to judge
             shutil.rmtree(folder, ignore_errors=True)
@@ -447,7 +453,7 @@ class Agent:
             # it ended the worker with the job claimed (assigned until its lease ran out, an attempt used up)
             try:
                 work = Path(tempfile.mkdtemp(prefix=f"plexloc-job-{job_id}-", dir=self.work_dir))
-                (work / _MARK).write_text(f"{os.getpid()} {_process_start(os.getpid())} {_host()}")  # remove_stale_folders
+                (work / _MARK).write_text(_mark())  # remove_stale_folders
             except OSError as err:
                 raise OSError(f"cannot make the job's folder in {self.work_dir or tempfile.gettempdir()}: "
                               f"{err.strerror or err}") from None
@@ -846,6 +852,28 @@ _MARK = ".plexloc-worker"
 def _host() -> str:
     """This machine's (or container's) name, as one word."""
     return "".join(socket.gethostname().split()) or "-"
+
+
+def _boot_id() -> str:
+    """This boot of the machine (Linux: a random id per boot), or ``"-"`` when unknown."""
+    try:
+        return "".join(Path("/proc/sys/kernel/random/boot_id").read_text().split()) or "-"
+    except OSError:
+        return "-"
+
+
+def _pid_namespace() -> str:
+    """The pid namespace this process sees pids in (Linux: ``pid:[inode]``), or ``"-"`` when unknown: two containers
+    can share a host name (``--network host``) but not their pids."""
+    try:
+        return "".join(os.readlink("/proc/self/ns/pid").split()) or "-"
+    except OSError:
+        return "-"
+
+
+def _mark() -> str:
+    """The text of a job folder's :data:`_MARK`: pid, its start, host, boot and pid namespace of this worker."""
+    return f"{os.getpid()} {_process_start(os.getpid())} {_host()} {_boot_id()} {_pid_namespace()}"
 
 
 def _process_start(pid: int) -> str:
