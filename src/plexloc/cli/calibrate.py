@@ -246,13 +246,12 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.calibrate.figures import write_figures
 
     # PSF.h5 last, once the leave-one-bead-out fits, PSF.json and the figures are done: an interruption (Ctrl-C) or
-    # an error on the way used to leave PSF.h5 without its PSF.json; now this run's files go again (_all_or_none)
-    with _all_or_none() as written:
-        figs = write_figures(result, args.out, loo=loo)
-        written += figs
-        write_json(report, args.out.with_suffix(".json"))
-        written.append(args.out.with_suffix(".json"))
-        save_calibration(chip, args.out)
+    # an error on the way used to leave PSF.h5 without its PSF.json; the files are written aside first (_staged)
+    with _staged(args.out) as out:
+        figs = write_figures(result, out, loo=loo)
+        write_json(report, out.with_suffix(".json"))
+        save_calibration(chip, out)
+    figs = [args.out.with_name(f.name) for f in figs]
     print(
         f"wrote {args.out}: {cal.n_channels} channel(s), beads used {report['n_beads_used']} "
         f"({'; '.join(str(r) for r in report['beads_rejected'])})"
@@ -282,17 +281,26 @@ def _few_beads(n_used: list[int], report: dict, loo: dict | None) -> None:
 
 
 @contextlib.contextmanager
-def _all_or_none():
-    """Yield a list for the paths a block writes; if the block fails (an error, Ctrl-C) they are removed again, so
-    that no calibration is left without its report or figures."""
-    written: list[Path] = []
+def _staged(out: Path):
+    """Yield a path of ``out``'s name in a staging folder beside it, for the block to write ``out`` and its files
+    (PSF.json, figures) there; once the block is done they are moved beside ``out``, ``out`` itself last. If the block
+    fails (an error, Ctrl-C) nothing of this run is left and the files of an earlier calibration there stay as they
+    were: removing this run's files instead left an earlier PSF.h5 whose PSF.json and figures this run had replaced,
+    then removed."""
+    import os
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     try:
-        yield written
-    except BaseException:
-        for p in written:
-            with contextlib.suppress(OSError):
-                Path(p).unlink()
-        raise
+        yield stage / out.name
+        for f in sorted(stage.iterdir()):
+            if f.name != out.name:
+                os.replace(f, out.with_name(f.name))
+        os.replace(stage / out.name, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 #: rms residual (nm) of a channel's affine fit to the bead positions above which the channels are likely mismatched
@@ -390,13 +398,12 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
         if loo.get("note"):
             print(f"plexloc calibrate: note: {loo['note']}", file=sys.stderr)
     _few_beads(report["n_beads_used"], report, loo)
-    with _all_or_none() as written:  # PSF.yaml last (see run)
-        fig = write_sigma_figure(result, args.out)
-        written.append(fig)
-        write_json(report, args.out.with_suffix(".json"))
-        written.append(args.out.with_suffix(".json"))
-        with atomic_path(args.out) as tmp:
+    with _staged(args.out) as out:  # PSF.yaml last (see run)
+        fig = write_sigma_figure(result, out)
+        write_json(report, out.with_suffix(".json"))
+        with atomic_path(out) as tmp:
             tmp.write_text(f"# astigmatic PSF calibrated by: {command}\n" + yaml.safe_dump(data, sort_keys=False))
+    fig = args.out.with_name(fig.name)
     cx, cy = result.psf.c_nm
     print(f"plexloc calibrate: note: x is in focus at z = {cx:+.0f} nm, y at z = {cy:+.0f} nm (z > 0 away from the "
           "objective, slice k at (k - k0) * --z-step): if your cylindrical lens focuses them the other way round, the "
