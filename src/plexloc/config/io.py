@@ -25,11 +25,15 @@ def _is_type_label(p: Any) -> bool:
 _TYPE_LABELS = {"float", "int", "str", "bool", "none", "list", "tuple", "dict"}
 
 
-def _field_path(loc: tuple[Any, ...]) -> str:
+def _field_path(loc: tuple[Any, ...], *, user_key: bool = False) -> str:
     # drop pydantic's union tags (e.g. 'gaussian' in channels.0.psf.gaussian.sigma_nm) and union members' type
-    # labels ('constrained-float' in psf.sigma_nm.constrained-float) to keep user paths
+    # labels ('constrained-float' in psf.sigma_nm.constrained-float) to keep user paths; ``user_key``: the last part
+    # is a key the user wrote (an unknown field: 'sigma-z' is no type label)
     parts: list[str] = []
-    for p in loc:
+    for i, p in enumerate(loc):
+        if user_key and i == len(loc) - 1:
+            parts.append(str(p))
+            break
         if parts and parts[-1] in ("psf", "camera") and isinstance(p, str) and p not in ("kind",):
             # a union tag ('gaussian', 'emccd'): not a field the user wrote
             if p in _KIND_TAGS:
@@ -65,7 +69,8 @@ def _user_errors(err: ValidationError, data: Any) -> list[dict[str, Any]]:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for e in errors:  # the errors of one field's union members share the location before the first type label
         loc = e["loc"]
-        cut = next((i for i, p in enumerate(loc) if _is_type_label(p)), None)
+        keys = loc[:-1] if e["type"] == "extra_forbidden" else loc  # an unknown field's name is the user's
+        cut = next((i for i, p in enumerate(keys) if _is_type_label(p)), None)
         groups.setdefault(loc[:cut] if cut is not None else loc + (id(e),), []).append(e)
     out = []
     for members in groups.values():
@@ -85,7 +90,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], data: 
     ``data`` (what was validated), paths are the file's own (see :func:`_user_errors`)."""
     lines = []
     for e in _user_errors(err, data):
-        where = _field_path(e["loc"])
+        where = _field_path(e["loc"], user_key=e["type"] == "extra_forbidden")
         if e["type"] == "extra_forbidden":
             parent = _resolve_model(model, _model_loc(e["loc"], data))
             allowed = f"; allowed: {sorted(parent.model_fields)}" if parent is not None else ""
