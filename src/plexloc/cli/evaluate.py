@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plexloc.evaluate.metrics import evaluate_matching, match
+    from plexloc.evaluate.metrics import _check_px, evaluate_matching, match
     from plexloc.cli._common import check_outputs, write_json
     from plexloc.cli import _locs
 
@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
             print(f"warning: --max-ax {args.max_ax:g} is not used: scored in 2D (the truth has no z); --dim 3 to "
                   "match z within it", file=sys.stderr)
-    # metrics.evaluate's two steps: the matching is wanted again for the gridding's noise level below
+    # metrics.evaluate's steps (the pixel size refused before the matching): the matching is wanted again for the
+    # gridding's noise level below
+    _check_px(args.px_size)
     matching = match(truth, pred, dim=dim, max_lat_nm=args.max_lat,
                      max_ax_nm=MAX_AX_NM if args.max_ax is None else args.max_ax)
     metrics = evaluate_matching(truth, pred, matching, dim=dim, px_size_nm=args.px_size)
