@@ -59,3 +59,28 @@ def test_the_mark_a_job_folder_gets_names_boot_and_pid_namespace():
     assert boot == ag._boot_id() and ns == ag._pid_namespace()
     if os.path.exists("/proc/self/ns/pid"):
         assert ns.startswith("pid:[") and boot != "-"
+
+
+def test_a_file_refused_at_registration_is_named(tmp_path, monkeypatch):
+    """7ecea9b's 507 (the store's disk has not room) and the upload limit's 413 named the sizes but not the file: a
+    submit with several inputs said 'HTTP 507: the server's file store has 1000 bytes free, fewer than the file's
+    3145728' without saying which input. The server knows the name; it says it."""
+    import pytest
+    from service_support import LiveServer, make_service
+
+    from plexloc.service import storage as st
+    from plexloc.service.client import Client
+
+    svc = make_service(tmp_path)
+    svc.app.state.settings.max_upload_bytes = 2**20
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            with pytest.raises(Exception, match="413") as err:
+                c._post("/files", {"name": "movie_ch1.tif", "size": 2**20 + 1})
+            assert "movie_ch1.tif" in str(err.value)
+            monkeypatch.setattr(st.LocalStorage, "free_bytes", lambda self: 1000)
+            with pytest.raises(Exception, match="507") as err:
+                c._post("/files", {"name": "movie_ch0.tif", "size": 5000})
+            assert "movie_ch0.tif" in str(err.value) and "1000 bytes free" in str(err.value)
+    finally:
+        svc.app.state.engine.dispose()

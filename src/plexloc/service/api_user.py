@@ -44,16 +44,17 @@ def _own_job(session, user, job_id: str, *, lock: bool = False) -> Job:
     return job
 
 
-def check_size(request: Request, size: int) -> None:
+def check_size(request: Request, size: int, name: str) -> None:
     """413 over the server's upload limit; 507 when the local store's disk has not room for ``size`` bytes (said before
-    a byte is sent, not as an upload that fails when the disk is full)."""
+    a byte is sent, not as an upload that fails when the disk is full). Both name the file ``name`` (of a job's several
+    inputs or outputs, which one)."""
     limit = request.app.state.settings.max_upload_bytes
     if size > limit:
-        raise HTTPException(413, f"size {size} exceeds the limit of {limit} bytes")
+        raise HTTPException(413, f"{name}: size {size} exceeds the limit of {limit} bytes")
     free = getattr(request.app.state.storage, "free_bytes", None)
     if free is not None and size > (left := free()):
-        raise HTTPException(507, f"the server's file store has {left} bytes free, fewer than the file's {size}: ask the "
-                                 "server's administrator to free space")
+        raise HTTPException(507, f"{name}: the server's file store has {left} bytes free, fewer than the file's {size}: "
+                                 "ask the server's administrator to free space")
 
 
 def signed_upload(request: Request, f: File) -> UploadOut:
@@ -95,7 +96,7 @@ def my_usage(session: SessionDep, user: UserDep) -> dict[str, Any]:
 def create_file(body: FileCreate, request: Request, session: SessionDep, user: UserDep) -> UploadOut:
     """Register a file and get a signed upload URL (PUT the bytes there, in chunks with ``offset``)."""
     ops.check_file_name(body.name)
-    check_size(request, body.size)
+    check_size(request, body.size, body.name)
     fid = new_id()
     f = File(id=fid, user_id=user.id, name=body.name, size=body.size, sha256=body.sha256, storage_key=f"u/{user.id}/{fid}")
     session.add(f)

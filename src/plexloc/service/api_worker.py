@@ -136,7 +136,7 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
     """Register an output file of the job (in its user's space) and get its upload URL."""
     job = _held_job(session, worker, job_id, attempt)
     ops.check_file_name(body.name, allow_dirs=True)
-    check_size(request, body.size)
+    check_size(request, body.size, body.name)
     # one file per output name: an earlier attempt's (whose lease lapsed) or an upload begun again is replaced,
     # so that a later job, and the user's download, get this attempt's file
     for old in session.scalars(select(File).where(File.job_id == job.id, File.name == body.name)).all():
