@@ -42,10 +42,13 @@ import warnings
 from dataclasses import dataclass, field
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from plexloc.config import TrainConfig
+from plexloc.errors import InputError
 from plexloc.camera.check import NOISE_RANGE, noise_ratio  # noqa: F401  (noise_ratio: re-exported)
 from plexloc.table import LocTable
 
@@ -164,6 +167,8 @@ def check_training_domain(
     psf_shape: list | None = None,
     head_table: LocTable | None = None,
     roi_offset_px: tuple[int, int] = (0, 0),
+    cameras: Sequence | None = None,
+    movie_dtype: Any = None,
 ) -> DomainReport:
     """Compare a fitted table's photon and background estimates with the model's training ranges.
 
@@ -185,10 +190,17 @@ def check_training_domain(
 
     ``psf_shape`` and ``head_table``: the PSF-shape check's reports and the network's (unfiltered) rows of the frames
     it looked at, for :func:`bright_spot_checks` (emitters so bright that the network lost them); ``roi_offset_px``:
-    the chip pixel (x, y) of the reference image's corner, where a multi-channel model's transforms act."""
+    the chip pixel (x, y) of the reference image's corner, where a multi-channel model's transforms act.
+
+    ``cameras`` (the :class:`~plexloc.camera.models.Camera` s the movie was converted with, one per channel) and
+    ``movie_dtype`` (the movie's pixel type) sharpen two findings: a noise ratio below the accepted range reads
+    the same for a gain off by 1/r and for a baseline set too low (a baseline forgotten: photons about right, the
+    background too high), and the warning then gives the baseline that would fit, in ADU; a movie whose mean
+    pixel is below the camera's baseline (negative photons) is named as frames that are not the camera's raw
+    counts (photons or baseline-subtracted, e.g. a float32 export, or rescaled to 8 bits)."""
     report = _domain_checks(table, config, photon_over=photon_over, photon_max_fraction=photon_max_fraction,
                             bg_over=bg_over, min_localizations=min_localizations, noise=noise, noise_range=noise_range,
-                            movie_bg=movie_bg, noise_notes=noise_notes)
+                            movie_bg=movie_bg, noise_notes=noise_notes, cameras=cameras, movie_dtype=movie_dtype)
     report.checks.extend(bright_spot_checks(psf_shape, head_table, config, roi_offset_px=roi_offset_px))
     channel_cols = [c for c in report.checks if c.warning and c.kind in ("photons", "bg") and "_ch" in c.column]
     if channel_cols:
@@ -238,6 +250,8 @@ def _domain_checks(
     noise_range: tuple[float, float] = NOISE_RANGE,
     movie_bg: list[float] | None = None,
     noise_notes: list[str] | None = None,
+    cameras: Sequence | None = None,
+    movie_dtype: Any = None,
 ) -> DomainReport:
     """:func:`check_training_domain`'s checks, without warnings or the channel-order hint."""
     report = DomainReport(n=len(table))
@@ -263,12 +277,17 @@ def _domain_checks(
                 f"(accepted {noise_range[0]:g}-{noise_range[1]:g}); photons come out about {max(r, 1 / r):.2g}x too "
                 f"{'many' if r > 1 else 'few'}: check the camera's gain and e-/ADU (and baseline) against the movie"
             )
+            if r < noise_range[0]:
+                hint = _baseline_hint(r, movie_bg[c] if movie_bg and c < len(movie_bg) else None,
+                                      cameras[c] if cameras and c < len(cameras) else None)
+                if hint:
+                    chk.warning += hint
         report.checks.append(chk)
     from plexloc.train.trainer import PHOTON_SCALE_OVER_MAX  # (not at module import: train imports much)
 
     ranges = training_ranges(config)
     if len(table) == 0:
-        _movie_background(report, ranges, movie_bg, bg_over)
+        _movie_background(report, ranges, movie_bg, bg_over, movie_dtype)
         return report
     for column, (kind, lo, hi) in ranges.items():
         if column not in table.columns:
@@ -298,7 +317,7 @@ def _domain_checks(
                     "background range that covers the data"
                 )
         report.checks.append(chk)
-    _movie_background(report, ranges, movie_bg, bg_over)
+    _movie_background(report, ranges, movie_bg, bg_over, movie_dtype)
     return report
 
 
@@ -472,8 +491,34 @@ def _range_hint(config: TrainConfig, c: int, photons: float) -> str:
     return f"photon_model.channel_photons_range[{c}] up to about {photons:.3g}"
 
 
+def _baseline_hint(r: float, movie_bg: float | None, camera) -> str | None:
+    """For a noise ratio ``r`` below the accepted range: the alternative reading, a baseline set too low by the
+    signal that the camera settings predict and the noise does not show. The checked pixels hold about the movie's
+    mean signal S (photons); their noise says S * r (shot noise dominating), so the settings add S * (1 - r)
+    photons/px that are not there, which is this many ADU of baseline (the camera's own conversion). None where it
+    cannot be said (no camera, no mean, or a baseline change that would have to exceed the mean's ADU)."""
+    if movie_bg is None or camera is None or not np.isfinite(movie_bg) or movie_bg <= 0 or not 0 < r < 1:
+        return None
+    import torch
+
+    shape = tuple(getattr(camera, "map_shape", None) or ())  # an sCMOS with per-pixel maps takes whole frames
+    try:
+        hi = float(camera.expected_adu(torch.full(shape, float(movie_bg))).double().mean())
+        lo = float(camera.expected_adu(torch.full(shape, float(movie_bg) * r)).double().mean())
+    except (RuntimeError, TypeError, ValueError, AttributeError, InputError):  # no conversion to ADU to be had
+        return None
+    delta = hi - lo
+    base = getattr(camera, "baseline", None)
+    base = float(base.float().mean()) if hasattr(base, "float") else (float(base) if base is not None else None)
+    if not np.isfinite(delta) or delta <= 0:
+        return None
+    given = f" (camera.baseline {base:.4g} ADU; about {base + delta:.0f} would fit)" if base is not None else ""
+    return (f". Or, with the gain right, the camera's baseline is about {delta:.0f} ADU too low{given}: a baseline "
+            "left out or set to 0 reads as this noise ratio, with photons about right and the background too high")
+
+
 def _movie_background(report: DomainReport, ranges: dict[str, tuple[str, float, float]], movie_bg: list[float] | None,
-                      bg_over: float) -> None:
+                      bg_over: float, movie_dtype: Any = None) -> None:
     """Add a ``bg (movie)`` check per channel: the mean pixel of the movie's first frames against the lower end
     of the channel's training background range divided by ``bg_over``; warned only where the table's own ``bg``
     check did not (see :func:`check_training_domain`)."""
@@ -490,4 +535,12 @@ def _movie_background(report: DomainReport, ranges: dict[str, tuple[str, float, 
                 f"{lo:.4g}-{hi:.4g} (read off the movie's first frames, whatever the network estimates); check the "
                 "camera settings (gain, e-/ADU, baseline), or train with a background range that covers the data"
             )
+            if value < 0:  # below the baseline: not raw counts (photons, baseline subtracted, 8-bit), or baseline too high
+                kind = f"a {np.dtype(movie_dtype).name} movie" if movie_dtype is not None else "the movie"
+                chk.warning += (
+                    f". A mean below zero means the frames average less than the camera's baseline: {kind} whose "
+                    "frames are not the camera's raw counts (already photons or baseline-subtracted, as a float32 "
+                    "export is; rescaled to 8 bits), or a camera.baseline above the camera's real offset; fit the "
+                    "raw ADU movie, or give the camera that wrote these values (--camera)"
+                )
         report.checks.append(chk)

@@ -248,7 +248,8 @@ class _FitRun:
             head_table = LocTable.concat(self.head_rows) if self.head_rows else self.empty
             stats["domain"] = check_training_domain(checked, self.train_cfg, noise=noise, movie_bg=movie_bg, warn=False,
                                                     noise_notes=notes, psf_shape=self.psf_shape, head_table=head_table,
-                                                    roi_offset_px=self.check_roi_offset)
+                                                    roi_offset_px=self.check_roi_offset, cameras=self.cams,
+                                                    movie_dtype=self.dtype)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
