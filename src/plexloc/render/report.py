@@ -55,10 +55,26 @@ def gridding_noise(x_nm: np.ndarray, y_nm: np.ndarray, px_size_nm: float, *, bin
     says), since pixel gridding leaves those periods flat over a field of many pixels. NaN without rows.
 
     A ground-truth table (3,218 rows of 1,121 emitters) read 15 / 14 % at the pixel and up to 33 % here; positions
-    pulled 10 % of the way to the pixel centres read 48 % at the pixel and up to 20 % here."""
+    pulled 10 % of the way to the pixel centres read 48 % at the pixel and up to 20 % here.
+
+    Each control histogram counts the positions of whole periods from the smallest on (where the positions span at
+    least one): the part of a period left at the field's end adds to the first bins only, a deviation that is not
+    noise (a 16-pixel field of 20,000 uniform positions: level 0.108 with it against 0.066 without, its pixel
+    histograms 0.045; the level is the largest of 40 histograms: about the 95 % point)."""
     if len(x_nm) == 0:
         return float("nan")
-    return float(max(gridding_deviation(v, f * px_size_nm, bins)[1] for v in (x_nm, y_nm) for f in NOISE_PERIODS_PX))
+    return float(max(_whole_periods_deviation(np.asarray(v, dtype=np.float64), f * px_size_nm, bins)
+                     for v in (x_nm, y_nm) for f in NOISE_PERIODS_PX))
+
+
+def _whole_periods_deviation(v: np.ndarray, period_nm: float, bins: int) -> float:
+    """:func:`gridding_deviation` of ``v`` at ``period_nm``, over whole periods from ``v``'s smallest value (all of
+    ``v`` where it spans less than one)."""
+    lo = float(v.min())
+    k = np.floor((float(v.max()) - lo) / period_nm)
+    if k >= 1:
+        v = v[v < lo + k * period_nm] - lo
+    return gridding_deviation(v, period_nm, bins)[1]
 
 
 #: the widest image, in image pixels, that the report's figure shows pixel for pixel (7 inches at 100 dpi, less the
