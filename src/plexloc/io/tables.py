@@ -237,7 +237,12 @@ def _locate_bad_line(path: Path, names: Sequence[str], *, missing_ok: bool = Fal
                         raise ValueError(v)
                     float(v)
                 except ValueError:
-                    return InputError(f"line {ln}, column '{name}': value {v.strip()!r} is not a number", source=path)
+                    why = ""
+                    if v.strip().lower() in _MISSING:  # a missing value where one cannot be: say which kind of column
+                        kind = "an integer" if name in INTEGER_COLUMNS else "a required"
+                        why = f" (a missing value, which {kind} column cannot hold)"
+                    return InputError(f"line {ln}, column '{name}': value {v.strip()!r} is not a number{why}",
+                                      source=path)
     return None
 
 
@@ -273,7 +278,7 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
     if values.size == 0:
         values = np.zeros((0, len(names)))
     elif values.shape[1] != len(names):
-        located = _locate_bad_line(path, names)
+        located = _locate_bad_line(path, names, missing_ok=missing)
         raise located or InputError(
             f"rows have {values.shape[1]} values but the header names {len(names)} columns", source=path
         )
