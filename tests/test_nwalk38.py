@@ -61,3 +61,66 @@ def test_camera_maps_give_the_baseline_hint_too():
     cam = SCMOS(qe=0.8, e_per_adu=torch.full((8, 8), 0.5), baseline=torch.zeros(8, 8), read_sigma=torch.ones(8, 8))
     rep = check_training_domain(_empty(), cfg, noise=[0.5], movie_bg=[100.0], cameras=[cam], warn=False)
     assert "baseline is about 80 ADU too low" in next(c for c in rep.checks if c.column == "noise").warning
+
+
+def test_full_chip_scmos_maps_are_cut_to_a_camera_roi_movie(tmp_path):
+    """sCMOS maps measured on the full chip (plexloc calibrate-camera on full-frame darks) and a movie recorded in a
+    camera ROI: plexloc fit refused ('camera maps are (200, 180) but the movie's frames are (150, 120)') although the
+    ROI's chip position was in the movie's Micro-Manager metadata or given by --roi-offset. The maps are now cut
+    there: the same table as maps cropped by hand; without a known position, an error that asks for --roi-offset."""
+    from test_infer_review2 import _model_file, _random_model
+
+    from plexloc.config.models import SCMOSConfig
+    from plexloc.errors import InputError
+    from plexloc.infer import fit_movie
+    from plexloc.io.tiff import write_movie
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    off, gain = 100 + rng.normal(0, 5, (40, 36)), 0.5 * (1 + rng.normal(0, 0.05, (40, 36)))
+    np.save(tmp_path / "off.npy", off.astype(np.float32))
+    np.save(tmp_path / "gain.npy", gain.astype(np.float32))
+    x0, y0, h, w = 6, 4, 24, 20
+    np.save(tmp_path / "off_roi.npy", off[y0:y0 + h, x0:x0 + w].astype(np.float32))
+    np.save(tmp_path / "gain_roi.npy", gain[y0:y0 + h, x0:x0 + w].astype(np.float32))
+    write_movie(tmp_path / "roi.tif", rng.poisson(150, (6, h, w)).astype(np.uint16))
+    model = _model_file(tmp_path, _random_model(2))
+    chip = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain.npy"), baseline=str(tmp_path / "off.npy"), read_sigma=1.5)
+    roi = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain_roi.npy"), baseline=str(tmp_path / "off_roi.npy"),
+                      read_sigma=1.5)
+    stats: dict = {}
+    got = fit_movie(tmp_path / "roi.tif", model, camera=chip, roi_offset_px=(x0, y0), stats=stats)
+    assert stats["camera_maps_cut"] == [(0, (40, 36), (x0, y0), "--roi-offset")]
+    want = fit_movie(tmp_path / "roi.tif", model, camera=roi)
+    assert len(got) == len(want) > 0
+    for col in ("frame", "x_nm", "y_nm", "photons", "bg"):
+        np.testing.assert_allclose(np.asarray(got[col]), np.asarray(want[col]), rtol=1e-5, atol=1e-3)
+    with pytest.raises(InputError, match=r"do not record the camera ROI's position.*--roi-offset X Y"):
+        fit_movie(tmp_path / "roi.tif", model, camera=chip)
+    with pytest.raises(InputError, match="outside the maps"):
+        fit_movie(tmp_path / "roi.tif", model, camera=chip, roi_offset_px=(20, 4))
+
+
+def test_roi_offset_unused_by_a_one_channel_fit_is_said(tmp_path, capsys):
+    """plexloc fit --roi-offset 30 20 with a one-channel model and a camera without maps: the offset was ignored
+    without a word (positions stay relative to the frame's corner, as conventions.md has them). Now a note says so;
+    with full-chip sCMOS maps the CLI says where it cut them."""
+    from test_infer_review2 import _model_file, _random_model
+
+    from plexloc.cli.main import main
+    from plexloc.io.tiff import write_movie
+
+    torch.set_num_threads(1)
+    model = _model_file(tmp_path, _random_model(2))
+    write_movie(tmp_path / "m.tif", np.random.default_rng(0).poisson(150, (4, 16, 16)).astype(np.uint16))
+    assert main(["fit", str(tmp_path / "m.tif"), "--model", str(model), "--out", str(tmp_path / "a.csv"),
+                 "--roi-offset", "30", "20", "--device", "cpu"]) == 0
+    assert "--roi-offset was not used" in capsys.readouterr().err
+    np.save(tmp_path / "off.npy", np.full((40, 40), 100, np.float32))
+    (tmp_path / "cam.yaml").write_text(f"kind: scmos\nqe: 0.8\ne_per_adu: 0.5\nbaseline: {tmp_path / 'off.npy'}\n"
+                                       "read_sigma: 1.5\nspurious_charge: 0\n")
+    assert main(["fit", str(tmp_path / "m.tif"), "--model", str(model), "--out", str(tmp_path / "b.csv"),
+                 "--roi-offset", "3", "2", "--camera", str(tmp_path / "cam.yaml"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "sCMOS maps (40x40 px) cut to the movie's frames at chip x 3, y 2 (--roi-offset)" in err
+    assert "was not used" not in err

@@ -192,6 +192,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)
         if stats.get("roi_offset_source"):
             print(f"ROI offset {stats['roi_offset_px']} px from {stats['roi_offset_source']}", file=sys.stderr)
+        for c, shape, at, where in stats.get("camera_maps_cut") or []:
+            print(f"channel {c}'s sCMOS maps ({shape[0]}x{shape[1]} px) cut to the movie's frames at chip x {at[0]}, "
+                  f"y {at[1]} ({where})", file=sys.stderr)
+        if args.roi_offset is not None and not stats.get("roi_offset_source") and not stats.get("camera_maps_cut"):
+            print("note: --roi-offset was not used: a one-channel model's positions are relative to the movie frame's "
+                  "corner (conventions.md), and its camera has no per-pixel maps to cut", file=sys.stderr)
         if stats.get("checked_rows", n_rows) < n_rows:
             print(f"the duplicate and camera-setting checks looked at {stats['checked_rows']} localizations of random "
                   "frames", file=sys.stderr)

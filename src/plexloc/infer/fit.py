@@ -202,6 +202,7 @@ class _FitRun:
         self.alignment = None  # AlignmentReport of the first frames (several channels)
         self.psf_shape = None  # PSFShapeReport per channel of the first frames
         self.head_rows: list[LocTable] = []  # the unfiltered rows of the frames the PSF check looked at
+        self.maps_cut: list = []  # (channel, map shape, (x, y), source): sCMOS maps cut to a camera ROI's frames
         self.check_roi_offset: tuple[int, int] = (0, 0)  # chip pixel (x, y) of the reference image's corner (checks)
         self.train_cfg = None  # the model's TrainConfig (validated once), where it carries one
         self.check_seconds = 0.0  # the alignment and PSF shape checks before the fit
@@ -221,7 +222,7 @@ class _FitRun:
                      check_seconds=self.check_seconds,
                      sigma_calibration=self.factors, offset_calibration=self.offsets, photon_calibration=self.photon_scale,
                      refined_rows=self.refined, legacy_sigma=self.legacy_sigma, precision=self.precision,
-                     channels_last=self.channels_last)
+                     channels_last=self.channels_last, camera_maps_cut=self.maps_cut)
         spec, cfg = self.spec, self.cfg
         if spec.n_aux:
             stats.update(roi_offset_px=self.roi_offset, roi_offset_source=self.roi_source)
@@ -317,6 +318,12 @@ def _fit_parts(
         for c, cam in enumerate(cams):
             shape = getattr(cam, "map_shape", None)
             frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
+            if shape is not None and tuple(shape) != frame_shape and split is None:
+                cut = _cut_camera_maps(cam, readers, roi_offset_px, frame_shape, channel=c, source=paths[0])
+                if cut is not None:  # full-chip maps of a camera ROI's movie: the ROI's part of them
+                    cams[c], at, where = cut
+                    run.maps_cut.append((c, tuple(shape), at, where))
+                    continue
             if shape is not None and tuple(shape) != frame_shape:
                 what = (f"the split-view channel boxes are {frame_shape} (a split-view channel's camera maps cover its "
                         "box, cut out and flipped as the channel's image is)" if split is not None
@@ -446,6 +453,46 @@ def _fit_parts(
         run.empty = empty
 
 
+def _cut_camera_maps(cam, readers: Sequence[MovieReader], given: tuple[int, int] | None, frame_shape: tuple[int, int],
+                     *, channel: int, source) -> tuple[Camera, tuple[int, int], str] | None:
+    """An sCMOS camera whose per-pixel maps are larger than the movie's frames (maps measured on the full chip, a
+    movie recorded in a camera ROI): the camera with the maps cut to the frames at the ROI's chip position
+    (``--roi-offset``, else the movie's Micro-Manager metadata), that position and its source; None where the
+    maps are not larger. Without a known position, or where the frames at that position do not lie inside the
+    maps, an :class:`InputError` that says what to give: the maps of another region cannot be guessed (a
+    corner-aligned cut would convert every pixel with another pixel's offset and gain)."""
+    from plexloc.camera.models import SCMOS
+
+    shape = cam.map_shape
+    h, w = frame_shape
+    if not isinstance(cam, SCMOS) or shape is None or shape[0] < h or shape[1] < w:
+        return None
+    if given is not None:
+        (x0, y0), where = (int(given[0]), int(given[1])), "--roi-offset"
+    else:
+        roi = readers[0].roi_offset
+        if roi is None:
+            raise InputError(
+                f"channel {channel}'s camera maps are {tuple(shape)} (rows, columns), larger than the movie's frames "
+                f"{tuple(frame_shape)}, and the movie's metadata do not record the camera ROI's position on the chip: "
+                "give it with --roi-offset X Y (the chip column and row of the frames' corner) to cut the maps there, "
+                "or crop the maps to the movie's region", source=source)
+        (x0, y0), where = roi.px, roi.source
+    if y0 + h > shape[0] or x0 + w > shape[1]:
+        raise InputError(
+            f"channel {channel}'s camera maps are {tuple(shape)} (rows, columns) but the movie's {tuple(frame_shape)} "
+            f"frames at the ROI's chip position x {x0}, y {y0} ({where}) reach row {y0 + h}, column {x0 + w}: outside "
+            "the maps; check the ROI position (--roi-offset X Y) or the maps", source=source)
+
+    def part(t):
+        return t[y0:y0 + h, x0:x0 + w].clone() if t.ndim == 2 else t.clone()
+
+    out = SCMOS(qe=cam.qe, spurious_charge=cam.spurious_charge, e_per_adu=part(cam.e_per_adu),
+                baseline=part(cam.baseline), read_sigma=part(cam.read_sigma))
+    out.map_files = dict(getattr(cam, "map_files", {}))
+    return out, (x0, y0), where
+
+
 def _photons_reader(readers: Sequence[MovieReader], split: SplitViewConfig | None, cams: Sequence[Camera]):
     """``photons_of(a, b)``: frames ``a:b`` of every channel, cut as the fit cuts them, in photons (one ``(T, H, W)``
     tensor per channel), for the checks that look at the movie's first frames."""
@@ -547,7 +594,9 @@ def fit_movie(
         stats: a dict that receives ``frames``, ``seconds``, ``frames_per_s`` (the frames' loop: reading, network,
             extraction, writing), ``check_seconds`` (the checks of the first frames before it, a fixed cost of about
             1 s per movie on a CPU core), ``refined_rows``, ``precision`` and ``channels_last`` (the network's
-            arithmetic and layout, as the Predictor chose them); ``domain``, the
+            arithmetic and layout, as the Predictor chose them); ``camera_maps_cut``: ``(channel, map shape, (x, y),
+            source)`` for each sCMOS camera whose per-pixel maps, larger than the frames (the full chip, a movie of a
+            camera ROI), were cut at the ROI's chip position (``roi_offset_px``, else the movie's metadata); ``domain``, the
             :class:`~plexloc.infer.domain.DomainReport` of the photons and background against the model's training
             ranges (where the model carries its configuration); and, for a multi-channel model, ``roi_offset_px``,
             ``roi_offset_source``, ``duplicates`` and ``alignment``: the
