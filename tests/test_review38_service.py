@@ -84,3 +84,25 @@ def test_a_file_refused_at_registration_is_named(tmp_path, monkeypatch):
             assert "movie_ch0.tif" in str(err.value) and "1000 bytes free" in str(err.value)
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_a_stale_folder_that_cannot_be_deleted_is_not_reported_deleted(tmp_path, monkeypatch, caplog):
+    """remove_stale_folders deletes with ignore_errors (another user's folder in a shared /tmp, a busy file system)
+    and then logged 'removed' and returned the folder, which was still there."""
+    import logging
+
+    from plexloc.service import agent as ag
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = tmp_path / "work" / "plexloc-job-x"
+    folder.mkdir(parents=True)
+    (folder / ag._MARK).write_text(f"{dead.pid} 12345 {ag._host()} {ag._boot_id()} {ag._pid_namespace()}")
+    monkeypatch.setattr(ag.shutil, "rmtree", lambda *a, **k: None)  # permission denied, ignored
+    agent = _agent(tmp_path / "work")
+    try:
+        with caplog.at_level(logging.WARNING, logger=ag.log.name):
+            assert agent.remove_stale_folders() == []
+    finally:
+        agent.close()
+    assert "cannot remove" in caplog.text and "removed " not in caplog.text

@@ -406,6 +406,9 @@ class Agent:
             except (OSError, ValueError):
                 continue  # no mark (or unreadable): not this worker's to judge
             shutil.rmtree(folder, ignore_errors=True)
+            if folder.exists():  # not this user's to delete (a shared /tmp), or busy: said, not reported removed
+                log.warning("cannot remove %s (its worker, pid %s, is gone): delete it by hand", folder, pid)
+                continue
             gone.append(folder)
             log.warning("removed %s: the worker that ran its job (pid %s) is gone", folder, pid)
         return gone
