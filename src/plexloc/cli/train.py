@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config, TrainConfig)
+    if not args.resume:  # a resumed run trains on its own configuration (its maps were checked when it began)
+        _check_camera_maps(config, args.config)
     device = resolve_device(args.device)
     trainer = Trainer(config, args.out, device=device, resume=args.resume,
                       schedule={"lr": args.lr, "lr_schedule": args.lr_schedule}, init_from=args.init_from,
@@ -139,3 +141,31 @@ def run(args: argparse.Namespace) -> int:
                   f"the dyes apart (a good JI does not mean good colours); train longer (--resume --minutes M) and "
                   f"watch color_accuracy in {args.out / 'log.csv'}", file=sys.stderr)
     return 0
+
+
+def _check_camera_maps(config, source) -> None:
+    """sCMOS maps measured on the full chip (``plexloc calibrate-camera``) in a training configuration whose
+    ``frame_size`` (the training ROI) is smaller: the trainer's simulation failed with 'frame shape (40, 40) does
+    not match the sCMOS maps' shape (200, 180) ... crop them to the movie's region', advice for a movie, not for
+    training. Said here, before the model is built, with the two ways out and the maps' values for the first."""
+    from plexloc.camera import camera_from_config
+    from plexloc.errors import InputError
+
+    if getattr(config, "split_view", None) is not None:  # a channel's image is its box: the simulation checks it
+        return
+    frame = tuple(int(v) for v in config.frame_size)
+    for c, ch in enumerate(config.channels):
+        cam = camera_from_config(ch.camera)
+        shape = getattr(cam, "map_shape", None)
+        if shape is None or tuple(shape) == frame:
+            continue
+        field = "camera" if len(config.channels) == 1 else f"channels[{c}].camera"
+        files = ", ".join(f"{k}: {v}" for k, v in getattr(cam, "map_files", {}).items())
+        means = (f"e_per_adu {float(cam.e_per_adu.double().mean()):.4g}, baseline {float(cam.baseline.double().mean()):.4g}, "
+                 f"read_sigma {float(cam.read_sigma.double().pow(2).mean().sqrt()):.4g}")
+        raise InputError(
+            f"{field}: the sCMOS maps ({files}) are {shape[0]}x{shape[1]} px but frame_size, the training ROI, is "
+            f"{frame[0]}x{frame[1]}: training simulates frames of frame_size through the maps, which must cover them "
+            f"exactly. Train with the camera's scalar values instead ({means}: the maps' means, read noise their "
+            "rms) and fit the movie with --camera naming the maps' camera file (plexloc fit cuts full-chip maps to a "
+            "camera ROI's frames), or set frame_size to the maps' shape", source=source)
