@@ -151,6 +151,16 @@ def _second_bead(window: np.ndarray, background: float, double_fraction: float) 
     return float(np.median(seps)) if len(seps) >= 2 else float("nan")
 
 
+def detection_projection(stack: np.ndarray, threshold_sigma: float = 8.0) -> tuple[np.ndarray, float, float]:
+    """What :func:`detect_beads` detects beads on: the maximum over z of the median-subtracted stack smoothed in x and
+    y (1 px), its median, and the detection threshold (median + ``threshold_sigma`` robust standard deviations)."""
+    stack = np.asarray(stack, dtype=np.float64)
+    proj = ndimage.gaussian_filter(stack - float(np.median(stack)), sigma=(0.0, 1.0, 1.0)).max(axis=0)
+    med = float(np.median(proj))
+    mad = float(np.median(np.abs(proj - med))) * 1.4826
+    return proj, med, med + threshold_sigma * max(mad, 1e-9)
+
+
 def detect_beads(
     stack: np.ndarray,
     *,
@@ -177,9 +187,7 @@ def detect_beads(
     stack = np.asarray(stack, dtype=np.float64)
     nz, h, w = stack.shape
     bg = float(np.median(stack))
-    proj = ndimage.gaussian_filter(stack - bg, sigma=(0.0, 1.0, 1.0)).max(axis=0)
-    mad = float(np.median(np.abs(proj - np.median(proj)))) * 1.4826
-    thr = np.median(proj) + threshold_sigma * max(mad, 1e-9)
+    proj, _, thr = detection_projection(stack, threshold_sigma)
     half = roi_px // 2
     footprint = max(3, roi_px // 2) | 1
     is_max = (proj == ndimage.maximum_filter(proj, size=footprint, mode="nearest")) & (proj > thr)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from plexloc.calibrate.beads import WIDTH, BeadSelection, describe_rejections, detect_beads, extract_rois, window_stats
+from plexloc.calibrate.beads import WIDTH, BeadSelection, describe_rejections, detect_beads, detection_projection, extract_rois, window_stats
 from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration
 from plexloc.calibrate.register import average_aligned, register, shift_volume
 from plexloc.errors import InputError
@@ -327,16 +327,13 @@ def _none_found(stack: np.ndarray, threshold_sigma: float = 8.0) -> str:
     """Why no bead was found (``no beads left: 0 found`` said nothing more): the brightest spot of the stack's maximum
     projection against the detection threshold (:func:`plexloc.calibrate.beads.detect_beads`), in photons above the
     median."""
-    from scipy import ndimage
 
-    st = np.asarray(stack, dtype=np.float64)
-    proj = ndimage.gaussian_filter(st - float(np.median(st)), sigma=(0.0, 1.0, 1.0)).max(axis=0)
-    med = float(np.median(proj))
-    mad = float(np.median(np.abs(proj - med))) * 1.4826
+    proj, med, thr = detection_projection(stack, threshold_sigma)
     peak = float(proj.max())
-    return (f"; no spot of the maximum projection over the {st.shape[0]} slices rises above the detection threshold "
+    n_slices = np.shape(stack)[0]
+    return (f"; no spot of the maximum projection over the {n_slices} slices rises above the detection threshold "
             f"(the brightest, smoothed, is {peak - med:.3g} photons above the projection's median, the threshold "
-            f"{threshold_sigma:g} x its robust spread = {threshold_sigma * max(mad, 1e-9):.3g}): no beads in the field, "
+            f"{threshold_sigma:g} x its robust spread = {thr - med:.3g}): no beads in the field, "
             "beads too dim for the exposure, or the wrong camera settings (--camera: baseline, gain)")
 
 

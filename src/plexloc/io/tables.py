@@ -162,7 +162,6 @@ class _CsvData:
         self.names = names
         self.values = values  # (n_rows, n_cols) float64
         self.exact: dict[str, np.ndarray] = {}  # integer columns with values beyond 2**53, re-read as int64
-        self.missing = False  # some cells were empty or NA, read as NaN
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.names.index(name)]
@@ -282,9 +281,7 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
         raise located or InputError(
             f"rows have {values.shape[1]} values but the header names {len(names)} columns", source=path
         )
-    data = _CsvData(path, names, values)
-    data.missing = missing
-    return data
+    return _CsvData(path, names, values)
 
 
 _INT64_RANGE = "int64: -2**63 .. 2**63 - 1"
