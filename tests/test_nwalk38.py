@@ -147,3 +147,37 @@ def test_training_with_full_chip_maps_and_a_smaller_training_roi_says_what_to_do
     assert "are 20x18 px but frame_size, the training ROI, is 16x16" in err
     assert "e_per_adu 0.46, baseline 100, read_sigma 1.6" in err and "--camera" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_in_training_saves_and_exits_non_zero(tmp_path, capsys, monkeypatch):
+    """Ctrl-C in plexloc train saved the checkpoint and exited 0, as a finished run does: `plexloc train ... && plexloc
+    fit ...` went on to fit with the half-trained model (the walk: interrupted at step 274 of a 2-minute run, rc 0).
+    Now it exits 130 and says how to continue; --resume continues from the saved step."""
+    import yaml
+
+    from plexloc.cli.main import main
+    from plexloc.train.trainer import Trainer
+
+    torch.set_num_threads(1)
+    cam = {"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0, "e_per_adu": 45.0,
+           "baseline": 100.0, "read_sigma": 74.4}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump({**TINY_TRAIN, "camera": cam}))
+    step = Trainer.train_step
+    calls = []
+
+    def ctrl_c(self):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", ctrl_c)
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "t.yaml"), "--out", str(run), "--steps", "8", "--device", "cpu"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted at step 3" in err and "--resume" in err
+    assert (run / "checkpoint.pt").exists() and (run / "model.pt").exists()
+    monkeypatch.setattr(Trainer, "train_step", step)
+    assert main(["train", str(tmp_path / "t.yaml"), "--out", str(run), "--resume", "--steps", "6",
+                 "--device", "cpu"]) == 0
+    assert "resuming at step 3" in capsys.readouterr().out

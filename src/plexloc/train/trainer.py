@@ -748,6 +748,7 @@ class Trainer:
         t_last = time.perf_counter()
         self.model.train()
         last: dict[str, Any] = self.rows[-1] if self.rows else {}
+        self.interrupted = False  # set by a Ctrl-C (KeyboardInterrupt) that this call stopped at and saved after
         try:
             if self.segment is not None and not any(r.get("segment") == self.segment for r in self.rows):
                 # an init_from run's first call: the weights it starts from, scored on its validation set (the
@@ -788,6 +789,7 @@ class Trainer:
                         bar.set_postfix(loss=f"{last['loss']:.3g}", JI=f"{last['jaccard']:.1f}", **left, refresh=False)
                     say(format_row(last))
         except KeyboardInterrupt:
+            self.interrupted = True
             say("interrupted: saving the checkpoint")
             if self.segment is not None and not (self.run_dir / CHECKPOINT_FILE).exists():
                 # interrupted in an init_from run's seam validation, after model.pt and before the first checkpoint:
