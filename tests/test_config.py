@@ -229,7 +229,7 @@ def test_camera_yaml_finds_its_maps_next_to_it_and_names_bad_fields(tmp_path, mo
     with pytest.warns(CameraDefaultsWarning, match=r"camera.e_per_adu 45 e-/ADU, camera.baseline 100 ADU"):
         assert load_camera_config(tmp_path / "nested.yaml").em_gain == 100
     (tmp_path / "typo.yaml").write_text("kind: emccd\nem_gian: 100\n")
-    with pytest.raises(InputError, match=r"typo\.yaml: unknown field 'camera.em_gian'; allowed: .*'em_gain'"):
+    with pytest.raises(InputError, match=r"typo\.yaml: unknown field 'em_gian'; allowed: .*'em_gain'"):
         load_camera_config(tmp_path / "typo.yaml")
     (tmp_path / "none.yaml").write_text("psf: {kind: gaussian}\n")
     with pytest.raises(InputError, match="no camera in it"):
@@ -256,7 +256,7 @@ def test_camera_numbers_with_units_and_micrometre_pixels_are_refused_by_name(tmp
                            rf"{__import__('re').escape(allowed)} are not written in the value \(got '100 ADU'\)"):
             load_config(path)
         (tmp_path / "cam.yaml").write_text(yaml.safe_dump(cam))
-        with pytest.raises(InputError, match=r"camera.baseline': takes a number .*\(got '100 ADU'\)"):
+        with pytest.raises(InputError, match=r"yaml: field 'baseline': takes a number .*\(got '100 ADU'\)"):
             load_camera_config(tmp_path / "cam.yaml")
     quoted = dict(base["camera"], baseline="100")  # a number in quotes is still the number
     assert validate_config({**base, "camera": quoted}, SimulationConfig).channels[0].camera.baseline == 100.0
@@ -360,3 +360,22 @@ def test_errors_of_a_single_channel_file_name_its_own_fields_without_pydantic_ty
     with pytest.raises(InputError, match=r"field 'channels\.1\.psf\.") as ei:
         load_config(path)
     assert "constrained" not in str(ei.value)
+
+
+def test_a_camera_file_s_errors_name_its_own_fields(tmp_path):
+    """A camera file of the camera's fields alone ('kind: emccd', 'qe: 80') was validated wrapped as 'camera' and its
+    errors named 'camera.qe', a field the file does not have; a wrong kind named '<top level>'."""
+    from plexloc.config import load_camera_configs
+
+    def error(text: str) -> str:
+        path = tmp_path / "cam.yaml"
+        path.write_text(text)
+        with pytest.raises(InputError) as ei:
+            load_camera_configs(path)
+        return str(ei.value)
+
+    assert "field 'qe': Input should be less than or equal to 1 (got 80)" in error("kind: emccd\nqe: 80\n")
+    assert "field 'kind': kind 'ccd' is not one of" in error("kind: ccd\n")
+    assert "field 'camera.qe':" in error("camera: {kind: emccd, qe: 80}\n")  # the file's own 'camera' section
+    assert "(channel 1): field 'channels.1.camera.e_per_adu': must be a number > 0" in error(
+        "channels:\n  - camera: {kind: emccd}\n  - camera: {kind: scmos, e_per_adu: -1}\n")

@@ -55,17 +55,25 @@ def _wrong_type(e: dict[str, Any]) -> bool:
     return e["type"].endswith("_type") or e["type"] in _WRONG_TYPE
 
 
-def _user_errors(err: ValidationError, data: Any) -> list[dict[str, Any]]:
+def _user_errors(err: ValidationError, data: Any,
+                 relocate: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None) -> list[dict[str, Any]]:
     """pydantic's errors as the user wrote the file: a single-channel file's ``psf`` and ``camera`` (moved into
     ``channels[0]`` by the model) keep their own paths, and of a field that takes one of several types only the errors
-    that matter are kept (a -130 given for "a number or a pair of numbers": "must be > 0", not also "not a pair")."""
+    that matter are kept (a -130 given for "a number or a pair of numbers": "must be > 0", not also "not a pair").
+    ``relocate = (OLD, NEW)``: locations starting with OLD start with NEW instead (a file whose mapping was wrapped
+    before validation: a camera file's top-level ``qe`` validated as ``camera.qe``)."""
     single = isinstance(data, dict) and "channels" not in data and ("psf" in data or "camera" in data)
     errors = []
     for e in err.errors():
-        loc = tuple(e["loc"])
+        loc = model_loc = tuple(e["loc"])
         if single and loc[:2] == ("channels", 0):
             loc = loc[2:]
-        errors.append({**e, "loc": loc})
+        if relocate is not None and loc[:len(relocate[0])] == relocate[0]:
+            rest = loc[len(relocate[0]):]
+            if not relocate[1] and len(rest) > 1 and rest[0] in _KIND_TAGS:
+                rest = rest[1:]  # the union's tag ('emccd' in camera.emccd.qe), dropped after 'camera' elsewhere
+            loc = relocate[1] + rest
+        errors.append({**e, "loc": loc, "model_loc": model_loc})
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for e in errors:  # the errors of one field's union members share the location before the first type label
         loc = e["loc"]
@@ -85,31 +93,27 @@ def _user_errors(err: ValidationError, data: Any) -> list[dict[str, Any]]:
     return out
 
 
-def format_validation_error(err: ValidationError, model: type[BaseModel], data: Any = None) -> str:
+def format_validation_error(err: ValidationError, model: type[BaseModel], data: Any = None,
+                            relocate: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None) -> str:
     """One line per problem: ``field 'a.b': what is wrong (got VALUE)``; unknown fields list the allowed ones. With
-    ``data`` (what was validated), paths are the file's own (see :func:`_user_errors`)."""
+    ``data`` (what was validated), paths are the file's own (see :func:`_user_errors`, also for ``relocate``)."""
     lines = []
-    for e in _user_errors(err, data):
+    for e in _user_errors(err, data, relocate):
         where = _field_path(e["loc"], user_key=e["type"] == "extra_forbidden")
         if e["type"] == "extra_forbidden":
-            parent = _resolve_model(model, _model_loc(e["loc"], data))
+            parent = _resolve_model(model, e["model_loc"][:-1])
             allowed = f"; allowed: {sorted(parent.model_fields)}" if parent is not None else ""
             lines.append(f"unknown field '{where}'{allowed}")
         elif e["type"] == "missing":
             lines.append(f"missing field '{where}'")
         elif e["type"] == "union_tag_invalid":
             ctx = e.get("ctx", {})
+            where = f"{where}.kind" if e["loc"] else "kind"
             lines.append(f"field '{where}': kind {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
             lines.append(f"field '{where}': {msg} (got {e.get('input')!r})")
     return "; ".join(lines)
-
-
-def _model_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
-    """A location of :func:`_user_errors` back in the model's tree (a single-channel file's fields are in channels[0])."""
-    single = isinstance(data, dict) and "channels" not in data and ("psf" in data or "camera" in data)
-    return ("channels", 0) + loc if single and loc[:1] in (("psf",), ("camera",)) else loc
 
 
 def _resolve_model(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -360,17 +364,21 @@ def load_camera_configs(path: str | os.PathLike) -> list:
     for i, camera in enumerate(cameras):
         one = _resolve_relative_paths({"camera": camera}, path.parent.resolve())
         where = path if len(cameras) == 1 else f"{path} (channel {i})"
-        out.append(validate_config(one, _CameraFile, source=where).camera)
+        # the file's own field paths: 'qe' in a file of the camera's fields alone, 'channels.1.camera.qe', ...
+        own = tuple(int(p) if p.isdigit() else p for p in prefixes[i].rstrip(".").split(".") if p)
+        out.append(validate_config(one, _CameraFile, source=where, relocate=(("camera",), own)).camera)
     note_camera_defaults(list(zip(prefixes, out)), source=path)
     return out
 
 
-def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.PathLike | None = None) -> M:
-    """Validate a mapping into ``model``; failures become :class:`InputError`."""
+def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.PathLike | None = None,
+                    relocate: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None) -> M:
+    """Validate a mapping into ``model``; failures become :class:`InputError` (field paths as in
+    :func:`format_validation_error`)."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise InputError(format_validation_error(err, model, data), source=source) from None
+        raise InputError(format_validation_error(err, model, data, relocate), source=source) from None
 
 
 def _resolve_relative_paths(data: Any, base: Path) -> Any:
