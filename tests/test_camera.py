@@ -460,3 +460,17 @@ def test_the_noise_check_reads_a_low_light_emccd_right(bg):
     cam = camera_from_config(sim.config.channels[0].camera)
     ratio, note = noise_ratio_detail(cam.to_photons(adu), cam)
     assert 0.92 < ratio < 1.1 and note == "", (ratio, note)
+
+
+def test_clipping_advice_names_the_em_gain_only_for_a_camera_that_has_one():
+    """An 8-bit sCMOS movie with clipped pixels was told to "Lower the EM gain": an sCMOS has none."""
+    from plexloc.camera.check import check_camera
+
+    raw = np.full((4, 32, 32), 100, dtype=np.uint8)
+    raw[:, :4, :4] = 255  # 1.6 % of the pixels at the pixel type's maximum
+    scmos = check_camera([raw], [SCMOS()], dtype=np.uint8, adu=True, noise=False, warn=False, source="s.tif")
+    (msg,) = scmos.warnings
+    assert "sit at 255 ADU" in msg and "EM gain" not in msg and "Shorten the exposure" in msg
+    emccd = check_camera([raw], [EMCCD()], dtype=np.uint8, adu=True, noise=False, warn=False, source="e.tif")
+    assert "Lower the EM gain or the exposure" in emccd.warnings[0]
+    assert emccd.add(emccd).channels[0].em_gain and not scmos.add(scmos).channels[0].em_gain  # kept when chunks add

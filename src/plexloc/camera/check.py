@@ -171,6 +171,8 @@ class ChannelCheck:
     settings: str = ""
     #: why the noise ratio is NaN ("" where measured, or not asked for)
     noise_note: str = ""
+    #: the camera has an EM gain (the clipping advice names it; an sCMOS has none)
+    em_gain: bool = False
 
     @property
     def saturated_fraction(self) -> float:
@@ -223,8 +225,9 @@ class CameraCheck:
             out.append(
                 f"{self._where(ch.channel)}{100 * ch.saturated_fraction:.3g} % of the pixels "
                 f"({ch.saturated} of {ch.pixels}) sit at {ch.saturation_adu:.0f} ADU, the pixel type's maximum: they "
-                f"were clipped, and bright emitters come out with too few photons ({ch.settings}). Lower the EM gain "
-                "or the exposure (a simulation: raise e_per_adu)"
+                f"were clipped, and bright emitters come out with too few photons ({ch.settings}). "
+                + ("Lower the EM gain or the exposure" if ch.em_gain else "Shorten the exposure or lower the illumination")
+                + " (a simulation: raise e_per_adu)"
             )
         return out
 
@@ -257,7 +260,7 @@ class CameraCheck:
             return other
         chans = [ChannelCheck(a.channel, a.noise_ratio if np.isfinite(a.noise_ratio) else b.noise_ratio,
                               a.saturated + b.saturated, a.pixels + b.pixels, a.saturation_adu, a.settings,
-                              a.noise_note if np.isfinite(a.noise_ratio) else b.noise_note)
+                              a.noise_note if np.isfinite(a.noise_ratio) else b.noise_note, a.em_gain)
                  for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
                            self.sources)
@@ -313,7 +316,8 @@ def check_camera(
                     top = cam.to_photons(torch.full(tuple(x.shape[-2:]), level - 0.5))
                     n_sat = int((x >= top).sum())
         ratio, note = noise_ratio_detail(ph, cam, max_frames=max_frames) if noise else (math.nan, "")
-        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note))
+        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note,
+                                         getattr(cam, "em_gain", None) is not None))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)
