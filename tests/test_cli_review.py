@@ -283,3 +283,22 @@ def test_mle_fit_and_priors_name_the_configuration_whose_channels_do_not_match_t
         err = capsys.readouterr().err
         assert f"{config}: the configuration has 2 channel(s) but 1 movie(s)" in err, err
         assert not (tmp_path / out).exists()
+
+
+def test_evaluate_says_when_truth_and_predictions_look_swapped(tmp_path, capsys):
+    """`plexloc evaluate locs.csv truth.csv` (the fit first) scored silently with the two exchanged."""
+    rng = np.random.default_rng(0)
+    n = 50
+    xy = rng.uniform(0, 5000, (n, 2))
+    truth = LocTable({"frame": np.arange(n), "x_nm": xy[:, 0], "y_nm": xy[:, 1], "z_nm": np.zeros(n),
+                      "photons": np.full(n, 1000.0)})
+    fit = LocTable({"frame": np.arange(n), "x_nm": xy[:, 0] + 5, "y_nm": xy[:, 1], "z_nm": np.zeros(n),
+                    "photons": np.full(n, 1000.0), "prob": np.full(n, 0.9), "sigma_x_nm": np.full(n, 10.0),
+                    "sigma_y_nm": np.full(n, 10.0)})
+    write_csv(truth, tmp_path / "truth.csv")
+    write_csv(fit, tmp_path / "locs.csv")
+    assert main(["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "locs.csv")]) == 0
+    assert "swapped" not in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "locs.csv"), str(tmp_path / "truth.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "locs.csv has columns only a fit writes (prob, sigma_x_nm)" in err and "were the two swapped?" in err

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     # any table format by name, as the post-processing commands read them (read_table knew plexloc .csv/.h5 only)
     truth, pred = (_locs.read(argparse.Namespace(locs=path, camera_px_size=args.px_size, frame_origin=None))
                    for path in (args.truth, args.pred))
+    _warn_if_swapped(truth, pred, args.truth, args.pred)
     dim = args.dim
     if dim is None:  # a 2D truth (z 0 everywhere) scored in 3D reports an efficiency eff_3d that means nothing
         import numpy as np
@@ -118,3 +119,20 @@ def run(args: argparse.Namespace) -> int:
         data = {**metrics.to_dict(), **voxel, "truth_file": str(args.truth), "pred_file": str(args.pred)}
         write_json(data, args.json)
     return 0
+
+
+#: columns only a fit writes (a network's probability and uncertainties, an MLE fit's bounds): a truth table has none
+_FIT_COLUMNS = ("prob", "sigma_x_nm", "crlb_x_nm")
+
+
+def _warn_if_swapped(truth, pred, truth_path, pred_path) -> None:
+    """The arguments in the wrong order (`evaluate locs.csv truth.csv`) scored silently with truth and prediction
+    exchanged: recall read as precision, and the truth's count the fit's. A first table with a fit's columns and a
+    second without is said."""
+    import sys
+
+    fit_cols = [c for c in _FIT_COLUMNS if c in truth]
+    if fit_cols and not any(c in pred for c in _FIT_COLUMNS):
+        print(f"warning: the ground truth {truth_path} has columns only a fit writes ({', '.join(fit_cols)}) and the "
+              f"predictions {pred_path} have none: were the two swapped? The order is plexloc evaluate TRUTH PRED",
+              file=sys.stderr)
