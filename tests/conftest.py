@@ -127,3 +127,17 @@ TINY_TRAIN = {
     "model": {"features": 4, "depth": 1, "union_features": 4, "union_depth": 1},
     "training": {"batch_size": 4, "validate_every": 3, "validation_samples": 8, "warmup_steps": 2},
 }
+
+
+def record_rates(trainer) -> list[float]:
+    """The learning rate each later ``train_step`` of ``trainer`` uses, in order (a spy on its ``train_step``)."""
+    rates: list[float] = []
+    step = trainer.train_step
+
+    def spy():
+        out = step()
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+        return out
+
+    trainer.train_step = spy
+    return rates

@@ -8,7 +8,7 @@ import csv
 
 import pytest
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, record_rates
 
 from plexloc.cli.main import main
 from plexloc.config import TrainConfig
@@ -81,15 +81,7 @@ def test_the_seam_row_shows_the_rate_in_effect(source, tmp_path):
     that step uses (it showed training.lr, 10x the real rate with warmup_steps 10)."""
     lr, warmup = 1e-3, 10
     tr = Trainer(tiny_config(lr=lr, warmup_steps=warmup), tmp_path / "ft", init_from=source, clock_offset_min="source")
-    seen = []
-    orig = tr.train_step
-
-    def spy():
-        out = orig()
-        seen.append(tr.optimizer.param_groups[0]["lr"])
-        return out
-
-    tr.train_step = spy
+    seen = record_rates(tr)
     tr.run(steps=SOURCE_STEPS + 6)
     seam = next(r for r in tr.rows if r.get("segment") == 1)
     assert seam["step"] == SOURCE_STEPS

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, record_rates
 
 from plexloc.cli.main import main
 from plexloc.config import TrainConfig
@@ -124,15 +124,7 @@ def test_an_init_from_run_resumes(source, tmp_path):
     res = Trainer(tiny_config(), run, resume=True)
     assert res.origin == tr.origin and res.start_step == SOURCE_STEPS and res.segment == 1
     assert res.step == SOURCE_STEPS + 20 and res.elapsed_s == pytest.approx(tr.elapsed_s)
-    rates = []
-    train_step = res.train_step
-
-    def spy():
-        out = train_step()
-        rates.append(res.optimizer.param_groups[0]["lr"])
-        return out
-
-    res.train_step = spy
+    rates = record_rates(res)
     res.run(steps=SOURCE_STEPS + 40)
     assert rates[0] == pytest.approx(res.config.training.lr)  # the warm-up is not run again
     steps = [r["step"] for r in res.rows]
