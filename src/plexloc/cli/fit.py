@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
                          roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset))
         if stats.get("roi_offset_source"):
             print(f"ROI offset {list(stats['roi_offset_px'])} px from {stats['roi_offset_source']}", file=sys.stderr)
+        _say_maps_cut(stats)
         dropped = {k: v for k, v in (stats.get("dropped") or {}).items() if v}
         if dropped:  # no row leaves silently
             why = {"outside_window": "their position left the fitting window (a neighbour pulled the fit, or no spot)",
@@ -192,9 +193,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)
         if stats.get("roi_offset_source"):
             print(f"ROI offset {stats['roi_offset_px']} px from {stats['roi_offset_source']}", file=sys.stderr)
-        for c, shape, at, where in stats.get("camera_maps_cut") or []:
-            print(f"channel {c}'s sCMOS maps ({shape[0]}x{shape[1]} px) cut to the movie's frames at chip x {at[0]}, "
-                  f"y {at[1]} ({where})", file=sys.stderr)
+        _say_maps_cut(stats)
         if args.roi_offset is not None and not stats.get("roi_offset_source") and not stats.get("camera_maps_cut"):
             print("note: --roi-offset was not used: a one-channel model's positions are relative to the movie frame's "
                   "corner (conventions.md), and its camera has no per-pixel maps to cut", file=sys.stderr)
@@ -318,3 +317,10 @@ def _model_note(model, n_rows: int) -> str | None:
                 "localizations' colours as poorly: train it longer (plexloc train CONFIG --out RUN --resume --minutes M) "
                 "and watch color_accuracy in RUN/log.csv")
     return None
+
+
+def _say_maps_cut(stats: dict) -> None:
+    """Where full-chip sCMOS maps were cut to the movie's camera ROI (network and MLE fits alike)."""
+    for c, shape, at, where in stats.get("camera_maps_cut") or []:
+        print(f"channel {c}'s sCMOS maps ({shape[0]}x{shape[1]} px) cut to the movie's frames at chip x {at[0]}, "
+              f"y {at[1]} ({where})", file=sys.stderr)

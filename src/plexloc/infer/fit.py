@@ -12,6 +12,7 @@ import torch
 
 from plexloc._call import keyword_defaults
 from plexloc.camera import Camera, camera_from_config
+from plexloc.camera.models import cut_maps_to_movie
 from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
 from plexloc.camera.check import NOISE_FRAMES
@@ -319,7 +320,7 @@ def _fit_parts(
             shape = getattr(cam, "map_shape", None)
             frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
             if shape is not None and tuple(shape) != frame_shape and split is None:
-                cut = _cut_camera_maps(cam, readers, roi_offset_px, frame_shape, channel=c, source=paths[0])
+                cut = cut_maps_to_movie(cam, readers, roi_offset_px, frame_shape, channel=c, source=paths[0])
                 if cut is not None:  # full-chip maps of a camera ROI's movie: the ROI's part of them
                     cams[c], at, where = cut
                     run.maps_cut.append((c, tuple(shape), at, where))
@@ -451,46 +452,6 @@ def _fit_parts(
             empty, report = filter_localizations(empty, **filters)
             run.add_filter_report(report)
         run.empty = empty
-
-
-def _cut_camera_maps(cam, readers: Sequence[MovieReader], given: tuple[int, int] | None, frame_shape: tuple[int, int],
-                     *, channel: int, source) -> tuple[Camera, tuple[int, int], str] | None:
-    """An sCMOS camera whose per-pixel maps are larger than the movie's frames (maps measured on the full chip, a
-    movie recorded in a camera ROI): the camera with the maps cut to the frames at the ROI's chip position
-    (``--roi-offset``, else the movie's Micro-Manager metadata), that position and its source; None where the
-    maps are not larger. Without a known position, or where the frames at that position do not lie inside the
-    maps, an :class:`InputError` that says what to give: the maps of another region cannot be guessed (a
-    corner-aligned cut would convert every pixel with another pixel's offset and gain)."""
-    from plexloc.camera.models import SCMOS
-
-    shape = cam.map_shape
-    h, w = frame_shape
-    if not isinstance(cam, SCMOS) or shape is None or shape[0] < h or shape[1] < w:
-        return None
-    if given is not None:
-        (x0, y0), where = (int(given[0]), int(given[1])), "--roi-offset"
-    else:
-        roi = readers[0].roi_offset
-        if roi is None:
-            raise InputError(
-                f"channel {channel}'s camera maps are {tuple(shape)} (rows, columns), larger than the movie's frames "
-                f"{tuple(frame_shape)}, and the movie's metadata do not record the camera ROI's position on the chip: "
-                "give it with --roi-offset X Y (the chip column and row of the frames' corner) to cut the maps there, "
-                "or crop the maps to the movie's region", source=source)
-        (x0, y0), where = roi.px, roi.source
-    if y0 + h > shape[0] or x0 + w > shape[1]:
-        raise InputError(
-            f"channel {channel}'s camera maps are {tuple(shape)} (rows, columns) but the movie's {tuple(frame_shape)} "
-            f"frames at the ROI's chip position x {x0}, y {y0} ({where}) reach row {y0 + h}, column {x0 + w}: outside "
-            "the maps; check the ROI position (--roi-offset X Y) or the maps", source=source)
-
-    def part(t):
-        return t[y0:y0 + h, x0:x0 + w].clone() if t.ndim == 2 else t.clone()
-
-    out = SCMOS(qe=cam.qe, spurious_charge=cam.spurious_charge, e_per_adu=part(cam.e_per_adu),
-                baseline=part(cam.baseline), read_sigma=part(cam.read_sigma))
-    out.map_files = dict(getattr(cam, "map_files", {}))
-    return out, (x0, y0), where
 
 
 def _photons_reader(readers: Sequence[MovieReader], split: SplitViewConfig | None, cams: Sequence[Camera]):

@@ -363,6 +363,28 @@ class MLEFitter:
             for c, ch in enumerate(self.channels)
         ]
 
+    def cut_camera_maps(self, movies: "ChannelMovies", given: tuple[int, int] | None = None) -> list[tuple]:
+        """Full-chip sCMOS maps (as ``plexloc calibrate-camera`` writes them) with a camera ROI's movie: each channel's
+        maps cut to its frames at the ROI's chip position (``given``, else the movie's Micro-Manager metadata), as
+        :func:`plexloc.camera.models.cut_maps_to_movie` does for a network fit (a fit refused "frame shape (150, 120)
+        does not match the sCMOS maps' shape (200, 180)"). Returns ``(channel, map shape, (x, y), source)`` per cut
+        (a split-view movie's channels are cut from its boxes: not handled here, refused by the shape check)."""
+        from plexloc.camera.models import cut_maps_to_movie
+
+        out = []
+        if movies.split is not None:
+            return out
+        for c, ch in enumerate(self.channels):
+            shape, frame_shape = ch.camera.map_shape if hasattr(ch.camera, "map_shape") else None, movies.readers[c].frame_shape
+            if shape is None or tuple(shape) == tuple(frame_shape):
+                continue
+            cut = cut_maps_to_movie(ch.camera, movies.readers, given, tuple(frame_shape), channel=c,
+                                    source=movies.paths[c])
+            if cut is not None:
+                ch.camera, at, where = cut[0].to(self.device), cut[1], cut[2]
+                out.append((c, tuple(shape), at, where))
+        return out
+
     # --- stages -------------------------------------------------------------------------------
     def to_photons(self, frames: Sequence[np.ndarray | Tensor]) -> Tensor:
         """Raw frames (one (T, H, W) array per channel) -> photons (C, T, H, W) on the fitter's device."""
@@ -729,6 +751,9 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
             if stats is not None:
                 stats.update(roi_offset_px=tuple(options.get("roi_offset_px") or config.roi_offset_px), roi_offset_source=where)
         fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
+        cut = fitter.cut_camera_maps(movies, options.get("roi_offset_px"))
+        if stats is not None and cut:
+            stats["camera_maps_cut"] = cut
         if config.n_channels > 1:  # the first frames against the configured channel geometry, before any fit
             alignment = alignment_check(fitter, movies)
             if stats is not None:

@@ -149,6 +149,8 @@ def estimate_priors(
     tables = []
     check = None
     with ChannelMovies(movie, config) as movies:
+        if movies.readers[0].roi_offset is not None:  # full-chip sCMOS maps: the ROI in the metadata cut from them
+            fitter.cut_camera_maps(movies)
         n = movies.n
         use = min(n, max_frames)
         nb = max(1, min(blocks, use // 50 or 1))
