@@ -741,6 +741,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     with ChannelMovies(movie, config) as movies:
         paths, readers, n = movies.paths, movies.readers, movies.n
         warn_pixel_size(readers[0], config.px_size_xy_nm, what="the configuration says")
+        given_roi = options.get("roi_offset_px")  # the caller's (--roi-offset), before the metadata's fills it in
         if config.n_channels > 1:  # the transforms act in chip coordinates: where on the chip are these frames?
             if options.get("roi_offset_px") is not None:
                 where = "roi_offset_px given"
@@ -751,7 +752,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
             if stats is not None:
                 stats.update(roi_offset_px=tuple(options.get("roi_offset_px") or config.roi_offset_px), roi_offset_source=where)
         fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
-        cut = fitter.cut_camera_maps(movies, options.get("roi_offset_px"))
+        cut = fitter.cut_camera_maps(movies, given_roi)
         if stats is not None and cut:
             stats["camera_maps_cut"] = cut
         if config.n_channels > 1:  # the first frames against the configured channel geometry, before any fit
