@@ -70,24 +70,15 @@ def test_full_chip_scmos_maps_are_cut_to_a_camera_roi_movie(tmp_path):
     there: the same table as maps cropped by hand; without a known position, an error that asks for --roi-offset."""
     from test_infer_review2 import _model_file, _random_model
 
-    from plexloc.config.models import SCMOSConfig
     from plexloc.errors import InputError
     from plexloc.infer import fit_movie
     from plexloc.io.tiff import write_movie
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(3)
-    off, gain = 100 + rng.normal(0, 5, (40, 36)), 0.5 * (1 + rng.normal(0, 0.05, (40, 36)))
-    np.save(tmp_path / "off.npy", off.astype(np.float32))
-    np.save(tmp_path / "gain.npy", gain.astype(np.float32))
-    x0, y0, h, w = 6, 4, 24, 20
-    np.save(tmp_path / "off_roi.npy", off[y0:y0 + h, x0:x0 + w].astype(np.float32))
-    np.save(tmp_path / "gain_roi.npy", gain[y0:y0 + h, x0:x0 + w].astype(np.float32))
+    off, gain, (x0, y0, h, w), chip, roi = _chip_and_roi_maps(tmp_path, rng)
     write_movie(tmp_path / "roi.tif", rng.poisson(150, (6, h, w)).astype(np.uint16))
     model = _model_file(tmp_path, _random_model(2))
-    chip = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain.npy"), baseline=str(tmp_path / "off.npy"), read_sigma=1.5)
-    roi = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain_roi.npy"), baseline=str(tmp_path / "off_roi.npy"),
-                      read_sigma=1.5)
     stats: dict = {}
     got = fit_movie(tmp_path / "roi.tif", model, camera=chip, roi_offset_px=(x0, y0), stats=stats)
     assert stats["camera_maps_cut"] == [(0, (40, 36), (x0, y0), "--roi-offset")]
@@ -190,25 +181,16 @@ def test_full_chip_scmos_maps_are_cut_for_the_mle_fit_too(tmp_path):
     from pathlib import Path
 
     from plexloc.config import load_config
-    from plexloc.config.models import SCMOSConfig
     from plexloc.io.tiff import write_movie
     from plexloc.mle.pipeline import fit_movie
 
     rng = np.random.default_rng(5)
-    off, gain = 100 + rng.normal(0, 5, (40, 36)), 0.5 * (1 + rng.normal(0, 0.05, (40, 36)))
-    np.save(tmp_path / "off.npy", off.astype(np.float32))
-    np.save(tmp_path / "gain.npy", gain.astype(np.float32))
-    x0, y0, h, w = 6, 4, 24, 20
-    np.save(tmp_path / "off_roi.npy", off[y0:y0 + h, x0:x0 + w].astype(np.float32))
-    np.save(tmp_path / "gain_roi.npy", gain[y0:y0 + h, x0:x0 + w].astype(np.float32))
+    off, gain, (x0, y0, h, w), chip, roi = _chip_and_roi_maps(tmp_path, rng)
     yy, xx = np.mgrid[0:h, 0:w] + 0.5
     photons = 20.0 + 2000.0 / (2 * np.pi * 1.3**2) * np.exp(-((xx - 9.3) ** 2 + (yy - 11.6) ** 2) / (2 * 1.3**2))
     adu = rng.poisson(0.8 * np.broadcast_to(photons, (4, h, w))) / gain[y0:y0 + h, x0:x0 + w] + off[y0:y0 + h, x0:x0 + w]
     write_movie(tmp_path / "roi.tif", np.round(adu).astype(np.uint16))
     config = load_config(Path(__file__).resolve().parents[1] / "examples" / "2d_gaussian.yaml")
-    chip = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain.npy"), baseline=str(tmp_path / "off.npy"), read_sigma=1.5)
-    roi = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain_roi.npy"), baseline=str(tmp_path / "off_roi.npy"),
-                      read_sigma=1.5)
     stats: dict = {}
     got = fit_movie(tmp_path / "roi.tif", config, camera=chip, roi_offset_px=(x0, y0), stats=stats)
     assert stats["camera_maps_cut"] == [(0, (40, 36), (x0, y0), "--roi-offset")]
@@ -217,3 +199,20 @@ def test_full_chip_scmos_maps_are_cut_for_the_mle_fit_too(tmp_path):
     for col in ("frame", "x_nm", "y_nm", "photons", "bg"):
         np.testing.assert_allclose(np.asarray(got[col]), np.asarray(want[col]), rtol=1e-5, atol=1e-3)
     assert abs(float(np.median(got["x_nm"])) - 930.0) < 30 and abs(float(np.median(got["y_nm"])) - 1160.0) < 30
+
+
+def _chip_and_roi_maps(tmp_path, rng):
+    """sCMOS offset and gain maps of a 40x36-px chip (off.npy, gain.npy) and their part under a 24x20-px camera ROI at
+    chip x 6, y 4 (off_roi.npy, gain_roi.npy): the maps, (x0, y0, h, w), and a camera configuration of each."""
+    from plexloc.config.models import SCMOSConfig
+
+    off, gain = 100 + rng.normal(0, 5, (40, 36)), 0.5 * (1 + rng.normal(0, 0.05, (40, 36)))
+    np.save(tmp_path / "off.npy", off.astype(np.float32))
+    np.save(tmp_path / "gain.npy", gain.astype(np.float32))
+    x0, y0, h, w = 6, 4, 24, 20
+    np.save(tmp_path / "off_roi.npy", off[y0:y0 + h, x0:x0 + w].astype(np.float32))
+    np.save(tmp_path / "gain_roi.npy", gain[y0:y0 + h, x0:x0 + w].astype(np.float32))
+    chip = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain.npy"), baseline=str(tmp_path / "off.npy"), read_sigma=1.5)
+    roi = SCMOSConfig(qe=0.8, e_per_adu=str(tmp_path / "gain_roi.npy"), baseline=str(tmp_path / "off_roi.npy"),
+                      read_sigma=1.5)
+    return off, gain, (x0, y0, h, w), chip, roi
