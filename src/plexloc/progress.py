@@ -52,17 +52,18 @@ def progress(iterable, *, total: int | None = None, desc: str = "", unit: str = 
 
 
 @contextlib.contextmanager
-def outside_bar(bar):
-    """Write to stdout between a bar's refreshes: a tqdm bar (on a terminal, or for the job service) is cleared first and
+def outside_bar(bar, file=None):
+    """Write to ``file`` (default stdout) between a bar's refreshes: a tqdm bar (on a terminal, or for the job service) is cleared first and
     drawn again after, so that a line printed while it runs starts a line of its own where stdout and stderr are one
     stream (the service's workers read them merged: without this the bar and the line ran together)."""
+    file = sys.stdout if file is None else file
     mode = getattr(type(bar), "external_write_mode", None) if bar is not None else None
     if mode is None:
         yield
         return
-    with mode(file=sys.stdout):
+    with mode(file=file):
         yield
-        sys.stdout.flush()
+        file.flush()
 
 
 class FractionLines:
@@ -83,12 +84,6 @@ class FractionLines:
         if not force and now - self._last < self.every_s:
             return
         self._last = now
-        line = f"PLEXLOC_PROGRESS {min(max(fraction, 0.0), 1.0):.4f}"
-        mode = getattr(type(self.bar), "external_write_mode", None) if self.bar is not None else None
-        if mode is None:
-            sys.stderr.write("\r" + line + "\n")  # after a bar's unfinished line, a line of its own
-            sys.stderr.flush()
-            return
-        with mode(file=sys.stderr):
-            sys.stderr.write(line + "\n")
+        with outside_bar(self.bar, sys.stderr):  # "\r": after an unfinished line (a bar not cleared), one of its own
+            sys.stderr.write(f"\rPLEXLOC_PROGRESS {min(max(fraction, 0.0), 1.0):.4f}\n")
             sys.stderr.flush()

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                   f"steps ({trainer.elapsed_s / 60:.1f} min of training), so its per-channel photons do not yet tell "
                   f"the dyes apart (a good JI does not mean good colours); train longer (--resume --minutes M) and "
                   f"watch color_accuracy in {args.out / 'log.csv'}", file=sys.stderr)
-    if getattr(trainer, "interrupted", False):
+    if trainer.interrupted:
         # saved and resumable, but not the run asked for: a non-zero exit (130, as a shell gives a command ended by
         # Ctrl-C), so that `plexloc train ... && plexloc fit ...` stops here instead of fitting with the half-trained model
         print(f"plexloc train: interrupted at step {trainer.step}; model.pt and checkpoint.pt are saved: continue with "
