@@ -139,9 +139,26 @@ def download(
         raise InputError(f"cannot write the download: {err.strerror or err}", source=dest) from None
 
 
+def _range_start(r: httpx.Response) -> int | None:
+    """The first byte of a 206 reply's ``Content-Range: bytes START-END/TOTAL``; None when absent or unreadable."""
+    value = r.headers.get("content-range", "")
+    unit, _, spec = value.strip().partition(" ")
+    start = spec.split("-", 1)[0]
+    return int(start) if unit.lower() == "bytes" and start.isdigit() else None
+
+
+def _remove_stale_parts(dest: Path, keep: Path) -> None:
+    """Part files of earlier downloads to ``dest`` with another checksum (an older version of the file, a download
+    given up): never resumable into this one, so they would only take disk space."""
+    for old in dest.parent.glob(f".{dest.name}.*.part"):
+        if old != keep and len(old.name) == len(keep.name):
+            old.unlink(missing_ok=True)
+
+
 def _download(http: httpx.Client, url: str, dest: Path, *, sha256: str | None, retries: int) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.{(sha256 or 'x' * 12)[:12]}.part")
+    _remove_stale_parts(dest, part)
     if sha256 is None:
         part.unlink(missing_ok=True)  # no checksum: an earlier part file might be another file's
     last: Exception | None = None
@@ -158,6 +175,12 @@ def _download(http: httpx.Client, url: str, dest: Path, *, sha256: str | None, r
                     else:
                         if r.status_code == 200:  # the whole file (the store ignored the range): from the start
                             have = 0
+                        elif _range_start(r) != have:  # bytes from elsewhere than asked: appended they would corrupt
+                            r.close()  # the file; the part is dropped and the next try asks for the whole file
+                            part.unlink(missing_ok=True)
+                            raise httpx.TransportError(
+                                f"the store answered the range from byte {have} with "
+                                f"'{r.headers.get('content-range', 'no Content-Range')}'")
                         with open(part, "r+b" if have else "wb") as f:
                             f.seek(have)
                             f.truncate()
