@@ -27,7 +27,9 @@ own name (int64 for integer columns, float32 otherwise) - Picasso carries unknow
 that :func:`import_picasso` returns the table. ``sx``/``sy`` are NaN by default because our tables
 do not hold a PSF width and a made-up number would pass silently through Picasso's filters; pass
 ``psf_sigma_nm`` when you need Picasso features that use them (ellipticity filters, astigmatic z
-calibration). Missing ``bg`` is NaN for the same reason.
+calibration). Missing ``bg`` is NaN for the same reason. The sidecar lists the fields written as such
+placeholders (``PLACEHOLDERS_KEY``), so that the import leaves them out and keeps the others, also where no row
+tells (an empty table's ``bg``).
 
 Pixel convention. Picasso's Gaussian fitters integrate the model over pixel ``k`` from ``k - 0.5``
 to ``k + 0.5`` (``picasso/gaussmle.py``, ``_gaussian_integral``: ``erf((d + 0.5) ...) -
@@ -76,7 +78,7 @@ from plexloc.io._readers import IgnoredFieldWarning, hdf5_errors
 from plexloc.io.tables import check_frames
 from plexloc.table import LocTable
 
-__all__ = ["PICASSO_FIELDS", "export_picasso", "import_picasso", "picasso_sidecar_path"]
+__all__ = ["PICASSO_FIELDS", "PLACEHOLDERS_KEY", "export_picasso", "import_picasso", "picasso_sidecar_path"]
 
 #: The core Picasso fields and their dtypes, in Picasso's order.
 PICASSO_FIELDS: tuple[tuple[str, str], ...] = (
@@ -91,6 +93,11 @@ PICASSO_FIELDS: tuple[tuple[str, str], ...] = (
     ("lpy", "f4"),
 )
 _PICASSO_NAMES = {name for name, _ in PICASSO_FIELDS} | {"z"}
+#: the sidecar's record of the fields :func:`export_picasso` wrote as NaN placeholders (``bg``, ``sx``, ``sy``): an
+#: empty table cannot show whether a field is NaN in every row, so the import reads it here
+PLACEHOLDERS_KEY = "plexloc placeholder fields"
+#: the fields that may be placeholders
+_PLACEHOLDER_FIELDS = ("bg", "sx", "sy")
 
 
 def picasso_sidecar_path(path: str | os.PathLike) -> Path:
@@ -210,6 +217,8 @@ def export_picasso(
         "Pixelsize": float(px),
         "Localization precision from": f"{lpx_from}, {lpy_from}",
         "Pixel convention": "centre of pixel 0 at x = 0 (Picasso); plexloc x_nm = (x + 0.5) * Pixelsize",
+        # NaN fields that hold no value of the table (import_picasso leaves them out, whatever the rows show)
+        PLACEHOLDERS_KEY: (["sx", "sy"] if psf_sigma_nm is None else []) + ([] if "bg" in table else ["bg"]),
     }
     sidecar = picasso_sidecar_path(path)
     if Path(path).resolve() == sidecar.resolve():
@@ -237,6 +246,20 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return merged
 
 
+def _placeholders(info: dict[str, Any], path: Path) -> set[str] | None:
+    """The fields the sidecar records as :func:`export_picasso`'s NaN placeholders; None where it keeps no such
+    record (a file from Picasso itself). A record that is not a list of field names is an :class:`InputError`."""
+    if PLACEHOLDERS_KEY not in info:
+        return None
+    value = info[PLACEHOLDERS_KEY]
+    if value is None:
+        return set()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"'{PLACEHOLDERS_KEY}' must be a list of field names (of {list(_PLACEHOLDER_FIELDS)}), got "
+                         f"{value!r}", source=picasso_sidecar_path(path))
+    return set(value)
+
+
 class PixelSizeWarning(UserWarning):
     """A pixel size given for a Picasso file differs from the one its sidecar records."""
 
@@ -254,8 +277,9 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         columns itself), ``bg``; ``sx``/``sy`` become ``psf_sigma_x_nm``/``psf_sigma_y_nm`` (nm); any
         other numeric field (``net_gradient``, ``likelihood``, ``group``, ...) is kept under its name; a
         text or array field is not imported and an :class:`~plexloc.io.foreign.IgnoredFieldWarning` names it.
-        ``bg``, ``sx`` and ``sy`` that are NaN in every row (the placeholders that
-        :func:`export_picasso` writes for unknown values) give no column.
+        ``bg``, ``sx`` and ``sy`` that the sidecar lists as placeholders (``PLACEHOLDERS_KEY``, written by
+        :func:`export_picasso` for unknown values) give no column, and the others do, even with no rows; a file
+        whose sidecar has no such list (Picasso's own) drops those that are NaN in every row.
 
     Raises:
         InputError: unreadable file, no ``locs`` dataset, missing frame/x/y/photons, no pixel size.
@@ -281,8 +305,8 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
            if c in names and (locs.dtype[c].kind not in "biuf" or locs.dtype[c].shape)]
     if bad:
         raise InputError(f"field(s) {', '.join(bad)} of 'locs' must hold one number per localization", source=path)
+    info = _read_sidecar(path) or {}
     if px_size_nm is None:
-        info = _read_sidecar(path) or {}
         if "Pixelsize" not in info:
             raise InputError(
                 f"no pixel size: pass px_size_nm (--camera-px-size NM) or provide 'Pixelsize' in {picasso_sidecar_path(path).name}",
@@ -291,7 +315,6 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         px = _positive(info["Pixelsize"], "Pixelsize in the sidecar", source=path)
     else:
         px = _positive(px_size_nm, "px_size_nm", source=path)
-        info = _read_sidecar(path) or {}
         side = info.get("Pixelsize")
         if isinstance(side, (int, float)) and side > 0 and abs(side - px) > 1e-3 * side:
             warnings.warn(f"{path}: the given pixel size {px:g} nm replaces the {side:g} nm of its sidecar "
@@ -319,15 +342,21 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
     if ignored:
         warnings.warn(f"{path}: field(s) {', '.join(ignored)} of 'locs' are not one number per localization and "
                       "were not imported", IgnoredFieldWarning, stacklevel=2)
-    def known(values: np.ndarray) -> bool:  # NaN throughout: a placeholder (see export_picasso)
-        return bool(np.any(~np.isnan(values)))
+    placeholders = _placeholders(info, path)
 
-    if "bg" in names and known(col("bg")):
+    def known(name: str) -> bool:
+        """A field that holds values: not a placeholder by the sidecar's list; without the list (Picasso's own
+        file, or one written before the list), not NaN in every row (see export_picasso)."""
+        if placeholders is not None:
+            return name not in placeholders
+        return bool(np.any(~np.isnan(col(name))))
+
+    if "bg" in names and known("bg"):
         columns["bg"] = col("bg")
     for axis in ("x", "y"):
         if f"lp{axis}" in names and f"sigma_{axis}_nm" not in columns and f"crlb_{axis}_nm" not in columns:
             columns[f"sigma_{axis}_nm"] = col(f"lp{axis}") * px
-        if f"s{axis}" in names and known(col(f"s{axis}")):
+        if f"s{axis}" in names and known(f"s{axis}"):
             columns[f"psf_sigma_{axis}_nm"] = col(f"s{axis}") * px
     table = LocTable(columns, source=str(path))
     table.check_readable()
