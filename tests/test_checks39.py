@@ -87,3 +87,46 @@ def test_a_bad_placeholder_record_is_named(tmp_path):
     side.write_text(side.read_text().split(PLACEHOLDERS_KEY)[0] + f"{PLACEHOLDERS_KEY}: 7\n")
     with pytest.raises(InputError, match="placeholder fields' must be a list of field names"):
         import_picasso(path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# bright-spot check: exactly half the light recovered, and half the spots lost, are a loss
+# --------------------------------------------------------------------------------------------------------------
+def _bright_case(shares):
+    """180 in-range spots the network found, and 20,000-photon spots (2.5x the 2d_gaussian example's 8,000) to which
+    the table gives ``shares`` of their photons; the one-channel bright-spot check."""
+    import sys
+    from pathlib import Path
+
+    from plexloc.config import load_config
+    from plexloc.infer.domain import bright_spot_checks
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_bright_spots import EXAMPLES, _report_and_table
+
+    cfg = load_config(EXAMPLES / "2d_gaussian.yaml")
+    inside = np.random.default_rng(0).uniform(2000, 8000, 180)
+    bright = np.full(len(shares), 20000.0)
+    rep, table = _report_and_table(np.concatenate([inside, bright]), np.concatenate([inside, bright * np.asarray(shares)]))
+    (chk,) = bright_spot_checks([rep], table, cfg)
+    return chk
+
+
+@pytest.mark.parametrize("share, warns", [(0.49, True), (0.5, True), (0.51, False)])
+def test_exactly_half_the_light_recovered_is_a_loss(share, warns):
+    """The rule was 'less than half': a network that gave the too-bright spots exactly half their photons read 'ok'
+    (a correct one gives them two thirds or more, bench/RESULTS.md); half missing is now a loss."""
+    chk = _bright_case([share] * 20)
+    assert chk.fraction_above == pytest.approx(0.1)
+    assert (chk.warning is not None) == warns
+    if warns:
+        assert f"give them {100 * share:.0f} % of their photons" in chk.warning
+
+
+def test_half_the_bright_spots_lost_is_a_loss():
+    """10 of 20 too-bright spots lost (no light) and 10 found (1.04x): the median of an even count was the midpoint,
+    0.52, 'ok', while half the emitters were gone (with the found ones at 0.96 it read 0.48 and warned). The lower
+    median takes the lost half; 9 of 20 lost stay silent."""
+    assert _bright_case([0.0] * 10 + [1.04] * 10).warning is not None
+    assert _bright_case([0.0] * 10 + [0.96] * 10).warning is not None
+    assert _bright_case([0.0] * 9 + [1.04] * 11).warning is None

@@ -22,8 +22,8 @@ simulation drew from (:func:`training_ranges`):
   false localizations of in-range photons). The PSF-shape check's bright isolated spots of the movie's first frames
   (:mod:`plexloc.psf.check`, photons from its own Gaussian fit) are compared with the training maximum and with the
   photons the network's localizations give the same spots: where more than ``SPOT_MAX_FRACTION`` of the spots carry
-  more than ``SPOT_OVER`` times the maximum and the network accounts for less than ``SPOT_MIN_SHARE`` of their light,
-  it is a warning. Crowded movies, whose isolated-looking spots are often two emitters and read up to twice as bright,
+  more than ``SPOT_OVER`` times the maximum and the network accounts for ``SPOT_MIN_SHARE`` of their light or less
+  (the lower median over the spots: where half of them are lost, the check says so), it is a warning. Crowded movies, whose isolated-looking spots are often two emitters and read up to twice as bright,
   are told apart by that share: the network finds both emitters of such a spot. A multi-channel model's channels are
   judged one by one, each channel's spots against its own training maximum and the table's photons in that channel of
   the rows mapped into its image by the channel's transform.
@@ -69,7 +69,9 @@ SPOT_OVER = 1.5
 SPOT_MAX_FRACTION = 0.05
 #: ... at least this many, ...
 SPOT_MIN_COUNT = 10
-#: ... and the network's localizations within the spot's window carry less than this share of the spots' light (median)
+#: ... and the network's localizations within the spot's window carry this share of the spots' light or less (the
+#: lower median): exactly half is a loss (a network that finds them gave in-range spots 66-68 %), and so is half of
+#: the spots lost (the midpoint of a lost and a found spot's shares read about 0.5, "ok" by chance)
 SPOT_MIN_SHARE = 0.5
 #: not judged where more than this share of the spots are wider than one emitter (the PSF check's far fraction): in
 #: crowded frames most bright spots are several emitters, and a network trained sparser misses some of them (the
@@ -426,9 +428,9 @@ def bright_spot_checks(
 
 def _lost(share: float | None, bright: np.ndarray, frac: float, *, min_count: int, max_fraction: float,
           min_share: float) -> bool:
-    """The warning's rule: enough too-bright spots, a large enough share of them, and the network gives them too
-    little of their light."""
-    return share is not None and int(bright.sum()) >= min_count and frac > max_fraction and share < min_share
+    """The warning's rule: enough too-bright spots, a large enough share of them, and the network gives them
+    ``min_share`` of their light or less (half of it, at the default: half the light missing is a loss)."""
+    return share is not None and int(bright.sum()) >= min_count and frac > max_fraction and share <= min_share
 
 
 def _bright_warning(column: str, r, bright: np.ndarray, ph: np.ndarray, frac: float, share: float, over: float,
@@ -473,7 +475,9 @@ def _spot_check(r, column: str, lo: float, hi: float, frame: np.ndarray, x_px: n
         a, b = np.searchsorted(frame, [f, f + 1])
         near = np.hypot(x_px[a:b] - (c0 + col + 0.5), y_px[a:b] - (r0 + row + 0.5)) <= radius
         shares.append(float(p[a:b][near].sum()) / max(float(n), 1e-9))
-    share = float(np.median(shares))
+    # the lower median: with an even count, half the spots lost (share near 0) and half found no longer average to
+    # about 0.5, on either side of the threshold by chance
+    share = float(np.quantile(shares, 0.5, method="lower"))
     chk.note = f"the network gives them {100 * share:.0f} % of their photons"
     return chk, bright, ph, frac, share
 
