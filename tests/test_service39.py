@@ -74,3 +74,68 @@ def test_part_files_of_other_versions_of_the_file_are_removed(tmp_path):
     assert not old.exists()
     assert other.exists() and alike.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["locs.csv", other.name, alike.name])
+
+
+def test_per_user_quota_and_job_limit(tmp_path, capsys):
+    """A shared server had no per-user limits: one user could fill the store or queue hundreds of jobs ahead of a
+    lab's colleagues (the fair share orders claims but does not cap them). Now `serve --user-quota-gb` refuses an
+    upload past the quota and a new job once over it, `--max-active-jobs` refuses a job past the limit, each with
+    what is used and the way out; `status` shows the use, and `status JOB --delete` frees the space."""
+    from service_support import LiveServer, make_service
+
+    from plexloc.cli.main import main
+    from plexloc.service.agent import Agent
+    from plexloc.service.apps import Hardware
+    from plexloc.service.client import Client, ServiceError
+
+    svc = make_service(tmp_path, user_quota_bytes=4000, max_active_jobs=2)
+    params = tmp_path / "p.yaml"
+    params.write_text("n: 1\n")
+    big, small = tmp_path / "big.bin", tmp_path / "small.bin"
+    big.write_bytes(b"b" * 2500)
+    small.write_bytes(b"s" * 1200)
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        common = ["--server", live.url, "--token", svc.user_token]
+        submit = ["submit", "ticker", *common, "--entry", "tick", "--config", str(params), "--set", "dt=0"]
+        big_id = c.upload(big)["id"]
+        assert main(submit) == 0
+        first = capsys.readouterr().out.strip()
+        assert main(submit) == 0
+        capsys.readouterr()
+        assert main(submit) == 2  # a third job while two are queued
+        err = capsys.readouterr().err
+        assert "server (429)" in err and "you have 2 jobs queued or running" in err and "(2)" in err
+        agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=1, memory_mb=100), poll_s=0.05)
+        assert agent.run(max_jobs=2) == 2
+        agent.close()
+        use = c.usage()
+        assert 2500 < use["file_bytes"] < 3200 and use["active_jobs"] == 0  # the upload, 2 outputs and 2 logs
+        assert main(["status", *common]) == 0
+        out, err = capsys.readouterr()
+        assert len(out.splitlines()) == 2  # stdout: the jobs alone, one per line (scripts take their ids)
+        assert "GB of a 3.73e-06 GB quota; jobs queued or running: 0 of at most 2" in err
+        with pytest.raises(ServiceError) as refused:  # 2,500 + outputs and logs + 1,200 > 4,000
+            c.upload(small)
+        assert refused.value.status == 413
+        assert "small.bin: your files take" in str(refused.value.detail) and "--delete" in str(refused.value.detail)
+        bob = httpx.get(f"{live.url}/api/v1/usage", headers={"Authorization": f"Bearer {svc.other_token}"}).json()
+        assert bob["file_bytes"] == 0 and bob["quota_bytes"] == 4000  # the quota is per user
+        svc.app.state.settings.user_quota_bytes = 2000  # now over it: a new job, whose outputs would add, is refused
+        assert main(submit) == 2
+        assert "server (413)" in (err := capsys.readouterr().err) and "a new job: your files take" in err
+        svc.app.state.settings.user_quota_bytes = 4000
+        assert main(["status", first, *common, "--delete"]) == 0
+        assert capsys.readouterr().out.strip() == f"deleted {first} with its outputs and log"
+        c.delete_file(big_id)
+        assert c.usage()["file_bytes"] < 600  # the second job's output and log
+        assert c.upload(small)["size"] == 1200
+        assert main(submit) == 0
+
+
+def test_without_limits_usage_says_none(tmp_path):
+    from service_support import LiveServer, make_service
+
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live:
+        use = httpx.get(f"{live.url}/api/v1/usage", headers={"Authorization": f"Bearer {svc.user_token}"}).json()
+    assert use["quota_bytes"] is None and use["max_active_jobs"] is None and use["file_bytes"] == 0

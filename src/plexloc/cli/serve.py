@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import nonnegative_float, positive_float
+from plexloc.cli._common import nonnegative_float, positive_float, positive_int
 
 
 def add_server_options(p: argparse.ArgumentParser) -> None:
@@ -41,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "that cannot stop it; default 600)")
     p.add_argument("--max-upload-mb", type=positive_float, default=None, metavar="MB",
                    help="largest file a user or a worker may upload, MB (default 65536; $PLEXLOC_MAX_UPLOAD_BYTES)")
+    p.add_argument("--user-quota-gb", type=positive_float, default=None, metavar="GB",
+                   help="space each user's files may take (uploads, job outputs, logs), GB; an upload past it is refused "
+                        "and so is a new job once the user is over it (default: no limit; $PLEXLOC_USER_QUOTA_BYTES)")
+    p.add_argument("--max-active-jobs", type=positive_int, default=None, metavar="N",
+                   help="jobs one user may have queued or running at once; more are refused until one ends "
+                        "(default: no limit; $PLEXLOC_MAX_ACTIVE_JOBS)")
     p.set_defaults(func=run)
 
 
@@ -53,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         args, public_url=args.public_url, apps_dirs=args.apps or None, lease_s=args.lease, max_attempts=args.max_attempts,
         timeout_grace_s=args.timeout_grace,
         max_upload_bytes=None if args.max_upload_mb is None else int(args.max_upload_mb * 2**20),
+        user_quota_bytes=None if args.user_quota_gb is None else int(args.user_quota_gb * 2**30),
+        max_active_jobs=args.max_active_jobs,
     )
     app = create_app(settings)
     print(f"plexloc service on http://{args.host}:{args.port}/ (data in {settings.data_dir.resolve()})", flush=True)

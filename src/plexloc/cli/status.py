@@ -1,8 +1,10 @@
-"""``plexloc status [JOB] --server URL --token T [-v] [--log] [--cancel]``: a job's state, or a list of one's jobs."""
+"""``plexloc status [JOB] --server URL --token T [-v] [--log] [--cancel | --delete]``: a job's state, or a list of one's
+jobs (with the space one's files take, and the server's limits when it has any)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from plexloc.cli.submit import add_client_options, client_from, service_errors
@@ -14,13 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="state of a job on a plexloc service (or a list of your jobs; --cancel cancels it)",
         description="Print the job's state (queued, assigned, running, succeeded, failed, cancelled); with "
         "--verbose also stage, progress and error; with --log its log; with --cancel cancel it first (a queued job at "
-        "once, a running one when its worker next pings: its command is stopped). Without JOB: your jobs, newest first.",
+        "once, a running one when its worker next pings: its command is stopped); with --delete delete an ended job with its "
+        "outputs and log. Without JOB: your jobs, newest first, and the space your files take (against the server's "
+        "quota and job limit, when it has them).",
     )
     p.add_argument("job", nargs="?", default=None, help="job id (as plexloc submit printed it); none: list your jobs")
     add_client_options(p)
     p.add_argument("--verbose", "-v", action="store_true", help="also the stage, progress and error")
     p.add_argument("--log", action="store_true", help="also print the job's log")
     p.add_argument("--cancel", action="store_true", help="cancel the job (then print its state)")
+    p.add_argument("--delete", action="store_true",
+                   help="delete the ended job with its outputs and log (frees their space; download them first)")
     p.set_defaults(func=run)
 
 
@@ -32,6 +38,13 @@ def _list(c) -> int:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j["created_at"]))
         print(f"{j['id']}  {when}  {j['application']} {j['entry_point']:<8} {j['state']:<9} {100 * j['progress']:3.0f}%"
               + (f"  {j['error'][:80]}" if j["error"] else ""))
+    use = c.usage()
+    if "file_bytes" in use:  # older servers do not say; on stderr: stdout stays the list, a job per line, for scripts
+        quota = use.get("quota_bytes")
+        line = f"your files: {use['file_bytes'] / 2**30:.3g} GB" + (f" of a {quota / 2**30:.3g} GB quota" if quota else "")
+        if use.get("max_active_jobs"):
+            line += f"; jobs queued or running: {use['active_jobs']} of at most {use['max_active_jobs']}"
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -40,9 +53,15 @@ def run(args: argparse.Namespace) -> int:
 
     with client_from(args) as c, service_errors(args.server):
         if args.job is None:
-            if args.cancel or args.log:
-                raise InputError("--cancel and --log need a JOB")
+            if args.cancel or args.log or args.delete:
+                raise InputError("--cancel, --delete and --log need a JOB")
             return _list(c)
+        if args.delete:
+            if args.cancel or args.log:
+                raise InputError("--delete removes the job and its log: not with --cancel or --log")
+            c.delete(args.job)
+            print(f"deleted {args.job} with its outputs and log")
+            return 0
         job = c.cancel(args.job) if args.cancel else c.job(args.job)
         print(job["state"] + (" (cancel requested: the worker stops it at its next ping)"
                               if args.cancel and job.get("cancel_requested") and job["state"] != "cancelled" else ""))

@@ -71,14 +71,55 @@ def signed_download(request: Request, f: File) -> str:
     )
 
 
+def _user_bytes(session, user) -> int:
+    from sqlalchemy import func
+
+    return int(session.execute(select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user.id)).scalar_one())
+
+
+def _active_jobs(session, user) -> int:
+    from sqlalchemy import func
+
+    live = [s.value for s in JobState if not s.terminal]
+    return int(session.execute(select(func.count(Job.id)).where(Job.user_id == user.id, Job.state.in_(live))).scalar_one())
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.3g} GB"
+
+
+def check_quota(request: Request, session, user, size: int, name: str) -> None:
+    """413 when a new file of ``size`` bytes would take the user past the server's per-user quota (their uploads, job
+    outputs and logs together); ``size`` 0 (a new job) is refused once they are already over it, since its outputs
+    would add to it. The message gives what they use, the quota, and the way out."""
+    quota = request.app.state.settings.user_quota_bytes
+    if quota is None:
+        return
+    used = _user_bytes(session, user)
+    if used + size > quota or (size == 0 and used >= quota):
+        need = f"; {name} needs {_gb(size)} more" if size else ""
+        raise HTTPException(413, f"{name}: your files take {_gb(used)} of your quota of {_gb(quota)}{need}: delete files "
+                                 "or ended jobs you no longer need (plexloc status --delete JOB, or the web page), or ask "
+                                 "the server's administrator for a larger quota (plexloc serve --user-quota-gb)")
+
+
+def check_active_jobs(request: Request, session, user) -> None:
+    """429 when the user already has the server's limit of jobs queued or running."""
+    limit = request.app.state.settings.max_active_jobs
+    if limit is not None and (n := _active_jobs(session, user)) >= limit:
+        raise HTTPException(429, f"you have {n} jobs queued or running, the most this server allows one user "
+                                 f"({limit}): submit again once one has ended (plexloc status lists them)")
+
+
 @router.get("/me")
 def me(user: UserDep) -> dict[str, Any]:
     return {"id": user.id, "name": user.name, "group": user.group}
 
 
 @router.get("/usage")
-def my_usage(session: SessionDep, user: UserDep) -> dict[str, Any]:
-    """The caller's jobs and the compute they used (CPU and GPU seconds), by application."""
+def my_usage(request: Request, session: SessionDep, user: UserDep) -> dict[str, Any]:
+    """The caller's jobs and the compute they used (CPU and GPU seconds), by application; the bytes their files take
+    and the server's quota (None: no limit); their jobs not yet ended and the most they may have."""
     from sqlalchemy import func
 
     q = (
@@ -88,7 +129,10 @@ def my_usage(session: SessionDep, user: UserDep) -> dict[str, Any]:
     )
     by_app = {a: {"jobs": n, "cpu_seconds": float(c), "gpu_seconds": float(g)} for a, n, c, g in session.execute(q)}
     total = {k: sum(v[k] for v in by_app.values()) for k in ("jobs", "cpu_seconds", "gpu_seconds")}
-    return {**total, "by_application": by_app}
+    settings = request.app.state.settings
+    limits = {"file_bytes": _user_bytes(session, user), "quota_bytes": settings.user_quota_bytes,
+              "active_jobs": _active_jobs(session, user), "max_active_jobs": settings.max_active_jobs}
+    return {**total, **limits, "by_application": by_app}
 
 
 # -- files ---------------------------------------------------------------------------------------------
@@ -97,6 +141,7 @@ def create_file(body: FileCreate, request: Request, session: SessionDep, user: U
     """Register a file and get a signed upload URL (PUT the bytes there, in chunks with ``offset``)."""
     ops.check_file_name(body.name)
     check_size(request, body.size, body.name)
+    check_quota(request, session, user, body.size, body.name)
     fid = new_id()
     f = File(id=fid, user_id=user.id, name=body.name, size=body.size, sha256=body.sha256, storage_key=f"u/{user.id}/{fid}")
     session.add(f)
@@ -195,6 +240,8 @@ def validate_application(user: UserDep, text: Annotated[str, Body(media_type="te
 # -- jobs -----------------------------------------------------------------------------------------------
 @router.post("/jobs", status_code=201)
 def create_job(body: JobCreate, request: Request, session: SessionDep, user: UserDep) -> JobOut:
+    check_active_jobs(request, session, user)
+    check_quota(request, session, user, 0, "a new job")
     job = ops.submit(
         session,
         user,
@@ -232,6 +279,8 @@ def cancel_job(job_id: str, session: SessionDep, user: UserDep) -> JobOut:
 
 @router.post("/jobs/{job_id}/rerun", status_code=201)
 def rerun_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -> JobOut:
+    check_active_jobs(request, session, user)
+    check_quota(request, session, user, 0, "a new job")
     new = ops.rerun(session, user, request.app.state.registry, _own_job(session, user, job_id))
     session.flush()
     return job_out(new)

@@ -143,6 +143,10 @@ class Client:
     def delete(self, job_id: str) -> None:
         check(self.http.delete(f"/jobs/{_q(job_id)}"))
 
+    def usage(self) -> dict[str, Any]:
+        """Jobs and compute used; bytes of one's files against the quota; jobs not ended against the limit."""
+        return self._get("/usage")
+
     def log(self, job_id: str, after: int = 0) -> dict[str, Any]:
         return self._get(f"/jobs/{_q(job_id)}/log", after=after)
 

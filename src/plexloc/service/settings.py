@@ -28,6 +28,9 @@ class Settings(BaseModel):
     max_attempts: int = 3  # claims of one job before it fails for good
     url_ttl_s: int = 3600  # life of a signed URL
     max_upload_bytes: int = 64 * 1024**3
+    # per user (None: no limit): bytes of all their files (uploads, job outputs and logs), and jobs not yet ended
+    user_quota_bytes: int | None = Field(default=None, ge=0)
+    max_active_jobs: int | None = Field(default=None, ge=1)
     sweep_interval_s: float = 5.0  # stale-lease sweeper period (0: no background sweeper)
     # a claimed job still held this long past its timeout_s is ended by the server (downloads and uploads
     # are outside the worker's own limit, which counts the command alone)
@@ -46,7 +49,7 @@ class Settings(BaseModel):
     def from_env(cls, **overrides) -> "Settings":
         """``PLEXLOC_DATA_DIR``, ``PLEXLOC_DB``, ``PLEXLOC_STORAGE``, ``PLEXLOC_SECRET``,
         ``PLEXLOC_PUBLIC_URL``, ``PLEXLOC_LEASE_S``, ``PLEXLOC_MAX_ATTEMPTS``, ``PLEXLOC_TIMEOUT_GRACE_S``,
-        ``PLEXLOC_MAX_UPLOAD_BYTES``; ``overrides`` that are
+        ``PLEXLOC_MAX_UPLOAD_BYTES``, ``PLEXLOC_USER_QUOTA_BYTES``, ``PLEXLOC_MAX_ACTIVE_JOBS``; ``overrides`` that are
         not None win."""
         env = os.environ
         values: dict = {}
@@ -60,6 +63,8 @@ class Settings(BaseModel):
             ("max_attempts", "PLEXLOC_MAX_ATTEMPTS"),
             ("timeout_grace_s", "PLEXLOC_TIMEOUT_GRACE_S"),
             ("max_upload_bytes", "PLEXLOC_MAX_UPLOAD_BYTES"),
+            ("user_quota_bytes", "PLEXLOC_USER_QUOTA_BYTES"),
+            ("max_active_jobs", "PLEXLOC_MAX_ACTIVE_JOBS"),
             ("smtp_host", "PLEXLOC_SMTP_HOST"),
             ("smtp_port", "PLEXLOC_SMTP_PORT"),
             ("smtp_from", "PLEXLOC_SMTP_FROM"),
