@@ -56,6 +56,8 @@ def test_upload_submit_watch_download_in_a_browser(tmp_path):
             page.click("#upload")
             page.wait_for_selector("#upload-status:has-text('uploaded')")
             page.wait_for_selector("#files td:has-text('notes.txt')")
+            page.wait_for_selector("#usage:has-text('your files: ')")  # the space used (no quota on this server)
+            assert "quota" not in page.inner_text("#usage")
             # choose the application and entry point, fill its parameters, submit
             page.select_option("#app", "ticker")
             page.select_option("#entry", "picture")

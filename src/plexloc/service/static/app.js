@@ -64,6 +64,10 @@ async function refreshFiles() {
     el("td", {}, el("button", { textContent: "delete", onclick: () => api("DELETE", `/files/${f.id}`).then(refreshFiles).catch(showError) })),
   )));
   renderSlots();
+  const use = await api("GET", "/usage");  // the space one's files take, against the server's limits when it has them
+  $("usage").textContent = "your files: " + fmtSize(use.file_bytes)
+    + (use.quota_bytes ? " of a " + fmtSize(use.quota_bytes) + " quota" : "")
+    + (use.max_active_jobs ? `; jobs queued or running: ${use.active_jobs} of at most ${use.max_active_jobs}` : "");
 }
 
 // ---- applications and the job form ----------------------------------------------------------------
