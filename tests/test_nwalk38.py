@@ -117,11 +117,11 @@ def test_roi_offset_unused_by_a_one_channel_fit_is_said(tmp_path, capsys):
     assert "was not used" not in err
 
 
-def test_training_with_full_chip_maps_and_a_smaller_training_roi_says_what_to_do(tmp_path, capsys):
-    """A microscope YAML naming the camera file of plexloc calibrate-camera (200x180 per-pixel maps of the full chip)
-    with the training ROI frame_size 40x40: plexloc train failed in the simulation with 'frame shape (40, 40) does
-    not match the sCMOS maps' shape (200, 180) ... crop them to the movie's region'. Now refused before anything is
-    built, with the maps' scalar values to train with and the fit that takes the maps; nothing written."""
+def test_training_with_maps_smaller_than_the_training_roi_says_what_to_do(tmp_path, capsys):
+    """A microscope YAML naming the camera file of plexloc calibrate-camera with frame_size larger than the maps:
+    refused before anything is built, naming the camera field, the map files and both shapes; nothing written.
+    (Until 2026-12-07 maps larger than frame_size were refused here too; the training now cuts them per sample:
+    tests/test_scmos_crops39.py.)"""
     import yaml
 
     from plexloc.cli.main import main
@@ -130,13 +130,13 @@ def test_training_with_full_chip_maps_and_a_smaller_training_roi_says_what_to_do
     np.save(tmp_path / "var.npy", np.full((20, 18), 2.56, np.float32))
     (tmp_path / "cam.yaml").write_text("kind: scmos\nqe: 0.8\ne_per_adu: 0.46\nbaseline: off.npy\n"
                                        "read_variance: var.npy\nspurious_charge: 0\n")
-    cfg = {**TINY_TRAIN, "camera": "cam.yaml"}
+    cfg = {**TINY_TRAIN, "camera": "cam.yaml", "frame_size": [24, 16]}
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["train", str(tmp_path / "train.yaml"), "--out", str(tmp_path / "run"), "--steps", "1",
                  "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert "are 20x18 px but frame_size, the training ROI, is 16x16" in err
-    assert "e_per_adu 0.46, baseline 100, read_sigma 1.6" in err and "--camera" in err
+    assert "camera: the sCMOS maps (baseline: " in err and "off.npy" in err and "var.npy" in err
+    assert "are 20x18 px (rows x columns) but frame_size, the simulated frame (the training ROI), is 24x16" in err
     assert not (tmp_path / "run").exists()
 
 

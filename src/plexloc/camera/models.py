@@ -118,6 +118,11 @@ class SCMOS(Camera):
 
     ``e_per_adu``, ``baseline`` (ADU) and ``read_sigma`` (e-) may be scalars or per-pixel maps of the frame
     shape (H, W); maps broadcast over leading batch dimensions.
+
+    Maps larger than the frames (measured on the full chip, ``plexloc calibrate-camera``) are cut per frame where
+    ``map_offset_px`` is given: (N, 2) chip pixel (x, y) of each frame's corner, one per entry of the frames' first
+    dimension (N, ...); a frame's remaining leading dimensions (a sample's temporal window) share its cut
+    (:meth:`cut_maps`). Training draws a random cut per sample (:class:`plexloc.simulation.BatchGenerator`).
     """
 
     kind = "scmos"
@@ -160,23 +165,68 @@ class SCMOS(Camera):
                              "maps cover the camera region they were measured on; crop them to the movie's region "
                              "(or measure them there: plexloc calibrate-camera)")
 
-    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        self._check_shape(photons)
+    def cut_maps(self, map_offset_px: Tensor, frame_shape: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
+        """(e_per_adu, baseline, read_sigma) under N frames of ``frame_shape`` (H, W) whose corners sit at
+        ``map_offset_px`` (N, 2) integer chip pixels (x, y): each an (N, H, W) cut where it is a map, the scalar where
+        it is one. One gather for all N frames (rows ``y0 + i``, columns ``x0 + j``), no loop over them. The offsets
+        must keep every frame inside the maps (checked for tensors on the CPU; a CUDA caller draws them inside, as
+        :meth:`plexloc.simulation.BatchGenerator.sample_map_offsets` does)."""
+        shape = self.map_shape
+        if shape is None:
+            return self.e_per_adu, self.baseline, self.read_sigma
+        h, w = int(frame_shape[0]), int(frame_shape[1])
+        if map_offset_px.ndim != 2 or map_offset_px.shape[1] != 2:
+            raise ValueError(f"map_offset_px must be (N, 2) chip pixels (x, y), got shape {tuple(map_offset_px.shape)}")
+        off = map_offset_px.to(device=self.baseline.device, dtype=torch.int64)
+        if off.device.type == "cpu" and off.numel() and (
+                bool((off < 0).any()) or int(off[:, 0].max()) + w > shape[1] or int(off[:, 1].max()) + h > shape[0]):
+            raise InputError(f"sCMOS map cut: frames of {h}x{w} px at chip offsets (x, y) from "
+                             f"{off.min(0).values.tolist()} to {off.max(0).values.tolist()} reach outside the "
+                             f"{shape[0]}x{shape[1]} maps")
+        rows = (off[:, 1:2] + torch.arange(h, device=off.device))[:, :, None]  # (N, H, 1)
+        cols = (off[:, 0:1] + torch.arange(w, device=off.device))[:, None, :]  # (N, 1, W)
+        return tuple(t[rows, cols] if t.ndim == 2 else t for t in (self.e_per_adu, self.baseline, self.read_sigma))
+
+    def _maps(self, x: Tensor, map_offset_px: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """The maps that apply to frames ``x`` (N, ..., H, W): the camera's own (checked against the frames' shape)
+        without ``map_offset_px``, else each frame's cut, shaped to broadcast over the frames' middle dimensions."""
+        if map_offset_px is None:
+            self._check_shape(x)
+            return self.e_per_adu, self.baseline, self.read_sigma
+        if map_offset_px.shape[0] != x.shape[0] or x.ndim < 3:
+            raise ValueError(f"map_offset_px has {map_offset_px.shape[0]} offsets for frames of shape {tuple(x.shape)} "
+                             "(one per entry of the first dimension)")
+        middle = (1,) * (x.ndim - 3)
+        return tuple(t.reshape(t.shape[0], *middle, *t.shape[1:]) if t.ndim == 3 else t
+                     for t in self.cut_maps(map_offset_px, tuple(x.shape[-2:])))
+
+    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None,
+                map_offset_px: Tensor | None = None) -> Tensor:
+        e_per_adu, baseline, read_sigma = self._maps(photons, map_offset_px)
         electrons = F.poisson(self.qe * photons + self.spurious_charge, generator=generator)
         noise = torch.randn(electrons.shape, generator=generator, device=electrons.device, dtype=electrons.dtype)
-        return F.quantise_adu((electrons + self.read_sigma * noise) / self.e_per_adu + self.baseline)
+        return F.quantise_adu((electrons + read_sigma * noise) / e_per_adu + baseline)
 
-    def expected_adu(self, photons: Tensor) -> Tensor:
-        self._check_shape(photons)
-        return (self.qe * photons + self.spurious_charge) / self.e_per_adu + self.baseline
+    def expected_adu(self, photons: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+        e_per_adu, baseline, _ = self._maps(photons, map_offset_px)
+        return (self.qe * photons + self.spurious_charge) / e_per_adu + baseline
 
-    def to_photons_(self, x: Tensor) -> Tensor:  # ((adu - baseline) * e_per_adu - spurious_charge) / qe
-        self._check_shape(x)
-        return x.sub_(self.baseline).mul_(self.e_per_adu).sub_(self.spurious_charge).div_(self.qe)
+    def to_photons(self, adu: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+        """Photons (float32, a new tensor) from ADU of any dtype; ``map_offset_px`` as in :meth:`forward`."""
+        return self.to_photons_(adu.to(torch.float32, copy=True), map_offset_px=map_offset_px)
 
-    def noise_variance_photons(self, photons: Tensor) -> Tensor:
+    def to_photons_(self, x: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+        # ((adu - baseline) * e_per_adu - spurious_charge) / qe
+        e_per_adu, baseline, _ = self._maps(x, map_offset_px)
+        return x.sub_(baseline).mul_(e_per_adu).sub_(self.spurious_charge).div_(self.qe)
+
+    def noise_variance_photons(self, photons: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+        if map_offset_px is None:
+            e_per_adu, read_sigma = self.e_per_adu, self.read_sigma
+        else:
+            e_per_adu, _, read_sigma = self._maps(photons, map_offset_px)
         electrons = self.qe * photons + self.spurious_charge
-        read = self.read_sigma**2 + self.e_per_adu**2 / 12.0
+        read = read_sigma**2 + e_per_adu**2 / 12.0
         return (electrons + read) / self.qe**2
 
 

@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
               f"and schedule; {clock}")
         for note in trainer.init_notes:
             print(f"note: {note}")
+    if (line := _map_crop_line(trainer.sim)) is not None:
+        print(line)
     t = trainer.config.training
     print(f"learning rate {t.lr:g}, schedule {t.lr_schedule}" + (f" (to {t.min_lr:g})" if t.lr_schedule == "cosine" else ""))
     last = trainer.run(steps=args.steps, minutes=args.minutes, progress=progress, log=print)
@@ -150,28 +152,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_camera_maps(config, source) -> None:
-    """sCMOS maps measured on the full chip (``plexloc calibrate-camera``) in a training configuration whose
-    ``frame_size`` (the training ROI) is smaller: the trainer's simulation failed with 'frame shape (40, 40) does
-    not match the sCMOS maps' shape (200, 180) ... crop them to the movie's region', advice for a movie, not for
-    training. Said here, before the model is built, with the two ways out and the maps' values for the first."""
+    """sCMOS maps smaller than ``frame_size`` (the training ROI) in either axis, refused before the model is built,
+    naming the camera field, the map files and both shapes (:func:`plexloc.simulation.simulator.camera_map_crops`).
+    Maps larger than it (the full chip's, from ``plexloc calibrate-camera``) train: each sample takes a random cut of
+    them (said at the start: :func:`_map_crop_line`)."""
     from plexloc.camera import camera_from_config
-    from plexloc.errors import InputError
+    from plexloc.simulation.simulator import camera_map_crops
 
-    if getattr(config, "split_view", None) is not None:  # a channel's image is its box: the simulation checks it
-        return
-    frame = tuple(int(v) for v in config.frame_size)
-    for c, ch in enumerate(config.channels):
-        cam = camera_from_config(ch.camera)
-        shape = getattr(cam, "map_shape", None)
-        if shape is None or tuple(shape) == frame:
-            continue
-        field = "camera" if len(config.channels) == 1 else f"channels[{c}].camera"
-        files = ", ".join(f"{k}: {v}" for k, v in getattr(cam, "map_files", {}).items())
-        means = (f"e_per_adu {float(cam.e_per_adu.double().mean()):.4g}, baseline {float(cam.baseline.double().mean()):.4g}, "
-                 f"read_sigma {float(cam.read_sigma.double().pow(2).mean().sqrt()):.4g}")
-        raise InputError(
-            f"{field}: the sCMOS maps ({files}) are {shape[0]}x{shape[1]} px but frame_size, the training ROI, is "
-            f"{frame[0]}x{frame[1]}: training simulates frames of frame_size through the maps, which must cover them "
-            f"exactly. Train with the camera's scalar values instead ({means}: the maps' means, read noise their "
-            "rms) and fit the movie with --camera naming the maps' camera file (plexloc fit cuts full-chip maps to a "
-            "camera ROI's frames), or set frame_size to the maps' shape", source=source)
+    camera_map_crops(config, [camera_from_config(ch.camera) for ch in config.channels], source=source)
+
+
+def _map_crop_line(sim) -> str | None:
+    """The line that says which channels' sCMOS maps the training cuts per sample (maps larger than frame_size)."""
+    crops = sim.map_crops()
+    if not crops:
+        return None
+    h, w = sim.frame_shape
+    shapes = ", ".join(("" if sim.n_channels == 1 else f"channel {c} ") + f"{mh}x{mw} px"
+                       for c, (mh, mw) in crops.items())
+    return (f"sCMOS maps ({shapes}) larger than frame_size {h}x{w}: each training sample takes its own random cut of "
+            "them, so the model learns the chip's per-pixel noise and fits any camera ROI of it")

@@ -29,6 +29,10 @@ class Batch:
         target_color: (B, K) colour index.
         roi_offset_px: (B, 2) chip pixel (x, y) at each sample's ROI corner (sampled over the chip when the
             configuration's ``chip_size_px`` exceeds the frame; else its ``roi_offset_px``).
+        map_offset_px: (B, C, 2) int64 pixel (x, y) of each sample's corner on channel c's sCMOS maps, where a
+            channel's maps are larger than the frame (:meth:`BatchGenerator.sample_map_offsets`; 0 for the other
+            channels); None where no channel's are. The frames were simulated through those cuts of the maps, and
+            convert to photons through them (:func:`plexloc.train.validation.batch_photons`).
     """
 
     frames: Tensor
@@ -38,9 +42,10 @@ class Batch:
     target_mask: Tensor
     target_color: Tensor
     roi_offset_px: Tensor
+    map_offset_px: Tensor | None = None
 
     def to(self, device) -> Batch:
-        return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+        return Batch(*(None if (v := getattr(self, f)) is None else v.to(device) for f in self.__dataclass_fields__))
 
 
 class BatchGenerator:
@@ -58,6 +63,11 @@ class BatchGenerator:
             image per sample (registration jitter: the model learns to tolerate a calibration slightly off).
         density_range_per_um2: ``(lo, hi)`` emitters/µm²: each sample's density drawn log-uniformly from this range
             instead of the simulator's one density (a network that sees sparse and crowded samples alike).
+
+    sCMOS per-pixel maps larger than the frame (the full chip's, from ``plexloc calibrate-camera``, and a smaller
+    training ROI ``frame_size``) are cut at a random position per sample, as DECODE does (Speiser et al. 2021): the
+    network sees the chip's own spread of offsets, gains and read noise (its hot pixels included) and fits any ROI of
+    the chip. Maps smaller than the frame are refused here (:func:`~plexloc.simulation.simulator.camera_map_crops`).
     """
 
     def __init__(
@@ -85,6 +95,7 @@ class BatchGenerator:
         self.min_target_photons = float(min_target_photons)
         self.margin_px, self.transform_jitter_nm = float(margin_px), float(transform_jitter_nm)
         self.generator = torch.Generator(device=simulator.device).manual_seed(seed)
+        self.map_crops = simulator.map_crops()  # {channel: map shape} of the maps cut per sample
 
     def __call__(self) -> Batch:
         sim, b, t = self.simulator, self.batch_size, self.window
@@ -99,10 +110,13 @@ class BatchGenerator:
                 per_sample = per_sample * self.transform_jitter_nm
                 per_sample[0] = 0.0  # the reference defines the coordinates
                 shift = per_sample[:, em.frame_ix // t]
+            map_offset = self.sample_map_offsets(b)  # (B, C, 2); drawn only where a channel's maps are cut
             raw = sim.camera(
                 sim.expected_photons(em, bg, roi_offset_nm=sim.roi_offset_nm(offset_px)[em.frame_ix // t],
                                      channel_shift_nm=shift),
                 generator=self.generator,
+                # every frame of a sample's window through the same cut (the same pixels over time)
+                map_offset_px=None if map_offset is None else map_offset.transpose(0, 1).repeat_interleave(t, dim=1),
             )
         c, _, h, w = raw.shape
         frames = raw.reshape(c, b, t, h, w).permute(1, 2, 0, 3, 4).contiguous()
@@ -126,7 +140,7 @@ class BatchGenerator:
         phot[sample, slot] = tgt.photons
         mask[sample, slot] = True
         color[sample, slot] = tgt.color
-        return Batch(frames, bg_mid, xyz, phot, mask, color, offset_px)
+        return Batch(frames, bg_mid, xyz, phot, mask, color, offset_px, map_offset)
 
     def sample_densities(self, n: int) -> Tensor | None:
         """(n,) per-sample densities (emitters/µm², log-uniform over ``density_range_per_um2``), or None: the
@@ -136,6 +150,23 @@ class BatchGenerator:
         lo, hi = self.density_range_per_um2
         u = torch.rand(n, generator=self.generator, device=self.simulator.device, dtype=torch.float64)
         return lo * (hi / lo) ** u
+
+    def sample_map_offsets(self, n: int) -> Tensor | None:
+        """(n, C, 2) int64 corners (x, y) of n samples' cuts of each channel's sCMOS maps, or None (and nothing drawn,
+        so that a configuration without such maps keeps its sample stream) where no channel's maps are larger than
+        the frame. A cut's corner is uniform over every position that keeps the frame inside the maps, drawn on the
+        simulator's device for all samples at once; channels other than those of ``map_crops`` get 0. Each channel
+        draws its own cuts, independently: two channels imaged on one chip (a split view) see pixels of one camera
+        whose noise would be correlated between their images, which this leaves out."""
+        if not self.map_crops:
+            return None
+        sim, dev = self.simulator, self.simulator.device
+        h, w = sim.frame_shape
+        out = torch.zeros(n, sim.n_channels, 2, dtype=torch.int64, device=dev)
+        for c, (mh, mw) in self.map_crops.items():  # a loop over channels; the samples are drawn together
+            out[:, c, 0] = torch.randint(0, mw - w + 1, (n,), generator=self.generator, device=dev)
+            out[:, c, 1] = torch.randint(0, mh - h + 1, (n,), generator=self.generator, device=dev)
+        return out
 
     def sample_roi_offsets(self, n: int) -> Tensor:
         """(n, 2) ROI corners (x, y) in chip pixels, sampled over the chip, or the configuration's fixed offset.

@@ -119,6 +119,31 @@ def _check_astigmatic_widths(psf: PSF, z_lo: float, z_hi: float, *, channel: int
             )
 
 
+def camera_map_crops(config: SimulationConfig, cameras, *, source=None) -> dict[int, tuple[int, int]]:
+    """The channels whose sCMOS per-pixel maps are larger than ``frame_size`` (maps of the full chip, or of a
+    split-view channel's box, and a smaller training ROI): ``{channel: (rows, columns) of its maps}``. Training cuts
+    such maps at a random position per sample (:meth:`plexloc.simulation.BatchGenerator.sample_map_offsets`). Maps
+    of the frame's shape are used as they are (not listed). Maps smaller than the frame in either axis cannot cover
+    it: an :class:`InputError` naming the channel's camera field, its map files and both shapes (``source``: the
+    configuration file, for the message)."""
+    frame = (int(config.frame_size[0]), int(config.frame_size[1]))
+    crops: dict[int, tuple[int, int]] = {}
+    for c, cam in enumerate(cameras):
+        shape = getattr(cam, "map_shape", None)
+        if shape is None or tuple(shape) == frame:
+            continue
+        if shape[0] < frame[0] or shape[1] < frame[1]:
+            field = "camera" if len(config.channels) == 1 else f"channels[{c}].camera"
+            files = ", ".join(f"{k}: {v}" for k, v in getattr(cam, "map_files", {}).items()) or "maps given as arrays"
+            raise InputError(
+                f"{field}: the sCMOS maps ({files}) are {shape[0]}x{shape[1]} px (rows x columns) but frame_size, the "
+                f"simulated frame (the training ROI), is {frame[0]}x{frame[1]}: the maps must cover it (maps larger "
+                f"than the frame are cut per training sample); set frame_size to at most {shape[0]}x{shape[1]} or "
+                "measure the maps on a larger region of the chip (plexloc calibrate-camera)", source=source)
+        crops[c] = (int(shape[0]), int(shape[1]))
+    return crops
+
+
 class Channel(nn.Module):
     """One channel: PSF, camera, transform ``T_c`` (reference -> channel, nm), focal offset, throughput."""
 
@@ -314,13 +339,28 @@ class Simulator(nn.Module):
     def chip_size_px(self) -> tuple[int, int]:
         return tuple(self.config.chip_size_px) if self.config.chip_size_px is not None else self.frame_shape
 
-    def camera(self, expected: Tensor, *, generator=None) -> Tensor:
-        """(C, N, H, W) raw frames (ADU) from expected photons, each channel through its own camera."""
-        return torch.stack([ch.camera(expected[c], generator=generator) for c, ch in enumerate(self.channels)])
+    def map_crops(self, *, source=None) -> dict[int, tuple[int, int]]:
+        """:func:`camera_map_crops` of this simulator's channels: ``{channel: map shape}`` of the cameras whose maps
+        are larger than the frame (cut per training sample); refuses maps smaller than the frame."""
+        return camera_map_crops(self.config, [ch.camera for ch in self.channels], source=source)
 
-    def to_photons(self, raw: Tensor) -> Tensor:
-        """Inverse camera normalisation per channel, (C, ..., H, W) ADU -> photons."""
-        return torch.stack([ch.camera.to_photons(raw[c]) for c, ch in enumerate(self.channels)])
+    def camera(self, expected: Tensor, *, generator=None, map_offset_px: Tensor | None = None) -> Tensor:
+        """(C, N, H, W) raw frames (ADU) from expected photons, each channel through its own camera.
+
+        ``map_offset_px``: (C, N, 2) chip pixel (x, y) of each frame's corner on channel c's sCMOS maps, for the
+        channels of :meth:`map_crops` (maps larger than the frame, cut per frame); other channels ignore their row.
+        """
+        crops = self.map_crops() if map_offset_px is not None else {}
+        return torch.stack([ch.camera(expected[c], generator=generator,
+                                      **({"map_offset_px": map_offset_px[c]} if c in crops else {}))
+                            for c, ch in enumerate(self.channels)])
+
+    def to_photons(self, raw: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+        """Inverse camera normalisation per channel, (C, N, ..., H, W) ADU -> photons; ``map_offset_px`` (C, N, 2)
+        as in :meth:`camera` (the cut each frame was simulated through)."""
+        crops = self.map_crops() if map_offset_px is not None else {}
+        return torch.stack([ch.camera.to_photons(raw[c], **({"map_offset_px": map_offset_px[c]} if c in crops else {}))
+                            for c, ch in enumerate(self.channels)])
 
     # --- whole movies -------------------------------------------------------------------------
     def simulate_movie(

@@ -87,7 +87,8 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
                 (ch.background if ch.background is not None else config.background for ch in sim.config.channels))
     # input normalisation per channel from a few simulated frames (photon domain)
     gen = BatchGenerator(sim, batch_size=8, window=1, min_target_photons=0.0, seed=seed + 12345)
-    x = batch_photons(sim, gen().frames)  # (8, 1, C, H, W)
+    b = gen()
+    x = batch_photons(sim, b.frames, b.map_offset_px)  # (8, 1, C, H, W)
     per_ch = x.transpose(0, 2).reshape(c, -1).float()
     offset = per_ch.mean(dim=1)
     scale = per_ch.std(dim=1).clamp_min(1.0)
@@ -590,7 +591,7 @@ class Trainer:
     def train_step(self) -> torch.Tensor:
         t = self.config.training
         batch = self.generator()
-        x = batch_photons(self.sim, batch.frames)
+        x = batch_photons(self.sim, batch.frames, batch.map_offset_px)
         ctx = amp_context(self.amp, self.device)
         with ctx:
             raw = self.forward(x, batch_aux(self.sim, batch, self.model.spec))

@@ -48,9 +48,12 @@ from plexloc.table import LocTable
 from plexloc.train.loss import decode_loss
 
 
-def batch_photons(sim: Simulator, frames: torch.Tensor) -> torch.Tensor:
-    """Raw batch frames (B, T, C, H, W) ADU -> photons, each channel through its own camera."""
-    return sim.to_photons(frames.permute(2, 0, 1, 3, 4)).permute(1, 2, 0, 3, 4)
+def batch_photons(sim: Simulator, frames: torch.Tensor, map_offset_px: torch.Tensor | None = None) -> torch.Tensor:
+    """Raw batch frames (B, T, C, H, W) ADU -> photons, each channel through its own camera; ``map_offset_px``
+    (B, C, 2): the batch's cuts of sCMOS maps larger than the frame (:attr:`Batch.map_offset_px`), through which
+    the frames were simulated and so convert back."""
+    off = None if map_offset_px is None else map_offset_px.transpose(0, 1)
+    return sim.to_photons(frames.permute(2, 0, 1, 3, 4), map_offset_px=off).permute(1, 2, 0, 3, 4)
 
 
 def batch_aux(sim: Simulator, batch: Batch, spec) -> torch.Tensor | None:
@@ -228,7 +231,7 @@ class ColorSet:
         model.eval()
         tables, n = [], 0
         for b in self.batches:
-            x = batch_photons(self.sim, b.frames)
+            x = batch_photons(self.sim, b.frames, b.map_offset_px)
             ctx = amp_context(amp, x.device)
             with ctx:
                 raw = model(x, batch_aux(self.sim, b, model.spec))
@@ -284,7 +287,7 @@ class ValidationSet:
         spec = model.spec
         tables, losses, n, use = [], [], 0, []
         for b in self.batches:
-            x = batch_photons(sim, b.frames)
+            x = batch_photons(sim, b.frames, b.map_offset_px)
             ctx = amp_context(amp, x.device)
             aux = batch_aux(sim, b, spec)
             with ctx:
