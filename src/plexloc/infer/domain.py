@@ -16,6 +16,10 @@ simulation drew from (:func:`training_ranges`):
   checked: emitters on for part of a frame are dimmer than the range in every movie.
 - background of every channel: the median estimate against the training range widened by ``bg_over`` on both
   sides (both too much and too little background mean the camera conversion or the model is wrong).
+- the movie's own mean pixel per channel (read off its first frames, whatever the network estimates): below the
+  training background's low end divided by ``bg_over``, or above its high end plus the light of the training's
+  densest and brightest emitters, times ``bg_over`` (:func:`emitter_light`: the mean pixel is the background plus
+  the emitters' light, so only a mean that the training's frames cannot reach says the background is too high).
 
 - emitters far brighter than training (:func:`bright_spot_checks`, per channel for a multi-channel model): those the estimates
   cannot show, because the network loses them (from about 2x the training maximum, the demo model found none, or a few
@@ -52,8 +56,8 @@ from plexloc.errors import InputError
 from plexloc.camera.check import NOISE_RANGE, noise_ratio  # noqa: F401  (noise_ratio: re-exported)
 from plexloc.table import LocTable
 
-__all__ = ["DomainCheck", "DomainReport", "DomainWarning", "bright_spot_checks", "check_training_domain", "noise_ratio",
-           "training_ranges"]
+__all__ = ["DomainCheck", "DomainReport", "DomainWarning", "bright_spot_checks", "check_training_domain",
+           "emitter_light", "noise_ratio", "training_ranges"]
 
 PHOTON_OVER = 1.25
 #: total photons (one channel, or linked channels) are checked against this share of the photon head's ceiling
@@ -153,6 +157,43 @@ def training_ranges(config: TrainConfig) -> dict[str, tuple[str, float, float]]:
     return out
 
 
+def emitter_light(config: TrainConfig) -> dict[str, tuple[float, float, float]]:
+    """``{bg column: (light, density, photons)}``: the most light the training simulation's emitters add to a channel's
+    mean pixel, ``light = density * photons * pixel area`` (photons/px) at its highest density (per µm², the larger of
+    ``emitters.density_per_um2`` and ``training.density_range_per_um2``'s top) and the most photons a channel receives
+    from one emitter (``independent``: the channel's own range; else the emitters' maximum times the channel's
+    throughput). An upper bound: emitters on for part of a frame, or dimmer than the maximum, add less."""
+    from plexloc.train.trainer import training_simulation
+
+    sim = training_simulation(config)
+    dens = float(sim.emitters.density_per_um2)
+    top = config.training.density_range_per_um2
+    if top is not None:
+        dens = max(dens, float(top[1]))
+    px_x, px_y = sim.px_size_xy_nm
+    area_um2 = px_x * px_y * 1e-6
+    pm = sim.photon_model
+    out: dict[str, tuple[float, float, float]] = {}
+    for c, ch in enumerate(sim.channels):
+        if pm.kind == "independent" and sim.n_channels > 1:
+            ranges = pm.channel_photons_range or [sim.emitters.photons_range] * sim.n_channels
+            photons = float(ranges[c][1])
+        else:
+            photons = float(sim.emitters.photons_range[1]) * float(ch.throughput)
+        out["bg" if sim.n_channels == 1 else f"bg_ch{c}"] = (dens * photons * area_um2, dens, photons)
+    return out
+
+
+def _background_field(config: TrainConfig, column: str) -> str:
+    """The configuration field that sets a bg column's training range: the channel's own background, or the top
+    level's."""
+    if column.startswith("bg_ch"):
+        c = int(column[len("bg_ch"):])
+        if c < len(config.channels) and getattr(config.channels[c], "background", None) is not None:
+            return f"channels[{c}].background.range"
+    return "background.range"
+
+
 def check_training_domain(
     table: LocTable,
     config: TrainConfig,
@@ -182,9 +223,12 @@ def check_training_domain(
     the report without a verdict. ``movie_bg``: each channel's mean pixel of the movie's first frames (photons),
     read off the movie itself: a briefly trained network holds its own background estimate nearly constant, so the
     table's ``bg`` alone can miss a movie outside training. The mean, not the median: an EMCCD's pixel median sits
-    far below its background at a few photons/px (0.33 at 1 photon/px). Only a mean below the training range (divided
-    by ``bg_over``) is warned about, where the table's ``bg`` did not already warn: emitters only add light, and dense
-    ones lift the mean far above the background, so a high value says nothing.
+    far below its background at a few photons/px (0.33 at 1 photon/px). A mean below the training range (divided
+    by ``bg_over``) is warned about, where the table's ``bg`` did not already warn (emitters only add light, so the
+    background is lower still); and a mean above the training's highest background plus the light its densest,
+    brightest emitters add (:func:`emitter_light`), times ``bg_over``: no training frame was that bright, so the
+    background (or the emitters' density or brightness) lies above training, which degrades the network as a
+    background below it does. Movies inside training, their emitters included, stay below that.
 
     For a multi-channel model whose per-channel photons or backgrounds are outside training, the same checks are
     tried with two channels exchanged: where that order fits, the warning says so (movies given in the wrong order,
@@ -289,7 +333,7 @@ def _domain_checks(
 
     ranges = training_ranges(config)
     if len(table) == 0:
-        _movie_background(report, ranges, movie_bg, bg_over, movie_dtype)
+        _movie_background(report, ranges, movie_bg, bg_over, movie_dtype, config)
         return report
     for column, (kind, lo, hi) in ranges.items():
         if column not in table.columns:
@@ -319,7 +363,7 @@ def _domain_checks(
                     "background range that covers the data"
                 )
         report.checks.append(chk)
-    _movie_background(report, ranges, movie_bg, bg_over, movie_dtype)
+    _movie_background(report, ranges, movie_bg, bg_over, movie_dtype, config)
     return report
 
 
@@ -522,17 +566,35 @@ def _baseline_hint(r: float, movie_bg: float | None, camera) -> str | None:
 
 
 def _movie_background(report: DomainReport, ranges: dict[str, tuple[str, float, float]], movie_bg: list[float] | None,
-                      bg_over: float, movie_dtype: Any = None) -> None:
+                      bg_over: float, movie_dtype: Any = None, config: TrainConfig | None = None) -> None:
     """Add a ``bg (movie)`` check per channel: the mean pixel of the movie's first frames against the lower end
-    of the channel's training background range divided by ``bg_over``; warned only where the table's own ``bg``
-    check did not (see :func:`check_training_domain`)."""
+    of the channel's training background range divided by ``bg_over``, and against its upper end plus the training
+    emitters' light (:func:`emitter_light`, with ``config``) times ``bg_over``; warned only where the table's own
+    ``bg`` check did not (see :func:`check_training_domain`)."""
     bg_cols = [col for col, (kind, _, _) in ranges.items() if kind == "bg"]
     warned = {c.column for c in report.checks if c.warning}
+    light = emitter_light(config) if config is not None and movie_bg else {}
     for col, value in zip(bg_cols, movie_bg or []):
         if value is None or not np.isfinite(value):
             continue
         _, lo, hi = ranges[col]
         chk = DomainCheck(f"{col} (movie)", "bg", lo, hi, value, value, value, math.nan)
+        if col in light and col not in warned:
+            add, dens, photons = light[col]
+            top = bg_over * (hi + add)
+            if value > top:
+                chk.warning = (
+                    f"{col}: the movie's mean pixel is {value:.4g} photons/px, "
+                    + (f"{value / hi:.3g}x " if hi > 0 else "above ") +
+                    f"the model's highest training background (range {lo:.4g}-{hi:.4g}) and above {top:.4g}: "
+                    f"{bg_over:g}x that background "
+                    f"plus the light of the training's densest, brightest emitters ({add:.3g} photons/px: {dens:g} per "
+                    f"um^2 of {photons:.4g} photons) (read off the movie's first frames, whatever the network "
+                    "estimates). A background above training degrades the network as one below it does: check the "
+                    f"camera settings (gain, e-/ADU, baseline), or train with {_background_field(config, col)} "
+                    "reaching the movie's background (at most its mean pixel); emitters denser or brighter than "
+                    "training (a dSTORM movie's first frames, before most dyes switch off) lift the mean too"
+                )
         if col not in warned and value < lo / bg_over:
             chk.warning = (
                 f"{col}: the movie's mean pixel is {value:.4g} photons/px, below the model's training background "
