@@ -130,3 +130,151 @@ def test_half_the_bright_spots_lost_is_a_loss():
     assert _bright_case([0.0] * 10 + [1.04] * 10).warning is not None
     assert _bright_case([0.0] * 10 + [0.96] * 10).warning is not None
     assert _bright_case([0.0] * 9 + [1.04] * 11).warning is None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the movie's background: the high end too
+# --------------------------------------------------------------------------------------------------------------
+def _movie_mean(bg: float, *, density: float = 0.5, photons=(500.0, 8000.0), seed: int = 0) -> float:
+    """The mean pixel (photons) of 20 frames of 64 x 64 simulated with the 2d_gaussian example's camera and PSF, at a
+    background ``bg`` photons/px: what plexloc fit reads off a movie's first frames."""
+    import torch
+
+    from plexloc.config import SimulationConfig, load_config, validate_config
+    from plexloc.simulation import Simulator
+
+    d = load_config(_EXAMPLES / "2d_gaussian.yaml").simulation().model_dump(mode="json")
+    d["frame_size"] = [64, 64]
+    d["background"] = {"range": [bg, bg]}
+    d["emitters"]["photons_range"] = list(photons)
+    sim = Simulator(validate_config(d, SimulationConfig))
+    m = sim.simulate_movie(20, generator=torch.Generator().manual_seed(seed), density_per_um2=density)
+    return float(sim.to_photons(m.frames)[0].double().mean())
+
+
+from pathlib import Path  # noqa: E402
+
+_EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "plexloc" / "examples"
+
+
+def _movie_row(value: float, config_name: str = "2d_gaussian.yaml", column: str = "bg (movie)"):
+    from plexloc.config import load_config
+    from plexloc.infer.domain import check_training_domain
+
+    empty = LocTable({k: np.zeros(0) for k in ("frame", "x_nm", "y_nm", "z_nm", "photons")})
+    n = len(load_config(_EXAMPLES / config_name).channels)
+    rep = check_training_domain(empty, load_config(_EXAMPLES / config_name), movie_bg=[value] * n, warn=False)
+    return next(c for c in rep.checks if c.column == column)
+
+
+def test_a_movie_far_above_the_training_background_is_named():
+    """2d_gaussian trains on 20-100 photons/px: a movie at 500 (5x the maximum) passed without a word (only a movie
+    below the range was told). The mean pixel is the background plus the emitters' light, so the limit is the
+    highest background plus the light of the training's densest, brightest emitters (0.5 per um^2 of 8,000 photons
+    at 100 nm pixels: 40 photons/px), times the same 1.25 as the low end: 175."""
+    hot = _movie_mean(500.0)
+    assert hot == pytest.approx(520, rel=0.03)  # the background plus 0.5/um^2 of 500-8000 photons
+    w = _movie_row(hot).warning
+    assert w is not None and w.startswith(f"bg: the movie's mean pixel is {hot:.4g} photons/px, ")
+    assert "x the model's highest training background (range 20-100) and above 175" in w
+    assert "(40 photons/px: 0.5 per um^2 of 8000 photons)" in w and "train with background.range" in w
+    # the boundary: 175 silent, just above warned
+    assert _movie_row(175.0).warning is None and _movie_row(175.01).warning is not None
+
+
+@pytest.mark.parametrize("bg, density, photons", [
+    (100.0, 0.5, (500.0, 8000.0)),  # the training's highest background, its density and photons
+    (100.0, 0.5, (8000.0, 8000.0)),  # ... every emitter at the training's maximum
+    (120.0, 0.75, (500.0, 8000.0)),  # ordinary variation: 20 % more background, 50 % more emitters than training
+    (40.0, 0.5, (500.0, 8000.0)),  # inside the range
+])
+def test_movies_inside_training_and_ordinary_variation_stay_silent(bg, density, photons):
+    assert _movie_row(_movie_mean(bg, density=density, photons=photons)).warning is None
+
+
+def test_the_high_end_names_a_channels_own_background_field():
+    """dual_color_plex: channel 1 trains on its own background (channels[1].background, 135 photons/px) and gets up
+    to 9,810 photons per emitter (the dye's widened range) at 0.65/um^2: 1.25 x (135 + 102.8) = 297.3."""
+    w = _movie_row(700.0, "dual_color_plex.yaml", "bg_ch1 (movie)").warning
+    assert w is not None and "train with channels[1].background.range" in w and "above 297.3" in w
+    assert _movie_row(290.0, "dual_color_plex.yaml", "bg_ch1 (movie)").warning is None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# PSF-shape check: float and 8-bit movies are named as not raw counts before the pixel size
+# --------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def emccd_movie():
+    """60 frames (ADU, uint16 values) of the PSF tests' 2D Gaussian EMCCD configuration, its camera and config."""
+    import sys
+
+    import torch
+
+    from plexloc.simulation import Simulator
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_psf_check import PSF_2D, config
+
+    cfg = config(PSF_2D)
+    sim = Simulator(cfg)
+    m = sim.simulate_movie(60, generator=torch.Generator().manual_seed(0), density_per_um2=0.5)
+    return m.frames[0].float(), sim.channels[0].camera, cfg
+
+
+def _as_written(adu, camera, kind: str):
+    """The movie as a file holds it: uint16 ADU; float32 photons (converted by another tool); uint8 rescaled as
+    ImageJ's 8-bit conversion with auto contrast does (0.35 % of the pixels saturated)."""
+    import torch
+
+    if kind == "uint16":
+        return adu, np.uint16
+    if kind == "float32":
+        return camera.to_photons(adu).float(), np.float32
+    lo, hi = torch.quantile(adu.flatten()[::7], torch.tensor([0.0035, 0.9965]))
+    return torch.round(((adu - lo) / (hi - lo) * 255).clamp(0, 255)), np.uint8
+
+
+def _psf_report(emccd_movie, kind: str, *, dtype=True):
+    import sys
+    import warnings
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_psf_check import run
+
+    adu, cam, cfg = emccd_movie
+    frames, dt = _as_written(adu, cam, kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # the fit converts the file's values with the configured camera, whatever they are
+        return run(cam.to_photons(frames), cfg, movie_dtype=dt if dtype else None)
+
+
+@pytest.mark.parametrize("kind, name", [("float32", "float32 numbers"), ("uint8", "uint8: a camera's counts rescaled")])
+def test_the_psf_check_names_a_float_or_8_bit_movie_before_the_pixel_size(emccd_movie, kind, name):
+    """A float32 movie already in photons and an 8-bit export (auto contrast), fitted through the EMCCD's camera
+    settings: the spots read 0.79x / 0.60x the model's width and the warning said only 'Check px_size_nm, 100 nm: with
+    this PSF the movie's pixels would be about 127 / 168 nm'. The movie's pixel type now names the likelier cause first."""
+    r = _psf_report(emccd_movie, kind)
+    assert r.warning is not None and "narrower than the model's PSF" in r.warning
+    assert f"once scaled). The movie's pixels are {name}" in r.warning and "That is the likelier cause" in r.warning
+    assert r.warning.index("likelier cause") < r.warning.index("If the frames are the camera's raw counts, check "
+                                                                "px_size_nm, 100 nm")
+    # without the pixel type (a library caller): the pixel size, as before
+    old = _psf_report(emccd_movie, kind, dtype=False)
+    assert "likelier cause" not in old.warning and "). Check px_size_nm, 100 nm" in old.warning
+
+
+def test_a_correct_uint16_movie_gets_no_psf_warning(emccd_movie):
+    r = _psf_report(emccd_movie, "uint16")
+    assert r.warning is None and r.n_spots >= 30
+
+
+def test_not_raw_counts_by_pixel_type_and_camera():
+    from plexloc.camera.models import EMCCD, IdealCamera
+    from plexloc.psf.check import not_raw_counts
+
+    assert not_raw_counts(np.float64, EMCCD()).startswith("the movie's pixels are float64 numbers")
+    assert not_raw_counts(np.int8, EMCCD()).startswith("the movie's pixels are int8")
+    for dt in (np.uint16, np.int32, None):
+        assert not_raw_counts(dt, EMCCD()) is None
+    assert not_raw_counts(np.float32, IdealCamera()) is None  # an ideal camera takes photons: a float movie is its input

@@ -26,8 +26,11 @@ word. :func:`check_psf_shape` measures the spots' shape and compares it with the
 More than ``max_far_fraction`` of the spots far, and at least ``min_excess`` more than among the model's own spots
 in frames as crowded as the movie's, is a :class:`PSFShapeWarning` that says what was measured and the likely cause: elongated spots against a round (2D) model (a 3D astigmatic movie?), spots uniformly wider or
 narrower than the model (its best width scale: a wrong ``px_size_nm`` or PSF), else the widths against the model's
-range. With fewer than ``min_spots`` spots nothing is warned about (the report says so). A 3D model whose movie
-spots all sit at one z (a 2D movie, or a thin sample) is a legitimate case: the report notes it, without a warning.
+range. A float or 8-bit movie (``movie_dtype``) fitted through a camera that converts counts is named first as frames
+that are not the camera's raw counts (already photons or background-subtracted, rescaled or clipped to 8 bits): the
+camera conversion applied to them cuts the spots' tails (or flattens their peaks), which reads as another width, and
+the pixel size comes second (:func:`not_raw_counts`). With fewer than ``min_spots`` spots nothing is warned about
+(the report says so). A 3D model whose movie spots all sit at one z (a 2D movie, or a thin sample) is a legitimate case: the report notes it, without a warning.
 
 Widths are reported in nm at the model's pixel size (what the model believes a pixel is).
 """
@@ -54,6 +57,7 @@ __all__ = [
     "check_movie_psf_shapes",
     "check_psf_shapes",
     "fit_elliptical_gaussian",
+    "not_raw_counts",
 ]
 
 #: frames of the movie the check looks at, at most (it stops earlier once it has ``MAX_SPOTS`` spots)
@@ -487,6 +491,7 @@ def check_psf_shape(
     channel: int | None = None,
     source: str = "",
     movie_px_size_nm: Sequence[float] | None = None,
+    movie_dtype=None,
     max_frames: int = MAX_FRAMES,
     max_spots: int = MAX_SPOTS,
     min_spots: int = MIN_SPOTS,
@@ -514,6 +519,8 @@ def check_psf_shape(
             that their scatter is the movie's (an EMCCD doubles the variance); ``None``: Poisson noise.
         channel, source: named in the messages.
         movie_px_size_nm: the pixel size the movie's metadata record (x, y), named in a width message.
+        movie_dtype: the movie file's pixel type: a float or 8-bit movie is named, in a width message, as frames
+            that are not the camera's raw counts before the pixel size is (:func:`not_raw_counts`).
         max_spots, min_spots: spots measured at most; below ``min_spots`` nothing is warned about.
         far_distance, width_floor, max_far_fraction: a spot is far beyond ``far_distance`` (the width scatter plus
             ``width_floor`` times the width, per axis); warn above ``max_far_fraction`` far.
@@ -540,8 +547,8 @@ def check_psf_shape(
 
 
 def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, channel, source, movie_px_size_nm,
-                     max_frames, max_spots, min_spots, far_distance, width_floor, max_far_fraction, min_excess,
-                     crowding_min, bright_snr, isolation_snr, n_model_z, n_model_noisy, seed, warn) -> PSFShapeReport:
+                     movie_dtype, max_frames, max_spots, min_spots, far_distance, width_floor, max_far_fraction,
+                     min_excess, crowding_min, bright_snr, isolation_snr, n_model_z, n_model_noisy, seed, warn) -> PSFShapeReport:
     x = torch.as_tensor(np.asarray(frames_photons) if not isinstance(frames_photons, Tensor) else frames_photons)
     if x.ndim == 2:
         x = x[None]
@@ -658,7 +665,8 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
         report.note = (f"too few spots to check the PSF's shape: {n_spots} bright isolated spots in {used} frames "
                        f"(at least {min_spots} needed)")
     else:
-        report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm)
+        report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm,
+                                  not_raw_counts(movie_dtype, camera))
         if report.warning is None and len(zs) > 1 and report.z_iqr_nm < 0.15 * (zs[-1] - zs[0]):
             zm = float(np.median(report.z_nm))
             report.note = (f"{where}the spots' widths place them all near z = {zm:.0f} nm (interquartile range "
@@ -714,9 +722,38 @@ def _crowded_model(psf, camera, *, zs: np.ndarray, photons: np.ndarray, movie: T
     return fit_elliptical_gaussian(spots.windows, sigma0_px=sigma0_px), density
 
 
+def not_raw_counts(dtype, camera=None) -> str | None:
+    """Why a movie of pixel type ``dtype`` read through ``camera`` may not be raw camera counts, for a width message;
+    None for integer types of 16 bits and more, without a type, and for a camera that takes photons as they are
+    (``ideal``: a float photon movie is its input).
+
+    A float movie has been through another tool (converted to photons, background-subtracted, drift-corrected), an
+    8-bit one rescaled or clipped from the camera's counts: the camera conversion (baseline, gain) applied to such
+    frames pushes most of each spot's tail below zero (a float photon movie with the EMCCD's 100 ADU baseline read
+    the spots 0.79x the model's width, an 8-bit export with ImageJ's auto contrast 0.60x), or flattens clipped peaks."""
+    if dtype is None or getattr(camera, "kind", None) == "ideal":
+        return None
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return None
+    if dt.kind == "f":
+        return (f"the movie's pixels are {dt.name} numbers, not a camera's raw counts: frames already converted to "
+                "photons, background-subtracted or otherwise processed by another tool go through the camera "
+                "conversion (baseline, gain) a second time, which cuts off the spots' tails and changes their width. "
+                "That is the likelier cause: fit the raw camera movie, or give the camera that describes these "
+                "values (--camera)")
+    if dt.kind in "iu" and dt.itemsize == 1:
+        return (f"the movie's pixels are {dt.name}: a camera's counts rescaled or clipped to 8 bits (an 8-bit export) "
+                "no longer follow the camera settings (baseline, gain), which cuts off the spots' tails or flattens "
+                "their peaks and changes their width. That is the likelier cause: fit the raw (16-bit) camera movie")
+    return None
+
+
 def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
-             movie_px: Sequence[float] | None) -> str | None:
-    """The warning's message, or None where the spots fit."""
+             movie_px: Sequence[float] | None, raw_cause: str | None = None) -> str | None:
+    """The warning's message, or None where the spots fit. ``raw_cause`` (:func:`not_raw_counts`): said before the
+    pixel size and the PSF in a width message."""
     if not (r.far_fraction > max_far and r.far_fraction - r.baseline_far_fraction >= min_excess):
         return None
     mx, my = r.median_sigma_nm
@@ -733,6 +770,9 @@ def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
         return head + (f"the spots are elongated: sigma_x/sigma_y spans {e_lo:.2f}-{e_hi:.2f} (5-95 %), the model's PSF "
                        f"is round ({m_lo:.2f}-{m_hi:.2f}). Is this a 3D (astigmatic) movie? Fit it with a 3D model "
                        "(astigmatic or spline PSF calibrated on this microscope)")
+    # a float or 8-bit movie: the likelier cause first, then the pixel size and the PSF
+    first = f"{raw_cause[0].upper()}{raw_cause[1:]}. " if raw_cause else ""
+    check = "If the frames are the camera's raw counts, check" if raw_cause else "Check"
     if scale_fits:
         k = r.width_scale
         what = "wider" if k > 1 else "narrower"
@@ -741,12 +781,12 @@ def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
         if movie_px is not None:
             meta = f" (the movie's metadata say {', '.join(f'{float(p):g}' for p in dict.fromkeys(movie_px))} nm)"
         return head + (f"the spots are {k:.2f}x {what} than the model's PSF ({100 * r.width_scale_far_fraction:.0f} % far "
-                       f"once scaled). Check px_size_nm, {', '.join(f'{p:g}' for p in dict.fromkeys(r.px_size_nm))} nm"
+                       f"once scaled). {first}{check} px_size_nm, {', '.join(f'{p:g}' for p in dict.fromkeys(r.px_size_nm))} nm"
                        f"{meta}: with this PSF the movie's pixels would be about {px_guess} nm; else the PSF (its "
                        "width, the objective it was calibrated on) does not match the microscope")
     return head + (f"sigma_x/sigma_y spans {e_lo:.2f}-{e_hi:.2f} (5-95 %) against the model's {m_lo:.2f}-{m_hi:.2f}. "
-                   "Check that the PSF calibration (astigmatism, objective, z range) and px_size_nm belong to this "
-                   "microscope and movie")
+                   f"{first}{check} that the PSF calibration (astigmatism, objective, z range) and px_size_nm belong "
+                   "to this microscope and movie")
 
 
 def _moment_widths(img: Tensor) -> np.ndarray:
