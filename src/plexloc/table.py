@@ -266,3 +266,16 @@ class LocTable:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def as_table(table: Any, *, name: str = "table") -> LocTable:
+    """``table`` as a :class:`LocTable`: a LocTable as it is; a dict of columns or a pandas DataFrame converted
+    (the required columns checked, as :class:`LocTable` does); anything else a TypeError naming what is accepted
+    (for the functions that take tables: an AttributeError from deep inside before). ``name``: what messages call
+    it (e.g. ``"truth"``)."""
+    if isinstance(table, LocTable):
+        return table
+    if isinstance(table, Mapping) or (hasattr(table, "columns") and hasattr(table, "keys")):  # dict, DataFrame
+        return LocTable(table, source=name)
+    raise TypeError(f"{name} must be a LocTable (or a dict or pandas DataFrame of its columns), got {type(table).__name__}")
+

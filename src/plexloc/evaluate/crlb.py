@@ -174,6 +174,26 @@ def _inverse_diagonal(info: Tensor) -> Tensor:
     return torch.diagonal(_covariance(info), dim1=1, dim2=2)
 
 
+def _channels(psf, camera) -> list[tuple[PSF, Camera]]:
+    """``(psf, camera)`` pairs of :func:`crlb`; a configuration or ``None`` where a model belongs is a TypeError
+    saying what to give (an AttributeError from deep inside before)."""
+    hint = ("the PSF and camera models: Simulator(config).channels[c].psf and .camera, or plexloc.psf.psf_from_config "
+            "and plexloc.camera.camera_from_config of the configuration's")
+    if isinstance(psf, PSF):
+        if camera is None:
+            raise TypeError(f"crlb(psf, camera, ...) needs the camera (the noise model); give {hint}")
+        channels = [(psf, camera)]
+    elif isinstance(psf, Sequence) and psf and all(isinstance(p, Sequence) and len(p) == 2 for p in psf):
+        channels = [tuple(p) for p in psf]
+    else:
+        raise TypeError(f"psf must be a PSF model or a list of (psf, camera) pairs, got {type(psf).__name__}; give {hint}")
+    for c, (p, cam) in enumerate(channels):
+        if not isinstance(p, PSF) or not isinstance(cam, Camera):
+            raise TypeError(f"channel {c}: got a {type(p).__name__} and a {type(cam).__name__} where a PSF and a "
+                            f"Camera belong; give {hint}")
+    return channels
+
+
 def crlb(
     psf: PSF | Sequence[tuple[PSF, Camera]],
     camera: Camera | None = None,
@@ -190,8 +210,11 @@ def crlb(
     Args:
         psf: a PSF (with ``camera``) or a sequence of (psf, camera) pairs for a multi-channel bound
             (see :func:`fisher_information` for ``transforms``, ``z_offsets_nm``, ``photon_fractions``).
-        x_nm, y_nm: emitter positions (default: the centre of a pixel far from any border).
-        z_nm, photons, bg: scalars or tensors broadcast together.
+        camera: the camera of a single ``psf`` (its noise model; a camera with per-pixel maps gives the bound of
+            their medians).
+        x_nm, y_nm: emitter positions, nm (default: the centre of a pixel far from any border).
+        z_nm, photons, bg: z (nm), photons per emitter, background photons per pixel: scalars, sequences, numpy
+            arrays or tensors broadcast together.
 
     Returns:
         ``crlb_x_nm, crlb_y_nm, crlb_z_nm`` (NaN for a 2D PSF), ``crlb_photons``, ``crlb_bg`` as float64 tensors;
@@ -205,7 +228,7 @@ def crlb(
         >>> 4.0 < float(b["crlb_x_nm"]) < 6.0
         True
     """
-    channels = [(psf, camera)] if isinstance(psf, PSF) else list(psf)
+    channels = _channels(psf, camera)
     ref = channels[0][0]
     shape = torch.broadcast_shapes(*(torch.as_tensor(v).shape for v in (z_nm, photons, bg) if v is not None))
     if x_nm is None:

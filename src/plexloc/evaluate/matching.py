@@ -39,7 +39,7 @@ from scipy.sparse.csgraph import connected_components, min_weight_full_bipartite
 from scipy.spatial import cKDTree
 
 from plexloc.errors import InputError
-from plexloc.table import LocTable
+from plexloc.table import LocTable, as_table
 
 __all__ = ["Matching", "match"]
 
@@ -318,7 +318,8 @@ def match(
     """Match predictions to ground truth, frame by frame, by a minimum-cost assignment.
 
     Args:
-        truth: ground-truth emitters (``frame, x_nm, y_nm, z_nm`` are used).
+        truth: ground-truth emitters (``frame, x_nm, y_nm, z_nm`` are used; nm, frames from 0); a
+            :class:`LocTable`, or a dict or pandas DataFrame of its columns.
         pred: predicted localizations, same columns.
         dim: 3 matches with lateral and axial thresholds and 3D distances as cost; 2 ignores ``z_nm``.
         max_lat_nm: largest lateral distance of an allowed pair (inclusive).
@@ -342,6 +343,7 @@ def match(
         [10.0, 10.0]
     """
     _check_options(dim, max_lat_nm, max_ax_nm)
+    truth, pred = as_table(truth, name="truth"), as_table(pred, name="pred")
     coords = ("x_nm", "y_nm", "z_nm") if dim == 3 else ("x_nm", "y_nm")
     for name, table in (("ground-truth", truth), ("predicted", pred)):
         _check_finite(table, coords, name, dim)

@@ -20,7 +20,7 @@ import numpy as np
 
 from plexloc.errors import InputError
 from plexloc.evaluate.matching import Matching, match
-from plexloc.table import LocTable
+from plexloc.table import LocTable, as_table
 
 __all__ = ["Metrics", "evaluate", "evaluate_matching", "gridding_deviation", "scale_mismatch"]
 
@@ -275,6 +275,7 @@ def evaluate_matching(
     if dim == 3 and matching.dim == 2:  # its pairs were never held to the axial tolerance
         raise InputError("3D scores need a 3D matching (match(..., dim=3)); this one was matched in 2D")
     _check_px(px_size_nm)
+    truth, pred = as_table(truth, name="truth"), as_table(pred, name="pred")
     n_truth, n_pred = len(truth), len(pred)
     tp, fp, fn = matching.n_tp, matching.n_fp, matching.n_fn
     if tp + fn != n_truth or tp + fp != n_pred:
@@ -370,8 +371,9 @@ def evaluate(
     """Match ``pred`` to ``truth`` frame by frame and score it (SMLM Challenge 2016).
 
     Args:
-        truth: ground-truth emitters.
-        pred: predicted localizations.
+        truth: ground-truth emitters (a :class:`~plexloc.table.LocTable`, or a dict or pandas DataFrame of its
+            columns; nm).
+        pred: predicted localizations (the same).
         dim: 3 (lateral and axial) or 2 (``z_nm`` ignored; axial scores ``None``).
         max_lat_nm, max_ax_nm: matching thresholds (inclusive), see :func:`match`.
         px_size_nm: camera pixel size (nm) for the gridding artefact; ``None`` skips it.
@@ -385,5 +387,6 @@ def evaluate(
         (100.0, 10.0, 90.0, 0.0)
     """
     _check_px(px_size_nm)
+    truth, pred = as_table(truth, name="truth"), as_table(pred, name="pred")
     matching = match(truth, pred, dim=dim, max_lat_nm=max_lat_nm, max_ax_nm=max_ax_nm)
     return evaluate_matching(truth, pred, matching, dim=dim, px_size_nm=px_size_nm)

@@ -1,4 +1,4 @@
-"""Fit a movie with a trained localizer: TIFF (streamed) in, localization table out."""
+"""Fit a movie with a trained localizer: TIFF (streamed) or frames in memory in, localization table out."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from plexloc.config.models import SplitViewConfig
 from plexloc.io.prefetch import prefetch
 from plexloc.io.pixel_size import recorded_pixel_size, warn_pixel_size
 from plexloc.io.splitview import check_boxes, split_frames
-from plexloc.io.tiff import MovieReader, open_movie
+from plexloc.io.tiff import MovieReader, channel_movies, open_channel_movie
 from plexloc.nets.io import load_model
 from plexloc.nets.localizer import Localizer
 from plexloc.table import REQUIRED_COLUMNS, LocTable
@@ -95,6 +95,32 @@ def resolve_roi_offset(
                 f"({readers[0].path}) at {roi.px}; the model uses one ROI position for every channel (the "
                 f"reference's); give --roi-offset X Y if that is wrong", RoiOffsetWarning, stacklevel=3)
     return roi.px, f"{roi.source} in {readers[0].path}"
+
+
+def _device(device: torch.device | str) -> torch.device:
+    """``device`` as a torch device; CUDA where torch has none is an :class:`InputError` (torch's own error is an
+    AssertionError from deep inside the first transfer)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r}: no CUDA device is available to torch {torch.__version__}; use "
+                         "device='cpu' (`plexloc doctor` says what is missing)")
+    return dev
+
+
+def _camera_config(camera):
+    """A camera configuration given as a dict (``{"kind": "emccd", ...}``, as in a YAML file) validated into its
+    model; a model as it is."""
+    if isinstance(camera, dict):
+        from pydantic import TypeAdapter
+
+        try:
+            return TypeAdapter(CameraConfig).validate_python(camera)
+        except ValueError as err:
+            raise InputError(f"camera {camera!r} is not a valid camera configuration: {' '.join(str(err).split())}") from None
+    return camera
 
 
 def _photon_chunks(
@@ -272,13 +298,17 @@ def _fit_parts(
     roi_offset_px, split_view, calibrate_sigma, refine_mle, compile, channels_last, run: _FitRun, precision="auto",
 ) -> Iterator[LocTable]:
     """The finished localizations of each batch of frames, in frame order (see :func:`fit_movie`)."""
-    device = torch.device(device)
+    device = _device(device)
+    paths = channel_movies(movie)  # paths, or in-memory arrays (ArrayMovie): checked before the model is read
     if isinstance(model, Localizer):
         net, cfg, meta = model.to(device).eval(), (config or {}), {}
-    else:
+    elif isinstance(model, (str, os.PathLike)):
         net, cfg, meta = load_model(model, device=device)
+    else:
+        raise TypeError(f"model must be a run folder or model file (plexloc train's model.pt), or a loaded Localizer "
+                        f"(plexloc.nets.load_model), got {type(model).__name__}")
+    model_name = f"the given {type(model).__name__}" if isinstance(model, Localizer) else str(model)
     spec = net.spec
-    paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
     if split_view is None and cfg.get("split_view"):
         split_view = SplitViewConfig.model_validate(cfg["split_view"])
     split = split_view if (len(paths) == 1 and spec.n_channels > 1) else None
@@ -293,17 +323,19 @@ def _fit_parts(
         raise InputError(f"split_view has {len(split.boxes)} boxes for a {spec.n_channels}-channel model", source=paths[0])
     if camera is None:
         if not cfg or "channels" not in cfg:
-            raise InputError("no camera given and the model carries no training configuration", source=str(model))
+            raise InputError("no camera given and the model carries no training configuration (give camera=, or "
+                             "config= the training configuration dict load_model returns with the Localizer)",
+                             source=model_name)
         from plexloc.config.models import ChannelConfig
 
         cams = [camera_from_config(ChannelConfig.model_validate(ch).camera) for ch in cfg["channels"]]
     else:
-        cams = [camera_from_config(c) for c in ([camera] if not isinstance(camera, (list, tuple)) else camera)]
+        cams = [camera_from_config(_camera_config(c)) for c in ([camera] if not isinstance(camera, (list, tuple)) else camera)]
     if len(cams) != spec.n_channels:
         raise InputError(f"{len(cams)} camera(s) given for a {spec.n_channels}-channel model (one per channel: "
                          "--camera once per channel, in channel order, or one configuration with every channel's camera)")
 
-    readers = [open_movie(p) for p in paths]
+    readers = [open_channel_movie(p) for p in paths]
     source = None
     try:
         n = len(readers[0])
@@ -348,7 +380,7 @@ def _fit_parts(
         if cfg and "channels" in cfg:
             from plexloc.config import TrainConfig, validate_config
 
-            train_cfg = validate_config(cfg, TrainConfig, source=str(model))
+            train_cfg = validate_config(cfg, TrainConfig, source=model_name)
         photons_of = _photons_reader(readers, split, cams)
         t_checks = time.perf_counter()
         if spec.n_channels > 1 and train_cfg is not None:  # the first frames against the model's channel geometry
@@ -370,7 +402,7 @@ def _fit_parts(
                               spread_radius_px=spread, channels_last=channels_last, precision=precision, amp=amp)
         run.precision, run.channels_last = predictor.precision, predictor.channels_last
         run.legacy_sigma = spread == 0.0 and bool(sigma_factors(meta)) and calibrate_sigma
-        refiner = _refiner(train_cfg, camera, device, roi_offset, source=str(model)) if refine_mle else None
+        refiner = _refiner(train_cfg, camera, device, roi_offset, source=model_name) if refine_mle else None
         if refiner is not None:
             from plexloc.mle.refine import refine_frames
 
@@ -396,7 +428,7 @@ def _fit_parts(
         # each frame through the frame U-Nets once, not once per window it belongs to
         batches = iter_frame_blocks(chunks, window=spec.window, batch_frames=batch_frames)
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
-        run.spec, run.cfg, run.cams, run.head, run.n_frames, run.source = spec, cfg, cams, head, n, str(model)
+        run.spec, run.cfg, run.cams, run.head, run.n_frames, run.source = spec, cfg, cams, head, n, model_name
         run.train_cfg = train_cfg
         run.dtype, run.movie = readers[0].dtype, str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
         run.roi_offset, run.roi_source = roi_offset, roi_source
@@ -514,7 +546,7 @@ def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, fl
 
 
 def fit_movie(
-    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    movie: str | os.PathLike | np.ndarray | torch.Tensor | Sequence[str | os.PathLike | np.ndarray | torch.Tensor],
     model: str | os.PathLike | Localizer,
     *,
     camera: CameraConfig | Sequence[CameraConfig] | None = None,
@@ -538,14 +570,19 @@ def fit_movie(
     """Localize every frame of a movie.
 
     Args:
-        movie: a TIFF stack or a folder of TIFFs (one per channel for several channels), streamed. Channel movies
-            of different lengths or frame shapes are an ``InputError`` naming both files and their counts (never
-            cut to the shorter).
-        model: a run folder / model file, or a loaded :class:`Localizer` (then ``config`` is its training config dict).
-        camera: camera configuration(s) of the movie; default: the training configuration's cameras. Per-pixel
+        movie: a TIFF stack or a folder of TIFFs (one per channel for several channels), streamed; or raw frames
+            (ADU, as the camera wrote them) held in memory: a numpy array or torch tensor ``(T, H, W)``, ``(C, T, H,
+            W)`` for one movie per channel (``MovieSimulation.frames``), or a list of one per channel
+            (:func:`~plexloc.io.tiff.channel_movies`; an array carries no metadata, so give ``roi_offset_px`` where a
+            multi-channel model needs the ROI's chip position). Channel movies of different lengths or frame shapes
+            are an ``InputError`` naming both and their counts (never cut to the shorter).
+        model: a run folder / model file, or a loaded :class:`Localizer` (then ``config`` is its training config dict,
+            the second value :func:`plexloc.nets.load_model` returns; without it give ``camera``).
+        camera: camera configuration(s) of the movie (models, or dicts as in a YAML file); default: the training
+            configuration's cameras. Per-pixel
             (sCMOS) maps have the frames' shape; for a split-view movie each channel's map covers its box, cut out
             and flipped as the channel's image is (the conversion to photons follows the split).
-        device: where the network runs. batch_frames: frames per forward pass. chunk_frames: frames read at once.
+        device: where the network runs (``"cpu"``, ``"cuda"``; the table is on the CPU either way). batch_frames: frames per forward pass. chunk_frames: frames read at once.
         threshold: integrated detection probability for a localization; default: the model's
             ``training.detection_threshold`` (0.5), at which its validation calibration was measured.
         tile_px: frames larger than this are tiled.
@@ -610,7 +647,7 @@ def fit_movie(
 
 
 def fit_movie_to_file(
-    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    movie: str | os.PathLike | np.ndarray | torch.Tensor | Sequence[str | os.PathLike | np.ndarray | torch.Tensor],
     model: str | os.PathLike | Localizer,
     out: str | os.PathLike,
     *,

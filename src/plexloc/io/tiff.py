@@ -59,7 +59,7 @@ from plexloc.io._atomic import atomic_path
 from plexloc.io.pixel_size import PixelSize, read_pixel_size
 from plexloc.io.roi import RoiOffset, read_roi_offset
 
-__all__ = ["MovieReader", "MovieWriter", "open_movie", "read_movie", "write_movie"]
+__all__ = ["ArrayMovie", "MovieReader", "MovieWriter", "channel_movies", "open_movie", "read_movie", "write_movie"]
 
 #: File suffixes taken from a folder of TIFF files (compared case-insensitively).
 TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
@@ -496,6 +496,148 @@ class MovieReader:
             f"MovieReader({str(self.path)!r}, n_frames={self.n_frames}, frame_shape={self.frame_shape}, "
             f"dtype={self.dtype}, files={len(self.files)})"
         )
+
+
+class ArrayMovie:
+    """Raw frames held in memory behind :class:`MovieReader`'s interface, so that what streams a TIFF movie
+    (:func:`plexloc.infer.fit_movie`, :func:`plexloc.mle.fit_movie`, their ``fit_movie_to_file``) fits an array too.
+
+    Args:
+        frames: a numpy array or torch tensor ``(T, H, W)`` (``(H, W)``: one frame) of raw camera values (ADU, as a
+            TIFF would hold them; the fit converts them to photons with the camera). A numpy array is not copied; a
+            tensor is moved to the CPU once (a CPU tensor shares its memory). Pixel types as for TIFF movies:
+            integers, float32, float64 (float16 and bfloat16 tensors are read as float32).
+        name: what messages call the movie (its ``path``).
+
+    Attributes:
+        path, n_frames, frame_shape, dtype: as :class:`MovieReader`'s; ``roi_offset``, ``roi_offset_px`` and
+        ``pixel_size`` are None (an array carries no metadata: give the ROI position to the fit where it matters).
+
+    Raises:
+        InputError: not 2-D or 3-D, no frames, an unsupported pixel type; non-finite pixels when read (as for TIFF).
+    """
+
+    roi_offset: RoiOffset | None = None
+    roi_offset_px: tuple[int, int] | None = None
+    pixel_size: PixelSize | None = None
+
+    def __init__(self, frames: Any, *, name: str = "in-memory movie"):
+        self.path = str(name)
+        if not isinstance(frames, np.ndarray) and hasattr(frames, "detach") and hasattr(frames, "cpu"):  # torch
+            t = frames.detach()
+            if t.dtype.is_floating_point and t.element_size() < 4:
+                t = t.float()
+            frames = t.cpu().numpy()
+        elif not isinstance(frames, np.ndarray):
+            raise InputError(f"frames must be a numpy array or a torch tensor (T, H, W), got {type(frames).__name__}",
+                             source=self.path)
+        if frames.ndim == 2:
+            frames = frames[None]
+        if frames.ndim != 3:
+            raise InputError(f"frames must have shape (T, H, W) or (H, W), got {tuple(frames.shape)}", source=self.path)
+        dtype = _check_dtype(frames.dtype, source=self.path)
+        self._frames = frames if frames.dtype == dtype else frames.astype(dtype)
+        if len(frames) == 0:
+            raise InputError("the movie holds no frames", source=self.path)
+        self.files: list[Path] = []
+        self.frame_shape: tuple[int, int] = (int(frames.shape[1]), int(frames.shape[2]))
+        self.dtype: np.dtype = dtype
+        self.n_frames: int = int(frames.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        out = np.array(self._frames[start:stop])  # a new array, as MovieReader's: the caller's frames stay as they are
+        if out.dtype.kind == "f":
+            _check_finite_frames(out, start, self.path)
+        return out
+
+    def __getitem__(self, key: int | slice) -> np.ndarray:
+        """Frames as :class:`MovieReader` gives them: ``movie[i]`` ``(H, W)``, ``movie[a:b]`` ``(T, H, W)``, new arrays."""
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.n_frames)
+            if step != 1:
+                raise InputError(f"frame slices must have step 1, got step {key.step}", source=self.path)
+            return self._read(start, max(start, stop))
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (self.n_frames if int(key) < 0 else 0)
+            if not 0 <= i < self.n_frames:
+                raise IndexError(f"frame {int(key)} out of range for a movie of {self.n_frames} frames")
+            return self._read(i, i + 1)[0]
+        raise TypeError(f"movie indices must be int or slice, not {type(key).__name__}")
+
+    def iter_chunks(self, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start_frame, frames)`` for consecutive chunks of at most ``chunk_frames`` frames."""
+        if int(chunk_frames) < 1:
+            raise InputError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        for start in range(0, self.n_frames, int(chunk_frames)):
+            yield start, self._read(start, min(start + int(chunk_frames), self.n_frames))
+
+    def close(self) -> None:
+        """Nothing to release (the array stays the caller's)."""
+
+    def __enter__(self) -> ArrayMovie:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __str__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"ArrayMovie({self.path!r}, n_frames={self.n_frames}, frame_shape={self.frame_shape}, dtype={self.dtype})"
+
+
+def _is_array(obj: Any) -> bool:
+    return isinstance(obj, np.ndarray) or (hasattr(obj, "detach") and hasattr(obj, "shape"))
+
+
+def channel_movies(movie: Any) -> list[str | os.PathLike | ArrayMovie]:
+    """The movie of each channel, as the fits take them: a path (a TIFF file or folder, opened later with
+    :func:`open_movie`) or an :class:`ArrayMovie`.
+
+    ``movie``: a path; a numpy array or torch tensor of raw frames ``(T, H, W)`` (one channel; ``(H, W)``: one frame)
+    or ``(C, T, H, W)`` (one movie per channel, as :attr:`plexloc.simulation.MovieSimulation.frames`); or a list
+    with one path or ``(T, H, W)`` array per channel.
+
+    Raises:
+        InputError: an array of another rank, or a list item that is neither (a list of single frames ``(H, W)`` is
+            refused: stack them into one ``(T, H, W)`` array).
+        TypeError: anything else (a number, a dict, a configuration).
+    """
+    if isinstance(movie, (str, os.PathLike)):
+        return [movie]
+    if _is_array(movie):
+        shape = tuple(movie.shape)
+        if len(shape) == 4:
+            return [ArrayMovie(movie[c], name=f"in-memory movie, channel {c}") for c in range(shape[0])]
+        if len(shape) in (2, 3):
+            return [ArrayMovie(movie)]
+        raise InputError(f"an in-memory movie must have shape (T, H, W) for one channel or (C, T, H, W) for one "
+                         f"movie per channel, got {shape}")
+    if isinstance(movie, (list, tuple)) and movie:
+        out: list[str | os.PathLike | ArrayMovie] = []
+        for c, item in enumerate(movie):
+            if isinstance(item, (str, os.PathLike, ArrayMovie)):
+                out.append(item)
+            elif _is_array(item) and len(item.shape) == 3:
+                out.append(ArrayMovie(item, name=f"in-memory movie, channel {c}"))
+            else:
+                what = f"an array of shape {tuple(item.shape)}" if _is_array(item) else type(item).__name__
+                hint = (" (a list of single frames? stack them: numpy.stack(frames) is one (T, H, W) movie)"
+                        if _is_array(item) and len(item.shape) == 2 else "")
+                raise InputError(f"item {c} of the movie list is {what}; give one path or (T, H, W) array per "
+                                 f"channel{hint}")
+        return out
+    raise TypeError(f"movie must be a TIFF file or folder, a numpy array or torch tensor (T, H, W) or (C, T, H, W) of "
+                    f"raw frames, or a list of one per channel; got {type(movie).__name__}")
+
+
+def open_channel_movie(source: str | os.PathLike | ArrayMovie) -> MovieReader | ArrayMovie:
+    """:func:`open_movie` of a path; an :class:`ArrayMovie` as it is."""
+    return source if isinstance(source, ArrayMovie) else open_movie(source)
 
 
 def open_movie(path: str | os.PathLike) -> MovieReader:

@@ -228,6 +228,14 @@ def noise_threshold(variance: Tensor, sigma_px: float) -> Tensor:
     return DEFAULT_SNR * torch.sqrt(variance * dog_noise_gain(sigma_px))
 
 
+def _check_config(config) -> None:
+    """A dict or a file name where a validated configuration belongs: a TypeError saying what to pass (it was an
+    AttributeError from deep inside)."""
+    if not isinstance(config, SimulationConfig):
+        raise TypeError(f"config must be a validated SimulationConfig (plexloc.config.load_config(path), or "
+                        f"validate_config(dict, SimulationConfig)), got {type(config).__name__}")
+
+
 class MLEFitter:
     """Detection and maximum-likelihood fitting for one microscope configuration.
 
@@ -285,6 +293,7 @@ class MLEFitter:
         batch_size: int | None = None,
         roi_offset_px: tuple[int, int] | None = None,
     ):
+        _check_config(config)
         self.config = config
         self.device = torch.device(device)
         px = config.px_size_xy_nm
@@ -487,16 +496,40 @@ class MLEFitter:
         start = torch.stack([r - origins_t[:, 0, 0], c - origins_t[:, 0, 1]], dim=1)
         return rois, origins_t, start, ks, offs
 
-    def fit_frames(self, frames: Sequence[np.ndarray | Tensor], *, frame_offset: int = 0) -> LocTable:
-        """Detect and fit one chunk of raw frames (one (T, H, W) array per channel)."""
+    def fit_frames(self, frames: Sequence[np.ndarray | Tensor] | np.ndarray | Tensor, *, frame_offset: int = 0
+                   ) -> LocTable:
+        """Detect and fit one chunk of raw frames (ADU), held in memory: one ``(T, H, W)`` array or tensor per channel
+        (a list), or one array ``(C, T, H, W)``; a single-channel fitter also takes one ``(T, H, W)`` array. Frame
+        numbers in the table start at ``frame_offset``. A whole movie, in chunks, with the camera, PSF and alignment
+        checks of the first frames: :func:`fit_movie` (which takes such arrays too)."""
+        frames = self._channel_frames(frames)
         if len(frames) != len(self.channels):
-            raise InputError(f"{len(frames)} movies for {len(self.channels)} channels")
+            raise InputError(f"{len(frames)} movies for {len(self.channels)} channels (give one (T, H, W) array per "
+                             "channel, or one (C, T, H, W) array)")
         photons = self.to_photons(frames)
         self.frame_shape = tuple(photons.shape[-2:])
         if self.roi_px > min(self.frame_shape):
             raise InputError(f"fitting window {self.roi_px} px is larger than the frame {self.frame_shape}")
         cand = self.detect(photons)
         return self.fit_candidates(photons, cand, frame_offset=frame_offset)
+
+    def _channel_frames(self, frames) -> Sequence[np.ndarray | Tensor]:
+        """``frames`` as one ``(T, H, W)`` array per channel: a single channel's ``(T, H, W)`` array, a ``(C, T, H, W)``
+        array, or a list of ``(T, H, W)`` arrays (each checked)."""
+        if isinstance(frames, (np.ndarray, Tensor)):
+            if frames.ndim == 3 and len(self.channels) == 1:
+                return [frames]
+            if frames.ndim == 4:
+                return list(frames)
+            raise InputError(f"frames of shape {tuple(frames.shape)}: give (C, T, H, W) for {len(self.channels)} "
+                             f"channel(s){' or (T, H, W)' if len(self.channels) == 1 else ''}")
+        if not isinstance(frames, Sequence) or isinstance(frames, str):
+            raise TypeError(f"frames must be a numpy array or torch tensor, or a list of one (T, H, W) per channel; "
+                            f"got {type(frames).__name__}")
+        for c, f in enumerate(frames):
+            if np.ndim(f) != 3:
+                raise InputError(f"channel {c}'s frames have shape {tuple(np.shape(f))}; each channel's must be (T, H, W)")
+        return frames
 
     def fit_candidates(self, photons: Tensor, cand: Candidates, *, frame_offset: int = 0) -> LocTable:
         """Fit given candidates (reference-channel pixels) of photon frames (C, T, H, W); one batch per
@@ -579,7 +612,7 @@ def _is_identity(t: Tensor) -> bool:
 
 
 def fit_movie(
-    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    movie: str | os.PathLike | np.ndarray | Tensor | Sequence[str | os.PathLike | np.ndarray | Tensor],
     config: SimulationConfig,
     *,
     device: str | torch.device = "cpu",
@@ -594,7 +627,9 @@ def fit_movie(
     Args:
         movie: a TIFF stack or folder of TIFFs, or one per channel (a list) for multi-channel configs, or one
             split-view movie where the configuration has a ``split_view`` section (each channel's camera maps then
-            cover its box, cut out and flipped as its image is).
+            cover its box, cut out and flipped as its image is); or raw frames (ADU) held in memory: a numpy array or
+            torch tensor ``(T, H, W)``, ``(C, T, H, W)`` (one movie per channel, as ``MovieSimulation.frames``) or a
+            list of one per channel (:func:`plexloc.io.tiff.channel_movies`; no metadata: give ``roi_offset_px``).
         config: the validated configuration (PSF, camera, pixel size, channels with transforms).
         device: where detection and fitting run (``cpu``, ``cuda``).
         camera: camera configuration replacing the config's (one for all channels, or one per channel).
@@ -624,7 +659,7 @@ def fit_movie(
 
 
 def fit_movie_to_file(
-    movie: str | os.PathLike | Sequence[str | os.PathLike],
+    movie: str | os.PathLike | np.ndarray | Tensor | Sequence[str | os.PathLike | np.ndarray | Tensor],
     config: SimulationConfig,
     out: str | os.PathLike,
     *,
@@ -656,7 +691,9 @@ def fit_movie_to_file(
 def check_movie_count(movie, config: SimulationConfig, *, source: str | os.PathLike | None = None) -> None:
     """One movie per channel of ``config``, or one split-view movie where it has a ``split_view`` section: an
     :class:`InputError` naming the movies (and ``source``, the configuration's file, where the caller knows it)."""
-    paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
+    from plexloc.io.tiff import channel_movies
+
+    paths = channel_movies(movie)
     split = len(paths) == 1 and config.n_channels > 1 and config.split_view is not None
     if not split and len(paths) != config.n_channels:
         raise InputError(f"the configuration has {config.n_channels} channel(s) but {len(paths)} movie(s) were "
@@ -671,16 +708,16 @@ class ChannelMovies:
 
     def __init__(self, movie, config: SimulationConfig):
         from plexloc.io.splitview import check_boxes
-        from plexloc.io.tiff import open_movie
+        from plexloc.io.tiff import channel_movies, open_channel_movie
 
-        self.paths = [movie] if isinstance(movie, (str, os.PathLike)) else list(movie)
+        self.paths = channel_movies(movie)  # paths, or frames held in memory (ArrayMovie)
         paths = self.paths
         self.split = config.split_view if (len(paths) == 1 and config.n_channels > 1) else None
         check_movie_count(paths, config)
         if self.split is not None and len(self.split.boxes) != config.n_channels:
             raise InputError(f"split_view has {len(self.split.boxes)} boxes for {config.n_channels} channels",
                              source=paths[0])
-        self.readers = [open_movie(p) for p in paths]
+        self.readers = [open_channel_movie(p) for p in paths]
         try:
             self.n = len(self.readers[0])
             for p, rd in zip(paths, self.readers):
@@ -734,6 +771,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     from plexloc.io.pixel_size import warn_pixel_size
     from plexloc.simulation.simulator import check_spline_channels
 
+    _check_config(config)
     if batch_frames < 1:
         raise InputError(f"batch_frames must be >= 1, got {batch_frames}")
     check_spline_channels(config)  # a spline channel left on calibration channel 0, or a transform not the file's
