@@ -216,3 +216,37 @@ def test_load_model_is_exported_from_nets(tmp_path):
     save_model(tmp_path / "model.pt", _random_model(0), {"px_size_nm": 100.0}, meta={})
     net, cfg, meta = plexloc.nets.load_model(tmp_path / "model.pt")
     assert isinstance(net, Localizer) and cfg["px_size_nm"] == 100.0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_it_is_an_input_error_for_the_mle_and_the_trainer(tmp_path):
+    """MLEFitter(device="cuda") and Trainer(device="cuda") on a CPU-only torch: AssertionError ("Torch not compiled
+    with CUDA enabled") before."""
+    from plexloc.config import TrainConfig
+    from plexloc.mle import MLEFitter
+    from plexloc.train import Trainer
+
+    from conftest import TINY_TRAIN
+
+    cfg = TrainConfig.model_validate(TINY_TRAIN)
+    with pytest.raises(InputError, match="device 'cuda': no CUDA device is available"):
+        MLEFitter(cfg.simulation(), device="cuda")
+    with pytest.raises(InputError, match="device 'cuda': no CUDA device is available"):
+        Trainer(cfg, tmp_path / "run", device="cuda")
+    with pytest.raises(InputError, match="device 'gpu0' is not a torch device"):
+        MLEFitter(cfg.simulation(), device="gpu0")
+
+
+def test_trainer_refuses_a_dict_or_a_simulation_configuration(tmp_path):
+    """Trainer(dict) was "'dict' object has no attribute 'model_dump'", Trainer(SimulationConfig) "'SimulationConfig'
+    object has no attribute 'training'"."""
+    from plexloc.config import TrainConfig
+    from plexloc.train import Trainer
+
+    from conftest import TINY_TRAIN
+
+    with pytest.raises(TypeError, match=r"config must be a validated TrainConfig .* got dict"):
+        Trainer(dict(TINY_TRAIN), tmp_path / "a")
+    with pytest.raises(TypeError, match="got SimulationConfig"):
+        Trainer(TrainConfig.model_validate(TINY_TRAIN).simulation(), tmp_path / "b")
+    assert not (tmp_path / "a").exists()

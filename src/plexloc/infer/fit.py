@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from plexloc._call import keyword_defaults
+from plexloc._call import as_device, keyword_defaults
 from plexloc.camera import Camera, camera_from_config
 from plexloc.camera.models import cut_maps_to_movie
 from plexloc.config.models import CameraConfig
@@ -95,19 +95,6 @@ def resolve_roi_offset(
                 f"({readers[0].path}) at {roi.px}; the model uses one ROI position for every channel (the "
                 f"reference's); give --roi-offset X Y if that is wrong", RoiOffsetWarning, stacklevel=3)
     return roi.px, f"{roi.source} in {readers[0].path}"
-
-
-def _device(device: torch.device | str) -> torch.device:
-    """``device`` as a torch device; CUDA where torch has none is an :class:`InputError` (torch's own error is an
-    AssertionError from deep inside the first transfer)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {device!r}: no CUDA device is available to torch {torch.__version__}; use "
-                         "device='cpu' (`plexloc doctor` says what is missing)")
-    return dev
 
 
 def _camera_config(camera):
@@ -298,7 +285,7 @@ def _fit_parts(
     roi_offset_px, split_view, calibrate_sigma, refine_mle, compile, channels_last, run: _FitRun, precision="auto",
 ) -> Iterator[LocTable]:
     """The finished localizations of each batch of frames, in frame order (see :func:`fit_movie`)."""
-    device = _device(device)
+    device = as_device(device)
     paths = channel_movies(movie)  # paths, or in-memory arrays (ArrayMovie): checked before the model is read
     if isinstance(model, Localizer):
         net, cfg, meta = model.to(device).eval(), (config or {}), {}

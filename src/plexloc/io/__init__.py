@@ -15,14 +15,16 @@ from plexloc.io.smap import SplineCalibration, list_smap_channels, load_smap_3dc
 from plexloc.io.smlm import read_smlm, write_smlm
 from plexloc.io.tables import TABLE_SUFFIXES, TableWriter, read_table, write_table
 from plexloc.io.thunderstorm import export_thunderstorm, import_thunderstorm
-from plexloc.io.tiff import MovieReader, MovieWriter, open_movie, read_movie, write_movie
+from plexloc.io.tiff import ArrayMovie, MovieReader, MovieWriter, channel_movies, open_movie, read_movie, write_movie
 
 __all__ = [
     "TABLE_SUFFIXES",
     "TableWriter",
+    "ArrayMovie",
     "MovieReader",
     "MovieWriter",
     "SplineCalibration",
+    "channel_movies",
     "export_picasso",
     "export_thunderstorm",
     "format_of",

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import Tensor
 
-from plexloc._call import keyword_defaults
+from plexloc._call import as_device, keyword_defaults
 from plexloc.camera import CameraCheck, camera_from_config
 from plexloc.config.models import CameraConfig, SimulationConfig
 from plexloc.errors import InputError
@@ -295,7 +295,7 @@ class MLEFitter:
     ):
         _check_config(config)
         self.config = config
-        self.device = torch.device(device)
+        self.device = as_device(device)
         px = config.px_size_xy_nm
         z_lo, z_hi = config.emitters.z_range_nm
         z_extent = max(abs(z_lo), abs(z_hi), 1.0) + max(abs(c.z_offset_nm) for c in config.channels)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from plexloc._call import as_device
 from plexloc.config.files import embed_files, restore_files
 from plexloc.config.io import save_config, validate_config
 from plexloc.config.training import TrainConfig
@@ -367,7 +368,15 @@ class Trainer:
         device type), and :attr:`init_notes` lists those that differ. ``clock_offset_min``: the training behind the
         weights, from which the log's time and step columns go on: ``"source"`` (the source's record: its minutes,
         steps and log rows, so that one curve spans both runs), a number of minutes (the steps from the source's
-        record, else 0), or None (the clock starts at 0). ``--steps`` of :meth:`run` count from that offset."""
+        record, else 0), or None (the clock starts at 0). ``--steps`` of :meth:`run` count from that offset.
+
+        ``config``: a validated :class:`TrainConfig` (``load_config(path, TrainConfig)``, or ``validate_config(dict,
+        TrainConfig)``); a dict or a :class:`~plexloc.config.SimulationConfig` is a TypeError saying so. ``device``:
+        ``"cpu"`` or ``"cuda"`` (CUDA where torch has none: an InputError)."""
+        if not isinstance(config, TrainConfig):  # an AttributeError ('dict' object has no attribute 'model_dump') before
+            raise TypeError(f"config must be a validated TrainConfig (plexloc.config.load_config(path, TrainConfig), or "
+                            f"validate_config(dict, TrainConfig): a simulation with its model and training sections), "
+                            f"got {type(config).__name__}")
         self.run_dir = Path(run_dir)
         if self.run_dir.exists() and not self.run_dir.is_dir():  # before any simulation work
             raise InputError("the run folder is a file, not a folder: give another --out", source=self.run_dir)
@@ -381,7 +390,7 @@ class Trainer:
         if (clock_offset_min is not None and not isinstance(clock_offset_min, str)
                 and not (0.0 <= float(clock_offset_min) < math.inf)):
             raise InputError(f"clock offset: minutes must be a finite number >= 0, got {clock_offset_min}")
-        self.device = torch.device(device)
+        self.device = as_device(device)
         ckpt_path = self.run_dir / CHECKPOINT_FILE
         self.rows: list[dict[str, Any]] = []
         self.step, self.elapsed_s, self.best = 0, 0.0, math.inf
