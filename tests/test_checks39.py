@@ -278,3 +278,55 @@ def test_not_raw_counts_by_pixel_type_and_camera():
     for dt in (np.uint16, np.int32, None):
         assert not_raw_counts(dt, EMCCD()) is None
     assert not_raw_counts(np.float32, IdealCamera()) is None  # an ideal camera takes photons: a float movie is its input
+
+
+# --------------------------------------------------------------------------------------------------------------
+# calibrate-camera: a qCMOS's read noise is no EMCCD
+# --------------------------------------------------------------------------------------------------------------
+def _scmos_stacks(tmp_path, *, read_e: float, e_per_adu: float, em_gain: float | None = None) -> list[str]:
+    """Dark frames and two flat levels (50 frames of 32 x 32, baseline 200 ADU): an sCMOS / qCMOS of ``read_e`` e- rms
+    at ``e_per_adu``, or with ``em_gain`` an EMCCD (gamma gain, read noise ``read_e`` e- after the gain)."""
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    shape = (50, 32, 32)
+    paths = []
+    for name, level in (("dark", 0.0), ("flat1", 20.0), ("flat2", 80.0)):
+        e = rng.poisson(level, shape).astype(float)
+        if em_gain is not None:
+            e = np.where(e > 0, rng.gamma(np.maximum(e, 1e-9), em_gain), 0.0)
+        adu = np.clip(np.round(200 + (e + rng.normal(0, read_e, shape)) / e_per_adu), 0, 65535).astype(np.uint16)
+        tifffile.imwrite(tmp_path / f"{name}.tif", adu)
+        paths.append(str(tmp_path / f"{name}.tif"))
+    return paths
+
+
+@pytest.mark.parametrize("read_e, e_per_adu, warns, noted", [
+    (0.27, 0.107, False, True),  # ORCA-Quest, ultra-quiet scan (0.107 e-/ADU): warned before ('where an sCMOS reads 0.7-3')
+    (0.43, 0.107, False, True),  # ORCA-Quest, standard scan
+    (1.6, 0.45, False, False),  # an ordinary sCMOS
+])
+def test_calibrate_camera_does_not_call_a_qcmos_an_emccd(tmp_path, capsys, read_e, e_per_adu, warns, noted):
+    from plexloc.cli.main import main
+
+    dark, f1, f2 = _scmos_stacks(tmp_path, read_e=read_e, e_per_adu=e_per_adu)
+    out = tmp_path / "cam.yaml"
+    assert main(["calibrate-camera", "--dark", dark, "--flat", f1, f2, "--kind", "scmos", "--out", str(out)]) == 0
+    cap = capsys.readouterr()
+    assert ("warning" in cap.err) == warns
+    assert ("normal for a qCMOS" in cap.out) == noted and ("normal for a qCMOS" in out.read_text()) == noted
+    if noted:
+        assert f"note: the read noise measured is {read_e:.2g} e- rms (e_per_adu 0.107), below an ordinary" in cap.out
+
+
+def test_calibrate_camera_still_warns_for_an_emccd_measured_as_an_scmos(tmp_path, capsys):
+    """The case the warning is for: the SMLM Challenge EMCCD (gain 300, 45 e-/ADU, 74.4 e- read noise) given --kind
+    scmos reads 0.12 e-, below any sCMOS or qCMOS."""
+    from plexloc.cli.main import main
+
+    dark, f1, f2 = _scmos_stacks(tmp_path, read_e=74.4, e_per_adu=45.0, em_gain=300.0)
+    out = tmp_path / "cam.yaml"
+    assert main(["calibrate-camera", "--dark", dark, "--flat", f1, f2, "--kind", "scmos", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the read noise measured is 0.12 e- rms" in err and "below any sCMOS's (0.7-3 e-) or qCMOS's" in err
+    assert "are these an EMCCD's frames?" in err and "are these an EMCCD's frames?" in out.read_text()

@@ -97,15 +97,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: an sCMOS's read noise is 0.7-3 e- rms; below this the stacks are most likely an EMCCD's (its excess noise halves
-#: the e-/ADU that an sCMOS reading makes of it, and its gain puts the read noise far below an electron)
-SCMOS_MIN_READ_E = 0.3
+#: below this read noise (median, e- rms) no sCMOS or qCMOS reads: the stacks are most likely an EMCCD's, measured as
+#: an sCMOS (its excess noise halves the e-/ADU such a reading gives, and its gain puts the read noise far below an
+#: electron: 0.12 e- for the SMLM Challenge's 74.4 e- at gain 300). A qCMOS reads 0.25-0.5 e- (Hamamatsu ORCA-Quest:
+#: 0.27 e- rms in ultra-quiet scan, 0.43 e- in standard scan): the warning at 0.3 fired on it
+SCMOS_MIN_READ_E = 0.15
+#: an ordinary sCMOS reads 0.7-3 e- rms (Photometrics Kinetix 0.7-1.0); between SCMOS_MIN_READ_E and this, a note (a
+#: qCMOS, or an EMCCD at a moderate EM gain), not a warning
+QCMOS_MAX_READ_E = 0.7
 
 
 def _scmos_plausible(cal) -> list[str]:
     """An EMCCD's frames measured as an sCMOS: e_per_adu 0.075 for a true 45 / 300 = 0.15 and a read noise of 0.12 e-,
     written without a word. A read noise (median, e-) below SCMOS_MIN_READ_E is a warning (stderr, and with the notes in
-    the YAML and the JSON); returns the warnings."""
+    the YAML and the JSON); one below QCMOS_MAX_READ_E a note (normal for a qCMOS: no warning); returns the
+    warnings."""
     import numpy as np
 
     import sys
@@ -113,6 +119,20 @@ def _scmos_plausible(cal) -> list[str]:
     gain = cal.maps["e_per_adu"] if "e_per_adu" in cal.maps else cal.config.get("e_per_adu")
     if gain is None:
         return []
+    read_e = float(np.median(cal.read_sigma_adu) * np.median(gain))
+    measured = f"the read noise measured is {read_e:.2g} e- rms (e_per_adu {float(np.median(gain)):.3g})"
+    if read_e < SCMOS_MIN_READ_E:
+        text = (f"{measured}, below any sCMOS's (0.7-3 e-) or qCMOS's (0.25-0.5 e-): are these an EMCCD's frames? "
+                "Then run --kind emccd --em-gain G (its excess noise makes an sCMOS reading of its gain half the true "
+                "value)")
+        cal.notes.append(text)
+        print(f"plexloc calibrate-camera: warning: {text}", file=sys.stderr)
+        return [text]
+    if read_e < QCMOS_MAX_READ_E:  # printed with the notes (stdout), kept in the YAML and the JSON
+        cal.notes.append(f"{measured}, below an ordinary sCMOS's 0.7-3 e-: normal for a qCMOS (ORCA-Quest: 0.27 e- "
+                         "rms in ultra-quiet scan, 0.43 e- in standard scan). An EMCCD's frames read this low too at a "
+                         "moderate EM gain: for one, run --kind emccd --em-gain G instead")
+    return []
     read_e = float(np.median(cal.read_sigma_adu) * np.median(gain))
     if read_e < SCMOS_MIN_READ_E:
         text = (f"the read noise measured is {read_e:.2g} e- rms (e_per_adu {float(np.median(gain)):.3g}), "
