@@ -133,12 +133,3 @@ def _scmos_plausible(cal) -> list[str]:
                          "rms in ultra-quiet scan, 0.43 e- in standard scan). An EMCCD's frames read this low too at a "
                          "moderate EM gain: for one, run --kind emccd --em-gain G instead")
     return []
-    read_e = float(np.median(cal.read_sigma_adu) * np.median(gain))
-    if read_e < SCMOS_MIN_READ_E:
-        text = (f"the read noise measured is {read_e:.2g} e- rms (e_per_adu {float(np.median(gain)):.3g}), "
-                f"where an sCMOS reads 0.7-3 e-: are these an EMCCD's frames? Then run --kind emccd --em-gain G (its "
-                "excess noise makes an sCMOS reading of its gain half the true value)")
-        cal.notes.append(text)
-        print(f"plexloc calibrate-camera: warning: {text}", file=sys.stderr)
-        return [text]
-    return []
