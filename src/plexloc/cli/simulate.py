@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         names = [f"movie_ch{c}.tif" for c in range(sim.n_channels)]
     writers = [MovieWriter(out / n, dtype=np.uint16) for n in names]
     bg_frames = []
-    cameras = [ch.camera for ch in sim.channels]
+    cameras = sim.movie_cameras()  # full-chip sCMOS maps: their cut at roi_offset_px
     check = None  # pixels clipped at the uint16 maximum, over the whole movie (plexloc.camera.check)
     try:
         n_chunks = -(-args.frames // args.chunk)
@@ -110,6 +110,12 @@ def run(args: argparse.Namespace) -> int:
     write_table(truth, out / "truth.csv")
     save_config(config, out / "config.yaml")
     n_ids = len(set(truth["id"].tolist())) if "id" in truth.columns else None  # truth.csv: one row per emitter and frame
+    cut = sim.map_crops()
+    if cut:  # full-chip maps: say where the movie lies on them, which a fit with the same camera file needs
+        x0, y0 = (int(v) for v in config.roi_offset_px)
+        shape = next(iter(cut.values()))
+        print(f"sCMOS maps ({shape[0]}x{shape[1]} px) cut at roi_offset_px x {x0}, y {y0}: the movie is that camera "
+              f"ROI's; fit it with --camera naming the same camera file and --roi-offset {x0} {y0}")
     print(f"wrote {', '.join(str(out / n) for n in names)} ({args.frames} frames) and {out / 'truth.csv'} "
           f"({len(truth)} localizations" + (f" of {n_ids} emitters)" if n_ids is not None else ")"))
     return 0

@@ -363,6 +363,34 @@ class Simulator(nn.Module):
                             for c, ch in enumerate(self.channels)])
 
     # --- whole movies -------------------------------------------------------------------------
+    def _movie_map_offsets(self) -> dict[int, tuple[int, int]]:
+        """``{channel: (x, y)}``: where a movie's frames sit on the channels' sCMOS maps larger than the frame (maps
+        of the full chip): at ``roi_offset_px``, the chip pixel of the frame's corner, as a camera ROI's movie. An
+        :class:`InputError` when the frame there reaches outside the maps."""
+        x0, y0 = (int(v) for v in self.config.roi_offset_px)
+        h, w = self.frame_shape
+        out = {}
+        for c, shape in self.map_crops().items():
+            if y0 + h > shape[0] or x0 + w > shape[1]:
+                field = "camera" if self.n_channels == 1 else f"channels[{c}].camera"
+                raise InputError(
+                    f"{field}: the sCMOS maps are {shape[0]}x{shape[1]} px (rows x columns); the movie's {h}x{w} frames "
+                    f"at roi_offset_px [{x0}, {y0}] (the chip pixel x, y of their corner) reach row {y0 + h}, column "
+                    f"{x0 + w}: outside the maps. Set roi_offset_px to where the simulated camera ROI lies on the "
+                    "chip", source="roi_offset_px")
+            out[c] = (x0, y0)
+        return out
+
+    def movie_cameras(self) -> list[Camera]:
+        """The cameras a movie of :meth:`iter_movie` was recorded through: each channel's, with sCMOS maps larger
+        than the frame cut at ``roi_offset_px`` (what ``plexloc fit --camera ... --roi-offset X Y`` cuts too)."""
+        from plexloc.camera.models import cut_maps_to_movie
+
+        cams = [ch.camera for ch in self.channels]
+        for c, (x0, y0) in self._movie_map_offsets().items():
+            cams[c] = cut_maps_to_movie(cams[c], None, (x0, y0), self.frame_shape, channel=c, source="roi_offset_px")[0]
+        return cams
+
     def simulate_movie(
         self,
         n_frames: int,
@@ -399,6 +427,9 @@ class Simulator(nn.Module):
         in training): a real movie's edges hold light from emitters just outside, and with several channels a
         shifted channel's edge is as crowded as its middle; :meth:`truth_table` keeps the ones inside the
         reference field. ``margin_px=0``: no emitter outside (a sample that ends at the field's edge).
+
+        sCMOS maps larger than the frame (measured on the full chip) are cut at ``roi_offset_px``: the movie is that
+        camera ROI's (:meth:`movie_cameras`).
         """
         if n_frames < 0:
             raise InputError(f"number of frames must be >= 0, got {n_frames}")
@@ -410,6 +441,9 @@ class Simulator(nn.Module):
             margin_nm=margin * max(self.px_size_nm),
         )
         bg_levels = self.sample_background(n_sequences=1, n_frames=n_frames, generator=generator)
+        at = self._movie_map_offsets()
+        roi = torch.tensor([list(at.get(c, (0, 0))) for c in range(self.n_channels)], dtype=torch.int64,
+                           device=self.device)  # (C, 2); channels without larger maps ignore their row
 
         def chunks() -> Iterator[tuple[int, Tensor, Tensor]]:
             bounds = torch.searchsorted(
@@ -421,7 +455,8 @@ class Simulator(nn.Module):
                 sel.frame_ix = sel.frame_ix - start
                 bg = bg_levels[:, start:stop]
                 with torch.no_grad():
-                    raw = self.camera(self.expected_photons(sel, bg), generator=generator)
+                    offsets = roi[:, None, :].expand(-1, stop - start, -1) if at else None
+                    raw = self.camera(self.expected_photons(sel, bg), generator=generator, map_offset_px=offsets)
                 yield start, raw, bg
 
         return emitters, chunks()
