@@ -330,3 +330,36 @@ def test_calibrate_camera_still_warns_for_an_emccd_measured_as_an_scmos(tmp_path
     err = capsys.readouterr().err
     assert "warning: the read noise measured is 0.12 e- rms" in err and "below any sCMOS's (0.7-3 e-) or qCMOS's" in err
     assert "are these an EMCCD's frames?" in err and "are these an EMCCD's frames?" in out.read_text()
+
+
+@pytest.mark.parametrize("method", ["network", "mle"])
+def test_both_fits_give_the_psf_check_the_movies_pixel_type(tmp_path, emccd_movie, method):
+    """plexloc's fits pass the movie file's pixel type to the PSF-shape check: a float32 photon movie fitted with the
+    EMCCD's camera settings is named as not raw counts (the MLE fit and an untrained network: the check looks at the
+    movie before the fit)."""
+    import warnings
+
+    import torch
+
+    from plexloc.io.tiff import write_movie
+    from plexloc.psf.check import PSFShapeWarning
+
+    adu, cam, cfg = emccd_movie
+    path = tmp_path / "photons.tif"
+    write_movie(path, cam.to_photons(adu).numpy(), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("error", PSFShapeWarning)
+        with pytest.raises(PSFShapeWarning, match=r"photons\.tif: .*The movie's pixels are float32 numbers"):
+            if method == "mle":
+                from plexloc.mle import fit_movie
+
+                fit_movie(path, cfg)
+            else:
+                from plexloc.config import TrainConfig, validate_config
+                from plexloc.infer import fit_movie
+                from plexloc.nets import Localizer, LocalizerSpec
+
+                torch.manual_seed(0)
+                net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1)).eval()
+                fit_movie(path, net, config=validate_config(cfg.model_dump(mode="json"), TrainConfig).model_dump(mode="json"))

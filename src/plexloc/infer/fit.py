@@ -511,7 +511,7 @@ def _psf_shape_check(photons_of, n: int, reader: MovieReader, config, cams: Sequ
 
     sources = [str(p) for p in paths] if len(paths) == len(cams) else str(paths[0])  # a file per channel, or one split view
     return check_movie_psf_shapes(photons_of, n, config, cameras=cams, source=sources,
-                                  movie_px_size_nm=recorded_pixel_size(reader))
+                                  movie_px_size_nm=recorded_pixel_size(reader), movie_dtype=reader.dtype)
 
 
 def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float],
