@@ -82,3 +82,17 @@ def test_plexloc_simulate_then_fit_with_the_same_camera_file(tmp_path, capsys):
                  "--camera", str(tmp_path / "cam.yaml"), "--roi-offset", "6", "4", "--out",
                  str(tmp_path / "locs.csv")]) == 0
     assert (tmp_path / "locs.csv").stat().st_size > 100
+
+
+def test_the_simulator_says_what_it_takes():
+    """The library walk of 2026-12-06: Simulator(dict) failed with "'dict' object has no attribute 'px_size_xy_nm'",
+    simulate_movie(5.0) with a TypeError from torch.rand deep in the background, generator=0 with poisson()'s."""
+    with pytest.raises(TypeError, match="Simulator takes a SimulationConfig .* got dict: load a YAML file with "
+                                        r"plexloc.config.load_config\(path\)"):
+        Simulator({"frame_size": [16, 16]})
+    sim = _sim((0, 0), 100.0 + torch.zeros(16, 12))
+    with pytest.raises(TypeError, match="n_frames must be an integer number of frames, got 5.0"):
+        sim.simulate_movie(5.0)
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator .* got 0"):
+        sim.simulate_movie(5, generator=0)
+    assert sim.simulate_movie(np.int64(3), generator=torch.Generator().manual_seed(0)).frames.shape[1] == 3

@@ -218,6 +218,11 @@ class Simulator(nn.Module):
     """
 
     def __init__(self, config: SimulationConfig):
+        if not isinstance(config, SimulationConfig):  # a dict, a path: the first attribute read failed far inside
+            raise TypeError(
+                f"Simulator takes a SimulationConfig (or a TrainConfig), got {type(config).__name__}: load a YAML "
+                "file with plexloc.config.load_config(path), or validate a dict with "
+                "plexloc.config.validate_config(data, SimulationConfig)")
         super().__init__()
         self.config = config
         self.px_size_nm = config.px_size_xy_nm
@@ -431,6 +436,12 @@ class Simulator(nn.Module):
         sCMOS maps larger than the frame (measured on the full chip) are cut at ``roi_offset_px``: the movie is that
         camera ROI's (:meth:`movie_cameras`).
         """
+        if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)):
+            raise TypeError(f"n_frames must be an integer number of frames, got {n_frames!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator (torch.Generator(device).manual_seed(seed)), got "
+                            f"{generator!r}")
+        n_frames = int(n_frames)
         if n_frames < 0:
             raise InputError(f"number of frames must be >= 0, got {n_frames}")
         if margin_px is not None and not (math.isfinite(margin_px) and margin_px >= 0):
