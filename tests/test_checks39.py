@@ -363,3 +363,35 @@ def test_both_fits_give_the_psf_check_the_movies_pixel_type(tmp_path, emccd_movi
                 torch.manual_seed(0)
                 net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1)).eval()
                 fit_movie(path, net, config=validate_config(cfg.model_dump(mode="json"), TrainConfig).model_dump(mode="json"))
+
+
+@pytest.mark.parametrize("method", ["network", "mle"])
+def test_an_in_memory_float_array_is_not_named_as_not_raw_counts(emccd_movie, method):
+    """An array held in memory is float as often as not while holding raw ADU (the simulator's frames), so the
+    not-raw-counts hint, right for a float32 TIFF, would mislead there: the array's narrow spots are blamed on the
+    pixel size as before. (The same float32 photons as a TIFF get the hint: the test above.)"""
+    import warnings
+
+    import torch
+
+    from plexloc.psf.check import PSFShapeWarning
+
+    adu, cam, cfg = emccd_movie
+    photons = cam.to_photons(adu).float()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", PSFShapeWarning)
+        if method == "mle":
+            from plexloc.mle import fit_movie
+
+            fit_movie(photons, cfg)
+        else:
+            from plexloc.config import TrainConfig, validate_config
+            from plexloc.infer import fit_movie
+            from plexloc.nets import Localizer, LocalizerSpec
+
+            torch.manual_seed(0)
+            net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1)).eval()
+            fit_movie(photons, net, config=validate_config(cfg.model_dump(mode="json"), TrainConfig).model_dump(mode="json"))
+    shape = [str(w.message) for w in caught if issubclass(w.category, PSFShapeWarning)]
+    assert shape and "Check px_size_nm" in shape[0] and "float32 numbers" not in shape[0]

@@ -200,6 +200,7 @@ class _FitRun:
         self.cams: list = []
         self.head: list[torch.Tensor] = []
         self.dtype = np.dtype(np.float32)  # the movie's pixel type (its integer maximum: the saturation check)
+        self.counts_dtype: np.dtype | None = None  # a file's pixel type, for the not-raw-counts hints (None: an array)
         self.movie = ""
         self.n_frames = 0
         self.elapsed = float("nan")
@@ -264,7 +265,7 @@ class _FitRun:
             stats["domain"] = check_training_domain(checked, self.train_cfg, noise=noise, movie_bg=movie_bg, warn=False,
                                                     noise_notes=notes, psf_shape=self.psf_shape, head_table=head_table,
                                                     roi_offset_px=self.check_roi_offset, cameras=self.cams,
-                                                    movie_dtype=self.dtype)
+                                                    movie_dtype=self.counts_dtype)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
@@ -418,6 +419,7 @@ def _fit_parts(
         run.spec, run.cfg, run.cams, run.head, run.n_frames, run.source = spec, cfg, cams, head, n, model_name
         run.train_cfg = train_cfg
         run.dtype, run.movie = readers[0].dtype, str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
+        run.counts_dtype = readers[0].dtype if getattr(readers[0], "counts_dtype_known", True) else None
         run.roi_offset, run.roi_source = roi_offset, roi_source
         factors = sigma_factors(meta) if calibrate_sigma else {}
         offsets = position_offsets(meta) if calibrate_sigma else {}
@@ -511,7 +513,8 @@ def _psf_shape_check(photons_of, n: int, reader: MovieReader, config, cams: Sequ
 
     sources = [str(p) for p in paths] if len(paths) == len(cams) else str(paths[0])  # a file per channel, or one split view
     return check_movie_psf_shapes(photons_of, n, config, cameras=cams, source=sources,
-                                  movie_px_size_nm=recorded_pixel_size(reader), movie_dtype=reader.dtype)
+                                  movie_px_size_nm=recorded_pixel_size(reader),
+                                  movie_dtype=reader.dtype if getattr(reader, "counts_dtype_known", True) else None)
 
 
 def _calibrate(table: LocTable, factors: dict[str, float], offsets: dict[str, float],

@@ -520,6 +520,9 @@ class ArrayMovie:
     roi_offset: RoiOffset | None = None
     roi_offset_px: tuple[int, int] | None = None
     pixel_size: PixelSize | None = None
+    #: the checks' hints that float or 8-bit pixels are not a camera's raw counts are for files; an array's float
+    #: values are as likely raw ADU (the simulator's ``MovieSimulation.frames``)
+    counts_dtype_known: bool = False
 
     def __init__(self, frames: Any, *, name: str = "in-memory movie"):
         self.path = str(name)

@@ -849,7 +849,8 @@ def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
     return check_movie_psf_shapes(lambda a, b: list(fitter.to_photons(movies.frames(a, b))), movies.n, fitter.config,
                                   channels=fitter.channels, source=movies.sources,
                                   movie_px_size_nm=recorded_pixel_size(movies.readers[0]),
-                                  movie_dtype=movies.readers[0].dtype, warn=warn)
+                                  movie_dtype=movies.readers[0].dtype if getattr(movies.readers[0], "counts_dtype_known", True)
+                                  else None, warn=warn)
 
 
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",
