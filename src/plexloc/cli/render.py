@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Render the localizations: 'histogram' (counts per pixel) or 'gaussian' (each localization a "
         "Gaussian of its own sigma_x_nm/sigma_y_nm, or --sigma for all). --color-by z tints by depth "
         "(colormap), --color-by color by colour channel. .tif/.tiff: 16-bit data, calibrated in nm and localizations per pixel "
-        "(no scale bar unless --scale-bar); .png: 8-bit, with a scale bar (its length is printed).",
+        "(no scale bar unless --scale-bar); .png: 8-bit, with a scale bar (its length is printed); a coloured .png gets "
+        "its key beside it, OUT_legend.png (the z colour scale in nm, or the colour channels, and the scale bar's length).",
     )
     add_table_args(p, out=False)
     p.add_argument("--out", type=path_with_suffix(".png", ".tif", ".tiff"), required=True,
@@ -65,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"{flag} applies to --color-by z only (got --color-by {args.color_by or 'none'})")
     if args.sigma is not None and args.method == "histogram":
         raise InputError(f"--sigma {args.sigma:g} applies to --method gaussian only (got --method histogram)")
-    check_outputs(args.out)
+    legend_path = (args.out.with_name(args.out.stem + "_legend.png")
+                   if args.color_by and args.out.suffix.lower() == ".png" else None)
+    check_outputs(args.out, legend_path)
     table = _locs.read(args)
     if args.color_by == "z" and len(table) and not np.isfinite(table["z_nm"]).any():
         # every row grey under a made-up 0-1 nm colour scale before
@@ -91,9 +94,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         r = render(table, method=method, px_size_nm=args.pixel_size, extent_nm=extent, **options)
     info = save_image(r, args.out, scale_bar=False if args.no_scale_bar else (True if args.scale_bar else None))
+    key = None
+    if legend_path is not None:
+        # a picture's colours need their key: the z scale in nm (or the channels' hues) and the scale bar's length, which
+        # were only printed here; the PNG's pixels stay the image
+        from plexloc.render.figures import legend_figure, save_png
+
+        png = legend_figure(r, scale_bar_nm=info["scale_bar_nm"])
+        if png is not None:
+            key = legend_path
+            save_png(png, key)
     print(f"wrote {args.out}: {r.image.shape[1]} x {r.image.shape[0]} px of {args.pixel_size:g} nm, {method}"
           + (f", scale bar {info['scale_bar_nm']:g} nm" if info["scale_bar_nm"] else "")
           + (f"; {r.legend}" if r.legend else "") + (f"; {r.n_outside} localizations outside" if r.n_outside else "")
           + (f"; 16-bit, grey level 1 = {info['tiff_value_per_level']:.4g} {info['value_unit']} (linear, brightest "
-             "pixel 65535)" if "tiff_value_per_level" in info else ""))
+             "pixel 65535)" if "tiff_value_per_level" in info else "") + (f"; legend {key}" if key else ""))
     return 0

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-__all__ = ["drift_figure", "figure_png", "frc_figure", "histogram_figure", "image_figure", "save_png"]
+__all__ = ["drift_figure", "figure_png", "frc_figure", "histogram_figure", "image_figure", "legend_figure", "save_png"]
 
 
 def _plt():
@@ -124,3 +124,35 @@ def image_figure(image: np.ndarray, *, px_size_nm: float, title: str = "", origi
     if title:
         ax.set_title(title, fontsize=9)
     return figure_png(fig)
+
+
+def legend_figure(rendered, *, scale_bar_nm: float = 0.0) -> bytes | None:
+    """The key to a coloured image written as a picture (``plexloc render --color-by z|color`` to PNG): the z colour
+    scale in nm (the colormap's levels as drawn, the ends saturating) or the colour channels' hues, and the scale bar's
+    length. The PNG itself holds only pixels (a scale bar without a number and colours without a scale); None for a
+    grey image without a scale bar."""
+    import matplotlib
+
+    plt = _plt()
+    if rendered.z_range_nm is not None:
+        z0, z1 = rendered.z_range_nm
+        n = max(int(rendered.n_levels), 1)
+        fig, ax = plt.subplots(figsize=(5, 1.3))
+        cmap = matplotlib.colors.ListedColormap(matplotlib.colormaps[rendered.cmap or "turbo"](np.linspace(0, 1, n)))
+        norm = matplotlib.colors.BoundaryNorm(np.linspace(z0, z1, n + 1), n)
+        cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), cax=ax, orientation="horizontal")
+        ticks = matplotlib.ticker.MaxNLocator(6).tick_values(z0, z1)
+        cb.set_ticks(ticks[(ticks >= z0) & (ticks <= z1)])
+        cb.set_label(f"z (nm), {z0:.0f} to {z1:.0f} ({rendered.cmap or 'turbo'}; beyond them the end colours)"
+                     + (f"; scale bar {scale_bar_nm:g} nm" if scale_bar_nm else ""))
+        return figure_png(fig)
+    if rendered.colors:
+        from matplotlib.patches import Patch
+
+        fig, ax = plt.subplots(figsize=(4, 0.4 + 0.3 * len(rendered.colors)))
+        ax.axis("off")
+        handles = [Patch(color=rgb, label="rejected (color -1)" if k < 0 else f"colour {k}") for k, rgb in rendered.colors]
+        ax.legend(handles=handles, loc="center", frameon=False,
+                  title=f"scale bar {scale_bar_nm:g} nm" if scale_bar_nm else None)
+        return figure_png(fig)
+    return None

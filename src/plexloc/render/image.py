@@ -80,6 +80,12 @@ class Rendered:
     legend: str = ""
     #: what a pixel's value counts (written as the TIFF's value unit)
     value_unit: str = "localizations per pixel"
+    #: colour by z: the z (nm) at the colormap's start and end, the colormap and its number of levels (for a legend)
+    z_range_nm: tuple[float, float] | None = None
+    cmap: str = ""
+    n_levels: int = 0
+    #: colour by channel: (colour index, RGB) of each colour drawn (-1: rejected, grey)
+    colors: tuple = ()
 
 
 #: working memory of one image pixel, in bytes, while it is rendered and written (measured peaks, rounded up: a
@@ -432,6 +438,7 @@ def render_color(
         level = np.clip(np.nan_to_num((z - z0) / (z1 - z0) * n_levels).astype(np.int64), 0, n_levels - 1)
         colors = matplotlib.colormaps[cmap](np.linspace(0, 1, n_levels))[:, :3]
         legend = f"z from {z0:.0f} nm ({cmap} start) to {z1:.0f} nm ({cmap} end)"
+        key: dict = {"z_range_nm": (float(z0), float(z1)), "cmap": cmap, "n_levels": int(n_levels)}
         groups = [((level == k) & finite, colors[k]) for k in range(n_levels)]
         if not finite.all():  # rows without a z: grey, as rejected colours
             groups.append((~finite, np.array([0.5, 0.5, 0.5])))
@@ -446,6 +453,8 @@ def render_color(
             groups.append((c < 0, np.array([0.5, 0.5, 0.5])))
         legend = ", ".join(f"colour {k}: RGB {[round(float(v), 2) for v in palette[k % len(palette)]]}"
                            for k in np.unique(c[c >= 0]))
+        key = {"colors": tuple((int(k), tuple(float(v) for v in palette[k % len(palette)])) for k in np.unique(c[c >= 0]))
+               + (((-1, (0.5, 0.5, 0.5)),) if np.any(c < 0) else ())}
     else:
         raise InputError(f"color_by must be 'z' or 'color', got {color_by!r}")
     rgb = None
@@ -467,7 +476,7 @@ def render_color(
     if rgb is None:
         rgb = np.zeros((h, w, 3))
     return Rendered(rgb, float(px_size_nm), extent, n_out, legend,
-                    value_unit=_value_unit(gaussian_options.get("weights")))
+                    value_unit=_value_unit(gaussian_options.get("weights")), **key)
 
 
 def render(table: LocTable, *, method: str = "histogram", px_size_nm: float, extent_nm=None, **options) -> Rendered:
