@@ -489,9 +489,15 @@ def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices, notes=()) -> 
     fwhm_nm = (above.max() - above.min() + 1) * z_step_nm
     lateral_fwhm_nm = 2.355 * 0.21 * 600.0 / 1.5  # rough in-focus scale of a high-NA objective, for the sanity check
     if not 0.5 * lateral_fwhm_nm <= fwhm_nm <= 20 * lateral_fwhm_nm:
+        # the step that would make the PSF about 3x longer than its measured width (as _scale_checks says): a step
+        # given 10x too large named no value to try, where one 10x too small did
+        w, _, _ = window_stats(volumes[0][None, max(0, int(round(z0)) - 4) : int(round(z0)) + 5], np.zeros(1))
+        lat = 2.355 * float(w[0]) * float(np.sqrt(px[0] * px[1]))
+        likely = (f" (a PSF 3x longer than its {lat:.0f} nm width would mean a step of about "
+                  f"{z_step_nm * 3.0 * lat / fwhm_nm:.0f} nm)" if np.isfinite(lat) and lat > 0 else "")
         raise InputError(
-            f"the axial extent (FWHM) of the PSF is {fwhm_nm:.0f} nm with --z-step {z_step_nm} nm; a bead PSF is "
-            f"{0.5 * lateral_fwhm_nm:.0f}-{20 * lateral_fwhm_nm:.0f} nm long: check --z-step",
+            f"the axial extent (FWHM) of the PSF is {fwhm_nm:.0f} nm with --z-step {z_step_nm:g} nm; a bead PSF is "
+            f"{0.5 * lateral_fwhm_nm:.0f}-{20 * lateral_fwhm_nm:.0f} nm long: check --z-step{likely}",
             source=src[0],
         )
     notes += _scale_checks(volumes[0], z0, fwhm_nm=fwhm_nm, slices=(above.min(), above.max()), z_step_nm=z_step_nm,
@@ -504,7 +510,7 @@ def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices, notes=()) -> 
     channels = []
     residuals = []
     summary: dict = {"n_beads_used": [], "rejected": [], "z0_definition": definition, "warnings": notes,
-                     "z_range_nm": [lo, hi], "rejected_beads": []}
+                     "z_range_nm": [lo, hi], "rejected_beads": [], "used_beads": []}
     for c, (vol, b) in enumerate(zip(volumes, beads)):
         norm = _sum_at(vol, z0)
         if not norm > 0:
@@ -543,5 +549,11 @@ def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices, notes=()) -> 
             {"row": int(sc.rows[i]), "col": int(sc.cols[i]), "reason": str(sc.reason[i]),
              **({"detail": sc.detail[int(i)]} if int(i) in sc.detail else {})}
             for i in np.flatnonzero(sc.reason != "")])
+        # every bead used, where it is and how far its focus lies from the average's: a lab checks its beads against the
+        # stack (a tilted coverslip is a z offset growing across the field); PSF.json listed only the rejected ones
+        centre = np.asarray(b.origins, np.int64) + b.rois.shape[-1] // 2  # (row, col) of the bead's pixel
+        summary["used_beads"].append([
+            {"row": int(r), "col": int(cc), "x_nm": float(x), "y_nm": float(y), "z_offset_nm": float(sh[0]) * float(z_step_nm)}
+            for (r, cc), (x, y), sh in zip(centre, b.positions_nm, b.shifts)])
     cal = PSFCalibration(channels=channels, px_size_nm=px, dz_nm=float(z_step_nm), z0_definition=definition, inputs=src)
     return SplineCalibrationResult(cal, beads, sels, residuals, summary)

@@ -253,12 +253,22 @@ def run(args: argparse.Namespace) -> int:
         save_calibration(chip, out)
     figs = [args.out.with_name(f.name) for f in figs]
     print(
-        f"wrote {args.out}: {cal.n_channels} channel(s), beads used {report['n_beads_used']} "
-        f"({'; '.join(str(r) for r in report['beads_rejected'])})"
+        f"wrote {args.out}: {cal.n_channels} channel(s), beads used {_beads_line(report)}"
         + (f", leave-one-out z bias {loo['z_bias_nm']:.1f} nm, z RMSE {loo['z_rmse_nm']:.1f} nm" if loo and loo.get("z_rmse_nm") is not None else "")
         + f"; figures {', '.join(p.name for p in figs)}"
     )
     return 0
+
+
+def _beads_line(report: dict) -> str:
+    """The beads used per channel, in words: '15 of 16 found (1 saturated)'; the summary line printed the
+    dictionaries themselves, ``[15] ({'found': 16, 'saturated': 1})``."""
+    parts = []
+    for c, (n, counts) in enumerate(zip(report["n_beads_used"], report["beads_rejected"])):
+        why = ", ".join(f"{v} {k}" for k, v in counts.items() if k != "found")
+        parts.append(("" if len(report["n_beads_used"]) == 1 else f"channel {c}: ")
+                     + f"{n} of {counts.get('found', n)} found" + (f" ({why})" if why else ""))
+    return "; ".join(parts)
 
 
 #: fewer beads than this in a channel is warned of: the average keeps one bead's noise and flaws (a 2-bead
@@ -338,7 +348,7 @@ def _checks(summary: dict) -> dict:
         if len(beads) > 20:
             print(f"plexloc calibrate: channel {c}: ... {len(beads) - 20} more rejected beads in the report",
                   file=sys.stderr)
-    return {k: summary[k] for k in ("warnings", "z_range_nm", "rejected_beads") if k in summary}
+    return {k: summary[k] for k in ("warnings", "z_range_nm", "rejected_beads", "used_beads") if k in summary}
 
 
 def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
@@ -409,7 +419,7 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
           "objective, slice k at (k - k0) * --z-step): if your cylindrical lens focuses them the other way round, the "
           "stack was taken toward the objective: reverse its slices", file=sys.stderr)
     print(
-        f"wrote {args.out}: astigmatic, beads used {report['n_beads_used']}, curve fit rms "
+        f"wrote {args.out}: astigmatic, beads used {_beads_line(report)}, curve fit rms "
         f"{result.residual_nm[0]:.1f}/{result.residual_nm[1]:.1f} nm"
         + (f", leave-one-out z bias {loo['z_bias_nm']:.1f} nm, z RMSE {loo['z_rmse_nm']:.1f} nm" if loo and loo.get("z_rmse_nm") is not None else "")
         + f"; figure {fig.name}"
