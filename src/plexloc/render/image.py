@@ -56,7 +56,7 @@ import numpy as np
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
-from plexloc.table import LocTable
+from plexloc.table import LocTable, as_table
 
 __all__ = [
     "Rendered",
@@ -71,7 +71,10 @@ __all__ = [
 
 @dataclass
 class Rendered:
-    """An image (H, W) or RGB (H, W, 3), float, and its geometry."""
+    """An image (H, W) or RGB (H, W, 3), float, and its geometry: ``px_size_nm`` the image pixel (nm);
+    ``extent_nm`` ``(x0, x1, y0, y1)`` in the table's coordinates (nm; row 0 of the image at ``y0``, column 0 at
+    ``x0``, as ``matplotlib.pyplot.imshow(image, extent=(x0, x1, y1, y0))`` shows it); ``n_outside`` the rows that fell
+    outside the extent."""
 
     image: np.ndarray
     px_size_nm: float
@@ -171,7 +174,16 @@ def _bin(x, y, weights, extent, h, w, px):
 
 def render_histogram(table: LocTable, *, px_size_nm: float, extent_nm=None, weights=None,
                      max_pixels: int = 2**28) -> Rendered:
-    """Localizations per pixel (see the module docstring)."""
+    """Localizations per pixel (see the module docstring).
+
+    Args:
+        table: a :class:`LocTable` (or a dict or pandas DataFrame of its columns); ``x_nm``, ``y_nm`` are used.
+        px_size_nm: the image pixel, nm (e.g. 10 for an image of 10-nm pixels).
+        extent_nm: ``(x0, x1, y0, y1)`` nm to draw; default the localizations' bounding box.
+        weights: per row, what each localization adds (default 1: a count).
+        max_pixels: larger images are refused (as are images over half the memory available).
+    """
+    table = as_table(table)
     extent, h, w = _geometry(table, float(px_size_nm), extent_nm, max_pixels)
     _check_memory(h, w, float(px_size_nm), BYTES_PER_PIXEL["histogram"], "histogram", table.source)
     img, out = _bin(table["x_nm"], table["y_nm"], weights, extent, h, w, float(px_size_nm))
@@ -258,6 +270,10 @@ def render_gaussian(
     the bounding box grown by 3σ (the 99th percentile of σ).
 
     Args:
+        table: a :class:`LocTable` (or a dict or pandas DataFrame of its columns) with ``x_nm``, ``y_nm`` and, unless
+            ``sigma_nm`` is given, ``sigma_x_nm``/``sigma_y_nm`` (or ``crlb_*``).
+        px_size_nm: the image pixel, nm.
+        extent_nm: ``(x0, x1, y0, y1)`` nm to draw.
         sigma_nm: one σ for all localizations, along x and y, instead of the table's uncertainties.
         min_sigma_nm: floor of σx and of σy, each on its own (e.g. ``px_size_nm / 2`` so that every spot
             covers a pixel).
@@ -273,6 +289,7 @@ def render_gaussian(
     """
     from scipy.ndimage import correlate1d
 
+    table = as_table(table)
     px = float(px_size_nm)
     if not (np.isfinite(sigma_step) and sigma_step > 0):
         raise InputError(f"sigma_step must be > 0, got {sigma_step!r}")
@@ -418,9 +435,11 @@ def render_color(
     z_range_nm: tuple[float, float] | None = None,
     **gaussian_options,
 ) -> Rendered:
-    """RGB image coloured by ``z`` (colormap over z levels) or by ``color`` (one hue per channel)."""
+    """RGB image coloured by ``z`` (colormap over z levels; ``z_range_nm`` default the table's 1st-99th
+    percentile) or by ``color`` (one hue per channel); ``px_size_nm`` and ``extent_nm`` as :func:`render`."""
     import matplotlib
 
+    table = as_table(table)
     extent, h, w = _geometry(table, float(px_size_nm), extent_nm, gaussian_options.get("max_pixels", 2**28))
     _check_memory(h, w, float(px_size_nm), 32 + BYTES_PER_PIXEL.get(method, 32), f"RGB, {method}, coloured by {color_by}",
                   table.source)
@@ -480,7 +499,12 @@ def render_color(
 
 
 def render(table: LocTable, *, method: str = "histogram", px_size_nm: float, extent_nm=None, **options) -> Rendered:
-    """``render_histogram`` or ``render_gaussian`` by name."""
+    """A super-resolved image of ``table`` (a :class:`LocTable`, or a dict or DataFrame of its columns) with pixels of
+    ``px_size_nm`` nm over ``extent_nm`` ``(x0, x1, y0, y1)`` nm (default: the localizations' extent):
+    ``method="histogram"`` (:func:`render_histogram`: localizations per pixel; options ``weights``, ``max_pixels``)
+    or ``"gaussian"`` (:func:`render_gaussian`: each a Gaussian of its σ; its options). Colour by z or by colour
+    channel: :func:`render_color`. Write it with :func:`save_image` ``(rendered, path)``."""
+    table = as_table(table)
     if method == "histogram":
         return render_histogram(table, px_size_nm=px_size_nm, extent_nm=extent_nm,
                                 **{k: v for k, v in options.items() if k in ("weights", "max_pixels")})
@@ -549,6 +573,10 @@ def save_image(
     Returns:
         dict with ``path, shape, px_size_nm, scale_bar_nm`` (0 when none was drawn).
     """
+    if not isinstance(rendered, Rendered):
+        swapped = isinstance(path, Rendered)
+        raise TypeError("save_image takes (rendered, path)" + (": the arguments are swapped" if swapped else
+                        f", got {type(rendered).__name__} for rendered (make one with render(table, px_size_nm=...))"))
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".tif", ".tiff", ".png"):
