@@ -335,7 +335,42 @@ def _numbering_gap(files: list[Path], n_frames: list[int]) -> str | None:
     return None  # pragma: no cover - some step differs from the expected one
 
 
-class MovieReader:
+class _FrameIndexing:
+    """``movie[i]`` ``(H, W)``, ``movie[a:b]`` ``(T, H, W)`` (new arrays) and :meth:`iter_chunks` over a class's
+    ``_read(start, stop)``, ``n_frames`` and ``path`` (:class:`MovieReader`, :class:`ArrayMovie`)."""
+
+    n_frames: int
+    path: str
+
+    def _read(self, start: int, stop: int) -> np.ndarray:  # pragma: no cover - each class has its own
+        raise NotImplementedError
+
+    def _check_open(self) -> None:
+        """Raise when the frames can no longer be read (a closed file)."""
+
+    def __getitem__(self, key: int | slice) -> np.ndarray:
+        self._check_open()
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.n_frames)
+            if step != 1:
+                raise InputError(f"frame slices must have step 1, got step {key.step}", source=self.path)
+            return self._read(start, max(start, stop))
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (self.n_frames if int(key) < 0 else 0)
+            if not 0 <= i < self.n_frames:
+                raise IndexError(f"frame {int(key)} out of range for a movie of {self.n_frames} frames")
+            return self._read(i, i + 1)[0]
+        raise TypeError(f"movie indices must be int or slice, not {type(key).__name__}")
+
+    def iter_chunks(self, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start_frame, frames)`` for consecutive chunks of at most ``chunk_frames`` frames."""
+        if int(chunk_frames) < 1:
+            raise InputError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        for start in range(0, self.n_frames, int(chunk_frames)):
+            yield start, self._read(start, min(start + int(chunk_frames), self.n_frames))
+
+
+class MovieReader(_FrameIndexing):
     """Frames of one TIFF movie, or of a folder of TIFF files, read on demand.
 
     Use :func:`open_movie` to create one. Indexing follows numpy: ``movie[i]`` is one frame of shape
@@ -452,29 +487,9 @@ class MovieReader:
             pos += b - a
         return out
 
-    def __getitem__(self, key: int | slice) -> np.ndarray:
+    def _check_open(self) -> None:
         if not self._sources:
             raise ValueError(f"{self.path}: movie is closed")
-        if isinstance(key, slice):
-            start, stop, step = key.indices(self.n_frames)
-            if step != 1:
-                raise InputError(f"frame slices must have step 1, got step {key.step}", source=self.path)
-            return self._read(start, max(start, stop))
-        if isinstance(key, (int, np.integer)):
-            i = int(key)
-            if i < 0:
-                i += self.n_frames
-            if not 0 <= i < self.n_frames:
-                raise IndexError(f"frame {int(key)} out of range for a movie of {self.n_frames} frames")
-            return self._read(i, i + 1)[0]
-        raise TypeError(f"movie indices must be int or slice, not {type(key).__name__}")
-
-    def iter_chunks(self, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(start_frame, frames)`` for consecutive chunks of at most ``chunk_frames`` frames."""
-        if int(chunk_frames) < 1:
-            raise InputError(f"chunk_frames must be >= 1, got {chunk_frames}")
-        for start in range(0, self.n_frames, int(chunk_frames)):
-            yield start, self._read(start, min(start + int(chunk_frames), self.n_frames))
 
     # --- lifetime -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -498,7 +513,7 @@ class MovieReader:
         )
 
 
-class ArrayMovie:
+class ArrayMovie(_FrameIndexing):
     """Raw frames held in memory behind :class:`MovieReader`'s interface, so that what streams a TIFF movie
     (:func:`plexloc.infer.fit_movie`, :func:`plexloc.mle.fit_movie`, their ``fit_movie_to_file``) fits an array too.
 
@@ -555,27 +570,6 @@ class ArrayMovie:
         if out.dtype.kind == "f":
             _check_finite_frames(out, start, self.path)
         return out
-
-    def __getitem__(self, key: int | slice) -> np.ndarray:
-        """Frames as :class:`MovieReader` gives them: ``movie[i]`` ``(H, W)``, ``movie[a:b]`` ``(T, H, W)``, new arrays."""
-        if isinstance(key, slice):
-            start, stop, step = key.indices(self.n_frames)
-            if step != 1:
-                raise InputError(f"frame slices must have step 1, got step {key.step}", source=self.path)
-            return self._read(start, max(start, stop))
-        if isinstance(key, (int, np.integer)):
-            i = int(key) + (self.n_frames if int(key) < 0 else 0)
-            if not 0 <= i < self.n_frames:
-                raise IndexError(f"frame {int(key)} out of range for a movie of {self.n_frames} frames")
-            return self._read(i, i + 1)[0]
-        raise TypeError(f"movie indices must be int or slice, not {type(key).__name__}")
-
-    def iter_chunks(self, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(start_frame, frames)`` for consecutive chunks of at most ``chunk_frames`` frames."""
-        if int(chunk_frames) < 1:
-            raise InputError(f"chunk_frames must be >= 1, got {chunk_frames}")
-        for start in range(0, self.n_frames, int(chunk_frames)):
-            yield start, self._read(start, min(start + int(chunk_frames), self.n_frames))
 
     def close(self) -> None:
         """Nothing to release (the array stays the caller's)."""
