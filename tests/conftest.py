@@ -141,3 +141,16 @@ def record_rates(trainer) -> list[float]:
 
     trainer.train_step = spy
     return rates
+
+
+def full_chip_camera(folder, shape=(40, 36), seed: int = 0):
+    """A camera YAML naming sCMOS maps of a ``shape`` chip (offset ~100 ADU, gain ~0.5 e-/ADU with a 5 % spread,
+    read variance 1-4): ``folder / "cam.yaml"`` and its three .npy maps, as ``plexloc calibrate-camera`` writes them."""
+    rng = np.random.default_rng(seed)
+    np.save(folder / "off.npy", (100 + rng.normal(0, 5, shape)).astype(np.float32))
+    np.save(folder / "gain.npy", (0.5 * (1 + rng.normal(0, 0.05, shape))).astype(np.float32))
+    np.save(folder / "var.npy", rng.uniform(1.0, 4.0, shape).astype(np.float32))
+    path = folder / "cam.yaml"
+    path.write_text(f"kind: scmos\nqe: 0.8\ne_per_adu: {folder / 'gain.npy'}\nbaseline: {folder / 'off.npy'}\n"
+                    f"read_variance: {folder / 'var.npy'}\nspurious_charge: 0\n")
+    return path

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, full_chip_camera
 
 from plexloc.camera.models import SCMOS
 from plexloc.config import SimulationConfig, TrainConfig, validate_config
@@ -208,12 +208,7 @@ def test_plexloc_train_with_full_chip_maps_runs_and_the_model_fits_a_camera_roi(
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    np.save(tmp_path / "off.npy", (100 + rng.normal(0, 5, (40, 36))).astype(np.float32))
-    np.save(tmp_path / "gain.npy", (0.5 * (1 + rng.normal(0, 0.05, (40, 36)))).astype(np.float32))
-    np.save(tmp_path / "var.npy", rng.uniform(1.0, 4.0, (40, 36)).astype(np.float32))
-    (tmp_path / "cam.yaml").write_text(f"kind: scmos\nqe: 0.8\ne_per_adu: {tmp_path / 'gain.npy'}\n"
-                                       f"baseline: {tmp_path / 'off.npy'}\nread_variance: {tmp_path / 'var.npy'}\n"
-                                       "spurious_charge: 0\n")
+    full_chip_camera(tmp_path)
     (tmp_path / "train.yaml").write_text(yaml.safe_dump({**TINY_TRAIN, "camera": str(tmp_path / "cam.yaml")}))
     run = tmp_path / "run"
     assert main(["train", str(tmp_path / "train.yaml"), "--out", str(run), "--steps", "3", "--device", "cpu",

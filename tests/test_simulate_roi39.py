@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import full_chip_camera
 
 from plexloc.camera.models import SCMOS
 from plexloc.config import SimulationConfig, validate_config
@@ -63,13 +64,7 @@ def test_maps_of_the_frames_shape_give_the_same_movie_as_before():
 def test_plexloc_simulate_then_fit_with_the_same_camera_file(tmp_path, capsys):
     from plexloc.cli.main import main
 
-    rng = np.random.default_rng(0)
-    np.save(tmp_path / "off.npy", (100 + rng.normal(0, 5, (40, 36))).astype(np.float32))
-    np.save(tmp_path / "gain.npy", (0.5 * (1 + rng.normal(0, 0.05, (40, 36)))).astype(np.float32))
-    np.save(tmp_path / "var.npy", rng.uniform(1.0, 4.0, (40, 36)).astype(np.float32))
-    (tmp_path / "cam.yaml").write_text(f"kind: scmos\nqe: 0.8\ne_per_adu: {tmp_path / 'gain.npy'}\n"
-                                       f"baseline: {tmp_path / 'off.npy'}\nread_variance: {tmp_path / 'var.npy'}\n"
-                                       "spurious_charge: 0\n")
+    full_chip_camera(tmp_path)
     cfg = {"frame_size": [24, 20], "roi_offset_px": [6, 4], "psf": {"kind": "gaussian"},
            "camera": str(tmp_path / "cam.yaml"), "emitters": {"density_per_um2": 0.3}}
     (tmp_path / "sim.yaml").write_text(yaml.safe_dump(cfg))
