@@ -165,12 +165,18 @@ class SCMOS(Camera):
                              "maps cover the camera region they were measured on; crop them to the movie's region "
                              "(or measure them there: plexloc calibrate-camera)")
 
-    def cut_maps(self, map_offset_px: Tensor, frame_shape: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
+    def cut_maps(self, map_offset_px: Tensor, frame_shape: tuple[int, int], *,
+                 offsets_inside: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         """(e_per_adu, baseline, read_sigma) under N frames of ``frame_shape`` (H, W) whose corners sit at
         ``map_offset_px`` (N, 2) integer chip pixels (x, y): each an (N, H, W) cut where it is a map, the scalar where
-        it is one. One gather for all N frames (rows ``y0 + i``, columns ``x0 + j``), no loop over them. The offsets
-        must keep every frame inside the maps (checked for tensors on the CPU; a CUDA caller draws them inside, as
-        :meth:`plexloc.simulation.BatchGenerator.sample_map_offsets` does)."""
+        it is one. One gather for all N frames (rows ``y0 + i``, columns ``x0 + j``), no loop over them.
+
+        The offsets must keep every frame inside the maps: checked on every device (one host-device synchronisation;
+        unchecked, a negative offset would wrap round to the maps' far edge unseen, and one past the far edge is a
+        device-side assert on CUDA that ends the process), an :class:`InputError` naming them. ``offsets_inside``:
+        the caller drew them inside (:meth:`plexloc.simulation.BatchGenerator.sample_map_offsets`, checked once
+        when the generator is built; a movie's ``roi_offset_px``, checked once per movie), so the check is skipped:
+        no synchronisation in a training step."""
         shape = self.map_shape
         if shape is None:
             return self.e_per_adu, self.baseline, self.read_sigma
@@ -178,16 +184,17 @@ class SCMOS(Camera):
         if map_offset_px.ndim != 2 or map_offset_px.shape[1] != 2:
             raise ValueError(f"map_offset_px must be (N, 2) chip pixels (x, y), got shape {tuple(map_offset_px.shape)}")
         off = map_offset_px.to(device=self.baseline.device, dtype=torch.int64)
-        if off.device.type == "cpu" and off.numel() and (
-                bool((off < 0).any()) or int(off[:, 0].max()) + w > shape[1] or int(off[:, 1].max()) + h > shape[0]):
-            raise InputError(f"sCMOS map cut: frames of {h}x{w} px at chip offsets (x, y) from "
-                             f"{off.min(0).values.tolist()} to {off.max(0).values.tolist()} reach outside the "
-                             f"{shape[0]}x{shape[1]} maps")
+        if not offsets_inside and off.numel():
+            lo, hi = off.min(0).values, off.max(0).values  # (x, y) each
+            if bool((lo < 0).any() | (hi[0] + w > shape[1]) | (hi[1] + h > shape[0])):  # one synchronisation
+                raise InputError(f"sCMOS map cut: frames of {h}x{w} px at chip offsets (x, y) from {lo.tolist()} to "
+                                 f"{hi.tolist()} reach outside the {shape[0]}x{shape[1]} maps")
         rows = (off[:, 1:2] + torch.arange(h, device=off.device))[:, :, None]  # (N, H, 1)
         cols = (off[:, 0:1] + torch.arange(w, device=off.device))[:, None, :]  # (N, 1, W)
         return tuple(t[rows, cols] if t.ndim == 2 else t for t in (self.e_per_adu, self.baseline, self.read_sigma))
 
-    def _maps(self, x: Tensor, map_offset_px: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    def _maps(self, x: Tensor, map_offset_px: Tensor | None, offsets_inside: bool = False
+              ) -> tuple[Tensor, Tensor, Tensor]:
         """The maps that apply to frames ``x`` (N, ..., H, W): the camera's own (checked against the frames' shape)
         without ``map_offset_px``, else each frame's cut, shaped to broadcast over the frames' middle dimensions."""
         if map_offset_px is None:
@@ -198,11 +205,13 @@ class SCMOS(Camera):
                              "(one per entry of the first dimension)")
         middle = (1,) * (x.ndim - 3)
         return tuple(t.reshape(t.shape[0], *middle, *t.shape[1:]) if t.ndim == 3 else t
-                     for t in self.cut_maps(map_offset_px, tuple(x.shape[-2:])))
+                     for t in self.cut_maps(map_offset_px, tuple(x.shape[-2:]), offsets_inside=offsets_inside))
 
     def forward(self, photons: Tensor, *, generator: torch.Generator | None = None,
-                map_offset_px: Tensor | None = None) -> Tensor:
-        e_per_adu, baseline, read_sigma = self._maps(photons, map_offset_px)
+                map_offset_px: Tensor | None = None, offsets_inside: bool = False) -> Tensor:
+        """Raw frames (ADU) from expected photons; ``map_offset_px``: (N, 2) each frame's cut of maps larger than the
+        frames, ``offsets_inside`` as in :meth:`cut_maps`."""
+        e_per_adu, baseline, read_sigma = self._maps(photons, map_offset_px, offsets_inside)
         electrons = F.poisson(self.qe * photons + self.spurious_charge, generator=generator)
         noise = torch.randn(electrons.shape, generator=generator, device=electrons.device, dtype=electrons.dtype)
         return F.quantise_adu((electrons + read_sigma * noise) / e_per_adu + baseline)
@@ -211,13 +220,15 @@ class SCMOS(Camera):
         e_per_adu, baseline, _ = self._maps(photons, map_offset_px)
         return (self.qe * photons + self.spurious_charge) / e_per_adu + baseline
 
-    def to_photons(self, adu: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
-        """Photons (float32, a new tensor) from ADU of any dtype; ``map_offset_px`` as in :meth:`forward`."""
-        return self.to_photons_(adu.to(torch.float32, copy=True), map_offset_px=map_offset_px)
+    def to_photons(self, adu: Tensor, *, map_offset_px: Tensor | None = None, offsets_inside: bool = False) -> Tensor:
+        """Photons (float32, a new tensor) from ADU of any dtype; ``map_offset_px`` and ``offsets_inside`` as in
+        :meth:`forward`."""
+        return self.to_photons_(adu.to(torch.float32, copy=True), map_offset_px=map_offset_px,
+                                offsets_inside=offsets_inside)
 
-    def to_photons_(self, x: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+    def to_photons_(self, x: Tensor, *, map_offset_px: Tensor | None = None, offsets_inside: bool = False) -> Tensor:
         # ((adu - baseline) * e_per_adu - spurious_charge) / qe
-        e_per_adu, baseline, _ = self._maps(x, map_offset_px)
+        e_per_adu, baseline, _ = self._maps(x, map_offset_px, offsets_inside)
         return x.sub_(baseline).mul_(e_per_adu).sub_(self.spurious_charge).div_(self.qe)
 
     def noise_variance_photons(self, photons: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:

@@ -117,6 +117,7 @@ class BatchGenerator:
                 generator=self.generator,
                 # every frame of a sample's window through the same cut (the same pixels over time)
                 map_offset_px=None if map_offset is None else map_offset.transpose(0, 1).repeat_interleave(t, dim=1),
+                offsets_inside=True,  # drawn inside the maps (sample_map_offsets): no check, no synchronisation
             )
         c, _, h, w = raw.shape
         frames = raw.reshape(c, b, t, h, w).permute(1, 2, 0, 3, 4).contiguous()

@@ -349,22 +349,27 @@ class Simulator(nn.Module):
         are larger than the frame (cut per training sample); refuses maps smaller than the frame."""
         return camera_map_crops(self.config, [ch.camera for ch in self.channels], source=source)
 
-    def camera(self, expected: Tensor, *, generator=None, map_offset_px: Tensor | None = None) -> Tensor:
+    def camera(self, expected: Tensor, *, generator=None, map_offset_px: Tensor | None = None,
+               offsets_inside: bool = False) -> Tensor:
         """(C, N, H, W) raw frames (ADU) from expected photons, each channel through its own camera.
 
         ``map_offset_px``: (C, N, 2) chip pixel (x, y) of each frame's corner on channel c's sCMOS maps, for the
         channels of :meth:`map_crops` (maps larger than the frame, cut per frame); other channels ignore their row.
+        ``offsets_inside``: the caller drew them inside the maps (no check, no host-device synchronisation:
+        :meth:`plexloc.camera.models.SCMOS.cut_maps`).
         """
         crops = self.map_crops() if map_offset_px is not None else {}
         return torch.stack([ch.camera(expected[c], generator=generator,
-                                      **({"map_offset_px": map_offset_px[c]} if c in crops else {}))
+                                      **({"map_offset_px": map_offset_px[c], "offsets_inside": offsets_inside}
+                                         if c in crops else {}))
                             for c, ch in enumerate(self.channels)])
 
-    def to_photons(self, raw: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+    def to_photons(self, raw: Tensor, *, map_offset_px: Tensor | None = None, offsets_inside: bool = False) -> Tensor:
         """Inverse camera normalisation per channel, (C, N, ..., H, W) ADU -> photons; ``map_offset_px`` (C, N, 2)
-        as in :meth:`camera` (the cut each frame was simulated through)."""
+        and ``offsets_inside`` as in :meth:`camera` (the cut each frame was simulated through)."""
         crops = self.map_crops() if map_offset_px is not None else {}
-        return torch.stack([ch.camera.to_photons(raw[c], **({"map_offset_px": map_offset_px[c]} if c in crops else {}))
+        return torch.stack([ch.camera.to_photons(raw[c], **({"map_offset_px": map_offset_px[c],
+                                                               "offsets_inside": offsets_inside} if c in crops else {}))
                             for c, ch in enumerate(self.channels)])
 
     # --- whole movies -------------------------------------------------------------------------
@@ -376,7 +381,7 @@ class Simulator(nn.Module):
         h, w = self.frame_shape
         out = {}
         for c, shape in self.map_crops().items():
-            if y0 + h > shape[0] or x0 + w > shape[1]:
+            if x0 < 0 or y0 < 0 or y0 + h > shape[0] or x0 + w > shape[1]:  # iter_movie cuts unchecked
                 field = "camera" if self.n_channels == 1 else f"channels[{c}].camera"
                 raise InputError(
                     f"{field}: the sCMOS maps are {shape[0]}x{shape[1]} px (rows x columns); the movie's {h}x{w} frames "
@@ -467,7 +472,8 @@ class Simulator(nn.Module):
                 bg = bg_levels[:, start:stop]
                 with torch.no_grad():
                     offsets = roi[:, None, :].expand(-1, stop - start, -1) if at else None
-                    raw = self.camera(self.expected_photons(sel, bg), generator=generator, map_offset_px=offsets)
+                    raw = self.camera(self.expected_photons(sel, bg), generator=generator, map_offset_px=offsets,
+                                      offsets_inside=True)  # checked by _movie_map_offsets
                 yield start, raw, bg
 
         return emitters, chunks()

@@ -51,9 +51,10 @@ from plexloc.train.loss import decode_loss
 def batch_photons(sim: Simulator, frames: torch.Tensor, map_offset_px: torch.Tensor | None = None) -> torch.Tensor:
     """Raw batch frames (B, T, C, H, W) ADU -> photons, each channel through its own camera; ``map_offset_px``
     (B, C, 2): the batch's cuts of sCMOS maps larger than the frame (:attr:`Batch.map_offset_px`), through which
-    the frames were simulated and so convert back."""
+    the frames were simulated and so convert back. They are a :class:`BatchGenerator`'s, drawn inside the maps: not
+    checked again (a check is a host-device synchronisation per step, :meth:`plexloc.camera.models.SCMOS.cut_maps`)."""
     off = None if map_offset_px is None else map_offset_px.transpose(0, 1)
-    return sim.to_photons(frames.permute(2, 0, 1, 3, 4), map_offset_px=off).permute(1, 2, 0, 3, 4)
+    return sim.to_photons(frames.permute(2, 0, 1, 3, 4), map_offset_px=off, offsets_inside=True).permute(1, 2, 0, 3, 4)
 
 
 def batch_aux(sim: Simulator, batch: Batch, spec) -> torch.Tensor | None:
