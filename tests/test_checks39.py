@@ -332,14 +332,31 @@ def test_calibrate_camera_still_warns_for_an_emccd_measured_as_an_scmos(tmp_path
     assert "are these an EMCCD's frames?" in err and "are these an EMCCD's frames?" in out.read_text()
 
 
+def _fit_by(method: str, movie, cfg) -> None:
+    """Fit ``movie`` (a path or an array) by the MLE, or by an untrained network given ``cfg`` (the checks look at the
+    movie before the fit)."""
+    import torch
+
+    if method == "mle":
+        from plexloc.mle import fit_movie
+
+        fit_movie(movie, cfg)
+        return
+    from plexloc.config import TrainConfig, validate_config
+    from plexloc.infer import fit_movie
+    from plexloc.nets import Localizer, LocalizerSpec
+
+    torch.manual_seed(0)
+    net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1)).eval()
+    fit_movie(movie, net, config=validate_config(cfg.model_dump(mode="json"), TrainConfig).model_dump(mode="json"))
+
+
 @pytest.mark.parametrize("method", ["network", "mle"])
 def test_both_fits_give_the_psf_check_the_movies_pixel_type(tmp_path, emccd_movie, method):
     """plexloc's fits pass the movie file's pixel type to the PSF-shape check: a float32 photon movie fitted with the
     EMCCD's camera settings is named as not raw counts (the MLE fit and an untrained network: the check looks at the
     movie before the fit)."""
     import warnings
-
-    import torch
 
     from plexloc.io.tiff import write_movie
     from plexloc.psf.check import PSFShapeWarning
@@ -351,18 +368,7 @@ def test_both_fits_give_the_psf_check_the_movies_pixel_type(tmp_path, emccd_movi
         warnings.simplefilter("ignore")
         warnings.simplefilter("error", PSFShapeWarning)
         with pytest.raises(PSFShapeWarning, match=r"photons\.tif: .*The movie's pixels are float32 numbers"):
-            if method == "mle":
-                from plexloc.mle import fit_movie
-
-                fit_movie(path, cfg)
-            else:
-                from plexloc.config import TrainConfig, validate_config
-                from plexloc.infer import fit_movie
-                from plexloc.nets import Localizer, LocalizerSpec
-
-                torch.manual_seed(0)
-                net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1)).eval()
-                fit_movie(path, net, config=validate_config(cfg.model_dump(mode="json"), TrainConfig).model_dump(mode="json"))
+            _fit_by(method, path, cfg)
 
 
 @pytest.mark.parametrize("method", ["network", "mle"])
@@ -372,26 +378,12 @@ def test_an_in_memory_float_array_is_not_named_as_not_raw_counts(emccd_movie, me
     pixel size as before. (The same float32 photons as a TIFF get the hint: the test above.)"""
     import warnings
 
-    import torch
-
     from plexloc.psf.check import PSFShapeWarning
 
     adu, cam, cfg = emccd_movie
-    photons = cam.to_photons(adu).float()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", PSFShapeWarning)
-        if method == "mle":
-            from plexloc.mle import fit_movie
-
-            fit_movie(photons, cfg)
-        else:
-            from plexloc.config import TrainConfig, validate_config
-            from plexloc.infer import fit_movie
-            from plexloc.nets import Localizer, LocalizerSpec
-
-            torch.manual_seed(0)
-            net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1)).eval()
-            fit_movie(photons, net, config=validate_config(cfg.model_dump(mode="json"), TrainConfig).model_dump(mode="json"))
+        _fit_by(method, cam.to_photons(adu).float(), cfg)
     shape = [str(w.message) for w in caught if issubclass(w.category, PSFShapeWarning)]
     assert shape and "Check px_size_nm" in shape[0] and "float32 numbers" not in shape[0]
