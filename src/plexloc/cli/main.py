@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "demo": "plexloc.cli.demo",
     "train": "plexloc.cli.train",
     "fit": "plexloc.cli.fit",
+    "process": "plexloc.cli.process",
     "serve": "plexloc.cli.serve",
     "worker": "plexloc.cli.worker",
     "admin": "plexloc.cli.admin",

@@ -1,0 +1,143 @@
+"""``plexloc process MOVIE [MOVIE ...] --model RUN_DIR --out DIR``: each movie to its localizations, drift correction,
+report, merged table, image and FRC in one command (:mod:`plexloc.workflow`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from plexloc.cli._common import (nonnegative_float, nonnegative_int, open_probability, positive_float, positive_int,
+                                 probability)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "process",
+        help="movie(s) to localizations, drift correction, report, merged table, image and FRC in one command",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+For each movie (a TIFF stack or a folder of TIFFs), in this order, into DIR/NAME/ (NAME: the movie's file name
+without .tif/.ome):
+  1. locs.csv     the fit (as plexloc fit; --method mle --config CONFIG for the maximum-likelihood fitter)
+  2. drift.png,   the drift estimated (as plexloc drift: COMET, RCC where comet-smlm is not installed) and
+     locs_dc.csv  subtracted; not subtracted where the engine calls its estimate unreliable or there are too
+                  few localizations: no locs_dc.csv then, the steps below take locs.csv (summary.json says why)
+  3. report.html  the report of that table before merging (as plexloc report; NeNA needs consecutive frames)
+  4. merged.csv   one localization per on-event (as plexloc merge: 50 nm, gap 1)
+  5. image.png    the merged table over the movie's whole field of view (as plexloc render: Gaussian of each
+                  localization's sigma, or a histogram; a scale bar)
+  6. summary.json rows, frames, frames/s, drift range and uncertainty, NeNA (before merging), FRC resolution
+                  (of the merged table), the report's summary, the warnings
+Then DIR/summary.csv, one row per movie, is written and printed as a table.
+
+A single-channel model (or one that cuts a split-view movie into its channels) takes any number of movies, one
+acquisition each. A multi-channel model without split_view takes one acquisition per command: one movie per
+channel, in channel order (plexloc process cell1_ch0.tif cell1_ch1.tif --model RUN --out DIR writes DIR/cell1/).
+
+A movie that fails (a corrupt TIFF) does not stop the others: its folder holds the files finished before the error,
+FAILED.txt and summary.json with the error; its row in summary.csv says failed and why, and the exit code is 1.
+Every file is written under a temporary name: a movie's folder appears, complete or marked failed, when its
+last step ends. The separate commands (plexloc fit, drift, report, merge, render, frc) remain for finer control.""",
+    )
+    p.add_argument("movie", type=Path, nargs="+", help="TIFF stacks or folders of TIFFs, one acquisition each (a "
+                   "multi-channel model: one movie per channel)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (one folder per movie, and summary.csv)")
+    p.add_argument("--method", choices=["network", "mle"], default="network",
+                   help="network (default: the trained model of --model) or mle (the maximum-likelihood fitter, with "
+                   "--config)")
+    p.add_argument("--model", type=Path, help="run folder or model file (--method network)")
+    p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
+    p.add_argument("--camera", type=Path, action="append",
+                   help="camera YAML of the movies (default: the model's training camera); multi-channel: one "
+                   "--camera per channel, in channel order, or one configuration holding every channel's camera")
+    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
+    p.add_argument("--threshold", type=open_probability, default=None,
+                   help="integrated detection probability, in (0, 1] (network; default: the model's)")
+    p.add_argument("--min-prob", type=probability, metavar="P", help="keep localizations with prob >= P (network)")
+    p.add_argument("--max-sigma", type=positive_float, metavar="NM",
+                   help="keep localizations with lateral sigma <= NM (network)")
+    p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")
+    p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
+    p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per forward pass (network; default 16)")
+    p.add_argument("--no-drift", action="store_true", help="no drift correction (no drift.png, no locs_dc.csv)")
+    p.add_argument("--drift-engine", choices=("comet", "rcc"), default="comet",
+                   help="comet (default; RCC where comet-smlm is not installed) or rcc, as plexloc drift --engine")
+    p.add_argument("--no-merge", action="store_true",
+                   help="no merging (no merged.csv; the image and FRC take the table before merging)")
+    p.add_argument("--merge-radius", type=positive_float, default=50.0, metavar="NM",
+                   help="link radius of the merge in nm (default 50)")
+    p.add_argument("--merge-gap", type=nonnegative_int, default=1, metavar="FRAMES",
+                   help="missing frames bridged by the merge (default 1)")
+    p.add_argument("--render-px", type=positive_float, default=None, metavar="NM",
+                   help="pixel of image.png in nm (default 10, coarser where the field of view would be over 8192 "
+                   "pixels on a side)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Process the movies (:func:`plexloc.workflow.process_movies`); exit code 1 where any movie failed."""
+    from plexloc.cli._common import check_outputs, resolve_device
+    from plexloc.config import load_camera_configs, load_config
+    from plexloc.errors import InputError
+    from plexloc.workflow import ProcessOptions, format_summary, process_movies
+
+    if args.min_photons is not None and args.max_photons is not None and args.min_photons > args.max_photons:
+        raise InputError(f"--min-photons {args.min_photons:g} is above --max-photons {args.max_photons:g}: nothing "
+                         "could pass")
+    config = None
+    if args.method == "mle":
+        network_only = [opt for opt, on in (
+            ("--model", args.model is not None), ("--threshold", args.threshold is not None),
+            ("--batch-frames", args.batch_frames is not None), ("--min-prob", args.min_prob is not None),
+            ("--max-sigma", args.max_sigma is not None)) if on]
+        if network_only:
+            raise InputError(f"{', '.join(network_only)} {'applies' if len(network_only) == 1 else 'apply'} to "
+                             "--method network only, not to --method mle")
+        if args.config is None:
+            raise InputError("--method mle needs --config (PSF, camera and pixel size)")
+        config = load_config(args.config)
+    else:
+        if args.model is None:
+            raise InputError("--model RUN_DIR is required (or use --method mle --config CONFIG)")
+        if args.config is not None:
+            raise InputError("--config applies to --method mle only (a network fit takes its configuration from "
+                             "--model, the camera from --camera)")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError("--out must be a folder (a folder per movie and summary.csv go in it); it is a file",
+                         source=args.out)
+    check_outputs(args.out / "summary.csv")
+    camera = None
+    if args.camera:
+        cameras = [c for path in args.camera for c in load_camera_configs(path)]
+        camera = cameras[0] if len(cameras) == 1 else cameras
+    options = ProcessOptions(
+        method=args.method, model=args.model, config=config, camera=camera, device=resolve_device(args.device),
+        threshold=args.threshold, batch_frames=args.batch_frames,
+        filters=dict(min_prob=args.min_prob, max_sigma_nm=args.max_sigma, min_photons=args.min_photons,
+                     max_photons=args.max_photons),
+        drift=not args.no_drift, drift_engine=args.drift_engine, merge=not args.no_merge,
+        merge_radius_nm=args.merge_radius, merge_gap=args.merge_gap, render_px_nm=args.render_px)
+    if args.method == "network":
+        from plexloc.cli.fit import _model_file, _model_note
+
+        _model_file.cache_clear()
+        note = _model_note(args.model, 1)  # a model not trained enough, or poor at colours: said once, before the fits
+        if note:
+            print(f"plexloc process: warning: {note}", file=sys.stderr)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    results = process_movies(args.movie, args.out, options, log=log)
+    for r in results:
+        for note in r.summary.get("fit", {}).get("notes", []):
+            print(f"plexloc process: {r.acquisition.name}: note: {note}", file=sys.stderr)
+        drift = r.summary.get("drift") or {}
+        if drift.get("state") in ("unreliable", "not estimated"):
+            print(f"plexloc process: {r.acquisition.name}: drift not subtracted: {drift['reason']}", file=sys.stderr)
+    print(format_summary(results))
+    failed = [r for r in results if not r.ok]
+    print(f"wrote {args.out / 'summary.csv'} ({len(results) - len(failed)} of {len(results)} movie(s) processed"
+          + (f"; failed: {', '.join(r.acquisition.name for r in failed)}" if failed else "") + ")")
+    return 1 if failed else 0

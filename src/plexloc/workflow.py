@@ -1,0 +1,586 @@
+"""From a lab's movies to their localizations, image and report in one call (``plexloc process``).
+
+:func:`process_movies` runs, for each acquisition (one movie, or one movie per channel of a multi-channel model), the
+chain that the separate commands run one by one, with their defaults, into ``OUT/NAME/``:
+
+1. ``locs.csv``: the fit (:func:`plexloc.infer.fit_movie_to_file`, or with ``method="mle"`` the maximum-likelihood
+   fitter's :func:`plexloc.mle.fit_movie_to_file`), written as the frames are fitted;
+2. ``drift.png`` and ``locs_dc.csv``: the drift estimated (:func:`plexloc.post.drift.estimate_drift`, COMET where
+   comet-smlm is installed, else RCC) and subtracted (:func:`~plexloc.post.drift.apply_drift`). Where the engine calls
+   its estimate unreliable (``info["unreliable"]``, with an :class:`~plexloc.post.drift.UnreliableDriftWarning`), or
+   there are too few localizations to estimate it, the drift is not subtracted: no ``locs_dc.csv``, the steps below
+   take ``locs.csv``, and the summary says why;
+3. ``report.html``: :func:`plexloc.render.report.build_report` of that table, before merging (NeNA needs a
+   molecule's consecutive frames);
+4. ``merged.csv``: :func:`plexloc.post.merge.merge_localizations` (50 nm, a gap of 1 frame);
+5. ``image.png``: the merged table rendered over the movie's whole field of view (Gaussian with each localization's
+   own sigma where every row has one, else a histogram; 10 nm pixels unless set, coarser where the image would be
+   over :data:`MAX_IMAGE_PX` pixels on a side), with a scale bar;
+6. ``summary.json``: rows, frames, frames/s, the drift's range and uncertainty, NeNA of the table before merging, the
+   FRC resolution of the merged table, the report's summary and what it could not show, the warnings issued.
+
+Nothing is half-written: an acquisition's files are written into a hidden folder ``OUT/.NAME.partial-*`` that is
+renamed to ``OUT/NAME`` at the end (an earlier ``OUT/NAME`` is replaced only then). An acquisition that fails (a
+corrupt TIFF, a step's error) gets a folder too, with the files finished before the error, ``summary.json`` with
+``"status": "failed"`` and the error, and ``FAILED.txt``; the other acquisitions go on. An interrupt (Ctrl-C) leaves
+the acquisition under way as it was before. Last, ``OUT/summary.csv`` holds one row per acquisition.
+
+Example:
+    >>> from plexloc.workflow import acquisition_name
+    >>> acquisition_name(["data/cell1_ch0.tif", "data/cell1_ch1.tif"])
+    'cell1'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.table import LocTable
+
+__all__ = [
+    "MAX_DRIFT_NM",
+    "MAX_IMAGE_PX",
+    "SUMMARY_COLUMNS",
+    "Acquisition",
+    "AcquisitionResult",
+    "ProcessOptions",
+    "acquisition_name",
+    "format_summary",
+    "group_movies",
+    "process_acquisition",
+    "process_movies",
+    "write_summary_csv",
+]
+
+#: the longest side of image.png, in pixels, where the pixel size is not given: a larger field of view gets coarser
+#: pixels (a 2048 x 2048 sCMOS chip of 108 nm pixels at 10 nm would be 22,000 pixels on a side, about 15 GB to render)
+MAX_IMAGE_PX = 8192
+#: the largest drift searched for, nm (plexloc drift's --max-drift default; rcc_drift's own default is 1000)
+MAX_DRIFT_NM = 300.0
+#: the columns of ``summary.csv`` (and of the printed table), in order
+SUMMARY_COLUMNS = ("name", "status", "rows", "frames", "frames_per_s", "drift", "drift_range_nm", "merged_rows",
+                   "nena_nm", "frc_nm", "seconds", "movies", "error")
+_PARTIAL = ".partial-"
+_MOVIE_SUFFIXES = (".tif", ".tiff", ".btf", ".ome")
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """What :func:`process_movies` does to each acquisition (the defaults are those of the separate commands).
+
+    Args:
+        method: ``"network"`` (``model``: a run folder or model file) or ``"mle"`` (``config``: a microscope
+            configuration file, or a loaded :class:`~plexloc.config.models.SimulationConfig`).
+        camera: the movies' camera(s) (:func:`plexloc.config.load_camera_configs`), default the model's or
+            configuration's.
+        device: where the network (and RCC's FFTs) run.
+        threshold, batch_frames: the network's detection threshold and frames per forward pass (None: its defaults).
+        filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` applied while fitting
+            (``min_prob``, ``max_sigma_nm``, ``min_photons``, ``max_photons``; None values are left out).
+        drift: estimate and subtract the drift; ``drift_engine``: ``"comet"`` (RCC where comet-smlm is not
+            installed) or ``"rcc"``.
+        merge: merge each on-event into one localization (``merge_radius_nm``, ``merge_gap``) before the image and
+            FRC.
+        render_px_nm: the image's pixel (None: 10 nm, coarser where the field of view is over :data:`MAX_IMAGE_PX`
+            pixels at 10 nm); ``frc_px_nm``: the FRC images' pixel.
+    """
+
+    method: str = "network"
+    model: str | os.PathLike | None = None
+    config: Any = None
+    camera: Any = None
+    device: Any = "cpu"
+    threshold: float | None = None
+    batch_frames: int | None = None
+    filters: dict[str, float | None] = field(default_factory=dict)
+    drift: bool = True
+    drift_engine: str = "comet"
+    merge: bool = True
+    merge_radius_nm: float = 50.0
+    merge_gap: int = 1
+    render_px_nm: float | None = None
+    frc_px_nm: float = 5.0
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One acquisition: its folder's ``name`` and its movies (one, or one per channel in channel order)."""
+
+    name: str
+    movies: tuple[Path, ...]
+
+
+@dataclass
+class AcquisitionResult:
+    """What :func:`process_acquisition` did: ``summary`` is what ``summary.json`` holds."""
+
+    acquisition: Acquisition
+    folder: Path
+    summary: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.summary.get("status") == "ok"
+
+    def row(self) -> dict[str, Any]:
+        """The acquisition's row of ``summary.csv`` (:data:`SUMMARY_COLUMNS`)."""
+        s = self.summary
+        drift = s.get("drift") or {}
+        span = drift.get("range_nm")
+        return {
+            "name": self.acquisition.name,
+            "status": s.get("status"),
+            "rows": (s.get("fit") or {}).get("rows"),
+            "frames": (s.get("fit") or {}).get("frames"),
+            "frames_per_s": _rounded((s.get("fit") or {}).get("frames_per_s"), 1),
+            "drift": drift.get("state"),
+            "drift_range_nm": _rounded(max(span[:2]), 1) if span else None,
+            "merged_rows": (s.get("merge") or {}).get("rows"),
+            "nena_nm": _rounded((s.get("nena") or {}).get("sigma_nm"), 1),
+            "frc_nm": _rounded((s.get("frc") or {}).get("resolution_nm"), 1),
+            "seconds": _rounded(s.get("seconds"), 1),
+            "movies": ";".join(str(m) for m in self.acquisition.movies),
+            "error": s.get("error"),
+        }
+
+
+def _rounded(value: Any, digits: int) -> float | None:
+    return round(float(value), digits) if value is not None and math.isfinite(float(value)) else None
+
+
+def _finite(value: Any) -> float | None:
+    """A float for the JSON summary: NaN and infinities (no value) as None."""
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def acquisition_name(movies: Sequence[str | os.PathLike]) -> str:
+    """The folder name of an acquisition: a movie's file name without its suffixes (``cell1.ome.tif`` -> ``cell1``;
+    a folder of TIFFs: the folder's name); for one movie per channel, the movies' common start without a trailing
+    channel tag (``cell1_ch0.tif``, ``cell1_ch1.tif`` -> ``cell1``), else the first movie's name."""
+    stems = []
+    for m in movies:
+        p = Path(m)
+        name = p.name
+        while not p.is_dir() and Path(name).suffix.lower() in _MOVIE_SUFFIXES and Path(name).stem:
+            name = Path(name).stem
+        stems.append(name)
+    if len(stems) == 1:
+        return stems[0]
+    prefix = os.path.commonprefix(stems)
+    prefix = re.sub(r"([_\-. ]+(ch|channel|c))?[_\-. ]*$", "", prefix, flags=re.IGNORECASE)
+    return prefix or stems[0]
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """What the acquisitions' grouping, field of view and report need of the model or configuration."""
+
+    n_channels: int
+    split_view: Any  # SplitViewConfig or None
+    px_xy_nm: tuple[float, float]
+
+
+def _model_geometry(options: ProcessOptions) -> _Geometry:
+    """The channels, split_view section (or None) and pixel (x, y) in nm of the model or configuration."""
+    if options.method == "mle":
+        cfg = options.config
+        return _Geometry(cfg.n_channels, cfg.split_view, cfg.px_size_xy_nm)
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.nets.io import read_model_file
+
+    payload = read_model_file(options.model)
+    cfg = payload.get("config") or {}
+    n_channels = int((payload.get("spec") or {}).get("n_channels", len(cfg.get("channels") or [None])))
+    split = SplitViewConfig.model_validate(cfg["split_view"]) if cfg.get("split_view") else None
+    px = cfg.get("px_size_nm", 100.0)
+    px_xy = (float(px), float(px)) if isinstance(px, (int, float)) else (float(px[0]), float(px[1]))
+    return _Geometry(n_channels, split, px_xy)
+
+
+def group_movies(movies: Sequence[str | os.PathLike], options: ProcessOptions, *, _geometry: _Geometry | None = None
+                 ) -> list[Acquisition]:
+    """The acquisitions of ``movies``: one each for a single-channel model (or configuration) and for a multi-channel
+    one that cuts one split-view movie into its channels; for a multi-channel model without split_view, the movies
+    are one acquisition, one movie per channel in channel order (several acquisitions: one call each).
+
+    Raises:
+        InputError: no movies; a multi-channel model given another number of movies than its channels.
+    """
+    if not movies:
+        raise InputError("no movie given")
+    geometry = _geometry or _model_geometry(options)
+    n_channels, split = geometry.n_channels, geometry.split_view
+    paths = [Path(m) for m in movies]
+    if n_channels == 1 or split is not None:
+        groups = [(p,) for p in paths]
+    elif len(paths) == n_channels:
+        groups = [tuple(paths)]
+    else:
+        what = "model" if options.method == "network" else "configuration"
+        raise InputError(
+            f"the {what} has {n_channels} channels and no split_view, so plexloc process takes one acquisition, one "
+            f"movie per channel in channel order ({n_channels} movies), but {len(paths)} were given: run plexloc "
+            "process once per acquisition (plexloc process ACQ_ch0.tif ACQ_ch1.tif ... --out DIR), or the separate "
+            "commands (plexloc fit, drift, report, merge, render, frc)")
+    names: set[str] = set()
+    out = []
+    for group in groups:
+        name = base = acquisition_name(group)
+        k = 2
+        while name in names:  # two movies of one name in different folders: cell1, cell1_2
+            name, k = f"{base}_{k}", k + 1
+        names.add(name)
+        out.append(Acquisition(name, group))
+    return out
+
+
+@contextlib.contextmanager
+def _collected_warnings(into: list[str]) -> Iterator[None]:
+    """Shown as they are issued (as without it), every one (each acquisition's, not only the first's), and noted in
+    ``into`` for the summary."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            into.append(f"{category.__name__}: {message}")
+            shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool) -> dict[str, Any]:
+    """Fit the acquisition into ``folder/locs.csv``; what the fit reported."""
+    movie = [str(m) for m in acq.movies] if len(acq.movies) > 1 else acq.movies[0]
+    filters = {k: v for k, v in options.filters.items() if v is not None}
+    stats: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    if options.method == "mle":
+        from plexloc.mle import fit_movie_to_file as fit_mle
+        from plexloc.mle.pipeline import check_movie_count
+
+        check_movie_count(movie, options.config)
+        rows = fit_mle(movie, options.config, folder / "locs.csv", device=options.device, camera=options.camera,
+                       progress=progress, stats=stats, filters=filters)
+    else:
+        from plexloc.infer import fit_movie_to_file
+        from plexloc.progress import progress as bar
+
+        rows = fit_movie_to_file(
+            movie, options.model, folder / "locs.csv", camera=options.camera, device=options.device,
+            **{k: v for k, v in (("threshold", options.threshold), ("batch_frames", options.batch_frames))
+               if v is not None},
+            filters=filters, progress=bar if progress else None, stats=stats)
+    seconds = time.perf_counter() - t0
+    frames = stats.get("frames")
+    if frames is None:  # the MLE fitter does not count them
+        from plexloc.io.tiff import open_movie
+
+        with open_movie(acq.movies[0]) as reader:
+            frames = len(reader)
+    fit = {"method": options.method, "rows": int(rows), "frames": int(frames), "seconds": seconds,
+           "frames_per_s": _finite(stats.get("frames_per_s", frames / seconds if seconds > 0 else math.nan))}
+    for key in ("precision", "channels_last", "sigma_calibration", "offset_calibration", "photon_calibration",
+                "roi_offset_px", "roi_offset_source"):
+        if stats.get(key) is not None:
+            fit[key] = list(stats[key]) if isinstance(stats[key], tuple) else stats[key]
+    notes = []
+    if stats.get("domain") is not None:
+        notes += stats["domain"].warnings
+    if stats.get("duplicates") is not None and stats["duplicates"].warning:
+        notes.append(stats["duplicates"].warning)
+    if stats.get("filtered") is not None:
+        fit["filtered"] = stats["filtered"].format_table()
+    if rows == 0:
+        notes.append("no localizations: check that the movie shows spots, that the camera converts its counts to "
+                     "photons as the movie's camera does, and the detection threshold")
+    fit["notes"] = notes
+    return fit
+
+
+def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: bool
+           ) -> tuple[LocTable | None, dict[str, Any]]:
+    """The drift-corrected table (None where the drift is not subtracted) and what was found; ``drift.png``."""
+    from plexloc.post.drift import COMET_MAX_PAIRS, apply_drift, comet_available, estimate_drift
+    from plexloc.progress import progress as bar
+
+    engine = options.drift_engine
+    info: dict[str, Any] = {}
+    if engine == "comet" and not comet_available():
+        engine = "rcc"
+        info["note"] = "COMET is not installed (pip install 'plexloc[drift]'): the RCC engine was used"
+    meter = bar(None, desc=f"drift ({engine})", unit="step") if progress else None
+    step = (lambda *_a, **_k: meter.update(1)) if meter is not None else None
+    try:
+        if engine == "comet":
+            result = estimate_drift(table, engine="comet", max_pairs=COMET_MAX_PAIRS, max_drift_nm=MAX_DRIFT_NM,
+                                    progress=(lambda stage, _info: stage == "evaluation" and step()) if step else None)
+        else:
+            result = estimate_drift(table, engine="rcc", max_drift_nm=MAX_DRIFT_NM, device=str(options.device),
+                                    progress=step)
+    except InputError as err:  # too few localizations or frames
+        return None, {**info, "state": "not estimated", "reason": err.reason}
+    finally:
+        if meter is not None:
+            meter.close()
+    from plexloc.io._atomic import atomic_path
+    from plexloc.render.figures import drift_figure
+
+    with atomic_path(folder / "drift.png") as tmp:
+        tmp.write_bytes(drift_figure(result.frames, result.drift_nm, segment_frames=result.segment_frames,
+                                     segment_drift_nm=result.segment_drift_nm, title=f"drift ({result.engine})"))
+    span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
+    info.update(engine=result.engine, seconds=result.elapsed_s, range_nm=[float(v) for v in span],
+                uncertainty_nm=_finite(result.info.get("uncertainty_nm")))
+    if result.info.get("unreliable"):
+        return None, {**info, "state": "unreliable",
+                      "reason": "the engine called its estimate unreliable (see the warning): the table was kept "
+                                "uncorrected"}
+    return apply_drift(table, result), {**info, "state": "applied"}
+
+
+def _render(table: LocTable, path: Path, fov_nm: tuple[float, float], options: ProcessOptions) -> dict[str, Any]:
+    """``image.png`` of the field of view ``(width, height)`` in nm."""
+    from plexloc.render.image import render, save_image
+
+    px = options.render_px_nm
+    if px is None:
+        px = max(10.0, float(np.ceil(max(fov_nm) / MAX_IMAGE_PX)))
+    gaussian = ("sigma_x_nm" in table and "sigma_y_nm" in table
+                and bool(np.all(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"]))))
+    method = "gaussian" if gaussian else "histogram"
+    r = render(table, method=method, px_size_nm=px, extent_nm=(0.0, fov_nm[0], 0.0, fov_nm[1]),
+               **({"min_sigma_nm": px / 2} if gaussian else {}))
+    info = save_image(r, path)
+    return {"width_px": int(r.image.shape[1]), "height_px": int(r.image.shape[0]), "px_size_nm": px,
+            "method": method, "scale_bar_nm": info["scale_bar_nm"], "outside_field": int(r.n_outside)}
+
+
+def _field_of_view(acq: Acquisition, geometry: _Geometry) -> tuple[float, float]:
+    """(width, height) in nm of the reference channel's image."""
+    from plexloc.io.tiff import open_movie
+
+    split, (px_x, px_y) = geometry.split_view, geometry.px_xy_nm
+    if split is not None and len(acq.movies) == 1:
+        w, h = split.boxes[0][2], split.boxes[0][3]
+    else:
+        with open_movie(acq.movies[0]) as reader:
+            h, w = reader.frame_shape
+    return w * px_x, h * px_y
+
+
+def _place(tmp: Path, folder: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``folder``, an earlier ``folder`` removed only once the new one is there."""
+    old = None
+    if folder.exists() or folder.is_symlink():
+        if not folder.is_dir():
+            raise InputError("cannot write the acquisition's folder: a file of that name exists", source=folder)
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        os.replace(folder, old / folder.name)
+    try:
+        os.replace(tmp, folder)
+    except BaseException:
+        if old is not None:  # the earlier folder back in place
+            os.replace(old / folder.name, folder)
+            old.rmdir()
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class _Steps:
+    """The step under way (named in a failure's error), each step's seconds, and a line as each starts."""
+
+    def __init__(self, name: str, summary: dict[str, Any], log: Callable[[str], None] | None) -> None:
+        self.name, self.summary, self.log = name, summary, log
+        self.current = ""
+
+    @contextlib.contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        self.current = step
+        if self.log is not None:
+            self.log(f"{self.name}: {step}")
+        t0 = time.perf_counter()
+        yield
+        self.summary["steps"][step] = round(time.perf_counter() - t0, 3)
+
+
+def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry: _Geometry, summary: dict[str, Any],
+               step: _Steps, progress: bool) -> None:
+    """The chain of the module docstring into ``folder``; what each step found into ``summary``."""
+    from plexloc.io.tables import read_table, write_table
+    from plexloc.post.merge import merge_localizations
+    from plexloc.render.frc import frc, unmerged_caveat
+    from plexloc.render.nena import nena, nena_caveat
+    from plexloc.render.report import build_report, write_report
+
+    with step("fit"):
+        summary["fit"] = _fit(acq, folder, options, progress)
+        table = read_table(folder / "locs.csv")
+    if options.drift:
+        with step("drift"):
+            corrected, summary["drift"] = _drift(table, folder, options, progress)
+            if corrected is not None:
+                write_table(corrected, folder / "locs_dc.csv")
+                table = corrected
+    else:
+        summary["drift"] = {"state": "off", "reason": "--no-drift"}
+    summary["drift"]["table"] = "locs_dc.csv" if summary["drift"]["state"] == "applied" else "locs.csv"
+    with step("report"):  # before merging: NeNA compares a molecule's consecutive frames
+        report = build_report(table, title=f"plexloc process: {acq.name}", camera_px_size_nm=geometry.px_xy_nm[0])
+        write_report(report, folder / "report.html")
+        summary["report"] = {"figures": report.n_figures,
+                             "summary": {str(k): str(v) for k, v in report.summary.items()},
+                             "not_available": dict(report.missing)}
+        nn = nena(table) if len(table) > 1 else None
+        summary["nena"] = ({"sigma_nm": _finite(nn.sigma_nm), "sigma_se_nm": _finite(nn.sigma_se_nm),
+                            "pairs": int(len(nn.distances_nm)), "no_value": nn.info.get("no_value"),
+                            "caveat": nena_caveat(table)} if nn is not None
+                           else {"sigma_nm": None, "no_value": "fewer than 2 localizations"})
+    if options.merge:
+        with step("merge"):
+            table = merge_localizations(table, radius_nm=options.merge_radius_nm, gap=options.merge_gap)
+            write_table(table, folder / "merged.csv")
+            summary["merge"] = {"rows": len(table), "radius_nm": options.merge_radius_nm, "gap": options.merge_gap}
+    else:
+        summary["merge"] = {"rows": None, "state": "off"}
+    with step("image"):
+        summary["image"] = _render(table, folder / "image.png", _field_of_view(acq, geometry), options)
+    with step("frc"):
+        try:
+            res = frc(table, px_size_nm=options.frc_px_nm)
+            summary["frc"] = {"resolution_nm": _finite(res.resolution_nm), "px_size_nm": res.px_size_nm,
+                              "no_value": res.info.get("no_crossing"), "caveat": unmerged_caveat(table)}
+        except InputError as err:  # fewer than 100 localizations
+            summary["frc"] = {"resolution_nm": None, "no_value": err.reason}
+
+
+def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: ProcessOptions, *, progress: bool = True,
+                        log: Callable[[str], None] | None = None, _geometry: _Geometry | None = None
+                        ) -> AcquisitionResult:
+    """Run the chain of the module docstring on one acquisition into ``out/NAME`` (see there). A step's error ends
+    the acquisition, as failed (its folder holds the files finished before, ``summary.json`` and ``FAILED.txt``);
+    it is not raised. An interrupt (``KeyboardInterrupt``) is: the partial folder is removed and an earlier
+    ``out/NAME`` kept. ``log``: called with a line as each step starts."""
+    geometry = _geometry or _model_geometry(options)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{acq.name}{_PARTIAL}", dir=out))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        summary: dict[str, Any] = {"name": acq.name, "movies": [str(m) for m in acq.movies], "status": "ok",
+                                   "error": None, "method": options.method,
+                                   "model": str(options.model) if options.method == "network" else None,
+                                   "steps": {}, "warnings": []}
+        step = _Steps(acq.name, summary, log)
+        t0 = time.perf_counter()
+        try:
+            with _collected_warnings(summary["warnings"]):
+                _run_steps(acq, tmp, options, geometry, summary, step, progress)
+        except Exception as err:  # this acquisition fails; the others go on
+            text = str(err) if isinstance(err, (InputError, OSError)) else f"{type(err).__name__}: {err}"
+            summary.update(status="failed", error=f"{step.current}: {' '.join(text.split())}")
+        summary["seconds"] = time.perf_counter() - t0
+        files = [p.name for p in tmp.iterdir() if not p.name.startswith(".")] + ["summary.json"]
+        if summary["status"] == "failed":
+            (tmp / "FAILED.txt").write_text(summary["error"] + "\n")
+            files.append("FAILED.txt")
+        summary["files"] = sorted(files)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_jsonable) + "\n")
+        _place(tmp, out / acq.name)
+    except BaseException:  # an interrupt, or the folder not put in place: nothing partial is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return AcquisitionResult(acq, out / acq.name, summary)
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy numbers and arrays in the summary as JSON values."""
+    if isinstance(value, np.generic):
+        return _finite(value) if isinstance(value, np.floating) else value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_summary_csv(results: Sequence[AcquisitionResult], path: str | os.PathLike) -> None:
+    """``summary.csv``: one row per acquisition (:data:`SUMMARY_COLUMNS`), written atomically."""
+    from plexloc.io._atomic import atomic_path
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow({k: "" if v is None else v for k, v in r.row().items()})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def format_summary(results: Sequence[AcquisitionResult]) -> str:
+    """The table printed at the end: one line per acquisition (the columns of ``summary.csv`` but the movies and
+    the error, which follow a failed acquisition's line)."""
+    heads = ("name", "status", "rows", "frames", "frames/s", "drift", "drift nm", "merged", "NeNA nm", "FRC nm", "s")
+    keys = SUMMARY_COLUMNS[:11]
+    lines = [[str(h) for h in heads]]
+    for r in results:
+        row = r.row()
+        lines.append(["-" if row[k] is None else str(row[k]) for k in keys])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(heads))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    for r in results:
+        if not r.ok:
+            text.append(f"{r.acquisition.name}: {r.summary['error']}")
+    return "\n".join(text)
+
+
+def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, options: ProcessOptions, *,
+                   progress: bool = True, log: Callable[[str], None] | None = None) -> list[AcquisitionResult]:
+    """Process every acquisition of ``movies`` (:func:`group_movies`) into ``out`` (module docstring), one after the
+    other, and write ``out/summary.csv``. A failing acquisition does not stop the others (see ``ok`` and
+    ``summary["error"]`` of its result).
+
+    Raises:
+        InputError: bad options (:func:`group_movies`, an unreadable model or configuration), or an ``out`` that is
+            not a folder; raised before any fit.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a folder (the acquisitions' folders and summary.csv go in it); it is a file",
+                         source=out)
+    if options.method not in ("network", "mle"):
+        raise InputError(f"method must be network or mle, got {options.method!r}")
+    if options.drift_engine not in ("comet", "rcc"):
+        raise InputError(f"drift engine must be comet or rcc, got {options.drift_engine!r}")
+    geometry = _model_geometry(options)
+    acquisitions = group_movies(movies, options, _geometry=geometry)
+    results = []
+    for i, acq in enumerate(acquisitions):
+        if log is not None:
+            log(f"[{i + 1}/{len(acquisitions)}] {acq.name}: {', '.join(str(m) for m in acq.movies)}")
+        results.append(process_acquisition(acq, out, options, progress=progress, log=log, _geometry=geometry))
+    write_summary_csv(results, out / "summary.csv")
+    return results

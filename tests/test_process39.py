@@ -1,0 +1,231 @@
+"""plexloc process: a lab's movies to localizations, drift correction, report, merged table, image and FRC in one
+command (plexloc.workflow). A tiny network (4 features, a few steps at a high learning rate on dense emitters, so that
+it reports localizations at a low threshold) fits a small simulated movie; the simulator adds no drift."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import TINY_TRAIN
+
+from plexloc.cli.main import main
+from plexloc.io.tables import read_table
+
+GOOD_FILES = {"locs.csv", "report.html", "merged.csv", "image.png", "summary.json"}
+FRAME_PX = 40  # the movie's frames, 100 nm pixels: a 4 um field, 400 px at the image's 10 nm
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """(model run folder, a good movie, a corrupt movie)."""
+    root = tmp_path_factory.mktemp("lab")
+    train = {**TINY_TRAIN, "emitters": {**TINY_TRAIN["emitters"], "density_per_um2": 10.0},
+             "training": {**TINY_TRAIN["training"], "lr": 0.01, "validate_every": 10}}
+    (root / "train.yaml").write_text(yaml.safe_dump(train))
+    movie = {**TINY_TRAIN, "frame_size": [FRAME_PX, FRAME_PX], "emitters": {**TINY_TRAIN["emitters"],
+                                                                             "density_per_um2": 0.5}}
+    (root / "movie.yaml").write_text(yaml.safe_dump(movie))
+    threads = torch.get_num_threads()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the camera defaults and the model's poor validation, as a user sees them
+            assert main(["train", str(root / "train.yaml"), "--out", str(root / "run"), "--steps", "10", "--device",
+                         "cpu", "--threads", "1"]) == 0
+            assert main(["simulate", str(root / "movie.yaml"), "--frames", "120", "--out", str(root / "sim"),
+                         "--device", "cpu", "--seed", "3"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    good = root / "cell1.tif"
+    (root / "sim" / "movie.tif").rename(good)
+    bad = root / "cell2.tif"  # cut short: its metadata declares 120 frames
+    bad.write_bytes(good.read_bytes()[:150_000])
+    return root / "run", good, bad
+
+
+def _process(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``plexloc process ARGV`` with warnings shown as a user sees them; (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        rc = main(["process", *argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _hidden(folder: Path) -> list[Path]:
+    """Temporary files and folders left anywhere below ``folder``."""
+    return [p for p in folder.rglob(".*")]
+
+
+def test_two_movies_one_corrupt(lab, tmp_path, capsys):
+    """The good movie's folder holds every file, with consistent numbers; the corrupt one is reported in summary.csv
+    with its error, has a folder marked failed, and the exit code is 1; nothing temporary is left."""
+    run, good, bad = lab
+    out = tmp_path / "out"
+    rc, stdout, stderr = _process([str(good), str(bad), "--model", str(run), "--out", str(out), "--threshold", "0.05",
+                                   "--device", "cpu", "--drift-engine", "rcc"], capsys)
+    assert rc == 1, stderr
+    s = json.loads((out / "cell1" / "summary.json").read_text())
+    assert s["status"] == "ok" and s["error"] is None
+    files = {p.name for p in (out / "cell1").iterdir()}
+    drift = s["drift"]
+    assert drift["engine"] == "rcc" and drift["state"] in ("applied", "unreliable"), drift
+    expected = GOOD_FILES | {"drift.png"} | ({"locs_dc.csv"} if drift["state"] == "applied" else set())
+    assert files == expected and set(s["files"]) == expected
+    locs = read_table(out / "cell1" / "locs.csv")
+    table = read_table(out / "cell1" / drift["table"])
+    merged = read_table(out / "cell1" / "merged.csv")
+    assert len(locs) == s["fit"]["rows"] > 100 and len(table) == len(locs)
+    assert s["fit"]["frames"] == 120 and s["fit"]["frames_per_s"] > 0
+    assert len(merged) == s["merge"]["rows"] and 0 < len(merged) <= len(locs)
+    assert int(merged["n_merged"].sum()) == len(locs)
+    if drift["state"] == "applied":
+        assert "drift_x_nm" in table and len(drift["range_nm"]) == 3
+    import matplotlib.image
+
+    img = matplotlib.image.imread(out / "cell1" / "image.png")
+    assert img.shape[:2] == (FRAME_PX * 10, FRAME_PX * 10) == (s["image"]["height_px"], s["image"]["width_px"])
+    assert (out / "cell1" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert s["report"]["summary"]["localizations"] == str(len(table))
+    assert s["nena"]["pairs"] > 0 and "frc" in s
+    # the corrupt movie: its folder marked failed, its row with the error
+    assert sorted(p.name for p in (out / "cell2").iterdir()) == ["FAILED.txt", "summary.json"]
+    failed = json.loads((out / "cell2" / "summary.json").read_text())
+    assert failed["status"] == "failed" and "cell2.tif" in failed["error"] and "TIFF" in failed["error"]
+    with open(out / "summary.csv", newline="") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    assert rows["cell1"]["status"] == "ok" and int(rows["cell1"]["rows"]) == len(locs)
+    assert int(rows["cell1"]["merged_rows"]) == len(merged) and rows["cell1"]["error"] == ""
+    assert rows["cell2"]["status"] == "failed" and rows["cell2"]["error"] == failed["error"]
+    assert rows["cell2"]["movies"] == str(bad)
+    # the table printed: one line a movie, and the error
+    lines = stdout.splitlines()
+    assert lines[1].split()[:3] == ["cell1", "ok", str(len(locs))] and lines[2].split()[:2] == ["cell2", "failed"]
+    assert f"cell2: {failed['error']}" in stdout and "1 of 2 movie(s) processed; failed: cell2" in stdout
+    assert _hidden(out) == []
+
+
+def test_no_drift_skips_it_and_a_rerun_replaces_the_folder(lab, tmp_path, capsys):
+    """--no-drift: no drift.png, no locs_dc.csv, the report of locs.csv; run again over an earlier folder, the earlier
+    files go (no locs_dc.csv of the first run left beside the new ones) and nothing temporary stays."""
+    run, good, _ = lab
+    out = tmp_path / "out"
+    (out / "cell1").mkdir(parents=True)
+    (out / "cell1" / "locs_dc.csv").write_text("an earlier run's\n")
+    rc, _, stderr = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device",
+                              "cpu", "--no-drift"], capsys)
+    assert rc == 0, stderr
+    assert {p.name for p in (out / "cell1").iterdir()} == GOOD_FILES
+    s = json.loads((out / "cell1" / "summary.json").read_text())
+    assert s["drift"] == {"state": "off", "reason": "--no-drift", "table": "locs.csv"} and "drift" not in s["steps"]
+    assert _hidden(out) == []
+
+
+def test_unreliable_drift_keeps_the_table_uncorrected(lab, tmp_path, capsys, monkeypatch):
+    """Where the drift engine calls its estimate unreliable (info["unreliable"], with its warning), the drift is not
+    subtracted: no locs_dc.csv, the report and merge take locs.csv, and the summary and stderr say why."""
+    import plexloc.post.drift as drift
+
+    real = drift.estimate_drift
+
+    def unreliable(table, **options):
+        result = real(table, **options)
+        result.info["unreliable"] = True
+        warnings.warn("the drift estimate is not reliable (a test)", drift.UnreliableDriftWarning, stacklevel=2)
+        return result
+
+    monkeypatch.setattr(drift, "estimate_drift", unreliable)
+    run, good, _ = lab
+    out = tmp_path / "out"
+    rc, _, stderr = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device",
+                              "cpu", "--drift-engine", "rcc", "--no-merge"], capsys)
+    assert rc == 0, stderr
+    assert {p.name for p in (out / "cell1").iterdir()} == GOOD_FILES - {"merged.csv"} | {"drift.png"}
+    s = json.loads((out / "cell1" / "summary.json").read_text())
+    assert s["drift"]["state"] == "unreliable" and s["drift"]["table"] == "locs.csv"
+    assert any("not reliable (a test)" in w for w in s["warnings"])
+    assert "cell1: drift not subtracted" in stderr and "warning: the drift estimate is not reliable" in stderr
+    assert s["merge"]["state"] == "off" and s["report"]["summary"]["localizations"] == str(s["fit"]["rows"])
+
+
+def test_an_interrupt_leaves_the_earlier_folder(lab, tmp_path, capsys, monkeypatch):
+    """Ctrl-C during a step: the folder of an earlier run stays as it was, and no partial folder is left."""
+    import plexloc.post.merge as merge
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(merge, "merge_localizations", interrupted)
+    run, good, _ = lab
+    out = tmp_path / "out"
+    (out / "cell1").mkdir(parents=True)
+    (out / "cell1" / "image.png").write_bytes(b"earlier")
+    rc, _, _ = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device", "cpu",
+                         "--no-drift"], capsys)
+    assert rc == 130
+    assert sorted(p.name for p in out.rglob("*")) == ["cell1", "image.png"]
+    assert (out / "cell1" / "image.png").read_bytes() == b"earlier"
+
+
+def test_acquisitions_and_bad_options(tmp_path, capsys):
+    """Movie names without .tif/.ome, one per channel grouped; a multi-channel configuration given another number of
+    movies than its channels, and options that do not apply, are refused before any fit (exit 2, nothing written)."""
+    from plexloc.config import load_config
+    from plexloc.workflow import ProcessOptions, acquisition_name, group_movies
+
+    assert acquisition_name(["a/cell1.ome.tif"]) == "cell1" and acquisition_name(["run.2/x.tiff"]) == "x"
+    assert acquisition_name(["cell1_ch0.tif", "cell1_ch1.tif"]) == "cell1"
+    assert acquisition_name(["left.tif", "right.tif"]) == "left"
+    dual = Path(__file__).resolve().parents[1] / "examples" / "dual_color.yaml"
+    options = ProcessOptions(method="mle", config=load_config(dual))
+    acq = group_movies(["c_ch0.tif", "c_ch1.tif"], options)
+    assert [(a.name, [m.name for m in a.movies]) for a in acq] == [("c", ["c_ch0.tif", "c_ch1.tif"])]
+    out = tmp_path / "out"
+    rc, _, err = _process(["a_ch0.tif", "a_ch1.tif", "b_ch0.tif", "--method", "mle", "--config", str(dual), "--out",
+                           str(out)], capsys)
+    assert rc == 2 and "2 channels and no split_view" in err and "3 were given" in err and "once per acquisition" in err
+    rc, _, err = _process(["a.tif", "--method", "mle", "--config", str(dual), "--threshold", "0.5", "--out", str(out)],
+                          capsys)
+    assert rc == 2 and "--threshold applies to --method network only" in err
+    rc, _, err = _process(["a.tif", "--out", str(out)], capsys)
+    assert rc == 2 and "--model RUN_DIR is required" in err
+    assert not out.exists()
+
+
+def test_help_says_what_is_written_and_in_which_order(capsys):
+    with pytest.raises(SystemExit):
+        main(["process", "--help"])
+    text = capsys.readouterr().out
+    order = [text.index(name) for name in ("1. locs.csv", "2. drift.png", "locs_dc.csv", "3. report.html",
+                                           "4. merged.csv", "5. image.png", "6. summary.json", "DIR/summary.csv")]
+    assert order == sorted(order) and "separate commands" in text and "FAILED.txt" in text
+
+
+def test_service_application_renders_the_command():
+    """plexloc-process on the job service: every movie to one command (no foreach: summary.csv covers them all), the
+    model by reference as plexloc-fit takes it, the folders' files as outputs."""
+    from plexloc.service.apps import Registry
+
+    _, _, ep = Registry.load().resolve("plexloc-process", None, "process")
+    assert ep.foreach is None and ep.inputs["model"].suffixes == [".pt"] and ep.inputs["movie"].multiple
+    argv = ep.render(config=ep.validate_config({"threshold": 0.2, "no_drift": True, "render_px": 20}),
+                     inputs={"movie": ["a.tif", "b.tif"], "model": ["model.pt"]}, output_dir="o", work_dir="w",
+                     device="cuda")
+    assert argv == ["plexloc", "process", "a.tif", "b.tif", "--model", "model.pt", "--out", "o", "--device", "cuda",
+                    "--threshold", "0.2", "--no-drift", "--render-px", "20.0"]
+    assert "--no-merge" not in ep.render(config=ep.validate_config({"no_merge": False}),
+                                         inputs={"movie": ["a.tif"], "model": ["m.pt"]}, output_dir="o", work_dir="w",
+                                         device="cpu")
+    outputs = {o.path for o in ep.outputs}
+    assert {"summary.csv", "*/locs.csv", "*/merged.csv", "*/image.png", "*/report.html", "*/summary.json",
+            "*/FAILED.txt"} <= outputs
+    with pytest.raises(Exception, match="drift_engine"):
+        ep.validate_config({"drift_engine": "magic"})
+    assert np.isfinite(ep.timeout_s)
