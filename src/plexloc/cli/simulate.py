@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="emitters are simulated this far (px) outside the field too, lighting its edges as in a real "
                         "movie; truth.csv keeps those inside (default: half the PSF patch, plus the channels' shifts; "
                         "0: the sample ends at the field's edge)")
+    p.add_argument("--drift-nm", type=finite_float, nargs=3, metavar=("DX", "DY", "DZ"), default=None,
+                   help="stage drift at the last frame (nm), linear in time from 0 at frame 0 (overrides the config's "
+                        "emitters.drift.linear_nm; its wobble_nm adds a smooth random wobble). The frames show the "
+                        "drifting sample, truth.csv keeps its own positions (a perfect fit after a perfect drift "
+                        "correction), and DIR/truth_drift.csv holds the drift of every frame (frame, x_nm, y_nm, z_nm)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--chunk", type=positive_int, default=256, help="frames rendered at a time (memory bound; default 256)")
     p.set_defaults(func=run)
@@ -63,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
         data = config.model_dump()
         data["frame_size"] = list(args.frame_size)
         config = validate_config(data, type(config), source="--frame-size")
+    if args.drift_nm is not None:
+        from plexloc.config import validate_config
+
+        data = config.model_dump()
+        data["emitters"]["drift"]["linear_nm"] = list(args.drift_nm)
+        config = validate_config(data, type(config), source="--drift-nm")
     device = resolve_device(args.device)
     sim = Simulator(config).to(device)
     gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -108,6 +119,18 @@ def run(args: argparse.Namespace) -> int:
     bg_mean = torch.cat(bg_frames, dim=1) if bg_frames else None
     truth = sim.truth_table(emitters.to("cpu"), bg_mean)
     write_table(truth, out / "truth.csv")
+    from plexloc.simulation.emitters import movie_drift_nm
+
+    drift = movie_drift_nm(config.emitters.drift, args.frames)
+    drift_path = out / "truth_drift.csv"
+    if drift is not None:  # frame, x_nm, y_nm, z_nm: not a localization table (no photons)
+        from plexloc.io._atomic import atomic_path
+
+        with atomic_path(drift_path) as tmp:
+            np.savetxt(tmp, np.column_stack([np.arange(args.frames), drift]), delimiter=",",
+                       fmt=["%d", "%.4f", "%.4f", "%.4f"], header="frame,x_nm,y_nm,z_nm", comments="")
+    elif drift_path.exists():  # an earlier run's drift would be taken for this movie's
+        drift_path.unlink()
     save_config(config, out / "config.yaml")
     n_ids = len(set(truth["id"].tolist())) if "id" in truth.columns else None  # truth.csv: one row per emitter and frame
     cut = sim.map_crops()
@@ -117,5 +140,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sCMOS maps ({shape[0]}x{shape[1]} px) cut at roi_offset_px x {x0}, y {y0}: the movie is that camera "
               f"ROI's; fit it with --camera naming the same camera file and --roi-offset {x0} {y0}")
     print(f"wrote {', '.join(str(out / n) for n in names)} ({args.frames} frames) and {out / 'truth.csv'} "
-          f"({len(truth)} localizations" + (f" of {n_ids} emitters)" if n_ids is not None else ")"))
+          f"({len(truth)} localizations" + (f" of {n_ids} emitters)" if n_ids is not None else ")")
+          + ("" if drift is None else f"; stage drift per frame in {drift_path} (last frame: x {drift[-1, 0]:.1f}, "
+             f"y {drift[-1, 1]:.1f}, z {drift[-1, 2]:.1f} nm; truth.csv holds the positions without it)"))
     return 0

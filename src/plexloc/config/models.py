@@ -327,6 +327,32 @@ class PhotonModelConfig(_Model):
 
 
 # ------------------------------------------------------------------------- emitters/background
+Vec3 = tuple[float, float, float]
+
+
+class MovieDriftConfig(_Model):
+    """Stage drift of a simulated movie (``emitters.drift``; whole movies only, never training samples).
+
+    Every frame's emitters are drawn displaced by the drift of that frame, while the truth table keeps the sample's
+    own positions (what a perfect fit after a perfect drift correction gives); ``plexloc simulate`` writes the drift
+    per frame to ``truth_drift.csv``. The drift of frame ``k`` of ``T`` (nm, x y z) is
+    ``linear_nm * k / (T - 1)`` plus, per axis, a smooth wobble ``wobble_nm * (sin(2 pi f t + phi) - sin(phi))``
+    with ``t = k / (T - 1)``, ``f`` uniform in ``[0.5, 1.5] * wobble_cycles`` and ``phi`` uniform, drawn from
+    ``seed`` (its own random numbers: the movie's emitters and noise are those of the same movie without drift).
+    Frame 0 has no drift. All zero (the default): no drift, the movie as before."""
+
+    linear_nm: Vec3 = Field(default=(0.0, 0.0, 0.0), description="drift at the last frame (nm, x y z), linear in time")
+    wobble_nm: tuple[NonNegFloat, NonNegFloat, NonNegFloat] = Field(
+        default=(0.0, 0.0, 0.0), description="amplitude of a smooth random (sine) wobble per axis (nm)")
+    wobble_cycles: PositiveFloat = Field(default=1.0, description="about how many periods the wobble makes over the "
+                                         "movie (each axis: 0.5-1.5x this)")
+    seed: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def active(self) -> bool:
+        return any(v != 0 for v in (*self.linear_nm, *self.wobble_nm))
+
+
 class EmitterConfig(_Model):
     """Emitters uniform in the field of view and ``z_range_nm``; blinking with exponential on-time, or (``blinking:
     false``) each emitter on for exactly one whole frame with its full flux, frames independent (the observation
@@ -338,6 +364,8 @@ class EmitterConfig(_Model):
     blinking: bool = Field(default=True, description="false: every emitter is on for one whole frame (no "
                            "partial frames, no on-time); on_time_frames is then unused and refused unless the default")
     z_range_nm: Range = (0.0, 0.0)
+    drift: MovieDriftConfig = Field(default_factory=MovieDriftConfig,
+                                    description="stage drift of a simulated movie (default none)")
 
     @model_validator(mode="after")
     def _blinking(self) -> EmitterConfig:

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from plexloc.config.models import EmitterConfig, PhotonModelConfig
+from plexloc.config.models import EmitterConfig, MovieDriftConfig, PhotonModelConfig
 
 
 @dataclass
@@ -199,3 +200,28 @@ def sample_emitters(
         id=fid,
         color=color[fid],
     )
+
+
+def movie_drift_nm(config: MovieDriftConfig, n_frames: int) -> np.ndarray | None:
+    """``(n_frames, 3)`` stage drift of every frame of a simulated movie (nm, x y z; frame 0 at 0), or None where
+    ``config`` has none (:class:`~plexloc.config.models.MovieDriftConfig`: linear, plus a smooth sine wobble per
+    axis drawn from its own ``seed``)."""
+    if not config.active or n_frames < 1:
+        return None
+    t = np.arange(n_frames, dtype=np.float64) / max(n_frames - 1, 1)
+    drift = t[:, None] * np.asarray(config.linear_nm, dtype=np.float64)[None, :]
+    rng = np.random.default_rng(config.seed)
+    freq = config.wobble_cycles * rng.uniform(0.5, 1.5, 3)
+    phase = rng.uniform(0.0, 2.0 * np.pi, 3)
+    wobble = np.sin(2.0 * np.pi * freq[None, :] * t[:, None] + phase[None, :]) - np.sin(phase)[None, :]
+    return drift + np.asarray(config.wobble_nm, dtype=np.float64)[None, :] * wobble
+
+
+def drifted(emitters: Emitters, drift_nm: np.ndarray | None, n_frames: int) -> Emitters:
+    """The emitters displaced by the drift of their frame (``drift_nm`` ``(n_frames, 3)``, :func:`movie_drift_nm`;
+    ``frame_ix`` is ``sequence * n_frames + frame``); the same object where ``drift_nm`` is None."""
+    if drift_nm is None or not len(emitters):
+        return emitters
+    d = torch.as_tensor(drift_nm, dtype=emitters.xyz_nm.dtype, device=emitters.xyz_nm.device)
+    return Emitters(emitters.xyz_nm + d[emitters.frame_ix % n_frames], emitters.photons, emitters.frame_ix,
+                    emitters.id, emitters.color)

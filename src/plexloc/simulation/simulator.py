@@ -27,7 +27,7 @@ from plexloc.errors import InputError
 from plexloc.psf import PSF, psf_from_config
 from plexloc.psf.functional import frame_slots
 from plexloc.simulation.background import sample_background
-from plexloc.simulation.emitters import Emitters, sample_emitters
+from plexloc.simulation.emitters import Emitters, drifted, movie_drift_nm, sample_emitters
 from plexloc.simulation.geometry import apply_transform, as_transform
 from plexloc.table import LocTable
 
@@ -440,6 +440,9 @@ class Simulator(nn.Module):
 
         sCMOS maps larger than the frame (measured on the full chip) are cut at ``roi_offset_px``: the movie is that
         camera ROI's (:meth:`movie_cameras`).
+
+        A stage drift (``emitters.drift``, :func:`~plexloc.simulation.emitters.movie_drift_nm`) displaces every frame's
+        emitters as they are rendered; the emitters returned (and the truth table) keep the sample's own positions.
         """
         if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)):
             raise TypeError(f"n_frames must be an integer number of frames, got {n_frames!r}")
@@ -457,6 +460,7 @@ class Simulator(nn.Module):
             margin_nm=margin * max(self.px_size_nm),
         )
         bg_levels = self.sample_background(n_sequences=1, n_frames=n_frames, generator=generator)
+        shown = drifted(emitters, movie_drift_nm(self.config.emitters.drift, n_frames), n_frames)  # as rendered
         at = self._movie_map_offsets()
         roi = torch.tensor([list(at.get(c, (0, 0))) for c in range(self.n_channels)], dtype=torch.int64,
                            device=self.device)  # (C, 2); channels without larger maps ignore their row
@@ -467,7 +471,7 @@ class Simulator(nn.Module):
             )
             for i, start in enumerate(range(0, n_frames, chunk_frames)):
                 stop = min(start + chunk_frames, n_frames)
-                sel = emitters.select(slice(int(bounds[i]), int(bounds[i + 1])))
+                sel = shown.select(slice(int(bounds[i]), int(bounds[i + 1])))
                 sel.frame_ix = sel.frame_ix - start
                 bg = bg_levels[:, start:stop]
                 with torch.no_grad():
