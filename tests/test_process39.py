@@ -1,6 +1,8 @@
 """plexloc process: a lab's movies to localizations, drift correction, report, merged table, image and FRC in one
 command (plexloc.workflow). A tiny network (4 features, a few steps at a high learning rate on dense emitters, so that
-it reports localizations at a low threshold) fits a small simulated movie; the simulator adds no drift."""
+it reports localizations at a low threshold) fits a small simulated movie whose stage drifts 200 nm in x and -100 nm
+in y; its molecules stay on for 40 frames on average, so that the time windows share them and the drift can be
+measured (the MLE fitter's table: the tiny network's positions are too coarse for a reliable estimate)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import json
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -20,17 +21,19 @@ from plexloc.io.tables import read_table
 
 GOOD_FILES = {"locs.csv", "report.html", "merged.csv", "image.png", "summary.json"}
 FRAME_PX = 40  # the movie's frames, 100 nm pixels: a 4 um field, 400 px at the image's 10 nm
+DRIFT_NM = (200.0, -100.0, 0.0)  # the stage's drift at the last frame, linear from 0 at frame 0
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """(model run folder, a good movie, a corrupt movie)."""
+    """(model run folder, a good movie, a corrupt movie, the movie's configuration)."""
     root = tmp_path_factory.mktemp("lab")
     train = {**TINY_TRAIN, "emitters": {**TINY_TRAIN["emitters"], "density_per_um2": 10.0},
              "training": {**TINY_TRAIN["training"], "lr": 0.01, "validate_every": 10}}
     (root / "train.yaml").write_text(yaml.safe_dump(train))
-    movie = {**TINY_TRAIN, "frame_size": [FRAME_PX, FRAME_PX], "emitters": {**TINY_TRAIN["emitters"],
-                                                                             "density_per_um2": 0.5}}
+    movie = {**TINY_TRAIN, "frame_size": [FRAME_PX, FRAME_PX],
+             "emitters": {**TINY_TRAIN["emitters"], "density_per_um2": 2.0, "on_time_frames": 40.0,
+                          "drift": {"linear_nm": list(DRIFT_NM)}}}
     (root / "movie.yaml").write_text(yaml.safe_dump(movie))
     threads = torch.get_num_threads()
     try:
@@ -46,7 +49,7 @@ def lab(tmp_path_factory):
     (root / "sim" / "movie.tif").rename(good)
     bad = root / "cell2.tif"  # cut short: its metadata declares 120 frames
     bad.write_bytes(good.read_bytes()[:150_000])
-    return root / "run", good, bad
+    return root / "run", good, bad, root / "movie.yaml"
 
 
 def _process(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -67,7 +70,7 @@ def _hidden(folder: Path) -> list[Path]:
 def test_two_movies_one_corrupt(lab, tmp_path, capsys):
     """The good movie's folder holds every file, with consistent numbers; the corrupt one is reported in summary.csv
     with its error, has a folder marked failed, and the exit code is 1; nothing temporary is left."""
-    run, good, bad = lab
+    run, good, bad, _ = lab
     out = tmp_path / "out"
     rc, stdout, stderr = _process([str(good), str(bad), "--model", str(run), "--out", str(out), "--threshold", "0.05",
                                    "--device", "cpu", "--drift-engine", "rcc"], capsys)
@@ -112,10 +115,33 @@ def test_two_movies_one_corrupt(lab, tmp_path, capsys):
     assert _hidden(out) == []
 
 
+def test_mle_drift_is_measured_and_subtracted(lab, tmp_path, capsys):
+    """--method mle --config: the stage's drift (200 nm in x) measured and subtracted (locs_dc.csv, its drift columns),
+    NeNA of the table before merging (an MLE table: no caveat), the image a histogram (no sigma columns)."""
+    _, good, _, config = lab
+    out = tmp_path / "out"
+    rc, stdout, stderr = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out),
+                                   "--device", "cpu", "--drift-engine", "rcc"], capsys)
+    assert rc == 0, stderr
+    s = json.loads((out / "cell1" / "summary.json").read_text())
+    assert s["drift"]["state"] == "applied" and s["drift"]["uncertainty_nm"] < 10, s["drift"]
+    assert abs(s["drift"]["range_nm"][0] - DRIFT_NM[0]) < 30 and s["drift"]["range_nm"][2] == 0
+    dc = read_table(out / "cell1" / "locs_dc.csv")
+    last = dc["frame"] == dc["frame"].max()
+    assert abs(float(dc["drift_x_nm"][last].mean()) - DRIFT_NM[0]) < 30
+    assert abs(float(dc["drift_y_nm"][last].mean()) - DRIFT_NM[1]) < 30
+    assert 3 < s["nena"]["sigma_nm"] < 20 and s["nena"]["caveat"] is None
+    assert s["image"]["method"] == "histogram" and s["fit"]["method"] == "mle" and s["model"] is None
+    with open(out / "summary.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["drift_range_nm"]) == round(max(s["drift"]["range_nm"][:2]), 1) and row["drift"] == "applied"
+    assert float(row["nena_nm"]) == round(s["nena"]["sigma_nm"], 1)
+
+
 def test_no_drift_skips_it_and_a_rerun_replaces_the_folder(lab, tmp_path, capsys):
     """--no-drift: no drift.png, no locs_dc.csv, the report of locs.csv; run again over an earlier folder, the earlier
     files go (no locs_dc.csv of the first run left beside the new ones) and nothing temporary stays."""
-    run, good, _ = lab
+    run, good, _, _ = lab
     out = tmp_path / "out"
     (out / "cell1").mkdir(parents=True)
     (out / "cell1" / "locs_dc.csv").write_text("an earlier run's\n")
@@ -142,7 +168,7 @@ def test_unreliable_drift_keeps_the_table_uncorrected(lab, tmp_path, capsys, mon
         return result
 
     monkeypatch.setattr(drift, "estimate_drift", unreliable)
-    run, good, _ = lab
+    run, good, _, _ = lab
     out = tmp_path / "out"
     rc, _, stderr = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device",
                               "cpu", "--drift-engine", "rcc", "--no-merge"], capsys)
@@ -163,7 +189,7 @@ def test_an_interrupt_leaves_the_earlier_folder(lab, tmp_path, capsys, monkeypat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(merge, "merge_localizations", interrupted)
-    run, good, _ = lab
+    run, good, _, _ = lab
     out = tmp_path / "out"
     (out / "cell1").mkdir(parents=True)
     (out / "cell1" / "image.png").write_bytes(b"earlier")
@@ -228,4 +254,39 @@ def test_service_application_renders_the_command():
             "*/FAILED.txt"} <= outputs
     with pytest.raises(Exception, match="drift_engine"):
         ep.validate_config({"drift_engine": "magic"})
-    assert np.isfinite(ep.timeout_s)
+
+
+def test_doctests():
+    import doctest
+
+    import plexloc.workflow
+
+    assert doctest.testmod(plexloc.workflow).failed == 0
+
+
+def test_service_job_processes_the_movies(lab, tmp_path):
+    """A plexloc-process job on a worker: both movies to one command; the good movie's files and summary.csv come
+    back (no_drift given: --no-drift), and the corrupt movie fails the job (exit code 1) with its row saying why, its outputs uploaded all the
+    same."""
+    from service_support import AgentThread, LiveServer, make_service
+
+    from plexloc.service.client import Client
+
+    run, good, bad, _ = lab
+    svc = make_service(tmp_path, lease_s=10)
+    cpu = {"cpus": 1, "gpus": 0, "gpu_memory_mb": 0, "memory_mb": 2000}
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c, AgentThread(live.url, svc.worker_token):
+        movies = [c.upload(good)["id"], c.upload(bad)["id"]]
+        job = c.submit("plexloc-process", entry_point="process", hardware=cpu,
+                       config={"threshold": 0.05, "no_drift": True},
+                       inputs={"movie": movies, "model": c.upload(run / "model.pt")["id"]})
+        job = c.wait(job["id"], timeout=120)
+        assert job["state"] == "failed" and "exited with code 1" in job["error"], job["error"]
+        got = tmp_path / "got"
+        c.download(job["id"], got)
+    with open(got / "summary.csv", newline="") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f)}
+    assert rows["cell1"]["status"] == "ok" and rows["cell2"]["status"] == "failed" and "TIFF" in rows["cell2"]["error"]
+    assert {p.name for p in (got / "cell1").iterdir()} == GOOD_FILES  # no_drift: no drift.png, no locs_dc.csv
+    assert sorted(p.name for p in (got / "cell2").iterdir()) == ["FAILED.txt", "summary.json"]
+    assert len(read_table(got / "cell1" / "locs.csv")) == int(rows["cell1"]["rows"])

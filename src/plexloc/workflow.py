@@ -74,7 +74,11 @@ __all__ = [
 MAX_IMAGE_PX = 8192
 #: the largest drift searched for, nm (plexloc drift's --max-drift default; rcc_drift's own default is 1000)
 MAX_DRIFT_NM = 300.0
-#: the columns of ``summary.csv`` (and of the printed table), in order
+#: the columns of ``summary.csv`` (and of the printed table), in order: the acquisition's folder name; ``ok`` or
+#: ``failed``; the fit's localizations and frames and frames per second (the network's or MLE's loop); the drift
+#: (``applied``, ``unreliable``, ``not estimated``, ``off``) and its largest lateral range over the movie (x or y, nm);
+#: the merged table's rows; NeNA (nm, the table before merging); the FRC resolution (nm, the merged table; empty
+#: where the curve gives none); the acquisition's seconds; its movies (``;``-separated); a failure's error
 SUMMARY_COLUMNS = ("name", "status", "rows", "frames", "frames_per_s", "drift", "drift_range_nm", "merged_rows",
                    "nena_nm", "frc_nm", "seconds", "movies", "error")
 _PARTIAL = ".partial-"
