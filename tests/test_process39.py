@@ -181,23 +181,34 @@ def test_unreliable_drift_keeps_the_table_uncorrected(lab, tmp_path, capsys, mon
     assert s["merge"]["state"] == "off" and s["report"]["summary"]["localizations"] == str(s["fit"]["rows"])
 
 
-def test_an_interrupt_leaves_the_earlier_folder(lab, tmp_path, capsys, monkeypatch):
-    """Ctrl-C during a step: the folder of an earlier run stays as it was, and no partial folder is left."""
+def test_a_failing_step_marks_the_folder_and_an_interrupt_leaves_it(lab, tmp_path, capsys, monkeypatch):
+    """A step that fails (here the merge): the folder holds the files finished before it, FAILED.txt and summary.json
+    naming the step and the error, exit code 1. Ctrl-C during a later run: that folder stays as it was, and no partial
+    folder is left."""
     import plexloc.post.merge as merge
+
+    def broken(*a, **k):
+        raise RuntimeError("merge broke")
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(merge, "merge_localizations", interrupted)
     run, good, _, _ = lab
     out = tmp_path / "out"
-    (out / "cell1").mkdir(parents=True)
-    (out / "cell1" / "image.png").write_bytes(b"earlier")
-    rc, _, _ = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device", "cpu",
-                         "--no-drift"], capsys)
+    argv = [str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device", "cpu", "--no-drift"]
+    monkeypatch.setattr(merge, "merge_localizations", broken)
+    rc, stdout, _ = _process(argv, capsys)
+    assert rc == 1 and "cell1: merge: RuntimeError: merge broke" in stdout
+    before = {p.name: p.read_bytes() for p in (out / "cell1").iterdir()}
+    assert set(before) == {"locs.csv", "report.html", "summary.json", "FAILED.txt"}
+    s = json.loads(before["summary.json"])
+    assert s["status"] == "failed" and s["error"] == "merge: RuntimeError: merge broke" and "fit" in s["steps"]
+    assert before["FAILED.txt"].decode().strip() == s["error"] and set(s["files"]) == set(before)
+    monkeypatch.setattr(merge, "merge_localizations", interrupted)
+    rc, _, _ = _process(argv, capsys)
     assert rc == 130
-    assert sorted(p.name for p in out.rglob("*")) == ["cell1", "image.png"]
-    assert (out / "cell1" / "image.png").read_bytes() == b"earlier"
+    assert {p.name: p.read_bytes() for p in (out / "cell1").iterdir()} == before
+    assert _hidden(out) == [] and sorted(p.name for p in out.iterdir()) == ["cell1", "summary.csv"]
 
 
 def test_acquisitions_and_bad_options(tmp_path, capsys):
