@@ -13,21 +13,15 @@ from plexloc.cli._common import (nonnegative_float, nonnegative_int, open_probab
                                  probability, progress, resolve_device)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from plexloc.config.models import SplitViewConfig
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "fit",
-        help="localize a movie (network, or --method mle)",
-        description="Localize every frame of a TIFF stack or a folder of TIFFs, streamed in chunks. Frames "
-        "larger than --tile pixels are tiled with overlap. Output columns per conventions.md, with predicted "
-        "uncertainties (sigma_*), prob and bg.",
-    )
-    p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs (one per channel)")
-    p.add_argument("--out", type=Path, required=True,
-                   help="output table (.csv or .h5); written while the movie is fitted (the table is never held whole), "
-                   "and put in place only when the fit is complete")
+def add_fit_method_options(p: argparse.ArgumentParser) -> None:
+    """The options of how movies are fitted that ``plexloc fit`` and ``plexloc process`` share: ``--method``,
+    ``--model``, ``--config``, ``--camera``, ``--device``, ``--threshold``, the filters and ``--batch-frames``
+    (checked by :func:`check_fit_method_options`)."""
     p.add_argument("--method", choices=["network", "mle"], default="network",
                    help="network (default: the trained model of --model) or mle (the classical maximum-likelihood "
                    "fitter, with --config)")
@@ -45,6 +39,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")
     p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
     p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per forward pass (default 16)")
+
+
+def check_fit_method_options(args: argparse.Namespace, network_only: Sequence[tuple[str, bool]] = ()) -> None:
+    """The options of :func:`add_fit_method_options` together: a photon range that keeps something; with
+    ``--method mle`` no network option (those of ``network_only``, ``(option, given)``, too) and a ``--config``;
+    with the network a ``--model`` and no ``--config``. An :class:`InputError` naming the options."""
+    from plexloc.errors import InputError
+
+    if args.min_photons is not None and args.max_photons is not None and args.min_photons > args.max_photons:
+        raise InputError(f"--min-photons {args.min_photons:g} is above --max-photons {args.max_photons:g}: nothing "
+                         "could pass")
+    if args.method == "mle":
+        given = [opt for opt, on in (
+            ("--model", args.model is not None), ("--threshold", args.threshold is not None),
+            ("--batch-frames", args.batch_frames is not None), *network_only,
+            ("--min-prob", args.min_prob is not None),  # MLE rows have no detection probability
+            ("--max-sigma", args.max_sigma is not None),  # nor a predicted sigma (their crlb_x/y_nm: plexloc filter)
+        ) if on]
+        if given:
+            raise InputError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
+                             "--method network only, not to --method mle")
+        if args.config is None:
+            raise InputError("--method mle needs --config (PSF, camera and pixel size)")
+    else:
+        if args.model is None:
+            raise InputError("--model RUN_DIR is required (or use --method mle --config CONFIG)")
+        if args.config is not None:
+            raise InputError("--config applies to --method mle only (a network fit takes its configuration from "
+                             "--model, the camera from --camera)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="localize a movie (network, or --method mle)",
+        description="Localize every frame of a TIFF stack or a folder of TIFFs, streamed in chunks. Frames "
+        "larger than --tile pixels are tiled with overlap. Output columns per conventions.md, with predicted "
+        "uncertainties (sigma_*), prob and bg.",
+    )
+    p.add_argument("movie", type=Path, nargs="+", help="TIFF stack or folder of TIFFs (one per channel)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output table (.csv or .h5); written while the movie is fitted (the table is never held whole), "
+                   "and put in place only when the fit is complete")
+    add_fit_method_options(p)
     p.add_argument("--tile", type=positive_int, default=None, help="tile size in pixels for large frames (default 256)")
     p.add_argument("--raw-sigma", action="store_true",
                    help="write the network's own sigmas, positions and photons, without the sigma factors, position "
@@ -91,9 +129,10 @@ def run(args: argparse.Namespace) -> int:
     if format_of(args.out) not in ("csv", "h5"):  # plexloc's own table, not another program's format
         raise InputError(f"plexloc fit writes plexloc tables (.csv, .h5); for {format_of(args.out)} write one of "
                          "those and convert it with plexloc convert", source=args.out)
-    if args.min_photons is not None and args.max_photons is not None and args.min_photons > args.max_photons:
-        raise InputError(f"--min-photons {args.min_photons:g} is above --max-photons {args.max_photons:g}: nothing "
-                         "could pass")
+    check_fit_method_options(args, network_only=(
+        ("--tile", args.tile is not None), ("--refine-mle", args.refine_mle), ("--compile", args.compile),
+        ("--raw-sigma", args.raw_sigma), ("--channels-last", args.channels_last is not None),
+        ("--precision", args.precision != "auto")))
     device = resolve_device(args.device)
     split_view = load_split_view(args.split_view) if args.split_view is not None else None
     if split_view is not None and len(args.movie) != 1:
@@ -110,19 +149,6 @@ def run(args: argparse.Namespace) -> int:
         from plexloc.mle import fit_movie_to_file as fit_mle
         from plexloc.mle.pipeline import check_movie_count
 
-        network_only = [opt for opt, on in (
-            ("--model", args.model is not None), ("--threshold", args.threshold is not None),
-            ("--tile", args.tile is not None), ("--batch-frames", args.batch_frames is not None),
-            ("--refine-mle", args.refine_mle), ("--compile", args.compile), ("--raw-sigma", args.raw_sigma),
-            ("--channels-last", args.channels_last is not None), ("--precision", args.precision != "auto"),
-            ("--min-prob", args.min_prob is not None),  # MLE rows have no detection probability
-            ("--max-sigma", args.max_sigma is not None),  # nor a predicted sigma (their crlb_x/y_nm: plexloc filter)
-        ) if on]
-        if network_only:
-            raise InputError(f"{', '.join(network_only)} {'applies' if len(network_only) == 1 else 'apply'} to "
-                             "--method network only, not to --method mle")
-        if args.config is None:
-            raise InputError("--method mle needs --config (PSF, camera and pixel size)")
         config = load_config(args.config)
         if split_view is not None:
             config = config.model_copy(update={"split_view": split_view})
@@ -144,11 +170,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         from plexloc.infer import fit_movie_to_file
 
-        if args.model is None:
-            raise InputError("--model RUN_DIR is required (or use --method mle --config CONFIG)")
-        if args.config is not None:
-            raise InputError("--config applies to --method mle only (a network fit takes its configuration from "
-                             "--model, the camera from --camera)")
         stats: dict = {}
         n_rows = fit_movie_to_file(
             [str(m) for m in args.movie] if len(args.movie) > 1 else args.movie[0],

@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from plexloc.cli._common import (nonnegative_float, nonnegative_int, open_probability, positive_float, positive_int,
-                                 probability)
+from plexloc.cli._common import nonnegative_int, positive_float
+from plexloc.cli.fit import add_fit_method_options, check_fit_method_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,23 +43,7 @@ last step ends. The separate commands (plexloc fit, drift, report, merge, render
     p.add_argument("movie", type=Path, nargs="+", help="TIFF stacks or folders of TIFFs, one acquisition each (a "
                    "multi-channel model: one movie per channel)")
     p.add_argument("--out", type=Path, required=True, help="output folder (one folder per movie, and summary.csv)")
-    p.add_argument("--method", choices=["network", "mle"], default="network",
-                   help="network (default: the trained model of --model) or mle (the maximum-likelihood fitter, with "
-                   "--config)")
-    p.add_argument("--model", type=Path, help="run folder or model file (--method network)")
-    p.add_argument("--config", type=Path, help="microscope configuration (--method mle)")
-    p.add_argument("--camera", type=Path, action="append",
-                   help="camera YAML of the movies (default: the model's training camera); multi-channel: one "
-                   "--camera per channel, in channel order, or one configuration holding every channel's camera")
-    p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
-    p.add_argument("--threshold", type=open_probability, default=None,
-                   help="integrated detection probability, in (0, 1] (network; default: the model's)")
-    p.add_argument("--min-prob", type=probability, metavar="P", help="keep localizations with prob >= P (network)")
-    p.add_argument("--max-sigma", type=positive_float, metavar="NM",
-                   help="keep localizations with lateral sigma <= NM (network)")
-    p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")
-    p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
-    p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per forward pass (network; default 16)")
+    add_fit_method_options(p)
     p.add_argument("--no-drift", action="store_true", help="no drift correction (no drift.png, no locs_dc.csv)")
     p.add_argument("--drift-engine", choices=("comet", "rcc"), default="comet",
                    help="comet (default; RCC where comet-smlm is not installed) or rcc, as plexloc drift --engine")
@@ -82,27 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.errors import InputError
     from plexloc.workflow import ProcessOptions, format_summary, process_movies
 
-    if args.min_photons is not None and args.max_photons is not None and args.min_photons > args.max_photons:
-        raise InputError(f"--min-photons {args.min_photons:g} is above --max-photons {args.max_photons:g}: nothing "
-                         "could pass")
-    config = None
-    if args.method == "mle":
-        network_only = [opt for opt, on in (
-            ("--model", args.model is not None), ("--threshold", args.threshold is not None),
-            ("--batch-frames", args.batch_frames is not None), ("--min-prob", args.min_prob is not None),
-            ("--max-sigma", args.max_sigma is not None)) if on]
-        if network_only:
-            raise InputError(f"{', '.join(network_only)} {'applies' if len(network_only) == 1 else 'apply'} to "
-                             "--method network only, not to --method mle")
-        if args.config is None:
-            raise InputError("--method mle needs --config (PSF, camera and pixel size)")
-        config = load_config(args.config)
-    else:
-        if args.model is None:
-            raise InputError("--model RUN_DIR is required (or use --method mle --config CONFIG)")
-        if args.config is not None:
-            raise InputError("--config applies to --method mle only (a network fit takes its configuration from "
-                             "--model, the camera from --camera)")
+    check_fit_method_options(args)
+    config = load_config(args.config) if args.method == "mle" else None
     if args.out.exists() and not args.out.is_dir():
         raise InputError("--out must be a folder (a folder per movie and summary.csv go in it); it is a file",
                          source=args.out)
