@@ -23,8 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_args(p, out_help="drift-corrected table")
     p.add_argument("--engine", choices=("comet", "rcc"), default="comet",
                    help="comet (default): COMET, maximal overlap of pairs of nearby localizations between time "
-                   "windows (optional package comet-smlm; x, y and z; falls back to rcc when it is not installed); "
-                   "rcc: redundant cross-correlation of the windows' rendered images (x, y only). Both check "
+                   "windows (optional package comet-smlm; falls back to rcc when it is not installed); "
+                   "rcc: redundant cross-correlation of the windows' rendered images. Both find x and y; z (a 3D "
+                   "table) is found after them, for both, from the z differences of pairs of localizations within "
+                   "50 nm of each other laterally in different windows. Both check "
                    "themselves on two halves of the table (--split-half) and warn when the estimate is not reliable")
     p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10)")
     p.add_argument("--max-drift", type=positive_float, default=300.0, metavar="NM",
@@ -120,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     if "uncertainty_nm" in result.info:  # both engines: the same quantity
         known = (f"; known to +-{result.info['uncertainty_nm']:.1f} nm rms over the frames, x and y together (from "
                  "two halves of the table and the curve between windows)")
+    if "z_uncertainty_nm" in result.info:
+        known += (f"; z known to +-{result.info['z_uncertainty_nm']:.1f} nm"
+                  + (" (NOT RELIABLE, see the warning above)" if result.info.get("z_unreliable") else ""))
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
           f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known
           + ("; NOT RELIABLE (see the warning above)" if result.info.get("unreliable") else ""))

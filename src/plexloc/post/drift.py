@@ -14,7 +14,23 @@ Two engines behind one function, :func:`estimate_drift`:
     histogram, every pair of windows is cross-correlated by FFT (torch, any device) with a Gaussian
     blur, the peak is located to sub-pixel precision (least-squares quadratic fit to the log of the
     peak), the over-determined system ``r_ij = d_j - d_i`` is solved by least squares, pairs with
-    outlying residuals are dropped and the system solved again. Lateral (x, y) only: ``dz = 0``.
+    outlying residuals are dropped and the system solved again. Lateral (x, y); z as below.
+
+z (both engines, session 39): after x and y, from the pairs of localizations within 50 nm of each other laterally
+(:data:`Z_PAIR_RADIUS_NM`, after the lateral correction) that lie in different windows: each says ``z_i - z_j = d_a -
+d_b`` plus noise, and a robust least-squares fit gives the windows' z drifts (:func:`_z_knots`), through which the z
+curve runs as x and y do. The pairs are chosen laterally only, so their z differences are symmetric about the drift's
+and nothing draws the fit towards 0. COMET's own z (kept in ``info["comet_segment_z_nm"]``) comes from its isotropic
+kernel, which sharpens to about 1 nm while a pair's z difference spreads over sqrt(2) times the z precision: on
+3D tables of 10,000 localizations (filaments through z -400..+400 nm, precision 9 nm laterally and 40 nm in z,
+``bench/drift_z.py``) its z curve was 3.9-10.0 nm rms off (a z drift of 0 read as up to 13 nm over the movie, 40 as
+16-59 nm), the pairs' 1.1-3.1 nm (bench/drift_z39_comet.json); RCC had no z, now 1.0-4.0 nm, and 10.7 nm on one
+table of 12 whose filaments crossed at other depths (pairs of neighbours spread 94 nm in z instead of 57;
+bench/drift_z39_rcc.json). ``info["z_uncertainty_nm"]`` is the z curve's expected error (as ``uncertainty_nm`` for x
+and y, z alone: :func:`_z_drift`): 0.66-1.40x the actual error with COMET (geometric mean 0.98, 8 tables), 0.49-1.87x
+with RCC (1.00, 12 tables; 10.7 nm reported for that 10.7 nm error); above :data:`Z_MAX_UNCERTAINTY_NM` and above half the z curve's own RMS an
+:class:`UnreliableDriftWarning` says the z correction is mostly noise. A table whose z is one value (2D) or not known
+keeps a z drift of 0.
 
 Both give the drift of every frame, a smooth curve through the windows' estimates (natural cubic
 spline, extended linearly past the first and last window centre), referenced to the first frame
@@ -156,13 +172,14 @@ class DriftResult:
         }
 
 
-def drift_error_rms(estimated_nm: np.ndarray, true_nm: np.ndarray) -> float:
+def drift_error_rms(estimated_nm: np.ndarray, true_nm: np.ndarray, axes: tuple[int, ...] = (0, 1)) -> float:
     """Lateral RMS error over frames of an estimated drift curve, after removing the constant offset.
 
     A constant offset shifts the whole image and does not blur it, so it is not an error of the
-    correction; what is left is ``sqrt(mean_f |e_f - mean(e)|²)`` over x and y.
+    correction; what is left is ``sqrt(mean_f |e_f - mean(e)|²)`` over x and y (``axes=(2,)``: z alone).
     """
-    e = np.asarray(estimated_nm, dtype=float)[:, :2] - np.asarray(true_nm, dtype=float)[:, :2]
+    ax = list(axes)
+    e = np.asarray(estimated_nm, dtype=float)[:, ax] - np.asarray(true_nm, dtype=float)[:, ax]
     e = e - e.mean(axis=0)
     return float(np.sqrt(np.mean(np.sum(e**2, axis=1))))
 
@@ -436,8 +453,9 @@ def _interpolation_error(frame: np.ndarray, seg: np.ndarray, centre: np.ndarray,
     means = wsum / np.bincount(useg, weights=counts, minlength=n_seg)[:, None]  # window means of each basis curve
     basis = _curve(centre, means, ev.astype(float)) - _plausible_drift_basis(centre, ev)
     basis -= basis.mean(axis=0)
-    raw = np.sum((basis @ knots[:, :2]) ** 2, axis=1)
-    noise = 2.0 * knot_var * np.sum(basis**2, axis=1)
+    k = np.asarray(knots, dtype=float)[:, :2]  # x and y together (or one column: z alone)
+    raw = np.sum((basis @ k) ** 2, axis=1)
+    noise = k.shape[1] * knot_var * np.sum(basis**2, axis=1)
     start, end = ev < centre[1], ev > centre[-2]
     total = sum(max(float(raw[r].sum() - noise[r].sum()), 0.0) for r in (start, end, ~start & ~end))
     return float(np.sqrt(total / len(ev)))
@@ -579,6 +597,8 @@ def rcc_drift(
                 "(n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning, stacklevel=2)
     seg_drift = np.column_stack([sol, np.zeros(n_seg)])
     curve = _curve(centre, seg_drift, frames)
+    info.update(_with_z_drift(table, frames, curve, seg, centre, centre, seg_drift, split_half=split_half, seed=0,
+                              engine="RCC"))
     offset = curve[:1].copy()  # reference: drift(first frame) = 0
     curve -= offset
     seg_drift = seg_drift - offset
@@ -715,6 +735,154 @@ def estimate_pairs(xyz_nm: np.ndarray, radius_nm: float, *, sample: int = 50_000
     return pairs_m * (n * (n - 1.0)) / (m * (m - 1.0))
 
 
+#: lateral radius (nm) of the pairs of localizations that the z drift is measured from (:func:`_z_knots`): after the
+#: lateral correction, two localizations of one molecule lie within sqrt(2) x 2.5 lateral precisions of each other
+#: (50 nm: 96 % of them at 14 nm precision, 75 % at 30 nm)
+Z_PAIR_RADIUS_NM = 50.0
+#: most pairs the z drift is measured from (rows are sub-sampled above it; :func:`_z_knots`)
+Z_MAX_PAIRS = 5_000_000
+#: the z drift's uncertainty above which, and above half the z curve's own RMS, the z correction is unreliable
+Z_MAX_UNCERTAINTY_NM = 10.0
+
+
+def _z_knots(xy: np.ndarray, z: np.ndarray, seg: np.ndarray, n_seg: int, *, radius_nm: float = Z_PAIR_RADIUS_NM,
+             max_pairs: int = Z_MAX_PAIRS, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """The z drift of every window ``(n_seg,)`` (window 0 at 0; NaN where a window has no pair), from pairs of
+    localizations of different windows within ``radius_nm`` of each other laterally (``xy``: already corrected for the
+    lateral drift).
+
+    A pair ``(i, j)`` in windows ``a != b`` says ``z_i - z_j = d_a - d_b`` plus the difference of their z errors (one
+    molecule) or of their depths (two neighbours): a robust least-squares fit of the windows' drifts ``d`` to all
+    pairs (iteratively reweighted, Welsch weights of 2.5 robust standard deviations of the residuals), as RCC's
+    windows from their pairs. The pairs are chosen by lateral distance alone, so a pair's z difference is symmetric
+    about ``d_a - d_b``, and the fit is not drawn towards 0 by a pair radius in z (see :func:`comet_drift`). Where the
+    pairs would exceed ``max_pairs``, a random subset of rows (``seed``) is kept.
+    """
+    from scipy.spatial import cKDTree
+
+    info: dict[str, Any] = {}
+    n = len(z)
+    keep_rows = np.arange(n)
+    pairs = estimate_pairs(np.column_stack([xy, np.zeros(n)]), radius_nm, seed=seed)
+    if pairs > max_pairs:
+        frac = np.sqrt(max_pairs / pairs)
+        keep_rows = np.sort(np.random.default_rng(seed).choice(n, max(2, int(n * frac)), replace=False))
+        info["z_rows_used"] = int(len(keep_rows))
+    p = cKDTree(xy[keep_rows]).query_pairs(float(radius_nm), output_type="ndarray")
+    i, j = keep_rows[p[:, 0]], keep_rows[p[:, 1]]
+    a, b = seg[i], seg[j]
+    other = a != b
+    a, b, dz = a[other], b[other], (z[i] - z[j])[other]
+    info["z_pairs"] = int(len(dz))
+    knots = np.full(n_seg, np.nan)
+    if len(dz) == 0:
+        return knots, info
+    cover = np.bincount(a, minlength=n_seg) + np.bincount(b, minlength=n_seg)
+    anchor = int(np.argmax(cover > 0))
+    w = np.ones(len(dz))
+    d = np.zeros(n_seg)
+    ab, ba, aa, bb = a * n_seg + b, b * n_seg + a, a * (n_seg + 1), b * (n_seg + 1)  # flat (row, column) indices
+    for it in range(50):
+        size = n_seg * n_seg
+        m = (np.bincount(aa, weights=w, minlength=size) + np.bincount(bb, weights=w, minlength=size)
+             - np.bincount(ab, weights=w, minlength=size) - np.bincount(ba, weights=w, minlength=size))
+        rhs = np.bincount(a, weights=w * dz, minlength=n_seg) - np.bincount(b, weights=w * dz, minlength=n_seg)
+        m = m.reshape(n_seg, n_seg)
+        m[anchor, anchor] += float(w.sum())  # d_anchor = 0
+        new = np.linalg.lstsq(m, rhs, rcond=None)[0]
+        step = float(np.max(np.abs(new - d)))
+        d = new
+        r = dz - (d[a] - d[b])
+        scale = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+        if not scale > 0:
+            break
+        w = np.exp(-0.5 * (r / (2.5 * scale)) ** 2)
+        if it > 0 and step < 1e-3:
+            break
+    info["z_pair_spread_nm"] = scale
+    knots[cover > 0] = d[cover > 0] - d[anchor]
+    return knots, info
+
+
+def _z_curve(frame: np.ndarray, centre: np.ndarray, knots: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """The per-frame z drift through the windows' z drifts at their centres (NaN knots left out), as the lateral."""
+    ok = np.isfinite(knots)
+    if ok.sum() < 2:
+        return np.full(len(frames), np.nan)
+    return _curve(centre[ok], knots[ok, None], frames)[:, 0]
+
+
+def _z_drift(frame: np.ndarray, xy: np.ndarray, z: np.ndarray, seg: np.ndarray, centre: np.ndarray,
+             frames: np.ndarray, *, split_half: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The z drift of every frame ``frames`` and of every window (``seg``, centres ``centre``) from the pairs of
+    :func:`_z_knots`, and its ``info``: ``z_uncertainty_nm`` (with ``split_half``), as the lateral ``uncertainty_nm``
+    but for z alone: half the RMS difference of the z curves of the two halves of :func:`_half_split` (the same
+    windows, the same lateral correction) and the z curve's interpolation error (:func:`_interpolation_error` of the
+    z knots), in quadrature; the expected RMS over the frames of the estimated minus the true z drift, after removing
+    the constant offset (:func:`drift_error_rms` ``axes=(2,)``).
+    """
+    n_seg = len(centre)
+    knots, info = _z_knots(xy, z, seg, n_seg, seed=seed)
+    curve = _z_curve(frame, centre, knots, frames)
+    if not np.isfinite(curve).all():
+        raise InputError(f"z drift: the localizations of {int(np.isfinite(knots).sum())} of {n_seg} time windows have "
+                         f"neighbours within {Z_PAIR_RADIUS_NM:g} nm laterally in other windows, 2 are needed")
+    if split_half:
+        half, _ = _half_split(frame, seg, n_seg)
+        curves = []
+        for part in (half, ~half):
+            k, _ = _z_knots(xy[part], z[part], seg[part], n_seg, seed=seed)
+            curves.append(_z_curve(frame[part], centre, k, frames))
+        e = curves[0] - curves[1]
+        e = e - e.mean()
+        half_diff = float(np.sqrt(np.mean(e**2)))
+        at = np.clip(np.round(centre).astype(np.int64) - int(frames[0]), 0, len(frames) - 1)
+        dk = e[at]
+        dk = dk[np.isfinite(dk)]
+        knot_var = float(np.mean((dk - dk.mean()) ** 2)) / 4.0 if len(dk) >= 2 else float("nan")
+        ok = np.isfinite(knots)
+        interp = 0.0
+        if np.isfinite(knot_var) and ok.all():
+            interp = _interpolation_error(frame, seg, centre, knots[:, None], frames, knot_var)
+        info.update(z_half_difference_nm=half_diff, z_interpolation_error_nm=interp,
+                    z_uncertainty_nm=float(np.hypot(half_diff / 2.0, interp)))
+    return curve, knots, info
+
+
+def _with_z_drift(table: LocTable, frames: np.ndarray, curve: np.ndarray, seg: np.ndarray, centre: np.ndarray,
+                  seg_frames: np.ndarray, seg_drift: np.ndarray, *, split_half: bool, seed: int, engine: str,
+                  ) -> dict[str, Any]:
+    """Put the z drift of :func:`_z_drift` into ``curve[:, 2]`` (every frame) and ``seg_drift[:, 2]`` (at the knots
+    ``seg_frames``), in place, after the lateral drift ``curve[:, :2]``; returns the ``info`` entries. Nothing where z
+    is not known in every row (NaN) or is one value (a 2D table). Warns (:class:`UnreliableDriftWarning`) where the z
+    uncertainty is above :data:`Z_MAX_UNCERTAINTY_NM` and above half the z curve's RMS about its mean (the z drift
+    is mostly noise)."""
+    z = table["z_nm"].astype(float)
+    if len(z) == 0 or not np.isfinite(z).all() or float(np.ptp(z)) == 0.0:
+        return {}
+    frame = table["frame"]
+    idx = frame.astype(np.int64) - int(frames[0])
+    xy = np.column_stack([table["x_nm"] - curve[idx, 0], table["y_nm"] - curve[idx, 1]])
+    zc, knots, info = _z_drift(frame, xy, z, seg, centre, frames, split_half=split_half, seed=seed)
+    curve[:, 2] = zc
+    seg_drift[:, 2] = np.interp(seg_frames, frames, zc)
+    info["z_segment_frames"] = centre.tolist()
+    info["z_segment_drift_nm"] = knots.tolist()
+    unc = info.get("z_uncertainty_nm")
+    if unc is not None:
+        rms = float(np.sqrt(np.mean((zc - zc.mean()) ** 2)))
+        if not (unc <= Z_MAX_UNCERTAINTY_NM or unc <= 0.5 * rms):
+            info["z_unreliable"] = True
+            where = f"{table.source}: " if table.source else ""
+            warnings.warn(
+                f"{where}{engine}: the z drift is known to about +-{unc:.0f} nm (rms over the frames, from two halves "
+                f"of the table), for a z curve of {rms:.0f} nm rms about its mean: the z correction is mostly noise "
+                f"and not reliable. Too few localizations per window, or z too imprecise; try fewer windows "
+                f"(n_segments, plexloc drift --segments). If the sample did not drift in z, keep the z uncorrected",
+                UnreliableDriftWarning, stacklevel=3)
+    return info
+
+
 def comet_drift(
     table: LocTable,
     *,
@@ -816,7 +984,7 @@ def comet_drift(
             progress(stage, {**info, "pass": 1})
 
     # our windows (equal counts, as RCC's), handed to COMET: its own segmentation made 9 of 10 (:func:`_comet_knots`)
-    windows, _ = _segments(frame, int(n_segments))
+    windows, centre = _segments(frame, int(n_segments))
     seg_frames, seg_drift, details = _comet_knots(dataset, windows, progress=watch_and_report, **run)
     lo, hi = int(frame.min()), int(frame.max())
     frames = np.arange(lo, hi + 1)
@@ -870,6 +1038,16 @@ def comet_drift(
                 f"structure that several windows share (each molecule seen in one window only); try fewer windows "
                 f"(n_segments, plexloc drift --segments, got {n_segments}). If the sample did not drift, keep the "
                 "uncorrected table", UnreliableDriftWarning, stacklevel=2)
+    # z from pairs of localizations near each other laterally (:func:`_z_drift`), not COMET's own z, which its
+    # isotropic kernel read with a large error (a 3D table, z precision 40 nm: 3.9-6.5 nm rms against 0.8-2.1)
+    comet_z = seg_drift[:, 2].copy()
+    z_info = _with_z_drift(table, frames, d, windows, centre, seg_frames, seg_drift, split_half=split_half,
+                           seed=seed, engine="COMET")
+    if z_info:
+        z0 = float(d[0, 2])  # reference: drift(first frame) = 0
+        d[:, 2] -= z0
+        seg_drift[:, 2] -= z0
+        info.update(z_info, comet_segment_z_nm=comet_z.tolist())
     if span > max_drift_nm:
         info["unreliable"] = True
         warnings.warn(

@@ -30,27 +30,51 @@ __all__ = ["STRUCTURES", "blinking_table", "linear_drift", "structure_points", "
 STRUCTURES = ("lines", "rings", "clusters", "uniform")
 
 
-def structure_points(kind: str, n: int, *, fov_nm: float, rng: np.random.Generator) -> np.ndarray:
-    """``(n, 2)`` molecule positions (nm) on a structure inside ``[0, fov_nm)²``.
+def structure_points(kind: str, n: int, *, fov_nm: float, rng: np.random.Generator, n_lines: int | None = None,
+                     z_range_nm: tuple[float, float] | None = None) -> np.ndarray:
+    """``(n, 2)`` molecule positions (nm) on a structure inside ``[0, fov_nm)²``; ``(n, 3)`` with ``z_range_nm``.
 
     ``lines``: random straight filaments (100 nm to 0.6 fov long); ``rings``: 120 nm diameter
     rings (nuclear-pore-like, 8 corners of 2 molecules jittered by 5 nm); ``clusters``: Gaussian
     clusters of 30 nm σ; ``uniform``: complete spatial randomness.
+
+    ``n_lines``: the number of filaments (``lines``); default ``max(n // 200, min(5, n // 40), 1)``: 200 molecules a
+    line from 1,000 molecules up (as before), and at least 5 lines of 40 or more molecules from 200 (``n // 200``
+    alone put 300 molecules on one line).
+
+    ``z_range_nm = (lo, hi)``: a third column, z (nm), drawn after the lateral positions (which are then the same as
+    without it): each filament runs straight between two random depths in the range, each ring lies at one random
+    depth, each cluster's centre is at one (the molecules 30 nm around it, clipped to the range), uniform points
+    anywhere in it.
     """
     if kind not in STRUCTURES:
         raise InputError(f"structure {kind!r} unknown; choose one of {', '.join(STRUCTURES)}")
     margin = 0.1 * fov_nm
+    z_lo, z_hi = (0.0, 0.0) if z_range_nm is None else (float(z_range_nm[0]), float(z_range_nm[1]))
+
+    def with_z(pts: np.ndarray, z: Callable[[], np.ndarray]) -> np.ndarray:
+        return pts if z_range_nm is None else np.column_stack([pts, np.clip(z(), z_lo, z_hi)])
+
     if kind == "uniform":
-        return rng.uniform(0, fov_nm, (n, 2))
+        return with_z(rng.uniform(0, fov_nm, (n, 2)), lambda: rng.uniform(z_lo, z_hi, n))
     if kind == "lines":
-        n_lines = max(1, n // 200)
+        n_lines = max(n // 200, min(5, n // 40), 1) if n_lines is None else int(n_lines)
+        if n_lines < 1:
+            raise InputError(f"n_lines must be >= 1, got {n_lines}")
         start = rng.uniform(margin, fov_nm - margin, (n_lines, 2))
         angle = rng.uniform(0, np.pi, n_lines)
         length = rng.uniform(100.0, 0.6 * fov_nm, n_lines)
         which = rng.integers(0, n_lines, n)
-        t = rng.uniform(0, 1, n) * length[which]
+        u = rng.uniform(0, 1, n)
+        t = u * length[which]
         pts = start[which] + t[:, None] * np.stack([np.cos(angle[which]), np.sin(angle[which])], axis=1)
-        return np.clip(pts + rng.normal(0, 4.0, (n, 2)), 0, fov_nm - 1e-6)
+        pts = np.clip(pts + rng.normal(0, 4.0, (n, 2)), 0, fov_nm - 1e-6)
+
+        def line_z() -> np.ndarray:
+            ends = rng.uniform(z_lo, z_hi, (n_lines, 2))
+            return ends[which, 0] + u * (ends[which, 1] - ends[which, 0]) + rng.normal(0, 4.0, n)
+
+        return with_z(pts, line_z)
     if kind == "rings":
         n_rings = max(1, n // 16)
         centre = rng.uniform(margin, fov_nm - margin, (n_rings, 2))
@@ -58,10 +82,13 @@ def structure_points(kind: str, n: int, *, fov_nm: float, rng: np.random.Generat
         corner = rng.integers(0, 8, n)
         phi = corner * (np.pi / 4) + rng.uniform(0, 2 * np.pi, n_rings)[which]
         pts = centre[which] + 60.0 * np.stack([np.cos(phi), np.sin(phi)], axis=1)
-        return pts + rng.normal(0, 5.0, (n, 2))
+        return with_z(pts + rng.normal(0, 5.0, (n, 2)),
+                      lambda: rng.uniform(z_lo, z_hi, n_rings)[which] + rng.normal(0, 5.0, n))
     n_cl = max(1, n // 50)
     centre = rng.uniform(margin, fov_nm - margin, (n_cl, 2))
-    return centre[rng.integers(0, n_cl, n)] + rng.normal(0, 30.0, (n, 2))
+    which = rng.integers(0, n_cl, n)
+    return with_z(centre[which] + rng.normal(0, 30.0, (n, 2)),
+                  lambda: rng.uniform(z_lo, z_hi, n_cl)[which] + rng.normal(0, 30.0, n))
 
 
 def linear_drift(n_frames: int, total_nm: tuple[float, float, float] = (100.0, -60.0, 0.0)) -> np.ndarray:
@@ -100,13 +127,14 @@ def blinking_table(
     mean_photons: float = 2000.0,
     psf_sigma_nm: float = 130.0,
     precision_nm: float | None = None,
+    precision_z_nm: float | None = None,
     drift_nm: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
     max_events: int | None = None,
 ) -> LocTable:
     """One localization per on-frame of every on-event of every molecule.
 
     Args:
-        molecules_nm: ``(M, 2)`` positions (nm).
+        molecules_nm: ``(M, 2)`` positions (nm), or ``(M, 3)`` with z (``structure_points(z_range_nm=...)``).
         n_frames: movie length.
         rng: the random generator (the only source of randomness).
         events_per_molecule: mean number of on-events per molecule (Poisson, at least 1).
@@ -114,13 +142,17 @@ def blinking_table(
         mean_photons: mean photons per on-frame (exponential, floored at 100).
         psf_sigma_nm: PSF σ for the precision ``psf_sigma_nm / sqrt(photons)``.
         precision_nm: one fixed precision instead (``photons`` still drawn).
+        precision_z_nm: the axial precision, a fixed value (an astigmatic fit: 2-5x the lateral); z is the
+            molecule's z (0 for ``(M, 2)`` molecules) plus Gaussian noise of it, drawn after everything else (so the
+            other columns are as without it). None: no z noise.
         drift_nm: ``(n_frames, 3)`` drift added to every localization of that frame, or a function of
             the frame indices; None for no drift.
         max_events: cap on the number of on-events (to size tables exactly).
 
     Returns:
-        table with ``frame, x_nm, y_nm, z_nm (0), photons, sigma_x_nm, sigma_y_nm, id, event,
-        x_true_nm, y_true_nm`` and, with drift, ``true_drift_x_nm, true_drift_y_nm, true_drift_z_nm``. Rows are
+        table with ``frame, x_nm, y_nm, z_nm (0 for 2D molecules), photons, sigma_x_nm, sigma_y_nm, id, event,
+        x_true_nm, y_true_nm`` (``z_true_nm`` for 3D molecules, ``sigma_z_nm`` with ``precision_z_nm``) and,
+        with drift, ``true_drift_x_nm, true_drift_y_nm, true_drift_z_nm``. Rows are
         sorted by frame. Events of one molecule never overlap in time (they are placed one after
         the other with off-times of at least 2 frames).
     """
@@ -158,11 +190,12 @@ def blinking_table(
     photons = np.maximum(100.0, rng.exponential(mean_photons, n))
     sigma = np.full(n, float(precision_nm)) if precision_nm is not None else psf_sigma_nm / np.sqrt(photons)
     xt, yt = mol[ids, 0], mol[ids, 1]
+    zt = mol[ids, 2] if mol.shape[1] > 2 else np.zeros(n)
     cols = {
         "frame": frame,
         "x_nm": xt + rng.normal(0, 1, n) * sigma,
         "y_nm": yt + rng.normal(0, 1, n) * sigma,
-        "z_nm": np.zeros(n),
+        "z_nm": zt.copy(),
         "photons": photons,
         "sigma_x_nm": sigma,
         "sigma_y_nm": sigma,
@@ -171,6 +204,11 @@ def blinking_table(
         "x_true_nm": xt,
         "y_true_nm": yt,
     }
+    if mol.shape[1] > 2:
+        cols["z_true_nm"] = zt
+    if precision_z_nm is not None:
+        cols["z_nm"] = cols["z_nm"] + rng.normal(0, float(precision_z_nm), n)
+        cols["sigma_z_nm"] = np.full(n, float(precision_z_nm))
     if drift_nm is not None:
         d = drift_nm(frame) if callable(drift_nm) else np.asarray(drift_nm, dtype=float)[frame]
         cols["x_nm"] = cols["x_nm"] + d[:, 0]
