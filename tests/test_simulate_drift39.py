@@ -120,7 +120,8 @@ def test_simulate_drift_option_writes_truth_drift_and_off_is_unchanged(tmp_path)
     # the config written holds the drift: simulating from it gives the same movie, and an explicit zero drift is none
     assert main(["simulate", str(tmp_path / "on" / "config.yaml"), "--frames", "30", "--seed", "3", "--device", "cpu",
                  "--out", str(tmp_path / "again")]) == 0
-    np.testing.assert_array_equal(read_movie(tmp_path / "again" / "movie.tif"), read_movie(tmp_path / "on" / "movie.tif"))
+    again = read_movie(tmp_path / "again" / "movie.tif")
+    np.testing.assert_array_equal(again, read_movie(tmp_path / "on" / "movie.tif"))
     assert main([*args, "--out", str(tmp_path / "on"), "--drift-nm", "0", "0", "0"]) == 0
     assert not (tmp_path / "on" / "truth_drift.csv").exists()  # the earlier run's file is not left for this movie
     np.testing.assert_array_equal(read_movie(tmp_path / "on" / "movie.tif"), read_movie(tmp_path / "off" / "movie.tif"))
