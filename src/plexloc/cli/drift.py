@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -122,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
     if "uncertainty_nm" in result.info:  # both engines: the same quantity
         known = (f"; known to +-{result.info['uncertainty_nm']:.1f} nm rms over the frames, x and y together (from "
                  "two halves of the table and the curve between windows)")
-    if "z_uncertainty_nm" in result.info:
-        known += (f"; z known to +-{result.info['z_uncertainty_nm']:.1f} nm"
+    if "z_uncertainty_nm" in result.info or result.info.get("z_unreliable"):
+        z_unc = result.info.get("z_uncertainty_nm", float("nan"))
+        known += ((f"; z known to +-{z_unc:.1f} nm" if math.isfinite(z_unc) else "; z not known")
                   + (" (NOT RELIABLE, see the warning above)" if result.info.get("z_unreliable") else ""))
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
           f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known

@@ -824,9 +824,8 @@ def _z_drift(frame: np.ndarray, xy: np.ndarray, z: np.ndarray, seg: np.ndarray, 
     n_seg = len(centre)
     knots, info = _z_knots(xy, z, seg, n_seg, seed=seed)
     curve = _z_curve(frame, centre, knots, frames)
-    if not np.isfinite(curve).all():
-        raise InputError(f"z drift: the localizations of {int(np.isfinite(knots).sum())} of {n_seg} time windows have "
-                         f"neighbours within {Z_PAIR_RADIUS_NM:g} nm laterally in other windows, 2 are needed")
+    if not np.isfinite(curve).all():  # fewer than 2 windows with pairs: no z drift (said by :func:`_with_z_drift`)
+        return curve, knots, info
     if split_half:
         half, _ = _half_split(frame, seg, n_seg)
         curves = []
@@ -856,7 +855,9 @@ def _with_z_drift(table: LocTable, frames: np.ndarray, curve: np.ndarray, seg: n
     ``seg_frames``), in place, after the lateral drift ``curve[:, :2]``; returns the ``info`` entries. Nothing where z
     is not known in every row (NaN) or is one value (a 2D table). Warns (:class:`UnreliableDriftWarning`) where the z
     uncertainty is above :data:`Z_MAX_UNCERTAINTY_NM` and above half the z curve's RMS about its mean (the z drift
-    is mostly noise)."""
+    is mostly noise), or is not known (a half of the table without 2 windows of pairs); and where fewer than 2
+    windows have pairs at all, the z drift is 0 (left uncorrected, ``info["z_unreliable"]``) with a warning, the
+    lateral drift kept (an InputError before, which lost the lateral estimate too)."""
     z = table["z_nm"].astype(float)
     if len(z) == 0 or not np.isfinite(z).all() or float(np.ptp(z)) == 0.0:
         return {}
@@ -864,19 +865,31 @@ def _with_z_drift(table: LocTable, frames: np.ndarray, curve: np.ndarray, seg: n
     idx = frame.astype(np.int64) - int(frames[0])
     xy = np.column_stack([table["x_nm"] - curve[idx, 0], table["y_nm"] - curve[idx, 1]])
     zc, knots, info = _z_drift(frame, xy, z, seg, centre, frames, split_half=split_half, seed=seed)
-    curve[:, 2] = zc
-    seg_drift[:, 2] = np.interp(seg_frames, frames, zc)
+    where = f"{table.source}: " if table.source else ""
     info["z_segment_frames"] = centre.tolist()
     info["z_segment_drift_nm"] = knots.tolist()
+    if not np.isfinite(zc).all():
+        curve[:, 2] = 0.0
+        seg_drift[:, 2] = 0.0
+        info["z_unreliable"] = True
+        warnings.warn(
+            f"{where}{engine}: no z drift: the localizations of {int(np.isfinite(knots).sum())} of {len(centre)} time "
+            f"windows have neighbours within {Z_PAIR_RADIUS_NM:g} nm laterally in other windows, 2 are needed; z is "
+            "left uncorrected (drift_z_nm 0). Too few localizations, or each molecule seen in one window only; try "
+            "fewer windows (n_segments, plexloc drift --segments)", UnreliableDriftWarning, stacklevel=3)
+        return info
+    curve[:, 2] = zc
+    seg_drift[:, 2] = np.interp(seg_frames, frames, zc)
     unc = info.get("z_uncertainty_nm")
     if unc is not None:
         rms = float(np.sqrt(np.mean((zc - zc.mean()) ** 2)))
         if not (unc <= Z_MAX_UNCERTAINTY_NM or unc <= 0.5 * rms):
             info["z_unreliable"] = True
-            where = f"{table.source}: " if table.source else ""
+            known = (f"known to about +-{unc:.0f} nm (rms over the frames, from two halves of the table)"
+                     if np.isfinite(unc) else "not known (a half of the table has fewer than 2 windows with pairs)")
             warnings.warn(
-                f"{where}{engine}: the z drift is known to about +-{unc:.0f} nm (rms over the frames, from two halves "
-                f"of the table), for a z curve of {rms:.0f} nm rms about its mean: the z correction is mostly noise "
+                f"{where}{engine}: the z drift is {known}, for a z curve of {rms:.0f} nm rms about its mean: the z "
+                f"correction is mostly noise "
                 f"and not reliable. Too few localizations per window, or z too imprecise; try fewer windows "
                 f"(n_segments, plexloc drift --segments). If the sample did not drift in z, keep the z uncorrected",
                 UnreliableDriftWarning, stacklevel=3)
