@@ -7,6 +7,7 @@ upload, never as a complete file)."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -150,7 +151,7 @@ def _range_start(r: httpx.Response) -> int | None:
 def _remove_stale_parts(dest: Path, keep: Path) -> None:
     """Part files of earlier downloads to ``dest`` with another checksum (an older version of the file, a download
     given up): never resumable into this one, so they would only take disk space."""
-    for old in dest.parent.glob(f".{dest.name}.*.part"):
+    for old in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):  # '[1]' in a name is not a character class
         if old != keep and len(old.name) == len(keep.name):
             old.unlink(missing_ok=True)
 
