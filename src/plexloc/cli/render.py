@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from plexloc.cli import _locs
     from plexloc.errors import InputError
-    from plexloc.render.image import render, render_color, save_image
+    from plexloc.render.image import default_method, render, render_color, rows_without_sigma, save_image
 
     if args.z_range is not None and not args.z_range[0] < args.z_range[1]:
         raise InputError(f"--z-range Z0 Z1 needs Z0 < Z1, got {args.z_range[0]:g} {args.z_range[1]:g}")
@@ -74,18 +74,15 @@ def run(args: argparse.Namespace) -> int:
         # every row grey under a made-up 0-1 nm colour scale before
         raise InputError("--color-by z: z_nm is NaN in every row (a 2D table has no z); leave --color-by out",
                          source=table.source)
-    method = args.method or ("gaussian" if args.sigma is not None or ("sigma_x_nm" in table and "sigma_y_nm" in table)
-                             else "histogram")
-    if args.method is None and args.sigma is None and method == "gaussian":
+    method = args.method or ("gaussian" if args.sigma is not None else default_method(table))
+    sigmas = "sigma_x_nm" in table and "sigma_y_nm" in table
+    if args.method is None and args.sigma is None and method == "histogram" and sigmas:
         # the default: a table with sigma columns some of whose rows have none (NaN) was an error that named no way
         # out; the histogram takes every row, as plexloc report does
-        bad = ~(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"])
-                & (table["sigma_x_nm"] >= 0) & (table["sigma_y_nm"] >= 0))
-        if bad.any():
-            method = "histogram"
-            print(f"plexloc render: note: {int(bad.sum())} of {len(table)} localizations have no finite sigma_x_nm/"
-                  f"sigma_y_nm (first row {int(np.flatnonzero(bad)[0])}): rendered as a histogram (--method gaussian "
-                  "--sigma NM gives every localization one width)", file=sys.stderr)
+        bad = rows_without_sigma(table)
+        print(f"plexloc render: note: {int(bad.sum())} of {len(table)} localizations have no finite sigma_x_nm/"
+              f"sigma_y_nm (first row {int(np.flatnonzero(bad)[0])}): rendered as a histogram (--method gaussian "
+              "--sigma NM gives every localization one width)", file=sys.stderr)
     options = {"sigma_nm": args.sigma, "min_sigma_nm": args.pixel_size / 2} if method == "gaussian" else {}
     extent = tuple(args.extent) if args.extent else None
     if args.color_by:

@@ -60,11 +60,13 @@ from plexloc.table import LocTable, as_table
 
 __all__ = [
     "Rendered",
+    "default_method",
     "nice_scale_bar_nm",
     "render",
     "render_color",
     "render_gaussian",
     "render_histogram",
+    "rows_without_sigma",
     "save_image",
 ]
 
@@ -511,6 +513,31 @@ def render(table: LocTable, *, method: str = "histogram", px_size_nm: float, ext
     if method == "gaussian":
         return render_gaussian(table, px_size_nm=px_size_nm, extent_nm=extent_nm, **options)
     raise InputError(f"render method must be 'histogram' or 'gaussian', got {method!r}")
+
+
+def rows_without_sigma(table: LocTable) -> np.ndarray:
+    """Per row of ``table``, whether it has no finite, non-negative ``sigma_x_nm`` and ``sigma_y_nm`` (every row
+    where the table lacks those columns)."""
+    table = as_table(table)
+    if "sigma_x_nm" not in table or "sigma_y_nm" not in table:
+        return np.ones(len(table), dtype=bool)
+    sx, sy = table["sigma_x_nm"], table["sigma_y_nm"]
+    return ~(np.isfinite(sx) & np.isfinite(sy) & (sx >= 0) & (sy >= 0))
+
+
+def default_method(table: LocTable) -> str:
+    """The render method where none is chosen (``plexloc render``, ``plexloc report``, ``plexloc process``):
+    ``"gaussian"``, each localization a Gaussian of its own σ, where the table has ``sigma_x_nm`` and ``sigma_y_nm``,
+    finite and non-negative in every row; else ``"histogram"``, which takes every row (:func:`rows_without_sigma`
+    names those that a Gaussian image could not draw).
+
+    Example:
+        >>> default_method({"frame": [0], "x_nm": [5.0], "y_nm": [5.0], "z_nm": [0.0], "photons": [1.0],
+        ...                 "sigma_x_nm": [8.0], "sigma_y_nm": [float("nan")]})
+        'histogram'
+    """
+    table = as_table(table)
+    return "histogram" if "sigma_x_nm" not in table or rows_without_sigma(table).any() else "gaussian"
 
 
 def nice_scale_bar_nm(width_nm: float) -> float:

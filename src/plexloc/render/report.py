@@ -180,7 +180,7 @@ def build_report(
     from plexloc.render import figures
     from plexloc.render.frc import frc, unmerged_caveat
     from plexloc.render.nena import nena, nena_caveat
-    from plexloc.render.image import render, render_color
+    from plexloc.render.image import default_method, render, render_color
 
     n = len(table)
     table.check_finite(("x_nm", "y_nm"))  # (an infinite x made the image pixel infinite: 'pixel size must be ...')
@@ -219,9 +219,8 @@ def build_report(
         ext = max(np.ptp(table["x_nm"]), np.ptp(table["y_nm"]), 1.0)
         px = px_size_nm if px_size_nm is not None else max(5.0, float(np.ceil(ext / 1500)))
         # Gaussian with each localization's own sigma where every row has one, else a histogram (said in the title)
-        gaussian = ("sigma_x_nm" in table and "sigma_y_nm" in table
-                    and bool(np.all(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"]))))
-        method = "gaussian" if gaussian else "histogram"
+        method = default_method(table)
+        gaussian = method == "gaussian"
         # a margin around the localizations (on the bounding box, the outermost ones lay under the axes' frame, and
         # half of a Gaussian there fell outside)
         m = 0.02 * ext + 2 * px
