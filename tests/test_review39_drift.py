@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 from plexloc.cli.main import main
 from plexloc.io.tables import read_table, write_table
 from plexloc.post.drift import UnreliableDriftWarning, rcc_drift
@@ -45,3 +46,15 @@ def test_cli_writes_the_table_when_z_has_no_pairs(tmp_path, capsys):
     assert "z not known (NOT RELIABLE" in cap.out and "nan" not in cap.out
     assert "no z drift" in cap.err
     assert np.all(read_table(tmp_path / "out.csv")["drift_z_nm"] == 0.0)
+
+
+def test_simulated_stage_drift_must_be_finite():
+    """emitters.drift with a NaN or inf (YAML .nan, .inf) was accepted and failed inside the camera ('invalid Poisson
+    rate, expected rate to be non-negative'); now the configuration is refused naming the field."""
+    from test_simulate_drift39 import _config
+
+    for bad in ({"linear_nm": [float("nan"), 0.0, 0.0]}, {"linear_nm": [0.0, float("inf"), 0.0]},
+                {"wobble_nm": [float("inf"), 0.0, 0.0]}, {"wobble_cycles": float("inf")}):
+        with pytest.raises(ValueError, match="drift"):
+            _config(bad)
+    assert _config({"linear_nm": [10.0, -5.0, 0.0], "wobble_nm": [3.0, 0.0, 0.0]}).emitters.drift.active

@@ -327,7 +327,9 @@ class PhotonModelConfig(_Model):
 
 
 # ------------------------------------------------------------------------- emitters/background
-Vec3 = tuple[float, float, float]
+_FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Vec3 = tuple[_FiniteFloat, _FiniteFloat, _FiniteFloat]
+_FiniteNonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class MovieDriftConfig(_Model):
@@ -342,10 +344,11 @@ class MovieDriftConfig(_Model):
     Frame 0 has no drift. All zero (the default): no drift, the movie as before."""
 
     linear_nm: Vec3 = Field(default=(0.0, 0.0, 0.0), description="drift at the last frame (nm, x y z), linear in time")
-    wobble_nm: tuple[NonNegFloat, NonNegFloat, NonNegFloat] = Field(
+    # finite: a NaN or inf drift failed deep inside the camera ('invalid Poisson rate')
+    wobble_nm: tuple[_FiniteNonNeg, _FiniteNonNeg, _FiniteNonNeg] = Field(
         default=(0.0, 0.0, 0.0), description="amplitude of a smooth random (sine) wobble per axis (nm)")
-    wobble_cycles: PositiveFloat = Field(default=1.0, description="about how many periods the wobble makes over the "
-                                         "movie (each axis: 0.5-1.5x this)")
+    wobble_cycles: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        default=1.0, description="about how many periods the wobble makes over the movie (each axis: 0.5-1.5x this)")
     seed: Annotated[int, Field(ge=0)] = 0
 
     @property
