@@ -91,7 +91,12 @@ def _gb(n: int) -> str:
 def check_quota(request: Request, session, user, size: int, name: str) -> None:
     """413 when a new file of ``size`` bytes would take the user past the server's per-user quota (their uploads, job
     outputs and logs together); ``size`` 0 (a new job) is refused once they are already over it, since its outputs
-    would add to it. The message gives what they use, the quota, and the way out."""
+    would add to it. The message gives what they use, the quota, and the way out.
+
+    A soft limit: the sum is read, not locked, so requests of one user that run at the same time each pass on the same
+    sum and may together go past the quota by what they register at once (their declared sizes); job outputs are
+    never refused (a job over the quota finishes; the user's next upload or job is refused). Enough to keep one user
+    from filling a shared store by mistake, not a guarantee against one who races it."""
     quota = request.app.state.settings.user_quota_bytes
     if quota is None:
         return
@@ -104,7 +109,8 @@ def check_quota(request: Request, session, user, size: int, name: str) -> None:
 
 
 def check_active_jobs(request: Request, session, user) -> None:
-    """429 when the user already has the server's limit of jobs queued or running."""
+    """429 when the user already has the server's limit of jobs queued or running (soft, as :func:`check_quota`:
+    submissions at the same time may each pass on the same count)."""
     limit = request.app.state.settings.max_active_jobs
     if limit is not None and (n := _active_jobs(session, user)) >= limit:
         raise HTTPException(429, f"you have {n} jobs queued or running, the most this server allows one user "
