@@ -265,6 +265,20 @@ def test_service_application_renders_the_command():
             "*/FAILED.txt"} <= outputs
     with pytest.raises(Exception, match="drift_engine"):
         ep.validate_config({"drift_engine": "magic"})
+    assert ep.render(config=ep.validate_config({"precision": "float32", "refine_mle": True}),
+                     inputs={"movie": ["a.tif"], "model": ["m.pt"]}, output_dir="o", work_dir="w",
+                     device="cuda")[-3:] == ["--precision", "float32", "--refine-mle"]
+    # the MLE fitter, as plexloc-fit's mle: the configuration (its files beside it), no GPU
+    _, _, mle = Registry.load().resolve("plexloc-process", None, "mle")
+    assert mle.hardware.gpus == 0 and mle.inputs["files"].beside == "config" and mle.inputs["movie"].multiple
+    argv = mle.render(config=mle.validate_config({"min_photons": 200, "drift_engine": "rcc"}),
+                      inputs={"movie": ["a.tif", "b.tif"], "config": ["c.yaml"]}, output_dir="o", work_dir="w",
+                      device="cpu")
+    assert argv == ["plexloc", "process", "a.tif", "b.tif", "--method", "mle", "--config", "c.yaml", "--out", "o",
+                    "--device", "cpu", "--min-photons", "200.0", "--drift-engine", "rcc"]
+    assert {o.path for o in mle.outputs} == outputs and "*/image_legend.png" in outputs
+    with pytest.raises(Exception, match="threshold"):
+        mle.validate_config({"threshold": 0.5})
 
 
 def test_doctests():
@@ -301,3 +315,91 @@ def test_service_job_processes_the_movies(lab, tmp_path):
     assert {p.name for p in (got / "cell1").iterdir()} == GOOD_FILES  # no_drift: no drift.png, no locs_dc.csv
     assert sorted(p.name for p in (got / "cell2").iterdir()) == ["FAILED.txt", "summary.json"]
     assert len(read_table(got / "cell1" / "locs.csv")) == int(rows["cell1"]["rows"])
+
+
+def test_fit_options_reach_the_fitters(lab, tmp_path, capsys, monkeypatch):
+    """--split-view, --roi-offset, --precision and --refine-mle mean what they mean to plexloc fit: the network gets
+    them (a one-box split view crops the field of view to its 20 x 40 pixels, float32, rows refined), the MLE fitter
+    the ROI offset and the configuration with its split_view replaced; the network's options are refused with
+    --method mle. The model's note (not trained enough) is said once and kept in summary.json, by the library."""
+    import plexloc.infer
+    import plexloc.mle
+
+    run, good, _, config = lab
+    (tmp_path / "split.yaml").write_text(yaml.safe_dump({"split_view": {"boxes": [[0, 0, 20, 40]]}}))
+    seen = {}
+    real = plexloc.infer.fit_movie_to_file
+
+    def spy(movie, model, out, **kw):
+        seen.update(kw)
+        return real(movie, model, out, **kw)
+
+    monkeypatch.setattr(plexloc.infer, "fit_movie_to_file", spy)
+    out = tmp_path / "out"
+    split = ["--split-view", str(tmp_path / "split.yaml"), "--roi-offset", "3", "4"]
+    rc, _, stderr = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device",
+                              "cpu", "--no-drift", *split, "--precision", "float32", "--refine-mle"], capsys)
+    assert rc == 0, stderr
+    assert seen["roi_offset_px"] == (3, 4) and seen["split_view"].boxes == [(0, 0, 20, 40)]
+    s = json.loads((out / "cell1" / "summary.json").read_text())
+    assert s["fit"]["precision"] == "float32" and seen["refine_mle"] and s["fit"]["refined_rows"] > 0
+    assert (s["image"]["width_px"], s["image"]["height_px"]) == (200, 400)
+    note = "the model detected poorly on its own validation set"
+    assert stderr.count(note) == 1 and f"plexloc process: warning: {note}" in stderr
+    assert any(w.startswith(f"ModelNotReadyWarning: {note}") for w in s["warnings"])
+
+    def stop(movie, cfg, path, **kw):
+        seen.update(kw, config=cfg)
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(plexloc.mle, "fit_movie_to_file", stop)
+    rc, _, _ = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out), *split], capsys)
+    assert rc == 1 and seen["roi_offset_px"] == (3, 4) and seen["config"].split_view.boxes == [(0, 0, 20, 40)]
+    for extra in (["--refine-mle"], ["--precision", "bfloat16"]):
+        rc, _, err = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out), *extra],
+                              capsys)
+        assert rc == 2 and f"{extra[0]} applies to --method network only" in err
+
+
+def test_a_3d_table_is_coloured_by_z_with_its_key(lab, tmp_path, monkeypatch):
+    """A table whose z spreads (a 3D model's): image.png coloured by z (RGB), image_legend.png beside it, the z range
+    of its colours in summary.json; a 2D table (one z) stays grey, without a key. The fit is a table written in its
+    place (process_movies, the library, over the MLE configuration's field of view)."""
+    import matplotlib.image
+    import numpy as np
+
+    import plexloc.workflow as workflow
+    from plexloc.config import load_config
+    from plexloc.io.tables import write_table
+    from plexloc.table import LocTable
+
+    _, good, _, config = lab
+    rng = np.random.default_rng(1)
+    n = 3000
+
+    def fit(z_nm):
+        def write(acq, folder, options, progress):
+            write_table(LocTable({"frame": rng.integers(0, 120, n), "x_nm": rng.uniform(0, 4000, n),
+                                  "y_nm": rng.uniform(0, 4000, n), "z_nm": z_nm, "photons": np.full(n, 1000.0),
+                                  "sigma_x_nm": np.full(n, 10.0), "sigma_y_nm": np.full(n, 10.0)}),
+                        folder / "locs.csv")
+            return {"method": "mle", "rows": n, "frames": 120, "seconds": 1.0, "frames_per_s": 120.0, "notes": []}
+        return write
+
+    options = workflow.ProcessOptions(method="mle", config=load_config(config), drift=False)
+    monkeypatch.setattr(workflow, "_fit", fit(rng.uniform(-300, 300, n)))
+    [r] = workflow.process_movies([good], tmp_path / "3d", options, progress=False)
+    folder = tmp_path / "3d" / "cell1"
+    image = r.summary["image"]
+    assert r.ok and image["color_by"] == "z" and image["legend"] == "image_legend.png" and image["cmap"] == "turbo"
+    assert -300 < image["z_range_nm"][0] < -270 and 270 < image["z_range_nm"][1] < 300
+    assert {"image.png", "image_legend.png"} <= set(r.summary["files"]) == {p.name for p in folder.iterdir()}
+    rgb = matplotlib.image.imread(folder / "image.png")
+    assert rgb.ndim == 3 and np.abs(rgb[..., 0] - rgb[..., 2]).max() > 0.2  # colours, not grey
+    assert matplotlib.image.imread(folder / "image_legend.png").ndim == 3
+    monkeypatch.setattr(workflow, "_fit", fit(np.zeros(n)))
+    [r] = workflow.process_movies([good], tmp_path / "2d", options, progress=False)
+    assert r.summary["image"]["color_by"] is None and "z_range_nm" not in r.summary["image"]
+    assert "image_legend.png" not in r.summary["files"]
+    grey = matplotlib.image.imread(tmp_path / "2d" / "cell1" / "image.png")
+    assert grey.ndim == 2 or np.array_equal(grey[..., 0], grey[..., 2])

@@ -13,11 +13,16 @@ chain that the separate commands run one by one, with their defaults, into ``OUT
 3. ``report.html``: :func:`plexloc.render.report.build_report` of that table, before merging (NeNA needs a
    molecule's consecutive frames);
 4. ``merged.csv``: :func:`plexloc.post.merge.merge_localizations` (50 nm, a gap of 1 frame);
-5. ``image.png``: the merged table rendered over the movie's whole field of view (Gaussian with each localization's
-   own sigma where every row has one, else a histogram; 10 nm pixels unless set, coarser where the image would be
-   over :data:`MAX_IMAGE_PX` pixels on a side), with a scale bar;
+5. ``image.png``: the merged table rendered over the movie's whole field of view (the method of
+   :func:`plexloc.render.image.default_method`: Gaussian with each localization's own sigma where every row has one,
+   else a histogram; 10 nm pixels unless set, coarser where the image would be over :data:`MAX_IMAGE_PX` pixels on a
+   side), with a scale bar; a 3D table (finite z that is not one value) coloured by z
+   (:func:`~plexloc.render.image.render_color`, the 1 % to 99 % quantiles of z over the colormap) with its key
+   ``image_legend.png`` (the z scale in nm and the scale bar's length), as ``plexloc render --color-by z`` writes it;
 6. ``summary.json``: rows, frames, frames/s, the drift's range and uncertainty, NeNA of the table before merging, the
-   FRC resolution of the merged table, the report's summary and what it could not show, the warnings issued.
+   FRC resolution of the merged table, the image's z range (3D), the report's summary and what it could not show, the
+   warnings issued (a network that its own validation calls not ready to fit,
+   :func:`plexloc.infer.model_readiness_note`, among them).
 
 Nothing is half-written: an acquisition's files are written into a hidden folder ``OUT/.NAME.partial-*`` that is
 renamed to ``OUT/NAME`` at the end (an earlier ``OUT/NAME`` is replaced only then). An acquisition that fails (a
@@ -96,6 +101,12 @@ class ProcessOptions:
             configuration's.
         device: where the network (and RCC's FFTs) run.
         threshold, batch_frames: the network's detection threshold and frames per forward pass (None: its defaults).
+        refine_mle, precision: the network's maximum-likelihood refinement and arithmetic (``"auto"``, ``"float32"``,
+            ``"bfloat16"``), as :func:`plexloc.infer.fit_movie`'s.
+        split_view: a :class:`~plexloc.config.models.SplitViewConfig` that cuts each movie into the channels (over
+            the model's or the configuration's own; None: theirs).
+        roi_offset_px: chip pixel (x, y) at the reference channel image's corner (None: the movie's metadata, else
+            the configuration's or 0 0), as ``plexloc fit --roi-offset``.
         filters: keyword arguments of :func:`plexloc.post.filter.filter_localizations` applied while fitting
             (``min_prob``, ``max_sigma_nm``, ``min_photons``, ``max_photons``; None values are left out).
         drift: estimate and subtract the drift; ``drift_engine``: ``"comet"`` (RCC where comet-smlm is not
@@ -113,6 +124,10 @@ class ProcessOptions:
     device: Any = "cpu"
     threshold: float | None = None
     batch_frames: int | None = None
+    refine_mle: bool = False
+    precision: str = "auto"
+    split_view: Any = None
+    roi_offset_px: tuple[int, int] | None = None
     filters: dict[str, float | None] = field(default_factory=dict)
     drift: bool = True
     drift_engine: str = "comet"
@@ -194,28 +209,41 @@ def acquisition_name(movies: Sequence[str | os.PathLike]) -> str:
 
 @dataclass(frozen=True)
 class _Geometry:
-    """What the acquisitions' grouping, field of view and report need of the model or configuration."""
+    """What the acquisitions' grouping, field of view and report need of the model or configuration, and what its
+    validation says of a model not ready to fit (:func:`plexloc.infer.model_readiness_note`; None: nothing)."""
 
     n_channels: int
     split_view: Any  # SplitViewConfig or None
     px_xy_nm: tuple[float, float]
+    readiness: str | None = None
+
+
+def _mle_config(options: ProcessOptions) -> Any:
+    """The MLE fitter's configuration, its split_view replaced by ``options.split_view`` where that is given."""
+    if options.split_view is None:
+        return options.config
+    return options.config.model_copy(update={"split_view": options.split_view})
 
 
 def _model_geometry(options: ProcessOptions) -> _Geometry:
-    """The channels, split_view section (or None) and pixel (x, y) in nm of the model or configuration."""
+    """The channels, split_view section (or None) and pixel (x, y) in nm of the model or configuration, and the
+    model's readiness note."""
     if options.method == "mle":
-        cfg = options.config
+        cfg = _mle_config(options)
         return _Geometry(cfg.n_channels, cfg.split_view, cfg.px_size_xy_nm)
     from plexloc.config.models import SplitViewConfig
+    from plexloc.infer.readiness import model_readiness_note
     from plexloc.nets.io import read_model_file
 
     payload = read_model_file(options.model)
     cfg = payload.get("config") or {}
     n_channels = int((payload.get("spec") or {}).get("n_channels", len(cfg.get("channels") or [None])))
-    split = SplitViewConfig.model_validate(cfg["split_view"]) if cfg.get("split_view") else None
+    split = options.split_view
+    if split is None and cfg.get("split_view"):
+        split = SplitViewConfig.model_validate(cfg["split_view"])
     px = cfg.get("px_size_nm", 100.0)
     px_xy = (float(px), float(px)) if isinstance(px, (int, float)) else (float(px[0]), float(px[1]))
-    return _Geometry(n_channels, split, px_xy)
+    return _Geometry(n_channels, split, px_xy, model_readiness_note(payload))
 
 
 def group_movies(movies: Sequence[str | os.PathLike], options: ProcessOptions, *, _geometry: _Geometry | None = None
@@ -281,9 +309,10 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
         from plexloc.mle import fit_movie_to_file as fit_mle
         from plexloc.mle.pipeline import check_movie_count
 
-        check_movie_count(movie, options.config)
-        rows = fit_mle(movie, options.config, folder / "locs.csv", device=options.device, camera=options.camera,
-                       progress=progress, stats=stats, filters=filters)
+        config = _mle_config(options)
+        check_movie_count(movie, config)
+        rows = fit_mle(movie, config, folder / "locs.csv", device=options.device, camera=options.camera,
+                       progress=progress, stats=stats, filters=filters, roi_offset_px=options.roi_offset_px)
     else:
         from plexloc.infer import fit_movie_to_file
         from plexloc.progress import progress as bar
@@ -292,7 +321,8 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
             movie, options.model, folder / "locs.csv", camera=options.camera, device=options.device,
             **{k: v for k, v in (("threshold", options.threshold), ("batch_frames", options.batch_frames))
                if v is not None},
-            filters=filters, progress=bar if progress else None, stats=stats)
+            filters=filters, progress=bar if progress else None, stats=stats, refine_mle=options.refine_mle,
+            precision=options.precision, split_view=options.split_view, roi_offset_px=options.roi_offset_px)
     seconds = time.perf_counter() - t0
     frames = stats.get("frames")
     if frames is None:  # the MLE fitter does not count them
@@ -303,7 +333,7 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
     fit = {"method": options.method, "rows": int(rows), "frames": int(frames), "seconds": seconds,
            "frames_per_s": _finite(stats.get("frames_per_s", frames / seconds if seconds > 0 else math.nan))}
     for key in ("precision", "channels_last", "sigma_calibration", "offset_calibration", "photon_calibration",
-                "roi_offset_px", "roi_offset_source"):
+                "roi_offset_px", "roi_offset_source", "refined_rows"):
         if stats.get(key) is not None:
             fit[key] = list(stats[key]) if isinstance(stats[key], tuple) else stats[key]
     notes = []
@@ -362,20 +392,31 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
 
 
 def _render(table: LocTable, path: Path, fov_nm: tuple[float, float], options: ProcessOptions) -> dict[str, Any]:
-    """``image.png`` of the field of view ``(width, height)`` in nm."""
-    from plexloc.render.image import render, save_image
+    """``image.png`` of the field of view ``(width, height)`` in nm; a 3D table's coloured by z, with its key
+    ``image_legend.png``."""
+    from plexloc.render.image import default_method, render, render_color, save_image
 
     px = options.render_px_nm
     if px is None:
         px = max(10.0, float(np.ceil(max(fov_nm) / MAX_IMAGE_PX)))
-    gaussian = ("sigma_x_nm" in table and "sigma_y_nm" in table
-                and bool(np.all(np.isfinite(table["sigma_x_nm"]) & np.isfinite(table["sigma_y_nm"]))))
-    method = "gaussian" if gaussian else "histogram"
-    r = render(table, method=method, px_size_nm=px, extent_nm=(0.0, fov_nm[0], 0.0, fov_nm[1]),
-               **({"min_sigma_nm": px / 2} if gaussian else {}))
+    method = default_method(table)
+    how = {"method": method, "px_size_nm": px, "extent_nm": (0.0, fov_nm[0], 0.0, fov_nm[1]),
+           **({"min_sigma_nm": px / 2} if method == "gaussian" else {})}
+    z = table["z_nm"][np.isfinite(table["z_nm"])]
+    by_z = z.size > 0 and float(np.ptp(z)) > 0  # a 2D model's z is one value (its focal plane)
+    r = render_color(table, color_by="z", **how) if by_z else render(table, **how)
     info = save_image(r, path)
-    return {"width_px": int(r.image.shape[1]), "height_px": int(r.image.shape[0]), "px_size_nm": px,
-            "method": method, "scale_bar_nm": info["scale_bar_nm"], "outside_field": int(r.n_outside)}
+    out = {"width_px": int(r.image.shape[1]), "height_px": int(r.image.shape[0]), "px_size_nm": px,
+           "method": method, "scale_bar_nm": info["scale_bar_nm"], "outside_field": int(r.n_outside),
+           "color_by": "z" if by_z else None}
+    if by_z:  # the colours' key, as plexloc render --color-by z writes it
+        from plexloc.render.figures import legend_figure, save_png
+
+        legend = path.with_name(f"{path.stem}_legend.png")
+        save_png(legend_figure(r, scale_bar_nm=info["scale_bar_nm"]), legend)
+        out.update(z_range_nm=list(r.z_range_nm), cmap=r.cmap, legend=legend.name,
+                   rows_without_z=int(len(table) - z.size))
+    return out
 
 
 def _field_of_view(acq: Acquisition, geometry: _Geometry) -> tuple[float, float]:
@@ -483,7 +524,9 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
     """Run the chain of the module docstring on one acquisition into ``out/NAME`` (see there). A step's error ends
     the acquisition, as failed (its folder holds the files finished before, ``summary.json`` and ``FAILED.txt``);
     it is not raised. An interrupt (``KeyboardInterrupt``) is: the partial folder is removed and an earlier
-    ``out/NAME`` kept. ``log``: called with a line as each step starts."""
+    ``out/NAME`` kept. ``log``: called with a line as each step starts. A network that its own validation calls not
+    ready (:func:`plexloc.infer.model_readiness_note`) is noted in ``summary["warnings"]`` (and warned of by
+    :func:`process_movies`, once)."""
     geometry = _geometry or _model_geometry(options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -494,6 +537,10 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
                                    "error": None, "method": options.method,
                                    "model": str(options.model) if options.method == "network" else None,
                                    "steps": {}, "warnings": []}
+        if geometry.readiness:
+            from plexloc.infer.readiness import ModelNotReadyWarning
+
+            summary["warnings"].append(f"{ModelNotReadyWarning.__name__}: {geometry.readiness}")
         step = _Steps(acq.name, summary, log)
         t0 = time.perf_counter()
         try:
@@ -581,6 +628,10 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
         raise InputError(f"drift engine must be comet or rcc, got {options.drift_engine!r}")
     geometry = _model_geometry(options)
     acquisitions = group_movies(movies, options, _geometry=geometry)
+    if geometry.readiness:  # said once, before the fits (each summary.json notes it too)
+        from plexloc.infer.readiness import ModelNotReadyWarning
+
+        warnings.warn(geometry.readiness, ModelNotReadyWarning, stacklevel=2)
     results = []
     for i, acq in enumerate(acquisitions):
         if log is not None:

@@ -17,15 +17,12 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-#: below this validation JI (%) ``plexloc train`` and ``plexloc fit`` say that a model is not ready to fit movies,
-#: within its first POOR_JI_STEPS steps (a model trained long on dense or dim data may validate below it for good)
-POOR_JI = 50.0
-POOR_JI_STEPS = 5000
-
-
 def poor_model(ji, step) -> bool:
-    """Whether a validation JI (%, NaN counts as poor) at ``step`` means a model not trained enough to fit movies."""
-    return not (ji is not None and ji >= POOR_JI) and (step is None or step < POOR_JI_STEPS or not ji >= 10.0)
+    """:func:`plexloc.infer.readiness.poor_model` (imported when called: it pulls in torch, which building the
+    command line does not)."""
+    from plexloc.infer.readiness import poor_model as poor
+
+    return poor(ji, step)
 
 
 # --- argparse types: ``type=positive_float`` etc. turn an impossible value into argparse's one-line usage error

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 def add_fit_method_options(p: argparse.ArgumentParser) -> None:
     """The options of how movies are fitted that ``plexloc fit`` and ``plexloc process`` share: ``--method``,
-    ``--model``, ``--config``, ``--camera``, ``--device``, ``--threshold``, the filters and ``--batch-frames``
-    (checked by :func:`check_fit_method_options`)."""
+    ``--model``, ``--config``, ``--camera``, ``--device``, ``--threshold``, the filters, ``--batch-frames``,
+    ``--refine-mle``, ``--precision``, ``--split-view`` and ``--roi-offset`` (checked by
+    :func:`check_fit_method_options`)."""
     p.add_argument("--method", choices=["network", "mle"], default="network",
                    help="network (default: the trained model of --model) or mle (the classical maximum-likelihood "
                    "fitter, with --config)")
@@ -39,6 +40,25 @@ def add_fit_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")
     p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
     p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per forward pass (default 16)")
+    p.add_argument("--refine-mle", action="store_true",
+                   help="refine each localization by maximum likelihood in its frame, the other localizations nearby "
+                   "modelled (network; worth it where the model's errors are well above the Cramér-Rao bound, e.g. "
+                   "molecules on for one frame; refined rows: column refined = 1, sigma = CRLB)")
+    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="the network's arithmetic (network): auto (default; bfloat16 on a GPU and on a CPU with bfloat16 "
+                   "instructions, float32 on other CPUs), float32, or bfloat16. On a CPU with bfloat16 instructions "
+                   "(AVX512-BF16, AMX) bfloat16 is 1.6-1.9 times as fast as float32, with slightly different localizations (a trained 2D model: JI, RMSE and z-scores as in float32 "
+                   "to within 0.04 points, 0.01 nm and 0.002; up to 0.1 %% of localizations in one table only, positions "
+                   "0.12 nm apart in the median); float32 with a warning on other CPUs")
+    p.add_argument("--split-view", type=Path, default=None, metavar="CONFIG",
+                   help="a configuration (or a YAML file with just a split_view section) whose split_view section cuts "
+                   "a split-view movie into the model's channels (boxes [x, y, width, height] and flips); for a model "
+                   "trained without split_view, and overriding the model's own. --method mle: replaces the split_view "
+                   "of --config")
+    p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
+                   help="chip pixel (x, y) at the reference channel image's corner (multi-channel models and "
+                   "configurations); default: the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0 "
+                   "(--method mle: else the configuration's roi_offset_px)")
 
 
 def check_fit_method_options(args: argparse.Namespace, network_only: Sequence[tuple[str, bool]] = ()) -> None:
@@ -53,7 +73,8 @@ def check_fit_method_options(args: argparse.Namespace, network_only: Sequence[tu
     if args.method == "mle":
         given = [opt for opt, on in (
             ("--model", args.model is not None), ("--threshold", args.threshold is not None),
-            ("--batch-frames", args.batch_frames is not None), *network_only,
+            ("--batch-frames", args.batch_frames is not None), ("--refine-mle", args.refine_mle),
+            ("--precision", args.precision != "auto"), *network_only,
             ("--min-prob", args.min_prob is not None),  # MLE rows have no detection probability
             ("--max-sigma", args.max_sigma is not None),  # nor a predicted sigma (their crlb_x/y_nm: plexloc filter)
         ) if on]
@@ -87,10 +108,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--raw-sigma", action="store_true",
                    help="write the network's own sigmas, positions and photons, without the sigma factors, position "
                    "offset and photon scale measured on the model's validation set")
-    p.add_argument("--refine-mle", action="store_true",
-                   help="refine each localization by maximum likelihood in its frame, the other localizations nearby "
-                   "modelled (network; worth it where the model's errors are well above the Cramér-Rao bound, e.g. "
-                   "molecules on for one frame; refined rows: column refined = 1, sigma = CRLB)")
     p.add_argument("--compile", action="store_true",
                    help="run the network through torch.compile (network; the first batches compile for tens of seconds, "
                    "then each is faster on a GPU: for long movies)")
@@ -98,21 +115,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the network's convolutions in the channels-last (NHWC) layout, which a GPU's bf16 kernels may "
                    "prefer (network; same localizations); default: on a GPU as the model was trained (training.channels_last), "
                    "on a CPU channels-last where oneDNN runs it (1.14-1.48 times as fast there)")
-    p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
-                   help="the network's arithmetic (network): auto (default; bfloat16 on a GPU and on a CPU with bfloat16 "
-                   "instructions, float32 on other CPUs), float32, or bfloat16. On a CPU with bfloat16 instructions "
-                   "(AVX512-BF16, AMX) bfloat16 is 1.6-1.9 times as fast as float32, with slightly different localizations (a trained 2D model: JI, RMSE and z-scores as in float32 "
-                   "to within 0.04 points, 0.01 nm and 0.002; up to 0.1 %% of localizations in one table only, positions "
-                   "0.12 nm apart in the median); float32 with a warning on other CPUs")
-    p.add_argument("--split-view", type=Path, default=None, metavar="CONFIG",
-                   help="a configuration (or a YAML file with just a split_view section) whose split_view section cuts "
-                   "the one movie given into the model's channels (boxes [x, y, width, height] and flips); for a model "
-                   "trained without split_view, and overriding the model's own. --method mle: replaces the split_view "
-                   "of --config")
-    p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
-                   help="chip pixel (x, y) at the reference channel image's corner (multi-channel models and "
-                   "configurations); default: the camera ROI recorded in the movie's Micro-Manager metadata, else 0 0 "
-                   "(--method mle: else the configuration's roi_offset_px)")
     p.set_defaults(func=run)
 
 
@@ -130,9 +132,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"plexloc fit writes plexloc tables (.csv, .h5); for {format_of(args.out)} write one of "
                          "those and convert it with plexloc convert", source=args.out)
     check_fit_method_options(args, network_only=(
-        ("--tile", args.tile is not None), ("--refine-mle", args.refine_mle), ("--compile", args.compile),
-        ("--raw-sigma", args.raw_sigma), ("--channels-last", args.channels_last is not None),
-        ("--precision", args.precision != "auto")))
+        ("--tile", args.tile is not None), ("--compile", args.compile), ("--raw-sigma", args.raw_sigma),
+        ("--channels-last", args.channels_last is not None)))
     device = resolve_device(args.device)
     split_view = load_split_view(args.split_view) if args.split_view is not None else None
     if split_view is not None and len(args.movie) != 1:
@@ -311,33 +312,10 @@ def _camera_file_pixel_size(paths, model) -> None:
 
 
 def _model_note(model, n_rows: int) -> str | None:
-    """Why a fit may have found little: the model's own validation at its saved step (JI under :data:`POOR_JI`), or
-    no localizations at all; for a multi-colour model, colours it assigned poorly on its validation set
-    (:func:`plexloc.train.validation.poor_colors`). None when there is nothing to say."""
-    from plexloc.cli._common import poor_model
-    from plexloc.train.validation import poor_colors
+    """:func:`plexloc.infer.readiness.model_readiness_note` of the model file, read once (:func:`_model_file`)."""
+    from plexloc.infer.readiness import model_readiness_note
 
-    meta = _model_file(str(model)).get("meta") or {}
-    val = meta.get("validation") or {}
-    ji, step = val.get("jaccard"), meta.get("step")
-    poor = ji is not None and poor_model(ji, step)
-    if poor:
-        return (f"the model detected poorly on its own validation set (JI {ji:.1f} % at step {step}, "
-                f"{meta.get('elapsed_s', float('nan')) / 60:.1f} min of training): it is not trained enough to fit "
-                "movies; train it longer (plexloc train CONFIG --out RUN --resume --minutes M), on a GPU, or a smaller "
-                "model on the CPU (the model and training sections of examples/demo_2d.yaml)")
-    if n_rows == 0:
-        seen = f"the model's validation JI was {ji:.1f} % at step {step}" if ji is not None else "no validation in the model"
-        return (f"no localizations ({seen}): check that the movie "
-                "shows spots, that the camera (--camera, or the model's) converts its counts to photons as the "
-                "movie's camera does, and the detection --threshold")
-    colour = poor_colors(val)
-    if colour:
-        return (f"the model's per-channel photons do not yet tell its dyes apart: {colour} (step {step}, "
-                f"{meta.get('elapsed_s', float('nan')) / 60:.1f} min of training); plexloc color will assign these "
-                "localizations' colours as poorly: train it longer (plexloc train CONFIG --out RUN --resume --minutes M) "
-                "and watch color_accuracy in RUN/log.csv")
-    return None
+    return model_readiness_note(_model_file(str(model)), n_rows)
 
 
 def _say_maps_cut(stats: dict) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from plexloc.cli._common import nonnegative_int, positive_float
-from plexloc.cli.fit import add_fit_method_options, check_fit_method_options
+from plexloc.cli.fit import add_fit_method_options, check_fit_method_options, load_split_view
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +26,10 @@ without .tif/.ome):
   3. report.html  the report of that table before merging (as plexloc report; NeNA needs consecutive frames)
   4. merged.csv   one localization per on-event (as plexloc merge: 50 nm, gap 1)
   5. image.png    the merged table over the movie's whole field of view (as plexloc render: Gaussian of each
-                  localization's sigma, or a histogram; a scale bar)
+                  localization's sigma, or a histogram; a scale bar); a 3D table coloured by z, as plexloc render
+                  --color-by z, with its key image_legend.png (the z scale in nm, the scale bar's length)
   6. summary.json rows, frames, frames/s, drift range and uncertainty, NeNA (before merging), FRC resolution
-                  (of the merged table), the report's summary, the warnings
+                  (of the merged table), the image's z range (3D), the report's summary, the warnings
 Then DIR/summary.csv, one row per movie, is written and printed as a table.
 
 A single-channel model (or one that cuts a split-view movie into its channels) takes any number of movies, one
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_fit_method_options(args)
     config = load_config(args.config) if args.method == "mle" else None
+    split_view = load_split_view(args.split_view) if args.split_view is not None else None
     if args.out.exists() and not args.out.is_dir():
         raise InputError("--out must be a folder (a folder per movie and summary.csv go in it); it is a file",
                          source=args.out)
@@ -78,18 +80,12 @@ def run(args: argparse.Namespace) -> int:
         camera = cameras[0] if len(cameras) == 1 else cameras
     options = ProcessOptions(
         method=args.method, model=args.model, config=config, camera=camera, device=resolve_device(args.device),
-        threshold=args.threshold, batch_frames=args.batch_frames,
+        threshold=args.threshold, batch_frames=args.batch_frames, refine_mle=args.refine_mle, precision=args.precision,
+        split_view=split_view, roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset),
         filters=dict(min_prob=args.min_prob, max_sigma_nm=args.max_sigma, min_photons=args.min_photons,
                      max_photons=args.max_photons),
         drift=not args.no_drift, drift_engine=args.drift_engine, merge=not args.no_merge,
         merge_radius_nm=args.merge_radius, merge_gap=args.merge_gap, render_px_nm=args.render_px)
-    if args.method == "network":
-        from plexloc.cli.fit import _model_file, _model_note
-
-        _model_file.cache_clear()
-        note = _model_note(args.model, 1)  # a model not trained enough, or poor at colours: said once, before the fits
-        if note:
-            print(f"plexloc process: warning: {note}", file=sys.stderr)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
