@@ -139,3 +139,61 @@ def test_without_limits_usage_says_none(tmp_path):
     with LiveServer(svc.app) as live:
         use = httpx.get(f"{live.url}/api/v1/usage", headers={"Authorization": f"Bearer {svc.user_token}"}).json()
     assert use["quota_bytes"] is None and use["max_active_jobs"] is None and use["file_bytes"] == 0
+
+
+def _sample(param):
+    """A valid value of an application parameter, for rendering its command."""
+    if param.choices:
+        return param.choices[-1]
+    if param.type == "boolean":
+        return True
+    lo, hi = param.minimum, param.maximum
+    value = (lo + hi) / 2 if lo is not None and hi is not None else (lo + 1 if lo is not None else 1)
+    return int(value) if param.type == "integer" else float(value)
+
+
+def test_every_shipped_plexloc_command_line_is_one_the_cli_accepts():
+    """plexloc-fit's mle entry point offered max_sigma and rendered --max-sigma, which `plexloc fit --method mle`
+    refuses (network only): a job with it failed on its worker after its inputs were fetched. Every shipped entry
+    point that runs plexloc, rendered with every parameter given, must now parse and pass the fit options' checks."""
+    import argparse
+
+    from plexloc.cli.fit import check_fit_method_options
+    from plexloc.cli.main import build_parser
+    from plexloc.service.apps import Registry
+
+    parser = build_parser()
+    checked = 0
+    for name, app in Registry.load().apps.items():
+        for version in app.versions.values():
+            for entry_name, ep in version.entry_points.items():
+                if ep.command[0] != "plexloc":
+                    continue
+                dropped = {name for group in ep.exclusive for name in group[1:]}  # one of each exclusive group
+                config = ep.validate_config({k: _sample(p) for k, p in ep.params.items() if k not in dropped})
+                inputs = {slot: [f"{slot}{(s.suffixes or ['.dat'])[0]}"] for slot, s in ep.inputs.items()}
+                argv = ep.render(config=config, inputs=inputs, output_dir="o", work_dir="w", device="cpu")
+                try:
+                    args = parser.parse_args(argv[1:])
+                except SystemExit:
+                    pytest.fail(f"{name} {entry_name}: plexloc refuses {argv}")
+                if args.func.__module__ in ("plexloc.cli.fit", "plexloc.cli.process"):
+                    check_fit_method_options(args)
+                checked += 1
+    assert checked >= 6
+    assert isinstance(parser, argparse.ArgumentParser)
+
+
+def test_parameters_the_program_refuses_together_are_refused_at_submission():
+    """plexloc-train took steps and minutes together and its job failed on the worker (`--minutes: not allowed with
+    argument --steps`) after the configuration and files had been fetched; the entry point's `exclusive` groups refuse
+    it when the job is submitted, naming both."""
+    from plexloc.errors import InputError
+    from plexloc.service.apps import EntryPoint, Registry
+
+    _, _, train = Registry.load().resolve("plexloc-train", None, None)
+    assert train.validate_config({"steps": 5})["steps"] == 5
+    with pytest.raises(InputError, match=r"config.minutes: give at most one of steps, minutes; got steps=5, minutes=2.0"):
+        train.validate_config({"steps": 5, "minutes": 2.0})
+    with pytest.raises(ValueError, match=r"exclusive: \['steps', 'hours'\] must name two or more parameters \(\['hours'\]"):
+        EntryPoint(command=["x"], params={"steps": {"type": "integer"}}, exclusive=[["steps", "hours"]])

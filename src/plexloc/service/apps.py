@@ -109,6 +109,8 @@ class EntryPoint(_Strict):
     foreach: str | None = None
     image: str | None = None  # a container image: the command runs in it (a worker with podman, docker or apptainer)
     requires: list[str] = Field(default_factory=list)
+    #: groups of parameters of which a job may give at most one (options the program refuses together)
+    exclusive: list[list[str]] = Field(default_factory=list)
     description: str = ""
     _config_model: type[BaseModel] | None = PrivateAttr(None)
 
@@ -134,6 +136,11 @@ class EntryPoint(_Strict):
                     raise ValueError("command: {stem} needs foreach")
         if self.foreach is not None and self.foreach not in self.inputs:
             raise ValueError(f"foreach: {self.foreach!r} names no input slot")
+        for group in self.exclusive:
+            unknown = [name for name in group if name not in self.params]
+            if unknown or len(group) < 2:
+                raise ValueError(f"exclusive: {group} must name two or more parameters"
+                                 + (f" ({unknown} are not parameters; have {sorted(self.params)})" if unknown else ""))
         for name, slot in self.inputs.items():
             if slot.beside is None:
                 continue
@@ -184,11 +191,17 @@ class EntryPoint(_Strict):
     def validate_config(self, config: dict[str, Any]) -> dict[str, Any]:
         """The configuration with defaults filled in; :class:`InputError` names the first bad field."""
         try:
-            return self.config_model()(**config).model_dump()
+            values = self.config_model()(**config).model_dump()
         except ValidationError as err:
             e = err.errors()[0]
             field = ".".join(str(x) for x in e["loc"]) or "config"
             raise InputError(f"{e['msg']} (got {e.get('input')!r})", source=f"config.{field}") from None
+        for group in self.exclusive:  # refused here, not by the program on a worker after the inputs were fetched
+            given = [name for name in group if values.get(name) not in (None, False)]
+            if len(given) > 1:
+                raise InputError(f"give at most one of {', '.join(group)}; got "
+                                 + ", ".join(f"{name}={values[name]!r}" for name in given), source=f"config.{given[1]}")
+        return values
 
     def render(
         self,
