@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 import httpx
 
@@ -17,6 +19,7 @@ def test_stale_parts_are_removed_for_names_with_brackets(tmp_path):
     stale part of an older version of that file was never found and stayed for ever."""
     old = tmp_path / f".cells[1].tif.{'a' * 12}.part"
     old.write_bytes(b"x" * 100)
+    os.utime(old, (time.time() - 7200, time.time() - 7200))  # given up two hours ago
     other = tmp_path / f".cells1.tif.{'a' * 12}.part"  # another file's, which the class matched (kept by its length)
     other.write_bytes(b"y")
     with httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, content=DATA))) as h:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 import httpx
 import pytest
@@ -61,10 +63,14 @@ def test_a_ranged_reply_from_the_asked_offset_is_still_resumed(tmp_path):
 
 def test_part_files_of_other_versions_of_the_file_are_removed(tmp_path):
     """A download given up keeps its part file to resume later; a later download of another version of the same file
-    (another checksum) could never resume it, and the part stayed for ever. Now it is removed; another file's part
-    and a part of a name that only starts alike are kept."""
+    (another checksum) could never resume it, and the part stayed for ever. Now it is removed once untouched for an
+    hour; a part being written now (another download into the folder), another file's part and a part of a name that
+    only starts alike are kept."""
     old = tmp_path / f".locs.csv.{'a' * 12}.part"
     old.write_bytes(b"x" * 1000)
+    os.utime(old, (time.time() - 7200, time.time() - 7200))  # given up two hours ago
+    live = tmp_path / f".locs.csv.{'b' * 12}.part"  # another download into this folder, writing now: kept
+    live.write_bytes(b"w" * 10)
     other = tmp_path / f".b.csv.{'a' * 12}.part"
     other.write_bytes(b"y")
     alike = tmp_path / f".locs.csv.{'a' * 12}.part.keep"
@@ -73,7 +79,7 @@ def test_part_files_of_other_versions_of_the_file_are_removed(tmp_path):
         transfer.download(h, "http://store/f", tmp_path / "locs.csv", sha256=SHA)
     assert not old.exists()
     assert other.exists() and alike.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["locs.csv", other.name, alike.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["locs.csv", other.name, alike.name, live.name])
 
 
 def test_per_user_quota_and_job_limit(tmp_path, capsys):
@@ -113,7 +119,7 @@ def test_per_user_quota_and_job_limit(tmp_path, capsys):
         assert main(["status", *common]) == 0
         out, err = capsys.readouterr()
         assert len(out.splitlines()) == 2  # stdout: the jobs alone, one per line (scripts take their ids)
-        assert "GB of a 3.73e-06 GB quota; jobs queued or running: 0 of at most 2" in err
+        assert "of a 3.91 KiB quota; jobs queued or running: 0 of at most 2" in err
         with pytest.raises(ServiceError) as refused:  # 2,500 + outputs and logs + 1,200 > 4,000
             c.upload(small)
         assert refused.value.status == 413

@@ -41,7 +41,9 @@ def _list(c) -> int:
     use = c.usage()
     if "file_bytes" in use:  # older servers do not say; on stderr: stdout stays the list, a job per line, for scripts
         quota = use.get("quota_bytes")
-        line = f"your files: {use['file_bytes'] / 2**30:.3g} GB" + (f" of a {quota / 2**30:.3g} GB quota" if quota else "")
+        from plexloc.service.settings import size_text
+
+        line = f"your files: {size_text(use['file_bytes'])}" + (f" of a {size_text(quota)} quota" if quota else "")
         if use.get("max_active_jobs"):
             line += f"; jobs queued or running: {use['active_jobs']} of at most {use['max_active_jobs']}"
         print(line, file=sys.stderr)

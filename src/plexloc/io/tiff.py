@@ -519,8 +519,9 @@ class ArrayMovie(_FrameIndexing):
 
     Args:
         frames: a numpy array or torch tensor ``(T, H, W)`` (``(H, W)``: one frame) of raw camera values (ADU, as a
-            TIFF would hold them; the fit converts them to photons with the camera). A numpy array is not copied; a
-            tensor is moved to the CPU once (a CPU tensor shares its memory). Pixel types as for TIFF movies:
+            TIFF would hold them; the fit converts them to photons with the camera). A numpy array is not copied
+            unless its pixel type is converted (as TIFF pixels would be); a tensor is moved to the CPU once (a CPU
+            tensor shares its memory). Pixel types as for TIFF movies:
             integers, float32, float64 (float16 and bfloat16 tensors are read as float32).
         name: what messages call the movie (its ``path``).
 

@@ -14,6 +14,7 @@ from plexloc.service import jobs as ops
 from plexloc.service.apps import parse_application
 from plexloc.service.db import File, Job, JobInput, JobLog, new_id
 from plexloc.service.deps import SessionDep, UserDep, base_url
+from plexloc.service.settings import size_text
 from plexloc.service.schemas import (
     FileCreate, FileOut, JobCreate, JobOut, LogLine, LogOut, OutputOut, PartsIn, PartsOut, UploadOut, UrlOut,
 )
@@ -84,10 +85,6 @@ def _active_jobs(session, user) -> int:
     return int(session.execute(select(func.count(Job.id)).where(Job.user_id == user.id, Job.state.in_(live))).scalar_one())
 
 
-def _gb(n: int) -> str:
-    return f"{n / 2**30:.3g} GB"
-
-
 def check_quota(request: Request, session, user, size: int, name: str) -> None:
     """413 when a new file of ``size`` bytes would take the user past the server's per-user quota (their uploads, job
     outputs and logs together); ``size`` 0 (a new job) is refused once they are already over it, since its outputs
@@ -102,8 +99,8 @@ def check_quota(request: Request, session, user, size: int, name: str) -> None:
         return
     used = _user_bytes(session, user)
     if used + size > quota or (size == 0 and used >= quota):
-        need = f"; {name} needs {_gb(size)} more" if size else ""
-        raise HTTPException(413, f"{name}: your files take {_gb(used)} of your quota of {_gb(quota)}{need}: delete files "
+        need = f"; {name} needs {size_text(size)} more" if size else ""
+        raise HTTPException(413, f"{name}: your files take {size_text(used)} of your quota of {size_text(quota)}{need}: delete files "
                                  "or ended jobs you no longer need (plexloc status --delete JOB, or the web page), or ask "
                                  "the server's administrator for a larger quota (plexloc serve --user-quota-gb)")
 

@@ -11,6 +11,14 @@ from pydantic import BaseModel, Field
 from plexloc.service.jobs import TIMEOUT_GRACE_S
 
 
+def size_text(n: float) -> str:
+    """Bytes for people: '512 B', '3.9 KiB', '1.25 GiB' (binary units, three significant digits)."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} B"
+
+
 class Settings(BaseModel):
     """Everything the server needs to start.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -148,12 +149,23 @@ def _range_start(r: httpx.Response) -> int | None:
     return int(start) if unit.lower() == "bytes" and start.isdigit() else None
 
 
+#: a part file of another checksum untouched this long is a download given up (a live one is written every second)
+STALE_PART_S = 3600.0
+
+
 def _remove_stale_parts(dest: Path, keep: Path) -> None:
     """Part files of earlier downloads to ``dest`` with another checksum (an older version of the file, a download
-    given up): never resumable into this one, so they would only take disk space."""
+    given up): never resumable into this one, so they would only take disk space. Only those untouched for
+    :data:`STALE_PART_S`: another ``plexloc download`` into the same folder may be writing one now (a same-named
+    output of another job)."""
+    now = time.time()
     for old in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):  # '[1]' in a name is not a character class
         if old != keep and len(old.name) == len(keep.name):
-            old.unlink(missing_ok=True)
+            try:
+                if now - old.stat().st_mtime > STALE_PART_S:
+                    old.unlink()
+            except FileNotFoundError:  # removed meanwhile by another download
+                pass
 
 
 def _download(http: httpx.Client, url: str, dest: Path, *, sha256: str | None, retries: int) -> Path:
