@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Gaussian of its own sigma_x_nm/sigma_y_nm, or --sigma for all). --color-by z tints by depth "
         "(colormap), --color-by color by colour channel. .tif/.tiff: 16-bit data, calibrated in nm and localizations per pixel "
         "(no scale bar unless --scale-bar); .png: 8-bit, with a scale bar (its length is printed); a coloured .png gets "
-        "its key beside it, OUT_legend.png (the z colour scale in nm, or the colour channels, and the scale bar's length).",
+        "its key beside it, OUT_legend.png (the z colour scale in nm, or the colour channels, and the scale bar's length); "
+        "a grey .png removes an earlier render's OUT_legend.png.",
     )
     add_table_args(p, out=False)
     p.add_argument("--out", type=path_with_suffix(".png", ".tif", ".tiff"), required=True,
@@ -101,6 +102,18 @@ def run(args: argparse.Namespace) -> int:
         if png is not None:
             key = legend_path
             save_png(png, key)
+    stale = args.out.with_name(args.out.stem + "_legend.png")
+    if key is None and args.out.suffix.lower() == ".png" and stale.is_file():
+        # an earlier coloured render's key to this PNG described the image just overwritten: its colours are gone.
+        # Only a PNG's (OUT.tif's name is also OUT.png's key, which still describes OUT.png), only that exact file,
+        # after the image is written
+        try:
+            stale.unlink()
+            print(f"plexloc render: note: removed {stale}, the key of an earlier coloured render of {args.out} (this "
+                  "image has no colours to key)", file=sys.stderr)
+        except OSError as e:
+            print(f"plexloc render: warning: {stale} is the key of an earlier coloured render of {args.out} and no "
+                  f"longer describes it, but could not be removed ({e.strerror or e}); delete it", file=sys.stderr)
     print(f"wrote {args.out}: {r.image.shape[1]} x {r.image.shape[0]} px of {args.pixel_size:g} nm, {method}"
           + (f", scale bar {info['scale_bar_nm']:g} nm" if info["scale_bar_nm"] else "")
           + (f"; {r.legend}" if r.legend else "") + (f"; {r.n_outside} localizations outside" if r.n_outside else "")

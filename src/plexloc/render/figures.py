@@ -130,13 +130,18 @@ def legend_figure(rendered, *, scale_bar_nm: float = 0.0) -> bytes | None:
     """The key to a coloured image written as a picture (``plexloc render --color-by z|color`` to PNG): the z colour
     scale in nm (the colormap's levels as drawn, the ends saturating) or the colour channels' hues, and the scale bar's
     length. The PNG itself holds only pixels (a scale bar without a number and colours without a scale); None for a
-    grey image without a scale bar."""
+    grey image without a scale bar. A z-coloured image's rows without a finite z (drawn grey,
+    :func:`plexloc.render.image.render_color`, which counts them in ``rendered.legend``) get a grey "no z (N rows)"
+    patch."""
+    import re
+
     import matplotlib
 
     plt = _plt()
     if rendered.z_range_nm is not None:
         z0, z1 = rendered.z_range_nm
         n = max(int(rendered.n_levels), 1)
+        no_z = re.search(r"(\d+) without a finite z in grey", rendered.legend or "")
         fig, ax = plt.subplots(figsize=(5, 1.3))
         cmap = matplotlib.colors.ListedColormap(matplotlib.colormaps[rendered.cmap or "turbo"](np.linspace(0, 1, n)))
         norm = matplotlib.colors.BoundaryNorm(np.linspace(z0, z1, n + 1), n)
@@ -145,6 +150,11 @@ def legend_figure(rendered, *, scale_bar_nm: float = 0.0) -> bytes | None:
         cb.set_ticks(ticks[(ticks >= z0) & (ticks <= z1)])
         cb.set_label(f"z (nm), {z0:.0f} to {z1:.0f} ({rendered.cmap or 'turbo'}; beyond them the end colours)"
                      + (f"; scale bar {scale_bar_nm:g} nm" if scale_bar_nm else ""))
+        if no_z is not None:  # grey in the image, and no colour of the scale
+            from matplotlib.patches import Patch
+
+            ax.legend(handles=[Patch(color=(0.5, 0.5, 0.5), label=f"no z ({int(no_z.group(1))} rows)")],
+                      loc="lower left", bbox_to_anchor=(0.0, 1.05), frameon=False, borderaxespad=0.0)
         return figure_png(fig)
     if rendered.colors:
         from matplotlib.patches import Patch

@@ -1,0 +1,72 @@
+"""Review 39's fixes: a stale render key, the key's grey rows, z drift with some rows without z, split-view and
+full-chip sCMOS maps in movie simulation and training, and the maps line of plexloc simulate."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from plexloc.cli.main import main
+
+
+def _z_table(tmp_path, n: int = 400, n_no_z: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-400, 400, n)
+    z[:n_no_z] = np.nan
+    path = tmp_path / "locs.csv"
+    pd.DataFrame({"frame": np.arange(n) % 50, "x_nm": rng.uniform(0, 3000, n), "y_nm": rng.uniform(0, 3000, n),
+                  "z_nm": z, "photons": np.full(n, 2000.0)}).to_csv(path, index=False)
+    return path
+
+
+# --- 1. plexloc render: a grey PNG over a coloured one removes the coloured one's key ----------------------------------
+def test_a_grey_render_removes_the_key_of_an_earlier_coloured_one(tmp_path, capsys):
+    """A coloured PNG wrote OUT_legend.png; a later grey render to the same OUT left it there, the key of colours that
+    the image no longer has. Now it is removed (said on stderr); a TIFF keeps OUT.png's key (it shares its name)."""
+    locs = _z_table(tmp_path)
+    out, key = tmp_path / "image.png", tmp_path / "image_legend.png"
+    assert main(["render", str(locs), "--out", str(out), "--color-by", "z"]) == 0
+    assert key.is_file()
+    assert main(["render", str(locs), "--out", str(tmp_path / "image.tif"), "--color-by", "z"]) == 0
+    assert key.is_file()  # image.png, coloured, is still there: its key stays
+    other = tmp_path / "other_legend.png"
+    other.write_bytes(b"not ours")
+    capsys.readouterr()
+    assert main(["render", str(locs), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert not key.exists() and f"removed {key}" in err
+    assert other.read_bytes() == b"not ours"  # only that exact name
+    assert main(["render", str(locs), "--out", str(out)]) == 0  # nothing to remove: no note
+    assert "removed" not in capsys.readouterr().err
+
+
+# --- 2. the key of a z-coloured image names its grey rows ---------------------------------------------------------------
+def _grey_pixels(png: bytes) -> int:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        a = np.asarray(im.convert("RGB")).astype(int)
+    return int(((np.abs(a - 127.5) <= 1.5).all(axis=2)).sum())
+
+
+def test_the_z_key_has_a_grey_patch_for_the_rows_without_z():
+    """Rows without a finite z are drawn grey in a z-coloured image, but its key had no grey: now a "no z (N rows)"
+    patch (N from the rendered image's legend)."""
+    from plexloc.render.figures import legend_figure
+    from plexloc.render.image import render_color
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(0)
+    z = np.linspace(-300, 500, 50)
+    cols = {"frame": np.zeros(50, int), "x_nm": rng.uniform(0, 500, 50), "y_nm": rng.uniform(0, 500, 50),
+            "photons": np.ones(50)}
+    full = render_color(LocTable({**cols, "z_nm": z}), color_by="z", px_size_nm=10.0, z_range_nm=(-300, 500))
+    z[:7] = np.nan
+    part = render_color(LocTable({**cols, "z_nm": z}), color_by="z", px_size_nm=10.0, z_range_nm=(-300, 500))
+    assert "7 without a finite z in grey" in part.legend  # what the key reads
+    grey_full, grey_part = (_grey_pixels(legend_figure(r, scale_bar_nm=100.0)) for r in (full, part))
+    assert grey_part > grey_full + 80  # the patch (about 20 x 7 px at 100 dpi)
