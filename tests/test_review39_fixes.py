@@ -70,3 +70,49 @@ def test_the_z_key_has_a_grey_patch_for_the_rows_without_z():
     assert "7 without a finite z in grey" in part.legend  # what the key reads
     grey_full, grey_part = (_grey_pixels(legend_figure(r, scale_bar_nm=100.0)) for r in (full, part))
     assert grey_part > grey_full + 80  # the patch (about 20 x 7 px at 100 dpi)
+
+
+# --- 3. z drift from the rows that have a z --------------------------------------------------------------------------
+def _table3d_some_without_z(frac: float):
+    from plexloc.post.synthetic import blinking_table, structure_points, wobbly_drift
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(0)
+    truth = wobbly_drift(3000, 70.0, rng=rng)
+    truth[:, 2] = 40.0 * np.linspace(0.0, 1.0, 3000)
+    mol = structure_points("lines", 800, fov_nm=12000.0, rng=rng, z_range_nm=(-400.0, 400.0))
+    t = blinking_table(mol, n_frames=3000, rng=rng, drift_nm=truth, events_per_molecule=5, precision_nm=9.0,
+                       precision_z_nm=40.0)
+    z = np.array(t["z_nm"], dtype=float)
+    z[rng.random(len(z)) < frac] = np.nan
+    return t.with_columns(z_nm=z), truth
+
+
+def test_rcc_z_drift_takes_the_rows_with_a_z():
+    """One NaN z skipped the pair-based z correction: RCC kept z at 0, with no word. Now the rows with a finite z
+    give it (info z_rows_without_z says how many were left out)."""
+    from plexloc.post.drift import drift_error_rms, rcc_drift
+
+    t, truth = _table3d_some_without_z(0.05)
+    res = rcc_drift(t)
+    n_nan = int(np.isnan(t["z_nm"]).sum())
+    assert n_nan > 100 and res.info["z_rows_without_z"] == n_nan
+    found = float(np.polyfit(np.arange(len(res.frames)), res.drift_nm[:, 2], 1)[0] * (len(res.frames) - 1))
+    assert abs(found - 40.0) < 8.0  # before: 0
+    assert drift_error_rms(res.drift_nm, truth[res.frames], axes=(2,)) < 3.5
+    assert np.isfinite(res.info["z_uncertainty_nm"])
+
+
+def test_too_few_rows_with_a_z_take_the_unreliable_path():
+    """Almost every z unknown: too few pairs in other windows, the existing 'no z drift' warning (naming the rows left
+    out), z left at 0 and the lateral drift kept."""
+    from plexloc.post.drift import UnreliableDriftWarning, rcc_drift
+
+    t, _ = _table3d_some_without_z(0.0)
+    z = np.full(len(t), np.nan)
+    z[:30] = np.linspace(-100.0, 100.0, 30)  # the first frames only: one window
+    t = t.with_columns(z_nm=z)
+    with pytest.warns(UnreliableDriftWarning, match=r"no z drift.*without a finite z left out"):
+        res = rcc_drift(t)
+    assert res.info["z_unreliable"] and res.info["z_rows_without_z"] == len(t) - 30
+    assert np.all(res.drift_nm[:, 2] == 0.0) and np.isfinite(res.drift_nm).all()

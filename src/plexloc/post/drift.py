@@ -853,19 +853,27 @@ def _with_z_drift(table: LocTable, frames: np.ndarray, curve: np.ndarray, seg: n
                   ) -> dict[str, Any]:
     """Put the z drift of :func:`_z_drift` into ``curve[:, 2]`` (every frame) and ``seg_drift[:, 2]`` (at the knots
     ``seg_frames``), in place, after the lateral drift ``curve[:, :2]``; returns the ``info`` entries. Nothing where z
-    is not known in every row (NaN) or is one value (a 2D table). Warns (:class:`UnreliableDriftWarning`) where the z
+    is known in no row (NaN) or is one value (a 2D table). Rows without a finite z are left out of the z pairs
+    (``info["z_rows_without_z"]``; one NaN skipped the z correction before, and RCC kept z at 0, COMET its own z). Warns (:class:`UnreliableDriftWarning`) where the z
     uncertainty is above :data:`Z_MAX_UNCERTAINTY_NM` and above half the z curve's RMS about its mean (the z drift
     is mostly noise), or is not known (a half of the table without 2 windows of pairs); and where fewer than 2
     windows have pairs at all, the z drift is 0 (left uncorrected, ``info["z_unreliable"]``) with a warning, the
     lateral drift kept (an InputError before, which lost the lateral estimate too)."""
     z = table["z_nm"].astype(float)
-    if len(z) == 0 or not np.isfinite(z).all() or float(np.ptp(z)) == 0.0:
+    known = np.isfinite(z)
+    if not known.any() or float(np.ptp(z[known])) == 0.0:
         return {}
     frame = table["frame"]
     idx = frame.astype(np.int64) - int(frames[0])
     xy = np.column_stack([table["x_nm"] - curve[idx, 0], table["y_nm"] - curve[idx, 1]])
+    n_without = int((~known).sum())
+    if n_without:  # the rows with a z (the windows stay the table's)
+        frame, xy, z, seg = frame[known], xy[known], z[known], np.asarray(seg)[known]
     zc, knots, info = _z_drift(frame, xy, z, seg, centre, frames, split_half=split_half, seed=seed)
     where = f"{table.source}: " if table.source else ""
+    left_out = (f" ({n_without} of {len(known)} localizations without a finite z left out)" if n_without else "")
+    if n_without:
+        info["z_rows_without_z"] = n_without
     info["z_segment_frames"] = centre.tolist()
     info["z_segment_drift_nm"] = knots.tolist()
     if not np.isfinite(zc).all():
@@ -874,9 +882,9 @@ def _with_z_drift(table: LocTable, frames: np.ndarray, curve: np.ndarray, seg: n
         info["z_unreliable"] = True
         warnings.warn(
             f"{where}{engine}: no z drift: the localizations of {int(np.isfinite(knots).sum())} of {len(centre)} time "
-            f"windows have neighbours within {Z_PAIR_RADIUS_NM:g} nm laterally in other windows, 2 are needed; z is "
-            "left uncorrected (drift_z_nm 0). Too few localizations, or each molecule seen in one window only; try "
-            "fewer windows (n_segments, plexloc drift --segments)", UnreliableDriftWarning, stacklevel=3)
+            f"windows have neighbours within {Z_PAIR_RADIUS_NM:g} nm laterally in other windows{left_out}, 2 are "
+            "needed; z is left uncorrected (drift_z_nm 0). Too few localizations, or each molecule seen in one window "
+            "only; try fewer windows (n_segments, plexloc drift --segments)", UnreliableDriftWarning, stacklevel=3)
         return info
     curve[:, 2] = zc
     seg_drift[:, 2] = np.interp(seg_frames, frames, zc)
