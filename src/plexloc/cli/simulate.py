@@ -136,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
     cut = sim.map_crops()
     if cut:  # full-chip maps: say where the movie lies on them, which a fit with the same camera file needs
         x0, y0 = (int(v) for v in config.roi_offset_px)
-        shape = next(iter(cut.values()))
-        print(f"sCMOS maps ({shape[0]}x{shape[1]} px) cut at roi_offset_px x {x0}, y {y0}: the movie is that camera "
+        # each channel's maps (the first one's shape only, before: a second camera's may differ)
+        shapes = ", ".join(("" if sim.n_channels == 1 else f"channel {c}: ") + f"{h}x{w} px"
+                           for c, (h, w) in sorted(cut.items()))
+        print(f"sCMOS maps ({shapes}) cut at roi_offset_px x {x0}, y {y0}: the movie is that camera "
               f"ROI's; fit it with --camera naming the same camera file and --roi-offset {x0} {y0}")
     print(f"wrote {', '.join(str(out / n) for n in names)} ({args.frames} frames) and {out / 'truth.csv'} "
           f"({len(truth)} localizations" + (f" of {n_ids} emitters)" if n_ids is not None else ")")

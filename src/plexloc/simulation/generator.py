@@ -110,7 +110,7 @@ class BatchGenerator:
                 per_sample = per_sample * self.transform_jitter_nm
                 per_sample[0] = 0.0  # the reference defines the coordinates
                 shift = per_sample[:, em.frame_ix // t]
-            map_offset = self.sample_map_offsets(b)  # (B, C, 2); drawn only where a channel's maps are cut
+            map_offset = self.sample_map_offsets(b, offset_px)  # (B, C, 2); only where a channel's maps are cut
             raw = sim.camera(
                 sim.expected_photons(em, bg, roi_offset_nm=sim.roi_offset_nm(offset_px)[em.frame_ix // t],
                                      channel_shift_nm=shift),
@@ -152,19 +152,37 @@ class BatchGenerator:
         u = torch.rand(n, generator=self.generator, device=self.simulator.device, dtype=torch.float64)
         return lo * (hi / lo) ** u
 
-    def sample_map_offsets(self, n: int) -> Tensor | None:
+    def sample_map_offsets(self, n: int, roi_offset_px: Tensor | None = None) -> Tensor | None:
         """(n, C, 2) int64 corners (x, y) of n samples' cuts of each channel's sCMOS maps, or None (and nothing drawn,
         so that a configuration without such maps keeps its sample stream) where no channel's maps are larger than
-        the frame. A cut's corner is uniform over every position that keeps the frame inside the maps, drawn on the
-        simulator's device for all samples at once; channels other than those of ``map_crops`` get 0. Each channel
-        draws its own cuts, independently: two channels imaged on one chip (a split view) see pixels of one camera
-        whose noise would be correlated between their images, which this leaves out."""
+        the frame. Channels other than those of ``map_crops`` get 0.
+
+        Maps of the chip (their shape the configuration's ``chip_size_px``, without ``split_view``) are cut at each
+        sample's own ROI corner ``roi_offset_px`` ((n, 2) chip pixels, :meth:`sample_roi_offsets`; required then):
+        the pixels whose offsets, gains and read noise the sample sees are those of the chip where its channel
+        geometry puts it, as in a movie (:meth:`~plexloc.simulation.Simulator.iter_movie`); they were drawn
+        independently of the ROI before (review 39), noise and geometry of two places on the chip. Other maps larger than the frame (no ``chip_size_px``, or maps of another size: of a
+        region the ROI's position does not place) get a corner uniform over every position that keeps the frame inside
+        the maps, drawn on the simulator's device for all samples at once, each channel its own, independently: two
+        channels imaged on one chip (a split view) see pixels of one camera whose noise would be correlated between
+        their images, which this leaves out. A split view's channels lie at their boxes on the chip, flipped, which a
+        cut at the ROI's corner would not follow: its maps are drawn independently whatever their shape (movie
+        simulation refuses maps larger than a split view's frames)."""
         if not self.map_crops:
             return None
         sim, dev = self.simulator, self.simulator.device
         h, w = sim.frame_shape
+        chip = sim.config.chip_size_px
+        at_roi = (set() if chip is None or sim.config.split_view is not None
+                  else {c for c, shape in self.map_crops.items() if tuple(shape) == tuple(chip)})
+        if at_roi and roi_offset_px is None:
+            raise ValueError("sample_map_offsets: maps of the chip (chip_size_px) are cut at each sample's ROI corner: "
+                             "give roi_offset_px, (n, 2), as sample_roi_offsets draws them")
         out = torch.zeros(n, sim.n_channels, 2, dtype=torch.int64, device=dev)
         for c, (mh, mw) in self.map_crops.items():  # a loop over channels; the samples are drawn together
+            if c in at_roi:  # inside the chip: sample_roi_offsets keeps the ROI in [0, chip - frame]
+                out[:, c] = roi_offset_px.to(device=dev).round().to(torch.int64)
+                continue
             out[:, c, 0] = torch.randint(0, mw - w + 1, (n,), generator=self.generator, device=dev)
             out[:, c, 1] = torch.randint(0, mh - h + 1, (n,), generator=self.generator, device=dev)
         return out

@@ -376,11 +376,25 @@ class Simulator(nn.Module):
     def _movie_map_offsets(self) -> dict[int, tuple[int, int]]:
         """``{channel: (x, y)}``: where a movie's frames sit on the channels' sCMOS maps larger than the frame (maps
         of the full chip): at ``roi_offset_px``, the chip pixel of the frame's corner, as a camera ROI's movie. An
-        :class:`InputError` when the frame there reaches outside the maps."""
+        :class:`InputError` when the frame there reaches outside the maps, and for such maps with ``split_view``: a
+        split-view channel's pixels lie at its box on the chip, flipped as ``split_view.flip`` says, not at the
+        frame's corner (every channel was cut at ``roi_offset_px``, the same pixels for all), and ``plexloc fit``
+        takes a split view's maps as each channel's box's (:func:`plexloc.camera.models.cut_maps_to_movie` is not
+        applied to split views), so the movie could not be fitted through the same maps either."""
         x0, y0 = (int(v) for v in self.config.roi_offset_px)
         h, w = self.frame_shape
         out = {}
-        for c, shape in self.map_crops().items():
+        crops = self.map_crops()
+        if crops and self.config.split_view is not None:
+            c, shape = next(iter(crops.items()))
+            field = "camera" if self.n_channels == 1 else f"channels[{c}].camera"
+            raise InputError(
+                f"{field}: the sCMOS maps are {shape[0]}x{shape[1]} px (rows x columns), larger than the {h}x{w} frames, "
+                "and the movie is a split view: its channels lie at their boxes on the chip (split_view.boxes), "
+                "flipped as split_view.flip says, so one cut at roi_offset_px would give every channel the same, wrong "
+                f"pixels. Give each channel the maps of its box ({h}x{w} px, cut out of the chip's maps at the box and "
+                "flipped as the channel's image is), as plexloc fit --split-view takes them", source="split_view")
+        for c, shape in crops.items():
             if x0 < 0 or y0 < 0 or y0 + h > shape[0] or x0 + w > shape[1]:  # iter_movie cuts unchecked
                 field = "camera" if self.n_channels == 1 else f"channels[{c}].camera"
                 raise InputError(
