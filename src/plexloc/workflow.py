@@ -284,14 +284,16 @@ def group_movies(movies: Sequence[str | os.PathLike], options: ProcessOptions, *
 
 
 @contextlib.contextmanager
-def _collected_warnings(into: list[str]) -> Iterator[None]:
+def _collected_warnings(into: list[str], rename: Callable[[str], str] = str) -> Iterator[None]:
     """Shown as they are issued (as without it), every one (each acquisition's, not only the first's), and noted in
-    ``into`` for the summary."""
+    ``into`` for the summary; ``rename`` turns the hidden temporary folder named in a message into the folder the
+    files end up in (a warning named ``results/.cell1.partial-bup26ipy/locs.csv``, a path that is gone when read)."""
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         shown = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
+            message = rename(str(message))
             into.append(f"{category.__name__}: {message}")
             shown(message, category, filename, lineno, file, line)
 
@@ -490,7 +492,10 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
         summary["drift"] = {"state": "off", "reason": "--no-drift"}
     summary["drift"]["table"] = "locs_dc.csv" if summary["drift"]["state"] == "applied" else "locs.csv"
     with step("report"):  # before merging: NeNA compares a molecule's consecutive frames
-        report = build_report(table, title=f"plexloc process: {acq.name}", camera_px_size_nm=geometry.px_xy_nm[0])
+        drift = summary["drift"]
+        report = build_report(table, title=f"plexloc process: {acq.name}", camera_px_size_nm=geometry.px_xy_nm[0],
+                              provenance=_provenance(acq, options, geometry, summary), warnings=summary["warnings"],
+                              drift_note=None if drift["state"] == "applied" else _drift_line(drift))
         write_report(report, folder / "report.html")
         summary["report"] = {"figures": report.n_figures,
                              "summary": {str(k): str(v) for k, v in report.summary.items()},
@@ -518,6 +523,58 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
             summary["frc"] = {"resolution_nm": None, "no_value": err.reason}
 
 
+def _drift_line(drift: dict[str, Any]) -> str:
+    """What the drift step did, in words (the report's)."""
+    state = drift["state"]
+    if state == "off":
+        return "not corrected (--no-drift)"
+    if state == "not estimated":
+        return f"not estimated: {drift['reason']}"
+    engine = str(drift.get("engine", "")).upper()
+    span = drift.get("range_nm") or [math.nan] * 3
+    unc = drift.get("uncertainty_nm")
+    found = (f"{engine} estimate spans {span[0]:.0f} nm in x, {span[1]:.0f} nm in y"
+             + (f", {span[2]:.0f} nm in z" if span[2] else "")
+             + (f", known to +-{unc:.0f} nm rms" if unc is not None else "") + " (drift.png)")
+    if state == "applied":
+        return f"subtracted: the {found}; this table is locs_dc.csv"
+    return f"not subtracted, the table is locs.csv uncorrected: the {found} is not reliable (see the warnings)"
+
+
+def _provenance(acq: Acquisition, options: ProcessOptions, geometry: _Geometry, summary: dict[str, Any]
+                ) -> list[tuple[str, str]]:
+    """The report's "How this table was made" rows: the movies, the fitter and its options, the drift, what follows."""
+    import plexloc
+
+    fit = summary["fit"]
+    if options.method == "network":
+        how = f"network {options.model}" + (f" (its validation calls it not ready: {geometry.readiness})"
+                                            if geometry.readiness else "")
+        settings = [f"threshold {options.threshold:g}" if options.threshold is not None else "the model's threshold",
+                    f"precision {fit.get('precision', options.precision)}"]
+        if options.refine_mle:
+            settings.append(f"refined by MLE ({fit.get('refined_rows', 0)} rows)")
+    else:
+        how, settings = "maximum likelihood (--method mle) with the configuration given", []
+    settings.append("the model's training camera" if options.camera is None and options.method == "network"
+                    else "the configuration's camera" if options.camera is None else "the camera given (--camera)")
+    filters = {k: v for k, v in options.filters.items() if v is not None}
+    if filters:
+        settings.append("filters " + ", ".join(f"{k} {v:g}" for k, v in filters.items()))
+    fps = fit.get("frames_per_s")
+    rows = [("movie" if len(acq.movies) == 1 else "movies", ", ".join(str(m) for m in acq.movies)),
+            ("fit", f"{how}; {', '.join(settings)}; pixel {geometry.px_xy_nm[0]:g} x {geometry.px_xy_nm[1]:g} nm"),
+            ("localizations", f"{fit['rows']} in {fit['frames']} frames"
+             + (f" ({fps:.0f} frames/s)" if fps is not None else "") + " (locs.csv)"),
+            ("drift", _drift_line(summary["drift"])),
+            ("after this report", (f"merged (radius {options.merge_radius_nm:g} nm, gap {options.merge_gap}) into "
+                                   "merged.csv, which image.png and the FRC of summary.json take" if options.merge
+                                   else "not merged (--no-merge): image.png and the FRC of summary.json take this "
+                                   "table")),
+            ("plexloc", f"{plexloc.__version__}, plexloc process, {time.strftime('%Y-%m-%d %H:%M')}")]
+    return rows
+
+
 def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: ProcessOptions, *, progress: bool = True,
                         log: Callable[[str], None] | None = None, _geometry: _Geometry | None = None
                         ) -> AcquisitionResult:
@@ -543,12 +600,18 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
             summary["warnings"].append(f"{ModelNotReadyWarning.__name__}: {geometry.readiness}")
         step = _Steps(acq.name, summary, log)
         t0 = time.perf_counter()
+
+        def rename(text: str) -> str:  # the hidden folder named as the folder the files are put in
+            for hidden, final in ((tmp, out / acq.name), (tmp.absolute(), (out / acq.name).absolute())):
+                text = text.replace(str(hidden), str(final))
+            return text
+
         try:
-            with _collected_warnings(summary["warnings"]):
+            with _collected_warnings(summary["warnings"], rename):
                 _run_steps(acq, tmp, options, geometry, summary, step, progress)
         except Exception as err:  # this acquisition fails; the others go on
             text = str(err) if isinstance(err, (InputError, OSError)) else f"{type(err).__name__}: {err}"
-            summary.update(status="failed", error=f"{step.current}: {' '.join(text.split())}")
+            summary.update(status="failed", error=f"{step.current}: {' '.join(rename(text).split())}")
         summary["seconds"] = time.perf_counter() - t0
         files = [p.name for p in tmp.iterdir() if not p.name.startswith(".")] + ["summary.json"]
         if summary["status"] == "failed":

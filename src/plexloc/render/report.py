@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,6 +169,9 @@ def build_report(
     camera_px_size_nm: float | None = None,
     frc_px_size_nm: float = 5.0,
     seed: int = 0,
+    provenance: Sequence[tuple[str, str]] = (),
+    warnings: Sequence[str] = (),
+    drift_note: str | None = None,
 ) -> Report:
     """Build the report page (see the module docstring).
 
@@ -175,6 +179,11 @@ def build_report(
         px_size_nm: pixel of the rendered image (default: the extent / 1500, at least 5 nm).
         camera_px_size_nm: camera pixel size, for the subpixel (gridding) histogram.
         frc_px_size_nm: pixel of the FRC images.
+        provenance: (what, how) rows of a "How this table was made" section under the summary (the movie, the
+            model, the drift correction: what ``plexloc process`` did); none: no section.
+        warnings: the warnings issued while the table was made, listed in a "Warnings" section; none: no section.
+        drift_note: why a table without drift columns has none, said in the drift section in place of "run plexloc
+            drift first" (the drift was estimated but not subtracted, or it was turned off).
     """
     from plexloc.io.tables import describe_columns
     from plexloc.render import figures
@@ -317,7 +326,7 @@ def build_report(
         add("drift", "Drift curve", _img(figures.drift_figure(fr, d, title="drift subtracted by plexloc drift"), "drift curve"))
         n_fig += 1
     else:
-        missing["drift"] = "no drift_x_nm / drift_y_nm columns (run plexloc drift first)"
+        missing["drift"] = drift_note or "no drift_x_nm / drift_y_nm columns (run plexloc drift first)"
         add("drift", "Drift curve", _na(missing["drift"]))
 
     # FRC
@@ -366,6 +375,13 @@ def build_report(
 
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items())
     title = title or f"plexloc report: {Path(table.source).name if table.source else 'localizations'}"
+    if warnings:
+        sections.insert(0, ("Warnings", "<ul>" + "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
+                            + "</ul>"))
+    if provenance:
+        sections.insert(0, ("How this table was made", "<table>" + "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in provenance)
+            + "</table>"))
     body_html = "".join(f"<section><h2>{html.escape(h)}</h2>{b}</section>" for h, b in sections)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -1,0 +1,90 @@
+"""plexloc process as an imaging facility runs it (session 39's walk): what the user reads afterwards must name the
+files that are there and say what was done. Uses test_process39's small lab (a tiny network, a drifting movie)."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+
+from test_process39 import _hidden, _process, lab  # noqa: F401 (lab: the module's fixture)
+
+
+def _unreliable_drift(monkeypatch):
+    """estimate_drift that calls its estimate unreliable with a warning naming the table's file, as COMET's do."""
+    import plexloc.post.drift as drift
+
+    real = drift.estimate_drift
+
+    def unreliable(table, **options):
+        result = real(table, **options)
+        result.info["unreliable"] = True
+        warnings.warn(f"{table.source}: the drift estimate is not reliable (a test)", drift.UnreliableDriftWarning,
+                      stacklevel=2)
+        return result
+
+    monkeypatch.setattr(drift, "estimate_drift", unreliable)
+
+
+def test_warnings_name_the_final_folder_not_the_hidden_one(lab, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """A warning that names the table's file named the hidden temporary folder (results/.cell1.partial-bup26ipy/
+    locs.csv), gone when the user reads it, on stderr and in summary.json; now results/cell1/locs.csv."""
+    _unreliable_drift(monkeypatch)
+    run, good, _, _ = lab
+    out = tmp_path / "out"
+    rc, _, stderr = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device",
+                              "cpu", "--drift-engine", "rcc", "--no-merge"], capsys)
+    assert rc == 0, stderr
+    s = json.loads((out / "cell1" / "summary.json").read_text())
+    final = str(out / "cell1" / "locs.csv")
+    assert any(w.startswith(f"UnreliableDriftWarning: {final}: ") for w in s["warnings"]), s["warnings"]
+    assert f"{final}: the drift estimate is not reliable" in stderr
+    assert ".partial-" not in stderr and ".partial-" not in json.dumps(s)
+    assert ".partial-" not in (out / "cell1" / "report.html").read_text()
+    assert _hidden(out) == []
+
+
+def _text(html: str) -> str:
+    """The page's words (no images, styles or tags)."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_report_says_what_was_done_with_which_model_and_the_warnings(lab, tmp_path, capsys,  # noqa: F811
+                                                                          monkeypatch):
+    """report.html said neither the movie nor the model nor that the drift was estimated but not subtracted (its drift
+    section said 'run plexloc drift first'), nor the warnings; now a "How this table was made" section (movie, model,
+    threshold, drift, what follows the report) and a "Warnings" section."""
+    _unreliable_drift(monkeypatch)
+    run, good, _, _ = lab
+    out = tmp_path / "out"
+    rc, _, stderr = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device",
+                              "cpu", "--drift-engine", "rcc"], capsys)
+    assert rc == 0, stderr
+    text = _text((out / "cell1" / "report.html").read_text())
+    made = text.split("How this table was made", 1)[1].split("Warnings", 1)[0]
+    assert f"movie {good}" in made and f"network {run}" in made and "threshold 0.05" in made
+    assert "drift not subtracted, the table is locs.csv uncorrected" in made and "RCC estimate spans" in made
+    assert "merged (radius 50 nm, gap 1) into merged.csv" in made
+    assert "the drift estimate is not reliable (a test)" in text.split("Warnings", 1)[1]
+    assert "run plexloc drift first" not in text
+    s = json.loads((out / "cell1" / "summary.json").read_text())
+    assert s["report"]["not_available"]["drift"].startswith("not subtracted")
+
+
+def test_the_report_of_a_corrected_table_and_of_no_drift(lab, tmp_path, capsys):  # noqa: F811
+    """--method mle: the report says the drift was subtracted (locs_dc.csv) and which configuration fitted;
+    --no-drift: that it was not corrected."""
+    _, good, _, config = lab
+    out = tmp_path / "out"
+    rc, _, stderr = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out), "--device",
+                              "cpu", "--drift-engine", "rcc", "--no-merge"], capsys)
+    assert rc == 0, stderr
+    text = _text((out / "cell1" / "report.html").read_text())
+    assert "maximum likelihood" in text and "drift subtracted: the RCC estimate spans" in text
+    assert "this table is locs_dc.csv" in text and "not merged (--no-merge)" in text
+    rc, _, stderr = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out), "--device",
+                              "cpu", "--no-drift"], capsys)
+    assert rc == 0, stderr
+    text = _text((out / "cell1" / "report.html").read_text())
+    assert "drift not corrected (--no-drift)" in text and "Drift curve not available: not corrected (--no-drift)" in text
