@@ -363,15 +363,29 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
     if engine == "comet" and not comet_available():
         engine = "rcc"
         info["note"] = "COMET is not installed (pip install 'plexloc[drift]'): the RCC engine was used"
-    meter = bar(None, desc=f"drift ({engine})", unit="step") if progress else None
-    step = (lambda *_a, **_k: meter.update(1)) if meter is not None else None
+    # how far the step is, as plexloc drift shows it: COMET's pass of 3 (the table, then its two halves for the
+    # uncertainty) and run; RCC's pairs of windows out of their total (a bare count of steps said neither)
+    meter = bar(None, desc=f"drift ({engine})", unit="evaluation" if engine == "comet" else "pair") if progress \
+        else None
+
+    def comet_step(stage: str, info: dict) -> None:
+        if stage == "evaluation":
+            meter.update(1)
+            meter.set_postfix_str(f"pass {info.get('pass', 1)}/3, run {info.get('run', '?')}", refresh=False)
+        elif stage in ("pairs_start", "pairs_done"):
+            meter.set_postfix_str(f"pass {info.get('pass', 1)}/3, {stage.replace('_', ' ')}", refresh=False)
+
+    def rcc_step(done: int, total: int) -> None:
+        meter.total = total
+        meter.update(done - meter.n)
+
     try:
         if engine == "comet":
             result = estimate_drift(table, engine="comet", max_pairs=COMET_MAX_PAIRS, max_drift_nm=MAX_DRIFT_NM,
-                                    progress=(lambda stage, _info: stage == "evaluation" and step()) if step else None)
+                                    progress=comet_step if meter is not None else None)
         else:
             result = estimate_drift(table, engine="rcc", max_drift_nm=MAX_DRIFT_NM, device=str(options.device),
-                                    progress=step)
+                                    progress=rcc_step if meter is not None else None)
     except InputError as err:  # too few localizations or frames
         return None, {**info, "state": "not estimated", "reason": err.reason}
     finally:
