@@ -103,3 +103,38 @@ def test_the_drift_step_says_how_far_it_is(lab, tmp_path, capsys, monkeypatch): 
                                   "--device", "cpu", "--drift-engine", engine, "--no-merge"], capsys)
         assert rc == 0, stderr
         assert re.search(shown, stderr.replace("\r", "\n")), stderr[-2000:]
+
+
+def test_help_names_every_summary_column(capsys):
+    """summary.csv's columns were documented only in the code (SUMMARY_COLUMNS' comment): the help names each, with
+    its unit where it has one."""
+    import pytest
+
+    from plexloc.cli.main import main
+    from plexloc.workflow import SUMMARY_COLUMNS
+
+    with pytest.raises(SystemExit):
+        main(["process", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for column in SUMMARY_COLUMNS:
+        assert re.search(rf"\b{column} \(", text), column
+    assert "replaced whole once its new one is complete" in text
+
+
+def test_a_rerun_says_what_it_replaces_and_what_it_keeps(lab, tmp_path, capsys):  # noqa: F811
+    """Run again into a folder of an earlier run: the movie processed again says it replaces its earlier folder, and
+    the earlier folders of other movies, kept but missing from the new summary.csv, are named (nothing was said)."""
+    run, good, _, _ = lab
+    out = tmp_path / "out"
+    (out / "cell0").mkdir(parents=True)  # an earlier run's movie, not processed now
+    (out / "cell0" / "summary.json").write_text("{}\n")
+    argv = [str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device", "cpu", "--no-drift"]
+    rc, _, stderr = _process(argv, capsys)
+    assert rc == 0, stderr
+    assert "replaces the earlier" not in stderr
+    assert f"{out} also holds 1 earlier result folder(s) not processed now" in stderr and ": cell0" in stderr
+    rc, _, stderr = _process(argv, capsys)
+    assert rc == 0, stderr
+    assert f"[1/1] cell1: {good} (replaces the earlier {out / 'cell1'} once done)" in stderr
+    assert (out / "cell0" / "summary.json").read_text() == "{}\n"
+    assert [line.split(",")[0] for line in (out / "summary.csv").read_text().splitlines()] == ["name", "cell1"]

@@ -709,10 +709,19 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
         from plexloc.infer.readiness import ModelNotReadyWarning
 
         warnings.warn(geometry.readiness, ModelNotReadyWarning, stacklevel=2)
+    # an earlier run's acquisitions in ``out``: each one processed again is replaced whole; the others stay, and the
+    # new summary.csv does not list them (both said, where a rerun into the same folder left them unmentioned)
+    earlier = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")
+                     and (p / "summary.json").is_file()) if out.is_dir() else []
     results = []
     for i, acq in enumerate(acquisitions):
         if log is not None:
-            log(f"[{i + 1}/{len(acquisitions)}] {acq.name}: {', '.join(str(m) for m in acq.movies)}")
+            log(f"[{i + 1}/{len(acquisitions)}] {acq.name}: {', '.join(str(m) for m in acq.movies)}"
+                + (f" (replaces the earlier {out / acq.name} once done)" if acq.name in earlier else ""))
         results.append(process_acquisition(acq, out, options, progress=progress, log=log, _geometry=geometry))
     write_summary_csv(results, out / "summary.csv")
+    kept = [name for name in earlier if name not in {a.name for a in acquisitions}]
+    if kept and log is not None:
+        log(f"{out} also holds {len(kept)} earlier result folder(s) not processed now, kept as they were and not in "
+            f"this summary.csv: {', '.join(kept)}")
     return results

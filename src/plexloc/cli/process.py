@@ -30,7 +30,15 @@ without .tif/.ome):
                   --color-by z, with its key image_legend.png (the z scale in nm, the scale bar's length)
   6. summary.json rows, frames, frames/s, drift range and uncertainty, NeNA (before merging), FRC resolution
                   (of the merged table), the image's z range (3D), the report's summary, the warnings
-Then DIR/summary.csv, one row per movie, is written and printed as a table.
+Then DIR/summary.csv, one row per movie, is written and printed as a table. Its columns: name (the folder),
+status (ok or failed), rows (localizations of locs.csv), frames (fitted), frames_per_s (of the fit), drift
+(applied, unreliable: not subtracted, not estimated, or off), drift_range_nm (the estimate's largest lateral range,
+x or y, nm; also where it was not subtracted), merged_rows (of merged.csv), nena_nm (NeNA of the table before
+merging, nm; a network's reads low, see report.html), frc_nm (FRC resolution of the merged table, nm; empty where
+the curve gives none), seconds (the movie's), movies (;-separated) and error (a failed movie's step and error).
+
+Run again into the same DIR, each movie's earlier DIR/NAME is replaced whole once its new one is complete; the
+folders of movies not given stay as they were, and the new summary.csv lists only the movies of this run (both said).
 
 A single-channel model (or one that cuts a split-view movie into its channels) takes any number of movies, one
 acquisition each. A multi-channel model without split_view takes one acquisition per command: one movie per
