@@ -138,3 +138,24 @@ def test_a_rerun_says_what_it_replaces_and_what_it_keeps(lab, tmp_path, capsys):
     assert f"[1/1] cell1: {good} (replaces the earlier {out / 'cell1'} once done)" in stderr
     assert (out / "cell0" / "summary.json").read_text() == "{}\n"
     assert [line.split(",")[0] for line in (out / "summary.csv").read_text().splitlines()] == ["name", "cell1"]
+
+
+def test_a_wrong_camera_is_said_as_found_and_in_the_report(lab, tmp_path, capsys):  # noqa: F811
+    """A camera file of another camera (an sCMOS for the EMCCD movie): the fit's note (pixel noise many times what
+    the camera predicts) was printed only after the last movie of the batch, and was not in report.html; now said as
+    the movie's fit ends, before its next step, and listed in the report's warnings."""
+    run, good, _, _ = lab
+    camera = tmp_path / "scmos.yaml"
+    camera.write_text("camera: {kind: scmos, baseline: 400.0, e_per_adu: 0.5, qe: 0.8, read_sigma: 1.5, "
+                      "spurious_charge: 0.0}\n")
+    out = tmp_path / "out"
+    rc, _, stderr = _process([str(good), "--model", str(run), "--camera", str(camera), "--out", str(out),
+                              "--threshold", "0.05", "--device", "cpu", "--no-drift"], capsys)
+    assert rc == 0, stderr
+    lines = stderr.splitlines()
+    note = next(i for i, line in enumerate(lines) if line.startswith("cell1: note: noise: the pixel noise"))
+    assert lines.index("cell1: report") > note
+    assert re.search(r"cell1: \d+ note\(s\) on the fit above", stderr)
+    text = _text((out / "cell1" / "report.html").read_text())
+    assert "fit: noise: the pixel noise between frames is" in text.split("Warnings", 1)[1]
+    assert "the camera given (--camera)" in text

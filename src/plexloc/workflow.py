@@ -496,6 +496,9 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
     with step("fit"):
         summary["fit"] = _fit(acq, folder, options, progress)
         table = read_table(folder / "locs.csv")
+    for note in summary["fit"]["notes"]:  # said as found (a wrong camera), not after the last movie of the batch
+        if step.log is not None:
+            step.log(f"{acq.name}: note: {note}")
     if options.drift:
         with step("drift"):
             corrected, summary["drift"] = _drift(table, folder, options, progress)
@@ -508,7 +511,8 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
     with step("report"):  # before merging: NeNA compares a molecule's consecutive frames
         drift = summary["drift"]
         report = build_report(table, title=f"plexloc process: {acq.name}", camera_px_size_nm=geometry.px_xy_nm[0],
-                              provenance=_provenance(acq, options, geometry, summary), warnings=summary["warnings"],
+                              provenance=_provenance(acq, options, geometry, summary),
+                              warnings=summary["warnings"] + [f"fit: {n}" for n in summary["fit"]["notes"]],
                               drift_note=None if drift["state"] == "applied" else _drift_line(drift))
         write_report(report, folder / "report.html")
         summary["report"] = {"figures": report.n_figures,

@@ -100,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
 
     results = process_movies(args.movie, args.out, options, log=log)
     for r in results:
-        for note in r.summary.get("fit", {}).get("notes", []):
-            print(f"plexloc process: {r.acquisition.name}: note: {note}", file=sys.stderr)
+        notes = r.summary.get("fit", {}).get("notes", [])
+        if notes:  # each said as its fit ended (log); a reminder here, after the batch
+            print(f"plexloc process: {r.acquisition.name}: {len(notes)} note(s) on the fit above (also in its "
+                  "report.html and summary.json)", file=sys.stderr)
         drift = r.summary.get("drift") or {}
         if drift.get("state") in ("unreliable", "not estimated"):
             print(f"plexloc process: {r.acquisition.name}: drift not subtracted: {drift['reason']}", file=sys.stderr)
