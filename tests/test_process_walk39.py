@@ -159,3 +159,33 @@ def test_a_wrong_camera_is_said_as_found_and_in_the_report(lab, tmp_path, capsys
     text = _text((out / "cell1" / "report.html").read_text())
     assert "fit: noise: the pixel noise between frames is" in text.split("Warnings", 1)[1]
     assert "the camera given (--camera)" in text
+
+
+def test_sigterm_ends_the_run_as_ctrl_c_does(lab, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """SIGTERM during a fit (a scheduler's or timeout's kill) killed the process where it stood and left the hidden
+    DIR/.NAME.partial-* folder for good; now it ends the run as Ctrl-C: nothing partial, the earlier folder kept, exit
+    130, and the handler before restored. (The handler is called here as the signal would call it.)"""
+    import signal
+
+    import plexloc.workflow as workflow
+
+    run, good, _, _ = lab
+    out = tmp_path / "out"
+    argv = [str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device", "cpu", "--no-drift"]
+    rc, _, stderr = _process(argv, capsys)
+    assert rc == 0, stderr
+    before = {p.name: p.read_bytes() for p in (out / "cell1").iterdir()}
+    real_fit = workflow._fit
+
+    def terminated(acq, folder, options, progress):
+        real_fit(acq, folder, options, progress)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler), "SIGTERM has its default action: the process would die here"
+        handler(signal.SIGTERM, None)
+
+    monkeypatch.setattr(workflow, "_fit", terminated)
+    default = signal.getsignal(signal.SIGTERM)
+    rc, _, stderr = _process(argv, capsys)
+    assert rc == 130 and "plexloc process: interrupted" in stderr
+    assert signal.getsignal(signal.SIGTERM) is default
+    assert {p.name: p.read_bytes() for p in (out / "cell1").iterdir()} == before and _hidden(out) == []

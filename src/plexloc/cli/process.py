@@ -4,7 +4,11 @@ report, merged table, image and FRC in one command (:mod:`plexloc.workflow`)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from plexloc.cli._common import nonnegative_int, positive_float
@@ -47,7 +51,8 @@ channel, in channel order (plexloc process cell1_ch0.tif cell1_ch1.tif --model R
 A movie that fails (a corrupt TIFF) does not stop the others: its folder holds the files finished before the error,
 FAILED.txt and summary.json with the error; its row in summary.csv says failed and why, and the exit code is 1.
 Every file is written under a temporary name: a movie's folder appears, complete or marked failed, when its
-last step ends. The separate commands (plexloc fit, drift, report, merge, render, frc) remain for finer control.""",
+last step ends; Ctrl-C or SIGTERM removes the folder under way (an earlier one of that name is kept). The separate
+commands (plexloc fit, drift, report, merge, render, frc) remain for finer control.""",
     )
     p.add_argument("movie", type=Path, nargs="+", help="TIFF stacks or folders of TIFFs, one acquisition each (a "
                    "multi-channel model: one movie per channel)")
@@ -66,6 +71,25 @@ last step ends. The separate commands (plexloc fit, drift, report, merge, render
                    help="pixel of image.png in nm (default 10, coarser where the field of view would be over 8192 "
                    "pixels on a side)")
     p.set_defaults(func=run)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cluster's scheduler, ``timeout``, ``kill``) ends the run as Ctrl-C does: the movie under way's
+    hidden partial folder removed, its earlier folder kept (SIGTERM's default killed the process where it stood and
+    left ``DIR/.NAME.partial-*`` behind for good). The handler before is restored after."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers are the main thread's
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    results = process_movies(args.movie, args.out, options, log=log)
+    with _terminate_as_interrupt():
+        results = process_movies(args.movie, args.out, options, log=log)
     for r in results:
         notes = r.summary.get("fit", {}).get("notes", [])
         if notes:  # each said as its fit ended (log); a reminder here, after the batch
