@@ -51,8 +51,8 @@ channel, in channel order (plexloc process cell1_ch0.tif cell1_ch1.tif --model R
 A movie that fails (a corrupt TIFF) does not stop the others: its folder holds the files finished before the error,
 FAILED.txt and summary.json with the error; its row in summary.csv says failed and why, and the exit code is 1.
 Every file is written under a temporary name: a movie's folder appears, complete or marked failed, when its
-last step ends; Ctrl-C or SIGTERM removes the folder under way (an earlier one of that name is kept). The separate
-commands (plexloc fit, drift, report, merge, render, frc) remain for finer control.""",
+last step ends; Ctrl-C or SIGTERM removes the folder under way (an earlier one of that name is kept).
+The separate commands (plexloc fit, drift, report, merge, render, frc) remain for finer control.""",
     )
     p.add_argument("movie", type=Path, nargs="+", help="TIFF stacks or folders of TIFFs, one acquisition each (a "
                    "multi-channel model: one movie per channel)")
