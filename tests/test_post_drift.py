@@ -185,4 +185,5 @@ def test_drift_engine_help_says_what_each_engine_is_and_the_default(capsys):
     with pytest.raises(SystemExit):
         main(["drift", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "comet (default): COMET" in text and "rcc: redundant cross-correlation" in text
+    assert "rcc (default): redundant cross-correlation" in text and "comet: COMET" in text  # RCC since session 39
+    assert "bench/drift_engines39.py" in text  # the evidence for the default is named

@@ -73,7 +73,7 @@ def test_drift_falls_back_to_rcc_without_comet(locs, tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(drift_module, "comet_available", lambda: False)
     path, _ = locs
-    assert main(["drift", str(path), "--out", str(tmp_path / "d.csv"), "--segments", "4"]) == 0
+    assert main(["drift", str(path), "--out", str(tmp_path / "d.csv"), "--engine", "comet", "--segments", "4"]) == 0
     assert "using the RCC engine instead" in capsys.readouterr().err
 
 

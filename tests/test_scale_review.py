@@ -70,8 +70,8 @@ def test_drift_command_caps_comet_pairs_and_says_so(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(drift_module, "COMET_MAX_PAIRS", 50_000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert main(["drift", str(path), "--out", str(tmp_path / "d.csv"), "--segments", "4", "--max-drift", "150",
-                     "--backend", "cpu", "--json", str(tmp_path / "d.json")]) == 0
+        assert main(["drift", str(path), "--out", str(tmp_path / "d.csv"), "--engine", "comet", "--segments", "4",
+                     "--max-drift", "150", "--backend", "cpu", "--json", str(tmp_path / "d.json")]) == 0
     err = capsys.readouterr().err
     assert "sub-sampled at random" in err and "--max-pairs" in err
     import json

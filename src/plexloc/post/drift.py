@@ -1087,8 +1087,11 @@ def comet_drift(
     )
 
 
-def estimate_drift(table: LocTable, *, engine: str = "comet", **options: Any) -> DriftResult:
-    """Estimate the drift with ``engine`` (``comet`` or ``rcc``); options go to that engine's function.
+def estimate_drift(table: LocTable, *, engine: str = "rcc", **options: Any) -> DriftResult:
+    """Estimate the drift with ``engine`` (``rcc``, the default, or ``comet``); options go to that engine's function.
+    On 168 simulated 2D tables (1,000-200,000 localizations; ``bench/drift_engines39.py``) RCC's error was 1.2-1.8x
+    smaller than COMET's and it ran 5-300x faster; COMET did better on sparse 3D tables (under about 300
+    localizations per window).
 
     Raises:
         InputError: unknown engine, comet without its package, too few localizations or frames.
