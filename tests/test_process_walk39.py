@@ -189,3 +189,22 @@ def test_sigterm_ends_the_run_as_ctrl_c_does(lab, tmp_path, capsys, monkeypatch)
     assert rc == 130 and "plexloc process: interrupted" in stderr
     assert signal.getsignal(signal.SIGTERM) is default
     assert {p.name: p.read_bytes() for p in (out / "cell1").iterdir()} == before and _hidden(out) == []
+
+
+def test_the_printed_table_marks_values_with_a_caveat():
+    """The printed table gave a network's NeNA (3.3 nm where the errors spread 5.5 nm) and the FRC of a table not
+    merged (--no-merge: 15.3 nm, none once merged) as bare numbers; now marked, the caveat said under the table."""
+    from pathlib import Path
+
+    from plexloc.workflow import Acquisition, AcquisitionResult, format_summary
+
+    def result(name, nena_caveat, frc_caveat):
+        s = {"status": "ok", "fit": {"rows": 10, "frames": 5, "frames_per_s": 1.0}, "drift": {"state": "off"},
+             "merge": {"rows": None}, "nena": {"sigma_nm": 3.3, "caveat": nena_caveat},
+             "frc": {"resolution_nm": 15.3, "caveat": frc_caveat}, "seconds": 1.0}
+        return AcquisitionResult(Acquisition(name, (Path(f"{name}.tif"),)), Path(name), s)
+
+    text = format_summary([result("a", "NeNA reads low", "unmerged"), result("b", "NeNA reads low", None)])
+    rows = {line.split()[0]: line.split() for line in text.splitlines()}
+    assert rows["a"][8:10] == ["3.3*", "15.3+"] and rows["b"][8:10] == ["3.3*", "15.3"]
+    assert "* NeNA: NeNA reads low" in text and "+ FRC of a: unmerged" in text
