@@ -208,3 +208,17 @@ def test_the_printed_table_marks_values_with_a_caveat():
     rows = {line.split()[0]: line.split() for line in text.splitlines()}
     assert rows["a"][8:10] == ["3.3*", "15.3+"] and rows["b"][8:10] == ["3.3*", "15.3"]
     assert "* NeNA: NeNA reads low" in text and "+ FRC of a: unmerged" in text
+
+
+def test_a_warning_during_a_bar_starts_a_line_of_its_own(lab, tmp_path, capsys, monkeypatch):  # noqa: F811
+    """With the bar drawn (a terminal; the job service's log, PLEXLOC_PROGRESS=1), a warning issued at the end of the
+    drift estimate ran on after the bar: 'drift (comet): 981evaluation [00:09, ...]plexloc process: warning: ...'."""
+    monkeypatch.setenv("PLEXLOC_PROGRESS", "1")
+    _unreliable_drift(monkeypatch)
+    _, good, _, config = lab
+    out = tmp_path / "out"
+    rc, _, stderr = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out), "--device",
+                              "cpu", "--drift-engine", "rcc", "--no-merge"], capsys)
+    assert rc == 0, stderr
+    fragments = [f for f in re.split(r"[\r\n]", stderr) if "the drift estimate is not reliable (a test)" in f]
+    assert fragments and all(f.startswith("plexloc process: warning: ") for f in fragments), fragments

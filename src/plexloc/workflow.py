@@ -46,6 +46,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 import warnings
@@ -293,9 +294,14 @@ def _collected_warnings(into: list[str], rename: Callable[[str], str] = str) -> 
         shown = warnings.showwarning
 
         def show(message, category, filename, lineno, file=None, line=None):
+            from tqdm import tqdm
+
             message = rename(str(message))
             into.append(f"{category.__name__}: {message}")
-            shown(message, category, filename, lineno, file, line)
+            # on a line of its own: a bar drawn on stderr (a terminal, the job service's log) is cleared first and
+            # drawn again after (a warning issued at the end of the drift estimate ran on after its bar)
+            with tqdm.external_write_mode(file=file or sys.stderr):
+                shown(message, category, filename, lineno, file, line)
 
         warnings.showwarning = show
         yield
