@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from test_infer import _random_model
+
 from plexloc.config.models import IdealCameraConfig
 from plexloc.errors import InputError
 from plexloc.infer import fit_movie, fit_movie_to_file
 from plexloc.io import read_table
 from plexloc.io.tiff import write_movie
-from plexloc.nets import Localizer, LocalizerSpec
+from plexloc.nets import Localizer
 from plexloc.table import LocTable
 
 COLS = ("frame", "x_nm", "y_nm", "photons", "prob", "bg", "sigma_x_nm", "sigma_photons")
@@ -21,15 +23,6 @@ COLS = ("frame", "x_nm", "y_nm", "photons", "prob", "bg", "sigma_x_nm", "sigma_p
 @pytest.fixture(autouse=True)
 def _one_thread(one_torch_thread):
     yield
-
-
-def _random_model(seed: int = 0, **kw) -> Localizer:
-    torch.manual_seed(seed)
-    spec = LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1, input_offset=[50.0], input_scale=[20.0], **kw)
-    net = Localizer(spec)
-    with torch.no_grad():
-        net.head_prob[-1].bias.fill_(0.0)  # plenty of detections to compare
-    return net.eval()
 
 
 def _same(a: LocTable, b: LocTable) -> None:
