@@ -1,5 +1,5 @@
 """The count term's variance floor (:data:`plexloc.train.loss.COUNT_VAR_FLOOR`): a sample whose probabilities are all
-~0 while it holds emitters cost 0.5 n^2 / 1e-6 (4.5e6 for 3 emitters) before 2026-12-07."""
+~0 while it holds emitters cost 0.5 n^2 / 1e-6 (4.5e6 for 3 emitters) before 2026-12-06."""
 
 from __future__ import annotations
 

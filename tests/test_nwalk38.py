@@ -120,7 +120,7 @@ def test_roi_offset_unused_by_a_one_channel_fit_is_said(tmp_path, capsys):
 def test_training_with_maps_smaller_than_the_training_roi_says_what_to_do(tmp_path, capsys):
     """A microscope YAML naming the camera file of plexloc calibrate-camera with frame_size larger than the maps:
     refused before anything is built, naming the camera field, the map files and both shapes; nothing written.
-    (Until 2026-12-07 maps larger than frame_size were refused here too; the training now cuts them per sample:
+    (Until 2026-12-06 maps larger than frame_size were refused here too; the training now cuts them per sample:
     tests/test_scmos_crops39.py.)"""
     import yaml
 

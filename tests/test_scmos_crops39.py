@@ -1,6 +1,6 @@
 """Training with sCMOS per-pixel maps of the full chip (``plexloc calibrate-camera``) and a smaller training ROI
 (``frame_size``): each sample takes its own random cut of the maps, as DECODE does (Speiser et al. 2021). Until
-2026-12-07 ``plexloc train`` refused such a configuration and told the user to train with the maps' means."""
+2026-12-06 ``plexloc train`` refused such a configuration and told the user to train with the maps' means."""
 
 from __future__ import annotations
 

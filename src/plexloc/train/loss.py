@@ -34,7 +34,7 @@ _LOG_2PI = math.log(2 * math.pi)
 #: approximation describes nothing. 0.01 is the Bernoulli variance of one pixel at p ~ 0.01 (a sample no more than
 #: 1 % sure of an emitter anywhere): the term is then at most ``50 (n_true - sum p)^2 - 1.38`` per sample (448.6
 #: for 3 missed emitters), its gradient finite. It lies below every sample's variance of the demo model's validation
-#: set after 600 steps (smallest 0.032, 1st percentile 0.094; 2026-12-07), so ordinary batches keep their loss bit
+#: set after 600 steps (smallest 0.032, 1st percentile 0.094; 2026-12-06), so ordinary batches keep their loss bit
 #: for bit. A floor of 1/12 (the spread of an integer count's unit bin, Sheppard) would track the exact NLL closer
 #: still (a missed emitter ~6 instead of ~50) but changes the objective of confident trained networks (it no longer
 #: rewards a sample's variance below 1/12): a change to benchmark, not made here.
