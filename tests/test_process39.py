@@ -11,6 +11,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -18,6 +19,7 @@ from conftest import TINY_TRAIN
 
 from plexloc.cli.main import main
 from plexloc.io.tables import read_table
+from plexloc.io.tiff import write_movie
 
 GOOD_FILES = {"locs.csv", "report.html", "merged.csv", "image.png", "summary.json"}
 FRAME_PX = 40  # the movie's frames, 100 nm pixels: a 4 um field, 400 px at the image's 10 nm
@@ -403,3 +405,19 @@ def test_a_3d_table_is_coloured_by_z_with_its_key(lab, tmp_path, monkeypatch):
     assert "image_legend.png" not in r.summary["files"]
     grey = matplotlib.image.imread(tmp_path / "2d" / "cell1" / "image.png")
     assert grey.ndim == 2 or np.array_equal(grey[..., 0], grey[..., 2])
+
+
+def test_a_fit_that_finds_nothing_is_said(lab, tmp_path, capsys):
+    """A movie the fit found no localization in read 'ok' in the table and summary.json with nothing said (the
+    facility walk of 2026-12-06): now a warning, in the summary's warnings (and the report's)."""
+    run, _, _, _ = lab
+    dark = tmp_path / "dark.tif"
+    write_movie(dark, np.full((30, FRAME_PX, FRAME_PX), 100, np.uint16))  # the camera's baseline: no light
+    # the 10-step model sees spots in noise: a photon floor no spot reaches leaves the table empty
+    with pytest.warns(UserWarning, match="dark: the fit found no localizations"):  # shown as issued
+        rc, _, _ = _process([str(dark), "--model", str(run), "--out", str(tmp_path / "out"), "--no-drift",
+                             "--min-photons", "1e9"], capsys)
+    assert rc == 0
+    summary = json.loads((tmp_path / "out" / "dark" / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["fit"]["rows"] == 0
+    assert any("dark: the fit found no localizations" in w for w in summary["warnings"])

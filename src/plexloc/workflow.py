@@ -503,6 +503,10 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
     with step("fit"):
         summary["fit"] = _fit(acq, folder, options, progress)
         table = read_table(folder / "locs.csv")
+    if len(table) == 0:  # status ok but nothing to show: said, in the summary and the report (it read as a success)
+        warnings.warn(f"{acq.name}: the fit found no localizations: check that the movie shows spots, that the camera "
+                      "(--camera, or the model's) converts its counts to photons as the movie's camera does, and the "
+                      "detection --threshold", UserWarning, stacklevel=2)
     for note in summary["fit"]["notes"]:  # said as found (a wrong camera), not after the last movie of the batch
         if step.log is not None:
             step.log(f"{acq.name}: note: {note}")
