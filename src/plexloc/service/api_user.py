@@ -101,7 +101,7 @@ def check_quota(request: Request, session, user, size: int, name: str) -> None:
     if used + size > quota or (size == 0 and used >= quota):
         need = f"; {name} needs {size_text(size)} more" if size else ""
         raise HTTPException(413, f"{name}: your files take {size_text(used)} of your quota of {size_text(quota)}{need}: delete files "
-                                 "or ended jobs you no longer need (plexloc status --delete JOB, or the web page), or ask "
+                                 "or ended jobs you no longer need (plexloc status JOB --delete, or the web page), or ask "
                                  "the server's administrator for a larger quota (plexloc serve --user-quota-gb)")
 
 
