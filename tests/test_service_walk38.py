@@ -83,12 +83,13 @@ def test_outputs_of_an_attempt_whose_worker_died_are_not_served(tmp_path):
     """A worker killed (kill -9) after uploading some outputs: its attempt never finished, so those files are partial.
     They were listed as the job's outputs while it waited for its next attempt, and stayed beside that attempt's
     outputs when it did not write the same files (here an optional preview.png): a succeeded job with a stale file.
-    The server's own sweeper (lease 0.5 s) deletes them."""
+    The server's own sweeper (lease 2 s) deletes them. (A lease of 0.5 s lapsed once, on an idle 2-core machine in a
+    full make test, between the pull and the first output's registration: 403 'does not hold job'.)"""
     import time
 
     import httpx
 
-    svc = make_service(tmp_path, lease_s=0.5, sweep_interval_s=0.1)
+    svc = make_service(tmp_path, lease_s=2.0, sweep_interval_s=0.1)
     user = auth(svc.user_token)
     with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, timeout=30) as http:
         r = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "picture"}, headers=user)
