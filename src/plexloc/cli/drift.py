@@ -9,6 +9,7 @@ from pathlib import Path
 
 from plexloc.cli._common import int_at_least, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
+from plexloc.workflow import MAX_DRIFT_NM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "50 nm of each other laterally in different windows. Both check "
                    "themselves on two halves of the table (--split-half) and warn when the estimate is not reliable")
     p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10)")
-    p.add_argument("--max-drift", type=positive_float, default=300.0, metavar="NM",
-                   help="largest drift searched for (COMET pair radius, RCC window; default 300)")
+    p.add_argument("--max-drift", type=positive_float, default=MAX_DRIFT_NM, metavar="NM",
+                   help=f"largest drift searched for (COMET pair radius, RCC window; default {MAX_DRIFT_NM:g})")
     p.add_argument("--max-pairs", type=int_at_least(0), default=None, metavar="N",
                    help="COMET: most pairs of localizations within --max-drift compared (default 20000000; 0: all). "
                    "The pairs grow as the square of the table (a 40 um field of lines: 16 million at 1e5 "
