@@ -359,7 +359,14 @@ class MovieDriftConfig(_Model):
 class EmitterConfig(_Model):
     """Emitters uniform in the field of view and ``z_range_nm``; blinking with exponential on-time, or (``blinking:
     false``) each emitter on for exactly one whole frame with its full flux, frames independent (the observation
-    model of seed 002's quad-plane benchmark, where every molecule's weight scales a full frame's intensity)."""
+    model of seed 002's quad-plane benchmark, where every molecule's weight scales a full frame's intensity).
+
+    ``blinks_per_molecule`` (whole movies only: ``plexloc simulate``, :meth:`Simulator.iter_movie
+    <plexloc.simulation.simulator.Simulator.iter_movie>`; like ``drift``, never training samples) makes molecules
+    that blink several times at the same position, as dyes in dSTORM or PAINT do: the on-events (same density, same
+    on-times) are grouped into molecules, each with its own uniform position, ``blinks_per_molecule`` events each on
+    average (geometric: every on-event is the molecule's last with probability ``1 / blinks_per_molecule``, as
+    photobleaching gives). See :func:`plexloc.simulation.emitters.sample_emitters`."""
 
     density_per_um2: NonNegFloat = Field(default=1.0, description="active emitters per um^2 per frame")
     photons_range: Range = Field(default=(1000.0, 10000.0), description="uniform flux, photons per frame while on")
@@ -369,6 +376,11 @@ class EmitterConfig(_Model):
     z_range_nm: Range = (0.0, 0.0)
     drift: MovieDriftConfig = Field(default_factory=MovieDriftConfig,
                                     description="stage drift of a simulated movie (default none)")
+    blinks_per_molecule: Annotated[float, Field(ge=1, allow_inf_nan=False)] = Field(
+        default=1.0, description="mean number of on-events (blinks) of one molecule over a simulated movie (whole "
+        "movies only, never training samples); the events keep the density and on-times above and are grouped into "
+        "molecules, each with its own position (and colour), a geometric number of events each. 1 (the default): "
+        "every on-event is a molecule of its own, as before. Needs blinking: true")
 
     @model_validator(mode="after")
     def _blinking(self) -> EmitterConfig:
@@ -377,6 +389,10 @@ class EmitterConfig(_Model):
         if not self.blinking and "on_time_frames" in self.model_fields_set and self.on_time_frames != default:
             raise ValueError(f"on_time_frames ({self.on_time_frames:g}) has no meaning with blinking: false "
                              "(every emitter is on for one whole frame); leave one of them out")
+        if not self.blinking and self.blinks_per_molecule != 1.0:
+            raise ValueError(f"blinks_per_molecule ({self.blinks_per_molecule:g}) needs blinking: true (with blinking: "
+                             "false every emitter is on for one whole frame, independent of the other frames); leave "
+                             "one of them out")
         return self
 
     @field_validator("photons_range")

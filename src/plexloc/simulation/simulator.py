@@ -260,8 +260,11 @@ class Simulator(nn.Module):
     # --- stages -------------------------------------------------------------------------------
     def sample_emitters(
         self, *, n_sequences: int, n_frames: int, generator=None, density_per_um2: float | None = None, margin_nm: float = 0.0,
-        sequence_density: Tensor | None = None,
+        sequence_density: Tensor | None = None, blinks_per_molecule: float = 1.0,
     ) -> Emitters:
+        """:func:`~plexloc.simulation.emitters.sample_emitters` with this configuration. ``blinks_per_molecule``: 1
+        (every on-event a molecule of its own, as training samples have) unless given; :meth:`iter_movie` gives the
+        configuration's ``emitters.blinks_per_molecule``."""
         return sample_emitters(
             self.config.emitters,
             n_sequences=n_sequences,
@@ -274,6 +277,7 @@ class Simulator(nn.Module):
             device=self.device,
             margin_nm=margin_nm,
             sequence_density=sequence_density,
+            blinks_per_molecule=blinks_per_molecule,
         )
 
     def sample_background(self, *, n_sequences: int, n_frames: int, generator=None) -> Tensor:
@@ -457,6 +461,9 @@ class Simulator(nn.Module):
 
         A stage drift (``emitters.drift``, :func:`~plexloc.simulation.emitters.movie_drift_nm`) displaces every frame's
         emitters as they are rendered; the emitters returned (and the truth table) keep the sample's own positions.
+
+        ``emitters.blinks_per_molecule`` > 1 groups the movie's on-events into molecules that blink at the same position
+        that many times on average (:func:`~plexloc.simulation.emitters.sample_emitters`); ``id`` is the molecule.
         """
         if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)):
             raise TypeError(f"n_frames must be an integer number of frames, got {n_frames!r}")
@@ -471,7 +478,7 @@ class Simulator(nn.Module):
         margin = self.channel_margin_px() if margin_px is None else float(margin_px)
         emitters = self.sample_emitters(
             n_sequences=1, n_frames=n_frames, generator=generator, density_per_um2=density_per_um2,
-            margin_nm=margin * max(self.px_size_nm),
+            margin_nm=margin * max(self.px_size_nm), blinks_per_molecule=self.config.emitters.blinks_per_molecule,
         )
         bg_levels = self.sample_background(n_sequences=1, n_frames=n_frames, generator=generator)
         shown = drifted(emitters, movie_drift_nm(self.config.emitters.drift, n_frames), n_frames)  # as rendered
@@ -501,7 +508,11 @@ class Simulator(nn.Module):
         the reference channel's mean background of each emitter's frame (``bg``) and, for several channels,
         each channel's (``bg_chN``). Only emitters inside the reference field of view: those of the margin a
         movie samples (:meth:`iter_movie`) light its edges but are not targets. ``inside_only=False`` keeps them
-        too (x, y outside ``[0, fov)``): the neighbours an edge emitter really had."""
+        too (x, y outside ``[0, fov)``): the neighbours an edge emitter really had.
+
+        ``id`` is the emitter's identity: the molecule, the same in every frame its on-event spans and, with
+        ``emitters.blinks_per_molecule`` > 1 (a movie of :meth:`iter_movie`), over all of its on-events (blinks);
+        unique in the table, not consecutive (molecules outside the field are left out)."""
         xy = emitters.xyz_nm[:, :2].detach()
         inside = (xy[:, 0] >= 0) & (xy[:, 0] < self.fov_nm[0]) & (xy[:, 1] >= 0) & (xy[:, 1] < self.fov_nm[1])
         if inside_only and not bool(inside.all()):
