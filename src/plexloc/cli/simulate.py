@@ -1,4 +1,4 @@
-"""``plexloc simulate CONFIG --frames N --out DIR [--seed S] [--density D]``."""
+"""``plexloc simulate CONFIG --frames N --out DIR [--seed S] [--density D] [--blinks-per-molecule B]``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulate a movie and its ground truth",
         description="Simulate a movie (DIR/movie.tif, or DIR/movie_ch0.tif ... for several channels) and its "
-        "ground truth (DIR/truth.csv, columns per conventions.md); the validated configuration is copied "
+        "ground truth (DIR/truth.csv, columns per conventions.md: one row per emitter and frame it is on, id naming "
+        "the molecule, the same over all of its blinks with --blinks-per-molecule); the validated configuration is copied "
         "to DIR/config.yaml. A warning names a camera whose frames clip at the uint16 maximum (65535 ADU) in more "
         "than 0.01 % of the pixels.",
     )
@@ -38,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "emitters.drift.linear_nm; its wobble_nm adds a smooth random wobble). The frames show the "
                         "drifting sample, truth.csv keeps its own positions (a perfect fit after a perfect drift "
                         "correction), and DIR/truth_drift.csv holds the drift of every frame (frame, x_nm, y_nm, z_nm)")
+    p.add_argument("--blinks-per-molecule", type=finite_float, default=None, metavar="B",
+                   help="mean number of on-events (blinks) of one molecule over the movie, >= 1 (overrides the config's "
+                        "emitters.blinks_per_molecule; default 1: every on-event is a molecule of its own). The "
+                        "on-events keep the density (active emitters per um^2 per frame) and on-times, and are grouped "
+                        "into molecules at positions of their own, a geometric number of events each (mean B); "
+                        "truth.csv's id is then the molecule, the same in all of its blinks, which drift correction, "
+                        "FRC and merging need. Needs emitters.blinking: true")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--chunk", type=positive_int, default=256, help="frames rendered at a time (memory bound; default 256)")
     p.set_defaults(func=run)
@@ -74,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
         data = config.model_dump()
         data["emitters"]["drift"]["linear_nm"] = list(args.drift_nm)
         config = validate_config(data, type(config), source="--drift-nm")
+    if args.blinks_per_molecule is not None:
+        from plexloc.config import validate_config
+
+        data = config.model_dump()
+        data["emitters"]["blinks_per_molecule"] = args.blinks_per_molecule
+        config = validate_config(data, type(config), source="--blinks-per-molecule")
     device = resolve_device(args.device)
     sim = Simulator(config).to(device)
     gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -133,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         drift_path.unlink()
     save_config(config, out / "config.yaml")
     n_ids = len(set(truth["id"].tolist())) if "id" in truth.columns else None  # truth.csv: one row per emitter and frame
+    blinks = config.emitters.blinks_per_molecule
     cut = sim.map_crops()
     if cut:  # full-chip maps: say where the movie lies on them, which a fit with the same camera file needs
         x0, y0 = (int(v) for v in config.roi_offset_px)
@@ -142,7 +157,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"sCMOS maps ({shapes}) cut at roi_offset_px x {x0}, y {y0}: the movie is that camera "
               f"ROI's; fit it with --camera naming the same camera file and --roi-offset {x0} {y0}")
     print(f"wrote {', '.join(str(out / n) for n in names)} ({args.frames} frames) and {out / 'truth.csv'} "
-          f"({len(truth)} localizations" + (f" of {n_ids} emitters)" if n_ids is not None else ")")
+          f"({len(truth)} localizations"
+          + ("" if n_ids is None else f" of {n_ids} emitters" if blinks == 1 else
+             f" of {n_ids} molecules, blinks_per_molecule {blinks:g}")
+          + ")"
           + ("" if drift is None else f"; stage drift per frame in {drift_path} (last frame: x {drift[-1, 0]:.1f}, "
              f"y {drift[-1, 1]:.1f}, z {drift[-1, 2]:.1f} nm; truth.csv holds the positions without it)"))
     return 0
