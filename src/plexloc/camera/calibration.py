@@ -508,7 +508,7 @@ class CameraCalibration:
         Returns the files written, the YAML first."""
         import yaml
 
-        from plexloc.cli._common import write_json
+        from plexloc.io.jsonfile import write_json
         from plexloc.io._atomic import _backup_name, _remove, _temporary_for
 
         path = Path(path)

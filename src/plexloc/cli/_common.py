@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from collections.abc import Callable
@@ -186,22 +185,11 @@ def resolve_device(name: str) -> torch.device:
         raise InputError(f"--device {name!r} is not a device; use auto, cpu or cuda") from None
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def write_json(data: dict[str, Any], path: str | os.PathLike) -> None:
-    """JSON (NaN/inf written as null), atomically."""
-    from plexloc.io._atomic import atomic_path  # lazily: `plexloc.io` pulls in torch
+    """JSON (NaN/inf written as null), atomically: :func:`plexloc.io.jsonfile.write_json`."""
+    from plexloc.io.jsonfile import write_json as write  # lazily: `plexloc.io` pulls in torch
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_clean(data), indent=2) + "\n")
+    write(data, path)
 
 
 def check_outputs(*paths: str | os.PathLike | None, table: str | os.PathLike | None = None,
