@@ -13,7 +13,8 @@ import pytest
 from plexloc.cli.main import main
 from plexloc.io.formats import read_locs, write_locs
 from plexloc.post.synthetic import blinking_table, structure_points, wobbly_drift
-from plexloc.render.report import build_report, gridding_deviation, write_report
+from plexloc.evaluate.gridding import gridding_deviation, subpixel_histogram
+from plexloc.render.report import build_report, write_report
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_report_sections_and_missing_columns(locs, tmp_path):
     bare = build_report(t.without_columns("bg", "prob", "sigma_x_nm", "sigma_y_nm").with_columns(z_nm=np.zeros(len(t))))
     assert {"bg", "sigma", "subpixel", "drift", "z"} <= set(bare.missing)
     assert bare.html.count("not available") == len(bare.missing)
-    hist, dev = gridding_deviation(np.arange(0, 1000, 1.0), 100.0)
+    hist, dev = subpixel_histogram(np.arange(0, 1000, 1.0), 100.0), gridding_deviation(np.arange(0, 1000, 1.0), 100.0)
     assert hist.tolist() == [100] * 10 and dev == 0.0
     # the column table explains every column, foreign ones marked
     assert "<h2>Columns</h2>" in full.html and "x position (along columns) in nm" in full.html

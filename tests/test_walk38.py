@@ -113,7 +113,8 @@ def test_report_gridding_is_judged_against_counting_noise():
     (3,218 rows of 1,121 emitters) read 15 % and de-biasing the fit raised its RMSE (14.17 -> 14.30 nm): counting noise
     of ~1,000 molecules. Now the summary compares it with the same histograms at periods other than the pixel's, which
     molecules that blink many times make as lumpy (a test of 300 molecules blinking 10 times each)."""
-    from plexloc.render.report import build_report, gridding_noise
+    from plexloc.evaluate.gridding import gridding_noise
+    from plexloc.render.report import build_report
     from plexloc.table import LocTable
 
     rng = np.random.default_rng(1)

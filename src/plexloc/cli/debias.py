@@ -68,13 +68,13 @@ def _noise_note(table, px_size: float) -> None:
     14.30 nm)."""
     import sys
 
-    from plexloc.render.report import gridding_deviation, gridding_noise
+    from plexloc.evaluate.gridding import gridding_check
 
     if len(table) < 10:
         return
-    devs = [gridding_deviation(table[c], px_size)[1] for c in ("x_nm", "y_nm")]
-    noise = gridding_noise(table["x_nm"], table["y_nm"], px_size)
-    if max(devs) <= noise:
+    check = gridding_check(table["x_nm"], table["y_nm"], px_size)
+    devs, noise = (check.dev_x, check.dev_y), check.noise
+    if not check.gridded:
         print(f"plexloc debias: note: before de-biasing, the sub-pixel histograms of x and y deviated from uniform by "
               f"{100 * devs[0]:.1f} / {100 * devs[1]:.1f} %, within counting noise (the same histograms at periods "
               f"other than the pixel's reach up to {100 * noise:.0f} %): there was no measurable gridding, and "

@@ -91,13 +91,12 @@ def run(args: argparse.Namespace) -> int:
         # 0.15 / 0.14); the same histograms at periods other than the pixel's give the noise level, over the same
         # rows: the matched predictions, as gridding_dev_x/y (over all of them, fewer matched than predicted read as
         # gridding: 600 of 4,000 uniform positions matched, 3 of 4 seeds 'above counting noise')
-        from plexloc.render.report import gridding_noise
+        from plexloc.evaluate.gridding import gridding_check
 
         tp = matching.tp_pred
-        noise = gridding_noise(pred["x_nm"][tp], pred["y_nm"][tp], float(args.px_size))
-        grid = max(metrics.gridding_dev_x, metrics.gridding_dev_y)
-        print(f"gridding: {'within counting noise' if grid <= noise else 'above counting noise'} (the matched "
-              f"predictions' sub-pixel histograms at 20 periods other than the pixel's deviate up to {noise:.2f})")
+        check = gridding_check(pred["x_nm"][tp], pred["y_nm"][tp], float(args.px_size))
+        print(f"gridding: {check.verdict.split(':')[0]} (the matched predictions' sub-pixel histograms at 20 periods "
+              f"other than the pixel's deviate up to {check.noise:.2f})")
 
     from plexloc.evaluate.metrics import scale_mismatch
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from plexloc.errors import InputError
+from plexloc.evaluate.gridding import gridding_deviation
 from plexloc.evaluate.matching import Matching, match
 from plexloc.table import LocTable, as_table
 
@@ -179,27 +180,6 @@ def _fmt(v: float | None) -> str:
 
 def _pct(num: int, den: int) -> float | None:
     return None if den == 0 else 100.0 * num / den
-
-
-def gridding_deviation(positions_nm: np.ndarray, px_size_nm: float, *, bins: int = 10) -> float | None:
-    """Largest relative deviation from uniform of the histogram of ``positions_nm mod px_size_nm``.
-
-    ``max |count / expected - 1|`` over ``bins`` equal bins of one pixel; 0 for perfectly uniform
-    sub-pixel positions, ``bins - 1`` when all positions fall into one bin. ``None`` without positions.
-
-    >>> gridding_deviation(np.arange(10) * 10.0 + 5.0, 100.0)
-    0.0
-    >>> gridding_deviation(np.full(50, 150.0), 100.0)
-    9.0
-    """
-    positions_nm = np.asarray(positions_nm, dtype=np.float64)
-    if positions_nm.size == 0:
-        return None
-    frac = np.mod(positions_nm, px_size_nm) / px_size_nm
-    idx = np.clip(np.floor(frac * bins).astype(np.int64), 0, bins - 1)
-    counts = np.bincount(idx, minlength=bins)
-    expected = positions_nm.size / bins
-    return float(np.max(np.abs(counts / expected - 1.0)))
 
 
 def scale_mismatch(
