@@ -203,21 +203,7 @@ def sample_emitters(
                               area_nm=((-m, fov_nm[0] + m), (-m, fov_nm[1] + m), tuple(config.z_range_nm)),
                               generator=generator, device=device, dtype=dtype)
 
-    # expand every fluorophore over the frames its on-interval touches
-    first = torch.floor(t0).clamp_min(0)
-    last = torch.floor(t1).clamp_max(n_frames - 1)
-    n_span = (last - first + 1).clamp_min(0).to(torch.int64)
-    # the sizes given (one host-device synchronisation for the total, none per repeat_interleave), and the rows kept by
-    # index (a boolean mask synchronises once per tensor it selects from)
-    total = int(n_span.sum())
-    fid = torch.repeat_interleave(torch.arange(n_f, device=device), n_span, output_size=total)
-    offset = torch.arange(total, device=device) - torch.repeat_interleave(torch.cumsum(n_span, 0) - n_span, n_span,
-                                                                           output_size=total)
-    frame = first[fid] + offset.to(dtype)
-    overlap = torch.minimum(t1[fid], frame + 1) - torch.maximum(t0[fid], frame)
-    keep = torch.nonzero(overlap > 0).squeeze(1)
-    fid, frame, overlap = fid[keep], frame[keep], overlap[keep]
-    frame_ix = seq[fid] * n_frames + frame.to(torch.int64)
+    fid, frame_ix, overlap = _frame_rows(t0, t1, seq, n_frames, device=device, dtype=dtype)
     order = torch.argsort(frame_ix, stable=True)
     fid, frame_ix, overlap = fid[order], frame_ix[order], overlap[order]
     return Emitters(
@@ -227,6 +213,25 @@ def sample_emitters(
         id=fid,
         color=color[fid],
     )
+
+
+def _frame_rows(t0: Tensor, t1: Tensor, seq: Tensor, n_frames: int, *, device, dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """Every on-event ``[t0, t1)`` over the frames of ``[0, n_frames)`` it overlaps: for each such (event, frame), the
+    event's index, ``seq * n_frames + frame`` and the overlap (fraction of the frame), in event order."""
+    first = torch.floor(t0).clamp_min(0)
+    last = torch.floor(t1).clamp_max(n_frames - 1)
+    n_span = (last - first + 1).clamp_min(0).to(torch.int64)
+    # the sizes given (one host-device synchronisation for the total, none per repeat_interleave), and the rows kept by
+    # index (a boolean mask synchronises once per tensor it selects from)
+    total = int(n_span.sum())
+    fid = torch.repeat_interleave(torch.arange(int(t0.shape[0]), device=device), n_span, output_size=total)
+    offset = torch.arange(total, device=device) - torch.repeat_interleave(torch.cumsum(n_span, 0) - n_span, n_span,
+                                                                           output_size=total)
+    frame = first[fid] + offset.to(dtype)
+    overlap = torch.minimum(t1[fid], frame + 1) - torch.maximum(t0[fid], frame)
+    keep = torch.nonzero(overlap > 0).squeeze(1)
+    fid, frame, overlap = fid[keep], frame[keep], overlap[keep]
+    return fid, seq[fid] * n_frames + frame.to(torch.int64), overlap
 
 
 #: rounds of moving an event that overlaps an earlier event of its molecule to another molecule; the rest (rare in a
@@ -308,19 +313,8 @@ def _molecule_rows(
     hi = torch.tensor([xb, yb, zb], device=device, dtype=dtype)
     xyz_mol = lo + (hi - lo) * u
 
-    # every event over the frames its on-interval touches, as for B = 1
-    first = torch.floor(t0).clamp_min(0)
-    last = torch.floor(t1).clamp_max(n_frames - 1)
-    n_span = torch.where(visible, last - first + 1, torch.zeros_like(first)).clamp_min(0).to(torch.int64)
-    total = int(n_span.sum())
-    fid = torch.repeat_interleave(torch.arange(int(t0.shape[0]), device=device), n_span, output_size=total)
-    offset = torch.arange(total, device=device) - torch.repeat_interleave(torch.cumsum(n_span, 0) - n_span, n_span,
-                                                                           output_size=total)
-    frame = first[fid] + offset.to(dtype)
-    overlap = torch.minimum(t1[fid], frame + 1) - torch.maximum(t0[fid], frame)
-    keep = torch.nonzero(overlap > 0).squeeze(1)
-    fid, frame, overlap = fid[keep], frame[keep], overlap[keep]
-    frame_ix = seq[fid] * n_frames + frame.to(torch.int64)
+    # every event over the frames its on-interval touches, as for B = 1 (events that end before frame 0: none)
+    fid, frame_ix, overlap = _frame_rows(t0, t1, seq, n_frames, device=device, dtype=dtype)
     photons = flux_ch[fid] * overlap[:, None]
     # one row per molecule and frame: two events of a molecule in one frame add their photons
     n_ix = max(n_sequences, 1) * n_frames
