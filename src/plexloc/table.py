@@ -54,7 +54,7 @@ COLUMN_DOCS: dict[str, str] = {
     "y_nm": "y position (along rows) in nm, same origin",
     "z_nm": "axial position in nm relative to the reference channel's focal plane, > 0 away from the objective",
     "photons": "photons sent to the detector in this frame (before quantum efficiency), all channels",
-    "id": "emitter identity (ground truth) or localization index",
+    "id": "molecule identity (ground truth: the same in every frame and blink of a molecule) or localization index",
     "bg": "background photons per pixel per frame",
     "sigma_x_nm": "predicted 1-sigma uncertainty of x_nm",
     "sigma_y_nm": "predicted 1-sigma uncertainty of y_nm",
