@@ -1,14 +1,91 @@
-"""Write-to-temporary-then-rename, so that no half-written output is ever left behind."""
+"""Write-to-temporary-then-rename, so that no half-written output is ever left behind.
+
+A full disk (``ENOSPC``) or an exhausted quota (``EDQUOT``) while a file is written is a :class:`DiskFullError`
+(an ``OSError`` of the same errno) that names the file, the space left on its file system and that nothing
+half-written was left (the bare ``[Errno 28] No space left on device`` named no file).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from plexloc.errors import InputError
+
+#: the errnos of a file system that takes no more bytes: the disk full, the user's quota exceeded
+DISK_FULL_ERRNOS = frozenset(e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if e is not None)
+
+
+class DiskFullError(OSError):
+    """A file could not be written: its disk is full or the quota exceeded (``errno`` ENOSPC or EDQUOT, as the
+    error it replaces). ``path``: the file being written; ``free_bytes``: the space left where it was written (None
+    where it could not be read); ``reason``: the system's words (default ``os.strerror(err_no)``). Its message names
+    the file and the space left; the partial file is removed before it is raised."""
+
+    def __init__(self, path: str | os.PathLike, err_no: int = errno.ENOSPC, free_bytes: int | None = None,
+                 reason: str | None = None):
+        self.path = Path(path)
+        self.free_bytes = free_bytes
+        self.reason = reason or os.strerror(err_no)
+        what = "the disk quota is exceeded" if err_no == getattr(errno, "EDQUOT", None) else "the disk is full"
+        free = f"{_size(free_bytes)} free in {self.path.parent}" if free_bytes is not None else "free space unknown"
+        self.message = (f"cannot write {self.path}: {what} ({self.reason}; {free}); nothing half-written was left: "
+                        "free some space (or write elsewhere) and run again")
+        super().__init__(err_no, self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        return type(self), (self.path, self.errno, self.free_bytes, self.reason)
+
+
+def _size(n: int) -> str:
+    """Bytes in words: ``0 bytes``, ``512 bytes``, ``3.1 MB``, ``12.0 GB``."""
+    if n < 1000:
+        return f"{n} bytes"
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        n /= 1000
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError  # pragma: no cover
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """The bytes free on the file system of ``path`` (its nearest existing folder); None where that cannot be read."""
+    p = Path(path)
+    for folder in (p, *p.parents):
+        try:
+            if folder.is_dir():
+                return int(shutil.disk_usage(folder).free)
+        except OSError:
+            return None
+    return None
+
+
+def disk_full(err: BaseException, path: str | os.PathLike) -> BaseException:
+    """``err`` as a :class:`DiskFullError` naming ``path`` where it is an OSError of a full disk or quota (and not
+    one already), else ``err`` itself."""
+    if isinstance(err, OSError) and not isinstance(err, DiskFullError) and err.errno in DISK_FULL_ERRNOS:
+        return DiskFullError(path, err.errno, free_bytes(Path(path).parent), err.strerror)
+    return err
+
+
+@contextlib.contextmanager
+def naming_disk_full(path: str | os.PathLike) -> Iterator[None]:
+    """Raise a full disk's OSError within the block as a :class:`DiskFullError` naming ``path``; other errors pass."""
+    try:
+        yield
+    except OSError as err:
+        new = disk_full(err, path)
+        if new is err:
+            raise
+        raise new from err
 
 
 def _umask() -> int:
@@ -30,6 +107,8 @@ def _temporary_for(path: Path) -> Path:
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     except OSError as err:  # a read-only folder, a full disk, a file system that takes no files
+        if err.errno in DISK_FULL_ERRNOS:
+            raise disk_full(err, path) from err
         raise InputError(f"cannot write the output: cannot create files in {path.parent} ({err.strerror or err})",
                          source=path) from None
     os.close(fd)
@@ -48,9 +127,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     A target that cannot be written (its folder cannot be made, is read-only, or the target is a folder) raises
-    :class:`~plexloc.errors.InputError` naming it, before any work is lost. The temporary file keeps the target's suffix (so that libraries that sniff the extension,
-    like h5py or tifffile, behave the same). On any exception the temporary file is removed and
-    ``path`` is left untouched.
+    :class:`~plexloc.errors.InputError` naming it, before any work is lost. The temporary file keeps the target's
+    suffix (so that libraries that sniff the extension, like h5py or tifffile, behave the same). On any exception the
+    temporary file is removed and ``path`` is left untouched; a full disk or quota (an OSError of errno ENOSPC or
+    EDQUOT, from the block's writes or the rename) is raised as a :class:`DiskFullError` naming ``path``.
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -65,8 +145,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
         os.replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
+    except BaseException as err:
+        _remove(tmp)  # first: the space it took counts as free in the message
+        new = disk_full(err, path)
+        if new is not err:
+            raise new from err
         raise
 
 
@@ -126,7 +209,7 @@ def atomic_pair(data: str | os.PathLike, sidecar: str | os.PathLike) -> Iterator
         os.replace(tmp_data, data)
         data_placed = True
         os.replace(tmp_side, sidecar)
-    except BaseException:
+    except BaseException as err:
         # best effort: put the old pair back; a backup that cannot be put back stays (hidden) next to its target
         if data_placed or data_moved:  # the old data file is no longer at its name
             try:
@@ -146,5 +229,8 @@ def atomic_pair(data: str | os.PathLike, sidecar: str | os.PathLike) -> Iterator
             except OSError:
                 pass
         _remove(tmp_data, tmp_side, None if data_kept else old_data, None if side_kept else old_side)
+        new = disk_full(err, data)  # a full disk: named (the data file; the pair is written together)
+        if new is not err:
+            raise new from err
         raise
     _remove(old_data, old_side)

@@ -63,7 +63,7 @@ import h5py
 import numpy as np
 
 from plexloc.errors import InputError
-from plexloc.io._atomic import atomic_path
+from plexloc.io._atomic import atomic_path, naming_disk_full
 from plexloc.io._readers import hdf5_errors
 from plexloc.table import COLUMN_DOCS, INTEGER_COLUMNS, NAN_ALLOWED_COLUMNS, REQUIRED_COLUMNS, LocTable
 
@@ -660,6 +660,10 @@ class TableWriter:
             self._flush()
 
     def _open(self) -> None:
+        with naming_disk_full(self.path):  # a full disk names the table being written
+            self._open_file()
+
+    def _open_file(self) -> None:
         cols = self.columns
         if self.format == "csv":
             self._file = open(self._tmp, "w", encoding="utf-8", newline="\n")
@@ -689,6 +693,10 @@ class TableWriter:
             future.result()
 
     def _write(self, cols: list[np.ndarray]) -> None:
+        with naming_disk_full(self.path):  # a full disk names the table being written
+            self._write_columns(cols)
+
+    def _write_columns(self, cols: list[np.ndarray]) -> None:
         names = self.columns
         if self.format == "csv":
             _write_csv_lines(self._file, cols, ",".join(_csv_formats(cols, self.float_format)))
@@ -710,7 +718,8 @@ class TableWriter:
                 self._open()
             self._flush()
             self._wait()
-            self._file.close()
+            with naming_disk_full(self.path):  # the last buffered bytes reach the disk here
+                self._file.close()
             self._file = None
             if self._worker is not None:
                 self._worker.shutdown()
