@@ -126,13 +126,14 @@ def image_figure(image: np.ndarray, *, px_size_nm: float, title: str = "", origi
     return figure_png(fig)
 
 
-def legend_figure(rendered, *, scale_bar_nm: float = 0.0) -> bytes | None:
+def legend_figure(rendered, *, scale_bar_nm: float = 0.0, grey: bool = False) -> bytes | None:
     """The key to a coloured image written as a picture (``plexloc render --color-by z|color`` to PNG): the z colour
     scale in nm (the colormap's levels as drawn, the ends saturating) or the colour channels' hues, and the scale bar's
     length. The PNG itself holds only pixels (a scale bar without a number and colours without a scale); None for a
-    grey image without a scale bar. A z-coloured image's rows without a finite z (drawn grey,
-    :func:`plexloc.render.image.render_color`, which counts them in ``rendered.legend``) get a grey "no z (N rows)"
-    patch."""
+    grey image, or (``grey=True``, as plexloc process writes it beside image.png) for a grey image without a scale
+    bar: with one, a key of the scale bar's length and the image's pixel. A z-coloured image's rows without a finite
+    z (drawn grey, :func:`plexloc.render.image.render_color`, which counts them in ``rendered.legend``) get a grey
+    "no z (N rows)" patch."""
     import re
 
     import matplotlib
@@ -164,5 +165,14 @@ def legend_figure(rendered, *, scale_bar_nm: float = 0.0) -> bytes | None:
         handles = [Patch(color=rgb, label="rejected (color -1)" if k < 0 else f"colour {k}") for k, rgb in rendered.colors]
         ax.legend(handles=handles, loc="center", frameon=False,
                   title=f"scale bar {scale_bar_nm:g} nm" if scale_bar_nm else None)
+        return figure_png(fig)
+    if grey and scale_bar_nm:  # a grey image: the bar's length (and the pixel), which its pixels do not say
+        fig, ax = plt.subplots(figsize=(4, 0.6))
+        ax.axis("off")
+        h, w = rendered.image.shape[:2]
+        px = float(rendered.px_size_nm)
+        ax.text(0.5, 0.5, f"scale bar (lower right) {scale_bar_nm:g} nm\n"
+                f"pixel {px:g} nm, {w} x {h} px = {w * px / 1000:g} x {h * px / 1000:g} µm",
+                ha="center", va="center", transform=ax.transAxes)
         return figure_png(fig)
     return None
