@@ -78,8 +78,10 @@ def truth_of(kind: str, n_frames: int, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(kind)
 
 
-def case_table(structure: str, drift: str, rows: int, seed: int):
-    """The table (frame, x_nm, y_nm, z_nm, photons) and the true drift per frame."""
+def case_table(structure: str, drift: str, rows: int, seed: int, *, truth_columns: bool = False):
+    """The table (frame, x_nm, y_nm, z_nm, photons) and the true drift per frame; with ``truth_columns`` the table
+    keeps every column of ``blinking_table`` (``id``: the molecule, ...), the same rows
+    (``bench/drift_calibration40.py``)."""
     from plexloc.post.synthetic import blinking_table, structure_points
     from plexloc.table import LocTable
 
@@ -94,6 +96,8 @@ def case_table(structure: str, drift: str, rows: int, seed: int):
                            z_range_nm=(-400.0, 400.0) if is3d else None)
     t = blinking_table(mol, n_frames=n_frames, rng=rng, drift_nm=truth, events_per_molecule=EVENTS,
                        mean_on_frames=MEAN_ON, precision_nm=10.0, precision_z_nm=40.0 if is3d else None)
+    if truth_columns:
+        return t, truth
     return LocTable({c: t[c] for c in ("frame", "x_nm", "y_nm", "z_nm", "photons")}), truth
 
 
@@ -119,6 +123,7 @@ def run_one(structure: str, drift: str, rows: int, seed: int, engine: str) -> di
     true = truth[f]
     row["xy_nm"] = drift_error_rms(d, true)
     row["none_nm"] = drift_error_rms(np.zeros_like(d), true)
+    row["curve_rms_nm"] = drift_error_rms(d, np.zeros_like(d))  # the estimate's own RMS about its mean
     row["reported_nm"] = info.get("uncertainty_nm")
     if row["reported_nm"] is not None and row["xy_nm"] > 0:
         row["ratio"] = row["reported_nm"] / row["xy_nm"]
