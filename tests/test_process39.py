@@ -21,7 +21,7 @@ from plexloc.cli.main import main
 from plexloc.io.tables import read_table
 from plexloc.io.tiff import write_movie
 
-GOOD_FILES = {"locs.csv", "report.html", "merged.csv", "image.png", "summary.json"}
+GOOD_FILES = {"locs.csv", "report.html", "merged.csv", "image.png", "image_legend.png", "summary.json"}
 FRAME_PX = 40  # the movie's frames, 100 nm pixels: a 4 um field, 400 px at the image's 10 nm
 DRIFT_NM = (200.0, -100.0, 0.0)  # the stage's drift at the last frame, linear from 0 at frame 0
 
@@ -257,8 +257,9 @@ def test_service_application_renders_the_command():
     argv = ep.render(config=ep.validate_config({"threshold": 0.2, "no_drift": True, "render_px": 20}),
                      inputs={"movie": ["a.tif", "b.tif"], "model": ["model.pt"]}, output_dir="o", work_dir="w",
                      device="cuda")
+    # --input-names file-name: summary.csv and summary.json name the movies as uploaded, not the worker's paths
     assert argv == ["plexloc", "process", "a.tif", "b.tif", "--model", "model.pt", "--out", "o", "--device", "cuda",
-                    "--threshold", "0.2", "--no-drift", "--render-px", "20.0"]
+                    "--input-names", "file-name", "--threshold", "0.2", "--no-drift", "--render-px", "20.0"]
     assert "--no-merge" not in ep.render(config=ep.validate_config({"no_merge": False}),
                                          inputs={"movie": ["a.tif"], "model": ["m.pt"]}, output_dir="o", work_dir="w",
                                          device="cpu")
@@ -277,7 +278,7 @@ def test_service_application_renders_the_command():
                       inputs={"movie": ["a.tif", "b.tif"], "config": ["c.yaml"]}, output_dir="o", work_dir="w",
                       device="cpu")
     assert argv == ["plexloc", "process", "a.tif", "b.tif", "--method", "mle", "--config", "c.yaml", "--out", "o",
-                    "--device", "cpu", "--min-photons", "200.0", "--drift-engine", "rcc"]
+                    "--device", "cpu", "--input-names", "file-name", "--min-photons", "200.0", "--drift-engine", "rcc"]
     assert {o.path for o in mle.outputs} == outputs and "*/image_legend.png" in outputs
     with pytest.raises(Exception, match="threshold"):
         mle.validate_config({"threshold": 0.5})
@@ -365,8 +366,9 @@ def test_fit_options_reach_the_fitters(lab, tmp_path, capsys, monkeypatch):
 
 def test_a_3d_table_is_coloured_by_z_with_its_key(lab, tmp_path, monkeypatch):
     """A table whose z spreads (a 3D model's): image.png coloured by z (RGB), image_legend.png beside it, the z range
-    of its colours in summary.json; a 2D table (one z) stays grey, without a key. The fit is a table written in its
-    place (process_movies, the library, over the MLE configuration's field of view)."""
+    of its colours in summary.json; a 2D table (one z) stays grey, its key the scale bar's length alone (session 40).
+    The fit is a table written in its place (process_movies, the library, over the MLE configuration's field of
+    view)."""
     import matplotlib.image
     import numpy as np
 
@@ -402,7 +404,7 @@ def test_a_3d_table_is_coloured_by_z_with_its_key(lab, tmp_path, monkeypatch):
     monkeypatch.setattr(workflow, "_fit", fit(np.zeros(n)))
     [r] = workflow.process_movies([good], tmp_path / "2d", options, progress=False)
     assert r.summary["image"]["color_by"] is None and "z_range_nm" not in r.summary["image"]
-    assert "image_legend.png" not in r.summary["files"]
+    assert r.summary["image"]["legend"] == "image_legend.png" and "image_legend.png" in r.summary["files"]
     grey = matplotlib.image.imread(tmp_path / "2d" / "cell1" / "image.png")
     assert grey.ndim == 2 or np.array_equal(grey[..., 0], grey[..., 2])
 

@@ -28,7 +28,8 @@ def _unreliable_drift(monkeypatch):
 
 def test_warnings_name_the_final_folder_not_the_hidden_one(lab, tmp_path, capsys, monkeypatch):  # noqa: F811
     """A warning that names the table's file named the hidden temporary folder (results/.cell1.partial-bup26ipy/
-    locs.csv), gone when the user reads it, on stderr and in summary.json; now results/cell1/locs.csv."""
+    locs.csv), gone when the user reads it, on stderr and in summary.json; now results/cell1/locs.csv on stderr, and
+    cell1/locs.csv (relative to results, session 40) in summary.json."""
     _unreliable_drift(monkeypatch)
     run, good, _, _ = lab
     out = tmp_path / "out"
@@ -37,7 +38,7 @@ def test_warnings_name_the_final_folder_not_the_hidden_one(lab, tmp_path, capsys
     assert rc == 0, stderr
     s = json.loads((out / "cell1" / "summary.json").read_text())
     final = str(out / "cell1" / "locs.csv")
-    assert any(w.startswith(f"UnreliableDriftWarning: {final}: ") for w in s["warnings"]), s["warnings"]
+    assert any(w.startswith("UnreliableDriftWarning: cell1/locs.csv: ") for w in s["warnings"]), s["warnings"]
     assert f"{final}: the drift estimate is not reliable" in stderr
     assert ".partial-" not in stderr and ".partial-" not in json.dumps(s)
     assert ".partial-" not in (out / "cell1" / "report.html").read_text()
@@ -123,7 +124,8 @@ def test_help_names_every_summary_column(capsys):
 
 def test_a_rerun_says_what_it_replaces_and_what_it_keeps(lab, tmp_path, capsys):  # noqa: F811
     """Run again into a folder of an earlier run: the movie processed again says it replaces its earlier folder, and
-    the earlier folders of other movies, kept but missing from the new summary.csv, are named (nothing was said)."""
+    the earlier folders of other movies, kept, are named (nothing was said); summary.csv lists them too (session
+    40: it describes every folder in OUT)."""
     run, good, _, _ = lab
     out = tmp_path / "out"
     (out / "cell0").mkdir(parents=True)  # an earlier run's movie, not processed now
@@ -137,7 +139,8 @@ def test_a_rerun_says_what_it_replaces_and_what_it_keeps(lab, tmp_path, capsys):
     assert rc == 0, stderr
     assert f"[1/1] cell1: {good} (replaces the earlier {out / 'cell1'} once done)" in stderr
     assert (out / "cell0" / "summary.json").read_text() == "{}\n"
-    assert [line.split(",")[0] for line in (out / "summary.csv").read_text().splitlines()] == ["name", "cell1"]
+    assert [line.split(",")[0] for line in (out / "summary.csv").read_text().splitlines()] == ["name", "cell1",
+                                                                                               "cell0"]
 
 
 def test_a_wrong_camera_is_said_as_found_and_in_the_report(lab, tmp_path, capsys):  # noqa: F811

@@ -6,7 +6,8 @@ chain that the separate commands run one by one, with their defaults, into ``OUT
 1. ``locs.csv``: the fit (:func:`plexloc.infer.fit_movie_to_file`, or with ``method="mle"`` the maximum-likelihood
    fitter's :func:`plexloc.mle.fit_movie_to_file`), written as the frames are fitted;
 2. ``drift.png`` and ``locs_dc.csv``: the drift estimated (:func:`plexloc.post.drift.estimate_drift`, RCC as
-   plexloc drift's default, or COMET) and subtracted (:func:`~plexloc.post.drift.apply_drift`). Where the engine calls
+   plexloc drift's default, or COMET, with plexloc drift's time windows and largest drift searched for,
+   :attr:`ProcessOptions.drift_segments` and :attr:`ProcessOptions.max_drift_nm`) and subtracted (:func:`~plexloc.post.drift.apply_drift`). Where the engine calls
    its estimate unreliable (``info["unreliable"]``, with an :class:`~plexloc.post.drift.UnreliableDriftWarning`), or
    there are too few localizations to estimate it, the drift is not subtracted: no ``locs_dc.csv``, the steps below
    take ``locs.csv``, and the summary says why;
@@ -16,19 +17,39 @@ chain that the separate commands run one by one, with their defaults, into ``OUT
 5. ``image.png``: the merged table rendered over the movie's whole field of view (the method of
    :func:`plexloc.render.image.default_method`: Gaussian with each localization's own sigma where every row has one,
    else a histogram; 10 nm pixels unless set, coarser where the image would be over :data:`MAX_IMAGE_PX` pixels on a
-   side), with a scale bar; a 3D table (finite z that is not one value) coloured by z
-   (:func:`~plexloc.render.image.render_color`, the 1 % to 99 % quantiles of z over the colormap) with its key
-   ``image_legend.png`` (the z scale in nm and the scale bar's length), as ``plexloc render --color-by z`` writes it;
-6. ``summary.json``: rows, frames, frames/s, the drift's range and uncertainty, NeNA of the table before merging, the
-   FRC resolution of the merged table, the image's z range (3D), the report's summary and what it could not show, the
-   warnings issued (a network that its own validation calls not ready to fit,
-   :func:`plexloc.infer.model_readiness_note`, among them).
+   side), with a scale bar, and its key ``image_legend.png`` (:func:`plexloc.render.figures.legend_figure`): the
+   scale bar's length and the pixel; a 3D table (finite z that is not one value) coloured by z
+   (:func:`~plexloc.render.image.render_color`, the 1 % to 99 % quantiles of z over the colormap), its key the z
+   scale in nm and the scale bar's length, as ``plexloc render --color-by z`` writes it;
+6. ``summary.json``: rows, frames, frames/s, the drift's range, uncertainty, windows and largest drift searched for,
+   NeNA of the table before merging, the FRC resolution of the merged table, the image's z range (3D), the report's
+   summary and what it could not show, and every warning issued for the acquisition: those of its steps, those
+   issued as the options were read before it (``warnings_before`` of :func:`process_movies`: the camera file's
+   :class:`~plexloc.config.CameraDefaultsWarning`, which ``plexloc process`` collects), and a network that its own
+   validation calls not ready to fit (:func:`plexloc.infer.model_readiness_note`).
+
+Paths in ``summary.json``, ``summary.csv`` and ``report.html``: a file inside ``OUT`` relative to ``OUT``
+(``cell1/locs.csv``); the movies and the model as the caller gave them, or with
+``ProcessOptions(input_names="file-name")`` (the job service's application asks for it) by their file names, and any
+other absolute path by its file name too: a job's files name no path of its worker's scratch folder. What is printed
+keeps the paths as they are on this machine.
 
 Nothing is half-written: an acquisition's files are written into a hidden folder ``OUT/.NAME.partial-*`` that is
 renamed to ``OUT/NAME`` at the end (an earlier ``OUT/NAME`` is replaced only then). An acquisition that fails (a
 corrupt TIFF, a step's error) gets a folder too, with the files finished before the error, ``summary.json`` with
 ``"status": "failed"`` and the error, and ``FAILED.txt``; the other acquisitions go on. An interrupt (Ctrl-C) leaves
-the acquisition under way as it was before. Last, ``OUT/summary.csv`` holds one row per acquisition.
+the acquisition under way as it was before. A full disk or quota (``ENOSPC``, ``EDQUOT``) ends the run as an interrupt
+does (the acquisitions after it would fail too, after their fits), with a
+:class:`~plexloc.io._atomic.DiskFullError` naming the file in ``OUT/NAME`` that could not be written and the space
+left.
+
+Last, ``OUT/summary.csv`` is written (atomically: a temporary file renamed) with one row per acquisition folder in
+``OUT`` (:func:`folder_results`): this run's results first, in their order, then the folders of earlier runs not
+processed now, by name, read from their ``summary.json`` (one that cannot be read: status ``unknown``). So it
+describes what ``OUT`` holds, the newest result of each name: also after an interrupt or a full disk (written before
+the error is raised, the acquisition under way described by its earlier folder if it had one, or not at all), and
+after a rerun on fewer movies (the other folders stay, and stay listed); a folder deleted by hand leaves it at the
+next run.
 
 Example:
     >>> from plexloc.workflow import acquisition_name
@@ -63,13 +84,16 @@ from plexloc.table import LocTable
 __all__ = [
     "MAX_DRIFT_NM",
     "MAX_IMAGE_PX",
+    "INPUT_NAMES",
     "SUMMARY_COLUMNS",
     "Acquisition",
     "AcquisitionResult",
     "ProcessOptions",
     "acquisition_name",
+    "folder_results",
     "format_summary",
     "group_movies",
+    "noting_warnings",
     "process_acquisition",
     "process_movies",
     "write_summary_csv",
@@ -112,11 +136,17 @@ class ProcessOptions:
             (``min_prob``, ``max_sigma_nm``, ``min_photons``, ``max_photons``; None values are left out).
         drift: estimate and subtract the drift; ``drift_engine``: ``"rcc"`` (plexloc drift's default: on a
             10,000-frame 64 x 64 movie, 0.3 s against COMET's 411 s after a 98 s fit on one CPU thread) or
-            ``"comet"`` (RCC where comet-smlm is not installed).
+            ``"comet"`` (RCC where comet-smlm is not installed); ``drift_segments``: its time windows (an integer
+            >= 2, plexloc drift --segments, default 10); ``max_drift_nm``: the largest drift searched for (nm, > 0;
+            COMET's pair radius, RCC's window; plexloc drift --max-drift, default :data:`MAX_DRIFT_NM`).
         merge: merge each on-event into one localization (``merge_radius_nm``, ``merge_gap``) before the image and
             FRC.
         render_px_nm: the image's pixel (None: 10 nm, coarser where the field of view is over :data:`MAX_IMAGE_PX`
             pixels at 10 nm); ``frc_px_nm``: the FRC images' pixel.
+        input_names: how ``summary.json``, ``summary.csv`` and ``report.html`` name the movies and the model:
+            ``"as-given"`` (default: as the caller gave them) or ``"file-name"`` (the file name alone: the job
+            service, whose worker gives the paths of its own scratch folder). Paths inside ``out`` are named relative
+            to it either way.
     """
 
     method: str = "network"
@@ -133,11 +163,18 @@ class ProcessOptions:
     filters: dict[str, float | None] = field(default_factory=dict)
     drift: bool = True
     drift_engine: str = "rcc"
+    drift_segments: int = 10
+    max_drift_nm: float = MAX_DRIFT_NM
     merge: bool = True
     merge_radius_nm: float = 50.0
     merge_gap: int = 1
     render_px_nm: float | None = None
     frc_px_nm: float = 5.0
+    input_names: str = "as-given"
+
+
+#: the values of :attr:`ProcessOptions.input_names`
+INPUT_NAMES = ("as-given", "file-name")
 
 
 @dataclass(frozen=True)
@@ -177,7 +214,7 @@ class AcquisitionResult:
             "nena_nm": _rounded((s.get("nena") or {}).get("sigma_nm"), 1),
             "frc_nm": _rounded((s.get("frc") or {}).get("resolution_nm"), 1),
             "seconds": _rounded(s.get("seconds"), 1),
-            "movies": ";".join(str(m) for m in self.acquisition.movies),
+            "movies": ";".join(str(m) for m in (s.get("movies") or self.acquisition.movies)),
             "error": s.get("error"),
         }
 
@@ -189,6 +226,49 @@ def _rounded(value: Any, digits: int) -> float | None:
 def _finite(value: Any) -> float | None:
     """A float for the JSON summary: NaN and infinities (no value) as None."""
     return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+class _Names:
+    """How the files that ``summary.json``, ``summary.csv`` and ``report.html`` name are written there: a path inside
+    ``out`` relative to ``out`` (``cell1/locs.csv``, not the absolute path of a worker's scratch folder); the movies
+    and the model as the caller gave them, or (``input_names="file-name"``, the job service) by their file names,
+    and then any other absolute path by its file name too (a worker's input folder means nothing to the user)."""
+
+    def __init__(self, out: Path, mode: str, inputs: Sequence[str | os.PathLike] = ()) -> None:
+        self.mode = mode
+        variants = {str(out.absolute()), str(out.resolve())} | ({str(out)} if str(out) != "." else set())
+        self._out = re.compile(r"(?<![\w.~/-])(" + "|".join(re.escape(v.rstrip(os.sep) or os.sep) for v in
+                                                         sorted(variants, key=len, reverse=True)) + r")(/|(?![\w.-]))")
+        pairs: dict[str, str] = {}
+        for p in inputs:
+            p = Path(p)
+            for variant in (str(p), str(p.absolute())):
+                pairs.setdefault(variant, self.input(p))
+        self._inputs = sorted(pairs.items(), key=lambda kv: len(kv[0]), reverse=True)
+
+    def input(self, path: str | os.PathLike) -> str:
+        """A movie's or the model's name: as given, or its file name."""
+        return Path(path).name if self.mode == "file-name" else str(path)
+
+    def text(self, text: str) -> str:
+        """``text`` (a warning, an error) with its paths named as the class says."""
+        text = self._out.sub(lambda m: "" if m.group(2) == "/" else ".", text)
+        for given, name in self._inputs:
+            if given != name:
+                text = text.replace(given, name)
+        if self.mode == "file-name":  # what is left absolute is the worker's: its file name
+            text = re.sub(r"(?<![\w.~/-])/(?:[^\s/:;,'\"()\[\]]+/)+([^\s/:;,'\"()\[\]]+)", r"\1", text)
+        return text
+
+    def tree(self, value: Any) -> Any:
+        """``value`` (the summary) with every string's paths named as the class says."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.tree(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.tree(v) for v in value]
+        return value
 
 
 def acquisition_name(movies: Sequence[str | os.PathLike]) -> str:
@@ -308,6 +388,12 @@ def _collected_warnings(into: list[str], rename: Callable[[str], str] = str) -> 
         yield
 
 
+def noting_warnings(into: list[str]) -> contextlib.AbstractContextManager[None]:
+    """Warnings issued within, shown as usual and noted in ``into`` as ``"Category: message"``: what a caller
+    (plexloc process) gives :func:`process_movies` as ``warnings_before`` for every ``summary.json``."""
+    return _collected_warnings(into)
+
+
 def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool) -> dict[str, Any]:
     """Fit the acquisition into ``folder/locs.csv``; what the fit reported."""
     movie = [str(m) for m in acq.movies] if len(acq.movies) > 1 else acq.movies[0]
@@ -366,7 +452,8 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
     from plexloc.progress import progress as bar
 
     engine = options.drift_engine
-    info: dict[str, Any] = {}
+    segments, max_drift = int(options.drift_segments), float(options.max_drift_nm)
+    info: dict[str, Any] = {"segments": segments, "max_drift_nm": max_drift}
     if engine == "comet" and not comet_available():
         engine = "rcc"
         info["note"] = "COMET is not installed (pip install 'plexloc[drift]'): the RCC engine was used"
@@ -388,11 +475,11 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
 
     try:
         if engine == "comet":
-            result = estimate_drift(table, engine="comet", max_pairs=COMET_MAX_PAIRS, max_drift_nm=MAX_DRIFT_NM,
-                                    progress=comet_step if meter is not None else None)
+            result = estimate_drift(table, engine="comet", max_pairs=COMET_MAX_PAIRS, n_segments=segments,
+                                    max_drift_nm=max_drift, progress=comet_step if meter is not None else None)
         else:
-            result = estimate_drift(table, engine="rcc", max_drift_nm=MAX_DRIFT_NM, device=str(options.device),
-                                    progress=rcc_step if meter is not None else None)
+            result = estimate_drift(table, engine="rcc", n_segments=segments, max_drift_nm=max_drift,
+                                    device=str(options.device), progress=rcc_step if meter is not None else None)
     except InputError as err:  # too few localizations or frames
         return None, {**info, "state": "not estimated", "reason": err.reason}
     finally:
@@ -432,13 +519,17 @@ def _render(table: LocTable, path: Path, fov_nm: tuple[float, float], options: P
     out = {"width_px": int(r.image.shape[1]), "height_px": int(r.image.shape[0]), "px_size_nm": px,
            "method": method, "scale_bar_nm": info["scale_bar_nm"], "outside_field": int(r.n_outside),
            "color_by": "z" if by_z else None}
-    if by_z:  # the colours' key, as plexloc render --color-by z writes it
-        from plexloc.render.figures import legend_figure, save_png
+    # the key: a 3D image's colours (as plexloc render --color-by z writes it) and the scale bar's length, which the
+    # image's pixels do not say; a 2D image's scale bar length and pixel
+    from plexloc.render.figures import legend_figure, save_png
 
+    png = legend_figure(r, scale_bar_nm=info["scale_bar_nm"], grey=True)
+    if png is not None:
         legend = path.with_name(f"{path.stem}_legend.png")
-        save_png(legend_figure(r, scale_bar_nm=info["scale_bar_nm"]), legend)
-        out.update(z_range_nm=list(r.z_range_nm), cmap=r.cmap, legend=legend.name,
-                   rows_without_z=int(len(table) - z.size))
+        save_png(png, legend)
+        out["legend"] = legend.name
+    if by_z:
+        out.update(z_range_nm=list(r.z_range_nm), cmap=r.cmap, rows_without_z=int(len(table) - z.size))
     return out
 
 
@@ -492,7 +583,7 @@ class _Steps:
 
 
 def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry: _Geometry, summary: dict[str, Any],
-               step: _Steps, progress: bool) -> None:
+               step: _Steps, progress: bool, names: _Names | None = None) -> None:
     """The chain of the module docstring into ``folder``; what each step found into ``summary``."""
     from plexloc.io.tables import read_table, write_table
     from plexloc.post.merge import merge_localizations
@@ -521,9 +612,12 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
     summary["drift"]["table"] = "locs_dc.csv" if summary["drift"]["state"] == "applied" else "locs.csv"
     with step("report"):  # before merging: NeNA compares a molecule's consecutive frames
         drift = summary["drift"]
+        named = names.text if names is not None else str  # the paths as summary.json names them
         report = build_report(table, title=f"plexloc process: {acq.name}", camera_px_size_nm=geometry.px_xy_nm[0],
-                              provenance=_provenance(acq, options, geometry, summary),
-                              warnings=summary["warnings"] + [f"fit: {n}" for n in summary["fit"]["notes"]],
+                              provenance=[(what, named(how)) for what, how in
+                                          _provenance(acq, options, geometry, summary)],
+                              warnings=[named(w) for w in summary["warnings"] + [f"fit: {n}" for n in
+                                                                                 summary["fit"]["notes"]]],
                               drift_note=None if drift["state"] == "applied" else _drift_line(drift))
         write_report(report, folder / "report.html")
         summary["report"] = {"figures": report.n_figures,
@@ -605,54 +699,78 @@ def _provenance(acq: Acquisition, options: ProcessOptions, geometry: _Geometry, 
 
 
 def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: ProcessOptions, *, progress: bool = True,
-                        log: Callable[[str], None] | None = None, _geometry: _Geometry | None = None
-                        ) -> AcquisitionResult:
+                        log: Callable[[str], None] | None = None, _geometry: _Geometry | None = None,
+                        _warnings: Sequence[str] = ()) -> AcquisitionResult:
     """Run the chain of the module docstring on one acquisition into ``out/NAME`` (see there). A step's error ends
     the acquisition, as failed (its folder holds the files finished before, ``summary.json`` and ``FAILED.txt``);
-    it is not raised. An interrupt (``KeyboardInterrupt``) is: the partial folder is removed and an earlier
-    ``out/NAME`` kept. ``log``: called with a line as each step starts. A network that its own validation calls not
-    ready (:func:`plexloc.infer.model_readiness_note`) is noted in ``summary["warnings"]`` (and warned of by
-    :func:`process_movies`, once)."""
+    it is not raised. An interrupt (``KeyboardInterrupt``) and a full disk (a
+    :class:`~plexloc.io._atomic.DiskFullError`, naming the file in ``out/NAME``) are: the partial folder is removed
+    and an earlier ``out/NAME`` kept. ``log``: called with a line as each step starts. A network that its own
+    validation calls not ready (:func:`plexloc.infer.model_readiness_note`) is noted in ``summary["warnings"]`` (and
+    warned of by :func:`process_movies`, once), after ``_warnings`` (those issued before, as the options were loaded).
+    The summary names its files as :class:`_Names` says (inside ``out``: relative to it)."""
+    from plexloc.io._atomic import DISK_FULL_ERRNOS, DiskFullError, disk_full, naming_disk_full
+
     geometry = _geometry or _model_geometry(options)
     out = Path(out)
+    final = out / acq.name
+    names = _Names(out, options.input_names,
+                   [*acq.movies, *([options.model] if options.method == "network" and options.model else [])])
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{acq.name}{_PARTIAL}", dir=out))
+    with naming_disk_full(final):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{acq.name}{_PARTIAL}", dir=out))
+
+    def rename(text: str) -> str:  # the hidden folder named as the folder the files are put in
+        for hidden, placed in ((tmp, final), (tmp.absolute(), final.absolute())):
+            text = text.replace(str(hidden), str(placed))
+        return text
+
+    def in_place(err: BaseException) -> BaseException:
+        """A full disk named in the folder the files go to (the hidden one is removed): a writer's own error named
+        its file, a bare one (no file) the acquisition's folder."""
+        if isinstance(err, DiskFullError):
+            return DiskFullError(rename(str(err.path)), err.errno, err.free_bytes, err.reason)
+        return disk_full(err, rename(err.filename) if isinstance(err.filename, str) else final)
+
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         summary: dict[str, Any] = {"name": acq.name, "movies": [str(m) for m in acq.movies], "status": "ok",
                                    "error": None, "method": options.method,
                                    "model": str(options.model) if options.method == "network" else None,
-                                   "steps": {}, "warnings": []}
+                                   "steps": {}, "warnings": list(_warnings)}
         if geometry.readiness:
             from plexloc.infer.readiness import ModelNotReadyWarning
 
             summary["warnings"].append(f"{ModelNotReadyWarning.__name__}: {geometry.readiness}")
         step = _Steps(acq.name, summary, log)
         t0 = time.perf_counter()
-
-        def rename(text: str) -> str:  # the hidden folder named as the folder the files are put in
-            for hidden, final in ((tmp, out / acq.name), (tmp.absolute(), (out / acq.name).absolute())):
-                text = text.replace(str(hidden), str(final))
-            return text
-
         try:
             with _collected_warnings(summary["warnings"], rename):
-                _run_steps(acq, tmp, options, geometry, summary, step, progress)
-        except Exception as err:  # this acquisition fails; the others go on
+                _run_steps(acq, tmp, options, geometry, summary, step, progress, names)
+        except Exception as err:  # this acquisition fails; the others go on (but on a full disk: they would too)
+            if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+                raise in_place(err) from err
             text = str(err) if isinstance(err, (InputError, OSError)) else f"{type(err).__name__}: {err}"
             summary.update(status="failed", error=f"{step.current}: {' '.join(rename(text).split())}")
         summary["seconds"] = time.perf_counter() - t0
         files = [p.name for p in tmp.iterdir() if not p.name.startswith(".")] + ["summary.json"]
+        summary = names.tree(summary)
+        summary["movies"] = [names.input(m) for m in acq.movies]
+        if options.method == "network" and options.model is not None:
+            summary["model"] = names.input(options.model)
         if summary["status"] == "failed":
-            (tmp / "FAILED.txt").write_text(summary["error"] + "\n")
+            with naming_disk_full(final / "FAILED.txt"):
+                (tmp / "FAILED.txt").write_text(summary["error"] + "\n")
             files.append("FAILED.txt")
         summary["files"] = sorted(files)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_jsonable) + "\n")
-        _place(tmp, out / acq.name)
-    except BaseException:  # an interrupt, or the folder not put in place: nothing partial is left
+        with naming_disk_full(final / "summary.json"):
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_jsonable)
+                                              + "\n")
+        _place(tmp, final)
+    except BaseException:  # an interrupt, a full disk, or the folder not put in place: nothing partial is left
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return AcquisitionResult(acq, out / acq.name, summary)
+    return AcquisitionResult(acq, final, summary)
 
 
 def _jsonable(value: Any) -> Any:
@@ -671,7 +789,8 @@ def _umask() -> int:
 
 
 def write_summary_csv(results: Sequence[AcquisitionResult], path: str | os.PathLike) -> None:
-    """``summary.csv``: one row per acquisition (:data:`SUMMARY_COLUMNS`), written atomically."""
+    """``summary.csv``: one row per result (:data:`SUMMARY_COLUMNS`), in their order, written atomically (a temporary
+    file renamed). :func:`process_movies` gives it every acquisition folder of ``out`` (:func:`folder_results`)."""
     from plexloc.io._atomic import atomic_path
 
     buf = io.StringIO()
@@ -681,6 +800,38 @@ def write_summary_csv(results: Sequence[AcquisitionResult], path: str | os.PathL
         writer.writerow({k: "" if v is None else v for k, v in r.row().items()})
     with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue())
+
+
+def _folder_result(folder: Path) -> AcquisitionResult:
+    """The result that the acquisition folder ``folder`` holds, read from its ``summary.json``; one that cannot be
+    read is a row of status ``unknown`` saying why."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        if not isinstance(summary, dict):
+            raise ValueError(f"a JSON {type(summary).__name__}, not an object")
+    except (OSError, ValueError) as err:
+        summary = {"status": "unknown", "error": f"{folder.name}/summary.json cannot be read: {err}"}
+    movies = summary.get("movies") if isinstance(summary.get("movies"), list) else []
+    result = AcquisitionResult(Acquisition(folder.name, tuple(Path(str(m)) for m in movies)), folder, summary)
+    try:
+        result.row()
+    except (AttributeError, TypeError, ValueError, IndexError) as err:  # not what plexloc process writes
+        result.summary = {"status": "unknown", "movies": movies,
+                          "error": f"{folder.name}/summary.json is not plexloc process's ({type(err).__name__}: {err})"}
+    return result
+
+
+def folder_results(out: str | os.PathLike, newest: Sequence[AcquisitionResult] = ()) -> list[AcquisitionResult]:
+    """Every acquisition folder of ``out`` (a folder, not hidden, with a ``summary.json``) as a result: ``newest``
+    (this run's, in their order) where one has the folder's name, else read from its ``summary.json``, in name order
+    after them. A result of ``newest`` whose folder is not there is left out (the folders are what is described)."""
+    out = Path(out)
+    new = {r.acquisition.name: r for r in newest}
+    folders = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")
+                     and (p / "summary.json").is_file()) if out.is_dir() else []
+    present = {p.name for p in folders}
+    return ([r for r in newest if r.acquisition.name in present]
+            + [_folder_result(p) for p in folders if p.name not in new])
 
 
 def format_summary(results: Sequence[AcquisitionResult]) -> str:
@@ -716,14 +867,20 @@ def format_summary(results: Sequence[AcquisitionResult]) -> str:
 
 
 def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, options: ProcessOptions, *,
-                   progress: bool = True, log: Callable[[str], None] | None = None) -> list[AcquisitionResult]:
+                   progress: bool = True, log: Callable[[str], None] | None = None,
+                   warnings_before: Sequence[str] = ()) -> list[AcquisitionResult]:
     """Process every acquisition of ``movies`` (:func:`group_movies`) into ``out`` (module docstring), one after the
-    other, and write ``out/summary.csv``. A failing acquisition does not stop the others (see ``ok`` and
-    ``summary["error"]`` of its result).
+    other, and write ``out/summary.csv`` (every acquisition folder in ``out``, this run's results winning by name; also
+    after an interrupt or a full disk, before the error is raised). A failing acquisition does not stop the others
+    (see ``ok`` and ``summary["error"]`` of its result). ``warnings_before``: warnings issued while the caller loaded
+    the options (the camera file's :class:`~plexloc.config.CameraDefaultsWarning`), as ``"Category: message"``, put
+    in every acquisition's ``summary.json`` with those issued while it was processed.
 
     Raises:
-        InputError: bad options (:func:`group_movies`, an unreadable model or configuration), or an ``out`` that is
-            not a folder; raised before any fit.
+        InputError: bad options (:func:`group_movies`, an unreadable model or configuration, ``drift_segments`` or
+            ``max_drift_nm`` out of range), or an ``out`` that is not a folder; raised before any fit.
+        KeyboardInterrupt: the acquisition under way removed (its earlier folder kept), ``summary.csv`` written.
+        plexloc.io._atomic.DiskFullError: the same, naming the file that could not be written.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -733,25 +890,56 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
         raise InputError(f"method must be network or mle, got {options.method!r}")
     if options.drift_engine not in ("comet", "rcc"):
         raise InputError(f"drift engine must be comet or rcc, got {options.drift_engine!r}")
-    geometry = _model_geometry(options)
-    acquisitions = group_movies(movies, options, _geometry=geometry)
+    segments = options.drift_segments
+    if isinstance(segments, bool) or not isinstance(segments, (int, np.integer)) or segments < 2:
+        raise InputError(f"drift_segments (--drift-segments) must be an integer >= 2, got {segments!r}")
+    if not isinstance(options.max_drift_nm, (int, float, np.number)) or isinstance(options.max_drift_nm, bool) \
+            or not math.isfinite(float(options.max_drift_nm)) or options.max_drift_nm <= 0:
+        raise InputError(f"max_drift_nm (--max-drift) must be a number of nm > 0, got {options.max_drift_nm!r}")
+    if options.input_names not in INPUT_NAMES:
+        raise InputError(f"input_names must be one of {', '.join(INPUT_NAMES)}, got {options.input_names!r}")
+    before = list(warnings_before)
+    with _collected_warnings(before):  # the model's file read: its warnings in every summary.json too
+        geometry = _model_geometry(options)
+        acquisitions = group_movies(movies, options, _geometry=geometry)
     if geometry.readiness:  # said once, before the fits (each summary.json notes it too)
         from plexloc.infer.readiness import ModelNotReadyWarning
 
         warnings.warn(geometry.readiness, ModelNotReadyWarning, stacklevel=2)
-    # an earlier run's acquisitions in ``out``: each one processed again is replaced whole; the others stay, and the
-    # new summary.csv does not list them (both said, where a rerun into the same folder left them unmentioned)
-    earlier = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")
-                     and (p / "summary.json").is_file()) if out.is_dir() else []
-    results = []
-    for i, acq in enumerate(acquisitions):
-        if log is not None:
-            log(f"[{i + 1}/{len(acquisitions)}] {acq.name}: {', '.join(str(m) for m in acq.movies)}"
-                + (f" (replaces the earlier {out / acq.name} once done)" if acq.name in earlier else ""))
-        results.append(process_acquisition(acq, out, options, progress=progress, log=log, _geometry=geometry))
-    write_summary_csv(results, out / "summary.csv")
+    # an earlier run's acquisitions in ``out``: each one processed again is replaced whole; the others stay, and
+    # summary.csv lists them from their summary.json (it describes the folders in ``out``, whatever run made them)
+    earlier = [r.acquisition.name for r in folder_results(out)]
+    results: list[AcquisitionResult] = []
+    try:
+        for i, acq in enumerate(acquisitions):
+            if log is not None:
+                log(f"[{i + 1}/{len(acquisitions)}] {acq.name}: {', '.join(str(m) for m in acq.movies)}"
+                    + (f" (replaces the earlier {out / acq.name} once done)" if acq.name in earlier else ""))
+            results.append(process_acquisition(acq, out, options, progress=progress, log=log, _geometry=geometry,
+                                               _warnings=before))
+    except BaseException as err:  # an interrupt, a full disk: summary.csv still describes the folders there
+        done = f"{len(results)} of {len(acquisitions)} acquisition(s) processed"
+        try:
+            rows = _write_summary(out, results)
+        except Exception as again:  # (a full disk may refuse it too): the first error is the one raised
+            if log is not None:
+                log(f"{out / 'summary.csv'} not updated ({again}); {done}")
+        else:
+            if log is not None:
+                what = "interrupted" if isinstance(err, KeyboardInterrupt) else "stopped"
+                log(f"{what} after {done}: {out / 'summary.csv'} lists the {rows} acquisition folder(s) in {out} "
+                    "(an acquisition under way keeps its earlier folder, if it had one)")
+        raise
+    _write_summary(out, results)
     kept = [name for name in earlier if name not in {a.name for a in acquisitions}]
     if kept and log is not None:
-        log(f"{out} also holds {len(kept)} earlier result folder(s) not processed now, kept as they were and not in "
-            f"this summary.csv: {', '.join(kept)}")
+        log(f"{out} also holds {len(kept)} earlier result folder(s) not processed now, kept as they were and listed "
+            f"in summary.csv from their summary.json: {', '.join(kept)}")
     return results
+
+
+def _write_summary(out: Path, results: Sequence[AcquisitionResult]) -> int:
+    """``out/summary.csv`` of every acquisition folder in ``out`` (``results`` winning by name); its rows."""
+    rows = folder_results(out, results)
+    write_summary_csv(rows, out / "summary.csv")
+    return len(rows)

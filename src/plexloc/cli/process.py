@@ -11,8 +11,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from plexloc.cli._common import nonnegative_int, positive_float
+from plexloc.cli._common import int_at_least, nonnegative_int, positive_float
 from plexloc.cli.fit import add_fit_method_options, check_fit_method_options, load_split_view
+from plexloc.workflow import INPUT_NAMES, MAX_DRIFT_NM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,10 +32,14 @@ without .tif/.ome):
   4. merged.csv   one localization per on-event (as plexloc merge: 50 nm, gap 1)
   5. image.png    the merged table over the movie's whole field of view (as plexloc render: Gaussian of each
                   localization's sigma, or a histogram; a scale bar); a 3D table coloured by z, as plexloc render
-                  --color-by z, with its key image_legend.png (the z scale in nm, the scale bar's length)
+                  --color-by z; its key image_legend.png: the scale bar's length and the pixel (2D), and the z
+                  scale in nm (3D)
   6. summary.json rows, frames, frames/s, drift range and uncertainty, NeNA (before merging), FRC resolution
-                  (of the merged table), the image's z range (3D), the report's summary, the warnings
-Then DIR/summary.csv, one row per movie, is written and printed as a table. Its columns: name (the folder),
+                  (of the merged table), the image's z range (3D), the report's summary, every warning issued
+                  (those of reading the camera file and model among them); the files it names inside DIR
+                  relative to DIR
+Then DIR/summary.csv is written, one row per movie folder in DIR (this run's, and those of earlier runs not
+processed again, from their summary.json), and this run's rows printed as a table. Its columns: name (the folder),
 status (ok or failed), rows (localizations of locs.csv), frames (fitted), frames_per_s (of the fit), drift
 (applied, unreliable: not subtracted, not estimated, or off), drift_range_nm (the estimate's largest lateral range,
 x or y, nm; also where it was not subtracted), merged_rows (of merged.csv), nena_nm (NeNA of the table before
@@ -42,7 +47,8 @@ merging, nm; a network's reads low, see report.html), frc_nm (FRC resolution of 
 the curve gives none), seconds (the movie's), movies (;-separated) and error (a failed movie's step and error).
 
 Run again into the same DIR, each movie's earlier DIR/NAME is replaced whole once its new one is complete; the
-folders of movies not given stay as they were, and the new summary.csv lists only the movies of this run (both said).
+folders of movies not given stay as they were, and summary.csv keeps describing them (both said). summary.csv is
+also written after Ctrl-C, SIGTERM or a full disk: it always describes the folders that DIR holds.
 
 A single-channel model (or one that cuts a split-view movie into its channels) takes any number of movies, one
 acquisition each. A multi-channel model without split_view takes one acquisition per command: one movie per
@@ -51,7 +57,9 @@ channel, in channel order (plexloc process cell1_ch0.tif cell1_ch1.tif --model R
 A movie that fails (a corrupt TIFF) does not stop the others: its folder holds the files finished before the error,
 FAILED.txt and summary.json with the error; its row in summary.csv says failed and why, and the exit code is 1.
 Every file is written under a temporary name: a movie's folder appears, complete or marked failed, when its
-last step ends; Ctrl-C or SIGTERM removes the folder under way (an earlier one of that name is kept).
+last step ends; Ctrl-C or SIGTERM removes the folder under way (an earlier one of that name is kept). A full disk
+(or quota) ends the run the same way, with an error naming the file and the space left (the movies after it would
+fail as well).
 The separate commands (plexloc fit, drift, report, merge, render, frc) remain for finer control.""",
     )
     p.add_argument("movie", type=Path, nargs="+", help="TIFF stacks or folders of TIFFs, one acquisition each (a "
@@ -63,6 +71,11 @@ The separate commands (plexloc fit, drift, report, merge, render, frc) remain fo
                    help="rcc (default, as plexloc drift's) or comet (RCC where comet-smlm is not installed; much "
                    "slower: 411 s against RCC's 0.3 s on a 10,000-frame 64 x 64 movie, one CPU thread), as plexloc "
                    "drift --engine")
+    p.add_argument("--drift-segments", type=int_at_least(2), default=10, metavar="N",
+                   help="time windows of the drift estimate, >= 2 (default 10), as plexloc drift --segments")
+    p.add_argument("--max-drift", type=positive_float, default=MAX_DRIFT_NM, metavar="NM",
+                   help=f"largest drift searched for (COMET pair radius, RCC window; default {MAX_DRIFT_NM:g}), as "
+                   "plexloc drift --max-drift")
     p.add_argument("--no-merge", action="store_true",
                    help="no merging (no merged.csv; the image and FRC take the table before merging)")
     p.add_argument("--merge-radius", type=positive_float, default=50.0, metavar="NM",
@@ -72,6 +85,11 @@ The separate commands (plexloc fit, drift, report, merge, render, frc) remain fo
     p.add_argument("--render-px", type=positive_float, default=None, metavar="NM",
                    help="pixel of image.png in nm (default 10, coarser where the field of view would be over 8192 "
                    "pixels on a side)")
+    p.add_argument("--input-names", choices=INPUT_NAMES, default="as-given",
+                   help="how summary.csv, summary.json and report.html name the movies and the model: as-given "
+                   "(default: as on this command line) or file-name (the file name alone, and any other absolute "
+                   "path by its file name: the job service's workers, whose scratch folders mean nothing to the "
+                   "user). Files inside DIR are named relative to DIR either way")
     p.set_defaults(func=run)
 
 
@@ -99,18 +117,21 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.cli._common import check_outputs, resolve_device
     from plexloc.config import load_camera_configs, load_config
     from plexloc.errors import InputError
-    from plexloc.workflow import ProcessOptions, format_summary, process_movies
+    from plexloc.workflow import ProcessOptions, format_summary, noting_warnings, process_movies
 
     check_fit_method_options(args)
-    config = load_config(args.config) if args.method == "mle" else None
-    split_view = load_split_view(args.split_view) if args.split_view is not None else None
+    before: list[str] = []  # the camera's defaults and the like: in every summary.json, not only on the terminal
+    with noting_warnings(before):
+        config = load_config(args.config) if args.method == "mle" else None
+        split_view = load_split_view(args.split_view) if args.split_view is not None else None
     if args.out.exists() and not args.out.is_dir():
         raise InputError("--out must be a folder (a folder per movie and summary.csv go in it); it is a file",
                          source=args.out)
     check_outputs(args.out / "summary.csv")
     camera = None
     if args.camera:
-        cameras = [c for path in args.camera for c in load_camera_configs(path)]
+        with noting_warnings(before):
+            cameras = [c for path in args.camera for c in load_camera_configs(path)]
         camera = cameras[0] if len(cameras) == 1 else cameras
     options = ProcessOptions(
         method=args.method, model=args.model, config=config, camera=camera, device=resolve_device(args.device),
@@ -118,14 +139,15 @@ def run(args: argparse.Namespace) -> int:
         split_view=split_view, roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset),
         filters=dict(min_prob=args.min_prob, max_sigma_nm=args.max_sigma, min_photons=args.min_photons,
                      max_photons=args.max_photons),
-        drift=not args.no_drift, drift_engine=args.drift_engine, merge=not args.no_merge,
-        merge_radius_nm=args.merge_radius, merge_gap=args.merge_gap, render_px_nm=args.render_px)
+        drift=not args.no_drift, drift_engine=args.drift_engine, drift_segments=args.drift_segments,
+        max_drift_nm=args.max_drift, merge=not args.no_merge, merge_radius_nm=args.merge_radius,
+        merge_gap=args.merge_gap, render_px_nm=args.render_px, input_names=args.input_names)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
     with _terminate_as_interrupt():
-        results = process_movies(args.movie, args.out, options, log=log)
+        results = process_movies(args.movie, args.out, options, log=log, warnings_before=before)
     for r in results:
         notes = r.summary.get("fit", {}).get("notes", [])
         if notes:  # each said as its fit ended (log); a reminder here, after the batch
