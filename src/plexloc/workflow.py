@@ -5,12 +5,12 @@ chain that the separate commands run one by one, with their defaults, into ``OUT
 
 1. ``locs.csv``: the fit (:func:`plexloc.infer.fit_movie_to_file`, or with ``method="mle"`` the maximum-likelihood
    fitter's :func:`plexloc.mle.fit_movie_to_file`), written as the frames are fitted;
-2. ``drift.png`` and ``locs_dc.csv``: the drift estimated (:func:`plexloc.post.drift.estimate_drift`, RCC as
-   plexloc drift's default, or COMET, with plexloc drift's time windows and largest drift searched for,
-   :attr:`ProcessOptions.drift_segments` and :attr:`ProcessOptions.max_drift_nm`) and subtracted (:func:`~plexloc.post.drift.apply_drift`). Where the engine calls
-   its estimate unreliable (``info["unreliable"]``, with an :class:`~plexloc.post.drift.UnreliableDriftWarning`), or
-   there are too few localizations to estimate it, the drift is not subtracted: no ``locs_dc.csv``, the steps below
-   take ``locs.csv``, and the summary says why;
+2. ``drift.png`` and ``locs_dc.csv``: the drift estimated (:func:`plexloc.post.drift.estimate_drift`, RCC as plexloc
+   drift's default, or COMET, with plexloc drift's time windows and largest drift searched for,
+   :attr:`ProcessOptions.drift_segments` and :attr:`ProcessOptions.max_drift_nm`) and subtracted
+   (:func:`~plexloc.post.drift.apply_drift`). Where the engine calls its estimate unreliable (``info["unreliable"]``,
+   with an :class:`~plexloc.post.drift.UnreliableDriftWarning`), or there are too few localizations to estimate it, the
+   drift is not subtracted: no ``locs_dc.csv``, the steps below take ``locs.csv``, and the summary says why;
 3. ``report.html``: :func:`plexloc.render.report.build_report` of that table, before merging (NeNA needs a
    molecule's consecutive frames);
 4. ``merged.csv``: :func:`plexloc.post.merge.merge_localizations` (50 nm, a gap of 1 frame);
