@@ -494,6 +494,11 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
     span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
     info.update(engine=result.engine, seconds=result.elapsed_s, range_nm=[float(v) for v in span],
                 uncertainty_nm=_finite(result.info.get("uncertainty_nm")))
+    # a 3D table's z curve has its own uncertainty and verdict (plexloc drift prints both): the report's line read
+    # "spans 50 nm in x, 28 nm in y, 34 nm in z, known to +-1 nm rms" (the lateral figure; z's was 2.0 nm)
+    if "z_uncertainty_nm" in result.info or result.info.get("z_unreliable"):
+        info["z_uncertainty_nm"] = _finite(result.info.get("z_uncertainty_nm"))
+        info["z_unreliable"] = bool(result.info.get("z_unreliable", False))
     if result.info.get("unreliable"):
         return None, {**info, "state": "unreliable",
                       "reason": "the engine called its estimate unreliable (see the warning): the table was kept "
@@ -658,7 +663,13 @@ def _drift_line(drift: dict[str, Any]) -> str:
     unc = drift.get("uncertainty_nm")
     found = (f"{engine} estimate spans {span[0]:.0f} nm in x, {span[1]:.0f} nm in y"
              + (f", {span[2]:.0f} nm in z" if span[2] else "")
-             + (f", known to +-{unc:.0f} nm rms" if unc is not None else "") + " (drift.png)")
+             + (f", known to +-{unc:.1f} nm rms in x and y" if unc is not None else ""))
+    if "z_uncertainty_nm" in drift:  # z's own figure (the lateral one, after the z span, read as z's too)
+        z_unc = drift.get("z_uncertainty_nm")
+        found += (f", z to +-{z_unc:.1f} nm" if z_unc is not None else ", z not known")
+        if drift.get("z_unreliable"):
+            found += " (z not reliable: see the warnings)"
+    found += " (drift.png)"
     if state == "applied":
         return f"subtracted: the {found}; this table is locs_dc.csv"
     return f"not subtracted, the table is locs.csv uncorrected: the {found} is not reliable (see the warnings)"

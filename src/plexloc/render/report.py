@@ -279,7 +279,9 @@ def build_report(
         d = np.column_stack([table["drift_x_nm"][idx], table["drift_y_nm"][idx],
                              table["drift_z_nm"][idx] if "drift_z_nm" in table else np.zeros(len(idx))])
         summary["drift range x / y (nm)"] = f"{np.ptp(d[:, 0]):.1f} / {np.ptp(d[:, 1]):.1f}"
-        add("drift", "Drift curve", _img(figures.drift_figure(fr, d, title="drift subtracted by plexloc drift"), "drift curve"))
+        if np.any(d[:, 2]):  # a 3D table's z drift (the figure drew it; the summary gave x and y only)
+            summary["drift range z (nm)"] = f"{np.ptp(d[:, 2]):.1f}"
+        add("drift", "Drift curve", _img(figures.drift_figure(fr, d, title="drift subtracted (the drift_*_nm columns)"), "drift curve"))
         n_fig += 1
     else:
         missing["drift"] = drift_note or "no drift_x_nm / drift_y_nm columns (run plexloc drift first)"
