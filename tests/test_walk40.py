@@ -118,3 +118,22 @@ def test_process_says_the_z_drift_uncertainty(walk3d):
     made = _text((folder / "report.html").read_text()).split("How this table was made", 1)[1]
     assert "rms in x and y" in made and f"z to +-{z_unc:.1f} nm" in made
     assert "drift range z (nm)" in s["report"]["summary"]
+
+
+def test_nena_standard_error_is_not_printed_as_zero():
+    """A NeNA of 12,270 pairs read '7.1 ± 0.0' (its standard error 0.047 nm)."""
+    from plexloc.render.report import build_report
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(4)
+    n_pairs, per = 100, 150  # 150 molecules in each of 100 pairs of frames over 10 x 10 um (some chance neighbours)
+    n = n_pairs * per
+    x, y = rng.uniform(0, 10_000, n), rng.uniform(0, 10_000, n)
+    first = np.repeat(np.arange(n_pairs) * 2, per)
+    t = LocTable({"frame": np.r_[first, first + 1].astype(np.int64),
+                  "x_nm": np.r_[x, x] + rng.normal(0, 7.0, 2 * n), "y_nm": np.r_[y, y] + rng.normal(0, 7.0, 2 * n),
+                  "z_nm": np.zeros(2 * n), "photons": np.full(2 * n, 1000.0)})
+    value = build_report(t).summary["NeNA precision (nm)"]
+    sigma, se = (float(v) for v in re.match(r"([\d.]+) ± ([\d.e-]+)", value).groups())
+    assert sigma == pytest.approx(7.0, abs=0.3)
+    assert 0 < se < 0.05, value

@@ -308,7 +308,9 @@ def build_report(
     nn = nena(table) if n > 1 else None
     if nn is not None and np.isfinite(nn.sigma_nm):
         caveat = nena_caveat(table)
-        summary["NeNA precision (nm)"] = (f"{nn.sigma_nm:.1f} ± {nn.sigma_se_nm:.1f} ({len(nn.distances_nm)} pairs in "
+        # a standard error under 0.05 nm printed as '± 0.0' (12,270 pairs: 0.047 nm): two significant digits there
+        se = f"{nn.sigma_se_nm:.2g}" if 0 < nn.sigma_se_nm < 0.05 else f"{nn.sigma_se_nm:.1f}"
+        summary["NeNA precision (nm)"] = (f"{nn.sigma_nm:.1f} ± {se} ({len(nn.distances_nm)} pairs in "
                                           "consecutive frames)" + (f" (caveat: {caveat})" if caveat else ""))
         add("nena", "Localization precision from the data (NeNA)",
             (f'<p class="na">caveat: {html.escape(caveat)}</p>' if caveat else "")
