@@ -120,6 +120,22 @@ def test_process_says_the_z_drift_uncertainty(walk3d):
     assert "drift range z (nm)" in s["report"]["summary"]
 
 
+def test_process_report_gives_the_frc_of_the_merged_table(walk3d):
+    """report.html (and summary.json's copy of its summary) gave the FRC of the table before merging with the advice
+    to 'run plexloc merge first', while summary.json and summary.csv gave merged.csv's: two values for one movie."""
+    _, folder = walk3d
+    s = json.loads((folder / "summary.json").read_text())
+    assert s["frc"]["resolution_nm"] is not None and s["frc"]["caveat"] is None
+    reported = s["report"]["summary"]["FRC resolution (nm)"]
+    assert float(reported.split()[0]) == pytest.approx(s["frc"]["resolution_nm"], abs=0.05)
+    assert "merged.csv" in reported and "run plexloc merge first" not in reported
+    text = _text((folder / "report.html").read_text())
+    assert "run plexloc merge first" not in text
+    # NeNA stays the table before merging (a merged table has none)
+    assert s["nena"]["sigma_nm"] is not None and s["nena"]["pairs"] > 100
+    assert list(s["steps"])[:4] == ["fit", "drift", "merge", "report"]
+
+
 def test_nena_standard_error_is_not_printed_as_zero():
     """A NeNA of 12,270 pairs read '7.1 ± 0.0' (its standard error 0.047 nm)."""
     from plexloc.render.report import build_report

@@ -11,9 +11,9 @@ chain that the separate commands run one by one, with their defaults, into ``OUT
    (:func:`~plexloc.post.drift.apply_drift`). Where the engine calls its estimate unreliable (``info["unreliable"]``,
    with an :class:`~plexloc.post.drift.UnreliableDriftWarning`), or there are too few localizations to estimate it, the
    drift is not subtracted: no ``locs_dc.csv``, the steps below take ``locs.csv``, and the summary says why;
-3. ``report.html``: :func:`plexloc.render.report.build_report` of that table, before merging (NeNA needs a
-   molecule's consecutive frames);
-4. ``merged.csv``: :func:`plexloc.post.merge.merge_localizations` (50 nm, a gap of 1 frame);
+3. ``merged.csv``: :func:`plexloc.post.merge.merge_localizations` (50 nm, a gap of 1 frame);
+4. ``report.html``: :func:`plexloc.render.report.build_report` of the table before merging (NeNA needs a
+   molecule's consecutive frames), its FRC that of the merged table (``frc_table``), the value summary.json gives;
 5. ``image.png``: the merged table rendered over the movie's whole field of view (the method of
    :func:`plexloc.render.image.default_method`: Gaussian with each localization's own sigma where every row has one,
    else a histogram; 10 nm pixels unless set, coarser where the image would be over :data:`MAX_IMAGE_PX` pixels on a
@@ -615,24 +615,7 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
     else:
         summary["drift"] = {"state": "off", "reason": "--no-drift"}
     summary["drift"]["table"] = "locs_dc.csv" if summary["drift"]["state"] == "applied" else "locs.csv"
-    with step("report"):  # before merging: NeNA compares a molecule's consecutive frames
-        drift = summary["drift"]
-        named = names.text if names is not None else str  # the paths as summary.json names them
-        report = build_report(table, title=f"plexloc process: {acq.name}", camera_px_size_nm=geometry.px_xy_nm[0],
-                              provenance=[(what, named(how)) for what, how in
-                                          _provenance(acq, options, geometry, summary)],
-                              warnings=[named(w) for w in summary["warnings"] + [f"fit: {n}" for n in
-                                                                                 summary["fit"]["notes"]]],
-                              drift_note=None if drift["state"] == "applied" else _drift_line(drift))
-        write_report(report, folder / "report.html")
-        summary["report"] = {"figures": report.n_figures,
-                             "summary": {str(k): str(v) for k, v in report.summary.items()},
-                             "not_available": dict(report.missing)}
-        nn = nena(table) if len(table) > 1 else None
-        summary["nena"] = ({"sigma_nm": _finite(nn.sigma_nm), "sigma_se_nm": _finite(nn.sigma_se_nm),
-                            "pairs": int(len(nn.distances_nm)), "no_value": nn.info.get("no_value"),
-                            "caveat": nena_caveat(table)} if nn is not None
-                           else {"sigma_nm": None, "no_value": "fewer than 2 localizations"})
+    unmerged = table  # NeNA and the report's histograms: a molecule's consecutive frames
     if options.merge:
         with step("merge"):
             table = merge_localizations(table, radius_nm=options.merge_radius_nm, gap=options.merge_gap)
@@ -640,6 +623,28 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
             summary["merge"] = {"rows": len(table), "radius_nm": options.merge_radius_nm, "gap": options.merge_gap}
     else:
         summary["merge"] = {"rows": None, "state": "off"}
+    # the report of the table before merging (NeNA compares a molecule's consecutive frames), its FRC of the table
+    # image.png and summary.json's FRC take (merged.csv): it gave the unmerged table's, another value, with the advice
+    # to run plexloc merge first
+    with step("report"):
+        drift = summary["drift"]
+        named = names.text if names is not None else str  # the paths as summary.json names them
+        report = build_report(unmerged, title=f"plexloc process: {acq.name}", camera_px_size_nm=geometry.px_xy_nm[0],
+                              provenance=[(what, named(how)) for what, how in
+                                          _provenance(acq, options, geometry, summary)],
+                              warnings=[named(w) for w in summary["warnings"] + [f"fit: {n}" for n in
+                                                                                 summary["fit"]["notes"]]],
+                              drift_note=None if drift["state"] == "applied" else _drift_line(drift),
+                              frc_table=table, frc_of=("of merged.csv, as summary.json's" if options.merge else None))
+        write_report(report, folder / "report.html")
+        summary["report"] = {"figures": report.n_figures,
+                             "summary": {str(k): str(v) for k, v in report.summary.items()},
+                             "not_available": dict(report.missing)}
+        nn = nena(unmerged) if len(unmerged) > 1 else None
+        summary["nena"] = ({"sigma_nm": _finite(nn.sigma_nm), "sigma_se_nm": _finite(nn.sigma_se_nm),
+                            "pairs": int(len(nn.distances_nm)), "no_value": nn.info.get("no_value"),
+                            "caveat": nena_caveat(unmerged)} if nn is not None
+                           else {"sigma_nm": None, "no_value": "fewer than 2 localizations"})
     with step("image"):
         summary["image"] = _render(table, folder / "image.png", _field_of_view(acq, geometry), options)
     with step("frc"):
@@ -701,10 +706,10 @@ def _provenance(acq: Acquisition, options: ProcessOptions, geometry: _Geometry, 
             ("localizations", f"{fit['rows']} in {fit['frames']} frames"
              + (f" ({fps:.0f} frames/s)" if fps is not None else "") + " (locs.csv)"),
             ("drift", _drift_line(summary["drift"])),
-            ("after this report", (f"merged (radius {options.merge_radius_nm:g} nm, gap {options.merge_gap}) into "
-                                   "merged.csv, which image.png and the FRC of summary.json take" if options.merge
-                                   else "not merged (--no-merge): image.png and the FRC of summary.json take this "
-                                   "table")),
+            ("merge", (f"merged (radius {options.merge_radius_nm:g} nm, gap {options.merge_gap}) into "
+                        "merged.csv, which image.png and the FRC (this report's and summary.json's) take" if options.merge
+                        else "not merged (--no-merge): image.png and the FRC of summary.json take this "
+                        "table")),
             ("plexloc", f"{plexloc.__version__}, plexloc process, {time.strftime('%Y-%m-%d %H:%M')}")]
     return rows
 

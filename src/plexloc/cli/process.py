@@ -28,8 +28,9 @@ without .tif/.ome):
   2. drift.png,   the drift estimated (as plexloc drift: RCC, or --drift-engine comet) and
      locs_dc.csv  subtracted; not subtracted where the engine calls its estimate unreliable or there are too
                   few localizations: no locs_dc.csv then, the steps below take locs.csv (summary.json says why)
-  3. report.html  the report of that table before merging (as plexloc report; NeNA needs consecutive frames)
-  4. merged.csv   one localization per on-event (as plexloc merge: 50 nm, gap 1)
+  3. merged.csv   one localization per on-event (as plexloc merge: 50 nm, gap 1)
+  4. report.html  the report of the table before merging (as plexloc report; NeNA needs consecutive frames),
+                  its FRC that of merged.csv, as in summary.json
   5. image.png    the merged table over the movie's whole field of view (as plexloc render: Gaussian of each
                   localization's sigma, or a histogram; a scale bar); a 3D table coloured by z, as plexloc render
                   --color-by z; its key image_legend.png: the scale bar's length and the pixel (2D), and the z

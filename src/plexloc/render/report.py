@@ -132,6 +132,8 @@ def build_report(
     provenance: Sequence[tuple[str, str]] = (),
     warnings: Sequence[str] = (),
     drift_note: str | None = None,
+    frc_table: LocTable | None = None,
+    frc_of: str | None = None,
 ) -> Report:
     """Build the report page (see the module docstring).
 
@@ -144,6 +146,10 @@ def build_report(
         warnings: the warnings issued while the table was made, listed in a "Warnings" section; none: no section.
         drift_note: why a table without drift columns has none, said in the drift section in place of "run plexloc
             drift first" (the drift was estimated but not subtracted, or it was turned off).
+        frc_table: the table whose FRC the report shows, where it is not ``table``: ``plexloc process`` gives its
+            merged table (the FRC of the localizations before merging counts a molecule's consecutive frames in both
+            halves, and read another value than the merged one that summary.json gives), NeNA staying on ``table``.
+        frc_of: what ``frc_table`` is, said beside its value (e.g. "of merged.csv").
     """
     from plexloc.io.tables import describe_columns
     from plexloc.render import figures
@@ -288,19 +294,22 @@ def build_report(
         add("drift", "Drift curve", _na(missing["drift"]))
 
     # FRC
-    if n >= 100:
-        res = frc(table, px_size_nm=frc_px_size_nm, seed=seed)
+    ft = table if frc_table is None else frc_table
+    if len(ft) >= 100:
+        res = frc(ft, px_size_nm=frc_px_size_nm, seed=seed)
         value = f"{res.resolution_nm:.1f}" if np.isfinite(res.resolution_nm) else f"none: {res.info['no_crossing']}"
-        caveat = unmerged_caveat(table)
+        value += f" ({frc_of})" if frc_of else ""
+        caveat = unmerged_caveat(ft)
         # an unmerged table's value is too optimistic (64 nm on a 200-frame simulation, 656 nm merged): said
         # next to it, where it is read, and above the curve
         summary["FRC resolution (nm)"] = value + (f" (caveat: {caveat})" if caveat else "")
         add("frc", "Fourier ring correlation",
-            (f'<p class="na">caveat: {html.escape(caveat)}</p>' if caveat else "")
+            (f"<p>{html.escape(frc_of)}</p>" if frc_of else "")
+            + (f'<p class="na">caveat: {html.escape(caveat)}</p>' if caveat else "")
             + _img(figures.frc_figure(res.q_per_nm, res.frc, res.frc_smooth, res.resolution_nm, res.threshold), "FRC curve"))
         n_fig += 1
     else:
-        missing["frc"] = f"FRC needs at least 100 localizations, the table has {n}"
+        missing["frc"] = f"FRC needs at least 100 localizations, the table{f' ({frc_of})' if frc_of else ''} has {len(ft)}"
         add("frc", "Fourier ring correlation", _na(missing["frc"]))
 
     # NeNA: the precision measured from the repeats of a molecule in consecutive frames (predicted sigmas and the
