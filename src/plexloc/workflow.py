@@ -706,10 +706,9 @@ def _provenance(acq: Acquisition, options: ProcessOptions, geometry: _Geometry, 
             ("localizations", f"{fit['rows']} in {fit['frames']} frames"
              + (f" ({fps:.0f} frames/s)" if fps is not None else "") + " (locs.csv)"),
             ("drift", _drift_line(summary["drift"])),
-            ("merge", (f"merged (radius {options.merge_radius_nm:g} nm, gap {options.merge_gap}) into "
-                        "merged.csv, which image.png and the FRC (this report's and summary.json's) take" if options.merge
-                        else "not merged (--no-merge): image.png and the FRC of summary.json take this "
-                        "table")),
+            ("merge", (f"merged (radius {options.merge_radius_nm:g} nm, gap {options.merge_gap}) into merged.csv, "
+                       "which image.png and the FRC (this report's and summary.json's) take" if options.merge
+                       else "not merged (--no-merge): image.png and the FRC of summary.json take this table")),
             ("plexloc", f"{plexloc.__version__}, plexloc process, {time.strftime('%Y-%m-%d %H:%M')}")]
     return rows
 

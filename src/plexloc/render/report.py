@@ -287,7 +287,8 @@ def build_report(
         summary["drift range x / y (nm)"] = f"{np.ptp(d[:, 0]):.1f} / {np.ptp(d[:, 1]):.1f}"
         if np.any(d[:, 2]):  # a 3D table's z drift (the figure drew it; the summary gave x and y only)
             summary["drift range z (nm)"] = f"{np.ptp(d[:, 2]):.1f}"
-        add("drift", "Drift curve", _img(figures.drift_figure(fr, d, title="drift subtracted (the drift_*_nm columns)"), "drift curve"))
+        add("drift", "Drift curve", _img(figures.drift_figure(fr, d, title="drift subtracted (the drift_*_nm columns)"),
+                                         "drift curve"))
         n_fig += 1
     else:
         missing["drift"] = drift_note or "no drift_x_nm / drift_y_nm columns (run plexloc drift first)"
@@ -309,7 +310,8 @@ def build_report(
             + _img(figures.frc_figure(res.q_per_nm, res.frc, res.frc_smooth, res.resolution_nm, res.threshold), "FRC curve"))
         n_fig += 1
     else:
-        missing["frc"] = f"FRC needs at least 100 localizations, the table{f' ({frc_of})' if frc_of else ''} has {len(ft)}"
+        which = f" ({frc_of})" if frc_of else ""
+        missing["frc"] = f"FRC needs at least 100 localizations, the table{which} has {len(ft)}"
         add("frc", "Fourier ring correlation", _na(missing["frc"]))
 
     # NeNA: the precision measured from the repeats of a molecule in consecutive frames (predicted sigmas and the
