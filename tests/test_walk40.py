@@ -153,3 +153,34 @@ def test_nena_standard_error_is_not_printed_as_zero():
     sigma, se = (float(v) for v in re.match(r"([\d.]+) ± ([\d.e-]+)", value).groups())
     assert sigma == pytest.approx(7.0, abs=0.3)
     assert 0 < se < 0.05, value
+
+
+def test_sigterm_leaves_no_temporary_file(tmp_path):
+    """SIGTERM (a scheduler, timeout, kill) killed plexloc simulate where it stood: its movie's temporary file
+    (.movie.tif.*.tmp.tif, 125 MB after 5 s of the walk's movie) stayed beside the output for good, and exit code -15.
+    Only plexloc process handled it; now every command ends on SIGTERM as on Ctrl-C: nothing left, exit code 130."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sim"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "plexloc.cli.main", "simulate", str(EXAMPLES / "2d_gaussian.yaml"),
+                             "--frames", "20000", "--frame-size", "128", "128", "--out", str(out), "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.is_dir() and any(p.name.startswith(".movie.tif") for p in out.iterdir())):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    assert sorted(p.name for p in out.iterdir()) == []
