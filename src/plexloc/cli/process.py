@@ -35,10 +35,10 @@ without .tif/.ome):
                   localization's sigma, or a histogram; a scale bar); a 3D table coloured by z, as plexloc render
                   --color-by z; its key image_legend.png: the scale bar's length and the pixel (2D), and the z
                   scale in nm (3D)
-  6. summary.json rows, frames, frames/s, drift range and uncertainty, NeNA (before merging), FRC resolution
-                  (of the merged table), the image's z range (3D), the report's summary, every warning issued
-                  (those of reading the camera file and model among them); the files it names inside DIR
-                  relative to DIR
+  6. summary.json rows, frames, frames/s, drift range and uncertainty (x and y; z's own for a 3D table), NeNA
+                  (before merging), FRC resolution (of the merged table), the image's z range (3D), the report's
+                  summary, every warning issued (those of reading the camera file and model among them); the
+                  files it names inside DIR relative to DIR
 Then DIR/summary.csv is written, one row per movie folder in DIR (this run's, and those of earlier runs not
 processed again, from their summary.json), and this run's rows printed as a table. Its columns: name (the folder),
 status (ok or failed), rows (localizations of locs.csv), frames (fitted), frames_per_s (of the fit), drift
