@@ -34,8 +34,45 @@ keeps a z drift of 0.
 
 Both give the drift of every frame, a smooth curve through the windows' estimates (natural cubic
 spline, extended linearly past the first and last window centre), referenced to the first frame
-(``drift(first frame) = 0``), and both say how far to trust it (``info["uncertainty_nm"]``, an
-:class:`UnreliableDriftWarning` above 10 nm, for RCC above its render pixel where that is larger).
+(``drift(first frame) = 0``), and both say how far to trust it (``info["uncertainty_nm"]``, and an
+:class:`UnreliableDriftWarning` where subtracting the curve would likely not help: :func:`drift_unreliable`, the
+uncertainty above 10 nm and above the curve's own RMS / sqrt(2), or above 30 nm; session 40. Before, above 10 nm
+for COMET and above the render pixel, 20 nm, for RCC, whatever the drift).
+
+RCC's ``uncertainty_nm`` since session 40 (:func:`_rcc_noise`): the same quantity, from the whole table. Each pair
+of windows' shift is the peak of a cross-correlation, a sum over pairs of localizations; linearized at the peak
+(its gradient over its Hessian), the shift's error is a sum of the shares of independent units, the molecules'
+on-events (:func:`_events`: rows in consecutive frames within 50 nm; a Poisson process of arrivals, so the sum of
+their squared shares is the variance, less the pairs of localizations counted in two units), and through the
+least-squares solve of the redundant pairs each unit moves each window's drift by a known amount; the windows'
+covariance then gives the curve's noise (``noise_nm``), and the interpolation term below (with the knots' noise from
+that covariance) is added in quadrature. A check: the pairs' residuals from the solution are compared with what this
+model expects of them, and where they exceed it by more than chance (pairs off at chance peaks of the background:
+no structure the windows share, too few localizations) the covariance is scaled up by the excess
+(``pair_residual_ratio``). Against simulated truth (``bench/drift_calibration40.py``: lines, clusters, uniform
+molecules and 3D lines in a 10 um field, 300-10,000 localizations over 10 windows, linear, wobble and settling
+drifts; bench/drift_calibration40_rcc.json), reported / actual error, geometric mean (range) per size: 1,000 rows 0.93
+(0.55-1.38), 2,000 1.03 (0.62-2.55), 5,000 0.93 (0.59-1.30), 10,000 0.99; 3D 1.09, 0.84, 0.90 at 1,000, 2,000,
+5,000; 300 and 500 rows 0.95 and 1.08 (3D 0.91 and 0.57); 12 tables without any structure 0.89-1.04; 120 of 143
+tables with a structure within 0.7-1.4x (the split-half test: 82, and 1.55 / 1.52 / 1.08 at 1,000 / 2,000 /
+5,000 rows, single tables up to 12.9x). A table of 994,729 rows (lines, 20 um, 10,000 frames): 0.90 reported for
+0.91 nm actual. What it left: the split-half test below, whose halves (half the rows each) lose the correlation
+peak in windows where the whole table keeps it, so that it measured a failed half at a few hundred rows a window,
+and whose 1.15 was fitted on dense tables; spatial halves, a jackknife and a bootstrap over tiles (all refits of
+parts: the same loss) and robust spreads were tried and read 5-10x too high on single sparse tables (session 40).
+Linearized units coarser than the on-event over-read where the sample is dense around them (60 nm tiles: clusters
+1.3-1.6x; a tile's place in a cluster is a mean, not noise), 1 um tiles fail where few of them hold the structure
+(a single cluster: 0.5x), and the FFT's gradients at the sub-pixel peak (bilinear) read 0.92x of the exact pair sums.
+The split-half test below is no longer run for x and y: its one use beside this would be to catch an estimate
+that failed, which the residuals' check does (the 12 tables without structure: all flagged, reported 0.73-1.32x the
+actual error), while its halves' over-read called good sparse corrections unreliable. ``split_half=False`` still
+skips the uncertainty (z's split-half test included). Time: the uncertainty costs about what the split-half test
+did where z is found (994,729 rows, 3D, one thread: 13-15 s either way, 1.06-1.09 GB), more on a 2D table (the
+same rows without z: 0.8 s without the uncertainty, 2.2 s with the split-half test, 4.6 s now: the on-events and
+the pairs of localizations, sub-sampled to 4 million).
+
+Until session 40 (kept for the record, and for COMET, below): RCC's ``uncertainty_nm`` was its expected error: the
+RMS over the frames of the estimated minus the true drift, x and y
 
 RCC's ``uncertainty_nm`` is its expected error: the RMS over the frames of the estimated minus the true drift, x and y
 together, after removing the constant offset (:func:`drift_error_rms`, as the tests measure it). It has two parts,
@@ -69,7 +106,7 @@ itself varies by about +-20 % around its expectation (blinking realizations of o
 with windows too coarse for the drift (5 windows for a sine of 1.3 periods or a settling) the interpolation term is
 a guess (0.39-2.4x). Before, ``uncertainty_nm`` was how well the pairs of
 windows agree, now ``info["window_agreement_nm"]``: a lower bound, 0.07-0.32x the actual error.
-The split-half test costs two more RCC runs (about 3x the time; ``rcc_drift(split_half=False)``,
+The split-half test cost two more RCC runs (about 3x the time; ``rcc_drift(split_half=False)``,
 ``plexloc drift --split-half no``). COMET's ``uncertainty_nm`` is the same quantity, made the same way: the same
 windows and halves (:func:`_half_split`), half the RMS difference of their COMET curves, x and y together (times
 :data:`COMET_HALF_DIFFERENCE_SCALE`, 1), and the interpolation term from COMET's windows, in quadrature. Against
@@ -126,6 +163,7 @@ __all__ = [
     "COMET_MAX_PAIRS",
     "comet_available",
     "drift_error_rms",
+    "drift_unreliable",
     "estimate_pairs",
     "estimate_drift",
     "rcc_drift",
@@ -220,12 +258,20 @@ def _segments(frame: np.ndarray, n_segments: int) -> tuple[np.ndarray, np.ndarra
 
 def _peak_subpixel(cc: np.ndarray, r: int) -> tuple[float, float, float]:
     """Peak (row, col, height) of ``cc``: least-squares quadratic fit to log(cc) in a (2r+1)² window."""
+    return _peak_fit(cc, r)[:3]
+
+
+def _peak_fit(cc: np.ndarray, r: int) -> tuple[float, float, float, np.ndarray]:
+    """:func:`_peak_subpixel`'s peak (row, col, height) and the Hessian of ``cc`` at it (per pixel², ``[[xx, xy], [xy,
+    yy]]``, x the columns) from the same fit: at a maximum the Hessian of ``cc`` is ``cc`` times that of its log, the
+    fitted quadratic's, ``cc`` the fitted height there; NaN where the fit has no maximum inside the window."""
+    nan = np.full((2, 2), np.nan)
     i, j = np.unravel_index(int(np.argmax(cc)), cc.shape)
     i = min(max(i, r), cc.shape[0] - r - 1)
     j = min(max(j, r), cc.shape[1] - r - 1)
     win = cc[i - r : i + r + 1, j - r : j + r + 1].astype(np.float64)
     if not win.max() > 0:  # no positive peak to fit (the log needs one): the integer peak
-        return float(i), float(j), float(cc[i, j])
+        return float(i), float(j), float(cc[i, j]), nan
     win = np.log(np.maximum(win, win.max() * 1e-3))
     yy, xx = np.mgrid[-r : r + 1, -r : r + 1].astype(float)
     a = np.stack([np.ones(win.size), xx.ravel(), yy.ravel(), xx.ravel() ** 2, yy.ravel() ** 2, (xx * yy).ravel()], 1)
@@ -235,15 +281,60 @@ def _peak_subpixel(cc: np.ndarray, r: int) -> tuple[float, float, float]:
         dx, dy = np.linalg.solve(hess, -c[1:3])
     except np.linalg.LinAlgError:
         dx = dy = 0.0
+    curvature = nan
     if not (abs(dx) <= r and abs(dy) <= r):  # not a maximum inside the window: keep the integer peak
         dx = dy = 0.0
-    return i + dy, j + dx, float(cc[i, j])
+    elif np.all(np.linalg.eigvalsh(hess) < 0):
+        height = np.exp(c[0] + c[1] * dx + c[2] * dy + c[3] * dx**2 + c[4] * dy**2 + c[5] * dx * dy)
+        curvature = float(height) * hess
+    return i + dy, j + dx, float(cc[i, j]), curvature
 
 
-#: above this (or the render pixel) the windows' own disagreement makes an RCC estimate unreliable (a warning)
+#: an estimate known to within this (``uncertainty_nm``, nm) is never called unreliable (:func:`drift_unreliable`);
+#: without the uncertainty (``split_half=False``), RCC's windows' own disagreement above this or the render pixel
+#: makes it unreliable
 RCC_MAX_UNCERTAINTY_NM = 10.0
+#: an estimate known to no better than this (nm) is always called unreliable (:func:`drift_unreliable`)
+DRIFT_UNRELIABLE_ABOVE_NM = 30.0
 
 
+def _why_unreliable(uncertainty_nm: float, curve_rms_nm: float) -> str:
+    """The reason :func:`drift_unreliable` gives, for the warnings."""
+    if uncertainty_nm <= curve_rms_nm / np.sqrt(2.0):
+        return f"more than {DRIFT_UNRELIABLE_ABOVE_NM:.0f} nm, too little to trust whatever it corrects"
+    return "subtracting it would likely not help"
+
+
+def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float, *, render_px_nm: float = 20.0) -> bool:
+    """Whether a drift estimate known to ``uncertainty_nm`` (its expected error, ``info["uncertainty_nm"]``) is
+    unreliable: subtracting it would likely not help. The estimated curve's RMS about its mean (x and y together,
+    ``curve_rms_nm``) holds the true drift and the estimate's error, about ``sqrt(drift² + error²)``; subtracting
+    leaves the error instead of the drift, which helps while the error is below the drift, that is below
+    ``curve_rms_nm / sqrt(2)``. Unreliable where the uncertainty is above that and above
+    :data:`RCC_MAX_UNCERTAINTY_NM` (10 nm: a correction known that well is kept whatever it corrects), or above
+    :data:`DRIFT_UNRELIABLE_ABOVE_NM` (30 nm) whatever the curve, or not known (NaN). The same rule for both engines
+    (``engine``: "rcc" or "comet"); ``render_px_nm`` is not used (the rule before session 40 took RCC's render
+    pixel, 20 nm, as its threshold).
+
+    Why the 30 nm: where a table is so sparse that most cross-correlation peaks are chance, the curve is mostly
+    error and the uncertainty under-reads it (RCC, 300-500 localizations over 10 windows, the tables where the
+    correction hurt: 0.6-0.75x), so ``curve_rms_nm / sqrt(2)`` is met by an estimate that is wrong. Measured on
+    bench/drift_calibration40.py's tables (RCC, session 40's uncertainty; 143 tables of lines, clusters and uniform
+    molecules, 300-10,000 localizations, and 12 without any structure): from 1,000 localizations up no correction
+    hurt and none is flagged (the rule before: 14 flagged); at 300-500, of 60 tables 23 hurt: 23 flagged, 3 of them
+    helping, 3 that hurt not flagged (without the 30 nm: 16 flagged, 2 helping, 9 missed; the rule before, on the
+    uncertainty before: 36 flagged, 13 helping, none missed); the 12 tables without structure all flagged. COMET (its
+    uncertainty unchanged; bench/drift_calibration40_before.json, 83 tables of 1,000-10,000 rows): 5 flagged, 4 of
+    them helping, none missed (before: 23 flagged, 22 helping); 54 of 300-500 rows, 18 of which it hurt
+    (bench/drift_calibration40_comet_sparse.json): 27 flagged, 11 helping, 2 missed (before: 42, 24, none); the 12
+    without structure all flagged (without the 30 nm: 2 of them missed).
+    """
+    del engine, render_px_nm
+    limit = max(RCC_MAX_UNCERTAINTY_NM, min(curve_rms_nm / np.sqrt(2.0), DRIFT_UNRELIABLE_ABOVE_NM))
+    return not uncertainty_nm <= limit  # NaN (not known) is unreliable too
+
+
+#: (not used since session 40, when RCC's uncertainty stopped coming from halves; bench/drift_uncertainty.py reads it)
 #: the RCC split-half term is this times half the RMS difference of the two halves' curves. For two independent
 #: halves, each with twice the error variance of the full table, half their difference would be the full table's
 #: error; measured against the windows' actual error on simulated tables it is 0.85x on average (0.67-1.05 by
@@ -258,11 +349,14 @@ class UnreliableDriftWarning(UserWarning):
 
 def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int, px: float, blur: float,
                max_drift_nm: float, device: str, progress: Callable[[int, int], None] | None = None,
-               ) -> tuple[np.ndarray, np.ndarray, float, float]:
+               ) -> tuple[np.ndarray, np.ndarray, float, float, dict[str, np.ndarray]]:
     """RCC of the windows ``seg`` (0..n_seg-1) of the localizations at pixels ``flat_idx`` (row * w + col).
 
-    Returns the windows' drift ``(n_seg, 2)`` (window 0 at zero), the pairs kept, the residual threshold and the
-    error of one pair's shift from the kept pairs' disagreement with the solution (per axis).
+    Returns the windows' drift ``(n_seg, 2)`` (window 0 at zero), the pairs kept, the residual threshold, the
+    error of one pair's shift from the kept pairs' disagreement with the solution (per axis) and the pairs for
+    :func:`_rcc_noise`: ``pairs`` ``(n_pairs, 2)`` (windows i < j), ``shifts`` (nm, x and y: ``d_j - d_i``),
+    ``curvature`` (the Hessian of each pair's cross-correlation at its peak, per nm², NaN where the fit found no
+    maximum) and ``solver`` (the least-squares map from the kept pairs' shifts to the windows' drifts).
     """
     import torch
 
@@ -281,7 +375,7 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     for s in range(n_seg):
         img = torch.bincount(flat[seg_t == s], minlength=h * w).reshape(h, w).to(torch.float32)
         spectra.append(torch.fft.rfft2(img - img.mean(), s=(hp, wp)))
-    pairs, shifts, weights = [], [], []
+    pairs, shifts, weights, curvatures = [], [], [], []
     total = n_seg * (n_seg - 1) // 2
     done = 0
     for i in range(n_seg):
@@ -291,7 +385,8 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
             rows = torch.arange(-m, m + 1, device=dev) % hp
             cols = torch.arange(-m, m + 1, device=dev) % wp
             win = cc[rows][:, cols].cpu().numpy()
-            pi, pj, height = _peak_subpixel(win, r)
+            pi, pj, height, curvature = _peak_fit(win, r)
+            curvatures.append(curvature / px**2)
             pairs.append((i, j))
             shifts.append(((pj - m) * px, (pi - m) * px))
             weights.append(height)
@@ -318,13 +413,202 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
         keep[involved[np.argsort(resid[involved])[:2]]] = True
     if not keep.all():
         sol = np.linalg.lstsq(np.vstack([a[keep], anchor]), np.vstack([r_ij[keep], np.zeros((1, 2))]), rcond=None)[0]
+    solver = np.linalg.pinv(np.vstack([a[keep], anchor]))[:, : int(keep.sum())]  # sol = solver @ r_ij[keep]
     # the redundancy of RCC measures its own precision: the pairs' disagreement with the solution (per axis, with
     # the degrees of freedom the fit used) is the error of one pair's shift, sigma_pair; the drift of a window is
     # then known to about sigma_pair * sqrt(2 / n_windows) (the complete graph of pairs)
     resid_kept = (a[keep] @ sol - r_ij[keep])
     dof = max(int(keep.sum()) - (n_seg - 1), 1)
     sigma_pair = float(np.sqrt((resid_kept**2).sum() / (2 * dof)))
-    return sol, keep, threshold, sigma_pair
+    return sol, keep, threshold, sigma_pair, {"pairs": pairs_a, "shifts": r_ij, "curvature": np.array(curvatures),
+                                              "heights": np.array(weights), "solver": solver}
+
+
+#: on-events (:func:`_events`): rows in the same or the next frame within this of each other in x and in y (nm)
+RCC_EVENT_LINK_NM = 50.0
+
+
+def _events(xy: np.ndarray, frame: np.ndarray, radius_nm: float) -> np.ndarray:
+    """The on-event of every row (ids 0..n-1): rows in the same or the next frame within ``radius_nm`` of each other
+    in x and in y (``xy``: drift-corrected positions), chained (across windows too: an event that spans two is one
+    unit in both). Two molecules that close in consecutive frames become one event, which only counts their errors
+    as shared (more than they are)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(frame)
+    pts = np.column_stack([xy, (np.asarray(frame, dtype=float) - float(np.min(frame))) * radius_nm])
+    pr = cKDTree(pts).query_pairs(radius_nm * (1 + 1e-9), p=np.inf, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pr)), (pr[:, 0], pr[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+#: :func:`_rcc_noise`'s check of the pairs' residuals: residuals this small (nm, per pair and axis) need no explanation
+RCC_RESIDUAL_FLOOR_NM = 1.0
+#: ... and an excess of their sum of squares up to this many times its chance spread scales nothing
+RCC_RESIDUAL_CHANCE = 2.0
+
+#: at most about this many pairs of localizations (over all pairs of windows) in :func:`_rcc_noise`; above it, the
+#: sums over units are taken over a random share of the units (scaled up)
+RCC_NOISE_MAX_PAIRS = 4_000_000
+
+
+def _rcc_noise(pos_px: np.ndarray, seg: np.ndarray, n_seg: int, px: float, blur: float, fit: dict[str, np.ndarray],
+               keep: np.ndarray, unit: np.ndarray, seed: int = 0, progress: Callable[[int, int], None] | None = None,
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """The error covariance of the windows' drifts, ``(2, n_seg, n_seg)`` (nm², x and y), of :func:`_rcc_solve`'s
+    solution from its pairs ``fit`` (kept: ``keep``), ``pos_px`` the rows' pixels (x, y: as rendered) and ``unit``
+    the independent unit of every row (ids; the on-events of :func:`_events`); ``progress(done, total)`` after each
+    pair of windows.
+
+    The cross-correlation of windows i and j is a sum over pairs of localizations, ``CC(s) = sum_ab K(p_b - p_a -
+    s)`` (``K``: the correlation's Gaussian, variance ``2 blur²``), and its peak ``s`` is where the gradient ``g =
+    -sum_ab grad K(p_b - p_a - s)`` vanishes: a change ``dg`` moves it by ``-H^-1 dg`` (``H``: the peak's Hessian,
+    from the fit, :func:`_peak_fit`). ``g`` is a two-sample U-statistic over the units of the two windows: the
+    units (on-events: a Poisson process of independent arrivals, given the sample) each bring ``U_u``, the sum over
+    their localizations' pairs with the other window, and the variance of ``g`` is ``sum_u U_u U_u^T`` over the
+    units of both windows (uncentred: the units' number is as random as their place), less ``sum_uv k_uv k_uv^T``
+    (``k_uv``: the pairs between unit u of window i and unit v of window j, counted in both ``U_u`` and ``U_v``).
+    The solve is linear (``fit["solver"]``), so every unit moves every window's drift by a known amount through all
+    the pairs of its window, and the windows' covariance is the sum over units of the outer products, less the
+    pairs' own term. The pairs are taken within 4 standard deviations of ``K`` (exactly as the cross-correlation
+    sees them; the FFT's gradients, bilinearly interpolated to the sub-pixel shift, read 0.92x). This uses the whole
+    table at the estimate's own peaks: no half of it, which at a few localizations per window loses the peak where
+    the whole table keeps it (session 40). Not in it: how the curve's construction from windows misses a bending
+    drift (:func:`_interpolation_error`); a pair whose peak is a chance maximum of the background (an error beyond
+    the linear range; mostly dropped by the solve's residual test).
+
+    Units grouped more coarsely than the on-event over-read where the sample is dense around them (a tile of a
+    cluster carries its place in the cluster as a mean, not noise; 60 nm tiles read clusters 1.3-1.6x) and tiles
+    far larger than the correlation fail where few of them hold the structure (one cluster: 0.5x).
+    """
+    from scipy.spatial import cKDTree
+
+    pairs, shifts, curvature = fit["pairs"][keep], fit["shifts"][keep], fit["curvature"][keep]
+    solver = fit["solver"]
+    n_p = len(pairs)
+    var_k = 2.0 * (blur / px) ** 2  # the correlation's Gaussian, pixels²
+    finite = np.isfinite(curvature).all(axis=(1, 2))
+    info: dict[str, Any] = {"pairs_without_peak_fit": int((~finite).sum())}
+    # a pair whose fit found no maximum (kept by the solve to cover its window): the median fitted peak's
+    # curvature, or where no pair has one (nothing the windows share), that of a single Gaussian of the
+    # correlation's width as high as the pairs' median maximum (the residuals' check then scales the noise up)
+    if finite.any():
+        fallback = np.median(curvature[finite], axis=0)
+    else:
+        fallback = -max(float(np.median(np.abs(fit["heights"][keep]))), 1e-12) / (var_k * px**2) * np.eye(2)
+    curvature = np.where(finite[:, None, None], curvature, fallback)
+    inv_h = np.linalg.inv(curvature)
+    reach = 4.0 * np.sqrt(var_k)
+    order = np.argsort(seg, kind="stable")
+    bounds = np.searchsorted(seg[order], np.arange(n_seg + 1))
+    rows_of = [order[bounds[k] : bounds[k + 1]] for k in range(n_seg)]
+    _, unit = np.unique(unit, return_inverse=True)
+    unit = unit.ravel().astype(np.int64)
+    n_units = int(unit.max()) + 1
+    trees = [cKDTree(pos_px[rows]) for rows in rows_of]
+    rng = np.random.default_rng(seed)
+    est = 0.0  # how many pairs: from 100 rows of every pair's first window
+    for p in range(n_p):
+        i, j = pairs[p]
+        pick = rows_of[i][rng.choice(len(rows_of[i]), min(len(rows_of[i]), 100), replace=False)]
+        found = trees[j].query_ball_point(pos_px[pick] + shifts[p] / px, reach, return_length=True)
+        est += float(np.sum(found)) * len(rows_of[i]) / len(pick)
+    frac = min(1.0, RCC_NOISE_MAX_PAIRS / max(est, 1.0))
+    sampled = rng.random(n_units) < frac if frac < 1.0 else np.ones(n_units, bool)
+    info["noise_unit_share"] = frac
+    # every sampled unit's share of every pair's gradient: D_u = U_u + V_u - k_uu, the pairs of localizations that
+    # involve the unit, each once (k_uu: those between its own rows in the two windows, an on-event that spans
+    # both); scaled by 1/sqrt(frac)
+    local = np.full(n_units, -1, dtype=np.int64)
+    local[sampled] = np.arange(int(sampled.sum()))
+    n_s = int(sampled.sum())
+    shares: list[tuple[np.ndarray, int, np.ndarray]] = []  # (units, pair, (n, 2) shares of the shift error)
+    pair_term = np.zeros((n_p, 2))
+    for p in range(n_p):
+        i, j = pairs[p]
+        ra, rb = rows_of[i], rows_of[j]
+        grad = np.zeros((n_s, 2))
+        for side, (rows_q, tree_other, rows_other, sign) in enumerate(
+                ((ra[sampled[unit[ra]]], trees[j], rb, 1.0), (rb[sampled[unit[rb]]], trees[i], ra, -1.0))):
+            if not len(rows_q):
+                continue
+            moved = pos_px[rows_q] + sign * shifts[p] / px  # onto the other window's pixels
+            dm = cKDTree(moved).sparse_distance_matrix(tree_other, reach, output_type="ndarray")
+            if not len(dm):
+                continue
+            d = sign * (pos_px[rows_other[dm["j"]]] - moved[dm["i"]])  # p_b - p_a - s (pixels)
+            # -grad K (per nm), K the pixel-normalized Gaussian of the rendered correlation
+            hv = d * (np.exp(-0.5 * np.sum(d**2, axis=1) / var_k) / (2 * np.pi * var_k**2 * px))[:, None]
+            uq, uo = unit[rows_q[dm["i"]]], unit[rows_other[dm["j"]]]
+            for c in range(2):
+                grad[:, c] += np.bincount(local[uq], weights=hv[:, c], minlength=n_s)
+            if side == 0:
+                same = uq == uo  # k_uu: counted in U_u and in V_u, once too many
+                for c in range(2):
+                    grad[:, c] -= np.bincount(local[uq[same]], weights=hv[same, c], minlength=n_s)
+                # the pairs' own term: k_uv (u != v) is in D_u and in D_v, its own noise counted twice (a
+                # U-statistic): once is taken out
+                key = uq[~same] * n_units + uo[~same]
+                _, inv = np.unique(key, return_inverse=True)
+                kk = np.column_stack([np.bincount(inv.ravel(), weights=hv[~same, c]) for c in range(2)])
+                pair_term[p] = np.diag(inv_h[p] @ (kk.T @ kk / frac) @ inv_h[p].T)
+        nz = np.flatnonzero(np.any(grad != 0, axis=1))
+        shares.append((nz, p, -grad[nz] @ inv_h[p].T / np.sqrt(frac)))  # each unit's share of the shift error
+        if progress is not None:
+            progress(p + 1, n_p)
+    # the pairs' error covariance (per axis), then the windows' through the solve
+    from scipy.sparse import coo_matrix
+
+    u_idx = np.concatenate([u for u, _, _ in shares])
+    p_idx = np.concatenate([np.full(len(u), p) for u, p, _ in shares])
+    pair_cov = np.zeros((2, n_p, n_p))
+    for c in range(2):
+        vals = np.concatenate([e[:, c] for _, _, e in shares])
+        m = coo_matrix((vals, (u_idx, p_idx)), shape=(n_s, n_p)).tocsr()
+        pair_cov[c] = (m.T @ m).toarray() - np.diag(pair_term[:, c])
+    cov = np.einsum("kp,cpq,lq->ckl", solver, pair_cov, solver)
+    # the check: RCC's pairs are redundant, and their residuals from the solution must be as large as this error
+    # model says. Where a pair's peak is a chance maximum of the background (no structure the windows share, or a
+    # window with too few localizations) its shift is off by far more than the linear model of its peak allows:
+    # the residuals then exceed their expectation by the factor by which the model under-reads, and the windows'
+    # covariance is scaled up by it (never down)
+    design = np.zeros((n_p, n_seg))
+    design[np.arange(n_p), pairs[:, 1]] = 1.0
+    design[np.arange(n_p), pairs[:, 0]] = -1.0
+    resid_op = np.eye(n_p) - design @ solver
+    sol = solver @ shifts
+    resid = shifts - design @ sol  # (n_p, 2)
+    # the residuals' sum of squares against its expectation, the trace of their covariance (x and y), less twice
+    # its chance spread (sqrt(2 trace(C²)) for Gaussian residuals): only an excess beyond chance scales the model
+    # up. Residuals of a nm or less need no explanation (one pair of windows may see the same few molecules as the
+    # next, and the residuals and their expectation are then nearly 0): 1 nm² per residual is added to both
+    res_cov = [resid_op @ pair_cov[c] @ resid_op.T for c in range(2)]
+    floor = 2.0 * n_p * RCC_RESIDUAL_FLOOR_NM**2
+    expected = max(float(np.trace(res_cov[0]) + np.trace(res_cov[1])), 0.0) + floor
+    spread = float(np.sqrt(2.0 * sum(np.sum(c * c) for c in res_cov)))
+    observed = float(np.sum(resid**2)) + floor
+    ratio = (observed - RCC_RESIDUAL_CHANCE * spread) / expected
+    info.update(pair_residual_ratio=ratio,
+                noise_pair_term=float(np.sum(pair_term) / max(float(np.trace(pair_cov[0] + pair_cov[1]))
+                                                               + float(np.sum(pair_term)), 1e-300)))
+    return cov * max(1.0, ratio), info
+
+
+def _curve_noise(cov: np.ndarray, centre: np.ndarray, frames: np.ndarray) -> tuple[float, float]:
+    """The curve's noise and its knots' error variance from the windows' error covariance ``cov`` ``(2, n_seg,
+    n_seg)`` (x, y): the RMS over the frames of x and y together after removing the constant offset (as
+    :func:`drift_error_rms`), and the variance per axis and window of the knots' errors about their mean (as
+    :func:`_knot_variance`)."""
+    n_seg = len(centre)
+    basis = _curve(centre, np.eye(n_seg), frames.astype(float))
+    basis -= basis.mean(axis=0)
+    gram = basis.T @ basis / len(frames)
+    total = cov[0] + cov[1]
+    centring = np.eye(n_seg) - 1.0 / n_seg
+    knot_var = max(float(np.trace(centring @ total @ centring)) / (2 * n_seg), 0.0)
+    return float(np.sqrt(max(float(np.sum(gram * total)), 0.0))), knot_var
 
 
 #: blocks of frames per window in the split-half test (:func:`_half_split`): a power of 2, for the Thue-Morse order
@@ -494,19 +778,25 @@ def rcc_drift(
         max_drift_nm: largest drift between two windows searched for.
         max_image_px: largest image side rendered.
         device: torch device of the FFTs.
-        split_half: estimate the error of the curve (``info["uncertainty_nm"]``) with the split-half test: two more
-            RCC runs, about 3x the time (one CPU thread, 10 windows: 100,000 localizations in a 12 um field 0.2-0.6
-            -> 0.4-1.7 s; 500,000 in 25 um 1.6 -> 4.6 s); the estimate itself is the same either way. Without it
-            ``uncertainty_nm`` is not known and the unreliability warning judges the windows' agreement, a lower
-            bound.
-        progress: called as ``progress(done, total)`` after each pair (of all three runs with ``split_half``).
+        split_half: estimate how far the curve is known (``info["uncertainty_nm"]``; the name is the option's,
+            shared with COMET, whose estimate is a split-half test, and with z's): for x and y since session 40 from
+            the whole table (:func:`_rcc_noise`), for z the split-half test of :func:`_z_drift`; the estimate
+            itself is the same either way. Without it ``uncertainty_nm`` is not known and the unreliability
+            warning judges the windows' agreement, a lower bound.
+        progress: called as ``progress(done, total)`` after each pair of windows (twice as many with
+            ``split_half``: their cross-correlations, then their errors).
 
     ``info`` holds, besides the settings: ``uncertainty_nm``, the expected error of the curve, in the units of
-    :func:`drift_error_rms` (RMS over the frames of x and y together, after removing the constant offset);
-    ``half_difference_nm``, the RMS difference of the two halves' curves (the same units); ``half_block_frames``,
-    the halves' block length (median over the windows); ``interpolation_error_nm``, the curve's error from its
-    construction out of windows; ``window_agreement_nm`` and ``pair_error_nm``, how well the pairs of windows agree
-    (per axis; ``uncertainty_nm`` held the former before, a lower bound of the error, 0.07-0.32x).
+    :func:`drift_error_rms` (RMS over the frames of x and y together, after removing the constant offset), from
+    ``noise_nm`` (the windows' noise through the curve) and ``interpolation_error_nm`` (the curve's error from its
+    construction out of windows) in quadrature; ``curve_rms_nm``, the estimated curve's own RMS (the same units; the
+    unreliability rule, :func:`drift_unreliable`, compares the two); ``events``, the on-events taken as the
+    independent units; ``noise_unit_share`` (1, or the share of the units the noise was summed over on a large
+    table), ``noise_pair_term`` (the share of the windows' noise variance taken out for the pairs counted twice)
+    and ``pairs_without_peak_fit``; ``window_agreement_nm`` and ``pair_error_nm``, how well the pairs of windows
+    agree (per axis; a lower bound of the error, 0.07-0.32x). Until session 40 ``uncertainty_nm`` came from two
+    halves of the table (``half_difference_nm``, ``half_block_frames``), which read it up to 13x too high on sparse
+    tables.
     """
     if n_segments < 2:
         raise InputError(f"n_segments must be >= 2 for RCC, got {n_segments}")
@@ -533,14 +823,14 @@ def rcc_drift(
     iy = np.minimum(((y - y0) / px).astype(np.int64), h - 1)
     flat = iy * w + ix
     n_pairs = n_seg * (n_seg - 1) // 2
-    passes = 3 if split_half else 1
+    passes = 2 if split_half else 1  # the pairs' cross-correlations, then (split_half) their errors
 
     def pass_progress(k: int) -> Callable[[int, int], None] | None:
         if progress is None:
             return None
         return lambda done, total: progress(k * n_pairs + done, passes * n_pairs)
 
-    sol, keep, threshold, sigma_pair = _rcc_solve(flat, seg, n_seg, h, w, px, blur, max_drift_nm, device,
+    sol, keep, threshold, sigma_pair, fit = _rcc_solve(flat, seg, n_seg, h, w, px, blur, max_drift_nm, device,
                                                   pass_progress(0))
     # the windows' agreement: the pairs' disagreement with the solution (per axis, with the degrees of freedom the
     # fit used) is the error of one pair's shift, sigma_pair; a window's drift is then known to sigma_pair *
@@ -551,41 +841,30 @@ def rcc_drift(
     frames = np.arange(int(frame.min()), int(frame.max()) + 1)
     info: dict[str, Any] = {}
     if split_half:
-        half, block = _half_split(frame, seg, n_seg)
-        curves = []
-        for k, part in enumerate((half, ~half), start=1):
-            present = np.bincount(seg[part], minlength=n_seg) > 0
-            if present.sum() < 2:
-                curves.append(np.full((len(frames), 2), np.nan))
-                continue
-            remap = np.cumsum(present) - 1
-            s_h = remap[seg[part]]
-            c_h = np.bincount(s_h, weights=frame[part].astype(float)) / np.bincount(s_h)  # the half's own centres
-            sol_h = _rcc_solve(flat[part], s_h, int(present.sum()), h, w, px, blur, max_drift_nm, device,
-                               pass_progress(k))[0]
-            curves.append(_curve(c_h, sol_h, frames))
-        e = curves[0] - curves[1]
-        e = e - e.mean(axis=0)
-        half_diff = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))  # lateral, as drift_error_rms
-        # a window's drift error variance per axis, from the halves' curves at the full table's window centres (as
-        # COMET's), scaled as the curve's. Not from the halves' own knots: each half's window centre is its own mean
-        # frame, a few frames off the other's (alternate blocks, until session 36), so on a steep drift their knots
-        # differed by the drift over those frames as well as by noise (two settling drifts, 100,000 rows: 5.0 and 6.7x
-        # the knots' true error variance, means of 5 tables, and the interpolation term came out 0 in 5 of the 10;
-        # bench/drift_uncertainty.py). The halves' centres now agree to a frame or two (:func:`_half_split`)
-        knot_var = _knot_variance(e, centre, frames, RCC_HALF_DIFFERENCE_SCALE)
+        # how far the curve is known, from the whole table at its own peaks (:func:`_rcc_noise`), the on-events of
+        # the molecules (:func:`_events`) as the independent units, and the curve's construction from windows
+        at = frame.astype(np.int64) - int(frames[0])
+        c_xy = _curve(centre, sol, frames)[at]
+        event = _events(np.column_stack([x - c_xy[:, 0], y - c_xy[:, 1]]), frame, RCC_EVENT_LINK_NM)
+        step = pass_progress(1)
+        cov, noise_info = _rcc_noise(np.column_stack([ix, iy]).astype(float), seg, n_seg, px, blur, fit, keep, event,
+                                     progress=None if step is None else lambda done, total: step(
+                                         n_pairs if done == total else done, n_pairs))
+        noise, knot_var = _curve_noise(cov, centre, frames)
         interp = _interpolation_error(frame, seg, centre, sol, frames, knot_var) if np.isfinite(knot_var) else 0.0
-        uncertainty = float(np.hypot(RCC_HALF_DIFFERENCE_SCALE * half_diff / 2.0, interp))
-        info.update(half_difference_nm=half_diff, half_block_frames=int(np.median(block)),
-                    interpolation_error_nm=interp, uncertainty_nm=uncertainty)
-        unreliable = not uncertainty <= max(px, RCC_MAX_UNCERTAINTY_NM)  # NaN (a half without 2 windows) warns too
+        uncertainty = float(np.hypot(noise, interp))
+        curve_rms = drift_error_rms(_curve(centre, sol, frames), np.zeros((len(frames), 2)))
+        info.update(noise_nm=noise, interpolation_error_nm=interp, uncertainty_nm=uncertainty, curve_rms_nm=curve_rms,
+                    events=int(event.max()) + 1, **noise_info)
+        unreliable = drift_unreliable("rcc", uncertainty, curve_rms, render_px_nm=px)  # NaN warns too
         if unreliable:
             warnings.warn(
-                f"RCC: two halves of the table (blocks of about {int(np.median(block))} frames in each of the "
-                f"{n_seg} windows) give drifts that differ by {half_diff:.0f} nm rms: the drift is known to about "
-                f"+-{uncertainty:.0f} nm (rms over the frames, x and y), and this drift estimate is not reliable. "
-                "Too few localizations per window, or no structure that several windows share; try fewer windows "
-                "(n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning, stacklevel=2)
+                f"RCC: the drift is known to about +-{uncertainty:.0f} nm (rms over the frames, x and y; from the "
+                f"{n_seg} windows' cross-correlation peaks and the {int(event.max()) + 1} on-events under them), for a "
+                f"curve of {curve_rms:.0f} nm rms: {_why_unreliable(uncertainty, curve_rms)}, and this drift estimate "
+                "is not reliable. Too few localizations per window, or no structure that several windows share; try "
+                "fewer windows (n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning,
+                stacklevel=2)
     else:
         unreliable = agreement > max(px, RCC_MAX_UNCERTAINTY_NM)
         if unreliable:
@@ -624,8 +903,8 @@ def rcc_drift(
     )
 
 
-#: above this COMET's ``uncertainty_nm`` (the expected error of its curve, x and y together, as RCC's) makes its
-#: estimate unreliable (a warning); the same figure and threshold as RCC's
+#: COMET's ``uncertainty_nm`` (the expected error of its curve, x and y together, as RCC's) is judged by the same rule
+#: as RCC's (:func:`drift_unreliable`), never unreliable below this; until session 40, unreliable above it
 COMET_MAX_UNCERTAINTY_NM = RCC_MAX_UNCERTAINTY_NM
 
 #: COMET's split-half term is this times half the RMS difference of the two halves' curves (see
@@ -941,8 +1220,10 @@ def comet_drift(
     quadrature: the error of the curve's construction from windows (``interpolation_error_nm``, as RCC's; zero for a
     linear drift). ``info["uncertainty_nm"]`` is the sum, the expected error of the curve in the units of
     :func:`drift_error_rms` (RMS over the frames of x and y together, after removing the constant offset), the same
-    quantity as RCC's; above :data:`COMET_MAX_UNCERTAINTY_NM`, or where the curve spans more than ``max_drift_nm``
-    (beyond the pair radius that the cost sees), an :class:`UnreliableDriftWarning` is issued. (Before, it was half
+    quantity as RCC's; where :func:`drift_unreliable` calls it unreliable (as RCC's: subtracting the curve would
+    likely not help; ``info["curve_rms_nm"]``, the curve's own RMS), or where the curve spans more than
+    ``max_drift_nm`` (beyond the pair radius that the cost sees), an :class:`UnreliableDriftWarning` is issued.
+    (Before, it was half
     the RMS difference of two *random* halves of the rows, per lateral axis: the frames of one on-event fell in both
     halves; see ``bench/drift_uncertainty.py --engine comet``.) ``info["half_block_frames"]``: the blocks' mean
     length (median over the windows).
@@ -1049,13 +1330,16 @@ def comet_drift(
         uncertainty = float(np.hypot(noise, interp))
         info.update(half_difference_nm=half_diff, half_block_frames=int(np.median(block)),
                     interpolation_error_nm=interp, uncertainty_nm=uncertainty)
-        if not uncertainty <= COMET_MAX_UNCERTAINTY_NM:  # NaN (a half without 2 windows) warns too
+        curve_rms = drift_error_rms(d[:, :2], np.zeros((len(d), 2)))
+        info["curve_rms_nm"] = curve_rms
+        if drift_unreliable("comet", uncertainty, curve_rms):  # NaN (a half without 2 windows) warns too
             info["unreliable"] = True
             warnings.warn(
                 f"{where}COMET: two halves of the {len(dataset)} localizations (blocks of about "
                 f"{int(np.median(block))} frames) give drifts that differ by {half_diff:.0f} nm rms: the drift is "
-                f"known to about +-{uncertainty:.0f} nm (rms over the frames, x and y), for a curve that spans "
-                f"{span:.0f} nm, and this drift estimate is not reliable. Too few localizations per window, or no "
+                f"known to about +-{uncertainty:.0f} nm (rms over the frames, x and y), for a curve of {curve_rms:.0f} "
+                f"nm rms that spans {span:.0f} nm: {_why_unreliable(uncertainty, curve_rms)}, and this drift "
+                "estimate is not reliable. Too few localizations per window, or no "
                 f"structure that several windows share (each molecule seen in one window only); try fewer windows "
                 f"(n_segments, plexloc drift --segments, got {n_segments}). If the sample did not drift, keep the "
                 "uncorrected table", UnreliableDriftWarning, stacklevel=2)
