@@ -4,11 +4,7 @@ report, merged table, image and FRC in one command (:mod:`plexloc.workflow`)."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from plexloc.cli._common import int_at_least, nonnegative_int, positive_float
@@ -94,25 +90,6 @@ The separate commands (plexloc fit, drift, report, merge, render, frc) remain fo
     p.set_defaults(func=run)
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cluster's scheduler, ``timeout``, ``kill``) ends the run as Ctrl-C does: the movie under way's
-    hidden partial folder removed, its earlier folder kept (SIGTERM's default killed the process where it stood and
-    left ``DIR/.NAME.partial-*`` behind for good). The handler before is restored after."""
-    if threading.current_thread() is not threading.main_thread():  # signal handlers are the main thread's
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    before = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
-
-
 def run(args: argparse.Namespace) -> int:
     """Process the movies (:func:`plexloc.workflow.process_movies`); exit code 1 where any movie failed."""
     from plexloc.cli._common import check_outputs, resolve_device
@@ -147,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    with _terminate_as_interrupt():
-        results = process_movies(args.movie, args.out, options, log=log, warnings_before=before)
+    # SIGTERM ends the run as Ctrl-C does (plexloc.cli.main.terminate_as_interrupt, around every command): the movie
+    # under way's hidden partial folder removed, its earlier folder kept
+    results = process_movies(args.movie, args.out, options, log=log, warnings_before=before)
     for r in results:
         notes = r.summary.get("fit", {}).get("notes", [])
         if notes:  # each said as its fit ended (log); a reminder here, after the batch
