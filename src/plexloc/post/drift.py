@@ -334,7 +334,8 @@ def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float, *,
     return not uncertainty_nm <= limit  # NaN (not known) is unreliable too
 
 
-#: (not used since session 40, when RCC's uncertainty stopped coming from halves; bench/drift_uncertainty.py reads it)
+#: (since session 40 used only where no redundant pair of windows checks RCC's peaks, :func:`_rcc_split_half`;
+#: bench/drift_uncertainty.py reads it)
 #: the RCC split-half term is this times half the RMS difference of the two halves' curves. For two independent
 #: halves, each with twice the error variance of the full table, half their difference would be the full table's
 #: error; measured against the windows' actual error on simulated tables it is 0.85x on average (0.67-1.05 by
@@ -756,6 +757,35 @@ def _knot_variance(half_difference: np.ndarray, centres: np.ndarray, frames: np.
     return float(np.mean((dk - dk.mean(axis=0)) ** 2)) * scale**2 / 4.0 if len(dk) >= 2 else float("nan")
 
 
+def _rcc_split_half(frame: np.ndarray, seg: np.ndarray, n_seg: int, centre: np.ndarray, frames: np.ndarray,
+                    flat: np.ndarray, h: int, w: int, px: float, blur: float, max_drift_nm: float, device: str,
+                    ) -> tuple[dict[str, Any], float, float]:
+    """RCC's split-half test (its uncertainty until session 40, now where no redundant pair of windows checks
+    :func:`_rcc_noise`): RCC run on the two halves of :func:`_half_split`; half their curves' RMS difference (times
+    :data:`RCC_HALF_DIFFERENCE_SCALE`) is the curve's noise. Returns the info (``half_difference_nm``,
+    ``half_block_frames``, ``uncertainty_from``), the noise (nm, NaN where a half has under 2 windows) and the knots'
+    error variance per axis (:func:`_knot_variance`)."""
+    half, block = _half_split(frame, seg, n_seg)
+    curves = []
+    for part in (half, ~half):
+        present = np.bincount(seg[part], minlength=n_seg) > 0
+        if present.sum() < 2:
+            curves.append(np.full((len(frames), 2), np.nan))
+            continue
+        remap = np.cumsum(present) - 1
+        s_h = remap[seg[part]]
+        c_h = np.bincount(s_h, weights=frame[part].astype(float)) / np.bincount(s_h)  # the half's own centres
+        sol_h = _rcc_solve(flat[part], s_h, int(present.sum()), h, w, px, blur, max_drift_nm, device)[0]
+        curves.append(_curve(c_h, sol_h, frames))
+    e = curves[0] - curves[1]
+    e = e - e.mean(axis=0)
+    half_diff = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))  # lateral, as drift_error_rms
+    knot_var = _knot_variance(e, centre, frames, RCC_HALF_DIFFERENCE_SCALE)
+    info = {"half_difference_nm": half_diff, "half_block_frames": int(np.median(block)),
+            "uncertainty_from": "split-half"}
+    return info, RCC_HALF_DIFFERENCE_SCALE * half_diff / 2.0, knot_var
+
+
 def rcc_drift(
     table: LocTable,
     *,
@@ -780,7 +810,9 @@ def rcc_drift(
         device: torch device of the FFTs.
         split_half: estimate how far the curve is known (``info["uncertainty_nm"]``; the name is the option's,
             shared with COMET, whose estimate is a split-half test, and with z's): for x and y since session 40 from
-            the whole table (:func:`_rcc_noise`), for z the split-half test of :func:`_z_drift`; the estimate
+            the whole table (:func:`_rcc_noise`; where no redundant pair of windows checks it, 2 windows, the
+            split-half test, :func:`_rcc_split_half`, ``info["uncertainty_from"]``), for z the split-half test of
+            :func:`_z_drift`; the estimate
             itself is the same either way. Without it ``uncertainty_nm`` is not known and the unreliability
             warning judges the windows' agreement, a lower bound.
         progress: called as ``progress(done, total)`` after each pair of windows (twice as many with
@@ -847,20 +879,34 @@ def rcc_drift(
         c_xy = _curve(centre, sol, frames)[at]
         event = _events(np.column_stack([x - c_xy[:, 0], y - c_xy[:, 1]]), frame, RCC_EVENT_LINK_NM)
         step = pass_progress(1)
-        cov, noise_info = _rcc_noise(np.column_stack([ix, iy]).astype(float), seg, n_seg, px, blur, fit, keep, event,
-                                     progress=None if step is None else lambda done, total: step(
-                                         n_pairs if done == total else done, n_pairs))
-        noise, knot_var = _curve_noise(cov, centre, frames)
+        curve_rms = drift_error_rms(_curve(centre, sol, frames), np.zeros((len(frames), 2)))
+        if int(keep.sum()) > n_seg - 1:
+            cov, noise_info = _rcc_noise(np.column_stack([ix, iy]).astype(float), seg, n_seg, px, blur, fit, keep,
+                                         event, progress=None if step is None else lambda done, total: step(
+                                             n_pairs if done == total else done, n_pairs))
+            noise, knot_var = _curve_noise(cov, centre, frames)
+            noise_info["uncertainty_from"] = "peaks"
+            source = (f"from the {n_seg} windows' cross-correlation peaks and the {int(event.max()) + 1} on-events "
+                      "under them")
+        else:
+            # no redundant pair of windows (2 windows, or the kept pairs a tree): nothing checks the peaks' linear
+            # model, which reads a few nm at chance peaks of a table without shared structure (2 windows, 40-1,000
+            # uniform rows: 0.06-31 nm reported for 190-680 nm actual, none flagged). The split-half test (before
+            # session 40) sees such a failure: its halves' peaks fall elsewhere
+            noise_info, noise, knot_var = _rcc_split_half(frame, seg, n_seg, centre, frames, flat, h, w, px, blur,
+                                                          max_drift_nm, device)
+            if step is not None:
+                step(n_pairs, n_pairs)
+            source = (f"from two halves of the table: no redundant pair among the {n_seg} windows checks their "
+                      "cross-correlation peaks")
         interp = _interpolation_error(frame, seg, centre, sol, frames, knot_var) if np.isfinite(knot_var) else 0.0
         uncertainty = float(np.hypot(noise, interp))
-        curve_rms = drift_error_rms(_curve(centre, sol, frames), np.zeros((len(frames), 2)))
         info.update(noise_nm=noise, interpolation_error_nm=interp, uncertainty_nm=uncertainty, curve_rms_nm=curve_rms,
                     events=int(event.max()) + 1, **noise_info)
         unreliable = drift_unreliable("rcc", uncertainty, curve_rms, render_px_nm=px)  # NaN warns too
         if unreliable:
             warnings.warn(
-                f"RCC: the drift is known to about +-{uncertainty:.0f} nm (rms over the frames, x and y; from the "
-                f"{n_seg} windows' cross-correlation peaks and the {int(event.max()) + 1} on-events under them), for a "
+                f"RCC: the drift is known to about +-{uncertainty:.0f} nm (rms over the frames, x and y; {source}), for a "
                 f"curve of {curve_rms:.0f} nm rms: {_why_unreliable(uncertainty, curve_rms)}, and this drift estimate "
                 "is not reliable. Too few localizations per window, or no structure that several windows share; try "
                 "fewer windows (n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning,
