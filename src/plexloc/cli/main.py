@@ -105,8 +105,8 @@ def terminate_as_interrupt() -> Iterator[None]:
     before = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    finally:  # a handler installed from C (plexloc embedded) reads as None: the default then
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
