@@ -593,7 +593,7 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
     from plexloc.io.tables import read_table, write_table
     from plexloc.post.merge import merge_localizations
     from plexloc.render.frc import frc, unmerged_caveat
-    from plexloc.render.nena import nena, nena_caveat
+    from plexloc.render.nena import nena_caveat
     from plexloc.render.report import build_report, write_report
 
     with step("fit"):
@@ -635,12 +635,13 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
                               warnings=[named(w) for w in summary["warnings"] + [f"fit: {n}" for n in
                                                                                  summary["fit"]["notes"]]],
                               drift_note=None if drift["state"] == "applied" else _drift_line(drift),
-                              frc_table=table, frc_of=("of merged.csv, as summary.json's" if options.merge else None))
+                              frc_table=table, frc_of=("of merged.csv, as summary.json's" if options.merge else None),
+                              frc_px_size_nm=options.frc_px_nm)
         write_report(report, folder / "report.html")
         summary["report"] = {"figures": report.n_figures,
                              "summary": {str(k): str(v) for k, v in report.summary.items()},
                              "not_available": dict(report.missing)}
-        nn = nena(unmerged) if len(unmerged) > 1 else None
+        nn = report.nena  # the report's, of the same table (None under 2 localizations)
         summary["nena"] = ({"sigma_nm": _finite(nn.sigma_nm), "sigma_se_nm": _finite(nn.sigma_se_nm),
                             "pairs": int(len(nn.distances_nm)), "no_value": nn.info.get("no_value"),
                             "caveat": nena_caveat(unmerged)} if nn is not None
@@ -649,7 +650,9 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
         summary["image"] = _render(table, folder / "image.png", _field_of_view(acq, geometry), options)
     with step("frc"):
         try:
-            res = frc(table, px_size_nm=options.frc_px_nm)
+            # the report's (of the same table, at the same pixel); where it had none (under 100 localizations) frc
+            # says why
+            res = report.frc if report.frc is not None else frc(table, px_size_nm=options.frc_px_nm)
             summary["frc"] = {"resolution_nm": _finite(res.resolution_nm), "px_size_nm": res.px_size_nm,
                               "no_value": res.info.get("no_crossing"), "caveat": unmerged_caveat(table)}
         except InputError as err:  # fewer than 100 localizations
@@ -836,14 +839,20 @@ def _folder_result(folder: Path) -> AcquisitionResult:
     return result
 
 
+def _acquisition_folders(out: Path) -> list[Path]:
+    """The acquisition folders of ``out`` (not hidden, with a ``summary.json``), in name order."""
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / "summary.json").is_file())
+
+
 def folder_results(out: str | os.PathLike, newest: Sequence[AcquisitionResult] = ()) -> list[AcquisitionResult]:
     """Every acquisition folder of ``out`` (a folder, not hidden, with a ``summary.json``) as a result: ``newest``
     (this run's, in their order) where one has the folder's name, else read from its ``summary.json``, in name order
     after them. A result of ``newest`` whose folder is not there is left out (the folders are what is described)."""
-    out = Path(out)
     new = {r.acquisition.name: r for r in newest}
-    folders = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")
-                     and (p / "summary.json").is_file()) if out.is_dir() else []
+    folders = _acquisition_folders(Path(out))
     present = {p.name for p in folders}
     return ([r for r in newest if r.acquisition.name in present]
             + [_folder_result(p) for p in folders if p.name not in new])
@@ -923,7 +932,7 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
         warnings.warn(geometry.readiness, ModelNotReadyWarning, stacklevel=2)
     # an earlier run's acquisitions in ``out``: each one processed again is replaced whole; the others stay, and
     # summary.csv lists them from their summary.json (it describes the folders in ``out``, whatever run made them)
-    earlier = [r.acquisition.name for r in folder_results(out)]
+    earlier = {p.name for p in _acquisition_folders(out)}
     results: list[AcquisitionResult] = []
     try:
         for i, acq in enumerate(acquisitions):

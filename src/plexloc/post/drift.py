@@ -305,7 +305,7 @@ def _why_unreliable(uncertainty_nm: float, curve_rms_nm: float) -> str:
     return "subtracting it would likely not help"
 
 
-def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float, *, render_px_nm: float = 20.0) -> bool:
+def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float) -> bool:
     """Whether a drift estimate known to ``uncertainty_nm`` (its expected error, ``info["uncertainty_nm"]``) is
     unreliable: subtracting it would likely not help. The estimated curve's RMS about its mean (x and y together,
     ``curve_rms_nm``) holds the true drift and the estimate's error, about ``sqrt(drift² + error²)``; subtracting
@@ -313,8 +313,7 @@ def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float, *,
     ``curve_rms_nm / sqrt(2)``. Unreliable where the uncertainty is above that and above
     :data:`RCC_MAX_UNCERTAINTY_NM` (10 nm: a correction known that well is kept whatever it corrects), or above
     :data:`DRIFT_UNRELIABLE_ABOVE_NM` (30 nm) whatever the curve, or not known (NaN). The same rule for both engines
-    (``engine``: "rcc" or "comet"); ``render_px_nm`` is not used (the rule before session 40 took RCC's render
-    pixel, 20 nm, as its threshold).
+    (``engine``: "rcc" or "comet"; before session 40 RCC's threshold was its render pixel, 20 nm).
 
     Why the 30 nm: where a table is so sparse that most cross-correlation peaks are chance, the curve is mostly
     error and the uncertainty under-reads it (RCC, 300-500 localizations over 10 windows, the tables where the
@@ -329,7 +328,7 @@ def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float, *,
     (bench/drift_calibration40_comet_sparse.json): 27 flagged, 11 helping, 2 missed (before: 42, 24, none); the 12
     without structure all flagged (without the 30 nm: 2 of them missed).
     """
-    del engine, render_px_nm
+    del engine  # one rule for both
     limit = max(RCC_MAX_UNCERTAINTY_NM, min(curve_rms_nm / np.sqrt(2.0), DRIFT_UNRELIABLE_ABOVE_NM))
     return not uncertainty_nm <= limit  # NaN (not known) is unreliable too
 
@@ -357,7 +356,8 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     error of one pair's shift from the kept pairs' disagreement with the solution (per axis) and the pairs for
     :func:`_rcc_noise`: ``pairs`` ``(n_pairs, 2)`` (windows i < j), ``shifts`` (nm, x and y: ``d_j - d_i``),
     ``curvature`` (the Hessian of each pair's cross-correlation at its peak, per nm², NaN where the fit found no
-    maximum) and ``solver`` (the least-squares map from the kept pairs' shifts to the windows' drifts).
+    maximum), ``heights``, ``solver`` (the least-squares map from the kept pairs' shifts to the windows' drifts) and
+    ``design`` (``(n_pairs, n_seg)``: each pair's shift as ``d_j - d_i``).
     """
     import torch
 
@@ -422,7 +422,7 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     dof = max(int(keep.sum()) - (n_seg - 1), 1)
     sigma_pair = float(np.sqrt((resid_kept**2).sum() / (2 * dof)))
     return sol, keep, threshold, sigma_pair, {"pairs": pairs_a, "shifts": r_ij, "curvature": np.array(curvatures),
-                                              "heights": np.array(weights), "solver": solver}
+                                              "heights": np.array(weights), "solver": solver, "design": a}
 
 
 #: on-events (:func:`_events`): rows in the same or the next frame within this of each other in x and in y (nm)
@@ -577,9 +577,7 @@ def _rcc_noise(pos_px: np.ndarray, seg: np.ndarray, n_seg: int, px: float, blur:
     # window with too few localizations) its shift is off by far more than the linear model of its peak allows:
     # the residuals then exceed their expectation by the factor by which the model under-reads, and the windows'
     # covariance is scaled up by it (never down)
-    design = np.zeros((n_p, n_seg))
-    design[np.arange(n_p), pairs[:, 1]] = 1.0
-    design[np.arange(n_p), pairs[:, 0]] = -1.0
+    design = fit["design"][keep]
     resid_op = np.eye(n_p) - design @ solver
     sol = solver @ shifts
     resid = shifts - design @ sol  # (n_p, 2)
@@ -877,11 +875,11 @@ def rcc_drift(
     if split_half:
         # how far the curve is known, from the whole table at its own peaks (:func:`_rcc_noise`), the on-events of
         # the molecules (:func:`_events`) as the independent units, and the curve's construction from windows
-        at = frame.astype(np.int64) - int(frames[0])
-        c_xy = _curve(centre, sol, frames)[at]
+        curve = _curve(centre, sol, frames)
+        c_xy = curve[frame.astype(np.int64) - int(frames[0])]
         event = _events(np.column_stack([x - c_xy[:, 0], y - c_xy[:, 1]]), frame, RCC_EVENT_LINK_NM)
         step = pass_progress(1)
-        curve_rms = drift_error_rms(_curve(centre, sol, frames), np.zeros((len(frames), 2)))
+        curve_rms = drift_error_rms(curve, np.zeros((len(frames), 2)))
         if int(keep.sum()) > n_seg - 1:
             cov, noise_info = _rcc_noise(np.column_stack([ix, iy]).astype(float), seg, n_seg, px, blur, fit, keep,
                                          event, progress=None if step is None else lambda done, total: step(
@@ -905,7 +903,7 @@ def rcc_drift(
         uncertainty = float(np.hypot(noise, interp))
         info.update(noise_nm=noise, interpolation_error_nm=interp, uncertainty_nm=uncertainty, curve_rms_nm=curve_rms,
                     events=int(event.max()) + 1, **noise_info)
-        unreliable = drift_unreliable("rcc", uncertainty, curve_rms, render_px_nm=px)  # NaN warns too
+        unreliable = drift_unreliable("rcc", uncertainty, curve_rms)  # NaN warns too
         if unreliable:
             warnings.warn(
                 f"RCC: the drift is known to about +-{uncertainty:.0f} nm (rms over the frames, x and y; {source}), for a "

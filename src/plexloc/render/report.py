@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,10 +33,16 @@ __all__ = ["Report", "build_report", "write_report"]
 
 @dataclass
 class Report:
+    """The page (``html``), its figures, the summary table and what it could not show; ``frc`` and ``nena``: the
+    results behind its FRC and NeNA sections (:class:`~plexloc.render.frc.FRCResult`,
+    :class:`~plexloc.render.nena.NeNAResult`; None where not computed), for a caller that reports them too."""
+
     html: str
     n_figures: int
     summary: dict = field(default_factory=dict)
     missing: dict = field(default_factory=dict)
+    frc: Any = None
+    nena: Any = None
 
 
 #: the widest image, in image pixels, that the report's figure shows pixel for pixel (7 inches at 100 dpi, less the
@@ -296,6 +303,7 @@ def build_report(
 
     # FRC
     ft = table if frc_table is None else frc_table
+    res = None
     if len(ft) >= 100:
         res = frc(ft, px_size_nm=frc_px_size_nm, seed=seed)
         value = f"{res.resolution_nm:.1f}" if np.isfinite(res.resolution_nm) else f"none: {res.info['no_crossing']}"
@@ -375,7 +383,7 @@ window.addEventListener("load", function () {{
 </script>
 </body></html>
 """
-    return Report(page, n_fig, summary, missing)
+    return Report(page, n_fig, summary, missing, frc=res, nena=nn)
 
 
 def write_report(report: Report, path: str | os.PathLike) -> None:
