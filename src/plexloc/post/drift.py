@@ -1071,10 +1071,12 @@ Z_MAX_UNCERTAINTY_NM = 10.0
 
 
 def _z_knots(xy: np.ndarray, z: np.ndarray, seg: np.ndarray, n_seg: int, *, radius_nm: float = Z_PAIR_RADIUS_NM,
-             max_pairs: int = Z_MAX_PAIRS, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+             max_pairs: int = Z_MAX_PAIRS, seed: int = 0) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
     """The z drift of every window ``(n_seg,)`` (window 0 at 0; NaN where a window has no pair), from pairs of
     localizations of different windows within ``radius_nm`` of each other laterally (``xy``: already corrected for the
-    lateral drift).
+    lateral drift); its ``info``; and the fit for :func:`_z_noise` (``rows`` ``(n_pairs, 2)``, the pairs' rows;
+    ``windows`` ``(n_pairs, 2)``, theirs; ``residual``, ``weight`` (the final Welsch weights), ``scale`` (the
+    weights' width, nm) and ``anchor``; empty without pairs).
 
     A pair ``(i, j)`` in windows ``a != b`` says ``z_i - z_j = d_a - d_b`` plus the difference of their z errors (one
     molecule) or of their depths (two neighbours): a robust least-squares fit of the windows' drifts ``d`` to all
@@ -1101,11 +1103,13 @@ def _z_knots(xy: np.ndarray, z: np.ndarray, seg: np.ndarray, n_seg: int, *, radi
     info["z_pairs"] = int(len(dz))
     knots = np.full(n_seg, np.nan)
     if len(dz) == 0:
-        return knots, info
+        return knots, info, {}
     cover = np.bincount(a, minlength=n_seg) + np.bincount(b, minlength=n_seg)
     anchor = int(np.argmax(cover > 0))
     w = np.ones(len(dz))
     d = np.zeros(n_seg)
+    r = dz.copy()
+    scale = 0.0
     ab, ba, aa, bb = a * n_seg + b, b * n_seg + a, a * (n_seg + 1), b * (n_seg + 1)  # flat (row, column) indices
     for it in range(50):
         size = n_seg * n_seg
@@ -1126,7 +1130,9 @@ def _z_knots(xy: np.ndarray, z: np.ndarray, seg: np.ndarray, n_seg: int, *, radi
             break
     info["z_pair_spread_nm"] = scale
     knots[cover > 0] = d[cover > 0] - d[anchor]
-    return knots, info
+    fit = {"rows": np.column_stack([i[other], j[other]]), "windows": np.column_stack([a, b]), "residual": r,
+           "weight": w, "scale": 2.5 * scale, "anchor": anchor}
+    return knots, info, fit
 
 
 def _z_curve(frame: np.ndarray, centre: np.ndarray, knots: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -1137,39 +1143,147 @@ def _z_curve(frame: np.ndarray, centre: np.ndarray, knots: np.ndarray, frames: n
     return _curve(centre[ok], knots[ok, None], frames)[:, 0]
 
 
+#: :func:`_z_noise`'s check of the pairs of windows' residuals: residuals this small (nm) need no explanation (as
+#: :data:`RCC_RESIDUAL_FLOOR_NM`)
+Z_RESIDUAL_FLOOR_NM = 1.0
+
+
+def _z_noise(fit: dict[str, Any], unit: np.ndarray, n_seg: int) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """The error covariance ``(n_seg, n_seg)`` (nm², 0 in the rows of the anchor window and of windows without pairs)
+    of :func:`_z_knots`'s windows' z drifts, from the whole table: ``fit``, :func:`_z_knots`'s pairs, and ``unit``,
+    the independent unit of every row (the on-events of :func:`_events`). None where it cannot be had: no redundant
+    pair of windows (fewer pairs of windows with pairs than free windows: nothing checks the model), or the windows
+    with pairs not linked into one system.
+
+    The windows' z drifts ``d`` solve the robust fit's estimating equation ``G(d) = sum_p psi(r_p) c_p = 0`` over the
+    pairs ``p`` of localizations (``r_p = dz_p - (d_a - d_b)``, ``c_p = e_a - e_b``, ``psi(r) = w(r) r`` with the
+    Welsch weight ``w``), so their error is ``H^-1 G(d_true)``, ``H = sum_p psi'(r_p) c_p c_p^T``: the sandwich of an
+    M-estimator. ``G`` is a sum over pairs of localizations, and pairs are not independent (one on-event of a molecule
+    pairs with every on-event of it, and of its neighbours, in the other windows): as for RCC (:func:`_rcc_noise`),
+    the units are the on-events, each brings ``D_u``, the sum of ``psi`` over the pairs it is in, per pair of
+    windows, and the covariance of the pairs of windows' sums is ``sum_u D_u D_u^T`` less ``sum_uv k_uv k_uv^T``
+    (``k_uv``: the pairs between units u != v, counted in ``D_u`` and in ``D_v``): exact for a sum that is linear in
+    the units' errors, and uncentred, so that which on-events fell in which window (a neighbour at another depth, in
+    one window and not in the next) is noise too. The check: the pairs of windows are redundant (45 for 10 windows
+    and 9 free drifts), and their sums at the solution, ``s_q`` (``q`` a pair of windows), must be as large as this
+    model says: ``sum_q s_q² / h_q`` (``h_q`` the pair of windows' share of ``H``) against its expectation, less
+    twice its chance spread, scales the covariance up by the excess (never down; ``z_pair_residual_ratio``), as
+    :func:`_rcc_noise`'s check.
+    """
+    info: dict[str, Any] = {}
+    if not fit:
+        return None, info
+    rows, win = fit["rows"], fit["windows"]
+    r, w, s2 = fit["residual"], fit["weight"], float(fit["scale"]) ** 2
+    _, unit = np.unique(unit, return_inverse=True)
+    unit = unit.ravel().astype(np.int64)
+    n_units = int(unit.max()) + 1
+    lo, hi = win.min(axis=1), win.max(axis=1)
+    sign = np.where(win[:, 0] < win[:, 1], 1.0, -1.0)  # c_p = sign * (e_lo - e_hi)
+    psi = sign * w * r
+    dpsi = w * (1.0 - r**2 / s2) if s2 > 0 else w.copy()
+    qkey, q = np.unique(lo * n_seg + hi, return_inverse=True)
+    q = q.ravel()
+    n_q = len(qkey)
+    q_lo, q_hi = qkey // n_seg, qkey % n_seg
+    covered = np.unique(np.concatenate([q_lo, q_hi]))
+    anchor = int(fit["anchor"])
+    free = covered[covered != anchor]
+    if n_q <= len(free) or not len(free):
+        return None, info
+    col = np.full(n_seg, -1, dtype=np.int64)
+    col[free] = np.arange(len(free))
+    design = np.zeros((n_q, len(free)))  # each pair of windows as d_lo - d_hi, the anchor's column left out
+    has = col[q_lo] >= 0
+    design[np.flatnonzero(has), col[q_lo[has]]] = 1.0
+    has = col[q_hi] >= 0
+    design[np.flatnonzero(has), col[q_hi[has]]] = -1.0
+    h_q = np.bincount(q, weights=dpsi, minlength=n_q)
+    bread = design.T @ (h_q[:, None] * design)
+    if not np.all(np.linalg.eigvalsh(bread) > 0):  # psi' < 0 beyond the weights' width: the fixed weights instead
+        h_q = np.bincount(q, weights=w, minlength=n_q)
+        bread = design.T @ (h_q[:, None] * design)
+        if not np.all(np.linalg.eigvalsh(bread) > 0):  # not one linked system
+            return None, info
+    from scipy.sparse import coo_matrix
+
+    ua, ub = unit[rows[:, 0]], unit[rows[:, 1]]
+    two = ua != ub
+    # D_u per pair of windows (a pair of two rows of one unit, an on-event that spans two windows, counted once)
+    shares = coo_matrix((np.concatenate([psi, psi[two]]), (np.concatenate([ua, ub[two]]), np.concatenate([q, q[two]]))),
+                        shape=(n_units, n_q)).tocsr()
+    cov_s = (shares.T @ shares).toarray()
+    uv = np.minimum(ua[two], ub[two]) * n_units + np.maximum(ua[two], ub[two])
+    _, k = np.unique(uv, return_inverse=True)
+    twice = coo_matrix((psi[two], (k.ravel(), q[two])), shape=(int(k.max()) + 1 if len(k) else 0, n_q)).tocsr()
+    cov_s -= (twice.T @ twice).toarray()
+    inv_b = np.linalg.inv(bread)
+    gain = inv_b @ design.T  # the free windows' drifts per unit of each pair of windows' sum
+    cov_free = gain @ cov_s @ gain.T
+    # the check: the pairs of windows' sums at the solution against what the model expects of them
+    s_obs = np.bincount(q, weights=psi, minlength=n_q)
+    resid_op = np.eye(n_q) - (h_q[:, None] * design) @ gain
+    scale_q = np.where(h_q > 0, 1.0 / np.sqrt(np.maximum(h_q, 1e-300)), 0.0)
+    res_cov = scale_q[:, None] * (resid_op @ cov_s @ resid_op.T) * scale_q[None, :]
+    floor = Z_RESIDUAL_FLOOR_NM**2 * float(np.sum(h_q[h_q > 0]))
+    expected = max(float(np.trace(res_cov)), 0.0) + floor
+    spread = float(np.sqrt(2.0 * np.sum(res_cov * res_cov)))
+    observed = float(np.sum((s_obs * scale_q) ** 2)) + floor
+    ratio = (observed - RCC_RESIDUAL_CHANCE * spread) / expected
+    cov = np.zeros((n_seg, n_seg))
+    cov[np.ix_(free, free)] = cov_free * max(1.0, ratio)
+    info.update(z_pair_residual_ratio=ratio, z_events=n_units, z_window_pairs=n_q)
+    return cov, info
+
+
 def _z_drift(frame: np.ndarray, xy: np.ndarray, z: np.ndarray, seg: np.ndarray, centre: np.ndarray,
              frames: np.ndarray, *, split_half: bool, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The z drift of every frame ``frames`` and of every window (``seg``, centres ``centre``) from the pairs of
     :func:`_z_knots`, and its ``info``: ``z_uncertainty_nm`` (with ``split_half``), as the lateral ``uncertainty_nm``
-    but for z alone: half the RMS difference of the z curves of the two halves of :func:`_half_split` (the same
-    windows, the same lateral correction) and the z curve's interpolation error (:func:`_interpolation_error` of the
-    z knots), in quadrature; the expected RMS over the frames of the estimated minus the true z drift, after removing
-    the constant offset (:func:`drift_error_rms` ``axes=(2,)``).
+    but for z alone, the expected RMS over the frames of the estimated minus the true z drift after removing the
+    constant offset (:func:`drift_error_rms` ``axes=(2,)``): the z curve's noise (``z_noise_nm``) and its
+    interpolation error (:func:`_interpolation_error` of the z knots, ``z_interpolation_error_nm``) in quadrature.
+    The noise since session 41 from the whole table (:func:`_z_noise`: the pairs' sandwich, the on-events of
+    :func:`_events` as the units, checked against the pairs of windows' residuals), ``z_uncertainty_from`` "pairs";
+    where that cannot be had (no redundant pair of windows), "split-half": half the RMS difference of the z curves
+    of the two halves of :func:`_half_split` (the same windows, the same lateral correction), as before session 41.
     """
     n_seg = len(centre)
-    knots, info = _z_knots(xy, z, seg, n_seg, seed=seed)
+    knots, info, fit = _z_knots(xy, z, seg, n_seg, seed=seed)
     curve = _z_curve(frame, centre, knots, frames)
     if not np.isfinite(curve).all():  # fewer than 2 windows with pairs: no z drift (said by :func:`_with_z_drift`)
         return curve, knots, info
     if split_half:
-        half, _ = _half_split(frame, seg, n_seg)
-        curves = []
-        for part in (half, ~half):
-            k, _ = _z_knots(xy[part], z[part], seg[part], n_seg, seed=seed)
-            curves.append(_z_curve(frame[part], centre, k, frames))
-        e = curves[0] - curves[1]
-        e = e - e.mean()
-        half_diff = float(np.sqrt(np.mean(e**2)))
-        at = np.clip(np.round(centre).astype(np.int64) - int(frames[0]), 0, len(frames) - 1)
-        dk = e[at]
-        dk = dk[np.isfinite(dk)]
-        knot_var = float(np.mean((dk - dk.mean()) ** 2)) / 4.0 if len(dk) >= 2 else float("nan")
         ok = np.isfinite(knots)
+        cov, noise_info = _z_noise(fit, _events(xy, frame, RCC_EVENT_LINK_NM), n_seg) if fit else (None, {})
+        if cov is not None:
+            info.update(noise_info)
+            c_ok = cov[np.ix_(ok, ok)]
+            basis = _curve(centre[ok], np.eye(int(ok.sum())), frames.astype(float))
+            basis -= basis.mean(axis=0)
+            noise = float(np.sqrt(max(float(np.sum((basis.T @ basis / len(frames)) * c_ok)), 0.0)))
+            centring = np.eye(int(ok.sum())) - 1.0 / ok.sum()
+            knot_var = max(float(np.trace(centring @ c_ok @ centring)) / ok.sum(), 0.0)
+            info["z_uncertainty_from"] = "pairs"
+        else:
+            half, _ = _half_split(frame, seg, n_seg)
+            curves = []
+            for part in (half, ~half):
+                k, _, _ = _z_knots(xy[part], z[part], seg[part], n_seg, seed=seed)
+                curves.append(_z_curve(frame[part], centre, k, frames))
+            e = curves[0] - curves[1]
+            e = e - e.mean()
+            half_diff = float(np.sqrt(np.mean(e**2)))
+            at = np.clip(np.round(centre).astype(np.int64) - int(frames[0]), 0, len(frames) - 1)
+            dk = e[at]
+            dk = dk[np.isfinite(dk)]
+            knot_var = float(np.mean((dk - dk.mean()) ** 2)) / 4.0 if len(dk) >= 2 else float("nan")
+            noise = half_diff / 2.0
+            info.update(z_half_difference_nm=half_diff, z_uncertainty_from="split-half")
         interp = 0.0
         if np.isfinite(knot_var) and ok.all():
             interp = _interpolation_error(frame, seg, centre, knots[:, None], frames, knot_var)
-        info.update(z_half_difference_nm=half_diff, z_interpolation_error_nm=interp,
-                    z_uncertainty_nm=float(np.hypot(half_diff / 2.0, interp)))
+        info.update(z_noise_nm=noise, z_interpolation_error_nm=interp, z_uncertainty_nm=float(np.hypot(noise, interp)))
     return curve, knots, info
 
 
@@ -1218,7 +1332,9 @@ def _with_z_drift(table: LocTable, frames: np.ndarray, curve: np.ndarray, seg: n
         rms = float(np.sqrt(np.mean((zc - zc.mean()) ** 2)))
         if not (unc <= Z_MAX_UNCERTAINTY_NM or unc <= 0.5 * rms):
             info["z_unreliable"] = True
-            known = (f"known to about +-{unc:.0f} nm (rms over the frames, from two halves of the table)"
+            how = ("from the pairs of localizations near each other in different windows"
+                   if info.get("z_uncertainty_from") == "pairs" else "from two halves of the table")
+            known = (f"known to about +-{unc:.0f} nm (rms over the frames, {how})"
                      if np.isfinite(unc) else "not known (a half of the table has fewer than 2 windows with pairs)")
             warnings.warn(
                 f"{where}{engine}: the z drift is {known}, for a z curve of {rms:.0f} nm rms about its mean: the z "
