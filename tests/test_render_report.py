@@ -17,14 +17,25 @@ from plexloc.evaluate.gridding import gridding_deviation, subpixel_histogram
 from plexloc.render.report import build_report, write_report
 
 
-@pytest.fixture
-def locs(tmp_path):
+#: the image pixel of the reports whose image is not what they test (nm): the default (the extent / 1500, ~5.5 nm
+#: here) renders a 1500 x 1500 image in 16 z colours, ~8 s of each report; test_report_sections_and_missing_columns
+#: keeps the default
+REPORT_PX_NM = 20.0
+
+
+@pytest.fixture(scope="module")
+def _table():
     rng = np.random.default_rng(0)
     n_frames = 1500
     truth = wobbly_drift(n_frames, 100.0, rng=rng)
     mol = structure_points("rings", 3000, fov_nm=8000.0, rng=rng)
     t = blinking_table(mol, n_frames=n_frames, rng=rng, drift_nm=truth, events_per_molecule=5)
-    t = t.with_columns(bg=rng.uniform(5, 30, len(t)), prob=rng.uniform(0.3, 1.0, len(t)), z_nm=rng.normal(0, 150, len(t)))
+    return t.with_columns(bg=rng.uniform(5, 30, len(t)), prob=rng.uniform(0.3, 1.0, len(t)), z_nm=rng.normal(0, 150, len(t)))
+
+
+@pytest.fixture
+def locs(tmp_path, _table):
+    t = _table
     path = tmp_path / "locs.csv"
     write_locs(t, path)
     return path, t
@@ -110,7 +121,8 @@ def test_report_opens_in_headless_chromium_with_all_figures(locs, tmp_path):
     path, _ = locs
     assert main(["drift", str(path), "--out", str(tmp_path / "d.csv"), "--engine", "rcc", "--segments", "6"]) == 0
     out = tmp_path / "report.html"
-    assert main(["report", str(tmp_path / "d.csv"), "--out", str(out), "--camera-px-size", "100"]) == 0
+    assert main(["report", str(tmp_path / "d.csv"), "--out", str(out), "--camera-px-size", "100",
+                 "--pixel-size", str(REPORT_PX_NM)]) == 0
     proc = subprocess.run(
         [_browser(), "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
          "--virtual-time-budget=10000", "--dump-dom", out.as_uri()],
@@ -130,8 +142,8 @@ def test_report_says_next_to_the_frc_value_when_the_table_looks_unmerged(locs):
     from plexloc.post.merge import merge_localizations
 
     _, t = locs
-    raw = build_report(t)
+    raw = build_report(t, px_size_nm=REPORT_PX_NM)
     assert "caveat: the table looks unmerged" in raw.summary["FRC resolution (nm)"]
     assert raw.html.count("caveat: the table looks unmerged") == 2  # the summary and the FRC section
-    merged = build_report(merge_localizations(t, radius_nm=50.0, gap=1))
+    merged = build_report(merge_localizations(t, radius_nm=50.0, gap=1), px_size_nm=REPORT_PX_NM)
     assert "caveat" not in merged.summary["FRC resolution (nm)"] and "caveat" not in merged.html
