@@ -644,6 +644,9 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
         nn = report.nena  # the report's, of the same table (None under 2 localizations)
         summary["nena"] = ({"sigma_nm": _finite(nn.sigma_nm), "sigma_se_nm": _finite(nn.sigma_se_nm),
                             "pairs": int(len(nn.distances_nm)), "no_value": nn.info.get("no_value"),
+                            # against the predicted σ (the NeNA they give, their fitted scale k; None without them)
+                            "expected_sigma_nm": _finite(nn.expected_sigma_nm), "scale_k": _finite(nn.scale_k),
+                            "scale_k_se": _finite(nn.scale_k_se),
                             "caveat": nena_caveat(unmerged)} if nn is not None
                            else {"sigma_nm": None, "no_value": "fewer than 2 localizations"})
     with step("image"):

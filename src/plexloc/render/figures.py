@@ -72,19 +72,31 @@ def frc_figure(q_per_nm, frc, frc_smooth, resolution_nm: float, threshold: float
     return figure_png(fig)
 
 
-def nena_figure(distances_nm: np.ndarray, sigma_nm: float, chance_share: float, r_max_nm: float) -> bytes:
+def nena_figure(distances_nm: np.ndarray, sigma_nm: float, chance_share: float, r_max_nm: float, *,
+                predicted_density=None, expected_sigma_nm: float = float("nan"), scale_k: float = float("nan"),
+                scale_k_se: float = float("nan")) -> bytes:
     """Histogram of the nearest-neighbour distances in the next frame (as a density) and the NeNA fit
-    (:func:`plexloc.render.nena.nena_density`) where there is one."""
+    (:func:`plexloc.render.nena.nena_density`) where there is one; ``predicted_density(d, k=1.0)``: the density of
+    the distances if the table's predicted σ times k were right
+    (:meth:`plexloc.render.nena.NeNAResult.predicted_density`), drawn dashed for k = 1 with the NeNA it gives,
+    ``expected_sigma_nm``, and dotted for the fitted ``scale_k`` where that is not 1 within 2 standard errors
+    (``scale_k_se``) and 2 %; None: neither drawn."""
     from plexloc.render.nena import nena_density
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     d = np.asarray(distances_nm, dtype=float)
     ax.hist(d, bins=75, range=(0.0, r_max_nm), density=True, color="0.75", label=f"{len(d)} pairs")
+    x = np.linspace(0.0, r_max_nm, 400)
     if np.isfinite(sigma_nm):
-        x = np.linspace(0.0, r_max_nm, 400)
         ax.plot(x, nena_density(x, sigma_nm, chance_share, r_max_nm), color="C0",
                 label=f"fit: σ {sigma_nm:.1f} nm, {100 * chance_share:.0f} % chance neighbours")
+    if predicted_density is not None:
+        ax.plot(x, predicted_density(x), color="C3", ls="--",
+                label=f"if the predicted σ were right (NeNA {expected_sigma_nm:.1f} nm)")
+        if np.isfinite(scale_k) and abs(scale_k - 1.0) > max(0.02, 2.0 * (scale_k_se if np.isfinite(scale_k_se) else 0.0)):
+            ax.plot(x, predicted_density(x, k=scale_k), color="C2", ls=":", lw=2,
+                    label=f"the predicted σ times k = {scale_k:.2f}")
     ax.set_xlabel("distance to the nearest localization of the next frame (nm)")
     ax.set_ylabel("density (1/nm)")
     ax.legend(fontsize=8)

@@ -6,7 +6,8 @@ deviation from uniform as in conventions.md; needs the camera pixel size), the d
 ``drift_x_nm``/``drift_y_nm`` columns that ``plexloc drift`` writes), the FRC curve (with a caveat next to
 the value when the table looks unmerged, :func:`plexloc.render.frc.unmerged_caveat`, and the reason when there is
 no value), and the precision measured from the data, NeNA (:mod:`plexloc.render.nena`: the nearest localization in
-the next frame; a table before merging). Every figure is
+the next frame; a table before merging), beside the NeNA that the table's predicted σ (or CRLB) give and their fitted
+scale k (1: calibrated), with the density of the distances those σ predict drawn over the histogram. Every figure is
 an inline base64 PNG; nothing is loaded from elsewhere. A section whose columns are missing says so
 ("not available: ...") instead of failing. A small inline script counts the images the browser
 decoded into ``<body data-images-ok="N" data-images-total="M">`` (used by the headless-browser test).
@@ -161,7 +162,7 @@ def build_report(
     from plexloc.io.tables import describe_columns
     from plexloc.render import figures
     from plexloc.render.frc import frc, unmerged_caveat
-    from plexloc.render.nena import nena, nena_caveat
+    from plexloc.render.nena import nena, nena_against_predicted_text, nena_caveat
     from plexloc.render.image import default_method, render, render_color
 
     n = len(table)
@@ -329,11 +330,20 @@ def build_report(
         caveat = nena_caveat(table)
         # a standard error under 0.05 nm printed as '± 0.0' (12,270 pairs: 0.047 nm): two significant digits there
         se = f"{nn.sigma_se_nm:.2g}" if 0 < nn.sigma_se_nm < 0.05 else f"{nn.sigma_se_nm:.1f}"
+        # against the predicted σ: where they vary from row to row the one σ of the fit is neither their median nor
+        # their rms (log-normal photons: NeNA 12.2 nm, median σ 10.0, rms 14.3), so the value to compare with is the
+        # NeNA those σ give, and their fitted scale k
+        against = nena_against_predicted_text(nn)
         summary["NeNA precision (nm)"] = (f"{nn.sigma_nm:.1f} ± {se} ({len(nn.distances_nm)} pairs in "
-                                          "consecutive frames)" + (f" (caveat: {caveat})" if caveat else ""))
+                                          "consecutive frames)" + (f"; {against}" if against else "")
+                                          + (f" (caveat: {caveat})" if caveat else ""))
         add("nena", "Localization precision from the data (NeNA)",
             (f'<p class="na">caveat: {html.escape(caveat)}</p>' if caveat else "")
-            + _img(figures.nena_figure(nn.distances_nm, nn.sigma_nm, nn.chance_share, nn.r_max_nm), "NeNA distances"))
+            + (f"<p>{html.escape(against)}</p>" if against else "")
+            + _img(figures.nena_figure(nn.distances_nm, nn.sigma_nm, nn.chance_share, nn.r_max_nm,
+                                       predicted_density=nn.predicted_density if np.isfinite(nn.expected_sigma_nm)
+                                       else None, expected_sigma_nm=nn.expected_sigma_nm, scale_k=nn.scale_k,
+                                       scale_k_se=nn.scale_k_se), "NeNA distances"))
         n_fig += 1
     else:
         missing["nena"] = nn.info["no_value"] if nn is not None else "NeNA needs at least 2 localizations"
