@@ -103,6 +103,13 @@ def ideal_flag(engine: str, actual_nm: float, curve_rms_nm: float, render_px_nm:
 
     rule = getattr(drift, "drift_unreliable", None)
     if rule is not None:
+        import inspect
+
+        params = inspect.signature(rule).parameters  # its arguments changed: session 40's, 40's review, 41's
+        if "engine" not in params:
+            return bool(rule(actual_nm, curve_rms_nm))
+        if "render_px_nm" not in params:
+            return bool(rule(engine, actual_nm, curve_rms_nm))
         return bool(rule(engine, actual_nm, curve_rms_nm, render_px_nm=render_px_nm))
     limit = max(render_px_nm, drift.RCC_MAX_UNCERTAINTY_NM) if engine == "rcc" else drift.COMET_MAX_UNCERTAINTY_NM
     return not actual_nm <= limit

@@ -96,12 +96,14 @@ def test_the_flag_on_a_structure_free_table_comes_with_an_honest_uncertainty():
 def test_drift_unreliable_is_about_whether_subtracting_helps():
     from plexloc.post.drift import drift_unreliable
 
-    for engine in ("rcc", "comet"):
-        assert not drift_unreliable(engine, 9.0, 2.0)  # known to 10 nm: kept, whatever it corrects
-        assert drift_unreliable(engine, 12.0, 15.0)  # the error about the drift (15 / sqrt(2) = 10.6)
-        assert not drift_unreliable(engine, 15.0, 27.0)  # 27 / sqrt(2) = 19.1: the drift is larger than the error
-        assert drift_unreliable(engine, 31.0, 200.0)  # known to no better than 30 nm: never trusted
-        assert drift_unreliable(engine, float("nan"), 50.0)
+    assert not drift_unreliable(9.0, 2.0)  # known to 10 nm: kept, whatever it corrects
+    assert drift_unreliable(12.0, 15.0)  # the error about the drift (15 / sqrt(2) = 10.6)
+    assert not drift_unreliable(15.0, 27.0)  # 27 / sqrt(2) = 19.1: the drift is larger than the error
+    assert drift_unreliable(31.0, 200.0)  # known to no better than 30 nm: never trusted
+    assert drift_unreliable(float("nan"), 50.0)
+    # one rule for both engines: no engine argument (unused since session 40, removed in 41)
+    with pytest.raises(TypeError):
+        drift_unreliable("rcc", 9.0, 2.0)
 
 
 def test_an_on_event_is_one_unit_across_windows():

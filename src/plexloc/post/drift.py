@@ -305,7 +305,7 @@ def _why_unreliable(uncertainty_nm: float, curve_rms_nm: float) -> str:
     return "subtracting it would likely not help"
 
 
-def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float) -> bool:
+def drift_unreliable(uncertainty_nm: float, curve_rms_nm: float) -> bool:
     """Whether a drift estimate known to ``uncertainty_nm`` (its expected error, ``info["uncertainty_nm"]``) is
     unreliable: subtracting it would likely not help. The estimated curve's RMS about its mean (x and y together,
     ``curve_rms_nm``) holds the true drift and the estimate's error, about ``sqrt(drift² + error²)``; subtracting
@@ -313,7 +313,8 @@ def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float) ->
     ``curve_rms_nm / sqrt(2)``. Unreliable where the uncertainty is above that and above
     :data:`RCC_MAX_UNCERTAINTY_NM` (10 nm: a correction known that well is kept whatever it corrects), or above
     :data:`DRIFT_UNRELIABLE_ABOVE_NM` (30 nm) whatever the curve, or not known (NaN). The same rule for both engines
-    (``engine``: "rcc" or "comet"; before session 40 RCC's threshold was its render pixel, 20 nm).
+    (before session 40 RCC's threshold was its render pixel, 20 nm; until session 41 an unused ``engine`` argument
+    came first).
 
     Why the 30 nm: where a table is so sparse that most cross-correlation peaks are chance, the curve is mostly
     error and the uncertainty under-reads it (RCC, 300-500 localizations over 10 windows, the tables where the
@@ -328,7 +329,6 @@ def drift_unreliable(engine: str, uncertainty_nm: float, curve_rms_nm: float) ->
     (bench/drift_calibration40_comet_sparse.json): 27 flagged, 11 helping, 2 missed (before: 42, 24, none); the 12
     without structure all flagged (without the 30 nm: 2 of them missed).
     """
-    del engine  # one rule for both
     limit = max(RCC_MAX_UNCERTAINTY_NM, min(curve_rms_nm / np.sqrt(2.0), DRIFT_UNRELIABLE_ABOVE_NM))
     return not uncertainty_nm <= limit  # NaN (not known) is unreliable too
 
@@ -903,7 +903,7 @@ def rcc_drift(
         uncertainty = float(np.hypot(noise, interp))
         info.update(noise_nm=noise, interpolation_error_nm=interp, uncertainty_nm=uncertainty, curve_rms_nm=curve_rms,
                     events=int(event.max()) + 1, **noise_info)
-        unreliable = drift_unreliable("rcc", uncertainty, curve_rms)  # NaN warns too
+        unreliable = drift_unreliable(uncertainty, curve_rms)  # NaN warns too
         if unreliable:
             warnings.warn(
                 f"RCC: the drift is known to about +-{uncertainty:.0f} nm (rms over the frames, x and y; {source}), for a "
@@ -1494,7 +1494,7 @@ def comet_drift(
                     interpolation_error_nm=interp, uncertainty_nm=uncertainty)
         curve_rms = drift_error_rms(d[:, :2], np.zeros((len(d), 2)))
         info["curve_rms_nm"] = curve_rms
-        if drift_unreliable("comet", uncertainty, curve_rms):  # NaN (a half without 2 windows) warns too
+        if drift_unreliable(uncertainty, curve_rms):  # NaN (a half without 2 windows) warns too
             info["unreliable"] = True
             warnings.warn(
                 f"{where}COMET: two halves of the {len(dataset)} localizations (blocks of about "
