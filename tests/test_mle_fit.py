@@ -13,7 +13,7 @@ from torch.testing import assert_close
 from conftest import PX_NM
 from plexloc.camera import EMCCD, SCMOS, AdditiveNoiseCamera, IdealCamera
 from plexloc.evaluate.crlb import crlb
-from plexloc.mle.fit import A_FLOOR, FitChannel, fit_rois, noise_terms
+from plexloc.mle.fit import A_FLOOR, AT_BOUND_BITS, FitChannel, fit_rois, noise_terms
 from plexloc.mle.models import GaussianRoiModel, PSFRoiModel, SplineRoiModel, roi_model_for
 from plexloc.psf import AstigmaticPSF, GaussianPSF
 
@@ -204,7 +204,8 @@ def test_astigmatic_fit_bounded_to_the_emitter_range_at_low_photons():
     search, everything else known, is 8 % above the bound at the same SNR: bench/RESULTS.md); most of
     the excess is dim spots whose likelihood peaks beyond the range the emitters span. Bounded to that
     range (z held at the bound by an active set) the fit is 4-5 % closer to the bound than with bounds
-    250 nm wider (measured 1.03-1.06 vs 1.07-1.11 on three seeds of 2,000 windows) and every fit converges."""
+    250 nm wider (measured 1.03-1.06 vs 1.07-1.11 on three seeds of 2,000 windows) and every fit converges, inside
+    the range or with z held on its bound (then converged is 0 and at_bound says z: tests/test_mle41_bounds.py)."""
     psf, cam = AstigmaticPSF(), EMCCD()
     data, t = _windows(psf, cam, 2000, photons=1500.0, bg=100.0, z_range=(-500.0, 500.0), seed=9, roi=19)
     b = _rms(crlb(psf, cam, x_nm=t["x"], y_nm=t["y"], z_nm=t["z"], photons=1500.0, bg=100.0)["crlb_z_nm"])
@@ -215,7 +216,9 @@ def test_astigmatic_fit_bounded_to_the_emitter_range_at_low_photons():
     assert r_tight <= 1.08, (r_tight, r_wide)  # standard error ~1.6 %
     assert r_wide - r_tight > 0.025, (r_tight, r_wide)  # same windows: the difference is much steadier
     assert abs(float((tight.z_nm - t["z"]).mean())) < 3.0  # standard error ~1.2 nm
-    assert bool(tight.converged.all()) and float(tight.iterations.float().mean()) < 8
+    on_z_bound = tight.at_bound == AT_BOUND_BITS["z"]
+    assert bool((tight.converged | on_z_bound).all()) and float(tight.iterations.float().mean()) < 8
+    assert not bool((tight.converged & on_z_bound).any())
     assert float(tight.z_nm.min()) >= -500.0 and float(tight.z_nm.max()) <= 500.0
 
 

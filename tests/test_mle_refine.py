@@ -189,8 +189,10 @@ def test_fit_movie_refine_mle(tmp_path, monkeypatch):
     import plexloc.mle.refine as refine_module
 
     # the untrained network's rows are mostly not emitters, and the core-deviance test rightly refuses all their refits:
-    # the plumbing is what is tested here, so that test is off (it has its own test above)
-    monkeypatch.setattr(refine_module, "refine_frames", functools.partial(refine_frames, fit_pvalue=None))
+    # the plumbing is what is tested here, so that test is off (it has its own test above). The refits it kept with the
+    # 1 px shift limit were all fits of noise with photons on their bound (1 photon, sigma_x 20-24 um), no longer kept
+    # (tests/test_mle41_bounds.py); a 3 px limit lets the refits of the emitters near the network's rows through
+    monkeypatch.setattr(refine_module, "refine_frames", functools.partial(refine_frames, fit_pvalue=None, max_shift_px=3.0))
     from plexloc.config import TrainConfig
     from plexloc.config.models import IdealCameraConfig
     from plexloc.errors import InputError
@@ -216,6 +218,7 @@ def test_fit_movie_refine_mle(tmp_path, monkeypatch):
     assert len(out) == len(raw) > 0
     r = np.asarray(out["refined"]) == 1
     assert r.any()
+    assert (np.asarray(out["photons"])[r] > 100).all()  # refits of emitters, not of noise held at 1 photon
     np.testing.assert_array_equal(np.asarray(out["sigma_x_nm"])[r], np.asarray(out["crlb_x_nm"])[r])
     np.testing.assert_allclose(np.asarray(out["sigma_x_nm"])[~r], np.asarray(raw["sigma_x_nm"])[~r])
     # the command line: the same table

@@ -73,8 +73,15 @@ COLUMN_DOCS: dict[str, str] = {
     "bg_chN": "background photons per pixel per frame in channel N",
     "sigma_photons_chN": "predicted 1-sigma uncertainty of photons_chN (network with per-channel photons)",
     "iterations": "iterations of the maximum-likelihood fit",
-    "converged": "1 where the maximum-likelihood fit converged, 0 where it stopped at its iteration limit (such rows "
-    "are kept, and are usually worse: plexloc filter or a selection on this column removes them)",
+    "converged": "1 where the maximum-likelihood fit converged to a maximum of the likelihood inside the fit's bounds; "
+    "0 where it stopped at its iteration limit or ended with its position, z, photons or PSF width on a bound of the "
+    "fit (at_bound says which: such an estimate is no maximum of the likelihood, and its CRLB does not describe its "
+    "error). Such rows are kept, and are usually worse: a selection converged == 1 removes them",
+    "at_bound": "bounds the maximum-likelihood fit ended on, a sum of: 1 x or y 1 px beyond the fitting window, 2 z at "
+    "the fit's z bound (the configured emitter z range, or the PSF's calibrated range), 4 photons at the lower bound "
+    "(1: no spot), 8 background at 0, 16 PSF width at its bound (free width), 32 one channel's photons at 1 (free "
+    "photons per channel, not all); 0 none. 1, 2, 4 and 16 make converged 0; 8 and 32 are the non-negative model's "
+    "own estimate (a very low background, a dye absent from a channel) and leave it 1",
     "loglik": "Poisson log-likelihood of the fit (effective counts of the camera's noise model)",
     "llr": "log-likelihood ratio 2 (log L_saturated - log L_fit); chi-square with (pixels - parameters) "
     "degrees of freedom for a good fit, large for overlapping or misfit spots",

@@ -104,7 +104,7 @@ def column_unit(name: str) -> str | None:
     if name in ("bg", "crlb_bg") or (per_channel and per_channel.group(1) == "bg"):
         return "photons/pixel/frame"
     if name in ("frame", "id", "color", "prob", "color_prob", "frame_last", "n_merged", "n_channels_seen", "refined",
-                "iterations", "converged", "loglik", "llr"):
+                "iterations", "converged", "at_bound", "loglik", "llr"):
         return "1"
     if name == "roi_px":
         return "px"

@@ -15,7 +15,13 @@ semi-definite), one model evaluation per iteration for the whole batch, per-wind
 steps, and a Newton-decrement convergence test (the remaining step is below ``tol`` in units of the
 statistical error). Converged windows leave the batch. 3D fits start from several z values and keep
 the best likelihood; z stays within its bounds (a fit at a bound with the likelihood rising outwards
-holds z there and converges in the other parameters). One channel with a separable PSF (Gaussian,
+holds z there and converges in the other parameters).
+
+Bounds: x, y within 1 px beyond the window, z within its bounds, photons >= 1, background >= 1e-4, width scale
+0.4-4. A fit that ends with a parameter on one of these is not the likelihood's maximum of the model: its
+``at_bound`` names the bounds (:data:`AT_BOUND_BITS`), and ``converged`` is false where the bound is one of the fit
+(position, z, photons, width: :data:`NOT_CONVERGED_BOUNDS`); a background at 0 or one channel's free photons at 1
+(the other channels' not) is the non-negative model's own estimate and stays converged, flagged. One channel with a separable PSF (Gaussian,
 astigmatic) never forms the Jacobian: the gradient and Fisher matrix come from the PSF's 1D factors.
 
 Parameters (θ) per window: ``x, y`` (reference channel, in pixels of channel 0's window), ``z`` (3D),
@@ -55,7 +61,9 @@ class FitResult:
     """Per-window results (float64, CPU), positions in reference-channel nm.
 
     ``photons_ch`` and ``bg_ch`` are ``(N, C)``; ``crlb`` maps ``x_nm, y_nm, z_nm, photons, bg`` (and
-    ``bg_chN``, ``photons_chN``) to 1-sigma bounds at the fitted parameters.
+    ``bg_chN``, ``photons_chN``) to 1-sigma bounds at the fitted parameters. ``converged``: the optimiser's test met
+    and no parameter on a bound of :data:`NOT_CONVERGED_BOUNDS`; ``at_bound``: the bounds hit (:data:`AT_BOUND_BITS`);
+    ``extra["lm_converged"]``: the optimiser's test alone (met, too, by a fit held on a bound).
     """
 
     x_nm: Tensor
@@ -73,9 +81,70 @@ class FitResult:
     n_pixels: int = 0
     n_params: int = 0
     extra: dict[str, Tensor] = field(default_factory=dict)
+    #: (N,) int64: the bounds the fit ended on, a sum of :data:`AT_BOUND_BITS` (0: none)
+    at_bound: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.x_nm.shape[0])
+
+
+#: the bounds a fit can end on, and their bit in ``at_bound`` (the table's column): x or y 1 px beyond the window
+#: (where the fitter stops them), z at its bound, the photons at their lower bound (1; with free photons per channel:
+#: every channel's), the background of a channel at its lower bound (1e-4), the free width scale at 0.4 or 4, the
+#: photons of some but not all channels at 1 (free photons per channel)
+AT_BOUND_BITS: dict[str, int] = {"xy": 1, "z": 2, "photons": 4, "bg": 8, "width": 16, "photons_ch": 32}
+#: the bounds of the fitter's own making, not the model's: a fit ending on one is not converged
+NOT_CONVERGED_BOUNDS = AT_BOUND_BITS["xy"] | AT_BOUND_BITS["z"] | AT_BOUND_BITS["photons"] | AT_BOUND_BITS["width"]
+_XY_MARGIN_PX = 1.0  # how far beyond the window x, y may go
+_PHOTONS_MIN = 1.0
+_BG_MIN = 1e-4
+_WIDTH_RANGE = (0.4, 4.0)
+
+
+def _inverse_fisher(H: Tensor) -> Tensor:
+    """The inverse of Fisher matrices ``H (n, P, P)`` in float64, robust to a singular one (scaled to a unit diagonal,
+    a 1e-12 ridge)."""
+    H = H.double()
+    eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
+    scale = torch.sqrt(torch.diagonal(H, dim1=1, dim2=2).clamp_min(1e-30))
+    Hn = H / scale[:, :, None] / scale[:, None, :]
+    return torch.linalg.solve_ex(Hn + 1e-12 * eye, eye.expand_as(Hn))[0] / scale[:, :, None] / scale[:, None, :]
+
+
+def bounds_hit(theta: Tensor, problem: "_Problem", z_bounds: tuple[float, float], *, H: Tensor | None = None) -> Tensor:
+    """``(n,)`` int64 sum of :data:`AT_BOUND_BITS` of the bounds the parameters ``theta`` (n, P) sit on.
+
+    Position, z and width reach their bounds by clipping: on the bound itself. The photons and background approach
+    their lower bounds in steps of a third and may stop short of them where the likelihood is flat (1.12 photons with
+    a CRLB of 465, a refit of noise): with the Fisher matrix ``H`` at the fit they count as on the bound within 5 % of
+    their standard error (CRLB) above it, where the data cannot tell them from it."""
+    R, i_n, i_bg = problem.roi, problem.i_n, problem.i_bg
+    bits = torch.zeros(theta.shape[0], dtype=torch.int64, device=theta.device)
+
+    def add(mask: Tensor, name: str) -> None:
+        bits.add_(mask.to(torch.int64) * AT_BOUND_BITS[name])
+
+    xy = theta[:, :2]
+    add(((xy <= -_XY_MARGIN_PX + 1e-3) | (xy >= R + _XY_MARGIN_PX - 1e-3)).any(dim=1), "xy")
+    p = 2
+    if problem.is_3d:
+        z = theta[:, 2]
+        add((z <= z_bounds[0] + 1e-3) | (z >= z_bounds[1] - 1e-3), "z")
+        p += 1
+    if problem.free_sigma:
+        s = theta[:, p]
+        add((s <= _WIDTH_RANGE[0] + 1e-5) | (s >= _WIDTH_RANGE[1] - 1e-5), "width")
+    low = theta[:, i_n:i_bg] <= _PHOTONS_MIN * (1.0 + 1e-4)
+    low_bg = theta[:, i_bg:] <= _BG_MIN * (1.0 + 1e-3)
+    if H is not None and theta.shape[0]:
+        sd = torch.diagonal(_inverse_fisher(H), dim1=1, dim2=2).clamp_min(0).sqrt().to(theta.dtype)
+        near = lambda sl, floor: theta[:, sl] - floor <= 0.05 * sd[:, sl]  # noqa: E731
+        low = low | near(slice(i_n, i_bg), _PHOTONS_MIN)
+        low_bg = low_bg | near(slice(i_bg, None), _BG_MIN)
+    add(low.all(dim=1), "photons")
+    add(low.any(dim=1) & ~low.all(dim=1), "photons_ch")
+    add(low_bg.any(dim=1), "bg")
+    return bits
 
 
 # The smallest slope ``a`` of ``v(mu) = a mu + b`` the effective counts use. A camera whose noise does not grow
@@ -560,15 +629,16 @@ def _fit_batch(
                     break
             new = th + delta
             # bounded steps
-            new[:, :2] = torch.maximum(torch.minimum(new[:, :2], th[:, :2] + 1.0), th[:, :2] - 1.0).clamp(-1.0, R + 1.0)
+            new[:, :2] = torch.maximum(torch.minimum(new[:, :2], th[:, :2] + 1.0), th[:, :2] - 1.0).clamp(
+                -_XY_MARGIN_PX, R + _XY_MARGIN_PX)
             p = 2
             if problem.is_3d:
                 new[:, p] = torch.maximum(torch.minimum(new[:, p], th[:, p] + 150.0), th[:, p] - 150.0).clamp(*z_bounds)
                 p += 1
             if problem.free_sigma:
-                new[:, p] = torch.maximum(torch.minimum(new[:, p], th[:, p] + 0.2), th[:, p] - 0.2).clamp(0.4, 4.0)
-            new[:, i_n:i_bg] = torch.maximum(new[:, i_n:i_bg], th[:, i_n:i_bg] / 3).clamp_min(1.0)
-            new[:, i_bg:] = torch.maximum(new[:, i_bg:], th[:, i_bg:] / 3).clamp_min(1e-4)
+                new[:, p] = torch.maximum(torch.minimum(new[:, p], th[:, p] + 0.2), th[:, p] - 0.2).clamp(*_WIDTH_RANGE)
+            new[:, i_n:i_bg] = torch.maximum(new[:, i_n:i_bg], th[:, i_n:i_bg] / 3).clamp_min(_PHOTONS_MIN)
+            new[:, i_bg:] = torch.maximum(new[:, i_bg:], th[:, i_bg:] / 3).clamp_min(_BG_MIN)
             m_new, J_new = evaluate(new, active)
             m_old = m if full else m[active]
             xa = x_all if full else x_all[active]
@@ -619,13 +689,18 @@ def _fit_batch(
     ratio = torch.where(x_b > 0, x_b * torch.log(x_b.clamp_min(1e-30) / m_b), torch.zeros_like(x_b))
     llr = 2.0 * (ratio - (x_b - m_b)).sum(dim=1)
     loglik = (x_b * torch.log(m_b) - m_b - torch.lgamma(x_b + 1.0)).sum(dim=1)
+    # the convergence test above is met by a fit held on a bound (the step clipped to nothing): a parameter on a
+    # bound of the fitter's making is no maximum of the likelihood, and such a fit is not converged
+    at_bound = bounds_hit(theta[best], problem, z_bounds, H=H[best])
     return {
         "theta": theta[best],
         "H": H[best],
         "loglik": loglik,
         "llr": llr,
         "iterations": iters[best],
-        "converged": converged[best],
+        "converged": converged[best] & ((at_bound & NOT_CONVERGED_BOUNDS) == 0),
+        "lm_converged": converged[best],
+        "at_bound": at_bound,
         "idx": idx,
     }
 
@@ -653,10 +728,7 @@ def _collect(problem: _Problem, results: list[dict], n_all: int, device) -> FitR
         photons = photons_ch.sum(dim=1)
     bg_ch = theta[:, problem.i_bg :]
     # CRLB: inverse Fisher information at the fit (robust to a singular matrix)
-    eye = torch.eye(P, dtype=torch.float64)
-    scale = torch.sqrt(torch.diagonal(H, dim1=1, dim2=2).clamp_min(1e-30))
-    Hn = H / scale[:, :, None] / scale[:, None, :]
-    cov = torch.linalg.solve_ex(Hn + 1e-12 * eye, eye.expand_as(Hn))[0] / scale[:, :, None] / scale[:, None, :]
+    cov = _inverse_fisher(H)
     var = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0)
     crlb = {"x_nm": var[:, 0].sqrt() * px[0], "y_nm": var[:, 1].sqrt() * px[1]}
     crlb["z_nm"] = var[:, 2].sqrt() if problem.is_3d else torch.full_like(x_nm, float("nan"))
@@ -687,4 +759,6 @@ def _collect(problem: _Problem, results: list[dict], n_all: int, device) -> FitR
         converged=cat("converged", (0,)).bool(),
         n_pixels=C * problem.roi**2,
         n_params=P,
+        at_bound=cat("at_bound", (0,)).long(),
+        extra={"lm_converged": cat("lm_converged", (0,)).bool()},
     )

@@ -592,6 +592,7 @@ class MLEFitter:
             "crlb_bg": res.crlb["bg"].numpy(),
             "iterations": res.iterations.numpy().astype(np.float64),
             "converged": res.converged.numpy().astype(np.float64),
+            "at_bound": res.at_bound.numpy().astype(np.float64),
             "loglik": res.loglik.numpy(),
             "llr": res.llr.numpy(),
             "roi_px": np.full(len(res), float(R)),
@@ -650,7 +651,7 @@ def fit_movie(
 
     Returns:
         A :class:`~plexloc.table.LocTable` with ``frame, x_nm, y_nm, z_nm, photons, bg, crlb_x_nm,
-        crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, loglik, llr, roi_px`` (and ``photons_chN, bg_chN``
+        crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, converged, at_bound, loglik, llr, roi_px`` (and ``photons_chN, bg_chN``
         for several channels, ``psf_sigma_x_nm, psf_sigma_y_nm`` with a free PSF width), sorted by frame.
     """
     parts = list(_fit_parts(movie, config, device=device, camera=camera, batch_frames=batch_frames,

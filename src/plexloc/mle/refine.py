@@ -10,7 +10,9 @@ emitter per window is biased by the light of the neighbours, so here each window
 with the neighbours held at their current estimates (the table's, then the previous round's): the data and the
 model of :func:`plexloc.mle.fit.fit_rois` get the neighbours' expected photons as a known, per-pixel term.
 
-A refit is kept only where it converged and stayed near its start: within ``max_shift_px`` / ``max_shift_z_nm``, and,
+A refit is kept only where it converged (or converged with z held on its bound: an emitter at the edge of the z range;
+a refit with its photons, position or width on a bound is not kept: :data:`plexloc.mle.fit.AT_BOUND_BITS`; before,
+such refits of an untrained network's rows were kept with 1 photon and a sigma_x of 20 um) and stayed near its start: within ``max_shift_px`` / ``max_shift_z_nm``, and,
 where the table has ``sigma_*_nm``, with a shift consistent with the table's and the fit's uncertainties (a chi-square
 test, ``shift_pvalue``); other rows keep the table's values. On seed 002's quad-plane setting at 0.331/um^2
 (bench/RESULTS.md, 2026-12-04) that test kept 88 % of the refits and turned a lateral RMSE of 14.9 nm with every refit
@@ -32,7 +34,7 @@ import torch
 from torch import Tensor
 
 from plexloc.mle.detection import Candidates
-from plexloc.mle.fit import _Problem, fit_rois
+from plexloc.mle.fit import AT_BOUND_BITS, NOT_CONVERGED_BOUNDS, _Problem, fit_rois
 from plexloc.table import LocTable
 
 def _photons_per_channel(table: LocTable, n_channels: int, fractions: list[float], linked: bool) -> np.ndarray:
@@ -375,7 +377,10 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
         fx = res.x_nm.to(dev, dtype) / px[0]
         fy = res.y_nm.to(dev, dtype) / px[1]
         fz = res.z_nm.to(dev, dtype)
-        ok = res.converged.to(dev) & torch.isfinite(fx) & torch.isfinite(fy)
+        # converged, or held on the z bound alone (an emitter at the edge of the z range: its x, y are the fit's);
+        # a refit with photons, position or width on a bound is no fit of an emitter (photons 1, sigma_x 20 um)
+        z_only = (res.at_bound & NOT_CONVERGED_BOUNDS) == AT_BOUND_BITS["z"]
+        ok = (res.converged | (res.extra["lm_converged"] & z_only)).to(dev) & torch.isfinite(fx) & torch.isfinite(fy)
         ok &= ((fx - start[:, 0]).abs() <= max_shift_px) & ((fy - start[:, 1]).abs() <= max_shift_px)
         if problem.is_3d:
             ok &= (fz - start[:, 2]).abs() <= max_shift_z_nm
