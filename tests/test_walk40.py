@@ -167,8 +167,10 @@ def test_sigterm_leaves_no_temporary_file(tmp_path):
 
     out = tmp_path / "sim"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # 64 x 64 px frames: the temporary file is there ~2 s after the start (~6 s at the walk's 128 x 128), and the
+    # 20,000 frames take ~1 min, so that the signal comes mid-movie
     proc = subprocess.Popen([sys.executable, "-m", "plexloc.cli.main", "simulate", str(EXAMPLES / "2d_gaussian.yaml"),
-                             "--frames", "20000", "--frame-size", "128", "128", "--out", str(out), "--device", "cpu"],
+                             "--frames", "20000", "--frame-size", "64", "64", "--out", str(out), "--device", "cpu"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 60
