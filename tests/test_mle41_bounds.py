@@ -141,3 +141,29 @@ def test_movie_table_carries_the_documented_column_and_converged_agrees():
     assert "at_bound" in table.columns and "at_bound" in COLUMN_DOCS and column_unit("at_bound") == "1"
     assert table["at_bound"].tolist() == [0.0, float(AT_BOUND_BITS["photons"])]
     assert "at_bound" in COLUMN_DOCS["converged"]
+
+
+def test_fit_command_counts_the_rows_on_a_bound(tmp_path, capsys):
+    """plexloc fit --method mle on a 3D astigmatic movie whose emitters span +-900 nm, fitted within the configuration's
+    +-500 nm: the rows held on the z bound are written with converged 0 and at_bound 2, and the command says how many."""
+    from plexloc.cli.main import main
+    from plexloc.io.tables import read_table
+    from plexloc.io.tiff import write_movie
+    from plexloc.simulation import Simulator
+
+    cfg = load_config(EXAMPLES / "3d_astigmatic.yaml")
+    cfg.frame_size = [32, 32]
+    cfg.emitters.density_per_um2 = 0.3
+    cfg.background.variation = 0.0
+    wide = cfg.model_copy(deep=True)
+    wide.emitters.z_range_nm = [-900.0, 900.0]
+    movie = Simulator(wide).simulate_movie(20, generator=torch.Generator().manual_seed(4))
+    write_movie(tmp_path / "m.tif", movie.frames[0].numpy())
+    assert main(["fit", str(tmp_path / "m.tif"), "--method", "mle", "--config", str(EXAMPLES / "3d_astigmatic.yaml"),
+                 "--out", str(tmp_path / "locs.csv"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    t = read_table(tmp_path / "locs.csv")
+    on_z = (t["at_bound"].astype(int) & AT_BOUND_BITS["z"]) != 0
+    assert on_z.sum() >= 5 and (t["converged"][on_z] == 0).all()
+    assert np.allclose(np.abs(t["z_nm"][on_z]), 500.0, atol=0.01)
+    assert f"{int(on_z.sum())} z on its bound" in err and "did not converge" in err

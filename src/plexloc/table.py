@@ -79,7 +79,7 @@ COLUMN_DOCS: dict[str, str] = {
     "error). Such rows are kept, and are usually worse: a selection converged == 1 removes them",
     "at_bound": "bounds the maximum-likelihood fit ended on, a sum of: 1 x or y 1 px beyond the fitting window, 2 z at "
     "the fit's z bound (the configured emitter z range, or the PSF's calibrated range), 4 photons at the lower bound "
-    "(1: no spot), 8 background at 0, 16 PSF width at its bound (free width), 32 one channel's photons at 1 (free "
+    "(1, or above it by less than 5 % of their CRLB: no spot), 8 background at 0, 16 PSF width at its bound (free width), 32 one channel's photons at 1 (free "
     "photons per channel, not all); 0 none. 1, 2, 4 and 16 make converged 0; 8 and 32 are the non-negative model's "
     "own estimate (a very low background, a dye absent from a channel) and leave it 1",
     "loglik": "Poisson log-likelihood of the fit (effective counts of the camera's noise model)",

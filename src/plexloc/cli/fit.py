@@ -168,6 +168,15 @@ def run(args: argparse.Namespace) -> int:
                    "not_finite": "not finite", "goodness_of_fit": "failed the goodness-of-fit test (min_llr_pvalue)"}
             print(f"{sum(dropped.values())} of {stats['fits']} fits left out: "
                   + "; ".join(f"{n} {why.get(k, k)}" for k, n in dropped.items()), file=sys.stderr)
+        flagged = stats.get("flagged") or {}
+        if flagged.get("not_converged"):  # kept, flagged: say how many and why, so that a user can select them out
+            names = {"xy": "position at the window's limit", "z": "z on its bound", "photons": "photons at their bound",
+                     "width": "PSF width on its bound"}
+            why = "; ".join(f"{flagged[k]} {v}" for k, v in names.items() if flagged.get(k))
+            filtered = args.min_photons is not None or args.max_photons is not None
+            print(f"{flagged['not_converged']} rows{' (before the photon filters)' if filtered else ''} did not converge "
+                  "(converged 0, kept)"
+                  + (f", on a bound of the fit (column at_bound): {why}" if why else ""), file=sys.stderr)
     else:
         from plexloc.infer import fit_movie_to_file
 

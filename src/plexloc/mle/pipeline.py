@@ -23,7 +23,7 @@ from plexloc.camera import CameraCheck, camera_from_config
 from plexloc.config.models import CameraConfig, SimulationConfig
 from plexloc.errors import InputError
 from plexloc.mle.detection import Candidates, _blur, dog_filter, dog_noise_gain_map, local_maxima
-from plexloc.mle.fit import FitChannel, FitResult, fit_rois, noise_terms
+from plexloc.mle.fit import AT_BOUND_BITS, FitChannel, FitResult, fit_rois, noise_terms
 from plexloc.mle.models import roi_model_for
 from plexloc.simulation.geometry import transform_at_roi
 from plexloc.simulation.simulator import Channel
@@ -358,6 +358,8 @@ class MLEFitter:
         #: ran to a neighbour or off the spot), not finite, or a goodness of fit under ``min_llr_pvalue``
         self.fits = 0
         self.dropped: dict[str, int] = {"outside_window": 0, "not_finite": 0, "goodness_of_fit": 0}
+        #: rows of the tables (kept) that did not converge, and those on each bound (:data:`~plexloc.mle.fit.AT_BOUND_BITS`)
+        self.flagged: dict[str, int] = {"not_converged": 0, **{name: 0 for name in AT_BOUND_BITS}}
         self.max_iter = max_iter
         self.batch_size = batch_size
         fr = [ch.throughput for ch in self.channels]
@@ -578,6 +580,9 @@ class MLEFitter:
             good = chi2.sf(res.llr.numpy(), dof) >= self.min_llr_pvalue
             self.dropped["goodness_of_fit"] += int((keep & ~good).sum())
             keep &= good
+        self.flagged["not_converged"] += int((keep & ~res.converged.numpy()).sum())
+        for name, bit in AT_BOUND_BITS.items():
+            self.flagged[name] += int((keep & ((res.at_bound.numpy() & bit) != 0)).sum())
         cols = {
             "frame": frame,
             "x_nm": res.x_nm.numpy(),
@@ -767,8 +772,9 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     the PSFs) and ``camera``: the
     :class:`~plexloc.camera.check.CameraCheck` of the first frames (noise and saturation against the cameras), whose
     findings are also :class:`~plexloc.camera.check.CameraWarning` s (a wrong camera gave 9,355 rows for 2,985 and a
-    median bg of 2,576 photons/px, silently); after the last table, ``fits`` (fits made) and ``dropped`` (those left
-    out, by reason: ``outside_window``, ``not_finite``, ``goodness_of_fit``; :meth:`MLEFitter._table`)."""
+    median bg of 2,576 photons/px, silently); after the last table, ``fits`` (fits made), ``dropped`` (those left
+    out, by reason: ``outside_window``, ``not_finite``, ``goodness_of_fit``; :meth:`MLEFitter._table`) and ``flagged``
+    (rows kept with ``converged`` 0, and rows on each bound of ``at_bound``)."""
     from plexloc.io.pixel_size import warn_pixel_size
     from plexloc.simulation.simulator import check_spline_channels
 
@@ -819,7 +825,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
             elif empty is None:
                 empty = part
         if stats is not None:  # what the fits left out, and why (before the table is written: a generator's end)
-            stats.update(fits=fitter.fits, dropped=dict(fitter.dropped))
+            stats.update(fits=fitter.fits, dropped=dict(fitter.dropped), flagged=dict(fitter.flagged))
     if not found:
         yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
                             fitter.roi_px)[0]
