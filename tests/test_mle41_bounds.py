@@ -43,11 +43,11 @@ def _fit(psf, data, cam=None, **kw):
                     k=[k], offset=[off], **kw)
 
 
-def test_empty_window_ends_with_photons_at_the_bound_and_is_not_converged():
+def test_empty_window_ends_with_photons_at_the_bound_and_is_not_converged(device):
     """Noise-free flat background: the photons' likelihood falls for any spot, the fit holds them at their lower bound
-    (1), and the old convergence test (a step clipped to nothing) called that converged."""
+    (1), and the old convergence test (a step clipped to nothing) called that converged (on every device)."""
     psf = GaussianPSF(sigma_nm=130.0)
-    data = torch.full((4, R, R), 50.0)
+    data = torch.full((4, R, R), 50.0, device=device)
     res = _fit(psf, data)
     assert torch.allclose(res.photons, torch.ones(4, dtype=torch.float64), atol=1e-3)
     assert not bool(res.converged.any())
