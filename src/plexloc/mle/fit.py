@@ -15,14 +15,14 @@ semi-definite), one model evaluation per iteration for the whole batch, per-wind
 steps, and a Newton-decrement convergence test (the remaining step is below ``tol`` in units of the
 statistical error). Converged windows leave the batch. 3D fits start from several z values and keep
 the best likelihood; z stays within its bounds (a fit at a bound with the likelihood rising outwards
-holds z there and converges in the other parameters).
+holds z there and converges in the other parameters). One channel with a separable PSF (Gaussian,
+astigmatic) never forms the Jacobian: the gradient and Fisher matrix come from the PSF's 1D factors.
 
 Bounds: x, y within 1 px beyond the window, z within its bounds, photons >= 1, background >= 1e-4, width scale
 0.4-4. A fit that ends with a parameter on one of these is not the likelihood's maximum of the model: its
 ``at_bound`` names the bounds (:data:`AT_BOUND_BITS`), and ``converged`` is false where the bound is one of the fit
 (position, z, photons, width: :data:`NOT_CONVERGED_BOUNDS`); a background at 0 or one channel's free photons at 1
-(the other channels' not) is the non-negative model's own estimate and stays converged, flagged. One channel with a separable PSF (Gaussian,
-astigmatic) never forms the Jacobian: the gradient and Fisher matrix come from the PSF's 1D factors.
+(the other channels' not) is the non-negative model's own estimate and stays converged, flagged.
 
 Parameters (θ) per window: ``x, y`` (reference channel, in pixels of channel 0's window), ``z`` (3D),
 ``s`` (free PSF width scale, optional), photons (one total when ``linked``, else one per channel) and
