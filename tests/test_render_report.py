@@ -24,19 +24,15 @@ REPORT_PX_NM = 20.0
 
 
 @pytest.fixture(scope="module")
-def _table():
+def locs(tmp_path_factory):
+    """(a CSV file the tests only read, its table): made once for the module."""
     rng = np.random.default_rng(0)
     n_frames = 1500
     truth = wobbly_drift(n_frames, 100.0, rng=rng)
     mol = structure_points("rings", 3000, fov_nm=8000.0, rng=rng)
     t = blinking_table(mol, n_frames=n_frames, rng=rng, drift_nm=truth, events_per_molecule=5)
-    return t.with_columns(bg=rng.uniform(5, 30, len(t)), prob=rng.uniform(0.3, 1.0, len(t)), z_nm=rng.normal(0, 150, len(t)))
-
-
-@pytest.fixture
-def locs(tmp_path, _table):
-    t = _table
-    path = tmp_path / "locs.csv"
+    t = t.with_columns(bg=rng.uniform(5, 30, len(t)), prob=rng.uniform(0.3, 1.0, len(t)), z_nm=rng.normal(0, 150, len(t)))
+    path = tmp_path_factory.mktemp("locs") / "locs.csv"
     write_locs(t, path)
     return path, t
 
