@@ -145,14 +145,15 @@ def test_estimate_priors_takes_one_split_view_movie(tmp_path):
     write_movie(tmp_path / "split.tif", join_frames(chans, split, (32, 72)))
     _, per_channel = estimate_priors(paths, cfg)
     split_cfg = cfg.model_copy(update={"split_view": split})
-    _, joined = estimate_priors(tmp_path / "split.tif", split_cfg)
-    np.testing.assert_allclose(joined["photons_range"], per_channel["photons_range"], rtol=1e-6)
-    np.testing.assert_allclose(joined["background_range"], per_channel["background_range"], rtol=1e-6)
-    # the command line: one movie and a configuration with split_view
+    # the command line (estimate_priors on the split-view movie, its ranges written to p.yaml): one movie and a
+    # configuration with split_view
     cfg_path = tmp_path / "split.yaml"
     cfg_path.write_text(yaml.safe_dump(split_cfg.model_dump(mode="json")))
     assert main(["estimate-priors", str(tmp_path / "split.tif"), "--config", str(cfg_path), "--out",
                  str(tmp_path / "p.yaml"), "--device", "cpu"]) == 0
+    joined = load_config(tmp_path / "p.yaml")
+    np.testing.assert_allclose(joined.emitters.photons_range, per_channel["photons_range"], rtol=1e-6)
+    np.testing.assert_allclose(joined.background.range, per_channel["background_range"], rtol=1e-6)
     # without split_view the error names the file and says what to give
     with pytest.raises(InputError, match=r"split\.tif.*split_view"):
         estimate_priors(tmp_path / "split.tif", cfg)
