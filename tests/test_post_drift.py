@@ -74,8 +74,11 @@ def test_comet_recovers_drift_below_5nm_rms():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a drift that the data show: no UnreliableDriftWarning
-        res = estimate_drift(t, engine="comet", n_segments=6, max_drift_nm=150.0, backend="cpu")
-    assert res.engine == "comet"
+        # every window sub-sampled to about 2 million pairs of the table's 3.9 million (session 41: 22.5 s -> 9.2 s
+        # under load; error 2.36 -> 1.62 nm, uncertainty 1.77 -> 1.76 nm; 1 million: 2.77 nm, too near the bound)
+        res = estimate_drift(t, engine="comet", n_segments=6, max_drift_nm=150.0, backend="cpu",
+                             max_pairs=2_000_000)
+    assert res.engine == "comet" and res.info["max_locs_per_segment"] < len(t) / 6
     assert drift_error_rms(res.at(np.arange(n_frames)), truth) < 5.0
     assert res.info["uncertainty_nm"] < 3.0  # the two halves agree (about 1 nm)
 
