@@ -205,7 +205,14 @@ def test_cli_fit_with_the_mle_method(tmp_path, capsys):
                  "--device", "cpu", "--min-photons", str(cut)]) == 0
     assert 0 < len(read_table(kept)) < len(every) and (read_table(kept)["photons"] >= cut).all()
     assert "removed" in capsys.readouterr().out  # the filter's counts
-    for extra in (["--threshold", "0.3"], ["--max-sigma", "20"], ["--refine-mle"]):
+    # --max-sigma reads the MLE rows' CRLB (they have no predicted sigma)
+    bound = float(np.median(np.maximum(every["crlb_x_nm"], every["crlb_y_nm"])))
+    assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(cfg), "--out", str(kept),
+                 "--device", "cpu", "--max-sigma", str(bound)]) == 0
+    tight = read_table(kept)
+    assert 0 < len(tight) < len(every) and (np.maximum(tight["crlb_x_nm"], tight["crlb_y_nm"]) <= bound).all()
+    assert "max_sigma_nm read crlb_x_nm, crlb_y_nm" in capsys.readouterr().out
+    for extra in (["--threshold", "0.3"], ["--refine-mle"]):
         assert main(["fit", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(cfg),
                      "--out", str(tmp_path / "x.csv"), *extra]) == 2
         assert f"{extra[0]} applies to --method network only, not to --method mle" in capsys.readouterr().err

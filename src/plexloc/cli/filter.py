@@ -28,14 +28,16 @@ def frame_list(text: str) -> list[int]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "filter",
-        help="filter localizations by probability, uncertainty, photons, z",
+        help="filter localizations by probability, uncertainty, photons, z, convergence",
         description="Keep the localizations that pass every given criterion and report, per criterion, how many "
         "fail it and how many it removes (in the order listed). A criterion on a column the table lacks is an error.",
     )
     add_table_args(p, out_help="filtered table")
     p.add_argument("--min-prob", type=probability, default=None, metavar="P", help="prob >= P (0 <= P <= 1)")
-    p.add_argument("--max-sigma", type=positive_float, default=None, metavar="NM", help="max(sigma_x_nm, sigma_y_nm) <= NM")
-    p.add_argument("--max-sigma-z", type=positive_float, default=None, metavar="NM", help="sigma_z_nm <= NM")
+    p.add_argument("--max-sigma", type=positive_float, default=None, metavar="NM",
+                   help="max(sigma_x_nm, sigma_y_nm) <= NM (an MLE table without them: its crlb_x_nm, crlb_y_nm)")
+    p.add_argument("--max-sigma-z", type=positive_float, default=None, metavar="NM",
+                   help="sigma_z_nm <= NM (an MLE table: crlb_z_nm)")
     p.add_argument("--min-photons", type=nonnegative_float, default=None, metavar="N", help="photons >= N (N >= 0)")
     p.add_argument("--max-photons", type=positive_float, default=None, metavar="N",
                    help="photons <= N (N > 0, and >= --min-photons)")
@@ -46,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude-frames", type=frame_list, default=None, metavar="F",
                    help="drop the rows of these frames: numbers and ranges, e.g. 19-21,40 (a dropped or saturated frame "
                         "and its neighbours, as plexloc fit names them)")
+    p.add_argument("--converged", action="store_true",
+                   help="keep the MLE fits that converged (converged == 1: stopped neither at the iteration limit nor "
+                        "on a bound of the fit, column at_bound)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the counts as JSON here")
     p.set_defaults(func=run)
 
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         table, min_prob=args.min_prob, max_sigma_nm=args.max_sigma, max_sigma_z_nm=args.max_sigma_z,
         min_photons=args.min_photons, max_photons=args.max_photons,
         z_range_nm=tuple(args.z_range) if args.z_range else None, max_bg=args.max_bg,
-        exclude_frames=args.exclude_frames,
+        exclude_frames=args.exclude_frames, converged=True if args.converged else None,
     )
     _locs.write(kept, args.out, args)
     print(report.format_table())

@@ -36,7 +36,8 @@ def add_fit_method_options(p: argparse.ArgumentParser) -> None:
                    help="integrated detection probability, in (0, 1] (network; default: the model's "
                         "training.detection_threshold, 0.5 unless set)")
     p.add_argument("--min-prob", type=probability, metavar="P", help="keep localizations with prob >= P (0 <= P <= 1)")
-    p.add_argument("--max-sigma", type=positive_float, metavar="NM", help="keep localizations with lateral sigma <= NM")
+    p.add_argument("--max-sigma", type=positive_float, metavar="NM",
+                   help="keep localizations with lateral sigma <= NM (--method mle: their crlb_x_nm, crlb_y_nm)")
     p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")
     p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
     p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per forward pass (default 16)")
@@ -76,7 +77,6 @@ def check_fit_method_options(args: argparse.Namespace, network_only: Sequence[tu
             ("--batch-frames", args.batch_frames is not None), ("--refine-mle", args.refine_mle),
             ("--precision", args.precision != "auto"), *network_only,
             ("--min-prob", args.min_prob is not None),  # MLE rows have no detection probability
-            ("--max-sigma", args.max_sigma is not None),  # nor a predicted sigma (their crlb_x/y_nm: plexloc filter)
         ) if on]
         if given:
             raise InputError(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to "
@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
         check_movie_count(movie, config, source=args.config)  # the error names the configuration's file
         stats = {}
         n_rows = fit_mle(movie, config, args.out, device=device, camera=camera, progress=True, stats=stats,
-                         filters=dict(min_photons=args.min_photons, max_photons=args.max_photons),
+                         filters=dict(min_photons=args.min_photons, max_photons=args.max_photons,
+                                      max_sigma_nm=args.max_sigma),  # no predicted sigma: the CRLB
                          roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset))
         if stats.get("roi_offset_source"):
             print(f"ROI offset {list(stats['roi_offset_px'])} px from {stats['roi_offset_source']}", file=sys.stderr)
@@ -173,10 +174,11 @@ def run(args: argparse.Namespace) -> int:
             names = {"xy": "position at the window's limit", "z": "z on its bound", "photons": "photons at their bound",
                      "width": "PSF width on its bound"}
             why = "; ".join(f"{flagged[k]} {v}" for k, v in names.items() if flagged.get(k))
-            filtered = args.min_photons is not None or args.max_photons is not None
-            print(f"{flagged['not_converged']} rows{' (before the photon filters)' if filtered else ''} did not converge "
+            filtered = any(v is not None for v in (args.min_photons, args.max_photons, args.max_sigma))
+            print(f"{flagged['not_converged']} rows{' (before the filters)' if filtered else ''} did not converge "
                   "(converged 0, kept)"
-                  + (f", on a bound of the fit (column at_bound): {why}" if why else ""), file=sys.stderr)
+                  + (f", on a bound of the fit (column at_bound): {why}" if why else "")
+                  + "; plexloc filter --converged removes them", file=sys.stderr)
     else:
         from plexloc.infer import fit_movie_to_file
 

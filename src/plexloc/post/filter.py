@@ -1,9 +1,12 @@
-"""Filtering localizations by detection probability, uncertainty, photons and z range.
+"""Filtering localizations by detection probability, uncertainty, photons, z range and the fit's convergence.
 
 Every criterion is a mask over the rows; the report gives, per criterion, how many rows it fails
 on its own (``failed``) and how many it removes that no earlier criterion removed
 (``removed``, in the order of :data:`CRITERIA`), so that the ``removed`` counts add up to the total.
-A criterion on a column the table lacks is an error, not a silent pass.
+A criterion on a column the table lacks is an error, not a silent pass. The uncertainty criteria read the
+predicted σ (``sigma_x_nm``, ``sigma_y_nm``, ``sigma_z_nm``: a network's table) and, in a table without them, the
+Cramér-Rao bound at the fit (``crlb_x_nm``, ... : the MLE fitter's table), as the report and the renderer do;
+:func:`uncertainty_columns` says which.
 
 Example:
     >>> t = LocTable({"frame": [0, 0, 1], "x_nm": [0.0, 1.0, 2.0], "y_nm": [0.0] * 3,
@@ -23,7 +26,7 @@ import numpy as np
 from plexloc.errors import InputError
 from plexloc.table import LocTable
 
-__all__ = ["CRITERIA", "FilterReport", "filter_localizations"]
+__all__ = ["CRITERIA", "FilterReport", "filter_localizations", "uncertainty_columns"]
 
 #: criterion -> (column(s), description); the order in which ``removed`` is counted
 CRITERIA: dict[str, tuple[tuple[str, ...], str]] = {
@@ -35,7 +38,21 @@ CRITERIA: dict[str, tuple[tuple[str, ...], str]] = {
     "z_range_nm": (("z_nm",), "Z0 <= z_nm <= Z1"),
     "max_bg": (("bg",), "bg <= B"),
     "exclude_frames": (("frame",), "frame not in F"),
+    "converged": (("converged",), "converged == 1 (the MLE fit converged, on no bound of the fit: at_bound)"),
 }
+
+#: the uncertainty criteria's columns: the predicted σ, else the CRLB (an MLE table)
+_UNCERTAINTY = {"max_sigma_nm": (("sigma_x_nm", "sigma_y_nm"), ("crlb_x_nm", "crlb_y_nm")),
+                "max_sigma_z_nm": (("sigma_z_nm",), ("crlb_z_nm",))}
+
+
+def uncertainty_columns(table: LocTable, criterion: str) -> tuple[str, ...]:
+    """The columns ``criterion`` (``max_sigma_nm`` or ``max_sigma_z_nm``) reads in ``table``: the predicted σ where
+    the table has them, else the Cramér-Rao bound where it has that (an MLE fit's), else the σ columns (missing)."""
+    sigma, crlb = _UNCERTAINTY[criterion]
+    if all(c in table for c in sigma) or not all(c in table for c in crlb):
+        return sigma
+    return crlb
 
 
 @dataclass
@@ -45,6 +62,8 @@ class FilterReport:
     criteria: dict[str, object] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     removed: dict[str, int] = field(default_factory=dict)
+    #: the columns an uncertainty criterion read (the predicted σ, or an MLE table's CRLB)
+    columns: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -56,12 +75,18 @@ class FilterReport:
         for k in other.failed:
             self.failed[k] = self.failed.get(k, 0) + other.failed[k]
             self.removed[k] = self.removed.get(k, 0) + other.removed[k]
+        for k, v in other.columns.items():
+            self.columns.setdefault(k, v)
         return self
 
     def format_table(self) -> str:
         lines = [f"{'criterion':<16} {'value':>16} {'fails':>10} {'removed':>10}"]
         for name, value in self.criteria.items():
             lines.append(f"{name:<16} {str(value):>16} {self.failed[name]:>10} {self.removed[name]:>10}")
+        for name, cols in self.columns.items():
+            if cols and cols[0].startswith("crlb_"):  # said: the value is compared with a bound, not a predicted σ
+                lines.append(f"{name} read {', '.join(cols)} (the Cramér-Rao bound at the fit: the table has no "
+                             "predicted sigma)")
         lines.append(f"kept {self.n_out} of {self.n_in} localizations ({self.n_in - self.n_out} removed)")
         return "\n".join(lines)
 
@@ -77,10 +102,14 @@ def filter_localizations(
     z_range_nm: tuple[float, float] | None = None,
     max_bg: float | None = None,
     exclude_frames: list[int] | tuple[int, ...] | None = None,
+    converged: bool | None = None,
 ) -> tuple[LocTable, FilterReport]:
     """Keep the rows that pass every given criterion (None: not applied). NaN fails a criterion.
-    ``exclude_frames``: frame numbers whose rows go (a dropped or saturated frame and, for a network, its
-    neighbours in the temporal window: :mod:`plexloc.camera.frames`).
+    ``max_sigma_nm``/``max_sigma_z_nm`` read the predicted σ, else the CRLB (:func:`uncertainty_columns`; the
+    report's ``criteria`` keeps the value, ``columns`` names what was read). ``exclude_frames``: frame numbers whose
+    rows go (a dropped or saturated frame and, for a network, its neighbours in the temporal window:
+    :mod:`plexloc.camera.frames`). ``converged``: True keeps the MLE fits with ``converged`` 1 (those that
+    stopped neither at the iteration limit nor on a bound of the fit; False is not a criterion and is refused).
 
     Raises:
         InputError: a criterion on a missing column, or an empty z range.
@@ -94,26 +123,32 @@ def filter_localizations(
         "z_range_nm": None if z_range_nm is None else tuple(float(v) for v in z_range_nm),
         "max_bg": max_bg,
         "exclude_frames": None if exclude_frames is None else tuple(exclude_frames),
+        "converged": converged,
     }
     given = {k: v for k, v in given.items() if v is not None}
+    if "converged" in given and given["converged"] is not True:
+        raise InputError(f"filter converged must be True (keep the converged fits) or None, got {converged!r}")
+    columns = {name: (uncertainty_columns(table, name) if name in _UNCERTAINTY else CRITERIA[name][0])
+               for name in given}
     if "exclude_frames" in given:
         bad = [f for f in given["exclude_frames"] if isinstance(f, (bool, np.bool_))
                or not isinstance(f, (int, np.integer)) or f < 0]
         if bad:
             raise InputError(f"filter exclude_frames must be frame numbers (integers >= 0), got {bad[0]!r}")
     for name in given:
-        missing = [c for c in CRITERIA[name][0] if c not in table]
+        missing = [c for c in columns[name] if c not in table]
         if missing:
-            raise InputError(f"filter {name} needs column(s) {missing}, which the table lacks "
+            alt = (f" (or {list(_UNCERTAINTY[name][1])}, the CRLB of an MLE fit)" if name in _UNCERTAINTY else "")
+            raise InputError(f"filter {name} needs column(s) {missing}{alt}, which the table lacks "
                              f"(columns: {table.columns})", source=table.source)
         # a column with no value in any row (z_nm NaN throughout: a 2D table, z unknown) is as good as missing: the
         # criterion removed every row (12,000 of 12,000 for --z-range) without saying why
-        empty = [c for c in CRITERIA[name][0] if len(table) and bool(np.all(np.isnan(table[c])))]
+        empty = [c for c in columns[name] if len(table) and bool(np.all(np.isnan(table[c])))]
         if empty:
             raise InputError(f"filter {name} needs column(s) {empty}, which are NaN in every row of the table (no value: "
                              "a 2D table has no z)", source=table.source)
     for name, value in given.items():
-        if name == "exclude_frames":
+        if name in ("exclude_frames", "converged"):
             continue  # checked above
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
         # numbers of any kind (numpy scalars too), not booleans or strings
@@ -134,15 +169,16 @@ def filter_localizations(
             raise InputError(f"z range must be (low, high) with low <= high, got ({z0}, {z1})")
     n = len(table)
     keep = np.ones(n, bool)
-    report = FilterReport(n_in=n, n_out=n, criteria=dict(given))
+    report = FilterReport(n_in=n, n_out=n, criteria=dict(given),
+                          columns={k: list(v) for k, v in columns.items() if k in _UNCERTAINTY})
     with np.errstate(invalid="ignore"):
         for name, value in given.items():
             if name == "min_prob":
                 ok = table["prob"] >= value
             elif name == "max_sigma_nm":
-                ok = np.maximum(table["sigma_x_nm"], table["sigma_y_nm"]) <= value
+                ok = np.maximum(table[columns[name][0]], table[columns[name][1]]) <= value
             elif name == "max_sigma_z_nm":
-                ok = table["sigma_z_nm"] <= value
+                ok = table[columns[name][0]] <= value
             elif name == "min_photons":
                 ok = table["photons"] >= value
             elif name == "max_photons":
@@ -151,6 +187,8 @@ def filter_localizations(
                 ok = (table["z_nm"] >= value[0]) & (table["z_nm"] <= value[1])  # type: ignore[index]
             elif name == "exclude_frames":
                 ok = ~np.isin(table["frame"], np.asarray(value, dtype=np.int64))
+            elif name == "converged":
+                ok = table["converged"] == 1
             else:
                 ok = table["bg"] <= value
             report.failed[name] = int(np.count_nonzero(~ok))
