@@ -169,3 +169,15 @@ def test_doctests():
     import plexloc.render.nena as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_predicted_sigma_far_off_still_give_k_and_say_why_there_is_no_expected_value():
+    """σ 20x too large predict a NeNA of 187 nm, beyond the search radius's reach (r_max / 4): no expected value,
+    said, and k = 0.05; σ 100x too small: k = 100."""
+    big = nena(_table(too_small=1 / 20))
+    assert np.isnan(big.expected_sigma_nm) and "not small against the search radius" in big.info["no_expected"]
+    assert big.scale_k == pytest.approx(0.05, rel=0.02)
+    text = nena_against_predicted_text(big)
+    assert text.startswith("no NeNA expected from the predicted σ (sigma_x_nm, sigma_y_nm)") and "k = 0.05" in text
+    small = nena(_table(too_small=100.0))
+    assert small.scale_k == pytest.approx(100.0, rel=0.02) and small.expected_sigma_nm == pytest.approx(0.1, abs=0.01)

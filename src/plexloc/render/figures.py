@@ -94,7 +94,8 @@ def nena_figure(distances_nm: np.ndarray, sigma_nm: float, chance_share: float, 
     if predicted_density is not None:
         ax.plot(x, predicted_density(x), color="C3", ls="--",
                 label=f"if the predicted σ were right (NeNA {expected_sigma_nm:.1f} nm)")
-        if np.isfinite(scale_k) and abs(scale_k - 1.0) > max(0.02, 2.0 * (scale_k_se if np.isfinite(scale_k_se) else 0.0)):
+        se = scale_k_se if np.isfinite(scale_k_se) else 0.0
+        if np.isfinite(scale_k) and abs(scale_k - 1.0) > max(0.02, 2.0 * se):
             ax.plot(x, predicted_density(x, k=scale_k), color="C2", ls=":", lw=2,
                     label=f"the predicted σ times k = {scale_k:.2f}")
     ax.set_xlabel("distance to the nearest localization of the next frame (nm)")
