@@ -10,6 +10,8 @@ drawn with, or those divided by 1.5 ("1.5x too small"). Sparse: 8,000 molecules 
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/nena41.py --out bench/nena41.json [--seeds 3] [--million]
     OMP_NUM_THREADS=1 PYTHONPATH=<checkout of 1b56865>/src .venv/bin/python bench/nena41.py --out bench/nena41_before.json ...
+    .venv/bin/python bench/nena41.py --table bench/nena41.json bench/nena41_before.json
+    OMP_NUM_THREADS=1 .venv/bin/python bench/nena41.py --compare-old <checkout of 1b56865>/src --out bench/nena41_timing.json
 """
 
 from __future__ import annotations
@@ -88,12 +90,68 @@ def measure(t: LocTable) -> dict:
     return out
 
 
+def table(after: str, before: str | None) -> str:
+    """The markdown table of RESULTS: seed 0's values, the after-run's expected NeNA and k (± standard error), and
+    the spread of NeNA - expected over the seeds in NeNA's standard errors."""
+    a = json.load(open(after))["cases"]
+    b = json.load(open(before))["cases"] if before else {}
+    rows = ["| table | NeNA before (nm) | NeNA after | median σ | mean σ | rms σ | expected NeNA | k | "
+            "(NeNA - expected) / SE over seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, runs in a.items():
+        r = runs[0]
+        z = ", ".join(f"{(q['nena_nm'] - q['expected_sigma_nm']) / q['nena_se_nm']:+.1f}" for q in runs)
+        old = f"{b[name][0]['nena_nm']:.2f}" if name in b else "-"
+        rows.append(f"| {name} | {old} | {r['nena_nm']:.2f} ± {r['nena_se_nm']:.2f} | {r['median_sigma_nm']:.2f} | "
+                    f"{r['mean_sigma_nm']:.2f} | {r['rms_sigma_nm']:.2f} | {r['expected_sigma_nm']:.2f} | "
+                    f"{r['scale_k']:.3f} ± {r['scale_k_se']:.3f} | {z} |")
+    return "\n".join(rows)
+
+
+def compare_timing(old_src: str) -> dict:
+    """NeNA's seconds on about 10^6 rows, this checkout's against the nena.py of ``old_src`` (a checkout's src),
+    alternated three times in one process (a shared machine's load moves the seconds of separate runs by 2x)."""
+    import importlib.util
+    import sys
+
+    from plexloc.render import nena as new
+
+    spec = importlib.util.spec_from_file_location("nena_old", f"{old_src}/plexloc/render/nena.py")
+    old = importlib.util.module_from_spec(spec)
+    sys.modules["nena_old"] = old
+    spec.loader.exec_module(old)
+    out = {}
+    for name, an in (("isotropic", 1.0), ("σ_y = 1.5 σ_x", 1.5)):
+        t = make_table("lognormal:1.2", n_molecules=133_000, fov_nm=163_000.0, seed=0, anisotropy=an)
+        sec: dict = {"old": [], "new": []}
+        for _ in range(3):
+            for key, mod in (("old", old), ("new", new)):
+                t0 = time.perf_counter()
+                mod.nena(t)
+                sec[key].append(time.perf_counter() - t0)
+        out[name] = {"rows": len(t), **{f"{k}_seconds": v for k, v in sec.items()}}
+        print(f"10^6 {name} ({len(t)} rows): old min {min(sec['old']):.2f} s, new min {min(sec['new']):.2f} s "
+              f"(old {', '.join(f'{x:.2f}' for x in sec['old'])}; new {', '.join(f'{x:.2f}' for x in sec['new'])})",
+              flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--table", nargs="+", metavar="JSON", help="print the table of AFTER.json [BEFORE.json] and exit")
+    ap.add_argument("--out")
+    ap.add_argument("--compare-old", metavar="SRC", help="time NeNA against SRC/plexloc/render/nena.py and exit")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--million", action="store_true", help="also time NeNA on about 10^6 rows")
     a = ap.parse_args()
+    if a.table:
+        print(table(a.table[0], a.table[1] if len(a.table) > 1 else None))
+        return
+    if a.compare_old:
+        res = compare_timing(a.compare_old)
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump(res, f, indent=1)
+        return
     res: dict = {"cases": {}}
     for name, kw in CASES.items():
         runs = [measure(make_table(seed=s, **kw)) for s in range(a.seeds)]
