@@ -44,7 +44,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
 NAN_ALLOWED_COLUMNS: tuple[str, ...] = ("z_nm",)
 #: columns held as int64: indices and counts (merge adds ``n_merged`` and ``frame_last``; stored as floats they read
 #: "3.0" in a CSV and compared as floats)
-INTEGER_COLUMNS: frozenset[str] = frozenset({"frame", "id", "color", "n_merged", "frame_last"})
+INTEGER_COLUMNS: frozenset[str] = frozenset({"frame", "id", "color", "n_merged", "frame_last", "saturated_px"})
 _PHOTONS_CH = re.compile(r"^photons_ch(\d+)$")
 
 #: Human-readable meaning and unit of every documented column (used by docs and file headers).
@@ -86,6 +86,11 @@ COLUMN_DOCS: dict[str, str] = {
     "llr": "log-likelihood ratio 2 (log L_saturated - log L_fit); chi-square with (pixels - parameters) "
     "degrees of freedom for a good fit, large for overlapping or misfit spots",
     "roi_px": "side of the square fitting window in pixels (llr's pixels: roi_px² per channel)",
+    "saturated_px": "raw pixels of the localization's spot at the camera's clipping level, all channels summed (the "
+    "MLE's fitting window; for a network the 7 x 7 pixels around its position in each channel): the camera's "
+    "saturation_adu, else a level found in the movie (a 12-bit camera's 4095), else the file's integer maximum (65535). "
+    "0 none; a row above 0 was fitted from clipped light, its photons too low (MLE: about 3x, with converged 1 and a "
+    "CRLB far too small): plexloc filter --no-saturated drops them",
     "psf_sigma_x_nm": "fitted PSF width along x (free-width Gaussian fit)",
     "psf_sigma_y_nm": "fitted PSF width along y (free-width Gaussian fit)",
     "refined": "1 where plexloc fit --refine-mle refined the network's row by maximum likelihood with its neighbours "

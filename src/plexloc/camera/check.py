@@ -13,10 +13,18 @@ Two findings, per channel (:func:`check_camera`):
   baseline 100 ADU low 0.75 (at the range's edge: a smaller baseline error goes unseen), with the right camera 0.98
   (examples/2d_gaussian.yaml, 200 frames). Frames without
   any noise between them (ratio 0: synthetic, not from a camera) are not told about.
-- **saturation**: the share of pixels at the movie's integer maximum (65535 for uint16, 255 for uint8), which a
-  camera or the simulator clips to. Above ``MAX_SATURATED_FRACTION`` (0.01 %) it is a warning: at e_per_adu 1
-  2 % of the pixels clip, and bright emitters were fitted at 0.32x (network) and 0.55x (MLE) their photons.
-  Float movies have no such level and are not checked.
+- **saturation**: the share of pixels at the camera's clipping level (:func:`clip_level`): the camera's
+  ``saturation_adu`` where it is set, else a level found in the first frames (:func:`detect_clip_adu`: a 12-bit
+  camera's 4095 written into a 16-bit file), else the movie's integer maximum (65535 for uint16, 255 for uint8),
+  which a camera or the simulator clips to. Above ``MAX_SATURATED_FRACTION`` (0.01 %) it is a warning: at e_per_adu
+  1 2 % of the pixels clip, and bright emitters were fitted at 0.32x (network) and 0.55x (MLE) their photons. A
+  level found in the movie is a warning at any share (it names the level and the setting). Float movies have no
+  integer maximum: only a set or found level applies to them.
+
+Below the warning's share a few bright spots (beads, dirt) may still clip, and their localizations are wrong (MLE:
+photons about 3x too low with converged 1 and a CRLB far too small). The fits flag them row by row: the column
+``saturated_px`` counts the pixels of the localization's spot at the clipping level (:func:`clip_threshold_photons`,
+:func:`count_clipped`), and ``plexloc filter --no-saturated`` drops them.
 
 A finding is a :class:`CameraWarning` (``plexloc COMMAND: warning: ...`` on the command line) naming the movie,
 the channel, what was measured and the camera settings it was measured against.
@@ -34,8 +42,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "MAX_SATURATED_FRACTION", "NOISE_FRAMES", "NOISE_RANGE",
-           "check_camera", "head_frames", "noise_ratio", "noise_ratio_detail", "saturation_adu"]
+__all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
+           "NOISE_FRAMES", "NOISE_RANGE", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
+           "detect_clip_adu", "head_frames", "noise_ratio", "noise_ratio_detail", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
 NOISE_RANGE = (0.75, 1.35)
@@ -57,6 +66,13 @@ MAX_CROWDING = 1.15
 ADDITIVE_NOTE = "a camera with signal-independent noise has no gain to check"
 #: share of pixels at the dtype's maximum above which a movie is called saturated (0.01 %)
 MAX_SATURATED_FRACTION = 1e-4
+#: bit depths whose full scale ``2**k - 1`` :func:`detect_clip_adu` looks for (cameras of 8 to 16 bits)
+CLIP_BITS = tuple(range(8, 17))
+#: pixels at exactly ``2**k - 1`` (and none above) from which a movie is taken to clip there ...
+MIN_CLIPPED_PIXELS = 4
+#: ... where that value holds at least this many times the mean count of each of the 16 values below it (a clipped
+#: tail piles up on one value; an unclipped movie's largest values are spread out, about one pixel each)
+MIN_CLIP_PILEUP = 4.0
 
 
 class CameraWarning(UserWarning):
@@ -146,6 +162,73 @@ def saturation_adu(dtype) -> float | None:
     return float(np.iinfo(dt).max) if dt.kind in "iu" else None
 
 
+def detect_clip_adu(raw, dtype=None) -> float | None:
+    """The level a camera clips at, found in raw frames (ADU) that do not reach the pixel type's maximum: their
+    largest value is a full scale ``2**k - 1`` (``k`` in :data:`CLIP_BITS`: 4095 of a 12-bit camera, 16383 of a
+    14-bit one), held by at least :data:`MIN_CLIPPED_PIXELS` pixels, and by at least :data:`MIN_CLIP_PILEUP` times
+    the mean count of the 16 values below it. None otherwise (nothing clipped in these frames, or no such pile-up).
+    ``dtype``: the movie's pixel type (its own maximum is :func:`saturation_adu`'s level, not a finding); float
+    frames of integer values are looked at too (the simulator's frames in memory)."""
+    x = np.asarray(raw.detach().cpu().numpy() if isinstance(raw, Tensor) else raw)
+    if not x.size:
+        return None
+    top = float(x.max())
+    full = saturation_adu(dtype if dtype is not None else x.dtype)
+    levels = [float(2**k - 1) for k in CLIP_BITS if full is None or 2**k - 1 < full]
+    if top not in levels:
+        return None
+    n_top = int(np.count_nonzero(x == top))
+    n_below = int(np.count_nonzero((x >= top - 16) & (x < top)))
+    if n_top < MIN_CLIPPED_PIXELS or n_top < MIN_CLIP_PILEUP * max(n_below / 16.0, 1.0):
+        return None
+    return top
+
+
+def clip_level(raw_head, camera, dtype) -> tuple[float | None, str]:
+    """Where a channel's raw values clip, and how that was known: ``(saturation_adu, "setting")`` where the camera
+    sets it; else ``(level, "found")`` where :func:`detect_clip_adu` finds one in the first frames ``raw_head``
+    (ADU; None: not looked at); else ``(max, "dtype")``, the integer pixel type's maximum; else ``(None, "")``
+    (a float movie)."""
+    set_level = getattr(camera, "saturation_adu", None)
+    if set_level is not None:
+        return float(set_level), "setting"
+    if raw_head is not None:
+        found = detect_clip_adu(raw_head, dtype)
+        if found is not None:
+            return found, "found"
+    level = saturation_adu(dtype)
+    return (level, "dtype") if level is not None else (None, "")
+
+
+def clip_threshold_photons(camera, level: float | None, frame_shape: Sequence[int] | None = None,
+                           *, device: torch.device | str = "cpu") -> Tensor | None:
+    """The clipping level in photons: a pixel of a frame converted by ``camera`` is clipped where its photons are at
+    or above this (a scalar tensor, or an (H, W) map for a camera with per-pixel maps, on ``device``); None where
+    ``level`` is. The conversion rises with the ADU at every pixel, so the comparison in photons selects the same
+    pixels as ``raw >= level`` on integer ADU: the threshold is that of ``level - 0.5``, halfway to the value below
+    (float32 keeps that half step at 65535 ADU). A fit compares its windows of photons with it, with no second copy
+    of the raw frames."""
+    if level is None:
+        return None
+    cam = _on_cpu(camera)
+    shape = tuple(int(v) for v in frame_shape[-2:]) if getattr(cam, "map_shape", None) is not None else (1, 1)
+    with torch.no_grad():
+        top = cam.to_photons(torch.full(shape, float(level) - 0.5))
+    top = top.reshape(()) if shape == (1, 1) else top
+    return top.to(device)
+
+
+def count_clipped(windows: Tensor, threshold: Tensor | None, rows: Tensor | None = None,
+                  cols: Tensor | None = None) -> Tensor:
+    """Pixels at the clipping level in each window ``windows`` (N, R, R) of photons: ``(N,)`` int64. ``threshold``:
+    :func:`clip_threshold_photons` (a scalar, or an (H, W) map read at the windows' frame pixels ``rows``, ``cols``,
+    (N, R, 1) and (N, 1, R)); None: zeros."""
+    if threshold is None:
+        return torch.zeros(windows.shape[0], dtype=torch.int64, device=windows.device)
+    top = threshold[rows, cols] if threshold.ndim == 2 else threshold
+    return (windows >= top).flatten(1).sum(dim=1)
+
+
 def camera_settings(camera) -> str:
     """The settings that convert ADU to photons, for messages: ``em_gain 300, e_per_adu 45 e-/ADU, ...``."""
     parts = []
@@ -173,6 +256,8 @@ class ChannelCheck:
     noise_note: str = ""
     #: the camera has an EM gain (the clipping advice names it; an sCMOS has none)
     em_gain: bool = False
+    #: where ``saturation_adu`` came from (:func:`clip_level`): "setting", "found", "dtype" ("" for a float movie)
+    level_source: str = "dtype"
 
     @property
     def saturated_fraction(self) -> float:
@@ -220,7 +305,27 @@ class CameraCheck:
     def saturation_warnings(self) -> list[str]:
         out = []
         for ch in self.channels:
+            if ch.saturation_adu is not None and ch.level_source == "found" and ch.saturated:
+                k = int(round(math.log2(ch.saturation_adu + 1)))
+                out.append(
+                    f"{self._where(ch.channel)}{ch.saturated} pixels ({100 * ch.saturated_fraction:.3g} %) sit at "
+                    f"exactly {ch.saturation_adu:.0f} ADU (2^{k} - 1) and none above it in the first {self.frames} "
+                    f"frames: the camera clips there (a {k}-bit camera in a file whose maximum is higher). plexloc fit "
+                    f"flags the rows whose spot reaches it (column saturated_px; plexloc filter --no-saturated drops "
+                    f"them): their photons are too low. Set saturation_adu: {ch.saturation_adu:.0f} in the camera section "
+                    "(camera YAML or configuration) to make it the level, or "
+                    + ("lower the EM gain or the exposure" if ch.em_gain else "shorten the exposure or lower the illumination")
+                )
+                continue
             if ch.saturation_adu is None or ch.saturated_fraction <= self.max_saturated:
+                continue
+            if ch.level_source == "setting":
+                out.append(
+                    f"{self._where(ch.channel)}{100 * ch.saturated_fraction:.3g} % of the pixels "
+                    f"({ch.saturated} of {ch.pixels}) reach {ch.saturation_adu:.0f} ADU, the camera's saturation_adu: "
+                    f"they were clipped, and bright emitters come out with too few photons ({ch.settings}). "
+                    + ("Lower the EM gain or the exposure" if ch.em_gain else "Shorten the exposure or lower the illumination")
+                )
                 continue
             out.append(
                 f"{self._where(ch.channel)}{100 * ch.saturated_fraction:.3g} % of the pixels "
@@ -260,7 +365,7 @@ class CameraCheck:
             return other
         chans = [ChannelCheck(a.channel, a.noise_ratio if np.isfinite(a.noise_ratio) else b.noise_ratio,
                               a.saturated + b.saturated, a.pixels + b.pixels, a.saturation_adu, a.settings,
-                              a.noise_note if np.isfinite(a.noise_ratio) else b.noise_note, a.em_gain)
+                              a.noise_note if np.isfinite(a.noise_ratio) else b.noise_note, a.em_gain, a.level_source)
                  for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
                            self.sources)
@@ -283,6 +388,7 @@ def check_camera(
     noise_range: tuple[float, float] = NOISE_RANGE,
     max_saturated: float = MAX_SATURATED_FRACTION,
     warn: bool = True,
+    levels: Sequence[tuple[float | None, str]] | None = None,
 ) -> CameraCheck:
     """Check a movie's first frames against its cameras (see the module docstring).
 
@@ -290,22 +396,26 @@ def check_camera(
         frames: one ``(T, H, W)`` stack per channel, in photons (as a fit converts them with ``cameras``), or with
             ``adu=True`` the raw ADU.
         cameras: one :class:`~plexloc.camera.Camera` per channel.
-        dtype: the movie's pixel type (its integer maximum is the clipping level).
+        dtype: the movie's pixel type (its integer maximum is the clipping level where the camera sets none and none
+            is found: :func:`clip_level`).
         noise: measure the noise ratio (a simulation, made with its own camera, needs only the saturation).
         source: the movie, named in the messages; or one name per channel (a file per channel).
         max_frames: the noise ratio uses at most this many frames (:func:`noise_ratio`).
         warn: issue each finding as a :class:`CameraWarning`.
+        levels: each channel's :func:`clip_level` where the caller has it (a fit: it found the level in the raw
+            frames); default: the camera's ``saturation_adu``, in ADU frames (``adu=True``) a level found in them
+            (:func:`detect_clip_adu`), else the pixel type's maximum.
 
     Returns:
         The :class:`CameraCheck`; its ``finding`` is the line for an error that may come from the camera.
     """
-    level = saturation_adu(dtype)
     many = not isinstance(source, (str, os.PathLike))
     out = CameraCheck([], str(source[0]) if many and len(source) else "" if many else str(source), 0,
                       tuple(noise_range), float(max_saturated), [str(s) for s in source] if many else [])
     for c, (f, cam) in enumerate(zip(frames, cameras)):
         x = torch.as_tensor(f).detach().to("cpu", torch.float32)
         cam = _on_cpu(cam)
+        level, how = levels[c] if levels is not None else clip_level(f if adu else None, cam, dtype)
         with torch.no_grad():
             ph = cam.to_photons(x) if adu and noise else x
             n_sat = 0
@@ -313,11 +423,10 @@ def check_camera(
                 if adu:
                     n_sat = int((x >= level - 0.5).sum())
                 else:  # the clipping level in photons (per pixel for camera maps); to_photons rises with ADU
-                    top = cam.to_photons(torch.full(tuple(x.shape[-2:]), level - 0.5))
-                    n_sat = int((x >= top).sum())
+                    n_sat = int((x >= clip_threshold_photons(cam, level, x.shape)).sum())
         ratio, note = noise_ratio_detail(ph, cam, max_frames=max_frames) if noise else (math.nan, "")
         out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note,
-                                         getattr(cam, "em_gain", None) is not None))
+                                         getattr(cam, "em_gain", None) is not None, how))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

@@ -10,6 +10,9 @@ Each camera is an ``nn.Module`` whose parameters are buffers (they follow ``.to(
 - ``noise_variance_photons(photons)``: per-pixel variance of ``to_photons(forward(photons))`` in the
   photon domain, the denominator of the Poisson-approximated Fisher information used for the CRLB
   (EMCCD: excess-noise factor 2; sCMOS: read-noise variance added, Huang et al. 2013).
+- ``saturation_adu``: the raw value the camera clips at where it is below the file's integer maximum (a 12-bit
+  camera's 4095), else None; ``forward`` clips there, and the fits flag the localizations whose spot reaches it
+  (:mod:`plexloc.camera.check`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class Camera(nn.Module):
     """Base class; see the module docstring for the contract."""
 
     kind: str = "camera"
+    #: raw value (ADU) the camera clips at; None: the file's integer maximum (:func:`plexloc.camera.check.clip_level`)
+    saturation_adu: float | None = None
 
     def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
@@ -53,8 +58,13 @@ class IdealCamera(Camera):
 
     kind = "ideal"
 
+    def __init__(self, *, saturation_adu: float | None = None):
+        super().__init__()
+        self.saturation_adu = None if saturation_adu is None else float(saturation_adu)
+
     def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        return F.poisson(photons, generator=generator)
+        out = F.poisson(photons, generator=generator)
+        return out if self.saturation_adu is None else out.clamp_max_(self.saturation_adu)
 
     def to_photons(self, adu: Tensor) -> Tensor:
         return adu.to(torch.float32) if not adu.is_floating_point() else adu
@@ -84,16 +94,19 @@ class EMCCD(Camera):
         e_per_adu: float = 45.0,
         baseline: float = 100.0,
         read_sigma: float = 74.4,
+        saturation_adu: float | None = None,
     ):
         super().__init__()
         self.qe, self.spurious_charge, self.em_gain = float(qe), float(spurious_charge), float(em_gain)
         self.e_per_adu, self.baseline, self.read_sigma = float(e_per_adu), float(baseline), float(read_sigma)
+        self.saturation_adu = None if saturation_adu is None else float(saturation_adu)
 
     def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         electrons = F.poisson(self.qe * photons + self.spurious_charge, generator=generator)
         amplified = F.standard_gamma(electrons, generator=generator) * self.em_gain
         noise = torch.randn(amplified.shape, generator=generator, device=amplified.device, dtype=amplified.dtype)
-        return F.quantise_adu((amplified + self.read_sigma * noise) / self.e_per_adu + self.baseline)
+        return F.quantise_adu((amplified + self.read_sigma * noise) / self.e_per_adu + self.baseline,
+                              max_adu=_max_adu(self))
 
     def expected_adu(self, photons: Tensor) -> Tensor:
         return (self.qe * photons + self.spurious_charge) * self.em_gain / self.e_per_adu + self.baseline
@@ -110,6 +123,7 @@ class EMCCD(Camera):
         return (
             f"qe={self.qe}, spurious_charge={self.spurious_charge}, em_gain={self.em_gain}, "
             f"e_per_adu={self.e_per_adu}, baseline={self.baseline}, read_sigma={self.read_sigma}"
+            + (f", saturation_adu={self.saturation_adu}" if self.saturation_adu is not None else "")
         )
 
 
@@ -135,9 +149,11 @@ class SCMOS(Camera):
         e_per_adu: float | Tensor = 0.5,
         baseline: float | Tensor = 100.0,
         read_sigma: float | Tensor = 1.5,
+        saturation_adu: float | None = None,
     ):
         super().__init__()
         self.qe, self.spurious_charge = float(qe), float(spurious_charge)
+        self.saturation_adu = None if saturation_adu is None else float(saturation_adu)
         self.register_buffer("e_per_adu", torch.as_tensor(e_per_adu, dtype=torch.float32))
         self.register_buffer("baseline", torch.as_tensor(baseline, dtype=torch.float32))
         self.register_buffer("read_sigma", torch.as_tensor(read_sigma, dtype=torch.float32))
@@ -148,6 +164,9 @@ class SCMOS(Camera):
             raise InputError("sCMOS maps must be scalars or 2-D (H, W)")
         if bool((self.e_per_adu <= 0).any()) or bool((self.read_sigma < 0).any()):
             raise InputError("sCMOS e_per_adu must be > 0 and read_sigma >= 0 everywhere")
+        if self.saturation_adu is not None and not self.saturation_adu > float(self.baseline.max()):
+            raise InputError(f"sCMOS saturation_adu ({self.saturation_adu:g} ADU) must be above the baseline "
+                             f"everywhere; the baseline reaches {float(self.baseline.max()):g} ADU")
 
     @property
     def map_shape(self) -> tuple[int, int] | None:
@@ -214,7 +233,7 @@ class SCMOS(Camera):
         e_per_adu, baseline, read_sigma = self._maps(photons, map_offset_px, offsets_inside)
         electrons = F.poisson(self.qe * photons + self.spurious_charge, generator=generator)
         noise = torch.randn(electrons.shape, generator=generator, device=electrons.device, dtype=electrons.dtype)
-        return F.quantise_adu((electrons + read_sigma * noise) / e_per_adu + baseline)
+        return F.quantise_adu((electrons + read_sigma * noise) / e_per_adu + baseline, max_adu=_max_adu(self))
 
     def expected_adu(self, photons: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
         e_per_adu, baseline, _ = self._maps(photons, map_offset_px)
@@ -251,8 +270,10 @@ class AdditiveNoiseCamera(Camera):
 
     kind = "additive"
 
-    def __init__(self, *, noise_rate: float = 10.0, read_sigma: float = 3.0, baseline: float = 100.0):
+    def __init__(self, *, noise_rate: float = 10.0, read_sigma: float = 3.0, baseline: float = 100.0,
+                 saturation_adu: float | None = None):
         super().__init__()
+        self.saturation_adu = None if saturation_adu is None else float(saturation_adu)
         if noise_rate < 0 or read_sigma < 0 or baseline < 0:
             raise InputError(f"additive camera: noise_rate, read_sigma and baseline must be >= 0, got "
                              f"{noise_rate!r}, {read_sigma!r}, {baseline!r}")
@@ -261,7 +282,7 @@ class AdditiveNoiseCamera(Camera):
     def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         noise = F.poisson(torch.full_like(photons, self.noise_rate), generator=generator)
         read = torch.randn(photons.shape, generator=generator, device=photons.device, dtype=photons.dtype)
-        return F.quantise_adu(photons + noise + self.read_sigma * read + self.baseline)
+        return F.quantise_adu(photons + noise + self.read_sigma * read + self.baseline, max_adu=_max_adu(self))
 
     def expected_adu(self, photons: Tensor) -> Tensor:
         return photons + self.noise_rate + self.baseline
@@ -274,6 +295,11 @@ class AdditiveNoiseCamera(Camera):
 
     def extra_repr(self) -> str:
         return f"noise_rate={self.noise_rate}, read_sigma={self.read_sigma}, baseline={self.baseline}"
+
+
+def _max_adu(camera: Camera) -> float:
+    """Where a simulated camera's raw frames clip: its ``saturation_adu``, else the uint16 maximum."""
+    return 65535.0 if camera.saturation_adu is None else min(float(camera.saturation_adu), 65535.0)
 
 
 def _load_map(value: float | Path | str, *, field: str) -> float | Tensor:
@@ -326,12 +352,13 @@ def camera_from_config(config: CameraConfig) -> Camera:
             baseline=_load_map(config.baseline, field="baseline"),
             read_sigma=(_load_map(config.read_sigma, field="read_sigma") if config.read_variance is None
                         else _sqrt(_load_map(config.read_variance, field="read_variance"))),
+            saturation_adu=config.saturation_adu,
         )
         cam.map_files = {f: str(v) for f in ("e_per_adu", "baseline", "read_sigma", "read_variance")
                          if isinstance(v := getattr(config, f), (str, Path))}
         return cam
     if isinstance(config, IdealCameraConfig):
-        return IdealCamera()
+        return IdealCamera(saturation_adu=config.saturation_adu)
     if isinstance(config, AdditiveNoiseCameraConfig):
         return AdditiveNoiseCamera(**config.model_dump(exclude={"kind"}))
     raise InputError(f"unknown camera kind {getattr(config, 'kind', config)!r}")  # pragma: no cover
@@ -376,6 +403,6 @@ def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: 
         return t[y0:y0 + h, x0:x0 + w].clone() if t.ndim == 2 else t.clone()
 
     out = SCMOS(qe=cam.qe, spurious_charge=cam.spurious_charge, e_per_adu=part(cam.e_per_adu),
-                baseline=part(cam.baseline), read_sigma=part(cam.read_sigma))
+                baseline=part(cam.baseline), read_sigma=part(cam.read_sigma), saturation_adu=cam.saturation_adu)
     out.map_files = dict(getattr(cam, "map_files", {}))
     return out, (x0, y0), where

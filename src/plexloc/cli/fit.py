@@ -233,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
         if stats.get("checked_rows", n_rows) < n_rows:
             print(f"the duplicate and camera-setting checks looked at {stats['checked_rows']} localizations of random "
                   "frames", file=sys.stderr)
+    _say_saturated(stats, args)
     rate = f", {stats['frames_per_s']:.1f} frames/s" if stats.get("frames_per_s") else ""
     if stats.get("precision"):  # the network's arithmetic and layout (bfloat16 / NHWC on a GPU or a bfloat16 CPU)
         rate += f", {stats['precision']}" + (", channels-last" if stats.get("channels_last") else "")
@@ -327,6 +328,20 @@ def _model_note(model, n_rows: int) -> str | None:
     from plexloc.infer.readiness import model_readiness_note
 
     return model_readiness_note(_model_file(str(model)), n_rows)
+
+
+def _say_saturated(stats: dict, args: argparse.Namespace) -> None:
+    """How many rows were fitted from clipped pixels (column saturated_px > 0), at which level, and how to drop them
+    (network and MLE fits alike; nothing where none)."""
+    n = stats.get("saturated_rows") or 0
+    if not n:
+        return
+    levels = sorted({f"{lv:.0f} ADU" + {"setting": " (the camera's saturation_adu)", "found": " (found in the movie)"}
+                     .get(how, "") for lv, how in stats.get("clip_levels") or [] if lv is not None})
+    filtered = any(getattr(args, k, None) is not None for k in ("min_prob", "min_photons", "max_photons", "max_sigma"))
+    print(f"{n} rows{' (before the filters)' if filtered else ''} touch pixels clipped at "
+          f"{' / '.join(levels) or 'the clipping level'} (column saturated_px > 0): their photons are too low and their "
+          f"uncertainties too small; plexloc filter {args.out} --out OUT --no-saturated drops them", file=sys.stderr)
 
 
 def _say_maps_cut(stats: dict) -> None:

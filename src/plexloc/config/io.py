@@ -175,11 +175,12 @@ _noted: set[str] = set()  # the notes given in this process: each once per comma
 def camera_defaults(camera: BaseModel) -> dict[str, Any]:
     """The fields of a camera configuration that were not given (``model_fields_set``) and hold their defaults,
     with those values: ``{"em_gain": 300.0, ...}``. An sCMOS's ``read_variance`` (an alternative to
-    ``read_sigma``, default none) is never listed, nor ``read_sigma`` where ``read_variance`` was given."""
+    ``read_sigma``, default none) is never listed, nor ``read_sigma`` where ``read_variance`` was given, nor
+    ``saturation_adu`` (default none: the file's integer maximum, or a level found in the movie)."""
     given = camera.model_fields_set
     out = {}
     for name in type(camera).model_fields:
-        if name == "kind" or name in given or name == "read_variance":
+        if name == "kind" or name in given or name in ("read_variance", "saturation_adu"):
             continue
         if name == "read_sigma" and getattr(camera, "read_variance", None) is not None:
             continue

@@ -10,6 +10,7 @@ A single-channel configuration may give ``psf`` and ``camera`` at the top level 
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Annotated, Literal, Union
@@ -72,7 +73,7 @@ PSFConfig = Annotated[Union[GaussianPSFConfig, AstigmaticPSFConfig, SplinePSFCon
 #: the unit of each camera field, for messages (conventions.md, Cameras)
 CAMERA_UNITS = {"qe": "fraction of photons detected, 0-1", "spurious_charge": "e-/px/frame", "em_gain": "EM gain",
                 "e_per_adu": "e-/ADU", "baseline": "ADU", "read_sigma": "e-", "read_variance": "e-²",
-                "noise_rate": "photons/px/frame"}
+                "noise_rate": "photons/px/frame", "saturation_adu": "ADU"}
 #: the files a per-pixel sCMOS map may be
 MAP_SUFFIXES = (".npy", ".tif", ".tiff")
 
@@ -89,6 +90,38 @@ def _number_not_text(value, info):
     return value
 
 
+def _check_saturation(value, info):
+    """``saturation_adu``: None, or a finite number (text such as ``"4095"`` read as a number)."""
+    if value is None:
+        return value
+    value = _number_not_text(value, info)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+        raise ValueError(f"must be a finite number of ADU (the raw value the camera clips at), got {value!r}")
+    return float(value)
+
+
+def _saturation_above_baseline(model):
+    """``saturation_adu`` above a scalar ``baseline`` (a baseline map is checked when the camera is built)."""
+    sat, base = getattr(model, "saturation_adu", None), getattr(model, "baseline", 0.0)
+    if sat is not None and isinstance(base, (int, float)) and not sat > base:
+        raise ValueError(f"saturation_adu ({sat:g} ADU) must be above the baseline ({base:g} ADU): the camera clips "
+                         "bright pixels there, above its offset")
+    return model
+
+
+def _drop_unset_saturation(data):
+    """A dump without ``saturation_adu: null`` (as before the field existed: saved configurations stay the same)."""
+    if isinstance(data, dict) and data.get("saturation_adu", 0.0) is None:
+        data.pop("saturation_adu")
+    return data
+
+
+#: ``saturation_adu`` of every camera: the raw value (ADU) at which it clips, when below the file's integer maximum
+SATURATION_DOC = ("raw value (ADU) the camera clips at: a 12-bit camera's 4095, a 14-bit one's 16383 written into a "
+                  "16-bit file; default: the file's integer maximum (65535 for uint16), or a level found in the movie "
+                  "(plexloc.camera.check)")
+
+
 class EMCCDConfig(_Model):
     """EMCCD: Poisson -> gamma (EM gain) -> Gaussian read noise -> ADU (baseline, quantisation, uint16).
 
@@ -101,9 +134,16 @@ class EMCCDConfig(_Model):
     e_per_adu: PositiveFloat = 45.0
     baseline: NonNegFloat = 100.0
     read_sigma: NonNegFloat = 74.4
+    saturation_adu: float | None = Field(default=None, description=SATURATION_DOC)
 
     _numbers = field_validator("qe", "spurious_charge", "em_gain", "e_per_adu", "baseline", "read_sigma",
                                mode="before")(_number_not_text)
+    _saturation = field_validator("saturation_adu", mode="before")(_check_saturation)
+    _above = model_validator(mode="after")(_saturation_above_baseline)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _drop_unset_saturation(handler(self))
 
 
 class SCMOSConfig(_Model):
@@ -120,12 +160,15 @@ class SCMOSConfig(_Model):
     baseline: NonNegFloat | Path = 100.0
     read_sigma: NonNegFloat | Path = 1.5
     read_variance: NonNegFloat | Path | None = None
+    saturation_adu: float | None = Field(default=None, description=SATURATION_DOC)
+
+    _saturation = field_validator("saturation_adu", mode="before")(_check_saturation)
 
     @model_validator(mode="after")
     def _one_read_noise(self):
         if self.read_variance is not None and "read_sigma" in self.model_fields_set:
             raise ValueError("give the read noise as read_sigma (e-) or as read_variance (e-²), not both")
-        return self
+        return _saturation_above_baseline(self)
 
     @model_serializer(mode="wrap")
     def _dump_one_read_noise(self, handler):
@@ -134,7 +177,7 @@ class SCMOSConfig(_Model):
         data = handler(self)
         if self.read_variance is not None and isinstance(data, dict):
             data.pop("read_sigma", None)
-        return data
+        return _drop_unset_saturation(data)
 
     @field_validator("e_per_adu", "baseline", "read_sigma", "read_variance", mode="before")
     @classmethod
@@ -165,6 +208,14 @@ class IdealCameraConfig(_Model):
     """Shot noise only, frames in photons (qe 1, no offset)."""
 
     kind: Literal["ideal"] = "ideal"
+    saturation_adu: float | None = Field(default=None, description=SATURATION_DOC)
+
+    _saturation = field_validator("saturation_adu", mode="before")(_check_saturation)
+    _above = model_validator(mode="after")(_saturation_above_baseline)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _drop_unset_saturation(handler(self))
 
 
 class AdditiveNoiseCameraConfig(_Model):
@@ -179,8 +230,15 @@ class AdditiveNoiseCameraConfig(_Model):
     noise_rate: NonNegFloat = 10.0
     read_sigma: NonNegFloat = 3.0
     baseline: NonNegFloat = 100.0
+    saturation_adu: float | None = Field(default=None, description=SATURATION_DOC)
 
     _numbers = field_validator("noise_rate", "read_sigma", "baseline", mode="before")(_number_not_text)
+    _saturation = field_validator("saturation_adu", mode="before")(_check_saturation)
+    _above = model_validator(mode="after")(_saturation_above_baseline)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        return _drop_unset_saturation(handler(self))
 
 
 CameraConfig = Annotated[

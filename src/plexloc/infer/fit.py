@@ -15,7 +15,7 @@ from plexloc.camera import Camera, camera_from_config
 from plexloc.camera.models import cut_maps_to_movie
 from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
-from plexloc.camera.check import NOISE_FRAMES
+from plexloc.camera.check import NOISE_FRAMES, clip_threshold_photons
 from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_frame_blocks
 from plexloc.config.models import SplitViewConfig
@@ -28,8 +28,15 @@ from plexloc.nets.localizer import Localizer
 from plexloc.table import REQUIRED_COLUMNS, LocTable
 
 
-def to_table(ex: Extracted, frames: np.ndarray, model: Localizer) -> LocTable:
-    """Localization table (conventions.md columns) from extracted localizations; ``frames[sample]`` is the frame."""
+#: side (px) of the square around a network localization's pixel, in each channel, whose raw pixels ``saturated_px``
+#: counts at the clipping level: a clipped spot's peak lies within a pixel of its position, and a clipped neighbour
+#: this close overlaps the spot (the MLE's smallest window, :data:`plexloc.mle.pipeline.DEFAULT_MIN_ROI_PX`)
+SPOT_PX = 7
+
+
+def to_table(ex: Extracted, frames: np.ndarray, model: Localizer, saturated: np.ndarray | None = None) -> LocTable:
+    """Localization table (conventions.md columns) from extracted localizations; ``frames[sample]`` is the frame.
+    ``saturated``: each row's ``saturated_px`` (:func:`clipped_near`); zeros where not given."""
     spec = model.spec
     sample = ex.sample.cpu().numpy()
     f = lambda t: t.detach().float().cpu().numpy().astype(np.float64)  # noqa: E731
@@ -59,7 +66,46 @@ def to_table(ex: Extracted, frames: np.ndarray, model: Localizer) -> LocTable:
     if spec.n_channels > 1:
         for c in range(spec.n_channels):
             cols[f"bg_ch{c}"] = bg[:, c]
+    cols["saturated_px"] = (np.zeros(len(sample), np.int64) if saturated is None
+                            else np.asarray(saturated, np.int64))
     return LocTable(cols)
+
+
+def clipped_near(frames: torch.Tensor, ex: Extracted, thresholds: Sequence[torch.Tensor | None],
+                 transforms: Sequence[torch.Tensor | None] | None = None, *, px_size_nm: tuple[float, float] = (100.0, 100.0),
+                 spot_px: int = SPOT_PX) -> np.ndarray:
+    """Pixels at the clipping level around each localization (``saturated_px``), summed over the channels: in each
+    channel the ``spot_px`` square centred on the localization's pixel (shifted to stay inside the frame), read from
+    the photon frames ``frames`` (n, C, H, W; ``ex.sample`` indexes n) and compared with the channel's
+    :func:`~plexloc.camera.check.clip_threshold_photons` (None: not counted). ``transforms``: channel c's position
+    is ``T_c`` (at the ROI, nm) of the reference one; None or a None entry: the reference pixel. ``(N,)`` int64."""
+    from plexloc.camera.check import count_clipped
+
+    n = len(ex)
+    if not n or all(t is None for t in thresholds):
+        return np.zeros(n, np.int64)
+    H, W = frames.shape[-2:]
+    R = min(int(spot_px), H, W)
+    off = torch.arange(R, device=frames.device)
+    sample = ex.sample.to(frames.device)
+    total = torch.zeros(n, dtype=torch.int64, device=frames.device)
+    for c, thr in enumerate(thresholds):
+        if thr is None:
+            continue
+        t = transforms[c] if transforms is not None and c < len(transforms) else None
+        if t is None:
+            row, col = ex.pixel_row.to(frames.device), ex.pixel_col.to(frames.device)
+        else:
+            t = t.to(frames.device, torch.float64)
+            x, y = ex.x_nm.to(frames.device, torch.float64), ex.y_nm.to(frames.device, torch.float64)
+            w = t[2, 0] * x + t[2, 1] * y + t[2, 2]
+            col = torch.floor((t[0, 0] * x + t[0, 1] * y + t[0, 2]) / w / px_size_nm[0]).to(torch.int64)
+            row = torch.floor((t[1, 0] * x + t[1, 1] * y + t[1, 2]) / w / px_size_nm[1]).to(torch.int64)
+        rows = (row - R // 2).clamp(0, H - R)[:, None, None] + off[None, :, None]
+        cols = (col - R // 2).clamp(0, W - R)[:, None, None] + off[None, None, :]
+        win = frames[sample[:, None, None], c, rows, cols]
+        total += count_clipped(win, thr.to(frames.device), rows, cols)
+    return total.cpu().numpy()
 
 
 class RoiOffsetWarning(UserWarning):
@@ -223,6 +269,8 @@ class _FitRun:
         self.check_seconds = 0.0  # the alignment and PSF shape checks before the fit
         self.frame_means: list[torch.Tensor] = []  # (t, C) mean photons per pixel of every chunk's frames, on the device
         self.precision = ""  # the network's arithmetic the Predictor chose ("float32" or "bfloat16")
+        self.clip_levels: list = []  # each channel's (clipping level ADU, where from): plexloc.camera.check.clip_level
+        self.saturated_rows = 0  # rows (before the filters) whose spot reaches the clipping level (saturated_px > 0)
         self.channels_last = False  # whether its convolutions ran channels-last
 
     def add_filter_report(self, report) -> None:
@@ -237,7 +285,8 @@ class _FitRun:
                      check_seconds=self.check_seconds,
                      sigma_calibration=self.factors, offset_calibration=self.offsets, photon_calibration=self.photon_scale,
                      refined_rows=self.refined, legacy_sigma=self.legacy_sigma, precision=self.precision,
-                     channels_last=self.channels_last, camera_maps_cut=self.maps_cut)
+                     channels_last=self.channels_last, camera_maps_cut=self.maps_cut,
+                     saturated_rows=self.saturated_rows, clip_levels=list(self.clip_levels))
         spec, cfg = self.spec, self.cfg
         if spec.n_aux:
             stats.update(roi_offset_px=self.roi_offset, roi_offset_source=self.roi_source)
@@ -251,7 +300,7 @@ class _FitRun:
             from plexloc.camera.check import check_camera
 
             camera = check_camera([self.head[0][:, c] for c in range(spec.n_channels)], self.cams, dtype=self.dtype,
-                                  source=self.movie, warn=False)
+                                  source=self.movie, warn=False, levels=self.clip_levels or None)
             stats["camera"] = camera
             camera.warn(noise=False)  # the noise finding is reported with the training domain, as before
         if self.train_cfg is not None and checked is not None:  # photons and bg against the training ranges (bad camera settings)
@@ -398,6 +447,22 @@ def _fit_parts(
             if refiner.roi_px > min(frame_shape):
                 raise InputError(f"refine_mle: the MLE's fitting window ({refiner.roi_px} px) is larger than the "
                                  f"frames {frame_shape}", source=paths[0])
+        # each channel's clipping level (the camera's saturation_adu, one found in the first raw frames, or the pixel
+        # type's maximum) and its value in photons: rows whose spot reaches it get saturated_px > 0
+        run.clip_levels = _clip_levels(readers, split, cams, len(readers[0]))
+        frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
+        clip = [clip_threshold_photons(cam, level, frame_shape, device=device)
+                for cam, (level, _) in zip(cams, run.clip_levels)]
+        px_xy = (float(spec.px_size_nm[0]), float(spec.px_size_nm[1])) if isinstance(spec.px_size_nm, (list, tuple)) \
+            else (float(spec.px_size_nm), float(spec.px_size_nm))
+        spot_transforms = None
+        if spec.n_channels > 1 and cfg and "channels" in cfg:  # each channel's spot where the transform puts it
+            from plexloc.simulation.geometry import transform_at_roi
+
+            at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
+            spot_transforms = [None if ch.get("transform") is None
+                               else transform_at_roi(torch.tensor(ch["transform"], dtype=torch.float64), at, px_xy)
+                               for ch in cfg["channels"]]
         # chunks go to the device before the temporal windows are formed: each frame crosses once, not once
         # per window it belongs to, and the windows are views on the device
         head: list[torch.Tensor] = []  # the movie's first frames, kept on the CPU for the camera noise check
@@ -434,7 +499,10 @@ def _fit_parts(
         for first, block in batches:
             n_block = block.shape[0] - 2 * (spec.window // 2)
             ex = predictor.localize_frames(block, roi_offset)
-            tab = to_table(ex, np.arange(first, first + n_block), net)
+            h = spec.window // 2
+            sat = clipped_near(block[h : h + n_block], ex, clip, spot_transforms, px_size_nm=px_xy)
+            run.saturated_rows += int(np.count_nonzero(sat))
+            tab = to_table(ex, np.arange(first, first + n_block), net, sat)
             if refiner is not None:
                 h = spec.window // 2
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
@@ -473,6 +541,23 @@ def _fit_parts(
             empty, report = filter_localizations(empty, **filters)
             run.add_filter_report(report)
         run.empty = empty
+
+
+def _clip_levels(readers: Sequence[MovieReader], split: SplitViewConfig | None, cams: Sequence[Camera], n: int
+                 ) -> list[tuple[float | None, str]]:
+    """Each channel's :func:`~plexloc.camera.check.clip_level` from the movie's first raw frames (as many as the
+    camera check reads): the camera's ``saturation_adu``, else a level found in them, else the pixel type's maximum."""
+    from plexloc.camera.check import clip_level, head_frames
+
+    if not n:
+        return [clip_level(None, cam, readers[0].dtype) for cam in cams]
+    k = min(head_frames(split.boxes[0][3:1:-1] if split is not None else readers[0].frame_shape), n)
+    if split is not None:
+        raw = split_frames(np.asarray(readers[0][0:k], dtype=np.float32), split)
+        arrs = [raw[:, c] for c in range(raw.shape[1])]
+    else:
+        arrs = [r[0:k] for r in readers]
+    return [clip_level(a, cam, readers[0].dtype) for a, cam in zip(arrs, cams)]
 
 
 def _photons_reader(readers: Sequence[MovieReader], split: SplitViewConfig | None, cams: Sequence[Camera]):

@@ -106,7 +106,7 @@ def column_unit(name: str) -> str | None:
     if name in ("frame", "id", "color", "prob", "color_prob", "frame_last", "n_merged", "n_channels_seen", "refined",
                 "iterations", "converged", "at_bound", "loglik", "llr"):
         return "1"
-    if name == "roi_px":
+    if name in ("roi_px", "saturated_px"):
         return "px"
     return None
 

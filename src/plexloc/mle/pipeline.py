@@ -360,6 +360,12 @@ class MLEFitter:
         self.dropped: dict[str, int] = {"outside_window": 0, "not_finite": 0, "goodness_of_fit": 0}
         #: rows of the tables (kept) that did not converge, and those on each bound (:data:`~plexloc.mle.fit.AT_BOUND_BITS`)
         self.flagged: dict[str, int] = {"not_converged": 0, **{name: 0 for name in AT_BOUND_BITS}}
+        #: rows of the tables (kept) whose fitting window holds a pixel at the camera's clipping level (saturated_px)
+        self.saturated_rows = 0
+        #: each channel's clipping level and where it came from (:func:`plexloc.camera.check.clip_level`), set by
+        #: :func:`fit_movie` from the first frames; None: :meth:`clip_thresholds` takes the camera's
+        #: ``saturation_adu``, else the frames' integer pixel type's maximum
+        self.clip_levels: list[tuple[float | None, str]] | None = None
         self.max_iter = max_iter
         self.batch_size = batch_size
         fr = [ch.throughput for ch in self.channels]
@@ -397,6 +403,24 @@ class MLEFitter:
         return out
 
     # --- stages -------------------------------------------------------------------------------
+    def clip_thresholds(self, frames: Sequence[np.ndarray | Tensor] | None = None) -> list[Tensor | None]:
+        """Each channel's clipping level in photons (:func:`~plexloc.camera.check.clip_threshold_photons`, on the
+        fitter's device; None where there is none): the levels :func:`fit_movie` found (:attr:`clip_levels`), else the
+        camera's ``saturation_adu``, else the maximum of the raw ``frames``' integer pixel type."""
+        from plexloc.camera.check import clip_level, clip_threshold_photons
+
+        out = []
+        for c, ch in enumerate(self.channels):
+            if self.clip_levels is not None:
+                level = self.clip_levels[c][0]
+            else:
+                f = frames[c] if frames is not None else None
+                dtype = (np.float32 if f is None else f.dtype if isinstance(f, np.ndarray)
+                         else torch.empty(0, dtype=f.dtype).numpy().dtype if isinstance(f, Tensor) else np.asarray(f).dtype)
+                level = clip_level(None, ch.camera, dtype)[0]
+            out.append(clip_threshold_photons(ch.camera, level, self.frame_shape, device=self.device))
+        return out
+
     def to_photons(self, frames: Sequence[np.ndarray | Tensor]) -> Tensor:
         """Raw frames (one (T, H, W) array per channel) -> photons (C, T, H, W) on the fitter's device."""
         out = []
@@ -513,7 +537,7 @@ class MLEFitter:
         if self.roi_px > min(self.frame_shape):
             raise InputError(f"fitting window {self.roi_px} px is larger than the frame {self.frame_shape}")
         cand = self.detect(photons)
-        return self.fit_candidates(photons, cand, frame_offset=frame_offset)
+        return self.fit_candidates(photons, cand, frame_offset=frame_offset, clip=self.clip_thresholds(frames))
 
     def _channel_frames(self, frames) -> Sequence[np.ndarray | Tensor]:
         """``frames`` as one ``(T, H, W)`` array per channel: a single channel's ``(T, H, W)`` array, a ``(C, T, H, W)``
@@ -533,9 +557,14 @@ class MLEFitter:
                 raise InputError(f"channel {c}'s frames have shape {tuple(np.shape(f))}; each channel's must be (T, H, W)")
         return frames
 
-    def fit_candidates(self, photons: Tensor, cand: Candidates, *, frame_offset: int = 0) -> LocTable:
+    def fit_candidates(self, photons: Tensor, cand: Candidates, *, frame_offset: int = 0,
+                       clip: Sequence[Tensor | None] | None = None) -> LocTable:
         """Fit given candidates (reference-channel pixels) of photon frames (C, T, H, W); one batch per
-        window size (:meth:`window_sizes`), rows in the candidates' order."""
+        window size (:meth:`window_sizes`), rows in the candidates' order. ``clip``: each channel's clipping level in
+        photons (:meth:`clip_thresholds`; default: the cameras' ``saturation_adu`` only): the column
+        ``saturated_px`` counts the pixels of each fitting window (all channels) at or above it."""
+        if clip is None:
+            clip = self.clip_thresholds()
         sizes = self.window_sizes(cand)
         tables, order = [], []
         for R in np.unique(sizes) if len(cand) else [self.roi_px]:
@@ -543,6 +572,7 @@ class MLEFitter:
             sub = cand if len(idx) == len(cand) else Candidates(*(np.asarray(a)[idx] for a in
                                                                    (cand.frame, cand.row, cand.col, cand.height)))
             rois, origins, start, ks, offs = self.windows(photons, sub, int(R))
+            saturated = _clipped_in_windows(rois, origins, clip)
             res = fit_rois(
                 rois,
                 self.fit_channels,
@@ -556,15 +586,18 @@ class MLEFitter:
                 max_iter=self.max_iter,
                 batch_size=self.batch_size,
             )
-            table, keep = self._table(res, np.asarray(sub.frame) + frame_offset, origins.cpu(), int(R))
+            table, keep = self._table(res, np.asarray(sub.frame) + frame_offset, origins.cpu(), int(R),
+                                      saturated=saturated)
             tables.append(table)
             order.append(idx[keep])
         if len(tables) == 1:
             return tables[0]
         return LocTable.concat(tables)[np.argsort(np.concatenate(order), kind="stable")]
 
-    def _table(self, res: FitResult, frame: np.ndarray, origins: Tensor, R: int) -> tuple[LocTable, np.ndarray]:
+    def _table(self, res: FitResult, frame: np.ndarray, origins: Tensor, R: int,
+               saturated: np.ndarray | None = None) -> tuple[LocTable, np.ndarray]:
         px = self.config.px_size_xy_nm
+        saturated = np.zeros(len(res), np.int64) if saturated is None else np.asarray(saturated, np.int64)
         lx = res.x_nm.numpy() / px[0] - origins[:, 0, 1].numpy()
         ly = res.y_nm.numpy() / px[1] - origins[:, 0, 0].numpy()
         finite = np.isfinite(res.x_nm.numpy()) & np.isfinite(res.y_nm.numpy())
@@ -583,6 +616,7 @@ class MLEFitter:
         self.flagged["not_converged"] += int((keep & ~res.converged.numpy()).sum())
         for name, bit in AT_BOUND_BITS.items():
             self.flagged[name] += int((keep & ((res.at_bound.numpy() & bit) != 0)).sum())
+        self.saturated_rows += int((keep & (saturated > 0)).sum())
         cols = {
             "frame": frame,
             "x_nm": res.x_nm.numpy(),
@@ -601,6 +635,7 @@ class MLEFitter:
             "loglik": res.loglik.numpy(),
             "llr": res.llr.numpy(),
             "roi_px": np.full(len(res), float(R)),
+            "saturated_px": saturated,
         }
         if res.sigma_scale is not None:
             s0 = self.channels[0].psf.sigma_nm
@@ -611,6 +646,26 @@ class MLEFitter:
                 cols[f"photons_ch{c}"] = res.photons_ch[:, c].numpy()  # already each channel's share of photons
                 cols[f"bg_ch{c}"] = res.bg_ch[:, c].numpy()
         return LocTable({k: np.asarray(v)[keep] for k, v in cols.items()}), keep
+
+
+def _clipped_in_windows(rois: Sequence[Tensor], origins: Tensor, clip: Sequence[Tensor | None]) -> np.ndarray:
+    """Pixels at the clipping level in each candidate's windows, summed over the channels (:func:`count_clipped`):
+    ``(N,)`` int64 on the CPU. ``origins`` (N, C, 2): each window's corner (row, col) in its channel."""
+    from plexloc.camera.check import count_clipped
+
+    n = rois[0].shape[0] if rois else 0
+    total = torch.zeros(n, dtype=torch.int64, device=rois[0].device if rois else "cpu")
+    for c, (roi, thr) in enumerate(zip(rois, clip)):
+        if thr is None or not n:
+            continue
+        rows = cols = None
+        if thr.ndim == 2:  # per-pixel maps: the threshold at each window's pixels
+            off = torch.arange(roi.shape[-1], device=roi.device)
+            o = origins[:, c].to(roi.device)
+            rows = o[:, 0, None, None] + off[None, :, None]
+            cols = o[:, 1, None, None] + off[None, None, :]
+        total += count_clipped(roi, thr.to(roi.device), rows, cols)
+    return total.cpu().numpy()
 
 
 def _is_identity(t: Tensor) -> bool:
@@ -656,7 +711,7 @@ def fit_movie(
 
     Returns:
         A :class:`~plexloc.table.LocTable` with ``frame, x_nm, y_nm, z_nm, photons, bg, crlb_x_nm,
-        crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, converged, at_bound, loglik, llr, roi_px`` (and ``photons_chN, bg_chN``
+        crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, converged, at_bound, loglik, llr, roi_px, saturated_px`` (and ``photons_chN, bg_chN``
         for several channels, ``psf_sigma_x_nm, psf_sigma_y_nm`` with a free PSF width), sorted by frame.
     """
     parts = list(_fit_parts(movie, config, device=device, camera=camera, batch_frames=batch_frames,
@@ -773,8 +828,10 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     :class:`~plexloc.camera.check.CameraCheck` of the first frames (noise and saturation against the cameras), whose
     findings are also :class:`~plexloc.camera.check.CameraWarning` s (a wrong camera gave 9,355 rows for 2,985 and a
     median bg of 2,576 photons/px, silently); after the last table, ``fits`` (fits made), ``dropped`` (those left
-    out, by reason: ``outside_window``, ``not_finite``, ``goodness_of_fit``; :meth:`MLEFitter._table`) and ``flagged``
-    (rows kept with ``converged`` 0, and rows on each bound of ``at_bound``)."""
+    out, by reason: ``outside_window``, ``not_finite``, ``goodness_of_fit``; :meth:`MLEFitter._table`), ``flagged``
+    (rows kept with ``converged`` 0, and rows on each bound of ``at_bound``) and ``saturated_rows`` (rows kept whose
+    fitting window holds a pixel at the clipping level: ``saturated_px`` > 0; each channel's level and where it came
+    from in ``clip_levels``, :func:`plexloc.camera.check.clip_level`)."""
     from plexloc.io.pixel_size import warn_pixel_size
     from plexloc.simulation.simulator import check_spline_channels
 
@@ -815,9 +872,16 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
         for s in starts:
             frames = movies.frames(s, min(s + batch_frames, n))
             if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
-                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources)
+                from plexloc.camera.check import clip_level, head_frames
+
+                k = head_frames(np.shape(frames[0]))  # the levels the rows are flagged at: set, found, or the dtype's
+                fitter.clip_levels = [clip_level(np.asarray(f[:k]), ch.camera, readers[0].dtype)
+                                      for f, ch in zip(frames, fitter.channels)]
+                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources,
+                                     levels=fitter.clip_levels)
                 if stats is not None:
                     stats["camera"] = check
+                    stats["clip_levels"] = list(fitter.clip_levels)
             part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
             if len(part):
                 found = True
@@ -825,7 +889,8 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
             elif empty is None:
                 empty = part
         if stats is not None:  # what the fits left out, and why (before the table is written: a generator's end)
-            stats.update(fits=fitter.fits, dropped=dict(fitter.dropped), flagged=dict(fitter.flagged))
+            stats.update(fits=fitter.fits, dropped=dict(fitter.dropped), flagged=dict(fitter.flagged),
+                         saturated_rows=fitter.saturated_rows)
     if not found:
         yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
                             fitter.roi_px)[0]
@@ -861,7 +926,7 @@ def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
 
 
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",
-                 warn: bool = True) -> CameraCheck:
+                 warn: bool = True, levels: Sequence[tuple[float | None, str]] | None = None) -> CameraCheck:
     """:func:`plexloc.camera.check.check_camera` on the first frames of a chunk (one raw ``(T, H, W)`` array per
     channel, as :meth:`MLEFitter.fit_frames` takes them), converted with the fitter's cameras; each finding a
     :class:`~plexloc.camera.check.CameraWarning` where ``warn``."""
@@ -870,7 +935,7 @@ def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dt
     k = head_frames(np.shape(frames[0]))
     photons = fitter.to_photons([f[:k] for f in frames])
     return check_camera(list(photons), [ch.camera for ch in fitter.channels], dtype=dtype,
-                        source=source if isinstance(source, (list, tuple)) else str(source), warn=warn)
+                        source=source if isinstance(source, (list, tuple)) else str(source), warn=warn, levels=levels)
 
 
 def _empty_result(fitter: MLEFitter) -> FitResult:

@@ -1,4 +1,5 @@
-"""Filtering localizations by detection probability, uncertainty, photons, z range and the fit's convergence.
+"""Filtering localizations by detection probability, uncertainty, photons, z range, the fit's convergence and
+clipped pixels in the spot.
 
 Every criterion is a mask over the rows; the report gives, per criterion, how many rows it fails
 on its own (``failed``) and how many it removes that no earlier criterion removed
@@ -39,6 +40,7 @@ CRITERIA: dict[str, tuple[tuple[str, ...], str]] = {
     "max_bg": (("bg",), "bg <= B"),
     "exclude_frames": (("frame",), "frame not in F"),
     "converged": (("converged",), "converged == 1 (the MLE fit converged, on no bound of the fit: at_bound)"),
+    "saturated": (("saturated_px",), "saturated_px == 0 (no raw pixel of the spot at the camera's clipping level)"),
 }
 
 #: the uncertainty criteria's columns: the predicted σ, else the CRLB (an MLE table)
@@ -103,6 +105,7 @@ def filter_localizations(
     max_bg: float | None = None,
     exclude_frames: list[int] | tuple[int, ...] | None = None,
     converged: bool | None = None,
+    saturated: bool | None = None,
 ) -> tuple[LocTable, FilterReport]:
     """Keep the rows that pass every given criterion (None: not applied). NaN fails a criterion.
     ``max_sigma_nm``/``max_sigma_z_nm`` read the predicted σ, else the CRLB (:func:`uncertainty_columns`; the
@@ -110,6 +113,9 @@ def filter_localizations(
     rows go (a dropped or saturated frame and, for a network, its neighbours in the temporal window:
     :mod:`plexloc.camera.frames`). ``converged``: True keeps the MLE fits with ``converged`` 1 (those that
     stopped neither at the iteration limit nor on a bound of the fit; False is not a criterion and is refused).
+    ``saturated``: False keeps the rows with ``saturated_px`` 0, whose spot holds no pixel at the camera's clipping
+    level (:mod:`plexloc.camera.check`: such rows were fitted from clipped light); True is not a criterion and is
+    refused.
 
     Raises:
         InputError: a criterion on a missing column, or an empty z range.
@@ -124,10 +130,14 @@ def filter_localizations(
         "max_bg": max_bg,
         "exclude_frames": None if exclude_frames is None else tuple(exclude_frames),
         "converged": converged,
+        "saturated": saturated,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if "converged" in given and given["converged"] is not True:
         raise InputError(f"filter converged must be True (keep the converged fits) or None, got {converged!r}")
+    if "saturated" in given and given["saturated"] is not False:
+        raise InputError(f"filter saturated must be False (keep the rows without clipped pixels) or None, got "
+                         f"{saturated!r}")
     columns = {name: (uncertainty_columns(table, name) if name in _UNCERTAINTY else CRITERIA[name][0])
                for name in given}
     if "exclude_frames" in given:
@@ -148,7 +158,7 @@ def filter_localizations(
             raise InputError(f"filter {name} needs column(s) {empty}, which are NaN in every row of the table (no value: "
                              "a 2D table has no z)", source=table.source)
     for name, value in given.items():
-        if name in ("exclude_frames", "converged"):
+        if name in ("exclude_frames", "converged", "saturated"):
             continue  # checked above
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
         # numbers of any kind (numpy scalars too), not booleans or strings
@@ -189,6 +199,8 @@ def filter_localizations(
                 ok = ~np.isin(table["frame"], np.asarray(value, dtype=np.int64))
             elif name == "converged":
                 ok = table["converged"] == 1
+            elif name == "saturated":
+                ok = table["saturated_px"] == 0
             else:
                 ok = table["bg"] <= value
             report.failed[name] = int(np.count_nonzero(~ok))
