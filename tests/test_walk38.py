@@ -124,12 +124,15 @@ def test_report_gridding_is_judged_against_counting_noise():
     frame = np.tile(np.arange(reps) * 1000, n_mol) + np.repeat(np.arange(n_mol), reps)
     t = LocTable({"frame": frame, "x_nm": x, "y_nm": y, "z_nm": np.zeros_like(x), "photons": np.full_like(x, 1e3)})
     assert gridding_noise(x, y, 100.0) > 0.3  # 300 positions, not 3,000 rows
-    assert "within counting noise" in build_report(t, camera_px_size_nm=100.0).summary["gridding deviation x / y (%)"]
+    # the FRC at 20 nm pixels: at the default 5 nm the 20 um field's FRC images are 4,000 px a side (~5 s a report)
+    frc_px = {"frc_px_size_nm": 20.0}
+    assert "within counting noise" in build_report(t, camera_px_size_nm=100.0, **frc_px).summary[
+        "gridding deviation x / y (%)"]
     # 3,000 molecules pulled 20 % of the way to the pixel centres in x: gridding, far above the noise
     x3, y3 = rng.uniform(0, 20000, 3000), rng.uniform(0, 20000, 3000)
     g = LocTable({"frame": np.arange(3000), "x_nm": x3 * 0.8 + (np.floor(x3 / 100) + 0.5) * 100 * 0.2, "y_nm": y3,
                   "z_nm": np.zeros(3000), "photons": np.full(3000, 1e3)})
-    assert "above counting noise: gridding" in build_report(g, camera_px_size_nm=100.0).summary[
+    assert "above counting noise: gridding" in build_report(g, camera_px_size_nm=100.0, **frc_px).summary[
         "gridding deviation x / y (%)"]
 
 
