@@ -1,13 +1,21 @@
 """Is the z drift's ``z_uncertainty_nm`` calibrated (and RCC's lateral ``uncertainty_nm`` on 3D tables)? Reported
 uncertainty against the actual error on simulated 3D tables (session 41; modelled on ``bench/drift_calibration40.py``).
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/drift_calibration41.py --out bench/drift_calibration41.json
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/drift_calibration41.py \
+        --out bench/drift_calibration41.json
     # the code before session 41 (a worktree of that commit), the same tables:
     PYTHONPATH=/tmp/wt_h1/src OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/drift_calibration41.py \
         --out bench/drift_calibration41_before.json
     # both side by side (no run):
     .venv/bin/python bench/drift_calibration41.py --out bench/drift_calibration41.json \
         --before bench/drift_calibration41_before.json --summary-only
+    # COMET (its lateral curve, the same z pairs), 9 tables of 2,000 rows, new code and old (about 1.5 min each):
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/drift_calibration41.py --engines comet --rows 2000 \
+        --seeds 1 --e39-seeds 0 --out bench/drift_calibration41_comet.json
+    PYTHONPATH=/tmp/wt_h1/src OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python bench/drift_calibration41.py \
+        --engines comet --rows 2000 --seeds 1 --e39-seeds 0 --out bench/drift_calibration41_comet_before.json
+
+(RCC: about 1 minute each on one thread.)
 
 Tables: molecules on a 3D structure (``structure_points(..., z_range_nm=(-400, 400))``: ``lines`` (filaments between
 two random depths), ``clusters`` (30 nm sigma around a random depth) or ``uniform`` (anywhere in the 800 nm)), a 10 um
@@ -15,7 +23,9 @@ field, 5 on-events per molecule of 2.5 frames on average, precision 10 nm latera
 fit), and a drift, lateral and axial: ``linear`` (0 -> (100, -60) nm, z 0 -> 40 nm), ``wobble`` (``wobbly_drift``,
 about 70 nm; z 0 -> 30 nm plus a 15 nm sine of 1.1 periods) or ``settling`` (``settling_drift`` tau 0.15; z settles by
 -50 nm with the same time constant). Sizes (rows asked: frames): 500: 1,000, 1,000: 1,000, 2,000: 2,000, 5,000: 3,000,
-10,000: 5,000, 20,000: 8,000; 10 windows; seeds per case: 4 at 500 and 1,000 rows, 3 at 2,000 and 5,000, 2 above (``--seeds``).
+10,000: 5,000, 20,000: 8,000; 10 windows; seeds per case: 4 at 500 and 1,000 rows, 3 at 2,000 and 5,000, 2 above
+(``--seeds``). Besides (``e39``, summarized apart; ``--e39-seeds``, 6): ``bench/drift_engines39.py``'s 3D lines (a
+lateral wobble, z 0 -> 40 nm; the tables of session 40's 3D figures) up to 10,000 rows.
 
 The engine: RCC (``--engines rcc,comet`` adds COMET, whose z comes from the same pairs; minutes a table), with the
 CLI's options (10 windows, max_drift_nm 300, 20 nm pixels, uncertainty on). Per table: ``z_nm`` (actual z error,
@@ -72,6 +82,15 @@ def case_table(structure: str, drift: str, rows: int, seed: int):
     from plexloc.post.synthetic import blinking_table, structure_points
     from plexloc.table import LocTable
 
+    if structure == "e39":  # bench/drift_engines39.py's (and drift_calibration40.py's) 3D lines, its own drift
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import drift_engines39 as e39
+
+        e39.SIZES.setdefault(300, 1000)  # as drift_calibration40.py
+        e39.SIZES.setdefault(500, 1000)
+        return e39.case_table("3d_lines", "wobble", rows, seed)
     n_frames = SIZES[rows]
     rng = np.random.default_rng([seed, rows, zlib.crc32(f"3d/{structure}/{drift}".encode())])
     truth = truth_of(drift, n_frames, rng)
@@ -129,8 +148,9 @@ def key(r: dict) -> tuple:
 
 
 def grid(args) -> list[tuple]:
-    return [(s, d, n, seed) for n in args.rows for s in args.structures for d in args.drifts
-            for seed in range(args.seeds or SEEDS[n])]
+    cases = [(s, d, n, seed) for n in args.rows for s in args.structures for d in args.drifts
+             for seed in range(args.seeds or SEEDS[n])]
+    return cases + [("e39", "wobble", n, seed) for n in args.rows if n <= 10000 for seed in range(args.e39_seeds)]
 
 
 def _gm(v):
@@ -141,13 +161,14 @@ def _gm(v):
 def summary(rows: list[dict], label: str = "") -> list[dict]:
     by: dict[tuple, list[dict]] = {}
     for r in rows:
-        by.setdefault((r["engine"], r["rows_asked"]), []).append(r)
+        by.setdefault((r["engine"], r["rows_asked"], r["structure"] == "e39"), []).append(r)
     out = []
     if label:
         print(f"\n== {label}")
-    print(f"{'engine':6} {'rows':>6} {'n':>3} | {'z rep':>6} {'z act':>6} {'z ratio gm':>10} {'range':>11} "
-          f"{'in band':>7} {'z flag':>6} | {'xy rep':>6} {'xy act':>6} {'xy ratio gm':>11} {'range':>11} {'in band':>7}")
-    for (eng, n), rs in sorted(by.items()):
+    print(f"{'engine':6} {'rows':>6} {'e39':>3} {'n':>3} | {'z rep':>6} {'z act':>6} {'z ratio gm':>10} {'range':>11} "
+          f"{'in band':>7} {'z flag':>6} | {'xy rep':>6} {'xy act':>6} {'xy ratio gm':>11} {'range':>11} "
+          f"{'in band':>7}")
+    for (eng, n, e39), rs in sorted(by.items()):
         ok = [r for r in rs if "z_nm" in r]
         zr = [r["z_ratio"] for r in ok if r.get("z_ratio") and np.isfinite(r["z_ratio"])]
         xr = [r["ratio"] for r in ok if r.get("ratio") and np.isfinite(r["ratio"])]
@@ -156,7 +177,7 @@ def summary(rows: list[dict], label: str = "") -> list[dict]:
             v = [r[k] for r in ok if r.get(k) is not None and np.isfinite(r[k])]
             return float(np.sqrt(np.mean(np.square(v)))) if v else None
 
-        rec = {"engine": eng, "rows_asked": n, "tables": len(rs), "z_reported_nm_rms": rms("z_reported_nm"),
+        rec = {"engine": eng, "rows_asked": n, "e39": e39, "tables": len(rs), "z_reported_nm_rms": rms("z_reported_nm"),
                "z_actual_nm_rms": rms("z_nm"), "z_ratio_gmean": _gm(zr),
                "z_ratio_range": [float(min(zr)), float(max(zr))] if zr else None,
                "z_in_band": int(sum(BAND[0] <= x <= BAND[1] for x in zr)), "z_flagged": int(sum(r.get(
@@ -169,20 +190,21 @@ def summary(rows: list[dict], label: str = "") -> list[dict]:
                "seconds_mean": float(np.mean([r["seconds"] for r in rs]))}
         zrr = rec["z_ratio_range"] or [np.nan, np.nan]
         xrr = rec["xy_ratio_range"] or [np.nan, np.nan]
-        print(f"{eng:6} {n:6d} {len(rs):3d} | {rec['z_reported_nm_rms'] or np.nan:6.2f} "
+        print(f"{eng:6} {n:6d} {'yes' if e39 else 'no':>3} {len(rs):3d} | {rec['z_reported_nm_rms'] or np.nan:6.2f} "
               f"{rec['z_actual_nm_rms'] or np.nan:6.2f} {rec['z_ratio_gmean'] or np.nan:10.2f} "
               f"{zrr[0]:5.2f}-{zrr[1]:<5.2f} {rec['z_in_band']:3d}/{len(zr):<3d} {rec['z_flagged']:6d} | "
               f"{rec['xy_reported_nm_rms'] or np.nan:6.2f} {rec['xy_actual_nm_rms'] or np.nan:6.2f} "
-              f"{rec['xy_ratio_gmean'] or np.nan:11.2f} {xrr[0]:5.2f}-{xrr[1]:<5.2f} {rec['xy_in_band']:3d}/{len(xr):<3d}")
+              f"{rec['xy_ratio_gmean'] or np.nan:11.2f} {xrr[0]:5.2f}-{xrr[1]:<5.2f} "
+              f"{rec['xy_in_band']:3d}/{len(xr):<3d}")
         out.append(rec)
     return out
 
 
 def compare(before: list[dict], after: list[dict]) -> list[dict]:
-    b = {(r["engine"], r["rows_asked"]): r for r in before}
+    b = {(r["engine"], r["rows_asked"], r.get("e39", False)): r for r in before}
     out = []
     print("\n== before -> after (geometric mean (range) of reported / actual)")
-    print(f"{'engine':6} {'rows':>6} {'n':>3} | {'z before':>20} {'z after':>20} {'in band':>9} | "
+    print(f"{'engine':6} {'rows':>6} {'e39':>3} {'n':>3} | {'z before':>20} {'z after':>20} {'in band':>9} | "
           f"{'xy before':>20} {'xy after':>20} {'in band':>9}")
 
     def fmt(x, k):
@@ -190,11 +212,12 @@ def compare(before: list[dict], after: list[dict]) -> list[dict]:
                                                     f"{x[k + '_range'][1]:.2f})")
 
     for r in after:
-        k = (r["engine"], r["rows_asked"])
+        k = (r["engine"], r["rows_asked"], r.get("e39", False))
         if k not in b:
             continue
         o = b[k]
-        print(f"{k[0]:6} {k[1]:6d} {r['tables']:3d} | {fmt(o, 'z_ratio'):>20} {fmt(r, 'z_ratio'):>20} "
+        print(f"{k[0]:6} {k[1]:6d} {'yes' if k[2] else 'no':>3} {r['tables']:3d} | {fmt(o, 'z_ratio'):>20} "
+              f"{fmt(r, 'z_ratio'):>20} "
               f"{o['z_in_band']:>3} -> {r['z_in_band']:<3} | {fmt(o, 'xy_ratio'):>20} {fmt(r, 'xy_ratio'):>20} "
               f"{o['xy_in_band']:>3} -> {r['xy_in_band']:<3}")
         out.append({"key": list(k), "before": o, "after": r})
@@ -209,6 +232,8 @@ def main(argv=None) -> int:
     ap.add_argument("--engines", default="rcc")
     ap.add_argument("--seeds", type=int, default=0, help="seeds per case (default: 4 up to 1,000 rows, 3 to 5,000, 2 "
                                                           "above)")
+    ap.add_argument("--e39-seeds", type=int, default=6, help="seeds of drift_engines39.py's 3D lines (a wobble "
+                    "laterally, z 0 -> 40 nm; the tables of session 40's 3D figures) per size up to 10,000 rows")
     ap.add_argument("--out", type=Path, default=Path("bench/drift_calibration41.json"))
     ap.add_argument("--before", type=Path, default=None, help="a JSON of this script on the old code, to compare")
     ap.add_argument("--resume", action="store_true")

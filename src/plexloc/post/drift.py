@@ -32,6 +32,35 @@ with RCC (1.00, 12 tables; 10.7 nm reported for that 10.7 nm error); above :data
 :class:`UnreliableDriftWarning` says the z correction is mostly noise. A table whose z is one value (2D) or not known
 keeps a z drift of 0.
 
+Since session 41 ``z_uncertainty_nm`` comes from the whole table (:func:`_z_noise`), as RCC's lateral one since session
+40, no longer from a split-half test (``info["z_uncertainty_from"]``: "pairs"; "split-half" where no redundant pair of
+windows checks the model, 2 windows). The z knots solve the robust fit's estimating equation over the pairs; its
+sandwich, with the molecules' on-events as the independent units (one on-event is in many pairs), gives the knots'
+covariance, which goes through the curve (``z_noise_nm``) and into the interpolation term; where the pairs of windows'
+residuals exceed what the model expects beyond chance the covariance is scaled up (``z_pair_residual_ratio``). Against
+simulated truth (``bench/drift_calibration41.py``: 3D lines, clusters and uniform molecules, z -400..+400 nm at 40 nm
+precision, linear, wobble and settling drifts in x, y and z, 500-20,000 rows over 10 windows, 162 tables;
+bench/drift_calibration41.json, before: bench/drift_calibration41_before.json), RCC's z reported / actual, geometric
+mean (range) per size, split-half -> whole table: 500 rows 1.05 (0.45-3.87) -> 1.00 (0.59-1.93), 1,000 0.99 (0.29-1.83)
+-> 1.05 (0.47-2.38), 2,000 1.14 (0.55-1.72) -> 1.14 (0.70-1.87), 5,000 0.92 (0.40-2.33) -> 0.98 (0.69-1.43), 10,000 1.05
+(0.54-2.76) -> 1.03 (0.65-1.81), 20,000 1.18 (0.60-2.59) -> 1.15 (0.75-1.92); within 0.7-1.4x 97 -> 123 of 162. On one
+sample blinked 16 times (tests/test_drift41.py) the figure is the RMS of the z error over the realizations (1.01-1.10x;
+0.90-1.12x over 9 samples); on 30 blinkings of one sample of clusters the figure spread +-15 % from table to table, the
+split-half test's +-21 %. On session 39's 3D lines (6 tables a size; bench/drift_engines39.py's) 0.85 / 1.05 / 0.75 /
+0.97 / 0.84 -> 0.72 / 1.11 / 0.83 / 1.05 / 0.92 at 500 / 1,000 / 2,000 / 5,000 / 10,000 rows: at 500 rows the lateral
+correction itself fails on 5 of them (29-74 nm off, more than the 50 nm of the z pairs), which no model of the z pairs
+sees. COMET's z (the same pairs after its lateral curve; 9 tables of 2,000 rows, bench/drift_calibration41_comet.json):
+1.32 -> 1.33, RCC's 1.36 on the same tables (a sample that over-reads; the interpolation term reads a linear z drift's
+knots' noise as a bend). Cost: none in time (298,482 rows: 51 s either way), +0.2 GB (1.18 GB).
+
+RCC's lateral figure read 0.57x on session 40's three 3D tables of 500 rows (0.69x on 6 here, 0.92x on the 36 others of
+500 rows): not the z, which the lateral estimate never sees (the same curve with z set to 0), but a single filament (40
+molecules make one line, :func:`plexloc.post.synthetic.structure_points`) whose cross-correlation is a ridge: the error
+lies along the filament (22-87 nm along it, 1.6-3.6 nm across, 6 tables), at chance maxima of the ridge that the linear
+model of the peak does not see, and shared by all pairs of a window, which the residuals' check cannot see. Checking the
+residuals along their two principal directions apart changed 0.69x to 0.69x (session 41, not kept). Those tables are
+mostly flagged (the correction hurts on 17 of 42 at 500 rows: 15 flagged, 2 not).
+
 Both give the drift of every frame, a smooth curve through the windows' estimates (natural cubic
 spline, extended linearly past the first and last window centre), referenced to the first frame
 (``drift(first frame) = 0``), and both say how far to trust it (``info["uncertainty_nm"]``, and an
@@ -66,7 +95,7 @@ Linearized units coarser than the on-event over-read where the sample is dense a
 The split-half test below is no longer run for x and y: its one use beside this would be to catch an estimate
 that failed, which the residuals' check does (the 12 tables without structure: all flagged, reported 0.73-1.32x the
 actual error), while its halves' over-read called good sparse corrections unreliable. ``split_half=False`` still
-skips the uncertainty (z's split-half test included). Time: the uncertainty costs about what the split-half test
+skips the uncertainty (z's included). Time: the uncertainty costs about what the split-half test
 did where z is found (994,729 rows, 3D, one thread: 13-15 s either way, 1.06-1.09 GB), more on a 2D table (the
 same rows without z: 0.8 s without the uncertainty, 2.2 s with the split-half test, 4.6 s now: the on-events and
 the pairs of localizations, sub-sampled to 4 million).
@@ -811,10 +840,11 @@ def rcc_drift(
         split_half: estimate how far the curve is known (``info["uncertainty_nm"]``; the name is the option's,
             shared with COMET, whose estimate is a split-half test, and with z's): for x and y since session 40 from
             the whole table (:func:`_rcc_noise`; where no redundant pair of windows checks it, 2 windows, the
-            split-half test, :func:`_rcc_split_half`, ``info["uncertainty_from"]``), for z the split-half test of
-            :func:`_z_drift`; the estimate
-            itself is the same either way. Without it ``uncertainty_nm`` is not known and the unreliability
-            warning judges the windows' agreement, a lower bound.
+            split-half test, :func:`_rcc_split_half`, ``info["uncertainty_from"]``), for z since session 41 from
+            the whole table too (:func:`_z_noise`; the split-half test of :func:`_z_drift` where no redundant pair
+            of windows checks it, ``info["z_uncertainty_from"]``); the estimate itself is the same either way.
+            Without it ``uncertainty_nm`` is not known and the unreliability warning judges the windows' agreement,
+            a lower bound.
         progress: called as ``progress(done, total)`` after each pair of windows (twice as many with
             ``split_half``: their cross-correlations, then their errors).
 
