@@ -71,9 +71,10 @@ def test_detect_clip_adu_finds_a_12_bit_camera_and_not_an_ordinary_movie():
     x[x >= 255] = 254
     x[0, 3, 3] = 255
     assert detect_clip_adu(x, np.uint16) is None
-    # the file's own maximum is not a finding (the default level covers it); float frames of integer values are read
+    # the file's own maximum is not a finding (the default level covers it); float movies have no level to find
     assert detect_clip_adu(np.full((2, 4, 4), 255, np.uint8), np.uint8) is None
-    assert detect_clip_adu(clipped.astype(np.float32), np.float32) == 4095.0
+    assert detect_clip_adu(clipped.astype(np.float32), np.float32) is None
+    assert detect_clip_adu(clipped.astype(np.int32), np.int32) == 4095.0
 
 
 def test_the_threshold_in_photons_selects_the_pixels_at_the_level_in_adu_also_with_scmos_maps():
@@ -207,3 +208,30 @@ def test_filter_no_saturated_keeps_the_rows_without_clipped_pixels(tmp_path):
     write_table(t, tmp_path / "t.csv")
     assert main(["filter", str(tmp_path / "t.csv"), "--out", str(tmp_path / "k.csv"), "--no-saturated"]) == 0
     assert list(read_table(tmp_path / "k.csv")["x_nm"]) == [1.0, 3.0]
+
+
+def test_mle_flag_with_scmos_maps_reads_each_pixels_threshold(tmp_path):
+    """Per-pixel sCMOS maps: each window pixel is compared with its own threshold (the map read at the window)."""
+    from plexloc.mle import fit_movie
+
+    rng = np.random.default_rng(4)
+    shape = (32, 32)
+    gain = rng.uniform(0.4, 0.6, shape).astype(np.float32)  # e-/ADU per pixel
+    base = rng.uniform(95, 105, shape).astype(np.float32)
+    np.save(tmp_path / "gain.npy", gain)
+    np.save(tmp_path / "base.npy", base)
+    cam_cfg = SCMOSConfig(e_per_adu=tmp_path / "gain.npy", baseline=tmp_path / "base.npy", read_sigma=1.5)
+    cam = camera_from_config(cam_cfg)  # about 1.6 ADU per photon: 40,000 photons peak near 6,000 ADU
+    expected = 30.0 + _spot(shape, 8.5, 8.5, 40000.0) + _spot(shape, 22.5, 22.5, 2000.0)
+    raw = cam(torch.as_tensor(np.broadcast_to(expected, (4, *shape)).copy(), dtype=torch.float32),
+              generator=torch.Generator().manual_seed(0)).clamp_max(4095).numpy().astype(np.uint16)
+    with pytest.warns(CameraWarning, match="4095"):
+        table = fit_movie(raw, _config(), camera=cam_cfg)
+    bright = np.hypot(table["x_nm"] - 850.0, table["y_nm"] - 850.0) < 150.0
+    dim = np.hypot(table["x_nm"] - 2250.0, table["y_nm"] - 2250.0) < 150.0
+    assert bright.sum() == 4 and dim.sum() == 4
+    # the bright spot's clipped pixels of each frame, counted on the raw frames, all inside its fitting window
+    want = [int((raw[f] >= 4095).sum()) for f in range(4)]
+    assert min(want) > 0
+    np.testing.assert_array_equal(table["saturated_px"][bright], want)
+    assert (table["saturated_px"][dim] == 0).all()

@@ -19,7 +19,7 @@ Two findings, per channel (:func:`check_camera`):
   which a camera or the simulator clips to. Above ``MAX_SATURATED_FRACTION`` (0.01 %) it is a warning: at e_per_adu
   1 2 % of the pixels clip, and bright emitters were fitted at 0.32x (network) and 0.55x (MLE) their photons. A
   level found in the movie is a warning at any share (it names the level and the setting). Float movies have no
-  integer maximum: only a set or found level applies to them.
+  integer maximum and are not looked at for a level: only a set ``saturation_adu`` applies to them.
 
 Below the warning's share a few bright spots (beads, dirt) may still clip, and their localizations are wrong (MLE:
 photons about 3x too low with converged 1 and a CRLB far too small). The fits flag them row by row: the column
@@ -167,14 +167,15 @@ def detect_clip_adu(raw, dtype=None) -> float | None:
     largest value is a full scale ``2**k - 1`` (``k`` in :data:`CLIP_BITS`: 4095 of a 12-bit camera, 16383 of a
     14-bit one), held by at least :data:`MIN_CLIPPED_PIXELS` pixels, and by at least :data:`MIN_CLIP_PILEUP` times
     the mean count of the 16 values below it. None otherwise (nothing clipped in these frames, or no such pile-up).
-    ``dtype``: the movie's pixel type (its own maximum is :func:`saturation_adu`'s level, not a finding); float
-    frames of integer values are looked at too (the simulator's frames in memory)."""
+    ``dtype``: the movie's pixel type (its own maximum is :func:`saturation_adu`'s level, not a finding). Float movies
+    are not looked at, as they have no integer maximum either (a camera's raw counts are integers; set
+    ``saturation_adu`` for a float movie that clips)."""
     x = np.asarray(raw.detach().cpu().numpy() if isinstance(raw, Tensor) else raw)
-    if not x.size:
+    full = saturation_adu(dtype if dtype is not None else x.dtype)
+    if not x.size or full is None:
         return None
     top = float(x.max())
-    full = saturation_adu(dtype if dtype is not None else x.dtype)
-    levels = [float(2**k - 1) for k in CLIP_BITS if full is None or 2**k - 1 < full]
+    levels = [float(2**k - 1) for k in CLIP_BITS if 2**k - 1 < full]
     if top not in levels:
         return None
     n_top = int(np.count_nonzero(x == top))
