@@ -101,3 +101,25 @@ def test_z_noise_scales_up_where_the_pairs_of_windows_disagree_beyond_the_model(
     assert 2.0 < ratio < 4.0
     # the model alone (its shares grow a little with the offset too) times the ratio
     assert np.trace(cov_off) == pytest.approx(ratio * np.trace(cov) * 1.03, rel=0.05)
+
+
+def test_cli_says_where_each_uncertainty_comes_from(tmp_path, capsys):
+    """``plexloc drift`` names the source of each figure: RCC with 10 windows, its peaks and the z pairs; with 2 (no
+    redundant pair of windows), two halves of the table for both (it said "the windows' cross-correlation peaks"
+    whatever RCC had used, and nothing for z)."""
+    from plexloc.cli.main import main
+    from plexloc.io.tables import write_table
+
+    t, _ = _table3d(1, 1000, "lines")
+    write_table(t, tmp_path / "locs.csv")
+    args = ["drift", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "out.csv"), "--engine", "rcc"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "from the windows' cross-correlation peaks" in out
+    assert "nm (from the pairs of localizations near each other in different windows)" in out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnreliableDriftWarning)
+        assert main([*args, "--segments", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "x and y together (from two halves of the table" in out
+    assert "nm (from two halves of the table)" in out

@@ -125,12 +125,16 @@ def run(args: argparse.Namespace) -> int:
     span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
     known = ""
     if "uncertainty_nm" in result.info:  # both engines: the same quantity
-        how = ("two halves of the table" if result.engine == "comet" else "the windows' cross-correlation peaks")
+        # RCC falls back on two halves where no redundant pair of windows checks its peaks (2 windows)
+        how = ("two halves of the table" if result.engine == "comet"
+               or result.info.get("uncertainty_from") == "split-half" else "the windows' cross-correlation peaks")
         known = (f"; known to +-{result.info['uncertainty_nm']:.1f} nm rms over the frames, x and y together (from "
                  f"{how} and the curve between windows)")
     if "z_uncertainty_nm" in result.info or result.info.get("z_unreliable"):
         z_unc = result.info.get("z_uncertainty_nm", float("nan"))
-        known += ((f"; z known to +-{z_unc:.1f} nm" if math.isfinite(z_unc) else "; z not known")
+        z_how = {"pairs": " (from the pairs of localizations near each other in different windows)",
+                 "split-half": " (from two halves of the table)"}.get(result.info.get("z_uncertainty_from"), "")
+        known += ((f"; z known to +-{z_unc:.1f} nm{z_how}" if math.isfinite(z_unc) else "; z not known")
                   + (" (NOT RELIABLE, see the warning above)" if result.info.get("z_unreliable") else ""))
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
           f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known
