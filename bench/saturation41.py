@@ -88,6 +88,12 @@ def groups(table_csv: Path, truth_csv: Path) -> dict:
         for name, sel in (("flagged", flag), ("unflagged", ~flag)):
             if sel.any():
                 out[name]["rmse_x_over_crlb"] = float(np.sqrt(np.mean((m.delta_nm[sel, 0] / crlb[sel]) ** 2)))
+    for lo, hi in ((1, 2), (3, 8), (9, 10**9)):  # by the clipped pixels in the spot
+        sel = (t["saturated_px"][m.tp_pred] >= lo) & (t["saturated_px"][m.tp_pred] <= hi) if "saturated_px" in t \
+            else np.zeros(len(m.tp_pred), bool)
+        out[f"saturated_px_{lo}_{hi if hi < 10**9 else 'up'}"] = {
+            "n": int(sel.sum()), "photon_ratio_median": float(np.median(ratio[sel])) if sel.any() else None,
+            "lateral_error_median_nm": float(np.median(err[sel])) if sel.any() else None}
     if "converged" in t:
         out["flagged"]["converged_share"] = float(np.mean(t["converged"][m.tp_pred][flag] == 1)) if flag.any() else None
     return out
@@ -124,7 +130,7 @@ def clip_case(src_old: Path, src_new: Path, work: Path, frames: int, model: Path
         for tag, src in (("before", src_old), ("after", src_new)):
             out = work / f"{name}_{method}_{tag}.csv"
             opts = (["--method", "mle", "--config", str(fit_cfg)] if method == "mle"
-                    else ["--model", str(model), "--device", "cpu"])
+                    else ["--model", str(model), "--device", "cpu", "--camera", str(fit_cfg)])
             stdout, stderr = cli(src, "fit", str(movie / "movie.tif"), *opts, "--out", str(out))
             warned = [ln for ln in stderr.splitlines() if "warning" in ln and ("ADU" in ln)]
             said = [ln for ln in stderr.splitlines() if "saturated_px" in ln and "rows" in ln]

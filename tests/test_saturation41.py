@@ -235,3 +235,23 @@ def test_mle_flag_with_scmos_maps_reads_each_pixels_threshold(tmp_path):
     assert min(want) > 0
     np.testing.assert_array_equal(table["saturated_px"][bright], want)
     assert (table["saturated_px"][dim] == 0).all()
+
+
+def test_plexloc_fit_says_how_many_rows_touch_clipped_pixels(tmp_path, capsys):
+    import yaml
+
+    from plexloc.cli.main import main
+    from plexloc.io.tables import read_table
+    from plexloc.io.tiff import write_movie
+
+    write_movie(tmp_path / "m.tif", _movie(n_frames=4))
+    cfg = _config().model_dump(mode="json")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["fit", str(tmp_path / "m.tif"), "--method", "mle", "--config", str(tmp_path / "c.yaml"),
+                 "--out", str(tmp_path / "l.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "exactly 4095 ADU (2^12 - 1)" in err and "saturation_adu: 4095" in err
+    table = read_table(tmp_path / "l.csv")
+    n = int((table["saturated_px"] > 0).sum())
+    assert n == 4 and f"{n} rows touch pixels clipped at 4095 ADU (found in the movie)" in err
+    assert f"plexloc filter {tmp_path / 'l.csv'} --out OUT --no-saturated" in err

@@ -340,8 +340,9 @@ def _say_saturated(stats: dict, args: argparse.Namespace) -> None:
                      .get(how, "") for lv, how in stats.get("clip_levels") or [] if lv is not None})
     filtered = any(getattr(args, k, None) is not None for k in ("min_prob", "min_photons", "max_photons", "max_sigma"))
     print(f"{n} rows{' (before the filters)' if filtered else ''} touch pixels clipped at "
-          f"{' / '.join(levels) or 'the clipping level'} (column saturated_px > 0): their photons are too low and their "
-          f"uncertainties too small; plexloc filter {args.out} --out OUT --no-saturated drops them", file=sys.stderr)
+          f"{' / '.join(levels) or 'the clipping level'} (column saturated_px > 0): fitted from clipped light, their photons "
+          f"are low (the more so the more pixels clipped) and their uncertainties too small; plexloc filter {args.out} "
+          "--out OUT --no-saturated drops them", file=sys.stderr)
 
 
 def _say_maps_cut(stats: dict) -> None:
