@@ -10,7 +10,9 @@ chain that the separate commands run one by one, with their defaults, into ``OUT
    :attr:`ProcessOptions.drift_segments` and :attr:`ProcessOptions.max_drift_nm`) and subtracted
    (:func:`~plexloc.post.drift.apply_drift`). Where the engine calls its estimate unreliable (``info["unreliable"]``,
    with an :class:`~plexloc.post.drift.UnreliableDriftWarning`), or there are too few localizations to estimate it, the
-   drift is not subtracted: no ``locs_dc.csv``, the steps below take ``locs.csv``, and the summary says why;
+   drift is not subtracted: no ``locs_dc.csv``, the steps below take ``locs.csv``, and the summary says why; where
+   only a 3D table's z curve is unreliable (``info["z_unreliable"]``), x and y are subtracted and z is not
+   (``z_subtracted`` false in the summary's drift);
 3. ``merged.csv``: :func:`plexloc.post.merge.merge_localizations` (50 nm, a gap of 1 frame);
 4. ``report.html``: :func:`plexloc.render.report.build_report` of the table before merging (NeNA needs a
    molecule's consecutive frames), its FRC that of the merged table (``frc_table``), the value summary.json gives;
@@ -72,7 +74,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -503,6 +505,9 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
         return None, {**info, "state": "unreliable",
                       "reason": "the engine called its estimate unreliable (see the warning): the table was kept "
                                 "uncorrected"}
+    if info.get("z_unreliable"):  # x and y are subtracted, z is not: the same rule as for the lateral curve
+        info["z_subtracted"] = False
+        result = replace(result, drift_nm=result.drift_nm * np.array([1.0, 1.0, 0.0]))
     return apply_drift(table, result), {**info, "state": "applied"}
 
 
@@ -679,7 +684,8 @@ def _drift_line(drift: dict[str, Any]) -> str:
         z_unc = drift.get("z_uncertainty_nm")
         found += (f", z to +-{z_unc:.1f} nm" if z_unc is not None else ", z not known")
         if drift.get("z_unreliable"):
-            found += " (z not reliable: see the warnings)"
+            found += (" (z not reliable: see the warnings; z was not subtracted)" if drift.get("z_subtracted") is False
+                      else " (z not reliable: see the warnings)")
     found += " (drift.png)"
     if state == "applied":
         return f"subtracted: the {found}; this table is locs_dc.csv"
