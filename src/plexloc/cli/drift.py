@@ -47,11 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "offset, with the error of the curve between windows. RCC: from the whole table, each pair of "
                    "windows' cross-correlation peak with the molecules' on-events as the independent units, checked "
                    "against the redundant pairs' residuals (0.84-1.09x the actual error on average per table size, "
-                   "1,000-10,000 localizations, simulated tables; about 2x the RCC time); its z from two halves of "
-                   "the table. COMET: the engine run on two halves of the table as well (0.76-1.42x the actual error "
+                   "1,000-10,000 localizations, simulated tables; about 2x the RCC time); z's likewise, from the "
+                   "pairs of localizations near each other in different windows (1.00-1.15x on average, 3D tables of "
+                   "500-20,000 localizations; two halves of the table with 2 windows). COMET: the engine run on two halves of the table as well (0.76-1.42x the actual error "
                    "on simulated tables, 1.03-1.12x on average per case), about 1.5-2.5x its time. A drift is called "
                    "unreliable (and plexloc process does not subtract it) when its uncertainty is above 10 nm and "
-                   "above the curve's RMS / sqrt(2), or above 30 nm. no: faster, the same drift, no uncertainty "
+                   "above the curve's RMS / sqrt(2), or above 30 nm; an unreliable z curve alone: process subtracts x "
+                   "and y, not z. no: faster, the same drift, no uncertainty "
                    "(RCC warns only when its pairs of windows disagree, which sees a fraction of the error)")
     p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
     p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
