@@ -257,63 +257,113 @@ def _kernel(s_px: float) -> np.ndarray:
     return k / k.sum()
 
 
-def render_gaussian(
-    table: LocTable,
-    *,
-    px_size_nm: float,
-    extent_nm=None,
-    sigma_nm: float | None = None,
-    min_sigma_nm: float = 0.0,
-    sigma_step: float = 0.1,
-    weights=None,
-    max_pixels: int = 2**28,
-) -> Rendered:
-    """Each localization a normalised Gaussian of its own σx and σy (see the module docstring); the default extent is
-    the bounding box grown by 3σ (the 99th percentile of σ).
+#: the cost, in ns on this project's 2-core CPU, of one kernel entry spread along x row by row (``np.add.at`` of a
+#: scalar), one entry of a 2D kernel added where a row falls (``np.add.at`` of an array, with its indices), and one
+#: image pixel filtered along y (per pixel and per tap): which way to draw one σy level's rows
+#: (:func:`_direct_is_cheaper`); measured on 1500 x 1500 and 2500 x 2500 pixel images, bench/render41.py
+_NS_SPREAD = 4.0
+_NS_SPLAT = 10.0
+_NS_FILTER_PX = 4.0
+_NS_FILTER_TAP = 0.25
+#: kernel entries (times colour channels) added per ``np.add.at`` call of a direct splat (its indices and values are
+#: two arrays of this many entries, 16 MiB)
+_SPLAT_CHUNK = 1 << 20
 
-    Args:
-        table: a :class:`LocTable` (or a dict or pandas DataFrame of its columns) with ``x_nm``, ``y_nm`` and, unless
-            ``sigma_nm`` is given, ``sigma_x_nm``/``sigma_y_nm`` (or ``crlb_*``).
-        px_size_nm: the image pixel, nm.
-        extent_nm: ``(x0, x1, y0, y1)`` nm to draw.
-        sigma_nm: one σ for all localizations, along x and y, instead of the table's uncertainties.
-        min_sigma_nm: floor of σx and of σy, each on its own (e.g. ``px_size_nm / 2`` so that every spot
-            covers a pixel).
-        sigma_step: relative step between σ levels, per axis (geometric from the smallest σ to the largest, each σ
-            within half a step of its own; σ above :data:`MAX_SIGMA_PX` pixels is drawn at that width, already spread
-            so thin that it barely shows, instead of as a sharp bright dot).
-        weights: per row, what each localization integrates to (default 1).
 
-    Raises:
-        InputError: no σ columns (and no ``sigma_nm``); a σ that is NaN, infinite or negative after the floor
-            (the column, the count and the first row are named); ``sigma_step`` not > 0; ``weights`` of another
-            length than the table.
-    """
+def _direct_is_cheaper(n_entries: int, n_pixels: int, n_taps_y: int, x_cost: float) -> bool:
+    """Whether the rows of one σy level are cheaper drawn each as its 2D kernel (``n_entries`` kernel entries in all,
+    times the colour channels) than spread along x (``x_cost`` ns) and filtered along y over the whole image: a σy level
+    that holds few rows (every level of a sparse table, and the z levels of a colour image each hold a share of the
+    rows) was filtered over every pixel of the image for them."""
+    y_cost = n_pixels * (_NS_FILTER_PX + _NS_FILTER_TAP * n_taps_y) if n_taps_y > 1 else 0.5 * n_pixels
+    return n_entries * _NS_SPLAT <= x_cost + y_cost
+
+
+class _GreySink:
+    """Where the Gaussians are drawn: one image plane."""
+
+    n_channels = 1
+
+    def __init__(self, img: np.ndarray):
+        self.img = img
+        self._flat = img.reshape(-1)
+
+    def splat(self, idx: np.ndarray, vals: np.ndarray) -> None:
+        np.add.at(self._flat, idx, vals)  # (vals a full array: numpy 2.4's add.at crashed on broadcast values)
+
+    def add(self, plane: np.ndarray) -> None:
+        self.img += plane
+
+    def finish(self) -> None:
+        pass
+
+
+class _ColorSink:
+    """Where one colour's Gaussians are drawn: an RGB image (H, W, 3), each entry times the colour; the planes
+    filtered along y are summed in a plane of their own and tinted at the end (one product per channel, as before)."""
+
+    def __init__(self, rgb: np.ndarray, color: np.ndarray):
+        self.rgb = rgb
+        self._flat = rgb.reshape(-1)
+        self.color = np.asarray(color, dtype=float)
+        self.channels = [c for c in range(3) if self.color[c]]
+        self.n_channels = max(1, len(self.channels))
+        self.plane = None
+
+    def splat(self, idx: np.ndarray, vals: np.ndarray) -> None:
+        idx = idx * 3
+        for c in self.channels:
+            np.add.at(self._flat, idx + c if c else idx, vals * self.color[c])
+
+    def add(self, plane: np.ndarray) -> None:
+        if self.plane is None:
+            self.plane = np.array(plane)  # (the caller's buffers are reused)
+        else:
+            self.plane += plane
+
+    def finish(self) -> None:
+        if self.plane is not None:
+            for c in self.channels:  # one plane at a time (a product of the whole RGB image was three more planes)
+                self.rgb[..., c] += self.color[c] * self.plane
+            self.plane = None
+
+
+def _splat(sink, flat: np.ndarray, wts, ky: np.ndarray, kx: np.ndarray, h: int, w: int, wp: int, pad: int) -> None:
+    """Add each row's 2D kernel ``ky ⊗ kx`` (times its weight) at its pixel (``flat``: in the image of ``wp`` columns,
+    ``pad`` on each side) to ``sink``; the entries that fall outside the image are dropped (a filter with zeros
+    outside: the same image as spreading along x and filtering along y)."""
+    ry, rx = len(ky) // 2, len(kx) // 2
+    k2 = np.multiply.outer(ky, kx).ravel()
+    dy = np.repeat(np.arange(-ry, ry + 1), len(kx))
+    dx = np.tile(np.arange(-rx, rx + 1), len(ky))
+    off = dy * w + dx
+    i, j = np.divmod(flat, wp)
+    j -= pad
+    inner = (i >= ry) & (i < h - ry) & (j >= rx) & (j < w - rx)  # their kernels stay inside the image
+    step = max(1, _SPLAT_CHUNK // (len(k2) * sink.n_channels))
+    for sel, whole in ((inner, True), (~inner, False)):
+        ii, jj = i[sel], j[sel]
+        ww = None if wts is None else wts[sel]
+        for c in range(0, len(ii), step):
+            si, sj = ii[c : c + step], jj[c : c + step]
+            vals = np.tile(k2, len(si)) if ww is None else np.multiply.outer(ww[c : c + step], k2).ravel()
+            if whole:
+                sink.splat(np.add.outer(si * w + sj, off).ravel(), vals)
+            else:
+                r, q = np.add.outer(si, dy), np.add.outer(sj, dx)
+                ok = (r >= 0) & (r < h) & (q >= 0) & (q < w)
+                r *= w
+                r += q
+                sink.splat(r[ok], vals.reshape(ok.shape)[ok])
+
+
+def _draw_gaussians(sink, table: LocTable, px: float, extent, h: int, w: int, cols_x, cols_y, names, wts_in,
+                    min_sigma_nm: float, sigma_step: float) -> int:
+    """Draw the rows of ``table`` (each a Gaussian of its σx, σy from ``cols_x``, ``cols_y``) into ``sink``; the number
+    of rows outside the image."""
     from scipy.ndimage import correlate1d
 
-    table = as_table(table)
-    px = float(px_size_nm)
-    if not (np.isfinite(sigma_step) and sigma_step > 0):
-        raise InputError(f"sigma_step must be > 0, got {sigma_step!r}")
-    cols_x, cols_y, names = _sigma_columns(table, sigma_nm)
-    if extent_nm is None and len(table) and np.isfinite(px) and px > 0:
-        # the bounding box grown by 3 sigma (the 99th percentile's, at most MAX_SIGMA_PX pixels): on the box itself
-        # the outermost localizations lost up to three quarters of their Gaussian
-        table.check_finite(("x_nm", "y_nm"))
-        both = np.maximum(np.concatenate([np.asarray(cols_x, float), np.asarray(cols_y, float)]), min_sigma_nm)
-        both = both[np.isfinite(both)]  # (a non-finite sigma is named by the check below)
-        m = 3.0 * min(float(np.percentile(both, 99)), MAX_SIGMA_PX * px) if both.size else 0.0
-        extent_nm = (np.floor((table["x_nm"].min() - m) / px) * px, table["x_nm"].max() + m + px,
-                     np.floor((table["y_nm"].min() - m) / px) * px, table["y_nm"].max() + m + px)
-    extent, h, w = _geometry(table, px, extent_nm, max_pixels)
-    _check_memory(h, w, px, BYTES_PER_PIXEL["gaussian"], "Gaussian", table.source)
     n = len(table)
-    wts_in = None
-    if weights is not None:
-        wts_in = np.asarray(weights, dtype=float).ravel()
-        if wts_in.size != n:
-            raise InputError(f"weights has {wts_in.size} values for a table of {n} rows", source=table.source)
-    img = np.zeros((h, w))
     # pass 1: the floor, the finite check and the range of σ per axis
     floor, cap = float(min_sigma_nm), MAX_SIGMA_PX * px
     ranges = []
@@ -331,7 +381,7 @@ def render_gaussian(
             lo, hi = min(lo, float(s.min())), max(hi, float(s.max()))
         ranges.append((min(lo, cap), min(hi, cap)))
     if n == 0:
-        return Rendered(img, px, extent, 0, value_unit=_value_unit(weights))
+        return 0
     lev_x, lev_y = (_levels(lo, hi, sigma_step, px) for lo, hi in ranges)
     nx = len(lev_x)
     kernels: dict[tuple[int, int], np.ndarray] = {}  # (axis, level) -> kernel, for the levels that occur
@@ -370,7 +420,7 @@ def render_gaussian(
         m += k
     n_out = n - m
     if m == 0:
-        return Rendered(img, px, extent, n_out, value_unit=_value_unit(weights))
+        return n_out
     flat += pad
     order = np.argsort(key[:m], kind="stable")  # grouped by y level, then x level
     key = key[:m][order]
@@ -383,46 +433,179 @@ def render_gaussian(
     pairs = [divmod(int(v), nx) for v in key[starts]]  # (y level, x level) of each group, in order
     del key
 
-    acc = np.zeros(h * wp)  # one y level's rows, spread along x
-    acc_in = acc.reshape(h, wp)[:, pad : pad + w]
-    buf = np.empty((h, w))
-    hist = None  # for groups drawn as a histogram filtered along x
-    longest = int((ends - starts).max())
-    tmp = np.empty(longest, np.int64)
-    tmp_w = None if wts is None else np.empty(longest)
-    for g, (b, a) in enumerate(pairs):
-        if g == 0 or b != pairs[g - 1][0]:
-            acc.fill(0.0)
-        s, e = int(starts[g]), int(ends[g])
-        rows, k = flat[s:e], kernel(0, a)
-        rw = None if wts is None else wts[s:e]
-        if _spread_is_cheaper(e - s, len(k), h * w):
-            t_i = tmp[: e - s]
-            t_w = None if tmp_w is None else tmp_w[: e - s]
-            for t, kv in enumerate(k):
-                np.add(rows, t - len(k) // 2, out=t_i)
-                np.add.at(acc, t_i, kv if rw is None else np.multiply(rw, kv, out=t_w))
+    # each σy level's rows: drawn each as its 2D kernel where that is cheaper (few rows), else spread along x (row by
+    # row, or for a crowded group as a histogram filtered along x) and filtered along y once
+    n_px = h * w
+    acc = acc_in = buf = hist = tmp = tmp_w = None  # allocated when a σy level is first filtered
+    g = 0
+    while g < len(pairs):
+        b = pairs[g][0]
+        g1 = g
+        while g1 < len(pairs) and pairs[g1][0] == b:
+            g1 += 1
+        ky = kernel(1, b)
+        sizes = [int(ends[q] - starts[q]) for q in range(g, g1)]
+        taps = [len(kernel(0, pairs[q][1])) for q in range(g, g1)]
+        spread = [_spread_is_cheaper(s, t, n_px) for s, t in zip(sizes, taps)]
+        x_cost = _NS_SPREAD * sum(s * t if sp else n_px * (0.8 + t / 20) for s, t, sp in zip(sizes, taps, spread))
+        entries = sink.n_channels * len(ky) * sum(s * t for s, t in zip(sizes, taps))
+        if _direct_is_cheaper(entries, n_px, len(ky), x_cost):
+            for q in range(g, g1):
+                s, e = int(starts[q]), int(ends[q])
+                _splat(sink, flat[s:e], None if wts is None else wts[s:e], ky, kernel(0, pairs[q][1]), h, w, wp, pad)
+            g = g1
+            continue
+        if acc is None:
+            acc = np.zeros(h * wp)  # one y level's rows, spread along x
+            acc_in = acc.reshape(h, wp)[:, pad : pad + w]
+            buf = np.empty((h, w))
+            longest = int((ends - starts).max())
+            tmp = np.empty(longest, np.int64)
+            tmp_w = None if wts is None else np.empty(longest)
         else:
-            if hist is None:
-                hist = np.zeros(h * wp)
+            acc.fill(0.0)
+        for q in range(g, g1):
+            s, e = int(starts[q]), int(ends[q])
+            rows, k = flat[s:e], kernel(0, pairs[q][1])
+            rw = None if wts is None else wts[s:e]
+            if spread[q - g]:
+                t_i = tmp[: e - s]
+                t_w = None if tmp_w is None else tmp_w[: e - s]
+                for t, kv in enumerate(k):
+                    np.add(rows, t - len(k) // 2, out=t_i)
+                    np.add.at(acc, t_i, kv if rw is None else np.multiply(rw, kv, out=t_w))
             else:
-                hist.fill(0.0)
-            np.add.at(hist, rows, 1.0 if rw is None else rw)
-            correlate1d(hist.reshape(h, wp)[:, pad : pad + w], k, axis=1, output=buf, mode="constant")
-            acc_in += buf
-        if g == len(pairs) - 1 or pairs[g + 1][0] != b:  # the last group of this y level: filter along y
-            ky = kernel(1, b)
-            if len(ky) == 1:
-                img += acc_in
-            else:
-                correlate1d(acc_in, ky, axis=0, output=buf, mode="constant")
-                img += buf
+                if hist is None:
+                    hist = np.zeros(h * wp)
+                else:
+                    hist.fill(0.0)
+                np.add.at(hist, rows, 1.0 if rw is None else rw)
+                correlate1d(hist.reshape(h, wp)[:, pad : pad + w], k, axis=1, output=buf, mode="constant")
+                acc_in += buf
+        if len(ky) == 1:  # filter along y
+            sink.add(acc_in)
+        else:
+            correlate1d(acc_in, ky, axis=0, output=buf, mode="constant")
+            sink.add(buf)
+        g = g1
+    return n_out
+
+
+def _gaussian_setup(table: LocTable, px: float, extent_nm, sigma_nm, min_sigma_nm, sigma_step, weights, max_pixels):
+    """Check the options of a Gaussian image of ``table``; its extent, shape, σ columns and weights."""
+    if not (np.isfinite(sigma_step) and sigma_step > 0):
+        raise InputError(f"sigma_step must be > 0, got {sigma_step!r}")
+    cols_x, cols_y, names = _sigma_columns(table, sigma_nm)
+    if extent_nm is None and len(table) and np.isfinite(px) and px > 0:
+        # the bounding box grown by 3 sigma (the 99th percentile's, at most MAX_SIGMA_PX pixels): on the box itself
+        # the outermost localizations lost up to three quarters of their Gaussian
+        table.check_finite(("x_nm", "y_nm"))
+        both = np.maximum(np.concatenate([np.asarray(cols_x, float), np.asarray(cols_y, float)]), min_sigma_nm)
+        both = both[np.isfinite(both)]  # (a non-finite sigma is named by the check below)
+        m = 3.0 * min(float(np.percentile(both, 99)), MAX_SIGMA_PX * px) if both.size else 0.0
+        extent_nm = (np.floor((table["x_nm"].min() - m) / px) * px, table["x_nm"].max() + m + px,
+                     np.floor((table["y_nm"].min() - m) / px) * px, table["y_nm"].max() + m + px)
+    extent, h, w = _geometry(table, px, extent_nm, max_pixels)
+    _check_memory(h, w, px, BYTES_PER_PIXEL["gaussian"], "Gaussian", table.source)
+    wts_in = None
+    if weights is not None:
+        wts_in = np.asarray(weights, dtype=float).ravel()
+        if wts_in.size != len(table):
+            raise InputError(f"weights has {wts_in.size} values for a table of {len(table)} rows", source=table.source)
+    return extent, h, w, cols_x, cols_y, names, wts_in
+
+
+def render_gaussian(
+    table: LocTable,
+    *,
+    px_size_nm: float,
+    extent_nm=None,
+    sigma_nm: float | None = None,
+    min_sigma_nm: float = 0.0,
+    sigma_step: float = 0.1,
+    weights=None,
+    max_pixels: int = 2**28,
+) -> Rendered:
+    """Each localization a normalised Gaussian of its own σx and σy (see the module docstring); the default extent is
+    the bounding box grown by 3σ (the 99th percentile of σ).
+
+    Args:
+        table: a :class:`LocTable` (or a dict or pandas DataFrame of its columns) with ``x_nm``, ``y_nm`` and, unless
+            ``sigma_nm`` is given, ``sigma_x_nm``/``sigma_y_nm`` (or ``crlb_*``).
+        px_size_nm: the image pixel, nm.
+        extent_nm: ``(x0, x1, y0, y1)`` nm to draw.
+        sigma_nm: one σ for all localizations, along x and y, instead of the table's uncertainties.
+        min_sigma_nm: floor of σx and of σy, each on its own (e.g. ``px_size_nm / 2`` so that every spot
+            covers a pixel).
+        sigma_step: relative step between σ levels, per axis (geometric from the smallest σ to the largest, each σ
+            within half a step of its own; σ above :data:`MAX_SIGMA_PX` pixels is drawn at that width, already spread
+            so thin that it barely shows, instead of as a sharp bright dot).
+        weights: per row, what each localization integrates to (default 1).
+
+    Raises:
+        InputError: no σ columns (and no ``sigma_nm``); a σ that is NaN, infinite or negative after the floor
+            (the column, the count and the first row are named); ``sigma_step`` not > 0; ``weights`` of another
+            length than the table.
+    """
+    table = as_table(table)
+    px = float(px_size_nm)
+    extent, h, w, cols_x, cols_y, names, wts_in = _gaussian_setup(table, px, extent_nm, sigma_nm, min_sigma_nm,
+                                                                  sigma_step, weights, max_pixels)
+    img = np.zeros((h, w))
+    n_out = _draw_gaussians(_GreySink(img), table, px, extent, h, w, cols_x, cols_y, names, wts_in, min_sigma_nm,
+                            sigma_step)
     return Rendered(img, px, extent, n_out, value_unit=_value_unit(weights))
 
 
 #: the RGB of colour channel k (``color`` column) is ``COLOR_PALETTE[k % 6]``; rejected rows (-1) are grey
 COLOR_PALETTE = np.array([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.3, 0.5, 1.0], [1.0, 0.9, 0.1], [1.0, 0.2, 1.0],
                           [0.1, 1.0, 1.0]])
+
+
+def _gaussian_colors(table: LocTable, groups, rgb: np.ndarray, px: float, extent, *, sigma_nm=None,
+                     min_sigma_nm: float = 0.0, sigma_step: float = 0.1, weights=None, max_pixels: int = 2**28) -> int:
+    """Each colour's rows (``groups``: (row mask, RGB)) drawn as :func:`render_gaussian` draws them (their own σ
+    levels), each Gaussian added to ``rgb`` times its colour: no image per colour (a z level's image was blurred
+    along y once per σy level over the whole image, for its share of the rows); the rows outside."""
+    n_out = 0
+    for mask, col in groups:
+        if not mask.any():
+            continue
+        sub = table[mask]
+        wsub = None if weights is None else np.asarray(weights)[mask]  # per row of the table: this colour's rows
+        ext, h, w, cols_x, cols_y, names, wts_in = _gaussian_setup(sub, px, extent, sigma_nm, min_sigma_nm, sigma_step,
+                                                                   wsub, max_pixels)
+        sink = _ColorSink(rgb, col)
+        n_out += _draw_gaussians(sink, sub, px, ext, h, w, cols_x, cols_y, names, wts_in, min_sigma_nm, sigma_step)
+        sink.finish()
+    return n_out
+
+
+def _histogram_colors(table: LocTable, groups, rgb: np.ndarray, px: float, extent, h: int, w: int, weights) -> int:
+    """Each colour's rows (``groups``: (row mask, RGB)) counted per pixel (summed ``weights``) and added to ``rgb``
+    times the colour, at the pixels they fall in only (an image per colour was counted, copied and tinted, plane by
+    plane); the rows outside. The same numbers, in the same order, as :func:`render_histogram` of each colour."""
+    x0, _, y0, _ = extent
+    j = np.floor((table["x_nm"] - x0) / px)
+    i = np.floor((table["y_nm"] - y0) / px)
+    inside = (j >= 0) & (j < w) & (i >= 0) & (i < h)
+    flat = np.zeros(len(table), np.int64)
+    flat[inside] = i[inside].astype(np.int64) * w + j[inside].astype(np.int64)
+    del i, j
+    planes = rgb.reshape(-1, 3)
+    n_out = 0
+    for mask, col in groups:
+        if not mask.any():
+            continue
+        ins = inside[mask]
+        n_out += int(np.count_nonzero(~ins))
+        wts = None if weights is None else np.asarray(weights)[mask][ins]
+        pix, where = np.unique(flat[mask][ins], return_inverse=True)
+        total = np.bincount(where, weights=wts, minlength=len(pix)).astype(np.float64)
+        for c in range(3):
+            if col[c]:
+                planes[pix, c] += col[c] * total
+    return n_out
 
 
 def render_color(
@@ -438,7 +621,10 @@ def render_color(
     **gaussian_options,
 ) -> Rendered:
     """RGB image coloured by ``z`` (colormap over z levels; ``z_range_nm`` default the table's 1st-99th
-    percentile) or by ``color`` (one hue per channel); ``px_size_nm`` and ``extent_nm`` as :func:`render`."""
+    percentile) or by ``color`` (one hue per channel); ``px_size_nm`` and ``extent_nm`` as :func:`render`.
+
+    The image is the sum over colours of each colour's image (:func:`render` of its rows, with ``method`` and the
+    options) times its RGB; it is drawn in one RGB image, without an image per colour."""
     import matplotlib
 
     table = as_table(table)
@@ -478,24 +664,13 @@ def render_color(
                + (((-1, (0.5, 0.5, 0.5)),) if np.any(c < 0) else ())}
     else:
         raise InputError(f"color_by must be 'z' or 'color', got {color_by!r}")
-    rgb = None
-    n_out = 0
-    for mask, col in groups:
-        if not mask.any():
-            continue
-        opts = dict(gaussian_options)
-        if opts.get("weights") is not None:  # per row of the table: the rows of this colour's
-            opts["weights"] = np.asarray(opts["weights"])[mask]
-        r = render(table[mask], method=method, px_size_nm=px_size_nm, extent_nm=extent, **opts)
-        n_out += r.n_outside
-        if rgb is None:
-            rgb = np.zeros(r.image.shape + (3,))
-        for c in range(3):  # one plane at a time (a product of the whole RGB image was three more planes)
-            if col[c]:
-                rgb[..., c] += col[c] * r.image
-        del r
-    if rgb is None:
-        rgb = np.zeros((h, w, 3))
+    rgb = np.zeros((h, w, 3))
+    if method == "histogram":
+        n_out = _histogram_colors(table, groups, rgb, float(px_size_nm), extent, h, w, gaussian_options.get("weights"))
+    elif method == "gaussian":
+        n_out = _gaussian_colors(table, groups, rgb, float(px_size_nm), extent, **gaussian_options)
+    else:
+        raise InputError(f"render method must be 'histogram' or 'gaussian', got {method!r}")
     return Rendered(rgb, float(px_size_nm), extent, n_out, legend,
                     value_unit=_value_unit(gaussian_options.get("weights")), **key)
 
