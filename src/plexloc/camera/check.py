@@ -313,7 +313,7 @@ class CameraCheck:
                     f"exactly {ch.saturation_adu:.0f} ADU (2^{k} - 1) and none above it in the first {self.frames} "
                     f"frames: the camera clips there (a {k}-bit camera in a file whose maximum is higher). plexloc fit "
                     f"flags the rows whose spot reaches it (column saturated_px; plexloc filter --no-saturated drops "
-                    f"them): their photons are too low. Set saturation_adu: {ch.saturation_adu:.0f} in the camera section "
+                    f"them): their photons come out low. Set saturation_adu: {ch.saturation_adu:.0f} in the camera section "
                     "(camera YAML or configuration) to make it the level, or "
                     + ("lower the EM gain or the exposure" if ch.em_gain else "shorten the exposure or lower the illumination")
                 )
