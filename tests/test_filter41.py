@@ -90,3 +90,16 @@ def test_cli_filter_converged_and_max_sigma_on_an_mle_file(tmp_path, capsys):
     assert (np.asarray(kept["converged"]) == 1).all()
     printed = capsys.readouterr().out
     assert "converged" in printed and "max_sigma_nm read crlb_x_nm, crlb_y_nm" in printed
+
+
+def test_merging_keeps_the_largest_saturated_px_of_a_molecule():
+    """A molecule one of whose frames clipped keeps that count after merging, whichever row is the best."""
+    from plexloc.post.merge import merge_localizations
+
+    t = LocTable({"frame": [0, 1, 2, 10], "x_nm": [0.0, 2.0, 1.0, 5000.0], "y_nm": [0.0, 1.0, 2.0, 5000.0],
+                  "z_nm": [0.0] * 4, "photons": [5000.0, 900.0, 4000.0, 800.0], "sigma_x_nm": [3.0, 9.0, 4.0, 9.0],
+                  "sigma_y_nm": [3.0, 9.0, 4.0, 9.0], "saturated_px": [0, 6, 0, 0]})
+    merged = merge_localizations(t)
+    assert len(merged) == 2
+    assert merged["saturated_px"].dtype == np.int64
+    assert sorted(np.asarray(merged["saturated_px"]).tolist()) == [0, 6]

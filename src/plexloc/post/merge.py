@@ -16,7 +16,7 @@ where all are finite and > 0), else with photon weights. Every uncertainty or bo
 equal precisions), and ``sigma / sqrt(n)`` again for n equal rows with photon weights; ``crlb_bg`` that of the
 averaged ``bg``. Without uncertainty columns there is none to reduce. ``photons`` and ``photons_chN`` are summed (the
 total photons of the event), their uncertainties (``sigma_photons``, ``sigma_photons_chN``, ``crlb_photons``)
-add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob`` and ``color_prob`` take the maximum, ``frame`` is the
+add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob``, ``color_prob`` and ``saturated_px`` take the maximum, ``frame`` is the
 first frame of the event, ``color``/``id`` and other integer columns come from the row with the
 most weight, other float columns are averaged. Two columns are added: ``n_merged`` (rows in the
 event) and ``frame_last``.
@@ -43,6 +43,8 @@ from plexloc.table import INTEGER_COLUMNS, LocTable
 __all__ = ["MergeReport", "link_localizations", "merge_localizations"]
 
 _MAX_COLUMNS = ("prob", "color_prob")
+#: integer columns whose merged value is the largest of the group's (a molecule one of whose frames clipped did clip)
+_INT_MAX_COLUMNS = ("saturated_px",)
 _X_COLUMNS = ("x_nm", "sigma_x_nm", "crlb_x_nm")
 _Y_COLUMNS = ("y_nm", "sigma_y_nm", "crlb_y_nm")
 _PHOTONS_CH = re.compile(r"^photons_ch\d+$")
@@ -253,6 +255,9 @@ def merge_localizations(
         elif name in _MAX_COLUMNS:
             out[name] = np.full(n_groups, -np.inf)
             np.maximum.at(out[name], groups, v)
+        elif name in _INT_MAX_COLUMNS:
+            out[name] = np.zeros(n_groups, dtype=np.int64)
+            np.maximum.at(out[name], groups, np.asarray(v, dtype=np.int64))
         elif name in INTEGER_COLUMNS or v.dtype.kind in "iu" or name in ("n_merged", "frame_last"):
             out[name] = v[best]
         else:
