@@ -255,3 +255,25 @@ def test_plexloc_fit_says_how_many_rows_touch_clipped_pixels(tmp_path, capsys):
     n = int((table["saturated_px"] > 0).sum())
     assert n == 4 and f"{n} rows touch pixels clipped at 4095 ADU (found in the movie)" in err
     assert f"plexloc filter {tmp_path / 'l.csv'} --out OUT --no-saturated" in err
+
+
+def test_process_says_how_many_rows_touch_clipped_pixels(tmp_path, capsys):
+    """plexloc process keeps the count in summary.json's fit and says it among the fit's notes, as plexloc fit does."""
+    import json
+
+    import tifffile
+
+    from plexloc.cli.main import main
+    from plexloc.config import save_config
+    from plexloc.io.tables import read_table
+
+    movie, cfg, out = tmp_path / "clipped.tif", tmp_path / "c.yaml", tmp_path / "out"
+    tifffile.imwrite(movie, _movie())
+    save_config(_config(), cfg)
+    assert main(["process", str(movie), "--method", "mle", "--config", str(cfg), "--out", str(out), "--device", "cpu",
+                 "--no-drift"]) == 0
+    capsys.readouterr()
+    s = json.loads((out / "clipped" / "summary.json").read_text())
+    locs = read_table(out / "clipped" / "locs.csv")
+    assert s["fit"]["saturated_rows"] == int((np.asarray(locs["saturated_px"]) > 0).sum()) == 6
+    assert any("6 rows touch pixels at the camera's clipping level" in n for n in s["fit"]["notes"])

@@ -430,7 +430,7 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
     fit = {"method": options.method, "rows": int(rows), "frames": int(frames), "seconds": seconds,
            "frames_per_s": _finite(stats.get("frames_per_s", frames / seconds if seconds > 0 else math.nan))}
     for key in ("precision", "channels_last", "sigma_calibration", "offset_calibration", "photon_calibration",
-                "roi_offset_px", "roi_offset_source", "refined_rows"):
+                "roi_offset_px", "roi_offset_source", "refined_rows", "saturated_rows"):
         if stats.get(key) is not None:
             fit[key] = list(stats[key]) if isinstance(stats[key], tuple) else stats[key]
     notes = []
@@ -440,6 +440,10 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
         notes.append(stats["duplicates"].warning)
     if stats.get("filtered") is not None:
         fit["filtered"] = stats["filtered"].format_table()
+    if stats.get("saturated_rows"):  # as plexloc fit says it: rows fitted from clipped light
+        notes.append(f"{stats['saturated_rows']} rows touch pixels at the camera's clipping level (column saturated_px "
+                     "> 0): their photons are low and their uncertainties too small; plexloc filter --no-saturated "
+                     "drops them")
     if rows == 0:
         notes.append("no localizations: check that the movie shows spots, that the camera converts its counts to "
                      "photons as the movie's camera does, and the detection threshold")
