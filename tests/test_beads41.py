@@ -16,8 +16,9 @@ ZS = np.arange(-800.0, 801.0, 50.0)
 C = 15.5 * PX  # the centre of a 31 x 31 frame
 
 
-def _stack(emitters, *, dz=0.0, bg=20.0, seed=0):
-    """(33, 31, 31) Poisson stack (photons) of emitters [(x_nm, y_nm, photons)], astigmatic Gaussian PSF."""
+def _stack(emitters, *, dz=0.0, bg=20.0, seed=0, n_avg=1, emccd=False):
+    """(33, 31, 31) Poisson stack (photons) of emitters [(x_nm, y_nm, photons)], astigmatic Gaussian PSF; ``n_avg``
+    frames averaged per slice; ``emccd``: gamma excess noise (twice the variance)."""
     psf = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=15)
     xy = np.asarray([e[:2] for e in emitters], float)
     ph = np.asarray([e[2] for e in emitters], float)
@@ -31,7 +32,11 @@ def _stack(emitters, *, dz=0.0, bg=20.0, seed=0):
         n_frames=len(ZS),
         frame_shape=(31, 31),
     )
-    return np.random.default_rng(seed).poisson(frames.numpy().astype(np.float64) + bg).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(n_avg * (frames.numpy().astype(np.float64) + bg)).astype(np.float64)
+    if emccd:
+        counts = np.where(counts > 0, rng.gamma(np.maximum(counts, 1e-9), 1.0), 0.0)
+    return counts / n_avg
 
 
 def _pair(sep_px, ratio, angle_deg=0.0, photons=2e4):
@@ -144,7 +149,7 @@ def _fake_fits(monkeypatch, passing):
     """Replace the per-slice fit: the j-th fitted slice passes (3 px, 1:1, all chi^2) when j is in ``passing``."""
     calls = []
 
-    def fake(img, var):
+    def fake(img, var, min_chi1=0.0):
         calls.append(len(calls))
         return (0.9, 3.0, 1.0) if len(calls) - 1 in passing else (0.1, 0.5, 0.1)
 
@@ -167,3 +172,56 @@ def test_the_slice_left_out_cannot_change_the_decision(monkeypatch):
         assert B._second_bead(win, bg, 0.5) == 3.0 and len(calls) == n
     calls = _fake_fits(monkeypatch, {n - 1})  # only the last would pass: single either way
     assert np.isnan(B._second_bead(win, bg, 0.5)) and len(calls) == n - 1
+
+
+def test_noise_factor_of_poisson_emccd_and_averaged_stacks():
+    for kw, f in (({}, 1.0), ({"emccd": True}, 2.0), ({"n_avg": 10}, 0.1)):
+        st = _stack([(C, C, 2e4)], **kw)
+        proj, _, _ = B.detection_projection(st)
+        assert abs(B._noise_factor(st, proj) / f - 1.0) < 0.1, kw
+
+
+def _count_pair_fits(monkeypatch):
+    """(slices fitted, slices whose pair was not fitted) of the double-bead check."""
+    seen = [0, 0]
+    orig = B._double_fit
+
+    def counted(img, var, min_chi1=0.0):
+        out = orig(img, var, min_chi1)
+        seen[0] += 1
+        seen[1] += int(np.isnan(out[0]))
+        return out
+
+    monkeypatch.setattr(B, "_double_fit", counted)
+    return seen
+
+
+def test_the_gate_leaves_out_the_pair_only_where_one_spot_fits_to_noise(monkeypatch):
+    """A Gaussian bead with Poisson noise: the single spot fits to noise (chi^2 ~ pixels) in most slices (7 of 8
+    here), whose pair is not fitted, and the bead is used. A dim pair 4 px apart (1:2; caught by the full check at
+    every seed tried, its slices' chi^2 about twice the pixels') and a bright one 3 px apart: every slice fitted
+    with two spots, and both caught as before."""
+    seen = _count_pair_fits(monkeypatch)
+    sel = B.detect_beads(_stack([(C, C, 2e4)], seed=21), roi_px=15)
+    assert list(sel.reason) == [""] and seen[0] >= 3 and seen[1] >= 0.75 * seen[0]
+    for sep, ph, seed in ((4.0, 3e3, 22), (3.0, 2e4, 23)):
+        seen[:] = [0, 0]
+        sel = B.detect_beads(_stack(_pair(sep, 0.5, 45.0, ph), dz=150.0, seed=seed), roi_px=15)
+        assert list(sel.reason) == [B.DOUBLE] and abs(sel.separation_px[0] - sep) < 0.15
+        assert seen[0] >= 3 and seen[1] == 0
+
+
+@pytest.mark.parametrize("sep", [2.5, 3.0])
+def test_a_dim_pair_in_an_averaged_stack_is_caught_because_the_gate_measures_the_noise(monkeypatch, sep):
+    """Ten frames averaged per slice: the noise is a tenth of Poisson's, so a dim pair's single-spot chi^2 lies
+    below the pixel count although the pair removes most of it. The gate takes the stack's measured noise (0.1) and
+    fits the pairs: caught, as without the gate. A gate that took Poisson noise for granted left out the pair in
+    every slice and used the bead."""
+    st = _stack(_pair(sep, 0.5, 45.0, 2e3), dz=150.0, seed=31, n_avg=10)
+    sel = B.detect_beads(st, roi_px=15)
+    assert list(sel.reason) == [B.DOUBLE] and abs(sel.separation_px[0] - sep) < 0.15
+    r, c = sel.rows[0], sel.cols[0]
+    win, bg = st[:, r - 7 : r + 8, c - 7 : c + 8], float(np.median(st))
+    assert abs(B._second_bead(win, bg, 0.5) - sel.separation_px[0]) < 1e-9  # no gate: the same
+    seen = _count_pair_fits(monkeypatch)
+    assert np.isnan(B._second_bead(win, bg, 0.5, noise_factor=1.0)) and seen[1] >= seen[0] - 1

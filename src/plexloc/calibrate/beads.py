@@ -115,10 +115,10 @@ def _spots(a: np.ndarray, x0: np.ndarray, y0: np.ndarray, l1: float, l2: float, 
     return e, g, gu * (c * e1) - gv * (s * e2), gu * (s * e1) + gv * (c * e2), gu * u, gv * v, -gu * v * (e1 / e2 - e2 / e1)
 
 
-def _double_fit(img: np.ndarray, var: np.ndarray) -> tuple[float, float, float]:
+def _double_fit(img: np.ndarray, var: np.ndarray, min_chi1: float = 0.0) -> tuple[float, float, float]:
     """One slice of one bead (background-subtracted ``img``, Poisson variance ``var``): one Gaussian plus offset
     against two of the same shape. Returns ``(fraction of the single spot's chi^2 the pair removes, separation px,
-    weaker / stronger amplitude)``.
+    weaker / stronger amplitude)``; all NaN, the pair not fitted, when the single spot's chi^2 is below ``min_chi1``.
 
     Both fits are Levenberg-Marquardt (MINPACK) with analytic Jacobians (finite differences before: 8 and 11
     evaluations of the model per step; the same minima, ~4x less time)."""
@@ -150,6 +150,8 @@ def _double_fit(img: np.ndarray, var: np.ndarray) -> tuple[float, float, float]:
         return J1.T
 
     one = least_squares(one_res, p0, jac=one_jac, method="lm")
+    if 2.0 * float(one.cost) < min_chi1:
+        return float("nan"), float("nan"), float("nan")
     a, x0, y0, l1, l2, th, off = one.x
 
     def pair_res(q):
@@ -180,9 +182,26 @@ def _double_fit(img: np.ndarray, var: np.ndarray) -> tuple[float, float, float]:
 MAX_PAIR_SLICES = 9
 
 
-def _second_bead(window: np.ndarray, background: float, double_fraction: float) -> float:
+def _noise_factor(stack: np.ndarray, proj: np.ndarray, max_pixels: int = 20000) -> float:
+    """Variance over mean of the stack's noise (1 for Poisson photons, 2 for an EMCCD's, 0.1 for ten frames averaged
+    per slice), from slice-to-slice differences of the pixels of the dimmer half of the projection (background)."""
+    idx = np.flatnonzero(proj.ravel() <= np.median(proj))
+    idx = idx[:: max(1, len(idx) // max_pixels)]
+    s = np.asarray(stack, np.float64).reshape(len(stack), -1)[:, idx]
+    d = np.diff(s, axis=0)
+    return float(np.sum(d * d) / max(float(np.sum(s[1:] + s[:-1])), 1e-12))
+
+
+def _second_bead(window: np.ndarray, background: float, double_fraction: float,
+                 noise_factor: float | None = None) -> float:
     """Fitted separation (px) of two beads in one bead's window ``(n_z, R, R)`` (photons), NaN when single
-    (see the module docstring)."""
+    (see the module docstring).
+
+    ``noise_factor`` (the stack's noise variance over its mean, :func:`_noise_factor`; None: every slice fitted with
+    two spots): a slice whose single spot already fits to within noise (chi^2 below ``F (m - 4 sqrt(2 m)) /
+    (1 - double_fraction)``, F = min(noise_factor, 1), m the pixels' expected noise chi^2 less the pair's 10
+    parameters) is not fitted with two: for the pair to remove ``double_fraction`` of it, its chi^2 would have to lie
+    more than 4 standard deviations below noise."""
     mean = ndimage.uniform_filter1d(np.asarray(window, np.float64), 3, axis=0, mode="nearest")
     img = mean - background
     peak = img.max(axis=(1, 2))
@@ -193,7 +212,12 @@ def _second_bead(window: np.ndarray, background: float, double_fraction: float) 
     for j, k in enumerate(ks):
         if len(seps) + len(ks) - j < 2:  # two slices cannot pass any more: the bead is single whatever this one says
             break
-        frac, sep, ratio = _double_fit(img[k], np.clip(mean[k], 1.0, None) / 3.0)
+        var = np.clip(mean[k], 1.0, None) / 3.0
+        min_chi1 = 0.0
+        if noise_factor is not None and double_fraction < 1.0:
+            m = float(np.sum(np.clip(mean[k], 0.0, 1.0))) - 10.0  # pixels below 1 photon: their chi^2 is below 1
+            min_chi1 = max(0.0, min(noise_factor, 1.0) * (m - 4.0 * np.sqrt(2.0 * max(m, 0.0))) / (1.0 - double_fraction))
+        frac, sep, ratio = _double_fit(img[k], var, min_chi1)
         if frac >= double_fraction and sep >= 1.5 and ratio >= 0.25:
             seps.append(sep)
     return float(np.median(seps)) if len(seps) >= 2 else float("nan")
@@ -271,9 +295,10 @@ def detect_beads(
                 detail[i] = (f"raw {float(win.max()):g} ADU >= {saturation_adu:g} in {len(ks)} slice(s) "
                              f"{ks.min()}-{ks.max()}")
     separation = np.full(len(rows), np.nan)
+    noise = _noise_factor(stack, proj) if np.any(reason == "") else 1.0
     for i in np.flatnonzero(reason == ""):
         win = stack[:, rows[i] - half : rows[i] + half + 1, cols[i] - half : cols[i] + half + 1]
-        separation[i] = _second_bead(win, bg, double_fraction)
+        separation[i] = _second_bead(win, bg, double_fraction, noise)
         if np.isfinite(separation[i]):
             reason[i] = DOUBLE
     ok = reason == ""
