@@ -237,6 +237,7 @@ def test_mle_flag_with_scmos_maps_reads_each_pixels_threshold(tmp_path):
     assert (table["saturated_px"][dim] == 0).all()
 
 
+@pytest.mark.filterwarnings("always::plexloc.camera.check.CameraWarning")  # the CLI prints it
 def test_plexloc_fit_says_how_many_rows_touch_clipped_pixels(tmp_path, capsys):
     import yaml
 
