@@ -95,7 +95,8 @@ def _fd_double_fit(img, var):
     best = None
     for phi in (th, th + np.pi / 2):
         dx, dy = np.cos(phi), np.sin(phi)
-        fit = least_squares(pair, [a / 2, a / 2, x0 - dx, y0 - dy, x0 + dx, y0 + dy, l1 - 0.2, l2 - 0.2, th, off], method="lm")
+        start = [a / 2, a / 2, x0 - dx, y0 - dy, x0 + dx, y0 + dy, l1 - 0.2, l2 - 0.2, th, off]
+        fit = least_squares(pair, start, method="lm")
         if best is None or fit.cost < best.cost:
             best = fit
     q = best.x

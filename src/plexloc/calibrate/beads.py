@@ -12,9 +12,10 @@ Each bead is then checked, in this order, and rejected for the first reason that
   three-slice running mean) one elliptical Gaussian (free widths and orientation) plus offset and two of the
   same shape are fitted (least squares, Poisson weights); the bead is double when, in at least two of these
   slices, the pair removes at least ``double_fraction`` of the single spot's chi^2 with components at least
-  1.5 px apart and the weaker at least a quarter of the stronger. Single beads (Gaussian or scalar-pupil PSFs)
-  gave at most 0.08; two beads 200-300 nm apart (2-3 px) gave 0.6-0.96 and were taken as one bead before,
-  which made s0_x of an astigmatic calibration 159 nm instead of 120 (196 nm with only pairs in the stack);
+  1.5 px apart and the weaker at least a quarter of the stronger (the pair is not fitted in a slice whose single
+  spot already fits to within the stack's measured noise: it could not remove that much). Single beads (Gaussian
+  or scalar-pupil PSFs) gave at most 0.08; two beads 200-300 nm apart (2-3 px) gave 0.6-0.96 and were taken as one
+  bead before, which made s0_x of an astigmatic calibration 159 nm instead of 120 (196 nm with only pairs in the stack);
 - ``too dim``: its peak is below ``dim_fraction`` times the median peak of the beads that passed so far.
 
 Every rejection is counted, so that a calibration that ends with no usable bead says why.
@@ -112,7 +113,8 @@ def _spots(a: np.ndarray, x0: np.ndarray, y0: np.ndarray, l1: float, l2: float, 
     if not jac:
         return e, g
     gu, gv = g * u, g * v
-    return e, g, gu * (c * e1) - gv * (s * e2), gu * (s * e1) + gv * (c * e2), gu * u, gv * v, -gu * v * (e1 / e2 - e2 / e1)
+    d_x0, d_y0 = gu * (c * e1) - gv * (s * e2), gu * (s * e1) + gv * (c * e2)
+    return e, g, d_x0, d_y0, gu * u, gv * v, -gu * v * (e1 / e2 - e2 / e1)
 
 
 def _double_fit(img: np.ndarray, var: np.ndarray, min_chi1: float = 0.0) -> tuple[float, float, float]:
@@ -216,7 +218,8 @@ def _second_bead(window: np.ndarray, background: float, double_fraction: float,
         min_chi1 = 0.0
         if noise_factor is not None and double_fraction < 1.0:
             m = float(np.sum(np.clip(mean[k], 0.0, 1.0))) - 10.0  # pixels below 1 photon: their chi^2 is below 1
-            min_chi1 = max(0.0, min(noise_factor, 1.0) * (m - 4.0 * np.sqrt(2.0 * max(m, 0.0))) / (1.0 - double_fraction))
+            floor = min(noise_factor, 1.0) * (m - 4.0 * np.sqrt(2.0 * max(m, 0.0)))
+            min_chi1 = max(0.0, floor / (1.0 - double_fraction))
         frac, sep, ratio = _double_fit(img[k], var, min_chi1)
         if frac >= double_fraction and sep >= 1.5 and ratio >= 0.25:
             seps.append(sep)
