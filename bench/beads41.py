@@ -3,7 +3,8 @@ plexloc/calibrate/beads.py): its decisions on a test set and its cost, for a bef
 
     # decisions (one bead per 31 x 31 stack, detect_beads with roi 15) and per-bead seconds of the check
     OMP_NUM_THREADS=1 python bench/beads41.py decisions --out bench/beads41_after.json
-    # seconds of calibrate_spline (4, 20, 50 beads) and of the check alone, one thread
+    # seconds of calibrate_spline (4, 20, 50 beads) and of the check alone, one thread (--model pupil: beads of the
+    # pupil PSF, whose single spots never fit to noise, so that the check fits every slice's pair)
     OMP_NUM_THREADS=1 python bench/beads41.py timing --out bench/beads41_timing_after.json
     # compare two decision files (same reason on every case; separations within --tol px)
     python bench/beads41.py compare bench/beads41_before.json bench/beads41_after.json
@@ -140,21 +141,23 @@ def run_decisions(out_path: str) -> None:
               open(out_path, "w"), indent=1)
 
 
-def _grid_stack(n_beads: int, z=ZS, seed=0) -> np.ndarray:
-    """n beads on a grid 20 px apart (Gaussian astigmatic model, 2e4 photons, bg 20), Poisson, photons."""
+def _grid_stack(n_beads: int, z=ZS, seed=0, model="gauss") -> np.ndarray:
+    """n beads on a grid 20 px apart (2e4 photons Gaussian astigmatic model, or 1e5 photons pupil PSF; bg 20),
+    Poisson, photons."""
     k = int(np.ceil(np.sqrt(n_beads)))
     H = W = 20 * k + 10
     rng = np.random.default_rng(seed)
-    em = [((15 + 20 * (i % k)) * PX + rng.uniform(-50, 50), (15 + 20 * (i // k)) * PX + rng.uniform(-50, 50), 2e4)
+    ph = 2e4 if model == "gauss" else 1e5
+    em = [((15 + 20 * (i % k)) * PX + rng.uniform(-50, 50), (15 + 20 * (i // k)) * PX + rng.uniform(-50, 50), ph)
           for i in range(n_beads)]
-    dzs = rng.uniform(-40, 40, n_beads)
+    dzs = rng.uniform(-40, 40, n_beads) if model == "gauss" else rng.choice([-30.0, 0.0, 30.0], n_beads)
     mu = np.full((len(z), H, W), BG)
     for e, dz in zip(em, dzs):
-        mu += _gauss_render([e], dz, shape=(H, W), z=z)
+        mu += (_gauss_render if model == "gauss" else _pupil_render)([e], dz, shape=(H, W), z=z)
     return rng.poisson(mu).astype(np.float64)
 
 
-def run_timing(out_path: str, n_list=(4, 20, 50), repeats: int = 1) -> None:
+def run_timing(out_path: str, n_list=(4, 20, 50), repeats: int = 1, model: str = "gauss") -> None:
     from plexloc.calibrate import calibrate_spline
     from plexloc.calibrate import beads as B
 
@@ -163,7 +166,9 @@ def run_timing(out_path: str, n_list=(4, 20, 50), repeats: int = 1) -> None:
         for z, ztag in ((ZS, "33 slices (50 nm)"), (np.arange(-1000.0, 1000.1, 20.0), "101 slices (20 nm)")):
             if n == 50 and len(z) > 33:
                 continue
-            stack = _grid_stack(n, z=z)
+            if model != "gauss" and len(z) > 33:
+                continue
+            stack = _grid_stack(n, z=z, model=model)
             dz = float(z[1] - z[0])
             # the check alone, timed inside calibrate_spline
             orig = B._second_bead
@@ -187,7 +192,7 @@ def run_timing(out_path: str, n_list=(4, 20, 50), repeats: int = 1) -> None:
                     best, best_chk = min(best, t), min(best_chk, spent[0])
             finally:
                 B._second_bead = orig
-            row = dict(n_beads=n, slices=ztag, calibrate_spline_s=best, double_check_s=best_chk,
+            row = dict(model=model, n_beads=n, slices=ztag, calibrate_spline_s=best, double_check_s=best_chk,
                        n_used=r.summary["n_beads_used"], rejected=r.summary["rejected"])
             print(row, flush=True)
             res.append(row)
@@ -241,11 +246,12 @@ if __name__ == "__main__":
     ap.add_argument("--tol", type=float, default=0.05)
     ap.add_argument("--n", default="4,20,50")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--model", default="gauss", choices=["gauss", "pupil"])
     a = ap.parse_args()
     if a.what == "decisions":
         run_decisions(a.out)
     elif a.what == "timing":
-        run_timing(a.out, tuple(int(v) for v in a.n.split(",")), a.repeats)
+        run_timing(a.out, tuple(int(v) for v in a.n.split(",")), a.repeats, a.model)
     elif a.what == "compare":
         sys.exit(1 if compare(a.files[0], a.files[1], a.tol) else 0)
     else:
