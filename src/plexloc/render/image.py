@@ -260,29 +260,31 @@ def _kernel(s_px: float) -> np.ndarray:
 #: the cost, in ns on this project's 2-core CPU, of one kernel entry spread along x row by row (``np.add.at`` of a
 #: scalar), one entry of a 2D kernel added where a row falls (``np.add.at`` of an array, with its indices), and one
 #: image pixel filtered along y (per pixel and per tap): which way to draw one σy level's rows
-#: (:func:`_direct_is_cheaper`); measured on 1500 x 1500 and 2500 x 2500 pixel images, bench/render41.py
+#: (:func:`_direct_saving`); measured on 1500 x 1500 and 2500 x 2500 pixel images, bench/render41.py
 _NS_SPREAD = 4.0
 _NS_SPLAT = 10.0
-_NS_FILTER_PX = 4.0
+_NS_FILTER_PX = 6.0
 _NS_FILTER_TAP = 0.25
 #: kernel entries (times colour channels) added per ``np.add.at`` call of a direct splat (its indices and values are
 #: two arrays of this many entries, 16 MiB)
 _SPLAT_CHUNK = 1 << 20
 
 
-def _direct_is_cheaper(n_entries: int, n_pixels: int, n_taps_y: int, x_cost: float) -> bool:
-    """Whether the rows of one σy level are cheaper drawn each as its 2D kernel (``n_entries`` kernel entries in all,
-    times the colour channels) than spread along x (``x_cost`` ns) and filtered along y over the whole image: a σy level
-    that holds few rows (every level of a sparse table, and the z levels of a colour image each hold a share of the
-    rows) was filtered over every pixel of the image for them."""
-    y_cost = n_pixels * (_NS_FILTER_PX + _NS_FILTER_TAP * n_taps_y) if n_taps_y > 1 else 0.5 * n_pixels
-    return n_entries * _NS_SPLAT <= x_cost + y_cost
+def _direct_saving(n_entries: int, n_pixels: int, n_taps_y: int, x_cost: float) -> float:
+    """The time (ns) that drawing the rows of one σy level each as its 2D kernel (``n_entries`` kernel entries in all,
+    times the colour channels) saves over spreading them along x (``x_cost`` ns) and filtering along y over the whole
+    image; negative where it costs more. A σy level that holds few rows (every level of a sparse table; the z levels
+    of a colour image each hold a share of the rows) was filtered over every pixel of the image for them."""
+    y_cost = n_pixels * (_NS_FILTER_PX + _NS_FILTER_TAP * n_taps_y) if n_taps_y > 1 else 2.0 * n_pixels
+    return x_cost + y_cost - n_entries * _NS_SPLAT
 
 
 class _GreySink:
     """Where the Gaussians are drawn: one image plane."""
 
     n_channels = 1
+    #: the cost (ns per pixel) of the planes that filtering along y needs (allocated for the first level filtered)
+    setup_ns = 5.0
 
     def __init__(self, img: np.ndarray):
         self.img = img
@@ -308,6 +310,7 @@ class _ColorSink:
         self.color = np.asarray(color, dtype=float)
         self.channels = [c for c in range(3) if self.color[c]]
         self.n_channels = max(1, len(self.channels))
+        self.setup_ns = 5.0 + 8.0 * self.n_channels  # and the plane of this colour, tinted into each channel
         self.plane = None
 
     def splat(self, idx: np.ndarray, vals: np.ndarray) -> None:
@@ -436,24 +439,30 @@ def _draw_gaussians(sink, table: LocTable, px: float, extent, h: int, w: int, co
     # each σy level's rows: drawn each as its 2D kernel where that is cheaper (few rows), else spread along x (row by
     # row, or for a crowded group as a histogram filtered along x) and filtered along y once
     n_px = h * w
-    acc = acc_in = buf = hist = tmp = tmp_w = None  # allocated when a σy level is first filtered
+    runs = []  # per σy level: its groups [g, g1), which of them are spread row by row, and whether it is drawn directly
     g = 0
     while g < len(pairs):
-        b = pairs[g][0]
         g1 = g
-        while g1 < len(pairs) and pairs[g1][0] == b:
+        while g1 < len(pairs) and pairs[g1][0] == pairs[g][0]:
             g1 += 1
-        ky = kernel(1, b)
+        ky = kernel(1, pairs[g][0])
         sizes = [int(ends[q] - starts[q]) for q in range(g, g1)]
         taps = [len(kernel(0, pairs[q][1])) for q in range(g, g1)]
         spread = [_spread_is_cheaper(s, t, n_px) for s, t in zip(sizes, taps)]
         x_cost = _NS_SPREAD * sum(s * t if sp else n_px * (0.8 + t / 20) for s, t, sp in zip(sizes, taps, spread))
         entries = sink.n_channels * len(ky) * sum(s * t for s, t in zip(sizes, taps))
-        if _direct_is_cheaper(entries, n_px, len(ky), x_cost):
+        runs.append([g, g1, spread, _direct_saving(entries, n_px, len(ky), x_cost)])
+        g = g1
+    # filtering needs planes of its own: worth them only if the levels filtered save more than they cost
+    filtered = sum(-r[3] for r in runs if r[3] < 0)
+    all_direct = filtered < sink.setup_ns * n_px
+    acc = acc_in = buf = hist = tmp = tmp_w = None  # allocated when a σy level is first filtered
+    for g, g1, spread, saving in runs:
+        ky = kernel(1, pairs[g][0])
+        if all_direct or saving >= 0:
             for q in range(g, g1):
                 s, e = int(starts[q]), int(ends[q])
                 _splat(sink, flat[s:e], None if wts is None else wts[s:e], ky, kernel(0, pairs[q][1]), h, w, wp, pad)
-            g = g1
             continue
         if acc is None:
             acc = np.zeros(h * wp)  # one y level's rows, spread along x
@@ -487,7 +496,6 @@ def _draw_gaussians(sink, table: LocTable, px: float, extent, h: int, w: int, co
         else:
             correlate1d(acc_in, ky, axis=0, output=buf, mode="constant")
             sink.add(buf)
-        g = g1
     return n_out
 
 
