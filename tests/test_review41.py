@@ -20,3 +20,38 @@ def test_merging_ors_the_at_bound_bits_of_a_molecule():
     assert len(merged) == 2
     order = np.argsort(merged["frame"])
     assert np.asarray(merged["at_bound"])[order].tolist() == [AT_BOUND_BITS["z"] | AT_BOUND_BITS["bg"], 0]
+
+
+def test_calibrate_takes_the_cameras_saturation_adu(tmp_path, capsys):
+    """A camera YAML with saturation_adu: beads that reach it are rejected as saturated, as plexloc fit flags their
+    rows. Before, plexloc calibrate ignored the setting: it looked at 65535 (the uint16 maximum) and kept the bead."""
+    import json
+
+    import torch
+
+    from plexloc.cli.main import main
+    from plexloc.io import write_movie
+    from plexloc.psf import AstigmaticPSF
+
+    zs = np.arange(-800.0, 801.0, 50.0)
+    grid = [(1230.0, 1170.0), (1260.0, 3010.0), (3120.0, 1240.0), (3050.0, 3080.0)]
+    frames = torch.zeros((len(zs), 48, 48))
+    for (x, y), n in zip(grid, [2e4, 2e4, 2e5, 2e4]):
+        frames += AstigmaticPSF(px_size_nm=(100.0, 100.0), roi_px=21).render(
+            torch.full((len(zs),), x), torch.full((len(zs),), y), torch.tensor(zs, dtype=torch.float32),
+            torch.full((len(zs),), n), torch.arange(len(zs)), n_frames=len(zs), frame_shape=(48, 48))
+    stack = torch.poisson(frames + 20.0, generator=torch.Generator().manual_seed(0)).numpy()
+    assert 8000 < stack.max() < 65535 and np.sort(stack.ravel())[-1] != np.sort(stack.ravel())[-4]  # no flat top
+    tif = tmp_path / "beads.tif"
+    write_movie(tif, stack, dtype=np.uint16)
+    cam = tmp_path / "cam.yaml"
+    cam.write_text("kind: ideal\nsaturation_adu: 8000\n")
+    out = tmp_path / "PSF.yaml"
+    rc = main(["calibrate", str(tif), "--camera", str(cam), "--z-step", "50", "--pixel-size", "100", "--model",
+               "astigmatic", "--out", str(out), "--no-validate"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    rep = json.loads(out.with_suffix(".json").read_text())
+    assert rep["n_beads_used"] == [3]
+    assert rep["rejected_beads"][0][0]["reason"] == "saturated"
+    assert "looked for at 8000 ADU, the camera's saturation_adu" in err

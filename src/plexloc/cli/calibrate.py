@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roi-px", type=_roi_px, default=15, help="window per bead in pixels (odd, >= 7; default 15)")
     p.add_argument("--saturation-adu", type=positive_float, default=None,
                    help="raw value (ADU) from which a bead pixel counts as saturated and the bead is rejected (default: "
-                   "the maximum of an integer stack's type, e.g. 65535; none for float stacks)")
+                   "the camera's saturation_adu where --camera/--config sets it, else a flat top found in the stack, "
+                   "else the maximum of an integer stack's type, e.g. 65535; none for float stacks)")
     p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
     p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the bead stacks' corner (the camera ROI of the bead acquisition): the "
@@ -172,6 +173,11 @@ def run(args: argparse.Namespace) -> int:
                   "conversion, below the camera's baseline: check the camera settings (baseline, e-/ADU) against the "
                   "stack", file=sys.stderr)
     sat = args.saturation_adu
+    set_levels = [float(c.saturation_adu) for c in cams if getattr(c, "saturation_adu", None) is not None]
+    if sat is None and set_levels:  # the camera's own clipping level (its saturation_adu), as plexloc fit takes it
+        sat = min(set_levels)
+        print(f"plexloc calibrate: note: saturated beads are looked for at {sat:g} ADU, the camera's saturation_adu",
+              file=sys.stderr)
     clipped = None
     if sat is None:  # a flat top below the type's maximum: the camera (12-bit: 4095) or a conversion clipped there
         from plexloc.calibrate.beads import flat_top
