@@ -15,7 +15,7 @@ def test_merging_ors_the_at_bound_bits_of_a_molecule():
 
     t = LocTable({"frame": [0, 1, 2, 10], "x_nm": [100.0, 101.0, 100.5, 5000.0], "y_nm": [100.0, 100.0, 100.0, 5000.0],
                   "z_nm": [0.0] * 4, "photons": [1000.0] * 4, "crlb_x_nm": [5.0] * 4, "crlb_y_nm": [5.0] * 4,
-                  "converged": [1.0, 0.0, 1.0, 1.0], "at_bound": [0.0, 2.0, 8.0, np.nan]})
+                  "converged": [1.0, 0.0, 1.0, 1.0], "at_bound": [0, 2, 8, 0]})
     merged = merge_localizations(t)
     assert len(merged) == 2
     order = np.argsort(merged["frame"])
@@ -55,3 +55,19 @@ def test_calibrate_takes_the_cameras_saturation_adu(tmp_path, capsys):
     assert rep["n_beads_used"] == [3]
     assert rep["rejected_beads"][0][0]["reason"] == "saturated"
     assert "looked for at 8000 ADU, the camera's saturation_adu" in err
+
+
+def test_at_bound_is_an_integer_column_that_selects_a_bound(tmp_path):
+    """at_bound is a sum of bits: held as int64 (as saturated_px), read back so from a file, so that
+    ``t["at_bound"] & AT_BOUND_BITS["z"]`` works. As float64 (before) the selection raised a TypeError."""
+    from plexloc.io.tables import read_table, write_table
+    from plexloc.mle.fit import AT_BOUND_BITS
+    from plexloc.table import LocTable
+
+    t = LocTable({"frame": [0, 1, 2], "x_nm": [1.0, 2.0, 3.0], "y_nm": [1.0] * 3, "z_nm": [0.0] * 3,
+                  "photons": [100.0] * 3, "converged": [1.0, 0.0, 1.0], "at_bound": [0.0, 2.0, 8.0]})
+    write_table(t, tmp_path / "t.csv")
+    back = read_table(tmp_path / "t.csv")
+    for table in (t, back):
+        assert table["at_bound"].dtype == np.int64
+        assert ((table["at_bound"] & AT_BOUND_BITS["z"]) != 0).tolist() == [False, True, False]

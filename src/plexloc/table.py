@@ -44,7 +44,8 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
 NAN_ALLOWED_COLUMNS: tuple[str, ...] = ("z_nm",)
 #: columns held as int64: indices and counts (merge adds ``n_merged`` and ``frame_last``; stored as floats they read
 #: "3.0" in a CSV and compared as floats)
-INTEGER_COLUMNS: frozenset[str] = frozenset({"frame", "id", "color", "n_merged", "frame_last", "saturated_px"})
+INTEGER_COLUMNS: frozenset[str] = frozenset({"frame", "id", "color", "n_merged", "frame_last", "saturated_px",
+                                           "at_bound"})
 _PHOTONS_CH = re.compile(r"^photons_ch(\d+)$")
 
 #: Human-readable meaning and unit of every documented column (used by docs and file headers).
@@ -81,7 +82,9 @@ COLUMN_DOCS: dict[str, str] = {
     "the fit's z bound (the configured emitter z range, or the PSF's calibrated range), 4 photons at the lower bound "
     "(1, or above it by less than 5 % of their CRLB: no spot), 8 background at 0, 16 PSF width at its bound (free width), 32 one channel's photons at 1 (free "
     "photons per channel, not all); 0 none. 1, 2, 4 and 16 make converged 0; 8 and 32 are the non-negative model's "
-    "own estimate (a very low background, a dye absent from a channel) and leave it 1",
+    "own estimate (a very low background, a dye absent from a channel) and leave it 1. Integer (t['at_bound'] & 2 "
+    "selects z); 8 is set also where the background lies above 0 by less than 5 % of its CRLB; a merged row holds the "
+    "bits of all its rows",
     "loglik": "Poisson log-likelihood of the fit (effective counts of the camera's noise model)",
     "llr": "log-likelihood ratio 2 (log L_saturated - log L_fit); chi-square with (pixels - parameters) "
     "degrees of freedom for a good fit, large for overlapping or misfit spots",
@@ -126,7 +129,7 @@ class LocTable:
     Args:
         columns: mapping of column name to a 1-D array-like; all the same length. The five required
             columns must be present. Integer columns (``INTEGER_COLUMNS``: ``frame, id, color, n_merged,
-            frame_last``) are stored as int64, all others as float64.
+            frame_last, saturated_px, at_bound``) are stored as int64, all others as float64.
         source: where the table came from (a file name), used in error messages.
 
     Example:

@@ -631,7 +631,7 @@ class MLEFitter:
             "crlb_bg": res.crlb["bg"].numpy(),
             "iterations": res.iterations.numpy().astype(np.float64),
             "converged": res.converged.numpy().astype(np.float64),
-            "at_bound": res.at_bound.numpy().astype(np.float64),
+            "at_bound": res.at_bound.numpy().astype(np.int64),  # a sum of bits: t["at_bound"] & 2 works
             "loglik": res.loglik.numpy(),
             "llr": res.llr.numpy(),
             "roi_px": np.full(len(res), float(R)),

@@ -261,10 +261,9 @@ def merge_localizations(
         elif name in _INT_MAX_COLUMNS:
             out[name] = np.zeros(n_groups, dtype=np.int64)
             np.maximum.at(out[name], groups, np.asarray(v, dtype=np.int64))
-        elif name in _BITS_COLUMNS:  # (a row without a value, NaN, adds no bit)
-            bits = np.zeros(n_groups, dtype=np.int64)
-            np.bitwise_or.at(bits, groups, np.where(np.isfinite(v), v, 0.0).astype(np.int64))
-            out[name] = bits.astype(v.dtype)
+        elif name in _BITS_COLUMNS:
+            out[name] = np.zeros(n_groups, dtype=np.int64)
+            np.bitwise_or.at(out[name], groups, np.asarray(v, dtype=np.int64))
         elif name in INTEGER_COLUMNS or v.dtype.kind in "iu" or name in ("n_merged", "frame_last"):
             out[name] = v[best]
         else:
