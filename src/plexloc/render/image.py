@@ -17,12 +17,16 @@ localizations' bounding box); pixel (row i, column j) covers ``x0 + [j, j+1) * p
     ``MAX_SIGMA_PX`` (32) image pixels is drawn at that width. The Gaussian is separable, so the rows of
     one σy level are first spread along x with the sampled kernel of their own σx level (row by row, or
     for a crowded (σx, σy) group as a histogram filtered along x), and then that image is filtered once
-    along y; the σy levels add up. A round table gives the image of a 2D filter per σ level
-    (``scipy.ndimage.gaussian_filter``, truncated at 4 σ, zeros outside) to rounding error.
+    along y; the σy levels add up. A σy level of few rows (a sparse table's, a colour's share) is drawn
+    instead as each row's 2D kernel (the outer product of its y and x kernels) added at its pixel, which is the
+    same image without filtering every pixel of the image for them; the cheaper way is chosen per σy level.
+    A round table gives the image of a 2D filter per σ level (``scipy.ndimage.gaussian_filter``, truncated at
+    4 σ, zeros outside) to rounding error.
 
 Colour: ``color_by="z"`` splits z into levels, each rendered and tinted with a colormap entry
 (default ``turbo``) and summed (RGB); ``color_by="color"`` tints each colour channel (``color``
-column; -1 rejected rows are grey).
+column; -1 rejected rows are grey). Each colour's rows are drawn with the σ levels of their own σ range, as
+:func:`render` draws them, straight into the RGB image (no image per colour).
 
 Files: ``.tif``/``.tiff`` are written as 16-bit (grey, or RGB for colour), linear, the brightest pixel at 65535 and
 nothing clipped (one grey level is ``max / 65535`` localizations per pixel, returned as ``tiff_value_per_level``), with
@@ -95,8 +99,8 @@ class Rendered:
 
 #: working memory of one image pixel, in bytes, while it is rendered and written (measured peaks, rounded up: a
 #: histogram is counted in int64 and copied to float64, then scaled for the file; a Gaussian image holds the image,
-#: the row accumulator, a buffer and a histogram; a colour image its three planes, one level rendered at a time and a
-#: temporary plane)
+#: the row accumulator, a buffer and a histogram; a colour image its three planes, and for a Gaussian one colour's
+#: filtered plane with those of a Gaussian image, and a temporary plane)
 BYTES_PER_PIXEL = {"histogram": 24, "gaussian": 32}
 #: the share of the memory available that one image may take before it is refused
 MEMORY_SHARE = 0.5
@@ -290,6 +294,9 @@ class _GreySink:
         self.img = img
         self._flat = img.reshape(-1)
 
+    def prepare(self, n_entries: int, n_pixels: int) -> None:
+        pass
+
     def splat(self, idx: np.ndarray, vals: np.ndarray) -> None:
         np.add.at(self._flat, idx, vals)  # (vals a full array: numpy 2.4's add.at crashed on broadcast values)
 
@@ -301,8 +308,9 @@ class _GreySink:
 
 
 class _ColorSink:
-    """Where one colour's Gaussians are drawn: an RGB image (H, W, 3), each entry times the colour; the planes
-    filtered along y are summed in a plane of their own and tinted at the end (one product per channel, as before)."""
+    """Where one colour's Gaussians are drawn: a plane of this colour's image, tinted into the RGB image (H, W, 3) at
+    the end (one product per channel, as before), or, for a colour of few kernel entries, the RGB image itself (each
+    entry times the colour: no plane to fill and tint)."""
 
     def __init__(self, rgb: np.ndarray, color: np.ndarray):
         self.rgb = rgb
@@ -310,10 +318,23 @@ class _ColorSink:
         self.color = np.asarray(color, dtype=float)
         self.channels = [c for c in range(3) if self.color[c]]
         self.n_channels = max(1, len(self.channels))
-        self.setup_ns = 5.0 + 8.0 * self.n_channels  # and the plane of this colour, tinted into each channel
+        #: the plane of this colour, filled and tinted into each channel (ns per pixel), and filtering's own planes
+        self.setup_ns = 5.0 + 1.0 + 2.5 * self.n_channels
         self.plane = None
+        self._into_plane = False
+
+    def prepare(self, n_entries: int, n_pixels: int) -> None:
+        """Draw into a plane of this colour where the ``n_entries`` kernel entries of its rows (all drawn as 2D
+        kernels), added once per channel, would cost more than the plane."""
+        if (self.n_channels - 1) * n_entries * _NS_SPLAT > (self.setup_ns - 5.0) * n_pixels:
+            self.plane = np.zeros(self.rgb.shape[:2])
+            self._into_plane = True
+            self.n_channels, self.setup_ns = 1, 5.0
 
     def splat(self, idx: np.ndarray, vals: np.ndarray) -> None:
+        if self._into_plane:
+            np.add.at(self.plane.reshape(-1), idx, vals)
+            return
         idx = idx * 3
         for c in self.channels:
             np.add.at(self._flat, idx + c if c else idx, vals * self.color[c])
@@ -439,6 +460,8 @@ def _draw_gaussians(sink, table: LocTable, px: float, extent, h: int, w: int, co
     # each σy level's rows: drawn each as its 2D kernel where that is cheaper (few rows), else spread along x (row by
     # row, or for a crowded group as a histogram filtered along x) and filtered along y once
     n_px = h * w
+    sink.prepare(sum(int(ends[q] - starts[q]) * len(kernel(0, a)) * len(kernel(1, b)) for q, (b, a) in enumerate(pairs)),
+                 n_px)
     runs = []  # per σy level: its groups [g, g1), which of them are spread row by row, and whether it is drawn directly
     g = 0
     while g < len(pairs):
