@@ -71,3 +71,37 @@ def test_at_bound_is_an_integer_column_that_selects_a_bound(tmp_path):
     for table in (t, back):
         assert table["at_bound"].dtype == np.int64
         assert ((table["at_bound"] & AT_BOUND_BITS["z"]) != 0).tolist() == [False, True, False]
+
+
+def test_process_counts_the_mle_rows_that_did_not_converge(tmp_path):
+    """plexloc process keeps the MLE's counts of rows kept with converged 0 (and on each bound) in summary.json's fit
+    and says them among its notes, as plexloc fit prints them. Before, summary.json had neither."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from plexloc.cli.main import main
+    from plexloc.config import load_config
+    from plexloc.io.tables import read_table
+    from plexloc.io.tiff import write_movie
+    from plexloc.simulation import Simulator
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    cfg = load_config(examples / "3d_astigmatic.yaml")  # emitters over +-900 nm, fitted within +-500 nm
+    cfg.frame_size = [32, 32]
+    cfg.emitters.density_per_um2 = 0.3
+    cfg.background.variation = 0.0
+    cfg.emitters.z_range_nm = [-900.0, 900.0]
+    movie = Simulator(cfg).simulate_movie(20, generator=torch.Generator().manual_seed(4))
+    write_movie(tmp_path / "m.tif", movie.frames[0].numpy())
+    out = tmp_path / "out"
+    assert main(["process", str(tmp_path / "m.tif"), "--method", "mle", "--config", str(examples / "3d_astigmatic.yaml"),
+                 "--out", str(out), "--device", "cpu", "--no-drift"]) == 0
+    s = json.loads((out / "m" / "summary.json").read_text())
+    locs = read_table(out / "m" / "locs.csv")
+    n_not = int((locs["converged"] == 0).sum())
+    n_z = int(((np.asarray(locs["at_bound"]).astype(np.int64) & 2) != 0).sum())
+    assert n_z >= 5
+    assert s["fit"]["flagged"]["not_converged"] == n_not and s["fit"]["flagged"]["z"] == n_z
+    assert any(f"{n_not} rows did not converge" in n and f"{n_z} z on its bound" in n for n in s["fit"]["notes"])

@@ -444,6 +444,16 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
         notes.append(f"{stats['saturated_rows']} rows touch pixels at the camera's clipping level (column saturated_px "
                      "> 0): their photons are low and their uncertainties too small; plexloc filter --no-saturated "
                      "drops them")
+    flagged = stats.get("flagged") or {}  # the MLE's rows kept with converged 0, and those on each bound (at_bound)
+    if flagged:
+        fit["flagged"] = {k: int(v) for k, v in flagged.items()}
+    if flagged.get("not_converged"):  # as plexloc fit says it
+        names = {"xy": "position at the window's limit", "z": "z on its bound", "photons": "photons at their bound",
+                 "width": "PSF width on its bound"}
+        why = "; ".join(f"{flagged[k]} {v}" for k, v in names.items() if flagged.get(k))
+        notes.append(f"{flagged['not_converged']} rows did not converge (converged 0, kept)"
+                     + (f", on a bound of the fit (column at_bound): {why}" if why else "")
+                     + "; plexloc filter --converged removes them")
     if rows == 0:
         notes.append("no localizations: check that the movie shows spots, that the camera converts its counts to "
                      "photons as the movie's camera does, and the detection threshold")
