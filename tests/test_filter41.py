@@ -103,3 +103,17 @@ def test_merging_keeps_the_largest_saturated_px_of_a_molecule():
     assert len(merged) == 2
     assert merged["saturated_px"].dtype == np.int64
     assert sorted(np.asarray(merged["saturated_px"]).tolist()) == [0, 6]
+
+
+def test_a_merged_event_is_converged_where_every_row_of_it_converged():
+    """converged is a flag, not a share: 1, 0, 1 merge to 0 (they averaged to 0.67), so filter --converged keeps only
+    events whose every frame converged."""
+    from plexloc.post.merge import merge_localizations
+
+    t = LocTable({"frame": [0, 1, 2, 10, 11], "x_nm": [0.0, 2.0, 1.0, 5000.0, 5001.0],
+                  "y_nm": [0.0, 1.0, 2.0, 5000.0, 5000.0], "z_nm": [0.0] * 5, "photons": [5000.0] * 5,
+                  "crlb_x_nm": [3.0] * 5, "crlb_y_nm": [3.0] * 5, "converged": [1, 0, 1, 1, 1]})
+    merged = merge_localizations(t)
+    assert np.asarray(merged["converged"]).tolist() == [0.0, 1.0]
+    kept, _ = filter_localizations(merged, converged=True)
+    assert len(kept) == 1 and float(kept["x_nm"][0]) > 4000

@@ -77,7 +77,8 @@ COLUMN_DOCS: dict[str, str] = {
     "converged": "1 where the maximum-likelihood fit converged to a maximum of the likelihood inside the fit's bounds; "
     "0 where it stopped at its iteration limit or ended with its position, z, photons or PSF width on a bound of the "
     "fit (at_bound says which: such an estimate is no maximum of the likelihood, and its CRLB does not describe its "
-    "error). Such rows are kept, and are usually worse: a selection converged == 1 removes them",
+    "error). Such rows are kept, and are usually worse: a selection converged == 1 removes them (plexloc filter "
+    "--converged). A merged row: 1 where every row of the event converged",
     "at_bound": "bounds the maximum-likelihood fit ended on, a sum of: 1 x or y 1 px beyond the fitting window, 2 z at "
     "the fit's z bound (the configured emitter z range, or the PSF's calibrated range), 4 photons at the lower bound "
     "(1, or above it by less than 5 % of their CRLB: no spot), 8 background at 0, 16 PSF width at its bound (free width), 32 one channel's photons at 1 (free "

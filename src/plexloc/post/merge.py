@@ -16,7 +16,7 @@ where all are finite and > 0), else with photon weights. Every uncertainty or bo
 equal precisions), and ``sigma / sqrt(n)`` again for n equal rows with photon weights; ``crlb_bg`` that of the
 averaged ``bg``. Without uncertainty columns there is none to reduce. ``photons`` and ``photons_chN`` are summed (the
 total photons of the event), their uncertainties (``sigma_photons``, ``sigma_photons_chN``, ``crlb_photons``)
-add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob``, ``color_prob`` and ``saturated_px`` take the maximum, ``at_bound`` (a sum of bits) the bits of any row, ``frame`` is the
+add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob``, ``color_prob`` and ``saturated_px`` take the maximum, ``at_bound`` (a sum of bits) the bits of any row, ``converged`` the minimum (1 where every row converged), ``frame`` is the
 first frame of the event, ``color``/``id`` and other integer columns come from the row with the
 most weight, other float columns are averaged. Two columns are added: ``n_merged`` (rows in the
 event) and ``frame_last``.
@@ -48,6 +48,9 @@ _INT_MAX_COLUMNS = ("saturated_px",)
 #: bit-field columns (plexloc.mle.fit.AT_BOUND_BITS): the merged value holds the bits of every row of the group (an
 #: average of bit sums names bounds no row hit: 2 and 8 averaged to 3.33)
 _BITS_COLUMNS = ("at_bound",)
+#: flags whose merged value is the smallest of the group's: an event is converged where every row of it converged (the
+#: merged position averages them all; an average of 1, 0, 1 read 0.67)
+_INT_MIN_COLUMNS = ("converged",)
 _X_COLUMNS = ("x_nm", "sigma_x_nm", "crlb_x_nm")
 _Y_COLUMNS = ("y_nm", "sigma_y_nm", "crlb_y_nm")
 _PHOTONS_CH = re.compile(r"^photons_ch\d+$")
@@ -261,6 +264,9 @@ def merge_localizations(
         elif name in _INT_MAX_COLUMNS:
             out[name] = np.zeros(n_groups, dtype=np.int64)
             np.maximum.at(out[name], groups, np.asarray(v, dtype=np.int64))
+        elif name in _INT_MIN_COLUMNS:
+            out[name] = np.ones(n_groups, dtype=np.int64)
+            np.minimum.at(out[name], groups, np.asarray(v, dtype=np.int64))
         elif name in _BITS_COLUMNS:
             out[name] = np.zeros(n_groups, dtype=np.int64)
             np.bitwise_or.at(out[name], groups, np.asarray(v, dtype=np.int64))
