@@ -117,3 +117,18 @@ def test_a_merged_event_is_converged_where_every_row_of_it_converged():
     assert np.asarray(merged["converged"]).tolist() == [0.0, 1.0]
     kept, _ = filter_localizations(merged, converged=True)
     assert len(kept) == 1 and float(kept["x_nm"][0]) > 4000
+
+
+def test_one_rule_for_the_uncertainty_columns_of_filter_nena_and_the_table():
+    """σ columns with no value in any row give way to the CRLB (filter refused them as NaN throughout); NeNA and the
+    filter read the same columns."""
+    from plexloc.render.nena import predicted_sigma_columns
+    from plexloc.table import uncertainty_columns as table_rule
+
+    t = _mle_table().with_columns(sigma_x_nm=np.full(200, np.nan), sigma_y_nm=np.full(200, np.nan))
+    assert table_rule(t) == ("crlb_x_nm", "crlb_y_nm") == predicted_sigma_columns(t)
+    assert uncertainty_columns(t, "max_sigma_nm") == ("crlb_x_nm", "crlb_y_nm")
+    assert table_rule(t, "z") == ("crlb_z_nm",)
+    kept, report = filter_localizations(t, max_sigma_nm=18.0)
+    assert len(kept) == int((np.maximum(t["crlb_x_nm"], t["crlb_y_nm"]) <= 18.0).sum()) > 0
+    assert table_rule(t.with_columns(crlb_y_nm=np.full(200, np.nan))) is None  # no row with both

@@ -111,6 +111,26 @@ COLUMN_DOCS: dict[str, str] = {
 }
 
 
+#: per axis, the columns of a row's uncertainty in order of preference: the predicted σ (a network's), then the
+#: Cramér-Rao bound at the fit (the MLE's)
+UNCERTAINTY_COLUMNS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "xy": (("sigma_x_nm", "sigma_y_nm"), ("crlb_x_nm", "crlb_y_nm")),
+    "z": (("sigma_z_nm",), ("crlb_z_nm",)),
+}
+
+
+def uncertainty_columns(table: LocTable, axis: str = "xy") -> tuple[str, ...] | None:
+    """The columns that hold the rows' uncertainty along ``axis`` (``"xy"`` or ``"z"``): the predicted σ
+    (``sigma_x_nm, sigma_y_nm``), else the CRLB (``crlb_x_nm, crlb_y_nm``), the first whose columns are all in the table
+    with a finite value in some row (an empty table: all in it); None where neither. Filtering, rendering and NeNA
+    read the same columns by this one rule."""
+    for cols in UNCERTAINTY_COLUMNS[axis]:
+        if all(c in table for c in cols) and (
+                len(table) == 0 or bool(np.any(np.all([np.isfinite(table[c]) for c in cols], axis=0)))):
+            return cols
+    return None
+
+
 def is_known_column(name: str) -> bool:
     """Whether ``name`` is a column that conventions.md documents."""
     return name in REQUIRED_COLUMNS or name in OPTIONAL_COLUMNS or _PHOTONS_CH.match(name) is not None

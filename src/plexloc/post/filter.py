@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plexloc.errors import InputError
-from plexloc.table import LocTable
+from plexloc.table import UNCERTAINTY_COLUMNS, LocTable
+from plexloc.table import uncertainty_columns as table_uncertainty_columns
 
 __all__ = ["CRITERIA", "FilterReport", "filter_localizations", "uncertainty_columns"]
 
@@ -43,18 +44,16 @@ CRITERIA: dict[str, tuple[tuple[str, ...], str]] = {
     "saturated": (("saturated_px",), "saturated_px == 0 (no raw pixel of the spot at the camera's clipping level)"),
 }
 
-#: the uncertainty criteria's columns: the predicted σ, else the CRLB (an MLE table)
-_UNCERTAINTY = {"max_sigma_nm": (("sigma_x_nm", "sigma_y_nm"), ("crlb_x_nm", "crlb_y_nm")),
-                "max_sigma_z_nm": (("sigma_z_nm",), ("crlb_z_nm",))}
+#: the uncertainty criteria's axis (plexloc.table.uncertainty_columns: the predicted σ, else the CRLB)
+_UNCERTAINTY = {"max_sigma_nm": "xy", "max_sigma_z_nm": "z"}
 
 
 def uncertainty_columns(table: LocTable, criterion: str) -> tuple[str, ...]:
-    """The columns ``criterion`` (``max_sigma_nm`` or ``max_sigma_z_nm``) reads in ``table``: the predicted σ where
-    the table has them, else the Cramér-Rao bound where it has that (an MLE fit's), else the σ columns (missing)."""
-    sigma, crlb = _UNCERTAINTY[criterion]
-    if all(c in table for c in sigma) or not all(c in table for c in crlb):
-        return sigma
-    return crlb
+    """The columns ``criterion`` (``max_sigma_nm`` or ``max_sigma_z_nm``) reads in ``table``: those of
+    :func:`plexloc.table.uncertainty_columns` (the predicted σ, else an MLE fit's CRLB), else the σ columns (missing:
+    the criterion's error names them)."""
+    axis = _UNCERTAINTY[criterion]
+    return table_uncertainty_columns(table, axis) or UNCERTAINTY_COLUMNS[axis][0]
 
 
 @dataclass
@@ -148,7 +147,8 @@ def filter_localizations(
     for name in given:
         missing = [c for c in columns[name] if c not in table]
         if missing:
-            alt = (f" (or {list(_UNCERTAINTY[name][1])}, the CRLB of an MLE fit)" if name in _UNCERTAINTY else "")
+            alt = (f" (or {list(UNCERTAINTY_COLUMNS[_UNCERTAINTY[name]][1])}, the CRLB of an MLE fit)"
+                   if name in _UNCERTAINTY else "")
             raise InputError(f"filter {name} needs column(s) {missing}{alt}, which the table lacks "
                              f"(columns: {table.columns})", source=table.source)
         # a column with no value in any row (z_nm NaN throughout: a 2D table, z unknown) is as good as missing: the

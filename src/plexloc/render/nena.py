@@ -206,11 +206,12 @@ def nena_against_predicted_text(res: NeNAResult) -> str | None:
 
 def predicted_sigma_columns(table: LocTable) -> tuple[str, str] | None:
     """The per-row predicted σ that NeNA compares with: ``sigma_x_nm, sigma_y_nm`` (a network's), else ``crlb_x_nm,
-    crlb_y_nm`` (the MLE's), where both columns are present and some rows finite; None otherwise."""
-    for cx, cy in (("sigma_x_nm", "sigma_y_nm"), ("crlb_x_nm", "crlb_y_nm")):
-        if cx in table and cy in table and np.any(np.isfinite(table[cx]) & np.isfinite(table[cy])):
-            return cx, cy
-    return None
+    crlb_y_nm`` (the MLE's), where both columns are present and some rows finite; None otherwise (the rule of
+    :func:`plexloc.table.uncertainty_columns`, which filtering and rendering follow too)."""
+    from plexloc.table import uncertainty_columns
+
+    cols = uncertainty_columns(table, "xy")
+    return None if cols is None else (cols[0], cols[1])
 
 
 def _pairs(table: LocTable, r_max_nm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
