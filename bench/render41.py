@@ -6,6 +6,7 @@ kernel where that is cheaper, straight into the RGB image. The images should be 
 
     python bench/render41.py compare --out bench/render41_compare.json   # old vs new images, PNG/TIFF bytes
     python bench/render41.py time --out bench/render41_time.json         # seconds and peak memory, 1e4..1e6 rows
+    python bench/render41.py calib --out bench/render41_calib.json       # the cost model against both ways forced
 
 The old module is ``git show 2b7ff8f:src/plexloc/render/image.py``, loaded beside the installed one. Timings are one
 thread (OMP_NUM_THREADS=1), each render in a process of its own under ``/usr/bin/time -v`` (peak RSS of the process:
@@ -199,6 +200,35 @@ def timing(out: Path, ns, whats, repeat: int) -> None:
                                "repeat_best_of": repeat, "rows": rows}, indent=1) + "\n")
 
 
+def calib(out: Path) -> None:
+    """The per-σy-level choice (``_direct_saving``) against every level forced one way (each row's 2D kernel, or
+    spread along x and filtered along y): seconds, 25 um at 10 nm, σ scaled by 0.5, 1 and 2.5."""
+    from plexloc.render import image
+
+    real = image._direct_saving
+    small = table3d(1000, 25000.0)  # imports (matplotlib's colormaps) and first-touch costs out of the timings
+    image.render_color(small, color_by="z", method="gaussian", px_size_nm=10.0, extent_nm=(0.0, 25000.0, 0.0, 25000.0))
+    rows = []
+    for n, whats in ((10**5, ("grey", "color")), (10**6, ("grey", "color")), (3 * 10**6, ("grey",))):
+        for scale in (0.5, 1.0, 2.5):
+            t = table3d(n, 25000.0, scale=scale)
+            for what in whats:
+                kw = dict(px_size_nm=10.0, extent_nm=(0.0, 25000.0, 0.0, 25000.0), min_sigma_nm=5.0)
+                row = {"rows": n, "sigma_scale": scale, "what": what}
+                for way, f in (("direct", lambda *a: 1.0), ("filtered", lambda *a: -1e30), ("model", real)):
+                    image._direct_saving = f
+                    t0 = time.perf_counter()
+                    if what == "color":
+                        image.render_color(t, color_by="z", method="gaussian", **kw)
+                    else:
+                        image.render_gaussian(t, **kw)
+                    row[f"{way}_s"] = round(time.perf_counter() - t0, 3)
+                image._direct_saving = real
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    out.write_text(json.dumps({"field_um": 25, "px_nm": 10, "threads": 1, "rows": rows}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -209,6 +239,8 @@ def main() -> None:
     tm.add_argument("--n", type=int, nargs="+", default=[10**4, 10**5, 10**6])
     tm.add_argument("--what", nargs="+", default=["color-gaussian", "grey-gaussian", "color-histogram"])
     tm.add_argument("--repeat", type=int, default=1)
+    cb = sub.add_parser("calib")
+    cb.add_argument("--out", type=Path, default=ROOT / "bench" / "render41_calib.json")
     o = sub.add_parser("one")
     o.add_argument("--version", choices=("old", "new"), required=True)
     o.add_argument("--n", type=int, required=True)
@@ -216,6 +248,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "compare":
         compare(args.out)
+    elif args.cmd == "calib":
+        calib(args.out)
     elif args.cmd == "time":
         timing(args.out, args.n, args.what, args.repeat)
     else:

@@ -264,7 +264,8 @@ def _kernel(s_px: float) -> np.ndarray:
 #: the cost, in ns on this project's 2-core CPU, of one kernel entry spread along x row by row (``np.add.at`` of a
 #: scalar), one entry of a 2D kernel added where a row falls (``np.add.at`` of an array, with its indices), and one
 #: image pixel filtered along y (per pixel and per tap): which way to draw one σy level's rows
-#: (:func:`_direct_saving`); measured on 1500 x 1500 and 2500 x 2500 pixel images, bench/render41.py
+#: (:func:`_direct_saving`); from micro-timings on 1500 x 1500 pixels, checked against both ways forced on 2500 x 2500
+#: (bench/render41.py calib)
 _NS_SPREAD = 4.0
 _NS_SPLAT = 10.0
 _NS_FILTER_PX = 6.0
