@@ -75,15 +75,8 @@ def test_double_beads_are_rejected_with_their_separation(sep, ratio, angle, seed
 
 def _fd_double_fit(img, var):
     """The check's fits as they were before session 41 (finite-difference Jacobians), for comparison."""
-    ny, nx = img.shape
-    yy, xx = np.mgrid[:ny, :nx].astype(np.float64)
+    yy, xx, p0 = B._single_start(img)  # the same start as the check's
     w = 1.0 / np.sqrt(var)
-    pos = np.clip(img, 0, None).ravel() + 1e-12
-    cov = np.cov(np.vstack([xx.ravel(), yy.ravel()]), aweights=pos)
-    mx, my = np.average(xx.ravel(), weights=pos), np.average(yy.ravel(), weights=pos)
-    ev, evec = np.linalg.eigh(cov)
-    th0 = float(np.arctan2(evec[1, 1], evec[0, 1]))
-    p0 = [float(img.max()), mx, my, 0.5 * np.log(max(ev[1], 0.3)), 0.5 * np.log(max(ev[0], 0.3)), th0, 0.0]
     one = least_squares(lambda p: ((B._gaussian(p[:6], yy, xx) + p[6] - img) * w).ravel(), p0, method="lm")
     a, x0, y0, l1, l2, th, off = one.x
 

@@ -117,6 +117,19 @@ def _spots(a: np.ndarray, x0: np.ndarray, y0: np.ndarray, l1: float, l2: float, 
     return e, g, d_x0, d_y0, gu * u, gv * v, -gu * v * (e1 / e2 - e2 / e1)
 
 
+def _single_start(img: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """The pixel grids (rows, columns) of a slice and the single spot's start: amplitude, centre, log widths and
+    angle from the intensity-weighted moments, offset 0."""
+    ny, nx = img.shape
+    yy, xx = np.mgrid[:ny, :nx].astype(np.float64)
+    pos = np.clip(img, 0, None).ravel() + 1e-12
+    cov = np.cov(np.vstack([xx.ravel(), yy.ravel()]), aweights=pos)
+    mx, my = np.average(xx.ravel(), weights=pos), np.average(yy.ravel(), weights=pos)
+    ev, evec = np.linalg.eigh(cov)
+    th0 = float(np.arctan2(evec[1, 1], evec[0, 1]))
+    return yy, xx, [float(img.max()), mx, my, 0.5 * np.log(max(ev[1], 0.3)), 0.5 * np.log(max(ev[0], 0.3)), th0, 0.0]
+
+
 def _double_fit(img: np.ndarray, var: np.ndarray, min_chi1: float = 0.0) -> tuple[float, float, float]:
     """One slice of one bead (background-subtracted ``img``, Poisson variance ``var``): one Gaussian plus offset
     against two of the same shape. Returns ``(fraction of the single spot's chi^2 the pair removes, separation px,
@@ -124,15 +137,8 @@ def _double_fit(img: np.ndarray, var: np.ndarray, min_chi1: float = 0.0) -> tupl
 
     Both fits are Levenberg-Marquardt (MINPACK) with analytic Jacobians (finite differences before: 8 and 11
     evaluations of the model per step; the same minima, ~4x less time)."""
-    ny, nx = img.shape
-    yy, xx = np.mgrid[:ny, :nx].astype(np.float64)
+    yy, xx, p0 = _single_start(img)
     w = 1.0 / np.sqrt(var)
-    pos = np.clip(img, 0, None).ravel() + 1e-12
-    cov = np.cov(np.vstack([xx.ravel(), yy.ravel()]), aweights=pos)
-    mx, my = np.average(xx.ravel(), weights=pos), np.average(yy.ravel(), weights=pos)
-    ev, evec = np.linalg.eigh(cov)
-    th0 = float(np.arctan2(evec[1, 1], evec[0, 1]))
-    p0 = [float(img.max()), mx, my, 0.5 * np.log(max(ev[1], 0.3)), 0.5 * np.log(max(ev[0], 0.3)), th0, 0.0]
     yf, xf, wf, df = yy.ravel(), xx.ravel(), w.ravel(), img.ravel()
     wdf = wf * df
     n = len(df)
