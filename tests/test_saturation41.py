@@ -278,3 +278,29 @@ def test_process_says_how_many_rows_touch_clipped_pixels(tmp_path, capsys):
     locs = read_table(out / "clipped" / "locs.csv")
     assert s["fit"]["saturated_rows"] == int((np.asarray(locs["saturated_px"]) > 0).sum()) == 6
     assert any("6 rows touch pixels at the camera's clipping level" in n for n in s["fit"]["notes"])
+
+
+@pytest.mark.filterwarnings("always::plexloc.camera.check.CameraWarning")  # the CLI prints it
+def test_detect_finds_the_12_bit_level_as_fit_does(tmp_path, capsys):
+    """plexloc detect's camera check looked only at the file type's maximum: a 12-bit camera's 4095 went unsaid."""
+    import yaml
+
+    from plexloc.cli.main import main
+    from plexloc.io.tiff import write_movie
+
+    write_movie(tmp_path / "m.tif", _movie(n_frames=4))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(_config().model_dump(mode="json")))
+    assert main(["detect", str(tmp_path / "m.tif"), "--config", str(tmp_path / "c.yaml"), "--out",
+                 str(tmp_path / "d.csv"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "exactly 4095 ADU (2^12 - 1)" in err and "saturation_adu: 4095" in err
+
+
+def test_the_priors_pre_fit_finds_the_12_bit_level(tmp_path):
+    """estimate-priors' camera check (mle.pipeline.camera_check without levels) finds the level in the raw frames."""
+    from plexloc.mle.pipeline import MLEFitter, camera_check
+
+    fitter = MLEFitter(_config(), device="cpu")
+    with pytest.warns(CameraWarning, match=r"exactly 4095 ADU \(2\^12 - 1\)"):
+        check = camera_check(fitter, [_movie(n_frames=4)], dtype=np.uint16, source="m.tif")
+    assert check.channels[0].saturation_adu == 4095.0

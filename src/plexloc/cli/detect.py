@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from plexloc.camera import camera_from_config
-    from plexloc.camera.check import check_camera, head_frames
+    from plexloc.camera.check import check_camera, clip_level, head_frames
     from plexloc.config import load_config
     from plexloc.errors import InputError
     from plexloc.io.formats import format_of, write_locs
@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
                 frames = split_frames(np.asarray(frames, dtype=np.float32), split)[:, 0]
             photons = camera.to_photons(torch.as_tensor(frames, dtype=torch.float32, device=device))
             if start == 0:  # the first frames against the camera: noise and saturation, warned about
-                check = check_camera([photons[: head_frames(photons.shape)]], [camera], dtype=movie.dtype,
-                                     source=args.movie)
+                k = head_frames(photons.shape)  # the clipping level: the camera's, else one found in the raw frames
+                level = clip_level(np.asarray(frames[:k]), camera, movie.dtype)
+                check = check_camera([photons[:k]], [camera], dtype=movie.dtype, source=args.movie, levels=[level])
                 for note in check.notes:  # the noise not measured (too crowded, too dim): the camera unchecked
                     print(f"plexloc detect: note: {note}", file=sys.stderr)
             thr = threshold

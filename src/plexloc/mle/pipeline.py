@@ -929,10 +929,14 @@ def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dt
                  warn: bool = True, levels: Sequence[tuple[float | None, str]] | None = None) -> CameraCheck:
     """:func:`plexloc.camera.check.check_camera` on the first frames of a chunk (one raw ``(T, H, W)`` array per
     channel, as :meth:`MLEFitter.fit_frames` takes them), converted with the fitter's cameras; each finding a
-    :class:`~plexloc.camera.check.CameraWarning` where ``warn``."""
-    from plexloc.camera.check import check_camera, head_frames
+    :class:`~plexloc.camera.check.CameraWarning` where ``warn``. ``levels``: each channel's clipping level; default
+    :func:`~plexloc.camera.check.clip_level` of these raw frames (the camera's ``saturation_adu``, else a 2^k - 1 level
+    found in them, else the pixel type's maximum), as a fit finds them."""
+    from plexloc.camera.check import check_camera, clip_level, head_frames
 
     k = head_frames(np.shape(frames[0]))
+    if levels is None:
+        levels = [clip_level(np.asarray(f[:k]), ch.camera, dtype) for f, ch in zip(frames, fitter.channels)]
     photons = fitter.to_photons([f[:k] for f in frames])
     return check_camera(list(photons), [ch.camera for ch in fitter.channels], dtype=dtype,
                         source=source if isinstance(source, (list, tuple)) else str(source), warn=warn, levels=levels)
