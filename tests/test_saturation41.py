@@ -304,3 +304,19 @@ def test_the_priors_pre_fit_finds_the_12_bit_level(tmp_path):
     with pytest.warns(CameraWarning, match=r"exactly 4095 ADU \(2\^12 - 1\)"):
         check = camera_check(fitter, [_movie(n_frames=4)], dtype=np.uint16, source="m.tif")
     assert check.channels[0].saturation_adu == 4095.0
+
+
+def test_the_mle_fitter_computes_the_thresholds_of_fixed_levels_once():
+    """fit_movie's levels are fixed for the movie: the thresholds come from a cache for every later batch, and anew
+    when the levels change."""
+    from plexloc.mle.pipeline import MLEFitter
+
+    fitter = MLEFitter(_config(), device="cpu")
+    fitter.clip_levels = [(4095.0, "found")]
+    first = fitter.clip_thresholds()
+    assert fitter.clip_thresholds() is first  # the same list: not computed again
+    fitter.clip_levels = [(2000.0, "setting")]
+    again = fitter.clip_thresholds()
+    assert again is not first and float(again[0]) < float(first[0])
+    fitter.clip_levels = None  # no fixed levels: from the frames' type, each time
+    assert fitter.clip_thresholds([_movie(n_frames=1)]) is not fitter.clip_thresholds([_movie(n_frames=1)])

@@ -366,6 +366,7 @@ class MLEFitter:
         #: :func:`fit_movie` from the first frames; None: :meth:`clip_thresholds` takes the camera's
         #: ``saturation_adu``, else the frames' integer pixel type's maximum
         self.clip_levels: list[tuple[float | None, str]] | None = None
+        self._clip_cache: tuple | None = None  # (levels, cameras, frame shape) -> their thresholds (clip_thresholds)
         self.max_iter = max_iter
         self.batch_size = batch_size
         fr = [ch.throughput for ch in self.channels]
@@ -409,6 +410,12 @@ class MLEFitter:
         camera's ``saturation_adu``, else the maximum of the raw ``frames``' integer pixel type."""
         from plexloc.camera.check import clip_level, clip_threshold_photons
 
+        # the levels fit_movie found are fixed for the movie: their thresholds once, not for every batch (a camera
+        # with per-pixel maps is copied to the CPU and back for them)
+        key = (tuple(self.clip_levels), tuple(id(ch.camera) for ch in self.channels), self.frame_shape) \
+            if self.clip_levels is not None else None
+        if key is not None and self._clip_cache is not None and self._clip_cache[0] == key:
+            return self._clip_cache[1]
         out = []
         for c, ch in enumerate(self.channels):
             if self.clip_levels is not None:
@@ -419,6 +426,8 @@ class MLEFitter:
                          else torch.empty(0, dtype=f.dtype).numpy().dtype if isinstance(f, Tensor) else np.asarray(f).dtype)
                 level = clip_level(None, ch.camera, dtype)[0]
             out.append(clip_threshold_photons(ch.camera, level, self.frame_shape, device=self.device))
+        if key is not None:
+            self._clip_cache = (key, out)
         return out
 
     def to_photons(self, frames: Sequence[np.ndarray | Tensor]) -> Tensor:
