@@ -385,9 +385,10 @@ def _fit_parts(
                     f"channel 0's ({paths[0]}) has {n} of {readers[0].frame_shape}; every channel needs the same frames",
                     source=p,
                 )
+        # the frames the network sees: a split-view channel's box (rows, columns), else the movie's frames
+        frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
         for c, cam in enumerate(cams):
             shape = getattr(cam, "map_shape", None)
-            frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
             if shape is not None and tuple(shape) != frame_shape and split is None:
                 cut = cut_maps_to_movie(cam, readers, roi_offset_px, frame_shape, channel=c, source=paths[0])
                 if cut is not None:  # full-chip maps of a camera ROI's movie: the ROI's part of them
@@ -413,6 +414,11 @@ def _fit_parts(
                 raise InputError("a multi-channel model needs its training configuration (channel transforms)")
             transforms = [torch.tensor(ch["transform"], dtype=torch.float64) for ch in cfg["channels"]]
             roi_offset, roi_source = resolve_roi_offset(readers, roi_offset_px, split=split)
+        # a multi-channel movie's chip position (reference image's corner), for the checks and the clipped-pixel
+        # count: the ROI offset a model with the transform indicator uses, else resolved once here
+        chip_at = None
+        if spec.n_channels > 1 and cfg and "channels" in cfg:
+            chip_at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
         train_cfg = None  # the training configuration, validated once for the checks and the refiner
         if cfg and "channels" in cfg:
             from plexloc.config import TrainConfig, validate_config
@@ -421,9 +427,8 @@ def _fit_parts(
         photons_of = _photons_reader(readers, split, cams)
         t_checks = time.perf_counter()
         if spec.n_channels > 1 and train_cfg is not None:  # the first frames against the model's channel geometry
-            at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
-            run.alignment = _alignment_check(photons_of, len(readers[0]), readers, split, cfg, at, paths)
-            run.check_roi_offset = at  # the bright-spot check maps the table into each channel's image there
+            run.alignment = _alignment_check(photons_of, len(readers[0]), readers, split, cfg, chip_at, paths)
+            run.check_roi_offset = chip_at  # the bright-spot check maps the table into each channel's image there
         if train_cfg is not None:  # the first frames' spots against the model's PSF (2D model on a 3D movie, ...)
             run.psf_shape = _psf_shape_check(photons_of, len(readers[0]), readers[0], train_cfg, cams, paths)
         run.check_seconds = time.perf_counter() - t_checks  # a fixed cost per movie, outside frames_per_s
@@ -443,25 +448,22 @@ def _fit_parts(
         if refiner is not None:
             from plexloc.mle.refine import refine_frames
 
-            frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
             if refiner.roi_px > min(frame_shape):
                 raise InputError(f"refine_mle: the MLE's fitting window ({refiner.roi_px} px) is larger than the "
                                  f"frames {frame_shape}", source=paths[0])
         # each channel's clipping level (the camera's saturation_adu, one found in the first raw frames, or the pixel
         # type's maximum) and its value in photons: rows whose spot reaches it get saturated_px > 0
         run.clip_levels = _clip_levels(readers, split, cams, len(readers[0]))
-        frame_shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(readers[0].frame_shape)
         clip = [clip_threshold_photons(cam, level, frame_shape, device=device)
                 for cam, (level, _) in zip(cams, run.clip_levels)]
         px_xy = (float(spec.px_size_nm[0]), float(spec.px_size_nm[1])) if isinstance(spec.px_size_nm, (list, tuple)) \
             else (float(spec.px_size_nm), float(spec.px_size_nm))
         spot_transforms = None
-        if spec.n_channels > 1 and cfg and "channels" in cfg:  # each channel's spot where the transform puts it
+        if chip_at is not None:  # each channel's spot where the transform puts it
             from plexloc.simulation.geometry import transform_at_roi
 
-            at = roi_offset if spec.n_aux else resolve_roi_offset(readers, roi_offset_px, split=split)[0]
             spot_transforms = [None if ch.get("transform") is None
-                               else transform_at_roi(torch.tensor(ch["transform"], dtype=torch.float64), at, px_xy)
+                               else transform_at_roi(torch.tensor(ch["transform"], dtype=torch.float64), chip_at, px_xy)
                                for ch in cfg["channels"]]
         # chunks go to the device before the temporal windows are formed: each frame crosses once, not once
         # per window it belongs to, and the windows are views on the device
@@ -504,7 +506,6 @@ def _fit_parts(
             run.saturated_rows += int(np.count_nonzero(sat))
             tab = to_table(ex, np.arange(first, first + n_block), net, sat)
             if refiner is not None:
-                h = spec.window // 2
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
                 tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)
             tab = _calibrate(tab, factors, offsets, scale)
