@@ -881,11 +881,8 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
         for s in starts:
             frames = movies.frames(s, min(s + batch_frames, n))
             if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
-                from plexloc.camera.check import clip_level, head_frames
-
-                k = head_frames(np.shape(frames[0]))  # the levels the rows are flagged at: set, found, or the dtype's
-                fitter.clip_levels = [clip_level(np.asarray(f[:k]), ch.camera, readers[0].dtype)
-                                      for f, ch in zip(frames, fitter.channels)]
+                # the levels the rows are flagged at: set, found, or the dtype's
+                fitter.clip_levels = frame_clip_levels(fitter, frames, dtype=readers[0].dtype)
                 check = camera_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources,
                                      levels=fitter.clip_levels)
                 if stats is not None:
@@ -934,6 +931,16 @@ def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
                                   else None, warn=warn)
 
 
+def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype
+                      ) -> list[tuple[float | None, str]]:
+    """Each channel's :func:`~plexloc.camera.check.clip_level` from the first raw frames of a chunk (as many as the
+    camera check reads): the camera's ``saturation_adu``, else a 2^k - 1 level found in them, else ``dtype``'s maximum."""
+    from plexloc.camera.check import clip_level, head_frames
+
+    k = head_frames(np.shape(frames[0]))
+    return [clip_level(np.asarray(f[:k]), ch.camera, dtype) for f, ch in zip(frames, fitter.channels)]
+
+
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",
                  warn: bool = True, levels: Sequence[tuple[float | None, str]] | None = None) -> CameraCheck:
     """:func:`plexloc.camera.check.check_camera` on the first frames of a chunk (one raw ``(T, H, W)`` array per
@@ -941,11 +948,11 @@ def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dt
     :class:`~plexloc.camera.check.CameraWarning` where ``warn``. ``levels``: each channel's clipping level; default
     :func:`~plexloc.camera.check.clip_level` of these raw frames (the camera's ``saturation_adu``, else a 2^k - 1 level
     found in them, else the pixel type's maximum), as a fit finds them."""
-    from plexloc.camera.check import check_camera, clip_level, head_frames
+    from plexloc.camera.check import check_camera, head_frames
 
     k = head_frames(np.shape(frames[0]))
     if levels is None:
-        levels = [clip_level(np.asarray(f[:k]), ch.camera, dtype) for f, ch in zip(frames, fitter.channels)]
+        levels = frame_clip_levels(fitter, frames, dtype=dtype)
     photons = fitter.to_photons([f[:k] for f in frames])
     return check_camera(list(photons), [ch.camera for ch in fitter.channels], dtype=dtype,
                         source=source if isinstance(source, (list, tuple)) else str(source), warn=warn, levels=levels)
