@@ -119,7 +119,8 @@ def test_two_movies_one_corrupt(lab, tmp_path, capsys):
 
 def test_mle_drift_is_measured_and_subtracted(lab, tmp_path, capsys):
     """--method mle --config: the stage's drift (200 nm in x) measured and subtracted (locs_dc.csv, its drift columns),
-    NeNA of the table before merging (an MLE table: no caveat), the image a histogram (no sigma columns)."""
+    NeNA of the table before merging (an MLE table: no caveat), the image Gaussians of the CRLB (a histogram before
+    session 42: it read sigma columns only)."""
     _, good, _, config = lab
     out = tmp_path / "out"
     rc, stdout, stderr = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out),
@@ -133,7 +134,7 @@ def test_mle_drift_is_measured_and_subtracted(lab, tmp_path, capsys):
     assert abs(float(dc["drift_x_nm"][last].mean()) - DRIFT_NM[0]) < 30
     assert abs(float(dc["drift_y_nm"][last].mean()) - DRIFT_NM[1]) < 30
     assert 3 < s["nena"]["sigma_nm"] < 20 and s["nena"]["caveat"] is None
-    assert s["image"]["method"] == "histogram" and s["fit"]["method"] == "mle" and s["model"] is None
+    assert s["image"]["method"] == "gaussian" and s["fit"]["method"] == "mle" and s["model"] is None
     with open(out / "summary.csv", newline="") as f:
         row = next(csv.DictReader(f))
     assert float(row["drift_range_nm"]) == round(max(s["drift"]["range_nm"][:2]), 1) and row["drift"] == "applied"

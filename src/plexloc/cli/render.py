@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "render",
         help="super-resolution image (histogram or Gaussian), PNG or 16-bit TIFF",
         description="Render the localizations: 'histogram' (counts per pixel) or 'gaussian' (each localization a "
-        "Gaussian of its own sigma_x_nm/sigma_y_nm, or --sigma for all). --color-by z tints by depth "
+        "Gaussian of its own sigma_x_nm/sigma_y_nm, a maximum-likelihood fit's crlb_x_nm/crlb_y_nm, or --sigma for all). --color-by z tints by depth "
         "(colormap), --color-by color by colour channel. .tif/.tiff: 16-bit data, calibrated in nm and localizations per pixel "
         "(no scale bar unless --scale-bar); .png: 8-bit, with a scale bar (its length is printed); a coloured .png gets "
         "its key beside it, OUT_legend.png (the z colour scale in nm, or the colour channels, and the scale bar's length); "
@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="image file, .png, .tif or .tiff")
     p.add_argument("--pixel-size", type=positive_float, default=10.0, metavar="NM", help="image pixel in nm (default 10)")
     p.add_argument("--method", choices=("histogram", "gaussian"), default=None,
-                   help="default: gaussian when every row has a finite sigma_x_nm/sigma_y_nm (or --sigma), else "
-                   "histogram (with a note)")
+                   help="default: gaussian when every row has a finite sigma_x_nm/sigma_y_nm (a maximum-likelihood "
+                   "fit's table: crlb_x_nm/crlb_y_nm), or with --sigma; else histogram (with a note)")
     p.add_argument("--sigma", type=positive_float, default=None, metavar="NM",
                    help="one Gaussian sigma for all localizations (> 0)")
     p.add_argument("--color-by", choices=("z", "color"), default=None,
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     from plexloc.cli import _locs
     from plexloc.errors import InputError
-    from plexloc.render.image import default_method, render, render_color, rows_without_sigma, save_image
+    from plexloc.render.image import (default_method, render, render_color, rows_without_sigma, save_image,
+                                      sigma_xy_columns)
 
     if args.z_range is not None and not args.z_range[0] < args.z_range[1]:
         raise InputError(f"--z-range Z0 Z1 needs Z0 < Z1, got {args.z_range[0]:g} {args.z_range[1]:g}")
@@ -76,14 +77,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--color-by z: z_nm is NaN in every row (a 2D table has no z); leave --color-by out",
                          source=table.source)
     method = args.method or ("gaussian" if args.sigma is not None else default_method(table))
-    sigmas = "sigma_x_nm" in table and "sigma_y_nm" in table
-    if args.method is None and args.sigma is None and method == "histogram" and sigmas:
+    sigmas = sigma_xy_columns(table)
+    if args.method is None and args.sigma is None and method == "histogram" and sigmas is not None:
         # the default: a table with sigma columns some of whose rows have none (NaN) was an error that named no way
         # out; the histogram takes every row, as plexloc report does
         bad = rows_without_sigma(table)
-        print(f"plexloc render: note: {int(bad.sum())} of {len(table)} localizations have no finite sigma_x_nm/"
-              f"sigma_y_nm (first row {int(np.flatnonzero(bad)[0])}): rendered as a histogram (--method gaussian "
-              "--sigma NM gives every localization one width)", file=sys.stderr)
+        print(f"plexloc render: note: {int(bad.sum())} of {len(table)} localizations have no finite "
+              f"{'/'.join(dict.fromkeys(sigmas))} (first row {int(np.flatnonzero(bad)[0])}): rendered as a histogram "
+              "(--method gaussian --sigma NM gives every localization one width)", file=sys.stderr)
     options = {"sigma_nm": args.sigma, "min_sigma_nm": args.pixel_size / 2} if method == "gaussian" else {}
     extent = tuple(args.extent) if args.extent else None
     if args.color_by:

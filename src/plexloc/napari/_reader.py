@@ -45,7 +45,7 @@ def read_localizations(path: str | os.PathLike | list, *, px_size_nm: float | No
                        max_points: int = 1_000_000, seed: int = 0) -> list[LayerData]:
     """Read a table and return ``[image layer, points layer]`` (module docstring)."""
     from plexloc.io.formats import read_locs
-    from plexloc.render.image import render
+    from plexloc.render.image import default_method, render, sigma_xy_columns
 
     if isinstance(path, list):
         path = path[0]
@@ -55,7 +55,7 @@ def read_localizations(path: str | os.PathLike | list, *, px_size_nm: float | No
         raise InputError("the table has no localizations to show", source=path)
     extent_nm = max(np.ptp(table["x_nm"]), np.ptp(table["y_nm"]), 1.0)
     px = float(px_size_nm) if px_size_nm is not None else max(5.0, float(np.ceil(extent_nm / 2000)))
-    gaussian = "sigma_x_nm" in table and "sigma_y_nm" in table
+    gaussian = default_method(table) == "gaussian"  # the rule of plexloc render (an MLE table: its CRLB)
     r = render(table, method="gaussian" if gaussian else "histogram", px_size_nm=px,
                **({"min_sigma_nm": px / 2} if gaussian else {}))
     x0, _, y0, _ = r.extent_nm
@@ -73,8 +73,8 @@ def read_localizations(path: str | os.PathLike | list, *, px_size_nm: float | No
         rows = np.sort(np.random.default_rng(seed).choice(len(table), max_points, replace=False))
         label = f"{name} ({max_points} of {len(table)} shown)"
     coords = np.column_stack([table["y_nm"][rows], table["x_nm"][rows]])
-    size = 2 * np.sqrt(0.5 * (table["sigma_x_nm"][rows] ** 2 + table["sigma_y_nm"][rows] ** 2)) if gaussian \
-        else np.full(len(rows), 2 * px)
+    sx, sy = sigma_xy_columns(table) if gaussian else (None, None)
+    size = 2 * np.sqrt(0.5 * (table[sx][rows] ** 2 + table[sy][rows] ** 2)) if gaussian else np.full(len(rows), 2 * px)
     points_layer: LayerData = (
         coords,
         {"name": label, "properties": {c: table[c][rows] for c in table.columns}, "size": size,

@@ -60,7 +60,7 @@ import numpy as np
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
-from plexloc.table import LocTable, as_table
+from plexloc.table import LocTable, as_table, uncertainty_columns
 
 __all__ = [
     "Rendered",
@@ -71,6 +71,7 @@ __all__ = [
     "render_gaussian",
     "render_histogram",
     "rows_without_sigma",
+    "sigma_xy_columns",
     "save_image",
 ]
 
@@ -213,17 +214,27 @@ def _spread_is_cheaper(n_rows: int, n_taps: int, n_pixels: int) -> bool:
     return n_taps == 1 or n_rows * n_taps <= n_pixels * (0.8 + n_taps / 20)
 
 
+def sigma_xy_columns(table: LocTable) -> tuple[str, str] | None:
+    """The columns a Gaussian image draws each row's (σx, σy) from: those :func:`plexloc.table.uncertainty_columns`
+    offers (the predicted ``sigma_x_nm, sigma_y_nm``, else the MLE's ``crlb_x_nm, crlb_y_nm``), else a lone
+    ``crlb_x_nm`` drawn round; None where the table has none of them."""
+    cols = uncertainty_columns(table, "xy")
+    if cols is not None:
+        return cols[0], cols[1]
+    for cx, cy in (("sigma_x_nm", "sigma_y_nm"), ("crlb_x_nm", "crlb_y_nm"), ("crlb_x_nm", "crlb_x_nm")):
+        if cx in table and cy in table:  # present without a finite value (rows_without_sigma names them)
+            return cx, cy
+    return None
+
+
 def _sigma_columns(table: LocTable, sigma_nm: float | None) -> tuple[np.ndarray, np.ndarray, tuple[str, str]]:
     """(σx, σy) per row in nm, read only, and the names they came from."""
     if sigma_nm is not None:
         s = np.full(len(table), float(sigma_nm))
         return s, s, ("sigma_nm", "sigma_nm")
-    for cx, cy in (("sigma_x_nm", "sigma_y_nm"), ("crlb_x_nm", "crlb_y_nm")):
-        if cx in table and cy in table:
-            return np.asarray(table[cx], dtype=float), np.asarray(table[cy], dtype=float), (cx, cy)
-    if "crlb_x_nm" in table:  # one bound: drawn round with it, as before
-        s = np.asarray(table["crlb_x_nm"], dtype=float)
-        return s, s, ("crlb_x_nm", "crlb_x_nm")
+    names = sigma_xy_columns(table)
+    if names is not None:
+        return np.asarray(table[names[0]], dtype=float), np.asarray(table[names[1]], dtype=float), names
     have = [c for c in ("sigma_x_nm", "sigma_y_nm", "crlb_y_nm") if c in table]
     raise InputError("Gaussian rendering needs sigma_x_nm and sigma_y_nm (or crlb_x_nm [and crlb_y_nm]) columns, or a "
                      f"fixed sigma_nm{'; the table has only ' + ', '.join(have) if have else ''}", source=table.source)
@@ -723,28 +734,34 @@ def render(table: LocTable, *, method: str = "histogram", px_size_nm: float, ext
 
 
 def rows_without_sigma(table: LocTable) -> np.ndarray:
-    """Per row of ``table``, whether it has no finite, non-negative ``sigma_x_nm`` and ``sigma_y_nm`` (every row
-    where the table lacks those columns)."""
+    """Per row of ``table``, whether it has no finite, non-negative σx and σy in the columns a Gaussian image draws
+    (:func:`sigma_xy_columns`: ``sigma_x_nm, sigma_y_nm``, else an MLE table's ``crlb_x_nm, crlb_y_nm``); every row
+    where the table has none of them."""
     table = as_table(table)
-    if "sigma_x_nm" not in table or "sigma_y_nm" not in table:
+    names = sigma_xy_columns(table)
+    if names is None:
         return np.ones(len(table), dtype=bool)
-    sx, sy = table["sigma_x_nm"], table["sigma_y_nm"]
+    sx, sy = np.asarray(table[names[0]], dtype=float), np.asarray(table[names[1]], dtype=float)
     return ~(np.isfinite(sx) & np.isfinite(sy) & (sx >= 0) & (sy >= 0))
 
 
 def default_method(table: LocTable) -> str:
     """The render method where none is chosen (``plexloc render``, ``plexloc report``, ``plexloc process``):
-    ``"gaussian"``, each localization a Gaussian of its own σ, where the table has ``sigma_x_nm`` and ``sigma_y_nm``,
-    finite and non-negative in every row; else ``"histogram"``, which takes every row (:func:`rows_without_sigma`
-    names those that a Gaussian image could not draw).
+    ``"gaussian"``, each localization a Gaussian of its own σ, where the table has σ columns
+    (:func:`sigma_xy_columns`: a network's predicted σ, or an MLE fit's CRLB), finite and non-negative in every row;
+    else ``"histogram"``, which takes every row (:func:`rows_without_sigma` names those that a Gaussian image could
+    not draw).
 
     Example:
         >>> default_method({"frame": [0], "x_nm": [5.0], "y_nm": [5.0], "z_nm": [0.0], "photons": [1.0],
         ...                 "sigma_x_nm": [8.0], "sigma_y_nm": [float("nan")]})
         'histogram'
+        >>> default_method({"frame": [0], "x_nm": [5.0], "y_nm": [5.0], "z_nm": [0.0], "photons": [1.0],
+        ...                 "crlb_x_nm": [6.0], "crlb_y_nm": [7.0]})
+        'gaussian'
     """
     table = as_table(table)
-    return "histogram" if "sigma_x_nm" not in table or rows_without_sigma(table).any() else "gaussian"
+    return "histogram" if sigma_xy_columns(table) is None or rows_without_sigma(table).any() else "gaussian"
 
 
 def nice_scale_bar_nm(width_nm: float) -> float:
