@@ -89,6 +89,15 @@ COLUMN_DOCS: dict[str, str] = {
     "loglik": "Poisson log-likelihood of the fit (effective counts of the camera's noise model)",
     "llr": "log-likelihood ratio 2 (log L_saturated - log L_fit); chi-square with (pixels - parameters) "
     "degrees of freedom for a good fit, large for overlapping or misfit spots",
+    "spot_llr": "detection statistic of the MLE fit: 2 (log L_fit - log L_background-only), the fitted spot against "
+    "one constant background per channel on the same window and camera noise model (generalized likelihood-ratio "
+    "test, as Smith et al. 2015); 0 where the fit ended below the background-only maximum; a merged row: the sum over "
+    "its rows",
+    "p_spot": "false-alarm p-value of spot_llr: the probability that background alone gives a spot_llr this large "
+    "(chi-square tail with effective degrees of freedom measured on pure-noise windows, plexloc.mle.fit.spot_pvalue; "
+    "2D 4.0, 3D 4.85). Small: a spot; above 0.01 the fit is no evidence of one (plexloc filter --max-p-spot 0.01). A "
+    "merged row: its rows' p_spot combined by Fisher's method (the chi-square tail of -2 sum log p with 2 n degrees of "
+    "freedom)",
     "roi_px": "side of the square fitting window in pixels (llr's pixels: roi_px² per channel)",
     "saturated_px": "raw pixels of the localization's spot at the camera's clipping level, all channels summed (the "
     "MLE's fitting window; for a network the 7 x 7 pixels around its position in each channel): the camera's "

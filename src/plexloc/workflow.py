@@ -454,6 +454,9 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
         notes.append(f"{flagged['not_converged']} rows did not converge (converged 0, kept)"
                      + (f", on a bound of the fit (column at_bound): {why}" if why else "")
                      + "; plexloc filter --converged removes them")
+    if flagged.get("not_significant"):  # as plexloc fit says it
+        notes.append(f"{flagged['not_significant']} rows have p_spot above 0.01 (kept): background alone gives a "
+                     "spot_llr this large in more than 1 % of windows; plexloc filter --max-p-spot 0.01 removes them")
     if rows == 0:
         notes.append("no localizations: check that the movie shows spots, that the camera converts its counts to "
                      "photons as the movie's camera does, and the detection threshold")

@@ -28,7 +28,7 @@ def frame_list(text: str) -> list[int]:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "filter",
-        help="filter localizations by probability, uncertainty, photons, z, convergence, clipped pixels",
+        help="filter localizations by probability, uncertainty, photons, z, convergence, clipped pixels, spot significance",
         description="Keep the localizations that pass every given criterion and report, per criterion, how many "
         "fail it and how many it removes (in the order listed). A criterion on a column the table lacks is an error.",
     )
@@ -54,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-saturated", action="store_true",
                    help="drop the rows whose spot holds a pixel at the camera's clipping level (saturated_px > 0: fitted "
                         "from clipped light, photons too low; plexloc fit says how many)")
+    p.add_argument("--max-p-spot", type=probability, default=None, metavar="P",
+                   help="keep the MLE fits whose spot is significant against background alone: p_spot <= P (0 <= P <= 1; "
+                        "e.g. 0.01: background alone gives such a spot_llr in 1 %% of windows). A table without p_spot "
+                        "(a network's, an older MLE table) is refused")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the counts as JSON here")
     p.set_defaults(func=run)
 
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         min_photons=args.min_photons, max_photons=args.max_photons,
         z_range_nm=tuple(args.z_range) if args.z_range else None, max_bg=args.max_bg,
         exclude_frames=args.exclude_frames, converged=True if args.converged else None,
-        saturated=False if args.no_saturated else None,
+        saturated=False if args.no_saturated else None, max_p_spot=args.max_p_spot,
     )
     _locs.write(kept, args.out, args)
     print(report.format_table())

@@ -179,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
                   "(converged 0, kept)"
                   + (f", on a bound of the fit (column at_bound): {why}" if why else "")
                   + "; plexloc filter --converged removes them", file=sys.stderr)
+        if flagged.get("not_significant"):  # kept, flagged: fits that background alone matches (column p_spot)
+            filtered = any(v is not None for v in (args.min_photons, args.max_photons, args.max_sigma))
+            print(f"{flagged['not_significant']} rows{' (before the filters)' if filtered else ''} have p_spot above "
+                  "0.01 (kept): background alone gives a spot_llr this large in more than 1 % of windows; "
+                  "plexloc filter --max-p-spot 0.01 removes them", file=sys.stderr)
     else:
         from plexloc.infer import fit_movie_to_file
 

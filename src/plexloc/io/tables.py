@@ -104,7 +104,7 @@ def column_unit(name: str) -> str | None:
     if name in ("bg", "crlb_bg") or (per_channel and per_channel.group(1) == "bg"):
         return "photons/pixel/frame"
     if name in ("frame", "id", "color", "prob", "color_prob", "frame_last", "n_merged", "n_channels_seen", "refined",
-                "iterations", "converged", "at_bound", "loglik", "llr"):
+                "iterations", "converged", "at_bound", "loglik", "llr", "spot_llr", "p_spot"):
         return "1"
     if name in ("roi_px", "saturated_px"):
         return "px"

@@ -31,6 +31,10 @@ from plexloc.table import LocTable
 
 #: default signal-to-noise of a detection: peak of the filtered image over its noise (camera model)
 DEFAULT_SNR = 6.0
+#: the rows kept with ``p_spot`` above this are reported (``flagged["not_significant"]``): a fit that background alone
+#: matches in more than 1 % of windows (:func:`plexloc.mle.fit.spot_pvalue`); kept, ``plexloc filter --max-p-spot``
+#: drops them
+SPOT_P_REPORT = 0.01
 #: smallest fitting window of a crowded spot under the default window rule (Picasso's box size)
 DEFAULT_MIN_ROI_PX = 7
 
@@ -358,8 +362,9 @@ class MLEFitter:
         #: ran to a neighbour or off the spot), not finite, or a goodness of fit under ``min_llr_pvalue``
         self.fits = 0
         self.dropped: dict[str, int] = {"outside_window": 0, "not_finite": 0, "goodness_of_fit": 0}
-        #: rows of the tables (kept) that did not converge, and those on each bound (:data:`~plexloc.mle.fit.AT_BOUND_BITS`)
-        self.flagged: dict[str, int] = {"not_converged": 0, **{name: 0 for name in AT_BOUND_BITS}}
+        #: rows of the tables (kept) that did not converge, those on each bound (:data:`~plexloc.mle.fit.AT_BOUND_BITS`),
+        #: and those whose spot is not significant against background alone (``p_spot`` > :data:`SPOT_P_REPORT`)
+        self.flagged: dict[str, int] = {"not_converged": 0, **{name: 0 for name in AT_BOUND_BITS}, "not_significant": 0}
         #: rows of the tables (kept) whose fitting window holds a pixel at the camera's clipping level (saturated_px)
         self.saturated_rows = 0
         #: each channel's clipping level and where it came from (:func:`plexloc.camera.check.clip_level`), set by
@@ -626,6 +631,7 @@ class MLEFitter:
         for name, bit in AT_BOUND_BITS.items():
             self.flagged[name] += int((keep & ((res.at_bound.numpy() & bit) != 0)).sum())
         self.saturated_rows += int((keep & (saturated > 0)).sum())
+        self.flagged["not_significant"] += int((keep & (res.p_spot.numpy() > SPOT_P_REPORT)).sum())
         cols = {
             "frame": frame,
             "x_nm": res.x_nm.numpy(),
@@ -643,6 +649,8 @@ class MLEFitter:
             "at_bound": res.at_bound.numpy().astype(np.int64),  # a sum of bits: t["at_bound"] & 2 works
             "loglik": res.loglik.numpy(),
             "llr": res.llr.numpy(),
+            "spot_llr": res.spot_llr.numpy(),
+            "p_spot": res.p_spot.numpy(),
             "roi_px": np.full(len(res), float(R)),
             "saturated_px": saturated,
         }
@@ -720,7 +728,8 @@ def fit_movie(
 
     Returns:
         A :class:`~plexloc.table.LocTable` with ``frame, x_nm, y_nm, z_nm, photons, bg, crlb_x_nm,
-        crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, converged, at_bound, loglik, llr, roi_px, saturated_px`` (and ``photons_chN, bg_chN``
+        crlb_y_nm, crlb_z_nm, crlb_photons, crlb_bg, iterations, converged, at_bound, loglik, llr, spot_llr, p_spot, roi_px,
+        saturated_px`` (and ``photons_chN, bg_chN``
         for several channels, ``psf_sigma_x_nm, psf_sigma_y_nm`` with a free PSF width), sorted by frame.
     """
     parts = list(_fit_parts(movie, config, device=device, camera=camera, batch_frames=batch_frames,

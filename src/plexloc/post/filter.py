@@ -1,5 +1,5 @@
-"""Filtering localizations by detection probability, uncertainty, photons, z range, the fit's convergence and
-clipped pixels in the spot.
+"""Filtering localizations by detection probability, uncertainty, photons, z range, the fit's convergence, clipped
+pixels in the spot and the MLE fit's spot significance (``p_spot``).
 
 Every criterion is a mask over the rows; the report gives, per criterion, how many rows it fails
 on its own (``failed``) and how many it removes that no earlier criterion removed
@@ -42,6 +42,7 @@ CRITERIA: dict[str, tuple[tuple[str, ...], str]] = {
     "exclude_frames": (("frame",), "frame not in F"),
     "converged": (("converged",), "converged == 1 (the MLE fit converged, on no bound of the fit: at_bound)"),
     "saturated": (("saturated_px",), "saturated_px == 0 (no raw pixel of the spot at the camera's clipping level)"),
+    "max_p_spot": (("p_spot",), "p_spot <= P (the MLE fit's spot against background alone: plexloc.mle.fit.spot_pvalue)"),
 }
 
 #: the uncertainty criteria's axis (plexloc.table.uncertainty_columns: the predicted σ, else the CRLB)
@@ -105,6 +106,7 @@ def filter_localizations(
     exclude_frames: list[int] | tuple[int, ...] | None = None,
     converged: bool | None = None,
     saturated: bool | None = None,
+    max_p_spot: float | None = None,
 ) -> tuple[LocTable, FilterReport]:
     """Keep the rows that pass every given criterion (None: not applied). NaN fails a criterion.
     ``max_sigma_nm``/``max_sigma_z_nm`` read the predicted σ, else the CRLB (:func:`uncertainty_columns`; the
@@ -114,7 +116,9 @@ def filter_localizations(
     stopped neither at the iteration limit nor on a bound of the fit; False is not a criterion and is refused).
     ``saturated``: False keeps the rows with ``saturated_px`` 0, whose spot holds no pixel at the camera's clipping
     level (:mod:`plexloc.camera.check`: such rows were fitted from clipped light); True is not a criterion and is
-    refused.
+    refused. ``max_p_spot``: keeps the MLE fits whose spot is significant against background alone, ``p_spot <= P``
+    (the false-alarm probability of the fit's ``spot_llr``, :func:`plexloc.mle.fit.spot_pvalue`; a table without
+    ``p_spot``, a network's or an older MLE table, is refused).
 
     Raises:
         InputError: a criterion on a missing column, or an empty z range.
@@ -130,6 +134,7 @@ def filter_localizations(
         "exclude_frames": None if exclude_frames is None else tuple(exclude_frames),
         "converged": converged,
         "saturated": saturated,
+        "max_p_spot": max_p_spot,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if "converged" in given and given["converged"] is not True:
@@ -148,7 +153,9 @@ def filter_localizations(
         missing = [c for c in columns[name] if c not in table]
         if missing:
             alt = (f" (or {list(UNCERTAINTY_COLUMNS[_UNCERTAINTY[name]][1])}, the CRLB of an MLE fit)"
-                   if name in _UNCERTAINTY else "")
+                   if name in _UNCERTAINTY else
+                   " (the MLE fitter's spot significance: fit the movie with plexloc fit --method mle; a network's "
+                   "table, or an MLE table written before the column existed, has none)" if name == "max_p_spot" else "")
             raise InputError(f"filter {name} needs column(s) {missing}{alt}, which the table lacks "
                              f"(columns: {table.columns})", source=table.source)
         # a column with no value in any row (z_nm NaN throughout: a 2D table, z unknown) is as good as missing: the
@@ -165,8 +172,9 @@ def filter_localizations(
         if not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
                    and np.isfinite(v) for v in values):
             raise InputError(f"filter {name} must be a finite number, got {value!r}")
-    if "min_prob" in given and not 0.0 <= given["min_prob"] <= 1.0:
-        raise InputError(f"filter min_prob must be a probability in [0, 1], got {given['min_prob']!r}")
+    for name in ("min_prob", "max_p_spot"):
+        if name in given and not 0.0 <= given[name] <= 1.0:
+            raise InputError(f"filter {name} must be a probability in [0, 1], got {given[name]!r}")
     for name in ("max_sigma_nm", "max_sigma_z_nm"):
         if name in given and not given[name] > 0:
             raise InputError(f"filter {name} must be > 0 nm, got {given[name]!r}")
@@ -201,6 +209,8 @@ def filter_localizations(
                 ok = table["converged"] == 1
             elif name == "saturated":
                 ok = table["saturated_px"] == 0
+            elif name == "max_p_spot":
+                ok = table["p_spot"] <= value
             else:
                 ok = table["bg"] <= value
             report.failed[name] = int(np.count_nonzero(~ok))

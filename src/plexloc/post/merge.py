@@ -16,7 +16,10 @@ where all are finite and > 0), else with photon weights. Every uncertainty or bo
 equal precisions), and ``sigma / sqrt(n)`` again for n equal rows with photon weights; ``crlb_bg`` that of the
 averaged ``bg``. Without uncertainty columns there is none to reduce. ``photons`` and ``photons_chN`` are summed (the
 total photons of the event), their uncertainties (``sigma_photons``, ``sigma_photons_chN``, ``crlb_photons``)
-add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob``, ``color_prob`` and ``saturated_px`` take the maximum, ``at_bound`` (a sum of bits) the bits of any row, ``converged`` the minimum (1 where every row converged), ``frame`` is the
+add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob``, ``color_prob`` and ``saturated_px`` take the maximum, ``at_bound`` (a sum of bits) the bits of any row, ``converged`` the minimum (1 where every row converged), the MLE's detection statistic ``spot_llr`` is summed (the
+event's likelihood ratio against background alone, independent frames) and ``p_spot`` is the rows' p-values combined
+by Fisher's method (``-2 sum log p`` against a chi-square of ``2 n`` degrees of freedom: exact under background alone
+where each row's p-value is uniform), ``frame`` is the
 first frame of the event, ``color``/``id`` and other integer columns come from the row with the
 most weight, other float columns are averaged. Two columns are added: ``n_merged`` (rows in the
 event) and ``frame_last``.
@@ -51,6 +54,8 @@ _BITS_COLUMNS = ("at_bound",)
 #: flags whose merged value is the smallest of the group's: an event is converged where every row of it converged (the
 #: merged position averages them all; an average of 1, 0, 1 read 0.67)
 _INT_MIN_COLUMNS = ("converged",)
+#: the MLE's spot significance (plexloc.mle.fit.spot_pvalue): spot_llr summed, p_spot combined by Fisher's method
+_SPOT_LLR, _P_SPOT = "spot_llr", "p_spot"
 _X_COLUMNS = ("x_nm", "sigma_x_nm", "crlb_x_nm")
 _Y_COLUMNS = ("y_nm", "sigma_y_nm", "crlb_y_nm")
 _PHOTONS_CH = re.compile(r"^photons_ch\d+$")
@@ -161,6 +166,16 @@ def _weighted_sigma(sigma: np.ndarray, w: np.ndarray, groups: np.ndarray, n_grou
     return np.sqrt(np.bincount(groups, weights=(w * sigma) ** 2, minlength=n_groups)) / wsum
 
 
+def _fisher_combined(p: np.ndarray, groups: np.ndarray, n_groups: int, count: np.ndarray) -> np.ndarray:
+    """Fisher's combined p-value of each group's rows: ``Q(n, -sum log p)`` (the chi-square tail of ``-2 sum log p`` with
+    ``2 n`` degrees of freedom); a row with p 0 makes its group's 0, a NaN row its group's NaN."""
+    from scipy.special import gammaincc
+
+    with np.errstate(divide="ignore"):
+        s = np.bincount(groups, weights=-np.log(np.clip(np.asarray(p, np.float64), 0.0, 1.0)), minlength=n_groups)
+    return gammaincc(np.maximum(count, 1).astype(np.float64), s)
+
+
 def merge_localizations(
     table: LocTable,
     *,
@@ -258,6 +273,10 @@ def merge_localizations(
             out[name] = np.sqrt(np.bincount(groups, weights=v**2, minlength=n_groups))
         elif _summed(name):
             out[name] = np.bincount(groups, weights=v, minlength=n_groups)
+        elif name == _SPOT_LLR:
+            out[name] = np.bincount(groups, weights=v, minlength=n_groups)
+        elif name == _P_SPOT:
+            out[name] = _fisher_combined(v, groups, n_groups, count)
         elif name in _MAX_COLUMNS:
             out[name] = np.full(n_groups, -np.inf)
             np.maximum.at(out[name], groups, v)
