@@ -120,8 +120,8 @@ def test_pure_noise_false_alarm_rate_at_p_spot_one_percent(config, camera, bg, n
 
 
 def test_bright_spots_are_significant_and_dim_ones_less_so():
-    """Spots of 2,000 photons on 20 photons/px (EMCCD): p_spot < 1e-6 for every one; 60-photon spots are found in
-    some windows but not most."""
+    """Spots of 2,000 photons on 20 photons/px (EMCCD): p_spot < 1e-6 for every one; 100-photon spots are found in
+    some windows but not most (100 photons: about a quarter)."""
     from plexloc.psf import GaussianPSF
 
     cfg = load_config(EXAMPLES / "2d_gaussian.yaml")
@@ -141,9 +141,9 @@ def test_bright_spots_are_significant_and_dim_ones_less_so():
     bright = _fit_windows(fitter, spots(2000.0, 300), cam)
     assert float(bright.p_spot.max()) < 1e-6
     assert float(bright.spot_llr.min()) > 40.0
-    dim = _fit_windows(fitter, spots(60.0, 400), cam)
+    dim = _fit_windows(fitter, spots(100.0, 400), cam)
     power = float((dim.p_spot < 0.01).double().mean())
-    assert 0.05 < power < 0.8, power
+    assert 0.12 < power < 0.5, power  # bench/spot_significance42.py: 27 %
 
 
 def test_spot_pvalue_is_the_chi_square_tail_of_the_measured_dof():
