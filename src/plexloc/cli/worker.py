@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.token:
         raise InputError("--token is required (or set PLEXLOC_WORKER_TOKEN)")
     if args.work_dir is not None:
+        # absolute: a job's command runs inside its own folder, where a relative --work-dir's paths to the job's inputs
+        # ('wk/plexloc-job-.../in/config/c.yaml') named nothing and every job failed with 'file not found'
+        args.work_dir = args.work_dir.expanduser().resolve()
         # checked before the first claim: a missing folder ended the worker at its first job, left assigned
         try:
             args.work_dir.mkdir(parents=True, exist_ok=True)
