@@ -606,15 +606,27 @@ class CameraCalibration:
 
         fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
         t = self.transfer
-        if t is not None:
+        if t is not None and len(t.signal_adu):
             ax[0].plot(t.signal_adu, t.excess_var, "o", label=f"{t.source}")
             xs = np.linspace(0.0, max(float(np.max(t.signal_adu)), 1e-9), 50)
             ax[0].plot(xs, t.slope * xs, "-", label=f"slope {t.slope:.4g} ADU² per ADU")
             ax[0].legend()
+        else:  # (blank axes)
+            ax[0].text(0.5, 0.5, "no photon transfer measured\n(give flats or a movie)", ha="center", va="center",
+                       transform=ax[0].transAxes, color="0.3")
         ax[0].set(xlabel="signal above offset (ADU)", ylabel="variance above read noise (ADU²)", title="photon transfer")
-        ax[1].hist(self.offset_adu.ravel(), bins=100)
+        # the medians the command prints ('dark frames: offset ... ADU, read noise ... ADU'), marked and named
+        for a, values, digits in ((ax[1], self.offset_adu, 5), (ax[2], self.read_sigma_adu, 4)):
+            v = np.asarray(values, dtype=float).ravel()
+            v = v[np.isfinite(v)]
+            if v.size:
+                a.hist(v, bins=100)
+                med = float(np.median(v))
+                a.axvline(med, color="C3", ls="--", lw=1, label=f"median {med:.{digits}g} ADU")
+                a.legend(fontsize=8)
+            # at most 6 ticks: the offset's labels ran into each other (100.75101.00)
+            a.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
         ax[1].set(xlabel="offset (ADU)", ylabel="pixels", title=f"dark offset ({self.dark_frames} frames)")
-        ax[2].hist(self.read_sigma_adu.ravel(), bins=100)
         ax[2].set(xlabel="read noise (ADU)", ylabel="pixels", title="dark read noise", yscale="log")
         fig.tight_layout()
         path = Path(path)

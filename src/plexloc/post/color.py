@@ -385,8 +385,18 @@ def ratio_figure(fit: RatioFit, path, *, ratios=None, bins: int = 100) -> None:
 
     from plexloc.io._atomic import atomic_path
 
-    f0 = fit.fractions[:, 0]
+    f0 = np.asarray(fit.fractions, dtype=float)[:, 0]
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.set_title(f"photon fraction in channel 0 of {len(f0)} localizations, {len(fit.ratios)} colours", fontsize=10)
+    ax.set_xlabel("fraction of photons in channel 0")
+    ax.set_ylabel("density (per unit fraction)")
+    if not len(f0):  # (a histogram of nothing, density=True: a division by zero and blank axes)
+        ax.text(0.5, 0.5, "no localizations with photons to show", ha="center", va="center", transform=ax.transAxes)
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
+        plt.close(fig)
+        return
     ax.hist(f0, bins=bins, range=(0, 1), density=True, color="0.7", label=f"{len(f0)} localizations")
     x = np.linspace(0, 1, 500)
     dens = sum(w * np.exp(-0.5 * ((x - r[0]) / s[0]) ** 2) / (s[0] * np.sqrt(2 * np.pi))
@@ -397,8 +407,6 @@ def ratio_figure(fit: RatioFit, path, *, ratios=None, bins: int = 100) -> None:
     if ratios is not None:
         for k, r in enumerate(np.asarray(ratios, float)):
             ax.axvline(r[0] / r.sum(), color=f"C{k}", ls=":", label=f"r_{k} = {r[0] / r.sum():.3f} (given)")
-    ax.set_xlabel("fraction of photons in channel 0")
-    ax.set_ylabel("density")
     ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-__all__ = ["drift_figure", "figure_png", "frc_figure", "histogram_figure", "image_figure", "legend_figure", "save_png"]
+__all__ = ["drift_figure", "figure_png", "frc_figure", "histogram_figure", "image_figure", "legend_figure", "nena_figure",
+           "no_data", "save_png"]
 
 
 def _plt():
@@ -35,37 +36,73 @@ def save_png(data: bytes, path: str | os.PathLike) -> None:
         tmp.write_bytes(data)
 
 
+def no_data(ax, text: str) -> None:
+    """Say in the middle of ``ax`` why it shows nothing (an empty axes, or one line of one point, read as a plot of
+    nothing at all); the axes' labels stay, the meaningless 0..1 ticks go."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, transform=ax.transAxes, fontsize=9, color="0.3")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def drift_figure(frames: np.ndarray, drift_nm: np.ndarray, *, segment_frames=None, segment_drift_nm=None,
                  true_drift_nm: np.ndarray | None = None, title: str = "estimated drift") -> bytes:
-    """Drift x, y (and z when not zero) against frame; window estimates as dots."""
+    """Drift x, y (and z when not zero) against frame; window estimates as dots (one legend entry for them). A
+    curve of one frame is drawn as points (a line of one point showed nothing); no frames, or no finite drift, say so
+    on the axes. ``drift_nm`` of two columns (x, y) is taken as having no z."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for k, (name, colour) in enumerate(zip("xyz", ("C0", "C1", "C2"))):
-        if k == 2 and not np.any(drift_nm[:, 2]):
-            continue
-        ax.plot(frames, drift_nm[:, k], color=colour, label=f"d{name}")
-        if segment_frames is not None and segment_drift_nm is not None and len(segment_drift_nm):
-            ax.plot(segment_frames, np.asarray(segment_drift_nm)[:, k], "o", color=colour, ms=4)
-        if true_drift_nm is not None:
-            ax.plot(frames, true_drift_nm[:, k], "--", color=colour, lw=1, label=f"true d{name}")
+    frames = np.asarray(frames)
+    d = _three_columns(drift_nm)
+    seg = _three_columns(segment_drift_nm) if segment_frames is not None and segment_drift_nm is not None else None
+    true = _three_columns(true_drift_nm) if true_drift_nm is not None else None
+    if not len(frames) or not np.isfinite(d).any():
+        no_data(ax, "no drift to show: " + ("no frames" if not len(frames) else "the drift is not a finite number in "
+                                            "any frame"))
+    else:
+        style = "-" if len(frames) > 1 else "o"  # one frame: a point
+        for k, (name, colour) in enumerate(zip("xyz", ("C0", "C1", "C2"))):
+            if k == 2 and not np.any(np.nan_to_num(d[:, 2])):
+                continue
+            ax.plot(frames, d[:, k], style, color=colour, label=f"d{name}")
+            if seg is not None and len(seg):
+                ax.plot(segment_frames, seg[:, k], "o", color=colour, ms=4)
+            if true is not None:
+                ax.plot(frames, true[:, k], "--", color=colour, lw=1, label=f"true d{name}")
+        if seg is not None and len(seg):  # the dots' meaning, once, in grey
+            ax.plot([], [], "o", color="0.4", ms=4, label="window estimates")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     ax.set_xlabel("frame")
     ax.set_ylabel("drift (nm)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
     return figure_png(fig)
 
 
+def _three_columns(a) -> np.ndarray:
+    """(n, 3) float: an (n, 2) array (x, y) gets a z column of zeros."""
+    a = np.asarray(a, dtype=float).reshape(len(a), -1) if len(a) else np.zeros((0, 3))
+    if a.shape[1] < 3:
+        a = np.column_stack([a, np.zeros((len(a), 3 - a.shape[1]))])
+    return a
+
+
 def frc_figure(q_per_nm, frc, frc_smooth, resolution_nm: float, threshold: float) -> bytes:
+    """The FRC of two random halves against spatial frequency, its smoothed curve, the threshold and, where the
+    smoothed curve crosses it, the resolution (1 / the frequency of the crossing)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.5))
+    res = f"resolution {resolution_nm:.1f} nm" if np.isfinite(resolution_nm) else "no crossing of the threshold"
+    ax.set_title(f"Fourier ring correlation of two random halves: {res}", fontsize=10)
+    ax.set_xlabel("spatial frequency (1/nm)")
+    ax.set_ylabel("FRC")
+    if not len(q_per_nm) or not np.isfinite(np.asarray(frc_smooth, dtype=float)).any():
+        no_data(ax, "no FRC curve: no spatial frequencies with a correlation")
+        return figure_png(fig)
     ax.plot(q_per_nm, frc, color="0.7", lw=0.8, label="FRC")
     ax.plot(q_per_nm, frc_smooth, color="C0", label="smoothed")
     ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"threshold 1/{round(1 / threshold)}")
     if np.isfinite(resolution_nm):
         ax.axvline(1 / resolution_nm, color="C2", lw=1, label=f"resolution {resolution_nm:.1f} nm")
-    ax.set_xlabel("spatial frequency (1/nm)")
-    ax.set_ylabel("FRC")
     ax.set_ylim(-0.1, 1.05)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -86,6 +123,12 @@ def nena_figure(distances_nm: np.ndarray, sigma_nm: float, chance_share: float, 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     d = np.asarray(distances_nm, dtype=float)
+    ax.set_title("NeNA: distance of each localization to its nearest neighbour in the next frame", fontsize=10)
+    ax.set_xlabel("distance to the nearest localization of the next frame (nm)")
+    ax.set_ylabel("density (1/nm)")
+    if not d.size:
+        no_data(ax, "no pairs of localizations in consecutive frames")
+        return figure_png(fig)
     ax.hist(d, bins=75, range=(0.0, r_max_nm), density=True, color="0.75", label=f"{len(d)} pairs")
     x = np.linspace(0.0, r_max_nm, 400)
     if np.isfinite(sigma_nm):
@@ -98,21 +141,33 @@ def nena_figure(distances_nm: np.ndarray, sigma_nm: float, chance_share: float, 
         if np.isfinite(scale_k) and abs(scale_k - 1.0) > max(0.02, 2.0 * se):
             ax.plot(x, predicted_density(x, k=scale_k), color="C2", ls=":", lw=2,
                     label=f"the predicted σ times k = {scale_k:.2f}")
-    ax.set_xlabel("distance to the nearest localization of the next frame (nm)")
-    ax.set_ylabel("density (1/nm)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return figure_png(fig)
 
 
 def histogram_figure(values: np.ndarray, *, xlabel: str, bins: int = 60, title: str = "") -> bytes:
+    """Histogram of the finite ``values`` between their 0.1 % and 99.9 % quantiles (all of them for 10 or fewer; the
+    number beyond the axes is written in a corner); values that are all alike get a bin centred on them; no finite
+    value: said on the axes (it was blank)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.5, 3))
-    v = np.asarray(values, dtype=float)
+    v = np.asarray(values, dtype=float).ravel()
+    n_all = v.size
     v = v[np.isfinite(v)]
     if v.size:
         lo, hi = np.quantile(v, [0.001, 0.999]) if v.size > 10 else (v.min(), v.max())
-        ax.hist(v, bins=bins, range=(lo, hi if hi > lo else lo + 1), color="C0")
+        if not hi > lo:  # one value: a bin around it (it was drawn at the left edge of a 1-wide range)
+            half = max(abs(float(lo)) * 0.05, 0.5)
+            lo, hi = lo - half, hi + half
+        ax.hist(v, bins=bins, range=(lo, hi), color="C0")
+        beyond = int(np.sum((v < lo) | (v > hi)))
+        if beyond:  # the tails left out of the bars, counted (the bars summed to fewer values than the table has)
+            ax.text(0.98, 0.97, f"{beyond} of {v.size} values beyond the axes", ha="right", va="top",
+                    transform=ax.transAxes, fontsize=7, color="0.3")
+    else:
+        no_data(ax, "no values: the table is empty" if not n_all else
+                f"no finite values: all {n_all} are NaN or infinite")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("localizations")
     if title:
@@ -125,13 +180,19 @@ def image_figure(image: np.ndarray, *, px_size_nm: float, title: str = "", origi
     the position of the image's corner, so that the axes read the localizations' own coordinates."""
     plt = _plt()
     h, w = image.shape[:2]
-    fig, ax = plt.subplots(figsize=(7, 7 * h / max(w, 1) + 0.5))
+    fig, ax = plt.subplots(figsize=(7, 7 * h / max(w, 1) + 0.5) if h and w else (7, 7))
     vals = image[image > 0]
-    top = np.quantile(vals, 0.995) if vals.size else 1.0
-    shown = np.clip(image / (top if top > 0 else 1.0), 0, 1)
-    x0, y0 = (v / 1000 for v in origin_nm)
-    extent = (x0, x0 + w * px_size_nm / 1000, y0 + h * px_size_nm / 1000, y0)
-    ax.imshow(shown, cmap="magma" if image.ndim == 2 else None, extent=extent, interpolation="nearest")
+    if not h or not w:  # (imshow of no pixels: a singular-axis warning and a blank axes)
+        no_data(ax, "no image: it has no pixels")
+    else:
+        top = np.quantile(vals, 0.995) if vals.size else 1.0
+        shown = np.clip(image / (top if top > 0 else 1.0), 0, 1)
+        x0, y0 = (v / 1000 for v in origin_nm)
+        extent = (x0, x0 + w * px_size_nm / 1000, y0 + h * px_size_nm / 1000, y0)
+        ax.imshow(shown, cmap="magma" if image.ndim == 2 else None, extent=extent, interpolation="nearest")
+        if not vals.size:  # all black: say it is empty rather than dark
+            ax.text(0.5, 0.5, "no localizations in the image", ha="center", va="center", transform=ax.transAxes,
+                    color="white", fontsize=10)
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm)")
     if title:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +118,8 @@ def _image_png(r, title: str, key) -> tuple[bytes, str]:
                          label=f"{'rejected' if k < 0 else f'colour {k}'}: {c}") for k, c in zip(ks, counts)]
         ax.legend(handles=handles, fontsize=8, loc="upper right", framealpha=0.6)
         title += ", coloured by colour channel"
-    ax.set_title(title, fontsize=9)
+    # wrapped to the figure's width (a 3D table's title ran 300 px past the image and widened the figure)
+    ax.set_title("\n".join(textwrap.wrap(title, 95)), fontsize=9)
     return figures.figure_png(fig), title
 
 
@@ -245,13 +247,22 @@ def build_report(
                 body.append(f"<div class='cell'><h3>{label}</h3>{_na(missing['sigma'])}</div>")
                 continue
             # lateral and axial apart (pooled, the axial sigmas made a lateral histogram of a 3D table)
-            for cols, xlabel in ((lateral, f"lateral {'CRLB' if lateral and lateral[0].startswith('crlb') else 'σ'} (nm)"),
-                                 (axial, f"axial {'CRLB' if axial and axial[0].startswith('crlb') else 'σ'} (nm)")):
-                if cols:
-                    png = figures.histogram_figure(np.concatenate([table[c] for c in cols]), xlabel=xlabel,
-                                                   title=" and ".join(cols))
-                    body.append(f"<div class='cell'>{_img(png, xlabel + ' histogram')}</div>")
-                    n_fig += 1
+            for which, cols, xlabel in (
+                    ("sigma", lateral, f"lateral {'CRLB' if lateral and lateral[0].startswith('crlb') else 'σ'} (nm)"),
+                    ("sigma_z", axial, f"axial {'CRLB' if axial and axial[0].startswith('crlb') else 'σ'} (nm)")):
+                if not cols:
+                    continue
+                values = np.concatenate([np.asarray(table[c], dtype=float) for c in cols])
+                if n and not np.isfinite(values).any():  # a 2D fit's crlb_z_nm (NaN in every row) drew blank axes
+                    missing[which] = (f"{' and '.join(cols)} NaN or infinite in every row"
+                                      + (" (a 2D table)" if which == "sigma_z" and not is_3d else ""))
+                    body.append(f"<div class='cell'><h3>{html.escape(xlabel)}</h3>{_na(missing[which])}</div>")
+                    continue
+                # x and y pooled: two values per localization, which the title says (the counts read as rows)
+                png = figures.histogram_figure(values, xlabel=xlabel, title=" and ".join(cols) + (
+                    f" pooled ({len(cols)} values per localization)" if len(cols) > 1 else ""))
+                body.append(f"<div class='cell'>{_img(png, xlabel + ' histogram')}</div>")
+                n_fig += 1
             continue
         if col not in table or (key == "z" and not is_3d):
             missing[key] = (f"no '{col}' column" if col not in table else "2D data (z = 0 everywhere)" if z_finite.size
@@ -271,7 +282,8 @@ def build_report(
         add("subpixel", "Subpixel histogram (gridding check)", _na(missing["subpixel"]))
     else:
         plt = figures._plt()
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3))
+        # constrained: the right panel's y label and both titles overlapped their neighbours at (8, 3)
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
         # what counting noise alone gives: the same histograms at periods other than the pixel's (the demo fit's
         # 19.0 / 20.4 % read as gridding; its truth table read 15 / 14 %, and de-biasing the fit raised its RMSE)
         check = gridding_check(table["x_nm"], table["y_nm"], camera_px_size_nm)
@@ -281,7 +293,7 @@ def build_report(
             ax.axhline(hist.mean(), color="C3", ls="--", lw=1)
             ax.set_xlabel(f"{c[0]} mod pixel (fraction of {camera_px_size_nm:g} nm)")
             ax.set_ylabel("localizations")
-            ax.set_title(f"largest deviation {100 * dev:.1f} % (counting noise: up to {100 * check.noise:.0f} %)",
+            ax.set_title(f"{c[0]}: largest deviation {100 * dev:.1f} %\n(counting noise: up to {100 * check.noise:.0f} %)",
                          fontsize=9)
         summary["gridding deviation x / y (%)"] = check.describe()
         add("subpixel", "Subpixel histogram (gridding check)", _img(figures.figure_png(fig), "subpixel histogram"))

@@ -856,30 +856,36 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     get = lambda k: np.array([r.get(k, math.nan) for r in rows], dtype=float)  # noqa: E731
     colors = any("color_accuracy" in r for r in rows)
     fig, ax = plt.subplots(1, 4 if colors else 3, figsize=(17 if colors else 13, 3.6))
-    ax[0].plot(step, get("loss"), label="train")
-    ax[0].plot(step, get("val_loss"), label="validation")
+    # small markers: a value logged once, or between NaNs (no match yet: no RMSE), was a line of one point, invisible
+    mark = {"marker": ".", "ms": 5}
+    ax[0].plot(step, get("loss"), label="train", **mark)
+    ax[0].plot(step, get("val_loss"), label="validation", **mark)
     ax[0].set_title("loss")
+    ax[0].set_ylabel("loss")
     ax[0].legend()
-    ax[1].plot(step, get("jaccard"), label="JI")
-    ax[1].plot(step, get("eff_lat"), label="E_lat")
+    ax[1].plot(step, get("jaccard"), label="JI", **mark)
+    ax[1].plot(step, get("eff_lat"), label="E_lat", **mark)
     if not np.all(np.isnan(get("eff_ax"))):
-        ax[1].plot(step, get("eff_ax"), label="E_ax")
+        ax[1].plot(step, get("eff_ax"), label="E_ax", **mark)
     ax[1].set_title("detection / efficiency (%)")
+    ax[1].set_ylabel("JI, efficiency (%)")
     ax[1].legend()
-    ax[2].plot(step, get("rmse_lat"), label="RMSE lat")
+    ax[2].plot(step, get("rmse_lat"), label="RMSE lat", **mark)
     if not np.all(np.isnan(get("rmse_ax"))):
-        ax[2].plot(step, get("rmse_ax"), label="RMSE ax")
+        ax[2].plot(step, get("rmse_ax"), label="RMSE ax", **mark)
     ax[2].set_title("RMSE (nm)")
+    ax[2].set_ylabel("RMSE (nm)")
     ax[2].legend()
     if colors:
-        ax[3].plot(step, get("color_accuracy"), label="accuracy")
-        ax[3].plot(step, get("color_rejection"), label="rejected")
-        ax[3].plot(step, get("color_jaccard"), ls=":", label="JI (colour set)")
+        ax[3].plot(step, get("color_accuracy"), label="accuracy", **mark)
+        ax[3].plot(step, get("color_rejection"), label="rejected", **mark)
+        ax[3].plot(step, get("color_jaccard"), ls=":", label="JI (colour set)", **mark)
         dyes = sorted({int(k.rsplit("_", 1)[1]) for r in rows for k in r
                        if k.startswith("color_recall_") and k.rsplit("_", 1)[1].isdigit()})
         for k in dyes:
-            ax[3].plot(step, get(f"color_recall_{k}"), ls="--", lw=1, label=f"recall dye {k}")
+            ax[3].plot(step, get(f"color_recall_{k}"), ls="--", lw=1, label=f"recall dye {k}", **mark)
         ax[3].set_title("colour assignment (%)")
+        ax[3].set_ylabel("score (%)")
         ax[3].set_ylim(0, 100)
         ax[3].legend(fontsize=7)
     seams = [int(step[i]) for i in log_seams(rows)]
