@@ -947,7 +947,9 @@ def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], 
     from plexloc.camera.check import clip_level, head_frames
 
     k = head_frames(np.shape(frames[0]))
-    return [clip_level(np.asarray(f[:k]), ch.camera, dtype) for f, ch in zip(frames, fitter.channels)]
+    # a tensor as it is (detect_clip_adu reads it through the CPU): np.asarray of a CUDA tensor raises
+    return [clip_level(f[:k] if isinstance(f, Tensor) else np.asarray(f[:k]), ch.camera, dtype)
+            for f, ch in zip(frames, fitter.channels)]
 
 
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",
