@@ -378,10 +378,10 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
     cal = spline.calibration
     data = config_dict(result.psf, px_size_nm=cal.px_size_nm)
     if args.config is not None:  # the user's configuration with the calibrated PSF
-        from plexloc.config.io import _resolve_relative_paths
+        from plexloc.config.io import _resolve_relative_paths, load_yaml
 
         # its relative paths (sCMOS maps, ...) made absolute: the new file lives in another folder
-        base = _resolve_relative_paths(yaml.safe_load(args.config.read_text()), args.config.parent.resolve())
+        base = _resolve_relative_paths(load_yaml(args.config.read_text()), args.config.parent.resolve())
         base.update(data)
         data = base
     elif args.camera is not None:

@@ -278,12 +278,12 @@ def load_split_view(path: Path) -> SplitViewConfig:
     """
     import yaml
 
-    from plexloc.config.io import validate_config
+    from plexloc.config.io import load_yaml, validate_config
     from plexloc.config.models import SplitViewConfig
     from plexloc.errors import InputError
 
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = load_yaml(Path(path).read_text())
     except FileNotFoundError:
         raise InputError("--split-view: configuration file not found", source=path) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
@@ -309,13 +309,15 @@ def _camera_file_pixel_size(paths, model) -> None:
     ignored without a word (a 160-nm configuration given to a 100-nm model: JI 5 %). Warned here."""
     import yaml
 
+    from plexloc.config.io import load_yaml
+
     want = (_model_file(str(model)).get("config") or {}).get("px_size_nm")
     if want is None:
         return
     want = [float(v) for v in (want if isinstance(want, (list, tuple)) else (want, want))]
     for path in paths:
         try:
-            data = yaml.safe_load(Path(path).read_text())
+            data = load_yaml(Path(path).read_text())
         except (OSError, yaml.YAMLError):
             continue  # load_camera_configs read it already; nothing more to say
         px = data.get("px_size_nm") if isinstance(data, dict) else None

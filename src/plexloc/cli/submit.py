@@ -73,12 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import yaml
 
+    from plexloc.config.io import load_yaml
     from plexloc.errors import InputError
 
     config: dict = {}
     if args.config is not None:
         try:
-            config = yaml.safe_load(args.config.read_text()) or {}
+            config = load_yaml(args.config.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             raise InputError(f"cannot read parameters: {err}", source=args.config) from None
         if not isinstance(config, dict):
@@ -154,6 +155,7 @@ def attached_files(c, args, local: dict[str, Path], *, given: set[str]) -> list[
     import yaml
 
     from plexloc.config.files import referenced_files
+    from plexloc.config.io import load_yaml
     from plexloc.errors import InputError
 
     ep = _entry_point(c, args)
@@ -165,7 +167,7 @@ def attached_files(c, args, local: dict[str, Path], *, given: set[str]) -> list[
             continue
         config = local[spec.beside]
         try:
-            data = yaml.safe_load(config.read_text())
+            data = load_yaml(config.read_text())
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue  # not a configuration this can read: the job says what is wrong
         seen: set[Path] = set()

@@ -13,6 +13,36 @@ from plexloc.config.files import PATH_KEYS
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently: a second
+    ``psf:`` section replaced the first without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:  # the mapping's own keys ('<<' merges may be overridden, as YAML allows)
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                    seen[key] = line
+                except TypeError:  # an unhashable key: the base loader's own error
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (lines {first} and {line}); PyYAML would keep "
+                        "the second silently: remove one", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str):
+    """``yaml.safe_load`` that refuses a mapping with a key given twice (a :class:`yaml.YAMLError`, which the
+    configuration readers turn into an error naming the file): every YAML file plexloc reads goes through it."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -238,7 +268,7 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read configuration: {err}", source=path) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as err:
         raise InputError(f"not valid YAML: {' '.join(str(err).split())}", source=path) from None
     if not isinstance(data, dict):
@@ -276,7 +306,7 @@ def _included_mapping(name: str, key: str, config_path: Path, where: str) -> dic
                              f"{where.split('.')[1]}}}", source=config_path)
         return {"kind": "spline", "calibration": str(file.resolve())}
     try:
-        data = yaml.safe_load(file.read_text())
+        data = load_yaml(file.read_text())
     except FileNotFoundError:
         raise InputError(f"field '{where}': the file {name!r} it names was not found (looked for {file})",
                          source=config_path) from None
@@ -342,7 +372,7 @@ def load_camera_configs(path: str | os.PathLike) -> list:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except FileNotFoundError:
         raise InputError("camera file not found", source=path) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:

@@ -348,7 +348,8 @@ class Agent:
         self.server = server.rstrip("/")
         self.http = httpx.Client(base_url=self.server + "/worker/v1", headers={"Authorization": f"Bearer {token}"}, timeout=60)
         self.bytes_http = httpx.Client(timeout=60)
-        self.work_dir = Path(work_dir) if work_dir else None
+        # absolute: a job's command runs inside its own folder, where a relative work folder's paths named nothing
+        self.work_dir = Path(work_dir).expanduser().resolve() if work_dir else None
         self.hardware = hardware or detect_hardware()
         self.poll_s, self.ping_s, self.min_job_age_s = poll_s, ping_s, min_job_age_s
         self.kill_grace_s, self.keep_work = kill_grace_s, keep_work

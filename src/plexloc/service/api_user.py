@@ -9,6 +9,7 @@ import yaml
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
 from sqlalchemy import select
 
+from plexloc.config.io import load_yaml
 from plexloc.errors import InputError
 from plexloc.service import jobs as ops
 from plexloc.service.apps import parse_application
@@ -233,7 +234,7 @@ def list_applications(request: Request, user: UserDep) -> list[dict[str, Any]]:
 def validate_application(user: UserDep, text: Annotated[str, Body(media_type="text/plain")]) -> dict[str, Any]:
     """Check an application YAML (422 names the field); nothing is registered."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as err:
         raise InputError(f"not YAML: {err}", source="application") from None
     app = parse_application(data, source="application")

@@ -34,6 +34,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator
 
+from plexloc.config.io import load_yaml
 from plexloc.errors import InputError
 
 BUILTIN_DIR = Path(__file__).parent / "apps"
@@ -285,7 +286,7 @@ def parse_application(data: Any, *, source: str) -> Application:
 def load_application(path: str | Path) -> Application:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise InputError(f"cannot read application YAML: {err}", source=path) from None
     return parse_application(data, source=str(path))
