@@ -534,20 +534,28 @@ def _draw_gaussians(sink, table: LocTable, px: float, extent, h: int, w: int, co
     return n_out
 
 
+def _gaussian_extent(table: LocTable, px: float, cols_x, cols_y, min_sigma_nm: float):
+    """A Gaussian image's default extent: the localizations' bounding box grown by 3 σ (the 99th percentile's, at
+    most MAX_SIGMA_PX pixels; on the box itself the outermost localizations lost up to three quarters of their
+    Gaussian), in whole pixels from its lower corner; None where there is nothing to grow (an empty table, a bad
+    pixel size: :func:`_geometry` says so)."""
+    if not (len(table) and np.isfinite(px) and px > 0):
+        return None
+    table.check_finite(("x_nm", "y_nm"))
+    both = np.maximum(np.concatenate([np.asarray(cols_x, float), np.asarray(cols_y, float)]), min_sigma_nm)
+    both = both[np.isfinite(both)]  # (a non-finite sigma is named by the check of the σ)
+    m = 3.0 * min(float(np.percentile(both, 99)), MAX_SIGMA_PX * px) if both.size else 0.0
+    return (np.floor((table["x_nm"].min() - m) / px) * px, table["x_nm"].max() + m + px,
+            np.floor((table["y_nm"].min() - m) / px) * px, table["y_nm"].max() + m + px)
+
+
 def _gaussian_setup(table: LocTable, px: float, extent_nm, sigma_nm, min_sigma_nm, sigma_step, weights, max_pixels):
     """Check the options of a Gaussian image of ``table``; its extent, shape, σ columns and weights."""
     if not (np.isfinite(sigma_step) and sigma_step > 0):
         raise InputError(f"sigma_step must be > 0, got {sigma_step!r}")
     cols_x, cols_y, names = _sigma_columns(table, sigma_nm)
-    if extent_nm is None and len(table) and np.isfinite(px) and px > 0:
-        # the bounding box grown by 3 sigma (the 99th percentile's, at most MAX_SIGMA_PX pixels): on the box itself
-        # the outermost localizations lost up to three quarters of their Gaussian
-        table.check_finite(("x_nm", "y_nm"))
-        both = np.maximum(np.concatenate([np.asarray(cols_x, float), np.asarray(cols_y, float)]), min_sigma_nm)
-        both = both[np.isfinite(both)]  # (a non-finite sigma is named by the check below)
-        m = 3.0 * min(float(np.percentile(both, 99)), MAX_SIGMA_PX * px) if both.size else 0.0
-        extent_nm = (np.floor((table["x_nm"].min() - m) / px) * px, table["x_nm"].max() + m + px,
-                     np.floor((table["y_nm"].min() - m) / px) * px, table["y_nm"].max() + m + px)
+    if extent_nm is None:
+        extent_nm = _gaussian_extent(table, px, cols_x, cols_y, min_sigma_nm)
     extent, h, w = _geometry(table, px, extent_nm, max_pixels)
     _check_memory(h, w, px, BYTES_PER_PIXEL["gaussian"], "Gaussian", table.source)
     wts_in = None
@@ -671,6 +679,9 @@ def render_color(
     import matplotlib
 
     table = as_table(table)
+    if extent_nm is None and method == "gaussian":  # grown by the σ, as the grey Gaussian image's (the same frame)
+        cols_x, cols_y, _ = _sigma_columns(table, gaussian_options.get("sigma_nm"))
+        extent_nm = _gaussian_extent(table, float(px_size_nm), cols_x, cols_y, gaussian_options.get("min_sigma_nm", 0.0))
     extent, h, w = _geometry(table, float(px_size_nm), extent_nm, gaussian_options.get("max_pixels", 2**28))
     _check_memory(h, w, float(px_size_nm), 32 + BYTES_PER_PIXEL.get(method, 32), f"RGB, {method}, coloured by {color_by}",
                   table.source)
