@@ -75,6 +75,16 @@ def test_histogram_of_no_finite_values_says_so_and_one_value_is_centred(caught):
     lo, hi = ax.patches[0].get_x(), ax.patches[-1].get_x() + ax.patches[-1].get_width()
     assert lo < 3.0 < hi and math.isclose((lo + hi) / 2, 3.0)  # the bin was at the range's left edge
     assert sum(p.get_height() for p in ax.patches) == 50
+    # a small sample is drawn whole: the interpolated 0.1 % quantiles left out its smallest and largest value
+    figures.histogram_figure(np.random.default_rng(0).normal(40, 10, 54), xlabel="σ (nm)")
+    ax = caught[-1].axes[0]
+    assert sum(p.get_height() for p in ax.patches) == 54 and "beyond the axes" not in _texts(ax)
+    # a large one leaves its 0.1 % tails out, and says how many
+    v = np.random.default_rng(1).lognormal(8, 0.5, 5000)
+    figures.histogram_figure(v, xlabel="photons")
+    ax = caught[-1].axes[0]
+    shown = sum(p.get_height() for p in ax.patches)
+    assert 4990 <= shown < 5000 and f"{5000 - shown:.0f} of 5000 values beyond the axes" in _texts(ax)
 
 
 def test_drift_figure_draws_one_frame_names_the_dots_and_takes_two_columns(caught):
@@ -139,10 +149,8 @@ def test_report_of_a_2d_mle_table_has_no_blank_axial_histogram(caught):
     assert r.html.count("not available") == len(r.missing)
     lateral = [f for f in caught if f.axes and f.axes[0].get_xlabel() == "lateral CRLB (nm)"]
     assert len(lateral) == 1 and "pooled (2 values per localization)" in lateral[0].axes[0].get_title()
-    ax = lateral[0].axes[0]
-    shown = sum(p.get_height() for p in ax.patches)
-    # the 0.1 % tails beyond the axes are counted on the figure (the bars summed to 598 of 600 values, unsaid)
-    assert shown < 2 * n and f"{2 * n - shown:.0f} of {2 * n} values beyond the axes" in _texts(ax)
+    # every value drawn (the bars summed to 598 of the 600)
+    assert sum(p.get_height() for p in lateral[0].axes[0].patches) == 2 * n
 
 
 def test_report_subpixel_panels_do_not_overlap_and_show_the_summary_numbers(caught):
@@ -250,3 +258,22 @@ def test_training_curves_label_every_axis_and_show_a_value_logged_once(caught, t
     rmse = axes[2].lines[0]
     assert rmse.get_marker() not in (None, "None", "")  # one finite value between NaNs: drawn as a point
     np.testing.assert_allclose(rmse.get_ydata(), [math.nan, 33.7])
+    rows[1]["segment"] = 1  # an init_from run's seam: named once
+    plot_curves(rows, tmp_path / "curves.png")
+    assert [t.get_text() for t in caught[-1].axes[0].get_legend().get_texts()] == [
+        "train", "validation", "optimizer restarted (init_from)"]
+
+
+def test_astigmatic_sigma_figure_says_what_it_shows_and_draws_the_fitted_widths(caught, tmp_path):
+    from plexloc.calibrate.figures import write_sigma_figure
+
+    z = np.linspace(-800, 800, 33)
+    sx, sy = 120 * np.sqrt(1 + ((z + 250) / 400) ** 2), 120 * np.sqrt(1 + ((z - 250) / 400) ** 2)
+    psf = SimpleNamespace(s0_nm=[120.0, 120.0], c_nm=[-250.0, 250.0], d_nm=400.0, A=[0.0, 0.0], B=[0.0, 0.0])
+    result = SimpleNamespace(psf=psf, z_nm=z, sigma_nm=np.column_stack([sx, sy]), residual_nm=[0.7, 0.8])
+    assert write_sigma_figure(result, tmp_path / "astig.yaml").name == "astig_sigma.png"
+    ax = caught[-1].axes[0]
+    assert "defocus curves" in ax.get_title() and ax.get_xlabel() == "z (nm)" and ax.get_ylabel().endswith("(nm)")
+    lines = {ln.get_label(): ln for ln in ax.lines}
+    np.testing.assert_allclose(lines["sigma_x (slices)"].get_ydata(), sx)
+    assert "fit, rms 0.7 nm" in lines and "fit, rms 0.8 nm" in lines

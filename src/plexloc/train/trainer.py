@@ -893,7 +893,10 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
         a.set_xlabel("step")
         a.grid(alpha=0.3)
         for s in seams:  # an init_from run: the optimizer restarted here
-            a.axvline(s, color="grey", ls=":", lw=1)
+            a.axvline(s, color="grey", ls=":", lw=1,
+                      label="optimizer restarted (init_from)" if a is ax[0] and s == seams[0] else None)
+    if seams:  # the dotted line's meaning, once
+        ax[0].legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
