@@ -153,6 +153,14 @@ def test_report_of_a_2d_mle_table_has_no_blank_axial_histogram(caught):
     assert sum(p.get_height() for p in lateral[0].axes[0].patches) == 2 * n
 
 
+def test_report_of_an_empty_table_says_so_once_per_section(caught):
+    from plexloc.render.report import build_report
+
+    r = build_report(_table(0))
+    assert r.n_figures == 0 and not caught  # four histograms of nothing before
+    assert r.missing["hist"] == "the table is empty" and r.html.count("not available") == len(r.missing)
+
+
 def test_report_subpixel_panels_do_not_overlap_and_show_the_summary_numbers(caught):
     from plexloc.evaluate.gridding import gridding_check
     from plexloc.render.report import build_report

@@ -236,6 +236,9 @@ def build_report(
     hists = [("photons", "photons", "photons per localization"), ("bg", "bg", "background (photons/pixel)"),
              ("sigma", None, "σ (nm)"), ("z", "z_nm", "z (nm)")]
     body = []
+    if not n:  # one line, not four figures of nothing (each saying the table is empty)
+        hists = []
+        missing["hist"] = "the table is empty"
     for key, col, label in hists:
         if key == "sigma":
             # the predicted uncertainties, else the Cramér-Rao bounds (what plexloc fit --method mle writes)
@@ -271,7 +274,7 @@ def build_report(
             continue
         body.append(f"<div class='cell'>{_img(figures.histogram_figure(table[col], xlabel=label), key + ' histogram')}</div>")
         n_fig += 1
-    add("hist", "Histograms", "<div class='grid'>" + "".join(body) + "</div>")
+    add("hist", "Histograms", "<div class='grid'>" + "".join(body) + "</div>" if n else _na(missing["hist"]))
 
     # subpixel / gridding
     if camera_px_size_nm is None:
