@@ -507,9 +507,12 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
     from plexloc.io._atomic import atomic_path
     from plexloc.render.figures import drift_figure
 
-    with atomic_path(folder / "drift.png") as tmp:
-        tmp.write_bytes(drift_figure(result.frames, result.drift_nm, segment_frames=result.segment_frames,
-                                     segment_drift_nm=result.segment_drift_nm, title=f"drift ({result.engine})"))
+    def figure(verdict: str = "") -> None:  # drift.png, its title saying what was not subtracted
+        with atomic_path(folder / "drift.png") as tmp:
+            tmp.write_bytes(drift_figure(result.frames, result.drift_nm, segment_frames=result.segment_frames,
+                                         segment_drift_nm=result.segment_drift_nm,
+                                         title=f"drift ({result.engine}){verdict}"))
+
     span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
     info.update(engine=result.engine, seconds=result.elapsed_s, range_nm=[float(v) for v in span],
                 uncertainty_nm=_finite(result.info.get("uncertainty_nm")))
@@ -519,9 +522,11 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
         info["z_uncertainty_nm"] = _finite(result.info.get("z_uncertainty_nm"))
         info["z_unreliable"] = bool(result.info.get("z_unreliable", False))
     if result.info.get("unreliable"):
+        figure(": unreliable, not subtracted")
         return None, {**info, "state": "unreliable",
                       "reason": "the engine called its estimate unreliable (see the warning): the table was kept "
                                 "uncorrected"}
+    figure("; z unreliable, not subtracted" if info.get("z_unreliable") else "")
     if info.get("z_unreliable"):  # x and y are subtracted, z is not: the same rule as for the lateral curve
         info["z_subtracted"] = False
         result = replace(result, drift_nm=result.drift_nm * np.array([1.0, 1.0, 0.0]))
