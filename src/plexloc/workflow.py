@@ -444,6 +444,10 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
         notes.append(f"{stats['saturated_rows']} rows touch pixels at the camera's clipping level (column saturated_px "
                      "> 0): their photons are low and their uncertainties too small; plexloc filter --no-saturated "
                      "drops them")
+    if stats.get("z_edge") is not None:  # a 3D network's rows at its z range's ends, as plexloc fit says it
+        fit["z_edge"] = stats["z_edge"].to_dict()
+        if stats["z_edge"].warning:
+            notes.append(stats["z_edge"].warning)
     flagged = stats.get("flagged") or {}  # the MLE's rows kept with converged 0, and those on each bound (at_bound)
     if flagged:
         fit["flagged"] = {k: int(v) for k, v in flagged.items()}

@@ -226,6 +226,12 @@ def run(args: argparse.Namespace) -> int:
             what += [f"sigma_photons x{cal['sigma']:.2f}"] if "sigma" in cal else []
             print(f"photons calibrated on the model's validation set ({', '.join(what)}; --raw-sigma to skip)",
                   file=sys.stderr)
+        z_edge = stats.get("z_edge")
+        if z_edge is not None and z_edge.at_edge:  # a 3D model's rows at its z range's ends: the count, the warning
+            filtered = any(v is not None for v in (args.min_prob, args.max_sigma, args.min_photons, args.max_photons))
+            print(z_edge.count_line() + (" (before the filters)" if filtered else ""), file=sys.stderr)
+            if z_edge.warning:
+                print(f"warning: {z_edge.warning}", file=sys.stderr)
         if args.refine_mle and n_rows:
             share = stats["refined_rows"] / n_rows
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)

@@ -6,6 +6,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -69,6 +70,112 @@ def to_table(ex: Extracted, frames: np.ndarray, model: Localizer, saturated: np.
     cols["saturated_px"] = (np.zeros(len(sample), np.int64) if saturated is None
                             else np.asarray(saturated, np.int64))
     return LocTable(cols)
+
+
+#: a 3D network's row is *at the edge* of the model's z range (the training configuration's ``emitters.z_range_nm``)
+#: where its z lies within this many nm of an end of it, or beyond it (the network's tanh band reaches 20 % of the
+#: range's half-width further: ``LocalizerSpec.z_scale_nm`` is 0.6 times the range's width). bench/zedge42.py: a 13-min
+#: CPU model (+-500 nm, JI 76 %) put 0.28 % and 0.39 % of two movies of emitters spread over its range here, 2.00 % of
+#: a movie spread over +-750 nm and 1.26 % of one over +-1000 nm (those far beyond are folded back inside); within
+#: 10 nm 0.10-0.17 % against 0.88 % and 0.62 %, within 50 nm 1.97-2.24 % against 7.58 % and 5.99 %
+Z_EDGE_MARGIN_NM = 20.0
+#: the share of rows at the edge that emitters inside the range give, where the model's validation recorded none
+#: (``meta["validation"]["z_edge_share"]``): bench/zedge42.py's in-range movies, 0.20 % and 0.28 % after 1,800 and
+#: 2,541 steps, 0.39 % on a second movie (the alarm, 3 times this, is 0.9 %)
+Z_EDGE_IN_RANGE_SHARE = 0.003
+#: warn where the share at the edge is above this many times the in-range share, and at least Z_EDGE_MIN_ROWS rows
+Z_EDGE_ALARM_FACTOR = 3.0
+Z_EDGE_MIN_ROWS = 20
+
+
+def model_z_range(spec, cfg: dict | None = None) -> tuple[float, float] | None:
+    """The z range (nm) a 3D model was trained on: its training configuration's ``emitters.z_range_nm``, else the
+    range its output band implies (``make_spec``: centre +- ``z_scale_nm`` / 1.2); None for a 2D model."""
+    if not spec.is_3d:
+        return None
+    zr = ((cfg or {}).get("emitters") or {}).get("z_range_nm")
+    if zr is not None and len(zr) == 2 and float(zr[1]) > float(zr[0]):
+        return float(zr[0]), float(zr[1])
+    half = float(spec.z_scale_nm) / 1.2
+    return float(spec.z_center_nm) - half, float(spec.z_center_nm) + half
+
+
+def count_z_edge(z_nm: np.ndarray, z_range_nm: tuple[float, float], margin_nm: float = Z_EDGE_MARGIN_NM
+                 ) -> tuple[int, int]:
+    """``(at_edge, beyond)``: the rows whose z lies within ``margin_nm`` of an end of ``z_range_nm`` or beyond it,
+    and those beyond it alone."""
+    z = np.asarray(z_nm, dtype=np.float64)
+    lo, hi = z_range_nm
+    beyond = (z > hi) | (z < lo)
+    return int(np.count_nonzero(beyond | (z >= hi - margin_nm) | (z <= lo + margin_nm))), int(np.count_nonzero(beyond))
+
+
+@dataclass
+class ZEdgeReport:
+    """How many of a 3D network fit's rows (before the filters) have z at the edge of the model's z range.
+
+    A network places z in a band set by its training range (``z_center_nm +- z_scale_nm``, 1.2 times the range):
+    emitters beyond the range are put near its end or folded back inside it, with a larger ``sigma_z_nm``
+    (bench/zedge42.py: a +-500-nm model on emitters over +-1000 nm; its beyond-range rows landed at |z| 56-468 nm,
+    5-95 %, errors -408 nm median towards the centre, sigma_z 114 nm against 48 nm inside). Their pile-up at the
+    range's ends is what the fit can see: ``at_edge`` rows within ``margin_nm`` of an end or beyond it, against the
+    share that emitters inside the range give (``baseline_share``); ``warning`` where it is well above it."""
+
+    z_range_nm: tuple[float, float]
+    band_nm: tuple[float, float]
+    margin_nm: float
+    rows: int
+    at_edge: int
+    beyond: int
+    baseline_share: float
+    baseline_source: str
+    warning: str | None = None
+
+    @property
+    def share(self) -> float:
+        return self.at_edge / self.rows if self.rows else 0.0
+
+    @property
+    def alarm_share(self) -> float:
+        return Z_EDGE_ALARM_FACTOR * self.baseline_share
+
+    def to_dict(self) -> dict:
+        """JSON-safe (``plexloc process``'s summary)."""
+        return {"z_range_nm": list(self.z_range_nm), "band_nm": list(self.band_nm), "margin_nm": self.margin_nm,
+                "rows": self.rows, "at_edge": self.at_edge, "beyond": self.beyond, "share": self.share,
+                "baseline_share": self.baseline_share, "baseline_source": self.baseline_source,
+                "alarm_share": self.alarm_share, "warning": self.warning}
+
+    def count_line(self) -> str:
+        lo, hi = self.z_range_nm
+        return (f"{self.at_edge} of {self.rows} rows ({100 * self.share:.2f} %) have z within {self.margin_nm:g} nm of "
+                f"an end of the model's z range {lo:g}..{hi:g} nm or beyond it ({self.beyond} beyond); emitters "
+                f"inside the range give about {100 * self.baseline_share:.2f} % ({self.baseline_source})")
+
+
+def z_edge_report(rows: int, at_edge: int, beyond: int, z_range_nm: tuple[float, float], band_nm: tuple[float, float],
+                  *, margin_nm: float = Z_EDGE_MARGIN_NM, meta: dict | None = None) -> ZEdgeReport:
+    """The :class:`ZEdgeReport` of the counts (:func:`count_z_edge`). The in-range share is the model's validation's
+    (``meta["validation"]["z_edge_share"]``, where it records one), else :data:`Z_EDGE_IN_RANGE_SHARE`; a warning
+    where more than :data:`Z_EDGE_ALARM_FACTOR` times it, and at least :data:`Z_EDGE_MIN_ROWS` rows, are at the edge."""
+    v = ((meta or {}).get("validation") or {}).get("z_edge_share")
+    if v is not None and np.isfinite(v) and v > 0:
+        base, source = float(v), "the model's validation set"
+    else:
+        base, source = Z_EDGE_IN_RANGE_SHARE, "measured on a model of this kind, bench/zedge42.py"
+    rep = ZEdgeReport((float(z_range_nm[0]), float(z_range_nm[1])), (float(band_nm[0]), float(band_nm[1])),
+                      float(margin_nm), int(rows), int(at_edge), int(beyond), base, source)
+    if rows and at_edge >= Z_EDGE_MIN_ROWS and rep.share > rep.alarm_share:
+        lo, hi = rep.z_range_nm
+        rep.warning = (
+            f"{at_edge} of {rows} localizations ({100 * rep.share:.1f} %) have z within {margin_nm:g} nm of an end of "
+            f"the model's z range, {lo:g}..{hi:g} nm (its training emitters.z_range_nm), or beyond it: "
+            f"{rep.share / base:.0f} times the {100 * base:.2f} % that emitters inside the range give. The sample "
+            "probably holds emitters beyond that range (a thicker sample, the focus elsewhere): the network cannot "
+            "place them there and puts them near the range's end or folds them back inside it (with a larger "
+            "sigma_z), so dropping the rows at the edge does not remove them all. Fit this movie with a model trained "
+            "with an emitters.z_range_nm that covers the sample's depth")
+    return rep
 
 
 def clipped_near(frames: torch.Tensor, ex: Extracted, thresholds: Sequence[torch.Tensor | None],
@@ -272,6 +379,20 @@ class _FitRun:
         self.clip_levels: list = []  # each channel's (clipping level ADU, where from): plexloc.camera.check.clip_level
         self.saturated_rows = 0  # rows (before the filters) whose spot reaches the clipping level (saturated_px > 0)
         self.channels_last = False  # whether its convolutions ran channels-last
+        self.z_range: tuple[float, float] | None = None  # a 3D model's training z range (model_z_range)
+        self.z_rows = 0  # network rows (before the filters) counted for the z-edge check, and those at the edge
+        self.z_at_edge = 0
+        self.z_beyond = 0
+        self.meta: dict = {}  # the model file's meta (its validation)
+
+    def count_z_edge(self, table: LocTable) -> None:
+        """Count the network's own rows (before any refinement and filter) at the edge of the model's z range."""
+        if self.z_range is None or not len(table):
+            return
+        at_edge, beyond = count_z_edge(table["z_nm"], self.z_range)
+        self.z_rows += len(table)
+        self.z_at_edge += at_edge
+        self.z_beyond += beyond
 
     def add_filter_report(self, report) -> None:
         self.filtered = report if self.filtered is None else self.filtered.add(report)
@@ -288,6 +409,10 @@ class _FitRun:
                      channels_last=self.channels_last, camera_maps_cut=self.maps_cut,
                      saturated_rows=self.saturated_rows, clip_levels=list(self.clip_levels))
         spec, cfg = self.spec, self.cfg
+        if self.z_range is not None:  # emitters beyond a 3D model's z range, placed at its ends
+            stats["z_edge"] = z_edge_report(self.z_rows, self.z_at_edge, self.z_beyond, self.z_range,
+                                            (spec.z_center_nm - spec.z_scale_nm, spec.z_center_nm + spec.z_scale_nm),
+                                            meta=self.meta)
         if spec.n_aux:
             stats.update(roi_offset_px=self.roi_offset, roi_offset_source=self.roi_source)
         checked = checked if checked is not None else self.empty
@@ -485,6 +610,7 @@ def _fit_parts(
         bar = progress(None, total=n, desc="fit", unit="frame") if progress else None
         run.spec, run.cfg, run.cams, run.head, run.n_frames, run.source = spec, cfg, cams, head, n, model_name
         run.train_cfg = train_cfg
+        run.z_range, run.meta = model_z_range(spec, cfg), meta
         run.dtype, run.movie = readers[0].dtype, str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
         run.counts_dtype = readers[0].dtype if getattr(readers[0], "counts_dtype_known", True) else None
         run.roi_offset, run.roi_source = roi_offset, roi_source
@@ -505,6 +631,7 @@ def _fit_parts(
             sat = clipped_near(block[h : h + n_block], ex, clip, spot_transforms, px_size_nm=px_xy)
             run.saturated_rows += int(np.count_nonzero(sat))
             tab = to_table(ex, np.arange(first, first + n_block), net, sat)
+            run.count_z_edge(tab)
             if refiner is not None:
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
                 tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)
@@ -681,6 +808,9 @@ def fit_movie(
             carries its configuration): one :class:`~plexloc.psf.check.PSFShapeReport` per channel, the widths of the
             first frames' bright isolated spots against the model's PSF over its z range (a 2D model on an
             astigmatic movie, or another pixel size, is a :class:`~plexloc.psf.check.PSFShapeWarning`).
+            ``z_edge`` (3D models): the :class:`ZEdgeReport` of the network's rows (before the filters) whose z lies
+            within :data:`Z_EDGE_MARGIN_NM` of an end of the model's z range or beyond it, and a ``warning`` where
+            their share is well above what emitters inside the range give (emitters beyond the range).
         roi_offset_px: chip pixel (x, y) at the reference channel image's corner (for a multi-channel model's
             transformation indicator; the transforms are the training configuration's); ``None``: from the
             movie's metadata where they record it, else (0, 0) (:func:`resolve_roi_offset`).
