@@ -248,6 +248,20 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     return gone
 
 
+#: what an init_from run's optimizer segment adds to its sample stream's seed (:func:`stream_seed`): odd, and within the
+#: 32 bits that seed a CPU generator (torch's mt19937 takes the seed's low 32 bits: an offset of 2**40 was none)
+SEGMENT_SEED_STEP = 0x9E3779B9
+
+
+def stream_seed(seed: int, step: int, segment: int | None = None) -> int:
+    """The seed of a training sample stream that starts at ``step``: ``seed * 1_000_003 + step + 1`` for a run
+    trained from scratch (and a checkpoint resumed without its stream's state), plus ``segment *``
+    :data:`SEGMENT_SEED_STEP` for an init_from run's optimizer segment, so that a run started from another run's
+    weights does not draw the batches that run trained on (with its clock at 0 and the same seed it drew them
+    again, in the same order)."""
+    return int(seed) * 1_000_003 + int(step) + 1 + int(segment or 0) * SEGMENT_SEED_STEP
+
+
 def cosine_lr(lr: float, min_lr: float, fraction: float) -> float:
     """The cosine-annealed rate after ``fraction`` (clipped to [0, 1]) of the budget: ``lr`` at 0, ``min_lr`` at 1."""
     f = min(max(fraction, 0.0), 1.0)
@@ -400,6 +414,7 @@ class Trainer:
         #: interruption anneals on instead of starting at the peak again
         self.cosine_phase: dict[str, float] | None = None
         self._phase_clock: tuple[float, float] | None = None  # (the phase's used_s, time.monotonic()) when run began
+        self._plateau_step: int | None = None  # the step whose validation the plateau rule last counted
         ckpt = None
         if resume:
             if not ckpt_path.exists():
@@ -512,10 +527,12 @@ class Trainer:
         # state is in the checkpoint), so that an interrupted run and an uninterrupted one see the same batches.
         # Checkpoints without that state (before 2026-12-05), or of another device type (a CUDA generator's state
         # is not a CPU one's), start a fresh stream seeded by the step: samples it has not seen, not the same ones
+        # An init_from run's stream is its segment's own: seeded by the step alone, a run started from another's
+        # weights with its clock at 0 (and the same seed) drew the source run's batches again, one for one
         margin = t.margin_px if t.margin_px is not None else auto_margin_px(self.sim)
         self.generator = BatchGenerator(
             self.sim, batch_size=t.batch_size, window=spec.window, min_target_photons=t.min_target_photons,
-            seed=t.seed * 1_000_003 + self.step + 1, margin_px=margin, transform_jitter_nm=t.transform_jitter_nm,
+            seed=stream_seed(t.seed, self.step, self.segment), margin_px=margin, transform_jitter_nm=t.transform_jitter_nm,
             density_range_per_um2=t.density_range_per_um2,
         )
         #: the random state of the sample stream (saved in the checkpoint)
@@ -637,7 +654,15 @@ class Trainer:
         (``training.ema_steps``), else the last step's weights."""
         return self.average if self.average is not None else self.model
 
-    def validate(self, train_loss: np.ndarray | None, samples_per_s: float) -> dict[str, Any]:
+    def validate(self, train_loss: np.ndarray | None, samples_per_s: float, *, scheduled: bool = True) -> dict[str, Any]:
+        """Score the averaged weights on the validation set, log a row, save model.pt (when best) and the checkpoint.
+
+        ``scheduled``: a validation of the schedule (every ``validate_every`` steps, every ``validate_every_s``
+        seconds, an init_from run's seam), which the plateau rule counts. The validation of the last, partial
+        interval of a call (its --steps or --minutes reached off the grid, or a Ctrl-C) is not: it scores and saves
+        the weights trained so far, but a run interrupted and resumed then halves its rate where the uninterrupted
+        run does (it counted one validation more: with lr_patience 1, validations every 4 steps and a stop at step 6,
+        the rate was halved after step 8 instead of 12). The rule counts each step's validation once."""
         self._open_folder()
         skipped = int(self._skipped)
         if not all(bool(torch.isfinite(q).all()) for q in self.model.parameters()):
@@ -647,9 +672,11 @@ class Trainer:
                 f"(lower training.lr, now {self.config.training.lr:g}, or training.grad_clip)")
         scores = self.validation.score(self.evaluated, self.sim, threshold=self.config.training.detection_threshold,
                                        amp=self.amp)
-        if (self.step - self.start_step >= self.config.training.warmup_steps
+        if (scheduled and self._plateau_step != self.step
+                and self.step - self.start_step >= self.config.training.warmup_steps
                 and self.config.training.lr_schedule == "plateau"):
             self.scheduler.step(scores["val_loss"])
+            self._plateau_step = self.step  # once per step (a Ctrl-C in the saves below validates this step again)
         row: dict[str, Any] = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
                                "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": samples_per_s}
         names = ("loss", "loss_count", "loss_loc", "loss_bg")
@@ -809,8 +836,10 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        if n_acc:  # the last partial interval is validated too, so the saved model is the trained one
-            last = self.validate((acc / n_ok).cpu().numpy(), samples / max(time.perf_counter() - t_int, 1e-9))
+        if n_acc:  # the last partial interval is validated too, so the saved model is the trained one; off the
+            # schedule, the plateau rule does not count it (a resumed run keeps the uninterrupted run's rates)
+            last = self.validate((acc / n_ok).cpu().numpy(), samples / max(time.perf_counter() - t_int, 1e-9),
+                                 scheduled=self.step % t.validate_every == 0)  # on the grid: a Ctrl-C in its validation
             if log is not None:
                 log(format_row(last))
         return last
