@@ -256,3 +256,28 @@ def test_dim_and_outside_emitters_light_the_frame_but_are_not_targets():
     assert float(frame[7:10, 0].sum()) > 1000  # the one 30 nm left of the frame lights column 0
     assert float(b.frames[0, 0].std()) == float(b.frames[0, 2].std()) == 0.0
     assert math.isclose(float(b.target_photons[0][b.target_mask[0]][1, 0]), 100.0)
+
+
+def test_a_2d_model_of_a_3d_psf_is_validated_in_2d_as_plexloc_evaluate_scores_it(tmp_path, monkeypatch):
+    """An astigmatic PSF trained at z 0 only (z_range_nm [0, 0]): the model predicts no z. Its validation matched and
+    scored in 3D, and read rmse_ax 0, eff_ax 100 (= JI), eff_3d 95 and crlb_ratio_ax 0 for predictions 10 nm off in x,
+    where plexloc evaluate scores the same tables in 2D (the truth has no z): JI 100, RMSE 10 nm, E_lat 90 %."""
+    import plexloc.train.validation as validation
+    from plexloc.table import LocTable
+
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_TRAIN.items()}
+    d["psf"] = {"kind": "astigmatic"}
+    d["emitters"]["z_range_nm"] = [0.0, 0.0]
+    tr = Trainer(TrainConfig.model_validate(d), tmp_path / "run")
+    assert not tr.model.spec.is_3d
+    truth = tr.validation.truth
+
+    def the_truth_10_nm_off(ex, frames, model):  # the network's table of a batch: its truth, x + 10 nm
+        sel = np.isin(np.asarray(truth["frame"]), frames)
+        cols = {k: np.asarray(truth[k], float)[sel] for k in ("x_nm", "y_nm", "z_nm", "photons")}
+        return LocTable({"frame": np.asarray(truth["frame"])[sel], **cols, "x_nm": cols["x_nm"] + 10.0})
+
+    monkeypatch.setattr(validation, "to_table", the_truth_10_nm_off)
+    s = tr.validation.score(tr.evaluated, tr.sim)
+    assert (s["jaccard"], s["rmse_lat"], s["eff_lat"]) == pytest.approx((100.0, 10.0, 90.0))
+    assert all(math.isnan(s[k]) for k in ("rmse_ax", "eff_ax", "eff_3d", "crlb_ratio_ax"))

@@ -248,7 +248,7 @@ class ColorSet:
             raise ValueError(f"colour validation needs one photon output per channel ({len(self.ratios[0])}); the "
                              f"model has {model.spec.n_photons}")
         return color_scores(self.truth, self.fit(model, threshold=threshold, amp=amp), self.ratios,
-                            dim=3 if self.is_3d else 2, threshold=self.threshold)
+                            dim=3 if self.is_3d and model.spec.is_3d else 2, threshold=self.threshold)
 
 
 @dataclass
@@ -304,7 +304,10 @@ class ValidationSet:
             n += b.frames.shape[0]
         model.train()
         pred_t = LocTable.concat(tables)
-        dim = 3 if self.is_3d else 2
+        # scored in 3D where the PSF and the model are: a 2D model of a 3D PSF (emitters.z_range_nm [0, 0]) predicts
+        # no z, and scored in 3D it read rmse_ax 0, eff_ax = JI, crlb_ratio_ax 0 where plexloc evaluate scores its
+        # table in 2D (the truth has no z)
+        dim = 3 if self.is_3d and spec.is_3d else 2
         m = match(self.truth, pred_t, dim=dim)
         metrics = evaluate_matching(self.truth, pred_t, m, dim=dim, px_size_nm=spec.px_size_nm[0]).to_dict()
         loss = np.sum(losses, axis=0) / n
