@@ -76,8 +76,15 @@ def test_the_edge_is_the_margin_inside_the_ends_and_the_alarm_needs_a_share_well
     assert z_edge_report(19, 19, 19, (-500, 500), band).warning is None
     assert z_edge_report(20, 20, 20, (-500, 500), band).warning is not None
     # a model whose validation measured its own in-range share: that share is the baseline
-    rep = z_edge_report(10_000, 100, 0, (-500, 500), band, meta={"validation": {"z_edge_share": 0.01}})
-    assert rep.baseline_share == 0.01 and rep.warning is None and "validation" in rep.baseline_source
+    rep = z_edge_report(10_000, 100, 0, (-500, 500), band,
+                        meta={"validation": {"z_edge_share": 0.01, "z_edge_rows": 5000.0}})
+    assert rep.baseline_share == 0.01 and rep.warning is None and "validation set, 5000 rows" in rep.baseline_source
+    # a validation of few rows is not trusted, and a tiny share is floored (a few rows at the edge are noise)
+    few = {"validation": {"z_edge_share": 0.01, "z_edge_rows": 500.0}}
+    assert z_edge_report(10_000, 100, 0, (-500, 500), band, meta=few).baseline_share == Z_EDGE_IN_RANGE_SHARE
+    tiny = {"validation": {"z_edge_share": 0.0, "z_edge_rows": 8000.0}}
+    assert z_edge_report(10_000, 29, 0, (-500, 500), band, meta=tiny).warning is None  # 0.29 % < 3 x 0.1 %
+    assert z_edge_report(10_000, 31, 0, (-500, 500), band, meta=tiny).warning is not None
     assert z_edge_report(10_000, 100, 0, (-500, 500), band).baseline_share == Z_EDGE_IN_RANGE_SHARE
 
 
@@ -146,3 +153,37 @@ def test_process_summary_holds_the_count_and_the_note(saved_models):
         assert z["at_edge"] == (fit["rows"] if want_warning else 0)
         notes = [n for n in fit["notes"] if "emitters.z_range_nm" in n]
         assert len(notes) == int(want_warning) and (z["warning"] is not None) == want_warning
+
+
+def test_the_validation_records_the_models_own_in_range_share(tmp_path, monkeypatch):
+    """Training's validation counts its 3D predictions at the ends of the z range (z_edge_share, z_edge_rows in the
+    model's meta["validation"]): plexloc fit's baseline for that model instead of one measured on another."""
+    from conftest import TINY_TRAIN
+
+    import plexloc.train.validation as validation
+    from plexloc.config import TrainConfig
+    from plexloc.table import LocTable
+    from plexloc.train import Trainer
+
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_TRAIN.items()}
+    d["psf"] = {"kind": "astigmatic"}
+    d["emitters"]["z_range_nm"] = [-500.0, 500.0]
+    tr = Trainer(TrainConfig.model_validate(d), tmp_path / "run")
+    assert tr.model.spec.is_3d
+    truth = tr.validation.truth
+
+    def the_truth_with_z_at_the_end(ex, frames, model):  # the batch's truth; its first row's z 495 nm (at the edge)
+        sel = np.isin(np.asarray(truth["frame"]), frames)
+        cols = {k: np.asarray(truth[k], float)[sel].copy() for k in ("x_nm", "y_nm", "z_nm", "photons")}
+        cols["z_nm"] = np.clip(cols["z_nm"], -470.0, 470.0)
+        if len(cols["z_nm"]):
+            cols["z_nm"][0] = 495.0
+        return LocTable({"frame": np.asarray(truth["frame"])[sel], **cols})
+
+    monkeypatch.setattr(validation, "to_table", the_truth_with_z_at_the_end)
+    s = tr.validation.score(tr.evaluated, tr.sim)
+    starts = np.cumsum([0] + [b.frames.shape[0] for b in tr.validation.batches])
+    frames = np.asarray(truth["frame"])
+    n_batches = sum(1 for a, b in zip(starts[:-1], starts[1:]) if ((frames >= a) & (frames < b)).any())
+    assert n_batches >= 2
+    assert s["z_edge_rows"] == len(truth) and s["z_edge_share"] * len(truth) == pytest.approx(n_batches)

@@ -83,6 +83,10 @@ Z_EDGE_MARGIN_NM = 20.0
 #: (``meta["validation"]["z_edge_share"]``): bench/zedge42.py's in-range movies, 0.20 % and 0.28 % after 1,800 and
 #: 2,541 steps, 0.39 % on a second movie (the alarm, 3 times this, is 0.9 %)
 Z_EDGE_IN_RANGE_SHARE = 0.003
+#: the model's validation share is the baseline where it counted at least this many rows (about 10 at the edge at
+#: 0.3 %), and no lower than Z_EDGE_MIN_SHARE
+Z_EDGE_MIN_VALIDATION_ROWS = 3000
+Z_EDGE_MIN_SHARE = 0.001
 #: warn where the share at the edge is above this many times the in-range share, and at least Z_EDGE_MIN_ROWS rows
 Z_EDGE_ALARM_FACTOR = 3.0
 Z_EDGE_MIN_ROWS = 20
@@ -156,11 +160,14 @@ class ZEdgeReport:
 def z_edge_report(rows: int, at_edge: int, beyond: int, z_range_nm: tuple[float, float], band_nm: tuple[float, float],
                   *, margin_nm: float = Z_EDGE_MARGIN_NM, meta: dict | None = None) -> ZEdgeReport:
     """The :class:`ZEdgeReport` of the counts (:func:`count_z_edge`). The in-range share is the model's validation's
-    (``meta["validation"]["z_edge_share"]``, where it records one), else :data:`Z_EDGE_IN_RANGE_SHARE`; a warning
+    (``meta["validation"]["z_edge_share"]`` of at least :data:`Z_EDGE_MIN_VALIDATION_ROWS` rows, no lower than
+    :data:`Z_EDGE_MIN_SHARE`; training records it since session 42), else :data:`Z_EDGE_IN_RANGE_SHARE`; a warning
     where more than :data:`Z_EDGE_ALARM_FACTOR` times it, and at least :data:`Z_EDGE_MIN_ROWS` rows, are at the edge."""
-    v = ((meta or {}).get("validation") or {}).get("z_edge_share")
-    if v is not None and np.isfinite(v) and v > 0:
-        base, source = float(v), "the model's validation set"
+    val = (meta or {}).get("validation") or {}
+    v, n_val = val.get("z_edge_share"), val.get("z_edge_rows")
+    if v is not None and np.isfinite(v) and n_val is not None and n_val >= Z_EDGE_MIN_VALIDATION_ROWS:
+        # a share of a few rows is noise: no lower than Z_EDGE_MIN_SHARE
+        base, source = max(float(v), Z_EDGE_MIN_SHARE), f"the model's validation set, {int(n_val)} rows"
     else:
         base, source = Z_EDGE_IN_RANGE_SHARE, "measured on a model of this kind, bench/zedge42.py"
     rep = ZEdgeReport((float(z_range_nm[0]), float(z_range_nm[1])), (float(band_nm[0]), float(band_nm[1])),

@@ -37,7 +37,7 @@ from plexloc.evaluate.uncertainty import (
     table_crlb,
 )
 from plexloc.infer.extract import SPREAD_RADIUS_PX, extract
-from plexloc.infer.fit import to_table
+from plexloc.infer.fit import count_z_edge, model_z_range, to_table
 from plexloc.infer.predict import cpu_bf16_supported
 from plexloc.nets.localizer import Localizer
 from plexloc.post.color import assign_colors
@@ -321,6 +321,9 @@ class ValidationSet:
         out.update(offset_calibration(m, self.truth, dim=dim))
         out.update(photon_calibration(pred_t, m, self.truth))  # plexloc fit divides the photons by it
         out.update({f"channel_use_{c}": v for c, v in enumerate(use)})
+        if dim == 3 and len(pred_t):  # the in-range share at the ends of the z range: plexloc fit's z-edge baseline
+            out["z_edge_share"] = count_z_edge(pred_t["z_nm"], model_z_range(spec))[0] / len(pred_t)
+            out["z_edge_rows"] = float(len(pred_t))
         if self.color is not None:
             out.update(self.color.score(model, threshold=threshold, amp=amp))
         return {k: (float("nan") if v is None else float(v)) for k, v in out.items()}
