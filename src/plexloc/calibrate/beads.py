@@ -18,6 +18,28 @@ Each bead is then checked, in this order, and rejected for the first reason that
   bead before, which made s0_x of an astigmatic calibration 159 nm instead of 120 (196 nm with only pairs in the stack);
 - ``too dim``: its peak is below ``dim_fraction`` times the median peak of the beads that passed so far.
 
+The two-spot fit misses pairs closer than ~2 px, pairs of the scalar-pupil PSF 2-2.5 px apart and most dim pairs
+(session 41: 0 of 60 pupil pairs 2-2.5 px apart). What a missed pair costs (session 42, ``bench/beads42.py``: 20
+beads, 1 or 4 of them pairs 1.5-2.5 px apart at 1:1 and 1:2; each calibration scored by MLE fits with its spline of
+600 single emitters, 5000 photons, bg 20, rendered with the true PSF at z -600..600 nm): laterally nothing (bias
+< 1 nm, RMSE within 1 %); axially a z-dependent bias and a larger RMSE. Bright Gaussian beads (2e4 photons), four
+1.5 px pairs kept: z RMSE 13.4 -> 14.6 nm (1.17 -> 1.27 x the CRLB), per-z bias 3.2 -> 7.3 nm rms; dim Gaussian
+beads (3000 photons), four 2.5 px pairs: 25.9 -> 36.1 nm (mean of 4 seeds; per-z bias 14 -> 30 nm rms). The
+leave-one-bead-out z RMSE of :mod:`plexloc.calibrate.validate` went 6.4 -> 22.5 nm with one missed 1.5 px pair
+among 20 bright Gaussian beads. Pupil-PSF pairs of bright beads (1e5 photons) were all caught by the registration
+residual (``outlier shape``) or ``outlier width`` already.
+
+``calibrate_spline`` now also checks, after the first registration, each bead against the mean of the *other* beads
+(:func:`pair_shape`, :func:`pair_shape_outliers`): a second bead widens it along the pair's axis by the same amount
+in every slice (``s^2 w (1 - w)`` px^2), which no z shift, brightness or position makes; a bead far outside the
+others' spread (``PAIR_SHAPE_SIGMAS`` standard deviations and ``PAIR_SHAPE_MIN_PX2``) is ``outlier shape``, its
+detail the measured excess width, its significance and the pair's axis. It caught every 1.5-2.5 px pair of the
+test set (both PSFs, bright and dim, 1:1 and 1:2) and rejected none of 480 single beads (24 clean sets: Gaussian and
+pupil PSFs, Poisson and EMCCD-like noise, bright and dim, 3 seeds). Rejecting costs signal: with dim Gaussian beads
+four 1.5 px pairs kept gave 27.0 nm and rejected 28.8 (clean 25.9; 4 seeds) -- such a calibration is noise-limited
+(4 x the CRLB in z) and a pair that close is worth its photons -- where four 2.5 px pairs went 36.1 -> 29.8 nm and
+bright beads' four 1.5 px pairs 14.6 -> 13.7 nm. Pairs closer than ~1.2 px (excess < 0.35 px^2) are kept.
+
 Every rejection is counted, so that a calibration that ends with no usable bead says why.
 """
 
@@ -33,7 +55,8 @@ DOUBLE = "second bead in window"
 WIDTH = "outlier width"
 REJECT_REASONS = ("border", "too close", "saturated", DOUBLE, "too dim", WIDTH, "outlier shape")
 
-__all__ = ["REJECT_REASONS", "BeadSelection", "describe_rejections", "detect_beads", "extract_rois"]
+__all__ = ["REJECT_REASONS", "BeadSelection", "describe_rejections", "detect_beads", "extract_rois", "pair_shape",
+           "pair_shape_outliers"]
 
 
 @dataclasses.dataclass
@@ -382,3 +405,131 @@ def extract_rois(stack: np.ndarray, rows: np.ndarray, cols: np.ndarray, roi_px: 
     return np.stack([stack[:, r - half : r + half + 1, c - half : c + half + 1] for r, c in zip(rows, cols)]) if len(
         rows
     ) else np.zeros((0, stack.shape[0], roi_px, roi_px))
+
+
+#: the pair-shape check (:func:`pair_shape_outliers`): beads it needs, its threshold in standard deviations, and the
+#: smallest anisotropic excess variance (px^2) it rejects (0.35 px^2: two equal beads 1.2 px apart)
+PAIR_SHAPE_MIN_BEADS = 5
+PAIR_SHAPE_SIGMAS = 6.0
+PAIR_SHAPE_MIN_PX2 = 0.35
+
+
+def _second_differences(m: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Templates of a PSF volume ``(n_z, R, R)``: d/dx, d/dy, d2/dx2, d2/dy2, d2/dxdy (central differences, px)."""
+    mx, my = np.gradient(m, axis=2), np.gradient(m, axis=1)
+    mxx, myy = np.zeros_like(m), np.zeros_like(m)
+    mxx[:, :, 1:-1] = m[:, :, 2:] - 2.0 * m[:, :, 1:-1] + m[:, :, :-2]
+    myy[:, 1:-1, :] = m[:, 2:, :] - 2.0 * m[:, 1:-1, :] + m[:, :-2, :]
+    mxy = np.gradient(mx, axis=1)
+    return mx, my, mxx, myy, mxy
+
+
+def pair_shape(clean: np.ndarray, shifts: np.ndarray, bg: np.ndarray, scale: np.ndarray,
+               noise_factor: float = 1.0, focus_fraction: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Each bead's anisotropic excess width against the mean of the *other* beads (leave-one-out), a double bead's
+    signature: two beads ``s`` px apart with brightness shares ``w`` and ``1 - w`` are one bead widened by the
+    covariance ``s^2 w (1 - w) u u^T`` (u along the pair) in every slice, which no z shift or brightness makes.
+
+    ``clean``: registered beads ``(n, n_z, R, R)`` (background-subtracted, divided by ``scale``), ``shifts`` their
+    registration shifts, ``bg`` (photons/px) and ``scale`` per bead, ``noise_factor`` the stack's variance over mean.
+    Each bead, moved onto the average, is fitted in the slices where the others' mean ``m`` peaks above
+    ``focus_fraction`` of its highest as ``a_k m + b_k dm/dx + c_k dm/dy + o_k`` per slice (brightness, position,
+    offset) ``+ (S_xx d2m/dx2 + S_yy d2m/dy2 + 2 S_xy d2m/dxdy) / 2`` shared by all slices (weighted least squares,
+    Poisson variance of the model times ``noise_factor``, plus the other beads' mean's).
+
+    Returns ``(v, se)``: ``v`` ``(n, 2)`` = ``(S_xx - S_yy, 2 S_xy)`` px^2 (its length is the difference of the excess
+    covariance's eigenvalues: ``s^2 w (1 - w)`` for a pair; the direction gives the pair's axis) and ``se`` ``(n,)``
+    its standard error (per component, from the fit's covariance, scaled up by the fit's reduced chi^2 when above 1).
+    """
+    from plexloc.calibrate.register import shift_volume
+
+    n = len(clean)
+    moved, valid = zip(*(shift_volume(c, s) for c, s in zip(clean, shifts)))
+    moved, valid = np.asarray(moved), np.asarray(valid, np.float64)
+    total, count = (moved * valid).sum(axis=0), valid.sum(axis=0)
+    # the beads' own variance (clean units): photons / scale^2, summed for the other beads' mean
+    var_unit = noise_factor / np.asarray(scale, np.float64) ** 2
+    v_out, se_out = np.full((n, 2), np.nan), np.full(n, np.nan)
+    R = clean.shape[-1]
+    inner = (slice(None), slice(1, R - 1), slice(1, R - 1))
+    for i in range(n):
+        cnt = count - valid[i]
+        m = np.where(cnt > 0, (total - moved[i] * valid[i]) / np.maximum(cnt, 1e-12), 0.0)
+        c = R // 2
+        curve = m[:, c - 1 : c + 2, c - 1 : c + 2].max(axis=(1, 2))
+        ks = np.flatnonzero((curve >= focus_fraction * curve.max()) & (valid[i][:, c, c] > 0))
+        if len(ks) < 2:
+            continue
+        mk = m[ks]
+        tmpl = [t[inner] for t in _second_differences(mk)]
+        d = moved[i][ks][inner]
+        ok = valid[i][ks][inner] > 0
+        others = [j for j in range(n) if j != i]
+        lam = np.clip(mk[inner], 0.0, None)
+        sc, bo = np.asarray(scale, np.float64)[others], np.asarray(bg, np.float64)[others]
+        var = var_unit[i] * (lam * scale[i] + bg[i]) + (
+            np.sum(var_unit[others] * sc) * lam + np.sum(var_unit[others] * bo)) / len(others) ** 2
+        w = np.where(ok, 1.0 / np.sqrt(np.maximum(var, 1e-30)), 0.0)
+        # per slice k: nuisance columns B_k (brightness, x, y, offset), shared columns T_k (the three widenings);
+        # the nuisance is projected out slice by slice (the normal equations' Schur complement), leaving 3 x 3
+        K = len(ks)
+        wk = w.reshape(K, -1)
+        B = np.stack([mk[inner].reshape(K, -1), tmpl[0].reshape(K, -1), tmpl[1].reshape(K, -1),
+                      np.ones_like(wk)], axis=2) * wk[:, :, None]  # (K, P, 4)
+        T = np.stack([0.5 * tmpl[2].reshape(K, -1), 0.5 * tmpl[3].reshape(K, -1), tmpl[4].reshape(K, -1)],
+                     axis=2) * wk[:, :, None]  # (K, P, 3)
+        y = d.reshape(K, -1) * wk
+        BtB = np.einsum("kpi,kpj->kij", B, B) + 1e-12 * np.eye(4)
+        try:
+            G = np.linalg.solve(BtB, np.concatenate([np.einsum("kpi,kpj->kij", B, T),
+                                                     np.einsum("kpi,kp->ki", B, y)[:, :, None]], axis=2))
+        except np.linalg.LinAlgError:
+            continue
+        Tr = T - np.einsum("kpi,kij->kpj", B, G[:, :, :3])
+        yr = y - np.einsum("kpi,ki->kp", B, G[:, :, 3])
+        N = np.einsum("kpi,kpj->ij", Tr, Tr)
+        try:
+            inv = np.linalg.inv(N)
+        except np.linalg.LinAlgError:
+            continue
+        sol = inv @ np.einsum("kpi,kp->i", Tr, yr)
+        dof = max(int(np.count_nonzero(wk)) - 4 * K - 3, 1)
+        red = float(np.sum((yr - Tr @ sol) ** 2)) / dof
+        cov = inv * max(red, 1.0)
+        sxx, syy, sxy = sol
+        v_out[i] = (sxx - syy, 2.0 * sxy)
+        var_a = cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1]
+        var_b = 4.0 * cov[2, 2]
+        se_out[i] = float(np.sqrt(max(0.5 * (var_a + var_b), 0.0)))
+    return v_out, se_out
+
+
+def pair_shape_outliers(v: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Which beads of :func:`pair_shape`'s ``(v, se)`` are double: the deviation ``|v_i - median(v)|`` (component-wise
+    median over the beads) above ``PAIR_SHAPE_SIGMAS`` times ``sqrt(se_i^2 + spread^2)`` (``spread``: the beads'
+    robust spread beyond their own noise) and above ``PAIR_SHAPE_MIN_PX2``. Returns ``(bad mask, detail per bead)``
+    (the detail is '' for a kept bead); needs ``PAIR_SHAPE_MIN_BEADS`` beads with a value, else rejects none."""
+    from plexloc.evaluate.uncertainty import robust_sd
+
+    v = np.asarray(v, np.float64)
+    se = np.asarray(se, np.float64)
+    n = len(v)
+    ok = np.isfinite(v).all(axis=1) & np.isfinite(se)
+    bad = np.zeros(n, bool)
+    details = [""] * n
+    if ok.sum() < PAIR_SHAPE_MIN_BEADS:
+        return bad, details
+    med = np.median(v[ok], axis=0)
+    dev = np.hypot(*(v - med).T)
+    s_tot2 = 0.5 * (robust_sd(v[ok, 0]) ** 2 + robust_sd(v[ok, 1]) ** 2)
+    spread = float(np.sqrt(max(s_tot2 - float(np.median(se[ok])) ** 2, 0.0)))
+    sig = np.sqrt(se**2 + spread**2)
+    bad = ok & (dev > PAIR_SHAPE_SIGMAS * sig) & (dev > PAIR_SHAPE_MIN_PX2)
+    for i in np.flatnonzero(bad):
+        d = v[i] - med
+        angle = float(np.degrees(0.5 * np.arctan2(d[1], d[0])))
+        details[i] = (f"anisotropic excess width {dev[i]:.2f} px^2 against the other beads' median (+-{sig[i]:.2f}: "
+                      f"{dev[i] / sig[i]:.0f} sigma), along {angle:+.0f} deg from x towards +y: a second bead ~"
+                      f"{2.0 * np.sqrt(dev[i]):.1f} px away if as bright (a pair s px apart, brightness shares w and 1 - w, "
+                      f"adds s^2 w (1 - w))")
+    return bad, details

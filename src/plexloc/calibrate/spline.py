@@ -9,8 +9,11 @@ Steps (:func:`calibrate_spline`), one z-stack per channel, all in photons (camer
 2. windows of ``roi_px`` pixels, background per bead (median of the window's border over the third of
    the slices where it is lowest) subtracted, brightness normalised;
 3. 3D sub-voxel registration to the average (two rounds, :mod:`plexloc.calibrate.register`); beads whose
-   shape differs from the average (residual > 3 x median) are rejected as ``outlier shape``; in channels
-   c > 0 the z shift of each bead is channel 0's (the same bead), only x and y are registered;
+   shape differs from the average are rejected as ``outlier shape``: a registration residual > 3 x the median, or
+   (first registration, >= 5 beads) an anisotropic widening against the mean of the other beads, constant over the
+   slices around focus, far outside the beads' spread (:func:`plexloc.calibrate.beads.pair_shape_outliers`: a
+   second bead 1.2-2.5 px away that the two-spot fit missed); fewer than 5 beads left after such rejections is a
+   note; in channels c > 0 the z shift of each bead is channel 0's (the same bead), only x and y are registered;
 4. centring: the average is moved laterally so that its centroid over the slices around focus sits on
    the window's central voxel (iterated, so the centroid window is centred);
 5. z = 0 (``z0_definition``): the focus of channel 0's average, defined as the z of the maximum of the
@@ -30,7 +33,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from plexloc.calibrate.beads import WIDTH, BeadSelection, describe_rejections, detect_beads, detection_projection, extract_rois, window_stats
+from plexloc.calibrate.beads import (
+    PAIR_SHAPE_MIN_BEADS, WIDTH, BeadSelection, _noise_factor, describe_rejections, detect_beads, detection_projection,
+    extract_rois, pair_shape, pair_shape_outliers, window_stats,
+)
 from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration
 from plexloc.calibrate.register import average_aligned, register, shift_volume
 from plexloc.errors import InputError
@@ -292,6 +298,7 @@ def calibrate_spline(
     beads: list[BeadStacks] = []
     volumes = []
     z_shifts = None
+    pair_checked, n_shape = False, 0
     for c in range(len(stacks)):
         while True:
             idx = partner[c][used0]
@@ -304,10 +311,23 @@ def calibrate_spline(
             shifts, resid = _register_all(clean, z_shifts=z_shifts)
             if c > 0 or len(used0) < 3:
                 break
-            bad = resid > max(3 * float(np.median(resid)), 0.05)
+            limit = max(3 * float(np.median(resid)), 0.05)
+            bad = resid > limit
+            for i in np.flatnonzero(bad):
+                sels[0].detail[int(used0[i])] = (f"registration residual {resid[i]:.3f} of the average's norm > "
+                                                 f"{limit:.3f} (3 x the beads' median)")
+            if not pair_checked:  # once, on the first registration: a double bead widens along its pair's axis
+                pair_checked = True
+                if len(used0) >= PAIR_SHAPE_MIN_BEADS:
+                    v, se = pair_shape(clean, shifts, bg, scale, _noise_factor(stacks[0], detection_projection(stacks[0])[0]))
+                    pair_bad, details = pair_shape_outliers(v, se)
+                    for i in np.flatnonzero(pair_bad & ~bad):
+                        sels[0].detail[int(used0[i])] = details[i]
+                    bad |= pair_bad
             if not bad.any():
                 break
             sels[0].reason[used0[bad]] = "outlier shape"
+            n_shape += int(bad.sum())
             used0 = used0[~bad]
         if c == 0:
             z_shifts = shifts[:, 0].copy()
@@ -319,6 +339,10 @@ def calibrate_spline(
         pos = np.column_stack([(cols - shifts[:, 2] + 0.5) * px[0], (rows - shifts[:, 1] + 0.5) * px[1]])
         beads.append(BeadStacks(rois, clean, origins, shifts, bg, scale, pos, resid))
         volumes.append(avg)
+    if n_shape and len(used0) < PAIR_SHAPE_MIN_BEADS:
+        notes.append(f"only {len(used0)} bead(s) left after {n_shape} were rejected as outlier shape ("
+                     f"{describe_rejections(sels[0])}): a calibration from so few beads is noisy (z = 0, the PSF's "
+                     "tails) and cannot be checked for double beads; take a stack with more single beads")
     notes += _drift_note(volumes[0], z_step_nm=z_step_nm, px=px)
     return _finish(volumes, beads, sels, z_step_nm=z_step_nm, px=px, src=src, n_slices=stacks[0].shape[0], notes=notes)
 

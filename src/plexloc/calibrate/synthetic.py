@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["PupilAstigmaticBeads", "VectorialBeads", "VectorialVolume", "render_bead_stacks", "render_movie", "vectorial_focus_nm"]
+__all__ = ["BEAD_MODELS", "PupilAstigmaticBeads", "VectorialBeads", "VectorialVolume", "bead_field", "render_bead_stacks",
+           "render_movie", "true_windows", "vectorial_focus_nm"]
 
 
 @dataclasses.dataclass
@@ -331,3 +332,77 @@ class PupilAstigmaticBeads:
             out.append(img[c : c + n_fine, c : c + n_fine])
         vol = np.asarray(out)
         return vol[:-1] / vol[-1].sum()
+
+
+#: the two bead models of :func:`bead_field` / :func:`true_windows`: plexloc's astigmatic Gaussian (default
+#: parameters) and :class:`PupilAstigmaticBeads` (default parameters), 100 nm pixels
+BEAD_MODELS = ("gauss", "pupil")
+_FINE_CACHE: dict = {}
+
+
+def _pupil_fine(z_nm: np.ndarray, roi_px: int) -> tuple[PupilAstigmaticBeads, np.ndarray]:
+    m = PupilAstigmaticBeads()
+    key = (tuple(np.round(np.asarray(z_nm, float), 6)), roi_px)
+    if key not in _FINE_CACHE:
+        _FINE_CACHE[key] = m.fine_stack(np.asarray(z_nm, float), _fine_size(roi_px, m.oversample))
+    return m, _FINE_CACHE[key]
+
+
+def bead_field(model: str, emitters, z_nm: np.ndarray, frame_shape: tuple[int, int]) -> np.ndarray:
+    """Noise-free expected photons ``(len(z_nm), H, W)`` of point emitters ``[(x_nm, y_nm, photons), ...]`` all at
+    defocus ``z_nm`` (a bead z-stack; 100 nm pixels, no background). ``model``: ``'gauss'`` (plexloc's
+    :class:`~plexloc.psf.AstigmaticPSF`, default parameters, 15 px patches) or ``'pupil'`` (:class:`PupilAstigmaticBeads`,
+    21 px windows)."""
+    z = np.asarray(z_nm, np.float64)
+    em = np.asarray(emitters, np.float64).reshape(-1, 3)
+    H, W = frame_shape
+    if model == "gauss":
+        from plexloc.psf import AstigmaticPSF
+
+        psf = AstigmaticPSF(px_size_nm=(100.0, 100.0), roi_px=15)
+        n = len(em)
+        frames = psf.render(
+            torch.tensor(np.tile(em[:, 0], len(z)), dtype=torch.float32),
+            torch.tensor(np.tile(em[:, 1], len(z)), dtype=torch.float32),
+            torch.tensor(np.repeat(z, n), dtype=torch.float32),
+            torch.tensor(np.tile(em[:, 2], len(z)), dtype=torch.float32),
+            torch.arange(len(z)).repeat_interleave(n),
+            n_frames=len(z),
+            frame_shape=(H, W),
+        )
+        return frames.numpy().astype(np.float64)
+    if model != "pupil":
+        raise ValueError(f"model must be one of {BEAD_MODELS}, got {model!r}")
+    R = 21
+    m, fine = _pupil_fine(z, R)
+    out = np.zeros((len(z), H, W))
+    for x, y, ph in em:
+        win, r0, c0 = _bead_windows(m, z, x, y, R, fine=fine)
+        rs, cs, re, ce = max(r0, 0), max(c0, 0), min(r0 + R, H), min(c0 + R, W)
+        if re > rs and ce > cs:
+            out[:, rs:re, cs:ce] += ph * win[:, rs - r0 : re - r0, cs - c0 : ce - c0]
+    return out
+
+
+def true_windows(model: str, x_nm: np.ndarray, y_nm: np.ndarray, z_nm: np.ndarray, roi_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """One emitter per window with the model of :func:`bead_field` (the truth a calibration is scored against):
+    ``(windows (N, roi, roi), origins (N, 2))``, windows in photons per emitted photon, origins the frame pixel
+    (row, col) of each window's top-left pixel."""
+    x, y, z = (np.asarray(v, np.float64) for v in (x_nm, y_nm, z_nm))
+    if model == "gauss":
+        from plexloc.psf import AstigmaticPSF
+
+        psf = AstigmaticPSF(px_size_nm=(100.0, 100.0), roi_px=roi_px)
+        t = [torch.as_tensor(v, dtype=torch.float64) for v in (x, y, z, np.ones_like(x))]
+        p, r0, c0 = psf.patches(*t)
+        return p.numpy().astype(np.float64), np.column_stack([r0.numpy(), c0.numpy()])
+    if model != "pupil":
+        raise ValueError(f"model must be one of {BEAD_MODELS}, got {model!r}")
+    zu, inv = np.unique(z, return_inverse=True)
+    m, fine = _pupil_fine(zu, roi_px)
+    wins, orgs = [], []
+    for xi, yi, k in zip(x, y, inv):
+        w, r0, c0 = _bead_windows(m, zu[k : k + 1], xi, yi, roi_px, fine=fine[k : k + 1])
+        wins.append(w[0])
+        orgs.append((r0, c0))
+    return np.asarray(wins), np.asarray(orgs, dtype=np.int64)
