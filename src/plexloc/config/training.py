@@ -50,7 +50,9 @@ class TrainingConfig(_Model):
     warmup_steps: Annotated[int, Field(ge=0)] = Field(default=200, description="linear learning-rate warm-up")
     grad_clip: Annotated[float, Field(gt=0)] = Field(default=1.0, description="gradient norm clipping")
     lr_factor: Annotated[float, Field(gt=0, lt=1)] = Field(default=0.5, description="learning-rate decay on plateau")
-    lr_patience: PositiveInt = Field(default=5, description="validations without improvement before decay")
+    lr_patience: PositiveInt = Field(
+        default=5, description="validations without improvement tolerated: the next one (lr_patience + 1 in a row; "
+        "an improvement is a relative drop of the validation loss by more than 1e-4) multiplies the rate by lr_factor")
     min_lr: Annotated[float, Field(ge=0)] = 1e-6
     lr_schedule: Literal["plateau", "cosine"] = Field(
         default="plateau",

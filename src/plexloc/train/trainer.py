@@ -672,13 +672,15 @@ class Trainer:
                 f"(lower training.lr, now {self.config.training.lr:g}, or training.grad_clip)")
         scores = self.validation.score(self.evaluated, self.sim, threshold=self.config.training.detection_threshold,
                                        amp=self.amp)
+        # the rate the logged steps used (a halving below is the next step's: the row showed it one row early)
+        lr_used = self.optimizer.param_groups[0]["lr"]
         if (scheduled and self._plateau_step != self.step
                 and self.step - self.start_step >= self.config.training.warmup_steps
                 and self.config.training.lr_schedule == "plateau"):
             self.scheduler.step(scores["val_loss"])
             self._plateau_step = self.step  # once per step (a Ctrl-C in the saves below validates this step again)
         row: dict[str, Any] = {"step": self.step, "elapsed_s": round(self.elapsed_s, 2),
-                               "lr": self.optimizer.param_groups[0]["lr"], "samples_per_s": samples_per_s}
+                               "lr": lr_used, "samples_per_s": samples_per_s}
         names = ("loss", "loss_count", "loss_loc", "loss_bg")
         row.update({k: (float(v) if train_loss is not None else math.nan) for k, v in zip(names, train_loss if train_loss is not None else [0] * 4)})
         row.update(scores)
