@@ -231,6 +231,17 @@ def test_the_fit_of_a_tensor_makes_no_tensor_off_the_device(tmp_path, monkeypatc
     reading of the array, its conversion to photons, the tiles, the table) under the guard, from the first block
     to the last (the fit's checks before and after compute on the CPU on purpose and are left out)."""
     import plexloc.infer.fit as fit_mod
+
+    net, cfg_dict, frames = fitted_two_channel(tmp_path)
+    guarded = guard_frame_blocks(monkeypatch)
+    table = fit_mod.fit_movie(frames, net, config=cfg_dict, device="cpu", batch_frames=2, roi_offset_px=(5, 7),
+                              tile_px=8)
+    assert guarded == [0, 2, 4] and len(table) > 0 and np.all(np.isfinite(table["x_nm"]))
+
+
+def fitted_two_channel(tmp_path):
+    """A two-channel full-chip model trained one step that detects everywhere (its configuration dict) and 5 frames
+    (C, T, H, W) simulated at roi_offset_px (5, 7)."""
     from plexloc.nets.io import load_model
 
     cfg = _two_channel_full_chip(tmp_path)
@@ -239,9 +250,16 @@ def test_the_fit_of_a_tensor_makes_no_tensor_off_the_device(tmp_path, monkeypatc
     with torch.no_grad():
         net.head_prob[-1].bias.fill_(3.0)
     sim = Simulator(cfg.simulation().model_copy(update={"roi_offset_px": (5, 7)}))
-    frames = sim.simulate_movie(5, generator=torch.Generator().manual_seed(2)).frames
+    return net, cfg_dict, sim.simulate_movie(5, generator=torch.Generator().manual_seed(2)).frames
+
+
+def guard_frame_blocks(monkeypatch) -> list:
+    """Every tensor made while the fit's blocks are fitted goes to the meta device (one left on the host by mistake
+    fails); returns the list of the guarded blocks' first frames."""
+    import plexloc.infer.fit as fit_mod
+
     blocks = fit_mod.iter_frame_blocks
-    guarded = []
+    guarded: list = []
 
     def iter_guarded(*args, **kwargs):
         inner = blocks(*args, **kwargs)
@@ -254,9 +272,7 @@ def test_the_fit_of_a_tensor_makes_no_tensor_off_the_device(tmp_path, monkeypatc
             torch.set_default_device(None)
 
     monkeypatch.setattr(fit_mod, "iter_frame_blocks", iter_guarded)
-    table = fit_mod.fit_movie(frames, net, config=cfg_dict, device="cpu", batch_frames=2, roi_offset_px=(5, 7),
-                              tile_px=8)
-    assert guarded == [0, 2, 4] and len(table) > 0 and np.all(np.isfinite(table["x_nm"]))
+    return guarded
 
 
 # ------------------------------------------------------------------------------------------- host-device syncs

@@ -160,40 +160,20 @@ def test_the_network_fit_of_a_clipping_movie_makes_no_tensor_off_the_device(tmp_
     each channel where the transform puts them: clipped_near, 63995a1) under the guard from the first block to the
     last (test_cuda_audit39 guarded a float movie, where no level is looked for and clipped_near returns at once)."""
     import plexloc.infer.fit as fit_mod
-    from plexloc.nets.io import load_model
-    from plexloc.simulation import Simulator
-    from plexloc.train import Trainer
-    from test_cuda_audit39 import _two_channel_full_chip
+    from test_cuda_audit39 import fitted_two_channel, guard_frame_blocks
 
-    cfg = _two_channel_full_chip(tmp_path)
-    Trainer(cfg, tmp_path / "run", device="cpu").run(steps=1)
-    net, cfg_dict, _ = load_model(tmp_path / "run", device="cpu")
-    with torch.no_grad():
-        net.head_prob[-1].bias.fill_(3.0)
-    sim = Simulator(cfg.simulation().model_copy(update={"roi_offset_px": (5, 7)}))
-    frames = sim.simulate_movie(5, generator=torch.Generator().manual_seed(2)).frames.numpy()
-    frames = np.clip(np.round(frames), 0, 65535).astype(np.uint16)
+    net, cfg_dict, frames = fitted_two_channel(tmp_path)
+    frames = np.clip(np.round(frames.numpy()), 0, 65535).astype(np.uint16)
     frames[:, :, 6:9, 6:9] = 65535  # a clipped spot in every frame of both channels
-    blocks = fit_mod.iter_frame_blocks
     near = fit_mod.clipped_near
-    guarded, counted = [], []
-
-    def iter_guarded(*args, **kwargs):
-        inner = blocks(*args, **kwargs)
-        torch.set_default_device("meta")  # until the last block is fitted
-        try:
-            for item in inner:
-                guarded.append(item[0])
-                yield item
-        finally:
-            torch.set_default_device(None)
+    counted = []
+    guarded = guard_frame_blocks(monkeypatch)
 
     def near_counted(*args, **kwargs):
         out = near(*args, **kwargs)
         counted.append(int(out.sum()))
         return out
 
-    monkeypatch.setattr(fit_mod, "iter_frame_blocks", iter_guarded)
     monkeypatch.setattr(fit_mod, "clipped_near", near_counted)
     table = fit_mod.fit_movie(frames, net, config=cfg_dict, device="cpu", batch_frames=2, roi_offset_px=(5, 7),
                               tile_px=8)
