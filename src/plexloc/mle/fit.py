@@ -125,13 +125,15 @@ def _inverse_fisher(H: Tensor) -> Tensor:
     return torch.linalg.solve_ex(Hn + 1e-12 * eye, eye.expand_as(Hn))[0] / scale[:, :, None] / scale[:, None, :]
 
 
-def bounds_hit(theta: Tensor, problem: "_Problem", z_bounds: tuple[float, float], *, H: Tensor | None = None) -> Tensor:
+def bounds_hit(theta: Tensor, problem: "_Problem", z_bounds: tuple[float, float], *, H: Tensor | None = None,
+               cov: Tensor | None = None) -> Tensor:
     """``(n,)`` int64 sum of :data:`AT_BOUND_BITS` of the bounds the parameters ``theta`` (n, P) sit on.
 
     Position, z and width reach their bounds by clipping: on the bound itself. The photons and background approach
     their lower bounds in steps of a third and may stop short of them where the likelihood is flat (1.12 photons with
     a CRLB of 465, a refit of noise): with the Fisher matrix ``H`` at the fit they count as on the bound within 5 % of
-    their standard error (CRLB) above it, where the data cannot tell them from it."""
+    their standard error (CRLB) above it, where the data cannot tell them from it. ``cov``: the inverse of ``H``
+    where the caller has it (:func:`_inverse_fisher`), else computed here."""
     R, i_n, i_bg = problem.roi, problem.i_n, problem.i_bg
     bits = torch.zeros(theta.shape[0], dtype=torch.int64, device=theta.device)
 
@@ -150,8 +152,10 @@ def bounds_hit(theta: Tensor, problem: "_Problem", z_bounds: tuple[float, float]
         add((s <= _WIDTH_RANGE[0] + 1e-5) | (s >= _WIDTH_RANGE[1] - 1e-5), "width")
     low = theta[:, i_n:i_bg] <= _PHOTONS_MIN * (1.0 + 1e-4)
     low_bg = theta[:, i_bg:] <= _BG_MIN * (1.0 + 1e-3)
-    if H is not None and theta.shape[0]:
-        sd = torch.diagonal(_inverse_fisher(H), dim1=1, dim2=2).clamp_min(0).sqrt().to(theta.dtype)
+    if cov is None and H is not None and theta.shape[0]:
+        cov = _inverse_fisher(H)
+    if cov is not None and theta.shape[0]:
+        sd = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0).sqrt().to(theta.dtype)
         near = lambda sl, floor: theta[:, sl] - floor <= 0.05 * sd[:, sl]  # noqa: E731
         low = low | near(slice(i_n, i_bg), _PHOTONS_MIN)
         low_bg = low_bg | near(slice(i_bg, None), _BG_MIN)
@@ -792,20 +796,21 @@ def _fit_batch(
     loglik = (x_b * torch.log(m_b) - m_b - torch.lgamma(x_b + 1.0)).sum(dim=1)
     # the convergence test above is met by a fit held on a bound (the step clipped to nothing): a parameter on a
     # bound of the fitter's making is no maximum of the likelihood, and such a fit is not converged
-    at_bound = bounds_hit(theta[best], problem, z_bounds, H=H[best])
+    cov = _inverse_fisher(H[best])  # the CRLB's (_collect) and the bounds' (once per fit)
+    at_bound = bounds_hit(theta[best], problem, z_bounds, cov=cov)
     # detection statistic: the spot model's maximum against the background-only model's, on the objective both
     # maximise (the unclamped effective counts)
     bg_only, ll_bg = background_only_fit(x_eff, k, off, problem.C)
     spot_llr_raw = 2.0 * ((x_eff.double() * torch.log(m_b.double())).sum(dim=1) - m_b.double().sum(dim=1) - ll_bg)
     return {
         "theta": theta[best],
-        "H": H[best],
         "loglik": loglik,
         "llr": llr,
         "iterations": iters[best],
         "converged": converged[best] & ((at_bound & NOT_CONVERGED_BOUNDS) == 0),
         "lm_converged": converged[best],
         "at_bound": at_bound,
+        "cov": cov,
         "spot_llr_raw": spot_llr_raw,
         "bg_only": bg_only,
         "idx": idx,
@@ -818,7 +823,6 @@ def _collect(problem: _Problem, results: list[dict], n_all: int, device) -> FitR
         torch.cat([r[key] for r in results]).cpu() if results else torch.zeros(shape)
     )
     theta = cat("theta", (0, P)).double()
-    H = cat("H", (0, P, P)).double()
     idx = cat("idx", (0,)).long()
     origins = problem.origins.cpu()[idx] if n_all else torch.zeros(0, C, 2, dtype=torch.int64)
     px = problem.channels[0].px_size_nm
@@ -836,8 +840,8 @@ def _collect(problem: _Problem, results: list[dict], n_all: int, device) -> FitR
     bg_ch = theta[:, problem.i_bg :]
     spot_raw = cat("spot_llr_raw", (0,)).double()
     spot_llr = spot_raw.clamp_min(0.0)
-    # CRLB: inverse Fisher information at the fit (robust to a singular matrix)
-    cov = _inverse_fisher(H)
+    # CRLB: inverse Fisher information at the fit (robust to a singular matrix), computed with the fit
+    cov = cat("cov", (0, P, P)).double()
     var = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0)
     crlb = {"x_nm": var[:, 0].sqrt() * px[0], "y_nm": var[:, 1].sqrt() * px[1]}
     crlb["z_nm"] = var[:, 2].sqrt() if problem.is_3d else torch.full_like(x_nm, float("nan"))
