@@ -64,7 +64,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="spline (default, PSF.h5) or astigmatic: the Gaussian defocus curves of one channel, written as a "
         "config YAML (--out PSF.yaml; psf: kind astigmatic) with PSF.json and PSF_sigma.png beside it",
     )
+    p.add_argument("--z-smoothing", type=_z_smoothing, default=None, metavar="auto|off|LAMBDA",
+                   help="smoothing of the averaged bead along z before the spline (penalised least squares of every "
+                   "pixel's z profile, weighted by the noise measured from the beads' spread): auto (default) chooses "
+                   "its strength from that noise (Stein's unbiased risk estimate); off keeps the plain average (the "
+                   "spline interpolates its noise: dim or few beads give a z bias); a number >= 0 sets the penalty "
+                   "(times the median weight; 0 = off). PSF.json records the strength used (z_smoothing)")
     p.set_defaults(func=run)
+
+
+def _z_smoothing(text: str) -> float | None:
+    """--z-smoothing: auto (None), off (0) or a penalty >= 0."""
+    t = text.strip().lower()
+    if t == "auto":
+        return None
+    if t in ("off", "none", "no"):
+        return 0.0
+    try:
+        v = float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be auto, off or a number >= 0, got {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be auto, off or a finite number >= 0, got {text!r}")
+    return v
 
 
 def _camera_source(args) -> str:
@@ -209,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
         raw_stacks=raws,
         saturation_adu=sat,
         sources=sources,
+        z_smooth=args.z_smoothing,
     )
     cal = result.calibration
     cal.command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
@@ -227,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
         "focus_offset_nm": [ch.focus_offset_nm for ch in cal.channels],
         "roi_offset_px": list(roi_offset),
         "roi_offset_source": roi_source,
+        "z_smoothing": result.summary.get("z_smoothing", []),
         **_checks(result.summary),
     }
     if cal.n_channels > 1:
@@ -373,6 +397,7 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
         raw_stacks=raws,
         saturation_adu=sat,
         sources=[str(args.stacks[0])],
+        z_smooth=args.z_smoothing,
     )
     spline = result.spline
     cal = spline.calibration
