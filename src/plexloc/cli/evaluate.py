@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("truth", type=Path, help=f"ground-truth table: {FORMATS_HELP}")
     p.add_argument("pred", type=Path, help="predicted localizations (any of those formats)")
     p.add_argument("--dim", type=int, choices=(2, 3), default=None,
-                   help="2 ignores z; 3 matches and scores z too (default: 3 where the truth's z varies, else 2)")
+                   help="2 ignores z; 3 matches and scores z too (default: 3 where the truth's z varies and the "
+                   "predictions have a z, else 2; a table without z reads as z NaN or as 0 in every row)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the scores as JSON here")
     # --px-size <= 0: the library's InputError (exit code 2 returned); NaN and inf are refused here
     p.add_argument(
@@ -49,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    import numpy as np
+
     from plexloc.evaluate.metrics import _check_px, evaluate_matching, match
     from plexloc.cli._common import check_outputs, write_json
     from plexloc.cli import _locs
@@ -65,18 +70,24 @@ def run(args: argparse.Namespace) -> int:
                    for path in (args.truth, args.pred))
     _warn_if_swapped(truth, pred, args.truth, args.pred)
     dim = args.dim
+    no_pred_z = _no_z(pred)
     if dim is None:  # a 2D truth (z 0 everywhere) scored in 3D reports an efficiency eff_3d that means nothing
-        import numpy as np
-
         z = np.asarray(truth["z_nm"], float) if "z_nm" in truth else np.zeros(0)
         z = z[np.isfinite(z)]
-        dim = 3 if z.size and float(np.ptp(z)) > 0 else 2
-        print(f"scored in {dim}D (" + ("the truth's z varies" if dim == 3 else "the truth has no z") + "; --dim to choose)")
+        truth_z = bool(z.size and float(np.ptp(z)) > 0)
+        # a 2D table against a 3D truth: its z is NaN (an error below) or, read from a format without z (ThunderSTORM,
+        # Picasso, SMAP), 0 in every row, scored as z = 0 (an axial RMSE of the truth's own z spread, and the emitters
+        # beyond 500 nm of the focus missed): scored in 2D, and said
+        dim = 3 if truth_z and no_pred_z is None else 2
+        why = ("the truth's z varies" if dim == 3 else "the truth has no z" if not truth_z
+               else f"the truth's z varies, but the predictions have none: {no_pred_z}")
+        print(f"scored in {dim}D ({why}; --dim to choose)")
         if dim == 2 and args.max_ax is not None:
-            import sys
-
-            print(f"warning: --max-ax {args.max_ax:g} is not used: scored in 2D (the truth has no z); --dim 3 to "
+            print(f"warning: --max-ax {args.max_ax:g} is not used: scored in 2D ({why}); --dim 3 to "
                   "match z within it", file=sys.stderr)
+    elif dim == 3 and no_pred_z is not None and not np.isnan(np.asarray(pred["z_nm"], float)).any():
+        print(f"warning: {args.pred}: the predictions have no z ({no_pred_z}), so the axial scores measure the truth's "
+              "own z spread; --dim 2 scores them laterally", file=sys.stderr)
     # metrics.evaluate's steps (the pixel size refused before the matching): the matching is wanted again for the
     # gridding's noise level below
     _check_px(args.px_size)
@@ -84,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
                      max_ax_nm=MAX_AX_NM if args.max_ax is None else args.max_ax)
     metrics = evaluate_matching(truth, pred, matching, dim=dim, px_size_nm=args.px_size)
     print(metrics.format_table())
-    import sys
-
     if metrics.gridding_dev_x is not None and len(pred):
         # the bare deviation read as gridding where it was counting noise (the demo fit: 0.19 / 0.20, its truth table
         # 0.15 / 0.14); the same histograms at periods other than the pixel's give the noise level, over the same
@@ -124,6 +133,21 @@ def run(args: argparse.Namespace) -> int:
         data = {**metrics.to_dict(), **voxel, "truth_file": str(args.truth), "pred_file": str(args.pred)}
         write_json(data, args.json)
     return 0
+
+
+def _no_z(table) -> str | None:
+    """Why ``table`` holds no z (a 2D table), else ``None``: ``z_nm`` NaN in every row, or one value in every row of two
+    or more (a format without z reads as 0). A table without rows has a z for this purpose (nothing to say)."""
+    import numpy as np
+
+    if not len(table):
+        return None
+    z = np.asarray(table["z_nm"], float)
+    if np.isnan(z).all():
+        return "z_nm NaN in every row"
+    if len(z) >= 2 and np.isfinite(z).all() and float(np.ptp(z)) == 0:
+        return f"z_nm {float(z[0]):g} in every row"
+    return None
 
 
 #: columns only a fit writes (a network's probability and uncertainties, an MLE fit's bounds): a truth table has none
