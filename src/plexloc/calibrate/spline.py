@@ -21,8 +21,8 @@ Steps (:func:`calibrate_spline`), one z-stack per channel, all in photons (camer
    about the average, the strength chosen by Stein's unbiased risk estimate from that noise (``summary['z_smoothing']``:
    the penalty and the effective degrees of freedom per profile). The spline interpolates its samples: the noise of
    an average of few or dim beads became a z-dependent bias of every fit (session 42, ``bench/spline42.py``; Gaussian
-   astigmatic beads, 33 slices, fits of true-PSF emitters of 5000 photons whose CRLB is 12.2 nm: 20 beads of 3000
-   photons z RMSE 26 -> 13 nm, 5 beads 77 -> 15 nm, bright beads (2e4) 13.8 -> 12.2 nm; a noise-free stack 12.1 either
+   astigmatic beads, 33 slices, fits of true-PSF emitters of 5000 photons whose CRLB is 12.2 nm; seed 1: 20 beads of
+   3000 photons z RMSE 26 -> 13 nm, 5 beads 77 -> 15 nm, bright beads (2e4) 13.8 -> 12.2 nm; a noise-free stack 12.1 either
    way; true bead positions instead of the registration changed nothing: the average's noise, not the registration
    or the interpolation, was the error). ``z_smooth=0`` turns it off;
 5. z = 0 (``z0_definition``): the focus of channel 0's average, defined as the z of the maximum of the
