@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
                      max_ax_nm=MAX_AX_NM if args.max_ax is None else args.max_ax)
     metrics = evaluate_matching(truth, pred, matching, dim=dim, px_size_nm=args.px_size)
     print(metrics.format_table())
+    if ("color" in truth) != ("color" in pred):  # the colour scores need both (they were left out without a word)
+        has, lacks = (args.truth, args.pred) if "color" in truth else (args.pred, args.truth)
+        print(f"note: no colour scores: {has} has a 'color' column but {lacks} has none (plexloc color assigns one)",
+              file=sys.stderr)
     if metrics.gridding_dev_x is not None and len(pred):
         # the bare deviation read as gridding where it was counting noise (the demo fit: 0.19 / 0.20, its truth table
         # 0.15 / 0.14); the same histograms at periods other than the pixel's give the noise level, over the same

@@ -83,6 +83,9 @@ def table_crlb(
         except InputError as err:
             raise InputError(f"{err.reason}; the CRLB of a 3D PSF needs each emitter's z", source=err.source) from None
     bg_from_table = bg is None
+    if bg is None and "bg" not in truth:  # (a KeyError before, which named no table)
+        raise InputError("the CRLB needs each emitter's background: the table has no 'bg' column (photons per pixel; "
+                         "plexloc simulate's truth.csv has one), and none was given (bg=)", source=truth.source)
     bg = truth["bg"] if bg is None else bg
     if not len(truth):
         return {k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm")}
