@@ -81,6 +81,9 @@ class BeadSelection:
     separation_px: np.ndarray | None = None
     #: per rejected bead (index): what was measured, e.g. ``'raw 4095 ADU >= 4095 in slices 14-19'``
     detail: dict = dataclasses.field(default_factory=dict)
+    #: the stack's noise variance over its mean (:func:`_noise_factor`; 1.0 where no bead was left to check), which
+    #: the double-bead checks weigh their fits by
+    noise_factor: float = 1.0
 
     @property
     def used(self) -> np.ndarray:
@@ -343,6 +346,7 @@ def detect_beads(
             detail[i] = f"peak {peaks[i]:.0f} photons < {dim_fraction:g} x the median bead's {med:.0f}"
     return BeadSelection(
         rows=rows, cols=cols, peaks=peaks, reason=reason.astype("U40"), background=bg, separation_px=separation,
+        noise_factor=float(noise),
         detail=detail,
     )
 

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.interpolate import CubicSpline
 from plexloc.calibrate.beads import (
-    PAIR_SHAPE_MIN_BEADS, WIDTH, BeadSelection, _noise_factor, describe_rejections, detect_beads, detection_projection,
+    PAIR_SHAPE_MIN_BEADS, WIDTH, BeadSelection, describe_rejections, detect_beads, detection_projection,
     extract_rois, pair_shape, pair_shape_outliers, window_stats,
 )
 from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration
@@ -405,7 +405,7 @@ def calibrate_spline(
             if not pair_checked:  # once, on the first registration: a double bead widens along its pair's axis
                 pair_checked = True
                 if len(used0) >= PAIR_SHAPE_MIN_BEADS:
-                    v, se = pair_shape(clean, shifts, bg, scale, _noise_factor(stacks[0], detection_projection(stacks[0])[0]))
+                    v, se = pair_shape(clean, shifts, bg, scale, sels[0].noise_factor)
                     pair_bad, details = pair_shape_outliers(v, se)
                     for i in np.flatnonzero(pair_bad & ~bad):
                         sels[0].detail[int(used0[i])] = details[i]
