@@ -63,8 +63,9 @@ _SIGMA_PHOTONS = re.compile(r"^(sigma|crlb)_photons(_ch\d+)?$")
 
 
 def _summed(name: str) -> bool:
-    """Photon counts add up over the frames of one event."""
-    return name == "photons" or bool(_PHOTONS_CH.match(name))
+    """Photon counts add up over the frames of one event, and so does the MLE's detection statistic (``spot_llr``:
+    the event's likelihood ratio against background alone, its frames independent)."""
+    return name in ("photons", _SPOT_LLR) or bool(_PHOTONS_CH.match(name))
 
 
 def _summed_in_quadrature(name: str) -> bool:
@@ -272,8 +273,6 @@ def merge_localizations(
         elif _summed_in_quadrature(name):
             out[name] = np.sqrt(np.bincount(groups, weights=v**2, minlength=n_groups))
         elif _summed(name):
-            out[name] = np.bincount(groups, weights=v, minlength=n_groups)
-        elif name == _SPOT_LLR:
             out[name] = np.bincount(groups, weights=v, minlength=n_groups)
         elif name == _P_SPOT:
             out[name] = _fisher_combined(v, groups, n_groups, count)
