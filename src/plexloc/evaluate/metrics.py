@@ -8,6 +8,12 @@ Undefined scores are ``None``, never NaN: RMSEs, biases, efficiencies and colour
 any matched pair, recall without ground truth, precision without predictions, and the axial
 scores (``rmse_ax, rmse_vol, eff_ax, eff_3d, bias_z``) in 2D. The Jaccard index is 0 whenever
 nothing matched (also when both tables are empty).
+
+``dim`` is the dimensionality of the scores, ``matching_dim`` that of the matching they were computed from, and
+``max_lat_nm`` / ``max_ax_nm`` the thresholds that matching held its pairs to. A 3D matching scored in 2D
+(``evaluate_matching(..., dim=2)``) keeps ``max_ax_nm``: its pairs (and so tp, fp, fn, the Jaccard index and the
+lateral RMSE) were allowed only within that axial distance, which a 2D matching does not ask; ``max_ax_nm`` is
+``None`` only where the matching itself was 2D.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ class Metrics:
 
     ``color_accuracy``/``color_rejection`` are only evaluated when both tables have a ``color``
     column (``has_color``); ``gridding_dev_x``/``gridding_dev_y`` only when a pixel size was given.
+    ``dim``: the scores' dimensionality; ``matching_dim``: the matching's; ``max_lat_nm``, ``max_ax_nm``: the
+    matching's thresholds (nm; ``max_ax_nm`` ``None`` for a 2D matching only, see the module docstring).
     """
 
     dim: int
@@ -86,6 +94,7 @@ class Metrics:
     gridding_dev_y: float | None = None
     max_lat_nm: float | None = None
     max_ax_nm: float | None = None
+    matching_dim: int | None = None
     photons_bias: float | None = None
     photons_rel_err: float | None = None
 
@@ -108,6 +117,7 @@ class Metrics:
             n_truth=self.n_truth,
             n_pred=self.n_pred,
             dim=self.dim,
+            matching_dim=self.matching_dim,
             max_lat_nm=self.max_lat_nm,
             max_ax_nm=self.max_ax_nm,
         )
@@ -137,7 +147,11 @@ class Metrics:
         photons_rel_err    0.00  %
         """
         rows: list[tuple[str, str, str]] = []
-        for key in ("dim", "n_truth", "n_pred", "tp", "fp", "fn"):
+        rows.append(("dim", str(self.dim), ""))
+        if self.matching_dim is not None and self.matching_dim != self.dim:  # the pairs held to the axial limit
+            rows.append(("matching_dim", str(self.matching_dim), ""))
+            rows.append(("max_ax_nm", _fmt(self.max_ax_nm), "nm"))
+        for key in ("n_truth", "n_pred", "tp", "fp", "fn"):
             rows.append((key, str(getattr(self, key)), ""))
         pct = ["jaccard", "recall", "precision"]
         nm = ["rmse_lat", "rmse_ax", "rmse_vol"]
@@ -304,7 +318,8 @@ def evaluate_matching(
     Args:
         truth, pred: the tables ``matching`` was made from.
         matching: the pairs.
-        dim: 2 or 3; defaults to ``matching.dim``. With 2, the axial scores are ``None``.
+        dim: 2 or 3; defaults to ``matching.dim``. With 2, the axial scores are ``None``; a 3D matching scored in 2D
+            reports its axial threshold as ``max_ax_nm`` and ``matching_dim`` 3 (its pairs were held to it).
         px_size_nm: camera pixel size (nm) for the gridding artefact; ``None`` skips it.
     """
     dim = matching.dim if dim is None else dim
@@ -391,7 +406,10 @@ def evaluate_matching(
         gridding_dev_x=grid_x,
         gridding_dev_y=grid_y,
         max_lat_nm=matching.max_lat_nm,
-        max_ax_nm=matching.max_ax_nm if dim == 3 else None,
+        # the thresholds the pairs were held to: a 3D matching scored in 2D still matched only within max_ax_nm (None
+        # here made its tp / JI read as a 2D matching's)
+        max_ax_nm=matching.max_ax_nm,
+        matching_dim=int(matching.dim),
         photons_bias=photons_bias,
         photons_rel_err=photons_rel_err,
     )
