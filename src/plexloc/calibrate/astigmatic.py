@@ -138,6 +138,9 @@ def calibrate_astigmatic(
 
     ``spline_options`` go to :func:`calibrate_spline` (``roi_px``, ``raw_stacks``, ``saturation_adu``, ``sources``...).
     """
+    from plexloc.calibrate.beads import check_number
+
+    check_number("z_fit_nm", z_fit_nm, low=0, low_open=True)  # NaN or <= 0 left no slice and an error that named none
     res = calibrate_spline([stack], z_step_nm=z_step_nm, px_size_nm=px_size_nm, **spline_options)
     cal = res.calibration
     ch = cal.channels[0]

@@ -53,6 +53,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import least_squares
 
+from plexloc.errors import InputError
+
 DOUBLE = "second bead in window"
 WIDTH = "outlier width"
 REJECT_REASONS = ("border", "too close", "saturated", DOUBLE, "too dim", WIDTH, "outlier shape")
@@ -114,6 +116,28 @@ def describe_rejections(sel: BeadSelection) -> str:
         where = "; ".join(f"bead at pixel (row, col) ({sel.rows[i]}, {sel.cols[i]}): {sel.detail[i]}" for i in idx[:3])
         out += f"; {r}: {where}{'; ...' if len(idx) > 3 else ''}"
     return out
+
+
+def check_number(name: str, value, *, low: float | None = None, low_open: bool = False, high: float | None = None,
+                 high_open: bool = False, integer: bool = False, finite: bool = True) -> float:
+    """``value`` as a float, or an :class:`InputError` naming ``name`` and the value where it is not a real number (a
+    bool, a string, NaN; infinite unless ``finite`` is False), not an integer where ``integer``, or outside ``low`` ..
+    ``high`` (``low_open`` / ``high_open``: the bound itself excluded). A NaN or negative threshold turned a check off
+    without a word before (a NaN ``saturation_adu`` found no saturated bead, a negative ``dim_fraction`` no dim one)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    v = float(value) if ok else float("nan")
+    bounds = ([f"{'>' if low_open else '>='} {low:g}"] if low is not None else []) + (
+        [f"{'<' if high_open else '<='} {high:g}"] if high is not None else [])
+    rule = " ".join(["an integer" if integer else "a finite number" if finite else "a number", *bounds[:1],
+                     *(["and " + b for b in bounds[1:]])])
+    bad = not ok or np.isnan(v) or ((finite or integer) and not np.isfinite(v)) or (integer and v != round(v))
+    if not bad and low is not None:
+        bad = v <= low if low_open else v < low
+    if not bad and high is not None:
+        bad = v >= high if high_open else v > high
+    if bad:
+        raise InputError(f"{name} must be {rule}, got {value!r}")
+    return v
 
 
 def _gaussian(p: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
@@ -292,7 +316,24 @@ def detect_beads(
         threshold_sigma: detection threshold on the projection, in robust standard deviations.
         double_fraction: share of the single-spot fit's chi^2 that two spots must remove for the bead to be
             rejected as ``second bead in window`` (see the module docstring).
+
+    Raises:
+        InputError: an option that is not a number in its range (named, with the value): ``roi_px`` not an odd
+            integer >= 3, ``saturation_adu`` not > 0, ``min_distance_px`` not an integer >= 0, ``dim_fraction``
+            not in [0, 1), ``threshold_sigma`` not > 0, ``double_fraction`` not in (0, 1], or one of them NaN or
+            infinite.
     """
+    check_number("roi_px", roi_px, low=3, integer=True)
+    if int(roi_px) % 2 == 0:
+        raise InputError(f"roi_px must be an odd integer >= 3, got {roi_px!r}")
+    roi_px = int(roi_px)
+    if saturation_adu is not None:
+        check_number("saturation_adu", saturation_adu, low=0, low_open=True)
+    if min_distance_px is not None:
+        check_number("min_distance_px", min_distance_px, low=0, integer=True)
+    check_number("dim_fraction", dim_fraction, low=0, high=1, high_open=True)
+    check_number("threshold_sigma", threshold_sigma, low=0, low_open=True)
+    check_number("double_fraction", double_fraction, low=0, low_open=True, high=1)
     stack = np.asarray(stack, dtype=np.float64)
     nz, h, w = stack.shape
     bg = float(np.median(stack))

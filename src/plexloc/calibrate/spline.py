@@ -13,7 +13,9 @@ Steps (:func:`calibrate_spline`), one z-stack per channel, all in photons (camer
    (first registration, >= 5 beads) an anisotropic widening against the mean of the other beads, constant over the
    slices around focus, far outside the beads' spread (:func:`plexloc.calibrate.beads.pair_shape_outliers`: a
    second bead 1.2-2.5 px away that the two-spot fit missed); fewer than 5 beads left after such rejections is a
-   note; in channels c > 0 the z shift of each bead is channel 0's (the same bead), only x and y are registered;
+   note; ``summary['pair_shape_check']`` says whether the pair-shape check ran, on how many beads, and where it did not
+   (fewer than ``PAIR_SHAPE_MIN_BEADS`` beads reached it or had their shape measured) why, in its ``note``; in
+   channels c > 0 the z shift of each bead is channel 0's (the same bead), only x and y are registered;
 4. centring: the average is moved laterally so that its centroid over the slices around focus sits on
    the window's central voxel (iterated, so the centroid window is centred);
 4b. smoothing along z (``z_smooth``, :func:`smooth_z`; default on): every pixel's z profile of the average by
@@ -43,7 +45,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.interpolate import CubicSpline
 from plexloc.calibrate.beads import (
-    PAIR_SHAPE_MIN_BEADS, WIDTH, BeadSelection, describe_rejections, detect_beads, detection_projection,
+    PAIR_SHAPE_MIN_BEADS, WIDTH, BeadSelection, check_number, describe_rejections, detect_beads, detection_projection,
     extract_rois, pair_shape, pair_shape_outliers, window_stats,
 )
 from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration
@@ -133,6 +135,9 @@ def smooth_z(volume: np.ndarray, variance: np.ndarray, lam: float | None = None,
 
     Returns ``(smoothed volume, info)``; info: ``lam``, ``dof`` (mean effective degrees of freedom per profile,
     ``tr(H)``, of ``n_z``), ``sure`` against ``sure_none`` (no smoothing, = N) -- per voxel."""
+    if lam is not None:
+        check_number("lam (the z smoothing's penalty)", lam, low=0)
+    check_number("order", order, low=1, integer=True)
     vol = np.asarray(volume, np.float64)
     nz = vol.shape[0]
     y = vol.reshape(nz, -1).T
@@ -308,9 +313,12 @@ def calibrate_spline(
 
     ``z_smooth``: None (default) smooths the averaged bead along z with the strength chosen from the beads' measured
     noise (:func:`smooth_z`); 0 keeps the plain average; a positive value is the penalty (times the median weight).
+    ``z_step_nm`` and ``px_size_nm`` (one, or x and y) in nm, > 0; ``roi_px`` an odd integer >= 7; ``saturation_adu``
+    (raw ADU) > 0; ``dim_fraction`` in [0, 1); ``min_distance_px`` an integer >= 0 (see
+    :func:`plexloc.calibrate.beads.detect_beads`).
 
     Raises:
-        InputError: stacks of different shapes, too few slices, no usable bead (with the count of each
+        InputError: an option out of its range, NaN or infinite (named, with the value), stacks of different shapes, too few slices, no usable bead (with the count of each
             rejection reason), a focus at the end of the stack or an implausible axial PSF size (a wrong
             ``z_step_nm``), fewer than 3 beads matched between channels.
     """
@@ -318,11 +326,23 @@ def calibrate_spline(
     src = list(sources) + [f"channel {c}" for c in range(len(sources), len(stacks))]
     if not stacks:
         raise InputError("no bead stack given")
-    if not z_step_nm > 0:
-        raise InputError(f"--z-step must be > 0 nm, got {z_step_nm}")
-    px = (float(px_size_nm), float(px_size_nm)) if np.isscalar(px_size_nm) else tuple(map(float, px_size_nm))
+    check_number("z_step_nm (--z-step)", z_step_nm, low=0, low_open=True)
+    px_values = [px_size_nm] if np.ndim(px_size_nm) == 0 else list(np.asarray(px_size_nm, dtype=object).ravel())
+    if len(px_values) not in (1, 2):
+        raise InputError(f"px_size_nm must be one pixel size or (x, y) in nm, got {px_size_nm!r}")
+    for v in px_values:  # a negative or NaN pixel put every bead position and the PSF's scale checks off
+        check_number("px_size_nm (--pixel-size)", v, low=0, low_open=True)
+    px = (float(px_values[0]), float(px_values[-1]))
+    check_number("roi_px", roi_px, integer=True)
     if roi_px < 7 or roi_px % 2 == 0:
         raise InputError(f"roi_px must be odd and >= 7, got {roi_px}")
+    roi_px = int(roi_px)
+    if z_smooth is not None:  # a negative or NaN strength was taken as "off" without a word
+        try:
+            check_number("z_smooth", z_smooth, low=0)
+        except InputError:
+            raise InputError(f"z_smooth must be None (auto: chosen from the beads' noise), 0 (off) or a finite number "
+                             f"> 0 (the penalty), got {z_smooth!r}") from None
     for c, s in enumerate(stacks):
         if s.ndim != 3:
             raise InputError(f"a bead z-stack must be 3-D (z, rows, cols), got shape {s.shape}", source=src[c])
@@ -344,6 +364,9 @@ def calibrate_spline(
                 source=src[c],
             )
     raws = list(raw_stacks) if raw_stacks is not None else stacks
+    if len(raws) != len(stacks) or any(np.shape(r) != s.shape for r, s in zip(raws, stacks)):
+        raise InputError(f"raw_stacks must hold one stack of each channel's shape {stacks[0].shape}, got "
+                         f"{[np.shape(r) for r in raws]} for {len(stacks)} channel(s)")
     half = roi_px // 2
     # 1. detection and rejection per channel
     sels = [
@@ -384,6 +407,11 @@ def calibrate_spline(
     volumes = []
     z_shifts = None
     pair_checked, n_shape = False, 0
+    # the pair-shape check's fate, for the summary: it needs PAIR_SHAPE_MIN_BEADS beads with a measured shape, and it
+    # did not run below that without a word (the user took the beads as checked)
+    pair_check: dict = {"ran": False, "min_beads": int(PAIR_SHAPE_MIN_BEADS), "n_beads": int(len(used0)),
+                        "n_measured": 0, "n_rejected": 0,
+                        "reason": f"{len(used0)} bead(s) reached it, it needs {PAIR_SHAPE_MIN_BEADS}"}
     smoothing: list[dict] = []
     for c in range(len(stacks)):
         while True:
@@ -404,9 +432,20 @@ def calibrate_spline(
                                                  f"{limit:.3f} (3 x the beads' median)")
             if not pair_checked:  # once, on the first registration: a double bead widens along its pair's axis
                 pair_checked = True
+                pair_check["n_beads"] = int(len(used0))
+                pair_check["reason"] = f"{len(used0)} bead(s) reached it, it needs {PAIR_SHAPE_MIN_BEADS}"
                 if len(used0) >= PAIR_SHAPE_MIN_BEADS:
                     v, se = pair_shape(clean, shifts, bg, scale, sels[0].noise_factor)
+                    measured = int(np.sum(np.isfinite(v).all(axis=1) & np.isfinite(se)))
+                    pair_check["n_measured"] = measured
+                    if measured >= PAIR_SHAPE_MIN_BEADS:
+                        pair_check.update(ran=True, reason="")
+                    else:  # pair_shape_outliers rejects none then
+                        pair_check["reason"] = (f"its shape was measured for {measured} of {len(used0)} beads (fewer "
+                                                f"than 2 slices around focus in the window), it needs "
+                                                f"{PAIR_SHAPE_MIN_BEADS}")
                     pair_bad, details = pair_shape_outliers(v, se)
+                    pair_check["n_rejected"] = int(np.sum(pair_bad))
                     for i in np.flatnonzero(pair_bad & ~bad):
                         sels[0].detail[int(used0[i])] = details[i]
                     bad |= pair_bad
@@ -434,9 +473,16 @@ def calibrate_spline(
         notes.append(f"only {len(used0)} bead(s) left after {n_shape} were rejected as outlier shape ("
                      f"{describe_rejections(sels[0])}): a calibration from so few beads is noisy (z = 0, the PSF's "
                      "tails) and cannot be checked for double beads; take a stack with more single beads")
+    if not pair_check["ran"]:  # a check not made, not a finding: kept out of the warnings, printed as a note
+        pair_check["note"] = (
+            f"the double-bead shape check did not run: {pair_check['reason']} (it measures each bead's widening along "
+            "any axis against the other beads' median and spread). A second bead within ~2 px that the two-spot fit "
+            "misses ('second bead in window' finds pairs from ~2 px) stays in the average and biases z: take a stack "
+            f"with {PAIR_SHAPE_MIN_BEADS} or more single beads")
     notes += _drift_note(volumes[0], z_step_nm=z_step_nm, px=px)
     res = _finish(volumes, beads, sels, z_step_nm=z_step_nm, px=px, src=src, n_slices=stacks[0].shape[0], notes=notes)
     res.summary["z_smoothing"] = smoothing
+    res.summary["pair_shape_check"] = pair_check
     return res
 
 

@@ -367,10 +367,14 @@ def _report_transform_residual(residual: dict[str, list[float]], args: argparse.
 
 
 def _checks(summary: dict) -> dict:
-    """Print the calibration's warnings (measured: widths, SNR, drift, z coverage, scale) and the rejected beads;
-    return their PSF.json entries."""
+    """Print the calibration's warnings (measured: widths, SNR, drift, z coverage, scale, a double-bead shape check that
+    did not run) and the rejected beads; return their PSF.json entries (``pair_shape_check``: whether that check ran,
+    on how many beads, and why not)."""
     for text in summary.get("warnings", []):
         print(f"plexloc calibrate: warning: {text}", file=sys.stderr)
+    pair_note = summary.get("pair_shape_check", {}).get("note")
+    if pair_note:  # the beads were taken as checked for missed double beads where they were not
+        print(f"plexloc calibrate: note: {pair_note}", file=sys.stderr)
     for c, beads in enumerate(summary.get("rejected_beads", [])):
         for b in beads[:20]:
             print(f"plexloc calibrate: channel {c}: bead at pixel (row, col) ({b['row']}, {b['col']}) rejected: "
@@ -378,7 +382,8 @@ def _checks(summary: dict) -> dict:
         if len(beads) > 20:
             print(f"plexloc calibrate: channel {c}: ... {len(beads) - 20} more rejected beads in the report",
                   file=sys.stderr)
-    return {k: summary[k] for k in ("warnings", "z_range_nm", "rejected_beads", "used_beads") if k in summary}
+    return {k: summary[k] for k in ("warnings", "z_range_nm", "rejected_beads", "used_beads", "pair_shape_check")
+            if k in summary}
 
 
 def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
