@@ -318,9 +318,10 @@ def calibrate_spline(
     :func:`plexloc.calibrate.beads.detect_beads`).
 
     Raises:
-        InputError: an option out of its range, NaN or infinite (named, with the value), stacks of different shapes, too few slices, no usable bead (with the count of each
-            rejection reason), a focus at the end of the stack or an implausible axial PSF size (a wrong
-            ``z_step_nm``), fewer than 3 beads matched between channels.
+        InputError: an option out of its range, NaN or infinite (named, with the value), stacks of different
+            shapes, too few slices, no usable bead (with the count of each rejection reason), a focus at the end of
+            the stack or an implausible axial PSF size (a wrong ``z_step_nm``), fewer than 3 beads matched between
+            channels.
     """
     stacks = [np.asarray(s, dtype=np.float64) for s in stacks]
     src = list(sources) + [f"channel {c}" for c in range(len(sources), len(stacks))]
