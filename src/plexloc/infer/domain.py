@@ -36,6 +36,16 @@ simulation drew from (:func:`training_ranges`):
   wrong gain or e-/ADU scales by k carry k times the predicted variance (EMCCD, sCMOS: shot noise dominated),
   whatever the model was trained on. The ratio is warned about outside ``NOISE_RANGE``.
 
+- spot shape (:func:`spot_shape_checks`, per channel): emitters beyond a 3D model's training z range, a sample thicker
+  than it, another PSF or pixel size, are not placed at the range's edge: the network folds them back inside with a
+  wrong z, silently (bench/zedge42.py: median error 408 nm towards the centre). Their spots have widths the model's PSF
+  has at no z of its range. The network's own bright rows of the movie's first frames that have no other row within
+  ``SHAPE_ISOLATION`` windows (a neighbour widens a spot as much as defocus does) are fitted with the PSF-shape check's
+  elliptical Gaussian on its window, and each spot's widths are compared with that check's curve of the model's PSF
+  over the training z range (``far``: beyond ``FAR_DISTANCE`` scatter units of it, the estimator's bias and scatter
+  measured on the model's own spots at the movie's photons and background). More than ``SHAPE_FAR_SHARE`` of them far,
+  and at least ``SHAPE_MIN_FAR``, is a warning (bench/psfwidth43.py).
+
 A warning names the quantity, the training range, what the data show and what to do. Thresholds and the
 measurements behind them are in bench/RESULTS.md (issue 3, "training-domain check").
 """
@@ -57,7 +67,7 @@ from plexloc.camera.check import NOISE_RANGE, noise_ratio  # noqa: F401  (noise_
 from plexloc.table import LocTable
 
 __all__ = ["DomainCheck", "DomainReport", "DomainWarning", "bright_spot_checks", "check_training_domain",
-           "emitter_light", "noise_ratio", "training_ranges"]
+           "emitter_light", "noise_ratio", "spot_shape_checks", "training_ranges"]
 
 PHOTON_OVER = 1.25
 #: total photons (one channel, or linked channels) are checked against this share of the photon head's ceiling
@@ -81,6 +91,23 @@ SPOT_MIN_SHARE = 0.5
 #: crowded frames most bright spots are several emitters, and a network trained sparser misses some of them (the
 #: demo model gave in-range spots at 5 emitters/um^2 43 % of their photons, its far fraction 0.75)
 SPOT_MAX_FAR = 0.5
+#: spot-shape finding: warn where more than this share of the bright isolated rows' spots have widths the model's PSF
+#: has at no z of its training range (beyond the model's own far share, ~0): in-range movies gave at most
+#: SHAPE_IN_RANGE_MAX, 20 % of the emitters 200-500 nm beyond an astigmatic model's range at least 8 % (bench/psfwidth43.py)
+SHAPE_FAR_SHARE = 0.03
+#: ... and at least this many such spots ...
+SHAPE_MIN_FAR = 8
+#: ... of at least this many spots measured (fewer: reported, not judged)
+SHAPE_MIN_SPOTS = 30
+#: a row counts as isolated with no other row of its frame within this many of the PSF check's windows (its side R):
+#: a neighbour 4 px away widened in-range spots as defocus does (far 21 % at 1 emitter/um^2 with 4 px, 0.4 % with 8 px)
+SHAPE_ISOLATION = 0.75
+#: spots fitted at most (run time: the first ones in frame order)
+SHAPE_MAX_SPOTS = 1000
+#: a spot counts only where its widths are measured to this relative error or better (the estimator's scatter, alpha x
+#: the Cramer-Rao bound, over the width, both axes): dim spots on a bright background (the 2D model's 500-1000 photons
+#: on 84-100 photons/px: 14 % width scatter) cannot tell a 1.3x wider PSF, and their noise alone read 2.1-2.5 % far
+SHAPE_MAX_REL_ERROR = 0.12
 
 
 class DomainWarning(UserWarning):
@@ -92,9 +119,11 @@ class DomainCheck:
     """One quantity: its column, the training range and what the localizations show."""
 
     column: str
-    kind: str  # "photons", "bg", "noise" (train_lo/hi: the accepted ratio range; q05 = median = q95: the ratio) or
+    kind: str  # "photons", "bg", "noise" (train_lo/hi: the accepted ratio range; q05 = median = q95: the ratio),
     # "spots" (the PSF check's bright spots: q05 / median / q95 of their photons; fraction_above: their share above
-    # SPOT_OVER x train_hi; note: the share of those spots' light the network's localizations give)
+    # SPOT_OVER x train_hi; note: the share of those spots' light the network's localizations give) or "shape"
+    # (spot_shape_checks: train_lo/hi the range of the PSF's width sqrt(sigma_x sigma_y) over the training z range, nm;
+    # q05 / median / q95 the spots'; fraction_above: the share of spots whose widths the PSF has at no z of that range)
     train_lo: float
     train_hi: float
     q05: float
@@ -124,6 +153,11 @@ class DomainReport:
                              f"{got} | - | {verdict if np.isfinite(c.median) else '-'} |")
                 continue
             above = f"{100 * c.fraction_above:.1f} %" if np.isfinite(c.fraction_above) else "-"
+            if c.kind == "shape":
+                lines.append(f"| {c.column} (width, nm) | PSF {c.train_lo:.4g}-{c.train_hi:.4g} | {c.q05:.4g} / "
+                             f"{c.median:.4g} / {c.q95:.4g} | {above} outside the PSF's range"
+                             f"{f' ({c.note})' if c.note else ''} | {verdict if np.isfinite(c.fraction_above) else '-'} |")
+                continue
             if c.kind == "spots":
                 above += f" ({c.note})" if c.note else ""
             lines.append(
@@ -212,6 +246,7 @@ def check_training_domain(
     roi_offset_px: tuple[int, int] = (0, 0),
     cameras: Sequence | None = None,
     movie_dtype: Any = None,
+    frames: Sequence | None = None,
 ) -> DomainReport:
     """Compare a fitted table's photon and background estimates with the model's training ranges.
 
@@ -243,11 +278,17 @@ def check_training_domain(
     the same for a gain off by 1/r and for a baseline set too low (a baseline forgotten: photons about right, the
     background too high), and the warning then gives the baseline that would fit, in ADU; a movie whose mean
     pixel is below the camera's baseline (negative photons) is named as frames that are not the camera's raw
-    counts (photons or baseline-subtracted, e.g. a float32 export, or rescaled to 8 bits)."""
+    counts (photons or baseline-subtracted, e.g. a float32 export, or rescaled to 8 bits).
+
+    ``frames``: the movie's first frames in photons, one ``(T, H, W)`` tensor per channel (any device), with
+    ``psf_shape`` and ``head_table`` (rows of at least those frames): :func:`spot_shape_checks`, the widths of the
+    bright isolated rows' spots against the model's PSF over its training z range (emitters beyond that range, a
+    wrong PSF or pixel size)."""
     report = _domain_checks(table, config, photon_over=photon_over, photon_max_fraction=photon_max_fraction,
                             bg_over=bg_over, min_localizations=min_localizations, noise=noise, noise_range=noise_range,
                             movie_bg=movie_bg, noise_notes=noise_notes, cameras=cameras, movie_dtype=movie_dtype)
     report.checks.extend(bright_spot_checks(psf_shape, head_table, config, roi_offset_px=roi_offset_px))
+    report.checks.extend(spot_shape_checks(psf_shape, head_table, frames, config, roi_offset_px=roi_offset_px))
     channel_cols = [c for c in report.checks if c.warning and c.kind in ("photons", "bg") and "_ch" in c.column]
     if channel_cols:
         hint = _swap_hint(table, config, movie_bg, photon_over=photon_over,
@@ -468,6 +509,173 @@ def bright_spot_checks(
                 hint=_range_hint(config, c, float(np.quantile(ph, 0.95))))
         checks.append(chk)
     return checks
+
+
+def spot_shape_checks(
+    psf_shape: list | None,
+    table: LocTable | None,
+    frames: Sequence | None,
+    config: TrainConfig,
+    *,
+    far_share: float = SHAPE_FAR_SHARE,
+    min_far: int = SHAPE_MIN_FAR,
+    min_spots: int = SHAPE_MIN_SPOTS,
+    isolation: float = SHAPE_ISOLATION,
+    max_spots: int = SHAPE_MAX_SPOTS,
+    max_rel_error: float = SHAPE_MAX_REL_ERROR,
+    min_photons: float | None = None,
+    roi_offset_px: tuple[int, int] = (0, 0),
+) -> list[DomainCheck]:
+    """The widths of the movie's bright isolated spots against those the model's PSF has over its training z range.
+
+    ``psf_shape``: the :class:`~plexloc.psf.check.PSFShapeReport` s of the movie, one per channel: their curve of the
+    model's PSF (``model_sigma_x_nm``, ``model_sigma_y_nm`` over the training z range, less the channel's z offset, as
+    the check's estimator reads noiseless spots on its ``window_px`` window) and the estimator's scatter (``alpha``);
+    ``table``: the network's rows (reference-channel nm) of at least the first frames; ``frames``: those frames in
+    photons, one ``(T, H, W)`` tensor per channel, on any device (the windows are gathered there and fitted on the
+    CPU).
+
+    Spots: the rows of frames ``< T`` with ``photons`` of at least ``min_photons`` (default the training range's low
+    end for the channel; all rows where the table has no photons for it) and no other row of their frame within
+    ``isolation`` times the window's side (neighbours' light widens a spot as defocus does), whose window lies inside
+    the frame; the first ``max_spots``. Each window (centred on the row's pixel in channel c's image, mapped by the
+    channel's chip transform at ``roi_offset_px`` as :func:`bright_spot_checks` maps it) is fitted with
+    :func:`~plexloc.psf.check.fit_elliptical_gaussian`; a spot whose widths lie more than
+    :data:`~plexloc.psf.check.FAR_DISTANCE` scatter units from every point of the curve (the PSF-shape check's
+    distance) is one the PSF has at no z of its range. Only spots whose widths are measured to ``max_rel_error`` or
+    better count (the estimator's scatter, ``alpha`` times the Cramér-Rao bound, over the width, on both axes): dim spots
+    on a bright background cannot tell. More than ``far_share`` of them (beyond the far share of the
+    model's own noisy spots) and at least ``min_far`` is a warning; fewer than ``min_spots`` spots are reported, not
+    judged. One :class:`DomainCheck` per channel (column ``spot shape``, ``spot shape ch{c}``; kind ``shape``), none
+    without frames, rows or reports, and none for a channel without a bright isolated row to measure."""
+    if not psf_shape or table is None or frames is None or not len(table):
+        return []
+    n_ch = len(config.channels)
+    if len(psf_shape) != n_ch or len(frames) != n_ch:
+        raise InputError(f"spot shape check: {len(psf_shape)} PSF-shape report(s) and {len(frames)} frame stack(s) for "
+                         f"a {n_ch}-channel model: give one of each per channel")
+    import torch
+
+    from plexloc.psf.check import FAR_DISTANCE, WIDTH_FLOOR, _distances, fit_elliptical_gaussian
+    from plexloc.simulation.geometry import apply_transform, transform_at_roi
+
+    ranges = training_ranges(config)
+    thr = np.array([float(ch.throughput) for ch in config.channels])
+    frame = np.asarray(table["frame"], dtype=np.int64)
+    x_nm = np.asarray(table["x_nm"], dtype=np.float64)
+    y_nm = np.asarray(table["y_nm"], dtype=np.float64)
+    checks = []
+    for c, (r, f) in enumerate(zip(psf_shape, frames)):
+        f = f if isinstance(f, torch.Tensor) else torch.as_tensor(np.asarray(f))
+        if f.ndim != 3 or not len(r.model_sigma_x_nm):
+            raise InputError(f"spot shape check: channel {c}'s frames must be (T, H, W), got {tuple(f.shape)}")
+        column = "spot shape" if n_ch == 1 else f"spot shape ch{c}"
+        # the rows' positions in channel c's image (as the simulator renders them) and their photons there
+        if n_ch > 1:
+            T = transform_at_roi(np.asarray(config.channels[c].transform, dtype=np.float64), roi_offset_px,
+                                 config.px_size_xy_nm)
+            xc, yc = (v.numpy() for v in apply_transform(T, torch.from_numpy(x_nm), torch.from_numpy(y_nm)))
+        else:
+            xc, yc = x_nm, y_nm
+        p, lo = None, 0.0
+        if "photons" in ranges and "photons" in table.columns:  # one total (linked: split by the throughputs)
+            share_c = float(thr[c] / thr.sum()) if n_ch > 1 else 1.0
+            p, lo = np.asarray(table["photons"], dtype=np.float64) * share_c, ranges["photons"][1] * share_c
+        elif f"photons_ch{c}" in ranges and f"photons_ch{c}" in table.columns:
+            p, lo = np.asarray(table[f"photons_ch{c}"], dtype=np.float64), ranges[f"photons_ch{c}"][1]
+        floor = lo if min_photons is None else float(min_photons)
+        px_x, px_y = r.px_size_nm
+        R = int(r.window_px)
+        h = R // 2
+        n_t, H, W = (int(v) for v in f.shape)
+        col = np.floor(xc / px_x)
+        row = np.floor(yc / px_y)
+        ok = (frame >= 0) & (frame < n_t) & np.isfinite(col) & np.isfinite(row)
+        idx = np.nonzero(ok)[0]
+        idx = idx[np.argsort(frame[idx], kind="stable")]
+        fr, xs, ys = frame[idx], xc[idx] / px_x, yc[idx] / px_y
+        # the nearest other row of the same frame (all rows: a dim neighbour widens a spot too)
+        near = np.full(len(idx), np.inf)
+        if len(idx) > 1:
+            from scipy.spatial import cKDTree
+
+            pts = np.stack([fr * (10.0 * (H + W + isolation * R)), xs, ys], axis=1)
+            dist, _ = cKDTree(pts).query(pts, k=2)
+            near = dist[:, 1]
+        keep = near > isolation * R
+        keep &= (col[idx] >= h) & (col[idx] < W - h) & (row[idx] >= h) & (row[idx] < H - h)
+        if p is not None:
+            keep &= np.nan_to_num(p[idx], nan=-np.inf) >= floor
+        sel = idx[keep][:max_spots]
+        curve_x, curve_y = np.asarray(r.model_sigma_x_nm) / px_x, np.asarray(r.model_sigma_y_nm) / px_y
+        if not len(sel):  # no spot to measure: nothing to say (as the bright-spot check, none without spots)
+            continue
+        width = np.sqrt(curve_x * px_x * curve_y * px_y)
+        chk = DomainCheck(column, "shape", float(width.min()), float(width.max()), math.nan, math.nan, math.nan,
+                          math.nan)
+        checks.append(chk)
+        dev = f.device
+        off = torch.arange(-h, h + 1, device=dev)
+        t_ix = torch.as_tensor(frame[sel], device=dev)[:, None, None]
+        r_ix = torch.as_tensor(row[sel].astype(np.int64), device=dev)[:, None, None] + off[None, :, None]
+        c_ix = torch.as_tensor(col[sel].astype(np.int64), device=dev)[:, None, None] + off[None, None, :]
+        win = torch.nan_to_num(f[t_ix, r_ix, c_ix].to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0).cpu()
+        fit = fit_elliptical_gaussian(win, sigma0_px=float(np.median(np.sqrt(curve_x * curve_y))))
+        fit = fit.select(fit.ok)
+        n_fit = len(fit.sx)
+        # widths measured precisely enough to tell (the estimator's scatter over the width, both axes)
+        fit = fit.select((r.alpha[0] * fit.crlb_sx <= max_rel_error * fit.sx)
+                         & (r.alpha[1] * fit.crlb_sy <= max_rel_error * fit.sy))
+        n = len(fit.sx)
+        if n:
+            w = np.sqrt(fit.sx * px_x * fit.sy * px_y)
+            chk.q05, chk.median, chk.q95 = (float(q) for q in np.quantile(w, [0.05, 0.5, 0.95]))
+        if n < min_spots:
+            chk.note = (f"not judged: {n} of {n_fit} bright isolated spots measured to {100 * max_rel_error:.0f} % "
+                        f"of their width or better (at least {min_spots} needed)")
+            continue
+        d, k = _distances(fit.sx, fit.sy, fit.crlb_sx, fit.crlb_sy, curve_x, curve_y, r.alpha, WIDTH_FLOOR)
+        far = d > FAR_DISTANCE
+        share = float(np.mean(far))
+        chk.fraction_above = share
+        base = float(r.model_far_fraction) if np.isfinite(r.model_far_fraction) else 0.0
+        chk.note = f"{n} spots; the model's own spots {100 * base:.1f} %"
+        if int(far.sum()) >= min_far and share > far_share + base:
+            chk.warning = _shape_warning(column, r, config, c, fit, far, k, share, base, n_t, isolation * R,
+                                         far_share)
+    return checks
+
+
+def _shape_warning(column: str, r, config: TrainConfig, c: int, fit, far: np.ndarray, k: np.ndarray, share: float,
+                   base: float, n_frames: int, iso_px: float, far_share: float) -> str:
+    """The text of a spot-shape warning: what was measured against what the PSF allows, and what to do."""
+    px_x, px_y = r.px_size_nm
+    sx, sy = fit.sx[far] * px_x, fit.sy[far] * px_y
+    (xl, xh), (yl, yh) = r.model_sigma_range_nm
+    el, eh = r.model_ellipticity_range
+    e = np.quantile(fit.sx / fit.sy, [0.05, 0.95])
+    zlo, zhi = (float(v) for v in config.emitters.z_range_nm)
+    is_3d = len(r.model_z_nm) > 1
+    where = f"channel {c}'s" if len(config.channels) > 1 else "the movie's"
+    head = (f"{column}: {int(far.sum())} of {len(far)} bright isolated spots of {where} first {n_frames} frames "
+            f"({100 * share:.0f} %; rows with no other within {iso_px:.0f} px) have widths the model's {r.psf_kind} PSF "
+            + (f"has at no z of its training range {zlo:g}..{zhi:g} nm" if is_3d else "does not have")
+            + f" (those spots' median sigma_x {float(np.median(sx)):.0f} nm, sigma_y {float(np.median(sy)):.0f} nm; "
+            f"the PSF's sigma_x {xl:.0f}-{xh:.0f} nm, sigma_y {yl:.0f}-{yh:.0f} nm, sigma_x/sigma_y "
+            f"{el:.2f}-{eh:.2f}; all spots' sigma_x/sigma_y {e[0]:.2f}-{e[1]:.2f}, 5-95 %), against at most "
+            f"{100 * (far_share + base):.0f} % that emitters inside the range give. ")
+    if is_3d:
+        at_end = float(np.mean((k[far] == 0) | (k[far] == len(r.model_z_nm) - 1)))
+        return head + (
+            f"{100 * at_end:.0f} % of them lie beyond the widths of the range's ends. Emitters beyond the training z "
+            "range (a sample thicker than the range, the focus elsewhere) are not placed at the range's edge: the "
+            "network folds them back inside it with a wrong z and says nothing; a PSF or pixel size that is not the "
+            "movie's does the same to every spot. Train with an emitters.z_range_nm that covers the sample's depth, "
+            "and check the PSF calibration (astigmatism, objective) and px_size_nm against this microscope and movie")
+    return head + (
+        "Emitters out of focus (a sample thicker than the depth of field, or the focus elsewhere) or a PSF or pixel "
+        "size that is not the movie's give such spots, and the network places them silently. Check the PSF's width "
+        "and px_size_nm against this microscope and movie, or fit with a 3D model trained over the sample's depth")
 
 
 def _lost(share: float | None, bright: np.ndarray, frac: float, *, min_count: int, max_fraction: float,

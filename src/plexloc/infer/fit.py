@@ -443,10 +443,12 @@ class _FitRun:
             movie_bg = ([float(self.head[0][:, c].float().nanmean()) for c in range(spec.n_channels)] if self.head
                         else None)  # the mean pixel: at least the background, read off the movie
             head_table = LocTable.concat(self.head_rows) if self.head_rows else self.empty
+            # the first frames (photons, per channel) for the spot-shape finding: the rows' own spots
+            frames = [self.head[0][:, c] for c in range(spec.n_channels)] if self.head else None
             stats["domain"] = check_training_domain(checked, self.train_cfg, noise=noise, movie_bg=movie_bg, warn=False,
                                                     noise_notes=notes, psf_shape=self.psf_shape, head_table=head_table,
                                                     roi_offset_px=self.check_roi_offset, cameras=self.cams,
-                                                    movie_dtype=self.counts_dtype)
+                                                    movie_dtype=self.counts_dtype, frames=frames)
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
@@ -806,7 +808,10 @@ def fit_movie(
             source)`` for each sCMOS camera whose per-pixel maps, larger than the frames (the full chip, a movie of a
             camera ROI), were cut at the ROI's chip position (``roi_offset_px``, else the movie's metadata); ``domain``, the
             :class:`~plexloc.infer.domain.DomainReport` of the photons and background against the model's training
-            ranges (where the model carries its configuration); and, for a multi-channel model, ``roi_offset_px``,
+            ranges (where the model carries its configuration), with the spot-shape finding (``spot shape`` checks,
+            :func:`~plexloc.infer.domain.spot_shape_checks`: the widths of the first frames' bright isolated rows'
+            spots against the model's PSF over its training z range, a sign of emitters beyond that range, which the
+            network folds back inside it, or of a wrong PSF or pixel size); and, for a multi-channel model, ``roi_offset_px``,
             ``roi_offset_source``, ``duplicates`` and ``alignment``: the
             :class:`~plexloc.calibrate.alignment.AlignmentReport` of the movie's first frames against the training
             configuration's channel geometry (checked before the fit; its findings, a split-view flip forgotten,
