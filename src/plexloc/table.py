@@ -92,12 +92,17 @@ COLUMN_DOCS: dict[str, str] = {
     "spot_llr": "detection statistic of the MLE fit: 2 (log L_fit - log L_background-only), the fitted spot against "
     "one constant background per channel on the same window and camera noise model (generalized likelihood-ratio "
     "test, as Smith et al. 2015); 0 where the fit ended below the background-only maximum; a merged row: the sum over "
-    "its rows",
+    "its rows. A row refined by plexloc fit --refine-mle: its refit's, the emitter against the background plus the "
+    "light of the frame's other localizations held at their estimates (the neighbours are in both models); NaN where "
+    "the network's row was kept (refined 0)",
     "p_spot": "false-alarm p-value of spot_llr: the probability that background alone gives a spot_llr this large "
     "(chi-square tail with effective degrees of freedom measured on pure-noise windows, plexloc.mle.fit.spot_pvalue; "
     "2D 4.0, 3D 4.85). Small: a spot; above 0.01 the fit is no evidence of one (plexloc filter --max-p-spot 0.01). A "
     "merged row: its rows' p_spot combined by Fisher's method (the chi-square tail of -2 sum log p with 2 n degrees of "
-    "freedom)",
+    "freedom). A refined row (plexloc fit --refine-mle): the p-value of its refit's spot_llr, the same null; NaN on the "
+    "network's rows that were not refined, which --max-p-spot therefore removes (on pure noise 4-9 % of a table's rows "
+    "are refined, and 0-1.3 % of those have p_spot < 0.01; a phantom row beside a bright 3D emitter: 3-29 %, as its "
+    "neighbour's estimate errs and the null holds it fixed: bench/refine_significance43.py)",
     "roi_px": "side of the square fitting window in pixels (llr's pixels: roi_px² per channel)",
     "saturated_px": "raw pixels of the localization's spot at the camera's clipping level, all channels summed (the "
     "MLE's fitting window; for a network the 7 x 7 pixels around its position in each channel): the camera's "
