@@ -3,7 +3,9 @@ pixels in the spot and the MLE fit's spot significance (``p_spot``).
 
 Every criterion is a mask over the rows; the report gives, per criterion, how many rows it fails
 on its own (``failed``) and how many it removes that no earlier criterion removed
-(``removed``, in the order of :data:`CRITERIA`), so that the ``removed`` counts add up to the total.
+(``removed``, in the order of :data:`CRITERIA`), so that the ``removed`` counts add up to the total; of the rows it
+fails, ``no_value`` counts those without a value (NaN) in a column it reads, which fail every criterion (a column that
+only some rows hold, such as ``p_spot`` after ``--refine-mle``, removes the others), and the printed table says so.
 A criterion on a column the table lacks is an error, not a silent pass. The uncertainty criteria read the
 predicted σ (``sigma_x_nm``, ``sigma_y_nm``, ``sigma_z_nm``: a network's table) and, in a table without them, the
 Cramér-Rao bound at the fit (``crlb_x_nm``, ... : the MLE fitter's table), as the report and the renderer do;
@@ -66,6 +68,10 @@ class FilterReport:
     removed: dict[str, int] = field(default_factory=dict)
     #: the columns an uncertainty criterion read (the predicted σ, or an MLE table's CRLB)
     columns: dict[str, list[str]] = field(default_factory=dict)
+    #: of the rows a criterion fails, those with no value (NaN) in a column it reads: NaN fails a criterion, so a
+    #: column that only some rows have (``p_spot`` of a table refined by ``--refine-mle``: NaN where no refit was
+    #: kept; z of a table merged from 2D and 3D fits) removes the others, which the count says
+    no_value: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -77,6 +83,8 @@ class FilterReport:
         for k in other.failed:
             self.failed[k] = self.failed.get(k, 0) + other.failed[k]
             self.removed[k] = self.removed.get(k, 0) + other.removed[k]
+        for k, v in other.no_value.items():
+            self.no_value[k] = self.no_value.get(k, 0) + v
         for k, v in other.columns.items():
             self.columns.setdefault(k, v)
         return self
@@ -85,6 +93,10 @@ class FilterReport:
         lines = [f"{'criterion':<16} {'value':>16} {'fails':>10} {'removed':>10}"]
         for name, value in self.criteria.items():
             lines.append(f"{name:<16} {str(value):>16} {self.failed[name]:>10} {self.removed[name]:>10}")
+        for name, n in self.no_value.items():
+            if n:
+                lines.append(f"{name} failed {n} row(s) with no value (NaN) in {', '.join(self.columns.get(name) or CRITERIA[name][0])}: "
+                             "a row without the value does not pass")
         for name, cols in self.columns.items():
             if cols and cols[0].startswith("crlb_"):  # said: the value is compared with a bound, not a predicted σ
                 lines.append(f"{name} read {', '.join(cols)} (the Cramér-Rao bound at the fit: the table has no "
@@ -214,6 +226,12 @@ def filter_localizations(
             else:
                 ok = table["bg"] <= value
             report.failed[name] = int(np.count_nonzero(~ok))
+            nan = np.zeros(n, bool)
+            for c in columns[name]:
+                if np.issubdtype(np.asarray(table[c]).dtype, np.floating):
+                    nan |= np.isnan(table[c])
+            if nan.any():
+                report.no_value[name] = int(np.count_nonzero(nan))
             report.removed[name] = int(np.count_nonzero(keep & ~ok))
             keep &= ok
     report.n_out = int(keep.sum())

@@ -1,0 +1,43 @@
+"""The filter's report counts the rows a criterion failed for want of a value (NaN), and says so."""
+
+import numpy as np
+
+from plexloc.post.filter import filter_localizations
+from plexloc.table import LocTable
+
+
+def _table(p_spot, z=None):
+    n = len(p_spot)
+    return LocTable({"frame": np.arange(n), "x_nm": np.zeros(n), "y_nm": np.zeros(n),
+                     "z_nm": np.zeros(n) if z is None else np.asarray(z, float), "photons": np.full(n, 1000.0),
+                     "p_spot": np.asarray(p_spot, float)})
+
+
+def test_rows_without_a_value_are_counted_and_named():
+    # a refined network table: p_spot only where a refit was kept (rows 0-2), NaN elsewhere
+    t = _table([1e-5, 0.5, 1e-4, np.nan, np.nan])
+    kept, rep = filter_localizations(t, max_p_spot=0.01)
+    assert len(kept) == 2 and rep.failed["max_p_spot"] == 3
+    assert rep.no_value == {"max_p_spot": 2}
+    text = rep.format_table()
+    assert "max_p_spot failed 2 row(s) with no value (NaN) in p_spot" in text
+
+
+def test_no_line_without_nan_and_counts_add_over_parts():
+    t = _table([1e-5, 0.5, 1e-4])
+    _, rep = filter_localizations(t, max_p_spot=0.01)
+    assert rep.no_value == {} and "no value" not in rep.format_table()
+    _, rep2 = filter_localizations(_table([np.nan, 0.5], z=[np.nan, 0.0]), max_p_spot=0.01, z_range_nm=(-10, 10))
+    assert rep2.no_value == {"max_p_spot": 1, "z_range_nm": 1}
+    rep.add(rep2)
+    assert rep.no_value == {"max_p_spot": 1, "z_range_nm": 1}
+    assert rep.n_in == 5 and rep.failed["max_p_spot"] == 3
+    assert "z_range_nm failed 1 row(s) with no value (NaN) in z_nm" in rep.format_table()
+
+
+def test_uncertainty_criterion_names_the_columns_it_read():
+    t = LocTable({"frame": [0, 1], "x_nm": [0.0, 0.0], "y_nm": [0.0, 0.0], "z_nm": [0.0, 0.0], "photons": [1.0, 1.0],
+                  "sigma_x_nm": [5.0, np.nan], "sigma_y_nm": [5.0, 5.0]})
+    kept, rep = filter_localizations(t, max_sigma_nm=10.0)
+    assert len(kept) == 1 and rep.no_value == {"max_sigma_nm": 1}
+    assert "in sigma_x_nm, sigma_y_nm" in rep.format_table()
