@@ -19,7 +19,8 @@ total photons of the event), their uncertainties (``sigma_photons``, ``sigma_pho
 add in quadrature, ``bg`` is averaged (per pixel and frame: colour assignment scales it by ``n_merged``), ``prob``, ``color_prob`` and ``saturated_px`` take the maximum, ``at_bound`` (a sum of bits) the bits of any row, ``converged`` the minimum (1 where every row converged), the MLE's detection statistic ``spot_llr`` is summed (the
 event's likelihood ratio against background alone, independent frames) and ``p_spot`` is the rows' p-values combined
 by Fisher's method (``-2 sum log p`` against a chi-square of ``2 n`` degrees of freedom: exact under background alone
-where each row's p-value is uniform), ``frame`` is the
+where each row's p-value is uniform), both over the rows that have them (rows of a ``--refine-mle`` table whose refit
+was not kept have NaN; an event with none has NaN), ``frame`` is the
 first frame of the event, ``color``/``id`` and other integer columns come from the row with the
 most weight, other float columns are averaged. Two columns are added: ``n_merged`` (rows in the
 event) and ``frame_last``.
@@ -63,9 +64,9 @@ _SIGMA_PHOTONS = re.compile(r"^(sigma|crlb)_photons(_ch\d+)?$")
 
 
 def _summed(name: str) -> bool:
-    """Photon counts add up over the frames of one event, and so does the MLE's detection statistic (``spot_llr``:
-    the event's likelihood ratio against background alone, its frames independent)."""
-    return name in ("photons", _SPOT_LLR) or bool(_PHOTONS_CH.match(name))
+    """Photon counts add up over the frames of one event (so does the MLE's detection statistic ``spot_llr``, over the
+    rows that have it: :func:`merge_localizations`)."""
+    return name == "photons" or bool(_PHOTONS_CH.match(name))
 
 
 def _summed_in_quadrature(name: str) -> bool:
@@ -169,7 +170,7 @@ def _weighted_sigma(sigma: np.ndarray, w: np.ndarray, groups: np.ndarray, n_grou
 
 def _fisher_combined(p: np.ndarray, groups: np.ndarray, n_groups: int, count: np.ndarray) -> np.ndarray:
     """Fisher's combined p-value of each group's rows: ``Q(n, -sum log p)`` (the chi-square tail of ``-2 sum log p`` with
-    ``2 n`` degrees of freedom); a row with p 0 makes its group's 0, a NaN row its group's NaN."""
+    ``2 n`` degrees of freedom, ``count`` the rows of each group); a row with p 0 makes its group's 0."""
     from scipy.special import gammaincc
 
     with np.errstate(divide="ignore"):
@@ -272,10 +273,16 @@ def merge_localizations(
             out[name] = np.sqrt(np.bincount(groups, weights=v**2, minlength=n_groups)) / count
         elif _summed_in_quadrature(name):
             out[name] = np.sqrt(np.bincount(groups, weights=v**2, minlength=n_groups))
+        elif name in (_SPOT_LLR, _P_SPOT):  # over the rows that have the test (a refined table: NaN where no refit
+            # was kept; one such row made its event NaN); NaN where none has it
+            has = np.isfinite(v)
+            n_has = np.bincount(groups, weights=has.astype(float), minlength=n_groups)
+            vals = np.where(has, v, 0.0 if name == _SPOT_LLR else 1.0)  # p 1: -log p adds nothing
+            out[name] = (np.bincount(groups, weights=vals, minlength=n_groups) if name == _SPOT_LLR
+                         else _fisher_combined(vals, groups, n_groups, n_has))
+            out[name] = np.where(n_has > 0, out[name], np.nan)
         elif _summed(name):
             out[name] = np.bincount(groups, weights=v, minlength=n_groups)
-        elif name == _P_SPOT:
-            out[name] = _fisher_combined(v, groups, n_groups, count)
         elif name in _MAX_COLUMNS:
             out[name] = np.full(n_groups, -np.inf)
             np.maximum.at(out[name], groups, v)

@@ -1,6 +1,12 @@
-"""The filter's report counts the rows a criterion failed for want of a value (NaN), and says so."""
+"""Rows without a value in a column (p_spot of rows --refine-mle did not keep, z of 2D rows): the filter's report
+counts the rows a criterion failed for want of a value and says so; merge combines the detection test over the rows
+that have it."""
 
 import numpy as np
+import pytest
+from scipy.stats import chi2
+
+from plexloc.post.merge import merge_localizations
 
 from plexloc.post.filter import filter_localizations
 from plexloc.table import LocTable
@@ -41,3 +47,16 @@ def test_uncertainty_criterion_names_the_columns_it_read():
     kept, rep = filter_localizations(t, max_sigma_nm=10.0)
     assert len(kept) == 1 and rep.no_value == {"max_sigma_nm": 1}
     assert "in sigma_x_nm, sigma_y_nm" in rep.format_table()
+
+
+def test_merge_combines_the_detection_test_over_the_rows_that_have_it():
+    # event 0: frames 0-2, the middle row's refit not kept; event 1: one row without the test
+    t = LocTable({"frame": [0, 1, 2, 10], "x_nm": [100.0, 102.0, 101.0, 3000.0], "y_nm": [50.0] * 4,
+                  "z_nm": [0.0] * 4, "photons": [500.0] * 4, "spot_llr": [10.0, np.nan, 20.0, np.nan],
+                  "p_spot": [0.04, np.nan, 5e-4, np.nan]})
+    m = merge_localizations(t, radius_nm=30.0, gap=1)
+    assert m["n_merged"].tolist() == [3, 1]
+    assert m["spot_llr"][0] == 30.0 and np.isnan(m["spot_llr"][1])
+    want = chi2.sf(-2 * np.log([0.04, 5e-4]).sum(), 4)  # two rows with the test: 4 degrees of freedom
+    assert m["p_spot"][0] == pytest.approx(want, rel=1e-10)
+    assert np.isnan(m["p_spot"][1])
