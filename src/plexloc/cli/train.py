@@ -23,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--steps", type=int, default=None, help="train up to this many optimizer steps in total")
-    stop.add_argument("--minutes", type=float, default=None, help="train for this many minutes (wall clock)")
+    stop.add_argument("--minutes", type=float, default=None,
+                      help="train for this many minutes of wall clock, validations and saves included (the setup "
+                      "before training is not): a step starts only while it and a validation with its saves, as long "
+                      "as this run's took, still fit, so the call ends by the deadline (at least two steps are "
+                      "trained)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--init-from", type=Path, default=None, metavar="MODEL",
                    help="a new run whose network starts from a trained model's weights (a run folder or a model .pt, "
@@ -39,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="learning rate from now on (overrides training.lr; with --resume: a fine-tuning phase)")
     p.add_argument("--lr-schedule", choices=("plateau", "cosine"), default=None,
                    help="overrides training.lr_schedule; cosine anneals to training.min_lr over this call's "
-                   "--steps or --minutes")
+                   "--steps or --minutes. A plain --resume continues the phase it was in where its --steps or "
+                   "--minutes lie within it; beyond its end (or in the other unit) the phase is stretched to end with "
+                   "this call, the rate going on as in one cosine over the whole phase (said in a line)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     p.set_defaults(func=run)
 

@@ -68,6 +68,13 @@ LOG_FILE = "log.csv"
 CURVES_FILE = "curves.png"
 CONFIG_FILE = "config.yaml"
 
+#: before a call has timed a validation (and its checkpoint holds none of an earlier call), the time kept back for
+#: the one that ends a ``--minutes`` call is the validation set's batches at one training step each (scoring a sample
+#: is a forward pass; a training step on as many samples also simulates them and runs the backward pass) plus this
+#: many seconds for the saves (model.pt, checkpoint.pt, log.csv, curves.png): measured on a 2-core CPU, 0.4 s for the
+#: tiny test model and 0.6 s for demo_2d.yaml's, 1.1 s in a process's first validation (matplotlib's import)
+FIRST_SAVE_S = 1.0
+
 
 
 #: the photon head's ceiling over the brightest training target (``LocalizerSpec.photon_scale``): estimates cannot go
@@ -409,11 +416,16 @@ class Trainer:
         self.rows: list[dict[str, Any]] = []
         self.step, self.elapsed_s, self.best = 0, 0.0, math.inf
         self._skipped = torch.zeros((), dtype=torch.int64, device=self.device)
-        #: the cosine schedule's phase: {"start_step", "steps"}, or {"used_s", "seconds"} of the wall time of its calls
-        #: (validation included, as in the --minutes deadline); kept in the checkpoint so that a run resumed after an
-        #: interruption anneals on instead of starting at the peak again
+        #: the cosine schedule's phase: {"start_step", "steps"}, or {"seconds"} of the wall time of its calls
+        #: (validation included, as in the --minutes deadline); both with the step it began at ("start_step") and the
+        #: wall time it has used ("used_s"), so that a call in the other unit can measure it in its own (:meth:`run`).
+        #: Kept in the checkpoint so that a run resumed after an interruption anneals on instead of starting at the
+        #: peak again
         self.cosine_phase: dict[str, float] | None = None
         self._phase_clock: tuple[float, float] | None = None  # (the phase's used_s, time.monotonic()) when run began
+        #: the longest of the last three validations with their saves (s), kept in the checkpoint: the time that a
+        #: --minutes call keeps back for the validation that ends it (:meth:`run`); None before the first
+        self.validate_s: float | None = None
         self._plateau_step: int | None = None  # the step whose validation the plateau rule last counted
         ckpt = None
         if resume:
@@ -501,6 +513,7 @@ class Trainer:
                 self._skipped += int(self.rows[-1].get("skipped_steps", 0))
             if not schedule:  # a plain --resume continues the cosine phase it was in (a new --lr starts a new one)
                 self.cosine_phase = ckpt.get("cosine_phase")
+            self.validate_s = ckpt.get("validate_s")
         #: the weights validated and saved (:meth:`evaluated`): an exponential moving average of the trained ones
         #: (``training.ema_steps``), kept in the checkpoint; a checkpoint without one (before 2026-12-06) starts it
         #: from its weights
@@ -707,6 +720,59 @@ class Trainer:
     def _config_dict(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")
 
+    def _plan_phase(self, target: int | None, minutes: float | None) -> str | None:
+        """The cosine phase of a call of :meth:`run` (its docstring): a new one, the one it was in, or that one
+        stretched to end with this call. Returns the line that says what changed (None: nothing to say)."""
+        t = self.config.training
+        ph = self.cosine_phase
+        step = float(self.step)
+        if ph is None:  # a new phase: this call's budget
+            self.cosine_phase = ({"start_step": step, "steps": float(max(target - self.step, 1)), "used_s": 0.0}
+                                 if target is not None else {"start_step": step, "used_s": 0.0, "seconds": 60.0 * minutes})
+            return None
+        rate = lambda f: f"{cosine_lr(t.lr, t.min_lr, f):.3g}"  # noqa: E731
+        if target is not None:
+            if "steps" in ph:
+                start, end = ph["start_step"], ph["start_step"] + ph["steps"]
+                if target <= end:  # within: an interrupted run resumed to its target
+                    return None
+                ph["steps"] = float(target) - start
+                return (f"cosine schedule: its phase (steps {start:.0f}-{end:.0f}) ends before --steps {target}: "
+                        f"stretched to end at step {target}, the rate now {rate((step - start) / ph['steps'])} (was "
+                        f"{rate((step - start) / (end - start))}), {t.min_lr:g} at step {target}")
+            if "seconds" in ph and "start_step" in ph:  # a phase of minutes, measured in steps from here
+                start, used = ph["start_step"], ph.get("used_s", 0.0)
+                self.cosine_phase = {"start_step": start, "steps": float(max(target - start, 1)), "used_s": used}
+                return (f"cosine schedule: its phase of {ph['seconds'] / 60:.2f} min (from step {start:.0f}, "
+                        f"{used / 60:.2f} min used) is measured in steps from here and ends with this call: steps "
+                        f"{start:.0f}-{target}, the rate now {rate((step - start) / self.cosine_phase['steps'])}, "
+                        f"{t.min_lr:g} at step {target}")
+            self.cosine_phase = {"start_step": step, "steps": float(max(target - self.step, 1)), "used_s": 0.0}
+            return (f"cosine schedule: the checkpoint's phase of minutes does not say where it started (an older "
+                    f"checkpoint): a new phase over steps {self.step}-{target}, from {t.lr:g} to {t.min_lr:g}")
+        budget = 60.0 * minutes
+        if "seconds" in ph and "used_s" in ph:
+            used = ph["used_s"]
+            if used + budget <= ph["seconds"]:  # within: an interrupted run resumed for the minutes it had left
+                return None
+            was = ph["seconds"]
+            ph["seconds"] = used + budget
+            return (f"cosine schedule: its phase of {was / 60:.2f} min ({used / 60:.2f} used) ends before this call's "
+                    f"{minutes:g} min: stretched to end with it ({ph['seconds'] / 60:.2f} min), the rate now about "
+                    f"{rate(used / ph['seconds'])} (was {rate(used / was)}), {t.min_lr:g} at the deadline")
+        if "steps" in ph and "used_s" in ph:  # a phase of steps, measured in wall time from here
+            used = ph["used_s"]
+            self.cosine_phase = {"start_step": ph["start_step"], "used_s": used, "seconds": used + budget}
+            return (f"cosine schedule: its phase of steps {ph['start_step']:.0f}-{ph['start_step'] + ph['steps']:.0f} "
+                    f"(at step {self.step}, {used / 60:.2f} min used) is measured in wall time from here and ends with "
+                    f"this call's {minutes:g} min: the rate now about {rate(used / (used + budget))} (was "
+                    f"{rate((step - ph['start_step']) / ph['steps'])}), {t.min_lr:g} at the deadline")
+        if "start_s" in ph and self.elapsed_s - ph["start_s"] + budget <= ph["seconds"]:
+            return None  # a phase of training time (before 2026-12-05), resumed within it
+        self.cosine_phase = {"start_step": step, "used_s": 0.0, "seconds": budget}
+        return (f"cosine schedule: the checkpoint's phase does not say how much wall time it used (an older "
+                f"checkpoint): a new phase over this call's {minutes:g} min, from {t.lr:g} to {t.min_lr:g}")
+
     def _sync_phase(self) -> None:
         """A cosine phase of wall time has used this call's time (since :meth:`run` began) on top of its earlier calls'."""
         ph = self.cosine_phase
@@ -728,6 +794,7 @@ class Trainer:
             best=self.best,
             log=self.rows,
             cosine_phase=self.cosine_phase,
+            validate_s=self.validate_s,
             average=None if self.average is None else self.average.state_dict(),
             average_from=self.average_from,
             origin=self.origin,
@@ -751,28 +818,65 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def run(self, *, steps: int | None = None, minutes: float | None = None,
             progress: Callable | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-        """Train until ``steps`` (total, counting a resumed run's earlier steps) or ``minutes`` (of this call)."""
+        """Train until ``steps`` (total, counting a resumed run's earlier steps) or ``minutes`` (of this call).
+
+        ``minutes`` is a deadline on this call's wall clock (from here; the setup before, the trainer's construction,
+        is not counted), and the call ends by it: a step starts only when it and one validation with its saves (the
+        next one of the schedule, or the one that closes the last, partial interval) still fit before the deadline.
+        A step's time is the longer of the last step's and the mean of this call's steps after its first; a
+        validation's, the longest of this call's last three (with the saves: model.pt, checkpoint.pt, log.csv,
+        curves.png), before this call's first the last call's from the checkpoint, and before any the validation
+        set's batches at one training step each plus :data:`FIRST_SAVE_S`. The first two steps of a call always run
+        (a call that trained nothing would save nothing, and the first step's time, with its one-time setup, is no
+        estimate of the next), so a budget shorter than two steps and a validation overruns by them.
+
+        The cosine schedule anneals over a phase (:attr:`cosine_phase`): a new one (a run's first call, a new
+        ``schedule``) spans this call's budget, its steps or its minutes; a phase of minutes ends at the deadline less
+        the time kept back for the last validation, when training stops. A later call (a plain resume, or ``run``
+        again) continues the phase when its target lies within it: an interrupted run resumed to its target anneals
+        as the uninterrupted run, bit for bit. A target beyond the phase's end stretches the phase to end there: the
+        rate from here on is that of one cosine over the phase's start to the new target (a run trained to step 1000
+        and resumed with ``steps=2000`` goes on at the rate of step 1000 of a 2000-step run, half-way down the
+        cosine, instead of 1000 steps at min_lr). A call in the other unit (``minutes`` on a phase of steps, or the
+        reverse) measures the phase in its own, the phase's steps or wall time so far kept, and stretches it to end
+        with this call. Each change of the phase is said in one ``log`` line; log.csv's lr column shows the rates."""
         t = self.config.training
         target = steps if steps is not None else (t.steps if minutes is None else None)
         t_start = time.monotonic()
         deadline = t_start + 60.0 * minutes if minutes is not None else math.inf
 
-        if t.lr_schedule == "cosine" and self.cosine_phase is None:  # a new phase: this call's budget
-            self.cosine_phase = ({"start_step": float(self.step), "steps": float(max(target - self.step, 1))}
-                                 if target is not None else {"used_s": 0.0, "seconds": 60.0 * minutes})
+        line = self._plan_phase(target, minutes) if t.lr_schedule == "cosine" else None
+        if line is not None and log is not None:
+            log(line)
         self._phase_clock = (float((self.cosine_phase or {}).get("used_s", 0.0)), t_start)
         self._open_folder()
+        n_val = len(self.validation.batches) + (len(self.validation.color.batches) if self.validation.color else 0)
+        # a step's time (s), the sum and count of this call's steps after its first (whose time includes one-time
+        # setup: kernels, allocations), and this call's validations with their saves (s)
+        step_s, steady_s, n_steady, timed = 0.0, 0.0, 0, []
+
+        def keep_s() -> float:
+            """The time kept back for the validation and saves that end the call (s)."""
+            return self.validate_s if self.validate_s is not None else n_val * step_s + FIRST_SAVE_S
+
+        def validate(*args, **kwargs) -> dict[str, Any]:
+            t0 = time.monotonic()
+            row = self.validate(*args, **kwargs)
+            timed.append(time.monotonic() - t0)
+            self.validate_s = max(timed[-3:])
+            return row
 
         def budget_used() -> float:
             """The fraction of the cosine phase spent: its steps, or the wall time of its calls (the --minutes deadline
             is wall time: measured in training time, validation excluded, the rate was still far from min_lr at the
-            deadline, 3.8e-4 of 1e-3 where validation took a third of the time)."""
+            deadline, 3.8e-4 of 1e-3 where validation took a third of the time), out of the phase's time less what is
+            kept back for the last validation (training ends there)."""
             ph = self.cosine_phase
             if "steps" in ph:
                 return (self.step - ph["start_step"]) / ph["steps"]
             if "used_s" in ph:
                 self._sync_phase()
-                return ph["used_s"] / ph["seconds"]
+                return ph["used_s"] / max(ph["seconds"] - keep_s(), 1e-3)
             return (self.elapsed_s - ph["start_s"]) / ph["seconds"]  # a checkpoint from before 2026-12-05: training time
         bar = progress(None, total=target, initial=self.step, desc="train", unit="step") if progress else None
         # a run by minutes: its bar has no total, so the job service reads the fraction of the time from these lines
@@ -795,13 +899,19 @@ class Trainer:
                 if t.lr_schedule == "cosine":
                     self.set_lr(cosine_lr(t.lr, t.min_lr, budget_used()))
                 self._warm_up()
-                last = self.validate(None, math.nan)
+                last = validate(None, math.nan)
                 say(format_row(last))
                 t_int = t_last = time.perf_counter()  # its validation is not training time (elapsed_s, samples/s)
-            while (target is None or self.step < target) and time.monotonic() < deadline:
+            trained = 0  # steps of this call
+            while target is None or self.step < target:
+                clock = time.monotonic()
+                # the call ends by the deadline: the next step and a validation with its saves must fit (docstring)
+                if clock >= deadline or (trained >= 2 and clock + step_s + keep_s() > deadline):
+                    break
                 if t.lr_schedule == "cosine":
                     self.set_lr(cosine_lr(t.lr, t.min_lr, budget_used()))
                 loss = self.train_step()
+                trained += 1
                 # the interval's mean over the batches that trained: a skipped (non-finite) batch is counted in
                 # skipped_steps, not averaged in (one would make the row NaN); decided on the device, no sync
                 ok = torch.isfinite(loss).all()
@@ -811,6 +921,9 @@ class Trainer:
                 n_acc += 1
                 samples += t.batch_size
                 now = time.perf_counter()
+                if trained > 1:
+                    steady_s, n_steady = steady_s + (now - t_last), n_steady + 1
+                step_s = max(now - t_last, steady_s / n_steady) if n_steady else now - t_last  # the last, or the mean
                 self.elapsed_s += now - t_last
                 t_last = now
                 if bar is not None:
@@ -820,7 +933,7 @@ class Trainer:
                 due = t.validate_every_s is not None and now - t_int >= t.validate_every_s
                 if self.step % t.validate_every == 0 or due:
                     sps = samples / max(now - t_int, 1e-9)
-                    last = self.validate((acc / n_ok).cpu().numpy(), sps)
+                    last = validate((acc / n_ok).cpu().numpy(), sps)
                     acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
                     t_last = time.perf_counter()
                     if bar is not None:
@@ -840,7 +953,7 @@ class Trainer:
                 bar.close()
         if n_acc:  # the last partial interval is validated too, so the saved model is the trained one; off the
             # schedule, the plateau rule does not count it (a resumed run keeps the uninterrupted run's rates)
-            last = self.validate((acc / n_ok).cpu().numpy(), samples / max(time.perf_counter() - t_int, 1e-9),
+            last = validate((acc / n_ok).cpu().numpy(), samples / max(time.perf_counter() - t_int, 1e-9),
                                  scheduled=self.step % t.validate_every == 0)  # on the grid: a Ctrl-C in its validation
             if log is not None:
                 log(format_row(last))
