@@ -24,8 +24,10 @@ not know), so that export followed by import returns the table. On import, ``"un
 in ``estimators/PSF/MoleculeDescriptor.java``, formerly ``LABEL_THOMPSON = "uncertainty"``) fills ``sigma_x_nm`` and
 ``sigma_y_nm`` and ``"uncertainty_z [nm]"`` fills ``sigma_z_nm`` when the file lacks those columns;
 columns we do not know (``"sigma [nm]"``, ``"bkgstd [photon]"``, ``"chi2"``, ...) are kept under
-their names as they appear in the file. Positions may also be given in ``[um]`` (converted), or in
-``[px]`` when ``px_size_nm`` is passed (a lateral uncertainty in ``[px]`` is then converted too). The z sign is the one of the ThunderSTORM calibration that
+their names as they appear in the file. Positions and uncertainties may also be given in ``[um]``
+(converted), or in ``[px]`` when ``px_size_nm`` is passed (a lateral uncertainty in ``[px]`` is then converted
+too). A column of the file named as one of ours that another label already gives (``bg`` beside ``"offset
+[photon]"``, ``x_nm`` beside ``"x [nm]"``) is refused: one of the two would be dropped. The z sign is the one of the ThunderSTORM calibration that
 produced it; it is not changed.
 
 Coordinate origin. ThunderSTORM's fitters work on a sub-image whose grid puts 0 at the centre of
@@ -221,10 +223,12 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
         raise data.fail_row(row, f"frame {int(frame[row])} < 1; ThunderSTORM numbers frames from 1")
     columns["frame"] = data.integers(frame_label) - 1
 
+    made_from = {"frame": frame_label}  # plexloc column -> the file's label it was made from
     for axis, required in (("x", True), ("y", True), ("z", False)):
         values = _position(data, axis, px_size_nm, required=required)
         if axis in by_base:
             consumed.add(by_base[axis][0])
+            made_from[f"{axis}_nm"] = by_base[axis][0]
         columns[f"{axis}_nm"] = values if values is not None else np.zeros(len(data.values))
 
     if "intensity" not in by_base:
@@ -241,10 +245,12 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
         )
     columns["photons"] = data.column(label)
     consumed.add(label)
+    made_from["photons"] = label
 
     if "offset" in by_base and by_base["offset"][1] == "photon":
         columns["bg"] = data.column(by_base["offset"][0])
         consumed.add(by_base["offset"][0])
+        made_from["bg"] = by_base["offset"][0]
     if "id" in by_base:
         _check_integers(data, [by_base["id"][0]])
         columns["id"] = data.integers(by_base["id"][0])
@@ -255,13 +261,18 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
     _check_integers(data, ours)
     for i, label in enumerate(data.names):
         if label not in consumed:
-            columns.setdefault(label, data.integers(label) if label in ours else data.values[:, i])
+            if label in columns:  # e.g. 'bg' beside 'offset [photon]': one of the two would be dropped unseen
+                given = (f"its column '{made_from[label]}' gives it too" if label in made_from
+                         else "ThunderSTORM's 2D files (no 'z [nm]') give it as 0")
+                raise InputError(f"the file's column '{label}' is plexloc's column '{label}', and {given}; one of the "
+                                 "two would be dropped: rename or remove one of them", source=path)
+            columns[label] = data.integers(label) if label in ours else data.values[:, i]
 
     # Precision columns: derived from ours on export (then dropped), else they fill sigma_*_nm.
     def derived(*pairs: tuple[str, ...]) -> bool:
         return any(all(c in columns for c in pair) for pair in pairs)
 
-    to_nm = {"nm": 1.0, **({"px": float(px_size_nm)} if px_size_nm is not None else {})}
+    to_nm = {**_POS_UNITS_TO_NM, **({"px": float(px_size_nm)} if px_size_nm is not None else {})}
     for ts_name in ("uncertainty_xy", "uncertainty"):
         if ts_name in by_base and by_base[ts_name][1] in to_nm:  # in px with the pixel size given, as the positions
             lab, unit = by_base[ts_name]
@@ -270,10 +281,10 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
                 columns.setdefault("sigma_y_nm", data.column(lab) * to_nm[unit])
             columns.pop(lab, None)
             break
-    if "uncertainty_z" in by_base and by_base["uncertainty_z"][1] == "nm":
-        lab = by_base["uncertainty_z"][0]
+    if "uncertainty_z" in by_base and by_base["uncertainty_z"][1] in _POS_UNITS_TO_NM:  # [nm], or [um] as z
+        lab, unit = by_base["uncertainty_z"]
         if not derived(("sigma_z_nm",), ("crlb_z_nm",)):
-            columns["sigma_z_nm"] = data.column(lab)
+            columns["sigma_z_nm"] = data.column(lab) * _POS_UNITS_TO_NM[unit]
         columns.pop(lab, None)
 
     table = LocTable(columns, source=str(path))
