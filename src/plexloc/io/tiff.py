@@ -6,8 +6,12 @@ columns (x). Raw camera frames are ADU (see ``docs/conventions.md``); this modul
 Supported inputs: a single-page or multi-page TIFF, BigTIFF, OME-TIFF (the first image series: an OME-TIFF
 holding several images, e.g. stage positions, is read as its first, with a warning), and a
 folder of TIFF files taken in natural sort order (``file2.tif`` before ``file10.tif``), each of which
-may hold several frames; a folder whose numbered files miss a number (``img_0``, ``img_1``, ``img_3``), or one of
-whose files holds no frame, is refused (every later frame number would shift). Singleton axes other than the last two are dropped (a ``(T, 1, H, W)``
+may hold several frames (``.tif``, ``.tiff`` and BigTIFF's ``.btf``, ``.tf8``); a folder whose numbered files miss a
+number (``img_0``, ``img_1``, ``img_3``), or one of whose files holds no frame, is refused (every later frame number
+would shift), and so is a folder whose files follow several name patterns (``dark.tif`` beside ``img_0.tif``, ...;
+one file whose stem begins every other name, ``movie.tif`` beside ``movie_X2.tif``, is a split acquisition's first
+part) or that holds Micro-Manager image files of several channels, positions or z planes (read in name order they
+would follow each other as one movie). Singleton axes other than the last two are dropped (a ``(T, 1, H, W)``
 series is read as ``(T, H, W)``); any other rank, or RGB/multi-sample images, are refused. Pixel
 types: unsigned and signed integers, float32 and float64.
 
@@ -62,7 +66,7 @@ from plexloc.io.roi import RoiOffset, read_roi_offset
 __all__ = ["ArrayMovie", "MovieReader", "MovieWriter", "channel_movies", "open_movie", "read_movie", "write_movie"]
 
 #: File suffixes taken from a folder of TIFF files (compared case-insensitively).
-TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff")
+TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".btf", ".tf8")  # .btf, .tf8: BigTIFF's own suffixes
 #: Movies larger than this are written as BigTIFF (classic TIFF offsets stop at 4 GiB).
 BIGTIFF_THRESHOLD_BYTES: int = 2 * 1024**3
 
@@ -335,6 +339,48 @@ def _numbering_gap(files: list[Path], n_frames: list[int]) -> str | None:
     return None  # pragma: no cover - some step differs from the expected one
 
 
+#: Micro-Manager's "separate image files" names: ``img_channel000_position000_time000000000_z000.tif``
+_MM_IMAGE_NAME = re.compile(r"channel(\d+)_position(\d+)_time(\d+)_z(\d+)", re.IGNORECASE)
+
+
+def _mixed_folder(files: list[Path]) -> str | None:
+    """Where a folder's TIFF files are not the frames of one movie in one order, a message saying why; else None.
+
+    Natural sort order makes one sequence of every TIFF file of the folder, so (1) Micro-Manager's separate image
+    files of several channels, positions or z planes (``img_channel000_position000_time000000000_z000.tif``, ...)
+    would be read channel after channel as one movie of interleaved frames, and (2) a file named otherwise than the
+    others (``dark.tif`` beside ``img_0.tif``, ``img_1.tif``, ...) would be read as frames of the movie, shifting
+    every later frame number. Names that differ only in their numbers share a pattern; one file whose stem begins
+    every other name (``movie.tif``, ``movie_X2.tif``, ``movie_X3.tif``, as Andor Solis splits a long acquisition)
+    is the first part of that movie, not another pattern."""
+    mm = [_MM_IMAGE_NAME.search(p.name) for p in files]
+    if all(mm) and len(files) > 1:
+        for k, what in ((0, "channels"), (1, "positions"), (3, "z planes")):
+            values = sorted({int(m.group(k + 1)) for m in mm})
+            if len(values) > 1:
+                return (f"holds Micro-Manager image files of {len(values)} {what} ({', '.join(map(str, values[:6]))}"
+                        f"{', ...' if len(values) > 6 else ''}); read in name order, their frames would follow each "
+                        f"other as one movie: put each channel and position in a folder of its own")
+    patterns: dict[str, list[str]] = {}
+    for p in files:
+        key = p.stem.lower().removesuffix(".ome")  # .tif = .tiff = .btf = .ome.tif
+        patterns.setdefault(re.sub(r"\d+", "#", key), []).append(p.name)
+    if len(patterns) < 2:
+        return None
+    singles = [names[0] for names in patterns.values() if len(names) == 1]
+    for name in singles:  # the first part of a split acquisition: its stem begins every other file's name
+        stem = Path(name).stem.lower().removesuffix(".ome")
+        if all(p.name.lower().startswith(stem) for p in files):
+            rest = {k: v for k, v in patterns.items() if v != [name]}
+            if len(rest) == 1:
+                return None
+    shown = "; ".join(f"{k.replace('#', 'N')}: {len(v)} file(s), e.g. {v[0]}" for k, v in
+                      sorted(patterns.items(), key=lambda kv: -len(kv[1])))
+    return (f"the TIFF files follow {len(patterns)} name patterns ({shown}); read in name order as one movie, the "
+            f"files of one pattern would add frames to the other's and shift every later frame number: keep one "
+            f"movie's files in the folder (or open the file you mean)")
+
+
 class _FrameIndexing:
     """``movie[i]`` ``(H, W)``, ``movie[a:b]`` ``(T, H, W)`` (new arrays) and :meth:`iter_chunks` over a class's
     ``_read(start, stop)``, ``n_frames`` and ``path`` (:class:`MovieReader`, :class:`ArrayMovie`)."""
@@ -407,6 +453,9 @@ class MovieReader(_FrameIndexing):
                 raise InputError(
                     f"folder holds no TIFF files (looked for {', '.join(TIFF_SUFFIXES)})", source=self.path
                 )
+            mixed = _mixed_folder(files)
+            if mixed is not None:
+                raise InputError(mixed, source=self.path)
         else:
             files = [self.path]
         self.files: list[Path] = files
