@@ -41,9 +41,9 @@ import h5py
 import numpy as np
 
 from plexloc.errors import InputError
-from plexloc.io._readers import IgnoredFieldWarning, hdf5_errors
+from plexloc.io._readers import IgnoredFieldWarning, check_uint64, hdf5_errors
 from plexloc.io.tables import check_frames
-from plexloc.table import LocTable
+from plexloc.table import INTEGER_COLUMNS, LocTable
 
 __all__ = ["IgnoredFieldWarning", "read_decode_h5", "read_smap_sml", "is_decode_h5"]
 
@@ -106,6 +106,8 @@ def read_smap_sml(path: str | os.PathLike) -> LocTable:
     cols.setdefault("z_nm", np.zeros(n))
     if "color" in cols:  # SMAP channels are numbered from 0 too? keep as-is but they must be whole numbers
         cols["color"] = np.asarray(cols["color"], dtype=float)
+    for name in INTEGER_COLUMNS & set(cols):  # made int64: a uint64 value beyond it would wrap round, negative
+        check_uint64(cols[name], f"column '{name}'", source=path)
     table = LocTable(cols, source=str(path))
     table.check_readable()
     below = np.flatnonzero(table["frame"] < 0)
@@ -207,6 +209,8 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
     if ignored:
         warnings.warn(f"{path}: data field(s) {', '.join(ignored)} are not one number per localization and were not "
                       "imported", IgnoredFieldWarning, stacklevel=2)
+    for name in INTEGER_COLUMNS & set(cols):  # made int64: a uint64 value beyond it would wrap round, negative
+        check_uint64(cols[name], f"column '{name}'", source=path)
     table = LocTable(cols, source=str(path))
     table.check_readable()
     below = np.flatnonzero(table["frame"] < 0)

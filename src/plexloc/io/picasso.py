@@ -74,9 +74,9 @@ import yaml
 from plexloc import __version__
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_pair
-from plexloc.io._readers import IgnoredFieldWarning, hdf5_errors
+from plexloc.io._readers import IgnoredFieldWarning, check_uint64, hdf5_errors
 from plexloc.io.tables import check_frames
-from plexloc.table import LocTable
+from plexloc.table import INTEGER_COLUMNS, LocTable
 
 __all__ = ["PICASSO_FIELDS", "PLACEHOLDERS_KEY", "export_picasso", "import_picasso", "picasso_sidecar_path"]
 
@@ -294,7 +294,9 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
     with f, hdf5_errors(path):
         ds = f.get("locs")
         if not isinstance(ds, h5py.Dataset) or ds.dtype.names is None:
-            what = "a group (a plexloc table? use plexloc.io.read_table)" if isinstance(ds, h5py.Group) else "missing"
+            what = ("a group (a plexloc table? use plexloc.io.read_table)" if isinstance(ds, h5py.Group)
+                    else f"a plain array (shape {ds.shape}, dtype {ds.dtype}) without named fields"
+                    if isinstance(ds, h5py.Dataset) else f"missing (found {sorted(f.keys())})")
             raise InputError(f"dataset 'locs' (Picasso structured array) is {what}", source=path)
         locs = ds[()]
     names = list(locs.dtype.names)
@@ -322,7 +324,13 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
                           PixelSizeWarning, stacklevel=2)
 
     def col(name: str) -> np.ndarray:
-        return np.asarray(locs[name], dtype=np.int64 if locs.dtype[name].kind in "iu" else np.float64)
+        """Field ``name`` as int64 where it is plexloc's integer column (``frame``, ``id``, ...; a uint64 value beyond
+        int64 refused, the cast would wrap it round to a negative one), else float64, as :class:`LocTable` keeps
+        it (a uint64 ``group`` cast to int64 first had come out negative)."""
+        if locs.dtype[name].kind in "iu" and name in INTEGER_COLUMNS:
+            check_uint64(locs[name], f"field '{name}' of 'locs'", source=path)
+            return np.asarray(locs[name], dtype=np.int64)
+        return np.asarray(locs[name], dtype=np.float64)
 
     columns: dict[str, np.ndarray] = {
         "frame": col("frame"),

@@ -9,7 +9,9 @@ CSV (``.csv``)
     row per localization. Integer columns
     (``frame, id, color``) are written as integers, all others with ``'%.10g'`` (10 significant
     digits: 0.0001 nm resolution for positions below 1 mm; ``float_format`` changes it). Missing
-    optional values are written as ``nan``. Reading uses numpy's C parser; a malformed row (wrong number of values,
+    optional values are written as ``nan``. A line of blanks is an empty line (skipped); a first line that is a
+    comment (``#``) or a header separated by ``;`` or tabs (a spreadsheet in a European locale) is refused
+    saying so. Reading uses numpy's C parser; a malformed row (wrong number of values,
     a value that is not a number) raises :class:`InputError` naming the line number and the value. An empty cell, or
     ``NA``, ``N/A``, ``null``, ``None`` (how pandas, R and others write a missing value), is read as NaN in an optional
     float column and in ``z_nm``; in another required or an integer column it is that error.
@@ -26,7 +28,9 @@ HDF5 (``.h5``, ``.hdf5``)
     A dataset is named as its column, except that ``%``, ``/`` (HDF5's path separator) and a name
     ``.`` are written ``%25``, ``%2F`` and ``%2E`` (the ``columns`` attribute holds the names as they are).
     Each dataset documented in :data:`plexloc.table.COLUMN_DOCS` carries ``unit`` and
-    ``description`` attributes.
+    ``description`` attributes. Reading refuses a file whose ``columns`` attribute names a column it holds no dataset
+    for (damaged or edited: the column would be lost without a word), and a ``uint64`` integer column with a value
+    beyond int64 (the cast would wrap it round to a negative number).
 
 Frames are numbered from 0 (``docs/conventions.md``): every reader and writer here refuses a negative
 ``frame`` (or ``frame_last``), naming the file, the column, the first such row (the 1-based line of a CSV)
@@ -64,7 +68,7 @@ import numpy as np
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path, naming_disk_full
-from plexloc.io._readers import hdf5_errors
+from plexloc.io._readers import check_uint64, hdf5_errors
 from plexloc.table import COLUMN_DOCS, INTEGER_COLUMNS, NAN_ALLOWED_COLUMNS, REQUIRED_COLUMNS, LocTable
 
 __all__ = [
@@ -190,6 +194,17 @@ def _parse_header(line: str, *, source: Path) -> list[str]:
     names = [n.strip() for n in next(csv.reader([line], skipinitialspace=True))] if line.strip() else []
     if not names:
         raise InputError("empty file; expected a header row of column names", source=source)
+    if names[0].startswith("#"):  # '# made by ...': the comment was taken for the header, every row then "too long"
+        raise InputError(f"line 1 is a comment ({line.strip()[:60]!r}); the file must start with its header row of "
+                         "column names: remove the comment lines", source=source)
+    if len(names) == 1:
+        sep = next((c for c in (";", "\t") if c in names[0]), None)
+        if sep is not None:  # a spreadsheet in a European locale writes ';' between values and ',' in numbers
+            why = ("" if sep == "\t" else " (a spreadsheet set to a European locale writes ';' between values and "
+                   "decimal commas)")
+            raise InputError(f"line 1: the header is separated by {'a tab' if sep == chr(9) else repr(sep)}, not ','; "
+                             f"plexloc reads comma-separated files with '.' as the decimal point{why}: save it as CSV "
+                             "with ',' separators and '.' decimals", source=source)
     empty = [i for i, n in enumerate(names) if not n]
     if empty:
         raise InputError(f"line 1: column {empty[0] + 1} of the header has no name", source=source)
@@ -266,9 +281,9 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
                         raise located from None
                     f.seek(0)
                     f.readline()
-                    try:
-                        values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None,
-                                            converters=_missing_as_nan)
+                    try:  # a line of blanks (an editor's last line) is an empty line, as for the line numbers
+                        values = np.loadtxt((line for line in f if line.strip()), delimiter=",", dtype=np.float64,
+                                            ndmin=2, comments=None, converters=_missing_as_nan)
                     except ValueError:
                         raise InputError(f"malformed CSV ({err})", source=path) from None
                     missing = True
@@ -538,6 +553,10 @@ def read_hdf5(path: str | os.PathLike) -> LocTable:
                 if "/" not in key and key in g:
                     keys[c] = key
                     break
+        absent = [c for c in order if c not in keys]
+        if absent:  # a column the file says it holds is not there: read without it, it would be lost without a word
+            raise InputError(f"'/locs' lists column(s) {absent} in its 'columns' attribute but holds no dataset for "
+                             f"them (datasets: {sorted(g)}); the file is damaged or was edited", source=path)
         for key in sorted(set(g) - set(keys.values())):
             keys.setdefault(_column_name(key), key)
         columns: dict[str, np.ndarray] = {}
@@ -547,6 +566,8 @@ def read_hdf5(path: str | os.PathLike) -> LocTable:
                 what = "a group" if not isinstance(ds, h5py.Dataset) else f"shape {ds.shape}, dtype {ds.dtype}"
                 raise InputError(f"'/locs/{name}' must be a 1-D numeric dataset, got {what}", source=path)
             columns[name] = ds[()]
+            if name in INTEGER_COLUMNS:  # int64 in the table: a uint64 value beyond it would wrap round
+                check_uint64(columns[name], f"column '{name}' ('/locs/{key}', uint64)", source=path)
     table = LocTable(columns, source=str(path))
     table.check_readable()
     check_frames(table)
