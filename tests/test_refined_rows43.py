@@ -60,3 +60,71 @@ def test_merge_combines_the_detection_test_over_the_rows_that_have_it():
     want = chi2.sf(-2 * np.log([0.04, 5e-4]).sum(), 4)  # two rows with the test: 4 degrees of freedom
     assert m["p_spot"][0] == pytest.approx(want, rel=1e-10)
     assert np.isnan(m["p_spot"][1])
+
+
+def _refine_setup(tmp_path, prob_bias: float):
+    """A tiny untrained network with its 2D configuration and a 4-frame movie (as tests/test_mle_refine.py's)."""
+    from pathlib import Path
+
+    import torch
+
+    from plexloc.config import TrainConfig, load_config
+    from plexloc.config.models import IdealCameraConfig
+    from plexloc.io.tiff import write_movie
+    from plexloc.nets import Localizer, LocalizerSpec
+    from plexloc.nets.io import save_model
+    from plexloc.simulation import Simulator
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    torch.manual_seed(0)
+    net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1, input_offset=[20.0],
+                                  input_scale=[20.0], px_size_nm=(100.0, 100.0)))
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(prob_bias)
+    cfg = TrainConfig.model_validate(load_config(examples / "2d_gaussian.yaml").model_dump())
+    cfg.frame_size = [24, 24]
+    cfg.emitters.density_per_um2 = 1.0
+    cfg.channels[0].camera = IdealCameraConfig()
+    mov = Simulator(cfg.simulation()).simulate_movie(4, generator=torch.Generator().manual_seed(2))
+    write_movie(tmp_path / "m.tif", mov.frames[0].numpy().astype(np.uint16))
+    save_model(tmp_path / "net.pt", net, cfg.model_dump(mode="json"), meta={})
+    return tmp_path / "m.tif", tmp_path / "net.pt"
+
+
+def test_refined_fit_counts_rows_background_alone_matches(tmp_path, monkeypatch, capsys):
+    import functools
+
+    import plexloc.mle.refine as refine_module
+    from plexloc.cli.main import main
+    from plexloc.infer import fit_movie
+
+    real = functools.partial(refine_module.refine_frames, fit_pvalue=None, max_shift_px=3.0)
+
+    def refine_then_mark(*args, **kwargs):  # every other kept refit made insignificant: a count the test knows
+        tab = real(*args, **kwargs)
+        p = np.asarray(tab["p_spot"], float).copy()
+        kept = np.flatnonzero(np.asarray(tab["refined"]) == 1)
+        p[kept[::2]] = 0.5
+        return tab.with_columns(p_spot=p)
+
+    monkeypatch.setattr(refine_module, "refine_frames", refine_then_mark)
+    movie, model = _refine_setup(tmp_path, 0.0)
+    stats: dict = {}
+    out = fit_movie(movie, model, refine_mle=True, stats=stats)
+    want = int(np.count_nonzero(np.asarray(out["p_spot"]) > 0.01))
+    assert want > 0 and stats["flagged"] == {"not_significant": want}
+    assert main(["fit", str(movie), "--model", str(model), "--out", str(tmp_path / "r.csv"), "--device", "cpu",
+                 "--refine-mle"]) == 0
+    assert f"{want} refined rows (before the filters) have p_spot above 0.01" in capsys.readouterr().err
+    plain: dict = {}
+    fit_movie(movie, model, stats=plain)
+    assert "flagged" not in plain  # a fit without refinement has no test to count
+
+
+def test_refined_fit_that_finds_nothing_has_the_refined_columns(tmp_path):
+    from plexloc.infer import fit_movie
+
+    movie, model = _refine_setup(tmp_path, -30.0)  # no pixel near the threshold: no rows
+    out = fit_movie(movie, model, refine_mle=True)
+    assert len(out) == 0
+    assert {"spot_llr", "p_spot", "refined", "crlb_x_nm"} <= set(out.columns)

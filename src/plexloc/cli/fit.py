@@ -235,6 +235,11 @@ def run(args: argparse.Namespace) -> int:
         if args.refine_mle and n_rows:
             share = stats["refined_rows"] / n_rows
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)
+            weak = (stats.get("flagged") or {}).get("not_significant")
+            if weak:  # as the MLE fit says it
+                print(f"{weak} refined rows (before the filters) have p_spot above 0.01 (kept): background alone, "
+                      "with the neighbours' light, gives a spot_llr this large in more than 1 % of windows; plexloc "
+                      "filter --max-p-spot 0.01 removes them and every row without a kept refit", file=sys.stderr)
         if stats.get("roi_offset_source"):
             print(f"ROI offset {stats['roi_offset_px']} px from {stats['roi_offset_source']}", file=sys.stderr)
         _say_maps_cut(stats)

@@ -372,6 +372,7 @@ class _FitRun:
         self.filtered = None  # FilterReport summed over the parts
         self.empty: LocTable | None = None  # a part with no rows (its columns), for a fit that finds nothing
         self.refined = 0
+        self.not_significant: int | None = None  # refined rows with p_spot above SPOT_P_REPORT (before the filters)
         self.legacy_sigma = False  # the model's sigma calibration predates the extraction's spread: none is added
         self.source = ""
         self.alignment = None  # AlignmentReport of the first frames (several channels)
@@ -404,6 +405,14 @@ class _FitRun:
     def add_filter_report(self, report) -> None:
         self.filtered = report if self.filtered is None else self.filtered.add(report)
 
+    def count_not_significant(self, table: LocTable) -> None:
+        """Count the refined rows whose refit background alone matches (``p_spot`` above
+        :data:`plexloc.mle.pipeline.SPOT_P_REPORT`), as the MLE fitter counts its rows (``flagged``)."""
+        from plexloc.mle.pipeline import SPOT_P_REPORT
+
+        p = np.asarray(table["p_spot"]) if "p_spot" in table else np.zeros(0)
+        self.not_significant = (self.not_significant or 0) + int(np.count_nonzero(p > SPOT_P_REPORT))
+
     def report(self, stats: dict | None, checked: LocTable | None) -> None:
         """Fill ``stats`` (see :func:`fit_movie`); the duplicate and domain checks look at ``checked``."""
         if stats is None:
@@ -415,6 +424,8 @@ class _FitRun:
                      refined_rows=self.refined, legacy_sigma=self.legacy_sigma, precision=self.precision,
                      channels_last=self.channels_last, camera_maps_cut=self.maps_cut,
                      saturated_rows=self.saturated_rows, clip_levels=list(self.clip_levels))
+        if self.not_significant is not None:  # --refine-mle: as the MLE fitter's stats say it
+            stats["flagged"] = {"not_significant": self.not_significant}
         spec, cfg = self.spec, self.cfg
         if self.z_range is not None:  # emitters beyond a 3D model's z range, placed at its ends
             stats["z_edge"] = z_edge_report(self.z_rows, self.z_at_edge, self.z_beyond, self.z_range,
@@ -644,6 +655,7 @@ def _fit_parts(
             if refiner is not None:
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
                 tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)
+                run.count_not_significant(tab)
             tab = _calibrate(tab, factors, offsets, scale)
             if head_frames and first < head_frames and len(tab):  # the bright-spot check's frames, before the filters
                 run.head_rows.append(tab[np.asarray(tab["frame"]) < head_frames])
@@ -673,7 +685,7 @@ def _fit_parts(
         empty = to_table(_empty(spec, device), np.zeros(0, dtype=np.int64), net)
         if refine_mle:  # the same columns as a refined table
             empty = empty.with_columns(**{k: np.zeros(0) for k in ("crlb_x_nm", "crlb_y_nm", "crlb_z_nm", "llr",
-                                                                   "roi_px", "refined")})
+                                                                   "roi_px", "spot_llr", "p_spot", "refined")})
         if use_filters:
             empty, report = filter_localizations(empty, **filters)
             run.add_filter_report(report)
@@ -803,7 +815,8 @@ def fit_movie(
         progress: ``progress(iterable, total=..., desc=..., unit=...)`` wrapper (e.g. tqdm), or None.
         stats: a dict that receives ``frames``, ``seconds``, ``frames_per_s`` (the frames' loop: reading, network,
             extraction, writing), ``check_seconds`` (the checks of the first frames before it, a fixed cost of about
-            1 s per movie on a CPU core), ``refined_rows``, ``precision`` and ``channels_last`` (the network's
+            1 s per movie on a CPU core), ``refined_rows`` and, with ``refine_mle``, ``flagged["not_significant"]``
+            (the refined rows with ``p_spot`` above 0.01, before the filters), ``precision`` and ``channels_last`` (the network's
             arithmetic and layout, as the Predictor chose them); ``camera_maps_cut``: ``(channel, map shape, (x, y),
             source)`` for each sCMOS camera whose per-pixel maps, larger than the frames (the full chip, a movie of a
             camera ROI), were cut at the ROI's chip position (``roi_offset_px``, else the movie's metadata); ``domain``, the
