@@ -210,6 +210,16 @@ def test_folder_of_a_split_acquisition_is_one_movie_in_order(tmp_path):
         assert [int(movie[i][0, 0]) for i in range(len(movie))] == [1, 1, 2, 2, 3, 3, 10, 10]
 
 
+def test_damaged_tiff_of_a_folder_is_named_as_damaged(tmp_path):
+    """A TIFF header whose offset to the first page leads nowhere said only 'holds no image'."""
+    for i in range(3):
+        tifffile.imwrite(tmp_path / f"img_{i}.tif", _frames(i))
+    (tmp_path / "img_3.tif").write_bytes(b"II*\0garbage")
+    with pytest.raises(InputError, match=r"img_3\.tif: TIFF file holds no image \(0 readable page\(s\): a damaged or "
+                                         r"empty file\)"):
+        open_movie(tmp_path)
+
+
 # --- every format keeps every row and column ---------------------------------------------------------------------
 
 

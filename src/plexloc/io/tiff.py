@@ -162,7 +162,10 @@ class _TiffSource:
             log.disabled = disabled
             log.setLevel(level)
         if not series:
-            raise InputError("TIFF file holds no image", source=path)
+            pages = len(tf.pages)  # 0 where the header's offset to the first page leads nowhere: a damaged file
+            why = f"{pages} readable page(s)" + (": a damaged or empty file" if not pages else "")
+            why += f"; {reports.messages[0]}" if reports.messages else ""
+            raise InputError(f"TIFF file holds no image ({why})", source=path)
         declared = _declared_frames(tf)
         # tifffile logs a damaged page list and goes on with the pages before the damage: the frames after it
         # would be lost without a word, so a damaged file is refused
