@@ -11,7 +11,10 @@ Two findings, per channel (:func:`check_camera`):
   below the camera's offset adds photons that carry no noise (ratio < 1). Outside ``NOISE_RANGE`` it is a
   warning: with e_per_adu and em_gain swapped (45 and 300 of the SMLM Challenge EMCCD) the ratio is 43.6, with the
   baseline 100 ADU low 0.75 (at the range's edge: a smaller baseline error goes unseen), with the right camera 0.98
-  (examples/2d_gaussian.yaml, 200 frames). Frames without
+  (examples/2d_gaussian.yaml, 200 frames). The warning names the settings that would fit (:func:`_likely_values`):
+  the e_per_adu / em_gain if the baseline is right, and the baseline the dimmer pixels' photon transfer gives if the
+  gain is right (a baseline too high reads as a ratio above 1 too). On an EMCCD below ``MIN_EMCCD_PHOTONS`` a ratio
+  under ``MIN_DIM_EMCCD_RATIO`` is still told (an e_per_adu written as ADU/e-). Frames without
   any noise between them (ratio 0: synthetic, not from a camera) are not told about.
 - **saturation**: the share of pixels at the camera's clipping level (:func:`clip_level`): the camera's
   ``saturation_adu`` where it is set, else a level found in the first frames (:func:`detect_clip_adu`: a 12-bit
@@ -44,7 +47,7 @@ from torch import Tensor
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
            "NOISE_FRAMES", "NOISE_RANGE", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
-           "detect_clip_adu", "head_frames", "noise_ratio", "noise_ratio_detail", "saturation_adu"]
+           "detect_clip_adu", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
 NOISE_RANGE = (0.75, 1.35)
@@ -53,6 +56,11 @@ NOISE_FRAMES = 64
 #: below this signal (photons per pixel) the noise of an EMCCD frame is not measured: the correct camera gave a ratio
 #: of 0.43 at 0.5 photons/px and 0.73 at 1 (a false alarm), 0.93 at 2 (examples/2d_gaussian.yaml's camera)
 MIN_EMCCD_PHOTONS = 2.0
+#: ... except where the ratio is below this: the correct camera read 0.37-1.01 at 0-1.9 photons/px (2d_gaussian.yaml at
+#: 0.5 emitters/um^2, 64 frames, seeds 1-2), photons scaled down 10x 0.011-0.065, and an e_per_adu written as ADU/e-
+#: (1/45 for 45: photons 2,025x too few) put the signal at 0.03 photons/px, where it went unmeasured, without a word
+#: (tests/test_camera43.py)
+MIN_DIM_EMCCD_RATIO = 0.2
 #: quantiles of each frame pair's pixels (by their mean) whose noise is measured; the ratio is the smallest
 #: (:func:`noise_ratio_detail`)
 NOISE_QUANTILES = (0.5, 0.25)
@@ -92,6 +100,11 @@ def noise_ratio(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> f
 
 
 def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tuple[float, str]:
+    """Measured over predicted pixel variance and why it is NaN (:func:`noise_measure`, without the signal level)."""
+    return noise_measure(photons, camera, max_frames=max_frames)[:2]
+
+
+def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tuple[float, str, float]:
     """Measured over predicted pixel variance of one channel's photon frames ``(T, H, W)`` (T >= 2): 1 when the
     camera settings that converted them are right.
 
@@ -109,18 +122,20 @@ def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAME
     not measured (NaN, with a note): a correct camera read 1.2-3.2 there, at 4 emitters/um^2 and more in 2D, 3 in
     3D (examples 2d_gaussian and 3d_astigmatic).
 
-    Returns ``(ratio, note)``: the note says why the ratio is NaN. NaN with fewer than two frames, on an EMCCD
-    below ``MIN_EMCCD_PHOTONS`` per pixel, in frames too crowded, and for a camera whose noise does not depend on
-    the signal (``additive``, seed 002's model): it has no gain to get wrong, and the emitters' noiseless changes
+    Returns ``(ratio, note, level)``: the note says why the ratio is NaN; ``level`` is the median signal (photons/px)
+    of the dimmer half of the pixels (NaN where not measured). NaN with fewer than two frames, on an EMCCD
+    below ``MIN_EMCCD_PHOTONS`` per pixel (unless the ratio is under ``MIN_DIM_EMCCD_RATIO``, which no right camera
+    reads there: a gain or e_per_adu far too high, the photons scaled down many times, returns its ratio), in frames
+    too crowded, and for a camera whose noise does not depend on the signal (``additive``, seed 002's model): it has no gain to get wrong, and the emitters' noiseless changes
     between frames, which shot noise would otherwise dwarf, read as noise (a correct quad-plane movie at 50
     emitters per 64x64 frame: 1.44)."""
     from plexloc.evaluate.uncertainty import robust_sd
 
     x = photons[:max_frames].detach().float().cpu()
     if getattr(camera, "kind", None) == "additive":
-        return math.nan, ADDITIVE_NOTE
+        return math.nan, ADDITIVE_NOTE, math.nan
     if x.ndim != 3 or x.shape[0] < 2:
-        return math.nan, "one frame"
+        return math.nan, "one frame", math.nan
     a, b = x[:-1], x[1:]
     m = ((a + b) / 2).clamp_min(0.0)
     d = a - b
@@ -136,15 +151,18 @@ def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAME
     cuts = sm.flatten(1).quantile(torch.tensor(qs, dtype=sm.dtype), dim=1)  # (len(qs), T - 1): one sort per quantile set
     masks = {q: sm <= cut[:, None, None] for q, cut in zip(qs, cuts)}
     level = float(m[masks[NOISE_QUANTILES[0]]].median())
-    if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS:
-        # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says nothing
-        return math.nan, f"an EMCCD signal of {level:.2g} photons/px, under the {MIN_EMCCD_PHOTONS:g} it is measured from"
     ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
+    ratio = min(ratios[q] for q in NOISE_QUANTILES)
+    if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS and not 0 < ratio < MIN_DIM_EMCCD_RATIO:
+        # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says little (a right camera reads
+        # 0.37-1.01 there), but a ratio far below that is a gain far too high
+        return (math.nan, f"an EMCCD signal of {level:.2g} photons/px, under the {MIN_EMCCD_PHOTONS:g} it is measured "
+                "from", math.nan)
     crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
-    if crowding > MAX_CROWDING:
+    if crowding > MAX_CROWDING and not 0 < ratio < MIN_DIM_EMCCD_RATIO:  # crowding raises a ratio, never lowers it
         return math.nan, (f"frames too crowded: the dimmer quarter of the pixels changes {crowding:.2f}x as much "
-                          "between frames as the dimmest tenth")
-    return min(ratios[q] for q in NOISE_QUANTILES), ""
+                          "between frames as the dimmest tenth"), math.nan
+    return ratio, "", level
 
 
 def _on_cpu(camera):
@@ -230,6 +248,54 @@ def count_clipped(windows: Tensor, threshold: Tensor | None, rows: Tensor | None
     return (windows >= top).flatten(1).sum(dim=1)
 
 
+def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_frames: int = NOISE_FRAMES) -> str:
+    """What the camera settings would likely be for a noise ``ratio`` measured at ``level`` photons/px, as text: the
+    gain that scales the photons by the ratio (the baseline right: shot noise dominating, photons scaled by k read
+    k), and the baseline that the photon transfer of the dimmer half of the pixels gives (the gain right: their mean
+    squared frame-to-frame difference over 2 is the noise of their mean signal, ``V(s) = V(0) + s (V(1) - V(0))``
+    under the camera settings, which gives the signal s; the settings' signal there less s is the baseline's error:
+    106.5 ADU for the SMLM Challenge EMCCD's 100 and 100.2 for an sCMOS's 100, whatever baseline was set, at 20-100
+    photons/px). "" where nothing can be said (an EMCCD below ``MIN_EMCCD_PHOTONS``: the ratio is no scale there)."""
+    if not (np.isfinite(ratio) and ratio > 0):
+        return ""
+    cam = _on_cpu(camera)
+    if getattr(cam, "em_gain", None) is not None and np.isfinite(level) and level < MIN_EMCCD_PHOTONS:
+        return ""
+    parts = []
+    e, g = getattr(cam, "e_per_adu", None), getattr(cam, "em_gain", None)
+    if e is not None:
+        e_val = float(e) if not isinstance(e, Tensor) or e.ndim == 0 else None
+        gain = (f"e_per_adu about {e_val / ratio:.3g} e-/ADU" if e_val is not None else
+                f"the e_per_adu map about {1 / ratio:.3g}x its values")
+        em = "" if g is None else f" or em_gain about {g * ratio:.3g}" if g * ratio < 1000 else f" or em_gain about {g * ratio:.0f}"
+        parts.append(gain + em + " if the baseline is right")
+    x = photons[:max_frames].detach().float().cpu()
+    if hasattr(cam, "baseline") and x.ndim == 3 and x.shape[0] >= 2:
+        a, b = x[:-1], x[1:]
+        m = (a + b) / 2
+        d = a - b
+        d = d - d.flatten(1).median(dim=1).values[:, None, None]
+        sm = torch.nn.functional.avg_pool2d(m[:, None], 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+        dim = sm <= sm.flatten(1).quantile(NOISE_QUANTILES[0], dim=1)[:, None, None]
+        mean, var = float(m[dim].double().mean()), float(d[dim].double().square().mean()) / 2.0
+        shape = tuple(getattr(cam, "map_shape", None) or ())
+        with torch.no_grad():
+            v0 = float(cam.noise_variance_photons(torch.zeros(shape)).double().median())
+            v1 = float(cam.noise_variance_photons(torch.ones(shape)).double().median())
+            signal = max((var - v0) / max(v1 - v0, 1e-12), 0.0)
+            delta = float((cam.expected_adu(torch.full(shape, mean)) -
+                           cam.expected_adu(torch.full(shape, signal))).double().median())
+        base = cam.baseline
+        base_val = float(base.double().median()) if isinstance(base, Tensor) else float(base)
+        if np.isfinite(delta) and abs(delta) >= 1.0 and base_val + delta >= 0:  # (below 0: no baseline explains it)
+            if isinstance(base, Tensor) and base.ndim:
+                parts.append(f"the baseline map about {abs(delta):.0f} ADU {'higher' if delta > 0 else 'lower'} if "
+                             "the gain is right")
+            else:
+                parts.append(f"baseline about {base_val + delta:.0f} ADU if the gain is right")
+    return "; ".join(parts)
+
+
 def camera_settings(camera) -> str:
     """The settings that convert ADU to photons, for messages: ``em_gain 300, e_per_adu 45 e-/ADU, ...``."""
     parts = []
@@ -259,6 +325,10 @@ class ChannelCheck:
     em_gain: bool = False
     #: where ``saturation_adu`` came from (:func:`clip_level`): "setting", "found", "dtype" ("" for a float movie)
     level_source: str = "dtype"
+    #: the settings that would fit the measured noise (:func:`_likely_values`), for the noise warning
+    likely: str = ""
+    #: the signal (photons/px) at which the noise ratio was measured (NaN where not)
+    noise_level: float = math.nan
 
     @property
     def saturated_fraction(self) -> float:
@@ -291,14 +361,21 @@ class CameraCheck:
             r = ch.noise_ratio
             if not np.isfinite(r) or r <= 0 or lo <= r <= hi:  # 0: no noise at all (a synthetic movie): not told
                 continue
+            dim = ch.em_gain and np.isfinite(ch.noise_level) and ch.noise_level < MIN_EMCCD_PHOTONS
             cause = (f"an em_gain set too low or an e_per_adu too high (photons scaled up about {r:.2g}x; the two "
-                     "swapped?)" if r > 1 else
-                     f"an em_gain set too high or an e_per_adu too low (photons scaled down about {1 / r:.2g}x), or a "
-                     "baseline below the camera's offset (photons added that carry no noise)")
+                     "swapped?), or a baseline above the camera's offset (photons taken away: the dim pixels' signal "
+                     "reads lower than their noise)" if r > 1 else
+                     "an em_gain set too high or an e_per_adu too low (photons scaled down "
+                     + (f"many times: they read {ch.noise_level:.2g} photons/px, where a right camera's ratio is "
+                        f"{MIN_DIM_EMCCD_RATIO:g}-1.35; an e_per_adu written as ADU/e-?)" if dim else f"about {1 / r:.2g}x)")
+                     + ", or a baseline below the camera's offset (photons added that carry no noise)")
+            likely = f" The settings that would fit: {ch.likely}." if ch.likely else ""
+            shown = f"{r:.2f}" if r >= 0.01 else f"{r:.2g}"
             out.append(
-                f"{self._where(ch.channel)}the pixel noise between frames is {r:.2f}x what the camera settings predict "
+                f"{self._where(ch.channel)}the pixel noise between frames is {shown}x what the camera settings predict "
                 f"for that signal (accepted {lo:g}-{hi:g}; {ch.settings}): the photons and background are wrong, "
-                f"likely from {cause}. Check the camera's values against the movie, or measure them (plexloc calibrate-camera)"
+                f"likely from {cause}.{likely} Check the camera's values against the movie, or measure them (plexloc "
+                "calibrate-camera)"
             )
         return out
 
@@ -364,10 +441,13 @@ class CameraCheck:
         """Both checks' pixel counts summed per channel (chunks of one movie); the first measured noise ratio."""
         if not self.channels:
             return other
-        chans = [ChannelCheck(a.channel, a.noise_ratio if np.isfinite(a.noise_ratio) else b.noise_ratio,
-                              a.saturated + b.saturated, a.pixels + b.pixels, a.saturation_adu, a.settings,
-                              a.noise_note if np.isfinite(a.noise_ratio) else b.noise_note, a.em_gain, a.level_source)
-                 for a, b in zip(self.channels, other.channels)]
+        def one(a: ChannelCheck, b: ChannelCheck) -> ChannelCheck:
+            noise = a if np.isfinite(a.noise_ratio) else b
+            return ChannelCheck(a.channel, noise.noise_ratio, a.saturated + b.saturated, a.pixels + b.pixels,
+                                a.saturation_adu, a.settings, noise.noise_note, a.em_gain, a.level_source, noise.likely,
+                                noise.noise_level)
+
+        chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
                            self.sources)
 
@@ -425,9 +505,11 @@ def check_camera(
                     n_sat = int((x >= level - 0.5).sum())
                 else:  # the clipping level in photons (per pixel for camera maps); to_photons rises with ADU
                     n_sat = int((x >= clip_threshold_photons(cam, level, x.shape)).sum())
-        ratio, note = noise_ratio_detail(ph, cam, max_frames=max_frames) if noise else (math.nan, "")
+        ratio, note, signal = noise_measure(ph, cam, max_frames=max_frames) if noise else (math.nan, "", math.nan)
+        lo, hi = noise_range
+        likely = _likely_values(cam, ph, ratio, signal, max_frames=max_frames) if noise and not lo <= ratio <= hi else ""
         out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note,
-                                         getattr(cam, "em_gain", None) is not None, how))
+                                         getattr(cam, "em_gain", None) is not None, how, likely, signal))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

@@ -80,13 +80,19 @@ MAP_SUFFIXES = (".npy", ".tif", ".tiff")
 
 def _number_not_text(value, info):
     """A camera number given as text: ``"45"`` is read as 45; ``"100 ADU"`` is refused naming the unit (the value
-    was read as a map path before: "got '/tmp/walk/100 ADU'")."""
+    was read as a map path before: "got '/tmp/walk/100 ADU'"). ``true`` / ``false`` and an infinite value are refused:
+    pydantic read ``em_gain: true`` as 1 (every photon count 300x too high) and ``em_gain: .inf`` as infinity (every
+    photon count 0), without a word."""
+    if isinstance(value, bool):
+        raise ValueError(f"takes a number ({CAMERA_UNITS.get(info.field_name, 'a number')}), not true or false")
     if isinstance(value, str):
         try:
-            return float(value)
+            value = float(value)
         except ValueError:
             raise ValueError(f"takes a number ({CAMERA_UNITS.get(info.field_name, 'a number')}); units are not written "
                              "in the value") from None
+    if isinstance(value, (int, float)) and math.isinf(value):
+        raise ValueError(f"takes a finite number ({CAMERA_UNITS.get(info.field_name, 'a number')})")
     return value
 
 
@@ -162,6 +168,7 @@ class SCMOSConfig(_Model):
     read_variance: NonNegFloat | Path | None = None
     saturation_adu: float | None = Field(default=None, description=SATURATION_DOC)
 
+    _numbers = field_validator("qe", "spurious_charge", mode="before")(_number_not_text)
     _saturation = field_validator("saturation_adu", mode="before")(_check_saturation)
 
     @model_validator(mode="after")
