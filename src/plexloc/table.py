@@ -200,6 +200,16 @@ class LocTable:
                     if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
                         bad = arr[~np.isfinite(arr) | (arr != np.round(arr))][0]
                         raise InputError(f"column '{name}' must hold integers, found {bad!r}", source=source)
+                    # beyond int64 the cast wraps (1e19 read -9223372036854775808): refused, as a wrapped uint64 is
+                    out = (arr < -(2.0**63)) | (arr >= 2.0**63)
+                    if np.any(out):
+                        raise InputError(f"column '{name}' holds {arr[out][0]!r}, beyond the 64-bit integer range",
+                                         source=source)
+                elif arr.size and arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.max() > np.iinfo(np.int64).max:
+                    raise InputError(f"column '{name}' holds {int(arr.max())}, beyond the 64-bit integer range",
+                                     source=source)
+                elif arr.dtype.kind not in "biuf":
+                    raise InputError(f"column '{name}' must hold integers, got dtype {arr.dtype}", source=source)
                 arr = arr.astype(np.int64, copy=copy)
             else:
                 if arr.dtype.kind not in "biuf":
