@@ -447,8 +447,8 @@ def check_writable(table: LocTable, path: str | os.PathLike) -> None:
     column (every reader refuses those rows, so the file would be written and then unreadable), or a negative frame
     (frames are 0-based; the readers refuse them too).
 
-    ``z_nm`` NaN in every row (a 2D table: z unknown) is written, and read back as NaN (Picasso: a 2D file without
-    z). A table with z NaN in some rows only (a 3D table some of whose z are missing) is not written: filter those
+    ``z_nm`` NaN in every row (a 2D table: z unknown) is written, and read back as NaN (Picasso: written as a 2D file
+    without z, which reads back as z 0, Picasso's own 2D convention). A table with z NaN in some rows only (a 3D table some of whose z are missing) is not written: filter those
     rows, or set z to NaN in every row for a 2D table."""
     z = table["z_nm"]
     try:
