@@ -57,8 +57,9 @@ class TrainingConfig(_Model):
     lr_schedule: Literal["plateau", "cosine"] = Field(
         default="plateau",
         description="plateau: multiply the rate by lr_factor after lr_patience validations without improvement; "
-        "cosine: anneal from lr to min_lr over the budget of each training call (its --steps or --minutes), "
-        "for runs of a known length and for a fine-tuning phase resumed with a new --lr",
+        "cosine: anneal from lr to min_lr over the budget of a training call (its --steps or --minutes), "
+        "for runs of a known length and for a fine-tuning phase resumed with a new --lr; a plain --resume "
+        "continues the phase it was in, stretched to end with the call where its target lies beyond the phase",
     )
     min_target_photons: Annotated[float, Field(ge=0)] = Field(
         default=100.0, description="emitters dimmer than this (all channels) are simulated but are not targets"
