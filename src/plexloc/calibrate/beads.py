@@ -455,7 +455,14 @@ def extract_rois(stack: np.ndarray, rows: np.ndarray, cols: np.ndarray, roi_px: 
 
 
 #: the pair-shape check (:func:`pair_shape_outliers`): beads it needs, its threshold in standard deviations, and the
-#: smallest anisotropic excess variance (px^2) it rejects (0.35 px^2: two equal beads 1.2 px apart)
+#: smallest anisotropic excess variance (px^2) it rejects (0.35 px^2: two equal beads 1.2 px apart). The other beads
+#: give each bead its template (their mean), the reference shape (the median) and the spread beyond noise; two beads
+#: cannot be told apart (each is the other's template: a pair and a single read +e and -e). Session 43
+#: (bench/beads43.py, simulated beads as bench/beads42.py, 3 and 4 beads, 5 seeds x Gaussian / pupil x Poisson / EMCCD x
+#: bright / dim) with the minimum at 3: none of 1,480 single beads rejected; of 480 pairs 1.5-2.5 px apart (1:1, 1:2),
+#: 313 caught by this check and 154 by the others, 13 kept (dim Gaussian beads), against 326 kept with the check off
+#: (minimum 5). Not lowered yet: simulated beads are all alike, so how a spread estimated from 3-4 real beads (field-
+#: dependent aberrations, bead sizes) holds is not measured.
 PAIR_SHAPE_MIN_BEADS = 5
 PAIR_SHAPE_SIGMAS = 6.0
 PAIR_SHAPE_MIN_PX2 = 0.35
