@@ -362,10 +362,11 @@ class CameraCheck:
             if not np.isfinite(r) or r <= 0 or lo <= r <= hi:  # 0: no noise at all (a synthetic movie): not told
                 continue
             dim = ch.em_gain and np.isfinite(ch.noise_level) and ch.noise_level < MIN_EMCCD_PHOTONS
-            cause = (f"an em_gain set too low or an e_per_adu too high (photons scaled up about {r:.2g}x; the two "
-                     "swapped?), or a baseline above the camera's offset (photons taken away: the dim pixels' signal "
-                     "reads lower than their noise)" if r > 1 else
-                     "an em_gain set too high or an e_per_adu too low (photons scaled down "
+            gain = "an em_gain set too {} or an e_per_adu too {}" if ch.em_gain else "an e_per_adu too {1}"  # sCMOS: none
+            cause = (gain.format("low", "high") + f" (photons scaled up about {r:.2g}x"
+                     + ("; the two swapped?" if ch.em_gain else "") + "), or a baseline above the camera's offset "
+                     "(photons taken away: the dim pixels' signal reads lower than their noise)" if r > 1 else
+                     gain.format("high", "low") + " (photons scaled down "
                      + (f"many times: they read {ch.noise_level:.2g} photons/px, where a right camera's ratio is "
                         f"{MIN_DIM_EMCCD_RATIO:g}-1.35; an e_per_adu written as ADU/e-?)" if dim else f"about {1 / r:.2g}x)")
                      + ", or a baseline below the camera's offset (photons added that carry no noise)")

@@ -421,9 +421,12 @@ def _resolve_relative_paths(data: Any, base: Path) -> Any:
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
-            if (k in PATH_KEYS and isinstance(v, str) and not Path(v).is_absolute()
+            if (k in PATH_KEYS and isinstance(v, str) and not Path(v).expanduser().is_absolute()
                     and (k == "calibration" or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
                 out[k] = str(base / v)
+            elif (k in PATH_KEYS and isinstance(v, str) and v.startswith("~")
+                  and (k == "calibration" or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
+                out[k] = str(Path(v).expanduser())  # a home folder (~/maps/var.npy) read as the user means it
             else:
                 out[k] = _resolve_relative_paths(v, base)
         return out
