@@ -56,7 +56,15 @@ def _check_file(path: Path) -> None:
         raise InputError("file not found" if not path.exists() else "is not a file", source=path)
 
 
-def _smap_loc_fields(path: Path) -> dict[str, np.ndarray]:
+#: MATLAB classes of a v7.3 field that are not numbers (their HDF5 datasets are: char as uint16 codes, a cell or
+#: struct as references)
+_MATLAB_NOT_NUMERIC = {"char", "cell", "struct", "function_handle", "string"}
+
+
+def _smap_loc_fields(path: Path, ignored: list[str]) -> dict[str, np.ndarray]:
+    """The fields of ``saveloc.loc``, flat; a v7.3 field that holds no numbers (text, a cell, an empty array) is
+    named in ``ignored`` instead (its HDF5 dataset is numeric: text as character codes, an empty array as its
+    dimensions, so it was read as a column of codes or of two zeros, or refused for its length)."""
     if h5py.is_hdf5(path):
         with hdf5_errors(path), h5py.File(path, "r") as f:
             if "saveloc" not in f or "loc" not in f["saveloc"]:
@@ -66,7 +74,21 @@ def _smap_loc_fields(path: Path) -> dict[str, np.ndarray]:
             if not isinstance(loc, h5py.Group):
                 raise InputError(f"'saveloc.loc' is a {type(loc).__name__}, not a struct of columns; not a SMAP "
                                  "_sml.mat", source=path)
-            return {k: np.asarray(loc[k][()]).ravel() for k in loc if isinstance(loc[k], h5py.Dataset)}
+            out = {}
+            for k in loc:
+                d = loc[k]
+                if not isinstance(d, h5py.Dataset):
+                    ignored.append(f"{k} (a struct)")
+                    continue
+                cls = d.attrs.get("MATLAB_class", b"")
+                cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+                if cls in _MATLAB_NOT_NUMERIC or h5py.check_dtype(ref=d.dtype) is not None:
+                    ignored.append(f"{k} (MATLAB {cls or 'reference'})")
+                elif np.any(np.asarray(d.attrs.get("MATLAB_empty", 0))):
+                    ignored.append(f"{k} (empty)")
+                else:
+                    out[k] = np.asarray(d[()]).ravel()
+            return out
     import scipy.io
 
     try:
@@ -83,21 +105,26 @@ def read_smap_sml(path: str | os.PathLike) -> LocTable:
     """Read a SMAP ``_sml.mat`` localization file (module docstring)."""
     path = Path(path)
     _check_file(path)
-    fields = _smap_loc_fields(path)
+    ignored: list[str] = []
+    fields = _smap_loc_fields(path, ignored)
     for req in ("frame", "xnm", "ynm", "phot"):
         if req not in fields:
-            raise InputError(f"saveloc.loc has no field '{req}' (fields: {sorted(fields)})", source=path)
+            held = "".join(f"; {i}" for i in ignored if i.split(" ")[0] == req)
+            raise InputError(f"saveloc.loc has no field '{req}'{held and ' that holds numbers' + held} (fields: "
+                             f"{sorted(fields)})", source=path)
     n = len(fields["xnm"])
     cols: dict[str, np.ndarray] = {"frame": fields["frame"].astype(np.float64) - 1.0}
-    skipped = [f"{k} ({v.dtype})" for k, v in fields.items() if v.dtype.kind not in "biuf"]
+    skipped = ignored + [f"{k} ({v.dtype})" for k, v in fields.items() if v.dtype.kind not in "biuf"]
     if skipped:
         warnings.warn(f"{path}: saveloc.loc field(s) {', '.join(skipped)} are not numeric and were not imported",
                       IgnoredFieldWarning, stacklevel=2)
     for k, v in fields.items():
-        if k == "frame" or v.dtype.kind not in "biuf":
+        if v.dtype.kind not in "biuf":
             continue
         if len(v) != n:
             raise InputError(f"saveloc.loc.{k} has {len(v)} values, expected {n} (one per localization)", source=path)
+        if k == "frame":
+            continue
         if k == "locprecnm":
             cols["sigma_x_nm"] = v.astype(float)
             cols["sigma_y_nm"] = v.astype(float)

@@ -7,9 +7,11 @@ record its pixel size, it is read from (first found):
 
 1. **Micro-Manager** per-image metadata (TIFF tag 51123) ``"PixelSizeUm"``, else the summary's ``"PixelSize_um"``
    (µm; 0 means "not calibrated" and is skipped);
-2. **OME-XML** ``Pixels/@PhysicalSizeX``, ``@PhysicalSizeY`` with their units (default µm);
-3. **ImageJ** calibration: the ``unit`` of the ImageJ description (micron, µm, um or nm) with the
-   ``XResolution``/``YResolution`` tags (pixels per unit).
+2. **OME-XML** ``Pixels/@PhysicalSizeX``, ``@PhysicalSizeY`` with their units (default µm; any length unit of
+   OME's UnitsLength, read by an XML parser: ``&#181;m`` and single-quoted attributes are µm too);
+3. **ImageJ** calibration: the ``unit`` of the ImageJ description (micron, µm, um, nm, micrometer, nanometer) with
+   the ``XResolution``/``YResolution`` tags (pixels per unit); ImageJ's ``cm`` and ``inch`` come from a generic
+   writer's dots per inch or cm, not from a calibration, and are ignored.
 
 Plain TIFF resolution tags without an ImageJ unit (often 72 dpi from a generic writer) are not a pixel size and
 are ignored. Nothing is read where nothing is recorded.
@@ -17,6 +19,7 @@ are ignored. Nothing is read where nothing is recorded.
 
 from __future__ import annotations
 
+import html
 import math
 import os
 import re
@@ -29,7 +32,16 @@ __all__ = ["PixelSize", "PixelSizeWarning", "read_pixel_size", "pixel_size_misma
 class PixelSizeWarning(UserWarning):
     """A movie's metadata record another pixel size than the model or configuration it is fitted with."""
 
-_OME_NM = {"nm": 1.0, "µm": 1000.0, "um": 1000.0, "micron": 1000.0, "mm": 1e6, "m": 1e9, "Å": 0.1, "pm": 1e-3}
+#: nm per unit of OME's UnitsLength (the schema's SI prefixes of m and its Imperial units; 'pixel' and
+#: 'reference frame' are no length and give no pixel size). Written as the XML holds them: the micro sign (or
+#: Greek mu), entities resolved by the XML parser.
+_OME_NM = {"ym": 1e-15, "zm": 1e-12, "am": 1e-9, "fm": 1e-6, "pm": 1e-3, "Å": 0.1, "nm": 1.0, "µm": 1e3, "um": 1e3,
+           "\u03bcm": 1e3, "micron": 1e3, "mm": 1e6, "cm": 1e7, "dm": 1e8, "m": 1e9, "dam": 1e10, "hm": 1e11,
+           "km": 1e12, "thou": 25_400.0, "li": 2_116_666.6666666665, "in": 25_400_000.0, "ft": 304_800_000.0,
+           "yd": 914_400_000.0, "pt": 352_777.7777777778}
+_IMAGEJ_NM = {"micron": 1000.0, "microns": 1000.0, "µm": 1000.0, "\u03bcm": 1000.0, "um": 1000.0,
+              "\\u00B5m": 1000.0, "micrometer": 1000.0, "micrometre": 1000.0, "nm": 1.0, "nanometer": 1.0,
+              "nanometre": 1.0}
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,26 @@ def _positive(v: Any) -> float | None:
     return f if math.isfinite(f) and f > 0 else None
 
 
+def _ome_pixels_attributes(xml: str) -> dict[str, str] | None:
+    """The attributes of the first OME ``Pixels`` element, as an XML parser reads them (entities such as
+    ``&#181;m`` resolved, either quote); a regular expression had missed both, and the pixel size with them. A
+    description that does not parse falls back to the expression."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
+    except (ET.ParseError, ValueError):
+        m = re.search(r"<(?:\w+:)?Pixels\b[^>]*>", xml)
+        if m is None:
+            return None
+        return {k: html.unescape(v1 or v2) for k, v1, v2 in re.findall(r"""(\w+)\s*=\s*(?:"([^"]*)"|'([^']*)')""",
+                                                                       m.group(0))}
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "Pixels":
+            return dict(el.attrib)
+    return None
+
+
 def read_pixel_size(tf, *, path: str | os.PathLike) -> PixelSize | None:
     """The pixel size recorded in an open ``tifffile.TiffFile`` (see the module docstring), or ``None``."""
     page = tf.pages.first
@@ -66,10 +98,8 @@ def read_pixel_size(tf, *, path: str | os.PathLike) -> PixelSize | None:
                 if (um := _positive(summary.get(key))) is not None:
                     return PixelSize(1000.0 * um, 1000.0 * um, f"Micro-Manager summary metadata '{key}' = {summary[key]!r}")
     if getattr(tf, "is_ome", False):
-        xml = tf.ome_metadata or ""
-        m = re.search(r"<(?:\w+:)?Pixels\b[^>]*>", xml)
-        if m:
-            attrs = dict(re.findall(r'(\w+)="([^"]*)"', m.group(0)))
+        attrs = _ome_pixels_attributes(tf.ome_metadata or "")
+        if attrs is not None:
             sx, sy = _positive(attrs.get("PhysicalSizeX")), _positive(attrs.get("PhysicalSizeY"))
             if sx is not None:
                 ux, uy = attrs.get("PhysicalSizeXUnit", "µm"), attrs.get("PhysicalSizeYUnit", "µm")
@@ -79,7 +109,7 @@ def read_pixel_size(tf, *, path: str | os.PathLike) -> PixelSize | None:
                                      f"OME-XML PhysicalSizeX = {attrs['PhysicalSizeX']} {ux}")
     if getattr(tf, "is_imagej", False):
         unit = str((tf.imagej_metadata or {}).get("unit", "")).strip()
-        scale = {"micron": 1000.0, "µm": 1000.0, "um": 1000.0, "\\u00B5m": 1000.0, "nm": 1.0}.get(unit)
+        scale = _IMAGEJ_NM.get(unit)
         if scale is not None:
             def per_unit(name: str) -> float | None:
                 t = page.tags.get(name)

@@ -84,7 +84,7 @@ class FrameOriginWarning(UserWarning):
 
 _DTYPES = {"uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "float32": "<f4", "float64": "<f8",
            "int8": "<i1", "int16": "<i2", "int32": "<i4", "int64": "<i8", "uint64": "<u8"}
-_LENGTH = {"nm": 1.0, "um": 1000.0, "µm": 1000.0, "": 1.0, "1": 1.0}
+_LENGTH = {"nm": 1.0, "um": 1000.0, "µm": 1000.0, "\u03bcm": 1000.0, "": 1.0, "1": 1.0}  # µ: micro sign or Greek mu
 _TO_OURS = {
     "x": "x_nm", "y": "y_nm", "z": "z_nm", "frame": "frame", "intensity": "photons",
     "background": "bg", "offset": "bg", "bg": "bg",
@@ -191,10 +191,23 @@ def _unit_factor(unit: str, header: str, source: Path) -> float:
     raise InputError(f"column '{header}' has unit '{unit}'; only nm or um positions can be converted", source=source)
 
 
+def _member(z: zipfile.ZipFile, name: str, source: Path) -> bytes:
+    """The bytes of archive member ``name``; a damaged member (bad CRC, a broken DEFLATE stream, cut short) is an
+    :class:`InputError` naming the file and the member, not zlib's bare 'Error -3 while decompressing data'."""
+    try:
+        return z.read(name)
+    except Exception as err:  # zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError (compression), OSError
+        raise InputError(f"archive member '{name}' cannot be read, a damaged file ({type(err).__name__}: {err})",
+                         source=source) from None
+
+
 def _read_one(z: zipfile.ZipFile, info: dict, fmt: dict, source: Path) -> tuple[dict[str, np.ndarray], dict]:
     name = info.get("name")
     if name not in z.namelist():
         raise InputError(f"table file '{name}' listed in manifest.json is missing from the archive", source=source)
+    if not isinstance(fmt, dict):
+        raise InputError(f"the format '{info.get('format')}' of '{name}' in manifest.json is a "
+                         f"{type(fmt).__name__}, not an object", source=source)
     if fmt.get("mode", "binary") != "binary":
         raise InputError(f"table '{name}' has mode '{fmt.get('mode')}'; only binary tables are read", source=source)
     if not isinstance(fmt, dict) or not isinstance(fmt.get("headers"), list) or "dtype" not in fmt:
@@ -204,25 +217,49 @@ def _read_one(z: zipfile.ZipFile, info: dict, fmt: dict, source: Path) -> tuple[
     shapes = fmt.get("shape", [1] * len(headers))
     if isinstance(dtypes, str):
         dtypes = [dtypes] * len(headers)
+    for field, value in (("dtype", dtypes), ("shape", shapes)):
+        if not isinstance(value, list):
+            raise InputError(f"format of '{name}': '{field}' is {value!r}, not a list (one entry per header)",
+                             source=source)
     if not (len(headers) == len(dtypes) == len(shapes)):
         raise InputError(f"format of '{name}': headers, dtype and shape differ in length", source=source)
-    try:
-        fields = []
-        for h, d, s in zip(headers, dtypes, shapes):
-            shp = () if s in (1, [1]) else tuple(s if isinstance(s, list) else [s])
-            fields.append((h, _DTYPES[d], shp))
-    except KeyError as err:
-        raise InputError(f"format of '{name}': unknown dtype {err}; allowed {sorted(_DTYPES)}", source=source) from None
+    fields = []
+    for h, d, s in zip(headers, dtypes, shapes):
+        if not isinstance(d, str) or d not in _DTYPES:
+            raise InputError(f"format of '{name}': unknown dtype {d!r} of column '{h}'; allowed {sorted(_DTYPES)}",
+                             source=source)
+        dims = s if isinstance(s, list) else [s]
+        if not dims or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in dims):
+            raise InputError(f"format of '{name}': shape {s!r} of column '{h}' is not a positive whole number (or a "
+                             "list of them)", source=source)
+        fields.append((h, _DTYPES[d], () if dims == [1] else tuple(dims)))
     dt = np.dtype(fields)
-    raw = z.read(name)
-    rows = int(info.get("rows", len(raw) // dt.itemsize))
+    raw = _member(z, name, source)
+    rows = info.get("rows", len(raw) // dt.itemsize)
+    if isinstance(rows, bool) or not isinstance(rows, (int, float)) or not float(rows).is_integer() or rows < 0:
+        raise InputError(f"'rows' of table '{name}' in manifest.json is {rows!r}, not a whole number >= 0",
+                         source=source)
+    rows = int(rows)
     if len(raw) != rows * dt.itemsize:
         raise InputError(f"table '{name}' has {len(raw)} bytes; manifest says {rows} rows of {dt.itemsize} bytes",
                          source=source)
     rec = np.frombuffer(raw, dtype=dt, count=rows)
-    units = fmt.get("units") or []
-    unit_of = dict(zip(headers, units)) if len(units) == len(headers) else {}
+    units = fmt.get("units")
+    units = [] if units is None else units  # no units at all: nm (and photons), as before
+    # a units list of another length matched no header: x in um was read as nm (1,000 times too small), unsaid
+    if not isinstance(units, list) or (units and len(units) != len(headers)):
+        what = f"{len(units)} entries" if isinstance(units, list) else f"{units!r}, not a list"
+        raise InputError(f"format of '{name}': 'units' is {what} for {len(headers)} headers {headers}; each column's "
+                         "unit cannot be told (fix the manifest: one unit per header)", source=source)
+    unit_of = {h: str(u) if u is not None else "" for h, u in zip(headers, units)}
     offset = info.get("offset") or {}
+    if not isinstance(offset, dict):
+        raise InputError(f"'offset' of table '{name}' in manifest.json is {offset!r}, not an object "
+                         "(header: value)", source=source)
+    for h, off in offset.items():
+        if isinstance(off, bool) or not isinstance(off, (int, float)) or not np.isfinite(off):
+            raise InputError(f"'offset' of column '{h}' of table '{name}' in manifest.json is {off!r}, not a number",
+                             source=source)
     cols: dict[str, np.ndarray] = {}
     arrays = [f"{h} (shape {rec[h].shape[1:]})" for h in headers if rec[h].ndim != 1]
     if arrays:  # image patches and other array columns are not table columns
@@ -257,7 +294,7 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
         if "manifest.json" not in names:
             raise InputError(f"no manifest.json in the archive (found {z.namelist()[:5]})", source=path)
         try:
-            manifest = json.loads(z.read(names["manifest.json"]).decode("utf-8"))
+            manifest = json.loads(_member(z, names["manifest.json"], path).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise InputError(f"manifest.json is not valid JSON ({err})", source=path) from None
         if not isinstance(manifest, dict) or not isinstance(manifest.get("formats", {}), dict) \
@@ -265,18 +302,30 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
             raise InputError("manifest.json must be an object with 'formats' (an object) and 'files' (a list)",
                              source=path)
         formats = manifest.get("formats", {})
-        tables = [f for f in manifest.get("files", []) if isinstance(f, dict) and f.get("type", "table") == "table"]
+        files = manifest.get("files", [])
+        odd = [f for f in files if not isinstance(f, dict)]
+        if odd:
+            raise InputError(f"manifest.json 'files' holds {odd[0]!r}, not an object (name, format, rows ...)",
+                             source=path)
+        # 'Table' is a table too (it was skipped, its rows lost without a word); other types (images) are named
+        tables = [f for f in files if str(f.get("type", "table")).strip().lower() == "table"]
+        others = [f"{f.get('name')!r} (type {f.get('type')!r})" for f in files if f not in tables]
+        if others:
+            warnings.warn(f"{path}: manifest.json lists file(s) {', '.join(others)} that are not tables; not read",
+                          IgnoredFieldWarning, stacklevel=2)
         if not tables:
             raise InputError("manifest.json lists no table", source=path)
         parts = []
         ours = True
         for k, info in enumerate(tables):
-            fmt = formats.get(info.get("format"))
+            key = info.get("format")
+            fmt = formats.get(key) if isinstance(key, str) else None
             if fmt is None:
                 raise InputError(f"file '{info.get('name')}' uses format '{info.get('format')}', which manifest.json "
                                  "does not define", source=path)
-            ours = ours and fmt.get("plexloc", {}).get("frame_origin") == 0
             cols, unit_of = _read_one(z, info, fmt, path)
+            mark = fmt.get("plexloc")
+            ours = ours and isinstance(mark, dict) and mark.get("frame_origin") == 0
             parts.append((cols, unit_of, k))
     out_parts = []
     for cols, unit_of, k in parts:

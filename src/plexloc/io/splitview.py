@@ -16,7 +16,7 @@ from plexloc.errors import InputError
 
 
 def check_boxes(split: SplitViewConfig, frame_shape: tuple[int, int], *, source: str | os.PathLike | None = None) -> None:
-    """Refuse a ``split_view`` box that reaches outside the camera frame.
+    """Refuse a ``split_view`` box that reaches outside the camera frame, or two boxes that overlap.
 
     ``frame_shape`` is the movie's ``(rows, columns)``; the message labels both the box (``[x, y, width, height]``)
     and the frame (``W (width) x H (height)``) and names the edge crossed (it had read 'box 1 [48, 0, 48, 48] (x, y,
@@ -34,6 +34,17 @@ def check_boxes(split: SplitViewConfig, frame_shape: tuple[int, int], *, source:
                 f"split_view box {c} [x, y, width, height] = [{x}, {y}, {bw}, {bh}] leaves the {w} (width) x {h} "
                 f"(height) frame ({', '.join(over)})", source=source
             )
+    # two channels' boxes that share pixels: each molecule of the shared region would be fitted in both channels
+    # as if two views saw it (a typo, e.g. x 200 for 256, gave no word)
+    for a, (xa, ya, wa, ha) in enumerate(split.boxes):
+        for b in range(a + 1, len(split.boxes)):
+            xb, yb, wb, hb = split.boxes[b]
+            ow, oh = min(xa + wa, xb + wb) - max(xa, xb), min(ya + ha, yb + hb) - max(ya, yb)
+            if ow > 0 and oh > 0:
+                raise InputError(
+                    f"split_view boxes {a} [{xa}, {ya}, {wa}, {ha}] and {b} [{xb}, {yb}, {wb}, {hb}] ([x, y, width, "
+                    f"height]) overlap by {ow} (width) x {oh} (height) pixels at x {max(xa, xb)}, y {max(ya, yb)}: "
+                    "each channel must have pixels of its own", source=source)
 
 
 def split_frames(frames: np.ndarray, split: SplitViewConfig) -> np.ndarray:

@@ -4,7 +4,9 @@ Every movie is handled as an array of shape ``(T, H, W)``: ``T`` frames of ``H``
 columns (x). Raw camera frames are ADU (see ``docs/conventions.md``); this module converts nothing.
 
 Supported inputs: a single-page or multi-page TIFF, BigTIFF, OME-TIFF (the first image series: an OME-TIFF
-holding several images, e.g. stage positions, is read as its first, with a warning), and a
+holding several images, e.g. stage positions, is read as its first, with a warning; so is any other TIFF holding
+several image series that are not single pages written one by one, e.g. two stacks, with a warning naming them), and
+a
 folder of TIFF files taken in natural sort order (``file2.tif`` before ``file10.tif``), each of which
 may hold several frames (``.tif``, ``.tiff`` and BigTIFF's ``.btf``, ``.tf8``); a folder whose numbered files miss a
 number (``img_0``, ``img_1``, ``img_3``), or one of whose files holds no frame, is refused (every later frame number
@@ -21,6 +23,9 @@ are not one frame each, e.g. tiled volumes, is read whole once). A multi-file da
 Micro-Manager stack split into ``..._MMStack_Pos0.ome.tif``, ``..._MMStack_Pos0_1.ome.tif``, ...) must be opened
 through its first file, not through its folder (whose files would each give the whole series): a folder
 holding one is refused.
+
+A memory-mapped file that is truncated while it is read gives an :class:`InputError` naming the frames (touching
+the mapped pages beyond its new end would kill the process with SIGBUS).
 
 :attr:`MovieReader.roi_offset` is the camera ROI's position on the chip where the metadata record it
 (Micro-Manager; see :mod:`plexloc.io.roi`), read from the first file on first access.
@@ -190,6 +195,20 @@ class _TiffSource:
                 stacklevel=5,
             )
             series = series[:1]
+        elif len(series) > 1 and not all(len(s.pages) == 1 and len(s.shape) >= 2
+                                         and _frame_geometry(tuple(s.shape), source=path)[0] == 1 for s in series):
+            # several image series that are not single pages written one by one (separate stacks: two movies
+            # written into one file, an ImageJ stack and a thumbnail): they were read one after another as one
+            # movie, frame numbers running on from one into the next, without a word. As for OME: the first
+            series_text = ", ".join(f"series {k}: {tuple(s.shape)} ({len(s.pages)} page(s))"
+                                    for k, s in enumerate(series))
+            warnings.warn(
+                f"{path}: the TIFF file holds {len(series)} image series ({series_text}); reading only the first, "
+                f"{tuple(series[0].shape)}; the frames of the others are not read (if they are parts of one movie, "
+                "save them as one series, e.g. tifffile.imwrite(path, numpy.concatenate(series)))",
+                stacklevel=5,
+            )
+            series = series[:1]
         self.dtype = _check_dtype(series[0].dtype, source=path)
         self._mm: np.ndarray | None = None
         self._cache: np.ndarray | None = None
@@ -217,6 +236,7 @@ class _TiffSource:
                 with contextlib.suppress(Exception):  # not memory-mappable: fall back to page reads
                     mm = tifffile.memmap(path, series=0, mode="r")
                     if mm.size == self.n_frames * self.frame_shape[0] * self.frame_shape[1]:
+                        self._mm_offset = int(mm.offset)
                         self._mm = mm.reshape(self.n_frames, *self.frame_shape)
         else:
             # Several series (e.g. pages written one by one with their own shape): every page a frame.
@@ -270,6 +290,7 @@ class _TiffSource:
         if n <= 0:
             return np.zeros((0, *self.frame_shape), dtype=self.dtype)
         if self._mm is not None:
+            self._check_mapped_size(start, stop)
             return np.array(self._mm[start:stop], dtype=self.dtype)
         try:
             data = self._read_pages(start, stop)
@@ -278,6 +299,24 @@ class _TiffSource:
                 f"cannot read frames {start}..{stop - 1} ({type(err).__name__}: {err})", source=self.path
             ) from None
         return np.asarray(data, dtype=self.dtype).reshape(n, *self.frame_shape)
+
+    def _check_mapped_size(self, start: int, stop: int) -> None:
+        """Refuse to read mapped frames that the file no longer holds: a file truncated after it was opened (overwritten
+        in place, a disk or network share failing) kills the process with SIGBUS ('Bus error', no message, nothing
+        saved) when a mapped page beyond its end is touched."""
+        mm = self._mm
+        assert mm is not None
+        end = self._mm_offset + stop * int(mm[0].nbytes)
+        try:
+            size = os.fstat(self._tf.filehandle.fileno()).st_size
+        except (OSError, ValueError):  # a closed handle: the map itself may still be fine; let numpy say
+            return
+        if size < end:
+            frame_bytes = int(mm[0].nbytes)
+            held = max(0, (size - self._mm_offset) // frame_bytes) if frame_bytes else 0
+            raise InputError(
+                f"cannot read frames {start}..{stop - 1}: the file was truncated while it was read (it now has "
+                f"{size} bytes, enough for frames 0..{held - 1} of its {self.n_frames})", source=self.path)
 
     def _read_pages(self, start: int, stop: int) -> np.ndarray:
         if self._pagewise:
