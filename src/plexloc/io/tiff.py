@@ -4,10 +4,9 @@ Every movie is handled as an array of shape ``(T, H, W)``: ``T`` frames of ``H``
 columns (x). Raw camera frames are ADU (see ``docs/conventions.md``); this module converts nothing.
 
 Supported inputs: a single-page or multi-page TIFF, BigTIFF, OME-TIFF (the first image series: an OME-TIFF
-holding several images, e.g. stage positions, is read as its first, with a warning; so is any other TIFF holding
-several image series that are not single pages written one by one, e.g. two stacks, with a warning naming them), and
-a
-folder of TIFF files taken in natural sort order (``file2.tif`` before ``file10.tif``), each of which
+holding several images, e.g. stage positions, is read as its first, with a warning; another TIFF of several image
+series of one frame shape, e.g. a movie written in chunks with ``append=True``, is read as one movie, with a warning
+naming the series), and a folder of TIFF files taken in natural sort order (``file2.tif`` before ``file10.tif``), each of which
 may hold several frames (``.tif``, ``.tiff`` and BigTIFF's ``.btf``, ``.tf8``); a folder whose numbered files miss a
 number (``img_0``, ``img_1``, ``img_3``), or one of whose files holds no frame, is refused (every later frame number
 would shift), and so is a folder whose files follow several name patterns (``dark.tif`` beside ``img_0.tif``, ...;
@@ -197,18 +196,17 @@ class _TiffSource:
             series = series[:1]
         elif len(series) > 1 and not all(len(s.pages) == 1 and len(s.shape) >= 2
                                          and _frame_geometry(tuple(s.shape), source=path)[0] == 1 for s in series):
-            # several image series that are not single pages written one by one (separate stacks: two movies
-            # written into one file, an ImageJ stack and a thumbnail): they were read one after another as one
-            # movie, frame numbers running on from one into the next, without a word. As for OME: the first
-            series_text = ", ".join(f"series {k}: {tuple(s.shape)} ({len(s.pages)} page(s))"
-                                    for k, s in enumerate(series))
+            # several image series that are not single pages written one by one: most often one movie written in
+            # chunks (tifffile.imwrite(..., append=True) of each block of frames: a series per call), sometimes two
+            # separate stacks in one file. They are read one after another as one movie (frames of another shape
+            # are refused below), as before, but no longer without a word: a file of separate stacks is split first
+            series_text = ", ".join(f"{len(s.pages)}" for s in series)
             warnings.warn(
-                f"{path}: the TIFF file holds {len(series)} image series ({series_text}); reading only the first, "
-                f"{tuple(series[0].shape)}; the frames of the others are not read (if they are parts of one movie, "
-                "save them as one series, e.g. tifffile.imwrite(path, numpy.concatenate(series)))",
+                f"{path}: the TIFF file holds {len(series)} image series of {series_text} page(s), read one after "
+                f"another as one movie of {sum(len(s.pages) for s in series)} frames (a movie written in chunks); if "
+                "they are separate acquisitions, save each as its own file",
                 stacklevel=5,
             )
-            series = series[:1]
         self.dtype = _check_dtype(series[0].dtype, source=path)
         self._mm: np.ndarray | None = None
         self._cache: np.ndarray | None = None
