@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import TINY_TRAIN, record_rates
+from test_train_review import _Clock
 
 from plexloc.cli.main import main
 from plexloc.config import TrainConfig, save_config
@@ -23,19 +24,6 @@ def tiny_config(**training) -> TrainConfig:
     d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_TRAIN.items()}
     d["training"].update(training)
     return TrainConfig.model_validate(d)
-
-
-class _Clock:
-    """A fake ``time`` for the trainer: one clock for monotonic and perf_counter, advanced by the test."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def monotonic(self):
-        return self.now
-
-    def perf_counter(self):
-        return self.now
 
 
 def _timed(tr, clock, *, step_s=5.0, validate_s=5.0):
