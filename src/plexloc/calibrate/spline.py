@@ -465,7 +465,8 @@ def calibrate_spline(
             var = _average_variance(clean, shifts, avg)
             if var is not None:
                 avg, info = smooth_z(avg, var, z_smooth)
-                smoothing.append({"channel": c, **info})
+                # "auto": chosen by SURE (the leave-one-bead-out check chooses it again from the other beads' noise)
+                smoothing.append({"channel": c, **info, "auto": z_smooth is None})
         origins = np.column_stack([rows - half, cols - half])
         pos = np.column_stack([(cols - shifts[:, 2] + 0.5) * px[0], (rows - shifts[:, 1] + 0.5) * px[1]])
         beads.append(BeadStacks(rois, clean, origins, shifts, bg, scale, pos, resid))

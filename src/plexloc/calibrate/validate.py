@@ -6,7 +6,11 @@ photons split by the throughput ratios, one background per channel, and the came
 
 :func:`leave_one_bead_out`: for each bead, the PSFs (and transforms) are rebuilt from the *other* beads,
 and every slice of the left-out bead's stack is fitted; its z is compared with the slice's stage z
-shifted by the bead's own z offset (from the registration), its x, y with its registered position.
+shifted by the bead's own z offset (from the registration), its x, y with its registered position. The other
+beads' average is smoothed along z as the calibration's was (``summary['z_smoothing']``: the same penalty, or with
+``auto`` the one that Stein's unbiased risk estimate chooses from the other beads' own spread), so that the check
+measures the PSF that was written (until session 43 it fitted the unsmoothed average: the z smoothing, on or off,
+left the printed z RMSE as it was).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import torch
 
 from plexloc.calibrate.fileformat import PSFCalibration
 from plexloc.calibrate.register import average_aligned
-from plexloc.calibrate.spline import SplineCalibrationResult, _sum_at, fit_affine
+from plexloc.calibrate.spline import SplineCalibrationResult, _average_variance, _sum_at, fit_affine, smooth_z
 
 __all__ = ["fit_windows", "leave_one_bead_out"]
 
@@ -115,6 +119,7 @@ def leave_one_bead_out(
     nz = beads[0].rois.shape[1]
     stage, fit_z, true_z, dx, dy, who = [], [], [], [], [], []
     k_all = np.arange(nz)
+    smoothing = {int(e["channel"]): e for e in result.summary.get("z_smoothing", [])}
     for i in np.unique(np.linspace(0, n - 1, min(n, max_beads)).round().astype(int)):
         zt = (k_all - z0 + beads[0].shifts[i, 0]) * dz
         k = k_all[np.abs(zt) <= z_limit_nm]
@@ -126,6 +131,11 @@ def leave_one_bead_out(
         for c in range(C):
             b = beads[c]
             vol = average_aligned(b.clean[others], b.shifts[others])
+            sm = smoothing.get(c)
+            if sm is not None and (sm.get("auto") or sm.get("lam", 0.0) > 0):  # the written PSF was smoothed along z
+                var = _average_variance(b.clean[others], b.shifts[others], vol)
+                if var is not None:
+                    vol = smooth_z(vol, var, None if sm.get("auto") else float(sm["lam"]))[0]
             vol = vol / _sum_at(vol, z0)
             if build_psf is not None:
                 psfs.append(build_psf(vol, z0, dz, cal.px_size_nm))
