@@ -72,6 +72,8 @@ class FilterReport:
     #: column that only some rows have (``p_spot`` of a table refined by ``--refine-mle``: NaN where no refit was
     #: kept; z of a table merged from 2D and 3D fits) removes the others, which the count says
     no_value: dict[str, int] = field(default_factory=dict)
+    #: the table has ``refined`` (plexloc fit --refine-mle): its network rows without a kept refit have no p_spot
+    refined_table: bool = False
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -87,6 +89,7 @@ class FilterReport:
             self.no_value[k] = self.no_value.get(k, 0) + v
         for k, v in other.columns.items():
             self.columns.setdefault(k, v)
+        self.refined_table = self.refined_table or other.refined_table
         return self
 
     def format_table(self) -> str:
@@ -95,8 +98,10 @@ class FilterReport:
             lines.append(f"{name:<16} {str(value):>16} {self.failed[name]:>10} {self.removed[name]:>10}")
         for name, n in self.no_value.items():
             if n:
+                why = (" (a table refined by plexloc fit --refine-mle has none on the network's rows whose refit was not "
+                       "kept, refined 0)" if name == "max_p_spot" and self.refined_table else "")
                 lines.append(f"{name} failed {n} row(s) with no value (NaN) in {', '.join(self.columns.get(name) or CRITERIA[name][0])}: "
-                             "a row without the value does not pass")
+                             f"a row without the value does not pass{why}")
         for name, cols in self.columns.items():
             if cols and cols[0].startswith("crlb_"):  # said: the value is compared with a bound, not a predicted σ
                 lines.append(f"{name} read {', '.join(cols)} (the Cramér-Rao bound at the fit: the table has no "
@@ -130,7 +135,8 @@ def filter_localizations(
     level (:mod:`plexloc.camera.check`: such rows were fitted from clipped light); True is not a criterion and is
     refused. ``max_p_spot``: keeps the MLE fits whose spot is significant against background alone, ``p_spot <= P``
     (the false-alarm probability of the fit's ``spot_llr``, :func:`plexloc.mle.fit.spot_pvalue`; a table without
-    ``p_spot``, a network's or an older MLE table, is refused).
+    ``p_spot``, a network's not refined by ``--refine-mle`` or an older MLE table, is refused; a refined table's rows
+    without a kept refit have NaN there and fail it).
 
     Raises:
         InputError: a criterion on a missing column, or an empty z range.
@@ -166,8 +172,9 @@ def filter_localizations(
         if missing:
             alt = (f" (or {list(UNCERTAINTY_COLUMNS[_UNCERTAINTY[name]][1])}, the CRLB of an MLE fit)"
                    if name in _UNCERTAINTY else
-                   " (the MLE fitter's spot significance: fit the movie with plexloc fit --method mle; a network's "
-                   "table, or an MLE table written before the column existed, has none)" if name == "max_p_spot" else "")
+                   " (the MLE fitter's spot significance: fit the movie with plexloc fit --method mle, or refit a "
+                   "network's localizations with plexloc fit --refine-mle; a network's table without the refinement, "
+                   "or an MLE table written before the column existed, has none)" if name == "max_p_spot" else "")
             raise InputError(f"filter {name} needs column(s) {missing}{alt}, which the table lacks "
                              f"(columns: {table.columns})", source=table.source)
         # a column with no value in any row (z_nm NaN throughout: a 2D table, z unknown) is as good as missing: the
@@ -200,7 +207,8 @@ def filter_localizations(
     n = len(table)
     keep = np.ones(n, bool)
     report = FilterReport(n_in=n, n_out=n, criteria=dict(given),
-                          columns={k: list(v) for k, v in columns.items() if k in _UNCERTAINTY})
+                          columns={k: list(v) for k, v in columns.items() if k in _UNCERTAINTY},
+                          refined_table="refined" in table)
     with np.errstate(invalid="ignore"):
         for name, value in given.items():
             if name == "min_prob":
