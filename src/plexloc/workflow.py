@@ -448,6 +448,13 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
         fit["z_edge"] = stats["z_edge"].to_dict()
         if stats["z_edge"].warning:
             notes.append(stats["z_edge"].warning)
+    dropped = {k: int(v) for k, v in (stats.get("dropped") or {}).items() if v}
+    if dropped:  # the MLE's fits left out, as plexloc fit says it (process left them out without a word)
+        why = {"outside_window": "whose position left the fitting window (a neighbour pulled the fit, or no spot)",
+               "not_finite": "not finite", "goodness_of_fit": "failed the goodness-of-fit test (min_llr_pvalue)"}
+        fit["fits"], fit["dropped"] = int(stats.get("fits", 0)), dropped
+        notes.append(f"{sum(dropped.values())} of {stats.get('fits', '?')} fits left out: "
+                     + "; ".join(f"{n} {why.get(k, k)}" for k, n in dropped.items()))
     flagged = stats.get("flagged") or {}  # the MLE's rows kept with converged 0, and those on each bound (at_bound)
     if flagged:
         fit["flagged"] = {k: int(v) for k, v in flagged.items()}

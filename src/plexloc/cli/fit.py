@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         _say_maps_cut(stats)
         dropped = {k: v for k, v in (stats.get("dropped") or {}).items() if v}
         if dropped:  # no row leaves silently
-            why = {"outside_window": "their position left the fitting window (a neighbour pulled the fit, or no spot)",
+            why = {"outside_window": "whose position left the fitting window (a neighbour pulled the fit, or no spot)",
                    "not_finite": "not finite", "goodness_of_fit": "failed the goodness-of-fit test (min_llr_pvalue)"}
             print(f"{sum(dropped.values())} of {stats['fits']} fits left out: "
                   + "; ".join(f"{n} {why.get(k, k)}" for k, n in dropped.items()), file=sys.stderr)
@@ -298,8 +298,10 @@ def load_split_view(path: Path) -> SplitViewConfig:
     except FileNotFoundError:
         raise InputError("--split-view: configuration file not found", source=path) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InputError(f"--split-view: cannot read the configuration: {' '.join(str(err).split())}",
-                         source=path) from None
+        from plexloc.config.io import yaml_error_text
+
+        text = yaml_error_text(err) if isinstance(err, yaml.YAMLError) else " ".join(str(err).split())
+        raise InputError(f"--split-view: cannot read the configuration: {text}", source=path) from None
     section = data.get("split_view") if isinstance(data, dict) else None
     if section is None:
         raise InputError("--split-view: the file has no split_view section (boxes: [x, y, width, height] per channel, "
