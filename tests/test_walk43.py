@@ -91,3 +91,71 @@ def test_bright_spots_not_judged_names_a_wrong_psf_not_only_crowding():
     (wide,) = bright_spot_checks([rep], table, cfg)
     assert wide.warning is None
     assert "a PSF or pixel size unlike the model's: see the PSF-shape warning" in wide.note, wide.note
+
+
+def test_filter_max_p_spot_names_the_refinement():
+    """A network table refined by ``plexloc fit --refine-mle`` carries ``p_spot`` (this week): the error for a table
+    without it told the user to fit with --method mle only, and the count of rows without a value did not say that
+    they are the network's rows whose refit was not kept."""
+    from plexloc.errors import InputError
+    from plexloc.post.filter import filter_localizations
+
+    n = 20
+    net = _loc_table(n, prob=np.ones(n))
+    with pytest.raises(InputError, match=r"plexloc fit --refine-mle"):
+        filter_localizations(net, max_p_spot=0.01)
+    p = np.full(n, 1e-6)
+    p[:3] = np.nan
+    refined = (np.isfinite(p)).astype(np.int64)
+    kept, rep = filter_localizations(_loc_table(n, prob=np.ones(n), p_spot=p, refined=refined), max_p_spot=0.01)
+    assert len(kept) == 17 and rep.no_value == {"max_p_spot": 3}
+    assert ("max_p_spot failed 3 row(s) with no value (NaN) in p_spot: a row without the value does not pass (a table "
+            "refined by plexloc fit --refine-mle has none on the network's rows whose refit was not kept, refined 0)"
+            ) in rep.format_table()
+    # an MLE table's NaN p_spot (none in practice) is not blamed on a refinement
+    _, rep2 = filter_localizations(_loc_table(n, p_spot=p), max_p_spot=0.01)
+    assert "no value (NaN) in p_spot: a row without the value does not pass\n" in rep2.format_table()
+
+
+def test_process_mle_says_the_fits_it_left_out(tmp_path):
+    """``plexloc fit --method mle`` prints "N of M fits left out: ..." (README: "none silently"); ``plexloc process
+    --method mle`` left the same fits out without a word (102 of 817 on a 200-frame demo movie): now a note, and
+    ``fits`` / ``dropped`` in summary.json."""
+    import json
+
+    from plexloc.cli.main import main
+
+    EX = Path(__file__).resolve().parents[1] / "examples"
+    assert main(["simulate", str(EX / "demo_2d.yaml"), "--frames", "40", "--out", str(tmp_path / "sim"), "--seed", "1",
+                 "--frame-size", "40", "40", "--density", "1.0", "--device", "cpu"]) == 0
+    out = tmp_path / "out"
+    assert main(["process", str(tmp_path / "sim" / "movie.tif"), "--method", "mle", "--config", str(EX / "demo_2d.yaml"),
+                 "--out", str(out), "--device", "cpu", "--no-drift", "--no-merge"]) == 0
+    s = json.loads((out / "movie" / "summary.json").read_text())
+    dropped = s["fit"]["dropped"]
+    n = sum(dropped.values())
+    assert n > 0 and dropped.get("outside_window", 0) > 0  # emitters in the band outside the field
+    assert s["fit"]["fits"] == s["fit"]["rows"] + n
+    assert any(note.startswith(f"{n} of {s['fit']['fits']} fits left out: ") and "left the fitting window" in note
+               for note in s["fit"]["notes"]), s["fit"]["notes"]
+
+
+@pytest.mark.parametrize("text, want", [
+    ("kind: emccd\nqe: 0.9\ne_per_adu: 45\nem_gain: 300\ne_per_adu: 20\n",
+     "the key 'e_per_adu' is given twice (lines 3 and 5); a YAML reader would silently keep only the second: remove "
+     "one"),
+    ("kind: emccd\nqe: [0.9\n", "while parsing a flow sequence at line 2, column 5"),
+])
+def test_yaml_errors_name_lines_not_pythons_stream(tmp_path, text, want):
+    """A camera YAML with a key given twice (this week's check) or a syntax error: the message ended in PyYAML's
+    'in "<unicode string>", line 5, column 1: e_per_adu: 20 ^', and spoke of PyYAML."""
+    from plexloc.config.io import load_camera_config
+    from plexloc.errors import InputError
+
+    f = tmp_path / "cam.yaml"
+    f.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_camera_config(f)
+    msg = str(err.value)
+    assert want in msg and str(f) in msg
+    assert "<unicode string>" not in msg and "PyYAML" not in msg

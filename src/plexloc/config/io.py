@@ -31,10 +31,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     seen[key] = line
                 except TypeError:  # an unhashable key: the base loader's own error
                     continue
-                if first is not None:
+                if first is not None:  # the lines are in the message: no parser mark ('in "<unicode string>", ...')
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"the key {key!r} is given twice (lines {first} and {line}); PyYAML would keep "
-                        "the second silently: remove one", key_node.start_mark)
+                        None, None, f"the key {key!r} is given twice (lines {first} and {line}); a YAML reader would "
+                        "silently keep only the second: remove one")
         return super().construct_mapping(node, deep=deep)
 
 
@@ -42,6 +42,13 @@ def load_yaml(text: str):
     """``yaml.safe_load`` that refuses a mapping with a key given twice (a :class:`yaml.YAMLError`, which the
     configuration readers turn into an error naming the file): every YAML file plexloc reads goes through it."""
     return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def yaml_error_text(err: yaml.YAMLError) -> str:
+    """A YAML error on one line, its positions as "line L, column C" (PyYAML names a text it was given as
+    '"<unicode string>"', which meant nothing beside the file's name)."""
+    return " ".join(str(err).split()).replace('in "<unicode string>", line', "at line")
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -270,7 +277,7 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     try:
         data = load_yaml(text)
     except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {' '.join(str(err).split())}", source=path) from None
+        raise InputError(f"not valid YAML: {yaml_error_text(err)}", source=path) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a mapping of fields at the top level, got {type(data).__name__}", source=path)
     included = {k: data[k] for k in ("camera",) if isinstance(data.get(k), str)}
@@ -311,7 +318,8 @@ def _included_mapping(name: str, key: str, config_path: Path, where: str) -> dic
         raise InputError(f"field '{where}': the file {name!r} it names was not found (looked for {file})",
                          source=config_path) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise InputError(f"field '{where}': cannot read the file {name!r} it names: {' '.join(str(err).split())}",
+        text = yaml_error_text(err) if isinstance(err, yaml.YAMLError) else " ".join(str(err).split())
+        raise InputError(f"field '{where}': cannot read the file {name!r} it names: {text}",
                          source=config_path) from None
     if isinstance(data, dict) and isinstance(data.get(key), dict):
         data = data[key]
@@ -375,7 +383,9 @@ def load_camera_configs(path: str | os.PathLike) -> list:
         data = load_yaml(path.read_text())
     except FileNotFoundError:
         raise InputError("camera file not found", source=path) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+    except yaml.YAMLError as err:
+        raise InputError(f"cannot read camera YAML: {yaml_error_text(err)}", source=path) from None
+    except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read camera YAML: {' '.join(str(err).split())}", source=path) from None
     if not isinstance(data, dict):
         raise InputError("expected a mapping with the camera's fields (kind: emccd | scmos | ideal | additive, ...)",
