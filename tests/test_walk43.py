@@ -159,3 +159,25 @@ def test_yaml_errors_name_lines_not_pythons_stream(tmp_path, text, want):
     msg = str(err.value)
     assert want in msg and str(f) in msg
     assert "<unicode string>" not in msg and "PyYAML" not in msg
+
+
+def test_render_color_by_z_refuses_a_2d_table(tmp_path, capsys):
+    """``plexloc render locs.csv --color-by z`` of a 2D fit (z_nm 0 in every row, as plexloc fit writes it): one
+    colour under a made-up key "z from 0 nm to 1 nm" and exit 0; a table with NaN z was already refused."""
+    from plexloc.cli.main import main
+    from plexloc.io.formats import write_locs
+
+    n = 50
+    t = _loc_table(n)
+    write_locs(t, tmp_path / "l.csv")
+    out = tmp_path / "img.png"
+    assert main(["render", str(tmp_path / "l.csv"), "--out", str(out), "--color-by", "z"]) == 2
+    err = capsys.readouterr().err
+    assert "z_nm is 0 nm in every row with a z (a 2D table: nothing to colour)" in err and "l.csv" in err
+    assert not out.exists() and not (tmp_path / "img_legend.png").exists()
+    # a scale given by hand still draws it; a table whose z varies colours as before
+    assert main(["render", str(tmp_path / "l.csv"), "--out", str(out), "--color-by", "z", "--z-range", "-100",
+                 "100"]) == 0
+    z = np.linspace(-200, 200, n)
+    write_locs(t.with_columns(z_nm=z), tmp_path / "l3.csv")
+    assert main(["render", str(tmp_path / "l3.csv"), "--out", str(tmp_path / "i3.png"), "--color-by", "z"]) == 0

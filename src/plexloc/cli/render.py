@@ -76,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
         # every row grey under a made-up 0-1 nm colour scale before
         raise InputError("--color-by z: z_nm is NaN in every row (a 2D table has no z); leave --color-by out",
                          source=table.source)
+    if args.color_by == "z" and args.z_range is None and len(table) > 1:
+        zf = np.asarray(table["z_nm"], dtype=np.float64)
+        zf = zf[np.isfinite(zf)]
+        if len(zf) > 1 and float(zf.min()) == float(zf.max()):
+            # a 2D fit's z 0 in every row was drawn in one colour under a made-up "z from 0 to 1 nm" scale
+            raise InputError(f"--color-by z: z_nm is {float(zf[0]):g} nm in every row with a z (a 2D table: nothing to "
+                             "colour); leave --color-by out, or give --z-range Z0 Z1 for a scale", source=table.source)
     method = args.method or ("gaussian" if args.sigma is not None else default_method(table))
     sigmas = sigma_xy_columns(table)
     if args.method is None and args.sigma is None and method == "histogram" and sigmas is not None:
