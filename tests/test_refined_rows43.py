@@ -115,6 +115,9 @@ def test_refined_fit_counts_rows_background_alone_matches(tmp_path, monkeypatch,
     assert want > 0 and stats["flagged"] == {"not_significant": want}
     assert main(["fit", str(movie), "--model", str(model), "--out", str(tmp_path / "r.csv"), "--device", "cpu",
                  "--refine-mle"]) == 0
+    assert f"{want} refined rows have p_spot above 0.01" in capsys.readouterr().err
+    assert main(["fit", str(movie), "--model", str(model), "--out", str(tmp_path / "r2.csv"), "--device", "cpu",
+                 "--refine-mle", "--min-prob", "0.0"]) == 0
     assert f"{want} refined rows (before the filters) have p_spot above 0.01" in capsys.readouterr().err
     plain: dict = {}
     fit_movie(movie, model, stats=plain)

@@ -462,11 +462,14 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
         names = {"xy": "position at the window's limit", "z": "z on its bound", "photons": "photons at their bound",
                  "width": "PSF width on its bound"}
         why = "; ".join(f"{flagged[k]} {v}" for k, v in names.items() if flagged.get(k))
-        notes.append(f"{flagged['not_converged']} rows did not converge (converged 0, kept)"
+        notes.append(f"{flagged['not_converged']} row{'s' if flagged['not_converged'] != 1 else ''} did not converge "
+                     "(converged 0, kept)"
                      + (f", on a bound of the fit (column at_bound): {why}" if why else "")
                      + "; plexloc filter --converged removes them")
     if flagged.get("not_significant"):  # as plexloc fit says it
-        notes.append(f"{flagged['not_significant']} rows have p_spot above 0.01 (kept): background alone gives a "
+        n = flagged["not_significant"]
+        notes.append(f"{n} row{'s' if n != 1 else ''} {'have' if n != 1 else 'has'} p_spot above 0.01 (kept): "
+                     "background alone gives a "
                      "spot_llr this large in more than 1 % of windows; plexloc filter --max-p-spot 0.01 removes them")
     if rows == 0:
         notes.append("no localizations: check that the movie shows spots, that the camera converts its counts to "

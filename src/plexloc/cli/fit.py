@@ -175,13 +175,16 @@ def run(args: argparse.Namespace) -> int:
                      "width": "PSF width on its bound"}
             why = "; ".join(f"{flagged[k]} {v}" for k, v in names.items() if flagged.get(k))
             filtered = any(v is not None for v in (args.min_photons, args.max_photons, args.max_sigma))
-            print(f"{flagged['not_converged']} rows{' (before the filters)' if filtered else ''} did not converge "
+            n = flagged["not_converged"]
+            print(f"{n} row{'s' if n != 1 else ''}{' (before the filters)' if filtered else ''} did not converge "
                   "(converged 0, kept)"
                   + (f", on a bound of the fit (column at_bound): {why}" if why else "")
                   + "; plexloc filter --converged removes them", file=sys.stderr)
         if flagged.get("not_significant"):  # kept, flagged: fits that background alone matches (column p_spot)
             filtered = any(v is not None for v in (args.min_photons, args.max_photons, args.max_sigma))
-            print(f"{flagged['not_significant']} rows{' (before the filters)' if filtered else ''} have p_spot above "
+            n = flagged["not_significant"]
+            print(f"{n} row{'s' if n != 1 else ''}{' (before the filters)' if filtered else ''} "
+                  f"{'have' if n != 1 else 'has'} p_spot above "
                   "0.01 (kept): background alone gives a spot_llr this large in more than 1 % of windows; "
                   "plexloc filter --max-p-spot 0.01 removes them", file=sys.stderr)
     else:
@@ -237,7 +240,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)
             weak = (stats.get("flagged") or {}).get("not_significant")
             if weak:  # as the MLE fit says it
-                print(f"{weak} refined rows (before the filters) have p_spot above 0.01 (kept): background alone, "
+                filtered = any(v is not None for v in (args.min_prob, args.max_sigma, args.min_photons,
+                                                        args.max_photons))
+                print(f"{weak} refined row{'s' if weak != 1 else ''}{' (before the filters)' if filtered else ''} "
+                      f"{'have' if weak != 1 else 'has'} p_spot above 0.01 (kept): background alone, "
                       "with the neighbours' light, gives a spot_llr this large in more than 1 % of windows; plexloc "
                       "filter --max-p-spot 0.01 removes them and every row without a kept refit", file=sys.stderr)
         if stats.get("roi_offset_source"):
