@@ -31,3 +31,30 @@ def test_a_map_path_under_the_home_folder(tmp_path, monkeypatch):
                                          "read_variance: ~/maps/var.npy\n")
     cam = load_camera_config(cfg_dir / "camera.yaml")  # it was looked for at configs/~/maps/var.npy: not found
     assert Path(str(cam.read_variance)) == tmp_path / "maps" / "var.npy"
+
+
+def test_maps_smaller_than_the_movie_are_named_with_the_movie(tmp_path):
+    """sCMOS maps of a region smaller than the movie's frames: the error named the maps but not the movie."""
+    import pytest
+    import torch
+
+    from test_infer_review2 import _model_file, _random_model
+    from test_nwalk38 import _chip_and_roi_maps
+
+    from plexloc.config import load_config
+    from plexloc.errors import InputError
+    from plexloc.infer import fit_movie
+    from plexloc.io.tiff import write_movie
+    from plexloc.mle.pipeline import fit_movie as mle_fit_movie
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    _, _, (x0, y0, h, w), _, roi = _chip_and_roi_maps(tmp_path, rng)  # roi: maps of 24x20 px
+    write_movie(tmp_path / "big.tif", rng.poisson(150, (4, h + 8, w + 8)).astype(np.uint16))
+    model = _model_file(tmp_path, _random_model(2))
+    with pytest.raises(InputError, match=r"big\.tif.*maps are \(24, 20\).*off_roi\.npy.*smaller than the movie's "
+                                         r"frames \(32, 28\)"):
+        fit_movie(tmp_path / "big.tif", model, camera=roi)
+    config = load_config(Path(__file__).resolve().parents[1] / "examples" / "2d_gaussian.yaml")
+    with pytest.raises(InputError, match=r"big\.tif.*smaller than the movie's frames"):
+        mle_fit_movie(tmp_path / "big.tif", config, camera=roi)

@@ -380,6 +380,13 @@ def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: 
     movie readers (:class:`plexloc.io.tiff.MovieReader`: the first one's ``roi_offset``, from its metadata)."""
     shape = cam.map_shape
     h, w = frame_shape
+    if isinstance(cam, SCMOS) and shape is not None and (shape[0] < h or shape[1] < w):
+        # said here, where the movie is known (the conversion's own check named the maps only)
+        files = getattr(cam, "map_files", {})
+        named = f" ({', '.join(f'{k}: {v}' for k, v in files.items())})" if files else ""
+        raise InputError(f"channel {channel}'s camera maps are {tuple(shape)} (rows, columns){named}, smaller than the "
+                         f"movie's frames {tuple(frame_shape)}: maps cover the camera region they were measured on; "
+                         "measure them on a region that holds the movie's (plexloc calibrate-camera)", source=source)
     if not isinstance(cam, SCMOS) or shape is None or shape[0] < h or shape[1] < w:
         return None
     if given is not None:
