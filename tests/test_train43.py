@@ -176,8 +176,8 @@ def test_a_resume_beyond_the_phase_of_minutes_stretches_it(tmp_path, monkeypatch
     resumed.run(minutes=0.5, log=lines.append)
     assert seen == pytest.approx([cosine_lr(1e-3, 1e-5, s / 85) for s in (60, 65, 75, 80)], rel=1e-9)
     assert resumed.cosine_phase["seconds"] == pytest.approx(90.0)
-    assert lines[0].startswith("cosine schedule: its phase of 1.00 min (1.00 used) ends before this call's 0.5 min: "
-                               "stretched to end with it (1.50 min)")
+    assert lines[0].startswith("cosine schedule: its phase of 1.00 min has 0.00 min left, less than this call's 0.5 "
+                               "min: stretched to 1.50 min to end with this call")
     rows = {r["step"]: r["lr"] for r in read_log(tmp_path / "run" / LOG_FILE)}
     assert [rows[10], rows[12]] == pytest.approx([seen[1], seen[3]], rel=1e-9)
 

@@ -757,8 +757,9 @@ class Trainer:
                 return None
             was = ph["seconds"]
             ph["seconds"] = used + budget
-            return (f"cosine schedule: its phase of {was / 60:.2f} min ({used / 60:.2f} used) ends before this call's "
-                    f"{minutes:g} min: stretched to end with it ({ph['seconds'] / 60:.2f} min), the rate now about "
+            return (f"cosine schedule: its phase of {was / 60:.2f} min has {max(was - used, 0.0) / 60:.2f} min left, "
+                    f"less than this call's {minutes:g} min: stretched to {ph['seconds'] / 60:.2f} min to end with "
+                    "this call, the rate now about "
                     f"{rate(used / ph['seconds'])} (was {rate(used / was)}), {t.min_lr:g} at the deadline")
         if "steps" in ph and "used_s" in ph:  # a phase of steps, measured in wall time from here
             used = ph["used_s"]
