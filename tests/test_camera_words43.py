@@ -27,7 +27,7 @@ def test_a_map_path_under_the_home_folder(tmp_path, monkeypatch):
     np.save(tmp_path / "maps" / "var.npy", np.full((8, 8), 2.0, np.float32))
     cfg_dir = tmp_path / "configs"
     cfg_dir.mkdir()
-    (cfg_dir / "camera.yaml").write_text("kind: scmos\nqe: 0.8\ne_per_adu: 0.5\nbaseline: 100\n"
+    (cfg_dir / "camera.yaml").write_text("kind: scmos\nqe: 0.8\nspurious_charge: 0\ne_per_adu: 0.5\nbaseline: 100\n"
                                          "read_variance: ~/maps/var.npy\n")
     cam = load_camera_config(cfg_dir / "camera.yaml")  # it was looked for at configs/~/maps/var.npy: not found
     assert Path(str(cam.read_variance)) == tmp_path / "maps" / "var.npy"
