@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["BEAD_MODELS", "PupilAstigmaticBeads", "VectorialBeads", "VectorialVolume", "bead_field", "render_bead_stacks",
-           "render_movie", "true_windows", "vectorial_focus_nm"]
+__all__ = ["BEAD_MODELS", "BEAD_STACK_PSFS", "BeadStacks", "PupilAstigmaticBeads", "VectorialBeads", "VectorialVolume",
+           "bead_capacity", "bead_field", "bead_positions", "render_bead_stacks", "render_movie", "simulate_bead_stacks",
+           "true_windows", "vectorial_focus_nm"]
 
 
 @dataclasses.dataclass
@@ -375,9 +376,18 @@ def bead_field(model: str, emitters, z_nm: np.ndarray, frame_shape: tuple[int, i
         raise ValueError(f"model must be one of {BEAD_MODELS}, got {model!r}")
     R = 21
     m, fine = _pupil_fine(z, R)
-    out = np.zeros((len(z), H, W))
-    for x, y, ph in em:
-        win, r0, c0 = _bead_windows(m, z, x, y, R, fine=fine)
+    return _windows_field(m, fine, em, z, (H, W), R)
+
+
+def _windows_field(model, fine: np.ndarray, emitters: np.ndarray, z_nm: np.ndarray, frame_shape: tuple[int, int],
+                   roi_px: int) -> np.ndarray:
+    """Expected photons ``(len(z_nm), H, W)`` of emitters ``(n, 3)`` rows ``(x_nm, y_nm, photons)``, all at defocus
+    ``z_nm``, each a ``roi_px`` window of ``model`` (``fine``: its fine stack at ``z_nm``); no background."""
+    H, W = frame_shape
+    R = int(roi_px)
+    out = np.zeros((len(z_nm), H, W))
+    for x, y, ph in emitters:
+        win, r0, c0 = _bead_windows(model, z_nm, x, y, R, fine=fine)
         rs, cs, re, ce = max(r0, 0), max(c0, 0), min(r0 + R, H), min(c0 + R, W)
         if re > rs and ce > cs:
             out[:, rs:re, cs:ce] += ph * win[:, rs - r0 : re - r0, cs - c0 : ce - c0]
@@ -406,3 +416,205 @@ def true_windows(model: str, x_nm: np.ndarray, y_nm: np.ndarray, z_nm: np.ndarra
         wins.append(w[0])
         orgs.append((r0, c0))
     return np.asarray(wins), np.asarray(orgs, dtype=np.int64)
+
+
+# ------------------------------------------------------------------ bead z-stacks of a configuration (plexloc simulate --beads)
+#: the PSFs :func:`simulate_bead_stacks` renders beads with: the configuration's own (``psf`` of each channel) or
+#: :class:`PupilAstigmaticBeads` (default parameters, the configuration's pixel size: Airy rings, no fitted parameters)
+BEAD_STACK_PSFS = ("config", "pupil")
+
+
+@dataclasses.dataclass
+class BeadStacks:
+    """A simulated bead z-stack: ``raw`` one ``(n_z, H, W)`` stack per channel (ADU, integer values as float32,
+    clipped where the channel's camera clips), ``truth`` its table (conventions.md: one row per bead and slice,
+    ``frame`` the slice, ``x_nm, y_nm`` the bead in reference-channel coordinates, ``z_nm`` the slice's z,
+    ``photons`` the bead's photons over all channels, ``bg`` photons per pixel, ``id`` the bead), ``xy_nm`` (n, 2) the
+    beads, ``z_nm`` the slices' z (nm), ``cameras`` the channels' cameras and ``saturated`` per channel the beads
+    (indices) whose window reaches the camera's clipping level in some slice (``plexloc calibrate`` rejects them)."""
+
+    raw: list[np.ndarray]
+    truth: object
+    xy_nm: np.ndarray
+    z_nm: np.ndarray
+    cameras: list
+    saturated: list[np.ndarray]
+
+
+def _bead_span_px(size_px: int, roi_px: int) -> tuple[float, float]:
+    """The interval (px) in which bead centres are put along an axis of ``size_px`` pixels: half a window plus one
+    pixel from each edge, so that ``plexloc calibrate``'s window around the bead's pixel stays inside the frame."""
+    half = int(roi_px) // 2
+    return float(half + 1), float(size_px - half - 1)
+
+
+def bead_capacity(frame_shape: tuple[int, int], roi_px: int) -> int:
+    """The most beads :func:`bead_positions` places in a frame of ``frame_shape`` (H, W) pixels: a square grid of
+    ``roi_px + 1`` pixels over the area that keeps every bead's ``roi_px`` window inside the frame (0 where none fits)."""
+    d = int(roi_px) + 1
+    counts = []
+    for size in frame_shape:
+        lo, hi = _bead_span_px(int(size), roi_px)
+        counts.append(int(np.floor((hi - lo) / d)) + 1 if hi >= lo else 0)
+    return counts[0] * counts[1]
+
+
+def bead_positions(n_beads: int, frame_shape: tuple[int, int], *, px_size_nm: tuple[float, float], roi_px: int,
+                   seed: int = 0) -> np.ndarray:
+    """``(n_beads, 2)`` random bead positions (x_nm, y_nm), each at least ``roi_px + 1`` pixels from every other in x
+    or in y (windows of ``roi_px`` around them do not overlap: ``plexloc calibrate`` rejects beads closer than its
+    window) and half a window plus a pixel from the border. Random sequential addition; where that jams before
+    ``n_beads`` (a field packed near :func:`bead_capacity`), a jittered grid of that spacing.
+
+    Raises:
+        InputError: ``n_beads`` < 1, or more than :func:`bead_capacity` of the frame.
+    """
+    from plexloc.errors import InputError
+
+    n = int(n_beads)
+    H, W = (int(v) for v in frame_shape)
+    cap = bead_capacity((H, W), roi_px)
+    if n < 1:
+        raise InputError(f"n_beads must be >= 1, got {n_beads}")
+    if n > cap:
+        raise InputError(f"n_beads {n}: at most {cap} beads fit in a {H}x{W} px frame (rows x columns) with windows of "
+                         f"{roi_px} px, {roi_px + 1} px apart and inside the frame")
+    rng = np.random.default_rng(int(seed))
+    d = float(roi_px) + 1.0
+    (ylo, yhi), (xlo, xhi) = _bead_span_px(H, roi_px), _bead_span_px(W, roi_px)
+    pos = np.zeros((0, 2))
+    tries = 0
+    while len(pos) < n and tries < 200 * n + 1000:
+        cand = np.column_stack([rng.uniform(xlo, xhi, 256), rng.uniform(ylo, yhi, 256)])
+        for p in cand:
+            tries += 1
+            if not len(pos) or np.all(np.max(np.abs(pos - p), axis=1) >= d):
+                pos = np.vstack([pos, p])
+                if len(pos) == n:
+                    break
+    if len(pos) < n:  # jammed: a random subset of a grid of spacing >= d, each moved at random within its slack
+        axes = []
+        for lo, hi in ((xlo, xhi), (ylo, yhi)):
+            k = int(np.floor((hi - lo) / d)) + 1
+            g = (hi - lo) / (k - 1) if k > 1 else 0.0
+            axes.append((lo, hi, k, g))
+        (x0, x1, kx, gx), (y0, y1, ky, gy) = axes
+        cells = rng.choice(kx * ky, size=n, replace=False)
+        ix, iy = cells % kx, cells // kx
+
+        def jitter(lo, hi, i, k, g):
+            if k == 1:
+                return rng.uniform(lo, hi, len(i))
+            return np.clip(lo + i * g + rng.uniform(-(g - d) / 2, (g - d) / 2, len(i)), lo, hi)
+
+        pos = np.column_stack([jitter(x0, x1, ix, kx, gx), jitter(y0, y1, iy, ky, gy)])
+    return pos * np.asarray(px_size_nm, dtype=np.float64)[None, :]
+
+
+def simulate_bead_stacks(
+    config,
+    *,
+    n_beads: int,
+    z_nm: np.ndarray,
+    photons: float,
+    bg: float,
+    roi_px: int = 15,
+    psf: str = "config",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> BeadStacks:
+    """A bead z-stack through a configuration's channels: ``n_beads`` beads at random positions
+    (:func:`bead_positions`, windows of ``roi_px`` pixels), every slice k with all beads at ``z_nm[k]`` (nm, the
+    reference focal plane; channel c sees ``z - z_offset_nm``, at ``T_c r_0``, with ``throughput_c / sum`` of the
+    bead's ``photons``), a uniform background ``bg`` (photons per pixel per slice, every channel) and each channel's
+    camera (its noise, ADU, its clipping). ``psf``: ``'config'`` renders each channel's configured PSF
+    (:class:`plexloc.simulation.Simulator`'s channels, the same physics as a movie); ``'pupil'``
+    :class:`PupilAstigmaticBeads` of the configuration's pixel size (a PSF the configuration's model does not
+    describe: Airy rings, non-Gaussian defocus). Randomness from ``seed`` only (positions and camera noise).
+
+    Raises:
+        InputError: a parameter out of its range (named, with its value), a 2D PSF (no z information for a
+        calibration), non-square pixels with ``psf='pupil'``, z outside a channel's PSF range.
+    """
+    from plexloc.config import validate_config
+    from plexloc.errors import InputError
+    from plexloc.simulation import Simulator
+    from plexloc.table import LocTable
+
+    z = np.asarray(z_nm, dtype=np.float64).reshape(-1)
+    if psf not in BEAD_STACK_PSFS:
+        raise InputError(f"psf must be one of {', '.join(BEAD_STACK_PSFS)}, got {psf!r}")
+    if len(z) < 1 or not np.all(np.isfinite(z)):
+        raise InputError(f"z_nm must hold at least one finite z, got {z.tolist()}")
+    if not (np.isfinite(photons) and photons > 0):
+        raise InputError(f"photons must be a finite number > 0, got {photons}")
+    if not (np.isfinite(bg) and bg >= 0):
+        raise InputError(f"bg must be a finite number >= 0, got {bg}")
+    if int(roi_px) != roi_px or roi_px < 7 or int(roi_px) % 2 == 0:
+        raise InputError(f"roi_px must be an odd integer >= 7 (plexloc calibrate's window), got {roi_px}")
+    roi_px = int(roi_px)
+    data = config.model_dump()
+    data["emitters"]["z_range_nm"] = [float(z.min()), float(z.max())]  # sizes the astigmatic patches for these z
+    try:
+        cfg = validate_config(data, type(config), source="bead stack z")
+        sim = Simulator(cfg).to(device)
+    except InputError as err:
+        raise InputError(f"the bead stack's z from {z.min():g} to {z.max():g} nm: {err}") from None
+    px = sim.px_size_nm
+    if psf == "config":
+        flat = [c for c, ch in enumerate(sim.channels) if not ch.psf.is_3d]
+        if flat:
+            raise InputError(f"channel {flat[0]}'s PSF ({sim.channels[flat[0]].psf.kind}) does not change with z: its "
+                             "bead z-stack holds no z information to calibrate; use a 3D PSF (e.g. astigmatic) or the "
+                             "pupil model")
+    elif px[0] != px[1]:
+        raise InputError(f"the pupil model needs square pixels, got px_size_nm {list(px)}")
+    H, W = sim.frame_shape
+    xy = bead_positions(n_beads, (H, W), px_size_nm=px, roi_px=roi_px, seed=seed)
+    n, nz = len(xy), len(z)
+    dev = sim.device
+    xyz = torch.as_tensor(np.column_stack([np.tile(xy[:, 0], nz), np.tile(xy[:, 1], nz), np.repeat(z, n)]),
+                          dtype=torch.float32, device=dev)
+    frame_ix = torch.arange(nz, device=dev).repeat_interleave(n)
+    roi_off = sim.roi_offset_nm().expand(len(xyz), 2) if any(cfg.roi_offset_px) else None
+    t = np.array([ch.throughput for ch in sim.channels], dtype=np.float64)
+    share = t / t.sum()
+    cameras = sim.movie_cameras()
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    pupil = PupilAstigmaticBeads(px_size_nm=px[0]) if psf == "pupil" else None
+    raws, saturated = [], []
+    from plexloc.camera.check import clip_level
+
+    for c, ch in enumerate(sim.channels):
+        ph = photons * float(share[c])
+        if pupil is None:
+            expected = ch.render(xyz, torch.full((len(xyz),), ph, dtype=torch.float32, device=dev), frame_ix,
+                                 n_frames=nz, frame_shape=(H, W), roi_offset_nm=roi_off)
+        else:  # the channel's image of each bead (its transform), at the channel's own defocus
+            xc, yc, _ = ch.positions(xyz[:n], None if roi_off is None else roi_off[:n])
+            zc = z - ch.z_offset_nm
+            em = np.column_stack([xc.cpu().double().numpy(), yc.cpu().double().numpy(), np.full(n, ph)])
+            fine = pupil.fine_stack(zc, _fine_size(21, pupil.oversample))
+            expected = torch.as_tensor(_windows_field(pupil, fine, em, zc, (H, W), 21), dtype=torch.float32, device=dev)
+        raw = cameras[c](expected + float(bg), generator=gen).cpu().numpy()
+        raws.append(raw)
+        level = clip_level(None, cameras[c], np.uint16)[0]
+        xc, yc, _ = ch.positions(xyz[:n], None if roi_off is None else roi_off[:n])
+        rows = np.floor(yc.cpu().double().numpy() / px[1]).astype(int)
+        cols = np.floor(xc.cpu().double().numpy() / px[0]).astype(int)
+        h = roi_px // 2
+        hit = [i for i, (r, q) in enumerate(zip(rows, cols))
+               if raw[:, max(r - h, 0) : r + h + 1, max(q - h, 0) : q + h + 1].max(initial=-np.inf) >= level]
+        saturated.append(np.asarray(hit, dtype=np.int64))
+    truth = LocTable({
+        "frame": np.repeat(np.arange(nz), n),
+        "x_nm": np.tile(xy[:, 0], nz),
+        "y_nm": np.tile(xy[:, 1], nz),
+        "z_nm": np.repeat(z, n),
+        "photons": np.full(n * nz, float(photons)),
+        "id": np.tile(np.arange(n), nz),
+        "bg": np.full(n * nz, float(bg)),
+        **({f"photons_ch{c}": np.full(n * nz, float(photons * share[c])) for c in range(len(share))}
+           if len(share) > 1 else {}),
+    })
+    return BeadStacks(raw=raws, truth=truth, xy_nm=xy, z_nm=z, cameras=cameras, saturated=saturated)

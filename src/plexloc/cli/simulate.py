@@ -1,4 +1,5 @@
-"""``plexloc simulate CONFIG --frames N --out DIR [--seed S] [--density D] [--blinks-per-molecule B]``."""
+"""``plexloc simulate CONFIG --frames N --out DIR [--seed S] [--density D] [--blinks-per-molecule B]``; with
+``--beads N --z-step NM --z-range LO HI`` instead of ``--frames``, a bead z-stack for ``plexloc calibrate``."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "ground truth (DIR/truth.csv, columns per conventions.md: one row per emitter and frame it is on, id naming "
         "the molecule, the same over all of its blinks with --blinks-per-molecule); the validated configuration is copied "
         "to DIR/config.yaml. A warning names a camera whose frames clip at the uint16 maximum (65535 ADU) in more "
-        "than 0.01 % of the pixels.",
+        "than 0.01 % of the pixels. With --beads N (and --z-step, --z-range instead of --frames): a bead z-stack for "
+        "plexloc calibrate instead (DIR/beads.tif, or beads_ch0.tif ... per channel, and DIR/beads_truth.csv).",
     )
     add_config_argument(p, "simulation configuration (YAML)")
     # --frames < 1 and --density < 0 are InputErrors of run() (exit code 2 returned, not raised)
-    p.add_argument("--frames", type=int, required=True, help="number of frames, >= 1")
+    p.add_argument("--frames", type=int, default=None, help="number of frames, >= 1 (a movie: required without --beads)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="random seed, >= 0 (default 0)")
     p.add_argument("--density", type=finite_float, default=None,
@@ -48,7 +50,44 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "FRC and merging need. Needs emitters.blinking: true")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.add_argument("--chunk", type=positive_int, default=256, help="frames rendered at a time (memory bound; default 256)")
+    b = p.add_argument_group(
+        "bead z-stack (--beads)",
+        "--beads N makes a bead z-stack instead of a movie, for plexloc calibrate: N beads at random positions, "
+        "windows of --roi-px pixels apart and inside the frame, every slice with all beads at the slice's z (z > 0 "
+        "away from the objective, slices in increasing z as plexloc calibrate reads them), a uniform background, the "
+        "configuration's PSF (or --bead-psf pupil) and camera (ADU, uint16, clipped where it saturates); several "
+        "channels see each bead through their transform, z offset and throughput. Writes DIR/beads.tif (beads_ch0.tif, "
+        "... per channel; one split-view frame with split_view) and DIR/beads_truth.csv (one row per bead and slice: "
+        "frame = slice, x_nm, y_nm, z_nm, photons, bg, id = bead), and prints the plexloc calibrate command for it",
+    )
+    # N < 1, a step <= 0, an empty range, too many beads: InputErrors of run() naming the option and value
+    b.add_argument("--beads", type=int, default=None, metavar="N", help="number of beads, >= 1")
+    b.add_argument("--z-step", type=finite_float, default=None, metavar="NM", help="z step between slices, nm (> 0)")
+    b.add_argument("--z-range", type=finite_float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="z of the first and last slice, nm (LO <= HI; slices at LO, LO + step, ... up to HI)")
+    b.add_argument("--photons", type=finite_float, default=20000.0,
+                   help="photons of each bead per slice, all channels (> 0; default 20000)")
+    b.add_argument("--bg", type=finite_float, default=20.0,
+                   help="background photons per pixel per slice (>= 0; default 20)")
+    b.add_argument("--roi-px", type=int, default=15,
+                   help="plexloc calibrate's window (odd, >= 7; default 15, calibrate's): beads are placed at least "
+                        "this plus 1 px apart in x or y, and half of it plus 1 px from the border")
+    b.add_argument("--bead-psf", choices=("config", "pupil"), default="config",
+                   help="config (default): each channel's configured PSF; pupil: a scalar Fourier-optics astigmatic "
+                        "PSF (NA 1.45, 680 nm, 0.12 waves of astigmatism; plexloc.calibrate.synthetic."
+                        "PupilAstigmaticBeads), a shape the configuration's model does not describe")
     p.set_defaults(func=run)
+
+
+#: the options of a movie, which a bead stack (--beads) does not take (their argparse defaults)
+_MOVIE_ONLY = {"frames": None, "density": None, "margin_px": None, "drift_nm": None, "blinks_per_molecule": None,
+               "chunk": 256}
+#: the options of a bead stack, which a movie does not take (their argparse defaults)
+_BEADS_ONLY = {"z_step": None, "z_range": None, "photons": 20000.0, "bg": 20.0, "roi_px": 15, "bead_psf": "config"}
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.io.tiff import MovieWriter
     from plexloc.simulation import Simulator
 
+    if args.beads is not None:
+        return _run_beads(args)
+    given = [_option(k) for k, v in _BEADS_ONLY.items() if getattr(args, k) != v]
+    if given:
+        raise InputError(f"{', '.join(given)} make(s) a bead z-stack: give --beads N with it (or leave it out for a movie)")
+    if args.frames is None:
+        raise InputError("--frames N is required (a movie of N frames), or --beads N for a bead z-stack")
     if args.frames < 1:
         raise InputError(f"--frames must be >= 1, got {args.frames}")
     if args.density is not None and args.density < 0:
@@ -163,4 +209,103 @@ def run(args: argparse.Namespace) -> int:
           + ")"
           + ("" if drift is None else f"; stage drift per frame in {drift_path} (last frame: x {drift[-1, 0]:.1f}, "
              f"y {drift[-1, 1]:.1f}, z {drift[-1, 2]:.1f} nm; truth.csv holds the positions without it)"))
+    return 0
+
+
+def _run_beads(args: argparse.Namespace) -> int:
+    """``--beads N``: a bead z-stack (plexloc.calibrate.synthetic.simulate_bead_stacks) and its truth."""
+    import shlex
+    import sys
+
+    import numpy as np
+
+    from plexloc.calibrate.synthetic import bead_capacity, simulate_bead_stacks
+    from plexloc.config import load_config, validate_config
+    from plexloc.errors import InputError
+    from plexloc.io.tables import write_table
+    from plexloc.io.tiff import write_movie
+
+    given = [_option(k) for k, v in _MOVIE_ONLY.items() if getattr(args, k) != v]
+    if given:
+        raise InputError(f"{', '.join(given)}: option(s) of a movie, not of a bead z-stack (--beads)")
+    if args.beads < 1:
+        raise InputError(f"--beads must be >= 1, got {args.beads}")
+    if args.z_step is None or args.z_range is None:
+        raise InputError("--beads needs --z-step NM and --z-range LO HI (the slices' z, nm)")
+    if not args.z_step > 0:
+        raise InputError(f"--z-step must be > 0 nm, got {args.z_step:g}")
+    lo, hi = args.z_range
+    if hi < lo:
+        raise InputError(f"--z-range {lo:g} {hi:g} is empty: LO must be <= HI (slices from LO up to HI nm)")
+    z = np.arange(0, int(np.floor((hi - lo) / args.z_step + 1e-9)) + 1) * args.z_step + lo
+    if len(z) < 4:
+        raise InputError(f"--z-range {lo:g} {hi:g} with --z-step {args.z_step:g} gives {len(z)} slice(s): plexloc "
+                         "calibrate needs at least 4 (a spline along z)")
+    if not args.photons > 0:
+        raise InputError(f"--photons must be > 0, got {args.photons:g}")
+    if not args.bg >= 0:
+        raise InputError(f"--bg must be >= 0, got {args.bg:g}")
+    if args.roi_px < 7 or args.roi_px % 2 == 0:
+        raise InputError(f"--roi-px must be an odd integer >= 7 (plexloc calibrate's window), got {args.roi_px}")
+    config = load_config(args.config)
+    if args.frame_size is not None:
+        data = config.model_dump()
+        data["frame_size"] = list(args.frame_size)
+        config = validate_config(data, type(config), source="--frame-size")
+    if config.split_view is not None and tuple(config.split_view.boxes[0][2:]) != (config.frame_size[1], config.frame_size[0]):
+        raise InputError(f"split_view boxes are {config.split_view.boxes[0][2]} (width) x {config.split_view.boxes[0][3]} "
+                         f"(height) but frame_size is {config.frame_size[1]} (width) x {config.frame_size[0]} (height)",
+                         source=args.config)
+    H, W = (int(v) for v in config.frame_size)
+    cap = bead_capacity((H, W), args.roi_px)
+    if args.beads > cap:
+        raise InputError(f"--beads {args.beads}: at most {cap} beads fit in the {H}x{W} px frame (rows x columns; "
+                         f"windows of --roi-px {args.roi_px} px, {args.roi_px + 1} px apart and inside the frame): give "
+                         "fewer beads or a larger --frame-size H W")
+    px = config.px_size_xy_nm
+    if px[0] != px[1]:
+        raise InputError(f"px_size_nm is {list(px)}: plexloc calibrate takes one --pixel-size (square pixels)",
+                         source=args.config)
+    try:
+        stacks = simulate_bead_stacks(config, n_beads=args.beads, z_nm=z, photons=args.photons, bg=args.bg,
+                                      roi_px=args.roi_px, psf=args.bead_psf, seed=args.seed,
+                                      device=resolve_device(args.device))
+    except InputError as err:
+        if str(err).startswith("the bead stack's z"):
+            raise InputError(f"--z-range {lo:g} {hi:g}: {err}") from None
+        raise
+    out = Path(args.out)
+    split = config.split_view
+    C = len(stacks.raw)
+    names = ["beads.tif"] if C == 1 or split is not None else [f"beads_ch{c}.tif" for c in range(C)]
+    if split is not None:  # one camera frame holding every channel's box, as the movie's
+        from plexloc.io.splitview import join_frames
+
+        shape = (max(bx[1] + bx[3] for bx in split.boxes), max(bx[0] + bx[2] for bx in split.boxes))
+        frames = [join_frames(np.stack(stacks.raw, axis=1), split, shape)]
+    else:
+        frames = stacks.raw
+    for name, f in zip(names, frames):  # each written aside and renamed into place (write_movie)
+        write_movie(out / name, f, dtype=np.uint16)
+    truth_path = out / "beads_truth.csv"
+    write_table(stacks.truth, truth_path)
+    for c, hit in enumerate(stacks.saturated):
+        if len(hit):
+            print(f"plexloc simulate: warning: {len(hit)} of {args.beads} beads reach the camera's clipping level in "
+                  + ("" if C == 1 else f"channel {c}, ")
+                  + f"some slice: plexloc calibrate rejects them as saturated; give fewer --photons (now {args.photons:g})",
+                  file=sys.stderr)
+    cmd = ["plexloc", "calibrate", *[str(out / n) for n in names], "--z-step", f"{args.z_step:g}", "--pixel-size",
+           f"{px[0]:g}", "--config", str(args.config)]
+    if split is not None:  # calibrate cuts the one stack into the channels by the same boxes
+        cmd += ["--split-view", str(args.config)]
+    if args.roi_px != 15:
+        cmd += ["--roi-px", str(args.roi_px)]
+    if C > 1 and any(config.roi_offset_px):
+        cmd += ["--roi-offset", *(str(int(v)) for v in config.roi_offset_px)]
+    cmd += ["--out", str(out / "PSF.h5")]
+    print(f"wrote {', '.join(str(out / n) for n in names)} ({len(z)} slices, z {z[0]:g} to {z[-1]:g} nm in steps of "
+          f"{args.z_step:g} nm; {args.beads} beads of {args.photons:g} photons, background {args.bg:g} photons/px, "
+          f"{'the configuration' if args.bead_psf == 'config' else 'the pupil model'}'s PSF) and {truth_path}; "
+          f"calibrate it with: {' '.join(shlex.quote(a) for a in cmd)}")
     return 0
