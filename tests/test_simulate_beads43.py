@@ -174,3 +174,24 @@ def test_pupil_beads_and_clipping_at_the_camera_saturation(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "4 of 4 beads reach the camera's clipping level" in err, err
     assert tifffile.imread(tmp_path / "s" / "beads.tif").max() == 4095
+
+
+def test_a_split_view_configuration_gives_one_joined_stack_that_calibrates(tmp_path, capsys):
+    """biplane.yaml with split_view boxes (channel 0 on the right, mirrored): one joined stack of both boxes, whose
+    printed calibrate command (with --split-view) calibrates both channels from every bead."""
+    import yaml
+
+    data = yaml.safe_load((EXAMPLES / "biplane.yaml").read_text())
+    h, w = data["frame_size"]
+    data["split_view"] = {"boxes": [[w + 8, 0, w, h], [0, 0, w, h]], "flip": ["x", "none"]}
+    cfg = tmp_path / "split.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    out = tmp_path / "beads"
+    assert main(["simulate", str(cfg), "--beads", "9", "--z-step", "50", "--z-range", "-600", "600", "--out",
+                 str(out)]) == 0
+    argv = _calibrate_line(capsys.readouterr().out)
+    assert "--split-view" in argv
+    assert tifffile.imread(out / "beads.tif").shape == (25, h, 2 * w + 8)
+    assert main(argv[1:]) == 0
+    summary = json.loads((out / "PSF.json").read_text())
+    assert summary["n_beads_used"] == [9, 9]

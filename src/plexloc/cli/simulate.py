@@ -90,6 +90,23 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+
+def _split_view(config, source):
+    """The configuration's split view (None without one), its boxes checked against ``frame_size``."""
+    split = config.split_view
+    if split is not None and tuple(split.boxes[0][2:]) != (config.frame_size[1], config.frame_size[0]):
+        raise InputError(f"split_view boxes are {split.boxes[0][2]} (width) x {split.boxes[0][3]} (height) but "
+                         f"frame_size is {config.frame_size[1]} (width) x {config.frame_size[0]} (height)", source=source)
+    return split
+
+
+def _joined(frames: np.ndarray, split) -> np.ndarray:
+    """(T, C, H, W) channel frames as one camera frame per time point holding every channel's box (flipped)."""
+    from plexloc.io.splitview import join_frames
+
+    shape = (max(b[1] + b[3] for b in split.boxes), max(b[0] + b[2] for b in split.boxes))
+    return join_frames(frames, split, shape)
+
 def run(args: argparse.Namespace) -> int:
     resolve_config(args)
     import numpy as np
@@ -141,10 +158,7 @@ def run(args: argparse.Namespace) -> int:
                                       margin_px=args.margin_px)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    split = config.split_view
-    if split is not None and tuple(split.boxes[0][2:]) != (config.frame_size[1], config.frame_size[0]):
-        raise InputError(f"split_view boxes are {split.boxes[0][2]} (width) x {split.boxes[0][3]} (height) but "
-                         f"frame_size is {config.frame_size[1]} (width) x {config.frame_size[0]} (height)", source=args.config)
+    split = _split_view(config, args.config)
     if sim.n_channels == 1 or split is not None:
         names = ["movie.tif"]
     else:
@@ -160,10 +174,7 @@ def run(args: argparse.Namespace) -> int:
                                 source=f"{', '.join(str(out / n) for n in names)} (simulated with {args.config})")
             check = part if check is None else check.add(part)
             if split is not None:  # one camera frame holding every channel's box
-                from plexloc.io.splitview import join_frames
-
-                shape = (max(b[1] + b[3] for b in split.boxes), max(b[0] + b[2] for b in split.boxes))
-                writers[0].write(join_frames(raw.cpu().numpy().transpose(1, 0, 2, 3), split, shape))
+                writers[0].write(_joined(raw.cpu().numpy().transpose(1, 0, 2, 3), split))
             else:
                 for c, w in enumerate(writers):
                     w.write(raw[c].cpu().numpy())
@@ -252,10 +263,7 @@ def _run_beads(args: argparse.Namespace) -> int:
         data = config.model_dump()
         data["frame_size"] = list(args.frame_size)
         config = validate_config(data, type(config), source="--frame-size")
-    if config.split_view is not None and tuple(config.split_view.boxes[0][2:]) != (config.frame_size[1], config.frame_size[0]):
-        raise InputError(f"split_view boxes are {config.split_view.boxes[0][2]} (width) x {config.split_view.boxes[0][3]} "
-                         f"(height) but frame_size is {config.frame_size[1]} (width) x {config.frame_size[0]} (height)",
-                         source=args.config)
+    split = _split_view(config, args.config)
     H, W = (int(v) for v in config.frame_size)
     cap = bead_capacity((H, W), args.roi_px)
     if args.beads > cap:
@@ -275,14 +283,10 @@ def _run_beads(args: argparse.Namespace) -> int:
             raise InputError(f"--z-range {lo:g} {hi:g}: {err}") from None
         raise
     out = Path(args.out)
-    split = config.split_view
     C = len(stacks.raw)
     names = ["beads.tif"] if C == 1 or split is not None else [f"beads_ch{c}.tif" for c in range(C)]
     if split is not None:  # one camera frame holding every channel's box, as the movie's
-        from plexloc.io.splitview import join_frames
-
-        shape = (max(bx[1] + bx[3] for bx in split.boxes), max(bx[0] + bx[2] for bx in split.boxes))
-        frames = [join_frames(np.stack(stacks.raw, axis=1), split, shape)]
+        frames = [_joined(np.stack(stacks.raw, axis=1), split)]
     else:
         frames = stacks.raw
     for name, f in zip(names, frames):  # each written aside and renamed into place (write_movie)
