@@ -202,6 +202,7 @@ class _Reporter(threading.Thread):
         self.tail: deque[str] = deque(maxlen=_TAIL)
         self.progress = 0.0
         self.stage = "downloading"
+        self.outputs: set[str] = set()  # names of the outputs registered (the worker's log takes a name not among them)
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self.stop = threading.Event()
@@ -824,6 +825,8 @@ class Agent:
         """Register and upload one output. ``stoppable``: a cancel or a lost lease stops it between chunks (also while
         its checksum is computed), with :class:`transfer.UploadCancelled`."""
         stop = (lambda: rep.cancel.is_set() or rep.lost.is_set()) if stoppable else None
+        if kind != "log":
+            rep.outputs.add(name)
         sha256 = transfer.sha256_of(path, cancelled=stop)
         body = {"name": name, "size": path.stat().st_size, "sha256": sha256, "kind": kind}
         created = self._retrying(
@@ -842,9 +845,13 @@ class Agent:
 
     def _upload_log(self, job_id: str, work: Path, rep: _Reporter) -> None:
         path = work / "log.txt"
+        # log.txt, unless the application wrote a result of that name (the server keeps one file per name: the worker's
+        # log replaced the application's log.txt, which was lost)
+        name = next(n for n in ("log.txt", *(f"worker-log{'-' + str(i) if i > 1 else ''}.txt" for i in range(1, 10**6)))
+                    if n not in rep.outputs)
         try:
             rep.write_log(path)
-            self._upload_one(job_id, path, "log.txt", "log", rep)
+            self._upload_one(job_id, path, name, "log", rep)
         except (httpx.HTTPError, ServiceError, transfer.TransferError, OSError) as err:  # (the finish carries the lines)
             log.warning("job %s: log upload failed: %s", job_id, err)
 

@@ -139,7 +139,13 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
     check_size(request, body.size, body.name)
     # one file per output name: an earlier attempt's (whose lease lapsed) or an upload begun again is replaced,
     # so that a later job, and the user's download, get this attempt's file
-    for old in session.scalars(select(File).where(File.job_id == job.id, File.name == body.name)).all():
+    same = session.scalars(select(File).where(File.job_id == job.id, File.name == body.name)).all()
+    other = next((f for f in same if f.kind != body.kind), None)
+    if other is not None:  # another file of the job (an application's own log.txt and the worker's log): not replaced
+        raise HTTPException(status.HTTP_409_CONFLICT,
+                            f"name: job {job.id} already has a file {body.name!r} of kind {other.kind!r}; a {body.kind!r} "
+                            "file does not replace it: give it another name")
+    for old in same:
         request.app.state.storage.delete(old.storage_key)
         session.delete(old)
     fid = new_id()

@@ -20,7 +20,7 @@ from plexloc.service.states import CancelRequested, IllegalTransition, JobState,
 
 MAX_LOG_LINE = 4000
 MAX_LOG_LINES_PER_PING = 1000
-_SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._\-+()\[\]]{0,200}$")
+_SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._\-+()\[\]]{0,200}")  # fullmatch: "$" also matched before a final newline
 
 
 class NotHeld(Exception):
@@ -35,7 +35,7 @@ class NotHeld(Exception):
 def check_file_name(name: str, *, allow_dirs: bool = False) -> str:
     """A file name safe to use as a path part (``a/b`` with ``allow_dirs``); else :class:`InputError`."""
     parts = name.split("/") if allow_dirs else [name]
-    if not name or any(not _SAFE_PART.match(p) or p in (".", "..") or ".." in p for p in parts):
+    if not name or any(not _SAFE_PART.fullmatch(p) or p in (".", "..") or ".." in p for p in parts):
         raise InputError(
             f"file name {name!r} is not allowed (letters, digits, space and ._-+()[] only; no path)", source="name"
         )

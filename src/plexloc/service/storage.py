@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlparse
 from plexloc.service.security import Signer, query_string
 
 CHUNK = 1024 * 1024
-_KEY = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+_KEY = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*")  # fullmatch ("$" matches before a final newline)
 
 
 class StorageError(Exception):
@@ -44,7 +44,7 @@ class UploadConflict(StorageError):
 
 
 def check_key(key: str) -> str:
-    if not _KEY.match(key) or len(key) > 300:
+    if not _KEY.fullmatch(key) or len(key) > 300:
         raise StorageError(f"invalid storage key {key!r}")
     return key
 
