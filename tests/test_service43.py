@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
+import httpx
 import pytest
 from service_support import (  # noqa: F401 (fixtures)
     AgentThread, LiveServer, auth, http, live, make_service, script_app, service, ticker_app,
@@ -102,3 +101,28 @@ def test_a_storage_key_ending_in_a_newline_is_refused():
     for key in ("u/a/b\n", "u/../b", "/u/a", "u/a/"):
         with pytest.raises(StorageError, match="invalid storage key"):
             check_key(key)
+
+
+def test_a_queued_job_of_an_application_no_longer_offered_says_so(tmp_path):
+    """The admin restarts the server without an application (an apps folder left out, a version dropped in an upgrade)
+    while a job of it is queued. No worker is offered it again (pull lists the server's applications), so the job waits
+    queued for ever. Before: GET /jobs/ID said nothing (note None, a worker present with the hardware). After: the
+    note names the application, version and entry point and says how to end the job."""
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
+        job = client.submit("ticker", entry_point="tick")
+    svc.app.state.engine.dispose()
+    from plexloc.service.app import create_app
+
+    app = create_app(svc.settings.model_copy(update={"apps_dirs": []}))  # the shipped applications only
+    with LiveServer(app) as live, Client(live.url, svc.user_token) as client:
+        with httpx.Client(base_url=live.url) as h:  # a worker that could take it, were it offered
+            r = h.post("/worker/v1/jobs/pull", json={"hardware": {"cpus": 8, "memory_mb": 64000}},
+                       headers=auth(svc.worker_token))
+            assert r.status_code == 204
+        got = client.job(job["id"])
+        assert got["state"] == "queued"
+        assert got["note"] is not None and "ticker" in got["note"] and "1.0" in got["note"] and "tick" in got["note"]
+        assert "no longer" in got["note"] and "--cancel" in got["note"], got["note"]
+        assert client.cancel(job["id"])["state"] == "cancelled"
+    app.state.engine.dispose()

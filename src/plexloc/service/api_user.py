@@ -268,9 +268,9 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: str, session: SessionDep, user: UserDep) -> JobOut:
+def get_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -> JobOut:
     job = _own_job(session, user, job_id)
-    return job_out(job).model_copy(update={"note": ops.queue_note(session, job)})
+    return job_out(job).model_copy(update={"note": ops.queue_note(session, job, registry=request.app.state.registry)})
 
 
 @router.post("/jobs/{job_id}/cancel")

@@ -312,6 +312,12 @@ class Registry:
             raise KeyError(name)
         return self.apps[name]
 
+    def offers(self, name: str, version: str, entry_point: str) -> bool:
+        """Whether the registry has this application, version and entry point."""
+        app = self.apps.get(name)
+        ver = app.versions.get(version) if app is not None else None
+        return ver is not None and entry_point in ver.entry_points
+
     def resolve(self, name: str, version: str | None, entry_point: str | None) -> tuple[str, str, EntryPoint]:
         if name not in self.apps:
             raise InputError(f"no application {name!r} (have {sorted(self.apps)})", source="application")

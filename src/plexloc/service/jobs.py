@@ -360,11 +360,20 @@ def _fits(need: dict, gpus: int, have: dict) -> bool:
     return all(int(need.get(k, 0) or 0) <= int(have.get(k, 0) or 0) for k in keys)
 
 
-def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: float = WORKER_SEEN_S) -> str | None:
-    """Why the queued ``job`` is not taken, when the server can tell: no worker pulled lately, or none of those that
-    did has the hardware the job asks (a GPU job with CPU workers only waited, queued, without a word). None when some
-    present worker could take it (it may still lack the job's program: only the worker knows)."""
-    if job.state != JobState.queued.value or job.waiting:
+def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: float = WORKER_SEEN_S,
+               registry: Registry | None = None) -> str | None:
+    """Why the queued ``job`` is not taken, when the server can tell: its application, version or entry point is no
+    longer in ``registry`` (the server restarted without it: no worker is offered the job again), no worker pulled
+    lately, or none of those that did has the hardware the job asks (a GPU job with CPU workers only waited, queued,
+    without a word). None when some present worker could take it (it may still lack the job's program: only the
+    worker knows)."""
+    if job.state != JobState.queued.value:
+        return None
+    if registry is not None and not registry.offers(job.application, job.version, job.entry_point):
+        return (f"this server no longer offers {job.application} {job.version} {job.entry_point} (its administrator "
+                f"removed it): no worker will take this job; end it with plexloc status {job.id} --cancel and submit "
+                "again with an application the server has (the web page lists them; GET /api/v1/applications)")
+    if job.waiting:
         return None
     at = now() if at is None else at
     workers = session.scalars(
