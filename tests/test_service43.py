@@ -126,3 +126,37 @@ def test_a_queued_job_of_an_application_no_longer_offered_says_so(tmp_path):
         assert "no longer" in got["note"] and "--cancel" in got["note"], got["note"]
         assert client.cancel(job["id"])["state"] == "cancelled"
     app.state.engine.dispose()
+
+
+def _upload(client: Client, tmp_path, name: str, data: bytes) -> dict:
+    path = tmp_path / "src" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return client.upload(path)
+
+
+@pytest.mark.parametrize("data", [b"GIF89a" + bytes(100), b"", b"II*"])
+def test_a_movie_that_is_not_a_tiff_is_refused_at_submission(env, tmp_path, data):
+    """A file named movie.tif that is not a TIFF (a GIF renamed, an empty file, a file cut off after 3 bytes). Before:
+    the job was queued (201), waited for a worker, which downloaded it and failed in plexloc fit. After: 422 at
+    submission naming the slot, the file and what its first bytes are; no job made."""
+    svc, live, client = env
+    movie = _upload(client, tmp_path, "movie.tif", data)
+    model = _upload(client, tmp_path, "model.pt", b"not looked at")
+    from plexloc.service.client import ServiceError
+
+    with pytest.raises(ServiceError) as err:
+        client.submit("plexloc-fit", entry_point="fit", inputs={"movie": [movie["id"]], "model": [model["id"]]})
+    assert err.value.status == 422
+    detail = str(err.value.detail)
+    assert "inputs.movie" in detail and "movie.tif" in detail and "TIFF" in detail, detail
+    assert client.jobs() == []
+
+
+def test_tiff_and_bigtiff_movies_are_accepted(env, tmp_path):
+    svc, live, client = env
+    model = _upload(client, tmp_path, "model.pt", b"x")
+    for name, head in (("a.tif", b"II*\x00"), ("b.TIFF", b"MM\x00*"), ("c.tif", b"II+\x00")):
+        movie = _upload(client, tmp_path, name, head + bytes(60))
+        job = client.submit("plexloc-fit", entry_point="fit", inputs={"movie": [movie["id"]], "model": [model["id"]]})
+        assert job["state"] == "queued"

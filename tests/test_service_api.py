@@ -262,7 +262,7 @@ def test_deleting_a_job_whose_output_feeds_an_unfinished_job_is_refused(http, se
     _output(http, service.worker_token, a["id"])
     assert http.post(f"/worker/v1/jobs/{a['id']}/finish", json={"state": "succeeded"},
                      headers=auth(service.worker_token)).status_code < 300
-    movie = _upload(http, service.user_token, name="m.tif", data=b"xx")
+    movie = _upload(http, service.user_token, name="m.tif", data=b"II*\x00xx")  # a TIFF header: a non-TIFF .tif is refused at submission
     b = http.post("/api/v1/jobs", json={"application": "plexloc-fit", "entry_point": "mle",
                                         "inputs": {"movie": [movie["id"]], "config": [f"job:{a['id']}/out.yaml"]}},
                   headers=auth(service.user_token))

@@ -254,6 +254,7 @@ def create_job(body: JobCreate, request: Request, session: SessionDep, user: Use
         max_attempts=request.app.state.settings.max_attempts,
     )
     session.flush()
+    ops.check_tiff_inputs(session, request.app.state.storage, job)  # an error rolls the job back: nothing queued
     return job_out(job)
 
 

@@ -175,6 +175,26 @@ def submit(session: Session, user: User, registry: Registry, req: JobRequest, *,
     return job
 
 
+#: the first bytes of a TIFF (little or big endian) and of a BigTIFF
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def check_tiff_inputs(session: Session, storage, job: Job) -> None:
+    """:class:`InputError` (naming the slot, the file and its first bytes) for an uploaded input named ``.tif`` or
+    ``.tiff`` that is not a TIFF (a file renamed, an empty or cut-off file): refused at submission, not found by the
+    program on a worker after the job waited in the queue and its inputs were fetched. Outputs of other jobs (``job:``
+    references) are not read."""
+    for ji in job.inputs:
+        f = session.get(File, ji.file_id) if ji.file_id else None
+        if f is None or not f.name.lower().endswith((".tif", ".tiff")):
+            continue
+        head = storage.head(f.storage_key, 4) if f.size else b""
+        if head not in TIFF_MAGIC:
+            what = f"its first bytes are {head!r}" if head else "it is empty"
+            raise InputError(f"file {f.id} ({f.name}) is not a TIFF: {what}, where a TIFF starts with II*\\0 or "
+                             "MM\\0*; upload the movie itself", source=f"inputs.{ji.slot}")
+
+
 Ref = tuple[str | None, str | None, str | None]  # (file id, source job id, source output name)
 
 

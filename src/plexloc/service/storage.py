@@ -168,6 +168,11 @@ class LocalStorage:
             raise StorageError(f"checksum mismatch: stored sha256 {digest}, expected {sha256}")
         return digest
 
+    def head(self, key: str, n: int) -> bytes:
+        """The first ``n`` bytes of a complete file (fewer if it is shorter)."""
+        with open(self.path(key), "rb") as f:
+            return f.read(n)
+
     def delete(self, key: str) -> None:
         path = self.path(key)
         for p in (path, self.part_path(key), path.with_name(path.name + ".sha256")):
@@ -305,6 +310,13 @@ class S3Storage:
             self.delete(key)
             raise StorageError(f"checksum mismatch: stored sha256 {digest}, expected {sha256}")
         return digest
+
+    def head(self, key: str, n: int) -> bytes:
+        """The first ``n`` bytes of a complete, non-empty object (an HTTP range)."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=0-{n - 1}")["Body"].read()
+        except Exception as err:
+            raise StorageUnavailable(f"object store unreachable: {err}") from None
 
     def delete(self, key: str) -> None:
         upload_id = self._multipart_id(key, create=False)
