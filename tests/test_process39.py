@@ -148,6 +148,8 @@ def test_no_drift_skips_it_and_a_rerun_replaces_the_folder(lab, tmp_path, capsys
     out = tmp_path / "out"
     (out / "cell1").mkdir(parents=True)
     (out / "cell1" / "locs_dc.csv").write_text("an earlier run's\n")
+    # an earlier run's folder has its summary.json (one without is not replaced: session 43, test_process43)
+    (out / "cell1" / "summary.json").write_text(json.dumps({"name": "cell1", "movies": [str(good)], "status": "ok"}))
     rc, _, stderr = _process([str(good), "--model", str(run), "--out", str(out), "--threshold", "0.05", "--device",
                               "cpu", "--no-drift"], capsys)
     assert rc == 0, stderr

@@ -39,7 +39,12 @@ keeps the paths as they are on this machine.
 Nothing is half-written: an acquisition's files are written into a hidden folder ``OUT/.NAME.partial-*`` that is
 renamed to ``OUT/NAME`` at the end (an earlier ``OUT/NAME`` is replaced only then). An acquisition that fails (a
 corrupt TIFF, a step's error) gets a folder too, with the files finished before the error, ``summary.json`` with
-``"status": "failed"`` and the error, and ``FAILED.txt``; the other acquisitions go on. An interrupt (Ctrl-C) leaves
+``"status": "failed"`` and the error, and ``FAILED.txt``; the other acquisitions go on. A failure does not replace
+an earlier result in ``OUT/NAME``: it goes beside it to ``OUT/NAME.failed`` (removed when a later run succeeds). No
+entry of ``OUT`` is replaced that is not the same movie's earlier result (:func:`_assign_names`): where ``NAME`` is
+another movie's result, a folder plexloc process did not write, the movie itself, or a name that differs in case
+only, the acquisition takes the next free name (``NAME_2``), with a warning; a movie given twice is processed once
+(:func:`_drop_repeats`). An interrupt (Ctrl-C) leaves
 the acquisition under way as it was before. A full disk or quota (``ENOSPC``, ``EDQUOT``) ends the run as an interrupt
 does (the acquisitions after it would fail too, after their fits), with a
 :class:`~plexloc.io._atomic.DiskFullError` naming the file in ``OUT/NAME`` that could not be written and the space
@@ -91,6 +96,7 @@ __all__ = [
     "Acquisition",
     "AcquisitionResult",
     "ProcessOptions",
+    "ProcessWarning",
     "acquisition_name",
     "folder_results",
     "format_summary",
@@ -115,6 +121,12 @@ SUMMARY_COLUMNS = ("name", "status", "rows", "frames", "frames_per_s", "drift", 
                    "nena_nm", "frc_nm", "seconds", "movies", "error")
 _PARTIAL = ".partial-"
 _MOVIE_SUFFIXES = (".tif", ".tiff", ".btf", ".ome")
+
+
+class ProcessWarning(UserWarning):
+    """What :func:`process_movies` did other than asked (a movie given twice processed once, a folder name taken, so
+    the next free one used) or an output with nothing in it (an empty image.png); ``plexloc process`` shows it on a
+    line of its own."""
 
 
 @dataclass(frozen=True)
@@ -360,9 +372,12 @@ def group_movies(movies: Sequence[str | os.PathLike], options: ProcessOptions, *
     for group in groups:
         name = base = acquisition_name(group)
         k = 2
-        while name in names:  # two movies of one name in different folders: cell1, cell1_2
+        # two movies of one name in different folders (cell1, cell1_2), or of names that differ in case only (Cell,
+        # cell_2: one folder on a case-insensitive disk, macOS's, Windows', a share of either, where the second
+        # replaced the first), or in suffix only (a.tif, a.tiff)
+        while name.casefold() in names:
             name, k = f"{base}_{k}", k + 1
-        names.add(name)
+        names.add(name.casefold())
         out.append(Acquisition(name, group))
     return out
 
@@ -565,6 +580,10 @@ def _render(table: LocTable, path: Path, fov_nm: tuple[float, float], options: P
     out = {"width_px": int(r.image.shape[1]), "height_px": int(r.image.shape[0]), "px_size_nm": px,
            "method": method, "scale_bar_nm": info["scale_bar_nm"], "outside_field": int(r.n_outside),
            "color_by": "z" if by_z else None}
+    if len(table) - int(r.n_outside) <= 0:  # a black image.png, written without a word in summary.json
+        out["note"] = ("empty: the table has no localizations" if len(table) == 0 else
+                       f"empty: all {len(table)} localizations lie outside the movie's field of view")
+        warnings.warn(f"image.png is {out['note']}", ProcessWarning, stacklevel=2)
     # the key: a 3D image's colours (as plexloc render --color-by z writes it) and the scale bar's length, which the
     # image's pixels do not say; a 2D image's scale bar length and pixel
     from plexloc.render.figures import legend_figure, save_png
@@ -821,19 +840,52 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
         summary["movies"] = [names.input(m) for m in acq.movies]
         if options.method == "network" and options.model is not None:
             summary["model"] = names.input(options.model)
+        place = final
         if summary["status"] == "failed":
-            with naming_disk_full(final / "FAILED.txt"):
+            if _earlier_result_kept(final):  # a failed attempt does not replace a result: beside it, NAME.failed
+                place = _failed_place(final)
+                summary["error"] += (f" (the earlier result in {names.text(str(final))} is kept; this attempt is "
+                                     f"{names.text(str(place))})")
+                summary["kept"] = final.name
+            with naming_disk_full(place / "FAILED.txt"):
                 (tmp / "FAILED.txt").write_text(summary["error"] + "\n")
             files.append("FAILED.txt")
         summary["files"] = sorted(files)
-        with naming_disk_full(final / "summary.json"):
+        with naming_disk_full(place / "summary.json"):
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False, default=_jsonable)
                                               + "\n")
-        _place(tmp, final)
+        _place(tmp, place)
     except BaseException:  # an interrupt, a full disk, or the folder not put in place: nothing partial is left
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return AcquisitionResult(acq, final, summary)
+    if place == final:  # an earlier failed attempt kept beside the earlier result is out of date now
+        stale = _failed_place(final, existing_only=True)
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+    return AcquisitionResult(Acquisition(place.name, acq.movies), place, summary)
+
+
+def _earlier_result_kept(final: Path) -> bool:
+    """Whether ``final`` holds an earlier result that a failed attempt must not replace: anything but an earlier
+    failed attempt (status ``failed``). Before, a rerun whose movie failed (the file since damaged, a wrong option)
+    replaced the earlier complete result with the failure's folder: the result was lost."""
+    if not final.is_dir():
+        return False
+    return _folder_result(final).summary.get("status") != "failed"
+
+
+def _failed_place(final: Path, *, existing_only: bool = False) -> Path | None:
+    """Where a failed attempt goes beside an earlier result kept in ``final``: ``NAME.failed`` (an earlier failed
+    attempt there, with its ``FAILED.txt``, replaced), else ``NAME.failed_2``, ...; ``existing_only``: the earlier
+    failed attempt there, or None."""
+    k = 1
+    while True:
+        place = final.with_name(f"{final.name}.failed" + (f"_{k}" if k > 1 else ""))
+        if existing_only:
+            return place if (place / "FAILED.txt").is_file() and not place.is_symlink() else None
+        if not (place.exists() or place.is_symlink()) or ((place / "FAILED.txt").is_file() and not place.is_symlink()):
+            return place
+        k += 1
 
 
 def _jsonable(value: Any) -> Any:
@@ -975,17 +1027,22 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
         from plexloc.infer.readiness import ModelNotReadyWarning
 
         warnings.warn(geometry.readiness, ModelNotReadyWarning, stacklevel=2)
+    acquisitions = _drop_repeats(acquisitions)
     # an earlier run's acquisitions in ``out``: each one processed again is replaced whole; the others stay, and
-    # summary.csv lists them from their summary.json (it describes the folders in ``out``, whatever run made them)
+    # summary.csv lists them from their summary.json (it describes the folders in ``out``, whatever run made them).
+    # A folder of the name that is not this movie's earlier result (another movie's, a folder of the user's, the
+    # movie itself) is never replaced: the acquisition takes the next free name, said
+    acquisitions, moved = _assign_names(acquisitions, out, options)
     earlier = {p.name for p in _acquisition_folders(out)}
     results: list[AcquisitionResult] = []
     try:
         for i, acq in enumerate(acquisitions):
             if log is not None:
                 log(f"[{i + 1}/{len(acquisitions)}] {acq.name}: {', '.join(str(m) for m in acq.movies)}"
-                    + (f" (replaces the earlier {out / acq.name} once done)" if acq.name in earlier else ""))
+                    + (f" (replaces the earlier {out / acq.name} once done), kept if this one fails"
+                       if acq.name in earlier else ""))
             results.append(process_acquisition(acq, out, options, progress=progress, log=log, _geometry=geometry,
-                                               _warnings=before))
+                                               _warnings=[*before, *moved.get(acq.name, [])]))
     except BaseException as err:  # an interrupt, a full disk: summary.csv still describes the folders there
         done = f"{len(results)} of {len(acquisitions)} acquisition(s) processed"
         try:
@@ -1005,6 +1062,108 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
         log(f"{out} also holds {len(kept)} earlier result folder(s) not processed now, kept as they were and listed "
             f"in summary.csv from their summary.json: {', '.join(kept)}")
     return results
+
+
+def _movie_key(path: str | os.PathLike) -> str:
+    """A movie's path, resolved (``./m/a.tif`` and ``m/a.tif`` and a link to it are one movie)."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return str(Path(path).absolute())
+
+
+def _drop_repeats(acquisitions: Sequence[Acquisition]) -> list[Acquisition]:
+    """``acquisitions`` without one whose movies an earlier one has (the same movie given twice: a shell pattern and
+    its name; it was fitted twice, into ``NAME`` and ``NAME_2``), a warning naming it."""
+    seen: dict[tuple[str, ...], Acquisition] = {}
+    kept = []
+    for acq in acquisitions:
+        key = tuple(_movie_key(m) for m in acq.movies)
+        if key in seen:
+            first = seen[key]
+            warnings.warn(f"{', '.join(str(m) for m in acq.movies)}: given again (as "
+                          f"{', '.join(str(m) for m in first.movies)}): processed once, into {first.name}",
+                          ProcessWarning, stacklevel=3)
+            continue
+        seen[key] = acq
+        kept.append(acq)
+    return kept
+
+
+def _not_replaceable(folder: Path, acq: Acquisition, inputs: Sequence[str], names: _Names) -> str | None:
+    """Why the entry ``folder`` of ``out`` must not be replaced by ``acq``'s results (None: it is ``acq``'s earlier
+    result, or a failed attempt of it, which a new one replaces): a file, a link, the movie itself or a folder that
+    holds one of the movies given, a folder plexloc process did not write, another movie's result."""
+    if folder.is_symlink() or not folder.is_dir():
+        return "is not a folder"
+    key = _movie_key(folder)
+    held = [m for m in inputs if m == key or m.startswith(key.rstrip(os.sep) + os.sep)]
+    if held:
+        return f"holds the movie {held[0]}" if held[0] != key else "is the movie itself"
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    if not isinstance(summary, dict) or not isinstance(summary.get("movies"), list) or "status" not in summary:
+        return "is not a result folder of plexloc process (no summary.json of one)"
+    recorded = [str(m) for m in summary["movies"]]
+    if len(recorded) != len(acq.movies) or not all(
+            rec == names.input(m) or _movie_key(rec) == _movie_key(m) for rec, m in zip(recorded, acq.movies)):
+        return f"holds the result of another movie ({', '.join(recorded)})"
+    return None
+
+
+def _assign_names(acquisitions: Sequence[Acquisition], out: Path, options: ProcessOptions
+                  ) -> tuple[list[Acquisition], dict[str, list[str]]]:
+    """The acquisitions named so that none replaces what is not its own earlier result: where ``out`` holds an
+    entry of the name (compared without case: one folder on a case-insensitive disk) that :func:`_not_replaceable`
+    keeps, the next free name (``cell1_2``), with a warning, which is also returned (by the new name) for the
+    acquisition's summary.json. Before, ``plexloc process data/cell1 --out data`` (a folder of TIFFs) replaced the
+    movie's own folder with its results and deleted its frames, and a rerun on another movie of the name (another
+    day's ``cell1.tif``) replaced the earlier one's result."""
+    entries: dict[str, list[Path]] = {}
+    if out.is_dir():
+        for p in out.iterdir():
+            if not p.name.startswith("."):
+                entries.setdefault(p.name.casefold(), []).append(p)
+    inputs = [_movie_key(m) for acq in acquisitions for m in acq.movies]
+    names = _Names(out, options.input_names)
+    # first, each acquisition whose own earlier result is there (cell1 or cell1_2, ...) keeps its folder, without a
+    # word of the other movies' folders of its name (a rerun of day2's and day1's cell1 together)
+    own: dict[int, str] = {}
+    for i, acq in enumerate(acquisitions):
+        base = re.escape(acquisition_name(acq.movies).casefold())
+        for key in sorted(entries, key=lambda key: (len(key), key)):
+            if key not in own.values() and re.fullmatch(base + r"(_\d+)?", key) and len(entries[key]) == 1 and \
+                    _not_replaceable(entries[key][0], acq, inputs, names) is None:
+                own[i] = key
+                break
+    taken: set[str] = set(own.values())
+    named, notes = [], {}
+    for i, acq in enumerate(acquisitions):
+        if i in own:
+            named.append(Acquisition(entries[own[i]][0].name, acq.movies))
+            continue
+        base = acquisition_name(acq.movies)
+        name, k, why = base, 2, []
+        while True:
+            if name.casefold() not in taken:
+                there = entries.get(name.casefold(), [])
+                reasons = [f"{p} {r}" for p in there
+                           for r in [("has the name in another case" if p.name != name else None)
+                                     or _not_replaceable(p, acq, inputs, names)] if r is not None]
+                if not reasons:
+                    break
+                why += reasons
+            name, k = f"{base}_{k}", k + 1
+        taken.add(name.casefold())
+        named.append(Acquisition(name, acq.movies))
+        if why:
+            text = (f"{', '.join(str(m) for m in acq.movies)}: {'; '.join(why)}: kept as it is; this movie's results "
+                    f"go to {out / name}")
+            warnings.warn(text, ProcessWarning, stacklevel=3)
+            notes[name] = [f"{ProcessWarning.__name__}: {text}"]
+    return named, notes
 
 
 def _write_summary(out: Path, results: Sequence[AcquisitionResult]) -> int:

@@ -46,6 +46,12 @@ the curve gives none), seconds (the movie's), movies (;-separated) and error (a 
 Run again into the same DIR, each movie's earlier DIR/NAME is replaced whole once its new one is complete; the
 folders of movies not given stay as they were, and summary.csv keeps describing them (both said). summary.csv is
 also written after Ctrl-C, SIGTERM or a full disk: it always describes the folders that DIR holds.
+Nothing in DIR is replaced that is not the same movie's earlier result: a movie whose NAME is taken in DIR by
+another movie's result (another folder's movie.tif), by a folder plexloc process did not write, by the movie
+itself (a folder of TIFFs in DIR), or by a name that differs in case only (one folder on a case-insensitive
+disk) goes to NAME_2 (a warning says so); two movies of one name in one run get NAME and NAME_2, and a movie given
+twice is processed once. A movie that fails where DIR/NAME holds its earlier result leaves that result as it was:
+the failed attempt goes to DIR/NAME.failed (removed when a later run succeeds).
 
 A single-channel model (or one that cuts a split-view movie into its channels) takes any number of movies, one
 acquisition each. A multi-channel model without split_view takes one acquisition per command: one movie per
