@@ -93,6 +93,8 @@ def _option(name: str) -> str:
 
 def _split_view(config, source):
     """The configuration's split view (None without one), its boxes checked against ``frame_size``."""
+    from plexloc.errors import InputError
+
     split = config.split_view
     if split is not None and tuple(split.boxes[0][2:]) != (config.frame_size[1], config.frame_size[0]):
         raise InputError(f"split_view boxes are {split.boxes[0][2]} (width) x {split.boxes[0][3]} (height) but "
@@ -100,8 +102,8 @@ def _split_view(config, source):
     return split
 
 
-def _joined(frames: np.ndarray, split) -> np.ndarray:
-    """(T, C, H, W) channel frames as one camera frame per time point holding every channel's box (flipped)."""
+def _joined(frames, split):
+    """(T, C, H, W) channel frames (numpy) as one camera frame per time point holding every channel's box (flipped)."""
     from plexloc.io.splitview import join_frames
 
     shape = (max(b[1] + b[3] for b in split.boxes), max(b[0] + b[2] for b in split.boxes))
