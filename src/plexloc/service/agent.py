@@ -847,8 +847,10 @@ class Agent:
         path = work / "log.txt"
         # log.txt, unless the application wrote a result of that name (the server keeps one file per name: the worker's
         # log replaced the application's log.txt, which was lost)
-        name = next(n for n in ("log.txt", *(f"worker-log{'-' + str(i) if i > 1 else ''}.txt" for i in range(1, 10**6)))
-                    if n not in rep.outputs)
+        name, i = "log.txt", 1
+        while name in rep.outputs:  # worker-log.txt, worker-log-2.txt, ... (a tuple of them all cost 0.35 s and 86 MB)
+            name = f"worker-log{'-' + str(i) if i > 1 else ''}.txt"
+            i += 1
         try:
             rep.write_log(path)
             self._upload_one(job_id, path, name, "log", rep)

@@ -73,6 +73,10 @@ class Storage(Protocol):
         """Check that the whole object is there (size, and checksum when given); return its SHA-256."""
         ...
 
+    def head(self, key: str, n: int) -> bytes:
+        """The first ``n`` bytes of a complete file (fewer if it is shorter)."""
+        ...
+
     def delete(self, key: str) -> None: ...
 
 
@@ -170,8 +174,11 @@ class LocalStorage:
 
     def head(self, key: str, n: int) -> bytes:
         """The first ``n`` bytes of a complete file (fewer if it is shorter)."""
-        with open(self.path(key), "rb") as f:
-            return f.read(n)
+        try:
+            with open(self.path(key), "rb") as f:
+                return f.read(n)
+        except OSError as err:  # the stored object gone or unreadable: a StorageError, as S3's, not a bare 500
+            raise StorageError(f"cannot read stored file {key}: {err.strerror or err}") from None
 
     def delete(self, key: str) -> None:
         path = self.path(key)
