@@ -131,3 +131,14 @@ def test_refined_fit_that_finds_nothing_has_the_refined_columns(tmp_path):
     out = fit_movie(movie, model, refine_mle=True)
     assert len(out) == 0
     assert {"spot_llr", "p_spot", "refined", "crlb_x_nm"} <= set(out.columns)
+
+
+def test_the_not_significant_line_says_what_the_filter_removes():
+    from plexloc.mle.pipeline import not_significant_line
+
+    assert not_significant_line(1) == ("1 row has p_spot above 0.01 (kept): background alone gives a spot_llr this "
+                                       "large in more than 1 % of windows; plexloc filter --max-p-spot 0.01 removes them")
+    line = not_significant_line(3, refined=True, filtered=True)
+    assert line.startswith("3 refined rows (before the filters) have p_spot above 0.01 (kept): background alone, with "
+                           "the neighbours' light, gives")
+    assert line.endswith("removes them and every row without a kept refit")  # process said only 'removes them'

@@ -181,12 +181,10 @@ def run(args: argparse.Namespace) -> int:
                   + (f", on a bound of the fit (column at_bound): {why}" if why else "")
                   + "; plexloc filter --converged removes them", file=sys.stderr)
         if flagged.get("not_significant"):  # kept, flagged: fits that background alone matches (column p_spot)
+            from plexloc.mle.pipeline import not_significant_line
+
             filtered = any(v is not None for v in (args.min_photons, args.max_photons, args.max_sigma))
-            n = flagged["not_significant"]
-            print(f"{n} row{'s' if n != 1 else ''}{' (before the filters)' if filtered else ''} "
-                  f"{'have' if n != 1 else 'has'} p_spot above "
-                  "0.01 (kept): background alone gives a spot_llr this large in more than 1 % of windows; "
-                  "plexloc filter --max-p-spot 0.01 removes them", file=sys.stderr)
+            print(not_significant_line(flagged["not_significant"], filtered=filtered), file=sys.stderr)
     else:
         from plexloc.infer import fit_movie_to_file
 
@@ -240,12 +238,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"refined by maximum likelihood: {100 * share:.1f} % of the localizations (column refined)", file=sys.stderr)
             weak = (stats.get("flagged") or {}).get("not_significant")
             if weak:  # as the MLE fit says it
+                from plexloc.mle.pipeline import not_significant_line
+
                 filtered = any(v is not None for v in (args.min_prob, args.max_sigma, args.min_photons,
                                                         args.max_photons))
-                print(f"{weak} refined row{'s' if weak != 1 else ''}{' (before the filters)' if filtered else ''} "
-                      f"{'have' if weak != 1 else 'has'} p_spot above 0.01 (kept): background alone, "
-                      "with the neighbours' light, gives a spot_llr this large in more than 1 % of windows; plexloc "
-                      "filter --max-p-spot 0.01 removes them and every row without a kept refit", file=sys.stderr)
+                print(not_significant_line(weak, refined=True, filtered=filtered), file=sys.stderr)
         if stats.get("roi_offset_source"):
             print(f"ROI offset {stats['roi_offset_px']} px from {stats['roi_offset_source']}", file=sys.stderr)
         _say_maps_cut(stats)

@@ -35,6 +35,18 @@ DEFAULT_SNR = 6.0
 #: matches in more than 1 % of windows (:func:`plexloc.mle.fit.spot_pvalue`); kept, ``plexloc filter --max-p-spot``
 #: drops them
 SPOT_P_REPORT = 0.01
+
+
+def not_significant_line(n: int, *, refined: bool = False, filtered: bool = False) -> str:
+    """What ``plexloc fit`` and ``plexloc process`` say of ``n`` rows with ``p_spot`` above :data:`SPOT_P_REPORT`:
+    an MLE fit's rows, or (``refined``) a network table's refined rows, whose test holds the neighbours' light and
+    whose filter also removes the rows without a kept refit (NaN); ``filtered``: counted before the fit's filters."""
+    rows = ("refined " if refined else "") + ("row" if n == 1 else "rows")
+    light = ", with the neighbours' light," if refined else ""
+    return (f"{n} {rows}{' (before the filters)' if filtered else ''} {'has' if n == 1 else 'have'} p_spot above "
+            f"{SPOT_P_REPORT:g} (kept): background alone{light} gives a "
+            "spot_llr this large in more than 1 % of windows; plexloc filter --max-p-spot 0.01 removes them"
+            + (" and every row without a kept refit" if refined else ""))
 #: smallest fitting window of a crowded spot under the default window rule (Picasso's box size)
 DEFAULT_MIN_ROI_PX = 7
 
