@@ -217,3 +217,36 @@ def test_a_movie_without_spots_says_so_at_every_step(tmp_path, monkeypatch):
     assert "image.png is empty: the table has no localizations" in said
     assert any("image.png is empty" in w for w in r.summary["warnings"])
     assert _rows(tmp_path / "out")["dark"]["drift"] == "not estimated"
+
+
+def test_another_movies_failed_folder_of_the_name_is_left_alone(tmp_path, monkeypatch):
+    """A folder OUT/a.failed that is another movie's failed result (a movie named a.failed.tif) was removed as 'the
+    out-of-date failed attempt' when a.tif's rerun succeeded; a.tif's own failed attempt then goes to a.failed_2
+    and is the one removed."""
+    out = tmp_path / "out"
+    movie = _movie(tmp_path / "a.tif")
+    argv = ["process", str(movie), "--method", "mle", "--config", str(EXAMPLES / "2d_gaussian.yaml"), "--out",
+            str(out), "--no-drift"]
+
+    def run() -> int:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the example configuration's camera defaults
+            return main(argv)
+
+    monkeypatch.setattr(workflow, "_fit", _fake_fit(300))
+    assert run() == 0
+    other = out / "a.failed"  # another movie's failed result
+    other.mkdir()
+    (other / "FAILED.txt").write_text("fit: broken\n")
+    (other / "summary.json").write_text(json.dumps({"status": "failed", "movies": ["other/a.failed.tif"]}))
+
+    def broken(acq, folder, options, progress):
+        raise InputError("corrupt TIFF file", source=movie)
+
+    monkeypatch.setattr(workflow, "_fit", broken)
+    assert run() == 1
+    assert (other / "summary.json").read_text().find("a.failed.tif") > 0  # not replaced
+    assert (out / "a.failed_2" / "FAILED.txt").is_file()
+    monkeypatch.setattr(workflow, "_fit", _fake_fit(500, seed=1))
+    assert run() == 0
+    assert other.is_dir() and not (out / "a.failed_2").exists()

@@ -482,10 +482,9 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
                      + (f", on a bound of the fit (column at_bound): {why}" if why else "")
                      + "; plexloc filter --converged removes them")
     if flagged.get("not_significant"):  # as plexloc fit says it
-        n = flagged["not_significant"]
-        notes.append(f"{n} row{'s' if n != 1 else ''} {'have' if n != 1 else 'has'} p_spot above 0.01 (kept): "
-                     "background alone gives a "
-                     "spot_llr this large in more than 1 % of windows; plexloc filter --max-p-spot 0.01 removes them")
+        from plexloc.mle.pipeline import not_significant_line
+
+        notes.append(not_significant_line(flagged["not_significant"], refined=options.method != "mle"))
     if rows == 0:
         notes.append("no localizations: check that the movie shows spots, that the camera converts its counts to "
                      "photons as the movie's camera does, and the detection threshold")
@@ -843,7 +842,7 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
         place = final
         if summary["status"] == "failed":
             if _earlier_result_kept(final):  # a failed attempt does not replace a result: beside it, NAME.failed
-                place = _failed_place(final)
+                place = _failed_place(final, summary["movies"])
                 summary["error"] += (f" (the earlier result in {names.text(str(final))} is kept; this attempt is "
                                      f"{names.text(str(place))})")
                 summary["kept"] = final.name
@@ -858,9 +857,8 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
     except BaseException:  # an interrupt, a full disk, or the folder not put in place: nothing partial is left
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if place == final:  # an earlier failed attempt kept beside the earlier result is out of date now
-        stale = _failed_place(final, existing_only=True)
-        if stale is not None:
+    if place == final:  # this movie's earlier failed attempts kept beside the earlier result are out of date now
+        for stale in _failed_places(final, summary.get("movies")):
             shutil.rmtree(stale, ignore_errors=True)
     return AcquisitionResult(Acquisition(place.name, acq.movies), place, summary)
 
@@ -874,17 +872,34 @@ def _earlier_result_kept(final: Path) -> bool:
     return _folder_result(final).summary.get("status") != "failed"
 
 
-def _failed_place(final: Path, *, existing_only: bool = False) -> Path | None:
-    """Where a failed attempt goes beside an earlier result kept in ``final``: ``NAME.failed`` (an earlier failed
-    attempt there, with its ``FAILED.txt``, replaced), else ``NAME.failed_2``, ...; ``existing_only``: the earlier
-    failed attempt there, or None."""
+def _failed_place(final: Path, movies) -> Path:
+    """Where a failed attempt goes beside an earlier result kept in ``final``: ``NAME.failed`` (this movie's earlier
+    failed attempt there replaced: :func:`_failed_places`), else ``NAME.failed_2``, ..."""
+    mine = set(_failed_places(final, movies))
     k = 1
     while True:
         place = final.with_name(f"{final.name}.failed" + (f"_{k}" if k > 1 else ""))
-        if existing_only:
-            return place if (place / "FAILED.txt").is_file() and not place.is_symlink() else None
-        if not (place.exists() or place.is_symlink()) or ((place / "FAILED.txt").is_file() and not place.is_symlink()):
+        if not (place.exists() or place.is_symlink()) or place in mine:
             return place
+        k += 1
+
+
+def _failed_places(final: Path, movies) -> list[Path]:
+    """This movie's failed attempts beside ``final`` (``NAME.failed``, ``NAME.failed_2``, ...): folders with a
+    ``FAILED.txt`` whose summary.json records ``movies``, as this run records them (another movie's folder that merely
+    has such a name, ``cell1.failed.tif``'s, is not one)."""
+    out, k = [], 1
+    while True:
+        place = final.with_name(f"{final.name}.failed" + (f"_{k}" if k > 1 else ""))
+        if not (place.exists() or place.is_symlink()):
+            return out
+        if (place / "FAILED.txt").is_file() and not place.is_symlink():
+            try:
+                recorded = json.loads((place / "summary.json").read_text()).get("movies")
+            except (OSError, ValueError, AttributeError):
+                recorded = None
+            if recorded is not None and recorded == movies:
+                out.append(place)
         k += 1
 
 
