@@ -185,3 +185,15 @@ def test_a_network_fit_reports_the_spot_shape(monkeypatch, beyond, fires):
     assert chk.column == "spot shape" and int(chk.note.split(" spots")[0]) >= 50
     assert (chk.warning is not None) == fires and (chk.warning in stats["domain"].warnings) == fires
     assert (chk.fraction_above > 0.1) if fires else (chk.fraction_above < 0.02)
+
+
+def test_a_report_without_a_model_curve_gives_no_finding_instead_of_failing_the_fit():
+    """A PSF report with an empty model curve raised 'frames must be (T, H, W)' (a wrong cause) in fit_movie's report
+    step, after every frame was fitted; that channel is now skipped."""
+    import dataclasses
+
+    cfg = _cfg(PSF_3D, (-500.0, 500.0))
+    frames, rows = _movie(PSF_3D, frames=4)
+    (rep,) = check_psf_shapes([frames], cfg, warn=False, max_spots=50)
+    empty = dataclasses.replace(rep, model_sigma_x_nm=np.zeros(0), model_sigma_y_nm=np.zeros(0))
+    assert spot_shape_checks([empty], rows, [frames], cfg) == []

@@ -604,7 +604,9 @@ def simulate_bead_stacks(
         cols = np.floor(xc.cpu().double().numpy() / px[0]).astype(int)
         h = roi_px // 2
         hit = [i for i, (r, q) in enumerate(zip(rows, cols))
-               if raw[:, max(r - h, 0) : r + h + 1, max(q - h, 0) : q + h + 1].max(initial=-np.inf) >= level]
+               if r + h >= 0 and q + h >= 0  # a window wholly above or left of the frame holds none of it (a negative
+               # end would slice most of the frame: another bead's clipping)
+               and raw[:, max(r - h, 0) : r + h + 1, max(q - h, 0) : q + h + 1].max(initial=-np.inf) >= level]
         saturated.append(np.asarray(hit, dtype=np.int64))
     truth = LocTable({
         "frame": np.repeat(np.arange(nz), n),

@@ -827,9 +827,10 @@ class Trainer:
         A step's time is the longer of the last step's and the mean of this call's steps after its first; a
         validation's, the longest of this call's last three (with the saves: model.pt, checkpoint.pt, log.csv,
         curves.png), before this call's first the last call's from the checkpoint, and before any the validation
-        set's batches at one training step each plus :data:`FIRST_SAVE_S`. The first two steps of a call always run
-        (a call that trained nothing would save nothing, and the first step's time, with its one-time setup, is no
-        estimate of the next), so a budget shorter than two steps and a validation overruns by them.
+        set's batches at one training step each plus :data:`FIRST_SAVE_S`. Before the deadline, the first two steps of a
+        call always run (a call that trained nothing would save nothing, and the first step's time, with its one-time
+        setup, is no estimate of the next), so a budget shorter than two steps and a validation overruns by them; a
+        call whose first validation (an ``init_from`` run's seam) already passed the deadline trains nothing.
 
         The cosine schedule anneals over a phase (:attr:`cosine_phase`): a new one (a run's first call, a new
         ``schedule``) spans this call's budget, its steps or its minutes; a phase of minutes ends at the deadline less
