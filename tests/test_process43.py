@@ -61,11 +61,8 @@ def test_the_movies_own_folder_and_a_users_folder_are_never_replaced(tmp_path, m
     assert list(_rows(data)) == ["cell1_2", "cell2_2"] and _hidden(data) == []
 
 
-def test_a_failed_rerun_keeps_the_earlier_result(tmp_path, monkeypatch, capsys):
-    """A rerun whose movie fails (the file damaged since, a wrong option) replaced the earlier complete result with
-    the failure's folder. Now the earlier result stays in OUT/NAME, the failure goes beside it to OUT/NAME.failed
-    (FAILED.txt, summary.json, its row in summary.csv saying so), exit code 1; a later successful run replaces NAME
-    and removes the out-of-date NAME.failed."""
+def _rerunnable(tmp_path: Path):
+    """OUT, the movie a.tif, and a function that runs ``plexloc process a.tif --method mle ... --out OUT``."""
     out = tmp_path / "out"
     movie = _movie(tmp_path / "a.tif")
     argv = ["process", str(movie), "--method", "mle", "--config", str(EXAMPLES / "2d_gaussian.yaml"), "--out",
@@ -76,6 +73,15 @@ def test_a_failed_rerun_keeps_the_earlier_result(tmp_path, monkeypatch, capsys):
             warnings.simplefilter("ignore")  # the example configuration's camera defaults
             return main(argv)
 
+    return out, movie, run
+
+
+def test_a_failed_rerun_keeps_the_earlier_result(tmp_path, monkeypatch, capsys):
+    """A rerun whose movie fails (the file damaged since, a wrong option) replaced the earlier complete result with
+    the failure's folder. Now the earlier result stays in OUT/NAME, the failure goes beside it to OUT/NAME.failed
+    (FAILED.txt, summary.json, its row in summary.csv saying so), exit code 1; a later successful run replaces NAME
+    and removes the out-of-date NAME.failed."""
+    out, movie, run = _rerunnable(tmp_path)
     monkeypatch.setattr(workflow, "_fit", _fake_fit(300))
     assert run() == 0
     before = {p.name: p.read_bytes() for p in (out / "a").iterdir()}
@@ -223,16 +229,7 @@ def test_another_movies_failed_folder_of_the_name_is_left_alone(tmp_path, monkey
     """A folder OUT/a.failed that is another movie's failed result (a movie named a.failed.tif) was removed as 'the
     out-of-date failed attempt' when a.tif's rerun succeeded; a.tif's own failed attempt then goes to a.failed_2
     and is the one removed."""
-    out = tmp_path / "out"
-    movie = _movie(tmp_path / "a.tif")
-    argv = ["process", str(movie), "--method", "mle", "--config", str(EXAMPLES / "2d_gaussian.yaml"), "--out",
-            str(out), "--no-drift"]
-
-    def run() -> int:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the example configuration's camera defaults
-            return main(argv)
-
+    out, movie, run = _rerunnable(tmp_path)
     monkeypatch.setattr(workflow, "_fit", _fake_fit(300))
     assert run() == 0
     other = out / "a.failed"  # another movie's failed result
