@@ -91,6 +91,18 @@ def _option(name: str) -> str:
 
 
 
+def _config(args: argparse.Namespace):
+    """The configuration of ``args.config``, with ``--frame-size`` where given."""
+    from plexloc.config import load_config, validate_config
+
+    config = load_config(args.config)
+    if args.frame_size is not None:
+        data = config.model_dump()
+        data["frame_size"] = list(args.frame_size)
+        config = validate_config(data, type(config), source="--frame-size")
+    return config
+
+
 def _split_view(config, source):
     """The configuration's split view (None without one), its boxes checked against ``frame_size``."""
     from plexloc.errors import InputError
@@ -115,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from plexloc.camera.check import check_camera
-    from plexloc.config import load_config, save_config
+    from plexloc.config import save_config
     from plexloc.errors import InputError
     from plexloc.io.tables import write_table
     from plexloc.io.tiff import MovieWriter
@@ -134,13 +146,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--density must be >= 0, got {args.density}")
     if args.margin_px is not None and args.margin_px < 0:
         raise InputError(f"--margin-px must be >= 0, got {args.margin_px}")
-    config = load_config(args.config)
-    if args.frame_size is not None:
-        from plexloc.config import validate_config
-
-        data = config.model_dump()
-        data["frame_size"] = list(args.frame_size)
-        config = validate_config(data, type(config), source="--frame-size")
+    config = _config(args)
     if args.drift_nm is not None:
         from plexloc.config import validate_config
 
@@ -233,7 +239,6 @@ def _run_beads(args: argparse.Namespace) -> int:
     import numpy as np
 
     from plexloc.calibrate.synthetic import bead_capacity, simulate_bead_stacks
-    from plexloc.config import load_config, validate_config
     from plexloc.errors import InputError
     from plexloc.io.tables import write_table
     from plexloc.io.tiff import write_movie
@@ -260,11 +265,7 @@ def _run_beads(args: argparse.Namespace) -> int:
         raise InputError(f"--bg must be >= 0, got {args.bg:g}")
     if args.roi_px < 7 or args.roi_px % 2 == 0:
         raise InputError(f"--roi-px must be an odd integer >= 7 (plexloc calibrate's window), got {args.roi_px}")
-    config = load_config(args.config)
-    if args.frame_size is not None:
-        data = config.model_dump()
-        data["frame_size"] = list(args.frame_size)
-        config = validate_config(data, type(config), source="--frame-size")
+    config = _config(args)
     split = _split_view(config, args.config)
     H, W = (int(v) for v in config.frame_size)
     cap = bead_capacity((H, W), args.roi_px)
