@@ -181,6 +181,30 @@ def test_mle_fitter_maps_roi_positions_through_the_chip_transform():
     assert not torch.allclose(far, MLEFitter(cfg).channels[1].transform)  # 1 degree over 10 um: ~170 nm
 
 
+def refine_model_setup(tmp_path: Path, *, prob_bias: float = 0.0, meta: dict | None = None):
+    """A tiny untrained network saved with its 2D configuration (ideal camera, 24x24 px frames, 1 emitter/um^2) as
+    ``net.pt`` and a 4-frame movie of that configuration as ``m.tif``: (movie path, model path, movie, network)."""
+    from plexloc.config import TrainConfig
+    from plexloc.config.models import IdealCameraConfig
+    from plexloc.io.tiff import write_movie
+    from plexloc.nets import Localizer, LocalizerSpec
+    from plexloc.nets.io import save_model
+
+    torch.manual_seed(0)
+    net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1, input_offset=[20.0],
+                                  input_scale=[20.0], px_size_nm=(100.0, 100.0)))
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(prob_bias)
+    cfg = TrainConfig.model_validate(load_config(EXAMPLES / "2d_gaussian.yaml").model_dump())
+    cfg.frame_size = [24, 24]
+    cfg.emitters.density_per_um2 = 1.0
+    cfg.channels[0].camera = IdealCameraConfig()
+    mov = Simulator(cfg.simulation()).simulate_movie(4, generator=torch.Generator().manual_seed(2))
+    write_movie(tmp_path / "m.tif", mov.frames[0].numpy().astype(np.uint16))
+    save_model(tmp_path / "net.pt", net, cfg.model_dump(mode="json"), meta={} if meta is None else meta)
+    return tmp_path / "m.tif", tmp_path / "net.pt", mov, net
+
+
 def test_fit_movie_refine_mle(tmp_path, monkeypatch):
     """The network's table refined in fit_movie: refined rows carry the CRLB as sigma, without the network's
     validation calibration, which the other rows keep; a model without its configuration is refused."""
@@ -193,26 +217,13 @@ def test_fit_movie_refine_mle(tmp_path, monkeypatch):
     # 1 px shift limit were all fits of noise with photons on their bound (1 photon, sigma_x 20-24 um), no longer kept
     # (tests/test_mle41_bounds.py); a 3 px limit lets the refits of the emitters near the network's rows through
     monkeypatch.setattr(refine_module, "refine_frames", functools.partial(refine_frames, fit_pvalue=None, max_shift_px=3.0))
-    from plexloc.config import TrainConfig
     from plexloc.config.models import IdealCameraConfig
     from plexloc.errors import InputError
     from plexloc.infer import fit_movie
     from plexloc.io.tiff import write_movie
-    from plexloc.nets import Localizer, LocalizerSpec
     from plexloc.nets.io import save_model
 
-    torch.manual_seed(0)
-    net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1, input_offset=[20.0],
-                                  input_scale=[20.0], px_size_nm=(100.0, 100.0)))
-    with torch.no_grad():
-        net.head_prob[-1].bias.fill_(0.0)
-    cfg = TrainConfig.model_validate(load_config(EXAMPLES / "2d_gaussian.yaml").model_dump())
-    cfg.frame_size = [24, 24]
-    cfg.emitters.density_per_um2 = 1.0
-    cfg.channels[0].camera = IdealCameraConfig()
-    mov = Simulator(cfg.simulation()).simulate_movie(4, generator=torch.Generator().manual_seed(2))
-    write_movie(tmp_path / "m.tif", mov.frames[0].numpy().astype(np.uint16))
-    save_model(tmp_path / "net.pt", net, cfg.model_dump(mode="json"), meta={"validation": {"sigma_cal_x": 2.0}})
+    _, _, mov, net = refine_model_setup(tmp_path, meta={"validation": {"sigma_cal_x": 2.0}})
     raw = fit_movie(tmp_path / "m.tif", tmp_path / "net.pt")
     out = fit_movie(tmp_path / "m.tif", tmp_path / "net.pt", refine_mle=True)
     assert len(out) == len(raw) > 0

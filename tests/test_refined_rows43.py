@@ -63,32 +63,10 @@ def test_merge_combines_the_detection_test_over_the_rows_that_have_it():
 
 
 def _refine_setup(tmp_path, prob_bias: float):
-    """A tiny untrained network with its 2D configuration and a 4-frame movie (as tests/test_mle_refine.py's)."""
-    from pathlib import Path
+    """tests/test_mle_refine.py's tiny untrained network and 4-frame movie: (movie path, model path)."""
+    from test_mle_refine import refine_model_setup
 
-    import torch
-
-    from plexloc.config import TrainConfig, load_config
-    from plexloc.config.models import IdealCameraConfig
-    from plexloc.io.tiff import write_movie
-    from plexloc.nets import Localizer, LocalizerSpec
-    from plexloc.nets.io import save_model
-    from plexloc.simulation import Simulator
-
-    examples = Path(__file__).resolve().parents[1] / "examples"
-    torch.manual_seed(0)
-    net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1, input_offset=[20.0],
-                                  input_scale=[20.0], px_size_nm=(100.0, 100.0)))
-    with torch.no_grad():
-        net.head_prob[-1].bias.fill_(prob_bias)
-    cfg = TrainConfig.model_validate(load_config(examples / "2d_gaussian.yaml").model_dump())
-    cfg.frame_size = [24, 24]
-    cfg.emitters.density_per_um2 = 1.0
-    cfg.channels[0].camera = IdealCameraConfig()
-    mov = Simulator(cfg.simulation()).simulate_movie(4, generator=torch.Generator().manual_seed(2))
-    write_movie(tmp_path / "m.tif", mov.frames[0].numpy().astype(np.uint16))
-    save_model(tmp_path / "net.pt", net, cfg.model_dump(mode="json"), meta={})
-    return tmp_path / "m.tif", tmp_path / "net.pt"
+    return refine_model_setup(tmp_path, prob_bias=prob_bias)[:2]
 
 
 def test_refined_fit_counts_rows_background_alone_matches(tmp_path, monkeypatch, capsys):
