@@ -4,10 +4,17 @@ SMAP (Ries 2020, ``_sml.mat``)
     A MATLAB file (v7.3 = HDF5, or v5/v7) with a struct ``saveloc`` whose field ``loc`` holds one
     column per quantity. Mapping: ``xnm, ynm, znm`` -> ``x_nm, y_nm, z_nm`` (nm, unchanged; ``znm``
     absent -> 0), ``frame`` (MATLAB, 1-based) -> ``frame - 1``, ``phot`` -> ``photons``, ``bg`` ->
-    ``bg`` (photons per pixel), ``locprecnm`` -> ``sigma_x_nm`` and ``sigma_y_nm``, ``locprecznm``
-    -> ``sigma_z_nm``, ``channel`` -> ``color``; every other field of ``loc`` with one value per
-    localization is kept under its name (``PSFxnm``, ``LLrel``, ``filenumber``, ...); a field that
-    is not numeric (text, cells) is not imported and an :class:`IgnoredFieldWarning` names it. SMAP
+    ``bg`` (photons per pixel), ``channel`` -> ``color``. Uncertainties: ``xnmerr``, ``ynmerr`` ->
+    ``sigma_x_nm``, ``sigma_y_nm`` (SMAP's per-axis 1-σ errors in nm: its fitters' square root of the CRLB at the
+    fit, ``xpixerr`` times the pixel size; SMAP's DECODE import puts DECODE's predicted σ there); ``locprecnm``
+    (SMAP's lateral precision, ``sqrt((xnmerr² + ynmerr²) / 2)`` where it has both) fills the axis that has no
+    own field, and is kept under its own name where ``xnmerr`` or ``ynmerr`` is there; ``locprecznm`` ->
+    ``sigma_z_nm``, else ``znmerr`` (a second one kept under its name). Every other field of ``loc`` with one value
+    per localization is kept under its name (``PSFxnm``, ``LLrel``, ``filenumber``, ...); a field that is not
+    numeric (text, cells) or does not hold one value per localization (a field of 2 columns, of another length)
+    is not imported and an :class:`IgnoredFieldWarning` names it (the fields that give plexloc's columns are
+    refused instead: ``frame, xnm, ynm, phot`` and the mapped ones). A field named as the plexloc column another
+    field gives (``sigma_x_nm`` beside ``xnmerr``) is refused: one of the two would be dropped. SMAP
     stores positions already in nm; no origin shift is applied.
 DECODE (Speiser et al. 2021, ``EmitterSet.save('*.h5')``)
     Groups ``data`` (datasets ``xyz`` (N, 3), ``xyz_sig``, ``xyz_cr``, ``phot``, ``phot_sig``,
@@ -47,8 +54,10 @@ from plexloc.table import INTEGER_COLUMNS, LocTable
 
 __all__ = ["IgnoredFieldWarning", "read_decode_h5", "read_smap_sml", "is_decode_h5"]
 
-_SMAP_MAP = {"xnm": "x_nm", "ynm": "y_nm", "znm": "z_nm", "phot": "photons", "bg": "bg",
-             "locprecznm": "sigma_z_nm", "channel": "color"}
+_SMAP_MAP = {"xnm": "x_nm", "ynm": "y_nm", "znm": "z_nm", "phot": "photons", "bg": "bg", "channel": "color"}
+#: plexloc uncertainty column -> SMAP fields that give it, the first one present wins (module docstring)
+_SMAP_SIGMA = {"sigma_x_nm": ("xnmerr", "locprecnm"), "sigma_y_nm": ("ynmerr", "locprecnm"),
+               "sigma_z_nm": ("locprecznm", "znmerr")}
 
 
 def _check_file(path: Path) -> None:
@@ -87,7 +96,7 @@ def _smap_loc_fields(path: Path, ignored: list[str]) -> dict[str, np.ndarray]:
                 elif np.any(np.asarray(d.attrs.get("MATLAB_empty", 0))):
                     ignored.append(f"{k} (empty)")
                 else:
-                    out[k] = np.asarray(d[()]).ravel()
+                    out[k] = np.asarray(d[()]).T  # MATLAB's axes, as the v5 reader gives them: (N, 1), (N, 2)
             return out
     import scipy.io
 
@@ -98,7 +107,12 @@ def _smap_loc_fields(path: Path, ignored: list[str]) -> dict[str, np.ndarray]:
     if "saveloc" not in raw or not hasattr(raw["saveloc"], "loc"):
         raise InputError("no struct 'saveloc.loc'; not a SMAP _sml.mat", source=path)
     loc = raw["saveloc"].loc
-    return {k: np.atleast_1d(np.asarray(getattr(loc, k))).ravel() for k in loc._fieldnames}
+    return {k: np.atleast_1d(np.asarray(getattr(loc, k))) for k in loc._fieldnames}
+
+
+def _one_per_row(v: np.ndarray, n: int) -> bool:
+    """Whether field ``v`` holds one value per localization: a vector of ``n`` values (row or column)."""
+    return v.size == n and sum(d > 1 for d in v.shape) <= 1
 
 
 def read_smap_sml(path: str | os.PathLike) -> LocTable:
@@ -112,24 +126,43 @@ def read_smap_sml(path: str | os.PathLike) -> LocTable:
             held = "".join(f"; {i}" for i in ignored if i.split(" ")[0] == req)
             raise InputError(f"saveloc.loc has no field '{req}'{held and ' that holds numbers' + held} (fields: "
                              f"{sorted(fields)})", source=path)
-    n = len(fields["xnm"])
-    cols: dict[str, np.ndarray] = {"frame": fields["frame"].astype(np.float64) - 1.0}
+    xnm = fields["xnm"]
+    n = xnm.size
+    if not _one_per_row(xnm, n):
+        raise InputError(f"saveloc.loc.xnm has shape {xnm.shape}; expected one column of x positions", source=path)
+    numeric = {k: v for k, v in fields.items() if v.dtype.kind in "biuf"}
+    mapped = set(_SMAP_MAP) | {"frame"} | {f for fs in _SMAP_SIGMA.values() for f in fs}
+    for k, v in numeric.items():  # the fields that give plexloc's columns must be columns; others are skipped below
+        if k in mapped and not _one_per_row(v, n):
+            raise InputError(f"saveloc.loc.{k} has {v.size} value(s) (shape {v.shape}), expected {n} (one per "
+                             "localization, as xnm)", source=path)
     skipped = ignored + [f"{k} ({v.dtype})" for k, v in fields.items() if v.dtype.kind not in "biuf"]
     if skipped:
         warnings.warn(f"{path}: saveloc.loc field(s) {', '.join(skipped)} are not numeric and were not imported",
                       IgnoredFieldWarning, stacklevel=2)
-    for k, v in fields.items():
-        if v.dtype.kind not in "biuf":
-            continue
-        if len(v) != n:
-            raise InputError(f"saveloc.loc.{k} has {len(v)} values, expected {n} (one per localization)", source=path)
-        if k == "frame":
-            continue
-        if k == "locprecnm":
-            cols["sigma_x_nm"] = v.astype(float)
-            cols["sigma_y_nm"] = v.astype(float)
-        else:
-            cols[_SMAP_MAP.get(k, k)] = v
+    shaped = [f"{k} (shape {v.shape})" for k, v in numeric.items() if not _one_per_row(v, n)]
+    if shaped:  # e.g. a field of 2 columns: the file is read without it (it sank the whole file)
+        warnings.warn(f"{path}: saveloc.loc field(s) {', '.join(shaped)} do not hold one value per localization "
+                      f"({n}) and were not imported", IgnoredFieldWarning, stacklevel=2)
+    columns = {k: v.ravel() for k, v in numeric.items() if _one_per_row(v, n)}
+    cols: dict[str, np.ndarray] = {"frame": columns.pop("frame").astype(np.float64) - 1.0}
+    made_from = {"frame": "frame"}
+    for ours, candidates in _SMAP_SIGMA.items():
+        given = next((c for c in candidates if c in columns), None)
+        if given is not None:
+            cols[ours] = columns[given].astype(float)
+            made_from[ours] = given
+    used = set(made_from.values())
+    for k, v in columns.items():
+        name = _SMAP_MAP.get(k, k)
+        if k in used and k not in _SMAP_MAP:  # an uncertainty field used above; locprecnm used for both axes too
+            if not (k == "locprecnm" and any(c in columns for c in ("xnmerr", "ynmerr"))):
+                continue
+        if name in cols:  # e.g. 'sigma_x_nm' beside 'xnmerr': one of the two would be dropped unseen
+            raise InputError(f"saveloc.loc.{k} is plexloc's column '{name}', which saveloc.loc.{made_from[name]} "
+                             "gives too; one of the two would be dropped: rename or remove one of them", source=path)
+        cols[name] = v
+        made_from[name] = k
     cols.setdefault("z_nm", np.zeros(n))
     if "color" in cols:  # SMAP channels are numbered from 0 too? keep as-is but they must be whole numbers
         cols["color"] = np.asarray(cols["color"], dtype=float)

@@ -1,0 +1,87 @@
+"""Readers of localization tables: the losses and needless refusals left by the last sessions (helper io, 44).
+
+SMAP fields of several columns, SMAP's per-axis errors, .smlm frames given as times, and CSV as spreadsheets and
+quoting writers save it."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+
+from plexloc.errors import InputError
+from plexloc.io import read_locs
+from plexloc.io._readers import IgnoredFieldWarning
+from plexloc.io.foreign import read_smap_sml
+
+# --- SMAP _sml.mat -----------------------------------------------------------------------------------------------
+
+
+def _sml(path, extra, *, v73=False, n=3):
+    """A SMAP _sml.mat with frame, xnm, ynm, phot (n localizations) and the fields of ``extra`` (as MATLAB has them:
+    (n, 1) columns, (n, k) for k columns)."""
+    loc = {"frame": np.arange(1.0, n + 1)[:, None], "xnm": np.linspace(100.0, 300.0, n)[:, None],
+           "ynm": np.full((n, 1), 50.0), "phot": np.full((n, 1), 1000.0), **extra}
+    if v73:  # MATLAB v7.3 stores the axes reversed: an (n, k) field as (k, n)
+        with h5py.File(path, "w", userblock_size=512) as f:
+            g = f.create_group("saveloc").create_group("loc")
+            for k, v in loc.items():
+                g.create_dataset(k, data=np.asarray(v).T).attrs["MATLAB_class"] = np.bytes_("double")
+    else:
+        scipy.io.savemat(path, {"saveloc": {"loc": loc}})
+    return path
+
+
+@pytest.mark.parametrize("v73", [False, True])
+def test_smap_field_of_two_columns_is_skipped_with_a_warning(tmp_path, v73):
+    """Was: a field of 2 columns (2n values) refused the whole file ('has 6 values, expected 3')."""
+    p = _sml(tmp_path / "a_sml.mat", {"PSFxy": np.arange(6.0).reshape(3, 2), "LLrel": np.array([[-1.0], [-2], [-3]])},
+             v73=v73)
+    with pytest.warns(IgnoredFieldWarning, match=r"a_sml\.mat: saveloc\.loc field\(s\) PSFxy \(shape \(3, 2\)\) do not "
+                                                 r"hold one value per localization \(3\) and were not imported"):
+        t = read_smap_sml(p)
+    assert len(t) == 3 and "PSFxy" not in t.columns and t["LLrel"].tolist() == [-1, -2, -3]
+    assert t["x_nm"].tolist() == [100, 200, 300] and t["frame"].tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("v73", [False, True])
+def test_smap_required_or_mapped_field_of_two_columns_is_refused(tmp_path, v73):
+    p = _sml(tmp_path / "b_sml.mat", {"xnmerr": np.ones((3, 2))}, v73=v73)
+    with pytest.raises(InputError, match=r"b_sml\.mat: saveloc\.loc\.xnmerr has 6 value\(s\) \(shape \(3, 2\)\), "
+                                         r"expected 3"):
+        read_smap_sml(p)
+
+
+@pytest.mark.parametrize("v73", [False, True])
+def test_smap_xnmerr_ynmerr_are_the_per_axis_uncertainties(tmp_path, v73):
+    """Was: xnmerr/ynmerr kept under their own names and sigma_x_nm = sigma_y_nm = locprecnm, the per-axis errors
+    of an astigmatic 3D fit (x and y differ) lost from the convention's columns."""
+    extra = {"xnmerr": np.array([[5.0], [6.0], [7.0]]), "ynmerr": np.array([[9.0], [10.0], [11.0]]),
+             "locprecnm": np.array([[7.2], [8.2], [9.2]]), "znmerr": np.array([[30.0], [31.0], [32.0]])}
+    t = read_smap_sml(_sml(tmp_path / "c_sml.mat", extra, v73=v73))
+    assert t["sigma_x_nm"].tolist() == [5, 6, 7] and t["sigma_y_nm"].tolist() == [9, 10, 11]
+    assert t["locprecnm"].tolist() == [7.2, 8.2, 9.2]  # SMAP's combined one, kept under its name
+    assert t["sigma_z_nm"].tolist() == [30, 31, 32] and "znmerr" not in t.columns
+    assert "xnmerr" not in t.columns and "ynmerr" not in t.columns
+    # locprecnm alone: both axes, as before, and not kept twice
+    t = read_smap_sml(_sml(tmp_path / "d_sml.mat", {"locprecnm": np.array([[8.0], [6.0], [7.0]])}, v73=v73))
+    assert t["sigma_x_nm"].tolist() == t["sigma_y_nm"].tolist() == [8, 6, 7] and "locprecnm" not in t.columns
+    # locprecznm wins over znmerr, which keeps its name
+    t = read_smap_sml(_sml(tmp_path / "e_sml.mat", {"locprecznm": np.array([[20.0], [21.0], [22.0]]),
+                                                      "znmerr": np.array([[30.0], [31.0], [32.0]])}, v73=v73))
+    assert t["sigma_z_nm"].tolist() == [20, 21, 22] and t["znmerr"].tolist() == [30, 31, 32]
+
+
+def test_smap_field_named_as_a_mapped_column_is_refused_not_dropped(tmp_path):
+    """Was: a field 'sigma_x_nm' beside 'locprecnm' (or 'x_nm' beside 'xnm') silently replaced one by the other."""
+    p = _sml(tmp_path / "f_sml.mat", {"xnmerr": np.ones((3, 1)), "sigma_x_nm": np.full((3, 1), 2.0)})
+    with pytest.raises(InputError, match=r"f_sml\.mat: saveloc\.loc\.sigma_x_nm is plexloc's column 'sigma_x_nm', "
+                                         r"which saveloc\.loc\.xnmerr gives too"):
+        read_smap_sml(p)
+    p = _sml(tmp_path / "g_sml.mat", {"x_nm": np.full((3, 1), 2.0)})
+    with pytest.raises(InputError, match=r"saveloc\.loc\.x_nm is plexloc's column 'x_nm', which saveloc\.loc\.xnm"):
+        read_smap_sml(p)
