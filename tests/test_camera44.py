@@ -1,0 +1,86 @@
+"""The camera check names the read noise where it makes up much of the predicted pixel noise (an sCMOS at a photon
+or two per pixel): a read noise written in ADU for e- was advised as a wrong e_per_adu, and a wrong e_per_adu was
+advised at the shot-noise factor 1 / ratio, which overshoots where the read noise dominates."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from plexloc.camera.check import READ_NOISE_SHARE, camera_settings, check_camera, read_noise_share
+from plexloc.camera.models import EMCCD, SCMOS
+
+E_PER_ADU, READ = 0.46, 1.6  # a typical sCMOS: 0.46 e-/ADU, 1.6 e- read noise
+
+
+def _movie(background: float, seed: int = 0) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return SCMOS(qe=0.8, e_per_adu=E_PER_ADU, baseline=100.0, read_sigma=READ)(torch.full((32, 64, 64), background))
+
+
+def _check(adu, **settings):
+    cam = SCMOS(**{"qe": 0.8, "e_per_adu": E_PER_ADU, "baseline": 100.0, "read_sigma": READ, **settings})
+    return check_camera([adu], [cam], dtype="uint16", adu=True, source="m.tif", warn=False)
+
+
+def _number(text: str, before: str) -> float:
+    head = text.split(before)[0].split()
+    return float(head[-1])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_read_noise_in_adu_is_named_with_the_value_that_fits(seed):
+    adu = _movie(2.0, seed)
+    check = _check(adu, read_sigma=READ / E_PER_ADU)  # 3.48: the camera's read noise in ADU, given as e-
+    ch = check.channels[0]
+    assert ch.noise_ratio < 0.5
+    assert ch.read_share > 0.8
+    (w,) = check.warnings
+    assert "likely from a read_sigma set too high" in w
+    assert "read noise is" in w and "a read noise in ADU times e_per_adu" in w
+    fit = _number(ch.likely.split("read_sigma about ")[1], "e- if the gain and baseline are right")
+    assert fit == pytest.approx(READ, rel=0.12)
+
+
+def test_a_wrong_e_per_adu_under_dominant_read_noise_is_advised_near_the_truth():
+    adu = _movie(2.0)
+    ch = _check(adu, e_per_adu=E_PER_ADU / 2).channels[0]
+    assert ch.read_share > READ_NOISE_SHARE
+    advised = _number(ch.likely.split("e_per_adu about ")[1], "e-/ADU")
+    # 1 / ratio would give 0.23 / 0.31 = 0.74 e-/ADU, 1.6x the truth
+    assert advised == pytest.approx(E_PER_ADU, rel=0.1)
+    assert ch.gain_factor == pytest.approx(2.0, rel=0.1)
+    (w,) = _check(adu, e_per_adu=E_PER_ADU / 2).warnings
+    assert "photons scaled down about 2x" in w
+
+
+def test_right_camera_quiet_and_shot_noise_advice_unchanged():
+    adu = _movie(2.0)
+    assert _check(adu).warnings == []
+    # bright background: the read noise is a small share, the advice stays 1 / ratio and read_sigma is not named
+    bright = _movie(200.0)
+    ch = _check(bright, e_per_adu=E_PER_ADU * 3).channels[0]
+    assert ch.read_share < READ_NOISE_SHARE
+    assert "read_sigma about" not in ch.likely
+    assert ch.gain_factor == pytest.approx(1 / ch.noise_ratio)
+    assert "read_sigma set too" not in _check(bright, e_per_adu=E_PER_ADU * 3).warnings[0]
+
+
+def test_read_noise_share_closed_form():
+    cam = SCMOS(qe=0.8, e_per_adu=0.5, baseline=100.0, read_sigma=1.5)
+    level = 3.0
+    total = (0.8 * level + 1.5**2 + 0.5**2 / 12) / 0.8**2
+    assert read_noise_share(cam, level) == pytest.approx((1.5**2 / 0.8**2) / total, rel=1e-6)
+    em = EMCCD(qe=0.9, em_gain=300.0, e_per_adu=45.0, read_sigma=74.4, spurious_charge=0.0)
+    total = (2 * 0.9 * level + (74.4 / 300) ** 2 + (45 / 300) ** 2 / 12) / 0.9**2
+    assert read_noise_share(em, level) == pytest.approx(((74.4 / 300) ** 2 / 0.9**2) / total, rel=1e-6)
+    assert math.isnan(read_noise_share(cam, math.nan))
+
+
+def test_settings_name_the_read_noise_in_electrons():
+    assert "read_sigma 1.5 e-" in camera_settings(SCMOS(read_sigma=1.5))
+    assert "read_sigma per-pixel map" in camera_settings(SCMOS(read_sigma=torch.full((4, 4), 1.5),
+                                                               e_per_adu=torch.full((4, 4), 0.5),
+                                                               baseline=torch.full((4, 4), 100.0)))
