@@ -85,3 +85,60 @@ def test_smap_field_named_as_a_mapped_column_is_refused_not_dropped(tmp_path):
     p = _sml(tmp_path / "g_sml.mat", {"x_nm": np.full((3, 1), 2.0)})
     with pytest.raises(InputError, match=r"saveloc\.loc\.x_nm is plexloc's column 'x_nm', which saveloc\.loc\.xnm"):
         read_smap_sml(p)
+
+
+# --- .smlm: frames given as times --------------------------------------------------------------------------------
+
+
+def _smlm_times(path, times, *, unit="ms", exposure=20):
+    """A .smlm archive (not plexloc's: no frame_origin mark) whose frame column holds ``times`` in ``unit``."""
+    n = len(times)
+    rec = np.zeros(n, dtype=[("frame", "<f8"), ("x", "<f4"), ("y", "<f4"), ("intensity", "<f4")])
+    rec["frame"], rec["x"], rec["y"], rec["intensity"] = times, np.arange(n) * 10.0, 5.0, 100.0
+    fmt = {"name": "t", "type": "table", "mode": "binary", "headers": ["frame", "x", "y", "intensity"],
+           "dtype": ["float64", "float32", "float32", "float32"], "shape": [1, 1, 1, 1],
+           "units": [unit, "nm", "nm", "photon"]}
+    info = {"name": "t.bin", "type": "table", "format": "t", "rows": n, "offset": {}}
+    if exposure is not None:
+        info["exposure"] = exposure
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", json.dumps({"format_version": "0.2", "formats": {"t": fmt}, "files": [info]}))
+        z.writestr("t.bin", rec.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("unit, times", [("ms", [20.0, 40.0, 200.0]), ("s", [0.02, 0.04, 0.2]),
+                                          ("us", [20e3, 40e3, 200e3])])
+def test_smlm_frames_in_ms_are_converted_with_the_exposure(tmp_path, unit, times):
+    """Was: a frame column in ms read as frame numbers: frames 20, 40, 200 (20 times too many), or with the origin
+    guess 19, 39, 199."""
+    from plexloc.io.smlm import FrameUnitWarning
+
+    p = _smlm_times(tmp_path / "t.smlm", times, unit=unit)
+    with pytest.warns(FrameUnitWarning, match=rf"t\.smlm: table 't\.bin' gives its frames as times \('frame' in "
+                                              rf"{unit}\); frame numbers taken as time / exposure \(20 ms\)"):
+        t = read_locs(p)
+    assert t["frame"].tolist() == [1, 2, 10] and t["frame"].dtype == np.int64  # time 0 = frame 0: no origin guess
+
+
+@pytest.mark.parametrize("exposure", [None, -1, 0, "20 ms"])
+def test_smlm_frames_in_ms_without_exposure_are_refused(tmp_path, exposure):
+    p = _smlm_times(tmp_path / "t.smlm", [20.0, 40.0], exposure=exposure)
+    with pytest.raises(InputError, match=r"t\.smlm: column 'frame' of table 't\.bin' holds times in 'ms', not frame "
+                                         r"numbers, and the table's 'exposure' in manifest\.json is "):
+        read_locs(p)
+
+
+def test_smlm_frame_times_between_frames_or_other_units_are_refused(tmp_path):
+    p = _smlm_times(tmp_path / "a.smlm", [20.0, 30.0, 50.0])
+    with pytest.raises(InputError, match=r"a\.smlm: column 'frame' of table 't\.bin' holds times in 'ms'; row 1 "
+                                         r"\(30\.0 ms\) is 1\.5 exposures of 20 ms, not a whole number of frames "
+                                         r"\(2 such row\(s\)\)"):
+        read_locs(p)
+    p = _smlm_times(tmp_path / "b.smlm", [1.0, 2.0], unit="nm")
+    with pytest.raises(InputError, match=r"b\.smlm: column 'frame' of table 't\.bin' has unit 'nm'; frames must be"):
+        read_locs(p)
+    for unit in ("frame", "Frames", "1", ""):  # frame numbers, as before (1-based guess: smallest frame 1)
+        p = _smlm_times(tmp_path / "c.smlm", [1.0, 2.0], unit=unit)
+        with pytest.warns(UserWarning, match="frames taken as 1-based"):
+            assert read_locs(p)["frame"].tolist() == [0, 1]

@@ -37,6 +37,14 @@ is >= 1 (with a :class:`FrameOriginWarning` that says so) and as 0-based otherwi
 ``frame_origin`` is given (``--frame-origin`` of the commands). A file without a frame column
 gives frame 0 for every row (reported in :attr:`LocTable.source`-named errors only when needed).
 
+Frame unit. The ``frame`` column's unit must be a frame number (``frame``, ``frames``, ``1`` or none). A time
+(``ms``, ``s``, ``us``) is turned into frame numbers with the table's ``exposure`` (its entry in ``files``, in ms as
+in the specification's examples): ``frame = time / exposure``, time 0 being the start of frame 0 (so these frames
+are 0-based whatever their smallest value, unless ``frame_origin`` is given), with a :class:`FrameUnitWarning` that
+says so; a time that is not a whole number of exposures is refused naming it. Without an exposure (absent, or
+``-1``, as plexloc writes it) a time is refused: read as frame numbers, 20 ms frames would be 20 times too many and
+drift correction, linking and per-frame evaluation wrong without a word. Any other unit is refused.
+
 Writing stores every column of the table under its own name (plus ``x``, ``y``, ``z``, ``frame``,
 ``intensity`` aliases in place of ``x_nm``...), float64 for float columns and uint32 for
 ``frame`` and the int columns whose values all fit it (int columns with negative values, e.g. ``color = -1``, as
@@ -75,11 +83,20 @@ from plexloc.io._readers import IgnoredFieldWarning
 from plexloc.io.tables import check_frames
 from plexloc.table import INTEGER_COLUMNS, LocTable
 
-__all__ = ["FrameOriginWarning", "read_smlm", "write_smlm"]
+__all__ = ["FrameOriginWarning", "FrameUnitWarning", "read_smlm", "write_smlm"]
 
 
 class FrameOriginWarning(UserWarning):
     """A ``.smlm`` file's frame origin was guessed from its smallest frame."""
+
+
+class FrameUnitWarning(UserWarning):
+    """A ``.smlm`` file's frames were given as times and turned into frame numbers with the table's exposure."""
+
+
+#: units of a frame column that are frame numbers; and times -> ms
+_FRAME_UNITS = {"", "1", "frame", "frames"}
+_TIME_TO_MS = {"ms": 1.0, "s": 1000.0, "sec": 1000.0, "us": 1e-3, "µs": 1e-3, "\u03bcs": 1e-3}
 
 
 _DTYPES = {"uint8": "<u1", "uint16": "<u2", "uint32": "<u4", "float32": "<f4", "float64": "<f8",
@@ -280,6 +297,39 @@ def _read_one(z: zipfile.ZipFile, info: dict, fmt: dict, source: Path) -> tuple[
     return cols, unit_of
 
 
+def _frames_from_unit(v: np.ndarray, unit: str, header: str, info: dict, source: Path) -> np.ndarray:
+    """The frame column ``v`` of unit ``unit`` as frame numbers: ``v`` itself for a frame unit, times divided by the
+    table's exposure (module docstring); an :class:`InputError` for a time without exposure or another unit."""
+    u = unit.strip().lower()
+    if u in _FRAME_UNITS:
+        return v
+    name = info.get("name")
+    if u not in _TIME_TO_MS:
+        raise InputError(f"column '{header}' of table '{name}' has unit '{unit}'; frames must be frame numbers "
+                         f"(unit 'frame', '1' or none) or times ({', '.join(sorted(_TIME_TO_MS))}) with the table's "
+                         "exposure", source=source)
+    exposure = info.get("exposure")
+    known = (isinstance(exposure, (int, float)) and not isinstance(exposure, bool) and np.isfinite(exposure)
+             and exposure > 0)
+    if not known:
+        raise InputError(f"column '{header}' of table '{name}' holds times in '{unit}', not frame numbers, and the "
+                         f"table's 'exposure' in manifest.json is {exposure!r}, not a positive number of ms; the "
+                         "frames cannot be told: add the exposure (ms) to the table's entry in 'files', or store frame "
+                         "numbers", source=source)
+    ms = v.astype(np.float64) * _TIME_TO_MS[u]
+    frames = ms / float(exposure)
+    whole = np.round(frames)
+    off = np.flatnonzero(~np.isfinite(frames) | (np.abs(frames - whole) > 1e-3))
+    if off.size:
+        i = int(off[0])
+        raise InputError(f"column '{header}' of table '{name}' holds times in '{unit}'; row {i} ({float(v[i])!r} "
+                         f"{unit}) is {float(frames[i])!r} exposures of {exposure} ms, not a whole number of frames "
+                         f"({off.size} such row(s))", source=source)
+    warnings.warn(f"{source}: table '{name}' gives its frames as times ('{header}' in {unit}); frame numbers taken "
+                  f"as time / exposure ({exposure} ms), time 0 the start of frame 0", FrameUnitWarning, stacklevel=4)
+    return whole.astype(np.int64)
+
+
 def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> LocTable:
     """Read a ``.smlm`` archive (all its tables; see the module docstring)."""
     path = Path(path)
@@ -326,9 +376,10 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
             cols, unit_of = _read_one(z, info, fmt, path)
             mark = fmt.get("plexloc")
             ours = ours and isinstance(mark, dict) and mark.get("frame_origin") == 0
-            parts.append((cols, unit_of, k))
+            parts.append((cols, unit_of, k, info))
     out_parts = []
-    for cols, unit_of, k in parts:
+    from_time = False  # some table's frames were times
+    for cols, unit_of, k, info in parts:
         table: dict[str, np.ndarray] = {}
         n = len(next(iter(cols.values()))) if cols else 0
         target = _targets(list(cols))
@@ -346,6 +397,10 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
                     raise InputError(f"column '{h}' has unit '{unit}'; plexloc reads intensity and background in "
                                      "photons only (convert the file, e.g. in ThunderSTORM with the camera's "
                                      "e-/ADU and gain, before reading it)", source=path)
+            if ours_name == "frame":
+                converted = _frames_from_unit(v, str(unit_of.get(h) or ""), h, info, path)
+                from_time = from_time or converted is not v
+                v = converted
             table[ours_name] = v
         for req in ("x_nm", "y_nm"):
             if req not in table:
@@ -369,7 +424,8 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
         raise InputError(f"frame values must be whole numbers, found {bad!r}", source=path)
     if frame_origin is not None and frame_origin not in (0, 1):
         raise InputError(f"frame_origin must be 0 or 1, got {frame_origin!r}", source=path)
-    origin = frame_origin if frame_origin is not None else (0 if ours else (1 if frame.size and frame.min() >= 1 else 0))
+    origin = frame_origin if frame_origin is not None else (
+        0 if ours or from_time else (1 if frame.size and frame.min() >= 1 else 0))
     if frame_origin is None and origin == 1:
         warnings.warn(f"{path}: frames taken as 1-based (as ThunderSTORM writes them) because the smallest is "
                       f"{int(frame.min())}; give the frame origin (--frame-origin 0) if they are 0-based",
