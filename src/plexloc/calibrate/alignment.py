@@ -436,6 +436,7 @@ def check_channel_alignment(
         prepared = [_prepare(as_tensor(f)) for f in frames]
         offset = (float(roi_offset_px[0]) + c0, float(roi_offset_px[1]) + r0)
         warps = [_Warp(_transform_at(t, offset, px), (h, w), px, device) for t in transforms]
+        reversed_ = _reversed_shifts(transforms, offset, px, (h, w))
         flips = list(split.flip or ["none"] * C) if split is not None else ["none"] * C
 
         # the geometries: each slot c (the channel the fit takes it for) gets a key (slot, source channel, extra
@@ -520,7 +521,7 @@ def check_channel_alignment(
             peak, zero, shift, noise = _peak(rho, max_shift, noise_band)
             results[(ref, other)] = PairCorrelation(channel=other[0], peak=peak, at_zero=zero, shift_px=shift,
                                                     noise=noise)
-    words = _Words(split, sources, C)
+    words = _Words(split, sources, C, reversed_)
     built = []
     for name, g in geometries:
         # the channels a geometry changes (all where the reference changes, or for the configured geometry)
@@ -528,18 +529,66 @@ def check_channel_alignment(
         desc, fix = words.describe(name, g, flips)
         built.append(Geometry(name=name, description=desc, fix=fix,
                               pairs=tuple(results[(g[0], g[c])] for c in changed)))
-    report = _decide(built[0], built[1:], px, min_snr, max_shift, base)
+    report = _decide(built[0], built[1:], px, min_snr, max_shift, base, reversed_)
     report.seconds = time.perf_counter() - t0
     if warn:
         report.warn(stacklevel=2)
     return report
 
 
+#: a measured offset this close (pixels) to what a reversed transform gives is called one
+REVERSED_TOLERANCE_PX = 1.0
+
+
+@dataclass(frozen=True)
+class _Reversed:
+    """Channel c's configured transform given the other way round (channel -> reference, the reverse of
+    conventions.md's ``r_c = T_c r_0``): ``shift_px`` is where the configured geometry's correlation peak would sit
+    (x, y, pixels, at the analysed window's centre), ``inverse`` the transform that would line up (camera chip, nm)."""
+
+    channel: int
+    shift_px: tuple[float, float]
+    inverse: list[list[float]]
+
+    def words(self) -> str:
+        rows = ", ".join("[" + ", ".join(f"{v:.6g}" for v in row) + "]" for row in self.inverse)
+        return (f"channels.{self.channel}.transform given in the reverse direction (channel {self.channel} -> "
+                f"reference; plexloc's transforms map reference -> channel, r_{self.channel} = T_{self.channel} r_0, "
+                f"conventions.md, as plexloc calibrate and plexloc register write them): its inverse [{rows}] "
+                "would line up")
+
+
+def _reversed_shifts(transforms, offset_px: tuple[float, float], px: tuple[float, float], shape: tuple[int, int]
+                     ) -> dict[int, _Reversed]:
+    """For every channel c >= 1, what the check measures where the truth is the inverse of the configured transform
+    (:class:`_Reversed`): the configured warp samples channel c at ``T(r)`` and finds the molecule of ``r_0`` at
+    ``T^-1(T^-1 r_0)`` (chip transforms are inverted in chip coordinates, so the inverse is the configuration's own
+    field inverted)."""
+    h, w = shape
+    centre = torch.tensor([w / 2 * px[0], h / 2 * px[1], 1.0], dtype=torch.float64)
+    out = {}
+    for c in range(1, len(transforms)):
+        chip = torch.as_tensor(np.asarray(transforms[c], dtype=np.float64))
+        try:
+            inv_chip = torch.linalg.inv(chip)
+            inv = torch.linalg.inv(_transform_at(chip, offset_px, px))
+        except (RuntimeError, InputError):  # singular: no reverse to name
+            continue
+        p = inv @ (inv @ centre)
+        p = p / p[2]
+        shift = (float((p[0] - centre[0]) / px[0]), float((p[1] - centre[1]) / px[1]))
+        inv_chip = inv_chip / inv_chip[2, 2]
+        out[c] = _Reversed(channel=c, shift_px=shift, inverse=inv_chip.tolist())
+    return out
+
+
 class _Words:
     """The user's terms for a geometry: the split view's ``flip`` and ``boxes``, or the order of the channel movies."""
 
-    def __init__(self, split: SplitViewConfig | None, sources, n_channels: int):
+    def __init__(self, split: SplitViewConfig | None, sources, n_channels: int,
+                 reversed_: dict[int, _Reversed] | None = None):
         self.split = split
+        self.reversed = reversed_ or {}
         if sources is None:
             self.sources = None
         elif isinstance(sources, (str, os.PathLike)):
@@ -586,11 +635,18 @@ class _Words:
                        f"(channels {i} and {j} swapped)")
             else:
                 fix = f"give the channel movies in the other order (channels {i} and {j} swapped)"
+        rev = self.reversed.get(j)
+        if (self.n == 2 and (i, j) == (0, 1) and rev is not None and math.hypot(*rev.shift_px) >= MAX_OFFSET_PX
+                and g[0][2] == "none"):
+            # two channels in each other's place line up exactly as channel 1's transform inverted does (its image
+            # sampled at T^-1 r): the geometry cannot tell them apart, and the inverse is the likelier mistake where
+            # the order was checked (a figure caption of DECODE-Plex states the reverse direction)
+            fix += f"; or, where the order is right, {rev.words()}"
         return desc, fix
 
 
 def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_snr: float, max_shift: int,
-            base: dict) -> AlignmentReport:
+            base: dict, reversed_: dict[int, _Reversed] | None = None) -> AlignmentReport:
     by_channel = {p.channel: p for p in cfg.pairs}
     notes: list[str] = []
     signal = [p for g in [cfg, *alts] for p in g.pairs if p.snr >= min_snr]
@@ -636,6 +692,14 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
         dx, dy = p.shift_px
         if math.hypot(dx, dy) >= MAX_OFFSET_PX:
             edge = max(abs(dx), abs(dy)) >= max_shift - 0.5
+            rev = (reversed_ or {}).get(p.channel)
+            if rev is not None and math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) < REVERSED_TOLERANCE_PX:
+                findings.append(
+                    f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
+                    f"molecules' cross-correlation peaks at dx = {dx:+.1f} px, dy = {dy:+.1f} px from zero (first "
+                    f"{base['frames']} frames), where a transform given the wrong way round puts it ({rev.shift_px[0]:+.1f}, "
+                    f"{rev.shift_px[1]:+.1f} px): likely cause and fix: {rev.words()}")
+                continue
             findings.append(
                 f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
                 f"molecules' cross-correlation peaks at dx = {dx:+.1f} px ({dx * px[0]:+.0f} nm), dy = {dy:+.1f} px "
