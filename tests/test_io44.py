@@ -142,3 +142,123 @@ def test_smlm_frame_times_between_frames_or_other_units_are_refused(tmp_path):
         p = _smlm_times(tmp_path / "c.smlm", [1.0, 2.0], unit=unit)
         with pytest.warns(UserWarning, match="frames taken as 1-based"):
             assert read_locs(p)["frame"].tolist() == [0, 1]
+
+
+# --- CSV as spreadsheets and quoting writers save it -------------------------------------------------------------
+
+
+def _csv(tmp_path, text, name="t.csv"):
+    p = tmp_path / name
+    p.write_bytes(text.encode())
+    return p
+
+
+def test_csv_semicolons_with_decimal_commas_are_read(tmp_path):
+    """Was: refused ('the header is separated by ';''); a spreadsheet in a European locale saves CSV so."""
+    from plexloc.io.tables import CsvDialectWarning, read_csv
+
+    p = _csv(tmp_path, "frame;x_nm;y_nm;z_nm;photons;sigma_x_nm\r\n0;12,5;3;-20,25;1000;\r\n\r\n7;1234,75;0,5;0;2e3;4,5\r\n")
+    with pytest.warns(CsvDialectWarning, match=r"t\.csv: read as a table separated by ';', with decimal commas \(read "
+                                               r"as points\)$"):
+        t = read_csv(p)
+    assert t["frame"].tolist() == [0, 7] and t["x_nm"].tolist() == [12.5, 1234.75] and t["y_nm"].tolist() == [3, 0.5]
+    assert t["z_nm"].tolist() == [-20.25, 0] and t["photons"].tolist() == [1000, 2000]
+    assert np.isnan(t["sigma_x_nm"][0]) and t["sigma_x_nm"][1] == 4.5  # an empty optional cell: NaN, as with ','
+    # ThunderSTORM's importer reads through the same parser
+    p = _csv(tmp_path, '"frame";"x [nm]";"y [nm]";"intensity [photon]"\n1;10,5;20;300,25\n', "a.thunderstorm.csv")
+    with pytest.warns(CsvDialectWarning, match=r"separated by ';', with decimal commas"):
+        t = read_locs(p)
+    assert t["x_nm"].tolist() == [10.5] and t["photons"].tolist() == [300.25] and t["frame"].tolist() == [0]
+
+
+def test_csv_semicolons_with_points_and_tabs_are_read(tmp_path):
+    from plexloc.io.tables import CsvDialectWarning, read_csv
+
+    p = _csv(tmp_path, "frame;x_nm;y_nm;z_nm;photons\n0;12.5;3;4;1000\n")
+    with pytest.warns(CsvDialectWarning, match=r"read as a table separated by ';'$"):
+        assert read_csv(p)["x_nm"].tolist() == [12.5]
+    p = _csv(tmp_path, "frame\tx_nm\ty_nm\tz_nm\tphotons\n0\t12.5\t3\t4\t1000\n1\t2\t3\t4\t5\n")
+    with pytest.warns(CsvDialectWarning, match=r"read as a table separated by tabs$"):
+        assert read_csv(p)["x_nm"].tolist() == [12.5, 2]
+    # decimal commas in a tab-separated file: read where a value cannot be a thousands separator (12,5) ...
+    p = _csv(tmp_path, "frame\tx_nm\ty_nm\tz_nm\tphotons\n0\t1,234\t3\t4\t1000\n1\t12,5\t3\t4\t5\n")
+    with pytest.warns(CsvDialectWarning, match=r"separated by tabs, with decimal commas"):
+        assert read_csv(p)["x_nm"].tolist() == [1.234, 12.5]
+    # ... refused where every comma could be one (1,234: 1.234 or 1234?)
+    p = _csv(tmp_path, "frame\tx_nm\ty_nm\tz_nm\tphotons\n0\t1,234\t3\t4\t1000\n")
+    with pytest.raises(InputError, match=r"t\.csv: line 2, column 'x_nm': value '1,234' in a tab-separated file may "
+                                         r"be a decimal comma or a thousands separator"):
+        read_csv(p)
+
+
+def test_csv_quoted_numbers_are_read(tmp_path):
+    """Was: 'line 2, column 'frame': value '"0"' is not a number' for a file whose writer quotes every field."""
+    from plexloc.io.tables import CsvDialectWarning, read_csv
+
+    p = _csv(tmp_path, '"frame","x_nm","y_nm","z_nm","photons","bg"\n"0","12.5","3", "4" ,"1000",""\n1,2,3,4,5,6\n')
+    with pytest.warns(CsvDialectWarning, match=r"t\.csv: read as a table with quoted numbers$"):
+        t = read_csv(p)
+    assert t["frame"].tolist() == [0, 1] and t["x_nm"].tolist() == [12.5, 2] and t["z_nm"].tolist() == [4, 4]
+    assert np.isnan(t["bg"][0]) and t["bg"][1] == 6
+    p = _csv(tmp_path, '"frame";"x_nm";"y_nm";"z_nm";"photons"\n"0";"12,5";"3";"4";"1000"\n')  # both at once
+    with pytest.warns(CsvDialectWarning, match=r"separated by ';', with decimal commas \(read as points\), with "
+                                               r"quoted numbers$"):
+        assert read_csv(p)["x_nm"].tolist() == [12.5]
+
+
+@pytest.mark.parametrize("text, match", [
+    ('frame,x_nm,y_nm,z_nm,photons\n0,1.5,2,3,4\n1,"12,5",2,3,4\n',
+     r"line 3, column 'x_nm': value '12,5' holds a comma in a comma-separated file: a decimal comma and a thousands "
+     r"separator \(12,5 or 1,234\) cannot be told apart"),
+    ("frame;x_nm;y_nm;z_nm;photons\n0;12,5;2;3;4\n1;3.25;2;3;4\n",
+     r"line 2, column 'x_nm' holds '12,5' and line 3, column 'x_nm' holds '3\.25': decimal commas and decimal points "
+     r"in one file"),
+    ("frame;x_nm;y_nm;z_nm;photons\n0;1.5;2;3;4\n1;2;2;3;1000,5\n",
+     r"line 2, column 'x_nm' holds '1\.5' and line 3, column 'photons' holds '1000,5'"),
+    ("frame;x_nm;y_nm;z_nm;photons\n0;1.234,5;2;3;4\n",
+     r"line 2, column 'x_nm': value '1\.234,5' holds both ',' and '\.', one of them a thousands separator"),
+    ("frame;x_nm;y_nm;z_nm;photons\n0;1,5;2;3;4\n\n1;abc;2;3;4\n", r"line 4, column 'x_nm': value 'abc' is not a number"),
+    ("frame;x_nm;y_nm;z_nm;photons\n0;1,5;2;3;4\n1;1,5;2;3\n", r"line 3: 4 value\(s\), expected 5"),
+    ("frame;x_nm;y_nm;z_nm;photons\n0;1,5;;3;4\n", r"line 2, column 'y_nm': value '' is not a number \(a missing "
+                                                   r"value, which a required column cannot hold\)"),
+    ("frame;x_nm;y_nm;z_nm;photons\n0,5;1,5;2;3;4\n", r"line 2: column 'frame' must hold integers, found 0\.5"),
+])
+@pytest.mark.filterwarnings("ignore::plexloc.io.tables.CsvDialectWarning")  # the last case: read, then refused
+def test_csv_ambiguous_or_malformed_values_are_refused_naming_line_column_value(tmp_path, text, match):
+    from plexloc.io.tables import read_csv
+
+    with pytest.raises(InputError, match=r"t\.csv: " + match):
+        read_csv(_csv(tmp_path, text))
+
+
+def test_csv_dialects_keep_integers_beyond_2_53_exact(tmp_path):
+    """The second, exact reading of a large integer column parses the file's own separator, quotes and decimals."""
+    from plexloc.io.tables import CsvDialectWarning, read_csv
+
+    big = 2**53 + 1
+    for text in (f"frame;x_nm;y_nm;z_nm;photons;id\n0;1,5;2;3;4;{big}\n1;2,5;2;3;4;7\n",
+                 f'frame,x_nm,y_nm,z_nm,photons,id\n0,1.5,2,3,4,"{big}"\n1,2.5,2,3,4,7\n',
+                 f"frame\tx_nm\ty_nm\tz_nm\tphotons\tid\n0\t1.5\t2\t3\t4\t{big}\n1\t2.5\t2\t3\t4\t7\n"):
+        with pytest.warns(CsvDialectWarning):
+            t = read_csv(_csv(tmp_path, text))
+        assert t["id"].tolist() == [big, 7] and t["x_nm"].tolist() == [1.5, 2.5]
+
+
+def test_csv_plain_file_gives_no_warning_and_rows_are_all_read(tmp_path, monkeypatch):
+    from plexloc.io import tables
+    from plexloc.io.tables import read_csv
+
+    monkeypatch.setattr(tables, "_TEXT_CHUNK", 10_000, raising=False)  # many chunks of either reader
+    monkeypatch.setattr(tables, "_CHUNK_ROWS", 1000)
+
+    rows = "".join(f"{i},{i}.5,2,3,4\n" for i in range(1000))
+    t = read_csv(_csv(tmp_path, "frame,x_nm,y_nm,z_nm,photons\n" + rows))  # warnings are errors here
+    assert len(t) == 1000 and t["x_nm"][-1] == 999.5
+    for sep in (";", "\t"):  # ';': translated and parsed by numpy in chunks; tabs with commas: line by line in Python
+        header = sep.join(["frame", "x_nm", "y_nm", "z_nm", "photons", "sigma_x_nm"])
+        rows = "".join(f"{i}{sep}{i},5{sep}2{sep}3{sep}4{sep}{i % 7 or ''}\n" for i in range(5000))
+        with pytest.warns(UserWarning) as caught:
+            t = read_csv(_csv(tmp_path, header + "\n" + rows))
+        assert len(caught) == 1, [str(w.message) for w in caught]  # one warning line
+        assert len(t) == 5000 and t["x_nm"][-1] == 4999.5 and t["frame"][-1] == 4999
+        assert np.isnan(t["sigma_x_nm"][::7]).all() and t["sigma_x_nm"][1] == 1

@@ -10,9 +10,18 @@ CSV (``.csv``)
     (``frame, id, color``) are written as integers, all others with ``'%.10g'`` (10 significant
     digits: 0.0001 nm resolution for positions below 1 mm; ``float_format`` changes it). Missing
     optional values are written as ``nan``. A line of blanks is an empty line (skipped); a first line that is a
-    comment (``#``) or a header separated by ``;`` or tabs (a spreadsheet in a European locale) is refused
-    saying so. Reading uses numpy's C parser; a malformed row (wrong number of values,
-    a value that is not a number) raises :class:`InputError` naming the line number and the value. An empty cell, or
+    comment (``#``) is refused saying so. Reading uses numpy's C parser; a malformed row (wrong number of values,
+    a value that is not a number) raises :class:`InputError` naming the line number and the value.
+
+    Spreadsheets and other writers: the separator is the one of the header (``,``, ``;`` or a tab, whichever
+    splits it into most names); numbers may be quoted (``"12.5"``, as writers that quote every field save them);
+    a ``;``-separated file may use decimal commas (``12,5``: a spreadsheet in a European locale, which writes ``;``
+    between values because ``,`` is its decimal mark), and so may a tab-separated one where some value cannot be a
+    thousands separator (``12,5``; ``1,234`` alone could be 1234). Each is read with one
+    :class:`CsvDialectWarning` line naming the file and what was done. Where the meaning cannot be told the file is
+    refused naming the line, column and value: a comma inside a (quoted) value of a comma-separated file (a decimal
+    comma, or a thousands separator?), decimal commas and points in one file, a value with both (``1.234,5``), a
+    tab-separated file whose only commas could be thousands separators. An empty cell, or
     ``NA``, ``N/A``, ``null``, ``None`` (how pandas, R and others write a missing value), is read as NaN in an optional
     float column and in ``z_nm``; in another required or an integer column it is that error.
     NaN/inf are refused in the required columns and allowed in optional ones, except that ``z_nm`` may be NaN (z
@@ -72,6 +81,7 @@ from plexloc.io._readers import check_uint64, hdf5_errors
 from plexloc.table import COLUMN_DOCS, INTEGER_COLUMNS, NAN_ALLOWED_COLUMNS, REQUIRED_COLUMNS, LocTable
 
 __all__ = [
+    "CsvDialectWarning",
     "HDF5_FORMAT",
     "HDF5_VERSION",
     "TABLE_SUFFIXES",
@@ -93,6 +103,7 @@ HDF5_FORMAT = "plexloc-locs"
 HDF5_VERSION = 1
 DEFAULT_FLOAT_FORMAT = "%.10g"
 _CHUNK_ROWS = 100_000
+_TEXT_CHUNK = 1 << 22  # characters of a CSV that numpy parses at once where the text is translated first
 #: columns that hold frame numbers (0-based, never negative)
 FRAME_COLUMNS: tuple[str, ...] = ("frame", "frame_last")
 _PHOTONS_CH = re.compile(r"^photons_ch(\d+)$")
@@ -161,11 +172,18 @@ def _suffix_format(path: str | os.PathLike) -> str:
 class _CsvData:
     """Header names and numeric values of a comma-separated file (internal, shared by the readers)."""
 
-    def __init__(self, path: Path, names: list[str], values: np.ndarray):
+    def __init__(self, path: Path, names: list[str], values: np.ndarray, *, sep: str = ",", decimal: str = "."):
         self.path = path
         self.names = names
         self.values = values  # (n_rows, n_cols) float64
+        self.sep = sep  # the separator of values
+        self.decimal = decimal  # the decimal mark
         self.exact: dict[str, np.ndarray] = {}  # integer columns with values beyond 2**53, re-read as int64
+
+    def text(self, line: str, i: int) -> str:
+        """The text of value ``i`` of data line ``line`` (unquoted, ``.`` as the decimal mark)."""
+        v = _split(line, self.sep)[i]
+        return v.replace(",", ".") if self.decimal == "," else v
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.names.index(name)]
@@ -190,36 +208,41 @@ class _CsvData:
         return InputError(f"line {self.line_of_row(row)}: {message}", source=self.path)
 
 
-def _parse_header(line: str, *, source: Path) -> list[str]:
-    names = [n.strip() for n in next(csv.reader([line], skipinitialspace=True))] if line.strip() else []
-    if not names:
+class CsvDialectWarning(UserWarning):
+    """A CSV table was read with another separator than ``,``, with decimal commas or with quoted numbers (module
+    docstring); the message names the file and what was done."""
+
+
+#: separators a header may use, the first one winning ties
+_SEPARATORS = (",", ";", "\t")
+
+
+def _split(line: str, sep: str) -> list[str]:
+    """The fields of one line (double quotes removed, as CSV quotes them), stripped of blanks."""
+    return [v.strip() for v in next(csv.reader([line.rstrip("\r\n")], delimiter=sep, skipinitialspace=True))]
+
+
+def _parse_header(line: str, *, source: Path) -> tuple[list[str], str]:
+    """The header's column names and the separator: the one of ``,``, ``;`` and a tab that splits it into most."""
+    if not line.strip():
         raise InputError("empty file; expected a header row of column names", source=source)
+    splits = {sep: _split(line, sep) for sep in _SEPARATORS}
+    sep = max(_SEPARATORS, key=lambda c: len(splits[c]))  # max keeps the first of equals: ','
+    names = splits[sep]
     if names[0].startswith("#"):  # '# made by ...': the comment was taken for the header, every row then "too long"
         raise InputError(f"line 1 is a comment ({line.strip()[:60]!r}); the file must start with its header row of "
                          "column names: remove the comment lines", source=source)
-    if len(names) == 1:
-        sep = next((c for c in (";", "\t") if c in names[0]), None)
-        if sep is not None:  # a spreadsheet in a European locale writes ';' between values and ',' in numbers
-            why = ("" if sep == "\t" else " (a spreadsheet set to a European locale writes ';' between values and "
-                   "decimal commas)")
-            raise InputError(f"line 1: the header is separated by {'a tab' if sep == chr(9) else repr(sep)}, not ','; "
-                             f"plexloc reads comma-separated files with '.' as the decimal point{why}: save it as CSV "
-                             "with ',' separators and '.' decimals", source=source)
     empty = [i for i, n in enumerate(names) if not n]
     if empty:
         raise InputError(f"line 1: column {empty[0] + 1} of the header has no name", source=source)
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"line 1: duplicate column name(s) {dup}", source=source)
-    return names
+    return names, sep
 
 
 #: cells read as a missing value (NaN): empty (pandas' to_csv), NA (R's write.csv), N/A, null, None
 _MISSING = frozenset({"", "na", "n/a", "null", "none"})
-
-
-def _missing_as_nan(text: str) -> float:
-    return np.nan if text.strip().lower() in _MISSING else float(text)
 
 
 def _may_be_missing(name: str) -> bool:
@@ -228,36 +251,151 @@ def _may_be_missing(name: str) -> bool:
     return (name not in REQUIRED_COLUMNS or name in NAN_ALLOWED_COLUMNS) and name not in INTEGER_COLUMNS
 
 
-def _locate_bad_line(path: Path, names: Sequence[str], *, missing_ok: bool = False) -> InputError | None:
-    """Slow scan that finds the first malformed data line (only run once the fast parser failed); with
-    ``missing_ok``, cells of :data:`_MISSING` (a missing value) in columns that may miss one are not malformed."""
+#: a value that may be an integer written with thousands separators: 1,234 or -12,345,678
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+$")
+_SEP_NAME = {",": "','", ";": "';'", "\t": "tabs"}
+
+
+class _Irregular(Exception):
+    """A chunk that :func:`_read_translated` leaves to the line-by-line reader (which names what is wrong)."""
+
+
+def _missing_as_nan(text: str) -> float:
+    if text.strip().lower() in _MISSING:
+        return np.nan
+    if "_" in text:  # Python's float() takes '1_000', numpy's parser does not
+        raise ValueError(text)
+    return float(text)
+
+
+def _parse_chunk(text: str, n: int, required: np.ndarray) -> np.ndarray:
+    """Comma-separated ``text`` (double quotes allowed) parsed by numpy; empty or NA cells NaN where the column
+    allows them. Anything else is :class:`_Irregular`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+        try:
+            values = np.loadtxt(io.StringIO(text), delimiter=",", quotechar='"', dtype=np.float64, ndmin=2,
+                                comments=None)
+        except ValueError:
+            try:
+                values = np.loadtxt(io.StringIO(text), delimiter=",", quotechar='"', dtype=np.float64, ndmin=2,
+                                    comments=None, converters=_missing_as_nan)
+            except ValueError:
+                raise _Irregular from None
+            if values.shape[1] == n and np.isnan(values[:, required]).any():  # a missing value where none may be
+                raise _Irregular from None
+    if values.shape[1] != n:
+        raise _Irregular
+    return values
+
+
+def _read_translated(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, bool, bool]:
+    """The data lines of ``path`` in chunks, each turned into plain comma-separated text with '.' decimals by a
+    character translation and parsed by numpy; :class:`_Irregular` where a chunk is not that simple or the decimal
+    mark is in doubt. Returns the values, whether there were decimal commas and quotes."""
     n = len(names)
+    required = np.array([not _may_be_missing(c) for c in names])
+    table = str.maketrans({",": ".", sep: ","}) if sep != "," else None
+    comma = point = quoted = False
+    chunks = []
+    with open(path, encoding="utf-8-sig") as f:
+        f.readline()
+        while lines := f.readlines(_TEXT_CHUNK):
+            text = "".join([line for line in lines if not line.isspace()])
+            quoted = quoted or '"' in text
+            if table is not None:
+                comma = comma or "," in text
+                point = point or "." in text
+                if comma and (point or sep == "\t"):
+                    raise _Irregular  # which is the decimal mark: the line-by-line reader tells or names the values
+                text = text.translate(table)
+            chunks.append(_parse_chunk(text, n, required))
+    values = np.concatenate(chunks) if chunks else np.zeros((0, n))
+    return values, comma, quoted
+
+
+def _read_text(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, str]:
+    """The data of a file numpy's parser does not take as it is (another separator, quoted numbers, decimal commas,
+    missing values, a malformed line): translated and parsed by numpy where that is plain, else line by line in
+    Python, where the first malformed line is an :class:`InputError` naming it. Returns the values and the decimal
+    mark."""
+    try:
+        values, comma, quoted = _read_translated(path, names, sep)
+    except _Irregular:
+        values, comma, quoted = _read_lines(path, names, sep)
+    done = ([] if sep == "," else [f"separated by {_SEP_NAME[sep]}"]) + (
+        ["with decimal commas (read as points)"] if comma else []) + (["with quoted numbers"] if quoted else [])
+    if done:
+        warnings.warn(f"{path}: read as a table {', '.join(done)}", CsvDialectWarning, stacklevel=4)
+    return values, "," if comma else "."
+
+
+def _read_lines(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, bool, bool]:
+    """:func:`_read_text` line by line in Python."""
+    n = len(names)
+    missing_ok = [_may_be_missing(c) for c in names]
+    chunks: list[np.ndarray] = []
+    rows: list[list[float]] = []
+    comma = point = None  # the first value with a decimal comma, with a decimal point: (line, column, text)
+    not_thousands = None  # the first comma value that cannot be an integer with thousands separators
+    quoted = False
     with open(path, encoding="utf-8-sig") as f:
         f.readline()
         for ln, line in enumerate(f, start=2):
             if not line.strip():
                 continue
-            values = line.rstrip("\r\n").split(",")
+            quoted = quoted or '"' in line
+            values = _split(line, sep)
             if len(values) != n:
-                return InputError(
-                    f"line {ln}: {len(values)} value(s), expected {n} (one per header column: {', '.join(names)})",
-                    source=path,
-                )
-            for name, v in zip(names, values):
-                if missing_ok and v.strip().lower() in _MISSING and _may_be_missing(name):
-                    continue
+                raise InputError(f"line {ln}: {len(values)} value(s), expected {n} (one per header column: "
+                                 f"{', '.join(names)})", source=path)
+            row = []
+            for name, ok, v in zip(names, missing_ok, values):
+                if v.lower() in _MISSING:
+                    if ok:
+                        row.append(np.nan)
+                        continue
+                    kind = "an integer" if name in INTEGER_COLUMNS else "a required"
+                    raise InputError(f"line {ln}, column '{name}': value {v!r} is not a number (a missing value, "
+                                     f"which {kind} column cannot hold)", source=path)
+                text = v
+                if "," in v:
+                    if sep == ",":
+                        raise InputError(f"line {ln}, column '{name}': value {v!r} holds a comma in a comma-separated "
+                                         "file: a decimal comma and a thousands separator (12,5 or 1,234) cannot be "
+                                         "told apart; save the table with '.' as the decimal point, or with ';' "
+                                         "between values", source=path)
+                    if "." in v:
+                        raise InputError(f"line {ln}, column '{name}': value {v!r} holds both ',' and '.', one of them "
+                                         "a thousands separator; save the table without thousands separators",
+                                         source=path)
+                    comma = comma or (ln, name, v)
+                    if not_thousands is None and not _THOUSANDS.match(v):
+                        not_thousands = (ln, name, v)
+                    text = v.replace(",", ".")
+                elif "." in v and sep != ",":
+                    point = point or (ln, name, v)
                 try:
-                    if "_" in v:  # Python's float() takes '1_000', numpy's parser does not
-                        raise ValueError(v)
-                    float(v)
+                    if "_" in text:  # Python's float() takes '1_000', numpy's parser does not
+                        raise ValueError(text)
+                    row.append(float(text))
                 except ValueError:
-                    why = ""
-                    if v.strip().lower() in _MISSING:  # a missing value where one cannot be: say which kind of column
-                        kind = "an integer" if name in INTEGER_COLUMNS else "a required"
-                        why = f" (a missing value, which {kind} column cannot hold)"
-                    return InputError(f"line {ln}, column '{name}': value {v.strip()!r} is not a number{why}",
-                                      source=path)
-    return None
+                    raise InputError(f"line {ln}, column '{name}': value {v!r} is not a number", source=path) from None
+            rows.append(row)
+            if len(rows) == _CHUNK_ROWS:
+                chunks.append(np.array(rows, dtype=np.float64))
+                rows = []
+    chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), n))
+    if comma and point:
+        first, second = sorted([comma, point])
+        raise InputError(f"line {first[0]}, column '{first[1]}' holds {first[2]!r} and line {second[0]}, column "
+                         f"'{second[1]}' holds {second[2]!r}: decimal commas and decimal points in one file, so one of "
+                         "them may be a thousands separator; save the table with one decimal mark", source=path)
+    if comma and sep == "\t" and not_thousands is None:
+        raise InputError(f"line {comma[0]}, column '{comma[1]}': value {comma[2]!r} in a tab-separated file may be "
+                         "a decimal comma or a thousands separator, and no value of the file tells which; save the "
+                         "table with '.' as the decimal point", source=path)
+    return np.concatenate(chunks), comma is not None, quoted
 
 
 def _read_csv(path: str | os.PathLike) -> _CsvData:
@@ -267,36 +405,23 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
         raise InputError("file not found" if not path.exists() else "is not a file", source=path)
     try:
         with open(path, encoding="utf-8-sig") as f:
-            names = _parse_header(f.readline(), source=path)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for header-only files
-                missing = False
-                try:
-                    values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-                except ValueError as err:
-                    # empty or NA cells (pandas and R write missing values so) are NaN: they were refused as "value ''
-                    # is not a number"; the table's checks then refuse them where a value is required
-                    located = _locate_bad_line(path, names, missing_ok=True)
-                    if located is not None:
-                        raise located from None
-                    f.seek(0)
-                    f.readline()
-                    try:  # a line of blanks (an editor's last line) is an empty line, as for the line numbers
-                        values = np.loadtxt((line for line in f if line.strip()), delimiter=",", dtype=np.float64,
-                                            ndmin=2, comments=None, converters=_missing_as_nan)
+            names, sep = _parse_header(f.readline(), source=path)
+            values = None
+            if sep == ",":  # the common case, numpy's C parser
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for header-only files
+                    try:
+                        values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
                     except ValueError:
-                        raise InputError(f"malformed CSV ({err})", source=path) from None
-                    missing = True
+                        pass  # a missing value, quotes or a malformed line: read again in Python, which names it
+        if values is not None and values.size == 0:
+            values = np.zeros((0, len(names)))
+        decimal = "."
+        if values is None or values.shape[1] != len(names):
+            values, decimal = _read_text(path, names, sep)
     except UnicodeDecodeError as err:
         raise InputError(f"not a UTF-8 text file ({err.reason} at byte {err.start})", source=path) from None
-    if values.size == 0:
-        values = np.zeros((0, len(names)))
-    elif values.shape[1] != len(names):
-        located = _locate_bad_line(path, names, missing_ok=missing)
-        raise located or InputError(
-            f"rows have {values.shape[1]} values but the header names {len(names)} columns", source=path
-        )
-    return _CsvData(path, names, values)
+    return _CsvData(path, names, values, sep=sep, decimal=decimal)
 
 
 _INT64_RANGE = "int64: -2**63 .. 2**63 - 1"
@@ -326,12 +451,14 @@ def _read_exact_integers(data: _CsvData, name: str, rows: np.ndarray) -> np.ndar
     i = data.names.index(name)
     col = data.column(name)
     try:
+        if data.sep != ",":
+            raise ValueError(data.sep)  # numpy's parser reads ',' only
         with open(data.path, encoding="utf-8-sig") as f:
             f.readline()
             exact = np.loadtxt(f, delimiter=",", usecols=[i], dtype=np.int64, ndmin=1, comments=None)
         if exact.shape == col.shape and np.array_equal(exact.astype(np.float64), col):
             return exact
-    except ValueError:  # '3.0', '1e16' or a value beyond int64 somewhere in the column
+    except ValueError:  # '3.0', '1e16', a value beyond int64 or quotes somewhere in the column
         pass
     exact = np.zeros(len(col), np.int64)
     small = np.abs(col) < 2.0**53
@@ -345,7 +472,7 @@ def _read_exact_integers(data: _CsvData, name: str, rows: np.ndarray) -> np.ndar
                 continue
             row += 1
             if row in wanted:
-                exact[row] = _exact_integer(data, name, line.rstrip("\r\n").split(",")[i].strip(), line_no)
+                exact[row] = _exact_integer(data, name, data.text(line, i), line_no)
     return exact
 
 
