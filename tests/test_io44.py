@@ -262,3 +262,21 @@ def test_csv_plain_file_gives_no_warning_and_rows_are_all_read(tmp_path, monkeyp
         assert len(caught) == 1, [str(w.message) for w in caught]  # one warning line
         assert len(t) == 5000 and t["x_nm"][-1] == 4999.5 and t["frame"][-1] == 4999
         assert np.isnan(t["sigma_x_nm"][::7]).all() and t["sigma_x_nm"][1] == 1
+
+
+def test_csv_utf16_unicode_text_is_read(tmp_path):
+    """Was: 'not a UTF-8 text file' for a spreadsheet's "Unicode text" export (UTF-16 with its mark, tabs)."""
+    from plexloc.io.tables import CsvDialectWarning, read_csv
+
+    p = tmp_path / "u.csv"
+    big = 2**53 + 1
+    p.write_bytes(f"frame\tx_nm\ty_nm\tz_nm\tphotons\tid\r\n0\t1.5\t2\t3\t4\t{big}\r\n1\t2\t3\t4\t5\t6\r\n".encode("utf-16"))
+    with pytest.warns(CsvDialectWarning, match=r"u\.csv: read as a table separated by tabs$"):
+        t = read_csv(p)
+    assert t["x_nm"].tolist() == [1.5, 2] and t["id"].tolist() == [big, 6]
+    p.write_bytes("frame,x_nm,y_nm,z_nm,photons\n0,1.5,2,3,4\n1,abc,2,3,4\n".encode("utf-16"))
+    with pytest.raises(InputError, match=r"u\.csv: line 3, column 'x_nm': value 'abc' is not a number"):
+        read_csv(p)
+    p.write_bytes("frame,x_nm,y_nm,z_nm,photons\n0,1.5,2,3,4\n".encode("utf-16")[:-1])  # cut inside a character
+    with pytest.raises(InputError, match=r"u\.csv: not a UTF-16 text file"):
+        read_csv(p)

@@ -21,7 +21,8 @@ CSV (``.csv``)
     :class:`CsvDialectWarning` line naming the file and what was done. Where the meaning cannot be told the file is
     refused naming the line, column and value: a comma inside a (quoted) value of a comma-separated file (a decimal
     comma, or a thousands separator?), decimal commas and points in one file, a value with both (``1.234,5``), a
-    tab-separated file whose only commas could be thousands separators. An empty cell, or
+    tab-separated file whose only commas could be thousands separators. A file that starts with a UTF-16 byte-order
+    mark (a spreadsheet's "Unicode text", tab-separated) is read as UTF-16, any other as UTF-8. An empty cell, or
     ``NA``, ``N/A``, ``null``, ``None`` (how pandas, R and others write a missing value), is read as NaN in an optional
     float column and in ``z_nm``; in another required or an integer column it is that error.
     NaN/inf are refused in the required columns and allowed in optional ones, except that ``z_nm`` may be NaN (z
@@ -194,7 +195,7 @@ class _CsvData:
 
     def line_of_row(self, row: int) -> int:
         """Physical 1-based line number of data row ``row`` (blank lines are skipped by the parser)."""
-        with open(self.path, encoding="utf-8-sig") as f:
+        with open(self.path, encoding=_encoding(self.path)) as f:
             f.readline()
             k = -1
             for ln, line in enumerate(f, start=2):
@@ -206,6 +207,13 @@ class _CsvData:
 
     def fail_row(self, row: int, message: str) -> InputError:
         return InputError(f"line {self.line_of_row(row)}: {message}", source=self.path)
+
+
+def _encoding(path: Path) -> str:
+    """``'utf-16'`` for a file that starts with a UTF-16 byte-order mark (a spreadsheet's "Unicode text": UTF-16,
+    tab-separated), else ``'utf-8-sig'`` (UTF-8, with or without its mark)."""
+    with open(path, "rb") as f:
+        return "utf-16" if f.read(2) in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
 
 
 class CsvDialectWarning(UserWarning):
@@ -298,7 +306,7 @@ def _read_translated(path: Path, names: list[str], sep: str) -> tuple[np.ndarray
     table = str.maketrans({",": ".", sep: ","}) if sep != "," else None
     comma = point = quoted = False
     chunks = []
-    with open(path, encoding="utf-8-sig") as f:
+    with open(path, encoding=_encoding(path)) as f:
         f.readline()
         while lines := f.readlines(_TEXT_CHUNK):
             text = "".join([line for line in lines if not line.isspace()])
@@ -339,7 +347,7 @@ def _read_lines(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, boo
     comma = point = None  # the first value with a decimal comma, with a decimal point: (line, column, text)
     not_thousands = None  # the first comma value that cannot be an integer with thousands separators
     quoted = False
-    with open(path, encoding="utf-8-sig") as f:
+    with open(path, encoding=_encoding(path)) as f:
         f.readline()
         for ln, line in enumerate(f, start=2):
             if not line.strip():
@@ -404,7 +412,7 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
     if not path.is_file():
         raise InputError("file not found" if not path.exists() else "is not a file", source=path)
     try:
-        with open(path, encoding="utf-8-sig") as f:
+        with open(path, encoding=_encoding(path)) as f:
             names, sep = _parse_header(f.readline(), source=path)
             values = None
             if sep == ",":  # the common case, numpy's C parser
@@ -419,8 +427,10 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
         decimal = "."
         if values is None or values.shape[1] != len(names):
             values, decimal = _read_text(path, names, sep)
-    except UnicodeDecodeError as err:
-        raise InputError(f"not a UTF-8 text file ({err.reason} at byte {err.start})", source=path) from None
+    except UnicodeError as err:  # UnicodeDecodeError; a UTF-16 file cut short: 'UTF-16 stream does not start with BOM'
+        what = "UTF-16" if _encoding(path) == "utf-16" else "UTF-8"
+        where = f" ({err.reason} at byte {err.start})" if isinstance(err, UnicodeDecodeError) else f" ({err})"
+        raise InputError(f"not a {what} text file{where}", source=path) from None
     return _CsvData(path, names, values, sep=sep, decimal=decimal)
 
 
@@ -453,7 +463,7 @@ def _read_exact_integers(data: _CsvData, name: str, rows: np.ndarray) -> np.ndar
     try:
         if data.sep != ",":
             raise ValueError(data.sep)  # numpy's parser reads ',' only
-        with open(data.path, encoding="utf-8-sig") as f:
+        with open(data.path, encoding=_encoding(data.path)) as f:
             f.readline()
             exact = np.loadtxt(f, delimiter=",", usecols=[i], dtype=np.int64, ndmin=1, comments=None)
         if exact.shape == col.shape and np.array_equal(exact.astype(np.float64), col):
@@ -464,7 +474,7 @@ def _read_exact_integers(data: _CsvData, name: str, rows: np.ndarray) -> np.ndar
     small = np.abs(col) < 2.0**53
     exact[small] = col[small]
     wanted = set(rows.tolist())
-    with open(data.path, encoding="utf-8-sig") as f:
+    with open(data.path, encoding=_encoding(data.path)) as f:
         f.readline()
         row = -1
         for line_no, line in enumerate(f, start=2):
