@@ -77,3 +77,51 @@ def test_reversed_transform_of_a_mirrored_split_view_is_named(shifted):
     with pytest.warns(ChannelAlignmentWarning, match="re-run plexloc calibrate") as rec:
         check_channel_alignment(list(shifted), [EYE, EYE], PX, split=split)
     assert "reverse direction" not in str(rec[0].message)
+
+
+# --- plexloc calibrate: a rotated channel's transform and the bead stacks' unknown place on the chip ---------------
+def _rotated_config(tmp_path, *, roi=(60, 40)):
+    import yaml
+
+    a = np.radians(1.0)
+    rot = [[float(np.cos(a)), float(-np.sin(a)), 30.0], [float(np.sin(a)), float(np.cos(a)), -20.0], [0.0, 0.0, 1.0]]
+    astig = {"kind": "astigmatic", "s0_nm": [120.0, 120.0], "c_nm": [-250.0, 250.0], "d_nm": 400.0}
+    emccd = {"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0, "e_per_adu": 45.0,
+             "baseline": 100.0, "read_sigma": 74.4}
+    d = {"px_size_nm": PX, "frame_size": [48, 48], "chip_size_px": [256, 256], "roi_offset_px": list(roi),
+         "photon_model": {"kind": "linked"},
+         "channels": [{"psf": astig, "camera": emccd, "throughput": 0.5},
+                      {"psf": astig, "camera": emccd, "throughput": 0.5, "transform": rot}],
+         "emitters": {"z_range_nm": [-400.0, 400.0]}, "background": {"range": [20.0, 20.0]}}
+    path = tmp_path / "rot.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path, np.array(rot)
+
+
+def test_calibrate_warns_when_a_rotated_transform_gets_no_roi_offset(tmp_path, capsys):
+    """Beads recorded in a camera ROI at chip pixel (60, 40), a 1 degree rotation between the channels: without
+    --roi-offset the translation written is off by (L - I) o (about 1 px here, 175 nm per 100 px), under a note only."""
+    import json
+
+    from plexloc.cli.main import main
+
+    cfg, rot = _rotated_config(tmp_path)
+    assert main(["simulate", str(cfg), "--beads", "4", "--z-step", "100", "--z-range", "-400", "400",
+                 "--out", str(tmp_path / "b"), "--seed", "2"]) == 0
+    capsys.readouterr()
+    stacks = [str(tmp_path / "b" / f"beads_ch{c}.tif") for c in range(2)]
+    base = ["calibrate", *stacks, "--z-step", "100", "--pixel-size", "100", "--config", str(cfg), "--no-validate"]
+    assert main([*base, "--out", str(tmp_path / "no_roi.h5")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the transforms are more than a shift" in err
+    assert re.search(r"off by up to 1[67]\d nm \(channel 1\)", err), err
+    assert "--roi-offset X Y" in err
+    report = json.loads((tmp_path / "no_roi.json").read_text())
+    assert any("more than a shift" in w for w in report["warnings"])
+    # given, the transform is the configuration's and nothing is said
+    assert main([*base, "--roi-offset", "60", "40", "--out", str(tmp_path / "roi.h5")]) == 0
+    assert "more than a shift" not in capsys.readouterr().err
+    t = np.array(json.loads((tmp_path / "roi.json").read_text())["transforms"][1])
+    wrong = np.array(report["transforms"][1])
+    # 4 beads: the linear part's error times the 60 px lever leaves ~10 nm; without the offset ~125 nm
+    assert np.hypot(*(t[:2, 2] - rot[:2, 2])) < 20.0 < 80.0 < np.hypot(*(wrong[:2, 2] - rot[:2, 2]))

@@ -265,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
             "max": [float(np.max(r)) for r in result.transform_residual_nm],
         }
         _report_transform_residual(report["transform_residual_nm"], args)
+        _unplaced_roi(report, roi_source, cal.px_size_nm)
     loo = None
     if not args.no_validate:
         loo = leave_one_bead_out(result, cameras=cams)
@@ -345,6 +346,39 @@ def _staged(out: Path):
 
 #: rms residual (nm) of a channel's affine fit to the bead positions above which the channels are likely mismatched
 TRANSFORM_RESIDUAL_WARN_NM = 15.0
+
+
+#: a transform whose linear part moves its translation by this much (nm) per 100 px of camera-ROI offset makes the
+#: stacks' position on the chip matter (register's note uses 1e-3 of |L - I|: 10 nm per 100 px of 100 nm)
+ROI_SENSITIVITY_WARN_NM = 10.0
+
+
+def _unplaced_roi(report: dict, roi_source: str, px_size_nm) -> None:
+    """Warn (stderr and PSF.json's warnings) where a transform is more than a shift (a rotation or scale) and the
+    stacks' position on the camera chip was not given nor found: the translation written in chip coordinates is then
+    off by ``(L - I) o`` for a bead ROI at chip pixel ``o``. A 1 degree rotation measured at chip pixel (120, 80)
+    wrote (178, 28) nm instead of (318, -182) nm, 2.5 px, under a note that the ROI was taken as (0, 0)."""
+    import numpy as np
+
+    if not roi_source.startswith("default"):
+        return
+    px = float(np.max(np.asarray(px_size_nm, dtype=np.float64)))
+    worst = []
+    for c, t in enumerate(report["transforms"][1:], start=1):
+        t = np.asarray(t, dtype=np.float64)
+        lin = t[:2, :2] / t[2, 2] - np.eye(2)
+        per100 = float(np.linalg.norm(lin, 2)) * 100.0 * px  # nm of translation per 100 px of ROI offset, worst direction
+        if per100 >= ROI_SENSITIVITY_WARN_NM:
+            worst.append(f"{per100:.0f} nm (channel {c})")
+    if not worst:
+        return
+    text = (f"the transforms are more than a shift (a rotation or scale), so their translation in camera-chip "
+            f"coordinates depends on where the bead stacks' camera ROI sat on the chip, and {roi_source.split(':', 1)[-1].strip()}"
+            f": they were written for stacks whose corner is chip pixel (0, 0). For every 100 px that the ROI started "
+            f"away from the chip's corner, the translation is off by up to {', '.join(worst)}; where the bead acquisition used a camera ROI, "
+            "calibrate again with --roi-offset X Y (the chip pixel of the stacks' corner)")
+    print(f"plexloc calibrate: warning: {text}", file=sys.stderr)
+    report.setdefault("warnings", []).append(text)
 
 
 def _report_transform_residual(residual: dict[str, list[float]], args: argparse.Namespace) -> None:
