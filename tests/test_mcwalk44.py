@@ -125,3 +125,32 @@ def test_calibrate_warns_when_a_rotated_transform_gets_no_roi_offset(tmp_path, c
     wrong = np.array(report["transforms"][1])
     # 4 beads: the linear part's error times the 60 px lever leaves ~10 nm; without the offset ~125 nm
     assert np.hypot(*(t[:2, 2] - rot[:2, 2])) < 20.0 < 80.0 < np.hypot(*(wrong[:2, 2] - rot[:2, 2]))
+
+
+# --- plexloc simulate --beads: beads inside every channel's frame ----------------------------------------------------
+def test_simulated_beads_keep_their_window_inside_every_channel():
+    """Beads were placed inside channel 0's frame only: a channel shifted 3.5 px right put the beads near the right
+    edge at its border, where plexloc calibrate rejected them ('border', then 'unmatched in channel 1')."""
+    from plexloc.calibrate.synthetic import simulate_bead_stacks
+    from plexloc.errors import InputError
+
+    astig = {"kind": "astigmatic", "s0_nm": [120.0, 120.0], "c_nm": [-250.0, 250.0], "d_nm": 400.0}
+    d = _two_channels(_shift(3.5, -2.0), frame_size=[48, 48], emitters={"z_range_nm": [-300.0, 300.0]})
+    for ch in d["channels"]:
+        ch["psf"] = astig
+    cfg = validate_config(d, SimulationConfig)
+    z = np.array([-300.0, -100.0, 100.0, 300.0])
+    half = 15 // 2
+    for seed in range(10):
+        b = simulate_bead_stacks(cfg, n_beads=4, z_nm=z, photons=2e4, bg=20.0, seed=seed)
+        x0, y0 = b.xy_nm[:, 0] / PX, b.xy_nm[:, 1] / PX
+        for x, y in ((x0, y0), (x0 + 3.5, y0 - 2.0)):  # channel 0 and channel 1 (r_1 = r_0 + (350, -200) nm)
+            assert np.all(x >= half + 1) and np.all(x <= 48 - half - 1), (seed, x)
+            assert np.all(y >= half + 1) and np.all(y <= 48 - half - 1), (seed, y)
+    with pytest.raises(InputError, match=r"at most 4 beads fit .* of every channel"):
+        simulate_bead_stacks(cfg, n_beads=5, z_nm=z, photons=2e4, bg=20.0)
+    from plexloc.calibrate.synthetic import bead_capacity, channel_margins_px
+
+    margins = channel_margins_px(cfg)
+    np.testing.assert_allclose(margins, (0.0, 3.5, 2.0, 0.0), atol=1e-9)  # left, right, top, bottom
+    assert bead_capacity((48, 48), 15) == 9 and bead_capacity((48, 48), 15, margins) == 4

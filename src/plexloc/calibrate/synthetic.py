@@ -441,29 +441,62 @@ class BeadStacks:
     saturated: list[np.ndarray]
 
 
-def _bead_span_px(size_px: int, roi_px: int) -> tuple[float, float]:
+#: (left, right, top, bottom) pixels of no margin beyond the window's
+NO_MARGINS = (0.0, 0.0, 0.0, 0.0)
+
+
+def _bead_span_px(size_px: int, roi_px: int, lo_extra: float = 0.0, hi_extra: float = 0.0) -> tuple[float, float]:
     """The interval (px) in which bead centres are put along an axis of ``size_px`` pixels: half a window plus one
-    pixel from each edge, so that ``plexloc calibrate``'s window around the bead's pixel stays inside the frame."""
+    pixel from each edge, so that ``plexloc calibrate``'s window around the bead's pixel stays inside the frame, and
+    ``lo_extra`` / ``hi_extra`` more (:func:`channel_margins_px`: the other channels' shifts)."""
     half = int(roi_px) // 2
-    return float(half + 1), float(size_px - half - 1)
+    return float(half + 1) + float(lo_extra), float(size_px - half - 1) - float(hi_extra)
 
 
-def bead_capacity(frame_shape: tuple[int, int], roi_px: int) -> int:
+def channel_margins_px(config) -> tuple[float, float, float, float]:
+    """How far (pixels) the channels' images of the reference frame reach beyond it, per side (left, right, top,
+    bottom): channel c sees a bead at ``r`` at ``T_c r`` (its transform at the configuration's ``roi_offset_px``), so a
+    bead whose window fits channel 0's frame falls at the border of a shifted channel (a biplane's 320 nm shift put 2
+    of 9 beads' windows outside channel 1, and ``plexloc calibrate`` rejected them). The displacement of an affine or
+    mildly projective map over the frame is largest at its corners."""
+    from plexloc.simulation.geometry import transform_at_roi
+
+    px = config.px_size_xy_nm
+    H, W = (int(v) for v in config.frame_size)
+    corners = np.array([[0.0, 0.0], [W * px[0], 0.0], [0.0, H * px[1]], [W * px[0], H * px[1]]])
+    left = right = top = bottom = 0.0
+    for ch in config.channels[1:]:
+        t = transform_at_roi(ch.transform, config.roi_offset_px, px).numpy()
+        hom = np.column_stack([corners, np.ones(4)]) @ t.T
+        moved = hom[:, :2] / hom[:, 2:3]
+        dx, dy = (moved[:, 0] - corners[:, 0]) / px[0], (moved[:, 1] - corners[:, 1]) / px[1]
+        # a bead at r lands at r + d in channel c: it must keep its window there, so the reference span shrinks by
+        # d's reach on each side (a channel shifted right loses the beads near the reference's right edge)
+        left, right = max(left, float(-dx.min())), max(right, float(dx.max()))
+        top, bottom = max(top, float(-dy.min())), max(bottom, float(dy.max()))
+    return left, right, top, bottom
+
+
+def bead_capacity(frame_shape: tuple[int, int], roi_px: int, margins_px: tuple[float, float, float, float] = NO_MARGINS
+                  ) -> int:
     """The most beads :func:`bead_positions` places in a frame of ``frame_shape`` (H, W) pixels: a square grid of
-    ``roi_px + 1`` pixels over the area that keeps every bead's ``roi_px`` window inside the frame (0 where none fits)."""
+    ``roi_px + 1`` pixels over the area that keeps every bead's ``roi_px`` window inside the frame (0 where none fits),
+    ``margins_px`` (left, right, top, bottom; :func:`channel_margins_px`) further in."""
     d = int(roi_px) + 1
     counts = []
-    for size in frame_shape:
-        lo, hi = _bead_span_px(int(size), roi_px)
+    left, right, top, bottom = margins_px
+    for size, (a, b) in zip(frame_shape, ((top, bottom), (left, right))):
+        lo, hi = _bead_span_px(int(size), roi_px, a, b)
         counts.append(int(np.floor((hi - lo) / d)) + 1 if hi >= lo else 0)
     return counts[0] * counts[1]
 
 
 def bead_positions(n_beads: int, frame_shape: tuple[int, int], *, px_size_nm: tuple[float, float], roi_px: int,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, margins_px: tuple[float, float, float, float] = NO_MARGINS) -> np.ndarray:
     """``(n_beads, 2)`` random bead positions (x_nm, y_nm), each at least ``roi_px + 1`` pixels from every other in x
     or in y (windows of ``roi_px`` around them do not overlap: ``plexloc calibrate`` rejects beads closer than its
-    window) and half a window plus a pixel from the border. Random sequential addition; where that jams before
+    window) and half a window plus a pixel from the border, ``margins_px`` (left, right, top, bottom) further in (the
+    other channels' shifts, :func:`channel_margins_px`). Random sequential addition; where that jams before
     ``n_beads`` (a field packed near :func:`bead_capacity`), a jittered grid of that spacing.
 
     Raises:
@@ -473,15 +506,18 @@ def bead_positions(n_beads: int, frame_shape: tuple[int, int], *, px_size_nm: tu
 
     n = int(n_beads)
     H, W = (int(v) for v in frame_shape)
-    cap = bead_capacity((H, W), roi_px)
+    cap = bead_capacity((H, W), roi_px, margins_px)
     if n < 1:
         raise InputError(f"n_beads must be >= 1, got {n_beads}")
     if n > cap:
+        extra = ("" if not any(margins_px) else " of every channel (the channels' transforms shift it by up to "
+                 + ", ".join(f"{v:.1f}" for v in margins_px) + " px left, right, top, bottom)")
         raise InputError(f"n_beads {n}: at most {cap} beads fit in a {H}x{W} px frame (rows x columns) with windows of "
-                         f"{roi_px} px, {roi_px + 1} px apart and inside the frame")
+                         f"{roi_px} px, {roi_px + 1} px apart and inside the frame{extra}")
     rng = np.random.default_rng(int(seed))
     d = float(roi_px) + 1.0
-    (ylo, yhi), (xlo, xhi) = _bead_span_px(H, roi_px), _bead_span_px(W, roi_px)
+    left, right, top, bottom = margins_px
+    (ylo, yhi), (xlo, xhi) = _bead_span_px(H, roi_px, top, bottom), _bead_span_px(W, roi_px, left, right)
     pos = np.zeros((0, 2))
     tries = 0
     while len(pos) < n and tries < 200 * n + 1000:
@@ -570,7 +606,7 @@ def simulate_bead_stacks(
     elif px[0] != px[1]:
         raise InputError(f"the pupil model needs square pixels, got px_size_nm {list(px)}")
     H, W = sim.frame_shape
-    xy = bead_positions(n_beads, (H, W), px_size_nm=px, roi_px=roi_px, seed=seed)
+    xy = bead_positions(n_beads, (H, W), px_size_nm=px, roi_px=roi_px, seed=seed, margins_px=channel_margins_px(cfg))
     n, nz = len(xy), len(z)
     dev = sim.device
     xyz = torch.as_tensor(np.column_stack([np.tile(xy[:, 0], nz), np.tile(xy[:, 1], nz), np.repeat(z, n)]),

@@ -238,7 +238,7 @@ def _run_beads(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from plexloc.calibrate.synthetic import bead_capacity, simulate_bead_stacks
+    from plexloc.calibrate.synthetic import bead_capacity, channel_margins_px, simulate_bead_stacks
     from plexloc.errors import InputError
     from plexloc.io.tables import write_table
     from plexloc.io.tiff import write_movie
@@ -268,11 +268,14 @@ def _run_beads(args: argparse.Namespace) -> int:
     config = _config(args)
     split = _split_view(config, args.config)
     H, W = (int(v) for v in config.frame_size)
-    cap = bead_capacity((H, W), args.roi_px)
+    margins = channel_margins_px(config)
+    cap = bead_capacity((H, W), args.roi_px, margins)
     if args.beads > cap:
+        shifted = ("" if not any(margins) else " of every channel, whose transforms shift the beads by up to "
+                   + ", ".join(f"{v:.1f}" for v in margins) + " px left, right, top, bottom")
         raise InputError(f"--beads {args.beads}: at most {cap} beads fit in the {H}x{W} px frame (rows x columns; "
-                         f"windows of --roi-px {args.roi_px} px, {args.roi_px + 1} px apart and inside the frame): give "
-                         "fewer beads or a larger --frame-size H W")
+                         f"windows of --roi-px {args.roi_px} px, {args.roi_px + 1} px apart and inside the frame"
+                         f"{shifted}): give fewer beads or a larger --frame-size H W")
     px = config.px_size_xy_nm
     if px[0] != px[1]:
         raise InputError(f"px_size_nm is {list(px)}: plexloc calibrate takes one --pixel-size (square pixels)",
