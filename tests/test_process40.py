@@ -207,7 +207,8 @@ def test_an_interrupt_on_the_command_line_writes_summary_csv(tmp_path, monkeypat
         rc = main(["process", *map(str, movies), "--method", "mle", "--config", str(EXAMPLES / "2d_gaussian.yaml"),
                    "--out", str(tmp_path / "out"), "--no-drift"])
     assert rc == 130 and "interrupted" in capsys.readouterr().err
-    assert list(_rows(tmp_path / "out")) == ["a"]
+    rows = _rows(tmp_path / "out")  # b, under way, has no folder but a row (session 44; test_process44)
+    assert list(rows) == ["a", "b"] and [r["status"] for r in rows.values()] == ["ok", "interrupted"]
 
 
 # 3. a full disk --------------------------------------------------------------------------------------------------
@@ -276,7 +277,9 @@ def test_a_full_disk_ends_the_run_naming_the_file_in_its_final_folder(tmp_path, 
         workflow.process_movies(movies, out, _options(), progress=False)
     assert info.value.path == out / "a" / "merged.csv" and ".partial-" not in str(info.value)
     assert {p.name: p.read_bytes() for p in (out / "a").iterdir()} == before  # the earlier folder kept
-    assert not (out / "b").exists() and _hidden(out) == [] and list(_rows(out)) == ["a"]
+    rows = _rows(out)  # a kept, b not started: each a row (session 44; test_process44)
+    assert not (out / "b").exists() and _hidden(out) == [] and list(rows) == ["a", "b"]
+    assert [r["status"] for r in rows.values()] == ["ok", "not_started"]
     # on the command line
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -341,6 +344,8 @@ def test_paths_inside_out_are_relative_and_the_movies_as_given(tmp_path, monkeyp
     s = json.loads((tmp_path / "results" / "cell1" / "summary.json").read_text())
     assert s["movies"] == ["data/cell1.tif"] and r.summary == s
     assert "UserWarning: cell1/locs.csv: a warning that names the table (a test)" in s["warnings"]
+    # one absolute path, on purpose: movies_resolved (session 44: the same movie run from another folder is known)
+    assert s.pop("movies_resolved") == [str((tmp_path / "data" / "cell1.tif").resolve())]
     assert str(tmp_path) not in json.dumps(s) and _rows(tmp_path / "results")["cell1"]["movies"] == "data/cell1.tif"
     with pytest.raises(Exception, match="input_names"):
         workflow.process_movies(["data/cell1.tif"], tmp_path / "results", _options(input_names="basename"),

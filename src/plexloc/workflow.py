@@ -54,9 +54,17 @@ Last, ``OUT/summary.csv`` is written (atomically: a temporary file renamed) with
 ``OUT`` (:func:`folder_results`): this run's results first, in their order, then the folders of earlier runs not
 processed now, by name, read from their ``summary.json`` (one that cannot be read: status ``unknown``). So it
 describes what ``OUT`` holds, the newest result of each name: also after an interrupt or a full disk (written before
-the error is raised, the acquisition under way described by its earlier folder if it had one, or not at all), and
-after a rerun on fewer movies (the other folders stay, and stay listed); a folder deleted by hand leaves it at the
-next run.
+the error is raised), and after a rerun on fewer movies (the other folders stay, and stay listed); a folder deleted by
+hand leaves it at the next run. After an interrupt or a full disk it also lists, after this run's results, every
+acquisition of the run not finished (:func:`_write_summary`): one with no folder as a row of status ``interrupted``
+(the one under way) or ``not_started``, one with an earlier folder as that folder's row, its error saying that it was
+not processed again.
+
+Which folder is a movie's earlier result: ``summary.json`` records the movies as given (``movies``) and, with
+``input_names="as-given"``, their absolute paths, links resolved (``movies_resolved``), by which a movie is
+recognised from whatever working folder it is given (:func:`_same_movies`); a ``summary.json`` without them (written
+before session 44, or by a service job) is compared by the paths as given, as before: from another working folder
+a relative path is not recognised, and the rerun goes to ``NAME_2`` with a warning that says why.
 
 Example:
     >>> from plexloc.workflow import acquisition_name
@@ -113,7 +121,8 @@ MAX_IMAGE_PX = 8192
 #: the largest drift searched for, nm (plexloc drift's --max-drift default; rcc_drift's own default is 1000)
 MAX_DRIFT_NM = 300.0
 #: the columns of ``summary.csv`` (and of the printed table), in order: the acquisition's folder name; ``ok`` or
-#: ``failed``; the fit's localizations and frames and frames per second (the network's or MLE's loop); the drift
+#: ``failed`` (``unknown``: a summary.json that cannot be read; after an interrupt or a full disk, ``interrupted`` and
+#: ``not_started``: an acquisition of the run without a folder); the fit's localizations and frames and frames per second (the network's or MLE's loop); the drift
 #: (``applied``, ``unreliable``, ``not estimated``, ``off``) and its largest lateral range over the movie (x or y, nm);
 #: the merged table's rows; NeNA (nm, the table before merging); the FRC resolution (nm, the merged table; empty
 #: where the curve gives none); the acquisition's seconds; its movies (``;``-separated); a failure's error
@@ -411,8 +420,35 @@ def noting_warnings(into: list[str]) -> contextlib.AbstractContextManager[None]:
     return _collected_warnings(into)
 
 
+def _check_movie_folders(movies: Sequence[Path]) -> None:
+    """A movie that is a folder with no TIFF file of its own but subfolders that hold some (a folder of movie
+    folders, ``data/`` of ``data/cell1/img_0.tif``, ...): an :class:`InputError` naming the subfolders, which are the
+    movies to give. Before, the reader's "folder holds no TIFF files" left the user to find out why."""
+    from plexloc.io.tiff import TIFF_SUFFIXES
+
+    def tiffs(folder: Path) -> bool:
+        return any(p.is_file() and p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith(".")
+                   for p in folder.iterdir())
+
+    for movie in movies:
+        try:
+            if not movie.is_dir() or tiffs(movie):
+                continue
+            subs = sorted((p for p in movie.iterdir() if p.is_dir() and not p.name.startswith(".") and tiffs(p)),
+                          key=lambda p: p.name)
+        except OSError:
+            continue  # the reader says what is wrong with it
+        if subs:
+            shown = ", ".join(p.name for p in subs[:5]) + (f" and {len(subs) - 5} more" if len(subs) > 5 else "")
+            raise InputError(
+                f"folder holds no TIFF files (looked for {', '.join(TIFF_SUFFIXES)}), but {len(subs)} of its "
+                f"subfolders do ({shown}): a folder of TIFFs is one movie, so give each subfolder as a movie "
+                f"(plexloc process {movie / '*'} --out DIR ...)", source=movie)
+
+
 def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool) -> dict[str, Any]:
     """Fit the acquisition into ``folder/locs.csv``; what the fit reported."""
+    _check_movie_folders(acq.movies)
     movie = [str(m) for m in acq.movies] if len(acq.movies) > 1 else acq.movies[0]
     filters = {k: v for k, v in options.filters.items() if v is not None}
     stats: dict[str, Any] = {}
@@ -815,7 +851,9 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
 
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-        summary: dict[str, Any] = {"name": acq.name, "movies": [str(m) for m in acq.movies], "status": "ok",
+        summary: dict[str, Any] = {"name": acq.name, "movies": [str(m) for m in acq.movies],
+                                   **({"movies_resolved": None} if options.input_names == "as-given" else {}),
+                                   "status": "ok",
                                    "error": None, "method": options.method,
                                    "model": str(options.model) if options.method == "network" else None,
                                    "steps": {}, "warnings": list(_warnings)}
@@ -837,12 +875,15 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
         files = [p.name for p in tmp.iterdir() if not p.name.startswith(".")] + ["summary.json"]
         summary = names.tree(summary)
         summary["movies"] = [names.input(m) for m in acq.movies]
+        if "movies_resolved" in summary:  # the movies' absolute paths (links resolved), after the tree's renaming:
+            # the same movie is recognised when run again from another working folder (:func:`_same_movies`)
+            summary["movies_resolved"] = [_movie_key(m) for m in acq.movies]
         if options.method == "network" and options.model is not None:
             summary["model"] = names.input(options.model)
         place = final
         if summary["status"] == "failed":
             if _earlier_result_kept(final):  # a failed attempt does not replace a result: beside it, NAME.failed
-                place = _failed_place(final, summary["movies"])
+                place = _failed_place(final, acq, names)
                 summary["error"] += (f" (the earlier result in {names.text(str(final))} is kept; this attempt is "
                                      f"{names.text(str(place))})")
                 summary["kept"] = final.name
@@ -858,7 +899,7 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if place == final:  # this movie's earlier failed attempts kept beside the earlier result are out of date now
-        for stale in _failed_places(final, summary.get("movies")):
+        for stale in _failed_places(final, acq, names):
             shutil.rmtree(stale, ignore_errors=True)
     return AcquisitionResult(Acquisition(place.name, acq.movies), place, summary)
 
@@ -872,10 +913,10 @@ def _earlier_result_kept(final: Path) -> bool:
     return _folder_result(final).summary.get("status") != "failed"
 
 
-def _failed_place(final: Path, movies) -> Path:
+def _failed_place(final: Path, acq: Acquisition, names: _Names) -> Path:
     """Where a failed attempt goes beside an earlier result kept in ``final``: ``NAME.failed`` (this movie's earlier
     failed attempt there replaced: :func:`_failed_places`), else ``NAME.failed_2``, ..."""
-    mine = set(_failed_places(final, movies))
+    mine = set(_failed_places(final, acq, names))
     k = 1
     while True:
         place = final.with_name(f"{final.name}.failed" + (f"_{k}" if k > 1 else ""))
@@ -884,10 +925,10 @@ def _failed_place(final: Path, movies) -> Path:
         k += 1
 
 
-def _failed_places(final: Path, movies) -> list[Path]:
+def _failed_places(final: Path, acq: Acquisition, names: _Names) -> list[Path]:
     """This movie's failed attempts beside ``final`` (``NAME.failed``, ``NAME.failed_2``, ...): folders with a
-    ``FAILED.txt`` whose summary.json records ``movies``, as this run records them (another movie's folder that merely
-    has such a name, ``cell1.failed.tif``'s, is not one)."""
+    ``FAILED.txt`` whose summary.json records ``acq``'s movies (:func:`_same_movies`; another movie's folder that
+    merely has such a name, ``cell1.failed.tif``'s, is not one)."""
     out, k = [], 1
     while True:
         place = final.with_name(f"{final.name}.failed" + (f"_{k}" if k > 1 else ""))
@@ -895,10 +936,10 @@ def _failed_places(final: Path, movies) -> list[Path]:
             return out
         if (place / "FAILED.txt").is_file() and not place.is_symlink():
             try:
-                recorded = json.loads((place / "summary.json").read_text()).get("movies")
-            except (OSError, ValueError, AttributeError):
+                recorded = json.loads((place / "summary.json").read_text())
+            except (OSError, ValueError):
                 recorded = None
-            if recorded is not None and recorded == movies:
+            if isinstance(recorded, dict) and _same_movies(recorded, acq, names):
                 out.append(place)
         k += 1
 
@@ -1060,8 +1101,11 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
                                                _warnings=[*before, *moved.get(acq.name, [])]))
     except BaseException as err:  # an interrupt, a full disk: summary.csv still describes the folders there
         done = f"{len(results)} of {len(acquisitions)} acquisition(s) processed"
+        pending = acquisitions[len(results):]
+        stopped = ("interrupted (Ctrl-C or SIGTERM)" if isinstance(err, KeyboardInterrupt) else
+                   "stopped by a full disk" if isinstance(err, OSError) else f"stopped ({type(err).__name__})")
         try:
-            rows = _write_summary(out, results)
+            rows = _write_summary(out, results, pending=pending, stopped=stopped, names=_Names(out, options.input_names))
         except Exception as again:  # (a full disk may refuse it too): the first error is the one raised
             if log is not None:
                 log(f"{out / 'summary.csv'} not updated ({again}); {done}")
@@ -1069,7 +1113,8 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
             if log is not None:
                 what = "interrupted" if isinstance(err, KeyboardInterrupt) else "stopped"
                 log(f"{what} after {done}: {out / 'summary.csv'} lists the {rows} acquisition folder(s) in {out} "
-                    "(an acquisition under way keeps its earlier folder, if it had one)")
+                    "(an acquisition under way keeps its earlier folder, if it had one) and the acquisition(s) not "
+                    f"processed, to run again: {', '.join(a.name for a in pending)}")
         raise
     _write_summary(out, results)
     kept = [name for name in earlier if name not in {a.name for a in acquisitions}]
@@ -1121,11 +1166,41 @@ def _not_replaceable(folder: Path, acq: Acquisition, inputs: Sequence[str], name
         summary = None
     if not isinstance(summary, dict) or not isinstance(summary.get("movies"), list) or "status" not in summary:
         return "is not a result folder of plexloc process (no summary.json of one)"
-    recorded = [str(m) for m in summary["movies"]]
-    if len(recorded) != len(acq.movies) or not all(
-            rec == names.input(m) or _movie_key(rec) == _movie_key(m) for rec, m in zip(recorded, acq.movies)):
-        return f"holds the result of another movie ({', '.join(recorded)})"
+    if not _same_movies(summary, acq, names):
+        recorded = [str(m) for m in summary["movies"]]
+        why = f"holds the result of another movie ({', '.join(recorded)})"
+        if _resolved(summary) is None and any(not Path(r).is_absolute() for r in recorded):
+            why += (", or of this one given from another working folder: its summary.json, written before plexloc "
+                    "process recorded the movies' absolute paths (movies_resolved), names them only as given")
+        return why
     return None
+
+
+def _resolved(summary: dict[str, Any]) -> list[str] | None:
+    """The movies' absolute paths that ``summary`` (a summary.json's) records (``movies_resolved``), or None: a
+    summary.json written before they were recorded, or with ``input_names="file-name"`` (no worker's path)."""
+    resolved, given = summary.get("movies_resolved"), summary.get("movies")
+    if isinstance(resolved, list) and isinstance(given, list) and len(resolved) == len(given) and all(
+            isinstance(r, str) for r in resolved):
+        return resolved
+    return None
+
+
+def _same_movies(summary: dict[str, Any], acq: Acquisition, names: _Names) -> bool:
+    """Whether ``summary`` (a summary.json's) is of ``acq``'s movies: by the absolute paths it records
+    (``movies_resolved``) where it has them: the same movie run again from another working folder with a relative
+    path is the same, another movie of the same relative path (another day's ``cell1.tif``, run from its own folder)
+    is not. A summary.json without them (written before session 44, or by a service job): by the paths as given,
+    the same string or the same file from this working folder (before, the only test: the same movie from another
+    working folder was called another movie, and another movie given by the same relative path, the same)."""
+    recorded = summary.get("movies")
+    if not isinstance(recorded, list) or len(recorded) != len(acq.movies):
+        return False
+    resolved = _resolved(summary)
+    if resolved is not None:
+        return resolved == [_movie_key(m) for m in acq.movies]
+    return all(str(rec) == names.input(m) or _movie_key(str(rec)) == _movie_key(m)
+               for rec, m in zip(recorded, acq.movies))
 
 
 def _assign_names(acquisitions: Sequence[Acquisition], out: Path, options: ProcessOptions
@@ -1181,8 +1256,30 @@ def _assign_names(acquisitions: Sequence[Acquisition], out: Path, options: Proce
     return named, notes
 
 
-def _write_summary(out: Path, results: Sequence[AcquisitionResult]) -> int:
-    """``out/summary.csv`` of every acquisition folder in ``out`` (``results`` winning by name); its rows."""
+def _write_summary(out: Path, results: Sequence[AcquisitionResult], *, pending: Sequence[Acquisition] = (),
+                   stopped: str = "stopped", names: _Names | None = None) -> int:
+    """``out/summary.csv`` of every acquisition folder in ``out`` (``results`` winning by name), and of each
+    acquisition of ``pending`` (those of a run that stopped, ``stopped`` saying how, before their results were in
+    place: the first was under way), in the run's order after its results: one without a folder as a row of status
+    ``interrupted`` (the one under way) or ``not_started``, one with an earlier folder as that folder's row, its error
+    saying that it was not processed again. Before, a movie that never got a folder had no row, and summary.csv did
+    not show what was left to run. The number of rows."""
     rows = folder_results(out, results)
+    placed = sum(1 for r in rows if any(r is n for n in results))  # this run's results come first
+    earlier = {r.acquisition.name: r for r in rows[placed:]}
+    unfinished = []
+    for k, acq in enumerate(pending):
+        what = f"{'under way' if k == 0 else 'not started'} when the run was {stopped}"
+        r = earlier.pop(acq.name, None)
+        if r is not None:  # its earlier folder, kept: the row says that the result is not this run's
+            note = f"not processed again: {what}; this row is the earlier result in {acq.name}"
+            error = "; ".join(str(e) for e in (r.summary.get("error"), note) if e)
+            unfinished.append(AcquisitionResult(r.acquisition, r.folder, {**r.summary, "error": error}))
+        else:
+            given = [names.input(m) if names is not None else str(m) for m in acq.movies]
+            unfinished.append(AcquisitionResult(acq, out / acq.name, {
+                "status": "interrupted" if k == 0 else "not_started", "movies": given,
+                "error": f"{what}: no result; process it again"}))
+    rows = rows[:placed] + unfinished + list(earlier.values())
     write_summary_csv(rows, out / "summary.csv")
     return len(rows)

@@ -34,24 +34,31 @@ without .tif/.ome):
   6. summary.json rows, frames, frames/s, drift range and uncertainty (x and y; z's own for a 3D table), NeNA
                   (before merging), FRC resolution (of the merged table), the image's z range (3D), the report's
                   summary, every warning issued (those of reading the camera file and model among them); the
-                  files it names inside DIR relative to DIR
+                  files it names inside DIR relative to DIR; the movies as given, and their absolute paths
+                  (movies_resolved; not with --input-names file-name)
 Then DIR/summary.csv is written, one row per movie folder in DIR (this run's, and those of earlier runs not
 processed again, from their summary.json), and this run's rows printed as a table. Its columns: name (the folder),
-status (ok or failed), rows (localizations of locs.csv), frames (fitted), frames_per_s (of the fit), drift
-(applied, unreliable: not subtracted, not estimated, or off), drift_range_nm (the estimate's largest lateral range,
-x or y, nm; also where it was not subtracted), merged_rows (of merged.csv), nena_nm (NeNA of the table before
-merging, nm; a network's reads low, see report.html), frc_nm (FRC resolution of the merged table, nm; empty where
-the curve gives none), seconds (the movie's), movies (;-separated) and error (a failed movie's step and error).
+status (ok or failed; unknown: a summary.json that cannot be read; after Ctrl-C, SIGTERM or a full disk: interrupted
+for the movie under way and not_started for those after it, where they have no folder), rows (localizations of
+locs.csv), frames (fitted), frames_per_s (of the fit), drift (applied, unreliable: not subtracted, not estimated, or
+off), drift_range_nm (the estimate's largest lateral range, x or y, nm; also where it was not subtracted),
+merged_rows (of merged.csv), nena_nm (NeNA of the table before merging, nm; a network's reads low, see report.html),
+frc_nm (FRC resolution of the merged table, nm; empty where the curve gives none), seconds (the movie's), movies
+(;-separated) and error (a failed movie's step and error).
 
 Run again into the same DIR, each movie's earlier DIR/NAME is replaced whole once its new one is complete; the
 folders of movies not given stay as they were, and summary.csv keeps describing them (both said). summary.csv is
-also written after Ctrl-C, SIGTERM or a full disk: it always describes the folders that DIR holds.
-Nothing in DIR is replaced that is not the same movie's earlier result: a movie whose NAME is taken in DIR by
-another movie's result (another folder's movie.tif), by a folder plexloc process did not write, by the movie
-itself (a folder of TIFFs in DIR), or by a name that differs in case only (one folder on a case-insensitive
-disk) goes to NAME_2 (a warning says so); two movies of one name in one run get NAME and NAME_2, and a movie given
-twice is processed once. A movie that fails where DIR/NAME holds its earlier result leaves that result as it was:
-the failed attempt goes to DIR/NAME.failed (removed when a later run succeeds).
+also written after Ctrl-C, SIGTERM or a full disk: it always describes the folders that DIR holds, and every movie
+given that the run did not finish (a row of status interrupted or not_started, or its earlier folder's row with an
+error saying that it was not processed again): what to run again.
+Nothing in DIR is replaced that is not the same movie's earlier result (the same file, by its absolute path, from
+whatever working folder it is given; a folder whose summary.json has no movies_resolved, written before plexloc
+recorded them: by the path as given, so that from another working folder it goes to NAME_2): a movie whose NAME is
+taken in DIR by another movie's result (another folder's movie.tif), by a folder plexloc process did not write, by
+the movie itself (a folder of TIFFs in DIR), or by a name that differs in case only (one folder on a
+case-insensitive disk) goes to NAME_2 (a warning says so); two movies of one name in one run get NAME and NAME_2,
+and a movie given twice is processed once. A movie that fails where DIR/NAME holds its earlier result leaves that
+result as it was: the failed attempt goes to DIR/NAME.failed (removed when a later run succeeds).
 
 A single-channel model (or one that cuts a split-view movie into its channels) takes any number of movies, one
 acquisition each. A multi-channel model without split_view takes one acquisition per command: one movie per
