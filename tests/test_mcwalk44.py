@@ -154,3 +154,31 @@ def test_simulated_beads_keep_their_window_inside_every_channel():
     margins = channel_margins_px(cfg)
     np.testing.assert_allclose(margins, (0.0, 3.5, 2.0, 0.0), atol=1e-9)  # left, right, top, bottom
     assert bead_capacity((48, 48), 15) == 9 and bead_capacity((48, 48), 15, margins) == 4
+
+
+def test_bead_stack_of_a_configuration_error_does_not_blame_the_z_range(tmp_path):
+    """A one-channel calibration named for two channels failed inside the bead simulation and was reported as
+    '--z-range -500 500: the bead stack's z from -500 to 500 nm: ... channel 1 out of range'."""
+    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+    from plexloc.calibrate.synthetic import simulate_bead_stacks
+    from plexloc.errors import InputError
+
+    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
+    volume = np.exp(-(xx**2 + yy**2) / (2 * (1.2 + 0.02 * zz**2) ** 2))
+    volume /= volume[10].sum()
+    chans = [ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=EYE)]
+    save_calibration(PSFCalibration(channels=chans, px_size_nm=(PX, PX), dz_nm=50.0), tmp_path / "PSF1.h5")
+    d = _two_channels(EYE, emitters={"z_range_nm": [-200.0, 200.0]})
+    for c in range(2):
+        d["channels"][c]["psf"] = {"kind": "spline", "calibration": str(tmp_path / "PSF1.h5"), "channel": c}
+    cfg = SimulationConfig.model_validate(d)  # the file is opened by the simulator, not by the validation
+    z = np.array([-200.0, -100.0, 0.0, 100.0, 200.0])
+    with pytest.raises(InputError) as err:
+        simulate_bead_stacks(cfg, n_beads=1, z_nm=z, photons=2e4, bg=20.0)
+    assert "channel 1 out of range" in str(err.value)
+    assert "bead stack's z" not in str(err.value)
+    # a z beyond the calibration still names the z
+    d["channels"][1]["psf"]["channel"] = 0
+    cfg = SimulationConfig.model_validate(d)
+    with pytest.raises(InputError, match=r"the bead stack's z from -900 to 900 nm: .*calibrated z range"):
+        simulate_bead_stacks(cfg, n_beads=1, z_nm=np.linspace(-900.0, 900.0, 7), photons=2e4, bg=20.0)

@@ -595,6 +595,10 @@ def simulate_bead_stacks(
         cfg = validate_config(data, type(config), source="bead stack z")
         sim = Simulator(cfg).to(device)
     except InputError as err:
+        try:  # an error of the configuration itself (a calibration file without the channel it names) is not the z's
+            Simulator(config)
+        except InputError:
+            raise
         raise InputError(f"the bead stack's z from {z.min():g} to {z.max():g} nm: {err}") from None
     px = sim.px_size_nm
     if psf == "config":
