@@ -20,11 +20,16 @@ demo: $(STAMP)
 	$(BIN)/plexloc demo --out demo_out
 
 # `slow` tests (the network's few-minute CPU accuracy bar) run here and in CI; test-fast skips them.
+# Test files are spread over one pytest-xdist worker per core (at most TEST_WORKERS), one torch thread each
+# (tests/conftest.py); TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 4
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n auto --maxprocesses $(TEST_WORKERS) --dist loadfile)
+
 test: $(STAMP)
-	PLEXLOC_SLOW=1 $(BIN)/python -m pytest
+	PLEXLOC_SLOW=1 $(BIN)/python -m pytest $(XDIST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 bench: $(STAMP)
 	$(BIN)/python bench/simulate.py --device cpu

@@ -27,6 +27,15 @@ SPLINE_ROI = 27
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs ``-n``) each worker gets one torch thread, and its subprocesses one
+    OpenMP thread: two workers of two threads each on two cores spin and slow each other down, and the CI bar's
+    training (one thread, a fixed time) needs its core."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def pytest_collection_modifyitems(config, items):
     run_slow = os.environ.get("PLEXLOC_SLOW") == "1"
     has_cuda = torch.cuda.is_available()
