@@ -40,13 +40,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
+    import warnings
     from contextlib import ExitStack
 
     from plexloc.cli import _locs
     from plexloc.cli._common import check_outputs, write_json
     from plexloc.errors import InputError
     from plexloc.io._atomic import atomic_path
-    from plexloc.post.color import assign_colors, estimate_ratios, photon_matrix, ratio_figure
+    from plexloc.post.color import (MAX_REJECTED_SHARE, ColorSeparationWarning, assign_colors, estimate_ratios,
+                                    photon_matrix, ratio_figure, separation_problem)
 
     if args.ratios is None and args.colors < 2:  # it failed after printing an estimate of the one ratio
         raise InputError(f"--colors {args.colors}: colour assignment needs >= 2 colours")
@@ -63,12 +65,24 @@ def run(args: argparse.Namespace) -> int:
         ratios = fit.ratios
         print("estimated ratios (fraction per channel): "
               + "; ".join(" ".join(f"{v:.4f}" for v in r) for r in ratios))
+        problem = separation_problem(fit)
+        if problem is not None:
+            warnings.warn(f"{args.locs}: {problem}", ColorSeparationWarning, stacklevel=2)
     else:
         _check_given_ratios(table, ratios, args)  # refuses a row summing above 1 before any estimate
         fit = _compare_with_data(table, ratios, args)
     if args.figure is not None and fit is None:
         fit = estimate_ratios(table, len(ratios), min_photons=args.min_photons, excess_noise=args.excess_noise)
     out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise)
+    rejected = report.counts.get(-1, 0) - report.n_not_finite
+    if report.n and rejected > MAX_REJECTED_SHARE * report.n:
+        warnings.warn(f"{args.locs}: {rejected} of {report.n} rows ({100.0 * rejected / report.n:.1f} %) get no colour "
+                      f"(color -1): their most likely colour has a probability below --threshold {args.threshold:g}; "
+                      "their per-channel photons fit the ratios "
+                      + ("given" if args.ratios is not None else "estimated")
+                      + " about equally well (or none of them): check the ratios (--figure draws the photon fractions "
+                      "with them) and, for a network's table, its training (color_accuracy in log.csv)",
+                      ColorSeparationWarning, stacklevel=2)
     if report.n_not_finite:
         print(f"plexloc color: warning: {args.locs}: {report.n_not_finite} row(s) with a photon count or sigma that "
               f"is not a finite number ({report.not_finite}) get color -1", file=sys.stderr)
@@ -93,8 +107,20 @@ def _check_given_ratios(table, ratios, args: argparse.Namespace) -> None:
     """Refuse ``--ratios`` rows of the wrong length or summing above 1 (naming the row) before estimating."""
     from plexloc.post.color import _check_ratios, photon_matrix
 
+    from plexloc.errors import InputError
+
     n, _, _ = photon_matrix(table, excess_noise=args.excess_noise)
-    _check_ratios(ratios, n.shape[1])
+    C = n.shape[1]
+    wrong = [k for k, row in enumerate(ratios) if len(row) != C]
+    if wrong or len(ratios) < 2:  # the option and the table's channels it was checked against
+        cols = ", ".join(f"photons_ch{c}" for c in range(C))
+        got = "; ".join(" ".join(f"{v:g}" for v in row) for row in ratios)
+        raise InputError(f"--ratios {got}: give --ratios once per colour (at least 2), each with one fraction per "
+                         f"channel of the table ({C}: {cols})", source=args.locs)
+    try:
+        _check_ratios(ratios, C)
+    except InputError as err:
+        raise InputError(f"--ratios: {err}", source=args.locs) from None
 
 
 def _compare_with_data(table, ratios, args: argparse.Namespace):

@@ -43,9 +43,9 @@ import numpy as np
 from plexloc.errors import InputError
 from plexloc.table import LocTable
 
-__all__ = ["ColorReport", "RatioFit", "RatioMismatchWarning", "assign_colors", "color_probabilities_expected",
-           "estimate_ratios", "photon_matrix",
-           "ratio_figure", "ratio_mismatch"]
+__all__ = ["ColorReport", "ColorSeparationWarning", "RatioFit", "RatioMismatchWarning", "assign_colors",
+           "color_probabilities_expected", "estimate_ratios", "photon_matrix", "ratio_figure", "ratio_mismatch",
+           "separation_problem"]
 
 _CH = re.compile(r"^photons_ch(\d+)$")
 DEFAULT_PSF_AREA_PX = 4.0 * np.pi  # 4 pi sigma^2 for a PSF of sigma = 1 pixel
@@ -98,7 +98,11 @@ def _check_ratios(ratios, n_channels: int) -> np.ndarray:
     cannot send more than all its photons to the channels (rows of 1.1 and 1.3 were silently normalised). A row
     summing below 1 (photons lost outside the channels) is normalised.
     """
-    r = np.asarray(ratios, dtype=np.float64)
+    try:
+        r = np.asarray(ratios, dtype=np.float64)
+    except ValueError:  # rows of different lengths: numpy's own error was a traceback
+        raise InputError(f"ratios must be (colours >= 2) x {n_channels} channels; the rows have different lengths: "
+                         f"{[list(row) for row in ratios]}") from None
     if r.ndim != 2 or r.shape[1] != n_channels or r.shape[0] < 2:
         raise InputError(f"ratios must be (colours >= 2) x {n_channels} channels, got shape {r.shape}: {r.tolist()}")
     if (r < 0).any() or not np.isfinite(r).all() or (r.sum(axis=1) <= 0).any():
@@ -112,6 +116,40 @@ def _check_ratios(ratios, n_channels: int) -> np.ndarray:
 
 class RatioMismatchWarning(UserWarning):
     """Given colour ratios that the data's own photon fractions do not show (e.g. the channels swapped)."""
+
+
+class ColorSeparationWarning(UserWarning):
+    """The colours cannot be told apart in this table: estimated ratios that coincide, or most rows rejected."""
+
+
+#: estimated ratios of two colours closer than this (largest per-channel difference) are one cluster split in two
+MIN_RATIO_SEPARATION = 0.05
+#: a share of rejected rows above this is said
+MAX_REJECTED_SHARE = 0.5
+
+
+def separation_problem(fit: RatioFit, *, min_separation: float = MIN_RATIO_SEPARATION) -> str | None:
+    """A message where two of the estimated ratios (:func:`estimate_ratios`) lie within ``min_separation`` of each
+    other in every channel, else ``None``: the photon fractions form one cluster there, which the mixture split in two,
+    and every row between them gets a colour probability near ``1 / K`` (rejected). A network trained for 200 steps
+    gave 0.5001 / 0.4999 for both colours of a 0.8 / 0.3 dual-colour movie, and all 176 rows came out rejected without
+    a word."""
+    r = np.asarray(fit.ratios, dtype=np.float64)
+    worst = None
+    for k in range(len(r)):
+        for j in range(k + 1, len(r)):
+            d = float(np.abs(r[k] - r[j]).max())
+            if d < min_separation and (worst is None or d < worst[0]):
+                worst = (d, k, j)
+    if worst is None:
+        return None
+    d, k, j = worst
+    shown = "; ".join(f"colour {i}: " + " ".join(f"{v:.3f}" for v in r[i]) for i in (k, j))
+    return (f"the estimated ratios of colours {k} and {j} are {d:.3f} apart at most ({shown}; fraction per channel): "
+            f"the photon fractions show one cluster there, not {len(r)} colours, so the rows near it cannot be given a "
+            "colour. Likely causes: a network not trained enough to tell the channels' photons apart (its "
+            "color_accuracy and channel_use in log.csv), data that are not ratiometric (one dye), or --colors larger "
+            "than the dyes in the sample; --ratios R.. gives known ratios instead")
 
 
 #: a given ratio farther than this (largest per-channel difference) from every estimated one has no cluster near it
