@@ -54,12 +54,21 @@ class DebiasReport:
     n_skipped: int  # localizations in slabs too small to de-bias
     shift_over_sigma: dict[str, dict[str, float]] = field(default_factory=dict)  # axis -> {"median", "q90", ...}
     mean_abs_shift_nm: dict[str, float] = field(default_factory=dict)
+    n_slabs_skipped: int = 0  # slabs of fewer than min_count localizations, left as they were
+    min_count: int = 0
+    slab_nm: float = 0.0
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
     def format_table(self) -> str:
-        lines = [f"de-biased {self.n - self.n_skipped} of {self.n} localizations in {self.n_slabs} z slabs"]
+        lines = [f"de-biased {self.n - self.n_skipped} of {self.n} localizations in {self.n_slabs} z slabs"
+                 + (f" of {self.slab_nm:g} nm" if self.slab_nm else "")]
+        if self.n_skipped:  # "de-biased 0 of 176" said nothing of why the table came out unchanged
+            lines.append(f"left as they were: {self.n_skipped} localizations in {self.n_slabs_skipped} slab(s) of fewer "
+                         f"than {self.min_count} (a slab's histogram needs that many rows; --slab NM makes thicker "
+                         "slabs, --min-count N lowers the bar)"
+                         + ("; the table is unchanged" if self.n_skipped == self.n else ""))
         for ax, q in self.shift_over_sigma.items():
             lines.append(f"{ax}: mean |shift| {self.mean_abs_shift_nm[ax]:.2f} nm; |shift|/sigma "
                          + ", ".join(f"{k} {v:.2f}" for k, v in q.items()))
@@ -120,13 +129,14 @@ def debias(
     z = np.where(np.isfinite(z), z, 0.0)
     slab = np.floor((z - (z.min() if n else 0.0)) / slab_nm).astype(np.int64)
     total = {ax: np.zeros(n) for ax in pos}
-    skipped = 0
+    skipped = skipped_slabs = 0
     moved = np.zeros(n, bool)  # rows of the slabs that were de-biased (the report's shift / sigma is theirs)
     slabs = np.unique(slab)
     for s in slabs:
         idx = np.flatnonzero(slab == s)
         if len(idx) < min_count:
             skipped += len(idx)
+            skipped_slabs += 1
             continue
         moved[idx] = True
         window = max(int(window_fraction * len(idx)), 1)
@@ -139,7 +149,8 @@ def debias(
                 shift = _slab_shift(pos[ax][rows], sg, px_size_nm, window)
                 pos[ax][rows] += shift
                 total[ax][rows] += shift
-    report = DebiasReport(n=n, n_slabs=len(slabs), n_skipped=skipped)
+    report = DebiasReport(n=n, n_slabs=len(slabs), n_skipped=skipped, n_slabs_skipped=skipped_slabs,
+                          min_count=int(min_count), slab_nm=float(slab_nm))
     for ax in pos:
         if not moved.any():
             continue
