@@ -267,3 +267,20 @@ def test_debias_says_why_rows_were_left_as_they_were(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "left as they were: 300 localizations in 2 slab(s) of fewer than 400" in out
     assert "the table is unchanged" in out
+
+
+# --- plexloc render --color-by color --------------------------------------------------------------------------------
+def test_render_by_colour_counts_the_rejected_rows_it_draws_grey():
+    """The printed line named the colours only; the rows without a colour (-1), drawn grey, went unmentioned (as the
+    rows without a z of --color-by z are: 'N without a finite z in grey')."""
+    from plexloc.render.image import render_color
+    from plexloc.table import LocTable
+
+    n = 40
+    t = LocTable({"frame": np.zeros(n, int), "x_nm": np.linspace(0, 2000, n), "y_nm": np.linspace(0, 2000, n),
+                  "z_nm": np.zeros(n), "photons": np.ones(n), "color": np.array([0, 1, -1, 1] * 10)})
+    r = render_color(t, color_by="color", px_size_nm=20.0)
+    assert r.legend.startswith("colour 0: RGB [1.0, 0.2, 0.2], colour 1: RGB [0.2, 1.0, 0.2]")
+    assert r.legend.endswith("; 10 rejected (color -1) in grey")
+    assert "rejected" not in render_color(t.with_columns(color=np.array([0, 1] * 20)), color_by="color",
+                                          px_size_nm=20.0).legend

@@ -714,6 +714,8 @@ def render_color(
             groups.append((c < 0, np.array([0.5, 0.5, 0.5])))
         legend = ", ".join(f"colour {k}: RGB {[round(float(v), 2) for v in palette[k % len(palette)]]}"
                            for k in np.unique(c[c >= 0]))
+        if np.any(c < 0):  # drawn grey, as the key shows; the printed line named the colours only
+            legend += f"{'; ' if legend else ''}{int(np.count_nonzero(c < 0))} rejected (color -1) in grey"
         key = {"colors": tuple((int(k), tuple(float(v) for v in palette[k % len(palette)])) for k in np.unique(c[c >= 0]))
                + (((-1, (0.5, 0.5, 0.5)),) if np.any(c < 0) else ())}
     else:
