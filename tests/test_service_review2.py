@@ -180,10 +180,12 @@ def test_nul_characters_in_a_log_or_error_do_not_break_postgresql(tmp_path, post
     svc.app.state.engine.dispose()
 
 
-def test_a_job_cancelled_while_its_outputs_upload_ends_cancelled(env, monkeypatch):
+def test_a_job_cancelled_while_its_outputs_upload_ends_cancelled(env_long_lease, monkeypatch):
     """Before: a cancel that came while the outputs were uploading was ignored: every file went up and the job
-    ended ``succeeded``. After: the upload stops at the next file and the job ends ``cancelled``."""
-    svc, live, c = env
+    ended ``succeeded``. After: the upload stops at the next file and the job ends ``cancelled``. (A 10 s lease: with
+    1.5 s, a loaded machine once let it lapse, and the sweep ended the job "cancelled (the worker stopped answering)";
+    what stops the upload is the cancel, not the lease.)"""
+    svc, live, c = env_long_lease
     real = transfer.upload
 
     def slow_upload(*a, **kw):

@@ -481,16 +481,21 @@ class Agent:
         except Exception as err:  # a failed download/upload is the job's failure, reported, not the agent's end
             log.exception("job %s failed", job_id)
             state, error = "failed", f"{type(err).__name__}: {err}"
-        finally:
+        except BaseException:  # the agent itself stopped (KeyboardInterrupt): no pings left behind
             rep.stop.set()
             rep.join()
+            raise
         try:
             if rep.lost.is_set():
                 log.warning("job %s: lease lost, abandoned", job_id)
                 return "lost"
             rep.log(f"[worker] {state}" + (f": {error}" if error else ""))
             if work is not None:
+                # the pings go on meanwhile: a long log on a slow link (or a busy server) took longer than the lease,
+                # and a job that had ended was taken from its worker, its outputs deleted, and run again
                 self._upload_log(job_id, work, rep)
+            rep.stop.set()
+            rep.join()  # from here on the pings are sent below, one at a time, in the order of the lines
             while rep.pending() > _BATCH and not rep.lost.is_set():  # the finish carries one batch: the rest by pings
                 before = rep.pending()
                 rep.flush(max_requests=1)
@@ -506,6 +511,8 @@ class Agent:
             }
             return self._finish(job_id, body, rep)
         finally:
+            rep.stop.set()
+            rep.join()
             rep.close()
             self._cleanup(work)
 
