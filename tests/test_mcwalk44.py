@@ -176,6 +176,8 @@ def test_bead_stack_of_a_configuration_error_does_not_blame_the_z_range(tmp_path
     with pytest.raises(InputError) as err:
         simulate_bead_stacks(cfg, n_beads=1, z_nm=z, photons=2e4, bg=20.0)
     assert "channel 1 out of range" in str(err.value)
+    assert "the file has 1 channel(s): 0..0 (a configuration's psf.channel names one of them" in str(err.value)
+    assert "plexloc calibrate BEADS_ch0.tif BEADS_ch1.tif" in str(err.value)
     assert "bead stack's z" not in str(err.value)
     # a z beyond the calibration still names the z
     d["channels"][1]["psf"]["channel"] = 0

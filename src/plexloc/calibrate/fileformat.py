@@ -126,7 +126,10 @@ class PSFCalibration:
 
         if not 0 <= channel < self.n_channels:
             raise InputError(
-                f"channel {channel} out of range; the file has {self.n_channels} channel(s)", source=self.source or None
+                f"channel {channel} out of range; the file has {self.n_channels} channel(s): 0..{self.n_channels - 1} "
+                "(a configuration's psf.channel names one of them; a calibration of one channel's beads serves that "
+                "channel only: calibrate every channel's bead stacks together, plexloc calibrate BEADS_ch0.tif "
+                "BEADS_ch1.tif ..., for one file of them all)", source=self.source or None
             )
         ch = self.channels[channel]
         return SplinePSF(
