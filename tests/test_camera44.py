@@ -1,4 +1,11 @@
-"""The camera check names the read noise where it makes up much of the predicted pixel noise (an sCMOS at a photon
+"""The camera check on cameras of coarse steps, and where the read noise dominates.
+
+Coarse steps: an sCMOS of several e- per ADU (a high-well mode) gives differences of a few whole ADU between frames,
+whose median absolute deviation jumps (a right camera read 1.21 at 1 e-/ADU and 1-2 photons/px, 1.47-1.78 at
+4-7.5 e-/ADU: false warnings); the differences are now dithered by a uniform ADU and the noise is not measured below
+half an ADU.
+
+Read noise: the camera check names the read noise where it makes up much of the predicted pixel noise (an sCMOS at a photon
 or two per pixel): a read noise written in ADU for e- was advised as a wrong e_per_adu, and a wrong e_per_adu was
 advised at the shot-noise factor 1 / ratio, which overshoots where the read noise dominates."""
 
@@ -53,7 +60,8 @@ def test_a_wrong_e_per_adu_under_dominant_read_noise_is_advised_near_the_truth()
     assert advised == pytest.approx(E_PER_ADU, rel=0.1)
     assert ch.gain_factor == pytest.approx(2.0, rel=0.1)
     (w,) = _check(adu, e_per_adu=E_PER_ADU / 2).warnings
-    assert "photons scaled down about 2x" in w
+    scale = float(w.split("photons scaled down about ")[1].split("x")[0])
+    assert scale == pytest.approx(2.0, rel=0.1)  # 1 / ratio would say 3.2x
 
 
 def test_right_camera_quiet_and_shot_noise_advice_unchanged():
@@ -84,3 +92,34 @@ def test_settings_name_the_read_noise_in_electrons():
     assert "read_sigma per-pixel map" in camera_settings(SCMOS(read_sigma=torch.full((4, 4), 1.5),
                                                                e_per_adu=torch.full((4, 4), 0.5),
                                                                baseline=torch.full((4, 4), 100.0)))
+
+
+@pytest.mark.parametrize("e_per_adu", [0.5, 1.0, 2.0, 4.0, 7.5])
+@pytest.mark.parametrize("background", [1.0, 5.0, 20.0, 200.0])
+def test_a_right_camera_of_coarse_steps_is_measured_near_1_or_not_at_all(e_per_adu, background):
+    torch.manual_seed(1)
+    cam = SCMOS(qe=0.8, e_per_adu=e_per_adu, baseline=100.0, read_sigma=1.6)
+    adu = cam(torch.full((32, 64, 64), background))
+    check = check_camera([adu], [cam], dtype="uint16", adu=True, source="m.tif", warn=False)
+    ch = check.channels[0]
+    assert check.warnings == []
+    if math.isnan(ch.noise_ratio):
+        assert "under the 0.5 ADU it is measured from" in ch.noise_note
+        predicted_adu = math.sqrt(float(cam.noise_variance_photons(torch.tensor(background)))) * 0.8 / e_per_adu
+        assert predicted_adu < 0.6
+    else:
+        assert 0.9 <= ch.noise_ratio <= 1.12
+
+
+def test_a_gain_16x_off_on_a_fine_camera_is_still_measured():
+    """The half-ADU gate looks at the movie's noise in ADU, not at the settings' prediction: an e_per_adu set 16x too
+    high predicts a noise of a fraction of an ADU, but the movie's is measured and the warning comes."""
+    adu = _movie(20.0)
+    ch = _check(adu, e_per_adu=E_PER_ADU * 16).channels[0]
+    assert ch.noise_ratio > 5 and ch.likely
+
+
+def test_frames_without_noise_still_read_0():
+    frames = torch.full((8, 32, 32), 105.0)
+    ch = _check(frames).channels[0]
+    assert ch.noise_ratio == 0.0 and _check(frames).warnings == []

@@ -64,6 +64,11 @@ MIN_EMCCD_PHOTONS = 2.0
 #: (1/45 for 45: photons 2,025x too few) put the signal at 0.03 photons/px, where it went unmeasured, without a word
 #: (tests/test_camera43.py)
 MIN_DIM_EMCCD_RATIO = 0.2
+#: the pixel noise (ADU, one frame) below which it is not measured: where the noise is a fraction of the camera's step,
+#: the dimmer pixels' differences are a few whole ADU and their spread says little even dithered (a right sCMOS at
+#: 7.5 e-/ADU read 0.45-1.47 at 0.3-0.45 ADU, 0.95-1.02 from 0.57 ADU; at 4 e-/ADU 0.73 at 0.46 ADU, 0.98 at 0.51;
+#: tests/test_camera44.py)
+MIN_NOISE_ADU = 0.5
 #: quantiles of each frame pair's pixels (by their mean) whose noise is measured; the ratio is the smallest
 #: (:func:`noise_ratio_detail`)
 NOISE_QUANTILES = (0.5, 0.25)
@@ -130,6 +135,12 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     not measured (NaN, with a note): a correct camera read 1.2-3.2 there, at 4 emitters/um^2 and more in 2D, 3 in
     3D (examples 2d_gaussian and 3d_astigmatic).
 
+    Whole ADU: each frame is dithered by a uniform step of one ADU (in photons, per pixel for maps; seeded, so the
+    ratio is reproducible) whose variance the prediction adds: the differences of a camera of several e- per ADU are
+    a few whole values, whose median absolute deviation jumps (a right sCMOS read 1.21 at 1 e-/ADU and 1-2
+    photons/px, 1.5-1.8 at 4-7.5 e-/ADU; dithered 0.98-1.08). Below ``MIN_NOISE_ADU`` of noise per frame (the
+    movie's, less the rounding and the dither) it is not measured (NaN, with a note).
+
     Returns ``(ratio, note, level)``: the note says why the ratio is NaN; ``level`` is the median signal (photons/px)
     of the dimmer half of the pixels (NaN where not measured). NaN with fewer than two frames, on an EMCCD
     below ``MIN_EMCCD_PHOTONS`` per pixel (unless the ratio is under ``MIN_DIM_EMCCD_RATIO``, which no right camera
@@ -146,10 +157,17 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
         return math.nan, "one frame", math.nan
     a, b = x[:-1], x[1:]
     m = ((a + b) / 2).clamp_min(0.0)
-    d = a - b
-    d = d - d.flatten(1).median(dim=1).values[:, None, None]
     with torch.no_grad():
-        var = _on_cpu(camera).noise_variance_photons(m)
+        cam = _on_cpu(camera)
+        # one ADU in photons (per pixel for maps): the differences of whole ADU are dithered by a uniform step, whose
+        # variance step^2 / 12 per frame the prediction adds, so that their spread is that of a continuous variable
+        step = (cam.to_photons(torch.ones(x.shape[-2:])) - cam.to_photons(torch.zeros(x.shape[-2:]))).abs()
+        gen = torch.Generator().manual_seed(0)
+        dither = (torch.rand(x.shape, generator=gen) - 0.5) * step
+        var = cam.noise_variance_photons(m) + step.square() / 12.0
+    xd = x + dither
+    d = xd[:-1] - xd[1:]
+    d = d - d.flatten(1).median(dim=1).values[:, None, None]
     z = d / torch.sqrt(2.0 * var.clamp_min(1e-6))
     # pixels chosen by their 3x3 neighbourhood's mean: it finds the spots' tails as well, and depends little on the
     # pixel's own noise (choosing by the pixel's own value read a low-light EMCCD's skewed noise 0.80-0.82 at 3-6
@@ -159,6 +177,15 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     cuts = sm.flatten(1).quantile(torch.tensor(qs, dtype=sm.dtype), dim=1)  # (len(qs), T - 1): one sort per quantile set
     masks = {q: sm <= cut[:, None, None] for q, cut in zip(qs, cuts)}
     level = float(m[masks[NOISE_QUANTILES[0]]].median())
+    half = masks[NOISE_QUANTILES[0]]
+    if not bool((a - b)[half].ne(((a - b).flatten(1).median(dim=1).values[:, None, None]).expand_as(a)[half]).any()):
+        return 0.0, "", level  # no noise at all between the frames: synthetic, not from a camera (not told)
+    # the pixel noise in ADU less the rounding to whole ADU and the dither (1/12 ADU^2 each)
+    noise_adu = math.sqrt(max(robust_sd((d / step.clamp_min(1e-12))[half].numpy().astype(np.float64)) ** 2 / 2.0
+                              - 2.0 / 12.0, 0.0))
+    if noise_adu < MIN_NOISE_ADU:
+        return (math.nan, f"a pixel noise of {noise_adu:.2g} ADU, under the {MIN_NOISE_ADU:g} ADU it is measured from "
+                "(the camera's steps are too coarse for it)", math.nan)
     ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
     ratio = min(ratios[q] for q in NOISE_QUANTILES)
     if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS and not 0 < ratio < MIN_DIM_EMCCD_RATIO:
