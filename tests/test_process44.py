@@ -233,3 +233,65 @@ def test_a_folder_of_movie_folders_names_them(tmp_path, capsys):
 
         open_movie(tmp_path / "empty")
     workflow._check_movie_folders([tmp_path / "empty", data / "cell1", tmp_path / "nothing.tif"])  # nothing raised
+
+
+# 3. plexloc fit's and process's notes: one wording ----------------------------------------------------------------
+
+class _CameraCheck:
+    notes = ["the camera check could not measure the pixel noise (too crowded), so the camera's gain and e-/ADU were "
+             "not checked against the movie"]
+
+
+class _Shape:
+    note, enough = "all spots lie at one z: the PSF's z dependence was not checked", True
+
+
+def _mle_stats(stats: dict) -> int:
+    """What an MLE fit reports of a movie with every kind of note, into ``stats``; its rows."""
+    stats.update(fits=120, dropped={"outside_window": 3, "not_finite": 0, "goodness_of_fit": 2},
+                 flagged={"not_converged": 4, "xy": 1, "z": 0, "photons": 3, "width": 0, "not_significant": 1},
+                 saturated_rows=1, clip_levels=[(65535.0, "found")], camera=_CameraCheck(), psf_shape=[_Shape()])
+    return 115
+
+
+def test_fit_and_process_say_the_same_notes(tmp_path, monkeypatch, capsys):
+    """plexloc fit and plexloc process had a copy each of the notes' wording; process's said less: a fit's counts
+    with filters given without "(before the filters)" (they are counted before), the clipped rows without their
+    level or the table to filter, and nothing of the camera check's and the PSF shape's notes (the camera's gain and
+    e-/ADU unchecked). Now both take plexloc.mle.pipeline's lines: process's notes are the lines fit prints."""
+    import plexloc.mle
+
+    def fake(movie, config, out, *, stats, **kw):
+        return _mle_stats(stats)
+
+    monkeypatch.setattr(plexloc.mle, "fit_movie_to_file", fake)
+    movie = _movie(tmp_path / "cell1.tif")
+    out = tmp_path / "out"
+    folder = out / ".cell1.partial-x"
+    folder.mkdir(parents=True)
+    options = _options(filters={"min_photons": 100.0, "max_sigma_nm": None})
+    fit = workflow._fit(workflow.Acquisition("cell1", (movie,)), folder, options, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the example configuration's camera defaults
+        rc = main(["fit", str(movie), "--method", "mle", "--config", str(EXAMPLES / "2d_gaussian.yaml"), "--out",
+                   str(tmp_path / "locs.csv"), "--min-photons", "100"])
+    assert rc == 0
+    printed = [line.removeprefix("note: ") for line in capsys.readouterr().err.splitlines()]
+    table = str(out / "cell1" / "locs.csv")  # process: the table where it will be, not the hidden folder
+    assert fit["notes"] == [
+        _Shape.note, _CameraCheck.notes[0],
+        f"1 row (before the filters) touches pixels clipped at 65535 ADU (found in the movie) (column saturated_px > "
+        f"0): fitted from clipped light, their photons are low (the more so the more pixels clipped) and their "
+        f"uncertainties too small; plexloc filter {table} --out OUT --no-saturated drops them",
+        "5 of 120 fits left out: 3 whose position left the fitting window (a neighbour pulled the fit, or no spot); 2 "
+        "failed the goodness-of-fit test (min_llr_pvalue)",
+        "4 rows (before the filters) did not converge (converged 0, kept), on a bound of the fit (column at_bound): 1 "
+        "position at the window's limit; 3 photons at their bound; plexloc filter --converged removes them",
+        "1 row (before the filters) has p_spot above 0.01 (kept): background alone gives a spot_llr this large in more "
+        "than 1 % of windows; plexloc filter --max-p-spot 0.01 removes them"]
+    for note in fit["notes"]:
+        assert note.replace(table, str(tmp_path / "locs.csv")) in printed, (note, printed)
+    # without filters: no "(before the filters)" in either
+    capsys.readouterr()
+    fit = workflow._fit(workflow.Acquisition("cell1", (movie,)), folder, _options(), progress=False)
+    assert not any("before the filters" in n for n in fit["notes"]) and len(fit["notes"]) == 6

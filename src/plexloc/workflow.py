@@ -484,43 +484,38 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
                 "roi_offset_px", "roi_offset_source", "refined_rows", "saturated_rows"):
         if stats.get(key) is not None:
             fit[key] = list(stats[key]) if isinstance(stats[key], tuple) else stats[key]
-    notes = []
+    # the notes in plexloc fit's words (plexloc.mle.pipeline: one copy for both; process's own said less: no
+    # "(before the filters)" where filters were given, no clipping level, nothing of the checks' notes)
+    from plexloc.mle.pipeline import (check_notes, dropped_fits_line, not_converged_line, not_significant_line,
+                                      saturated_line)
+
+    filtered = any(v is not None for v in options.filters.values())
+    notes = list(check_notes(stats))  # the PSF shape's and the camera check's (its gain and e-/ADU unchecked)
     if stats.get("domain") is not None:
         notes += stats["domain"].warnings
     if stats.get("duplicates") is not None and stats["duplicates"].warning:
         notes.append(stats["duplicates"].warning)
     if stats.get("filtered") is not None:
         fit["filtered"] = stats["filtered"].format_table()
-    if stats.get("saturated_rows"):  # as plexloc fit says it: rows fitted from clipped light
-        notes.append(f"{stats['saturated_rows']} rows touch pixels at the camera's clipping level (column saturated_px "
-                     "> 0): their photons are low and their uncertainties too small; plexloc filter --no-saturated "
-                     "drops them")
+    # rows fitted from clipped light: the table named where it will be (not the hidden folder being written)
+    notes.append(saturated_line(stats.get("saturated_rows"), stats.get("clip_levels") or (),
+                                table=folder.parent / acq.name / "locs.csv", filtered=filtered))
     if stats.get("z_edge") is not None:  # a 3D network's rows at its z range's ends, as plexloc fit says it
         fit["z_edge"] = stats["z_edge"].to_dict()
         if stats["z_edge"].warning:
             notes.append(stats["z_edge"].warning)
     dropped = {k: int(v) for k, v in (stats.get("dropped") or {}).items() if v}
-    if dropped:  # the MLE's fits left out, as plexloc fit says it (process left them out without a word)
-        why = {"outside_window": "whose position left the fitting window (a neighbour pulled the fit, or no spot)",
-               "not_finite": "not finite", "goodness_of_fit": "failed the goodness-of-fit test (min_llr_pvalue)"}
+    if dropped:  # the MLE's fits left out (process left them out without a word before session 43)
         fit["fits"], fit["dropped"] = int(stats.get("fits", 0)), dropped
-        notes.append(f"{sum(dropped.values())} of {stats.get('fits', '?')} fits left out: "
-                     + "; ".join(f"{n} {why.get(k, k)}" for k, n in dropped.items()))
+        notes.append(dropped_fits_line(dropped, stats.get("fits")))
     flagged = stats.get("flagged") or {}  # the MLE's rows kept with converged 0, and those on each bound (at_bound)
     if flagged:
         fit["flagged"] = {k: int(v) for k, v in flagged.items()}
-    if flagged.get("not_converged"):  # as plexloc fit says it
-        names = {"xy": "position at the window's limit", "z": "z on its bound", "photons": "photons at their bound",
-                 "width": "PSF width on its bound"}
-        why = "; ".join(f"{flagged[k]} {v}" for k, v in names.items() if flagged.get(k))
-        notes.append(f"{flagged['not_converged']} row{'s' if flagged['not_converged'] != 1 else ''} did not converge "
-                     "(converged 0, kept)"
-                     + (f", on a bound of the fit (column at_bound): {why}" if why else "")
-                     + "; plexloc filter --converged removes them")
-    if flagged.get("not_significant"):  # as plexloc fit says it
-        from plexloc.mle.pipeline import not_significant_line
-
-        notes.append(not_significant_line(flagged["not_significant"], refined=options.method != "mle"))
+    notes.append(not_converged_line(flagged, filtered=filtered))
+    if flagged.get("not_significant"):
+        notes.append(not_significant_line(flagged["not_significant"], refined=options.method != "mle",
+                                          filtered=filtered))
+    notes = [n for n in notes if n]
     if rows == 0:
         notes.append("no localizations: check that the movie shows spots, that the camera converts its counts to "
                      "photons as the movie's camera does, and the detection threshold")
@@ -887,6 +882,10 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
                 summary["error"] += (f" (the earlier result in {names.text(str(final))} is kept; this attempt is "
                                      f"{names.text(str(place))})")
                 summary["kept"] = final.name
+                fit_notes = (summary.get("fit") or {}).get("notes")
+                if fit_notes:  # a note's table (plexloc filter NAME/locs.csv) is this attempt's, in NAME.failed
+                    was, now = (f"plexloc filter {names.text(str(p / 'locs.csv'))} " for p in (final, place))
+                    summary["fit"]["notes"] = [n.replace(was, now) for n in fit_notes]
             with naming_disk_full(place / "FAILED.txt"):
                 (tmp / "FAILED.txt").write_text(summary["error"] + "\n")
             files.append("FAILED.txt")

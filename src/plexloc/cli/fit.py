@@ -163,28 +163,18 @@ def run(args: argparse.Namespace) -> int:
         if stats.get("roi_offset_source"):
             print(f"ROI offset {list(stats['roi_offset_px'])} px from {stats['roi_offset_source']}", file=sys.stderr)
         _say_maps_cut(stats)
-        dropped = {k: v for k, v in (stats.get("dropped") or {}).items() if v}
-        if dropped:  # no row leaves silently
-            why = {"outside_window": "whose position left the fitting window (a neighbour pulled the fit, or no spot)",
-                   "not_finite": "not finite", "goodness_of_fit": "failed the goodness-of-fit test (min_llr_pvalue)"}
-            print(f"{sum(dropped.values())} of {stats['fits']} fits left out: "
-                  + "; ".join(f"{n} {why.get(k, k)}" for k, n in dropped.items()), file=sys.stderr)
-        flagged = stats.get("flagged") or {}
-        if flagged.get("not_converged"):  # kept, flagged: say how many and why, so that a user can select them out
-            names = {"xy": "position at the window's limit", "z": "z on its bound", "photons": "photons at their bound",
-                     "width": "PSF width on its bound"}
-            why = "; ".join(f"{flagged[k]} {v}" for k, v in names.items() if flagged.get(k))
-            filtered = any(v is not None for v in (args.min_photons, args.max_photons, args.max_sigma))
-            n = flagged["not_converged"]
-            print(f"{n} row{'s' if n != 1 else ''}{' (before the filters)' if filtered else ''} did not converge "
-                  "(converged 0, kept)"
-                  + (f", on a bound of the fit (column at_bound): {why}" if why else "")
-                  + "; plexloc filter --converged removes them", file=sys.stderr)
-        if flagged.get("not_significant"):  # kept, flagged: fits that background alone matches (column p_spot)
-            from plexloc.mle.pipeline import not_significant_line
+        # no row leaves silently; the rows kept but flagged (not converged, fits that background alone matches:
+        # column p_spot) counted, so that a user can select them out; in process's words (plexloc.mle.pipeline)
+        from plexloc.mle.pipeline import dropped_fits_line, not_converged_line, not_significant_line
 
-            filtered = any(v is not None for v in (args.min_photons, args.max_photons, args.max_sigma))
-            print(not_significant_line(flagged["not_significant"], filtered=filtered), file=sys.stderr)
+        filtered = _filtered(args)
+        flagged = stats.get("flagged") or {}
+        for line in (dropped_fits_line(stats.get("dropped"), stats.get("fits")),
+                     not_converged_line(flagged, filtered=filtered),
+                     not_significant_line(flagged["not_significant"], filtered=filtered)
+                     if flagged.get("not_significant") else None):
+            if line:
+                print(line, file=sys.stderr)
     else:
         from plexloc.infer import fit_movie_to_file
 
@@ -229,8 +219,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         z_edge = stats.get("z_edge")
         if z_edge is not None and z_edge.at_edge:  # a 3D model's rows at its z range's ends: the count, the warning
-            filtered = any(v is not None for v in (args.min_prob, args.max_sigma, args.min_photons, args.max_photons))
-            print(z_edge.count_line() + (" (before the filters)" if filtered else ""), file=sys.stderr)
+            print(z_edge.count_line() + (" (before the filters)" if _filtered(args) else ""), file=sys.stderr)
             if z_edge.warning:
                 print(f"warning: {z_edge.warning}", file=sys.stderr)
         if args.refine_mle and n_rows:
@@ -240,9 +229,7 @@ def run(args: argparse.Namespace) -> int:
             if weak:  # as the MLE fit says it
                 from plexloc.mle.pipeline import not_significant_line
 
-                filtered = any(v is not None for v in (args.min_prob, args.max_sigma, args.min_photons,
-                                                        args.max_photons))
-                print(not_significant_line(weak, refined=True, filtered=filtered), file=sys.stderr)
+                print(not_significant_line(weak, refined=True, filtered=_filtered(args)), file=sys.stderr)
         if stats.get("roi_offset_source"):
             print(f"ROI offset {stats['roi_offset_px']} px from {stats['roi_offset_source']}", file=sys.stderr)
         _say_maps_cut(stats)
@@ -258,12 +245,12 @@ def run(args: argparse.Namespace) -> int:
         rate += f", {stats['precision']}" + (", channels-last" if stats.get("channels_last") else "")
     if stats.get("alignment") is not None:  # its findings were warned about before the fit
         print(stats["alignment"].summary(), file=sys.stderr)
-    for shape in stats.get("psf_shape") or []:  # warnings were issued before the fit; notes (all spots at one z) here
-        if shape.note and shape.enough:
-            print(f"note: {shape.note}", file=sys.stderr)
-    if stats.get("camera") is not None:  # the noise not measured (too crowded, too dim): the settings went unchecked
-        for note in stats["camera"].notes:
-            print(f"note: {note}", file=sys.stderr)
+    # the checks' warnings were issued before the fit; their notes (all spots at one z; the noise not measured, too
+    # crowded or too dim: the camera settings went unchecked) here, in process's words
+    from plexloc.mle.pipeline import check_notes
+
+    for note in check_notes(stats):
+        print(f"note: {note}", file=sys.stderr)
     dup = stats.get("duplicates")
     if dup is not None and dup.warning:
         print(f"warning: {dup.warning}", file=sys.stderr)
@@ -353,19 +340,20 @@ def _model_note(model, n_rows: int) -> str | None:
     return model_readiness_note(_model_file(str(model)), n_rows)
 
 
+def _filtered(args: argparse.Namespace) -> bool:
+    """Whether a filter option was given: the fit's counts are then of the rows before the filters."""
+    return any(getattr(args, k, None) is not None for k in ("min_prob", "min_photons", "max_photons", "max_sigma"))
+
+
 def _say_saturated(stats: dict, args: argparse.Namespace) -> None:
     """How many rows were fitted from clipped pixels (column saturated_px > 0), at which level, and how to drop them
-    (network and MLE fits alike; nothing where none)."""
-    n = stats.get("saturated_rows") or 0
-    if not n:
-        return
-    levels = sorted({f"{lv:.0f} ADU" + {"setting": " (the camera's saturation_adu)", "found": " (found in the movie)"}
-                     .get(how, "") for lv, how in stats.get("clip_levels") or [] if lv is not None})
-    filtered = any(getattr(args, k, None) is not None for k in ("min_prob", "min_photons", "max_photons", "max_sigma"))
-    print(f"{n} rows{' (before the filters)' if filtered else ''} touch pixels clipped at "
-          f"{' / '.join(levels) or 'the clipping level'} (column saturated_px > 0): fitted from clipped light, their photons "
-          f"are low (the more so the more pixels clipped) and their uncertainties too small; plexloc filter {args.out} "
-          "--out OUT --no-saturated drops them", file=sys.stderr)
+    (network and MLE fits alike; nothing where none), in process's words (:func:`plexloc.mle.pipeline.saturated_line`)."""
+    from plexloc.mle.pipeline import saturated_line
+
+    line = saturated_line(stats.get("saturated_rows"), stats.get("clip_levels") or (), table=args.out,
+                          filtered=_filtered(args))
+    if line:
+        print(line, file=sys.stderr)
 
 
 def _say_maps_cut(stats: dict) -> None:

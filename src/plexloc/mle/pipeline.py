@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +47,67 @@ def not_significant_line(n: int, *, refined: bool = False, filtered: bool = Fals
             f"{SPOT_P_REPORT:g} (kept): background alone{light} gives a "
             "spot_llr this large in more than 1 % of windows; plexloc filter --max-p-spot 0.01 removes them"
             + (" and every row without a kept refit" if refined else ""))
+
+
+# What ``plexloc fit`` prints and ``plexloc process`` notes (summary.json, report.html, its log) of a fit's stats, in
+# one wording: each had its own copy, and process's said less (no "(before the filters)" where filters were given, no
+# clipping level) ----------------------------------------------------------------------------------------------------
+
+#: why the MLE fitter left a fit out of its table (the keys of its stats' ``dropped``)
+DROPPED_REASONS = {"outside_window": "whose position left the fitting window (a neighbour pulled the fit, or no spot)",
+                   "not_finite": "not finite", "goodness_of_fit": "failed the goodness-of-fit test (min_llr_pvalue)"}
+#: the bounds of the fit that a row not converged is on (the keys of the stats' ``flagged`` other than the counts)
+BOUND_NAMES = {"xy": "position at the window's limit", "z": "z on its bound", "photons": "photons at their bound",
+               "width": "PSF width on its bound"}
+
+
+def dropped_fits_line(dropped: Mapping[str, int] | None, fits: int | None) -> str | None:
+    """The fits the MLE fitter left out of its table (``stats["dropped"]``, by reason, of ``stats["fits"]``), or None
+    where none was: no row leaves silently."""
+    dropped = {k: int(v) for k, v in (dropped or {}).items() if v}
+    if not dropped:
+        return None
+    return (f"{sum(dropped.values())} of {fits if fits is not None else '?'} fits left out: "
+            + "; ".join(f"{n} {DROPPED_REASONS.get(k, k)}" for k, n in dropped.items()))
+
+
+def not_converged_line(flagged: Mapping[str, int] | None, *, filtered: bool = False) -> str | None:
+    """The rows kept with ``converged`` 0 (``stats["flagged"]["not_converged"]``) and the bounds they are on (column
+    ``at_bound``), or None where none; ``filtered``: counted before the fit's filters."""
+    flagged = flagged or {}
+    n = int(flagged.get("not_converged") or 0)
+    if not n:
+        return None
+    why = "; ".join(f"{flagged[k]} {v}" for k, v in BOUND_NAMES.items() if flagged.get(k))
+    return (f"{n} row{'s' if n != 1 else ''}{' (before the filters)' if filtered else ''} did not converge "
+            "(converged 0, kept)" + (f", on a bound of the fit (column at_bound): {why}" if why else "")
+            + "; plexloc filter --converged removes them")
+
+
+def saturated_line(n: int | None, clip_levels: Sequence = (), *, table: str | os.PathLike,
+                   filtered: bool = False) -> str | None:
+    """The rows fitted from clipped light (``stats["saturated_rows"]``: column ``saturated_px`` > 0), at which
+    level (``stats["clip_levels"]``: each channel's ``(ADU, where from)``), and how to drop them from ``table``; None
+    where none. Network and MLE fits alike."""
+    if not n:
+        return None
+    levels = sorted({f"{lv:.0f} ADU" + {"setting": " (the camera's saturation_adu)", "found": " (found in the movie)"}
+                     .get(how, "") for lv, how in clip_levels or [] if lv is not None})
+    return (f"{n} {'row' if n == 1 else 'rows'}{' (before the filters)' if filtered else ''} "
+            f"{'touches' if n == 1 else 'touch'} pixels clipped at {' / '.join(levels) or 'the clipping level'} "
+            "(column saturated_px > 0): fitted from clipped light, their photons are low (the more so the more pixels "
+            f"clipped) and their uncertainties too small; plexloc filter {table} --out OUT --no-saturated drops them")
+
+
+def check_notes(stats: Mapping) -> list[str]:
+    """What the checks before the fit noted without a warning: a PSF shape check's note (all spots at one z, ...) where
+    it had enough spots, and why the camera check could not measure the noise (the gain and e-/ADU went unchecked)."""
+    notes = [shape.note for shape in stats.get("psf_shape") or [] if shape.note and shape.enough]
+    if stats.get("camera") is not None:
+        notes += list(stats["camera"].notes)
+    return notes
+
+
 #: smallest fitting window of a crowded spot under the default window rule (Picasso's box size)
 DEFAULT_MIN_ROI_PX = 7
 
