@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
 For each movie (a TIFF stack or a folder of TIFFs), in this order, into DIR/NAME/ (NAME: the movie's file name
-without .tif/.ome):
+without .tif/.tiff/.btf/.ome, a folder's name; one movie per channel: their common start without a channel tag):
   1. locs.csv     the fit (as plexloc fit; --method mle --config CONFIG for the maximum-likelihood fitter)
   2. drift.png,   the drift estimated (as plexloc drift: RCC, or --drift-engine comet) and
      locs_dc.csv  subtracted; not subtracted where the engine calls its estimate unreliable or there are too
@@ -44,7 +44,7 @@ locs.csv), frames (fitted), frames_per_s (of the fit), drift (applied, unreliabl
 off), drift_range_nm (the estimate's largest lateral range, x or y, nm; also where it was not subtracted),
 merged_rows (of merged.csv), nena_nm (NeNA of the table before merging, nm; a network's reads low, see report.html),
 frc_nm (FRC resolution of the merged table, nm; empty where the curve gives none), seconds (the movie's), movies
-(;-separated) and error (a failed movie's step and error).
+(;-separated) and error (a failed movie's step and error; why a movie was not finished).
 
 Run again into the same DIR, each movie's earlier DIR/NAME is replaced whole once its new one is complete; the
 folders of movies not given stay as they were, and summary.csv keeps describing them (both said). summary.csv is
