@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from plexloc.service.db import File
 from plexloc.service.security import SignatureError
-from plexloc.service.storage import LocalStorage, StorageError, UploadConflict, write_all
+from plexloc.service.storage import LocalStorage, StorageError, UploadConflict, sha256_file, write_all
 
 router = APIRouter(prefix="/storage/v1", tags=["storage"], include_in_schema=False)
 FLUSH = 4 * 1024 * 1024
@@ -68,6 +68,30 @@ async def upload(key: str, request: Request) -> JSONResponse:
     length = request.headers.get("content-length")
     if length is not None and offset + int(length) > size:
         raise HTTPException(413, f"{offset} + {length} bytes exceed the declared size {size}")
+    # the file may be deleted at any moment of the request (a user's delete, an expired upload, an output replaced):
+    # after each thing it makes on disk, the request asks again (_still_registered) and removes what it made
+    try:
+        answer = await _receive(request, store, key, fields, offset, size)
+    except Exception:
+        await _gone_meanwhile(request, store, key)
+        raise
+    await _gone_meanwhile(request, store, key)
+    return answer
+
+
+async def _gone_meanwhile(request: Request, store: LocalStorage, key: str) -> None:
+    """404 when the file of ``key`` was deleted while this request ran, and what it stored removed (a part file it made
+    again, or the file it moved into place after the deletion had removed the part): no bytes that no file owns, which
+    nothing would ever delete."""
+    if not await anyio.to_thread.run_sync(_still_registered, request, key):
+        await anyio.to_thread.run_sync(store.delete, key)
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            "no such upload: the file was deleted while this request was storing its bytes (discarded)")
+
+
+async def _receive(request: Request, store: LocalStorage, key: str, fields: dict[str, str], offset: int,
+                   size: int) -> JSONResponse:
+    """Append the body to the part file from ``offset``; move it into place once ``size`` bytes are there."""
     try:
         received = await anyio.to_thread.run_sync(_begin, store, key, offset)
     except UploadConflict as err:
@@ -76,6 +100,8 @@ async def upload(key: str, request: Request) -> JSONResponse:
     written = offset
     buf = bytearray()
     try:
+        # deleted between the first check and the opening of the part file (which made it again): not a byte more
+        await _gone_meanwhile(request, store, key)
         async for chunk in request.stream():
             written += len(chunk)
             if written > size:
@@ -99,9 +125,30 @@ async def upload(key: str, request: Request) -> JSONResponse:
     if written == size:
         try:
             digest = await anyio.to_thread.run_sync(lambda: store.complete_part(key, sha256=fields.get("sha256")))
+        except FileNotFoundError:  # the part file was removed while the bytes arrived (they went nowhere)
+            await _gone_meanwhile(request, store, key)  # removed by a deletion of the file: 404
+            digest = await anyio.to_thread.run_sync(_completed, store, key)
+            if digest is None:  # removed by other hands (an administrator, a clean-up): said, and where to resume
+                stored = await anyio.to_thread.run_sync(store.received, key)
+                return JSONResponse(
+                    {"detail": f"the bytes stored for this upload were removed while this request wrote them (its "
+                               f"bytes up to {written} of {size} are lost): upload again from byte {stored}",
+                     "offset": stored},
+                    status_code=409, headers={"Upload-Offset": str(stored)})
+            # else another request (a complete, a second PUT) moved every byte into place meanwhile
         except StorageError as err:
             raise HTTPException(422, str(err)) from None
     return JSONResponse({"offset": written, "complete": written == size, "sha256": digest}, headers={"Upload-Offset": str(written)})
+
+
+def _completed(store: LocalStorage, key: str) -> str | None:
+    """The SHA-256 of the complete file of ``key``, None when it is not in place."""
+    path = store.path(key)
+    side = path.with_name(path.name + ".sha256")
+    try:
+        return side.read_text().strip() if side.exists() else (sha256_file(path) if path.exists() else None)
+    except FileNotFoundError:
+        return None
 
 
 def _stored_after_error(store: LocalStorage, key: str, f) -> int:
@@ -117,9 +164,20 @@ def _registered(request: Request, key: str) -> None:
     """404 unless a file of ``key`` is registered: the signed URL of a file deleted since (a user's delete, an expired
     upload, an output an attempt replaced) lives on until it expires, and must not store bytes no file owns, which
     nothing would ever delete."""
+    if not _still_registered(request, key):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such upload (the file was deleted)")
+
+
+def _still_registered(request: Request, key: str) -> bool:
+    """Whether a file of ``key`` is registered, waiting for a deletion of it in progress to end: its row is locked
+    (PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` transactions run one at a time), and every deleter removes the row before
+    the bytes (:func:`plexloc.service.jobs.delete_files`). So a PUT that asks this after each thing it makes on disk
+    (the part file, the file moved into place) either sees the deletion and removes what it made, or made it before
+    the deleter removes the bytes: no bytes are left that no file owns."""
     with request.app.state.sessions() as session:
-        if session.scalar(select(File.id).where(File.storage_key == key)) is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such upload (the file was deleted)")
+        found = session.scalar(select(File.id).where(File.storage_key == key).with_for_update()) is not None
+        session.commit()
+        return found
 
 
 def _begin(store: LocalStorage, key: str, offset: int):

@@ -219,8 +219,7 @@ def delete_file(file_id: str, request: Request, session: SessionDep, user: UserD
     ).first()
     if busy:
         raise HTTPException(status.HTTP_409_CONFLICT, f"file {file_id} is an input of unfinished job {busy}")
-    request.app.state.storage.delete(f.storage_key)
-    session.delete(f)
+    ops.delete_files(session, request.app.state.storage, [f])
 
 
 # -- applications -------------------------------------------------------------------------------------
@@ -305,9 +304,7 @@ def delete_job(job_id: str, request: Request, session: SessionDep, user: UserDep
     if busy:
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"job {job_id}'s output {busy[1]} is an input of unfinished job {busy[0]}")
-    for f in session.scalars(select(File).where(File.job_id == job.id)):
-        request.app.state.storage.delete(f.storage_key)
-        session.delete(f)
+    ops.delete_files(session, request.app.state.storage, list(session.scalars(select(File).where(File.job_id == job.id))))
     session.delete(job)
 
 

@@ -145,9 +145,7 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
         raise HTTPException(status.HTTP_409_CONFLICT,
                             f"name: job {job.id} already has a file {body.name!r} of kind {other.kind!r}; a {body.kind!r} "
                             "file does not replace it: give it another name")
-    for old in same:
-        request.app.state.storage.delete(old.storage_key)
-        session.delete(old)
+    ops.delete_files(session, request.app.state.storage, list(same))
     fid = new_id()
     f = File(
         id=fid, user_id=job.user_id, name=body.name, size=body.size, sha256=body.sha256, kind=body.kind,

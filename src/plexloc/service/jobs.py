@@ -506,6 +506,25 @@ def finish(
     set_state(session, job, state, at=at, error=error)
 
 
+def delete_files(session: Session, storage, files: list[File], *, keep_going: bool = False) -> None:
+    """Delete ``files``: their rows first (flushed, so that the deletion holds their locks until the transaction ends),
+    then their bytes. An upload whose bytes are still arriving asks after each thing it stores whether its file is
+    still registered, waiting on those locks (``api_storage._still_registered``): it sees the deletion and removes what
+    it stored, or stored it before the bytes are removed here. Bytes removed before the rows, the other way round, an
+    upload could store again in between, owned by no file, never deleted. ``keep_going``: bytes a store fails to
+    delete (an object store down) are left, unreachable, and the rest goes on; else the error ends the transaction."""
+    keys = [f.storage_key for f in files]
+    for f in files:
+        session.delete(f)
+    session.flush()
+    for key in keys:
+        try:
+            storage.delete(key)
+        except Exception:
+            if not keep_going:
+                raise
+
+
 def expire_uploads(session: Session, storage, *, max_age_s: float, at: float | None = None) -> list[str]:
     """Delete the user uploads still pending ``max_age_s`` after they were registered (abandoned: their partial data
     would stay forever), and the outputs still pending of jobs that are over (a worker killed or cut off while
@@ -518,9 +537,7 @@ def expire_uploads(session: Session, storage, *, max_age_s: float, at: float | N
         select(File).join(Job, Job.id == File.job_id)
         .where(File.state == "pending", Job.state.in_([s.value for s in JobState if s.terminal]))
     ).all()
-    for f in stale:
-        storage.delete(f.storage_key)
-        session.delete(f)
+    delete_files(session, storage, stale)
     return [f.id for f in stale]
 
 
@@ -578,12 +595,7 @@ def sweep(session: Session, *, at: float | None = None, timeout_grace_s: float =
         job.last_worker_id = job.worker_id  # a retry goes preferably to another worker
         if storage is not None:
             dropped = session.scalars(select(File).where(File.job_id == job.id)).all()
-            for f in dropped:
-                try:
-                    storage.delete(f.storage_key)
-                except Exception:  # an object store down: its bytes stay (unreachable), the sweep goes on
-                    pass
-                session.delete(f)
+            delete_files(session, storage, dropped, keep_going=True)  # an object store down: the sweep goes on
             if dropped:
                 add_log(session, job, [f"[service] {len(dropped)} output(s) of attempt {job.attempts} deleted (it did "
                                        f"not finish): {', '.join(sorted(f.name for f in dropped))}"], at=at)
