@@ -277,7 +277,7 @@ def test_process_says_how_many_rows_touch_clipped_pixels(tmp_path, capsys):
     s = json.loads((out / "clipped" / "summary.json").read_text())
     locs = read_table(out / "clipped" / "locs.csv")
     assert s["fit"]["saturated_rows"] == int((np.asarray(locs["saturated_px"]) > 0).sum()) == 6
-    assert any("6 rows touch pixels at the camera's clipping level" in n for n in s["fit"]["notes"])
+    assert any(n.startswith("6 rows touch pixels clipped at 4095 ADU (found in the movie)") for n in s["fit"]["notes"])
 
 
 @pytest.mark.filterwarnings("always::plexloc.camera.check.CameraWarning")  # the CLI prints it
