@@ -114,12 +114,15 @@ def _split_view(config, source):
     return split
 
 
-def _joined(frames, split):
-    """(T, C, H, W) channel frames (numpy) as one camera frame per time point holding every channel's box (flipped)."""
+def _joined(frames, split, camera=None):
+    """(T, C, H, W) channel frames (numpy) as one camera frame per time point holding every channel's box (flipped);
+    pixels between the boxes read ``camera``'s baseline (its median for a map), rounded as the ADU are."""
     from plexloc.io.splitview import join_frames
 
     shape = (max(b[1] + b[3] for b in split.boxes), max(b[0] + b[2] for b in split.boxes))
-    return join_frames(frames, split, shape)
+    base = getattr(camera, "baseline", 0.0)
+    fill = float(base.double().median()) if hasattr(base, "double") else float(base)
+    return join_frames(frames, split, shape, fill=round(fill))
 
 def run(args: argparse.Namespace) -> int:
     resolve_config(args)
@@ -182,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
                                 source=f"{', '.join(str(out / n) for n in names)} (simulated with {args.config})")
             check = part if check is None else check.add(part)
             if split is not None:  # one camera frame holding every channel's box
-                writers[0].write(_joined(raw.cpu().numpy().transpose(1, 0, 2, 3), split))
+                writers[0].write(_joined(raw.cpu().numpy().transpose(1, 0, 2, 3), split, cameras[0]))
             else:
                 for c, w in enumerate(writers):
                     w.write(raw[c].cpu().numpy())
@@ -292,7 +295,7 @@ def _run_beads(args: argparse.Namespace) -> int:
     C = len(stacks.raw)
     names = ["beads.tif"] if C == 1 or split is not None else [f"beads_ch{c}.tif" for c in range(C)]
     if split is not None:  # one camera frame holding every channel's box, as the movie's
-        frames = [_joined(np.stack(stacks.raw, axis=1), split)]
+        frames = [_joined(np.stack(stacks.raw, axis=1), split, stacks.cameras[0])]
     else:
         frames = stacks.raw
     for name, f in zip(names, frames):  # each written aside and renamed into place (write_movie)

@@ -61,10 +61,12 @@ def split_frames(frames: np.ndarray, split: SplitViewConfig) -> np.ndarray:
     return np.ascontiguousarray(np.stack(out, axis=1))
 
 
-def join_frames(channels: np.ndarray, split: SplitViewConfig, frame_shape: tuple[int, int]) -> np.ndarray:
-    """The inverse of :func:`split_frames`: (T, C, h, w) -> (T, H, W) camera frames (zeros outside boxes)."""
+def join_frames(channels: np.ndarray, split: SplitViewConfig, frame_shape: tuple[int, int], *,
+                fill: float = 0) -> np.ndarray:
+    """The inverse of :func:`split_frames`: (T, C, h, w) -> (T, H, W) camera frames, ``fill`` outside the boxes (a
+    simulated camera's baseline: a dark region of the chip reads its offset, not 0)."""
     flips = split.flip or ["none"] * len(split.boxes)
-    out = np.zeros((channels.shape[0], *frame_shape), dtype=channels.dtype)
+    out = np.full((channels.shape[0], *frame_shape), fill, dtype=channels.dtype)
     for c, ((x, y, bw, bh), flip) in enumerate(zip(split.boxes, flips)):
         a = channels[:, c]
         if "x" in flip:
