@@ -224,15 +224,17 @@ def test_a_folder_of_movie_folders_names_them(tmp_path, capsys):
     row = _rows(tmp_path / "out")["data"]
     assert row["status"] == "failed" and row["error"] == (
         f"fit: {data}: folder holds no TIFF files (looked for .tif, .tiff, .btf, .tf8), but 2 of its subfolders do "
-        f"(cell1, cell2): a folder of TIFFs is one movie, so give each subfolder as a movie (plexloc process "
-        f"{data / '*'} --out DIR ...)")
+        f"(cell1, cell2): a folder of TIFFs is one movie, so give each subfolder as a movie ({data / 'cell1'}, ...)")
     # a folder of neither: the reader's own words, as before
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="folder holds no TIFF files"):
         from plexloc.io.tiff import open_movie
 
         open_movie(tmp_path / "empty")
-    workflow._check_movie_folders([tmp_path / "empty", data / "cell1", tmp_path / "nothing.tif"])  # nothing raised
+    # the reader says it, so plexloc fit does too; a movie folder of its own TIFFs opens as before
+    with pytest.raises(InputError, match=r"but 2 of its subfolders do \(cell1, cell2\)"):
+        open_movie(data)
+    assert open_movie(data / "cell1").n_frames == 2
 
 
 # 3. plexloc fit's and process's notes: one wording ----------------------------------------------------------------

@@ -420,35 +420,8 @@ def noting_warnings(into: list[str]) -> contextlib.AbstractContextManager[None]:
     return _collected_warnings(into)
 
 
-def _check_movie_folders(movies: Sequence[Path]) -> None:
-    """A movie that is a folder with no TIFF file of its own but subfolders that hold some (a folder of movie
-    folders, ``data/`` of ``data/cell1/img_0.tif``, ...): an :class:`InputError` naming the subfolders, which are the
-    movies to give. Before, the reader's "folder holds no TIFF files" left the user to find out why."""
-    from plexloc.io.tiff import TIFF_SUFFIXES
-
-    def tiffs(folder: Path) -> bool:
-        return any(p.is_file() and p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith(".")
-                   for p in folder.iterdir())
-
-    for movie in movies:
-        try:
-            if not movie.is_dir() or tiffs(movie):
-                continue
-            subs = sorted((p for p in movie.iterdir() if p.is_dir() and not p.name.startswith(".") and tiffs(p)),
-                          key=lambda p: p.name)
-        except OSError:
-            continue  # the reader says what is wrong with it
-        if subs:
-            shown = ", ".join(p.name for p in subs[:5]) + (f" and {len(subs) - 5} more" if len(subs) > 5 else "")
-            raise InputError(
-                f"folder holds no TIFF files (looked for {', '.join(TIFF_SUFFIXES)}), but {len(subs)} of its "
-                f"subfolders do ({shown}): a folder of TIFFs is one movie, so give each subfolder as a movie "
-                f"(plexloc process {movie / '*'} --out DIR ...)", source=movie)
-
-
 def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool) -> dict[str, Any]:
     """Fit the acquisition into ``folder/locs.csv``; what the fit reported."""
-    _check_movie_folders(acq.movies)
     movie = [str(m) for m in acq.movies] if len(acq.movies) > 1 else acq.movies[0]
     filters = {k: v for k, v in options.filters.items() if v is not None}
     stats: dict[str, Any] = {}

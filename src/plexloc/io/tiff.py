@@ -456,6 +456,27 @@ class _FrameIndexing:
             yield start, self._read(start, min(start + int(chunk_frames), self.n_frames))
 
 
+
+def folder_tiffs(folder: Path) -> list[Path]:
+    """The TIFF files of a folder (not hidden, not in subfolders), in natural order (``img_2`` before ``img_10``)."""
+    return sorted((p for p in Path(folder).iterdir()
+                   if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith(".")),
+                  key=lambda p: _natural_key(p.name))
+
+
+def movie_subfolders(folder: Path) -> list[Path]:
+    """The subfolders of ``folder`` that hold TIFF files (a folder of movie folders: each is a movie), by name;
+    [] where none can be read."""
+    try:
+        return sorted((p for p in Path(folder).iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and folder_tiffs(p)), key=lambda p: p.name)
+    except OSError:
+        return []
+
+
+def _first_names(paths: list[Path], n: int = 5) -> str:
+    return ", ".join(p.name for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
+
 class MovieReader(_FrameIndexing):
     """Frames of one TIFF movie, or of a folder of TIFF files, read on demand.
 
@@ -484,14 +505,14 @@ class MovieReader(_FrameIndexing):
         if not self.path.exists():
             raise InputError("file or folder not found", source=self.path)
         if self.path.is_dir():
-            files = sorted(
-                (p for p in self.path.iterdir()
-                 if p.is_file() and p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith(".")),
-                key=lambda p: _natural_key(p.name),
-            )
+            files = folder_tiffs(self.path)
             if not files:
+                subs = movie_subfolders(self.path)
+                more = "" if not subs else (
+                    f", but {len(subs)} of its subfolders do ({_first_names(subs)}): a folder of TIFFs is one movie, "
+                    f"so give each subfolder as a movie ({subs[0]}{', ...' if len(subs) > 1 else ''})")
                 raise InputError(
-                    f"folder holds no TIFF files (looked for {', '.join(TIFF_SUFFIXES)})", source=self.path
+                    f"folder holds no TIFF files (looked for {', '.join(TIFF_SUFFIXES)}){more}", source=self.path
                 )
             mixed = _mixed_folder(files)
             if mixed is not None:
