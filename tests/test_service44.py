@@ -39,6 +39,155 @@ def _submit(http, token: str, app: str, inputs: dict, **kw):
     return http.post("/api/v1/jobs", json={"application": app, "inputs": inputs, **kw}, headers=auth(token))
 
 
+# -- configurations at submission --------------------------------------------------------------------------------------
+BAD = [  # (file text, what the 422 must name besides the slot and the file)
+    (b"px_size_nm: [100\n", ["not valid YAML", "line"]),
+    (b"- px_size_nm\n- 100\n", ["expected a mapping", "list"]),
+    (b"", ["expected a mapping"]),
+    (_yaml({**GOOD, "sigma_nm": 130}), ["unknown field 'sigma_nm'"]),
+    (_yaml({**GOOD, "px_size_nm": "100 nm"}), ["field 'px_size_nm'", "'100 nm'"]),
+    (_yaml({**GOOD, "psf": {"kind": "gaussian", "sigma_nm": -130}}), ["field 'psf.sigma_nm'", "-130"]),
+    (_yaml({**GOOD, "camera": {**GOOD["camera"], "kind": "emcdd"}}), ["camera.kind", "'emcdd'"]),
+    (b"\xff\xfe binary", ["cannot read configuration"]),
+]
+
+
+@pytest.mark.parametrize("text,words", BAD, ids=["yaml", "list", "empty", "unknown", "type", "value", "kind", "binary"])
+def test_a_configuration_that_cannot_load_is_refused_at_submission(http, service, text, words):  # noqa: F811
+    """Before: queued (201), the job failed on a worker after it waited in the queue and fetched its inputs. After: 422
+    naming the slot, the file (id and name) and the field and value, and no job queued."""
+    tok = service.user_token
+    f = _upload(http, tok, "scope.yaml", text)
+    r = _submit(http, tok, "plexloc-simulate", {"config": [f["id"]]}, config={"frames": 2})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["field"] == "inputs.config"
+    assert f"file {f['id']} (scope.yaml)" in body["detail"], body["detail"]
+    for word in words:
+        assert word in body["detail"], body["detail"]
+    assert "plexloc-check-" not in body["detail"]  # the server's scratch folder is no name the user knows
+    assert http.get("/api/v1/jobs", headers=auth(tok)).json() == []
+
+
+def test_every_plexloc_application_checks_its_configuration_inputs(http, service):  # noqa: F811
+    """train, fit --method mle, process --method mle and detect load the same configuration as simulate: each refuses
+    one that cannot load; fit and process check their camera YAML as a camera."""
+    tok = service.user_token
+    bad = _upload(http, tok, "bad.yaml", _yaml({**GOOD, "frame_size": "big"}))
+    movie = _upload(http, tok, "m.tif", b"II*\x00" + bytes(60))
+    model = _upload(http, tok, "model.pt", b"weights")
+    cases = [("plexloc-train", None, {"config": [bad["id"]]}),
+             ("plexloc-fit", "mle", {"movie": [movie["id"]], "config": [bad["id"]]}),
+             ("plexloc-process", "mle", {"movie": [movie["id"]], "config": [bad["id"]]}),
+             ("plexloc-detect", None, {"movie": [movie["id"]], "config": [bad["id"]]})]
+    for app, entry, inputs in cases:
+        r = _submit(http, tok, app, inputs, entry_point=entry)
+        assert r.status_code == 422 and r.json()["field"] == "inputs.config", (app, r.text)
+        assert "field 'frame_size'" in r.json()["detail"], (app, r.text)
+    bad_cam = _upload(http, tok, "cam.yaml", b"kind: emccd\nqe: 1.5\n")
+    good_cam = _upload(http, tok, "cam2.yaml", _yaml(GOOD["camera"]))
+    for app in ("plexloc-fit", "plexloc-process"):
+        entry = "fit" if app == "plexloc-fit" else "process"
+        inputs = {"movie": [movie["id"]], "model": [model["id"]]}
+        r = _submit(http, tok, app, {**inputs, "camera": [bad_cam["id"]]}, entry_point=entry)
+        assert r.status_code == 422 and r.json()["field"] == "inputs.camera", (app, r.text)
+        assert "field 'qe'" in r.json()["detail"] and "1.5" in r.json()["detail"], r.text
+        r = _submit(http, tok, app, {**inputs, "camera": [good_cam["id"]]}, entry_point=entry)
+        assert r.status_code == 201, (app, r.text)
+    # a whole configuration as the camera YAML (its camera is read): accepted
+    whole = _upload(http, tok, "whole.yaml", EXAMPLE.read_bytes())
+    r = _submit(http, tok, "plexloc-fit", {"movie": [movie["id"]], "model": [model["id"]], "camera": [whole["id"]]},
+                entry_point="fit")
+    assert r.status_code == 201, r.text
+
+
+def test_a_configuration_with_its_included_and_named_files_is_accepted(http, service):  # noqa: F811
+    """What loads on the worker is not refused: a camera included from camera.yaml, a spline PSF named by its file
+    (PSF.h5), sCMOS maps named by relative path, all travelling in the `files` slot beside the configuration; a
+    train configuration with its model and training sections; camera fields left out (defaults, a note on the
+    worker)."""
+    tok = service.user_token
+    camera = _upload(http, tok, "camera.yaml", _yaml({"camera": {"kind": "scmos", "e_per_adu": "gain.npy",
+                                                                  "baseline": 100.0, "read_sigma": 1.5}}))
+    gain = _upload(http, tok, "gain.npy", b"\x93NUMPY not read at submission")
+    psf = _upload(http, tok, "PSF.h5", b"not read at submission")
+    cfg = {**GOOD, "camera": "camera.yaml", "psf": "PSF.h5",
+           "model": {"features": 4, "depth": 1}, "training": {"batch_size": 4}}
+    f = _upload(http, tok, "scope.yaml", _yaml(cfg))
+    for app in ("plexloc-simulate", "plexloc-train"):
+        r = _submit(http, tok, app, {"config": [f["id"]], "files": [camera["id"], gain["id"], psf["id"]]})
+        assert r.status_code == 201, (app, r.text)
+    from plexloc.config import io as config_io
+
+    noted = set(config_io._noted)
+    sparse = _upload(http, tok, "sparse.yaml", _yaml({**GOOD, "camera": {"kind": "emccd"}}))
+    assert _submit(http, tok, "plexloc-simulate", {"config": [sparse["id"]]}).status_code == 201
+    assert config_io._noted == noted  # the defaults note of a scratch path is not kept for the server's lifetime
+
+
+def test_files_a_configuration_names_that_the_job_does_not_carry_are_refused(http, service):  # noqa: F811
+    """A file named by relative path is looked for beside the configuration on the worker, nowhere else: one the job
+    does not carry is named (field, file, the slot to give it in); an included file's own fields are checked."""
+    tok = service.user_token
+    cfg = _upload(http, tok, "scope.yaml", _yaml({**GOOD, "camera": "camera.yaml"}))
+    r = _submit(http, tok, "plexloc-simulate", {"config": [cfg["id"]]})
+    assert r.status_code == 422, r.text
+    d = r.json()["detail"]
+    assert "field 'camera'" in d and "'camera.yaml'" in d and "input slot 'files'" in d, d
+    bad_cam = _upload(http, tok, "camera.yaml", _yaml({"kind": "emccd", "em_gain": "high"}))
+    r = _submit(http, tok, "plexloc-simulate", {"config": [cfg["id"]], "files": [bad_cam["id"]]})
+    assert r.status_code == 422 and "field 'camera.em_gain'" in r.json()["detail"], r.text
+    maps = _upload(http, tok, "maps.yaml", _yaml({**GOOD, "camera": {"kind": "scmos", "e_per_adu": "gain.npy"}}))
+    r = _submit(http, tok, "plexloc-simulate", {"config": [maps["id"]]})
+    assert r.status_code == 422, r.text
+    d = r.json()["detail"]
+    assert "field 'channels.0.camera.e_per_adu' names the file 'gain.npy'" in d and "input slot 'files'" in d, d
+    spline = _upload(http, tok, "spline.yaml", _yaml({**GOOD, "psf": "PSF.h5"}))
+    r = _submit(http, tok, "plexloc-fit", {"movie": [_upload(http, tok, "m.tif", b"II*\x00")["id"]],
+                                           "config": [spline["id"]]}, entry_point="mle")
+    assert r.status_code == 422 and "'PSF.h5'" in r.json()["detail"], r.text
+    # detect takes no files beside its configuration: said
+    r = _submit(http, tok, "plexloc-detect", {"movie": [_upload(http, tok, "n.tif", b"II*\x00")["id"]],
+                                              "config": [maps["id"]]})
+    assert r.status_code == 422 and "takes no files beside its configuration" in r.json()["detail"], r.text
+
+
+def test_what_only_the_worker_can_read_is_not_refused_and_the_servers_disk_is_not_read(http, service, tmp_path):  # noqa: F811
+    """A YAML included by absolute path (the worker's disk may hold it: the server never reads a path a user names
+    on its own disk, even one it has), a map named by absolute path, and a configuration still to come from another
+    job are accepted; what can be checked of them (YAML, a mapping) still is."""
+    tok = service.user_token
+    secret = tmp_path / "server-only.yaml"
+    secret.write_text("kind: emccd\nqe: 7\n")  # would be refused if the server read it
+    for camera in (str(secret), "/nonexistent/plexloc/camera.yaml", {"kind": "scmos", "e_per_adu": "/maps/gain.npy"}):
+        f = _upload(http, tok, "scope.yaml", _yaml({**GOOD, "camera": camera}))
+        r = _submit(http, tok, "plexloc-simulate", {"config": [f["id"]]})
+        assert r.status_code == 201, (camera, r.text)
+    outside = _upload(http, tok, "up.yaml", _yaml({**GOOD, "camera": "../camera.yaml"}))
+    assert _submit(http, tok, "plexloc-simulate", {"config": [outside["id"]]}).status_code == 201
+    broken = _upload(http, tok, "broken.yaml", b"camera: /abs/camera.yaml\npsf: [\n")
+    r = _submit(http, tok, "plexloc-simulate", {"config": [broken["id"]]})
+    assert r.status_code == 422 and "not valid YAML" in r.json()["detail"], r.text
+    # a job's output still to come: the worker loads it
+    first = http.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick"}, headers=auth(tok)).json()
+    r = _submit(http, tok, "plexloc-simulate", {"config": [f"job:{first['id']}/out.yaml"]})
+    assert r.status_code == 201, r.text
+
+
+def test_a_config_input_of_another_application_is_not_loaded_as_plexloc(tmp_path):
+    """A slot of kind config without `check` (another program's own format) is not loaded as a plexloc
+    configuration: its file is the program's business."""
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "other.yaml").write_text(yaml.safe_dump({"name": "other", "versions": {"1": {"entry_points": {"run": {
+        "command": ["true", "{input.config}"], "inputs": {"config": {"kind": "config", "suffixes": [".yaml"]}}}}}}}))
+    svc = make_service(tmp_path, apps_dirs=[apps])
+    with LiveServer(svc.app) as srv, httpx.Client(base_url=srv.url, timeout=30) as h:
+        f = _upload(h, svc.user_token, "own.yaml", b"- not: a plexloc mapping\n")
+        assert _submit(h, svc.user_token, "other", {"config": [f["id"]]}).status_code == 201
+    svc.app.state.engine.dispose()
+
+
 # -- uploads that race a deletion ----------------------------------------------------------------------------------------
 def _register(http, token: str, data: bytes) -> dict:
     r = http.post("/api/v1/files", json={"name": "movie.tif", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},

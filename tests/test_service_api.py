@@ -259,7 +259,7 @@ def test_deleting_a_job_whose_output_feeds_an_unfinished_job_is_refused(http, se
     a = _tick_job(http, service.user_token)
     assert _pull(http, service.worker_token).json()["job_id"] == a["id"]
     http.post(f"/worker/v1/jobs/{a['id']}/ping", json={"stage": "running"}, headers=auth(service.worker_token))
-    _output(http, service.worker_token, a["id"])
+    _output(http, service.worker_token, a["id"], data=EXAMPLE.read_bytes())  # a configuration: checked at submission
     assert http.post(f"/worker/v1/jobs/{a['id']}/finish", json={"state": "succeeded"},
                      headers=auth(service.worker_token)).status_code < 300
     movie = _upload(http, service.user_token, name="m.tif", data=b"II*\x00xx")  # a TIFF header: a non-TIFF .tif is refused at submission

@@ -105,7 +105,8 @@ def test_cancel_a_running_job(env):
 def test_time_limit_and_failing_command(env, tmp_path):
     svc, live, c = env
     bad = tmp_path / "bad.yaml"
-    bad.write_text("px_size_nm: -3\n")
+    # a camera included by absolute path: only the worker reads it (the server accepts the job), and it is not there
+    bad.write_text("px_size_nm: 100\nframe_size: [8, 8]\npsf: {kind: gaussian}\ncamera: /nonexistent/plexloc/camera.yaml\n")
     with AgentThread(live.url, svc.worker_token):
         slow = c.submit("ticker", entry_point="tick", config={"n": 400, "dt": 0.05}, timeout_s=0.5)
         fail = c.submit("plexloc-simulate", config={"frames": 2}, inputs={"config": c.upload(bad)["id"]})

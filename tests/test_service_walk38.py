@@ -213,7 +213,8 @@ def test_a_failed_commands_error_names_the_users_file_not_the_workers_folder_and
 
     svc = make_service(tmp_path)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("px_size_nm: -3\n")
+    # a camera included by absolute path: only the worker reads it (the server accepts the job), and it is not there
+    bad.write_text("px_size_nm: 100\nframe_size: [8, 8]\npsf: {kind: gaussian}\ncamera: /nonexistent/plexloc/camera.yaml\n")
     with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
         with AgentThread(live.url, svc.worker_token):
             fail = c.submit("plexloc-simulate", config={"frames": 2}, inputs={"config": c.upload(bad)["id"]})

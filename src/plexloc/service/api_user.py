@@ -13,6 +13,7 @@ from plexloc.config.io import load_yaml
 from plexloc.errors import InputError
 from plexloc.service import jobs as ops
 from plexloc.service.apps import parse_application
+from plexloc.service.config_inputs import check_config_inputs
 from plexloc.service.db import File, Job, JobInput, JobLog, new_id
 from plexloc.service.deps import SessionDep, UserDep, base_url
 from plexloc.service.settings import size_text
@@ -254,6 +255,8 @@ def create_job(body: JobCreate, request: Request, session: SessionDep, user: Use
     )
     session.flush()
     ops.check_tiff_inputs(session, request.app.state.storage, job)  # an error rolls the job back: nothing queued
+    _, _, ep = request.app.state.registry.resolve(job.application, job.version, job.entry_point)
+    check_config_inputs(session, request.app.state.storage, job, ep)  # a configuration that cannot load: 422
     return job_out(job)
 
 

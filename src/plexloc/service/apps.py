@@ -65,6 +65,11 @@ class Slot(_Strict):
     #: another slot whose folder this slot's files share on the worker: the files a configuration names by
     #: relative path (a spline calibration, sCMOS maps) next to the configuration, under their own names
     beside: str | None = None
+    #: what the server loads the slot's file as at submission (a file that cannot load is refused with a 422 naming
+    #: the field, not found by the program on a worker after the job waited in the queue): ``plexloc-config`` (a
+    #: microscope configuration, :func:`plexloc.config.load_config`) or ``plexloc-camera`` (a camera YAML,
+    #: :func:`plexloc.config.load_camera_configs`); see :mod:`plexloc.service.config_inputs`
+    check: Literal["plexloc-config", "plexloc-camera"] | None = None
 
 
 class Output(_Strict):

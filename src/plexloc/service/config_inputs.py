@@ -1,0 +1,177 @@
+"""Submission-time checks of the plexloc configurations a job takes.
+
+An input slot with ``check: plexloc-config`` (or ``plexloc-camera``) holds a YAML that the program loads on the worker
+with :func:`plexloc.config.load_config` (or :func:`plexloc.config.load_camera_configs`). A file that cannot load there
+(not YAML, not a mapping, an unknown field, a value of the wrong type, a file it names by relative path that the job
+does not carry) would fail the job only after it waited in the queue and its inputs were fetched; here it is refused
+at submission with :class:`InputError` (a 422) that names the slot, the file and the field.
+
+The check runs the library's own loader on the files laid out as the worker lays them out: the configuration in its
+slot's folder under its own name, the files of the slots ``beside`` it next to it under theirs (YAML files that it
+includes with their content, other files empty: the loaders do not read a calibration or a map, only name it). What
+the server cannot see is not refused:
+
+- a configuration larger than :data:`MAX_CONFIG_BYTES`, or one given as the output of a job still to run;
+- one that includes a YAML file (``camera: camera.yaml``, ``psf: PSF.yaml``) by absolute path, by ``~``, from
+  outside its folder, or from a job output still to come: only the worker has it (the server never reads a path a
+  user names on its own disk), so the configuration is checked as YAML and a mapping, not field by field;
+- a file (a calibration, a map) named by absolute path: the worker's disk may hold it.
+
+A file named by relative path must be one of the job's inputs beside the configuration: on the worker it is looked for
+there, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.orm import Session
+
+from plexloc.errors import InputError
+from plexloc.service.apps import EntryPoint
+from plexloc.service.db import File, Job, JobInput
+
+#: the largest configuration read at submission (a configuration is a few kB; larger ones are left to the worker)
+MAX_CONFIG_BYTES = 1 << 20
+#: configuration fields that may name another YAML file whose mapping is read in place (plexloc.config.io)
+INCLUDE_KEYS = ("camera", "psf")
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+#: warnings.catch_warnings changes process-wide state: one check at a time
+_LOCK = threading.Lock()
+
+
+def check_config_inputs(session: Session, storage, job: Job, ep: EntryPoint) -> None:
+    """:class:`InputError` (source ``inputs.SLOT``, naming the file and the field) for the first input of a ``check``
+    slot of ``ep`` that cannot load on the worker; nothing for those the server cannot judge (module docstring)."""
+    by_slot: dict[str, list[JobInput]] = {}
+    for ji in sorted(job.inputs, key=lambda x: (x.slot, x.position)):
+        by_slot.setdefault(ji.slot, []).append(ji)
+    for slot, spec in ep.inputs.items():
+        if spec.check is None:
+            continue
+        for ji in by_slot.get(slot, []):
+            f = session.get(File, ji.file_id) if ji.file_id else None
+            if f is None:  # a job output still to come: the worker loads it
+                continue
+            folder = ep.input_folder(slot)
+            beside = [(x, session.get(File, x.file_id) if x.file_id else None)
+                      for other, items in by_slot.items() if ep.input_folder(other) == folder
+                      for x in items if x is not ji]
+            beside_slots = sorted({name for name, s in ep.inputs.items() if s.beside == folder and name != slot})
+            _check_one(storage, f, slot=slot, kind=spec.check, folder=folder, beside=beside, beside_slots=beside_slots)
+
+
+def _read(storage, f: File) -> bytes | None:
+    """The file's bytes, None when it is too large to read here."""
+    if f.size > MAX_CONFIG_BYTES:
+        return None
+    return storage.head(f.storage_key, f.size) if f.size else b""
+
+
+def _check_one(storage, f: File, *, slot: str, kind: str, folder: str, beside: list[tuple[JobInput, File | None]],
+               beside_slots: list[str]) -> None:
+    text = _read(storage, f)
+    if text is None:
+        return
+    with tempfile.TemporaryDirectory(prefix="plexloc-check-") as tmp:
+        root = Path(tmp).resolve()
+        where = root / "in" / folder
+        where.mkdir(parents=True)
+        unknown: set[str] = set()  # YAML files beside it whose content the server does not have
+        for ji, other in beside:
+            name = other.name if other is not None else (ji.source_name or "")
+            if not name:
+                continue
+            path = where / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            content = b""
+            if name.lower().endswith(_YAML_SUFFIXES):
+                data = _read(storage, other) if other is not None else None
+                if data is None:
+                    unknown.add(name)
+                    continue
+                content = data
+            path.write_bytes(content)
+        path = where / f.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text)
+
+        def refuse(message: str) -> InputError:
+            # the server's scratch folder is no name the user knows: paths in it are given relative to the slot's
+            # folder, as the user named them
+            for base, by in ((str(where) + "/", ""), (str(where), "."), (str(root), ".")):
+                message = message.replace(base, by)
+            message = message.removeprefix(f"{f.name}: ")  # the loader's own prefix, said once
+            return InputError(f"file {f.id} ({f.name}): {message}", source=f"inputs.{slot}")
+
+        if kind == "plexloc-config" and not _includes_checkable(text, path.parent, where, unknown):
+            return
+        from plexloc.config import io as config_io
+        from plexloc.config import load_camera_configs, load_config
+        from plexloc.config.files import referenced_files
+
+        with _LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # notes (camera defaults, transforms) are the worker's to give
+            noted = set(config_io._noted)  # the notes given once per process: each of these names a scratch path
+            try:
+                if kind == "plexloc-config":
+                    loaded = [load_config(path).model_dump(mode="json")]
+                else:
+                    loaded = [c.model_dump(mode="json") for c in load_camera_configs(path)]
+            except InputError as err:
+                raise refuse(str(err) + _hint(str(err), beside_slots)) from None
+            finally:  # never given again: kept, they would grow with every submission for the server's lifetime
+                config_io._noted.intersection_update(noted)
+        for config in loaded:
+            for field, named in referenced_files(config):
+                p = Path(named)
+                if where in p.parents and not p.exists():  # named by relative path, and the job does not carry it
+                    rel = p.relative_to(where)
+                    raise refuse(f"field '{field}' names the file {str(rel)!r}, which is not among the job's inputs: "
+                                 f"on the worker it is looked for next to the configuration"
+                                 + _where_to_give(beside_slots))
+
+
+def _where_to_give(beside_slots: list[str]) -> str:
+    if beside_slots:
+        return f" (give it in input slot {' or '.join(repr(s) for s in beside_slots)})"
+    return " (this entry point takes no files beside its configuration: write the value in the YAML)"
+
+
+def _hint(message: str, beside_slots: list[str]) -> str:
+    return ("; a file the configuration names travels as an input of the job" + _where_to_give(beside_slots)
+            if "was not found" in message else "")
+
+
+def _includes_checkable(text: bytes, folder: Path, where: Path, unknown: set[str]) -> bool:
+    """False when the configuration (in ``folder``) includes a YAML file the server cannot read: by absolute path, by
+    ``~``, from outside its slot's folder ``where`` (on the worker: another slot's folder, or beyond the job's), or
+    one of ``unknown`` (names relative to ``where``; module docstring). Text that is not a YAML mapping is checkable:
+    the loader says what is wrong with it."""
+    from plexloc.config.io import SPLINE_SUFFIXES, load_yaml
+
+    try:
+        data = load_yaml(text.decode())
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return True
+    if not isinstance(data, dict):
+        return True
+    named: list[Any] = [data.get(k) for k in INCLUDE_KEYS]
+    channels = data.get("channels")
+    if isinstance(channels, list):
+        named += [ch.get(k) for ch in channels if isinstance(ch, dict) for k in INCLUDE_KEYS]
+    for name in named:
+        if not isinstance(name, str) or Path(name).suffix.lower() in SPLINE_SUFFIXES:  # a spline file is named, not read
+            continue
+        if name.startswith("~") or Path(name).is_absolute():
+            return False
+        target = (folder / name).resolve()
+        if where not in target.parents or target.relative_to(where).as_posix() in unknown:
+            return False
+    return True
