@@ -34,31 +34,46 @@ def test_admin_creates_users_and_workers_with_tokens_shown_once(tmp_path, capsys
     assert main(["admin", *data, "rotate", "user", "nobody"]) == 2
 
 
-def test_serve_starts_and_answers(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_serve_starts_and_answers(tmp_path, capsys):
+    """``plexloc serve`` answers on its port. The port is found free, then given to the server: another process (a
+    second pytest-xdist worker's server) may take it in between, and the server then stops at once ("address already
+    in use"): tried again on another port, up to three times; the user of this data folder answering proves the
+    server is this one."""
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     assert main(["admin", "--data-dir", str(tmp_path), "create-user", "u"]) == 0
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "plexloc.cli.main", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
+    token = capsys.readouterr().out.strip()
+    for attempt in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "plexloc.cli.main", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            auth = {"Authorization": f"Bearer {token}"}
+            while proc.poll() is None:  # until this data folder's user answers (another server would say 401)
+                try:
+                    me = httpx.get(f"http://127.0.0.1:{port}/api/v1/me", headers=auth, timeout=1)
+                    if me.status_code == 200 and me.json()["name"] == "u":
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the server did not answer within 60 s"
                 time.sleep(0.2)
-        assert r.json()["status"] == "ok"
-        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/jobs").status_code == 401
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        proc.stdout.close()
+            if proc.poll() is not None:  # ended: the port was taken meanwhile (or a real failure, said below)
+                out = proc.stdout.read().decode()
+                if "already in use" in out.lower() and attempt < 2:
+                    continue
+                raise AssertionError(out)
+            assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["status"] == "ok"
+            assert httpx.get(f"http://127.0.0.1:{port}/api/v1/jobs").status_code == 401
+            return
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+            proc.stdout.close()
 
 
 @pytest.mark.parametrize("bad", ["name: x\\nversions: {}\\n", "::: not yaml"])
