@@ -272,17 +272,22 @@ def postgres_server(tmp_path_factory):
             pytest.skip("running as root and there is no 'postgres' user")
         os.chown(root, pw.pw_uid, pw.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    def run(*a):
+    def run(*a, fail: bool = True):
         r = subprocess.run([*prefix, *a], capture_output=True, text=True)
-        if r.returncode:
+        if r.returncode and fail:
             pytest.fail(f"{a[0]} failed: {r.stdout}{r.stderr}")
+        return r.returncode
 
     run(initdb, "-D", str(data), "-A", "trust", "-U", "plexloc", "--no-sync")
-    opts = f"-p {port} -k {root} -h 127.0.0.1 -F -c fsync=off -c max_connections=200"
-    run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
+    # a port found free may be taken before the cluster binds it (another pytest-xdist worker's server or cluster):
+    # found again and tried again, up to three times
+    for attempt in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        opts = f"-p {port} -k {root} -h 127.0.0.1 -F -c fsync=off -c max_connections=200"
+        if run(pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start", fail=attempt == 2) == 0:
+            break
     try:
         yield f"postgresql+psycopg://plexloc@127.0.0.1:{port}"
     finally:
