@@ -49,6 +49,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ChannelCalibration",
     "PSFCalibration",
+    "channel_out_of_range",
     "chip_transform",
     "load_calibration",
     "save_calibration",
@@ -67,6 +68,17 @@ def chip_transform(transform_nm: np.ndarray, roi_offset_nm: Sequence[float]) -> 
     shift = np.array([[1.0, 0.0, ox], [0.0, 1.0, oy], [0.0, 0.0, 1.0]])
     back = np.array([[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]])
     return shift @ np.asarray(transform_nm, dtype=np.float64) @ back
+
+
+def channel_out_of_range(channel: int, n_channels: int, path: str | os.PathLike | None = None) -> str:
+    """What is wrong when a configuration's ``psf.channel`` asks a calibration of ``n_channels`` channels for
+    ``channel``, and how to get a file of them all (``path``: the file, named in the text where given; the
+    configuration loader prefixes the YAML and the field, :func:`plexloc.config.io.load_config`)."""
+    where = f"the calibration {path} has" if path is not None else "the file has"
+    return (f"channel {channel} out of range; {where} {n_channels} channel(s): 0..{n_channels - 1} (a configuration's "
+            "psf.channel names one of them; a calibration of one channel's beads serves that channel only: calibrate "
+            "every channel's bead stacks together, plexloc calibrate BEADS_ch0.tif BEADS_ch1.tif ..., for one file of "
+            "them all)")
 
 
 @dataclasses.dataclass(eq=False)
@@ -125,12 +137,7 @@ class PSFCalibration:
         from plexloc.psf.spline import SplinePSF
 
         if not 0 <= channel < self.n_channels:
-            raise InputError(
-                f"channel {channel} out of range; the file has {self.n_channels} channel(s): 0..{self.n_channels - 1} "
-                "(a configuration's psf.channel names one of them; a calibration of one channel's beads serves that "
-                "channel only: calibrate every channel's bead stacks together, plexloc calibrate BEADS_ch0.tif "
-                "BEADS_ch1.tif ..., for one file of them all)", source=self.source or None
-            )
+            raise InputError(channel_out_of_range(channel, self.n_channels), source=self.source or None)
         ch = self.channels[channel]
         return SplinePSF(
             coeff=ch.spline_coeff(),

@@ -18,6 +18,7 @@ from plexloc.config.models import (
     SplinePSFConfig,
 )
 from plexloc.config.training import ModelConfig, TrainConfig, TrainingConfig
+from plexloc.config.transforms import read_transform
 
 __all__ = [
     "CameraDefaultsWarning",
@@ -41,6 +42,7 @@ __all__ = [
     "load_camera_config",
     "load_camera_configs",
     "load_config",
+    "read_transform",
     "save_config",
     "validate_config",
 ]

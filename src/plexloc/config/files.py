@@ -25,8 +25,10 @@ from typing import Any
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
 
-#: configuration fields whose string values are file paths (resolved against the YAML's folder when read)
-PATH_KEYS = frozenset({"calibration", "e_per_adu", "baseline", "read_sigma", "read_variance"})
+#: configuration fields whose string values are file paths (resolved against the YAML's folder when read); ``file``
+#: is a channel transform's file (``transform: {file: T.json}``), which :func:`plexloc.config.load_config` reads into
+#: the matrix: a loaded configuration names none, a YAML does (``plexloc submit`` carries it with the job)
+PATH_KEYS = frozenset({"calibration", "e_per_adu", "baseline", "read_sigma", "read_variance", "file"})
 
 
 class EmbeddedFileWarning(UserWarning):

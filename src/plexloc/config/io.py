@@ -256,8 +256,12 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     Relative paths inside the file (a spline calibration, sCMOS maps) are resolved against the
     file's folder. A ``camera`` or ``psf`` may name a file instead of holding the mapping (``camera: camera.yaml``
     from ``plexloc calibrate-camera``, ``psf: PSF.yaml`` or ``psf: PSF.h5`` from ``plexloc calibrate``;
-    :func:`_include_files`). Camera fields the file leaves out are named, with the defaults used, in a
-    :class:`CameraDefaultsWarning` (:func:`note_camera_defaults`).
+    :func:`_include_files`). A channel's ``transform`` may name the file a plexloc command wrote it to (``{file:
+    T.json}``, ``{file: PSF.json, channel: 1}``, ``{file: PSF.h5}``; :mod:`plexloc.config.transforms`): the matrix is
+    read in its place, so the configuration holds it and :func:`save_config` writes it (a run folder's config.yaml
+    and a model file need no other file). Camera fields the file leaves out are named, with the defaults used, in a
+    :class:`CameraDefaultsWarning` (:func:`note_camera_defaults`). A spline ``psf.channel`` that the named plexloc
+    calibration file does not hold is refused here, naming the field.
 
     Raises:
         InputError: missing or unreadable file, invalid YAML, or a field that fails validation; the
@@ -290,10 +294,47 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     channels = getattr(config, "channels", None)
     if channels:
         shortcut = "channels" not in data  # a single channel's top-level 'camera'
+        _check_calibration_channels(channels, shortcut, path)
         fields = ["camera" if shortcut else f"channels.{i}.camera" for i in range(len(channels))]
         note_camera_defaults([(f"{f} ({included[f]})." if f in included else f"{f}.", ch.camera)
                               for f, ch in zip(fields, channels)], source=path)
     return config
+
+
+def _check_calibration_channels(channels: list, shortcut: bool, path: Path) -> None:
+    """Refuse a spline ``psf.channel`` beyond the channels of the plexloc calibration file it names (the PSF loader,
+    which reads the file later, knows neither the YAML nor the field: it named the .h5 file alone). A file that is
+    missing or not a readable plexloc calibration is left to that loader, which says what is wrong with it."""
+    from plexloc.config.models import SplinePSFConfig
+
+    for c, ch in enumerate(channels):
+        psf = ch.psf
+        if not isinstance(psf, SplinePSFConfig) or Path(psf.calibration).suffix.lower() not in (".h5", ".hdf5"):
+            continue
+        n = _calibration_channels(Path(psf.calibration))
+        if n is not None and psf.channel >= n:
+            from plexloc.calibrate.fileformat import channel_out_of_range
+
+            field = "psf.channel" if shortcut else f"channels.{c}.psf.channel"
+            text = channel_out_of_range(psf.channel, n, psf.calibration)
+            raise InputError(f"field '{field}' = {psf.channel}: {text}", source=path)
+
+
+def _calibration_channels(file: Path) -> int | None:
+    """``n_channels`` of a plexloc calibration file, None where it is not one or cannot be read."""
+    if not file.is_file():
+        return None
+    import h5py
+
+    from plexloc.calibrate.fileformat import FORMAT_NAME
+
+    try:
+        with h5py.File(file, "r") as f:
+            fmt = f.attrs.get("format")
+            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+            return int(f.attrs["n_channels"]) if fmt == FORMAT_NAME and "n_channels" in f.attrs else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 #: a ``psf`` given as a file name with one of these suffixes is a spline calibration (``plexloc calibrate``, SMAP)
@@ -344,7 +385,64 @@ def _include_files(data: dict[str, Any], config_path: Path) -> dict[str, Any]:
             {**ch, **{key: _included_mapping(ch[key], key, config_path, f"channels.{i}.{key}")
                       for key in ("camera", "psf") if isinstance(ch.get(key), str)}} if isinstance(ch, dict) else ch
             for i, ch in enumerate(channels)]
+        data["channels"] = [
+            {**ch, "transform": _included_transform(ch["transform"], i, len(channels), config_path)}
+            if isinstance(ch, dict) and isinstance(ch.get("transform"), dict) else ch
+            for i, ch in enumerate(data["channels"])]
     return data
+
+
+#: largest entry of ``|T - I|`` (translation in nm, linear part unitless) of a reference channel's transform read
+#: from a file: calibrate's channel 0 is the identity up to rounding
+_IDENTITY_TOL = 1e-6
+
+
+def _included_transform(ref: dict[str, Any], i: int, n: int, config_path: Path) -> list[list[float]]:
+    """The matrix of ``channels.<i>.transform: {file: NAME, channel: K}`` (:mod:`plexloc.config.transforms`), ``NAME``
+    relative to ``config_path``'s folder and ``K`` by default ``i`` (a file of several channels; a register T.json
+    takes none). Errors name the YAML, the field, the file and (for a channel the file lacks) both numbers of
+    channels."""
+    from plexloc.config.transforms import TRANSFORM_FILE_KEYS, read_transform
+
+    where = f"channels.{i}.transform"
+    extra = sorted(str(k) for k in ref if k not in TRANSFORM_FILE_KEYS)
+    if extra or "file" not in ref:
+        what = f"unknown key(s) {extra}" if extra else "no 'file'"
+        raise InputError(f"field '{where}': a 3x3 matrix, or a file that holds one as {{file: T.json}} or {{file: "
+                         f"PSF.json, channel: {i}}} (keys {list(TRANSFORM_FILE_KEYS)}); got {what} in {ref!r}",
+                         source=config_path)
+    name, channel = ref["file"], ref.get("channel")
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"field '{where}.file': the path of a transform file (plexloc register's T.json, plexloc "
+                         f"calibrate's PSF.json or PSF.h5), got {name!r}", source=config_path)
+    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int) or channel < 0):
+        raise InputError(f"field '{where}.channel': a channel number of the file (>= 0), got {channel!r}",
+                         source=config_path)
+    file = Path(name).expanduser()
+    file = file if file.is_absolute() else config_path.parent.resolve() / file
+    if not file.is_file():
+        raise InputError(f"field '{where}.file': the file {name!r} it names was not found (looked for {file})",
+                         source=config_path)
+    try:  # a file of several channels is read at this channel's index unless another is given; a T.json has none
+        found = read_transform(file, channel, default_channel=i)
+    except InputError as err:
+        given = "" if channel is None else f", channel: {channel}"
+        raise InputError(f"field '{where}' (channel {i} of a {n}-channel configuration) = {{file: {name}{given}}}: "
+                         f"{err}", source=config_path) from None
+    from plexloc.config.models import ChannelConfig
+
+    try:  # the model's own check (a transposed matrix), here so that the message names the file
+        ChannelConfig._check_transform(found.matrix)
+    except ValueError as err:
+        raise InputError(f"field '{where}': {file}: {err}", source=config_path) from None
+    if i == 0:
+        dev = max(abs(found.matrix[r][c] - (1.0 if r == c else 0.0)) for r in range(3) for c in range(3))
+        if dev > _IDENTITY_TOL:
+            which = "" if found.channel is None else f" (its channel {found.channel})"
+            raise InputError(f"field '{where}': channel 0 is the reference (conventions.md), whose transform is the "
+                             f"identity; {file}{which} gives {found.matrix}: it belongs to another channel",
+                             source=config_path)
+    return found.matrix
 
 
 def load_camera_config(path: str | os.PathLike):
@@ -423,19 +521,19 @@ def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.Pa
 
 
 def _resolve_relative_paths(data: Any, base: Path) -> Any:
-    """Relative file paths of ``data`` made absolute against ``base``: a spline ``calibration``, and camera fields
-    whose text names a map file (.npy, .tif); other text of a camera field (``"100 ADU"``) is left for validation
-    to refuse as it was written."""
+    """Relative file paths of ``data`` made absolute against ``base``: a spline ``calibration``, a transform's
+    ``file``, and camera fields whose text names a map file (.npy, .tif); other text of a camera field (``"100 ADU"``)
+    is left for validation to refuse as it was written."""
     from plexloc.config.models import MAP_SUFFIXES
 
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
             if (k in PATH_KEYS and isinstance(v, str) and not Path(v).expanduser().is_absolute()
-                    and (k == "calibration" or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
+                    and (k in ("calibration", "file") or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
                 out[k] = str(base / v)
             elif (k in PATH_KEYS and isinstance(v, str) and v.startswith("~")
-                  and (k == "calibration" or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
+                  and (k in ("calibration", "file") or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
                 out[k] = str(Path(v).expanduser())  # a home folder (~/maps/var.npy) read as the user means it
             else:
                 out[k] = _resolve_relative_paths(v, base)

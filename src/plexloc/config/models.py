@@ -268,8 +268,11 @@ class ChannelConfig(_Model):
     """One imaging channel: its PSF, camera and geometry relative to the reference channel 0.
 
     ``transform`` is the 3x3 matrix (homogeneous, nm) mapping a reference-channel position to this
-    channel's image: ``r_c = T_c r_0``. ``z_offset_nm`` is this channel's focal plane relative to the
-    reference (a biplane's second plane); its PSF sees ``z - z_offset_nm``. ``throughput`` is the
+    channel's image: ``r_c = T_c r_0``. In a YAML file it may name the file a plexloc command wrote it to instead
+    (``{file: T.json}``, ``{file: PSF.json, channel: 1}``; :mod:`plexloc.config.transforms`): the loader reads the
+    matrix in its place, so a configuration saved again (:func:`plexloc.config.save_config`, a run folder's
+    config.yaml, a model file) holds the matrix itself and needs no other file. ``z_offset_nm`` is this channel's
+    focal plane relative to the reference (a biplane's second plane); its PSF sees ``z - z_offset_nm``. ``throughput`` is the
     fraction of an emitter's photons this channel receives under the ``linked`` photon model.
     """
 
@@ -281,6 +284,17 @@ class ChannelConfig(_Model):
     background: BackgroundConfig | None = Field(
         default=None, description="this channel's background (photons/px/frame); default: the top-level background"
     )
+
+    @field_validator("transform", mode="before")
+    @classmethod
+    def _transform_file(cls, value):
+        """A ``{file: ...}`` reference is read by :func:`plexloc.config.load_config`, which knows the YAML's folder;
+        a mapping that reaches the model was not (a dict built in code, or a loader that does not read files)."""
+        if isinstance(value, dict):
+            raise ValueError("a transform given as a file ({file: T.json} or {file: PSF.json, channel: 1}) is read by "
+                             "plexloc.config.load_config from a YAML file; in code, give the matrix: "
+                             "plexloc.config.read_transform(path, channel).matrix")
+        return value
 
     @field_validator("transform")
     @classmethod
