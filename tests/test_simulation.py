@@ -512,7 +512,8 @@ def test_multichannel_spline_config_warns_about_its_calibration_channels(tmp_pat
 
     with pytest.warns(SplineChannelWarning, match=r"channels\.1\.psf\.channel is not given.*PSF\.h5"):
         Simulator(config(channels=channels({}, shifted)))
-    with pytest.warns(SplineChannelWarning, match=r"channels\.1\.transform .*PSF\.h5.*60\.0.*by up to 69 nm"):
+    with pytest.warns(SplineChannelWarning, match=r"channels\.1\.transform .*PSF\.h5.*60\.0.*by up to 69 nm.*"
+                                                  r"channels\.1\.transform: \{file: .*PSF\.h5, channel: 1\}"):
         Simulator(config(channels=channels({"channel": 1}, EYE)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -85,8 +85,9 @@ def check_spline_channels(config: SimulationConfig) -> None:
             warnings.warn(
                 f"channels.{c}.transform {ch.transform} differs from transform_nm of channel {psf.channel} in the "
                 f"calibration {psf.calibration} ({np.round(theirs, 5).tolist()}) by up to {gap:.0f} nm at the frame "
-                f"corners (more than {TRANSFORM_MISMATCH_NM:g} nm); copy the calibration's transform into "
-                f"channels.{c}.transform (or re-register the channels)",
+                f"corners (more than {TRANSFORM_MISMATCH_NM:g} nm); take the calibration's transform: "
+                f"channels.{c}.transform: {{file: {psf.calibration}, channel: {psf.channel}}} (or re-register the "
+                "channels)",
                 SplineChannelWarning, stacklevel=3)
 
 
