@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
-           "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
+           "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
            "detect_clip_adu", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "read_noise_share", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
@@ -64,6 +64,17 @@ MIN_EMCCD_PHOTONS = 2.0
 #: (1/45 for 45: photons 2,025x too few) put the signal at 0.03 photons/px, where it went unmeasured, without a word
 #: (tests/test_camera43.py)
 MIN_DIM_EMCCD_RATIO = 0.2
+#: below this many electrons per pixel (qe x photons + spurious charge; an ideal camera's photons) the noise of a camera
+#: without EM gain whose noise there is mostly shot noise (read noise under ``MAX_SHOT_READ_SHARE`` of it) is not
+#: measured: Poisson counts of a few electrons are far from Gaussian, and their spread over the pair's own mean reads
+#: high (a right ideal camera 1.46-1.53 at 0.5-1 photons/px, 1.18-1.21 at 1.5; a qCMOS of 0.27 e- read noise 1.34-1.37
+#: at 0.55 e-, 1.25-1.28 at 1.3 e-: false warnings; 1.09-1.16 from 2 e-; tests/test_camera_walk44.py) ...
+MIN_SHOT_ELECTRONS = 2.0
+#: ... where the read noise is less than this share of the predicted variance (a qCMOS of 0.43 e- at 1.3 e-/px, 12 %,
+#: read 1.19-1.21; an sCMOS of 0.7 e- at 1.25 e-/px, 28 %, 1.12-1.15 and of 1 e-, 44 %, 1.10-1.11: still measured)
+MAX_SHOT_READ_SHARE = 0.3
+#: ... unless the ratio is above this (no right camera reads it there: at most 1.53) or below ``MIN_DIM_EMCCD_RATIO``
+MAX_DIM_SHOT_RATIO = 2.0
 #: the pixel noise (ADU, one frame) below which it is not measured: where the noise is a fraction of the camera's step,
 #: the dimmer pixels' differences are a few whole ADU and their spread says little even dithered (a right sCMOS at
 #: 7.5 e-/ADU read 0.45-1.47 at 0.3-0.45 ADU, 0.95-1.02 from 0.57 ADU; at 4 e-/ADU 0.73 at 0.46 ADU, 0.98 at 0.51;
@@ -141,6 +152,15 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     photons/px, 1.5-1.8 at 4-7.5 e-/ADU; dithered 0.98-1.08). Below ``MIN_NOISE_ADU`` of noise per frame (the
     movie's, less the rounding and the dither) it is not measured (NaN, with a note).
 
+    Shot noise of a few electrons: on a camera without EM gain whose predicted noise is mostly shot noise (an ideal
+    camera's photon frames, a qCMOS), below ``MIN_SHOT_ELECTRONS`` per pixel it is not measured (NaN, with a note)
+    unless the ratio is beyond ``MAX_DIM_SHOT_RATIO`` or under ``MIN_DIM_EMCCD_RATIO``: Poisson counts over their pair's
+    own mean read up to 1.53 there on a right camera.
+
+    Frames: the first :func:`head_frames` of ``photons`` (at most ``max_frames`` frames of 256 x 256 pixels' worth):
+    time and memory do not grow with the frame size (64 frames of 2048 x 2048 px took 186 s and 15 GB; 2 of them, 2.5
+    s).
+
     Returns ``(ratio, note, level)``: the note says why the ratio is NaN; ``level`` is the median signal (photons/px)
     of the dimmer half of the pixels (NaN where not measured). NaN with fewer than two frames, on an EMCCD
     below ``MIN_EMCCD_PHOTONS`` per pixel (unless the ratio is under ``MIN_DIM_EMCCD_RATIO``, which no right camera
@@ -150,7 +170,7 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     emitters per 64x64 frame: 1.44)."""
     from plexloc.evaluate.uncertainty import robust_sd
 
-    x = photons[:max_frames].detach().float().cpu()
+    x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
     if getattr(camera, "kind", None) == "additive":
         return math.nan, ADDITIVE_NOTE, math.nan
     if x.ndim != 3 or x.shape[0] < 2:
@@ -184,6 +204,9 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     noise_adu = math.sqrt(max(robust_sd((d / step.clamp_min(1e-12))[half].numpy().astype(np.float64)) ** 2 / 2.0
                               - 2.0 / 12.0, 0.0))
     if noise_adu < MIN_NOISE_ADU:
+        if getattr(cam, "kind", None) == "ideal":  # frames in photons: no camera steps
+            return (math.nan, f"a pixel noise of {noise_adu:.2g} photons, under the {MIN_NOISE_ADU:g} photons it is "
+                    "measured from (an ideal camera's frames are photons)", math.nan)
         return (math.nan, f"a pixel noise of {noise_adu:.2g} ADU, under the {MIN_NOISE_ADU:g} ADU it is measured from "
                 "(the camera's steps are too coarse for it)", math.nan)
     ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
@@ -193,11 +216,26 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
         # 0.37-1.01 there), but a ratio far below that is a gain far too high
         return (math.nan, f"an EMCCD signal of {level:.2g} photons/px, under the {MIN_EMCCD_PHOTONS:g} it is measured "
                 "from", math.nan)
+    if getattr(camera, "em_gain", None) is None and MIN_DIM_EMCCD_RATIO <= ratio <= MAX_DIM_SHOT_RATIO:
+        electrons = float(getattr(cam, "qe", 1.0)) * level + float(getattr(cam, "spurious_charge", 0.0) or 0.0)
+        share = read_noise_share(cam, level)
+        if electrons < MIN_SHOT_ELECTRONS and not (np.isfinite(share) and share >= MAX_SHOT_READ_SHARE):
+            # Poisson counts of a few electrons over their own pair's mean read high (a right camera up to 1.53)
+            return (math.nan, f"a signal of {electrons:.2g} e-/px ({level:.2g} photons/px), under the "
+                    f"{MIN_SHOT_ELECTRONS:g} e- it is measured from where shot noise dominates", math.nan)
     crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
     if crowding > MAX_CROWDING and not 0 < ratio < MIN_DIM_EMCCD_RATIO:  # crowding raises a ratio, never lowers it
         return math.nan, (f"frames too crowded: the dimmer quarter of the pixels changes {crowding:.2f}x as much "
                           "between frames as the dimmest tenth"), math.nan
     return ratio, "", level
+
+
+def _frames_for(photons, max_frames: int) -> int:
+    """How many of ``photons``' first frames the noise check uses: :func:`head_frames` (at most ``max_frames`` frames
+    of 256 x 256 pixels' worth, at least 2), so that its time and memory do not grow with the frame size (64 frames of
+    2048 x 2048 px given: 2 used)."""
+    shape = tuple(photons.shape)
+    return head_frames(shape, max_frames=max_frames) if len(shape) >= 2 else max_frames
 
 
 def _on_cpu(camera):
@@ -384,7 +422,7 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
                 f"the e_per_adu map about {c:.3g}x its values")
         em = "" if g is None else f" or em_gain about {g / c:.3g}" if g / c < 1000 else f" or em_gain about {g / c:.0f}"
         parts.append(gain + em + " if the baseline is right")
-    x = photons[:max_frames].detach().float().cpu()
+    x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
     if hasattr(cam, "baseline") and x.ndim == 3 and x.shape[0] >= 2:
         a, b = x[:-1], x[1:]
         m = (a + b) / 2
@@ -450,6 +488,8 @@ class ChannelCheck:
     read_share: float = math.nan
     #: the factor on e_per_adu that would explain the noise ratio (:func:`_gain_factor`; NaN where not measured)
     gain_factor: float = math.nan
+    #: the camera's kind ("ideal": frames taken as photons, with no gain or offset to advise)
+    kind: str = ""
 
     @property
     def saturated_fraction(self) -> float:
@@ -492,7 +532,14 @@ class CameraCheck:
                      + (f"many times: they read {ch.noise_level:.2g} photons/px, where a right camera's ratio is "
                         f"{MIN_DIM_EMCCD_RATIO:g}-1.35; an e_per_adu written as ADU/e-?)" if dim else f"about {c:.2g}x)")
                      + ", or a baseline below the camera's offset (photons added that carry no noise)")
-            if np.isfinite(ch.read_share) and ch.read_share >= READ_NOISE_SHARE:
+            if ch.kind == "ideal":  # frames taken as photons: no gain, offset or read noise to blame
+                cause = ("raw camera counts read as photons (an ideal camera takes the frames as photons: raw ADU above "
+                         "a camera's offset carry less noise than their values)" if r < 1 else
+                         "frames converted to photons from a camera with read noise or EM gain (an EMCCD's excess noise "
+                         "doubles the variance), or photons scaled up")
+                cause += ("; give the raw movie with its camera's kind (emccd or scmos) and settings instead of kind: "
+                          "ideal")
+            elif np.isfinite(ch.read_share) and ch.read_share >= READ_NOISE_SHARE:
                 cause = (f"a read_sigma set too {'low' if r > 1 else 'high'} (read noise is {ch.read_share:.0%} of the "
                          f"predicted noise at {ch.noise_level:.2g} photons/px; read_sigma is in e-, a read noise in ADU times "
                          f"e_per_adu), or {cause}")
@@ -572,7 +619,7 @@ class CameraCheck:
             noise = a if np.isfinite(a.noise_ratio) else b
             return ChannelCheck(a.channel, noise.noise_ratio, a.saturated + b.saturated, a.pixels + b.pixels,
                                 a.saturation_adu, a.settings, noise.noise_note, a.em_gain, a.level_source, noise.likely,
-                                noise.noise_level, noise.read_share, noise.gain_factor)
+                                noise.noise_level, noise.read_share, noise.gain_factor, a.kind)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
@@ -638,7 +685,8 @@ def check_camera(
         out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note,
                                          getattr(cam, "em_gain", None) is not None, how, likely, signal,
                                          read_noise_share(cam, signal) if noise else math.nan,
-                                         _gain_factor(cam, ratio, signal) if likely else math.nan))
+                                         _gain_factor(cam, ratio, signal) if likely else math.nan,
+                                         str(getattr(cam, "kind", ""))))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)
