@@ -174,6 +174,40 @@ def test_what_only_the_worker_can_read_is_not_refused_and_the_servers_disk_is_no
     assert r.status_code == 201, r.text
 
 
+def _two_channels(transform) -> dict:
+    ch = {"psf": GOOD["psf"], "camera": GOOD["camera"]}
+    rest = {k: v for k, v in GOOD.items() if k not in ("psf", "camera")}
+    return {**rest, "channels": [ch, {**ch, "transform": transform}]}
+
+
+T_JSON = {"transform": [[1.0, 0.0, 100.0], [0.0, 1.0, -50.0], [0.0, 0.0, 1.0]],
+          "direction": "reference -> channel, r_c = T r_0 (homogeneous, nm)"}
+
+
+def test_a_channel_transform_read_from_a_file_is_checked_with_that_file(http, service, tmp_path):  # noqa: F811
+    """A channel's ``transform: {file: T.json}`` is read by the loader: with the job's T.json (the files slot takes
+    .json) it is checked and accepted; a T.json the job does not carry, or one that holds no transform, is refused
+    naming the field; one named by absolute path is the worker's to read (the server's own file is not read)."""
+    tok = service.user_token
+    cfg = _upload(http, tok, "two.yaml", _yaml(_two_channels({"file": "T.json"})))
+    import json
+
+    t = _upload(http, tok, "T.json", json.dumps(T_JSON).encode())
+    r = _submit(http, tok, "plexloc-simulate", {"config": [cfg["id"]], "files": [t["id"]]})
+    assert r.status_code == 201, r.text
+    r = _submit(http, tok, "plexloc-simulate", {"config": [cfg["id"]]})
+    assert r.status_code == 422 and "field 'channels.1.transform.file'" in r.json()["detail"], r.text
+    assert "input slot 'files'" in r.json()["detail"], r.text
+    wrong = _upload(http, tok, "T.json", json.dumps({"matrix": T_JSON["transform"]}).encode())
+    r = _submit(http, tok, "plexloc-simulate", {"config": [cfg["id"]], "files": [wrong["id"]]})
+    assert r.status_code == 422 and "channels.1.transform" in r.json()["detail"], r.text
+    assert "holds no channel transform" in r.json()["detail"], r.text
+    secret = tmp_path / "T.json"
+    secret.write_text(json.dumps({"matrix": 1}))  # would be refused if the server read it
+    absolute = _upload(http, tok, "abs.yaml", _yaml(_two_channels({"file": str(secret)})))
+    assert _submit(http, tok, "plexloc-simulate", {"config": [absolute["id"]]}).status_code == 201
+
+
 def test_a_config_input_of_another_application_is_not_loaded_as_plexloc(tmp_path):
     """A slot of kind config without `check` (another program's own format) is not loaded as a plexloc
     configuration: its file is the program's business."""

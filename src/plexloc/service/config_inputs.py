@@ -7,14 +7,15 @@ does not carry) would fail the job only after it waited in the queue and its inp
 at submission with :class:`InputError` (a 422) that names the slot, the file and the field.
 
 The check runs the library's own loader on the files laid out as the worker lays them out: the configuration in its
-slot's folder under its own name, the files of the slots ``beside`` it next to it under theirs (YAML files that it
-includes with their content, other files empty: the loaders do not read a calibration or a map, only name it). What
-the server cannot see is not refused:
+slot's folder under its own name, the files of the slots ``beside`` it next to it under theirs: with their content
+those the loader reads (a YAML included as ``camera: camera.yaml`` or ``psf: PSF.yaml``, a channel transform's
+``{file: T.json}``, ``PSF.json`` or ``PSF.h5``), the others empty (a spline calibration or an sCMOS map is named by the
+configuration, not read by the loader). What the server cannot see is not refused:
 
 - a configuration larger than :data:`MAX_CONFIG_BYTES`, or one given as the output of a job still to run;
-- one that includes a YAML file (``camera: camera.yaml``, ``psf: PSF.yaml``) by absolute path, by ``~``, from
-  outside its folder, or from a job output still to come: only the worker has it (the server never reads a path a
-  user names on its own disk), so the configuration is checked as YAML and a mapping, not field by field;
+- one whose loader would read a file by absolute path, by ``~`` or from outside its slot's folder, or one still to
+  come from another job or larger than :data:`MAX_INCLUDED_BYTES`: only the worker has it (the server never reads a
+  path a user names on its own disk), so the configuration is checked as YAML and a mapping, not field by field;
 - a file (a calibration, a map) named by absolute path: the worker's disk may hold it.
 
 A file named by relative path must be one of the job's inputs beside the configuration: on the worker it is looked for
@@ -38,6 +39,9 @@ from plexloc.service.db import File, Job, JobInput
 
 #: the largest configuration read at submission (a configuration is a few kB; larger ones are left to the worker)
 MAX_CONFIG_BYTES = 1 << 20
+#: the largest file a configuration includes that is read at submission (a YAML, a transform's T.json, or the
+#: calibration PSF.h5 a transform is read from: tens of MB); larger ones are left to the worker
+MAX_INCLUDED_BYTES = 64 << 20
 #: configuration fields that may name another YAML file whose mapping is read in place (plexloc.config.io)
 INCLUDE_KEYS = ("camera", "psf")
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -67,39 +71,39 @@ def check_config_inputs(session: Session, storage, job: Job, ep: EntryPoint) -> 
             _check_one(storage, f, slot=slot, kind=spec.check, folder=folder, beside=beside, beside_slots=beside_slots)
 
 
-def _read(storage, f: File) -> bytes | None:
-    """The file's bytes, None when it is too large to read here."""
-    if f.size > MAX_CONFIG_BYTES:
+def _read(storage, f: File, limit: int) -> bytes | None:
+    """The file's bytes, None when it is larger than ``limit``."""
+    if f.size > limit:
         return None
     return storage.head(f.storage_key, f.size) if f.size else b""
 
 
 def _check_one(storage, f: File, *, slot: str, kind: str, folder: str, beside: list[tuple[JobInput, File | None]],
                beside_slots: list[str]) -> None:
-    text = _read(storage, f)
+    text = _read(storage, f, MAX_CONFIG_BYTES)
     if text is None:
         return
     with tempfile.TemporaryDirectory(prefix="plexloc-check-") as tmp:
         root = Path(tmp).resolve()
         where = root / "in" / folder
-        where.mkdir(parents=True)
-        unknown: set[str] = set()  # YAML files beside it whose content the server does not have
+        path = where / f.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        needed: set[str] = set()  # files beside it that the loader reads (names relative to the slot's folder)
+        if kind == "plexloc-config":
+            checkable, needed = _included_files(text, path.parent, where)
+            if not checkable:
+                return
         for ji, other in beside:
             name = other.name if other is not None else (ji.source_name or "")
             if not name:
                 continue
-            path = where / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            content = b""
-            if name.lower().endswith(_YAML_SUFFIXES):
-                data = _read(storage, other) if other is not None else None
-                if data is None:
-                    unknown.add(name)
-                    continue
-                content = data
-            path.write_bytes(content)
-        path = where / f.name
-        path.parent.mkdir(parents=True, exist_ok=True)
+            content = b""  # a calibration or a map: named, not read, by the loaders
+            if name in needed:
+                content = _read(storage, other, MAX_INCLUDED_BYTES) if other is not None else None
+                if content is None:  # a job output still to come, or too large to read here: only the worker can
+                    return
+            (where / name).parent.mkdir(parents=True, exist_ok=True)
+            (where / name).write_bytes(content)
         path.write_bytes(text)
 
         def refuse(message: str) -> InputError:
@@ -110,8 +114,6 @@ def _check_one(storage, f: File, *, slot: str, kind: str, folder: str, beside: l
             message = message.removeprefix(f"{f.name}: ")  # the loader's own prefix, said once
             return InputError(f"file {f.id} ({f.name}): {message}", source=f"inputs.{slot}")
 
-        if kind == "plexloc-config" and not _includes_checkable(text, path.parent, where, unknown):
-            return
         from plexloc.config import io as config_io
         from plexloc.config import load_camera_configs, load_config
         from plexloc.config.files import referenced_files
@@ -149,29 +151,37 @@ def _hint(message: str, beside_slots: list[str]) -> str:
             if "was not found" in message else "")
 
 
-def _includes_checkable(text: bytes, folder: Path, where: Path, unknown: set[str]) -> bool:
-    """False when the configuration (in ``folder``) includes a YAML file the server cannot read: by absolute path, by
-    ``~``, from outside its slot's folder ``where`` (on the worker: another slot's folder, or beyond the job's), or
-    one of ``unknown`` (names relative to ``where``; module docstring). Text that is not a YAML mapping is checkable:
-    the loader says what is wrong with it."""
+def _included_files(text: bytes, folder: Path, where: Path) -> tuple[bool, set[str]]:
+    """``(checkable, needed)`` of a configuration (in ``folder``): the files the loader reads besides it, relative to
+    its slot's folder ``where`` (a YAML it includes as its ``camera`` or ``psf``, a channel transform's ``{file:
+    ...}``), and False where one of them is out of the server's reach: named by absolute path or ``~``, or outside
+    ``where`` (on the worker: another slot's folder, or beyond the job's). Text that is not a YAML mapping is checkable
+    with nothing needed: the loader says what is wrong with it."""
     from plexloc.config.io import SPLINE_SUFFIXES, load_yaml
 
     try:
         data = load_yaml(text.decode())
     except (UnicodeDecodeError, yaml.YAMLError):
-        return True
+        return True, set()
     if not isinstance(data, dict):
-        return True
-    named: list[Any] = [data.get(k) for k in INCLUDE_KEYS]
+        return True, set()
+    named: list[Any] = [data.get(k) for k in INCLUDE_KEYS if Path(str(data.get(k))).suffix.lower() not in SPLINE_SUFFIXES]
     channels = data.get("channels")
-    if isinstance(channels, list):
-        named += [ch.get(k) for ch in channels if isinstance(ch, dict) for k in INCLUDE_KEYS]
-    for name in named:
-        if not isinstance(name, str) or Path(name).suffix.lower() in SPLINE_SUFFIXES:  # a spline file is named, not read
+    for ch in channels if isinstance(channels, list) else []:
+        if not isinstance(ch, dict):
             continue
+        # a spline file named alone (psf: PSF.h5) is named, not read; a transform's file is read
+        named += [ch.get(k) for k in INCLUDE_KEYS if Path(str(ch.get(k))).suffix.lower() not in SPLINE_SUFFIXES]
+        if isinstance(ch.get("transform"), dict):
+            named.append(ch["transform"].get("file"))
+    needed: set[str] = set()
+    for name in named:
+        if not isinstance(name, str) or not name.strip():
+            continue  # not a file name: the loader says what is wrong
         if name.startswith("~") or Path(name).is_absolute():
-            return False
+            return False, set()
         target = (folder / name).resolve()
-        if where not in target.parents or target.relative_to(where).as_posix() in unknown:
-            return False
-    return True
+        if where not in target.parents:
+            return False, set()
+        needed.add(target.relative_to(where).as_posix())
+    return True, needed
