@@ -40,10 +40,12 @@ simulation drew from (:func:`training_ranges`):
   than it, another PSF or pixel size, are not placed at the range's edge: the network folds them back inside with a
   wrong z, silently (bench/zedge42.py: median error 408 nm towards the centre). Their spots have widths the model's PSF
   has at no z of its range. The network's own bright rows of the movie's first frames that have no other row within
-  ``SHAPE_ISOLATION`` windows (a neighbour widens a spot as much as defocus does) are fitted with the PSF-shape check's
+  ``SHAPE_ISOLATION`` windows (a neighbour widens a spot as much as defocus does), and no peak of the movie's own frames
+  there but their own (a short training's network misses neighbours: bench/spotshape44.py), are fitted with the PSF-shape check's
   elliptical Gaussian on its window, and each spot's widths are compared with that check's curve of the model's PSF
   over the training z range (``far``: beyond ``FAR_DISTANCE`` scatter units of it, the estimator's bias and scatter
-  measured on the model's own spots at the movie's photons and background). More than ``SHAPE_FAR_SHARE`` of them far,
+  measured on the model's own spots at the movie's photons and background); spots tilted against the pixel axes unlike
+  the PSF (two emitters that such a network reports as one row) are left out. More than ``SHAPE_FAR_SHARE`` of them far,
   and at least ``SHAPE_MIN_FAR``, is a warning (bench/psfwidth43.py).
 
 A warning names the quantity, the training range, what the data show and what to do. Thresholds and the
@@ -104,6 +106,20 @@ SHAPE_MIN_SPOTS = 30
 #: a row counts as isolated with no other row of its frame within this many of the PSF check's windows (its side R):
 #: a neighbour 4 px away widened in-range spots as defocus does (far 21 % at 1 emitter/um^2 with 4 px, 0.4 % with 8 px)
 SHAPE_ISOLATION = 0.75
+#: ... nor, in the movie's own frames, a peak (the PSF-shape check's detection) above this many times the frame's noise
+#: other than its own: a network that misses emitters (a short training) shows no row for a neighbour whose light is in
+#: the window (a 200-step dual-colour network found 6 % of the emitters, and 12 % of channel 0's spots read far)
+SHAPE_PEAK_SNR = 4.0
+#: ... a peak within this many pixels of the row's position is the row's own
+SHAPE_OWN_PX = 2.0
+#: a spot tilted against the pixel axes beyond this many units of the tilt's scatter more than the model's PSF is at
+#: the curve's nearest point (:func:`plexloc.psf.check.spot_tilt`) is two emitters read as one and left out: a short
+#: training's network gives one row for two emitters 2-3 px apart, which no peak tells apart either, and their spot
+#: reads wider than any z of the range (a 200-step one-channel network: 6-8 % of in-range spots far, most of them such
+#: pairs, 15 of 22 tilted beyond 5 units)
+SHAPE_MAX_TILT = 3.0
+#: ... the tilt's tolerance added to that scatter (rho, in quadrature): very bright spots are not held to a tilt of 0
+SHAPE_TILT_FLOOR = 0.03
 #: spots fitted at most (run time: the first ones in frame order)
 SHAPE_MAX_SPOTS = 1000
 #: a spot counts only where its widths are measured to this relative error or better (the estimator's scatter, alpha x
@@ -526,6 +542,9 @@ def spot_shape_checks(
     max_spots: int = SHAPE_MAX_SPOTS,
     max_rel_error: float = SHAPE_MAX_REL_ERROR,
     min_photons: float | None = None,
+    peak_snr: float | None = SHAPE_PEAK_SNR,
+    own_px: float = SHAPE_OWN_PX,
+    max_tilt: float | None = SHAPE_MAX_TILT,
     roi_offset_px: tuple[int, int] = (0, 0),
 ) -> list[DomainCheck]:
     """The widths of the movie's bright isolated spots against those the model's PSF has over its training z range.
@@ -540,13 +559,18 @@ def spot_shape_checks(
     Spots: the rows of frames ``< T`` with ``photons`` of at least ``min_photons`` (default the training range's low
     end for the channel; all rows where the table has no photons for it) and no other row of their frame within
     ``isolation`` times the window's side (neighbours' light widens a spot as defocus does), whose window lies inside
-    the frame; the first ``max_spots``. Each window (centred on the row's pixel in channel c's image, mapped by the
+    the frame, and (``peak_snr``, None: not looked for) no peak of the channel's frames within that distance other than
+    their own (within ``own_px``), peaks of :func:`~plexloc.psf.check.frame_peaks` above ``peak_snr`` times the frame's
+    noise: a network that misses emitters shows no row for a neighbour whose light is in the window; the first
+    ``max_spots``. Each window (centred on the row's pixel in channel c's image, mapped by the
     channel's chip transform at ``roi_offset_px`` as :func:`bright_spot_checks` maps it) is fitted with
     :func:`~plexloc.psf.check.fit_elliptical_gaussian`; a spot whose widths lie more than
     :data:`~plexloc.psf.check.FAR_DISTANCE` scatter units from every point of the curve (the PSF-shape check's
     distance) is one the PSF has at no z of its range. Only spots whose widths are measured to ``max_rel_error`` or
     better count (the estimator's scatter, ``alpha`` times the Cramér-Rao bound, over the width, on both axes): dim spots
-    on a bright background cannot tell. More than ``far_share`` of them (beyond the far share of the
+    on a bright background cannot tell. Spots tilted against the pixel axes (:func:`~plexloc.psf.check.spot_tilt`) more
+    than the model's PSF at the curve's nearest point, by ``max_tilt`` units of the tilt's scatter (None: kept), are two
+    emitters read as one and left out (the note counts them). More than ``far_share`` of them (beyond the far share of the
     model's own noisy spots) and at least ``min_far`` is a warning; fewer than ``min_spots`` spots are reported, not
     judged. One :class:`DomainCheck` per channel (column ``spot shape``, ``spot shape ch{c}``; kind ``shape``), none
     without frames, rows or reports, and none for a channel without a bright isolated row to measure."""
@@ -610,8 +634,11 @@ def spot_shape_checks(
         keep &= (col[idx] >= h) & (col[idx] < W - h) & (row[idx] >= h) & (row[idx] < H - h)
         if p is not None:
             keep &= np.nan_to_num(p[idx], nan=-np.inf) >= floor
-        sel = idx[keep][:max_spots]
         curve_x, curve_y = np.asarray(r.model_sigma_x_nm) / px_x, np.asarray(r.model_sigma_y_nm) / px_y
+        if peak_snr is not None and keep.any():
+            keep[keep] = _no_peak_near(f, fr[keep], xs[keep], ys[keep], radius=isolation * R, own_px=own_px,
+                                       snr=peak_snr, sigma_det_px=float(np.median(np.sqrt(curve_x * curve_y))))
+        sel = idx[keep][:max_spots]
         if not len(sel):  # no spot to measure: nothing to say (as the bright-spot check, none without spots)
             continue
         width = np.sqrt(curve_x * px_x * curve_y * px_y)
@@ -625,29 +652,78 @@ def spot_shape_checks(
         c_ix = torch.as_tensor(col[sel].astype(np.int64), device=dev)[:, None, None] + off[None, None, :]
         win = torch.nan_to_num(f[t_ix, r_ix, c_ix].to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0).cpu()
         fit = fit_elliptical_gaussian(win, sigma0_px=float(np.median(np.sqrt(curve_x * curve_y))))
-        fit = fit.select(fit.ok)
-        n_fit = len(fit.sx)
-        # widths measured precisely enough to tell (the estimator's scatter over the width, both axes)
-        fit = fit.select((r.alpha[0] * fit.crlb_sx <= max_rel_error * fit.sx)
-                         & (r.alpha[1] * fit.crlb_sy <= max_rel_error * fit.sy))
+        # converged, and widths measured precisely enough to tell (the estimator's scatter over the width, both axes)
+        use = fit.ok.copy()
+        n_fit = int(use.sum())
+        use &= ((r.alpha[0] * fit.crlb_sx <= max_rel_error * fit.sx)
+                & (r.alpha[1] * fit.crlb_sy <= max_rel_error * fit.sy))
+        fit, win = fit.select(use), win[torch.from_numpy(use)]
+        tilted = ""
+        if max_tilt is not None and len(fit.sx):  # two emitters read as one: tilted unlike the PSF at any z
+            straight = _straight(win, fit, r, curve_x, curve_y, max_tilt)
+            if not straight.all():
+                tilted = f", {int((~straight).sum())} tilted ones left out (two emitters)"
+            fit = fit.select(straight)
         n = len(fit.sx)
         if n:
             w = np.sqrt(fit.sx * px_x * fit.sy * px_y)
             chk.q05, chk.median, chk.q95 = (float(q) for q in np.quantile(w, [0.05, 0.5, 0.95]))
         if n < min_spots:
             chk.note = (f"not judged: {n} of {n_fit} bright isolated spots measured to {100 * max_rel_error:.0f} % "
-                        f"of their width or better (at least {min_spots} needed)")
+                        f"of their width or better{tilted} (at least {min_spots} needed)")
             continue
         d, k = _distances(fit.sx, fit.sy, fit.crlb_sx, fit.crlb_sy, curve_x, curve_y, r.alpha, WIDTH_FLOOR)
         far = d > FAR_DISTANCE
         share = float(np.mean(far))
         chk.fraction_above = share
         base = float(r.model_far_fraction) if np.isfinite(r.model_far_fraction) else 0.0
-        chk.note = f"{n} spots; the model's own spots {100 * base:.1f} %"
+        chk.note = f"{n} spots{tilted}; the model's own spots {100 * base:.1f} %"
         if int(far.sum()) >= min_far and share > far_share + base:
             chk.warning = _shape_warning(column, r, config, c, fit, far, k, share, base, n_t, isolation * R,
                                          far_share)
     return checks
+
+
+def _straight(win, fit, r, curve_x: np.ndarray, curve_y: np.ndarray, max_tilt: float) -> np.ndarray:
+    """Which fitted spots (``fit`` of windows ``win``) are tilted against the pixel axes no more than the model's PSF at
+    the curve's nearest point (report ``r``'s ``model_tilt``; 0 where not measured): within ``max_tilt`` units of the
+    tilt estimate's scatter (``alpha_tilt`` times its Cramér-Rao bound, with ``SHAPE_TILT_FLOOR`` added)."""
+    from plexloc.psf.check import WIDTH_FLOOR, _distances, spot_tilt
+
+    rho, crlb = spot_tilt(win, fit)
+    _, k = _distances(fit.sx, fit.sy, fit.crlb_sx, fit.crlb_sy, curve_x, curve_y, r.alpha, WIDTH_FLOOR)
+    tilt = np.asarray(getattr(r, "model_tilt", np.zeros(0)), dtype=np.float64)
+    ref = tilt[k] if len(tilt) == len(curve_x) else 0.0
+    d = np.abs(rho - ref) / np.sqrt((float(getattr(r, "alpha_tilt", 1.0)) * crlb) ** 2 + SHAPE_TILT_FLOOR**2)
+    return np.isfinite(d) & (d <= max_tilt)
+
+
+def _no_peak_near(frames, frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, radius: float, own_px: float,
+                  snr: float, sigma_det_px: float) -> np.ndarray:
+    """Which rows (``frame``, position ``xs, ys`` in px of ``frames``' image, pixel centres at ``j + 0.5``) have no peak
+    of the movie's own frames within ``radius`` px other than their own (within ``own_px``): peaks of the PSF-shape
+    check's detection (:func:`~plexloc.psf.check.frame_peaks`, ``snr`` times the frame's noise, the detection width
+    clipped to 0.8-2.5 px as that check clips it), on the frames those rows sit in."""
+    import torch
+    from scipy.spatial import cKDTree
+
+    from plexloc.psf.check import frame_peaks
+
+    used = np.unique(frame)
+    cand, _ = frame_peaks(frames[torch.as_tensor(used, dtype=torch.long, device=frames.device)],
+                          sigma_det_px=float(np.clip(sigma_det_px, 0.8, 2.5)), snr=snr)
+    ok = np.ones(len(frame), bool)
+    if not len(cand.frame):
+        return ok
+    gap = 10.0 * (sum(frames.shape[-2:]) + radius)  # frames kept apart
+    pf = used[cand.frame].astype(np.float64)
+    tree = cKDTree(np.stack([pf * gap, cand.col + 0.5, cand.row + 0.5], axis=1))
+    pts = np.stack([frame.astype(np.float64) * gap, xs, ys], axis=1)
+    for i, hits in enumerate(tree.query_ball_point(pts, r=radius)):
+        if hits:
+            d = np.hypot(cand.col[hits] + 0.5 - xs[i], cand.row[hits] + 0.5 - ys[i])
+            ok[i] = not bool(np.any(d > own_px))
+    return ok
 
 
 def _shape_warning(column: str, r, config: TrainConfig, c: int, fit, far: np.ndarray, k: np.ndarray, share: float,

@@ -57,7 +57,9 @@ __all__ = [
     "check_movie_psf_shapes",
     "check_psf_shapes",
     "fit_elliptical_gaussian",
+    "frame_peaks",
     "not_raw_counts",
+    "spot_tilt",
 ]
 
 #: frames of the movie the check looks at, at most (it stops earlier once it has ``MAX_SPOTS`` spots)
@@ -227,6 +229,40 @@ def fit_elliptical_gaussian(
     return EllipticalFit(t[:, 0], t[:, 1], t[:, 2], t[:, 3], t[:, 4], t[:, 5], cr[:, 2], cr[:, 3], ok)
 
 
+def spot_tilt(windows: Tensor | np.ndarray, fit: EllipticalFit) -> tuple[np.ndarray, np.ndarray]:
+    """How much each fitted spot's light is tilted against the pixel axes: the correlation ``rho`` of an elliptical
+    Gaussian with covariance ``[[sx^2, rho sx sy], [rho sx sy, sy^2]]``, estimated by one Newton step of the Poisson
+    likelihood from :func:`fit_elliptical_gaussian`'s axis-aligned fit ``fit`` of the same ``(N, R, R)`` windows
+    (``rho = 0`` there), and its Cramér-Rao bound. At ``rho = 0`` the pixel-integrated derivative by ``rho`` separates
+    into the two axes' integrals of ``t phi(t)``, so it needs no new model. An astigmatic PSF's spot is ellipse-shaped
+    along the pixel axes at every z; two emitters 2-3 px apart that read as one spot are tilted along the line
+    between them (at 45 degrees, rho about 0.3 for two in-focus spots 2.5 px apart). Returns ``(rho, crlb_rho)``,
+    NaN where the fit is not finite."""
+    d = torch.as_tensor(np.asarray(windows) if not isinstance(windows, Tensor) else windows).to(torch.float64)
+    n = len(fit.sx)
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    R = d.shape[-1]
+    data = d.reshape(n, R * R).clamp_min(0.0)
+    theta = torch.as_tensor(np.stack([fit.x, fit.y, fit.sx, fit.sy, fit.photons, fit.bg], axis=1), dtype=torch.float64)
+    theta = torch.nan_to_num(theta, nan=1.0)
+    mu, J = _model(theta, R, True)
+    x, y, sx, sy, ph, _ = theta.unbind(1)
+    _, dex, _ = _axis(x, sx, R)
+    _, dey, _ = _axis(y, sy, R)
+    d_rho = (ph[:, None, None] * (sy[:, None] * dey)[:, :, None] * (sx[:, None] * dex)[:, None, :]).reshape(n, R * R)
+    J7 = torch.cat([J, d_rho[:, :, None]], dim=2)
+    w = 1.0 / mu.clamp_min(1e-6)
+    info = torch.bmm((J7 * w[:, :, None]).transpose(1, 2), J7)
+    score = torch.bmm(J7.transpose(1, 2), (data * w - 1.0)[:, :, None])[..., 0]
+    cov = torch.linalg.pinv(info)
+    step = torch.bmm(cov, score[:, :, None])[..., 0]
+    rho = step[:, 6].numpy()
+    crlb = torch.sqrt(cov[:, 6, 6].clamp_min(0.0)).numpy()
+    bad = ~(np.isfinite(rho) & np.isfinite(crlb)) | ~np.isfinite(np.asarray(fit.sx))
+    return np.where(bad, np.nan, rho), np.where(bad, np.nan, crlb)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # the report
 # --------------------------------------------------------------------------------------------------------------
@@ -255,6 +291,9 @@ class PSFShapeReport:
     model_sigma_x_nm: np.ndarray = field(repr=False)
     model_sigma_y_nm: np.ndarray = field(repr=False)
     alpha: tuple[float, float] = (1.0, 1.0)  # the estimator's scatter over its Poisson CRLB, per axis
+    #: the PSF's own tilt (:func:`spot_tilt`'s rho) along the curve (one per ``model_z_nm``; empty: not measured, 0)
+    model_tilt: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    alpha_tilt: float = 1.0  # the tilt estimate's scatter over its Cramer-Rao bound (model's own noisy spots)
     model_far_fraction: float = math.nan  # the model's own isolated noisy spots far from its curve
     crowded_far_fraction: float = math.nan  # ... its spots in frames as crowded as the movie's (the baseline)
     peak_density_per_um2: float = math.nan  # detected peaks per um^2 per frame of the movie (model's pixel size)
@@ -409,13 +448,26 @@ def _distances(sx: np.ndarray, sy: np.ndarray, cx: np.ndarray, cy: np.ndarray, c
     return np.sqrt(d2[np.arange(len(sx)), k]), k
 
 
+def frame_peaks(frames: Tensor, *, sigma_det_px: float, snr: float):
+    """The peaks of ``(T, H, W)`` photon frames (any device) as the check's detection finds them: local maxima (2 px
+    apart at least) of the difference-of-Gaussians image (:func:`plexloc.mle.detection.dog_filter`, ``sigma_det_px``)
+    above ``snr`` times each frame's robust noise of that image (1.4826 median absolute deviation). Returns the
+    :class:`~plexloc.mle.detection.Candidates` (numpy frame, row, column, height) and the ``(T,)`` noise (a CPU
+    tensor)."""
+    from plexloc.mle.detection import dog_filter, local_maxima
+
+    dog = dog_filter(frames.to(torch.float32), sigma_px=sigma_det_px)
+    flat = dog.reshape(dog.shape[0], -1)
+    med = flat.median(dim=1).values
+    noise = 1.4826 * (flat - med[:, None]).abs().median(dim=1).values.clamp_min(1e-6)
+    return local_maxima(dog, snr * noise, min_distance_px=2), noise.cpu()
+
+
 def _find_spots(frames: Tensor, *, R: int, sigma_det_px: float, bright_snr: float, isolation_snr: float,
                 isolation_px: float, max_spots: int, chunk: int = 25) -> _Spots:
     """Bright isolated spots of ``(T, H, W)`` photon frames (:class:`_Spots`), frame chunk by chunk until
     ``max_spots`` are found."""
     from scipy.spatial import cKDTree
-
-    from plexloc.mle.detection import dog_filter, local_maxima
 
     T, H, W = frames.shape
     h = R // 2
@@ -427,11 +479,7 @@ def _find_spots(frames: Tensor, *, R: int, sigma_det_px: float, bright_snr: floa
     for a in range(0, T, chunk):
         x = frames[a:a + chunk].to(torch.float32)
         used = a + x.shape[0]
-        dog = dog_filter(x, sigma_px=sigma_det_px)
-        flat = dog.reshape(dog.shape[0], -1)
-        med = flat.median(dim=1).values
-        noise = 1.4826 * (flat - med[:, None]).abs().median(dim=1).values.clamp_min(1e-6)
-        cand = local_maxima(dog, isolation_snr * noise, min_distance_px=2)
+        cand, noise = frame_peaks(x, sigma_det_px=sigma_det_px, snr=isolation_snr)
         n_peaks += len(cand)
         if len(cand) == 0:
             continue
@@ -589,8 +637,8 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
 
     # the same estimator on the model's noiseless windows, at the movie spots' median photons and background
     med_n, med_b = float(np.median(photons)), float(np.median(bgs))
-    clean = fit_elliptical_gaussian(_render_windows(psf, zz, fx, fy, R, np.full(len(zz), med_n), np.full(len(zz), med_b)),
-                                    sigma0_px=s_mid)
+    clean_win = _render_windows(psf, zz, fx, fy, R, np.full(len(zz), med_n), np.full(len(zz), med_b))
+    clean = fit_elliptical_gaussian(clean_win, sigma0_px=s_mid)
     # the estimator's photons over the true ones, per z (a defocused spot loses more light outside the window)
     ph_z = np.nanmedian(clean.photons.reshape(len(zs), len(phases)), axis=1) / med_n
     ph_z = np.where(np.isfinite(ph_z) & (ph_z > 0), ph_z, 1.0)
@@ -600,13 +648,18 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
     zf = np.linspace(zs[0], zs[-1], 201) if len(zs) > 1 else zs
     curve_x = np.interp(zf, zs, cx_z) if len(zs) > 1 else cx_z
     curve_y = np.interp(zf, zs, cy_z) if len(zs) > 1 else cy_z
+    # the PSF's own tilt against the pixel axes (0 for an astigmatic Gaussian; a calibrated PSF may have some)
+    tilt_z = np.nanmedian(spot_tilt(clean_win, clean)[0].reshape(len(zs), len(phases)), axis=1)
+    tilt_z = np.where(np.isfinite(tilt_z), tilt_z, 0.0)
+    curve_tilt = np.interp(zf, zs, tilt_z) if len(zs) > 1 else tilt_z
 
     # its scatter: isolated noisy model spots at the movie spots' photons and background, through the camera
     m = int(n_model_noisy)
     pick = rng.integers(0, len(photons), m)
     zn = rng.uniform(zs[0], zs[-1], m) if len(zs) > 1 else np.full(m, zs[0])
     expected = _render_windows(psf, zn, rng.uniform(0, 1, m), rng.uniform(0, 1, m), R, photons[pick], bgs[pick])
-    noisy = fit_elliptical_gaussian(_noisy(expected, camera, gen), sigma0_px=s_mid)
+    noisy_win = _noisy(expected, camera, gen)
+    noisy = fit_elliptical_gaussian(noisy_win, sigma0_px=s_mid)
     okn = noisy.ok
     tx = np.interp(zn, zs, cx_z) if len(zs) > 1 else np.full(m, cx_z[0])
     ty = np.interp(zn, zs, cy_z) if len(zs) > 1 else np.full(m, cy_z[0])
@@ -614,6 +667,13 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
         max(1.0, _robust_sd((s[okn] - t[okn]) / c[okn])) if okn.sum() >= 10 else 1.0
         for s, t, c in ((noisy.sx, tx, noisy.crlb_sx), (noisy.sy, ty, noisy.crlb_sy))
     )
+
+    # the tilt's scatter in units of its Cramer-Rao bound (an EMCCD's excess noise: about 1.4)
+    rho_n, crlb_rho_n = spot_tilt(noisy_win[okn], noisy.select(okn))
+    t_ref = np.interp(zn[okn], zs, tilt_z) if len(zs) > 1 else np.full(int(okn.sum()), tilt_z[0])
+    alpha_tilt = max(1.0, _robust_sd((rho_n - t_ref) / crlb_rho_n)) if okn.sum() >= 10 else 1.0
+    if not np.isfinite(alpha_tilt):
+        alpha_tilt = 1.0
 
     def far_of(f: EllipticalFit, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         return _distances(f.sx / scale, f.sy / scale, f.crlb_sx / scale, f.crlb_sy / scale, curve_x, curve_y, alpha,
@@ -653,7 +713,8 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
         window_px=R, candidates=spots.n_bright, n_spots=n_spots, spot_pixel=pos, sigma_x_nm=fit.sx * px[0],
         sigma_y_nm=fit.sy * px[1], photons=fit.photons, bg=fit.bg, distance=d, z_nm=zf[k] if n_spots else np.zeros(0),
         model_z_nm=zf, model_sigma_x_nm=curve_x * px[0], model_sigma_y_nm=curve_y * px[1],
-        alpha=(float(alpha[0]), float(alpha[1])), model_far_fraction=model_far, far_fraction=far,
+        alpha=(float(alpha[0]), float(alpha[1])), model_tilt=curve_tilt, alpha_tilt=float(alpha_tilt),
+        model_far_fraction=model_far, far_fraction=far,
         width_scale=scale, width_scale_far_fraction=scale_far, photon_scale=photon_scale,
         photons_corrected=(fit.photons / (np.interp(zf[k], zs, ph_z) if len(zs) > 1 else ph_z[0])) if n_spots
         else np.zeros(0), peak_density_per_um2=peak_density * 1e6 / (px[0] * px[1]),
