@@ -370,3 +370,14 @@ def test_the_worker_keeps_its_lease_while_it_uploads_its_log(tmp_path, monkeypat
         assert j["state"] == "succeeded" and j["attempts"] == 1, j
         assert {o["name"] for o in c.outputs(job["id"])} == {"ticks.txt", "log.txt"}
     svc.app.state.engine.dispose()
+
+
+def test_the_submission_check_knows_every_file_field_of_a_configuration():
+    """A tripwire: the check reads (from the job's inputs, never the server's disk) the files the loader reads, as
+    config_inputs._included_files lists them (camera/psf includes, a transform's ``file``); the other file fields are
+    named, not read, at load. A new file field of the configuration must be sorted into one or the other there."""
+    from plexloc.config.files import PATH_KEYS
+
+    assert PATH_KEYS == {"calibration", "e_per_adu", "baseline", "read_sigma", "read_variance", "file"}, (
+        "a new file field of the configuration: does load_config read it? then config_inputs._included_files must "
+        "name it (the server must not read a path a user names on its own disk)")
