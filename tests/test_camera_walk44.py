@@ -97,3 +97,51 @@ def test_the_noise_check_looks_at_a_bounded_number_of_pixels():
     k = head_frames(photons.shape, max_frames=8)
     assert k == 2
     assert noise_measure(photons, cam, max_frames=8) == noise_measure(photons[:k], cam, max_frames=8)
+
+
+# ------------------------------------------------------------------------------------------ plexloc calibrate-camera
+
+
+def _stack(cam, photons: float, n: int, seed: int, shape=(48, 64)):
+    import numpy as np
+
+    return cam(torch.full((n, *shape), float(photons)), generator=torch.Generator().manual_seed(seed)).numpy().astype(np.uint16)
+
+
+def test_a_dark_of_another_camera_mode_is_refused_naming_both_stacks():
+    """Flats below the dark frames' offset, yet noisier than them: the dark was recorded in another readout mode.
+    Before, the flats above the offset gave e_per_adu 0.31 for 0.46 (+-70 %) without a word."""
+    from plexloc.camera.calibration import calibrate_camera, stack_stats
+    from plexloc.errors import InputError
+
+    cam = SCMOS(qe=0.8, e_per_adu=0.46, baseline=100.0, read_sigma=1.6)
+    other = SCMOS(qe=0.8, e_per_adu=1.84, baseline=400.0, read_sigma=2.4)  # another mode: offset 400 ADU
+    dark = stack_stats([_stack(other, 0.0, 100, 1)], source="dark_mode2.tif")
+    flats = [stack_stats([_stack(cam, lv, 100, 2 + k)], source=f"flat{lv}.tif") for k, lv in enumerate((50, 200, 800))]
+    with pytest.raises(InputError, match="another camera setting") as err:
+        calibrate_camera(dark, kind="scmos", flats=flats)
+    text = str(err.value)
+    assert "flat50.tif" in text and "dark_mode2.tif" in text and "below the dark frames' offset (400" in text
+
+
+def test_a_steady_emccd_flat_is_not_called_flickering():
+    """A steady lamp: the frame means' scatter is their noise. Steady EMCCD flats read 0.15-0.97 % flicker and were
+    noted as 'the light changed from frame to frame (a flickering lamp)'; only an excess beyond 3 of its standard
+    errors counts now."""
+    from plexloc.camera.calibration import calibrate_camera, stack_stats
+    from plexloc.camera.models import EMCCD
+
+    em = EMCCD(qe=0.9, em_gain=300, e_per_adu=45, baseline=100, read_sigma=74.4, spurious_charge=0.002)
+
+    def stack(photons, seed):
+        import numpy as np
+
+        x = em(torch.full((100, 32, 32), float(photons)), generator=torch.Generator().manual_seed(seed))
+        return x.numpy().astype(np.uint16)
+
+    dark = stack_stats([stack(0.0, 101)], source="dark.tif")  # read 0.97 % and 0.55 % flicker in flats 5 and 20
+    flats = [stack_stats([stack(lv, 10 + k)], source=f"flat{lv}.tif") for k, lv in enumerate((5, 20, 60))]
+    cal = calibrate_camera(dark, kind="emccd", flats=flats, em_gain=300)
+    assert not any("flicker" in n for n in cal.notes)
+    assert list(cal.transfer.flicker) == [0.0, 0.0, 0.0]
+    assert cal.config["e_per_adu"] == pytest.approx(45, rel=0.05)

@@ -644,7 +644,12 @@ def _flicker(dark: StackStats, flat: StackStats) -> float:
     if len(dm) < 2 or not signal > 0:
         return math.nan
     noise = 2.0 * float(np.mean(flat.transfer_var)) / flat.mean.size
-    return math.sqrt(max(float(np.mean(dm * dm)) - noise, 0.0) / 2.0) / signal
+    excess = float(np.mean(dm * dm)) - noise
+    # the mean of the squared differences of n frame means scatters by about noise * sqrt(3 / n) (neighbouring
+    # differences share a frame): an excess within 3 of that is no flicker (a steady simulated EMCCD flat read 0.33 %)
+    if excess < 3.0 * noise * math.sqrt(3.0 / len(dm)):
+        return 0.0
+    return math.sqrt(excess / 2.0) / signal
 
 
 def _flat_transfer(dark: StackStats, flats: Sequence[StackStats]) -> tuple[TransferCurve, np.ndarray, np.ndarray]:
@@ -758,6 +763,11 @@ def calibrate_camera(
                 raise InputError(f"this flat adds {s_lvl:.3g} ADU of signal and {e_lvl:.3g} ADU² of variance above the "
                                  f"dark frames (read noise {float(read_var.mean()):.3g} ADU²): too dim to measure the gain; "
                                  "record it brighter", source=f.source or None)
+            if s_lvl <= 0:  # below the dark offset but noisier than the dark frames: not the same camera setting
+                raise InputError(f"this flat is {-s_lvl:.4g} ADU below the dark frames' offset ({float(np.median(dark.mean)):.5g} "
+                                 f"ADU, --dark {dark.source or '?'}) yet adds {e_lvl:.3g} ADU² of variance to theirs: the "
+                                 "dark frames were recorded at another camera setting (readout mode, gain or offset); "
+                                 "record them at the flats' settings", source=f.source or None)
             if n_sat:
                 notes.append(f"{f.source or 'a flat'}: {n_sat} pixel(s) reach the pixel type's maximum in some frame "
                              f"({f.saturated} values): left out of its photon transfer (their variance is clipped)")
