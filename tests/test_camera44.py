@@ -123,3 +123,20 @@ def test_frames_without_noise_still_read_0():
     frames = torch.full((8, 32, 32), 105.0)
     ch = _check(frames).channels[0]
     assert ch.noise_ratio == 0.0 and _check(frames).warnings == []
+
+
+def test_an_emccd_camera_given_an_scmos_map_says_only_scmos_takes_maps(tmp_path):
+    """A calibrate-camera sCMOS YAML hand-edited to kind emccd: the map path was refused as "units are not written in
+    the value", which sent the user looking for a unit."""
+    from plexloc.config.io import load_camera_config
+    from plexloc.errors import InputError
+
+    np_path = tmp_path / "sc_baseline.npy"
+    import numpy as np
+
+    np.save(np_path, np.full((4, 4), 100.0))
+    cam = tmp_path / "cam.yaml"
+    cam.write_text("kind: emccd\nqe: 0.9\nspurious_charge: 0.002\nem_gain: 300\ne_per_adu: 45\n"
+                   "baseline: sc_baseline.npy\nread_sigma: 74.4\n")
+    with pytest.raises(InputError, match=r"cam\.yaml.*baseline.*not a per-pixel map: only kind scmos takes maps"):
+        load_camera_config(cam)

@@ -89,6 +89,10 @@ def _number_not_text(value, info):
         try:
             value = float(value)
         except ValueError:
+            if Path(value.strip()).suffix.lower() in MAP_SUFFIXES:  # a map path where only an sCMOS takes maps
+                raise ValueError(f"takes a number ({CAMERA_UNITS.get(info.field_name, 'a number')}), not a per-pixel "
+                                 "map: only kind scmos takes maps (was this camera written for an sCMOS, e.g. by "
+                                 "plexloc calibrate-camera --kind scmos?)") from None
             raise ValueError(f"takes a number ({CAMERA_UNITS.get(info.field_name, 'a number')}); units are not written "
                              "in the value") from None
     if isinstance(value, (int, float)) and math.isinf(value):
