@@ -140,3 +140,25 @@ def test_an_emccd_camera_given_an_scmos_map_says_only_scmos_takes_maps(tmp_path)
                    "baseline: sc_baseline.npy\nread_sigma: 74.4\n")
     with pytest.raises(InputError, match=r"cam\.yaml.*baseline.*not a per-pixel map: only kind scmos takes maps"):
         load_camera_config(cam)
+
+
+@pytest.mark.parametrize("setting, first", [({"baseline": 200.0}, "baseline"), ({"em_gain": 30.0}, "gain")])
+def test_a_baseline_error_is_told_first_where_the_gain_would_need_an_impossible_em_gain(setting, first):
+    """An EMCCD (SMLM Challenge: em_gain 300, 45 e-/ADU, offset 100 ADU) at 22 photons/px with its baseline set 100 ADU
+    high read 8x; the warning led with "an em_gain set too low" and advised em_gain 2399 before the right baseline.
+    An em_gain of 30 for 300 (9.3x) still leads with the gain, advised 278."""
+    torch.manual_seed(0)
+    adu = EMCCD()(torch.full((32, 64, 64), 22.0))
+    check = check_camera([adu], [EMCCD(**setting)], dtype="uint16", adu=True, source="m.tif", warn=False)
+    ch = check.channels[0]
+    (w,) = check.warnings
+    cause = w.split("likely from ")[1]
+    if first == "baseline":
+        assert cause.startswith("a baseline above the camera's offset")
+        assert "which no EMCCD has" in cause
+        assert ch.likely.startswith("baseline about 10")  # 103 ADU for the camera's 100
+        assert float(ch.likely.split("baseline about ")[1].split(" ADU")[0]) == pytest.approx(100, abs=6)
+    else:
+        assert cause.startswith("an em_gain set too low")
+        assert ch.likely.startswith("e_per_adu about")
+        assert ch.em_gain_fit == pytest.approx(300, rel=0.1)

@@ -94,6 +94,10 @@ MAX_CROWDING = 1.15
 #: e- at 0.46 e-/ADU) is 91 % of it at 1.4 photons/px, and the ratio of 0.29 was advised as an e_per_adu of 1.61 for
 #: 0.46 (photons 3.5x off had it been followed); the read_sigma that fits read 1.6 e- (tests/test_camera44.py)
 READ_NOISE_SHARE = 0.25
+#: the largest EM gain of a camera (Andor iXon 1000, Hamamatsu ImagEM 1200): a noise ratio whose gain explanation needs
+#: more (or less than 1) is told as a baseline error first (an EMCCD's baseline set 100 ADU above its offset read 13x,
+#: and em_gain 3903 was advised before the right baseline; tests/test_camera44.py)
+MAX_EM_GAIN = 1200.0
 #: the note of a camera whose noise does not depend on the signal (nothing to check)
 ADDITIVE_NOTE = "a camera with signal-independent noise has no gain to check"
 #: share of pixels at the dtype's maximum above which a movie is called saturated (0.01 %)
@@ -421,7 +425,10 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
         gain = (f"e_per_adu about {e_val * c:.3g} e-/ADU" if e_val is not None else
                 f"the e_per_adu map about {c:.3g}x its values")
         em = "" if g is None else f" or em_gain about {g / c:.3g}" if g / c < 1000 else f" or em_gain about {g / c:.0f}"
+        if g is not None and not _plausible_em_gain(g / c):
+            em += f" (an em_gain no EMCCD has: {MAX_EM_GAIN:g} at most)"
         parts.append(gain + em + " if the baseline is right")
+    gain_first = g is None or _plausible_em_gain(g / c) if e is not None else True
     x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
     if hasattr(cam, "baseline") and x.ndim == 3 and x.shape[0] >= 2:
         a, b = x[:-1], x[1:]
@@ -446,7 +453,21 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
                              "the gain is right")
             else:
                 parts.append(f"baseline about {base_val + delta:.0f} ADU if the gain is right")
+            if not gain_first:  # the gain's explanation needs an impossible EM gain: the baseline's comes first
+                parts.insert(0, parts.pop())
     return "; ".join(parts)
+
+
+def _em_gain_fit(cam, c: float) -> float:
+    """The em_gain that explains the noise with e_per_adu kept (the gain factor ``c`` on e_per_adu, 1 / c on em_gain);
+    NaN without EM gain."""
+    g = getattr(cam, "em_gain", None)
+    return float(g) / c if g is not None and np.isfinite(c) and c > 0 else math.nan
+
+
+def _plausible_em_gain(gain: float) -> bool:
+    """An EM gain a camera can have: 1 (no multiplication) to ``MAX_EM_GAIN``."""
+    return bool(np.isfinite(gain) and 1.0 <= gain <= MAX_EM_GAIN)
 
 
 def camera_settings(camera) -> str:
@@ -488,6 +509,8 @@ class ChannelCheck:
     read_share: float = math.nan
     #: the factor on e_per_adu that would explain the noise ratio (:func:`_gain_factor`; NaN where not measured)
     gain_factor: float = math.nan
+    #: the em_gain that the gain's explanation of the noise ratio needs (NaN without EM gain or where not measured)
+    em_gain_fit: float = math.nan
     #: the camera's kind ("ideal": frames taken as photons, with no gain or offset to advise)
     kind: str = ""
 
@@ -525,13 +548,20 @@ class CameraCheck:
             dim = ch.em_gain and np.isfinite(ch.noise_level) and ch.noise_level < MIN_EMCCD_PHOTONS
             gain = "an em_gain set too {} or an e_per_adu too {}" if ch.em_gain else "an e_per_adu too {1}"  # sCMOS: none
             c = ch.gain_factor if np.isfinite(ch.gain_factor) and ch.gain_factor > 0 else 1.0 / r
-            cause = (gain.format("low", "high") + f" (photons scaled up about {1 / c:.2g}x"
-                     + ("; the two swapped?" if ch.em_gain else "") + "), or a baseline above the camera's offset "
-                     "(photons taken away: the dim pixels' signal reads lower than their noise)" if r > 1 else
-                     gain.format("high", "low") + " (photons scaled down "
-                     + (f"many times: they read {ch.noise_level:.2g} photons/px, where a right camera's ratio is "
-                        f"{MIN_DIM_EMCCD_RATIO:g}-1.35; an e_per_adu written as ADU/e-?)" if dim else f"about {c:.2g}x)")
-                     + ", or a baseline below the camera's offset (photons added that carry no noise)")
+            gain_cause = (gain.format("low", "high") + f" (photons scaled up about {1 / c:.2g}x"
+                          + ("; the two swapped?" if ch.em_gain else "") + ")" if r > 1 else
+                          gain.format("high", "low") + " (photons scaled down "
+                          + (f"many times: they read {ch.noise_level:.2g} photons/px, where a right camera's ratio is "
+                             f"{MIN_DIM_EMCCD_RATIO:g}-1.35; an e_per_adu written as ADU/e-?)" if dim else
+                             f"about {c:.2g}x)"))
+            base_cause = ("a baseline above the camera's offset (photons taken away: the dim pixels' signal reads lower "
+                          "than their noise)" if r > 1 else
+                          "a baseline below the camera's offset (photons added that carry no noise)")
+            if ch.em_gain and np.isfinite(ch.em_gain_fit) and not _plausible_em_gain(ch.em_gain_fit):
+                cause = (f"{base_cause}, or less likely {gain_cause[:-1]}; it would take an em_gain of "
+                         f"{ch.em_gain_fit:.0f}, which no EMCCD has)")
+            else:
+                cause = f"{gain_cause}, or {base_cause}"
             if ch.kind == "ideal":  # frames taken as photons: no gain, offset or read noise to blame
                 cause = ("raw camera counts read as photons (an ideal camera takes the frames as photons: raw ADU above "
                          "a camera's offset carry less noise than their values)" if r < 1 else
@@ -619,7 +649,7 @@ class CameraCheck:
             noise = a if np.isfinite(a.noise_ratio) else b
             return ChannelCheck(a.channel, noise.noise_ratio, a.saturated + b.saturated, a.pixels + b.pixels,
                                 a.saturation_adu, a.settings, noise.noise_note, a.em_gain, a.level_source, noise.likely,
-                                noise.noise_level, noise.read_share, noise.gain_factor, a.kind)
+                                noise.noise_level, noise.read_share, noise.gain_factor, noise.em_gain_fit, a.kind)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
@@ -682,11 +712,11 @@ def check_camera(
         ratio, note, signal = noise_measure(ph, cam, max_frames=max_frames) if noise else (math.nan, "", math.nan)
         lo, hi = noise_range
         likely = _likely_values(cam, ph, ratio, signal, max_frames=max_frames) if noise and not lo <= ratio <= hi else ""
+        c_fit = _gain_factor(cam, ratio, signal) if likely else math.nan
         out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note,
                                          getattr(cam, "em_gain", None) is not None, how, likely, signal,
                                          read_noise_share(cam, signal) if noise else math.nan,
-                                         _gain_factor(cam, ratio, signal) if likely else math.nan,
-                                         str(getattr(cam, "kind", ""))))
+                                         c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", ""))))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)
