@@ -16,7 +16,8 @@ configuration, not read by the loader). What the server cannot see is not refuse
 - one whose loader would read a file by absolute path, by ``~`` or from outside its slot's folder, or one still to
   come from another job or larger than :data:`MAX_INCLUDED_BYTES`: only the worker has it (the server never reads a
   path a user names on its own disk), so the configuration is checked as YAML and a mapping, not field by field;
-- a file (a calibration, a map) named by absolute path: the worker's disk may hold it.
+- a file (a calibration, a map) named by absolute path: the worker's disk may hold it (nor is a spline
+  calibration's number of channels, which the loader checks psf.channel against, read from the server's disk).
 
 A file named by relative path must be one of the job's inputs beside the configuration: on the worker it is looked for
 there, and nowhere else.
@@ -118,9 +119,17 @@ def _check_one(storage, f: File, *, slot: str, kind: str, folder: str, beside: l
         from plexloc.config import load_camera_configs, load_config
         from plexloc.config.files import referenced_files
 
+        original = config_io._calibration_channels
+
+        def job_files_only(file: Path) -> int | None:
+            # the loader's psf.channel check opens a spline calibration to count its channels: one named by absolute
+            # path or out of the job's files is the worker's (the server's own file there, if any, is not read)
+            return original(file) if where in Path(file).resolve().parents else None
+
         with _LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # notes (camera defaults, transforms) are the worker's to give
             noted = set(config_io._noted)  # the notes given once per process: each of these names a scratch path
+            config_io._calibration_channels = job_files_only  # under the lock; no other server code loads these
             try:
                 if kind == "plexloc-config":
                     loaded = [load_config(path).model_dump(mode="json")]
@@ -130,6 +139,7 @@ def _check_one(storage, f: File, *, slot: str, kind: str, folder: str, beside: l
                 raise refuse(str(err) + _hint(str(err), beside_slots)) from None
             finally:  # never given again: kept, they would grow with every submission for the server's lifetime
                 config_io._noted.intersection_update(noted)
+                config_io._calibration_channels = original
         for config in loaded:
             for field, named in referenced_files(config):
                 p = Path(named)
