@@ -429,10 +429,36 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
             values, decimal = _read_text(path, names, sep)
     except UnicodeError as err:  # UnicodeDecodeError; a UTF-16 file cut short: 'UTF-16 stream does not start with BOM'
         what = "UTF-16" if _encoding(path) == "utf-16" else "UTF-8"
-        where = f" ({err.reason} at byte {err.start})" if isinstance(err, UnicodeDecodeError) else f" ({err})"
+        where = _undecodable_at(path, _encoding(path)) if isinstance(err, UnicodeDecodeError) else f" ({err})"
         raise InputError(f"not a {what} text file{where}", source=path) from None
     return _CsvData(path, names, values, sep=sep, decimal=decimal)
 
+
+def _undecodable_at(path: Path, encoding: str) -> str:
+    """Where ``path`` stops being ``encoding`` text, as `` (REASON at byte B, line L)`` (a UTF-16 file: no line): the
+    file's own byte offset, where a decode error's ``start`` counts from the chunk the reader was decoding (it named
+    byte 3901 for byte 388925)."""
+    import codecs
+
+    utf16 = encoding == "utf-16"
+    decoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8")()  # UTF-8's mark is 3 bytes of text here
+    offset = newlines = 0  # the bytes before this chunk, and their newlines
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(1 << 20)
+            pending = len(decoder.getstate()[0])  # bytes of the last chunk the decoder holds (part of a character)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as err:
+                at = offset - pending + err.start
+                if utf16:
+                    return f" ({err.reason} at byte {at})"
+                line = newlines + chunk[:max(err.start - pending, 0)].count(b"\n") + 1
+                return f" ({err.reason} at byte {at}, line {line})"
+            if not chunk:
+                return ""
+            offset += len(chunk)
+            newlines += chunk.count(b"\n")
 
 _INT64_RANGE = "int64: -2**63 .. 2**63 - 1"
 
