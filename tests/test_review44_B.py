@@ -53,3 +53,24 @@ def test_a_spline_calibration_on_the_servers_own_disk_is_not_read_at_submission(
     # what the check can read is still checked: another field of the same configuration
     with pytest.raises(InputError, match="px_size_nm"):
         _check({**GOOD, "px_size_nm": "big", "psf": {"kind": "spline", "calibration": str(h5), "channel": 1}})
+
+
+def test_a_run_stopped_by_an_error_other_than_a_full_disk_is_not_called_a_full_disk(tmp_path, monkeypatch):
+    """An OSError that is not a full disk (the earlier folder held open on Windows, no permission to replace it)
+    ends the run as a full disk does; summary.csv's rows said 'stopped by a full disk', and a microscopist freed
+    space for nothing. The error is named; a full disk is still called one (test_process44)."""
+    out = tmp_path / "out"
+    movies = [_movie(tmp_path / f"{name}.tif") for name in ("a", "b")]
+    monkeypatch.setattr(workflow, "_fit", _fake_fit(300))
+
+    def place(tmp, folder):
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+
+    monkeypatch.setattr(workflow, "_place", place)
+    with pytest.raises(PermissionError):
+        workflow.process_movies(movies, out, _options(), progress=False)
+    rows = _rows(out)
+    assert [r["status"] for r in rows.values()] == ["interrupted", "not_started"]
+    assert "full disk" not in rows["a"]["error"], rows["a"]["error"]
+    assert rows["b"]["error"].startswith("not started when the run was stopped (PermissionError: "), rows["b"]["error"]
+    assert "Permission denied" in rows["b"]["error"]

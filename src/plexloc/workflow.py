@@ -1074,10 +1074,16 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
     except BaseException as err:  # an interrupt, a full disk: summary.csv still describes the folders there
         done = f"{len(results)} of {len(acquisitions)} acquisition(s) processed"
         pending = acquisitions[len(results):]
+        from plexloc.io._atomic import DISK_FULL_ERRNOS
+
+        names = _Names(out, options.input_names)
+        # any other error named (a folder held open or not writable was called a full disk, and space freed for nothing)
+        said = names.text(" ".join(str(err).split()))
         stopped = ("interrupted (Ctrl-C or SIGTERM)" if isinstance(err, KeyboardInterrupt) else
-                   "stopped by a full disk" if isinstance(err, OSError) else f"stopped ({type(err).__name__})")
+                   "stopped by a full disk" if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS else
+                   f"stopped ({type(err).__name__}{': ' + said if said else ''})")
         try:
-            rows = _write_summary(out, results, pending=pending, stopped=stopped, names=_Names(out, options.input_names))
+            rows = _write_summary(out, results, pending=pending, stopped=stopped, names=names)
         except Exception as again:  # (a full disk may refuse it too): the first error is the one raised
             if log is not None:
                 log(f"{out / 'summary.csv'} not updated ({again}); {done}")
