@@ -164,7 +164,7 @@ def fit_elliptical_gaussian(
     Starts: the window's centre pixel, widths ``sigma0_px``, background the median of the window's border pixels.
     Bounds: the position within 1 px of the window's edge, widths in ``[min_sigma_px, R / 2]``, photons >= 1,
     background >= 0. Negative pixels (read noise) count as 0 in the likelihood."""
-    d = torch.as_tensor(np.asarray(windows) if not isinstance(windows, Tensor) else windows).to(torch.float64)
+    d = torch.as_tensor(np.asarray(windows) if not isinstance(windows, Tensor) else windows).to("cpu", torch.float64)
     if d.ndim != 3 or d.shape[1] != d.shape[2]:
         raise InputError(f"windows must be (N, R, R), got {tuple(d.shape)}")
     N, R = d.shape[0], d.shape[1]
@@ -238,7 +238,7 @@ def spot_tilt(windows: Tensor | np.ndarray, fit: EllipticalFit) -> tuple[np.ndar
     along the pixel axes at every z; two emitters 2-3 px apart that read as one spot are tilted along the line
     between them (at 45 degrees, rho about 0.3 for two in-focus spots 2.5 px apart). Returns ``(rho, crlb_rho)``,
     NaN where the fit is not finite."""
-    d = torch.as_tensor(np.asarray(windows) if not isinstance(windows, Tensor) else windows).to(torch.float64)
+    d = torch.as_tensor(np.asarray(windows) if not isinstance(windows, Tensor) else windows).to("cpu", torch.float64)
     n = len(fit.sx)
     if n == 0:
         return np.zeros(0), np.zeros(0)
