@@ -102,6 +102,10 @@ class StackStats:
     spikes: np.ndarray | None = None
     spike_adu: np.ndarray | None = None
     detrended_var: np.ndarray | None = None
+    #: a clipping level below the pixel type's maximum found in the first frames (:func:`~plexloc.camera.check.
+    #: detect_clip_adu`: a 12-bit camera's 4095 in a 16-bit file), and the values at it there
+    clip_adu: float | None = None
+    clip_values: int = 0
 
     @property
     def transfer_var(self) -> np.ndarray:
@@ -289,12 +293,23 @@ def chunk_frames_for(frame_shape: Sequence[int], most: int = 64) -> int:
 def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None) -> StackStats:
     """:func:`stack_stats` of a TIFF stack (or folder of TIFFs) on disk, streamed in chunks of at most
     :data:`CHUNK_PIXELS` pixels."""
-    from plexloc.camera.check import saturation_adu
+    from plexloc.camera.check import detect_clip_adu, saturation_adu
     from plexloc.io.tiff import open_movie
 
+    head: list[np.ndarray] = []
+
+    def chunks(movie):
+        for _, c in movie.iter_chunks(chunk_frames_for(movie.frame_shape)):
+            if not head:
+                head.append(np.asarray(c))
+            yield c
+
     with open_movie(path) as movie:
-        return stack_stats((c for _, c in movie.iter_chunks(chunk_frames_for(movie.frame_shape))), source=path,
-                           saturation=saturation_adu(movie.dtype), max_frames=max_frames)
+        stats = stack_stats(chunks(movie), source=path, saturation=saturation_adu(movie.dtype), max_frames=max_frames)
+        level = detect_clip_adu(head[0], movie.dtype) if head else None
+    if level is not None:  # the values at a camera's full scale below the file's: counted, not left out (that biased)
+        stats.clip_adu, stats.clip_values = float(level), int(np.count_nonzero(head[0] >= level))
+    return stats
 
 
 @dataclass
@@ -472,6 +487,8 @@ class CameraCalibration:
     dark_frames: int
     gain_map_se: float = math.nan
     notes: list[str] = field(default_factory=list)
+    #: the notes that are warnings (the CLI prints them on stderr)
+    warnings: list[str] = field(default_factory=list)
 
     def report(self) -> dict:
         """Numbers for a JSON report (no arrays)."""
@@ -733,6 +750,7 @@ def calibrate_camera(
         raise InputError(f"an EMCCD's EM gain setting is needed (em_gain >= 1, got {em_gain}): photon transfer measures "
                          "only em_gain / e_per_adu")
     notes: list[str] = []
+    clip_warnings: list[str] = []
     defaults = (EMCCDConfig if kind == "emccd" else SCMOSConfig)()
     qe = defaults.qe if qe is None else float(qe)
     sc = defaults.spurious_charge if spurious_charge is None else float(spurious_charge)
@@ -771,6 +789,14 @@ def calibrate_camera(
             if n_sat:
                 notes.append(f"{f.source or 'a flat'}: {n_sat} pixel(s) reach the pixel type's maximum in some frame "
                              f"({f.saturated} values): left out of its photon transfer (their variance is clipped)")
+            if f.clip_adu is not None:
+                text = (f"{f.source or 'a flat'}: {f.clip_values} value(s) of its first frames sit at {f.clip_adu:.0f} ADU, "
+                        f"a {int(round(math.log2(f.clip_adu + 1)))}-bit camera's full scale: those pixels' variance is "
+                        "clipped, which reads as a higher e_per_adu (0.514 for 0.46, +12 %, with a simulated flat whose mean sat "
+                        "1 sd below it); record the flats "
+                        f"dimmer, below {f.clip_adu:.0f} ADU")
+                notes.append(text)
+                clip_warnings.append(text)
             if (note := f.spike_note("flat")) is not None:
                 notes.append(note)
         flickering = [(f, fl) for f, fl in zip(flats, transfer.flicker) if fl > FLICKER_NOTE]
@@ -838,4 +864,4 @@ def calibrate_camera(
     notes.append(f"qe {qe:g} and spurious_charge {sc:g} are not measured here (spec sheet or default): photons scale "
                  "with 1 / qe")
     config = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in config.items()}
-    return CameraCalibration(kind, config, maps, dark.mean, read_sigma_adu, transfer, dark.frames, gain_se, notes)
+    return CameraCalibration(kind, config, maps, dark.mean, read_sigma_adu, transfer, dark.frames, gain_se, notes, clip_warnings)

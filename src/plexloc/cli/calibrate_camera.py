@@ -4,6 +4,7 @@ camera.yaml``: measure the camera settings that convert a movie to photons."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from plexloc.cli._common import (check_outputs, float_at_least, int_at_least, nonnegative_float, open_probability,
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
                            spurious_charge=args.spurious_charge, gain_map=args.gain_map)
     warned = _scmos_plausible(cal) if args.kind == "scmos" else []
+    for text in cal.warnings:  # kept with the notes in the YAML and the JSON
+        print(f"plexloc calibrate-camera: warning: {text}", file=sys.stderr)
+    warned += cal.warnings
     # the YAML, its maps, the figure and the JSON appear together or not at all; an earlier run's maps that this YAML
     # does not name (a gain map, the sCMOS maps before an EMCCD) go with them
     stale = cal.stale_maps(args.out)

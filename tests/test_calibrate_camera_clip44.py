@@ -1,0 +1,47 @@
+"""Flats of a 12-bit camera written into 16-bit files clip at 4095 ADU, below the file's own maximum (65535), which
+``plexloc calibrate-camera`` took as the level pixels clip at: their clipped variance read as a higher e_per_adu
+(0.527 for 0.46, +15 %) without a word. The level is now found in each flat's first frames (the camera check's
+detector) and warned about, naming the flat, the level and the count; the pixels stay in (leaving them out by their
+own values biased the gain the other way)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+import torch
+
+from plexloc.camera.models import SCMOS
+from plexloc.cli.main import main
+
+
+def _write(path, cam, photons, seed, n=60, shape=(32, 48)):
+    x = cam(torch.full((n, *shape), float(photons)), generator=torch.Generator().manual_seed(seed)).numpy()
+    tifffile.imwrite(path, np.minimum(x, 4095).astype(np.uint16))  # a 12-bit camera's full scale
+
+
+def test_flats_clipping_at_a_12_bit_full_scale_are_warned_about(tmp_path, capsys):
+    cam = SCMOS(qe=0.8, e_per_adu=0.46, baseline=100.0, read_sigma=1.6)
+    _write(tmp_path / "dark.tif", cam, 0.0, 1)
+    flats = []
+    for k, level in enumerate((200.0, 800.0, 2240.0)):  # the last: mean 3996 ADU, 1 sd (92 ADU) below 4095
+        flats.append(tmp_path / f"flat{k}.tif")
+        _write(flats[-1], cam, level, 2 + k)
+    rc = main(["calibrate-camera", "--dark", str(tmp_path / "dark.tif"), "--flat", *map(str, flats), "--kind", "scmos",
+               "--gain-map", "no", "--out", str(tmp_path / "cam.yaml")])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    assert "plexloc calibrate-camera: warning:" in err and "flat2.tif" in err and "4095 ADU, a 12-bit camera's full scale" in err
+    assert "flat0.tif: " not in err  # the flats below it are not named
+    assert "4095 ADU" in (tmp_path / "cam.yaml").read_text()  # kept with the notes in the YAML
+
+
+def test_flats_below_any_full_scale_give_no_such_warning(tmp_path, capsys):
+    cam = SCMOS(qe=0.8, e_per_adu=0.46, baseline=100.0, read_sigma=1.6)
+    _write(tmp_path / "dark.tif", cam, 0.0, 1)
+    flats = []
+    for k, level in enumerate((200.0, 600.0)):
+        flats.append(tmp_path / f"flat{k}.tif")
+        _write(flats[-1], cam, level, 2 + k)
+    assert main(["calibrate-camera", "--dark", str(tmp_path / "dark.tif"), "--flat", *map(str, flats), "--kind", "scmos",
+                 "--gain-map", "no", "--out", str(tmp_path / "cam.yaml")]) == 0
+    assert "full scale" not in capsys.readouterr().err
