@@ -46,6 +46,12 @@ MIN_DARK_FRAMES = 20
 #: an sCMOS gain map is written where the per-pixel gain's median relative standard error is below this (2 %); else a
 #: single gain: a noisier map would add more error per pixel than the gain differences it corrects (typically 1-3 %)
 GAIN_MAP_MAX_SE = 0.02
+#: EM gains from which an EMCCD's measured read noise is checked: referred to its input (read_sigma / em_gain) it is
+#: under 1 e- from a gain of about 100 (74.4 e- / 300 = 0.25 e- for the SMLM Challenge camera); above
+#: ``MAX_EMCCD_INPUT_READ_E`` the stacks are most likely an sCMOS's (1.6 e- read as 965 e- after a gain of 300, 3.2 e-
+#: at the input) or were recorded with the gain lower (tests/test_calibrate_camera_clip44.py)
+MIN_CHECKED_EM_GAIN = 100.0
+MAX_EMCCD_INPUT_READ_E = 1.5
 #: movie photon transfer: the kept frame differences beyond this many standard deviations are counted (``clipped``,
 #: a crowding measure; they stay in the variance)
 CLIP_SD = 3.5
@@ -750,7 +756,7 @@ def calibrate_camera(
         raise InputError(f"an EMCCD's EM gain setting is needed (em_gain >= 1, got {em_gain}): photon transfer measures "
                          "only em_gain / e_per_adu")
     notes: list[str] = []
-    clip_warnings: list[str] = []
+    warned: list[str] = []
     defaults = (EMCCDConfig if kind == "emccd" else SCMOSConfig)()
     qe = defaults.qe if qe is None else float(qe)
     sc = defaults.spurious_charge if spurious_charge is None else float(spurious_charge)
@@ -796,7 +802,7 @@ def calibrate_camera(
                         "1 sd below it); record the flats "
                         f"dimmer, below {f.clip_adu:.0f} ADU")
                 notes.append(text)
-                clip_warnings.append(text)
+                warned.append(text)
             if (note := f.spike_note("flat")) is not None:
                 notes.append(note)
         flickering = [(f, fl) for f, fl in zip(flats, transfer.flicker) if fl > FLICKER_NOTE]
@@ -855,6 +861,14 @@ def calibrate_camera(
         config = {"kind": "emccd", "qe": qe, "spurious_charge": sc, "em_gain": float(em_gain), "e_per_adu": e_per_adu,
                   "baseline": float(np.median(dark.mean)) - cic_mean, "read_sigma": math.sqrt(read_adu2) * e_per_adu}
         read_sigma_adu = np.sqrt(read_var)
+        input_read = config["read_sigma"] / float(em_gain)
+        if float(em_gain) >= MIN_CHECKED_EM_GAIN and input_read > MAX_EMCCD_INPUT_READ_E:
+            text = (f"the read noise measured is {config['read_sigma']:.3g} e- after an EM gain of {float(em_gain):g}, "
+                    f"{input_read:.2g} e- at the input, where an EMCCD at that gain reads under 1 e- (the point of its "
+                    "gain): are these an sCMOS's frames (then --kind scmos), or was the EM gain lower or off when the "
+                    "stacks were recorded (then --em-gain as set then)?")
+            notes.append(text)
+            warned.append(text)
     rel_se = transfer.slope_se / slope if math.isfinite(transfer.slope_se) else math.nan
     notes.append(f"photon transfer ({transfer.source}): {slope:.5g} ADU² per ADU"
                  + (f" (+-{100 * rel_se:.2g} %)" if math.isfinite(rel_se) else "")
@@ -864,4 +878,4 @@ def calibrate_camera(
     notes.append(f"qe {qe:g} and spurious_charge {sc:g} are not measured here (spec sheet or default): photons scale "
                  "with 1 / qe")
     config = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in config.items()}
-    return CameraCalibration(kind, config, maps, dark.mean, read_sigma_adu, transfer, dark.frames, gain_se, notes, clip_warnings)
+    return CameraCalibration(kind, config, maps, dark.mean, read_sigma_adu, transfer, dark.frames, gain_se, notes, warned)
