@@ -15,30 +15,9 @@ from plexloc.config import SimulationConfig, validate_config
 from plexloc.config.models import SplitViewConfig
 from plexloc.simulation import Simulator
 
-PX = 100.0
-SIZE = 32
-EYE = np.eye(3)
-
-
-def _shift(dx_px: float, dy_px: float = 0.0) -> np.ndarray:
-    return np.array([[1.0, 0.0, dx_px * PX], [0.0, 1.0, dy_px * PX], [0.0, 0.0, 1.0]])
-
-
-def _two_channels(transform=EYE, **over) -> dict:
-    d = {
-        "px_size_nm": PX,
-        "frame_size": [SIZE, SIZE],
-        "photon_model": {"kind": "linked"},
-        "channels": [
-            {"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}, "throughput": 0.5},
-            {"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}, "throughput": 0.5,
-             "transform": np.asarray(transform).tolist()},
-        ],
-        "emitters": {"density_per_um2": 1.0, "photons_range": [2000.0, 5000.0], "z_range_nm": [0.0, 0.0]},
-        "background": {"range": [10.0, 10.0]},
-    }
-    d.update(over)
-    return d
+from test_alignment import EYE, PX, SIZE
+from test_alignment import shift as _shift
+from test_alignment import two_channels as _two_channels
 
 
 @pytest.fixture(scope="module")
