@@ -144,19 +144,21 @@ def _entry_point(c, args):
 
 
 def attached_files(c, args, local: dict[str, Path], *, given: set[str]) -> list[tuple[str, Path, Path]]:
-    """``(slot, file, configuration)`` for each file a configuration given as a local file names by relative path (a spline
-    calibration, sCMOS maps), for an entry point with a slot ``beside`` that configuration's slot which the command
-    line left empty: the worker finds them beside the configuration only if they travel with it.
+    """``(slot, file, YAML)`` for each file a configuration given as a local file names by relative path (a spline
+    calibration, sCMOS maps, a channel transform's file), for an entry point with a slot ``beside`` that configuration's
+    slot which the command line left empty: the worker finds them beside the configuration only if they travel with it.
+    ``YAML`` is the file that names it: the configuration, or a YAML the configuration includes.
+
+    A configuration checked as one (``check: plexloc-config``) may include YAMLs (``camera: camera.yaml``, ``psf:
+    PSF.yaml``, or a spline ``psf: PSF.h5``: :func:`plexloc.config.io.load_config`): each is attached, and so are the
+    files it names in turn (an sCMOS camera.yaml's maps), each file once.
 
     Raises:
-        InputError: a named file is not next to the configuration (the field and the path named)."""
-    import warnings
-
+        InputError: a named file is not next to the configuration (the YAML that names it, the field and the path
+            named)."""
     import yaml
 
-    from plexloc.config.files import referenced_files
     from plexloc.config.io import load_yaml
-    from plexloc.errors import InputError
 
     ep = _entry_point(c, args)
     if ep is None:
@@ -170,20 +172,71 @@ def attached_files(c, args, local: dict[str, Path], *, given: set[str]) -> list[
             data = load_yaml(config.read_text())
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue  # not a configuration this can read: the job says what is wrong
-        seen: set[Path] = set()
-        for field, name in referenced_files(data):
-            if Path(name).is_absolute():
-                warnings.warn(f"{config}: {field} is an absolute path ({name}); a worker reads it only if its disk has "
-                              "that path (a path relative to the configuration travels with it)", stacklevel=2)
-                continue
-            path = (config.parent / name).resolve()
-            if not path.is_file():
-                raise InputError(f"field '{field}' names {name}, which is not next to the configuration", source=config)
-            if Path(name).parent != Path("."):
-                raise InputError(f"field '{field}' names {name} in a sub-folder; on a worker the files a configuration "
-                                 f"names lie beside it: name it {Path(name).name} and keep it next to the configuration",
-                                 source=config)
-            if path not in seen:
-                seen.add(path)
-                out.append((slot, path, config))
+        # a camera YAML's loader (check: plexloc-camera) includes no file: a 'camera: camera.yaml' there is its error
+        includes = ep.inputs[spec.beside].check != "plexloc-camera"
+        seen: set[Path] = {config.resolve()}  # the configuration travels in its own slot
+        out += [(slot, path, by) for path, by in _named_files(data, config, includes=includes, seen=seen)]
+    return out
+
+
+#: configuration fields whose text may name a YAML (or a spline calibration) read in place (plexloc.config.io)
+_INCLUDE_KEYS = ("camera", "psf")
+
+
+def _named_files(data, yaml_path: Path, *, includes: bool, seen: set[Path], prefix: str = "",
+                 via: str = "") -> list[tuple[Path, Path]]:
+    """``(file, YAML)`` of the files that ``data`` (the mapping read from ``yaml_path``; its fields under ``prefix``)
+    names by relative path, the YAMLs it includes and theirs in turn, each once (``seen``: the resolved paths already
+    found). ``via``: which YAML includes ``yaml_path`` and by which field, for the errors."""
+    import warnings
+
+    import yaml
+
+    from plexloc.config.files import referenced_files
+    from plexloc.config.io import SPLINE_SUFFIXES, load_yaml
+    from plexloc.errors import InputError
+
+    # (field, path, the include's key where the loader reads the file as a YAML in place)
+    named: list[tuple[str, str, str | None]] = [(f, n, None) for f, n in referenced_files(data, prefix)]
+    if includes and isinstance(data, dict):
+        channels = data.get("channels")
+        channels = channels if isinstance(channels, list) else []
+        places = [("", data)] + [(f"channels.{i}.", ch) for i, ch in enumerate(channels) if isinstance(ch, dict)]
+        for where, node in places:
+            for key in _INCLUDE_KEYS:
+                value = node.get(key)
+                if isinstance(value, str) and value.strip():
+                    field = f"{prefix}.{where}{key}" if prefix else f"{where}{key}"
+                    spline = Path(value).suffix.lower() in SPLINE_SUFFIXES and key == "psf"
+                    named.append((field, value, None if spline else key))  # a spline file is named, not read
+    out: list[tuple[Path, Path]] = []
+    for field, name, key in named:
+        if Path(name).is_absolute() or name.startswith("~"):
+            what = "a path in a home folder" if name.startswith("~") else "an absolute path"
+            warnings.warn(f"{yaml_path}: {field} is {what} ({name}); a worker reads it only if its disk has that path "
+                          "(a path relative to the configuration travels with it)", stacklevel=2)
+            continue
+        path = (yaml_path.parent / name).resolve()
+        if not path.is_file():
+            raise InputError(f"field '{field}' names {name}, which is not next to the configuration{via}",
+                             source=yaml_path)
+        if Path(name).parent != Path("."):
+            raise InputError(f"field '{field}' names {name} in a sub-folder; on a worker the files a configuration "
+                             f"names lie beside it: name it {Path(name).name} and keep it next to the configuration"
+                             f"{via}", source=yaml_path)
+        if path in seen:
+            continue
+        seen.add(path)
+        out.append((path, yaml_path))
+        if key is None:
+            continue
+        try:  # an included YAML: its own files, relative to its folder (the loader's rule), travel too
+            included = load_yaml(path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # attached as it is: the server's check (or the job) says what is wrong with it
+        own = ""
+        if isinstance(included, dict) and isinstance(included.get(key), dict):
+            included, own = included[key], key  # a whole configuration: the loader reads its 'camera' / 'psf'
+        out += _named_files(included, path, includes=includes, seen=seen, prefix=own,
+                            via=f" ({path.name} is included by {yaml_path}, field '{field}')")
     return out
