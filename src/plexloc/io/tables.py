@@ -358,7 +358,7 @@ def _read_lines(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, boo
                 raise InputError(f"line {ln}: {len(values)} value(s), expected {n} (one per header column: "
                                  f"{', '.join(names)})", source=path)
             row = []
-            for name, ok, v in zip(names, missing_ok, values):
+            for column, (name, ok, v) in enumerate(zip(names, missing_ok, values)):
                 if v.lower() in _MISSING:
                     if ok:
                         row.append(np.nan)
@@ -377,12 +377,12 @@ def _read_lines(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, boo
                         raise InputError(f"line {ln}, column '{name}': value {v!r} holds both ',' and '.', one of them "
                                          "a thousands separator; save the table without thousands separators",
                                          source=path)
-                    comma = comma or (ln, name, v)
+                    comma = comma or (ln, column, name, v)
                     if not_thousands is None and not _THOUSANDS.match(v):
                         not_thousands = (ln, name, v)
                     text = v.replace(",", ".")
                 elif "." in v and sep != ",":
-                    point = point or (ln, name, v)
+                    point = point or (ln, column, name, v)
                 try:
                     if "_" in text:  # Python's float() takes '1_000', numpy's parser does not
                         raise ValueError(text)
@@ -395,12 +395,12 @@ def _read_lines(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, boo
                 rows = []
     chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), n))
     if comma and point:
-        first, second = sorted([comma, point])
-        raise InputError(f"line {first[0]}, column '{first[1]}' holds {first[2]!r} and line {second[0]}, column "
-                         f"'{second[1]}' holds {second[2]!r}: decimal commas and decimal points in one file, so one of "
+        first, second = sorted([comma, point])  # in file order: by line, then by column
+        raise InputError(f"line {first[0]}, column '{first[2]}' holds {first[3]!r} and line {second[0]}, column "
+                         f"'{second[2]}' holds {second[3]!r}: decimal commas and decimal points in one file, so one of "
                          "them may be a thousands separator; save the table with one decimal mark", source=path)
     if comma and sep == "\t" and not_thousands is None:
-        raise InputError(f"line {comma[0]}, column '{comma[1]}': value {comma[2]!r} in a tab-separated file may be "
+        raise InputError(f"line {comma[0]}, column '{comma[2]}': value {comma[3]!r} in a tab-separated file may be "
                          "a decimal comma or a thousands separator, and no value of the file tells which; save the "
                          "table with '.' as the decimal point", source=path)
     return np.concatenate(chunks), comma is not None, quoted
