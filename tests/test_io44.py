@@ -254,7 +254,7 @@ def test_csv_plain_file_gives_no_warning_and_rows_are_all_read(tmp_path, monkeyp
     rows = "".join(f"{i},{i}.5,2,3,4\n" for i in range(1000))
     t = read_csv(_csv(tmp_path, "frame,x_nm,y_nm,z_nm,photons\n" + rows))  # warnings are errors here
     assert len(t) == 1000 and t["x_nm"][-1] == 999.5
-    for sep in (";", "\t"):  # ';': translated and parsed by numpy in chunks; tabs with commas: line by line in Python
+    for sep in (";", "\t"):  # translated and parsed by numpy in chunks (tabs with commas too, since 12,5 tells)
         header = sep.join(["frame", "x_nm", "y_nm", "z_nm", "photons", "sigma_x_nm"])
         rows = "".join(f"{i}{sep}{i},5{sep}2{sep}3{sep}4{sep}{i % 7 or ''}\n" for i in range(5000))
         with pytest.warns(UserWarning) as caught:

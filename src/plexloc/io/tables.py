@@ -17,7 +17,8 @@ CSV (``.csv``)
     splits it into most names); numbers may be quoted (``"12.5"``, as writers that quote every field save them);
     a ``;``-separated file may use decimal commas (``12,5``: a spreadsheet in a European locale, which writes ``;``
     between values because ``,`` is its decimal mark), and so may a tab-separated one where some value cannot be a
-    thousands separator (``12,5``; ``1,234`` alone could be 1234). Each is read with one
+    thousands separator (``12,5``; ``1,234`` alone could be 1234). Each is translated to plain comma-separated text and
+    parsed by numpy in chunks (line by line in Python only where that fails, to name what is wrong), with one
     :class:`CsvDialectWarning` line naming the file and what was done. Where the meaning cannot be told the file is
     refused naming the line, column and value: a comma inside a (quoted) value of a comma-separated file (a decimal
     comma, or a thousands separator?), decimal commas and points in one file, a value with both (``1.234,5``), a
@@ -305,6 +306,8 @@ def _read_translated(path: Path, names: list[str], sep: str) -> tuple[np.ndarray
     required = np.array([not _may_be_missing(c) for c in names])
     table = str.maketrans({",": ".", sep: ","}) if sep != "," else None
     comma = point = quoted = False
+    # a tab-separated file's commas are decimal commas only where some value cannot be a thousands separator (12,5)
+    told = sep != "\t"
     chunks = []
     with open(path, encoding=_encoding(path)) as f:
         f.readline()
@@ -314,12 +317,41 @@ def _read_translated(path: Path, names: list[str], sep: str) -> tuple[np.ndarray
             if table is not None:
                 comma = comma or "," in text
                 point = point or "." in text
-                if comma and (point or sep == "\t"):
-                    raise _Irregular  # which is the decimal mark: the line-by-line reader tells or names the values
+                if comma and point:
+                    raise _Irregular  # which is the decimal mark: the line-by-line reader names the values
+                if not told and "," in text:
+                    told = _not_thousands(text)
                 text = text.translate(table)
             chunks.append(_parse_chunk(text, n, required))
+    if comma and not told:
+        raise _Irregular  # every comma could be a thousands separator: the line-by-line reader names the first
     values = np.concatenate(chunks) if chunks else np.zeros((0, n))
     return values, comma, quoted
+
+
+#: a comma of tab-separated text (lines ending in ``\n``) in a value that may not be a plain integer with thousands
+#: separators (``[+-]?\d{1,3}(,\d{3})+``, :data:`_THOUSANDS`): not followed by three digits and the end of the value
+#: or a comma; after four digits; after no digit; after 1-3 digits that do not start the value (or follow its sign).
+#: Every comma of a value that is not such an integer is found (and some of one with blanks or quotes around it, which
+#: :func:`_not_thousands` then looks at in Python); a search that starts with the comma, which the regular expression
+#: engine looks for without trying every character.
+_MAYBE_DECIMAL_COMMA = re.compile(
+    r",(?:(?!\d{3}(?:[,\t\n]|\Z))|(?<=\d{4},)|(?<!\d,)"
+    + "".join(rf"|(?<=[^\t\n\d,+-]\d{{{k}}},)|(?<=[^\t\n][+-]\d{{{k}}},)" for k in (1, 2, 3)) + ")")
+
+
+def _not_thousands(text: str) -> bool:
+    """Whether tab-separated ``text`` (lines ending in ``\\n``) holds a comma value that cannot be an integer with
+    thousands separators (``12,5``; not ``1,234``), as :func:`_read_lines` tells it value by value (blanks and double
+    quotes around it stripped); the search stops at the first."""
+    for m in _MAYBE_DECIMAL_COMMA.finditer(text):
+        at = m.start()
+        start = max(text.rfind("\t", 0, at), text.rfind("\n", 0, at)) + 1
+        ends = [e for e in (text.find("\t", at), text.find("\n", at)) if e >= 0]
+        value = text[start:min(ends, default=len(text))]
+        if not _THOUSANDS.match(value.strip().strip('"').strip()):
+            return True
+    return False
 
 
 def _read_text(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, str]:
