@@ -66,6 +66,18 @@ def photon_settings(cfg: TrainConfig) -> dict[str, tuple[tuple[float, float], tu
             "bright": ((phi / 2, phi), (blo, blo + fifth))}
 
 
+def place_z(em, lo: float, hi: float, beyond: float, seed: int) -> None:
+    """Each molecule's z (in place, on ``em.xyz_nm``): uniform in [lo, hi], or for a share ``beyond`` of them
+    ``BEYOND_NM`` past either end."""
+    rng = np.random.default_rng(seed + 7919)
+    uniq, inv = np.unique(em.id.cpu().numpy(), return_inverse=True)
+    z = rng.uniform(lo, hi, len(uniq))
+    out = rng.random(len(uniq)) < beyond
+    side = rng.choice([-1.0, 1.0], int(out.sum()))
+    z[out] = np.where(side > 0, hi, lo) + side * rng.uniform(*BEYOND_NM, int(out.sum()))
+    em.xyz_nm[:, 2] = torch.as_tensor(z[inv], dtype=em.xyz_nm.dtype)
+
+
 def simulate(kind: str, *, beyond: float, scale: float, photons, bg, density: float, seed: int, frames: int,
              size: int):
     """Raw frames (ADU), the same in photons, and the truth rows inside the field of view."""
@@ -82,15 +94,8 @@ def simulate(kind: str, *, beyond: float, scale: float, photons, bg, density: fl
     g = torch.Generator().manual_seed(seed)
     em = sim.sample_emitters(n_sequences=1, n_frames=frames, generator=g, density_per_um2=density,
                              margin_nm=sim.channel_margin_px() * max(sim.px_size_nm))
-    if kind == "3d":  # each molecule's z: in range, or (a share) 200-500 nm beyond either end
-        rng = np.random.default_rng(seed + 7919)
-        ids = em.id.cpu().numpy()
-        uniq, inv = np.unique(ids, return_inverse=True)
-        z = rng.uniform(lo, hi, len(uniq))
-        out = rng.random(len(uniq)) < beyond
-        side = rng.choice([-1.0, 1.0], int(out.sum()))
-        z[out] = np.where(side > 0, hi, lo) + side * rng.uniform(*BEYOND_NM, int(out.sum()))
-        em.xyz_nm[:, 2] = torch.as_tensor(z[inv], dtype=em.xyz_nm.dtype)
+    if kind == "3d":
+        place_z(em, lo, hi, beyond, seed)
     bgl = sim.sample_background(n_sequences=1, n_frames=frames, generator=g)
     with torch.no_grad():
         raw = sim.camera(sim.expected_photons(em, bgl), generator=g)

@@ -37,7 +37,7 @@ from plexloc.simulation import Simulator
 #: (name, beyond share, PSF width scale)
 CASES = [("in range", 0.0, 1.0), ("20 % beyond", 0.2, 1.0), ("50 % beyond", 0.5, 1.0), ("PSF 1.2x wider", 0.0, 1.2),
          ("PSF 1.3x wider", 0.0, 1.3)]
-BEYOND_NM = (200.0, 500.0)
+from psfwidth43 import BEYOND_NM, place_z  # noqa: E402  (bench/ is the script's folder: on sys.path)
 
 
 def run_config(run: Path) -> dict:
@@ -57,13 +57,7 @@ def simulate(d: dict, *, beyond: float, scale: float, seed: int, frames: int, si
     g = torch.Generator().manual_seed(seed)
     em = sim.sample_emitters(n_sequences=1, n_frames=frames, generator=g, density_per_um2=density,
                              margin_nm=sim.channel_margin_px() * max(sim.px_size_nm))
-    rng = np.random.default_rng(seed + 7919)
-    uniq, inv = np.unique(em.id.cpu().numpy(), return_inverse=True)
-    z = rng.uniform(lo, hi, len(uniq))
-    out = rng.random(len(uniq)) < beyond
-    side = rng.choice([-1.0, 1.0], int(out.sum()))
-    z[out] = np.where(side > 0, hi, lo) + side * rng.uniform(*BEYOND_NM, int(out.sum()))
-    em.xyz_nm[:, 2] = torch.as_tensor(z[inv], dtype=em.xyz_nm.dtype)
+    place_z(em, lo, hi, beyond, seed)
     bg = sim.sample_background(n_sequences=1, n_frames=frames, generator=g)
     with torch.no_grad():
         raw = sim.camera(sim.expected_photons(em, bg), generator=g)
