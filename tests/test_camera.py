@@ -349,7 +349,7 @@ def test_camera_check_tells_swapped_gain_and_clipped_pixels():
     assert "consistent" in ok.finding
     swapped = EMCCD(em_gain=45.0, e_per_adu=300.0)
     with pytest.warns(CameraWarning, match=r"m.tif: the pixel noise between frames is [34]\d\.\d\dx .*em_gain 45, "
-                      r"e_per_adu 300 e-/ADU.*the two swapped"):
+                      r"e_per_adu 300 e-/ADU.*em_gain and e_per_adu swapped"):
         bad = check_camera([swapped.to_photons(adu)], [swapped], dtype=np.uint16, source="m.tif")
     assert 30 < bad.channels[0].noise_ratio < 55 and "camera check found" in bad.finding
     bright = EMCCD(e_per_adu=1.0)

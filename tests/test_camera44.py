@@ -162,3 +162,17 @@ def test_a_baseline_error_is_told_first_where_the_gain_would_need_an_impossible_
         assert cause.startswith("an em_gain set too low")
         assert ch.likely.startswith("e_per_adu about")
         assert ch.em_gain_fit == pytest.approx(300, rel=0.1)
+
+
+def test_an_e_per_adu_typed_10x_is_told_first_even_where_the_em_gain_would_be_impossible():
+    """e_per_adu 450 for 45: only the em_gain explanation needs an impossible gain (3015); the e_per_adu one (44.8)
+    is the likely one, and no baseline can be named, so the baseline must not come first (it did, after d89ab1b)."""
+    torch.manual_seed(0)
+    adu = EMCCD()(torch.full((32, 64, 64), 22.0))
+    check = check_camera([adu], [EMCCD(e_per_adu=450.0)], dtype="uint16", adu=True, source="m.tif", warn=False)
+    (w,) = check.warnings
+    cause = w.split("likely from ")[1]
+    assert cause.startswith("an e_per_adu too high") and "which no EMCCD has" in cause
+    assert "baseline about" not in check.channels[0].likely
+    advised = float(check.channels[0].likely.split("e_per_adu about ")[1].split(" e-/ADU")[0])
+    assert advised == pytest.approx(45.0, rel=0.1)

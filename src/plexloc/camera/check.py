@@ -14,7 +14,7 @@ Two findings, per channel (:func:`check_camera`):
   (examples/2d_gaussian.yaml, 200 frames). The warning names the settings that would fit (:func:`_likely_values`):
   the e_per_adu / em_gain if the baseline is right, and the baseline the dimmer pixels' photon transfer gives if the
   gain is right (a baseline too high reads as a ratio above 1 too). Where the read noise is ``READ_NOISE_SHARE`` of
-  the predicted noise or more (an sCMOS at a photon or two per pixel) it is named first, with the ``read_sigma``
+  the predicted pixel variance or more (an sCMOS at a photon or two per pixel) it is named first, with the ``read_sigma``
   that fits (a read noise in ADU written for e- at 0.46 e-/ADU: 1.6 e- fitted for 1.6), and the e_per_adu that
   fits is solved with the read noise held in e- (:func:`_gain_factor`). On an EMCCD below ``MIN_EMCCD_PHOTONS`` a ratio
   under ``MIN_DIM_EMCCD_RATIO`` is still told (an e_per_adu written as ADU/e-). Frames without
@@ -558,8 +558,15 @@ class CameraCheck:
                           "than their noise)" if r > 1 else
                           "a baseline below the camera's offset (photons added that carry no noise)")
             if ch.em_gain and np.isfinite(ch.em_gain_fit) and not _plausible_em_gain(ch.em_gain_fit):
-                cause = (f"{base_cause}, or less likely {gain_cause[:-1]}; it would take an em_gain of "
-                         f"{ch.em_gain_fit:.0f}, which no EMCCD has)")
+                # the em_gain explanation needs a gain no EMCCD has: the e_per_adu one stays; the baseline comes first
+                # only where the dim pixels' photon transfer names a baseline (an e_per_adu typed 10x: none)
+                e_cause = (f"an e_per_adu too high, or em_gain and e_per_adu swapped (photons scaled up about "
+                           f"{1 / c:.2g}x; an em_gain set too low alone would have to be {ch.em_gain_fit:.0f}, which no "
+                           "EMCCD has)" if r > 1 else
+                           f"an e_per_adu too low (photons scaled down about {c:.2g}x; an em_gain set too high alone "
+                           f"would have to be {ch.em_gain_fit:.2g}, which no EMCCD has)")
+                names_baseline = "baseline about" in ch.likely or "baseline map about" in ch.likely
+                cause = f"{base_cause}, or {e_cause}" if names_baseline else f"{e_cause}, or {base_cause}"
             else:
                 cause = f"{gain_cause}, or {base_cause}"
             if ch.kind == "ideal":  # frames taken as photons: no gain, offset or read noise to blame
@@ -571,7 +578,7 @@ class CameraCheck:
                           "ideal")
             elif np.isfinite(ch.read_share) and ch.read_share >= READ_NOISE_SHARE:
                 cause = (f"a read_sigma set too {'low' if r > 1 else 'high'} (read noise is {ch.read_share:.0%} of the "
-                         f"predicted noise at {ch.noise_level:.2g} photons/px; read_sigma is in e-, a read noise in ADU times "
+                         f"predicted pixel variance at {ch.noise_level:.2g} photons/px; read_sigma is in e-, a read noise in ADU times "
                          f"e_per_adu), or {cause}")
             likely = f" The settings that would fit: {ch.likely}." if ch.likely else ""
             shown = f"{r:.2f}" if r >= 0.01 else f"{r:.2g}"
