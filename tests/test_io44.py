@@ -271,12 +271,15 @@ def test_csv_utf16_unicode_text_is_read(tmp_path):
     p = tmp_path / "u.csv"
     big = 2**53 + 1
     p.write_bytes(f"frame\tx_nm\ty_nm\tz_nm\tphotons\tid\r\n0\t1.5\t2\t3\t4\t{big}\r\n1\t2\t3\t4\t5\t6\r\n".encode("utf-16"))
-    with pytest.warns(CsvDialectWarning, match=r"u\.csv: read as a table separated by tabs$"):
+    with pytest.warns(CsvDialectWarning, match=r"u\.csv: read as a table in UTF-16, separated by tabs$"):
         t = read_csv(p)
     assert t["x_nm"].tolist() == [1.5, 2] and t["id"].tolist() == [big, 6]
     p.write_bytes("frame,x_nm,y_nm,z_nm,photons\n0,1.5,2,3,4\n1,abc,2,3,4\n".encode("utf-16"))
     with pytest.raises(InputError, match=r"u\.csv: line 3, column 'x_nm': value 'abc' is not a number"):
         read_csv(p)
+    p.write_bytes("frame,x_nm,y_nm,z_nm,photons\n0,1.5,2,3,4\n".encode("utf-16"))  # plain commas: said too
+    with pytest.warns(CsvDialectWarning, match=r"u\.csv: read as a table in UTF-16$"):
+        assert read_csv(p)["x_nm"].tolist() == [1.5]
     p.write_bytes("frame,x_nm,y_nm,z_nm,photons\n0,1.5,2,3,4\n".encode("utf-16")[:-1])  # cut inside a character
     with pytest.raises(InputError, match=r"u\.csv: not a UTF-16 text file"):
         read_csv(p)

@@ -36,7 +36,8 @@ def test_tab_decimal_commas_take_the_translated_path(tmp_path, monkeypatch, enco
     _no_line_reader(monkeypatch)
     rows = [[str(i), f"{i},5", "1,234", f"-{i % 50},25", "1000", "" if i % 3 else "4,5"] for i in range(400)]
     p = _write(tmp_path / "t.csv", rows, encoding=encoding, newline=newline)
-    with pytest.warns(CsvDialectWarning, match=r"t\.csv: read as a table separated by tabs, with decimal commas "
+    utf16 = "in UTF-16, " if encoding == "utf-16" else ""
+    with pytest.warns(CsvDialectWarning, match=rf"t\.csv: read as a table {utf16}separated by tabs, with decimal commas "
                                                r"\(read as points\)$") as caught:
         t = read_csv(p)
     assert len(caught) == 1

@@ -1090,7 +1090,7 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
         else:
             if log is not None:
                 what = "interrupted" if isinstance(err, KeyboardInterrupt) else "stopped"
-                log(f"{what} after {done}: {out / 'summary.csv'} lists the {rows} acquisition folder(s) in {out} "
+                log(f"{what} after {done}: {out / 'summary.csv'} has {rows} row(s): the acquisition folders in {out} "
                     "(an acquisition under way keeps its earlier folder, if it had one) and the acquisition(s) not "
                     f"processed, to run again: {', '.join(a.name for a in pending)}")
         raise

@@ -363,7 +363,7 @@ def _read_text(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, str]
         values, comma, quoted = _read_translated(path, names, sep)
     except _Irregular:
         values, comma, quoted = _read_lines(path, names, sep)
-    done = ([] if sep == "," else [f"separated by {_SEP_NAME[sep]}"]) + (
+    done = (["in UTF-16"] if _encoding(path) == "utf-16" else []) + ([] if sep == "," else [f"separated by {_SEP_NAME[sep]}"]) + (
         ["with decimal commas (read as points)"] if comma else []) + (["with quoted numbers"] if quoted else [])
     if done:
         warnings.warn(f"{path}: read as a table {', '.join(done)}", CsvDialectWarning, stacklevel=4)
@@ -459,6 +459,8 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
         decimal = "."
         if values is None or values.shape[1] != len(names):
             values, decimal = _read_text(path, names, sep)
+        elif _encoding(path) == "utf-16":  # read as it is, but say so as the other variants are said
+            warnings.warn(f"{path}: read as a table in UTF-16", CsvDialectWarning, stacklevel=3)
     except UnicodeError as err:  # UnicodeDecodeError; a UTF-16 file cut short: 'UTF-16 stream does not start with BOM'
         what = "UTF-16" if _encoding(path) == "utf-16" else "UTF-8"
         where = _undecodable_at(path, _encoding(path)) if isinstance(err, UnicodeDecodeError) else f" ({err})"
