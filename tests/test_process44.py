@@ -69,6 +69,7 @@ def test_every_movie_given_has_a_row_after_an_interrupt(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["a", "d", "summary.csv"] and _hidden(out) == []
     assert any(line.startswith("interrupted after 1 of 4 acquisition(s) processed") and line.endswith(
         "the acquisition(s) not processed, to run again: b, c, d") for line in lines), lines
+    assert any("summary.csv has 4 row(s): the acquisition folders in" in line for line in lines), lines  # 2 folders
     # a complete run afterwards: the rows of this run, no leftover statuses
     _interrupt_at(monkeypatch, 0)
     workflow.process_movies(movies[1:3], out, _options(), progress=False)
