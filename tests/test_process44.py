@@ -235,7 +235,8 @@ def test_a_folder_of_movie_folders_names_them(tmp_path, capsys):
     # the reader says it, so plexloc fit does too; a movie folder of its own TIFFs opens as before
     with pytest.raises(InputError, match=r"but 2 of its subfolders do \(cell1, cell2\)"):
         open_movie(data)
-    assert open_movie(data / "cell1").n_frames == 2
+    with open_movie(data / "cell1") as movie:
+        assert movie.n_frames == 2
 
 
 # 3. plexloc fit's and process's notes: one wording ----------------------------------------------------------------
