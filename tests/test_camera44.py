@@ -176,3 +176,12 @@ def test_an_e_per_adu_typed_10x_is_told_first_even_where_the_em_gain_would_be_im
     assert "baseline about" not in check.channels[0].likely
     advised = float(check.channels[0].likely.split("e_per_adu about ")[1].split(" e-/ADU")[0])
     assert advised == pytest.approx(45.0, rel=0.1)
+
+
+def test_the_coarse_step_note_never_says_a_noise_of_0_adu():
+    """A noise well under one ADU read "a pixel noise of 0 ADU" once the rounding and the dither were taken out."""
+    torch.manual_seed(1)
+    cam = SCMOS(qe=0.8, e_per_adu=7.5, baseline=100.0, read_sigma=1.6)
+    ch = check_camera([cam(torch.full((32, 64, 64), 1.0))], [cam], dtype="uint16", adu=True, warn=False).channels[0]
+    assert math.isnan(ch.noise_ratio)
+    assert "a pixel noise below 0.1 ADU, under the 0.5 ADU it is measured from" in ch.noise_note

@@ -211,7 +211,8 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
         if getattr(cam, "kind", None) == "ideal":  # frames in photons: no camera steps
             return (math.nan, f"a pixel noise of {noise_adu:.2g} photons, under the {MIN_NOISE_ADU:g} photons it is "
                     "measured from (an ideal camera's frames are photons)", math.nan)
-        return (math.nan, f"a pixel noise of {noise_adu:.2g} ADU, under the {MIN_NOISE_ADU:g} ADU it is measured from "
+        shown = f"of {noise_adu:.2g} ADU" if noise_adu >= 0.1 else "below 0.1 ADU"  # (0 once rounding is taken out)
+        return (math.nan, f"a pixel noise {shown}, under the {MIN_NOISE_ADU:g} ADU it is measured from "
                 "(the camera's steps are too coarse for it)", math.nan)
     ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
     ratio = min(ratios[q] for q in NOISE_QUANTILES)
