@@ -202,7 +202,8 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     masks = {q: sm <= cut[:, None, None] for q, cut in zip(qs, cuts)}
     level = float(m[masks[NOISE_QUANTILES[0]]].median())
     half = masks[NOISE_QUANTILES[0]]
-    if not bool((a - b)[half].ne(((a - b).flatten(1).median(dim=1).values[:, None, None]).expand_as(a)[half]).any()):
+    raw = a - b  # (undithered)
+    if not bool((raw - raw.flatten(1).median(dim=1).values[:, None, None])[half].any()):
         return 0.0, "", level  # no noise at all between the frames: synthetic, not from a camera (not told)
     # the pixel noise in ADU less the rounding to whole ADU and the dither (1/12 ADU^2 each)
     noise_adu = math.sqrt(max(robust_sd((d / step.clamp_min(1e-12))[half].numpy().astype(np.float64)) ** 2 / 2.0
@@ -378,34 +379,28 @@ def _gain_factor(cam, ratio: float, level: float) -> float:
         return 1.0 / ratio
     import copy
 
+    from scipy.optimize import brentq
+
     shape = tuple(getattr(cam, "map_shape", None) or ())
+    e0 = cam.e_per_adu
+    other = copy.deepcopy(cam)  # once: the root search sets its e_per_adu
     with torch.no_grad():
         v_m = ratio * float(cam.noise_variance_photons(torch.full(shape, float(level))).double().median())
 
-        def excess(log_c: float) -> float:
+        def excess(log_c: float) -> float:  # rises with c (c^2 against at most c)
             c = math.exp(log_c)
-            other = copy.deepcopy(cam)
-            e = other.e_per_adu
-            if isinstance(e, Tensor):
-                other.e_per_adu = e * c
-            else:
-                other.e_per_adu = float(e) * c
+            other.e_per_adu = e0 * c if isinstance(e0, Tensor) else float(e0) * c
             v = float(other.noise_variance_photons(torch.full(shape, float(level) * c)).double().median())
             return v_m * c * c - v
 
         lo, hi = math.log(1e-4), math.log(1e4)
         if excess(lo) * excess(hi) > 0:
             return 1.0 / ratio
-        for _ in range(60):  # bisection on log c: excess rises with c (c^2 against at most c)
-            mid = (lo + hi) / 2
-            if excess(mid) > 0:
-                hi = mid
-            else:
-                lo = mid
-    return math.exp((lo + hi) / 2)
+        return math.exp(brentq(excess, lo, hi, xtol=1e-12))
 
 
-def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_frames: int = NOISE_FRAMES) -> str:
+def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_frames: int = NOISE_FRAMES,
+                   gain_factor: float | None = None) -> str:
     """What the camera settings would likely be for a noise ``ratio`` measured at ``level`` photons/px, as text: the
     gain that scales the photons by the ratio (the baseline right: shot noise dominating, photons scaled by k read
     k), and the baseline that the photon transfer of the dimmer half of the pixels gives (the gain right: their mean
@@ -422,7 +417,7 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
     e, g = getattr(cam, "e_per_adu", None), getattr(cam, "em_gain", None)
     if e is not None:
         e_val = float(e) if not isinstance(e, Tensor) or e.ndim == 0 else None
-        c = _gain_factor(cam, ratio, level)
+        c = _gain_factor(cam, ratio, level) if gain_factor is None else gain_factor
         gain = (f"e_per_adu about {e_val * c:.3g} e-/ADU" if e_val is not None else
                 f"the e_per_adu map about {c:.3g}x its values")
         em = "" if g is None else f" or em_gain about {g / c:.3g}" if g / c < 1000 else f" or em_gain about {g / c:.0f}"
@@ -719,8 +714,10 @@ def check_camera(
                     n_sat = int((x >= clip_threshold_photons(cam, level, x.shape)).sum())
         ratio, note, signal = noise_measure(ph, cam, max_frames=max_frames) if noise else (math.nan, "", math.nan)
         lo, hi = noise_range
-        likely = _likely_values(cam, ph, ratio, signal, max_frames=max_frames) if noise and not lo <= ratio <= hi else ""
-        c_fit = _gain_factor(cam, ratio, signal) if likely else math.nan
+        told = noise and np.isfinite(ratio) and ratio > 0 and not lo <= ratio <= hi
+        c_fit = _gain_factor(cam, ratio, signal) if told else math.nan
+        likely = _likely_values(cam, ph, ratio, signal, max_frames=max_frames, gain_factor=c_fit) if told else ""
+        c_fit = c_fit if likely else math.nan
         out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note,
                                          getattr(cam, "em_gain", None) is not None, how, likely, signal,
                                          read_noise_share(cam, signal) if noise else math.nan,
