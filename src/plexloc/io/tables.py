@@ -174,8 +174,10 @@ def _suffix_format(path: str | os.PathLike) -> str:
 class _CsvData:
     """Header names and numeric values of a comma-separated file (internal, shared by the readers)."""
 
-    def __init__(self, path: Path, names: list[str], values: np.ndarray, *, sep: str = ",", decimal: str = "."):
+    def __init__(self, path: Path, names: list[str], values: np.ndarray, *, sep: str = ",", decimal: str = ".",
+                 encoding: str = "utf-8-sig"):
         self.path = path
+        self.encoding = encoding  # (:func:`_encoding`, found once)
         self.names = names
         self.values = values  # (n_rows, n_cols) float64
         self.sep = sep  # the separator of values
@@ -196,7 +198,7 @@ class _CsvData:
 
     def line_of_row(self, row: int) -> int:
         """Physical 1-based line number of data row ``row`` (blank lines are skipped by the parser)."""
-        with open(self.path, encoding=_encoding(self.path)) as f:
+        with open(self.path, encoding=self.encoding) as f:
             f.readline()
             k = -1
             for ln, line in enumerate(f, start=2):
@@ -298,7 +300,7 @@ def _parse_chunk(text: str, n: int, required: np.ndarray) -> np.ndarray:
     return values
 
 
-def _read_translated(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, bool, bool]:
+def _read_translated(path: Path, names: list[str], sep: str, encoding: str) -> tuple[np.ndarray, bool, bool]:
     """The data lines of ``path`` in chunks, each turned into plain comma-separated text with '.' decimals by a
     character translation and parsed by numpy; :class:`_Irregular` where a chunk is not that simple or the decimal
     mark is in doubt. Returns the values, whether there were decimal commas and quotes."""
@@ -309,7 +311,7 @@ def _read_translated(path: Path, names: list[str], sep: str) -> tuple[np.ndarray
     # a tab-separated file's commas are decimal commas only where some value cannot be a thousands separator (12,5)
     told = sep != "\t"
     chunks = []
-    with open(path, encoding=_encoding(path)) as f:
+    with open(path, encoding=encoding) as f:
         f.readline()
         while lines := f.readlines(_TEXT_CHUNK):
             text = "".join([line for line in lines if not line.isspace()])
@@ -354,23 +356,23 @@ def _not_thousands(text: str) -> bool:
     return False
 
 
-def _read_text(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, str]:
+def _read_text(path: Path, names: list[str], sep: str, encoding: str) -> tuple[np.ndarray, str]:
     """The data of a file numpy's parser does not take as it is (another separator, quoted numbers, decimal commas,
     missing values, a malformed line): translated and parsed by numpy where that is plain, else line by line in
     Python, where the first malformed line is an :class:`InputError` naming it. Returns the values and the decimal
     mark."""
     try:
-        values, comma, quoted = _read_translated(path, names, sep)
+        values, comma, quoted = _read_translated(path, names, sep, encoding)
     except _Irregular:
-        values, comma, quoted = _read_lines(path, names, sep)
-    done = (["in UTF-16"] if _encoding(path) == "utf-16" else []) + ([] if sep == "," else [f"separated by {_SEP_NAME[sep]}"]) + (
+        values, comma, quoted = _read_lines(path, names, sep, encoding)
+    done = (["in UTF-16"] if encoding == "utf-16" else []) + ([] if sep == "," else [f"separated by {_SEP_NAME[sep]}"]) + (
         ["with decimal commas (read as points)"] if comma else []) + (["with quoted numbers"] if quoted else [])
     if done:
         warnings.warn(f"{path}: read as a table {', '.join(done)}", CsvDialectWarning, stacklevel=4)
     return values, "," if comma else "."
 
 
-def _read_lines(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, bool, bool]:
+def _read_lines(path: Path, names: list[str], sep: str, encoding: str) -> tuple[np.ndarray, bool, bool]:
     """:func:`_read_text` line by line in Python."""
     n = len(names)
     missing_ok = [_may_be_missing(c) for c in names]
@@ -379,7 +381,7 @@ def _read_lines(path: Path, names: list[str], sep: str) -> tuple[np.ndarray, boo
     comma = point = None  # the first value with a decimal comma, with a decimal point: (line, column, text)
     not_thousands = None  # the first comma value that cannot be an integer with thousands separators
     quoted = False
-    with open(path, encoding=_encoding(path)) as f:
+    with open(path, encoding=encoding) as f:
         f.readline()
         for ln, line in enumerate(f, start=2):
             if not line.strip():
@@ -443,8 +445,9 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found" if not path.exists() else "is not a file", source=path)
+    encoding = _encoding(path)
     try:
-        with open(path, encoding=_encoding(path)) as f:
+        with open(path, encoding=encoding) as f:
             names, sep = _parse_header(f.readline(), source=path)
             values = None
             if sep == ",":  # the common case, numpy's C parser
@@ -458,14 +461,14 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
             values = np.zeros((0, len(names)))
         decimal = "."
         if values is None or values.shape[1] != len(names):
-            values, decimal = _read_text(path, names, sep)
-        elif _encoding(path) == "utf-16":  # read as it is, but say so as the other variants are said
+            values, decimal = _read_text(path, names, sep, encoding)
+        elif encoding == "utf-16":  # read as it is, but say so as the other variants are said
             warnings.warn(f"{path}: read as a table in UTF-16", CsvDialectWarning, stacklevel=3)
     except UnicodeError as err:  # UnicodeDecodeError; a UTF-16 file cut short: 'UTF-16 stream does not start with BOM'
-        what = "UTF-16" if _encoding(path) == "utf-16" else "UTF-8"
-        where = _undecodable_at(path, _encoding(path)) if isinstance(err, UnicodeDecodeError) else f" ({err})"
+        what = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        where = _undecodable_at(path, encoding) if isinstance(err, UnicodeDecodeError) else f" ({err})"
         raise InputError(f"not a {what} text file{where}", source=path) from None
-    return _CsvData(path, names, values, sep=sep, decimal=decimal)
+    return _CsvData(path, names, values, sep=sep, decimal=decimal, encoding=encoding)
 
 
 def _undecodable_at(path: Path, encoding: str) -> str:
@@ -523,7 +526,7 @@ def _read_exact_integers(data: _CsvData, name: str, rows: np.ndarray) -> np.ndar
     try:
         if data.sep != ",":
             raise ValueError(data.sep)  # numpy's parser reads ',' only
-        with open(data.path, encoding=_encoding(data.path)) as f:
+        with open(data.path, encoding=data.encoding) as f:
             f.readline()
             exact = np.loadtxt(f, delimiter=",", usecols=[i], dtype=np.int64, ndmin=1, comments=None)
         if exact.shape == col.shape and np.array_equal(exact.astype(np.float64), col):
@@ -534,7 +537,7 @@ def _read_exact_integers(data: _CsvData, name: str, rows: np.ndarray) -> np.ndar
     small = np.abs(col) < 2.0**53
     exact[small] = col[small]
     wanted = set(rows.tolist())
-    with open(data.path, encoding=_encoding(data.path)) as f:
+    with open(data.path, encoding=data.encoding) as f:
         f.readline()
         row = -1
         for line_no, line in enumerate(f, start=2):
