@@ -204,6 +204,18 @@ def is_plexloc_calibration(path: str | os.PathLike) -> bool:
         return False
 
 
+def calibration_channel_count(path: str | os.PathLike) -> int | None:
+    """``n_channels`` of a plexloc calibration file, read from its header alone; None where the file is missing, not
+    one, or cannot be read (its loader then says what is wrong)."""
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+            return int(f.attrs["n_channels"]) if fmt == FORMAT_NAME and "n_channels" in f.attrs else None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
 def load_calibration(path: str | os.PathLike) -> PSFCalibration:
     """Read a calibration written by :func:`save_calibration`.
 

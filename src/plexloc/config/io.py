@@ -250,7 +250,8 @@ def note_camera_defaults(cameras: list[tuple[str, BaseModel]], *, source: str | 
         warnings.warn(message, CameraDefaultsWarning, stacklevel=3)
 
 
-def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
+def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
+                check_within: str | os.PathLike | None = None) -> M:
     """Read and validate a YAML configuration.
 
     Relative paths inside the file (a spline calibration, sCMOS maps) are resolved against the
@@ -261,7 +262,8 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     read in its place, so the configuration holds it and :func:`save_config` writes it (a run folder's config.yaml
     and a model file need no other file). Camera fields the file leaves out are named, with the defaults used, in a
     :class:`CameraDefaultsWarning` (:func:`note_camera_defaults`). A spline ``psf.channel`` that the named plexloc
-    calibration file does not hold is refused here, naming the field.
+    calibration file does not hold is refused here, naming the field; with ``check_within`` only calibration files
+    inside that folder are opened for it (the job server checks a job's own files, never a path on its own disk).
 
     Raises:
         InputError: missing or unreadable file, invalid YAML, or a field that fails validation; the
@@ -294,47 +296,34 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None) -> M:
     channels = getattr(config, "channels", None)
     if channels:
         shortcut = "channels" not in data  # a single channel's top-level 'camera'
-        _check_calibration_channels(channels, shortcut, path)
+        _check_calibration_channels(channels, shortcut, path, check_within)
         fields = ["camera" if shortcut else f"channels.{i}.camera" for i in range(len(channels))]
         note_camera_defaults([(f"{f} ({included[f]})." if f in included else f"{f}.", ch.camera)
                               for f, ch in zip(fields, channels)], source=path)
     return config
 
 
-def _check_calibration_channels(channels: list, shortcut: bool, path: Path) -> None:
+def _check_calibration_channels(channels: list, shortcut: bool, path: Path,
+                                within: str | os.PathLike | None = None) -> None:
     """Refuse a spline ``psf.channel`` beyond the channels of the plexloc calibration file it names (the PSF loader,
     which reads the file later, knows neither the YAML nor the field: it named the .h5 file alone). A file that is
     missing or not a readable plexloc calibration is left to that loader, which says what is wrong with it."""
+    from plexloc.calibrate.fileformat import calibration_channel_count
     from plexloc.config.models import SplinePSFConfig
 
     for c, ch in enumerate(channels):
         psf = ch.psf
         if not isinstance(psf, SplinePSFConfig) or Path(psf.calibration).suffix.lower() not in (".h5", ".hdf5"):
             continue
-        n = _calibration_channels(Path(psf.calibration))
+        if within is not None and Path(within).resolve() not in Path(psf.calibration).resolve().parents:
+            continue
+        n = calibration_channel_count(psf.calibration)
         if n is not None and psf.channel >= n:
             from plexloc.calibrate.fileformat import channel_out_of_range
 
             field = "psf.channel" if shortcut else f"channels.{c}.psf.channel"
             text = channel_out_of_range(psf.channel, n, psf.calibration)
             raise InputError(f"field '{field}' = {psf.channel}: {text}", source=path)
-
-
-def _calibration_channels(file: Path) -> int | None:
-    """``n_channels`` of a plexloc calibration file, None where it is not one or cannot be read."""
-    if not file.is_file():
-        return None
-    import h5py
-
-    from plexloc.calibrate.fileformat import FORMAT_NAME
-
-    try:
-        with h5py.File(file, "r") as f:
-            fmt = f.attrs.get("format")
-            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-            return int(f.attrs["n_channels"]) if fmt == FORMAT_NAME and "n_channels" in f.attrs else None
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 #: a ``psf`` given as a file name with one of these suffixes is a spline calibration (``plexloc calibrate``, SMAP)

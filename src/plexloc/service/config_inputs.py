@@ -119,27 +119,20 @@ def _check_one(storage, f: File, *, slot: str, kind: str, folder: str, beside: l
         from plexloc.config import load_camera_configs, load_config
         from plexloc.config.files import referenced_files
 
-        original = config_io._calibration_channels
-
-        def job_files_only(file: Path) -> int | None:
-            # the loader's psf.channel check opens a spline calibration to count its channels: one named by absolute
-            # path or out of the job's files is the worker's (the server's own file there, if any, is not read)
-            return original(file) if where in Path(file).resolve().parents else None
-
         with _LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # notes (camera defaults, transforms) are the worker's to give
             noted = set(config_io._noted)  # the notes given once per process: each of these names a scratch path
-            config_io._calibration_channels = job_files_only  # under the lock; no other server code loads these
             try:
                 if kind == "plexloc-config":
-                    loaded = [load_config(path).model_dump(mode="json")]
+                    # the loader's psf.channel check opens spline calibrations: only the job's own (one named by
+                    # absolute path or out of the job's files is the worker's; the server's file there is not read)
+                    loaded = [load_config(path, check_within=where).model_dump(mode="json")]
                 else:
                     loaded = [c.model_dump(mode="json") for c in load_camera_configs(path)]
             except InputError as err:
                 raise refuse(str(err) + _hint(str(err), beside_slots)) from None
             finally:  # never given again: kept, they would grow with every submission for the server's lifetime
                 config_io._noted.intersection_update(noted)
-                config_io._calibration_channels = original
         for config in loaded:
             for field, named in referenced_files(config):
                 p = Path(named)
