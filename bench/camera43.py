@@ -14,9 +14,8 @@ import numpy as np
 import torch
 torch.set_num_threads(1)
 from plexloc.config import load_config, validate_config
-from plexloc.config.models import EMCCDConfig, SCMOSConfig
 from plexloc.camera.models import camera_from_config
-from plexloc.camera.check import check_camera, CameraWarning
+from plexloc.camera.check import check_camera
 from plexloc.simulation.simulator import Simulator
 
 EX = "examples/2d_gaussian.yaml"

@@ -202,8 +202,8 @@ def main() -> None:
               f"| {e['moments_bias_pct']:+.1f} % | {e['moments_spread_pct']:.1f} % | {100 * e['ml_converged']:.0f} % |")
     print()
     rows = []
-    print(f"| model | movie | photons / bg | density /um^2 | seed | spots judged | outside the PSF's widths | fires | "
-          f"PSF check far | check s |" + (" network: spots share fires | fit s |" if args.model else ""))
+    print("| model | movie | photons / bg | density /um^2 | seed | spots judged | outside the PSF's widths | fires | "
+          "PSF check far | check s |" + (" network: spots share fires | fit s |" if args.model else ""))
     print("|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if args.model else ""))
     for kind in args.kinds:
         cfg = model_config(kind)

@@ -171,7 +171,7 @@ def main() -> int:
         if stop_db:
             stop_db()
         shutil.rmtree(root, ignore_errors=True)
-    print(f"| db | workers | jobs | latency median s | latency p95 s | jobs/s | succeeded | exactly once | jobs/worker |")
+    print("| db | workers | jobs | latency median s | latency p95 s | jobs/s | succeeded | exactly once | jobs/worker |")
     print("|---|---|---|---|---|---|---|---|---|")
     print(f"| {result['db']} | {result['workers']} | {result['jobs']} | {result['latency_median_s']:.3f} | "
           f"{result['latency_p95_s']:.3f} | {result['jobs_per_s']:.1f} | {result['succeeded']} | "

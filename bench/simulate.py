@@ -92,7 +92,6 @@ def bench_one(psf_name, workload, frames, device, repeats, spline) -> dict:
     gen = torch.Generator(device=device).manual_seed(0)
     ch = sim.channels[0]
     em = sim.sample_emitters(n_sequences=1, n_frames=frames, generator=gen)
-    bg = sim.sample_background(n_sequences=1, n_frames=frames, generator=gen)
 
     def full():
         with torch.no_grad():
@@ -157,8 +156,8 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     print(f"\nsimulator throughput on {meta['device']} (torch {meta['torch']}, {meta['threads']} threads, commit {meta['commit']})")
-    print(f"| workload | frame | PSF | emitters/frame | full sim frames/s | render-only frames/s |")
-    print(f"|---|---|---|---|---|---|")
+    print("| workload | frame | PSF | emitters/frame | full sim frames/s | render-only frames/s |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['workload']} | {r['frame_shape'][0]}x{r['frame_shape'][1]} | {r['psf']} | {r['emitters_per_frame']:.1f} "
               f"| {r['fps_full']:,.0f} | {r['fps_render']:,.0f} |")

@@ -115,14 +115,14 @@ def main() -> None:
     power = power_rows([2.0, 20.0, 100.0], [25, 50, 75, 100, 150, 200, 300, 500, 800], 1000 // q, seed=77)
     seconds = time.perf_counter() - t_all
 
-    print(f"\nfalse alarms on pure noise (share with p_spot below 0.05 / 0.01 / 0.001; dof matching the 1 % tail)")
+    print("\nfalse alarms on pure noise (share with p_spot below 0.05 / 0.01 / 0.001; dof matching the 1 % tail)")
     print(f"{'setting':<24} {'camera':<6} {'bg':>5} {'R':>3} {'n':>6} {'<0.05':>7} {'<0.01':>7} {'<0.001':>7} "
           f"{'dof1%':>6} {'used':>5} {'llr<0':>6} {'conv':>5}")
     for r in nulls:
         print(f"{r['setting']:<24} {r['camera']:<6} {r['bg']:>5g} {r['roi_px']:>3} {r['n']:>6} {100 * r['rate_p05']:>6.2f}% "
               f"{100 * r['rate_p01']:>6.2f}% {100 * r['rate_p001']:>6.3f}% {r['dof_1pct']:>6.2f} {r['dof_used']:>5.2f} "
               f"{100 * r['clamped_at_0']:>5.2f}% {100 * r['converged']:>4.0f}%")
-    print(f"\ndetection power (2D Gaussian 130 nm, 100 nm px, EMCCD): share of spots with p_spot < 0.01")
+    print("\ndetection power (2D Gaussian 130 nm, 100 nm px, EMCCD): share of spots with p_spot < 0.01")
     bgs = sorted({r["bg"] for r in power})
     phs = sorted({r["photons"] for r in power})
     print(f"{'photons':>8} " + " ".join(f"{'bg ' + format(b, 'g'):>8}" for b in bgs))

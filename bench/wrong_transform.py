@@ -73,7 +73,7 @@ def main() -> None:
                   f"pairs at ({r['dup_offset_nm'][0]:.0f}, {r['dup_offset_nm'][1]:.0f}) nm: {r['dup_fraction']:.3f} of locs "
                   f"(chance {r['dup_background']:.3f}), warns: {r['warns']}", flush=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    print(f"\n| shift px | locs / true | JI % | precision % | RMSE lat / ax nm | pair offset nm | share in pairs | chance | warns |")
+    print("\n| shift px | locs / true | JI % | precision % | RMSE lat / ax nm | pair offset nm | share in pairs | chance | warns |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ax = "-" if r["rmse_ax"] is None else f"{r['rmse_ax']:.1f}"

@@ -56,8 +56,8 @@ def _check(raw, camera):
 ])
 def test_a_camera_yaml_with_true_or_infinity_for_a_number_is_refused(tmp_path, field, text, said):
     path = tmp_path / "camera.yaml"
-    path.write_text(f"kind: emccd\nqe: 0.9\nspurious_charge: 0.002\nem_gain: 300\ne_per_adu: 45\nbaseline: 100\n"
-                    f"read_sigma: 74.4\n".replace(f"{field}: ", f"{field}: {text} #"))
+    path.write_text("kind: emccd\nqe: 0.9\nspurious_charge: 0.002\nem_gain: 300\ne_per_adu: 45\nbaseline: 100\n"
+                    "read_sigma: 74.4\n".replace(f"{field}: ", f"{field}: {text} #"))
     with pytest.raises(InputError, match=rf"camera.yaml.*field '{field}'.*{said}"):
         load_camera_config(path)
     scmos = tmp_path / "scmos.yaml"

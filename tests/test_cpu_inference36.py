@@ -220,7 +220,6 @@ def test_fit_and_train_say_which_arithmetic_and_layout_they_used(tmp_path, capsy
     tests/test_train.py::test_cli_train_then_fit)."""
     import importlib
 
-    from plexloc.cli.main import main
     from plexloc.config.models import IdealCameraConfig
     from plexloc.nets.io import save_model
 

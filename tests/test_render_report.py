@@ -14,7 +14,7 @@ from plexloc.cli.main import main
 from plexloc.io.formats import read_locs, write_locs
 from plexloc.post.synthetic import blinking_table, structure_points, wobbly_drift
 from plexloc.evaluate.gridding import gridding_deviation, subpixel_histogram
-from plexloc.render.report import build_report, write_report
+from plexloc.render.report import build_report
 
 
 #: the image pixel of the reports whose image is not what they test (nm): the default (the extent / 1500, ~5.5 nm

@@ -75,7 +75,6 @@ def test_the_z_key_has_a_grey_patch_for_the_rows_without_z():
 # --- 3. z drift from the rows that have a z --------------------------------------------------------------------------
 def _table3d_some_without_z(frac: float):
     from plexloc.post.synthetic import blinking_table, structure_points, wobbly_drift
-    from plexloc.table import LocTable
 
     rng = np.random.default_rng(0)
     truth = wobbly_drift(3000, 70.0, rng=rng)

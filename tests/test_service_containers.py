@@ -6,14 +6,11 @@ without a runtime does not claim such jobs."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
-import pytest
 from service_support import LiveServer, make_service
 
 from plexloc.service.agent import Agent, runnable

@@ -432,6 +432,7 @@ def test_an_interrupted_download_resumes_where_it_stopped_and_never_leaves_half_
     with httpx.Client(transport=(cutting := _Cutting(2**20))) as h:
         with pytest.raises(transfer.TransferError, match="failed after 1 tries"):
             transfer.download(h, url, dest, sha256=sha, retries=0)
+    assert cutting.ranges == [None]  # one try, from the start
     assert not dest.exists()  # never half written
     with httpx.Client(transport=(again := _Cutting(None))) as h:
         assert transfer.download(h, url, dest, sha256=sha).read_bytes() == data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from plexloc.cli._common import check_outputs, colormap_name, finite_float, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args

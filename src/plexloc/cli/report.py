@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from plexloc.cli._common import check_outputs, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args

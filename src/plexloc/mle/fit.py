@@ -709,7 +709,6 @@ def _fit_batch(
     lam = torch.full((theta.shape[0],), 1e-3, device=device, dtype=dtype)
     iters = torch.zeros(theta.shape[0], dtype=torch.int64, device=device)
     converged = torch.zeros(theta.shape[0], dtype=torch.bool, device=device)
-    eye = torch.eye(problem.P, device=device, dtype=dtype)
     prev = torch.zeros_like(theta)  # last accepted step, to notice oscillation
     R = problem.roi
     i_n, i_bg = problem.i_n, problem.i_bg
