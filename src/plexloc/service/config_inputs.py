@@ -47,7 +47,7 @@ MAX_INCLUDED_BYTES = 64 << 20
 INCLUDE_KEYS = ("camera", "psf")
 _YAML_SUFFIXES = (".yaml", ".yml")
 
-#: warnings.catch_warnings changes process-wide state: one check at a time
+#: warnings.catch_warnings (other modules' warnings silenced) changes process-wide state: one check at a time
 _LOCK = threading.Lock()
 
 
@@ -115,13 +115,16 @@ def _check_one(storage, f: File, *, slot: str, kind: str, folder: str, beside: l
             message = message.removeprefix(f"{f.name}: ")  # the loader's own prefix, said once
             return InputError(f"file {f.id} ({f.name}): {message}", source=f"inputs.{slot}")
 
-        from plexloc.config import io as config_io
         from plexloc.config import load_camera_configs, load_config
         from plexloc.config.files import referenced_files
+        from plexloc.config.io import collected_notes
 
-        with _LOCK, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # notes (camera defaults, transforms) are the worker's to give
-            noted = set(config_io._noted)  # the notes given once per process: each of these names a scratch path
+        # the notes (camera fields left out, far transforms) are the worker's to give, naming the file where it runs:
+        # the loader's own notes are collected here, neither warned nor recorded as given once in this process (each
+        # names a scratch path: kept, they would grow with every submission for the server's lifetime); the warnings
+        # of other modules are silenced, and warnings.catch_warnings changes process-wide state: one check at a time
+        with _LOCK, warnings.catch_warnings(), collected_notes():
+            warnings.simplefilter("ignore")
             try:
                 if kind == "plexloc-config":
                     # the loader's psf.channel check opens spline calibrations: only the job's own (one named by
@@ -131,8 +134,6 @@ def _check_one(storage, f: File, *, slot: str, kind: str, folder: str, beside: l
                     loaded = [c.model_dump(mode="json") for c in load_camera_configs(path)]
             except InputError as err:
                 raise refuse(str(err) + _hint(str(err), beside_slots)) from None
-            finally:  # never given again: kept, they would grow with every submission for the server's lifetime
-                config_io._noted.intersection_update(noted)
         for config in loaded:
             for field, named in referenced_files(config):
                 p = Path(named)
