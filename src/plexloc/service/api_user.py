@@ -13,7 +13,6 @@ from plexloc.config.io import load_yaml
 from plexloc.errors import InputError
 from plexloc.service import jobs as ops
 from plexloc.service.apps import parse_application
-from plexloc.service.config_inputs import check_config_inputs
 from plexloc.service.db import File, Job, JobInput, JobLog, new_id
 from plexloc.service.deps import SessionDep, UserDep, base_url
 from plexloc.service.settings import size_text
@@ -254,9 +253,8 @@ def create_job(body: JobCreate, request: Request, session: SessionDep, user: Use
         max_attempts=request.app.state.settings.max_attempts,
     )
     session.flush()
-    ops.check_tiff_inputs(session, request.app.state.storage, job)  # an error rolls the job back: nothing queued
-    _, _, ep = request.app.state.registry.resolve(job.application, job.version, job.entry_point)
-    check_config_inputs(session, request.app.state.storage, job, ep)  # a configuration that cannot load: 422
+    # a movie that is not a TIFF, a configuration that cannot load: 422, and the error rolls the job back (not queued)
+    ops.check_input_files(session, request.app.state.storage, request.app.state.registry, job)
     return job_out(job)
 
 
@@ -290,6 +288,9 @@ def rerun_job(job_id: str, request: Request, session: SessionDep, user: UserDep)
     check_quota(request, session, user, 0, "a new job")
     new = ops.rerun(session, user, request.app.state.registry, _own_job(session, user, job_id))
     session.flush()
+    # as at submission: a configuration that no longer loads (or was never checked: another job's output, an older
+    # server's rules) is refused here, not queued to fail on a worker
+    ops.check_input_files(session, request.app.state.storage, request.app.state.registry, new)
     return job_out(new)
 
 

@@ -195,6 +195,20 @@ def check_tiff_inputs(session: Session, storage, job: Job) -> None:
                              "MM\\0*; upload the movie itself", source=f"inputs.{ji.slot}")
 
 
+def check_input_files(session: Session, storage, registry: Registry, job: Job) -> None:
+    """The checks that refuse a job before it is queued, of the files it has now (:class:`InputError`, a 422 naming
+    the slot, the file and the field): a ``.tif`` that is not a TIFF (:func:`check_tiff_inputs`), a configuration or
+    camera YAML that cannot load on the worker (:func:`plexloc.service.config_inputs.check_config_inputs`). At
+    submission and at a re-run alike: a re-run's files are those of a job that may have been accepted under other
+    rules (an older server, before a slot had its check) or without them (an output of another job, which came only
+    after its submission), and would be queued only to fail on a worker."""
+    from plexloc.service.config_inputs import check_config_inputs
+
+    check_tiff_inputs(session, storage, job)
+    _, _, ep = registry.resolve(job.application, job.version, job.entry_point)
+    check_config_inputs(session, storage, job, ep)
+
+
 Ref = tuple[str | None, str | None, str | None]  # (file id, source job id, source output name)
 
 
@@ -275,7 +289,8 @@ def cancel(session: Session, job: Job) -> None:
 
 
 def rerun(session: Session, user: User, registry: Registry, job: Job) -> Job:
-    """A new job with the same application, configuration, inputs and hardware."""
+    """A new job with the same application, configuration, inputs and hardware (its files are checked as at
+    submission by :func:`check_input_files`, which the caller runs once the new job is flushed)."""
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
         inputs.setdefault(ji.slot, []).append(ji.file_id or f"job:{ji.source_job_id}/{ji.source_name}")
