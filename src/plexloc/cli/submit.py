@@ -193,11 +193,13 @@ def _named_files(data, yaml_path: Path, *, includes: bool, seen: set[Path], pref
     import yaml
 
     from plexloc.config.files import referenced_files
-    from plexloc.config.io import SPLINE_SUFFIXES, load_yaml
+    from plexloc.config.io import SPLINE_SUFFIXES, load_yaml, names_file
     from plexloc.errors import InputError
 
-    # (field, path, the include's key where the loader reads the file as a YAML in place)
-    named: list[tuple[str, str, str | None]] = [(f, n, None) for f, n in referenced_files(data, prefix)]
+    # (field, path, the include's key where the loader reads the file as a YAML in place); of the file fields, only
+    # the text the loader reads as a path (a camera's baseline: "100 ADU" is a value, refused by the server's check)
+    named: list[tuple[str, str, str | None]] = [(f, n, None) for f, n in referenced_files(data, prefix)
+                                                if names_file(f.rsplit(".", 1)[-1], n)]
     if includes and isinstance(data, dict):
         channels = data.get("channels")
         channels = channels if isinstance(channels, list) else []

@@ -319,7 +319,8 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
     included = {k: data[k] for k in ("camera",) if isinstance(data.get(k), str)}
     included.update({f"channels.{i}.camera": ch["camera"] for i, ch in enumerate(data.get("channels") or [])
                      if isinstance(ch, dict) and isinstance(ch.get("camera"), str)})
-    data = _include_files(data, path)
+    origins: dict[str, tuple[str, str]] = {}  # the files that 'camera: FILE' named, and the path of its fields there
+    data = _include_files(data, path, origins)
     # absolute: a saved model or checkpoint keeps the configuration, and is used from other folders
     data = _resolve_relative_paths(data, path.parent.resolve())
     config = validate_config(data, model, source=path)  # type: ignore[arg-type]
@@ -330,7 +331,17 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
         fields = ["camera" if shortcut else f"channels.{i}.camera" for i in range(len(channels))]
         note_camera_defaults([(f"{f} ({included[f]})." if f in included else f"{f}.", ch.camera)
                               for f, ch in zip(fields, channels)], source=path)
+        for f, ch in zip(fields, channels):
+            _mark_source(ch.camera, *origins.get(f, (path, f"{f}.")))
     return config
+
+
+def _mark_source(camera: BaseModel, file: str | os.PathLike, field: str) -> None:
+    """Keep on a camera configuration the file it was read from and the path of its fields there (``""`` for a file
+    of the camera's fields alone, ``"camera."``, ``"channels.1.camera."``): the camera check's warnings name them, for
+    the user to know what to edit (:func:`plexloc.camera.check.camera_source`). A private attribute: not a field,
+    neither validated nor saved."""
+    camera._source = (str(file), field)
 
 
 def _check_calibration_channels(channels: list, shortcut: bool, path: Path,
@@ -360,10 +371,12 @@ def _check_calibration_channels(channels: list, shortcut: bool, path: Path,
 SPLINE_SUFFIXES = (".h5", ".hdf5", ".mat")
 
 
-def _included_mapping(name: str, key: str, config_path: Path, where: str) -> dict[str, Any]:
+def _included_mapping(name: str, key: str, config_path: Path, where: str,
+                      origins: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """The ``key`` mapping (``camera`` or ``psf``) of the YAML file ``name`` (relative to ``config_path``'s folder):
     its ``key`` entry (a whole configuration, or what ``plexloc calibrate-camera`` / ``calibrate --model astigmatic``
-    write), else the file's own mapping; relative paths in it resolved against that file's folder."""
+    write), else the file's own mapping; relative paths in it resolved against that file's folder. ``origins``: the
+    file and the path of the mapping's fields in it (``""`` or ``"camera."``) are put there under ``where``."""
     file = Path(name).expanduser()
     file = file if file.is_absolute() else config_path.parent / file
     if key == "psf" and file.suffix.lower() in SPLINE_SUFFIXES:
@@ -381,27 +394,32 @@ def _included_mapping(name: str, key: str, config_path: Path, where: str) -> dic
         text = yaml_error_text(err) if isinstance(err, yaml.YAMLError) else " ".join(str(err).split())
         raise InputError(f"field '{where}': cannot read the file {name!r} it names: {text}",
                          source=config_path) from None
-    if isinstance(data, dict) and isinstance(data.get(key), dict):
+    nested = isinstance(data, dict) and isinstance(data.get(key), dict)
+    if nested:
         data = data[key]
     if not isinstance(data, dict) or "kind" not in data:
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise InputError(f"field '{where}': the file {name!r} holds no {key} (a mapping with 'kind', or a '{key}' "
                          f"mapping), found {found}", source=config_path)
+    if origins is not None:
+        origins[where] = (str(file), f"{key}." if nested else "")
     return _resolve_relative_paths(data, file.parent.resolve())
 
 
-def _include_files(data: dict[str, Any], config_path: Path) -> dict[str, Any]:
+def _include_files(data: dict[str, Any], config_path: Path,
+                   origins: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
     """A configuration whose ``camera`` or ``psf`` (top level, or of a channel) is a file name instead of a mapping:
     ``camera: camera.yaml`` (``plexloc calibrate-camera``'s output, or any configuration: its camera), ``psf:
-    PSF.yaml`` (``plexloc calibrate --model astigmatic``) or ``psf: PSF.h5`` (a spline calibration), read in place."""
+    PSF.yaml`` (``plexloc calibrate --model astigmatic``) or ``psf: PSF.h5`` (a spline calibration), read in place;
+    ``origins``: each file read, by the field that named it (:func:`_included_mapping`)."""
     data = dict(data)
     for key in ("camera", "psf"):
         if isinstance(data.get(key), str):
-            data[key] = _included_mapping(data[key], key, config_path, key)
+            data[key] = _included_mapping(data[key], key, config_path, key, origins)
     channels = data.get("channels")
     if isinstance(channels, list):
         data["channels"] = [
-            {**ch, **{key: _included_mapping(ch[key], key, config_path, f"channels.{i}.{key}")
+            {**ch, **{key: _included_mapping(ch[key], key, config_path, f"channels.{i}.{key}", origins)
                       for key in ("camera", "psf") if isinstance(ch.get(key), str)}} if isinstance(ch, dict) else ch
             for i, ch in enumerate(channels)]
         data["channels"] = [
@@ -525,6 +543,7 @@ def load_camera_configs(path: str | os.PathLike) -> list:
         # the file's own field paths: 'qe' in a file of the camera's fields alone, 'channels.1.camera.qe', ...
         own = tuple(int(p) if p.isdigit() else p for p in prefixes[i].rstrip(".").split(".") if p)
         out.append(validate_config(one, _CameraFile, source=where, relocate=(("camera",), own)).camera)
+        _mark_source(out[-1], path, prefixes[i])
     note_camera_defaults(list(zip(prefixes, out)), source=path)
     return out
 
@@ -539,20 +558,29 @@ def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.Pa
         raise InputError(format_validation_error(err, model, data, relocate), source=source) from None
 
 
-def _resolve_relative_paths(data: Any, base: Path) -> Any:
-    """Relative file paths of ``data`` made absolute against ``base``: a spline ``calibration``, a transform's
-    ``file``, and camera fields whose text names a map file (.npy, .tif); other text of a camera field (``"100 ADU"``)
-    is left for validation to refuse as it was written."""
+def names_file(key: Any, value: Any) -> bool:
+    """Whether the loader reads the value of the configuration field ``key`` as a file path (one of
+    :data:`~plexloc.config.files.PATH_KEYS`): any text of a spline ``calibration`` or a transform's ``file``, and
+    text of a camera field (``e_per_adu``, ``baseline``, ``read_sigma``, ``read_variance``) that names a per-pixel map
+    (.npy, .tif, .tiff). Other text of a camera field (``"100 ADU"``, ``"45"``) is a value, which validation reads
+    as a number or refuses naming the field; ``plexloc submit`` attaches no file for it."""
     from plexloc.config.models import MAP_SUFFIXES
 
+    if key not in PATH_KEYS or not isinstance(value, str):
+        return False
+    return key in ("calibration", "file") or Path(value.strip()).suffix.lower() in MAP_SUFFIXES
+
+
+def _resolve_relative_paths(data: Any, base: Path) -> Any:
+    """Relative file paths of ``data`` made absolute against ``base``: a spline ``calibration``, a transform's
+    ``file``, and camera fields whose text names a map file (.npy, .tif) (:func:`names_file`); other text of a
+    camera field (``"100 ADU"``) is left for validation to refuse as it was written."""
     if isinstance(data, dict):
         out = {}
         for k, v in data.items():
-            if (k in PATH_KEYS and isinstance(v, str) and not Path(v).expanduser().is_absolute()
-                    and (k in ("calibration", "file") or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
+            if names_file(k, v) and not Path(v).expanduser().is_absolute():
                 out[k] = str(base / v)
-            elif (k in PATH_KEYS and isinstance(v, str) and v.startswith("~")
-                  and (k in ("calibration", "file") or Path(v.strip()).suffix.lower() in MAP_SUFFIXES)):
+            elif names_file(k, v) and v.startswith("~"):
                 out[k] = str(Path(v).expanduser())  # a home folder (~/maps/var.npy) read as the user means it
             else:
                 out[k] = _resolve_relative_paths(v, base)
