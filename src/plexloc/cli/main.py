@@ -51,6 +51,7 @@ COMMANDS: dict[str, str] = {
     "color": "plexloc.cli.color",
     "debias": "plexloc.cli.debias",
     "register": "plexloc.cli.register",
+    "split": "plexloc.cli.split",
     "doctor": "plexloc.cli.doctor",
     "examples": "plexloc.cli.examples",
 }

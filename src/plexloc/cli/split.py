@@ -1,0 +1,274 @@
+"""``plexloc split MOVIE --config CONFIG --out DIR``: a split-view movie cut into one TIFF per channel.
+
+A split-view (dual-view) camera images every channel side by side on one chip; the configuration's ``split_view``
+section says where each channel's box lies and how it is mirrored. ``plexloc fit`` and ``plexloc process`` cut such a
+movie themselves for a joint fit, which needs the channel transforms. Measuring those transforms (``plexloc register``)
+needs each channel fitted alone, in its own coordinates: this command writes what that takes, streamed chunk by chunk
+(the movie is never held whole), every file under a temporary name and renamed into place only when all are complete:
+
+- ``DIR/MOVIE_ch0.tif``, ``DIR/MOVIE_ch1.tif``, ...: each channel's box, cropped and flipped exactly as the fit cuts it
+  (:func:`plexloc.io.splitview.split_frames`), in the movie's pixel type;
+- ``DIR/MOVIE_ch0.yaml``, ...: each channel's single-channel configuration (its PSF and camera, identity transform,
+  :func:`plexloc.post.channels.channel_config`) for ``plexloc fit --method mle``, where CONFIG has the channels;
+
+and prints the ``plexloc fit`` and ``plexloc register`` commands to run next. The ROI offset those commands need is
+the movie's camera ROI (``--roi-offset``, else the movie's Micro-Manager metadata, else the configuration's
+``roi_offset_px``): the boxes are crops in the transforms' own coordinates (:class:`~plexloc.config.models.
+SplitViewConfig`, as ``simulate``, ``calibrate --split-view`` and the fit read them), so a box's corner adds nothing to
+it, and the same offset serves every channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from plexloc.cli._common import nonnegative_int, positive_int
+
+#: the bytes of raw frames read at a time where --chunk is not given (the cut copies them once more)
+CHUNK_BYTES = 64 * 2**20
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "split",
+        help="cut a split-view movie into one TIFF per channel (for fitting each channel alone and plexloc register)",
+        description="Cut a split-view movie (every channel side by side on one camera frame) into one TIFF per "
+        "channel by the configuration's split_view boxes and flips, as plexloc fit cuts it: DIR/MOVIE_ch0.tif, "
+        "DIR/MOVIE_ch1.tif, ... (streamed in chunks; every file put in place only when all are complete), and, where "
+        "CONFIG has the channels, each channel's single-channel configuration DIR/MOVIE_chN.yaml for plexloc fit "
+        "--method mle. Prints the movie's camera ROI offset and the plexloc fit and plexloc register commands that "
+        "turn the channels into the channel transform T.json.",
+    )
+    p.add_argument("movie", type=Path, help="the split-view movie: a TIFF stack or a folder of TIFFs")
+    p.add_argument("--config", type=Path, required=True,
+                   help="configuration with a split_view section (boxes [x, y, width, height] per channel, flips); "
+                   "with its channels, each channel's configuration is written too")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created where missing)")
+    p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
+                   help="chip pixel (x, y) of the movie frame's corner (its camera ROI), for the printed register "
+                   "command; default: the movie's Micro-Manager metadata, else the configuration's roi_offset_px")
+    p.add_argument("--chunk", type=positive_int, default=None, metavar="FRAMES",
+                   help="frames read at a time (default: about 64 MB of frames)")
+    p.set_defaults(func=run)
+
+
+def channel_names(movie: str | Path, n_channels: int) -> list[str]:
+    """``MOVIE_ch0``, ``MOVIE_ch1``, ...: the stem of a movie file (a folder's own name), one per channel."""
+    movie = Path(movie)
+    stem = movie.name if movie.is_dir() else movie.name.split(".")[0] or movie.stem
+    return [f"{stem}_ch{c}" for c in range(n_channels)]
+
+
+def split_movie(movie: str | Path, split, paths: list[Path], *, chunk_frames: int | None = None,
+                source: str | None = None) -> tuple[int, tuple[int, int]]:
+    """Cut ``movie`` by ``split`` (:class:`~plexloc.config.models.SplitViewConfig`) into ``paths`` (one TIFF per box),
+    chunk by chunk, in the movie's pixel type. Each file is written under a temporary name; all are renamed into place
+    only after every chunk was written (an error or Ctrl-C leaves no output and no earlier file replaced).
+
+    Returns the number of frames and the channels' frame shape ``(rows, columns)``.
+
+    Raises:
+        InputError: a box outside the movie's frame, or two that overlap (:func:`plexloc.io.splitview.check_boxes`,
+            naming ``source``: the movie and the configuration), or an unreadable movie.
+    """
+    from plexloc.io.splitview import check_boxes, split_frames
+    from plexloc.io.tiff import MovieWriter, open_movie
+
+    if len(paths) != len(split.boxes):
+        raise ValueError(f"{len(paths)} output paths for {len(split.boxes)} split_view boxes")
+    with open_movie(movie) as reader:
+        check_boxes(split, reader.frame_shape, source=source or movie)
+        h, w = reader.frame_shape
+        chunk = chunk_frames or max(1, CHUNK_BYTES // (h * w * reader.dtype.itemsize))
+        writers = []
+        try:
+            for path in paths:
+                writers.append(MovieWriter(path, dtype=reader.dtype))
+            for _, frames in reader.iter_chunks(chunk):
+                parts = split_frames(frames, split)
+                for c, writer in enumerate(writers):
+                    writer.write(parts[:, c])
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+        for writer in writers:
+            writer.close()
+        return reader.n_frames, (int(split.boxes[0][3]), int(split.boxes[0][2]))
+
+
+def _roi_offset(movie: Path, given, config) -> tuple[tuple[int, int], str]:
+    """The movie's camera ROI offset and its source: ``--roi-offset`` > the movie's metadata > the configuration's
+    ``roi_offset_px`` (where it sets one) > (0, 0)."""
+    from plexloc.infer.fit import resolve_roi_offset
+    from plexloc.io.tiff import open_movie
+
+    if given is not None:
+        return (int(given[0]), int(given[1])), "--roi-offset"
+    with open_movie(movie) as reader:
+        (x, y), where = resolve_roi_offset([reader], None)
+        if reader.roi_offset is not None:
+            return (x, y), where
+    if config is not None and any(config.roi_offset_px):
+        return tuple(int(v) for v in config.roi_offset_px), "the configuration's roi_offset_px"
+    return (0, 0), f"default (0, 0): no ROI position in the metadata of {movie} nor roi_offset_px in the configuration"
+
+
+def _cut_maps(config, split, frame_shape: tuple[int, int], roi: tuple[int, int], out: Path, names: list[str],
+              source: str) -> list[dict]:
+    """Each channel's sCMOS per-pixel maps cut to its box, flipped as its view: ``{field: (path, array)}`` per channel
+    (empty where its camera has no map files). A map of the box's shape is the channel's already and is kept; one of
+    the movie frame's shape is cut at the box; a larger one (the full chip) at the box's chip position, the camera ROI
+    ``roi`` plus the box's corner. Without this, the fit of a cut channel would read a joined frame's or the chip's
+    maps at the ROI's corner: channel 1's pixels converted with channel 0's offsets and gains. The maps are read as
+    the fit reads them (float32, checked: :func:`plexloc.camera.models._load_map`).
+
+    Raises:
+        InputError: a map smaller than the movie frame but not of the box's shape, or a box whose chip position
+            leaves a full-chip map (naming the channel, the field, the map file and the positions).
+    """
+    import numpy as np
+
+    from plexloc.camera.models import _load_map
+    from plexloc.config.models import SCMOSConfig
+    from plexloc.errors import InputError
+
+    flips = split.flip or ["none"] * len(split.boxes)
+    result = []
+    for c, (ch, (x, y, bw, bh), flip) in enumerate(zip(config.channels, split.boxes, flips)):
+        maps = {}
+        cam = ch.camera
+        for field in ("e_per_adu", "baseline", "read_sigma", "read_variance"):
+            value = getattr(cam, field, None) if isinstance(cam, SCMOSConfig) else None
+            if not isinstance(value, (str, Path)):
+                continue
+            arr = _load_map(value, field=field).numpy()
+            if arr.shape == (bh, bw):
+                continue  # already the channel's own (cut and flipped as the joint fit reads it)
+            if arr.shape == tuple(frame_shape):
+                x0, y0, where = x, y, "the movie frame's"
+            elif arr.shape[0] >= frame_shape[0] and arr.shape[1] >= frame_shape[1]:
+                x0, y0, where = roi[0] + x, roi[1] + y, f"the chip's (camera ROI at x {roi[0]}, y {roi[1]} plus the box)"
+            else:
+                raise InputError(f"channels[{c}].camera.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x "
+                                 f"columns): neither channel {c}'s box ({bh} x {bw}), nor the movie frame "
+                                 f"({frame_shape[0]} x {frame_shape[1]}), nor a full chip holding it", source=source)
+            if y0 + bh > arr.shape[0] or x0 + bw > arr.shape[1]:
+                raise InputError(f"channels[{c}].camera.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x "
+                                 f"columns) but channel {c}'s box sits at {where} x {x0}, y {y0} and reaches row "
+                                 f"{y0 + bh}, column {x0 + bw}: check the ROI position (--roi-offset X Y)", source=source)
+            part = arr[y0:y0 + bh, x0:x0 + bw]
+            if "x" in flip:
+                part = part[:, ::-1]
+            if "y" in flip:
+                part = part[::-1, :]
+            maps[field] = (out / f"{names[c]}_{field}.npy", np.ascontiguousarray(part))
+        result.append(maps)
+    return result
+
+
+def _write_map(path: Path, arr) -> None:
+    import numpy as np
+
+    from plexloc.io._atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, arr)
+
+
+def _full_config(path: Path):
+    """The configuration of ``path`` where the file describes channels (a lab configuration); None for a file that
+    holds a split_view section alone (as ``plexloc fit --split-view`` takes it)."""
+    from plexloc.config import load_config
+    from plexloc.config.io import load_yaml
+
+    data = load_yaml(Path(path).read_text())
+    if not (isinstance(data, dict) and any(k in data for k in ("channels", "psf", "camera"))):
+        return None
+    return load_config(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from plexloc.cli._common import check_outputs
+    from plexloc.cli.fit import load_split_view
+    from plexloc.config import save_config
+    from plexloc.errors import InputError
+    from plexloc.io.splitview import check_boxes
+    from plexloc.post.channels import channel_config
+
+    split = load_split_view(args.config)
+    config = _full_config(args.config)
+    n = len(split.boxes)
+    # (a configuration's validation refuses boxes of another number than its channels)
+    if not args.movie.exists():
+        raise InputError("file or folder not found", source=args.movie)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a folder; a file of that name exists", source=out)
+    names = channel_names(args.movie, n)
+    tifs = [out / f"{name}.tif" for name in names]
+    yamls = [out / f"{name}.yaml" for name in names] if config is not None else []
+    check_outputs(*tifs, *yamls)
+    movie_files = {args.movie.resolve()} if args.movie.is_file() else {p.resolve() for p in args.movie.glob("*")}
+    same = [p for p in tifs if p.resolve() in movie_files]
+    if same:
+        raise InputError(f"the output {same[0]} is the movie itself (or one of its files); choose another --out",
+                         source=args.movie)
+    roi, roi_source = _roi_offset(args.movie, args.roi_offset, config)
+    source = f"{args.movie} (split_view of {args.config})"
+    maps = [{} for _ in range(n)]
+    if config is not None:  # checked (and cut, in memory) before the movie is read
+        from plexloc.io.tiff import open_movie
+
+        with open_movie(args.movie) as reader:
+            check_boxes(split, reader.frame_shape, source=source)
+            maps = _cut_maps(config, split, reader.frame_shape, roi, out, names, source=str(args.config))
+        check_outputs(*(path for m in maps for path, _ in m.values()))
+    out.mkdir(parents=True, exist_ok=True)
+    n_frames, (h, w) = split_movie(args.movie, split, tifs, chunk_frames=args.chunk, source=source)
+    flips = split.flip or ["none"] * n
+    for c, (box, flip, tif) in enumerate(zip(split.boxes, flips, tifs)):
+        print(f"channel {c}: box [{', '.join(str(v) for v in box)}] ([x, y, width, height]), flip {flip} -> {tif} "
+              f"({n_frames} frames of {w} x {h} px)")
+    for c, path in enumerate(yamls):
+        one = channel_config(config, c)
+        for field, (map_path, arr) in maps[c].items():
+            _write_map(map_path, arr)
+            print(f"channel {c}'s camera {field} map cut to its box -> {map_path}")
+        if maps[c]:
+            # beside the configuration, named relative to it (a configuration's paths are read relative to its file)
+            camera = one.channels[0].camera.model_copy(update={f: Path(p.name) for f, (p, _) in maps[c].items()})
+            one = one.model_copy(update={"channels": [one.channels[0].model_copy(update={"camera": camera})]})
+        save_config(one, path,
+                    comment=f"channel {c} of {args.config} alone, for plexloc fit --method mle of {tifs[c]} "
+                    "(identity transform, z from its own focal plane); written by plexloc split")
+    if yamls:
+        print(f"wrote {', '.join(str(p) for p in yamls)} (each channel's configuration alone, for plexloc fit)")
+    print(f"camera ROI offset x {roi[0]}, y {roi[1]} px ({roi_source}): every channel's coordinates start there (a "
+          "split-view box is a crop in the transforms' own coordinates and adds nothing to it)")
+    q = shlex.quote
+    tables = [out / f"{name}.csv" for name in names]
+    print("next, fit each channel alone and measure the transforms (reference: channel 0):")
+    for c in range(n):
+        cfg = q(str(yamls[c])) if yamls else f"CONFIG_OF_CHANNEL_{c}"
+        print(f"  plexloc fit {q(str(tifs[c]))} --method mle --config {cfg} --out {q(str(tables[c]))}")
+    px = config.px_size_xy_nm if config is not None else None
+    results = {c: out / ("T.json" if n == 2 else f"T_ch{c}.json") for c in range(1, n)}
+    for c, t in results.items():
+        size = f"{px[0]:g}" if px is not None else "NM"
+        print(f"  plexloc register {q(str(tables[0]))} {q(str(tables[c]))} --out {q(str(t))} --camera-px-size {size} "
+              f"--roi-offset {roi[0]} {roi[1]}")
+    if config is None:
+        print(f"note: {args.config} holds no channels (PSF, camera, pixel size): give each channel's configuration to "
+              "plexloc fit and the camera pixel size (nm) to plexloc register", file=sys.stderr)
+    elif abs(px[0] - px[1]) > 1e-9 * max(px) and roi[1] and results:
+        print(f"note: the pixels are {px[0]:g} x {px[1]:g} nm (x x y) but plexloc register takes one --camera-px-size: "
+              f"its --roi-offset places the ROI at y {roi[1] * px[0]:g} nm instead of {roi[1] * px[1]:g}",
+              file=sys.stderr)
+    if results:  # the configuration reads a transform's file relative to itself: named absolute here
+        links = ", ".join(f"channels[{c}].transform: {{file: {t.resolve()}}}" for c, t in results.items())
+        print(f"then in the configuration: {links}")
+    return 0
