@@ -34,8 +34,10 @@ Frame origin. The specification does not fix it; the ThunderSTORM plug-in stores
 1-based frames. Files written by plexloc carry ``"plexloc": {"frame_origin": 0}`` in their
 format entry and read back unchanged; other files are taken as 1-based when their smallest frame
 is >= 1 (with a :class:`FrameOriginWarning` that says so) and as 0-based otherwise, unless
-``frame_origin`` is given (``--frame-origin`` of the commands). A file without a frame column
-gives frame 0 for every row (reported in :attr:`LocTable.source`-named errors only when needed).
+``frame_origin`` is given (``--frame-origin`` of the commands). A table without a frame column (a summed image's
+localizations, or an export that left the frames out) gives frame 0 for every row, with a
+:class:`MissingFrameWarning` naming the file: it is read (its image renders as it is), but drift correction,
+merging and per-frame evaluation then see one frame.
 
 Frame unit. The ``frame`` column's unit must be a frame number (``frame``, ``frames``, ``1`` or none). A time
 (``ms``, ``s``, ``us``) is turned into frame numbers with the table's ``exposure`` (its entry in ``files``, in ms as
@@ -83,11 +85,15 @@ from plexloc.io._readers import IgnoredFieldWarning
 from plexloc.io.tables import check_frames
 from plexloc.table import INTEGER_COLUMNS, LocTable
 
-__all__ = ["FrameOriginWarning", "FrameUnitWarning", "read_smlm", "write_smlm"]
+__all__ = ["FrameOriginWarning", "FrameUnitWarning", "MissingFrameWarning", "read_smlm", "write_smlm"]
 
 
 class FrameOriginWarning(UserWarning):
     """A ``.smlm`` file's frame origin was guessed from its smallest frame."""
+
+
+class MissingFrameWarning(UserWarning):
+    """A ``.smlm`` table has no frame column: every localization was put in frame 0."""
 
 
 class FrameUnitWarning(UserWarning):
@@ -379,6 +385,7 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
             parts.append((cols, unit_of, k, info))
     out_parts = []
     from_time = False  # some table's frames were times
+    no_frame: list[str] = []  # the tables without a frame column
     for cols, unit_of, k, info in parts:
         table: dict[str, np.ndarray] = {}
         n = len(next(iter(cols.values()))) if cols else 0
@@ -409,7 +416,9 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
         if "photons" not in table:
             raise InputError(f"table {k} has no 'intensity' column (photons), headers {list(cols)}; plexloc tables "
                              "need photons", source=path)
-        table.setdefault("frame", np.zeros(n))
+        if "frame" not in table:
+            no_frame.append(str(info.get("name", k)))
+            table["frame"] = np.full(n, 0 if frame_origin is None else frame_origin)  # frame 0 once the origin is off
         if len(parts) > 1:
             table.setdefault("color", np.full(n, k, dtype=np.int64))
         out_parts.append(table)
@@ -418,6 +427,11 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
         raise InputError("the archive's tables have different columns; they cannot be stacked into one table",
                          source=path)
     merged = {c: np.concatenate([p[c] for p in out_parts]) for c in out_parts[0]}
+    if no_frame and len(merged["frame"]):
+        which = "" if len(parts) == 1 else f"table(s) {', '.join(repr(t) for t in no_frame)}: "
+        warnings.warn(f"{path}: {which}no frame column, so all {len(merged['frame'])} localizations were put in frame 0 "
+                      "(drift correction, merging and per-frame evaluation need the frames of the acquisition: export "
+                      "them with the file if they are known)", MissingFrameWarning, stacklevel=2)
     frame = merged["frame"]
     if frame.size and np.any(frame != np.round(frame)):
         bad = frame[frame != np.round(frame)][0]
