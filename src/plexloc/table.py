@@ -71,6 +71,8 @@ COLUMN_DOCS: dict[str, str] = {
     # written by the maximum-likelihood fitter (plexloc.mle)
     "crlb_photons": "Cramér-Rao bound (1 sigma) of photons, at the fitted parameters",
     "crlb_bg": "Cramér-Rao bound (1 sigma) of bg (reference channel), at the fitted parameters",
+    # imported from other programs' uncertainties (DECODE bg_sig, SMAP bgerr, Picasso bg_unc)
+    "sigma_bg": "predicted 1-sigma uncertainty of bg (imported: DECODE's bg_sig, SMAP's bgerr, Picasso's bg_unc)",
     "bg_chN": "background photons per pixel per frame in channel N",
     "sigma_photons_chN": "predicted 1-sigma uncertainty of photons_chN (network with per-channel photons)",
     "iterations": "iterations of the maximum-likelihood fit",

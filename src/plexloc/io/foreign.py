@@ -4,7 +4,9 @@ SMAP (Ries 2020, ``_sml.mat``)
     A MATLAB file (v7.3 = HDF5, or v5/v7) with a struct ``saveloc`` whose field ``loc`` holds one
     column per quantity. Mapping: ``xnm, ynm, znm`` -> ``x_nm, y_nm, z_nm`` (nm, unchanged; ``znm``
     absent -> 0), ``frame`` (MATLAB, 1-based) -> ``frame - 1``, ``phot`` -> ``photons``, ``bg`` ->
-    ``bg`` (photons per pixel), ``channel`` -> ``color``. Uncertainties: ``xnmerr``, ``ynmerr`` ->
+    ``bg`` (photons per pixel), ``channel`` -> ``color``. Uncertainties: ``photerr`` -> ``sigma_photons`` and
+    ``bgerr`` -> ``sigma_bg`` (SMAP's fitters' square root of the CRLB of ``phot`` and ``bg``, in their units: photons,
+    photons per pixel; unchanged); ``xnmerr``, ``ynmerr`` ->
     ``sigma_x_nm``, ``sigma_y_nm`` (SMAP's per-axis 1-σ errors in nm: its fitters' square root of the CRLB at the
     fit, ``xpixerr`` times the pixel size; SMAP's DECODE import puts DECODE's predicted σ there); ``locprecnm``
     (SMAP's lateral precision, ``sqrt((xnmerr² + ynmerr²) / 2)`` where it has both) fills the axis that has no
@@ -54,7 +56,8 @@ from plexloc.table import INTEGER_COLUMNS, LocTable
 
 __all__ = ["IgnoredFieldWarning", "read_decode_h5", "read_smap_sml", "is_decode_h5"]
 
-_SMAP_MAP = {"xnm": "x_nm", "ynm": "y_nm", "znm": "z_nm", "phot": "photons", "bg": "bg", "channel": "color"}
+_SMAP_MAP = {"xnm": "x_nm", "ynm": "y_nm", "znm": "z_nm", "phot": "photons", "bg": "bg", "channel": "color",
+             "photerr": "sigma_photons", "bgerr": "sigma_bg"}
 #: plexloc uncertainty column -> SMAP fields that give it, the first one present wins (module docstring)
 _SMAP_SIGMA = {"sigma_x_nm": ("xnmerr", "locprecnm"), "sigma_y_nm": ("ynmerr", "locprecnm"),
                "sigma_z_nm": ("locprecznm", "znmerr")}

@@ -44,6 +44,13 @@ efficiency. Values are passed unchanged in both directions; multiply by the QE y
 compare the two. ``z``: Picasso's astigmatic 3D stores ``z`` in nm with the sign of its own
 calibration; ours (> 0 away from the objective) is written unchanged.
 
+Uncertainties of Picasso's 3D fits (Picasso 0.9.5 and later). ``lpz``, the axial precision, is in nm like ``z``
+(where ``lpx``/``lpy`` are in camera pixels): Picasso's 3D view divides ``z`` and ``lpz`` by the pixel size alike
+(``picasso/gui/rotation.py``, "z and lpz in camera pixels, as the rotation math expects them"), and its spline
+documentation gives ``lpz`` in nm. It is imported as ``sigma_z_nm`` unchanged; ``photons_unc`` and ``bg_unc`` (the
+spline fit's photon and background CRLB, in Picasso's photons) as ``sigma_photons`` and ``sigma_bg``. The export
+writes none of them under Picasso's names (``sigma_z_nm`` is written under its own).
+
 Example:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -93,6 +100,14 @@ PICASSO_FIELDS: tuple[tuple[str, str], ...] = (
     ("lpy", "f4"),
 )
 _PICASSO_NAMES = {name for name, _ in PICASSO_FIELDS} | {"z"}
+#: uncertainty fields of Picasso's 3D and spline fits -> the plexloc column they fill (unless the file carries it, or
+#: the CRLB column beside it): ``lpz`` in nm (as ``z``, not pixels as ``lpx``), ``photons_unc`` in photons, ``bg_unc`` in
+#: photons per pixel (module docstring)
+_PICASSO_UNCERTAINTIES: dict[str, tuple[str, str]] = {
+    "lpz": ("sigma_z_nm", "crlb_z_nm"),
+    "photons_unc": ("sigma_photons", "crlb_photons"),
+    "bg_unc": ("sigma_bg", "crlb_bg"),
+}
 #: the sidecar's record of the fields :func:`export_picasso` wrote as NaN placeholders (``bg``, ``sx``, ``sy``): an
 #: empty table cannot show whether a field is NaN in every row, so the import reads it here
 PLACEHOLDERS_KEY = "plexloc placeholder fields"
@@ -274,7 +289,10 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
     Returns:
         the table: ``x_nm = (x + 0.5) * px`` (likewise y), ``z_nm = z`` (nm; 0 for 2D files),
         ``sigma_x_nm = lpx * px`` and ``sigma_y_nm = lpy * px`` (unless the file carries those
-        columns itself), ``bg``; ``sx``/``sy`` become ``psf_sigma_x_nm``/``psf_sigma_y_nm`` (nm); any
+        columns itself), ``bg``; ``sx``/``sy`` become ``psf_sigma_x_nm``/``psf_sigma_y_nm`` (nm); the uncertainties
+        of Picasso's 3D and spline fits ``lpz`` (nm, as ``z``), ``photons_unc`` and ``bg_unc`` become ``sigma_z_nm``,
+        ``sigma_photons`` and ``sigma_bg`` unchanged (each unless the file carries that column or its ``crlb_``
+        column, when the field keeps its name); any
         other numeric field (``net_gradient``, ``likelihood``, ``group``, ...) is kept under its name; a
         text or array field is not imported and an :class:`~plexloc.io.foreign.IgnoredFieldWarning` names it.
         ``bg``, ``sx`` and ``sy`` that the sidecar lists as placeholders (``PLACEHOLDERS_KEY``, written by
@@ -361,6 +379,9 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
 
     if "bg" in names and known("bg"):
         columns["bg"] = col("bg")
+    for field, (ours, crlb) in _PICASSO_UNCERTAINTIES.items():  # unchanged: nm, photons (a field of our own kept)
+        if field in columns and ours not in columns and crlb not in columns:
+            columns[ours] = columns.pop(field)
     for axis in ("x", "y"):
         if f"lp{axis}" in names and f"sigma_{axis}_nm" not in columns and f"crlb_{axis}_nm" not in columns:
             columns[f"sigma_{axis}_nm"] = col(f"lp{axis}") * px
