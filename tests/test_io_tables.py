@@ -108,8 +108,8 @@ def test_csv_malformed_rows_name_line_and_value(tmp_path, body, message):
 
 
 def test_csv_header_problems(tmp_path):
-    (tmp_path / "h.csv").write_text("frame,x_nm,y_nm,photons\n0,1,2,3\n")
-    with pytest.raises(InputError, match=r"h\.csv: missing required column\(s\) \['z_nm'\]"):
+    (tmp_path / "h.csv").write_text("x_nm,y_nm,z_nm,photons\n1,2,3,4\n")  # (no z_nm is a 2D table: test_io45)
+    with pytest.raises(InputError, match=r"h\.csv: missing required column\(s\) \['frame'\]"):
         read_table(tmp_path / "h.csv")
     (tmp_path / "h.csv").write_text("")
     with pytest.raises(InputError, match=r"h\.csv: empty file; expected a header row"):
@@ -117,8 +117,8 @@ def test_csv_header_problems(tmp_path):
     (tmp_path / "h.csv").write_text(HEADER + ",x_nm\n")
     with pytest.raises(InputError, match=r"duplicate column name\(s\) \['x_nm'\]"):
         read_table(tmp_path / "h.csv")
-    (tmp_path / "h.csv").write_bytes(HEADER.encode() + b"\n0,1,2,3,\xff\n")
-    with pytest.raises(InputError, match=r"h\.csv: not a UTF-8 text file"):
+    (tmp_path / "h.csv").write_bytes(HEADER.encode() + b"\n0,1,2,3,\x81\n")  # (0xff: Windows-1252 'ÿ', test_io45)
+    with pytest.raises(InputError, match=r"h\.csv: not a text file: not UTF-8"):
         read_table(tmp_path / "h.csv")
     with pytest.raises(InputError, match=r"missing\.csv: file not found"):
         read_table(tmp_path / "missing.csv")

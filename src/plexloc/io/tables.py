@@ -23,7 +23,11 @@ CSV (``.csv``)
     refused naming the line, column and value: a comma inside a (quoted) value of a comma-separated file (a decimal
     comma, or a thousands separator?), decimal commas and points in one file, a value with both (``1.234,5``), a
     tab-separated file whose only commas could be thousands separators. A file that starts with a UTF-16 byte-order
-    mark (a spreadsheet's "Unicode text", tab-separated) is read as UTF-16, any other as UTF-8. An empty cell, or
+    mark (a spreadsheet's "Unicode text", tab-separated) is read as UTF-16, any other as UTF-8; one that is not UTF-8 but reads as Windows-1252 (Latin-1:
+    a spreadsheet's "CSV" saved on Windows, with a ``µ`` or ``°`` in a header or comment) is read as Windows-1252, with
+    the warning naming the encoding and the first such byte, while a file with control characters (binary, damaged,
+    UTF-16 without its mark) is refused naming both bytes. A table without a ``z_nm`` column is a 2D table: read with
+    ``z_nm`` NaN and a :class:`TwoDTableWarning`; a missing ``frame`` (or x, y, photons) is refused. An empty cell, or
     ``NA``, ``N/A``, ``null``, ``None`` (how pandas, R and others write a missing value), is read as NaN in an optional
     float column and in ``z_nm``; in another required or an integer column it is that error.
     NaN/inf are refused in the required columns and allowed in optional ones, except that ``z_nm`` may be NaN (z
@@ -88,6 +92,7 @@ __all__ = [
     "HDF5_VERSION",
     "TABLE_SUFFIXES",
     "TableWriter",
+    "TwoDTableWarning",
     "column_description",
     "describe_columns",
     "column_unit",
@@ -118,7 +123,7 @@ def column_unit(name: str) -> str | None:
     per_channel = _PER_CHANNEL.match(name)
     if name in ("photons", "sigma_photons", "crlb_photons") or (per_channel and per_channel.group(1) in ("photons", "sigma_photons")):
         return "photons"
-    if name in ("bg", "crlb_bg") or (per_channel and per_channel.group(1) == "bg"):
+    if name in ("bg", "crlb_bg", "sigma_bg") or (per_channel and per_channel.group(1) == "bg"):
         return "photons/pixel/frame"
     if name in ("frame", "id", "color", "prob", "color_prob", "frame_last", "n_merged", "n_channels_seen", "refined",
                 "iterations", "converged", "at_bound", "loglik", "llr", "spot_llr", "p_spot"):
@@ -219,6 +224,10 @@ def _encoding(path: Path) -> str:
         return "utf-16" if f.read(2) in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
 
 
+class TwoDTableWarning(UserWarning):
+    """A CSV table without a ``z_nm`` column was read as a 2D table, ``z_nm`` NaN (z unknown)."""
+
+
 class CsvDialectWarning(UserWarning):
     """A CSV table was read with another separator than ``,``, with decimal commas or with quoted numbers (module
     docstring); the message names the file and what was done."""
@@ -310,6 +319,8 @@ def _read_translated(path: Path, names: list[str], sep: str, encoding: str) -> t
     comma = point = quoted = False
     # a tab-separated file's commas are decimal commas only where some value cannot be a thousands separator (12,5)
     told = sep != "\t"
+    first_comma = None  # (line number, line) of the first line with a comma
+    line_no = 2  # physical line number of the chunk's first line
     chunks = []
     with open(path, encoding=encoding) as f:
         f.readline()
@@ -317,6 +328,8 @@ def _read_translated(path: Path, names: list[str], sep: str, encoding: str) -> t
             text = "".join([line for line in lines if not line.isspace()])
             quoted = quoted or '"' in text
             if table is not None:
+                if first_comma is None and "," in text:
+                    first_comma = next((line_no + k, line) for k, line in enumerate(lines) if "," in line)
                 comma = comma or "," in text
                 point = point or "." in text
                 if comma and point:
@@ -325,8 +338,12 @@ def _read_translated(path: Path, names: list[str], sep: str, encoding: str) -> t
                     told = _not_thousands(text)
                 text = text.translate(table)
             chunks.append(_parse_chunk(text, n, required))
-    if comma and not told:
-        raise _Irregular  # every comma could be a thousands separator: the line-by-line reader names the first
+            line_no += len(lines)
+    if comma and not told:  # every comma could be a thousands separator: refused naming the first, as _read_lines
+        ln, line = first_comma
+        values = _split(line, sep)
+        column = next(i for i, v in enumerate(values) if "," in v)
+        raise _ambiguous_thousands(path, ln, names[column], values[column])
     values = np.concatenate(chunks) if chunks else np.zeros((0, n))
     return values, comma, quoted
 
@@ -356,7 +373,8 @@ def _not_thousands(text: str) -> bool:
     return False
 
 
-def _read_text(path: Path, names: list[str], sep: str, encoding: str) -> tuple[np.ndarray, str]:
+def _read_text(path: Path, names: list[str], sep: str, encoding: str, *,
+               legacy: str | None = None) -> tuple[np.ndarray, str]:
     """The data of a file numpy's parser does not take as it is (another separator, quoted numbers, decimal commas,
     missing values, a malformed line): translated and parsed by numpy where that is plain, else line by line in
     Python, where the first malformed line is an :class:`InputError` naming it. Returns the values and the decimal
@@ -365,11 +383,19 @@ def _read_text(path: Path, names: list[str], sep: str, encoding: str) -> tuple[n
         values, comma, quoted = _read_translated(path, names, sep, encoding)
     except _Irregular:
         values, comma, quoted = _read_lines(path, names, sep, encoding)
-    done = (["in UTF-16"] if encoding == "utf-16" else []) + ([] if sep == "," else [f"separated by {_SEP_NAME[sep]}"]) + (
+    done = ([] if encoding == "utf-8-sig" else [_encoding_said(encoding, legacy)]) + (
+        [] if sep == "," else [f"separated by {_SEP_NAME[sep]}"]) + (
         ["with decimal commas (read as points)"] if comma else []) + (["with quoted numbers"] if quoted else [])
     if done:
-        warnings.warn(f"{path}: read as a table {', '.join(done)}", CsvDialectWarning, stacklevel=4)
+        warnings.warn(f"{path}: read as a table {', '.join(done)}", CsvDialectWarning, stacklevel=5)
     return values, "," if comma else "."
+
+
+def _ambiguous_thousands(path: Path, line: int, name: str, value: str) -> InputError:
+    """The refusal of a tab-separated file whose every comma could be a thousands separator (``1,234``)."""
+    return InputError(f"line {line}, column '{name}': value {value!r} in a tab-separated file may be a decimal comma "
+                      "or a thousands separator, and no value of the file tells which; save the table with '.' as the "
+                      "decimal point", source=path)
 
 
 def _read_lines(path: Path, names: list[str], sep: str, encoding: str) -> tuple[np.ndarray, bool, bool]:
@@ -434,9 +460,7 @@ def _read_lines(path: Path, names: list[str], sep: str, encoding: str) -> tuple[
                          f"'{second[2]}' holds {second[3]!r}: decimal commas and decimal points in one file, so one of "
                          "them may be a thousands separator; save the table with one decimal mark", source=path)
     if comma and sep == "\t" and not_thousands is None:
-        raise InputError(f"line {comma[0]}, column '{comma[2]}': value {comma[3]!r} in a tab-separated file may be "
-                         "a decimal comma or a thousands separator, and no value of the file tells which; save the "
-                         "table with '.' as the decimal point", source=path)
+        raise _ambiguous_thousands(path, comma[0], comma[2], comma[3])
     return np.concatenate(chunks), comma is not None, quoted
 
 
@@ -447,34 +471,84 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
         raise InputError("file not found" if not path.exists() else "is not a file", source=path)
     encoding = _encoding(path)
     try:
-        with open(path, encoding=encoding) as f:
-            names, sep = _parse_header(f.readline(), source=path)
-            values = None
-            if sep == ",":  # the common case, numpy's C parser
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for header-only files
-                    try:
-                        values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-                    except ValueError:
-                        pass  # a missing value, quotes or a malformed line: read again in Python, which names it
-        if values is not None and values.size == 0:
-            values = np.zeros((0, len(names)))
-        decimal = "."
-        if values is None or values.shape[1] != len(names):
-            values, decimal = _read_text(path, names, sep, encoding)
-        elif encoding == "utf-16":  # read as it is, but say so as the other variants are said
-            warnings.warn(f"{path}: read as a table in UTF-16", CsvDialectWarning, stacklevel=3)
+        return _read_csv_as(path, encoding)
     except UnicodeError as err:  # UnicodeDecodeError; a UTF-16 file cut short: 'UTF-16 stream does not start with BOM'
-        what = "UTF-16" if encoding == "utf-16" else "UTF-8"
-        where = _undecodable_at(path, encoding) if isinstance(err, UnicodeDecodeError) else f" ({err})"
-        raise InputError(f"not a {what} text file{where}", source=path) from None
+        if not isinstance(err, UnicodeDecodeError):
+            raise InputError(f"not a UTF-16 text file ({err})", source=path) from None
+        reason, at, line = _undecodable_at(path, encoding)
+    where = f" ({reason} at byte {at}" + ("" if line is None else f", line {line}") + ")" if reason else ""
+    if encoding == "utf-16":
+        raise InputError(f"not a UTF-16 text file{where}", source=path) from None
+    why_not = _not_legacy_text(path)
+    if why_not:
+        raise InputError(f"not a text file: not UTF-8{where}, nor Windows-1252 ({why_not}); a binary or damaged file?",
+                         source=path)
+    with open(path, "rb") as f:  # the first byte that is not UTF-8, as Windows-1252 reads it
+        f.seek(at)
+        char = f.read(1).decode(_LEGACY)
+    return _read_csv_as(path, _LEGACY, legacy=f"byte {at}, line {line}, read as {char!r}")
+
+
+#: the encoding of a CSV that is neither UTF-8 nor UTF-16 (module docstring): Windows-1252, a superset of Latin-1's
+#: printable characters
+_LEGACY = "cp1252"
+#: bytes that are control characters in Windows-1252, in no text table (a tab, CR and LF are text)
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _not_legacy_text(path: Path) -> str:
+    """Why ``path`` is no Windows-1252 text (``'byte 0x81 at 1234 is not Windows-1252'``, ``'byte 0x00 at 12 is a
+    control character'``: binary data, or UTF-16 without its byte-order mark); ``''`` where it is."""
+    offset = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            bad = _CONTROL_BYTES.search(chunk)
+            if bad:
+                return f"byte 0x{chunk[bad.start()]:02x} at {offset + bad.start()} is a control character"
+            try:
+                chunk.decode(_LEGACY)
+            except UnicodeDecodeError as err:
+                return f"byte 0x{chunk[err.start]:02x} at {offset + err.start} is not Windows-1252"
+            offset += len(chunk)
+    return ""
+
+
+def _read_csv_as(path: Path, encoding: str, *, legacy: str | None = None) -> _CsvData:
+    """:func:`_read_csv` in ``encoding``; ``legacy``: the first byte that is not UTF-8, for the warning of a file read
+    as Windows-1252."""
+    with open(path, encoding=encoding) as f:
+        names, sep = _parse_header(f.readline(), source=path)
+        values = None
+        if sep == ",":  # the common case, numpy's C parser
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for header-only files
+                try:
+                    values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+                except UnicodeDecodeError:  # (a ValueError too) not this encoding: the translated read would fail again
+                    raise
+                except ValueError:
+                    pass  # a missing value, quotes or a malformed line: read again in Python, which names it
+    if values is not None and values.size == 0:
+        values = np.zeros((0, len(names)))
+    decimal = "."
+    if values is None or values.shape[1] != len(names):
+        values, decimal = _read_text(path, names, sep, encoding, legacy=legacy)
+    elif encoding != "utf-8-sig":  # read as it is, but say so as the other variants are said
+        warnings.warn(f"{path}: read as a table {_encoding_said(encoding, legacy)}", CsvDialectWarning, stacklevel=5)
     return _CsvData(path, names, values, sep=sep, decimal=decimal, encoding=encoding)
 
 
-def _undecodable_at(path: Path, encoding: str) -> str:
-    """Where ``path`` stops being ``encoding`` text, as `` (REASON at byte B, line L)`` (a UTF-16 file: no line): the
+def _encoding_said(encoding: str, legacy: str | None) -> str:
+    """How the warning names an encoding other than UTF-8 (``legacy``: the first byte that is not UTF-8)."""
+    if encoding == "utf-16":
+        return "in UTF-16"
+    return f"in Windows-1252 (Latin-1), not UTF-8 ({legacy}; save it as UTF-8 to be sure of its characters)"
+
+
+def _undecodable_at(path: Path, encoding: str) -> tuple[str, int, int | None]:
+    """Where ``path`` stops being ``encoding`` text: the reason, the byte and its 1-based line (None for UTF-16); the
     file's own byte offset, where a decode error's ``start`` counts from the chunk the reader was decoding (it named
-    byte 3901 for byte 388925)."""
+    byte 3901 for byte 388925). ``('', 0, None)`` where the whole file decodes."""
     import codecs
 
     utf16 = encoding == "utf-16"
@@ -489,13 +563,13 @@ def _undecodable_at(path: Path, encoding: str) -> str:
             except UnicodeDecodeError as err:
                 at = offset - pending + err.start
                 if utf16:
-                    return f" ({err.reason} at byte {at})"
-                line = newlines + chunk[:max(err.start - pending, 0)].count(b"\n") + 1
-                return f" ({err.reason} at byte {at}, line {line})"
+                    return err.reason, at, None
+                return err.reason, at, newlines + chunk[:max(err.start - pending, 0)].count(b"\n") + 1
             if not chunk:
-                return ""
+                return "", 0, None
             offset += len(chunk)
             newlines += chunk.count(b"\n")
+
 
 _INT64_RANGE = "int64: -2**63 .. 2**63 - 1"
 
@@ -676,8 +750,13 @@ def read_csv(path: str | os.PathLike) -> LocTable:
     """Read a plexloc CSV table (see the module docstring)."""
     data = _read_csv(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in data.names]
-    if missing:
+    two_d = missing == ["z_nm"]  # a 2D table: z unknown, z_nm NaN (module docstring)
+    if missing and not two_d:
         hint = ""
+        if "frame" in missing:
+            hint = ("; frame numbers (0-based) order the rows in time for drift correction, merging, linking and "
+                    "per-frame evaluation, so they are not made up: add a column 'frame' (all 0 for a table of one "
+                    "frame or of a summed image)")
         if any(n.startswith(("x [", "y [", "intensity [", "uncertainty")) for n in data.names):
             p = Path(path)
             if p.name.lower().endswith(".thunderstorm.csv"):  # named right, but given to the plexloc CSV reader
@@ -694,9 +773,13 @@ def read_csv(path: str | os.PathLike) -> LocTable:
     _check_finite(data, REQUIRED_COLUMNS)
     _check_integers(data, INTEGER_COLUMNS)
     _check_frames(data)
-    table = LocTable({name: data.integers(name) if name in INTEGER_COLUMNS else data.values[:, i]
-                      for i, name in enumerate(data.names)}, source=str(path))
-    return table
+    columns = {name: data.integers(name) if name in INTEGER_COLUMNS else data.values[:, i]
+               for i, name in enumerate(data.names)}
+    if two_d:
+        columns["z_nm"] = np.full(len(data.values), np.nan)
+        warnings.warn(f"{path}: no column 'z_nm', so the table is read as 2D (z_nm NaN: z unknown); add a z_nm column "
+                      "if the localizations have z", TwoDTableWarning, stacklevel=2)
+    return LocTable(columns, source=str(path))
 
 
 # --- HDF5 -----------------------------------------------------------------------------------------
