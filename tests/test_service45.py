@@ -144,3 +144,78 @@ def test_a_rerun_refuses_what_a_submission_refuses_under_todays_rules(http, serv
     assert r.status_code == 422 and r.json()["field"] == "inputs.camera", r.text
     assert "(cam.yaml)" in r.json()["detail"] and "field 'qe'" in r.json()["detail"] and "1.5" in r.json()["detail"]
     assert [j["id"] for j in http.get("/api/v1/jobs", headers=auth(tok)).json()] == [old_id]
+
+
+# -- a failed attempt's report ------------------------------------------------------------------------------------------
+def _noting_fit(rows: int = 300):
+    """test_process40's fake fit, with the saturated-rows note that names the table (as workflow._fit words it)."""
+    from test_process40 import _fake_fit
+
+    base = _fake_fit(rows)
+
+    def fit(acq, folder, options, progress):
+        out = base(acq, folder, options, progress)
+        out["notes"] = [f"3 rows touch pixels clipped; plexloc filter {folder.parent / acq.name / 'locs.csv'} --out "
+                        "OUT --no-saturated drops them"]
+        return out
+    return fit
+
+
+def test_a_failed_attempts_report_says_it_failed_and_names_its_own_table(tmp_path, monkeypatch, capsys):
+    """plexloc process (a plexloc-process job runs it) fails in a step after the report (here the image). Before, the
+    attempt's report.html read as a complete result, and beside an earlier result (NAME.failed) its note named
+    `plexloc filter a/locs.csv`: the earlier result's table, which this attempt never wrote. Now the page's title says
+    "(failed)", a section under it gives the error and the files the folder holds, and the note names
+    a.failed/locs.csv; the earlier result's report is untouched. A failure before the report writes none, and the
+    command's reminder of the fit's notes no longer points at a report.html that is not there."""
+    import re as _re
+
+    import plexloc.workflow as workflow
+    from plexloc.cli.main import main
+    from test_process40 import EXAMPLES, _movie
+
+    out, movie = tmp_path / "out", _movie(tmp_path / "a.tif")
+    argv = ["process", str(movie), "--method", "mle", "--config", str(EXAMPLES / "2d_gaussian.yaml"), "--out",
+            str(out), "--no-drift", "--input-names", "file-name"]
+    monkeypatch.setattr(workflow, "_fit", _noting_fit())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the example configuration's camera defaults
+        assert main(argv) == 0
+    earlier = (out / "a" / "report.html").read_text(encoding="utf-8")
+
+    def broken_render(*a, **k):
+        raise ValueError("render broke")
+
+    monkeypatch.setattr(workflow, "_render", broken_render)
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(argv) == 1
+    assert "(also in its report.html and summary.json)" in capsys.readouterr().err  # it has one
+    assert (out / "a" / "report.html").read_text(encoding="utf-8") == earlier
+    page = (out / "a.failed" / "report.html").read_text(encoding="utf-8")
+    assert "<title>plexloc process: a (failed)</title>" in page and "<h1>plexloc process: a (failed)</h1>" in page
+    error = "image: ValueError: render broke (the earlier result in a is kept; this attempt is a.failed)"
+    assert (out / "a.failed" / "FAILED.txt").read_text() == error + "\n"
+    assert f"<h2>This attempt failed</h2><p class=\"na\">{error}</p>" in page, page[:2000]
+    assert ("this folder holds FAILED.txt, locs.csv, merged.csv, report.html, summary.json only" in page)
+    assert sorted(p.name for p in (out / "a.failed").iterdir()) == [
+        "FAILED.txt", "locs.csv", "merged.csv", "report.html", "summary.json"]
+    assert "plexloc filter a.failed/locs.csv --out OUT" in page and "plexloc filter a/locs.csv" not in page
+    assert page.index("This attempt failed") < page.index("<h2>Summary</h2>")
+    assert "(failed)" not in earlier and "This attempt failed" not in earlier
+    # a failure before the report: none written, and the reminder says where the notes are
+    import plexloc.post.merge as merge
+
+    def broken_merge(*a, **k):
+        raise ValueError("merge broke")
+
+    monkeypatch.setattr(merge, "merge_localizations", broken_merge)
+    shutil_out = out / "a.failed"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert not (shutil_out / "report.html").exists()
+    assert "note(s) on the fit above (also in its summary.json)" in err, err
+    assert _re.search(r"report\.html", err) is None, err

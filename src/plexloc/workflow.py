@@ -850,15 +850,22 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
             summary["model"] = names.input(options.model)
         place = final
         if summary["status"] == "failed":
+            renamed: dict[str, str] = {}
             if _earlier_result_kept(final):  # a failed attempt does not replace a result: beside it, NAME.failed
                 place = _failed_place(final, acq, names)
                 summary["error"] += (f" (the earlier result in {names.text(str(final))} is kept; this attempt is "
                                      f"{names.text(str(place))})")
                 summary["kept"] = final.name
+                # a note's table (plexloc filter NAME/locs.csv) is this attempt's, in NAME.failed
+                was, now = (f"plexloc filter {names.text(str(p / 'locs.csv'))} " for p in (final, place))
+                renamed[was] = now
                 fit_notes = (summary.get("fit") or {}).get("notes")
-                if fit_notes:  # a note's table (plexloc filter NAME/locs.csv) is this attempt's, in NAME.failed
-                    was, now = (f"plexloc filter {names.text(str(p / 'locs.csv'))} " for p in (final, place))
+                if fit_notes:
                     summary["fit"]["notes"] = [n.replace(was, now) for n in fit_notes]
+            if (tmp / "report.html").is_file():  # written before a later step failed: the page says so itself
+                with naming_disk_full(place / "report.html"):
+                    _mark_failed_report(tmp / "report.html", summary["error"], sorted(files + ["FAILED.txt"]),
+                                        renamed)
             with naming_disk_full(place / "FAILED.txt"):
                 (tmp / "FAILED.txt").write_text(summary["error"] + "\n")
             files.append("FAILED.txt")
@@ -874,6 +881,31 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
         for stale in _failed_places(final, acq, names):
             shutil.rmtree(stale, ignore_errors=True)
     return AcquisitionResult(Acquisition(place.name, acq.movies), place, summary)
+
+
+def _mark_failed_report(path: Path, error: str, files: Sequence[str], renamed: dict[str, str]) -> None:
+    """The report.html of an attempt that failed in a step after the report (the image, the FRC) said to be one: a
+    "This attempt failed" section under its title with the error and the files the folder holds, "(failed)" in its
+    title, and its notes' table (``renamed``: ``plexloc filter NAME/locs.csv`` -> ``NAME.failed/locs.csv``) this
+    attempt's. Before, it read as a complete result, and in ``NAME.failed`` its notes named the earlier result's
+    table, which this attempt never wrote."""
+    import html
+
+    from plexloc.io._atomic import atomic_path
+
+    page = path.read_text(encoding="utf-8")
+    for was, now in renamed.items():
+        page = page.replace(html.escape(was), html.escape(now))
+    page = re.sub(r"<title>(.*?)</title>", lambda m: f"<title>{m.group(1)} (failed)</title>", page, count=1)
+    page = re.sub(r"<h1>(.*?)</h1>", lambda m: f"<h1>{m.group(1)} (failed)</h1>", page, count=1)
+    step = error.split(":", 1)[0]
+    section = ("<section><h2>This attempt failed</h2>"
+               f"<p class=\"na\">{html.escape(error)}</p>"
+               f"<p>The page below was made before step {html.escape(step)} failed; the steps from there on did not "
+               f"run, and this folder holds {html.escape(', '.join(files))} only.</p></section>\n")
+    page = page.replace("</h1>\n", "</h1>\n" + section, 1)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
 
 
 def _earlier_result_kept(final: Path) -> bool:

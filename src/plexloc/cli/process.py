@@ -142,9 +142,11 @@ def run(args: argparse.Namespace) -> int:
     results = process_movies(args.movie, args.out, options, log=log, warnings_before=before)
     for r in results:
         notes = r.summary.get("fit", {}).get("notes", [])
-        if notes:  # each said as its fit ended (log); a reminder here, after the batch
+        if notes:  # each said as its fit ended (log); a reminder here, after the batch (a failed attempt may have
+            # stopped before its report.html)
+            where = "report.html and summary.json" if (r.folder / "report.html").is_file() else "summary.json"
             print(f"plexloc process: {r.acquisition.name}: {len(notes)} note(s) on the fit above (also in its "
-                  "report.html and summary.json)", file=sys.stderr)
+                  f"{where})", file=sys.stderr)
         drift = r.summary.get("drift") or {}
         if drift.get("state") in ("unreliable", "not estimated"):
             print(f"plexloc process: {r.acquisition.name}: drift not subtracted: {drift['reason']}", file=sys.stderr)
