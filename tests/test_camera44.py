@@ -184,4 +184,4 @@ def test_the_coarse_step_note_never_says_a_noise_of_0_adu():
     cam = SCMOS(qe=0.8, e_per_adu=7.5, baseline=100.0, read_sigma=1.6)
     ch = check_camera([cam(torch.full((32, 64, 64), 1.0))], [cam], dtype="uint16", adu=True, warn=False).channels[0]
     assert math.isnan(ch.noise_ratio)
-    assert "a pixel noise below 0.1 ADU, under the 0.5 ADU it is measured from" in ch.noise_note
+    assert "a pixel noise no larger than the rounding to whole ADU, under the 0.5 ADU it is measured from" in ch.noise_note

@@ -33,7 +33,12 @@ photons about 3x too low with converged 1 and a CRLB far too small). The fits fl
 :func:`count_clipped`), and ``plexloc filter --no-saturated`` drops them.
 
 A finding is a :class:`CameraWarning` (``plexloc COMMAND: warning: ...`` on the command line) naming the movie,
-the channel, what was measured and the camera settings it was measured against.
+the channel, what was measured and the camera settings it was measured against. Where the camera was read from a file
+(``--camera camera.yaml``, a configuration's camera section or the file its ``camera:`` names; :func:`camera_source`)
+the warning names that file and each setting by its field there with its value now and the one that would fit
+(``... The settings that would fit, in camera.yaml: e_per_adu about 0.439 e-/ADU (now 4.6) if the baseline is right``;
+``config.yaml``'s ``camera.e_per_adu``, ``channels.1.camera.e_per_adu``): it named the movie alone, and a user of a
+configuration that includes a camera file had to find which file holds the value.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
-           "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
+           "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "camera_source", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
            "detect_clip_adu", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "read_noise_share", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
@@ -205,16 +210,20 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     raw = a - b  # (undithered)
     if not bool((raw - raw.flatten(1).median(dim=1).values[:, None, None])[half].any()):
         return 0.0, "", level  # no noise at all between the frames: synthetic, not from a camera (not told)
-    # the pixel noise in ADU less the rounding to whole ADU and the dither (1/12 ADU^2 each)
-    noise_adu = math.sqrt(max(robust_sd((d / step.clamp_min(1e-12))[half].numpy().astype(np.float64)) ** 2 / 2.0
-                              - 2.0 / 12.0, 0.0))
+    # the pixel noise's variance in ADU^2 less the rounding to whole ADU and the dither (1/12 ADU^2 each): 0 or less
+    # where the differences spread no more than the rounding and the dither do
+    noise_var = robust_sd((d / step.clamp_min(1e-12))[half].numpy().astype(np.float64)) ** 2 / 2.0 - 2.0 / 12.0
+    noise_adu = math.sqrt(max(noise_var, 0.0))
     if noise_adu < MIN_NOISE_ADU:
-        if getattr(cam, "kind", None) == "ideal":  # frames in photons: no camera steps
-            return (math.nan, f"a pixel noise of {noise_adu:.2g} photons, under the {MIN_NOISE_ADU:g} photons it is "
-                    "measured from (an ideal camera's frames are photons)", math.nan)
-        shown = f"of {noise_adu:.2g} ADU" if noise_adu >= 0.1 else "below 0.1 ADU"  # (0 once rounding is taken out)
-        return (math.nan, f"a pixel noise {shown}, under the {MIN_NOISE_ADU:g} ADU it is measured from "
-                "(the camera's steps are too coarse for it)", math.nan)
+        unit = "photons" if getattr(cam, "kind", None) == "ideal" else "ADU"  # an ideal camera's frames: whole photons
+        # (it said "a pixel noise of 0 photons" of Poisson frames at 0.05-0.2 photons/px: their noise is not 0, it is
+        # no larger than the rounding)
+        shown = (f"no larger than the rounding to whole {unit}" if noise_var <= 0 else
+                 f"of {noise_adu:.2g} {unit}" if noise_adu >= 0.1 else f"below 0.1 {unit}")
+        why = ("an ideal camera's frames are photons" if unit == "photons" else
+               "the camera's steps are too coarse for it")
+        return (math.nan, f"a pixel noise {shown}, under the {MIN_NOISE_ADU:g} {unit} it is measured from ({why})",
+                math.nan)
     ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
     ratio = min(ratios[q] for q in NOISE_QUANTILES)
     if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS and not 0 < ratio < MIN_DIM_EMCCD_RATIO:
@@ -348,9 +357,10 @@ def _read_variance(cam) -> float:
     return (rs / gain) ** 2 / float(cam.qe) ** 2
 
 
-def _likely_read_sigma(cam, ratio: float, level: float) -> str:
+def _likely_read_sigma(cam, ratio: float, level: float, field: str | None = None) -> str:
     """The read noise that would give the measured noise (the gain and baseline right), as text; "" where the read
-    noise is under ``READ_NOISE_SHARE`` of the predicted noise or no read noise explains the ratio."""
+    noise is under ``READ_NOISE_SHARE`` of the predicted noise or no read noise explains the ratio. ``field``: the
+    path of the camera's fields in its file (:func:`_advice`)."""
     share = read_noise_share(cam, level)
     if not (np.isfinite(share) and share >= READ_NOISE_SHARE):
         return ""
@@ -363,8 +373,19 @@ def _likely_read_sigma(cam, ratio: float, level: float) -> str:
     k = math.sqrt(need / v_read) if v_read > 0 else math.inf
     rs = cam.read_sigma
     if isinstance(rs, Tensor) and rs.ndim:
-        return f"the read_sigma map about {k:.3g}x its values if the gain and baseline are right"
-    return f"read_sigma about {math.sqrt(need) * float(cam.qe) * gain:.3g} e- if the gain and baseline are right"
+        return f"the {field or ''}read_sigma map about {k:.3g}x its values if the gain and baseline are right"
+    return (_advice(field, "read_sigma", float(rs), f"{math.sqrt(need) * float(cam.qe) * gain:.3g} e-")
+            + " if the gain and baseline are right")
+
+
+def _advice(field: str | None, name: str, now: float, fit: str, remark: str = "") -> str:
+    """One setting that would fit, as text: ``"e_per_adu about 0.45 e-/ADU"``; where the camera was read from a file
+    (``field``: the path of its fields there, ``""`` for a file of the camera's fields alone, ``"camera."``,
+    ``"channels.1.camera."``) the field as written there and its value now: ``"camera.e_per_adu about 0.45 e-/ADU
+    (now 4.6)"``; ``remark`` in the parentheses: ``"em_gain about 1948 (an em_gain no EMCCD has: 1200 at most)"``,
+    ``"... (now 45; an em_gain no EMCCD has: 1200 at most)"``."""
+    said = "; ".join(t for t in ("" if field is None else f"now {now:g}", remark) if t)
+    return f"{field or ''}{name} about {fit}" + (f" ({said})" if said else "")
 
 
 def _gain_factor(cam, ratio: float, level: float) -> float:
@@ -400,29 +421,31 @@ def _gain_factor(cam, ratio: float, level: float) -> float:
 
 
 def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_frames: int = NOISE_FRAMES,
-                   gain_factor: float | None = None) -> str:
+                   gain_factor: float | None = None, field: str | None = None) -> str:
     """What the camera settings would likely be for a noise ``ratio`` measured at ``level`` photons/px, as text: the
     gain that scales the photons by the ratio (the baseline right: shot noise dominating, photons scaled by k read
     k), and the baseline that the photon transfer of the dimmer half of the pixels gives (the gain right: their mean
     squared frame-to-frame difference over 2 is the noise of their mean signal, ``V(s) = V(0) + s (V(1) - V(0))``
     under the camera settings, which gives the signal s; the settings' signal there less s is the baseline's error:
     106.5 ADU for the SMLM Challenge EMCCD's 100 and 100.2 for an sCMOS's 100, whatever baseline was set, at 20-100
-    photons/px). "" where nothing can be said (an EMCCD below ``MIN_EMCCD_PHOTONS``: the ratio is no scale there)."""
+    photons/px). "" where nothing can be said (an EMCCD below ``MIN_EMCCD_PHOTONS``: the ratio is no scale there).
+    ``field``: the path of the camera's fields in the file it was read from, each setting named by it with its value
+    now (:func:`_advice`); None: the setting's name alone."""
     if not (np.isfinite(ratio) and ratio > 0):
         return ""
     cam = _on_cpu(camera)
     if getattr(cam, "em_gain", None) is not None and np.isfinite(level) and level < MIN_EMCCD_PHOTONS:
         return ""
-    parts = [p for p in [_likely_read_sigma(cam, ratio, level)] if p]
+    parts = [p for p in [_likely_read_sigma(cam, ratio, level, field)] if p]
     e, g = getattr(cam, "e_per_adu", None), getattr(cam, "em_gain", None)
     if e is not None:
         e_val = float(e) if not isinstance(e, Tensor) or e.ndim == 0 else None
         c = _gain_factor(cam, ratio, level) if gain_factor is None else gain_factor
-        gain = (f"e_per_adu about {e_val * c:.3g} e-/ADU" if e_val is not None else
-                f"the e_per_adu map about {c:.3g}x its values")
-        em = "" if g is None else f" or em_gain about {g / c:.3g}" if g / c < 1000 else f" or em_gain about {g / c:.0f}"
-        if g is not None and not _plausible_em_gain(g / c):
-            em += f" (an em_gain no EMCCD has: {MAX_EM_GAIN:g} at most)"
+        gain = (_advice(field, "e_per_adu", e_val, f"{e_val * c:.3g} e-/ADU") if e_val is not None else
+                f"the {field or ''}e_per_adu map about {c:.3g}x its values")
+        em = "" if g is None else " or " + _advice(
+            field, "em_gain", float(g), f"{g / c:.3g}" if g / c < 1000 else f"{g / c:.0f}",
+            "" if _plausible_em_gain(g / c) else f"an em_gain no EMCCD has: {MAX_EM_GAIN:g} at most")
         parts.append(gain + em + " if the baseline is right")
     gain_first = g is None or _plausible_em_gain(g / c) if e is not None else True
     x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
@@ -445,10 +468,11 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
         base_val = float(base.double().median()) if isinstance(base, Tensor) else float(base)
         if np.isfinite(delta) and abs(delta) >= 1.0 and base_val + delta >= 0:  # (below 0: no baseline explains it)
             if isinstance(base, Tensor) and base.ndim:
-                parts.append(f"the baseline map about {abs(delta):.0f} ADU {'higher' if delta > 0 else 'lower'} if "
-                             "the gain is right")
+                parts.append(f"the {field or ''}baseline map about {abs(delta):.0f} ADU "
+                             f"{'higher' if delta > 0 else 'lower'} if the gain is right")
             else:
-                parts.append(f"baseline about {base_val + delta:.0f} ADU if the gain is right")
+                parts.append(_advice(field, "baseline", base_val, f"{base_val + delta:.0f} ADU")
+                             + " if the gain is right")
             if not gain_first:  # the gain's explanation needs an impossible EM gain: the baseline's comes first
                 parts.insert(0, parts.pop())
     return "; ".join(parts)
@@ -466,8 +490,18 @@ def _plausible_em_gain(gain: float) -> bool:
     return bool(np.isfinite(gain) and 1.0 <= gain <= MAX_EM_GAIN)
 
 
-def camera_settings(camera) -> str:
-    """The settings that convert ADU to photons, for messages: ``em_gain 300, e_per_adu 45 e-/ADU, ...``."""
+def camera_source(camera) -> tuple[str, str] | None:
+    """The file a camera was read from and the path of its fields there (``("camera.yaml", "")``, ``("config.yaml",
+    "camera.")``, ``("config.yaml", "channels.1.camera.")``), as :func:`plexloc.camera.camera_from_config` keeps it
+    from a configuration the loaders read (:func:`plexloc.config.load_config`,
+    :func:`~plexloc.config.load_camera_configs`); None for a camera built in Python."""
+    src = getattr(camera, "config_source", None)
+    return (str(src[0]), str(src[1])) if src else None
+
+
+def camera_settings(camera, file: str = "") -> str:
+    """The settings that convert ADU to photons, for messages: ``em_gain 300, e_per_adu 45 e-/ADU, ...``; ``file``:
+    the file the camera was read from (``emccd camera of camera.yaml (...)``)."""
     parts = []
     for name, unit in (("em_gain", ""), ("e_per_adu", " e-/ADU"), ("baseline", " ADU"), ("qe", ""),
                        ("read_sigma", " e-")):
@@ -477,7 +511,8 @@ def camera_settings(camera) -> str:
         if isinstance(v, Tensor):
             v = float(v) if v.ndim == 0 else None
         parts.append(f"{name} {v:g}{unit}" if v is not None else f"{name} per-pixel map")
-    return f"{getattr(camera, 'kind', 'camera')} camera" + (f" ({', '.join(parts)})" if parts else "")
+    return (f"{getattr(camera, 'kind', 'camera')} camera" + (f" of {file}" if file else "")
+            + (f" ({', '.join(parts)})" if parts else ""))
 
 
 @dataclass
@@ -509,6 +544,10 @@ class ChannelCheck:
     em_gain_fit: float = math.nan
     #: the camera's kind ("ideal": frames taken as photons, with no gain or offset to advise)
     kind: str = ""
+    #: the file the camera was read from ("": a camera built in Python) and the path of its fields there
+    #: (:func:`camera_source`): the warnings name them, so that the user knows what to edit
+    camera_file: str = ""
+    camera_field: str = ""
 
     @property
     def saturated_fraction(self) -> float:
@@ -561,7 +600,7 @@ class CameraCheck:
                            "EMCCD has)" if r > 1 else
                            f"an e_per_adu too low (photons scaled down about {c:.2g}x; an em_gain set too high alone "
                            f"would have to be {ch.em_gain_fit:.2g}, which no EMCCD has)")
-                names_baseline = "baseline about" in ch.likely or "baseline map about" in ch.likely
+                names_baseline = "if the gain is right" in ch.likely  # (the baseline's advice alone ends so)
                 cause = f"{base_cause}, or {e_cause}" if names_baseline else f"{e_cause}, or {base_cause}"
             else:
                 cause = f"{gain_cause}, or {base_cause}"
@@ -571,18 +610,21 @@ class CameraCheck:
                          "frames converted to photons from a camera with read noise or EM gain (an EMCCD's excess noise "
                          "doubles the variance), or photons scaled up")
                 cause += ("; give the raw movie with its camera's kind (emccd or scmos) and settings instead of kind: "
-                          "ideal")
+                          "ideal" + (f" in {ch.camera_file}" if ch.camera_file else ""))
             elif np.isfinite(ch.read_share) and ch.read_share >= READ_NOISE_SHARE:
                 cause = (f"a read_sigma set too {'low' if r > 1 else 'high'} (read noise is {ch.read_share:.0%} of the "
                          f"predicted pixel variance at {ch.noise_level:.2g} photons/px; read_sigma is in e-, a read noise in ADU times "
                          f"e_per_adu), or {cause}")
-            likely = f" The settings that would fit: {ch.likely}." if ch.likely else ""
+            # a camera read from a file: the file to edit, and each setting by its field there with its value now
+            in_file = f" in {ch.camera_file}" if ch.camera_file else ""
+            likely = (f" The settings that would fit{',' + in_file if in_file else ''}: {ch.likely}." if ch.likely
+                      else "")
             shown = f"{r:.2f}" if r >= 0.01 else f"{r:.2g}"
             out.append(
                 f"{self._where(ch.channel)}the pixel noise between frames is {shown}x what the camera settings predict "
                 f"for that signal (accepted {lo:g}-{hi:g}; {ch.settings}): the photons and background are wrong, "
-                f"likely from {cause}.{likely} Check the camera's values against the movie, or measure them (plexloc "
-                "calibrate-camera)"
+                f"likely from {cause}.{likely} Check the camera's values{in_file} against the movie, or measure them "
+                "(plexloc calibrate-camera)"
             )
         return out
 
@@ -597,8 +639,10 @@ class CameraCheck:
                     f"exactly {ch.saturation_adu:.0f} ADU (2^{k} - 1) and none above it in the first {self.frames} "
                     f"frames: the camera clips there (a {k}-bit camera in a file whose maximum is higher). plexloc fit "
                     f"flags the rows whose spot reaches it (column saturated_px; plexloc filter --no-saturated drops "
-                    f"them): their photons come out low. Set saturation_adu: {ch.saturation_adu:.0f} in the camera section "
-                    "(camera YAML or configuration) to make it the level, or "
+                    f"them): their photons come out low. Set {ch.camera_field}saturation_adu: "
+                    f"{ch.saturation_adu:.0f} in "
+                    + (ch.camera_file if ch.camera_file else "the camera section (camera YAML or configuration)")
+                    + " to make it the level, or "
                     + ("lower the EM gain or the exposure" if ch.em_gain else "shorten the exposure or lower the illumination")
                 )
                 continue
@@ -652,7 +696,8 @@ class CameraCheck:
             noise = a if np.isfinite(a.noise_ratio) else b
             return ChannelCheck(a.channel, noise.noise_ratio, a.saturated + b.saturated, a.pixels + b.pixels,
                                 a.saturation_adu, a.settings, noise.noise_note, a.em_gain, a.level_source, noise.likely,
-                                noise.noise_level, noise.read_share, noise.gain_factor, noise.em_gain_fit, a.kind)
+                                noise.noise_level, noise.read_share, noise.gain_factor, noise.em_gain_fit, a.kind,
+                                a.camera_file, a.camera_field)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
@@ -716,12 +761,14 @@ def check_camera(
         lo, hi = noise_range
         told = noise and np.isfinite(ratio) and ratio > 0 and not lo <= ratio <= hi
         c_fit = _gain_factor(cam, ratio, signal) if told else math.nan
-        likely = _likely_values(cam, ph, ratio, signal, max_frames=max_frames, gain_factor=c_fit) if told else ""
+        file, fields = camera_source(cam) or ("", "")  # the file the camera was read from: named in the advice
+        likely = (_likely_values(cam, ph, ratio, signal, max_frames=max_frames, gain_factor=c_fit,
+                                 field=fields if file else None) if told else "")
         c_fit = c_fit if likely else math.nan
-        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam), note,
+        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam, file), note,
                                          getattr(cam, "em_gain", None) is not None, how, likely, signal,
                                          read_noise_share(cam, signal) if noise else math.nan,
-                                         c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", ""))))
+                                         c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", "")), file, fields))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

@@ -341,7 +341,15 @@ def _sqrt(value: float | Tensor) -> float | Tensor:
 
 
 def camera_from_config(config: CameraConfig) -> Camera:
-    """Build a camera from its typed configuration."""
+    """Build a camera from its typed configuration. A configuration the loaders read from a file keeps the file and
+    its fields' path there (``config_source``, :func:`plexloc.camera.check.camera_source`), which the camera check's
+    warnings name."""
+    cam = _camera_from_config(config)
+    cam.config_source = getattr(config, "_source", None)
+    return cam
+
+
+def _camera_from_config(config: CameraConfig) -> Camera:
     if isinstance(config, EMCCDConfig):
         return EMCCD(**config.model_dump(exclude={"kind"}))
     if isinstance(config, SCMOSConfig):
@@ -412,4 +420,5 @@ def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: 
     out = SCMOS(qe=cam.qe, spurious_charge=cam.spurious_charge, e_per_adu=part(cam.e_per_adu),
                 baseline=part(cam.baseline), read_sigma=part(cam.read_sigma), saturation_adu=cam.saturation_adu)
     out.map_files = dict(getattr(cam, "map_files", {}))
+    out.config_source = getattr(cam, "config_source", None)
     return out, (x0, y0), where
