@@ -208,7 +208,7 @@ def test_a_calibration_file_gives_each_channel_its_transform_and_refuses_a_chann
 
 def test_transforms_from_calibrate_split_view_simulate_as_the_matrix_does(tmp_path, capsys):
     """The split-view example's bead stack, calibrated by ``plexloc calibrate --split-view``: its PSF.json and PSF.h5
-    give channel 1 the measured transform (the example's +40, +25 nm shift within 2 nm), which a movie simulates
+    give channel 1 the measured transform (the example's +40, +25 nm shift within 3 nm), which a movie simulates
     exactly as the same matrix written in the YAML does, without the simulator's transform-mismatch warning."""
     import torch
 
@@ -222,7 +222,9 @@ def test_transforms_from_calibrate_split_view_simulate_as_the_matrix_does(tmp_pa
                  "--no-validate"]) == 0
     capsys.readouterr()
     measured = json.loads((tmp_path / "beads" / "PSF.json").read_text())["transforms"][1]
-    np.testing.assert_allclose(np.array(measured)[:2, 2], [40.0, 25.0], atol=2.0)
+    # 9 beads measure the shift to 1.1-1.2 nm rms, at most 2.5 nm off (12 seeds; 2.05 nm with the beads piled on the
+    # bounds before session 45, 2.3 nm at this seed since: tests/test_simulate_beads45.py)
+    np.testing.assert_allclose(np.array(measured)[:2, 2], [40.0, 25.0], atol=3.0)
     base = yaml.safe_load(ex.read_text())
     configs = {}
     for name, ref in (("json", {"file": "beads/PSF.json", "channel": 1}), ("h5", {"file": "beads/PSF.h5"}),

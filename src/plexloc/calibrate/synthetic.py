@@ -491,13 +491,46 @@ def bead_capacity(frame_shape: tuple[int, int], roi_px: int, margins_px: tuple[f
     return counts[0] * counts[1]
 
 
+def _grid_positions(n: int, xspan: tuple[float, float], yspan: tuple[float, float], d: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """``(n, 2)`` positions (x, y) in ``xspan`` x ``yspan`` (each ``(lo, hi)``), every two at least ``d`` apart in x or
+    in y: a random ``n`` of the cells of a grid of ``kx`` x ``ky`` cells, each bead uniform in its cell's slack. The
+    cells of an axis ``[lo, hi]`` start at ``lo + i p``, ``p = (hi - lo + d) / k``, and a bead lies up to ``p - d``
+    beyond its cell's start: beads of neighbouring cells are ``d`` or more apart, and those of the first and last cells
+    inside ``[lo, hi]`` without sitting on it (the grid before put its end cells on the bounds and clipped half of their
+    jitter onto them: of 9 beads in a 64 x 64 px frame, 67 % sat on the bound, for 17 of 20 seeds). Of the grids that
+    hold ``n`` (at most :func:`bead_capacity`'s cells per axis), the one of the largest slack ``p - d`` on its tighter
+    axis: only a field packed so that no grid has any (``n`` of a side's ``(hi - lo) / d + 1`` squared) puts beads on
+    the bound."""
+    spans = (xspan, yspan)
+    k_max = [int(np.floor((hi - lo) / d)) + 1 for lo, hi in spans]
+    best = None
+    for kx in range(1, k_max[0] + 1):
+        ky = -(-n // kx)
+        if ky > k_max[1]:
+            continue
+        slack = [(hi - lo + d) / k - d for (lo, hi), k in zip(spans, (kx, ky))]
+        key = (min(slack), sum(slack))
+        if best is None or key > best[0]:
+            best = (key, kx, ky)
+    _, kx, ky = best
+    cells = rng.choice(kx * ky, size=n, replace=False)
+    out = []
+    for (lo, hi), k, i in zip(spans, (kx, ky), (cells % kx, cells // kx)):
+        p = (hi - lo + d) / k
+        out.append(lo + i * p + rng.uniform(0.0, p - d, n))
+    return np.column_stack(out)
+
+
 def bead_positions(n_beads: int, frame_shape: tuple[int, int], *, px_size_nm: tuple[float, float], roi_px: int,
                    seed: int = 0, margins_px: tuple[float, float, float, float] = NO_MARGINS) -> np.ndarray:
     """``(n_beads, 2)`` random bead positions (x_nm, y_nm), each at least ``roi_px + 1`` pixels from every other in x
     or in y (windows of ``roi_px`` around them do not overlap: ``plexloc calibrate`` rejects beads closer than its
     window) and half a window plus a pixel from the border, ``margins_px`` (left, right, top, bottom) further in (the
     other channels' shifts, :func:`channel_margins_px`). Random sequential addition; where that jams before
-    ``n_beads`` (a field packed near :func:`bead_capacity`), a jittered grid of that spacing.
+    ``n_beads`` (a field packed near :func:`bead_capacity`: 9 beads of a 64 x 64 px frame, whose capacity is 16, for 17
+    of 20 seeds), a random choice of the cells of a grid, each bead anywhere in its cell's slack (:func:`_grid_positions`;
+    none on the bound where the grid leaves any slack).
 
     Raises:
         InputError: ``n_beads`` < 1, or more than :func:`bead_capacity` of the frame.
@@ -528,22 +561,8 @@ def bead_positions(n_beads: int, frame_shape: tuple[int, int], *, px_size_nm: tu
                 pos = np.vstack([pos, p])
                 if len(pos) == n:
                     break
-    if len(pos) < n:  # jammed: a random subset of a grid of spacing >= d, each moved at random within its slack
-        axes = []
-        for lo, hi in ((xlo, xhi), (ylo, yhi)):
-            k = int(np.floor((hi - lo) / d)) + 1
-            g = (hi - lo) / (k - 1) if k > 1 else 0.0
-            axes.append((lo, hi, k, g))
-        (x0, x1, kx, gx), (y0, y1, ky, gy) = axes
-        cells = rng.choice(kx * ky, size=n, replace=False)
-        ix, iy = cells % kx, cells // kx
-
-        def jitter(lo, hi, i, k, g):
-            if k == 1:
-                return rng.uniform(lo, hi, len(i))
-            return np.clip(lo + i * g + rng.uniform(-(g - d) / 2, (g - d) / 2, len(i)), lo, hi)
-
-        pos = np.column_stack([jitter(x0, x1, ix, kx, gx), jitter(y0, y1, iy, ky, gy)])
+    if len(pos) < n:  # jammed: a random subset of the cells of a grid, each bead anywhere in its cell's slack
+        pos = _grid_positions(n, (xlo, xhi), (ylo, yhi), d, rng)
     return pos * np.asarray(px_size_nm, dtype=np.float64)[None, :]
 
 
