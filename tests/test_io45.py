@@ -248,3 +248,22 @@ def test_tab_separated_thousands_refusal_is_fast_and_names_the_first_value(tmp_p
     q.write_text("frame\tx_nm\ty_nm\tz_nm\tphotons\n0\t1\t2\t0\t1,500\n1\t2,5\t3\t0\t100\n")
     with pytest.warns(CsvDialectWarning, match="separated by tabs, with decimal commas"):
         assert read_csv(q)["photons"].tolist() == [1.5, 100]
+
+
+def test_a_2d_table_exports_to_thunderstorm_without_a_z_column(tmp_path):
+    """Was: "z [nm]" written as 'nan' on every row, which ThunderSTORM's Java number parser refuses; now the column
+    is left out, as in ThunderSTORM's own 2D files (read back as z 0, its 2D convention, as for Picasso). A 3D table keeps it."""
+    from plexloc.io.thunderstorm import export_thunderstorm, import_thunderstorm
+    from plexloc.table import LocTable
+
+    n = 3
+    cols = dict(frame=np.arange(n), x_nm=[10.0, 20.0, 30.0], y_nm=[5.0, 6.0, 7.0], photons=[1e3, 2e3, 3e3])
+    two_d = LocTable({**cols, "z_nm": np.full(n, np.nan)})
+    export_thunderstorm(two_d, tmp_path / "a.csv")
+    text = (tmp_path / "a.csv").read_text()
+    assert "z [nm]" not in text.splitlines()[0] and "nan" not in text
+    back = import_thunderstorm(tmp_path / "a.csv")
+    assert len(back) == n and np.all(back["z_nm"] == 0) and np.allclose(back["x_nm"], cols["x_nm"])
+    three_d = LocTable({**cols, "z_nm": np.array([-50.0, np.nan, 70.0])})  # some rows without z: the column stays
+    export_thunderstorm(three_d, tmp_path / "b.csv")
+    assert '"z [nm]"' in (tmp_path / "b.csv").read_text().splitlines()[0]

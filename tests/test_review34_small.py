@@ -94,9 +94,10 @@ def _nan_z_table() -> LocTable:
                      "photons": np.array([1000.0, 1000.0, 900.0])})
 
 
-@pytest.mark.parametrize("name", ["t.csv", "t.h5", "t.thunderstorm.csv", "t.smlm"])
+@pytest.mark.parametrize("name", ["t.csv", "t.h5", "t.smlm"])
 def test_a_2d_table_with_nan_z_round_trips_through_every_format(tmp_path, name):
-    """Written (z NaN in every row: a 2D table) and read back with z still NaN; positions unchanged."""
+    """Written (z NaN in every row: a 2D table) and read back with z still NaN; positions unchanged. ThunderSTORM
+    and Picasso have no NaN convention for z: their 2D files have no z (read back as 0), tested apart."""
     from plexloc.io.formats import read_locs, write_locs
 
     table = _nan_z_table()

@@ -9,7 +9,8 @@ ThunderSTORM                      plexloc
 ``"id"``                          ``id`` (written only when the table has one)
 ``"frame"`` (1-based)             ``frame`` (0-based): ``frame_ts = frame + 1``
 ``"x [nm]"``, ``"y [nm]"``        ``x_nm``, ``y_nm`` (same origin, see below)
-``"z [nm]"``                      ``z_nm`` (unchanged; absent on import -> 0, i.e. a 2D file)
+``"z [nm]"``                      ``z_nm`` (unchanged; absent on import -> 0, i.e. a 2D file; a table whose z is NaN
+                                  throughout is written without it)
 ``"intensity [photon]"``          ``photons``
 ``"offset [photon]"``             ``bg`` (fitted background level per pixel)
 ``"uncertainty [nm]"``            lateral precision: mean of ``sigma_x_nm`` and ``sigma_y_nm``,
@@ -143,7 +144,9 @@ def export_thunderstorm(
     put("frame", table["frame"] + 1, integer=True)
     put("x [nm]", table["x_nm"])
     put("y [nm]", table["y_nm"])
-    put("z [nm]", table["z_nm"])
+    two_d = bool(n) and bool(np.isnan(table["z_nm"]).all())  # a 2D table: ThunderSTORM's 2D file has no z column
+    if not two_d:  # (its Java reader refuses the 'nan' a 2D table's z would be written as)
+        put("z [nm]", table["z_nm"])
     if psf_sigma_nm is not None:
         if not (np.isfinite(psf_sigma_nm) and psf_sigma_nm > 0):
             raise InputError(f"psf_sigma_nm must be a positive number, got {psf_sigma_nm!r}", source=path)
@@ -156,7 +159,7 @@ def export_thunderstorm(
     if lateral is not None:
         put(uncertainty_label, lateral)
     axial = table.get("sigma_z_nm", table.get("crlb_z_nm"))
-    if axial is not None:
+    if axial is not None and not (two_d and np.isnan(axial).all()):
         put("uncertainty_z [nm]", axial)
     for name in table.columns:  # everything else under its own name, for a lossless round trip
         if name not in used:
