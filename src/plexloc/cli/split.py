@@ -56,9 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def channel_names(movie: str | Path, n_channels: int) -> list[str]:
-    """``MOVIE_ch0``, ``MOVIE_ch1``, ...: the stem of a movie file (a folder's own name), one per channel."""
-    movie = Path(movie)
-    stem = movie.name if movie.is_dir() else movie.name.split(".")[0] or movie.stem
+    """``MOVIE_ch0``, ``MOVIE_ch1``, ...: the movie file's name without its movie suffixes (``cell1.ome.tif`` ->
+    ``cell1``; a dot elsewhere stays: ``run.2.tif`` -> ``run.2``), a folder's own name, one per channel
+    (:func:`plexloc.workflow.acquisition_name`)."""
+    from plexloc.workflow import acquisition_name
+
+    stem = acquisition_name([movie])
     return [f"{stem}_ch{c}" for c in range(n_channels)]
 
 
