@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+
 import numpy as np
+import pytest
 import tifffile
 
 from plexloc.cli.main import main
+from plexloc.io import read_locs
 
 
 def test_split_keeps_the_dots_of_a_movie_name(tmp_path, capsys):
@@ -27,3 +32,45 @@ def test_split_keeps_the_dots_of_a_movie_name(tmp_path, capsys):
     for stem, name in (("run.1", "run.1.tif"), ("run.2", "run.2.tif"), ("2024.05.01_cell", "2024.05.01_cell.ome.tif")):
         np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_ch0.tif"), frames[name][:, :, :4])
         np.testing.assert_array_equal(tifffile.imread(out / f"{stem}_ch1.tif"), frames[name][:, :, 4:])
+
+
+def _two_tables(path):
+    """A .smlm archive (not plexloc's) of two tables: 'a.bin' with 1-based frames 1, 2, 3, 'b.bin' without frames."""
+    def fmt(headers):
+        return {"type": "table", "mode": "binary", "headers": headers, "dtype": ["float32"] * len(headers),
+                "shape": [1] * len(headers),
+                "units": ["frame" if h == "frame" else "photon" if h == "intensity" else "nm" for h in headers]}
+
+    a = np.zeros(3, dtype=[("frame", "<f4"), ("x", "<f4"), ("y", "<f4"), ("intensity", "<f4")])
+    a["frame"], a["x"], a["intensity"] = [1, 2, 3], [1.0, 2.0, 3.0], 100.0
+    b = np.zeros(2, dtype=[("x", "<f4"), ("y", "<f4"), ("intensity", "<f4")])
+    b["x"], b["intensity"] = [7.0, 8.0], 100.0
+    files = [{"name": "a.bin", "type": "table", "format": "A", "rows": 3, "offset": {}},
+             {"name": "b.bin", "type": "table", "format": "B", "rows": 2, "offset": {}}]
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("manifest.json", json.dumps({"format_version": "0.2", "files": files, "formats": {
+            "A": fmt(["frame", "x", "y", "intensity"]), "B": fmt(["x", "y", "intensity"])}}))
+        z.writestr("a.bin", a.tobytes())
+        z.writestr("b.bin", b.tobytes())
+    return path
+
+
+def test_smlm_table_without_frames_neither_shifts_the_others_nor_is_miscounted(tmp_path):
+    """Was: the frameless table's rows, put in frame 0 before the origin was guessed, made the other table's 1-based
+    frames (1, 2, 3, as read alone) read as 0-based, one frame late, and the warning counted all 5 rows of the archive
+    as put in frame 0 (2 were)."""
+    from plexloc.io.smlm import FrameOriginWarning, MissingFrameWarning
+
+    p = _two_tables(tmp_path / "two.smlm")
+    with pytest.warns((MissingFrameWarning, FrameOriginWarning)) as caught:
+        t = read_locs(p)
+    assert t["frame"].tolist() == [0, 1, 2, 0, 0] and t["color"].tolist() == [0, 0, 0, 1, 1]
+    assert t["x_nm"].tolist() == [1, 2, 3, 7, 8]
+    said = {type(w.message): str(w.message) for w in caught}
+    assert len(caught) == 2 and set(said) == {MissingFrameWarning, FrameOriginWarning}
+    assert said[MissingFrameWarning].startswith(f"{p}: table(s) 'b.bin': no frame column, so all 2 localizations were "
+                                                "put in frame 0")
+    assert "because the smallest is 1" in said[FrameOriginWarning]
+    for origin, want in ((1, [0, 1, 2, 0, 0]), (0, [1, 2, 3, 0, 0])):  # given: the frameless rows stay in frame 0
+        with pytest.warns(MissingFrameWarning, match="all 2 localizations"):
+            assert read_locs(p, frame_origin=origin)["frame"].tolist() == want

@@ -385,7 +385,8 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
             parts.append((cols, unit_of, k, info))
     out_parts = []
     from_time = False  # some table's frames were times
-    no_frame: list[str] = []  # the tables without a frame column
+    no_frame: list[tuple[str, int]] = []  # the tables without a frame column (name, rows)
+    has_frame: list[np.ndarray] = []  # per row: whether its table gives frames (only those tell the origin)
     for cols, unit_of, k, info in parts:
         table: dict[str, np.ndarray] = {}
         n = len(next(iter(cols.values()))) if cols else 0
@@ -416,9 +417,10 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
         if "photons" not in table:
             raise InputError(f"table {k} has no 'intensity' column (photons), headers {list(cols)}; plexloc tables "
                              "need photons", source=path)
+        has_frame.append(np.full(n, "frame" in table))
         if "frame" not in table:
-            no_frame.append(str(info.get("name", k)))
-            table["frame"] = np.full(n, 0 if frame_origin is None else frame_origin)  # frame 0 once the origin is off
+            no_frame.append((str(info.get("name", k)), n))
+            table["frame"] = np.zeros(n, dtype=np.int64)  # set to the origin below: frame 0 once it is taken off
         if len(parts) > 1:
             table.setdefault("color", np.full(n, k, dtype=np.int64))
         out_parts.append(table)
@@ -427,9 +429,11 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
         raise InputError("the archive's tables have different columns; they cannot be stacked into one table",
                          source=path)
     merged = {c: np.concatenate([p[c] for p in out_parts]) for c in out_parts[0]}
-    if no_frame and len(merged["frame"]):
-        which = "" if len(parts) == 1 else f"table(s) {', '.join(repr(t) for t in no_frame)}: "
-        warnings.warn(f"{path}: {which}no frame column, so all {len(merged['frame'])} localizations were put in frame 0 "
+    has_frame = np.concatenate(has_frame)
+    n_no_frame = sum(n for _, n in no_frame)
+    if n_no_frame:
+        which = "" if len(parts) == 1 else f"table(s) {', '.join(repr(t) for t, _ in no_frame)}: "
+        warnings.warn(f"{path}: {which}no frame column, so all {n_no_frame} localizations were put in frame 0 "
                       "(drift correction, merging and per-frame evaluation need the frames of the acquisition: export "
                       "them with the file if they are known)", MissingFrameWarning, stacklevel=2)
     frame = merged["frame"]
@@ -438,12 +442,14 @@ def read_smlm(path: str | os.PathLike, *, frame_origin: int | None = None) -> Lo
         raise InputError(f"frame values must be whole numbers, found {bad!r}", source=path)
     if frame_origin is not None and frame_origin not in (0, 1):
         raise InputError(f"frame_origin must be 0 or 1, got {frame_origin!r}", source=path)
+    given = frame[has_frame]  # a table without frames tells nothing of the others' origin
     origin = frame_origin if frame_origin is not None else (
-        0 if ours or from_time else (1 if frame.size and frame.min() >= 1 else 0))
+        0 if ours or from_time else (1 if given.size and given.min() >= 1 else 0))
     if frame_origin is None and origin == 1:
         warnings.warn(f"{path}: frames taken as 1-based (as ThunderSTORM writes them) because the smallest is "
-                      f"{int(frame.min())}; give the frame origin (--frame-origin 0) if they are 0-based",
+                      f"{int(given.min())}; give the frame origin (--frame-origin 0) if they are 0-based",
                       FrameOriginWarning, stacklevel=2)
+    frame = np.where(has_frame, frame, origin)  # the rows without a frame: frame 0 once the origin is taken off
     merged["frame"] = frame - origin
     below = np.flatnonzero(frame < origin)
     if below.size:
