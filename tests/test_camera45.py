@@ -181,3 +181,54 @@ def test_the_coarse_step_note_says_the_noise_is_within_the_rounding_and_keeps_a_
     some = check_camera([cam(torch.full((16, 64, 64), 2.0))], [cam], dtype="uint16", adu=True, warn=False)
     noise = float(some.channels[0].noise_note.split("a pixel noise of ")[1].split(" ADU")[0])
     assert 0.1 < noise < 0.5
+
+
+# --- a camera file that gives the read noise as read_variance ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dim_adu() -> torch.Tensor:
+    """An sCMOS movie at 3 photons/px, read noise 1.6 e- (read noise dominates the pixel variance)."""
+    torch.manual_seed(0)
+    return SCMOS(qe=0.8, e_per_adu=0.46, baseline=100.0, read_sigma=1.6)(torch.full((16, 64, 64), 3.0))
+
+
+@pytest.mark.parametrize("as_map", [False, True])
+def test_a_read_variance_file_is_advised_by_its_read_variance(tmp_path, dim_adu, as_map):
+    """``plexloc calibrate-camera`` writes the read noise as ``read_variance`` (a map, e-²), and a camera YAML may give
+    it as a number. The advice named the file with "read_sigma about 1.59 e- (now 5)" (or "the read_sigma map about
+    0.32x its values"): a field the file does not hold, with a value it does not say (it says 25), and one the loader
+    refuses beside read_variance. It names read_variance, its value now and the variance that would fit."""
+    cam_data = {"kind": "scmos", "qe": 0.8, "spurious_charge": 0.0, "e_per_adu": 0.46, "baseline": 100.0}
+    if as_map:
+        np.save(tmp_path / "var.npy", np.full((64, 64), 25.0, dtype=np.float32))
+        cam_data["read_variance"] = "var.npy"
+    else:
+        cam_data["read_variance"] = 25.0
+    path = _write(tmp_path / "camera.yaml", cam_data)
+    w = _warning(dim_adu, camera_from_config(load_camera_config(path)))
+    assert "read_sigma about" not in w and "read_sigma map" not in w, w
+    assert "likely from a read_variance set too high" in w and "read_variance is in e-²" in w, w
+    if as_map:
+        k = float(w.split("the read_variance map about ")[1].split("x its values")[0])
+        assert k == pytest.approx(1.6 ** 2 / 25.0, rel=0.15), w  # the variance's factor: the noise's squared
+    else:
+        fit, now = _advised(w, "read_variance")
+        assert now == 25.0 and fit == pytest.approx(1.6 ** 2, rel=0.15), w
+        assert f"The settings that would fit, in {path}: read_variance about {w.split(' read_variance about ')[1]}" in w
+    # a camera given read_sigma keeps its advice in e-
+    cam_data.pop("read_variance")
+    cam_data["read_sigma"] = 5.0
+    fit, now = _advised(_warning(dim_adu, camera_from_config(load_camera_config(
+        _write(tmp_path / "sigma.yaml", cam_data)))), "read_sigma")
+    assert now == 5.0 and fit == pytest.approx(1.6, rel=0.1)
+
+
+def test_a_read_variance_camera_cut_to_the_movies_roi_keeps_the_field(tmp_path):
+    """A camera whose maps are cut to the movie's region is advised by the fields of its file still."""
+    np.save(tmp_path / "e.npy", np.full((16, 16), 0.5))
+    cam = camera_from_config(load_camera_config(_write(tmp_path / "c.yaml", {
+        "kind": "scmos", "qe": 0.8, "spurious_charge": 0.0, "baseline": 100.0, "read_variance": 2.25,
+        "e_per_adu": "e.npy"})))
+    out, _, _ = cut_maps_to_movie(cam, None, (4, 2), (8, 8), channel=0, source="movie.tif")
+    assert getattr(out, "read_noise_field", None) == "read_variance"

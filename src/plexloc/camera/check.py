@@ -372,10 +372,22 @@ def _likely_read_sigma(cam, ratio: float, level: float, field: str | None = None
     gain = float(getattr(cam, "em_gain", None) or 1.0)
     k = math.sqrt(need / v_read) if v_read > 0 else math.inf
     rs = cam.read_sigma
+    # an sCMOS whose configuration gives read_variance (e-^2; plexloc calibrate-camera's map): that field, squared
+    variance = _read_noise_field(cam) == "read_variance"
+    name = "read_variance" if variance else "read_sigma"
     if isinstance(rs, Tensor) and rs.ndim:
-        return f"the {field or ''}read_sigma map about {k:.3g}x its values if the gain and baseline are right"
-    return (_advice(field, "read_sigma", float(rs), f"{math.sqrt(need) * float(cam.qe) * gain:.3g} e-")
+        return (f"the {field or ''}{name} map about {k ** 2 if variance else k:.3g}x its values if the gain and "
+                "baseline are right")
+    fit = math.sqrt(need) * float(cam.qe) * gain  # e-
+    return (_advice(field, name, float(rs) ** 2 if variance else float(rs),
+                    f"{fit ** 2:.3g} e-²" if variance else f"{fit:.3g} e-")
             + " if the gain and baseline are right")
+
+
+def _read_noise_field(cam) -> str:
+    """The camera field that gives its read noise: ``read_variance`` where its configuration gave that
+    (:func:`plexloc.camera.camera_from_config`), else ``read_sigma``."""
+    return getattr(cam, "read_noise_field", None) or "read_sigma"
 
 
 def _advice(field: str | None, name: str, now: float, fit: str, remark: str = "") -> str:
@@ -548,6 +560,8 @@ class ChannelCheck:
     #: (:func:`camera_source`): the warnings name them, so that the user knows what to edit
     camera_file: str = ""
     camera_field: str = ""
+    #: the field that gives the camera's read noise: "read_variance" where its configuration gave that (e-^2)
+    read_noise_field: str = "read_sigma"
 
     @property
     def saturated_fraction(self) -> float:
@@ -612,9 +626,13 @@ class CameraCheck:
                 cause += ("; give the raw movie with its camera's kind (emccd or scmos) and settings instead of kind: "
                           "ideal" + (f" in {ch.camera_file}" if ch.camera_file else ""))
             elif np.isfinite(ch.read_share) and ch.read_share >= READ_NOISE_SHARE:
-                cause = (f"a read_sigma set too {'low' if r > 1 else 'high'} (read noise is {ch.read_share:.0%} of the "
-                         f"predicted pixel variance at {ch.noise_level:.2g} photons/px; read_sigma is in e-, a read noise in ADU times "
-                         f"e_per_adu), or {cause}")
+                # the field the camera's configuration gives its read noise by (read_variance: e-^2)
+                unit = ("read_variance is in e-², a read noise variance in ADU² times e_per_adu²"
+                        if ch.read_noise_field == "read_variance" else
+                        "read_sigma is in e-, a read noise in ADU times e_per_adu")
+                cause = (f"a {ch.read_noise_field} set too {'low' if r > 1 else 'high'} (read noise is "
+                         f"{ch.read_share:.0%} of the predicted pixel variance at {ch.noise_level:.2g} photons/px; "
+                         f"{unit}), or {cause}")
             # a camera read from a file: the file to edit, and each setting by its field there with its value now
             in_file = f" in {ch.camera_file}" if ch.camera_file else ""
             likely = (f" The settings that would fit{',' + in_file if in_file else ''}: {ch.likely}." if ch.likely
@@ -697,7 +715,7 @@ class CameraCheck:
             return ChannelCheck(a.channel, noise.noise_ratio, a.saturated + b.saturated, a.pixels + b.pixels,
                                 a.saturation_adu, a.settings, noise.noise_note, a.em_gain, a.level_source, noise.likely,
                                 noise.noise_level, noise.read_share, noise.gain_factor, noise.em_gain_fit, a.kind,
-                                a.camera_file, a.camera_field)
+                                a.camera_file, a.camera_field, a.read_noise_field)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
@@ -768,7 +786,8 @@ def check_camera(
         out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam, file), note,
                                          getattr(cam, "em_gain", None) is not None, how, likely, signal,
                                          read_noise_share(cam, signal) if noise else math.nan,
-                                         c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", "")), file, fields))
+                                         c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", "")), file, fields,
+                                         _read_noise_field(cam)))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

@@ -364,6 +364,9 @@ def _camera_from_config(config: CameraConfig) -> Camera:
         )
         cam.map_files = {f: str(v) for f in ("e_per_adu", "baseline", "read_sigma", "read_variance")
                          if isinstance(v := getattr(config, f), (str, Path))}
+        # the field that gives the read noise (plexloc calibrate-camera writes read_variance): the camera check advises
+        # that field, in its unit, not a read_sigma the file does not hold
+        cam.read_noise_field = "read_sigma" if config.read_variance is None else "read_variance"
         return cam
     if isinstance(config, IdealCameraConfig):
         return IdealCamera(saturation_adu=config.saturation_adu)
@@ -421,4 +424,5 @@ def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: 
                 baseline=part(cam.baseline), read_sigma=part(cam.read_sigma), saturation_adu=cam.saturation_adu)
     out.map_files = dict(getattr(cam, "map_files", {}))
     out.config_source = getattr(cam, "config_source", None)
+    out.read_noise_field = getattr(cam, "read_noise_field", "read_sigma")
     return out, (x0, y0), where
