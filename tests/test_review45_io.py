@@ -74,3 +74,22 @@ def test_smlm_table_without_frames_neither_shifts_the_others_nor_is_miscounted(t
     for origin, want in ((1, [0, 1, 2, 0, 0]), (0, [1, 2, 3, 0, 0])):  # given: the frameless rows stay in frame 0
         with pytest.warns(MissingFrameWarning, match="all 2 localizations"):
             assert read_locs(p, frame_origin=origin)["frame"].tolist() == want
+
+
+@pytest.mark.parametrize("z_name", ["z", "Z [nm]", "z_um"])
+def test_a_2d_csv_warning_names_a_z_column_it_does_not_read(tmp_path, z_name):
+    """Was: 'no column z_nm ... add a z_nm column', silent on the file's own 'z' column, which was kept under its name
+    while every z was taken as unknown (evaluate then scored in 2D)."""
+    from plexloc.io.tables import TwoDTableWarning, read_csv
+
+    p = tmp_path / "t.csv"
+    p.write_text(f"frame,x_nm,y_nm,{z_name},photons\n0,100,200,-40,1000\n")
+    with pytest.warns(TwoDTableWarning) as caught:
+        t = read_csv(p)
+    assert [str(w.message) for w in caught] == [
+        f"{p}: no column 'z_nm', so the table is read as 2D (z_nm NaN: z unknown); its column '{z_name}' is not read "
+        "as z: rename it z_nm (in nm) if it holds z"]
+    assert np.isnan(t["z_nm"]).all() and t[z_name].tolist() == [-40.0]
+    p.write_text("frame,x_nm,y_nm,photons,zeta,z2\n0,100,200,1000,3,4\n")  # no z-like column: the plain advice
+    with pytest.warns(TwoDTableWarning, match="; add a z_nm column if the localizations have z$"):
+        read_csv(p)

@@ -777,8 +777,12 @@ def read_csv(path: str | os.PathLike) -> LocTable:
                for i, name in enumerate(data.names)}
     if two_d:
         columns["z_nm"] = np.full(len(data.values), np.nan)
-        warnings.warn(f"{path}: no column 'z_nm', so the table is read as 2D (z_nm NaN: z unknown); add a z_nm column "
-                      "if the localizations have z", TwoDTableWarning, stacklevel=2)
+        # a column named like z ('z', 'Z [nm]', 'z_um') is kept under its name, not read as z: said, not left unseen
+        like_z = [name for name in data.names if re.match(r"z(?![a-z0-9])", name, flags=re.IGNORECASE)]
+        fix = (f"its column {like_z[0]!r} is not read as z: rename it z_nm (in nm) if it holds z" if like_z else
+               "add a z_nm column if the localizations have z")
+        warnings.warn(f"{path}: no column 'z_nm', so the table is read as 2D (z_nm NaN: z unknown); {fix}",
+                      TwoDTableWarning, stacklevel=2)
     return LocTable(columns, source=str(path))
 
 
