@@ -1,4 +1,4 @@
-"""``plexloc drift LOCS --out OUT [--engine rcc|comet]``: estimate and subtract the stage drift."""
+"""``plexloc drift LOCS --out OUT [--engine rcc|comet|fiducials]``: estimate and subtract the stage drift."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from plexloc.cli._common import int_at_least, path_with_suffix, positive_float
+from plexloc.cli._common import float_at_least, int_at_least, open_probability, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
 from plexloc.workflow import MAX_DRIFT_NM
 
@@ -15,24 +15,30 @@ from plexloc.workflow import MAX_DRIFT_NM
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "drift",
-        help="drift correction (redundant cross-correlation, or COMET)",
+        help="drift correction (redundant cross-correlation, COMET, or fiducial markers)",
         description="Estimate the drift over the movie from the localizations and subtract it. Engine 'rcc' "
         "(default, built in: redundant cross-correlation) or 'comet' (the optional package comet-smlm, pip install "
         "'plexloc[drift]'; without it the command falls back to 'rcc' and says so). On 168 simulated 2D tables of "
         "1,000-200,000 localizations RCC was the more accurate (1.2-1.8x smaller error) and 5-300x faster; COMET did "
-        "better on sparse 3D tables (under about 300 localizations per time window; bench/drift_engines39.py). The "
-        "corrected table gets the columns "
+        "better on sparse 3D tables (under about 300 localizations per time window; bench/drift_engines39.py). Engine "
+        "'fiducials': from fiducial markers in the sample (beads, gold particles: bright spots localized in most "
+        "frames), found in the table or given (--fiducials), frame by frame; their own rows are removed from the "
+        "output (--keep-fiducials keeps them). The corrected table gets the columns "
         "drift_x_nm, drift_y_nm, drift_z_nm (what was subtracted); OUT.drift.png shows the drift curve and "
         "--json the numbers.",
     )
     add_table_args(p, out_help="drift-corrected table")
-    p.add_argument("--engine", choices=("comet", "rcc"), default="rcc",
+    p.add_argument("--engine", choices=("comet", "fiducials", "rcc"), default="rcc",
                    help="rcc (default): redundant cross-correlation of the windows' rendered images; comet: COMET, "
                    "maximal overlap of pairs of nearby localizations between time windows (optional package "
                    "comet-smlm; falls back to rcc when it is not installed). Both find x and y; z (a 3D "
                    "table) is found after them, for both, from the z differences of pairs of localizations within "
                    "50 nm of each other laterally in different windows. Both say how far the drift is known "
-                   "(--split-half) and warn when subtracting it would likely not help")
+                   "(--split-half) and warn when subtracting it would likely not help. fiducials: from fiducial "
+                   "markers (beads, gold particles), per frame: each marker's displacement from its own reference, "
+                   "weighted by its scatter, markers that moved on their own left out, smoothed over --smooth frames; "
+                   "x, y and z (z where the markers have one). Its uncertainty is the markers' scatter over the "
+                   "square root of their number, checked by their agreement")
     p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10)")
     p.add_argument("--max-drift", type=positive_float, default=MAX_DRIFT_NM, metavar="NM",
                    help=f"largest drift searched for (COMET pair radius, RCC window; default {MAX_DRIFT_NM:g})")
@@ -55,6 +61,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "above the curve's RMS / sqrt(2), or above 30 nm; an unreliable z curve alone: process subtracts x "
                    "and y, not z. no: faster, the same drift, no uncertainty "
                    "(RCC warns only when its pairs of windows disagree, which sees a fraction of the error)")
+    p.add_argument("--fiducials", type=_position, nargs="+", default=None, metavar="X,Y",
+                   help="--engine fiducials: the markers' positions, X,Y in nm (the table's x_nm, y_nm, anywhere "
+                   "along their track), instead of finding them; each is followed through the movie")
+    p.add_argument("--fiducial-min-frames", type=open_probability, default=None, metavar="SHARE",
+                   help="--engine fiducials: a marker is localized in at least this share of the frames from its "
+                   "first to its last (a bead that bleaches counts for the frames it lasts), over at least a quarter "
+                   "of the movie (default 0.5)")
+    p.add_argument("--fiducial-min-brightness", type=float_at_least(0.0), default=None, metavar="RATIO",
+                   help="--engine fiducials: a marker's median photons are at least this times the other rows' median "
+                   "(default 2; 0: any brightness), so that a dense spot of the sample is not taken for one")
+    p.add_argument("--fiducial-radius", type=positive_float, default=None, metavar="NM",
+                   help="--engine fiducials: a marker's localizations lie within this of its position, and its rows "
+                   "are removed within it (default 150)")
+    p.add_argument("--smooth", type=int_at_least(1), default=None, metavar="FRAMES",
+                   help="--engine fiducials: the per-frame drift is a weighted moving mean over this many frames "
+                   "(default 5; 1: none, the drift of every frame on its own)")
+    p.add_argument("--keep-fiducials", action="store_true",
+                   help="--engine fiducials: keep the markers' own rows in the output (by default they are removed: "
+                   "they would outshine the sample)")
     p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
     p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
     p.add_argument("--device", default="auto", help="torch device of the RCC FFTs: auto (default: cuda where there is "
@@ -63,6 +88,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="drift curve, .png (default OUT with suffix .drift.png)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the drift curve as JSON here")
     p.set_defaults(func=run)
+
+
+def _position(text: str) -> tuple[float, ...]:
+    """argparse type: X,Y (nm)."""
+    from plexloc.errors import InputError
+    from plexloc.post.fiducials import parse_position
+
+    try:
+        return parse_position(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(err.reason) from None
+
+
+FIDUCIAL_OPTIONS = (("fiducials", "--fiducials"), ("fiducial_min_frames", "--fiducial-min-frames"),
+                    ("fiducial_radius", "--fiducial-radius"), ("smooth", "--smooth"),
+                    ("fiducial_min_brightness", "--fiducial-min-brightness"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +116,14 @@ def run(args: argparse.Namespace) -> int:
     figure = args.figure or Path(str(args.out) + ".drift.png")
     # every output before the estimate (COMET can take minutes): --json used to fail after the table was written
     check_outputs(figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
+    if args.engine != "fiducials":
+        from plexloc.errors import InputError
+
+        given = [flag for name, flag in FIDUCIAL_OPTIONS if getattr(args, name) is not None]
+        given += ["--keep-fiducials"] if args.keep_fiducials else []
+        if given:
+            raise InputError(f"{', '.join(given)}: option(s) of --engine fiducials only, the engine is {args.engine}; "
+                             "add --engine fiducials")
     table = _locs.read(args)
     engine = args.engine
     if engine == "comet" and not comet_available():
@@ -107,6 +156,22 @@ def run(args: argparse.Namespace) -> int:
                   f"localizations within {args.max_drift:g} nm; each time window was sub-sampled at random to at most "
                   f"{result.info['max_locs_per_segment']:,} localizations (about {max_pairs:.3g} pairs; --max-pairs "
                   "raises the cap, 0 compares all, at about 24 bytes a pair)", file=sys.stderr)
+    elif engine == "fiducials":
+        from plexloc.post.fiducials import (
+            FIDUCIAL_MIN_BRIGHTNESS,
+            FIDUCIAL_MIN_SHARE,
+            FIDUCIAL_RADIUS_NM,
+            FIDUCIAL_SMOOTH_FRAMES,
+        )
+
+        result = estimate_drift(
+            table, engine="fiducials", positions_nm=args.fiducials,
+            min_share=FIDUCIAL_MIN_SHARE if args.fiducial_min_frames is None else args.fiducial_min_frames,
+            radius_nm=FIDUCIAL_RADIUS_NM if args.fiducial_radius is None else args.fiducial_radius,
+            min_brightness=(FIDUCIAL_MIN_BRIGHTNESS if args.fiducial_min_brightness is None
+                            else args.fiducial_min_brightness),
+            smooth_frames=FIDUCIAL_SMOOTH_FRAMES if args.smooth is None else args.smooth,
+            keep_fiducials=args.keep_fiducials)
     else:
         n_pairs = args.segments * (args.segments - 1) // 2 * (2 if args.split_half == "yes" else 1)  # peaks, errors
         bar = progress(range(n_pairs), total=n_pairs, desc="rcc pairs", unit="pair")
@@ -129,17 +194,30 @@ def run(args: argparse.Namespace) -> int:
     if "uncertainty_nm" in result.info:  # both engines: the same quantity
         # RCC falls back on two halves where no redundant pair of windows checks its peaks (2 windows)
         how = ("two halves of the table" if result.engine == "comet"
-               or result.info.get("uncertainty_from") == "split-half" else "the windows' cross-correlation peaks")
+               or result.info.get("uncertainty_from") == "split-half" else
+               f"the {result.info.get('n_fiducials')} fiducial(s)' scatter and agreement, smoothed over "
+               f"{result.info.get('smooth_frames')} frames" if result.engine == "fiducials"
+               else "the windows' cross-correlation peaks")
         known = (f"; known to +-{result.info['uncertainty_nm']:.1f} nm rms over the frames, x and y together (from "
-                 f"{how} and the curve between windows)")
+                 f"{how}" + (")" if result.engine == "fiducials" else " and the curve between windows)"))
     if "z_uncertainty_nm" in result.info or result.info.get("z_unreliable"):
         z_unc = result.info.get("z_uncertainty_nm", float("nan"))
         z_how = {"pairs": " (from the pairs of localizations near each other in different windows)",
+                 "fiducials": " (from the fiducials)",
                  "split-half": " (from two halves of the table)"}.get(result.info.get("z_uncertainty_from"), "")
         known += ((f"; z known to +-{z_unc:.1f} nm{z_how}" if math.isfinite(z_unc) else "; z not known")
                   + (" (NOT RELIABLE, see the warning above)" if result.info.get("z_unreliable") else ""))
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
           f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known
           + ("; NOT RELIABLE (see the warning above)" if result.info.get("unreliable") else ""))
+    if result.engine == "fiducials":
+        fids = result.info["fiducials"]
+        removed = len(table) - len(corrected)
+        print(f"fiducials: {result.info['n_fiducials']} used of {len(fids)} found (" + "; ".join(
+            f"({f['x_nm']:.0f}, {f['y_nm']:.0f}) nm, frames {f['first_frame']}..{f['last_frame']}, "
+            f"{100 * f['share']:.0f} %, {f['precision_nm'][0]:.1f} nm" + ("" if f["used"] else ", LEFT OUT")
+            for f in fids[:10]) + ("; ..." if len(fids) > 10 else "") + "); "
+            + (f"their {removed} rows removed (--keep-fiducials keeps them)" if not args.keep_fiducials
+               else f"their {result.info['fiducial_rows']} rows kept (--keep-fiducials)"))
     print(f"wrote {args.out} ({len(corrected)} localizations) and {figure}")
     return 0

@@ -198,7 +198,7 @@ __all__ = [
     "rcc_drift",
 ]
 
-ENGINES = ("comet", "rcc")
+ENGINES = ("comet", "fiducials", "rcc")
 DRIFT_COLUMNS = ("drift_x_nm", "drift_y_nm", "drift_z_nm")
 
 
@@ -211,7 +211,8 @@ def comet_available() -> bool:
 class DriftResult:
     """The drift of every frame ``frames[0] .. frames[-1]`` (nm, columns x, y, z).
 
-    ``segment_frames``/``segment_drift_nm`` are the per-window estimates the curve goes through.
+    ``segment_frames``/``segment_drift_nm`` are the per-window estimates the curve goes through. ``remove_rows``: a
+    function of a table giving the rows :func:`apply_drift` leaves out (the ``fiducials`` engine's markers), or None.
     """
 
     frames: np.ndarray
@@ -221,6 +222,7 @@ class DriftResult:
     segment_drift_nm: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     elapsed_s: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    remove_rows: Callable[[LocTable], np.ndarray] | None = None
 
     def at(self, frames: np.ndarray) -> np.ndarray:
         """``(N, 3)`` drift at the given frames (clamped to the covered range)."""
@@ -1564,7 +1566,8 @@ def comet_drift(
 
 
 def estimate_drift(table: LocTable, *, engine: str = "rcc", **options: Any) -> DriftResult:
-    """Estimate the drift with ``engine`` (``rcc``, the default, or ``comet``); options go to that engine's function.
+    """Estimate the drift with ``engine`` (``rcc``, the default, ``comet``, or ``fiducials``: from fiducial markers,
+    :func:`plexloc.post.fiducials.fiducial_drift`); options go to that engine's function.
     On 168 simulated 2D tables (1,000-200,000 localizations; ``bench/drift_engines39.py``) RCC's error was 1.2-1.8x
     smaller than COMET's and it ran 5-300x faster; COMET did better on sparse 3D tables (under about 300
     localizations per window).
@@ -1576,6 +1579,11 @@ def estimate_drift(table: LocTable, *, engine: str = "rcc", **options: Any) -> D
         raise InputError(f"drift engine {engine!r} unknown; choose one of {', '.join(ENGINES)}")
     if len(table) < 10:
         raise InputError(f"drift estimation needs localizations, the table has {len(table)}", source=table.source)
+    if engine == "fiducials":
+        from plexloc.post.fiducials import fiducial_drift
+
+        table.check_finite(("x_nm", "y_nm"))
+        return fiducial_drift(table, **options)
     if engine == "comet" and bool(np.all(np.isnan(table["z_nm"]))):
         # a 2D table with z unknown (NaN in every row, docs/conventions.md) was refused ("column 'z_nm' has 12000
         # non-finite values"); COMET sees it as the 2D table it is, z = 0, whose z drift is 0
@@ -1587,7 +1595,10 @@ def estimate_drift(table: LocTable, *, engine: str = "rcc", **options: Any) -> D
 
 
 def apply_drift(table: LocTable, drift: DriftResult) -> LocTable:
-    """Subtract the drift of each localization's frame; add it to ``drift_x_nm, drift_y_nm, drift_z_nm``."""
+    """Subtract the drift of each localization's frame; add it to ``drift_x_nm, drift_y_nm, drift_z_nm``. Rows that
+    ``drift.remove_rows`` names (the fiducial markers) are left out."""
+    if drift.remove_rows is not None:
+        table = table[~drift.remove_rows(table)]
     d = drift.at(table["frame"])
     cols = {
         "x_nm": table["x_nm"] - d[:, 0],

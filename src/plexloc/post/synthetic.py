@@ -25,7 +25,7 @@ import numpy as np
 from plexloc.errors import InputError
 from plexloc.table import LocTable
 
-__all__ = ["STRUCTURES", "blinking_table", "linear_drift", "structure_points", "wobbly_drift"]
+__all__ = ["STRUCTURES", "blinking_table", "linear_drift", "structure_points", "with_fiducials", "wobbly_drift"]
 
 STRUCTURES = ("lines", "rings", "clusters", "uniform")
 
@@ -216,3 +216,76 @@ def blinking_table(
         cols["z_nm"] = cols["z_nm"] + d[:, 2]
         cols["true_drift_x_nm"], cols["true_drift_y_nm"], cols["true_drift_z_nm"] = d[:, 0], d[:, 1], d[:, 2]
     return LocTable(cols).sort_by_frame()
+
+
+def with_fiducials(
+    table: LocTable,
+    n: int,
+    *,
+    n_frames: int,
+    fov_nm: float,
+    rng: np.random.Generator,
+    drift_nm: np.ndarray | None = None,
+    precision_nm: float = 3.0,
+    precision_z_nm: float | None = None,
+    presence: float = 0.9,
+    photons: float = 50000.0,
+    last_frames: list[int | None] | None = None,
+    own_motion_nm: list[np.ndarray | None] | None = None,
+    positions_nm: np.ndarray | None = None,
+) -> LocTable:
+    """``table`` (of :func:`blinking_table`) with ``n`` fiducial markers added: bright, always-on emitters localized in
+    a random ``presence`` share of the frames (each frame drawn independently), at fixed positions plus the stage drift
+    plus Gaussian noise of ``precision_nm`` (``precision_z_nm`` in z, where the table has z; z 0 otherwise).
+
+    Args:
+        positions_nm: ``(n, 2)`` (or ``(n, 3)``) positions; default uniform in ``[0.1, 0.9) fov_nm``, z 0.
+        last_frames: per fiducial the last frame it is localized in (it bleaches after), None: to the end.
+        own_motion_nm: per fiducial an ``(n_frames, 3)`` motion of its own added to the drift (one that detached), or
+            None.
+
+    Its rows have ``id`` ``-1 - k`` (fiducial k), ``event`` -1, the truth columns of the table (``x_true_nm``: its
+    position; ``true_drift_*``: the stage drift), ``photons`` about ``photons`` (10 % spread) and ``sigma_x_nm`` etc.
+    the precision; sorted by frame with the rest.
+    """
+    if positions_nm is None:
+        pos = np.column_stack([rng.uniform(0.1 * fov_nm, 0.9 * fov_nm, (n, 2)), np.zeros(n)])
+    else:
+        pos = np.asarray(positions_nm, dtype=float)
+        pos = np.column_stack([pos, np.zeros(len(pos))]) if pos.shape[1] == 2 else pos
+    drift = np.zeros((n_frames, 3)) if drift_nm is None else np.asarray(drift_nm, dtype=float)
+    cols: dict[str, list[np.ndarray]] = {c: [] for c in table.columns}
+    for k in range(n):
+        last = n_frames - 1 if last_frames is None or last_frames[k] is None else int(last_frames[k])
+        frame = np.flatnonzero(rng.uniform(0, 1, n_frames) < presence)
+        frame = frame[frame <= last]
+        m = len(frame)
+        motion = drift[frame].copy()
+        if own_motion_nm is not None and own_motion_nm[k] is not None:
+            motion += np.asarray(own_motion_nm[k], dtype=float)[frame]
+        noise = rng.normal(0, precision_nm, (m, 2))
+        z_noise = rng.normal(0, precision_z_nm, m) if precision_z_nm is not None else np.zeros(m)
+        values = {
+            "frame": frame,
+            "x_nm": pos[k, 0] + motion[:, 0] + noise[:, 0],
+            "y_nm": pos[k, 1] + motion[:, 1] + noise[:, 1],
+            "z_nm": pos[k, 2] + motion[:, 2] + z_noise,
+            "photons": photons * (1.0 + 0.1 * rng.normal(0, 1, m)),
+            "sigma_x_nm": np.full(m, precision_nm),
+            "sigma_y_nm": np.full(m, precision_nm),
+            "sigma_z_nm": np.full(m, np.nan if precision_z_nm is None else precision_z_nm),
+            "id": np.full(m, -1 - k),
+            "event": np.full(m, -1),
+            "x_true_nm": np.full(m, pos[k, 0]),
+            "y_true_nm": np.full(m, pos[k, 1]),
+            "z_true_nm": np.full(m, pos[k, 2]),
+            "true_drift_x_nm": drift[frame, 0],
+            "true_drift_y_nm": drift[frame, 1],
+            "true_drift_z_nm": drift[frame, 2],
+        }
+        for c in cols:
+            if c not in values:
+                raise InputError(f"with_fiducials: the table's column {c!r} has no value for a fiducial's rows")
+            cols[c].append(values[c])
+    out = LocTable({c: np.concatenate([table[c], *v]) for c, v in cols.items()}, source=table.source)
+    return out.sort_by_frame()

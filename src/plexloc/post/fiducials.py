@@ -1,0 +1,762 @@
+"""Drift from fiducial markers: beads or gold particles in the sample, localized in (nearly) every frame.
+
+The drift engine ``fiducials`` of :func:`plexloc.post.drift.estimate_drift` (``plexloc drift --engine fiducials``), as
+ThunderSTORM's "fiducial markers", Picasso's "undrift from picked" and SMAP's fiducial correction.
+
+Finding them (:func:`find_fiducials`). The movie is cut into time windows of ``max(20, n_frames / 50)`` frames
+(:data:`WINDOWS`), short enough that the stage drifts a few nm within one. In each window the localizations are counted
+on a grid of ``radius_nm / 2`` pixels; every 2x2 block that holds about as many rows as the window has frames is a
+candidate, its centre the median of its rows, refined twice as the median of the rows within ``radius_nm`` of it
+(default 150 nm, :data:`FIDUCIAL_RADIUS_NM`); a candidate localized in at least ``min_share`` of the window's frames
+(default 0.5, :data:`FIDUCIAL_MIN_SHARE`) seeds a track. A track is followed from its seed forward and backward through
+the windows (the centre of each window's rows within ``radius_nm`` of the last centre, so that a drift of up to
+``radius_nm`` per window is followed), and in every frame of a window where it is present its localization is the row
+nearest its position there (the window centres, interpolated). A track is a fiducial where it is localized in at least
+``min_share`` of the frames from its first to its last and that stretch is at least a quarter of the movie
+(:data:`FIDUCIAL_MIN_SPAN`): a bead that bleaches half-way is used for the half it lasts; and where it is brighter than
+the sample, its median photons at least ``min_brightness`` (default 2, :data:`FIDUCIAL_MIN_BRIGHTNESS`) times the other
+rows' median (a dense spot of the sample, a short filament of 200 molecules, is localized as often; not applied where
+the table's photons are one value). Or the user gives the
+fiducials' positions (``positions_nm``, nm, where they are at any time of the movie), each followed from the window
+where most of its frames lie within ``radius_nm`` of it.
+
+The drift (:func:`fiducial_drift`). Per frame, each fiducial's displacement from its own reference position; each
+fiducial weighs ``1 / s²`` per axis, ``s`` its localization scatter read from the differences of its positions in
+consecutive frames (robust: 1.4826 x their median absolute deviation / sqrt(2); the drift from one frame to the next is
+far below it). The references are fitted with the drift (alternately: the weighted mean of the fiducials' displacements
+per frame, then each reference as the median of its positions less the drift), so that fiducials present over
+different stretches (one bleached) agree where they overlap. The per-frame drift is smoothed with a weighted moving mean
+of ``smooth_frames`` frames (default 5, :data:`FIDUCIAL_SMOOTH_FRAMES`; 1: none), frames with no fiducial interpolated
+linearly and the ends held constant (a warning where a stretch without fiducials is longer than
+:data:`FIDUCIAL_LONG_GAP_FRAMES`). A localization more than :data:`FIDUCIAL_OUTLIER_SIGMA` scatters from the smoothed
+curve is dropped (a sample molecule nearer than the bead in that frame, a bad fit). z where the fiducials' rows have a
+finite z and the table's z is not one value; the drift in z is 0 otherwise.
+
+Checking them against each other. Each fiducial's smoothed displacement (over :data:`FIDUCIAL_CHECK_FRAMES` frames) is
+compared with the drift from the others; a fiducial that departs from them by more than
+:data:`FIDUCIAL_REJECT_FACTOR` times the expected noise and more than :data:`FIDUCIAL_REJECT_NM` (rms over the frames,
+x and y, after the constant offset) has moved on its own (detached, or a sample blob taken for a bead): the worst is
+left out and the check repeated while 3 or more remain, each with a warning. Two that disagree cannot say which one
+moved: both are kept, with a warning, and the disagreement enters the uncertainty. One fiducial cannot be checked at
+all: a warning says so.
+
+Its uncertainty (``info["uncertainty_nm"]``, the quantity of the other engines: the expected RMS over the frames of the
+estimated minus the true drift, x and y together, after the constant offset; :func:`plexloc.post.drift.drift_error_rms`)
+is the smoothed curve's noise, ``1 / sum of the weights`` in each frame's window (``info["uncertainty_per_frame_nm"]``,
+frame by frame, x and y together), scaled up where the fiducials' smoothed tracks disagree with each other more than
+that noise says (``info["residual_ratio"]``). The same rule as the other engines' calls it unreliable
+(:func:`plexloc.post.drift.drift_unreliable`, an :class:`~plexloc.post.drift.UnreliableDriftWarning`); z's likewise
+(``z_uncertainty_nm``; unreliable above 10 nm and above half the z curve's RMS, as for the other engines).
+
+The fiducials' own rows (every localization within ``radius_nm`` of a fiducial's position, frames of its first to its
+last, the ones left out included) are removed by :func:`plexloc.post.drift.apply_drift` unless ``keep_fiducials``:
+they would outshine the sample in the image (``DriftResult.remove_rows``; ``info["fiducial_rows"]`` counts them in
+the table the drift came from).
+
+Example:
+    >>> import numpy as np
+    >>> from plexloc.post.synthetic import blinking_table, structure_points, with_fiducials, wobbly_drift
+    >>> rng = np.random.default_rng(0)
+    >>> truth = wobbly_drift(2000, 100.0, rng=rng)
+    >>> t = blinking_table(structure_points("lines", 2000, fov_nm=8000.0, rng=rng), n_frames=2000, rng=rng,
+    ...                    drift_nm=truth)
+    >>> t = with_fiducials(t, 3, n_frames=2000, fov_nm=8000.0, drift_nm=truth, rng=rng)
+    >>> res = fiducial_drift(t)
+    >>> from plexloc.post.drift import drift_error_rms
+    >>> bool(drift_error_rms(res.drift_nm, truth) < 2.0), res.info["n_fiducials"]
+    (True, 3)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.table import LocTable
+
+__all__ = [
+    "FIDUCIAL_MIN_BRIGHTNESS",
+    "FIDUCIAL_MIN_SHARE",
+    "FIDUCIAL_RADIUS_NM",
+    "FIDUCIAL_SMOOTH_FRAMES",
+    "FiducialWarning",
+    "Fiducial",
+    "fiducial_drift",
+    "find_fiducials",
+    "parse_position",
+]
+
+#: a fiducial is localized within this of its position (nm); its rows are removed within it
+FIDUCIAL_RADIUS_NM = 150.0
+#: a fiducial is localized in at least this share of the frames from its first to its last (and of a window's)
+FIDUCIAL_MIN_SHARE = 0.5
+#: a fiducial's median photons are at least this times the median of the other rows (the table's photons vary)
+FIDUCIAL_MIN_BRIGHTNESS = 2.0
+#: ... and that stretch covers at least this share of the movie
+FIDUCIAL_MIN_SPAN = 0.25
+#: the per-frame drift is smoothed by a weighted moving mean of this many frames
+FIDUCIAL_SMOOTH_FRAMES = 5
+#: a stretch of frames without any fiducial longer than this is said (its drift is interpolated or held)
+FIDUCIAL_LONG_GAP_FRAMES = 100
+#: the fiducials' tracks are compared with each other smoothed over this many frames (or the smoothing, if longer)
+FIDUCIAL_CHECK_FRAMES = 51
+#: a fiducial is left out where its track departs from the others' by more than this times the expected noise ...
+FIDUCIAL_REJECT_FACTOR = 5.0
+#: ... and more than this (nm, rms over the frames, x and y, after the constant offset)
+FIDUCIAL_REJECT_NM = 5.0
+#: a fiducial's localization this many scatters off its own running median is dropped
+FIDUCIAL_OUTLIER_SIGMA = 5.0
+#: candidates refined per window (the most crowded blocks)
+_CANDIDATES_PER_WINDOW = 40
+#: a track is followed no further than this many windows in a row without it (bleached: the search stops)
+_MAX_MISSED_WINDOWS = 5
+#: a fiducial's localization this many scatters off its own running median (:data:`_OWN_MEDIAN_FRAMES` of its
+#: localizations) is dropped before the drift is fitted (a sample molecule nearer than the bead in that frame, a bad fit)
+_OWN_MEDIAN_FRAMES = 11
+#: a fiducial's scatter is floored at this (nm), so that an exact (simulated) track does not take all the weight
+_SCATTER_FLOOR_NM = 0.05
+
+
+class FiducialWarning(UserWarning):
+    """Something about the fiducials that the user should know: one only, one left out, one bleached, a gap."""
+
+
+def WINDOWS(n_frames: int) -> int:  # noqa: N802 (documented as a rule, like a constant)
+    """Frames per time window of the search: ``max(20, ceil(n_frames / 50))``, the whole movie if shorter."""
+    return int(min(max(n_frames, 1), max(20, math.ceil(n_frames / 50))))
+
+
+@dataclass
+class Fiducial:
+    """One fiducial's track: its localizations (``rows`` of the table, one per frame ``frames``) and the centres of the
+    windows it is present in (``window_frames``, ``window_xy_nm``: its path, raw coordinates, which
+    :func:`remove_mask` follows)."""
+
+    rows: np.ndarray
+    frames: np.ndarray
+    window_frames: np.ndarray
+    window_xy_nm: np.ndarray
+    share: float  # of the frames from its first to its last
+    movie_share: float  # of the movie's frames
+    photons: float  # median
+    given: bool = False  # a position the user gave
+
+    @property
+    def first(self) -> int:
+        return int(self.frames[0])
+
+    @property
+    def last(self) -> int:
+        return int(self.frames[-1])
+
+    def path(self, frames: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` its position (x, y nm, raw) at ``frames`` (interpolated between window centres, held past them)."""
+        f = np.asarray(frames, dtype=float)
+        return np.column_stack([np.interp(f, self.window_frames, self.window_xy_nm[:, 0]),
+                                np.interp(f, self.window_frames, self.window_xy_nm[:, 1])])
+
+
+def parse_position(text: str) -> tuple[float, ...]:
+    """``"X,Y"`` or ``"X,Y,Z"`` (nm) to a tuple; InputError naming the text otherwise."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) not in (2, 3) or not all(math.isfinite(v) for v in values):
+        raise InputError(f"a fiducial's position must be X,Y in nm (two finite numbers, e.g. 1520,3300), got {text!r}")
+    return values
+
+
+def _window_index(frame: np.ndarray, f0: int, length: int) -> np.ndarray:
+    return (frame - f0) // length
+
+
+def _share(frames: np.ndarray, n: int) -> float:
+    return len(np.unique(frames)) / max(n, 1)
+
+
+def _refine(xy: np.ndarray, frame: np.ndarray, centre: np.ndarray, radius: float, n_frames: int
+            ) -> tuple[np.ndarray, float, np.ndarray]:
+    """The median of the rows within ``radius`` of ``centre`` (twice), the share of the ``n_frames`` frames they lie
+    in, and the rows (a mask)."""
+    inside = np.zeros(len(xy), dtype=bool)
+    for _ in range(3):
+        inside = np.sum((xy - centre) ** 2, axis=1) <= radius**2
+        if not inside.any():
+            return centre, 0.0, inside
+        centre = np.median(xy[inside], axis=0)
+    inside = np.sum((xy - centre) ** 2, axis=1) <= radius**2
+    return centre, _share(frame[inside], n_frames), inside
+
+
+def _seeds(xy: np.ndarray, frame: np.ndarray, win: np.ndarray, n_win: int, f0: int, length: int, n_frames: int,
+           radius: float, min_share: float) -> tuple[list[tuple[float, int, np.ndarray]], float, int]:
+    """Per window the crowded spots localized in at least ``min_share`` of its frames: ``(share, window, centre)``;
+    and the largest share any spot reached, with its window."""
+    seeds: list[tuple[float, int, np.ndarray]] = []
+    best, best_w = 0.0, 0
+    order = np.argsort(win, kind="stable")
+    bounds = np.searchsorted(win[order], np.arange(n_win + 1))
+    px = radius / 2.0
+    for w in range(n_win):
+        idx = order[bounds[w]:bounds[w + 1]]
+        if not len(idx):
+            continue
+        n_w = min(length, n_frames - w * length)
+        p, fr = xy[idx], frame[idx]
+        ij = np.floor((p - p.min(axis=0)) / px).astype(np.int64)
+        m = int(ij[:, 1].max()) + 2
+        keys, counts = np.unique(ij[:, 0] * m + ij[:, 1], return_counts=True)
+        block = counts.copy()
+        for step in (1, m, m + 1):  # the 2x2 block the bin opens
+            at = np.searchsorted(keys, keys + step)
+            hit = at < len(keys)
+            hit[hit] = keys[at[hit]] == keys[hit] + step
+            block[hit] += counts[at[hit]]
+        top = np.argsort(-block, kind="stable")[:_CANDIDATES_PER_WINDOW]
+        found: list[np.ndarray] = []
+        for k in top:
+            if block[k] < 0.5 * min_share * n_w and found:  # enough rows to be a candidate (the first always: `best`)
+                break
+            i, j = divmod(int(keys[k]), m)
+            in_block = ((ij[:, 0] == i) | (ij[:, 0] == i + 1)) & ((ij[:, 1] == j) | (ij[:, 1] == j + 1))
+            centre, share, _ = _refine(p, fr, np.median(p[in_block], axis=0), radius, n_w)
+            if share > best:
+                best, best_w = share, w
+            if share >= min_share and all(np.hypot(*(centre - c)) > radius for c in found):
+                found.append(centre)
+                seeds.append((share, w, centre))
+            if block[k] < 0.5 * min_share * n_w:
+                break
+    return seeds, best, best_w
+
+
+def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.ndarray, n_win: int, f0: int,
+            length: int, n_frames: int, start: int, centre: np.ndarray, radius: float, present_share: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """From window ``start`` at ``centre``, forward and backward: the centre in each window where the rows within
+    ``radius`` of the last centre lie in at least ``present_share`` of its frames (NaN elsewhere)."""
+    centres = np.full((n_win, 2), np.nan)
+    for direction in (1, -1):
+        c = centre
+        w = start if direction == 1 else start - 1
+        misses = 0
+        while 0 <= w < n_win and misses < _MAX_MISSED_WINDOWS:
+            idx = order[bounds[w]:bounds[w + 1]]
+            n_w = min(length, n_frames - w * length)
+            share = 0.0
+            if len(idx):
+                new, share, _ = _refine(xy[idx], frame[idx], c, radius, n_w)
+            if share >= present_share:
+                c = new
+                centres[w] = c
+                misses = 0
+            else:
+                misses += 1
+            w += direction
+    return centres
+
+
+def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarray, centres: np.ndarray, f0: int,
+           length: int, n_frames: int, radius: float, given: bool) -> Fiducial | None:
+    """The rows of the track whose window centres are ``centres``: in each frame of a window it is present in, the row
+    nearest its path within ``radius``."""
+    present = np.flatnonzero(np.isfinite(centres[:, 0]))
+    if not len(present):
+        return None
+    wf = f0 + present * length + (np.minimum(length, n_frames - present * length) - 1) / 2.0
+    wxy = centres[present]
+    fid = Fiducial(rows=np.zeros(0, np.int64), frames=np.zeros(0, np.int64), window_frames=wf, window_xy_nm=wxy,
+                   share=0.0, movie_share=0.0, photons=float("nan"), given=given)
+    cand = np.flatnonzero(np.isin(win, present))
+    path = fid.path(frame[cand])
+    d2 = np.sum((xy[cand] - path) ** 2, axis=1)
+    near = d2 <= radius**2
+    cand, d2 = cand[near], d2[near]
+    if not len(cand):
+        return None
+    o = np.lexsort((d2, frame[cand]))
+    cand = cand[o]
+    first = np.r_[True, frame[cand][1:] != frame[cand][:-1]]
+    rows = cand[first]
+    fid.rows, fid.frames = rows, frame[rows]
+    span = fid.last - fid.first + 1
+    fid.share = len(rows) / span
+    fid.movie_share = len(rows) / n_frames
+    fid.photons = float(np.median(photons[rows]))
+    # the path from its own localizations where it has them (window centres were medians of all rows near it)
+    return fid
+
+
+def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, radius_nm: float = FIDUCIAL_RADIUS_NM,
+                   min_brightness: float = FIDUCIAL_MIN_BRIGHTNESS, positions_nm: Sequence[Sequence[float]] | None = None
+                   ) -> list[Fiducial]:
+    """The fiducials of ``table`` (see the module docstring), brightest first; ``positions_nm``: the user's (x, y nm,
+    raw coordinates of the table), each followed through the movie.
+
+    Raises:
+        InputError: no fiducial found (the largest share of frames any spot reached, and what to change); a given
+            position with no localizations near it; bad settings.
+    """
+    if not 0 < float(min_share) <= 1:
+        raise InputError(f"fiducial_min_share (--fiducial-min-frames) must be a share of the frames in (0, 1], got "
+                         f"{min_share!r}")
+    if not (math.isfinite(float(min_brightness)) and min_brightness >= 0):
+        raise InputError(f"min_brightness (--fiducial-min-brightness) must be a ratio >= 0, got {min_brightness!r}")
+    if not (math.isfinite(float(radius_nm)) and radius_nm > 0):
+        raise InputError(f"fiducial radius must be a number of nm > 0, got {radius_nm!r}")
+    where = f"{table.source}: " if table.source else ""
+    frame = np.asarray(table["frame"], dtype=np.int64)
+    xy = np.column_stack([table["x_nm"], table["y_nm"]])
+    photons = np.asarray(table["photons"], dtype=float)
+    f0 = int(frame.min())
+    n_frames = int(frame.max()) - f0 + 1
+    length = WINDOWS(n_frames)
+    n_win = math.ceil(n_frames / length)
+    win = _window_index(frame, f0, length)
+    order = np.argsort(win, kind="stable")
+    bounds = np.searchsorted(win[order], np.arange(n_win + 1))
+    present_share = 0.5 * float(min_share)
+    fids: list[Fiducial] = []
+    if positions_nm is not None and len(positions_nm):
+        for pos in positions_nm:
+            p = np.asarray(pos, dtype=float)[:2]
+            near = np.sum((xy - p) ** 2, axis=1) <= radius_nm**2
+            if not near.any():
+                raise InputError(f"{where}no localization lies within {radius_nm:g} nm of the fiducial given at "
+                                 f"({p[0]:g}, {p[1]:g}) nm in any frame; give its position in the table's nm "
+                                 "(x_nm, y_nm), or a larger radius")
+            counts = np.bincount(win[near], minlength=n_win)
+            start = int(np.argmax(counts))
+            c0 = np.median(xy[near & (win == start)], axis=0)
+            centres = _follow(xy, frame, order, bounds, n_win, f0, length, n_frames, start, c0, radius_nm,
+                              present_share)
+            if not np.isfinite(centres[:, 0]).any():  # too sparse to pass the window test: the window it is in
+                centres[start] = c0
+            fid = _track(xy, frame, photons, win, centres, f0, length, n_frames, radius_nm, True)
+            if fid is None:
+                raise InputError(f"{where}no track of localizations near the fiducial given at ({p[0]:g}, {p[1]:g}) nm")
+            if any(len(np.intersect1d(fid.rows, g.rows)) > 0.5 * len(fid.rows) for g in fids):
+                warnings.warn(f"{where}the fiducial given at ({p[0]:g}, {p[1]:g}) nm follows the same localizations "
+                              "as one given before it; it is counted once", FiducialWarning, stacklevel=3)
+                continue
+            fids.append(fid)
+        return fids
+    seeds, best, best_w = _seeds(xy, frame, win, n_win, f0, length, n_frames, radius_nm, min_share)
+    seeds.sort(key=lambda s: -s[0])
+    best_track, best_span = 0.0, (0, 0)
+    followed: list[np.ndarray] = []  # the window centres of every track followed
+    tracks: list[Fiducial] = []
+    for share, w, centre in seeds:
+        # a spot on a track already followed (its centre in that window within the radius) seeds nothing new
+        if any(np.isfinite(c[w, 0]) and np.hypot(*(c[w] - centre)) <= radius_nm for c in followed):
+            continue
+        centres = _follow(xy, frame, order, bounds, n_win, f0, length, n_frames, w, centre, radius_nm, present_share)
+        followed.append(centres)
+        fid = _track(xy, frame, photons, win, centres, f0, length, n_frames, radius_nm, False)
+        # one spot followed twice (from seeds the first track's search stopped short of): counted once
+        if fid is None or any(len(np.intersect1d(fid.rows, g.rows, assume_unique=True)) > 0.5 * min(len(fid.rows),
+                                                                                                   len(g.rows))
+                              for g in tracks):
+            continue
+        tracks.append(fid)
+        long_enough = fid.last - fid.first + 1 >= FIDUCIAL_MIN_SPAN * n_frames
+        if long_enough and fid.share > best_track:
+            best_track, best_span = fid.share, (fid.first, fid.last)
+        if fid.share >= min_share and long_enough:
+            fids.append(fid)
+    # brighter than the sample: a dense spot of the sample (a short filament, a cluster) can be localized as often
+    dim: list[Fiducial] = []
+    if fids and min_brightness > 0 and float(np.ptp(photons)) > 0:
+        theirs = np.zeros(len(frame), dtype=bool)
+        for fid in fids:
+            theirs[fid.rows] = True
+        sample = float(np.median(photons[~theirs])) if (~theirs).any() else 0.0
+        dim = [f for f in fids if not f.photons >= min_brightness * sample]
+        fids = [f for f in fids if f.photons >= min_brightness * sample]
+    if not fids:
+        w0 = f0 + best_w * length
+        most = (f"{100 * best_track:.0f} % of frames {best_span[0]}..{best_span[1]}" if best_track else
+                f"{100 * best:.0f} % of frames {w0}..{min(w0 + length, f0 + n_frames) - 1}, but no longer")
+        raise InputError(
+            f"{where}no fiducial found: no spot of localizations within {radius_nm:g} nm was localized in at least "
+            f"{100 * min_share:.0f} % of the frames over at least {100 * FIDUCIAL_MIN_SPAN:.0f} % of the movie (the "
+            f"most: {most})" + (f"; {len(dim)} spot(s) localized that often had a median of {dim[0].photons:.0f} "
+                                f"photons or less, under {min_brightness:g}x the sample's {sample:.0f}: lower "
+                                "min_brightness (--fiducial-min-brightness), or" if dim else "; lower")
+            + " the share (fiducial_min_share, plexloc drift --fiducial-min-frames), give the "
+            "fiducials' positions (positions_nm, --fiducials X,Y), or use a drift engine from the sample's structure "
+            "(rcc, comet)")
+    fids.sort(key=lambda f: -f.photons)
+    return fids
+
+
+def remove_mask(table: LocTable, fiducials: Sequence[Fiducial], radius_nm: float) -> np.ndarray:
+    """The rows of ``table`` (raw coordinates) within ``radius_nm`` of a fiducial's path, frames of its first to its
+    last: its own localizations, and what else was fitted in its glare."""
+    frame = np.asarray(table["frame"], dtype=np.int64)
+    xy = np.column_stack([table["x_nm"], table["y_nm"]])
+    out = np.zeros(len(table), dtype=bool)
+    for fid in fiducials:
+        cand = np.flatnonzero((frame >= fid.first) & (frame <= fid.last))
+        if len(cand):
+            near = np.sum((xy[cand] - fid.path(frame[cand])) ** 2, axis=1) <= radius_nm**2
+            out[cand[near]] = True
+    return out
+
+
+def _moving(a: np.ndarray, half: int) -> np.ndarray:
+    """Sums of ``a`` (frames along axis 0) over the centred windows ``[f - half, f + half]`` (clipped at the ends)."""
+    n = len(a)
+    cs = np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])
+    f = np.arange(n)
+    return cs[np.minimum(f + half + 1, n)] - cs[np.maximum(f - half, 0)]
+
+
+def _combine(q: np.ndarray, w: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean over the fiducials (axis 0) of the displacements ``q`` ``(K, N, 3)``, NaN where missing, weights
+    ``w`` ``(K, 3)``, smoothed over frames by a weighted moving mean of ``2 half + 1`` frames: the curve ``(N, 3)`` (NaN
+    where no fiducial is in a frame's window) and its variance ``1 / sum of the weights``."""
+    ok = np.isfinite(q)
+    wq = np.where(ok, w[:, None, :], 0.0)
+    num = _moving(np.sum(wq * np.where(ok, q, 0.0), axis=0), half)
+    den = _moving(np.sum(wq, axis=0), half)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan), np.where(den > 0, 1.0 / den, np.nan)
+
+
+def _fill(a: np.ndarray) -> np.ndarray:
+    """NaN frames of each column interpolated linearly, held constant past the ends (0 where a column has none)."""
+    out = a.copy()
+    f = np.arange(len(a))
+    for k in range(a.shape[1]):
+        ok = np.isfinite(a[:, k])
+        out[:, k] = np.interp(f, f[ok], a[ok, k]) if ok.any() else 0.0
+    return out
+
+
+def _scatter(p: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """A track's localization scatter per axis (nm): 1.4826 x the median absolute deviation of its steps between
+    consecutive frames, over sqrt(2); of its positions about their median where it has fewer than 10 such steps."""
+    out = np.full(p.shape[1], np.nan)
+    step = np.diff(frames) == 1
+    for k in range(p.shape[1]):
+        d = np.diff(p[:, k])[step]
+        d = d[np.isfinite(d)]
+        if len(d) >= 10:
+            out[k] = 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2.0)
+        else:
+            v = p[np.isfinite(p[:, k]), k]
+            out[k] = 1.4826 * np.median(np.abs(v - np.median(v))) if len(v) else np.nan
+    return np.maximum(out, _SCATTER_FLOOR_NM)
+
+
+def _nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmedian`` that is NaN, without numpy's warning, where a slice has no finite value."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)
+
+
+def _drop_outliers(pos: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``pos`` ``(K, N, 3)`` with each fiducial's localizations more than :data:`FIDUCIAL_OUTLIER_SIGMA` scatters off
+    the running median of its own :data:`_OWN_MEDIAN_FRAMES` nearest localizations set to NaN (x, y and z together
+    laterally; z alone in z). Its own track, not the others': two fiducials that part would otherwise both be cut."""
+    from scipy.ndimage import median_filter
+
+    pos = pos.copy()
+    for k in range(len(pos)):
+        at = np.flatnonzero(np.isfinite(pos[k, :, 0]))
+        if len(at) < 3:
+            continue
+        p = pos[k, at]
+        med = np.column_stack([median_filter(p[:, a], size=min(_OWN_MEDIAN_FRAMES, len(at)), mode="nearest")
+                               for a in range(3)])
+        off = np.abs(p - med) > FIDUCIAL_OUTLIER_SIGMA * s[k]
+        pos[k, at[off[:, 0] | off[:, 1]]] = np.nan
+        z_off = at[off[:, 2] & ~(off[:, 0] | off[:, 1])]
+        pos[k, z_off, 2] = np.nan
+    return pos
+
+
+def _solve(pos: np.ndarray, s: np.ndarray, used: np.ndarray, half: int, iterations: int = 4
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The smoothed drift of the ``used`` fiducials (filled), its variance (filled), and their references ``(K, 3)``
+    fitted with it."""
+    w = 1.0 / s**2
+    c = _nanmedian(pos, axis=1)
+    for _ in range(iterations):
+        d, v = _combine(pos[used] - c[used][:, None, :], w[used], half)
+        d, v = _fill(d), _fill(v)
+        c = _nanmedian(pos - d[None], axis=1)
+    return d, v, c
+
+
+def _disagreement(pos: np.ndarray, c: np.ndarray, s: np.ndarray, used: np.ndarray, k: int, half: int,
+                  axes: list[int]) -> tuple[float, float]:
+    """Fiducial ``k``'s smoothed displacement against the other used fiducials' drift: the RMS of their difference over
+    the frames both cover (``axes`` together, after the constant offset) and what their noise alone would make of it."""
+    w = 1.0 / s**2
+    others = used.copy()
+    others[k] = False
+    d_o, v_o = _combine(pos[others] - c[others][:, None, :], w[others], half)
+    d_k, v_k = _combine(pos[k:k + 1] - c[k:k + 1][:, None, :], w[k:k + 1], half)
+    both = np.all(np.isfinite(d_o[:, axes]) & np.isfinite(d_k[:, axes]), axis=1)
+    if both.sum() < 2:
+        return float("nan"), float("nan")
+    e = d_k[both][:, axes] - d_o[both][:, axes]
+    e -= e.mean(axis=0)
+    return (float(np.sqrt(np.mean(np.sum(e**2, axis=1)))),
+            float(np.sqrt(np.mean(np.sum(v_k[both][:, axes] + v_o[both][:, axes], axis=1)))))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) index pairs (inclusive) of the runs of True in ``mask``."""
+    m = np.r_[False, mask, False].astype(np.int8)
+    starts = np.flatnonzero(np.diff(m) == 1)
+    ends = np.flatnonzero(np.diff(m) == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def fiducial_drift(
+    table: LocTable,
+    *,
+    min_share: float = FIDUCIAL_MIN_SHARE,
+    radius_nm: float = FIDUCIAL_RADIUS_NM,
+    min_brightness: float = FIDUCIAL_MIN_BRIGHTNESS,
+    positions_nm: Sequence[Sequence[float]] | None = None,
+    smooth_frames: int = FIDUCIAL_SMOOTH_FRAMES,
+    keep_fiducials: bool = False,
+) -> Any:
+    """The drift of every frame from fiducial markers (see the module docstring), a
+    :class:`~plexloc.post.drift.DriftResult` of engine ``"fiducials"``.
+
+    Args:
+        table: localizations (frame, x_nm, y_nm; z_nm where known).
+        min_share: a fiducial is localized in at least this share of the frames from its first to its last (and
+            that stretch is at least a quarter of the movie); default 0.5.
+        radius_nm: its localizations lie within this of its position; its rows are removed within it (default 150).
+        min_brightness: its median photons are at least this times the median of the other rows (default 2; 0: any;
+            not applied where the table's photons are one value, nor to ``positions_nm``).
+        positions_nm: the fiducials' positions (x, y nm, raw coordinates of the table, at any time of the movie)
+            instead of finding them.
+        smooth_frames: the per-frame drift is a weighted moving mean over this many frames (default 5; 1: none; an
+            even number takes one frame more).
+        keep_fiducials: keep the fiducials' rows in the table :func:`~plexloc.post.drift.apply_drift` returns (by
+            default they are removed: ``DriftResult.remove_rows``).
+
+    ``info``: ``n_fiducials`` (used), ``fiducials`` (each: ``x_nm``, ``y_nm``, ``z_nm``, its reference position,
+    ``first_frame``, ``last_frame``, ``frames`` localized, ``share`` of the frames from its first to its last,
+    ``photons`` median, ``precision_nm`` (x, y, z scatter), ``used``, and where it was left out ``rejected`` with
+    ``disagreement_nm``), ``uncertainty_nm`` and ``uncertainty_per_frame_nm`` (x and y together), ``noise_nm``,
+    ``residual_ratio``, ``curve_rms_nm``, ``z_uncertainty_nm`` (3D), ``fiducial_rows`` (the rows that would be removed,
+    in this table), ``frames_without_fiducial``, ``fewer_fiducials_from_frame``, ``unreliable``.
+
+    Raises:
+        InputError: no fiducial found, bad settings (:func:`find_fiducials`).
+    """
+    from plexloc.post.drift import (
+        Z_MAX_UNCERTAINTY_NM,
+        DriftResult,
+        UnreliableDriftWarning,
+        _why_unreliable,
+        drift_error_rms,
+        drift_unreliable,
+    )
+
+    if isinstance(smooth_frames, bool) or not isinstance(smooth_frames, (int, np.integer)) or smooth_frames < 1:
+        raise InputError(f"smooth_frames (plexloc drift --smooth) must be an integer >= 1, got {smooth_frames!r}")
+    t0 = time.perf_counter()
+    where = f"{table.source}: " if table.source else ""
+    fids = find_fiducials(table, min_share=min_share, radius_nm=radius_nm, min_brightness=min_brightness,
+                          positions_nm=positions_nm)
+    frame = np.asarray(table["frame"], dtype=np.int64)
+    frames = np.arange(int(frame.min()), int(frame.max()) + 1)
+    n = len(frames)
+    k_all = len(fids)
+    z = np.asarray(table["z_nm"], dtype=float)
+    finite_z = z[np.isfinite(z)]
+    has_z = bool(len(finite_z)) and float(np.ptp(finite_z)) > 0.0
+    pos = np.full((k_all, n, 3), np.nan)
+    s = np.zeros((k_all, 3))
+    for k, fid in enumerate(fids):
+        at = fid.frames - frames[0]
+        pos[k, at, 0] = table["x_nm"][fid.rows]
+        pos[k, at, 1] = table["y_nm"][fid.rows]
+        if has_z:
+            pos[k, at, 2] = z[fid.rows]
+        s[k] = _scatter(pos[k, at], fid.frames)
+    if not has_z:
+        pos[..., 2] = 0.0
+        s[:, 2] = 1.0
+    elif not np.isfinite(pos[..., 2]).any():
+        has_z = False  # the fiducials have no z: the z drift is not known from them
+        pos[..., 2] = 0.0
+        s[:, 2] = 1.0
+    s[~np.isfinite(s)] = 1.0
+    half = int(smooth_frames) // 2
+    check_half = max(half, FIDUCIAL_CHECK_FRAMES // 2)
+    used = np.ones(k_all, dtype=bool)
+    rejected: dict[int, float] = {}
+    lat = [0, 1]
+    clean = _drop_outliers(pos, s)
+    d, v, c = _solve(clean, s, used, half)
+    notes: list[str] = []
+    # a fiducial that moved on its own: the worst left out while 3 or more remain
+    while used.sum() >= 3:
+        dev = np.full(k_all, np.nan)
+        expect = np.full(k_all, np.nan)
+        for k in np.flatnonzero(used):
+            dev[k], expect[k] = _disagreement(clean, c, s, used, k, check_half, lat)
+        limit = np.maximum(FIDUCIAL_REJECT_FACTOR * expect, FIDUCIAL_REJECT_NM)
+        excess = np.where(used & np.isfinite(dev), dev / limit, 0.0)
+        worst = int(np.argmax(excess))
+        if not excess[worst] > 1.0:
+            break
+        used[worst] = False
+        rejected[worst] = float(dev[worst])
+        fid = fids[worst]
+        xy0 = np.median(pos[worst, :, :2][np.isfinite(pos[worst, :, 0])], axis=0)
+        warnings.warn(
+            f"{where}fiducials: the fiducial at ({xy0[0]:.0f}, {xy0[1]:.0f}) nm (frames {fid.first}..{fid.last}) "
+            f"moved {dev[worst]:.0f} nm rms against the other {int(used.sum())} (smoothed over "
+            f"{2 * check_half + 1} frames; their noise: {expect[worst]:.1f} nm): it moved on its own (detached?) "
+            "and is left out of the drift; its rows are still removed", FiducialWarning, stacklevel=3)
+        d, v, c = _solve(clean, s, used, half)
+    n_used = int(used.sum())
+    # how far the smoothed curve is known: its noise, scaled up where the fiducials disagree beyond it
+    ratio_lat = ratio_z = 1.0
+    pair = ""
+    if n_used >= 2:
+        r_lat, r_z = [], []
+        for k in np.flatnonzero(used):
+            dv, ex = _disagreement(clean, c, s, used, k, half, lat)
+            if np.isfinite(dv) and ex > 0:
+                r_lat.append((dv / ex) ** 2)
+            if has_z:
+                dv, ex = _disagreement(clean, c, s, used, k, half, [2])
+                if np.isfinite(dv) and ex > 0:
+                    r_z.append((dv / ex) ** 2)
+        ratio_lat = float(np.sqrt(max(1.0, np.mean(r_lat)))) if r_lat else 1.0
+        ratio_z = float(np.sqrt(max(1.0, np.mean(r_z)))) if r_z else 1.0
+        if n_used == 2:
+            k0 = int(np.flatnonzero(used)[0])
+            dv, ex = _disagreement(clean, c, s, used, k0, check_half, lat)
+            if np.isfinite(dv) and dv > max(FIDUCIAL_REJECT_FACTOR * ex, FIDUCIAL_REJECT_NM):
+                pair = f"{dv:.0f}"
+                warnings.warn(
+                    f"{where}fiducials: the two fiducials disagree by {dv:.0f} nm rms (smoothed over "
+                    f"{2 * check_half + 1} frames; their noise: {ex:.1f} nm): one of them moved on its own, and two "
+                    "cannot say which; the drift is their mean, its uncertainty counts the disagreement. Give the "
+                    "position of the one to trust (positions_nm, plexloc drift --fiducials X,Y) or find a third",
+                    FiducialWarning, stacklevel=3)
+    else:
+        warnings.warn(
+            f"{where}fiducials: one fiducial only (frames {fids[int(np.flatnonzero(used)[0])].first}.."
+            f"{fids[int(np.flatnonzero(used)[0])].last}): the drift is its track, and its uncertainty (from its own "
+            "scatter) cannot be checked against a second fiducial; a fiducial that moved on its own would go unseen",
+            FiducialWarning, stacklevel=3)
+    per_frame = ratio_lat * np.sqrt(v[:, 0] + v[:, 1])
+    noise = float(np.sqrt(np.mean(v[:, 0] + v[:, 1])))
+    uncertainty = float(np.sqrt(np.mean(per_frame**2)))
+    curve = d.copy()
+    if not has_z:
+        curve[:, 2] = 0.0
+    curve -= curve[:1]  # reference: drift(first frame) = 0
+    curve_rms = drift_error_rms(curve, np.zeros((n, 3)))
+    info: dict[str, Any] = {
+        "min_share": float(min_share),
+        "radius_nm": float(radius_nm),
+        "min_brightness": float(min_brightness),
+        "smooth_frames": 2 * half + 1,
+        "window_frames": WINDOWS(n),
+        "n_fiducials": n_used,
+        "n_found": k_all,
+        "positions_given": positions_nm is not None and len(positions_nm) > 0,
+        "noise_nm": noise,
+        "residual_ratio": ratio_lat,
+        "uncertainty_nm": uncertainty,
+        "uncertainty_from": "fiducials",
+        "uncertainty_per_frame_nm": [round(float(u), 3) for u in per_frame],
+        "curve_rms_nm": curve_rms,
+    }
+    if pair:
+        info["pair_disagreement_nm"] = float(pair)
+    listing = []
+    for k, fid in enumerate(fids):
+        entry = {"x_nm": float(c[k, 0]), "y_nm": float(c[k, 1]), "z_nm": float(c[k, 2]) if has_z else None,
+                 "first_frame": fid.first, "last_frame": fid.last, "frames": int(len(fid.rows)),
+                 "share": round(fid.share, 4), "photons": fid.photons,
+                 "precision_nm": [float(v_) for v_ in (s[k] if has_z else s[k, :2])], "used": bool(used[k]),
+                 "given": fid.given}
+        if k in rejected:
+            entry.update(rejected="moved against the others", disagreement_nm=rejected[k])
+        listing.append(entry)
+    info["fiducials"] = listing
+    # bleached (or late) fiducials: from which frame the drift rests on fewer
+    tol = max(2 * half + 1, int(0.02 * n))
+    counts = np.zeros(n, dtype=np.int64)
+    for k in np.flatnonzero(used):
+        counts[fids[k].first - frames[0]:fids[k].last - frames[0] + 1] += 1
+    ends = sorted({fids[k].last for k in np.flatnonzero(used) if fids[k].last < frames[-1] - tol})
+    starts = sorted({fids[k].first for k in np.flatnonzero(used) if fids[k].first > frames[0] + tol})
+    if ends or starts:
+        parts = [f"from frame {f + 1} on {int(counts[f + 1 - frames[0]])} of {n_used}" for f in ends]
+        parts += [f"until frame {f - 1} on {int(counts[f - 1 - frames[0]])} of {n_used}" for f in starts]
+        if ends:
+            info["fewer_fiducials_from_frame"] = int(ends[0] + 1)
+        if starts:
+            info["fewer_fiducials_until_frame"] = int(starts[-1] - 1)
+        notes.append("the drift rests " + ", ".join(parts) + " fiducials (bleached, or not yet there)")
+    # frames without any fiducial: interpolated, held constant at the ends
+    raw_w = np.sum(np.isfinite(clean[used][..., 0]), axis=0)
+    gaps = _runs(raw_w == 0)
+    info["frames_without_fiducial"] = int(np.sum(raw_w == 0))
+    long = [(a, b) for a, b in gaps if b - a + 1 > FIDUCIAL_LONG_GAP_FRAMES]
+    if long:
+        info["longest_gap_frames"] = max(b - a + 1 for a, b in long)
+        said = ", ".join(f"{frames[a]}..{frames[b]}" for a, b in sorted(long, key=lambda g: g[0] - g[1])[:3])
+        notes.append(f"{len(long)} stretch(es) of over {FIDUCIAL_LONG_GAP_FRAMES} frames have no fiducial ({said}"
+                     + (", ..." if len(long) > 3 else "") + "): the drift there is interpolated, held constant past "
+                     "the first and last fiducial frame, and not measured")
+    if notes:
+        warnings.warn(f"{where}fiducials: " + "; ".join(notes), FiducialWarning, stacklevel=3)
+    unreliable = drift_unreliable(uncertainty, curve_rms)
+    if unreliable:
+        info["unreliable"] = True
+        warnings.warn(
+            f"{where}fiducials: the drift is known to about +-{uncertainty:.0f} nm (rms over the frames, x and y; from "
+            f"{n_used} fiducial(s)' scatter and agreement), for a curve of {curve_rms:.0f} nm rms: "
+            f"{_why_unreliable(uncertainty, curve_rms)}, and this drift estimate is not reliable. Check the fiducials "
+            "(plexloc drift --json lists them), give their positions (--fiducials), or use rcc", UnreliableDriftWarning,
+            stacklevel=3)
+    if has_z:
+        z_unc = float(ratio_z * np.sqrt(np.mean(v[:, 2])))
+        z_rms = float(np.sqrt(np.mean((curve[:, 2] - curve[:, 2].mean()) ** 2)))
+        info.update(z_uncertainty_nm=z_unc, z_uncertainty_from="fiducials", z_residual_ratio=ratio_z)
+        if not (z_unc <= Z_MAX_UNCERTAINTY_NM or z_unc <= 0.5 * z_rms):
+            info["z_unreliable"] = True
+            warnings.warn(
+                f"{where}fiducials: the z drift is known to about +-{z_unc:.0f} nm (rms over the frames), for a z "
+                f"curve of {z_rms:.0f} nm rms about its mean: the z correction is mostly noise and not reliable. If "
+                "the sample did not drift in z, keep the z uncorrected", UnreliableDriftWarning, stacklevel=3)
+    removal = remove_mask(table, fids, float(radius_nm))
+    info["fiducial_rows"] = int(removal.sum())
+    info["keep_fiducials"] = bool(keep_fiducials)
+    kept = list(fids)
+    return DriftResult(
+        frames=frames,
+        drift_nm=curve,
+        engine="fiducials",
+        elapsed_s=time.perf_counter() - t0,
+        info=info,
+        remove_rows=None if keep_fiducials else (lambda t: remove_mask(t, kept, float(radius_nm))),
+    )
