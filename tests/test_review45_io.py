@@ -93,3 +93,26 @@ def test_a_2d_csv_warning_names_a_z_column_it_does_not_read(tmp_path, z_name):
     p.write_text("frame,x_nm,y_nm,photons,zeta,z2\n0,100,200,1000,3,4\n")  # no z-like column: the plain advice
     with pytest.warns(TwoDTableWarning, match="; add a z_nm column if the localizations have z$"):
         read_csv(p)
+
+
+def test_csv_refusals_of_utf16_without_its_mark_and_of_a_damaged_utf8_file(tmp_path):
+    """Was: UTF-16 without its byte-order mark (valid UTF-8: every other byte NUL) refused as "column 'f\\x00r\\x00a...':
+    value '\\x000\\x00' is not a number"; a file with UTF-8's byte-order mark but a byte of another encoding read as
+    Windows-1252, "missing required column(s) ['frame'] ... found ['ï»¿frame', ...]"."""
+    from plexloc.errors import InputError
+    from plexloc.io.tables import read_csv
+
+    p = tmp_path / "u.csv"
+    p.write_bytes("frame,x_nm,y_nm,z_nm,photons\n0,1,2,3,4\n".encode("utf-16-le"))
+    with pytest.raises(InputError) as err:
+        read_csv(p)
+    assert str(err.value) == (f"{p}: line 1 holds NUL characters (byte 0x00): UTF-16 text without its byte-order mark, "
+                              "or a binary file; save the table as UTF-8")
+    p.write_bytes(b"\xef\xbb\xbfframe,x_nm,y_nm,z_nm,photons,size_\xb5m\n0,1,2,3,4,5\n")  # 0xb5 at byte 37
+    with pytest.raises(InputError) as err:
+        read_csv(p)
+    assert str(err.value) == (f"{p}: not UTF-8 (invalid start byte at byte 37, line 1), though it starts "
+                              "with UTF-8's byte-order mark: a damaged file, or text of another encoding added to it; "
+                              "save it as UTF-8 again")
+    p.write_bytes(b"\xef\xbb\xbfframe,x_nm,y_nm,z_nm,photons,size_\xc2\xb5m\n0,1,2,3,4,5\n")  # the same in UTF-8: read
+    assert read_csv(p).columns[-1] == "size_µm"

@@ -246,6 +246,9 @@ def _parse_header(line: str, *, source: Path) -> tuple[list[str], str]:
     """The header's column names and the separator: the one of ``,``, ``;`` and a tab that splits it into most."""
     if not line.strip():
         raise InputError("empty file; expected a header row of column names", source=source)
+    if "\x00" in line:  # valid UTF-8, but no text table: each name would hold NULs ('f\x00r\x00a\x00...')
+        raise InputError("line 1 holds NUL characters (byte 0x00): UTF-16 text without its byte-order mark, or a "
+                         "binary file; save the table as UTF-8", source=source)
     splits = {sep: _split(line, sep) for sep in _SEPARATORS}
     sep = max(_SEPARATORS, key=lambda c: len(splits[c]))  # max keeps the first of equals: ','
     names = splits[sep]
@@ -479,6 +482,11 @@ def _read_csv(path: str | os.PathLike) -> _CsvData:
     where = f" ({reason} at byte {at}" + ("" if line is None else f", line {line}") + ")" if reason else ""
     if encoding == "utf-16":
         raise InputError(f"not a UTF-16 text file{where}", source=path) from None
+    with open(path, "rb") as f:
+        bom = f.read(3) == b"\xef\xbb\xbf"
+    if bom:  # declared UTF-8: read as Windows-1252, the mark became 'ï»¿' in the first column's name
+        raise InputError(f"not UTF-8{where}, though it starts with UTF-8's byte-order mark: a damaged file, "
+                         "or text of another encoding added to it; save it as UTF-8 again", source=path)
     why_not = _not_legacy_text(path)
     if why_not:
         raise InputError(f"not a text file: not UTF-8{where}, nor Windows-1252 ({why_not}); a binary or damaged file?",
