@@ -202,3 +202,21 @@ def test_no_marker_error_on_the_command_line(tmp_path, capsys):
 def test_drift_result_default_removes_nothing():
     res = DriftResult(frames=np.arange(3), drift_nm=np.zeros((3, 3)), engine="rcc")
     assert res.remove_rows is None
+
+
+def test_process_drift_step_with_the_fiducials_engine(tmp_path):
+    from plexloc.workflow import ProcessOptions, _drift, _drift_line
+
+    t, truth = _table(3)
+    corrected, info = _drift(t, tmp_path, ProcessOptions(model=None, drift_engine="fiducials"), False)
+    assert info["state"] == "applied" and info["engine"] == "fiducials" and info["fiducials"] == 3
+    assert info["fiducial_rows_removed"] == len(t) - len(corrected) > 0 and not np.any(corrected["id"] < 0)
+    assert (tmp_path / "drift.png").exists() and "3 fiducial marker(s)" in _drift_line(info)
+    # no markers: the step says why and the table stays uncorrected
+    t0, _ = _table(0)
+    corrected, info = _drift(t0, tmp_path, ProcessOptions(model=None, drift_engine="fiducials"), False)
+    assert corrected is None and info["state"] == "not estimated" and "no fiducial found" in info["reason"]
+    from plexloc.cli.main import build_parser
+
+    args = build_parser().parse_args(["process", "m.tif", "--model", "run", "--out", "o", "--drift-engine", "fiducials"])
+    assert args.drift_engine == "fiducials"

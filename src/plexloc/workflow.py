@@ -159,7 +159,9 @@ class ProcessOptions:
             (``min_prob``, ``max_sigma_nm``, ``min_photons``, ``max_photons``; None values are left out).
         drift: estimate and subtract the drift; ``drift_engine``: ``"rcc"`` (plexloc drift's default: on a
             10,000-frame 64 x 64 movie, 0.3 s against COMET's 411 s after a 98 s fit on one CPU thread) or
-            ``"comet"`` (RCC where comet-smlm is not installed); ``drift_segments``: its time windows (an integer
+            ``"comet"`` (RCC where comet-smlm is not installed) or ``"fiducials"`` (fiducial markers found in the
+            table, :func:`plexloc.post.fiducials.fiducial_drift`'s defaults; their rows are removed from
+            ``locs_dc.csv``, the summary's drift says how many, ``fiducial_rows_removed``); ``drift_segments``: its time windows (an integer
             >= 2, plexloc drift --segments, default 10); ``max_drift_nm``: the largest drift searched for (nm, > 0;
             COMET's pair radius, RCC's window; plexloc drift --max-drift, default :data:`MAX_DRIFT_NM`).
         merge: merge each on-event into one localization (``merge_radius_nm``, ``merge_gap``) before the image and
@@ -525,7 +527,9 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
         meter.update(done - meter.n)
 
     try:
-        if engine == "comet":
+        if engine == "fiducials":
+            result = estimate_drift(table, engine="fiducials")
+        elif engine == "comet":
             result = estimate_drift(table, engine="comet", max_pairs=COMET_MAX_PAIRS, n_segments=segments,
                                     max_drift_nm=max_drift, progress=comet_step if meter is not None else None)
         else:
@@ -562,7 +566,10 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
     if info.get("z_unreliable"):  # x and y are subtracted, z is not: the same rule as for the lateral curve
         info["z_subtracted"] = False
         result = replace(result, drift_nm=result.drift_nm * np.array([1.0, 1.0, 0.0]))
-    return apply_drift(table, result), {**info, "state": "applied"}
+    corrected = apply_drift(table, result)
+    if result.engine == "fiducials":
+        info.update(fiducials=int(result.info["n_fiducials"]), fiducial_rows_removed=len(table) - len(corrected))
+    return corrected, {**info, "state": "applied"}
 
 
 def _render(table: LocTable, path: Path, fov_nm: tuple[float, float], options: ProcessOptions) -> dict[str, Any]:
@@ -744,6 +751,9 @@ def _drift_line(drift: dict[str, Any]) -> str:
         if drift.get("z_unreliable"):
             found += (" (z not reliable: see the warnings; z was not subtracted)" if drift.get("z_subtracted") is False
                       else " (z not reliable: see the warnings)")
+    if "fiducial_rows_removed" in drift:
+        found += (f", from {drift.get('fiducials')} fiducial marker(s), whose {drift['fiducial_rows_removed']} rows "
+                  "were removed")
     found += " (drift.png)"
     if state == "applied":
         return f"subtracted: the {found}; this table is locs_dc.csv"
@@ -1069,8 +1079,8 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
                          source=out)
     if options.method not in ("network", "mle"):
         raise InputError(f"method must be network or mle, got {options.method!r}")
-    if options.drift_engine not in ("comet", "rcc"):
-        raise InputError(f"drift engine must be comet or rcc, got {options.drift_engine!r}")
+    if options.drift_engine not in ("comet", "fiducials", "rcc"):
+        raise InputError(f"drift engine must be comet, fiducials or rcc, got {options.drift_engine!r}")
     segments = options.drift_segments
     if isinstance(segments, bool) or not isinstance(segments, (int, np.integer)) or segments < 2:
         raise InputError(f"drift_segments (--drift-segments) must be an integer >= 2, got {segments!r}")

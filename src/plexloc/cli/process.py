@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 For each movie (a TIFF stack or a folder of TIFFs), in this order, into DIR/NAME/ (NAME: the movie's file name
 without .tif/.tiff/.btf/.ome, a folder's name; one movie per channel: their common start without a channel tag):
   1. locs.csv     the fit (as plexloc fit; --method mle --config CONFIG for the maximum-likelihood fitter)
-  2. drift.png,   the drift estimated (as plexloc drift: RCC, or --drift-engine comet) and
+  2. drift.png,   the drift estimated (as plexloc drift: RCC, --drift-engine comet or fiducials) and
      locs_dc.csv  subtracted; not subtracted where the engine calls its estimate unreliable or there are too
                   few localizations: no locs_dc.csv then, the steps below take locs.csv (summary.json says why)
   3. merged.csv   one localization per on-event (as plexloc merge: 50 nm, gap 1)
@@ -77,10 +77,11 @@ The separate commands (plexloc fit, drift, report, merge, render, frc) remain fo
     p.add_argument("--out", type=Path, required=True, help="output folder (one folder per movie, and summary.csv)")
     add_fit_method_options(p)
     p.add_argument("--no-drift", action="store_true", help="no drift correction (no drift.png, no locs_dc.csv)")
-    p.add_argument("--drift-engine", choices=("comet", "rcc"), default="rcc",
+    p.add_argument("--drift-engine", choices=("comet", "fiducials", "rcc"), default="rcc",
                    help="rcc (default, as plexloc drift's) or comet (RCC where comet-smlm is not installed; much "
-                   "slower: 411 s against RCC's 0.3 s on a 10,000-frame 64 x 64 movie, one CPU thread), as plexloc "
-                   "drift --engine")
+                   "slower: 411 s against RCC's 0.3 s on a 10,000-frame 64 x 64 movie, one CPU thread), or fiducials "
+                   "(from fiducial markers in the sample, found with plexloc drift's defaults; their rows are removed "
+                   "from locs_dc.csv), as plexloc drift --engine")
     p.add_argument("--drift-segments", type=int_at_least(2), default=10, metavar="N",
                    help="time windows of the drift estimate, >= 2 (default 10), as plexloc drift --segments")
     p.add_argument("--max-drift", type=positive_float, default=MAX_DRIFT_NM, metavar="NM",
