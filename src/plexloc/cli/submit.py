@@ -180,9 +180,6 @@ def attached_files(c, args, local: dict[str, Path], *, given: set[str]) -> list[
 
 
 #: configuration fields whose text may name a YAML (or a spline calibration) read in place (plexloc.config.io)
-_INCLUDE_KEYS = ("camera", "psf")
-
-
 def _named_files(data, yaml_path: Path, *, includes: bool, seen: set[Path], prefix: str = "",
                  via: str = "") -> list[tuple[Path, Path]]:
     """``(file, YAML)`` of the files that ``data`` (the mapping read from ``yaml_path``; its fields under ``prefix``)
@@ -193,24 +190,17 @@ def _named_files(data, yaml_path: Path, *, includes: bool, seen: set[Path], pref
     import yaml
 
     from plexloc.config.files import referenced_files
-    from plexloc.config.io import SPLINE_SUFFIXES, load_yaml, names_file
+    from plexloc.config.io import SPLINE_SUFFIXES, included_names, load_yaml, names_file
     from plexloc.errors import InputError
 
     # (field, path, the include's key where the loader reads the file as a YAML in place); of the file fields, only
     # the text the loader reads as a path (a camera's baseline: "100 ADU" is a value, refused by the server's check)
     named: list[tuple[str, str, str | None]] = [(f, n, None) for f, n in referenced_files(data, prefix)
                                                 if names_file(f.rsplit(".", 1)[-1], n)]
-    if includes and isinstance(data, dict):
-        channels = data.get("channels")
-        channels = channels if isinstance(channels, list) else []
-        places = [("", data)] + [(f"channels.{i}.", ch) for i, ch in enumerate(channels) if isinstance(ch, dict)]
-        for where, node in places:
-            for key in _INCLUDE_KEYS:
-                value = node.get(key)
-                if isinstance(value, str) and value.strip():
-                    field = f"{prefix}.{where}{key}" if prefix else f"{where}{key}"
-                    spline = Path(value).suffix.lower() in SPLINE_SUFFIXES and key == "psf"
-                    named.append((field, value, None if spline else key))  # a spline file is named, not read
+    for where, key, value in included_names(data) if includes else []:
+        field = f"{prefix}.{where}{key}" if prefix else f"{where}{key}"
+        spline = Path(value).suffix.lower() in SPLINE_SUFFIXES and key == "psf"
+        named.append((field, value, None if spline else key))  # a spline file is named, not read
     out: list[tuple[Path, Path]] = []
     for field, name, key in named:
         if Path(name).is_absolute() or name.startswith("~"):

@@ -370,6 +370,24 @@ def _check_calibration_channels(channels: list, shortcut: bool, path: Path,
 #: a ``psf`` given as a file name with one of these suffixes is a spline calibration (``plexloc calibrate``, SMAP)
 SPLINE_SUFFIXES = (".h5", ".hdf5", ".mat")
 
+#: the sections a configuration may give as a file name, read in place (top level, or of a channel)
+INCLUDE_KEYS = ("camera", "psf")
+
+
+def included_names(data: Any) -> list[tuple[str, str, str]]:
+    """``(where, key, name)`` of each section of a configuration's mapping ``data`` given as a file name (``camera:
+    camera.yaml``, ``psf: PSF.yaml`` or ``psf: PSF.h5``; at the top level, ``where`` "", or in channel i,
+    ``where`` "channels.i."): the one list of these fields that the loader, ``plexloc submit`` and the service's
+    submission check read. A spline file (``psf: PSF.h5``, :data:`SPLINE_SUFFIXES`) is named here too; the loader
+    reads it as a calibration, not as a YAML."""
+    if not isinstance(data, dict):
+        return []
+    channels = data.get("channels")
+    places = [("", data)] + [(f"channels.{i}.", ch) for i, ch in enumerate(channels if isinstance(channels, list)
+                                                                           else []) if isinstance(ch, dict)]
+    return [(where, key, node[key]) for where, node in places for key in INCLUDE_KEYS
+            if isinstance(node.get(key), str) and node[key].strip()]
+
 
 def _included_mapping(name: str, key: str, config_path: Path, where: str,
                       origins: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -413,14 +431,14 @@ def _include_files(data: dict[str, Any], config_path: Path,
     PSF.yaml`` (``plexloc calibrate --model astigmatic``) or ``psf: PSF.h5`` (a spline calibration), read in place;
     ``origins``: each file read, by the field that named it (:func:`_included_mapping`)."""
     data = dict(data)
-    for key in ("camera", "psf"):
+    for key in INCLUDE_KEYS:
         if isinstance(data.get(key), str):
             data[key] = _included_mapping(data[key], key, config_path, key, origins)
     channels = data.get("channels")
     if isinstance(channels, list):
         data["channels"] = [
             {**ch, **{key: _included_mapping(ch[key], key, config_path, f"channels.{i}.{key}", origins)
-                      for key in ("camera", "psf") if isinstance(ch.get(key), str)}} if isinstance(ch, dict) else ch
+                      for key in INCLUDE_KEYS if isinstance(ch.get(key), str)}} if isinstance(ch, dict) else ch
             for i, ch in enumerate(channels)]
         data["channels"] = [
             {**ch, "transform": _included_transform(ch["transform"], i, len(channels), config_path)}

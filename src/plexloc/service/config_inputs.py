@@ -43,8 +43,6 @@ MAX_CONFIG_BYTES = 1 << 20
 #: the largest file a configuration includes that is read at submission (a YAML, a transform's T.json, or the
 #: calibration PSF.h5 a transform is read from: tens of MB); larger ones are left to the worker
 MAX_INCLUDED_BYTES = 64 << 20
-#: configuration fields that may name another YAML file whose mapping is read in place (plexloc.config.io)
-INCLUDE_KEYS = ("camera", "psf")
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 #: warnings.catch_warnings (other modules' warnings silenced) changes process-wide state: one check at a time
@@ -161,7 +159,7 @@ def _included_files(text: bytes, folder: Path, where: Path) -> tuple[bool, set[s
     ...}``), and False where one of them is out of the server's reach: named by absolute path or ``~``, or outside
     ``where`` (on the worker: another slot's folder, or beyond the job's). Text that is not a YAML mapping is checkable
     with nothing needed: the loader says what is wrong with it."""
-    from plexloc.config.io import SPLINE_SUFFIXES, load_yaml
+    from plexloc.config.io import SPLINE_SUFFIXES, included_names, load_yaml
 
     try:
         data = load_yaml(text.decode())
@@ -169,15 +167,11 @@ def _included_files(text: bytes, folder: Path, where: Path) -> tuple[bool, set[s
         return True, set()
     if not isinstance(data, dict):
         return True, set()
-    named: list[Any] = [data.get(k) for k in INCLUDE_KEYS if Path(str(data.get(k))).suffix.lower() not in SPLINE_SUFFIXES]
+    # a spline file named alone (psf: PSF.h5) is named, not read; a transform's file is read
+    named: list[Any] = [name for _, _, name in included_names(data) if Path(name).suffix.lower() not in SPLINE_SUFFIXES]
     channels = data.get("channels")
-    for ch in channels if isinstance(channels, list) else []:
-        if not isinstance(ch, dict):
-            continue
-        # a spline file named alone (psf: PSF.h5) is named, not read; a transform's file is read
-        named += [ch.get(k) for k in INCLUDE_KEYS if Path(str(ch.get(k))).suffix.lower() not in SPLINE_SUFFIXES]
-        if isinstance(ch.get("transform"), dict):
-            named.append(ch["transform"].get("file"))
+    named += [ch["transform"].get("file") for ch in (channels if isinstance(channels, list) else [])
+              if isinstance(ch, dict) and isinstance(ch.get("transform"), dict)]
     needed: set[str] = set()
     for name in named:
         if not isinstance(name, str) or not name.strip():
