@@ -116,3 +116,34 @@ def test_csv_refusals_of_utf16_without_its_mark_and_of_a_damaged_utf8_file(tmp_p
                               "save it as UTF-8 again")
     p.write_bytes(b"\xef\xbb\xbfframe,x_nm,y_nm,z_nm,photons,size_\xc2\xb5m\n0,1,2,3,4,5\n")  # the same in UTF-8: read
     assert read_csv(p).columns[-1] == "size_µm"
+
+
+def test_split_makes_each_channels_configuration_before_it_cuts_the_movie(tmp_path, capsys, monkeypatch):
+    """Was: each channel's configuration made after the whole movie was cut and its files put in place, so an error
+    there (a configuration that does not validate alone) left the channel movies without their configurations."""
+    import yaml
+
+    import plexloc.post.channels as channels
+    from plexloc.config.examples import example_path
+    from plexloc.errors import InputError
+
+    cfg = tmp_path / "sv.yaml"
+    cfg.write_text(example_path("dual_color_splitview.yaml").read_text())
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, np.full((4, 64, 128), 100, dtype=np.uint16), photometric="minisblack")
+    real = channels.channel_config
+
+    def refused(config, channel):
+        if channel == 1:
+            raise InputError("channel 1 does not validate alone")
+        return real(config, channel)
+
+    monkeypatch.setattr(channels, "channel_config", refused)
+    out = tmp_path / "o"
+    assert main(["split", str(movie), "--config", str(cfg), "--out", str(out)]) == 2
+    assert "channel 1 does not validate alone" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+    monkeypatch.setattr(channels, "channel_config", real)
+    assert main(["split", str(movie), "--config", str(cfg), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["m_ch0.tif", "m_ch0.yaml", "m_ch1.tif", "m_ch1.yaml"]
+    assert yaml.safe_load((out / "m_ch1.yaml").read_text())["channels"][0]["psf"]["s0_nm"] == [125.0, 125.0]

@@ -233,21 +233,24 @@ def run(args: argparse.Namespace) -> int:
             check_boxes(split, reader.frame_shape, source=source)
             maps = _cut_maps(config, split, reader.frame_shape, roi, out, names, source=str(args.config))
         check_outputs(*(path for m in maps for path, _ in m.values()))
+    ones = []  # each channel's configuration, made before the movie is cut: an error here leaves no output
+    for c in range(len(yamls)):
+        one = channel_config(config, c)
+        if maps[c]:
+            # beside the configuration, named relative to it (a configuration's paths are read relative to its file)
+            camera = one.channels[0].camera.model_copy(update={f: Path(p.name) for f, (p, _) in maps[c].items()})
+            one = one.model_copy(update={"channels": [one.channels[0].model_copy(update={"camera": camera})]})
+        ones.append(one)
     out.mkdir(parents=True, exist_ok=True)
     n_frames, (h, w) = split_movie(args.movie, split, tifs, chunk_frames=args.chunk, source=source)
     flips = split.flip or ["none"] * n
     for c, (box, flip, tif) in enumerate(zip(split.boxes, flips, tifs)):
         print(f"channel {c}: box [{', '.join(str(v) for v in box)}] ([x, y, width, height]), flip {flip} -> {tif} "
               f"({n_frames} frames of {w} x {h} px)")
-    for c, path in enumerate(yamls):
-        one = channel_config(config, c)
+    for c, (path, one) in enumerate(zip(yamls, ones)):
         for field, (map_path, arr) in maps[c].items():
             _write_map(map_path, arr)
             print(f"channel {c}'s camera {field} map cut to its box -> {map_path}")
-        if maps[c]:
-            # beside the configuration, named relative to it (a configuration's paths are read relative to its file)
-            camera = one.channels[0].camera.model_copy(update={f: Path(p.name) for f, (p, _) in maps[c].items()})
-            one = one.model_copy(update={"channels": [one.channels[0].model_copy(update={"camera": camera})]})
         save_config(one, path,
                     comment=f"channel {c} of {args.config} alone, for plexloc fit --method mle of {tifs[c]} "
                     "(identity transform, z from its own focal plane); written by plexloc split")
