@@ -125,7 +125,8 @@ def test_given_positions_and_bad_settings():
     with pytest.warns(FiducialWarning, match="one fiducial only"):
         res = estimate_drift(t, engine="fiducials", positions_nm=pos)
     assert res.info["fiducials"][0]["given"] and drift_error_rms(res.drift_nm, truth) < 3.0
-    with pytest.raises(InputError, match=r"no localization lies within 150 nm of the fiducial given at \(-5000, -5000\)"):
+    with pytest.raises(InputError, match=r"no localization lies within 150 nm of the fiducial given at "
+                       r"\(-5000, -5000\)"):
         estimate_drift(t, engine="fiducials", positions_nm=[(-5000.0, -5000.0)])
     with pytest.raises(InputError, match="smooth_frames"):
         estimate_drift(t, engine="fiducials", smooth_frames=0)
@@ -218,5 +219,6 @@ def test_process_drift_step_with_the_fiducials_engine(tmp_path):
     assert corrected is None and info["state"] == "not estimated" and "no fiducial found" in info["reason"]
     from plexloc.cli.main import build_parser
 
-    args = build_parser().parse_args(["process", "m.tif", "--model", "run", "--out", "o", "--drift-engine", "fiducials"])
+    args = build_parser().parse_args(["process", "m.tif", "--model", "run", "--out", "o",
+                                      "--drift-engine", "fiducials"])
     assert args.drift_engine == "fiducials"

@@ -118,7 +118,8 @@ _CANDIDATES_PER_WINDOW = 40
 #: a track is followed no further than this many windows in a row without it (bleached: the search stops)
 _MAX_MISSED_WINDOWS = 5
 #: a fiducial's localization this many scatters off its own running median (:data:`_OWN_MEDIAN_FRAMES` of its
-#: localizations) is dropped before the drift is fitted (a sample molecule nearer than the bead in that frame, a bad fit)
+#: localizations) is dropped before the drift is fitted (a sample molecule nearer than the bead in that frame, a bad
+#: fit)
 _OWN_MEDIAN_FRAMES = 11
 #: a fiducial's scatter is floored at this (nm), so that an exact (simulated) track does not take all the weight
 _SCATTER_FLOOR_NM = 0.05
@@ -157,7 +158,8 @@ class Fiducial:
         return int(self.frames[-1])
 
     def path(self, frames: np.ndarray) -> np.ndarray:
-        """``(n, 2)`` its position (x, y nm, raw) at ``frames`` (interpolated between window centres, held past them)."""
+        """``(n, 2)`` its position (x, y nm, raw) at ``frames`` (interpolated between window centres, held past
+        them)."""
         f = np.asarray(frames, dtype=float)
         return np.column_stack([np.interp(f, self.window_frames, self.window_xy_nm[:, 0]),
                                 np.interp(f, self.window_frames, self.window_xy_nm[:, 1])])
@@ -297,8 +299,8 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
 
 
 def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, radius_nm: float = FIDUCIAL_RADIUS_NM,
-                   min_brightness: float = FIDUCIAL_MIN_BRIGHTNESS, positions_nm: Sequence[Sequence[float]] | None = None
-                   ) -> list[Fiducial]:
+                   min_brightness: float = FIDUCIAL_MIN_BRIGHTNESS,
+                   positions_nm: Sequence[Sequence[float]] | None = None) -> list[Fiducial]:
     """The fiducials of ``table`` (see the module docstring), brightest first; ``positions_nm``: the user's (x, y nm,
     raw coordinates of the table), each followed through the movie.
 
