@@ -196,6 +196,15 @@ def http(live):
         yield c
 
 
+@pytest.fixture
+def user_server(tmp_path):
+    """``(service, live server, client authorised as the user)``: what the submit tests drive."""
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, timeout=30,
+                                                   headers={"Authorization": f"Bearer {svc.user_token}"}) as client:
+        yield svc, live, client
+
+
 class LiveServer:
     """uvicorn serving ``app`` on a free loopback port, in a thread."""
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 httpx = pytest.importorskip("httpx")  # the service extra
-from service_support import AgentThread, LiveServer, make_service  # noqa: E402
+from service_support import AgentThread, user_server as server  # noqa: E402,F401
 
 from plexloc.cli.main import main  # noqa: E402
 
@@ -16,12 +16,6 @@ MICROSCOPE = "px_size_nm: 100\nframe_size: [16, 16]\n"
 SCMOS = "kind: scmos\nqe: 0.8\ne_per_adu: gain.npy\nbaseline: 100\nread_variance: var.npy\n"
 
 
-@pytest.fixture
-def server(tmp_path):
-    svc = make_service(tmp_path)
-    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, timeout=30,
-                                                   headers={"Authorization": f"Bearer {svc.user_token}"}) as client:
-        yield svc, live, client
 
 
 def _maps(folder, *names):

@@ -7,19 +7,13 @@ import numpy as np
 import pytest
 
 httpx = pytest.importorskip("httpx")  # the service extra
-from service_support import LiveServer, make_service  # noqa: E402
+from service_support import user_server as server  # noqa: E402,F401
 
 from plexloc.cli.main import main  # noqa: E402
 
 MICROSCOPE = "px_size_nm: 100\nframe_size: [16, 16]\npsf: {kind: gaussian}\n"
 
 
-@pytest.fixture
-def server(tmp_path):
-    svc = make_service(tmp_path)
-    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, timeout=30,
-                                                   headers={"Authorization": f"Bearer {svc.user_token}"}) as client:
-        yield svc, live, client
 
 
 @pytest.mark.parametrize("value", ['"100 ADU"', '"100"', "high"])
