@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "split": "plexloc.cli.split",
     "doctor": "plexloc.cli.doctor",
     "examples": "plexloc.cli.examples",
+    "info": "plexloc.cli.info",
 }
 
 

@@ -1,0 +1,719 @@
+"""What plexloc reads from a movie before a fit: its files and format, what its metadata record (each value with the
+tag or key it came from), and the first frames' ADU statistics; beside a camera, what the camera settings say and
+the camera check's verdict. ``plexloc info`` prints it.
+
+The commonest mistakes in single-molecule localization are camera settings and pixel sizes. The fits check both
+(:mod:`plexloc.io.pixel_size`, :mod:`plexloc.io.roi`, :mod:`plexloc.camera.check`) but only once the fit runs;
+:func:`read_movie_info` shows the same readings first, fast and in bounded memory: the movie is opened as the fits
+open it (:func:`plexloc.io.tiff.open_movie`, whose errors name the file) and only its first frames are read.
+
+Metadata read (first found; a value that is not recorded is ``None``, never guessed):
+
+- **Micro-Manager**: the first image's per-image JSON (TIFF tag 51123), then the summary JSON of the file header:
+  ``Camera`` / ``Core-Camera``, ``Exposure-ms``, ``Interval_ms`` (the frame interval asked for) or the difference
+  of the first frames' ``ElapsedTime-ms`` (the interval taken), ``Binning``, ``BitDepth``, and the camera device's
+  own properties ``<camera>-<property>``: EM gain (``EMGain``, ``EM Gain``, ``MultiplierGain``, and Andor's
+  ``Gain``, which is the EM gain setting: recorded as ``gain`` with its key, and compared with an EMCCD's em_gain),
+  readout (``ReadoutMode``, ``ReadoutRate``, ``Output_Amplifier``, ``ScanMode``, ``PixelReadoutRate``, ...),
+  temperature (``CCDTemperature``, ``SensorTemperature``, ``Temperature``; not the set point).
+- **OME-XML**: ``Pixels/@SignificantBits``, ``@TimeIncrement``, the first ``Plane/@ExposureTime``, the first
+  ``Detector`` (manufacturer, model, type, ``@Gain``, ``@AmplificationGain``) and the first ``DetectorSettings``
+  (``@Binning``, ``@Gain``, ``@ReadOutRate``), with their units.
+- **ImageJ**: ``finterval`` (frame interval, s), ``spacing`` and ``unit`` (the z step of a stack).
+- The pixel size (:func:`plexloc.io.pixel_size.read_pixel_size`) and the camera ROI's chip position
+  (:func:`plexloc.io.roi.read_roi_offset`, as :attr:`plexloc.io.tiff.MovieReader.roi_offset` gives it to the fits);
+  metadata that those refuse are reported with their error, not hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import warnings
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plexloc.errors import InputError
+from plexloc.io.pixel_size import PixelSize, pixel_size_mismatch
+from plexloc.io.roi import MM_METADATA_TAG, RoiOffset
+from plexloc.io.tiff import MovieReader, open_movie
+
+__all__ = ["AduStats", "CameraComparison", "MovieInfo", "Recorded", "TiffFormat", "adu_statistics",
+           "compare_camera", "format_movie_info", "read_movie_info", "HEAD_FRAMES", "HEAD_PIXELS"]
+
+#: frames whose ADU statistics are measured by default
+HEAD_FRAMES = 64
+#: at most this many pixels are measured (fewer frames of large frames: a 2048 x 2048 movie gives 2 frames), so
+#: that time and memory do not grow with the movie or its frames
+HEAD_PIXELS = 2**23
+#: full scales whose pile-up (clipping) is counted: a 12-, 14- or 16-bit camera's largest value
+FULL_SCALE_BITS = (12, 14, 16)
+#: relative difference from which a camera setting and the metadata's value are said to disagree
+SETTING_TOLERANCE = 0.05
+
+#: the recorded values, in the order they are shown, with their labels
+RECORDED_FIELDS: dict[str, str] = {
+    "camera": "camera",
+    "exposure_ms": "exposure",
+    "frame_interval_ms": "frame interval",
+    "em_gain": "EM gain",
+    "gain": "gain",
+    "readout": "readout",
+    "binning": "binning",
+    "bit_depth": "bit depth",
+    "temperature_c": "sensor temperature",
+    "z_spacing": "z spacing",
+}
+
+_MM_EM_GAIN = ("EMGain", "EM Gain", "EM_Gain", "MultiplierGain", "Multiplier Gain", "EMMultiplier")
+_MM_READOUT = ("ReadoutMode", "Readout Mode", "ReadMode", "ReadoutRate", "Readout Rate", "PixelReadoutRate",
+               "Pixel Readout Rate", "Output_Amplifier", "Output Amplifier", "ScanMode", "Sensor Mode",
+               "SensorMode", "ReadoutTime", "PixelRate", "Speed", "Port")
+_MM_TEMPERATURE = ("CCDTemperature", "SensorTemperature", "Sensor Temperature", "CurrentTemperature", "Temperature",
+                   "TemperatureCurrent")
+_OME_TIME_MS = {"ns": 1e-6, "µs": 1e-3, "\u03bcs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1000.0, "min": 60_000.0,
+                "h": 3_600_000.0}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A value the metadata record (as recorded: a number where it is one, else the text), its unit, and where it
+    was read (the format and the key or element)."""
+
+    value: Any
+    source: str
+    unit: str = ""
+
+    @property
+    def text(self) -> str:
+        v = self.value
+        shown = f"{v:g}" if isinstance(v, float) else str(v)
+        return f"{shown} {self.unit}".strip()
+
+
+@dataclass
+class TiffFormat:
+    """How tifffile sees the (first) file: its pages and image series, and which formats it recognises."""
+
+    pages: int
+    series: list[str]
+    formats: list[str]
+    bigtiff: bool
+    compression: str
+    software: str | None = None
+
+
+@dataclass
+class AduStats:
+    """The first frames' raw values (ADU, as the file holds them).
+
+    ``at_full_scale``: for the pixel type's maximum and each 12/14/16-bit full scale below it, ``(level, pixels at
+    it, pixels above it)``; ``clip_level``: the level :func:`plexloc.camera.check.detect_clip_adu` finds the values
+    piled up at (a camera's full scale below the pixel type's maximum), None where none. ``dim_level`` is the 1st
+    percentile of the pixels' medians over these frames: the camera's offset (baseline) is at most about this (the
+    background adds to it); ``dim_noise``: the frame-to-frame noise (ADU) of the dimmest 10 % of the pixels (NaN
+    with one frame)."""
+
+    frames: int
+    pixels: int
+    min: float
+    p1: float
+    median: float
+    p99_9: float
+    max: float
+    at_full_scale: list[tuple[float, int, int]] = field(default_factory=list)
+    clip_level: float | None = None
+    dim_level: float = math.nan
+    dim_noise: float = math.nan
+
+    def clipped_share(self, level: float) -> float:
+        for lv, n, _ in self.at_full_scale:
+            if lv == level:
+                return n / self.pixels if self.pixels else 0.0
+        return 0.0
+
+
+@dataclass
+class MovieInfo:
+    """What :func:`read_movie_info` read from a movie."""
+
+    path: str
+    files: list[str]
+    n_frames: int
+    frame_shape: tuple[int, int]
+    dtype: str
+    bytes_on_disk: int
+    #: "yes" (every file memory-mapped, as the fits stream it), "no (...)" with why, or "partly (k of n files)"
+    memory_mapped: str
+    tiff: TiffFormat
+    pixel_size: PixelSize | None = None
+    #: the error the pixel size's metadata gave ("" where none)
+    pixel_size_error: str = ""
+    roi_offset: RoiOffset | None = None
+    #: the error the ROI's metadata gave, as a fit would raise it ("" where none)
+    roi_offset_error: str = ""
+    recorded: dict[str, Recorded] = field(default_factory=dict)
+    adu: AduStats | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (:func:`plexloc.io.jsonfile.write_json`)."""
+        out = asdict(self)
+        out["frame_shape"] = list(self.frame_shape)
+        out["recorded"] = {k: {"value": v.value, "unit": v.unit, "source": v.source} for k, v in self.recorded.items()}
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ metadata
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        f = float(str(v).strip())
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _value(v: Any) -> Any:
+    """A number as a float where the text is one, else the text (stripped)."""
+    f = _number(v)
+    return f if f is not None else (v.strip() if isinstance(v, str) else v)
+
+
+def _present(v: Any) -> bool:
+    return v is not None and not (isinstance(v, str) and not v.strip()) and v != []
+
+
+def _mm_metadata(tf) -> tuple[dict, dict]:
+    """The first page's Micro-Manager per-image metadata and the summary metadata ({} where none)."""
+    tag = tf.pages.first.tags.get(MM_METADATA_TAG)
+    image = tag.value if tag is not None and isinstance(tag.value, dict) else {}
+    summary: Any = {}
+    if tag is not None or getattr(tf, "is_micromanager", False):
+        with contextlib.suppress(Exception):  # a damaged header: tifffile logs it; the images may still be fine
+            summary = (tf.micromanager_metadata or {}).get("Summary") or {}
+    return image, summary if isinstance(summary, dict) else {}
+
+
+def _mm_elapsed_interval(tf) -> tuple[float, str] | None:
+    """The median step of the first frames' ``ElapsedTime-ms`` (Micro-Manager per-image metadata), at most 8 pages."""
+    times = []
+    with contextlib.suppress(Exception):
+        for k in range(min(len(tf.pages), 8)):
+            page = tf.pages[k]
+            tag = page.tags.get(MM_METADATA_TAG) if page is not None and hasattr(page, "tags") else None
+            t = _number(tag.value.get("ElapsedTime-ms")) if tag is not None and isinstance(tag.value, dict) else None
+            if t is None:
+                break
+            times.append(t)
+    if len(times) < 2:
+        return None
+    step = float(np.median(np.diff(times)))
+    return (step, f"Micro-Manager image metadata 'ElapsedTime-ms' (median step of frames 0-{len(times) - 1})") \
+        if step > 0 else None
+
+
+def _read_micro_manager(tf, out: dict[str, Recorded]) -> None:
+    image, summary = _mm_metadata(tf)
+    if not image and not summary:
+        return
+
+    def find(*keys: str) -> tuple[Any, str] | None:
+        for where, meta in (("image", image), ("summary", summary)):
+            for key in keys:
+                if _present(meta.get(key)):
+                    return meta[key], f"Micro-Manager {where} metadata '{key}'"
+        return None
+
+    def put(name: str, found: tuple[Any, str] | None, unit: str = "") -> None:
+        if found is not None and name not in out:
+            out[name] = Recorded(_value(found[0]), found[1], unit)
+
+    camera = find("Camera", "Core-Camera")
+    put("camera", camera)
+    put("exposure_ms", find("Exposure-ms", "Exposure_ms"), "ms")
+    elapsed = _mm_elapsed_interval(tf)
+    if elapsed is not None:
+        out.setdefault("frame_interval_ms", Recorded(round(elapsed[0], 6), elapsed[1], "ms"))
+    interval = find("Interval_ms", "IntervalMs")
+    if interval is not None and "frame_interval_ms" not in out:
+        v = _number(interval[0])
+        if v == 0:  # Micro-Manager's "as fast as possible": the interval asked for is none
+            out["frame_interval_ms"] = Recorded("0 (as fast as possible: the interval taken is not recorded)",
+                                                interval[1])
+        else:
+            put("frame_interval_ms", interval, "ms")
+    put("binning", find("Binning") or (find(f"{camera[0]}-Binning") if camera else None))
+    put("bit_depth", find("BitDepth", "Camera-BitDepth") or (find(f"{camera[0]}-BitDepth") if camera else None))
+    if camera is None:
+        # the devices' properties are named '<device label>-<property>': without the camera's label, EM gain etc.
+        # cannot be told from another device's
+        return
+    cam = str(camera[0])
+    put("em_gain", find(*(f"{cam}-{p}" for p in _MM_EM_GAIN)) or find("EMGain", "EM Gain"))
+    put("gain", find(f"{cam}-Gain"))
+    readout = [(f"{cam}-{p}", v) for p in _MM_READOUT for meta in (image, summary)
+               if _present(v := meta.get(f"{cam}-{p}"))]
+    if readout:
+        seen = dict(readout)  # image before summary, one entry per key
+        text = ", ".join(f"{k.removeprefix(cam + '-')} {v}" for k, v in seen.items())
+        out.setdefault("readout", Recorded(text, "Micro-Manager metadata " + ", ".join(f"'{k}'" for k in seen)))
+    put("temperature_c", find(*(f"{cam}-{p}" for p in _MM_TEMPERATURE)), "°C")
+
+
+def _ome_root(tf):
+    with contextlib.suppress(Exception):
+        xml = tf.ome_metadata
+        if xml:
+            return ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
+    return None
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _first(root, name: str):
+    for el in root.iter():
+        if _local(el.tag) == name:
+            return el
+    return None
+
+
+def _read_ome(tf, out: dict[str, Recorded]) -> None:
+    root = _ome_root(tf) if getattr(tf, "is_ome", False) else None
+    if root is None:
+        return
+    pixels = _first(root, "Pixels")
+    if pixels is not None:
+        if (b := _number(pixels.get("SignificantBits"))) is not None:
+            out.setdefault("bit_depth", Recorded(b, "OME-XML Pixels/@SignificantBits"))
+        if (ti := _number(pixels.get("TimeIncrement"))) is not None:
+            unit = pixels.get("TimeIncrementUnit", "s")
+            if unit in _OME_TIME_MS:
+                out.setdefault("frame_interval_ms", Recorded(ti * _OME_TIME_MS[unit], f"OME-XML Pixels/@TimeIncrement = "
+                                                             f"{pixels.get('TimeIncrement')} {unit}", "ms"))
+    plane = _first(root, "Plane")
+    if plane is not None and (ex := _number(plane.get("ExposureTime"))) is not None:
+        unit = plane.get("ExposureTimeUnit", "s")
+        if unit in _OME_TIME_MS:
+            out.setdefault("exposure_ms", Recorded(ex * _OME_TIME_MS[unit], f"OME-XML Plane/@ExposureTime = "
+                                                   f"{plane.get('ExposureTime')} {unit} (first plane)", "ms"))
+    detector = _first(root, "Detector")
+    if detector is not None:
+        name = " ".join(detector.get(k, "") for k in ("Manufacturer", "Model")).strip()
+        if name or detector.get("Type"):
+            kind = f" ({detector.get('Type')})" if detector.get("Type") else ""
+            out.setdefault("camera", Recorded(f"{name or 'detector'}{kind}",
+                                              "OME-XML Detector/@Manufacturer, @Model, @Type"))
+        if (g := _number(detector.get("AmplificationGain"))) is not None:
+            out.setdefault("em_gain", Recorded(g, "OME-XML Detector/@AmplificationGain"))
+        if (g := _number(detector.get("Gain"))) is not None:
+            out.setdefault("gain", Recorded(g, "OME-XML Detector/@Gain"))
+    settings = _first(root, "DetectorSettings")
+    if settings is not None:
+        if _present(settings.get("Binning")):
+            out.setdefault("binning", Recorded(settings.get("Binning"), "OME-XML DetectorSettings/@Binning"))
+        if (g := _number(settings.get("Gain"))) is not None:
+            out.setdefault("gain", Recorded(g, "OME-XML DetectorSettings/@Gain"))
+        if (r := _number(settings.get("ReadOutRate"))) is not None:
+            unit = settings.get("ReadOutRateUnit", "MHz")
+            out.setdefault("readout", Recorded(f"rate {r:g} {unit}", "OME-XML DetectorSettings/@ReadOutRate"))
+
+
+def _read_imagej(tf, out: dict[str, Recorded]) -> None:
+    meta = (tf.imagej_metadata or {}) if getattr(tf, "is_imagej", False) else {}
+    if (fi := _number(meta.get("finterval"))) is not None and fi > 0:
+        out.setdefault("frame_interval_ms", Recorded(1000.0 * fi, f"ImageJ description 'finterval' = {meta['finterval']} s",
+                                                     "ms"))
+    if (sp := _number(meta.get("spacing"))) is not None:
+        unit = str(meta.get("unit", "")).strip() or "(no unit)"
+        out.setdefault("z_spacing", Recorded(sp, "ImageJ description 'spacing' with 'unit'", unit))
+
+
+def _tiff_format(tf) -> TiffFormat:
+    series = []
+    for s in tf.series[:4]:
+        series.append(f"{s.kind or 'generic'} {s.axes} {tuple(int(v) for v in s.shape)} {np.dtype(s.dtype)}")
+    if len(tf.series) > 4:
+        series.append(f"... {len(tf.series) - 4} more")
+    formats = [f for f in ("ome", "imagej", "micromanager", "mmstack", "shaped", "ndtiff", "andor", "metaseries",
+                           "nih", "fluoview", "sis", "stk", "lsm", "nikon?")
+               if getattr(tf, f"is_{f.rstrip('?')}", False)]
+    page = tf.pages.first
+    software = page.tags.get("Software")
+    comp = getattr(page.compression, "name", str(page.compression))
+    return TiffFormat(pages=len(tf.pages), series=series, formats=formats or ["plain TIFF"], bigtiff=bool(tf.is_bigtiff),
+                      compression=comp, software=str(software.value).strip() if software is not None else None)
+
+
+def _memory_mapped(reader: MovieReader, tf) -> str:
+    """Whether the fits' reader memory-maps the movie's files (their pixels uncompressed in one contiguous block)."""
+    sources = getattr(reader, "_sources", [])
+    mapped = [getattr(s, "_mm", None) is not None for s in sources]
+    if mapped and all(mapped):
+        return "yes (streamed from a memory map)"
+    why = ("compressed pixels (" + getattr(tf.pages.first.compression, "name", "?") + ")"
+           if getattr(tf.pages.first.compression, "name", "NONE") != "NONE" else "pixels not in one contiguous block")
+    if any(mapped):
+        return f"partly ({sum(mapped)} of {len(mapped)} files; the others: page reads)"
+    return f"no: {why}; read page by page"
+
+
+def _data_files(reader: MovieReader, tf) -> list[Path]:
+    """The files of the movie: a folder's, else the file and the other files of a multi-file OME/Micro-Manager series."""
+    files = list(reader.files)
+    if len(files) == 1 and (getattr(tf, "is_ome", False) or getattr(tf, "is_mmstack", False)):
+        seen = {os.path.abspath(files[0])}
+        with contextlib.suppress(Exception):
+            for page in tf.series[0].pages:
+                parent = getattr(page, "parent", None)
+                name = getattr(parent, "filename", None) if parent is not None else None
+                if name and parent is not tf:
+                    p = Path(getattr(parent.filehandle, "dirname", Path(files[0]).parent)) / name
+                    if os.path.abspath(p) not in seen:
+                        seen.add(os.path.abspath(p))
+                        files.append(p)
+    return files
+
+
+# ------------------------------------------------------------------------------------------------ ADU statistics
+
+
+def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """``qs`` quantiles of the values ``x`` (inverted CDF: every one is a value of ``x``); 8/16-bit integers through a
+    histogram (no sort, no float copy)."""
+    if x.dtype.kind in "iu" and x.dtype.itemsize <= 2:
+        off = int(np.iinfo(x.dtype).min)
+        counts = np.bincount((x.astype(np.int32) - off).ravel() if off else x.ravel())
+        cum = np.cumsum(counts)
+        n = int(cum[-1])
+        return [float(np.searchsorted(cum, max(math.ceil(q * n), 1)) + off) for q in qs]
+    return [float(v) for v in np.quantile(x.ravel(), qs, method="inverted_cdf")]
+
+
+def adu_statistics(frames: np.ndarray, dtype: Any | None = None) -> AduStats:
+    """:class:`AduStats` of raw frames ``(T, H, W)`` (``dtype``: the movie's pixel type, default the array's)."""
+    from plexloc.camera.check import detect_clip_adu, saturation_adu
+
+    x = np.asarray(frames)
+    x = x[None] if x.ndim == 2 else x
+    dt = np.dtype(dtype if dtype is not None else x.dtype)
+    lo, p1, med, p999, hi = _quantiles(x, (0.0, 0.01, 0.5, 0.999, 1.0))
+    lo, hi = float(x.min()), float(x.max())
+    full = []
+    top = saturation_adu(dt)
+    levels = sorted({float(2**b - 1) for b in FULL_SCALE_BITS if top is None or 2**b - 1 < top}
+                    | ({top} if top is not None else set()))
+    for level in levels:
+        if dt.kind in "iu" or level <= hi:
+            full.append((level, int(np.count_nonzero(x == level)), int(np.count_nonzero(x > level))))
+    clip = detect_clip_adu(x, dt) if dt.kind in "iu" else None
+    dim_level = dim_noise = math.nan
+    if len(x) >= 1:
+        per_px = np.median(x, axis=0) if len(x) > 1 else x[0].astype(np.float64)
+        dim_level = _quantiles(np.asarray(per_px, dtype=np.float64), (0.01,))[0]
+        if len(x) > 1:
+            dim = per_px <= np.quantile(per_px, 0.1)
+            d = np.diff(x[:, dim].astype(np.float64), axis=0)
+            # robust spread (MAD) of the differences of consecutive frames, per frame (over sqrt 2)
+            dim_noise = float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0)) if d.size else math.nan
+    return AduStats(len(x), int(x.size), lo, p1, med, p999, hi, full, clip, float(dim_level), dim_noise)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
+                    max_pixels: int = HEAD_PIXELS) -> MovieInfo:
+    """Open the movie as the fits do and read what its metadata record and its first frames' ADU statistics.
+
+    Args:
+        path: a TIFF file or a folder of TIFF files (:func:`plexloc.io.tiff.open_movie`).
+        head_frames: the ADU statistics are measured on at most this many first frames ...
+        max_pixels: ... and at most this many pixels (whole frames, at least one), so that a 20 GB movie of large
+            frames is as quick and small as any.
+
+    Raises:
+        InputError: as :func:`~plexloc.io.tiff.open_movie` (missing path, empty folder, not a TIFF, corrupt TIFF, ...:
+            the message names the file).
+    """
+    if int(head_frames) < 1:
+        raise InputError(f"head_frames must be >= 1, got {head_frames}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reader = open_movie(path)
+    notes = [str(w.message) for w in caught]
+    with reader:
+        tf = reader._sources[0]._tf  # the first file as the reader parsed it (opened once, not twice)
+        files = _data_files(reader, tf)
+        size = 0
+        for f in files:
+            with contextlib.suppress(OSError):
+                size += Path(f).stat().st_size
+        info = MovieInfo(path=str(path), files=[str(f) for f in files], n_frames=reader.n_frames,
+                         frame_shape=tuple(reader.frame_shape), dtype=str(reader.dtype), bytes_on_disk=size,
+                         memory_mapped=_memory_mapped(reader, tf), tiff=_tiff_format(tf), notes=notes)
+        try:
+            info.pixel_size = reader.pixel_size
+        except Exception as err:  # damaged metadata: said, the frames may still be fine
+            info.pixel_size_error = str(err)
+        try:
+            info.roi_offset = reader.roi_offset
+        except InputError as err:  # a fit of a multi-channel model refuses the movie with this error
+            info.roi_offset_error = str(err)
+        recorded: dict[str, Recorded] = {}
+        for read in (_read_micro_manager, _read_ome, _read_imagej):
+            try:
+                read(tf, recorded)
+            except Exception as err:  # noqa: BLE001 - metadata are a courtesy: said, never fatal
+                info.notes.append(f"{path}: could not read the {read.__name__.removeprefix('_read_').replace('_', '-')} "
+                                  f"metadata ({type(err).__name__}: {err})")
+        info.recorded = {k: recorded[k] for k in RECORDED_FIELDS if k in recorded}
+        h, w = reader.frame_shape
+        k = max(1, min(int(head_frames), reader.n_frames, int(max_pixels) // max(h * w, 1)))
+        info.adu = adu_statistics(reader[:k], reader.dtype)
+    return info
+
+
+# ------------------------------------------------------------------------------------------------ camera
+
+
+@dataclass
+class CameraComparison:
+    """A camera's settings beside what the movie's metadata and first frames say.
+
+    ``rows``: ``(setting, the camera's value, the movie's value, where each came from)``; ``warnings``: one sentence
+    each, naming both sources; ``check``: :func:`plexloc.camera.check.check_camera`'s result as a fit gets it (None
+    where it could not run: ``check_error`` says why)."""
+
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    check: Any = None
+    check_error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        check = None
+        if self.check is not None:
+            check = {"frames": self.check.frames, "warnings": self.check.warnings, "notes": self.check.notes,
+                     "finding": self.check.finding,
+                     "channels": [{"channel": c.channel, "noise_ratio": c.noise_ratio, "noise_note": c.noise_note,
+                                   "saturated": c.saturated, "pixels": c.pixels, "saturation_adu": c.saturation_adu,
+                                   "level_source": c.level_source, "settings": c.settings}
+                                  for c in self.check.channels]}
+        return {"rows": [dict(zip(("setting", "camera", "movie", "sources"), r)) for r in self.rows],
+                "warnings": list(self.warnings), "notes": list(self.notes), "check": check,
+                "check_error": self.check_error}
+
+
+def _field_name(cfg, name: str, fallback: str) -> str:
+    """``config.yaml's camera.em_gain`` where the loaders kept the file, else ``fallback's em_gain``."""
+    src = getattr(cfg, "_source", None)
+    return f"{src[0]}'s {src[1]}{name}" if src else f"{fallback}'s {name}"
+
+
+def _disagree(a: float, b: float) -> bool:
+    return abs(a - b) > SETTING_TOLERANCE * max(abs(a), abs(b), 1e-12)
+
+
+def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.PathLike, px_size_nm=None,
+                   split=None, roi_offset_px: tuple[int, int] | None = None) -> CameraComparison:
+    """The camera configuration(s) ``cameras`` (one per channel, as :func:`plexloc.config.load_camera_configs` or a
+    configuration's channels give them) beside the movie ``info``: the EM gain, the bit depth against
+    ``saturation_adu``, the baseline against the dimmest pixels, the pixel size ``px_size_nm`` (x, y; a
+    configuration's) against the metadata's; and the camera check (:func:`plexloc.camera.check.check_camera`) on the
+    movie's first frames as the fits run it. ``split``: a configuration's split_view (each channel's box cut out as
+    the fits cut it); ``roi_offset_px``: the configuration's, used where the metadata record none (full-chip sCMOS
+    maps are cut there, as ``fit --method mle`` does)."""
+    out = CameraComparison()
+    name = str(camera_file)
+    cam0 = cameras[0]
+    kind = getattr(cam0, "kind", "")
+    out.rows.append(("kind", str(kind), info.recorded["camera"].text if "camera" in info.recorded else "not recorded",
+                     f"{_field_name(cam0, 'kind', name)}; " + (info.recorded["camera"].source
+                                                               if "camera" in info.recorded else "")))
+    # EM gain
+    em = getattr(cam0, "em_gain", None)
+    rec = info.recorded.get("em_gain")
+    if rec is None and kind == "emccd" and "gain" in info.recorded and "Micro-Manager" in info.recorded["gain"].source:
+        rec = info.recorded["gain"]  # Andor's 'Gain' property is its EM gain setting
+    if em is not None:
+        out.rows.append(("em_gain", f"{em:g}", rec.text if rec is not None else "not recorded",
+                         _field_name(cam0, "em_gain", name) + (f"; {rec.source}" if rec is not None else "")))
+        if rec is not None and isinstance(rec.value, float) and _disagree(float(em), rec.value):
+            out.warnings.append(
+                f"the EM gain differs: {_field_name(cam0, 'em_gain', name)} is {em:g} but the movie's metadata record "
+                f"{rec.text} ({rec.source}, in {info.path}): photons and background will be off by about "
+                f"{max(em, rec.value) / max(min(em, rec.value), 1e-12):.2g}x; set em_gain to the gain the movie was "
+                "taken with (a camera's gain setting may differ from its real gain: plexloc calibrate-camera measures it)")
+    elif rec is not None and isinstance(rec.value, float) and rec.value > 1 and kind in ("scmos", "ideal"):
+        out.warnings.append(
+            f"the movie's metadata record an EM gain of {rec.text} ({rec.source}, in {info.path}) but "
+            f"{_field_name(cam0, 'kind', name)} is {kind}, which has none: an EMCCD movie needs kind: emccd with its "
+            "em_gain")
+    # bit depth against the clipping level
+    sat = getattr(cam0, "saturation_adu", None)
+    bits = info.recorded.get("bit_depth")
+    if bits is not None and isinstance(bits.value, float) and bits.value.is_integer() and 8 <= bits.value < 32:
+        full = 2.0 ** int(bits.value) - 1
+        dtype_max = float(np.iinfo(np.dtype(info.dtype)).max) if np.dtype(info.dtype).kind in "iu" else None
+        out.rows.append(("saturation_adu", "not set" if sat is None else f"{sat:g}",
+                         f"{full:g} ({int(bits.value)}-bit)", f"{_field_name(cam0, 'saturation_adu', name)}; {bits.source}"))
+        if sat is None and dtype_max is not None and full < dtype_max:
+            out.warnings.append(
+                f"the movie's metadata give a {int(bits.value)}-bit camera ({bits.source}, in {info.path}), whose values "
+                f"clip at {full:g} ADU, but {_field_name(cam0, 'saturation_adu', name)} is not set, so the fits take the "
+                f"{info.dtype} maximum {dtype_max:g}: set saturation_adu: {full:g} so that clipped spots are flagged")
+    # baseline against the dimmest pixels
+    base = getattr(cam0, "baseline", None)
+    adu = info.adu
+    if isinstance(base, (int, float)) and adu is not None and math.isfinite(adu.dim_level):
+        out.rows.append(("baseline", f"{base:g} ADU", f"<= about {adu.dim_level:g} ADU (dimmest pixels)",
+                         f"{_field_name(cam0, 'baseline', name)}; 1st percentile of the pixels' medians over the first "
+                         f"{adu.frames} frames"))
+        # the medians' 1st percentile sits below the offset by a few times their own noise at most
+        margin = 3.0 * 1.25 * (adu.dim_noise if math.isfinite(adu.dim_noise) else 0.0) / math.sqrt(adu.frames) + 1.0
+        if base > adu.dim_level + margin:
+            out.warnings.append(
+                f"{_field_name(cam0, 'baseline', name)} is {base:g} ADU but 1 % of the pixels of {info.path} sit at or "
+                f"below {adu.dim_level:g} ADU (their medians over the first {adu.frames} frames): a baseline above the "
+                "camera's offset takes photons away (negative photons in dim pixels); measure it on dark frames "
+                "(plexloc calibrate-camera)")
+    # pixel size
+    if px_size_nm is not None:
+        px = (float(px_size_nm[0]), float(px_size_nm[1]))
+        got = info.pixel_size
+        out.rows.append(("px_size_nm", f"{px[0]:g} x {px[1]:g} nm",
+                         f"{got.x_nm:g} x {got.y_nm:g} nm" if got is not None else "not recorded",
+                         f"{name}'s px_size_nm; " + (got.source if got is not None else "")))
+        message = pixel_size_mismatch(got, px, what=f"{name} says", path=info.path)
+        if message:
+            out.warnings.append(message)
+    if len(cameras) > 1 and split is None:
+        out.notes.append(f"{name} has {len(cameras)} channels, each with its own movie: only channel 0's camera is "
+                         f"checked against {info.path}")
+        cameras = cameras[:1]
+    try:
+        out.check = _camera_check(info.path, cameras, split=split, roi_offset_px=roi_offset_px)
+    except InputError as err:  # the fits would stop here too (camera maps that do not fit the movie, ...)
+        out.check_error = str(err)
+    return out
+
+
+def _camera_check(path: str, configs: list, *, split, roi_offset_px):
+    """:func:`plexloc.camera.check.check_camera` on the movie's first frames, as ``fit`` and ``detect`` run it: the
+    clipping level of the raw frames (:func:`~plexloc.camera.check.clip_level`), the frames converted to photons by the
+    camera, :func:`~plexloc.camera.check.head_frames` of them; split-view channels cut out and flipped as the fits do;
+    full-chip sCMOS maps cut at the ROI (:func:`plexloc.camera.models.cut_maps_to_movie`)."""
+    import torch
+
+    from plexloc.camera import camera_from_config
+    from plexloc.camera.check import check_camera, clip_level, head_frames
+    from plexloc.camera.models import cut_maps_to_movie
+
+    cams = [camera_from_config(c) for c in configs]
+    with open_movie(path) as movie:
+        shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(movie.frame_shape)
+        k = min(head_frames(shape), len(movie))
+        raw = movie[:k]
+        if split is not None:
+            from plexloc.io.splitview import check_boxes, split_frames
+
+            check_boxes(split, movie.frame_shape, source=path)
+            parts = split_frames(np.asarray(raw, dtype=np.float32), split)
+            chans = [parts[:, c] for c in range(parts.shape[1])]
+        else:
+            chans = [raw]
+            for c, cam in enumerate(cams):
+                if getattr(cam, "map_shape", None) is not None and tuple(cam.map_shape) != shape:
+                    cut = cut_maps_to_movie(cam, [movie], None if movie.roi_offset is not None else roi_offset_px,
+                                            shape, channel=c, source=path)
+                    if cut is not None:
+                        cams[c] = cut[0]
+        levels = [clip_level(np.asarray(a), cam, movie.dtype) for a, cam in zip(chans, cams)]
+        photons = [cam.to_photons(torch.as_tensor(np.asarray(a, dtype=np.float32))) for a, cam in zip(chans, cams)]
+        return check_camera(photons, cams, dtype=movie.dtype, source=str(path), warn=False, levels=levels)
+
+
+# ------------------------------------------------------------------------------------------------ text
+
+
+def _size(n: int) -> str:
+    for unit, f in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= f:
+            return f"{n / f:.3g} {unit}"
+    return f"{n} B"
+
+
+def format_movie_info(info: MovieInfo, comparison: CameraComparison | None = None) -> str:
+    """The short readable block ``plexloc info`` prints."""
+    h, w = info.frame_shape
+    files = info.files
+    shown = files[0] if len(files) == 1 else f"{len(files)} files, {Path(files[0]).name} ... {Path(files[-1]).name}"
+    t = info.tiff
+    lines = [
+        f"movie           {info.path}",
+        f"files           {shown}",
+        f"frames          {info.n_frames} of {h} x {w} px (rows x columns), {info.dtype}",
+        f"on disk         {_size(info.bytes_on_disk)} ({info.bytes_on_disk} bytes)",
+        f"memory-mapped   {info.memory_mapped}",
+        f"TIFF            {', '.join(t.formats)}; {t.pages} page(s){', BigTIFF' if t.bigtiff else ''}, compression "
+        f"{t.compression}; series: {'; '.join(t.series)}" + (f"; software {t.software!r}" if t.software else ""),
+        "metadata:",
+    ]
+    ps = info.pixel_size
+    lines.append("  pixel size         " + (f"{ps.x_nm:g} x {ps.y_nm:g} nm ({ps.source})" if ps is not None else
+                                         f"unreadable: {info.pixel_size_error}" if info.pixel_size_error else
+                                         "not recorded"))
+    roi = info.roi_offset
+    lines.append("  ROI offset         " + (f"x {roi.x}, y {roi.y} px on the chip ({roi.source}); fit uses it"
+                                         if roi is not None else
+                                         f"unusable: {info.roi_offset_error}" if info.roi_offset_error else
+                                         "not recorded (fit uses (0, 0), or --roi-offset X Y; --method mle: the "
+                                         "configuration's roi_offset_px)"))
+    for key, label in RECORDED_FIELDS.items():
+        rec = info.recorded.get(key)
+        lines.append(f"  {label:<18} " + (f"{rec.text} ({rec.source})" if rec is not None else "not recorded"))
+    a = info.adu
+    if a is not None:
+        lines.append(f"ADU, first {a.frames} frame(s), {a.pixels} px:")
+        lines.append(f"  min {a.min:g}, 1% {a.p1:g}, median {a.median:g}, 99.9% {a.p99_9:g}, max {a.max:g}")
+        parts = []
+        for level, n, above in a.at_full_scale:
+            what = (f"{info.dtype} maximum" if np.dtype(info.dtype).kind in "iu"
+                    and level == np.iinfo(np.dtype(info.dtype)).max else f"{int(round(math.log2(level + 1)))}-bit")
+            parts.append(f"{level:g} ({what}) {n} px = {100 * n / max(a.pixels, 1):.3g} %"
+                         + (f" ({above} px above)" if above else ""))
+        if parts:
+            lines.append("  at full scale: " + "; ".join(parts))
+        if a.clip_level is not None:
+            lines.append(f"  clipping: the values pile up at {a.clip_level:g} ADU and none is above: the camera clips "
+                         "there")
+        dim = f"  dimmest pixels: 1% of the pixels' medians at or below {a.dim_level:g} ADU (the camera offset is at most about this)"
+        if math.isfinite(a.dim_noise):
+            dim += f"; their noise {a.dim_noise:.3g} ADU per frame"
+        lines.append(dim)
+    if comparison is not None:
+        lines.append("camera:")
+        for setting, cam, movie, src in comparison.rows:
+            lines.append(f"  {setting:<18} camera {cam} | movie {movie} ({src.strip().rstrip(';')})")
+        if comparison.check is not None:
+            c = comparison.check
+            lines.append(f"  camera check ({c.frames} frames, as fit runs it): {c.finding}")
+            lines += [f"  note: {n}" for n in c.notes]
+        elif comparison.check_error:
+            lines.append(f"  camera check could not run (fit would stop here too): {comparison.check_error}")
+        lines += [f"  note: {n}" for n in comparison.notes]
+        lines += [f"warning: {w}" for w in comparison.warnings]
+    lines += [f"note: {n}" for n in info.notes]
+    return "\n".join(lines)
