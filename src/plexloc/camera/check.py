@@ -38,7 +38,12 @@ the channel, what was measured and the camera settings it was measured against. 
 the warning names that file and each setting by its field there with its value now and the one that would fit
 (``... The settings that would fit, in camera.yaml: e_per_adu about 0.439 e-/ADU (now 4.6) if the baseline is right``;
 ``config.yaml``'s ``camera.e_per_adu``, ``channels.1.camera.e_per_adu``): it named the movie alone, and a user of a
-configuration that includes a camera file had to find which file holds the value.
+configuration that includes a camera file had to find which file holds the value. Where a fit was given no camera
+and took the one its model was trained with (:func:`camera_model`; ``plexloc fit/process --model RUN_DIR`` without
+``--camera``) the warning says so, names each setting by its camera field with its value now, and gives the fix: the
+movie's camera with ``--camera CAMERA.yaml``, written out with the first setting that would fit put in
+(``camera: {kind: emccd, ..., e_per_adu: 4.63, ...}``), or measured with ``plexloc calibrate-camera``; the run
+folder holds nothing the fit reads for the camera.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
-           "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "camera_source", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
+           "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "camera_model", "camera_source", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
            "detect_clip_adu", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "read_noise_share", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
@@ -357,18 +362,18 @@ def _read_variance(cam) -> float:
     return (rs / gain) ** 2 / float(cam.qe) ** 2
 
 
-def _likely_read_sigma(cam, ratio: float, level: float, field: str | None = None) -> str:
-    """The read noise that would give the measured noise (the gain and baseline right), as text; "" where the read
-    noise is under ``READ_NOISE_SHARE`` of the predicted noise or no read noise explains the ratio. ``field``: the
-    path of the camera's fields in its file (:func:`_advice`)."""
+def _likely_read_sigma(cam, ratio: float, level: float, field: str | None = None) -> tuple[str, dict[str, float]]:
+    """The read noise that would give the measured noise (the gain and baseline right), as text, and the field's
+    value that fits ({} for a map); "" where the read noise is under ``READ_NOISE_SHARE`` of the predicted noise or
+    no read noise explains the ratio. ``field``: the path of the camera's fields in its file (:func:`_advice`)."""
     share = read_noise_share(cam, level)
     if not (np.isfinite(share) and share >= READ_NOISE_SHARE):
-        return ""
+        return "", {}
     v_read = _read_variance(cam)
     total = v_read / share
     need = ratio * total - (total - v_read)  # the measured variance less what is not read noise
     if need <= 0:
-        return ""
+        return "", {}
     gain = float(getattr(cam, "em_gain", None) or 1.0)
     k = math.sqrt(need / v_read) if v_read > 0 else math.inf
     rs = cam.read_sigma
@@ -377,11 +382,11 @@ def _likely_read_sigma(cam, ratio: float, level: float, field: str | None = None
     name = "read_variance" if variance else "read_sigma"
     if isinstance(rs, Tensor) and rs.ndim:
         return (f"the {field or ''}{name} map about {k ** 2 if variance else k:.3g}x its values if the gain and "
-                "baseline are right")
+                "baseline are right"), {}
     fit = math.sqrt(need) * float(cam.qe) * gain  # e-
-    return (_advice(field, name, float(rs) ** 2 if variance else float(rs),
-                    f"{fit ** 2:.3g} e-²" if variance else f"{fit:.3g} e-")
-            + " if the gain and baseline are right")
+    value = f"{fit ** 2:.3g}" if variance else f"{fit:.3g}"
+    return (_advice(field, name, float(rs) ** 2 if variance else float(rs), f"{value} e-²" if variance else f"{value} e-")
+            + " if the gain and baseline are right"), {name: float(value)}
 
 
 def _read_noise_field(cam) -> str:
@@ -433,7 +438,8 @@ def _gain_factor(cam, ratio: float, level: float) -> float:
 
 
 def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_frames: int = NOISE_FRAMES,
-                   gain_factor: float | None = None, field: str | None = None) -> str:
+                   gain_factor: float | None = None, field: str | None = None,
+                   values: list[dict[str, float]] | None = None) -> str:
     """What the camera settings would likely be for a noise ``ratio`` measured at ``level`` photons/px, as text: the
     gain that scales the photons by the ratio (the baseline right: shot noise dominating, photons scaled by k read
     k), and the baseline that the photon transfer of the dimmer half of the pixels gives (the gain right: their mean
@@ -442,23 +448,27 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
     106.5 ADU for the SMLM Challenge EMCCD's 100 and 100.2 for an sCMOS's 100, whatever baseline was set, at 20-100
     photons/px). "" where nothing can be said (an EMCCD below ``MIN_EMCCD_PHOTONS``: the ratio is no scale there).
     ``field``: the path of the camera's fields in the file it was read from, each setting named by it with its value
-    now (:func:`_advice`); None: the setting's name alone."""
+    now (:func:`_advice`); None: the setting's name alone. ``values``, where given, receives one dict per alternative
+    named, in the text's order: the fields of that alternative's first setting and their values that fit
+    (``{"e_per_adu": 0.439}``; ``{}`` where it is a map's factor), from which a camera that fits is written
+    (:attr:`CameraCheck.noise_warnings` of a model's camera)."""
     if not (np.isfinite(ratio) and ratio > 0):
         return ""
     cam = _on_cpu(camera)
     if getattr(cam, "em_gain", None) is not None and np.isfinite(level) and level < MIN_EMCCD_PHOTONS:
         return ""
-    parts = [p for p in [_likely_read_sigma(cam, ratio, level, field)] if p]
+    parts = [p for p in [_likely_read_sigma(cam, ratio, level, field)] if p[0]]
     e, g = getattr(cam, "e_per_adu", None), getattr(cam, "em_gain", None)
     if e is not None:
         e_val = float(e) if not isinstance(e, Tensor) or e.ndim == 0 else None
         c = _gain_factor(cam, ratio, level) if gain_factor is None else gain_factor
-        gain = (_advice(field, "e_per_adu", e_val, f"{e_val * c:.3g} e-/ADU") if e_val is not None else
+        e_fit = f"{e_val * c:.3g}" if e_val is not None else ""
+        gain = (_advice(field, "e_per_adu", e_val, f"{e_fit} e-/ADU") if e_val is not None else
                 f"the {field or ''}e_per_adu map about {c:.3g}x its values")
         em = "" if g is None else " or " + _advice(
             field, "em_gain", float(g), f"{g / c:.3g}" if g / c < 1000 else f"{g / c:.0f}",
             "" if _plausible_em_gain(g / c) else f"an em_gain no EMCCD has: {MAX_EM_GAIN:g} at most")
-        parts.append(gain + em + " if the baseline is right")
+        parts.append((gain + em + " if the baseline is right", {"e_per_adu": float(e_fit)} if e_fit else {}))
     gain_first = g is None or _plausible_em_gain(g / c) if e is not None else True
     x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
     if hasattr(cam, "baseline") and x.ndim == 3 and x.shape[0] >= 2:
@@ -480,14 +490,16 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
         base_val = float(base.double().median()) if isinstance(base, Tensor) else float(base)
         if np.isfinite(delta) and abs(delta) >= 1.0 and base_val + delta >= 0:  # (below 0: no baseline explains it)
             if isinstance(base, Tensor) and base.ndim:
-                parts.append(f"the {field or ''}baseline map about {abs(delta):.0f} ADU "
-                             f"{'higher' if delta > 0 else 'lower'} if the gain is right")
+                parts.append((f"the {field or ''}baseline map about {abs(delta):.0f} ADU "
+                              f"{'higher' if delta > 0 else 'lower'} if the gain is right", {}))
             else:
-                parts.append(_advice(field, "baseline", base_val, f"{base_val + delta:.0f} ADU")
-                             + " if the gain is right")
+                parts.append((_advice(field, "baseline", base_val, f"{base_val + delta:.0f} ADU")
+                              + " if the gain is right", {"baseline": float(f"{base_val + delta:.0f}")}))
             if not gain_first:  # the gain's explanation needs an impossible EM gain: the baseline's comes first
                 parts.insert(0, parts.pop())
-    return "; ".join(parts)
+    if values is not None:
+        values.extend(v for _, v in parts)
+    return "; ".join(t for t, _ in parts)
 
 
 def _em_gain_fit(cam, c: float) -> float:
@@ -509,6 +521,27 @@ def camera_source(camera) -> tuple[str, str] | None:
     :func:`~plexloc.config.load_camera_configs`); None for a camera built in Python."""
     src = getattr(camera, "config_source", None)
     return (str(src[0]), str(src[1])) if src else None
+
+
+def camera_model(camera) -> tuple[str, dict | None] | None:
+    """The model whose training configuration gave a camera (the model as the user named it: a run folder or model
+    file) and the camera's fields there (None where they name files: sCMOS maps), as
+    :func:`plexloc.camera.models.model_camera` keeps them for a fit given no camera; None for any other camera."""
+    src = getattr(camera, "model_source", None)
+    return (str(src[0]), src[1]) if src else None
+
+
+def _yaml_number(v: float) -> str:
+    """A number as YAML reads it back as a number (PyYAML reads ``1e-05``, without a dot, as text)."""
+    t = f"{v:g}"
+    return np.format_float_positional(v, trim="-") if "e" in t else t
+
+
+def _camera_yaml(fields: dict) -> str:
+    """A camera's fields as a one-line YAML camera section, ``camera: {kind: emccd, qe: 0.9, ...}``, which a
+    ``--camera`` file can hold as it is (:func:`plexloc.config.load_camera_config`)."""
+    return "camera: {" + ", ".join(f"{k}: {v if isinstance(v, str) else _yaml_number(float(v))}"
+                                   for k, v in fields.items()) + "}"
 
 
 def camera_settings(camera, file: str = "") -> str:
@@ -562,6 +595,12 @@ class ChannelCheck:
     camera_field: str = ""
     #: the field that gives the camera's read noise: "read_variance" where its configuration gave that (e-^2)
     read_noise_field: str = "read_sigma"
+    #: the model whose training configuration gave the camera (a fit given no camera: :func:`camera_model`), as the
+    #: user named it; "" for any other camera. Its warnings say so and give the fix: the movie's camera with --camera
+    camera_model: str = ""
+    #: that camera's fields with the first setting that would fit put in (None where it cannot be written: maps, or
+    #: nothing advised), for the ``--camera`` YAML the warning writes out
+    fitting_camera: dict | None = None
 
     @property
     def saturated_fraction(self) -> float:
@@ -585,6 +624,34 @@ class CameraCheck:
         chan = f"channel {c}: " if len(self.channels) > 1 else ""
         src = self.sources[c] if c < len(self.sources) else self.source
         return f"{src}: {chan}" if src else chan
+
+    @staticmethod
+    def _model_fix(ch: ChannelCheck) -> str:
+        """For a camera taken from a model's training configuration: where it came from and the fix, the movie's
+        camera given with ``--camera`` (with the camera that would fit written out where it can be), not an edit of
+        the run folder (the model file holds its configuration)."""
+        fix = (f"give the movie's camera with --camera CAMERA.yaml, e.g. the first setting above put in: "
+               f"{_camera_yaml(ch.fitting_camera)}" if ch.fitting_camera else
+               "give the movie's camera with --camera CAMERA.yaml" + (" (its kind, emccd or scmos, and settings)"
+                                                                       if ch.kind == "ideal" else ""))
+        return (f"No camera was given, so these are the settings of the camera the model was trained with "
+                f"({ch.camera_model}'s training configuration, channels.{ch.channel}.camera): {fix}; or measure the "
+                "camera with plexloc calibrate-camera (editing the run folder changes nothing: the model file holds "
+                "its configuration)")
+
+    def source_advice(self, c: int) -> str:
+        """What channel ``c``'s noise warning adds to a finding said elsewhere (a network fit's training-domain
+        report): the settings that would fit, named in the camera's file where it was read from one, and where the
+        camera is a model's the fix (:meth:`_model_fix`); "" where neither applies or nothing was told."""
+        ch = self.channels[c] if c < len(self.channels) else None
+        lo, hi = self.noise_range
+        if ch is None or not np.isfinite(ch.noise_ratio) or ch.noise_ratio <= 0 or lo <= ch.noise_ratio <= hi:
+            return ""
+        if ch.camera_model:
+            return (f"The settings that would fit: {ch.likely}. " if ch.likely else "") + self._model_fix(ch)
+        if ch.camera_file and ch.likely:
+            return f"The settings that would fit, in {ch.camera_file}: {ch.likely}"
+        return ""
 
     @property
     def noise_warnings(self) -> list[str]:
@@ -638,11 +705,13 @@ class CameraCheck:
             likely = (f" The settings that would fit{',' + in_file if in_file else ''}: {ch.likely}." if ch.likely
                       else "")
             shown = f"{r:.2f}" if r >= 0.01 else f"{r:.2g}"
+            # a model's camera (no --camera given): the camera to give, not a file to edit
+            fix = (self._model_fix(ch) if ch.camera_model else
+                   f"Check the camera's values{in_file} against the movie, or measure them (plexloc calibrate-camera)")
             out.append(
                 f"{self._where(ch.channel)}the pixel noise between frames is {shown}x what the camera settings predict "
                 f"for that signal (accepted {lo:g}-{hi:g}; {ch.settings}): the photons and background are wrong, "
-                f"likely from {cause}.{likely} Check the camera's values{in_file} against the movie, or measure them "
-                "(plexloc calibrate-camera)"
+                f"likely from {cause}.{likely} {fix}"
             )
         return out
 
@@ -659,7 +728,10 @@ class CameraCheck:
                     f"flags the rows whose spot reaches it (column saturated_px; plexloc filter --no-saturated drops "
                     f"them): their photons come out low. Set {ch.camera_field}saturation_adu: "
                     f"{ch.saturation_adu:.0f} in "
-                    + (ch.camera_file if ch.camera_file else "the camera section (camera YAML or configuration)")
+                    + (ch.camera_file if ch.camera_file else
+                       f"a camera YAML given with --camera CAMERA.yaml (no camera was given: the camera is the one the "
+                       f"model was trained with, {ch.camera_model}'s training configuration)" if ch.camera_model else
+                       "the camera section (camera YAML or configuration)")
                     + " to make it the level, or "
                     + ("lower the EM gain or the exposure" if ch.em_gain else "shorten the exposure or lower the illumination")
                 )
@@ -715,7 +787,8 @@ class CameraCheck:
             return ChannelCheck(a.channel, noise.noise_ratio, a.saturated + b.saturated, a.pixels + b.pixels,
                                 a.saturation_adu, a.settings, noise.noise_note, a.em_gain, a.level_source, noise.likely,
                                 noise.noise_level, noise.read_share, noise.gain_factor, noise.em_gain_fit, a.kind,
-                                a.camera_file, a.camera_field, a.read_noise_field)
+                                a.camera_file, a.camera_field, a.read_noise_field, a.camera_model,
+                                noise.fitting_camera)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
@@ -780,14 +853,20 @@ def check_camera(
         told = noise and np.isfinite(ratio) and ratio > 0 and not lo <= ratio <= hi
         c_fit = _gain_factor(cam, ratio, signal) if told else math.nan
         file, fields = camera_source(cam) or ("", "")  # the file the camera was read from: named in the advice
+        # a model's training camera (a fit given no camera): each setting by its camera field, with its value now
+        model, model_fields = camera_model(cam) or ("", None)
+        values: list[dict[str, float]] = []
         likely = (_likely_values(cam, ph, ratio, signal, max_frames=max_frames, gain_factor=c_fit,
-                                 field=fields if file else None) if told else "")
+                                 field=fields if file else "" if model else None, values=values) if told else "")
         c_fit = c_fit if likely else math.nan
-        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level, camera_settings(cam, file), note,
+        fitting = ({**model_fields, **values[0]} if model_fields is not None and values and values[0] else None)
+        out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level,
+                                         camera_settings(cam, file or (f"{model}'s training configuration" if model
+                                                                       else "")), note,
                                          getattr(cam, "em_gain", None) is not None, how, likely, signal,
                                          read_noise_share(cam, signal) if noise else math.nan,
                                          c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", "")), file, fields,
-                                         _read_noise_field(cam)))
+                                         _read_noise_field(cam), model, fitting))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

@@ -17,6 +17,7 @@ Each camera is an ``nn.Module`` whose parameters are buffers (they follow ``.to(
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -349,6 +350,19 @@ def camera_from_config(config: CameraConfig) -> Camera:
     return cam
 
 
+def model_camera(config: CameraConfig, model: str | os.PathLike) -> Camera:
+    """The camera of a model's training configuration, for a fit given no camera: built as
+    :func:`camera_from_config` builds it and tagged with the model as the user named it (a run folder or model file)
+    and the camera's fields there (``model_source``; the fields None where they name files, sCMOS maps), which the
+    camera check's warnings name with the fix, the movie's camera given with ``--camera``
+    (:func:`plexloc.camera.check.camera_model`): the run folder holds nothing the fit reads for it."""
+    cam = camera_from_config(config)
+    fields = config.model_dump(mode="json", exclude_none=True)
+    numbers = all(k == "kind" or (isinstance(v, (int, float)) and not isinstance(v, bool)) for k, v in fields.items())
+    cam.model_source = (str(model), fields if numbers else None)
+    return cam
+
+
 def _camera_from_config(config: CameraConfig) -> Camera:
     if isinstance(config, EMCCDConfig):
         return EMCCD(**config.model_dump(exclude={"kind"}))
@@ -377,7 +391,8 @@ def _camera_from_config(config: CameraConfig) -> Camera:
 
 CAMERAS: dict[str, type[Camera]] = {"emccd": EMCCD, "scmos": SCMOS, "ideal": IdealCamera, "additive": AdditiveNoiseCamera}
 
-__all__ = ["CAMERAS", "EMCCD", "SCMOS", "AdditiveNoiseCamera", "Camera", "IdealCamera", "camera_from_config", "cut_maps_to_movie"]
+__all__ = ["CAMERAS", "EMCCD", "SCMOS", "AdditiveNoiseCamera", "Camera", "IdealCamera", "camera_from_config", "cut_maps_to_movie",
+           "model_camera"]
 
 
 def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: tuple[int, int], *, channel: int,
@@ -424,5 +439,6 @@ def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: 
                 baseline=part(cam.baseline), read_sigma=part(cam.read_sigma), saturation_adu=cam.saturation_adu)
     out.map_files = dict(getattr(cam, "map_files", {}))
     out.config_source = getattr(cam, "config_source", None)
+    out.model_source = getattr(cam, "model_source", None)
     out.read_noise_field = getattr(cam, "read_noise_field", "read_sigma")
     return out, (x0, y0), where

@@ -13,7 +13,7 @@ import torch
 
 from plexloc._call import as_device, keyword_defaults
 from plexloc.camera import Camera, camera_from_config
-from plexloc.camera.models import cut_maps_to_movie
+from plexloc.camera.models import cut_maps_to_movie, model_camera
 from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
 from plexloc.camera.check import NOISE_FRAMES, clip_threshold_photons
@@ -460,6 +460,13 @@ class _FitRun:
                                                     noise_notes=notes, psf_shape=self.psf_shape, head_table=head_table,
                                                     roi_offset_px=self.check_roi_offset, cameras=self.cams,
                                                     movie_dtype=self.counts_dtype, frames=frames)
+            if camera is not None:  # the noise finding said here: with the camera's file, or the model's camera and the fix
+                n = len(camera.channels)
+                for chk in stats["domain"].checks:  # (columns noise, or noise_ch0, noise_ch1, ...)
+                    c = 0 if chk.column == "noise" else int(chk.column[8:]) if chk.column.startswith("noise_ch") else -1
+                    advice = camera.source_advice(c) if chk.kind == "noise" and chk.warning and 0 <= c < n else ""
+                    if advice:
+                        chk.warning += f". {advice}"
         if self.filtered is not None:
             stats["filtered"] = self.filtered
         if self.alignment is not None:
@@ -510,7 +517,10 @@ def _fit_parts(
                              source=model_name)
         from plexloc.config.models import ChannelConfig
 
-        cams = [camera_from_config(ChannelConfig.model_validate(ch).camera) for ch in cfg["channels"]]
+        # the model's training cameras: a model file's named in the camera check's warnings (the fix is --camera, not
+        # the run folder); a Localizer's given with its configuration dict keeps the wording of a camera built in Python
+        cams = [model_camera(ChannelConfig.model_validate(ch).camera, model) if isinstance(model, (str, os.PathLike))
+                else camera_from_config(ChannelConfig.model_validate(ch).camera) for ch in cfg["channels"]]
     else:
         cams = [camera_from_config(_camera_config(c)) for c in ([camera] if not isinstance(camera, (list, tuple)) else camera)]
     if len(cams) != spec.n_channels:
