@@ -216,7 +216,9 @@ def test_simulated_movie_and_camera_check(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["info", str(movie), "--config", str(tmp_path / "bad.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "the camera check found:" in out and "pixel noise between frames is" in out and "bad.yaml" in out
+    assert "camera check (20 frames, as fit runs it): 1 warning(s), below" in out
+    told = [line for line in out.splitlines() if line.startswith("warning: camera check: ")]
+    assert len(told) == 1 and "pixel noise between frames is" in told[0] and "bad.yaml" in told[0]
 
 
 @pytest.mark.parametrize("make, expected", [
@@ -237,3 +239,35 @@ def test_corrupt_tiff_names_the_file(tmp_path, capsys):
     (tmp_path / "cut.tif").write_bytes((tmp_path / "m.tif").read_bytes()[:3000])
     assert main(["info", str(tmp_path / "cut.tif")]) == 2
     assert "cut.tif: corrupt TIFF file" in capsys.readouterr().err
+
+
+def test_frame_interval_from_the_elapsed_times(tmp_path):
+    """The interval taken (the first frames' ElapsedTime-ms) comes before the interval asked for (Interval_ms)."""
+    path = mm_movie(tmp_path, image={**MM_IMAGE, "ElapsedTime-ms": "000000"})
+    raw = path.read_bytes()
+    marker = b'"ElapsedTime-ms": "000000"'
+    assert raw.count(marker) == 6
+    parts = raw.split(marker)  # frame k taken at 33 k ms (the same length: the file's offsets stay)
+    path.write_bytes(parts[0] + b"".join(f'"ElapsedTime-ms": "{33 * k:06d}"'.encode() + part
+                                         for k, part in enumerate(parts[1:])))
+    rec = read_movie_info(path).recorded["frame_interval_ms"]
+    assert rec.value == pytest.approx(33.0) and "'ElapsedTime-ms' (median step of frames 0-5)" in rec.source
+
+
+def test_split_view_configuration(tmp_path, capsys):
+    """Each channel's box with its own camera, as fit cuts them; a split-view configuration given as --camera is
+    refused (the whole frame would be checked against channel 0's camera: a false alarm of 2.3x)."""
+    cfg = yaml.safe_load((EXAMPLES / "dual_color_splitview.yaml").read_text())
+    cfg["frame_size"] = [32, 32]
+    cfg["split_view"]["boxes"] = [[0, 0, 32, 32], [32, 0, 32, 32]]
+    (tmp_path / "sv.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["simulate", str(tmp_path / "sv.yaml"), "--frames", "20", "--out", str(tmp_path / "sim"), "--seed", "1",
+                 "--device", "cpu"]) == 0
+    capsys.readouterr()
+    movie = tmp_path / "sim" / "movie.tif"
+    assert main(["info", str(movie), "--config", str(tmp_path / "sv.yaml"), "--json", str(tmp_path / "i.json")]) == 0
+    check = json.loads((tmp_path / "i.json").read_text())["camera"]["check"]
+    assert len(check["channels"]) == 2 and not check["warnings"]
+    assert all(0.75 <= c["noise_ratio"] <= 1.35 for c in check["channels"])
+    assert main(["info", str(movie), "--camera", str(tmp_path / "sv.yaml")]) == 2
+    assert "sv.yaml: a split-view configuration: give it as --config" in capsys.readouterr().err

@@ -44,6 +44,12 @@ def run(args: argparse.Namespace) -> int:
         from plexloc.config import load_camera_configs
 
         cameras, source = load_camera_configs(args.camera), args.camera
+        if len(cameras) > 1 and _has_split_view(args.camera):
+            from plexloc.errors import InputError
+
+            raise InputError("a split-view configuration: give it as --config, so that each channel's box is checked "
+                             "with its own camera (with --camera the whole frame would be taken as channel 0's)",
+                             source=args.camera)
     elif args.config is not None:
         from plexloc.config import load_config
 
@@ -64,3 +70,14 @@ def run(args: argparse.Namespace) -> int:
         write_json(data, args.json)
         print(f"wrote {args.json}")
     return 0
+
+
+def _has_split_view(path: Path) -> bool:
+    """Whether a YAML file (read by :func:`plexloc.config.load_camera_configs` already) has a split_view section."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except Exception:  # noqa: BLE001 - it was read once; this is a courtesy
+        return False
+    return isinstance(data, dict) and data.get("split_view") is not None

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
@@ -622,7 +621,10 @@ def _camera_check(path: str, configs: list, *, split, roi_offset_px):
     from plexloc.camera.models import cut_maps_to_movie
 
     cams = [camera_from_config(c) for c in configs]
-    with open_movie(path) as movie:
+    with warnings.catch_warnings():  # what opening the movie warns about, read_movie_info noted already
+        warnings.simplefilter("ignore")
+        movie = open_movie(path)
+    with movie:
         shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(movie.frame_shape)
         k = min(head_frames(shape), len(movie))
         raw = movie[:k]
@@ -669,14 +671,15 @@ def format_movie_info(info: MovieInfo, comparison: CameraComparison | None = Non
         f"memory-mapped   {info.memory_mapped}",
         f"TIFF            {', '.join(t.formats)}; {t.pages} page(s){', BigTIFF' if t.bigtiff else ''}, compression "
         f"{t.compression}; series: {'; '.join(t.series)}" + (f"; software {t.software!r}" if t.software else ""),
-        "metadata:",
+        "metadata" + (" (of the first file, as the fits read them):" if len(files) > 1 else ":"),
     ]
     ps = info.pixel_size
     lines.append("  pixel size         " + (f"{ps.x_nm:g} x {ps.y_nm:g} nm ({ps.source})" if ps is not None else
                                          f"unreadable: {info.pixel_size_error}" if info.pixel_size_error else
                                          "not recorded"))
     roi = info.roi_offset
-    lines.append("  ROI offset         " + (f"x {roi.x}, y {roi.y} px on the chip ({roi.source}); fit uses it"
+    lines.append("  ROI offset         " + (f"x {roi.x}, y {roi.y} px on the chip ({roi.source}); fit uses it (multi-channel "
+                                            "transforms, full-chip sCMOS maps)"
                                          if roi is not None else
                                          f"unusable: {info.roi_offset_error}" if info.roi_offset_error else
                                          "not recorded (fit uses (0, 0), or --roi-offset X Y; --method mle: the "
@@ -709,11 +712,16 @@ def format_movie_info(info: MovieInfo, comparison: CameraComparison | None = Non
             lines.append(f"  {setting:<18} camera {cam} | movie {movie} ({src.strip().rstrip(';')})")
         if comparison.check is not None:
             c = comparison.check
-            lines.append(f"  camera check ({c.frames} frames, as fit runs it): {c.finding}")
+            if c.warnings:
+                lines.append(f"  camera check ({c.frames} frames, as fit runs it): {len(c.warnings)} warning(s), below")
+            else:
+                lines.append(f"  camera check ({c.frames} frames, as fit runs it): {c.finding}")
             lines += [f"  note: {n}" for n in c.notes]
         elif comparison.check_error:
             lines.append(f"  camera check could not run (fit would stop here too): {comparison.check_error}")
         lines += [f"  note: {n}" for n in comparison.notes]
         lines += [f"warning: {w}" for w in comparison.warnings]
+        if comparison.check is not None:
+            lines += [f"warning: camera check: {w}" for w in comparison.check.warnings]
     lines += [f"note: {n}" for n in info.notes]
     return "\n".join(lines)
