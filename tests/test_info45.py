@@ -271,3 +271,20 @@ def test_split_view_configuration(tmp_path, capsys):
     assert all(0.75 <= c["noise_ratio"] <= 1.35 for c in check["channels"])
     assert main(["info", str(movie), "--camera", str(tmp_path / "sv.yaml")]) == 2
     assert "sv.yaml: a split-view configuration: give it as --config" in capsys.readouterr().err
+
+
+def test_full_chip_scmos_maps_are_cut_at_the_metadata_roi(tmp_path):
+    """sCMOS maps of the whole chip: cut at the movie's ROI (from its Micro-Manager metadata) as the fits cut them;
+    without a ROI position the check cannot run, and says why (the fits would stop there too)."""
+    np.save(tmp_path / "base.npy", np.full((64, 64), 100.0))
+    cam = {"kind": "scmos", "qe": 0.8, "spurious_charge": 0.0, "e_per_adu": 0.5, "baseline": "base.npy", "read_sigma": 1.5}
+    (tmp_path / "scmos.yaml").write_text(yaml.safe_dump(cam))
+    from plexloc.config import load_camera_configs
+
+    cams = load_camera_configs(tmp_path / "scmos.yaml")
+    with_roi = compare_camera(read_movie_info(mm_movie(tmp_path)), cams, camera_file="scmos.yaml")
+    assert with_roi.check is not None and with_roi.check_error == ""
+    assert with_roi.check.channels[0].pixels == 6 * 24 * 32
+    tifffile.imwrite(tmp_path / "plain.tif", np.full((4, 24, 32), 120, np.uint16), photometric="minisblack")
+    without = compare_camera(read_movie_info(tmp_path / "plain.tif"), cams, camera_file="scmos.yaml")
+    assert without.check is None and "do not record the camera ROI's position" in without.check_error
