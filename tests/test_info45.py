@@ -288,3 +288,15 @@ def test_full_chip_scmos_maps_are_cut_at_the_metadata_roi(tmp_path):
     tifffile.imwrite(tmp_path / "plain.tif", np.full((4, 24, 32), 120, np.uint16), photometric="minisblack")
     without = compare_camera(read_movie_info(tmp_path / "plain.tif"), cams, camera_file="scmos.yaml")
     assert without.check is None and "do not record the camera ROI's position" in without.check_error
+
+
+def test_what_opening_the_movie_warns_about_is_shown(tmp_path, capsys):
+    """An OME-TIFF of two images: the fits read the first, with a warning; info shows it (and raises nothing)."""
+    path = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        tw.write(np.zeros((3, 8, 8), np.uint16), metadata={"axes": "TYX"})
+        tw.write(np.zeros((2, 8, 8), np.uint16), metadata={"axes": "TYX"})
+    info = read_movie_info(path)
+    assert info.n_frames == 3 and len(info.notes) == 1 and "holds 2 images" in info.notes[0]
+    assert main(["info", str(path)]) == 0
+    assert "warning: " + info.notes[0] in capsys.readouterr().out

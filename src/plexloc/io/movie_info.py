@@ -159,6 +159,7 @@ class MovieInfo:
     roi_offset_error: str = ""
     recorded: dict[str, Recorded] = field(default_factory=dict)
     adu: AduStats | None = None
+    #: what opening the movie warned about (as the fits would), and metadata that could not be read
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -407,7 +408,7 @@ def adu_statistics(frames: np.ndarray, dtype: Any | None = None) -> AduStats:
     x = np.asarray(frames)
     x = x[None] if x.ndim == 2 else x
     dt = np.dtype(dtype if dtype is not None else x.dtype)
-    lo, p1, med, p999, hi = _quantiles(x, (0.0, 0.01, 0.5, 0.999, 1.0))
+    p1, med, p999 = _quantiles(x, (0.01, 0.5, 0.999))
     lo, hi = float(x.min()), float(x.max())
     full = []
     top = saturation_adu(dt)
@@ -723,5 +724,5 @@ def format_movie_info(info: MovieInfo, comparison: CameraComparison | None = Non
         lines += [f"warning: {w}" for w in comparison.warnings]
         if comparison.check is not None:
             lines += [f"warning: camera check: {w}" for w in comparison.check.warnings]
-    lines += [f"note: {n}" for n in info.notes]
+    lines += [f"warning: {n}" for n in info.notes]  # what opening the movie warned about, or unreadable metadata
     return "\n".join(lines)
