@@ -207,8 +207,9 @@ def run(args: argparse.Namespace) -> int:
                  "split-half": " (from two halves of the table)"}.get(result.info.get("z_uncertainty_from"), "")
         known += ((f"; z known to +-{z_unc:.1f} nm{z_how}" if math.isfinite(z_unc) else "; z not known")
                   + (" (NOT RELIABLE, see the warning above)" if result.info.get("z_unreliable") else ""))
-    print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm, "
-          f"z {span[2]:.1f} nm over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known
+    z_span = f", z {span[2]:.1f} nm" if span[2] > 0 or "z_uncertainty_nm" in result.info else ""  # none for 2D
+    print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm"
+          f"{z_span} over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known
           + ("; NOT RELIABLE (see the warning above)" if result.info.get("unreliable") else ""))
     if result.engine == "fiducials":
         fids = result.info["fiducials"]
