@@ -358,8 +358,7 @@ def _tiff_format(tf) -> TiffFormat:
 
 def _memory_mapped(reader: MovieReader, tf) -> str:
     """Whether the fits' reader memory-maps the movie's files (their pixels uncompressed in one contiguous block)."""
-    sources = getattr(reader, "_sources", [])
-    mapped = [getattr(s, "_mm", None) is not None for s in sources]
+    mapped = reader.memory_mapped
     if mapped and all(mapped):
         return "yes (streamed from a memory map)"
     why = ("compressed pixels (" + getattr(tf.pages.first.compression, "name", "?") + ")"
@@ -454,7 +453,7 @@ def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
         reader = open_movie(path)
     notes = [str(w.message) for w in caught]
     with reader:
-        tf = reader._sources[0]._tf  # the first file as the reader parsed it (opened once, not twice)
+        tf = reader.tiff_file  # the first file as the reader parsed it (opened once, not twice)
         files = _data_files(reader, tf)
         size = 0
         for f in files:

@@ -574,6 +574,20 @@ class MovieReader(_FrameIndexing):
         roi = self.roi_offset
         return None if roi is None else roi.px
 
+    @property
+    def tiff_file(self) -> tifffile.TiffFile:
+        """The first file as this reader parsed it (its metadata, pages and series), for inspection: not closed by the
+        caller, the reader owns it."""
+        if not self._sources:
+            raise ValueError(f"{self.path}: movie is closed")
+        return self._sources[0]._tf
+
+    @property
+    def memory_mapped(self) -> list[bool]:
+        """Per file, whether its frames are read from a memory map (uncompressed pixels in one contiguous block)
+        rather than page by page."""
+        return [s._mm is not None for s in self._sources]
+
     # --- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
         return self.n_frames
