@@ -46,11 +46,13 @@ def test_micro_manager_metadata_each_with_its_key(tmp_path):
     assert (rec["camera"].value, rec["camera"].source) == ("Andor", "Micro-Manager image metadata 'Camera'")
     assert rec["exposure_ms"].value == 30.0 and "'Exposure-ms'" in rec["exposure_ms"].source
     assert rec["frame_interval_ms"].value == 50.0 and "summary metadata 'Interval_ms'" in rec["frame_interval_ms"].source
-    assert rec["gain"].value == 300.0 and "'Andor-Gain'" in rec["gain"].source
+    # Andor's 'Gain' is the EM gain where its output amplifier is the EM one (said with both keys)
+    assert rec["em_gain"].value == 300.0 and "'Andor-Gain'" in rec["em_gain"].source
+    assert "'Andor-Output_Amplifier' = 'Electron Multiplying'" in rec["em_gain"].source and "gain" not in rec
     assert rec["temperature_c"].value == -70.0 and "'Andor-CCDTemperature'" in rec["temperature_c"].source  # not the set point
     assert "ReadMode Image" in rec["readout"].value and "Output_Amplifier Electron Multiplying" in rec["readout"].value
     assert rec["binning"].value == 1.0 and rec["bit_depth"].value == 16.0  # the summary's BitDepth
-    assert "em_gain" not in rec and "z_spacing" not in rec  # not recorded: never guessed
+    assert "z_spacing" not in rec  # not recorded: never guessed
     assert info.pixel_size.x_nm == pytest.approx(160.0) and "'PixelSizeUm'" in info.pixel_size.source
     assert info.roi_offset.px == (16, 8) and "'ROI'" in info.roi_offset.source  # as fit reads it
     assert (info.n_frames, info.frame_shape, info.dtype) == (6, (24, 32), "uint16")

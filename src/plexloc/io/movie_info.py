@@ -12,10 +12,13 @@ Metadata read (first found; a value that is not recorded is ``None``, never gues
 - **Micro-Manager**: the first image's per-image JSON (TIFF tag 51123), then the summary JSON of the file header:
   ``Camera`` / ``Core-Camera``, ``Exposure-ms``, ``Interval_ms`` (the frame interval asked for) or the difference
   of the first frames' ``ElapsedTime-ms`` (the interval taken), ``Binning``, ``BitDepth``, and the camera device's
-  own properties ``<camera>-<property>``: EM gain (``EMGain``, ``EM Gain``, ``MultiplierGain``, and Andor's
-  ``Gain``, which is the EM gain setting: recorded as ``gain`` with its key, and compared with an EMCCD's em_gain),
-  readout (``ReadoutMode``, ``ReadoutRate``, ``Output_Amplifier``, ``ScanMode``, ``PixelReadoutRate``, ...),
-  temperature (``CCDTemperature``, ``SensorTemperature``, ``Temperature``; not the set point).
+  own properties ``<camera>-<property>`` (matched without case, spaces or underscores: Hamamatsu's DCAM adapter
+  writes ``SENSOR TEMPERATURE``): EM gain (``EMGain``, ``MultiplierGain`` (PVCAM), and Andor's iXon ``Gain`` where
+  its ``Output_Amplifier`` or ``EMSwitch`` says the EM amplifier is on; with the conventional amplifier the EM gain
+  is recorded as none), readout (``ReadoutMode``, ``ReadoutRate``, ``Output_Amplifier``, ``ScanMode``,
+  ``PixelReadoutRate``, ``READOUT SPEED``, ...), temperature (``CCDTemperature``, ``SensorTemperature``,
+  ``Temperature``; not the set point). Any other ``Gain`` (PVCAM's gain index, an sCMOS's gain mode) is recorded as
+  ``gain``, never compared with an EMCCD's em_gain.
 - **OME-XML**: ``Pixels/@SignificantBits``, ``@TimeIncrement``, the first ``Plane/@ExposureTime``, the first
   ``Detector`` (manufacturer, model, type, ``@Gain``, ``@AmplificationGain``) and the first ``DetectorSettings``
   (``@Binning``, ``@Gain``, ``@ReadOutRate``), with their units.
@@ -70,12 +73,15 @@ RECORDED_FIELDS: dict[str, str] = {
     "z_spacing": "z spacing",
 }
 
-_MM_EM_GAIN = ("EMGain", "EM Gain", "EM_Gain", "MultiplierGain", "Multiplier Gain", "EMMultiplier")
-_MM_READOUT = ("ReadoutMode", "Readout Mode", "ReadMode", "ReadoutRate", "Readout Rate", "PixelReadoutRate",
-               "Pixel Readout Rate", "Output_Amplifier", "Output Amplifier", "ScanMode", "Sensor Mode",
-               "SensorMode", "ReadoutTime", "PixelRate", "Speed", "Port")
-_MM_TEMPERATURE = ("CCDTemperature", "SensorTemperature", "Sensor Temperature", "CurrentTemperature", "Temperature",
-                   "TemperatureCurrent")
+# device properties, matched without case, spaces, underscores or hyphens (:func:`_fold`)
+_MM_EM_GAIN = ("EMGain", "MultiplierGain", "EMMultiplier")
+_MM_READOUT = ("ReadoutMode", "ReadMode", "ReadoutRate", "PixelReadoutRate", "Output_Amplifier", "ScanMode",
+               "SensorMode", "ReadoutSpeed", "ReadoutTime", "PixelRate", "Speed", "Port")
+#: the iXon adapter's output amplifier ('Electron Multiplying' or 'Conventional') and EM switch ('On' / 'Off')
+_MM_AMPLIFIER = ("Output_Amplifier", "EMSwitch")
+#: the EM gain recorded where the metadata say the EM amplifier was off (Andor's conventional amplifier)
+_EM_OFF = "none: the EM amplifier is off"
+_MM_TEMPERATURE = ("CCDTemperature", "SensorTemperature", "CurrentTemperature", "Temperature", "TemperatureCurrent")
 _OME_TIME_MS = {"ns": 1e-6, "µs": 1e-3, "\u03bcs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1000.0, "min": 60_000.0,
                 "h": 3_600_000.0}
 
@@ -189,6 +195,11 @@ def _value(v: Any) -> Any:
     return f if f is not None else (v.strip() if isinstance(v, str) else v)
 
 
+def _fold(key: str) -> str:
+    """A property name without case, spaces, underscores or hyphens ('SENSOR TEMPERATURE' = 'SensorTemperature')."""
+    return "".join(ch for ch in str(key).lower() if ch not in " _-")
+
+
 def _present(v: Any) -> bool:
     return v is not None and not (isinstance(v, str) and not v.strip()) and v != []
 
@@ -227,12 +238,22 @@ def _read_micro_manager(tf, out: dict[str, Recorded]) -> None:
     if not image and not summary:
         return
 
-    def find(*keys: str) -> tuple[Any, str] | None:
-        for where, meta in (("image", image), ("summary", summary)):
+    # a device's property by its name as the adapters spell it (Hamamatsu's DCAM adapter: 'SENSOR TEMPERATURE',
+    # 'READOUT SPEED'; Andor's: 'CCDTemperature'): compared without case, spaces, underscores or hyphens
+    folded = [(where, meta, {_fold(k): k for k in reversed(list(meta))}) for where, meta in
+              (("image", image), ("summary", summary))]
+
+    def lookup(*keys: str) -> tuple[Any, str, str] | None:
+        for where, meta, by_fold in folded:
             for key in keys:
-                if _present(meta.get(key)):
-                    return meta[key], f"Micro-Manager {where} metadata '{key}'"
+                real = key if key in meta else by_fold.get(_fold(key))
+                if real is not None and _present(meta.get(real)):
+                    return meta[real], f"Micro-Manager {where} metadata '{real}'", real
         return None
+
+    def find(*keys: str) -> tuple[Any, str] | None:
+        found = lookup(*keys)
+        return None if found is None else found[:2]
 
     def put(name: str, found: tuple[Any, str] | None, unit: str = "") -> None:
         if found is not None and name not in out:
@@ -260,13 +281,28 @@ def _read_micro_manager(tf, out: dict[str, Recorded]) -> None:
         return
     cam = str(camera[0])
     put("em_gain", find(*(f"{cam}-{p}" for p in _MM_EM_GAIN)) or find("EMGain", "EM Gain"))
-    put("gain", find(f"{cam}-Gain"))
-    readout = [(f"{cam}-{p}", v) for p in _MM_READOUT for meta in (image, summary)
-               if _present(v := meta.get(f"{cam}-{p}"))]
+    gain = find(f"{cam}-Gain")
+    amplifier = find(*(f"{cam}-{p}" for p in _MM_AMPLIFIER))
+    if "em_gain" not in out and gain is not None and amplifier is not None:
+        # Andor's iXon adapter: 'Gain' is the EM gain setting, which its output amplifier or EM switch says is on or
+        # off. Elsewhere 'Gain' is no EM gain (Photometrics' PVCAM: a gain index 1-3; an sCMOS: a conversion mode):
+        # recorded as gain, never compared with em_gain
+        amp = str(amplifier[0]).strip().lower()
+        if "electron multiplying" in amp or amp in ("on", "em"):
+            out["em_gain"] = Recorded(_value(gain[0]), f"{gain[1]}, the EM gain ({amplifier[1]} = {amplifier[0]!r})")
+            gain = None
+        elif "conventional" in amp or amp == "off":
+            out["em_gain"] = Recorded(f"{_EM_OFF} ({gain[1]} = {gain[0]!r} is not applied)",
+                                      f"{amplifier[1]} = {amplifier[0]!r}")
+            gain = None
+    put("gain", gain)
+    readout: dict[str, Any] = {}  # image before summary, one entry per property
+    for p in _MM_READOUT:
+        if (found := lookup(f"{cam}-{p}")) is not None:
+            readout.setdefault(found[2], found[0])
     if readout:
-        seen = dict(readout)  # image before summary, one entry per key
-        text = ", ".join(f"{k.removeprefix(cam + '-')} {v}" for k, v in seen.items())
-        out.setdefault("readout", Recorded(text, "Micro-Manager metadata " + ", ".join(f"'{k}'" for k in seen)))
+        text = ", ".join(f"{k.removeprefix(cam + '-')} {v}" for k, v in readout.items())
+        out.setdefault("readout", Recorded(text, "Micro-Manager metadata " + ", ".join(f"'{k}'" for k in readout)))
     put("temperature_c", find(*(f"{cam}-{p}" for p in _MM_TEMPERATURE)), "°C")
 
 
@@ -543,9 +579,7 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
                                                                if "camera" in info.recorded else "")))
     # EM gain
     em = getattr(cam0, "em_gain", None)
-    rec = info.recorded.get("em_gain")
-    if rec is None and kind == "emccd" and "gain" in info.recorded and "Micro-Manager" in info.recorded["gain"].source:
-        rec = info.recorded["gain"]  # Andor's 'Gain' property is its EM gain setting
+    rec = info.recorded.get("em_gain")  # (a device's 'Gain' only where its EM amplifier says it is the EM gain)
     if em is not None:
         out.rows.append(("em_gain", f"{em:g}", rec.text if rec is not None else "not recorded",
                          _field_name(cam0, "em_gain", name) + (f"; {rec.source}" if rec is not None else "")))
@@ -555,6 +589,11 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
                 f"{rec.text} ({rec.source}, in {info.path}): photons and background will be off by about "
                 f"{max(em, rec.value) / max(min(em, rec.value), 1e-12):.2g}x; set em_gain to the gain the movie was "
                 "taken with (a camera's gain setting may differ from its real gain: plexloc calibrate-camera measures it)")
+        elif rec is not None and str(rec.value).startswith(_EM_OFF) and float(em) > 1:
+            out.warnings.append(
+                f"the movie was taken with the EM amplifier off ({rec.source}, in {info.path}) but "
+                f"{_field_name(cam0, 'em_gain', name)} is {em:g}: photons and background will be off by about {em:.2g}x; "
+                "measure the camera as the movie was taken (plexloc calibrate-camera) and give that camera")
     elif rec is not None and isinstance(rec.value, float) and rec.value > 1 and kind in ("scmos", "ideal"):
         out.warnings.append(
             f"the movie's metadata record an EM gain of {rec.text} ({rec.source}, in {info.path}) but "
