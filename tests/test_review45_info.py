@@ -58,3 +58,14 @@ def test_hamamatsu_dcam_properties_in_capitals(tmp_path):
     assert rec["temperature_c"].source == "Micro-Manager image metadata 'HamamatsuHam_DCAM-SENSOR TEMPERATURE'"
     assert rec["readout"].value == "READOUT SPEED FAST" and "'HamamatsuHam_DCAM-READOUT SPEED'" in rec["readout"].source
     assert rec["binning"].value == "1x1"
+
+
+@pytest.mark.parametrize("meta, expected_ms", [({"finterval": 50, "tunit": "ms"}, 50.0),
+                                                ({"finterval": 0.05, "tunit": "sec"}, 50.0),
+                                                ({"finterval": 0.05}, 50.0)])
+def test_an_imagej_frame_interval_in_its_time_unit(tmp_path, meta, expected_ms):
+    """ImageJ's finterval is in its 'tunit': 50 ms (tunit=ms) was shown as 50000 ms ('finterval' = 50 s)."""
+    tifffile.imwrite(tmp_path / "ij.tif", np.zeros((4, 8, 8), np.uint16), imagej=True, metadata={"axes": "TYX", **meta})
+    rec = read_movie_info(tmp_path / "ij.tif").recorded["frame_interval_ms"]
+    assert (rec.value, rec.unit) == (pytest.approx(expected_ms), "ms")
+    assert rec.source.startswith(f"ImageJ description 'finterval' = {meta['finterval']}")

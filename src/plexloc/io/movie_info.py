@@ -22,7 +22,8 @@ Metadata read (first found; a value that is not recorded is ``None``, never gues
 - **OME-XML**: ``Pixels/@SignificantBits``, ``@TimeIncrement``, the first ``Plane/@ExposureTime``, the first
   ``Detector`` (manufacturer, model, type, ``@Gain``, ``@AmplificationGain``) and the first ``DetectorSettings``
   (``@Binning``, ``@Gain``, ``@ReadOutRate``), with their units.
-- **ImageJ**: ``finterval`` (frame interval, s), ``spacing`` and ``unit`` (the z step of a stack).
+- **ImageJ**: ``finterval`` (frame interval, in ``tunit``: seconds where none), ``spacing`` and ``unit`` (the z
+  step of a stack).
 - The pixel size (:func:`plexloc.io.pixel_size.read_pixel_size`) and the camera ROI's chip position
   (:func:`plexloc.io.roi.read_roi_offset`, as :attr:`plexloc.io.tiff.MovieReader.roi_offset` gives it to the fits);
   metadata that those refuse are reported with their error, not hidden.
@@ -84,6 +85,10 @@ _EM_OFF = "none: the EM amplifier is off"
 _MM_TEMPERATURE = ("CCDTemperature", "SensorTemperature", "CurrentTemperature", "Temperature", "TemperatureCurrent")
 _OME_TIME_MS = {"ns": 1e-6, "µs": 1e-3, "\u03bcs": 1e-3, "us": 1e-3, "ms": 1.0, "s": 1000.0, "min": 60_000.0,
                 "h": 3_600_000.0}
+#: ImageJ's time units ('tunit'), lower case, in ms (others as OME's)
+_IMAGEJ_TIME_MS = {"sec": 1000.0, "s": 1000.0, "second": 1000.0, "seconds": 1000.0, "msec": 1.0, "ms": 1.0,
+                   "usec": 1e-3, "us": 1e-3, "µs": 1e-3, "\u03bcs": 1e-3, "min": 60_000.0, "minute": 60_000.0,
+                   "minutes": 60_000.0, "hr": 3_600_000.0, "hour": 3_600_000.0, "hours": 3_600_000.0}
 
 
 @dataclass(frozen=True)
@@ -369,8 +374,13 @@ def _read_ome(tf, out: dict[str, Recorded]) -> None:
 def _read_imagej(tf, out: dict[str, Recorded]) -> None:
     meta = (tf.imagej_metadata or {}) if getattr(tf, "is_imagej", False) else {}
     if (fi := _number(meta.get("finterval"))) is not None and fi > 0:
-        out.setdefault("frame_interval_ms", Recorded(1000.0 * fi, f"ImageJ description 'finterval' = {meta['finterval']} s",
-                                                     "ms"))
+        # in ImageJ's time unit 'tunit' (its default: seconds)
+        unit = str(meta.get("tunit", "sec")).strip() or "sec"
+        scale = _IMAGEJ_TIME_MS.get(unit.lower(), _OME_TIME_MS.get(unit))
+        source = f"ImageJ description 'finterval' = {meta['finterval']}" + (
+            f", 'tunit' = {unit}" if "tunit" in meta else " (in seconds: no 'tunit')")
+        out.setdefault("frame_interval_ms", Recorded(scale * fi, source, "ms") if scale is not None else
+                       Recorded(fi, source, unit))
     if (sp := _number(meta.get("spacing"))) is not None:
         unit = str(meta.get("unit", "")).strip() or "(no unit)"
         out.setdefault("z_spacing", Recorded(sp, "ImageJ description 'spacing' with 'unit'", unit))
