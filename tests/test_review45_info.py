@@ -69,3 +69,28 @@ def test_an_imagej_frame_interval_in_its_time_unit(tmp_path, meta, expected_ms):
     rec = read_movie_info(tmp_path / "ij.tif").recorded["frame_interval_ms"]
     assert (rec.value, rec.unit) == (pytest.approx(expected_ms), "ms")
     assert rec.source.startswith(f"ImageJ description 'finterval' = {meta['finterval']}")
+
+
+def _ome(detectors: str, settings_id: str) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+            f'<Instrument ID="Instrument:0">{detectors}</Instrument><Image ID="Image:0"><Pixels ID="Pixels:0" '
+            'DimensionOrder="XYZCT" Type="uint16" SizeX="8" SizeY="8" SizeZ="1" SizeC="1" SizeT="3">'
+            f'<Channel ID="Channel:0:0" SamplesPerPixel="1"><DetectorSettings ID="{settings_id}"/></Channel>'
+            '<TiffData IFD="0" PlaneCount="3"/></Pixels></Image></OME>')
+
+
+def test_an_ome_image_of_the_second_detector_is_read_with_that_detector(tmp_path):
+    """A two-camera instrument (an EMCCD and an sCMOS): the image's DetectorSettings name Detector:1; the first
+    detector's EM gain and model were reported for it."""
+    two = ('<Detector ID="Detector:0" Manufacturer="Andor" Model="iXon" Type="EMCCD" AmplificationGain="300"/>'
+           '<Detector ID="Detector:1" Manufacturer="Hamamatsu" Model="ORCA-Flash4.0" Type="CMOS"/>')
+    path = tmp_path / "two.ome.tif"
+    tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint16), description=_ome(two, "Detector:1"), metadata=None,
+                     photometric="minisblack")
+    rec = read_movie_info(path).recorded
+    assert rec["camera"].value == "Hamamatsu ORCA-Flash4.0 (CMOS)" and "em_gain" not in rec
+    # settings naming no detector of several: none is taken (not the first)
+    tifffile.imwrite(path, np.zeros((3, 8, 8), np.uint16), description=_ome(two, "Detector:9"), metadata=None,
+                     photometric="minisblack")
+    rec = read_movie_info(path).recorded
+    assert "camera" not in rec and "em_gain" not in rec

@@ -20,8 +20,8 @@ Metadata read (first found; a value that is not recorded is ``None``, never gues
   ``Temperature``; not the set point). Any other ``Gain`` (PVCAM's gain index, an sCMOS's gain mode) is recorded as
   ``gain``, never compared with an EMCCD's em_gain.
 - **OME-XML**: ``Pixels/@SignificantBits``, ``@TimeIncrement``, the first ``Plane/@ExposureTime``, the first
-  ``Detector`` (manufacturer, model, type, ``@Gain``, ``@AmplificationGain``) and the first ``DetectorSettings``
-  (``@Binning``, ``@Gain``, ``@ReadOutRate``), with their units.
+  channel's ``DetectorSettings`` (``@Binning``, ``@Gain``, ``@ReadOutRate``) and the ``Detector`` they name (else
+  the only one: manufacturer, model, type, ``@Gain``, ``@AmplificationGain``), with their units.
 - **ImageJ**: ``finterval`` (frame interval, in ``tunit``: seconds where none), ``spacing`` and ``unit`` (the z
   step of a stack).
 - The pixel size (:func:`plexloc.io.pixel_size.read_pixel_size`) and the camera ROI's chip position
@@ -349,7 +349,12 @@ def _read_ome(tf, out: dict[str, Recorded]) -> None:
         if unit in _OME_TIME_MS:
             out.setdefault("exposure_ms", Recorded(ex * _OME_TIME_MS[unit], f"OME-XML Plane/@ExposureTime = "
                                                    f"{plane.get('ExposureTime')} {unit} (first plane)", "ms"))
-    detector = _first(root, "Detector")
+    # the image's detector: the one its (first) channel's DetectorSettings name, else the only one; of several
+    # detectors none named, none is taken (a two-camera instrument's first detector may not be this image's)
+    settings = _first(pixels, "DetectorSettings") if pixels is not None else None
+    detectors = [el for el in root.iter() if _local(el.tag) == "Detector"]
+    named = [d for d in detectors if settings is not None and settings.get("ID") and d.get("ID") == settings.get("ID")]
+    detector = named[0] if named else detectors[0] if len(detectors) == 1 else None
     if detector is not None:
         name = " ".join(detector.get(k, "") for k in ("Manufacturer", "Model")).strip()
         if name or detector.get("Type"):
@@ -360,7 +365,6 @@ def _read_ome(tf, out: dict[str, Recorded]) -> None:
             out.setdefault("em_gain", Recorded(g, "OME-XML Detector/@AmplificationGain"))
         if (g := _number(detector.get("Gain"))) is not None:
             out.setdefault("gain", Recorded(g, "OME-XML Detector/@Gain"))
-    settings = _first(root, "DetectorSettings")
     if settings is not None:
         if _present(settings.get("Binning")):
             out.setdefault("binning", Recorded(settings.get("Binning"), "OME-XML DetectorSettings/@Binning"))
