@@ -94,3 +94,49 @@ def test_an_ome_image_of_the_second_detector_is_read_with_that_detector(tmp_path
                      photometric="minisblack")
     rec = read_movie_info(path).recorded
     assert "camera" not in rec and "em_gain" not in rec
+
+
+def _scmos_dark(path, frames: int, shape=(64, 64)):
+    """An sCMOS movie of 2 photons/px: offset 100 ADU, 0.5 e-/ADU, read noise 1.5 e- (3 ADU)."""
+    rng = np.random.default_rng(0)
+    e = rng.poisson(0.8 * 2.0, size=(frames, *shape)) + rng.normal(0, 1.5, size=(frames, *shape))
+    tifffile.imwrite(path, np.round(100 + e / 0.5).astype(np.uint16), photometric="minisblack")
+    return path
+
+
+def test_the_right_baseline_of_a_movie_of_large_frames_is_not_said_to_be_too_high(tmp_path):
+    """Frames over max_pixels (a 3200 x 3200 sCMOS is 10 Mpx) gave one frame: 1 % of its pixels sit 7 ADU below the
+    offset by read noise alone, and the right baseline (100) was 'above the camera's offset'. Two frames now; with one
+    (--frames 1) the baseline is shown, not checked."""
+    from plexloc.config.models import SCMOSConfig
+
+    cam = SCMOSConfig(qe=0.8, e_per_adu=0.5, baseline=100.0, read_sigma=1.5)
+    path = _scmos_dark(tmp_path / "dark.tif", 4)
+    info = read_movie_info(path, max_pixels=64 * 64)  # frames of more pixels than measured
+    assert info.adu.frames == 2
+    assert not [w for w in compare_camera(info, [cam], camera_file="c.yaml").warnings if "baseline" in w]
+    one = read_movie_info(path, head_frames=1)
+    cmp = compare_camera(one, [cam], camera_file="c.yaml")
+    assert one.adu.dim_level < 95 and not [w for w in cmp.warnings if "baseline" in w]
+    (row,) = [r for r in cmp.rows if r[0] == "baseline"]
+    assert "one frame" in row[2] and "not checked" in row[2]
+    # a baseline far above the data is still told (two frames)
+    bad = SCMOSConfig(qe=0.8, e_per_adu=0.5, baseline=130.0, read_sigma=1.5)
+    assert [w for w in compare_camera(info, [bad], camera_file="c.yaml").warnings if "baseline is 130 ADU" in w]
+
+
+def test_one_large_frame_is_measured_without_float_copies():
+    """One frame's statistics: no float64 or int64 copy of the whole frame (each 4x a uint16 frame: 8x together, 160 MB
+    for a 10 Mpx frame)."""
+    import tracemalloc
+
+    frame = np.random.default_rng(0).integers(100, 200, size=(1, 1000, 1000)).astype(np.uint16)
+    adu_statistics(frame[:, :8, :8])  # (its imports outside the measure)
+    tracemalloc.start()
+    try:
+        a = adu_statistics(frame)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert a.frames == 1 and 100 <= a.dim_level <= 102
+    assert peak < 2 * frame.nbytes, peak

@@ -52,8 +52,8 @@ __all__ = ["AduStats", "CameraComparison", "MovieInfo", "Recorded", "TiffFormat"
 
 #: frames whose ADU statistics are measured by default
 HEAD_FRAMES = 64
-#: at most this many pixels are measured (fewer frames of large frames: a 2048 x 2048 movie gives 2 frames), so
-#: that time and memory do not grow with the movie or its frames
+#: at most this many pixels are measured (fewer frames of large frames: a 2048 x 2048 movie gives 2 frames; two
+#: frames at least), so that time and memory do not grow with the movie
 HEAD_PIXELS = 2**23
 #: full scales whose pile-up (clipping) is counted: a 12-, 14- or 16-bit camera's largest value
 FULL_SCALE_BITS = (12, 14, 16)
@@ -443,7 +443,11 @@ def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     histogram (no sort, no float copy)."""
     if x.dtype.kind in "iu" and x.dtype.itemsize <= 2:
         off = int(np.iinfo(x.dtype).min)
-        counts = np.bincount((x.astype(np.int32) - off).ravel() if off else x.ravel())
+        flat = x.ravel()
+        counts = np.zeros(1 << (8 * x.dtype.itemsize), np.int64)
+        for i in range(0, flat.size, 1 << 18):  # (bincount takes an int64 copy: of a part at a time)
+            part = flat[i:i + (1 << 18)]
+            counts += np.bincount(part.astype(np.int64) - off if off else part, minlength=counts.size)
         cum = np.cumsum(counts)
         n = int(cum[-1])
         return [float(np.searchsorted(cum, max(math.ceil(q * n), 1)) + off) for q in qs]
@@ -469,8 +473,8 @@ def adu_statistics(frames: np.ndarray, dtype: Any | None = None) -> AduStats:
     clip = detect_clip_adu(x, dt) if dt.kind in "iu" else None
     dim_level = dim_noise = math.nan
     if len(x) >= 1:
-        per_px = np.median(x, axis=0) if len(x) > 1 else x[0].astype(np.float64)
-        dim_level = _quantiles(np.asarray(per_px, dtype=np.float64), (0.01,))[0]
+        per_px = np.median(x, axis=0) if len(x) > 1 else x[0]  # (one frame: its values, not a float64 copy)
+        dim_level = _quantiles(per_px, (0.01,))[0]
         if len(x) > 1:
             dim = per_px <= np.quantile(per_px, 0.1)
             d = np.diff(x[:, dim].astype(np.float64), axis=0)
@@ -489,8 +493,8 @@ def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
     Args:
         path: a TIFF file or a folder of TIFF files (:func:`plexloc.io.tiff.open_movie`).
         head_frames: the ADU statistics are measured on at most this many first frames ...
-        max_pixels: ... and at most this many pixels (whole frames, at least one), so that a 20 GB movie of large
-            frames is as quick and small as any.
+        max_pixels: ... and at most this many pixels (whole frames, at least two where there are two), so that a
+            20 GB movie of large frames is as quick and small as any.
 
     Raises:
         InputError: as :func:`~plexloc.io.tiff.open_movie` (missing path, empty folder, not a TIFF, corrupt TIFF, ...:
@@ -529,7 +533,10 @@ def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
                                   f"metadata ({type(err).__name__}: {err})")
         info.recorded = {k: recorded[k] for k in RECORDED_FIELDS if k in recorded}
         h, w = reader.frame_shape
-        k = max(1, min(int(head_frames), reader.n_frames, int(max_pixels) // max(h * w, 1)))
+        # at least two frames where the movie has them (the dimmest pixels' noise, that tells the offset from the
+        # noise below it, needs two), else as many whole frames as max_pixels holds
+        k = max(min(2, int(head_frames), reader.n_frames), min(int(head_frames), reader.n_frames,
+                                                               int(max_pixels) // max(h * w, 1)))
         info.adu = adu_statistics(reader[:k], reader.dtype)
     return info
 
@@ -630,11 +637,15 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
     base = getattr(cam0, "baseline", None)
     adu = info.adu
     if isinstance(base, (int, float)) and adu is not None and math.isfinite(adu.dim_level):
-        out.rows.append(("baseline", f"{base:g} ADU", f"<= about {adu.dim_level:g} ADU (dimmest pixels)",
+        noise = math.isfinite(adu.dim_noise)
+        out.rows.append(("baseline", f"{base:g} ADU", f"<= about {adu.dim_level:g} ADU (dimmest pixels)" + (
+                             "" if noise else "; one frame: its noise below the offset is not told from a baseline "
+                             "set too high, not checked"),
                          f"{_field_name(cam0, 'baseline', name)}; 1st percentile of the pixels' medians over the first "
                          f"{adu.frames} frames"))
-        # the medians' 1st percentile sits below the offset by a few times their own noise at most
-        margin = 3.0 * 1.25 * (adu.dim_noise if math.isfinite(adu.dim_noise) else 0.0) / math.sqrt(adu.frames) + 1.0
+        # the medians' 1st percentile sits below the offset by a few times their own noise at most (which one frame
+        # cannot measure: its read noise alone puts 1 % of the pixels several ADU below the offset)
+        margin = 3.0 * 1.25 * adu.dim_noise / math.sqrt(adu.frames) + 1.0 if noise else math.inf
         if base > adu.dim_level + margin:
             out.warnings.append(
                 f"{_field_name(cam0, 'baseline', name)} is {base:g} ADU but 1 % of the pixels of {info.path} sit at or "
