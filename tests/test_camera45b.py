@@ -219,3 +219,34 @@ def test_the_clipping_advice_of_a_models_camera_says_to_give_one():
     (w,) = check_camera([raw], [cam], dtype=np.uint16, adu=True, noise=False, source="movie.tif", warn=False).warnings
     assert ("Set saturation_adu: 4095 in a camera YAML given with --camera CAMERA.yaml (no camera was given: the camera "
             "is the one the model was trained with, run's training configuration) to make it the level") in w
+
+
+def test_a_multi_channel_models_fix_gives_every_channels_camera(tmp_path, capsys):
+    """A two-channel model fitted without --camera: each channel's warning wrote 'give the movie's camera with
+    --camera CAMERA.yaml' and its camera, and that one file given was refused ('1 camera(s) given for a 2-channel
+    model'). It says to give every channel's, once per channel in channel order; the two cameras written, given so,
+    check clean."""
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "examples" / "dual_color.yaml").read_text())
+    cfg.update(frame_size=[16, 16], model={"features": 4, "depth": 1, "union_features": 4, "union_depth": 1})
+    run = tmp_path / "run"
+    run.mkdir()
+    save_model(run / "model.pt", _random_model(0, n_channels=2), TrainConfig.model_validate(cfg).model_dump(mode="json"),
+               meta={})
+    torch.manual_seed(0)
+    cam = camera_from_config(EMCCDConfig(e_per_adu=TRUE_E))
+    movies = [str(tmp_path / f"ch{c}.tif") for c in range(2)]
+    for m in movies:
+        write_movie(m, cam(torch.full((16, 48, 48), 50.0)).numpy().astype(np.uint16), dtype=np.uint16)
+    err = _fit_cli(["fit", *movies, "--model", str(run), "--out", str(tmp_path / "a.csv")], capsys)
+    said = [line for line in err.splitlines() if "the pixel noise between frames" in line]
+    assert len(said) == 2
+    files = []
+    for c, line in enumerate(said):
+        assert f"{run}'s training configuration, channels.{c}.camera): give every channel's camera with --camera " \
+               "once per channel, in channel order" in line
+        assert f"channel {c}'s, e.g. the first setting above put in: camera: {{" in line
+        files.append(tmp_path / f"CH{c}.yaml")
+        files[-1].write_text(_snippet(line) + "\n")
+    err = _fit_cli(["fit", *movies, "--model", str(run), "--camera", str(files[0]), "--camera", str(files[1]),
+                    "--out", str(tmp_path / "b.csv")], capsys)
+    assert "the pixel noise between frames" not in err, err

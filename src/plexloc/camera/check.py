@@ -625,15 +625,19 @@ class CameraCheck:
         src = self.sources[c] if c < len(self.sources) else self.source
         return f"{src}: {chan}" if src else chan
 
-    @staticmethod
-    def _model_fix(ch: ChannelCheck) -> str:
+    def _model_fix(self, ch: ChannelCheck) -> str:
         """For a camera taken from a model's training configuration: where it came from and the fix, the movie's
-        camera given with ``--camera`` (with the camera that would fit written out where it can be), not an edit of
-        the run folder (the model file holds its configuration)."""
-        fix = (f"give the movie's camera with --camera CAMERA.yaml, e.g. the first setting above put in: "
-               f"{_camera_yaml(ch.fitting_camera)}" if ch.fitting_camera else
-               "give the movie's camera with --camera CAMERA.yaml" + (" (its kind, emccd or scmos, and settings)"
-                                                                       if ch.kind == "ideal" else ""))
+        camera given with ``--camera`` (with the camera that would fit written out where it can be; a multi-channel
+        model's fit takes every channel's, one ``--camera`` per channel in channel order), not an edit of the run
+        folder (the model file holds its configuration)."""
+        written = f"e.g. the first setting above put in: {_camera_yaml(ch.fitting_camera)}" if ch.fitting_camera else ""
+        kind = " (its kind, emccd or scmos, and settings)" if ch.kind == "ideal" else ""
+        if len(self.channels) > 1:  # one camera given for a multi-channel model is refused: every channel's
+            fix = ("give every channel's camera with --camera once per channel, in channel order (CH0.yaml, CH1.yaml, "
+                   f"...), or one configuration with every channel's camera{kind}"
+                   + (f"; channel {ch.channel}'s, {written}" if written else ""))
+        else:
+            fix = "give the movie's camera with --camera CAMERA.yaml" + (f", {written}" if written else kind)
         return (f"No camera was given, so these are the settings of the camera the model was trained with "
                 f"({ch.camera_model}'s training configuration, channels.{ch.channel}.camera): {fix}; or measure the "
                 "camera with plexloc calibrate-camera (editing the run folder changes nothing: the model file holds "
