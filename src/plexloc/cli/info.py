@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="configuration (as fit --method mle's): its cameras and pixel size are compared")
     p.add_argument("--frames", type=positive_int, default=None, metavar="N",
                    help="measure the ADU statistics on at most N first frames (default 64; fewer for large frames: at "
-                   "most 8.4 million pixels)")
+                   "most 8.4 million pixels, two frames at least; with one frame the baseline is not checked)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT.json", help="also write everything as JSON")
     p.set_defaults(func=run)
 
