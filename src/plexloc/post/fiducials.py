@@ -16,9 +16,12 @@ nearest its position there (the window centres, interpolated). A track is a fidu
 (:data:`FIDUCIAL_MIN_SPAN`): a bead that bleaches half-way is used for the half it lasts; and where it is brighter than
 the sample, its median photons at least ``min_brightness`` (default 2, :data:`FIDUCIAL_MIN_BRIGHTNESS`) times the other
 rows' median (a dense spot of the sample, a short filament of 200 molecules, is localized as often; not applied where
-the table's photons are one value). Or the user gives the
+the table's photons are one value). Two markers within ``radius_nm`` of each other, both localized in most frames, are
+two tracks (each frame's row nearest a path between them would jump from one to the other); a track beside a marker
+that takes a share of its rows is none of its own. Or the user gives the
 fiducials' positions (``positions_nm``, nm, where they are at any time of the movie), each followed from the window
-where most of its frames lie within ``radius_nm`` of it.
+where most of its frames lie within ``radius_nm`` of it; a position whose track is localized less often or over a
+shorter stretch than a found marker's is refused (a sample molecule's few frames are no drift).
 
 The drift (:func:`fiducial_drift`). Per frame, each fiducial's displacement from its own reference position; each
 fiducial weighs ``1 / s²`` per axis, ``s`` its localization scatter read from the differences of its positions in
@@ -45,7 +48,9 @@ estimated minus the true drift, x and y together, after the constant offset; :fu
 is the smoothed curve's noise, ``1 / sum of the weights`` in each frame's window (``info["uncertainty_per_frame_nm"]``,
 frame by frame, x and y together), scaled up where the fiducials' smoothed tracks disagree with each other more than
 that noise says (``info["residual_ratio"]``). The same rule as the other engines' calls it unreliable
-(:func:`plexloc.post.drift.drift_unreliable`, an :class:`~plexloc.post.drift.UnreliableDriftWarning`); z's likewise
+(:func:`plexloc.post.drift.drift_unreliable`, an :class:`~plexloc.post.drift.UnreliableDriftWarning`), and so does a
+frame that no fiducial spans (the ones before it and after it share none: a stage jump beyond ``radius_nm`` cuts every
+track in two, and the drift across is not measured; ``info["unlinked_at_frames"]``); z's likewise
 (``z_uncertainty_nm``; unreliable above 10 nm and above half the z curve's RMS, as for the other engines).
 
 The fiducials' own rows (every localization within ``radius_nm`` of a fiducial's position, frames of its first to its
@@ -123,6 +128,12 @@ _MAX_MISSED_WINDOWS = 5
 _OWN_MEDIAN_FRAMES = 11
 #: a fiducial's scatter is floored at this (nm), so that an exact (simulated) track does not take all the weight
 _SCATTER_FLOOR_NM = 0.05
+#: a track sharing more than this share of its rows with a marker's track (with more rows) is beside it, no marker
+_SHARED_ROWS = 0.2
+#: a track with two or more rows within the radius in more than this share of its frames is looked at as two markers
+_DOUBLE_SHARE = 0.25
+#: ... and split where two spots lie more than this many times their scatter apart
+_DOUBLE_SEPARATION = 4.0
 
 
 class FiducialWarning(UserWarning):
@@ -267,35 +278,82 @@ def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.nda
     return centres
 
 
+def _two_spots(r: np.ndarray) -> np.ndarray | None:
+    """Two spots in the offsets ``r`` ``(n, 2)`` of a track's rows from its path (two markers within the radius, both
+    localized in most frames): their centres ``(2, 2)`` by 2-means, where they lie more than
+    :data:`_DOUBLE_SEPARATION` times their scatter apart; None otherwise."""
+    if len(r) < 20:
+        return None
+    u = np.linalg.eigh(np.cov(r.T))[1][:, -1]  # the axis the offsets spread along
+    side = r @ u > np.median(r @ u)
+    mu = np.zeros((2, 2))
+    for _ in range(20):
+        if side.all() or not side.any():
+            return None
+        mu = np.stack([np.median(r[~side], axis=0), np.median(r[side], axis=0)])
+        new = np.sum((r - mu[1]) ** 2, axis=1) < np.sum((r - mu[0]) ** 2, axis=1)
+        if np.array_equal(new, side):
+            break
+        side = new
+    spread = max(float(1.4826 * np.median(np.linalg.norm(r[side] - mu[1], axis=1))),
+                 float(1.4826 * np.median(np.linalg.norm(r[~side] - mu[0], axis=1))), _SCATTER_FLOOR_NM)
+    return mu if float(np.linalg.norm(mu[1] - mu[0])) > _DOUBLE_SEPARATION * spread else None
+
+
 def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarray, centres: np.ndarray, f0: int,
-           length: int, n_frames: int, radius: float, given: bool) -> Fiducial | None:
+           length: int, n_frames: int, radius: float, given: bool) -> list[Fiducial]:
     """The rows of the track whose window centres are ``centres``: in each frame of a window it is present in, the row
-    nearest its path within ``radius``."""
+    nearest its path within ``radius``. Two tracks where two markers lie within ``radius`` of each other (localized
+    together in at least :data:`_DOUBLE_SHARE` of its frames, :func:`_two_spots`): each its own, its path shifted to
+    it (the row nearest the path took one or the other, a track jumping between them)."""
     present = np.flatnonzero(np.isfinite(centres[:, 0]))
     if not len(present):
-        return None
+        return []
     wf = f0 + present * length + (np.minimum(length, n_frames - present * length) - 1) / 2.0
     wxy = centres[present]
-    fid = Fiducial(rows=np.zeros(0, np.int64), frames=np.zeros(0, np.int64), window_frames=wf, window_xy_nm=wxy,
-                   share=0.0, movie_share=0.0, photons=float("nan"), given=given)
+    base = Fiducial(rows=np.zeros(0, np.int64), frames=np.zeros(0, np.int64), window_frames=wf, window_xy_nm=wxy,
+                    share=0.0, movie_share=0.0, photons=float("nan"), given=given)
     cand = np.flatnonzero(np.isin(win, present))
-    path = fid.path(frame[cand])
+    path = base.path(frame[cand])
     d2 = np.sum((xy[cand] - path) ** 2, axis=1)
     near = d2 <= radius**2
-    cand, d2 = cand[near], d2[near]
+    cand, path = cand[near], path[near]
     if not len(cand):
-        return None
-    o = np.lexsort((d2, frame[cand]))
-    cand = cand[o]
-    first = np.r_[True, frame[cand][1:] != frame[cand][:-1]]
-    rows = cand[first]
-    fid.rows, fid.frames = rows, frame[rows]
-    span = fid.last - fid.first + 1
-    fid.share = len(rows) / span
-    fid.movie_share = len(rows) / n_frames
-    fid.photons = float(np.median(photons[rows]))
-    # the path from its own localizations where it has them (window centres were medians of all rows near it)
-    return fid
+        return []
+    per_frame = np.bincount(frame[cand] - f0)
+    spots = None
+    offsets = [np.zeros(2)]
+    if np.count_nonzero(per_frame >= 2) > _DOUBLE_SHARE * np.count_nonzero(per_frame):
+        # offsets from each window's mean (its median jumps from one marker to the other from window to window)
+        at = np.searchsorted(present, win[cand])
+        n_at = np.bincount(at, minlength=len(present))
+        mean = np.column_stack([np.bincount(at, xy[cand, a], minlength=len(present)) for a in (0, 1)])
+        mean = np.where(n_at[:, None] > 0, mean / np.maximum(n_at, 1)[:, None], wxy)
+        spots = _two_spots(xy[cand] - mean[at])
+        if spots is not None:
+            wxy = mean
+            path = np.column_stack([np.interp(frame[cand], wf, wxy[:, a]) for a in (0, 1)])
+            offsets = list(spots)
+    out = []
+    for j, off in enumerate(offsets):
+        d2 = np.sum((xy[cand] - path - off) ** 2, axis=1)
+        mine = np.ones(len(cand), dtype=bool)
+        if spots is not None:  # the rows nearer this spot than the other
+            mine = d2 <= np.sum((xy[cand] - path - offsets[1 - j]) ** 2, axis=1)
+        c, dd = cand[mine], d2[mine]
+        if not len(c):
+            continue
+        o = np.lexsort((dd, frame[c]))
+        c = c[o]
+        first = np.r_[True, frame[c][1:] != frame[c][:-1]]
+        rows = c[first]
+        fid = Fiducial(rows=rows, frames=frame[rows], window_frames=wf, window_xy_nm=wxy + off, share=0.0,
+                       movie_share=0.0, photons=float("nan"), given=given)
+        fid.share = len(rows) / (fid.last - fid.first + 1)
+        fid.movie_share = len(rows) / n_frames
+        fid.photons = float(np.median(photons[rows]))
+        out.append(fid)
+    return out
 
 
 def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, radius_nm: float = FIDUCIAL_RADIUS_NM,
@@ -316,6 +374,8 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
     if not (math.isfinite(float(radius_nm)) and radius_nm > 0):
         raise InputError(f"fiducial radius must be a number of nm > 0, got {radius_nm!r}")
     where = f"{table.source}: " if table.source else ""
+    if len(table) == 0:
+        raise InputError(f"{where}no fiducial found: the table has no localizations")
     frame = np.asarray(table["frame"], dtype=np.int64)
     xy = np.column_stack([table["x_nm"], table["y_nm"]])
     photons = np.asarray(table["photons"], dtype=float)
@@ -343,9 +403,19 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
                               present_share)
             if not np.isfinite(centres[:, 0]).any():  # too sparse to pass the window test: the window it is in
                 centres[start] = c0
-            fid = _track(xy, frame, photons, win, centres, f0, length, n_frames, radius_nm, True)
-            if fid is None:
+            found = _track(xy, frame, photons, win, centres, f0, length, n_frames, radius_nm, True)
+            if not found:
                 raise InputError(f"{where}no track of localizations near the fiducial given at ({p[0]:g}, {p[1]:g}) nm")
+            # two markers within the radius: the one given (its path nearest the position)
+            fid = min(found, key=lambda f: float(np.min(np.sum((f.window_xy_nm - p) ** 2, axis=1))))
+            span = fid.last - fid.first + 1
+            if fid.share < min_share or span < FIDUCIAL_MIN_SPAN * n_frames:
+                raise InputError(
+                    f"{where}the fiducial given at ({p[0]:g}, {p[1]:g}) nm is localized in {len(fid.rows)} frames "
+                    f"({fid.first}..{fid.last}, {100 * fid.share:.0f} % of them, over {100 * span / n_frames:.0f} % of "
+                    f"the movie): not a marker, which is localized in at least {100 * min_share:.0f} % of the "
+                    f"frames over at least {100 * FIDUCIAL_MIN_SPAN:.0f} % of the movie; give a marker's position "
+                    "in the table's nm (x_nm, y_nm), or a lower share (fiducial_min_share, --fiducial-min-frames)")
             if any(len(np.intersect1d(fid.rows, g.rows)) > 0.5 * len(fid.rows) for g in fids):
                 warnings.warn(f"{where}the fiducial given at ({p[0]:g}, {p[1]:g}) nm follows the same localizations "
                               "as one given before it; it is counted once", FiducialWarning, stacklevel=3)
@@ -363,18 +433,26 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
             continue
         centres = _follow(xy, frame, order, bounds, n_win, f0, length, n_frames, w, centre, radius_nm, present_share)
         followed.append(centres)
-        fid = _track(xy, frame, photons, win, centres, f0, length, n_frames, radius_nm, False)
-        # one spot followed twice (from seeds the first track's search stopped short of): counted once
-        if fid is None or any(len(np.intersect1d(fid.rows, g.rows, assume_unique=True)) > 0.5 * min(len(fid.rows),
-                                                                                                   len(g.rows))
-                              for g in tracks):
-            continue
-        tracks.append(fid)
-        long_enough = fid.last - fid.first + 1 >= FIDUCIAL_MIN_SPAN * n_frames
-        if long_enough and fid.share > best_track:
-            best_track, best_span = fid.share, (fid.first, fid.last)
-        if fid.share >= min_share and long_enough:
-            fids.append(fid)
+        for fid in _track(xy, frame, photons, win, centres, f0, length, n_frames, radius_nm, False):
+            # one spot followed twice (from seeds the first track's search stopped short of): counted once
+            if any(len(np.intersect1d(fid.rows, g.rows, assume_unique=True)) > 0.5 * min(len(fid.rows), len(g.rows))
+                   for g in tracks):
+                continue
+            tracks.append(fid)
+            long_enough = fid.last - fid.first + 1 >= FIDUCIAL_MIN_SPAN * n_frames
+            if long_enough and fid.share > best_track:
+                best_track, best_span = fid.share, (fid.first, fid.last)
+            if fid.share >= min_share and long_enough:
+                fids.append(fid)
+    # a track beside a marker (seeded off its edge, its path within the radius of it part of the time) takes a share
+    # of the marker's rows and sample rows elsewhere: it is no marker of its own (it would be left out as "moved on its
+    # own" if not, with a false warning); the one with the more rows stays
+    kept: list[Fiducial] = []
+    for fid in sorted(fids, key=lambda f: -len(f.rows)):
+        if not any(len(np.intersect1d(fid.rows, g.rows, assume_unique=True)) > _SHARED_ROWS * len(fid.rows)
+                   for g in kept):
+            kept.append(fid)
+    fids = kept
     # brighter than the sample: a dense spot of the sample (a short filament, a cluster) can be localized as often
     dim: list[Fiducial] = []
     if fids and min_brightness > 0 and float(np.ptp(photons)) > 0:
@@ -731,8 +809,27 @@ def fiducial_drift(
                      "the first and last fiducial frame, and not measured")
     if notes:
         warnings.warn(f"{where}fiducials: " + "; ".join(notes), FiducialWarning, stacklevel=3)
+    # fiducials that share no frame with the ones before them (a stage jump beyond the radius cuts each marker's track
+    # in two; markers that do not overlap in time): the drift across is not measured, its curve's offset there not known
+    spans = sorted((fids[k].first, fids[k].last) for k in np.flatnonzero(used))
+    unlinked, reach = [], spans[0][1]
+    for a, b in spans[1:]:
+        if a > reach:
+            unlinked.append((reach, a))
+        reach = max(reach, b)
     unreliable = drift_unreliable(uncertainty, curve_rms)
-    if unreliable:
+    if unlinked:
+        info["unlinked_at_frames"] = [int(a) for _, a in unlinked]
+        unreliable = True
+        info["unreliable"] = True
+        warnings.warn(
+            f"{where}fiducials: no fiducial is localized both before and after frame "
+            + ", ".join(f"{a} (the last before it ends at {e})" for e, a in unlinked[:3])
+            + ": the drift across is not measured, and the curve after it may be off by any amount (a stage jump "
+            f"beyond the {radius_nm:g} nm radius cuts each marker's track in two); this drift estimate is not "
+            "reliable. A larger radius (--fiducial-radius) follows a jump up to it", UnreliableDriftWarning,
+            stacklevel=3)
+    elif unreliable:
         info["unreliable"] = True
         warnings.warn(
             f"{where}fiducials: the drift is known to about +-{uncertainty:.0f} nm (rms over the frames, x and y; from "
