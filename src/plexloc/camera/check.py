@@ -41,7 +41,8 @@ the warning names that file and each setting by its field there with its value n
 configuration that includes a camera file had to find which file holds the value. Where a fit was given no camera
 and took the one its model was trained with (:func:`camera_model`; ``plexloc fit/process --model RUN_DIR`` without
 ``--camera``) the warning says so, names each setting by its camera field with its value now, and gives the fix: the
-movie's camera with ``--camera CAMERA.yaml``, written out with the first setting that would fit put in
+movie's camera with ``--camera CAMERA.yaml`` (a multi-channel model: every channel's, one ``--camera`` per
+channel in channel order), written out with the first setting that would fit put in
 (``camera: {kind: emccd, ..., e_per_adu: 4.63, ...}``), or measured with ``plexloc calibrate-camera``; the run
 folder holds nothing the fit reads for the camera.
 """
