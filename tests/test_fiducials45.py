@@ -222,3 +222,22 @@ def test_process_drift_step_with_the_fiducials_engine(tmp_path):
     args = build_parser().parse_args(["process", "m.tif", "--model", "run", "--out", "o",
                                       "--drift-engine", "fiducials"])
     assert args.drift_engine == "fiducials"
+
+
+def test_process_leaves_the_markers_out_of_what_follows_where_their_drift_is_not_subtracted(tmp_path):
+    """An unreliable fiducial estimate: the drift is not subtracted (locs.csv stays the table), but the later steps
+    (merge, image, FRC) took locs.csv with the beads' rows in, which outshine the sample (session 45 review)."""
+    from plexloc.workflow import ProcessOptions, _drift, _drift_line
+
+    rng = np.random.default_rng(4)
+    truth = np.zeros((N, 3))
+    truth[:, 0] = np.linspace(0.0, 5.0, N)
+    t = blinking_table(structure_points("uniform", 500, fov_nm=8000.0, rng=rng), n_frames=N, rng=rng, drift_nm=truth)
+    n_sample = len(t)
+    t = with_fiducials(t, 2, n_frames=N, fov_nm=8000.0, drift_nm=truth, rng=rng, precision_nm=60.0)
+    with pytest.warns(UnreliableDriftWarning):
+        kept, info = _drift(t, tmp_path, ProcessOptions(model=None, drift_engine="fiducials"), False)
+    assert info["state"] == "unreliable" and info["fiducials"] == 2
+    assert kept is not None and info["fiducial_rows_removed"] == len(t) - len(kept) >= 0.9 * (len(t) - n_sample)
+    assert np.array_equal(kept["x_nm"], t["x_nm"][np.isin(t["x_nm"], kept["x_nm"])])  # not shifted: uncorrected
+    assert "markers' rows left out of what follows" in _drift_line(info)

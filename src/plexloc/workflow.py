@@ -500,7 +500,9 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
 
 def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: bool
            ) -> tuple[LocTable | None, dict[str, Any]]:
-    """The drift-corrected table (None where the drift is not subtracted) and what was found; ``drift.png``."""
+    """The table the later steps take (None: ``table`` as it is) and what was found; ``drift.png``. The drift-corrected
+    table where the drift was subtracted (state "applied"); where a fiducial markers' estimate is not reliable, the
+    table uncorrected but without the markers' rows (they would outshine the sample in the image and the FRC)."""
     from plexloc.post.drift import COMET_MAX_PAIRS, apply_drift, comet_available, estimate_drift
     from plexloc.progress import progress as bar
 
@@ -559,9 +561,12 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
         info["z_unreliable"] = bool(result.info.get("z_unreliable", False))
     if result.info.get("unreliable"):
         figure(": unreliable, not subtracted")
-        return None, {**info, "state": "unreliable",
-                      "reason": "the engine called its estimate unreliable (see the warning): the table was kept "
-                                "uncorrected"}
+        info = {**info, "state": "unreliable",
+                "reason": "the engine called its estimate unreliable (see the warning): the table was kept uncorrected"}
+        if result.remove_rows is None:
+            return None, info
+        kept = table[~result.remove_rows(table)]  # the markers' rows go all the same: they are not the sample's
+        return kept, {**info, "fiducials": int(result.info["n_fiducials"]), "fiducial_rows_removed": len(table) - len(kept)}
     figure("; z unreliable, not subtracted" if info.get("z_unreliable") else "")
     if info.get("z_unreliable"):  # x and y are subtracted, z is not: the same rule as for the lateral curve
         info["z_subtracted"] = False
@@ -680,7 +685,8 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
         with step("drift"):
             corrected, summary["drift"] = _drift(table, folder, options, progress)
             if corrected is not None:
-                write_table(corrected, folder / "locs_dc.csv")
+                if summary["drift"]["state"] == "applied":
+                    write_table(corrected, folder / "locs_dc.csv")
                 table = corrected
     else:
         summary["drift"] = {"state": "off", "reason": "--no-drift"}
@@ -757,7 +763,9 @@ def _drift_line(drift: dict[str, Any]) -> str:
     found += " (drift.png)"
     if state == "applied":
         return f"subtracted: the {found}; this table is locs_dc.csv"
-    return f"not subtracted, the table is locs.csv uncorrected: the {found} is not reliable (see the warnings)"
+    markers = " (the markers' rows left out of what follows)" if "fiducial_rows_removed" in drift else ""
+    return (f"not subtracted, the table is locs.csv uncorrected{markers}: the {found} is not reliable (see the "
+            "warnings)")
 
 
 def _provenance(acq: Acquisition, options: ProcessOptions, geometry: _Geometry, summary: dict[str, Any]
