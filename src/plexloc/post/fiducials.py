@@ -13,7 +13,8 @@ the windows (the centre of each window's rows within ``radius_nm`` of the last c
 ``radius_nm`` per window is followed), and in every frame of a window where it is present its localization is the row
 nearest its position there (the window centres, interpolated). A track is a fiducial where it is localized in at least
 ``min_share`` of the frames from its first to its last and that stretch is at least a quarter of the movie
-(:data:`FIDUCIAL_MIN_SPAN`): a bead that bleaches half-way is used for the half it lasts; and where it is brighter than
+(:data:`FIDUCIAL_MIN_SPAN`; every share counts only the frames the table has rows in, so that a table of every other
+frame, alternating excitation or a camera that drops frames, has its markers in all of them): a bead that bleaches half-way is used for the half it lasts; and where it is brighter than
 the sample, its median photons at least ``min_brightness`` (default 2, :data:`FIDUCIAL_MIN_BRIGHTNESS`) times the other
 rows' median (a dense spot of the sample, a short filament of 200 molecules, is localized as often; not applied where
 the table's photons are one value). Two markers within ``radius_nm`` of each other, both localized in most frames, are
@@ -210,10 +211,17 @@ def _refine(xy: np.ndarray, frame: np.ndarray, centre: np.ndarray, radius: float
     return centre, _share(frame[inside], n_frames), inside
 
 
-def _seeds(xy: np.ndarray, frame: np.ndarray, win: np.ndarray, n_win: int, f0: int, length: int, n_frames: int,
-           radius: float, min_share: float) -> tuple[list[tuple[float, int, np.ndarray]], float, int]:
-    """Per window the crowded spots localized in at least ``min_share`` of its frames: ``(share, window, centre)``;
-    and the largest share any spot reached, with its window."""
+def _occupied_between(occupied: np.ndarray, first: int, last: int) -> int:
+    """How many of the frames ``occupied`` (sorted, unique: the frames the table has rows in) lie in
+    ``first..last``."""
+    return int(np.searchsorted(occupied, last, side="right") - np.searchsorted(occupied, first, side="left"))
+
+
+def _seeds(xy: np.ndarray, frame: np.ndarray, win: np.ndarray, n_win: int, win_frames: np.ndarray, radius: float,
+           min_share: float) -> tuple[list[tuple[float, int, np.ndarray]], float, int]:
+    """Per window the crowded spots localized in at least ``min_share`` of its frames (``win_frames``: per window the
+    frames the table has rows in): ``(share, window, centre)``; and the largest share any spot reached, with its
+    window."""
     seeds: list[tuple[float, int, np.ndarray]] = []
     best, best_w = 0.0, 0
     order = np.argsort(win, kind="stable")
@@ -223,7 +231,7 @@ def _seeds(xy: np.ndarray, frame: np.ndarray, win: np.ndarray, n_win: int, f0: i
         idx = order[bounds[w]:bounds[w + 1]]
         if not len(idx):
             continue
-        n_w = min(length, n_frames - w * length)
+        n_w = int(win_frames[w])
         p, fr = xy[idx], frame[idx]
         ij = np.floor((p - p.min(axis=0)) / px).astype(np.int64)
         m = int(ij[:, 1].max()) + 2
@@ -252,11 +260,12 @@ def _seeds(xy: np.ndarray, frame: np.ndarray, win: np.ndarray, n_win: int, f0: i
     return seeds, best, best_w
 
 
-def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.ndarray, n_win: int, f0: int,
-            length: int, n_frames: int, start: int, centre: np.ndarray, radius: float, present_share: float
+def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.ndarray, n_win: int,
+            win_frames: np.ndarray, start: int, centre: np.ndarray, radius: float, present_share: float
             ) -> tuple[np.ndarray, np.ndarray]:
     """From window ``start`` at ``centre``, forward and backward: the centre in each window where the rows within
-    ``radius`` of the last centre lie in at least ``present_share`` of its frames (NaN elsewhere)."""
+    ``radius`` of the last centre lie in at least ``present_share`` of its frames (of the ``win_frames`` the table has
+    rows in; NaN elsewhere)."""
     centres = np.full((n_win, 2), np.nan)
     for direction in (1, -1):
         c = centre
@@ -264,7 +273,7 @@ def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.nda
         misses = 0
         while 0 <= w < n_win and misses < _MAX_MISSED_WINDOWS:
             idx = order[bounds[w]:bounds[w + 1]]
-            n_w = min(length, n_frames - w * length)
+            n_w = int(win_frames[w])
             share = 0.0
             if len(idx):
                 new, share, _ = _refine(xy[idx], frame[idx], c, radius, n_w)
@@ -301,7 +310,7 @@ def _two_spots(r: np.ndarray) -> np.ndarray | None:
 
 
 def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarray, centres: np.ndarray, f0: int,
-           length: int, n_frames: int, radius: float, given: bool) -> list[Fiducial]:
+           length: int, n_frames: int, occupied: np.ndarray, radius: float, given: bool) -> list[Fiducial]:
     """The rows of the track whose window centres are ``centres``: in each frame of a window it is present in, the row
     nearest its path within ``radius``. Two tracks where two markers lie within ``radius`` of each other (localized
     together in at least :data:`_DOUBLE_SHARE` of its frames, :func:`_two_spots`): each its own, its path shifted to
@@ -349,8 +358,8 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
         rows = c[first]
         fid = Fiducial(rows=rows, frames=frame[rows], window_frames=wf, window_xy_nm=wxy + off, share=0.0,
                        movie_share=0.0, photons=float("nan"), given=given)
-        fid.share = len(rows) / (fid.last - fid.first + 1)
-        fid.movie_share = len(rows) / n_frames
+        fid.share = len(rows) / max(_occupied_between(occupied, fid.first, fid.last), 1)
+        fid.movie_share = len(rows) / max(len(occupied), 1)
         fid.photons = float(np.median(photons[rows]))
         out.append(fid)
     return out
@@ -384,6 +393,10 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
     length = WINDOWS(n_frames)
     n_win = math.ceil(n_frames / length)
     win = _window_index(frame, f0, length)
+    # shares count the frames the table has rows in (alternating excitation, a camera that drops frames: a marker in
+    # every frame there is one), not the frames between them with no localization at all
+    occupied = np.unique(frame)
+    win_frames = np.bincount(_window_index(occupied, f0, length), minlength=n_win)
     order = np.argsort(win, kind="stable")
     bounds = np.searchsorted(win[order], np.arange(n_win + 1))
     present_share = 0.5 * float(min_share)
@@ -399,11 +412,10 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
             counts = np.bincount(win[near], minlength=n_win)
             start = int(np.argmax(counts))
             c0 = np.median(xy[near & (win == start)], axis=0)
-            centres = _follow(xy, frame, order, bounds, n_win, f0, length, n_frames, start, c0, radius_nm,
-                              present_share)
+            centres = _follow(xy, frame, order, bounds, n_win, win_frames, start, c0, radius_nm, present_share)
             if not np.isfinite(centres[:, 0]).any():  # too sparse to pass the window test: the window it is in
                 centres[start] = c0
-            found = _track(xy, frame, photons, win, centres, f0, length, n_frames, radius_nm, True)
+            found = _track(xy, frame, photons, win, centres, f0, length, n_frames, occupied, radius_nm, True)
             if not found:
                 raise InputError(f"{where}no track of localizations near the fiducial given at ({p[0]:g}, {p[1]:g}) nm")
             # two markers within the radius: the one given (its path nearest the position)
@@ -422,7 +434,7 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
                 continue
             fids.append(fid)
         return fids
-    seeds, best, best_w = _seeds(xy, frame, win, n_win, f0, length, n_frames, radius_nm, min_share)
+    seeds, best, best_w = _seeds(xy, frame, win, n_win, win_frames, radius_nm, min_share)
     seeds.sort(key=lambda s: -s[0])
     best_track, best_span = 0.0, (0, 0)
     followed: list[np.ndarray] = []  # the window centres of every track followed
@@ -431,9 +443,9 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
         # a spot on a track already followed (its centre in that window within the radius) seeds nothing new
         if any(np.isfinite(c[w, 0]) and np.hypot(*(c[w] - centre)) <= radius_nm for c in followed):
             continue
-        centres = _follow(xy, frame, order, bounds, n_win, f0, length, n_frames, w, centre, radius_nm, present_share)
+        centres = _follow(xy, frame, order, bounds, n_win, win_frames, w, centre, radius_nm, present_share)
         followed.append(centres)
-        for fid in _track(xy, frame, photons, win, centres, f0, length, n_frames, radius_nm, False):
+        for fid in _track(xy, frame, photons, win, centres, f0, length, n_frames, occupied, radius_nm, False):
             # one spot followed twice (from seeds the first track's search stopped short of): counted once
             if any(len(np.intersect1d(fid.rows, g.rows, assume_unique=True)) > 0.5 * min(len(fid.rows), len(g.rows))
                    for g in tracks):
@@ -523,11 +535,12 @@ def _fill(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scatter(p: np.ndarray, frames: np.ndarray) -> np.ndarray:
+def _scatter(p: np.ndarray, frames: np.ndarray, occupied: np.ndarray) -> np.ndarray:
     """A track's localization scatter per axis (nm): 1.4826 x the median absolute deviation of its steps between
-    consecutive frames, over sqrt(2); of its positions about their median where it has fewer than 10 such steps."""
+    consecutive frames (of the ``occupied`` frames the table has rows in: every other frame localized, a step of two),
+    over sqrt(2); of its positions about their median where it has fewer than 10 such steps."""
     out = np.full(p.shape[1], np.nan)
-    step = np.diff(frames) == 1
+    step = np.diff(np.searchsorted(occupied, frames)) == 1
     for k in range(p.shape[1]):
         d = np.diff(p[:, k])[step]
         d = d[np.isfinite(d)]
@@ -621,8 +634,8 @@ def fiducial_drift(
 
     Args:
         table: localizations (frame, x_nm, y_nm; z_nm where known).
-        min_share: a fiducial is localized in at least this share of the frames from its first to its last (and
-            that stretch is at least a quarter of the movie); default 0.5.
+        min_share: a fiducial is localized in at least this share of the frames from its first to its last (of those
+            the table has rows in; and that stretch is at least a quarter of the movie); default 0.5.
         radius_nm: its localizations lie within this of its position; its rows are removed within it (default 150).
         min_brightness: its median photons are at least this times the median of the other rows (default 2; 0: any;
             not applied where the table's photons are one value, nor to ``positions_nm``).
@@ -661,6 +674,9 @@ def fiducial_drift(
     frame = np.asarray(table["frame"], dtype=np.int64)
     frames = np.arange(int(frame.min()), int(frame.max()) + 1)
     n = len(frames)
+    occupied = np.unique(frame)
+    has_rows = np.zeros(n, dtype=bool)
+    has_rows[occupied - frames[0]] = True
     k_all = len(fids)
     z = np.asarray(table["z_nm"], dtype=float)
     finite_z = z[np.isfinite(z)]
@@ -673,7 +689,7 @@ def fiducial_drift(
         pos[k, at, 1] = table["y_nm"][fid.rows]
         if has_z:
             pos[k, at, 2] = z[fid.rows]
-        s[k] = _scatter(pos[k, at], fid.frames)
+        s[k] = _scatter(pos[k, at], fid.frames, occupied)
     if not has_z:
         pos[..., 2] = 0.0
         s[:, 2] = 1.0
@@ -796,11 +812,12 @@ def fiducial_drift(
         if starts:
             info["fewer_fiducials_until_frame"] = int(starts[-1] - 1)
         notes.append("the drift rests " + ", ".join(parts) + " fiducials (bleached, or not yet there)")
-    # frames without any fiducial: interpolated, held constant at the ends
+    # frames with rows but without any fiducial: interpolated, held constant at the ends (frames the table has no rows
+    # in need no drift: every other frame localized is no gap)
     raw_w = np.sum(np.isfinite(clean[used][..., 0]), axis=0)
     gaps = _runs(raw_w == 0)
-    info["frames_without_fiducial"] = int(np.sum(raw_w == 0))
-    long = [(a, b) for a, b in gaps if b - a + 1 > FIDUCIAL_LONG_GAP_FRAMES]
+    info["frames_without_fiducial"] = int(np.sum((raw_w == 0) & has_rows))
+    long = [(a, b) for a, b in gaps if b - a + 1 > FIDUCIAL_LONG_GAP_FRAMES and has_rows[a:b + 1].any()]
     if long:
         info["longest_gap_frames"] = max(b - a + 1 for a, b in long)
         said = ", ".join(f"{frames[a]}..{frames[b]}" for a, b in sorted(long, key=lambda g: g[0] - g[1])[:3])
