@@ -160,10 +160,16 @@ class ProcessOptions:
         drift: estimate and subtract the drift; ``drift_engine``: ``"rcc"`` (plexloc drift's default: on a
             10,000-frame 64 x 64 movie, 0.3 s against COMET's 411 s after a 98 s fit on one CPU thread) or
             ``"comet"`` (RCC where comet-smlm is not installed) or ``"fiducials"`` (fiducial markers found in the
-            table, :func:`plexloc.post.fiducials.fiducial_drift`'s defaults; their rows are removed from
-            ``locs_dc.csv``, the summary's drift says how many, ``fiducial_rows_removed``); ``drift_segments``: its time windows (an integer
-            >= 2, plexloc drift --segments, default 10); ``max_drift_nm``: the largest drift searched for (nm, > 0;
-            COMET's pair radius, RCC's window; plexloc drift --max-drift, default :data:`MAX_DRIFT_NM`).
+            table, :func:`plexloc.post.fiducials.fiducial_drift` with ``fiducial_options``; their rows are removed
+            from ``locs_dc.csv`` unless ``keep_fiducials``, the summary's drift says how many,
+            ``fiducial_rows_removed``); ``drift_segments``: its time windows (an integer >= 2, plexloc drift
+            --segments, default 10); ``max_drift_nm``: the largest drift searched for (nm, > 0; COMET's pair radius,
+            RCC's window; plexloc drift --max-drift, default :data:`MAX_DRIFT_NM`); rcc and comet only.
+        fiducial_options: keyword arguments of :func:`plexloc.post.fiducials.fiducial_drift` for ``drift_engine``
+            ``"fiducials"`` (``positions_nm``, ``min_share``, ``radius_nm``, ``min_brightness``, ``smooth_frames``,
+            ``keep_fiducials``: plexloc drift's --fiducials, --fiducial-min-frames, --fiducial-radius,
+            --fiducial-min-brightness, --smooth, --keep-fiducials; None values: the defaults); checked before any
+            fit, and recorded with the defaults filled in the summary's drift (``fiducial_settings``).
         merge: merge each on-event into one localization (``merge_radius_nm``, ``merge_gap``) before the image and
             FRC.
         render_px_nm: the image's pixel (None: 10 nm, coarser where the field of view is over :data:`MAX_IMAGE_PX`
@@ -190,6 +196,7 @@ class ProcessOptions:
     drift_engine: str = "rcc"
     drift_segments: int = 10
     max_drift_nm: float = MAX_DRIFT_NM
+    fiducial_options: dict[str, Any] = field(default_factory=dict)
     merge: bool = True
     merge_radius_nm: float = 50.0
     merge_gap: int = 1
@@ -498,6 +505,24 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
     return fit
 
 
+def _check_fiducial_options(options: ProcessOptions) -> None:
+    """InputError where ``fiducial_options`` has a key :func:`~plexloc.post.fiducials.fiducial_drift` does not take, a
+    value out of range, or a setting for another drift engine (it would be ignored)."""
+    from plexloc.post.fiducials import fiducial_settings
+
+    given = dict(options.fiducial_options or {})
+    known = ("positions_nm", "min_share", "radius_nm", "min_brightness", "smooth_frames", "keep_fiducials")
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InputError(f"fiducial_options: {', '.join(map(repr, unknown))} not known; they are "
+                         f"{', '.join(known)}")
+    set_ = [k for k, v in given.items() if v is not None and v is not False]
+    if set_ and options.drift and options.drift_engine != "fiducials":
+        raise InputError(f"fiducial_options {', '.join(set_)} are settings of the drift engine fiducials only, the "
+                         f"engine is {options.drift_engine}; give drift_engine='fiducials' (--drift-engine fiducials)")
+    fiducial_settings(**given)
+
+
 def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: bool
            ) -> tuple[LocTable | None, dict[str, Any]]:
     """The table the later steps take (None: ``table`` as it is) and what was found; ``drift.png``. The drift-corrected
@@ -508,7 +533,13 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
 
     engine = options.drift_engine
     segments, max_drift = int(options.drift_segments), float(options.max_drift_nm)
-    info: dict[str, Any] = {"segments": segments, "max_drift_nm": max_drift}
+    if engine == "fiducials":  # its own settings; the windows and largest drift of rcc and comet mean nothing to it
+        from plexloc.post.fiducials import fiducial_settings
+
+        settings = fiducial_settings(**options.fiducial_options)
+        info: dict[str, Any] = {"fiducial_settings": settings}
+    else:
+        info = {"segments": segments, "max_drift_nm": max_drift}
     if engine == "comet" and not comet_available():
         engine = "rcc"
         info["note"] = "COMET is not installed (pip install 'plexloc[drift]'): the RCC engine was used"
@@ -530,7 +561,7 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
 
     try:
         if engine == "fiducials":
-            result = estimate_drift(table, engine="fiducials")
+            result = estimate_drift(table, engine="fiducials", **settings)
         elif engine == "comet":
             result = estimate_drift(table, engine="comet", max_pairs=COMET_MAX_PAIRS, n_segments=segments,
                                     max_drift_nm=max_drift, progress=comet_step if meter is not None else None)
@@ -564,6 +595,9 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
         info = {**info, "state": "unreliable",
                 "reason": "the engine called its estimate unreliable (see the warning): the table was kept uncorrected"}
         if result.remove_rows is None:
+            if result.engine == "fiducials":  # --keep-fiducials: the markers' rows stay
+                info.update(fiducials=int(result.info["n_fiducials"]),
+                            fiducial_rows_kept=int(result.info["fiducial_rows"]))
             return None, info
         kept = table[~result.remove_rows(table)]  # the markers' rows go all the same: they are not the sample's
         return kept, {**info, "fiducials": int(result.info["n_fiducials"]), "fiducial_rows_removed": len(table) - len(kept)}
@@ -574,6 +608,8 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
     corrected = apply_drift(table, result)
     if result.engine == "fiducials":
         info.update(fiducials=int(result.info["n_fiducials"]), fiducial_rows_removed=len(table) - len(corrected))
+        if result.info.get("keep_fiducials"):
+            info["fiducial_rows_kept"] = int(result.info["fiducial_rows"])
     return corrected, {**info, "state": "applied"}
 
 
@@ -757,7 +793,10 @@ def _drift_line(drift: dict[str, Any]) -> str:
         if drift.get("z_unreliable"):
             found += (" (z not reliable: see the warnings; z was not subtracted)" if drift.get("z_subtracted") is False
                       else " (z not reliable: see the warnings)")
-    if "fiducial_rows_removed" in drift:
+    if "fiducial_rows_kept" in drift:
+        found += (f", from {drift.get('fiducials')} fiducial marker(s), whose {drift['fiducial_rows_kept']} rows "
+                  "were kept (--keep-fiducials)")
+    elif "fiducial_rows_removed" in drift:
         found += (f", from {drift.get('fiducials')} fiducial marker(s), whose {drift['fiducial_rows_removed']} rows "
                   "were removed")
     found += " (drift.png)"
@@ -1095,6 +1134,7 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
     if not isinstance(options.max_drift_nm, (int, float, np.number)) or isinstance(options.max_drift_nm, bool) \
             or not math.isfinite(float(options.max_drift_nm)) or options.max_drift_nm <= 0:
         raise InputError(f"max_drift_nm (--max-drift) must be a number of nm > 0, got {options.max_drift_nm!r}")
+    _check_fiducial_options(options)
     if options.input_names not in INPUT_NAMES:
         raise InputError(f"input_names must be one of {', '.join(INPUT_NAMES)}, got {options.input_names!r}")
     before = list(warnings_before)

@@ -61,25 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "above the curve's RMS / sqrt(2), or above 30 nm; an unreliable z curve alone: process subtracts x "
                    "and y, not z. no: faster, the same drift, no uncertainty "
                    "(RCC warns only when its pairs of windows disagree, which sees a fraction of the error)")
-    p.add_argument("--fiducials", type=_position, nargs="+", default=None, metavar="X,Y",
-                   help="--engine fiducials: the markers' positions, X,Y in nm (the table's x_nm, y_nm, anywhere "
-                   "along their track), instead of finding them; each is followed through the movie")
-    p.add_argument("--fiducial-min-frames", type=open_probability, default=None, metavar="SHARE",
-                   help="--engine fiducials: a marker is localized in at least this share of the frames from its "
-                   "first to its last (a bead that bleaches counts for the frames it lasts), over at least a quarter "
-                   "of the movie (default 0.5)")
-    p.add_argument("--fiducial-min-brightness", type=float_at_least(0.0), default=None, metavar="RATIO",
-                   help="--engine fiducials: a marker's median photons are at least this times the other rows' median "
-                   "(default 2; 0: any brightness), so that a dense spot of the sample is not taken for one")
-    p.add_argument("--fiducial-radius", type=positive_float, default=None, metavar="NM",
-                   help="--engine fiducials: a marker's localizations lie within this of its position, and its rows "
-                   "are removed within it (default 150)")
-    p.add_argument("--smooth", type=int_at_least(1), default=None, metavar="FRAMES",
-                   help="--engine fiducials: the per-frame drift is a weighted moving mean over this many frames "
-                   "(default 5; 1: none, the drift of every frame on its own)")
-    p.add_argument("--keep-fiducials", action="store_true",
-                   help="--engine fiducials: keep the markers' own rows in the output (by default they are removed: "
-                   "they would outshine the sample)")
+    add_fiducial_options(p, "--engine")
     p.add_argument("--render-px", type=positive_float, default=20.0, metavar="NM", help="RCC image pixel (default 20)")
     p.add_argument("--backend", default=None, help="COMET backend: cuda, torch or cpu (default: fastest available)")
     p.add_argument("--device", default="auto", help="torch device of the RCC FFTs: auto (default: cuda where there is "
@@ -101,9 +83,55 @@ def _position(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(err.reason) from None
 
 
+def add_fiducial_options(p: argparse.ArgumentParser, engine_flag: str) -> None:
+    """The options of the fiducials engine (plexloc drift's, and plexloc process's with ``engine_flag``
+    --drift-engine); :func:`fiducial_kwargs` reads them."""
+    p.add_argument("--fiducials", type=_position, nargs="+", default=None, metavar="X,Y",
+                   help=f"{engine_flag} fiducials: the markers' positions, X,Y in nm (the table's x_nm, y_nm, anywhere "
+                   "along their track), instead of finding them; each is followed through the movie")
+    p.add_argument("--fiducial-min-frames", type=open_probability, default=None, metavar="SHARE",
+                   help=f"{engine_flag} fiducials: a marker is localized in at least this share of the frames from its "
+                   "first to its last that the table has rows in (a bead that bleaches counts for the frames it "
+                   "lasts; every other frame localized: those), over at least a quarter of the movie (default 0.5)")
+    p.add_argument("--fiducial-min-brightness", type=float_at_least(0.0), default=None, metavar="RATIO",
+                   help=f"{engine_flag} fiducials: a marker's median photons are at least this times the other rows' "
+                   "median (default 2; 0: any brightness), so that a dense spot of the sample is not taken for one")
+    p.add_argument("--fiducial-radius", type=positive_float, default=None, metavar="NM",
+                   help=f"{engine_flag} fiducials: a marker's localizations lie within this of its position, and its "
+                   "rows are removed within it (default 150)")
+    p.add_argument("--smooth", type=int_at_least(1), default=None, metavar="FRAMES",
+                   help=f"{engine_flag} fiducials: the per-frame drift is a weighted moving mean over this many frames "
+                   "(default 5; 1: none, the drift of every frame on its own; a vibration faster than it is "
+                   "flattened, and its uncertainty does not count that: bench/fiducials45.py --fast)")
+    p.add_argument("--keep-fiducials", action="store_true",
+                   help=f"{engine_flag} fiducials: keep the markers' own rows in the output (by default they are "
+                   "removed: they would outshine the sample)")
+
+
 FIDUCIAL_OPTIONS = (("fiducials", "--fiducials"), ("fiducial_min_frames", "--fiducial-min-frames"),
                     ("fiducial_radius", "--fiducial-radius"), ("smooth", "--smooth"),
                     ("fiducial_min_brightness", "--fiducial-min-brightness"))
+
+
+def check_fiducial_options(args: argparse.Namespace, engine: str, engine_flag: str) -> None:
+    """InputError where a fiducials option is given for another engine (it would be ignored)."""
+    if engine == "fiducials":
+        return
+    from plexloc.errors import InputError
+
+    given = [flag for name, flag in FIDUCIAL_OPTIONS if getattr(args, name) is not None]
+    given += ["--keep-fiducials"] if args.keep_fiducials else []
+    if given:
+        raise InputError(f"{', '.join(given)}: option(s) of {engine_flag} fiducials only, the engine is {engine}; "
+                         f"add {engine_flag} fiducials")
+
+
+def fiducial_kwargs(args: argparse.Namespace) -> dict:
+    """The options of :func:`add_fiducial_options` as :func:`plexloc.post.fiducials.fiducial_drift`'s keyword
+    arguments (None: its default)."""
+    return {"positions_nm": args.fiducials, "min_share": args.fiducial_min_frames,
+            "radius_nm": args.fiducial_radius, "min_brightness": args.fiducial_min_brightness,
+            "smooth_frames": args.smooth, "keep_fiducials": args.keep_fiducials}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,14 +144,7 @@ def run(args: argparse.Namespace) -> int:
     figure = args.figure or Path(str(args.out) + ".drift.png")
     # every output before the estimate (COMET can take minutes): --json used to fail after the table was written
     check_outputs(figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
-    if args.engine != "fiducials":
-        from plexloc.errors import InputError
-
-        given = [flag for name, flag in FIDUCIAL_OPTIONS if getattr(args, name) is not None]
-        given += ["--keep-fiducials"] if args.keep_fiducials else []
-        if given:
-            raise InputError(f"{', '.join(given)}: option(s) of --engine fiducials only, the engine is {args.engine}; "
-                             "add --engine fiducials")
+    check_fiducial_options(args, args.engine, "--engine")
     table = _locs.read(args)
     engine = args.engine
     if engine == "comet" and not comet_available():
@@ -157,21 +178,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{result.info['max_locs_per_segment']:,} localizations (about {max_pairs:.3g} pairs; --max-pairs "
                   "raises the cap, 0 compares all, at about 24 bytes a pair)", file=sys.stderr)
     elif engine == "fiducials":
-        from plexloc.post.fiducials import (
-            FIDUCIAL_MIN_BRIGHTNESS,
-            FIDUCIAL_MIN_SHARE,
-            FIDUCIAL_RADIUS_NM,
-            FIDUCIAL_SMOOTH_FRAMES,
-        )
+        from plexloc.post.fiducials import fiducial_settings
 
-        result = estimate_drift(
-            table, engine="fiducials", positions_nm=args.fiducials,
-            min_share=FIDUCIAL_MIN_SHARE if args.fiducial_min_frames is None else args.fiducial_min_frames,
-            radius_nm=FIDUCIAL_RADIUS_NM if args.fiducial_radius is None else args.fiducial_radius,
-            min_brightness=(FIDUCIAL_MIN_BRIGHTNESS if args.fiducial_min_brightness is None
-                            else args.fiducial_min_brightness),
-            smooth_frames=FIDUCIAL_SMOOTH_FRAMES if args.smooth is None else args.smooth,
-            keep_fiducials=args.keep_fiducials)
+        result = estimate_drift(table, engine="fiducials", **fiducial_settings(**fiducial_kwargs(args)))
     else:
         n_pairs = args.segments * (args.segments - 1) // 2 * (2 if args.split_half == "yes" else 1)  # peaks, errors
         bar = progress(range(n_pairs), total=n_pairs, desc="rcc pairs", unit="pair")

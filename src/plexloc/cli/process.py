@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from plexloc.cli._common import int_at_least, nonnegative_int, positive_float
+from plexloc.cli.drift import add_fiducial_options, check_fiducial_options, fiducial_kwargs
 from plexloc.cli.fit import add_fit_method_options, check_fit_method_options, load_split_view
 from plexloc.workflow import INPUT_NAMES, MAX_DRIFT_NM
 
@@ -80,13 +81,16 @@ The separate commands (plexloc fit, drift, report, merge, render, frc) remain fo
     p.add_argument("--drift-engine", choices=("comet", "fiducials", "rcc"), default="rcc",
                    help="rcc (default, as plexloc drift's) or comet (RCC where comet-smlm is not installed; much "
                    "slower: 411 s against RCC's 0.3 s on a 10,000-frame 64 x 64 movie, one CPU thread), or fiducials "
-                   "(from fiducial markers in the sample, found with plexloc drift's defaults; their rows are removed "
-                   "from locs_dc.csv), as plexloc drift --engine")
+                   "(from fiducial markers in the sample, found as plexloc drift --engine fiducials finds them, with "
+                   "its options below; their rows are removed from locs_dc.csv unless --keep-fiducials), as plexloc "
+                   "drift --engine")
     p.add_argument("--drift-segments", type=int_at_least(2), default=10, metavar="N",
-                   help="time windows of the drift estimate, >= 2 (default 10), as plexloc drift --segments")
+                   help="rcc, comet: time windows of the drift estimate, >= 2 (default 10), as plexloc drift "
+                   "--segments")
     p.add_argument("--max-drift", type=positive_float, default=MAX_DRIFT_NM, metavar="NM",
-                   help=f"largest drift searched for (COMET pair radius, RCC window; default {MAX_DRIFT_NM:g}), as "
-                   "plexloc drift --max-drift")
+                   help=f"rcc, comet: largest drift searched for (COMET pair radius, RCC window; default "
+                   f"{MAX_DRIFT_NM:g}), as plexloc drift --max-drift")
+    add_fiducial_options(p, "--drift-engine")
     p.add_argument("--no-merge", action="store_true",
                    help="no merging (no merged.csv; the image and FRC take the table before merging)")
     p.add_argument("--merge-radius", type=positive_float, default=50.0, metavar="NM",
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.workflow import ProcessOptions, format_summary, noting_warnings, process_movies
 
     check_fit_method_options(args)
+    check_fiducial_options(args, args.drift_engine, "--drift-engine")
     before: list[str] = []  # the camera's defaults and the like: in every summary.json, not only on the terminal
     with noting_warnings(before):
         config = load_config(args.config) if args.method == "mle" else None
@@ -132,8 +137,9 @@ def run(args: argparse.Namespace) -> int:
         filters=dict(min_prob=args.min_prob, max_sigma_nm=args.max_sigma, min_photons=args.min_photons,
                      max_photons=args.max_photons),
         drift=not args.no_drift, drift_engine=args.drift_engine, drift_segments=args.drift_segments,
-        max_drift_nm=args.max_drift, merge=not args.no_merge, merge_radius_nm=args.merge_radius,
-        merge_gap=args.merge_gap, render_px_nm=args.render_px, input_names=args.input_names)
+        max_drift_nm=args.max_drift, fiducial_options=fiducial_kwargs(args), merge=not args.no_merge,
+        merge_radius_nm=args.merge_radius, merge_gap=args.merge_gap, render_px_nm=args.render_px,
+        input_names=args.input_names)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)

@@ -48,7 +48,11 @@ Its uncertainty (``info["uncertainty_nm"]``, the quantity of the other engines: 
 estimated minus the true drift, x and y together, after the constant offset; :func:`plexloc.post.drift.drift_error_rms`)
 is the smoothed curve's noise, ``1 / sum of the weights`` in each frame's window (``info["uncertainty_per_frame_nm"]``,
 frame by frame, x and y together), scaled up where the fiducials' smoothed tracks disagree with each other more than
-that noise says (``info["residual_ratio"]``). The same rule as the other engines' calls it unreliable
+that noise says (``info["residual_ratio"]``); over the frames the table has rows in. It is noise only: it does not count
+the smoothing's own bias, a drift faster than ``smooth_frames`` flattened by the moving mean (a vibration of 20 nm and a
+period of 10 frames: 7.3 nm error at the default 5 frames, 3.3 nm said; 2.7 nm error at 1 frame;
+bench/fiducials45.py --fast); nor a drift that moves between consecutive frames, which inflates the markers' scatter
+(read from those steps) and the uncertainty with it. The same rule as the other engines' calls it unreliable
 (:func:`plexloc.post.drift.drift_unreliable`, an :class:`~plexloc.post.drift.UnreliableDriftWarning`), and so does a
 frame that no fiducial spans (the ones before it and after it share none: a stage jump beyond ``radius_nm`` cuts every
 track in two, and the drift across is not measured; ``info["unlinked_at_frames"]``); z's likewise
@@ -95,6 +99,7 @@ __all__ = [
     "FiducialWarning",
     "Fiducial",
     "fiducial_drift",
+    "fiducial_settings",
     "find_fiducials",
     "parse_position",
 ]
@@ -187,6 +192,68 @@ def parse_position(text: str) -> tuple[float, ...]:
     if len(values) not in (2, 3) or not all(math.isfinite(v) for v in values):
         raise InputError(f"a fiducial's position must be X,Y in nm (two finite numbers, e.g. 1520,3300), got {text!r}")
     return values
+
+
+def _check_settings(min_share: Any, radius_nm: Any, min_brightness: Any) -> None:
+    """InputError naming the setting (and plexloc drift's option) where one is out of range."""
+    def number(v: Any) -> float:
+        try:
+            return float("nan") if isinstance(v, bool) else float(v)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    if not 0 < number(min_share) <= 1:
+        raise InputError(f"fiducial_min_share (--fiducial-min-frames) must be a share of the frames in (0, 1], got "
+                         f"{min_share!r}")
+    if not (math.isfinite(number(min_brightness)) and number(min_brightness) >= 0):
+        raise InputError(f"min_brightness (--fiducial-min-brightness) must be a ratio >= 0, got {min_brightness!r}")
+    if not (math.isfinite(number(radius_nm)) and number(radius_nm) > 0):
+        raise InputError(f"fiducial radius must be a number of nm > 0, got {radius_nm!r}")
+
+
+def _check_smooth(smooth_frames: Any) -> None:
+    if isinstance(smooth_frames, bool) or not isinstance(smooth_frames, (int, np.integer)) or smooth_frames < 1:
+        raise InputError(f"smooth_frames (plexloc drift --smooth) must be an integer >= 1, got {smooth_frames!r}")
+
+
+def fiducial_settings(*, min_share: float | None = None, radius_nm: float | None = None,
+                      min_brightness: float | None = None, positions_nm: Sequence[Sequence[float]] | None = None,
+                      smooth_frames: int | None = None, keep_fiducials: bool | None = None) -> dict[str, Any]:
+    """:func:`fiducial_drift`'s keyword arguments, checked, with their defaults where None: what a caller records
+    before the estimate (``plexloc process --drift-engine fiducials`` checks them before any fit and puts them in
+    summary.json). ``positions_nm`` comes back as a list of ``[x, y]`` (or ``[x, y, z]``) floats, or None.
+
+    Raises:
+        InputError: a setting out of range (naming it and plexloc drift's option), a position that is not 2 or 3
+            finite numbers.
+    """
+    out: dict[str, Any] = {
+        "min_share": FIDUCIAL_MIN_SHARE if min_share is None else min_share,
+        "radius_nm": FIDUCIAL_RADIUS_NM if radius_nm is None else radius_nm,
+        "min_brightness": FIDUCIAL_MIN_BRIGHTNESS if min_brightness is None else min_brightness,
+        "smooth_frames": FIDUCIAL_SMOOTH_FRAMES if smooth_frames is None else smooth_frames,
+        "keep_fiducials": False if keep_fiducials is None else keep_fiducials,
+    }
+    _check_settings(out["min_share"], out["radius_nm"], out["min_brightness"])
+    _check_smooth(out["smooth_frames"])
+    if not isinstance(out["keep_fiducials"], (bool, np.bool_)):
+        raise InputError(f"keep_fiducials (--keep-fiducials) must be True or False, got {keep_fiducials!r}")
+    given = None
+    if positions_nm is not None:
+        given = []
+        for pos in positions_nm:
+            try:
+                p = [float(v) for v in pos]
+            except (TypeError, ValueError):
+                p = []
+            if len(p) not in (2, 3) or not all(math.isfinite(v) for v in p):
+                raise InputError(f"a fiducial's position (positions_nm, --fiducials X,Y) must be two finite numbers "
+                                 f"x, y in nm, got {pos!r}")
+            given.append(p)
+    out.update(min_share=float(out["min_share"]), radius_nm=float(out["radius_nm"]),
+               min_brightness=float(out["min_brightness"]), smooth_frames=int(out["smooth_frames"]),
+               keep_fiducials=bool(out["keep_fiducials"]), positions_nm=given)
+    return out
 
 
 def _window_index(frame: np.ndarray, f0: int, length: int) -> np.ndarray:
@@ -375,13 +442,7 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
         InputError: no fiducial found (the largest share of frames any spot reached, and what to change); a given
             position with no localizations near it; bad settings.
     """
-    if not 0 < float(min_share) <= 1:
-        raise InputError(f"fiducial_min_share (--fiducial-min-frames) must be a share of the frames in (0, 1], got "
-                         f"{min_share!r}")
-    if not (math.isfinite(float(min_brightness)) and min_brightness >= 0):
-        raise InputError(f"min_brightness (--fiducial-min-brightness) must be a ratio >= 0, got {min_brightness!r}")
-    if not (math.isfinite(float(radius_nm)) and radius_nm > 0):
-        raise InputError(f"fiducial radius must be a number of nm > 0, got {radius_nm!r}")
+    _check_settings(min_share, radius_nm, min_brightness)
     where = f"{table.source}: " if table.source else ""
     if len(table) == 0:
         raise InputError(f"{where}no fiducial found: the table has no localizations")
@@ -665,8 +726,7 @@ def fiducial_drift(
         drift_unreliable,
     )
 
-    if isinstance(smooth_frames, bool) or not isinstance(smooth_frames, (int, np.integer)) or smooth_frames < 1:
-        raise InputError(f"smooth_frames (plexloc drift --smooth) must be an integer >= 1, got {smooth_frames!r}")
+    _check_smooth(smooth_frames)
     t0 = time.perf_counter()
     where = f"{table.source}: " if table.source else ""
     fids = find_fiducials(table, min_share=min_share, radius_nm=radius_nm, min_brightness=min_brightness,
@@ -761,8 +821,10 @@ def fiducial_drift(
             "scatter) cannot be checked against a second fiducial; a fiducial that moved on its own would go unseen",
             FiducialWarning, stacklevel=3)
     per_frame = ratio_lat * np.sqrt(v[:, 0] + v[:, 1])
-    noise = float(np.sqrt(np.mean(v[:, 0] + v[:, 1])))
-    uncertainty = float(np.sqrt(np.mean(per_frame**2)))
+    # over the frames the table has rows in (every other frame localized: the others need no drift, and their curve,
+    # between two frames with rows, is known better than theirs)
+    noise = float(np.sqrt(np.mean(v[has_rows, 0] + v[has_rows, 1])))
+    uncertainty = float(np.sqrt(np.mean(per_frame[has_rows] ** 2)))
     curve = d.copy()
     if not has_z:
         curve[:, 2] = 0.0
@@ -855,7 +917,7 @@ def fiducial_drift(
             "(plexloc drift --json lists them), give their positions (--fiducials), or use rcc", UnreliableDriftWarning,
             stacklevel=3)
     if has_z:
-        z_unc = float(ratio_z * np.sqrt(np.mean(v[:, 2])))
+        z_unc = float(ratio_z * np.sqrt(np.mean(v[has_rows, 2])))
         z_rms = float(np.sqrt(np.mean((curve[:, 2] - curve[:, 2].mean()) ** 2)))
         info.update(z_uncertainty_nm=z_unc, z_uncertainty_from="fiducials", z_residual_ratio=ratio_z)
         if not (z_unc <= Z_MAX_UNCERTAINTY_NM or z_unc <= 0.5 * z_rms):
