@@ -11,7 +11,16 @@ markers' precision over sqrt(n markers x 0.9 x smoothing frames), x and y togeth
 them were markers'), the time; RCC (10 windows) on the same table without its markers (what the sample alone gives)
 and with them.
 
+``--fast``: drift faster than RCC's windows can follow, on top of the same slow drift (3 markers, 2D): a vibration of
+20 nm amplitude (x and y, a third of a period apart) with a period of 200, 50 or 10 frames, and a stage jump of 50 nm (x;
+20 nm in y) at frame 5,000; and the slow drift with every other frame localized (frames 0, 2, 4, ...). For each the
+markers' error and reported ``uncertainty_nm`` at ``--smooth`` 1, 3, 5 (the default) and 11 frames, the error at the
+jump (RMS over frames 4,990..5,010), and RCC's error (sample only). The reported uncertainty is the smoothed curve's
+noise: it does not count the smoothing's bias (a vibration the moving mean flattens), which ``bias_nm`` gives (the
+moving mean applied to the true drift, against the truth; what the error tends to when the noise is small).
+
     OMP_NUM_THREADS=1 .venv/bin/python bench/fiducials45.py [--out bench/fiducials45.json] [--seeds 3]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/fiducials45.py --fast [--out bench/fiducials45_fast.json] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -44,9 +53,48 @@ CASES = {  # name: (markers, 3D, extra with_fiducials arguments)
 }
 
 
-def case_table(markers: int, three_d: bool, extra: dict, seed: int):
+JUMP_FRAME = 5000
+#: --fast cases: name: (the fast drift added to the slow one, or None; every other frame only)
+FAST_CASES = {
+    "slow drift only": (None, False),
+    "vibration, 200-frame period": (("vibration", 200), False),
+    "vibration, 50-frame period": (("vibration", 50), False),
+    "vibration, 10-frame period": (("vibration", 10), False),
+    "50 nm jump at 5,000": (("jump", 50.0), False),
+    "slow, every other frame": (None, True),
+}
+FAST_SMOOTH = (1, 3, 5, 11)
+FAST_MARKERS = 3
+
+
+def fast_motion(kind: tuple | None) -> np.ndarray:
+    """``(N_FRAMES, 3)`` the fast drift of a --fast case (added to the slow one)."""
+    out = np.zeros((N_FRAMES, 3))
+    f = np.arange(N_FRAMES)
+    if kind is None:
+        return out
+    if kind[0] == "vibration":
+        period = kind[1]
+        out[:, 0] = 20.0 * np.sin(2 * np.pi * f / period)
+        out[:, 1] = 20.0 * np.sin(2 * np.pi * f / period + 2 * np.pi / 3)
+    elif kind[0] == "jump":
+        out[f >= JUMP_FRAME, 0] = kind[1]
+        out[f >= JUMP_FRAME, 1] = 0.4 * kind[1]
+    return out
+
+
+def moving_mean_bias(truth: np.ndarray, smooth: int) -> float:
+    """The smoothing's own error: a (clipped) moving mean of ``smooth`` frames of the true drift, against it."""
+    from scipy.ndimage import uniform_filter1d
+
+    return drift_error_rms(uniform_filter1d(truth, size=smooth, axis=0, mode="nearest"), truth)
+
+
+def case_table(markers: int, three_d: bool, extra: dict, seed: int, fast: np.ndarray | None = None):
     rng = np.random.default_rng(seed)
     truth = wobbly_drift(N_FRAMES, 100.0, rng=rng)
+    if fast is not None:
+        truth = truth + fast
     if three_d:
         truth[:, 2] = 40.0 * np.sin(np.linspace(0.0, 2.5, N_FRAMES) + rng.uniform(0, 2 * np.pi))
         truth[:, 2] -= truth[0, 2]
@@ -113,11 +161,100 @@ def run_case(name: str, seed: int) -> dict:
     return row
 
 
+def run_fast_case(name: str, seed: int) -> dict:
+    kind, alternate = FAST_CASES[name]
+    t, truth = case_table(FAST_MARKERS, False, {}, seed, fast=fast_motion(kind))
+    if alternate:
+        t = t[np.asarray(t["frame"]) % 2 == 0]
+    at = np.arange(0, N_FRAMES, 2) if alternate else np.arange(N_FRAMES)
+    row: dict = {"case": name, "seed": seed, "rows": len(t), "markers": {}}
+    for smooth in FAST_SMOOTH:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            try:
+                res = estimate_drift(t, engine="fiducials", smooth_frames=smooth)
+            except InputError as err:
+                row["markers"][str(smooth)] = {"error": str(err)}
+                continue
+            seconds = time.perf_counter() - t0
+        est = res.at(at)
+        entry = {"error_nm": drift_error_rms(est, truth[at]), "uncertainty_nm": res.info["uncertainty_nm"],
+                 "bias_nm": moving_mean_bias(truth, smooth), "used": res.info["n_fiducials"],
+                 "unreliable": bool(res.info.get("unreliable", False)), "seconds": seconds,
+                 "warnings": [str(w.message) for w in caught if "fiducials" in str(w.message)]}
+        if kind is not None and kind[0] == "jump":
+            near = np.arange(JUMP_FRAME - 10, JUMP_FRAME + 11)
+            e = res.at(near)[:, :2] - truth[near, :2]
+            e -= (est[:, :2] - truth[at, :2]).mean(axis=0)  # the whole curve's constant offset
+            entry["jump_error_nm"] = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))
+        row["markers"][str(smooth)] = entry
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sample = t[t["id"] >= 0]
+        t0 = time.perf_counter()
+        rcc = estimate_drift(sample, engine="rcc", split_half=False)
+        row["rcc_sample_seconds"] = time.perf_counter() - t0
+        row["rcc_sample_error_nm"] = drift_error_rms(rcc.at(at), truth[at])
+        if kind is not None and kind[0] == "jump":
+            near = np.arange(JUMP_FRAME - 10, JUMP_FRAME + 11)
+            e = rcc.at(near)[:, :2] - truth[near, :2]
+            e -= (rcc.at(at)[:, :2] - truth[at, :2]).mean(axis=0)
+            row["rcc_jump_error_nm"] = float(np.sqrt(np.mean(np.sum(e**2, axis=1))))
+    return row
+
+
+def main_fast(args: argparse.Namespace) -> None:
+    rows = [run_fast_case(name, seed) for name in FAST_CASES for seed in range(args.seeds)]
+    head = f"{'case':28s} {'seed':>4s} " + " ".join(f"{'s=' + str(k) + ' err/unc/bias':>20s}" for k in FAST_SMOOTH)
+    print(head + f" {'jump err s=5':>12s} {'RCC err':>8s} {'RCC jump':>8s}")
+    for r in rows:
+        cells = []
+        for k in FAST_SMOOTH:
+            m = r["markers"][str(k)]
+            cells.append(f"{'ERROR':>20s}" if "error" in m else
+                         f"{m['error_nm']:6.2f}/{m['uncertainty_nm']:5.2f}/{m['bias_nm']:5.2f}"
+                         + ("!" if m["unreliable"] else " ") + " ")
+        jump = r["markers"][str(FIDUCIAL_SMOOTH_FRAMES)].get("jump_error_nm")
+        print(f"{r['case']:28s} {r['seed']:4d} " + " ".join(cells)
+              + (f" {jump:12.2f}" if jump is not None else f" {'':12s}")
+              + f" {r['rcc_sample_error_nm']:8.2f}"
+              + (f" {r['rcc_jump_error_nm']:8.2f}" if "rcc_jump_error_nm" in r else ""))
+    print("err/unc/bias: the markers' error (nm, rms over the frames, x and y), their reported uncertainty_nm, and the "
+          "moving mean's own bias on the true drift; !: flagged unreliable")
+    summary = {}
+    for name in FAST_CASES:
+        mine = [r for r in rows if r["case"] == name]
+        summary[name] = {
+            "rcc_sample_error_nm": float(np.mean([r["rcc_sample_error_nm"] for r in mine])),
+            **{f"smooth_{k}": {q: float(np.mean([r["markers"][str(k)][q] for r in mine]))
+                               for q in ("error_nm", "uncertainty_nm", "bias_nm", "jump_error_nm")
+                               if all(q in r["markers"][str(k)] for r in mine)} for k in FAST_SMOOTH}}
+    print("\nmean over seeds: " + f"{'case':28s} " + " ".join(f"{'s=' + str(k) + ' err/unc':>13s}"
+                                                               for k in FAST_SMOOTH) + f" {'RCC err':>8s}")
+    for name, m in summary.items():
+        print(f"{'':17s}{name:28s} " + " ".join(
+            f"{m[f'smooth_{k}'].get('error_nm', np.nan):6.2f}/{m[f'smooth_{k}'].get('uncertainty_nm', np.nan):5.2f} "
+            for k in FAST_SMOOTH) + f" {m['rcc_sample_error_nm']:8.2f}")
+    out = args.out or Path(__file__).with_name("fiducials45_fast.json")
+    with open(out, "w") as f:
+        json.dump({"n_frames": N_FRAMES, "fov_nm": FOV_NM, "precision_nm": PRECISION_NM, "markers": FAST_MARKERS,
+                   "smooth_frames": list(FAST_SMOOTH), "jump_frame": JUMP_FRAME, "vibration_amplitude_nm": 20.0,
+                   "summary": summary, "rows": rows}, f, indent=1)
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("fiducials45.json"))
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default bench/fiducials45.json, with --fast bench/fiducials45_fast.json")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--fast", action="store_true", help="the fast-drift cases and the --smooth sweep")
     args = ap.parse_args()
+    if args.fast:
+        main_fast(args)
+        return
+    args.out = args.out or Path(__file__).with_name("fiducials45.json")
     rows = [run_case(name, seed) for name in CASES for seed in range(args.seeds)]
     head = (f"{'case':26s} {'seed':>4s} {'rows':>7s} {'used':>5s} {'err nm':>7s} {'unc nm':>7s} {'goal':>5s} "
             f"{'z err':>6s} {'removed':>8s} {'left':>4s} {'s':>5s} {'RCC sample':>10s} {'RCC +mk':>8s}")
