@@ -35,7 +35,6 @@ import contextlib
 import math
 import os
 import warnings
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,9 @@ from typing import Any
 import numpy as np
 
 from plexloc.errors import InputError
+from plexloc.io._metadata import MM_METADATA_TAG, first_element, local_name, micro_manager_metadata, ome_root
 from plexloc.io.pixel_size import PixelSize, pixel_size_mismatch
-from plexloc.io.roi import MM_METADATA_TAG, RoiOffset
+from plexloc.io.roi import RoiOffset
 from plexloc.io.tiff import MovieReader, open_movie
 
 __all__ = ["AduStats", "CameraComparison", "MovieInfo", "Recorded", "TiffFormat", "adu_statistics",
@@ -209,17 +209,6 @@ def _present(v: Any) -> bool:
     return v is not None and not (isinstance(v, str) and not v.strip()) and v != []
 
 
-def _mm_metadata(tf) -> tuple[dict, dict]:
-    """The first page's Micro-Manager per-image metadata and the summary metadata ({} where none)."""
-    tag = tf.pages.first.tags.get(MM_METADATA_TAG)
-    image = tag.value if tag is not None and isinstance(tag.value, dict) else {}
-    summary: Any = {}
-    if tag is not None or getattr(tf, "is_micromanager", False):
-        with contextlib.suppress(Exception):  # a damaged header: tifffile logs it; the images may still be fine
-            summary = (tf.micromanager_metadata or {}).get("Summary") or {}
-    return image, summary if isinstance(summary, dict) else {}
-
-
 def _mm_elapsed_interval(tf) -> tuple[float, str] | None:
     """The median step of the first frames' ``ElapsedTime-ms`` (Micro-Manager per-image metadata), at most 8 pages."""
     times = []
@@ -239,7 +228,7 @@ def _mm_elapsed_interval(tf) -> tuple[float, str] | None:
 
 
 def _read_micro_manager(tf, out: dict[str, Recorded]) -> None:
-    image, summary = _mm_metadata(tf)
+    image, summary = micro_manager_metadata(tf)
     if not image and not summary:
         return
 
@@ -311,30 +300,13 @@ def _read_micro_manager(tf, out: dict[str, Recorded]) -> None:
     put("temperature_c", find(*(f"{cam}-{p}" for p in _MM_TEMPERATURE)), "°C")
 
 
-def _ome_root(tf):
-    with contextlib.suppress(Exception):
-        xml = tf.ome_metadata
-        if xml:
-            return ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
-    return None
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _first(root, name: str):
-    for el in root.iter():
-        if _local(el.tag) == name:
-            return el
-    return None
-
-
 def _read_ome(tf, out: dict[str, Recorded]) -> None:
-    root = _ome_root(tf) if getattr(tf, "is_ome", False) else None
+    root = None
+    with contextlib.suppress(Exception):  # a description that cannot be read: nothing recorded
+        root = ome_root(tf)  # (parsed once: the pixel size read it already)
     if root is None:
         return
-    pixels = _first(root, "Pixels")
+    pixels = first_element(root, "Pixels")
     if pixels is not None:
         if (b := _number(pixels.get("SignificantBits"))) is not None:
             out.setdefault("bit_depth", Recorded(b, "OME-XML Pixels/@SignificantBits"))
@@ -343,7 +315,7 @@ def _read_ome(tf, out: dict[str, Recorded]) -> None:
             if unit in _OME_TIME_MS:
                 out.setdefault("frame_interval_ms", Recorded(ti * _OME_TIME_MS[unit], f"OME-XML Pixels/@TimeIncrement = "
                                                              f"{pixels.get('TimeIncrement')} {unit}", "ms"))
-    plane = _first(root, "Plane")
+    plane = first_element(root, "Plane")
     if plane is not None and (ex := _number(plane.get("ExposureTime"))) is not None:
         unit = plane.get("ExposureTimeUnit", "s")
         if unit in _OME_TIME_MS:
@@ -351,8 +323,8 @@ def _read_ome(tf, out: dict[str, Recorded]) -> None:
                                                    f"{plane.get('ExposureTime')} {unit} (first plane)", "ms"))
     # the image's detector: the one its (first) channel's DetectorSettings name, else the only one; of several
     # detectors none named, none is taken (a two-camera instrument's first detector may not be this image's)
-    settings = _first(pixels, "DetectorSettings") if pixels is not None else None
-    detectors = [el for el in root.iter() if _local(el.tag) == "Detector"]
+    settings = first_element(pixels, "DetectorSettings") if pixels is not None else None
+    detectors = [el for el in root.iter() if local_name(el.tag) == "Detector"]
     named = [d for d in detectors if settings is not None and settings.get("ID") and d.get("ID") == settings.get("ID")]
     detector = named[0] if named else detectors[0] if len(detectors) == 1 else None
     if detector is not None:
@@ -416,23 +388,6 @@ def _memory_mapped(reader: MovieReader, tf) -> str:
     if any(mapped):
         return f"partly ({sum(mapped)} of {len(mapped)} files; the others: page reads)"
     return f"no: {why}; read page by page"
-
-
-def _data_files(reader: MovieReader, tf) -> list[Path]:
-    """The files of the movie: a folder's, else the file and the other files of a multi-file OME/Micro-Manager series."""
-    files = list(reader.files)
-    if len(files) == 1 and (getattr(tf, "is_ome", False) or getattr(tf, "is_mmstack", False)):
-        seen = {os.path.abspath(files[0])}
-        with contextlib.suppress(Exception):
-            for page in tf.series[0].pages:
-                parent = getattr(page, "parent", None)
-                name = getattr(parent, "filename", None) if parent is not None else None
-                if name and parent is not tf:
-                    p = Path(getattr(parent.filehandle, "dirname", Path(files[0]).parent)) / name
-                    if os.path.abspath(p) not in seen:
-                        seen.add(os.path.abspath(p))
-                        files.append(p)
-    return files
 
 
 # ------------------------------------------------------------------------------------------------ ADU statistics
@@ -500,6 +455,8 @@ def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
         InputError: as :func:`~plexloc.io.tiff.open_movie` (missing path, empty folder, not a TIFF, corrupt TIFF, ...:
             the message names the file).
     """
+    from plexloc.camera.check import head_frames as check_head_frames
+
     if int(head_frames) < 1:
         raise InputError(f"head_frames must be >= 1, got {head_frames}")
     with warnings.catch_warnings(record=True) as caught:
@@ -508,7 +465,7 @@ def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
     notes = [str(w.message) for w in caught]
     with reader:
         tf = reader.tiff_file  # the first file as the reader parsed it (opened once, not twice)
-        files = _data_files(reader, tf)
+        files = reader.data_files
         size = 0
         for f in files:
             with contextlib.suppress(OSError):
@@ -520,10 +477,11 @@ def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
             info.pixel_size = reader.pixel_size
         except Exception as err:  # damaged metadata: said, the frames may still be fine
             info.pixel_size_error = str(err)
+        roi_error = None
         try:
             info.roi_offset = reader.roi_offset
         except InputError as err:  # a fit of a multi-channel model refuses the movie with this error
-            info.roi_offset_error = str(err)
+            info.roi_offset_error, roi_error = str(err), err
         recorded: dict[str, Recorded] = {}
         for read in (_read_micro_manager, _read_ome, _read_imagej):
             try:
@@ -537,8 +495,42 @@ def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
         # noise below it, needs two), else as many whole frames as max_pixels holds
         k = max(min(2, int(head_frames), reader.n_frames), min(int(head_frames), reader.n_frames,
                                                                int(max_pixels) // max(h * w, 1)))
-        info.adu = adu_statistics(reader[:k], reader.dtype)
+        # the camera check's first frames are read with them (kept for compare_camera: not opened again)
+        raw = reader[:max(k, min(check_head_frames(reader.frame_shape), reader.n_frames))]
+        info.adu = adu_statistics(raw[:k], reader.dtype)
+        info._head = _MovieHead(raw, reader.n_frames, tuple(reader.frame_shape), reader.dtype, info.roi_offset,
+                                roi_error)
     return info
+
+
+@dataclass
+class _MovieHead:
+    """The first frames :func:`read_movie_info` read (raw ADU) and what the camera check asks of the movie besides, kept
+    on the :class:`MovieInfo` (not a field: neither shown nor written) so that :func:`compare_camera` checks them
+    without opening and parsing the movie a second time (a 50,000-page OME-TIFF: 1.7 s)."""
+
+    frames: np.ndarray
+    n_frames: int
+    frame_shape: tuple[int, int]
+    dtype: np.dtype
+    roi: RoiOffset | None
+    roi_error: InputError | None = None
+
+    @property
+    def roi_offset(self) -> RoiOffset | None:
+        """As :attr:`plexloc.io.tiff.MovieReader.roi_offset`: the metadata's error raised again."""
+        if self.roi_error is not None:
+            raise self.roi_error
+        return self.roi
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, _ = key.indices(self.n_frames)
+        if stop > len(self.frames):
+            raise IndexError(f"frames {start}..{stop - 1}: only the first {len(self.frames)} were kept")
+        return np.array(self.frames[start:stop])  # a new array, as MovieReader's
 
 
 # ------------------------------------------------------------------------------------------------ camera
@@ -667,29 +659,35 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
                          f"checked against {info.path}")
         cameras = cameras[:1]
     try:
-        out.check = _camera_check(info.path, cameras, split=split, roi_offset_px=roi_offset_px)
+        out.check = _camera_check(info, cameras, split=split, roi_offset_px=roi_offset_px)
     except InputError as err:  # the fits would stop here too (camera maps that do not fit the movie, ...)
         out.check_error = str(err)
     return out
 
 
-def _camera_check(path: str, configs: list, *, split, roi_offset_px):
+def _camera_check(info: MovieInfo, configs: list, *, split, roi_offset_px):
     """:func:`plexloc.camera.check.check_camera` on the movie's first frames, as ``fit`` and ``detect`` run it: the
     clipping level of the raw frames (:func:`~plexloc.camera.check.clip_level`), the frames converted to photons by the
     camera, :func:`~plexloc.camera.check.head_frames` of them; split-view channels cut out and flipped as the fits do;
-    full-chip sCMOS maps cut at the ROI (:func:`plexloc.camera.models.cut_maps_to_movie`)."""
+    full-chip sCMOS maps cut at the ROI (:func:`plexloc.camera.models.cut_maps_to_movie`). The frames
+    :func:`read_movie_info` kept where they are enough, else the movie is opened again."""
     import torch
 
     from plexloc.camera import camera_from_config
     from plexloc.camera.check import check_camera, clip_level, head_frames
     from plexloc.camera.models import cut_maps_to_movie
 
+    path = info.path
     cams = [camera_from_config(c) for c in configs]
-    with warnings.catch_warnings():  # what opening the movie warns about, read_movie_info noted already
-        warnings.simplefilter("ignore")
-        movie = open_movie(path)
-    with movie:
-        shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(movie.frame_shape)
+    head: _MovieHead | None = getattr(info, "_head", None)
+    shape = tuple(split.boxes[0][3:1:-1]) if split is not None else tuple(info.frame_shape)
+    if head is not None and len(head.frames) >= min(head_frames(shape), head.n_frames):
+        opened: Any = contextlib.nullcontext(head)
+    else:  # a MovieInfo made otherwise, or a split view's channels that need more frames than were read
+        with warnings.catch_warnings():  # what opening the movie warns about, read_movie_info noted already
+            warnings.simplefilter("ignore")
+            opened = open_movie(path)
+    with opened as movie:
         k = min(head_frames(shape), len(movie))
         raw = movie[:k]
         if split is not None:

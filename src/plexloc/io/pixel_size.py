@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from plexloc.io._metadata import first_element, micro_manager_metadata, ome_root
+
 __all__ = ["PixelSize", "PixelSizeWarning", "read_pixel_size", "pixel_size_mismatch", "warn_pixel_size"]
 
 
@@ -61,44 +63,33 @@ def _positive(v: Any) -> float | None:
     return f if math.isfinite(f) and f > 0 else None
 
 
-def _ome_pixels_attributes(xml: str) -> dict[str, str] | None:
-    """The attributes of the first OME ``Pixels`` element, as an XML parser reads them (entities such as
-    ``&#181;m`` resolved, either quote); a regular expression had missed both, and the pixel size with them. A
-    description that does not parse falls back to the expression."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(xml.encode("utf-8") if isinstance(xml, str) else xml)
-    except (ET.ParseError, ValueError):
+def _ome_pixels_attributes(tf) -> dict[str, str] | None:
+    """The attributes of the first OME ``Pixels`` element of an OME-TIFF, as an XML parser reads them
+    (:func:`plexloc.io._metadata.ome_root`: entities such as ``&#181;m`` resolved, either quote); a regular expression
+    had missed both, and the pixel size with them. A description that does not parse falls back to the expression."""
+    root = ome_root(tf)
+    if root is None:
+        xml = tf.ome_metadata or ""
         m = re.search(r"<(?:\w+:)?Pixels\b[^>]*>", xml)
         if m is None:
             return None
         return {k: html.unescape(v1 or v2) for k, v1, v2 in re.findall(r"""(\w+)\s*=\s*(?:"([^"]*)"|'([^']*)')""",
                                                                        m.group(0))}
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] == "Pixels":
-            return dict(el.attrib)
-    return None
+    pixels = first_element(root, "Pixels")
+    return None if pixels is None else dict(pixels.attrib)
 
 
 def read_pixel_size(tf, *, path: str | os.PathLike) -> PixelSize | None:
     """The pixel size recorded in an open ``tifffile.TiffFile`` (see the module docstring), or ``None``."""
     page = tf.pages.first
-    tag = page.tags.get(51123)
-    meta = tag.value if tag is not None else None
-    if isinstance(meta, dict) and (um := _positive(meta.get("PixelSizeUm"))) is not None:
+    meta, summary = micro_manager_metadata(tf)
+    if (um := _positive(meta.get("PixelSizeUm"))) is not None:
         return PixelSize(1000.0 * um, 1000.0 * um, f"Micro-Manager image metadata 'PixelSizeUm' = {meta['PixelSizeUm']!r}")
-    if tag is not None:
-        try:
-            summary = (tf.micromanager_metadata or {}).get("Summary") or {}
-        except Exception:
-            summary = {}
-        if isinstance(summary, dict):
-            for key in ("PixelSize_um", "PixelSizeUm"):
-                if (um := _positive(summary.get(key))) is not None:
-                    return PixelSize(1000.0 * um, 1000.0 * um, f"Micro-Manager summary metadata '{key}' = {summary[key]!r}")
+    for key in ("PixelSize_um", "PixelSizeUm"):
+        if (um := _positive(summary.get(key))) is not None:
+            return PixelSize(1000.0 * um, 1000.0 * um, f"Micro-Manager summary metadata '{key}' = {summary[key]!r}")
     if getattr(tf, "is_ome", False):
-        attrs = _ome_pixels_attributes(tf.ome_metadata or "")
+        attrs = _ome_pixels_attributes(tf)
         if attrs is not None:
             sx, sy = _positive(attrs.get("PhysicalSizeX")), _positive(attrs.get("PhysicalSizeY"))
             if sx is not None:

@@ -30,11 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from plexloc.errors import InputError
+from plexloc.io._metadata import MM_METADATA_TAG, micro_manager_metadata
 
 __all__ = ["MM_METADATA_TAG", "RoiOffset", "parse_mm_roi", "read_roi_offset"]
-
-#: TIFF tag of Micro-Manager's per-image JSON metadata ("MicroManagerMetadata").
-MM_METADATA_TAG = 51123
 
 _FIX = "; give the ROI's chip position with --roi-offset X Y"
 _MM_ROI = re.compile(r"^\s*(-?\d+)-(-?\d+)-(-?\d+)-(-?\d+)\s*$")
@@ -93,10 +91,8 @@ def _checked(x: int, y: int, w: int | None, h: int | None, frame_shape: tuple[in
 
 def read_roi_offset(tf, *, path: str | os.PathLike, frame_shape: tuple[int, int]) -> RoiOffset | None:
     """The ROI offset recorded in an open ``tifffile.TiffFile`` (see the module docstring), or ``None``."""
-    page = tf.pages.first
-    tag = page.tags.get(MM_METADATA_TAG)
-    meta = tag.value if tag is not None else None
-    if isinstance(meta, dict):
+    meta, summary = micro_manager_metadata(tf)
+    if meta:
         if meta.get("ROI") not in (None, ""):
             x, y, w, h = parse_mm_roi(meta["ROI"], source=path)
             return _checked(x, y, w, h, frame_shape, source=path,
@@ -109,14 +105,9 @@ def read_roi_offset(tf, *, path: str | os.PathLike, frame_shape: tuple[int, int]
             return _checked(x, y, w, h, frame_shape, source=path,
                             what=f"Micro-Manager image metadata 'ROI-X-start' = {meta['ROI-X-start']!r}, "
                                  f"'ROI-Y-start' = {meta['ROI-Y-start']!r}")
-    if tag is not None:
-        try:
-            summary = (tf.micromanager_metadata or {}).get("Summary") or {}
-        except Exception:  # a damaged header: tifffile logs it; the per-image metadata had no ROI either
-            summary = {}
-        roi = summary.get("ROI") if isinstance(summary, dict) else None
-        if roi not in (None, "", []):
-            x, y, w, h = parse_mm_roi(roi, source=path)
-            return _checked(x, y, w, h, frame_shape, source=path,
-                            what=f"Micro-Manager summary metadata 'ROI' = {roi!r} (x, y, width, height)")
+    roi = summary.get("ROI")  # ({} where the header is damaged: tifffile logs it)
+    if roi not in (None, "", []):
+        x, y, w, h = parse_mm_roi(roi, source=path)
+        return _checked(x, y, w, h, frame_shape, source=path,
+                        what=f"Micro-Manager summary metadata 'ROI' = {roi!r} (x, y, width, height)")
     return None
