@@ -48,11 +48,13 @@ Its uncertainty (``info["uncertainty_nm"]``, the quantity of the other engines: 
 estimated minus the true drift, x and y together, after the constant offset; :func:`plexloc.post.drift.drift_error_rms`)
 is the smoothed curve's noise, ``1 / sum of the weights`` in each frame's window (``info["uncertainty_per_frame_nm"]``,
 frame by frame, x and y together), scaled up where the fiducials' smoothed tracks disagree with each other more than
-that noise says (``info["residual_ratio"]``); over the frames the table has rows in. It is noise only: it does not count
-the smoothing's own bias, a drift faster than ``smooth_frames`` flattened by the moving mean (a vibration of 20 nm and a
-period of 10 frames: 7.3 nm error at the default 5 frames, 3.3 nm said; 2.7 nm error at 1 frame;
-bench/fiducials45.py --fast); nor a drift that moves between consecutive frames, which inflates the markers' scatter
-(read from those steps) and the uncertainty with it. The same rule as the other engines' calls it unreliable
+that noise says (``info["residual_ratio"]``); over the frames the table has rows in. The smoothing's own bias, a drift
+faster than ``smooth_frames`` flattened by the moving mean, is added where the residuals of the unsmoothed per-frame
+drift about the smoothed one exceed their noise (``info["smoothing_bias_nm"]``; a warning says so where it is half the
+noise or more): a vibration of 20 nm and a period of 10 frames gave 7.3 nm error at the default 5 frames, 4.7 nm said
+(3.3 before it was counted; 2.7 nm error at 1 frame), 21.9 nm at 11 frames, 20.9 said (2.2 before)
+(bench/fiducials45.py --fast). It still reads low there because a drift that moves between consecutive frames inflates
+the markers' scatter (read from those steps), which the noise expected of the residuals takes in. The same rule as the other engines' calls it unreliable
 (:func:`plexloc.post.drift.drift_unreliable`, an :class:`~plexloc.post.drift.UnreliableDriftWarning`), and so does a
 frame that no fiducial spans (the ones before it and after it share none: a stage jump beyond ``radius_nm`` cuts every
 track in two, and the drift across is not measured; ``info["unlinked_at_frames"]``); z's likewise
@@ -654,6 +656,27 @@ def _solve(pos: np.ndarray, s: np.ndarray, used: np.ndarray, half: int, iteratio
     return d, v, c
 
 
+#: the smoothing's bias is counted where the frames' residuals exceed their noise by this many standard errors
+_BIAS_SIGNIFICANCE = 3.0
+
+
+def _smoothing_bias(pos: np.ndarray, c: np.ndarray, s: np.ndarray, used: np.ndarray, d: np.ndarray, v: np.ndarray,
+                    half: int, has_rows: np.ndarray) -> float:
+    """The rms error (x and y together, nm) that the moving mean adds by flattening a drift faster than its ``2 half +
+    1`` frames (a vibration), from the residuals of the unsmoothed per-frame drift ``d1`` about the smoothed ``d``:
+    with ``d_f`` the ``d1``-weighted mean of its window, ``var(d1_f - d_f) = v1_f - v_f`` from noise alone, so
+    ``mean((d1 - d)^2 - (v1 - v))`` is the mean squared bias. 0 unless that exceeds :data:`_BIAS_SIGNIFICANCE`
+    standard errors (the residuals of a window's frames counted as one)."""
+    d1, v1 = _combine(pos[used] - c[used][:, None, :], 1.0 / s[used] ** 2, 0)
+    ok = has_rows & np.isfinite(d1[:, 0]) & np.isfinite(d1[:, 1])
+    if ok.sum() < 10 * (2 * half + 1):
+        return 0.0
+    excess = ((d1[ok, 0] - d[ok, 0]) ** 2 - (v1[ok, 0] - v[ok, 0])
+              + (d1[ok, 1] - d[ok, 1]) ** 2 - (v1[ok, 1] - v[ok, 1]))
+    mean, se = float(np.mean(excess)), float(np.std(excess) * np.sqrt((2 * half + 1) / ok.sum()))
+    return float(np.sqrt(mean)) if mean > _BIAS_SIGNIFICANCE * se else 0.0
+
+
 def _disagreement(pos: np.ndarray, c: np.ndarray, s: np.ndarray, used: np.ndarray, k: int, half: int,
                   axes: list[int]) -> tuple[float, float]:
     """Fiducial ``k``'s smoothed displacement against the other used fiducials' drift: the RMS of their difference over
@@ -825,6 +848,14 @@ def fiducial_drift(
     # between two frames with rows, is known better than theirs)
     noise = float(np.sqrt(np.mean(v[has_rows, 0] + v[has_rows, 1])))
     uncertainty = float(np.sqrt(np.mean(per_frame[has_rows] ** 2)))
+    bias = _smoothing_bias(clean, c, s, used, d, v, half, has_rows) if half > 0 else 0.0
+    if bias > 0:  # a drift faster than the smoothing, flattened by it: its rms error added to the noise
+        if bias > max(1.0, 0.5 * uncertainty):
+            notes.append(f"the drift moves faster than the smoothing over {2 * half + 1} frames follows (it flattens "
+                         f"about {bias:.1f} nm rms of it, counted in the uncertainty): a smaller --smooth "
+                         "(smooth_frames) follows it, at more noise")
+        uncertainty = float(np.hypot(uncertainty, bias))
+        per_frame = np.hypot(per_frame, bias)
     curve = d.copy()
     if not has_z:
         curve[:, 2] = 0.0
@@ -844,6 +875,7 @@ def fiducial_drift(
         "uncertainty_nm": uncertainty,
         "uncertainty_from": "fiducials",
         "uncertainty_per_frame_nm": [round(float(u), 3) for u in per_frame],
+        "smoothing_bias_nm": bias,
         "curve_rms_nm": curve_rms,
     }
     if pair:
