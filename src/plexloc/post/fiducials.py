@@ -660,19 +660,28 @@ def _solve(pos: np.ndarray, s: np.ndarray, used: np.ndarray, half: int, iteratio
 _BIAS_SIGNIFICANCE = 3.0
 
 
-def _smoothing_bias(pos: np.ndarray, c: np.ndarray, s: np.ndarray, used: np.ndarray, d: np.ndarray, v: np.ndarray,
-                    half: int, has_rows: np.ndarray) -> float:
+def _smoothing_bias(pos: np.ndarray, c: np.ndarray, s: np.ndarray, used: np.ndarray, half: int,
+                    has_rows: np.ndarray) -> float:
     """The rms error (x and y together, nm) that the moving mean adds by flattening a drift faster than its ``2 half +
-    1`` frames (a vibration), from the residuals of the unsmoothed per-frame drift ``d1`` about the smoothed ``d``:
-    with ``d_f`` the ``d1``-weighted mean of its window, ``var(d1_f - d_f) = v1_f - v_f`` from noise alone, so
-    ``mean((d1 - d)^2 - (v1 - v))`` is the mean squared bias. 0 unless that exceeds :data:`_BIAS_SIGNIFICANCE`
-    standard errors (the residuals of a window's frames counted as one)."""
-    d1, v1 = _combine(pos[used] - c[used][:, None, :], 1.0 / s[used] ** 2, 0)
-    ok = has_rows & np.isfinite(d1[:, 0]) & np.isfinite(d1[:, 1])
+    1`` frames (a vibration), from the residuals of the unsmoothed per-frame drift ``d1`` about the smoothed ``d`` (both
+    of the same references ``c``): with ``d_f`` the ``d1``-weighted mean of its window, ``var(d1_f - d_f) = v1_f - v_f``
+    from noise alone, so ``mean((d1 - d)^2 - r (v1 - v))`` is the mean squared bias. ``r`` scales the markers' scatter
+    ``s`` to the noise they show against each other in the same frames (where two or more are): ``s``, from each
+    marker's steps between frames, takes in a drift that moves between consecutive frames (a 20 nm vibration of a
+    10-frame period: 8.5 nm for 3), which would be taken for noise and the bias missed. 0 unless the mean exceeds
+    :data:`_BIAS_SIGNIFICANCE` standard errors (the residuals of a window's frames counted as one)."""
+    q, w = pos[used] - c[used][:, None, :], 1.0 / s[used] ** 2
+    d1, v1 = _combine(q, w, 0)
+    d, v = _combine(q, w, half)
+    ok = has_rows & np.all(np.isfinite(d1[:, :2]), axis=1)
     if ok.sum() < 10 * (2 * half + 1):
         return 0.0
-    excess = ((d1[ok, 0] - d[ok, 0]) ** 2 - (v1[ok, 0] - v[ok, 0])
-              + (d1[ok, 1] - d[ok, 1]) ** 2 - (v1[ok, 1] - v[ok, 1]))
+    # the markers' scatter about their frame's mean against s: chi-square per degree of freedom (x, y apart)
+    present = np.isfinite(q[:, ok, :2])
+    chi = np.nansum(np.where(present, w[:, None, :2] * (q[:, ok, :2] - d1[None, ok, :2]) ** 2, 0.0), axis=(0, 1))
+    dof = np.sum(np.maximum(present.sum(axis=0) - 1, 0), axis=0)
+    r = np.where(dof >= 10 * (2 * half + 1), chi / np.maximum(dof, 1), 1.0)
+    excess = np.sum((d1[ok, :2] - d[ok, :2]) ** 2 - r * (v1[ok, :2] - v[ok, :2]), axis=1)
     mean, se = float(np.mean(excess)), float(np.std(excess) * np.sqrt((2 * half + 1) / ok.sum()))
     return float(np.sqrt(mean)) if mean > _BIAS_SIGNIFICANCE * se else 0.0
 
@@ -848,7 +857,7 @@ def fiducial_drift(
     # between two frames with rows, is known better than theirs)
     noise = float(np.sqrt(np.mean(v[has_rows, 0] + v[has_rows, 1])))
     uncertainty = float(np.sqrt(np.mean(per_frame[has_rows] ** 2)))
-    bias = _smoothing_bias(clean, c, s, used, d, v, half, has_rows) if half > 0 else 0.0
+    bias = _smoothing_bias(clean, c, s, used, half, has_rows) if half > 0 else 0.0
     if bias > 0:  # a drift faster than the smoothing, flattened by it: its rms error added to the noise
         if bias > max(1.0, 0.5 * uncertainty):
             notes.append(f"the drift moves faster than the smoothing over {2 * half + 1} frames follows (it flattens "
