@@ -80,7 +80,9 @@ def _position(text: str) -> tuple[float, ...]:
     try:
         return parse_position(text)
     except InputError as err:
-        raise argparse.ArgumentTypeError(err.reason) from None
+        hint = ("" if "," in text else "; --fiducials takes every X,Y that follows it: give the table or movie(s) "
+                "before --fiducials, or put -- after its positions")
+        raise argparse.ArgumentTypeError(err.reason + hint) from None
 
 
 def add_fiducial_options(p: argparse.ArgumentParser, engine_flag: str) -> None:
@@ -88,7 +90,8 @@ def add_fiducial_options(p: argparse.ArgumentParser, engine_flag: str) -> None:
     --drift-engine); :func:`fiducial_kwargs` reads them."""
     p.add_argument("--fiducials", type=_position, nargs="+", default=None, metavar="X,Y",
                    help=f"{engine_flag} fiducials: the markers' positions, X,Y in nm (the table's x_nm, y_nm, anywhere "
-                   "along their track), instead of finding them; each is followed through the movie")
+                   "along their track), instead of finding them; each is followed through the movie (every X,Y after "
+                   "it is taken: the table or movies before it, or -- after the positions)")
     p.add_argument("--fiducial-min-frames", type=open_probability, default=None, metavar="SHARE",
                    help=f"{engine_flag} fiducials: a marker is localized in at least this share of the frames from its "
                    "first to its last that the table has rows in (a bead that bleaches counts for the frames it "
@@ -102,7 +105,7 @@ def add_fiducial_options(p: argparse.ArgumentParser, engine_flag: str) -> None:
     p.add_argument("--smooth", type=int_at_least(1), default=None, metavar="FRAMES",
                    help=f"{engine_flag} fiducials: the per-frame drift is a weighted moving mean over this many frames "
                    "(default 5; 1: none, the drift of every frame on its own; a vibration faster than it is "
-                   "flattened, and its uncertainty does not count that: bench/fiducials45.py --fast)")
+                   "flattened, which the uncertainty counts and a warning tells: bench/fiducials45.py --fast)")
     p.add_argument("--keep-fiducials", action="store_true",
                    help=f"{engine_flag} fiducials: keep the markers' own rows in the output (by default they are "
                    "removed: they would outshine the sample)")
