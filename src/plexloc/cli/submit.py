@@ -179,7 +179,6 @@ def attached_files(c, args, local: dict[str, Path], *, given: set[str]) -> list[
     return out
 
 
-#: configuration fields whose text may name a YAML (or a spline calibration) read in place (plexloc.config.io)
 def _named_files(data, yaml_path: Path, *, includes: bool, seen: set[Path], prefix: str = "",
                  via: str = "") -> list[tuple[Path, Path]]:
     """``(file, YAML)`` of the files that ``data`` (the mapping read from ``yaml_path``; its fields under ``prefix``)
