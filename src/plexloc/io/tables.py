@@ -67,10 +67,12 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import csv
 import decimal
 import io
+import itertools
 import os
 import re
 import warnings
@@ -280,7 +282,13 @@ _SEP_NAME = {",": "','", ";": "';'", "\t": "tabs"}
 
 
 class _Irregular(Exception):
-    """A chunk that :func:`_read_translated` leaves to the line-by-line reader (which names what is wrong)."""
+    """A chunk that :func:`_read_translated` leaves to the line-by-line reader (which names what is wrong); ``line``:
+    the physical line from which on numpy's parser refused the rows (every row before it was taken), None where
+    the whole file is in doubt (its decimal mark)."""
+
+    def __init__(self, line: int | None = None):
+        super().__init__(line)
+        self.line = line
 
 
 def _missing_as_nan(text: str) -> float:
@@ -291,6 +299,25 @@ def _missing_as_nan(text: str) -> float:
     return float(text)
 
 
+#: numpy's message for a value its parser does not take (the value as Python writes it)
+_NOT_CONVERTED = re.compile(r"could not convert string (.*) to float64 at row \d+, column \d+\.?$", re.DOTALL)
+
+
+def _may_be_missing_value(message: str) -> bool:
+    """Whether the value numpy's parser refused (its error ``message``) may be one :func:`_missing_as_nan` reads: not
+    where it names another value (``'abc'``) or lines of different lengths."""
+    if "number of columns changed" in message:
+        return False
+    m = _NOT_CONVERTED.match(message)
+    if m is None:
+        return True
+    try:
+        _missing_as_nan(ast.literal_eval(m.group(1)))
+    except (ValueError, SyntaxError):
+        return False
+    return True
+
+
 def _parse_chunk(text: str, n: int, required: np.ndarray) -> np.ndarray:
     """Comma-separated ``text`` (double quotes allowed) parsed by numpy; empty or NA cells NaN where the column
     allows them. Anything else is :class:`_Irregular`."""
@@ -299,7 +326,9 @@ def _parse_chunk(text: str, n: int, required: np.ndarray) -> np.ndarray:
         try:
             values = np.loadtxt(io.StringIO(text), delimiter=",", quotechar='"', dtype=np.float64, ndmin=2,
                                 comments=None)
-        except ValueError:
+        except ValueError as err:
+            if not _may_be_missing_value(str(err)):  # no second parse (in Python, 5x the time of the first) in vain
+                raise _Irregular from None
             try:
                 values = np.loadtxt(io.StringIO(text), delimiter=",", quotechar='"', dtype=np.float64, ndmin=2,
                                     comments=None, converters=_missing_as_nan)
@@ -312,10 +341,13 @@ def _parse_chunk(text: str, n: int, required: np.ndarray) -> np.ndarray:
     return values
 
 
-def _read_translated(path: Path, names: list[str], sep: str, encoding: str) -> tuple[np.ndarray, bool, bool]:
+def _read_translated(path: Path, names: list[str], sep: str, encoding: str, *,
+                     start: tuple[int, list[np.ndarray]] | None = None) -> tuple[np.ndarray, bool, bool]:
     """The data lines of ``path`` in chunks, each turned into plain comma-separated text with '.' decimals by a
     character translation and parsed by numpy; :class:`_Irregular` where a chunk is not that simple or the decimal
-    mark is in doubt. Returns the values, whether there were decimal commas and quotes."""
+    mark is in doubt. Returns the values, whether there were decimal commas and quotes. ``start``: of a
+    comma-separated file (nothing to translate), the first line to read and the values of the lines before it (which
+    hold no quotes: numpy took them as they are)."""
     n = len(names)
     required = np.array([not _may_be_missing(c) for c in names])
     table = str.maketrans({",": ".", sep: ","}) if sep != "," else None
@@ -327,6 +359,9 @@ def _read_translated(path: Path, names: list[str], sep: str, encoding: str) -> t
     chunks = []
     with open(path, encoding=encoding) as f:
         f.readline()
+        if start is not None and sep == ",":
+            line_no, chunks = start[0], list(start[1])
+            next(itertools.islice(f, line_no - 2, line_no - 2), None)  # the lines before it, read already
         while lines := f.readlines(_TEXT_CHUNK):
             text = "".join([line for line in lines if not line.isspace()])
             quoted = quoted or '"' in text
@@ -340,7 +375,10 @@ def _read_translated(path: Path, names: list[str], sep: str, encoding: str) -> t
                 if not told and "," in text:
                     told = _not_thousands(text)
                 text = text.translate(table)
-            chunks.append(_parse_chunk(text, n, required))
+            try:
+                chunks.append(_parse_chunk(text, n, required))
+            except _Irregular:
+                raise _Irregular(_first_refused(lines, line_no, n, required, table)) from None
             line_no += len(lines)
     if comma and not told:  # every comma could be a thousands separator: refused naming the first, as _read_lines
         ln, line = first_comma
@@ -349,6 +387,22 @@ def _read_translated(path: Path, names: list[str], sep: str, encoding: str) -> t
         raise _ambiguous_thousands(path, ln, names[column], values[column])
     values = np.concatenate(chunks) if chunks else np.zeros((0, n))
     return values, comma, quoted
+
+
+_BLOCK_LINES = 4096  # lines of a chunk numpy refused that :func:`_first_refused` parses at once
+
+
+def _first_refused(lines: list[str], line_no: int, n: int, required: np.ndarray, table: dict | None) -> int:
+    """The physical line (``lines`` start at ``line_no``) of the first block of :data:`_BLOCK_LINES` lines of a chunk
+    numpy's parser refused that it refuses on its own: the line-by-line reader looks from there on, not over the
+    whole file (9 s per million rows in Python to name a value near the end)."""
+    for start in range(0, len(lines), _BLOCK_LINES):
+        text = "".join([line for line in lines[start:start + _BLOCK_LINES] if not line.isspace()])
+        try:
+            _parse_chunk(text.translate(table) if table is not None else text, n, required)
+        except _Irregular:
+            return line_no + start
+    return line_no
 
 
 #: a comma of tab-separated text (lines ending in ``\n``) in a value that may not be a plain integer with thousands
@@ -376,16 +430,19 @@ def _not_thousands(text: str) -> bool:
     return False
 
 
-def _read_text(path: Path, names: list[str], sep: str, encoding: str, *,
-               legacy: str | None = None) -> tuple[np.ndarray, str]:
+def _read_text(path: Path, names: list[str], sep: str, encoding: str, *, legacy: str | None = None,
+               start: tuple[int, list[np.ndarray]] | None = None) -> tuple[np.ndarray, str]:
     """The data of a file numpy's parser does not take as it is (another separator, quoted numbers, decimal commas,
     missing values, a malformed line): translated and parsed by numpy where that is plain, else line by line in
     Python, where the first malformed line is an :class:`InputError` naming it. Returns the values and the decimal
-    mark."""
+    mark. ``start``: of a comma-separated file, the line from which :func:`_read_plain` did not take it and the
+    values before it."""
     try:
-        values, comma, quoted = _read_translated(path, names, sep, encoding)
-    except _Irregular:
-        values, comma, quoted = _read_lines(path, names, sep, encoding)
+        values, comma, quoted = _read_translated(path, names, sep, encoding, start=start)
+    except _Irregular as irregular:
+        if irregular.line is not None:  # numpy took every row before it: a malformed line is named from there on
+            _read_lines(path, names, sep, encoding, start=irregular.line)
+        values, comma, quoted = _read_lines(path, names, sep, encoding)  # (nothing malformed: e.g. a NaN x_nm)
     done = ([] if encoding == "utf-8-sig" else [_encoding_said(encoding, legacy)]) + (
         [] if sep == "," else [f"separated by {_SEP_NAME[sep]}"]) + (
         ["with decimal commas (read as points)"] if comma else []) + (["with quoted numbers"] if quoted else [])
@@ -401,8 +458,11 @@ def _ambiguous_thousands(path: Path, line: int, name: str, value: str) -> InputE
                       "decimal point", source=path)
 
 
-def _read_lines(path: Path, names: list[str], sep: str, encoding: str) -> tuple[np.ndarray, bool, bool]:
-    """:func:`_read_text` line by line in Python."""
+def _read_lines(path: Path, names: list[str], sep: str, encoding: str, *,
+                start: int | None = None) -> tuple[np.ndarray, bool, bool]:
+    """:func:`_read_text` line by line in Python. ``start``: only the lines from this physical line on are looked at,
+    for one that is malformed in itself (every line before it is known to be well formed), and what they hold is not
+    returned; what is wrong only of the whole file (its decimal mark) is left to the read of all lines."""
     n = len(names)
     missing_ok = [_may_be_missing(c) for c in names]
     chunks: list[np.ndarray] = []
@@ -412,7 +472,11 @@ def _read_lines(path: Path, names: list[str], sep: str, encoding: str) -> tuple[
     quoted = False
     with open(path, encoding=encoding) as f:
         f.readline()
-        for ln, line in enumerate(f, start=2):
+        first = 2
+        if start is not None:
+            first = start
+            next(itertools.islice(f, start - 2, start - 2), None)  # the lines before it, skipped unparsed
+        for ln, line in enumerate(f, start=first):
             if not line.strip():
                 continue
             quoted = quoted or '"' in line
@@ -452,11 +516,15 @@ def _read_lines(path: Path, names: list[str], sep: str, encoding: str) -> tuple[
                     row.append(float(text))
                 except ValueError:
                     raise InputError(f"line {ln}, column '{name}': value {v!r} is not a number", source=path) from None
+            if start is not None:
+                continue
             rows.append(row)
             if len(rows) == _CHUNK_ROWS:
                 chunks.append(np.array(rows, dtype=np.float64))
                 rows = []
     chunks.append(np.array(rows, dtype=np.float64).reshape(len(rows), n))
+    if start is not None:
+        return chunks[0], comma is not None, quoted
     if comma and point:
         first, second = sorted([comma, point])  # in file order: by line, then by column
         raise InputError(f"line {first[0]}, column '{first[2]}' holds {first[3]!r} and line {second[0]}, column "
@@ -521,26 +589,52 @@ def _not_legacy_text(path: Path) -> str:
     return ""
 
 
+def _read_plain(path: Path, n: int, encoding: str) -> tuple[np.ndarray | None, tuple[int, list[np.ndarray]] | None]:
+    """The data lines of comma-separated ``path`` that numpy's parser did not take at once (a missing value, quotes, a
+    malformed line), parsed as they are in chunks of ``_CHUNK_ROWS`` lines to find where: None and the first
+    physical line of the chunk it refuses with the values of the chunks before it, from which the other readers take
+    the file up (the values and None where it refuses none)."""
+    chunks: list[np.ndarray] = []
+    line_no = 2  # physical line number of the chunk's first line
+    with open(path, encoding=encoding) as f, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for blank lines
+        f.readline()
+        while first := f.readline():
+            lines = itertools.chain((first,), itertools.islice(f, _CHUNK_ROWS - 1))
+            try:
+                chunk = np.loadtxt(lines, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+            except UnicodeDecodeError:  # (a ValueError too) not this encoding: the translated read would fail again
+                raise
+            except ValueError:
+                return None, (line_no, chunks)
+            if chunk.size:
+                if chunk.shape[1] != n:
+                    return None, (line_no, chunks)
+                chunks.append(chunk)
+            line_no += _CHUNK_ROWS
+    return (np.concatenate(chunks) if chunks else np.zeros((0, n))), None
+
+
 def _read_csv_as(path: Path, encoding: str, *, legacy: str | None = None) -> _CsvData:
     """:func:`_read_csv` in ``encoding``; ``legacy``: the first byte that is not UTF-8, for the warning of a file read
     as Windows-1252."""
     with open(path, encoding=encoding) as f:
         names, sep = _parse_header(f.readline(), source=path)
-        values = None
-        if sep == ",":  # the common case, numpy's C parser
+        values = start = None
+        if sep == ",":  # the common case, numpy's C parser (on the whole file at once: fastest)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "input contained no data" for header-only files
                 try:
                     values = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
                 except UnicodeDecodeError:  # (a ValueError too) not this encoding: the translated read would fail again
                     raise
-                except ValueError:
-                    pass  # a missing value, quotes or a malformed line: read again in Python, which names it
+                except ValueError:  # a missing value, quotes or a malformed line: read on from where it is
+                    values, start = _read_plain(path, len(names), encoding)
     if values is not None and values.size == 0:
         values = np.zeros((0, len(names)))
     decimal = "."
     if values is None or values.shape[1] != len(names):
-        values, decimal = _read_text(path, names, sep, encoding, legacy=legacy)
+        values, decimal = _read_text(path, names, sep, encoding, legacy=legacy, start=start)
     elif encoding != "utf-8-sig":  # read as it is, but say so as the other variants are said
         warnings.warn(f"{path}: read as a table {_encoding_said(encoding, legacy)}", CsvDialectWarning, stacklevel=5)
     return _CsvData(path, names, values, sep=sep, decimal=decimal, encoding=encoding)
@@ -678,13 +772,52 @@ def _format_header(names: Sequence[str], *, quote_all: bool = False) -> str:
     return buf.getvalue()
 
 
-def _write_csv_lines(f, columns: Sequence[np.ndarray], fmt: str) -> None:
-    """Rows of ``columns`` to the open text file ``f``, ``_CHUNK_ROWS`` at a time (bounded temporaries)."""
+def _write_csv_lines(f, columns: Sequence[np.ndarray], fmt: str, *, java: Sequence[str] | None = None) -> None:
+    """Rows of ``columns`` to the open text file ``f``, ``_CHUNK_ROWS`` at a time (bounded temporaries). ``java``: the
+    %-format of each column (``fmt`` joins them), to write NaN and infinities ``NaN``, ``Infinity``, ``-Infinity``, as
+    Java's ``Double.parseDouble`` reads them (it refuses the ``nan`` and ``inf`` of Python's %-formats; plexloc's
+    readers take both)."""
     n = len(columns[0]) if columns else 0
     for start in range(0, n, _CHUNK_ROWS):
-        lists = [c[start : start + _CHUNK_ROWS].tolist() for c in columns]
-        f.write("\n".join([fmt % row for row in zip(*lists)]))
+        chunk = [c[start : start + _CHUNK_ROWS] for c in columns]
+        if java is None:
+            f.write("\n".join([fmt % row for row in zip(*[c.tolist() for c in chunk])]))
+        else:
+            f.write(_java_lines(chunk, java))
         f.write("\n")
+
+
+def _java_lines(chunk: list[np.ndarray], formats: Sequence[str]) -> str:
+    """The lines of :func:`_write_csv_lines` with ``java`` (without the last newline). A column of NaN only is the
+    text ``NaN`` in every line; the lines holding other NaN or infinities are written anew one by one (0.2 us a line:
+    1 % of the time for NaN in 10 % of the rows, none for a table without them)."""
+    formats = list(formats)
+    odd = np.zeros(len(chunk[0]), bool)
+    cols = []
+    for k, c in enumerate(chunk):
+        if c.dtype.kind == "f":
+            bad = ~np.isfinite(c)
+            if bad.all() and np.isnan(c).all():
+                formats[k] = "NaN"  # (no '%' in it: a constant of the row's format)
+                continue
+            odd |= bad
+        cols.append(c)
+    fmt = ",".join(formats)
+    lines = [fmt % row for row in zip(*[c.tolist() for c in cols])] if cols else [fmt] * len(odd)
+    upper = any(f != f.lower() for f in formats if f != "NaN")  # '%G', '%E': 'NAN', 'INF'
+    for i in np.flatnonzero(odd).tolist():
+        lines[i] = _java_number(lines[i], upper)
+    return "\n".join(lines)
+
+
+def _java_number(text: str, upper: bool) -> str:
+    """%-formatted NaN and infinities (``nan``, ``-inf``; ``NAN``, ``INF`` where ``upper``: of ``%G``) in the line
+    ``text`` as Java's ``Double.parseDouble`` reads them: ``NaN``, ``-Infinity`` (no other %-formatted number holds
+    those letters)."""
+    text = text.replace("nan", "NaN")
+    if "inf" in text:
+        text = text.replace("inf", "Infinity")
+    return text.replace("NAN", "NaN").replace("INF", "Infinity") if upper else text
 
 
 def _write_csv_rows(
@@ -692,12 +825,15 @@ def _write_csv_rows(
     header: str,
     columns: Sequence[np.ndarray],
     formats: Sequence[str],
+    *,
+    java: bool = False,
 ) -> None:
-    """Write ``header`` then rows of ``columns`` with per-column %-formats, atomically."""
+    """Write ``header`` then rows of ``columns`` with per-column %-formats, atomically (``java``: NaN and infinities
+    as Java reads them, :func:`_write_csv_lines`)."""
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.write(header)
-            _write_csv_lines(f, columns, ",".join(formats))
+            _write_csv_lines(f, columns, ",".join(formats), java=formats if java else None)
 
 
 def _csv_formats(columns: Sequence[np.ndarray], float_format: str) -> list[str]:

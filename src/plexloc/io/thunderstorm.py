@@ -19,9 +19,11 @@ ThunderSTORM                      plexloc
 ``"sigma [nm]"``                  PSF width, only when ``psf_sigma_nm`` is given to the export
 ================================  ==========================================================
 
-All our other columns are written too, under their own names (ThunderSTORM keeps columns it does
-not know), so that export followed by import returns the table. On import, ``"uncertainty [nm]"``
-(or ``"uncertainty_xy [nm]"``, its name in newer ThunderSTORM versions: ``LABEL_UNCERTAINTY_XY``
+A value that is not a number (a z unknown in some rows, a missing precision) is written ``NaN`` and an infinity
+``Infinity`` / ``-Infinity``, as ThunderSTORM's importer (Java's ``Double.parseDouble``) reads them; it refuses the
+``nan`` and ``inf`` of plexloc's own CSV. All our other columns are written too, under their own names
+(ThunderSTORM keeps columns it does not know), so that export followed by import returns the table.
+On import, ``"uncertainty [nm]"`` (or ``"uncertainty_xy [nm]"``, its name in newer ThunderSTORM versions: ``LABEL_UNCERTAINTY_XY``
 in ``estimators/PSF/MoleculeDescriptor.java``, formerly ``LABEL_THOMPSON = "uncertainty"``) fills ``sigma_x_nm`` and
 ``sigma_y_nm`` and ``"uncertainty_z [nm]"`` fills ``sigma_z_nm`` when the file lacks those columns;
 columns we do not know (``"sigma [nm]"``, ``"bkgstd [photon]"``, ``"chi2"``, ...) are kept under
@@ -145,7 +147,7 @@ def export_thunderstorm(
     put("x [nm]", table["x_nm"])
     put("y [nm]", table["y_nm"])
     two_d = bool(n) and bool(np.isnan(table["z_nm"]).all())  # a 2D table: ThunderSTORM's 2D file has no z column
-    if not two_d:  # (its Java reader refuses the 'nan' a 2D table's z would be written as)
+    if not two_d:  # (a z unknown in some rows only is written NaN, which its Java reader takes)
         put("z [nm]", table["z_nm"])
     if psf_sigma_nm is not None:
         if not (np.isfinite(psf_sigma_nm) and psf_sigma_nm > 0):
@@ -164,7 +166,7 @@ def export_thunderstorm(
     for name in table.columns:  # everything else under its own name, for a lossless round trip
         if name not in used:
             put(name, table[name], integer=table[name].dtype.kind in "iu")
-    _write_csv_rows(path, _format_header(labels, quote_all=True), cols, fmts)
+    _write_csv_rows(path, _format_header(labels, quote_all=True), cols, fmts, java=True)  # NaN, not nan: Java reads it
 
 
 def _position(data: _CsvData, axis: str, px_size_nm: float | None, *, required: bool) -> np.ndarray | None:
