@@ -240,7 +240,7 @@ def test_process_leaves_the_markers_out_of_what_follows_where_their_drift_is_not
     assert info["state"] == "unreliable" and info["fiducials"] == 2
     assert kept is not None and info["fiducial_rows_removed"] == len(t) - len(kept) >= 0.9 * (len(t) - n_sample)
     assert np.array_equal(kept["x_nm"], t["x_nm"][np.isin(t["x_nm"], kept["x_nm"])])  # not shifted: uncorrected
-    assert "markers' rows left out of what follows" in _drift_line(info)
+    assert "the table is locs_no_fiducials.csv, locs.csv uncorrected without the markers' rows" in _drift_line(info)
 
 
 def test_a_drift_faster_than_the_smoothing_counts_in_the_uncertainty_and_is_said():

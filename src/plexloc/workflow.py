@@ -10,7 +10,8 @@ chain that the separate commands run one by one, with their defaults, into ``OUT
    :attr:`ProcessOptions.drift_segments` and :attr:`ProcessOptions.max_drift_nm`) and subtracted
    (:func:`~plexloc.post.drift.apply_drift`). Where the engine calls its estimate unreliable (``info["unreliable"]``,
    with an :class:`~plexloc.post.drift.UnreliableDriftWarning`), or there are too few localizations to estimate it, the
-   drift is not subtracted: no ``locs_dc.csv``, the steps below take ``locs.csv``, and the summary says why; where
+   drift is not subtracted: no ``locs_dc.csv``, the steps below take ``locs.csv`` (a fiducial markers' estimate:
+   ``locs_no_fiducials.csv``, ``locs.csv`` without the markers' rows), and the summary says why; where
    only a 3D table's z curve is unreliable (``info["z_unreliable"]``), x and y are subtracted and z is not
    (``z_subtracted`` false in the summary's drift);
 3. ``merged.csv``: :func:`plexloc.post.merge.merge_localizations` (50 nm, a gap of 1 frame);
@@ -720,13 +721,14 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
     if options.drift:
         with step("drift"):
             corrected, summary["drift"] = _drift(table, folder, options, progress)
-            if corrected is not None:
-                if summary["drift"]["state"] == "applied":
-                    write_table(corrected, folder / "locs_dc.csv")
+            if corrected is not None:  # drift subtracted, or (unreliable) only the fiducial markers' rows left out
+                applied = summary["drift"]["state"] == "applied"
+                write_table(corrected, folder / ("locs_dc.csv" if applied else "locs_no_fiducials.csv"))
                 table = corrected
     else:
         summary["drift"] = {"state": "off", "reason": "--no-drift"}
-    summary["drift"]["table"] = "locs_dc.csv" if summary["drift"]["state"] == "applied" else "locs.csv"
+    summary["drift"]["table"] = ("locs_dc.csv" if summary["drift"]["state"] == "applied" else
+                                 "locs_no_fiducials.csv" if "fiducial_rows_removed" in summary["drift"] else "locs.csv")
     unmerged = table  # NeNA and the report's histograms: a molecule's consecutive frames
     if options.merge:
         with step("merge"):
@@ -802,9 +804,10 @@ def _drift_line(drift: dict[str, Any]) -> str:
     found += " (drift.png)"
     if state == "applied":
         return f"subtracted: the {found}; this table is locs_dc.csv"
-    markers = " (the markers' rows left out of what follows)" if "fiducial_rows_removed" in drift else ""
-    return (f"not subtracted, the table is locs.csv uncorrected{markers}: the {found} is not reliable (see the "
-            "warnings)")
+    if "fiducial_rows_removed" in drift:
+        return (f"not subtracted, the table is locs_no_fiducials.csv, locs.csv uncorrected without the markers' rows: "
+                f"the {found} is not reliable (see the warnings)")
+    return f"not subtracted, the table is locs.csv uncorrected: the {found} is not reliable (see the warnings)"
 
 
 def _provenance(acq: Acquisition, options: ProcessOptions, geometry: _Geometry, summary: dict[str, Any]

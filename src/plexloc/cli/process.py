@@ -24,7 +24,8 @@ without .tif/.tiff/.btf/.ome, a folder's name; one movie per channel: their comm
   1. locs.csv     the fit (as plexloc fit; --method mle --config CONFIG for the maximum-likelihood fitter)
   2. drift.png,   the drift estimated (as plexloc drift: RCC, --drift-engine comet or fiducials) and
      locs_dc.csv  subtracted; not subtracted where the engine calls its estimate unreliable or there are too
-                  few localizations: no locs_dc.csv then, the steps below take locs.csv (summary.json says why)
+                  few localizations: no locs_dc.csv then, the steps below take locs.csv (summary.json says why;
+                  fiducials: locs_no_fiducials.csv, locs.csv without the markers' rows)
   3. merged.csv   one localization per on-event (as plexloc merge: 50 nm, gap 1)
   4. report.html  the report of the table before merging (as plexloc report; NeNA needs consecutive frames),
                   its FRC that of merged.csv, as in summary.json
