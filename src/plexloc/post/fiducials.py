@@ -51,10 +51,10 @@ frame by frame, x and y together), scaled up where the fiducials' smoothed track
 that noise says (``info["residual_ratio"]``); over the frames the table has rows in. The smoothing's own bias, a drift
 faster than ``smooth_frames`` flattened by the moving mean, is added where the residuals of the unsmoothed per-frame
 drift about the smoothed one exceed their noise (``info["smoothing_bias_nm"]``; a warning says so where it is half the
-noise or more): a vibration of 20 nm and a period of 10 frames gave 7.3 nm error at the default 5 frames, 4.7 nm said
-(3.3 before it was counted; 2.7 nm error at 1 frame), 21.9 nm at 11 frames, 20.9 said (2.2 before)
-(bench/fiducials45.py --fast). It still reads low there because a drift that moves between consecutive frames inflates
-the markers' scatter (read from those steps), which the noise expected of the residuals takes in. The same rule as the other engines' calls it unreliable
+noise or more), the noise expected of those residuals rescaled by the markers' scatter about each other in the same
+frames (a drift that moves between consecutive frames inflates each marker's own scatter, read from those steps): a
+vibration of 20 nm and a period of 10 frames gave 7.3 nm error at the default 5 frames, 7.9 nm said (3.3 before the
+bias was counted; 2.7 nm error at 1 frame), 21.9 nm at 11 frames, 21.9 said (2.2 before) (bench/fiducials45.py --fast). The same rule as the other engines' calls it unreliable
 (:func:`plexloc.post.drift.drift_unreliable`, an :class:`~plexloc.post.drift.UnreliableDriftWarning`), and so does a
 frame that no fiducial spans (the ones before it and after it share none: a stage jump beyond ``radius_nm`` cuts every
 track in two, and the drift across is not measured; ``info["unlinked_at_frames"]``); z's likewise
