@@ -117,6 +117,15 @@ def case_table(markers: int, three_d: bool, extra: dict, seed: int, fast: np.nda
     return t, truth
 
 
+def rcc_on_sample(t, truth: np.ndarray, at: np.ndarray, row: dict):
+    """RCC on the sample's rows alone (the markers' left out), its seconds and error over the frames ``at`` in ``row``."""
+    t0 = time.perf_counter()
+    rcc = estimate_drift(t[t["id"] >= 0], engine="rcc", split_half=False)
+    row["rcc_sample_seconds"] = time.perf_counter() - t0
+    row["rcc_sample_error_nm"] = drift_error_rms(rcc.at(at), truth[at])
+    return rcc
+
+
 def run_case(name: str, seed: int) -> dict:
     markers, three_d, extra = CASES[name]
     t, truth = case_table(markers, three_d, extra, seed)
@@ -148,11 +157,7 @@ def run_case(name: str, seed: int) -> dict:
                        z_uncertainty_nm=res.info.get("z_uncertainty_nm"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sample = t[t["id"] >= 0]
-        t0 = time.perf_counter()
-        rcc = estimate_drift(sample, engine="rcc", split_half=False)
-        row["rcc_sample_seconds"] = time.perf_counter() - t0
-        row["rcc_sample_error_nm"] = drift_error_rms(rcc.at(np.arange(N_FRAMES)), truth)
+        rcc = rcc_on_sample(t, truth, np.arange(N_FRAMES), row)
         if three_d:
             row["rcc_sample_z_error_nm"] = drift_error_rms(rcc.at(np.arange(N_FRAMES)), truth, axes=(2,))
         if markers:
@@ -191,11 +196,7 @@ def run_fast_case(name: str, seed: int) -> dict:
         row["markers"][str(smooth)] = entry
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sample = t[t["id"] >= 0]
-        t0 = time.perf_counter()
-        rcc = estimate_drift(sample, engine="rcc", split_half=False)
-        row["rcc_sample_seconds"] = time.perf_counter() - t0
-        row["rcc_sample_error_nm"] = drift_error_rms(rcc.at(at), truth[at])
+        rcc = rcc_on_sample(t, truth, at, row)
         if kind is not None and kind[0] == "jump":
             near = np.arange(JUMP_FRAME - 10, JUMP_FRAME + 11)
             e = rcc.at(near)[:, :2] - truth[near, :2]
