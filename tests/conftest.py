@@ -170,3 +170,19 @@ def full_chip_camera(folder, shape=(40, 36), seed: int = 0):
     path.write_text(f"kind: scmos\nqe: 0.8\ne_per_adu: {folder / 'gain.npy'}\nbaseline: {folder / 'off.npy'}\n"
                     f"read_variance: {folder / 'var.npy'}\nspurious_charge: 0\n")
     return path
+
+
+@pytest.fixture
+def estimate_drift_calls(monkeypatch) -> dict:
+    """The keyword arguments of the last ``plexloc.post.drift.estimate_drift`` call: a spy that still estimates."""
+    import plexloc.post.drift as drift
+
+    seen: dict = {}
+    real = drift.estimate_drift
+
+    def spy(table, **kw):
+        seen.update(kw)
+        return real(table, **kw)
+
+    monkeypatch.setattr(drift, "estimate_drift", spy)
+    return seen

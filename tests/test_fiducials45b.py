@@ -73,20 +73,12 @@ def _process_options(**kw):
     return ProcessOptions(model=None, drift_engine="fiducials", **kw)
 
 
-def test_process_drift_step_takes_the_fiducial_options_and_records_them(tmp_path, monkeypatch):
+def test_process_drift_step_takes_the_fiducial_options_and_records_them(tmp_path, estimate_drift_calls):
     """plexloc process took the fiducials engine's defaults only; its summary carried RCC's segments and max_drift_nm,
     which that engine does not use."""
-    import plexloc.post.drift as drift
     from plexloc.workflow import _drift, _drift_line
 
-    seen = {}
-    real = drift.estimate_drift
-
-    def spy(table, **kw):
-        seen.update(kw)
-        return real(table, **kw)
-
-    monkeypatch.setattr(drift, "estimate_drift", spy)
+    seen = estimate_drift_calls
     t, _ = _table()
     given = {"min_share": 0.4, "radius_nm": 200.0, "min_brightness": 1.5, "smooth_frames": 11, "keep_fiducials": True}
     corrected, info = _drift(t, tmp_path, _process_options(fiducial_options=given), False)

@@ -74,22 +74,15 @@ def _hidden(folder: Path) -> list[Path]:
 
 # 1. the drift options ------------------------------------------------------------------------------------------------
 
-def test_the_drift_options_of_plexloc_drift_reach_the_estimate_and_the_summary(tmp_path, monkeypatch):
+def test_the_drift_options_of_plexloc_drift_reach_the_estimate_and_the_summary(tmp_path, monkeypatch,
+                                                                                 estimate_drift_calls):
     """plexloc process had neither --segments nor --max-drift of plexloc drift: the estimate always took 10 windows
     and 300 nm. Now --drift-segments and --max-drift (plexloc drift's defaults), passed to estimate_drift and
     recorded in summary.json; bad values refused before any fit."""
-    import plexloc.post.drift as drift
     from plexloc.cli.main import build_parser
     from plexloc.errors import InputError
 
-    seen = {}
-    real = drift.estimate_drift
-
-    def spy(table, **kw):
-        seen.update(kw)
-        return real(table, **kw)
-
-    monkeypatch.setattr(drift, "estimate_drift", spy)
+    seen = estimate_drift_calls
     monkeypatch.setattr(workflow, "_fit", _fake_fit(2000))
     movie = _movie(tmp_path / "cell1.tif")
     options = _options(drift=True, drift_segments=4, max_drift_nm=150.0)
