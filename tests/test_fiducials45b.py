@@ -162,6 +162,11 @@ def test_process_parser_has_plexloc_drifts_fiducial_options(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--smooth, --keep-fiducials: option(s) of --drift-engine fiducials only, the engine is rcc" in err
     assert not (tmp_path / "o").exists()
+    # --no-drift: refused too (was accepted and ignored)
+    assert main(["process", str(movie), "--model", str(tmp_path / "run"), "--out", str(tmp_path / "o"),
+                 "--drift-engine", "fiducials", "--no-drift", "--smooth", "3"]) == 2
+    assert "--smooth: option(s) of the drift correction, which --no-drift turns off" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_process_summary_json_records_the_fiducial_settings(tmp_path, monkeypatch):

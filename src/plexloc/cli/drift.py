@@ -116,15 +116,18 @@ FIDUCIAL_OPTIONS = (("fiducials", "--fiducials"), ("fiducial_min_frames", "--fid
                     ("fiducial_min_brightness", "--fiducial-min-brightness"))
 
 
-def check_fiducial_options(args: argparse.Namespace, engine: str, engine_flag: str) -> None:
-    """InputError where a fiducials option is given for another engine (it would be ignored)."""
-    if engine == "fiducials":
-        return
+def check_fiducial_options(args: argparse.Namespace, engine: str, engine_flag: str, *, no_drift: bool = False
+                           ) -> None:
+    """InputError where a fiducials option is given for another engine, or with ``no_drift`` (``plexloc process
+    --no-drift``): it would be ignored."""
     from plexloc.errors import InputError
 
     given = [flag for name, flag in FIDUCIAL_OPTIONS if getattr(args, name) is not None]
     given += ["--keep-fiducials"] if args.keep_fiducials else []
-    if given:
+    if given and no_drift:
+        raise InputError(f"{', '.join(given)}: option(s) of the drift correction, which --no-drift turns off; drop "
+                         "one or the other")
+    if given and engine != "fiducials":
         raise InputError(f"{', '.join(given)}: option(s) of {engine_flag} fiducials only, the engine is {engine}; "
                          f"add {engine_flag} fiducials")
 

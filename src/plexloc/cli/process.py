@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.workflow import ProcessOptions, format_summary, noting_warnings, process_movies
 
     check_fit_method_options(args)
-    check_fiducial_options(args, args.drift_engine, "--drift-engine")
+    check_fiducial_options(args, args.drift_engine, "--drift-engine", no_drift=args.no_drift)
     before: list[str] = []  # the camera's defaults and the like: in every summary.json, not only on the terminal
     with noting_warnings(before):
         config = load_config(args.config) if args.method == "mle" else None
