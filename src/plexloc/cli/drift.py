@@ -81,7 +81,8 @@ def _position(text: str) -> tuple[float, ...]:
         return parse_position(text)
     except InputError as err:
         hint = ("" if "," in text else "; --fiducials takes every X,Y that follows it: give the table or movie(s) "
-                "before --fiducials, or put -- after its positions")
+                "before --fiducials, or end the positions with -- followed by the table or movie(s) alone, every option "
+                "before it")
         raise argparse.ArgumentTypeError(err.reason + hint) from None
 
 
@@ -91,7 +92,7 @@ def add_fiducial_options(p: argparse.ArgumentParser, engine_flag: str) -> None:
     p.add_argument("--fiducials", type=_position, nargs="+", default=None, metavar="X,Y",
                    help=f"{engine_flag} fiducials: the markers' positions, X,Y in nm (the table's x_nm, y_nm, anywhere "
                    "along their track), instead of finding them; each is followed through the movie (every X,Y after "
-                   "it is taken: the table or movies before it, or -- after the positions)")
+                   "it is taken: the table or movies before it, or after -- that ends the positions, every option before that)")
     p.add_argument("--fiducial-min-frames", type=open_probability, default=None, metavar="SHARE",
                    help=f"{engine_flag} fiducials: a marker is localized in at least this share of the frames from its "
                    "first to its last that the table has rows in (a bead that bleaches counts for the frames it "
