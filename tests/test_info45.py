@@ -303,3 +303,18 @@ def test_what_opening_the_movie_warns_about_is_shown(tmp_path, capsys):
     assert info.n_frames == 3 and len(info.notes) == 1 and "holds 2 images" in info.notes[0]
     assert main(["info", str(path)]) == 0
     assert "warning: " + info.notes[0] in capsys.readouterr().out
+
+
+def test_a_saturation_adu_below_the_movies_own_pixels_is_warned(tmp_path):
+    """A camera YAML's saturation_adu of 4095 on a movie whose pixels reach above it: no camera clipping there writes
+    such values, and the fits would flag every spot above it as saturated; info compared it only with a recorded bit
+    depth (a README walk, session 45)."""
+    movie = mm_movie(tmp_path)
+    info = read_movie_info(movie)
+    assert info.adu.max > 200.0
+    low = info.adu.max * 0.5
+    cmp = compare_camera(info, [_camera(baseline=100.0, saturation_adu=low)], camera_file="camera.yaml")
+    text = " ".join(cmp.warnings)
+    assert f"saturation_adu is {low:g} ADU, but pixels of the movie's first" in text and f"{info.adu.max:g}" in text
+    ok = compare_camera(info, [_camera(baseline=100.0, saturation_adu=info.adu.max)], camera_file="camera.yaml")
+    assert not any("saturation_adu is" in w for w in ok.warnings), ok.warnings

@@ -625,9 +625,16 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
                 f"the movie's metadata give a {int(bits.value)}-bit camera ({bits.source}, in {info.path}), whose values "
                 f"clip at {full:g} ADU, but {_field_name(cam0, 'saturation_adu', name)} is not set, so the fits take the "
                 f"{info.dtype} maximum {dtype_max:g}: set saturation_adu: {full:g} so that clipped spots are flagged")
+    # a clipping level the movie's own pixels exceed: not where this camera clips
+    adu = info.adu
+    if isinstance(sat, (int, float)) and adu is not None and math.isfinite(adu.max) and adu.max > sat:
+        out.warnings.append(
+            f"{_field_name(cam0, 'saturation_adu', name)} is {sat:g} ADU, but pixels of the movie's first {adu.frames} "
+            f"frames reach {adu.max:g} ({info.path}): the camera does not clip there, and the fits would flag every "
+            "spot above it as saturated; set it to the level the camera's values pile up at (plexloc info shows any), "
+            "or leave it out")
     # baseline against the dimmest pixels
     base = getattr(cam0, "baseline", None)
-    adu = info.adu
     if isinstance(base, (int, float)) and adu is not None and math.isfinite(adu.dim_level):
         noise = math.isfinite(adu.dim_noise)
         out.rows.append(("baseline", f"{base:g} ADU", f"<= about {adu.dim_level:g} ADU (dimmest pixels)" + (
