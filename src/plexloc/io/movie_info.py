@@ -583,6 +583,8 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
     movie's first frames as the fits run it. ``split``: a configuration's split_view (each channel's box cut out as
     the fits cut it); ``roi_offset_px``: the configuration's, used where the metadata record none (full-chip sCMOS
     maps are cut there, as ``fit --method mle`` does)."""
+    from plexloc.camera.check import saturation_adu
+
     out = CameraComparison()
     name = str(camera_file)
     cam0 = cameras[0]
@@ -617,7 +619,7 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
     bits = info.recorded.get("bit_depth")
     if bits is not None and isinstance(bits.value, float) and bits.value.is_integer() and 8 <= bits.value < 32:
         full = 2.0 ** int(bits.value) - 1
-        dtype_max = float(np.iinfo(np.dtype(info.dtype)).max) if np.dtype(info.dtype).kind in "iu" else None
+        dtype_max = saturation_adu(info.dtype)
         out.rows.append(("saturation_adu", "not set" if sat is None else f"{sat:g}",
                          f"{full:g} ({int(bits.value)}-bit)", f"{_field_name(cam0, 'saturation_adu', name)}; {bits.source}"))
         if sat is None and dtype_max is not None and full < dtype_max:
@@ -758,12 +760,14 @@ def format_movie_info(info: MovieInfo, comparison: CameraComparison | None = Non
         lines.append(f"  {label:<18} " + (f"{rec.text} ({rec.source})" if rec is not None else "not recorded"))
     a = info.adu
     if a is not None:
+        from plexloc.camera.check import saturation_adu
+
+        dtype_max = saturation_adu(info.dtype)
         lines.append(f"ADU, first {a.frames} frame(s), {a.pixels} px:")
         lines.append(f"  min {a.min:g}, 1% {a.p1:g}, median {a.median:g}, 99.9% {a.p99_9:g}, max {a.max:g}")
         parts = []
         for level, n, above in a.at_full_scale:
-            what = (f"{info.dtype} maximum" if np.dtype(info.dtype).kind in "iu"
-                    and level == np.iinfo(np.dtype(info.dtype)).max else f"{int(round(math.log2(level + 1)))}-bit")
+            what = (f"{info.dtype} maximum" if level == dtype_max else f"{int(round(math.log2(level + 1)))}-bit")
             parts.append(f"{level:g} ({what}) {n} px = {100 * n / max(a.pixels, 1):.3g} %"
                          + (f" ({above} px above)" if above else ""))
         if parts:
