@@ -971,11 +971,15 @@ def fiducial_drift(
     info["fiducial_rows"] = int(removal.sum())
     info["keep_fiducials"] = bool(keep_fiducials)
     kept = list(fids)
+
+    def remove_rows(t: LocTable) -> np.ndarray:  # this table's mask is the one just counted: not computed again
+        return removal if t is table else remove_mask(t, kept, float(radius_nm))
+
     return DriftResult(
         frames=frames,
         drift_nm=curve,
         engine="fiducials",
         elapsed_s=time.perf_counter() - t0,
         info=info,
-        remove_rows=None if keep_fiducials else (lambda t: remove_mask(t, kept, float(radius_nm))),
+        remove_rows=None if keep_fiducials else remove_rows,
     )
