@@ -74,10 +74,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _has_split_view(path: Path) -> bool:
     """Whether a YAML file (read by :func:`plexloc.config.load_camera_configs` already) has a split_view section."""
-    import yaml
+    from plexloc.config.io import load_yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except Exception:  # noqa: BLE001 - it was read once; this is a courtesy
         return False
     return isinstance(data, dict) and data.get("split_view") is not None
