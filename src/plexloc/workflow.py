@@ -721,14 +721,14 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
     if options.drift:
         with step("drift"):
             corrected, summary["drift"] = _drift(table, folder, options, progress)
+            name = "locs.csv"
             if corrected is not None:  # drift subtracted, or (unreliable) only the fiducial markers' rows left out
-                applied = summary["drift"]["state"] == "applied"
-                write_table(corrected, folder / ("locs_dc.csv" if applied else "locs_no_fiducials.csv"))
+                name = "locs_dc.csv" if summary["drift"]["state"] == "applied" else "locs_no_fiducials.csv"
+                write_table(corrected, folder / name)
                 table = corrected
+            summary["drift"]["table"] = name
     else:
-        summary["drift"] = {"state": "off", "reason": "--no-drift"}
-    summary["drift"]["table"] = ("locs_dc.csv" if summary["drift"]["state"] == "applied" else
-                                 "locs_no_fiducials.csv" if "fiducial_rows_removed" in summary["drift"] else "locs.csv")
+        summary["drift"] = {"state": "off", "reason": "--no-drift", "table": "locs.csv"}
     unmerged = table  # NeNA and the report's histograms: a molecule's consecutive frames
     if options.merge:
         with step("merge"):
