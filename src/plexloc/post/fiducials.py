@@ -164,7 +164,6 @@ class Fiducial:
     window_frames: np.ndarray
     window_xy_nm: np.ndarray
     share: float  # of the frames from its first to its last
-    movie_share: float  # of the movie's frames
     photons: float  # median
     given: bool = False  # a position the user gave
 
@@ -270,7 +269,6 @@ def _refine(xy: np.ndarray, frame: np.ndarray, centre: np.ndarray, radius: float
             ) -> tuple[np.ndarray, float, np.ndarray]:
     """The median of the rows within ``radius`` of ``centre`` (twice), the share of the ``n_frames`` frames they lie
     in, and the rows (a mask)."""
-    inside = np.zeros(len(xy), dtype=bool)
     for _ in range(3):
         inside = np.sum((xy - centre) ** 2, axis=1) <= radius**2
         if not inside.any():
@@ -331,7 +329,7 @@ def _seeds(xy: np.ndarray, frame: np.ndarray, win: np.ndarray, n_win: int, win_f
 
 def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.ndarray, n_win: int,
             win_frames: np.ndarray, start: int, centre: np.ndarray, radius: float, present_share: float
-            ) -> tuple[np.ndarray, np.ndarray]:
+            ) -> np.ndarray:
     """From window ``start`` at ``centre``, forward and backward: the centre in each window where the rows within
     ``radius`` of the last centre lie in at least ``present_share`` of its frames (of the ``win_frames`` the table has
     rows in; NaN elsewhere)."""
@@ -390,7 +388,7 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
     wf = f0 + present * length + (np.minimum(length, n_frames - present * length) - 1) / 2.0
     wxy = centres[present]
     base = Fiducial(rows=np.zeros(0, np.int64), frames=np.zeros(0, np.int64), window_frames=wf, window_xy_nm=wxy,
-                    share=0.0, movie_share=0.0, photons=float("nan"), given=given)
+                    share=0.0, photons=float("nan"), given=given)
     cand = np.flatnonzero(np.isin(win, present))
     path = base.path(frame[cand])
     d2 = np.sum((xy[cand] - path) ** 2, axis=1)
@@ -426,9 +424,8 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
         first = np.r_[True, frame[c][1:] != frame[c][:-1]]
         rows = c[first]
         fid = Fiducial(rows=rows, frames=frame[rows], window_frames=wf, window_xy_nm=wxy + off, share=0.0,
-                       movie_share=0.0, photons=float("nan"), given=given)
+                       photons=float("nan"), given=given)
         fid.share = len(rows) / max(_occupied_between(occupied, fid.first, fid.last), 1)
-        fid.movie_share = len(rows) / max(len(occupied), 1)
         fid.photons = float(np.median(photons[rows]))
         out.append(fid)
     return out
