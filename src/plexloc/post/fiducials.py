@@ -847,7 +847,8 @@ def fiducial_drift(
         only = fids[int(np.flatnonzero(used)[0])]
         warnings.warn(
             f"{where}fiducials: one fiducial only (frames {only.first}..{only.last}): the drift is its track, and its "
-            "uncertainty (from its own scatter) cannot be checked against a second fiducial; a fiducial that moved on its own would go unseen",
+            "uncertainty (from its own scatter) cannot be checked against a second fiducial; a fiducial that moved on "
+            "its own would go unseen",
             FiducialWarning, stacklevel=3)
     per_frame = ratio_lat * np.sqrt(v[:, 0] + v[:, 1])
     # over the frames the table has rows in (every other frame localized: the others need no drift, and their curve,
