@@ -75,3 +75,14 @@ def test_fields_the_camera_file_leaves_out_are_still_named(tmp_path):
         load_config(_write(tmp_path / "c.yaml", {**REST, "psf": PSF, "camera": "camera.yaml"}))
     notes = [str(w.message) for w in caught if issubclass(w.category, CameraDefaultsWarning)]
     assert len(notes) == 1 and "camera (camera.yaml).baseline 100 ADU" in notes[0]
+
+
+def test_a_blank_file_name_is_refused_as_blank(tmp_path):
+    """``camera: "  "`` is no file name (``plexloc submit`` and the service attach nothing for it): the loader says the
+    field is blank, where it looked for a file called "  " in the configuration's folder before."""
+    with pytest.raises(InputError, match=r"field 'camera' is blank: give the camera section itself or the name") as err:
+        load_config(_write(tmp_path / "a.yaml", {**REST, "psf": PSF, "camera": "  "}))
+    assert "a.yaml" in str(err.value)
+    with pytest.raises(InputError, match=r"field 'channels.1.psf' is blank"):
+        load_config(_write(tmp_path / "b.yaml", {**REST, "channels": [{"psf": PSF, "camera": CAMERA},
+                                                                       {"psf": "", "camera": CAMERA}]}))

@@ -380,13 +380,18 @@ def included_names(data: Any) -> list[tuple[str, str, str]]:
     ``where`` "channels.i."): the one list of these fields that the loader, ``plexloc submit`` and the service's
     submission check read. A spline file (``psf: PSF.h5``, :data:`SPLINE_SUFFIXES`) is named here too; the loader
     reads it as a calibration, not as a YAML."""
+    return [(where, key, node[key]) for where, node in _include_places(data) for key in INCLUDE_KEYS
+            if isinstance(node.get(key), str) and node[key].strip()]
+
+
+def _include_places(data: Any) -> list[tuple[str, dict[str, Any]]]:
+    """``(where, mapping)`` of the top level (``where`` "") and of each channel ``i`` given as a mapping (``where``
+    "channels.i."): the places a section may be given as a file name (:data:`INCLUDE_KEYS`)."""
     if not isinstance(data, dict):
         return []
     channels = data.get("channels")
-    places = [("", data)] + [(f"channels.{i}.", ch) for i, ch in enumerate(channels if isinstance(channels, list)
-                                                                           else []) if isinstance(ch, dict)]
-    return [(where, key, node[key]) for where, node in places for key in INCLUDE_KEYS
-            if isinstance(node.get(key), str) and node[key].strip()]
+    return [("", data)] + [(f"channels.{i}.", ch) for i, ch in enumerate(channels if isinstance(channels, list)
+                                                                          else []) if isinstance(ch, dict)]
 
 
 def _included_mapping(name: str, key: str, config_path: Path, where: str,
@@ -431,15 +436,18 @@ def _include_files(data: dict[str, Any], config_path: Path,
     PSF.yaml`` (``plexloc calibrate --model astigmatic``) or ``psf: PSF.h5`` (a spline calibration), read in place;
     ``origins``: each file read, by the field that named it (:func:`_included_mapping`)."""
     data = dict(data)
-    for key in INCLUDE_KEYS:
-        if isinstance(data.get(key), str):
-            data[key] = _included_mapping(data[key], key, config_path, key, origins)
     channels = data.get("channels")
     if isinstance(channels, list):
-        data["channels"] = [
-            {**ch, **{key: _included_mapping(ch[key], key, config_path, f"channels.{i}.{key}", origins)
-                      for key in INCLUDE_KEYS if isinstance(ch.get(key), str)}} if isinstance(ch, dict) else ch
-            for i, ch in enumerate(channels)]
+        data["channels"] = [dict(ch) if isinstance(ch, dict) else ch for ch in channels]
+    for where, node in _include_places(data):
+        for key in INCLUDE_KEYS:
+            name = node.get(key)
+            if isinstance(name, str) and not name.strip():
+                raise InputError(f"field '{where}{key}' is blank: give the {key} section itself or the name of the "
+                                 "file that holds it", source=config_path)
+            if isinstance(name, str):
+                node[key] = _included_mapping(name, key, config_path, f"{where}{key}", origins)
+    if isinstance(channels, list):
         data["channels"] = [
             {**ch, "transform": _included_transform(ch["transform"], i, len(channels), config_path)}
             if isinstance(ch, dict) and isinstance(ch.get("transform"), dict) else ch
