@@ -283,3 +283,15 @@ def test_csv_utf16_unicode_text_is_read(tmp_path):
     p.write_bytes("frame,x_nm,y_nm,z_nm,photons\n0,1.5,2,3,4\n".encode("utf-16")[:-1])  # cut inside a character
     with pytest.raises(InputError, match=r"u\.csv: not a UTF-16 text file"):
         read_csv(p)
+
+
+def test_smap_frame_zero_is_refused_naming_the_field_and_the_numbering(tmp_path):
+    """SMAP numbers frames from 1: a frame 0 is named with its field, row and value (the SMAP and DECODE readers
+    share one check since session 46)."""
+    p = _sml(tmp_path / "z_sml.mat", {})
+    loc = scipy.io.loadmat(p, simplify_cells=True)["saveloc"]["loc"]
+    loc["frame"] = np.array([[2.0], [0.0], [3.0]])
+    scipy.io.savemat(p, {"saveloc": {"loc": {k: np.asarray(v).reshape(3, 1) for k, v in loc.items()}}})
+    with pytest.raises(InputError, match=r"z_sml\.mat: saveloc\.loc\.frame has 1 value\(s\) below 1, first at row 1 "
+                                         r"\(0\); SMAP numbers frames from 1"):
+        read_smap_sml(p)

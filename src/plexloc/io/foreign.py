@@ -169,14 +169,24 @@ def read_smap_sml(path: str | os.PathLike) -> LocTable:
     cols.setdefault("z_nm", np.zeros(n))
     if "color" in cols:  # SMAP channels are numbered from 0 too? keep as-is but they must be whole numbers
         cols["color"] = np.asarray(cols["color"], dtype=float)
+    return _checked_table(cols, path, field="saveloc.loc.frame", first=1, program="SMAP")
+
+
+def _checked_table(cols: dict[str, np.ndarray], path: str | os.PathLike, *, field: str, first: int,
+                   program: str) -> LocTable:
+    """The table of an imported file's columns ``cols`` (frames already from 0), checked: integer columns in int64's
+    range, values readable, no frame before the first (``field`` in the file numbers frames from ``first``, as
+    ``program`` does), ``frame_last`` consistent."""
     for name in INTEGER_COLUMNS & set(cols):  # made int64: a uint64 value beyond it would wrap round, negative
         check_uint64(cols[name], f"column '{name}'", source=path)
     table = LocTable(cols, source=str(path))
     table.check_readable()
     below = np.flatnonzero(table["frame"] < 0)
     if below.size:
-        raise InputError(f"saveloc.loc.frame has {below.size} value(s) below 1, first at row {below[0]} "
-                         f"({int(table['frame'][below[0]]) + 1}); SMAP numbers frames from 1", source=path)
+        what = "negative value(s)" if first == 0 else f"value(s) below {first}"
+        shown = int(table["frame"][below[0]]) + first
+        raise InputError(f"{field} has {below.size} {what}, first at row {below[0]} ({shown}); {program} numbers "
+                         f"frames from {first}", source=path)
     check_frames(table)  # frame_last, if a user put one in
     return table
 
@@ -272,13 +282,4 @@ def read_decode_h5(path: str | os.PathLike, *, px_size_nm: tuple[float, float] |
     if ignored:
         warnings.warn(f"{path}: data field(s) {', '.join(ignored)} are not one number per localization and were not "
                       "imported", IgnoredFieldWarning, stacklevel=2)
-    for name in INTEGER_COLUMNS & set(cols):  # made int64: a uint64 value beyond it would wrap round, negative
-        check_uint64(cols[name], f"column '{name}'", source=path)
-    table = LocTable(cols, source=str(path))
-    table.check_readable()
-    below = np.flatnonzero(table["frame"] < 0)
-    if below.size:
-        raise InputError(f"data/frame_ix has {below.size} negative value(s), first at row {below[0]} "
-                         f"({int(table['frame'][below[0]])}); DECODE numbers frames from 0", source=path)
-    check_frames(table)  # frame_last, if a user put one in
-    return table
+    return _checked_table(cols, path, field="data/frame_ix", first=0, program="DECODE")
