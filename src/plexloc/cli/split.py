@@ -65,11 +65,14 @@ def channel_names(movie: str | Path, n_channels: int) -> list[str]:
     return [f"{stem}_ch{c}" for c in range(n_channels)]
 
 
-def split_movie(movie: str | Path, split, paths: list[Path], *, chunk_frames: int | None = None,
+def split_movie(movie, split, paths: list[Path], *, chunk_frames: int | None = None,
                 source: str | None = None) -> tuple[int, tuple[int, int]]:
     """Cut ``movie`` by ``split`` (:class:`~plexloc.config.models.SplitViewConfig`) into ``paths`` (one TIFF per box),
     chunk by chunk, in the movie's pixel type. Each file is written under a temporary name; all are renamed into place
     only after every chunk was written (an error or Ctrl-C leaves no output and no earlier file replaced).
+
+    ``movie``: its path (opened here, page by page: :func:`open_split_source`), or a reader opened so already (used,
+    not closed: ``plexloc split`` opens the movie once for its metadata, boxes and frames).
 
     Returns the number of frames and the channels' frame shape ``(rows, columns)``.
 
@@ -77,16 +80,16 @@ def split_movie(movie: str | Path, split, paths: list[Path], *, chunk_frames: in
         InputError: a box outside the movie's frame, or two that overlap (:func:`plexloc.io.splitview.check_boxes`,
             naming ``source``: the movie and the configuration), or an unreadable movie.
     """
+    import contextlib
+
     from plexloc.io.splitview import check_boxes, split_frames
     from plexloc.io.tiff import MovieReader, MovieWriter
 
     if len(paths) != len(split.boxes):
         raise ValueError(f"{len(paths)} output paths for {len(split.boxes)} split_view boxes")
-    # not memory-mapped: each frame is read once, and a mapping's pages read stay resident. A 524 MB movie (2,000
-    # frames of 256 x 512 px): peak memory 1,049 MB mapped in 64 MB chunks, 365 MB read page by page in 16 MB chunks,
-    # 308 MB for a 10-frame movie (the interpreter and its libraries)
-    with MovieReader(movie, memmap=False) as reader:
-        check_boxes(split, reader.frame_shape, source=source or movie)
+    given = isinstance(movie, MovieReader)
+    with contextlib.nullcontext(movie) if given else open_split_source(movie) as reader:
+        check_boxes(split, reader.frame_shape, source=source or reader.path)
         h, w = reader.frame_shape
         chunk = chunk_frames or max(1, CHUNK_BYTES // (h * w * reader.dtype.itemsize))
         writers = []
@@ -106,21 +109,29 @@ def split_movie(movie: str | Path, split, paths: list[Path], *, chunk_frames: in
         return reader.n_frames, (int(split.boxes[0][3]), int(split.boxes[0][2]))
 
 
-def _roi_offset(movie: Path, given, config) -> tuple[tuple[int, int], str]:
-    """The movie's camera ROI offset and its source: ``--roi-offset`` > the movie's metadata > the configuration's
-    ``roi_offset_px`` (where it sets one) > (0, 0)."""
+def open_split_source(movie: str | Path):
+    """The movie opened for cutting (:class:`~plexloc.io.tiff.MovieReader`, its errors naming the file). Not
+    memory-mapped: each frame is read once, and a mapping's pages read stay resident. A 524 MB movie (2,000 frames of
+    256 x 512 px): peak memory 1,049 MB mapped in 64 MB chunks, 365 MB read page by page in 16 MB chunks, 308 MB for a
+    10-frame movie (the interpreter and its libraries)."""
+    from plexloc.io.tiff import MovieReader
+
+    return MovieReader(movie, memmap=False)
+
+
+def _roi_offset(reader, given, config) -> tuple[tuple[int, int], str]:
+    """The camera ROI offset of the movie ``reader`` (opened) and its source: ``--roi-offset`` > the movie's metadata >
+    the configuration's ``roi_offset_px`` (where it sets one) > (0, 0)."""
     from plexloc.infer.fit import resolve_roi_offset
-    from plexloc.io.tiff import open_movie
 
     if given is not None:
         return (int(given[0]), int(given[1])), "--roi-offset"
-    with open_movie(movie) as reader:
-        (x, y), where = resolve_roi_offset([reader], None)
-        if reader.roi_offset is not None:
-            return (x, y), where
+    if reader.roi_offset is not None:
+        return resolve_roi_offset([reader], None)
     if config is not None and any(config.roi_offset_px):
         return tuple(int(v) for v in config.roi_offset_px), "the configuration's roi_offset_px"
-    return (0, 0), f"default (0, 0): no ROI position in the metadata of {movie} nor roi_offset_px in the configuration"
+    return (0, 0), (f"default (0, 0): no ROI position in the metadata of {reader.path} nor roi_offset_px in the "
+                    "configuration")
 
 
 def _cut_maps(config, split, frame_shape: tuple[int, int], roi: tuple[int, int], out: Path, names: list[str],
@@ -141,10 +152,10 @@ def _cut_maps(config, split, frame_shape: tuple[int, int], roi: tuple[int, int],
     from plexloc.camera.models import _load_map
     from plexloc.config.models import SCMOSConfig
     from plexloc.errors import InputError
+    from plexloc.io.splitview import cut_box, flips
 
-    flips = split.flip or ["none"] * len(split.boxes)
     result = []
-    for c, (ch, (x, y, bw, bh), flip) in enumerate(zip(config.channels, split.boxes, flips)):
+    for c, (ch, (x, y, bw, bh), flip) in enumerate(zip(config.channels, split.boxes, flips(split))):
         maps = {}
         cam = ch.camera
         for field in ("e_per_adu", "baseline", "read_sigma", "read_variance"):
@@ -155,22 +166,19 @@ def _cut_maps(config, split, frame_shape: tuple[int, int], roi: tuple[int, int],
             if arr.shape == (bh, bw):
                 continue  # already the channel's own (cut and flipped as the joint fit reads it)
             if arr.shape == tuple(frame_shape):
-                x0, y0, where = x, y, "the movie frame's"
+                origin, where = (0, 0), "the movie frame's"
             elif arr.shape[0] >= frame_shape[0] and arr.shape[1] >= frame_shape[1]:
-                x0, y0, where = roi[0] + x, roi[1] + y, f"the chip's (camera ROI at x {roi[0]}, y {roi[1]} plus the box)"
+                origin, where = roi, f"the chip's (camera ROI at x {roi[0]}, y {roi[1]} plus the box)"
             else:
                 raise InputError(f"channels[{c}].camera.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x "
                                  f"columns): neither channel {c}'s box ({bh} x {bw}), nor the movie frame "
                                  f"({frame_shape[0]} x {frame_shape[1]}), nor a full chip holding it", source=source)
+            x0, y0 = origin[0] + x, origin[1] + y
             if y0 + bh > arr.shape[0] or x0 + bw > arr.shape[1]:
                 raise InputError(f"channels[{c}].camera.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x "
                                  f"columns) but channel {c}'s box sits at {where} x {x0}, y {y0} and reaches row "
                                  f"{y0 + bh}, column {x0 + bw}: check the ROI position (--roi-offset X Y)", source=source)
-            part = arr[y0:y0 + bh, x0:x0 + bw]
-            if "x" in flip:
-                part = part[:, ::-1]
-            if "y" in flip:
-                part = part[::-1, :]
+            part = cut_box(arr, (x, y, bw, bh), flip, origin=origin)  # as split_frames cuts the channel's frames
             maps[field] = (out / f"{names[c]}_{field}.npy", np.ascontiguousarray(part))
         result.append(maps)
     return result
@@ -223,26 +231,25 @@ def run(args: argparse.Namespace) -> int:
     if same:
         raise InputError(f"the output {same[0]} is the movie itself (or one of its files); choose another --out",
                          source=args.movie)
-    roi, roi_source = _roi_offset(args.movie, args.roi_offset, config)
     source = f"{args.movie} (split_view of {args.config})"
-    maps = [{} for _ in range(n)]
-    if config is not None:  # checked (and cut, in memory) before the movie is read
-        from plexloc.io.tiff import open_movie
-
-        with open_movie(args.movie) as reader:
-            check_boxes(split, reader.frame_shape, source=source)
+    with open_split_source(args.movie) as reader:  # opened once: its metadata, its frame for the boxes, its frames
+        roi, roi_source = _roi_offset(reader, args.roi_offset, config)
+        check_boxes(split, reader.frame_shape, source=source)
+        maps = [{} for _ in range(n)]
+        if config is not None:  # checked (and cut, in memory) before the movie is read
             maps = _cut_maps(config, split, reader.frame_shape, roi, out, names, source=str(args.config))
-        check_outputs(*(path for m in maps for path, _ in m.values()))
-    ones = []  # each channel's configuration, made before the movie is cut: an error here leaves no output
-    for c in range(len(yamls)):
-        one = channel_config(config, c)
-        if maps[c]:
-            # beside the configuration, named relative to it (a configuration's paths are read relative to its file)
-            camera = one.channels[0].camera.model_copy(update={f: Path(p.name) for f, (p, _) in maps[c].items()})
-            one = one.model_copy(update={"channels": [one.channels[0].model_copy(update={"camera": camera})]})
-        ones.append(one)
-    out.mkdir(parents=True, exist_ok=True)
-    n_frames, (h, w) = split_movie(args.movie, split, tifs, chunk_frames=args.chunk, source=source)
+            check_outputs(*(path for m in maps for path, _ in m.values()))
+        ones = []  # each channel's configuration, made before the movie is cut: an error here leaves no output
+        for c in range(len(yamls)):
+            one = channel_config(config, c)
+            if maps[c]:
+                # beside the configuration, named relative to it (a configuration's paths are read relative to
+                # its file)
+                camera = one.channels[0].camera.model_copy(update={f: Path(p.name) for f, (p, _) in maps[c].items()})
+                one = one.model_copy(update={"channels": [one.channels[0].model_copy(update={"camera": camera})]})
+            ones.append(one)
+        out.mkdir(parents=True, exist_ok=True)
+        n_frames, (h, w) = split_movie(reader, split, tifs, chunk_frames=args.chunk, source=source)
     flips = split.flip or ["none"] * n
     for c, (box, flip, tif) in enumerate(zip(split.boxes, flips, tifs)):
         print(f"channel {c}: box [{', '.join(str(v) for v in box)}] ([x, y, width, height]), flip {flip} -> {tif} "

@@ -47,31 +47,43 @@ def check_boxes(split: SplitViewConfig, frame_shape: tuple[int, int], *, source:
                     "each channel must have pixels of its own", source=source)
 
 
+def flips(split: SplitViewConfig) -> list[str]:
+    """Each box's flip (``none``, ``x``, ``y`` or ``xy``): the configured ones, else ``none`` for every box."""
+    return list(split.flip or ["none"] * len(split.boxes))
+
+
+def flip_image(a: np.ndarray, flip: str) -> np.ndarray:
+    """``a`` (its last two axes rows x columns) mirrored as ``flip`` says: ``x`` left-right, ``y`` up-down, ``xy``
+    both, ``none`` as it is (a view, no copy). A flip is its own inverse."""
+    if "x" in flip:
+        a = a[..., :, ::-1]
+    if "y" in flip:
+        a = a[..., ::-1, :]
+    return a
+
+
+def cut_box(a: np.ndarray, box, flip: str, *, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """One channel's box ``[x, y, width, height]`` cut out of ``a`` (its last two axes rows x columns: a frame, a stack
+    of frames, a per-pixel camera map) and flipped (:func:`flip_image`), as the fits cut it (a view, no copy).
+
+    ``origin``: the ``(x, y)`` position in ``a`` of the movie frame's corner, which the box's corner is relative to: (0,
+    0) for frames and frame-sized maps; a full-chip map's is the camera ROI's chip position."""
+    x, y, bw, bh = (int(v) for v in box)
+    x0, y0 = int(origin[0]) + x, int(origin[1]) + y
+    return flip_image(a[..., y0:y0 + bh, x0:x0 + bw], flip)
+
+
 def split_frames(frames: np.ndarray, split: SplitViewConfig) -> np.ndarray:
-    """(T, H, W) raw frames -> (T, C, h, w), each channel cropped and flipped as configured."""
-    flips = split.flip or ["none"] * len(split.boxes)
-    out = []
-    for (x, y, bw, bh), flip in zip(split.boxes, flips):
-        a = frames[:, y : y + bh, x : x + bw]
-        if "x" in flip:
-            a = a[:, :, ::-1]
-        if "y" in flip:
-            a = a[:, ::-1, :]
-        out.append(a)
-    return np.ascontiguousarray(np.stack(out, axis=1))
+    """(T, H, W) raw frames -> (T, C, h, w), each channel cropped and flipped as configured (:func:`cut_box`)."""
+    return np.ascontiguousarray(np.stack([cut_box(frames, box, flip) for box, flip in zip(split.boxes, flips(split))],
+                                         axis=1))
 
 
 def join_frames(channels: np.ndarray, split: SplitViewConfig, frame_shape: tuple[int, int], *,
                 fill: float = 0) -> np.ndarray:
     """The inverse of :func:`split_frames`: (T, C, h, w) -> (T, H, W) camera frames, ``fill`` outside the boxes (a
     simulated camera's baseline: a dark region of the chip reads its offset, not 0)."""
-    flips = split.flip or ["none"] * len(split.boxes)
     out = np.full((channels.shape[0], *frame_shape), fill, dtype=channels.dtype)
-    for c, ((x, y, bw, bh), flip) in enumerate(zip(split.boxes, flips)):
-        a = channels[:, c]
-        if "x" in flip:
-            a = a[:, :, ::-1]
-        if "y" in flip:
-            a = a[:, ::-1, :]
-        out[:, y : y + bh, x : x + bw] = a
+    for c, ((x, y, bw, bh), flip) in enumerate(zip(split.boxes, flips(split))):
+        out[:, y : y + bh, x : x + bw] = flip_image(channels[:, c], flip)
     return out
