@@ -114,7 +114,7 @@ def test_two_markers_that_disagree_are_said_and_counted_in_the_uncertainty():
 def test_no_marker_is_a_clear_error():
     t, _ = _table(0)
     with pytest.raises(InputError, match=r"no fiducial found: .* at least 50 % of the frames .*\(the most: \d+ % of "
-                       r"frames .*--fiducial-min-frames.*--fiducials X,Y"):
+                       r"frames .*--fiducial-min-frames.*--fiducial X,Y"):
         estimate_drift(t, engine="fiducials")
 
 

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import inspect
 import io
 import json
 import math
@@ -166,11 +167,10 @@ class ProcessOptions:
             ``fiducial_rows_removed``); ``drift_segments``: its time windows (an integer >= 2, plexloc drift
             --segments, default 10); ``max_drift_nm``: the largest drift searched for (nm, > 0; COMET's pair radius,
             RCC's window; plexloc drift --max-drift, default :data:`MAX_DRIFT_NM`); rcc and comet only.
-        fiducial_options: keyword arguments of :func:`plexloc.post.fiducials.fiducial_drift` for ``drift_engine``
-            ``"fiducials"`` (``positions_nm``, ``min_share``, ``radius_nm``, ``min_brightness``, ``smooth_frames``,
-            ``keep_fiducials``: plexloc drift's --fiducials, --fiducial-min-frames, --fiducial-radius,
-            --fiducial-min-brightness, --smooth, --keep-fiducials; None values: the defaults); checked before any
-            fit, and recorded with the defaults filled in the summary's drift (``fiducial_settings``).
+        fiducial_options: keyword arguments of :func:`plexloc.post.fiducials.fiducial_settings` for
+            ``drift_engine`` ``"fiducials"`` (plexloc drift's fiducial options,
+            :func:`plexloc.cli.drift.add_fiducial_options`; None values: the defaults); checked before any fit, and
+            recorded with the defaults filled in the summary's drift (``fiducial_settings``).
         merge: merge each on-event into one localization (``merge_radius_nm``, ``merge_gap``) before the image and
             FRC.
         render_px_nm: the image's pixel (None: 10 nm, coarser where the field of view is over :data:`MAX_IMAGE_PX`
@@ -512,7 +512,7 @@ def _check_fiducial_options(options: ProcessOptions) -> None:
     from plexloc.post.fiducials import fiducial_settings
 
     given = dict(options.fiducial_options or {})
-    known = ("positions_nm", "min_share", "radius_nm", "min_brightness", "smooth_frames", "keep_fiducials")
+    known = tuple(inspect.signature(fiducial_settings).parameters)  # its keywords: the one list of them
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise InputError(f"fiducial_options: {', '.join(map(repr, unknown))} not known; they are "

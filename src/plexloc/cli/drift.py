@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "1,000-200,000 localizations RCC was the more accurate (1.2-1.8x smaller error) and 5-300x faster; COMET did "
         "better on sparse 3D tables (under about 300 localizations per time window; bench/drift_engines39.py). Engine "
         "'fiducials': from fiducial markers in the sample (beads, gold particles: bright spots localized in most "
-        "frames), found in the table or given (--fiducials), frame by frame; their own rows are removed from the "
-        "output (--keep-fiducials keeps them). The corrected table gets the columns "
-        "drift_x_nm, drift_y_nm, drift_z_nm (what was subtracted); OUT.drift.png shows the drift curve and "
+        "frames), found in the table or given (--fiducial X,Y, once per marker), frame by frame; their own rows are "
+        "removed from the output (--keep-fiducials keeps them). The corrected table gets the columns drift_x_nm, "
+        "drift_y_nm, drift_z_nm (what was subtracted); OUT.drift.png shows the drift curve and "
         "--json the numbers.",
     )
     add_table_args(p, out_help="drift-corrected table")
@@ -73,48 +73,79 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _position(text: str) -> tuple[float, ...]:
-    """argparse type: X,Y (nm)."""
+    """argparse type of --fiducial: X,Y (nm)."""
     from plexloc.errors import InputError
     from plexloc.post.fiducials import parse_position
 
     try:
         return parse_position(text)
     except InputError as err:
-        hint = ("" if "," in text else "; --fiducials takes every X,Y that follows it: give the table or movie(s) "
-                "before --fiducials, or end the positions with -- followed by the table or movie(s) alone, every option "
-                "before it")
-        raise argparse.ArgumentTypeError(err.reason + hint) from None
+        raise argparse.ArgumentTypeError(err.reason) from None
+
+
+def _listed_position(text: str) -> tuple[float, ...]:
+    """argparse type of --fiducials: X,Y (nm); a word that is none (the table or a movie it took) says why."""
+    try:
+        return _position(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(
+            f"{err}; --fiducials takes every word after it up to the next option: give each marker as --fiducial "
+            "X,Y (one position each, anywhere on the command line), or the table or movie(s) before --fiducials"
+        ) from None
+
+
+def _fiducial_options(engine_flag: str) -> list[tuple[str, str, dict]]:
+    """The options of the fiducials engine, each ``(flag, the fiducial_settings keyword it sets, add_argument's
+    other arguments)``: the one list that :func:`add_fiducial_options` adds, :func:`fiducial_kwargs` reads and
+    :func:`check_fiducial_options` names (``engine_flag``: --engine for plexloc drift, --drift-engine for plexloc
+    process)."""
+    on = f"{engine_flag} fiducials: "
+    return [
+        ("--fiducial", "positions_nm", dict(
+            type=_position, action="append", default=None, metavar="X,Y",
+            help=on + "a marker's position, X,Y in nm (the table's x_nm, y_nm, anywhere along its track; "
+            "--fiducial=X,Y where X is negative), instead of finding the markers; give it once per marker "
+            "(--fiducial 2050,2000 --fiducial 8050,3000), anywhere on the command line. Each is followed through "
+            "the movie")),
+        ("--fiducials", "positions_nm", dict(
+            type=_listed_position, nargs="+", default=None, metavar="X,Y",
+            help=on + "the markers' positions as --fiducial gives them, several after one option: it takes every "
+            "word after it up to the next option, so the table or movie(s) go before it (or after -- that ends the "
+            "positions, every option before that); --fiducial X,Y per marker goes anywhere")),
+        ("--fiducial-min-frames", "min_share", dict(
+            type=open_probability, default=None, metavar="SHARE",
+            help=on + "a marker is localized in at least this share of the frames from its first to its last that "
+            "the table has rows in (a bead that bleaches counts for the frames it lasts; every other frame "
+            "localized: those), over at least a quarter of the movie (default 0.5)")),
+        ("--fiducial-min-brightness", "min_brightness", dict(
+            type=float_at_least(0.0), default=None, metavar="RATIO",
+            help=on + "a marker's median photons are at least this times the other rows' median (default 2; 0: "
+            "any brightness), so that a dense spot of the sample is not taken for one")),
+        ("--fiducial-radius", "radius_nm", dict(
+            type=positive_float, default=None, metavar="NM",
+            help=on + "a marker's localizations lie within this of its position, and its rows are removed within "
+            "it (default 150)")),
+        ("--smooth", "smooth_frames", dict(
+            type=int_at_least(1), default=None, metavar="FRAMES",
+            help=on + "the per-frame drift is a weighted moving mean over this many frames (default 5; 1: none, "
+            "the drift of every frame on its own; a vibration faster than it is flattened, which the uncertainty "
+            "counts and a warning tells: bench/fiducials45.py --fast)")),
+        ("--keep-fiducials", "keep_fiducials", dict(
+            action="store_true",
+            help=on + "keep the markers' own rows in the output (by default they are removed: they would "
+            "outshine the sample)")),
+    ]
+
+
+def _dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
 
 
 def add_fiducial_options(p: argparse.ArgumentParser, engine_flag: str) -> None:
     """The options of the fiducials engine (plexloc drift's, and plexloc process's with ``engine_flag``
     --drift-engine); :func:`fiducial_kwargs` reads them."""
-    p.add_argument("--fiducials", type=_position, nargs="+", default=None, metavar="X,Y",
-                   help=f"{engine_flag} fiducials: the markers' positions, X,Y in nm (the table's x_nm, y_nm, anywhere "
-                   "along their track), instead of finding them; each is followed through the movie (every X,Y after "
-                   "it is taken: the table or movies before it, or after -- that ends the positions, every option before that)")
-    p.add_argument("--fiducial-min-frames", type=open_probability, default=None, metavar="SHARE",
-                   help=f"{engine_flag} fiducials: a marker is localized in at least this share of the frames from its "
-                   "first to its last that the table has rows in (a bead that bleaches counts for the frames it "
-                   "lasts; every other frame localized: those), over at least a quarter of the movie (default 0.5)")
-    p.add_argument("--fiducial-min-brightness", type=float_at_least(0.0), default=None, metavar="RATIO",
-                   help=f"{engine_flag} fiducials: a marker's median photons are at least this times the other rows' "
-                   "median (default 2; 0: any brightness), so that a dense spot of the sample is not taken for one")
-    p.add_argument("--fiducial-radius", type=positive_float, default=None, metavar="NM",
-                   help=f"{engine_flag} fiducials: a marker's localizations lie within this of its position, and its "
-                   "rows are removed within it (default 150)")
-    p.add_argument("--smooth", type=int_at_least(1), default=None, metavar="FRAMES",
-                   help=f"{engine_flag} fiducials: the per-frame drift is a weighted moving mean over this many frames "
-                   "(default 5; 1: none, the drift of every frame on its own; a vibration faster than it is "
-                   "flattened, which the uncertainty counts and a warning tells: bench/fiducials45.py --fast)")
-    p.add_argument("--keep-fiducials", action="store_true",
-                   help=f"{engine_flag} fiducials: keep the markers' own rows in the output (by default they are "
-                   "removed: they would outshine the sample)")
-
-
-FIDUCIAL_OPTIONS = (("fiducials", "--fiducials"), ("fiducial_min_frames", "--fiducial-min-frames"),
-                    ("fiducial_radius", "--fiducial-radius"), ("smooth", "--smooth"),
-                    ("fiducial_min_brightness", "--fiducial-min-brightness"))
+    for flag, _, kwargs in _fiducial_options(engine_flag):
+        p.add_argument(flag, **kwargs)
 
 
 def check_fiducial_options(args: argparse.Namespace, engine: str, engine_flag: str, *, no_drift: bool = False
@@ -123,8 +154,7 @@ def check_fiducial_options(args: argparse.Namespace, engine: str, engine_flag: s
     --no-drift``): it would be ignored."""
     from plexloc.errors import InputError
 
-    given = [flag for name, flag in FIDUCIAL_OPTIONS if getattr(args, name) is not None]
-    given += ["--keep-fiducials"] if args.keep_fiducials else []
+    given = [flag for flag, _, _ in _fiducial_options(engine_flag) if getattr(args, _dest(flag)) not in (None, False)]
     if given and no_drift:
         raise InputError(f"{', '.join(given)}: option(s) of the drift correction, which --no-drift turns off; drop "
                          "one or the other")
@@ -134,11 +164,15 @@ def check_fiducial_options(args: argparse.Namespace, engine: str, engine_flag: s
 
 
 def fiducial_kwargs(args: argparse.Namespace) -> dict:
-    """The options of :func:`add_fiducial_options` as :func:`plexloc.post.fiducials.fiducial_drift`'s keyword
-    arguments (None: its default)."""
-    return {"positions_nm": args.fiducials, "min_share": args.fiducial_min_frames,
-            "radius_nm": args.fiducial_radius, "min_brightness": args.fiducial_min_brightness,
-            "smooth_frames": args.smooth, "keep_fiducials": args.keep_fiducials}
+    """The options of :func:`add_fiducial_options` as :func:`plexloc.post.fiducials.fiducial_settings`'s keyword
+    arguments (None: its default; the positions of --fiducial and --fiducials together, in that order)."""
+    out: dict = {}
+    for flag, keyword, _ in _fiducial_options(""):
+        value = getattr(args, _dest(flag))
+        if keyword == "positions_nm" and out.get(keyword) is not None:
+            value = out[keyword] + list(value or [])
+        out[keyword] = value
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

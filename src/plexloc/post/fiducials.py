@@ -248,7 +248,7 @@ def fiducial_settings(*, min_share: float | None = None, radius_nm: float | None
             except (TypeError, ValueError):
                 p = []
             if len(p) not in (2, 3) or not all(math.isfinite(v) for v in p):
-                raise InputError(f"a fiducial's position (positions_nm, --fiducials X,Y) must be two finite numbers "
+                raise InputError(f"a fiducial's position (positions_nm, --fiducial X,Y) must be two finite numbers "
                                  f"x, y in nm, got {pos!r}")
             given.append(p)
     out.update(min_share=float(out["min_share"]), radius_nm=float(out["radius_nm"]),
@@ -545,7 +545,7 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
                                 f"photons or less, under {min_brightness:g}x the sample's {sample:.0f}: lower "
                                 "min_brightness (--fiducial-min-brightness), or" if dim else "; lower")
             + " the share (fiducial_min_share, plexloc drift --fiducial-min-frames), give the "
-            "fiducials' positions (positions_nm, --fiducials X,Y), or use a drift engine from the sample's structure "
+            "fiducials' positions (positions_nm, --fiducial X,Y), or use a drift engine from the sample's structure "
             "(rcc, comet)")
     fids.sort(key=lambda f: -f.photons)
     return fids
@@ -841,7 +841,7 @@ def fiducial_drift(
                     f"{where}fiducials: the two fiducials disagree by {dv:.0f} nm rms (smoothed over "
                     f"{2 * check_half + 1} frames; their noise: {ex:.1f} nm): one of them moved on its own, and two "
                     "cannot say which; the drift is their mean, its uncertainty counts the disagreement. Give the "
-                    "position of the one to trust (positions_nm, plexloc drift --fiducials X,Y) or find a third",
+                    "position of the one to trust (positions_nm, plexloc drift --fiducial X,Y) or find a third",
                     FiducialWarning, stacklevel=3)
     else:
         only = fids[int(np.flatnonzero(used)[0])]
@@ -953,8 +953,8 @@ def fiducial_drift(
             f"{where}fiducials: the drift is known to about +-{uncertainty:.0f} nm (rms over the frames, x and y; from "
             f"{n_used} fiducial(s)' scatter and agreement), for a curve of {curve_rms:.0f} nm rms: "
             f"{_why_unreliable(uncertainty, curve_rms)}, and this drift estimate is not reliable. Check the fiducials "
-            "(plexloc drift --json lists them), give their positions (--fiducials), or use rcc", UnreliableDriftWarning,
-            stacklevel=3)
+            "(plexloc drift --json lists them), give their positions (--fiducial X,Y), or use rcc",
+            UnreliableDriftWarning, stacklevel=3)
     if has_z:
         z_unc = float(ratio_z * np.sqrt(np.mean(v[has_rows, 2])))
         z_rms = float(np.sqrt(np.mean((curve[:, 2] - curve[:, 2].mean()) ** 2)))
