@@ -51,13 +51,18 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import Tensor
+
+# torch is imported in the functions that use it: the numpy-only parts (saturation_adu, detect_clip_adu, head_frames)
+# serve plexloc info without it (its import took 1-3 s of the command's 2-5 s)
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
            "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "camera_model", "camera_source", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
@@ -183,6 +188,8 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     too crowded, and for a camera whose noise does not depend on the signal (``additive``, seed 002's model): it has no gain to get wrong, and the emitters' noiseless changes
     between frames, which shot noise would otherwise dwarf, read as noise (a correct quad-plane movie at 50
     emitters per 64x64 frame: 1.44)."""
+    import torch
+
     from plexloc.evaluate.uncertainty import robust_sd
 
     x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
@@ -261,11 +268,19 @@ def _frames_for(photons, max_frames: int) -> int:
 
 def _on_cpu(camera):
     """The camera with its buffers on the CPU: itself, or a copy (``Module.cpu()`` would move the caller's)."""
+    import torch
+
     if isinstance(camera, torch.nn.Module) and any(b.device.type != "cpu" for b in camera.buffers()):
         import copy
 
         return copy.deepcopy(camera).cpu()
     return camera
+
+
+def _is_tensor(v) -> bool:
+    """Whether ``v`` is a torch tensor, without importing torch (where it is not imported, nothing is a tensor)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(v, torch.Tensor)
 
 
 def saturation_adu(dtype) -> float | None:
@@ -282,7 +297,7 @@ def detect_clip_adu(raw, dtype=None) -> float | None:
     ``dtype``: the movie's pixel type (its own maximum is :func:`saturation_adu`'s level, not a finding). Float movies
     are not looked at, as they have no integer maximum either (a camera's raw counts are integers; set
     ``saturation_adu`` for a float movie that clips)."""
-    x = np.asarray(raw.detach().cpu().numpy() if isinstance(raw, Tensor) else raw)
+    x = np.asarray(raw.detach().cpu().numpy() if _is_tensor(raw) else raw)
     full = saturation_adu(dtype if dtype is not None else x.dtype)
     if not x.size or full is None:
         return None
@@ -321,6 +336,8 @@ def clip_threshold_photons(camera, level: float | None, frame_shape: Sequence[in
     pixels as ``raw >= level`` on integer ADU: the threshold is that of ``level - 0.5``, halfway to the value below
     (float32 keeps that half step at 65535 ADU). A fit compares its windows of photons with it, with no second copy
     of the raw frames."""
+    import torch
+
     if level is None:
         return None
     cam = _on_cpu(camera)
@@ -336,6 +353,8 @@ def count_clipped(windows: Tensor, threshold: Tensor | None, rows: Tensor | None
     """Pixels at the clipping level in each window ``windows`` (N, R, R) of photons: ``(N,)`` int64. ``threshold``:
     :func:`clip_threshold_photons` (a scalar, or an (H, W) map read at the windows' frame pixels ``rows``, ``cols``,
     (N, R, 1) and (N, 1, R)); None: zeros."""
+    import torch
+
     if threshold is None:
         return torch.zeros(windows.shape[0], dtype=torch.int64, device=windows.device)
     top = threshold[rows, cols] if threshold.ndim == 2 else threshold
@@ -345,6 +364,8 @@ def count_clipped(windows: Tensor, threshold: Tensor | None, rows: Tensor | None
 def read_noise_share(camera, level: float) -> float:
     """The share of the predicted pixel variance at ``level`` photons/px that is the camera's read noise (the median
     pixel's for a map); NaN for a camera without ``read_sigma`` or where the level is not finite."""
+    import torch
+
     rs = getattr(camera, "read_sigma", None)
     if rs is None or not np.isfinite(level):
         return math.nan
@@ -358,7 +379,7 @@ def read_noise_share(camera, level: float) -> float:
 def _read_variance(cam) -> float:
     """The read noise's variance in photons^2 (``read_sigma`` e- after any EM gain, over the gain and qe)."""
     rs = cam.read_sigma
-    rs = float(rs.double().median()) if isinstance(rs, Tensor) else float(rs)
+    rs = float(rs.double().median()) if _is_tensor(rs) else float(rs)
     gain = float(getattr(cam, "em_gain", None) or 1.0)
     return (rs / gain) ** 2 / float(cam.qe) ** 2
 
@@ -381,7 +402,7 @@ def _likely_read_sigma(cam, ratio: float, level: float, field: str | None = None
     # an sCMOS whose configuration gives read_variance (e-^2; plexloc calibrate-camera's map): that field, squared
     variance = _read_noise_field(cam) == "read_variance"
     name = "read_variance" if variance else "read_sigma"
-    if isinstance(rs, Tensor) and rs.ndim:
+    if _is_tensor(rs) and rs.ndim:
         return (f"the {field or ''}{name} map about {k ** 2 if variance else k:.3g}x its values if the gain and "
                 "baseline are right"), {}
     fit = math.sqrt(need) * float(cam.qe) * gain  # e-
@@ -413,6 +434,8 @@ def _gain_factor(cam, ratio: float, level: float) -> float:
     measured variance ``ratio * V(level)`` times c^2 equals the variance the corrected camera predicts at
     ``c * level`` (between ``1 / ratio`` and ``1 / sqrt(ratio)``; an sCMOS at 0.46 e-/ADU set to 0.23, read noise
     1.6 e-, 1.4 photons/px: 0.43 advised 0.86 before, now 0.44)."""
+    import torch
+
     share = read_noise_share(cam, level)
     if not (np.isfinite(share) and share >= READ_NOISE_SHARE and level > 0):
         return 1.0 / ratio
@@ -428,7 +451,7 @@ def _gain_factor(cam, ratio: float, level: float) -> float:
 
         def excess(log_c: float) -> float:  # rises with c (c^2 against at most c)
             c = math.exp(log_c)
-            other.e_per_adu = e0 * c if isinstance(e0, Tensor) else float(e0) * c
+            other.e_per_adu = e0 * c if _is_tensor(e0) else float(e0) * c
             v = float(other.noise_variance_photons(torch.full(shape, float(level) * c)).double().median())
             return v_m * c * c - v
 
@@ -453,6 +476,8 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
     named, in the text's order: the fields of that alternative's first setting and their values that fit
     (``{"e_per_adu": 0.439}``; ``{}`` where it is a map's factor), from which a camera that fits is written
     (:attr:`CameraCheck.noise_warnings` of a model's camera)."""
+    import torch
+
     if not (np.isfinite(ratio) and ratio > 0):
         return ""
     cam = _on_cpu(camera)
@@ -461,7 +486,7 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
     parts = [p for p in [_likely_read_sigma(cam, ratio, level, field)] if p[0]]
     e, g = getattr(cam, "e_per_adu", None), getattr(cam, "em_gain", None)
     if e is not None:
-        e_val = float(e) if not isinstance(e, Tensor) or e.ndim == 0 else None
+        e_val = float(e) if not _is_tensor(e) or e.ndim == 0 else None
         c = _gain_factor(cam, ratio, level) if gain_factor is None else gain_factor
         e_fit = f"{e_val * c:.3g}" if e_val is not None else ""
         gain = (_advice(field, "e_per_adu", e_val, f"{e_fit} e-/ADU") if e_val is not None else
@@ -488,9 +513,9 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
             delta = float((cam.expected_adu(torch.full(shape, mean)) -
                            cam.expected_adu(torch.full(shape, signal))).double().median())
         base = cam.baseline
-        base_val = float(base.double().median()) if isinstance(base, Tensor) else float(base)
+        base_val = float(base.double().median()) if _is_tensor(base) else float(base)
         if np.isfinite(delta) and abs(delta) >= 1.0 and base_val + delta >= 0:  # (below 0: no baseline explains it)
-            if isinstance(base, Tensor) and base.ndim:
+            if _is_tensor(base) and base.ndim:
                 parts.append((f"the {field or ''}baseline map about {abs(delta):.0f} ADU "
                               f"{'higher' if delta > 0 else 'lower'} if the gain is right", {}))
             else:
@@ -554,7 +579,7 @@ def camera_settings(camera, file: str = "") -> str:
         v = getattr(camera, name, None)
         if v is None:
             continue
-        if isinstance(v, Tensor):
+        if _is_tensor(v):
             v = float(v) if v.ndim == 0 else None
         parts.append(f"{name} {v:g}{unit}" if v is not None else f"{name} per-pixel map")
     return (f"{getattr(camera, 'kind', 'camera')} camera" + (f" of {file}" if file else "")
@@ -838,6 +863,8 @@ def check_camera(
     Returns:
         The :class:`CameraCheck`; its ``finding`` is the line for an error that may come from the camera.
     """
+    import torch
+
     many = not isinstance(source, (str, os.PathLike))
     out = CameraCheck([], str(source[0]) if many and len(source) else "" if many else str(source), 0,
                       tuple(noise_range), float(max_saturated), [str(s) for s in source] if many else [])
