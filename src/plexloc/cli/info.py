@@ -1,13 +1,15 @@
-"""``plexloc info MOVIE [--camera CAMERA.yaml | --config CONFIG.yaml] [--json OUT.json]``: what plexloc reads from a
-movie (files, format, metadata with their sources, the first frames' ADU statistics) before a long fit, and, with a
-camera, its settings beside the metadata and the camera check's verdict (:mod:`plexloc.io.movie_info`)."""
+"""``plexloc info MOVIE [--camera CAMERA.yaml | --config CONFIG.yaml] [--channel N] [--json OUT.json]``: what plexloc
+reads from a movie (files, format, metadata with their sources, the first frames' ADU statistics) before a long fit,
+and, with a camera, its settings beside the metadata and the camera check's verdict (:mod:`plexloc.io.movie_info`).
+A configuration of several channels, each with its own movie, is compared by the camera of the channel ``--channel``
+names (default 0, said in a note); a split-view configuration by every channel's camera, each in its own box."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import check_outputs, positive_int
+from plexloc.cli._common import check_outputs, nonnegative_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,13 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "absent); and the first frames' ADU statistics (percentiles, pixels at a 12/14/16-bit full scale or the pixel "
         "type's maximum, the dimmest pixels' level). With --camera or --config: the camera's settings beside the "
         "metadata (a warning where they differ), the pixel size of the configuration against the metadata, and the "
-        "camera check that fit runs on the first frames. Reads only the first frames: quick for any size of movie.",
+        "camera check that fit runs on the first frames (a configuration of several channels, each with its own movie: "
+        "the camera of channel --channel N, default 0; a split_view configuration: each channel's box with its own "
+        "camera). Reads only the first frames: quick for any size of movie.",
     )
     p.add_argument("movie", type=Path, help="TIFF stack or folder of TIFFs")
     given = p.add_mutually_exclusive_group()
     given.add_argument("--camera", type=Path, default=None, help="camera YAML (as fit's --camera) to compare")
     given.add_argument("--config", type=Path, default=None,
                        help="configuration (as fit --method mle's): its cameras and pixel size are compared")
+    p.add_argument("--channel", type=nonnegative_int, default=None, metavar="N",
+                   help="with a configuration of several channels, each with its own movie: the channel whose camera "
+                   "took MOVIE (default 0); a split_view configuration checks every channel's box with its own camera")
     p.add_argument("--frames", type=positive_int, default=None, metavar="N",
                    help="measure the ADU statistics on at most N first frames (default 64; fewer for large frames: at "
                    "most 8.4 million pixels, two frames at least; with one frame the baseline is not checked)")
@@ -36,17 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from plexloc.errors import InputError
     from plexloc.io.movie_info import HEAD_FRAMES, compare_camera, format_movie_info, read_movie_info
 
     check_outputs(args.json)  # an unwritable --json fails before the movie is read
     cameras, px, split, roi, source = None, None, None, None, None
     if args.camera is not None:
-        from plexloc.config import load_camera_configs
+        from plexloc.config.io import load_camera_configs, read_camera_yaml
 
-        cameras, source = load_camera_configs(args.camera), args.camera
-        if len(cameras) > 1 and _has_split_view(args.camera):
-            from plexloc.errors import InputError
-
+        raw = read_camera_yaml(args.camera)  # read once: its cameras and whether it has a split view
+        cameras, source = load_camera_configs(args.camera, data=raw), args.camera
+        if len(cameras) > 1 and isinstance(raw, dict) and raw.get("split_view") is not None:
             raise InputError("a split-view configuration: give it as --config, so that each channel's box is checked "
                              "with its own camera (with --camera the whole frame would be taken as channel 0's)",
                              source=args.camera)
@@ -56,10 +63,24 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         cameras, source = [ch.camera for ch in config.channels], args.config
         px, split, roi = config.px_size_xy_nm, config.split_view, tuple(config.roi_offset_px)
+    channel = 0
+    if args.channel is not None:
+        if cameras is None:
+            raise InputError(f"--channel {args.channel} picks the camera of one channel of a configuration: give "
+                             "--config CONFIG (or --camera CAMERA.yaml) with it")
+        if split is not None:
+            raise InputError(f"--channel {args.channel}: the configuration has a split_view section, so the movie "
+                             "holds every channel and each channel's box is checked with its own camera; leave out "
+                             "--channel", source=source)
+        if args.channel >= len(cameras):
+            raise InputError(f"--channel {args.channel}: the file has {len(cameras)} channel(s), numbered from 0 to "
+                             f"{len(cameras) - 1}", source=source)
+        channel = args.channel
     info = read_movie_info(args.movie, head_frames=args.frames or HEAD_FRAMES)
     comparison = None
     if cameras is not None:
-        comparison = compare_camera(info, cameras, camera_file=source, px_size_nm=px, split=split, roi_offset_px=roi)
+        comparison = compare_camera(info, cameras, camera_file=source, px_size_nm=px, split=split, roi_offset_px=roi,
+                                    channel=channel)
     print(format_movie_info(info, comparison))
     if args.json is not None:
         from plexloc.cli._common import write_json
@@ -70,14 +91,3 @@ def run(args: argparse.Namespace) -> int:
         write_json(data, args.json)
         print(f"wrote {args.json}")
     return 0
-
-
-def _has_split_view(path: Path) -> bool:
-    """Whether a YAML file (read by :func:`plexloc.config.load_camera_configs` already) has a split_view section."""
-    from plexloc.config.io import load_yaml
-
-    try:
-        data = load_yaml(path.read_text())
-    except Exception:  # noqa: BLE001 - it was read once; this is a courtesy
-        return False
-    return isinstance(data, dict) and data.get("split_view") is not None

@@ -525,9 +525,26 @@ def load_camera_config(path: str | os.PathLike):
     return cameras[0]
 
 
-def load_camera_configs(path: str | os.PathLike) -> list:
+def read_camera_yaml(path: str | os.PathLike) -> Any:
+    """The YAML of a camera file, as read (:func:`load_camera_configs` validates it).
+
+    Raises:
+        InputError: a missing or unreadable file, or invalid YAML (naming the file)."""
+    path = Path(path)
+    try:
+        return load_yaml(path.read_text())
+    except FileNotFoundError:
+        raise InputError("camera file not found", source=path) from None
+    except yaml.YAMLError as err:
+        raise InputError(f"cannot read camera YAML: {yaml_error_text(err)}", source=path) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read camera YAML: {' '.join(str(err).split())}", source=path) from None
+
+
+def load_camera_configs(path: str | os.PathLike, *, data: Any = None) -> list:
     """The cameras of a camera YAML, one per channel: a single camera (as :func:`load_camera_config` reads it), or
-    each channel's camera of a multi-channel configuration.
+    each channel's camera of a multi-channel configuration. ``data``: the file's YAML where the caller read it already
+    (:func:`read_camera_yaml`), not read again.
 
     Raises:
         InputError: as :func:`load_camera_config` (except for several channels)."""
@@ -540,14 +557,8 @@ def load_camera_configs(path: str | os.PathLike) -> list:
         camera: CameraConfig
 
     path = Path(path)
-    try:
-        data = load_yaml(path.read_text())
-    except FileNotFoundError:
-        raise InputError("camera file not found", source=path) from None
-    except yaml.YAMLError as err:
-        raise InputError(f"cannot read camera YAML: {yaml_error_text(err)}", source=path) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read camera YAML: {' '.join(str(err).split())}", source=path) from None
+    if data is None:
+        data = read_camera_yaml(path)
     if not isinstance(data, dict):
         raise InputError("expected a mapping with the camera's fields (kind: emccd | scmos | ideal | additive, ...)",
                          source=path)

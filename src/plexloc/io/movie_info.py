@@ -415,6 +415,8 @@ def adu_statistics(frames: np.ndarray, dtype: Any | None = None) -> AduStats:
 
     x = np.asarray(frames)
     x = x[None] if x.ndim == 2 else x
+    if x.ndim != 3 or not x.size:
+        raise ValueError(f"adu_statistics takes frames (T, H, W) with a pixel at least, got shape {x.shape}")
     dt = np.dtype(dtype if dtype is not None else x.dtype)
     p1, med, p999 = _quantiles(x, (0.01, 0.5, 0.999))
     lo, hi = float(x.min()), float(x.max())
@@ -426,15 +428,14 @@ def adu_statistics(frames: np.ndarray, dtype: Any | None = None) -> AduStats:
         if dt.kind in "iu" or level <= hi:
             full.append((level, int(np.count_nonzero(x == level)), int(np.count_nonzero(x > level))))
     clip = detect_clip_adu(x, dt) if dt.kind in "iu" else None
-    dim_level = dim_noise = math.nan
-    if len(x) >= 1:
-        per_px = np.median(x, axis=0) if len(x) > 1 else x[0]  # (one frame: its values, not a float64 copy)
-        dim_level = _quantiles(per_px, (0.01,))[0]
-        if len(x) > 1:
-            dim = per_px <= np.quantile(per_px, 0.1)
-            d = np.diff(x[:, dim].astype(np.float64), axis=0)
-            # robust spread (MAD) of the differences of consecutive frames, per frame (over sqrt 2)
-            dim_noise = float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0)) if d.size else math.nan
+    per_px = np.median(x, axis=0) if len(x) > 1 else x[0]  # (one frame: its values, not a float64 copy)
+    dim_level = _quantiles(per_px, (0.01,))[0]
+    dim_noise = math.nan
+    if len(x) > 1:
+        dim = per_px <= np.quantile(per_px, 0.1)
+        d = np.diff(x[:, dim].astype(np.float64), axis=0)
+        # robust spread (MAD) of the differences of consecutive frames, per frame (over sqrt 2)
+        dim_noise = float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0)) if d.size else math.nan
     return AduStats(len(x), int(x.size), lo, p1, med, p999, hi, full, clip, float(dim_level), dim_noise)
 
 
@@ -549,6 +550,9 @@ class CameraComparison:
     notes: list[str] = field(default_factory=list)
     check: Any = None
     check_error: str = ""
+    #: the channel whose camera the movie was compared with (cameras of one movie per channel); None for a split view,
+    #: whose every channel is checked in its own box
+    channel: int | None = 0
 
     def to_dict(self) -> dict[str, Any]:
         check = None
@@ -559,7 +563,8 @@ class CameraComparison:
                                    "saturated": c.saturated, "pixels": c.pixels, "saturation_adu": c.saturation_adu,
                                    "level_source": c.level_source, "settings": c.settings}
                                   for c in self.check.channels]}
-        return {"rows": [dict(zip(("setting", "camera", "movie", "sources"), r)) for r in self.rows],
+        return {"channel": self.channel,
+                "rows": [dict(zip(("setting", "camera", "movie", "sources"), r)) for r in self.rows],
                 "warnings": list(self.warnings), "notes": list(self.notes), "check": check,
                 "check_error": self.check_error}
 
@@ -575,18 +580,30 @@ def _disagree(a: float, b: float) -> bool:
 
 
 def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.PathLike, px_size_nm=None,
-                   split=None, roi_offset_px: tuple[int, int] | None = None) -> CameraComparison:
+                   split=None, roi_offset_px: tuple[int, int] | None = None, channel: int = 0) -> CameraComparison:
     """The camera configuration(s) ``cameras`` (one per channel, as :func:`plexloc.config.load_camera_configs` or a
     configuration's channels give them) beside the movie ``info``: the EM gain, the bit depth against
     ``saturation_adu``, the baseline against the dimmest pixels, the pixel size ``px_size_nm`` (x, y; a
     configuration's) against the metadata's; and the camera check (:func:`plexloc.camera.check.check_camera`) on the
     movie's first frames as the fits run it. ``split``: a configuration's split_view (each channel's box cut out as
-    the fits cut it); ``roi_offset_px``: the configuration's, used where the metadata record none (full-chip sCMOS
-    maps are cut there, as ``fit --method mle`` does)."""
+    the fits cut it, with its own camera; the settings compared are channel 0's); ``roi_offset_px``: the
+    configuration's, used where the metadata record none (full-chip sCMOS maps are cut there, as ``fit --method mle``
+    does). Without ``split``, several cameras are one movie per channel: the movie is compared with ``channel``'s
+    camera alone, and a note names it.
+
+    Raises:
+        ValueError: ``channel`` not one of the cameras' (without ``split``)."""
     from plexloc.camera.check import saturation_adu
 
-    out = CameraComparison()
+    out = CameraComparison(channel=None if split is not None else channel)
     name = str(camera_file)
+    if split is None:
+        if not 0 <= channel < len(cameras):
+            raise ValueError(f"channel {channel} of {len(cameras)} camera(s) of {name}")
+        if len(cameras) > 1:
+            out.notes.append(f"{name} has {len(cameras)} channels, each with its own movie: {info.path} is compared "
+                             f"with channel {channel}'s camera; for another channel's movie, give --channel N")
+        cameras = [cameras[channel]]
     cam0 = cameras[0]
     kind = getattr(cam0, "kind", "")
     out.rows.append(("kind", str(kind), info.recorded["camera"].text if "camera" in info.recorded else "not recorded",
@@ -663,10 +680,6 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
         message = pixel_size_mismatch(got, px, what=f"{name} says", path=info.path)
         if message:
             out.warnings.append(message)
-    if len(cameras) > 1 and split is None:
-        out.notes.append(f"{name} has {len(cameras)} channels, each with its own movie: only channel 0's camera is "
-                         f"checked against {info.path}")
-        cameras = cameras[:1]
     try:
         out.check = _camera_check(info, cameras, split=split, roi_offset_px=roi_offset_px)
     except InputError as err:  # the fits would stop here too (camera maps that do not fit the movie, ...)
