@@ -16,8 +16,8 @@ and with them.
 20 nm in y) at frame 5,000; and the slow drift with every other frame localized (frames 0, 2, 4, ...). For each the
 markers' error and reported ``uncertainty_nm`` at ``--smooth`` 1, 3, 5 (the default) and 11 frames, the error at the
 jump (RMS over frames 4,990..5,010), and RCC's error (sample only). The reported uncertainty is the smoothed curve's
-noise: it does not count the smoothing's bias (a vibration the moving mean flattens), which ``bias_nm`` gives (the
-moving mean applied to the true drift, against the truth; what the error tends to when the noise is small).
+noise with the smoothing's bias where the engine measures it (``smoothing_bias_nm``); ``bias_nm`` is that bias from the
+truth (the moving mean applied to the true drift, against it; what the error tends to when the noise is small).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/fiducials45.py [--out bench/fiducials45.json] [--seeds 3]
     OMP_NUM_THREADS=1 .venv/bin/python bench/fiducials45.py --fast [--out bench/fiducials45_fast.json] [--seeds 3]

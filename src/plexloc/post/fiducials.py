@@ -26,15 +26,18 @@ shorter stretch than a found marker's is refused (a sample molecule's few frames
 
 The drift (:func:`fiducial_drift`). Per frame, each fiducial's displacement from its own reference position; each
 fiducial weighs ``1 / s²`` per axis, ``s`` its localization scatter read from the differences of its positions in
-consecutive frames (robust: 1.4826 x their median absolute deviation / sqrt(2); the drift from one frame to the next is
-far below it). The references are fitted with the drift (alternately: the weighted mean of the fiducials' displacements
-per frame, then each reference as the median of its positions less the drift), so that fiducials present over
-different stretches (one bleached) agree where they overlap. The per-frame drift is smoothed with a weighted moving mean
-of ``smooth_frames`` frames (default 5, :data:`FIDUCIAL_SMOOTH_FRAMES`; 1: none), frames with no fiducial interpolated
-linearly and the ends held constant (a warning where a stretch without fiducials is longer than
-:data:`FIDUCIAL_LONG_GAP_FRAMES`). A localization more than :data:`FIDUCIAL_OUTLIER_SIGMA` scatters from the smoothed
-curve is dropped (a sample molecule nearer than the bead in that frame, a bad fit). z where the fiducials' rows have a
-finite z and the table's z is not one value; the drift in z is 0 otherwise.
+consecutive frames (robust: 1.4826 x their median absolute deviation / sqrt(2)) and, where two or more fiducials share
+frames, scaled by one factor per axis to the scatter they show against each other in the same frames, where the drift
+cancels (:func:`_cross_scale`): a drift that moves from one frame to the next, a vibration, is in each one's own steps
+(a 20 nm vibration of a 10-frame period read 8.5 nm for 3). The references are fitted with the drift (alternately: the
+weighted mean of the fiducials' displacements per frame, then each reference as the median of its positions less the
+drift), so that fiducials present over different stretches (one bleached) agree where they overlap. The per-frame drift
+is smoothed with a weighted moving mean of ``smooth_frames`` frames (default 5, :data:`FIDUCIAL_SMOOTH_FRAMES`; 1:
+none), frames with no fiducial interpolated linearly and the ends held constant (a warning where a stretch without
+fiducials is longer than :data:`FIDUCIAL_LONG_GAP_FRAMES`). A localization more than :data:`FIDUCIAL_OUTLIER_SIGMA` of
+its own steps' scatters off the running median of its :data:`_OWN_MEDIAN_FRAMES` nearest localizations is dropped first
+(a sample molecule nearer than the bead in that frame, a bad fit). z where the fiducials' rows have a finite z and the
+table's z is not one value; the drift in z is 0 otherwise.
 
 Checking them against each other. Each fiducial's smoothed displacement (over :data:`FIDUCIAL_CHECK_FRAMES` frames) is
 compared with the drift from the others; a fiducial that departs from them by more than
@@ -51,10 +54,10 @@ frame by frame, x and y together), scaled up where the fiducials' smoothed track
 that noise says (``info["residual_ratio"]``); over the frames the table has rows in. The smoothing's own bias, a drift
 faster than ``smooth_frames`` flattened by the moving mean, is added where the residuals of the unsmoothed per-frame
 drift about the smoothed one exceed their noise (``info["smoothing_bias_nm"]``; a warning says so where it is half the
-noise or more), the noise expected of those residuals rescaled by the markers' scatter about each other in the same
-frames (a drift that moves between consecutive frames inflates each marker's own scatter, read from those steps): a
-vibration of 20 nm and a period of 10 frames gave 7.3 nm error at the default 5 frames, 7.9 nm said (3.3 before the
-bias was counted; 2.7 nm error at 1 frame), 21.9 nm at 11 frames, 21.9 said (2.2 before) (bench/fiducials45.py --fast). The same rule as the other engines' calls it unreliable
+noise or more), the noise expected of those residuals from the markers' scatter against each other: a vibration of
+20 nm and a period of 10 frames gave 7.3 nm error at the default 5 frames, 7.4 nm said (3.3 before the bias was
+counted), 2.7 nm error at 1 frame, 2.7 said (7.5 while the scatter came from each marker's own steps), 21.9 nm at 11
+frames, 21.9 said (bench/fiducials45.py --fast). The same rule as the other engines' calls it unreliable
 (:func:`plexloc.post.drift.drift_unreliable`, an :class:`~plexloc.post.drift.UnreliableDriftWarning`), and so does a
 frame that no fiducial spans (the ones before it and after it share none: a stage jump beyond ``radius_nm`` cuts every
 track in two, and the drift across is not measured; ``info["unlinked_at_frames"]``); z's likewise
@@ -136,6 +139,9 @@ _MAX_MISSED_WINDOWS = 5
 _OWN_MEDIAN_FRAMES = 11
 #: a fiducial's scatter is floored at this (nm), so that an exact (simulated) track does not take all the weight
 _SCATTER_FLOOR_NM = 0.05
+#: the markers' scatter is scaled to their scatter against each other where they share this many steps between
+#: frames (:func:`_cross_scale`)
+_MIN_CROSS_STEPS = 50
 #: a track sharing more than this share of its rows with a marker's track (with more rows) is beside it, no marker
 _SHARED_ROWS = 0.2
 #: a track with two or more rows within the radius in more than this share of its frames is looked at as two markers
@@ -612,6 +618,40 @@ def _scatter(p: np.ndarray, frames: np.ndarray, occupied: np.ndarray) -> np.ndar
     return np.maximum(out, _SCATTER_FLOOR_NM)
 
 
+def _cross_scale(pos: np.ndarray, s: np.ndarray, used: np.ndarray, axes: list[int]) -> np.ndarray:
+    """Per axis the factor (``(3,)``, 1 on the other axes) that brings the markers' scatter ``s`` ``(K, 3)`` (each
+    marker's, from its own steps between frames: :func:`_scatter`) to the scatter the ``used`` markers show against
+    each other. A drift that moves between consecutive frames (a vibration) is in each marker's own steps and was read
+    as scatter (a 20 nm vibration of a 10-frame period: 8.5 nm for 3); it is common to all markers and cancels in each
+    marker's position less the weighted mean of the others in the same frame. The steps of that residual between
+    consecutive columns of ``pos`` ``(K, N, 3)`` (displacements from the references, NaN where missing; the frames the
+    table has rows in),
+    each over the standard deviation ``s`` gives it (``2 s_k² + V_t + V_t+1``, ``V`` the others' mean's variance,
+    ``1 / sum of their 1 / s²``), pooled over the markers: the factor is 1.4826 x their median absolute deviation
+    (steps, not positions: a marker's slow motion against the others, a reference off by a little, cancel). 1 where
+    fewer than :data:`_MIN_CROSS_STEPS` such steps (one marker; markers that never share two consecutive frames)."""
+    out = np.ones(pos.shape[2])
+    q = pos[used]
+    if len(q) < 2:
+        return out
+    w = 1.0 / s[used] ** 2
+    for a in axes:
+        ok = np.isfinite(q[:, :, a])
+        wk = np.where(ok, w[:, a:a + 1], 0.0)
+        wq = wk * np.where(ok, q[:, :, a], 0.0)
+        others_w = wk.sum(axis=0)[None] - wk
+        has_others = ok & (ok.sum(axis=0)[None] - ok > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            resid = np.where(has_others, q[:, :, a] - (wq.sum(axis=0)[None] - wq) / others_w, np.nan)
+            var_others = 1.0 / others_w
+        step = np.diff(resid, axis=1)
+        sd = np.sqrt(2.0 * s[used, a][:, None] ** 2 + var_others[:, 1:] + var_others[:, :-1])
+        z = (step / sd)[np.isfinite(step)]
+        if len(z) >= _MIN_CROSS_STEPS:
+            out[a] = 1.4826 * float(np.median(np.abs(z - np.median(z))))
+    return out
+
+
 def _nanmedian(a: np.ndarray, axis: int) -> np.ndarray:
     """``np.nanmedian`` that is NaN, without numpy's warning, where a slice has no finite value."""
     with warnings.catch_warnings():
@@ -662,23 +702,18 @@ def _smoothing_bias(pos: np.ndarray, c: np.ndarray, s: np.ndarray, used: np.ndar
     """The rms error (x and y together, nm) that the moving mean adds by flattening a drift faster than its ``2 half +
     1`` frames (a vibration), from the residuals of the unsmoothed per-frame drift ``d1`` about the smoothed ``d`` (both
     of the same references ``c``): with ``d_f`` the ``d1``-weighted mean of its window, ``var(d1_f - d_f) = v1_f - v_f``
-    from noise alone, so ``mean((d1 - d)^2 - r (v1 - v))`` is the mean squared bias. ``r`` scales the markers' scatter
-    ``s`` to the noise they show against each other in the same frames (where two or more are): ``s``, from each
-    marker's steps between frames, takes in a drift that moves between consecutive frames (a 20 nm vibration of a
-    10-frame period: 8.5 nm for 3), which would be taken for noise and the bias missed. 0 unless the mean exceeds
-    :data:`_BIAS_SIGNIFICANCE` standard errors (the residuals of a window's frames counted as one)."""
+    from noise alone, so ``mean((d1 - d)^2 - (v1 - v))`` is the mean squared bias. ``s`` is the markers' scatter
+    against each other (:func:`_cross_scale`): their own steps between frames take in a drift that moves between
+    consecutive frames (a 20 nm vibration of a 10-frame period: 8.5 nm for 3), which would be taken for noise and the
+    bias missed. 0 unless the mean exceeds :data:`_BIAS_SIGNIFICANCE` standard errors (the residuals of a window's
+    frames counted as one)."""
     q, w = pos[used] - c[used][:, None, :], 1.0 / s[used] ** 2
     d1, v1 = _combine(q, w, 0)
     d, v = _combine(q, w, half)
     ok = has_rows & np.all(np.isfinite(d1[:, :2]), axis=1)
     if ok.sum() < 10 * (2 * half + 1):
         return 0.0
-    # the markers' scatter about their frame's mean against s: chi-square per degree of freedom (x, y apart)
-    present = np.isfinite(q[:, ok, :2])
-    chi = np.nansum(np.where(present, w[:, None, :2] * (q[:, ok, :2] - d1[None, ok, :2]) ** 2, 0.0), axis=(0, 1))
-    dof = np.sum(np.maximum(present.sum(axis=0) - 1, 0), axis=0)
-    r = np.where(dof >= 10 * (2 * half + 1), chi / np.maximum(dof, 1), 1.0)
-    excess = np.sum((d1[ok, :2] - d[ok, :2]) ** 2 - r * (v1[ok, :2] - v[ok, :2]), axis=1)
+    excess = np.sum((d1[ok, :2] - d[ok, :2]) ** 2 - (v1[ok, :2] - v[ok, :2]), axis=1)
     mean, se = float(np.mean(excess)), float(np.std(excess) * np.sqrt((2 * half + 1) / ok.sum()))
     return float(np.sqrt(mean)) if mean > _BIAS_SIGNIFICANCE * se else 0.0
 
@@ -792,8 +827,12 @@ def fiducial_drift(
     used = np.ones(k_all, dtype=bool)
     rejected: dict[int, float] = {}
     lat = [0, 1]
-    clean = _drop_outliers(pos, s)
+    clean = _drop_outliers(pos, s)  # against each one's own running median: its own steps' scatter
     d, v, c = _solve(clean, s, used, half)
+    # the scatter without the drift's motion between frames (the markers' against each other); a factor per axis
+    # leaves the weighted means, the drift and the references, as they are
+    g = _cross_scale(clean[:, has_rows] - c[:, None, :], s, used, [0, 1, 2] if has_z else [0, 1])
+    s, v = s * g, v * g**2
     notes: list[str] = []
     # a fiducial that moved on its own: the worst left out while 3 or more remain
     while used.sum() >= 3:
