@@ -139,6 +139,9 @@ _MAX_MISSED_WINDOWS = 5
 _OWN_MEDIAN_FRAMES = 11
 #: a fiducial's scatter is floored at this (nm), so that an exact (simulated) track does not take all the weight
 _SCATTER_FLOOR_NM = 0.05
+#: past a fiducial's first and last frame (the window where it appeared or bleached), its rows are those within the
+#: radius at least this times its median photons (:func:`remove_mask`)
+_EDGE_PHOTONS = 0.5
 #: the markers' scatter is scaled to their scatter against each other where they share this many steps between
 #: frames (:func:`_cross_scale`)
 _MIN_CROSS_STEPS = 50
@@ -163,7 +166,9 @@ def WINDOWS(n_frames: int) -> int:  # noqa: N802 (documented as a rule, like a c
 class Fiducial:
     """One fiducial's track: its localizations (``rows`` of the table, one per frame ``frames``) and the centres of the
     windows it is present in (``window_frames``, ``window_xy_nm``: its path, raw coordinates, which
-    :func:`remove_mask` follows)."""
+    :func:`remove_mask` follows); ``reach``: the frames from the start of the window before its first present one to
+    the end of the window after its last (where it appeared or bleached: localized too seldom there to be followed,
+    its rows are still removed, :func:`remove_mask`)."""
 
     rows: np.ndarray
     frames: np.ndarray
@@ -172,6 +177,7 @@ class Fiducial:
     share: float  # of the frames from its first to its last
     photons: float  # median
     given: bool = False  # a position the user gave
+    reach: tuple[int, int] | None = None  # None: its first to its last frame
 
     @property
     def first(self) -> int:
@@ -392,6 +398,7 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
     if not len(present):
         return []
     wf = f0 + present * length + (np.minimum(length, n_frames - present * length) - 1) / 2.0
+    reach = (f0 + max(int(present[0]) - 1, 0) * length, f0 + min((int(present[-1]) + 2) * length, n_frames) - 1)
     wxy = centres[present]
     base = Fiducial(rows=np.zeros(0, np.int64), frames=np.zeros(0, np.int64), window_frames=wf, window_xy_nm=wxy,
                     share=0.0, photons=float("nan"), given=given)
@@ -430,7 +437,7 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
         first = np.r_[True, frame[c][1:] != frame[c][:-1]]
         rows = c[first]
         fid = Fiducial(rows=rows, frames=frame[rows], window_frames=wf, window_xy_nm=wxy + off, share=0.0,
-                       photons=float("nan"), given=given)
+                       photons=float("nan"), given=given, reach=reach)
         fid.share = len(rows) / max(_occupied_between(occupied, fid.first, fid.last), 1)
         fid.photons = float(np.median(photons[rows]))
         out.append(fid)
@@ -559,15 +566,23 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
 
 def remove_mask(table: LocTable, fiducials: Sequence[Fiducial], radius_nm: float) -> np.ndarray:
     """The rows of ``table`` (raw coordinates) within ``radius_nm`` of a fiducial's path, frames of its first to its
-    last: its own localizations, and what else was fitted in its glare."""
+    last: its own localizations, and what else was fitted in its glare; and, through the rest of its ``reach`` (the
+    windows where it appeared or bleached, localized too seldom to be followed: a bead that bleaches 40 frames into a
+    window of 200 left those 40 rows), the rows within ``radius_nm`` of its path held there that are at least
+    :data:`_EDGE_PHOTONS` times its median photons (all of them where the table's photons do not tell)."""
     frame = np.asarray(table["frame"], dtype=np.int64)
     xy = np.column_stack([table["x_nm"], table["y_nm"]])
+    photons = np.asarray(table["photons"], dtype=float)
     out = np.zeros(len(table), dtype=bool)
     for fid in fiducials:
-        cand = np.flatnonzero((frame >= fid.first) & (frame <= fid.last))
+        lo, hi = fid.reach if fid.reach is not None else (fid.first, fid.last)
+        cand = np.flatnonzero((frame >= min(lo, fid.first)) & (frame <= max(hi, fid.last)))
         if len(cand):
             near = np.sum((xy[cand] - fid.path(frame[cand])) ** 2, axis=1) <= radius_nm**2
-            out[cand[near]] = True
+            inside = (frame[cand] >= fid.first) & (frame[cand] <= fid.last)
+            with np.errstate(invalid="ignore"):
+                bright = ~(photons[cand] < _EDGE_PHOTONS * fid.photons)  # NaN photons: not told apart, removed
+            out[cand[near & (inside | bright)]] = True
     return out
 
 
