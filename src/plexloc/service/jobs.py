@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import case, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -145,8 +146,11 @@ def submit(session: Session, user: User, registry: Registry, req: JobRequest, *,
     inputs = _check_inputs(session, user, ep, req.inputs or {})
     try:
         hardware = Hardware(**{**ep.hardware.model_dump(), **(req.hardware or {})})
-    except Exception as err:
-        raise InputError(str(err).splitlines()[0] + f": {req.hardware}", source="hardware") from None
+    except ValidationError as err:  # the field and the value named, as for the configuration's parameters
+        e = err.errors()[0]
+        allowed = f"; allowed: {', '.join(Hardware.model_fields)}" if e["type"] == "extra_forbidden" else ""
+        raise InputError(f"{e['msg']} (got {e.get('input')!r}){allowed}",
+                         source="hardware." + ".".join(str(x) for x in e["loc"])) from None
     if hardware.gpus == 0:
         # a GPU entry point run on a CPU ({"gpus": 0}) needs no GPU memory: its default (8000 MB for plexloc-train) kept
         # would match no CPU worker (0 MB), and the job would wait, queued, for ever
@@ -424,8 +428,25 @@ def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: f
                     if job.gpus > 0 or k not in ("gpus", "gpu_memory_mb"))
     have = "; ".join(f"{w.name}: {(w.hardware or {}).get('gpus', 0)} GPU(s), {(w.hardware or {}).get('cpus', '?')} CPU(s), "
                      f"{(w.hardware or {}).get('memory_mb', '?')} MB RAM" for w in workers[:5])
-    hint = " (on a CPU: submit with --gpus 0, or \"hardware\": {\"gpus\": 0})" if job.gpus > 0 else ""
-    return f"no worker seen in the last {seen_s / 60:g} min has the hardware this job asks ({ask}): {have}{hint}"
+    return (f"no worker seen in the last {seen_s / 60:g} min has the hardware this job asks ({ask}): {have}"
+            f"{_override_hint(need, job.gpus, workers)}")
+
+
+def _override_hint(need: dict, gpus: int, workers) -> str:
+    """How to submit the job again so that the present ``workers`` fit it: no GPU (a GPU application on CPU workers),
+    and at most the CPU cores and RAM the largest of them offers (``plexloc submit --gpus 0 --cpus N --memory-mb M``,
+    or the API's ``"hardware"``); "" when no override fits them."""
+    override: dict[str, int] = {"gpus": 0} if gpus > 0 else {}
+    for key in ("cpus", "memory_mb"):
+        most = max(int((w.hardware or {}).get(key, 0) or 0) for w in workers)
+        if 0 < most < int(need.get(key, 0) or 0):
+            override[key] = most
+    if not override:
+        return ""
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in override.items())
+    body = ", ".join(f'"{k}": {v}' for k, v in override.items())
+    where = "on a CPU" if gpus > 0 else "on these workers"
+    return f" ({where}: submit with {flags}, or \"hardware\": {{{body}}})"
 
 
 def _pages(session: Session, query, batch: int):
