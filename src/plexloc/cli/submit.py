@@ -8,6 +8,8 @@ import math
 import os
 from pathlib import Path
 
+from plexloc.cli._common import nonnegative_int, positive_int
+
 
 def add_client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get("PLEXLOC_SERVER"), help="server URL (default $PLEXLOC_SERVER)")
@@ -62,7 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, help="parameters (YAML or JSON)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="one parameter (YAML value)")
     p.add_argument("--input", action="append", default=[], metavar="SLOT=FILE", help="an input file (repeatable)")
-    p.add_argument("--gpus", type=int, default=None, help="override the entry point's GPUs")
+    p.add_argument("--gpus", type=nonnegative_int, default=None,
+                   help="override the entry point's GPUs (0: run on a CPU worker)")
+    p.add_argument("--cpus", type=positive_int, default=None,
+                   help="override the entry point's CPU cores (e.g. 2 for workers with fewer cores than it asks)")
+    p.add_argument("--memory-mb", type=positive_int, default=None, metavar="MB",
+                   help="override the entry point's RAM, MB")
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="time limit in seconds")
     p.add_argument("--priority", type=int, default=0, help="higher runs first, after the fair share between users (the jobs of users with the fewest "
                    "jobs running go first) (default 0)")
@@ -115,18 +122,46 @@ def run(args: argparse.Namespace) -> int:
             print(f"attaching {path} to input {slot} (named by {config_path})", flush=True)
             items.append((slot, path))
         inputs: dict[str, list[str]] = {}
-        for slot, value in items:
-            inputs.setdefault(slot, []).append(c.upload(value)["id"] if isinstance(value, Path) else value)
-        job = c.submit(
-            args.application, version=args.app_version, entry_point=args.entry, config=config, inputs=inputs,
-            hardware=None if args.gpus is None else {"gpus": args.gpus}, timeout_s=args.timeout, priority=args.priority,
-        )
+        with _uploads_removed_unless_submitted(c) as uploaded:
+            for slot, value in items:
+                if isinstance(value, Path):
+                    file_id = c.upload(value)["id"]
+                    uploaded.append(file_id)
+                    inputs.setdefault(slot, []).append(file_id)
+                else:
+                    inputs.setdefault(slot, []).append(value)
+            job = c.submit(
+                args.application, version=args.app_version, entry_point=args.entry, config=config, inputs=inputs,
+                hardware=_hardware(args), timeout_s=args.timeout, priority=args.priority,
+            )
         print(job["id"], flush=True)
         if args.wait:
             job = c.wait(job["id"], timeout=float("inf"), poll_s=1.0)
             print(job["state"] + (f": {job['error']}" if job["error"] else ""))
             return 0 if job["state"] == "succeeded" else 1
     return 0
+
+
+def _hardware(args: argparse.Namespace) -> dict[str, int] | None:
+    """The entry point's hardware that the command line overrides (``--gpus``, ``--cpus``, ``--memory-mb``), or None."""
+    given = {"gpus": args.gpus, "cpus": args.cpus, "memory_mb": args.memory_mb}
+    return {k: v for k, v in given.items() if v is not None} or None
+
+
+@contextlib.contextmanager
+def _uploads_removed_unless_submitted(c):
+    """The ids of the files this call uploads (the caller appends them); when the job is not submitted after all (the
+    server refuses it, an upload fails, the user presses Ctrl-C) they are deleted from the user's space again: a
+    refused submission leaves nothing behind that counts against the user's quota (and the command line has no way to
+    delete a file)."""
+    uploaded: list[str] = []
+    try:
+        yield uploaded
+    except BaseException:
+        for file_id in uploaded:
+            with contextlib.suppress(Exception):  # best effort: the error that stopped the submission is the one told
+                c.delete_file(file_id)
+        raise
 
 
 def _entry_point(c, args):
