@@ -21,10 +21,21 @@ async function api(method, path, body) {
   const r = await fetch(API + path, opts);
   if (!r.ok) {
     let detail = r.statusText;
-    try { const j = await r.json(); detail = (j.field ? j.field + ": " : "") + (typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail)); } catch (e) {}
+    try { detail = errorText(await r.json()); } catch (e) {}
     throw new Error(`${r.status}: ${detail}`);
   }
   return r.status === 204 ? null : r.json();
+}
+
+// the server's answer to a refused request, one line: an InputError's detail names its field already ("inputs.config:
+// file ...: field 'psf.sigma_nm': ..."); a request the API's schema refuses gives a list, each item its place and value
+function errorText(j) {
+  if (Array.isArray(j.detail)) {
+    return j.detail.map((e) => `${(e.loc || []).filter((x) => x !== "body").join(".")}: ${e.msg}` +
+      ("input" in e ? ` (got ${JSON.stringify(e.input)})` : "")).join("; ");
+  }
+  const detail = typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail);
+  return j.field && !detail.startsWith(j.field + ":") ? j.field + ": " + detail : detail;
 }
 
 function showError(e) { $("error").textContent = e ? String(e.message || e) : ""; }
@@ -154,7 +165,11 @@ async function submitJob() {
     if (ids.length) inputs[sel.dataset.slot] = ids;
   }
   const body = { application: $("app").value, version: $("version").value, entry_point: $("entry").value, config, inputs };
-  if ($("gpus").value !== "") body.hardware = { gpus: Number($("gpus").value) };
+  const hardware = {};  // the entry point's defaults, overridden where a field is filled in
+  for (const [id, key] of [["gpus", "gpus"], ["cpus", "cpus"], ["memory", "memory_mb"]]) {
+    if ($(id).value !== "") hardware[key] = Number($(id).value);
+  }
+  if (Object.keys(hardware).length) body.hardware = hardware;
   const job = await api("POST", "/jobs", body);
   $("submit-status").textContent = `submitted ${job.id}`;
   select(job.id);

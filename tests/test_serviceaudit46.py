@@ -1,0 +1,159 @@
+"""A facility's walk through the job service (README "## Job service"), session 46: what it found wrong.
+
+- a submission the server refused (a wrong parameter, a full job limit) left the files ``plexloc submit`` had
+  uploaded for it in the user's space, counted against the quota, and the command line cannot delete a file;
+- a 2-core CPU worker could not take ``plexloc-train`` (4 cores by default): ``plexloc submit`` overrode only the GPUs,
+  and the queued job's note gave no way out for the CPU cores or the RAM;
+- an unknown hardware key was answered ``hardware: 1 validation error for Hardware: {'cpu': 1}``;
+- the web page wrote a refused job's field twice (``422: inputs.config: inputs.config: file ...``) and had no CPU or
+  RAM override either.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+httpx = pytest.importorskip("httpx")  # the service extra: skipped, not a collection error, where absent
+from service_support import REPO, LiveServer, auth, make_service  # noqa: E402
+
+from plexloc.cli.main import main  # noqa: E402
+
+DEMO = REPO / "examples" / "demo_2d.yaml"  # plexloc-train's 4 CPU cores and 8000 MB by default
+
+
+def _files(live, token: str) -> list[dict]:
+    with httpx.Client(base_url=live.url, headers=auth(token)) as h:
+        return h.get("/api/v1/files").json()
+
+
+def test_a_refused_submission_leaves_no_upload_behind(tmp_path, capsys):
+    svc = make_service(tmp_path, max_active_jobs=1)
+    with LiveServer(svc.app) as live:
+        common = ["--server", live.url, "--token", svc.user_token]
+        # a wrong parameter: refused after the configuration was uploaded
+        assert main(["submit", "plexloc-train", *common, "--input", f"config={DEMO}", "--set", "steps=0",
+                     "--gpus", "0"]) == 2
+        assert "config.steps: Input should be greater than or equal to 1 (got 0)" in capsys.readouterr().err
+        assert _files(live, svc.user_token) == []
+        # two uploads, then the job limit (429): both removed again
+        assert main(["submit", "ticker", *common, "--entry", "tick"]) == 0
+        capsys.readouterr()
+        locs = tmp_path / "locs.csv"
+        locs.write_text("frame,x_nm,y_nm,z_nm,photons\n0,100,100,0,1000\n")
+        assert main(["submit", "plexloc-evaluate", *common, "--input", f"truth={locs}", "--input", f"pred={locs}"]) == 2
+        assert "server (429)" in capsys.readouterr().err
+        assert _files(live, svc.user_token) == []
+        # a submission that goes through keeps its upload, and a file already on the server is never deleted
+        up = tmp_path / "up.yaml"
+        shutil.copy(DEMO, up)
+        from plexloc.service.client import Client
+
+        with Client(live.url, svc.user_token) as c:
+            kept = c.upload(up)["id"]
+            c.cancel(c.jobs()[0]["id"])
+        assert main(["submit", "plexloc-train", *common, "--input", f"config=file:{kept}", "--set", "steps=0"]) == 2
+        capsys.readouterr()
+        assert main(["submit", "plexloc-train", *common, "--input", f"config={DEMO}", "--set", "steps=5",
+                     "--gpus", "0"]) == 0
+        names = sorted(f["name"] for f in _files(live, svc.user_token))
+        assert names == ["demo_2d.yaml", "up.yaml"]
+    svc.app.state.engine.dispose()
+
+
+def test_a_two_core_worker_runs_train_with_the_cpu_override_its_note_names(tmp_path, capsys):
+    from plexloc.service.client import Client
+
+    svc = make_service(tmp_path)
+    hw = {"cpus": 2, "memory_mb": 6000, "gpus": 0, "gpu_memory_mb": 0}
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c, httpx.Client(base_url=live.url) as h:
+        def pull():
+            return h.post("/worker/v1/jobs/pull", json={"hardware": hw}, headers=auth(svc.worker_token))
+
+        common = ["--server", live.url, "--token", svc.user_token]
+        assert main(["submit", "plexloc-train", *common, "--input", f"config={DEMO}", "--gpus", "0", "--set",
+                     "steps=5"]) == 0
+        job = capsys.readouterr().out.strip().splitlines()[-1]
+        assert pull().status_code == 204  # 4 cores, 8000 MB asked: the worker cannot take it
+        note = c.job(job)["note"]
+        assert "(4 CPU(s), 8000 MB RAM): w1: 0 GPU(s), 2 CPU(s), 6000 MB RAM" in note
+        assert note.endswith('(on these workers: submit with --cpus 2 --memory-mb 6000, or "hardware": '
+                             '{"cpus": 2, "memory_mb": 6000})')
+        # a GPU job on it: the GPU, the cores and the RAM in one hint
+        gpu = c.submit("plexloc-train", inputs={"config": c.job(job)["inputs"]["config"]}, config={"steps": 5})
+        assert c.job(gpu["id"])["note"].endswith('(on a CPU: submit with --gpus 0 --cpus 2 --memory-mb 6000, or '
+                                                 '"hardware": {"gpus": 0, "cpus": 2, "memory_mb": 6000})')
+        c.cancel(gpu["id"])
+        c.cancel(job)
+        # what the note says, done: the worker takes the job
+        assert main(["submit", "plexloc-train", *common, "--input", f"config={DEMO}", "--gpus", "0", "--cpus", "2",
+                     "--memory-mb", "6000", "--set", "steps=5"]) == 0
+        job = capsys.readouterr().out.strip().splitlines()[-1]
+        assert c.job(job)["hardware"] == {"cpus": 2, "memory_mb": 6000, "gpus": 0, "gpu_memory_mb": 0}
+        assert c.job(job)["note"] is None
+        assert pull().json()["job_id"] == job
+    # the options take only sensible counts
+    with pytest.raises(SystemExit):
+        main(["submit", "ticker", "--cpus", "0"])
+    assert "argument --cpus: must be a positive integer, got '0'" in capsys.readouterr().err
+    svc.app.state.engine.dispose()
+
+
+def test_an_unknown_or_impossible_hardware_key_is_named_with_its_value(tmp_path):
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live, httpx.Client(base_url=live.url, headers=auth(svc.user_token)) as h:
+        r = h.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick", "hardware": {"cpu": 1}})
+        assert r.status_code == 422
+        assert r.json() == {"field": "hardware.cpu", "detail": "hardware.cpu: Extra inputs are not permitted (got 1); "
+                            "allowed: cpus, memory_mb, gpus, gpu_memory_mb"}
+        r = h.post("/api/v1/jobs", json={"application": "ticker", "entry_point": "tick", "hardware": {"cpus": 0}})
+        assert r.status_code == 422
+        assert r.json()["detail"] == "hardware.cpus: Input should be greater than or equal to 1 (got 0)"
+    svc.app.state.engine.dispose()
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("PLEXLOC_CHROMIUM"), "chromium", "chromium-browser"):
+        if name and (found := shutil.which(name)):
+            return found
+    return None
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium executable")
+def test_the_web_page_names_a_refused_field_once_and_overrides_cpus_and_ram(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live, playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(live.url + "/")
+            page.fill("#token", svc.user_token)
+            page.click("#save-token")
+            page.wait_for_selector("text=signed in as alice")
+            page.select_option("#app", "ticker")
+            page.select_option("#entry", "tick")
+            page.fill("#p-n", "0")  # below the minimum 1 (the browser sends it all the same)
+            page.click("#submit")
+            page.wait_for_selector("#error:has-text('config.n')")
+            assert page.inner_text("#error") == "422: config.n: Input should be greater than or equal to 1 (got 0)"
+            page.fill("#p-n", "2")
+            page.fill("#gpus", "-1")  # the API's schema refuses it: its place and value, not a JSON dump
+            page.click("#submit")
+            page.wait_for_selector("#error:has-text('hardware.gpus')")
+            assert page.inner_text("#error") == ("422: hardware.gpus: Input should be greater than or equal to 0 "
+                                                 "(got -1)")
+            page.fill("#gpus", "0")
+            page.fill("#cpus", "3")
+            page.fill("#memory", "70")
+            page.click("#submit")
+            page.wait_for_selector("#submit-status:has-text('submitted')")
+            job = page.inner_text("#submit-status").split()[-1]
+        finally:
+            browser.close()
+        with httpx.Client(base_url=live.url, headers=auth(svc.user_token)) as h:
+            assert h.get(f"/api/v1/jobs/{job}").json()["hardware"] == {"cpus": 3, "memory_mb": 70, "gpus": 0,
+                                                                        "gpu_memory_mb": 0}
+    svc.app.state.engine.dispose()
