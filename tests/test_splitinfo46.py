@@ -118,6 +118,23 @@ def test_split_view_only_file_with_a_box_outside_the_frame_creates_no_folder(tmp
     assert not (tmp_path / "o").exists()
 
 
+def test_split_names_its_own_option_in_the_configurations_errors(tmp_path, capsys):
+    """plexloc split takes the configuration as --config; its errors named fit's --split-view, an option split has
+    not."""
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, np.zeros((2, 4, 8), dtype=np.uint16), photometric="minisblack")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("px_size_nm: 100\nchannels:\n  - psf: {kind: gaussian}\n    camera: {kind: ideal}\n")
+    assert main(["split", str(movie), "--config", str(plain), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"{plain}: --config: the file has no split_view section" in err and "--split-view" not in err
+    uneven = _splitview_only(tmp_path, boxes="[[0, 0, 4, 4], [4, 0, 3, 4]]")
+    assert main(["split", str(movie), "--config", str(uneven), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"--config {uneven}: split_view:" in err and "all channel boxes must have the same width and height" in err
+    assert "--split-view" not in err and not (tmp_path / "o").exists()
+
+
 def test_split_movie_takes_a_path_or_an_open_reader(tmp_path):
     import plexloc.cli.split as split_cli
 

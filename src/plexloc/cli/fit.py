@@ -269,9 +269,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_split_view(path: Path) -> SplitViewConfig:
+def load_split_view(path: Path, *, option: str = "--split-view") -> SplitViewConfig:
     """The :class:`~plexloc.config.models.SplitViewConfig` of ``path``: the ``split_view`` section of a configuration
-    file (only that section is read: a lab configuration with channels, or a file holding split_view alone).
+    file (only that section is read: a lab configuration with channels, or a file holding split_view alone). ``option``:
+    the command-line option that named the file, as the errors name it (``plexloc split`` takes it as ``--config``).
 
     Raises:
         InputError: an unreadable file, no ``split_view`` section, or a section that fails validation (named with
@@ -286,17 +287,17 @@ def load_split_view(path: Path) -> SplitViewConfig:
     try:
         data = load_yaml(Path(path).read_text())
     except FileNotFoundError:
-        raise InputError("--split-view: configuration file not found", source=path) from None
+        raise InputError(f"{option}: configuration file not found", source=path) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         from plexloc.config.io import yaml_error_text
 
         text = yaml_error_text(err) if isinstance(err, yaml.YAMLError) else " ".join(str(err).split())
-        raise InputError(f"--split-view: cannot read the configuration: {text}", source=path) from None
+        raise InputError(f"{option}: cannot read the configuration: {text}", source=path) from None
     section = data.get("split_view") if isinstance(data, dict) else None
     if section is None:
-        raise InputError("--split-view: the file has no split_view section (boxes: [x, y, width, height] per channel, "
+        raise InputError(f"{option}: the file has no split_view section (boxes: [x, y, width, height] per channel, "
                          "flip: none/x/y/xy per channel)", source=path)
-    return validate_config(section, SplitViewConfig, source=f"--split-view {path}: split_view")
+    return validate_config(section, SplitViewConfig, source=f"{option} {path}: split_view")
 
 
 @functools.lru_cache(maxsize=1)

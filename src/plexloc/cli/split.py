@@ -210,10 +210,10 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.cli.fit import load_split_view
     from plexloc.config import save_config
     from plexloc.errors import InputError
-    from plexloc.io.splitview import check_boxes
+    from plexloc.io.splitview import check_boxes, flips
     from plexloc.post.channels import channel_config
 
-    split = load_split_view(args.config)
+    split = load_split_view(args.config, option="--config")
     config = _full_config(args.config)
     n = len(split.boxes)
     # (a configuration's validation refuses boxes of another number than its channels)
@@ -250,8 +250,7 @@ def run(args: argparse.Namespace) -> int:
             ones.append(one)
         out.mkdir(parents=True, exist_ok=True)
         n_frames, (h, w) = split_movie(reader, split, tifs, chunk_frames=args.chunk, source=source)
-    flips = split.flip or ["none"] * n
-    for c, (box, flip, tif) in enumerate(zip(split.boxes, flips, tifs)):
+    for c, (box, flip, tif) in enumerate(zip(split.boxes, flips(split), tifs)):
         print(f"channel {c}: box [{', '.join(str(v) for v in box)}] ([x, y, width, height]), flip {flip} -> {tif} "
               f"({n_frames} frames of {w} x {h} px)")
     for c, (path, one) in enumerate(zip(yamls, ones)):
