@@ -277,3 +277,23 @@ def test_adu_statistics_refuses_empty_frames_and_keeps_its_numbers():
     assert one.frames == 1 and one.dim_level == 0.0 and np.isnan(one.dim_noise)
     two = adu_statistics(np.stack([np.full((10, 10), 100, np.uint16), np.full((10, 10), 104, np.uint16)]))
     assert two.frames == 2 and two.dim_level == 102.0 and two.dim_noise == 0.0
+
+
+def test_info_names_the_chosen_channel_in_its_camera_maps_error(tmp_path, capsys):
+    """Channel 1's sCMOS maps that do not fit the movie: the check's error names channel 1 (the channel compared)."""
+    from test_info45 import mm_movie
+
+    np.save(tmp_path / "small.npy", np.full((10, 10), 100.0))
+    cam = {"kind": "scmos", "qe": 0.8, "spurious_charge": 0.0, "e_per_adu": 0.5, "baseline": 100.0, "read_sigma": 1.5}
+    data = {"px_size_nm": 160.0, "frame_size": [24, 32],
+            "channels": [{"psf": {"kind": "gaussian"}, "camera": cam},
+                         {"psf": {"kind": "gaussian"}, "camera": {**cam, "baseline": "small.npy"}}]}
+    cfg = tmp_path / "two_scmos.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    movie = mm_movie(tmp_path)
+    assert main(["info", str(movie), "--config", str(cfg), "--channel", "1", "--json", str(tmp_path / "i.json")]) == 0
+    got = json.loads((tmp_path / "i.json").read_text())["camera"]
+    assert got["check"] is None and "channel 1's camera maps are (10, 10)" in got["check_error"], got["check_error"]
+    assert "camera check could not run" in capsys.readouterr().out
+    assert main(["info", str(movie), "--config", str(cfg), "--json", str(tmp_path / "j.json")]) == 0
+    assert json.loads((tmp_path / "j.json").read_text())["camera"]["check_error"] == ""  # channel 0: no maps

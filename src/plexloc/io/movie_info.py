@@ -681,18 +681,19 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
         if message:
             out.warnings.append(message)
     try:
-        out.check = _camera_check(info, cameras, split=split, roi_offset_px=roi_offset_px)
+        out.check = _camera_check(info, cameras, split=split, roi_offset_px=roi_offset_px, channel=channel)
     except InputError as err:  # the fits would stop here too (camera maps that do not fit the movie, ...)
         out.check_error = str(err)
     return out
 
 
-def _camera_check(info: MovieInfo, configs: list, *, split, roi_offset_px):
+def _camera_check(info: MovieInfo, configs: list, *, split, roi_offset_px, channel: int = 0):
     """:func:`plexloc.camera.check.check_camera` on the movie's first frames, as ``fit`` and ``detect`` run it: the
     clipping level of the raw frames (:func:`~plexloc.camera.check.clip_level`), the frames converted to photons by the
     camera, :func:`~plexloc.camera.check.head_frames` of them; split-view channels cut out and flipped as the fits do;
     full-chip sCMOS maps cut at the ROI (:func:`plexloc.camera.models.cut_maps_to_movie`). The frames
-    :func:`read_movie_info` kept where they are enough, else the movie is opened again."""
+    :func:`read_movie_info` kept where they are enough, else the movie is opened again. ``channel``: without
+    ``split``, the channel whose camera ``configs`` holds (named in the errors about its maps)."""
     import torch
 
     from plexloc.camera import camera_from_config
@@ -719,13 +720,13 @@ def _camera_check(info: MovieInfo, configs: list, *, split, roi_offset_px):
             parts = split_frames(np.asarray(raw, dtype=np.float32), split)
             chans = [parts[:, c] for c in range(parts.shape[1])]
         else:
-            chans = [raw]
-            for c, cam in enumerate(cams):
-                if getattr(cam, "map_shape", None) is not None and tuple(cam.map_shape) != shape:
-                    cut = cut_maps_to_movie(cam, [movie], None if movie.roi_offset is not None else roi_offset_px,
-                                            shape, channel=c, source=path)
-                    if cut is not None:
-                        cams[c] = cut[0]
+            chans = [raw]  # (one camera: the channel's whose movie this is)
+            cam = cams[0]
+            if getattr(cam, "map_shape", None) is not None and tuple(cam.map_shape) != shape:
+                cut = cut_maps_to_movie(cam, [movie], None if movie.roi_offset is not None else roi_offset_px,
+                                        shape, channel=channel, source=path)
+                if cut is not None:
+                    cams[0] = cut[0]
         levels = [clip_level(np.asarray(a), cam, movie.dtype) for a, cam in zip(chans, cams)]
         photons = [cam.to_photons(torch.as_tensor(np.asarray(a, dtype=np.float32))) for a, cam in zip(chans, cams)]
         return check_camera(photons, cams, dtype=movie.dtype, source=str(path), warn=False, levels=levels)
