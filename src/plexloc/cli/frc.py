@@ -1,4 +1,4 @@
-"""``plexloc frc LOCS [--json OUT] [--pixel-size NM] [--figure PNG]``: Fourier ring correlation resolution."""
+"""``plexloc frc LOCS [--json OUT] [--pixel-size NM] [--extent X0 X1 Y0 Y1] [--figure PNG]``: Fourier ring correlation resolution."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from plexloc.cli._common import nonnegative_int, path_with_suffix, positive_float
+from plexloc.cli._common import finite_float, nonnegative_int, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
 
 
@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "frc",
         help="resolution by Fourier ring correlation of two random halves",
-        description="Split the localizations at random into two halves, render both (histogram, --pixel-size nm), "
+        description="Split the localizations at random into two halves, render both (histogram, --pixel-size nm; a field "
+        "wider than 4096 pixels in square tiles whose ring sums are pooled), "
         "correlate their Fourier transforms ring by ring and report the resolution at the 1/7 threshold of the "
         "smoothed curve. Repeated localizations of one molecule count as signal: merge first for a resolution "
         "that does not credit blinking (a table without the n_merged/frame_last columns of plexloc merge whose "
@@ -25,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_args(p, out=False)
     p.add_argument("--pixel-size", type=positive_float, default=5.0, metavar="NM", help="pixel of the halves (default 5)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the random split, >= 0 (default 0)")
+    p.add_argument("--extent", type=finite_float, nargs=4, default=None, metavar=("X0", "X1", "Y0", "Y1"),
+                   help="region in nm (default: all localizations)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the curve and resolution as JSON")
     p.add_argument("--figure", type=path_with_suffix(".png"), default=None, metavar="PNG",
                    help="write the FRC curve figure (.png)")
@@ -36,13 +39,27 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.cli._common import check_outputs, write_json
     from plexloc.render.frc import frc, unmerged_caveat
 
+    from plexloc.errors import InputError
+
+    if args.extent is not None and not (args.extent[0] < args.extent[1] and args.extent[2] < args.extent[3]):
+        raise InputError("--extent X0 X1 Y0 Y1 needs X0 < X1 and Y0 < Y1, got "
+                         + " ".join(f"{v:g}" for v in args.extent))
     check_outputs(args.json, args.figure)  # the --figure used to fail after --json was written
     table = _locs.read(args)
-    res = frc(table, px_size_nm=args.pixel_size, seed=args.seed)
+    if args.extent is not None:  # the region's localizations (the halves' count and the caveat are of them)
+        x, y = table["x_nm"], table["y_nm"]
+        table.check_finite(("x_nm", "y_nm"))
+        table = table[(x >= args.extent[0]) & (x < args.extent[1]) & (y >= args.extent[2]) & (y < args.extent[3])]
+    res = frc(table, px_size_nm=args.pixel_size, seed=args.seed,
+              extent_nm=tuple(args.extent) if args.extent is not None else None)
     value = f"{res.resolution_nm:.1f} nm" if np.isfinite(res.resolution_nm) else "none (no crossing of 1/7)"
-    print(f"FRC resolution: {value} (threshold 1/7, {len(table)} localizations, {res.px_size_nm:g} nm pixels)")
+    tiles = f", {res.info['tiles']} tiles of {res.info['image_px']} pixels pooled" if "tiles" in res.info else ""
+    print(f"FRC resolution: {value} (threshold 1/7, {len(table)} localizations, {res.px_size_nm:g} nm pixels{tiles})")
     if "no_crossing" in res.info:
         print(f"plexloc frc: {args.locs}: no FRC resolution: {res.info['no_crossing']}", file=sys.stderr)
+    for key in ("px_grown", "pixel_limited"):  # the pixel that limits or replaced --pixel-size
+        if key in res.info:
+            print(f"plexloc frc: {args.locs}: note: {res.info[key]}", file=sys.stderr)
     caveat = unmerged_caveat(table)
     if caveat is not None:
         print(f"caveat: {caveat}")

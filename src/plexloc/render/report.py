@@ -98,7 +98,7 @@ def _image_png(r, title: str, key) -> tuple[bytes, str]:
         ticks = ticks[(ticks >= 0) & (ticks <= top)]
         cb.set_ticks(ticks / (top if top > 0 else 1.0))
         cb.set_ticklabels([f"{t:g}" for t in ticks])
-        cb.set_label(f"localizations per {px:g} nm pixel (the brightest 0.5 % of lit pixels: white)")
+        cb.set_label(f"localizations per {px:g} nm pixel (the brightest 0.5 % of lit pixels: the top colour)")
     if key is not None and key[0] == "z":
         import matplotlib
 
@@ -327,10 +327,15 @@ def build_report(
         caveat = unmerged_caveat(ft)
         # an unmerged table's value is too optimistic (64 nm on a 200-frame simulation, 656 nm merged): said
         # next to it, where it is read, and above the curve
-        summary["FRC resolution (nm)"] = value + (f" (caveat: {caveat})" if caveat else "")
+        # the pixel that limits the value, or that replaced the one asked for, beside it (as plexloc frc says it)
+        notes = [res.info[k] for k in ("px_grown", "pixel_limited") if k in res.info]
+        summary["FRC resolution (nm)"] = (value + f", {res.px_size_nm:g} nm pixels"
+                                          + (f" (caveat: {caveat})" if caveat else "")
+                                          + "".join(f" (note: {t})" for t in notes))
         add("frc", "Fourier ring correlation",
             (f"<p>{html.escape(frc_of)}</p>" if frc_of else "")
             + (f'<p class="na">caveat: {html.escape(caveat)}</p>' if caveat else "")
+            + "".join(f'<p class="na">note: {html.escape(t)}</p>' for t in notes)
             + _img(figures.frc_figure(res.q_per_nm, res.frc, res.frc_smooth, res.resolution_nm, res.threshold), "FRC curve"))
         n_fig += 1
     else:
