@@ -122,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"plexloc render: warning: {stale} is the key of an earlier coloured render of {args.out} and no "
                   f"longer describes it, but could not be removed ({e.strerror or e}); delete it", file=sys.stderr)
     print(f"wrote {args.out}: {r.image.shape[1]} x {r.image.shape[0]} px of {args.pixel_size:g} nm, {method}"
-          + (f", scale bar {info['scale_bar_nm']:g} nm" if info["scale_bar_nm"] else "")
+          + (f", scale bar {info['scale_bar_nm']:g} nm" if info["scale_bar_nm"] else
+             ", no scale bar (too few pixels for one)" if not args.no_scale_bar and (
+                 args.scale_bar or args.out.suffix.lower() == ".png") else "")
           + (f"; {r.legend}" if r.legend else "") + (f"; {r.n_outside} localizations outside" if r.n_outside else "")
           + (f"; 16-bit, grey level 1 = {info['tiff_value_per_level']:.4g} {info['value_unit']} (linear, brightest "
              "pixel 65535)" if "tiff_value_per_level" in info else "") + (f"; legend {key}" if key else ""))

@@ -789,6 +789,25 @@ def nice_scale_bar_nm(width_nm: float) -> float:
     return float(10**k)  # pragma: no cover
 
 
+#: the fewest pixels a scale bar is drawn with, and the most its drawn length may differ from the length it is given
+_MIN_BAR_PX = 2
+_BAR_TOLERANCE = 0.05
+
+
+def _scale_bar(width_nm: float, px: float) -> tuple[float, int]:
+    """The scale bar's length (nm) and pixels: the largest 1-2-5 × 10^k nm of at most a fifth of the width whose
+    whole pixels draw it to within 5 % and are at least 2; (0, 0) where none is (an image of a few pixels). The bar
+    of :func:`nice_scale_bar_nm` was rounded to pixels as it came: on a 1-pixel image its 2 nm were 0 pixels, yet
+    printed and keyed as a 2 nm bar; on 10 pixels of 30 nm its 50 nm were 2 pixels, 60 nm."""
+    bar = nice_scale_bar_nm(width_nm)
+    while bar > 0 and bar >= _MIN_BAR_PX * px * (1 - _BAR_TOLERANCE):
+        n = int(round(bar / px))
+        if n >= _MIN_BAR_PX and abs(n * px - bar) <= _BAR_TOLERANCE * bar:
+            return bar, n
+        bar = nice_scale_bar_nm(bar * 5 * 0.999)  # the next smaller 1-2-5 value
+    return 0.0, 0
+
+
 def _display_top(image: np.ndarray, saturate: float) -> float:
     """The ``saturate`` quantile of the non-zero pixels (1 for an empty image)."""
     vals = image[image > 0]
@@ -848,22 +867,26 @@ def save_image(
     img = rendered.image
     width_nm = img.shape[1] * rendered.px_size_nm
     draw = scale_bar if scale_bar is not None else suffix == ".png"
-    bar_nm = nice_scale_bar_nm(width_nm) if draw else 0.0
-    bar_px = int(round(bar_nm / rendered.px_size_nm))
+    bar_nm, bar_px = _scale_bar(width_nm, rendered.px_size_nm) if draw else (0.0, 0)
     info = {}
+    # where the image lies in the table's coordinates (a TIFF read in Fiji showed x and y from 0 at the image's corner,
+    # not the localizations' own x_nm, y_nm: a region chosen there was not the --extent to give)
+    x0, _, y0, _ = (float(v) for v in rendered.extent_nm)
+    corner = f"corner of pixel (0, 0) at x {x0:g} nm, y {y0:g} nm"
     if suffix == ".png":
         import matplotlib.image
 
         out = _levels_of(img, 255.0 / _display_top(img, saturate), 255.0, np.uint8)
         if bar_px:
             _draw_scale_bar(out, bar_px, 255)
+        desc = f"pixel {rendered.px_size_nm} nm; {corner}; scale bar {bar_nm:g} nm"
         with atomic_path(path) as tmp:
             if out.ndim == 2:
                 matplotlib.image.imsave(tmp, out, cmap="gray", vmin=0, vmax=255, format="png",
-                                        metadata={"Description": f"pixel {rendered.px_size_nm} nm; scale bar {bar_nm:g} nm"})
+                                        metadata={"Description": desc})
             else:
                 matplotlib.image.imsave(tmp, out, format="png",
-                                        metadata={"Description": f"pixel {rendered.px_size_nm} nm; scale bar {bar_nm:g} nm"})
+                                        metadata={"Description": desc})
     else:
         import tifffile
 
@@ -883,11 +906,13 @@ def save_image(
                 display_max = min(65535.0, max(1.0, round(_display_top(img, saturate) * scale)))
                 tifffile.imwrite(tmp, out, imagej=True, resolution=(1.0 / um, 1.0 / um),
                                  metadata={"unit": "um", "min": 0.0, "max": display_max, "cf": 0, "c0": 0.0,
-                                           "c1": per_level, "vunit": rendered.value_unit})
+                                           "c1": per_level, "vunit": rendered.value_unit,
+                                           # ImageJ's origin in pixels: Fiji's x, y are then the table's (in µm)
+                                           "xorigin": -x0 / rendered.px_size_nm, "yorigin": -y0 / rendered.px_size_nm})
             else:  # ImageJ hyperstacks hold no 16-bit RGB: a plain RGB TIFF with the resolution in cm
                 tifffile.imwrite(tmp, out, photometric="rgb", resolution=(1e4 / um, 1e4 / um),
                                  resolutionunit="CENTIMETER",
-                                 description=f"pixel {rendered.px_size_nm} nm; grey level 1 = {per_level:.6g} "
+                                 description=f"pixel {rendered.px_size_nm} nm; {corner}; grey level 1 = {per_level:.6g} "
                                  f"{rendered.value_unit} (65535 = the brightest pixel)")
     return {"path": str(path), "shape": list(img.shape), "px_size_nm": rendered.px_size_nm, "scale_bar_nm": bar_nm,
             **info}
