@@ -138,8 +138,10 @@ def nena_density(d_nm: np.ndarray, sigma_nm: float, chance_share: float, r_max_n
     """The fitted density of the nearest-neighbour distances on ``[0, r_max_nm]``: the Rayleigh density of scale
     ``√2 σ`` (truncated to the disk) for the molecule's own repeat and ``2 d / r_max²`` for chance neighbours."""
     d = np.asarray(d_nm, float)
-    s2 = 2.0 * sigma_nm**2
-    own = d / s2 * np.exp(-d**2 / (2.0 * s2)) / (1.0 - math.exp(-r_max_nm**2 / (2.0 * s2)))
+    # the disk's share by expm1, and s2 kept above 0: where the fit tried a σ far above the radius (no repeats to
+    # find), 1 - exp(-tiny) was 0 and the division warned (a RuntimeWarning printed by plexloc report)
+    s2 = max(2.0 * sigma_nm**2, 1e-200)
+    own = d / s2 * np.exp(-d**2 / (2.0 * s2)) / -math.expm1(-r_max_nm**2 / (2.0 * s2))
     return (1.0 - chance_share) * own + chance_share * 2.0 * d / r_max_nm**2
 
 
