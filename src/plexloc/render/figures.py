@@ -165,6 +165,8 @@ def histogram_figure(values: np.ndarray, *, xlabel: str, bins: int = 60, title: 
         ax.hist(v, bins=bins, range=(lo, hi), color="C0")
         beyond = int(np.sum((v < lo) | (v > hi)))
         if beyond:  # the tails left out of the bars, counted (the bars summed to fewer values than the table has)
+            # above the tallest bar (it was written over a tall bar at the right: the background histogram of a fit)
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.15)
             ax.text(0.98, 0.97, f"{beyond} of {v.size} values beyond the axes", ha="right", va="top",
                     transform=ax.transAxes, fontsize=7, color="0.3")
     else:
