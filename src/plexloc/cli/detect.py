@@ -69,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
     with open_movie(args.movie) as movie:
         where = ""
         if split is not None:
-            from plexloc.io.splitview import check_boxes, split_frames
+            from plexloc.io.splitview import check_boxes, cut_box, flips
 
             check_boxes(split, movie.frame_shape, source=args.movie)
-            flip = (split.flip or ["none"])[0]
+            flip = flips(split)[0]
             box = list(split.boxes[0])
             where = f" in channel 0's split_view box [x, y, width, height] = {box}" + (f", flip {flip}" if flip != "none" else "")
             print(f"plexloc detect: {args.config} has a split_view section: detecting{where} of {args.movie} only "
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         n_chunks = -(-len(movie) // args.chunk)
         for start, frames in progress(movie.iter_chunks(args.chunk), total=n_chunks, desc="detect", unit="chunk"):
             if split is not None:  # channel 0's box, cut out and flipped as for the fits
-                frames = split_frames(np.asarray(frames, dtype=np.float32), split)[:, 0]
+                frames = np.ascontiguousarray(cut_box(np.asarray(frames), box, flip), dtype=np.float32)
             photons = camera.to_photons(torch.as_tensor(frames, dtype=torch.float32, device=device))
             if start == 0:  # the first frames against the camera: noise and saturation, warned about
                 k = head_frames(photons.shape)  # the clipping level: the camera's, else one found in the raw frames
