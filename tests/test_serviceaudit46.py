@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -156,4 +157,56 @@ def test_the_web_page_names_a_refused_field_once_and_overrides_cpus_and_ram(tmp_
         with httpx.Client(base_url=live.url, headers=auth(svc.user_token)) as h:
             assert h.get(f"/api/v1/jobs/{job}").json()["hardware"] == {"cpus": 3, "memory_mb": 70, "gpus": 0,
                                                                         "gpu_memory_mb": 0}
+    svc.app.state.engine.dispose()
+
+
+def test_the_worker_log_names_each_job_it_runs_and_how_it_ended(tmp_path, caplog):
+    """The worker's own log (journalctl -u plexloc-worker) showed its banner and nothing else while it ran jobs."""
+    import logging
+
+    from plexloc.service.agent import Agent
+    from plexloc.service.apps import Hardware
+    from plexloc.service.client import Client
+
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        ok = c.submit("ticker", entry_point="tick", config={"n": 2, "dt": 0})["id"]
+        bad = c.submit("ticker", entry_point="tick", config={"n": 50, "dt": 0.1}, timeout_s=0.3)["id"]
+        agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=1, memory_mb=100), poll_s=0.05)
+        with caplog.at_level(logging.INFO, logger="plexloc.worker"):
+            assert agent.run(max_jobs=2) == 2
+        agent.close()
+        said = [r.getMessage() for r in caplog.records if r.name == "plexloc.worker"]
+        assert f"job {ok}: ticker 1.0 tick claimed (attempt 1)" in said and f"job {ok}: succeeded" in said
+        assert f"job {bad}: failed: time limit exceeded" in said
+        assert c.job(bad)["error"] == "time limit exceeded"
+    svc.app.state.engine.dispose()
+
+
+def test_sigterm_tells_the_worker_log_it_stops_after_the_running_job(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import plexloc
+
+    svc = make_service(tmp_path)
+    src = Path(plexloc.__file__).parents[1]  # the plexloc this test imported
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    with LiveServer(svc.app) as live:
+        proc = subprocess.Popen([sys.executable, "-m", "plexloc.cli.main", "worker", "--server", live.url, "--token",
+                                 svc.worker_token, "--gpus", "0", "--work-dir", str(tmp_path / "wk")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            with proc.stdout:
+                assert proc.stdout.readline().startswith(f"plexloc worker -> {live.url}")
+                time.sleep(0.5)  # the handler is set before the banner: the worker is pulling now
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(timeout=30) == 0
+                assert "SIGTERM: stopping once the running job (if any) has ended" in proc.stdout.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     svc.app.state.engine.dispose()

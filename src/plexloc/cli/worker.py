@@ -84,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
         args.server, args.token, work_dir=args.work_dir, hardware=hw, poll_s=args.poll, ping_s=args.ping,
         min_job_age_s=args.min_job_age, keep_work=args.keep_work, runtime=args.container_runtime or "auto",
     )
-    signal.signal(signal.SIGTERM, lambda *_: agent.stop.set())
+    def finish_then_stop(*_) -> None:
+        logging.getLogger("plexloc.worker").info("SIGTERM: stopping once the running job (if any) has ended")
+        agent.stop.set()
+
+    signal.signal(signal.SIGTERM, finish_then_stop)
     print(f"plexloc worker -> {args.server}: {hw.cpus} CPUs, {hw.memory_mb} MB, {hw.gpus} GPUs, "
           f"containers: {agent.runtime.name if agent.runtime else 'none'}", flush=True)
     try:

@@ -447,6 +447,9 @@ class Agent:
         """Run one claimed job to its end; returns the state reported (or ``'lost'``)."""
         job_id = spec["job_id"]
         ep = EntryPoint.model_validate(spec["spec"])
+        # the worker's own log (journalctl, a terminal) says which job it runs and how each ended
+        log.info("job %s: %s %s %s claimed (attempt %s)", job_id, spec.get("application"), spec.get("version"),
+                 spec.get("entry_point"), spec.get("attempt"))
         rep = _Reporter(self, job_id, self.ping_s, spec.get("attempt"))
         rep.start()
         work: Path | None = None
@@ -509,7 +512,10 @@ class Agent:
                 "gpu_seconds": wall * int(spec["hardware"].get("gpus", 0)),
                 "log": rep.take(),
             }
-            return self._finish(job_id, body, rep)
+            ended = self._finish(job_id, body, rep)
+            if ended != "lost":  # (a lost one is warned about where it is found)
+                log.info("job %s: %s", job_id, ended + (f": {error}" if error and ended == state else ""))
+            return ended
         finally:
             rep.stop.set()
             rep.join()
