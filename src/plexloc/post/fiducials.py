@@ -145,6 +145,8 @@ _EDGE_PHOTONS = 0.5
 #: the markers' scatter is scaled to their scatter against each other where they share this many steps between
 #: frames (:func:`_cross_scale`)
 _MIN_CROSS_STEPS = 50
+#: ... pairing each marker with this many others (the next in order)
+_CROSS_PARTNERS = 4
 #: a track sharing more than this share of its rows with a marker's track (with more rows) is beside it, no marker
 _SHARED_ROWS = 0.2
 #: a track with two or more rows within the radius in more than this share of its frames is looked at as two markers
@@ -637,33 +639,30 @@ def _cross_scale(pos: np.ndarray, s: np.ndarray, used: np.ndarray, axes: list[in
     """Per axis the factor (``(3,)``, 1 on the other axes) that brings the markers' scatter ``s`` ``(K, 3)`` (each
     marker's, from its own steps between frames: :func:`_scatter`) to the scatter the ``used`` markers show against
     each other. A drift that moves between consecutive frames (a vibration) is in each marker's own steps and was read
-    as scatter (a 20 nm vibration of a 10-frame period: 8.5 nm for 3); it is common to all markers and cancels in each
-    marker's position less the weighted mean of the others in the same frame. The steps of that residual between
-    consecutive columns of ``pos`` ``(K, N, 3)`` (displacements from the references, NaN where missing; the frames the
-    table has rows in),
-    each over the standard deviation ``s`` gives it (``2 s_k² + V_t + V_t+1``, ``V`` the others' mean's variance,
-    ``1 / sum of their 1 / s²``), pooled over the markers: the factor is 1.4826 x their median absolute deviation
-    (steps, not positions: a marker's slow motion against the others, a reference off by a little, cancel). 1 where
-    fewer than :data:`_MIN_CROSS_STEPS` such steps (one marker; markers that never share two consecutive frames)."""
+    as scatter (a 20 nm vibration of a 10-frame period: 8.5 nm for 3); it is common to the markers and cancels in the
+    difference of two in the same frame. The steps of that difference between consecutive columns of ``pos``
+    ``(K, N, 3)`` (NaN where a marker is missing; the frames the table has rows in), each over the standard deviation
+    ``s`` gives it (``sqrt(2 (s_k² + s_j²))``), pooled over pairs of markers (each with its next
+    :data:`_CROSS_PARTNERS` in order): the factor is 1.4826 x their median absolute deviation (steps, not positions: a
+    marker's slow motion of its own, one that detached, cancels). 1 where fewer than :data:`_MIN_CROSS_STEPS` such
+    steps (one marker; markers that never share two consecutive frames)."""
     out = np.ones(pos.shape[2])
-    q = pos[used]
-    if len(q) < 2:
+    k_used = np.flatnonzero(used)
+    n = len(k_used)
+    if n < 2:
         return out
-    w = 1.0 / s[used] ** 2
+    pairs = sorted({(min(i, (i + j) % n), max(i, (i + j) % n)) for i in range(n)
+                    for j in range(1, min(n - 1, _CROSS_PARTNERS) + 1)})
     for a in axes:
-        ok = np.isfinite(q[:, :, a])
-        wk = np.where(ok, w[:, a:a + 1], 0.0)
-        wq = wk * np.where(ok, q[:, :, a], 0.0)
-        others_w = wk.sum(axis=0)[None] - wk
-        has_others = ok & (ok.sum(axis=0)[None] - ok > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            resid = np.where(has_others, q[:, :, a] - (wq.sum(axis=0)[None] - wq) / others_w, np.nan)
-            var_others = 1.0 / others_w
-        step = np.diff(resid, axis=1)
-        sd = np.sqrt(2.0 * s[used, a][:, None] ** 2 + var_others[:, 1:] + var_others[:, :-1])
-        z = (step / sd)[np.isfinite(step)]
-        if len(z) >= _MIN_CROSS_STEPS:
-            out[a] = 1.4826 * float(np.median(np.abs(z - np.median(z))))
+        z = []
+        for i, j in pairs:
+            k, m = k_used[i], k_used[j]
+            step = np.diff(pos[k, :, a] - pos[m, :, a])
+            step = step[np.isfinite(step)]
+            z.append(step / np.sqrt(2.0 * (s[k, a] ** 2 + s[m, a] ** 2)))
+        pooled = np.concatenate(z)
+        if len(pooled) >= _MIN_CROSS_STEPS:
+            out[a] = 1.4826 * float(np.median(np.abs(pooled - np.median(pooled))))
     return out
 
 
@@ -843,11 +842,10 @@ def fiducial_drift(
     rejected: dict[int, float] = {}
     lat = [0, 1]
     clean = _drop_outliers(pos, s)  # against each one's own running median: its own steps' scatter
-    d, v, c = _solve(clean, s, used, half)
     # the scatter without the drift's motion between frames (the markers' against each other); a factor per axis
-    # leaves the weighted means, the drift and the references, as they are
-    g = _cross_scale(clean[:, has_rows] - c[:, None, :], s, used, [0, 1, 2] if has_z else [0, 1])
-    s, v = s * g, v * g**2
+    # leaves the weighted means, the drift and the references, as they are, and scales their variance
+    s = s * _cross_scale(clean[:, has_rows], s, used, [0, 1, 2] if has_z else [0, 1])
+    d, v, c = _solve(clean, s, used, half)
     notes: list[str] = []
     # a fiducial that moved on its own: the worst left out while 3 or more remain
     while used.sum() >= 3:
