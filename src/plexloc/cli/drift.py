@@ -154,7 +154,8 @@ def check_fiducial_options(args: argparse.Namespace, engine: str, engine_flag: s
     --no-drift``): it would be ignored."""
     from plexloc.errors import InputError
 
-    given = [flag for flag, _, _ in _fiducial_options(engine_flag) if getattr(args, _dest(flag)) not in (None, False)]
+    given = [flag for flag, _, _ in _fiducial_options(engine_flag)
+             if getattr(args, _dest(flag)) is not None and getattr(args, _dest(flag)) is not False]  # 0 is given
     if given and no_drift:
         raise InputError(f"{', '.join(given)}: option(s) of the drift correction, which --no-drift turns off; drop "
                          "one or the other")
