@@ -183,3 +183,24 @@ def test_histogram_count_beyond_the_axes_is_not_written_over_a_bar(monkeypatch):
     assert note.get_text().endswith(" of 4504 values beyond the axes")
     assert not any(box.overlaps(b.get_window_extent(renderer)) for b in ax.patches if b.get_height() > 0)
     plt.close(fig)
+
+
+def test_one_z_value_gets_no_made_up_colour_scale(tmp_path, capsys):
+    """One row (or one row with a finite z) coloured by z was drawn under a 'z from 50 nm to 51 nm' key, in the
+    report too ('coloured by z (50 to 51 nm ...)'), a scale the data do not have."""
+    from plexloc.cli.main import main
+    from plexloc.render.report import build_report
+
+    one = tmp_path / "one.csv"
+    one.write_text("frame,x_nm,y_nm,z_nm,photons\n0,100,200,50,1000\n")
+    nanz = tmp_path / "nanz.csv"
+    nanz.write_text("frame,x_nm,y_nm,z_nm,photons\n0,100,200,50,1000\n1,150,250,nan,1000\n")
+    for path in (one, nanz):
+        assert main(["render", str(path), "--out", str(tmp_path / "z.png"), "--color-by", "z"]) == 2
+        err = capsys.readouterr().err
+        assert "z_nm is finite in one row only (50 nm" in err and "--z-range" in err
+    assert main(["render", str(one), "--out", str(tmp_path / "z.png"), "--color-by", "z", "--z-range", "0", "100"]) == 0
+    t = LocTable({"frame": [0, 1], "x_nm": [100.0, 300.0], "y_nm": [200.0, 250.0], "z_nm": [50.0, 50.0],
+                  "photons": [1e3, 1e3]})
+    rep = build_report(t)
+    assert "coloured by z" not in rep.html and "50 .. 50" in rep.summary["z range (nm)"]

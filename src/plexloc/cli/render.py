@@ -75,9 +75,13 @@ def run(args: argparse.Namespace) -> int:
         # every row grey under a made-up 0-1 nm colour scale before
         raise InputError("--color-by z: z_nm is NaN in every row (a 2D table has no z); leave --color-by out",
                          source=table.source)
-    if args.color_by == "z" and args.z_range is None and len(table) > 1:
+    if args.color_by == "z" and args.z_range is None and len(table):
         zf = np.asarray(table["z_nm"], dtype=np.float64)
         zf = zf[np.isfinite(zf)]
+        if len(zf) == 1:  # one row with a z: it was drawn under a made-up 'z from 50 nm to 51 nm' key
+            raise InputError(f"--color-by z: z_nm is finite in one row only ({float(zf[0]):g} nm, of {len(table)} "
+                             "rows): nothing to colour; leave --color-by out, or give --z-range Z0 Z1 for a scale",
+                             source=table.source)
         if len(zf) > 1 and float(zf.min()) == float(zf.max()):
             # a 2D fit's z 0 in every row was drawn in one colour under a made-up "z from 0 to 1 nm" scale
             raise InputError(f"--color-by z: z_nm is {float(zf[0]):g} nm in every row with a z (a 2D table: nothing to "

@@ -216,7 +216,7 @@ def build_report(
         if "color" in table:
             r = render_color(table, color_by="color", method=method, px_size_nm=px, **opts)
             key = ("color", np.asarray(table["color"]).astype(np.int64))
-        elif is_3d:
+        elif is_3d and np.ptp(z_finite) > 0:  # (one z: a made-up 1 nm scale, 'coloured by z (50 to 51 nm)')
             z0, z1 = (float(v) for v in np.quantile(z_finite, [0.01, 0.99]))
             z1 = z1 if z1 > z0 else z0 + 1.0
             r = render_color(table, color_by="z", method=method, px_size_nm=px, z_range_nm=(z0, z1),
