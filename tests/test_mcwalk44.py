@@ -261,7 +261,7 @@ def test_render_by_colour_counts_the_rejected_rows_it_draws_grey():
     t = LocTable({"frame": np.zeros(n, int), "x_nm": np.linspace(0, 2000, n), "y_nm": np.linspace(0, 2000, n),
                   "z_nm": np.zeros(n), "photons": np.ones(n), "color": np.array([0, 1, -1, 1] * 10)})
     r = render_color(t, color_by="color", px_size_nm=20.0)
-    assert r.legend.startswith("colour 0: RGB [1.0, 0.2, 0.2], colour 1: RGB [0.2, 1.0, 0.2]")
+    assert r.legend.startswith("colour 0: RGB [1.0, 0.2, 1.0], colour 1: RGB [0.2, 1.0, 0.2]")  # magenta, green
     assert r.legend.endswith("; 10 rejected (color -1) in grey")
     assert "rejected" not in render_color(t.with_columns(color=np.array([0, 1] * 20)), color_by="color",
                                           px_size_nm=20.0).legend

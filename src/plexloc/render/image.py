@@ -608,8 +608,9 @@ def render_gaussian(
     return Rendered(img, px, extent, n_out, value_unit=_value_unit(weights))
 
 
-#: the RGB of colour channel k (``color`` column) is ``COLOR_PALETTE[k % 6]``; rejected rows (-1) are grey
-COLOR_PALETTE = np.array([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.3, 0.5, 1.0], [1.0, 0.9, 0.1], [1.0, 0.2, 1.0],
+#: the RGB of colour channel k (``color`` column) is ``COLOR_PALETTE[k % 6]``; rejected rows (-1) are grey. Two
+#: colours are magenta and green, which red-green colour-blind readers tell apart (and which overlap as white)
+COLOR_PALETTE = np.array([[1.0, 0.2, 1.0], [0.2, 1.0, 0.2], [0.3, 0.5, 1.0], [1.0, 0.9, 0.1], [1.0, 0.2, 0.2],
                           [0.1, 1.0, 1.0]])
 
 
