@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.errors import InputError
     from plexloc.io._atomic import atomic_path
     from plexloc.post.color import (MAX_REJECTED_SHARE, ColorSeparationWarning, assign_colors, estimate_ratios,
-                                    photon_matrix, ratio_figure, separation_problem)
+                                    photon_fractions, photon_matrix, ratio_figure, separation_problem)
 
     if args.ratios is None and args.colors < 2:  # it failed after printing an estimate of the one ratio
         raise InputError(f"--colors {args.colors}: colour assignment needs >= 2 colours")
@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
     fit = None
     ratios = args.ratios
     if ratios is None:
-        fit = estimate_ratios(table, args.colors, min_photons=args.min_photons, excess_noise=args.excess_noise)
+        try:  # too few rows: the message names the file
+            fit = estimate_ratios(table, args.colors, min_photons=args.min_photons, excess_noise=args.excess_noise)
+        except InputError as err:
+            raise InputError(f"{err} (give the known ratios with --ratios)", source=args.locs) from None
         ratios = fit.ratios
         print("estimated ratios (fraction per channel): "
               + "; ".join(" ".join(f"{v:.4f}" for v in r) for r in ratios))
@@ -71,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         _check_given_ratios(table, ratios, args)  # refuses a row summing above 1 before any estimate
         fit = _compare_with_data(table, ratios, args)
-    if args.figure is not None and fit is None:
-        fit = estimate_ratios(table, len(ratios), min_photons=args.min_photons, excess_noise=args.excess_noise)
+    fractions = None
+    if args.figure is not None and fit is None:  # --ratios on a table too small to estimate them: the histogram
+        # with the given ratios alone (estimating them again here failed the command and wrote nothing)
+        fractions, _ = photon_fractions(table, min_photons=args.min_photons, excess_noise=args.excess_noise)
     out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise)
     rejected = report.counts.get(-1, 0) - report.n_not_finite
     if report.n and rejected > MAX_REJECTED_SHARE * report.n:
@@ -92,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         figure = stack.enter_context(atomic_path(args.figure)) if args.figure is not None else None
         json_tmp = stack.enter_context(atomic_path(args.json)) if args.json is not None else None
         if figure is not None:
-            ratio_figure(fit, figure, ratios=args.ratios)
+            ratio_figure(fit, figure, ratios=args.ratios, fractions=fractions)
         if json_tmp is not None:
             write_json(report.to_dict(), json_tmp)
         _locs.write(out, args.out, args)

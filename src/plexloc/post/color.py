@@ -44,8 +44,8 @@ from plexloc.errors import InputError
 from plexloc.table import LocTable
 
 __all__ = ["ColorReport", "ColorSeparationWarning", "RatioFit", "RatioMismatchWarning", "assign_colors",
-           "color_probabilities_expected", "estimate_ratios", "photon_matrix", "ratio_figure", "ratio_mismatch",
-           "separation_problem"]
+           "color_probabilities_expected", "estimate_ratios", "photon_fractions", "photon_matrix", "ratio_figure",
+           "ratio_mismatch", "separation_problem"]
 
 _CH = re.compile(r"^photons_ch(\d+)$")
 DEFAULT_PSF_AREA_PX = 4.0 * np.pi  # 4 pi sigma^2 for a PSF of sigma = 1 pixel
@@ -317,6 +317,52 @@ class RatioFit:
     fractions: np.ndarray  # (L, C-1) the fractions that were fitted
     iterations: int
     converged: bool
+    intrinsic: np.ndarray | None = None  # (K, C-1) each colour's intrinsic spread tau_k of the fractions
+    variances: np.ndarray | None = None  # (L, C-1) each fitted row's measurement variance v_i of its fractions
+
+    def density(self, x: np.ndarray, channel: int = 0, *, max_rows: int = 4000) -> np.ndarray:
+        """The fitted mixture's density of the fraction in ``channel`` at ``x``: ``mean_i sum_k w_k N(x; mu_k,
+        tau_k^2 + v_i)`` over the fitted rows (at most ``max_rows`` of them, evenly spaced in the table), the model
+        that EM fitted. Without ``intrinsic``/``variances`` one Gaussian of ``spreads`` per colour.
+
+        The single Gaussians of ``spreads`` (the mean measurement variance) are broader and lower than the
+        mixture of rows measured well and badly: on a dual-colour MLE table they drew peaks at half the
+        histogram's height, as if the fit had missed the data."""
+        x = np.asarray(x, dtype=float)
+        mu = np.asarray(self.ratios, float)[:, channel]
+        w = np.asarray(self.weights, float)
+        if self.intrinsic is None or self.variances is None or not len(self.variances):
+            s = np.asarray(self.spreads, float)[:, channel]
+            return sum(wk * np.exp(-0.5 * ((x - m) / sk) ** 2) / (sk * np.sqrt(2 * np.pi)) for wk, m, sk in zip(w, mu, s))
+        v = np.asarray(self.variances, float)[:, channel]
+        if len(v) > max_rows:
+            v = v[np.linspace(0, len(v) - 1, max_rows).round().astype(int)]
+        tau2 = np.asarray(self.intrinsic, float)[:, channel] ** 2
+        var = tau2[:, None] + v[None, :]  # (K, L)
+        dens = np.zeros_like(x)
+        for k in range(len(mu)):
+            z = (x[:, None] - mu[k]) ** 2 / var[k][None, :]
+            dens += w[k] * np.mean(np.exp(-0.5 * z) / np.sqrt(2 * np.pi * var[k][None, :]), axis=1)
+        return dens
+
+
+def photon_fractions(
+    table: LocTable,
+    *,
+    min_photons: float = 0.0,
+    excess_noise: float = 1.0,
+    psf_area_px: float = DEFAULT_PSF_AREA_PX,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(f, v)``: each usable row's fractions of its photons in channels 0..C-2 (L, C-1) and their measurement
+    variances (:func:`estimate_ratios` fits these; its docstring says which rows are used)."""
+    n, s, _ = photon_matrix(table, excess_noise=excess_noise, psf_area_px=psf_area_px)
+    tot = n.sum(axis=1)
+    keep = (tot > max(min_photons, 0.0)) & np.isfinite(tot) & np.isfinite(s).all(axis=1)
+    n, s, tot = n[keep], s[keep], tot[keep]
+    f_all = n / tot[:, None]
+    eye = np.eye(n.shape[1])
+    v = np.einsum("lj,lcj->lc", s**2, (eye[None] - f_all[:, :, None]) ** 2) / tot[:, None] ** 2
+    return f_all[:, :-1], v[:, :-1]
 
 
 def estimate_ratios(
@@ -346,14 +392,7 @@ def estimate_ratios(
     among the better-measured half of the rows, and keeps the higher likelihood; colours come out ordered by
     descending fraction in channel 0.
     """
-    n, s, _ = photon_matrix(table, excess_noise=excess_noise, psf_area_px=psf_area_px)
-    tot = n.sum(axis=1)
-    keep = (tot > max(min_photons, 0.0)) & np.isfinite(tot) & np.isfinite(s).all(axis=1)
-    n, s, tot = n[keep], s[keep], tot[keep]
-    f_all = n / tot[:, None]
-    eye = np.eye(n.shape[1])
-    v = np.einsum("lj,lcj->lc", s**2, (eye[None] - f_all[:, :, None]) ** 2) / tot[:, None] ** 2
-    f, v = f_all[:, :-1], v[:, :-1]
+    f, v = photon_fractions(table, min_photons=min_photons, excess_noise=excess_noise, psf_area_px=psf_area_px)
     if len(f) < 5 * n_colors:
         raise InputError(f"estimating {n_colors} colour ratios needs >= {5 * n_colors} localizations with photons, "
                          f"got {len(f)}")
@@ -374,16 +413,17 @@ def estimate_ratios(
         fit = _mixture_em(f, v, mu0, max_iter, tol)
         if best is None or fit[-1] > best[-1]:
             best = fit
-    mu, w, spreads, it, converged, _ = best
+    mu, w, spreads, tau, it, converged, _ = best
     desc = np.argsort(-mu[:, 0], kind="stable")  # colours ordered by descending fraction in channel 0
-    mu, w, spreads = mu[desc], w[desc], spreads[desc]
+    mu, w, spreads, tau = mu[desc], w[desc], spreads[desc], tau[desc]
     ratios = np.column_stack([mu, 1.0 - mu.sum(axis=1)])
-    return RatioFit(ratios=ratios, weights=w, spreads=spreads, fractions=f, iterations=it, converged=converged)
+    return RatioFit(ratios=ratios, weights=w, spreads=spreads, fractions=f, iterations=it, converged=converged,
+                    intrinsic=tau, variances=v)
 
 
 def _mixture_em(f: np.ndarray, v: np.ndarray, mu: np.ndarray, max_iter: int, tol: float):
     """EM of the mixture of :func:`estimate_ratios` from the means ``mu`` (K, C-1): ``(mu, weights, spreads,
-    iterations, converged, log-likelihood)``."""
+    intrinsic spreads, iterations, converged, log-likelihood)``."""
     n_colors = len(mu)
     tau2 = np.tile(np.var(f, axis=0) / n_colors**2 + 1e-8, (n_colors, 1))
     w = np.full(n_colors, 1.0 / n_colors)
@@ -411,11 +451,14 @@ def _mixture_em(f: np.ndarray, v: np.ndarray, mu: np.ndarray, max_iter: int, tol
             break
         prev = ll
     spreads = np.sqrt(tau2 + (resp.T @ v) / nk[:, None])
-    return mu, w, spreads, it, converged, ll
+    return mu, w, spreads, np.sqrt(tau2), it, converged, ll
 
 
-def ratio_figure(fit: RatioFit, path, *, ratios=None, bins: int = 100) -> None:
-    """Histogram of the fraction of photons in channel 0 with the mixture and the ``r_k`` marked (PNG)."""
+def ratio_figure(fit: RatioFit | None, path, *, ratios=None, bins: int = 100, fractions=None) -> None:
+    """Histogram of the fraction of photons in channel 0 with the mixture and the ``r_k`` marked (PNG).
+
+    ``fit`` ``None``: the ``fractions`` (:func:`photon_fractions`) with the given ``ratios`` alone, for a table
+    with too few rows to fit the mixture (``plexloc color --ratios ... --figure`` failed on it, writing nothing)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -423,9 +466,13 @@ def ratio_figure(fit: RatioFit, path, *, ratios=None, bins: int = 100) -> None:
 
     from plexloc.io._atomic import atomic_path
 
-    f0 = np.asarray(fit.fractions, dtype=float)[:, 0]
+    if fit is None and (fractions is None or ratios is None):
+        raise ValueError("ratio_figure needs a fit, or the fractions and the given ratios")
+    f0 = np.asarray(fit.fractions if fit is not None else fractions, dtype=float)
+    f0 = f0[:, 0] if f0.ndim == 2 else f0.ravel()
+    n_colors = len(fit.ratios) if fit is not None else len(ratios)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.set_title(f"photon fraction in channel 0 of {len(f0)} localizations, {len(fit.ratios)} colours", fontsize=10)
+    ax.set_title(f"photon fraction in channel 0 of {len(f0)} localizations, {n_colors} colours", fontsize=10)
     ax.set_xlabel("fraction of photons in channel 0")
     ax.set_ylabel("density (per unit fraction)")
     if not len(f0):  # (a histogram of nothing, density=True: a division by zero and blank axes)
@@ -435,12 +482,24 @@ def ratio_figure(fit: RatioFit, path, *, ratios=None, bins: int = 100) -> None:
             fig.savefig(tmp, format="png", dpi=120)
         plt.close(fig)
         return
-    ax.hist(f0, bins=bins, range=(0, 1), density=True, color="0.7", label=f"{len(f0)} localizations")
-    x = np.linspace(0, 1, 500)
-    dens = sum(w * np.exp(-0.5 * ((x - r[0]) / s[0]) ** 2) / (s[0] * np.sqrt(2 * np.pi))
-               for w, r, s in zip(fit.weights, fit.ratios, fit.spreads))
-    ax.plot(x, dens, "k-", lw=1, label="mixture fit")
-    for k, r in enumerate(fit.ratios):
+    # density over all the fractions (the fit's own normalisation), so that bars and curve share a scale; fractions
+    # outside [0, 1] (a negative count in one channel) are counted in a note instead of left out without a word
+    inside = (f0 >= 0.0) & (f0 <= 1.0)
+    heights, edges = np.histogram(f0[inside], bins=bins, range=(0, 1))
+    ax.bar(edges[:-1], heights / (len(f0) * np.diff(edges)), width=np.diff(edges), align="edge", color="0.7",
+           label=f"{len(f0)} localizations")
+    beyond = int(np.count_nonzero(~inside))
+    notes = []  # a second line of the title: clear of the bars and the legend
+    if fit is not None:
+        x = np.linspace(0, 1, 500)
+        ax.plot(x, fit.density(x), "k-", lw=1, label="mixture fit")
+    else:
+        notes.append(f"too few localizations to fit the {n_colors} colours' mixture")
+    if beyond:
+        notes.append(f"{beyond} of {len(f0)} fractions beyond the axes (below 0 or above 1)")
+    if notes:
+        ax.set_title(ax.get_title() + "\n" + "; ".join(notes), fontsize=9)
+    for k, r in enumerate(fit.ratios if fit is not None else []):
         ax.axvline(r[0], color=f"C{k}", ls="--", label=f"r_{k} = {r[0]:.3f} (fitted)")
     if ratios is not None:
         for k, r in enumerate(np.asarray(ratios, float)):

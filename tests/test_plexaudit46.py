@@ -1,0 +1,118 @@
+"""plexaudit46: a user's walk through colour assignment (plexloc color): the ratio figure's mixture curve, the
+fractions beyond its axes, tables too small to estimate the ratios (the file named; --ratios with --figure)."""
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from plexloc.cli.main import main  # noqa: E402
+from plexloc.io.formats import read_locs, write_locs  # noqa: E402
+from plexloc.post.color import estimate_ratios, ratio_figure  # noqa: E402
+from plexloc.table import LocTable  # noqa: E402
+
+
+@pytest.fixture
+def figs(monkeypatch):
+    """Every figure closed during the test, in order."""
+    kept = []
+    close = plt.close
+
+    def keep(fig=None):
+        if fig is not None and not isinstance(fig, str):
+            kept.append(fig)
+        return close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    return kept
+
+
+def two_dye_table(n=4000, seed=0, *, negative=0):
+    """Dyes at 0.8 / 0.3 of their photons in channel 0, totals log-uniform over 200-20,000 photons (rows measured
+    well and badly), Poisson counts plus the noise of 20 background photons/px; ``negative`` rows with a negative channel-1 count."""
+    rng = np.random.default_rng(seed)
+    r0 = np.where(rng.integers(0, 2, n) == 0, 0.8, 0.3)
+    tot = np.exp(rng.uniform(np.log(200.0), np.log(20000.0), n))
+    bg_sd = np.sqrt(4.0 * np.pi * 20.0)  # the background's photons under a spot, as photon_matrix models them
+    n0 = rng.poisson(tot * r0) + rng.normal(0.0, bg_sd, n)
+    n1 = rng.poisson(tot * (1.0 - r0)) + rng.normal(0.0, bg_sd, n)
+    n1[:negative] = -30.0
+    return LocTable({"frame": np.arange(n) // 20, "x_nm": rng.uniform(0, 6400, n), "y_nm": rng.uniform(0, 6400, n),
+                     "z_nm": np.zeros(n), "photons": n0 + n1, "photons_ch0": n0, "photons_ch1": n1,
+                     "bg": np.full(n, 20.0)})
+
+
+def _line(ax, label):
+    return next(line for line in ax.get_lines() if line.get_label() == label)
+
+
+def test_ratio_figure_draws_the_fitted_mixture_not_one_gaussian_of_the_mean_spread(figs, tmp_path):
+    # rows of one dye measured at 200 and at 20,000 photons scatter by 0.035 and 0.0035 about its ratio: the mixture
+    # EM fits is a sum of Gaussians of each row's own variance, sharp at the centre. The figure drew one Gaussian of
+    # the mean variance per colour instead: peaks at 7.9 per unit fraction under a histogram of 17.5, as if the fit
+    # had missed the data
+    fit = estimate_ratios(two_dye_table(), 2)
+    ratio_figure(fit, tmp_path / "r.png")
+    ax = figs[-1].axes[0]
+    curve = _line(ax, "mixture fit")
+    x, y = np.asarray(curve.get_xdata()), np.asarray(curve.get_ydata())
+    f0 = fit.fractions[:, 0]
+    hist, edges = np.histogram(f0, bins=50, range=(0, 1))
+    hist = hist / (len(f0) * np.diff(edges))
+    which = np.minimum((x / 0.02).astype(int), 49)
+    model = np.array([y[which == b].mean() for b in range(50)])  # the curve's mean over each bar
+    l1 = np.sum(np.abs(model - hist)) * 0.02
+    assert l1 < 0.15, l1  # L1 distance of two densities (at most 2); it was 0.46
+    centre = 0.5 * (edges[1:] + edges[:-1])
+    for r in (0.8, 0.3):  # the curve's peak reaches the bars' (it stood at about half of them)
+        assert model[np.abs(centre - r) < 0.02].max() > 0.85 * hist[np.abs(centre - r) < 0.02].max()
+    assert np.trapezoid(y, x) == pytest.approx(1.0, abs=0.02)  # a density over the fractions
+    bars = sum(p.get_height() * p.get_width() for p in ax.patches)
+    assert bars == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ratio_figure_counts_the_fractions_beyond_its_axes(figs, tmp_path):
+    # a negative count in one channel (a network's noisy dim channel) puts a fraction above 1: the histogram of
+    # range (0, 1) left 40 of 2000 rows out while its title and legend said 2000 localizations
+    table = two_dye_table(2000, seed=3, negative=40)
+    fit = estimate_ratios(table, 2)
+    assert np.count_nonzero(fit.fractions[:, 0] > 1.0) == 40
+    ratio_figure(fit, tmp_path / "r.png")
+    ax = figs[-1].axes[0]
+    assert "40 of 2000 fractions beyond the axes" in ax.get_title()
+    assert sum(p.get_height() * p.get_width() for p in ax.patches) == pytest.approx(1960 / 2000)
+
+
+def test_color_without_ratios_on_a_small_table_names_the_file(tmp_path, capsys):
+    locs = tmp_path / "fit.csv"
+    write_locs(two_dye_table(6), locs)
+    assert main(["color", str(locs), "--out", str(tmp_path / "c.csv")]) == 2
+    err = capsys.readouterr().err
+    assert str(locs) in err and "needs >= 10 localizations" in err and "got 6" in err and "--ratios" in err
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_color_given_ratios_draws_the_figure_of_a_table_too_small_to_estimate(figs, tmp_path, capsys):
+    # --ratios with --figure on 7 rows: the figure's own estimate of the ratios failed the command, which wrote
+    # neither the table nor the figure (a network fitted on a short movie, or barely trained, gives such tables)
+    locs = tmp_path / "fit.csv"
+    write_locs(two_dye_table(7, seed=1), locs)
+    args = ["color", str(locs), "--out", str(tmp_path / "c.csv"), "--ratios", "0.8", "0.2", "--ratios", "0.3", "0.7",
+            "--figure", str(tmp_path / "r.png")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "not compared with the data" in out and "wrote" in out
+    colored = read_locs(tmp_path / "c.csv")
+    assert len(colored) == 7 and set(np.asarray(colored["color"]).tolist()) <= {-1, 0, 1}
+    assert (tmp_path / "r.png").stat().st_size > 0
+    ax = figs[-1].axes[0]
+    assert "7 localizations, 2 colours" in ax.get_title() and "too few localizations" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "r_0 = 0.800 (given)" in labels and "r_1 = 0.300 (given)" in labels
+    assert not any("fitted" in s for s in labels) and not any(ln.get_label() == "mixture fit" for ln in ax.get_lines())
+    # no rows at all: the figure says so, the (empty) table is written
+    write_locs(two_dye_table(0), locs)
+    assert main(args) == 0
+    assert len(read_locs(tmp_path / "c.csv")) == 0
