@@ -182,7 +182,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"give the camera once: --camera {args.camera} or --config {args.config} (whose channels' "
                          "cameras are used), not both")
     check_outputs(args.out, args.out.with_suffix(".json"))  # before the beads are fitted, not after
+    _report_of_another(args.out)
     raws, sources = _read_stacks(args)
+    meta_warnings = _metadata_scales(args, n_slices=len(raws[0]))
     # the ROI matters for transforms only: one channel's stacks are not asked (stale metadata could stop them)
     roi_offset, roi_source = _roi_offset(args) if len(raws) > 1 else ((0, 0), "not used (one channel)")
     cams = _cameras(args, len(raws))
@@ -222,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         print("plexloc calibrate: note: float stacks have no saturation level; give --saturation-adu to have "
               "saturated beads rejected", file=sys.stderr)
     if args.model == "astigmatic":
-        return _run_astigmatic(args, stacks, raws, cams, sat)
+        return _run_astigmatic(args, stacks, raws, cams, sat, meta_warnings)
     result = calibrate_spline(
         stacks,
         z_step_nm=args.z_step,
@@ -253,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
         "z_smoothing": result.summary.get("z_smoothing", []),
         **_checks(result.summary),
     }
+    if meta_warnings:
+        report["warnings"] = meta_warnings + report.get("warnings", [])
     if cal.n_channels > 1:
         print(f"plexloc calibrate: note: transforms in camera-chip coordinates, the stacks' corner at chip pixel "
               f"{list(roi_offset)} ({roi_source})", file=sys.stderr)
@@ -283,12 +287,102 @@ def run(args: argparse.Namespace) -> int:
         write_json(report, out.with_suffix(".json"))
         save_calibration(chip, out)
     figs = [args.out.with_name(f.name) for f in figs]
+    if cal.z0_definition.startswith("astigmatism"):  # said of the astigmatic model only: a spline is mirrored alike
+        from plexloc.calibrate.spline import astigmatic_foci_nm
+
+        _foci_note(*astigmatic_foci_nm(cal.channels[0], cal.dz_nm))
     print(
         f"wrote {args.out}: {cal.n_channels} channel(s), beads used {_beads_line(report)}"
         + (f", leave-one-out z bias {loo['z_bias_nm']:.1f} nm, z RMSE {loo['z_rmse_nm']:.1f} nm" if loo and loo.get("z_rmse_nm") is not None else "")
         + f"; figures {', '.join(p.name for p in figs)}"
     )
     return 0
+
+
+#: relative difference from which --z-step or --pixel-size and the stacks' metadata are said to disagree
+SCALE_TOLERANCE = 0.03
+
+
+def _recorded_z_step(tf, n_slices: int) -> tuple[float, str] | None:
+    """The z step (nm) that a stack's metadata record, and where: ImageJ's ``spacing`` in its ``unit`` (a z-stack's
+    description: ``slices`` > 1), or Micro-Manager's summary ``z-step_um`` where its ``Slices`` is the stack's number of
+    slices; None where neither is recorded (or in a unit that is no length)."""
+    from plexloc.io._metadata import micro_manager_metadata
+    from plexloc.io.pixel_size import _IMAGEJ_NM
+
+    meta = (tf.imagej_metadata or {}) if getattr(tf, "is_imagej", False) else {}
+    spacing, unit = meta.get("spacing"), str(meta.get("unit", "")).strip()
+    if isinstance(spacing, (int, float)) and spacing > 0 and int(meta.get("slices", 1) or 1) > 1 and unit in _IMAGEJ_NM:
+        return float(spacing) * _IMAGEJ_NM[unit], f"ImageJ 'spacing' = {spacing:g} {unit}"
+    _, summary = micro_manager_metadata(tf)
+    step, slices = summary.get("z-step_um"), summary.get("Slices")
+    if isinstance(step, (int, float)) and step > 0 and isinstance(slices, int) and slices == n_slices > 1:
+        return float(step) * 1000.0, f"Micro-Manager 'z-step_um' = {step:g}"
+    return None
+
+
+def _metadata_scales(args, *, n_slices: int) -> list[str]:
+    """--z-step and --pixel-size against what the stacks' metadata record (ImageJ, Micro-Manager, OME; see
+    :func:`plexloc.io.pixel_size.read_pixel_size`): a warning (stderr, and PSF.json's warnings) for each that differs
+    by more than ``SCALE_TOLERANCE``. A z step given 2x off (100 for the 50 nm an ImageJ stack records) wrote a
+    calibration whose every z was twice the true one, and another pixel size one whose positions and widths were off,
+    without a word: a step or pixel more than ~10x off is refused by the PSF's shape, one 2x off is a plausible PSF."""
+    from plexloc.io.pixel_size import recorded_pixel_size
+    from plexloc.io.tiff import open_movie
+
+    texts = []
+    for path in dict.fromkeys(args.stacks):
+        with open_movie(path) as reader:
+            found = recorded_pixel_size(reader)
+            z = _recorded_z_step(reader.tiff_file, n_slices)
+        px = float(args.pixel_size)
+        if found is not None and max(abs(found.x_nm / px - 1.0), abs(found.y_nm / px - 1.0)) > SCALE_TOLERANCE:
+            texts.append(f"{path}: its metadata give pixels of {found.x_nm:g} x {found.y_nm:g} nm ({found.source}) but "
+                         f"--pixel-size is {px:g} nm: the calibration's lateral scale (bead positions, PSF widths, "
+                         "transforms) follows --pixel-size; check it (the camera pixel divided by the total "
+                         "magnification), or the metadata if they are wrong")
+        if z is not None and abs(z[0] / float(args.z_step) - 1.0) > SCALE_TOLERANCE:
+            texts.append(f"{path}: its metadata give a z step of {z[0]:g} nm ({z[1]}) but --z-step is "
+                         f"{args.z_step:g} nm: "
+                         f"every z of the calibration follows --z-step ({args.z_step / z[0]:.2g}x the recorded step); "
+                         f"give --z-step {z[0]:g} if the metadata are right")
+    for text in texts:
+        print(f"plexloc calibrate: warning: {text}", file=sys.stderr)
+    return texts
+
+
+def _foci_note(zx_nm: float, zy_nm: float) -> None:
+    """Where the calibration puts the foci of x and y (an astigmatic PSF): a stack taken toward the objective is
+    calibrated mirrored in z, which only the lab's knowledge of its cylindrical lens can tell."""
+    print(f"plexloc calibrate: note: x is in focus at z = {zx_nm:+.0f} nm, y at z = {zy_nm:+.0f} nm (z > 0 away from "
+          "the objective, slice k at (k - k0) * --z-step): if your cylindrical lens focuses them the other way round, "
+          "the stack was taken toward the objective: reverse its slices", file=sys.stderr)
+
+
+def _report_of_another(out: Path) -> None:
+    """Refuse an ``--out`` whose report, ``out.with_suffix('.json')``, is that of another calibration file beside it
+    that is still there: ``--out PSF.yaml`` (astigmatic) after ``--out PSF.h5`` (spline), as the README names them,
+    replaced PSF.h5's PSF.json (its beads, its leave-one-bead-out numbers) with the astigmatic one's without a word."""
+    import json
+
+    from plexloc.errors import InputError
+
+    report = out.with_suffix(".json")
+    try:
+        with open(report, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):  # none there, or not a report of ours: check_outputs has judged the path
+        return
+    name = data.get("calibration") if isinstance(data, dict) else None
+    if not isinstance(name, str) or not name:
+        return
+    other = out.with_name(Path(name).name)
+    if other.name != out.name and other.exists():
+        kind = "astigmatic" if out.suffix.lower() in (".yaml", ".yml") else "spline"
+        raise InputError(f"{report.name} beside it is the report of the calibration {other.name}, which is still "
+                         f"there, and this run would replace it with its own: give --out another name, e.g. "
+                         f"{out.with_name(f'{out.stem}_{kind}{out.suffix}')} (its report: {out.stem}_{kind}.json)",
+                         source=out)
 
 
 def _beads_line(report: dict) -> str:
@@ -420,7 +514,7 @@ def _checks(summary: dict) -> dict:
             if k in summary}
 
 
-def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
+def _run_astigmatic(args, stacks, raws, cams, sat, meta_warnings=()) -> int:
     import yaml
 
     from plexloc.calibrate.astigmatic import astigmatic_builder, calibrate_astigmatic, config_dict
@@ -470,6 +564,8 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
         "px_size_nm": list(cal.px_size_nm),
         **_checks(spline.summary),
     }
+    if meta_warnings:
+        report["warnings"] = list(meta_warnings) + report.get("warnings", [])
     loo = None
     if not args.no_validate:
         loo = leave_one_bead_out(spline, cameras=cams, build_psf=astigmatic_builder())
@@ -484,10 +580,7 @@ def _run_astigmatic(args, stacks, raws, cams, sat) -> int:
         with atomic_path(out) as tmp:
             tmp.write_text(f"# astigmatic PSF calibrated by: {command}\n" + yaml.safe_dump(data, sort_keys=False))
     fig = args.out.with_name(fig.name)
-    cx, cy = result.psf.c_nm
-    print(f"plexloc calibrate: note: x is in focus at z = {cx:+.0f} nm, y at z = {cy:+.0f} nm (z > 0 away from the "
-          "objective, slice k at (k - k0) * --z-step): if your cylindrical lens focuses them the other way round, the "
-          "stack was taken toward the objective: reverse its slices", file=sys.stderr)
+    _foci_note(*result.psf.c_nm)
     print(
         f"wrote {args.out}: astigmatic, beads used {_beads_line(report)}, curve fit rms "
         f"{result.residual_nm[0]:.1f}/{result.residual_nm[1]:.1f} nm"
