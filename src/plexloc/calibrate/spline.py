@@ -338,9 +338,10 @@ def calibrate_spline(
 
     Raises:
         InputError: an option out of its range, NaN or infinite (named, with the value), stacks of different
-            shapes, too few slices, no usable bead (with the count of each rejection reason), a focus at the end of
-            the stack or an implausible axial PSF size (a wrong ``z_step_nm``), fewer than 3 beads matched between
-            channels.
+            shapes, too few slices, a blank (constant) or dark slice (named), beads that are streaks in every slice
+            (the stack's axes in another order), no usable bead (with the count of each rejection reason), a focus
+            at the end of the stack or an implausible axial PSF size (a wrong ``z_step_nm``), fewer than 3 beads
+            matched between channels.
     """
     stacks = [np.asarray(s, dtype=np.float64) for s in stacks]
     src = list(sources) + [f"channel {c}" for c in range(len(sources), len(stacks))]
