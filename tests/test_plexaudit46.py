@@ -116,3 +116,28 @@ def test_color_given_ratios_draws_the_figure_of_a_table_too_small_to_estimate(fi
     write_locs(two_dye_table(0), locs)
     assert main(args) == 0
     assert len(read_locs(tmp_path / "c.csv")) == 0
+
+
+def _frames_table(frames, shift_nm=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = np.repeat(np.asarray(frames), 10)
+    return LocTable({"frame": frame, "x_nm": rng.uniform(0, 6400, len(frame)) + shift_nm,
+                     "y_nm": rng.uniform(0, 6400, len(frame)), "z_nm": np.zeros(len(frame)),
+                     "photons": np.full(len(frame), 1000.0)})
+
+
+def test_register_names_both_tables_when_they_share_no_frame(tmp_path, capsys):
+    # "no localizations of the two tables share a frame within 3000.0 nm": which tables, and frames or distance?
+    write_locs(_frames_table(range(50)), tmp_path / "a.csv")
+    write_locs(_frames_table(range(100, 150)), tmp_path / "b.csv")
+    assert main(["register", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "T.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'a.csv'} has frames 0-49" in err and f"{tmp_path / 'b.csv'} frames 100-149" in err
+    assert "within 3000 nm" in err and not (tmp_path / "T.json").exists()
+    # the same frames, every pair farther apart than --max-shift
+    write_locs(_frames_table(range(50), shift_nm=20000.0), tmp_path / "b.csv")
+    assert main(["register", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "T.json"),
+                 "--max-shift", "500"]) == 2
+    err = capsys.readouterr().err
+    assert "share 50 frame(s) but no pair of the same frame lies within 500 nm (--max-shift)" in err
+    assert str(tmp_path / "a.csv") in err and str(tmp_path / "b.csv") in err

@@ -91,7 +91,12 @@ def register_channels(
     i, j = same_frame_pairs(frame_points(*xy_r.T, fr, max_shift_nm), frame_points(*xy_c.T, fc, max_shift_nm),
                             max_shift_nm)
     if len(i) == 0:
-        raise InputError(f"no localizations of the two tables share a frame within {max_shift_nm} nm")
+        shared = np.intersect1d(fr, fc)  # which of the two it is: frames apart, or positions apart
+        why = (f"they share {len(shared)} frame(s) but no pair of the same frame lies within {max_shift_nm:g} nm "
+               "(--max-shift)" if len(shared) else
+               f"{names[0]} has frames {int(fr.min())}-{int(fr.max())}, {names[1]} frames {int(fc.min())}-{int(fc.max())}")
+        raise InputError(f"no localizations of {names[0]} and {names[1]} share a frame within {max_shift_nm:g} nm: "
+                         f"{why}; register tables fitted from the same movie")
     shift, _ = displacement_peak(xy_c[j] - xy_r[i], max_shift_nm, bin_nm=bin_nm, refine_nm=2 * bin_nm)
     T = np.eye(3)
     T[:2, 2] = shift
@@ -103,8 +108,9 @@ def register_channels(
             i, j = mutual_nearest(_apply(T, xy_r), fr, xy_c, fc, radius)
             n_pairs = len(i)
             if n_pairs < 3:
-                raise InputError(f"only {n_pairs} localizations matched within {radius} nm after the global shift "
-                                 f"{shift.round(1).tolist()} nm; the tables may not come from the same movie")
+                raise InputError(f"only {n_pairs} localizations of {names[0]} and {names[1]} matched within "
+                                 f"{radius:g} nm after the global shift {shift.round(1).tolist()} nm; the tables may not "
+                                 "come from the same movie")
             if previous is not None and np.array_equal(previous[0], i) and np.array_equal(previous[1], j):
                 break
             previous = (i, j)
