@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.cli._common import check_outputs, write_json
-    from plexloc.render.frc import frc, unmerged_caveat
+    from plexloc.render.frc import MIN_LOCALIZATIONS, frc, unmerged_caveat
 
     from plexloc.errors import InputError
 
@@ -49,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
     if args.extent is not None:  # the region's localizations (the halves' count and the caveat are of them)
         x, y = table["x_nm"], table["y_nm"]
         table.check_finite(("x_nm", "y_nm"))
-        table = table[(x >= args.extent[0]) & (x < args.extent[1]) & (y >= args.extent[2]) & (y < args.extent[3])]
+        region = table[(x >= args.extent[0]) & (x < args.extent[1]) & (y >= args.extent[2]) & (y < args.extent[3])]
+        if len(region) < MIN_LOCALIZATIONS:  # (it said 'the table has 0' of a table of thousands)
+            raise InputError(f"--extent {' '.join(f'{v:g}' for v in args.extent)} holds {len(region)} of the table's "
+                             f"{len(table)} localizations; FRC needs at least {MIN_LOCALIZATIONS}: give a larger "
+                             "region (x0 x1 y0 y1 in nm, the table's x_nm, y_nm)", source=table.source)
+        table = region
     res = frc(table, px_size_nm=args.pixel_size, seed=args.seed,
               extent_nm=tuple(args.extent) if args.extent is not None else None)
     value = f"{res.resolution_nm:.1f} nm" if np.isfinite(res.resolution_nm) else "none (no crossing of 1/7)"

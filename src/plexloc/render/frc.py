@@ -52,9 +52,11 @@ import numpy as np
 from plexloc.errors import InputError
 from plexloc.table import LocTable
 
-__all__ = ["FRCResult", "expected_frc_resolution", "frc", "unmerged_caveat"]
+__all__ = ["FRCResult", "MIN_LOCALIZATIONS", "expected_frc_resolution", "frc", "unmerged_caveat"]
 
 THRESHOLD = 1.0 / 7.0
+#: the fewest localizations a table (or a region of one, plexloc frc --extent) needs for an FRC
+MIN_LOCALIZATIONS = 100
 #: a resolution under this many pixels is said to be limited by the pixel (``info["pixel_limited"]``)
 PIXEL_LIMITED_PX = 3.0
 
@@ -121,8 +123,9 @@ def frc(
 
     from plexloc.render.image import render_histogram
 
-    if len(table) < 100:
-        raise InputError(f"FRC needs at least 100 localizations, the table has {len(table)}", source=table.source)
+    if len(table) < MIN_LOCALIZATIONS:
+        raise InputError(f"FRC needs at least {MIN_LOCALIZATIONS} localizations, the table has {len(table)}",
+                         source=table.source)
     table.check_finite(("x_nm", "y_nm"))
     x, y = table["x_nm"], table["y_nm"]
     if extent_nm is None:
@@ -134,22 +137,33 @@ def frc(
     # the pixel was grown to fit one image instead (a 59 µm field at 5 nm: 14.4 nm, where the curve reached 1/7 only at
     # 2 pixels and read 29.1 nm against 26.2 nm at 5 nm, or not at all, with advice to try a smaller pixel that the
     # command then grew again); only past max_tiles tiles does the pixel grow, and then it is said
-    nx, ny = (max(1, int(np.ceil((b - a) / px / max_image_px - 1e-9))) for a, b in ((x0, x1), (y0, y1)))
-    if nx * ny > max_tiles:
+    def tiles(p: float) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """At pixel ``p``: the side (pixels) of the square tiles that just cover the field (one image where it fits),
+        their number, each row's tile (column, row of the grid; -1 outside it) and the tiles that hold a row
+        ``(m, 2)`` (one image: its own, held or not)."""
+        nx, ny = (max(1, int(np.ceil((b - a) / p / max_image_px - 1e-9))) for a, b in ((x0, x1), (y0, y1)))
+        if nx * ny == 1:
+            side = int(np.ceil(max(x1 - x0, y1 - y0) / p))
+        else:
+            side = int(np.ceil(max((x1 - x0) / nx, (y1 - y0) / ny) / p - 1e-9))
+        ij = np.column_stack([np.floor((x - x0) / (side * p)), np.floor((y - y0) / (side * p))])
+        ij[~((ij[:, 0] >= 0) & (ij[:, 0] < nx) & (ij[:, 1] >= 0) & (ij[:, 1] < ny))] = -1
+        ij = ij.astype(np.int64)
+        return side, nx * ny, ij, (np.unique(ij[ij[:, 0] >= 0], axis=0) if nx * ny > 1 else np.zeros((1, 2), np.int64))
+
+    n, grid, ij, held = tiles(px)
+    # the tiles that hold localizations are transformed (empty ones cost nothing: they were counted against max_tiles,
+    # and a field of two regions far apart had its pixel grown for the tiles between them)
+    if len(held) > max_tiles:
         # the finest pixel that max_tiles tiles cover: the best of the tile grids a x (max_tiles // a)
         grown = min(max((x1 - x0) / (a * max_image_px), (y1 - y0) / ((max_tiles // a) * max_image_px))
                     for a in range(1, max_tiles + 1)) * (1 + 1e-9)
-        nx, ny = (max(1, int(np.ceil((b - a) / grown / max_image_px - 1e-9))) for a, b in ((x0, x1), (y0, y1)))
-        info["px_grown"] = (f"the pixel was grown from {px:g} to {grown:.3g} nm: at {px:g} nm the "
-                            f"{(x1 - x0) / 1000:.3g} x {(y1 - y0) / 1000:.3g} µm field needs more than {max_tiles} "
-                            f"tile{'s' if max_tiles != 1 else ''} of {max_image_px} pixels; give a region (plexloc frc "
-                            "--extent) for a finer pixel")
+        info["px_grown"] = (f"the pixel was grown from {px:g} to {grown:.3g} nm: at {px:g} nm the localizations of "
+                            f"the {(x1 - x0) / 1000:.3g} x {(y1 - y0) / 1000:.3g} µm field lie in {len(held)} tiles "
+                            f"of {max_image_px} pixels, more than {max_tiles}; give a region (plexloc frc --extent) "
+                            "for a finer pixel")
         px = float(grown)
-    if nx * ny == 1:
-        n = int(np.ceil(max(x1 - x0, y1 - y0) / px))
-    else:  # equal square tiles that just cover the field
-        n = int(np.ceil(max((x1 - x0) / nx, (y1 - y0) / ny) / px - 1e-9))
-        info["tiles"] = nx * ny
+        n, grid, ij, held = tiles(px)
     info["image_px"] = n
     rng = np.random.default_rng(seed)
     half = rng.random(len(table)) < 0.5
@@ -172,18 +186,22 @@ def frc(
     num = np.zeros(n_rings)
     d1 = np.zeros(n_rings)
     d2 = np.zeros(n_rings)
-    for a in range(nx):
-        for b in range(ny):
-            tx0, ty0 = x0 + a * n * px, y0 + b * n * px
-            extent = (tx0, tx0 + n * px, ty0, ty0 + n * px)
+    pooled = 0
+    for a, b in held:
+        tx0, ty0 = x0 + a * n * px, y0 + b * n * px
+        extent = (tx0, tx0 + n * px, ty0, ty0 + n * px)
+        if grid > 1:  # (each row in one tile: the grid's)
+            inside = (ij[:, 0] == a) & (ij[:, 1] == b)
+        else:
             inside = (x >= tx0) & (x < tx0 + n * px) & (y >= ty0) & (y < ty0 + n * px)
-            if nx * ny > 1 and not inside.any():
-                continue
-            f1, f2 = spectrum(table[half & inside], extent), spectrum(table[~half & inside], extent)
-            num += np.bincount(ring, weights=np.real(f1 * np.conj(f2)).ravel()[sel], minlength=n_rings)
-            d1 += np.bincount(ring, weights=(np.abs(f1) ** 2).ravel()[sel], minlength=n_rings)
-            d2 += np.bincount(ring, weights=(np.abs(f2) ** 2).ravel()[sel], minlength=n_rings)
-            del f1, f2
+        f1, f2 = spectrum(table[half & inside], extent), spectrum(table[~half & inside], extent)
+        num += np.bincount(ring, weights=np.real(f1 * np.conj(f2)).ravel()[sel], minlength=n_rings)
+        d1 += np.bincount(ring, weights=(np.abs(f1) ** 2).ravel()[sel], minlength=n_rings)
+        d2 += np.bincount(ring, weights=(np.abs(f2) ** 2).ravel()[sel], minlength=n_rings)
+        pooled += 1
+        del f1, f2
+    if grid > 1:
+        info["tiles"] = pooled
     with np.errstate(invalid="ignore", divide="ignore"):
         curve = num / np.sqrt(d1 * d2)
     curve = np.nan_to_num(curve, nan=0.0)
