@@ -99,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
         has, lacks = (args.truth, args.pred) if "color" in truth else (args.pred, args.truth)
         print(f"note: no colour scores: {has} has a 'color' column but {lacks} has none (plexloc color assigns one)",
               file=sys.stderr)
+    from plexloc.evaluate.metrics import color_label_mismatch
+
+    permuted = color_label_mismatch(truth, pred, matching)  # 1 % colour accuracy for colours numbered the other way
+    if permuted is not None:
+        print(f"warning: {args.pred} against {args.truth}: {permuted}", file=sys.stderr)
     if metrics.gridding_dev_x is not None and len(pred):
         # the bare deviation read as gridding where it was counting noise (the demo fit: 0.19 / 0.20, its truth table
         # 0.15 / 0.14); the same histograms at periods other than the pixel's give the noise level, over the same
