@@ -91,3 +91,20 @@ def test_frc_extent_that_leaves_too_few_localizations_names_the_region(tmp_path,
     assert main(["frc", str(path), "--extent", "2000", "4000", "2000", "4000"]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and f"--extent 2000 4000 2000 4000 holds 0 of the table's {len(t)} localizations" in err
+
+
+# --- fiducials' cross scale (852c9a4): exact tracks ------------------------------------------------------------------
+
+def test_fiducial_drift_of_exact_markers_keeps_the_scatter_floor():
+    """Markers localized exactly (a simulation at precision 0): their differences between frames are all 0, so the
+    cross scale was 0 and scaled every scatter to 0 past its floor: 1 / s² divided by zero (a RuntimeWarning, an
+    error under warnings as errors; a NaN drift otherwise). Before the cross scale the floor held and the drift was
+    found to 0.03 nm."""
+    from test_fiducials46 import _table
+
+    from plexloc.post.drift import drift_error_rms, estimate_drift
+
+    t, truth = _table(3, precision_nm=0.0)
+    res = estimate_drift(t, engine="fiducials")  # (warnings are errors)
+    assert np.isfinite(res.drift_nm).all()
+    assert drift_error_rms(res.drift_nm, truth) < 0.5

@@ -844,7 +844,9 @@ def fiducial_drift(
     clean = _drop_outliers(pos, s)  # against each one's own running median: its own steps' scatter
     # the scatter without the drift's motion between frames (the markers' against each other); a factor per axis
     # leaves the weighted means, the drift and the references, as they are, and scales their variance
-    s = s * _cross_scale(clean[:, has_rows], s, used, [0, 1, 2] if has_z else [0, 1])
+    # (floored again: exact markers, a simulation's, differ by 0 between frames, a factor 0 that took every scatter to
+    # 0 and divided by it in the weights)
+    s = np.maximum(s * _cross_scale(clean[:, has_rows], s, used, [0, 1, 2] if has_z else [0, 1]), _SCATTER_FLOOR_NM)
     d, v, c = _solve(clean, s, used, half)
     notes: list[str] = []
     # a fiducial that moved on its own: the worst left out while 3 or more remain
