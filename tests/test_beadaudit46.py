@@ -169,3 +169,44 @@ def test_a_single_dim_bead_is_not_taken_for_dark_slices(seed):
     sel = B.detect_beads(st, roi_px=15)
     assert len(sel.used) == 1
     _refuse_dark_slices(st, sel, roi_px=15, src="dim")  # no error: its window's light scatters, no slice is dark
+
+
+def test_psf_figure_of_two_channels_keeps_its_labels_apart(tmp_path, monkeypatch):
+    """The colour bars' labels lay over the next panel's z axis label in the figure of two channels (a biplane)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from types import SimpleNamespace
+
+    from plexloc.calibrate.figures import write_figures
+
+    figs = []
+    close = plt.close
+
+    def keep(fig=None):
+        if fig is not None and not isinstance(fig, str):
+            fig.canvas.draw()
+            fig.kept_renderer = fig.canvas.get_renderer()
+            figs.append(fig)
+        return close(fig) if fig is not None else close()
+
+    monkeypatch.setattr(plt, "close", keep)
+    z = (np.arange(33) - 16.0)[:, None, None]
+    r2 = ((np.arange(15) - 7.0)[None, :, None] ** 2 + (np.arange(15) - 7.0)[None, None, :] ** 2)
+    v = np.exp(-r2 / (2 * (1.5 + (z / 10.0) ** 2))) / (1.0 + (z / 10.0) ** 2)
+    ch = SimpleNamespace(volume=v, z0_voxel=15.98, x0_voxel=7.0, y0_voxel=7.0)  # as a biplane calibration's
+    cal = SimpleNamespace(n_channels=2, channels=[ch, ch], px_size_nm=(100.0, 100.0), dz_nm=50.0)
+    write_figures(SimpleNamespace(calibration=cal, transform_residual_nm=[[0.5, 1.0, 0.7]]), tmp_path / "PSF.h5")
+    fig = figs[0]
+    r = fig.kept_renderer
+    images = [ax for ax in fig.axes if ax.images]
+    bars = [ax for ax in fig.axes if not ax.images]
+    labels = [b.yaxis.label for b in bars if b.get_ylabel()] + [a.yaxis.label for a in images] + [
+        a.xaxis.label for a in images] + [a.title for a in images]
+    boxes = [t.get_window_extent(r) for t in labels]
+    clashes = [(labels[i].get_text(), labels[j].get_text()) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+               if boxes[i].overlaps(boxes[j])]
+    assert clashes == []
+    assert sum(bool(b.get_ylabel()) for b in bars) == 2  # one colour bar label per row, beside its last panel
+    assert "share of the photons in a pixel, the window summing to 1 at z = 0" in fig._suptitle.get_text()

@@ -39,10 +39,15 @@ def write_figures(result, out: str | os.PathLike, *, loo: dict | None = None) ->
             im = ax.imshow(img, cmap="magma", aspect="equal", extent=extent, interpolation="nearest",
                            origin="upper" if img is v[z0] else "lower")
             ax.set_title(title)
-            # the scale of the colours: the share of the photons in a pixel, the window summing to 1 at z = 0 (spline.py)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).set_label("share of the photons (sum 1 at z = 0)", fontsize=8)
+            # the scale of the colours: the share of the photons in a pixel, the window summing to 1 at z = 0 (spline.py);
+            # said once per row, beside its last panel: each colour bar's label lay over the next panel's z axis label
+            # in the figure of two channels
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+            if ax is axes[c, -1]:
+                bar.set_label("share of the photons", fontsize=8)
             ax.set_xlabel(labels[0])
             ax.set_ylabel(labels[1])
+    fig.suptitle("colours: the share of the photons in a pixel, the window summing to 1 at z = 0", fontsize=9)
     fig.tight_layout()
     written.append(_save(fig, out.with_name(out.stem + "_psf.png")))
     plt.close(fig)
