@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from plexloc.cli._common import finite_float, nonnegative_int, path_with_suffix, positive_float
+from plexloc.cli._common import nonnegative_int, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
+from plexloc.cli.render import add_extent_option, check_extent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_table_args(p, out=False)
     p.add_argument("--pixel-size", type=positive_float, default=5.0, metavar="NM", help="pixel of the halves (default 5)")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the random split, >= 0 (default 0)")
-    p.add_argument("--extent", type=finite_float, nargs=4, default=None, metavar=("X0", "X1", "Y0", "Y1"),
-                   help="region in nm (default: all localizations)")
+    add_extent_option(p)
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the curve and resolution as JSON")
     p.add_argument("--figure", type=path_with_suffix(".png"), default=None, metavar="PNG",
                    help="write the FRC curve figure (.png)")
@@ -41,9 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     from plexloc.errors import InputError
 
-    if args.extent is not None and not (args.extent[0] < args.extent[1] and args.extent[2] < args.extent[3]):
-        raise InputError("--extent X0 X1 Y0 Y1 needs X0 < X1 and Y0 < Y1, got "
-                         + " ".join(f"{v:g}" for v in args.extent))
+    check_extent(args.extent)
     check_outputs(args.json, args.figure)  # the --figure used to fail after --json was written
     table = _locs.read(args)
     if args.extent is not None:  # the region's localizations (the halves' count and the caveat are of them)

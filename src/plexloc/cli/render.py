@@ -37,14 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--z-range", type=finite_float, nargs=2, default=None, metavar=("Z0", "Z1"),
                    help="z in nm at the colormap's start and end, Z0 < Z1 (--color-by z; default: the 1 %% and 99 %% "
                    "quantiles of z)")
-    p.add_argument("--extent", type=finite_float, nargs=4, default=None, metavar=("X0", "X1", "Y0", "Y1"),
-                   help="region in nm (default: all localizations)")
+    add_extent_option(p)
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--no-scale-bar", action="store_true", help="no scale bar in a PNG (drawn by default)")
     bar.add_argument("--scale-bar", action="store_true",
                      help="draw the scale bar into a TIFF too (by default a TIFF's pixels stay data: its calibration "
                           "lets Fiji draw one, Analyze > Tools > Scale Bar)")
     p.set_defaults(func=run)
+
+
+def add_extent_option(p: argparse.ArgumentParser) -> None:
+    """``--extent X0 X1 Y0 Y1``, a region in nm (plexloc render's and plexloc frc's); :func:`check_extent` checks it."""
+    p.add_argument("--extent", type=finite_float, nargs=4, default=None, metavar=("X0", "X1", "Y0", "Y1"),
+                   help="region in nm (default: all localizations)")
+
+
+def check_extent(extent) -> None:
+    """InputError naming ``--extent`` and its values unless X0 < X1 and Y0 < Y1 (None: none given)."""
+    from plexloc.errors import InputError
+
+    if extent is not None and not (extent[0] < extent[1] and extent[2] < extent[3]):
+        raise InputError("--extent X0 X1 Y0 Y1 needs X0 < X1 and Y0 < Y1, got " + " ".join(f"{v:g}" for v in extent))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.z_range is not None and not args.z_range[0] < args.z_range[1]:
         raise InputError(f"--z-range Z0 Z1 needs Z0 < Z1, got {args.z_range[0]:g} {args.z_range[1]:g}")
-    if args.extent is not None and not (args.extent[0] < args.extent[1] and args.extent[2] < args.extent[3]):
-        raise InputError("--extent X0 X1 Y0 Y1 needs X0 < X1 and Y0 < Y1, got "
-                         + " ".join(f"{v:g}" for v in args.extent))
+    check_extent(args.extent)
     # options that do not apply were ignored without a word
     if args.color_by != "z":
         for flag, value in (("--cmap", args.cmap), ("--z-range", args.z_range)):
