@@ -39,9 +39,9 @@ def write_figures(result, out: str | os.PathLike, *, loo: dict | None = None) ->
             im = ax.imshow(img, cmap="magma", aspect="equal", extent=extent, interpolation="nearest",
                            origin="upper" if img is v[z0] else "lower")
             ax.set_title(title)
-            # the scale of the colours: the share of the photons in a pixel, the window summing to 1 at z = 0 (spline.py);
-            # said once per row, beside its last panel: each colour bar's label lay over the next panel's z axis label
-            # in the figure of two channels
+            # the scale of the colours: the share of the photons in a pixel, the window summing to 1 at z = 0
+            # (spline.py); said once per row, beside its last panel: each colour bar's label lay over the next panel's
+            # z axis label in the figure of two channels
             bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
             if ax is axes[c, -1]:
                 bar.set_label("share of the photons", fontsize=8)
