@@ -165,3 +165,10 @@ def test_evaluate_says_when_the_colours_are_numbered_the_other_way(tmp_path, cap
     write_locs(truth.with_columns(color=np.where(pred_color >= 0, 1 - pred_color, -1)), tmp_path / "right.csv")
     assert main(["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "right.csv"), "--dim", "2"]) == 0
     assert "another order" not in capsys.readouterr().err
+    # three colours estimated for two dyes (plexloc color --colors 3): the extra one is said to match none
+    three = np.where(color == 0, 2, 0)
+    three[:40] = 1
+    write_locs(truth.with_columns(color=three), tmp_path / "three.csv")
+    assert main(["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "three.csv"), "--dim", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "read as 0 -> 1, 1 -> none of the truth colours, 2 -> 0" in err and "of 90.00 % instead of" in err

@@ -296,7 +296,9 @@ def color_label_mismatch(truth: LocTable, pred: LocTable, matching: Matching, *,
     best = 100.0 * confusion[rows, cols].sum() / tp
     if best - given < min_gain:
         return None
-    mapping = ", ".join(f"{r} -> {c}" for r, c in zip(rows, cols) if confusion[r].any())
+    # a predicted colour paired with a colour the truth does not have (more colours estimated than simulated) is said
+    mapping = ", ".join(f"{r} -> {c if confusion[:, c].any() else 'none of the truth colours'}"
+                        for r, c in zip(rows, cols) if confusion[r].any())
     return (f"the predicted colours look numbered in another order than the truth's: read as {mapping} they would "
             f"score a colour accuracy of {best:.2f} % instead of {given:.2f} %; plexloc color without --ratios numbers "
             "the colours by descending photon fraction in channel 0, so give --ratios in the truth's colour order")
