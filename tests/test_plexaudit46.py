@@ -172,3 +172,22 @@ def test_evaluate_says_when_the_colours_are_numbered_the_other_way(tmp_path, cap
     assert main(["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "three.csv"), "--dim", "2"]) == 0
     err = capsys.readouterr().err
     assert "read as 0 -> 1, 1 -> none of the truth colours, 2 -> 0" in err and "of 90.00 % instead of" in err
+
+
+def test_evaluate_says_how_many_rows_the_voxel_box_leaves_out(tmp_path, capsys):
+    # README's --voxel-ji 192 192 400 --voxel-shape 64 64 4 spans z -200..1400 nm: on a sample at z -500..500 nm it
+    # scored without 29 % of the truth, and only --json's voxel_truth_outside said so
+    rng = np.random.default_rng(2)
+    n = 200
+    truth = LocTable({"frame": np.arange(n) // 4, "x_nm": rng.uniform(0, 6400, n), "y_nm": rng.uniform(0, 6400, n),
+                      "z_nm": np.linspace(-500.0, 500.0, n), "photons": np.full(n, 2000.0)})
+    write_locs(truth, tmp_path / "truth.csv")
+    write_locs(truth, tmp_path / "pred.csv")
+    base = ["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "pred.csv"), "--voxel-ji", "192", "192", "400"]
+    assert main(base + ["--voxel-shape", "64", "64", "4"]) == 0
+    below = int(np.count_nonzero(truth["z_nm"] < -200.0))
+    err = capsys.readouterr().err
+    assert (f"leaves out {below} of {n} truth rows and {below} of {n} predicted rows, outside its box "
+            "(x 0..12288, y 0..12288, z -200..1400 nm: --voxel-shape 64 64 4 from the default origin)") in err
+    assert main(base + ["--voxel-shape", "34", "34", "3", "--voxel-origin", "0", "0", "-600"]) == 0
+    assert "leaves out" not in capsys.readouterr().err  # a box that holds them all: nothing said
