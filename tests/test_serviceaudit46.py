@@ -210,3 +210,75 @@ def test_sigterm_tells_the_worker_log_it_stops_after_the_running_job(tmp_path):
                 proc.kill()
                 proc.wait()
     svc.app.state.engine.dispose()
+
+
+def test_a_deleted_input_is_still_named_by_its_job_and_its_rerun_is_refused(tmp_path):
+    """A fit job on two movies whose second movie the user deleted afterwards (the web page's Files, delete): its
+    record named one movie, and its Re-run ran on that one alone, without a word."""
+    from plexloc.service.client import Client, ServiceError
+
+    svc = make_service(tmp_path)
+    (tmp_path / "a.tif").write_bytes(b"II*\x00" + bytes(60))
+    (tmp_path / "b.tif").write_bytes(b"II*\x00" + bytes(60))
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        a, b, model = (c.upload(tmp_path / n)["id"] for n in ("a.tif", "b.tif", "model.pt"))
+        job = c.submit("plexloc-fit", entry_point="fit", inputs={"movie": [a, b], "model": [model]},
+                       hardware={"gpus": 0})["id"]
+        c.cancel(job)  # queued: ended at once
+        c.delete_file(b)
+        assert c.job(job)["inputs"] == {"model": [model], "movie": [a, "deleted:b.tif"]}
+        with pytest.raises(ServiceError) as refused:
+            c.rerun(job)
+        assert refused.value.status == 422
+        assert refused.value.detail == ("inputs.movie: file b.tif (one of this job's inputs) was deleted after the job "
+                                        "ran; a re-run needs every file the job had: submit a new job with it uploaded "
+                                        "again")
+        assert len(c.jobs()) == 1  # nothing re-run
+        # with every file still there, the re-run goes on as before
+        other = c.submit("plexloc-fit", entry_point="fit", inputs={"movie": [a], "model": [model]},
+                         hardware={"gpus": 0})["id"]
+        c.cancel(other)
+        again = c.rerun(other)
+        assert again["inputs"] == {"model": [model], "movie": [a]}
+        c.cancel(again["id"])
+        # a file still feeding a job that has not ended is not deleted (as before)
+        queued = c.submit("plexloc-fit", entry_point="fit", inputs={"movie": [a], "model": [model]},
+                          hardware={"gpus": 0})["id"]
+        with pytest.raises(ServiceError) as busy:
+            c.delete_file(a)
+        assert busy.value.status == 409 and queued in busy.value.detail
+        # deleting the job deletes its own rows; the file it had is the user's still
+        c.cancel(queued)
+        c.delete(queued)
+        assert {f["id"] for f in c.files()} == {a, model}
+    svc.app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("var, value, said", [
+    ("PLEXLOC_LEASE_S", "abc", "PLEXLOC_LEASE_S: Input should be a valid number, unable to parse string as a number "
+                               "(got 'abc')"),
+    ("PLEXLOC_LEASE_S", "0", "PLEXLOC_LEASE_S: Input should be greater than 0 (got '0')"),
+    ("PLEXLOC_MAX_ATTEMPTS", "0", "PLEXLOC_MAX_ATTEMPTS: Input should be greater than or equal to 1 (got '0')"),
+    ("PLEXLOC_MAX_ACTIVE_JOBS", "0", "PLEXLOC_MAX_ACTIVE_JOBS: Input should be greater than or equal to 1 (got '0')"),
+])
+def test_a_setting_the_server_cannot_run_with_is_one_line_naming_it(tmp_path, capsys, monkeypatch, var, value, said):
+    """A bad PLEXLOC_* variable printed pydantic's traceback; a lease of 0 s (jobs taken from their workers at once,
+    run again and again) or --max-attempts 0 started a server."""
+    import uvicorn
+
+    def started(*a, **kw):
+        raise AssertionError("the server started")
+
+    monkeypatch.setattr(uvicorn, "run", started)
+    monkeypatch.setenv(var, value)
+    assert main(["serve", "--data-dir", str(tmp_path), "--port", "9"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"plexloc serve: error: {said}" and "Traceback" not in err
+    assert main(["admin", "--data-dir", str(tmp_path), "list"]) == 2  # the same settings
+    assert said in capsys.readouterr().err
+    monkeypatch.delenv(var)
+    for option in (["--lease", "0"], ["--max-attempts", "0"]):
+        with pytest.raises(SystemExit):
+            main(["serve", "--data-dir", str(tmp_path), *option])
+        assert f"argument {option[0]}: must be a positive" in capsys.readouterr().err

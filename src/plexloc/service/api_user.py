@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["user"])
 def job_out(job: Job) -> JobOut:
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
-        inputs.setdefault(ji.slot, []).append(ji.file_id or f"job:{ji.source_job_id}/{ji.source_name}")
+        inputs.setdefault(ji.slot, []).append(ops.input_ref(ji))
     data = {c: getattr(job, c) for c in JobOut.model_fields if c not in ("inputs", "worker", "note")}
     return JobOut(**data, inputs=inputs, worker=job.worker_id)
 

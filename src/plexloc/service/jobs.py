@@ -297,7 +297,11 @@ def rerun(session: Session, user: User, registry: Registry, job: Job) -> Job:
     submission by :func:`check_input_files`, which the caller runs once the new job is flushed)."""
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
-        inputs.setdefault(ji.slot, []).append(ji.file_id or f"job:{ji.source_job_id}/{ji.source_name}")
+        if ji.file_id is None and ji.source_job_id is None:  # an upload deleted since: not re-run without it
+            raise InputError(f"file {ji.source_name} (one of this job's inputs) was deleted after the job ran; a re-run "
+                             "needs every file the job had: submit a new job with it uploaded again",
+                             source=f"inputs.{ji.slot}")
+        inputs.setdefault(ji.slot, []).append(input_ref(ji))
     new = submit(
         session,
         user,
@@ -542,6 +546,31 @@ def finish(
     set_state(session, job, state, at=at, error=error)
 
 
+def forget_inputs(session: Session, files: list[File]) -> None:
+    """The jobs that ``files`` (about to be deleted) fed keep their place in them: the file gone (``file_id`` None), its
+    name kept (``source_name``; a pipeline input keeps its source job too). The rows went with the file before (a
+    cascade): an ended job's inputs then named fewer files than it ran on, and its re-run ran without the deleted ones
+    (one movie of two, without a word) or was refused as if no file had been given. (Only ended jobs: a file that
+    feeds a job not ended is not deleted.)"""
+    names = {f.id: f.name for f in files}
+    if not names:
+        return
+    for ji in session.scalars(select(JobInput).where(JobInput.file_id.in_(list(names)))).all():
+        ji.source_name = ji.source_name or names[ji.file_id]
+        ji.file_id = None
+    session.flush()
+
+
+def input_ref(ji: JobInput) -> str:
+    """How a job's input is shown and re-submitted: its file id; ``job:JOB_ID/NAME`` for another job's output not
+    resolved yet (or deleted since); ``deleted:NAME`` for a file deleted after the job ran."""
+    if ji.file_id is not None:
+        return ji.file_id
+    if ji.source_job_id is not None:
+        return f"job:{ji.source_job_id}/{ji.source_name}"
+    return f"deleted:{ji.source_name}"
+
+
 def delete_files(session: Session, storage, files: list[File], *, keep_going: bool = False) -> None:
     """Delete ``files``: their rows first (flushed, so that the deletion holds their locks until the transaction ends),
     then their bytes. An upload whose bytes are still arriving asks after each thing it stores whether its file is
@@ -550,6 +579,7 @@ def delete_files(session: Session, storage, files: list[File], *, keep_going: bo
     upload could store again in between, owned by no file, never deleted. ``keep_going``: bytes a store fails to
     delete (an object store down) are left, unreachable, and the rest goes on; else the error ends the transaction."""
     keys = [f.storage_key for f in files]
+    forget_inputs(session, files)
     for f in files:
         session.delete(f)
     session.flush()
