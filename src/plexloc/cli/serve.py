@@ -34,8 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_server_options(p)
     p.add_argument("--public-url", default=None, help="base URL clients reach this server at (for signed links)")
     p.add_argument("--apps", type=Path, action="append", default=[], metavar="DIR", help="extra application YAML folder (repeatable)")
-    p.add_argument("--lease", type=float, default=None, metavar="S", help="seconds a job's lease lasts without a ping (default 30)")
-    p.add_argument("--max-attempts", type=int, default=None, help="claims of a job before it fails for good (default 3)")
+    p.add_argument("--lease", type=positive_float, default=None, metavar="S",
+                   help="seconds a job's lease lasts without a ping (default 30)")
+    p.add_argument("--max-attempts", type=positive_int, default=None,
+                   help="claims of a job before it fails for good (default 3)")
     p.add_argument("--timeout-grace", type=nonnegative_float, default=None, metavar="S",
                    help="seconds a job's command may run past its timeout_s before the server fails the job (a worker "
                         "that cannot stop it; default 600)")

@@ -6,7 +6,9 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from plexloc.errors import InputError
 
 from plexloc.service.jobs import TIMEOUT_GRACE_S
 
@@ -32,10 +34,10 @@ class Settings(BaseModel):
     secret: str | None = None  # HMAC key of signed URLs; default: DATA_DIR/secret.key (created once)
     public_url: str | None = None  # base URL of signed local-storage links; default: the request's
     apps_dirs: list[Path] = Field(default_factory=list)  # extra application YAML folders
-    lease_s: float = 30.0  # a claim lapses this long after the last ping
-    max_attempts: int = 3  # claims of one job before it fails for good
+    lease_s: float = Field(default=30.0, gt=0)  # a claim lapses this long after the last ping
+    max_attempts: int = Field(default=3, ge=1)  # claims of one job before it fails for good
     url_ttl_s: int = 3600  # life of a signed URL
-    max_upload_bytes: int = 64 * 1024**3
+    max_upload_bytes: int = Field(default=64 * 1024**3, ge=1)
     # per user (None: no limit): bytes of all their files (uploads, job outputs and logs), and jobs not yet ended
     user_quota_bytes: int | None = Field(default=None, ge=0)
     max_active_jobs: int | None = Field(default=None, ge=1)
@@ -58,9 +60,14 @@ class Settings(BaseModel):
         """``PLEXLOC_DATA_DIR``, ``PLEXLOC_DB``, ``PLEXLOC_STORAGE``, ``PLEXLOC_SECRET``,
         ``PLEXLOC_PUBLIC_URL``, ``PLEXLOC_LEASE_S``, ``PLEXLOC_MAX_ATTEMPTS``, ``PLEXLOC_TIMEOUT_GRACE_S``,
         ``PLEXLOC_MAX_UPLOAD_BYTES``, ``PLEXLOC_USER_QUOTA_BYTES``, ``PLEXLOC_MAX_ACTIVE_JOBS``; ``overrides`` that are
-        not None win."""
+        not None win.
+
+        Raises:
+            InputError: a value the server cannot run with (a lease of 0 s, a job limit of 0, text for a number), named
+                with the environment variable or the setting that gave it."""
         env = os.environ
         values: dict = {}
+        given_by: dict[str, str] = {}  # setting -> the environment variable that gave it
         for key, var in [
             ("data_dir", "PLEXLOC_DATA_DIR"),
             ("db_url", "PLEXLOC_DB"),
@@ -80,9 +87,17 @@ class Settings(BaseModel):
             ("smtp_password", "PLEXLOC_SMTP_PASSWORD"),
         ]:
             if env.get(var):
-                values[key] = env[var]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+                values[key], given_by[key] = env[var], var
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = value
+                given_by.pop(key, None)
+        try:
+            return cls(**values)
+        except ValidationError as err:  # one line naming where the value came from, not pydantic's report
+            e = err.errors()[0]
+            key = str(e["loc"][0]) if e["loc"] else ""
+            raise InputError(f"{e['msg']} (got {e.get('input')!r})", source=given_by.get(key, key or "settings")) from None
 
     @property
     def database_url(self) -> str:
