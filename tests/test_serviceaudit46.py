@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 httpx = pytest.importorskip("httpx")  # the service extra: skipped, not a collection error, where absent
-from service_support import REPO, LiveServer, auth, make_service  # noqa: E402
+from service_support import REPO, LiveServer, auth, make_service, postgres_server  # noqa: E402,F401 (fixture)
 
 from plexloc.cli.main import main  # noqa: E402
 
@@ -215,9 +215,18 @@ def test_sigterm_tells_the_worker_log_it_stops_after_the_running_job(tmp_path):
 def test_a_deleted_input_is_still_named_by_its_job_and_its_rerun_is_refused(tmp_path):
     """A fit job on two movies whose second movie the user deleted afterwards (the web page's Files, delete): its
     record named one movie, and its Re-run ran on that one alone, without a word."""
+    _deleted_input(tmp_path, make_service(tmp_path))
+
+
+def test_a_deleted_input_on_postgresql(tmp_path, postgres_server):
+    from service_support import fresh_postgres_db
+
+    _deleted_input(tmp_path, make_service(tmp_path, db_url=fresh_postgres_db(postgres_server)))
+
+
+def _deleted_input(tmp_path, svc):
     from plexloc.service.client import Client, ServiceError
 
-    svc = make_service(tmp_path)
     (tmp_path / "a.tif").write_bytes(b"II*\x00" + bytes(60))
     (tmp_path / "b.tif").write_bytes(b"II*\x00" + bytes(60))
     (tmp_path / "model.pt").write_bytes(b"weights")
