@@ -97,7 +97,8 @@ class Settings(BaseModel):
         except ValidationError as err:  # one line naming where the value came from, not pydantic's report
             e = err.errors()[0]
             key = str(e["loc"][0]) if e["loc"] else ""
-            raise InputError(f"{e['msg']} (got {e.get('input')!r})", source=given_by.get(key, key or "settings")) from None
+            raise InputError(f"{e['msg']} (got {e.get('input')!r})",
+                             source=given_by.get(key, key or "settings")) from None
 
     @property
     def database_url(self) -> str:
