@@ -45,7 +45,8 @@ def test_a_refused_submission_leaves_no_upload_behind(tmp_path, capsys):
         locs = tmp_path / "locs.csv"
         locs.write_text("frame,x_nm,y_nm,z_nm,photons\n0,100,100,0,1000\n")
         assert main(["submit", "plexloc-evaluate", *common, "--input", f"truth={locs}", "--input", f"pred={locs}"]) == 2
-        assert "server (429)" in capsys.readouterr().err
+        assert "server (429): you have 1 job queued or running, the most this server allows one user (1)" in \
+            capsys.readouterr().err
         assert _files(live, svc.user_token) == []
         # a submission that goes through keeps its upload, and a file already on the server is never deleted
         up = tmp_path / "up.yaml"

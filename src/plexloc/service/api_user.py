@@ -111,8 +111,8 @@ def check_active_jobs(request: Request, session, user) -> None:
     submissions at the same time may each pass on the same count)."""
     limit = request.app.state.settings.max_active_jobs
     if limit is not None and (n := _active_jobs(session, user)) >= limit:
-        raise HTTPException(429, f"you have {n} jobs queued or running, the most this server allows one user "
-                                 f"({limit}): submit again once one has ended (plexloc status lists them)")
+        raise HTTPException(429, f"you have {n} job{'' if n == 1 else 's'} queued or running, the most this server "
+                                 f"allows one user ({limit}): submit again once one has ended (plexloc status lists them)")
 
 
 @router.get("/me")
