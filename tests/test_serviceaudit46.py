@@ -292,3 +292,35 @@ def test_a_setting_the_server_cannot_run_with_is_one_line_naming_it(tmp_path, ca
         with pytest.raises(SystemExit):
             main(["serve", "--data-dir", str(tmp_path), *option])
         assert f"argument {option[0]}: must be a positive" in capsys.readouterr().err
+
+
+def test_a_damaged_part_file_is_downloaded_again_whole_in_the_same_call(tmp_path):
+    """``plexloc download`` resumed from a part file whose bytes were not the file's (a crash, a bad disk): the
+    checksum failed, the call ended with exit 2 and wrote none of the job's other outputs; a second call was needed."""
+    import hashlib
+
+    from plexloc.service import transfer
+    from plexloc.service.client import Client
+
+    svc = make_service(tmp_path)
+    data = bytes(range(256)) * 400
+    (tmp_path / "big.bin").write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c, httpx.Client() as h:
+        fid = c.upload(tmp_path / "big.bin")["id"]
+        url = c._get(f"/files/{fid}/download-url")["url"]
+        out = tmp_path / "dl"
+        out.mkdir()
+        part = out / f".big.bin.{sha[:12]}.part"
+        part.write_bytes(b"\xff" * 30000)  # not the file's first bytes
+        assert transfer.download(h, url, out / "big.bin", sha256=sha).read_bytes() == data
+        assert sorted(p.name for p in out.iterdir()) == ["big.bin"]
+        # a good part file is resumed (the range asked from its end), as before
+        (out / "big.bin").unlink()
+        part.write_bytes(data[:30000])
+        assert transfer.download(h, url, out / "big.bin", sha256=sha).read_bytes() == data
+        # the whole file arriving wrong is still an error, with nothing written
+        with pytest.raises(transfer.ChecksumMismatch):
+            transfer.download(h, url, out / "again.bin", sha256="0" * 64)
+        assert sorted(p.name for p in out.iterdir()) == ["big.bin"]
+    svc.app.state.engine.dispose()

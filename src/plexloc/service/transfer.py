@@ -178,10 +178,12 @@ def _download(http: httpx.Client, url: str, dest: Path, *, sha256: str | None, r
     try:
         for _ in range(retries + 1):
             have = part.stat().st_size if part.exists() else 0
+            resumed = False  # whether bytes kept from an earlier try or call are part of this one's file
             try:
                 with http.stream("GET", url, headers={"Range": f"bytes={have}-"} if have else {}) as r:
                     if r.status_code == 416 and have:  # nothing after byte `have`: the part holds the whole file
                         r.read()
+                        resumed = True
                     elif r.status_code not in (200, 206):
                         r.read()
                         raise TransferError(f"download of {dest.name} refused ({r.status_code}): {r.text}")
@@ -194,6 +196,7 @@ def _download(http: httpx.Client, url: str, dest: Path, *, sha256: str | None, r
                             raise httpx.TransportError(
                                 f"the store answered the range from byte {have} with "
                                 f"'{r.headers.get('content-range', 'no Content-Range')}'")
+                        resumed = have > 0
                         with open(part, "r+b" if have else "wb") as f:
                             f.seek(have)
                             f.truncate()
@@ -205,7 +208,12 @@ def _download(http: httpx.Client, url: str, dest: Path, *, sha256: str | None, r
                         h.update(data)
                 if sha256 and h.hexdigest() != sha256:
                     part.unlink(missing_ok=True)
-                    raise ChecksumMismatch(f"{dest.name}: checksum mismatch (got {h.hexdigest()}, expected {sha256})")
+                    mismatch = ChecksumMismatch(f"{dest.name}: checksum mismatch (got {h.hexdigest()}, "
+                                                f"expected {sha256})")
+                    if resumed:  # the bytes kept from before were not this file's (a damaged part file): again, whole
+                        last = mismatch
+                        continue
+                    raise mismatch
                 os.replace(part, dest)
                 return dest
             except (httpx.TransportError, httpx.TimeoutException) as err:
