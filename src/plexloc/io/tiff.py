@@ -211,6 +211,16 @@ class _TiffSource:
                     "RGB/multi-sample TIFFs are not supported, a movie must be grey-scale (T, H, W)",
                     source=path,
                 )
+            # a hyperstack of channels and frames or slices (a 3-D stack marked as channels is read as frames:
+            # tifffile's imagej=True writes any (T, H, W) so)
+            if "C" in s.axes and s.shape[s.axes.index("C")] > 1 and sum(n > 1 for n in s.shape[:-2]) > 1:
+                n_c = s.shape[s.axes.index("C")]
+                raise InputError(
+                    f"image has shape {tuple(s.shape)} with {n_c} channels (axes '{s.axes}'); plexloc reads one channel "
+                    "per TIFF: save each channel as its own file (Fiji: Image > Color > Split Channels) and give them in "
+                    "channel order (ch0 first)",
+                    source=path,
+                )
         if len(series) > 1 and tf.is_ome:
             # an OME-TIFF's image series are separate Images (stage positions, wells, acquisitions), not one movie
             # in parts: their frames would be fitted as if they followed each other
