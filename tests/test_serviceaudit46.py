@@ -324,3 +324,33 @@ def test_a_damaged_part_file_is_downloaded_again_whole_in_the_same_call(tmp_path
             transfer.download(h, url, out / "again.bin", sha256="0" * 64)
         assert sorted(p.name for p in out.iterdir()) == ["big.bin"]
     svc.app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, "transfer"])
+def test_an_upload_that_stops_half_way_leaves_no_pending_file(tmp_path, monkeypatch, stop):
+    """``plexloc submit`` stopped by Ctrl-C in an upload, or an upload failing after its retries: the registered file
+    stayed, pending, counted against the quota at its full size until it expired a week later (and a later call
+    uploads it anew, never resuming it)."""
+    from plexloc.service import transfer
+    from plexloc.service.client import Client
+
+    real = transfer.upload
+
+    def half_then_stop(http, url, path, **kw):
+        r = http.put(url + "&offset=0", content=path.read_bytes()[:500])
+        assert r.status_code == 200 and r.json()["offset"] == 500
+        if stop is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        raise transfer.TransferError(f"upload of {path.name} failed after 4 tries: the store did not answer")
+
+    svc = make_service(tmp_path, user_quota_bytes=3000)
+    (tmp_path / "movie.tif").write_bytes(b"II*\x00" + bytes(1996))
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        monkeypatch.setattr(transfer, "upload", half_then_stop)
+        with pytest.raises(KeyboardInterrupt if stop is KeyboardInterrupt else transfer.TransferError):
+            c.upload(tmp_path / "movie.tif")
+        assert c.files() == [] and c.usage()["file_bytes"] == 0
+        assert list((svc.settings.data_dir / "files").rglob("*.part")) == []
+        monkeypatch.setattr(transfer, "upload", real)
+        assert c.upload(tmp_path / "movie.tif")["state"] == "ready"  # within the quota: the first try left nothing
+    svc.app.state.engine.dispose()

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import urllib.parse
@@ -80,11 +81,19 @@ class Client:
             "/files", {"name": name or path.name, "size": path.stat().st_size, "sha256": transfer.sha256_of(path)}
         )
         fid = created["file"]["id"]
-        if "/storage/v1/" not in created["upload_url"] and path.stat().st_size >= self.multipart_min:
-            self._upload_parts(fid, path)
-        else:
-            transfer.upload(self.bytes_http, created["upload_url"], path)
-        return self._post(f"/files/{fid}/complete")
+        try:
+            if "/storage/v1/" not in created["upload_url"] and path.stat().st_size >= self.multipart_min:
+                self._upload_parts(fid, path)
+            else:
+                transfer.upload(self.bytes_http, created["upload_url"], path)
+            return self._post(f"/files/{fid}/complete")
+        except BaseException:
+            # an upload that failed after its retries, or was interrupted (Ctrl-C), is not resumed by a later call (each
+            # registers a new file): its registration, counted against the quota at its full size until it expired
+            # (days later), and the bytes stored so far are removed now (best effort: the failure is what is told)
+            with contextlib.suppress(Exception):
+                self.delete_file(fid)
+            raise
 
     def _upload_parts(self, file_id: str, path: Path, *, retries: int = 3) -> None:
         """A large file to an S3 store in parts; after a failure the server's plan lists only the
