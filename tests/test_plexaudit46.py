@@ -191,3 +191,48 @@ def test_evaluate_says_how_many_rows_the_voxel_box_leaves_out(tmp_path, capsys):
             "(x 0..12288, y 0..12288, z -200..1400 nm: --voxel-shape 64 64 4 from the default origin)") in err
     assert main(base + ["--voxel-shape", "34", "34", "3", "--voxel-origin", "0", "0", "-600"]) == 0
     assert "leaves out" not in capsys.readouterr().err  # a box that holds them all: nothing said
+
+
+def _with_overlaps(n=3000, n_mixed=150, seed=4):
+    """two_dye_table plus ``n_mixed`` rows that are an emitter of each dye fitted as one (photons summed)."""
+    single = two_dye_table(n, seed=seed)
+    rng = np.random.default_rng(seed + 10)
+    a, b = (np.exp(rng.uniform(np.log(1000.0), np.log(10000.0), n_mixed)) for _ in range(2))
+    bg_sd = np.sqrt(4.0 * np.pi * 20.0)
+    n0 = rng.poisson(0.8 * a + 0.3 * b) + rng.normal(0.0, bg_sd, n_mixed)
+    n1 = rng.poisson(0.2 * a + 0.7 * b) + rng.normal(0.0, bg_sd, n_mixed)
+    cols = {c: np.concatenate([np.asarray(single[c], float), v]) for c, v in {
+        "frame": np.arange(n_mixed) % 150, "x_nm": rng.uniform(0, 6400, n_mixed), "y_nm": rng.uniform(0, 6400, n_mixed),
+        "z_nm": np.zeros(n_mixed), "photons": n0 + n1, "photons_ch0": n0, "photons_ch1": n1,
+        "bg": np.full(n_mixed, 20.0)}.items()}
+    cols["frame"] = cols["frame"].astype(np.int64)
+    mixed = np.r_[np.zeros(n, bool), np.ones(n_mixed, bool)]
+    return LocTable(cols), mixed
+
+
+def test_reject_misfit_rejects_rows_that_fit_no_colour(tmp_path, capsys):
+    from plexloc.post.color import assign_colors
+
+    table, mixed = _with_overlaps()
+    ratios = [[0.8, 0.2], [0.3, 0.7]]
+    plain, report = assign_colors(table, ratios)
+    # eq. 3 alone: most rows of two dyes take a colour, with a probability near 1
+    assert np.mean(np.asarray(plain["color"])[mixed] >= 0) > 0.7 and report.n_misfit == 0
+    out, report = assign_colors(table, ratios, misfit_alpha=1e-3)
+    color = np.asarray(out["color"])
+    assert np.mean(color[mixed] == -1) > 0.8  # rows of two dyes: rejected
+    assert np.mean(color[~mixed] == -1) < 0.02  # single emitters: kept
+    assert np.array_equal(np.asarray(out["color_prob"]), np.asarray(plain["color_prob"]), equal_nan=True)
+    assert report.n_misfit == np.count_nonzero((color == -1) & (np.asarray(plain["color"]) >= 0))
+    assert 0.9 < report.noise_factor < 1.5  # the uncertainties fit this table's single emitters
+    assert report.to_dict()["n_misfit"] == report.n_misfit and report.to_dict()["misfit_alpha"] == 1e-3
+    # the command: the share said, and a level of 1 refused naming the option
+    write_locs(table, tmp_path / "locs.csv")
+    base = ["color", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "c.csv"), "--ratios", "0.8", "0.2",
+            "--ratios", "0.3", "0.7"]
+    assert main(base + ["--reject-misfit", "1e-3"]) == 0
+    assert f"fit none of the ratios (chi-square p < 0.001, noise scale {report.noise_factor:.2f}): " \
+           f"{report.n_misfit} (" in capsys.readouterr().out
+    assert np.array_equal(np.asarray(read_locs(tmp_path / "c.csv")["color"]), color)
+    assert main(base + ["--reject-misfit", "1"]) == 2
+    assert "--reject-misfit 1: give a false-rejection level below 1" in capsys.readouterr().err

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import float_at_least, nonnegative_float, path_with_suffix, positive_int, probability
+from plexloc.cli._common import (float_at_least, nonnegative_float, open_probability, path_with_suffix, positive_int,
+                                 probability)
 from plexloc.cli._locs import add_table_args
 
 
@@ -32,6 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--excess-noise", type=float_at_least(1.0), default=1.0, metavar="F",
                    help="noise factor (>= 1) of the photon variance estimate without sigma_photons_ch* (default 1; 2 "
                    "for EMCCD)")
+    p.add_argument("--reject-misfit", type=open_probability, default=None, metavar="ALPHA",
+                   help="also reject (color -1) rows whose per-channel photons fit none of the ratios: chi-square "
+                   "p-value of the best colour below ALPHA, in (0, 1), after scaling by the table's median (e.g. "
+                   "1e-3; two emitters of different dyes fitted as one get color_prob near 1 otherwise)")
     p.add_argument("--figure", type=path_with_suffix(".png"), default=None, metavar="PNG",
                    help="histogram of the photon fraction with r_k (.png)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="counts and ratios as JSON")
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ratios is None and args.colors < 2:  # it failed after printing an estimate of the one ratio
         raise InputError(f"--colors {args.colors}: colour assignment needs >= 2 colours")
+    if args.reject_misfit is not None and args.reject_misfit >= 1.0:  # (open_probability admits 1: rejects all)
+        raise InputError(f"--reject-misfit {args.reject_misfit:g}: give a false-rejection level below 1 (e.g. 1e-3)")
     check_outputs(args.figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
     try:  # a table without photons_ch0, photons_ch1, ...: the message names the file
@@ -78,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
     if args.figure is not None and fit is None:  # --ratios on a table too small to estimate them: the histogram
         # with the given ratios alone (estimating them again here failed the command and wrote nothing)
         fractions, _ = photon_fractions(table, min_photons=args.min_photons, excess_noise=args.excess_noise)
-    out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise)
-    rejected = report.counts.get(-1, 0) - report.n_not_finite
+    out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise,
+                                misfit_alpha=args.reject_misfit)
+    rejected = report.counts.get(-1, 0) - report.n_not_finite - report.n_misfit
     if report.n and rejected > MAX_REJECTED_SHARE * report.n:
         warnings.warn(f"{args.locs}: {rejected} of {report.n} rows ({100.0 * rejected / report.n:.1f} %) get no colour "
                       f"(color -1): their most likely colour has a probability below --threshold {args.threshold:g}; "
