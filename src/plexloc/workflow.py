@@ -13,7 +13,9 @@ chain that the separate commands run one by one, with their defaults, into ``OUT
    drift is not subtracted: no ``locs_dc.csv``, the steps below take ``locs.csv`` (a fiducial markers' estimate:
    ``locs_no_fiducials.csv``, ``locs.csv`` without the markers' rows), and the summary says why; where
    only a 3D table's z curve is unreliable (``info["z_unreliable"]``), x and y are subtracted and z is not
-   (``z_subtracted`` false in the summary's drift);
+   (``z_subtracted`` false in the summary's drift); where its z drift does not differ from none beyond the noise
+   (``info["z_significant"]`` false: the engine's z curve is 0), the summary's drift says so (``z_significant``,
+   ``z_p_value`` and the curve that was not subtracted, ``z_estimated_rms_nm``);
 3. ``merged.csv``: :func:`plexloc.post.merge.merge_localizations` (50 nm, a gap of 1 frame);
 4. ``report.html``: :func:`plexloc.render.report.build_report` of the table before merging (NeNA needs a
    molecule's consecutive frames), its FRC that of the merged table (``frc_table``), the value summary.json gives;
@@ -591,6 +593,9 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
     if "z_uncertainty_nm" in result.info or result.info.get("z_unreliable"):
         info["z_uncertainty_nm"] = _finite(result.info.get("z_uncertainty_nm"))
         info["z_unreliable"] = bool(result.info.get("z_unreliable", False))
+    if result.info.get("z_significant") is False:  # no z drift beyond the noise: its curve is 0, nothing subtracted
+        info.update(z_significant=False, z_p_value=_finite(result.info.get("z_p_value")),
+                    z_estimated_rms_nm=_finite(result.info.get("z_estimated_rms_nm")))
     if result.info.get("unreliable"):
         figure(": unreliable, not subtracted")
         info = {**info, "state": "unreliable",
@@ -792,7 +797,10 @@ def _drift_line(drift: dict[str, Any]) -> str:
     if "z_uncertainty_nm" in drift:  # z's own figure (the lateral one, after the z span, read as z's too)
         z_unc = drift.get("z_uncertainty_nm")
         found += (f", z to +-{z_unc:.1f} nm" if z_unc is not None else ", z not known")
-        if drift.get("z_unreliable"):
+        if drift.get("z_significant") is False:
+            found += (" (no z drift beyond that noise: z was not subtracted"
+                      + ("; see the warnings)" if drift.get("z_unreliable") else ")"))
+        elif drift.get("z_unreliable"):
             found += (" (z not reliable: see the warnings; z was not subtracted)" if drift.get("z_subtracted") is False
                       else " (z not reliable: see the warnings)")
     if "fiducial_rows_kept" in drift:
