@@ -31,7 +31,8 @@ def figs(monkeypatch):
 
 def two_dye_table(n=4000, seed=0, *, negative=0):
     """Dyes at 0.8 / 0.3 of their photons in channel 0, totals log-uniform over 200-20,000 photons (rows measured
-    well and badly), Poisson counts plus the noise of 20 background photons/px; ``negative`` rows with a negative channel-1 count."""
+    well and badly), Poisson counts plus the noise of 20 background photons/px; ``negative`` rows with a negative
+    channel-1 count."""
     rng = np.random.default_rng(seed)
     r0 = np.where(rng.integers(0, 2, n) == 0, 0.8, 0.3)
     tot = np.exp(rng.uniform(np.log(200.0), np.log(20000.0), n))

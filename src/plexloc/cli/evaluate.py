@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
               f"{' x '.join(f'{v:g}' for v in vj.voxel_nm)} nm)")
         if vj.shape is not None and (vj.truth_outside or vj.pred_outside):  # left out of the score, and said only
             # in --json's voxel_*_outside: README's 64 x 64 x 4 box dropped 29 % of a -500..500 nm sample's truth
-            box = ", ".join(f"{a} {o:g}..{o + n * v:g}" for a, o, n, v in zip("xyz", vj.origin_nm, vj.shape, vj.voxel_nm))
+            box = ", ".join(f"{a} {o:g}..{o + n * v:g}"
+                            for a, o, n, v in zip("xyz", vj.origin_nm, vj.shape, vj.voxel_nm))
             print(f"warning: the voxel Jaccard index leaves out {vj.truth_outside} of {len(truth)} truth rows and "
                   f"{vj.pred_outside} of {len(pred)} predicted rows, outside its box ({box} nm: --voxel-shape "
                   f"{' '.join(str(n) for n in vj.shape)} from " + ("--voxel-origin" if args.voxel_origin is not None

@@ -75,7 +75,8 @@ class ColorReport:
         for k, v in sorted(self.counts.items()):
             lines.append(f"{('rejected' if k < 0 else k):>8} {v:>10} {100.0 * v / max(self.n, 1):>7.2f}")
         if self.misfit_alpha is not None:
-            lines.append(f"rejected because their photons fit none of the ratios (chi-square p < {self.misfit_alpha:g}, "
+            lines.append("rejected because their photons fit none of the ratios "
+                         f"(chi-square p < {self.misfit_alpha:g}, "
                          f"noise scale {self.noise_factor if self.noise_factor is not None else 1.0:.2f}): "
                          f"{self.n_misfit} ({100.0 * self.n_misfit / max(self.n, 1):.2f} %)")
         return "\n".join(lines)
@@ -377,7 +378,8 @@ class RatioFit:
         w = np.asarray(self.weights, float)
         if self.intrinsic is None or self.variances is None or not len(self.variances):
             s = np.asarray(self.spreads, float)[:, channel]
-            return sum(wk * np.exp(-0.5 * ((x - m) / sk) ** 2) / (sk * np.sqrt(2 * np.pi)) for wk, m, sk in zip(w, mu, s))
+            return sum(wk * np.exp(-0.5 * ((x - m) / sk) ** 2) / (sk * np.sqrt(2 * np.pi))
+                       for wk, m, sk in zip(w, mu, s))
         v = np.asarray(self.variances, float)[:, channel]
         if len(v) > max_rows:
             v = v[np.linspace(0, len(v) - 1, max_rows).round().astype(int)]

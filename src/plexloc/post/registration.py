@@ -94,7 +94,8 @@ def register_channels(
         shared = np.intersect1d(fr, fc)  # which of the two it is: frames apart, or positions apart
         why = (f"they share {len(shared)} frame(s) but no pair of the same frame lies within {max_shift_nm:g} nm "
                "(--max-shift)" if len(shared) else
-               f"{names[0]} has frames {int(fr.min())}-{int(fr.max())}, {names[1]} frames {int(fc.min())}-{int(fc.max())}")
+               f"{names[0]} has frames {int(fr.min())}-{int(fr.max())}, "
+               f"{names[1]} frames {int(fc.min())}-{int(fc.max())}")
         raise InputError(f"no localizations of {names[0]} and {names[1]} share a frame within {max_shift_nm:g} nm: "
                          f"{why}; register tables fitted from the same movie")
     shift, _ = displacement_peak(xy_c[j] - xy_r[i], max_shift_nm, bin_nm=bin_nm, refine_nm=2 * bin_nm)
@@ -109,8 +110,8 @@ def register_channels(
             n_pairs = len(i)
             if n_pairs < 3:
                 raise InputError(f"only {n_pairs} localizations of {names[0]} and {names[1]} matched within "
-                                 f"{radius:g} nm after the global shift {shift.round(1).tolist()} nm; the tables may not "
-                                 "come from the same movie")
+                                 f"{radius:g} nm after the global shift {shift.round(1).tolist()} nm; the tables "
+                                 "may not come from the same movie")
             if previous is not None and np.array_equal(previous[0], i) and np.array_equal(previous[1], j):
                 break
             previous = (i, j)
