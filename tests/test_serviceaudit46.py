@@ -6,7 +6,12 @@
   and the queued job's note gave no way out for the CPU cores or the RAM;
 - an unknown hardware key was answered ``hardware: 1 validation error for Hardware: {'cpu': 1}``;
 - the web page wrote a refused job's field twice (``422: inputs.config: inputs.config: file ...``) and had no CPU or
-  RAM override either.
+  RAM override either;
+- the worker's own log showed its banner and nothing of the jobs it ran, nor that SIGTERM would stop it;
+- a file deleted after a job ran vanished from the job's inputs, and the job's re-run ran without it (one movie of two);
+- a bad ``PLEXLOC_*`` setting was pydantic's traceback, and a lease of 0 s or 0 attempts started a server;
+- a damaged part file failed ``plexloc download`` (a second call was needed); an upload stopped half-way left its file
+  pending, counted against the quota for a week.
 """
 
 from __future__ import annotations
