@@ -66,6 +66,12 @@ def test_the_report_says_what_was_done_with_which_model_and_the_warnings(lab, tm
     made = text.split("How this table was made", 1)[1].split("Warnings", 1)[0]
     assert f"movie {good}" in made and f"network {run}" in made and "threshold 0.05" in made
     assert "drift not subtracted, the table is locs.csv uncorrected" in made and "RCC estimate spans" in made
+    # session 46: the line said "... (drift.png) is not reliable (see the warnings)" after the figures, and the drift
+    # section showed no curve although drift.png was written: now the verdict first, and the estimate drawn
+    assert ("the table is locs.csv uncorrected: the estimate is not reliable (see the warnings). The RCC estimate "
+            "spans") in made and "(drift.png) is not reliable" not in made
+    page = (out / "cell1" / "report.html").read_text()
+    assert 'alt="drift curve, estimated, not subtracted"' in page
     assert "merged (radius 50 nm, gap 1) into merged.csv" in made
     assert "the drift estimate is not reliable (a test)" in text.split("Warnings", 1)[1]
     assert "run plexloc drift first" not in text

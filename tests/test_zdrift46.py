@@ -142,3 +142,19 @@ def test_process_says_the_z_drift_was_not_beyond_its_noise(tmp_path):
     assert info["z_estimated_rms_nm"] > 0.0
     assert not info["z_unreliable"]
     assert "no z drift beyond that noise: z was not subtracted)" in _drift_line(info)
+
+
+def test_plexloc_drift_says_the_z_drift_was_left_uncorrected(tmp_path, capsys):
+    """The command printed 'z 0.0 nm ... z known to +-4.1 nm' for a z curve it found but did not subtract, without
+    saying why (session 46)."""
+    from plexloc.cli.main import main
+    from plexloc.io import write_locs
+
+    t, _ = _table(2, 0.0)
+    write_locs(t, tmp_path / "t.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnreliableDriftWarning)
+        assert main(["drift", str(tmp_path / "t.csv"), "--out", str(tmp_path / "dc.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "z 0.0 nm" in out
+    assert "; no z drift beyond that noise (p = 0.0" in out and "z left uncorrected, the curve found was 5." in out, out

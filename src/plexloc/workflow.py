@@ -754,6 +754,8 @@ def _run_steps(acq: Acquisition, folder: Path, options: ProcessOptions, geometry
                               warnings=[named(w) for w in summary["warnings"] + [f"fit: {n}" for n in
                                                                                  summary["fit"]["notes"]]],
                               drift_note=None if drift["state"] == "applied" else _drift_line(drift),
+                              drift_png=(None if drift["state"] == "applied" or not (folder / "drift.png").is_file()
+                                         else (folder / "drift.png").read_bytes()),
                               frc_table=table, frc_of=("of merged.csv, as summary.json's" if options.merge else None),
                               frc_px_size_nm=options.frc_px_nm)
         write_report(report, folder / "report.html")
@@ -812,10 +814,9 @@ def _drift_line(drift: dict[str, Any]) -> str:
     found += " (drift.png)"
     if state == "applied":
         return f"subtracted: the {found}; this table is locs_dc.csv"
-    if "fiducial_rows_removed" in drift:
-        return (f"not subtracted, the table is locs_no_fiducials.csv, locs.csv uncorrected without the markers' rows: "
-                f"the {found} is not reliable (see the warnings)")
-    return f"not subtracted, the table is locs.csv uncorrected: the {found} is not reliable (see the warnings)"
+    table = ("locs_no_fiducials.csv, locs.csv uncorrected without the markers' rows" if "fiducial_rows_removed" in drift
+             else "locs.csv uncorrected")
+    return f"not subtracted, the table is {table}: the estimate is not reliable (see the warnings). The {found}"
 
 
 def _provenance(acq: Acquisition, options: ProcessOptions, geometry: _Geometry, summary: dict[str, Any]

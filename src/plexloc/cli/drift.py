@@ -258,6 +258,11 @@ def run(args: argparse.Namespace) -> int:
                  "split-half": " (from two halves of the table)"}.get(result.info.get("z_uncertainty_from"), "")
         known += ((f"; z known to +-{z_unc:.1f} nm{z_how}" if math.isfinite(z_unc) else "; z not known")
                   + (" (NOT RELIABLE, see the warning above)" if result.info.get("z_unreliable") else ""))
+        if result.info.get("z_significant") is False:  # the z curve was noise: none subtracted
+            est = result.info.get("z_estimated_rms_nm")
+            known += ("; no z drift beyond that noise (p = {:.2g}): z left uncorrected".format(
+                result.info.get("z_p_value", float("nan")))
+                + (f", the curve found was {est:.1f} nm rms" if est is not None else ""))
     z_span = f", z {span[2]:.1f} nm" if span[2] > 0 or "z_uncertainty_nm" in result.info else ""  # none for 2D
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm"
           f"{z_span} over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known

@@ -142,6 +142,7 @@ def build_report(
     provenance: Sequence[tuple[str, str]] = (),
     warnings: Sequence[str] = (),
     drift_note: str | None = None,
+    drift_png: bytes | None = None,
     frc_table: LocTable | None = None,
     frc_of: str | None = None,
 ) -> Report:
@@ -156,6 +157,7 @@ def build_report(
         warnings: the warnings issued while the table was made, listed in a "Warnings" section; none: no section.
         drift_note: why a table without drift columns has none, said in the drift section in place of "run plexloc
             drift first" (the drift was estimated but not subtracted, or it was turned off).
+        drift_png: the picture of that estimate (``plexloc process``'s drift.png), shown under ``drift_note``.
         frc_table: the table whose FRC the report shows, where it is not ``table``: ``plexloc process`` gives its
             merged table (the FRC of the localizations before merging counts a molecule's consecutive frames in both
             halves, and read another value than the merged one that summary.json gives), NeNA staying on ``table``.
@@ -315,7 +317,9 @@ def build_report(
         n_fig += 1
     else:
         missing["drift"] = drift_note or "no drift_x_nm / drift_y_nm columns (run plexloc drift first)"
-        add("drift", "Drift curve", _na(missing["drift"]))
+        shown = _img(drift_png, "drift curve, estimated, not subtracted") if drift_png else ""
+        add("drift", "Drift curve", _na(missing["drift"]) + shown)
+        n_fig += bool(shown)
 
     # FRC
     ft = table if frc_table is None else frc_table
