@@ -384,15 +384,23 @@ def test_split_view_movie_and_the_roi_offset_from_metadata(tmp_path):
 
     from plexloc.config.models import SplitViewConfig
     from plexloc.io.splitview import join_frames
+    from plexloc.io.tables import read_table
     from plexloc.io.tiff import read_movie
+    from plexloc.mle import fit_movie_to_file
 
     cfg, sim, truth, paths = _simulate("biplane.yaml", 30, tmp_path, seed=5, frame_size=(32, 32))
     cfg.channels[1].transform = [[0.998, -0.035, 40.0], [0.035, 0.998, -20.0], [0.0, 0.0, 1.0]]  # 2 degrees
     chans = np.stack([read_movie(p) for p in paths], axis=1)  # (T, 2, 32, 32)
     split = SplitViewConfig(boxes=[(0, 0, 32, 32), (40, 0, 32, 32)], flip=["none", "x"])
     write_movie(tmp_path / "split.tif", join_frames(chans, split, (32, 72)))
-    per_channel = fit_movie(paths, cfg)
+    plain: dict = {}
+    fit_movie_to_file(paths, cfg, tmp_path / "plain.csv", stats=plain)
+    per_channel = read_table(tmp_path / "plain.csv")
     assert len(per_channel) > 5
+    # no metadata, no roi_offset_px in the configuration: said as the network's fit says it (session 46: it named
+    # "the configuration's roi_offset_px", which the configuration did not have)
+    assert "roi_offset_px" not in cfg.model_fields_set and plain["roi_offset_px"] == (0, 0)
+    assert plain["roi_offset_source"].startswith("default (0, 0): no ROI position in the metadata of ")
     joined = fit_movie(tmp_path / "split.tif", cfg.model_copy(update={"split_view": split}))
     np.testing.assert_allclose(joined["x_nm"], per_channel["x_nm"], atol=1e-6)
     np.testing.assert_allclose(joined["z_nm"], per_channel["z_nm"], atol=1e-6)
@@ -400,7 +408,6 @@ def test_split_view_movie_and_the_roi_offset_from_metadata(tmp_path):
     for c in range(2):
         mm.append(write_mm_stack(tmp_path / f"mm{c}.tif", chans[:, c], summary={}, image_meta={"ROI": "300-200-32-32"}))
     stats: dict = {}
-    from plexloc.mle import fit_movie_to_file
 
     # the movie was simulated without the rotation: at (300, 200) the channel check sees channel 1 ~10 px off
     from plexloc.calibrate.alignment import ChannelAlignmentWarning
@@ -408,8 +415,6 @@ def test_split_view_movie_and_the_roi_offset_from_metadata(tmp_path):
     with pytest.warns(ChannelAlignmentWarning, match="does not line up"):
         fit_movie_to_file(mm, cfg, tmp_path / "meta.csv", stats=stats)
     assert stats["roi_offset_px"] == (300, 200) and "metadata" in stats["roi_offset_source"]
-    from plexloc.io.tables import read_table
-
     meta = read_table(tmp_path / "meta.csv")
     with pytest.warns(ChannelAlignmentWarning, match="does not line up"):
         given = fit_movie(paths, cfg, roi_offset_px=(300, 200))

@@ -940,8 +940,11 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                 where = "roi_offset_px given"
             elif (roi := readers[0].roi_offset) is not None:
                 options["roi_offset_px"], where = roi.px, f"{roi.source} in {paths[0]}"
-            else:
+            elif "roi_offset_px" in config.model_fields_set:
                 where = f"the configuration's roi_offset_px (no ROI position in the metadata of {paths[0]})"
+            else:  # as the network's fit and plexloc split say it
+                where = (f"default (0, 0): no ROI position in the metadata of {paths[0]} nor roi_offset_px in the "
+                         "configuration")
             if stats is not None:
                 stats.update(roi_offset_px=tuple(options.get("roi_offset_px") or config.roi_offset_px), roi_offset_source=where)
         fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
