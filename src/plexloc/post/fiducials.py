@@ -10,19 +10,25 @@ candidate, its centre the median of its rows, refined twice as the median of the
 (default 150 nm, :data:`FIDUCIAL_RADIUS_NM`); a candidate localized in at least ``min_share`` of the window's frames
 (default 0.5, :data:`FIDUCIAL_MIN_SHARE`) seeds a track. A track is followed from its seed forward and backward through
 the windows (the centre of each window's rows within ``radius_nm`` of the last centre, so that a drift of up to
-``radius_nm`` per window is followed), and in every frame of a window where it is present its localization is the row
-nearest its position there (the window centres, interpolated). A track is a fiducial where it is localized in at least
-``min_share`` of the frames from its first to its last and that stretch is at least a quarter of the movie
-(:data:`FIDUCIAL_MIN_SPAN`; every share counts only the frames the table has rows in, so that a table of every other
-frame, alternating excitation or a camera that drops frames, has its markers in all of them): a bead that bleaches half-way is used for the half it lasts; and where it is brighter than
-the sample, its median photons at least ``min_brightness`` (default 2, :data:`FIDUCIAL_MIN_BRIGHTNESS`) times the other
-rows' median (a dense spot of the sample, a short filament of 200 molecules, is localized as often; not applied where
-the table's photons are one value). Two markers within ``radius_nm`` of each other, both localized in most frames, are
-two tracks (each frame's row nearest a path between them would jump from one to the other); a track beside a marker
-that takes a share of its rows is none of its own. Or the user gives the
-fiducials' positions (``positions_nm``, nm, where they are at any time of the movie), each followed from the window
-where most of its frames lie within ``radius_nm`` of it; a position whose track is localized less often or over a
-shorter stretch than a found marker's is refused (a sample molecule's few frames are no drift).
+``radius_nm`` per window is followed) while they look like the marker's rows of the window it was seeded in (each
+frame's row nearest the centre, in at least ``min_share / 2`` of the window's frames, as near it as :data:`_LIKE_SPREAD`
+times their median distance there, or :data:`_LIKE_FLOOR` of the radius, and as bright as :data:`_EDGE_PHOTONS` times
+their median photons where the table's photons vary: a marker that bleached beside a dense patch of the sample was
+followed onto the patch's rows, which lie all over it and are dimmer, and removed them through the rest of the movie),
+and in every frame of a window where it is present its localization is the row nearest its position there (the window
+centres, interpolated), from its first to its last that looks like the marker. A track is a fiducial where it is
+localized in at least ``min_share`` of the frames from its first to its last and that stretch is at least a quarter of
+the movie (:data:`FIDUCIAL_MIN_SPAN`; every share counts only the frames the table has rows in, so that a table of every
+other frame, alternating excitation or a camera that drops frames, has its markers in all of them): a bead that bleaches
+half-way is used for the half it lasts; and where it is brighter than the sample, its median photons at least
+``min_brightness`` (default 2, :data:`FIDUCIAL_MIN_BRIGHTNESS`) times the other rows' median (a dense spot of the
+sample, a short filament of 200 molecules, is localized as often; not applied where the table's photons are one value).
+Two markers within ``radius_nm`` of each other, both localized in most frames, are two tracks (each frame's row nearest
+a path between them would jump from one to the other); a track beside a marker that takes a share of its rows is none of
+its own. Or the user gives the fiducials' positions (``positions_nm``, nm, where they are at any time of the movie),
+each followed from the window where most of its frames lie within ``radius_nm`` of it; a position whose track is
+localized less often or over a shorter stretch than a found marker's is refused (a sample molecule's few frames are no
+drift).
 
 The drift (:func:`fiducial_drift`). Per frame, each fiducial's displacement from its own reference position; each
 fiducial weighs ``1 / s²`` per axis, ``s`` its localization scatter read from the differences of its positions in
@@ -142,6 +148,15 @@ _SCATTER_FLOOR_NM = 0.05
 #: past a fiducial's first and last frame (the window where it appeared or bleached), its rows are those within the
 #: radius at least this times its median photons (:func:`remove_mask`)
 _EDGE_PHOTONS = 0.5
+#: a track is followed (and its rows kept) where its rows look like the marker of the window it was seeded in: each
+#: frame's row nearest its path within this many times the marker's median distance from it there ...
+_LIKE_SPREAD = 3.0
+#: ... (or this share of the radius, whichever is larger: an exact track, a simulation's, has a distance of 0) ...
+_LIKE_FLOOR = 0.1
+#: ... and at least :data:`_EDGE_PHOTONS` times its median photons there (where the table's photons vary): a marker
+#: that bleached beside a dense patch of the sample was followed on the sample's rows (their positions fed the drift,
+#: and the patch's rows through the rest of the movie were removed as the marker's)
+
 #: the markers' scatter is scaled to their scatter against each other where they share this many steps between
 #: frames (:func:`_cross_scale`)
 _MIN_CROSS_STEPS = 50
@@ -341,13 +356,56 @@ def _seeds(xy: np.ndarray, frame: np.ndarray, win: np.ndarray, n_win: int, win_f
     return seeds, best, best_w
 
 
-def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.ndarray, n_win: int,
-            win_frames: np.ndarray, start: int, centre: np.ndarray, radius: float, present_share: float
-            ) -> np.ndarray:
+@dataclass
+class _Likeness:
+    """What the rows of a marker look like (:func:`_like_reference`): the largest distance from its path of a row that
+    is its own (nm), and the fewest photons (NaN: the photons are not compared)."""
+
+    within_nm: float
+    min_photons: float
+
+    def mask(self, d2: np.ndarray, photons: np.ndarray) -> np.ndarray:
+        """Which rows (squared distances ``d2`` from the path, their ``photons``) look like the marker's."""
+        ok = d2 <= self.within_nm**2
+        if np.isfinite(self.min_photons):
+            with np.errstate(invalid="ignore"):
+                ok &= ~(photons < self.min_photons)  # NaN photons: not told apart
+        return ok
+
+
+def _nearest_per_frame(d2: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Indices (into ``d2``) of each frame's row nearest the path (squared distances ``d2``)."""
+    o = np.lexsort((d2, frame))
+    return o[np.r_[True, frame[o][1:] != frame[o][:-1]]]
+
+
+def _like_reference(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, centre: np.ndarray, radius: float,
+                    vary: bool) -> _Likeness:
+    """What the marker looks like in the rows ``xy`` (one window) within ``radius`` of ``centre``: each frame's row
+    nearest it, their median distance from it times :data:`_LIKE_SPREAD` (at least :data:`_LIKE_FLOOR` of the radius)
+    and :data:`_EDGE_PHOTONS` times their median photons (where the table's photons ``vary``)."""
+    d2 = np.sum((xy - centre) ** 2, axis=1)
+    inside = np.flatnonzero(d2 <= radius**2)
+    if not len(inside):
+        return _Likeness(radius, float("nan"))
+    near = inside[_nearest_per_frame(d2[inside], frame[inside])]
+    spread = float(np.median(np.sqrt(d2[near])))
+    floor = float(_EDGE_PHOTONS * np.median(photons[near])) if vary else float("nan")
+    return _Likeness(min(radius, max(_LIKE_SPREAD * spread, _LIKE_FLOOR * radius)), floor)
+
+
+def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.ndarray, bounds: np.ndarray,
+            n_win: int, win_frames: np.ndarray, start: int, centre: np.ndarray, radius: float, present_share: float,
+            vary: bool) -> tuple[np.ndarray, _Likeness]:
     """From window ``start`` at ``centre``, forward and backward: the centre in each window where the rows within
     ``radius`` of the last centre lie in at least ``present_share`` of its frames (of the ``win_frames`` the table has
-    rows in; NaN elsewhere)."""
+    rows in; NaN elsewhere), and so do the rows that look like the marker of window ``start`` (its :class:`_Likeness`,
+    returned too: each frame's row nearest the centre, as near it and as bright as the marker's there). A marker that
+    bleached beside a dense patch of the sample is not followed onto the patch's rows (they lie all over the patch,
+    and are dimmer)."""
     centres = np.full((n_win, 2), np.nan)
+    idx = order[bounds[start]:bounds[start + 1]]
+    like = _like_reference(xy[idx], frame[idx], photons[idx], centre, radius, vary)
     for direction in (1, -1):
         c = centre
         w = start if direction == 1 else start - 1
@@ -357,7 +415,12 @@ def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.nda
             n_w = int(win_frames[w])
             share = 0.0
             if len(idx):
-                new, share, _ = _refine(xy[idx], frame[idx], c, radius, n_w)
+                new, share, inside = _refine(xy[idx], frame[idx], c, radius, n_w)
+                if share >= present_share:  # and the rows look like the marker's
+                    rows = idx[inside]
+                    d2 = np.sum((xy[rows] - new) ** 2, axis=1)
+                    near = _nearest_per_frame(d2, frame[rows])
+                    share = _share(frame[rows][near][like.mask(d2[near], photons[rows][near])], n_w)
             if share >= present_share:
                 c = new
                 centres[w] = c
@@ -365,7 +428,7 @@ def _follow(xy: np.ndarray, frame: np.ndarray, order: np.ndarray, bounds: np.nda
             else:
                 misses += 1
             w += direction
-    return centres
+    return centres, like
 
 
 def _two_spots(r: np.ndarray) -> np.ndarray | None:
@@ -391,11 +454,14 @@ def _two_spots(r: np.ndarray) -> np.ndarray | None:
 
 
 def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarray, centres: np.ndarray, f0: int,
-           length: int, n_frames: int, occupied: np.ndarray, radius: float, given: bool) -> list[Fiducial]:
+           length: int, n_frames: int, occupied: np.ndarray, radius: float, given: bool,
+           like: _Likeness | None = None) -> list[Fiducial]:
     """The rows of the track whose window centres are ``centres``: in each frame of a window it is present in, the row
-    nearest its path within ``radius``. Two tracks where two markers lie within ``radius`` of each other (localized
-    together in at least :data:`_DOUBLE_SHARE` of its frames, :func:`_two_spots`): each its own, its path shifted to
-    it (the row nearest the path took one or the other, a track jumping between them)."""
+    nearest its path within ``radius``, from the first to the last that looks like the marker (``like``, of
+    :func:`_follow`: in the window where it bleached, the sample's rows after it are not its own). Two tracks where two
+    markers lie within ``radius`` of each other (localized together in at least :data:`_DOUBLE_SHARE` of its frames,
+    :func:`_two_spots`): each its own, its path shifted to it (the row nearest the path took one or the other, a track
+    jumping between them)."""
     present = np.flatnonzero(np.isfinite(centres[:, 0]))
     if not len(present):
         return []
@@ -434,10 +500,13 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
         c, dd = cand[mine], d2[mine]
         if not len(c):
             continue
-        o = np.lexsort((dd, frame[c]))
-        c = c[o]
-        first = np.r_[True, frame[c][1:] != frame[c][:-1]]
-        rows = c[first]
+        keep = _nearest_per_frame(dd, frame[c])
+        rows, dd = c[keep], dd[keep]
+        if like is not None:  # from its first row to its last that look like the marker
+            own = np.flatnonzero(like.mask(dd, photons[rows]))
+            if not len(own):
+                continue
+            rows = rows[own[0]:own[-1] + 1]
         fid = Fiducial(rows=rows, frames=frame[rows], window_frames=wf, window_xy_nm=wxy + off, share=0.0,
                        photons=float("nan"), given=given, reach=reach)
         fid.share = len(rows) / max(_occupied_between(occupied, fid.first, fid.last), 1)
@@ -475,6 +544,8 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
     order = np.argsort(win, kind="stable")
     bounds = np.searchsorted(win[order], np.arange(n_win + 1))
     present_share = 0.5 * float(min_share)
+    finite = photons[np.isfinite(photons)]
+    vary = len(finite) > 0 and float(np.ptp(finite)) > 0  # the photons tell rows apart
     fids: list[Fiducial] = []
     if positions_nm is not None and len(positions_nm):
         for pos in positions_nm:
@@ -487,10 +558,11 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
             counts = np.bincount(win[near], minlength=n_win)
             start = int(np.argmax(counts))
             c0 = np.median(xy[near & (win == start)], axis=0)
-            centres = _follow(xy, frame, order, bounds, n_win, win_frames, start, c0, radius_nm, present_share)
+            centres, like = _follow(xy, frame, photons, order, bounds, n_win, win_frames, start, c0, radius_nm,
+                                    present_share, vary)
             if not np.isfinite(centres[:, 0]).any():  # too sparse to pass the window test: the window it is in
                 centres[start] = c0
-            found = _track(xy, frame, photons, win, centres, f0, length, n_frames, occupied, radius_nm, True)
+            found = _track(xy, frame, photons, win, centres, f0, length, n_frames, occupied, radius_nm, True, like)
             if not found:
                 raise InputError(f"{where}no track of localizations near the fiducial given at ({p[0]:g}, {p[1]:g}) nm")
             # two markers within the radius: the one given (its path nearest the position)
@@ -518,9 +590,10 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
         # a spot on a track already followed (its centre in that window within the radius) seeds nothing new
         if any(np.isfinite(c[w, 0]) and np.hypot(*(c[w] - centre)) <= radius_nm for c in followed):
             continue
-        centres = _follow(xy, frame, order, bounds, n_win, win_frames, w, centre, radius_nm, present_share)
+        centres, like = _follow(xy, frame, photons, order, bounds, n_win, win_frames, w, centre, radius_nm,
+                                present_share, vary)
         followed.append(centres)
-        for fid in _track(xy, frame, photons, win, centres, f0, length, n_frames, occupied, radius_nm, False):
+        for fid in _track(xy, frame, photons, win, centres, f0, length, n_frames, occupied, radius_nm, False, like):
             # one spot followed twice (from seeds the first track's search stopped short of): counted once
             if any(len(np.intersect1d(fid.rows, g.rows, assume_unique=True)) > 0.5 * min(len(fid.rows), len(g.rows))
                    for g in tracks):
