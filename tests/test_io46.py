@@ -33,3 +33,16 @@ def test_a_stack_that_imagej_metadata_call_channels_is_still_a_movie(tmp_path):
         assert len(movie) == 4 and movie.frame_shape == (16, 16) and int(movie[3][0, 0]) == 3 * 256
     with open_movie(b) as movie:
         assert len(movie) == 3 and movie.frame_shape == (16, 16)
+
+
+def test_a_damaged_header_is_said_in_the_error_not_printed_before_it(tmp_path, capfd):
+    """tifffile logs a header whose first-page offset leads nowhere while the file opens, before plexloc listened:
+    Python's last-resort handler printed it to stderr ahead of plexloc's error (and the job service copied that line
+    into the job's error), and the error lacked it (session 46)."""
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00\x67\x45\x23\x62" + b"garbage" * 3)
+    with pytest.raises(InputError, match=r"bad\.tif: TIFF file holds no image \(0 readable page\(s\): a damaged or "
+                                         r"empty file; <tifffile\.TiffPages @\d+> invalid offset to first page"):
+        with open_movie(bad):
+            pass
+    assert "invalid offset" not in capfd.readouterr().err

@@ -115,6 +115,22 @@ class _TifffileReports(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
 
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        """Hear tifffile's log within the block (whatever the application's logging set-up says: a silenced tifffile
+        must not switch the checks off), and keep it off stderr, where Python's last-resort handler wrote it."""
+        log = logging.getLogger("tifffile")
+        disabled, level = log.disabled, log.level
+        log.disabled = False
+        log.setLevel(logging.WARNING)
+        log.addHandler(self)
+        try:
+            yield
+        finally:
+            log.removeHandler(self)
+            log.disabled = disabled
+            log.setLevel(level)
+
 
 def _declared_frames(tf: tifffile.TiffFile) -> int | None:
     """The number of frames a file's own metadata declares (tifffile's shaped or ImageJ metadata), if any."""
@@ -164,33 +180,25 @@ class _TiffSource:
             raise InputError("file not found", source=path)
         if path.is_dir():
             raise InputError("is a folder, expected a TIFF file", source=path)
+        reports = _TifffileReports()
         try:
-            self._tf = tifffile.TiffFile(path)
+            with reports.listening():  # a damaged header is logged while the file opens
+                self._tf = tifffile.TiffFile(path)
         except Exception as err:  # tifffile raises TiffFileError, ValueError, OSError, struct.error, ...
             raise InputError(f"not a readable TIFF file ({type(err).__name__}: {err})", source=path) from None
         try:
-            self._inspect(memmap=memmap)
+            self._inspect(memmap=memmap, reports=reports)
         except BaseException:
             self.close()  # this file and any sibling of a multi-file series opened already
             raise
 
-    def _inspect(self, *, memmap: bool) -> None:
+    def _inspect(self, *, memmap: bool, reports: _TifffileReports) -> None:
         path, tf = self.path, self._tf
-        reports = _TifffileReports()
-        log = logging.getLogger("tifffile")
-        # heard whatever the application's logging set-up says (a silenced tifffile must not switch the check off)
-        disabled, level = log.disabled, log.level
-        log.disabled = False
-        log.setLevel(logging.WARNING)
-        log.addHandler(reports)
         try:
-            series = list(tf.series)
+            with reports.listening():
+                series = list(tf.series)
         except Exception as err:
             raise InputError(f"corrupt TIFF file ({type(err).__name__}: {err})", source=path) from None
-        finally:
-            log.removeHandler(reports)
-            log.disabled = disabled
-            log.setLevel(level)
         if not series:
             pages = len(tf.pages)  # 0 where the header's offset to the first page leads nowhere: a damaged file
             why = f"{pages} readable page(s)" + (": a damaged or empty file" if not pages else "")
