@@ -126,6 +126,9 @@ def test_cli_train_then_fit(tmp_path, capsys):
     assert re.search(r"training on cpu \((bfloat16|float32)(, channels-last)?\):", got.out)  # the arithmetic, the layout
     # three steps make no usable model: said at the end of training and again when it fits a movie
     assert "the model detects poorly on its validation set" in got.err and "not ready to fit movies" in got.err
+    # nothing matched: said so, where it printed "RMSE lat nan nm" (session 46)
+    assert "nan nm" not in got.out and re.search(r"last validation: JI [\d.]+ %, RMSE lat ([\d.]+ nm|none \(no emitter "
+                                                 r"matched\))", got.out), got.out
     # every column of the run's log.csv is documented (`plexloc columns` refused the file before)
     assert main(["columns", str(tmp_path / "run" / "log.csv")]) == 0
     described = capsys.readouterr().out

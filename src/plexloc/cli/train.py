@@ -133,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
         ji = last.get("jaccard", float("nan"))
         colour = (f"; colours {last['color_accuracy']:.1f} % right, {last['color_rejection']:.1f} % rejected"
                   if "color_accuracy" in last else "")
-        print(f"last validation: JI {ji:.1f} %, RMSE lat {last.get('rmse_lat', float('nan')):.1f} nm{colour}")
+        rmse = last.get("rmse_lat", float("nan"))
+        rmse_text = f"RMSE lat {rmse:.1f} nm" if math.isfinite(rmse) else "RMSE lat none (no emitter matched)"
+        print(f"last validation: JI {ji:.1f} %, {rmse_text}{colour}")
         if poor_model(ji, trainer.step):
             sps = last.get("samples_per_s", float("nan"))
             print(f"plexloc train: warning: the model detects poorly on its validation set (JI {ji:.1f} % after "
