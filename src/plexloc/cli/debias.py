@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
             write_json(report.to_dict(), json_tmp)
         _locs.write(out, args.out, args)
     print(report.format_table())
-    _noise_note(table, px_size)
+    if report.n_skipped < report.n:  # a table left unchanged was not flattened: nothing to add
+        _noise_note(table, px_size)
     print(f"wrote {args.out}")
     return 0
 
