@@ -4,7 +4,10 @@ Synthetic blinking tables (:func:`plexloc.post.synthetic.blinking_table`: filame
 non-linear drift of about 100 nm, :func:`~plexloc.post.synthetic.wobbly_drift`; in 3D also 40 nm in z) plus fiducial
 markers (:func:`~plexloc.post.synthetic.with_fiducials`: 3 nm lateral precision, 8 nm in z, localized in 90 % of the
 frames, 50,000 photons; 12,000 molecules, about 90,000 rows, or 1,500 for a sparse sample). Cases: 2, 3 and 5
-markers (2D), 3 markers (3D), one of 3 bleaching at half-time, one of 4 that detaches (moves 80 nm on its own from frame 4,000 on), and no marker (the error). For each: the error of the
+markers (2D), 3 markers (3D), one of 3 bleaching at half-time, one of 3 bleaching at frame 3,000 beside a dense patch
+of the sample (100 molecules of about 2,000 photons within 100 nm of it, localized in about a third of the frames:
+``patch rm`` counts the patch's rows after the bleach removed as the marker's), one of 4 that detaches (moves 80 nm on
+its own from frame 4,000 on), and no marker (the error). For each: the error of the
 curve (RMS over the frames of estimated minus true, x and y together after the constant offset, as
 :func:`plexloc.post.drift.drift_error_rms`; z alone in 3D), the engine's own ``uncertainty_nm``, the goal (the
 markers' precision over sqrt(n markers x 0.9 x smoothing frames), x and y together), the rows removed (and how many of
@@ -12,8 +15,8 @@ them were markers'), the time; RCC (10 windows) on the same table without its ma
 and with them.
 
 ``--fast``: drift faster than RCC's windows can follow, on top of the same slow drift (3 markers, 2D): a vibration of
-20 nm amplitude (x and y, a third of a period apart) with a period of 200, 50 or 10 frames, and a stage jump of 50 nm (x;
-20 nm in y) at frame 5,000; and the slow drift with every other frame localized (frames 0, 2, 4, ...). For each the
+20 nm amplitude (x and y, a third of a period apart) with a period of 200, 50 or 10 frames, and a stage jump of 50 nm
+(x; 20 nm in y) at frame 5,000; and the slow drift with every other frame localized (frames 0, 2, 4, ...). For each the
 markers' error and reported ``uncertainty_nm`` at ``--smooth`` 1, 3, 5 (the default) and 11 frames, the error at the
 jump (RMS over frames 4,990..5,010), and RCC's error (sample only). The reported uncertainty is the smoothed curve's
 noise with the smoothing's bias where the engine measures it (``smoothing_bias_nm``); ``bias_nm`` is that bias from the
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from plexloc.errors import InputError
+from plexloc.table import LocTable
 from plexloc.post.drift import apply_drift, drift_error_rms, estimate_drift
 from plexloc.post.fiducials import FIDUCIAL_SMOOTH_FRAMES
 from plexloc.post.synthetic import blinking_table, structure_points, with_fiducials, wobbly_drift
@@ -47,11 +51,18 @@ CASES = {  # name: (markers, 3D, extra with_fiducials arguments)
     "5 markers": (5, False, {}),
     "3 markers, 3D": (3, True, {}),
     "3, one bleaches at 5,000": (3, False, {"last_frames": [None, N_FRAMES // 2, None]}),
+    "3, one bleaches by a patch": (3, False, {"last_frames": [None, 3000, None], "patch": 100}),
     "4, one detaches at 4,000": (4, False, {"detach": 1}),
     "3 markers, sparse sample": (3, False, {"molecules": 1500}),
     "no marker": (0, False, {}),
 }
 
+
+#: the markers of a case with a patch of the sample (beside the second)
+PATCH_MARKERS_NM = np.array([[5000.0, 5000.0], [15000.0, 6000.0], [10000.0, 15000.0]])
+#: ... its radius (nm) and on-events per molecule (about 3,750 rows over the movie)
+PATCH_RADIUS_NM = 100.0
+PATCH_EVENTS = 15.0
 
 JUMP_FRAME = 5000
 #: --fast cases: name: (the fast drift added to the slow one, or None; every other frame only)
@@ -99,9 +110,17 @@ def case_table(markers: int, three_d: bool, extra: dict, seed: int, fast: np.nda
         truth[:, 2] = 40.0 * np.sin(np.linspace(0.0, 2.5, N_FRAMES) + rng.uniform(0, 2 * np.pi))
         truth[:, 2] -= truth[0, 2]
     extra = dict(extra)
+    patch = extra.pop("patch", 0)
     mol = structure_points("lines", extra.pop("molecules", 12_000), fov_nm=FOV_NM, rng=rng,
                            z_range_nm=(-400.0, 400.0) if three_d else None)
     t = blinking_table(mol, n_frames=N_FRAMES, rng=rng, drift_nm=truth, precision_z_nm=40.0 if three_d else None)
+    if patch:  # ids from len(mol) on
+        ang, r = rng.uniform(0, 2 * np.pi, patch), PATCH_RADIUS_NM * np.sqrt(rng.uniform(0, 1, patch))
+        spot = PATCH_MARKERS_NM[1] + np.column_stack([r * np.cos(ang), r * np.sin(ang)])
+        pt = blinking_table(spot, n_frames=N_FRAMES, rng=rng, drift_nm=truth, events_per_molecule=PATCH_EVENTS)
+        pt = pt.with_columns(id=np.asarray(pt["id"]) + len(mol))
+        t = LocTable.concat([t, pt]).sort_by_frame()
+        extra["positions_nm"] = PATCH_MARKERS_NM[:markers]
     if markers:
         kw = dict(extra)
         if "detach" in kw:
@@ -118,7 +137,8 @@ def case_table(markers: int, three_d: bool, extra: dict, seed: int, fast: np.nda
 
 
 def rcc_on_sample(t, truth: np.ndarray, at: np.ndarray, row: dict):
-    """RCC on the sample's rows alone (the markers' left out), its seconds and error over the frames ``at`` in ``row``."""
+    """RCC on the sample's rows alone (the markers' left out), its seconds and error over the frames ``at`` in
+    ``row``."""
     t0 = time.perf_counter()
     rcc = estimate_drift(t[t["id"] >= 0], engine="rcc", split_half=False)
     row["rcc_sample_seconds"] = time.perf_counter() - t0
@@ -152,6 +172,10 @@ def run_case(name: str, seed: int) -> dict:
             marker_rows_left=int(np.sum(out["id"] < 0)),
             unreliable=bool(res.info.get("unreliable", False)),
         )
+        if extra.get("patch"):  # the patch's rows after the marker bleached, and how many of them were removed
+            n_mol = extra.get("molecules", 12_000)
+            after = (np.asarray(t["id"]) >= n_mol) & (np.asarray(t["frame"]) > extra["last_frames"][1])
+            row.update(patch_rows_after=int(after.sum()), patch_removed=int(np.sum(res.remove_rows(t) & after)))
         if three_d:
             row.update(z_error_nm=drift_error_rms(res.at(np.arange(N_FRAMES)), truth, axes=(2,)),
                        z_uncertainty_nm=res.info.get("z_uncertainty_nm"))
@@ -258,7 +282,8 @@ def main() -> None:
     args.out = args.out or Path(__file__).with_name("fiducials45.json")
     rows = [run_case(name, seed) for name in CASES for seed in range(args.seeds)]
     head = (f"{'case':26s} {'seed':>4s} {'rows':>7s} {'used':>5s} {'err nm':>7s} {'unc nm':>7s} {'goal':>5s} "
-            f"{'z err':>6s} {'removed':>8s} {'left':>4s} {'s':>5s} {'RCC sample':>10s} {'RCC +mk':>8s}")
+            f"{'z err':>6s} {'removed':>8s} {'left':>4s} {'s':>5s} {'RCC sample':>10s} {'RCC +mk':>8s} "
+            f"{'patch rm':>10s}")
     print(head)
     for r in rows:
         if "error" in r:
@@ -268,7 +293,8 @@ def main() -> None:
         z = f"{r['z_error_nm']:6.2f}" if "z_error_nm" in r else f"{'':6s}"
         print(f"{r['case']:26s} {r['seed']:4d} {r['rows']:7d} {r['used']:2d}/{r['found']:<2d} {r['error_nm']:7.2f} "
               f"{r['uncertainty_nm']:7.2f} {r['goal_nm']:5.2f} {z} {r['rows_removed']:8d} {r['marker_rows_left']:4d} "
-              f"{r['seconds']:5.2f} {r['rcc_sample_error_nm']:10.2f} {r.get('rcc_with_markers_error_nm', np.nan):8.2f}")
+              f"{r['seconds']:5.2f} {r['rcc_sample_error_nm']:10.2f} {r.get('rcc_with_markers_error_nm', np.nan):8.2f}"
+              + (f" {r['patch_removed']:4d}/{r['patch_rows_after']:<5d}" if "patch_rows_after" in r else ""))
     with open(args.out, "w") as f:
         json.dump({"n_frames": N_FRAMES, "fov_nm": FOV_NM, "precision_nm": PRECISION_NM,
                    "smooth_frames": FIDUCIAL_SMOOTH_FRAMES, "rows": rows}, f, indent=1)
