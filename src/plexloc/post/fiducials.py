@@ -359,17 +359,21 @@ def _seeds(xy: np.ndarray, frame: np.ndarray, win: np.ndarray, n_win: int, win_f
 @dataclass
 class _Likeness:
     """What the rows of a marker look like (:func:`_like_reference`): the largest distance from its path of a row that
-    is its own (nm), and the fewest photons (NaN: the photons are not compared)."""
+    is its own (nm), and the fewest photons (NaN: the photons are not compared); ``window_photons``: per time window
+    the fewest photons its rows there were taken with (:func:`_follow`: half the median of its rows in the window
+    before, so that a bead that dims slowly is followed; NaN where it was not followed)."""
 
     within_nm: float
     min_photons: float
+    window_photons: np.ndarray | None = None
 
-    def mask(self, d2: np.ndarray, photons: np.ndarray) -> np.ndarray:
-        """Which rows (squared distances ``d2`` from the path, their ``photons``) look like the marker's."""
+    def mask(self, d2: np.ndarray, photons: np.ndarray, min_photons: float | np.ndarray | None = None) -> np.ndarray:
+        """Which rows (squared distances ``d2`` from the path, their ``photons``) look like the marker's (at least
+        ``min_photons``, by default :attr:`min_photons`)."""
         ok = d2 <= self.within_nm**2
-        if np.isfinite(self.min_photons):
-            with np.errstate(invalid="ignore"):
-                ok &= ~(photons < self.min_photons)  # NaN photons: not told apart
+        floor = self.min_photons if min_photons is None else min_photons
+        with np.errstate(invalid="ignore"):
+            ok &= ~(photons < floor)  # NaN photons or floor: not told apart
         return ok
 
 
@@ -400,16 +404,19 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
     """From window ``start`` at ``centre``, forward and backward: the centre in each window where the rows within
     ``radius`` of the last centre lie in at least ``present_share`` of its frames (of the ``win_frames`` the table has
     rows in; NaN elsewhere), and so do the rows that look like the marker of window ``start`` (its :class:`_Likeness`,
-    returned too: each frame's row nearest the centre, as near it and as bright as the marker's there). A marker that
+    returned too: each frame's row nearest the centre, as near it as the marker's there, and at least half as bright as
+    the marker's in the window followed before). A marker that
     bleached beside a dense patch of the sample is not followed onto the patch's rows (they lie all over the patch,
     and are dimmer)."""
     centres = np.full((n_win, 2), np.nan)
     idx = order[bounds[start]:bounds[start + 1]]
     like = _like_reference(xy[idx], frame[idx], photons[idx], centre, radius, vary)
+    like.window_photons = np.full(n_win, np.nan)
     for direction in (1, -1):
         c = centre
         w = start if direction == 1 else start - 1
         misses = 0
+        floor = like.min_photons  # from the last window followed: a bead that dims slowly is followed
         while 0 <= w < n_win and misses < _MAX_MISSED_WINDOWS:
             idx = order[bounds[w]:bounds[w + 1]]
             n_w = int(win_frames[w])
@@ -419,11 +426,17 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
                 if share >= present_share:  # and the rows look like the marker's
                     rows = idx[inside]
                     d2 = np.sum((xy[rows] - new) ** 2, axis=1)
-                    near = _nearest_per_frame(d2, frame[rows])
-                    share = _share(frame[rows][near][like.mask(d2[near], photons[rows][near])], n_w)
+                    near = rows[_nearest_per_frame(d2, frame[rows])]
+                    ok = like.mask(np.sum((xy[near] - new) ** 2, axis=1), photons[near], floor)
+                    share = _share(frame[near][ok], n_w)
             if share >= present_share:
                 c = new
                 centres[w] = c
+                like.window_photons[w] = floor
+                seen = photons[near][ok]
+                seen = seen[np.isfinite(seen)]
+                if np.isfinite(floor) and len(seen):
+                    floor = float(_EDGE_PHOTONS * np.median(seen))
                 misses = 0
             else:
                 misses += 1
@@ -503,7 +516,8 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
         keep = _nearest_per_frame(dd, frame[c])
         rows, dd = c[keep], dd[keep]
         if like is not None:  # from its first row to its last that look like the marker
-            own = np.flatnonzero(like.mask(dd, photons[rows]))
+            floors = like.min_photons if like.window_photons is None else like.window_photons[win[rows]]
+            own = np.flatnonzero(like.mask(dd, photons[rows], floors))
             if not len(own):
                 continue
             rows = rows[own[0]:own[-1] + 1]
