@@ -13,22 +13,22 @@ the windows (the centre of each window's rows within ``radius_nm`` of the last c
 ``radius_nm`` per window is followed) while they look like the marker's rows of the window it was seeded in (each
 frame's row nearest the centre, in at least ``min_share / 2`` of the window's frames, as near it as :data:`_LIKE_SPREAD`
 times their median distance there, or :data:`_LIKE_FLOOR` of the radius, and as bright as :data:`_EDGE_PHOTONS` times
-their median photons where the table's photons vary: a marker that bleached beside a dense patch of the sample was
-followed onto the patch's rows, which lie all over it and are dimmer, and removed them through the rest of the movie),
-and in every frame of a window where it is present its localization is the row nearest its position there (the window
-centres, interpolated), from its first to its last that looks like the marker. A track is a fiducial where it is
-localized in at least ``min_share`` of the frames from its first to its last and that stretch is at least a quarter of
-the movie (:data:`FIDUCIAL_MIN_SPAN`; every share counts only the frames the table has rows in, so that a table of every
-other frame, alternating excitation or a camera that drops frames, has its markers in all of them): a bead that bleaches
-half-way is used for the half it lasts; and where it is brighter than the sample, its median photons at least
-``min_brightness`` (default 2, :data:`FIDUCIAL_MIN_BRIGHTNESS`) times the other rows' median (a dense spot of the
-sample, a short filament of 200 molecules, is localized as often; not applied where the table's photons are one value).
-Two markers within ``radius_nm`` of each other, both localized in most frames, are two tracks (each frame's row nearest
-a path between them would jump from one to the other); a track beside a marker that takes a share of its rows is none of
-its own. Or the user gives the fiducials' positions (``positions_nm``, nm, where they are at any time of the movie),
-each followed from the window where most of its frames lie within ``radius_nm`` of it; a position whose track is
-localized less often or over a shorter stretch than a found marker's is refused (a sample molecule's few frames are no
-drift).
+the median photons of its rows in the window followed before, where the table's photons vary (a bead that dims slowly is
+followed): a marker that bleached beside a dense patch of the sample was followed onto the patch's rows, which lie all
+over it and are dimmer, and removed them through the rest of the movie), and in every frame of a window where it is
+present its localization is the row nearest its position there (the window centres, interpolated), from its first to its
+last that looks like the marker. A track is a fiducial where it is localized in at least ``min_share`` of the frames
+from its first to its last and that stretch is at least a quarter of the movie (:data:`FIDUCIAL_MIN_SPAN`; every share
+counts only the frames the table has rows in, so that a table of every other frame, alternating excitation or a camera
+that drops frames, has its markers in all of them): a bead that bleaches half-way is used for the half it lasts; and
+where it is brighter than the sample, its median photons at least ``min_brightness`` (default 2,
+:data:`FIDUCIAL_MIN_BRIGHTNESS`) times the other rows' median (a dense spot of the sample, a short filament of 200
+molecules, is localized as often; not applied where the table's photons are one value). Two markers within ``radius_nm``
+of each other, both localized in most frames, are two tracks (each frame's row nearest a path between them would jump
+from one to the other); a track beside a marker that takes a share of its rows is none of its own. Or the user gives the
+fiducials' positions (``positions_nm``, nm, where they are at any time of the movie), each followed from the window
+where most of its frames lie within ``radius_nm`` of it; a position whose track is localized less often or over a
+shorter stretch than a found marker's is refused (a sample molecule's few frames are no drift).
 
 The drift (:func:`fiducial_drift`). Per frame, each fiducial's displacement from its own reference position; each
 fiducial weighs ``1 / s²`` per axis, ``s`` its localization scatter read from the differences of its positions in
@@ -153,9 +153,10 @@ _EDGE_PHOTONS = 0.5
 _LIKE_SPREAD = 3.0
 #: ... (or this share of the radius, whichever is larger: an exact track, a simulation's, has a distance of 0) ...
 _LIKE_FLOOR = 0.1
-#: ... and at least :data:`_EDGE_PHOTONS` times its median photons there (where the table's photons vary): a marker
-#: that bleached beside a dense patch of the sample was followed on the sample's rows (their positions fed the drift,
-#: and the patch's rows through the rest of the movie were removed as the marker's)
+#: ... and at least :data:`_EDGE_PHOTONS` times the median photons of its rows in the window followed before (where
+#: the table's photons vary): a marker that bleached beside a dense patch of the sample was followed on the sample's
+#: rows (their positions fed the drift, and the patch's rows through the rest of the movie were removed as the
+#: marker's)
 
 #: the markers' scatter is scaled to their scatter against each other where they share this many steps between
 #: frames (:func:`_cross_scale`)
