@@ -437,19 +437,37 @@ def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: f
 
 
 def _override_hint(need: dict, gpus: int, workers) -> str:
-    """How to submit the job again so that the present ``workers`` fit it: no GPU (a GPU application on CPU workers),
-    and at most the CPU cores and RAM the largest of them offers (``plexloc submit --gpus 0 --cpus N --memory-mb M``,
-    or the API's ``"hardware"``); "" when no override fits them."""
-    override: dict[str, int] = {"gpus": 0} if gpus > 0 else {}
-    for key in ("cpus", "memory_mb"):
-        most = max(int((w.hardware or {}).get(key, 0) or 0) for w in workers)
-        if 0 < most < int(need.get(key, 0) or 0):
-            override[key] = most
-    if not override:
+    """How to submit the job again so that one of the present ``workers`` takes it: the override that fits one worker
+    (the job's GPUs kept where that worker has them, else none: a GPU application on a CPU; the CPU cores and RAM
+    lowered to that worker's), as ``plexloc submit --gpus 0 --cpus N --memory-mb M`` and the API's ``"hardware"``; of
+    the workers, the one whose override keeps the GPUs, then changes the fewest keys, then grants the most cores and
+    RAM. "" when no override fits any (workers that report no cores or RAM). Each worker on its own: the most cores of
+    one worker and the most RAM of another (session 46's hint) fit neither, and a GPU worker short of cores only was
+    told to drop the GPU."""
+    best: tuple[tuple, dict[str, int]] | None = None
+    for w in workers:
+        have = w.hardware or {}
+        keep_gpu = gpus > 0 and _fits({"gpus": need.get("gpus", gpus), "gpu_memory_mb": need.get("gpu_memory_mb", 0)},
+                                      gpus, have)
+        override: dict[str, int] = {} if gpus == 0 or keep_gpu else {"gpus": 0}
+        for key in ("cpus", "memory_mb"):
+            asked, offered = int(need.get(key, 0) or 0), int(have.get(key, 0) or 0)
+            if asked > offered:
+                if offered <= 0:  # the worker reports none: no count fits it
+                    break
+                override[key] = offered
+        else:
+            if override:
+                rank = (gpus == 0 or keep_gpu, -len(override), override.get("cpus", int(need.get("cpus", 0) or 0)),
+                        override.get("memory_mb", int(need.get("memory_mb", 0) or 0)))
+                if best is None or rank > best[0]:
+                    best = (rank, override)
+    if best is None:
         return ""
+    override = best[1]
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in override.items())
     body = ", ".join(f'"{k}": {v}' for k, v in override.items())
-    where = "on a CPU" if gpus > 0 else "on these workers"
+    where = "on a CPU" if "gpus" in override else "on these workers"
     return f" ({where}: submit with {flags}, or \"hardware\": {{{body}}})"
 
 

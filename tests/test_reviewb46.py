@@ -1,0 +1,74 @@
+"""Review of session 46's second batch (reviewer b): what it found wrong.
+
+- a queued job's note (``jobs.queue_note``) suggested an override made of the most CPU cores of one worker and the
+  most RAM of another, which fits neither (the job resubmitted so waited again), and told a GPU job on a GPU worker
+  short of cores only to drop its GPU.
+"""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("sqlalchemy")  # the service extra
+
+from plexloc.service import jobs  # noqa: E402
+
+
+def _hint_override(hint: str) -> dict[str, int]:
+    """The ``"hardware"`` override a queue note's hint names."""
+    found = re.search(r'"hardware": \{(.*)\}\)$', hint)
+    assert found, hint
+    return {k: int(v) for k, v in re.findall(r'"(\w+)": (\d+)', found.group(1))}
+
+
+def _takes(need: dict, override: dict, worker) -> bool:
+    """Whether ``worker`` takes the job of ``need`` resubmitted with ``override`` (its GPU memory dropped with no GPU,
+    as jobs.submit does)."""
+    hw = {**need, **override}
+    if hw.get("gpus", 0) == 0:
+        hw["gpu_memory_mb"] = 0
+    return jobs._fits(hw, hw.get("gpus", 0), worker.hardware)
+
+
+def _worker(name: str, **hw):
+    return SimpleNamespace(name=name, hardware={"gpus": 0, "gpu_memory_mb": 0, **hw})
+
+
+def test_the_queue_notes_override_fits_one_worker_not_the_most_of_each():
+    """Workers of 8 cores and 4 GB, and of 2 cores and 64 GB; a job of 16 cores and 32 GB. Before: '--cpus 8' (the
+    most cores of the one, the RAM of the other kept): 8 cores and 32 GB, which neither has."""
+    workers = [_worker("a", cpus=8, memory_mb=4000), _worker("b", cpus=2, memory_mb=64000)]
+    need = {"cpus": 16, "memory_mb": 32000, "gpus": 0, "gpu_memory_mb": 0}
+    assert not any(jobs._fits(need, 0, w.hardware) for w in workers)
+    hint = jobs._override_hint(need, 0, workers)
+    override = _hint_override(hint)
+    assert any(_takes(need, override, w) for w in workers), hint  # before: {"cpus": 8}, taken by none
+    assert hint == ' (on these workers: submit with --cpus 2, or "hardware": {"cpus": 2})'
+    # the same flags on the command line's side
+    assert "--cpus 2" in hint and "--memory-mb" not in hint
+
+
+def test_a_gpu_job_short_of_cores_on_a_gpu_worker_keeps_its_gpu():
+    """A GPU worker with 2 cores: the GPU job of 4 cores needs --cpus 2, not to run on a CPU (before: '--gpus 0
+    --cpus 2')."""
+    workers = [_worker("gpu", cpus=2, memory_mb=64000, gpus=1, gpu_memory_mb=24000)]
+    need = {"cpus": 4, "memory_mb": 16000, "gpus": 1, "gpu_memory_mb": 8000}
+    hint = jobs._override_hint(need, 1, workers)
+    assert hint == ' (on these workers: submit with --cpus 2, or "hardware": {"cpus": 2})'
+    assert _takes(need, _hint_override(hint), workers[0])
+    # beside a CPU worker that needs the GPU dropped too: the GPU kept
+    workers.append(_worker("cpu", cpus=32, memory_mb=64000))
+    assert jobs._override_hint(need, 1, workers) == hint
+    # CPU workers only: the GPU dropped, the cores and RAM of the one worker that then fits
+    cpu_only = [_worker("small", cpus=2, memory_mb=6000), _worker("big-ram", cpus=1, memory_mb=64000)]
+    hint = jobs._override_hint(need, 1, cpu_only)
+    assert hint == (' (on a CPU: submit with --gpus 0 --cpus 1, or "hardware": {"gpus": 0, "cpus": 1})')
+    assert any(_takes(need, _hint_override(hint), w) for w in cpu_only)
+
+
+def test_no_hint_where_no_worker_reports_cores_or_ram():
+    workers = [SimpleNamespace(name="bare", hardware={})]
+    assert jobs._override_hint({"cpus": 4, "memory_mb": 8000, "gpus": 0}, 0, workers) == ""
