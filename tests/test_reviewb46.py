@@ -2,7 +2,9 @@
 
 - a queued job's note (``jobs.queue_note``) suggested an override made of the most CPU cores of one worker and the
   most RAM of another, which fits neither (the job resubmitted so waited again), and told a GPU job on a GPU worker
-  short of cores only to drop its GPU.
+  short of cores only to drop its GPU;
+- ``plexloc serve --max-upload-mb`` below one byte was refused as the setting ``max_upload_bytes`` and 0, and
+  ``--user-quota-gb`` below one byte started a server with a quota of 0 bytes.
 """
 
 from __future__ import annotations
@@ -72,3 +74,21 @@ def test_a_gpu_job_short_of_cores_on_a_gpu_worker_keeps_its_gpu():
 def test_no_hint_where_no_worker_reports_cores_or_ram():
     workers = [SimpleNamespace(name="bare", hardware={})]
     assert jobs._override_hint({"cpus": 4, "memory_mb": 8000, "gpus": 0}, 0, workers) == ""
+
+
+def test_serve_names_the_option_of_a_limit_below_one_byte(tmp_path, capsys):
+    """--max-upload-mb 1e-9 was refused as 'max_upload_bytes: Input should be greater than or equal to 1 (got 0)':
+    neither the option nor the value given; --user-quota-gb 1e-12 started a server whose quota of 0 bytes refused
+    every upload."""
+    pytest.importorskip("uvicorn")
+    from plexloc.cli import serve
+    from plexloc.cli.main import main
+    from plexloc.errors import InputError
+
+    assert main(["serve", "--data-dir", str(tmp_path / "data"), "--max-upload-mb", "1e-9"]) == 2
+    err = capsys.readouterr().err
+    assert "--max-upload-mb 1e-09 is less than one byte (9.54e-07 MB); give a larger value" in err, err
+    assert "max_upload_bytes" not in err
+    with pytest.raises(InputError, match=r"--user-quota-gb 1e-12 is less than one byte \(9\.31e-10 GB\)"):
+        serve._bytes(1e-12, 2**30, "--user-quota-gb")
+    assert serve._bytes(1.5, 2**20, "--max-upload-mb") == 1572864 and serve._bytes(None, 2**20, "x") is None

@@ -60,11 +60,26 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(
         args, public_url=args.public_url, apps_dirs=args.apps or None, lease_s=args.lease, max_attempts=args.max_attempts,
         timeout_grace_s=args.timeout_grace,
-        max_upload_bytes=None if args.max_upload_mb is None else int(args.max_upload_mb * 2**20),
-        user_quota_bytes=None if args.user_quota_gb is None else int(args.user_quota_gb * 2**30),
+        max_upload_bytes=_bytes(args.max_upload_mb, 2**20, "--max-upload-mb"),
+        user_quota_bytes=_bytes(args.user_quota_gb, 2**30, "--user-quota-gb"),
         max_active_jobs=args.max_active_jobs,
     )
     app = create_app(settings)
     print(f"plexloc service on http://{args.host}:{args.port}/ (data in {settings.data_dir.resolve()})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _bytes(value: float | None, unit: int, option: str) -> int | None:
+    """``value`` (MB or GB: ``unit`` bytes each) in whole bytes, None where not given. A positive value below one byte
+    is refused naming the option: it became a limit of 0 bytes, refused as the setting's name and 0 (``max_upload_bytes:
+    Input should be greater than or equal to 1 (got 0)``), or a quota that refused every upload."""
+    if value is None:
+        return None
+    n = int(value * unit)
+    if n < 1:
+        from plexloc.errors import InputError
+
+        per = option.rsplit("-", 1)[-1].upper()  # MB, GB
+        raise InputError(f"{option} {value:g} is less than one byte ({1 / unit:.3g} {per}); give a larger value")
+    return n
