@@ -19,6 +19,13 @@ Two findings, per channel (:func:`check_camera`):
   fits is solved with the read noise held in e- (:func:`_gain_factor`). On an EMCCD below ``MIN_EMCCD_PHOTONS`` a ratio
   under ``MIN_DIM_EMCCD_RATIO`` is still told (an e_per_adu written as ADU/e-). Frames without
   any noise between them (ratio 0: synthetic, not from a camera) are not told about.
+- **baseline**: the dimmest pixels against the camera's baseline (:func:`dim_offset`): where 1 % of the pixels'
+  medians over the frames sit below it by more than their noise, the baseline is above the camera's offset (photons
+  taken away, negative in dim pixels). An EMCCD's settings (offset 300 ADU) on an sCMOS movie at 100-150 ADU read a
+  signal of 0 photons/px, where the noise is not measured, and the fit's photons came out 99.8 % low with no warning
+  about the camera: it is a warning naming the baseline that fits (at most the dim pixels' level), and where the noise
+  warning fires it names the baseline first (an sCMOS offset map 80 ADU high was advised as a read_sigma of 5.1 e-
+  for 1.4 first).
 - **saturation**: the share of pixels at the camera's clipping level (:func:`clip_level`): the camera's
   ``saturation_adu`` where it is set, else a level found in the first frames (:func:`detect_clip_adu`: a 12-bit
   camera's 4095 written into a 16-bit file), else the movie's integer maximum (65535 for uint16, 255 for uint8),
@@ -66,7 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
            "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "camera_model", "camera_source", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
-           "detect_clip_adu", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "read_noise_share", "saturation_adu"]
+           "detect_clip_adu", "dim_offset", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "read_noise_share", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
 NOISE_RANGE = (0.75, 1.35)
@@ -256,6 +263,43 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
         return math.nan, (f"frames too crowded: the dimmer quarter of the pixels changes {crowding:.2f}x as much "
                           "between frames as the dimmest tenth"), math.nan
     return ratio, "", level
+
+
+def dim_offset(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tuple[float, float, float]:
+    """Where one channel's dimmest pixels sit against the camera's baseline: ``(adu, photons, margin)``, the 1st
+    percentile of the pixels' medians over the first :func:`head_frames` of ``photons`` ``(T, H, W)`` (T >= 2), in ADU
+    above the baseline (per pixel for maps) and in photons, and how far below the baseline a right camera's could sit
+    by noise alone (ADU: 3 x 1.25 x the dimmest pixels' noise per frame over sqrt(T), plus 1 ADU of rounding, as
+    ``plexloc info`` allows). All NaN for a camera without a baseline (ideal, additive) or fewer than two frames.
+
+    A baseline above the camera's offset makes the dim pixels' photons negative; where it is far above (an EMCCD's
+    settings, offset 300 ADU, on an sCMOS movie at 100-150 ADU) the noise check sees a signal of 0 photons/px and
+    says only that it could not measure there: the fit's photons came out 99.8 % low with no warning about the
+    camera (tests/test_camaudit46.py)."""
+    import torch
+
+    from plexloc.evaluate.uncertainty import robust_sd
+
+    nan = (math.nan, math.nan, math.nan)
+    if getattr(camera, "baseline", None) is None or getattr(camera, "kind", None) in ("ideal", "additive"):
+        return nan
+    x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
+    if x.ndim != 3 or x.shape[0] < 2:
+        return nan
+    with torch.no_grad():
+        cam = _on_cpu(camera)
+        p0 = cam.to_photons(torch.zeros(x.shape[-2:]))  # the photons of 0 ADU, per pixel for maps
+        step = cam.to_photons(torch.ones(x.shape[-2:])) - p0  # photons per ADU (> 0)
+        at_base = p0 + torch.as_tensor(cam.baseline, dtype=torch.float32) * step  # the photons at the baseline
+        med = x.median(dim=0).values
+        above = (med - at_base) / step.clamp_min(1e-12)  # each pixel's median in ADU above the baseline
+        q = float(above.flatten().quantile(0.01))
+        dim = above <= q + 1e-6
+        d = (x[1:] - x[:-1]) / step.clamp_min(1e-12)
+        noise = robust_sd(d[:, dim].numpy().astype(np.float64)) / math.sqrt(2.0)
+        photons_q = float((at_base + q * step).flatten()[dim.flatten()].median())
+    margin = 3.0 * 1.25 * noise / math.sqrt(x.shape[0]) + 1.0
+    return q, photons_q, margin
 
 
 def _frames_for(photons, max_frames: int) -> int:
@@ -463,7 +507,7 @@ def _gain_factor(cam, ratio: float, level: float) -> float:
 
 def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_frames: int = NOISE_FRAMES,
                    gain_factor: float | None = None, field: str | None = None,
-                   values: list[dict[str, float]] | None = None) -> str:
+                   values: list[dict[str, float]] | None = None, baseline_first: bool = False) -> str:
     """What the camera settings would likely be for a noise ``ratio`` measured at ``level`` photons/px, as text: the
     gain that scales the photons by the ratio (the baseline right: shot noise dominating, photons scaled by k read
     k), and the baseline that the photon transfer of the dimmer half of the pixels gives (the gain right: their mean
@@ -475,7 +519,9 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
     now (:func:`_advice`); None: the setting's name alone. ``values``, where given, receives one dict per alternative
     named, in the text's order: the fields of that alternative's first setting and their values that fit
     (``{"e_per_adu": 0.439}``; ``{}`` where it is a map's factor), from which a camera that fits is written
-    (:attr:`CameraCheck.noise_warnings` of a model's camera)."""
+    (:attr:`CameraCheck.noise_warnings` of a model's camera). ``baseline_first``: the dimmest pixels sit below the
+    baseline (:func:`dim_offset`), which no gain or read noise explains: the baseline, where one is named, comes
+    first."""
     import torch
 
     if not (np.isfinite(ratio) and ratio > 0):
@@ -521,8 +567,8 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
             else:
                 parts.append((_advice(field, "baseline", base_val, f"{base_val + delta:.0f} ADU")
                               + " if the gain is right", {"baseline": float(f"{base_val + delta:.0f}")}))
-            if not gain_first:  # the gain's explanation needs an impossible EM gain: the baseline's comes first
-                parts.insert(0, parts.pop())
+            if not gain_first or baseline_first:  # the gain's explanation needs an impossible EM gain, or the dim
+                parts.insert(0, parts.pop())  # pixels sit below the baseline: the baseline's comes first
     if values is not None:
         values.extend(v for _, v in parts)
     return "; ".join(t for t, _ in parts)
@@ -627,6 +673,15 @@ class ChannelCheck:
     #: that camera's fields with the first setting that would fit put in (None where it cannot be written: maps, or
     #: nothing advised), for the ``--camera`` YAML the warning writes out
     fitting_camera: dict | None = None
+    #: the dimmest pixels against the baseline (:func:`dim_offset`): the 1st percentile of the pixels' medians over the
+    #: frames, in ADU above the baseline (negative: below it) and in photons, and how far below it a right camera's
+    #: could sit by noise alone (ADU); NaN where not measured
+    dim_adu: float = math.nan
+    dim_photons: float = math.nan
+    dim_margin_adu: float = math.nan
+    #: the camera's baseline (ADU; NaN for per-pixel maps) and the map's file where it is one
+    baseline: float = math.nan
+    baseline_map: str = ""
 
     @property
     def saturated_fraction(self) -> float:
@@ -645,6 +700,9 @@ class CameraCheck:
 
     #: each channel's movie where they are separate files (messages name the channel's own file)
     sources: list[str] = field(default_factory=list)
+    #: a caller has told a baseline above the camera's offset itself (``plexloc info``'s comparison of the settings):
+    #: :attr:`baseline_warnings` does not say it again
+    baseline_told: bool = False
 
     def _where(self, c: int) -> str:
         chan = f"channel {c}: " if len(self.channels) > 1 else ""
@@ -730,6 +788,11 @@ class CameraCheck:
                 cause = (f"a {ch.read_noise_field} set too {'low' if r > 1 else 'high'} (read noise is "
                          f"{ch.read_share:.0%} of the predicted pixel variance at {ch.noise_level:.2g} photons/px; "
                          f"{unit}), or {cause}")
+            if ch.kind != "ideal" and np.isfinite(ch.dim_adu) and ch.dim_adu < -ch.dim_margin_adu and base_cause in cause:
+                # the dimmest pixels sit below the baseline: no gain or read noise explains that, the baseline first
+                rest = cause.replace(f", or {base_cause}", "").replace(f"{base_cause}, or ", "")
+                cause = (f"a baseline above the camera's offset (1 % of the pixels sit {-ch.dim_adu:.3g} ADU below it, "
+                         f"{ch.dim_photons:.3g} photons/px: photons taken away), or {rest}")
             # a camera read from a file: the file to edit, and each setting by its field there with its value now
             in_file = f" in {ch.camera_file}" if ch.camera_file else ""
             likely = (f" The settings that would fit{',' + in_file if in_file else ''}: {ch.likely}." if ch.likely
@@ -786,8 +849,39 @@ class CameraCheck:
         return out
 
     @property
+    def baseline_warnings(self) -> list[str]:
+        """A baseline above the camera's offset by more than noise explains (:func:`dim_offset`), where the noise
+        warning, which names a baseline that fits where its photon transfer can, has not been given: the fit's photons
+        and background come out low or negative."""
+        out = []
+        lo, hi = self.noise_range
+        for ch in [] if self.baseline_told else self.channels:
+            if not (np.isfinite(ch.dim_adu) and ch.dim_adu < -ch.dim_margin_adu):
+                continue
+            if (np.isfinite(ch.noise_ratio) and ch.noise_ratio > 0 and not lo <= ch.noise_ratio <= hi
+                    and "if the gain is right" in ch.likely):
+                continue  # the noise warning says it, with the baseline that fits first
+            field = f"{ch.camera_field}baseline"
+            in_file = f" in {ch.camera_file}" if ch.camera_file else ""
+            if np.isfinite(ch.baseline):
+                fits = (f"The setting that would fit{in_file}: {field} at most about {ch.baseline + ch.dim_adu:.4g} ADU "
+                        f"(now {ch.baseline:g})")
+            else:
+                named = f" ({ch.baseline_map})" if ch.baseline_map else ""
+                fits = (f"The {field} map{named}{in_file} lies above this camera's offset: a map of another camera, "
+                        "readout mode or region of the chip?")
+            fix = (self._model_fix(ch) if ch.camera_model else
+                   "Measure the offset on dark frames of this camera at the movie's settings (plexloc calibrate-camera)")
+            out.append(
+                f"{self._where(ch.channel)}1 % of the pixels sit {-ch.dim_adu:.3g} ADU below the camera's baseline "
+                f"(their medians over the first {self.frames} frames; {ch.settings}), {ch.dim_photons:.3g} photons/px: "
+                f"a baseline above the camera's offset takes photons away, and the photons and background come out "
+                f"low or negative. {fits}. {fix}")
+        return out
+
+    @property
     def warnings(self) -> list[str]:
-        return self.noise_warnings + self.saturation_warnings
+        return self.noise_warnings + self.baseline_warnings + self.saturation_warnings
 
     @property
     def notes(self) -> list[str]:
@@ -818,7 +912,8 @@ class CameraCheck:
                                 a.saturation_adu, a.settings, noise.noise_note, a.em_gain, a.level_source, noise.likely,
                                 noise.noise_level, noise.read_share, noise.gain_factor, noise.em_gain_fit, a.kind,
                                 a.camera_file, a.camera_field, a.read_noise_field, a.camera_model,
-                                noise.fitting_camera)
+                                noise.fitting_camera, a.dim_adu, a.dim_photons, a.dim_margin_adu, a.baseline,
+                                a.baseline_map)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
@@ -887,18 +982,23 @@ def check_camera(
         file, fields = camera_source(cam) or ("", "")  # the file the camera was read from: named in the advice
         # a model's training camera (a fit given no camera): each setting by its camera field, with its value now
         model, model_fields = camera_model(cam) or ("", None)
+        dim = dim_offset(ph, cam, max_frames=max_frames) if noise else (math.nan, math.nan, math.nan)
         values: list[dict[str, float]] = []
         likely = (_likely_values(cam, ph, ratio, signal, max_frames=max_frames, gain_factor=c_fit,
-                                 field=fields if file else "" if model else None, values=values) if told else "")
+                                 field=fields if file else "" if model else None, values=values,
+                                 baseline_first=bool(dim[0] < -dim[2])) if told else "")
         c_fit = c_fit if likely else math.nan
         fitting = ({**model_fields, **values[0]} if model_fields is not None and values and values[0] else None)
+        base = getattr(cam, "baseline", None)
+        base = float(base) if base is not None and (not _is_tensor(base) or base.ndim == 0) else math.nan
         out.channels.append(ChannelCheck(c, ratio, n_sat, int(x.numel()), level,
                                          camera_settings(cam, file or (f"{model}'s training configuration" if model
                                                                        else "")), note,
                                          getattr(cam, "em_gain", None) is not None, how, likely, signal,
                                          read_noise_share(cam, signal) if noise else math.nan,
                                          c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", "")), file, fields,
-                                         _read_noise_field(cam), model, fitting))
+                                         _read_noise_field(cam), model, fitting, *dim, base,
+                                         str(getattr(cam, "map_files", {}).get("baseline", ""))))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

@@ -684,6 +684,8 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
         out.check = _camera_check(info, cameras, split=split, roi_offset_px=roi_offset_px, channel=channel)
     except InputError as err:  # the fits would stop here too (camera maps that do not fit the movie, ...)
         out.check_error = str(err)
+    if out.check is not None and any("takes photons away" in w for w in out.warnings):
+        out.check.baseline_told = True  # said above: not again by the camera check
     return out
 
 

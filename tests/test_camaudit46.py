@@ -1,0 +1,127 @@
+"""Session 46, helper "camaudit": camera settings walked as an imaging facility would (``plexloc calibrate-camera``,
+``plexloc info``, ``plexloc fit --method mle``) with the right camera and typical wrong ones.
+
+- A baseline far above the camera's offset (an EMCCD's settings, offset 300 ADU, on an sCMOS movie whose pixels sit
+  at 100-150 ADU) makes every dim pixel's photons negative: the noise check saw a signal of 0 photons/px and only noted
+  that it could not measure there, and ``plexloc fit`` gave its photons 99.8 % low with no word about the camera (only
+  a PSF-shape warning that blamed the pixel size). The camera check now says where the dimmest pixels sit against the
+  baseline, naming the file, the field, its value and the baseline that would fit (:func:`plexloc.camera.check.
+  dim_offset`), where the noise warning has not said it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import yaml
+
+from plexloc.camera import camera_from_config
+from plexloc.camera.check import check_camera
+from plexloc.camera.models import EMCCD, SCMOS
+from plexloc.config import load_camera_config
+
+# the sCMOS that recorded the movie: offset 100 ADU, 0.45 e-/ADU; 30 photons/px of background (153 ADU)
+SCMOS_TRUE = dict(qe=0.8, spurious_charge=0.0, e_per_adu=0.45, baseline=100.0, read_sigma=1.4)
+EMCCD_FILE = {"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 200.0, "e_per_adu": 12.0,
+              "baseline": 300.0, "read_sigma": 60.0}
+
+
+def _scmos_movie(bg: float = 30.0, n: int = 16, shape=(32, 32), seed: int = 0) -> torch.Tensor:
+    return SCMOS(**SCMOS_TRUE)(torch.full((n, *shape), bg), generator=torch.Generator().manual_seed(seed))
+
+
+def _camera(path: Path, fields: dict):
+    path.write_text(yaml.safe_dump(fields))
+    return camera_from_config(load_camera_config(path))
+
+
+def _check(adu: torch.Tensor, cam):
+    return check_camera([adu], [cam], dtype="uint16", adu=True, source="movie.tif", warn=False)
+
+
+def test_an_emccds_settings_on_an_scmos_movie_name_the_baseline_that_fits(tmp_path):
+    check = _check(_scmos_movie(), _camera(tmp_path / "camera.yaml", EMCCD_FILE))
+    (w,) = [w for w in check.warnings if "baseline" in w]
+    assert "movie.tif" in w and str(tmp_path / "camera.yaml") in w
+    assert "below the camera's baseline" in w and "takes photons away" in w
+    fit = float(w.split("baseline at most about ")[1].split()[0])
+    assert 130 <= fit <= 160  # the dim pixels: 100 ADU offset + 53 ADU of background
+    assert "(now 300)" in w
+    ch = check.channels[0]
+    assert ch.dim_photons < -5  # the photons this camera gives them: negative
+    assert -170 < ch.dim_adu < -140
+
+
+def test_a_baseline_far_above_an_emccds_offset_is_told(tmp_path):
+    """The EMCCD's own movie (offset 300 ADU, 3 photons/px: 45 ADU above it) read with a baseline of 600."""
+    true = {k: v for k, v in EMCCD_FILE.items() if k != "kind"}
+    adu = EMCCD(**true)(torch.full((16, 32, 32), 3.0), generator=torch.Generator().manual_seed(1))
+    (w,) = _check(adu, _camera(tmp_path / "cam.yaml", {**EMCCD_FILE, "baseline": 600.0})).warnings
+    fit = float(w.split("baseline at most about ")[1].split()[0])
+    assert 300 <= fit <= 360 and "(now 600)" in w
+
+
+@pytest.mark.parametrize("bg", [0.0, 0.5, 30.0])
+def test_a_right_camera_is_not_told_about_its_baseline(tmp_path, bg):
+    """Dark or dim frames (0 and 0.5 photons/px), on the sCMOS and on the EMCCD: no baseline warning."""
+    adu = _scmos_movie(bg, n=32, seed=2)
+    check = _check(adu, _camera(tmp_path / "scmos.yaml", {"kind": "scmos", **SCMOS_TRUE}))
+    assert not check.baseline_warnings
+    true = {k: v for k, v in EMCCD_FILE.items() if k != "kind"}
+    adu = EMCCD(**true)(torch.full((32, 32, 32), bg), generator=torch.Generator().manual_seed(3))
+    check = _check(adu, _camera(tmp_path / "emccd.yaml", EMCCD_FILE))
+    assert not check.baseline_warnings
+    assert check.channels[0].dim_adu > -check.channels[0].dim_margin_adu
+
+
+@pytest.mark.parametrize("above", [80.0, 200.0])
+def test_an_offset_map_above_the_movies_offset_is_advised_first(tmp_path, above):
+    """A per-pixel offset map 80 or 200 ADU above the movie's offset (another readout mode's dark frames): the noise
+    warning named a read_sigma about 5.1 e- first (for 1.4), which would leave the photons negative; the dim pixels
+    below the baseline put the baseline first, with the map's correction (80 and 200 ADU lower)."""
+    np.save(tmp_path / "offset.npy", np.full((32, 32), 100.0 + above, dtype=np.float32))
+    cam = _camera(tmp_path / "camera.yaml", {"kind": "scmos", "qe": 0.8, "spurious_charge": 0.0,
+                                              "e_per_adu": 0.45, "baseline": "offset.npy", "read_sigma": 1.4})
+    (w,) = _check(_scmos_movie(), cam).warnings
+    assert "likely from a baseline above the camera's offset (1 % of the pixels sit " in w
+    first = w.split("The settings that would fit, in ")[1].split(": ", 1)[1].split(";")[0]
+    assert first.startswith("the baseline map about ") and first.endswith("ADU lower if the gain is right")
+    assert abs(float(first.split("about ")[1].split()[0]) - above) <= 0.05 * above
+
+
+def test_a_noise_warning_that_names_the_baseline_is_not_repeated(tmp_path):
+    """Baseline 200 for 100 at 30 photons/px: the dim pixels still sit above it; the noise warning tells it alone."""
+    check = _check(_scmos_movie(), _camera(tmp_path / "camera.yaml", {"kind": "scmos", **SCMOS_TRUE,
+                                                                       "baseline": 200.0}))
+    assert len(check.warnings) == 1 and not check.baseline_warnings
+
+
+def test_dim_offset_of_a_camera_without_baseline_is_nan():
+    from plexloc.camera.check import dim_offset
+    from plexloc.camera.models import IdealCamera
+
+    assert all(np.isnan(dim_offset(torch.ones(4, 8, 8), IdealCamera())))
+
+
+def test_plexloc_fit_says_it_before_fitting(tmp_path, monkeypatch, capsys):
+    """``plexloc fit --method mle`` of an sCMOS movie with an EMCCD's camera file: the warning names the file."""
+    from plexloc.cli.main import main
+
+    adu = _scmos_movie(n=8)
+    tifffile.imwrite(tmp_path / "movie.tif", adu.numpy().astype(np.uint16))
+    (tmp_path / "camera.yaml").write_text(yaml.safe_dump(EMCCD_FILE))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"px_size_nm": 100.0, "frame_size": [32, 32],
+                                                          "psf": {"kind": "gaussian", "sigma_nm": 130.0},
+                                                          "camera": "camera.yaml"}))
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["fit", "movie.tif", "--method", "mle", "--config", "config.yaml", "--out", "locs.csv"]) == 0
+    (w,) = [line for line in capsys.readouterr().err.splitlines() if "below the camera's baseline" in line]
+    assert w.startswith("plexloc fit: warning: movie.tif: ")
+    assert "in camera.yaml: baseline at most about" in w and "(now 300)" in w
