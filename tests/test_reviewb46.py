@@ -4,7 +4,10 @@
   most RAM of another, which fits neither (the job resubmitted so waited again), and told a GPU job on a GPU worker
   short of cores only to drop its GPU;
 - ``plexloc serve --max-upload-mb`` below one byte was refused as the setting ``max_upload_bytes`` and 0, and
-  ``--user-quota-gb`` below one byte started a server with a quota of 0 bytes.
+  ``--user-quota-gb`` below one byte started a server with a quota of 0 bytes;
+- ``plexloc evaluate``'s colour-order warning for a table of more colours than the truth's (``plexloc color --colors
+  3`` on a 2-dye simulation: 50.64 % colour accuracy, 96.36 % read right) told to give ``--ratios`` in the truth's
+  order, which does not remove the extra colour; it names the count and ``--colors 2`` now.
 """
 
 from __future__ import annotations
@@ -92,3 +95,28 @@ def test_serve_names_the_option_of_a_limit_below_one_byte(tmp_path, capsys):
     with pytest.raises(InputError, match=r"--user-quota-gb 1e-12 is less than one byte \(9\.31e-10 GB\)"):
         serve._bytes(1e-12, 2**30, "--user-quota-gb")
     assert serve._bytes(1.5, 2**20, "--max-upload-mb") == 1572864 and serve._bytes(None, 2**20, "x") is None
+
+
+def test_the_colour_order_warning_of_too_many_colours_says_to_assign_the_truths_count():
+    import numpy as np
+
+    from plexloc.evaluate.matching import match
+    from plexloc.evaluate.metrics import color_label_mismatch
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(3)
+    n = 200
+    color = np.repeat([0, 1], n // 2)
+    truth = LocTable({"frame": np.arange(n), "x_nm": rng.uniform(0, 6400, n), "y_nm": rng.uniform(0, 6400, n),
+                      "z_nm": np.zeros(n), "photons": np.full(n, 2000.0), "color": color})
+    pred = np.where(color == 0, 0, 2)  # dye 1 estimated as colour 2 of 3, a third colour between the dyes
+    pred[[0, 1, 2, 3, 100, 101, 102, 103, 104, 105]] = 1
+    said = color_label_mismatch(truth, truth.with_columns(color=pred), match(truth, truth, dim=2))
+    assert said is not None and "read as 0 -> 0, 1 -> none of the truth colours, 2 -> 1" in said
+    assert "of 95.00 % instead of 51.00 %" in said
+    assert said.endswith("the table has 3 colours for the truth's 2: assign 2 (plexloc color --colors 2, or --ratios "
+                         "of the truth's 2 dyes in its order)"), said  # before: give --ratios in the truth's order
+    assert "--ratios in the truth's colour order" not in said
+    # numbered the other way with as many colours as the truth: the --ratios advice, as before
+    said = color_label_mismatch(truth, truth.with_columns(color=1 - color), match(truth, truth, dim=2))
+    assert said.endswith("so give --ratios in the truth's colour order"), said

@@ -299,9 +299,16 @@ def color_label_mismatch(truth: LocTable, pred: LocTable, matching: Matching, *,
     # a predicted colour paired with a colour the truth does not have (more colours estimated than simulated) is said
     mapping = ", ".join(f"{r} -> {c if confusion[:, c].any() else 'none of the truth colours'}"
                         for r, c in zip(rows, cols) if confusion[r].any())
+    fix = ("plexloc color without --ratios numbers the colours by descending photon fraction in channel 0, so give "
+           "--ratios in the truth's colour order")
+    if any(confusion[r].any() and not confusion[:, c].any() for r, c in zip(rows, cols)):
+        # more colours assigned than the truth has: the order is not what --ratios in another order would fix
+        n_true = len(np.unique(ct[ok]))
+        n_pred = len(np.unique(cp[ok]))
+        fix = (f"the table has {n_pred} colours for the truth's {n_true}: assign {n_true} (plexloc color --colors "
+               f"{n_true}, or --ratios of the truth's {n_true} dyes in its order)")
     return (f"the predicted colours look numbered in another order than the truth's: read as {mapping} they would "
-            f"score a colour accuracy of {best:.2f} % instead of {given:.2f} %; plexloc color without --ratios numbers "
-            "the colours by descending photon fraction in channel 0, so give --ratios in the truth's colour order")
+            f"score a colour accuracy of {best:.2f} % instead of {given:.2f} %; {fix}")
 
 
 def drift_in_errors(truth: LocTable, pred: LocTable, matching: Matching, drift_frames: np.ndarray,
