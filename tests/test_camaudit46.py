@@ -125,3 +125,87 @@ def test_plexloc_fit_says_it_before_fitting(tmp_path, monkeypatch, capsys):
     (w,) = [line for line in capsys.readouterr().err.splitlines() if "below the camera's baseline" in line]
     assert w.startswith("plexloc fit: warning: movie.tif: ")
     assert "in camera.yaml: baseline at most about" in w and "(now 300)" in w
+
+
+# --- calibrate-camera: dark frames that light reached -------------------------------------------------------------------
+
+def _stack(cam, photons, n: int, seed: int, shape=(32, 32)) -> np.ndarray:
+    light = torch.as_tensor(photons, dtype=torch.float32).expand(n, *shape).clone()
+    return cam(light, generator=torch.Generator().manual_seed(seed)).numpy().astype(np.uint16)
+
+
+def _write_stack(path: Path, frames: np.ndarray) -> Path:
+    tifffile.imwrite(path, frames)
+    return path
+
+
+def _calibrate_cli(tmp_path, capsys, *args):
+    from plexloc.cli.main import main
+
+    code = main(["calibrate-camera", *map(str, args), "--out", str(tmp_path / "camera.yaml")])
+    return code, capsys.readouterr()
+
+
+def test_a_flat_given_as_dark_is_warned_about_naming_the_file(tmp_path, capsys):
+    """An sCMOS's flat (50 photons/px) given as --dark: the read noise read 6.4 e- (offset 89 ADU high) without a word;
+    the movie's photons then came out 28 % low. Now a warning names the dark stack and says light reached it."""
+    cam = SCMOS(**SCMOS_TRUE)
+    dark = _write_stack(tmp_path / "dark.tif", _stack(cam, 50.0, 40, 1))
+    flats = [_write_stack(tmp_path / f"flat{k}.tif", _stack(cam, lvl, 40, 2 + k)) for k, lvl in enumerate((600.0, 1500.0))]
+    code, out = _calibrate_cli(tmp_path, capsys, "--dark", dark, "--flat", *flats, "--kind", "scmos")
+    assert code == 0
+    (w,) = [line for line in out.err.splitlines() if "warning" in line]
+    assert f"--dark {dark}" in w and "did light reach the dark frames" in w and "above any sCMOS's" in w
+    read_e = float(w.split("the read noise measured is ")[1].split()[0])
+    assert 5.5 < read_e < 7.5
+    assert "did light reach the dark frames" in (tmp_path / "camera.yaml").read_text()  # kept with the notes
+
+
+def test_a_right_scmos_dark_is_not_warned_about(tmp_path, capsys):
+    cam = SCMOS(**{**SCMOS_TRUE, "read_sigma": 3.0})  # a noisy sCMOS still reads within its kind's range
+    dark = _write_stack(tmp_path / "dark.tif", _stack(cam, 0.0, 40, 1))
+    flats = [_write_stack(tmp_path / f"flat{k}.tif", _stack(cam, lvl, 40, 2 + k)) for k, lvl in enumerate((100.0, 600.0))]
+    code, out = _calibrate_cli(tmp_path, capsys, "--dark", dark, "--flat", *flats, "--kind", "scmos")
+    assert code == 0 and "warning" not in out.err
+
+
+def test_a_dim_flat_refused_against_a_lit_dark_names_the_dark(tmp_path):
+    """A dark of 40 photons/px (a light leak) refused the 50 photons/px flat as 'too dim; record it brighter' alone: the
+    brighter flats' gain puts the dark's noise at 5.8 e-, and the error now says light reached the dark frames."""
+    from plexloc.camera.calibration import calibrate_camera, stack_stats
+    from plexloc.errors import InputError
+
+    cam = SCMOS(**SCMOS_TRUE)
+    dark = stack_stats([_stack(cam, 40.0, 40, 1)], source="dark.tif")
+    flats = [stack_stats([_stack(cam, lvl, 40, 2 + k)], source=f"flat{lvl:g}.tif")
+             for k, lvl in enumerate((50.0, 400.0, 1500.0))]
+    with pytest.raises(InputError, match="too dim to measure the gain") as err:
+        calibrate_camera(dark, kind="scmos", flats=flats)
+    text = str(err.value)
+    assert "flat50.tif" in text and "light reached the dark frames (--dark dark.tif)" in text
+    assert 4.5 < float(text.split("their noise is ")[1].split()[0]) < 7.5
+
+
+def test_a_dim_flat_against_a_clean_dark_is_refused_as_before():
+    from plexloc.camera.calibration import calibrate_camera, stack_stats
+    from plexloc.errors import InputError
+
+    cam = SCMOS(**SCMOS_TRUE)
+    dark = stack_stats([_stack(cam, 0.0, 40, 1)], source="dark.tif")
+    flats = [stack_stats([_stack(cam, lvl, 40, 2 + k)], source=f"flat{lvl:g}.tif") for k, lvl in enumerate((0.3, 400.0))]
+    with pytest.raises(InputError, match="too dim to measure the gain; record it brighter") as err:
+        calibrate_camera(dark, kind="scmos", flats=flats)
+    assert "light reached" not in str(err.value)
+
+
+def test_an_emccd_dark_with_light_names_the_light_and_the_dark(tmp_path):
+    """An EMCCD's dark of 2 photons/px: the warning asked only whether the frames were an sCMOS's or the gain lower."""
+    from plexloc.camera.calibration import calibrate_camera, stack_stats
+
+    true = {k: v for k, v in EMCCD_FILE.items() if k != "kind"}
+    cam = EMCCD(**true)
+    dark = stack_stats([_stack(cam, 2.0, 60, 1)], source="dark.tif")
+    flats = [stack_stats([_stack(cam, lvl, 60, 2 + k)], source=f"flat{k}.tif") for k, lvl in enumerate((20.0, 80.0))]
+    cal = calibrate_camera(dark, kind="emccd", flats=flats, em_gain=200.0)
+    (w,) = cal.warnings
+    assert "did light reach the dark frames" in w and "--dark dark.tif" in w

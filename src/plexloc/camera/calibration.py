@@ -52,6 +52,10 @@ GAIN_MAP_MAX_SE = 0.02
 #: at the input) or were recorded with the gain lower (tests/test_calibrate_camera_clip44.py)
 MIN_CHECKED_EM_GAIN = 100.0
 MAX_EMCCD_INPUT_READ_E = 1.5
+#: above this read noise (median, e- rms) an sCMOS's dark frames held light: no sCMOS reads it (0.7-3 e-); a flat of
+#: 50 photons/px given as --dark read 6.4 e- and an offset 89 ADU high without a word, and the movie's photons came out
+#: 28 % low (``plexloc calibrate-camera`` warns; tests/test_camaudit46.py)
+SCMOS_MAX_READ_E = 5.0
 #: movie photon transfer: the kept frame differences beyond this many standard deviations are counted (``clipped``,
 #: a crowding measure; they stay in the variance)
 CLIP_SD = 3.5
@@ -659,6 +663,29 @@ class CameraCalibration:
         return path
 
 
+def _lit_dark(kind: str, dark: StackStats, transfer: TransferCurve, em_gain: float | None) -> str:
+    """What a flat too dim against the dark frames' noise adds where the brighter flats measure a gain by which that
+    noise is more than any camera of the kind reads (an sCMOS's above ``SCMOS_MAX_READ_E``, an EMCCD's input-referred
+    above ``MAX_EMCCD_INPUT_READ_E``): light reached the dark frames, and the flat is not to blame (a dark of 40
+    photons/px from a light leak refused the 50 photons/px flat as "too dim; record it brighter"). "" otherwise."""
+    read = float(dark.read_variance.mean())
+    ok = transfer.excess_var >= MIN_EXCESS * read
+    slopes = transfer.excess_var[ok] / np.maximum(transfer.signal_adu[ok], 1e-12)
+    if not ok.any() or not np.all(transfer.signal_adu[ok] > 0):
+        return ""
+    slope = float(np.median(slopes))  # ADU² per ADU: 1 / e_per_adu (sCMOS), 2 em_gain / e_per_adu (EMCCD)
+    if kind == "scmos":
+        read_e, most, what = math.sqrt(read) / slope, SCMOS_MAX_READ_E, "any sCMOS's (0.7-3 e-)"
+    else:
+        read_e, most, what = 2.0 * math.sqrt(read) / slope, MAX_EMCCD_INPUT_READ_E, "an EMCCD's at its input (under 1 e-)"
+    if not read_e > most or (kind == "emccd" and (em_gain or 0.0) < MIN_CHECKED_EM_GAIN):
+        return ""
+    return (f"; or light reached the dark frames (--dark {dark.source or 'DARK'}): by the brighter flats' gain their "
+            f"noise is {read_e:.2g} e- rms{' at the input' if kind == 'emccd' else ''}, above {what}, and their offset "
+            f"{float(np.median(dark.mean)):.5g} ADU; record them with the sensor covered (a light leak, the shutter "
+            "open?)")
+
+
 def _flicker(dark: StackStats, flat: StackStats) -> float:
     """The flat's frame-to-frame change of the light, as an rms share of its signal above the dark offset: the frame
     means' differences less their noise (the pixels' variance over the pixels), halved (0 where none shows)."""
@@ -786,7 +813,7 @@ def calibrate_camera(
             if e_lvl < MIN_EXCESS * float(read_var.mean()):
                 raise InputError(f"this flat adds {s_lvl:.3g} ADU of signal and {e_lvl:.3g} ADU² of variance above the "
                                  f"dark frames (read noise {float(read_var.mean()):.3g} ADU²): too dim to measure the gain; "
-                                 "record it brighter", source=f.source or None)
+                                 "record it brighter" + _lit_dark(kind, dark, transfer, em_gain), source=f.source or None)
             if s_lvl <= 0:  # below the dark offset but noisier than the dark frames: not the same camera setting
                 raise InputError(f"this flat is {-s_lvl:.4g} ADU below the dark frames' offset ({float(np.median(dark.mean)):.5g} "
                                  f"ADU, --dark {dark.source or '?'}) yet adds {e_lvl:.3g} ADU² of variance to theirs: the "
@@ -865,8 +892,11 @@ def calibrate_camera(
         if float(em_gain) >= MIN_CHECKED_EM_GAIN and input_read > MAX_EMCCD_INPUT_READ_E:
             text = (f"the read noise measured is {config['read_sigma']:.3g} e- after an EM gain of {float(em_gain):g}, "
                     f"{input_read:.2g} e- at the input, where an EMCCD at that gain reads under 1 e- (the point of its "
-                    "gain): are these an sCMOS's frames (then --kind scmos), or was the EM gain lower or off when the "
-                    "stacks were recorded (then --em-gain as set then)?")
+                    "gain): are these an sCMOS's frames (then --kind scmos), was the EM gain lower or off when the "
+                    "stacks were recorded (then --em-gain as set then), or did light reach the dark frames (a light "
+                    "leak, the shutter open: its amplified shot noise reads as read noise, and its light as offset, "
+                    f"here {config['baseline']:.5g} ADU; record --dark {dark.source or 'DARK'} again with the sensor "
+                    "covered)?")
             notes.append(text)
             warned.append(text)
     rel_se = transfer.slope_se / slope if math.isfinite(transfer.slope_se) else math.nan

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                                    max_frames=args.max_frames or 300, source=str(args.movie))
     cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
                            spurious_charge=args.spurious_charge, gain_map=args.gain_map)
-    warned = _scmos_plausible(cal) if args.kind == "scmos" else []
+    warned = _scmos_plausible(cal, dark=args.dark) if args.kind == "scmos" else []
     for text in cal.warnings:  # kept with the notes in the YAML and the JSON
         print(f"plexloc calibrate-camera: warning: {text}", file=sys.stderr)
     warned += cal.warnings
@@ -111,20 +111,30 @@ SCMOS_MIN_READ_E = 0.15
 QCMOS_MAX_READ_E = 0.7
 
 
-def _scmos_plausible(cal) -> list[str]:
+def _scmos_plausible(cal, dark: Path | str = "") -> list[str]:
     """An EMCCD's frames measured as an sCMOS: e_per_adu 0.075 for a true 45 / 300 = 0.15 and a read noise of 0.12 e-,
     written without a word. A read noise (median, e-) below SCMOS_MIN_READ_E is a warning (stderr, and with the notes in
-    the YAML and the JSON); one below QCMOS_MAX_READ_E a note (normal for a qCMOS: no warning); returns the
-    warnings."""
+    the YAML and the JSON); one below QCMOS_MAX_READ_E a note (normal for a qCMOS: no warning); one above
+    SCMOS_MAX_READ_E a warning naming the ``dark`` stack (light reached it); returns the warnings."""
     import numpy as np
 
     import sys
+
+    from plexloc.camera.calibration import SCMOS_MAX_READ_E
 
     gain = cal.maps["e_per_adu"] if "e_per_adu" in cal.maps else cal.config.get("e_per_adu")
     if gain is None:
         return []
     read_e = float(np.median(cal.read_sigma_adu) * np.median(gain))
     measured = f"the read noise measured is {read_e:.2g} e- rms (e_per_adu {float(np.median(gain)):.3g})"
+    if read_e > SCMOS_MAX_READ_E:
+        text = (f"{measured}, above any sCMOS's (0.7-3 e-), and the dark frames' offset {float(np.median(cal.offset_adu)):.5g} "
+                f"ADU (--dark {dark or '?'}): did light reach the dark frames (a light leak, the shutter open, a flat given as --dark)? Their "
+                "shot noise reads as read noise and their light as offset, which the camera YAML then takes from every "
+                "pixel (photons and background low); record them with the sensor covered, at the flats' settings")
+        cal.notes.append(text)
+        print(f"plexloc calibrate-camera: warning: {text}", file=sys.stderr)
+        return [text]
     if read_e < SCMOS_MIN_READ_E:
         text = (f"{measured}, below any sCMOS's (0.7-3 e-) or qCMOS's (0.25-0.5 e-): are these an EMCCD's frames? "
                 "Then run --kind emccd --em-gain G (its excess noise makes an sCMOS reading of its gain half the true "
