@@ -120,3 +120,28 @@ def test_the_colour_order_warning_of_too_many_colours_says_to_assign_the_truths_
     # numbered the other way with as many colours as the truth: the --ratios advice, as before
     said = color_label_mismatch(truth, truth.with_columns(color=1 - color), match(truth, truth, dim=2))
     assert said.endswith("so give --ratios in the truth's colour order"), said
+
+
+def test_calibrate_checks_the_z_step_a_micro_manager_stack_records(tmp_path):
+    """The Micro-Manager branch of plexloc calibrate's metadata check (session 46 tested ImageJ's only): a summary
+    'z-step_um' of 0.1 against --z-step 50 is said; one whose 'Slices' is not the stack's is not a z-stack's step."""
+    import argparse
+
+    import numpy as np
+    from test_io_roi import write_mm_stack
+
+    from plexloc.cli.calibrate import _metadata_scales
+
+    frames = np.random.default_rng(0).integers(100, 4000, size=(10, 24, 32)).astype(np.uint16)
+    p = write_mm_stack(tmp_path / "beads_MMStack_Pos0.ome.tif", frames, summary={"z-step_um": 0.1, "Slices": 10},
+                       image_meta={})
+    args = argparse.Namespace(stacks=[p], pixel_size=100.0, z_step=50.0)
+    said = _metadata_scales(args, n_slices=10)
+    assert said == [f"{p}: its metadata give a z step of 100 nm (Micro-Manager 'z-step_um' = 0.1) but --z-step is 50 "
+                    "nm: every z of the calibration follows --z-step (0.5x the recorded step); give --z-step 100 if "
+                    "the metadata are right"]
+    args.z_step = 101.0  # within 3 %
+    assert _metadata_scales(args, n_slices=10) == []
+    q = write_mm_stack(tmp_path / "t_MMStack_Pos0.ome.tif", frames, summary={"z-step_um": 0.1, "Slices": 1},
+                       image_meta={})
+    assert _metadata_scales(argparse.Namespace(stacks=[q], pixel_size=100.0, z_step=50.0), n_slices=10) == []
