@@ -209,3 +209,25 @@ def test_an_emccd_dark_with_light_names_the_light_and_the_dark(tmp_path):
     cal = calibrate_camera(dark, kind="emccd", flats=flats, em_gain=200.0)
     (w,) = cal.warnings
     assert "did light reach the dark frames" in w and "--dark dark.tif" in w
+
+
+# --- the camera check: an EMCCD's frames read with sCMOS settings --------------------------------------------------------
+
+def test_an_emccd_movie_read_as_an_scmos_is_asked_about(tmp_path):
+    """sCMOS settings that give an EMCCD movie's photons right (e_per_adu 12 / 200 = 0.06 photons-folded) read a noise
+    ratio of about 2 (the excess noise) and were advised an e_per_adu of half, which would halve the photons: the
+    warning now asks whether the frames are an EMCCD's."""
+    true = {k: v for k, v in EMCCD_FILE.items() if k != "kind"}
+    adu = EMCCD(**true)(torch.full((32, 32, 32), 30.0), generator=torch.Generator().manual_seed(4))
+    cam = _camera(tmp_path / "camera.yaml", {"kind": "scmos", "qe": 0.9, "spurious_charge": 0.0, "e_per_adu": 0.06,
+                                              "baseline": 300.0, "read_sigma": 0.3})
+    check = _check(adu, cam)
+    (w,) = check.warnings
+    assert 1.7 < check.channels[0].noise_ratio < 2.3
+    assert "an EMCCD's frames read as an sCMOS's" in w and "kind: emccd" in w
+
+
+def test_an_scmos_e_per_adu_off_by_4_is_not_asked_about_an_emccd(tmp_path):
+    adu = _scmos_movie(n=32)
+    (w,) = _check(adu, _camera(tmp_path / "camera.yaml", {"kind": "scmos", **SCMOS_TRUE, "e_per_adu": 1.8})).warnings
+    assert "EMCCD" not in w

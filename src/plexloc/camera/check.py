@@ -121,6 +121,10 @@ READ_NOISE_SHARE = 0.25
 #: more (or less than 1) is told as a baseline error first (an EMCCD's baseline set 100 ADU above its offset read 13x,
 #: and em_gain 3903 was advised before the right baseline; tests/test_camera44.py)
 MAX_EM_GAIN = 1200.0
+#: noise ratios of an sCMOS camera at which the warning also asks whether the frames are an EMCCD's: its excess noise
+#: doubles the variance (an EMCCD movie read with sCMOS settings that give the right photons read 1.95, and was advised
+#: an e_per_adu half the one that gave them; tests/test_camaudit46.py)
+EMCCD_AS_SCMOS = (1.6, 2.6)
 #: the note of a camera whose noise does not depend on the signal (nothing to check)
 ADDITIVE_NOTE = "a camera with signal-independent noise has no gain to check"
 #: share of pixels at the dtype's maximum above which a movie is called saturated (0.01 %)
@@ -788,6 +792,11 @@ class CameraCheck:
                 cause = (f"a {ch.read_noise_field} set too {'low' if r > 1 else 'high'} (read noise is "
                          f"{ch.read_share:.0%} of the predicted pixel variance at {ch.noise_level:.2g} photons/px; "
                          f"{unit}), or {cause}")
+            if ch.kind == "scmos" and EMCCD_AS_SCMOS[0] <= r <= EMCCD_AS_SCMOS[1]:
+                # an EMCCD's excess noise doubles the variance: halving e_per_adu, as advised, would halve the photons
+                cause += (", or an EMCCD's frames read as an sCMOS's (its EM gain's excess noise doubles the variance; "
+                          "then kind: emccd with its em_gain and e_per_adu, and the e_per_adu advised here would halve "
+                          "the photons)")
             if ch.kind != "ideal" and np.isfinite(ch.dim_adu) and ch.dim_adu < -ch.dim_margin_adu and base_cause in cause:
                 # the dimmest pixels sit below the baseline: no gain or read noise explains that, the baseline first
                 rest = cause.replace(f", or {base_cause}", "").replace(f"{base_cause}, or ", "")
