@@ -156,7 +156,8 @@ def test_a_dark_slice_of_noise_is_refused_naming_it(good):
     st = good.copy()
     st[12] = np.random.default_rng(6).poisson(20.0, st[12].shape)  # the shutter closed: background and noise, no bead
     with pytest.raises(InputError, match=r"slice\(s\) 12 of 33 hold much less of the beads' light than the slices "
-                                         r"beside them \(share of the dimmer neighbour's, over the 16 beads: 12: 0%\): "
+                                         r"beside them \(each one's share of the light beside it, over the 16 beads: "
+                                         r"12: 0%\): "
                                          r"a dark or dropped frame"):
         calibrate_spline([st], z_step_nm=DZ, px_size_nm=PX)
 

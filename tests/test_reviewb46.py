@@ -145,3 +145,23 @@ def test_calibrate_checks_the_z_step_a_micro_manager_stack_records(tmp_path):
     q = write_mm_stack(tmp_path / "t_MMStack_Pos0.ome.tif", frames, summary={"z-step_um": 0.1, "Slices": 1},
                        image_meta={})
     assert _metadata_scales(argparse.Namespace(stacks=[q], pixel_size=100.0, z_step=50.0), n_slices=10) == []
+
+
+@pytest.mark.parametrize("dark, named", [([12, 13], "12, 13"), ([12, 13, 14], "12, 13, 14"), ([0, 1], "0, 1"),
+                                         ([31, 32], "31, 32")])
+def test_dark_slices_in_a_row_are_refused_each_named(dark, named):
+    """Each dark slice was compared with the next slice on either side alone: two in a row each had a dark neighbour,
+    and the stack calibrated without a word (the first two slices dark: slice 1 not named)."""
+    import numpy as np
+    from test_beadaudit46 import DZ, PX, _field
+
+    from plexloc.calibrate import calibrate_spline
+    from plexloc.errors import InputError
+
+    st = _field(2e4, seed=1)
+    for k in dark:
+        st[k] = np.random.default_rng(6 + k).poisson(20.0, st[k].shape)  # the shutter closed
+    with pytest.raises(InputError, match=rf"slice\(s\) {named} of 33 hold much less of the beads' light than the "
+                                         rf"slices beside them \(each one's share of the light beside it, over the 16 "
+                                         rf"beads: {': 0%, '.join(named.split(', '))}: 0%\): a dark or dropped frame"):
+        calibrate_spline([st], z_step_nm=DZ, px_size_nm=PX)

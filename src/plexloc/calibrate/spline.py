@@ -570,39 +570,59 @@ def _refuse_streaks(stack: np.ndarray, sel: BeadSelection, *, roi_px: int, src: 
     )
 
 
-#: a slice whose beads hold less than this share of the light of the slices beside it (the smaller of the two) is a
-#: dark or dropped frame; the beads' light in their windows changes by a few % from one slice to the next
+#: a slice whose beads hold less than this share of the light of the slices beside it (the smaller of the two sides)
+#: is a dark or dropped frame; the beads' light in their windows changes by a few % from one slice to the next
 DARK_SLICE_SHARE = 0.5
+#: the slices on each side a slice's light is compared with (the brightest of them): a run of up to this many dark
+#: slices is found, each member of it seeing a lit slice on either side within reach
+DARK_SLICE_REACH = 5
 
 
 def _refuse_dark_slices(stack: np.ndarray, sel: BeadSelection, *, roi_px: int, src: str) -> None:
     """An :class:`InputError` naming the slices in which the used beads hold less than ``DARK_SLICE_SHARE`` of their
-    light in the neighbouring slices (summed over the beads' windows, their background subtracted): a frame taken with
-    the shutter closed or the laser off, which is noise, not a constant (that is refused before), and was calibrated
-    without a word: one dark slice of 33 took the leave-one-bead-out z RMSE from 6.9 to 118 nm."""
+    light in the slices beside them (summed over the beads' windows, their background subtracted; on each side the
+    brightest of the :data:`DARK_SLICE_REACH` nearest slices, and of the two sides the dimmer): a frame taken with the
+    shutter closed or the laser off, which is noise, not a constant (that is refused before), and was calibrated
+    without a word: one dark slice of 33 took the leave-one-bead-out z RMSE from 6.9 to 118 nm. Compared with the
+    next slice alone on each side (session 46), two dark slices in a row each had a dark neighbour and were calibrated
+    without a word."""
     used = sel.used
     if len(used) == 0:
         return
     rois = extract_rois(stack, sel.rows[used], sel.cols[used], roi_px)
     light = (rois - _bead_background(rois)[:, None, None, None]).sum(axis=(0, 2, 3))  # (n_z,)
-    left = np.concatenate([[np.inf], light[:-1]])
-    right = np.concatenate([light[1:], [np.inf]])
-    beside = np.minimum(left, right)
     # and far outside the noise of that sum (from its second differences along z, robustly): a single dim bead's
     # window sum scatters by tens of % from slice to slice
     d2 = light[:-2] - 2.0 * light[1:-1] + light[2:]
     noise = 1.4826 * float(np.median(np.abs(d2))) / np.sqrt(6.0) if len(d2) else 0.0
-    dark = np.flatnonzero((beside > 0) & (light < DARK_SLICE_SHARE * beside) & (beside - light > 8.0 * noise))
+    n, reach = len(light), DARK_SLICE_REACH
+    found = np.zeros(n, bool)
+    while True:  # the dark slices found are no light beside another (the first two slices dark: the second is named)
+        lit = np.where(found, -np.inf, light)
+        before = np.array([_brightest(lit[max(0, k - reach):k]) for k in range(n)])
+        after = np.array([_brightest(lit[k + 1:k + 1 + reach]) for k in range(n)])
+        beside = np.minimum(before, after)
+        more = (beside > 0) & (light < DARK_SLICE_SHARE * beside) & (beside - light > 8.0 * noise)
+        if not (more & ~found).any():
+            break
+        found |= more
+    dark = np.flatnonzero(found)
     if len(dark) == 0:
         return
     shares = ", ".join(f"{k}: {max(light[k], 0.0) / beside[k]:.0%}" for k in dark[:10])
     raise InputError(
         f"slice(s) {', '.join(map(str, dark[:10]))}{' ...' if len(dark) > 10 else ''} of {len(stack)} hold much less "
-        f"of the beads' light than the slices beside them (share of the dimmer neighbour's, over the {len(used)} "
-        f"beads: {shares}): a dark or dropped frame (the shutter closed, the laser off), no bead image; retake the "
-        "stack (removing the slice would shift every later slice's z)",
+        f"of the beads' light than the slices beside them (each one's share of the light beside it, over the "
+        f"{len(used)} beads: {shares}): a dark or dropped frame (the shutter closed, the laser off), no bead image; "
+        "retake the stack (removing the slice would shift every later slice's z)",
         source=src,
     )
+
+
+def _brightest(light: np.ndarray) -> float:
+    """The largest of ``light`` (slices beside one, the dark ones found as -inf); inf where there is none: no side."""
+    top = float(light.max()) if len(light) else -np.inf
+    return top if top > -np.inf else np.inf
 
 
 def _none_found(stack: np.ndarray, threshold_sigma: float = 8.0) -> str:
