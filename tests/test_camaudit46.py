@@ -231,3 +231,29 @@ def test_an_scmos_e_per_adu_off_by_4_is_not_asked_about_an_emccd(tmp_path):
     adu = _scmos_movie(n=32)
     (w,) = _check(adu, _camera(tmp_path / "camera.yaml", {"kind": "scmos", **SCMOS_TRUE, "e_per_adu": 1.8})).warnings
     assert "EMCCD" not in w
+
+
+# --- the camera check: a saturation_adu the movie's pixels exceed ---------------------------------------------------------
+
+def _bright_emccd_movie(saturation=None) -> torch.Tensor:
+    """The EMCCD at 30 photons/px with a bright spot per frame (peak about 7,000 ADU)."""
+    true = {k: v for k, v in EMCCD_FILE.items() if k != "kind"}
+    light = torch.full((16, 32, 32), 30.0)
+    light[:, 14:18, 14:18] = 500.0
+    return EMCCD(**true, saturation_adu=saturation)(light, generator=torch.Generator().manual_seed(6))
+
+
+def test_a_12_bit_saturation_on_a_16_bit_movie_is_named_as_wrong(tmp_path):
+    """saturation_adu 4095 on a movie whose pixels reach 7,000: the fit warned that they 'were clipped ... lower the EM
+    gain' and flagged every bright spot as saturated; now it says the camera does not clip there, naming the file."""
+    check = _check(_bright_emccd_movie(), _camera(tmp_path / "camera.yaml", {**EMCCD_FILE, "saturation_adu": 4095}))
+    (w,) = check.warnings
+    assert "lie above the camera's saturation_adu, 4095 ADU (saturation_adu in " in w and "camera.yaml" in w
+    assert "does not clip there" in w and "Lower the EM gain" not in w
+    assert check.channels[0].above_level == 16 * 16
+
+
+def test_a_12_bit_camera_that_clips_at_its_saturation_is_told_as_before(tmp_path):
+    adu = _bright_emccd_movie(saturation=4095)
+    (w,) = _check(adu, _camera(tmp_path / "camera.yaml", {**EMCCD_FILE, "saturation_adu": 4095})).warnings
+    assert "reach 4095 ADU, the camera's saturation_adu: they were clipped" in w

@@ -686,6 +686,8 @@ class ChannelCheck:
     #: the camera's baseline (ADU; NaN for per-pixel maps) and the map's file where it is one
     baseline: float = math.nan
     baseline_map: str = ""
+    #: pixels above a ``saturation_adu`` the camera sets (by a whole ADU): the camera does not clip there
+    above_level: int = 0
 
     @property
     def saturated_fraction(self) -> float:
@@ -707,6 +709,8 @@ class CameraCheck:
     #: a caller has told a baseline above the camera's offset itself (``plexloc info``'s comparison of the settings):
     #: :attr:`baseline_warnings` does not say it again
     baseline_told: bool = False
+    #: ... and a ``saturation_adu`` that the movie's pixels exceed: :attr:`saturation_warnings` does not say it again
+    above_level_told: bool = False
 
     def _where(self, c: int) -> str:
         chan = f"channel {c}: " if len(self.channels) > 1 else ""
@@ -840,6 +844,19 @@ class CameraCheck:
                 continue
             if ch.saturation_adu is None or ch.saturated_fraction <= self.max_saturated:
                 continue
+            if ch.level_source == "setting" and ch.above_level and self.above_level_told:
+                continue
+            if ch.level_source == "setting" and ch.above_level:
+                # pixels above the level: no camera clips there (a 12-bit setting on a 16-bit camera's movie): its
+                # spots at or above it are flagged as saturated in error (column saturated_px)
+                out.append(
+                    f"{self._where(ch.channel)}{ch.above_level} pixel values of the first {self.frames} frames lie above "
+                    f"the camera's saturation_adu, {ch.saturation_adu:.0f} ADU ({ch.camera_field}saturation_adu"
+                    + (f" in {ch.camera_file}" if ch.camera_file else "") + "): the camera does not clip there, and the "
+                    "fits flag every spot that reaches it as saturated (column saturated_px, which plexloc filter "
+                    "--no-saturated drops); set saturation_adu to the level the camera's values pile up at (plexloc "
+                    "info shows any), or leave it out")
+                continue
             if ch.level_source == "setting":
                 out.append(
                     f"{self._where(ch.channel)}{100 * ch.saturated_fraction:.3g} % of the pixels "
@@ -873,7 +890,7 @@ class CameraCheck:
             field = f"{ch.camera_field}baseline"
             in_file = f" in {ch.camera_file}" if ch.camera_file else ""
             if np.isfinite(ch.baseline):
-                fits = (f"The setting that would fit{in_file}: {field} at most about {ch.baseline + ch.dim_adu:.4g} ADU "
+                fits = (f"The setting that would fit{',' + in_file if in_file else ''}: {field} at most about {ch.baseline + ch.dim_adu:.4g} ADU "
                         f"(now {ch.baseline:g})")
             else:
                 named = f" ({ch.baseline_map})" if ch.baseline_map else ""
@@ -922,7 +939,7 @@ class CameraCheck:
                                 noise.noise_level, noise.read_share, noise.gain_factor, noise.em_gain_fit, a.kind,
                                 a.camera_file, a.camera_field, a.read_noise_field, a.camera_model,
                                 noise.fitting_camera, a.dim_adu, a.dim_photons, a.dim_margin_adu, a.baseline,
-                                a.baseline_map)
+                                a.baseline_map, a.above_level + b.above_level)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
@@ -978,12 +995,15 @@ def check_camera(
         level, how = levels[c] if levels is not None else clip_level(f if adu else None, cam, dtype)
         with torch.no_grad():
             ph = cam.to_photons(x) if adu and noise else x
-            n_sat = 0
+            n_sat = above = 0
             if level is not None:
                 if adu:
                     n_sat = int((x >= level - 0.5).sum())
+                    above = int((x >= level + 0.5).sum()) if how == "setting" else 0
                 else:  # the clipping level in photons (per pixel for camera maps); to_photons rises with ADU
                     n_sat = int((x >= clip_threshold_photons(cam, level, x.shape)).sum())
+                    above = (int((x >= clip_threshold_photons(cam, level + 1.0, x.shape)).sum()) if how == "setting"
+                             else 0)
         ratio, note, signal = noise_measure(ph, cam, max_frames=max_frames) if noise else (math.nan, "", math.nan)
         lo, hi = noise_range
         told = noise and np.isfinite(ratio) and ratio > 0 and not lo <= ratio <= hi
@@ -1007,7 +1027,7 @@ def check_camera(
                                          read_noise_share(cam, signal) if noise else math.nan,
                                          c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", "")), file, fields,
                                          _read_noise_field(cam), model, fitting, *dim, base,
-                                         str(getattr(cam, "map_files", {}).get("baseline", ""))))
+                                         str(getattr(cam, "map_files", {}).get("baseline", "")), above))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

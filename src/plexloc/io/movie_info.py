@@ -686,6 +686,8 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
         out.check_error = str(err)
     if out.check is not None and any("takes photons away" in w for w in out.warnings):
         out.check.baseline_told = True  # said above: not again by the camera check
+    if out.check is not None and any("the camera does not clip there" in w for w in out.warnings):
+        out.check.above_level_told = True
     return out
 
 
