@@ -139,7 +139,7 @@ def test_z_step_and_pixel_size_against_the_stacks_imagej_metadata(tmp_path, good
               "are right")
     px_text = f"{stack}: its metadata give pixels of 65 x 65 nm (ImageJ calibration"
     assert f"plexloc calibrate: warning: {z_text}" in err
-    assert f"plexloc calibrate: warning: {px_text}" in err and "but --pixel-size is 100 nm" in err
+    assert f"plexloc calibrate: warning: {px_text}" in err and "but --pixel-size is 100 x 100 nm" in err
     assert re.search(r"note: x is in focus at z = \+\d+ nm, y at z = -\d+ nm", err)  # mirrored: said
     warnings = json.loads(out.with_suffix(".json").read_text())["warnings"]
     assert z_text in warnings and any(w.startswith(px_text) for w in warnings)

@@ -327,7 +327,7 @@ def _metadata_scales(args, *, n_slices: int) -> list[str]:
     by more than ``SCALE_TOLERANCE``. A z step given 2x off (100 for the 50 nm an ImageJ stack records) wrote a
     calibration whose every z was twice the true one, and another pixel size one whose positions and widths were off,
     without a word: a step or pixel more than ~10x off is refused by the PSF's shape, one 2x off is a plausible PSF."""
-    from plexloc.io.pixel_size import recorded_pixel_size
+    from plexloc.io.pixel_size import pixel_size_mismatch, recorded_pixel_size
     from plexloc.io.tiff import open_movie
 
     texts = []
@@ -336,11 +336,12 @@ def _metadata_scales(args, *, n_slices: int) -> list[str]:
             found = recorded_pixel_size(reader)
             z = _recorded_z_step(reader.tiff_file, n_slices)
         px = float(args.pixel_size)
-        if found is not None and max(abs(found.x_nm / px - 1.0), abs(found.y_nm / px - 1.0)) > SCALE_TOLERANCE:
-            texts.append(f"{path}: its metadata give pixels of {found.x_nm:g} x {found.y_nm:g} nm ({found.source}) but "
-                         f"--pixel-size is {px:g} nm: the calibration's lateral scale (bead positions, PSF widths, "
-                         "transforms) follows --pixel-size; check it (the camera pixel divided by the total "
-                         "magnification), or the metadata if they are wrong")
+        text = pixel_size_mismatch(found, (px, px), what="--pixel-size is", path=path, tolerance=SCALE_TOLERANCE,
+                                   advice="the calibration's lateral scale (bead positions, PSF widths, transforms) "
+                                   "follows --pixel-size; check it (the camera pixel divided by the total "
+                                   "magnification), or the metadata if they are wrong")
+        if text is not None:
+            texts.append(text)
         if z is not None and abs(z[0] / float(args.z_step) - 1.0) > SCALE_TOLERANCE:
             texts.append(f"{path}: its metadata give a z step of {z[0]:g} nm ({z[1]}) but --z-step is "
                          f"{args.z_step:g} nm: "

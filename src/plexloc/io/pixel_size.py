@@ -117,18 +117,19 @@ def read_pixel_size(tf, *, path: str | os.PathLike) -> PixelSize | None:
 
 
 def pixel_size_mismatch(found: PixelSize | None, expected_nm: tuple[float, float], *, what: str,
-                        path: str | os.PathLike, tolerance: float = 0.03) -> str | None:
+                        path: str | os.PathLike, tolerance: float = 0.03, advice: str | None = None) -> str | None:
     """A warning when the movie's recorded pixel size differs from ``expected_nm`` (x, y) by more than
     ``tolerance`` (relative); None when it agrees or nothing is recorded. ``what`` names the expectation (e.g.
-    "the model was trained for")."""
+    "the model was trained for"); ``advice``, what follows (default: a fit's)."""
     if found is None:
         return None
     off = max(abs(found.x_nm / expected_nm[0] - 1.0), abs(found.y_nm / expected_nm[1] - 1.0))
     if off <= tolerance:
         return None
-    return (f"{path}: the movie's metadata give pixels of {found.x_nm:g} x {found.y_nm:g} nm ({found.source}) but "
-            f"{what} {expected_nm[0]:g} x {expected_nm[1]:g} nm: positions and the PSF's width in pixels will be "
-            "wrong; use a model or configuration for this pixel size (or correct the metadata if they are wrong)")
+    advice = advice or ("positions and the PSF's width in pixels will be wrong; use a model or configuration for this "
+                        "pixel size (or correct the metadata if they are wrong)")
+    return (f"{path}: its metadata give pixels of {found.x_nm:g} x {found.y_nm:g} nm ({found.source}) but {what} "
+            f"{expected_nm[0]:g} x {expected_nm[1]:g} nm: {advice}")
 
 
 def recorded_pixel_size(reader) -> PixelSize | None:
