@@ -257,3 +257,16 @@ def test_a_12_bit_camera_that_clips_at_its_saturation_is_told_as_before(tmp_path
     adu = _bright_emccd_movie(saturation=4095)
     (w,) = _check(adu, _camera(tmp_path / "camera.yaml", {**EMCCD_FILE, "saturation_adu": 4095})).warnings
     assert "reach 4095 ADU, the camera's saturation_adu: they were clipped" in w
+
+
+# --- the camera check: an e_per_adu written in another unit -------------------------------------------------------------
+
+@pytest.mark.parametrize("written, unit", [(12.0 / 200.0 / 0.9, "photons per ADU"), (1.0 / 12.0, "ADU per e-")])
+def test_an_e_per_adu_of_another_unit_gets_the_value_that_fits(tmp_path, written, unit):
+    """An EMCCD YAML whose e_per_adu is photons per ADU (0.0667 for 12 e-/ADU at gain 200, qe 0.9) or ADU per e-
+    (1/12): the photons came out 180-2,400x too few and the fit found nothing; the warning gave no value that fits."""
+    true = {k: v for k, v in EMCCD_FILE.items() if k != "kind"}
+    adu = EMCCD(**true)(torch.full((32, 32, 32), 30.0), generator=torch.Generator().manual_seed(7))
+    (w,) = _check(adu, _camera(tmp_path / "camera.yaml", {**EMCCD_FILE, "e_per_adu": written})).warnings
+    fit = w.split("The settings that would fit, in ")[1]
+    assert f"e_per_adu about 12 e-/ADU (now {written:g};" in fit and f"written as {unit}?" in fit

@@ -17,7 +17,8 @@ Two findings, per channel (:func:`check_camera`):
   the predicted pixel variance or more (an sCMOS at a photon or two per pixel) it is named first, with the ``read_sigma``
   that fits (a read noise in ADU written for e- at 0.46 e-/ADU: 1.6 e- fitted for 1.6), and the e_per_adu that
   fits is solved with the read noise held in e- (:func:`_gain_factor`). On an EMCCD below ``MIN_EMCCD_PHOTONS`` a ratio
-  under ``MIN_DIM_EMCCD_RATIO`` is still told (an e_per_adu written as ADU/e-). Frames without
+  under ``MIN_DIM_EMCCD_RATIO`` is still told (an e_per_adu written as ADU/e-), with the e_per_adu that fits where the
+  one written, read as ADU per e- or as photons per ADU, makes the noise fit (:func:`_e_per_adu_unit`). Frames without
   any noise between them (ratio 0: synthetic, not from a camera) are not told about.
 - **baseline**: the dimmest pixels against the camera's baseline (:func:`dim_offset`): where 1 % of the pixels'
   medians over the frames sit below it by more than their noise, the baseline is above the camera's offset (photons
@@ -578,6 +579,45 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
     return "; ".join(t for t, _ in parts)
 
 
+def _e_per_adu_unit(camera, photons: Tensor, *, max_frames: int = NOISE_FRAMES, field: str | None = None,
+                    values: list[dict[str, float]] | None = None) -> str:
+    """The e_per_adu that fits where the noise check measured no gain (an EMCCD's photons scaled down so far that they
+    read under ``MIN_EMCCD_PHOTONS``): the camera's scalar e_per_adu read in another unit, as ADU per e- (1 / e_per_adu)
+    or as photons per ADU (e_per_adu x em_gain x qe, the gain folded in), where the frames converted with it read a
+    noise ratio within ``NOISE_RANGE`` (the e_per_adu of a camera YAML written in photons per ADU, 0.0667 for 12 e-/ADU
+    at gain 200 and qe 0.9, was warned about with no value that fits). Its advice as :func:`_likely_values` gives it;
+    "" where neither fits."""
+    import copy
+
+    import torch
+
+    cam = _on_cpu(camera)
+    e = getattr(cam, "e_per_adu", None)
+    if e is None or (_is_tensor(e) and e.ndim) or getattr(cam, "kind", None) not in ("emccd", "scmos"):
+        return ""
+    e = float(e)
+    qe, g = float(getattr(cam, "qe", 1.0)), getattr(cam, "em_gain", None)
+    sc = float(getattr(cam, "spurious_charge", 0.0) or 0.0)
+    options = [(1.0 / e, f"1 / {e:g}: written as ADU per e-?")]
+    if g is not None:
+        options.append((e * float(g) * qe, f"{e:g} x em_gain {float(g):g} x qe {qe:g}: written as photons per ADU?"))
+    lo, hi = NOISE_RANGE
+    best = None
+    for e_new, why in options:
+        alt = copy.deepcopy(cam)
+        alt.e_per_adu = torch.as_tensor(e_new, dtype=torch.float32) if _is_tensor(getattr(cam, "e_per_adu")) else e_new
+        # photons are linear in e_per_adu: (photons + sc / qe) scales by e_new / e
+        ph = (photons[:_frames_for(photons, max_frames)].detach().float().cpu() + sc / qe) * (e_new / e) - sc / qe
+        r = noise_measure(ph, alt, max_frames=max_frames)[0]
+        if np.isfinite(r) and lo <= r <= hi and (best is None or abs(math.log(r)) < best[0]):
+            best = (abs(math.log(r)), e_new, why)  # the one whose ratio is nearest 1
+    if best is None:
+        return ""
+    if values is not None:
+        values.append({"e_per_adu": float(f"{best[1]:.4g}")})
+    return _advice(field, "e_per_adu", e, f"{best[1]:.4g} e-/ADU", best[2])
+
+
 def _em_gain_fit(cam, c: float) -> float:
     """The em_gain that explains the noise with e_per_adu kept (the gain factor ``c`` on e_per_adu, 1 / c on em_gain);
     NaN without EM gain."""
@@ -1017,6 +1057,9 @@ def check_camera(
                                  field=fields if file else "" if model else None, values=values,
                                  baseline_first=bool(dim[0] < -dim[2])) if told else "")
         c_fit = c_fit if likely else math.nan
+        if told and not likely:  # photons scaled down so far that no gain is measured: an e_per_adu of another unit?
+            likely = _e_per_adu_unit(cam, ph, max_frames=max_frames, field=fields if file else "" if model else None,
+                                     values=values)
         fitting = ({**model_fields, **values[0]} if model_fields is not None and values and values[0] else None)
         base = getattr(cam, "baseline", None)
         base = float(base) if base is not None and (not _is_tensor(base) or base.ndim == 0) else math.nan
