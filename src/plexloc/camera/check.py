@@ -20,8 +20,8 @@ Two findings, per channel (:func:`check_camera`):
   under ``MIN_DIM_EMCCD_RATIO`` is still told (an e_per_adu written as ADU/e-), with the e_per_adu that fits where the
   one written, read as ADU per e- or as photons per ADU, makes the noise fit (:func:`_e_per_adu_unit`). Frames without
   any noise between them (ratio 0: synthetic, not from a camera) are not told about.
-- **baseline**: the dimmest pixels against the camera's baseline (:func:`dim_offset`): where 1 % of the pixels'
-  medians over the frames sit below it by more than their noise, the baseline is above the camera's offset (photons
+- **baseline**: the pixels against the camera's baseline (:func:`dim_offset`): where half of the pixels' medians
+  over the frames sit below it by more than their noise, the baseline is above the camera's offset (photons
   taken away, negative in dim pixels). An EMCCD's settings (offset 300 ADU) on an sCMOS movie at 100-150 ADU read a
   signal of 0 photons/px, where the noise is not measured, and the fit's photons came out 99.8 % low with no warning
   about the camera: it is a warning naming the baseline that fits (at most the dim pixels' level), and where the noise
@@ -126,6 +126,11 @@ MAX_EM_GAIN = 1200.0
 #: doubles the variance (an EMCCD movie read with sCMOS settings that give the right photons read 1.95, and was advised
 #: an e_per_adu half the one that gave them; tests/test_camaudit46.py)
 EMCCD_AS_SCMOS = (1.6, 2.6)
+#: the quantile of the pixels' medians over the frames that :func:`dim_offset` holds against the baseline: a scalar
+#: baseline on an sCMOS whose pixel offsets spread by 3-5 ADU puts the 1st percentile 6-7 ADU below it and the 10th
+#: 4-6 ADU, which at 0-2 photons/px of background read as a baseline too high (false warnings); the median does not
+#: move with the spread, and a baseline set far above the offset puts every pixel below it
+DIM_QUANTILE = 0.5
 #: the note of a camera whose noise does not depend on the signal (nothing to check)
 ADDITIVE_NOTE = "a camera with signal-independent noise has no gain to check"
 #: share of pixels at the dtype's maximum above which a movie is called saturated (0.01 %)
@@ -271,11 +276,12 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
 
 
 def dim_offset(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tuple[float, float, float]:
-    """Where one channel's dimmest pixels sit against the camera's baseline: ``(adu, photons, margin)``, the 1st
-    percentile of the pixels' medians over the first :func:`head_frames` of ``photons`` ``(T, H, W)`` (T >= 2), in ADU
-    above the baseline (per pixel for maps) and in photons, and how far below the baseline a right camera's could sit
-    by noise alone (ADU: 3 x 1.25 x the dimmest pixels' noise per frame over sqrt(T), plus 1 ADU of rounding, as
-    ``plexloc info`` allows). All NaN for a camera without a baseline (ideal, additive) or fewer than two frames.
+    """Where one channel's pixels sit against the camera's baseline: ``(adu, photons, margin)``, the ``DIM_QUANTILE``
+    quantile (the median) of the pixels' medians over the first :func:`head_frames` of ``photons`` ``(T, H, W)``
+    (T >= 2), in ADU above the baseline (per pixel for maps) and in photons, and how far below the baseline a right
+    camera's could sit by noise alone (ADU: 3 x 1.25 x those pixels' noise per frame over sqrt(T), plus 1 ADU of
+    rounding, as ``plexloc info`` allows for its 1st percentile). All NaN for a camera without a baseline (ideal,
+    additive) or fewer than two frames.
 
     A baseline above the camera's offset makes the dim pixels' photons negative; where it is far above (an EMCCD's
     settings, offset 300 ADU, on an sCMOS movie at 100-150 ADU) the noise check sees a signal of 0 photons/px and
@@ -298,7 +304,7 @@ def dim_offset(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tu
         at_base = p0 + torch.as_tensor(cam.baseline, dtype=torch.float32) * step  # the photons at the baseline
         med = x.median(dim=0).values
         above = (med - at_base) / step.clamp_min(1e-12)  # each pixel's median in ADU above the baseline
-        q = float(above.flatten().quantile(0.01))
+        q = float(above.flatten().quantile(DIM_QUANTILE))
         dim = above <= q + 1e-6
         d = (x[1:] - x[:-1]) / step.clamp_min(1e-12)
         noise = robust_sd(d[:, dim].numpy().astype(np.float64)) / math.sqrt(2.0)
@@ -524,7 +530,7 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
     now (:func:`_advice`); None: the setting's name alone. ``values``, where given, receives one dict per alternative
     named, in the text's order: the fields of that alternative's first setting and their values that fit
     (``{"e_per_adu": 0.439}``; ``{}`` where it is a map's factor), from which a camera that fits is written
-    (:attr:`CameraCheck.noise_warnings` of a model's camera). ``baseline_first``: the dimmest pixels sit below the
+    (:attr:`CameraCheck.noise_warnings` of a model's camera). ``baseline_first``: half of the pixels sit below the
     baseline (:func:`dim_offset`), which no gain or read noise explains: the baseline, where one is named, comes
     first."""
     import torch
@@ -717,7 +723,7 @@ class ChannelCheck:
     #: that camera's fields with the first setting that would fit put in (None where it cannot be written: maps, or
     #: nothing advised), for the ``--camera`` YAML the warning writes out
     fitting_camera: dict | None = None
-    #: the dimmest pixels against the baseline (:func:`dim_offset`): the 1st percentile of the pixels' medians over the
+    #: the pixels against the baseline (:func:`dim_offset`): the median of the pixels' medians over the
     #: frames, in ADU above the baseline (negative: below it) and in photons, and how far below it a right camera's
     #: could sit by noise alone (ADU); NaN where not measured
     dim_adu: float = math.nan
@@ -842,9 +848,9 @@ class CameraCheck:
                           "then kind: emccd with its em_gain and e_per_adu, and the e_per_adu advised here would halve "
                           "the photons)")
             if ch.kind != "ideal" and np.isfinite(ch.dim_adu) and ch.dim_adu < -ch.dim_margin_adu and base_cause in cause:
-                # the dimmest pixels sit below the baseline: no gain or read noise explains that, the baseline first
+                # half of the pixels sit below the baseline: no gain or read noise explains that, the baseline first
                 rest = cause.replace(f", or {base_cause}", "").replace(f"{base_cause}, or ", "")
-                cause = (f"a baseline above the camera's offset (1 % of the pixels sit {-ch.dim_adu:.3g} ADU below it, "
+                cause = (f"a baseline above the camera's offset (half of the pixels sit {-ch.dim_adu:.3g} ADU or more below it, "
                          f"{ch.dim_photons:.3g} photons/px: photons taken away), or {rest}")
             # a camera read from a file: the file to edit, and each setting by its field there with its value now
             in_file = f" in {ch.camera_file}" if ch.camera_file else ""
@@ -939,7 +945,8 @@ class CameraCheck:
             fix = (self._model_fix(ch) if ch.camera_model else
                    "Measure the offset on dark frames of this camera at the movie's settings (plexloc calibrate-camera)")
             out.append(
-                f"{self._where(ch.channel)}1 % of the pixels sit {-ch.dim_adu:.3g} ADU below the camera's baseline "
+                f"{self._where(ch.channel)}half of the pixels sit {-ch.dim_adu:.3g} ADU or more below the "
+                f"camera's baseline "
                 f"(their medians over the first {self.frames} frames; {ch.settings}), {ch.dim_photons:.3g} photons/px: "
                 f"a baseline above the camera's offset takes photons away, and the photons and background come out "
                 f"low or negative. {fits}. {fix}")
