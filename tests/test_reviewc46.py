@@ -31,3 +31,26 @@ def test_a_marker_drifting_fast_within_a_window_is_followed_from_the_first_frame
     assert max(f["first_frame"] for f in fids) <= 5
     assert not np.any(np.asarray(apply_drift(t, res)["id"]) < 0)  # every marker row removed
     assert drift_error_rms(res.drift_nm, truth - truth[:1]) < 1.3  # HEAD before the fix: 45 nm
+
+
+def test_what_tifffile_logged_of_a_damaged_page_is_said_in_the_error(tmp_path, capfd):
+    """5c1aef9 heard tifffile's log from the moment the file opens, which kept it off stderr, but only a file with no
+    image said it: a page whose tags were damaged (a StripOffsets tag of data type 99) was refused as 'pixel type bool
+    is not supported', tifffile's 'invalid data type 99' and 'missing data offset tag' heard and dropped."""
+    import struct
+
+    import pytest
+
+    from plexloc.errors import InputError
+    from plexloc.io.tiff import open_movie
+
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00\x08\x00\x00\x00" + struct.pack("<H", 2) + struct.pack("<HHII", 256, 3, 1, 16)
+                    + struct.pack("<HHII", 257, 99, 5, 999999) + b"\x00" * 4)
+    with pytest.raises(InputError) as info:
+        with open_movie(bad):
+            pass
+    text = str(info.value)
+    assert text.startswith(f"{bad}: ")
+    assert "(tifffile reported: " in text and "invalid data type 99" in text and "missing data offset tag" in text
+    assert "invalid data type" not in capfd.readouterr().err

@@ -132,6 +132,17 @@ class _TifffileReports(logging.Handler):
             log.setLevel(level)
 
 
+def _heard(reports: _TifffileReports, said: str) -> str:
+    """What tifffile logged while the file was opened and inspected (the first 3 messages) and ``said`` (an error's
+    text) does not hold already, as the end of that error; "" where nothing more. A page whose tags were damaged was
+    refused as 'pixel type bool is not supported', tifffile's 'invalid data type 99' and 'missing data offset tag'
+    heard and dropped (before they were heard, they were printed to stderr ahead of the error)."""
+    more = list(dict.fromkeys(m for m in reports.messages if m not in said))
+    if not more:
+        return ""
+    return f" (tifffile reported: {'; '.join(more[:3])}{' ...' if len(more) > 3 else ''})"
+
+
 def _declared_frames(tf: tifffile.TiffFile) -> int | None:
     """The number of frames a file's own metadata declares (tifffile's shaped or ImageJ metadata), if any."""
     with contextlib.suppress(Exception):
@@ -185,11 +196,18 @@ class _TiffSource:
             with reports.listening():  # a damaged header is logged while the file opens
                 self._tf = tifffile.TiffFile(path)
         except Exception as err:  # tifffile raises TiffFileError, ValueError, OSError, struct.error, ...
-            raise InputError(f"not a readable TIFF file ({type(err).__name__}: {err})", source=path) from None
+            raise InputError(f"not a readable TIFF file ({type(err).__name__}: {err}){_heard(reports, str(err))}",
+                             source=path) from None
         try:
             self._inspect(memmap=memmap, reports=reports)
-        except BaseException:
+        except InputError as err:
             self.close()  # this file and any sibling of a multi-file series opened already
+            also = _heard(reports, err.reason) if err.source == str(path) else ""
+            if also:  # what tifffile logged is heard, off stderr: said in the error, not lost
+                raise InputError(err.reason + also, source=path) from None
+            raise
+        except BaseException:
+            self.close()
             raise
 
     def _inspect(self, *, memmap: bool, reports: _TifffileReports) -> None:
