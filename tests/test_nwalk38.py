@@ -198,6 +198,13 @@ def test_full_chip_scmos_maps_are_cut_for_the_mle_fit_too(tmp_path):
     assert len(got) == len(want) == 4  # one spot in each frame
     for col in ("frame", "x_nm", "y_nm", "photons", "bg"):
         np.testing.assert_allclose(np.asarray(got[col]), np.asarray(want[col]), rtol=1e-5, atol=1e-3)
+    # the configuration's roi_offset_px where the movie has no metadata (as fit --help says, and as the transforms and
+    # plexloc info take it): session 46, it asked for --roi-offset
+    placed = config.model_copy(update={"roi_offset_px": (x0, y0)})
+    stats = {}
+    again = fit_movie(tmp_path / "roi.tif", placed, camera=chip, stats=stats)
+    assert stats["camera_maps_cut"] == [(0, (40, 36), (x0, y0), "the configuration's roi_offset_px")]
+    np.testing.assert_allclose(np.asarray(again["x_nm"]), np.asarray(want["x_nm"]), rtol=1e-5, atol=1e-3)
     assert abs(float(np.median(got["x_nm"])) - 930.0) < 30 and abs(float(np.median(got["y_nm"])) - 1160.0) < 30
 
 

@@ -396,14 +396,15 @@ __all__ = ["CAMERAS", "EMCCD", "SCMOS", "AdditiveNoiseCamera", "Camera", "IdealC
 
 
 def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: tuple[int, int], *, channel: int,
-                      source) -> tuple[Camera, tuple[int, int], str] | None:
+                      source, given_by: str = "--roi-offset") -> tuple[Camera, tuple[int, int], str] | None:
     """An sCMOS camera whose per-pixel maps are larger than the movie's frames (maps measured on the full chip, a
     movie recorded in a camera ROI): the camera with the maps cut to the frames at the ROI's chip position
     (``--roi-offset``, else the movie's Micro-Manager metadata), that position and its source; None where the
     maps are not larger. Without a known position, or where the frames at that position do not lie inside the
     maps, an :class:`InputError` that says what to give: the maps of another region cannot be guessed (a
     corner-aligned cut would convert every pixel with another pixel's offset and gain). ``readers``: the channels'
-    movie readers (:class:`plexloc.io.tiff.MovieReader`: the first one's ``roi_offset``, from its metadata)."""
+    movie readers (:class:`plexloc.io.tiff.MovieReader`: the first one's ``roi_offset``, from its metadata).
+    ``given_by``: where ``given`` came from, as the messages name it."""
     shape = cam.map_shape
     h, w = frame_shape
     if isinstance(cam, SCMOS) and shape is not None and (shape[0] < h or shape[1] < w):
@@ -416,7 +417,7 @@ def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: 
     if not isinstance(cam, SCMOS) or shape is None or shape[0] < h or shape[1] < w:
         return None
     if given is not None:
-        (x0, y0), where = (int(given[0]), int(given[1])), "--roi-offset"
+        (x0, y0), where = (int(given[0]), int(given[1])), given_by
     else:
         roi = readers[0].roi_offset
         if roi is None:

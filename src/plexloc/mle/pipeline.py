@@ -459,9 +459,11 @@ class MLEFitter:
             for c, ch in enumerate(self.channels)
         ]
 
-    def cut_camera_maps(self, movies: "ChannelMovies", given: tuple[int, int] | None = None) -> list[tuple]:
+    def cut_camera_maps(self, movies: "ChannelMovies", given: tuple[int, int] | None = None,
+                        given_by: str = "--roi-offset") -> list[tuple]:
         """Full-chip sCMOS maps (as ``plexloc calibrate-camera`` writes them) with a camera ROI's movie: each channel's
-        maps cut to its frames at the ROI's chip position (``given``, else the movie's Micro-Manager metadata), as
+        maps cut to its frames at the ROI's chip position (``given``, named ``given_by``, else the movie's
+        Micro-Manager metadata), as
         :func:`plexloc.camera.models.cut_maps_to_movie` does for a network fit (a fit refused "frame shape (150, 120)
         does not match the sCMOS maps' shape (200, 180)"). Returns ``(channel, map shape, (x, y), source)`` per cut
         (a split-view movie's channels are cut from its boxes: not handled here, refused by the shape check)."""
@@ -475,7 +477,7 @@ class MLEFitter:
             if shape is None or tuple(shape) == tuple(frame_shape):
                 continue
             cut = cut_maps_to_movie(ch.camera, movies.readers, given, tuple(frame_shape), channel=c,
-                                    source=movies.paths[c])
+                                    source=movies.paths[c], given_by=given_by)
             if cut is not None:
                 ch.camera, at, where = cut[0].to(self.device), cut[1], cut[2]
                 out.append((c, tuple(shape), at, where))
@@ -948,7 +950,11 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
             if stats is not None:
                 stats.update(roi_offset_px=tuple(options.get("roi_offset_px") or config.roi_offset_px), roi_offset_source=where)
         fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
-        cut = fitter.cut_camera_maps(movies, given_roi)
+        given_by = "--roi-offset"
+        if given_roi is None and readers[0].roi_offset is None and "roi_offset_px" in config.model_fields_set:
+            # as the transforms and plexloc info take it: the configuration's ROI where the metadata have none
+            given_roi, given_by = config.roi_offset_px, "the configuration's roi_offset_px"
+        cut = fitter.cut_camera_maps(movies, given_roi, given_by)
         if stats is not None and cut:
             stats["camera_maps_cut"] = cut
         if config.n_channels > 1:  # the first frames against the configured channel geometry, before any fit
