@@ -242,9 +242,9 @@ class _TiffSource:
             if "C" in s.axes and s.shape[s.axes.index("C")] > 1 and sum(n > 1 for n in s.shape[:-2]) > 1:
                 n_c = s.shape[s.axes.index("C")]
                 raise InputError(
-                    f"image has shape {tuple(s.shape)} with {n_c} channels (axes '{s.axes}'); plexloc reads one channel "
-                    "per TIFF: save each channel as its own file (Fiji: Image > Color > Split Channels) and give them in "
-                    "channel order (ch0 first)",
+                    f"image has shape {tuple(s.shape)} with {n_c} channels (axes '{s.axes}'); plexloc reads one "
+                    "channel per TIFF: save each channel as its own file (Fiji: Image > Color > Split Channels) and give "
+                    "them in channel order (ch0 first)",
                     source=path,
                 )
         if len(series) > 1 and tf.is_ome:

@@ -11,9 +11,9 @@ candidate, its centre the median of its rows, refined twice as the median of the
 (default 0.5, :data:`FIDUCIAL_MIN_SHARE`) seeds a track. A track is followed from its seed forward and backward through
 the windows (the centre of each window's rows within ``radius_nm`` of the last centre, so that a drift of up to
 ``radius_nm`` per window is followed) while they look like the marker's rows of the window it was seeded in (each
-frame's row nearest the centre, in at least ``min_share / 2`` of the window's frames, as near the straight line they
-follow in time within the window as :data:`_LIKE_SPREAD` times their median distance from it there (so that a fast drift
-within a window is followed), or :data:`_LIKE_FLOOR` of the radius, and as bright as :data:`_EDGE_PHOTONS` times
+frame's row nearest the centre, in at least ``min_share / 2`` of the window's frames, as near it, or the straight
+line they follow in time within the window, as :data:`_LIKE_SPREAD` times their median distance there (so that a fast
+drift within a window is followed), or :data:`_LIKE_FLOOR` of the radius, and as bright as :data:`_EDGE_PHOTONS` times
 the median photons of its rows in the window followed before, where the table's photons vary (a bead that dims slowly is
 followed): a marker that bleached beside a dense patch of the sample was followed onto the patch's rows, which lie all
 over it and are dimmer, and removed them through the rest of the movie), and in every frame of a window where it is
@@ -150,8 +150,8 @@ _SCATTER_FLOOR_NM = 0.05
 #: radius at least this times its median photons (:func:`remove_mask`)
 _EDGE_PHOTONS = 0.5
 #: a track is followed (and its rows kept) where its rows look like the marker of the window it was seeded in: each
-#: frame's row nearest its path within this many times the marker's median distance there from the line its rows follow
-#: in time within the window (:func:`_off_trend`) ...
+#: frame's row nearest its path within this many times the marker's median distance there from its centre or from the
+#: line its rows follow in time within the window, whichever is smaller (:func:`_off_marker`) ...
 _LIKE_SPREAD = 3.0
 #: ... (or this share of the radius, whichever is larger: an exact track, a simulation's, has a distance of 0) ...
 _LIKE_FLOOR = 0.1
@@ -386,40 +386,31 @@ def _nearest_per_frame(d2: np.ndarray, frame: np.ndarray) -> np.ndarray:
     return o[np.r_[True, frame[o][1:] != frame[o][:-1]]]
 
 
-def _off_trend(xy: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """Squared distances of the rows ``xy`` (one a frame, ``frame``, within one window) from the straight line in time
-    that they follow (least squares): a marker's own scatter, whatever the drift does within the window. From the
-    window's centre, a bead that drifted 165 nm in a window of a settling stage lay mostly beyond 3 times the spread of
-    a quiet window, and its track was cut there; the rows of a patch of the sample lie all over it, on no line (a fit
-    refitted on its nearest rows found lines through them: a table of constant photons was followed onto a patch)."""
+def _off_marker(xy: np.ndarray, frame: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    """How far the rows ``xy`` (one a frame, ``frame``, within one window) lie off the marker: their squared distances
+    ``d2`` from its centre or path, or from the straight line in time that they follow (least squares), whichever is
+    smaller. From the centre alone, a bead that drifted 200 nm in a window of a settling stage lay mostly beyond 3 times
+    the spread of a quiet window, and its track was cut there; the rows of a patch of the sample lie all over it, near
+    neither."""
     f = frame.astype(float)
     if len(xy) < 4 or np.ptp(f) == 0:
-        return np.sum((xy - np.median(xy, axis=0)) ** 2, axis=1)
+        return d2
     a = np.column_stack([np.ones(len(f)), f - f.mean()])
-    return np.sum((xy - a @ np.linalg.lstsq(a, xy, rcond=None)[0]) ** 2, axis=1)
-
-
-def _off_trend_per_window(xy: np.ndarray, frame: np.ndarray, win: np.ndarray) -> np.ndarray:
-    """:func:`_off_trend` of the rows of each window ``win`` apart."""
-    out = np.empty(len(xy))
-    for w in np.unique(win):
-        at = win == w
-        out[at] = _off_trend(xy[at], frame[at])
-    return out
+    return np.minimum(d2, np.sum((xy - a @ np.linalg.lstsq(a, xy, rcond=None)[0]) ** 2, axis=1))
 
 
 def _like_reference(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, centre: np.ndarray, radius: float,
                     vary: bool) -> _Likeness:
     """What the marker looks like in the rows ``xy`` (one window) within ``radius`` of ``centre``: each frame's row
-    nearest it, their median distance from the line they follow in time (:func:`_off_trend`) times :data:`_LIKE_SPREAD`
-    (at least :data:`_LIKE_FLOOR` of the radius)
+    nearest it, their median distance from it or from the line they follow in time (:func:`_off_marker`) times
+    :data:`_LIKE_SPREAD` (at least :data:`_LIKE_FLOOR` of the radius)
     and :data:`_EDGE_PHOTONS` times their median photons (where the table's photons ``vary``)."""
     d2 = np.sum((xy - centre) ** 2, axis=1)
     inside = np.flatnonzero(d2 <= radius**2)
     if not len(inside):
         return _Likeness(radius, float("nan"))
     near = inside[_nearest_per_frame(d2[inside], frame[inside])]
-    spread = float(np.median(np.sqrt(_off_trend(xy[near], frame[near]))))
+    spread = float(np.median(np.sqrt(_off_marker(xy[near], frame[near], d2[near]))))
     floor = float(_EDGE_PHOTONS * np.median(photons[near])) if vary else float("nan")
     return _Likeness(min(radius, max(_LIKE_SPREAD * spread, _LIKE_FLOOR * radius)), floor)
 
@@ -430,8 +421,8 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
     """From window ``start`` at ``centre``, forward and backward: the centre in each window where the rows within
     ``radius`` of the last centre lie in at least ``present_share`` of its frames (of the ``win_frames`` the table has
     rows in; NaN elsewhere), and so do the rows that look like the marker of window ``start`` (its :class:`_Likeness`,
-    returned too: each frame's row nearest the centre, as near the line they follow in time as the marker's there, and
-    at least half as bright as
+    returned too: each frame's row nearest the centre, as near it or the line they follow in time as the marker's
+    there, and at least half as bright as
     the marker's in the window followed before). A marker that
     bleached beside a dense patch of the sample is not followed onto the patch's rows (they lie all over the patch,
     and are dimmer)."""
@@ -454,7 +445,8 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
                     rows = idx[inside]
                     d2 = np.sum((xy[rows] - new) ** 2, axis=1)
                     near = rows[_nearest_per_frame(d2, frame[rows])]
-                    ok = like.mask(_off_trend(xy[near], frame[near]), photons[near], floor)
+                    ok = like.mask(_off_marker(xy[near], frame[near], np.sum((xy[near] - new) ** 2, axis=1)),
+                                   photons[near], floor)
                     share = _share(frame[near][ok], n_w)
             if share >= present_share:
                 c = new
@@ -544,8 +536,11 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
         rows, dd = c[keep], dd[keep]
         if like is not None:  # from its first row to its last that look like the marker
             floors = like.min_photons if like.window_photons is None else like.window_photons[win[rows]]
-            own = np.flatnonzero(like.mask(_off_trend_per_window(xy[rows], frame[rows], win[rows]), photons[rows],
-                                             floors))
+            apart = dd.copy()
+            for w in np.unique(win[rows]):  # each window's rows apart
+                at = win[rows] == w
+                apart[at] = _off_marker(xy[rows[at]], frame[rows[at]], dd[at])
+            own = np.flatnonzero(like.mask(apart, photons[rows], floors))
             if not len(own):
                 continue
             rows = rows[own[0]:own[-1] + 1]
