@@ -128,8 +128,9 @@ def _scmos_plausible(cal, dark: Path | str = "") -> list[str]:
     read_e = float(np.median(cal.read_sigma_adu) * np.median(gain))
     measured = f"the read noise measured is {read_e:.2g} e- rms (e_per_adu {float(np.median(gain)):.3g})"
     if read_e > SCMOS_MAX_READ_E:
-        text = (f"{measured}, above any sCMOS's (0.7-3 e-), and the dark frames' offset {float(np.median(cal.offset_adu)):.5g} "
-                f"ADU (--dark {dark or '?'}): did light reach the dark frames (a light leak, the shutter open, a flat given as --dark)? Their "
+        text = (f"{measured}, above any sCMOS's (0.7-3 e-), and the dark frames' offset "
+                f"{float(np.median(cal.offset_adu)):.5g} ADU (--dark {dark or '?'}): did light reach the dark frames "
+                "(a light leak, the shutter open, a flat given as --dark)? Their "
                 "shot noise reads as read noise and their light as offset, which the camera YAML then takes from every "
                 "pixel (photons and background low); record them with the sensor covered, at the flats' settings")
         cal.notes.append(text)

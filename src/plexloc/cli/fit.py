@@ -99,8 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "larger than --tile pixels are tiled with overlap. Output columns per conventions.md, with predicted "
         "uncertainties (sigma_*), prob and bg.",
     )
-    p.add_argument("movie", type=Path, nargs="+", help="the movie: a TIFF stack, or a folder whose TIFFs are one movie's frames in order; for a model or "
-                   "configuration of several channels, one movie per channel (ch0 first), or one split-view movie")
+    p.add_argument("movie", type=Path, nargs="+",
+                   help="the movie: a TIFF stack, or a folder whose TIFFs are one movie's frames in order; for a model "
+                   "or configuration of several channels, one movie per channel (ch0 first), or one split-view movie")
     p.add_argument("--out", type=Path, required=True,
                    help="output table (.csv or .h5); written while the movie is fitted (the table is never held whole), "
                    "and put in place only when the fit is complete")

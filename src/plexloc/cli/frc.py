@@ -1,4 +1,5 @@
-"""``plexloc frc LOCS [--json OUT] [--pixel-size NM] [--extent X0 X1 Y0 Y1] [--figure PNG]``: Fourier ring correlation resolution."""
+"""``plexloc frc LOCS [--json OUT] [--pixel-size NM] [--extent X0 X1 Y0 Y1] [--figure PNG]``: Fourier ring correlation
+resolution."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "frc",
         help="resolution by Fourier ring correlation of two random halves",
-        description="Split the localizations at random into two halves, render both (histogram, --pixel-size nm; a field "
-        "wider than 4096 pixels in square tiles whose ring sums are pooled), "
+        description="Split the localizations at random into two halves, render both (histogram, --pixel-size nm; a "
+        "field wider than 4096 pixels in square tiles whose ring sums are pooled), "
         "correlate their Fourier transforms ring by ring and report the resolution at the 1/7 threshold of the "
         "smoothed curve. Repeated localizations of one molecule count as signal: merge first for a resolution "
         "that does not credit blinking (a table without the n_merged/frame_last columns of plexloc merge whose "

@@ -243,8 +243,8 @@ class _TiffSource:
                 n_c = s.shape[s.axes.index("C")]
                 raise InputError(
                     f"image has shape {tuple(s.shape)} with {n_c} channels (axes '{s.axes}'); plexloc reads one "
-                    "channel per TIFF: save each channel as its own file (Fiji: Image > Color > Split Channels) and give "
-                    "them in channel order (ch0 first)",
+                    "channel per TIFF: save each channel as its own file (Fiji: Image > Color > Split Channels) and "
+                    "give them in channel order (ch0 first)",
                     source=path,
                 )
         if len(series) > 1 and tf.is_ome:

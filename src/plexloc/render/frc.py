@@ -236,8 +236,8 @@ def frc(
             # the binning's blur is part of the curve: on a 20 um region of filaments of 8 nm precision, 26.2 nm at
             # 5 nm pixels read 28.0 at 10 nm (2.8 pixels) and 29.1 at 14.4 nm (2.0 pixels)
             info["pixel_limited"] = (
-                f"the resolution is under {PIXEL_LIMITED_PX:g} pixels of {px:.3g} nm ({resolution / px:.1f} pixels): the "
-                "pixel's binning coarsens it; a pixel of a quarter of the value or less gives a truer one")
+                f"the resolution is under {PIXEL_LIMITED_PX:g} pixels of {px:.3g} nm ({resolution / px:.1f} pixels): "
+                "the pixel's binning coarsens it; a pixel of a quarter of the value or less gives a truer one")
     return FRCResult(q, curve, smooth, resolution, px, info=info)
 
 

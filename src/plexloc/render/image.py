@@ -913,7 +913,7 @@ def save_image(
             else:  # ImageJ hyperstacks hold no 16-bit RGB: a plain RGB TIFF with the resolution in cm
                 tifffile.imwrite(tmp, out, photometric="rgb", resolution=(1e4 / um, 1e4 / um),
                                  resolutionunit="CENTIMETER",
-                                 description=f"pixel {rendered.px_size_nm} nm; {corner}; grey level 1 = {per_level:.6g} "
-                                 f"{rendered.value_unit} (65535 = the brightest pixel)")
+                                 description=f"pixel {rendered.px_size_nm} nm; {corner}; grey level 1 = "
+                                 f"{per_level:.6g} {rendered.value_unit} (65535 = the brightest pixel)")
     return {"path": str(path), "shape": list(img.shape), "px_size_nm": rendered.px_size_nm, "scale_bar_nm": bar_nm,
             **info}

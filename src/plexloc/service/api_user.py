@@ -112,7 +112,8 @@ def check_active_jobs(request: Request, session, user) -> None:
     limit = request.app.state.settings.max_active_jobs
     if limit is not None and (n := _active_jobs(session, user)) >= limit:
         raise HTTPException(429, f"you have {n} job{'' if n == 1 else 's'} queued or running, the most this server "
-                                 f"allows one user ({limit}): submit again once one has ended (plexloc status lists them)")
+                                 f"allows one user ({limit}): submit again once one has ended (plexloc status lists "
+                                 "them)")
 
 
 @router.get("/me")

@@ -298,8 +298,8 @@ def rerun(session: Session, user: User, registry: Registry, job: Job) -> Job:
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
         if ji.file_id is None and ji.source_job_id is None:  # an upload deleted since: not re-run without it
-            raise InputError(f"file {ji.source_name} (one of this job's inputs) was deleted after the job ran; a re-run "
-                             "needs every file the job had: submit a new job with it uploaded again",
+            raise InputError(f"file {ji.source_name} (one of this job's inputs) was deleted after the job ran; a "
+                             "re-run needs every file the job had: submit a new job with it uploaded again",
                              source=f"inputs.{ji.slot}")
         inputs.setdefault(ji.slot, []).append(input_ref(ji))
     new = submit(
