@@ -426,7 +426,7 @@ class _FitRun:
                      saturated_rows=self.saturated_rows, clip_levels=list(self.clip_levels))
         if self.not_significant is not None:  # --refine-mle: as the MLE fitter's stats say it
             stats["flagged"] = {"not_significant": self.not_significant}
-        spec, cfg = self.spec, self.cfg
+        spec = self.spec
         if self.z_range is not None:  # emitters beyond a 3D model's z range, placed at its ends
             stats["z_edge"] = z_edge_report(self.z_rows, self.z_at_edge, self.z_beyond, self.z_range,
                                             (spec.z_center_nm - spec.z_scale_nm, spec.z_center_nm + spec.z_scale_nm),

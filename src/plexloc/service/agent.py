@@ -618,8 +618,6 @@ class Agent:
 
     def _download(self, spec: dict[str, Any], ep: EntryPoint, work: Path, rep: _Reporter) -> dict[str, list[str]]:
         inputs: dict[str, list[str]] = {}
-        total = sum(f["size"] for f in spec["inputs"]) or 1
-        got = 0
         shared = ep.shared_input_folders()
         for f in spec["inputs"]:
             if rep.cancel.is_set() or rep.lost.is_set():
@@ -638,7 +636,6 @@ class Agent:
 
             self._retrying(f"download of {f['name']}", fetch, rep)
             inputs.setdefault(f["slot"], []).append(str(folder / name))
-            got += f["size"]
             rep.log(f"[worker] downloaded {f['slot']}: {f['name']} ({f['size']} bytes)")
         rep.progress = 0.0
         return inputs
