@@ -70,6 +70,7 @@ import numpy as np
 # torch is imported in the functions that use it: the numpy-only parts (saturation_adu, detect_clip_adu, head_frames)
 # serve plexloc info without it (its import took 1-3 s of the command's 2-5 s)
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
