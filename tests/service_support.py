@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import sys
 import textwrap
@@ -339,3 +341,26 @@ class AgentThread:
         self.thread.join(timeout=30)
         self.agent.close()
 
+
+def chromium_executable() -> str | None:
+    """PLEXLOC_CHROMIUM, else chromium on PATH, else Debian's and Ubuntu's fixed places (CI may run with a PATH that
+    lacks /usr/bin): the browser the web page's tests drive; None where there is none."""
+    if os.environ.get("PLEXLOC_CHROMIUM"):
+        return os.environ["PLEXLOC_CHROMIUM"]
+    for name in ("chromium", "chromium-browser"):
+        if found := shutil.which(name):
+            return found
+    for path in ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/snap/bin/chromium"):
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def signed_in_page(browser, url: str, token: str, name: str = "alice"):
+    """A new page of the web page at ``url`` with ``token`` saved, once it says who is signed in."""
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.fill("#token", token)
+    page.click("#save-token")
+    page.wait_for_selector(f"text=signed in as {name}")
+    return page

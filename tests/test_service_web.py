@@ -3,31 +3,15 @@ through token -> upload -> submit -> watch progress and log -> download. Skipped
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
-from service_support import LiveServer, make_service
+from service_support import LiveServer, chromium_executable, make_service, signed_in_page
 
 playwright = pytest.importorskip("playwright.sync_api")
 
 
-def _chromium() -> str | None:
-    """PLEXLOC_CHROMIUM, else chromium on PATH, else Debian's and Ubuntu's fixed places (CI may run
-    with a PATH that lacks /usr/bin)."""
-    if os.environ.get("PLEXLOC_CHROMIUM"):
-        return os.environ["PLEXLOC_CHROMIUM"]
-    for name in ("chromium", "chromium-browser"):
-        if found := shutil.which(name):
-            return found
-    for path in ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/snap/bin/chromium"):
-        if os.access(path, os.X_OK):
-            return path
-    return None
-
-
-CHROMIUM = _chromium()
+CHROMIUM = chromium_executable()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium executable")
 
 
@@ -46,11 +30,7 @@ def test_upload_submit_watch_download_in_a_browser(tmp_path):
         worker.start()
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page()
-            page.goto(live.url + "/")
-            page.fill("#token", svc.user_token)
-            page.click("#save-token")
-            page.wait_for_selector("text=signed in as alice")
+            page = signed_in_page(browser, live.url, svc.user_token)
             # upload a file (chunked PUT to its signed URL), then it is listed
             page.set_input_files("#file-input", str(upload))
             page.click("#upload")

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 httpx = pytest.importorskip("httpx")  # the service extra: skipped, not a collection error, where absent
-from service_support import REPO, LiveServer, auth, make_service, postgres_server  # noqa: E402,F401 (fixture)
+from service_support import (REPO, LiveServer, auth, chromium_executable, make_service,  # noqa: E402,F401
+                             postgres_server, signed_in_page)
 
 from plexloc.cli.main import main  # noqa: E402
 
@@ -121,25 +122,14 @@ def test_an_unknown_or_impossible_hardware_key_is_named_with_its_value(tmp_path)
     svc.app.state.engine.dispose()
 
 
-def _chromium() -> str | None:
-    for name in (os.environ.get("PLEXLOC_CHROMIUM"), "chromium", "chromium-browser"):
-        if name and (found := shutil.which(name)):
-            return found
-    return None
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no chromium executable")
+@pytest.mark.skipif(chromium_executable() is None, reason="no chromium executable")
 def test_the_web_page_names_a_refused_field_once_and_overrides_cpus_and_ram(tmp_path):
     playwright = pytest.importorskip("playwright.sync_api")
     svc = make_service(tmp_path)
     with LiveServer(svc.app) as live, playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium_executable(), headless=True, args=["--no-sandbox"])
         try:
-            page = browser.new_page()
-            page.goto(live.url + "/")
-            page.fill("#token", svc.user_token)
-            page.click("#save-token")
-            page.wait_for_selector("text=signed in as alice")
+            page = signed_in_page(browser, live.url, svc.user_token)
             page.select_option("#app", "ticker")
             page.select_option("#entry", "tick")
             page.fill("#p-n", "0")  # below the minimum 1 (the browser sends it all the same)
