@@ -602,7 +602,13 @@ def _refuse_dark_slices(stack: np.ndarray, sel: BeadSelection, *, roi_px: int, s
         before = np.array([_brightest(lit[max(0, k - reach):k]) for k in range(n)])
         after = np.array([_brightest(lit[k + 1:k + 1 + reach]) for k in range(n)])
         beside = np.minimum(before, after)
-        more = (beside > 0) & (light < DARK_SLICE_SHARE * beside) & (beside - light > 8.0 * noise)
+        # judged on one side only (at an end of the stack): dark only where that side steps up to full light, not
+        # where the beads fade out of the window towards the stack's end (a biplane channel focused off the stack's
+        # centre: its first slices hold no light, and the next ones rise slowly)
+        one_sided = np.isinf(before) | np.isinf(after)
+        stepped = np.array([_steps_up(lit, k, after[k] if np.isinf(before[k]) else before[k], reach,
+                                      forward=bool(np.isinf(before[k]))) if one_sided[k] else True for k in range(n)])
+        more = (beside > 0) & (light < DARK_SLICE_SHARE * beside) & (beside - light > 8.0 * noise) & stepped
         if not (more & ~found).any():
             break
         found |= more
@@ -617,6 +623,24 @@ def _refuse_dark_slices(stack: np.ndarray, sel: BeadSelection, *, roi_px: int, s
         "retake the stack (removing the slice would shift every later slice's z)",
         source=src,
     )
+
+
+#: a stack end's lit side holds at least this share of the light of the slices beyond it: a step from a dark slice
+#: to full light, not a fade
+DARK_SLICE_STEP = 0.8
+
+
+def _steps_up(lit: np.ndarray, k: int, ref: float, reach: int, *, forward: bool) -> bool:
+    """Whether the brightest slice on the one side of slice ``k`` (light ``ref``; after it where ``forward``) holds at
+    least :data:`DARK_SLICE_STEP` of the brightest of the :data:`DARK_SLICE_REACH` slices beyond it: the beads at full
+    light there, so slice ``k`` dropped out of a lit stack rather than faded with it."""
+    side = lit[k + 1:k + 1 + reach] if forward else lit[max(0, k - reach):k]
+    if not np.isfinite(ref) or not np.isfinite(side).any():
+        return True
+    b = (k + 1 + int(np.argmax(side))) if forward else (max(0, k - reach) + int(np.argmax(side)))
+    beyond = lit[b + 1:b + 1 + reach] if forward else lit[max(0, b - reach):b]
+    top = _brightest(beyond)
+    return not np.isfinite(top) or ref >= DARK_SLICE_STEP * top
 
 
 def _brightest(light: np.ndarray) -> float:
