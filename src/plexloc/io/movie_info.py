@@ -650,7 +650,9 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
                 f"{info.dtype} maximum {dtype_max:g}: set saturation_adu: {full:g} so that clipped spots are flagged")
     # a clipping level the movie's own pixels exceed: not where this camera clips
     adu = info.adu
+    above_told = baseline_told = False  # what the camera check then does not say again
     if isinstance(sat, (int, float)) and adu is not None and math.isfinite(adu.max) and adu.max > sat:
+        above_told = True
         out.warnings.append(
             f"{_field_name(cam0, 'saturation_adu', name)} is {sat:g} ADU, but pixels of the movie's first {adu.frames} "
             f"frames reach {adu.max:g} ({info.path}): the camera does not clip there, and the fits would flag every "
@@ -671,6 +673,7 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
         # baseline over sCMOS offsets spread by 3-10 ADU was told as too high at 0-2 photons/px)
         margin = 3.0 * 1.25 * adu.dim_noise / math.sqrt(adu.frames) + 1.0 if noise else math.inf
         if base > adu.mid_level + margin:
+            baseline_told = True
             out.warnings.append(
                 f"{_field_name(cam0, 'baseline', name)} is {base:g} ADU but half of the pixels of {info.path} sit at "
                 f"or below {adu.mid_level:g} ADU (their medians over the first {adu.frames} frames): a baseline above the "
@@ -690,10 +693,8 @@ def compare_camera(info: MovieInfo, cameras: list, *, camera_file: str | os.Path
         out.check = _camera_check(info, cameras, split=split, roi_offset_px=roi_offset_px, channel=channel)
     except InputError as err:  # the fits would stop here too (camera maps that do not fit the movie, ...)
         out.check_error = str(err)
-    if out.check is not None and any("takes photons away" in w for w in out.warnings):
-        out.check.baseline_told = True  # said above: not again by the camera check
-    if out.check is not None and any("the camera does not clip there" in w for w in out.warnings):
-        out.check.above_level_told = True
+    if out.check is not None:  # said above: not again by the camera check
+        out.check.baseline_told, out.check.above_level_told = baseline_told, above_told
     return out
 
 
