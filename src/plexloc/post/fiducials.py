@@ -444,9 +444,9 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
                 if share >= present_share:  # and the rows look like the marker's
                     rows = idx[inside]
                     d2 = np.sum((xy[rows] - new) ** 2, axis=1)
-                    near = rows[_nearest_per_frame(d2, frame[rows])]
-                    ok = like.mask(_off_marker(xy[near], frame[near], np.sum((xy[near] - new) ** 2, axis=1)),
-                                   photons[near], floor)
+                    k = _nearest_per_frame(d2, frame[rows])
+                    near = rows[k]
+                    ok = like.mask(_off_marker(xy[near], frame[near], d2[k]), photons[near], floor)
                     share = _share(frame[near][ok], n_w)
             if share >= present_share:
                 c = new
