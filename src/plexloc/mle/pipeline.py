@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ import torch.nn.functional as nnf
 from torch import Tensor
 
 from plexloc._call import as_device, keyword_defaults
-from plexloc.camera import CameraCheck, camera_from_config
+from plexloc.camera import CameraCheck, CameraWarning, camera_from_config
 from plexloc.config.models import CameraConfig, SimulationConfig
 from plexloc.errors import InputError
 from plexloc.mle.detection import Candidates, _blur, dog_filter, dog_noise_gain_map, local_maxima
@@ -972,10 +973,16 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
         for s in starts:
             frames = movies.frames(s, min(s + batch_frames, n))
             if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
-                # the levels the rows are flagged at: set, found, or the dtype's
-                fitter.clip_levels = frame_clip_levels(fitter, frames, dtype=readers[0].dtype)
-                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources,
-                                     levels=fitter.clip_levels)
+                # the levels the rows are flagged at: set, found, or the dtype's; a set level that the movie's values
+                # exceed is no clipping level (every row reaching it was flagged): the movie's own level instead
+                levels = frame_clip_levels(fitter, frames, dtype=readers[0].dtype)
+                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources, levels=levels,
+                                     warn=False)
+                fitter.clip_levels, told = exceeded_clip_levels(fitter, frames, check, levels, dtype=readers[0].dtype)
+                check.above_level_told = check.above_level_told or bool(told)  # said once, here, not by the check too
+                check.warn()
+                for line in told:
+                    warnings.warn(line, CameraWarning, stacklevel=2)
                 if stats is not None:
                     stats["camera"] = check
                     stats["clip_levels"] = list(fitter.clip_levels)
@@ -1032,6 +1039,39 @@ def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], 
     # a tensor as it is (detect_clip_adu reads it through the CPU): np.asarray of a CUDA tensor raises
     return [clip_level(f[:k] if isinstance(f, Tensor) else np.asarray(f[:k]), ch.camera, dtype)
             for f, ch in zip(frames, fitter.channels)]
+
+
+def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], check: CameraCheck,
+                         levels: Sequence[tuple[float | None, str]], *, dtype
+                         ) -> tuple[list[tuple[float | None, str]], list[str]]:
+    """The clipping levels the rows are flagged at (``saturated_px``), and what to tell of them: ``levels`` (each
+    channel's :func:`~plexloc.camera.check.clip_level`), except where the camera's ``saturation_adu`` is below values
+    of the first raw ``frames`` (``check``'s ``above_level``, :func:`camera_check` of them at ``levels``): no camera
+    clips below its own values, so that channel's level is found as if no ``saturation_adu`` were set (a 2^k - 1
+    level the values pile up at, else ``dtype``'s maximum), with one sentence per such channel naming the setting,
+    the movie's largest value and the level taken instead (a ``saturation_adu`` of 1,500 ADU over a movie reaching
+    5,055 had flagged 263 of 392 rows, every bright one, as fitted from clipped light)."""
+    from plexloc.camera.check import clip_level, head_frames
+
+    k = head_frames(np.shape(frames[0]))
+    out, told = list(levels), []
+    for c, ((level, how), ch) in enumerate(zip(levels, check.channels)):
+        if how != "setting" or not ch.above_level:
+            continue
+        f = frames[c][:k]
+        head = f if isinstance(f, Tensor) else np.asarray(f)
+        top = float(head.max())
+        out[c] = clip_level(head, None, dtype)  # no setting: found in the frames, else the pixel type's maximum
+        new, src = out[c]
+        flagged = ("so no row is flagged as saturated (a float movie has no maximum)" if new is None else
+                   f"so rows are flagged as saturated (column saturated_px) at {new:.0f} ADU instead, "
+                   + ("where the movie's values pile up" if src == "found" else "the pixel type's maximum"))
+        told.append(f"{check._where(c)}{ch.above_level} pixel values of the first {check.frames} frames lie above the "
+                    f"camera's saturation_adu, {level:.0f} ADU ({ch.camera_field}saturation_adu"
+                    + (f" in {ch.camera_file}" if ch.camera_file else "") + f"), up to {top:.0f} ADU: the camera does "
+                    f"not clip there, {flagged}; set saturation_adu to the level the camera's values pile up at "
+                    "(plexloc info shows any), or leave it out")
+    return out, told
 
 
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",

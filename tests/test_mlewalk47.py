@@ -1,0 +1,96 @@
+"""Session 47's walk of the maximum-likelihood fitter as a user.
+
+(a) A camera ``saturation_adu`` that the movie's own values exceed is no clipping level: the fit says so once and
+flags its rows at the level the movie's values pile up at (else the pixel type's maximum), not at the setting (a
+setting of 1,500 ADU over a movie reaching 5,055 had flagged 263 of 392 rows, every bright one, as fitted from clipped
+light, after a warning that the camera does not clip there).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from plexloc.camera import EMCCD, CameraWarning
+from plexloc.config import load_config
+from plexloc.mle import fit_movie
+from plexloc.mle.pipeline import MLEFitter
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EMCCD_2D = {"qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0, "e_per_adu": 45.0, "baseline": 100.0,
+            "read_sigma": 74.4}
+
+
+def _config(saturation_adu=None):
+    cfg = load_config(EXAMPLES / "2d_gaussian.yaml")
+    cam = cfg.channels[0].camera.model_copy(update={"saturation_adu": saturation_adu})
+    return cfg.model_copy(update={"channels": [cfg.channels[0].model_copy(update={"camera": cam})]})
+
+
+def _movie(clip_at=None, *, n: int = 12) -> np.ndarray:
+    """uint16 frames (n, 40, 40) of the 2D example's EMCCD: in each frame a bright spot (30,000 photons, peak about
+    16,000 ADU) and a dim one (1,000 photons, under 1,000 ADU) at 30 photons/px; ``clip_at``: the camera clips there."""
+    cfg = _config()
+    psf = MLEFitter(cfg).channels[0].psf
+    px = cfg.px_size_xy_nm[0]
+    x = torch.tensor([12.3 * px, 27.6 * px] * n)
+    y = torch.tensor([14.4 * px, 25.2 * px] * n)
+    ph = torch.tensor([30000.0, 1000.0] * n)
+    fr = torch.arange(n).repeat_interleave(2)
+    light = 30.0 + psf.render(x, y, torch.zeros(2 * n), ph, fr, n_frames=n, frame_shape=(40, 40))
+    adu = EMCCD(**EMCCD_2D, saturation_adu=clip_at)(light, generator=torch.Generator().manual_seed(47))
+    return adu.round().clamp(0, 65535).numpy().astype(np.uint16)
+
+
+def _fit(movie, cfg):
+    stats: dict = {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = fit_movie(movie, cfg, stats=stats)
+    said = [str(w.message) for w in caught if issubclass(w.category, CameraWarning)]
+    return table, stats, said
+
+
+def test_a_saturation_the_movie_exceeds_is_told_once_and_flags_no_row():
+    movie = _movie()
+    assert movie.max() > 10000  # the bright spots reach far above 4095
+    table, stats, said = _fit(movie, _config(saturation_adu=4095))
+    assert len(table) == 24  # both spots in every frame
+    (w,) = [s for s in said if "saturation_adu" in s]  # told once, by the fit (not by the camera check too)
+    assert "lie above the camera's saturation_adu, 4095 ADU" in w and "the camera does not clip there" in w
+    assert f"up to {movie[:12].max():.0f} ADU" in w
+    assert "flagged as saturated (column saturated_px) at 65535 ADU instead, the pixel type's maximum" in w
+    assert stats["clip_levels"] == [(65535.0, "dtype")]
+    assert stats["saturated_rows"] == 0
+    assert int((np.asarray(table["saturated_px"]) > 0).sum()) == 0
+
+
+def test_a_saturation_the_movie_exceeds_takes_the_level_its_values_pile_up_at():
+    """A 13-bit camera's movie (clipped at 8191) configured with 4095: the rows are flagged at 8191, found."""
+    movie = np.minimum(_movie(), 8191).astype(np.uint16)
+    assert (movie == 8191).sum() >= 12
+    table, stats, said = _fit(movie, _config(saturation_adu=4095))
+    (w,) = [s for s in said if "saturation_adu" in s]
+    assert "at 8191 ADU instead, where the movie's values pile up" in w
+    assert stats["clip_levels"] == [(8191.0, "found")]
+    assert stats["saturated_rows"] == 12  # the bright spots, clipped at 16383; the dim ones not
+    assert np.all(np.asarray(table["saturated_px"])[np.asarray(table["photons"]) > 10000] > 0)
+
+
+def test_a_camera_that_clips_at_its_saturation_flags_its_bright_rows_as_before():
+    table, stats, said = _fit(_movie(clip_at=4095), _config(saturation_adu=4095))
+    assert not [s for s in said if "lie above" in s]
+    assert stats["clip_levels"] == [(4095.0, "setting")]
+    assert stats["saturated_rows"] == 12
+    sat = np.asarray(table["saturated_px"]) > 0
+    assert sat.sum() == 12 and np.all(np.asarray(table["photons"])[~sat] < 2000)
+
+
+@pytest.mark.parametrize("cfg_sat", [None])
+def test_no_setting_no_clipping_flags_nothing(cfg_sat):
+    table, stats, said = _fit(_movie(), _config(saturation_adu=cfg_sat))
+    assert not said and stats["saturated_rows"] == 0 and stats["clip_levels"] == [(65535.0, "dtype")]
