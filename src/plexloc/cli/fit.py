@@ -7,7 +7,7 @@ import argparse
 import functools
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plexloc.cli._common import (nonnegative_float, nonnegative_int, open_probability, positive_float, positive_int,
                                  probability, progress, resolve_device)
@@ -271,35 +271,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_split_view(path: Path, *, option: str = "--split-view") -> SplitViewConfig:
+def load_split_view(path: Path, *, option: str = "--split-view", data: Any = None) -> SplitViewConfig:
     """The :class:`~plexloc.config.models.SplitViewConfig` of ``path``: the ``split_view`` section of a configuration
     file (only that section is read: a lab configuration with channels, or a file holding split_view alone). ``option``:
     the command-line option that named the file, as the errors name it (``plexloc split`` takes it as ``--config``).
+    ``data``: the file's YAML where the caller read it already (:func:`read_split_view_yaml`), not read again.
 
     Raises:
         InputError: an unreadable file, no ``split_view`` section, or a section that fails validation (named with
             the file and the field).
     """
-    import yaml
-
-    from plexloc.config.io import load_yaml, validate_config
+    from plexloc.config.io import validate_config
     from plexloc.config.models import SplitViewConfig
     from plexloc.errors import InputError
 
-    try:
-        data = load_yaml(Path(path).read_text())
-    except FileNotFoundError:
-        raise InputError(f"{option}: configuration file not found", source=path) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        from plexloc.config.io import yaml_error_text
-
-        text = yaml_error_text(err) if isinstance(err, yaml.YAMLError) else " ".join(str(err).split())
-        raise InputError(f"{option}: cannot read the configuration: {text}", source=path) from None
+    if data is None:
+        data = read_split_view_yaml(path, option=option)
     section = data.get("split_view") if isinstance(data, dict) else None
     if section is None:
         raise InputError(f"{option}: the file has no split_view section (boxes: [x, y, width, height] per channel, "
                          "flip: none/x/y/xy per channel)", source=path)
     return validate_config(section, SplitViewConfig, source=f"{option} {path}: split_view")
+
+
+def read_split_view_yaml(path: Path, *, option: str = "--split-view") -> Any:
+    """The YAML of the configuration file ``path`` as read (:func:`load_split_view` validates its split_view).
+
+    Raises:
+        InputError: a missing or unreadable file, or invalid YAML (naming ``option`` and the file)."""
+    import yaml
+
+    from plexloc.config.io import load_yaml, yaml_error_text
+    from plexloc.errors import InputError
+
+    try:
+        return load_yaml(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{option}: configuration file not found", source=path) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        text = yaml_error_text(err) if isinstance(err, yaml.YAMLError) else " ".join(str(err).split())
+        raise InputError(f"{option}: cannot read the configuration: {text}", source=path) from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -193,28 +193,27 @@ def _write_map(path: Path, arr) -> None:
         np.save(f, arr)
 
 
-def _full_config(path: Path):
-    """The configuration of ``path`` where the file describes channels (a lab configuration); None for a file that
-    holds a split_view section alone (as ``plexloc fit --split-view`` takes it)."""
+def _full_config(path: Path, data):
+    """The configuration of ``path`` (its YAML ``data``, read once) where the file describes channels (a lab
+    configuration); None for a file that holds a split_view section alone (as ``plexloc fit --split-view`` takes it)."""
     from plexloc.config import load_config
-    from plexloc.config.io import load_yaml
 
-    data = load_yaml(Path(path).read_text())
     if not (isinstance(data, dict) and any(k in data for k in ("channels", "psf", "camera"))):
         return None
-    return load_config(path)
+    return load_config(path, data=data)
 
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli._common import check_outputs
-    from plexloc.cli.fit import load_split_view
+    from plexloc.cli.fit import load_split_view, read_split_view_yaml
     from plexloc.config import save_config
     from plexloc.errors import InputError
     from plexloc.io.splitview import check_boxes, flips
     from plexloc.post.channels import channel_config
 
-    split = load_split_view(args.config, option="--config")
-    config = _full_config(args.config)
+    data = read_split_view_yaml(args.config, option="--config")  # read once: its split_view and its channels
+    split = load_split_view(args.config, option="--config", data=data)
+    config = _full_config(args.config, data)
     n = len(split.boxes)
     # (a configuration's validation refuses boxes of another number than its channels)
     if not args.movie.exists():

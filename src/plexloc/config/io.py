@@ -281,7 +281,7 @@ def note_camera_defaults(cameras: list[tuple[str, BaseModel]], *, source: str | 
 
 
 def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
-                check_within: str | os.PathLike | None = None) -> M:
+                check_within: str | os.PathLike | None = None, data: Any = None) -> M:
     """Read and validate a YAML configuration.
 
     Relative paths inside the file (a spline calibration, sCMOS maps) are resolved against the
@@ -294,6 +294,8 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
     :class:`CameraDefaultsWarning` (:func:`note_camera_defaults`). A spline ``psf.channel`` that the named plexloc
     calibration file does not hold is refused here, naming the field; with ``check_within`` only calibration files
     inside that folder are opened for it (the job server checks a job's own files, never a path on its own disk).
+    ``data``: the file's YAML where the caller read it already (:func:`load_yaml` of its text), not read again; ``path``
+    still names the file (its folder places relative paths).
 
     Raises:
         InputError: missing or unreadable file, invalid YAML, or a field that fails validation; the
@@ -304,16 +306,17 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
 
         model = TrainConfig  # type: ignore[assignment]
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise InputError("configuration file not found", source=path) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read configuration: {err}", source=path) from None
-    try:
-        data = load_yaml(text)
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {yaml_error_text(err)}", source=path) from None
+    if data is None:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise InputError("configuration file not found", source=path) from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise InputError(f"cannot read configuration: {err}", source=path) from None
+        try:
+            data = load_yaml(text)
+        except yaml.YAMLError as err:
+            raise InputError(f"not valid YAML: {yaml_error_text(err)}", source=path) from None
     if not isinstance(data, dict):
         raise InputError(f"expected a mapping of fields at the top level, got {type(data).__name__}", source=path)
     included = {k: data[k] for k in ("camera",) if isinstance(data.get(k), str)}

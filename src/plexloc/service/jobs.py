@@ -564,19 +564,26 @@ def finish(
     set_state(session, job, state, at=at, error=error)
 
 
+#: ids per IN list of a query: below the 999 bound variables of SQLite before 3.32 (32,766 since; PostgreSQL 65,535)
+_IN_CHUNK = 500
+
+
 def forget_inputs(session: Session, files: list[File]) -> None:
     """The jobs that ``files`` (about to be deleted) fed keep their place in them: the file gone (``file_id`` None), its
     name kept (``source_name``; a pipeline input keeps its source job too). The rows went with the file before (a
     cascade): an ended job's inputs then named fewer files than it ran on, and its re-run ran without the deleted ones
     (one movie of two, without a word) or was refused as if no file had been given. (Only ended jobs: a file that
-    feeds a job not ended is not deleted.)"""
+    feeds a job not ended is not deleted.) The ids go :data:`_IN_CHUNK` to a query: one IN list of them all exceeded
+    SQLite's bound-variable limit (999 before SQLite 3.32) when many files were deleted at once."""
     names = {f.id: f.name for f in files}
-    if not names:
-        return
-    for ji in session.scalars(select(JobInput).where(JobInput.file_id.in_(list(names)))).all():
-        ji.source_name = ji.source_name or names[ji.file_id]
-        ji.file_id = None
-    session.flush()
+    ids = list(names)
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start:start + _IN_CHUNK]
+        for ji in session.scalars(select(JobInput).where(JobInput.file_id.in_(chunk))).all():
+            ji.source_name = ji.source_name or names[ji.file_id]
+            ji.file_id = None
+    if ids:
+        session.flush()
 
 
 def input_ref(ji: JobInput) -> str:
