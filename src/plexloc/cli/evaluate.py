@@ -1,4 +1,5 @@
 """``plexloc evaluate TRUTH PRED [--dim 2|3] [--json OUT] [--px-size NM] [--max-lat NM] [--max-ax NM]
+[--truth-frame-origin 0|1] [--pred-frame-origin 0|1] [--frames FIRST LAST]
 [--voxel-ji SX SY SZ [--voxel-origin X Y Z] [--voxel-shape NX NY NZ]]``."""
 
 from __future__ import annotations
@@ -6,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import finite_float, positive_float, positive_int
+from plexloc.cli._common import finite_float, nonnegative_int, positive_float, positive_int
 from plexloc.cli._locs import FORMATS_HELP
 
 #: --max-ax when not given (nm): the SMLM Challenge's axial match threshold
@@ -21,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "within --max-lat nm laterally and, in 3D, --max-ax nm axially) and report Jaccard index, recall, "
         "precision, RMSEs, efficiencies and biases (SMLM Challenge 2016, Sage et al. 2019); colour accuracy "
         "and rejection when both tables have a 'color' column; the gridding artefact with --px-size. "
-        "Tables in any format plexloc reads, by file name (as plexloc convert), with frame, x, y, z and photons.",
+        "Tables in any format plexloc reads, by file name (as plexloc convert), with frame, x, y, z and photons, "
+        "or the SMLM Challenge's CSV (a .csv in its column order: index, frame, x, y, z in nm, intensity; with its "
+        "header Ground-truth,frame,xnano,ynano,znano,intensity or none; frames from 1). A warning says where the two "
+        "tables look numbered a frame apart, or where one has rows in frames beyond the other's.",
     )
     p.add_argument("truth", type=Path, help=f"ground-truth table: {FORMATS_HELP}")
     p.add_argument("pred", type=Path, help="predicted localizations (any of those formats)")
@@ -46,6 +50,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="corner of the voxel grid in nm (default 0 0 -SZ/2: axial voxel k centred on z = k SZ)")
     p.add_argument("--voxel-shape", type=positive_int, nargs=3, default=None, metavar=("NX", "NY", "NZ"),
                    help="voxels of the target space (e.g. 64 64 4); points outside are left out (default: unbounded)")
+    # the frame numbers as written: plexloc's tables number from 0, other tools' from 1 (matched a frame apart without
+    # a word: JI 40 % for a fit worth 65 %)
+    for which, name in (("truth", "TRUTH"), ("pred", "PRED")):
+        p.add_argument(f"--{which}-frame-origin", type=int, choices=(0, 1), default=None,
+                       help=f"the first frame number of {name} as written: 1 for a table numbered from 1 (read as "
+                       "frame - 1); default: the format's own (0 for plexloc, Picasso, DECODE; 1 for ThunderSTORM, "
+                       "SMAP and the SMLM Challenge's CSV; a .smlm file's own or, not said, guessed)")
+    p.add_argument("--frames", type=nonnegative_int, nargs=2, default=None, metavar=("FIRST", "LAST"),
+                   help="score frames FIRST..LAST only (0-based, inclusive; both tables), e.g. the frames a fit saw")
     p.set_defaults(func=run)
 
 
@@ -56,7 +69,6 @@ def run(args: argparse.Namespace) -> int:
 
     from plexloc.evaluate.metrics import _check_px, evaluate_matching, match
     from plexloc.cli._common import check_outputs, write_json
-    from plexloc.cli import _locs
 
     if args.max_ax is not None and args.dim == 2:
         from plexloc.errors import InputError
@@ -65,9 +77,13 @@ def run(args: argparse.Namespace) -> int:
                          "or score in 3D (--dim 3)")
     check_outputs(args.json)
 
-    # any table format by name, as the post-processing commands read them (read_table knew plexloc .csv/.h5 only)
-    truth, pred = (_locs.read(argparse.Namespace(locs=path, camera_px_size=args.px_size, frame_origin=None))
-                   for path in (args.truth, args.pred))
+    # any table format by name, as the post-processing commands read them (read_table knew plexloc .csv/.h5 only), and
+    # the SMLM Challenge's CSV
+    (truth, truth_origin), (pred, pred_origin) = (
+        _read(path, origin, args.px_size, which) for path, origin, which in (
+            (args.truth, args.truth_frame_origin, "truth"), (args.pred, args.pred_frame_origin, "pred")))
+    if args.frames is not None:
+        truth, pred = _in_frames(truth, pred, args.frames)
     _warn_if_swapped(truth, pred, args.truth, args.pred)
     dim = args.dim
     no_pred_z = _no_z(pred)
@@ -126,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     if merged is not None:
         print(f"warning: {args.pred}: {merged}", file=sys.stderr)
     _warn_if_drift_uncorrected(truth, pred, matching, args.truth, args.pred)
+    _warn_frames(truth, pred, matching, args, truth_origin, pred_origin)
     voxel = {}
     if args.voxel_ji is not None:
         from plexloc.evaluate.voxel import voxel_jaccard
@@ -149,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--voxel-origin and --voxel-shape need --voxel-ji SX SY SZ")
     if args.json is not None:
         data = {**metrics.to_dict(), **voxel, "truth_file": str(args.truth), "pred_file": str(args.pred)}
+        if args.frames is not None:
+            data["frames"] = list(args.frames)
         write_json(data, args.json)
     return 0
 
@@ -215,3 +234,107 @@ def _warn_if_drift_uncorrected(truth, pred, matching, truth_path: Path, pred_pat
           + ", ".join(f"{v:.0f} nm in {a}" for a, v in zip("xyz", span))
           + f"): {truth_path} holds the sample's own, drift-free positions, so the RMSE and biases above include the "
           "drift; score the drift-corrected table (plexloc drift, or plexloc process's locs_dc.csv)", file=sys.stderr)
+
+
+#: the first frame number each format writes (its reader subtracts it); .smlm files say theirs or it is guessed
+_FORMAT_ORIGIN = {"thunderstorm": 1, "smap": 1}
+
+
+def _read(path: Path, origin: int | None, px_size: float | None, which: str):
+    """``path`` read as ``plexloc evaluate`` reads a table, and the first frame number it was read with: any format
+    by name (the post-processing commands' :func:`plexloc.cli._locs.read`), or the SMLM Challenge's CSV (a .csv in the
+    challenge's column order); ``origin``, where given, the first frame number as written (the frames read as
+    ``frame - origin``)."""
+    import sys
+
+    import numpy as np
+
+    from plexloc.cli import _locs
+    from plexloc.errors import InputError
+    from plexloc.evaluate.challenge import challenge_layout, read_challenge_csv
+    from plexloc.io.formats import format_of
+
+    fmt = format_of(path)
+    if fmt == "csv" and path.is_file() and challenge_layout(path) is not None:
+        first = 1 if origin is None else origin
+        table = read_challenge_csv(path, frame_origin=first)
+        print(f"note: read {path} as an SMLM Challenge table (index, frame, x, y, z in nm, intensity in photons; "
+              f"frames numbered from {first}" + (", read as frame - 1" if first else "") + ")", file=sys.stderr)
+        return table, first
+    if fmt == "smlm":  # the reader takes the origin itself (its own, or guessed and said)
+        return _locs.read(argparse.Namespace(locs=path, camera_px_size=px_size, frame_origin=origin)), origin
+    table = _locs.read(argparse.Namespace(locs=path, camera_px_size=px_size, frame_origin=None))
+    own = _FORMAT_ORIGIN.get(fmt, 0)
+    if origin is None or origin == own:
+        return table, own
+    frames = np.asarray(table["frame"], np.int64) + own - origin
+    if frames.size and frames.min() < 0:
+        row = int(np.argmin(frames))
+        raise InputError(f"column 'frame' holds {int(table['frame'][row]) + own} (row {row}, counted from 0), below "
+                         f"the first frame number {origin} that --{which}-frame-origin {origin} gives it: the table "
+                         f"numbers its frames from {own}, as its format does; leave the option out", source=path)
+    return table.with_columns(frame=frames), origin
+
+
+def _in_frames(truth, pred, frames):
+    """--frames FIRST LAST: the rows of both tables in those frames, said."""
+    import sys
+
+    from plexloc.errors import InputError
+    from plexloc.evaluate.frames import in_frames
+
+    first, last = frames
+    if first > last:
+        raise InputError(f"--frames {first} {last}: FIRST must not be above LAST")
+    t, p = in_frames(truth, first, last), in_frames(pred, first, last)
+    print(f"note: scored frames {first}..{last} only (--frames): {len(t)} of {len(truth)} truth rows, {len(p)} of "
+          f"{len(pred)} predicted rows", file=sys.stderr)
+    return t, p
+
+
+def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin) -> None:
+    """Tables numbered a frame apart, or a truth with frames the predictions never reach (or the reverse): the pairs
+    are made within a frame only, so each cost JI without a word (module plexloc.evaluate.frames). Said, with the
+    numbers and the option that fixes it."""
+    import sys
+
+    from plexloc.evaluate.frames import frame_coverage, frame_shift, in_frames
+    from plexloc.evaluate.metrics import evaluate_matching, match
+
+    max_ax = matching.max_ax_nm
+    shift = frame_shift(truth, pred, dim=matching.dim, max_lat_nm=matching.max_lat_nm, max_ax_nm=max_ax)
+    if shift is not None:
+        lower = shift.shift < 0  # PRED's frames one lower match better
+        if lower:
+            fix = ("--pred-frame-origin 1 (PRED numbered from 1)" if pred_origin in (0, None) else
+                   "--truth-frame-origin 0 (TRUTH numbered from 0)")
+        else:
+            fix = ("--truth-frame-origin 1 (TRUTH numbered from 1)" if truth_origin in (0, None) else
+                   "--pred-frame-origin 0 (PRED numbered from 0)")
+        of = (f", over the first {shift.n_truth} of {len(truth)} truth rows" if shift.n_truth < len(truth) else "")
+        print(f"warning: {args.pred} against {args.truth}: the two tables look numbered a frame apart: with the "
+              f"predictions' frames read one {'lower' if lower else 'higher'}, {shift.tp_shifted} pairs match instead "
+              f"of {shift.tp} (JI {shift.jaccard_shifted:.2f} % instead of {shift.jaccard:.2f} %{of}); the scores "
+              f"above match frames as numbered: score again with {fix}", file=sys.stderr)
+        return  # the frame spans of tables numbered apart say nothing more
+    cover = frame_coverage(truth, pred)
+    if cover is None:
+        return
+    (t0, t1), (p0, p1) = cover.truth_frames, cover.pred_frames
+    if cover.truth_outside >= max(10, 0.05 * cover.n_truth):
+        first, last = max(t0, p0), min(t1, p1)
+        inside = ""
+        if first <= last:
+            t, p = in_frames(truth, first, last), in_frames(pred, first, last)
+            m = evaluate_matching(t, p, match(t, p, dim=matching.dim, max_lat_nm=matching.max_lat_nm,
+                                              max_ax_nm=max_ax), dim=matching.dim)
+            inside = (f"; over frames {first}..{last} alone JI {m.jaccard:.2f} % and recall "
+                      + ("n/a" if m.recall is None else f"{m.recall:.2f} %")
+                      + f": score them with --frames {first} {last}")
+        print(f"warning: {args.truth} has {cover.truth_outside} of {cover.n_truth} rows in frames beyond the "
+              f"predictions' {p0}..{p1} (the truth spans {t0}..{t1}): they count as missed (fn), as if the fit saw "
+              f"those frames and found nothing{inside}", file=sys.stderr)
+    if cover.pred_outside >= max(10, 0.05 * cover.n_pred):
+        print(f"warning: {args.pred} has {cover.pred_outside} of {cover.n_pred} rows in frames beyond the truth's "
+              f"{t0}..{t1} (the predictions span {p0}..{p1}): they count as false positives; is {args.truth} the truth "
+              "of the movie that was fitted, and numbered as its frames?", file=sys.stderr)
