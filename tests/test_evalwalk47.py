@@ -226,3 +226,16 @@ def test_doctests():
 
     for module in (challenge_module, frames_module):
         assert doctest.testmod(module).failed == 0
+
+
+def test_z_unknown_in_some_truth_rows_names_the_line_and_the_fix(tmp_path, capsys):
+    """'first at row 2' counted from 0 after the header, where the file's line is 4; and '(dim=2 ignores z)' did not
+    say how many rows lack z nor how to score the table."""
+    truth = tmp_path / "truth.csv"
+    truth.write_text("frame,x_nm,y_nm,z_nm,photons\n0,100,100,10,1000\n0,900,100,-20,1000\n1,100,100,,1000\n")
+    pred = tmp_path / "pred.csv"
+    pred.write_text("frame,x_nm,y_nm,z_nm,photons\n0,110,100,10,1000\n")
+    assert main(["evaluate", str(truth), str(pred), "--dim", "3"]) == 2
+    err = capsys.readouterr().err
+    assert str(truth) in err and "'z_nm'" in err and "row 2" in err and "line 4 of the file" in err
+    assert "z is unknown in 1 of 3 rows" in err and "--dim 2" in err

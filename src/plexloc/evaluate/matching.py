@@ -124,8 +124,15 @@ def _check_finite(table: LocTable, coords: tuple[str, ...], name: str, dim: int)
     try:
         table.check_finite(coords)
     except InputError as err:
-        hint = " (dim=2 ignores z)" if dim == 3 and "'z_nm'" in err.reason else ""
-        raise InputError(f"{name} table: {err.reason}{hint}", source=err.source) from None
+        hint = where = ""
+        if dim == 3 and "'z_nm'" in err.reason:  # z unknown (NaN) in some rows, scored in 3D
+            bad = np.flatnonzero(~np.isfinite(np.asarray(table["z_nm"], float)))
+            hint = (f" (dim=2 ignores z); z is unknown in {bad.size} of {len(table)} rows: score in 2D "
+                    "(plexloc evaluate --dim 2) or leave those rows out")
+        if str(err.source or "").lower().endswith(".csv"):  # 'row 2' counts from 0 after the header: line 4
+            row = int(np.flatnonzero(~np.all(np.isfinite(np.column_stack([table[c] for c in coords])), axis=1))[0])
+            where = f" (line {row + 2} of the file where it has no blank lines: rows count from 0 after the header)"
+        raise InputError(f"{name} table: {err.reason}{hint}{where}", source=err.source) from None
 
 
 def _candidate_pairs(
