@@ -52,8 +52,9 @@ def frame_shift(truth: LocTable, pred: LocTable, *, dim: int = 3, max_lat_nm: fl
 
     The tables are matched as numbered and with ``pred``'s frames moved by -1 and +1 (as :func:`match`, with the
     same thresholds). A molecule on in frame f is on in f + 1 at most as often as in f, so moved frames find fewer
-    pairs than frames numbered alike; where a move finds ``min_pairs`` and ``min_gain`` (a fraction) more pairs than
-    the numbering as it is, the best such move is returned. Only the first frames, holding up to ``max_rows`` truth
+    pairs than frames numbered alike; where a move finds ``min_pairs``, ``min_gain`` (a fraction) and three standard
+    deviations of the counts (``3 sqrt(tp + tp_shifted)``) more pairs than the numbering as it is, the best such move
+    is returned. Only the first frames, holding up to ``max_rows`` truth
     rows, are compared (the answer does not need all of a long movie).
 
     >>> t = LocTable({"frame": [0, 1, 2] * 10, "x_nm": np.arange(30.0) * 1000, "y_nm": np.zeros(30),
@@ -78,7 +79,9 @@ def frame_shift(truth: LocTable, pred: LocTable, *, dim: int = 3, max_lat_nm: fl
     best = None
     for shift in (-1, 1):
         tp, ji = scored(shift)
-        if tp - tp0 >= max(min_pairs, min_gain * tp0) and (best is None or tp > best.tp_shifted):
+        # 3 sd of the counts too: predictions that match by chance (a poor fit in a dense frame) do not read as moved
+        gain = tp - tp0
+        if gain >= max(min_pairs, min_gain * tp0, 3.0 * np.sqrt(tp + tp0)) and (best is None or tp > best.tp_shifted):
             best = FrameShift(shift, tp0, tp, ji0, ji, len(t), len(p))
     return best
 
