@@ -154,7 +154,7 @@ THUNDERSTORM_2D = '''"frame","x [px]","y [px]","intensity [photon]"
 def two_d_pred(tmp_path):
     truth, pred = tmp_path / "truth.csv", tmp_path / "fit.thunderstorm.csv"
     truth.write_text(TRUTH)
-    pred.write_text(THUNDERSTORM_2D)  # no z column: read as z = 0 in every row
+    pred.write_text(THUNDERSTORM_2D)  # no z column: read as z NaN (unknown) in every row
     return truth, pred
 
 
@@ -162,14 +162,21 @@ def test_cli_scores_a_2d_prediction_table_against_a_3d_truth_laterally(two_d_pre
     truth, pred = two_d_pred
     out = tmp_path / "m.json"
     assert main(["evaluate", str(truth), str(pred), "--px-size", "100", "--json", str(out)]) == 0
-    assert "scored in 2D (the truth's z varies, but the predictions have none: z_nm 0 in every row" in \
+    assert "scored in 2D (the truth's z varies, but the predictions have none: z_nm NaN in every row" in \
         capsys.readouterr().out
     d = json.loads(out.read_text())
     assert d["dim"] == 2 and d["rmse_ax"] is None and d["eff_3d"] is None  # was dim 3, rmse_ax 70.7 nm
     assert (d["tp"], d["fp"], d["fn"]) == (2, 0, 1)
     assert d["rmse_lat"] == pytest.approx(math.sqrt(62.5))
-    # --dim 3 still scores in 3D, and says what the axial scores measure
-    assert main(["evaluate", str(truth), str(pred), "--px-size", "100", "--dim", "3", "--json", str(out)]) == 0
+    # --dim 3: the file has no z to score (z unknown since session 47; it was scored as z 0, with a warning); a file
+    # that gives z 0 in every row is still scored in 3D, and the warning says what the axial scores measure
+    assert main(["evaluate", str(truth), str(pred), "--px-size", "100", "--dim", "3", "--json", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "'z_nm'" in err and "(dim=2 ignores z)" in err
+    zero = tmp_path / "zero.thunderstorm.csv"
+    zero.write_text(THUNDERSTORM_2D.replace('"intensity [photon]"', '"intensity [photon]","z [nm]"')
+                    .replace("1100", "1100,0").replace("1900", "1900,0"))
+    assert main(["evaluate", str(truth), str(zero), "--px-size", "100", "--dim", "3", "--json", str(out)]) == 0
     assert "the predictions have no z (z_nm 0 in every row), so the axial scores measure" in capsys.readouterr().err
     d = json.loads(out.read_text())
     assert d["dim"] == 3 and d["rmse_ax"] == pytest.approx(math.sqrt((0**2 + 100**2) / 2))

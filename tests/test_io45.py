@@ -262,7 +262,8 @@ def test_tab_separated_thousands_refusal_is_fast_and_names_the_first_value(tmp_p
 
 def test_a_2d_table_exports_to_thunderstorm_without_a_z_column(tmp_path):
     """Was: "z [nm]" written as 'nan' on every row, which ThunderSTORM's Java number parser refuses; now the column
-    is left out, as in ThunderSTORM's own 2D files (read back as z 0, its 2D convention, as for Picasso). A 3D table keeps it."""
+    is left out, as in ThunderSTORM's own 2D files (read back as z NaN, unknown: plexloc's 2D convention, as for Picasso;
+    z 0 before session 47). A 3D table keeps it."""
     from plexloc.io.thunderstorm import export_thunderstorm, import_thunderstorm
     from plexloc.table import LocTable
 
@@ -273,7 +274,7 @@ def test_a_2d_table_exports_to_thunderstorm_without_a_z_column(tmp_path):
     text = (tmp_path / "a.csv").read_text()
     assert "z [nm]" not in text.splitlines()[0] and "nan" not in text
     back = import_thunderstorm(tmp_path / "a.csv")
-    assert len(back) == n and np.all(back["z_nm"] == 0) and np.allclose(back["x_nm"], cols["x_nm"])
+    assert len(back) == n and np.all(np.isnan(back["z_nm"])) and np.allclose(back["x_nm"], cols["x_nm"])
     three_d = LocTable({**cols, "z_nm": np.array([-50.0, np.nan, 70.0])})  # some rows without z: the column stays
     export_thunderstorm(three_d, tmp_path / "b.csv")
     assert '"z [nm]"' in (tmp_path / "b.csv").read_text().splitlines()[0]

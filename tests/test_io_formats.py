@@ -95,7 +95,7 @@ def test_thunderstorm_import_native_file(tmp_path):
     t = import_thunderstorm(tmp_path / "native.csv")
     assert t["frame"].tolist() == [0, 2]
     assert t["x_nm"].tolist() == [1234.5, 50.0] and t["y_nm"].tolist() == [2345.25, 60.0]
-    assert t["z_nm"].tolist() == [0.0, 0.0]  # 2D file
+    assert np.isnan(t["z_nm"]).all()  # 2D file: z unknown
     assert t["photons"].tolist() == [812.3, 1000.0] and t["bg"].tolist() == [10.5, 11.0]
     assert t["sigma_x_nm"].tolist() == [12.5, 9.0] and t["sigma_y_nm"].tolist() == [12.5, 9.0]
     assert t["id"].tolist() == [1, 2]
@@ -257,7 +257,7 @@ def test_picasso_import_native_file(tmp_path):
     t = import_picasso(tmp_path / "native.hdf5")
     assert t["frame"].tolist() == [3]
     assert t["x_nm"].tolist() == [65.0] and t["y_nm"].tolist() == [1235.0]  # (x + 0.5) * 130
-    assert t["z_nm"].tolist() == [0.0]
+    assert np.isnan(t["z_nm"]).all()  # 2D file: z unknown
     assert t["sigma_x_nm"][0] == pytest.approx(6.5) and t["psf_sigma_y_nm"][0] == pytest.approx(143.0)
     assert t["bg"].tolist() == [20.0] and t["iterations"].tolist() == [7] and t["net_gradient"].tolist() == [3000.0]
 

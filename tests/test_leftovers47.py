@@ -94,3 +94,78 @@ def test_split_reads_its_configuration_once(tmp_path, monkeypatch, capsys):
         np.testing.assert_array_equal(tifffile.imread(tmp_path / "cut" / f"m_ch{c}.tif"), want[:, c])
         assert load_config(tmp_path / "cut" / f"m_ch{c}.yaml").n_channels == 1
     assert "plexloc register" in capsys.readouterr().out
+
+
+# --- 2D foreign tables: z unknown (NaN), as plexloc's own 2D CSV -------------------------------------------------------
+
+def _table_2d():
+    from plexloc.table import LocTable
+
+    return LocTable({"frame": [0, 1, 1], "x_nm": [150.0, 420.0, 990.0], "y_nm": [250.0, 80.0, 610.0],
+                     "z_nm": [np.nan] * 3, "photons": [1000.0, 2000.0, 1500.0], "sigma_x_nm": [9.0, 7.0, 8.0],
+                     "sigma_y_nm": [9.0, 7.0, 8.0]})
+
+
+def test_thunderstorm_2d_file_reads_z_as_unknown(tmp_path):
+    """A ThunderSTORM file without "z [nm]" (its 2D file) was read with z_nm 0 in every row, plexloc's own 2D CSV with
+    NaN (conventions: z unknown): a 2D ThunderSTORM table then looked like a 3D one at the focal plane. Now NaN, and a
+    2D table written to ThunderSTORM and read back is the same table."""
+    from plexloc.io import read_locs, write_locs
+
+    p = tmp_path / "a.thunderstorm.csv"
+    p.write_text('"frame","x [nm]","y [nm]","intensity [photon]","uncertainty [nm]"\n1,150,250,1000,9\n2,420,80,2000,7\n')
+    t = read_locs(p)
+    assert np.isnan(t["z_nm"]).all() and t["x_nm"].tolist() == [150.0, 420.0]
+    q = tmp_path / "b.thunderstorm.csv"
+    write_locs(_table_2d(), q)
+    with open(q) as f:
+        assert "z [nm]" not in f.readline()
+    back = read_locs(q)
+    assert np.isnan(back["z_nm"]).all()
+    np.testing.assert_array_equal(back["x_nm"], _table_2d()["x_nm"])
+
+
+def test_picasso_2d_file_reads_z_as_unknown(tmp_path):
+    """A Picasso file without a z field (its 2D localizations) was read with z_nm 0; now NaN, as a 2D table written
+    to Picasso comes back."""
+    from plexloc.io.picasso import export_picasso, import_picasso
+
+    p = tmp_path / "a.hdf5"
+    export_picasso(_table_2d(), p, px_size_nm=100.0, frame_shape=(16, 16))
+    back = import_picasso(p)
+    assert np.isnan(back["z_nm"]).all() and len(back) == 3
+    np.testing.assert_allclose(back["x_nm"], _table_2d()["x_nm"], rtol=1e-6)
+
+
+def test_smap_file_without_znm_reads_z_as_unknown(tmp_path):
+    """A SMAP _sml.mat without znm was read with z_nm 0; now NaN (z unknown), and with znm its values."""
+    import scipy.io
+
+    from plexloc.io.foreign import read_smap_sml
+
+    loc = {"frame": np.array([[1.0], [2.0]]), "xnm": np.array([[100.0], [200.0]]), "ynm": np.array([[50.0], [60.0]]),
+           "phot": np.array([[1000.0], [900.0]])}
+    scipy.io.savemat(tmp_path / "a_sml.mat", {"saveloc": {"loc": loc}})
+    assert np.isnan(read_smap_sml(tmp_path / "a_sml.mat")["z_nm"]).all()
+    scipy.io.savemat(tmp_path / "b_sml.mat", {"saveloc": {"loc": {**loc, "znm": np.array([[0.0], [-40.0]])}}})
+    assert read_smap_sml(tmp_path / "b_sml.mat")["z_nm"].tolist() == [0.0, -40.0]
+
+
+def test_a_2d_thunderstorm_table_is_not_scored_in_3d_at_z_0(tmp_path):
+    """Scored against a 3D truth with dim=3, a 2D ThunderSTORM table read with z 0 got an axial error from z = 0 (RMSE_ax
+    300 nm here, the truth's own z, without a word); with z unknown a 3D score is refused, naming the column and dim=2,
+    and dim=2 scores it."""
+    from plexloc.errors import InputError
+    from plexloc.evaluate import evaluate
+    from plexloc.io import read_locs
+    from plexloc.table import LocTable
+
+    p = tmp_path / "a.thunderstorm.csv"
+    p.write_text('"frame","x [nm]","y [nm]","intensity [photon]"\n1,150,250,1000\n2,420,80,2000\n')
+    truth = LocTable({"frame": [0, 1], "x_nm": [152.0, 418.0], "y_nm": [249.0, 82.0], "z_nm": [300.0, -300.0],
+                      "photons": [1000.0, 2000.0]})
+    pred = read_locs(p)
+    with pytest.raises(InputError, match=r"'z_nm'.*dim=2 ignores z"):
+        evaluate(truth, pred, dim=3)
+    m2 = evaluate(truth, pred, dim=2).to_dict()
+    assert m2["jaccard"] == 100.0 and m2["rmse_lat"] == pytest.approx(np.sqrt((4 + 1 + 4 + 4) / 2))

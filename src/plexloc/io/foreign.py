@@ -3,7 +3,7 @@
 SMAP (Ries 2020, ``_sml.mat``)
     A MATLAB file (v7.3 = HDF5, or v5/v7) with a struct ``saveloc`` whose field ``loc`` holds one
     column per quantity. Mapping: ``xnm, ynm, znm`` -> ``x_nm, y_nm, z_nm`` (nm, unchanged; ``znm``
-    absent -> 0), ``frame`` (MATLAB, 1-based) -> ``frame - 1``, ``phot`` -> ``photons``, ``bg`` ->
+    absent -> NaN: z unknown, a 2D file, as plexloc's own 2D CSV), ``frame`` (MATLAB, 1-based) -> ``frame - 1``, ``phot`` -> ``photons``, ``bg`` ->
     ``bg`` (photons per pixel), ``channel`` -> ``color``. Uncertainties: ``photerr`` -> ``sigma_photons`` and
     ``bgerr`` -> ``sigma_bg`` (SMAP's fitters' square root of the CRLB of ``phot`` and ``bg``, in their units: photons,
     photons per pixel; unchanged); ``xnmerr``, ``ynmerr`` ->
@@ -166,7 +166,7 @@ def read_smap_sml(path: str | os.PathLike) -> LocTable:
                              "gives too; one of the two would be dropped: rename or remove one of them", source=path)
         cols[name] = v
         made_from[name] = k
-    cols.setdefault("z_nm", np.zeros(n))
+    cols.setdefault("z_nm", np.full(n, np.nan))  # no znm: a 2D file, z unknown
     if "color" in cols:  # SMAP channels are numbered from 0 too? keep as-is but they must be whole numbers
         cols["color"] = np.asarray(cols["color"], dtype=float)
     return _checked_table(cols, path, field="saveloc.loc.frame", first=1, program="SMAP")

@@ -19,7 +19,7 @@ field         dtype    value
 ``lpx, lpy``  f4       localization precision in pixels: ``sigma_x_nm / px`` (and y), else
                        ``crlb_x_nm / px``; a table with neither cannot be exported
 ``z``         f4       ``z_nm`` in nm (only when some finite ``z_nm != 0``, i.e. a 3D table; a
-                       2D table's z, 0 or NaN throughout, writes none)
+                       2D table's z, 0 or NaN throughout, writes none; read back as NaN)
 ============  =======  ========================================================================
 
 Every other column of the table (``id``, ``prob``, ``sigma_x_nm``, ...) is added as a field of its
@@ -287,7 +287,7 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         px_size_nm: camera pixel size in nm; default: ``Pixelsize`` from the YAML sidecar.
 
     Returns:
-        the table: ``x_nm = (x + 0.5) * px`` (likewise y), ``z_nm = z`` (nm; 0 for 2D files),
+        the table: ``x_nm = (x + 0.5) * px`` (likewise y), ``z_nm = z`` (nm; NaN for 2D files: z unknown),
         ``sigma_x_nm = lpx * px`` and ``sigma_y_nm = lpy * px`` (unless the file carries those
         columns itself), ``bg``; ``sx``/``sy`` become ``psf_sigma_x_nm``/``psf_sigma_y_nm`` (nm); the uncertainties
         of Picasso's 3D and spline fits ``lpz`` (nm, as ``z``), ``photons_unc`` and ``bg_unc`` become ``sigma_z_nm``,
@@ -354,7 +354,7 @@ def import_picasso(path: str | os.PathLike, *, px_size_nm: float | None = None) 
         "frame": col("frame"),
         "x_nm": (col("x") + 0.5) * px,
         "y_nm": (col("y") + 0.5) * px,
-        "z_nm": col("z") if "z" in names else np.zeros(len(locs)),
+        "z_nm": col("z") if "z" in names else np.full(len(locs), np.nan),  # a 2D file: z unknown, as our 2D CSV
         "photons": col("photons"),
     }
     ignored = []

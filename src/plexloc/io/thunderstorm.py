@@ -9,8 +9,8 @@ ThunderSTORM                      plexloc
 ``"id"``                          ``id`` (written only when the table has one)
 ``"frame"`` (1-based)             ``frame`` (0-based): ``frame_ts = frame + 1``
 ``"x [nm]"``, ``"y [nm]"``        ``x_nm``, ``y_nm`` (same origin, see below)
-``"z [nm]"``                      ``z_nm`` (unchanged; absent on import -> 0, i.e. a 2D file; a table whose z is NaN
-                                  throughout is written without it)
+``"z [nm]"``                      ``z_nm`` (unchanged; absent on import -> NaN, z unknown: a 2D file, as plexloc's
+                                  own 2D CSV; a table whose z is NaN throughout is written without it)
 ``"intensity [photon]"``          ``photons``
 ``"offset [photon]"``             ``bg`` (fitted background level per pixel)
 ``"uncertainty [nm]"``            lateral precision: mean of ``sigma_x_nm`` and ``sigma_y_nm``,
@@ -234,7 +234,8 @@ def import_thunderstorm(path: str | os.PathLike, *, px_size_nm: float | None = N
         if axis in by_base:
             consumed.add(by_base[axis][0])
             made_from[f"{axis}_nm"] = by_base[axis][0]
-        columns[f"{axis}_nm"] = values if values is not None else np.zeros(len(data.values))
+        # no z column: a 2D file, z unknown (NaN, conventions.md), not z = 0 at the focal plane
+        columns[f"{axis}_nm"] = values if values is not None else np.full(len(data.values), np.nan)
 
     if "intensity" not in by_base:
         raise InputError(
