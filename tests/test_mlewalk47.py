@@ -94,3 +94,47 @@ def test_a_camera_that_clips_at_its_saturation_flags_its_bright_rows_as_before()
 def test_no_setting_no_clipping_flags_nothing(cfg_sat):
     table, stats, said = _fit(_movie(), _config(saturation_adu=cfg_sat))
     assert not said and stats["saturated_rows"] == 0 and stats["clip_levels"] == [(65535.0, "dtype")]
+
+
+# --- (b) plexloc crlb at a z outside a calibrated spline's range ---------------------------------------------------------
+
+def _spline_config(tmp_path) -> Path:
+    """examples/3d_astigmatic.yaml with a spline PSF calibrated over z [-500, 500] nm (21 slices, 50 nm; z range of the
+    emitters [-300, 300])."""
+    import yaml
+
+    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+
+    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
+    sx, sy = 1.2 + 0.004 * (zz - 5) ** 2, 1.2 + 0.004 * (zz + 5) ** 2
+    volume = np.exp(-xx**2 / (2 * sx**2) - yy**2 / (2 * sy**2))
+    volume /= volume[10].sum()
+    ch = ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.eye(3))
+    save_calibration(PSFCalibration(channels=[ch], px_size_nm=(100.0, 100.0), dz_nm=50.0), tmp_path / "PSF.h5")
+    with open(EXAMPLES / "3d_astigmatic.yaml") as f:
+        d = yaml.safe_load(f)
+    d["psf"] = {"kind": "spline", "calibration": str(tmp_path / "PSF.h5")}
+    d["emitters"]["z_range_nm"] = [-300.0, 300.0]
+    path = tmp_path / "spline.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def test_crlb_refuses_a_z_outside_the_splines_calibrated_range(tmp_path, capsys):
+    """--z 600 on a spline calibrated over [-500, 500] nm printed crlb_z_nm inf (the spline is flat there) with no
+    word; now an error naming the values, the range and the calibration file; z within the range still answers."""
+    from plexloc.cli.main import main
+
+    cfg = _spline_config(tmp_path)
+    out = tmp_path / "b.json"
+    assert main(["crlb", str(cfg), "--photons", "2000", "--bg", "20", "--z=-500,0,450", "--json", str(out)]) == 0
+    import json
+
+    with open(out) as f:
+        b = json.load(f)
+    assert all(np.isfinite(b["crlb_z_nm"])) and 10.0 < b["crlb_z_nm"][1] < 200.0
+    capsys.readouterr()
+    assert main(["crlb", str(cfg), "--photons", "2000", "--bg", "20", "--z=0,600,-700"]) == 2
+    err = capsys.readouterr().err
+    assert "--z 600,-700 nm lies outside channel 0's PSF model, calibrated over z [-500, 500] nm" in err
+    assert "PSF.h5" in err and "inf" not in capsys.readouterr().out

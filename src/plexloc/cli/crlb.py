@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "crlb",
         help="Cramer-Rao lower bound of the configured PSF and camera",
         description="Cramer-Rao lower bound (1 sigma) of x, y, z and photons for a single emitter, from the "
-        "Fisher information of the configured PSF(s) and camera(s) (EMCCD: excess-noise factor 2). With "
+        "Fisher information of the configured PSF(s) and camera(s) (EMCCD: excess-noise factor 2; an sCMOS with "
+        "per-pixel maps: the maps' median pixel; a spline PSF: z within its calibrated range). With "
         "several channels the bound is joint: --photons is the emitter's total over the channels (the truth "
         "tables' photons column), which 'linked' splits in proportion to the throughputs and 'ratiometric' to "
         "the ratios of --color (as the simulator does). 'independent' (each channel's photons their own, as a "
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--bg must be >= 0, got {args.bg}")
     config = load_config(args.config)
     sim = Simulator(config)
+    check_z_in_psf_range(args.z, sim, config, source=args.config)
     pm = config.photon_model
     independent = pm.kind == "independent" and sim.n_channels > 1
     if len(args.photons) != 1 and not (independent and len(args.photons) == sim.n_channels):
@@ -120,3 +122,21 @@ def run(args: argparse.Namespace) -> int:
 def fractions_photons(photons: list[float], n_channels: int) -> list[float]:
     """Each channel's photons from --photons: one value for every channel, or one per channel."""
     return list(photons) * n_channels if len(photons) == 1 else list(photons)
+
+
+def check_z_in_psf_range(z_nm: list[float], sim, config, *, source=None) -> None:
+    """Every ``--z`` within each channel's PSF model (a calibrated spline's z range, shifted by the channel's z
+    offset): an :class:`~plexloc.errors.InputError` naming the values, the channel, its range and calibration file
+    (outside it the spline is flat, and the bound of z read ``inf`` in a table of numbers, with no word)."""
+    from plexloc.errors import InputError
+
+    for c, ch in enumerate(sim.channels):
+        lo, hi = (v + ch.z_offset_nm for v in ch.psf.z_range_nm)
+        out = [v for v in z_nm if not lo <= v <= hi]
+        if out:
+            cal = getattr(config.channels[c].psf, "calibration", None)
+            raise InputError(
+                f"--z {','.join(f'{v:g}' for v in out)} nm lies outside channel {c}'s PSF model, calibrated over z "
+                f"[{lo:.0f}, {hi:.0f}] nm" + (f" ({cal})" if cal is not None else "")
+                + ": it holds no z information there (the bound of z would be infinite); give z within that range",
+                source=source)
