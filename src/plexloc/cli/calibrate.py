@@ -304,21 +304,11 @@ SCALE_TOLERANCE = 0.03
 
 
 def _recorded_z_step(tf, n_slices: int) -> tuple[float, str] | None:
-    """The z step (nm) that a stack's metadata record, and where: ImageJ's ``spacing`` in its ``unit`` (a z-stack's
-    description: ``slices`` > 1), or Micro-Manager's summary ``z-step_um`` where its ``Slices`` is the stack's number of
-    slices; None where neither is recorded (or in a unit that is no length)."""
-    from plexloc.io._metadata import micro_manager_metadata
-    from plexloc.io.pixel_size import _IMAGEJ_NM
+    """The z step (nm) that a stack's metadata record, and where (ImageJ, Micro-Manager, OME-XML PhysicalSizeZ:
+    :func:`plexloc.io.pixel_size.read_z_step`); None where none is recorded."""
+    from plexloc.io.pixel_size import read_z_step
 
-    meta = (tf.imagej_metadata or {}) if getattr(tf, "is_imagej", False) else {}
-    spacing, unit = meta.get("spacing"), str(meta.get("unit", "")).strip()
-    if isinstance(spacing, (int, float)) and spacing > 0 and int(meta.get("slices", 1) or 1) > 1 and unit in _IMAGEJ_NM:
-        return float(spacing) * _IMAGEJ_NM[unit], f"ImageJ 'spacing' = {spacing:g} {unit}"
-    _, summary = micro_manager_metadata(tf)
-    step, slices = summary.get("z-step_um"), summary.get("Slices")
-    if isinstance(step, (int, float)) and step > 0 and isinstance(slices, int) and slices == n_slices > 1:
-        return float(step) * 1000.0, f"Micro-Manager 'z-step_um' = {step:g}"
-    return None
+    return read_z_step(tf, n_slices)
 
 
 def _metadata_scales(args, *, n_slices: int) -> list[str]:

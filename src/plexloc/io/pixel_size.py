@@ -28,7 +28,7 @@ from typing import Any
 
 from plexloc.io._metadata import first_element, micro_manager_metadata, ome_root
 
-__all__ = ["PixelSize", "PixelSizeWarning", "read_pixel_size", "pixel_size_mismatch", "warn_pixel_size"]
+__all__ = ["PixelSize", "PixelSizeWarning", "read_pixel_size", "pixel_size_mismatch", "read_z_step", "warn_pixel_size"]
 
 
 class PixelSizeWarning(UserWarning):
@@ -113,6 +113,36 @@ def read_pixel_size(tf, *, path: str | os.PathLike) -> PixelSize | None:
             if rx is not None:
                 ry = rx if ry is None else ry
                 return PixelSize(scale / rx, scale / ry, f"ImageJ calibration ({1 / rx:g} {unit} per pixel)")
+    return None
+
+
+def read_z_step(tf, n_slices: int) -> tuple[float, str] | None:
+    """The z step (nm) between the slices of a z stack (a bead stack for ``plexloc calibrate``) that an open
+    ``tifffile.TiffFile``'s metadata record, and where; None where none is recorded (or in a unit that is no length):
+
+    1. **ImageJ** ``spacing`` in its ``unit`` (a z stack's description: ``slices`` > 1);
+    2. **Micro-Manager** summary ``z-step_um`` where its ``Slices`` is the stack's number of slices;
+    3. **OME-XML** ``Pixels/@PhysicalSizeZ`` in its ``PhysicalSizeZUnit`` (default µm) where ``SizeZ`` is the stack's
+       number of slices (a stack saved by Bio-Formats, Micro-Manager's OME-TIFF or tifffile): it was not read, and
+       a ``--z-step`` 2x off the step such a stack records went without a word.
+    """
+    meta = (tf.imagej_metadata or {}) if getattr(tf, "is_imagej", False) else {}
+    spacing, unit = meta.get("spacing"), str(meta.get("unit", "")).strip()
+    if isinstance(spacing, (int, float)) and spacing > 0 and int(meta.get("slices", 1) or 1) > 1 and unit in _IMAGEJ_NM:
+        return float(spacing) * _IMAGEJ_NM[unit], f"ImageJ 'spacing' = {spacing:g} {unit}"
+    _, summary = micro_manager_metadata(tf)
+    step, slices = summary.get("z-step_um"), summary.get("Slices")
+    if isinstance(step, (int, float)) and step > 0 and isinstance(slices, int) and slices == n_slices > 1:
+        return float(step) * 1000.0, f"Micro-Manager 'z-step_um' = {step:g}"
+    attrs = _ome_pixels_attributes(tf) if getattr(tf, "is_ome", False) else None
+    if attrs is not None and (dz := _positive(attrs.get("PhysicalSizeZ"))) is not None:
+        unit = attrs.get("PhysicalSizeZUnit", "µm")
+        try:
+            size_z = int(attrs.get("SizeZ", "0"))
+        except ValueError:
+            size_z = 0
+        if unit in _OME_NM and size_z == n_slices > 1:
+            return dz * _OME_NM[unit], f"OME-XML PhysicalSizeZ = {attrs['PhysicalSizeZ']} {unit}"
     return None
 
 
