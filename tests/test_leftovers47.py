@@ -169,3 +169,77 @@ def test_a_2d_thunderstorm_table_is_not_scored_in_3d_at_z_0(tmp_path):
         evaluate(truth, pred, dim=3)
     m2 = evaluate(truth, pred, dim=2).to_dict()
     assert m2["jaccard"] == 100.0 and m2["rmse_lat"] == pytest.approx(np.sqrt((4 + 1 + 4 + 4) / 2))
+
+
+# --- plexloc color: --excess-noise 2 where the camera is an EMCCD --------------------------------------------------------
+
+_EMCCD = {"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0, "e_per_adu": 45.0,
+          "baseline": 100.0, "read_sigma": 74.4}
+_SCMOS = {"kind": "scmos", "qe": 0.8, "spurious_charge": 0.0, "e_per_adu": 0.5, "baseline": 100.0, "read_sigma": 1.5}
+
+
+def _colour_table(path):
+    """Dual-colour rows (ratios 0.2/0.8 and 0.6/0.4), 1,000 photons, Poisson noise doubled in variance (an EMCCD's)."""
+    from plexloc.io import write_locs
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(1)
+    n = 400
+    k = rng.integers(0, 2, n)
+    r = np.array([[0.2, 0.8], [0.6, 0.4]])[k]
+    ph = 1000.0 * r + rng.normal(size=(n, 2)) * np.sqrt(2.0 * 1000.0 * r)
+    write_locs(LocTable({"frame": np.arange(n), "x_nm": np.full(n, 100.0), "y_nm": np.full(n, 100.0),
+                         "z_nm": np.zeros(n), "photons": ph.sum(axis=1), "photons_ch0": ph[:, 0],
+                         "photons_ch1": ph[:, 1], "bg_ch0": np.zeros(n), "bg_ch1": np.zeros(n)}), path)
+
+
+def test_color_takes_excess_noise_2_from_an_emccd_camera(tmp_path, capsys):
+    """plexloc color used --excess-noise 1 unless told, also on an EMCCD's photons (whose variance is twice their
+    shot noise): colour probabilities over-confident. A table does not record its camera; --camera (a camera YAML or
+    the configuration) does: an EMCCD there makes the default 2, said on the output; an explicit value is kept."""
+    import json
+
+    from plexloc.cli.main import main
+
+    locs = tmp_path / "locs.csv"
+    _colour_table(locs)
+    cam = tmp_path / "cam.yaml"
+    cam.write_text(yaml.safe_dump(_EMCCD))
+    conf = tmp_path / "conf.yaml"  # a two-channel configuration: both channels' cameras
+    conf.write_text(yaml.safe_dump({"channels": [{"psf": {"kind": "gaussian"}, "camera": _EMCCD}] * 2}))
+    ratios = ["--ratios", "0.2", "0.8", "--ratios", "0.6", "0.4"]
+
+    def run(*extra):
+        out = tmp_path / f"o{len(list(tmp_path.glob('o*.csv')))}.csv"
+        js = out.with_suffix(".json")
+        assert main(["color", str(locs), "--out", str(out), *ratios, "--json", str(js), *extra]) == 0
+        return json.loads(js.read_text())["sigma_source"], capsys.readouterr().out
+
+    src, printed = run("--camera", str(cam))
+    assert "excess_noise=2.0" in src and f"--excess-noise 2: {cam} is an EMCCD" in printed
+    src, printed = run("--camera", str(conf))
+    assert "excess_noise=2.0" in src and "--excess-noise 2" in printed
+    src, printed = run("--camera", str(cam), "--excess-noise", "1")  # explicit: kept, nothing said
+    assert "excess_noise=1.0" in src and "--excess-noise 2" not in printed
+    src, _ = run()  # no camera: 1, as before
+    assert "excess_noise=1.0" in src
+    scmos = tmp_path / "scmos.yaml"
+    scmos.write_text(yaml.safe_dump(_SCMOS))
+    src, printed = run("--camera", str(scmos))
+    assert "excess_noise=1.0" in src and "--excess-noise 2" not in printed
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text(yaml.safe_dump({"channels": [{"psf": {"kind": "gaussian"}, "camera": _EMCCD},
+                                                  {"psf": {"kind": "gaussian"}, "camera": _SCMOS}]}))
+    assert main(["color", str(locs), "--out", str(tmp_path / "m.csv"), *ratios, "--camera", str(mixed)]) == 2
+    assert "different kinds (emccd, scmos): give --excess-noise" in capsys.readouterr().err
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_camera_excess_noise():
+    from plexloc.config.models import EMCCDConfig, IdealCameraConfig, SCMOSConfig
+    from plexloc.post.color import camera_excess_noise
+
+    emccd, scmos = EMCCDConfig(**_EMCCD), SCMOSConfig(**_SCMOS)
+    assert camera_excess_noise([emccd, emccd]) == 2.0
+    assert camera_excess_noise([scmos]) == 1.0 and camera_excess_noise([IdealCameraConfig()]) == 1.0
+    assert camera_excess_noise([emccd, scmos]) is None

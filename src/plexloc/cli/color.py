@@ -1,4 +1,8 @@
-"""``plexloc color LOCS --out OUT [--ratios R00 R01 --ratios R10 R11 ...] [--threshold 0.9] [--figure PNG]``."""
+"""``plexloc color LOCS --out OUT [--ratios R00 R01 --ratios R10 R11 ...] [--threshold 0.9] [--figure PNG]``.
+
+Without ``sigma_photons_ch*`` the per-channel photon noise is shot noise times ``--excess-noise``: 2 for an EMCCD, 1
+otherwise. A table does not say its camera: ``--camera`` (a camera YAML, or the configuration: its channels' cameras)
+does, and an EMCCD there makes the default 2 (said on the output); an explicit ``--excess-noise`` is kept."""
 
 from __future__ import annotations
 
@@ -30,9 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-photons", type=nonnegative_float, default=0.0, metavar="N",
                    help="photons summed over channels below which rows are left out of the ratio estimate (default 0: "
                    "every row with a positive total)")
-    p.add_argument("--excess-noise", type=float_at_least(1.0), default=1.0, metavar="F",
-                   help="noise factor (>= 1) of the photon variance estimate without sigma_photons_ch* (default 1; 2 "
-                   "for EMCCD)")
+    p.add_argument("--excess-noise", type=float_at_least(1.0), default=None, metavar="F",
+                   help="noise factor (>= 1) of the photon variance estimate without sigma_photons_ch* (default: 2 "
+                   "where --camera is an EMCCD, else 1)")
+    p.add_argument("--camera", type=Path, default=None, metavar="YAML",
+                   help="the data's camera: a camera YAML, or the configuration (its channels' cameras); an EMCCD makes "
+                   "--excess-noise default to 2")
     p.add_argument("--reject-misfit", type=open_probability, default=None, metavar="ALPHA",
                    help="also reject (color -1) rows whose per-channel photons fit none of the ratios: chi-square "
                    "p-value of the best colour below ALPHA, in (0, 1), after scaling by the table's median (e.g. "
@@ -60,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reject_misfit is not None and args.reject_misfit >= 1.0:  # (open_probability admits 1: rejects all)
         raise InputError(f"--reject-misfit {args.reject_misfit:g}: give a false-rejection level below 1 (e.g. 1e-3)")
     check_outputs(args.figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
+    _excess_noise(args)
     table = _locs.read(args)
     try:  # a table without photons_ch0, photons_ch1, ...: the message names the file
         photon_matrix(table, excess_noise=args.excess_noise)
@@ -114,6 +122,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.figure}")
     print(f"wrote {args.out}")
     return 0
+
+
+def _excess_noise(args: argparse.Namespace) -> None:
+    """``args.excess_noise`` where it was not given: 2 where every camera of ``--camera`` is an EMCCD (said, as the
+    table does not record its camera), else 1; cameras of both kinds are refused (one factor cannot serve both)."""
+    from plexloc.config.io import load_camera_configs
+    from plexloc.errors import InputError
+    from plexloc.post.color import camera_excess_noise
+
+    if args.excess_noise is not None:
+        return
+    if args.camera is None:
+        args.excess_noise = 1.0
+        return
+    cameras = load_camera_configs(args.camera)
+    factor = camera_excess_noise(cameras)
+    if factor is None:
+        kinds = ", ".join(getattr(c, "kind", "?") for c in cameras)
+        raise InputError(f"its channels' cameras are of different kinds ({kinds}): give --excess-noise (2 for an "
+                         "EMCCD's photons, 1 otherwise)", source=args.camera)
+    args.excess_noise = factor
+    if factor == 2.0:
+        print(f"--excess-noise 2: {args.camera} is an EMCCD (its excess-noise factor squared; give --excess-noise to "
+              "change it)")
 
 
 def _check_given_ratios(table, ratios, args: argparse.Namespace) -> None:

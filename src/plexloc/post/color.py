@@ -12,7 +12,8 @@ and ``p_k = L_k / sum_j L_j`` (eq. 3). ``color`` is ``argmax p_k``, ``-1`` where
 (the network predicts them). Otherwise they come from shot noise and background under each colour's own
 expectation, ``s_ki^2 = excess_noise * (N_k r_ki + psf_area_px * b_i)`` with ``b_i`` from ``bg_ch{i}`` (else
 ``bg``, else 0) and ``psf_area_px = 4 pi (sigma_psf / px)^2`` (default for a PSF of about one pixel, 12.6); use
-``excess_noise=2`` for EMCCD data. ``N_k`` and ``s_ki`` are solved together (a few reweighted least-squares
+``excess_noise=2`` for EMCCD data (the excess-noise factor squared of its gain register;
+:func:`camera_excess_noise` gives it from the cameras). ``N_k`` and ``s_ki`` are solved together (a few reweighted least-squares
 steps), and since the variances differ between colours the likelihood keeps its normalisation,
 ``chi2_k = sum_i (n_i - N_k r_ki)^2 / s_ki^2 + log s_ki^2``. The variance of each channel's observed photons
 (``max(n_i, 0)``, :func:`photon_matrix`) used instead mistakes a channel that received few photons by chance for a
@@ -44,7 +45,7 @@ from plexloc.errors import InputError
 from plexloc.table import LocTable
 
 __all__ = ["ColorReport", "ColorSeparationWarning", "RatioFit", "RatioMismatchWarning", "assign_colors",
-           "color_probabilities_expected", "estimate_ratios", "misfit_rows", "photon_fractions", "photon_matrix",
+           "camera_excess_noise", "color_probabilities_expected", "estimate_ratios", "misfit_rows", "photon_fractions", "photon_matrix",
            "ratio_figure", "ratio_mismatch", "separation_problem"]
 
 _CH = re.compile(r"^photons_ch(\d+)$")
@@ -80,6 +81,16 @@ class ColorReport:
                          f"noise scale {self.noise_factor if self.noise_factor is not None else 1.0:.2f}): "
                          f"{self.n_misfit} ({100.0 * self.n_misfit / max(self.n, 1):.2f} %)")
         return "\n".join(lines)
+
+
+def camera_excess_noise(cameras) -> float | None:
+    """The ``excess_noise`` of data from ``cameras`` (camera configurations, one per channel): 2 where every one is an
+    EMCCD (the excess-noise factor squared of its gain register), 1 where none is, ``None`` where they are mixed (one
+    number cannot describe both)."""
+    emccd = [getattr(c, "kind", None) == "emccd" for c in cameras]
+    if emccd and all(emccd):
+        return 2.0
+    return None if any(emccd) else 1.0
 
 
 def photon_matrix(
