@@ -14,10 +14,14 @@ one file whose stem begins every other name, ``movie.tif`` beside ``movie_X2.tif
 part) or that holds Micro-Manager image files of several channels, positions or z planes (read in name order they
 would follow each other as one movie). Singleton axes other than the last two are dropped (a ``(T, 1, H, W)``
 series is read as ``(T, H, W)``); any other rank, or RGB/multi-sample images, are refused. Pixel
-types: unsigned and signed integers, float32 and float64.
+types: unsigned and signed integers, float32 and float64. Compressed pixels are read where tifffile decodes them
+(deflate/zlib, PackBits, LZMA, Zstandard; LZW, JPEG and LERC only with the ``imagecodecs`` package, else the file is
+refused when it is opened, with the command that installs it). A multi-file OME-TIFF one of whose files cannot be read
+is refused (tifffile would give its frames as zeros); a later file of one opened alone is read with a warning.
 
 Streaming (:func:`open_movie`) memory-maps a file whose image data are stored uncompressed in one
-contiguous block, and otherwise reads only the TIFF pages that a request touches (a file whose pages
+contiguous block (the mapped pages of the frames read are dropped from the process's memory once copied out, so its
+resident memory stays flat however long the movie), and otherwise reads only the TIFF pages that a request touches (a file whose pages
 are not one frame each, e.g. tiled volumes, is read whole once). A multi-file data set (OME-TIFF, or a
 Micro-Manager stack split into ``..._MMStack_Pos0.ome.tif``, ``..._MMStack_Pos0_1.ome.tif``, ...) must be opened
 through its first file, not through its folder (whose files would each give the whole series): a folder
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import re
 import tempfile
@@ -64,6 +69,7 @@ import tifffile
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
+from plexloc.io._metadata import first_element, ome_root
 from plexloc.io.pixel_size import PixelSize, read_pixel_size
 from plexloc.io.roi import RoiOffset, read_roi_offset
 
@@ -181,6 +187,86 @@ def _memmap_series(tf: tifffile.TiffFile, series, path: Path) -> np.memmap | Non
     return np.memmap(path, np.dtype(tf.byteorder + level.dtype.char), "r", offset, level.shape, "C")
 
 
+#: the words for an image series' axes (tifffile's letters) in the errors
+_AXIS_NAMES = {"T": "time points", "Z": "z slices", "C": "channels", "Q": "images", "I": "images", "R": "tiles",
+               "P": "positions", "A": "angles", "L": "lambdas", "V": "views", "H": "phases", "E": "lambdas"}
+
+
+def _odd_page(series: list) -> str:
+    """What an error says of a file of image series of one frame per page (pages written one by one, or in chunks)
+    whose pages are not all of one size and pixel type: the first page that differs from the most common kind, its
+    size and the others' (the error said only 'holds 50 image series of different shapes or types ([(120, 128),
+    (128, 128)], ...)': which page, of how many, was left to find)."""
+    kinds = [(tuple(int(n) for n in s.shape[-2:]), str(np.dtype(s.dtype))) for s in series]
+    sizes = [len(s.pages) for s in series]
+    firsts = np.cumsum([0] + sizes).tolist()
+    count: dict = {}
+    for kind, n in zip(kinds, sizes):
+        count[kind] = count.get(kind, 0) + n
+    common = max(count, key=count.get)
+    odd = [k for k, kind in enumerate(kinds) if kind != common]
+    odd_pages = [p for k in odd for p in range(firsts[k], firsts[k] + sizes[k])]
+    (h, w), dtype = kinds[odd[0]]
+    total = firsts[-1]
+    shown = ", ".join(map(str, odd_pages[:5])) + (", ..." if len(odd_pages) > 5 else "")
+    return (f"page {odd_pages[0]} (frame {odd_pages[0]}) is {h}x{w} {dtype}, but {count[common]} of the file's "
+            f"{total} pages are {common[0][0]}x{common[0][1]} {common[1]}"
+            + (f" ({len(odd_pages)} pages differ: {shown})" if len(odd_pages) > 1 else "")
+            + "; the frames of a movie must share one size and pixel type: crop or remove the odd page(s)")
+
+
+def _check_codec(series, path: Path) -> None:
+    """Refuse, when the file is opened, a movie whose pixels are compressed (or predicted) in a way tifffile can
+    decode only with the ``imagecodecs`` package, and it is not installed (LZW, the most common compression of
+    ImageJ, MATLAB's and Pillow's TIFFs, JPEG, LERC, a floating-point predictor): the fit failed at its first read,
+    after the model was loaded and the checks ran, on 'cannot read frames 0..0 (ValueError: <COMPRESSION.LZW: 5>
+    requires the 'imagecodecs' package)', which said neither what the file holds nor what to do."""
+    page = series.keyframe if getattr(series, "keyframe", None) is not None else series.pages[0]
+    if page is None:
+        return
+    for table, value, what in ((tifffile.TIFF.DECOMPRESSORS, page.compression, "compressed"),
+                               (tifffile.TIFF.UNPREDICTORS, page.predictor, "stored with the predictor")):
+        if int(value) <= 1 or int(value) == 8 and what == "compressed":
+            continue
+        try:
+            table[value]
+        except KeyError:
+            name = getattr(value, "name", str(value))
+            raise InputError(f"its pixels are {what} {name} ({int(value)}), which tifffile reads only with the "
+                             "imagecodecs package, and it is not installed: pip install imagecodecs (or save the movie "
+                             "uncompressed)", source=path) from None
+
+
+def _check_data_set_files(tf: tifffile.TiffFile, series, path: Path, reports: _TifffileReports) -> None:
+    """A multi-file OME-TIFF (Micro-Manager's ``..._MMStack_Pos0.ome.tif``, ``..._1.ome.tif``, ...) opened through its
+    first file whose other files cannot all be read (one moved, deleted, renamed or not yet copied): refused, naming
+    the files and the frames they hold. tifffile logs the file it could not read and gives those frames as zeros, so
+    the fit went on through them and wrote a table with no localization in them, without a word. A file of such a
+    data set opened on its own (OME-XML ``BinaryOnly``: its metadata are in the first file) holds only its own
+    frames, numbered from 0 where the data set's numbering goes on from the file before it: said."""
+    if not (tf.is_ome or tf.is_mmstack):
+        return
+    pages = getattr(series, "_pages", None)
+    pages = series.pages if pages is None else pages
+    missing = [k for k, page in enumerate(pages) if page is None]
+    if missing:
+        names = [m for text in reports.messages for m in re.findall(r"failed to read '([^']+)'", text)]
+        where = (f"in {', '.join(dict.fromkeys(names))}, which cannot be read" if names
+                 else "in files that cannot be read")
+        from plexloc.camera.frames import frame_ranges
+
+        raise InputError(f"frames {frame_ranges(missing)} ({len(missing)} of the data set's {len(pages)}) are {where}; "
+                         "tifffile would give them as frames of zeros: put the data set's files together in one "
+                         "folder, as written, and open its first file", source=path)
+    root = ome_root(tf)
+    binary = None if root is None else first_element(root, "BinaryOnly")
+    if binary is not None:
+        first = binary.get("MetadataFile") or "the data set's first file"
+        warnings.warn(f"{path}: is one file of a multi-file OME-TIFF data set whose metadata are in {first}; only its "
+                      f"own {len(pages)} frames are read, numbered from 0 (the data set numbers them on from the files "
+                      f"before it): open {first} to fit the whole data set", stacklevel=6)
+
+
 class _TiffSource:
     """One TIFF file seen as a stack of frames (internal)."""
 
@@ -227,10 +313,24 @@ class _TiffSource:
         # would be lost without a word, so a damaged file is refused
         damaged = [m for m in reports.messages if m.startswith("<tifffile.TiffPages") and any(
             k in m for k in ("corrupted tag list", "invalid offset to page", "invalid page offset"))]
-        if damaged:
-            of = f" of the {declared} frames its metadata declares" if declared is not None else ""
+        if damaged:  # (a file written page by page declares 1 frame in each page's description: not said)
+            of = f" of the {declared} frames its metadata declares" if declared is not None and declared > len(
+                tf.pages) else ""
             raise InputError(f"corrupt TIFF file: {damaged[0]}; {len(tf.pages)} pages can be reached{of}", source=path)
+        _check_codec(series[0], path)
+        _check_data_set_files(tf, series[0], path, reports)
         for s in series:
+            lead = [(a, n) for a, n in zip(s.axes[:-2], s.shape[:-2]) if n > 1 and a not in "SC"]
+            if len(lead) > 1:  # a hyperstack of frames and slices (ImageJ's T and Z, an OME time series of z stacks)
+                sizes = " x ".join(f"{n} {_AXIS_NAMES.get(a, a)} ({a})" for a, n in lead)
+                raise InputError(
+                    f"image has shape {tuple(s.shape)} with axes '{s.axes}': {sizes}; a movie has one axis of frames "
+                    "besides rows and columns, so plexloc cannot tell which to fit as frames. If they are one movie's "
+                    "frames (an ImageJ hyperstack whose T and Z were swapped), make them one stack (Fiji: Image > "
+                    "Hyperstacks > Hyperstack to Stack, or Image > Properties: slices 1, frames "
+                    f"{int(np.prod([n for _, n in lead]))}) and save it again",
+                    source=path,
+                )
             if "S" in s.axes and s.shape[s.axes.index("S")] > 1:
                 raise InputError(
                     f"image has shape {tuple(s.shape)} with colour samples (axes '{s.axes}'); "
@@ -299,6 +399,8 @@ class _TiffSource:
                     if mm is not None and mm.size == self.n_frames * self.frame_shape[0] * self.frame_shape[1]:
                         self._mm_offset = int(mm.offset)
                         self._mm = mm.reshape(self.n_frames, *self.frame_shape)
+                        self._mmap = getattr(mm, "_mmap", None)  # numpy's map starts at an allocation boundary:
+                        self._mm_in_map = self._mm_offset % mmap.ALLOCATIONGRANULARITY  # where frame 0 is in it
         else:
             # Several series (e.g. pages written one by one with their own shape): every page a frame.
             shapes = {tuple(s.shape[-2:]) for s in series}
@@ -306,6 +408,8 @@ class _TiffSource:
             one_page_per_frame = all(
                 _frame_geometry(tuple(s.shape), source=path)[0] == len(s.pages) for s in series
             )
+            if (len(shapes) > 1 or len(dtypes) > 1) and one_page_per_frame:
+                raise InputError(_odd_page(series), source=path)
             if len(shapes) > 1 or len(dtypes) > 1 or not one_page_per_frame:
                 raise InputError(
                     f"TIFF file holds {len(series)} image series of different shapes or types "
@@ -358,7 +462,9 @@ class _TiffSource:
             return np.zeros((0, *self.frame_shape), dtype=self.dtype)
         if self._mm is not None:
             self._check_mapped_size(start, stop)
-            return np.array(self._mm[start:stop], dtype=self.dtype)
+            out = np.array(self._mm[start:stop], dtype=self.dtype)
+            self._release_mapped(start, stop)
+            return out
         try:
             data = self._read_pages(start, stop)
         except Exception as err:
@@ -366,6 +472,23 @@ class _TiffSource:
                 f"cannot read frames {start}..{stop - 1} ({type(err).__name__}: {err})", source=self.path
             ) from None
         return np.asarray(data, dtype=self.dtype).reshape(n, *self.frame_shape)
+
+    def _release_mapped(self, start: int, stop: int) -> None:
+        """Drop the mapped pages of frames ``start:stop``, copied out already, from this process's memory (madvise
+        MADV_DONTNEED: they stay in the system's page cache, and a later read maps them again). Without it, every
+        page of the file touched stayed in the process's resident memory until the movie was closed: a fit's peak
+        RSS grew by the movie's size (711 MB reading a 659 MB movie of 20,000 frames, 136 MB for 2,000), which is
+        what a cluster's job accounting measures and kills jobs by."""
+        mapped, advice = getattr(self, "_mmap", None), getattr(mmap, "MADV_DONTNEED", None)
+        if mapped is None or advice is None or self._mm is None:
+            return
+        frame_bytes = int(self._mm[0].nbytes)
+        first = self._mm_in_map + start * frame_bytes
+        first -= first % mmap.PAGESIZE
+        end = min(self._mm_in_map + stop * frame_bytes, len(mapped))
+        with contextlib.suppress(OSError, ValueError):  # a closed map, or a system without madvise: nothing to drop
+            if end > first:
+                mapped.madvise(advice, first, end - first)
 
     def _check_mapped_size(self, start: int, stop: int) -> None:
         """Refuse to read mapped frames that the file no longer holds: a file truncated after it was opened (overwritten
@@ -394,6 +517,7 @@ class _TiffSource:
 
     def close(self) -> None:
         self._mm = None
+        self._mmap = None
         self._cache = None
         for fh in getattr(self, "_siblings", ()):
             fh.close()
