@@ -4,6 +4,7 @@ from 1 by another tool, a truth with frames the fit never saw."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from plexloc.cli.main import main
 from plexloc.errors import InputError
 from plexloc.evaluate import evaluate
+from plexloc.evaluate.alignment import coordinate_mismatch
 from plexloc.evaluate.challenge import challenge_layout, read_challenge_csv
 from plexloc.evaluate.frames import frame_coverage, frame_shift
 from plexloc.io import write_locs
@@ -20,13 +22,13 @@ CHALLENGE_HEADER = "Ground-truth,frame,xnano,ynano,znano,intensity"
 
 
 def _movie(n_mol: int = 150, n_frames: int = 30, on: int = 3, seed: int = 0) -> tuple[LocTable, LocTable]:
-    """A truth of ``n_mol`` molecules, each on for ``on`` frames in a row, 2 um apart; a fit finding 5 of 6 of them
+    """A truth of ``n_mol`` molecules, each on for ``on`` frames in a row, 0.5 um or more apart; a fit finding 5 of 6 of them
     (x, y within 20 nm, z within 40 nm)."""
     rng = np.random.default_rng(seed)
     start = rng.integers(0, n_frames - on + 1, n_mol)
     frame = (start[:, None] + np.arange(on)).ravel()
-    x = np.repeat((np.arange(n_mol) % 10) * 2000.0 + 500.0, on)
-    y = np.repeat((np.arange(n_mol) // 10) * 2000.0 + 500.0, on)
+    x = np.repeat((np.arange(n_mol) % 10) * 2000.0 + rng.uniform(0, 1500, n_mol), on)
+    y = np.repeat((np.arange(n_mol) // 10) * 2000.0 + rng.uniform(0, 1500, n_mol), on)
     z = np.repeat(rng.uniform(-400, 400, n_mol), on)
     truth = LocTable({"frame": frame, "x_nm": x, "y_nm": y, "z_nm": z, "photons": np.full(frame.size, 2000.0),
                       "id": np.repeat(np.arange(n_mol), on)}).sort_by_frame()
@@ -221,10 +223,11 @@ def test_frames_first_above_last_is_refused(tmp_path, capsys):
 def test_doctests():
     import doctest
 
+    import plexloc.evaluate.alignment as alignment_module
     import plexloc.evaluate.challenge as challenge_module
     import plexloc.evaluate.frames as frames_module
 
-    for module in (challenge_module, frames_module):
+    for module in (alignment_module, challenge_module, frames_module):
         assert doctest.testmod(module).failed == 0
 
 
@@ -254,3 +257,36 @@ def test_predictions_matching_by_chance_do_not_read_as_moved():
                          "y_nm": rng.uniform(0, 5000, m), "z_nm": np.zeros(m), "photons": np.ones(m)})
         false_alarms += frame_shift(truth, pred, dim=2) is not None
     assert false_alarms == 0
+
+
+# --- positions in other coordinates ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change, words", [
+    (lambda p: p.with_columns(x_nm=p["x_nm"] + 1600.0, y_nm=p["y_nm"] + 800.0),
+     [r"offset from the truth's by x \+(159[5-9]|160[0-5]) nm, y \+(79[5-9]|80[0-5]) nm",
+      r"subtract (159[5-9]|160[0-5]) nm from the predictions' x_nm and (79[5-9]|80[0-5]) nm from their y_nm"]),
+    (lambda p: p.with_columns(x_nm=p["y_nm"], y_nm=p["x_nm"]), ["x and y look exchanged", "exchange"]),
+    (lambda p: p.with_columns(z_nm=-p["z_nm"]), ["z looks of the opposite sign", "negate the predictions' z_nm"]),
+])
+def test_predictions_in_other_coordinates_are_said_with_the_numbers(tmp_path, capsys, change, words):
+    """A table measured from a region of interest's corner, with x and y exchanged or with z of the other sign matched
+    almost nothing (JI a few %, for a fit worth 70 %) without a word."""
+    truth, pred = _movie()
+    right = evaluate(truth, pred)
+    write_locs(truth, tmp_path / "truth.csv")
+    write_locs(change(pred), tmp_path / "pred.csv")
+    got, err = _scores(capsys, str(tmp_path / "truth.csv"), str(tmp_path / "pred.csv"), tmp_path / "m.json")
+    assert got["jaccard"] < 0.75 * right.jaccard
+    assert f"{right.tp} pairs match instead of {got['tp']}" in err, err
+    assert f"JI {right.jaccard:.2f} % instead of {got['jaccard']:.2f} %" in err
+    assert all(re.search(w, err) for w in words), err
+
+
+def test_a_small_offset_is_a_bias_not_a_warning(tmp_path, capsys):
+    truth, pred = _movie()
+    moved = pred.with_columns(x_nm=pred["x_nm"] + 50.0)  # half a pixel: in bias_x
+    assert coordinate_mismatch(truth, moved) is None
+    write_locs(truth, tmp_path / "truth.csv")
+    write_locs(moved, tmp_path / "pred.csv")
+    got, err = _scores(capsys, str(tmp_path / "truth.csv"), str(tmp_path / "pred.csv"), tmp_path / "m.json")
+    assert "warning" not in err and got["bias_x"] == pytest.approx(50.0, abs=3.0)

@@ -317,6 +317,7 @@ def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin) -> None
               f"of {shift.tp} (JI {shift.jaccard_shifted:.2f} % instead of {shift.jaccard:.2f} %{of}); the scores "
               f"above match frames as numbered: score again with {fix}", file=sys.stderr)
         return  # the frame spans of tables numbered apart say nothing more
+    _warn_coordinates(truth, pred, matching, args)
     cover = frame_coverage(truth, pred)
     if cover is None:
         return
@@ -338,3 +339,34 @@ def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin) -> None
         print(f"warning: {args.pred} has {cover.pred_outside} of {cover.n_pred} rows in frames beyond the truth's "
               f"{t0}..{t1} (the predictions span {p0}..{p1}): they count as false positives; is {args.truth} the truth "
               "of the movie that was fitted, and numbered as its frames?", file=sys.stderr)
+
+
+def _warn_coordinates(truth, pred, matching, args) -> None:
+    """PRED in other coordinates than TRUTH (an offset: a region of interest's corner or another origin; x and y
+    exchanged; z of the other sign) matched almost nothing without a word (module plexloc.evaluate.alignment)."""
+    import sys
+
+    from plexloc.evaluate.alignment import coordinate_mismatch
+
+    found = coordinate_mismatch(truth, pred, dim=matching.dim, max_lat_nm=matching.max_lat_nm,
+                                max_ax_nm=matching.max_ax_nm)
+    if found is None:
+        return
+    if found.kind == "offset":
+        dx, dy = found.offset_nm
+        what = f"the predictions' positions look offset from the truth's by x {dx:+.0f} nm, y {dy:+.0f} nm"
+        how = "moved back by it"
+        fix = (f"is one table measured from a region of interest's corner, or from another origin? Give both in the "
+               f"same coordinates (subtract {dx:.0f} nm from the predictions' x_nm and {dy:.0f} nm from their y_nm)")
+    elif found.kind == "swap":
+        what = "the predictions' x and y look exchanged"
+        how = "with x_nm and y_nm swapped"
+        fix = "exchange the predictions' x_nm and y_nm columns (x runs along the image columns, conventions.md)"
+    else:
+        what = "the predictions' z looks of the opposite sign"
+        how = "with z_nm negated"
+        fix = ("negate the predictions' z_nm (z > 0 is away from the objective, conventions.md; another tool may count "
+               "it towards the objective)")
+    of = f", over the first {found.n_truth} of {len(truth)} truth rows" if found.n_truth < len(truth) else ""
+    print(f"warning: {args.pred} against {args.truth}: {what}: {how}, {found.tp_changed} pairs match instead of "
+          f"{found.tp} (JI {found.jaccard_changed:.2f} % instead of {found.jaccard:.2f} %{of}); {fix}", file=sys.stderr)
