@@ -36,24 +36,24 @@ ZS = np.arange(-800.0, 801.0, DZ)
 
 
 def _field(photons: float, *, pair_px: float | None = None, seed: int = 0, n_side: int = 4, spacing: int = 16,
-           size: int = 64) -> np.ndarray:
+           size: int = 64, zs: np.ndarray = ZS, c_nm: tuple[float, float] = (-250.0, 250.0)) -> np.ndarray:
     """(33, size, size) Poisson photons, bg 20: ``n_side`` x ``n_side`` astigmatic Gaussian beads ``spacing`` px apart
     (as ``plexloc simulate --beads 16`` places them in a 64 x 64 frame), each with a second bead ``pair_px`` to its
-    right where given."""
+    right where given; one slice per z of ``zs``, the foci at ``c_nm`` (x, y; both 0: a defocus-symmetric PSF)."""
     rng = np.random.default_rng(seed)
     xy = [((spacing // 2 + spacing * i) * PX + rng.uniform(-40, 40),
            (spacing // 2 + spacing * j) * PX + rng.uniform(-40, 40)) for i in range(n_side) for j in range(n_side)]
     if pair_px is not None:
         xy += [(x + pair_px * PX, y) for x, y in xy]
-    psf = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=31)
+    psf = AstigmaticPSF(px_size_nm=(PX, PX), roi_px=31, c_nm=c_nm)
     n = len(xy)
     frames = psf.render(
-        torch.tensor(np.tile([p[0] for p in xy], len(ZS)), dtype=torch.float32),
-        torch.tensor(np.tile([p[1] for p in xy], len(ZS)), dtype=torch.float32),
-        torch.tensor(np.repeat(ZS, n), dtype=torch.float32),
-        torch.full((n * len(ZS),), float(photons)),
-        torch.arange(len(ZS)).repeat_interleave(n),
-        n_frames=len(ZS),
+        torch.tensor(np.tile([p[0] for p in xy], len(zs)), dtype=torch.float32),
+        torch.tensor(np.tile([p[1] for p in xy], len(zs)), dtype=torch.float32),
+        torch.tensor(np.repeat(zs, n), dtype=torch.float32),
+        torch.full((n * len(zs),), float(photons)),
+        torch.arange(len(zs)).repeat_interleave(n),
+        n_frames=len(zs),
         frame_shape=(size, size),
     )
     return rng.poisson(frames.numpy().astype(np.float64) + 20.0).astype(np.float64)
