@@ -9,6 +9,11 @@ The Cramér-Rao bound and RMSE/CRLB: :func:`plexloc.evaluate.crlb.crlb` (a PSF a
 background; float64 tensors), :func:`plexloc.evaluate.uncertainty.table_crlb` (every row of a truth table; numpy) and
 :func:`plexloc.evaluate.uncertainty.error_scores` (``crlb_ratio_lat/ax`` = RMSE / CRLB of a matching, and the
 z-scores of the predicted sigmas). Not imported here: they need torch, this package does not.
+
+Checks of what the scores alone do not say (``plexloc evaluate`` prints them): :mod:`plexloc.evaluate.frames` (tables
+numbered a frame apart, frames one table has and the other lacks), :mod:`plexloc.evaluate.alignment` (predictions
+offset from the truth, x and y exchanged, z of the other sign); :mod:`plexloc.evaluate.challenge` reads the SMLM
+Challenge's CSV tables.
 """
 
 from plexloc.evaluate.matching import Matching, match
