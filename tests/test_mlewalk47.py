@@ -138,3 +138,49 @@ def test_crlb_refuses_a_z_outside_the_splines_calibrated_range(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "--z 600,-700 nm lies outside channel 0's PSF model, calibrated over z [-500, 500] nm" in err
     assert "PSF.h5" in err and "inf" not in capsys.readouterr().out
+
+
+# --- (c) estimate-priors on a camera ROI's movie with full-chip sCMOS maps -------------------------------------------------
+
+def test_estimate_priors_cuts_full_chip_maps_at_the_configurations_roi(tmp_path, capsys):
+    """A movie simulated at the configuration's roi_offset_px with full-chip (64 x 64) sCMOS maps: plexloc fit --method
+    mle cut the maps there, plexloc estimate-priors refused the movie, "frame shape (32, 32) does not match the sCMOS
+    maps' shape (64, 64)". Now both cut them, and --roi-offset gives the position as fit's does."""
+    import yaml
+
+    from plexloc.cli.main import main
+
+    rng = np.random.default_rng(47)
+    base = 100.0 + rng.normal(0.0, 3.0, (64, 64))
+    base[16:48, 24:56] += 40.0  # the movie's region (rows 16-47, columns 24-55) sits 40 ADU higher: a wrong cut shows
+    np.save(tmp_path / "base.npy", base.astype(np.float32))
+    d = {"px_size_nm": 100.0, "frame_size": [32, 32], "roi_offset_px": [24, 16],
+         "psf": {"kind": "gaussian", "sigma_nm": 130.0},
+         "camera": {"kind": "scmos", "qe": 0.8, "spurious_charge": 0.0, "e_per_adu": 0.5,
+                    "baseline": str(tmp_path / "base.npy"), "read_sigma": 1.6},
+         "emitters": {"density_per_um2": 1.0, "photons_range": [2000.0, 4000.0], "on_time_frames": 8.0,
+                      "z_range_nm": [0.0, 0.0]},
+         "background": {"range": [20.0, 40.0], "variation": 0.0}}
+    cfg = tmp_path / "chip.yaml"
+    cfg.write_text(yaml.safe_dump(d))
+    assert main(["simulate", str(cfg), "--frames", "120", "--out", str(tmp_path / "sim"), "--seed", "3"]) == 0
+    out = tmp_path / "priors.yaml"
+    assert main(["estimate-priors", str(tmp_path / "sim" / "movie.tif"), "--config", str(cfg), "--out", str(out),
+                 "--json", str(tmp_path / "p.json"), "--device", "cpu"]) == 0
+    import json
+
+    with open(tmp_path / "p.json") as f:
+        summary = json.load(f)
+    lo, hi = summary["background_range"]
+    assert 12.0 < lo < 28.0 and 32.0 < hi < 48.0  # the maps cut at the ROI: background [20, 40] read back
+    # --roi-offset as fit takes it: another position reads the background 40 ADU (20 e-, 25 photons) off, which the
+    # camera check tells
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", CameraWarning)  # plexloc's main prints it
+        assert main(["estimate-priors", str(tmp_path / "sim" / "movie.tif"), "--config", str(cfg), "--out",
+                     str(tmp_path / "p2.yaml"), "--json", str(tmp_path / "p2.json"), "--roi-offset", "0", "0",
+                     "--device", "cpu"]) == 0
+    assert "the camera.baseline map about 28 ADU higher" in capsys.readouterr().err
+    with open(tmp_path / "p2.json") as f:
+        assert json.load(f)["background_range"][0] > lo + 15.0

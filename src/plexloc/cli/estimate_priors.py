@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import check_outputs, path_with_suffix, positive_int, resolve_device, write_json
+from plexloc.cli._common import (check_outputs, nonnegative_int, path_with_suffix, positive_int, resolve_device,
+                                 write_json)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="frames pre-fitted at most (default 2000); --max-frames, as calibrate-camera names it, is the "
                         "same option")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers behind the ranges")
+    p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
+                   help="chip pixel (x, y) at the frames' corner, as plexloc fit --method mle takes it: full-chip sCMOS "
+                        "maps are cut there and several channels' transforms act there (default: the camera ROI "
+                        "recorded in the movie's Micro-Manager metadata, else the configuration's roi_offset_px)")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
     p.set_defaults(func=run)
 
@@ -44,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     movie = args.movie[0] if len(args.movie) == 1 else args.movie
     check_movie_count(movie, config, source=args.config)  # the error names the configuration's file
     priors, summary = estimate_priors(
-        movie, config, max_frames=args.frames, device=resolve_device(args.device), progress=True
+        movie, config, max_frames=args.frames, device=resolve_device(args.device), progress=True,
+        roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset),
     )
     save_config(priors, args.out)
     for note in summary.get("camera_notes", []):

@@ -935,29 +935,10 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     check_spline_channels(config)  # a spline channel left on calibration channel 0, or a transform not the file's
     found, empty = False, None
     with ChannelMovies(movie, config) as movies:
-        paths, readers, n = movies.paths, movies.readers, movies.n
+        readers, n = movies.readers, movies.n
         warn_pixel_size(readers[0], config.px_size_xy_nm, what="the configuration says")
-        given_roi = options.get("roi_offset_px")  # the caller's (--roi-offset), before the metadata's fills it in
-        if config.n_channels > 1:  # the transforms act in chip coordinates: where on the chip are these frames?
-            if options.get("roi_offset_px") is not None:
-                where = "roi_offset_px given"
-            elif (roi := readers[0].roi_offset) is not None:
-                options["roi_offset_px"], where = roi.px, f"{roi.source} in {paths[0]}"
-            elif "roi_offset_px" in config.model_fields_set:
-                where = f"the configuration's roi_offset_px (no ROI position in the metadata of {paths[0]})"
-            else:  # as the network's fit and plexloc split say it
-                where = (f"default (0, 0): no ROI position in the metadata of {paths[0]} nor roi_offset_px in the "
-                         "configuration")
-            if stats is not None:
-                stats.update(roi_offset_px=tuple(options.get("roi_offset_px") or config.roi_offset_px), roi_offset_source=where)
-        fitter = MLEFitter(config, device=device, camera=camera, threshold_photons=threshold_photons, **options)
-        given_by = "--roi-offset"
-        if given_roi is None and readers[0].roi_offset is None and "roi_offset_px" in config.model_fields_set:
-            # as the transforms and plexloc info take it: the configuration's ROI where the metadata have none
-            given_roi, given_by = config.roi_offset_px, "the configuration's roi_offset_px"
-        cut = fitter.cut_camera_maps(movies, given_roi, given_by)
-        if stats is not None and cut:
-            stats["camera_maps_cut"] = cut
+        fitter = movie_fitter(movies, config, stats=stats, device=device, camera=camera,
+                              threshold_photons=threshold_photons, **options)
         if config.n_channels > 1:  # the first frames against the configured channel geometry, before any fit
             alignment = alignment_check(fitter, movies)
             if stats is not None:
@@ -998,6 +979,41 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     if not found:
         yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
                             fitter.roi_px)[0]
+
+
+def movie_fitter(movies: ChannelMovies, config: SimulationConfig, *, stats: dict | None = None, **options) -> MLEFitter:
+    """The :class:`MLEFitter` (``options``: its arguments) of these movies, placed on the chip: for several channels
+    the transforms at the frames' chip position (``roi_offset_px`` given, else the camera ROI in the movie's metadata,
+    else the configuration's ``roi_offset_px``), and full-chip sCMOS maps cut there (:meth:`MLEFitter.cut_camera_maps`:
+    ``roi_offset_px`` given, else the metadata's, else the configuration's where it sets one). ``stats`` (where given)
+    receives ``roi_offset_px`` and ``roi_offset_source`` (several channels) and ``camera_maps_cut``. The fit and
+    ``plexloc estimate-priors`` alike (the pre-fit had cut the maps only at a metadata ROI: a movie simulated at the
+    configuration's roi_offset_px was refused "frame shape (64, 64) does not match the sCMOS maps' shape (128, 128)"
+    where the fit took it)."""
+    paths, readers = movies.paths, movies.readers
+    given_roi = options.get("roi_offset_px")  # the caller's (--roi-offset), before the metadata's fills it in
+    if config.n_channels > 1:  # the transforms act in chip coordinates: where on the chip are these frames?
+        if given_roi is not None:
+            where = "roi_offset_px given"
+        elif (roi := readers[0].roi_offset) is not None:
+            options["roi_offset_px"], where = roi.px, f"{roi.source} in {paths[0]}"
+        elif "roi_offset_px" in config.model_fields_set:
+            where = f"the configuration's roi_offset_px (no ROI position in the metadata of {paths[0]})"
+        else:  # as the network's fit and plexloc split say it
+            where = (f"default (0, 0): no ROI position in the metadata of {paths[0]} nor roi_offset_px in the "
+                     "configuration")
+        if stats is not None:
+            stats.update(roi_offset_px=tuple(options.get("roi_offset_px") or config.roi_offset_px),
+                         roi_offset_source=where)
+    fitter = MLEFitter(config, **options)
+    given_by = "--roi-offset"
+    if given_roi is None and readers[0].roi_offset is None and "roi_offset_px" in config.model_fields_set:
+        # as the transforms and plexloc info take it: the configuration's ROI where the metadata have none
+        given_roi, given_by = config.roi_offset_px, "the configuration's roi_offset_px"
+    cut = fitter.cut_camera_maps(movies, given_roi, given_by)
+    if stats is not None and cut:
+        stats["camera_maps_cut"] = cut
+    return fitter
 
 
 def alignment_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = True):

@@ -122,6 +122,7 @@ def estimate_priors(
     camera: CameraConfig | Sequence[CameraConfig] | None = None,
     link_radius_nm: float | None = None,
     progress: bool = False,
+    roi_offset_px: tuple[int, int] | None = None,
 ) -> tuple[SimulationConfig, dict]:
     """Pre-fit part of a movie and return a training configuration with the fitted ranges.
 
@@ -130,6 +131,10 @@ def estimate_priors(
     :func:`plexloc.io.splitview.split_frames`, as :func:`plexloc.mle.pipeline.fit_movie` does). Channel movies of
     different frame counts or frame shapes are refused with an :class:`~plexloc.errors.InputError` naming each file
     (a shorter second channel had crashed in ``torch.stack``).
+
+    ``roi_offset_px``: the chip pixel (x, y) of the frames' corner, where the movie's metadata do not record its camera
+    ROI (:func:`plexloc.mle.pipeline.movie_fitter`: default the metadata's, else the configuration's
+    ``roi_offset_px``): the channel transforms act there, and full-chip sCMOS maps are cut there.
 
     Returns ``(config, summary)``: the input configuration with ``emitters.photons_range``,
     ``background.range`` (and, for linked multi-channel configs, the channels' ``throughput``)
@@ -141,16 +146,16 @@ def estimate_priors(
     blamed the frames alone; with the baseline 100 ADU low it wrote a background range of [34.9, 117.7] for a true
     [20, 100] silently).
     """
-    from plexloc.mle.pipeline import ChannelMovies, MLEFitter, camera_check
+    from plexloc.mle.pipeline import ChannelMovies, camera_check, movie_fitter
 
     if max_frames < 3:
         raise InputError(f"max_frames must be >= 3, got {max_frames}")
-    fitter = MLEFitter(config, device=device, camera=camera, photon_model="free")
     tables = []
     check = None
     with ChannelMovies(movie, config) as movies:
-        if movies.readers[0].roi_offset is not None:  # full-chip sCMOS maps: the ROI in the metadata cut from them
-            fitter.cut_camera_maps(movies)
+        # placed on the chip as the fit places it: the transforms, and full-chip sCMOS maps cut at the ROI
+        fitter = movie_fitter(movies, config, device=device, camera=camera, photon_model="free",
+                              roi_offset_px=roi_offset_px)
         n = movies.n
         use = min(n, max_frames)
         nb = max(1, min(blocks, use // 50 or 1))
