@@ -176,3 +176,15 @@ def test_ome_physical_size_z_is_a_bead_stacks_recorded_z_step(tmp_path):
     assert len(texts) == 1 and "z step of 50 nm (OME-XML PhysicalSizeZ = 50 nm)" in texts[0]
     args.z_step = 50.0
     assert _metadata_scales(args, n_slices=21) == []
+
+
+def test_a_truncated_file_in_a_folder_is_refused_when_the_folder_is_opened(tmp_path):
+    for k in range(4):  # single-frame files, their page headers before the pixels
+        tifffile.imwrite(tmp_path / f"img_{k}.tif", np.full((32, 32), k, np.uint16), photometric="minisblack")
+    bad = tmp_path / "img_2.tif"
+    raw = bad.read_bytes()
+    bad.write_bytes(raw[: len(raw) // 2])  # a copy cut short: the fit read 2 files' frames, then stopped
+    with pytest.raises(InputError) as err:
+        open_movie(tmp_path).close()
+    text = str(err.value)
+    assert str(bad) in text and "is truncated" in text and f"the file has {len(raw) // 2} bytes" in text

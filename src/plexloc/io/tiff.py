@@ -215,6 +215,28 @@ def _odd_page(series: list) -> str:
             + "; the frames of a movie must share one size and pixel type: crop or remove the odd page(s)")
 
 
+def _check_stored_size(tf: tifffile.TiffFile, series, path: Path, n_frames: int, frame_shape: tuple[int, int],
+                       dtype: np.dtype) -> None:
+    """Refuse, when it is opened, a file whose uncompressed pixels are stored in one block that runs past the file's
+    end (a copy or an acquisition cut short, whose page headers come before the pixels): its frames were read up to
+    the cut and the fit then stopped on 'cannot read frames 0..0 (ValueError: failed to read 32768 bytes, got 16256)'
+    (a folder's 16th file: after 15 files' frames were fitted, and with no word of a truncated file)."""
+    offset = getattr(series.levels[0], "dataoffset", None)
+    if offset is None or not n_frames:  # a file of no frames is refused as such
+        return
+    try:
+        size = int(tf.filehandle.size)
+    except (AttributeError, TypeError, ValueError):
+        return
+    frame_bytes = frame_shape[0] * frame_shape[1] * np.dtype(dtype).itemsize
+    need = int(offset) + n_frames * frame_bytes
+    if need > size:
+        held = max(0, (size - int(offset)) // frame_bytes) if frame_bytes else 0
+        whole = f"frames 0..{held - 1} are whole" if held else "not one frame is whole"
+        raise InputError(f"is truncated: its {n_frames} frame(s) of {frame_shape[0]}x{frame_shape[1]} {dtype} end at byte "
+                         f"{need}, but the file has {size} bytes ({whole}); copy or save the file again", source=path)
+
+
 def _check_codec(series, path: Path) -> None:
     """Refuse, when the file is opened, a movie whose pixels are compressed (or predicted) in a way tifffile can
     decode only with the ``imagecodecs`` package, and it is not installed (LZW, the most common compression of
@@ -393,6 +415,8 @@ class _TiffSource:
             self._siblings = self._open_siblings(s)
             self._series: int | None = 0
             self._pagewise = len(s.pages) == self.n_frames
+            if not self._siblings:
+                _check_stored_size(tf, s, path, self.n_frames, self.frame_shape, self.dtype)
             if memmap:
                 with contextlib.suppress(Exception):  # not memory-mappable: fall back to page reads
                     mm = _memmap_series(tf, s, path)
