@@ -243,3 +243,89 @@ def test_camera_excess_noise():
     assert camera_excess_noise([emccd, emccd]) == 2.0
     assert camera_excess_noise([scmos]) == 1.0 and camera_excess_noise([IdealCameraConfig()]) == 1.0
     assert camera_excess_noise([emccd, scmos]) is None
+
+
+# --- combine_channels: the total photons of a molecule seen in some channels only ------------------------------------
+
+def _channel_tables(cfg, photons_per_channel, seen, sigma_photons=None):
+    """Per-channel tables of molecules on a grid (one per frame, so grouping is unambiguous) in each channel's own
+    coordinates: ``photons_per_channel`` (n, C), ``seen`` (n, C) which channel found which molecule."""
+    from plexloc.table import LocTable
+
+    n = len(seen)
+    frame = np.arange(n)
+    xy = np.column_stack([np.full(n, 2000.0), np.full(n, 1500.0)])
+    off = np.asarray(cfg.roi_offset_px, float) * np.asarray(cfg.px_size_xy_nm)
+    tables = []
+    for c, ch in enumerate(cfg.channels):
+        h = np.column_stack([xy + off, np.ones(n)]) @ np.asarray(ch.transform, float).T
+        xc = h[:, :2] / h[:, 2:3] - off
+        k = seen[:, c]
+        cols = {"frame": frame[k], "x_nm": xc[k, 0], "y_nm": xc[k, 1], "z_nm": np.zeros(k.sum()),
+                "photons": photons_per_channel[k, c], "crlb_x_nm": np.full(k.sum(), 10.0),
+                "crlb_y_nm": np.full(k.sum(), 10.0)}
+        if sigma_photons is not None:
+            cols["sigma_photons"] = sigma_photons[k, c]
+        tables.append(LocTable(cols))
+    return tables
+
+
+def test_combine_linked_scales_a_one_channel_rows_photon_sigma_with_its_photons():
+    """Linked (biplane, 0.5 each): a molecule seen in one channel gets that channel's photons / 0.5, as before, and now
+    a sigma_photons scaled alike (there was none): 2 x the channel's; seen in both, sqrt(s0^2 + s1^2) / 1."""
+    from pathlib import Path
+
+    from plexloc.config import load_config
+    from plexloc.config.training import TrainConfig
+    from plexloc.post.channels import combine_channels
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "biplane.yaml", TrainConfig).simulation()
+    seen = np.array([[True, True], [True, False], [False, True]])
+    ph = np.array([[2400.0, 2600.0], [2500.0, 0.0], [0.0, 1800.0]])
+    s = np.array([[60.0, 80.0], [50.0, 0.0], [0.0, 40.0]])
+    out = combine_channels(_channel_tables(cfg, ph, seen, s), cfg)
+    np.testing.assert_allclose(out["photons"], [5000.0, 5000.0, 3600.0])
+    np.testing.assert_allclose(out["sigma_photons"], [100.0, 100.0, 80.0])
+    assert out["n_channels_seen"].tolist() == [2, 1, 1]
+
+
+def test_a_ratiometric_row_seen_in_one_channel_gets_its_total_once_its_dye_is_known():
+    """Ratiometric (20/80 and 60/40): a molecule that one channel missed held only the other channel's photons as its
+    total (0.8 or 0.6 of the truth here; 0.72 on a simulated movie fitted channel by channel), and kept them after
+    colour assignment. combine_channels says so (its docstring); assign_colors, knowing the dye, now divides them by
+    its fraction in the channels seen, and sigma_photons alike. Rows seen in both channels keep their sum."""
+    from pathlib import Path
+
+    from plexloc.config import load_config
+    from plexloc.config.training import TrainConfig
+    from plexloc.post.channels import combine_channels
+    from plexloc.post.color import assign_colors
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "dual_color_plex_2060.yaml",
+                      TrainConfig).simulation()
+    ratios = np.array(cfg.photon_model.ratios)
+    assert ratios.tolist() == [[0.2, 0.8], [0.6, 0.4]]
+    dye = np.array([0, 0, 1, 1, 0, 0])  # each missed in its dimmer channel, as a dim channel misses a molecule
+    total = np.array([3000.0, 4000.0, 5000.0, 6000.0, 2000.0, 2500.0])
+    ph = total[:, None] * ratios[dye]
+    seen = np.array([[True, True], [False, True], [True, True], [True, False], [True, True], [False, True]])
+    s = np.sqrt(ph)
+    out = combine_channels(_channel_tables(cfg, ph, seen, s), cfg)
+    got = np.asarray(out["photons"])
+    np.testing.assert_allclose(got[seen.all(axis=1)], total[seen.all(axis=1)])
+    np.testing.assert_allclose(got[~seen.all(axis=1)], [3200.0, 3600.0, 2000.0])  # the channels seen only
+    coloured, _ = assign_colors(out, ratios.tolist(), excess_noise=1.0)
+    assert coloured["color"].tolist() == dye.tolist()
+    np.testing.assert_allclose(coloured["photons"], total)
+    partial = ~seen.all(axis=1)
+    np.testing.assert_allclose(np.asarray(coloured["sigma_photons"])[partial],
+                               np.sqrt((ph * seen)[partial].sum(axis=1)) / (ratios[dye] * seen)[partial].sum(axis=1))
+    np.testing.assert_allclose(np.asarray(coloured["sigma_photons"])[~partial],
+                               np.sqrt(ph[~partial].sum(axis=1)))
+    # a row without a colour keeps the photons of the channels seen; a table of a joint fit (no n_channels_seen) is
+    # not touched
+    rejected, _ = assign_colors(out, ratios.tolist(), threshold=1.0)
+    np.testing.assert_allclose(np.asarray(rejected["photons"])[np.asarray(rejected["color"]) < 0],
+                               got[np.asarray(rejected["color"]) < 0])
+    joint = out.without_columns("n_channels_seen")
+    np.testing.assert_array_equal(assign_colors(joint, ratios.tolist())[0]["photons"], got)

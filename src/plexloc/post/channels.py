@@ -10,10 +10,22 @@ within a radius. A group's position is the inverse-variance mean of its members 
 
 Per-channel photons go to ``photons_chN`` (0 where the channel did not see the molecule, as for a dim
 channel of a ratiometric dye), backgrounds to ``bg_chN`` (the channel's median where it did not), and
-``n_channels_seen`` counts the members. ``photons`` is the sum of the channels' photons, divided by the
-summed throughputs of the channels present under the ``linked`` photon model. The result takes
-:func:`plexloc.post.color.assign_colors` for ratiometric data (its shot-noise uncertainties, as the
-single-channel fits give no per-channel photon sigma of the other channel).
+``n_channels_seen`` counts the members. ``photons`` is the total the channels seen tell:
+
+- ``linked``: the sum of their photons divided by the sum of their throughputs, so a molecule seen in one
+  channel only gets that channel's photons / its throughput fraction (biplane, 0.5 each: twice its photons);
+  ``sigma_photons`` (where every table has ``sigma_photons`` or ``crlb_photons``) is scaled alike,
+  ``sqrt(sum s_c^2) / sum throughputs``.
+- ``ratiometric``: the sum of their photons. A channel's share of the photons depends on the dye, unknown
+  here: a row seen in fewer channels than there are (``n_channels_seen``) holds only those channels' photons
+  (0.72 of the truth on a 20/80 - 60/40 dual-colour movie) until
+  :func:`plexloc.post.color.assign_colors` knows its dye and divides it by that dye's fraction in the
+  channels seen. ``sigma_photons``: ``sqrt(sum s_c^2)``.
+- ``independent``: the sum of their photons, with no total to recover for a channel not seen: a row with
+  ``n_channels_seen`` below the channels holds the photons of those seen only.
+
+The result takes :func:`plexloc.post.color.assign_colors` for ratiometric data (its shot-noise uncertainties,
+as the single-channel fits give no per-channel photon sigma of the other channel).
 
 Example:
     >>> from plexloc.config import SimulationConfig
@@ -84,6 +96,11 @@ def _sigma(table: LocTable, axis: str) -> np.ndarray:
     raise InputError(f"combining channels needs sigma_{axis}_nm or crlb_{axis}_nm; the table has {table.columns}")
 
 
+def _photon_sigma(table: LocTable) -> np.ndarray:
+    """The rows' photon sigma: ``sigma_photons``, else ``crlb_photons``."""
+    return np.asarray(table["sigma_photons"] if "sigma_photons" in table else table["crlb_photons"], float)
+
+
 def combine_channels(
     tables: Sequence[LocTable],
     config: SimulationConfig,
@@ -103,7 +120,9 @@ def combine_channels(
 
     Returns:
         A :class:`LocTable` sorted by frame with ``frame, x_nm, y_nm, z_nm, photons, sigma_x_nm,
-        sigma_y_nm, photons_chN, bg_chN, n_channels_seen`` (and ``sigma_z_nm`` where every table has a z sigma).
+        sigma_y_nm, photons_chN, bg_chN, n_channels_seen`` (and ``sigma_z_nm`` where every table has a z sigma,
+        ``sigma_photons`` where every table has a photon sigma); ``photons`` as the module docstring says per
+        photon model.
     """
     n_ch = config.n_channels
     if len(tables) != n_ch:
@@ -114,6 +133,7 @@ def combine_channels(
     radius = float(radius_nm) if radius_nm is not None else 2.0 * max(px)
     off = np.asarray(roi_offset_px if roi_offset_px is not None else config.roi_offset_px, float) * np.asarray(px)
     has_sz = all(("sigma_z_nm" in t) or ("crlb_z_nm" in t) for t in tables)
+    has_sp = all(("sigma_photons" in t) or ("crlb_photons" in t) for t in tables)
 
     # every channel's localizations in reference coordinates, with their weights
     parts = []
@@ -127,6 +147,7 @@ def combine_channels(
              "bg": np.asarray(t["bg"], float) if "bg" in t else np.full(len(t), np.nan)}
         p["z"] = np.asarray(t["z_nm"], float) + ch.z_offset_nm
         p["wz"] = _sigma(t, "z") ** -2.0 if has_sz and len(t) else np.zeros(len(t))
+        p["sp"] = _photon_sigma(t) if has_sp else np.full(len(t), np.nan)
         parts.append(p)
 
     # groups: member index per channel (-1: not seen), grown channel by channel against the groups' means
@@ -149,17 +170,23 @@ def combine_channels(
     cols["z_nm"] = z[:, 0]
     seen = members >= 0
     phot = np.zeros((len(frame), n_ch))
+    var = np.zeros((len(frame), n_ch))  # photon variance of the members
     bg = np.zeros((len(frame), n_ch))
     for c, p in enumerate(parts):
         phot[seen[:, c], c] = p["photons"][members[seen[:, c], c]]
+        var[seen[:, c], c] = p["sp"][members[seen[:, c], c]] ** 2
         fill = float(np.nanmedian(p["bg"])) if np.isfinite(p["bg"]).any() else 0.0
         bg[:, c] = fill
         bg[seen[:, c], c] = np.nan_to_num(p["bg"][members[seen[:, c], c]], nan=fill)
     total = phot.sum(axis=1)
-    if config.photon_model.kind == "linked":
+    sigma_total = np.sqrt(var.sum(axis=1))
+    if config.photon_model.kind == "linked":  # the channels seen received this fraction of the photons
         thr = np.array([ch.throughput for ch in config.channels])
-        total = total / np.maximum((seen * thr).sum(axis=1), 1e-12)
+        fraction = np.maximum((seen * thr).sum(axis=1), 1e-12)
+        total, sigma_total = total / fraction, sigma_total / fraction
     cols["photons"] = total
+    if has_sp:
+        cols["sigma_photons"] = sigma_total
     cols["sigma_x_nm"] = wxy[:, 0] ** -0.5
     cols["sigma_y_nm"] = wxy[:, 1] ** -0.5
     if has_sz:

@@ -13,13 +13,19 @@ and ``p_k = L_k / sum_j L_j`` (eq. 3). ``color`` is ``argmax p_k``, ``-1`` where
 expectation, ``s_ki^2 = excess_noise * (N_k r_ki + psf_area_px * b_i)`` with ``b_i`` from ``bg_ch{i}`` (else
 ``bg``, else 0) and ``psf_area_px = 4 pi (sigma_psf / px)^2`` (default for a PSF of about one pixel, 12.6); use
 ``excess_noise=2`` for EMCCD data (the excess-noise factor squared of its gain register;
-:func:`camera_excess_noise` gives it from the cameras). ``N_k`` and ``s_ki`` are solved together (a few reweighted least-squares
-steps), and since the variances differ between colours the likelihood keeps its normalisation,
+:func:`camera_excess_noise` gives it from the cameras). ``N_k`` and ``s_ki`` are solved together (a few
+reweighted least-squares steps), and since the variances differ between colours the likelihood keeps its normalisation,
 ``chi2_k = sum_i (n_i - N_k r_ki)^2 / s_ki^2 + log s_ki^2``. The variance of each channel's observed photons
 (``max(n_i, 0)``, :func:`photon_matrix`) used instead mistakes a channel that received few photons by chance for a
 precise one: AF647/CF680 (0.173 / 0.019 of their photons in channel 0) at 100 photons without background gave
 0.87 % wrong colours against 0.27 % this way and 0.18 % for the exact Poisson likelihood with the true photons
 (200,000 simulated rows; with 50 photons/px background the two agree to 0.03 points at 300-5,000 photons).
+
+A channel-by-channel merge (:func:`plexloc.post.channels.combine_channels`, ``n_channels_seen``) holds in a row seen
+in fewer channels than the table has only those channels' photons, as their share depends on the dye: with the dye
+known (``color`` >= 0), :func:`assign_colors` divides them (and ``sigma_photons``) by its fraction in the channels
+seen. On a 20/80 - 60/40 dual-colour movie fitted channel by channel (300 frames, 84 one-channel rows of 669
+matched) their photons read 0.72 of the truth before, 1.01 after (median).
 
 Where the ratios are not known, :func:`estimate_ratios` fits a Gaussian mixture (EM) to the observed
 fractions ``n_i / sum n``, each row with its own measurement variance (from the same ``s_i``), and
@@ -316,7 +322,32 @@ def assign_colors(
                          n_not_finite=int(np.count_nonzero(~ok)), not_finite=first,
                          n_misfit=int(np.count_nonzero(misfit & (prob >= threshold))), misfit_alpha=misfit_alpha,
                          noise_factor=noise_factor)
-    return table.with_columns(color=color, color_prob=prob), report
+    return table.with_columns(color=color, color_prob=prob, **_partial_totals(table, n, r, color)), report
+
+
+def _partial_totals(table: LocTable, n: np.ndarray, r: np.ndarray, color: np.ndarray) -> dict[str, np.ndarray]:
+    """``photons`` (and ``sigma_photons``) of the rows of a channel-by-channel merge
+    (:func:`plexloc.post.channels.combine_channels`: ``n_channels_seen``) seen in fewer channels than the table has,
+    now that their dye is known: the photons of the channels seen (``photons_chN`` not 0) divided by the dye's
+    fraction ``r`` (normalised) in those channels, as the rows seen in every channel hold the sum of all. A row without
+    a colour (-1) keeps the photons of the channels seen. ``{}`` for any other table (a joint fit's or a network's
+    total has every channel)."""
+    if "n_channels_seen" not in table or not len(table):
+        return {}
+    part = (np.asarray(table["n_channels_seen"]) < n.shape[1]) & (color >= 0)
+    if not part.any():
+        return {}
+    seen = (n[part] != 0) & np.isfinite(n[part])
+    fraction = (seen * r[color[part]]).sum(axis=1)
+    use = fraction > 0
+    idx = np.flatnonzero(part)[use]
+    scale = 1.0 / fraction[use]
+    out = {"photons": np.array(table["photons"], float)}
+    out["photons"][idx] = np.where(seen[use], n[part][use], 0.0).sum(axis=1) * scale
+    if "sigma_photons" in table:
+        out["sigma_photons"] = np.array(table["sigma_photons"], float)
+        out["sigma_photons"][idx] *= scale
+    return out
 
 
 def misfit_rows(chi2: np.ndarray, dof: int, alpha: float) -> tuple[np.ndarray, float]:
