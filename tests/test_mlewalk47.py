@@ -184,3 +184,19 @@ def test_estimate_priors_cuts_full_chip_maps_at_the_configurations_roi(tmp_path,
     assert "the camera.baseline map about 28 ADU higher" in capsys.readouterr().err
     with open(tmp_path / "p2.json") as f:
         assert json.load(f)["background_range"][0] > lo + 15.0
+
+
+def test_estimate_priors_tells_the_exceeded_saturation_as_the_fit_does():
+    """estimate-priors' check of the first frames is the fit's: the setting that the values exceed told once, in the
+    fit's words (it said 'the fits flag every spot that reaches it as saturated', which the fit no longer does)."""
+    from plexloc.errors import InputError
+    from plexloc.mle.priors import estimate_priors
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match="tracks with three whole frames"):  # two spots: too few tracks
+            estimate_priors(_movie(), _config(saturation_adu=4095))
+    said = [str(w.message) for w in caught if issubclass(w.category, CameraWarning)]
+    (w,) = [s for s in said if "saturation_adu" in s]
+    assert "so rows are flagged as saturated (column saturated_px) at 65535 ADU instead" in w
+    assert "the fits flag every spot" not in w

@@ -954,16 +954,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
         for s in starts:
             frames = movies.frames(s, min(s + batch_frames, n))
             if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
-                # the levels the rows are flagged at: set, found, or the dtype's; a set level that the movie's values
-                # exceed is no clipping level (every row reaching it was flagged): the movie's own level instead
-                levels = frame_clip_levels(fitter, frames, dtype=readers[0].dtype)
-                check = camera_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources, levels=levels,
-                                     warn=False)
-                fitter.clip_levels, told = exceeded_clip_levels(fitter, frames, check, levels, dtype=readers[0].dtype)
-                check.above_level_told = check.above_level_told or bool(told)  # said once, here, not by the check too
-                check.warn()
-                for line in told:
-                    warnings.warn(line, CameraWarning, stacklevel=2)
+                check = first_frames_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources)
                 if stats is not None:
                     stats["camera"] = check
                     stats["clip_levels"] = list(fitter.clip_levels)
@@ -1055,6 +1046,22 @@ def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], 
     # a tensor as it is (detect_clip_adu reads it through the CPU): np.asarray of a CUDA tensor raises
     return [clip_level(f[:k] if isinstance(f, Tensor) else np.asarray(f[:k]), ch.camera, dtype)
             for f, ch in zip(frames, fitter.channels)]
+
+
+def first_frames_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype,
+                       source: str | os.PathLike | Sequence[str] = "") -> CameraCheck:
+    """The first raw frames of a movie against the fitter's cameras (:func:`camera_check`, its findings warned as
+    :class:`~plexloc.camera.check.CameraWarning` s), and the levels its rows are flagged as saturated at set on the
+    fitter (:attr:`MLEFitter.clip_levels`): each channel's :func:`frame_clip_levels`, except a camera
+    ``saturation_adu`` that the frames' values exceed (:func:`exceeded_clip_levels`, told once, here)."""
+    levels = frame_clip_levels(fitter, frames, dtype=dtype)
+    check = camera_check(fitter, frames, dtype=dtype, source=source, levels=levels, warn=False)
+    fitter.clip_levels, told = exceeded_clip_levels(fitter, frames, check, levels, dtype=dtype)
+    check.above_level_told = check.above_level_told or bool(told)  # said once, below, not by the check too
+    check.warn(stacklevel=3)
+    for line in told:
+        warnings.warn(line, CameraWarning, stacklevel=3)
+    return check
 
 
 def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], check: CameraCheck,

@@ -140,13 +140,13 @@ def estimate_priors(
     ``background.range`` (and, for linked multi-channel configs, the channels' ``throughput``)
     replaced; ``summary`` holds the numbers behind them (counts, percentiles, fractions).
 
-    The first frames are checked against the cameras (:func:`plexloc.mle.pipeline.camera_check`): noise that the
+    The first frames are checked against the cameras (:func:`plexloc.mle.pipeline.first_frames_check`): noise that the
     camera settings do not predict, or clipped pixels, give a :class:`~plexloc.camera.check.CameraWarning`, and an
     error for too few localizations or tracks says what the check found (with e_per_adu and em_gain swapped it
     blamed the frames alone; with the baseline 100 ADU low it wrote a background range of [34.9, 117.7] for a true
     [20, 100] silently).
     """
-    from plexloc.mle.pipeline import ChannelMovies, camera_check, movie_fitter
+    from plexloc.mle.pipeline import ChannelMovies, first_frames_check, movie_fitter
 
     if max_frames < 3:
         raise InputError(f"max_frames must be >= 3, got {max_frames}")
@@ -170,7 +170,7 @@ def estimate_priors(
             # a gap of one frame between blocks keeps tracks from being linked across them
             frames = movies.frames(a, b)
             if check is None:  # the first frames against the cameras (a wrong camera makes wrong ranges)
-                check = camera_check(fitter, frames, dtype=movies.readers[0].dtype, source=movies.sources)
+                check = first_frames_check(fitter, frames, dtype=movies.readers[0].dtype, source=movies.sources)
             tables.append(fitter.fit_frames(frames, frame_offset=a))
     locs = LocTable.concat(tables) if tables else LocTable.empty()
     finding = f"; {check.finding}" if check is not None else ""
