@@ -123,6 +123,11 @@ READ_NOISE_SHARE = 0.25
 #: more (or less than 1) is told as a baseline error first (an EMCCD's baseline set 100 ADU above its offset read 13x,
 #: and em_gain 3903 was advised before the right baseline; tests/test_camera44.py)
 MAX_EM_GAIN = 1200.0
+#: an EMCCD's em_gain below this (1: no multiplication) with a read noise too high for the movie is told as a gain
+#: perhaps folded into e_per_adu, whose read_sigma must then be divided by it too (em_gain 1, e_per_adu 0.15 for a
+#: camera of gain 300 and 45 e-/ADU, read_sigma kept at 74.4 e-, was advised a baseline 317 ADU high and an e_per_adu
+#: 8.6x its value; tests/test_camera47.py)
+FOLDED_EM_GAIN = 2.0
 #: noise ratios of an sCMOS camera at which the warning also asks whether the frames are an EMCCD's: its excess noise
 #: doubles the variance (an EMCCD movie read with sCMOS settings that give the right photons read 1.95, and was advised
 #: an e_per_adu half the one that gave them; tests/test_camaudit46.py)
@@ -451,7 +456,16 @@ def _likely_read_sigma(cam, ratio: float, level: float, field: str | None = None
     total = v_read / share
     need = ratio * total - (total - v_read)  # the measured variance less what is not read noise
     if need <= 0:
-        return "", {}
+        # the movie's noise no more than its signal alone gives (within the accepted range): the read noise is near 0 (an
+        # EMCCD's read_sigma in e- after the gain register, its EM gain folded into e_per_adu with em_gain 1)
+        if ratio * total < NOISE_RANGE[0] * (total - v_read):  # with no read noise still too low: not the read noise
+            return "", {}
+        name = "read_variance" if _read_noise_field(cam) == "read_variance" else "read_sigma"
+        return (_advice(field, name, float(cam.read_sigma) ** 2 if name == "read_variance" else float(cam.read_sigma),
+                        "0 e-" + ("²" if name == "read_variance" else ""),
+                        "the movie's noise is that of its signal alone")
+                + " if the gain and baseline are right") if not (_is_tensor(cam.read_sigma) and cam.read_sigma.ndim) \
+            else (f"the {field or ''}{name} map near 0 if the gain and baseline are right"), {}
     gain = float(getattr(cam, "em_gain", None) or 1.0)
     k = math.sqrt(need / v_read) if v_read > 0 else math.inf
     rs = cam.read_sigma
@@ -542,6 +556,7 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
     if getattr(cam, "em_gain", None) is not None and np.isfinite(level) and level < MIN_EMCCD_PHOTONS:
         return ""
     parts = [p for p in [_likely_read_sigma(cam, ratio, level, field)] if p[0]]
+    read_first = bool(parts)
     e, g = getattr(cam, "e_per_adu", None), getattr(cam, "em_gain", None)
     if e is not None:
         e_val = float(e) if not _is_tensor(e) or e.ndim == 0 else None
@@ -580,7 +595,9 @@ def _likely_values(camera, photons: Tensor, ratio: float, level: float, *, max_f
                 parts.append((_advice(field, "baseline", base_val, f"{base_val + delta:.0f} ADU")
                               + " if the gain is right", {"baseline": float(f"{base_val + delta:.0f}")}))
             if not gain_first or baseline_first:  # the gain's explanation needs an impossible EM gain, or the dim
-                parts.insert(0, parts.pop())  # pixels sit below the baseline: the baseline's comes first
+                # pixels sit below the baseline: the baseline's comes first; after a read noise that explains the
+                # ratio, where no pixel sits below the baseline (an EMCCD's gain folded into e_per_adu, read_sigma kept)
+                parts.insert(1 if read_first and not baseline_first else 0, parts.pop())
     if values is not None:
         values.extend(v for _, v in parts)
     return "; ".join(t for t, _ in parts)
@@ -735,6 +752,8 @@ class ChannelCheck:
     baseline_map: str = ""
     #: pixels above a ``saturation_adu`` the camera sets (by a whole ADU): the camera does not clip there
     above_level: int = 0
+    #: the camera's em_gain (NaN without one)
+    em_gain_value: float = math.nan
 
     @property
     def saturated_fraction(self) -> float:
@@ -840,9 +859,13 @@ class CameraCheck:
                 unit = ("read_variance is in e-², a read noise variance in ADU² times e_per_adu²"
                         if ch.read_noise_field == "read_variance" else
                         "read_sigma is in e-, a read noise in ADU times e_per_adu")
+                folded = (f"; with em_gain {ch.em_gain_value:g} an EMCCD's EM gain may be folded into e_per_adu: read_sigma, "
+                          "in e- after the gain register, is then divided by that gain too, or better, em_gain and "
+                          "e_per_adu given as the camera is set (e_per_adu that of its A/D converter, without the gain)"
+                          if ch.em_gain_value < FOLDED_EM_GAIN and r < 1 else "")
                 cause = (f"a {ch.read_noise_field} set too {'low' if r > 1 else 'high'} (read noise is "
                          f"{ch.read_share:.0%} of the predicted pixel variance at {ch.noise_level:.2g} photons/px; "
-                         f"{unit}), or {cause}")
+                         f"{unit}{folded}), or {cause}")
             if ch.kind == "scmos" and EMCCD_AS_SCMOS[0] <= r <= EMCCD_AS_SCMOS[1]:
                 # an EMCCD's excess noise doubles the variance: halving e_per_adu, as advised, would halve the photons
                 cause += (", or an EMCCD's frames read as an sCMOS's (its EM gain's excess noise doubles the variance; "
@@ -1078,7 +1101,8 @@ def check_camera(
                                          read_noise_share(cam, signal) if noise else math.nan,
                                          c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", "")), file, fields,
                                          _read_noise_field(cam), model, fitting, *dim, base,
-                                         str(getattr(cam, "map_files", {}).get("baseline", "")), above))
+                                         str(getattr(cam, "map_files", {}).get("baseline", "")), above,
+                                         float(getattr(cam, "em_gain", None) or math.nan)))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)
