@@ -90,7 +90,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -308,12 +308,16 @@ class _Names:
 
 def acquisition_name(movies: Sequence[str | os.PathLike]) -> str:
     """The folder name of an acquisition: a movie's file name without its suffixes (``cell1.ome.tif`` -> ``cell1``;
-    a folder of TIFFs: the folder's name); for one movie per channel, the movies' common start without a trailing
-    channel tag (``cell1_ch0.tif``, ``cell1_ch1.tif`` -> ``cell1``), else the first movie's name."""
+    a folder of TIFFs: the folder's name, also where it is given as ``.`` or ``..``); for one movie per channel, the
+    movies' common start without a trailing channel tag (``cell1_ch0.tif``, ``cell1_ch1.tif`` -> ``cell1``), else the
+    first movie's name. Never empty, ``.`` or ``..`` (a folder of those names is ``out`` itself or its parent):
+    ``movie`` where the path names none (``/``)."""
     stems = []
     for m in movies:
         p = Path(m)
-        name = p.name
+        if p.name in ("", ".", ".."):  # "." / ".." / "/": the folder's own name
+            p = p.resolve()
+        name = p.name or "movie"
         while not p.is_dir() and Path(name).suffix.lower() in _MOVIE_SUFFIXES and Path(name).stem:
             name = Path(name).stem
         stems.append(name)
@@ -322,6 +326,31 @@ def acquisition_name(movies: Sequence[str | os.PathLike]) -> str:
     prefix = os.path.commonprefix(stems)
     prefix = re.sub(r"([_\-. ]+(ch|channel|c))?[_\-. ]*$", "", prefix, flags=re.IGNORECASE)
     return prefix or stems[0]
+
+
+def _movie_paths(movies: Any) -> list[Path]:
+    """``movies`` as a list of paths: one path (a string or ``os.PathLike``) is one movie (iterated, a string was
+    taken letter by letter: ``"cell1.tif"`` processed ``/``, ``c``, ``e``, ... as movies); frames held in memory and
+    anything else that is not a path are a TypeError that says what is taken (process writes its files next to named
+    movies; an array goes to :func:`plexloc.infer.fit_movie`)."""
+    if isinstance(movies, (str, os.PathLike)):
+        return [Path(movies)]
+    if hasattr(movies, "shape") and hasattr(movies, "dtype"):  # a numpy array or torch tensor of frames
+        raise TypeError(f"movies must be TIFF files or folders (a list of paths), got frames held in memory "
+                        f"({type(movies).__name__} of shape {tuple(movies.shape)}): fit those with "
+                        "plexloc.infer.fit_movie (or plexloc.mle.fit_movie), or write them with "
+                        "plexloc.io.tiff.write_movie first")
+    if not isinstance(movies, Iterable):
+        raise TypeError(f"movies must be a path or a list of paths of TIFF files or folders, got "
+                        f"{type(movies).__name__}")
+    paths = []
+    for i, m in enumerate(movies):
+        if not isinstance(m, (str, os.PathLike)):
+            what = (f"{type(m).__name__} of shape {tuple(m.shape)}" if hasattr(m, "shape") else type(m).__name__)
+            raise TypeError(f"movies[{i}] is {what}, not the path of a TIFF file or folder (frames held in memory: "
+                            "plexloc.infer.fit_movie or plexloc.mle.fit_movie fit them)")
+        paths.append(Path(m))
+    return paths
 
 
 @dataclass(frozen=True)
@@ -372,11 +401,11 @@ def group_movies(movies: Sequence[str | os.PathLike], options: ProcessOptions, *
     Raises:
         InputError: no movies; a multi-channel model given another number of movies than its channels.
     """
-    if not movies:
+    paths = _movie_paths(movies)
+    if not paths:
         raise InputError("no movie given")
     geometry = _geometry or _model_geometry(options)
     n_channels, split = geometry.n_channels, geometry.split_view
-    paths = [Path(m) for m in movies]
     if n_channels == 1 or split is not None:
         groups = [(p,) for p in paths]
     elif len(paths) == n_channels:
@@ -1132,12 +1161,24 @@ def process_movies(movies: Sequence[str | os.PathLike], out: str | os.PathLike, 
         KeyboardInterrupt: the acquisition under way removed (its earlier folder kept), ``summary.csv`` written.
         plexloc.io._atomic.DiskFullError: the same, naming the file that could not be written.
     """
+    if not isinstance(options, ProcessOptions):
+        raise TypeError(f"options must be a ProcessOptions (ProcessOptions(model=RUN) or ProcessOptions(method='mle', "
+                        f"config=CONFIG)), got {type(options).__name__}")
+    movies = _movie_paths(movies)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder (the acquisitions' folders and summary.csv go in it); it is a file",
                          source=out)
     if options.method not in ("network", "mle"):
         raise InputError(f"method must be network or mle, got {options.method!r}")
+    needed = "model" if options.method == "network" else "config"
+    if getattr(options, needed) is None:
+        raise InputError(f"method {options.method!r} needs ProcessOptions.{needed}: "
+                         + ("a run folder or model file (plexloc train's --out)" if needed == "model" else
+                            "a microscope configuration file or a loaded SimulationConfig"))
+    from plexloc._call import as_device
+
+    as_device(options.device)  # a device that is none, or CUDA without it: said once, before any fit
     if options.drift_engine not in ("comet", "fiducials", "rcc"):
         raise InputError(f"drift engine must be comet, fiducials or rcc, got {options.drift_engine!r}")
     segments = options.drift_segments
