@@ -121,7 +121,8 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike, *, devi
     except ValueError as err:
         raise InputError(str(err), source=path) from None
     try:
-        model = Localizer(spec)
+        with torch.random.fork_rng(devices=[]):  # the initial weights, replaced below, draw from the global RNG:
+            model = Localizer(spec)  # left as it was (a load changed the caller's random numbers after it)
     except (TypeError, ValueError, RuntimeError) as err:  # a setting of the wrong type or out of range
         raise InputError(f"the network's settings do not make a network ({type(err).__name__}: {err}): the file is "
                          "damaged or was not written by plexloc", source=path) from None
