@@ -18,7 +18,7 @@ readers and writers of other formats (ThunderSTORM, Picasso, ...) do that at the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -187,10 +187,13 @@ class LocTable:
                 f"missing required column(s) {missing}; required are {list(REQUIRED_COLUMNS)}",
                 source=source,
             )
+        named = [k for k in columns.keys() if not isinstance(k, str)]
+        if named:
+            raise InputError(f"column names must be text, got {named[0]!r} ({type(named[0]).__name__})", source=source)
         data: dict[str, np.ndarray] = {}
         n = None
         for name in _column_order(columns.keys()):
-            arr = np.asarray(columns[name])
+            arr = _column_array(columns[name], name, source)
             if arr.ndim != 1:
                 raise InputError(f"column '{name}' must be 1-D, got shape {arr.shape}", source=source)
             if n is None:
@@ -251,13 +254,24 @@ class LocTable:
     def __contains__(self, name: object) -> bool:
         return name in self._data
 
+    def __iter__(self) -> Iterator[str]:
+        """The column names, as a pandas DataFrame's (``in`` asks of them too); rows: ``t[i]``, or the columns'
+        arrays."""
+        return iter(list(self._data))
+
     def __getitem__(self, key):
-        """``t["x_nm"]`` gives a column; ``t[mask]`` or ``t[indices]`` gives a new table of those rows."""
+        """``t["x_nm"]`` gives a column; ``t[mask]``, ``t[indices]`` or ``t[a:b]`` a new table of those rows, ``t[i]``
+        one of row ``i`` (a boolean mask or indices may be numpy arrays, lists or CPU torch tensors)."""
         if isinstance(key, str):
             try:
                 return self._data[key]
             except KeyError:
                 raise KeyError(f"no column '{key}'; columns are {self.columns}") from None
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            n = len(self)
+            if not -n <= key < n:
+                raise IndexError(f"row {key} is out of range: the table has {n} rows")
+            key = [key]
         return LocTable({k: v[key] for k, v in self._data.items()}, source=self.source)
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -329,6 +343,22 @@ class LocTable:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _column_array(values: Any, name: str, source: str | None) -> np.ndarray:
+    """A column's values as a numpy array: a torch tensor on any device, with gradients or in a half-precision type
+    as its values (detached, on the CPU, bfloat16/float16 as float32: numpy has no bfloat16, and refused a tensor of
+    a GPU or one that requires grad); a tensor on the ``meta`` device, which holds no values, an :class:`InputError`
+    naming the column. torch is not imported here (duck-typed): the table stays light."""
+    if not isinstance(values, np.ndarray) and hasattr(values, "detach") and hasattr(values, "is_meta"):  # torch
+        if values.is_meta:
+            raise InputError(f"column '{name}' is a tensor on the meta device, which holds no values; give a CPU or "
+                             "GPU tensor or an array", source=source)
+        t = values.detach().cpu()
+        if t.is_floating_point() and t.element_size() < 4:
+            t = t.float()
+        return t.numpy()
+    return np.asarray(values)
 
 
 def as_table(table: Any, *, name: str = "table") -> LocTable:
