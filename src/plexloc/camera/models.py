@@ -18,14 +18,17 @@ Each camera is an ``nn.Module`` whose parameters are buffers (they follow ``.to(
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from plexloc.camera import functional as F
-from plexloc.config.models import AdditiveNoiseCameraConfig, CameraConfig, EMCCDConfig, IdealCameraConfig, SCMOSConfig
+from plexloc.config.models import (CAMERA_UNITS, AdditiveNoiseCameraConfig, CameraConfig, EMCCDConfig,
+                                   IdealCameraConfig, SCMOSConfig)
 from plexloc.errors import InputError
 
 
@@ -36,21 +39,45 @@ class Camera(nn.Module):
     #: raw value (ADU) the camera clips at; None: the file's integer maximum (:func:`plexloc.camera.check.clip_level`)
     saturation_adu: float | None = None
 
-    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
+    def forward(self, photons: Tensor | np.ndarray, *,
+                generator: torch.Generator | None = None) -> Tensor:  # pragma: no cover
+        """Noisy raw frames (ADU, a float tensor of integer values clipped to the camera's range) from expected photons
+        per pixel (before quantum efficiency), any shape ``(..., H, W)``: a tensor (its dtype and device kept) or a
+        numpy array (a tensor on the camera's device). Random numbers come from ``generator`` (None: torch's global
+        generator)."""
         raise NotImplementedError
 
-    def to_photons(self, adu: Tensor) -> Tensor:
-        """Photons (float32, a new tensor) from ADU of any dtype."""
-        return self.to_photons_(adu.to(torch.float32, copy=True))
+    def _tensor(self, x: Tensor | np.ndarray, name: str) -> Tensor:
+        """``x`` as a tensor: a tensor as it is; a numpy array (or a number) converted, on the device of the camera's
+        maps (the CPU for cameras without), as float32 where it holds integers (float64 kept); anything else a
+        TypeError naming ``name``."""
+        if isinstance(x, Tensor):
+            return x
+        if isinstance(x, (np.ndarray, np.number, int, float)) and not isinstance(x, bool):
+            arr = np.asarray(x)
+            if arr.dtype.kind not in "iuf":
+                raise TypeError(f"{name} must be numeric, got a numpy array of {arr.dtype}")
+            device = next((b.device for b in self.buffers()), torch.device("cpu"))
+            return torch.as_tensor(arr if arr.dtype.kind == "f" else arr.astype(np.float32), device=device)
+        raise TypeError(f"{name} must be a torch tensor or a numpy array, got {type(x).__name__}")
+
+    def to_photons(self, adu: Tensor | np.ndarray) -> Tensor:
+        """Photons (float32, a new tensor: never the input) from raw frames in ADU of any dtype (a tensor, or a numpy
+        array converted as :meth:`forward` converts it), any shape ``(..., H, W)``."""
+        return self.to_photons_(self._tensor(adu, "adu").to(torch.float32, copy=True))
 
     def to_photons_(self, x: Tensor) -> Tensor:  # pragma: no cover
         """:meth:`to_photons` in place on a float32 tensor of ADU (no temporaries: a movie's chunks are large)."""
         raise NotImplementedError
 
-    def expected_adu(self, photons: Tensor) -> Tensor:  # pragma: no cover
+    def expected_adu(self, photons: Tensor | np.ndarray) -> Tensor:  # pragma: no cover
+        """The mean raw frame (ADU) of expected photons per pixel (as :meth:`forward` takes them), without noise or
+        rounding."""
         raise NotImplementedError
 
-    def noise_variance_photons(self, photons: Tensor) -> Tensor:  # pragma: no cover
+    def noise_variance_photons(self, photons: Tensor | np.ndarray) -> Tensor:  # pragma: no cover
+        """Per-pixel variance (photons²) of ``to_photons(forward(photons))`` at expected photons ``photons`` (as
+        :meth:`forward` takes them): the noise model of the CRLB's Fisher information."""
         raise NotImplementedError
 
 
@@ -63,21 +90,18 @@ class IdealCamera(Camera):
         super().__init__()
         self.saturation_adu = None if saturation_adu is None else float(saturation_adu)
 
-    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        out = F.poisson(photons, generator=generator)
+    def forward(self, photons: Tensor | np.ndarray, *, generator: torch.Generator | None = None) -> Tensor:
+        out = F.poisson(self._tensor(photons, "photons"), generator=generator)
         return out if self.saturation_adu is None else out.clamp_max_(self.saturation_adu)
-
-    def to_photons(self, adu: Tensor) -> Tensor:
-        return adu.to(torch.float32) if not adu.is_floating_point() else adu
 
     def to_photons_(self, x: Tensor) -> Tensor:
         return x
 
-    def expected_adu(self, photons: Tensor) -> Tensor:
-        return photons
+    def expected_adu(self, photons: Tensor | np.ndarray) -> Tensor:
+        return self._tensor(photons, "photons")
 
-    def noise_variance_photons(self, photons: Tensor) -> Tensor:
-        return photons
+    def noise_variance_photons(self, photons: Tensor | np.ndarray) -> Tensor:
+        return self._tensor(photons, "photons")
 
 
 class EMCCD(Camera):
@@ -98,25 +122,29 @@ class EMCCD(Camera):
         saturation_adu: float | None = None,
     ):
         super().__init__()
+        _check_numbers("EMCCD", qe=qe, spurious_charge=spurious_charge, em_gain=em_gain, e_per_adu=e_per_adu,
+                       baseline=baseline, read_sigma=read_sigma)
         self.qe, self.spurious_charge, self.em_gain = float(qe), float(spurious_charge), float(em_gain)
         self.e_per_adu, self.baseline, self.read_sigma = float(e_per_adu), float(baseline), float(read_sigma)
         self.saturation_adu = None if saturation_adu is None else float(saturation_adu)
 
-    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, photons: Tensor | np.ndarray, *, generator: torch.Generator | None = None) -> Tensor:
+        photons = self._tensor(photons, "photons")
         electrons = F.poisson(self.qe * photons + self.spurious_charge, generator=generator)
         amplified = F.standard_gamma(electrons, generator=generator) * self.em_gain
         noise = torch.randn(amplified.shape, generator=generator, device=amplified.device, dtype=amplified.dtype)
         return F.quantise_adu((amplified + self.read_sigma * noise) / self.e_per_adu + self.baseline,
                               max_adu=_max_adu(self))
 
-    def expected_adu(self, photons: Tensor) -> Tensor:
+    def expected_adu(self, photons: Tensor | np.ndarray) -> Tensor:
+        photons = self._tensor(photons, "photons")
         return (self.qe * photons + self.spurious_charge) * self.em_gain / self.e_per_adu + self.baseline
 
     def to_photons_(self, x: Tensor) -> Tensor:  # ((adu - baseline) * e_per_adu / em_gain - spurious_charge) / qe
         return x.sub_(self.baseline).mul_(self.e_per_adu).div_(self.em_gain).sub_(self.spurious_charge).div_(self.qe)
 
-    def noise_variance_photons(self, photons: Tensor) -> Tensor:
-        electrons = self.qe * photons + self.spurious_charge
+    def noise_variance_photons(self, photons: Tensor | np.ndarray) -> Tensor:
+        electrons = self.qe * self._tensor(photons, "photons") + self.spurious_charge
         read = (self.read_sigma / self.em_gain) ** 2 + (self.e_per_adu / self.em_gain) ** 2 / 12.0
         return (2.0 * electrons + read) / self.qe**2
 
@@ -153,6 +181,7 @@ class SCMOS(Camera):
         saturation_adu: float | None = None,
     ):
         super().__init__()
+        _check_numbers("sCMOS", qe=qe, spurious_charge=spurious_charge)
         self.qe, self.spurious_charge = float(qe), float(spurious_charge)
         self.saturation_adu = None if saturation_adu is None else float(saturation_adu)
         self.register_buffer("e_per_adu", torch.as_tensor(e_per_adu, dtype=torch.float32))
@@ -163,8 +192,15 @@ class SCMOS(Camera):
             raise InputError(f"sCMOS maps must all have the same shape, got {sorted(shapes)}")
         if any(t.ndim not in (0, 2) for t in (self.e_per_adu, self.baseline, self.read_sigma)):
             raise InputError("sCMOS maps must be scalars or 2-D (H, W)")
-        if bool((self.e_per_adu <= 0).any()) or bool((self.read_sigma < 0).any()):
-            raise InputError("sCMOS e_per_adu must be > 0 and read_sigma >= 0 everywhere")
+        for name in ("e_per_adu", "baseline", "read_sigma"):
+            t = getattr(self, name)
+            if not bool(torch.isfinite(t).all()):
+                raise InputError(f"sCMOS {name} ({CAMERA_UNITS[name]}) must be finite everywhere; it holds "
+                                 f"{int((~torch.isfinite(t)).sum())} NaN or infinite value(s)")
+        if bool((self.e_per_adu <= 0).any()) or bool((self.read_sigma < 0).any()) or bool((self.baseline < 0).any()):
+            raise InputError(f"sCMOS e_per_adu must be > 0, baseline and read_sigma >= 0 everywhere; got e_per_adu "
+                             f"down to {float(self.e_per_adu.min()):g} e-/ADU, baseline down to "
+                             f"{float(self.baseline.min()):g} ADU, read_sigma down to {float(self.read_sigma.min()):g} e-")
         if self.saturation_adu is not None and not self.saturation_adu > float(self.baseline.max()):
             raise InputError(f"sCMOS saturation_adu ({self.saturation_adu:g} ADU) must be above the baseline "
                              f"everywhere; the baseline reaches {float(self.baseline.max()):g} ADU")
@@ -227,23 +263,26 @@ class SCMOS(Camera):
         return tuple(t.reshape(t.shape[0], *middle, *t.shape[1:]) if t.ndim == 3 else t
                      for t in self.cut_maps(map_offset_px, tuple(x.shape[-2:]), offsets_inside=offsets_inside))
 
-    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None,
+    def forward(self, photons: Tensor | np.ndarray, *, generator: torch.Generator | None = None,
                 map_offset_px: Tensor | None = None, offsets_inside: bool = False) -> Tensor:
         """Raw frames (ADU) from expected photons; ``map_offset_px``: (N, 2) each frame's cut of maps larger than the
         frames, ``offsets_inside`` as in :meth:`cut_maps`."""
+        photons = self._tensor(photons, "photons")
         e_per_adu, baseline, read_sigma = self._maps(photons, map_offset_px, offsets_inside)
         electrons = F.poisson(self.qe * photons + self.spurious_charge, generator=generator)
         noise = torch.randn(electrons.shape, generator=generator, device=electrons.device, dtype=electrons.dtype)
         return F.quantise_adu((electrons + read_sigma * noise) / e_per_adu + baseline, max_adu=_max_adu(self))
 
-    def expected_adu(self, photons: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+    def expected_adu(self, photons: Tensor | np.ndarray, *, map_offset_px: Tensor | None = None) -> Tensor:
+        photons = self._tensor(photons, "photons")
         e_per_adu, baseline, _ = self._maps(photons, map_offset_px)
         return (self.qe * photons + self.spurious_charge) / e_per_adu + baseline
 
-    def to_photons(self, adu: Tensor, *, map_offset_px: Tensor | None = None, offsets_inside: bool = False) -> Tensor:
+    def to_photons(self, adu: Tensor | np.ndarray, *, map_offset_px: Tensor | None = None,
+                   offsets_inside: bool = False) -> Tensor:
         """Photons (float32, a new tensor) from ADU of any dtype; ``map_offset_px`` and ``offsets_inside`` as in
         :meth:`forward`."""
-        return self.to_photons_(adu.to(torch.float32, copy=True), map_offset_px=map_offset_px,
+        return self.to_photons_(self._tensor(adu, "adu").to(torch.float32, copy=True), map_offset_px=map_offset_px,
                                 offsets_inside=offsets_inside)
 
     def to_photons_(self, x: Tensor, *, map_offset_px: Tensor | None = None, offsets_inside: bool = False) -> Tensor:
@@ -251,7 +290,8 @@ class SCMOS(Camera):
         e_per_adu, baseline, _ = self._maps(x, map_offset_px, offsets_inside)
         return x.sub_(baseline).mul_(e_per_adu).sub_(self.spurious_charge).div_(self.qe)
 
-    def noise_variance_photons(self, photons: Tensor, *, map_offset_px: Tensor | None = None) -> Tensor:
+    def noise_variance_photons(self, photons: Tensor | np.ndarray, *, map_offset_px: Tensor | None = None) -> Tensor:
+        photons = self._tensor(photons, "photons")
         if map_offset_px is None:
             e_per_adu, read_sigma = self.e_per_adu, self.read_sigma
         else:
@@ -275,27 +315,49 @@ class AdditiveNoiseCamera(Camera):
                  saturation_adu: float | None = None):
         super().__init__()
         self.saturation_adu = None if saturation_adu is None else float(saturation_adu)
-        if noise_rate < 0 or read_sigma < 0 or baseline < 0:
-            raise InputError(f"additive camera: noise_rate, read_sigma and baseline must be >= 0, got "
-                             f"{noise_rate!r}, {read_sigma!r}, {baseline!r}")
+        _check_numbers("additive camera:", noise_rate=noise_rate, read_sigma=read_sigma, baseline=baseline)
         self.noise_rate, self.read_sigma, self.baseline = float(noise_rate), float(read_sigma), float(baseline)
 
-    def forward(self, photons: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, photons: Tensor | np.ndarray, *, generator: torch.Generator | None = None) -> Tensor:
+        photons = self._tensor(photons, "photons")
         noise = F.poisson(torch.full_like(photons, self.noise_rate), generator=generator)
         read = torch.randn(photons.shape, generator=generator, device=photons.device, dtype=photons.dtype)
         return F.quantise_adu(photons + noise + self.read_sigma * read + self.baseline, max_adu=_max_adu(self))
 
-    def expected_adu(self, photons: Tensor) -> Tensor:
-        return photons + self.noise_rate + self.baseline
+    def expected_adu(self, photons: Tensor | np.ndarray) -> Tensor:
+        return self._tensor(photons, "photons") + self.noise_rate + self.baseline
 
     def to_photons_(self, x: Tensor) -> Tensor:
         return x.sub_(self.baseline).sub_(self.noise_rate)
 
-    def noise_variance_photons(self, photons: Tensor) -> Tensor:
-        return torch.full_like(photons, self.noise_rate + self.read_sigma**2 + 1.0 / 12.0)
+    def noise_variance_photons(self, photons: Tensor | np.ndarray) -> Tensor:
+        return torch.full_like(self._tensor(photons, "photons"), self.noise_rate + self.read_sigma**2 + 1.0 / 12.0)
 
     def extra_repr(self) -> str:
         return f"noise_rate={self.noise_rate}, read_sigma={self.read_sigma}, baseline={self.baseline}"
+
+
+#: the camera numbers' allowed ranges, as their configuration models (:mod:`plexloc.config.models`) check them:
+#: (lowest, whether the lowest is allowed, highest)
+_NUMBER_RANGES = {"qe": (0.0, False, 1.0), "spurious_charge": (0.0, True, None), "em_gain": (1.0, True, None),
+                  "e_per_adu": (0.0, False, None), "baseline": (0.0, True, None), "read_sigma": (0.0, True, None),
+                  "noise_rate": (0.0, True, None)}
+
+
+def _check_numbers(kind: str, **values: float) -> None:
+    """An :class:`InputError` naming the camera, the field, its unit and the value where a number is not a finite number
+    in its range (a camera built in code: its configuration checks the same; em_gain 0 or qe 0 made every photon
+    count infinite)."""
+    for name, value in values.items():
+        lo, lo_ok, hi = _NUMBER_RANGES[name]
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = None
+        if isinstance(value, bool) or v is None or not np.isfinite(v) or v < lo or (v == lo and not lo_ok) \
+                or (hi is not None and v > hi):
+            need = (f"in ({lo:g}, {hi:g}]" if hi is not None else f"{'>=' if lo_ok else '>'} {lo:g}")
+            raise InputError(f"{kind} {name} ({CAMERA_UNITS[name]}) must be a number {need}, got {value!r}")
 
 
 def _max_adu(camera: Camera) -> float:
@@ -341,10 +403,23 @@ def _sqrt(value: float | Tensor) -> float | Tensor:
     return value**0.5 if isinstance(value, float) else value.sqrt()
 
 
-def camera_from_config(config: CameraConfig) -> Camera:
-    """Build a camera from its typed configuration. A configuration the loaders read from a file keeps the file and
-    its fields' path there (``config_source``, :func:`plexloc.camera.check.camera_source`), which the camera check's
-    warnings name."""
+#: each camera kind's configuration model
+_CONFIGS = {"emccd": EMCCDConfig, "scmos": SCMOSConfig, "ideal": IdealCameraConfig,
+            "additive": AdditiveNoiseCameraConfig}
+
+
+def camera_from_config(config: CameraConfig | Mapping[str, Any]) -> Camera:
+    """Build a camera from its typed configuration, or a dict of its fields as in a YAML file's ``camera:`` section
+    (``{"kind": "emccd", "em_gain": 100}``, validated as the file's would be: an :class:`InputError` naming a field
+    out of range). A configuration the loaders read from a file keeps the file and its fields' path there
+    (``config_source``, :func:`plexloc.camera.check.camera_source`), which the camera check's warnings name."""
+    if isinstance(config, Mapping):
+        from plexloc.config.io import validate_config
+
+        kind = config.get("kind")
+        if kind not in _CONFIGS:
+            raise InputError(f"camera: field 'kind' must be one of {sorted(_CONFIGS)}, got {kind!r}")
+        config = validate_config(dict(config), _CONFIGS[kind], source="camera")
     cam = _camera_from_config(config)
     cam.config_source = getattr(config, "_source", None)
     return cam
