@@ -9,6 +9,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from plexloc.config.io import validate_config
 from plexloc.config.models import AstigmaticPSFConfig, GaussianPSFConfig, PSFConfig, SplinePSFConfig
 from plexloc.errors import InputError
 from plexloc.psf.base import PSF
@@ -19,13 +23,27 @@ from plexloc.psf.spline import SplinePSF, coefficients_from_volume
 PSFS: dict[str, type[PSF]] = {"gaussian": GaussianPSF, "astigmatic": AstigmaticPSF, "spline": SplinePSF}
 
 
-def psf_from_config(
-    config: PSFConfig, *, px_size_nm: tuple[float, float], z_extent_nm: float = 750.0
-) -> PSF:
-    """Build a PSF from its typed configuration.
+#: each PSF kind's configuration model
+_CONFIGS = {"gaussian": GaussianPSFConfig, "astigmatic": AstigmaticPSFConfig, "spline": SplinePSFConfig}
 
-    ``z_extent_nm`` (largest |z| to be rendered) sizes the astigmatic model's default patch.
+
+def psf_from_config(
+    config: PSFConfig | Mapping[str, Any], *, px_size_nm: float | tuple[float, float], z_extent_nm: float = 750.0
+) -> PSF:
+    """Build a PSF from its typed configuration, or a dict of its fields as in a YAML file's ``psf:`` section
+    (``{"kind": "astigmatic", "s0_nm": [120, 120], ...}``, validated as the file's would be).
+
+    ``px_size_nm``: the camera pixel (nm; one number or (x, y)). ``z_extent_nm`` (largest |z| to be rendered, nm)
+    sizes the astigmatic model's default patch.
+
+    Raises:
+        InputError: a dict without a known ``kind`` or with a field out of range, naming the field and value.
     """
+    if isinstance(config, Mapping):
+        kind = config.get("kind")
+        if kind not in _CONFIGS:
+            raise InputError(f"psf: field 'kind' must be one of {sorted(_CONFIGS)}, got {kind!r}")
+        config = validate_config(dict(config), _CONFIGS[kind], source="psf")
     if isinstance(config, GaussianPSFConfig):
         return GaussianPSF(sigma_nm=config.sigma_nm, px_size_nm=px_size_nm, roi_px=config.roi_px)
     if isinstance(config, AstigmaticPSFConfig):

@@ -42,12 +42,17 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from plexloc.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from plexloc.camera.models import Camera
+    from plexloc.psf.base import PSF
 
 __all__ = [
     "EllipticalFit",
@@ -531,15 +536,15 @@ class _Spots:
 
 def check_psf_shape(
     frames_photons: Tensor | np.ndarray,
-    psf,
+    psf: PSF,
     *,
     z_range_nm: Sequence[float] = (0.0, 0.0),
     z_offset_nm: float = 0.0,
-    camera=None,
+    camera: Camera | None = None,
     channel: int | None = None,
     source: str = "",
     movie_px_size_nm: Sequence[float] | None = None,
-    movie_dtype=None,
+    movie_dtype: np.dtype | str | None = None,
     max_frames: int = MAX_FRAMES,
     max_spots: int = MAX_SPOTS,
     min_spots: int = MIN_SPOTS,
@@ -873,12 +878,12 @@ def _robust_sd(v: np.ndarray) -> float:
 
 def check_psf_shapes(
     frames_photons: Sequence[Tensor | np.ndarray],
-    config,
+    config: Any,
     *,
     channels: Sequence | None = None,
     cameras: Sequence | None = None,
     source: str | Sequence[str] = "",
-    movie_px_size_nm=None,
+    movie_px_size_nm: Sequence[float] | None = None,
     warn: bool = True,
     **options,
 ) -> list[PSFShapeReport]:

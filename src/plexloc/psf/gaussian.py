@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from plexloc.psf import functional as F
-from plexloc.psf.base import PSF
+from plexloc.psf.base import PSF, _frame_shape, number_pair, patch_size
 
 
 def _odd_roi(sigma_px: float, *, n_sigma: float = 4.0, cap: int = 41) -> int:
@@ -25,9 +25,13 @@ class GaussianPSF(PSF):
     """2D Gaussian PSF, pixel-integrated; ignores z. Integrates to ``photons`` over an infinite frame.
 
     Args:
-        sigma_nm: standard deviation (scalar or (x, y)) in nm.
-        px_size_nm: pixel size (x, y) in nm.
-        roi_px: odd patch size; default covers +-4 sigma.
+        sigma_nm: standard deviation (scalar or (x, y)) in nm, > 0.
+        px_size_nm: pixel size (scalar or (x, y)) in nm, > 0.
+        roi_px: patch side in pixels (odd keeps the emitter's pixel in the middle); default covers +-4 sigma.
+
+    :meth:`patches` and :meth:`render` take the emitters as 1-D tensors (or numpy arrays, or one number for all):
+    positions in nm (conventions.md: the centre of pixel (i, j) at ``((j + 0.5) px, (i + 0.5) px)``), photons per
+    emitter; the frames are expected photons per pixel in the photons' floating type (float32 by default).
 
     Example:
         >>> import torch
@@ -50,12 +54,14 @@ class GaussianPSF(PSF):
         px_size_nm: tuple[float, float] = (100.0, 100.0),
         roi_px: int | None = None,
     ):
-        sx, sy = (sigma_nm, sigma_nm) if isinstance(sigma_nm, (int, float)) else sigma_nm
-        self.sigma_nm = (float(sx), float(sy))
+        sx, sy = number_pair(sigma_nm, f"{type(self).__name__} sigma_nm", positive=True)
+        self.sigma_nm = (sx, sy)
+        px_size_nm = number_pair(px_size_nm, f"{type(self).__name__} px_size_nm", positive=True)
         #: a default patch size adapts to each emitter's width (narrow ones on smaller patches); a given one is kept
         self.adaptive_roi = roi_px is None
         if roi_px is None:
             roi_px = _odd_roi(max(sx / px_size_nm[0], sy / px_size_nm[1]))
+        roi_px = patch_size(roi_px, f"{type(self).__name__} roi_px")
         super().__init__(px_size_nm=px_size_nm, roi_px=(roi_px, roi_px))
 
     def sigma_px(self, z_nm: Tensor) -> tuple[Tensor, Tensor]:
@@ -64,6 +70,7 @@ class GaussianPSF(PSF):
         return ones * (self.sigma_nm[0] / self.px_size_nm[0]), ones * (self.sigma_nm[1] / self.px_size_nm[1])
 
     def patches(self, x_nm: Tensor, y_nm: Tensor, z_nm: Tensor, photons: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x_nm, y_nm, z_nm, photons = self.emitters(x_nm, y_nm, z_nm, photons)
         sx, sy = self.sigma_px(z_nm)
         return F.gaussian_patches(
             x_nm / self.px_size_nm[0], y_nm / self.px_size_nm[1], sx, sy, photons, self.roi_px
@@ -87,6 +94,7 @@ class GaussianPSF(PSF):
         """With the default patch size, each emitter on its own :meth:`patch_sizes` patch: an astigmatic or
         defocused PSF in focus needs a 7-pixel patch where the widest needs 29, and rendering is most of a
         multi-plane simulation. One group, as before, where all emitters need the same size."""
+        x_nm, y_nm, z_nm, photons = self.emitters(x_nm, y_nm, z_nm, photons)
         if not self.adaptive_roi or x_nm.numel() == 0:
             return super().patch_groups(x_nm, y_nm, z_nm, photons)
         sx, sy = self.sigma_px(z_nm)
@@ -120,7 +128,8 @@ class GaussianPSF(PSF):
         patch-wise render land on one element), a fixed number of operations whatever the patch sizes, and one
         host-device synchronisation (the most emitters in a frame). Larger frames (whole movies) render patch by
         patch: there the product's work (frame pixels x emitters) outgrows the patches'."""
-        H, W = int(frame_shape[0]), int(frame_shape[1])
+        x_nm, y_nm, z_nm, photons, frame_ix = self.emitters(x_nm, y_nm, z_nm, photons, frame_ix)
+        H, W = _frame_shape(frame_shape, x_nm)
         if not x_nm.numel() or not n_frames or not self.uses_frame_slots((H, W)):
             return super().render(x_nm, y_nm, z_nm, photons, frame_ix, n_frames=n_frames, frame_shape=frame_shape)
         dtype = photons.dtype if photons.is_floating_point() else torch.float32
@@ -151,9 +160,10 @@ class AstigmaticPSF(GaussianPSF):
     The model of Huang et al. (2008) as used by ThunderSTORM; index i is x or y.
 
     Args:
-        s0_nm, c_nm, d_nm, A, B: per-axis (x, y) parameters (``d_nm`` may be one scalar for both).
-        px_size_nm: pixel size (x, y) in nm.
-        roi_px: odd patch size; default covers +-4 sigma at ``z_extent_nm`` from focus.
+        s0_nm, c_nm, d_nm, A, B: per-axis (x, y) parameters, or one number for both: in-focus width ``s0_nm`` (nm,
+            > 0), focal offset ``c_nm`` (nm), depth of focus ``d_nm`` (nm, > 0), higher-order coefficients ``A, B``.
+        px_size_nm: pixel size (scalar or (x, y)) in nm, > 0.
+        roi_px: patch side in pixels; default covers +-4 sigma at ``z_extent_nm`` from focus.
         z_extent_nm: the largest |z| the default patch size must hold.
     """
 
@@ -173,12 +183,13 @@ class AstigmaticPSF(GaussianPSF):
         z_extent_nm: float = 750.0,
     ):
         adaptive = roi_px is None
-        d = (d_nm, d_nm) if isinstance(d_nm, (int, float)) else d_nm
-        self.s0_nm = (float(s0_nm[0]), float(s0_nm[1]))
-        self.c_nm = (float(c_nm[0]), float(c_nm[1]))
-        self.d_nm = (float(d[0]), float(d[1]))
-        self.A = (float(A[0]), float(A[1]))
-        self.B = (float(B[0]), float(B[1]))
+        name = type(self).__name__
+        self.s0_nm = number_pair(s0_nm, f"{name} s0_nm", positive=True)
+        self.c_nm = number_pair(c_nm, f"{name} c_nm")
+        self.d_nm = number_pair(d_nm, f"{name} d_nm", positive=True)
+        self.A = number_pair(A, f"{name} A")
+        self.B = number_pair(B, f"{name} B")
+        px_size_nm = number_pair(px_size_nm, f"{name} px_size_nm", positive=True)
         if roi_px is None:
             zs = torch.tensor([-z_extent_nm, 0.0, z_extent_nm], dtype=torch.float64)
             s_max = max(

@@ -102,8 +102,9 @@ class SplinePSF(PSF):
             raise InputError(f"spline coefficients must have shape (n_z, n_y, n_x, 64), got {tuple(coeff.shape)}")
         if not bool(torch.isfinite(coeff).all()):
             raise InputError("spline coefficients contain NaN or inf")
-        if dz_nm <= 0:
-            raise InputError(f"spline dz_nm must be > 0, got {dz_nm}")
+        if not (isinstance(dz_nm, (int, float, np.number)) and not isinstance(dz_nm, bool) and np.isfinite(dz_nm)
+                and dz_nm > 0):
+            raise InputError(f"spline dz_nm must be a number > 0 (nm per z slice), got {dz_nm!r}")
         nz, ny, nx, _ = coeff.shape
         if roi_px is not None and roi_px < min(ny, nx):
             # keep roi_px voxels around the centre
@@ -171,6 +172,8 @@ class SplinePSF(PSF):
     ) -> SplinePSF:
         """Spline of a PSF volume ``(n_z, n_y, n_x)`` whose emitter sits at sample ``center`` = (z, y, x)
         (default: the middle sample of each axis)."""
+        if np.ndim(volume) != 3:
+            raise InputError(f"PSF volume must be 3-D (n_z, n_y, n_x), got shape {np.shape(volume)}")
         nz, ny, nx = np.shape(volume)
         cz, cy, cx = center if center is not None else ((nz - 1) / 2, (ny - 1) / 2, (nx - 1) / 2)
         coeff = coefficients_from_volume(volume)
@@ -196,6 +199,8 @@ class SplinePSF(PSF):
 
     # --- evaluation ---------------------------------------------------------------------------
     def patches(self, x_nm: Tensor, y_nm: Tensor, z_nm: Tensor, photons: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`PSF.patches`, in the coefficients' floating type (float32; ``psf.double()`` for float64)."""
+        x_nm, y_nm, z_nm, photons = self.emitters(x_nm, y_nm, z_nm, photons)
         n = x_nm.shape[0]
         nz, ny, nx = self.shape
         dtype = self.coeff.dtype
