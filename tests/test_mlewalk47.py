@@ -200,3 +200,22 @@ def test_estimate_priors_tells_the_exceeded_saturation_as_the_fit_does():
     (w,) = [s for s in said if "saturation_adu" in s]
     assert "so rows are flagged as saturated (column saturated_px) at 65535 ADU instead" in w
     assert "the fits flag every spot" not in w
+
+
+# --- (d) an emitter z range beyond the spline's calibrated range ----------------------------------------------------------
+
+def test_mle_fit_tells_an_emitter_z_range_beyond_the_splines(tmp_path):
+    """The simulator refuses emitters.z_range_nm beyond a spline's calibrated z range; the MLE fit took it silently
+    and bounded z to the spline's range (rows held on its edge as 'z on its bound'). Now it says so, once."""
+    from plexloc.mle.pipeline import ZRangeWarning
+
+    cfg = load_config(_spline_config(tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MLEFitter(cfg)  # [-300, 300] within [-500, 500]: nothing to say
+    wide = cfg.model_copy(update={"emitters": cfg.emitters.model_copy(update={"z_range_nm": (-700.0, 400.0)})})
+    with pytest.warns(ZRangeWarning) as rec:
+        MLEFitter(wide)
+    (w,) = [str(r.message) for r in rec]
+    assert "emitters.z_range_nm [-700, 400] nm reaches beyond channel 0's spline PSF, calibrated over z [-500, 500]" in w
+    assert "PSF.h5" in w and "narrow emitters.z_range_nm" in w

@@ -109,6 +109,10 @@ def check_notes(stats: Mapping) -> list[str]:
     return notes
 
 
+class ZRangeWarning(UserWarning):
+    """The configuration's emitter z range reaches beyond a spline PSF's calibrated z range."""
+
+
 #: smallest fitting window of a crowded spot under the default window rule (Picasso's box size)
 DEFAULT_MIN_ROI_PX = 7
 
@@ -389,6 +393,15 @@ class MLEFitter:
             self.channels.append(ch.to(self.device))
         self.frame_shape = (int(config.frame_size[0]), int(config.frame_size[1]))
         self.is_3d = any(ch.psf.is_3d for ch in self.channels)
+        for c, ch in enumerate(self.channels):  # the simulator refuses such a range; a fit is bounded to the spline's
+            lo, hi = (v + ch.z_offset_nm for v in ch.psf.z_range_nm)
+            if z_lo < lo - 0.5 or z_hi > hi + 0.5:
+                warnings.warn(
+                    f"emitters.z_range_nm [{z_lo:g}, {z_hi:g}] nm reaches beyond channel {c}'s spline PSF, calibrated "
+                    f"over z [{lo:.0f}, {hi:.0f}] nm ({getattr(config.channels[c].psf, 'calibration', '')}): the fits are "
+                    "bounded to the calibrated range, and an emitter beyond it is held on its edge (at_bound 2, "
+                    "converged 0); narrow emitters.z_range_nm to the calibrated range, or calibrate over a wider one",
+                    ZRangeWarning, stacklevel=2)
         if photon_model is None:
             photon_model = "linked" if config.photon_model.kind == "linked" else "free"
         if photon_model not in ("linked", "free"):
