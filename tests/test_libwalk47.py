@@ -158,6 +158,14 @@ def test_camera_numbers_are_checked_when_built_in_code():
         SCMOS(baseline=torch.tensor([[100.0, float("nan")]]))
 
 
+def test_camera_input_that_is_not_finite_is_named():
+    """NaN photons were torch's "invalid Poisson rate, expected rate to be non-negative" (the clamp at 0 keeps NaN)."""
+    x = torch.tensor([[float("nan"), 5.0], [float("inf"), -3.0]])
+    for cam in (EMCCD(), SCMOS(), IdealCamera()):
+        with pytest.raises(InputError, match=r"must be finite: 2 of 4 value\(s\) are NaN or infinite \(1 NaN\)"):
+            cam(x, generator=torch.Generator().manual_seed(0))
+
+
 # --- tables ----------------------------------------------------------------------------------------------------------
 
 def test_table_from_tensors_with_grad_half_precision_or_meta():
@@ -228,4 +236,8 @@ def test_process_movies_refuses_what_it_cannot_process_before_any_fit(tmp_path):
         process_movies(["a.tif"], tmp_path / "out", ProcessOptions())
     with pytest.raises(InputError, match=r"device 'gpu' is not a torch device"):
         process_movies(["a.tif"], tmp_path / "out", ProcessOptions(method="mle", config="x.yaml", device="gpu"))
+    from plexloc.workflow import process_acquisition
+
+    with pytest.raises(TypeError, match="acq must be an Acquisition .*, got str"):  # was AttributeError
+        process_acquisition("a.tif", tmp_path / "out", ProcessOptions(method="mle", config="x.yaml"))
     assert not (tmp_path / "out").exists()

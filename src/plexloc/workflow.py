@@ -892,6 +892,9 @@ def process_acquisition(acq: Acquisition, out: str | os.PathLike, options: Proce
     validation calls not ready (:func:`plexloc.infer.model_readiness_note`) is noted in ``summary["warnings"]`` (and
     warned of by :func:`process_movies`, once), after ``_warnings`` (those issued before, as the options were loaded).
     The summary names its files as :class:`_Names` says (inside ``out``: relative to it)."""
+    if not isinstance(acq, Acquisition):  # (a movie's path: "'str' object has no attribute 'name'" from deep inside)
+        raise TypeError(f"acq must be an Acquisition (group_movies makes them from movies' paths; process_movies "
+                        f"processes movies), got {type(acq).__name__}")
     from plexloc.io._atomic import DISK_FULL_ERRNOS, DiskFullError, disk_full, naming_disk_full
 
     geometry = _geometry or _model_geometry(options)

@@ -46,8 +46,22 @@ def standard_gamma(shape_param: Tensor, *, generator: torch.Generator | None = N
 
 
 def poisson(rate: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-    """Poisson samples of ``rate`` (clamped at 0)."""
-    return torch.poisson(rate.clamp_min(0), generator=generator)
+    """Poisson samples of ``rate`` (clamped at 0). A rate that is NaN or infinite is an
+    :class:`~plexloc.errors.InputError` saying how many (torch's own error, "expected rate to be non-negative", was
+    about a NaN that the clamp keeps); checked only where torch refuses the rates (on the CPU), so no
+    synchronisation is added."""
+    try:
+        return torch.poisson(rate.clamp_min(0), generator=generator)
+    except RuntimeError as err:
+        if "Poisson rate" not in str(err):
+            raise
+        from plexloc.errors import InputError
+
+        bad = ~torch.isfinite(rate)
+        if not bool(bad.any()):
+            raise
+        raise InputError(f"the expected photons (camera input) must be finite: {int(bad.sum())} of {rate.numel()} "
+                         f"value(s) are NaN or infinite ({int(torch.isnan(rate).sum())} NaN)") from None
 
 
 def quantise_adu(adu: Tensor, *, max_adu: float = 65535.0) -> Tensor:

@@ -124,7 +124,9 @@ class PSF(nn.Module):
         """Expected photons of each emitter on a patch of the pixel grid.
 
         Args:
-            x_nm, y_nm, z_nm, photons: 1-D tensors of N emitters.
+            x_nm, y_nm, z_nm, photons: N emitters: positions in nm in the channel's own image (the centre of pixel
+                (i, j) at ``x = (j + 0.5) px``, ``y = (i + 0.5) px``; z relative to the focal plane, ignored by a 2D
+                model) and photons; 1-D tensors, numpy arrays or one number for all (:meth:`emitters`).
 
         Returns:
             ``(patch, row0, col0)``: patch ``(N, rows, cols)`` float; row0/col0 ``(N,)`` int64, the frame
@@ -152,9 +154,11 @@ class PSF(nn.Module):
         frame_shape: tuple[int, int],
         frame_slots: Tensor | None = None,
     ) -> Tensor:
-        """Frames ``(n_frames, H, W)`` of expected photons (no background, no noise).
+        """Frames ``(n_frames, H, W)`` of expected photons per pixel (no background, no noise), in the photons'
+        floating type (float32 where they are integers or Python numbers).
 
-        ``frame_ix`` (N,) int says which frame each emitter lands in; emitters whose patch misses the
+        The emitters as :meth:`patches` takes them; ``frame_ix`` (N,) int (0-based) says which frame each emitter lands
+        in; emitters whose patch misses the
         frame contribute nothing. Differentiable with respect to positions and photons. ``frame_slots``:
         :func:`plexloc.psf.functional.frame_slots` of ``frame_ix`` where :meth:`uses_frame_slots` (several
         channels' renders of the same emitters share it); ignored by this patch-wise render.

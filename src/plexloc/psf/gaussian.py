@@ -120,7 +120,8 @@ class GaussianPSF(PSF):
         frame_shape: tuple[int, int],
         frame_slots: Tensor | None = None,
     ) -> Tensor:
-        """:meth:`PSF.render`'s frames (the same patches, to float rounding), for frames of at most
+        """Frames ``(n_frames, H, W)`` of expected photons per pixel: :meth:`PSF.render` (its arguments, units and
+        types). Its frames (the same patches, to float rounding), for frames of at most
         :attr:`separable_max_pixels` as one batched matrix product per render: the patch is the outer product of a
         row and a column profile, so frame ``f`` is ``sum_n photons_n ey_n ex_n^T = Ey_f^T Ex_f`` over its
         emitters, each profile laid out over the frame's rows (columns), zero outside the emitter's patch. No
