@@ -188,6 +188,10 @@ def test_table_row_and_iteration():
     assert list(t) == ["frame", "x_nm", "y_nm", "z_nm", "photons"]
     with pytest.raises(IndexError, match="row 2 is out of range: the table has 2 rows"):
         t[2]
+    with pytest.raises(TypeError, match=r"concat takes a list of tables, got one LocTable"):
+        LocTable.concat(t)
+    with pytest.raises(TypeError, match=r"concat: item 1 is dict, not a LocTable"):
+        LocTable.concat([t, ONE])
 
 
 # --- models and the workflow -----------------------------------------------------------------------------------------

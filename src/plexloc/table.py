@@ -232,8 +232,13 @@ class LocTable:
 
     @classmethod
     def concat(cls, tables: Iterable[LocTable]) -> LocTable:
-        """Stack tables with the same columns row-wise."""
+        """Stack tables with the same columns row-wise (``tables``: a list of :class:`LocTable`)."""
+        if isinstance(tables, LocTable):  # (iterating one gives its column names)
+            raise TypeError("LocTable.concat takes a list of tables, got one LocTable: LocTable.concat([a, b])")
         tables = list(tables)
+        for i, t in enumerate(tables):
+            if not isinstance(t, LocTable):
+                raise TypeError(f"LocTable.concat: item {i} is {type(t).__name__}, not a LocTable")
         if not tables:
             return cls.empty()
         names = tables[0].columns
