@@ -152,7 +152,10 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], data: 
             lines.append(f"field '{where}': kind {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"field '{where}': {msg} (got {e.get('input')!r})")
+            # a section's own check (a model validator: its input is the whole mapping) names the values it is about;
+            # the mapping after it was the whole configuration's for a check at the top level
+            got = "" if isinstance(e.get("input"), dict) else f" (got {e.get('input')!r})"
+            lines.append(f"{msg}{got}" if where == "<top level>" and got == "" else f"field '{where}': {msg}{got}")
     return "; ".join(lines)
 
 
@@ -270,6 +273,12 @@ def note_camera_defaults(cameras: list[tuple[str, BaseModel]], *, source: str | 
     origin = ", ".join(_ORIGIN[k] for k in sorted(kinds) if k in _ORIGIN)
     message = (f"{source}: camera field(s) not given, defaults used ({origin}): {', '.join(parts)}; photons and "
                "background are only right with the values of the camera that recorded the movie: write them in")
+    _give_note(message, CameraDefaultsWarning)
+
+
+def _give_note(message: str, category: type[Warning]) -> None:
+    """A loader's note: to the list of :func:`collected_notes` where one is collecting (neither warned nor recorded
+    as given), else warned as ``category`` once per message in a process (a command)."""
     collecting = _collector.get()
     if collecting is not None:  # the caller's (collected_notes): neither warned nor recorded as given
         collecting.append(message)
@@ -277,7 +286,23 @@ def note_camera_defaults(cameras: list[tuple[str, BaseModel]], *, source: str | 
         _noted.add(message)
         import warnings
 
-        warnings.warn(message, CameraDefaultsWarning, stacklevel=3)
+        warnings.warn(message, category, stacklevel=4)
+
+
+class PSFPixelSizeWarning(UserWarning):
+    """A configuration's ``psf: PSF.yaml`` was calibrated with another pixel size than the configuration's."""
+
+
+def _px_pair(value: Any) -> tuple[float, float] | None:
+    """A ``px_size_nm`` as (x, y) nm, or None where it is not one (the validation says so)."""
+    try:
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return float(value[0]), float(value[1])
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value), float(value)
+    except (TypeError, ValueError):
+        pass
+    return None
 
 
 def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
@@ -397,8 +422,22 @@ def _include_places(data: Any) -> list[tuple[str, dict[str, Any]]]:
                                                                           else []) if isinstance(ch, dict)]
 
 
+def _check_psf_pixel(psf_px: Any, px_size_nm: Any, file: Path, config_path: Path, where: str) -> None:
+    """A :class:`PSFPixelSizeWarning` where the configuration file that ``psf: FILE`` names (``plexloc calibrate
+    --model astigmatic`` writes the bead stack's ``--pixel-size`` as its ``px_size_nm``) records another pixel size
+    than the configuration including it, by more than 1 %: the calibration's widths in nm hold only where the stack's
+    pixel size was right, and with one camera one of the two is wrong (a spline file is refused on it instead)."""
+    a, b = _px_pair(psf_px), _px_pair(px_size_nm)
+    if a is None or b is None or all(abs(u - v) <= 0.01 * v for u, v in zip(a, b)):
+        return
+    show = lambda p: f"{p[0]:g}" if p[0] == p[1] else f"[{p[0]:g}, {p[1]:g}]"  # noqa: E731
+    _give_note(f"{config_path}: field '{where}' names {file}, calibrated with {show(a)} nm pixels, but px_size_nm is "
+               f"{show(b)}: set px_size_nm to the camera's pixel, or calibrate the beads again with the right "
+               "--pixel-size", PSFPixelSizeWarning)
+
+
 def _included_mapping(name: str, key: str, config_path: Path, where: str,
-                      origins: dict[str, tuple[str, str]] | None = None) -> dict[str, Any]:
+                      origins: dict[str, tuple[str, str]] | None = None, px_size_nm: Any = None) -> dict[str, Any]:
     """The ``key`` mapping (``camera`` or ``psf``) of the YAML file ``name`` (relative to ``config_path``'s folder):
     its ``key`` entry (a whole configuration, or what ``plexloc calibrate-camera`` / ``calibrate --model astigmatic``
     write), else the file's own mapping; relative paths in it resolved against that file's folder. ``origins``: the
@@ -421,6 +460,8 @@ def _included_mapping(name: str, key: str, config_path: Path, where: str,
         raise InputError(f"field '{where}': cannot read the file {name!r} it names: {text}",
                          source=config_path) from None
     nested = isinstance(data, dict) and isinstance(data.get(key), dict)
+    if nested and key == "psf" and px_size_nm is not None:
+        _check_psf_pixel(data.get("px_size_nm"), px_size_nm, file, config_path, where)
     if nested:
         data = data[key]
     if not isinstance(data, dict) or "kind" not in data:
@@ -438,6 +479,9 @@ def _include_files(data: dict[str, Any], config_path: Path,
     ``camera: camera.yaml`` (``plexloc calibrate-camera``'s output, or any configuration: its camera), ``psf:
     PSF.yaml`` (``plexloc calibrate --model astigmatic``) or ``psf: PSF.h5`` (a spline calibration), read in place;
     ``origins``: each file read, by the field that named it (:func:`_included_mapping`)."""
+    from plexloc.config.models import SimulationConfig
+
+    default_px = SimulationConfig.model_fields["px_size_nm"].default  # what a file without px_size_nm gets
     data = dict(data)
     channels = data.get("channels")
     if isinstance(channels, list):
@@ -449,7 +493,8 @@ def _include_files(data: dict[str, Any], config_path: Path,
                 raise InputError(f"field '{where}{key}' is blank: give the {key} section itself or the name of the "
                                  "file that holds it", source=config_path)
             if isinstance(name, str):
-                node[key] = _included_mapping(name, key, config_path, f"{where}{key}", origins)
+                node[key] = _included_mapping(name, key, config_path, f"{where}{key}", origins,
+                                              px_size_nm=data.get("px_size_nm", default_px))
     if isinstance(channels, list):
         data["channels"] = [
             {**ch, "transform": _included_transform(ch["transform"], i, len(channels), config_path)}

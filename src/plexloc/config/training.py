@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from plexloc.config.models import SimulationConfig, _Model
 
@@ -33,11 +33,12 @@ class ModelConfig(_Model):
         "quarter fewer operations per sample)")
     out_kernel: Literal[1, 3] = Field(default=3, description="kernel of both U-Nets' output convolution (DECODE: 1)")
 
-    @model_validator(mode="after")
-    def _odd_window(self) -> ModelConfig:
-        if self.window % 2 == 0:
-            raise ValueError(f"window must be odd (the prediction is for the middle frame), got {self.window}")
-        return self
+    @field_validator("window")
+    @classmethod
+    def _odd_window(cls, window: int) -> int:  # a field's check: the error names 'model.window', not 'model'
+        if window % 2 == 0:
+            raise ValueError("window must be odd (the prediction is for the middle frame)")
+        return window
 
 
 class TrainingConfig(_Model):

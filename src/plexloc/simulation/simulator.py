@@ -237,10 +237,15 @@ class Simulator(nn.Module):
         for i, ch in enumerate(self.channels):
             lo, hi = ch.psf.z_range_nm
             if z_lo - ch.z_offset_nm < lo or z_hi - ch.z_offset_nm > hi:
+                # the calibration file is named (the message named no file): its bead stack's z range is the limit
+                cal = getattr(config.channels[i].psf, "calibration", None)
                 raise InputError(
-                    f"emitters.z_range_nm [{z_lo}, {z_hi}] (channel {i} z offset {ch.z_offset_nm}) leaves the "
-                    f"PSF's calibrated z range [{lo:.0f}, {hi:.0f}] nm"
-                )
+                    f"the configuration's emitters.z_range_nm [{z_lo:g}, {z_hi:g}] (channel {i} z offset "
+                    f"{ch.z_offset_nm:g}) leaves the PSF's calibrated z range [{lo:.0f}, {hi:.0f}] nm"
+                    + f": narrow emitters.z_range_nm to [{max(lo + ch.z_offset_nm, z_lo):.0f}, "
+                    f"{min(hi + ch.z_offset_nm, z_hi):.0f}] nm or less"
+                    + (", or calibrate with a bead stack over a wider z range" if cal else ""),
+                    source=cal)
             _check_astigmatic_widths(ch.psf, z_lo - ch.z_offset_nm, z_hi - ch.z_offset_nm, channel=i)
 
     @property
