@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.config import TrainConfig, load_config
     from plexloc.errors import InputError
     from plexloc.train import Trainer
+    from plexloc.train.trainer import check_targets
 
     if args.steps is not None and args.steps <= 0:
         raise InputError(f"--steps must be > 0, got {args.steps}")
@@ -81,14 +82,23 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = load_config(args.config, TrainConfig)
     if not args.resume:  # a resumed run trains on its own configuration (its maps were checked when it began)
+        check_targets(config, source=args.config)
         _check_camera_maps(config, args.config)
     device = resolve_device(args.device)
     trainer = Trainer(config, args.out, device=device, resume=args.resume,
                       schedule={"lr": args.lr, "lr_schedule": args.lr_schedule}, init_from=args.init_from,
                       clock_offset_min=clock)
     fixed = {"training": set(Trainer.SCHEDULE_FIELDS)}  # what --lr/--lr-schedule may change
-    if args.resume and trainer.config.model_dump(exclude=fixed) != config.model_dump(exclude=fixed):
-        print(f"note: resuming with the run's own configuration ({args.out / 'config.yaml'}), not {args.config}")
+    if args.resume:
+        differ = config_differences(trainer.config.model_dump(mode="json", exclude=fixed),
+                                    config.model_dump(mode="json", exclude=fixed))
+        if differ:  # the note named no field: an edit of the YAML looked taken and was not
+            more = f" and {len(differ) - 6} more" if len(differ) > 6 else ""
+            print(f"note: resuming with the run's own configuration (kept in {args.out / 'checkpoint.pt'}, as "
+                  f"{args.out / 'config.yaml'} shows it), not {args.config}, which differs in "
+                  + "; ".join(f"{k} (the run {a}, {args.config.name} {b})" for k, a, b in differ[:6]) + more
+                  + f": a resumed run trains as it began; to train with the changed configuration, start a new run "
+                  f"from this one's weights (plexloc train {args.config} --out NEW_RUN --init-from {args.out})")
     if args.resume:  # the schedule changes only through --lr / --lr-schedule, never silently from the YAML
         ignored = [f"{k} {getattr(config.training, k)!r}" for k in Trainer.SCHEDULE_FIELDS
                    if getattr(config.training, k) != getattr(trainer.config.training, k)
@@ -157,6 +167,18 @@ def run(args: argparse.Namespace) -> int:
               f"plexloc train {args.config} --out {args.out} --resume (--minutes M or --steps S)", file=sys.stderr)
         return 130
     return 0
+
+
+def config_differences(run: object, given: object, where: str = "") -> list[tuple[str, object, object]]:
+    """The fields (dotted paths, list items by index) where two configuration dumps differ, with both values."""
+    if isinstance(run, dict) and isinstance(given, dict):
+        out = []
+        for k in list(run) + [k for k in given if k not in run]:
+            out += config_differences(run.get(k), given.get(k), f"{where}{k}.")
+        return out
+    if isinstance(run, list) and isinstance(given, list) and len(run) == len(given):
+        return [d for i, (a, b) in enumerate(zip(run, given)) for d in config_differences(a, b, f"{where}{i}.")]
+    return [] if run == given else [(where.rstrip("."), run, given)]
 
 
 def _check_camera_maps(config, source) -> None:

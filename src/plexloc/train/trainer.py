@@ -35,10 +35,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import yaml
 
 from plexloc._call import as_device
 from plexloc.config.files import embed_files, restore_files
-from plexloc.config.io import save_config, validate_config
+from plexloc.config.io import load_yaml, save_config, validate_config
 from plexloc.config.training import TrainConfig
 from plexloc.errors import InputError
 from plexloc.infer.predict import cpu_bf16_supported, cpu_channels_last_supported
@@ -76,6 +77,9 @@ CONFIG_FILE = "config.yaml"
 FIRST_SAVE_S = 1.0
 
 
+
+#: seconds between the progress bar's updates of the training loss between validations (each reads it off the device)
+POSTFIX_EVERY_S = 2.0
 
 #: the photon head's ceiling over the brightest training target (``LocalizerSpec.photon_scale``): estimates cannot go
 #: above it, so :mod:`plexloc.infer.domain` checks total photons against a share of it
@@ -253,6 +257,53 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
                 tmp.unlink()
                 gone.append(tmp)
     return gone
+
+
+def check_targets(config: TrainConfig, *, source: str | os.PathLike | None = None) -> None:
+    """Refuse a ``training.min_target_photons`` above the brightest emitter the training simulates (photons in one
+    frame, summed over the channels as the batch generator sums them; an upper bound where channels draw their own
+    photons): no emitter would be a target, and the run trained a network that detects nothing, saying only that it
+    was not trained enough yet. A training check alone: such a configuration simulates a movie as it should."""
+    t, pm, hi = config.training, config.photon_model, float(config.emitters.photons_range[1])
+    rng = f"emitters.photons_range {[float(v) for v in config.emitters.photons_range]}"
+    if config.n_channels == 1 or pm.kind == "linked":
+        most = hi * sum(float(ch.throughput) for ch in config.channels)
+    elif pm.kind == "independent" and pm.channel_photons_range:
+        most = sum(float(r[1]) for r in pm.channel_photons_range)
+        rng = f"photon_model.channel_photons_range {[[float(v) for v in r] for r in pm.channel_photons_range]}"
+    else:  # independent draws each channel from photons_range, ratiometric training widens the dyes' ranges
+        most = hi * config.n_channels * float(t.photon_range_widen)
+    if most < t.min_target_photons:
+        raise InputError(
+            f"training.min_target_photons {t.min_target_photons:g} is above the most photons any emitter of this "
+            f"configuration has in a frame ({most:g}, from {rng}): no emitter would be a training target and the "
+            f"network would learn to detect nothing; lower training.min_target_photons below the photon range, or "
+            f"check the photon range (photons per emitter per frame, before QE)", source=source)
+
+
+def refuse_foreign_run_files(run_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse a new run in ``run_dir`` (no checkpoint.pt, no model.pt) where files of the names the run writes are
+    not a run's: a ``config.yaml`` that is not ``config`` (the dump :meth:`Trainer._save_config` writes; a leftover of
+    the same run started before is), and any ``log.csv`` or ``curves.png`` (a run writes them after its checkpoint).
+    They were overwritten in silence: ``plexloc train exp/config.yaml --out exp`` replaced the user's configuration,
+    comments and relative paths, by the run's dump. The InputError names the files; other files are never touched."""
+    if not run_dir.is_dir():
+        return
+    found = []
+    cfg = run_dir / CONFIG_FILE
+    if cfg.is_file():
+        try:
+            same = load_yaml(cfg.read_text()) == config
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):  # not a configuration of this run either
+            same = False
+        if not same:
+            found.append(f"{CONFIG_FILE} (not this run's configuration; where it is the configuration given, keep that "
+                         "outside the run folder: the run writes its validated copy there)")
+    found += [name for name in (LOG_FILE, CURVES_FILE) if (run_dir / name).exists()]
+    if found:
+        raise InputError(f"the run folder holds no training run (no {CHECKPOINT_FILE} or {MODEL_FILE}) but files a new "
+                         f"run would overwrite: {', '.join(found)}; move them or give another --out",
+                         source=run_dir)
 
 
 #: what an init_from run's optimizer segment adds to its sample stream's seed (:func:`stream_seed`): odd, and within the
@@ -454,6 +505,9 @@ class Trainer:
             data.setdefault("training", {}).update(schedule)
             config = validate_config(data, TrainConfig, source="training schedule " + ", ".join(f"{k}={v}" for k, v in schedule.items()))
         self.config = config
+        check_targets(config)
+        if ckpt is None:
+            refuse_foreign_run_files(self.run_dir, self._config_dict())
         #: the files the configuration names (spline calibration, sCMOS maps), read once, kept in model.pt and
         #: checkpoint.pt so that the model works where those paths do not exist (plexloc.config.files)
         self.files = ckpt["files"] if ckpt and ckpt.get("files") else embed_files(self._config_dict(), source=self.run_dir)
@@ -890,6 +944,15 @@ class Trainer:
                     log(line)
         acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
         n_ok: torch.Tensor | None = None  # batches of the interval whose loss was finite
+        # the bar's postfix between validations: the interval's training loss so far, and the last validation's JI
+        # (a CPU run validating every 200 steps at a step a second showed nothing of its learning for minutes)
+        t_postfix = -math.inf
+
+        def postfix(loss: float) -> None:
+            ji = last.get("jaccard")
+            left = ({"left": f"{max(deadline - time.monotonic(), 0.0) / 60:.1f} min"} if math.isfinite(deadline)
+                    else {})
+            bar.set_postfix(loss=f"{loss:.3g}", **({} if ji is None else {"JI": f"{ji:.1f}"}), **left, refresh=False)
         t_last = time.perf_counter()
         self.model.train()
         last: dict[str, Any] = self.rows[-1] if self.rows else {}
@@ -930,6 +993,9 @@ class Trainer:
                 t_last = now
                 if bar is not None:
                     bar.update(1)
+                    if now - t_postfix >= POSTFIX_EVERY_S:  # the loss between validations (one device sync)
+                        t_postfix = now
+                        postfix(float(acc[0] / n_ok))
                 if fraction is not None:
                     fraction((time.monotonic() - t_start) / (deadline - t_start))
                 due = t.validate_every_s is not None and now - t_int >= t.validate_every_s
@@ -939,8 +1005,7 @@ class Trainer:
                     acc, n_acc, samples, t_int = None, 0, 0, time.perf_counter()
                     t_last = time.perf_counter()
                     if bar is not None:
-                        left = {"left": f"{max(deadline - time.monotonic(), 0.0) / 60:.1f} min"} if math.isfinite(deadline) else {}
-                        bar.set_postfix(loss=f"{last['loss']:.3g}", JI=f"{last['jaccard']:.1f}", **left, refresh=False)
+                        postfix(last["loss"])
                     say(format_row(last))
         except KeyboardInterrupt:
             self.interrupted = True
@@ -1001,7 +1066,9 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     step = np.array([r["step"] for r in rows])
     get = lambda k: np.array([r.get(k, math.nan) for r in rows], dtype=float)  # noqa: E731
     colors = any("color_accuracy" in r for r in rows)
-    fig, ax = plt.subplots(1, 4 if colors else 3, figsize=(17 if colors else 13, 3.6))
+    # one step axis: a panel with no finite value (no emitter matched yet: no RMSE, no efficiency) kept matplotlib's
+    # empty -0.05..0.05 as its "step" range
+    fig, ax = plt.subplots(1, 4 if colors else 3, figsize=(17 if colors else 13, 3.6), sharex=True)
     # small markers: a value logged once, or between NaNs (no match yet: no RMSE), was a line of one point, invisible
     mark = {"marker": ".", "ms": 5}
     ax[0].plot(step, get("loss"), label="train", **mark)
@@ -1019,6 +1086,9 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     ax[2].plot(step, get("rmse_lat"), label="RMSE lat", **mark)
     if not np.all(np.isnan(get("rmse_ax"))):
         ax[2].plot(step, get("rmse_ax"), label="RMSE ax", **mark)
+    if np.all(np.isnan(get("rmse_lat"))):  # an empty panel says why
+        ax[2].text(0.5, 0.5, "no emitter matched yet\n(JI 0 %: no RMSE)", transform=ax[2].transAxes, ha="center",
+                   va="center", color="grey")
     ax[2].set_title("RMSE (nm)")
     ax[2].set_ylabel("RMSE (nm)")
     ax[2].legend()

@@ -1,0 +1,212 @@
+"""Session 47's walk of training for one's own microscope (bead calibration, camera, configuration, train, resume,
+fit): a new run's folder holding a configuration of the user's, a resumed run's ignored edits, a training with no
+targets, errors that named no file or field, a PSF file of another pixel size, a progress bar silent between
+validations (tiny models, seconds)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import yaml
+from conftest import TINY_TRAIN
+
+from plexloc.cli.main import main
+from plexloc.config import TrainConfig, load_config, save_config
+from plexloc.config.io import validate_config
+from plexloc.errors import InputError
+from plexloc.simulation.simulator import Simulator
+from plexloc.train import Trainer
+from plexloc.train import trainer as trainer_module
+
+
+#: every field given: a file read with a field left out warns of the default (CameraDefaultsWarning)
+CAMERA = {"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0, "e_per_adu": 45.0, "baseline": 100.0,
+          "read_sigma": 74.4}
+
+
+def tiny(**over) -> dict:
+    d = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY_TRAIN.items()}
+    d["camera"] = dict(CAMERA)
+    for k, v in over.items():
+        d[k] = {**d.get(k, {}), **v} if isinstance(v, dict) else v
+    return d
+
+
+# ------------------------------------------------------------------------------- a new run in an existing folder
+def test_a_new_run_does_not_overwrite_the_users_configuration_in_its_folder(tmp_path):
+    """`plexloc train exp/config.yaml --out exp` replaced the user's configuration (its comments, its relative
+    paths) by the run's dump, and a log.csv of the user's by the run's, without a word. Now refused, naming the files,
+    which stay as they were; a config.yaml that is the run's own dump (a run killed before its first save) is not."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    mine = "# my notes on this experiment\n" + yaml.safe_dump(tiny())
+    (exp / "config.yaml").write_text(mine)
+    rc = main(["train", str(exp / "config.yaml"), "--out", str(exp), "--steps", "2", "--device", "cpu"])
+    assert rc == 2
+    assert (exp / "config.yaml").read_text() == mine
+    assert sorted(p.name for p in exp.iterdir()) == ["config.yaml"]
+
+    config = TrainConfig.model_validate(tiny())
+    with pytest.raises(InputError, match=r"files a new run would overwrite: config\.yaml \(not this run's"):
+        Trainer(config, exp)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "log.csv").write_text("time,counts\n1,2\n")
+    with pytest.raises(InputError, match=r"overwrite: log\.csv; move them or give another --out") as err:
+        Trainer(config, other)
+    assert str(other) in str(err.value)
+    assert (other / "log.csv").read_text() == "time,counts\n1,2\n"
+
+    left = tmp_path / "left"  # the config.yaml a run writes when it starts, the run killed before its first save
+    left.mkdir()
+    save_config(config, left / "config.yaml")
+    (left / "notes.txt").write_text("kept")
+    tr = Trainer(config, left)
+    tr.run(steps=1)
+    assert (left / "model.pt").exists() and (left / "notes.txt").read_text() == "kept"
+
+
+# ------------------------------------------------------------------------------- a resumed run's ignored edits
+def test_a_resume_names_the_edited_fields_it_does_not_take(tmp_path, capsys):
+    """A resumed run trains on its own configuration; the note said so without naming a field, so an edit of the
+    density or the batch size looked taken. It names each field with both values and the way to use the edits."""
+    cfg, run = tmp_path / "c.yaml", tmp_path / "run"
+    cfg.write_text(yaml.safe_dump(tiny()))
+    assert main(["train", str(cfg), "--out", str(run), "--steps", "1", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    cfg.write_text(yaml.safe_dump(tiny(emitters={"density_per_um2": 2.0}, training={"batch_size": 2})))
+    assert main(["train", str(cfg), "--out", str(run), "--resume", "--steps", "2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "emitters.density_per_um2 (the run 1.0, c.yaml 2.0)" in out
+    assert "training.batch_size (the run 4, c.yaml 2)" in out
+    assert f"--init-from {run}" in out
+    assert load_config(run / "config.yaml", TrainConfig).emitters.density_per_um2 == 1.0  # the run's, unchanged
+
+
+# ------------------------------------------------------------------------------- a training with no targets
+def test_a_photon_range_below_min_target_photons_is_refused_before_training(tmp_path, capsys):
+    """photons_range [30, 90] with min_target_photons 100 (the default): no emitter was a target, the run trained
+    and said only 'JI 0.0 %: train on'. Refused naming the file, both fields and their values; nothing is written.
+    The same file still simulates a movie (a training check only)."""
+    cfg = tmp_path / "dim.yaml"
+    cfg.write_text(yaml.safe_dump(tiny(emitters={"photons_range": [30.0, 90.0]})))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--steps", "2", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: training.min_target_photons 100 is above" in err
+    assert "(90, from emitters.photons_range [30.0, 90.0])" in err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(InputError, match="no emitter would be a training target"):
+        Trainer(TrainConfig.model_validate(tiny(emitters={"photons_range": [30.0, 90.0]})), tmp_path / "lib")
+    Simulator(load_config(cfg, TrainConfig).simulation())
+    Trainer(TrainConfig.model_validate(tiny(emitters={"photons_range": [30.0, 90.0]},
+                                            training={"min_target_photons": 50.0})), tmp_path / "ok")
+
+
+# ------------------------------------------------------------------------------- errors that named no file or field
+def test_a_z_range_beyond_the_spline_names_the_calibration_and_the_fix(tmp_path):
+    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+
+    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
+    volume = np.exp(-(xx**2 + yy**2) / (2 * (1.2 + 0.02 * zz**2) ** 2))
+    volume /= volume[10].sum()
+    eye = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    chans = [ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=eye)]
+    save_calibration(PSFCalibration(channels=chans, px_size_nm=(100.0, 100.0), dz_nm=50.0), tmp_path / "PSF.h5")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny(psf="PSF.h5", emitters={"z_range_nm": [-800.0, 800.0]})))
+    with pytest.raises(InputError) as err:
+        Simulator(load_config(cfg, TrainConfig))
+    text = str(err.value)
+    assert text.startswith(f"{(tmp_path / 'PSF.h5').resolve()}: the configuration's emitters.z_range_nm [-800, 800]")
+    assert "calibrated z range [-500, 500] nm: narrow emitters.z_range_nm to [-500, 500] nm or less" in text
+
+
+def test_section_checks_name_their_field_and_not_the_whole_mapping():
+    """A model's window of 4 was 'field 'model': ... (got {'window': 4, ...})', and a check of the whole file printed
+    the whole configuration after it; now the field, and the check's own words alone."""
+    with pytest.raises(InputError) as err:
+        validate_config(tiny(model={"window": 4}), TrainConfig, source="c.yaml")
+    assert str(err.value) == ("c.yaml: field 'model.window': window must be odd (the prediction is for the middle "
+                              "frame) (got 4)")
+    d = tiny(channels=[{"psf": TINY_TRAIN["psf"], "camera": CAMERA}])
+    with pytest.raises(InputError) as err:
+        validate_config(d, TrainConfig, source="c.yaml")
+    assert str(err.value) == "c.yaml: give either 'channels' or top-level 'psf' and 'camera', not both"
+
+
+# ------------------------------------------------------------------------------- a PSF file of another pixel size
+def test_a_psf_file_calibrated_at_another_pixel_size_is_warned(tmp_path):
+    """`psf: PSF.yaml` (calibrate --model astigmatic: a configuration with the bead stack's --pixel-size) at 108 nm
+    under a configuration of 100 nm was taken in silence (a spline file is refused on it)."""
+    from plexloc.config.io import PSFPixelSizeWarning
+
+    psf = {"kind": "astigmatic", "s0_nm": [115.0, 125.0], "c_nm": [-280.0, 260.0], "d_nm": 420.0}
+    (tmp_path / "PSF.yaml").write_text(yaml.safe_dump({"px_size_nm": 108.0, "psf": psf, "camera": CAMERA}))
+    d = tiny(psf="PSF.yaml", emitters={"z_range_nm": [-400.0, 400.0]})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(d))
+    with pytest.warns(PSFPixelSizeWarning, match=r"names .*PSF\.yaml, calibrated with 108 nm pixels, but px_size_nm "
+                                                  r"is 100: set px_size_nm"):
+        config = load_config(cfg, TrainConfig)
+    assert config.channels[0].psf.s0_nm == (115.0, 125.0)
+    cfg.write_text(yaml.safe_dump({**d, "px_size_nm": 108.0}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PSFPixelSizeWarning)
+        load_config(cfg, TrainConfig)
+
+
+# ------------------------------------------------------------------------------- progress between validations
+class _Bar:
+    """A progress bar that records its postfixes (the trainer's ``progress`` callable returns it)."""
+
+    def __init__(self, *args, **kwargs):
+        self.postfixes: list[dict] = []
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, refresh=True, **kw):
+        self.postfixes.append(kw)
+
+    def close(self):
+        pass
+
+
+def test_the_bar_shows_the_training_loss_between_validations(tmp_path, monkeypatch):
+    """With validations every 200 steps and a step a second on a CPU, the bar showed nothing of the training until the
+    first validation, minutes in (and a 2-minute run's only one was its last). It shows the interval's training loss
+    as it goes (every POSTFIX_EVERY_S), beside the last validation's JI once there is one."""
+    monkeypatch.setattr(trainer_module, "POSTFIX_EVERY_S", 0.0, raising=False)
+    bars: list[_Bar] = []
+
+    def progress(*args, **kwargs):
+        bars.append(_Bar())
+        return bars[-1]
+
+    tr = Trainer(TrainConfig.model_validate(tiny(training={"validate_every": 4})), tmp_path / "run")
+    tr.run(steps=6, progress=progress)
+    seen = bars[0].postfixes
+    assert len(seen) >= 6, seen  # every step here (and the validation at step 4)
+    assert "JI" not in seen[0] and math.isfinite(float(seen[0]["loss"]))
+    assert all("JI" in p for p in seen[4:])  # after the validation at step 4
+
+
+def test_training_curves_of_runs_that_matched_nothing_yet_keep_the_step_axis(tmp_path, monkeypatch):
+    """A 2-minute CPU run's curves.png: one validation, JI 0, no RMSE. The RMSE panel was empty with a 'step' axis of
+    -0.04..0.04; it shares the step axis of the others and says why it is empty."""
+    import matplotlib.pyplot as plt
+
+    from plexloc.train.trainer import plot_curves
+
+    figs, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figs.append(fig), close(fig))[1])
+    plot_curves([{"step": 97, "loss": 16.8, "val_loss": 11.7, "jaccard": 0.0, "eff_lat": math.nan,
+                  "rmse_lat": math.nan}], tmp_path / "curves.png")
+    rmse = figs[-1].axes[2]
+    lo, hi = rmse.get_xlim()
+    assert lo < 97 < hi
+    assert "no emitter matched yet" in " ".join(t.get_text() for t in rmse.texts)
+    assert (tmp_path / "curves.png").stat().st_size > 0
