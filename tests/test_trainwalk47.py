@@ -210,3 +210,21 @@ def test_training_curves_of_runs_that_matched_nothing_yet_keep_the_step_axis(tmp
     assert lo < 97 < hi
     assert "no emitter matched yet" in " ".join(t.get_text() for t in rmse.texts)
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_the_not_ready_warning_advises_only_what_would_be_smaller(tmp_path, capsys):
+    """The warning advised 'the model and training sections of examples/demo_2d.yaml' to a run that had them (a 3D run
+    of that model on 64x64 frames at 53 % after 3 CPU minutes); it advises a smaller model only where the model is
+    larger than demo_2d.yaml's, and a smaller training ROI where frame_size is larger than its 32x32."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny()))  # 4 features, 16x16
+    assert main(["train", str(cfg), "--out", str(tmp_path / "a"), "--steps", "1", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "not ready to fit movies: train on (--resume --minutes M), on a GPU" in err
+    assert "demo_2d" not in err and "smaller" not in err
+    cfg.write_text(yaml.safe_dump(tiny(frame_size=[48, 48], model={"features": 24})))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "b"), "--steps", "1", "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "a smaller model on the CPU (the model and training sections of examples/demo_2d.yaml, 16 features " \
+           "against 24" in err
+    assert "frame_size 48x48 costs about 2x a step of demo_2d.yaml's 32x32" in err
