@@ -228,3 +228,19 @@ def test_the_not_ready_warning_advises_only_what_would_be_smaller(tmp_path, caps
     assert "a smaller model on the CPU (the model and training sections of examples/demo_2d.yaml, 16 features " \
            "against 24" in err
     assert "frame_size 48x48 costs about 2x a step of demo_2d.yaml's 32x32" in err
+
+
+def test_a_3d_psf_trained_without_a_z_range_is_said(tmp_path, capsys):
+    """A configuration of an astigmatic (or spline) PSF that leaves out emitters.z_range_nm ([0, 0]) trained a 2D
+    network, said only as '2D' in the start line."""
+    psf = {"kind": "astigmatic", "s0_nm": [115.0, 125.0], "c_nm": [-280.0, 260.0], "d_nm": 420.0}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny(), "psf": psf}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "a"), "--steps", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "2D, 1 channel(s)" in out
+    assert "note: the PSF is 3D but emitters.z_range_nm is [0.0, 0.0]: the network is trained in 2D" in out
+    cfg.write_text(yaml.safe_dump({**tiny(emitters={"z_range_nm": [-300.0, 300.0]}), "psf": psf}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "b"), "--steps", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "3D, 1 channel(s)" in out and "note: the PSF is 3D" not in out

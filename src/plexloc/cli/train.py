@@ -121,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"training on {device} ({how}): {n_par / 1e6:.2f} M parameters, window {s.window}, "
           f"{'3D' if s.is_3d else '2D'}, {s.n_channels} channel(s); run folder {args.out}"
           + (f", resuming at step {trainer.step}" if args.resume else ""))
+    if not s.is_3d and any(ch.psf.is_3d for ch in trainer.sim.channels):  # said only as '2D' in the line above
+        z = [float(v) for v in trainer.config.emitters.z_range_nm]
+        print(f"note: the PSF is 3D but emitters.z_range_nm is {z}: the network is trained in 2D, on emitters in "
+              "focus only, and fits a 3D sample's out-of-focus emitters poorly; give emitters.z_range_nm the depth to "
+              "train for (e.g. [-500, 500])")
     o = trainer.origin
     if args.init_from is not None and o is not None:
         behind = ("" if o["source_elapsed_s"] is None
