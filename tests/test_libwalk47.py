@@ -245,3 +245,20 @@ def test_process_movies_refuses_what_it_cannot_process_before_any_fit(tmp_path):
     with pytest.raises(TypeError, match="acq must be an Acquisition .*, got str"):  # was AttributeError
         process_acquisition("a.tif", tmp_path / "out", ProcessOptions(method="mle", config="x.yaml"))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("device, said", [("meta", "holds no values"), ("mps", "has no mps device here"),
+                                           ("xpu", "has no xpu device here")])
+def test_fits_refuse_devices_that_cannot_run_them(device, said):
+    """fit_movie(device="meta") was "unsupported autocast device_type 'meta'" (the MLE: "Cannot copy out of meta
+    tensor"), "mps" "PyTorch is not linked with support for mps devices", "xpu" an AssertionError."""
+    from plexloc._call import as_device
+    from plexloc.mle import MLEFitter
+
+    backend = torch.backends.mps if device == "mps" else getattr(torch, device, None)
+    if device != "meta" and backend is not None and backend.is_available():
+        pytest.skip(f"this torch has {device}")
+    with pytest.raises(InputError, match=f"device '{device}'.*{said}"):
+        as_device(device)
+    with pytest.raises(InputError, match=f"device '{device}'.*{said}"):
+        MLEFitter(load_config(EXAMPLE_2D), device=device)

@@ -15,9 +15,11 @@ def keyword_defaults(fn: Callable, *, exclude: tuple[str, ...] = ()) -> dict[str
 
 
 def as_device(device: Any) -> Any:
-    """``device`` as a ``torch.device``; CUDA where torch has none is an :class:`~plexloc.errors.InputError` saying so
-    (torch's own error is an AssertionError, "Torch not compiled with CUDA enabled", from deep inside the first
-    transfer), and a name that is not a device one too."""
+    """``device`` as a ``torch.device`` that can run the work; an :class:`~plexloc.errors.InputError` saying why not
+    for CUDA where torch has none (torch's own error is an AssertionError, "Torch not compiled with CUDA enabled",
+    from deep inside the first transfer), a CUDA index beyond the GPUs, another accelerator (``mps``, ``xpu``) that
+    torch has not here (an AssertionError or "not linked with support" from inside too), the ``meta`` device (its
+    tensors hold no values: "Cannot copy out of meta tensor" or an autocast error), and a name that is not a device."""
     import torch
 
     from plexloc.errors import InputError
@@ -29,5 +31,16 @@ def as_device(device: Any) -> Any:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r}: no CUDA device is available to torch {torch.__version__}; use "
                          "device='cpu' (`plexloc doctor` says what is missing)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device {device!r}: torch sees {torch.cuda.device_count()} CUDA device(s), numbered from 0")
+    if dev.type == "meta":
+        raise InputError(f"device {device!r} holds no values (shapes only), so nothing can be fitted or trained on it; "
+                         "use 'cpu' or 'cuda'")
+    if dev.type not in ("cpu", "cuda"):
+        backend = torch.backends.mps if dev.type == "mps" else getattr(torch, dev.type, None)
+        available = getattr(backend, "is_available", None)
+        if available is None or not available():
+            raise InputError(f"device {device!r}: torch {torch.__version__} has no {dev.type} device here; use "
+                             "device='cpu' or 'cuda'")
     return dev
 
