@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train the network on simulated data (on the fly)",
         description="Train a localizer on data simulated on the fly from CONFIG (a simulation configuration, "
         "optionally with 'model' and 'training' sections). The run folder gets config.yaml, checkpoint.pt "
-        "(to resume), model.pt (best validation; what 'plexloc fit --model RUN_DIR' uses), log.csv and curves.png.",
+        "(to resume), model.pt (best validation; what 'plexloc fit --model RUN_DIR' uses), log.csv and curves.png; other "
+        "files there are left alone, and a new run refuses a folder that holds a run, or files of those names that "
+        "are not its own (a config.yaml of yours: keep the configuration outside the run folder).",
     )
     add_config_argument(p, "training configuration (YAML)")
     p.add_argument("--out", type=Path, required=True, help="run folder")
