@@ -18,7 +18,7 @@ Each camera is an ``nn.Module`` whose parameters are buffers (they follow ``.to(
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +200,8 @@ class SCMOS(Camera):
         if bool((self.e_per_adu <= 0).any()) or bool((self.read_sigma < 0).any()) or bool((self.baseline < 0).any()):
             raise InputError(f"sCMOS e_per_adu must be > 0, baseline and read_sigma >= 0 everywhere; got e_per_adu "
                              f"down to {float(self.e_per_adu.min()):g} e-/ADU, baseline down to "
-                             f"{float(self.baseline.min()):g} ADU, read_sigma down to {float(self.read_sigma.min()):g} e-")
+                             f"{float(self.baseline.min()):g} ADU, read_sigma down to "
+                             f"{float(self.read_sigma.min()):g} e-")
         if self.saturation_adu is not None and not self.saturation_adu > float(self.baseline.max()):
             raise InputError(f"sCMOS saturation_adu ({self.saturation_adu:g} ADU) must be above the baseline "
                              f"everywhere; the baseline reaches {float(self.baseline.max()):g} ADU")
@@ -470,8 +471,9 @@ __all__ = ["CAMERAS", "EMCCD", "SCMOS", "AdditiveNoiseCamera", "Camera", "IdealC
            "model_camera"]
 
 
-def cut_maps_to_movie(cam, readers, given: tuple[int, int] | None, frame_shape: tuple[int, int], *, channel: int,
-                      source, given_by: str = "--roi-offset") -> tuple[Camera, tuple[int, int], str] | None:
+def cut_maps_to_movie(cam: Camera, readers: Sequence[Any], given: tuple[int, int] | None, frame_shape: tuple[int, int],
+                      *, channel: int, source: str | os.PathLike | None, given_by: str = "--roi-offset"
+                      ) -> tuple[Camera, tuple[int, int], str] | None:
     """An sCMOS camera whose per-pixel maps are larger than the movie's frames (maps measured on the full chip, a
     movie recorded in a camera ROI): the camera with the maps cut to the frames at the ROI's chip position
     (``--roi-offset``, else the movie's Micro-Manager metadata), that position and its source; None where the
