@@ -188,3 +188,36 @@ def test_a_truncated_file_in_a_folder_is_refused_when_the_folder_is_opened(tmp_p
         open_movie(tmp_path).close()
     text = str(err.value)
     assert str(bad) in text and "is truncated" in text and f"the file has {len(raw) // 2} bytes" in text
+
+
+def test_a_fit_reads_large_frames_in_chunks_of_a_bounded_number_of_pixels(monkeypatch):
+    # 256 frames per chunk whatever their size: 4 GiB of float32 photons a chunk of 2048 x 2048 frames, three chunks
+    # in flight (the data path alone peaked at 3.0 GB of RSS for 1000 x 1000 frames). Here the budget is scaled down
+    # to 4 frames of 32 x 32 pixels
+    from plexloc.config.models import IdealCameraConfig
+    from plexloc.infer import fit as infer_fit
+    from plexloc.io.tiff import ArrayMovie
+    from plexloc.nets.localizer import Localizer, LocalizerSpec
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = Localizer(LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1, input_offset=[50.0],
+                                  input_scale=[20.0])).eval()
+    with torch.no_grad():
+        net.head_prob[-1].bias.fill_(0.0)  # plenty of detections to compare
+    reads: list[tuple[int, int]] = []
+
+    class CountedReads(ArrayMovie):
+        def _read(self, start, stop):
+            reads.append((start, stop))
+            return super()._read(start, stop)
+
+    frames = np.random.default_rng(0).poisson(40.0, size=(20, 32, 32)).astype(np.uint16)
+    monkeypatch.setattr(infer_fit, "CHUNK_PIXELS", 4 * 32 * 32, raising=False)
+    table = infer_fit.fit_movie([CountedReads(frames)], net, camera=IdealCameraConfig())
+    chunked = [(a, b) for a, b in reads if a > 0]  # the fit's chunks after the first (the checks read frames 0..)
+    assert chunked and max(b - a for a, b in chunked) <= 4
+    monkeypatch.setattr(infer_fit, "CHUNK_PIXELS", 2**24, raising=False)
+    whole = infer_fit.fit_movie(frames, net, camera=IdealCameraConfig())
+    assert len(table) == len(whole) > 0
+    np.testing.assert_allclose(table["x_nm"], whole["x_nm"], rtol=1e-5, atol=1e-3)

@@ -34,6 +34,12 @@ from plexloc.table import REQUIRED_COLUMNS, LocTable
 #: this close overlaps the spot (the MLE's smallest window, :data:`plexloc.mle.pipeline.DEFAULT_MIN_ROI_PX`)
 SPOT_PX = 7
 
+#: the most pixels (all channels) a chunk of frames read at once holds: 256 frames of 256 x 256, fewer of larger frames
+#: (16 of 1000 x 1000, 4 of 2048 x 2048). A fixed 256 frames of an sCMOS chip's 2048 x 2048 were 4 GiB of float32
+#: photons, with two more chunks read ahead: the data path alone peaked at 3.0 GB of RSS for 1000 x 1000 frames
+#: (0.9 GB in chunks of 16 frames), and a full chip's would not fit a workstation
+CHUNK_PIXELS = 2**24
+
 
 def to_table(ex: Extracted, frames: np.ndarray, model: Localizer, saturated: np.ndarray | None = None) -> LocTable:
     """Localization table (conventions.md columns) from extracted localizations; ``frames[sample]`` is the frame.
@@ -633,6 +639,8 @@ def _fit_parts(
             return c
 
         # the next chunks are read and converted to photons by a background thread while this one is fitted
+        per_frame = int(np.prod(readers[0].frame_shape)) * (1 if split is not None else len(readers))
+        chunk_frames = max(1, min(int(chunk_frames), CHUNK_PIXELS // max(per_frame, 1)))
         source = prefetch(_photon_chunks(readers, cams, chunk_frames, split))
         chunks = (keep_first(c) for c in source)
         # each frame through the frame U-Nets once, not once per window it belongs to
@@ -816,7 +824,8 @@ def fit_movie(
             configuration's cameras. Per-pixel
             (sCMOS) maps have the frames' shape; for a split-view movie each channel's map covers its box, cut out
             and flipped as the channel's image is (the conversion to photons follows the split).
-        device: where the network runs (``"cpu"``, ``"cuda"``; the table is on the CPU either way). batch_frames: frames per forward pass. chunk_frames: frames read at once.
+        device: where the network runs (``"cpu"``, ``"cuda"``; the table is on the CPU either way). batch_frames: frames per forward pass. chunk_frames: frames read at once
+            (at most :data:`CHUNK_PIXELS` pixels: fewer of large frames).
         threshold: integrated detection probability for a localization; default: the model's
             ``training.detection_threshold`` (0.5), at which its validation calibration was measured.
         tile_px: frames larger than this are tiled.
