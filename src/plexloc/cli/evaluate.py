@@ -82,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     (truth, truth_origin), (pred, pred_origin) = (
         _read(path, origin, args.px_size, which) for path, origin, which in (
             (args.truth, args.truth_frame_origin, "truth"), (args.pred, args.pred_frame_origin, "pred")))
+    scored = None  # with --frames: each table as read and its rows in those frames
+    read = truth, pred
     if args.frames is not None:
-        truth, pred = _in_frames(truth, pred, args.frames)
+        (truth, pred), scored = _in_frames(truth, pred, args.frames, args.truth)
     _warn_if_swapped(truth, pred, args.truth, args.pred)
     dim = args.dim
     no_pred_z = _no_z(pred)
@@ -104,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
     elif dim == 3 and no_pred_z is not None and not np.isnan(np.asarray(pred["z_nm"], float)).any():
         print(f"warning: {args.pred}: the predictions have no z ({no_pred_z}), so the axial scores measure the truth's "
               "own z spread; --dim 2 scores them laterally", file=sys.stderr)
+    if dim == 3 and scored is not None:  # a z unknown in a scored row named by the row and line of the file as read
+        # (the matching names them in the frames kept: 'row 5', 'line 7' for the file's row 25, line 27)
+        from plexloc.evaluate.matching import _check_finite
+
+        for name, (table, rows) in zip(("ground-truth", "predicted"), scored):
+            _check_finite(table, ("x_nm", "y_nm", "z_nm"), name, 3, scored=rows)
     # metrics.evaluate's steps (the pixel size refused before the matching): the matching is wanted again for the
     # gridding's noise level below
     _check_px(args.px_size)
@@ -142,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if merged is not None:
         print(f"warning: {args.pred}: {merged}", file=sys.stderr)
     _warn_if_drift_uncorrected(truth, pred, matching, args.truth, args.pred)
-    _warn_frames(truth, pred, matching, args, truth_origin, pred_origin)
+    _warn_frames(truth, pred, matching, args, truth_origin, pred_origin, read)
     voxel = {}
     if args.voxel_ji is not None:
         from plexloc.evaluate.voxel import voxel_jaccard
@@ -276,27 +284,38 @@ def _read(path: Path, origin: int | None, px_size: float | None, which: str):
     return table.with_columns(frame=frames), origin
 
 
-def _in_frames(truth, pred, frames):
-    """--frames FIRST LAST: the rows of both tables in those frames, said."""
+def _in_frames(truth, pred, frames, truth_path):
+    """--frames FIRST LAST: the rows of both tables in those frames, said; and each table as read with the mask of
+    those rows. Frames that hold no truth row are refused (every prediction a false positive: JI 0 with exit 0)."""
     import sys
 
+    import numpy as np
+
     from plexloc.errors import InputError
-    from plexloc.evaluate.frames import in_frames
+    from plexloc.evaluate.frames import frames_mask
 
     first, last = frames
     if first > last:
         raise InputError(f"--frames {first} {last}: FIRST must not be above LAST")
-    t, p = in_frames(truth, first, last), in_frames(pred, first, last)
+    masks = [frames_mask(table, first, last) for table in (truth, pred)]
+    t, p = truth[masks[0]], pred[masks[1]]
+    if len(truth) and not len(t):
+        f = np.asarray(truth["frame"], np.int64)
+        raise InputError(f"--frames {first} {last}: the truth has no rows in those frames (it spans frames "
+                         f"{int(f.min())}..{int(f.max())}, numbered from 0 as read); give frames within them",
+                         source=truth_path)
     print(f"note: scored frames {first}..{last} only (--frames): {len(t)} of {len(truth)} truth rows, {len(p)} of "
           f"{len(pred)} predicted rows", file=sys.stderr)
-    return t, p
+    return (t, p), ((truth, masks[0]), (pred, masks[1]))
 
 
-def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin) -> None:
+def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin, read) -> None:
     """Tables numbered a frame apart, or a truth with frames the predictions never reach (or the reverse): the pairs
     are made within a frame only, so each cost JI without a word (module plexloc.evaluate.frames). Said, with the
-    numbers and the option that fixes it."""
+    numbers and the option that fixes it. ``read``: the two tables as read (before --frames)."""
     import sys
+
+    import numpy as np
 
     from plexloc.evaluate.frames import frame_coverage, frame_shift, in_frames
     from plexloc.evaluate.metrics import evaluate_matching, match
@@ -305,40 +324,71 @@ def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin) -> None
     shift = frame_shift(truth, pred, dim=matching.dim, max_lat_nm=matching.max_lat_nm, max_ax_nm=max_ax)
     if shift is not None:
         lower = shift.shift < 0  # PRED's frames one lower match better
-        if lower:
-            fix = ("--pred-frame-origin 1 (PRED numbered from 1)" if pred_origin in (0, None) else
-                   "--truth-frame-origin 0 (TRUTH numbered from 0)")
-        else:
-            fix = ("--truth-frame-origin 1 (TRUTH numbered from 1)" if truth_origin in (0, None) else
-                   "--pred-frame-origin 0 (PRED numbered from 0)")
+        # the options that move them so: a table read from 0 read from 1 moves its frames one lower (where it has no
+        # frame 0: refused), and the reverse. An option in force already was advised (--pred-frame-origin 0 for a
+        # plexloc table), and --truth-frame-origin 1 for a truth with a frame 0 (refused when given)
+        def from_one(table, origin) -> bool:
+            return origin in (0, None) and bool(len(table)) and int(np.min(table["frame"])) >= 1
+
+        fixes = ([("pred", 1, from_one(read[1], pred_origin)), ("truth", 0, truth_origin == 1)] if lower else
+                 [("pred", 0, pred_origin == 1), ("truth", 1, from_one(read[0], truth_origin))])
+        fix = " or ".join(f"--{which}-frame-origin {o} ({which.upper()} numbered from {o})"
+                          for which, o, ok in fixes if ok)
+        fix = (f"score again with {fix}" if fix else
+               "the frame-origin options read each table from 0 or 1 and cannot move them further: renumber the "
+               f"frames of one table (PRED's frames {'- 1' if lower else '+ 1'})")
         of = (f", over the first {shift.n_truth} of {len(truth)} truth rows" if shift.n_truth < len(truth) else "")
         print(f"warning: {args.pred} against {args.truth}: the two tables look numbered a frame apart: with the "
               f"predictions' frames read one {'lower' if lower else 'higher'}, {shift.tp_shifted} pairs match instead "
               f"of {shift.tp} (JI {shift.jaccard_shifted:.2f} % instead of {shift.jaccard:.2f} %{of}); the scores "
-              f"above match frames as numbered: score again with {fix}", file=sys.stderr)
+              f"above match frames as numbered: {fix}", file=sys.stderr)
         return  # the frame spans of tables numbered apart say nothing more
     _warn_coordinates(truth, pred, matching, args)
     cover = frame_coverage(truth, pred)
     if cover is None:
         return
     (t0, t1), (p0, p1) = cover.truth_frames, cover.pred_frames
-    if cover.truth_outside >= max(10, 0.05 * cover.n_truth):
-        first, last = max(t0, p0), min(t1, p1)
-        inside = ""
-        if first <= last:
-            t, p = in_frames(truth, first, last), in_frames(pred, first, last)
-            m = evaluate_matching(t, p, match(t, p, dim=matching.dim, max_lat_nm=matching.max_lat_nm,
-                                              max_ax_nm=max_ax), dim=matching.dim)
-            inside = (f"; over frames {first}..{last} alone JI {m.jaccard:.2f} % and recall "
-                      + ("n/a" if m.recall is None else f"{m.recall:.2f} %")
-                      + f": score them with --frames {first} {last}")
-        print(f"warning: {args.truth} has {cover.truth_outside} of {cover.n_truth} rows in frames beyond the "
-              f"predictions' {p0}..{p1} (the truth spans {t0}..{t1}): they count as missed (fn), as if the fit saw "
-              f"those frames and found nothing{inside}", file=sys.stderr)
-    if cover.pred_outside >= max(10, 0.05 * cover.n_pred):
-        print(f"warning: {args.pred} has {cover.pred_outside} of {cover.n_pred} rows in frames beyond the truth's "
-              f"{t0}..{t1} (the predictions span {p0}..{p1}): they count as false positives; is {args.truth} the truth "
-              "of the movie that was fitted, and numbered as its frames?", file=sys.stderr)
+    many_truth = cover.truth_outside >= max(10, 0.05 * cover.n_truth)
+    many_pred = cover.pred_outside >= max(10, 0.05 * cover.n_pred)
+    if not (many_truth or many_pred):
+        return
+    # the frames both tables span, scored alone: the fit's recall and false positives there tell rows beyond them
+    # that a fit of all frames leaves so (a sparse truth, a poor fit: the first and last rows all missed; a truth whose
+    # last frames hold no emitters, and the fit's false positives in them) from frames the fit never saw or a truth of
+    # another movie (1 of 4 fits at 8 % recall of a sparse truth, and 3 of 3 truths ending before the movie with a fit of
+    # false positives in every frame, were warned without this)
+    first, last = max(t0, p0), min(t1, p1)
+    m = None
+    if first <= last:
+        t, p = in_frames(truth, first, last), in_frames(pred, first, last)
+        m = evaluate_matching(t, p, match(t, p, dim=matching.dim, max_lat_nm=matching.max_lat_nm, max_ax_nm=max_ax),
+                              dim=matching.dim)
+    if many_truth:
+        # at the fit's recall in the frames it has, the rows beyond them would have given this many pairs
+        found = None if m is None or not m.n_truth else m.tp / m.n_truth * cover.truth_outside
+        if found is None or found >= _MIN_EXPECTED:
+            inside = "" if found is None else (
+                f" (at its recall over frames {first}..{last}, {m.recall:.2f} %, it would have found about "
+                f"{found:.0f} of them); over frames {first}..{last} alone JI {m.jaccard:.2f} %: score them with "
+                f"--frames {first} {last}")
+            print(f"warning: {args.truth} has {cover.truth_outside} of {cover.n_truth} rows in frames beyond the "
+                  f"predictions' {p0}..{p1} (the truth spans {t0}..{t1}): they count as missed (fn), as if the fit saw "
+                  f"those frames and found nothing{inside}", file=sys.stderr)
+    if many_pred:
+        # the fit's false positives per frame in the truth's frames, over the frames beyond them that it has rows in
+        beyond = max(0, t0 - p0) + max(0, p1 - t1)
+        expected = None if m is None else m.fp / (last - first + 1) * beyond
+        if expected is None or cover.pred_outside > 1.5 * expected + 3.0 * np.sqrt(expected):
+            rate = "" if expected is None else (
+                f", where its false positives in the truth's frames would make about {expected:.0f}")
+            print(f"warning: {args.pred} has {cover.pred_outside} of {cover.n_pred} rows in frames beyond the truth's "
+                  f"{t0}..{t1} (the predictions span {p0}..{p1}{rate}): they count as false positives; is "
+                  f"{args.truth} the truth of the movie that was fitted, and numbered as its frames?", file=sys.stderr)
+
+
+#: rows beyond the other table's frames are said where a fit of them at its recall elsewhere would have found this many
+#: (none found by chance: about e^-10)
+_MIN_EXPECTED = 10.0
 
 
 def _warn_coordinates(truth, pred, matching, args) -> None:

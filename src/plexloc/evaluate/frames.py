@@ -19,7 +19,7 @@ import numpy as np
 from plexloc.evaluate.matching import match
 from plexloc.table import LocTable
 
-__all__ = ["FrameCoverage", "FrameShift", "frame_coverage", "frame_shift", "in_frames"]
+__all__ = ["FrameCoverage", "FrameShift", "frame_coverage", "frame_shift", "frames_mask", "in_frames"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,12 @@ def frame_coverage(truth: LocTable, pred: LocTable) -> FrameCoverage | None:
     )
 
 
+def frames_mask(table: LocTable, first: int, last: int) -> np.ndarray:
+    """Which rows of ``table`` are in frames ``first`` .. ``last`` (inclusive): a boolean mask."""
+    f = np.asarray(table["frame"], np.int64)
+    return (f >= first) & (f <= last)
+
+
 def in_frames(table: LocTable, first: int, last: int) -> LocTable:
     """The rows of ``table`` in frames ``first`` .. ``last`` (inclusive)."""
-    f = np.asarray(table["frame"], np.int64)
-    return table[(f >= first) & (f <= last)]
+    return table[frames_mask(table, first, last)]

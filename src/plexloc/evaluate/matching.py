@@ -119,18 +119,32 @@ def _check_options(dim: int, max_lat_nm: float, max_ax_nm: float) -> None:
             raise InputError(f"max_ax_nm must be >= 0 nm, got {max_ax_nm!r}")
 
 
-def _check_finite(table: LocTable, coords: tuple[str, ...], name: str, dim: int) -> None:
-    """``table.check_finite(coords)``, its message naming the table when it has no file behind it."""
+def _check_finite(table: LocTable, coords: tuple[str, ...], name: str, dim: int,
+                  scored: np.ndarray | None = None) -> None:
+    """``table.check_finite(coords)``, its message naming the table when it has no file behind it. ``scored``: the
+    rows that are scored (a boolean mask; all where ``None``) of a table as read, so that the row and line named are
+    the file's (``plexloc evaluate --frames`` scores some frames only)."""
+    checked = table
+    if scored is not None:  # the rows not scored are not checked: their values replaced by a finite one
+        scored = np.asarray(scored, bool)
+        checked = table.with_columns(**{c: np.where(scored, np.asarray(table[c], float), 0.0) for c in coords})
     try:
-        table.check_finite(coords)
+        checked.check_finite(coords)
     except InputError as err:
+        n = len(table) if scored is None else int(np.count_nonzero(scored))
+        of = f"{n} rows" if scored is None else f"{n} rows scored"
         hint = where = ""
         if dim == 3 and "'z_nm'" in err.reason:  # z unknown (NaN) in some rows, scored in 3D
-            bad = np.flatnonzero(~np.isfinite(np.asarray(table["z_nm"], float)))
-            hint = (f" (dim=2 ignores z); z is unknown in {bad.size} of {len(table)} rows: score in 2D "
+            bad = np.flatnonzero(~np.isfinite(np.asarray(checked["z_nm"], float)))
+            if bad.size == n:  # a 2D table (plexloc's own, or a ThunderSTORM, Picasso or SMAP file without z)
+                raise InputError(f"{name} table: {err.reason} (dim=2 ignores z): z is unknown in every one of its "
+                                 f"{of}, a 2D table (as plexloc's 2D tables and ThunderSTORM, Picasso and SMAP files "
+                                 "without a z column are read), with nothing to score in 3D: score it in 2D (plexloc "
+                                 "evaluate --dim 2)", source=err.source) from None
+            hint = (f" (dim=2 ignores z); z is unknown in {bad.size} of {of}: score in 2D "
                     "(plexloc evaluate --dim 2) or leave those rows out")
         if str(err.source or "").lower().endswith(".csv"):  # 'row 2' counts from 0 after the header: line 4
-            row = int(np.flatnonzero(~np.all(np.isfinite(np.column_stack([table[c] for c in coords])), axis=1))[0])
+            row = int(np.flatnonzero(~np.all(np.isfinite(np.column_stack([checked[c] for c in coords])), axis=1))[0])
             where = f" (line {row + 2} of the file where it has no blank lines: rows count from 0 after the header)"
         raise InputError(f"{name} table: {err.reason}{hint}{where}", source=err.source) from None
 
