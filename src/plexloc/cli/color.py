@@ -44,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also reject (color -1) rows whose per-channel photons fit none of the ratios: chi-square "
                    "p-value of the best colour below ALPHA, in (0, 1), after scaling by the table's median (e.g. "
                    "1e-3; two emitters of different dyes fitted as one get color_prob near 1 otherwise)")
+    p.add_argument("--detection-limit", type=nonnegative_float, nargs="+", default=None, metavar="N",
+                   help="for a channel-by-channel merge (n_channels_seen): photons below which each channel misses a "
+                   "spot, one per channel (default: 10 times the background noise under a spot, from bg_chN); a "
+                   "channel that missed a molecule is taken as having received fewer, not 0")
     p.add_argument("--figure", type=path_with_suffix(".png"), default=None, metavar="PNG",
                    help="histogram of the photon fraction with r_k (.png)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="counts and ratios as JSON")
@@ -93,11 +97,17 @@ def run(args: argparse.Namespace) -> int:
     if args.figure is not None and fit is None:  # --ratios on a table too small to estimate them: the histogram
         # with the given ratios alone (estimating them again here failed the command and wrote nothing)
         fractions, _ = photon_fractions(table, min_photons=args.min_photons, excess_noise=args.excess_noise)
+    n_channels = photon_matrix(table, excess_noise=args.excess_noise)[0].shape[1]
+    if args.detection_limit is not None and len(args.detection_limit) != n_channels:
+        raise InputError(f"--detection-limit {' '.join(f'{v:g}' for v in args.detection_limit)}: give one number of "
+                         f"photons per channel of the table ({n_channels})", source=args.locs)
     out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise,
-                                misfit_alpha=args.reject_misfit)
-    rejected = report.counts.get(-1, 0) - report.n_not_finite - report.n_misfit
-    if report.n and rejected > MAX_REJECTED_SHARE * report.n:
-        warnings.warn(f"{args.locs}: {rejected} of {report.n} rows ({100.0 * rejected / report.n:.1f} %) get no colour "
+                                misfit_alpha=args.reject_misfit, detection_limits=args.detection_limit)
+    # rows that a channel missed are rejected where every colour would have been missed alike: the report says so
+    rejected = report.counts.get(-1, 0) - report.n_not_finite - report.n_misfit - report.n_partial_rejected
+    n_full = report.n - report.n_partial
+    if n_full and rejected > MAX_REJECTED_SHARE * n_full:
+        warnings.warn(f"{args.locs}: {rejected} of {n_full} rows ({100.0 * rejected / n_full:.1f} %) get no colour "
                       f"(color -1): their most likely colour has a probability below --threshold {args.threshold:g}; "
                       "their per-channel photons fit the ratios "
                       + ("given" if args.ratios is not None else "estimated")

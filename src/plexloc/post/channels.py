@@ -25,7 +25,9 @@ channel of a ratiometric dye), backgrounds to ``bg_chN`` (the channel's median w
   ``n_channels_seen`` below the channels holds the photons of those seen only.
 
 The result takes :func:`plexloc.post.color.assign_colors` for ratiometric data (its shot-noise uncertainties,
-as the single-channel fits give no per-channel photon sigma of the other channel).
+as the single-channel fits give no per-channel photon sigma of the other channel). There a channel's 0 photons
+with ``n_channels_seen`` below the channels mean "fewer than it detects" (censored), not a measurement of 0, and
+``bg_chN`` (the channel's median where it did not see the molecule) gives that detection limit.
 
 Example:
     >>> from plexloc.config import SimulationConfig
