@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, full_chip_camera
 
 from plexloc.cli.main import main
 from plexloc.config import TrainConfig, load_config, save_config
@@ -244,3 +244,18 @@ def test_a_3d_psf_trained_without_a_z_range_is_said(tmp_path, capsys):
     assert main(["train", str(cfg), "--out", str(tmp_path / "b"), "--steps", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "3D, 1 channel(s)" in out and "note: the PSF is 3D" not in out
+
+
+def test_simulate_names_the_file_and_the_option_when_the_maps_cannot_cover_the_frame(tmp_path, capsys):
+    """`plexloc simulate CONFIG --frame-size 48 48` with 40x36 sCMOS maps: the error named no file and asked to set
+    frame_size, which the configuration did not set here. It names the file and --frame-size; nothing is written."""
+    cam = full_chip_camera(tmp_path)  # 40x36 maps
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**tiny(), "camera": str(cam)}))
+    out = tmp_path / "sim"
+    assert main(["simulate", str(cfg), "--frames", "2", "--frame-size", "48", "48", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {cfg}: camera: the sCMOS maps" in err
+    assert "are 40x36 px (rows x columns) but --frame-size, the simulated frame" in err
+    assert "set --frame-size to at most 40x36" in err
+    assert not out.exists()

@@ -95,11 +95,16 @@ def _config(args: argparse.Namespace):
     """The configuration of ``args.config``, with ``--frame-size`` where given."""
     from plexloc.config import load_config, validate_config
 
+    from plexloc.simulation.simulator import check_camera_maps
+
     config = load_config(args.config)
     if args.frame_size is not None:
         data = config.model_dump()
         data["frame_size"] = list(args.frame_size)
         config = validate_config(data, type(config), source="--frame-size")
+    # sCMOS maps that cannot cover the frame: refused naming the file and what set the frame (the simulator's own
+    # check named neither, and asked for frame_size where --frame-size had set it)
+    check_camera_maps(config, source=args.config, frame_field="frame_size" if args.frame_size is None else "--frame-size")
     return config
 
 

@@ -213,10 +213,9 @@ def _check_camera_maps(config, source) -> None:
     naming the camera field, the map files and both shapes (:func:`plexloc.simulation.simulator.camera_map_crops`).
     Maps larger than it (the full chip's, from ``plexloc calibrate-camera``) train: each sample takes a random cut of
     them (said at the start: :func:`_map_crop_line`)."""
-    from plexloc.camera import camera_from_config
-    from plexloc.simulation.simulator import camera_map_crops
+    from plexloc.simulation.simulator import check_camera_maps
 
-    camera_map_crops(config, [camera_from_config(ch.camera) for ch in config.channels], source=source)
+    check_camera_maps(config, source=source)
 
 
 def _map_crop_line(sim) -> str | None:

@@ -120,7 +120,16 @@ def _check_astigmatic_widths(psf: PSF, z_lo: float, z_hi: float, *, channel: int
             )
 
 
-def camera_map_crops(config: SimulationConfig, cameras, *, source=None) -> dict[int, tuple[int, int]]:
+def check_camera_maps(config: SimulationConfig, *, source=None, frame_field: str = "frame_size") -> dict[int, tuple[int, int]]:
+    """:func:`camera_map_crops` of the configuration's own cameras (their map files read), before anything is built or
+    written: ``plexloc train`` and ``plexloc simulate`` (``source``: the configuration file; ``frame_field``: what set
+    the frame, ``--frame-size`` where the command line did)."""
+    return camera_map_crops(config, [camera_from_config(ch.camera) for ch in config.channels], source=source,
+                            frame_field=frame_field)
+
+
+def camera_map_crops(config: SimulationConfig, cameras, *, source=None,
+                     frame_field: str = "frame_size") -> dict[int, tuple[int, int]]:
     """The channels whose sCMOS per-pixel maps are larger than ``frame_size`` (maps of the full chip, or of a
     split-view channel's box, and a smaller training ROI): ``{channel: (rows, columns) of its maps}``. Training cuts
     such maps at a random position per sample (:meth:`plexloc.simulation.BatchGenerator.sample_map_offsets`). Maps
@@ -137,9 +146,9 @@ def camera_map_crops(config: SimulationConfig, cameras, *, source=None) -> dict[
             field = "camera" if len(config.channels) == 1 else f"channels[{c}].camera"
             files = ", ".join(f"{k}: {v}" for k, v in getattr(cam, "map_files", {}).items()) or "maps given as arrays"
             raise InputError(
-                f"{field}: the sCMOS maps ({files}) are {shape[0]}x{shape[1]} px (rows x columns) but frame_size, the "
-                f"simulated frame (the training ROI), is {frame[0]}x{frame[1]}: the maps must cover it (maps larger "
-                f"than the frame are cut per training sample); set frame_size to at most {shape[0]}x{shape[1]} or "
+                f"{field}: the sCMOS maps ({files}) are {shape[0]}x{shape[1]} px (rows x columns) but {frame_field}, "
+                f"the simulated frame (the training ROI), is {frame[0]}x{frame[1]}: the maps must cover it (maps larger "
+                f"than the frame are cut per training sample); set {frame_field} to at most {shape[0]}x{shape[1]} or "
                 "measure the maps on a larger region of the chip (plexloc calibrate-camera)", source=source)
         crops[c] = (int(shape[0]), int(shape[1]))
     return crops
