@@ -221,3 +221,27 @@ def test_a_fit_reads_large_frames_in_chunks_of_a_bounded_number_of_pixels(monkey
     whole = infer_fit.fit_movie(frames, net, camera=IdealCameraConfig())
     assert len(table) == len(whole) > 0
     np.testing.assert_allclose(table["x_nm"], whole["x_nm"], rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts /proc/self/fd")
+def test_a_folder_of_many_files_holds_few_open_while_read_in_order(tmp_path):
+    # every file of a folder held a handle and a memory map (two descriptors) from opening to closing: a folder of
+    # 2,000 single-frame files failed at its 510th on 'Too many open files' under the usual limit of 1,024
+    import os
+
+    from plexloc.io import tiff
+
+    max_open = getattr(tiff, "MAX_OPEN_FILES", 8)
+    frames = np.arange(80 * 8 * 8, dtype=np.uint16).reshape(80, 8, 8)
+    for k, frame in enumerate(frames):
+        tifffile.imwrite(tmp_path / f"img_{k}.tif", frame, photometric="minisblack")
+    before = len(os.listdir("/proc/self/fd"))
+    with open_movie(tmp_path) as movie:
+        opened = len(os.listdir("/proc/self/fd")) - before
+        assert movie.memory_mapped == [True] * 80
+        read = np.concatenate([chunk for _, chunk in movie.iter_chunks(7)])
+        after_reading = len(os.listdir("/proc/self/fd")) - before
+        assert np.array_equal(movie[3:5], frames[3:5]) and np.array_equal(movie[77], frames[77])
+    assert np.array_equal(read, frames)
+    assert opened <= 4 and after_reading <= 2 * max_open + 4, (opened, after_reading)
+    assert len(os.listdir("/proc/self/fd")) == before

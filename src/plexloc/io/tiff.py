@@ -21,7 +21,8 @@ is refused (tifffile would give its frames as zeros); a later file of one opened
 
 Streaming (:func:`open_movie`) memory-maps a file whose image data are stored uncompressed in one
 contiguous block (the mapped pages of the frames read are dropped from the process's memory once copied out, so its
-resident memory stays flat however long the movie), and otherwise reads only the TIFF pages that a request touches (a file whose pages
+resident memory stays flat however long the movie; of a folder's files at most :data:`MAX_OPEN_FILES` besides the
+first are held open at once, so that a folder of thousands of files stays within the open-file limit), and otherwise reads only the TIFF pages that a request touches (a file whose pages
 are not one frame each, e.g. tiled volumes, is read whole once). A multi-file data set (OME-TIFF, or a
 Micro-Manager stack split into ``..._MMStack_Pos0.ome.tif``, ``..._MMStack_Pos0_1.ome.tif``, ...) must be opened
 through its first file, not through its folder (whose files would each give the whole series): a folder
@@ -58,6 +59,7 @@ import mmap
 import os
 import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,6 +79,9 @@ __all__ = ["ArrayMovie", "MovieReader", "MovieWriter", "channel_movies", "open_m
 
 #: File suffixes taken from a folder of TIFF files (compared case-insensitively).
 TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".btf", ".tf8")  # .btf, .tf8: BigTIFF's own suffixes
+#: A folder's files held open at once while its frames are read (its first file stays open: its metadata): the others
+#: are opened when read and closed again, so that a folder of thousands of files stays within the open-file limit
+MAX_OPEN_FILES: int = 8
 #: Movies larger than this are written as BigTIFF (classic TIFF offsets stop at 4 GiB).
 BIGTIFF_THRESHOLD_BYTES: int = 2 * 1024**3
 
@@ -393,6 +398,8 @@ class _TiffSource:
             )
         self.dtype = _check_dtype(series[0].dtype, source=path)
         self._mm: np.ndarray | None = None
+        self._mapped_series = None  # the series memory-mapped (mapped again after a suspend)
+        self._suspended = False
         self._cache: np.ndarray | None = None
         self._siblings: list = []
         self._sibling_parents: list | None = None
@@ -419,12 +426,7 @@ class _TiffSource:
                 _check_stored_size(tf, s, path, self.n_frames, self.frame_shape, self.dtype)
             if memmap:
                 with contextlib.suppress(Exception):  # not memory-mappable: fall back to page reads
-                    mm = _memmap_series(tf, s, path)
-                    if mm is not None and mm.size == self.n_frames * self.frame_shape[0] * self.frame_shape[1]:
-                        self._mm_offset = int(mm.offset)
-                        self._mm = mm.reshape(self.n_frames, *self.frame_shape)
-                        self._mmap = getattr(mm, "_mmap", None)  # numpy's map starts at an allocation boundary:
-                        self._mm_in_map = self._mm_offset % mmap.ALLOCATIONGRANULARITY  # where frame 0 is in it
+                    self._map(s)
         else:
             # Several series (e.g. pages written one by one with their own shape): every page a frame.
             shapes = {tuple(s.shape[-2:]) for s in series}
@@ -450,6 +452,48 @@ class _TiffSource:
                 "(an acquisition stopped early, or a damaged file); fitting the frames that can be read",
                 stacklevel=4,
             )
+
+    def _map(self, series) -> None:
+        """Memory-map ``series`` where its pixels are one uncompressed block holding every frame."""
+        mm = _memmap_series(self._tf, series, self.path)
+        if mm is not None and mm.size == self.n_frames * self.frame_shape[0] * self.frame_shape[1]:
+            self._mm_offset = int(mm.offset)
+            self._mm = mm.reshape(self.n_frames, *self.frame_shape)
+            self._mmap = getattr(mm, "_mmap", None)  # numpy's map starts at an allocation boundary:
+            self._mm_in_map = self._mm_offset % mmap.ALLOCATIONGRANULARITY  # where frame 0 is in it
+            self._mapped_series = series
+
+    @property
+    def mapped(self) -> bool:
+        """Whether the frames are read from a memory map (also while the file is suspended)."""
+        return self._mapped_series is not None
+
+    def suspend(self) -> None:
+        """Release the file's handle and memory map until the next :meth:`read` takes them up again (a folder's
+        files between reads: each held a handle and a map, two descriptors, and a folder of 2,000 single-frame
+        files failed at its 510th file on 'Too many open files' under the usual limit of 1,024)."""
+        if self._suspended or self._siblings:
+            return
+        self._mm = None
+        self._mmap = None
+        self._tf.filehandle.close()
+        self._suspended = True
+
+    def _resume(self) -> None:
+        if not self._suspended:
+            return
+        try:
+            self._tf.filehandle.open()
+        except OSError as err:
+            raise InputError(f"cannot open the file again to read its frames ({type(err).__name__}: {err})",
+                             source=self.path) from None
+        self._suspended = False
+        if self._mapped_series is not None:
+            try:
+                self._map(self._mapped_series)
+            except (OSError, ValueError) as err:  # replaced or cut short since it was opened
+                raise InputError(f"cannot map the file again to read its frames ({type(err).__name__}: {err})",
+                                 source=self.path) from None
 
     def _open_siblings(self, series) -> list:
         handles = []
@@ -484,6 +528,7 @@ class _TiffSource:
         n = stop - start
         if n <= 0:
             return np.zeros((0, *self.frame_shape), dtype=self.dtype)
+        self._resume()
         if self._mm is not None:
             self._check_mapped_size(start, stop)
             out = np.array(self._mm[start:stop], dtype=self.dtype)
@@ -753,6 +798,8 @@ class MovieReader(_FrameIndexing):
                 if src.n_frames == 0 and self.path.is_dir():
                     raise InputError("holds no frames (an empty or truncated file); the frames of a movie folder's "
                                      "files follow each other, so remove the file or restore it", source=f)
+                if len(self._sources) > 1:  # a folder's files other than the first are opened when read
+                    src.suspend()
             if self.path.is_dir():
                 gap = _numbering_gap(files, [s.n_frames for s in self._sources])
                 if gap is not None:
@@ -765,6 +812,8 @@ class MovieReader(_FrameIndexing):
         self._starts = np.cumsum([0] + [s.n_frames for s in self._sources])
         self.n_frames: int = int(self._starts[-1])
         self._roi: tuple[RoiOffset | None] | None = None
+        self._open: list[int] = []  # the folder's files (not the first) held open, the last read last
+        self._lock = threading.Lock()
         if self.n_frames == 0:  # nothing to fit: every command would write an empty table and exit 0
             self.close()
             raise InputError("the movie holds no frames (an empty or truncated file)", source=self.path)
@@ -819,7 +868,7 @@ class MovieReader(_FrameIndexing):
     def memory_mapped(self) -> list[bool]:
         """Per file, whether its frames are read from a memory map (uncompressed pixels in one contiguous block)
         rather than page by page."""
-        return [s._mm is not None for s in self._sources]
+        return [s.mapped for s in self._sources]
 
     # --- access -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -837,12 +886,25 @@ class MovieReader(_FrameIndexing):
                 break
             a, b = max(start, s0) - s0, min(stop, int(self._starts[k + 1])) - s0
             part = out[pos : pos + b - a]
-            part[...] = self._sources[k].read(a, b)
+            if k:  # a folder's file: at most MAX_OPEN_FILES of them open at once (the first stays open)
+                with self._lock:
+                    part[...] = self._sources[k].read(a, b)
+                    self._hold_open(k)
+            else:
+                part[...] = self._sources[k].read(a, b)
             if part.dtype.kind in "fc":  # names the file (of a folder) and the frame in it
                 _check_finite_frames(part, a, self._sources[k].path,
                                      movie_first=s0 + a if len(self._sources) > 1 else None)
             pos += b - a
         return out
+
+    def _hold_open(self, k: int) -> None:
+        """Note that the folder's file ``k`` was read; suspend the one read longest ago beyond MAX_OPEN_FILES."""
+        if k in self._open:
+            self._open.remove(k)
+        self._open.append(k)
+        while len(self._open) > MAX_OPEN_FILES:
+            self._sources[self._open.pop(0)].suspend()
 
     def _check_open(self) -> None:
         if not self._sources:
