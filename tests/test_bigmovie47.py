@@ -119,8 +119,13 @@ def test_ome_data_set_missing_a_file_is_refused_naming_it_and_its_frames(tmp_pat
 
 
 def test_a_later_file_of_an_ome_data_set_opened_alone_says_where_the_data_set_begins(tmp_path):
+    from plexloc.io import tiff
+
     paths, frames = _ome_data_set(tmp_path)
-    with pytest.warns(UserWarning, match=r"metadata are in run_MMStack_Pos0\.ome\.tif; only its own 4 frames"):
+    # plexloc's own category: the commands show it as one line, not as Python's warning with tiff.py's file and line
+    category = getattr(tiff, "MovieWarning", UserWarning)
+    assert category.__module__.startswith("plexloc.")
+    with pytest.warns(category, match=r"metadata are in run_MMStack_Pos0\.ome\.tif; only its own 4 frames"):
         movie = open_movie(paths[1])
     with movie:
         assert np.array_equal(movie[:], frames[4:8])

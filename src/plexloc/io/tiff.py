@@ -75,7 +75,15 @@ from plexloc.io._metadata import first_element, ome_root
 from plexloc.io.pixel_size import PixelSize, read_pixel_size
 from plexloc.io.roi import RoiOffset, read_roi_offset
 
-__all__ = ["ArrayMovie", "MovieReader", "MovieWriter", "channel_movies", "open_movie", "read_movie", "write_movie"]
+__all__ = ["ArrayMovie", "MovieReader", "MovieWarning", "MovieWriter", "channel_movies", "open_movie", "read_movie",
+           "write_movie"]
+
+class MovieWarning(UserWarning):
+    """A TIFF movie is read, but not all of it or not as one acquisition may be (a later file of a multi-file data set
+    opened alone, several OME images or image series, fewer frames than its metadata declare); the message names the
+    file and the fix. plexloc's commands show it as one line (``plexloc fit: warning: ...``), not as Python's
+    warning with this module's file and line."""
+
 
 #: File suffixes taken from a folder of TIFF files (compared case-insensitively).
 TIFF_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".btf", ".tf8")  # .btf, .tf8: BigTIFF's own suffixes
@@ -291,7 +299,7 @@ def _check_data_set_files(tf: tifffile.TiffFile, series, path: Path, reports: _T
         first = binary.get("MetadataFile") or "the data set's first file"
         warnings.warn(f"{path}: is one file of a multi-file OME-TIFF data set whose metadata are in {first}; only its "
                       f"own {len(pages)} frames are read, numbered from 0 (the data set numbers them on from the files "
-                      f"before it): open {first} to fit the whole data set", stacklevel=6)
+                      f"before it): open {first} to fit the whole data set", MovieWarning, stacklevel=6)
 
 
 class _TiffSource:
@@ -380,6 +388,7 @@ class _TiffSource:
             warnings.warn(
                 f"{path}: the OME-TIFF holds {len(series)} images (OME Image elements, e.g. stage positions) of "
                 f"shapes {[tuple(s.shape) for s in series]}; reading only the first, {tuple(series[0].shape)}",
+                MovieWarning,
                 stacklevel=5,
             )
             series = series[:1]
@@ -394,6 +403,7 @@ class _TiffSource:
                 f"{path}: the TIFF file holds {len(series)} image series of {series_text} page(s), read one after "
                 f"another as one movie of {sum(len(s.pages) for s in series)} frames (a movie written in chunks); if "
                 "they are separate acquisitions, save each as its own file",
+                MovieWarning,
                 stacklevel=5,
             )
         self.dtype = _check_dtype(series[0].dtype, source=path)
@@ -450,6 +460,7 @@ class _TiffSource:
             warnings.warn(
                 f"{path}: the file's metadata declares {declared} frames but {self.n_frames} can be read "
                 "(an acquisition stopped early, or a damaged file); fitting the frames that can be read",
+                MovieWarning,
                 stacklevel=4,
             )
 
