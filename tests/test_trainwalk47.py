@@ -259,3 +259,19 @@ def test_simulate_names_the_file_and_the_option_when_the_maps_cannot_cover_the_f
     assert "are 40x36 px (rows x columns) but --frame-size, the simulated frame" in err
     assert "set --frame-size to at most 40x36" in err
     assert not out.exists()
+
+
+def test_an_error_in_an_included_camera_file_names_that_file_and_its_field(tmp_path):
+    """`camera: camx.yaml` holding an sCMOS with an em_gain: the error named the configuration and 'camera.em_gain',
+    a field the configuration does not have; it names the camera file and the field's name there too."""
+    (tmp_path / "camx.yaml").write_text("kind: scmos\nqe: 0.8\nem_gain: 300\ne_per_adu: 0.46\nbaseline: 100\n"
+                                        "read_sigma: 1.6\nspurious_charge: 0\n")
+    (tmp_path / "camy.yaml").write_text(yaml.safe_dump({"camera": {**CAMERA, "qe": 1.8}}))
+    for cam, said in [("camx.yaml", "unknown field 'camera.em_gain' (in {} as 'em_gain'); allowed:"),
+                      ("camy.yaml", "field 'camera.qe' (in {} as 'camera.qe'): Input should be less than or equal")]:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(yaml.safe_dump({**tiny(), "camera": cam}))
+        with pytest.raises(InputError) as err:
+            load_config(cfg, TrainConfig)
+        assert str(err.value).startswith(f"{cfg}: ")
+        assert said.format(tmp_path / cam) in str(err.value)

@@ -351,7 +351,10 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
     data = _include_files(data, path, origins)
     # absolute: a saved model or checkpoint keeps the configuration, and is used from other folders
     data = _resolve_relative_paths(data, path.parent.resolve())
-    config = validate_config(data, model, source=path)  # type: ignore[arg-type]
+    try:
+        config = validate_config(data, model, source=path)  # type: ignore[arg-type]
+    except InputError as err:
+        raise InputError(_in_included_files(err.reason, origins), source=path) from None
     channels = getattr(config, "channels", None)
     if channels:
         shortcut = "channels" not in data  # a single channel's top-level 'camera'
@@ -362,6 +365,18 @@ def load_config(path: str | os.PathLike, model: type[M] | None = None, *,
         for f, ch in zip(fields, channels):
             _mark_source(ch.camera, *origins.get(f, (path, f"{f}.")))
     return config
+
+
+def _in_included_files(message: str, origins: dict[str, tuple[str, str]]) -> str:
+    """A validation message whose fields lie in a file that ``camera: FILE`` or ``psf: FILE`` named, each such field
+    followed by the file and its name there: ``unknown field 'camera.em_gain' (in camx.yaml as 'em_gain')``. The
+    message named the including file's path alone, where the field is not to be found."""
+    import re
+
+    for where, (file, prefix) in sorted(origins.items(), key=lambda kv: -len(kv[0])):
+        message = re.sub(rf"'{re.escape(where)}\.([^']+)'",
+                         lambda m: f"'{where}.{m.group(1)}' (in {file} as '{prefix}{m.group(1)}')", message)
+    return message
 
 
 def _mark_source(camera: BaseModel, file: str | os.PathLike, field: str) -> None:
