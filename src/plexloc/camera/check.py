@@ -128,6 +128,12 @@ MAX_EM_GAIN = 1200.0
 #: camera of gain 300 and 45 e-/ADU, read_sigma kept at 74.4 e-, was advised a baseline 317 ADU high and an e_per_adu
 #: 8.6x its value; tests/test_camera47.py)
 FOLDED_EM_GAIN = 2.0
+#: an EMCCD read out without EM gain (its conventional amplifier: em_gain 1 set on purpose) has no excess noise, which
+#: the EMCCD model keeps at any em_gain: its noise ratio is then about (1 + read share) / 2 (0.70 at 8 e- read noise and
+#: 50 photons/px, 0.58 at 200 photons/px, e_per_adu 4). Where the ratio over that is within NOISE_RANGE, the cause named
+#: first is that amplifier, the fix kind: scmos with the same values (Poisson and Gaussian read noise: a CCD's
+#: conventional amplifier), not a read_sigma or baseline that fits a wrong model (tests/test_review47b.py)
+EM_OFF_NOTE = "kind: scmos with the same qe, spurious_charge, e_per_adu, baseline and read_sigma"
 #: noise ratios of an sCMOS camera at which the warning also asks whether the frames are an EMCCD's: its excess noise
 #: doubles the variance (an EMCCD movie read with sCMOS settings that give the right photons read 1.95, and was advised
 #: an e_per_adu half the one that gave them; tests/test_camaudit46.py)
@@ -700,6 +706,18 @@ def camera_settings(camera, file: str = "") -> str:
             + (f" ({', '.join(parts)})" if parts else ""))
 
 
+def _em_off_ratio(ch: ChannelCheck) -> float:
+    """The noise ratio an EMCCD read out without EM gain (its conventional amplifier: no excess noise) shows under the
+    emccd model, ``(1 + read share) / 2``, where the camera is an EMCCD with em_gain under :data:`FOLDED_EM_GAIN` and
+    the measured ratio is that within :data:`NOISE_RANGE`; else 0."""
+    r, g = ch.noise_ratio, ch.em_gain_value
+    if not (ch.em_gain and np.isfinite(g) and g < FOLDED_EM_GAIN and np.isfinite(r) and 0 < r < 1):
+        return 0.0
+    share = ch.read_share if np.isfinite(ch.read_share) else 0.0
+    expected = (1.0 + share) / 2.0
+    return expected if NOISE_RANGE[0] <= r / expected <= NOISE_RANGE[1] else 0.0
+
+
 @dataclass
 class ChannelCheck:
     """One channel's findings: the noise ratio (NaN where not measured), the pixels at the clipping level."""
@@ -824,6 +842,7 @@ class CameraCheck:
             if not np.isfinite(r) or r <= 0 or lo <= r <= hi:  # 0: no noise at all (a synthetic movie): not told
                 continue
             dim = ch.em_gain and np.isfinite(ch.noise_level) and ch.noise_level < MIN_EMCCD_PHOTONS
+            em_off = _em_off_ratio(ch)
             gain = "an em_gain set too {} or an e_per_adu too {}" if ch.em_gain else "an e_per_adu too {1}"  # sCMOS: none
             c = ch.gain_factor if np.isfinite(ch.gain_factor) and ch.gain_factor > 0 else 1.0 / r
             gain_cause = (gain.format("low", "high") + f" (photons scaled up about {1 / c:.2g}x"
@@ -854,6 +873,13 @@ class CameraCheck:
                          "doubles the variance), or photons scaled up")
                 cause += ("; give the raw movie with its camera's kind (emccd or scmos) and settings instead of kind: "
                           "ideal" + (f" in {ch.camera_file}" if ch.camera_file else ""))
+            elif em_off:
+                # em_gain about 1 and the noise of a camera without excess noise: the conventional amplifier (EM off),
+                # which the EMCCD model (excess noise at any em_gain) does not describe; the rest after it
+                cause = (f"an EMCCD read out without EM gain (the conventional amplifier, em_gain {ch.em_gain_value:g}: "
+                         f"the noise is {r / em_off:.2f}x that of a camera without excess noise), which the emccd model "
+                         "does not describe (it keeps the EM register's excess noise, twice the signal's variance, at "
+                         f"any em_gain): give it as {EM_OFF_NOTE}; else {cause}")
             elif np.isfinite(ch.read_share) and ch.read_share >= READ_NOISE_SHARE:
                 # the field the camera's configuration gives its read noise by (read_variance: e-^2)
                 unit = ("read_variance is in e-², a read noise variance in ADU² times e_per_adu²"
@@ -878,16 +904,20 @@ class CameraCheck:
                          f"{ch.dim_photons:.3g} photons/px: photons taken away), or {rest}")
             # a camera read from a file: the file to edit, and each setting by its field there with its value now
             in_file = f" in {ch.camera_file}" if ch.camera_file else ""
-            likely = (f" The settings that would fit{',' + in_file if in_file else ''}: {ch.likely}." if ch.likely
-                      else "")
+            likely = (f" The settings that would fit{',' + in_file if in_file else ''}: "
+                      + (f"{EM_OFF_NOTE} (an EMCCD without EM gain); else " if em_off else "")
+                      + f"{ch.likely}." if ch.likely else
+                      (f" The settings that would fit{',' + in_file if in_file else ''}: {EM_OFF_NOTE}." if em_off
+                       else ""))
             shown = f"{r:.2f}" if r >= 0.01 else f"{r:.2g}"
             # a model's camera (no --camera given): the camera to give, not a file to edit
             fix = (self._model_fix(ch) if ch.camera_model else
                    f"Check the camera's values{in_file} against the movie, or measure them (plexloc calibrate-camera)")
+            wrong = ("the noise model is wrong (the photons' mean may be right)" if em_off else
+                     "the photons and background are wrong")
             out.append(
                 f"{self._where(ch.channel)}the pixel noise between frames is {shown}x what the camera settings predict "
-                f"for that signal (accepted {lo:g}-{hi:g}; {ch.settings}): the photons and background are wrong, "
-                f"likely from {cause}.{likely} {fix}"
+                f"for that signal (accepted {lo:g}-{hi:g}; {ch.settings}): {wrong}, likely from {cause}.{likely} {fix}"
             )
         return out
 

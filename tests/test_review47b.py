@@ -1,0 +1,38 @@
+"""Session 47, review of the session's MLE, library and calibration/camera changes (helper review2).
+
+- camera check: an EMCCD read out without EM gain (its conventional amplifier, em_gain 1 set on purpose) has no
+  excess noise, which the emccd model keeps at any em_gain; its noise ratio (0.70 at 50 photons/px, 8 e- read noise)
+  was told as an EM gain folded into e_per_adu (read_sigma to divide by a gain that is not there) and a read_sigma
+  about 4.3 e- advised first. It is now named as that amplifier, with kind: scmos and the same values as the fix.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from test_camaudit46 import _camera, _check
+
+from plexloc.camera.models import SCMOS
+
+#: a CCD's conventional amplifier: Poisson and Gaussian read noise, no excess noise (plexloc's scmos model)
+EM_OFF = dict(qe=0.9, spurious_charge=0.0, e_per_adu=4.0, baseline=100.0, read_sigma=8.0)
+
+
+def _em_off_movie(bg: float) -> torch.Tensor:
+    return SCMOS(**EM_OFF)(torch.full((16, 32, 32), bg), generator=torch.Generator().manual_seed(3))
+
+
+def test_an_emccd_without_em_gain_is_named_as_such_not_as_a_folded_gain(tmp_path):
+    for bg in (50.0, 200.0):  # read noise 42 % and 15 % of the predicted variance
+        (w,) = _check(_em_off_movie(bg), _camera(tmp_path / "cam.yaml", {"kind": "emccd", **EM_OFF,
+                                                                         "em_gain": 1.0})).warnings
+        assert "folded" not in w
+        assert "likely from an EMCCD read out without EM gain (the conventional amplifier, em_gain 1" in w
+        assert "give it as kind: scmos with the same qe, spurious_charge, e_per_adu, baseline and read_sigma" in w
+        assert "the noise model is wrong" in w and "the photons and background are wrong" not in w
+        fits = w.split("The settings that would fit, in ")[1]
+        assert fits.index("kind: scmos") < fits.index("baseline about")
+        ratio = float(w.split("the noise is ")[1].split("x that of a camera without excess noise")[0])
+        assert 0.9 <= ratio <= 1.1
+    # the camera as it is (no excess noise): no warning
+    assert _check(_em_off_movie(50.0), _camera(tmp_path / "cam2.yaml", {"kind": "scmos", **EM_OFF})).warnings == []
