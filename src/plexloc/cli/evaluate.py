@@ -142,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
 
     from plexloc.evaluate.metrics import scale_mismatch
 
-    for line in scale_mismatch(truth, pred):  # pixels or um read as nm: the scores alone do not say so
+    scaled = scale_mismatch(truth, pred)
+    for line in scaled:  # pixels or um read as nm: the scores alone do not say so
         print(f"warning: {args.pred} against {args.truth}: {line}", file=sys.stderr)
     from plexloc.evaluate.metrics import merged_rows_note
 
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     if merged is not None:
         print(f"warning: {args.pred}: {merged}", file=sys.stderr)
     _warn_if_drift_uncorrected(truth, pred, matching, args.truth, args.pred)
-    _warn_frames(truth, pred, matching, args, truth_origin, pred_origin, read)
+    _warn_frames(truth, pred, matching, args, truth_origin, pred_origin, read, scaled=bool(scaled))
     voxel = {}
     if args.voxel_ji is not None:
         from plexloc.evaluate.voxel import voxel_jaccard
@@ -309,10 +310,11 @@ def _in_frames(truth, pred, frames, truth_path):
     return (t, p), ((truth, masks[0]), (pred, masks[1]))
 
 
-def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin, read) -> None:
+def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin, read, *, scaled: bool = False) -> None:
     """Tables numbered a frame apart, or a truth with frames the predictions never reach (or the reverse): the pairs
     are made within a frame only, so each cost JI without a word (module plexloc.evaluate.frames). Said, with the
-    numbers and the option that fixes it. ``read``: the two tables as read (before --frames)."""
+    numbers and the option that fixes it. ``read``: the two tables as read (before --frames); ``scaled``: a scale
+    mismatch was said (pixels or um read as nm), which other coordinates do not explain."""
     import sys
 
     import numpy as np
@@ -343,7 +345,9 @@ def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin, read) -
               f"of {shift.tp} (JI {shift.jaccard_shifted:.2f} % instead of {shift.jaccard:.2f} %{of}); the scores "
               f"above match frames as numbered: {fix}", file=sys.stderr)
         return  # the frame spans of tables numbered apart say nothing more
-    _warn_coordinates(truth, pred, matching, args)
+    if not scaled:  # a table in pixels read as nm also matched more moved by some 'offset' (x -4499 nm): a second,
+        # contrary advice
+        _warn_coordinates(truth, pred, matching, args)
     cover = frame_coverage(truth, pred)
     if cover is None:
         return
@@ -393,7 +397,8 @@ _MIN_EXPECTED = 10.0
 
 def _warn_coordinates(truth, pred, matching, args) -> None:
     """PRED in other coordinates than TRUTH (an offset: a region of interest's corner or another origin; x and y
-    exchanged; z of the other sign) matched almost nothing without a word (module plexloc.evaluate.alignment)."""
+    exchanged; x or y mirrored, counted from the image's other edge; z of the other sign) matched almost nothing
+    without a word (module plexloc.evaluate.alignment)."""
     import sys
 
     from plexloc.evaluate.alignment import coordinate_mismatch
@@ -402,16 +407,42 @@ def _warn_coordinates(truth, pred, matching, args) -> None:
                                 max_ax_nm=matching.max_ax_nm)
     if found is None:
         return
+
+    def change(*moves: tuple[int, str]) -> str:
+        """'subtract 1600 nm from the predictions' x_nm and 800 nm from their y_nm' ('add ... to' where negative)"""
+        words, verb = [], None
+        for v, col in ((v, col) for v, col in moves if v):
+            said = "subtract" if v > 0 else "add"
+            words.append(("" if said == verb else said + " ") + f"{abs(v)} nm {'from' if v > 0 else 'to'} "
+                         + ("their" if words else "the predictions'") + f" {col}")
+            verb = said
+        return " and ".join(words)
+
+    def pixels(*values: int) -> str:
+        return "" if args.px_size is None else f" ({', '.join(f'{v / args.px_size:+.2f}' for v in values)} pixels)"
+
+    dx, dy = (None, None) if found.offset_nm is None else (int(round(v)) for v in found.offset_nm)  # (no '-0 nm')
+    near = args.max_lat / 2  # an offset within it is a bias (bias_x, bias_y), not said
     if found.kind == "offset":
-        dx, dy = found.offset_nm
-        what = f"the predictions' positions look offset from the truth's by x {dx:+.0f} nm, y {dy:+.0f} nm"
+        what = f"the predictions' positions look offset from the truth's by x {dx:+d} nm, y {dy:+d} nm{pixels(dx, dy)}"
         how = "moved back by it"
         fix = (f"is one table measured from a region of interest's corner, or from another origin? Give both in the "
-               f"same coordinates (subtract {dx:.0f} nm from the predictions' x_nm and {dy:.0f} nm from their y_nm)")
+               f"same coordinates ({change((dx, 'x_nm'), (dy, 'y_nm'))})")
     elif found.kind == "swap":
-        what = "the predictions' x and y look exchanged"
-        how = "with x_nm and y_nm swapped"
-        fix = "exchange the predictions' x_nm and y_nm columns (x runs along the image columns, conventions.md)"
+        what = "the predictions' x and y look exchanged" + (
+            "" if dx is None else f" and offset (x {dx:+d} nm, y {dy:+d} nm{pixels(dx, dy)} once exchanged)")
+        how = "with x_nm and y_nm swapped" + ("" if dx is None else " and moved back")
+        fix = ("exchange the predictions' x_nm and y_nm columns (x runs along the image columns, conventions.md)"
+               + ("" if dx is None else f", then {change((dx, 'x_nm'), (dy, 'y_nm'))}"))
+    elif found.kind.startswith("mirror"):
+        axis, other = ("x", "y") if found.kind == "mirror_x" else ("y", "x")
+        c, o = (-dx, dy) if axis == "x" else (-dy, dx)  # truth's axis = c - the predictions'
+        what = (f"the predictions' {axis} looks mirrored: the truth's {axis} is about {c} nm{pixels(c)} minus theirs"
+                + (f", and {other} offset by {o:+d} nm" if abs(o) > near else ""))
+        how = f"with {axis}_nm mirrored"
+        fix = (f"replace the predictions' {axis}_nm by {c} - {axis}_nm (conventions.md: x and y count from the outer "
+               f"corner of pixel (0, 0); another tool may count {axis} from the image's other edge)"
+               + (f", then {change((o, f'{other}_nm'))}" if abs(o) > near else ""))
     else:
         what = "the predictions' z looks of the opposite sign"
         how = "with z_nm negated"

@@ -29,8 +29,10 @@ _BIN_NM = 50.0
 @dataclass(frozen=True)
 class CoordinateMismatch:
     """``pred`` matched better with its coordinates changed by ``kind``: ``'offset'`` (``offset_nm``, (dx, dy), taken
-    from its x_nm, y_nm), ``'swap'`` (x and y exchanged) or ``'z_sign'`` (z negated); ``tp`` pairs as they are,
-    ``tp_changed`` changed, and the Jaccard indices (%) both ways, over the ``n_truth`` truth rows compared."""
+    from its x_nm, y_nm), ``'swap'`` (x and y exchanged; then, where ``offset_nm`` is given, taken from the exchanged
+    x_nm, y_nm), ``'mirror_x'`` or ``'mirror_y'`` (that coordinate negated, then ``offset_nm`` taken: the truth's
+    y_nm is ``-dy - y_nm`` of the predictions for ``'mirror_y'``) or ``'z_sign'`` (z negated); ``tp`` pairs as they
+    are, ``tp_changed`` changed, and the Jaccard indices (%) both ways, over the ``n_truth`` truth rows compared."""
 
     kind: str
     tp: int
@@ -109,7 +111,9 @@ def coordinate_mismatch(truth: LocTable, pred: LocTable, *, dim: int = 3, max_la
 
     The tables are matched (:func:`match`, the same thresholds) as they are and with ``pred`` moved back by its
     :func:`position_offset` (where that is beyond ``max_lat_nm / 2``: a smaller one is a bias, in the scores'
-    ``bias_x``, ``bias_y``), with x and y exchanged, and in 3D with z negated. The change that matches ``min_pairs``,
+    ``bias_x``, ``bias_y``), with x and y exchanged, and in 3D with z negated; where fewer than half the rows of the
+    smaller table pair, also with x and y exchanged and moved, and with x or y mirrored and moved (the offset of the
+    mirrored table: the mirror's axis). The change that matches ``min_pairs``,
     ``min_gain`` (a fraction) and three standard deviations of the counts more pairs than the tables as they are, and
     the most pairs, is returned. Only the first frames, up to ``max_rows`` truth rows, are compared.
 
@@ -120,6 +124,9 @@ def coordinate_mismatch(truth: LocTable, pred: LocTable, *, dim: int = 3, max_la
     'swap'
     >>> coordinate_mismatch(t, t.with_columns(z_nm=-t["z_nm"])).kind
     'z_sign'
+    >>> m = coordinate_mismatch(t, t.with_columns(y_nm=6400.0 - t["y_nm"]))   # y counted from the other edge
+    >>> m.kind, round(-m.offset_nm[1])
+    ('mirror_y', 6400)
     >>> coordinate_mismatch(t, t) is None
     True
     """
@@ -135,13 +142,32 @@ def coordinate_mismatch(truth: LocTable, pred: LocTable, *, dim: int = 3, max_la
         return m.n_tp, 100.0 * m.n_tp / total if total else 0.0
 
     tp0, ji0 = scored(p)
+
+    def moved(table: LocTable, *, always: bool = False) -> tuple[LocTable, tuple[float, float] | None]:
+        """``table`` moved back by its offset from the truth, where that is beyond ``max_lat_nm / 2`` (or ``always``)."""
+        off = position_offset(t, table)
+        if off is None or not (always or np.hypot(*off) > max_lat_nm / 2):
+            return table, None
+        return table.with_columns(x_nm=table["x_nm"] - off[0], y_nm=table["y_nm"] - off[1]), off
+
     tries: list[tuple[str, LocTable, tuple[float, float] | None]] = []
-    offset = position_offset(t, p)
-    if offset is not None and np.hypot(*offset) > max_lat_nm / 2:
-        tries.append(("offset", p.with_columns(x_nm=p["x_nm"] - offset[0], y_nm=p["y_nm"] - offset[1]), offset))
-    tries.append(("swap", p.with_columns(x_nm=p["y_nm"], y_nm=p["x_nm"]), None))
+    table, offset = moved(p)
+    if offset is not None:
+        tries.append(("offset", table, offset))
+    swapped = p.with_columns(x_nm=p["y_nm"], y_nm=p["x_nm"])
+    tries.append(("swap", swapped, None))
     if dim == 3:
         tries.append(("z_sign", p.with_columns(z_nm=-np.asarray(p["z_nm"], float)), None))
+    if tp0 < 0.5 * min(len(t), len(p)):  # few pairs: also x and y exchanged and moved, or one of them mirrored (counted
+        # from the image's other edge: y = c - y), each with its offset (the mirror's c); a mirrored y matched 4 % of a
+        # fit worth 74 % without a word. (Not tried where most rows pair already: it cannot be, and it costs time.)
+        table, offset = moved(swapped)
+        if offset is not None:
+            tries.append(("swap", table, offset))
+        for axis in ("x", "y"):
+            table, offset = moved(p.with_columns(**{f"{axis}_nm": -np.asarray(p[f"{axis}_nm"], float)}), always=True)
+            if offset is not None:
+                tries.append((f"mirror_{axis}", table, offset))
     best = None
     for kind, table, off in tries:
         tp, ji = scored(table)
