@@ -43,10 +43,11 @@ class CoordinateMismatch:
     offset_nm: tuple[float, float] | None = None
 
 
-def position_offset(truth: LocTable, pred: LocTable, *, max_pairs: int = 1_000_000) -> tuple[float, float] | None:
+def position_offset(truth: LocTable, pred: LocTable, *, max_pairs: int = 250_000) -> tuple[float, float] | None:
     """The most common lateral difference ``pred - truth`` (nm) of rows in the same frame: the peak of their
     histogram in 50 nm bins, refined to the mean of the differences within 100 nm of it. Frames are taken in order
-    until ``max_pairs`` differences (a first frame of more: rows of it drawn at random, seeded); ``None`` without any
+    until ``max_pairs`` differences (a first frame of more: rows of it drawn at random, seeded; 250,000 find an offset
+    from a few hundred pairs of the same molecules, at a quarter of the time of 1,000,000); ``None`` without any
     frame in common.
 
     >>> t = LocTable({"frame": [0, 0, 1], "x_nm": [0.0, 3000.0, 500.0], "y_nm": [0.0, 0.0, 900.0],
