@@ -275,3 +275,25 @@ def test_an_error_in_an_included_camera_file_names_that_file_and_its_field(tmp_p
             load_config(cfg, TrainConfig)
         assert str(err.value).startswith(f"{cfg}: ")
         assert said.format(tmp_path / cam) in str(err.value)
+
+
+def test_train_says_when_model_pt_is_not_the_last_validation(tmp_path, capsys, monkeypatch):
+    """model.pt holds the best validation loss's weights; the run ended by printing the last validation's JI alone,
+    which is not the model's where a later validation scored worse (what plexloc fit uses was never shown). The
+    validation set's loss is made to rise after step 2 (its scores otherwise the real ones)."""
+    from plexloc.train.validation import ValidationSet
+
+    score, losses = ValidationSet.score, iter([1.0, 5.0])
+
+    def rising(self, *args, **kwargs):
+        return {**score(self, *args, **kwargs), "val_loss": next(losses)}
+
+    monkeypatch.setattr(ValidationSet, "score", rising)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny(training={"validate_every": 2})))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run"), "--steps", "4", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "model.pt holds the weights of step 2, the run's best validation loss (1.000 against 5.000 now): JI " in out
+    from plexloc.nets.io import read_model_file
+
+    assert read_model_file(tmp_path / "run" / "model.pt")["meta"]["step"] == 2

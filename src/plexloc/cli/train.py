@@ -153,6 +153,14 @@ def run(args: argparse.Namespace) -> int:
         rmse = last.get("rmse_lat", float("nan"))
         rmse_text = f"RMSE lat {rmse:.1f} nm" if math.isfinite(rmse) else "RMSE lat none (no emitter matched)"
         print(f"last validation: JI {ji:.1f} %, {rmse_text}{colour}")
+        saved = trainer.saved
+        if saved is not None and saved.get("step") != last.get("step"):
+            # model.pt holds the best validation's weights, which 'last validation' above is not: what fit uses
+            ji = saved.get("jaccard", float("nan"))
+            r = saved.get("rmse_lat", float("nan"))
+            print(f"model.pt holds the weights of step {saved['step']}, the run's best validation loss "
+                  f"({saved.get('val_loss', float('nan')):.3f} against {last.get('val_loss', float('nan')):.3f} now): "
+                  f"JI {ji:.1f} %, " + (f"RMSE lat {r:.1f} nm" if math.isfinite(r) else "RMSE lat none"))
         if poor_model(ji, trainer.step):
             sps = last.get("samples_per_s", float("nan"))
             print(f"plexloc train: warning: the model detects poorly on its validation set (JI {ji:.1f} % after "

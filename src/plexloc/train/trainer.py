@@ -232,17 +232,27 @@ def recalibrate_model(run_dir: str | os.PathLike, *, n_samples: int | None = Non
     return meta
 
 
+def saved_row(model_path: Path) -> dict[str, Any] | None:
+    """The validation ``model_path`` was saved with, as a log row (``step`` and the scores), or None where there is no
+    readable file or no score."""
+    if not model_path.exists():
+        return None
+    try:
+        meta = read_model_file(model_path).get("meta", {})
+        return {"step": int(meta.get("step")), **dict(meta.get("validation") or {})}
+    except (InputError, TypeError, ValueError):
+        return None
+
+
 def saved_val_loss(model_path: Path) -> float:
     """The validation loss ``model_path`` was saved with (inf where there is no readable file or no score).
 
     A resumed run starts from the smaller of this and its checkpoint's best: a kill between writing ``model.pt``
     and ``checkpoint.pt`` left a checkpoint whose best was the model before, and a worse model could then
     overwrite the better one."""
-    if not model_path.exists():
-        return math.inf
     try:
-        value = float(read_model_file(model_path).get("meta", {}).get("validation", {}).get("val_loss", math.inf))
-    except (InputError, TypeError, ValueError):
+        value = float((saved_row(model_path) or {}).get("val_loss", math.inf))
+    except (TypeError, ValueError):
         return math.inf
     return value if math.isfinite(value) else math.inf
 
@@ -466,6 +476,8 @@ class Trainer:
         ckpt_path = self.run_dir / CHECKPOINT_FILE
         self.rows: list[dict[str, Any]] = []
         self.step, self.elapsed_s, self.best = 0, 0.0, math.inf
+        #: the validation row of the weights model.pt holds (the best validation loss so far), None before any
+        self.saved: dict[str, Any] | None = None
         self._skipped = torch.zeros((), dtype=torch.int64, device=self.device)
         #: the cosine schedule's phase: {"start_step", "steps"}, or {"seconds"} of the wall time of its calls
         #: (validation included, as in the --minutes deadline); both with the step it began at ("start_step") and the
@@ -560,6 +572,7 @@ class Trainer:
             else:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
+            self.saved = saved_row(self.run_dir / MODEL_FILE)
             self.best = min(self.best, saved_val_loss(self.run_dir / MODEL_FILE))
             remove_stale_temporaries(self.run_dir)
             self.rows = list(ckpt["log"])
@@ -764,6 +777,7 @@ class Trainer:
             if self.origin is not None:
                 meta["origin"] = self.origin
             save_model(self.run_dir / MODEL_FILE, self.evaluated, self._config_dict(), meta=meta, files=self.files)
+            self.saved = row
             # after the file is written: an interrupted write leaves best where model.pt is, so the model is saved
             # by the next validation that beats it (set before, the interrupted model was never saved)
             self.best = scores["val_loss"]
