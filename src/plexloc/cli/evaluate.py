@@ -359,8 +359,8 @@ def _warn_frames(truth, pred, matching, args, truth_origin, pred_origin, read, *
     # the frames both tables span, scored alone: the fit's recall and false positives there tell rows beyond them
     # that a fit of all frames leaves so (a sparse truth, a poor fit: the first and last rows all missed; a truth whose
     # last frames hold no emitters, and the fit's false positives in them) from frames the fit never saw or a truth of
-    # another movie (1 of 4 fits at 8 % recall of a sparse truth, and 3 of 3 truths ending before the movie with a fit of
-    # false positives in every frame, were warned without this)
+    # another movie (1 of 4 fits at 8 % recall of a sparse truth, and 3 of 3 truths ending before the movie with a fit
+    # of false positives in every frame, were warned without this)
     first, last = max(t0, p0), min(t1, p1)
     m = None
     if first <= last:

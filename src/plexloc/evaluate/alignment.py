@@ -145,7 +145,8 @@ def coordinate_mismatch(truth: LocTable, pred: LocTable, *, dim: int = 3, max_la
     tp0, ji0 = scored(p)
 
     def moved(table: LocTable, *, always: bool = False) -> tuple[LocTable, tuple[float, float] | None]:
-        """``table`` moved back by its offset from the truth, where that is beyond ``max_lat_nm / 2`` (or ``always``)."""
+        """``table`` moved back by its offset from the truth, where that is beyond ``max_lat_nm / 2`` (or
+        ``always``)."""
         off = position_offset(t, table)
         if off is None or not (always or np.hypot(*off) > max_lat_nm / 2):
             return table, None
