@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Tables in any format plexloc reads, by file name (as plexloc convert), with frame, x, y, z and photons, "
         "or the SMLM Challenge's CSV (a .csv in its column order: index, frame, x, y, z in nm, intensity; with its "
         "header Ground-truth,frame,xnano,ynano,znano,intensity or none; frames from 1). A warning says where the two "
-        "tables look numbered a frame apart, or where one has rows in frames beyond the other's.",
+        "tables look numbered a frame apart, where one has rows in frames beyond the other's (more than the fit's own "
+        "recall and false positives explain), or where PRED looks in other coordinates than TRUTH (offset, x and y "
+        "exchanged, x or y mirrored, z of the other sign).",
     )
     p.add_argument("truth", type=Path, help=f"ground-truth table: {FORMATS_HELP}")
     p.add_argument("pred", type=Path, help="predicted localizations (any of those formats)")
