@@ -181,11 +181,12 @@ def test_table_from_tensors_with_grad_half_precision_or_meta():
 
 
 def test_table_row_and_iteration():
-    """t[1] was "column 'frame' must be 1-D, got shape ()" and list(t) the same error: now one row, and the column
-    names as a DataFrame's."""
+    """t[1] was "column 'frame' must be 1-D, got shape ()" and list(t) the same error: now one row, and iterating a
+    TypeError that says what to use."""
     t = LocTable(ONE)
     assert t[1]["x_nm"].tolist() == [150.0] and t[-2]["frame"].tolist() == [0]
-    assert list(t) == ["frame", "x_nm", "y_nm", "z_nm", "photons"]
+    with pytest.raises(TypeError, match=r"a LocTable is not iterated: its column names are t.columns"):
+        list(t)  # (column names made pandas.DataFrame(t) a one-column frame of names: tests/test_review47b.py)
     with pytest.raises(IndexError, match="row 2 is out of range: the table has 2 rows"):
         t[2]
     with pytest.raises(TypeError, match=r"concat takes a list of tables, got one LocTable"):

@@ -36,3 +36,33 @@ def test_an_emccd_without_em_gain_is_named_as_such_not_as_a_folded_gain(tmp_path
         assert 0.9 <= ratio <= 1.1
     # the camera as it is (no excess noise): no warning
     assert _check(_em_off_movie(50.0), _camera(tmp_path / "cam2.yaml", {"kind": "scmos", **EM_OFF})).warnings == []
+
+
+def _table():
+    from plexloc.table import LocTable
+
+    return LocTable({"frame": [0, 1, 2], "x_nm": [50.0, 150.0, 250.0], "y_nm": [50.0] * 3, "z_nm": [0.0] * 3,
+                     "photons": [1000.0, 3000.0, 2000.0]})
+
+
+def test_a_pandas_dataframe_of_a_table_is_no_column_of_its_names():
+    # iterating a table gave its column names: pandas.DataFrame(t) was a (5, 1) frame of names, without a word
+    import pandas as pd
+    import pytest
+
+    t = _table()
+    with pytest.raises(TypeError, match=r"pandas.DataFrame\(t.to_dict\(\)\)"):
+        pd.DataFrame(t)
+    assert pd.DataFrame(t.to_dict()).shape == (3, 5) and "x_nm" in t
+
+
+def test_a_row_by_a_tensor_index():
+    # t[torch.argmax(...)] (a 0-d tensor) and t[tensor([1])] were "column 'frame' must be 1-D, got shape ()"
+    import numpy as np
+
+    t = _table()
+    assert t[torch.argmax(torch.as_tensor(t["photons"]))]["x_nm"].tolist() == [150.0]
+    assert t[np.array(2)]["x_nm"].tolist() == [250.0]
+    assert t[torch.tensor([1])]["x_nm"].tolist() == [150.0]
+    assert t[torch.tensor([2, 0])]["frame"].tolist() == [2, 0]
+    assert t[torch.as_tensor(t["photons"]) > 1500]["frame"].tolist() == [1, 2]

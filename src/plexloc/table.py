@@ -17,6 +17,7 @@ readers and writers of other formats (ThunderSTORM, Picasso, ...) do that at the
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -260,23 +261,30 @@ class LocTable:
         return name in self._data
 
     def __iter__(self) -> Iterator[str]:
-        """The column names, as a pandas DataFrame's (``in`` asks of them too); rows: ``t[i]``, or the columns'
-        arrays."""
-        return iter(list(self._data))
+        """Not iterable: a TypeError naming what to use. Iterating gave the column names, which
+        ``pandas.DataFrame(t)`` took as the rows of a one-column frame of names without a word (a DataFrame is
+        ``pandas.DataFrame(t.to_dict())``); the columns are :attr:`columns` (``name in t`` asks of them), the rows
+        ``t[i]``."""
+        raise TypeError("a LocTable is not iterated: its column names are t.columns, a row is t[i], and a pandas "
+                        "DataFrame of it is pandas.DataFrame(t.to_dict())")
 
     def __getitem__(self, key):
         """``t["x_nm"]`` gives a column; ``t[mask]``, ``t[indices]`` or ``t[a:b]`` a new table of those rows, ``t[i]``
-        one of row ``i`` (a boolean mask or indices may be numpy arrays, lists or CPU torch tensors)."""
+        one of row ``i`` (``i`` an int, or a 0-d integer array or tensor; a boolean mask or indices may be numpy arrays,
+        lists or torch tensors)."""
         if isinstance(key, str):
             try:
                 return self._data[key]
             except KeyError:
                 raise KeyError(f"no column '{key}'; columns are {self.columns}") from None
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if not isinstance(key, (bool, np.bool_)) and getattr(key, "ndim", 0) == 0 and _is_integer(key):
+            key = operator.index(key)  # (a 0-d integer array or tensor too: torch.argmax(t_photons) is one)
             n = len(self)
             if not -n <= key < n:
                 raise IndexError(f"row {key} is out of range: the table has {n} rows")
             key = [key]
+        elif hasattr(key, "detach") and hasattr(key, "numpy"):  # a torch tensor: as numpy indexes with it (a tensor
+            key = key.detach().cpu().numpy()  # of one index was taken as that number: 'column frame must be 1-D')
         return LocTable({k: v[key] for k, v in self._data.items()}, source=self.source)
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -348,6 +356,19 @@ class LocTable:
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _is_integer(key: Any) -> bool:
+    """Whether ``key`` is one integer: an int, a numpy integer, or a 0-d integer numpy array or torch tensor."""
+    if isinstance(key, (int, np.integer)):
+        return True
+    dtype = getattr(key, "dtype", None)
+    if dtype is None:
+        return False
+    if isinstance(dtype, np.dtype):
+        return dtype.kind in "iu"
+    return getattr(key, "is_floating_point", None) is not None and not key.is_floating_point() \
+        and not key.is_complex() and str(dtype) != "torch.bool"
 
 
 def _column_array(values: Any, name: str, source: str | None) -> np.ndarray:
