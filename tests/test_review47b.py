@@ -66,3 +66,21 @@ def test_a_row_by_a_tensor_index():
     assert t[torch.tensor([1])]["x_nm"].tolist() == [150.0]
     assert t[torch.tensor([2, 0])]["frame"].tolist() == [2, 0]
     assert t[torch.as_tensor(t["photons"]) > 1500]["frame"].tolist() == [1, 2]
+
+
+def test_process_movies_takes_an_array_or_series_of_paths(tmp_path):
+    # an array or pandas Series of the movies' paths was refused as 'frames held in memory' (bd98e11)
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from plexloc.errors import InputError
+    from plexloc.workflow import ProcessOptions, process_movies
+
+    options = ProcessOptions(model=tmp_path / "no_run")
+    for movies in (np.array([str(tmp_path / "cell1.tif"), str(tmp_path / "cell2.tif")]),
+                   pd.Series([str(tmp_path / "cell1.tif")])):
+        with pytest.raises(InputError, match="model not found"):  # the paths taken: the model is what is missing
+            process_movies(movies, tmp_path / "out", options)
+    with pytest.raises(TypeError, match=r"frames held in memory \(ndarray of shape \(3, 8, 8\)\)"):
+        process_movies(np.zeros((3, 8, 8), np.uint16), tmp_path / "out", options)

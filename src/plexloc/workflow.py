@@ -335,7 +335,8 @@ def _movie_paths(movies: Any) -> list[Path]:
     movies; an array goes to :func:`plexloc.infer.fit_movie`)."""
     if isinstance(movies, (str, os.PathLike)):
         return [Path(movies)]
-    if hasattr(movies, "shape") and hasattr(movies, "dtype"):  # a numpy array or torch tensor of frames
+    if hasattr(movies, "shape") and (hasattr(movies, "detach") or getattr(movies.dtype, "kind", "") in "biufc"):
+        # a torch tensor or a numeric array of frames (an array or pandas Series of path strings is a list of paths)
         raise TypeError(f"movies must be TIFF files or folders (a list of paths), got frames held in memory "
                         f"({type(movies).__name__} of shape {tuple(movies.shape)}): fit those with "
                         "plexloc.infer.fit_movie (or plexloc.mle.fit_movie), or write them with "
