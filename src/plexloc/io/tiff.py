@@ -71,7 +71,7 @@ import tifffile
 
 from plexloc.errors import InputError
 from plexloc.io._atomic import atomic_path
-from plexloc.io._metadata import first_element, ome_root
+from plexloc.io._metadata import first_element, local_name, ome_root
 from plexloc.io.pixel_size import PixelSize, read_pixel_size
 from plexloc.io.roi import RoiOffset, read_roi_offset
 
@@ -174,10 +174,20 @@ def _declared_frames(tf: tifffile.TiffFile) -> int | None:
     return None
 
 
+def _is_mmstack(tf: tifffile.TiffFile) -> bool:
+    """Whether tifffile reads ``tf`` as a Micro-Manager stack (``TiffFile.is_mmstack``); False where the installed
+    tifffile has no such reader (before 2023.7: pyproject allows 2023.1, whose ``TiffFile`` raises AttributeError on
+    ``is_mmstack``, and every movie failed to open on it)."""
+    try:
+        return bool(tf.is_mmstack)
+    except AttributeError:
+        return False
+
+
 def _series_siblings(tf: tifffile.TiffFile, series) -> list[tifffile.TiffFile]:
     """The other files (their ``TiffFile``, as tifffile opened them) that hold pages of ``series`` of ``tf``, a
     multi-file OME-TIFF or Micro-Manager stack, in the order of their first page; [] for any other file."""
-    if not (tf.is_ome or tf.is_mmstack):  # only these series span files; walking the pages of any
+    if not (tf.is_ome or _is_mmstack(tf)):  # only these series span files; walking the pages of any
         return []  # other file parsed every page header (a 100,000-frame ImageJ file opened in 5 s, not 0)
     out, seen = [], {id(tf)}
     for page in series.pages:
@@ -272,24 +282,38 @@ def _check_codec(series, path: Path) -> None:
                              "uncompressed)", source=path) from None
 
 
-def _check_data_set_files(tf: tifffile.TiffFile, series, path: Path, reports: _TifffileReports) -> None:
+def _check_data_set_files(tf: tifffile.TiffFile, series, path: Path, reports: _TifffileReports) -> int | None:
     """A multi-file OME-TIFF (Micro-Manager's ``..._MMStack_Pos0.ome.tif``, ``..._1.ome.tif``, ...) opened through its
     first file whose other files cannot all be read (one moved, deleted, renamed or not yet copied): refused, naming
     the files and the frames they hold. tifffile logs the file it could not read and gives those frames as zeros, so
     the fit went on through them and wrote a table with no localization in them, without a word. A file of such a
     data set opened on its own (OME-XML ``BinaryOnly``: its metadata are in the first file) holds only its own
-    frames, numbered from 0 where the data set's numbering goes on from the file before it: said."""
-    if not (tf.is_ome or tf.is_mmstack):
-        return
+    frames, numbered from 0 where the data set's numbering goes on from the file before it: said.
+
+    Returns the frames the file holds where it is one OME-TIFF whose metadata declare planes after its last page (an
+    acquisition stopped early; no other file named, none reported unreadable): those are read, and the caller says
+    that fewer frames than declared can be read. Such a file was refused as a data set with files missing ('frames
+    8-11 are in files that cannot be read ... put the data set's files together'), and before that its missing
+    planes were fitted as frames of zeros. Else None."""
+    if not (tf.is_ome or _is_mmstack(tf)):
+        return None
     pages = getattr(series, "_pages", None)
     pages = series.pages if pages is None else pages
     missing = [k for k, page in enumerate(pages) if page is None]
     if missing:
-        names = [m for text in reports.messages for m in re.findall(r"failed to read '([^']+)'", text)]
-        where = (f"in {', '.join(dict.fromkeys(names))}, which cannot be read" if names
-                 else "in files that cannot be read")
         from plexloc.camera.frames import frame_ranges
 
+        names = [m for text in reports.messages for m in re.findall(r"failed to read '([^']+)'", text)]
+        alone = not names and not _ome_names_other_files(tf, path)
+        if alone and missing[0] > 0 and missing == list(range(missing[0], len(pages))):
+            return missing[0]
+        if alone:  # planes missing between the file's own pages: its metadata and pages disagree
+            raise InputError(f"frames {frame_ranges(missing)} ({len(missing)} of the {len(pages)} its OME metadata "
+                             "declare) are not stored in the file, which names no other file of a data set; tifffile "
+                             "would give them as frames of zeros: the file is damaged or its metadata are wrong "
+                             "(save the movie again, e.g. from Fiji)", source=path)
+        where = (f"in {', '.join(dict.fromkeys(names))}, which cannot be read" if names
+                 else "in files that cannot be read")
         raise InputError(f"frames {frame_ranges(missing)} ({len(missing)} of the data set's {len(pages)}) are {where}; "
                          "tifffile would give them as frames of zeros: put the data set's files together in one "
                          "folder, as written, and open its first file", source=path)
@@ -300,6 +324,20 @@ def _check_data_set_files(tf: tifffile.TiffFile, series, path: Path, reports: _T
         warnings.warn(f"{path}: is one file of a multi-file OME-TIFF data set whose metadata are in {first}; only its "
                       f"own {len(pages)} frames are read, numbered from 0 (the data set numbers them on from the files "
                       f"before it): open {first} to fit the whole data set", MovieWarning, stacklevel=6)
+    return None
+
+
+def _ome_names_other_files(tf: tifffile.TiffFile, path: Path) -> bool:
+    """Whether ``tf``'s OME-XML places planes in files other than ``path`` (``TiffData/UUID/@FileName``)."""
+    root = ome_root(tf)
+    if root is None:
+        return False
+    for element in root.iter():
+        if local_name(element.tag) == "UUID":
+            name = element.get("FileName")
+            if name and Path(name).name != path.name:
+                return True
+    return False
 
 
 class _TiffSource:
@@ -353,7 +391,9 @@ class _TiffSource:
                 tf.pages) else ""
             raise InputError(f"corrupt TIFF file: {damaged[0]}; {len(tf.pages)} pages can be reached{of}", source=path)
         _check_codec(series[0], path)
-        _check_data_set_files(tf, series[0], path, reports)
+        held = _check_data_set_files(tf, series[0], path, reports)
+        if held is not None:  # the planes its OME metadata declare
+            declared = int(np.prod(series[0].shape[:-2], dtype=np.int64))
         for s in series:
             lead = [(a, n) for a, n in zip(s.axes[:-2], s.shape[:-2]) if n > 1 and a not in "SC"]
             if len(lead) > 1:  # a hyperstack of frames and slices (ImageJ's T and Z, an OME time series of z stacks)
@@ -418,7 +458,7 @@ class _TiffSource:
             # its sibling files, which the folder lists too: every frame would be read twice (or more)
             for page in (series[0].pages[0], series[0].pages[-1]):
                 if page is not None and page.parent is not tf:
-                    kind = "Micro-Manager stack" if tf.is_mmstack else "OME-TIFF" if tf.is_ome else "TIFF"
+                    kind = "Micro-Manager stack" if _is_mmstack(tf) else "OME-TIFF" if tf.is_ome else "TIFF"
                     raise InputError(
                         f"is part of a multi-file {kind} data set (its image series spans other files, e.g. "
                         f"{Path(page.parent.filename).name}); open the data set's first file instead of the folder",
@@ -427,11 +467,13 @@ class _TiffSource:
         if len(series) == 1:
             s = series[0]
             self.n_frames, self.frame_shape = _frame_geometry(tuple(s.shape), source=path)
+            if held is not None and self.n_frames == len(s.pages):  # an OME-TIFF stopped early: the frames it holds
+                self.n_frames = held
             # the other files of a multi-file series (Micro-Manager's ..._1.ome.tif, OME-TIFF) stay open while this one
             # is: tifffile closes them after parsing and re-opened one per read, warning "reading array from closed file"
             self._siblings = self._open_siblings(s)
             self._series: int | None = 0
-            self._pagewise = len(s.pages) == self.n_frames
+            self._pagewise = len(s.pages) == self.n_frames or held is not None
             if not self._siblings:
                 _check_stored_size(tf, s, path, self.n_frames, self.frame_shape, self.dtype)
             if memmap:
