@@ -114,9 +114,16 @@ def run(args: argparse.Namespace) -> int:
                       + " about equally well (or none of them): check the ratios (--figure draws the photon fractions "
                       "with them) and, for a network's table, its training (color_accuracy in log.csv)",
                       ColorSeparationWarning, stacklevel=2)
+    blind = [c for c, v in enumerate(report.detection_limits or []) if v == 0.0]
+    if blind and args.detection_limit is None:  # no background known: a channel's miss tells nothing of the colour
+        warnings.warn(f"{args.locs}: {report.n_partial} row(s) were seen in only some channels, and the table gives "
+                      f"channel(s) {', '.join(map(str, blind))} no background (bg_chN missing or 0), so their detection "
+                      "limit is taken as 0 photons and a miss there says nothing of the colour "
+                      f"({report.n_partial_rejected} of those rows rejected): give --detection-limit, photons per "
+                      "channel below which a channel misses a spot", ColorSeparationWarning, stacklevel=2)
     if report.n_not_finite:
-        print(f"plexloc color: warning: {args.locs}: {report.n_not_finite} row(s) with a photon count or sigma that "
-              f"is not a finite number ({report.not_finite}) get color -1", file=sys.stderr)
+        print(f"plexloc color: warning: {args.locs}: {report.n_not_finite} row(s) with a photon count, sigma or "
+              f"background that is not a finite number ({report.not_finite}) get color -1", file=sys.stderr)
     # the figure and the JSON go to temporary files first and take their names only once the table is written: an
     # output that cannot be written leaves none of them (a failing --json left a new table behind, exit status 2)
     with ExitStack() as stack:

@@ -76,7 +76,7 @@ class ColorReport:
     ratios: list[list[float]] = field(default_factory=list)
     sigma_source: str = ""
     threshold: float = 0.9
-    n_not_finite: int = 0  # rows rejected because a photon count or its sigma is not a finite number (>= 0 for sigma)
+    n_not_finite: int = 0  # rows rejected: a photon count, its sigma (>= 0) or a background used is not a finite number
     not_finite: str = ""  # which column, row and value came first among them
     n_misfit: int = 0  # rows above the threshold rejected because they fit none of the ratios (misfit_alpha)
     misfit_alpha: float | None = None
@@ -237,12 +237,16 @@ def ratio_mismatch(ratios, fit: RatioFit, *, tolerance: float = RATIO_TOLERANCE)
     return None
 
 
+def _background_columns(table: LocTable, n_channels: int) -> list[str | None]:
+    """Per channel, the column its background per pixel comes from: ``bg_ch{i}``, else ``bg``, else None (0)."""
+    return [f"bg_ch{c}" if f"bg_ch{c}" in table else ("bg" if "bg" in table else None) for c in range(n_channels)]
+
+
 def _background_variance(table: LocTable, n_channels: int, psf_area_px: float) -> np.ndarray:
     """(L, C) photons of background under each localization per channel: ``psf_area_px * b_i`` (times the frames of
     a merged row)."""
     bg = np.zeros((len(table), n_channels))
-    for c in range(n_channels):
-        col = f"bg_ch{c}" if f"bg_ch{c}" in table else ("bg" if "bg" in table else None)
+    for c, col in enumerate(_background_columns(table, n_channels)):
         if col is not None:
             bg[:, c] = np.asarray(table[col], float)
     # a merged row (plexloc merge) sums its frames' photons but averages their background per frame: the
@@ -354,8 +358,9 @@ def censored_color_loglik(n: np.ndarray, seen: np.ndarray, ratios: np.ndarray, b
     A channel that missed the molecule did not measure 0 photons: it received fewer than it detects (censored). For
     a total ``N``, colour k's likelihood is that of the channels seen (Gaussian, variance ``s**2`` where given, else
     ``excess_noise * (N r_ki + bg_var)`` with its normalisation) times, for each channel j missed, the probability
-    that it would have missed ``N r_kj`` expected photons: ``miss_rate + (1 - miss_rate) Phi((D_j - N r_kj) / w)``,
-    ``D_j`` = ``limits``, ``w**2 = excess_noise * (N r_kj + bg_var) + (DETECTION_SPREAD D_j)**2``. ``N`` is a
+    that it would have missed ``N r_kj`` expected photons (:func:`miss_probability`, a log-normal limit ``D_j`` =
+    ``limits``: ``miss_rate + (1 - miss_rate) Phi(ln(D_j / (N r_kj)) / w)``, ``w**2 = DETECTION_SPREAD**2 +
+    excess_noise * (N r_kj + bg_var) / (N r_kj)**2``). ``N`` is a
     nuisance parameter: ``logl`` is its maximum over ``N`` (profile likelihood, as for rows seen everywhere), searched
     on ``grid`` points within 5 sigma of the weighted least-squares total of the channels seen. ``chi2``: that of the
     channels seen at the best ``N``."""
@@ -432,7 +437,9 @@ def assign_colors(
     shown in the channel that missed it fits all colours alike (rejected). These rows are left out of the misfit
     test.
 
-    Rows with a photon count (or a ``sigma_photons_ch*``) that is not a finite number (>= 0 for a sigma) get
+    Rows with a photon count (or a ``sigma_photons_ch*``) that is not a finite number (>= 0 for a sigma), or a
+    background (``bg_chN``, else ``bg``) that is not one where it is used (the photon noise without
+    ``sigma_photons_ch*``; the detection limits of rows a channel missed, without ``detection_limits``), get
     ``color = -1`` and ``color_prob`` NaN; the report counts them (``n_not_finite``) and names the first.
     """
     if not 0.0 <= threshold <= 1.0:
@@ -451,6 +458,11 @@ def assign_colors(
     limits = channel_detection_limits(bg_var, excess_noise=excess_noise, limits=detection_limits)
     seen = seen_channels(table, n)
     partial = ok & ~seen.all(axis=1) if seen is not None else np.zeros(len(table), bool)
+    # a background that is not a finite number where it is used (the photon noise without sigma_photons_ch*, the
+    # detection limits of rows a channel missed): color_prob NaN and color -1 before, counted nowhere and not said
+    uses_bg = np.full(len(table), source != "sigma_photons_ch*") | (partial & (detection_limits is None))
+    ok, first = _finite_background(table, n.shape[1], uses_bg, ok, first)
+    partial &= ok
     full = ok & ~partial
     if source != "sigma_photons_ch*":
         source = (f"shot noise of each colour's expected photons + background (excess_noise={excess_noise}, "
@@ -553,6 +565,23 @@ def _finite_rows(table: LocTable, n: np.ndarray) -> tuple[np.ndarray, str]:
     if ok.all():
         return ok, ""
     return ok, f"column {first[1]} is {first[2]} at row {first[0]}"
+
+
+def _finite_background(table: LocTable, n_channels: int, uses: np.ndarray, ok: np.ndarray,
+                       first: str) -> tuple[np.ndarray, str]:
+    """``(ok, first)`` of :func:`_finite_rows` with the rows left out whose background column
+    (:func:`_background_columns`) is not a finite number where ``uses``; ``first`` names the first such value where
+    no earlier column was named."""
+    ok = ok.copy()
+    for col in dict.fromkeys(c for c in _background_columns(table, n_channels) if c is not None):
+        v = np.asarray(table[col], float)
+        bad = uses & ~np.isfinite(v)
+        if bad.any():
+            if not first:
+                row = int(np.argmax(bad))
+                first = f"column {col} is {float(v[row])} at row {row}"
+            ok &= ~bad
+    return ok, first
 
 
 @dataclass
