@@ -297,3 +297,19 @@ def test_train_says_when_model_pt_is_not_the_last_validation(tmp_path, capsys, m
     from plexloc.nets.io import read_model_file
 
     assert read_model_file(tmp_path / "run" / "model.pt")["meta"]["step"] == 2
+
+
+def test_a_call_shorter_than_one_validation_interval_says_its_curve_has_one_point(tmp_path, capsys):
+    """`plexloc train --minutes 2` on a CPU with validations every 200 steps trained 97 and validated once, at its end:
+    curves.png had one point and nothing said why. Said, with training.validate_every_s as the way to more."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(tiny(training={"validate_every": 50})))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "a"), "--steps", "3", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "note: log.csv and curves.png have one validation, the last: validations come every 50 steps " \
+           "(training.validate_every) and the run trained 3; training.validate_every_s" in out
+    assert main(["train", str(cfg), "--out", str(tmp_path / "a"), "--steps", "5", "--resume", "--device", "cpu"]) == 0
+    assert "have one validation" not in capsys.readouterr().out  # two points now
+    cfg.write_text(yaml.safe_dump(tiny(training={"validate_every": 2})))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "b"), "--steps", "3", "--device", "cpu"]) == 0
+    assert "have one validation" not in capsys.readouterr().out

@@ -143,7 +143,13 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     t = trainer.config.training
     print(f"learning rate {t.lr:g}, schedule {t.lr_schedule}" + (f" (to {t.min_lr:g})" if t.lr_schedule == "cosine" else ""))
+    step0 = trainer.step
     last = trainer.run(steps=args.steps, minutes=args.minutes, progress=progress, log=print)
+    if t.validate_every_s is None and trainer.step > step0 and len(trainer.rows) == 1:
+        # one validation, the call's last: log.csv and curves.png have one point for the whole run
+        print(f"note: log.csv and curves.png have one validation, the last: validations come every {t.validate_every} "
+              f"steps (training.validate_every) and the run trained {trainer.step}; training.validate_every_s "
+              "(e.g. 30) validates every so many seconds too, for a learning curve")
     before = "" if not (o and o["elapsed_s"]) else f" ({o['elapsed_s'] / 60:.1f} of them before this run)"
     print(f"done: step {trainer.step}, {trainer.elapsed_s / 60:.1f} min of training{before}; model {args.out / 'model.pt'}")
     if last:
