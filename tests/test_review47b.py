@@ -84,3 +84,47 @@ def test_process_movies_takes_an_array_or_series_of_paths(tmp_path):
             process_movies(movies, tmp_path / "out", options)
     with pytest.raises(TypeError, match=r"frames held in memory \(ndarray of shape \(3, 8, 8\)\)"):
         process_movies(np.zeros((3, 8, 8), np.uint16), tmp_path / "out", options)
+
+
+def _bead_stack(z_nm, photons: float, drift_nm, *, seed: int):
+    """16 astigmatic beads (Poisson noise, background 20 photons/px) in 128 x 128 slices at ``z_nm``, each slice's
+    beads moved laterally by ``drift_nm`` (n_z, 2)."""
+    import numpy as np
+
+    from plexloc.psf import AstigmaticPSF
+
+    psf = AstigmaticPSF(s0_nm=120.0, c_nm=(-250.0, 250.0), d_nm=400.0, A=0.0, B=0.0, px_size_nm=100.0,
+                        z_extent_nm=800.0)
+    rng = np.random.default_rng(seed)
+    g = np.arange(16)
+    xs, ys = 16 + (g % 4) * 28 + rng.uniform(0, 4, 16), 16 + (g // 4) * 28 + rng.uniform(0, 4, 16)
+    n = len(z_nm)
+    f = psf.render(torch.as_tensor(np.repeat(xs[None] * 100.0, n, 0) + drift_nm[:, :1]).reshape(-1),
+                   torch.as_tensor(np.repeat(ys[None] * 100.0, n, 0) + drift_nm[:, 1:]).reshape(-1),
+                   torch.as_tensor(np.repeat(np.asarray(z_nm, float), 16)), torch.full((16 * n,), photons,
+                                                                                        dtype=torch.float64),
+                   torch.arange(n).repeat_interleave(16), n_frames=n, frame_shape=(128, 128))
+    return rng.poisson(f.numpy() + 20.0).astype(np.float64)
+
+
+def test_a_stage_drifting_in_x_and_y_is_no_stalled_stage():
+    # 5 nm z steps, the beads drifting 3 nm (sd) per slice in x and y: quiet steps between drifting ones were told as
+    # a stalled stage (2 of 2 stacks; 14 of 104 real-like stacks of 5-50 nm steps, drift or jumps of 15 nm)
+    import numpy as np
+
+    from plexloc.calibrate import beads as B
+    from plexloc.calibrate.spline import _stalled_slices
+
+    z = np.arange(-300.0, 301.0, 5.0)
+    for seed in (0, 1):
+        drift = np.cumsum(np.random.default_rng(100 + seed).normal(0.0, 3.0, (len(z), 2)), axis=0)
+        st = _bead_stack(z, 1e5, drift, seed=seed)
+        assert _stalled_slices(st, B.detect_beads(st, roi_px=15), roi_px=15, src="beads.tif") == []
+    # a stall in the same drifting stack is still named (20 nm steps)
+    z = np.arange(-600.0, 601.0, 20.0)
+    k = 30
+    stalled = np.concatenate([z[: k + 1], z[k:-1]])
+    drift = np.cumsum(np.random.default_rng(7).normal(0.0, 3.0, (len(z), 2)), axis=0)
+    st = _bead_stack(stalled, 1e5, drift, seed=7)
+    (note,) = _stalled_slices(st, B.detect_beads(st, roi_px=15), roi_px=15, src="beads.tif")
+    assert note.startswith(f"beads.tif: slice(s) {k + 1} (") and note.count(" against ") == 1
