@@ -118,3 +118,26 @@ def test_cli_says_that_a_table_without_background_gives_no_detection_limit(tmp_p
                          r"channel\(s\) 0, 1 no background.*\(2 of those rows rejected\): give --detection-limit", err)
         assert main(args + ["--detection-limit", "1500", "500"]) == 0  # given: nothing to say
         assert "warning" not in capsys.readouterr().err
+
+
+def test_a_table_coloured_again_keeps_its_partial_rows_photons_and_sigma():
+    """assign_colors divides the photons of a row seen in one channel by its dye's fraction there, and scaled
+    sigma_photons by the same factor on every run: colouring the output again (another --threshold) made a 20/80
+    dye's sigma 50 -> 62.5 -> 78.1, and a row rejected on the second run kept the first run's total (2500, not the
+    2000 photons its channel saw)."""
+    from plexloc.post.color import assign_colors
+
+    ph = np.array([[0.0, 2000.0], [3000.0, 0.0], [1000.0, 4000.0]])
+    t = _table(ph, [1, 1, 2], [[20.0, 135.0]] * 3).with_columns(sigma_photons=np.array([50.0, 60.0, 70.0]))
+    ratios = [[0.2, 0.8], [0.6, 0.4]]
+    once, _ = assign_colors(t, ratios, excess_noise=2.0)
+    assert once["color"].tolist() == [0, 1, 0]
+    np.testing.assert_allclose(once["photons"], [2500.0, 5000.0, 5000.0])
+    np.testing.assert_allclose(once["sigma_photons"], [62.5, 100.0, 70.0])
+    twice, _ = assign_colors(once, ratios, excess_noise=2.0)
+    np.testing.assert_allclose(twice["photons"], once["photons"])
+    np.testing.assert_allclose(twice["sigma_photons"], once["sigma_photons"])
+    strict, _ = assign_colors(once, ratios, 0.999999, excess_noise=2.0)  # the one-channel rows now rejected
+    assert strict["color"].tolist() == [-1, -1, 0]
+    np.testing.assert_allclose(strict["photons"], [2000.0, 3000.0, 5000.0])
+    np.testing.assert_allclose(strict["sigma_photons"], [50.0, 60.0, 70.0])
