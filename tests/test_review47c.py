@@ -141,3 +141,16 @@ def test_a_table_coloured_again_keeps_its_partial_rows_photons_and_sigma():
     assert strict["color"].tolist() == [-1, -1, 0]
     np.testing.assert_allclose(strict["photons"], [2000.0, 3000.0, 5000.0])
     np.testing.assert_allclose(strict["sigma_photons"], [50.0, 60.0, 70.0])
+
+
+def test_the_reported_detection_limits_are_those_of_the_rows_a_channel_missed():
+    """ColorReport.detection_limits (the summary's 'others' detection limits (...)') was the median over every row of
+    the table: NaN where a row seen everywhere had a NaN background, and the limit of rows that no channel missed."""
+    from plexloc.post.color import DEFAULT_PSF_AREA_PX, assign_colors
+
+    ph = np.array([[1000.0, 4000.0], [1000.0, 4000.0], [0.0, 2000.0]])
+    bg = np.array([[np.nan, 135.0], [np.nan, 135.0], [20.0, 135.0]])
+    _, report = assign_colors(_table(ph, [2, 2, 1], bg), [[0.2, 0.8], [0.6, 0.4]], excess_noise=2.0)
+    expected = [10.0 * np.sqrt(2.0 * DEFAULT_PSF_AREA_PX * b) for b in (20.0, 135.0)]
+    assert report.n_partial == 1 and report.n_not_finite == 2
+    np.testing.assert_allclose(report.detection_limits, expected)

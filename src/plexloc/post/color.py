@@ -493,7 +493,7 @@ def assign_colors(
                          n_misfit=int(np.count_nonzero(misfit & (prob >= threshold))), misfit_alpha=misfit_alpha,
                          noise_factor=noise_factor, n_partial=int(np.count_nonzero(partial)),
                          n_partial_rejected=int(np.count_nonzero(partial & (color < 0))),
-                         detection_limits=[float(np.median(limits[:, c])) for c in range(n.shape[1])]
+                         detection_limits=[float(np.median(limits[partial, c])) for c in range(n.shape[1])]
                          if partial.any() else None)
     return table.with_columns(color=color, color_prob=prob, **_partial_totals(table, n, r, color)), report
 
