@@ -154,3 +154,21 @@ def test_the_reported_detection_limits_are_those_of_the_rows_a_channel_missed():
     expected = [10.0 * np.sqrt(2.0 * DEFAULT_PSF_AREA_PX * b) for b in (20.0, 135.0)]
     assert report.n_partial == 1 and report.n_not_finite == 2
     np.testing.assert_allclose(report.detection_limits, expected)
+
+
+def test_a_folder_whose_first_file_is_the_odd_one_names_it(tmp_path):
+    """A folder's first file of another frame size than the rest: the error named the second file, which agrees with
+    every other ('img_1.tif: frames are 16x20 uint16, but img_0.tif has 8x20 uint16')."""
+    tifffile.imwrite(tmp_path / "img_0.tif", np.zeros((8, 20), np.uint16), photometric="minisblack")
+    for k in range(1, 4):
+        tifffile.imwrite(tmp_path / f"img_{k}.tif", np.zeros((16, 20), np.uint16), photometric="minisblack")
+    with pytest.raises(InputError) as err:
+        open_movie(tmp_path).close()
+    assert str(err.value).startswith(f"{tmp_path / 'img_0.tif'}: frames are 8x20 uint16, but the folder's next "
+                                     "files (img_1.tif, img_2.tif) have 16x20 uint16")
+    (tmp_path / "img_2.tif").unlink()  # the second file odd: named as before
+    (tmp_path / "img_3.tif").unlink()
+    tifffile.imwrite(tmp_path / "img_1.tif", np.zeros((16, 20), np.float32), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "img_0.tif", np.zeros((16, 20), np.uint16), photometric="minisblack")
+    with pytest.raises(InputError, match=r"img_1\.tif: frames are 16x20 float32, but img_0\.tif has 16x20 uint16"):
+        open_movie(tmp_path).close()

@@ -664,6 +664,30 @@ def _check_finite_frames(frames: np.ndarray, first: int, path, *, movie_first: i
                      "finite", source=path)
 
 
+def _refuse_odd_first(first: _TiffSource, second: _TiffSource, third: Path) -> None:
+    """Refuse a folder whose first file's frames differ from the second's, naming the first where the third agrees
+    with the second: the error named the second file ('img_1.tif: frames are 16x20 uint16, but img_0.tif has 8x20
+    uint16'), the first file that a folder of 2,000 files agreeing with each other showed to be fine. Returns where
+    the third file cannot tell (or cannot be read: its own error comes when it is opened in turn)."""
+    try:
+        with warnings.catch_warnings():  # its own warnings come when it is opened in turn
+            warnings.simplefilter("ignore")
+            other = _TiffSource(third, memmap=False, in_folder=True)
+    except InputError:
+        return
+    try:
+        agree = other.frame_shape == second.frame_shape and other.dtype == second.dtype
+    finally:
+        other.close()
+    if agree:
+        raise InputError(
+            f"frames are {first.frame_shape[0]}x{first.frame_shape[1]} {first.dtype}, but the folder's next files "
+            f"({second.path.name}, {third.name}) have {second.frame_shape[0]}x{second.frame_shape[1]} {second.dtype}; "
+            "all files of a movie folder must share frame shape and pixel type: move this file out of the folder",
+            source=first.path,
+        )
+
+
 def _numbering_gap(files: list[Path], n_frames: list[int]) -> str | None:
     """Where the files of a folder are numbered (names that differ in one number only: ``img_0.tif``, ``img_1.tif``,
     ...) and a number is missing, a message naming it; else None.
@@ -842,6 +866,8 @@ class MovieReader(_FrameIndexing):
                 self._sources.append(src)
                 first = self._sources[0]
                 if src.frame_shape != first.frame_shape or src.dtype != first.dtype:
+                    if len(self._sources) == 2 and len(files) > 2:
+                        _refuse_odd_first(first, src, files[2])
                     raise InputError(
                         f"frames are {src.frame_shape[0]}x{src.frame_shape[1]} {src.dtype}, but "
                         f"{first.path.name} has {first.frame_shape[0]}x{first.frame_shape[1]} {first.dtype}; "
