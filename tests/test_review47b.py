@@ -128,3 +128,11 @@ def test_a_stage_drifting_in_x_and_y_is_no_stalled_stage():
     st = _bead_stack(stalled, 1e5, drift, seed=7)
     (note,) = _stalled_slices(st, B.detect_beads(st, roi_px=15), roi_px=15, src="beads.tif")
     assert note.startswith(f"beads.tif: slice(s) {k + 1} (") and note.count(" against ") == 1
+
+
+def test_the_z_range_warning_is_importable_from_plexloc_mle():
+    # README names ZRangeWarning; only plexloc.mle.pipeline held it (warnings.filterwarnings needs the class)
+    import plexloc.mle
+    from plexloc.mle.pipeline import ZRangeWarning
+
+    assert plexloc.mle.ZRangeWarning is ZRangeWarning and "ZRangeWarning" in plexloc.mle.__all__

@@ -8,7 +8,8 @@
 
 from plexloc.mle.detection import Candidates, detect, localize_centroid
 from plexloc.mle.fit import FitChannel, FitResult, fit_rois
-from plexloc.mle.pipeline import MLEFitter, fit_movie, fit_movie_to_file
+from plexloc.mle.pipeline import MLEFitter, ZRangeWarning, fit_movie, fit_movie_to_file
 from plexloc.mle.refine import refine_frames
 
-__all__ = ["Candidates", "FitChannel", "FitResult", "MLEFitter", "detect", "fit_movie", "fit_movie_to_file", "fit_rois", "localize_centroid", "refine_frames"]
+__all__ = ["Candidates", "FitChannel", "FitResult", "MLEFitter", "detect", "fit_movie", "fit_movie_to_file", "fit_rois", "localize_centroid", "refine_frames",
+           "ZRangeWarning"]
