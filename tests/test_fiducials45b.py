@@ -127,8 +127,9 @@ def test_process_refuses_bad_fiducial_options_before_any_fit(tmp_path, monkeypat
 
     monkeypatch.setattr(workflow, "_fit", no_fit)
     with pytest.raises(InputError, match=match):
-        workflow.process_movies([tmp_path / "m.tif"], tmp_path / "out", workflow.ProcessOptions(model=None, **options),
-                                progress=False)
+        # a model named (not read: the options are refused first; a network's process needs one since session 47)
+        workflow.process_movies([tmp_path / "m.tif"], tmp_path / "out",
+                                workflow.ProcessOptions(model=tmp_path / "run", **options), progress=False)
 
 
 def test_process_parser_has_plexloc_drifts_fiducial_options(tmp_path, capsys):

@@ -179,11 +179,13 @@ def run(args: argparse.Namespace) -> int:
         names = ["movie.tif"]
     else:
         names = [f"movie_ch{c}.tif" for c in range(sim.n_channels)]
-    writers = [MovieWriter(out / n, dtype=np.uint16) for n in names]
     bg_frames = []
     cameras = sim.movie_cameras()  # full-chip sCMOS maps: their cut at roi_offset_px
     check = None  # pixels clipped at the uint16 maximum, over the whole movie (plexloc.camera.check)
-    try:
+    writers: list[MovieWriter] = []
+    try:  # the writers made inside: a SIGTERM or Ctrl-C right after one made its temporary file leaves none behind
+        for n in names:
+            writers.append(MovieWriter(out / n, dtype=np.uint16))
         n_chunks = -(-args.frames // args.chunk)
         for _, raw, bg in progress(chunks, total=n_chunks, desc="simulate", unit="chunk"):
             part = check_camera(list(raw), cameras, dtype=np.uint16, adu=True, noise=False, warn=False,
