@@ -120,6 +120,12 @@ def test_a_stage_drifting_in_x_and_y_is_no_stalled_stage():
         drift = np.cumsum(np.random.default_rng(100 + seed).normal(0.0, 3.0, (len(z), 2)), axis=0)
         st = _bead_stack(z, 1e5, drift, seed=seed)
         assert _stalled_slices(st, B.detect_beads(st, roi_px=15), roi_px=15, src="beads.tif") == []
+    # 10 nm steps, the stage jumping 15 nm in x and y at 1 slice in 10: a quiet step between two jumps
+    z = np.arange(-600.0, 601.0, 10.0)
+    jumps = np.cumsum(np.where(np.random.default_rng(201).random((len(z), 1)) < 0.1, 15.0, 0.5) * np.ones((len(z), 2)),
+                      axis=0)
+    st = _bead_stack(z, 1e5, jumps, seed=1)
+    assert _stalled_slices(st, B.detect_beads(st, roi_px=15), roi_px=15, src="beads.tif") == []
     # a stall in the same drifting stack is still named (20 nm steps)
     z = np.arange(-600.0, 601.0, 20.0)
     k = 30

@@ -653,7 +653,8 @@ def _refuse_repeated_slices(raw: np.ndarray, *, src: str) -> None:
 #: 20-50 nm under an EMCCD's), unseen where a step changes them within it (dim beads, 10 nm steps). The change is
 #: measured with the beads' lateral shift between the slices taken out (:func:`_step_changes`): a stage drifting in x/y
 #: by a few nm per slice, or jumping 15 nm, changed the steps beside a quiet one far beyond the noise, and 14 of 104
-#: stacks of 5-50 nm steps without a stall were told one (2 with the shift taken out; tests/test_review47b.py)
+#: stacks of 5-50 nm steps without a stall were told one (2 with the shift taken out, 0 with the steps around required
+#: beyond STALL_BESIDE too; bench/bead_stall.py: stalls found 12 of 36, 11 before; tests/test_review47b.py)
 STALL_SHARE = 0.2
 #: ... and the steps beside it change them by more than this many times the noise (the standard deviation of the
 #: measured change of a step that changes nothing)
@@ -705,7 +706,11 @@ def _stalled_slices(stack: np.ndarray, sel: BeadSelection, *, roi_px: int, src: 
     found = []
     for k in range(1, len(change) - 1):
         beside = min(change[k - 1], change[k + 1])
-        if change[k] < 3.0 * sd and beside > STALL_BESIDE * sd and change[k] < STALL_SHARE * beside and beside > 0.5 * typical:
+        # the steps around (5 on each side, their median) change the beads far beyond the noise too: a step within it
+        # between two that a lateral jump of the stage changed (15 nm) is no stall where the z steps change them less
+        around = float(np.median(np.concatenate([change[max(0, k - 5):k], change[k + 1:k + 6]])))
+        if change[k] < 3.0 * sd and beside > STALL_BESIDE * sd and change[k] < STALL_SHARE * beside \
+                and beside > 0.5 * typical and around > STALL_BESIDE * sd:
             found.append(k)
     if not found:
         return []
