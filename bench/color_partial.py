@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -109,7 +110,10 @@ def main(argv=None) -> int:
         excess = camera_excess_noise([ch.camera for ch in cfg.channels]) or 1.0
         colored, report = assign_colors(merged, cfg.photon_model.ratios, excess_noise=excess)
         seen = np.bincount(np.asarray(merged["n_channels_seen"]).astype(int), minlength=cfg.n_channels + 1)
-        results.append({"config": str(args.config), "photons": photons, "frames": args.frames,
+        shown = args.config.resolve()
+        with contextlib.suppress(ValueError):  # the repository's examples by their relative path
+            shown = shown.relative_to(EXAMPLES.parent.parent.parent)
+        results.append({"config": str(shown), "photons": photons, "frames": args.frames,
                         "frame_size": args.frame_size, "seed": args.seed, "excess_noise": excess,
                         "truth_rows": len(truth), "merged_rows": len(merged),
                         "rows_by_channels_seen": seen.tolist(), "partial_rows": report.n_partial,
