@@ -46,8 +46,11 @@ def progress(iterable, *, total: int | None = None, desc: str = "", unit: str = 
 
     if sys.stderr.isatty() or os.environ.get("PLEXLOC_PROGRESS"):
         return tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, **kwargs)
-    kwargs = {"delay": LOG_DELAY_S, "mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, "ascii": True,
-              "ncols": 100, **kwargs}
+    # miniters=1: a line when LOG_INTERVAL_S have passed at an update, never from tqdm's monitor thread, which
+    # redrew a stalled bar (a training's validation) with its count unchanged, and the next step wrote the next
+    # count at once ("262step" then "263step" in the same second, around every validation)
+    kwargs = {"delay": LOG_DELAY_S, "mininterval": LOG_INTERVAL_S, "maxinterval": LOG_INTERVAL_S, "miniters": 1,
+              "ascii": True, "ncols": 100, **kwargs}
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=_Lines(sys.stderr), **kwargs)
 
 
