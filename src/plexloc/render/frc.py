@@ -119,6 +119,7 @@ def frc(
         q_min_per_nm: crossings below this frequency are ignored (default ``1 / (width / 4)`` i.e. 4 rings).
         extent_nm: ``(x0, x1, y0, y1)`` region; default the bounding box.
     """
+    import scipy.fft
     from scipy.ndimage import gaussian_filter1d
 
     from plexloc.render.image import render_histogram
@@ -149,7 +150,12 @@ def frc(
         ij = np.column_stack([np.floor((x - x0) / (side * p)), np.floor((y - y0) / (side * p))])
         ij[~((ij[:, 0] >= 0) & (ij[:, 0] < nx) & (ij[:, 1] >= 0) & (ij[:, 1] < ny))] = -1
         ij = ij.astype(np.int64)
-        return side, nx * ny, ij, (np.unique(ij[ij[:, 0] >= 0], axis=0) if nx * ny > 1 else np.zeros((1, 2), np.int64))
+        if nx * ny == 1:
+            return side, 1, ij, np.zeros((1, 2), np.int64)
+        # the tiles held, in the order of np.unique(axis=0) (by column, then row), from one integer key per row
+        # (np.unique(axis=0) sorted 2 x 10^6 rows as structured records: 3 s of a 2-million-row report's FRC)
+        key = np.unique(ij[ij[:, 0] >= 0] @ np.array([ny, 1]))
+        return side, nx * ny, ij, np.column_stack([key // ny, key % ny])
 
     n, grid, ij, held = tiles(px)
     # the tiles that hold localizations are transformed (empty ones cost nothing: they were counted against max_tiles,
@@ -181,7 +187,8 @@ def frc(
         # the window-weighted mean is subtracted first: a uniform field times the window is a shape both halves share,
         # and it alone gave a structure-free table a resolution (20,000 random points, each seen once: 459 nm)
         img = render_histogram(part, px_size_nm=px, extent_nm=extent).image[:n, :n]
-        return np.fft.rfft2((img - (img * win).sum() / win.sum()) * win)
+        # scipy's FFT: the same numbers as numpy's, 1.6x faster at a tile's side (3941 = 7 x 563 pixels: 2 s -> 1.3 s)
+        return scipy.fft.rfft2((img - (img * win).sum() / win.sum()) * win)
 
     num = np.zeros(n_rings)
     d1 = np.zeros(n_rings)
