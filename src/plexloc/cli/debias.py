@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "debias",
         help="remove the pull of positions towards points of the pixel (sub-pixel histogram equalisation)",
         description="In z slabs, map the sub-pixel offsets of x and y by their empirical CDF onto a uniform "
-        "distribution, each localization's shift weighted by its lateral sigma (sigma_x_nm, sigma_y_nm). Prints the "
+        "distribution, each localization's shift weighted by its lateral sigma (sigma_x_nm, sigma_y_nm; an MLE table without them: its "
+        "crlb_x_nm, crlb_y_nm). Prints the "
         "distribution of |shift|/sigma: large values mean under-reported uncertainties.",
     )
     add_table_args(p, out_help="de-biased table")

@@ -15,7 +15,9 @@ histogram of ``x_nm mod px`` is then not flat. :func:`debias` flattens it in z s
 3. :class:`DebiasReport` gives the distribution of ``|total shift| / sigma`` per axis: large values mean the
    predicted sigma are too small for the bias that was removed.
 
-Without ``sigma_x_nm``/``sigma_y_nm`` every localization gets the plain mapped shift; so does a row whose sigma
+The lateral uncertainty is the predicted ``sigma_x_nm``/``sigma_y_nm``, else an MLE table's ``crlb_x_nm``/``crlb_y_nm``
+(:func:`plexloc.table.uncertainty_columns`, as filter, render and NeNA read it; the report's ``sigma_columns``).
+Without either every localization gets the plain mapped shift; so does a row whose sigma
 is not finite (it is left out of the local mean sigma). A row whose position on an axis is not finite keeps it
 and takes no rank in that axis's map (the others' target is uniform over the finite ones). Rows with a non-finite
 ``z_nm`` are de-biased with the slab that holds z = 0. Slabs with fewer than ``min_count`` localizations are left
@@ -40,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from plexloc.errors import InputError
-from plexloc.table import LocTable
+from plexloc.table import LocTable, uncertainty_columns
 
 __all__ = ["DebiasReport", "debias"]
 
@@ -57,6 +59,9 @@ class DebiasReport:
     n_slabs_skipped: int = 0  # slabs of fewer than min_count localizations, left as they were
     min_count: int = 0
     slab_nm: float = 0.0
+    #: the columns that weighted the shifts and divide them in ``shift_over_sigma``: the predicted sigma
+    #: (``sigma_x_nm, sigma_y_nm``), else an MLE table's ``crlb_x_nm, crlb_y_nm``; empty where the table has neither
+    sigma_columns: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -69,9 +74,13 @@ class DebiasReport:
                          f"than {self.min_count} (a slab's histogram needs that many rows; --slab NM makes thicker "
                          "slabs, --min-count N lowers the bar)"
                          + ("; the table is unchanged" if self.n_skipped == self.n else ""))
+        crlb = bool(self.sigma_columns) and self.sigma_columns[0].startswith("crlb_")
         for ax, q in self.shift_over_sigma.items():
-            lines.append(f"{ax}: mean |shift| {self.mean_abs_shift_nm[ax]:.2f} nm; |shift|/sigma "
+            lines.append(f"{ax}: mean |shift| {self.mean_abs_shift_nm[ax]:.2f} nm; |shift|/{'crlb' if crlb else 'sigma'} "
                          + ", ".join(f"{k} {v:.2f}" for k, v in q.items()))
+        if crlb and self.shift_over_sigma:
+            lines.append(f"the shifts are weighted by {', '.join(self.sigma_columns)} (the Cramér-Rao bound at the fit: the "
+                         "table has no predicted sigma)")
         return "\n".join(lines)
 
 
@@ -124,7 +133,10 @@ def debias(
         raise InputError(f"slab_nm must be a number > 0 nm, got {slab_nm!r}")
     n = len(table)
     pos = {"x": np.array(table["x_nm"], float), "y": np.array(table["y_nm"], float)}
-    sig = {ax: (np.asarray(table[f"sigma_{ax}_nm"], float) if f"sigma_{ax}_nm" in table else None) for ax in pos}
+    # the predicted sigma, else an MLE table's CRLB (plexloc.table.uncertainty_columns, the rule of filter, render and
+    # NeNA): an MLE table got the plain shift, its best fits moved as far as its worst, and no |shift|/sigma
+    cols = uncertainty_columns(table, "xy")
+    sig = {ax: (np.asarray(table[c], float) if cols else None) for ax, c in zip(pos, cols or (None, None))}
     z = np.asarray(table["z_nm"], float)
     z = np.where(np.isfinite(z), z, 0.0)
     slab = np.floor((z - (z.min() if n else 0.0)) / slab_nm).astype(np.int64)
@@ -150,7 +162,7 @@ def debias(
                 pos[ax][rows] += shift
                 total[ax][rows] += shift
     report = DebiasReport(n=n, n_slabs=len(slabs), n_skipped=skipped, n_slabs_skipped=skipped_slabs,
-                          min_count=int(min_count), slab_nm=float(slab_nm))
+                          min_count=int(min_count), slab_nm=float(slab_nm), sigma_columns=list(cols or ()))
     for ax in pos:
         if not moved.any():
             continue

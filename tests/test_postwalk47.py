@@ -1,0 +1,161 @@
+"""Session 47's walk through filter, merge and de-biasing as a user: an MLE table's CRLB weighs the de-biasing shifts
+(as filter, merge, render and NeNA read it), a 2D table's all-NaN CRLB of z and z of 0 are named by the filter, and a
+bead stack's z beyond the PSF's calibrated range names what the user changes (--z-range, not emitters.z_range_nm)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plexloc.errors import InputError
+from plexloc.evaluate.gridding import gridding_deviation
+from plexloc.post.debias import debias
+from plexloc.post.filter import filter_localizations
+from plexloc.post.synthetic_plex import pulled_table
+from plexloc.table import LocTable
+
+PX = 100.0
+
+
+def _mle_table(n=6000, seed=1):
+    """A table pulled towards pixel centres whose uncertainties are an MLE fit's CRLBs (no sigma_* columns)."""
+    _, _, t = pulled_table(n, px_size_nm=PX, seed=seed)
+    return t, t.without_columns("sigma_x_nm", "sigma_y_nm").with_columns(crlb_x_nm=t["sigma_x_nm"],
+                                                                          crlb_y_nm=t["sigma_y_nm"])
+
+
+def test_debias_weighs_an_mle_tables_shifts_by_its_crlb():
+    """An MLE table (crlb_*, no sigma_*) got the plain mapped shift: its best fits moved as far as its worst, and the
+    report had no |shift|/sigma. Its CRLB now plays the predicted sigma's part."""
+    t, mle = _mle_table()
+    out_s, rep_s = debias(t, PX)
+    out_c, rep_c = debias(mle, PX)
+    np.testing.assert_allclose(out_c["x_nm"], out_s["x_nm"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(out_c["y_nm"], out_s["y_nm"], rtol=0, atol=1e-9)
+    assert gridding_deviation(out_c["x_nm"], PX) < 0.1 < gridding_deviation(mle["x_nm"], PX)
+    shift = np.abs(out_c["x_nm"] - mle["x_nm"])
+    crlb = mle["crlb_x_nm"]
+    assert np.mean(shift[crlb > 25]) > 3 * np.mean(shift[crlb < 10])  # uncertain fits move more
+    assert rep_c.shift_over_sigma == rep_s.shift_over_sigma and set(rep_c.shift_over_sigma) == {"x", "y"}
+    assert rep_c.sigma_columns == ["crlb_x_nm", "crlb_y_nm"] and rep_s.sigma_columns == ["sigma_x_nm", "sigma_y_nm"]
+    text = rep_c.format_table()
+    assert "|shift|/crlb" in text and "weighted by crlb_x_nm, crlb_y_nm" in text
+    assert "crlb" not in rep_s.format_table()
+    # the predicted sigma comes first where a table has both
+    both = t.with_columns(crlb_x_nm=np.full(len(t), 3.0), crlb_y_nm=np.full(len(t), 3.0))
+    out_b, rep_b = debias(both, PX)
+    np.testing.assert_array_equal(out_b["x_nm"], out_s["x_nm"])
+    assert rep_b.sigma_columns == ["sigma_x_nm", "sigma_y_nm"]
+
+
+def test_cli_debias_of_an_mle_table_prints_shift_over_crlb(tmp_path, capsys):
+    from plexloc.cli.main import main
+    from plexloc.io.formats import read_locs, write_locs
+
+    _, mle = _mle_table(n=3000, seed=2)
+    write_locs(mle, tmp_path / "mle.csv")
+    assert main(["debias", str(tmp_path / "mle.csv"), "--out", str(tmp_path / "d.csv"), "--px-size", "100",
+                 "--json", str(tmp_path / "d.json")]) == 0
+    out = capsys.readouterr().out
+    assert "x: mean |shift|" in out and "|shift|/crlb" in out
+    import json
+
+    with open(tmp_path / "d.json") as fh:
+        rep = json.load(fh)
+    assert rep["sigma_columns"] == ["crlb_x_nm", "crlb_y_nm"] and set(rep["shift_over_sigma"]) == {"x", "y"}
+    assert len(read_locs(tmp_path / "d.csv")) == 3000
+
+
+def _two_d_mle(n=50):
+    rng = np.random.default_rng(0)
+    return LocTable({"frame": np.arange(n), "x_nm": rng.uniform(0, 1e4, n), "y_nm": rng.uniform(0, 1e4, n),
+                     "z_nm": np.zeros(n), "photons": np.full(n, 2000.0), "crlb_x_nm": np.full(n, 5.0),
+                     "crlb_y_nm": np.full(n, 5.0), "crlb_z_nm": np.full(n, np.nan)})
+
+
+def test_max_sigma_z_on_a_2d_mle_table_names_its_nan_crlb_z():
+    """A 2D MLE table has crlb_z_nm, NaN in every row: the error said the table lacked ['sigma_z_nm'] (or
+    ['crlb_z_nm']), listing crlb_z_nm among its columns in the same sentence."""
+    t = _two_d_mle()
+    with pytest.raises(InputError) as err:
+        filter_localizations(t, max_sigma_z_nm=50.0)
+    msg = str(err.value)
+    assert "max_sigma_z_nm needs column(s) ['crlb_z_nm'], which are NaN in every row" in msg
+    assert "lacks" not in msg
+    # a table with neither column is still told both names
+    with pytest.raises(InputError, match=r"\['sigma_z_nm'\] \(or \['crlb_z_nm'\].*lacks"):
+        filter_localizations(t.without_columns("crlb_z_nm"), max_sigma_z_nm=50.0)
+    kept, rep = filter_localizations(t, max_sigma_nm=10.0)  # x and y have their bounds
+    assert len(kept) == 50 and rep.columns["max_sigma_nm"] == ["crlb_x_nm", "crlb_y_nm"]
+
+
+def test_z_range_that_would_empty_a_2d_table_is_refused():
+    """A 2D table's z is 0 in every row: --z-range 100 200 removed all of its rows (3471 of 3471 on a network's 2D
+    table) with only the count to say why."""
+    t = _two_d_mle()
+    with pytest.raises(InputError, match=r"z_range_nm \(100, 200\) would remove every row: z_nm is 0 in all 50 rows"):
+        filter_localizations(t, z_range_nm=(100.0, 200.0))
+    kept, rep = filter_localizations(t, z_range_nm=(-100.0, 100.0))  # a range that holds 0 keeps them (no harm)
+    assert len(kept) == 50 and rep.removed == {"z_range_nm": 0}
+    t3 = t.with_columns(z_nm=np.r_[150.0, np.zeros(49)])  # one row with a z: a 3D table, filtered as asked
+    kept, rep = filter_localizations(t3, z_range_nm=(100.0, 200.0))
+    assert len(kept) == 1 and rep.removed == {"z_range_nm": 49}
+
+
+def test_cli_filter_z_range_on_a_2d_table_names_the_file(tmp_path, capsys):
+    from plexloc.cli.main import main
+    from plexloc.io.formats import write_locs
+
+    write_locs(_two_d_mle(), tmp_path / "locs2d.csv")
+    assert main(["filter", str(tmp_path / "locs2d.csv"), "--out", str(tmp_path / "f.csv"), "--z-range", "100",
+                 "200"]) != 0
+    err = capsys.readouterr().err
+    assert "locs2d.csv" in err and "would remove every row" in err
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_bead_stack_beyond_the_calibration_names_the_stacks_z_range(tmp_path):
+    """The advice for a bead stack whose z leaves a spline's calibrated range named the configuration's
+    emitters.z_range_nm, which a bead stack replaces with its own z: it names plexloc simulate's --z-range now."""
+    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+    from plexloc.calibrate.synthetic import simulate_bead_stacks
+    from plexloc.config import SimulationConfig
+
+    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
+    volume = np.exp(-(xx**2 + yy**2) / (2 * (1.2 + 0.02 * zz**2) ** 2))
+    volume /= volume[10].sum()
+    chans = [ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.eye(3))]
+    save_calibration(PSFCalibration(channels=chans, px_size_nm=(PX, PX), dz_nm=50.0), tmp_path / "PSF.h5")
+    d = {"px_size_nm": PX, "frame_size": [32, 32],
+         "channels": [{"psf": {"kind": "spline", "calibration": str(tmp_path / "PSF.h5"), "channel": 0},
+                       "camera": {"kind": "ideal"}}],
+         "emitters": {"density_per_um2": 1.0, "photons_range": [2000.0, 5000.0], "z_range_nm": [-200.0, 200.0]},
+         "background": {"range": [10.0, 10.0]}}
+    cfg = SimulationConfig.model_validate(d)
+    with pytest.raises(InputError) as err:
+        simulate_bead_stacks(cfg, n_beads=1, z_nm=np.linspace(-900.0, 900.0, 7), photons=2e4, bg=20.0)
+    msg = str(err.value)
+    assert "emitters.z_range_nm" not in msg
+    assert "the bead stack's z from -900 to 900 nm: it leaves the PSF's calibrated z range [-500, 500] nm" in msg
+    assert "plexloc simulate --beads --z-range -500 500" in msg
+    assert "calibrate with a bead stack over a wider z range" in msg
+    assert str(tmp_path / "PSF.h5") in msg  # the calibration file is still named
+    # inside the calibration: a stack is made
+    b = simulate_bead_stacks(cfg, n_beads=1, z_nm=np.linspace(-500.0, 500.0, 5), photons=2e4, bg=20.0)
+    assert len(b.truth) == 5
+
+
+def test_bead_stack_where_an_astigmatic_width_model_collapses_names_the_stacks_z():
+    from plexloc.calibrate.synthetic import simulate_bead_stacks
+    from plexloc.config import SimulationConfig
+
+    psf = {"kind": "astigmatic", "s0_nm": [120.0, 120.0], "c_nm": [-250.0, 250.0], "d_nm": 400.0, "B": [-0.5, -0.5]}
+    d = {"px_size_nm": PX, "frame_size": [32, 32], "channels": [{"psf": psf, "camera": {"kind": "ideal"}}],
+         "emitters": {"density_per_um2": 1.0, "photons_range": [2000.0, 5000.0], "z_range_nm": [-200.0, 200.0]},
+         "background": {"range": [10.0, 10.0]}}
+    cfg = SimulationConfig.model_validate(d)
+    with pytest.raises(InputError) as err:
+        simulate_bead_stacks(cfg, n_beads=1, z_nm=np.linspace(-900.0, 900.0, 7), photons=2e4, bg=20.0)
+    msg = str(err.value)
+    assert "collapses below 0.5 s0" in msg and "emitters" not in msg
+    assert "narrow the stack's z (plexloc simulate --beads --z-range LO HI, or z_nm) to it" in msg
