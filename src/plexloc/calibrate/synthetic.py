@@ -566,6 +566,23 @@ def bead_positions(n_beads: int, frame_shape: tuple[int, int], *, px_size_nm: tu
     return pos * np.asarray(px_size_nm, dtype=np.float64)[None, :]
 
 
+def _bead_z_advice(sim, z: np.ndarray, err: Exception) -> str:
+    """What is wrong with a bead stack's z (``z``, nm) for the channels of ``sim`` (the configuration's own simulator),
+    naming what the caller changes, the stack's z (``plexloc simulate --beads --z-range LO HI``): the simulator's error
+    ``err`` names the configuration's ``emitters.z_range_nm``, which a bead stack replaces with its own z."""
+    lo = max(float(ch.psf.z_range_nm[0]) + float(ch.z_offset_nm) for ch in sim.channels)
+    hi = min(float(ch.psf.z_range_nm[1]) + float(ch.z_offset_nm) for ch in sim.channels)
+    calibrated = any(getattr(c.psf, "calibration", None) for c in sim.config.channels)
+    if z.min() < lo or z.max() > hi:  # beyond a channel's PSF range (a spline's: its bead stack's z range)
+        return (f"it leaves the PSF's calibrated z range [{lo:.0f}, {hi:.0f}] nm (reference focal plane, the channels' z "
+                f"offsets included): give the stack z inside it (plexloc simulate --beads --z-range {max(lo, z.min()):.0f} "
+                f"{min(hi, z.max()):.0f} --z-step NM, or z_nm from {lo:.0f} to {hi:.0f})"
+                + (", or calibrate with a bead stack over a wider z range" if calibrated else ""))
+    reason = getattr(err, "reason", str(err))  # (an astigmatic width model that collapses within the stack's z)
+    return (reason.replace("the emitters' z range", "the stack's z range")
+            .replace("emitters.z_range_nm", "the stack's z (plexloc simulate --beads --z-range LO HI, or z_nm)"))
+
+
 def simulate_bead_stacks(
     config,
     *,
@@ -615,10 +632,11 @@ def simulate_bead_stacks(
         sim = Simulator(cfg).to(device)
     except InputError as err:
         try:  # an error of the configuration itself (a calibration file without the channel it names) is not the z's
-            Simulator(config)
+            own = Simulator(config)
         except InputError:
             raise
-        raise InputError(f"the bead stack's z from {z.min():g} to {z.max():g} nm: {err}") from None
+        raise InputError(f"the bead stack's z from {z.min():g} to {z.max():g} nm: {_bead_z_advice(own, z, err)}",
+                         source=err.source) from None
     px = sim.px_size_nm
     if psf == "config":
         flat = [c for c, ch in enumerate(sim.channels) if not ch.psf.is_3d]
