@@ -18,13 +18,115 @@ from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: optional packages and what they are for
-OPTIONAL = {
-    "matplotlib": "figures (learning curves, reports)",
-    "fastapi": "the job service (plexloc serve)",
-    "httpx": "the job service's client and worker",
-    "sqlalchemy": "the job service's database",
+#: optional packages (distribution name) -> (the extra of plexloc that installs it, what it is for); the same lists
+#: as pyproject.toml's optional-dependencies (a test checks)
+OPTIONAL: dict[str, tuple[str, str]] = {
+    "fastapi": ("service", "the job service, plexloc serve"),
+    "uvicorn": ("service", "the job service's web server, plexloc serve"),
+    "sqlalchemy": ("service", "the job service's database, plexloc serve and admin"),
+    "alembic": ("service", "the job service's database migrations"),
+    "httpx": ("service", "the job service's client and worker, plexloc submit, status, download and worker"),
+    "python-multipart": ("service", "uploads to the job service"),
+    "boto3": ("service", "the job service's S3 storage"),
+    "psycopg": ("postgres", "the job service on PostgreSQL"),
+    "comet-smlm": ("drift", "the COMET drift engine, plexloc drift --engine comet"),
+    "napari": ("napari", "the napari plugin"),
+    "npe2": ("napari", "the napari plugin"),
 }
+
+#: importable module -> the distribution that provides it, for the modules of optional packages (and of matplotlib,
+#: a dependency that a broken environment may lack) that plexloc imports: a command that finds one missing says
+#: what to install (:func:`missing_package_message`)
+MODULES: dict[str, str] = {
+    "fastapi": "fastapi", "starlette": "fastapi", "uvicorn": "uvicorn", "sqlalchemy": "sqlalchemy",
+    "alembic": "alembic", "httpx": "httpx", "multipart": "python-multipart", "python_multipart": "python-multipart",
+    "boto3": "boto3", "botocore": "boto3", "psycopg": "psycopg", "comet": "comet-smlm", "napari": "napari",
+    "npe2": "npe2", "matplotlib": "matplotlib",
+}
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """The leading numeric release of a version ("2.3.1+cu121" -> (2, 3, 1); "2.4.0rc1" -> (2, 4, 0)), for comparing
+    against a ``>=`` floor."""
+    key = []
+    for part in version.split("+")[0].split("."):
+        m = re.match(r"\d+", part)
+        if not m:
+            break
+        key.append(int(m.group()))
+        if m.end() < len(part):  # "0rc1": a pre-release of 0
+            break
+    return tuple(key)
+
+
+def version_at_least(version: str, floor: str) -> bool:
+    """Whether ``version`` is at or above ``floor`` (release numbers; a pre-release counts as its release)."""
+    a, b = _version_key(version), _version_key(floor)
+    width = max(len(a), len(b))
+    return a + (0,) * (width - len(a)) >= b + (0,) * (width - len(b))
+
+
+def required_floors() -> dict[str, str]:
+    """plexloc's own dependencies and their ``>=`` floors, from its installed metadata (pyproject.toml's
+    ``dependencies``): ``{"torch": "2.3", "numpy": "1.24", ...}``; empty where plexloc runs uninstalled."""
+    from importlib import metadata
+
+    try:
+        reqs = metadata.requires("plexloc") or []
+    except metadata.PackageNotFoundError:
+        return {}
+    floors = {}
+    for req in reqs:
+        m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*\(?\s*>=\s*([0-9][^,;\s)]*)\s*\)?\s*", req)
+        if m and ";" not in req:  # a core dependency (not an extra's)
+            floors[m.group(1).lower()] = m.group(2)
+    return floors
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of distribution ``name``, None where it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def missing_package_message(err: ImportError) -> str | None:
+    """What to install for an ``ImportError`` that a command ended with, in one sentence; None where it is not a
+    package plexloc knows (a bug, to be shown as one). A missing optional package names its extra
+    (``pip install 'plexloc[service]'``); a torch that cannot be imported (a missing shared library of a CUDA build,
+    a build for another Python) says so and points to ``plexloc doctor``."""
+    name = (getattr(err, "name", None) or "").split(".")[0]
+    if name in MODULES:
+        dist = MODULES[name]
+        if dist in OPTIONAL:
+            extra, purpose = OPTIONAL[dist]
+            return (f"this needs the optional package {dist}, which is not installed ({purpose}): "
+                    f"pip install 'plexloc[{extra}]'")
+        return (f"this needs {dist}, a dependency of plexloc that is not installed in this environment: "
+                f"pip install {dist} (or reinstall plexloc)")
+    if name == "torch" or _raised_in_torch(err):
+        return (f"torch cannot be imported ({type(err).__name__}: {_first_line(err)}): reinstall it in this "
+                "environment (pip install --force-reinstall torch, or the command for your CUDA version on "
+                "pytorch.org); plexloc doctor says more")
+    return None
+
+
+def _raised_in_torch(err: BaseException) -> bool:
+    """Whether the error was raised while importing torch's own package (its files under a ``torch`` folder)."""
+    tb = err.__traceback__
+    while tb is not None:
+        parts = Path(tb.tb_frame.f_code.co_filename).parts
+        if "torch" in parts[:-1]:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
 
 
 @dataclass
@@ -42,7 +144,7 @@ class EnvironmentReport:
     plexloc: str
     python: str
     platform: str
-    torch: str
+    torch: str  # the imported torch's version ("not importable": see torch_error)
     torch_cuda: str | None  # the CUDA version torch was built for; None: a CPU-only build
     cudnn: int | None
     cuda_available: bool
@@ -53,6 +155,10 @@ class EnvironmentReport:
     cpu_bf16: bool = False  # the CPU runs bfloat16 natively: training and fitting there use it (training.amp, --precision)
     cpu_onednn: bool = False  # the CPU's convolutions go through oneDNN: channels-last (NHWC) there by default
     optional: dict[str, bool] = field(default_factory=dict)
+    torch_error: str | None = None  # why torch cannot be imported
+    cuda_visible_devices: str | None = None  # the environment variable, where set
+    versions: dict[str, str | None] = field(default_factory=dict)  # plexloc's dependencies: installed version (None: not)
+    floors: dict[str, str] = field(default_factory=dict)  # the same: the lowest version plexloc supports
     problems: list[str] = field(default_factory=list)  # one line each, with the fix
     notes: list[str] = field(default_factory=list)  # what is so but needs no fix
 
@@ -131,10 +237,27 @@ def _smoke(device: str) -> str:
 
 
 def check_environment(*, run_smoke: bool = True) -> EnvironmentReport:
-    """The installation's torch, CUDA and GPUs, the optional packages, and the problems found with their fixes."""
-    import torch
+    """The installation's torch, CUDA and GPUs, its dependencies' versions against plexloc's floors, the optional
+    packages, and the problems found with their fixes. A torch that cannot be imported is one of the problems (the
+    rest of the report is still made)."""
+    import os
 
     from plexloc import __version__
+
+    floors = required_floors()
+    versions = {name: installed_version(name) for name in floors}
+    common = dict(plexloc=__version__, python=sys.version.split()[0], platform=platform.platform(),
+                  nvidia_driver=nvidia_driver(), cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                  optional={name: installed_version(name) is not None for name in OPTIONAL},
+                  versions=versions, floors=floors)
+    try:
+        import torch
+    except Exception as err:  # a missing shared library, a build for another Python, a broken install
+        report = EnvironmentReport(**common, torch="not importable", torch_cuda=None, cudnn=None, cuda_available=False,
+                                   cuda_error=None, arch_list=[], torch_error=f"{type(err).__name__}: {_first_line(err)}")
+        report.problems = _problems(report, run_smoke)
+        return report
+    versions["torch"] = torch.__version__  # the torch imported (its metadata may name another)
 
     cuda_build = torch.version.cuda
     available = bool(torch.cuda.is_available())
@@ -143,14 +266,11 @@ def check_environment(*, run_smoke: bool = True) -> EnvironmentReport:
         try:  # the driver layer's own reason ("Found no NVIDIA driver", "driver too old", ...)
             torch.cuda.init()
         except Exception as err:
-            cuda_error = str(err).splitlines()[0] if str(err) else type(err).__name__
+            cuda_error = _first_line(err)
     arch_list = list(torch.cuda.get_arch_list()) if cuda_build else []
     cudnn = torch.backends.cudnn.version() if cuda_build and available else None
-    report = EnvironmentReport(
-        plexloc=__version__, python=sys.version.split()[0], platform=platform.platform(), torch=torch.__version__,
-        torch_cuda=cuda_build, cudnn=cudnn, cuda_available=available, cuda_error=cuda_error, arch_list=arch_list,
-        nvidia_driver=nvidia_driver(), optional={name: importlib.util.find_spec(name) is not None for name in OPTIONAL},
-    )
+    report = EnvironmentReport(**common, torch=torch.__version__, torch_cuda=cuda_build, cudnn=cudnn,
+                               cuda_available=available, cuda_error=cuda_error, arch_list=arch_list)
     from plexloc.infer import predict
 
     report.cpu_bf16, report.cpu_onednn = predict.cpu_bf16_supported(), predict.cpu_channels_last_supported()
@@ -172,15 +292,35 @@ def check_environment(*, run_smoke: bool = True) -> EnvironmentReport:
 
 def _problems(r: EnvironmentReport, smoked: bool) -> list[str]:
     out = []
-    if r.torch_cuda is None and r.nvidia_driver is not None:
+    if r.torch_error is not None:
+        out.append(f"torch cannot be imported ({r.torch_error}): nothing that trains or fits runs; reinstall torch in "
+                   "this environment (pip install --force-reinstall torch, or the command for your CUDA version on "
+                   "pytorch.org, 'Get started')")
+    for name, floor in r.floors.items():
+        have = r.versions.get(name)
+        if name == "torch" and r.torch_error is not None:
+            continue
+        if have is None:
+            out.append(f"{name} is not installed, and plexloc needs {name} >= {floor}: pip install '{name}>={floor}'")
+        elif not version_at_least(have, floor):
+            out.append(f"{name} {have} is older than plexloc supports ({name} >= {floor}): pip install --upgrade "
+                       f"'{name}>={floor}'" + (" (or a CUDA build of at least that version: pytorch.org)"
+                                                 if name == "torch" else ""))
+    cvd = r.cuda_visible_devices
+    if r.torch_cuda is None and r.nvidia_driver is not None and r.torch_error is None:
         out.append(f"this machine has an NVIDIA driver ({r.nvidia_driver}) but torch {r.torch} is a CPU-only build: "
                    "install a CUDA build of torch into this environment (the command for your CUDA version is on "
                    "pytorch.org, 'Get started'); plexloc keeps whichever torch >= 2.3 is installed")
     elif r.torch_cuda is not None and not r.cuda_available:
         why = f" ({r.cuda_error})" if r.cuda_error else ""
-        out.append(f"torch {r.torch} is built for CUDA {r.torch_cuda}, but no GPU can be used{why}. Check that "
-                   "`nvidia-smi` lists the GPU, that the NVIDIA driver supports CUDA "
-                   f"{r.torch_cuda} (else install a torch build for an older CUDA), and CUDA_VISIBLE_DEVICES")
+        if cvd is not None and r.nvidia_driver is not None:  # the GPUs are there, the variable hides them
+            out.append(f"torch {r.torch} is built for CUDA {r.torch_cuda}, but no GPU can be used{why}, and "
+                       f"CUDA_VISIBLE_DEVICES is set to {cvd!r}, which hides every GPU it does not list by index or "
+                       "UUID: unset it, or set it to the GPUs to use (e.g. 0, or 0,1; `nvidia-smi -L` lists them)")
+        else:
+            out.append(f"torch {r.torch} is built for CUDA {r.torch_cuda}, but no GPU can be used{why}. Check that "
+                       "`nvidia-smi` lists the GPU, that the NVIDIA driver supports CUDA "
+                       f"{r.torch_cuda} (else install a torch build for an older CUDA), and CUDA_VISIBLE_DEVICES")
     for g in r.gpus:
         if not g.arch_supported:
             out.append(f"GPU {g.index} ({g.name}, compute capability {g.capability}) is not among this torch build's "
@@ -190,26 +330,42 @@ def _problems(r: EnvironmentReport, smoked: bool) -> list[str]:
     return out
 
 
+#: what each extra is for, in the report's "optional" line
+_EXTRA_PURPOSE = {"service": "the job service: plexloc serve, worker, admin, submit, status, download",
+                  "postgres": "the job service on PostgreSQL", "drift": "the COMET drift engine",
+                  "napari": "the napari plugin"}
+
+
 def format_report(r: EnvironmentReport) -> str:
     """The report as lines of text (what ``plexloc doctor`` prints)."""
     lines = [
         f"plexloc   {r.plexloc} (Python {r.python}, {r.platform})",
+        f"torch     not importable: {r.torch_error}" if r.torch_error else
         f"torch     {r.torch}, " + (f"built for CUDA {r.torch_cuda}" if r.torch_cuda else "CPU-only build")
         + (f", cuDNN {r.cudnn}" if r.cudnn else ""),
         f"CUDA      {'available' if r.cuda_available else 'not available'}"
         + (f": {r.cuda_error}" if r.cuda_error else "")
-        + (f"; NVIDIA driver {r.nvidia_driver}" if r.nvidia_driver else "; no NVIDIA driver found"),
+        + (f"; NVIDIA driver {r.nvidia_driver}" if r.nvidia_driver else "; no NVIDIA driver found")
+        + (f"; CUDA_VISIBLE_DEVICES={r.cuda_visible_devices!r}" if r.cuda_visible_devices is not None else ""),
     ]
-    lines.append("CPU       " + ("bfloat16 instructions: training and fitting on the CPU run bfloat16 (about 1.4-1.9x "
-                                 "float32; training.amp, plexloc fit --precision)" if r.cpu_bf16
-                                 else "no bfloat16 instructions: training and fitting on the CPU run float32")
-                 + ("; channels-last convolutions (oneDNN)" if r.cpu_onednn else ""))
+    if r.versions:
+        lines.append("packages  " + ", ".join(f"{k} {v or 'MISSING'}" for k, v in r.versions.items()))
+    if r.torch_error is None:
+        lines.append("CPU       " + ("bfloat16 instructions: training and fitting on the CPU run bfloat16 (about 1.4-1.9x "
+                                     "float32; training.amp, plexloc fit --precision)" if r.cpu_bf16
+                                     else "no bfloat16 instructions: training and fitting on the CPU run float32")
+                     + ("; channels-last convolutions (oneDNN)" if r.cpu_onednn else ""))
     for g in r.gpus:
         lines.append(f"GPU {g.index}     {g.name}, compute {g.capability}, {g.memory_gib} GiB; "
                      f"{'kernels in this build' if g.arch_supported else 'NO kernels in this build'}; test: {g.smoke}")
-    missing = [f"{k} ({OPTIONAL[k]})" for k, ok in r.optional.items() if not ok]
-    if missing:
-        lines.append("optional  not installed: " + "; ".join(missing))
+    by_extra: dict[str, list[str]] = {}
+    for k, ok in r.optional.items():
+        if not ok and k in OPTIONAL:
+            by_extra.setdefault(OPTIONAL[k][0], []).append(k)
+    if by_extra:
+        lines.append("optional  not installed: " + "; ".join(
+            f"{', '.join(names)} ({_EXTRA_PURPOSE.get(extra, extra)}: pip install 'plexloc[{extra}]')"
+            for extra, names in by_extra.items()))
     lines.append("")
     lines += [f"note: {n}" for n in r.notes]
     if r.problems:

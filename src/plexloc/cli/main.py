@@ -1,8 +1,10 @@
 """The one ``plexloc`` entry point. Each sub-command lives in its own module of this package and
 exposes ``register(subparsers)``; the module's ``run(args)`` does the work by calling the library.
 
-Bad input (:class:`plexloc.errors.InputError`), and a file the system will not read or write (``OSError``), end
-in a one-line message on stderr and exit code 2. Ctrl-C, and SIGTERM (:func:`terminate_as_interrupt`), exit 130 with
+Bad input (:class:`plexloc.errors.InputError`), a file the system will not read or write (``OSError``), and a
+package the command needs that is not installed (an optional one: its extra, ``pip install 'plexloc[service]'``) or
+a torch that cannot be imported (:func:`plexloc.doctor.missing_package_message`), end in a one-line message on stderr
+and exit code 2. Ctrl-C, and SIGTERM (:func:`terminate_as_interrupt`), exit 130 with
 nothing half-written.
 """
 
@@ -135,6 +137,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"plexloc {args.command}: interrupted", file=sys.stderr)
         return 130
+    except ImportError as err:  # e.g. `plexloc serve` without the service extra: what to install, not a traceback
+        from plexloc.doctor import missing_package_message
+
+        message = missing_package_message(err)
+        if message is None:  # not a package plexloc knows of: a bug, shown as one
+            raise
+        print(f"plexloc {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
