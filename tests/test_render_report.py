@@ -89,8 +89,8 @@ def test_report_sections_and_missing_columns(locs, tmp_path):
     path, t = locs
     full = build_report(t.with_columns(drift_x_nm=t["true_drift_x_nm"], drift_y_nm=t["true_drift_y_nm"]),
                         camera_px_size_nm=100.0)
-    assert full.n_figures == 9 and not {"drift", "subpixel", "sigma", "bg", "nena"} & set(full.missing)
-    assert full.html.count("data:image/png;base64,") == 9 and "FRC resolution (nm)" in full.html
+    assert full.n_figures == 10 and not {"drift", "subpixel", "sigma", "bg", "nena"} & set(full.missing)
+    assert full.html.count("data:image/png;base64,") == 10 and "FRC resolution (nm)" in full.html
     assert "NeNA precision (nm)" in full.html
     bare = build_report(t.without_columns("bg", "prob", "sigma_x_nm", "sigma_y_nm").with_columns(z_nm=np.zeros(len(t))))
     assert {"bg", "sigma", "subpixel", "drift", "z"} <= set(bare.missing)
@@ -128,8 +128,8 @@ def test_report_opens_in_headless_chromium_with_all_figures(locs, tmp_path):
     ok = re.search(r'data-images-ok="(\d+)"', proc.stdout)
     total = re.search(r'data-images-total="(\d+)"', proc.stdout)
     assert ok and total, proc.stdout[:500]
-    assert int(total.group(1)) == 9
-    assert int(ok.group(1)) == 9  # every inline figure decoded by the browser
+    assert int(total.group(1)) == 10
+    assert int(ok.group(1)) == 10  # every inline figure decoded by the browser
 
 
 def test_report_says_next_to_the_frc_value_when_the_table_looks_unmerged(locs):

@@ -45,3 +45,94 @@ def test_a_log_files_progress_bar_writes_no_line_for_a_stall_and_another_at_once
     assert 30 not in counts, out
     assert 31 in counts, out
     assert counts == sorted(counts), out
+
+
+# --- the report -------------------------------------------------------------------------------------------------------
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from plexloc.render import figures  # noqa: E402
+from plexloc.render.report import build_report  # noqa: E402
+from plexloc.table import LocTable  # noqa: E402
+
+
+def _mle_table(n=400, n_frames=40):
+    """A 3D table as plexloc fit --method mle writes it: 3 rows of 12 ran to the z bound (converged 0, at_bound 2) and
+    1 to the photons' bound (4); frames 0..39 with the first ten holding twice as many rows (bleaching)."""
+    rng = np.random.default_rng(3)
+    frame = np.concatenate([rng.integers(0, 10, n // 2), rng.integers(10, n_frames, n - n // 2)])
+    frame[0], frame[1] = 0, n_frames - 1
+    at_bound = np.zeros(n, np.int64)
+    at_bound[::12] = 2
+    at_bound[5::40] = 4
+    z = rng.uniform(-400, 400, n)
+    z[at_bound == 2] = np.where(rng.random(int(np.sum(at_bound == 2))) < 0.5, -500.0, 500.0)
+    return LocTable({"frame": frame, "x_nm": rng.uniform(0, 3000, n), "y_nm": rng.uniform(0, 3000, n), "z_nm": z,
+                     "photons": rng.uniform(500, 3000, n), "bg": rng.uniform(10, 30, n),
+                     "crlb_x_nm": rng.uniform(5, 10, n), "crlb_y_nm": rng.uniform(5, 10, n),
+                     "crlb_z_nm": rng.uniform(20, 40, n), "converged": (at_bound == 0).astype(float),
+                     "at_bound": at_bound}, source="locs.csv")
+
+
+def test_the_report_says_how_many_rows_of_an_mle_fit_converged_and_what_the_z_histograms_end_bars_are():
+    """An astigmatic fit's z histogram had a bar at each end (521 of 4536 rows on the fit's z bound) and nothing on the
+    page said what they were, nor that 530 rows had not converged."""
+    t = _mle_table()
+    on_z, on_photons = int(np.sum(t["at_bound"] == 2)), int(np.sum(t["at_bound"] == 4))
+    rep = build_report(t, px_size_nm=20.0)
+    line = rep.summary["converged (maximum-likelihood fit)"]
+    n_ok = len(t) - on_z - on_photons
+    assert line.startswith(f"{n_ok} of {len(t)} rows ({100 * n_ok / len(t):.1f} %)"), line
+    assert f"{on_z + on_photons} rows did not converge" in line and f"{on_z} z on its bound" in line, line
+    assert f"{on_photons} photons at their bound" in line and "plexloc filter --converged" in line, line
+    assert f"{on_z} of {len(t)} rows ({100 * on_z / len(t):.1f} %) ended on the fit&#x27;s z bound" in rep.html
+    # a table without the column (a network's): no such row
+    plain = LocTable({c: t[c] for c in ("frame", "x_nm", "y_nm", "z_nm", "photons")})
+    assert not any(k.startswith("converged") for k in build_report(plain, px_size_nm=20.0).summary)
+
+
+def test_the_report_shows_the_localizations_per_frame_and_the_settings_it_was_made_with(monkeypatch):
+    """A microscopist looks for the count over time (bleaching, a focus lost) and for the settings of the page (a
+    report passed on said neither its pixels, the FRC's split nor plexloc's version): neither was there."""
+    from plexloc import __version__
+
+    drawn = []
+    real = figures.figure_png
+
+    def keep(fig):  # what each figure's axes say, read before the PNG is made
+        drawn.append([(ax.get_xlabel(), ax.get_ylabel(), ax.get_title(), [ln.get_ydata() for ln in ax.get_lines()])
+                      for ax in fig.axes])
+        return real(fig)
+
+    monkeypatch.setattr(figures, "figure_png", keep)
+    t = _mle_table()
+    rep = build_report(t, px_size_nm=20.0, camera_px_size_nm=100.0, seed=7)
+    assert "<h2>Localizations per frame</h2>" in rep.html
+    per_frame = [axes[0] for axes in drawn if axes[0][1] == "localizations per frame"]
+    assert len(per_frame) == 1
+    xlabel, _, _, lines = per_frame[0]
+    counts = np.bincount(t["frame"], minlength=40)
+    np.testing.assert_allclose(lines[0], counts)  # one frame per bin: the counts themselves
+    assert lines[1][0] == pytest.approx(len(t) / 40)  # the mean, dashed
+    assert rep.summary["mean localizations per frame"].startswith(f"{len(t) / 40:.3g} ")
+    settings = rep.summary["report settings"]
+    for part in (f"plexloc {__version__}", "camera pixel 100 nm", "image pixel 20 nm", "FRC: 5 nm pixels",
+                 "seed 7", "within 150 nm"):
+        assert part in settings, settings
+    # the lateral CRLB histogram pools x and y: its bars count values, two per localization (they read as rows)
+    lateral = [axes[0] for axes in drawn if axes[0][0] == "lateral CRLB (nm)"]
+    assert lateral and lateral[0][1] == "values (x and y: 2 per localization)"
+    automatic = build_report(t).summary["report settings"]
+    assert "camera pixel not given" in automatic and "(automatic:" in automatic, automatic
+
+
+def test_frame_counts_figure_bins_a_long_movie_to_the_mean_per_frame(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(figures, "figure_png", lambda fig: drawn.append(fig) or b"")
+    frames = np.repeat(np.arange(1000, 2000), 3)  # 3 per frame over 1000 frames: 500 bins of 2 frames
+    figures.frame_counts_figure(np.concatenate([frames, [1999]]), max_bins=500)
+    ax = drawn[0].axes[0]
+    y = ax.get_lines()[0].get_ydata()
+    assert len(y) == 500 and np.allclose(y[:-1], 3.0) and y[-1] == pytest.approx(3.5)  # the last bin: 7 rows in 2
+    assert "bins of 2 frames" in ax.get_title()

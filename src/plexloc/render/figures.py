@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
-__all__ = ["drift_figure", "figure_png", "frc_figure", "histogram_figure", "image_figure", "legend_figure", "nena_figure",
-           "no_data", "save_png"]
+__all__ = ["drift_figure", "figure_png", "frame_counts_figure", "frc_figure", "histogram_figure", "image_figure",
+           "legend_figure", "nena_figure", "no_data", "save_png"]
 
 
 def _plt():
@@ -146,10 +146,40 @@ def nena_figure(distances_nm: np.ndarray, sigma_nm: float, chance_share: float, 
     return figure_png(fig)
 
 
-def histogram_figure(values: np.ndarray, *, xlabel: str, bins: int = 60, title: str = "") -> bytes:
+def frame_counts_figure(frames: np.ndarray, *, max_bins: int = 500) -> bytes:
+    """Localizations per frame against frame (bleaching, a density too high at the start, a focus lost mid-movie):
+    the mean per frame over bins of whole frames, at most ``max_bins`` bins from the first frame to the last (frames
+    without localizations count 0), with the overall mean dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    f = np.asarray(frames, dtype=np.int64).ravel()
+    if f.size:
+        f0, f1 = int(f.min()), int(f.max())
+        width = max(1, int(np.ceil((f1 - f0 + 1) / max_bins)))
+        counts = np.bincount((f - f0) // width)
+        starts = f0 + width * np.arange(counts.size)
+        frames_in = np.minimum(starts + width, f1 + 1) - starts  # the last bin can hold fewer frames
+        ax.step(starts, counts / frames_in, where="post", color="C0")
+        ax.axhline(f.size / (f1 - f0 + 1), color="C3", ls="--", lw=1,
+                   label=f"mean {f.size / (f1 - f0 + 1):.3g} per frame over frames {f0}..{f1}")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8, loc="upper right")
+        ax.grid(alpha=0.3)
+        ax.set_title("localizations per frame" + (f" (mean over bins of {width} frames)" if width > 1 else ""),
+                     fontsize=9)
+    else:
+        no_data(ax, "no localizations: the table is empty")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("localizations per frame")
+    return figure_png(fig)
+
+
+def histogram_figure(values: np.ndarray, *, xlabel: str, bins: int = 60, title: str = "",
+                     ylabel: str = "localizations") -> bytes:
     """Histogram of the finite ``values`` between their 0.1 % and 99.9 % quantiles (all of them for 1000 or fewer;
     the number beyond the axes is written in a corner); values that are all alike get a bin centred on them; no finite
-    value: said on the axes (it was blank)."""
+    value: said on the axes (it was blank). ``ylabel``: what the bars count (values pooled from two columns are two
+    per localization)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.5, 3))
     v = np.asarray(values, dtype=float).ravel()
@@ -173,7 +203,7 @@ def histogram_figure(values: np.ndarray, *, xlabel: str, bins: int = 60, title: 
         no_data(ax, "no values: the table is empty" if not n_all else
                 f"no finite values: all {n_all} are NaN or infinite")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("localizations")
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=9)
     return figure_png(fig)

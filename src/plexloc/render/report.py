@@ -123,6 +123,28 @@ def _image_png(r, title: str, key) -> tuple[bytes, str]:
     return figures.figure_png(fig), title
 
 
+#: ``at_bound``'s bit of a z on the fit's bound (:data:`plexloc.mle.fit.AT_BOUND_BITS`)
+_AT_BOUND_Z = 2
+
+
+def _converged_text(table: LocTable) -> str | None:
+    """How many rows of a maximum-likelihood table (columns ``converged``, ``at_bound``) converged, and the bounds
+    the others ended on (the words of :func:`plexloc.mle.pipeline.not_converged_line`); None without the column."""
+    if "converged" not in table or not len(table):
+        return None
+    from plexloc.mle.fit import AT_BOUND_BITS
+    from plexloc.mle.pipeline import BOUND_NAMES, not_converged_line
+
+    conv = np.asarray(table["converged"]) == 1
+    n, n_ok = len(table), int(conv.sum())
+    flagged: dict[str, int] = {"not_converged": n - n_ok}
+    if "at_bound" in table:
+        bits = np.asarray(table["at_bound"]).astype(np.int64)[~conv]
+        flagged.update({k: int(np.sum((bits & AT_BOUND_BITS[k]) != 0)) for k in BOUND_NAMES})
+    line = not_converged_line(flagged)
+    return f"{n_ok} of {n} rows ({100 * n_ok / n:.1f} %)" + (f"; {line}" if line else "")
+
+
 def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
@@ -196,7 +218,14 @@ def build_report(
             ks, counts = np.unique(colours, return_counts=True)
             summary["localizations per colour"] = ", ".join(
                 f"{'rejected' if k < 0 else f'colour {k}'}: {c} ({100 * c / n:.1f} %)" for k, c in zip(ks, counts))
+        summary["mean localizations per frame"] = (f"{n / (int(table['frame'].max()) - int(table['frame'].min()) + 1):.3g}"
+                                                   " (over the frames from the first to the last)")
+        converged = _converged_text(table)
+        if converged:  # an MLE table's rows on a bound of the fit (its z histogram's spikes at the ends): said by fit only
+            summary["converged (maximum-likelihood fit)"] = converged
     summary["columns"] = ", ".join(table.columns)
+    summary["report settings"] = ""  # (its place in the table; filled in below, once the image's pixel is known)
+    image_px = px_size_nm
 
     def add(key: str, heading: str, body: str) -> None:
         sections.append((heading, body))
@@ -205,6 +234,7 @@ def build_report(
     if n:
         ext = max(np.ptp(table["x_nm"]), np.ptp(table["y_nm"]), 1.0)
         px = px_size_nm if px_size_nm is not None else max(5.0, float(np.ceil(ext / 1500)))
+        image_px = px
         # Gaussian with each localization's own sigma where every row has one, else a histogram (said in the title)
         method = default_method(table)
         gaussian = method == "gaussian"
@@ -265,7 +295,8 @@ def build_report(
                     continue
                 # x and y pooled: two values per localization, which the title says (the counts read as rows)
                 png = figures.histogram_figure(values, xlabel=xlabel, title=" and ".join(cols) + (
-                    f" pooled ({len(cols)} values per localization)" if len(cols) > 1 else ""))
+                    f" pooled ({len(cols)} values per localization)" if len(cols) > 1 else ""),
+                    ylabel="values (x and y: 2 per localization)" if len(cols) > 1 else "localizations")
                 body.append(f"<div class='cell'>{_img(png, xlabel + ' histogram')}</div>")
                 n_fig += 1
             continue
@@ -274,9 +305,25 @@ def build_report(
                             else "no finite z (z_nm is NaN or infinite in every row)")
             body.append(f"<div class='cell'><h3>{label}</h3>{_na(missing[key])}</div>")
             continue
-        body.append(f"<div class='cell'>{_img(figures.histogram_figure(table[col], xlabel=label), key + ' histogram')}</div>")
+        note = ""
+        if key == "z" and "at_bound" in table:
+            # the fit's z bound piles rows at the ends of the histogram (an astigmatic fit: 521 of 4536 rows), read
+            # as molecules there where nothing said what they were
+            on_z = int(np.sum((np.asarray(table["at_bound"]).astype(np.int64) & _AT_BOUND_Z) != 0))
+            if on_z:
+                note = "<p>" + html.escape(f"{on_z} of {n} rows ({100 * on_z / n:.1f} %) ended on the fit's z bound "
+                                           "(at_bound & 2, converged 0): the bars at the ends; plexloc filter "
+                                           "--converged removes them") + "</p>"
+        body.append(f"<div class='cell'>{_img(figures.histogram_figure(table[col], xlabel=label), key + ' histogram')}"
+                    f"{note}</div>")
         n_fig += 1
     add("hist", "Histograms", "<div class='grid'>" + "".join(body) + "</div>" if n else _na(missing["hist"]))
+
+    # localizations per frame (bleaching, a density too high at the start, a focus lost mid-movie)
+    if n:
+        add("frames", "Localizations per frame", _img(figures.frame_counts_figure(table["frame"]),
+                                                       "localizations per frame"))
+        n_fig += 1
 
     # subpixel / gridding
     if camera_px_size_nm is None:
@@ -373,6 +420,18 @@ def build_report(
         missing["nena"] = nn.info["no_value"] if nn is not None else "NeNA needs at least 2 localizations"
         summary["NeNA precision (nm)"] = f"none: {missing['nena']}"
         add("nena", "Localization precision from the data (NeNA)", _na(missing["nena"]))
+
+    from plexloc import __version__
+
+    # what the page was made with (a report passed on to a colleague said neither its pixels nor its version)
+    summary["report settings"] = "; ".join([
+        f"plexloc {__version__}",
+        "camera pixel " + (f"{camera_px_size_nm:g} nm" if camera_px_size_nm is not None
+                           else "not given (no gridding check: --camera-px-size)"),
+        "image pixel " + (f"{image_px:g} nm" + (" (automatic: the field's extent / 1500, at least 5 nm)"
+                                                  if px_size_nm is None else "") if image_px is not None else "none"),
+        f"FRC: {frc_px_size_nm:g} nm pixels asked for, random halves of seed {seed}",
+        f"NeNA: the nearest localization of the next frame within {nn.r_max_nm if nn is not None else 150:g} nm"])
 
     # every column: what it means, its unit and its values (a table opened without the README is still explained)
     def num(v) -> str:
