@@ -136,3 +136,53 @@ def test_frame_counts_figure_bins_a_long_movie_to_the_mean_per_frame(monkeypatch
     y = ax.get_lines()[0].get_ydata()
     assert len(y) == 500 and np.allclose(y[:-1], 3.0) and y[-1] == pytest.approx(3.5)  # the last bin: 7 rows in 2
     assert "bins of 2 frames" in ax.get_title()
+
+
+# --- the napari reader --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("with_sigma", [False, True])
+def test_napari_opens_a_multi_colour_table_as_one_image_layer_per_colour_on_one_grid(tmp_path, with_sigma):
+    """A dual-colour table opened as one grey image (its colours summed) and cyan points: the channels could not be
+    told apart. Now a layer per colour in the report's hues, additive, on the whole table's grid (so that they overlay
+    each other and the points), rejected rows grey and hidden, the points coloured alike."""
+    from plexloc.io.formats import write_locs
+    from plexloc.napari import read_localizations
+    from plexloc.render.image import COLOR_PALETTE, render
+
+    rng = np.random.default_rng(5)
+    n = 600
+    colour = rng.choice([-1, 0, 1], n, p=[0.1, 0.5, 0.4])
+    cols = {"frame": rng.integers(0, 20, n), "x_nm": rng.uniform(0, 2000, n) + 3000 * (colour == 1),
+            "y_nm": rng.uniform(0, 2000, n), "z_nm": np.zeros(n), "photons": rng.uniform(500, 2000, n), "color": colour}
+    if with_sigma:
+        cols.update(sigma_x_nm=rng.uniform(5, 15, n), sigma_y_nm=rng.uniform(5, 15, n))
+    path = tmp_path / "two.csv"
+    write_locs(LocTable(cols), path)
+    *images, (pts, pts_kw, kind) = read_localizations(str(path), px_size_nm=10.0)
+    assert kind == "points" and [im[2] for im in images] == ["image"] * 3
+    names = [im[1]["name"] for im in images]
+    assert names == ["two.csv rejected (colour -1) (rendered, 10 nm)", "two.csv colour 0 (rendered, 10 nm)",
+                     "two.csv colour 1 (rendered, 10 nm)"]
+    assert [im[1]["colormap"] for im in images] == ["gray", "magenta", "green"]
+    assert [im[1]["visible"] for im in images] == [False, True, True]
+    assert {im[1]["blending"] for im in images} == {"additive"}
+    # one grid: that of the whole table's image, which the colours' layers sum to
+    whole = render(LocTable(cols), method="gaussian" if with_sigma else "histogram", px_size_nm=10.0,
+                   **({"min_sigma_nm": 5.0} if with_sigma else {}))
+    x0, _, y0, _ = whole.extent_nm
+    for im in images:
+        assert im[0].shape == whole.image.shape
+        assert im[1]["translate"] == (y0 + 5.0, x0 + 5.0) and im[1]["scale"] == (10.0, 10.0)
+    if with_sigma:  # each row's Gaussian inside the grid (σ are quantised in levels 10 % apart, per table: a colour's
+        # levels differ a little from the whole's, pixel by pixel)
+        np.testing.assert_allclose([im[0].sum() for im in images], [np.sum(colour == k) for k in (-1, 0, 1)],
+                                   rtol=1e-3)
+    else:  # a histogram: each layer counts its colour's rows, and they sum to the whole's image
+        np.testing.assert_array_equal(sum(im[0] for im in images), whole.image)
+        assert [int(im[0].sum()) for im in images] == [int(np.sum(colour == k)) for k in (-1, 0, 1)]
+    face = pts_kw["face_color"]
+    np.testing.assert_allclose(face[colour == 0, :3], np.broadcast_to(COLOR_PALETTE[0], (np.sum(colour == 0), 3)))
+    np.testing.assert_allclose(face[colour == 1, :3], np.broadcast_to(COLOR_PALETTE[1], (np.sum(colour == 1), 3)))
+    np.testing.assert_allclose(face[colour == -1, :3], 0.5)
+    np.testing.assert_allclose(pts[:, 1], cols["x_nm"])
+    assert pts_kw["metadata"] == {"source": str(path), "rows": n}
