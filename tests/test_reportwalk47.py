@@ -138,7 +138,7 @@ def test_frame_counts_figure_bins_a_long_movie_to_the_mean_per_frame(monkeypatch
     assert "bins of 2 frames" in ax.get_title()
 
 
-# --- the napari reader --------------------------------------------------------------------------------------------------
+# --- the napari reader ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("with_sigma", [False, True])
 def test_napari_opens_a_multi_colour_table_as_one_image_layer_per_colour_on_one_grid(tmp_path, with_sigma):

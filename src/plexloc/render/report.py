@@ -218,10 +218,10 @@ def build_report(
             ks, counts = np.unique(colours, return_counts=True)
             summary["localizations per colour"] = ", ".join(
                 f"{'rejected' if k < 0 else f'colour {k}'}: {c} ({100 * c / n:.1f} %)" for k, c in zip(ks, counts))
-        summary["mean localizations per frame"] = (f"{n / (int(table['frame'].max()) - int(table['frame'].min()) + 1):.3g}"
-                                                   " (over the frames from the first to the last)")
+        span = int(table["frame"].max()) - int(table["frame"].min()) + 1
+        summary["mean localizations per frame"] = f"{n / span:.3g} (over the frames from the first to the last)"
         converged = _converged_text(table)
-        if converged:  # an MLE table's rows on a bound of the fit (its z histogram's spikes at the ends): said by fit only
+        if converged:  # an MLE table's rows on a bound of the fit (its z histogram's end bars): said by the fit only
             summary["converged (maximum-likelihood fit)"] = converged
     summary["columns"] = ", ".join(table.columns)
     summary["report settings"] = ""  # (its place in the table; filled in below, once the image's pixel is known)
