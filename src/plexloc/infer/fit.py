@@ -23,7 +23,7 @@ from plexloc.config.models import SplitViewConfig
 from plexloc.io.prefetch import prefetch
 from plexloc.io.pixel_size import recorded_pixel_size, warn_pixel_size
 from plexloc.io.splitview import check_boxes, split_frames
-from plexloc.io.tiff import MovieReader, channel_movies, open_channel_movie
+from plexloc.io.tiff import CHUNK_PIXELS, MovieReader, channel_movies, frames_per_chunk, open_channel_movie
 from plexloc.nets.io import load_model
 from plexloc.nets.localizer import Localizer
 from plexloc.table import REQUIRED_COLUMNS, LocTable
@@ -33,12 +33,6 @@ from plexloc.table import REQUIRED_COLUMNS, LocTable
 #: counts at the clipping level: a clipped spot's peak lies within a pixel of its position, and a clipped neighbour
 #: this close overlaps the spot (the MLE's smallest window, :data:`plexloc.mle.pipeline.DEFAULT_MIN_ROI_PX`)
 SPOT_PX = 7
-
-#: the most pixels (all channels) a chunk of frames read at once holds: 256 frames of 256 x 256, fewer of larger frames
-#: (16 of 1000 x 1000, 4 of 2048 x 2048). A fixed 256 frames of an sCMOS chip's 2048 x 2048 were 4 GiB of float32
-#: photons, with two more chunks read ahead: the data path alone peaked at 3.0 GB of RSS for 1000 x 1000 frames
-#: (0.9 GB in chunks of 16 frames), and a full chip's would not fit a workstation
-CHUNK_PIXELS = 2**24
 
 
 def to_table(ex: Extracted, frames: np.ndarray, model: Localizer, saturated: np.ndarray | None = None) -> LocTable:
@@ -640,7 +634,7 @@ def _fit_parts(
 
         # the next chunks are read and converted to photons by a background thread while this one is fitted
         per_frame = int(np.prod(readers[0].frame_shape)) * (1 if split is not None else len(readers))
-        chunk_frames = max(1, min(int(chunk_frames), CHUNK_PIXELS // max(per_frame, 1)))
+        chunk_frames = frames_per_chunk(per_frame, chunk_frames, budget=CHUNK_PIXELS)  # this module's name: tests scale it
         source = prefetch(_photon_chunks(readers, cams, chunk_frames, split))
         chunks = (keep_first(c) for c in source)
         # each frame through the frame U-Nets once, not once per window it belongs to

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -23,6 +24,7 @@ from plexloc._call import as_device, keyword_defaults
 from plexloc.camera import CameraCheck, CameraWarning, camera_from_config
 from plexloc.config.models import CameraConfig, SimulationConfig
 from plexloc.errors import InputError
+from plexloc.io.tiff import frames_per_chunk
 from plexloc.mle.detection import Candidates, _blur, dog_filter, dog_noise_gain_map, local_maxima
 from plexloc.mle.fit import AT_BOUND_BITS, FitChannel, FitResult, fit_rois, noise_terms
 from plexloc.mle.models import roi_model_for
@@ -800,9 +802,11 @@ def fit_movie(
         config: the validated configuration (PSF, camera, pixel size, channels with transforms).
         device: where detection and fitting run (``cpu``, ``cuda``).
         camera: camera configuration replacing the config's (one for all channels, or one per channel).
-        batch_frames: frames read, detected and fitted at a time.
+        batch_frames: frames read, detected and fitted at a time; at most
+            :data:`~plexloc.io.tiff.CHUNK_PIXELS` pixels (all channels), as the network fit reads them: fewer of
+            large frames (16 of 1000 x 1000).
         threshold_photons: detection threshold (photons per pixel of the DoG image; default: noise based).
-        progress: show a progress bar.
+        progress: show a progress bar (frames, and their rate).
         options: passed to :class:`MLEFitter` (``roi_px``, ``min_roi_px``, ``free_sigma``, ``photon_model``,
             ``z_starts_nm``, ``z_margin_nm``, ``min_llr_pvalue``, ``max_iter``, ``batch_size``, ``roi_offset_px``:
             for several channels, the chip pixel (x, y) at the frames' corner; default the camera ROI in the
@@ -938,7 +942,9 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
     out, by reason: ``outside_window``, ``not_finite``, ``goodness_of_fit``; :meth:`MLEFitter._table`), ``flagged``
     (rows kept with ``converged`` 0, and rows on each bound of ``at_bound``) and ``saturated_rows`` (rows kept whose
     fitting window holds a pixel at the clipping level: ``saturated_px`` > 0; each channel's level and where it came
-    from in ``clip_levels``, :func:`plexloc.camera.check.clip_level`)."""
+    from in ``clip_levels``, :func:`plexloc.camera.check.clip_level`), ``frames``, ``seconds`` and ``frames_per_s``
+    (the frames' loop: reading, detection, fits and writing, as the network fit's; not the checks of the first frames)
+    and ``chunk_frames`` (frames a chunk: ``batch_frames``, fewer of large frames)."""
     from plexloc.io.pixel_size import warn_pixel_size
     from plexloc.simulation.simulator import check_spline_channels
 
@@ -959,27 +965,46 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
         shapes = psf_shape_check(fitter, movies)  # the spots against the PSFs (a 2D PSF on an astigmatic movie, ...)
         if stats is not None:
             stats["psf_shape"] = shapes
-        starts = range(0, n, batch_frames)
+        # at most CHUNK_PIXELS pixels (all channels) a chunk, as the network fit reads them: 256 frames of 1000 x 1000
+        # were 256 MB of float32 photons per channel, and the detection's images several times that (3.3 GB peak RSS)
+        per_frame = int(np.prod(readers[0].frame_shape)) * (1 if movies.split is not None else len(readers))
+        step = frames_per_chunk(per_frame, batch_frames)
+        # frames, not chunks, with their rate, as the network fit counts them; the checks before the loop (and the
+        # camera check of its first frames) are a fixed cost outside frames_per_s
+        bar = None
         if progress:
-            from plexloc.progress import progress as bar
+            from plexloc.progress import progress as make_bar
 
-            starts = bar(starts, total=len(starts), desc="fit", unit="chunk")
-        for s in starts:
-            frames = movies.frames(s, min(s + batch_frames, n))
-            if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
-                check = first_frames_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources)
-                if stats is not None:
-                    stats["camera"] = check
-                    stats["clip_levels"] = list(fitter.clip_levels)
-            part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
-            if len(part):
-                found = True
-                yield part
-            elif empty is None:
-                empty = part
+            bar = make_bar(None, total=n, desc="fit", unit="frame")
+        n_rows, check_s, t0 = 0, 0.0, time.perf_counter()
+        try:
+            for s in range(0, n, step):
+                frames = movies.frames(s, min(s + step, n))
+                if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
+                    t_check = time.perf_counter()
+                    check = first_frames_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources)
+                    check_s = time.perf_counter() - t_check
+                    if stats is not None:
+                        stats["camera"] = check
+                        stats["clip_levels"] = list(fitter.clip_levels)
+                part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
+                n_rows += len(part)
+                if bar is not None:
+                    bar.update(len(frames[0]))
+                    bar.set_postfix(locs=n_rows, refresh=False)
+                if len(part):
+                    found = True
+                    yield part
+                elif empty is None:
+                    empty = part
+        finally:
+            if bar is not None:
+                bar.close()
+        elapsed = time.perf_counter() - t0 - check_s
         if stats is not None:  # what the fits left out, and why (before the table is written: a generator's end)
             stats.update(fits=fitter.fits, dropped=dict(fitter.dropped), flagged=dict(fitter.flagged),
-                         saturated_rows=fitter.saturated_rows)
+                         saturated_rows=fitter.saturated_rows, frames=n, seconds=elapsed,
+                         frames_per_s=n / elapsed if elapsed > 0 else float("nan"), chunk_frames=step)
     if not found:
         yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
                             fitter.roi_px)[0]
