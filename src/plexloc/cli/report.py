@@ -11,11 +11,12 @@ from plexloc.cli._locs import add_table_args
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="self-contained HTML report: image, histograms, gridding, drift, FRC, summary",
+        help="self-contained HTML report: image, histograms, gridding, drift, FRC, NeNA, summary",
         description="Write one HTML page (figures inline as base64 PNG) with the rendered image, histograms of "
-        "photons, background, sigma and z, the subpixel histogram (gridding check; needs --camera-px-size), the "
-        "drift curve (columns written by plexloc drift), the FRC curve and a summary table. Sections whose "
-        "columns are missing say 'not available'.",
+        "photons, background, sigma and z, the localizations per frame, the subpixel histogram (gridding check; "
+        "needs --camera-px-size), the drift curve (columns written by plexloc drift), the FRC curve, the precision "
+        "from the data (NeNA) and a summary table (with an MLE fit's converged rows and the report's own settings). "
+        "Sections whose columns are missing say 'not available'.",
     )
     add_table_args(p, out_help="HTML file (.html)", out_type=path_with_suffix(".html"))
     p.add_argument("--pixel-size", type=positive_float, default=None, metavar="NM", help="pixel of the rendered image")
