@@ -108,3 +108,59 @@ def test_plexloc_fit_mle_summary_line_gives_frames_per_s(tmp_path, capsys):
                  "--out", str(out)]) == 0
     wrote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote ")]
     assert len(wrote) == 1 and " frames/s)" in wrote[0], wrote
+
+
+# --- one z range of a spline PSF for the simulator, the MLE fit and plexloc crlb -------------------------------------
+
+def _spline_config(tmp_path) -> Path:
+    """examples/3d_astigmatic.yaml with a spline PSF calibrated over z [-500, 500] nm and the channel's focal plane
+    100 nm deeper (z_offset_nm 100: the spline covers emitter z [-400, 600])."""
+    import yaml
+
+    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+
+    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
+    sx, sy = 1.2 + 0.004 * (zz - 5) ** 2, 1.2 + 0.004 * (zz + 5) ** 2
+    volume = np.exp(-xx**2 / (2 * sx**2) - yy**2 / (2 * sy**2))
+    volume /= volume[10].sum()
+    ch = ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.eye(3))
+    save_calibration(PSFCalibration(channels=[ch], px_size_nm=(100.0, 100.0), dz_nm=50.0), tmp_path / "PSF.h5")
+    with open(EXAMPLES / "3d_astigmatic.yaml") as f:
+        d = yaml.safe_load(f)
+    d["channels"] = [{"psf": {"kind": "spline", "calibration": str(tmp_path / "PSF.h5")}, "camera": d.pop("camera"),
+                      "z_offset_nm": 100.0}]
+    del d["psf"]
+    d["emitters"]["z_range_nm"] = [-300.0, 300.0]
+    path = tmp_path / "spline.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+def test_spline_z_range_with_the_channels_offset_is_one_computation_for_simulator_mle_and_crlb(tmp_path, capsys):
+    from plexloc.cli.main import main
+    from plexloc.errors import InputError
+    from plexloc.mle import MLEFitter
+    from plexloc.mle.pipeline import ZRangeWarning
+    from plexloc.simulation.simulator import psf_z_range
+
+    path = _spline_config(tmp_path)
+    cfg = load_config(path)
+    sim = Simulator(cfg)  # [-300, 300] within [-400, 600]
+    assert psf_z_range(sim.channels[0], cfg.channels[0]) == (-400.0, 600.0, str(tmp_path / "PSF.h5"))
+    wide = cfg.model_copy(update={"emitters": cfg.emitters.model_copy(update={"z_range_nm": (-450.0, 300.0)})})
+    with pytest.raises(InputError) as err:  # the simulator: the PSF's own range, and the emitters' range that fits
+        Simulator(wide)
+    msg = str(err.value)
+    assert "emitters.z_range_nm [-450, 300] (channel 0 z offset 100) leaves the PSF's calibrated z range [-500, 500] " \
+           "nm: narrow emitters.z_range_nm to [-400, 300] nm or less, or calibrate with a bead stack" in msg
+    assert "PSF.h5" in msg
+    with pytest.warns(ZRangeWarning) as rec:  # the MLE fit: the emitter z range the spline covers
+        MLEFitter(wide)
+    (w,) = [str(r.message) for r in rec]
+    assert "[-450, 300] nm reaches beyond channel 0's spline PSF, calibrated over z [-400, 600] nm (" in w
+    assert str(tmp_path / "PSF.h5") in w
+    # plexloc crlb: the same range; z within it answers
+    assert main(["crlb", str(path), "--photons", "2000", "--bg", "20", "--z=-400,550"]) == 0
+    assert main(["crlb", str(path), "--photons", "2000", "--bg", "20", "--z=-450,0,650"]) == 2
+    text = capsys.readouterr().err
+    assert "--z -450,650 nm lies outside channel 0's PSF model, calibrated over z [-400, 600] nm" in text

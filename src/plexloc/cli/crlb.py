@@ -129,12 +129,12 @@ def check_z_in_psf_range(z_nm: list[float], sim, config, *, source=None) -> None
     offset): an :class:`~plexloc.errors.InputError` naming the values, the channel, its range and calibration file
     (outside it the spline is flat, and the bound of z read ``inf`` in a table of numbers, with no word)."""
     from plexloc.errors import InputError
+    from plexloc.simulation.simulator import psf_z_range
 
     for c, ch in enumerate(sim.channels):
-        lo, hi = (v + ch.z_offset_nm for v in ch.psf.z_range_nm)
+        lo, hi, cal = psf_z_range(ch, config.channels[c])
         out = [v for v in z_nm if not lo <= v <= hi]
         if out:
-            cal = getattr(config.channels[c].psf, "calibration", None)
             raise InputError(
                 f"--z {','.join(f'{v:g}' for v in out)} nm lies outside channel {c}'s PSF model, calibrated over z "
                 f"[{lo:.0f}, {hi:.0f}] nm" + (f" ({cal})" if cal is not None else "")

@@ -29,7 +29,7 @@ from plexloc.mle.detection import Candidates, _blur, dog_filter, dog_noise_gain_
 from plexloc.mle.fit import AT_BOUND_BITS, FitChannel, FitResult, fit_rois, noise_terms
 from plexloc.mle.models import roi_model_for
 from plexloc.simulation.geometry import transform_at_roi
-from plexloc.simulation.simulator import Channel
+from plexloc.simulation.simulator import Channel, psf_z_range
 from plexloc.table import LocTable
 
 #: default signal-to-noise of a detection: peak of the filtered image over its noise (camera model)
@@ -396,11 +396,11 @@ class MLEFitter:
         self.frame_shape = (int(config.frame_size[0]), int(config.frame_size[1]))
         self.is_3d = any(ch.psf.is_3d for ch in self.channels)
         for c, ch in enumerate(self.channels):  # the simulator refuses such a range; a fit is bounded to the spline's
-            lo, hi = (v + ch.z_offset_nm for v in ch.psf.z_range_nm)
+            lo, hi, cal = psf_z_range(ch, config.channels[c])
             if z_lo < lo - 0.5 or z_hi > hi + 0.5:
                 warnings.warn(
                     f"emitters.z_range_nm [{z_lo:g}, {z_hi:g}] nm reaches beyond channel {c}'s spline PSF, calibrated "
-                    f"over z [{lo:.0f}, {hi:.0f}] nm ({getattr(config.channels[c].psf, 'calibration', '')}): the fits are "
+                    f"over z [{lo:.0f}, {hi:.0f}] nm ({cal or ''}): the fits are "
                     "bounded to the calibrated range, and an emitter beyond it is held on its edge (at_bound 2, "
                     "converged 0); narrow emitters.z_range_nm to the calibrated range, or calibrate over a wider one",
                     ZRangeWarning, stacklevel=2)

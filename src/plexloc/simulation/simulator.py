@@ -210,6 +210,17 @@ class Channel(nn.Module):
                                frame_slots=frame_slots)
 
 
+def psf_z_range(channel: Channel, channel_config: ChannelConfig) -> tuple[float, float, str | None]:
+    """The emitter z range (nm, from the reference channel's focal plane) over which a channel's PSF is modelled: its
+    PSF's z range (a calibrated spline's; infinite for an analytic model) shifted by the channel's ``z_offset_nm``,
+    and the PSF's calibration file (None where it has none). One computation for the simulator's refusal of an
+    emitter z range beyond it, the MLE fit's :class:`~plexloc.mle.pipeline.ZRangeWarning` and ``plexloc crlb``'s
+    check of ``--z``."""
+    lo, hi = (float(v) + channel.z_offset_nm for v in channel.psf.z_range_nm)
+    cal = getattr(channel_config.psf, "calibration", None)
+    return lo, hi, None if cal is None else str(cal)
+
+
 @dataclass
 class MovieSimulation:
     """A simulated movie: raw frames ``(C, T, H, W)`` (ADU, integer-valued float), the truth table,
@@ -244,15 +255,14 @@ class Simulator(nn.Module):
             Channel.from_config(c, px_size_nm=self.px_size_nm, z_extent_nm=z_extent) for c in config.channels
         )
         for i, ch in enumerate(self.channels):
-            lo, hi = ch.psf.z_range_nm
-            if z_lo - ch.z_offset_nm < lo or z_hi - ch.z_offset_nm > hi:
+            lo, hi, cal = psf_z_range(ch, config.channels[i])  # emitter z: the PSF's range plus the z offset
+            if z_lo < lo or z_hi > hi:
                 # the calibration file is named (the message named no file): its bead stack's z range is the limit
-                cal = getattr(config.channels[i].psf, "calibration", None)
                 raise InputError(
                     f"the configuration's emitters.z_range_nm [{z_lo:g}, {z_hi:g}] (channel {i} z offset "
-                    f"{ch.z_offset_nm:g}) leaves the PSF's calibrated z range [{lo:.0f}, {hi:.0f}] nm"
-                    + f": narrow emitters.z_range_nm to [{max(lo + ch.z_offset_nm, z_lo):.0f}, "
-                    f"{min(hi + ch.z_offset_nm, z_hi):.0f}] nm or less"
+                    f"{ch.z_offset_nm:g}) leaves the PSF's calibrated z range [{lo - ch.z_offset_nm:.0f}, "
+                    f"{hi - ch.z_offset_nm:.0f}] nm"
+                    + f": narrow emitters.z_range_nm to [{max(lo, z_lo):.0f}, {min(hi, z_hi):.0f}] nm or less"
                     + (", or calibrate with a bead stack over a wider z range" if cal else ""),
                     source=cal)
             _check_astigmatic_widths(ch.psf, z_lo - ch.z_offset_nm, z_hi - ch.z_offset_nm, channel=i)
