@@ -348,7 +348,9 @@ def check_movie_alignment(
     n, (r0, c0, h, w) = analysed(n_frames, frame_shape, max_frames=options.get("max_frames", MAX_FRAMES))
     # whole frames read at once at most CHUNK_PIXELS per channel (2048 x 2048 frames: 4 at a time), and each window
     # copied as it is cut: a view would keep its chunk's whole frames alive until the end
-    step = max(1, min(chunk_frames, CHUNK_PIXELS // max(1, int(frame_shape[0]) * int(frame_shape[1]))))
+    from plexloc.io.tiff import frames_per_chunk
+
+    step = frames_per_chunk(int(frame_shape[0]) * int(frame_shape[1]), chunk_frames, budget=CHUNK_PIXELS)
 
     def cut(f):
         win = f[:, r0 : r0 + h, c0 : c0 + w]

@@ -297,7 +297,9 @@ CHUNK_PIXELS = 2**22
 
 def chunk_frames_for(frame_shape: Sequence[int], most: int = 64) -> int:
     """Frames per chunk so that a chunk holds at most :data:`CHUNK_PIXELS` pixels (at least one frame)."""
-    return max(1, min(most, CHUNK_PIXELS // max(1, int(frame_shape[-2]) * int(frame_shape[-1]))))
+    from plexloc.io.tiff import frames_per_chunk
+
+    return frames_per_chunk(int(frame_shape[-2]) * int(frame_shape[-1]), most, budget=CHUNK_PIXELS)
 
 
 def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None) -> StackStats:

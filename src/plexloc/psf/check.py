@@ -946,11 +946,13 @@ def check_movie_psf_shapes(
     of :func:`check_psf_shapes` (``channels``, ``cameras``, ``source``, ``movie_px_size_nm``, ``warn``, ...)."""
     n = max(0, min(int(n_frames), int(max_frames)))
     parts: list[list[Tensor]] = []
+    from plexloc.io.tiff import frames_per_chunk
+
     a, step = 0, 1  # the first frame alone: its size sets the chunk (at most CHUNK_PIXELS whole-frame pixels)
     while a < n:
         chunk = photons_of(a, min(a + step, n))
         h, w = np.shape(chunk[0])[-2:]
-        step = max(1, min(chunk_frames, CHUNK_PIXELS // max(1, h * w)))
+        step = frames_per_chunk(h * w, chunk_frames, budget=CHUNK_PIXELS)
         a += max(1, np.shape(chunk[0])[0])
         parts.append([_central_copy(f, window_px) for f in chunk])
         del chunk  # no view of it is kept: the next chunk replaces it
