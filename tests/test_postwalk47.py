@@ -215,3 +215,31 @@ def test_linking_by_nearest_successor_queries_keeps_the_pairwise_rule(seed):
     apart = LocTable({"frame": np.arange(5), "x_nm": np.arange(5) * 1e3, "y_nm": np.zeros(5), "z_nm": np.zeros(5),
                       "photons": np.ones(5)})
     np.testing.assert_array_equal(link_localizations(apart, radius_nm=50.0, gap=1), np.arange(5))
+
+
+def test_one_row_without_a_crlb_photon_weights_only_its_own_event():
+    """merge --weights auto on an MLE table: one row without a usable CRLB (NaN: a fit without a bound, a --refine-mle
+    row whose refit was not kept) photon-weighted every event of the table, in silence; now only its own event."""
+    from plexloc.post.merge import merge_localizations
+
+    t = LocTable({"frame": [0, 1, 0, 1], "x_nm": [100.0, 200.0, 5000.0, 5010.0], "y_nm": [0.0, 0.0, 0.0, 0.0],
+                  "z_nm": [0.0] * 4, "photons": [1000.0] * 4, "crlb_x_nm": [5.0, 20.0, np.nan, 8.0],
+                  "crlb_y_nm": [5.0, 20.0, 8.0, 8.0]})
+    m = merge_localizations(t, radius_nm=150.0, gap=0)
+    assert m["n_merged"].tolist() == [2, 2]
+    near = int(np.argmin(m["x_nm"]))
+    # inverse variance: (100 / 25 + 200 / 400) / (1 / 25 + 1 / 400) and 1 / sqrt(1 / 25 + 1 / 400) (photon weights gave
+    # 150 nm and 10.3 nm)
+    assert m["x_nm"][near] == pytest.approx(4.5 / 0.0425, rel=1e-12)
+    assert m["crlb_x_nm"][near] == pytest.approx(1 / np.sqrt(0.0425), rel=1e-12)
+    far = 1 - near
+    assert m["x_nm"][far] == pytest.approx(5005.0, rel=1e-12)  # photon weights; no bound for the mean of a NaN
+    assert np.isnan(m["crlb_x_nm"][far]) and m["crlb_y_nm"][far] == pytest.approx(np.sqrt(128.0) / 2, rel=1e-12)
+    # all CRLBs usable: inverse variance everywhere, as before; none usable: photon weights everywhere
+    full = merge_localizations(t.with_columns(crlb_x_nm=np.array([5.0, 20.0, 8.0, 8.0])), radius_nm=150.0, gap=0)
+    assert full["crlb_x_nm"][far] == pytest.approx(8.0 / np.sqrt(2), rel=1e-12)
+    none = merge_localizations(t.with_columns(crlb_x_nm=np.full(4, np.nan)), radius_nm=150.0, gap=0)
+    assert none["x_nm"][int(np.argmin(none["x_nm"]))] == pytest.approx(150.0, rel=1e-12)
+    # explicit inverse-variance weights refuse the row, naming the column, the row and its value as a plain number
+    with pytest.raises(InputError, match=r"column 'crlb_x_nm' must be > 0 for inverse-variance weights, row 2 is nan$"):
+        merge_localizations(t, radius_nm=150.0, gap=0, weights="inverse_variance")

@@ -9,8 +9,8 @@ best predecessor; the links left form chains, and each chain (a connected compon
 merged localization. Everything is vectorised: there is no loop over frames.
 
 Averaging. Positions are averaged with inverse-variance weights ``1 / sigma_x_nm²`` (and y, z) when
-the table has uncertainties (an MLE table without ``sigma_*``: its ``crlb_x_nm``, ``crlb_y_nm``, ``crlb_z_nm``,
-where all are finite and > 0), else with photon weights. Every uncertainty or bound of a position
+the table has uncertainties (an MLE table without ``sigma_*``: its ``crlb_x_nm``, ``crlb_y_nm``, ``crlb_z_nm``, in
+each event whose rows all have finite CRLBs > 0; photon weights for the others), else with photon weights. Every uncertainty or bound of a position
 (``sigma_*``, ``crlb_x_nm``, ``crlb_y_nm``, ``crlb_z_nm``) becomes that of the weighted mean,
 ``sqrt(sum w² sigma²) / sum w``: ``1 / sqrt(sum 1 / sigma²)`` for inverse-variance weights (``sigma / sqrt(n)`` for n
 equal precisions), and ``sigma / sqrt(n)`` again for n equal rows with photon weights; ``crlb_bg`` that of the
@@ -225,22 +225,37 @@ def merge_localizations(
     sx_col, sy_col, sz_col = ("sigma_x_nm", "sigma_y_nm", "sigma_z_nm") if has_sigma else ("crlb_x_nm", "crlb_y_nm",
                                                                                             "crlb_z_nm")
     use_iv = (has_sigma or has_crlb) and weights != "photons"
-    if use_iv and not has_sigma and weights == "auto":  # CRLBs that are not all usable: photon weights, as before
-        use_iv = all(bool(np.all(table[c] > 0) and np.all(np.isfinite(table[c]))) for c in (sx_col, sy_col))
-    if use_iv:
+    # auto on CRLBs that some rows lack (NaN, 0: a fit without a bound, a --refine-mle table's rows whose refit was not
+    # kept): inverse variance for the events whose rows all have one, photon weights for the others (one such row
+    # anywhere photon-weighted every event of the table, in silence)
+    crlb_row_ok = None
+    if use_iv and not has_sigma and weights == "auto":
+        crlb_row_ok = np.all([np.isfinite(table[c]) & (table[c] > 0) for c in (sx_col, sy_col)], axis=0)
+        use_iv = bool(crlb_row_ok.any())
+        if crlb_row_ok.all():
+            crlb_row_ok = None
+    if use_iv and crlb_row_ok is None:
         for c in (sx_col, sy_col):
             v = table[c]
             if np.any(~(v > 0)):
                 bad = np.flatnonzero(~(v > 0))[0]
-                raise InputError(f"column '{c}' must be > 0 for inverse-variance weights, row {bad} is {v[bad]!r}",
-                                 source=table.source)
+                raise InputError(f"column '{c}' must be > 0 for inverse-variance weights, row {bad} is "
+                                 f"{float(v[bad])!r}", source=table.source)
     groups = link_localizations(table, radius_nm=radius_nm, gap=gap)
     n_groups = int(groups.max()) + 1 if len(groups) else 0
     ones = np.ones(len(table))
     count = np.bincount(groups, minlength=n_groups)
     if use_iv:
-        wx = 1.0 / table[sx_col] ** 2
-        wy = 1.0 / table[sy_col] ** 2
+        with np.errstate(divide="ignore"):  # (a CRLB of 0: its event is photon-weighted below)
+            wx = 1.0 / table[sx_col] ** 2
+            wy = 1.0 / table[sy_col] ** 2
+        if crlb_row_ok is not None:  # photon weights for the events with a row without a CRLB (each event's weights
+            # are normalised by their own sum)
+            event_ok = np.bincount(groups, weights=(~crlb_row_ok).astype(float), minlength=n_groups) == 0
+            row_iv = event_ok[groups]
+            p = np.maximum(table["photons"], 0.0)
+            p = np.where(p > 0, p, 1e-12)
+            wx, wy = np.where(row_iv, wx, p), np.where(row_iv, wy, p)
         wmain = wx + wy
         if sz_col in table:  # inverse variance in z for the events whose rows all have a sigma_z (per event:
             sz = table[sz_col]  # one NaN elsewhere in the table switched it off for every event)
