@@ -243,3 +243,16 @@ def test_one_row_without_a_crlb_photon_weights_only_its_own_event():
     # explicit inverse-variance weights refuse the row, naming the column, the row and its value as a plain number
     with pytest.raises(InputError, match=r"column 'crlb_x_nm' must be > 0 for inverse-variance weights, row 2 is nan$"):
         merge_localizations(t, radius_nm=150.0, gap=0, weights="inverse_variance")
+
+
+def test_filter_errors_print_numpy_values_as_numbers():
+    """Values given as numpy scalars read 'np.float64(1.5)' in the errors."""
+    t = LocTable({"frame": [0], "x_nm": [0.0], "y_nm": [0.0], "z_nm": [0.0], "photons": [1.0], "prob": [0.5],
+                  "sigma_x_nm": [5.0], "sigma_y_nm": [5.0]})
+    for kw, message in ((dict(min_prob=np.float64(1.5)), "min_prob must be a probability in [0, 1], got 1.5"),
+                        (dict(max_sigma_nm=np.float64(-1.0)), "max_sigma_nm must be > 0 nm, got -1"),
+                        (dict(min_photons=np.float64(5), max_photons=np.float64(2)),
+                         "min_photons (5) is above max_photons (2): nothing could pass")):
+        with pytest.raises(InputError) as err:
+            filter_localizations(t, **kw)
+        assert str(err.value) == f"filter {message}"

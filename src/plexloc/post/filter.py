@@ -196,12 +196,13 @@ def filter_localizations(
             raise InputError(f"filter {name} must be a finite number, got {value!r}")
     for name in ("min_prob", "max_p_spot"):
         if name in given and not 0.0 <= given[name] <= 1.0:
-            raise InputError(f"filter {name} must be a probability in [0, 1], got {given[name]!r}")
+            raise InputError(f"filter {name} must be a probability in [0, 1], got {float(given[name]):g}")
     for name in ("max_sigma_nm", "max_sigma_z_nm"):
         if name in given and not given[name] > 0:
-            raise InputError(f"filter {name} must be > 0 nm, got {given[name]!r}")
+            raise InputError(f"filter {name} must be > 0 nm, got {float(given[name]):g}")
     if "min_photons" in given and "max_photons" in given and given["min_photons"] > given["max_photons"]:
-        raise InputError(f"filter min_photons ({given['min_photons']!r}) is above max_photons ({given['max_photons']!r}): "
+        raise InputError(f"filter min_photons ({float(given['min_photons']):g}) is above max_photons "
+                         f"({float(given['max_photons']):g}): "
                          "nothing could pass")
     if "z_range_nm" in given:
         z0, z1 = given["z_range_nm"]  # type: ignore[misc]
