@@ -570,9 +570,11 @@ def _bead_z_advice(sim, z: np.ndarray, err: Exception) -> str:
     """What is wrong with a bead stack's z (``z``, nm) for the channels of ``sim`` (the configuration's own simulator),
     naming what the caller changes, the stack's z (``plexloc simulate --beads --z-range LO HI``): the simulator's error
     ``err`` names the configuration's ``emitters.z_range_nm``, which a bead stack replaces with its own z."""
-    lo = max(float(ch.psf.z_range_nm[0]) + float(ch.z_offset_nm) for ch in sim.channels)
-    hi = min(float(ch.psf.z_range_nm[1]) + float(ch.z_offset_nm) for ch in sim.channels)
-    calibrated = any(getattr(c.psf, "calibration", None) for c in sim.config.channels)
+    from plexloc.simulation.simulator import psf_z_range
+
+    ranges = [psf_z_range(ch, cc) for ch, cc in zip(sim.channels, sim.config.channels)]
+    lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    calibrated = any(r[2] for r in ranges)
     if z.min() < lo or z.max() > hi:  # beyond a channel's PSF range (a spline's: its bead stack's z range)
         return (f"it leaves the PSF's calibrated z range [{lo:.0f}, {hi:.0f}] nm (reference focal plane, the channels' z "
                 f"offsets included): give the stack z inside it (plexloc simulate --beads --z-range {max(lo, z.min()):.0f} "
