@@ -47,7 +47,8 @@ def test_a_torch_that_cannot_be_imported_is_one_line_from_a_command(monkeypatch,
     err = ImportError("libtorch_cuda.so: cannot open shared object file: No such file or directory")
     message = doctor.missing_package_message(ModuleNotFoundError("No module named 'torch'", name="torch"))
     assert message.startswith("torch cannot be imported (ModuleNotFoundError: No module named 'torch'): reinstall")
-    # raised inside torch's own package: a missing shared library of a CUDA build
+    # raised inside torch's own package: a missing shared library of a CUDA build (torch then not in sys.modules)
+    monkeypatch.delitem(sys.modules, "torch")
     fake = Path(torch.__file__)
     code = compile("raise err", str(fake), "exec")
     try:
@@ -106,6 +107,7 @@ def test_required_floors_are_plexlocs_core_dependencies(monkeypatch):
             "matplotlib>=3.8; extra == \"plot\"", "plexloc[service]; extra == \"postgres\"", "fastapi>=0.121; extra == "
             "\"service\""]
     monkeypatch.setattr(metadata, "requires", lambda name: reqs if name == "plexloc" else None)
+    monkeypatch.setattr(doctor, "_source_pyproject", lambda: None)  # an installed copy (no source tree)
     assert doctor.required_floors() == {"torch": "2.3", "numpy": "1.24", "tifffile": "2024.1.30", "matplotlib": "3.8"}
 
 

@@ -67,20 +67,52 @@ def version_at_least(version: str, floor: str) -> bool:
 
 
 def required_floors() -> dict[str, str]:
-    """plexloc's own dependencies and their ``>=`` floors, from its installed metadata (pyproject.toml's
-    ``dependencies``): ``{"torch": "2.3", "numpy": "1.24", ...}``; empty where plexloc runs uninstalled."""
+    """plexloc's own dependencies and their ``>=`` floors (pyproject.toml's ``dependencies``): ``{"torch": "2.3",
+    "numpy": "1.24", ...}``. From the source tree's pyproject.toml where plexloc runs from one (an editable install:
+    its installed metadata is that of when it was installed, older floors where they have risen since), else from the
+    installed metadata; empty where plexloc runs uninstalled and without its pyproject.toml."""
     from importlib import metadata
 
-    try:
-        reqs = metadata.requires("plexloc") or []
-    except metadata.PackageNotFoundError:
-        return {}
+    reqs = _source_requirements()
+    if reqs is None:
+        try:
+            reqs = metadata.requires("plexloc") or []
+        except metadata.PackageNotFoundError:
+            return {}
     floors = {}
     for req in reqs:
         m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(?:\[[^\]]*\])?\s*\(?\s*>=\s*([0-9][^,;\s)]*)\s*\)?\s*", req)
         if m and ";" not in req:  # a core dependency (not an extra's)
             floors[m.group(1).lower()] = m.group(2)
     return floors
+
+
+def _source_pyproject() -> Path | None:
+    """The pyproject.toml of the source tree plexloc is imported from (``src/plexloc`` beside it), None for an
+    installed copy (site-packages has none)."""
+    import plexloc
+
+    path = Path(plexloc.__file__).resolve().parents[2] / "pyproject.toml"
+    return path if path.is_file() and path.parent.joinpath("src", "plexloc").is_dir() else None
+
+
+def _source_requirements() -> list[str] | None:
+    """The ``project.dependencies`` of :func:`_source_pyproject`, None where there is none to read (an installed
+    copy, Python 3.10 without tomllib, a file that is not plexloc's)."""
+    path = _source_pyproject()
+    if path is None:
+        return None
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the installed metadata
+        return None
+    try:
+        with open(path, "rb") as f:
+            project = tomllib.load(f).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    deps = project.get("dependencies")
+    return deps if project.get("name") == "plexloc" and isinstance(deps, list) else None
 
 
 def installed_version(name: str) -> str | None:
@@ -98,8 +130,12 @@ def missing_package_message(err: ImportError) -> str | None:
     package plexloc knows (a bug, to be shown as one). A missing optional package names its extra
     (``pip install 'plexloc[service]'``); a torch that cannot be imported (a missing shared library of a CUDA build,
     a build for another Python) says so and points to ``plexloc doctor``."""
-    name = (getattr(err, "name", None) or "").split(".")[0]
-    if name in MODULES:
+    full = getattr(err, "name", None) or ""
+    name = full.split(".")[0]
+    # the package itself not found (ModuleNotFoundError naming it): an ImportError of an installed package ("cannot
+    # import name X from fastapi": a version, or a bug of plexloc's) or of one of its submodules is not a missing
+    # package, and keeps its traceback
+    if name in MODULES and isinstance(err, ModuleNotFoundError) and full == name:
         dist = MODULES[name]
         if dist in OPTIONAL:
             extra, purpose = OPTIONAL[dist]
@@ -107,7 +143,10 @@ def missing_package_message(err: ImportError) -> str | None:
                     f"pip install 'plexloc[{extra}]'")
         return (f"this needs {dist}, a dependency of plexloc that is not installed in this environment: "
                 f"pip install {dist} (or reinstall plexloc)")
-    if name == "torch" or _raised_in_torch(err):
+    # torch itself not importable: not found, or its own import failed (then it is not in sys.modules); a lazy import
+    # inside a torch that imported (torch.compile's triton, a name an older torch lacks) is not a broken torch
+    if (isinstance(err, ModuleNotFoundError) and full == "torch") or (
+            sys.modules.get("torch") is None and (name == "torch" or _raised_in_torch(err))):
         return (f"torch cannot be imported ({type(err).__name__}: {_first_line(err)}): reinstall it in this "
                 "environment (pip install --force-reinstall torch, or the command for your CUDA version on "
                 "pytorch.org); plexloc doctor says more")
