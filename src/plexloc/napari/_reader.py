@@ -78,15 +78,14 @@ def read_localizations(path: str | os.PathLike | list, *, px_size_nm: float | No
     if "color" in table:
         # one layer per colour on the grid of the whole table (a multi-colour table opened as one grey image showed
         # its colours summed, and its points in one colour: the channels could not be told apart)
-        from plexloc.render.image import COLOR_PALETTE, _gaussian_extent, _sigma_columns
+        from plexloc.render.image import COLOR_PALETTE, _gaussian_extent, _geometry, _sigma_columns
 
         colour = np.asarray(table["color"]).astype(np.int64)
         if gaussian:  # the extent that render gives the whole table (as render_color finds it), without rendering it
             cols_x, cols_y, _ = _sigma_columns(table, None)
             extent = _gaussian_extent(table, px, cols_x, cols_y, px / 2)
-        else:
-            x, y = table["x_nm"], table["y_nm"]
-            extent = (np.floor(x.min() / px) * px, x.max() + px, np.floor(y.min() / px) * px, y.max() + px)
+        else:  # the histogram's default extent (render's own rule), one for every colour
+            extent = _geometry(table, px, None, 2**28)[0]
         image_layers = [layer(render(table[colour == k], extent_nm=extent, **options),
                               f"{name} rejected (colour -1)" if k < 0 else f"{name} colour {k}",
                               "gray" if k < 0 else COLORMAPS[k % len(COLORMAPS)], blending="additive",

@@ -123,10 +123,6 @@ def _image_png(r, title: str, key) -> tuple[bytes, str]:
     return figures.figure_png(fig), title
 
 
-#: ``at_bound``'s bit of a z on the fit's bound (:data:`plexloc.mle.fit.AT_BOUND_BITS`)
-_AT_BOUND_Z = 2
-
-
 def _converged_text(table: LocTable) -> str | None:
     """How many rows of a maximum-likelihood table (columns ``converged``, ``at_bound``) converged, and the bounds
     the others ended on (the words of :func:`plexloc.mle.pipeline.not_converged_line`); None without the column."""
@@ -309,7 +305,9 @@ def build_report(
         if key == "z" and "at_bound" in table:
             # the fit's z bound piles rows at the ends of the histogram (an astigmatic fit: 521 of 4536 rows), read
             # as molecules there where nothing said what they were
-            on_z = int(np.sum((np.asarray(table["at_bound"]).astype(np.int64) & _AT_BOUND_Z) != 0))
+            from plexloc.mle.fit import AT_BOUND_BITS  # (the table is an MLE fit's: its bits, not a copy)
+
+            on_z = int(np.sum((np.asarray(table["at_bound"]).astype(np.int64) & AT_BOUND_BITS["z"]) != 0))
             if on_z:
                 note = "<p>" + html.escape(f"{on_z} of {n} rows ({100 * on_z / n:.1f} %) ended on the fit's z bound "
                                            "(at_bound & 2, converged 0): the bars at the ends; plexloc filter "
@@ -422,6 +420,9 @@ def build_report(
         add("nena", "Localization precision from the data (NeNA)", _na(missing["nena"]))
 
     from plexloc import __version__
+    from plexloc._call import keyword_defaults
+
+    nena_radius = nn.r_max_nm if nn is not None else keyword_defaults(nena)["r_max_nm"]  # (nena's own default)
 
     # what the page was made with (a report passed on to a colleague said neither its pixels nor its version)
     summary["report settings"] = "; ".join([
@@ -431,7 +432,7 @@ def build_report(
         "image pixel " + (f"{image_px:g} nm" + (" (automatic: the field's extent / 1500, at least 5 nm)"
                                                   if px_size_nm is None else "") if image_px is not None else "none"),
         f"FRC: {frc_px_size_nm:g} nm pixels asked for, random halves of seed {seed}",
-        f"NeNA: the nearest localization of the next frame within {nn.r_max_nm if nn is not None else 150:g} nm"])
+        f"NeNA: the nearest localization of the next frame within {nena_radius:g} nm"])
 
     # every column: what it means, its unit and its values (a table opened without the README is still explained)
     def num(v) -> str:
