@@ -89,3 +89,54 @@ def test_doctor_checks_the_floors_of_the_source_tree_it_runs(monkeypatch):
     # an installed plexloc (no source tree) reads its metadata
     monkeypatch.setattr(doctor, "_source_pyproject", lambda: None)
     assert doctor.required_floors() == {"torch": "2.3", "numpy": "1.24", "tifffile": "2023.1", "pydantic": "2.5"}
+
+
+# --- the z range a spline PSF leaves to the emitters, over every channel ---------------------------------------------
+
+def _two_plane_spline_config(tmp_path, z_range, offsets=(0.0, 300.0)):
+    """Two channels of one spline calibration over PSF z [-500, 500] nm, their focal planes ``offsets`` apart: emitter
+    z [-500, 500] fits channel 0 and [-200, 800] channel 1 (both: [-200, 500])."""
+    import numpy as np
+
+    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+    from plexloc.config import validate_config
+    from plexloc.config.models import SimulationConfig
+
+    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
+    sx, sy = 1.2 + 0.004 * (zz - 5) ** 2, 1.2 + 0.004 * (zz + 5) ** 2
+    volume = np.exp(-xx**2 / (2 * sx**2) - yy**2 / (2 * sy**2))
+    volume /= volume[10].sum()
+    ch = ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.eye(3))
+    save_calibration(PSFCalibration(channels=[ch], px_size_nm=(100.0, 100.0), dz_nm=50.0), tmp_path / "PSF.h5")
+    camera = {"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0, "e_per_adu": 45.0,
+              "baseline": 100.0, "read_sigma": 74.4}
+    channels = [{"psf": {"kind": "spline", "calibration": str(tmp_path / "PSF.h5")}, "camera": camera,
+                 "z_offset_nm": off} for off in offsets]
+    return validate_config({"px_size_nm": 100.0, "frame_size": [16, 16], "channels": channels,
+                            "photon_model": {"kind": "linked"},
+                            "emitters": {"z_range_nm": list(z_range)}}, SimulationConfig)
+
+
+def test_the_z_range_the_simulator_advises_fits_every_channel(tmp_path):
+    """A biplane whose channel 1 is focused 300 nm deeper: emitters.z_range_nm [-600, 600] was told to narrow to
+    [-500, 500] (channel 0's range), which channel 1 refuses in turn (its PSF covers [-200, 800]); the range advised is
+    the one every channel covers, [-200, 500]."""
+    from plexloc.errors import InputError
+    from plexloc.simulation.simulator import Simulator
+
+    with pytest.raises(InputError) as err:
+        Simulator(_two_plane_spline_config(tmp_path, [-600.0, 600.0]))
+    msg = str(err.value)
+    assert "emitters.z_range_nm [-600, 600] (channel 0 z offset 0) leaves the PSF's calibrated z range [-500, 500] nm: " \
+           "narrow emitters.z_range_nm to [-200, 500] nm or less (the z range every channel's PSF covers, with its z " \
+           "offset)" in msg
+    Simulator(_two_plane_spline_config(tmp_path, [-200.0, 500.0]))  # what it advised is taken
+    # a range wholly outside: it advised the empty [700, 500]
+    with pytest.raises(InputError) as err:
+        Simulator(_two_plane_spline_config(tmp_path, [700.0, 900.0], offsets=(0.0,)))
+    msg = str(err.value)
+    assert "[700, 500]" not in msg and "move emitters.z_range_nm within [-500, 500] nm" in msg
+    # channels whose ranges do not meet: no emitter z range fits, and the offsets are what to check
+    with pytest.raises(InputError) as err:
+        Simulator(_two_plane_spline_config(tmp_path, [0.0, 0.0], offsets=(0.0, 1200.0)))
+    assert "no emitter z range fits every channel" in str(err.value) and "z_offset_nm" in str(err.value)

@@ -254,15 +254,26 @@ class Simulator(nn.Module):
         self.channels = nn.ModuleList(
             Channel.from_config(c, px_size_nm=self.px_size_nm, z_extent_nm=z_extent) for c in config.channels
         )
-        for i, ch in enumerate(self.channels):
-            lo, hi, cal = psf_z_range(ch, config.channels[i])  # emitter z: the PSF's range plus the z offset
+        ranges = [psf_z_range(ch, cc) for ch, cc in zip(self.channels, config.channels)]
+        # the emitter z range every channel covers: the range to advise (one channel's own was refused by the next
+        # channel of a biplane whose focal planes differ)
+        all_lo, all_hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+        for i, (ch, (lo, hi, cal)) in enumerate(zip(self.channels, ranges)):
             if z_lo < lo or z_hi > hi:
+                if all_lo > all_hi:
+                    fix = (f": no emitter z range fits every channel (their PSFs cover emitter z "
+                           + ", ".join(f"[{a:.0f}, {b:.0f}]" for a, b, _ in ranges)
+                           + " nm with their z offsets): check the channels' z_offset_nm")
+                else:
+                    both = " (the z range every channel's PSF covers, with its z offset)" if len(ranges) > 1 else ""
+                    fix = (f": narrow emitters.z_range_nm to [{max(all_lo, z_lo):.0f}, {min(all_hi, z_hi):.0f}] nm "
+                           f"or less{both}" if max(all_lo, z_lo) <= min(all_hi, z_hi) else
+                           f": move emitters.z_range_nm within [{all_lo:.0f}, {all_hi:.0f}] nm{both}")
                 # the calibration file is named (the message named no file): its bead stack's z range is the limit
                 raise InputError(
                     f"the configuration's emitters.z_range_nm [{z_lo:g}, {z_hi:g}] (channel {i} z offset "
                     f"{ch.z_offset_nm:g}) leaves the PSF's calibrated z range [{lo - ch.z_offset_nm:.0f}, "
-                    f"{hi - ch.z_offset_nm:.0f}] nm"
-                    + f": narrow emitters.z_range_nm to [{max(lo, z_lo):.0f}, {min(hi, z_hi):.0f}] nm or less"
+                    f"{hi - ch.z_offset_nm:.0f}] nm" + fix
                     + (", or calibrate with a bead stack over a wider z range" if cal else ""),
                     source=cal)
             _check_astigmatic_widths(ch.psf, z_lo - ch.z_offset_nm, z_hi - ch.z_offset_nm, channel=i)
