@@ -128,8 +128,8 @@ def test_the_z_range_the_simulator_advises_fits_every_channel(tmp_path):
         Simulator(_two_plane_spline_config(tmp_path, [-600.0, 600.0]))
     msg = str(err.value)
     assert "emitters.z_range_nm [-600, 600] (channel 0 z offset 0) leaves the PSF's calibrated z range [-500, 500] " \
-           "nm: narrow emitters.z_range_nm to [-200, 500] nm or less (the z range every channel's PSF covers, with its z " \
-           "offset)" in msg
+           "nm: narrow emitters.z_range_nm to [-200, 500] nm or less (the z range every channel's PSF covers, with " \
+           "its z offset)" in msg
     Simulator(_two_plane_spline_config(tmp_path, [-200.0, 500.0]))  # what it advised is taken
     # a range wholly outside: it advised the empty [700, 500]
     with pytest.raises(InputError) as err:
