@@ -6,8 +6,9 @@ The names below are imported from their modules on first use (PEP 562): the mode
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from plexloc._lazy import lazy_names
 
 if TYPE_CHECKING:  # the names as type checkers and editors see them (at run time: __getattr__, on first use)
     from plexloc.camera.check import CameraCheck, CameraWarning, check_camera
@@ -25,15 +26,4 @@ _SUBMODULES = ("check", "functional", "models")
 __all__ = ["CameraCheck", "CameraWarning", "check_camera", "CAMERAS", "EMCCD", "SCMOS", "AdditiveNoiseCamera", "Camera", "IdealCamera", "camera_from_config"]
 
 
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")  # (the import sets it in the package's globals)
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
-    globals()[name] = value  # once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULES, *_SUBMODULES})  # (a name fetched is in both: listed once)
+__getattr__, __dir__ = lazy_names(__name__, _MODULES, _SUBMODULES)
