@@ -172,6 +172,20 @@ def full_chip_camera(folder, shape=(40, 36), seed: int = 0):
     return path
 
 
+def astigmatic_spline_h5(path):
+    """A spline calibration file ``path`` (PSF.h5) of an astigmatic Gaussian bead volume: 21 slices 50 nm apart (its
+    calibrated z range -500 to 500 nm), 15 x 15 px of 100 nm, x and y in focus at z = +-250 nm."""
+    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+
+    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
+    sx, sy = 1.2 + 0.004 * (zz - 5) ** 2, 1.2 + 0.004 * (zz + 5) ** 2
+    volume = np.exp(-xx**2 / (2 * sx**2) - yy**2 / (2 * sy**2))
+    volume /= volume[10].sum()
+    ch = ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.eye(3))
+    save_calibration(PSFCalibration(channels=[ch], px_size_nm=(100.0, 100.0), dz_nm=50.0), path)
+    return path
+
+
 @pytest.fixture
 def estimate_drift_calls(monkeypatch) -> dict:
     """The keyword arguments of the last ``plexloc.post.drift.estimate_drift`` call: a spy that still estimates."""

@@ -117,14 +117,9 @@ def _spline_config(tmp_path) -> Path:
     100 nm deeper (z_offset_nm 100: the spline covers emitter z [-400, 600])."""
     import yaml
 
-    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
+    from conftest import astigmatic_spline_h5
 
-    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
-    sx, sy = 1.2 + 0.004 * (zz - 5) ** 2, 1.2 + 0.004 * (zz + 5) ** 2
-    volume = np.exp(-xx**2 / (2 * sx**2) - yy**2 / (2 * sy**2))
-    volume /= volume[10].sum()
-    ch = ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.eye(3))
-    save_calibration(PSFCalibration(channels=[ch], px_size_nm=(100.0, 100.0), dz_nm=50.0), tmp_path / "PSF.h5")
+    astigmatic_spline_h5(tmp_path / "PSF.h5")
     with open(EXAMPLES / "3d_astigmatic.yaml") as f:
         d = yaml.safe_load(f)
     d["channels"] = [{"psf": {"kind": "spline", "calibration": str(tmp_path / "PSF.h5")}, "camera": d.pop("camera"),

@@ -114,27 +114,38 @@ def test_cli_filter_z_range_on_a_2d_table_names_the_file(tmp_path, capsys):
     assert not (tmp_path / "f.csv").exists()
 
 
+def _bead_config(psf: dict):
+    """One channel of ``psf``, an ideal camera, emitters z [-200, 200] nm (a bead stack's z replaces them)."""
+    from plexloc.config import SimulationConfig
+
+    return SimulationConfig.model_validate({
+        "px_size_nm": PX, "frame_size": [32, 32], "channels": [{"psf": psf, "camera": {"kind": "ideal"}}],
+        "emitters": {"density_per_um2": 1.0, "photons_range": [2000.0, 5000.0], "z_range_nm": [-200.0, 200.0]},
+        "background": {"range": [10.0, 10.0]}})
+
+
+def _bead_stack_error(cfg) -> str:
+    """The error of a bead stack over z -900 to 900 nm through ``cfg``."""
+    from plexloc.calibrate.synthetic import simulate_bead_stacks
+
+    with pytest.raises(InputError) as err:
+        simulate_bead_stacks(cfg, n_beads=1, z_nm=np.linspace(-900.0, 900.0, 7), photons=2e4, bg=20.0)
+    return str(err.value)
+
+
 def test_bead_stack_beyond_the_calibration_names_the_stacks_z_range(tmp_path):
     """The advice for a bead stack whose z leaves a spline's calibrated range named the configuration's
     emitters.z_range_nm, which a bead stack replaces with its own z: it names plexloc simulate's --z-range now."""
     from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
     from plexloc.calibrate.synthetic import simulate_bead_stacks
-    from plexloc.config import SimulationConfig
 
     zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
     volume = np.exp(-(xx**2 + yy**2) / (2 * (1.2 + 0.02 * zz**2) ** 2))
     volume /= volume[10].sum()
     chans = [ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.eye(3))]
     save_calibration(PSFCalibration(channels=chans, px_size_nm=(PX, PX), dz_nm=50.0), tmp_path / "PSF.h5")
-    d = {"px_size_nm": PX, "frame_size": [32, 32],
-         "channels": [{"psf": {"kind": "spline", "calibration": str(tmp_path / "PSF.h5"), "channel": 0},
-                       "camera": {"kind": "ideal"}}],
-         "emitters": {"density_per_um2": 1.0, "photons_range": [2000.0, 5000.0], "z_range_nm": [-200.0, 200.0]},
-         "background": {"range": [10.0, 10.0]}}
-    cfg = SimulationConfig.model_validate(d)
-    with pytest.raises(InputError) as err:
-        simulate_bead_stacks(cfg, n_beads=1, z_nm=np.linspace(-900.0, 900.0, 7), photons=2e4, bg=20.0)
-    msg = str(err.value)
+    cfg = _bead_config({"kind": "spline", "calibration": str(tmp_path / "PSF.h5"), "channel": 0})
+    msg = _bead_stack_error(cfg)
     assert "emitters.z_range_nm" not in msg
     assert "the bead stack's z from -900 to 900 nm: it leaves the PSF's calibrated z range [-500, 500] nm" in msg
     assert "plexloc simulate --beads --z-range -500 500" in msg
@@ -146,17 +157,8 @@ def test_bead_stack_beyond_the_calibration_names_the_stacks_z_range(tmp_path):
 
 
 def test_bead_stack_where_an_astigmatic_width_model_collapses_names_the_stacks_z():
-    from plexloc.calibrate.synthetic import simulate_bead_stacks
-    from plexloc.config import SimulationConfig
-
     psf = {"kind": "astigmatic", "s0_nm": [120.0, 120.0], "c_nm": [-250.0, 250.0], "d_nm": 400.0, "B": [-0.5, -0.5]}
-    d = {"px_size_nm": PX, "frame_size": [32, 32], "channels": [{"psf": psf, "camera": {"kind": "ideal"}}],
-         "emitters": {"density_per_um2": 1.0, "photons_range": [2000.0, 5000.0], "z_range_nm": [-200.0, 200.0]},
-         "background": {"range": [10.0, 10.0]}}
-    cfg = SimulationConfig.model_validate(d)
-    with pytest.raises(InputError) as err:
-        simulate_bead_stacks(cfg, n_beads=1, z_nm=np.linspace(-900.0, 900.0, 7), photons=2e4, bg=20.0)
-    msg = str(err.value)
+    msg = _bead_stack_error(_bead_config(psf))
     assert "collapses below 0.5 s0" in msg and "emitters" not in msg
     assert "narrow the stack's z (plexloc simulate --beads --z-range LO HI, or z_nm) to it" in msg
 

@@ -96,18 +96,12 @@ def test_doctor_checks_the_floors_of_the_source_tree_it_runs(monkeypatch):
 def _two_plane_spline_config(tmp_path, z_range, offsets=(0.0, 300.0)):
     """Two channels of one spline calibration over PSF z [-500, 500] nm, their focal planes ``offsets`` apart: emitter
     z [-500, 500] fits channel 0 and [-200, 800] channel 1 (both: [-200, 500])."""
-    import numpy as np
+    from conftest import astigmatic_spline_h5
 
-    from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration, save_calibration
     from plexloc.config import validate_config
     from plexloc.config.models import SimulationConfig
 
-    zz, yy, xx = np.meshgrid(np.arange(21) - 10.0, np.arange(15) - 7.0, np.arange(15) - 7.0, indexing="ij")
-    sx, sy = 1.2 + 0.004 * (zz - 5) ** 2, 1.2 + 0.004 * (zz + 5) ** 2
-    volume = np.exp(-xx**2 / (2 * sx**2) - yy**2 / (2 * sy**2))
-    volume /= volume[10].sum()
-    ch = ChannelCalibration(volume=volume, x0_voxel=7.0, y0_voxel=7.0, z0_voxel=10.0, transform_nm=np.eye(3))
-    save_calibration(PSFCalibration(channels=[ch], px_size_nm=(100.0, 100.0), dz_nm=50.0), tmp_path / "PSF.h5")
+    astigmatic_spline_h5(tmp_path / "PSF.h5")
     camera = {"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0, "e_per_adu": 45.0,
               "baseline": 100.0, "read_sigma": 74.4}
     channels = [{"psf": {"kind": "spline", "calibration": str(tmp_path / "PSF.h5")}, "camera": camera,
