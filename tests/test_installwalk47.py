@@ -24,6 +24,8 @@ def test_a_command_whose_optional_package_is_missing_names_the_extra(monkeypatch
                                                                      package):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, module, None)  # `import uvicorn` raises ModuleNotFoundError(name='uvicorn')
+    for cached in ("plexloc.service.client", "plexloc.service.agent"):  # imported by an earlier test (a pytest-xdist
+        monkeypatch.delitem(sys.modules, cached, raising=False)        # worker's): they would not import httpx again
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"plexloc {argv[0]}: error: this needs the optional package {package}, which is not installed "
