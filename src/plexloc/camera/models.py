@@ -404,23 +404,15 @@ def _sqrt(value: float | Tensor) -> float | Tensor:
     return value**0.5 if isinstance(value, float) else value.sqrt()
 
 
-#: each camera kind's configuration model
-_CONFIGS = {"emccd": EMCCDConfig, "scmos": SCMOSConfig, "ideal": IdealCameraConfig,
-            "additive": AdditiveNoiseCameraConfig}
-
-
 def camera_from_config(config: CameraConfig | Mapping[str, Any]) -> Camera:
     """Build a camera from its typed configuration, or a dict of its fields as in a YAML file's ``camera:`` section
     (``{"kind": "emccd", "em_gain": 100}``, validated as the file's would be: an :class:`InputError` naming a field
     out of range). A configuration the loaders read from a file keeps the file and its fields' path there
     (``config_source``, :func:`plexloc.camera.check.camera_source`), which the camera check's warnings name."""
     if isinstance(config, Mapping):
-        from plexloc.config.io import validate_config
+        from plexloc.config.io import validate_section
 
-        kind = config.get("kind")
-        if kind not in _CONFIGS:
-            raise InputError(f"camera: field 'kind' must be one of {sorted(_CONFIGS)}, got {kind!r}")
-        config = validate_config(dict(config), _CONFIGS[kind], source="camera")
+        config = validate_section(config, CameraConfig, "camera")
     cam = _camera_from_config(config)
     cam.config_source = getattr(config, "_source", None)
     return cam

@@ -658,6 +658,20 @@ def validate_config(data: dict[str, Any], model: type[M], *, source: str | os.Pa
         raise InputError(format_validation_error(err, model, data, relocate), source=source) from None
 
 
+def validate_section(data: Any, kinds: Any, section: str) -> BaseModel:
+    """A configuration section given as a dict (``{"kind": "emccd", ...}``, as a YAML file's ``camera:`` or ``psf:``
+    section) validated into the model of its ``kind`` among ``kinds`` (a discriminated union of models,
+    :data:`~plexloc.config.models.CameraConfig` or :data:`~plexloc.config.models.PSFConfig`): an :class:`InputError`
+    naming ``section`` where the kind is none of them or a field fails validation."""
+    from typing import get_args
+
+    models = {get_args(m.model_fields["kind"].annotation)[0]: m for m in get_args(get_args(kinds)[0])}
+    kind = data.get("kind")
+    if kind not in models:
+        raise InputError(f"{section}: field 'kind' must be one of {sorted(models)}, got {kind!r}")
+    return validate_config(dict(data), models[kind], source=section)
+
+
 def names_file(key: Any, value: Any) -> bool:
     """Whether the loader reads the value of the configuration field ``key`` as a file path (one of
     :data:`~plexloc.config.files.PATH_KEYS`): any text of a spline ``calibration`` or a transform's ``file``, and

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from plexloc.config.io import validate_config
+from plexloc.config.io import validate_section
 from plexloc.config.models import AstigmaticPSFConfig, GaussianPSFConfig, PSFConfig, SplinePSFConfig
 from plexloc.errors import InputError
 from plexloc.psf.base import PSF
@@ -21,10 +21,6 @@ from plexloc.psf.gaussian import AstigmaticPSF, GaussianPSF
 from plexloc.psf.spline import SplinePSF, coefficients_from_volume
 
 PSFS: dict[str, type[PSF]] = {"gaussian": GaussianPSF, "astigmatic": AstigmaticPSF, "spline": SplinePSF}
-
-
-#: each PSF kind's configuration model
-_CONFIGS = {"gaussian": GaussianPSFConfig, "astigmatic": AstigmaticPSFConfig, "spline": SplinePSFConfig}
 
 
 def psf_from_config(
@@ -40,10 +36,7 @@ def psf_from_config(
         InputError: a dict without a known ``kind`` or with a field out of range, naming the field and value.
     """
     if isinstance(config, Mapping):
-        kind = config.get("kind")
-        if kind not in _CONFIGS:
-            raise InputError(f"psf: field 'kind' must be one of {sorted(_CONFIGS)}, got {kind!r}")
-        config = validate_config(dict(config), _CONFIGS[kind], source="psf")
+        config = validate_section(config, PSFConfig, "psf")
     if isinstance(config, GaussianPSFConfig):
         return GaussianPSF(sigma_nm=config.sigma_nm, px_size_nm=px_size_nm, roi_px=config.roi_px)
     if isinstance(config, AstigmaticPSFConfig):
