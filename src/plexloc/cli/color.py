@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     _excess_noise(args)
     table = _locs.read(args)
     try:  # a table without photons_ch0, photons_ch1, ...: the message names the file
-        photon_matrix(table, excess_noise=args.excess_noise)
+        n_channels = photon_matrix(table, excess_noise=args.excess_noise)[0].shape[1]
     except InputError as err:
         raise InputError(str(err), source=args.locs) from None
     fit = None
@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
     if args.figure is not None and fit is None:  # --ratios on a table too small to estimate them: the histogram
         # with the given ratios alone (estimating them again here failed the command and wrote nothing)
         fractions, _ = photon_fractions(table, min_photons=args.min_photons, excess_noise=args.excess_noise)
-    n_channels = photon_matrix(table, excess_noise=args.excess_noise)[0].shape[1]
     if args.detection_limit is not None and len(args.detection_limit) != n_channels:
         raise InputError(f"--detection-limit {' '.join(f'{v:g}' for v in args.detection_limit)}: give one number of "
                          f"photons per channel of the table ({n_channels})", source=args.locs)
