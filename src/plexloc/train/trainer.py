@@ -244,14 +244,15 @@ def saved_row(model_path: Path) -> dict[str, Any] | None:
         return None
 
 
-def saved_val_loss(model_path: Path) -> float:
-    """The validation loss ``model_path`` was saved with (inf where there is no readable file or no score).
+def saved_val_loss(saved: dict[str, Any] | None) -> float:
+    """The validation loss of ``saved``, :func:`saved_row` of ``model.pt`` (inf where there is no readable file or no
+    score).
 
     A resumed run starts from the smaller of this and its checkpoint's best: a kill between writing ``model.pt``
     and ``checkpoint.pt`` left a checkpoint whose best was the model before, and a worse model could then
     overwrite the better one."""
     try:
-        value = float((saved_row(model_path) or {}).get("val_loss", math.inf))
+        value = float((saved or {}).get("val_loss", math.inf))
     except (TypeError, ValueError):
         return math.inf
     return value if math.isfinite(value) else math.inf
@@ -573,7 +574,7 @@ class Trainer:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
             self.step, self.elapsed_s, self.best = int(ckpt["step"]), float(ckpt["elapsed_s"]), float(ckpt["best"])
             self.saved = saved_row(self.run_dir / MODEL_FILE)
-            self.best = min(self.best, saved_val_loss(self.run_dir / MODEL_FILE))
+            self.best = min(self.best, saved_val_loss(self.saved))  # (model.pt read once)
             remove_stale_temporaries(self.run_dir)
             self.rows = list(ckpt["log"])
             if self.rows:  # the count is "so far", over all calls of the run: the checkpoint's last row holds it
