@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from plexloc.evaluate.frames import _first_rows
-from plexloc.evaluate.matching import match
+from plexloc.evaluate.frames import _clearly_more, _first_rows, _scored
 from plexloc.table import LocTable
 
 __all__ = ["CoordinateMismatch", "coordinate_mismatch", "position_offset"]
@@ -110,7 +109,7 @@ def coordinate_mismatch(truth: LocTable, pred: LocTable, *, dim: int = 3, max_la
                         min_pairs: int = 10) -> CoordinateMismatch | None:
     """``pred`` in other coordinates than ``truth`` (module docstring), or ``None``.
 
-    The tables are matched (:func:`match`, the same thresholds) as they are and with ``pred`` moved back by its
+    The tables are matched (:func:`~plexloc.evaluate.matching.match`, the same thresholds) as they are and with ``pred`` moved back by its
     :func:`position_offset` (where that is beyond ``max_lat_nm / 2``: a smaller one is a bias, in the scores'
     ``bias_x``, ``bias_y``), with x and y exchanged, and in 3D with z negated; where fewer than half the rows of the
     smaller table pair, also with x and y exchanged and moved, and with x or y mirrored and moved (the offset of the
@@ -136,13 +135,8 @@ def coordinate_mismatch(truth: LocTable, pred: LocTable, *, dim: int = 3, max_la
     t, p = _first_rows(truth, pred, max_rows)
     if not len(t) or not len(p):
         return None
-
-    def scored(table: LocTable) -> tuple[int, float]:
-        m = match(t, table, dim=dim, max_lat_nm=max_lat_nm, max_ax_nm=max_ax_nm)
-        total = m.n_tp + m.n_fp + m.n_fn
-        return m.n_tp, 100.0 * m.n_tp / total if total else 0.0
-
-    tp0, ji0 = scored(p)
+    options = {"dim": dim, "max_lat_nm": max_lat_nm, "max_ax_nm": max_ax_nm}
+    tp0, ji0 = _scored(t, p, **options)
 
     def moved(table: LocTable, *, always: bool = False) -> tuple[LocTable, tuple[float, float] | None]:
         """``table`` moved back by its offset from the truth, where that is beyond ``max_lat_nm / 2`` (or
@@ -172,8 +166,8 @@ def coordinate_mismatch(truth: LocTable, pred: LocTable, *, dim: int = 3, max_la
                 tries.append((f"mirror_{axis}", table, offset))
     best = None
     for kind, table, off in tries:
-        tp, ji = scored(table)
-        gain = tp - tp0
-        if gain >= max(min_pairs, min_gain * tp0, 3.0 * np.sqrt(tp + tp0)) and (best is None or tp > best.tp_changed):
+        tp, ji = _scored(t, table, **options)
+        if (_clearly_more(tp, tp0, min_pairs=min_pairs, min_gain=min_gain)
+                and (best is None or tp > best.tp_changed)):
             best = CoordinateMismatch(kind, tp0, tp, ji0, ji, len(t), off)
     return best

@@ -45,6 +45,19 @@ def _first_rows(truth: LocTable, pred: LocTable, max_rows: int) -> tuple[LocTabl
     return truth[truth["frame"] <= last], pred[pred["frame"] <= last + 1]
 
 
+def _scored(truth: LocTable, pred: LocTable, **options) -> tuple[int, float]:
+    """Pairs of :func:`match` (``options``: its thresholds) and the Jaccard index (%) of ``truth`` and ``pred``."""
+    m = match(truth, pred, **options)
+    total = m.n_tp + m.n_fp + m.n_fn
+    return m.n_tp, 100.0 * m.n_tp / total if total else 0.0
+
+
+def _clearly_more(tp: int, tp0: int, *, min_pairs: int, min_gain: float) -> bool:
+    """Whether ``tp`` pairs are clearly more than ``tp0``: by ``min_pairs``, ``min_gain`` (a fraction) and three
+    standard deviations of the counts (predictions that match by chance, a poor fit in a dense frame, do not count)."""
+    return tp - tp0 >= max(min_pairs, min_gain * tp0, 3.0 * np.sqrt(tp + tp0))
+
+
 def frame_shift(truth: LocTable, pred: LocTable, *, dim: int = 3, max_lat_nm: float = 250.0,
                 max_ax_nm: float | None = 500.0, max_rows: int = 50_000, min_gain: float = 0.05,
                 min_pairs: int = 10) -> FrameShift | None:
@@ -69,19 +82,13 @@ def frame_shift(truth: LocTable, pred: LocTable, *, dim: int = 3, max_lat_nm: fl
     if not len(t) or not len(p):
         return None
     frames = np.asarray(p["frame"], np.int64)
-
-    def scored(shift: int) -> tuple[int, float]:
-        m = match(t, p.with_columns(frame=frames + shift), dim=dim, max_lat_nm=max_lat_nm, max_ax_nm=max_ax_nm)
-        total = m.n_tp + m.n_fp + m.n_fn
-        return m.n_tp, 100.0 * m.n_tp / total if total else 0.0
-
-    tp0, ji0 = scored(0)
+    options = {"dim": dim, "max_lat_nm": max_lat_nm, "max_ax_nm": max_ax_nm}
+    tp0, ji0 = _scored(t, p, **options)
     best = None
     for shift in (-1, 1):
-        tp, ji = scored(shift)
-        # 3 sd of the counts too: predictions that match by chance (a poor fit in a dense frame) do not read as moved
-        gain = tp - tp0
-        if gain >= max(min_pairs, min_gain * tp0, 3.0 * np.sqrt(tp + tp0)) and (best is None or tp > best.tp_shifted):
+        tp, ji = _scored(t, p.with_columns(frame=frames + shift), **options)
+        if (_clearly_more(tp, tp0, min_pairs=min_pairs, min_gain=min_gain)
+                and (best is None or tp > best.tp_shifted)):
             best = FrameShift(shift, tp0, tp, ji0, ji, len(t), len(p))
     return best
 
