@@ -251,7 +251,7 @@ class _Shape:
 
 def _mle_stats(stats: dict) -> int:
     """What an MLE fit reports of a movie with every kind of note, into ``stats``; its rows."""
-    stats.update(fits=120, dropped={"outside_window": 3, "not_finite": 0, "goodness_of_fit": 2},
+    stats.update(frames=1, fits=120, dropped={"outside_window": 3, "not_finite": 0, "goodness_of_fit": 2},
                  flagged={"not_converged": 4, "xy": 1, "z": 0, "photons": 3, "width": 0, "not_significant": 1},
                  saturated_rows=1, clip_levels=[(65535.0, "found")], camera=_CameraCheck(), psf_shape=[_Shape()])
     return 115

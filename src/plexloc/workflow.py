@@ -487,12 +487,7 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
             filters=filters, progress=bar if progress else None, stats=stats, refine_mle=options.refine_mle,
             precision=options.precision, split_view=options.split_view, roi_offset_px=options.roi_offset_px)
     seconds = time.perf_counter() - t0
-    frames = stats.get("frames")
-    if frames is None:  # the MLE fitter does not count them
-        from plexloc.io.tiff import open_movie
-
-        with open_movie(acq.movies[0]) as reader:
-            frames = len(reader)
+    frames = stats["frames"]  # (both fitters count them)
     fit = {"method": options.method, "rows": int(rows), "frames": int(frames), "seconds": seconds,
            "frames_per_s": _finite(stats.get("frames_per_s", frames / seconds if seconds > 0 else math.nan))}
     for key in ("precision", "channels_last", "sigma_calibration", "offset_calibration", "photon_calibration",
