@@ -193,6 +193,13 @@ def _fisher_combined(p: np.ndarray, groups: np.ndarray, n_groups: int, count: np
     return gammaincc(np.maximum(count, 1).astype(np.float64), s)
 
 
+def _photon_weights(photons: np.ndarray) -> np.ndarray:
+    """Photon weights of rows: their photons, a tiny positive weight where not positive or NaN (an event of such rows only
+    still gets its plain mean)."""
+    p = np.maximum(photons, 0.0)
+    return np.where(p > 0, p, 1e-12)
+
+
 def merge_localizations(
     table: LocTable,
     *,
@@ -253,8 +260,7 @@ def merge_localizations(
             # are normalised by their own sum)
             event_ok = np.bincount(groups, weights=(~crlb_row_ok).astype(float), minlength=n_groups) == 0
             row_iv = event_ok[groups]
-            p = np.maximum(table["photons"], 0.0)
-            p = np.where(p > 0, p, 1e-12)
+            p = _photon_weights(table["photons"])
             wx, wy = np.where(row_iv, wx, p), np.where(row_iv, wy, p)
         wmain = wx + wy
         if sz_col in table:  # inverse variance in z for the events whose rows all have a sigma_z (per event:
@@ -265,8 +271,7 @@ def merge_localizations(
         else:
             wz = None
     else:
-        p = np.maximum(table["photons"], 0.0)
-        wx = wy = np.where(p > 0, p, 1e-12)
+        wx = wy = _photon_weights(table["photons"])
         wz = None
         wmain = wx
     wmain_sum = np.bincount(groups, weights=wmain, minlength=n_groups)
