@@ -9,7 +9,6 @@ against the CPU's result, so that "it imports" is not mistaken for "it works".
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 import re
 import shutil

@@ -261,7 +261,7 @@ class Simulator(nn.Module):
         for i, (ch, (lo, hi, cal)) in enumerate(zip(self.channels, ranges)):
             if z_lo < lo or z_hi > hi:
                 if all_lo > all_hi:
-                    fix = (f": no emitter z range fits every channel (their PSFs cover emitter z "
+                    fix = (": no emitter z range fits every channel (their PSFs cover emitter z "
                            + ", ".join(f"[{a:.0f}, {b:.0f}]" for a, b, _ in ranges)
                            + " nm with their z offsets): check the channels' z_offset_nm")
                 else:
