@@ -10,15 +10,21 @@ background; float64 tensors), :func:`plexloc.evaluate.uncertainty.table_crlb` (e
 :func:`plexloc.evaluate.uncertainty.error_scores` (``crlb_ratio_lat/ax`` = RMSE / CRLB of a matching, and the
 z-scores of the predicted sigmas). Not imported here: they need torch, this package does not.
 
-Checks of what the scores alone do not say (``plexloc evaluate`` prints them): :mod:`plexloc.evaluate.frames` (tables
-numbered a frame apart, frames one table has and the other lacks), :mod:`plexloc.evaluate.alignment` (predictions
-offset from the truth, x and y exchanged, z of the other sign); :mod:`plexloc.evaluate.challenge` reads the SMLM
-Challenge's CSV tables.
+:func:`evaluate` also checks what the scores alone do not say and warns (:class:`EvaluationWarning`, kept in
+``Metrics.warnings``; ``checks=False`` for none), as ``plexloc evaluate`` prints them, from one implementation
+(:mod:`plexloc.evaluate.checks`): tables numbered a frame apart or with frames one has and the other lacks
+(:mod:`plexloc.evaluate.frames`), predictions offset from the truth, with x and y exchanged, mirrored or with z of
+the other sign (:mod:`plexloc.evaluate.alignment`), in pixels or um, without z, merged, with colours numbered in
+another order, carrying a simulated drift, or given in the wrong order. ``Metrics.matching`` holds the pairs the
+scores come from and :func:`frame_scores` the scores of every frame. The SMLM Challenge's CSV tables are read by
+:func:`plexloc.io.read_locs` (:mod:`plexloc.io.foreign`; :mod:`plexloc.evaluate.challenge` names them too).
 """
 
+from plexloc.evaluate.checks import EvaluationWarning
 from plexloc.evaluate.matching import Matching, match
-from plexloc.evaluate.metrics import Metrics, evaluate, evaluate_matching, gridding_deviation
+from plexloc.evaluate.metrics import Metrics, evaluate, evaluate_matching, frame_scores, gridding_deviation
 
 # crlb: see plexloc.evaluate.crlb (imported lazily by callers)
 
-__all__ = ["Matching", "Metrics", "evaluate", "evaluate_matching", "gridding_deviation", "match"]
+__all__ = ["EvaluationWarning", "Matching", "Metrics", "evaluate", "evaluate_matching", "frame_scores",
+           "gridding_deviation", "match"]

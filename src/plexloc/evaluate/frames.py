@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from plexloc.errors import InputError
 from plexloc.evaluate.matching import match
 from plexloc.table import LocTable
 
-__all__ = ["FrameCoverage", "FrameShift", "frame_coverage", "frame_shift", "frames_mask", "in_frames"]
+__all__ = ["FrameCoverage", "FrameShift", "frame_coverage", "frame_shift", "frames_mask", "in_frames", "restrict_frames"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +137,28 @@ def frames_mask(table: LocTable, first: int, last: int) -> np.ndarray:
 def in_frames(table: LocTable, first: int, last: int) -> LocTable:
     """The rows of ``table`` in frames ``first`` .. ``last`` (inclusive)."""
     return table[frames_mask(table, first, last)]
+
+
+def restrict_frames(truth: LocTable, pred: LocTable, frames: tuple[int, int], *,
+                    option: str = "frames") -> tuple[tuple[LocTable, LocTable], tuple[np.ndarray, np.ndarray]]:
+    """The rows of ``truth`` and ``pred`` in frames ``first..last`` (``frames``, inclusive, 0-based) and the masks of
+    those rows. Frames that hold no truth row are refused (every prediction a false positive: JI 0), naming the frames
+    the truth spans; ``option`` is what the messages call the setting (``--frames`` in the CLI)."""
+    try:
+        first, last = (int(v) for v in frames)
+        if any(isinstance(v, bool) or int(v) != v for v in frames):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InputError(f"{option} must be two whole frame numbers (first, last), got {frames!r}") from None
+    if first > last:
+        raise InputError(f"{option} {first} {last}: FIRST must not be above LAST")
+    if first < 0:
+        raise InputError(f"{option} {first} {last}: frames are numbered from 0")
+    masks = (frames_mask(truth, first, last), frames_mask(pred, first, last))
+    t, p = truth[masks[0]], pred[masks[1]]
+    if len(truth) and not len(t):
+        f = np.asarray(truth["frame"], np.int64)
+        raise InputError(f"{option} {first} {last}: the truth has no rows in those frames (it spans frames "
+                         f"{int(f.min())}..{int(f.max())}, numbered from 0 as read); give frames within them",
+                         source=truth.source)
+    return (t, p), masks
