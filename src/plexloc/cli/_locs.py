@@ -26,7 +26,8 @@ def add_table_args(p: argparse.ArgumentParser, *, out: bool = True, out_help: st
                         "sidecar, DECODE files without px_size" + (", and to write Picasso .hdf5" if writes_table else ""))
     p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None,
                    help="first frame number of a .smlm file not written by plexloc (default: 1 when its smallest frame "
-                        "is >= 1, as ThunderSTORM writes them, else 0; a warning says when it guessed)")
+                        "is >= 1, as ThunderSTORM writes them, else 0; a warning says when it guessed), or of an SMLM "
+                        "Challenge .csv (default 1)")
 
 
 def read(args: argparse.Namespace):
@@ -36,7 +37,8 @@ def read(args: argparse.Namespace):
     if args.camera_px_size is not None and format_of(args.locs) in ("thunderstorm", "picasso", "h5"):
         if format_of(args.locs) != "h5" or _is_decode(args.locs):
             options["px_size_nm"] = args.camera_px_size
-    if getattr(args, "frame_origin", None) is not None and format_of(args.locs) == "smlm":
+    if getattr(args, "frame_origin", None) is not None and format_of(args.locs) in ("smlm", "csv"):  # csv: an SMLM
+        # Challenge table's (plexloc's own CSV numbers from 0 and takes none)
         options["frame_origin"] = args.frame_origin
     return read_locs(args.locs, **options)
 

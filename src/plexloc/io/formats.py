@@ -4,14 +4,19 @@
 name ends with              format                  read   write
 ==========================  ======================  =====  =====
 ``.thunderstorm.csv``       ThunderSTORM CSV        yes    yes
-``.csv``                    plexloc CSV             yes    yes
+``.csv``                    plexloc CSV, or SMLM    yes    yes (plexloc)
+                            Challenge 2016 CSV
 ``.h5``                     plexloc HDF5, or DECODE yes    yes (plexloc)
 ``.hdf5``                   Picasso HDF5 + YAML     yes    yes
 ``.smlm``                   ShareLoc                yes    yes
 ``_sml.mat`` / ``.mat``     SMAP                    yes    no
 ==========================  ======================  =====  =====
 
-Reading looks at the content where a suffix is shared: a ``.h5`` with DECODE's ``data``/``meta``
+Reading looks at the content where a suffix is shared: a ``.csv`` whose first line is the SMLM Challenge's header
+(``Ground-truth,frame,xnano,ynano,znano,intensity``, or ``id,frame,x,y,z,intensity``: an index, then those names in
+that order) or six numbers (its files without a header) is read as the challenge's table (frames from 1, read as
+``frame - 1``; ``frame_origin=0`` for one numbered from 0), any other as plexloc's (a plexloc CSV has ``x_nm``, a
+ThunderSTORM CSV ``x [nm]``: neither is taken for the challenge's); a ``.h5`` with DECODE's ``data``/``meta``
 groups is read as DECODE, one with ``/locs`` as plexloc; a ``.hdf5`` with a Picasso ``locs``
 dataset as Picasso, a plexloc ``/locs`` group as plexloc. Writing Picasso needs the camera pixel
 size and frame shape (``px_size_nm``, ``frame_shape``; the frame shape defaults to the pixels the
@@ -65,9 +70,9 @@ def format_of(path: str | os.PathLike) -> str:
 def read_locs(path: str | os.PathLike, **options: Any) -> LocTable:
     """Read any supported table (see the module docstring); ``options`` go to the format's reader
     (``px_size_nm`` for ThunderSTORM pixel files, Picasso without a sidecar, DECODE without px_size;
-    ``frame_origin`` for .smlm)."""
+    ``frame_origin`` for .smlm and the SMLM Challenge's CSV)."""
     from plexloc.io._readers import hdf5_errors
-    from plexloc.io.foreign import is_decode_h5, read_decode_h5, read_smap_sml
+    from plexloc.io.foreign import challenge_layout, is_decode_h5, read_challenge_csv, read_decode_h5, read_smap_sml
     from plexloc.io.picasso import import_picasso
     from plexloc.io.smlm import read_smlm
     from plexloc.io.tables import read_csv, read_hdf5
@@ -80,6 +85,8 @@ def read_locs(path: str | os.PathLike, **options: Any) -> LocTable:
     if fmt == "thunderstorm":
         return import_thunderstorm(p, **options)
     if fmt == "csv":
+        if p.is_file() and challenge_layout(p) is not None:  # the SMLM Challenge's column order (module docstring)
+            return read_challenge_csv(p, **{k: v for k, v in options.items() if k == "frame_origin"})
         return read_csv(p)
     if fmt == "smlm":
         return read_smlm(p, **options)
