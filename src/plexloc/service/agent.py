@@ -309,9 +309,9 @@ class _Reporter(threading.Thread):
                 self.untake(batch)
                 return
             if r.status_code in (401, 403, 404):  # 401: this worker's token was disabled or rotated: the job is not
-                if r.status_code == 401:           # its any more (the server gives it to another worker): stop it
-                    log.error("job %s: the server refused this worker's token (disabled or rotated: plexloc admin "
-                              "list); the job is abandoned", self.job_id)
+                if r.status_code == 401 and not self.lost.is_set():  # its any more (the server gives it to another
+                    # worker): stop it, said once (the pings until the command has stopped get the same answer)
+                    self.agent.token_refused(_detail(r), job_id=self.job_id)
                 self.lost.set()
                 return
             if r.status_code >= 500:  # the server failed this request (a restart, its database): the lines were lost
@@ -324,7 +324,7 @@ class _Reporter(threading.Thread):
                 return
 
     def run(self) -> None:
-        while not self.stop.wait(self.interval):
+        while not self.stop.wait(self.interval) and not self.lost.is_set():  # lost: no ping has anything to say
             self.flush()
 
 
@@ -356,6 +356,7 @@ class Agent:
         self.kill_grace_s, self.keep_work = kill_grace_s, keep_work
         self.storage_wait_s = storage_wait_s
         self.auth_retry_s = 60.0  # a refused token: the pull is asked again this much later
+        self._refused = False  # the server refuses the token, said in the log (once, until it is accepted again)
         self.stop = threading.Event()
         self._can_run: list[dict[str, str]] | None = None
         #: podman, docker or apptainer (entry points with an image); "auto": the first on PATH
@@ -427,20 +428,39 @@ class Agent:
             try:
                 spec = self.pull()
             except (httpx.HTTPError, ServiceError) as err:
-                if isinstance(err, ServiceError) and err.status in (401, 403):  # not a passing outage: said once a minute
-                    log.error("the server refuses this worker's token (%s): disabled or rotated (plexloc admin list, "
-                              "enable, rotate); asking again in %g s", err, self.auth_retry_s)
+                if isinstance(err, ServiceError) and err.status in (401, 403):  # not a passing outage: said once, then
+                    self.token_refused(str(err.detail), status=err.status)  # asked again each auth_retry_s, quietly
                     self.stop.wait(self.auth_retry_s)
                     continue
                 log.warning("pull failed (%s); retrying", err)
                 self.stop.wait(self.poll_s)
                 continue
+            if self._refused:
+                self._refused = False
+                log.info("the server accepts this worker's token again: taking jobs")
             if spec is None:
                 self.stop.wait(self.poll_s)
                 continue
             self.execute(spec)
             done += 1
         return done
+
+    def token_refused(self, detail: str, *, status: int = 401, job_id: str | None = None) -> None:
+        """Say once (until the token is accepted again) that the server refuses this worker's token, why (the server's
+        answer: disabled, unknown), what became of the job it ran, and the fix. A disabled worker said it on each
+        ping until its command had stopped, again when the job was abandoned, and then once a minute for ever."""
+        if self._refused:
+            return
+        self._refused = True
+        if status == 403:  # a user's token given to a worker
+            fix = "; start the worker with a worker token (plxw_..., from plexloc admin create-worker NAME)"
+        elif "plexloc admin" not in detail:  # (the server's answer names the fix: disabled, unknown)
+            fix = "; plexloc admin list, enable worker NAME, or rotate worker NAME and restart the worker with its new token"
+        else:
+            fix = ""
+        job = f"; job {job_id} is stopped and abandoned (the server gives it to another worker)" if job_id else ""
+        log.error("the server refuses this worker's token (HTTP %s: %s)%s%s; no job is taken until it is accepted (asked "
+                  "every %g s)", status, detail, job, fix, self.auth_retry_s)
 
     # -- one job ---------------------------------------------------------------------------------
     def execute(self, spec: dict[str, Any]) -> str:
@@ -490,7 +510,8 @@ class Agent:
             raise
         try:
             if rep.lost.is_set():
-                log.warning("job %s: lease lost, abandoned", job_id)
+                if not self._refused:  # (a refused token said so, naming the job, where it was found)
+                    log.warning("job %s: lease lost (the server gave the job back to the queue): abandoned", job_id)
                 return "lost"
             rep.log(f"[worker] {state}" + (f": {error}" if error else ""))
             if work is not None:
@@ -915,6 +936,15 @@ def _process_start(pid: int) -> str:
     except PermissionError:
         pass
     return "alive"
+
+
+def _detail(r: httpx.Response) -> str:
+    """The server's reason in an error answer (its ``detail``, as :func:`check` reads it)."""
+    try:
+        check(r)
+    except ServiceError as err:
+        return str(err.detail)
+    return ""
 
 
 def _short_paths(line: str, work: Path) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plexloc.service.db import User, Worker
-from plexloc.service.security import hash_token
+from plexloc.service.security import USER_PREFIX, WORKER_PREFIX, hash_token
 
 bearer = HTTPBearer(auto_error=False, description="an API token (users: plxu_..., workers: plxw_...)")
 
@@ -31,23 +31,29 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
-_UNAUTHORIZED = HTTPException(
-    status.HTTP_401_UNAUTHORIZED, "missing or invalid token", headers={"WWW-Authenticate": "Bearer"}
-)
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
 def _lookup(session: Session, creds: HTTPAuthorizationCredentials | None, model):
+    """The active user (or worker) of the bearer token; else 401 saying which of missing, unknown or disabled, and the
+    way out (one "missing or invalid token" left a user whose account was disabled looking for a typo)."""
+    kind = "user" if model is User else "worker"
     if creds is None or not creds.credentials:
-        raise _UNAUTHORIZED
+        raise _unauthorized(f"no token: send the {kind}'s token as 'Authorization: Bearer {USER_PREFIX if model is User else WORKER_PREFIX}...'")
     digest = hash_token(creds.credentials)
     found = session.scalar(select(model).where(model.token_hash == digest))
     if found is not None and found.active:
         return found
+    if found is not None:
+        raise _unauthorized(f"the {kind} {found.name!r} is disabled: the service's administrator enables it again "
+                            f"(plexloc admin enable {kind} {found.name})")
     other = Worker if model is User else User
     if session.scalar(select(other.id).where(other.token_hash == digest)) is not None:
-        kind = "worker" if other is Worker else "user"
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {kind} token cannot use this API")
-    raise _UNAUTHORIZED
+        other_kind = "worker" if other is Worker else "user"
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {other_kind} token cannot use this API")
+    raise _unauthorized(f"unknown token (mistyped, or replaced by 'plexloc admin rotate {kind} NAME'): use the {kind}'s "
+                        "latest token from the service's administrator")
 
 
 def current_user(session: SessionDep, creds: Creds) -> User:
