@@ -4,6 +4,7 @@ Challenge's CSV is read wherever a table is read."""
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 
@@ -103,13 +104,20 @@ def test_library_and_cli_say_the_same_sentence(tmp_path, capsys):
     truth, pred = _movie()
     write_locs(truth, tmp_path / "truth.csv")
     write_locs(pred.with_columns(x_nm=pred["y_nm"], y_nm=pred["x_nm"]), tmp_path / "swap.csv")
-    assert main(["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "swap.csv")]) == 0
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "swap.csv"), "--json", str(out)]) == 0
     err = capsys.readouterr().err
     with pytest.warns(EvaluationWarning) as record:
-        evaluate(read_locs(tmp_path / "truth.csv"), read_locs(tmp_path / "swap.csv"))
+        m = evaluate(read_locs(tmp_path / "truth.csv"), read_locs(tmp_path / "swap.csv"))
     (message,) = [str(w.message) for w in record]
     assert message.startswith(f"{tmp_path / 'swap.csv'} against {tmp_path / 'truth.csv'}: the predictions' x and y")
     assert f"warning: {message}\n" in err
+    with open(out) as f:
+        d = json.load(f)
+    assert d["warnings"] == [message] == list(m.warnings) and d["jaccard"] == pytest.approx(m.jaccard)
+    assert main(["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "truth.csv"), "--json", str(out)]) == 0
+    with open(out) as f:
+        assert json.load(f)["warnings"] == []
 
 
 def test_library_warns_of_the_simulated_drift_beside_the_truth_file(tmp_path):

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "header Ground-truth,frame,xnano,ynano,znano,intensity or none; frames from 1). A warning says where the two "
         "tables look numbered a frame apart, where one has rows in frames beyond the other's (more than the fit's own "
         "recall and false positives explain), or where PRED looks in other coordinates than TRUTH (offset, x and y "
-        "exchanged, x or y mirrored, z of the other sign).",
+        "exchanged, x or y mirrored, z of the other sign); --json lists those warnings under 'warnings'.",
     )
     p.add_argument("truth", type=Path, help=f"ground-truth table: {FORMATS_HELP}")
     p.add_argument("pred", type=Path, help="predicted localizations (any of those formats)")
@@ -129,9 +129,10 @@ def run(args: argparse.Namespace) -> int:
         check = gridding_check(pred["x_nm"][tp], pred["y_nm"][tp], float(args.px_size))
         print(f"gridding: {check.verdict.split(':')[0]} (the matched predictions' sub-pixel histograms at 20 periods "
               f"other than the pixel's deviate up to {check.noise:.2f})")
-    for finding in evaluation_checks(truth, pred, matching, truth_name=str(args.truth), pred_name=str(args.pred),
-                                     px_size_nm=args.px_size, advice=_advice(read, truth_origin, pred_origin),
-                                     truth_path=args.truth, dim=dim):
+    findings = evaluation_checks(truth, pred, matching, truth_name=str(args.truth), pred_name=str(args.pred),
+                                 px_size_nm=args.px_size, advice=_advice(read, truth_origin, pred_origin),
+                                 truth_path=args.truth, dim=dim)
+    for finding in findings:
         print(f"{'note' if finding.note else 'warning'}: {finding.message}", file=sys.stderr)
     voxel = {}
     if args.voxel_ji is not None:
@@ -155,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError("--voxel-origin and --voxel-shape need --voxel-ji SX SY SZ")
     if args.json is not None:
-        data = {**metrics.to_dict(), **voxel, "truth_file": str(args.truth), "pred_file": str(args.pred)}
+        data = {**metrics.to_dict(), **voxel, "truth_file": str(args.truth), "pred_file": str(args.pred),
+                # the checks' warnings (as Metrics.warnings of the library's evaluate): a script reads them here
+                "warnings": [f.message for f in findings if not f.note]}
         if args.frames is not None:
             data["frames"] = list(args.frames)
         write_json(data, args.json)
