@@ -185,18 +185,29 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 def check_tiff_inputs(session: Session, storage, job: Job) -> None:
     """:class:`InputError` (naming the slot, the file and its first bytes) for an uploaded input named ``.tif`` or
-    ``.tiff`` that is not a TIFF (a file renamed, an empty or cut-off file): refused at submission, not found by the
+    ``.tiff`` that is not a TIFF (a file renamed, an empty or cut-off file), or whose header names its first image
+    directory past its end (damaged, cut off): refused at submission, not found by the
     program on a worker after the job waited in the queue and its inputs were fetched. Outputs of other jobs (``job:``
     references) are not read."""
     for ji in job.inputs:
         f = session.get(File, ji.file_id) if ji.file_id else None
         if f is None or not f.name.lower().endswith((".tif", ".tiff")):
             continue
-        head = storage.head(f.storage_key, 4) if f.size else b""
-        if head not in TIFF_MAGIC:
-            what = f"its first bytes are {head!r}" if head else "it is empty"
+        head = storage.head(f.storage_key, 16) if f.size else b""
+        if head[:4] not in TIFF_MAGIC:
+            what = f"its first bytes are {head[:4]!r}" if head else "it is empty"
             raise InputError(f"file {f.id} ({f.name}) is not a TIFF: {what}, where a TIFF starts with II*\\0 or "
                              "MM\\0*; upload the movie itself", source=f"inputs.{ji.slot}")
+        # where its first image directory lies (bytes 4-8, BigTIFF 8-16): a TIFF header followed by anything else (a
+        # damaged file, one cut off before the directory that writers such as libtiff put after the pixels) passed,
+        # and the job failed on a worker after its wait in the queue
+        big = head[2:4] in (b"+\x00", b"\x00+")
+        field = head[8:16] if big else head[4:8]
+        first = int.from_bytes(field, "little" if head[:2] == b"II" else "big")
+        if len(field) == (8 if big else 4) and first >= f.size:
+            raise InputError(f"file {f.id} ({f.name}) is a damaged TIFF: its header puts the first image directory at "
+                             f"byte {first}, past the file's end ({f.size} bytes); upload the whole movie again (a copy "
+                             "that was cut off, or made while the movie was still being written)", source=f"inputs.{ji.slot}")
 
 
 def check_input_files(session: Session, storage, registry: Registry, job: Job) -> None:
