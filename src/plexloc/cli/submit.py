@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import math
 import os
+import sys
 from pathlib import Path
 
 from plexloc.cli._common import nonnegative_int, positive_int
@@ -135,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
                 hardware=_hardware(args), timeout_s=args.timeout, priority=args.priority,
             )
         print(job["id"], flush=True)
+        if job.get("note"):  # no worker present can take it (the hardware asked, no worker lately): said now, on stderr
+            print(f"plexloc submit: warning: job {job['id']} is queued, but {job['note']}", file=sys.stderr, flush=True)
         if args.wait:
             job = c.wait(job["id"], timeout=float("inf"), poll_s=1.0)
             print(job["state"] + (f": {job['error']}" if job["error"] else ""))

@@ -100,10 +100,15 @@ def check_quota(request: Request, session, user, size: int, name: str) -> None:
         return
     used = _user_bytes(session, user)
     if used + size > quota or (size == 0 and used >= quota):
-        need = f"; {name} needs {size_text(size)} more" if size else ""
-        raise HTTPException(413, f"{name}: your files take {size_text(used)} of your quota of {size_text(quota)}{need}: delete files "
-                                 "or ended jobs you no longer need (plexloc status JOB --delete, or the web page), or ask "
-                                 "the server's administrator for a larger quota (plexloc serve --user-quota-gb)")
+        # over it already (a job's outputs are never refused: a training's checkpoints took a user of a 2 MiB quota to
+        # 48.5 MiB), said so; "small.tif needs 408 KiB more" read as if 408 KiB were missing
+        where = (f"already over your quota of {size_text(quota)} (a job's outputs are kept even past it)" if used >= quota
+                 else f"of your quota of {size_text(quota)}, {size_text(quota - used)} free")
+        need = f"; {name} is {size_text(size)}" if size else ""
+        raise HTTPException(413, f"{name}: your files take {size_text(used)}, {where}{need}: delete files or ended jobs "
+                                 "you no longer need (plexloc status lists them; plexloc status JOB --delete, or the web "
+                                 "page), or ask the server's administrator for a larger quota (plexloc serve "
+                                 "--user-quota-gb)")
 
 
 def check_active_jobs(request: Request, session, user) -> None:
@@ -256,7 +261,7 @@ def create_job(body: JobCreate, request: Request, session: SessionDep, user: Use
     session.flush()
     # a movie that is not a TIFF, a configuration that cannot load: 422, and the error rolls the job back (not queued)
     ops.check_input_files(session, request.app.state.storage, request.app.state.registry, job)
-    return job_out(job)
+    return _with_note(request, session, job)
 
 
 @router.get("/jobs")
@@ -271,7 +276,12 @@ def list_jobs(
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -> JobOut:
-    job = _own_job(session, user, job_id)
+    return _with_note(request, session, _own_job(session, user, job_id))
+
+
+def _with_note(request: Request, session, job: Job) -> JobOut:
+    """The job with its ``note`` (why no worker present takes it, :func:`ops.queue_note`), also in the answer to its
+    submission: a job no worker could take was submitted without a word and sat queued until its user asked."""
     return job_out(job).model_copy(update={"note": ops.queue_note(session, job, registry=request.app.state.registry)})
 
 
@@ -292,7 +302,7 @@ def rerun_job(job_id: str, request: Request, session: SessionDep, user: UserDep)
     # as at submission: a configuration that no longer loads (or was never checked: another job's output, an older
     # server's rules) is refused here, not queued to fail on a worker
     ops.check_input_files(session, request.app.state.storage, request.app.state.registry, new)
-    return job_out(new)
+    return _with_note(request, session, new)
 
 
 @router.delete("/jobs/{job_id}", status_code=204)
