@@ -61,6 +61,8 @@ _BATCH = 1000
 #: the server, in order (only a disk that refuses the spool file loses lines, said in the log)
 _MEMORY_LINES = 5000
 _MEMORY_CHARS = 4 * 2**20
+#: the server unreachable for long: the worker's log says so again this often (seconds)
+_OUTAGE_SAY_S = 600.0
 #: bytes of output without a line end kept as one line: past it the line is cut (binary output has few line ends)
 _LINE_BYTES = 64 * 1024
 
@@ -356,6 +358,7 @@ class Agent:
         self.kill_grace_s, self.keep_work = kill_grace_s, keep_work
         self.storage_wait_s = storage_wait_s
         self.auth_retry_s = 60.0  # a refused token: the pull is asked again this much later
+        self.max_pull_pause_s = 30 * poll_s  # the server unreachable: the longest pause between two pulls (30 s)
         self._refused = False  # the server refuses the token, said in the log (once, until it is accepted again)
         self.stop = threading.Event()
         self._can_run: list[dict[str, str]] | None = None
@@ -424,6 +427,11 @@ class Agent:
         except OSError as err:
             log.warning("cannot look for job folders left behind: %s", err)
         done = 0
+        # the server unreachable or failing (a restart, an upgrade, a network outage): said once (and every
+        # _OUTAGE_SAY_S while it lasts), asked again with growing pauses; a worker said "pull failed ... retrying" each
+        # second while its server was down (3,600 lines an hour) and asked as often
+        down_since: float | None = None
+        pause = say_at = 0.0
         while not self.stop.is_set() and (max_jobs is None or done < max_jobs):
             try:
                 spec = self.pull()
@@ -432,9 +440,21 @@ class Agent:
                     self.token_refused(str(err.detail), status=err.status)  # asked again each auth_retry_s, quietly
                     self.stop.wait(self.auth_retry_s)
                     continue
-                log.warning("pull failed (%s); retrying", err)
-                self.stop.wait(self.poll_s)
+                t = time.monotonic()
+                if down_since is None:
+                    down_since, pause, say_at = t, self.poll_s, t + _OUTAGE_SAY_S
+                    log.warning("cannot pull jobs from %s (%s); asking again with growing pauses, up to %g s",
+                                self.server, err, self.max_pull_pause_s)
+                elif t >= say_at:
+                    say_at = t + _OUTAGE_SAY_S
+                    log.warning("still cannot pull jobs from %s after %.0f min (%s); asking every %g s", self.server,
+                                (t - down_since) / 60, err, pause)
+                self.stop.wait(pause)
+                pause = min(2 * pause, self.max_pull_pause_s)
                 continue
+            if down_since is not None:
+                log.info("the server answers again (after %.0f s): taking jobs", time.monotonic() - down_since)
+                down_since = None
             if self._refused:
                 self._refused = False
                 log.info("the server accepts this worker's token again: taking jobs")
