@@ -58,11 +58,13 @@ __all__ = [
     "EllipticalFit",
     "PSFShapeReport",
     "PSFShapeWarning",
+    "baseline_above_offset",
     "check_psf_shape",
     "check_movie_psf_shapes",
     "check_psf_shapes",
     "fit_elliptical_gaussian",
     "frame_peaks",
+    "moment_widths",
     "not_raw_counts",
     "spot_tilt",
 ]
@@ -732,7 +734,7 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
                        f"(at least {min_spots} needed)")
     else:
         report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm,
-                                  not_raw_counts(movie_dtype, camera))
+                                  not_raw_counts(movie_dtype, camera), baseline_above_offset(x, camera))
         if report.warning is None and len(zs) > 1 and report.z_iqr_nm < 0.15 * (zs[-1] - zs[0]):
             zm = float(np.median(report.z_nm))
             report.note = (f"{where}the spots' widths place them all near z = {zm:.0f} nm (interquartile range "
@@ -816,10 +818,39 @@ def not_raw_counts(dtype, camera=None) -> str | None:
     return None
 
 
+def baseline_above_offset(frames_photons: Tensor, camera) -> str | None:
+    """Why the spots may read narrower than they are, for a width message: the camera's baseline set far above the
+    movie's offset, measured by :func:`plexloc.camera.check.dim_offset` (half of the pixels' medians over the frames
+    lie below the baseline by more than their noise allows; a right baseline leaves them at or above it, the background
+    being >= 0). None without a camera baseline or where the pixels sit at or above it.
+
+    The fit takes no light below zero, so a baseline far too high cuts the spots' tails: an EMCCD movie (100 ADU
+    offset) fitted with a baseline of 700-2100 ADU read its spots 0.42-0.82x the model's width and was told "the
+    movie's pixels would be about 122-213 nm" (the pixels were right, 100 nm); the same rule names none of the right
+    cameras nor the wrong pixel sizes alone (tests/test_beadwalk48.py, bench/RESULTS.md session 48)."""
+    if camera is None:
+        return None
+    from plexloc.camera.check import dim_offset
+
+    adu, photons, margin = dim_offset(frames_photons, camera)
+    if not (np.isfinite(adu) and adu < -margin):
+        return None
+    base = getattr(camera, "baseline", None)
+    base = float(base) if base is not None and np.ndim(base) == 0 else None
+    fits = (f"; a baseline of at most about {base + adu:.4g} ADU would fit (now {base:g})" if base is not None
+            else "; the baseline map lies above this camera's offset")
+    return (f"half of the pixels sit {-adu:.3g} ADU below the camera's baseline ({photons:.3g} photons/px){fits}. A "
+            "baseline above the camera's offset makes the dim pixels negative, and the width fit, which takes no light "
+            "below zero, cuts off the spots' tails, so they read narrower. That is the likelier cause: set the camera's "
+            "baseline to its offset (measured on dark frames: plexloc calibrate-camera)")
+
+
 def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
-             movie_px: Sequence[float] | None, raw_cause: str | None = None) -> str | None:
+             movie_px: Sequence[float] | None, raw_cause: str | None = None,
+             baseline_cause: str | None = None) -> str | None:
     """The warning's message, or None where the spots fit. ``raw_cause`` (:func:`not_raw_counts`): said before the
-    pixel size and the PSF in a width message."""
+    pixel size and the PSF in a width message; else ``baseline_cause`` (:func:`baseline_above_offset`) where the spots
+    read narrower than the model's."""
     if not (r.far_fraction > max_far and r.far_fraction - r.baseline_far_fraction >= min_excess):
         return None
     mx, my = r.median_sigma_nm
@@ -836,9 +867,15 @@ def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
         return head + (f"the spots are elongated: sigma_x/sigma_y spans {e_lo:.2f}-{e_hi:.2f} (5-95 %), the model's PSF "
                        f"is round ({m_lo:.2f}-{m_hi:.2f}). Is this a 3D (astigmatic) movie? Fit it with a 3D model "
                        "(astigmatic or spline PSF calibrated on this microscope)")
-    # a float or 8-bit movie: the likelier cause first, then the pixel size and the PSF
-    first = f"{raw_cause[0].upper()}{raw_cause[1:]}. " if raw_cause else ""
-    check = "If the frames are the camera's raw counts, check" if raw_cause else "Check"
+    # a float or 8-bit movie: the likelier cause first, then the pixel size and the PSF; else a baseline far above the
+    # camera's offset where the spots read narrower (it cuts their tails; it cannot widen them)
+    narrower = not (scale_fits and r.width_scale > 1)
+    if raw_cause:
+        first, check = f"{raw_cause[0].upper()}{raw_cause[1:]}. ", "If the frames are the camera's raw counts, check"
+    elif baseline_cause and narrower:
+        first, check = f"{baseline_cause[0].upper()}{baseline_cause[1:]}. ", "If the baseline is right, check"
+    else:
+        first, check = "", "Check"
     if scale_fits:
         k = r.width_scale
         what = "wider" if k > 1 else "narrower"
@@ -855,17 +892,26 @@ def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
                    "to this microscope and movie")
 
 
+def moment_widths(volume: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Second-moment widths (px) along x and y, ``(sx, sy)``, of each image of ``(N, R, R)`` images (a numpy array or a
+    tensor; a PSF volume's slices), negative values taken as 0: the spread of each image's light about its centroid.
+    The one implementation of the PSF check's model widths and of the bead calibration's focus and astigmatism
+    (:func:`plexloc.calibrate.spline.find_focus`)."""
+    v = volume.detach().cpu().numpy() if isinstance(volume, Tensor) else np.asarray(volume)
+    w = np.clip(v.astype(np.float64), 0.0, None)
+    ny, nx = w.shape[-2:]
+    tot = w.sum(axis=(-2, -1)) + 1e-30
+    px, py = w.sum(axis=-2), w.sum(axis=-1)  # profiles along x (over rows) and along y (over columns)
+    xx, yy = np.arange(nx, dtype=np.float64), np.arange(ny, dtype=np.float64)
+    mx, my = (px * xx).sum(-1) / tot, (py * yy).sum(-1) / tot
+    sx = np.sqrt((px * (xx - mx[..., None]) ** 2).sum(-1) / tot)
+    sy = np.sqrt((py * (yy - my[..., None]) ** 2).sum(-1) / tot)
+    return sx, sy
+
+
 def _moment_widths(img: Tensor) -> np.ndarray:
     """Second-moment widths (px) of noiseless ``(N, R, R)`` images (``max(sx, sy)`` per image)."""
-    p = img.clamp_min(0)
-    R = p.shape[-1]
-    c = torch.arange(R, dtype=p.dtype) + 0.5
-    tot = p.sum((1, 2)).clamp_min(1e-12)
-    px, py = p.sum(1), p.sum(2)
-    mx, my = (px * c).sum(1) / tot, (py * c).sum(1) / tot
-    vx = (px * (c - mx[:, None]) ** 2).sum(1) / tot
-    vy = (py * (c - my[:, None]) ** 2).sum(1) / tot
-    return torch.sqrt(torch.maximum(vx, vy)).numpy()
+    return np.maximum(*moment_widths(img))
 
 
 def _robust_sd(v: np.ndarray) -> float:
