@@ -122,45 +122,60 @@ def _cameras(args, n: int) -> list:
     return [IdealCamera() for _ in range(n)]
 
 
-def _read_stacks(args) -> tuple[list, list[str]]:
-    """Raw stacks, one per channel (from one file per channel, or cut from one split-view stack)."""
+def _read_stacks(args) -> tuple[list, list[str], list[str], tuple[tuple[int, int], str]]:
+    """Each stack file opened once: the raw stacks, one per channel (from one file per channel, or cut from one
+    split-view stack), their names, the warnings of --z-step and --pixel-size against the files' metadata
+    (:func:`_metadata_scales`) and the chip pixel at the stacks' corner with its source (:func:`_roi_offset`; several
+    channels only). Each file was opened two or three times before (its frames, its metadata, its ROI)."""
     from plexloc.config import load_config
     from plexloc.errors import InputError
     from plexloc.io.splitview import split_frames
-    from plexloc.io.tiff import read_movie
+    from plexloc.io.tiff import open_movie
 
-    if args.split_view is None:
-        return [read_movie(p) for p in args.stacks], [str(p) for p in args.stacks]
-    if len(args.stacks) != 1:
-        raise InputError(f"--split-view takes one stack holding every channel, got {len(args.stacks)}")
-    split = load_config(args.split_view).split_view
-    if split is None:
-        raise InputError("--split-view: the configuration has no split_view section (boxes per channel)", source=args.split_view)
-    raw = read_movie(args.stacks[0])
-    H, W = raw.shape[-2:]
-    for c, (x, y, w, h) in enumerate(split.boxes):
-        if x + w > W or y + h > H:
-            raise InputError(
-                f"split_view box {c} [{x}, {y}, {w}, {h}] (x, y, width, height) reaches outside the {W}x{H} (w x h) stack",
-                source=args.stacks[0],
-            )
-    parts = split_frames(raw, split)
-    return [parts[:, c] for c in range(parts.shape[1])], [f"{args.stacks[0]} box {c}" for c in range(parts.shape[1])]
+    split = None
+    if args.split_view is not None:
+        if len(args.stacks) != 1:
+            raise InputError(f"--split-view takes one stack holding every channel, got {len(args.stacks)}")
+        split = load_config(args.split_view).split_view
+        if split is None:
+            raise InputError("--split-view: the configuration has no split_view section (boxes per channel)",
+                             source=args.split_view)
+    with contextlib.ExitStack() as opened:
+        readers = {p: opened.enter_context(open_movie(p)) for p in dict.fromkeys(args.stacks)}
+        frames = {p: r[:] for p, r in readers.items()}
+        if split is None:
+            raws, sources = [frames[p] for p in args.stacks], [str(p) for p in args.stacks]
+        else:
+            raw = frames[args.stacks[0]]
+            H, W = raw.shape[-2:]
+            for c, (x, y, w, h) in enumerate(split.boxes):
+                if x + w > W or y + h > H:
+                    raise InputError(
+                        f"split_view box {c} [{x}, {y}, {w}, {h}] (x, y, width, height) reaches outside the {W}x{H} (w x h) "
+                        "stack",
+                        source=args.stacks[0],
+                    )
+            parts = split_frames(raw, split)
+            raws = [parts[:, c] for c in range(parts.shape[1])]
+            sources = [f"{args.stacks[0]} box {c}" for c in range(parts.shape[1])]
+        meta_warnings = _metadata_scales(args, n_slices=len(raws[0]), readers=readers)
+        # the ROI matters for transforms only: one channel's stacks are not asked (stale metadata could stop them)
+        roi = _roi_offset(args, readers) if len(raws) > 1 else ((0, 0), "not used (one channel)")
+    return raws, sources, meta_warnings, roi
 
 
-def _roi_offset(args) -> tuple[tuple[int, int], str]:
-    """The chip pixel at the stacks' corner and where it came from (as ``plexloc fit`` finds a movie's)."""
+def _roi_offset(args, readers: dict | None = None) -> tuple[tuple[int, int], str]:
+    """The chip pixel at the stacks' corner and where it came from (as ``plexloc fit`` finds a movie's); ``readers``:
+    the stacks already open (by path), else they are opened here."""
     from plexloc.infer.fit import resolve_roi_offset
     from plexloc.io.tiff import open_movie
 
     if args.roi_offset is not None:
         return (int(args.roi_offset[0]), int(args.roi_offset[1])), "--roi-offset"
-    readers = [open_movie(p) for p in args.stacks]
-    try:
-        return resolve_roi_offset(readers, None)
-    finally:
-        for r in readers:
-            r.close()
+    if readers is not None:
+        return resolve_roi_offset([readers[p] for p in args.stacks], None)
+    with contextlib.ExitStack() as opened:
+        return resolve_roi_offset([opened.enter_context(open_movie(p)) for p in args.stacks], None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -183,19 +198,10 @@ def run(args: argparse.Namespace) -> int:
                          "cameras are used), not both")
     check_outputs(args.out, args.out.with_suffix(".json"))  # before the beads are fitted, not after
     _report_of_another(args.out)
-    raws, sources = _read_stacks(args)
-    meta_warnings = _metadata_scales(args, n_slices=len(raws[0]))
-    # the ROI matters for transforms only: one channel's stacks are not asked (stale metadata could stop them)
-    roi_offset, roi_source = _roi_offset(args) if len(raws) > 1 else ((0, 0), "not used (one channel)")
+    raws, sources, meta_warnings, (roi_offset, roi_source) = _read_stacks(args)
     cams = _cameras(args, len(raws))
     stacks = [cam.to_photons(torch.as_tensor(r.astype(np.float32))).numpy() for cam, r in zip(cams, raws)]
-    for c, ph in enumerate(stacks):  # a baseline above the data (wrong camera settings): the typical pixel negative
-        med = float(np.median(ph))
-        spread = 1.4826 * float(np.median(np.abs(ph - med)))
-        if med < -max(3.0 * spread, 1.0):  # read noise alone leaves a dark pixel's median near 0, not far below
-            print(f"plexloc calibrate: warning: the median pixel of stack {c} ({sources[c]}) is {med:.1f} photons after "
-                  "conversion, below the camera's baseline: check the camera settings (baseline, e-/ADU) against the "
-                  "stack", file=sys.stderr)
+    _baseline_above_offset(stacks, cams, sources)
     sat = args.saturation_adu
     set_levels = [float(c.saturation_adu) for c in cams if getattr(c, "saturation_adu", None) is not None]
     if sat is None and set_levels:  # the camera's own clipping level (its saturation_adu), as plexloc fit takes it
@@ -299,6 +305,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline_above_offset(stacks, cams, sources) -> None:
+    """Warn where half of a stack's pixels sit below its camera's baseline by more than noise allows (the fit's rule,
+    :func:`plexloc.camera.check.dim_offset`), naming the baseline that would fit: a baseline above the camera's offset.
+    The beads' background is subtracted per bead, so the calibration holds, but the same camera file gives a fit's
+    photons too few. The warning named no value to set before (its own rule: the stack's median pixel below 3 robust
+    SDs of the pixels)."""
+    import numpy as np
+    import torch
+
+    from plexloc.camera.check import dim_offset
+
+    for c, (ph, cam) in enumerate(zip(stacks, cams)):
+        adu, photons, margin = dim_offset(torch.as_tensor(ph), cam)
+        if not (np.isfinite(adu) and adu < -margin):
+            continue
+        base = getattr(cam, "baseline", None)
+        fits = (f": a baseline of at most about {float(base) + adu:.4g} ADU would fit (now {float(base):g})"
+                if base is not None and np.ndim(base) == 0 else "")
+        print(f"plexloc calibrate: warning: half of the pixels of stack {c} ({sources[c]}) sit {-adu:.3g} ADU below the "
+              f"camera's baseline ({photons:.3g} photons/px after conversion){fits}: the camera's baseline lies above "
+              "its offset; set it to the offset measured on dark frames (plexloc calibrate-camera): fits with this "
+              "camera file would give too few photons", file=sys.stderr)
+
+
 #: relative difference from which --z-step or --pixel-size and the stacks' metadata are said to disagree
 SCALE_TOLERANCE = 0.03
 
@@ -311,18 +341,19 @@ def _recorded_z_step(tf, n_slices: int) -> tuple[float, str] | None:
     return read_z_step(tf, n_slices)
 
 
-def _metadata_scales(args, *, n_slices: int) -> list[str]:
+def _metadata_scales(args, *, n_slices: int, readers: dict | None = None) -> list[str]:
     """--z-step and --pixel-size against what the stacks' metadata record (ImageJ, Micro-Manager, OME; see
     :func:`plexloc.io.pixel_size.read_pixel_size`): a warning (stderr, and PSF.json's warnings) for each that differs
     by more than ``SCALE_TOLERANCE``. A z step given 2x off (100 for the 50 nm an ImageJ stack records) wrote a
     calibration whose every z was twice the true one, and another pixel size one whose positions and widths were off,
-    without a word: a step or pixel more than ~10x off is refused by the PSF's shape, one 2x off is a plausible PSF."""
+    without a word: a step or pixel more than ~10x off is refused by the PSF's shape, one 2x off is a plausible PSF.
+    ``readers``: the stacks already open (by path, :func:`_read_stacks`), else each is opened here."""
     from plexloc.io.pixel_size import pixel_size_mismatch, recorded_pixel_size
     from plexloc.io.tiff import open_movie
 
     texts = []
     for path in dict.fromkeys(args.stacks):
-        with open_movie(path) as reader:
+        with (contextlib.nullcontext(readers[path]) if readers is not None else open_movie(path)) as reader:
             found = recorded_pixel_size(reader)
             z = _recorded_z_step(reader.tiff_file, n_slices)
         px = float(args.pixel_size)
