@@ -46,12 +46,13 @@ import numpy as np
 from scipy import ndimage
 from scipy.interpolate import CubicSpline
 from plexloc.calibrate.beads import (
-    PAIR_SHAPE_MIN_BEADS, WIDTH, BeadSelection, check_number, describe_rejections, detect_beads, detection_projection,
-    extract_rois, pair_shape, pair_shape_outliers, window_stats,
+    PAIR_SHAPE_MIN_BEADS, PAIR_SHAPE_NAME_MIN_BEADS, WIDTH, BeadSelection, check_number, describe_rejections,
+    detect_beads, detection_projection, extract_rois, pair_shape, pair_shape_outliers, rejection_advice, window_stats,
 )
 from plexloc.calibrate.fileformat import ChannelCalibration, PSFCalibration
 from plexloc.calibrate.register import average_aligned, register, shift_volume
 from plexloc.errors import InputError
+from plexloc.psf.check import moment_widths
 
 __all__ = ["BeadStacks", "SplineCalibrationResult", "calibrate_spline", "fit_affine", "find_focus", "smooth_z"]
 
@@ -165,19 +166,6 @@ def smooth_z(volume: np.ndarray, variance: np.ndarray, lam: float | None = None,
     f, tr, sure = fit(float(lam))
     info = {"lam": float(lam), "dof": tr / len(y), "sure": sure / y.size, "sure_none": 1.0, "order": order}
     return f.T.reshape(vol.shape), info
-
-
-def moment_widths(volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Second-moment widths (px) along x and y of each slice of a PSF volume ``(n_z, R, R)`` (negative voxels as 0)."""
-    ny, nx = volume.shape[1:]
-    yy, xx = np.mgrid[:ny, :nx]
-    w = np.clip(volume, 0, None)
-    tot = w.sum(axis=(1, 2)) + 1e-30
-    mx = (w * xx).sum(axis=(1, 2)) / tot
-    my = (w * yy).sum(axis=(1, 2)) / tot
-    sx = np.sqrt((w * (xx - mx[:, None, None]) ** 2).sum(axis=(1, 2)) / tot)
-    sy = np.sqrt((w * (yy - my[:, None, None]) ** 2).sum(axis=(1, 2)) / tot)
-    return sx, sy
 
 
 def astigmatic_foci_nm(channel: ChannelCalibration, dz_nm: float) -> tuple[float, float]:
@@ -404,7 +392,7 @@ def calibrate_spline(
     for c, sel in enumerate(sels):
         _refuse_streaks(stacks[c], sel, roi_px=roi_px, src=src[c])
         if len(sel.used) == 0:
-            why = _none_found(stacks[c]) if len(sel.rows) == 0 else ""
+            why = _none_found(stacks[c]) if len(sel.rows) == 0 else rejection_advice(sel)
             raise InputError(f"no beads left: {describe_rejections(sel)}{why}", source=src[c])
     stalls: list[str] = []
     for c, sel in enumerate(sels):
@@ -429,7 +417,7 @@ def calibrate_spline(
     if len(used0) == 0:
         raise InputError(
             f"no beads left: {describe_rejections(sels[0])} (channel 0); beads are matched within 3 px after a "
-            f"whole-frame offset of {offsets[-1].tolist()} px",
+            f"whole-frame offset of {offsets[-1].tolist()} px{rejection_advice(sels[0])}",
             source=src[0],
         )
     used0, notes = _screen_beads(stacks[0], sels[0], used0, roi_px=roi_px, px=px, src=src[0])
@@ -445,6 +433,7 @@ def calibrate_spline(
                         "n_measured": 0, "n_rejected": 0,
                         "reason": f"{len(used0)} bead(s) reached it, it needs {PAIR_SHAPE_MIN_BEADS}"}
     smoothing: list[dict] = []
+    suspects: list[str] = []  # beads that look double where too few were left to reject them
     for c in range(len(stacks)):
         while True:
             idx = partner[c][used0]
@@ -481,6 +470,18 @@ def calibrate_spline(
                     for i in np.flatnonzero(pair_bad & ~bad):
                         sels[0].detail[int(used0[i])] = details[i]
                     bad |= pair_bad
+                elif len(used0) >= PAIR_SHAPE_NAME_MIN_BEADS:
+                    # too few beads to reject on their spread, but a bead far outside it is named: the user can look
+                    v, se = pair_shape(clean, shifts, bg, scale, sels[0].noise_factor)
+                    named, details = pair_shape_outliers(v, se, min_beads=PAIR_SHAPE_NAME_MIN_BEADS)
+                    pair_check["named"] = [[int(sels[0].rows[used0[i]]), int(sels[0].cols[used0[i]])]
+                                           for i in np.flatnonzero(named)]
+                    for i in np.flatnonzero(named):
+                        suspects.append(
+                            f"the bead at pixel (row, col) ({sels[0].rows[used0[i]]}, {sels[0].cols[used0[i]]}) may be "
+                            f"two beads: {details[i]}. With {len(used0)} beads it is kept (beads are rejected for their "
+                            f"shape from {PAIR_SHAPE_MIN_BEADS}, whose spread is known well enough): look at it in the "
+                            "stack; a pair in the average biases z. Take a stack with more single beads")
             if not bad.any():
                 break
             sels[0].reason[used0[bad]] = "outlier shape"
@@ -512,6 +513,7 @@ def calibrate_spline(
             "any axis against the other beads' median and spread). A second bead within ~2 px that the two-spot fit "
             "misses ('second bead in window' finds pairs from ~2 px) stays in the average and biases z: take a stack "
             f"with {PAIR_SHAPE_MIN_BEADS} or more single beads")
+    notes += suspects
     notes += _drift_note(volumes[0], z_step_nm=z_step_nm, px=px)
     res = _finish(volumes, beads, sels, z_step_nm=z_step_nm, px=px, src=src, n_slices=stacks[0].shape[0], notes=notes)
     res.summary["z_smoothing"] = smoothing
