@@ -73,6 +73,8 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
+    from plexloc.camera.mapfit import MapMatch
+
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
            "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "camera_model", "camera_source", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
            "detect_clip_adu", "dim_offset", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "read_noise_share", "saturation_adu"]
@@ -323,6 +325,32 @@ def dim_offset(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tu
         photons_q = float((at_base + q * step).flatten()[dim.flatten()].median())
     margin = 3.0 * 1.25 * noise / math.sqrt(x.shape[0]) + 1.0
     return q, photons_q, margin
+
+
+def _map_match(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> MapMatch | None:
+    """An sCMOS camera's baseline map against the pixel offsets of the movie's first :func:`head_frames` of
+    ``photons`` ``(T, H, W)`` (:func:`plexloc.camera.mapfit.map_match`), searched over the chip's map where the
+    camera's maps were cut from one (:func:`plexloc.camera.models.cut_maps_to_movie` keeps it); None without a
+    baseline map or with fewer than two frames. Each pixel's median over the frames is converted back to ADU (the
+    conversion is monotone per pixel, so the median commutes with it): no second conversion of the frames."""
+    import torch
+
+    base = getattr(camera, "baseline", None)
+    if getattr(camera, "kind", None) != "scmos" or not _is_tensor(base) or base.ndim != 2:
+        return None
+    x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
+    if x.ndim != 3 or x.shape[0] < 2 or tuple(x.shape[-2:]) != tuple(base.shape):
+        return None
+    from plexloc.camera.mapfit import map_match
+
+    cam = _on_cpu(camera)
+    with torch.no_grad():
+        raw_median = cam.expected_adu(x.median(dim=0).values).double().numpy()
+    chip = getattr(cam, "chip_baseline", None)
+    cut = getattr(cam, "map_cut", None)
+    return map_match(raw_median, cam.baseline.double().numpy(),
+                     chip.double().numpy() if chip is not None else cam.baseline.double().numpy(),
+                     used=(cut[0], cut[1]) if cut is not None else (0, 0))
 
 
 def _frames_for(photons, max_frames: int) -> int:
@@ -772,6 +800,12 @@ class ChannelCheck:
     above_level: int = 0
     #: the camera's em_gain (NaN without one)
     em_gain_value: float = math.nan
+    #: an sCMOS offset map against the movie's own pixel offsets (:func:`plexloc.camera.mapfit.map_match`): None
+    #: without a baseline map
+    map_match: MapMatch | None = None
+    #: where the maps were cut from a larger (chip) map: the corner (x, y) and where it came from (--roi-offset, the
+    #: movie's metadata); None where the maps are used as given
+    map_cut: tuple[int, int, str] | None = None
 
     @property
     def saturated_fraction(self) -> float:
@@ -1007,8 +1041,48 @@ class CameraCheck:
         return out
 
     @property
+    def map_warnings(self) -> list[str]:
+        """sCMOS maps that are not the movie's pixels' (:func:`plexloc.camera.mapfit.map_match`): every pixel converted
+        with another pixel's offset and gain. Told first: they explain any noise or baseline finding after them."""
+        out = []
+        for ch in self.channels:
+            m = ch.map_match
+            if m is None or not m.mismatch:
+                continue
+            in_file = f" in {ch.camera_file}" if ch.camera_file else ""
+            named = f" ({ch.baseline_map})" if ch.baseline_map else ""
+            if ch.map_cut is not None:
+                x0, y0, how = ch.map_cut
+                used = f"cut at chip x {x0}, y {y0} ({how})"
+            else:
+                used = "as given, the frames' size"
+            if m.found is not None:
+                x, y, b, r = m.found
+                if b == 1:
+                    fix = (f"The movie's pixels fit the map at chip x {x}, y {y} (correlation {r:.2f}): give "
+                           f"--roi-offset {x} {y}" + (" (it takes precedence over the movie's metadata)"
+                                                      if ch.map_cut is not None and "--roi-offset" not in ch.map_cut[2]
+                                                      else "") +
+                           (", with the full chip's maps" if ch.map_cut is None else "")
+                           + ", or crop the maps to that region")
+                else:
+                    fix = (f"The movie's pixels fit the map's {b}x{b} binned sums at binned x {x}, y {y} (correlation "
+                           f"{r:.2f}): the movie was recorded with {b}x{b} binning and the maps without; measure them on "
+                           f"dark frames at the movie's binning and region (plexloc calibrate-camera)")
+            else:
+                fix = ("Give the maps of the movie's region and binning: cut the chip's maps at the ROI's corner "
+                       "(--roi-offset X Y) or measure them on dark frames taken as the movie was (plexloc "
+                       "calibrate-camera)")
+            out.append(
+                f"{self._where(ch.channel)}the sCMOS baseline map{named}{in_file}, {used}, is not this movie's pixels' "
+                f"offset map: the pixel-to-pixel offsets of the first {self.frames} frames correlate {m.r:.2f} with it "
+                f"where a map of the movie's region and binning gives about {m.expected:.2f}, so every pixel is "
+                f"converted with another pixel's offset, gain and read noise (maps of another ROI or binning). {fix}")
+        return out
+
+    @property
     def warnings(self) -> list[str]:
-        return self.noise_warnings + self.baseline_warnings + self.saturation_warnings
+        return self.map_warnings + self.noise_warnings + self.baseline_warnings + self.saturation_warnings
 
     @property
     def notes(self) -> list[str]:
@@ -1040,15 +1114,16 @@ class CameraCheck:
                                 noise.noise_level, noise.read_share, noise.gain_factor, noise.em_gain_fit, a.kind,
                                 a.camera_file, a.camera_field, a.read_noise_field, a.camera_model,
                                 noise.fitting_camera, a.dim_adu, a.dim_photons, a.dim_margin_adu, a.baseline,
-                                a.baseline_map, a.above_level + b.above_level)
+                                a.baseline_map, a.above_level + b.above_level, a.em_gain_value, a.map_match,
+                                a.map_cut)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
                            self.sources)
 
     def warn(self, *, noise: bool = True, stacklevel: int = 2) -> None:
-        """Each finding as a :class:`CameraWarning` (``noise=False``: the saturation ones only)."""
-        for w in (self.warnings if noise else self.saturation_warnings):
+        """Each finding as a :class:`CameraWarning` (``noise=False``: the maps' and the saturation ones only)."""
+        for w in (self.warnings if noise else self.map_warnings + self.saturation_warnings):
             warnings.warn(w, CameraWarning, stacklevel=stacklevel + 1)
 
 
@@ -1113,6 +1188,7 @@ def check_camera(
         # a model's training camera (a fit given no camera): each setting by its camera field, with its value now
         model, model_fields = camera_model(cam) or ("", None)
         dim = dim_offset(ph, cam, max_frames=max_frames) if noise else (math.nan, math.nan, math.nan)
+        match = _map_match(ph, cam, max_frames=max_frames) if noise else None
         values: list[dict[str, float]] = []
         likely = (_likely_values(cam, ph, ratio, signal, max_frames=max_frames, gain_factor=c_fit,
                                  field=fields if file else "" if model else None, values=values,
@@ -1132,7 +1208,8 @@ def check_camera(
                                          c_fit, _em_gain_fit(cam, c_fit), str(getattr(cam, "kind", "")), file, fields,
                                          _read_noise_field(cam), model, fitting, *dim, base,
                                          str(getattr(cam, "map_files", {}).get("baseline", "")), above,
-                                         float(getattr(cam, "em_gain", None) or math.nan)))
+                                         float(getattr(cam, "em_gain", None) or math.nan), match,
+                                         getattr(cam, "map_cut", None)))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

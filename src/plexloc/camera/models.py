@@ -494,7 +494,8 @@ def cut_maps_to_movie(cam: Camera, readers: Sequence[Any], given: tuple[int, int
                 f"channel {channel}'s camera maps are {tuple(shape)} (rows, columns), larger than the movie's frames "
                 f"{tuple(frame_shape)}, and the movie's metadata do not record the camera ROI's position on the chip: "
                 "give it with --roi-offset X Y (the chip column and row of the frames' corner) to cut the maps there, "
-                "or crop the maps to the movie's region", source=source)
+                "or crop the maps to the movie's region" + _found_roi(cam, readers, channel, frame_shape),
+                source=source)
         (x0, y0), where = roi.px, roi.source
     if y0 + h > shape[0] or x0 + w > shape[1]:
         raise InputError(
@@ -511,4 +512,36 @@ def cut_maps_to_movie(cam: Camera, readers: Sequence[Any], given: tuple[int, int
     out.config_source = getattr(cam, "config_source", None)
     out.model_source = getattr(cam, "model_source", None)
     out.read_noise_field = getattr(cam, "read_noise_field", "read_sigma")
+    # the chip's offset map and where it was cut: the camera check compares the cut with the movie's own pixel offsets
+    # and, where they differ, finds the corner (and binning) that fits (plexloc.camera.mapfit)
+    out.chip_baseline = cam.baseline if cam.baseline.ndim == 2 else None
+    out.map_cut = (x0, y0, where)
     return out, (x0, y0), where
+
+
+def _found_roi(cam: SCMOS, readers: Sequence[Any], channel: int, frame_shape: tuple[int, int]) -> str:
+    """Where the movie's own pixel offsets (the median of its first frames) fit the camera's offset map
+    (:func:`plexloc.camera.mapfit.search_map`), as the end of the error that asks for ``--roi-offset``: "" where the
+    map has no per-pixel offsets, the movie cannot be read here, or no region fits clearly."""
+    from plexloc.camera.check import head_frames
+    from plexloc.camera.mapfit import FOUND_FRACTION, FOUND_Z, MIN_Z, movie_offsets, search_map
+
+    if cam.baseline.ndim != 2 or not readers:
+        return ""
+    reader = readers[channel] if channel < len(readers) else readers[0]
+    if tuple(getattr(reader, "frame_shape", ())) != tuple(frame_shape):  # (a split view's box: not searched)
+        return ""
+    k = min(head_frames(frame_shape), len(reader))
+    if k < 2:
+        return ""
+    a = movie_offsets(np.median(np.asarray(reader[0:k], dtype=np.float64), axis=0))
+    x, y, b, r, expected = search_map(a, cam.baseline.double().numpy())
+    z = r * a.size ** 0.5 if np.isfinite(r) else 0.0
+    if not (z >= FOUND_Z and expected * a.size ** 0.5 >= MIN_Z and r >= FOUND_FRACTION * expected):
+        return ""
+    if b == 1:
+        return (f"; the movie's pixel offsets fit the maps at chip x {x}, y {y} (correlation {r:.2f} over the first "
+                f"{k} frames): --roi-offset {x} {y}")
+    return (f"; the movie's pixel offsets fit the maps' {b}x{b} binned sums at binned x {x}, y {y} (correlation "
+            f"{r:.2f}): the movie was recorded with {b}x{b} binning and the maps without; measure them at the movie's "
+            "binning (plexloc calibrate-camera)")

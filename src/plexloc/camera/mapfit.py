@@ -1,0 +1,163 @@
+"""Do an sCMOS camera's per-pixel maps belong to the movie's pixels? Maps measured on one camera region (or binning)
+and used on a movie of another convert every pixel with another pixel's offset and gain, silently: a map of the
+whole chip cut at the wrong ROI corner (a wrong ``--roi-offset``), maps cropped by hand at the wrong corner, or maps
+of unbinned pixels on a binned movie.
+
+The offset map carries each pixel's own offset (a few ADU of pixel-to-pixel and column-to-column spread on an
+sCMOS), and so do the movie's raw frames: the median of each pixel over the first frames is its offset plus a signal
+that varies smoothly, plus the median's noise. Both high-passed (less their 5 x 5 local mean), the movie's and the
+map's correlate where the map is the movie's region (a correlation near :func:`expected_correlation`, the map's
+spread over the movie's) and not elsewhere (zero within about ``1 / sqrt(pixels)``). :func:`map_match` measures that
+correlation where the map is used and, where it is far below what a right map gives, searches the whole map (and
+its 2 x 2 and 4 x 4 binned sums) for the region whose offsets the movie's pixels carry, by FFT cross-correlation.
+
+Measured (tests/test_camwalk48.py, bench in the report of session 48): on right maps the correlation read 0.6-1.0 of
+the expected one, on a wrong region's maps -0.02 to 0.02 of it; the search found the right corner and binning in
+every case tried. The finding is told only where a right map's correlation would be at least :data:`MIN_Z` standard
+errors above zero (maps with so little structure, or frames so noisy, that a wrong region could not be told, say
+nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MIN_Z", "MISMATCH_FRACTION", "MapMatch", "expected_correlation", "highpass", "map_match",
+           "movie_offsets", "search_map"]
+
+#: a right map's expected correlation, in standard errors (``r * sqrt(pixels)``), at or above which the check speaks
+MIN_Z = 12.0
+#: the correlation where the map is used, as a fraction of a right map's, below which the maps are told as not the
+#: movie's (right maps read 0.6-1.0 of it, a wrong region's -0.02 to 0.02)
+MISMATCH_FRACTION = 0.3
+#: a region the search names must read at least this fraction of a right map's expected correlation ...
+FOUND_FRACTION = 0.5
+#: ... and this many standard errors above zero (the largest of a few million wrong placements reads about 5.5)
+FOUND_Z = 10.0
+#: the binnings searched (b x b sums of the map's pixels)
+BINNINGS = (1, 2, 4)
+_SIZE = 5  # the local mean's window (pixels)
+
+
+def highpass(img: np.ndarray) -> np.ndarray:
+    """``img`` less its 5 x 5 local mean (float64): what varies from pixel to pixel, an offset map's structure."""
+    from scipy import ndimage
+
+    x = np.asarray(img, dtype=np.float64)
+    return x - ndimage.uniform_filter(x, _SIZE, mode="reflect")
+
+
+def _robust_sd(x: np.ndarray) -> float:
+    med = float(np.median(x))
+    return 1.4826 * float(np.median(np.abs(x - med)))
+
+
+def movie_offsets(raw_median: np.ndarray) -> np.ndarray:
+    """The movie's pixel-to-pixel structure: the high-passed median of each pixel over the first frames (ADU),
+    clipped at 4 robust standard deviations (a spot that stayed in the median, a hot pixel: they do not decide the
+    correlation), less its mean."""
+    a = highpass(raw_median)
+    sd = _robust_sd(a)
+    if sd > 0:
+        a = np.clip(a, -4 * sd, 4 * sd)
+    return a - a.mean()
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    b = b - b.mean()
+    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum()) / den if den > 0 else math.nan
+
+
+def expected_correlation(a: np.ndarray, map_hp: np.ndarray) -> float:
+    """The correlation a right map would give: the map's high-passed spread over the movie's (the movie's pixels being
+    the map's offsets plus independent noise), at most 1."""
+    sa, sb = _robust_sd(a), _robust_sd(map_hp)
+    return min(sb / sa, 1.0) if sa > 0 else math.nan
+
+
+def _binned(m: np.ndarray, b: int) -> np.ndarray:
+    if b == 1:
+        return m
+    h, w = (m.shape[0] // b) * b, (m.shape[1] // b) * b
+    return m[:h, :w].reshape(h // b, b, w // b, b).sum(axis=(1, 3))
+
+
+def search_map(a: np.ndarray, full_map: np.ndarray, *, binnings=BINNINGS) -> tuple[int, int, int, float, float]:
+    """Where in ``full_map`` (and its b x b binned sums) the movie's structure ``a`` (:func:`movie_offsets`) fits best:
+    ``(x, y, binning, r, expected)``, the column and row of the frames' corner in the binned map's pixels, the
+    correlation there and the one a right map of that binning would give. One FFT cross-correlation per binning;
+    binnings whose map is smaller than the frames are skipped (``r`` NaN where none fits)."""
+    from scipy import ndimage, signal
+
+    h, w = a.shape
+    best = (0, 0, 1, math.nan, math.nan)
+    na = math.sqrt(float((a * a).sum()))
+    for b in binnings:
+        m = _binned(np.asarray(full_map, dtype=np.float64), b)
+        if m.shape[0] < h or m.shape[1] < w or na == 0:
+            continue
+        hp = highpass(m)
+        num = signal.fftconvolve(hp, a[::-1, ::-1], mode="valid")
+        # each window's energy about its own mean: sum(x^2) - sum(x)^2 / n, from local means over the window
+        n = h * w
+        s1 = ndimage.uniform_filter(hp, (h, w), mode="constant") * n
+        s2 = ndimage.uniform_filter(hp * hp, (h, w), mode="constant") * n
+        oy, ox = h // 2, w // 2  # uniform_filter centres its window: shift to its corner
+        s1 = s1[oy:oy + m.shape[0] - h + 1, ox:ox + m.shape[1] - w + 1]
+        s2 = s2[oy:oy + m.shape[0] - h + 1, ox:ox + m.shape[1] - w + 1]
+        energy = np.clip(s2 - s1 * s1 / n, 1e-12, None)
+        r = num / (na * np.sqrt(energy))
+        y, x = np.unravel_index(int(np.argmax(r)), r.shape)
+        rb = float(r[y, x])
+        if not rb <= best[3]:  # (NaN: the first)
+            best = (int(x), int(y), b, rb, expected_correlation(a, hp[y:y + h, x:x + w]))
+    return best
+
+
+@dataclass
+class MapMatch:
+    """How well an sCMOS camera's offset map fits a movie's pixels (:func:`map_match`)."""
+
+    #: the correlation of the movie's pixel structure with the map where it is used
+    r: float
+    #: the correlation a right map would give (:func:`expected_correlation`)
+    expected: float
+    #: pixels compared
+    pixels: int
+    #: where a search of the whole map found the movie's pixels: (x, y, binning, r), or None (not searched, or none
+    #: found)
+    found: tuple[int, int, int, float] | None = None
+
+    @property
+    def decisive(self) -> bool:
+        """A right map would stand out: its expected correlation at least :data:`MIN_Z` standard errors."""
+        return bool(np.isfinite(self.expected) and self.expected * math.sqrt(self.pixels) >= MIN_Z)
+
+    @property
+    def mismatch(self) -> bool:
+        """The map is not the movie's region: decisive, and the correlation below :data:`MISMATCH_FRACTION` of a
+        right map's."""
+        return self.decisive and np.isfinite(self.r) and self.r < MISMATCH_FRACTION * self.expected
+
+
+def map_match(raw_median: np.ndarray, used_map: np.ndarray, full_map: np.ndarray | None = None, *,
+              used: tuple[int, int] | None = None) -> MapMatch:
+    """The offset map ``used_map`` (H, W; ADU) that converts a movie, against the movie's own pixel offsets: the
+    median of each raw pixel over its first frames, ``raw_median`` (H, W; ADU). Where the map does not fit
+    (:attr:`MapMatch.mismatch`) and ``full_map`` (the chip's map the used one was cut from, or the used map itself)
+    is given, the region of it (and binning) that does is searched for (:func:`search_map`) and kept where it reads
+    at least :data:`FOUND_FRACTION` of a right map's correlation and :data:`FOUND_Z` standard errors, and is not the
+    ``used`` corner (x, y) at binning 1."""
+    a = movie_offsets(raw_median)
+    hp = highpass(used_map)
+    out = MapMatch(_corr(a, hp), expected_correlation(a, hp), int(a.size))
+    if out.mismatch and full_map is not None:
+        x, y, b, r, exp = search_map(a, full_map)
+        if (np.isfinite(r) and r >= FOUND_FRACTION * exp and r * math.sqrt(a.size) >= FOUND_Z
+                and not (b == 1 and used is not None and (x, y) == tuple(used))):
+            out.found = (x, y, b, r)
+    return out
