@@ -627,17 +627,18 @@ class MLEFitter:
         start = torch.stack([r - origins_t[:, 0, 0], c - origins_t[:, 0, 1]], dim=1)
         return rois, origins_t, start, ks, offs
 
-    def fit_frames(self, frames: Sequence[np.ndarray | Tensor] | np.ndarray | Tensor, *, frame_offset: int = 0
-                   ) -> LocTable:
+    def fit_frames(self, frames: Sequence[np.ndarray | Tensor] | np.ndarray | Tensor, *, frame_offset: int = 0,
+                   photons: Tensor | None = None) -> LocTable:
         """Detect and fit one chunk of raw frames (ADU), held in memory: one ``(T, H, W)`` array or tensor per channel
         (a list), or one array ``(C, T, H, W)``; a single-channel fitter also takes one ``(T, H, W)`` array. Frame
         numbers in the table start at ``frame_offset``. A whole movie, in chunks, with the camera, PSF and alignment
-        checks of the first frames: :func:`fit_movie` (which takes such arrays too)."""
+        checks of the first frames: :func:`fit_movie` (which takes such arrays too). ``photons``: the frames already
+        converted (:meth:`to_photons`; the first chunk's, which the camera check read), not converted again."""
         frames = self._channel_frames(frames)
         if len(frames) != len(self.channels):
             raise InputError(f"{len(frames)} movies for {len(self.channels)} channels (give one (T, H, W) array per "
                              "channel, or one (C, T, H, W) array)")
-        photons = self.to_photons(frames)
+        photons = self.to_photons(frames) if photons is None else photons
         self.frame_shape = tuple(photons.shape[-2:])
         if self.roi_px > min(self.frame_shape):
             raise InputError(f"fitting window {self.roi_px} px is larger than the frame {self.frame_shape}")
@@ -980,14 +981,18 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
         try:
             for s in range(0, n, step):
                 frames = movies.frames(s, min(s + step, n))
+                photons = None
                 if s == 0:  # the first frames against the cameras: noise and saturation (plexloc.camera.check)
                     t_check = time.perf_counter()
-                    check = first_frames_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources)
+                    photons = fitter.to_photons(frames)  # once, for the check and the fit
+                    check = first_frames_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources,
+                                               photons=photons)
                     check_s = time.perf_counter() - t_check
                     if stats is not None:
                         stats["camera"] = check
                         stats["clip_levels"] = list(fitter.clip_levels)
-                part = fitter.fit_frames(frames, frame_offset=s).sort_by_frame()
+                part = fitter.fit_frames(frames, frame_offset=s, photons=photons).sort_by_frame()
+                photons = None
                 n_rows += len(part)
                 if bar is not None:
                     bar.update(len(frames[0]))
@@ -1087,13 +1092,14 @@ def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], 
 
 
 def first_frames_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype,
-                       source: str | os.PathLike | Sequence[str] = "") -> CameraCheck:
+                       source: str | os.PathLike | Sequence[str] = "", photons: Tensor | None = None) -> CameraCheck:
     """The first raw frames of a movie against the fitter's cameras (:func:`camera_check`, its findings warned as
     :class:`~plexloc.camera.check.CameraWarning` s), and the levels its rows are flagged as saturated at set on the
     fitter (:attr:`MLEFitter.clip_levels`): each channel's :func:`frame_clip_levels`, except a camera
-    ``saturation_adu`` that the frames' values exceed (:func:`exceeded_clip_levels`, told once, here)."""
+    ``saturation_adu`` that the frames' values exceed (:func:`exceeded_clip_levels`, told once, here). ``photons``: the
+    frames converted (:meth:`MLEFitter.to_photons`), where the caller fits them next: converted once, not twice."""
     levels = frame_clip_levels(fitter, frames, dtype=dtype)
-    check = camera_check(fitter, frames, dtype=dtype, source=source, levels=levels, warn=False)
+    check = camera_check(fitter, frames, dtype=dtype, source=source, levels=levels, warn=False, photons=photons)
     fitter.clip_levels, told = exceeded_clip_levels(fitter, frames, check, levels, dtype=dtype)
     check.above_level_told = check.above_level_told or bool(told)  # said once, below, not by the check too
     check.warn(stacklevel=3)
@@ -1136,18 +1142,20 @@ def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor
 
 
 def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype, source: str | os.PathLike | Sequence[str] = "",
-                 warn: bool = True, levels: Sequence[tuple[float | None, str]] | None = None) -> CameraCheck:
+                 warn: bool = True, levels: Sequence[tuple[float | None, str]] | None = None,
+                 photons: Tensor | None = None) -> CameraCheck:
     """:func:`plexloc.camera.check.check_camera` on the first frames of a chunk (one raw ``(T, H, W)`` array per
     channel, as :meth:`MLEFitter.fit_frames` takes them), converted with the fitter's cameras; each finding a
     :class:`~plexloc.camera.check.CameraWarning` where ``warn``. ``levels``: each channel's clipping level; default
     :func:`~plexloc.camera.check.clip_level` of these raw frames (the camera's ``saturation_adu``, else a 2^k - 1 level
-    found in them, else the pixel type's maximum), as a fit finds them."""
+    found in them, else the pixel type's maximum), as a fit finds them. ``photons``: ``frames`` already converted
+    ((C, T, H, W), :meth:`MLEFitter.to_photons`), their first frames taken as they are."""
     from plexloc.camera.check import check_camera, head_frames
 
     k = head_frames(np.shape(frames[0]))
     if levels is None:
         levels = frame_clip_levels(fitter, frames, dtype=dtype)
-    photons = fitter.to_photons([f[:k] for f in frames])
+    photons = fitter.to_photons([f[:k] for f in frames]) if photons is None else photons[:, :k]
     return check_camera(list(photons), [ch.camera for ch in fitter.channels], dtype=dtype,
                         source=source if isinstance(source, (list, tuple)) else str(source), warn=warn, levels=levels)
 

@@ -169,9 +169,12 @@ def estimate_priors(
         for a, b in chunks:
             # a gap of one frame between blocks keeps tracks from being linked across them
             frames = movies.frames(a, b)
+            photons = None
             if check is None:  # the first frames against the cameras (a wrong camera makes wrong ranges)
-                check = first_frames_check(fitter, frames, dtype=movies.readers[0].dtype, source=movies.sources)
-            tables.append(fitter.fit_frames(frames, frame_offset=a))
+                photons = fitter.to_photons(frames)  # once, for the check and the fit
+                check = first_frames_check(fitter, frames, dtype=movies.readers[0].dtype, source=movies.sources,
+                                           photons=photons)
+            tables.append(fitter.fit_frames(frames, frame_offset=a, photons=photons))
     locs = LocTable.concat(tables) if tables else LocTable.empty()
     finding = f"; {check.finding}" if check is not None else ""
     if len(locs) < 10:
