@@ -186,6 +186,8 @@ def test_with_three_or_four_beads_a_close_pair_is_named_not_kept_silently():
     assert len(said) == 1 and said[0].startswith(f"the bead at pixel (row, col) ({pc['named'][0][0]}, "
                                                  f"{pc['named'][0][1]}) may be two beads: anisotropic excess width")
     assert "With 4 beads it is kept" in said[0]
+    assert pc["note"].startswith("the double-bead shape check rejects beads from 5: 4 bead(s) reached it, it needs 5; "
+                                 "it named 1 bead(s) that look double")  # not "did not run", under the warning
     clean = calibrate_spline([_stack(singles + [(50.2, 50.3)], 3000.0, size=72, seed=5)], z_step_nm=DZ, px_size_nm=PX)
     assert clean.summary["pair_shape_check"]["named"] == []
     assert not any("may be two beads" in w for w in clean.summary["warnings"])

@@ -507,7 +507,12 @@ def calibrate_spline(
         notes.append(f"only {len(used0)} bead(s) left after {n_shape} were rejected as outlier shape ("
                      f"{describe_rejections(sels[0])}): a calibration from so few beads is noisy (z = 0, the PSF's "
                      "tails) and cannot be checked for double beads; take a stack with more single beads")
-    if not pair_check["ran"]:  # a check not made, not a finding: kept out of the warnings, printed as a note
+    if pair_check.get("named"):  # it did not reject, but it named beads (the warnings): no "did not run"
+        pair_check["note"] = (
+            f"the double-bead shape check rejects beads from {PAIR_SHAPE_MIN_BEADS}: {pair_check['reason']}; it named "
+            f"{len(pair_check['named'])} bead(s) that look double (the warnings above) and kept them: take a stack with "
+            f"{PAIR_SHAPE_MIN_BEADS} or more single beads")
+    elif not pair_check["ran"]:  # a check not made, not a finding: kept out of the warnings, printed as a note
         pair_check["note"] = (
             f"the double-bead shape check did not run: {pair_check['reason']} (it measures each bead's widening along "
             "any axis against the other beads' median and spread). A second bead within ~2 px that the two-spot fit "
