@@ -434,6 +434,14 @@ def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: f
         select(Worker).where(Worker.active.is_(True), Worker.last_seen.is_not(None), Worker.last_seen >= at - seen_s)
     ).all()
     if not workers:
+        # workers that asked but are disabled (plexloc admin disable): "no worker has asked" sent their admin looking
+        # for a worker that was down
+        disabled = session.scalars(select(Worker.name).where(
+            Worker.active.is_(False), Worker.last_seen.is_not(None), Worker.last_seen >= at - seen_s)).all()
+        if disabled:
+            return (f"no enabled worker has asked for jobs in the last {seen_s / 60:g} min (disabled by the service's "
+                    f"administrator: {', '.join(sorted(disabled)[:5])}; plexloc admin enable worker NAME): the job waits "
+                    "until one does")
         return f"no worker has asked for jobs in the last {seen_s / 60:g} min: the job waits until one does"
     need = job.hardware or {}
     if any(_fits(need, job.gpus, w.hardware or {}) for w in workers):
