@@ -191,3 +191,18 @@ def test_with_three_or_four_beads_a_close_pair_is_named_not_kept_silently():
     clean = calibrate_spline([_stack(singles + [(50.2, 50.3)], 3000.0, size=72, seed=5)], z_step_nm=DZ, px_size_nm=PX)
     assert clean.summary["pair_shape_check"]["named"] == []
     assert not any("may be two beads" in w for w in clean.summary["warnings"])
+
+
+def test_the_cli_names_the_stack_and_what_was_measured_for_each_rejected_bead(tmp_path, capsys):
+    """'channel 0: bead at pixel (row, col) (40, 40) rejected: second bead in window', nothing measured and no file."""
+    st = _stack([(15, 15), (15, 40), (15, 65), (40, 15), (65, 15), (40, 40), (40, 43)], size=80, seed=7)
+    path = tmp_path / "beads.tif"
+    tifffile.imwrite(path, st.astype(np.uint16))
+    rc = main(["calibrate", str(path), "--z-step", "50", "--pixel-size", "100", "--out", str(tmp_path / "PSF.h5"),
+               "--no-validate"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    line = next(t for t in err.splitlines() if "rejected: second bead in window" in t)
+    assert line.startswith(f"plexloc calibrate: channel 0 ({path}): bead at pixel (row, col) (40, 4")
+    sep = float(line.split(": two spots ")[1].split()[0])
+    assert abs(sep - 3.0) < 0.5

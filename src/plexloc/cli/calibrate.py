@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         "roi_offset_px": list(roi_offset),
         "roi_offset_source": roi_source,
         "z_smoothing": result.summary.get("z_smoothing", []),
-        **_checks(result.summary),
+        **_checks(result.summary, sources),
     }
     if meta_warnings:
         report["warnings"] = meta_warnings + report.get("warnings", [])
@@ -516,7 +516,7 @@ def _report_transform_residual(residual: dict[str, list[float]], args: argparse.
                   file=sys.stderr)
 
 
-def _checks(summary: dict) -> dict:
+def _checks(summary: dict, sources: list[str] | None = None) -> dict:
     """Print the calibration's warnings (measured: widths, SNR, drift, z coverage, scale, a double-bead shape check that
     did not run) and the rejected beads; return their PSF.json entries (``pair_shape_check``: whether that check ran,
     on how many beads, and why not)."""
@@ -526,11 +526,13 @@ def _checks(summary: dict) -> dict:
     if pair_note:  # the beads were taken as checked for missed double beads where they were not
         print(f"plexloc calibrate: note: {pair_note}", file=sys.stderr)
     for c, beads in enumerate(summary.get("rejected_beads", [])):
+        # the channel's stack named (a file, or a split-view box): "channel 1" alone left the user to count the files
+        where = f"channel {c} ({sources[c]})" if sources is not None and c < len(sources) else f"channel {c}"
         for b in beads[:20]:
-            print(f"plexloc calibrate: channel {c}: bead at pixel (row, col) ({b['row']}, {b['col']}) rejected: "
+            print(f"plexloc calibrate: {where}: bead at pixel (row, col) ({b['row']}, {b['col']}) rejected: "
                   f"{b['reason']}{': ' + b['detail'] if 'detail' in b else ''}", file=sys.stderr)
         if len(beads) > 20:
-            print(f"plexloc calibrate: channel {c}: ... {len(beads) - 20} more rejected beads in the report",
+            print(f"plexloc calibrate: {where}: ... {len(beads) - 20} more rejected beads in the report",
                   file=sys.stderr)
     return {k: summary[k] for k in ("warnings", "z_range_nm", "rejected_beads", "used_beads", "pair_shape_check")
             if k in summary}
@@ -584,7 +586,7 @@ def _run_astigmatic(args, stacks, raws, cams, sat, meta_warnings=()) -> int:
         "z_convention": "slice k of a stack is at z = (k - k0) * z_step_nm; z > 0 away from the objective",
         "z_step_nm": cal.dz_nm,
         "px_size_nm": list(cal.px_size_nm),
-        **_checks(spline.summary),
+        **_checks(spline.summary, [str(args.stacks[0])]),
     }
     if meta_warnings:
         report["warnings"] = list(meta_warnings) + report.get("warnings", [])
