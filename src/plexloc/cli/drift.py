@@ -249,8 +249,10 @@ def run(args: argparse.Namespace) -> int:
                f"the {result.info.get('n_fiducials')} fiducial(s)' scatter and agreement, smoothed over "
                f"{result.info.get('smooth_frames')} frames" if result.engine == "fiducials"
                else "the windows' cross-correlation peaks")
-        known = (f"; known to +-{result.info['uncertainty_nm']:.1f} nm rms over the frames, x and y together (from "
-                 f"{how}" + (")" if result.engine == "fiducials" else " and the curve between windows)"))
+        unc = result.info["uncertainty_nm"]
+        known = ((f"; known to +-{unc:.1f} nm" if math.isfinite(unc) else "; how far it is known is not known")
+                 + f" rms over the frames, x and y together (from {how}"
+                 + (")" if result.engine == "fiducials" else " and the curve between windows)"))
     if "z_uncertainty_nm" in result.info or result.info.get("z_unreliable"):
         z_unc = result.info.get("z_uncertainty_nm", float("nan"))
         z_how = {"pairs": " (from the pairs of localizations near each other in different windows)",

@@ -31,6 +31,19 @@ fiducials' positions (``positions_nm``, nm, where they are at any time of the mo
 where most of its frames lie within ``radius_nm`` of it; a position whose track is localized less often or over a
 shorter stretch than a found marker's is refused (a sample molecule's few frames are no drift).
 
+Since session 48 a marker whose photons change at once, an illumination, focus or camera-gain change, is followed
+through, not taken for bleached (:func:`_steady`): where the rows at its place in a window are dimmer than half its
+photons before, but lie there in as many frames with steady photons from one frame to the next (the median
+``|log|`` ratio of consecutive rows at most :data:`_STEADY_LOG`), they are the marker dimmed; a bleached marker leaves
+no rows there, or a patch of the sample's, whose photons jump from frame to frame. ``info["fiducials"][k]
+["photon_changes"]`` gives the frame and the photons before and after, and a :class:`FiducialWarning` says it. A single
+marker whose photons fell to 35 % at mid-movie ended there (5,000 frames, sine drift: 38.3 nm rms off, reported +-3.5
+nm); now 2.0 nm, reported 2.1. And a marker off for longer than its search follows (:data:`_MAX_MISSED_WINDOWS`
+windows: a long blink, out of focus) is one track, its tracks before and after joined where the later starts within
+``radius_nm`` of where the earlier left off, as often localized and as bright (:func:`_join`; ``stretches``): every
+marker off for 250 frames of 2,000 cut all the tracks in two, and the drift across was not measured (39 nm off, called
+unreliable); now 1.3 nm.
+
 The drift (:func:`fiducial_drift`). Per frame, each fiducial's displacement from its own reference position; each
 fiducial weighs ``1 / s²`` per axis, ``s`` its localization scatter read from the differences of its positions in
 consecutive frames (robust: 1.4826 x their median absolute deviation / sqrt(2)) and, where two or more fiducials share
@@ -69,6 +82,13 @@ frames, 21.9 said (bench/fiducials45.py --fast). The same rule as the other engi
 frame that no fiducial spans (the ones before it and after it share none: a stage jump beyond ``radius_nm`` cuts every
 track in two, and the drift across is not measured; ``info["unlinked_at_frames"]``); z's likewise
 (``z_uncertainty_nm``; unreliable above 10 nm and above half the z curve's RMS, as for the other engines).
+Frames beyond the smoothing's reach of every fiducial (all bleached before the end, none yet there, all off at once)
+are not measured: their drift is held or interpolated, and its expected error there, from the drift's own motion where
+it is measured over as many frames (:func:`_gap_error`), enters the uncertainty (``info["unmeasured_nm"]``; NaN, not
+known, where no measured stretch is as long as the gap); where it decides the verdict, the warning names the frames and
+the fix. Before session 48 those frames took their neighbours' noise: two markers bleached by frame 3,000 of 5,000 on
+a sine drift left 47 nm rms of error reported as +-2.9 nm, and the drift was subtracted as reliable (now +-49 nm,
+unreliable).
 
 The fiducials' own rows (every localization within ``radius_nm`` of a fiducial's position, frames of its first to its
 last, the ones left out included) are removed by :func:`plexloc.post.drift.apply_drift` unless ``keep_fiducials``:
@@ -95,7 +115,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -160,6 +180,14 @@ _LIKE_FLOOR = 0.1
 #: rows (their positions fed the drift, and the patch's rows through the rest of the movie were removed as the
 #: marker's)
 
+#: ... unless the rows that lie where the marker is, in as many frames, keep steady photons from one frame to the next
+#: (the median of ``|log(photons[i + 1] / photons[i])|`` of consecutive rows at most this): the marker itself, dimmed
+#: or brightened at once (an illumination or focus change, the laser power or the camera's gain changed), followed
+#: through. A bleached marker leaves no rows there in most frames, and a patch of the sample's rows changes from one
+#: frame to the next as much as its molecules' photons differ (about 1.1 for exponential photons; a marker's 10 %
+#: photon spread gives about 0.1): :func:`_steady`
+_STEADY_LOG = 0.35
+
 #: the markers' scatter is scaled to their scatter against each other where they share this many steps between
 #: frames (:func:`_cross_scale`)
 _MIN_CROSS_STEPS = 50
@@ -198,6 +226,17 @@ class Fiducial:
     photons: float  # median
     given: bool = False  # a position the user gave
     reach: tuple[int, int] | None = None  # None: its first to its last frame
+    #: where its photons changed at once and it was followed through (:func:`_follow`): ``(frame, median photons
+    #: before, median photons after)`` each
+    photon_changes: tuple[tuple[int, float, float], ...] = ()
+    #: the stretches ``(first, last)`` of frames it was followed over, where :func:`_join` joined its tracks across a
+    #: gap (off for longer than the search follows); empty: one, its first to its last frame
+    segments: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def stretches(self) -> tuple[tuple[int, int], ...]:
+        """The stretches of frames it was followed over: :attr:`segments`, or its first to its last frame."""
+        return self.segments or ((self.first, self.last),)
 
     @property
     def first(self) -> int:
@@ -369,6 +408,8 @@ class _Likeness:
     within_nm: float
     min_photons: float
     window_photons: np.ndarray | None = None
+    #: the windows where the marker's photons changed at once and it was followed by its steady rows (:func:`_steady`)
+    changed_windows: list[int] = field(default_factory=list)
 
     def mask(self, d2: np.ndarray, photons: np.ndarray, min_photons: float | np.ndarray | None = None) -> np.ndarray:
         """Which rows (squared distances ``d2`` from the path, their ``photons``) look like the marker's (at least
@@ -415,6 +456,35 @@ def _like_reference(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, cent
     return _Likeness(min(radius, max(_LIKE_SPREAD * spread, _LIKE_FLOOR * radius)), floor)
 
 
+def _steady(photons: np.ndarray) -> bool:
+    """Whether ``photons`` (one row a frame, in frame order) are one steady emitter's: consecutive rows differ by a
+    median ``|log|`` ratio of at most :data:`_STEADY_LOG` (a step between two levels is one pair of many)."""
+    p = photons[np.isfinite(photons) & (photons > 0)]
+    if len(p) < 5:
+        return False
+    return float(np.median(np.abs(np.diff(np.log(p))))) <= _STEADY_LOG
+
+
+def _photon_changes(frame: np.ndarray, photons: np.ndarray, win: np.ndarray, windows: Sequence[int]
+                    ) -> tuple[tuple[int, float, float], ...]:
+    """Where a track's photons changed at once (``frame``, ``photons``, ``win``: its rows; ``windows``: where
+    :func:`_follow` followed it through a change): the frame that splits its rows of that window and the windows on
+    either side best into two levels (of log photons), with the median photons before and after."""
+    out = []
+    for w in sorted(set(windows)):
+        at = np.flatnonzero((np.abs(win - w) <= 1) & np.isfinite(photons) & (photons > 0))
+        if len(at) < 4:
+            continue
+        lp = np.log(photons[at])
+        n = len(lp)
+        i = np.arange(1, n)
+        c = np.cumsum(lp)[:-1]
+        score = np.abs(c / i - (lp.sum() - c) / (n - i)) * np.sqrt(i * (n - i))
+        cut = int(i[np.argmax(score)])
+        out.append((int(frame[at][cut]), float(np.median(photons[at][:cut])), float(np.median(photons[at][cut:]))))
+    return tuple(out)
+
+
 def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.ndarray, bounds: np.ndarray,
             n_win: int, win_frames: np.ndarray, start: int, centre: np.ndarray, radius: float, present_share: float,
             vary: bool) -> tuple[np.ndarray, _Likeness]:
@@ -446,8 +516,19 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
                     d2 = np.sum((xy[rows] - new) ** 2, axis=1)
                     k = _nearest_per_frame(d2, frame[rows])
                     near = rows[k]
-                    ok = like.mask(_off_marker(xy[near], frame[near], d2[k]), photons[near], floor)
+                    off = _off_marker(xy[near], frame[near], d2[k])
+                    ok = like.mask(off, photons[near], floor)
                     share = _share(frame[near][ok], n_w)
+                    if share < present_share and np.isfinite(floor):
+                        # dimmer than half the marker before: bleached (its place left to the sample's rows) or dimmed
+                        # at once (an illumination change), which keeps steady rows where it is in as many frames
+                        here = like.mask(off, photons[near], float("nan"))
+                        p = photons[near][here]
+                        if _share(frame[near][here], n_w) >= present_share and _steady(p):
+                            floor = float(_EDGE_PHOTONS * np.percentile(p, 25))
+                            ok = like.mask(off, photons[near], floor)
+                            share = _share(frame[near][ok], n_w)
+                            like.changed_windows.append(w)
             if share >= present_share:
                 c = new
                 centres[w] = c
@@ -544,11 +625,52 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
             if not len(own):
                 continue
             rows = rows[own[0]:own[-1] + 1]
+        changes = ()
+        if like is not None and like.changed_windows:
+            inside = [w for w in like.changed_windows if win[rows[0]] <= w <= win[rows[-1]]]
+            changes = _photon_changes(frame[rows], photons[rows], win[rows], inside)
         fid = Fiducial(rows=rows, frames=frame[rows], window_frames=wf, window_xy_nm=wxy + off, share=0.0,
-                       photons=float("nan"), given=given, reach=reach)
+                       photons=float("nan"), given=given, reach=reach, photon_changes=changes)
         fid.share = len(rows) / max(_occupied_between(occupied, fid.first, fid.last), 1)
         fid.photons = float(np.median(photons[rows]))
         out.append(fid)
+    return out
+
+
+def _join(tracks: list[Fiducial], radius: float, min_share: float, occupied: np.ndarray, photons: np.ndarray
+          ) -> list[Fiducial]:
+    """Tracks of one marker that was not localized for a while, longer than :data:`_MAX_MISSED_WINDOWS` windows (a
+    long blink, out of focus), joined into one: a track that starts after another ends, where that one left off
+    (within ``radius`` of its path there), localized in at least ``min_share`` of its own frames and as bright
+    (within a factor 1 / :data:`_EDGE_PHOTONS` of its median photons, ``photons`` of the table's rows): a patch of the
+    sample found where a marker bleached is neither. Each is joined to the earliest such track after it (the nearest
+    of those starting first). The joined track's frames without a localization are a gap its drift is interpolated
+    over (:func:`_gap_error`); ``Fiducial.segments`` keeps the stretches, whose rows alone :func:`remove_mask`
+    removes."""
+    pool = sorted(tracks, key=lambda f: f.first)
+    out: list[Fiducial] = []
+    while pool:
+        a = pool.pop(0)
+        while True:
+            end = a.path(np.array([a.last]))[0]
+            cand = [(b.first, float(np.hypot(*(b.path(np.array([b.first]))[0] - end))), i) for i, b in enumerate(pool)
+                    if b.first > a.last and b.share >= min_share
+                    and _EDGE_PHOTONS * a.photons <= b.photons <= a.photons / _EDGE_PHOTONS]
+            cand = [c for c in cand if c[1] <= radius]
+            if not cand:
+                break
+            b = pool.pop(min(cand)[2])
+            rows = np.r_[a.rows, b.rows]
+            reach = (min((a.reach or (a.first, a.last))[0], a.first), max((b.reach or (b.first, b.last))[1], b.last))
+            joined = Fiducial(rows=rows, frames=np.r_[a.frames, b.frames],
+                              window_frames=np.r_[a.window_frames, b.window_frames],
+                              window_xy_nm=np.r_[a.window_xy_nm, b.window_xy_nm], share=0.0,
+                              photons=float(np.median(photons[rows])), given=a.given, reach=reach,
+                              photon_changes=a.photon_changes + b.photon_changes,
+                              segments=a.stretches + b.stretches)
+            joined.share = len(rows) / max(_occupied_between(occupied, joined.first, joined.last), 1)
+            a = joined
+        out.append(a)
     return out
 
 
@@ -636,11 +758,15 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
                    for g in tracks):
                 continue
             tracks.append(fid)
-            long_enough = fid.last - fid.first + 1 >= FIDUCIAL_MIN_SPAN * n_frames
-            if long_enough and fid.share > best_track:
-                best_track, best_span = fid.share, (fid.first, fid.last)
-            if fid.share >= min_share and long_enough:
-                fids.append(fid)
+    # one marker off for longer than its search follows (a long blink, out of focus; every marker at once: the drift
+    # across was not measured, and the whole estimate was called unreliable): its tracks before and after, joined
+    tracks = _join(tracks, radius_nm, min_share, occupied, photons)
+    for fid in tracks:
+        long_enough = fid.last - fid.first + 1 >= FIDUCIAL_MIN_SPAN * n_frames
+        if long_enough and fid.share > best_track:
+            best_track, best_span = fid.share, (fid.first, fid.last)
+        if fid.share >= min_share and long_enough:
+            fids.append(fid)
     # a track beside a marker (seeded off its edge, its path within the radius of it part of the time) takes a share
     # of the marker's rows and sample rows elsewhere: it is no marker of its own (it would be left out as "moved on its
     # own" if not, with a false warning); the one with the more rows stays
@@ -691,7 +817,9 @@ def remove_mask(table: LocTable, fiducials: Sequence[Fiducial], radius_nm: float
         cand = np.flatnonzero((frame >= min(lo, fid.first)) & (frame <= max(hi, fid.last)))
         if len(cand):
             near = np.sum((xy[cand] - fid.path(frame[cand])) ** 2, axis=1) <= radius_nm**2
-            inside = (frame[cand] >= fid.first) & (frame[cand] <= fid.last)
+            inside = np.zeros(len(cand), dtype=bool)
+            for a, b in fid.stretches:  # a gap it was joined across (:func:`_join`): the bright rows only, as its reach
+                inside |= (frame[cand] >= a) & (frame[cand] <= b)
             with np.errstate(invalid="ignore"):
                 bright = ~(photons[cand] < _EDGE_PHOTONS * fid.photons)  # NaN photons: not told apart, removed
             out[cand[near & (inside | bright)]] = True
@@ -868,6 +996,77 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist()))
 
 
+#: at most this many frame lags are evaluated per gap length (:func:`_gap_error`; interpolated between them)
+_GAP_LAGS = 64
+
+
+def _gap_error(d: np.ndarray, measured: np.ndarray, gaps: list[tuple[int, int]], noise_var: float) -> np.ndarray:
+    """The expected error (x and y together, nm) of the drift ``d`` ``(N, 2)`` in the frames of each gap (runs of
+    frames without any fiducial, ``(start, end)`` indices; NaN elsewhere and where it cannot be judged), from the
+    drift's own motion where the fiducials measure it (``measured``): a gap between two measured frames is
+    interpolated linearly, and the error ``tau`` frames into a gap of ``L`` frames from measured to measured is the rms
+    over the measured stretches of ``d(t + tau) - d(t) - tau / L (d(t + L) - d(t))``; a gap at the start or the end is
+    held constant, its error ``d(t + tau) - d(t)``. The curve's own noise in those differences (``noise_var``: its
+    variance per frame, x and y summed) is taken out. Where no measured stretch is as long as the gap the error is not
+    known: NaN in its frames (a drift followed for 2,000 frames says nothing of the 3,000 after the last marker
+    bleached)."""
+    n = len(d)
+    out = np.full(n, np.nan)
+    t_all = np.flatnonzero(measured)
+
+    def rms(tau: np.ndarray, length: int | None) -> np.ndarray:
+        e = np.full(len(tau), np.nan)
+        for i, lag in enumerate(tau):
+            far = int(lag) if length is None else int(length)
+            t = t_all[t_all + far < n]
+            t = t[measured[t + lag] & measured[t + far]]
+            if not len(t):
+                continue
+            diff = d[t + lag] - d[t]
+            var = 2.0 * noise_var
+            if length is not None:
+                r = lag / length
+                diff = diff - r * (d[t + length] - d[t])
+                var = noise_var * ((1.0 - r) ** 2 + 1.0 + r**2)
+            e[i] = math.sqrt(max(float(np.mean(np.sum(diff**2, axis=1))) - var, 0.0))
+        return e
+
+    def lags(k: int) -> np.ndarray:
+        return np.unique(np.linspace(1, k, min(k, _GAP_LAGS)).round().astype(np.int64))
+
+    def at(tau: np.ndarray, e: np.ndarray, k: int) -> np.ndarray:
+        """``e`` at the lags 1..k, from the lags ``tau`` it is known at (a table of every other frame knows the even
+        ones only); NaN where none is."""
+        ok = np.isfinite(e)
+        if not ok.any():
+            return np.full(k, np.nan)
+        lag = np.arange(1, k + 1)
+        out = np.interp(lag, tau[ok], e[ok])
+        # beyond the longest lag measured (and the next lag evaluated): not known
+        out[lag > tau[ok].max() + max(int(np.max(np.diff(tau), initial=1)), 2)] = np.nan
+        return out
+
+    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    for a, b in gaps:
+        k = b - a + 1
+        if a > 0 and b < n - 1:  # between two measured frames: interpolated
+            key = ("between", k + 1)
+            if key not in cache:
+                tau = lags(k)
+                cache[key] = tau, rms(tau, k + 1)
+            tau, e = cache[key]
+            out[a:b + 1] = at(tau, e, k)
+        else:  # before the first or after the last: held constant
+            key = ("held", k)
+            if key not in cache:
+                tau = lags(k)
+                cache[key] = tau, rms(tau, None)
+            tau, e = cache[key]
+            e = at(tau, e, k)
+            out[a:b + 1] = e if b == n - 1 else e[::-1]
+    return out
+
+
 def fiducial_drift(
     table: LocTable,
     *,
@@ -1027,6 +1226,20 @@ def fiducial_drift(
                          "(smooth_frames) follows it, at more noise")
         uncertainty = float(np.hypot(uncertainty, bias))
         per_frame = np.hypot(per_frame, bias)
+    # frames beyond the smoothing's reach of every fiducial (all bleached, none yet there, a long blink of every one):
+    # their drift is interpolated or held, not measured; its expected error from the drift's own motion where it is
+    # measured (:func:`_gap_error`), NaN where that cannot tell (a gap longer than any measured stretch)
+    raw_w = np.sum(np.isfinite(clean[used][..., 0]), axis=0)
+    unmeasured = [(a, b) for a, b in _runs(raw_w == 0) if has_rows[a + half:b - half + 1].any()]
+    gap_nm = 0.0
+    if unmeasured:
+        gap_err = _gap_error(d[:, :2], raw_w > 0, unmeasured, float(np.mean(v[raw_w > 0, 0] + v[raw_w > 0, 1])))
+        in_gap = np.zeros(n, dtype=bool)
+        for a, b in unmeasured:
+            in_gap[a:b + 1] = True
+        per_frame = np.where(in_gap, np.hypot(per_frame, gap_err), per_frame)
+        gap_nm = float(np.sqrt(np.mean(np.where(in_gap & has_rows, gap_err, 0.0)[has_rows] ** 2)))
+        uncertainty = float(np.sqrt(np.mean(per_frame[has_rows] ** 2)))
     curve = d.copy()
     if not has_z:
         curve[:, 2] = 0.0
@@ -1047,6 +1260,7 @@ def fiducial_drift(
         "uncertainty_from": "fiducials",
         "uncertainty_per_frame_nm": [round(float(u), 3) for u in per_frame],
         "smoothing_bias_nm": bias,
+        "unmeasured_nm": gap_nm,
         "curve_rms_nm": curve_rms,
     }
     if pair:
@@ -1060,8 +1274,22 @@ def fiducial_drift(
                  "given": fid.given}
         if k in rejected:
             entry.update(rejected="moved against the others", disagreement_nm=rejected[k])
+        if fid.segments:  # tracks of one marker joined across a gap (:func:`_join`)
+            entry["stretches"] = [[int(a), int(b)] for a, b in fid.segments]
+        if fid.photon_changes:
+            entry["photon_changes"] = [{"frame": f, "photons_before": a, "photons_after": b}
+                                       for f, a, b in fid.photon_changes]
         listing.append(entry)
     info["fiducials"] = listing
+    # a marker whose photons changed at once and that stays localized where it is: dimmed (or brightened), not bleached
+    changed = [(k, ch) for k, fid in enumerate(fids) for ch in fid.photon_changes]
+    if changed:
+        notes.append(", ".join(
+            f"the fiducial at ({c[k, 0]:.0f}, {c[k, 1]:.0f}) nm changed from {a:.0f} to {b:.0f} photons at about "
+            f"frame {f}" for k, (f, a, b) in changed[:3]) + (", ..." if len(changed) > 3 else "")
+            + ": it stays localized at its place with steady photons, so it was followed through as dimmed (or "
+            "brightened: the illumination, focus or camera gain changed), not bleached; if it did bleach and "
+            "something else took its place, give the other markers' positions (--fiducial X,Y)")
     # bleached (or late) fiducials: from which frame the drift rests on fewer
     tol = max(2 * half + 1, int(0.02 * n))
     counts = np.zeros(n, dtype=np.int64)
@@ -1079,7 +1307,6 @@ def fiducial_drift(
         notes.append("the drift rests " + ", ".join(parts) + " fiducials (bleached, or not yet there)")
     # frames with rows but without any fiducial: interpolated, held constant at the ends (frames the table has no rows
     # in need no drift: every other frame localized is no gap)
-    raw_w = np.sum(np.isfinite(clean[used][..., 0]), axis=0)
     gaps = _runs(raw_w == 0)
     info["frames_without_fiducial"] = int(np.sum((raw_w == 0) & has_rows))
     long = [(a, b) for a, b in gaps if b - a + 1 > FIDUCIAL_LONG_GAP_FRAMES and has_rows[a:b + 1].any()]
@@ -1111,6 +1338,21 @@ def fiducial_drift(
             f"beyond the {radius_nm:g} nm radius cuts each marker's track in two); this drift estimate is not "
             "reliable. A larger radius (--fiducial-radius) follows a jump up to it", UnreliableDriftWarning,
             stacklevel=3)
+    elif unreliable and unmeasured and not gap_nm < 0.5 * uncertainty:  # NaN too: the unmeasured frames decide it
+        info["unreliable"] = True
+        said = ", ".join(f"{frames[a]}..{frames[b]}" for a, b in sorted(unmeasured, key=lambda g: g[0] - g[1])[:3])
+        share = float(np.mean([any(a <= i <= b for a, b in unmeasured) for i in np.flatnonzero(has_rows)]))
+        err = (f"the drift's own motion where the fiducials measure it puts its error there at about +-{gap_nm:.0f} nm "
+               f"rms over the movie's frames (+-{uncertainty:.0f} nm in all, for a curve of {curve_rms:.0f} nm rms)"
+               if math.isfinite(gap_nm) else "no stretch that they measure is as long, so its error there is not "
+               "known")
+        warnings.warn(
+            f"{where}fiducials: no fiducial is localized in frames {said}"
+            + (", ..." if len(unmeasured) > 3 else "") + f" ({100 * share:.0f} % of the frames with rows; bleached, "
+            f"or not yet there): the drift there is held or interpolated, not measured, and {err}; this drift "
+            "estimate is not reliable. Use a drift engine from the sample's structure (--engine rcc), or keep only "
+            "the frames the fiducials cover (plexloc filter --exclude-frames "
+            + ",".join(f"{frames[a]}-{frames[b]}" for a, b in unmeasured) + ")", UnreliableDriftWarning, stacklevel=3)
     elif unreliable:
         info["unreliable"] = True
         warnings.warn(
