@@ -184,7 +184,10 @@ async function refreshJobs() {
   $("jobs").tBodies[0].replaceChildren(...jobs.map((j) => el("tr", { className: "click" + (j.id === selected ? " sel" : ""), onclick: () => select(j.id) },
     el("td", { textContent: j.id }),
     el("td", { textContent: `${j.application} ${j.version} ${j.entry_point}` }),
-    el("td", { textContent: j.state + (j.waiting ? " (waiting for inputs)" : "") + (j.stage ? ` (${j.stage})` : "") + (j.cancel_requested && !["cancelled", "succeeded", "failed"].includes(j.state) ? " cancelling" : ""), className: "state-" + j.state }),
+    el("td", { className: "state-" + j.state },
+      j.state + (j.waiting ? " (waiting for inputs)" : "") + (j.stage ? ` (${j.stage})` : "") + (j.cancel_requested && !["cancelled", "succeeded", "failed"].includes(j.state) ? " cancelling" : ""),
+      // why it failed, in the list (a failed job said only "failed" until it was clicked): its start, the whole on hover
+      ...(j.error ? [el("div", { className: "muted job-error", textContent: j.error.length > 120 ? j.error.slice(0, 119) + "…" : j.error, title: j.error })] : [])),
     el("td", {}, bar(j.progress), ` ${Math.round(100 * j.progress)}%`),
     el("td", { textContent: fmtTime(j.created_at) }),
   )));
