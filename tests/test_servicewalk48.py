@@ -82,6 +82,8 @@ def test_a_refused_token_says_whether_it_is_missing_unknown_or_disabled(svc):
         r = http.post("/worker/v1/jobs/pull", headers=auth(svc.worker2_token), json={})
         assert r.status_code == 401 and "the worker 'w2' is disabled" in r.json()["detail"], r.text
         assert http.get("/api/v1/jobs", headers=auth(svc.user_token)).status_code == 200
+        r = http.get("/api/v1/jobs", headers=auth(svc.worker_token))
+        assert r.status_code == 403 and r.json()["detail"] == "a worker token cannot use this API: use a user token (plxu_...)"
 
 
 def test_a_tiff_whose_header_points_past_its_end_is_refused_at_submission(svc, tmp_path):

@@ -472,12 +472,12 @@ class Agent:
         if self._refused:
             return
         self._refused = True
-        if status == 403:  # a user's token given to a worker
+        if "plexloc admin" in detail or "plxw_" in detail:  # the server's answer names the fix (disabled, unknown,
+            fix = ""                                           # a user's token)
+        elif status == 403:  # (an older server's answer) a user's token given to a worker
             fix = "; start the worker with a worker token (plxw_..., from plexloc admin create-worker NAME)"
-        elif "plexloc admin" not in detail:  # (the server's answer names the fix: disabled, unknown)
-            fix = "; plexloc admin list, enable worker NAME, or rotate worker NAME and restart the worker with its new token"
         else:
-            fix = ""
+            fix = "; plexloc admin list, enable worker NAME, or rotate worker NAME and restart the worker with its new token"
         job = f"; job {job_id} is stopped and abandoned (the server gives it to another worker)" if job_id else ""
         log.error("the server refuses this worker's token (HTTP %s: %s)%s%s; no job is taken until it is accepted (asked "
                   "every %g s)", status, detail, job, fix, self.auth_retry_s)

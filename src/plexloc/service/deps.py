@@ -38,9 +38,9 @@ def _unauthorized(detail: str) -> HTTPException:
 def _lookup(session: Session, creds: HTTPAuthorizationCredentials | None, model):
     """The active user (or worker) of the bearer token; else 401 saying which of missing, unknown or disabled, and the
     way out (one "missing or invalid token" left a user whose account was disabled looking for a typo)."""
-    kind = "user" if model is User else "worker"
+    kind, prefix = ("user", USER_PREFIX) if model is User else ("worker", WORKER_PREFIX)
     if creds is None or not creds.credentials:
-        raise _unauthorized(f"no token: send the {kind}'s token as 'Authorization: Bearer {USER_PREFIX if model is User else WORKER_PREFIX}...'")
+        raise _unauthorized(f"no token: send the {kind}'s token as 'Authorization: Bearer {prefix}...'")
     digest = hash_token(creds.credentials)
     found = session.scalar(select(model).where(model.token_hash == digest))
     if found is not None and found.active:
@@ -51,7 +51,8 @@ def _lookup(session: Session, creds: HTTPAuthorizationCredentials | None, model)
     other = Worker if model is User else User
     if session.scalar(select(other.id).where(other.token_hash == digest)) is not None:
         other_kind = "worker" if other is Worker else "user"
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {other_kind} token cannot use this API")
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"a {other_kind} token cannot use this API: use a {kind} token "
+                                                       f"({prefix}...)")
     raise _unauthorized(f"unknown token (mistyped, or replaced by 'plexloc admin rotate {kind} NAME'): use the {kind}'s "
                         "latest token from the service's administrator")
 
