@@ -150,3 +150,24 @@ def test_mle_fit_converts_the_first_frames_once(tmp_path, monkeypatch):
         warnings.simplefilter("ignore")  # (what the fit says about this movie is not what is counted here)
         fit_movie(tmp_path / "m.tif", cfg, batch_frames=6)
     assert sum(n for _, n in converted) == 12, converted  # two chunks of 6 frames, each converted once
+
+
+@pytest.mark.parametrize("kind", ["scmos", "emccd"])
+def test_a_qe_written_as_a_percentage_gets_the_fraction(tmp_path, kind):
+    from plexloc.config import load_camera_config
+
+    (tmp_path / "cam.yaml").write_text(f"kind: {kind}\nqe: 80\n")
+    with pytest.raises(InputError, match=r"field 'qe': .*80 reads as a percentage; write qe: 0\.8"):
+        load_camera_config(tmp_path / "cam.yaml")
+    (tmp_path / "cam.yaml").write_text(f"kind: {kind}\nqe: 1.8\n")  # not a percentage: the bound alone
+    with pytest.raises(InputError, match=r"field 'qe': Input should be less than or equal to 1"):
+        load_camera_config(tmp_path / "cam.yaml")
+
+
+def test_an_em_gain_in_an_scmos_names_the_emccd_kind(tmp_path):
+    from plexloc.config import load_camera_config
+
+    (tmp_path / "cam.yaml").write_text("kind: scmos\nem_gain: 300\ne_per_adu: 0.46\n")
+    with pytest.raises(InputError, match=r"unknown field 'em_gain'; allowed: .*an sCMOS has no EM gain: an EMCCD's "
+                                         r"movie needs kind: emccd"):
+        load_camera_config(tmp_path / "cam.yaml")

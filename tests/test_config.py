@@ -374,7 +374,8 @@ def test_a_camera_file_s_errors_name_its_own_fields(tmp_path):
             load_camera_configs(path)
         return str(ei.value)
 
-    assert "field 'qe': Input should be less than or equal to 1 (got 80)" in error("kind: emccd\nqe: 80\n")
+    assert "field 'qe': is the fraction of photons detected, 0-1: 80 reads as a percentage; write qe: 0.8 (got 80)" in error(
+        "kind: emccd\nqe: 80\n")
     assert "field 'kind': kind 'ccd' is not one of" in error("kind: ccd\n")
     assert "field 'camera.qe':" in error("camera: {kind: emccd, qe: 80}\n")  # the file's own 'camera' section
     assert "(channel 1): field 'channels.1.camera.e_per_adu': must be a number > 0" in error(

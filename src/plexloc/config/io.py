@@ -143,7 +143,12 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], data: 
         if e["type"] == "extra_forbidden":
             parent = _resolve_model(model, e["model_loc"][:-1])
             allowed = f"; allowed: {sorted(parent.model_fields)}" if parent is not None else ""
-            lines.append(f"unknown field '{where}'{allowed}")
+            # an sCMOS given an EM gain: deleting it alone left an EMCCD's movie read as an sCMOS's
+            from plexloc.config.models import SCMOSConfig
+
+            emccd = ("; an sCMOS has no EM gain: an EMCCD's movie needs kind: emccd (with its em_gain, and e_per_adu "
+                     "without the gain)" if e["loc"][-1] == "em_gain" and parent is SCMOSConfig else "")
+            lines.append(f"unknown field '{where}'{allowed}{emccd}")
         elif e["type"] == "missing":
             lines.append(f"missing field '{where}'")
         elif e["type"] == "union_tag_invalid":

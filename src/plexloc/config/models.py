@@ -100,6 +100,15 @@ def _number_not_text(value, info):
     return value
 
 
+def _qe_fraction(value):
+    """``qe``: a fraction of the photons; a number from 5 to 100 read as a percentage is refused with the fraction (a qe
+    of 80 failed with 'less than or equal to 1' alone; above 1 and under 5 pydantic's own bound is said)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 5 <= value <= 100:
+        raise ValueError(f"is the fraction of photons detected, 0-1: {value:g} reads as a percentage; write qe: "
+                         f"{value / 100:g}")
+    return value
+
+
 def _check_saturation(value, info):
     """``saturation_adu``: None, or a finite number (text such as ``"4095"`` read as a number)."""
     if value is None:
@@ -148,6 +157,7 @@ class EMCCDConfig(_Model):
 
     _numbers = field_validator("qe", "spurious_charge", "em_gain", "e_per_adu", "baseline", "read_sigma",
                                mode="before")(_number_not_text)
+    _qe = field_validator("qe", mode="before")(_qe_fraction)
     _saturation = field_validator("saturation_adu", mode="before")(_check_saturation)
     _above = model_validator(mode="after")(_saturation_above_baseline)
 
@@ -173,6 +183,7 @@ class SCMOSConfig(_Model):
     saturation_adu: float | None = Field(default=None, description=SATURATION_DOC)
 
     _numbers = field_validator("qe", "spurious_charge", mode="before")(_number_not_text)
+    _qe = field_validator("qe", mode="before")(_qe_fraction)
     _saturation = field_validator("saturation_adu", mode="before")(_check_saturation)
 
     @model_validator(mode="after")
