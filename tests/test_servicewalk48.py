@@ -271,3 +271,34 @@ def test_the_web_page_lists_why_a_job_failed_and_why_a_token_is_refused(tmp_path
         finally:
             browser.close()
     svc.app.state.engine.dispose()
+
+
+def test_status_lists_the_space_each_jobs_outputs_take(svc, capsys):
+    """Over the quota after a training (its checkpoint.pt 40 MB, model.pt 10 MB), the 413 said "delete files or ended
+    jobs you no longer need", but no list said which jobs took the space. ``plexloc status`` now gives each job's outputs
+    and log (the API's ``output_bytes``), ``-v`` the job's."""
+    from plexloc.cli.main import main
+    from plexloc.service.db import File
+    from plexloc.service.settings import size_text
+    from sqlalchemy import func, select
+
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
+        job = client.submit("ticker", entry_point="tick", config={"n": 2})
+        queued = client.submit("ticker", entry_point="tick", config={"n": 2})
+        from plexloc.service.agent import Agent
+        from plexloc.service.apps import Hardware
+
+        agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=2, memory_mb=8000))
+        assert agent.execute(agent.pull()) == "succeeded"  # the older job, the other stays queued
+        agent.close()
+        with svc.sessions().begin() as s:
+            size = s.scalar(select(func.sum(File.size)).where(File.job_id == job["id"]))
+        assert size > 0 and client.job(job["id"])["output_bytes"] == size
+        common = ["--server", live.url, "--token", svc.user_token]
+        assert main(["status", *common]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith(queued["id"]) and lines[0].endswith("queued      0%        0 B"), lines
+        assert lines[1].startswith(job["id"]) and lines[1].endswith(f"succeeded 100%  {size_text(size):>9}"), lines
+        assert main(["status", job["id"], "-v", *common]) == 0
+        assert f"attempts 1  outputs and log {size_text(size)}" in capsys.readouterr().out
+    svc.app.state.engine.dispose()

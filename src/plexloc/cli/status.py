@@ -31,18 +31,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(c) -> int:
+    from plexloc.service.settings import size_text
+
     jobs = c.jobs()
     if not jobs:
         print("no jobs")
     for j in jobs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j["created_at"]))
+        # the space its outputs and log take (what --delete frees; older servers do not say)
+        size = "-" if j.get("output_bytes") is None else size_text(j["output_bytes"])
         print(f"{j['id']}  {when}  {j['application']} {j['entry_point']:<8} {j['state']:<9} {100 * j['progress']:3.0f}%"
-              + (f"  {j['error'][:80]}" if j["error"] else ""))
+              f"  {size:>9}" + (f"  {j['error'][:80]}" if j["error"] else ""))
     use = c.usage()
     if "file_bytes" in use:  # older servers do not say; on stderr: stdout stays the list, a job per line, for scripts
         quota = use.get("quota_bytes")
-        from plexloc.service.settings import size_text
-
         line = f"your files: {size_text(use['file_bytes'])}" + (f" of a {size_text(quota)} quota" if quota else "")
         if use.get("max_active_jobs"):
             line += f"; jobs queued or running: {use['active_jobs']} of at most {use['max_active_jobs']}"
@@ -52,6 +54,7 @@ def _list(c) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from plexloc.errors import InputError
+    from plexloc.service.settings import size_text
 
     with client_from(args) as c, service_errors(args.server):
         if args.job is None:
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         print(job["state"] + (" (cancel requested: the worker stops it at its next ping)"
                               if args.cancel and job.get("cancel_requested") and job["state"] != "cancelled" else ""))
         if args.verbose:
-            print(f"stage {job['stage'] or '-'}  progress {100 * job['progress']:.0f}%  attempts {job['attempts']}")
+            print(f"stage {job['stage'] or '-'}  progress {100 * job['progress']:.0f}%  attempts {job['attempts']}"
+                  + ("" if job.get("output_bytes") is None else f"  outputs and log {size_text(job['output_bytes'])}"))
             if job["error"]:
                 print(f"error: {job['error']}")
             if job.get("note"):

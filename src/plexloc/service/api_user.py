@@ -28,8 +28,17 @@ def job_out(job: Job) -> JobOut:
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
         inputs.setdefault(ji.slot, []).append(ops.input_ref(ji))
-    data = {c: getattr(job, c) for c in JobOut.model_fields if c not in ("inputs", "worker", "note")}
+    data = {c: getattr(job, c) for c in JobOut.model_fields if c not in ("inputs", "worker", "note", "output_bytes")}
     return JobOut(**data, inputs=inputs, worker=job.worker_id)
+
+
+def _output_bytes(session, job_ids: list[str]) -> dict[str, int]:
+    """Bytes the outputs and log of each job take (one query): a user over the quota saw which jobs to delete only by
+    downloading each."""
+    from sqlalchemy import func
+
+    rows = session.execute(select(File.job_id, func.sum(File.size)).where(File.job_id.in_(job_ids)).group_by(File.job_id))
+    return {job_id: int(n or 0) for job_id, n in rows}
 
 
 def _own_file(session, user, file_id: str) -> File:
@@ -271,7 +280,9 @@ def list_jobs(
     q = select(Job).where(Job.user_id == user.id).order_by(Job.created_at.desc()).limit(limit)
     if state:
         q = q.where(Job.state == state)
-    return [job_out(j) for j in session.scalars(q)]
+    jobs = list(session.scalars(q))
+    sizes = _output_bytes(session, [j.id for j in jobs])
+    return [job_out(j).model_copy(update={"output_bytes": sizes.get(j.id, 0)}) for j in jobs]
 
 
 @router.get("/jobs/{job_id}")
@@ -282,7 +293,8 @@ def get_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -
 def _with_note(request: Request, session, job: Job) -> JobOut:
     """The job with its ``note`` (why no worker present takes it, :func:`ops.queue_note`), also in the answer to its
     submission: a job no worker could take was submitted without a word and sat queued until its user asked."""
-    return job_out(job).model_copy(update={"note": ops.queue_note(session, job, registry=request.app.state.registry)})
+    return job_out(job).model_copy(update={"note": ops.queue_note(session, job, registry=request.app.state.registry),
+                                           "output_bytes": _output_bytes(session, [job.id]).get(job.id, 0)})
 
 
 @router.post("/jobs/{job_id}/cancel")

@@ -108,6 +108,8 @@ class JobOut(_Out):
     updated_at: float
     #: why a queued job is not taken, when the server can tell (no worker seen lately has the hardware it asks)
     note: str | None = None
+    #: bytes its outputs and log take in its user's space (what ``status JOB --delete`` frees), where the answer says
+    output_bytes: int | None = None
 
 
 class LogLine(BaseModel):
