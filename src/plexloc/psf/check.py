@@ -825,7 +825,7 @@ def baseline_above_offset(frames_photons: Tensor, camera) -> str | None:
     being >= 0). None without a camera baseline or where the pixels sit at or above it.
 
     The fit takes no light below zero, so a baseline far too high cuts the spots' tails: an EMCCD movie (100 ADU
-    offset) fitted with a baseline of 700-2100 ADU read its spots 0.42-0.82x the model's width and was told "the
+    offset) fitted with a baseline of 700-2100 ADU read its spots 0.47-0.82x the model's width and was told "the
     movie's pixels would be about 122-213 nm" (the pixels were right, 100 nm); the same rule names none of the right
     cameras nor the wrong pixel sizes alone (tests/test_beadwalk48.py, bench/RESULTS.md session 48)."""
     if camera is None:
