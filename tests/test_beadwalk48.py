@@ -188,6 +188,17 @@ def test_with_three_or_four_beads_a_close_pair_is_named_not_kept_silently():
     assert "With 4 beads it is kept" in said[0]
     assert pc["note"].startswith("the double-bead shape check rejects beads from 5: 4 bead(s) reached it, it needs 5; "
                                  "it named 1 bead(s) that look double")  # not "did not run", under the warning
+    # the warning's fix: calibrate again without it
+    r, c = pc["named"][0]
+    assert f"calibrate again without it (--exclude-bead {r} {c})" in said[0]
+    st = _stack(singles + pair, 3000.0, size=72, seed=5)
+    again = calibrate_spline([st], z_step_nm=DZ, px_size_nm=PX, exclude_px=[(r + 1, c - 1)])  # within 2 px
+    assert again.summary["n_beads_used"] == [3] and again.summary["rejected"] == [{"found": 4, "excluded": 1}]
+    assert again.summary["rejected_beads"][0] == [{"row": r, "col": c, "reason": "excluded",
+                                                   "detail": f"--exclude-bead {r + 1} {c - 1}"}]
+    with pytest.raises(InputError, match=r"--exclude-bead 35 35: no bead found within 2 px of pixel \(row, col\) "
+                                         r"\(35, 35\); the nearest beads are at \(21, 50\), \(20, 21\)"):
+        calibrate_spline([st], z_step_nm=DZ, px_size_nm=PX, exclude_px=[(35, 35)])
     clean = calibrate_spline([_stack(singles + [(50.2, 50.3)], 3000.0, size=72, seed=5)], z_step_nm=DZ, px_size_nm=PX)
     assert clean.summary["pair_shape_check"]["named"] == []
     assert not any("may be two beads" in w for w in clean.summary["warnings"])
@@ -206,3 +217,12 @@ def test_the_cli_names_the_stack_and_what_was_measured_for_each_rejected_bead(tm
     assert line.startswith(f"plexloc calibrate: channel 0 ({path}): bead at pixel (row, col) (40, 4")
     sep = float(line.split(": two spots ")[1].split()[0])
     assert abs(sep - 3.0) < 0.5
+    # --exclude-bead leaves a bead out (PSF.json lists it, reason excluded)
+    import json
+
+    rc = main(["calibrate", str(path), "--z-step", "50", "--pixel-size", "100", "--out", str(tmp_path / "PSF2.h5"),
+               "--no-validate", "--exclude-bead", "15", "16"])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((tmp_path / "PSF2.json").read_text())
+    assert rep["n_beads_used"] == [4] and rep["beads_rejected"][0]["excluded"] == 1
+    assert {"row": 15, "col": 15, "reason": "excluded", "detail": "--exclude-bead 15 16"} in rep["rejected_beads"][0]

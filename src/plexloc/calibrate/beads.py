@@ -57,7 +57,7 @@ from plexloc.errors import InputError
 
 DOUBLE = "second bead in window"
 WIDTH = "outlier width"
-REJECT_REASONS = ("border", "too close", "saturated", DOUBLE, "too dim", WIDTH, "outlier shape")
+REJECT_REASONS = ("border", "too close", "saturated", DOUBLE, "too dim", WIDTH, "outlier shape", "excluded")
 
 __all__ = ["REJECT_REASONS", "BeadSelection", "describe_rejections", "detect_beads", "extract_rois", "pair_shape",
            "pair_shape_outliers", "rejection_advice"]
@@ -130,6 +130,7 @@ _ADVICE = {
     "too dim": "beads far dimmer than the others: more light, or beads of one size",
     WIDTH: "beads wider or narrower in focus than the others: aggregates or beads off the coverslip (a sparser sample, "
            "beads dried onto the coverslip)",
+    "excluded": "beads left out by --exclude-bead: give fewer",
     "outlier shape": "beads whose shape differs from the others' (pairs closer than 2 px, aggregates): a sparser, "
                      "well-sonicated bead sample",
 }

@@ -315,9 +315,12 @@ def calibrate_spline(
     min_distance_px: int | None = None,
     sources: Sequence[str] = (),
     z_smooth: float | None = None,
+    exclude_px: Sequence[Sequence[int]] = (),
 ) -> SplineCalibrationResult:
     """Calibrate one spline PSF per channel from bead z-stacks (photons, ``(n_z, H, W)`` each).
 
+    ``exclude_px``: (row, col) pixels of channel 0's beads to leave out (``--exclude-bead``), each within 2 px of a
+    detected bead's pixel (a bead named as a possible pair in a warning); reason ``excluded``.
     ``z_smooth``: None (default) smooths the averaged bead along z with the strength chosen from the beads' measured
     noise (:func:`smooth_z`); 0 keeps the plain average; a positive value is the penalty (times the median weight).
     ``z_step_nm`` and ``px_size_nm`` (one, or x and y) in nm, > 0; ``roi_px`` an odd integer >= 7; ``saturation_adu``
@@ -389,6 +392,7 @@ def calibrate_spline(
         )
         for s, r in zip(stacks, raws)
     ]
+    _exclude(sels[0], exclude_px, src=src[0])
     for c, sel in enumerate(sels):
         _refuse_streaks(stacks[c], sel, roi_px=roi_px, src=src[c])
         if len(sel.used) == 0:
@@ -481,7 +485,9 @@ def calibrate_spline(
                             f"the bead at pixel (row, col) ({sels[0].rows[used0[i]]}, {sels[0].cols[used0[i]]}) may be "
                             f"two beads: {details[i]}. With {len(used0)} beads it is kept (beads are rejected for their "
                             f"shape from {PAIR_SHAPE_MIN_BEADS}, whose spread is known well enough): look at it in the "
-                            "stack; a pair in the average biases z. Take a stack with more single beads")
+                            "stack; a pair in the average biases z. If it is one, calibrate again without it "
+                            f"(--exclude-bead {sels[0].rows[used0[i]]} {sels[0].cols[used0[i]]}), or take a stack "
+                            "with more single beads")
             if not bad.any():
                 break
             sels[0].reason[used0[bad]] = "outlier shape"
@@ -524,6 +530,30 @@ def calibrate_spline(
     res.summary["z_smoothing"] = smoothing
     res.summary["pair_shape_check"] = pair_check
     return res
+
+
+#: how far (px, in rows and in columns) an ``exclude_px`` pixel may lie from the detected bead's pixel it names
+EXCLUDE_REACH_PX = 2
+
+
+def _exclude(sel: BeadSelection, pixels, *, src: str) -> None:
+    """Mark the beads of ``sel`` at ``pixels`` ((row, col), each within :data:`EXCLUDE_REACH_PX` of a bead's pixel) as
+    ``excluded``; an :class:`InputError` for a pixel that names no bead, with the nearest beads' pixels."""
+    for p in pixels:
+        try:
+            r, c = (int(v) for v in p)
+        except (TypeError, ValueError):
+            raise InputError(f"exclude_px must hold (row, col) pixels, got {p!r}") from None
+        near = np.flatnonzero((np.abs(sel.rows - r) <= EXCLUDE_REACH_PX) & (np.abs(sel.cols - c) <= EXCLUDE_REACH_PX))
+        if len(near) == 0:
+            order = np.argsort(np.hypot(sel.rows - r, sel.cols - c))[:3]
+            nearest = ", ".join(f"({sel.rows[i]}, {sel.cols[i]})" for i in order) or "none: no bead was found"
+            raise InputError(f"--exclude-bead {r} {c}: no bead found within {EXCLUDE_REACH_PX} px of pixel (row, col) "
+                             f"({r}, {c}); the nearest beads are at {nearest}", source=src)
+        i = int(near[np.argmin(np.hypot(sel.rows[near] - r, sel.cols[near] - c))])
+        if sel.reason[i] == "":
+            sel.reason[i] = "excluded"
+            sel.detail[i] = f"--exclude-bead {r} {c}"
 
 
 #: the beads' (median) smallest elongation over the slices near focus above which the stack's axes are taken to be in

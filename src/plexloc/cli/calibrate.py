@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "the camera's saturation_adu where --camera/--config sets it, else a flat top found in the stack, "
                    "else the maximum of an integer stack's type, e.g. 65535; none for float stacks)")
     p.add_argument("--no-validate", action="store_true", help="skip the leave-one-bead-out fits")
+    p.add_argument("--exclude-bead", type=nonnegative_int, nargs=2, action="append", default=[], metavar=("ROW", "COL"),
+                   help="leave out the bead of channel 0 at this pixel (within 2 px; once per bead), e.g. one that a "
+                   "warning names as possibly two beads; PSF.json lists it as rejected, reason excluded")
     p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) at the bead stacks' corner (the camera ROI of the bead acquisition): the "
                    "channel transforms are written in chip coordinates, as plexloc fit uses them; default: the ROI "
@@ -240,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         saturation_adu=sat,
         sources=sources,
         z_smooth=args.z_smoothing,
+        exclude_px=args.exclude_bead,
     )
     cal = result.calibration
     cal.command = " ".join(shlex.quote(a) for a in ["plexloc", *sys.argv[1:]])
@@ -555,6 +559,7 @@ def _run_astigmatic(args, stacks, raws, cams, sat, meta_warnings=()) -> int:
         saturation_adu=sat,
         sources=[str(args.stacks[0])],
         z_smooth=args.z_smoothing,
+        exclude_px=args.exclude_bead,
     )
     spline = result.spline
     cal = spline.calibration
