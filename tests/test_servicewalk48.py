@@ -302,3 +302,44 @@ def test_status_lists_the_space_each_jobs_outputs_take(svc, capsys):
         assert main(["status", job["id"], "-v", *common]) == 0
         assert f"attempts 1  outputs and log {size_text(size)}" in capsys.readouterr().out
     svc.app.state.engine.dispose()
+
+
+def test_disabling_a_worker_sends_its_job_back_to_the_queue_and_says_so(svc, capsys):
+    """``plexloc admin disable worker w1`` while w1 held a job: the command said nothing, the job stayed "running" until
+    its lease lapsed (30 s by default; the worker, refused, could neither ping nor finish it) and its user read "lease
+    of worker w1 lapsed". Now the admin is told which jobs go back to the queue, the next sweep re-queues them, and
+    each job's log says the worker was disabled. Rotating a worker's token does the same."""
+    from plexloc.cli.main import main
+    from plexloc.service import jobs as ops
+    from plexloc.service.agent import Agent
+    from plexloc.service.apps import Hardware
+    from plexloc.service.client import ServiceError
+    from service_support import all_log_lines
+
+    data = ["--data-dir", str(svc.settings.data_dir)]
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
+        for action in ("disable", "rotate"):
+            job = client.submit("ticker", entry_point="tick")
+            agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=2, memory_mb=8000))  # (rotated last)
+            assert agent.pull()["job_id"] == job["id"]
+            assert client.job(job["id"])["state"] == "assigned"
+            assert main(["admin", *data, action, "worker", "w1"]) == 0
+            out, err = capsys.readouterr()
+            if action == "disable":
+                assert err == f"worker w1 disabled; its job(s) {job['id']} go back to the queue (the worker stops them at " \
+                              "its next ping)\n", err
+                with pytest.raises(ServiceError) as refused:
+                    agent.pull()
+                assert refused.value.status == 401
+                assert main(["admin", *data, "enable", "worker", "w1"]) == 0
+            else:
+                assert out.startswith("plxw_") and err == f"worker w1: its job(s) {job['id']} go back to the queue\n", err
+            agent.close()
+            with svc.sessions().begin() as s:
+                assert (job["id"], "queued") in ops.sweep(s)
+            why = "was disabled" if action == "disable" else "got a new token"
+            assert (f"[service] worker w1 {why} by the service's administrator during attempt 1: the job goes back to "
+                    "the queue") in all_log_lines(client, job["id"])
+            assert client.job(job["id"])["state"] == "queued"
+            client.cancel(job["id"])
+    svc.app.state.engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from plexloc.cli.serve import add_server_options, settings_from
 
@@ -55,12 +56,17 @@ def run(args: argparse.Namespace) -> int:
                 print(token)
             elif args.admin_command == "rotate":
                 print(admin.rotate_token(session, args.kind, args.name))
+                if args.kind == "worker" and (held := admin.held_jobs(session, args.name)):  # (released by the rotation)
+                    print(f"worker {args.name}: its job(s) {', '.join(held)} go back to the queue", file=sys.stderr)
             elif args.admin_command == "usage":
                 for kind, table in admin.usage(session).items():
                     for name, u in sorted(table.items()):
                         print(f"{kind[:-1]}\t{name}\t{u['jobs']} jobs\t{u['cpu_seconds']:.1f} CPU s\t{u['gpu_seconds']:.1f} GPU s")
             elif args.admin_command in ("disable", "enable"):
-                admin.set_active(session, args.kind, args.name, args.admin_command == "enable")
+                released = admin.set_active(session, args.kind, args.name, args.admin_command == "enable")
+                if released:  # on stderr: the worker's jobs, which it cannot finish any more
+                    print(f"{args.kind} {args.name} disabled; its job(s) {', '.join(released)} go back to the queue (the "
+                          "worker stops them at its next ping)", file=sys.stderr)
             else:
                 for u in session.scalars(select(User).order_by(User.name)):
                     print(f"user\t{u.name}\t{u.group or '-'}\t{'active' if u.active else 'disabled'}")

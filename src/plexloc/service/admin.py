@@ -37,6 +37,8 @@ def create_worker(session: Session, name: str, *, group: str | None = None, tags
 
 
 def rotate_token(session: Session, kind: str, name: str) -> str:
+    """A new token for the user or worker ``name`` (enabled); a worker's jobs go back to the queue
+    (:func:`release_jobs`: its process, which has the old token, cannot finish them)."""
     model = User if kind == "user" else Worker
     obj = session.scalar(select(model).where(model.name == name))
     if obj is None:
@@ -44,15 +46,50 @@ def rotate_token(session: Session, kind: str, name: str) -> str:
     token = new_token(USER_PREFIX if kind == "user" else WORKER_PREFIX)
     obj.token_hash = hash_token(token)
     obj.active = True
+    if kind == "worker":
+        release_jobs(session, obj, "got a new token")
     return token
 
 
-def set_active(session: Session, kind: str, name: str, active: bool) -> None:
+def set_active(session: Session, kind: str, name: str, active: bool) -> list[str]:
+    """Enable or disable the user or worker ``name``; returns the ids of the jobs a disabled worker held, which go
+    back to the queue (:func:`release_jobs`)."""
     model = User if kind == "user" else Worker
     obj = session.scalar(select(model).where(model.name == name))
     if obj is None:
         raise InputError(f"no {kind} named {name!r}", source="name")
     obj.active = active
+    return release_jobs(session, obj, "was disabled") if kind == "worker" and not active else []
+
+
+def release_jobs(session: Session, worker: Worker, why: str) -> list[str]:
+    """The jobs ``worker`` holds go back to the queue at the server's next sweep (their lease ends now: the worker, its
+    token refused, cannot ping or finish them), each job's log saying why; returns their ids. They waited for their
+    lease to lapse, and their users read "lease of worker ... lapsed" with no word of the administrator's change."""
+    from plexloc.service.db import now
+    from plexloc.service.jobs import add_log
+
+    held = _held(session, worker)
+    at = now()
+    for job in held:
+        job.lease_expires_at = min(job.lease_expires_at or at, at)
+        add_log(session, job, [f"[service] worker {worker.name} {why} by the service's administrator during attempt "
+                               f"{job.attempts}: the job goes back to the queue"], at=at)
+    return [job.id for job in held]
+
+
+def _held(session: Session, worker: Worker) -> list:
+    from plexloc.service.db import Job
+    from plexloc.service.states import JobState
+
+    return list(session.scalars(select(Job).where(Job.worker_id == worker.id, Job.state.in_(
+        [JobState.assigned.value, JobState.running.value])).order_by(Job.id)))
+
+
+def held_jobs(session: Session, name: str) -> list[str]:
+    """The ids of the jobs the worker ``name`` holds (assigned or running)."""
+    worker = session.scalar(select(Worker).where(Worker.name == name))
+    return [job.id for job in _held(session, worker)] if worker is not None else []
 
 
 def usage(session: Session) -> dict[str, dict[str, dict[str, float]]]:
