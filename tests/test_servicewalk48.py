@@ -343,3 +343,64 @@ def test_disabling_a_worker_sends_its_job_back_to_the_queue_and_says_so(svc, cap
             assert client.job(job["id"])["state"] == "queued"
             client.cancel(job["id"])
     svc.app.state.engine.dispose()
+
+
+def _fake_program(folder, name: str, code: int, said: str = "") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(f"#!/bin/sh\necho '{said}' >&2\nexit {code}\n")
+    path.chmod(0o755)
+
+
+def test_a_worker_offers_a_container_runtime_only_when_it_works(tmp_path, monkeypatch):
+    """A lab machine with Docker's client but no daemon running (or a user outside the docker group): the worker said
+    "containers: docker" and took every job that names an image, each failing on "Cannot connect to the Docker
+    daemon". Now the runtime is asked (``docker info``) at start: one that fails is warned about, the next that works
+    is used, and with none the worker takes no image job."""
+    from plexloc.service.containers import usable_runtime
+
+    bin_ = tmp_path / "bin"
+    _fake_program(bin_, "docker", 1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")
+    monkeypatch.setenv("PATH", str(bin_))
+    monkeypatch.delenv("PLEXLOC_CONTAINER_RUNTIME", raising=False)
+    runtime, warnings = usable_runtime()
+    assert runtime is None and len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"warning: the container runtime docker ({bin_ / 'docker'}) does not work here: "
+                                  f"'{bin_ / 'docker'} info' failed (exit 1): Cannot connect to the Docker daemon"), warnings
+    _fake_program(bin_, "apptainer", 0, "apptainer version 1.3")
+    runtime, warnings = usable_runtime()
+    assert runtime is not None and runtime.name == "apptainer" and len(warnings) == 1, (runtime, warnings)
+    runtime, warnings = usable_runtime("docker")  # chosen: not replaced by another
+    assert runtime is None and len(warnings) == 1
+    assert usable_runtime("none") == (None, [])
+    runtime, warnings = usable_runtime("podman")
+    assert runtime is None and warnings == ["warning: the container runtime 'podman' is not a program on PATH (podman, "
+                                            "docker, apptainer or a path); this worker takes no job that names a "
+                                            "container image"]
+
+
+def test_the_worker_command_says_its_container_runtime_does_not_work(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    bin_ = tmp_path / "bin"
+    _fake_program(bin_, "docker", 1, "permission denied while trying to connect to the Docker daemon socket")
+    svc = make_service(tmp_path)
+    with LiveServer(svc.app) as live:
+        env = {**os.environ, "PATH": str(bin_), "PLEXLOC_WORKER_TOKEN": svc.worker_token}
+        env.pop("PLEXLOC_CONTAINER_RUNTIME", None)
+        p = subprocess.Popen([sys.executable, "-m", "plexloc.cli.main", "worker", "--server", live.url, "--cpus", "1",
+                              "--gpus", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        while not (lines and lines[-1].startswith("plexloc worker ->")):  # (its start line: the warnings come first)
+            line = p.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        p.send_signal(signal.SIGTERM)
+        out = "".join(lines) + p.communicate(timeout=30)[0]
+    svc.app.state.engine.dispose()
+    assert "warning: the container runtime docker" in out and "permission denied while trying to connect" in out, out
+    assert "containers: none" in out, out

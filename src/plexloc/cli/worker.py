@@ -80,9 +80,14 @@ def run(args: argparse.Namespace) -> int:
     warning = gpu_warning(hw.gpus)
     if warning:
         print(warning, flush=True)
+    from plexloc.service.containers import usable_runtime
+
+    runtime, runtime_warnings = usable_runtime(args.container_runtime)  # one that answers, not only one on PATH
+    for line in runtime_warnings:
+        print(line, flush=True)
     agent = Agent(
         args.server, args.token, work_dir=args.work_dir, hardware=hw, poll_s=args.poll, ping_s=args.ping,
-        min_job_age_s=args.min_job_age, keep_work=args.keep_work, runtime=args.container_runtime or "auto",
+        min_job_age_s=args.min_job_age, keep_work=args.keep_work, runtime=runtime,
     )
     def finish_then_stop(*_) -> None:
         logging.getLogger("plexloc.worker").info("SIGTERM: stopping once the running job (if any) has ended")

@@ -110,3 +110,49 @@ def detect_runtime(preferred: str | None = None) -> Runtime | None:
         if path is not None:
             return Runtime(name, path)
     return None
+
+
+def runtime_problem(runtime: Runtime, *, timeout_s: float = 30.0) -> str | None:
+    """Why ``runtime`` cannot run containers here (its last line of error), or None when it can: ``docker info`` /
+    ``podman info`` reach the daemon or the rootless store, ``apptainer --version`` runs. A Docker client without its
+    daemon, or without the permission to reach its socket (a user not in the docker group), is on PATH all the same: the
+    worker took every job that names an image, and each failed on "Cannot connect to the Docker daemon"."""
+    argv = [runtime.path, "--version"] if runtime.name == "apptainer" else [runtime.path, "info"]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return f"'{' '.join(argv)}' did not answer in {timeout_s:g} s"
+    except OSError as err:
+        return f"cannot run {runtime.path}: {err.strerror or err}"
+    if r.returncode == 0:
+        return None
+    said = [line.strip() for line in (r.stderr or r.stdout or "").splitlines() if line.strip()]
+    return f"'{' '.join(argv)}' failed (exit {r.returncode})" + (f": {said[-1]}" if said else "")
+
+
+def usable_runtime(preferred: str | None = None) -> tuple[Runtime | None, list[str]]:
+    """The runtime :func:`detect_runtime` chooses, if :func:`runtime_problem` finds none with it; found automatically,
+    else the next of :data:`RUNTIMES` on PATH that works. Returns it (None: the worker claims no image job) and a warning
+    for each runtime found but not working (the worker prints them at start)."""
+    from plexloc.service.agent import find_program
+
+    chosen = preferred or os.environ.get("PLEXLOC_CONTAINER_RUNTIME") or None
+    if chosen is not None:
+        candidates = [detect_runtime(chosen)]
+    else:
+        candidates = [Runtime(name, path) for name in RUNTIMES if (path := find_program(name)) is not None]
+    warnings = []
+    for runtime in candidates:
+        if runtime is None:
+            if chosen.lower() != "none":
+                warnings.append(f"warning: the container runtime {chosen!r} is not a program on PATH (podman, docker, "
+                                "apptainer or a path); this worker takes no job that names a container image")
+            break
+        why = runtime_problem(runtime)
+        if why is None:
+            return runtime, warnings
+        warnings.append(f"warning: the container runtime {runtime.name} ({runtime.path}) does not work here: {why}; this "
+                        "worker takes no job that names a container image"
+                        + f" (start {runtime.name}'s service or give this user access to it, or choose another with "
+                        "--container-runtime NAME|none)")
+    return None, warnings
