@@ -45,7 +45,10 @@ SMLM Challenge 2016 (Sage et al. 2019, ``.csv``)
     in that order, or six numbers; :func:`read_challenge_csv` reads it as a table (frames from 0: ``frame - 1``;
     ``x_nm, y_nm, z_nm``; ``photons``; ``id``, the index, where it holds whole numbers).
     :func:`plexloc.io.formats.read_locs` reads a ``.csv`` so laid out with it (every command that reads a table);
-    read as plexloc's CSV it was refused for its missing ``x_nm``.
+    read as plexloc's CSV it was refused for its missing ``x_nm``. Six numbers a line without a header whose first
+    column is sorted whole numbers and whose second (the frame, in the challenge's order) goes back are refused: a
+    table with the frame first (frame, x, y, z, photons, bg) read in the challenge's order had every column one
+    place off, silently where x was written as whole nm; the challenge's tables list their rows in frame order.
 
 All raise :class:`InputError` naming the file and field when something is missing or the file is
 damaged; no row is ever dropped.
@@ -369,6 +372,8 @@ def read_challenge_csv(path: str | os.PathLike, *, frame_origin: int = 1) -> Loc
     if values is None:  # the numbers as they are written: the line, column and value that is wrong is said
         values, names, lines = _parse_lines(p, layout)
     frame = values[:, 1]
+    if layout == "bare":
+        _check_bare_order(p, values, lines)
     bad = np.flatnonzero((frame != np.round(frame)) | (frame < frame_origin) | (np.abs(frame) > 2.0**53))
     if bad.size:
         k = int(bad[0])
@@ -376,10 +381,11 @@ def read_challenge_csv(path: str | os.PathLike, *, frame_origin: int = 1) -> Loc
         why = (f"below {frame_origin}, the first frame number of the challenge's tables; a table numbering its frames "
                f"from 0 is read with frame_origin=0 (read_locs(..., frame_origin=0); plexloc evaluate --truth-frame-origin 0 / "
                f"--pred-frame-origin 0)"
-               if v == np.round(v) and v < frame_origin else "not a whole number")
+               if v == np.round(v) and v < frame_origin else "not a whole number" + (_BARE_HINT if layout == "bare"
+                                                                                    else ""))
         if lines is None:
             lines = _parse_lines(p, layout)[2]
-        raise InputError(f"line {lines[k]}, column '{names[1]}': frame {v:g} is {why}", source=p)
+        raise InputError(f"line {lines[k]}, column '{names[1]}': frame {_num(v)} is {why}", source=p)
     columns: dict[str, np.ndarray] = {"frame": frame.astype(np.int64) - frame_origin}
     for i, (_, col) in enumerate(CHALLENGE_COLUMNS):
         if col == "frame":
@@ -391,6 +397,39 @@ def read_challenge_csv(path: str | os.PathLike, *, frame_origin: int = 1) -> Loc
             continue
         columns[col] = values[:, i]
     return LocTable(columns, source=str(p))
+
+
+#: what a CSV without a header is read as, and how to say another order
+_BARE_HINT = ("; a CSV of six numbers a line without a header is read in the SMLM Challenge's column order (index, "
+              "frame, x, y, z in nm, intensity): give the file a header, plexloc's column names for a table in another "
+              "order (e.g. frame,x_nm,y_nm,z_nm,photons,bg) or id,frame,x,y,z,intensity for the challenge's")
+
+
+def _num(v: float) -> str:
+    """A value as written: whole numbers without a decimal point, others in full ('{:g}' wrote 14793.968 as 14794,
+    'frame 14794 is not a whole number')."""
+    v = float(v)
+    return str(int(v)) if v == round(v) and abs(v) <= 2.0**53 else repr(v)
+
+
+def _check_bare_order(p: Path, values: np.ndarray, lines: list[int] | None) -> None:
+    """A headerless table in another column order (plexloc's frame, x_nm, y_nm, z_nm, photons, bg) read in the
+    challenge's would have its x as the frames: with x written as whole numbers, every column one place off without
+    a word. Such a table is sorted by its first column (its frames), which the challenge's order reads as an index,
+    while the column read as the frame goes back; the challenge's own tables list their rows in frame order (the
+    frame column never goes back). Refused, naming the line and the header that says the order."""
+    if len(values) < 2:
+        return
+    first, second = values[:, 0], values[:, 1]
+    back = np.flatnonzero(np.diff(second) < 0)
+    if not back.size or np.any(np.diff(first) < 0) or np.any(first != np.round(first)):
+        return
+    k = int(back[0]) + 1
+    if lines is None:
+        lines = _parse_lines(p, "bare")[2]
+    raise InputError(f"line {lines[k]}: the second column, the frame in the SMLM Challenge's column order, goes back "
+                     f"from {_num(second[k - 1])} to {_num(second[k])} while the first column, whole numbers, "
+                     "never does: the file looks like a table whose first column is the frame" + _BARE_HINT, source=p)
 
 
 def _parse_fast(p: Path, layout: str) -> tuple[np.ndarray | None, list[str]]:

@@ -15,7 +15,9 @@ name ends with              format                  read   write
 Reading looks at the content where a suffix is shared: a ``.csv`` whose first line is the SMLM Challenge's header
 (``Ground-truth,frame,xnano,ynano,znano,intensity``, or ``id,frame,x,y,z,intensity``: an index, then those names in
 that order) or six numbers (its files without a header) is read as the challenge's table (frames from 1, read as
-``frame - 1``; ``frame_origin=0`` for one numbered from 0), any other as plexloc's (a plexloc CSV has ``x_nm``, a
+``frame - 1``; ``frame_origin=0`` for one numbered from 0; six numbers whose first column is sorted whole numbers
+and whose second goes back, a table with the frame first, are refused: a header says the order), any other as
+plexloc's (a plexloc CSV has ``x_nm``, a
 ThunderSTORM CSV ``x [nm]``: neither is taken for the challenge's); a ``.h5`` with DECODE's ``data``/``meta``
 groups is read as DECODE, one with ``/locs`` as plexloc; a ``.hdf5`` with a Picasso ``locs``
 dataset as Picasso, a plexloc ``/locs`` group as plexloc. Writing Picasso needs the camera pixel
