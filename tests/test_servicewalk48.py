@@ -404,3 +404,22 @@ def test_the_worker_command_says_its_container_runtime_does_not_work(tmp_path):
     svc.app.state.engine.dispose()
     assert "warning: the container runtime docker" in out and "permission denied while trying to connect" in out, out
     assert "containers: none" in out, out
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path, capsys):
+    """A second ``plexloc serve`` on the lab's port printed "plexloc service on http://127.0.0.1:8748/", uvicorn's start
+    lines, "[Errno 98] error while attempting to bind ... address already in use" and exited 3. Now one line naming the
+    address and the fix, exit 2, no "service on" line."""
+    import socket
+
+    from plexloc.cli.main import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--data-dir", str(tmp_path / "data"), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert "plexloc service on" not in out, out
+    assert err.strip() == (f"plexloc serve: error: cannot listen on 127.0.0.1:{port}: Address already in use (another "
+                           "plexloc serve or another program uses it: stop it, or choose another with --port)"), err

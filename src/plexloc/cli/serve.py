@@ -64,10 +64,32 @@ def run(args: argparse.Namespace) -> int:
         user_quota_bytes=_bytes(args.user_quota_gb, 2**30, "--user-quota-gb"),
         max_active_jobs=args.max_active_jobs,
     )
-    app = create_app(settings)
+    app = create_app(settings)  # (its errors first: an application YAML, a setting)
+    _check_address(args.host, args.port)
     print(f"plexloc service on http://{args.host}:{args.port}/ (data in {settings.data_dir.resolve()})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _check_address(host: str, port: int) -> None:
+    """:class:`InputError` naming the address where it cannot be listened on (a port in use: another plexloc serve, or
+    another program). The server printed "plexloc service on http://HOST:PORT/" first, then uvicorn's "[Errno 98]
+    error while attempting to bind on address" among its start-up lines, and exit code 3."""
+    import socket
+
+    from plexloc.errors import InputError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise InputError(f"--host {host}: not an address of this machine ({getattr(err, 'strerror', None) or err})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise InputError(f"cannot listen on {host}:{port}: {err.strerror or err} (another plexloc serve or another "
+                             "program uses it: stop it, or choose another with --port)") from None
 
 
 def _bytes(value: float | None, unit: int, option: str) -> int | None:
