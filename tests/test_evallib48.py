@@ -92,9 +92,9 @@ def test_library_fixes_are_worded_for_python():
         evaluate(truth, pred.with_columns(frame=pred["frame"] + 1))
     with pytest.warns(EvaluationWarning, match=re.escape("score them with evaluate(..., frames=(0, 14))")):
         evaluate(truth, pred[pred["frame"] < 15])
-    flat = pred.with_columns(z_nm=np.zeros(len(pred)))  # a 2D fit's z against a 3D truth
+    flat = pred.with_columns(z_nm=np.zeros(len(pred)))  # a 2D fit's z against a 3D truth, scored in 3D as asked
     with pytest.warns(EvaluationWarning, match="the predictions have no z .z_nm 0 in every row.*dim=2 scores them"):
-        evaluate(truth, flat)
+        evaluate(truth, flat, dim=3)
     with pytest.warns(EvaluationWarning, match="were the two swapped.*evaluate.truth, pred."):
         evaluate(pred.with_columns(prob=np.ones(len(pred))), truth, dim=3)
 

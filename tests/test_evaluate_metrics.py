@@ -59,7 +59,7 @@ def test_efficiency_weights_lateral_1_axial_half():
     # 5 truths, 4 predicted with dx = 10 nm and dz = 20 nm, 1 spurious: TP 4, FP 1, FN 1 -> JI 66.67 %
     t = _table([0, 0, 0, 0, 1], [0.0, 1000.0, 2000.0, 3000.0, 0.0], z=[0.0] * 5)
     p = _table([0, 0, 0, 0, 2], [10.0, 1010.0, 2010.0, 3010.0, 0.0], z=[20.0, -20.0, 20.0, -20.0, 0.0])
-    m = evaluate(t, p)
+    m = evaluate(t, p, dim=3)  # (a truth of z 0 everywhere is scored in 2D unless asked)
     ji = 100.0 * 4 / 6
     assert (m.tp, m.fp, m.fn) == (4, 1, 1)
     assert m.jaccard == pytest.approx(ji, rel=1e-15)

@@ -67,10 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    import numpy as np
-
     from plexloc.cli._common import check_outputs, write_json
-    from plexloc.evaluate.checks import evaluation_checks, no_z
+    from plexloc.evaluate.checks import evaluation_checks, pick_dim
     from plexloc.evaluate.metrics import evaluate
 
     if args.max_ax is not None and args.dim == 2:
@@ -88,19 +86,11 @@ def run(args: argparse.Namespace) -> int:
     scored = None  # with --frames: each table as read and its rows in those frames
     read = truth, pred
     if args.frames is not None:
-        (truth, pred), scored = _in_frames(truth, pred, args.frames, args.truth)
+        (truth, pred), scored = _in_frames(truth, pred, args.frames)
     dim = args.dim
-    no_pred_z = no_z(pred)
-    if dim is None:  # a 2D truth (z 0 everywhere) scored in 3D reports an efficiency eff_3d that means nothing
-        z = np.asarray(truth["z_nm"], float) if "z_nm" in truth else np.zeros(0)
-        z = z[np.isfinite(z)]
-        truth_z = bool(z.size and float(np.ptp(z)) > 0)
-        # a 2D table against a 3D truth: its z is NaN (an error below) or, read from a format without z (ThunderSTORM,
-        # Picasso, SMAP), 0 in every row, scored as z = 0 (an axial RMSE of the truth's own z spread, and the emitters
-        # beyond 500 nm of the focus missed): scored in 2D, and said
-        dim = 3 if truth_z and no_pred_z is None else 2
-        why = ("the truth's z varies" if dim == 3 else "the truth has no z" if not truth_z
-               else f"the truth's z varies, but the predictions have none: {no_pred_z}")
+    if dim is None:  # as the library picks (a 2D truth scored in 3D reports an eff_3d that means nothing; a 2D table
+        # against a 3D truth an axial RMSE of the truth's own z spread): said
+        dim, why = pick_dim(truth, pred)
         print(f"scored in {dim}D ({why}; --dim to choose)")
         if dim == 2 and args.max_ax is not None:
             print(f"warning: --max-ax {args.max_ax:g} is not used: scored in 2D ({why}); --dim 3 to "
@@ -232,7 +222,7 @@ def _read(path: Path, origin: int | None, px_size: float | None, which: str):
     return table.with_columns(frame=frames), origin
 
 
-def _in_frames(truth, pred, frames, truth_path):
+def _in_frames(truth, pred, frames):
     """--frames FIRST LAST: the rows of both tables in those frames, said; and each table as read with the mask of
     those rows. Frames that hold no truth row are refused (every prediction a false positive: JI 0 with exit 0)."""
     import sys

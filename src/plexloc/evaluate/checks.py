@@ -47,7 +47,7 @@ import numpy as np
 from plexloc.evaluate.matching import Matching
 from plexloc.table import LocTable
 
-__all__ = ["Advice", "EvaluationWarning", "Finding", "LIBRARY_ADVICE", "evaluation_checks", "no_z"]
+__all__ = ["Advice", "EvaluationWarning", "Finding", "LIBRARY_ADVICE", "evaluation_checks", "no_z", "pick_dim"]
 
 
 class EvaluationWarning(UserWarning):
@@ -110,6 +110,29 @@ def no_z(table: LocTable) -> str | None:
     if len(z) >= 2 and np.isfinite(z).all() and float(np.ptp(z)) == 0:
         return f"z_nm {float(z[0]):g} in every row"
     return None
+
+
+def pick_dim(truth: LocTable, pred: LocTable) -> tuple[int, str]:
+    """The dimensionality to score ``pred`` against ``truth`` in where none is given, and why: 3 where the truth's z
+    varies and the predictions have a z (:func:`no_z`), else 2. A 2D truth (z 0 in every row) scored in 3D reports an
+    ``eff_3d`` that means nothing, and a 2D fit (z NaN, or 0 in every row as a format without z reads) scored against
+    a 3D truth an axial RMSE of the truth's own z spread. ``plexloc evaluate`` without ``--dim`` and
+    :func:`plexloc.evaluate.evaluate` without ``dim`` pick so.
+
+    >>> t = LocTable({"frame": [0, 0], "x_nm": [0.0, 900.0], "y_nm": [0.0, 0.0], "z_nm": [0.0, 0.0],
+    ...               "photons": [1.0, 1.0]})
+    >>> pick_dim(t, t)
+    (2, 'the truth has no z')
+    >>> pick_dim(t.with_columns(z_nm=np.array([-100.0, 200.0])), t)
+    (2, "the truth's z varies, but the predictions have none: z_nm 0 in every row")
+    """
+    z = np.asarray(truth["z_nm"], float) if "z_nm" in truth else np.zeros(0)
+    z = z[np.isfinite(z)]
+    truth_z = bool(z.size and float(np.ptp(z)) > 0)
+    missing = no_z(pred)
+    if truth_z and missing is None:
+        return 3, "the truth's z varies"
+    return 2, ("the truth has no z" if not truth_z else f"the truth's z varies, but the predictions have none: {missing}")
 
 
 def _name(table: LocTable, default: str) -> str:

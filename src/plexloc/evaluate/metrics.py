@@ -492,7 +492,7 @@ def evaluate(
     truth: LocTable,
     pred: LocTable,
     *,
-    dim: int = 3,
+    dim: int | None = None,
     max_lat_nm: float = 250.0,
     max_ax_nm: float = 500.0,
     px_size_nm: float | None = None,
@@ -506,11 +506,15 @@ def evaluate(
         truth: ground-truth emitters (a :class:`~plexloc.table.LocTable`, or a dict or pandas DataFrame of its
             columns; nm, frames from 0).
         pred: predicted localizations (the same).
-        dim: 3 (lateral and axial) or 2 (``z_nm`` ignored; axial scores ``None``).
+        dim: 3 (lateral and axial) or 2 (``z_nm`` ignored; axial scores ``None``); ``None`` (default): as
+            ``plexloc evaluate`` picks (:func:`~plexloc.evaluate.checks.pick_dim`): 3 where the truth's z varies and
+            the predictions have a z, else 2 (a 2D truth scored in 3D reported an ``eff_3d`` that means nothing;
+            ``Metrics.dim`` says which).
         max_lat_nm, max_ax_nm: matching thresholds (inclusive), see :func:`match`.
         px_size_nm: camera pixel size (nm) for the gridding artefact; ``None`` skips it.
         frames: ``(first, last)``: score the rows of both tables in frames ``first..last`` only (inclusive; e.g. the
-            frames a fit saw). Frames that hold no truth row are refused.
+            frames a fit saw). Frames that hold no truth row are refused. ``Metrics.matching`` then indexes the rows
+            of the tables as given (``truth[m.matching.tp_truth]``), and holds only the rows of those frames.
         checks: warn (:class:`~plexloc.evaluate.checks.EvaluationWarning`, one sentence each, also kept in
             ``Metrics.warnings``) where the tables look numbered a frame apart, where one has rows in frames beyond the
             other's (a fit of part of a movie), where the predictions look in other coordinates (offset, x and y
@@ -529,36 +533,43 @@ def evaluate(
         >>> t = LocTable({"frame": [0, 1], "x_nm": [100.0, 300.0], "y_nm": [100.0, 100.0],
         ...               "z_nm": [0.0, 0.0], "photons": [1e3, 1e3]})
         >>> p = t.with_columns(x_nm=t["x_nm"] + 10.0)
-        >>> m = evaluate(t, p)
-        >>> m.jaccard, m.rmse_lat, m.eff_lat, m.rmse_ax
-        (100.0, 10.0, 90.0, 0.0)
+        >>> m = evaluate(t, p)                          # z 0 everywhere: scored in 2D
+        >>> m.dim, m.jaccard, m.rmse_lat, m.eff_lat, m.rmse_ax
+        (2, 100.0, 10.0, 90.0, None)
         >>> m.matching.tp_pred.tolist(), m.matching.dx.tolist(), m.warnings
         ([0, 1], [10.0, 10.0], ())
     """
     import warnings
 
-    from plexloc.evaluate.checks import EvaluationWarning, evaluation_checks
+    from plexloc.evaluate.checks import EvaluationWarning, evaluation_checks, pick_dim
 
     _check_px(px_size_nm)
     truth, pred = as_table(truth, name="truth"), as_table(pred, name="pred")
+    masks = None
     if frames is not None:
         from plexloc.evaluate.frames import restrict_frames
 
-        truth, pred = restrict_frames(truth, pred, frames)[0]
+        (truth, pred), masks = restrict_frames(truth, pred, frames)
+    if dim is None:
+        dim = pick_dim(truth, pred)[0]
     matching = match(truth, pred, dim=dim, max_lat_nm=max_lat_nm, max_ax_nm=max_ax_nm)
     metrics = evaluate_matching(truth, pred, matching, dim=dim, px_size_nm=px_size_nm)
-    if not checks:
-        return metrics
-    # named by their files, or truth and pred; the notes (no colour scores: has_color says it) are the CLI's
-    found = [f for f in evaluation_checks(truth, pred, matching, px_size_nm=px_size_nm) if not f.note]
-    for finding in found:
-        warnings.warn(finding.message, EvaluationWarning, stacklevel=2)
-    return dataclasses.replace(metrics, warnings=tuple(f.message for f in found))
+    found = []
+    if checks:  # named by their files, or truth and pred; the notes (no colour scores: has_color says it) are the CLI's
+        found = [f for f in evaluation_checks(truth, pred, matching, px_size_nm=px_size_nm) if not f.note]
+        for finding in found:
+            warnings.warn(finding.message, EvaluationWarning, stacklevel=2)
+    if masks is not None:  # the pairs as rows of the tables given (indices into the frames' rows picked the wrong rows)
+        t_rows, p_rows = np.flatnonzero(masks[0]), np.flatnonzero(masks[1])
+        matching = dataclasses.replace(matching, tp_truth=t_rows[matching.tp_truth], tp_pred=p_rows[matching.tp_pred],
+                                       fp=p_rows[matching.fp], fn=t_rows[matching.fn])
+    return dataclasses.replace(metrics, warnings=tuple(f.message for f in found), matching=matching)
 
 
 def frame_scores(truth: LocTable, pred: LocTable, matching: Matching) -> dict[str, np.ndarray]:
     """The scores of every frame of ``truth`` and ``pred`` (tables ``matching`` was made from, e.g.
-    ``evaluate(truth, pred).matching``): columns (numpy arrays, one row per frame either table has, ascending)
+    ``evaluate(truth, pred).matching``; with ``evaluate(..., frames=(first, last))`` the rows of those frames only, the
+    rows its matching holds): columns (numpy arrays, one row per frame either table has there, ascending)
     ``frame, n_truth, n_pred, tp, fp, fn`` and ``jaccard, recall, precision`` (%), ``rmse_lat`` (nm) and, for a 3D
     matching, ``rmse_ax`` (nm); NaN where undefined (no pair, no truth row, no prediction). For the scores against
     density or time (``pandas.DataFrame(frame_scores(...))`` makes a frame of them).
@@ -571,9 +582,22 @@ def frame_scores(truth: LocTable, pred: LocTable, matching: Matching) -> dict[st
     """
     truth, pred = as_table(truth, name="truth"), as_table(pred, name="pred")
     tf, pf = np.asarray(truth["frame"], np.int64), np.asarray(pred["frame"], np.int64)
-    if matching.n_tp + matching.n_fn != len(tf) or matching.n_tp + matching.n_fp != len(pf):
+    # the rows the matching holds: every row of the tables, or (evaluate(..., frames=)) every row of the frames scored
+    t_rows = np.sort(np.concatenate([matching.tp_truth, matching.fn]).astype(np.int64))
+    p_rows = np.sort(np.concatenate([matching.tp_pred, matching.fp]).astype(np.int64))
+    fits = all(not r.size or (r[0] >= 0 and r[-1] < len(f)) for r, f in ((t_rows, tf), (p_rows, pf)))
+    if fits and (t_rows.size or p_rows.size):
+        span = np.concatenate([tf[t_rows], pf[p_rows]])
+        lo, hi = int(span.min()), int(span.max())
+        fits = all(np.array_equal(r, np.flatnonzero((f >= lo) & (f <= hi))) for r, f in ((t_rows, tf), (p_rows, pf)))
+    elif fits:
+        fits = not len(tf) and not len(pf)
+    if not fits:
         raise InputError(f"matching (tp={matching.n_tp}, fp={matching.n_fp}, fn={matching.n_fn}) does not fit tables "
-                         f"of {len(tf)} truth and {len(pf)} predicted rows")
+                         f"of {len(tf)} truth and {len(pf)} predicted rows (it holds every row of the frames it "
+                         "covers: the tables it was made from, as given to evaluate)")
+    pair_frames = tf[matching.tp_truth]
+    tf, pf = tf[t_rows], pf[p_rows]
     frames = np.unique(np.concatenate([tf, pf]))
     k = len(frames)
 
@@ -581,7 +605,6 @@ def frame_scores(truth: LocTable, pred: LocTable, matching: Matching) -> dict[st
         return np.bincount(np.searchsorted(frames, rows_frames), weights=weights, minlength=k)
 
     n_truth, n_pred = count(tf).astype(np.int64), count(pf).astype(np.int64)
-    pair_frames = tf[matching.tp_truth]
     tp = count(pair_frames).astype(np.int64)
     fp, fn = n_pred - tp, n_truth - tp
 
