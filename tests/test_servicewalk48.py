@@ -423,3 +423,22 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path, capsys):
     assert "plexloc service on" not in out, out
     assert err.strip() == (f"plexloc serve: error: cannot listen on 127.0.0.1:{port}: Address already in use (another "
                            "plexloc serve or another program uses it: stop it, or choose another with --port)"), err
+
+
+def test_a_parameter_the_entry_point_lacks_is_named_with_the_ones_it_has(svc):
+    """``plexloc submit plexloc-fit --entry mle ... --set min_photon=3`` was refused with "config.min_photon: Extra inputs
+    are not permitted (got 3)": pydantic's words, no list of the parameters, no hint of min_photons."""
+    from plexloc.service.client import ServiceError
+
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
+        with pytest.raises(ServiceError) as err:
+            client.submit("ticker", entry_point="tick", config={"n": 2, "dtt": 0.5})
+        assert err.value.status == 422
+        assert err.value.detail == ("config.dtt: no such parameter (got 0.5); did you mean dt? the parameters are: n, dt")
+        with pytest.raises(ServiceError) as err:
+            client.submit("plexloc-fit", entry_point="mle", config={"min_photon": 3})
+        assert err.value.detail.startswith("config.min_photon: no such parameter (got 3); did you mean min_photons? "
+                                           "the parameters are: min_photons"), err.value.detail
+        with pytest.raises(ServiceError) as err:
+            client.submit("ticker", entry_point="gpu", config={"n": 2})
+        assert err.value.detail == "config.n: no such parameter (got 2); the parameters are: none"

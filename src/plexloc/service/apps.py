@@ -201,6 +201,13 @@ class EntryPoint(_Strict):
         except ValidationError as err:
             e = err.errors()[0]
             field = ".".join(str(x) for x in e["loc"]) or "config"
+            if e["type"] == "extra_forbidden":  # was "Extra inputs are not permitted": which are, and the one meant
+                import difflib
+
+                close = difflib.get_close_matches(field, list(self.params), n=1)
+                raise InputError(f"no such parameter (got {e.get('input')!r}); "
+                                 + (f"did you mean {close[0]}? " if close else "")
+                                 + f"the parameters are: {', '.join(self.params) or 'none'}", source=f"config.{field}") from None
             raise InputError(f"{e['msg']} (got {e.get('input')!r})", source=f"config.{field}") from None
         for group in self.exclusive:  # refused here, not by the program on a worker after the inputs were fetched
             given = [name for name in group if values.get(name) not in (None, False)]
