@@ -2,7 +2,8 @@
 
 :func:`match` pairs predictions with ground truth frame by frame (minimum-cost assignment within
 250 nm laterally and, in 3D, 500 nm axially); :func:`evaluate` turns that into :class:`Metrics`
-(Jaccard, recall, precision, RMSEs, efficiencies, biases, colour and gridding scores). Tables are
+(Jaccard, recall, precision, RMSEs, efficiencies, biases, colour and gridding scores), in 2D or 3D as
+``plexloc evaluate`` picks where ``dim`` is not given (3D where the truth's z varies and the predictions have a z). Tables are
 :class:`~plexloc.table.LocTable` s (or dicts / pandas DataFrames of their columns); distances nm, scores percent.
 
 The Cramér-Rao bound and RMSE/CRLB: :func:`plexloc.evaluate.crlb.crlb` (a PSF and camera model, photons and

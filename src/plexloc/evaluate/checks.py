@@ -11,7 +11,8 @@ one sentence naming what and the fix: :func:`plexloc.evaluate.evaluate` issues t
 ``swapped``
     the truth has columns only a fit writes and the predictions none (the arguments in the wrong order).
 ``no_pred_z``
-    scored in 3D where the truth has z and the predictions none (one value in every row: a 2D fit).
+    scored in 3D where the truth has z and the predictions none (one value in every row: a 2D fit); only where 3D
+    was asked (``dim=3``, ``--dim 3``): without it such a pair is scored in 2D (:func:`pick_dim`).
 ``no_color``
     one table has a ``color`` column and the other not (no colour scores).
 ``color_order``
