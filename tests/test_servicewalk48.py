@@ -442,3 +442,37 @@ def test_a_parameter_the_entry_point_lacks_is_named_with_the_ones_it_has(svc):
         with pytest.raises(ServiceError) as err:
             client.submit("ticker", entry_point="gpu", config={"n": 2})
         assert err.value.detail == "config.n: no such parameter (got 2); the parameters are: none"
+
+
+def test_status_lists_and_deletes_ones_uploads_to_get_under_the_quota(tmp_path, capsys):
+    """Over the quota with 3.7 MB of uploaded movies and configurations (three copies of one YAML: each submit uploads
+    its files), the 413 said "delete files", but the command line could delete only jobs. ``plexloc status --files``
+    lists one's uploads, ``--delete-file ID`` deletes one, and the refused upload then passes."""
+    from plexloc.cli.main import main
+    from plexloc.service.client import ServiceError
+
+    svc = make_service(tmp_path, user_quota_bytes=1500)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "movie.tif").write_bytes(b"II*\x00" + bytes(996))
+    (src / "c.yaml").write_text("a: 1\n")
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as client:
+        movie = client.upload(src / "movie.tif")
+        conf = client.upload(src / "c.yaml")
+        job = client.submit("ticker", entry_point="tick")  # a job, whose log is no upload
+        client.cancel(job["id"])
+        with pytest.raises(ServiceError) as err:
+            client.upload(src / "movie.tif")
+        assert err.value.status == 413 and "plexloc status --files your uploads" in err.value.detail, err.value.detail
+        common = ["--server", live.url, "--token", svc.user_token]
+        assert main(["status", "--files", *common]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split()[0] for line in lines] == [conf["id"], movie["id"]], lines
+        assert lines[1].endswith("  1000 B  movie.tif") and lines[0].endswith("     5 B  c.yaml"), lines
+        assert main(["status", "--delete-file", movie["id"], *common]) == 0
+        assert capsys.readouterr().out == f"deleted file {movie['id']}\n"
+        assert [f["id"] for f in client.files()] == [conf["id"]]
+        client.upload(src / "movie.tif")  # room again
+        assert main(["status", "--files", job["id"], *common]) == 2  # a job's id is not a file's
+        assert "not with JOB" in capsys.readouterr().err
+    svc.app.state.engine.dispose()

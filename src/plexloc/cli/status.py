@@ -1,4 +1,4 @@
-"""``plexloc status [JOB] --server URL --token T [-v] [--log] [--cancel | --delete]``: a job's state, or a list of one's
+"""``plexloc status [JOB] --server URL --token T [-v] [--log] [--cancel | --delete]`` (or ``--files``, ``--delete-file ID``): a job's state, or a list of one's
 jobs (with the space one's files take, and the server's limits when it has any)."""
 
 from __future__ import annotations
@@ -27,7 +27,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cancel", action="store_true", help="cancel the job (then print its state)")
     p.add_argument("--delete", action="store_true",
                    help="delete the ended job with its outputs and log (frees their space; download them first)")
+    p.add_argument("--files", action="store_true", help="list the files you uploaded (id, size, name), not jobs")
+    p.add_argument("--delete-file", action="append", default=[], metavar="FILE_ID",
+                   help="delete a file you uploaded (repeatable; jobs that used it keep its name as deleted:NAME)")
     p.set_defaults(func=run)
+
+
+def _files(c, delete: list[str]) -> int:
+    """Delete the uploads ``delete``, else list one's uploads (a user over the quota could free the space that jobs'
+    outputs took, but not that of their uploads, from the command line)."""
+    from plexloc.service.settings import size_text
+
+    for file_id in delete:
+        c.delete_file(file_id)
+        print(f"deleted file {file_id}")
+    if delete:
+        return 0
+    uploads = [f for f in c.files() if f.get("job_id") is None]
+    if not uploads:
+        print("no files")
+    for f in uploads:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(f["created_at"]))
+        print(f"{f['id']}  {when}  {size_text(f['size']):>9}  {f['name']}" + ("" if f["state"] == "ready" else f"  ({f['state']})"))
+    return 0
 
 
 def _list(c) -> int:
@@ -57,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.service.settings import size_text
 
     with client_from(args) as c, service_errors(args.server):
+        if args.files or args.delete_file:
+            if args.job is not None or args.cancel or args.log or args.delete or args.verbose:
+                raise InputError("--files and --delete-file are about your uploads: not with JOB, --cancel, --delete, "
+                                 "--log or -v")
+            return _files(c, args.delete_file)
         if args.job is None:
             if args.cancel or args.log or args.delete:
                 raise InputError("--cancel, --delete and --log need a JOB")

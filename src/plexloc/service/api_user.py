@@ -115,8 +115,9 @@ def check_quota(request: Request, session, user, size: int, name: str) -> None:
                  else f"of your quota of {size_text(quota)}, {size_text(quota - used)} free")
         need = f"; {name} is {size_text(size)}" if size else ""
         raise HTTPException(413, f"{name}: your files take {size_text(used)}, {where}{need}: delete files or ended jobs "
-                                 "you no longer need (plexloc status lists them; plexloc status JOB --delete, or the web "
-                                 "page), or ask the server's administrator for a larger quota (plexloc serve "
+                                 "you no longer need (plexloc status lists your jobs and their space, plexloc status "
+                                 "--files your uploads; plexloc status JOB --delete, plexloc status --delete-file ID, or "
+                                 "the web page), or ask the server's administrator for a larger quota (plexloc serve "
                                  "--user-quota-gb)")
 
 
