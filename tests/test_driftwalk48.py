@@ -161,3 +161,43 @@ def test_a_short_gap_in_a_linear_drift_stays_reliable():
     err = drift_error_rms(res.drift_nm, truth)
     assert not res.info.get("unreliable") and err < 2.0
     assert 0.7 * err < res.info["uncertainty_nm"] < 1.6 * err
+
+
+# --- 3. a marker that blinks ------------------------------------------------------------------------------------------
+
+def _blinking(t, truth, block: int = 20):
+    """Marker 0 off in every other block of ``block`` frames (95 % of its frames there): localized in about 45 % of
+    the frames; and 60 molecules of the sample 40-130 nm from it (a bead in the sample)."""
+    rng = np.random.default_rng(3)
+    off = ((t["frame"] // block) % 2 == 1) & (rng.uniform(0, 1, len(t)) < 0.95)
+    t = t[~((t["id"] == -1) & off)]
+    r, a = rng.uniform(40.0, 130.0, 60), rng.uniform(0, 2 * np.pi, 60)
+    near = blinking_table(POSITIONS[0] + np.column_stack([r * np.cos(a), r * np.sin(a)]), n_frames=N, rng=rng,
+                          drift_nm=truth, events_per_molecule=8.0)
+    return LocTable({c: np.concatenate([t[c], near[c]]) for c in t.columns}).sort_by_frame()
+
+
+def test_a_blinking_marker_is_not_fed_the_sample_rows_of_its_off_frames():
+    """Two markers, one off half the time in blocks of 20 frames, with sample molecules 40-130 nm from it. Its track
+    took the nearest sample row within the radius in every frame it was off (its share read 70 % for 47 %), so the
+    two "disagreed" by 9 nm and their mean was 5.5 nm off. Now a track keeps the rows that look like the marker only:
+    under the default share the blinking one is not used (2.1 nm off, the other marker alone), and a warning names
+    it with the share that would use it; with that share both are used and agree (1.7 nm)."""
+    t, truth = _table(2)
+    t = _blinking(t, truth)
+    res, caught = _fiducials(t)
+    said = [str(w.message) for w in caught if issubclass(w.category, FiducialWarning)]
+    assert not any("disagree" in m for m in said)
+    seldom = [m for m in said if "as bright as a marker" in m]
+    assert len(seldom) == 1
+    at = [float(v) for v in seldom[0].split("e.g. at (")[1].split(")")[0].split(",")]
+    assert np.hypot(at[0] - 2000.0, at[1] - 2100.0) < 100.0  # where it is, raw coordinates (with the drift)
+    assert res.info["n_fiducials"] == 1 and drift_error_rms(res.drift_nm, truth) < 3.0
+    share = float(seldom[0].split("--fiducial-min-frames ")[1].split(")")[0])
+    res2, caught2 = _fiducials(t, min_share=share)
+    assert res2.info["n_fiducials"] == 2
+    assert not any("disagree" in str(w.message) for w in caught2)
+    fid = min(res2.info["fiducials"], key=lambda g: abs(g["x_nm"] - 2000.0))
+    assert 0.4 < fid["share"] < 0.5
+    assert drift_error_rms(res2.drift_nm, truth) < 2.0
+    assert res2.info["residual_ratio"] < 1.5
