@@ -188,9 +188,10 @@ def test_worker_cli_log_is_quiet_when_idle_and_says_once_that_its_token_is_refus
         runs = {}
         for name, token in [("good", svc.worker_token), ("bad", "plxw_not-a-token")]:
             env = {**os.environ, "PLEXLOC_WORKER_TOKEN": token}
+            # (--container-runtime none: a Docker client without its daemon is warned about at start, session 48)
             p = subprocess.Popen([sys.executable, "-m", "plexloc.cli.main", "worker", "--server", live.url, "--poll", "0.1",
-                                  "--cpus", "1", "--gpus", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 text=True)
+                                  "--cpus", "1", "--gpus", "0", "--container-runtime", "none"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             time.sleep(4)
             p.send_signal(signal.SIGTERM)
             runs[name] = p.communicate(timeout=30)[0]
