@@ -25,9 +25,10 @@ def add_table_args(p: argparse.ArgumentParser, *, out: bool = True, out_help: st
                    help="camera pixel size in nm: needed to read ThunderSTORM pixel columns, Picasso files without a "
                         "sidecar, DECODE files without px_size" + (", and to write Picasso .hdf5" if writes_table else ""))
     p.add_argument("--frame-origin", type=int, choices=[0, 1], default=None,
-                   help="first frame number of a .smlm file not written by plexloc (default: 1 when its smallest frame "
-                        "is >= 1, as ThunderSTORM writes them, else 0; a warning says when it guessed), or of an SMLM "
-                        "Challenge .csv (default 1)")
+                   help="first frame number as written in LOCS (frames read as frame - 1 with 1); default: the "
+                        "format's own (0 for plexloc, Picasso, DECODE; 1 for ThunderSTORM, SMAP and an SMLM Challenge "
+                        ".csv; a .smlm file not written by plexloc: 1 when its smallest frame is >= 1, else 0, with a "
+                        "warning that it guessed)")
 
 
 def read(args: argparse.Namespace):
@@ -37,8 +38,7 @@ def read(args: argparse.Namespace):
     if args.camera_px_size is not None and format_of(args.locs) in ("thunderstorm", "picasso", "h5"):
         if format_of(args.locs) != "h5" or _is_decode(args.locs):
             options["px_size_nm"] = args.camera_px_size
-    if getattr(args, "frame_origin", None) is not None and format_of(args.locs) in ("smlm", "csv"):  # csv: an SMLM
-        # Challenge table's (plexloc's own CSV numbers from 0 and takes none)
+    if getattr(args, "frame_origin", None) is not None:
         options["frame_origin"] = args.frame_origin
     return read_locs(args.locs, **options)
 

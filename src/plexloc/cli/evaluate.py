@@ -182,44 +182,31 @@ def _advice(read, truth_origin: int | None, pred_origin: int | None):
                   order="plexloc evaluate TRUTH PRED")
 
 
-#: the first frame number each format writes (its reader subtracts it); .smlm files say theirs or it is guessed
-_FORMAT_ORIGIN = {"thunderstorm": 1, "smap": 1}
-
-
 def _read(path: Path, origin: int | None, px_size: float | None, which: str):
-    """``path`` read as ``plexloc evaluate`` reads a table, and the first frame number it was read with: any format
-    by name (the post-processing commands' :func:`plexloc.cli._locs.read`), or the SMLM Challenge's CSV (a .csv in the
-    challenge's column order); ``origin``, where given, the first frame number as written (the frames read as
-    ``frame - origin``)."""
+    """``path`` read as ``plexloc evaluate`` reads a table (the post-processing commands' :func:`plexloc.cli._locs.read`:
+    any format by name, the SMLM Challenge's CSV said in a note), and the first frame number it was read with
+    (``origin`` where given: the first frame number as written, the frames read as ``frame - origin``; ``None`` for
+    a .smlm file whose reader guessed it)."""
     import sys
 
-    import numpy as np
-
     from plexloc.cli import _locs
-    from plexloc.errors import InputError
-    from plexloc.evaluate.challenge import challenge_layout, read_challenge_csv
-    from plexloc.io.formats import format_of
+    from plexloc.evaluate.challenge import challenge_layout
+    from plexloc.io.formats import FORMAT_FRAME_ORIGIN, FrameOriginError, format_of
 
     fmt = format_of(path)
+    try:
+        table = _locs.read(argparse.Namespace(locs=path, camera_px_size=px_size, frame_origin=origin))
+    except FrameOriginError as err:  # named by this command's option
+        raise FrameOriginError(err.value, err.row, err.origin, err.own, source=err.source,
+                               option=f"--{which}-frame-origin {origin}") from None
     if fmt == "csv" and path.is_file() and challenge_layout(path) is not None:
         first = 1 if origin is None else origin
-        table = read_challenge_csv(path, frame_origin=first)
         print(f"note: read {path} as an SMLM Challenge table (index, frame, x, y, z in nm, intensity in photons; "
               f"frames numbered from {first}" + (", read as frame - 1" if first else "") + ")", file=sys.stderr)
         return table, first
-    if fmt == "smlm":  # the reader takes the origin itself (its own, or guessed and said)
-        return _locs.read(argparse.Namespace(locs=path, camera_px_size=px_size, frame_origin=origin)), origin
-    table = _locs.read(argparse.Namespace(locs=path, camera_px_size=px_size, frame_origin=None))
-    own = _FORMAT_ORIGIN.get(fmt, 0)
-    if origin is None or origin == own:
-        return table, own
-    frames = np.asarray(table["frame"], np.int64) + own - origin
-    if frames.size and frames.min() < 0:
-        row = int(np.argmin(frames))
-        raise InputError(f"column 'frame' holds {int(table['frame'][row]) + own} (row {row}, counted from 0), below "
-                         f"the first frame number {origin} that --{which}-frame-origin {origin} gives it: the table "
-                         f"numbers its frames from {own}, as its format does; leave the option out", source=path)
-    return table.with_columns(frame=frames), origin
+    if fmt == "smlm" or origin is not None:
+        return table, origin
+    return table, FORMAT_FRAME_ORIGIN.get(fmt, 0)
 
 
 def _in_frames(truth, pred, frames):

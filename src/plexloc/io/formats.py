@@ -24,6 +24,11 @@ dataset as Picasso, a plexloc ``/locs`` group as plexloc. Writing Picasso needs 
 size and frame shape (``px_size_nm``, ``frame_shape``; the frame shape defaults to the pixels the
 localizations fall in, which is the movie's only where some lie in its last row and column).
 
+``frame_origin`` (``--frame-origin`` of the commands) gives the first frame number as written in the file, for every
+format: the .smlm and Challenge readers take it themselves; the others' frames, read from their format's own first
+number (:data:`FORMAT_FRAME_ORIGIN`: 1 for ThunderSTORM and SMAP, 0 for the rest), are moved by the difference (a
+plexloc CSV a tool numbered from 1: ``frame_origin=1`` reads its frames as ``frame - 1``).
+
 Example:
     >>> format_of("run1.thunderstorm.csv"), format_of("a/b.smlm"), format_of("cell_sml.mat")
     ('thunderstorm', 'smlm', 'smap')
@@ -69,10 +74,45 @@ def format_of(path: str | os.PathLike) -> str:
                      source=path)
 
 
-def read_locs(path: str | os.PathLike, **options: Any) -> LocTable:
+#: the first frame number a format writes, where its reader does not take ``frame_origin`` (0 where not named)
+FORMAT_FRAME_ORIGIN = {"thunderstorm": 1, "smap": 1}
+
+
+class FrameOriginError(InputError):
+    """A ``frame_origin`` above a table's own frames: ``value`` (as written) in ``row``, the table's own first
+    number ``own``; ``option`` names where the origin was given (a command re-raises it with its option's name)."""
+
+    def __init__(self, value: int, row: int, origin: int, own: int, *, source, option: str = "frame_origin") -> None:
+        self.value, self.row, self.origin, self.own = value, row, origin, own
+        super().__init__(f"column 'frame' holds {value} (row {row}, counted from 0), below the first frame number "
+                         f"{origin} that {option} gives it: the table numbers its frames from {own}, as its format "
+                         "does; leave it out", source=source)
+
+
+def read_locs(path: str | os.PathLike, *, frame_origin: int | None = None, **options: Any) -> LocTable:
     """Read any supported table (see the module docstring); ``options`` go to the format's reader
-    (``px_size_nm`` for ThunderSTORM pixel files, Picasso without a sidecar, DECODE without px_size;
-    ``frame_origin`` for .smlm and the SMLM Challenge's CSV)."""
+    (``px_size_nm`` for ThunderSTORM pixel files, Picasso without a sidecar, DECODE without px_size);
+    ``frame_origin`` (0 or 1, ``None``: the format's own) the first frame number as written (module docstring)."""
+    if frame_origin is not None and frame_origin not in (0, 1):
+        raise InputError(f"frame_origin must be 0 or 1, got {frame_origin!r}", source=path)
+    p = Path(path)
+    if p.is_dir():  # "unknown table format of 'results'" said nothing of the real mistake
+        raise InputError(f"'{p}' is a folder, not a table file: give the table inside it", source=path)
+    fmt = format_of(path)
+    table, own = _read_locs(p, fmt, frame_origin, **options)
+    if frame_origin is None or own is None or frame_origin == own:
+        return table
+    frames = np.asarray(table["frame"], np.int64) + own - frame_origin
+    if frames.size and frames.min() < 0:
+        row = int(np.argmin(frames))
+        raise FrameOriginError(int(table["frame"][row]) + own, row, frame_origin, own, source=path,
+                               option=f"frame_origin={frame_origin} (--frame-origin {frame_origin})")
+    return table.with_columns(frame=frames)
+
+
+def _read_locs(p: Path, fmt: str, frame_origin: int | None, **options: Any) -> tuple[LocTable, int | None]:
+    """``p`` read by ``fmt``'s reader, and the first frame number the reader took its frames from (``None``: the
+    reader took ``frame_origin`` itself: .smlm and the Challenge's CSV)."""
     from plexloc.io._readers import hdf5_errors
     from plexloc.io.foreign import challenge_layout, is_decode_h5, read_challenge_csv, read_decode_h5, read_smap_sml
     from plexloc.io.picasso import import_picasso
@@ -80,31 +120,29 @@ def read_locs(path: str | os.PathLike, **options: Any) -> LocTable:
     from plexloc.io.tables import read_csv, read_hdf5
     from plexloc.io.thunderstorm import import_thunderstorm
 
-    p = Path(path)
-    if p.is_dir():  # "unknown table format of 'results'" said nothing of the real mistake
-        raise InputError(f"'{p}' is a folder, not a table file: give the table inside it", source=path)
-    fmt = format_of(path)
+    own = FORMAT_FRAME_ORIGIN.get(fmt, 0)
+    origin = {} if frame_origin is None else {"frame_origin": frame_origin}
     if fmt == "thunderstorm":
-        return import_thunderstorm(p, **options)
+        return import_thunderstorm(p, **options), own
     if fmt == "csv":
         if p.is_file() and challenge_layout(p) is not None:  # the SMLM Challenge's column order (module docstring)
-            return read_challenge_csv(p, **{k: v for k, v in options.items() if k == "frame_origin"})
-        return read_csv(p)
+            return read_challenge_csv(p, **origin), None
+        return read_csv(p), own
     if fmt == "smlm":
-        return read_smlm(p, **options)
+        return read_smlm(p, **options, **origin), None
     if fmt == "smap":
-        return read_smap_sml(p)
+        return read_smap_sml(p), own
     if not p.is_file():
         raise InputError("file not found" if not p.exists() else "is not a file", source=p)
     if is_decode_h5(p):
-        return read_decode_h5(p, **options)
+        return read_decode_h5(p, **options), own
     try:
         f = h5py.File(p, "r")
     except OSError as err:
         raise InputError(f"not a readable HDF5 file ({err})", source=p) from None
     with f, hdf5_errors(p):
         picasso = isinstance(f.get("locs"), h5py.Dataset)
-    return import_picasso(p, **options) if picasso else read_hdf5(p)
+    return (import_picasso(p, **options) if picasso else read_hdf5(p)), own
 
 
 def write_locs(table: LocTable, path: str | os.PathLike, **options: Any) -> None:
