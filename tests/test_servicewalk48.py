@@ -393,14 +393,21 @@ def test_the_worker_command_says_its_container_runtime_does_not_work(tmp_path):
         env.pop("PLEXLOC_CONTAINER_RUNTIME", None)
         p = subprocess.Popen([sys.executable, "-m", "plexloc.cli.main", "worker", "--server", live.url, "--cpus", "1",
                               "--gpus", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        import threading
+
+        stop = threading.Timer(30, p.send_signal, [signal.SIGTERM])  # (a worker that says nothing more ends too)
+        stop.start()
         lines = []
-        while not (lines and lines[-1].startswith("plexloc worker ->")):  # (its start line: the warnings come first)
+        while not (len(lines) > 1 and lines[-2].startswith("plexloc worker ->")):  # the start line, then the warning
             line = p.stdout.readline()
             if not line:
                 break
             lines.append(line)
+        stop.cancel()
         p.send_signal(signal.SIGTERM)
-        out = "".join(lines) + p.communicate(timeout=30)[0]
+        p.wait(timeout=30)
+        out = "".join(lines) + p.stdout.read()
+        p.stdout.close()
     svc.app.state.engine.dispose()
     assert "warning: the container runtime docker" in out and "permission denied while trying to connect" in out, out
     assert "containers: none" in out, out

@@ -83,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.service.containers import usable_runtime
 
     runtime, runtime_warnings = usable_runtime(args.container_runtime)  # one that answers, not only one on PATH
-    for line in runtime_warnings:
-        print(line, flush=True)
     agent = Agent(
         args.server, args.token, work_dir=args.work_dir, hardware=hw, poll_s=args.poll, ping_s=args.ping,
         min_job_age_s=args.min_job_age, keep_work=args.keep_work, runtime=runtime,
@@ -96,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, finish_then_stop)
     print(f"plexloc worker -> {args.server}: {hw.cpus} CPUs, {hw.memory_mb} MB, {hw.gpus} GPUs, "
           f"containers: {agent.runtime.name if agent.runtime else 'none'}", flush=True)
+    for line in runtime_warnings:  # (after the start line, which says "containers: none")
+        print(line, flush=True)
     try:
         agent.run(max_jobs=1 if args.once else None)
     finally:
