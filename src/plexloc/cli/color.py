@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also reject (color -1) rows whose per-channel photons fit none of the ratios: chi-square "
                    "p-value of the best colour below ALPHA, in (0, 1), after scaling by the table's median (e.g. "
                    "1e-3; two emitters of different dyes fitted as one get color_prob near 1 otherwise)")
+    p.add_argument("--reject-mixed", type=open_probability, default=None, metavar="PRIOR",
+                   help="also weigh the hypothesis that a row is two emitters of different dyes fitted as one (its photon "
+                   "fractions between two dyes'), with this prior probability in (0, 1) (e.g. 0.01): color_prob becomes "
+                   "eq. 3's times 1 - P(mixed), and such rows fall below --threshold (eq. 3 alone gives them "
+                   "color_prob near 1)")
     p.add_argument("--detection-limit", type=nonnegative_float, nargs="+", default=None, metavar="N",
                    help="for a channel-by-channel merge (n_channels_seen): photons below which each channel misses a "
                    "spot, one per channel (default: 10 times the background noise under a spot, from bg_chN); a "
@@ -68,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ratios is None and args.colors < 2:  # it failed after printing an estimate of the one ratio
         raise InputError(f"--colors {args.colors}: colour assignment needs >= 2 colours")
+    if args.reject_mixed is not None and not 0.0 < args.reject_mixed < 1.0:  # (open_probability admits 1)
+        raise InputError(f"--reject-mixed {args.reject_mixed:g}: give a prior probability in (0, 1) (e.g. 0.01)")
     if args.reject_misfit is not None and args.reject_misfit >= 1.0:  # (open_probability admits 1: rejects all)
         raise InputError(f"--reject-misfit {args.reject_misfit:g}: give a false-rejection level below 1 (e.g. 1e-3)")
     check_outputs(args.figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
@@ -101,9 +108,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--detection-limit {' '.join(f'{v:g}' for v in args.detection_limit)}: give one number of "
                          f"photons per channel of the table ({n_channels})", source=args.locs)
     out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise,
-                                misfit_alpha=args.reject_misfit, detection_limits=args.detection_limit)
+                                misfit_alpha=args.reject_misfit, detection_limits=args.detection_limit,
+                                mixed_prior=args.reject_mixed)
     # rows that a channel missed are rejected where every colour would have been missed alike: the report says so
-    rejected = report.counts.get(-1, 0) - report.n_not_finite - report.n_misfit - report.n_partial_rejected
+    rejected = (report.counts.get(-1, 0) - report.n_not_finite - report.n_misfit - report.n_mixed
+                - report.n_partial_rejected)
     n_full = report.n - report.n_partial
     if n_full and rejected > MAX_REJECTED_SHARE * n_full:
         warnings.warn(f"{args.locs}: {rejected} of {n_full} rows ({100.0 * rejected / n_full:.1f} %) get no colour "

@@ -37,6 +37,13 @@ known (``color`` >= 0), :func:`assign_colors` divides them (and ``sigma_photons`
 seen. On a 20/80 - 60/40 dual-colour movie fitted channel by channel (300 frames, 84 one-channel rows of 669
 matched) their photons read 0.72 of the truth before, 1.01 after (median).
 
+Eq. 3 compares the dyes with one another only: two emitters of different dyes fitted as one (a photon fraction
+between the dyes') still take the nearer dye with ``color_prob`` near 1 (split-view MLE tables of
+``dual_color_splitview`` at 0.5 / 1 / 2 emitters/um^2: 71 of 71, 135 of 136, 408 of 410 such rows at >= 0.99).
+``mixed_prior`` (:func:`mixed_probability`) adds the hypothesis of two dyes at a uniform mixing fraction: with 0.01 it
+rejected 60 / 117 / 282 of them and 19 / 19 / 5 of 2,061 / 1,336 / 1,041 isolated single-dye rows, where the
+chi-square misfit test (``misfit_alpha`` 1e-3, :func:`misfit_rows`) rejected 58 / 110 / 243 and 54 / 38 / 12.
+
 Where the ratios are not known, :func:`estimate_ratios` fits a Gaussian mixture (EM) to the observed
 fractions ``n_i / sum n``, each row with its own measurement variance (from the same ``s_i``), and
 :func:`ratio_figure` draws their histogram with the ``r_k`` marked.
@@ -61,9 +68,9 @@ from plexloc.errors import InputError
 from plexloc.table import LocTable
 
 __all__ = ["ColorReport", "ColorSeparationWarning", "RatioFit", "RatioMismatchWarning", "assign_colors",
-           "camera_excess_noise", "censored_color_loglik", "channel_detection_limits", "color_probabilities_expected",
-           "estimate_ratios", "misfit_rows", "photon_fractions", "photon_matrix", "ratio_figure", "ratio_mismatch",
-           "seen_channels", "separation_problem"]
+           "camera_excess_noise", "censored_color_loglik", "channel_detection_limits", "chi2_noise_factor",
+           "color_probabilities_expected", "estimate_ratios", "misfit_rows", "mixed_probability", "photon_fractions",
+           "photon_matrix", "ratio_figure", "ratio_mismatch", "seen_channels", "separation_problem"]
 
 _CH = re.compile(r"^photons_ch(\d+)$")
 DEFAULT_PSF_AREA_PX = 4.0 * np.pi  # 4 pi sigma^2 for a PSF of sigma = 1 pixel
@@ -84,13 +91,16 @@ class ColorReport:
     n_partial: int = 0  # rows that some channels missed (n_channels_seen), coloured from the channels that saw them
     n_partial_rejected: int = 0  # of those, rows without a colour
     detection_limits: list[float] | None = None  # median photons per channel below which a channel misses a spot
+    n_mixed: int = 0  # rows eq. 3 gave a colour that the two-dye hypothesis (mixed_prior) left below the threshold
+    mixed_prior: float | None = None
 
     def to_dict(self) -> dict:
         return {"n": self.n, "counts": {str(k): v for k, v in self.counts.items()}, "ratios": self.ratios,
                 "sigma_source": self.sigma_source, "threshold": self.threshold, "n_not_finite": self.n_not_finite,
                 "not_finite": self.not_finite, "n_misfit": self.n_misfit, "misfit_alpha": self.misfit_alpha,
                 "noise_factor": self.noise_factor, "n_partial": self.n_partial,
-                "n_partial_rejected": self.n_partial_rejected, "detection_limits": self.detection_limits}
+                "n_partial_rejected": self.n_partial_rejected, "detection_limits": self.detection_limits,
+                "n_mixed": self.n_mixed, "mixed_prior": self.mixed_prior}
 
     def format_table(self) -> str:
         lines = [f"{'colour':>8} {'rows':>10} {'%':>7}"]
@@ -101,6 +111,11 @@ class ColorReport:
                          f"(chi-square p < {self.misfit_alpha:g}, "
                          f"noise scale {self.noise_factor if self.noise_factor is not None else 1.0:.2f}): "
                          f"{self.n_misfit} ({100.0 * self.n_misfit / max(self.n, 1):.2f} %)")
+        if self.mixed_prior is not None:
+            lines.append("rejected because their photon fractions fit two dyes' emitters fitted as one better "
+                         f"(prior {self.mixed_prior:g}, "
+                         f"noise scale {self.noise_factor if self.noise_factor is not None else 1.0:.2f}): "
+                         f"{self.n_mixed} ({100.0 * self.n_mixed / max(self.n, 1):.2f} %)")
         if self.n_partial:
             limits = ", ".join(f"{v:.0f}" for v in self.detection_limits or [])
             lines.append(f"seen in only some channels: {self.n_partial} rows "
@@ -255,11 +270,11 @@ def _background_variance(table: LocTable, n_channels: int, psf_area_px: float) -
     return psf_area_px * frames * np.maximum(bg, 0.0)
 
 
-def color_probabilities_expected(n: np.ndarray, bg_var: np.ndarray, ratios: np.ndarray, *, excess_noise: float = 1.0,
-                                 iterations: int = 4, return_chi2: bool = False):
-    """(L, K) probabilities ``p_k`` of eq. 3 with each colour's own expected shot-noise variance (module docstring):
-    ``n`` (L, C) photons, ``bg_var`` (L, C) background photons under each localization, ``ratios`` (K, C).
-    ``return_chi2``: ``(p, chi2)`` with each colour's ``sum_i (n_i - N_k r_ki)^2 / s_ki^2`` (L, K)."""
+def _expected_fit(n: np.ndarray, bg_var: np.ndarray, ratios: np.ndarray, *, excess_noise: float = 1.0,
+                  iterations: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``(chi2, logvar)`` (L, K) of each row under each ratio row with the colour's own expected shot-noise variance
+    (module docstring): ``sum_i (n_i - N_k r_ki)^2 / s_ki^2`` and ``sum_i log s_ki^2`` at the weighted least-squares
+    total ``N_k``."""
     r = ratios[None, :, :]  # (1, K, C)
     x = n[:, None, :]  # (L, 1, C)
     total = np.repeat(np.maximum(n.sum(axis=1), 0.0)[:, None], ratios.shape[0], axis=1)  # (L, K)
@@ -271,24 +286,81 @@ def color_probabilities_expected(n: np.ndarray, bg_var: np.ndarray, ratios: np.n
         w = 1.0 / variance(total)
         total = np.maximum(np.sum(w * x * r, axis=2) / np.sum(w * r**2, axis=2), 0.0)
     var = variance(total)
-    chi2 = np.sum((x - total[:, :, None] * r) ** 2 / var, axis=2)
-    logl = -0.5 * (chi2 + np.sum(np.log(var), axis=2))
+    return np.sum((x - total[:, :, None] * r) ** 2 / var, axis=2), np.sum(np.log(var), axis=2)
+
+
+def _sigma_fit(n: np.ndarray, s: np.ndarray, ratios: np.ndarray) -> np.ndarray:
+    """(L, K) ``chi2`` of each row under each ratio row with the given 1-sigma ``s`` (L, C), at the weighted
+    least-squares total (never negative)."""
+    w = 1.0 / s**2  # (L, C)
+    num = np.einsum("lc,kc->lk", w * n, ratios)
+    den = np.einsum("lc,kc->lk", w, ratios**2)
+    # (L, K) weighted least squares N_k, never negative: a row of negative photons fits no dye better than
+    # another (it took a colour with p = 1.0 from a fit of -47 photons)
+    total = np.maximum(num / den, 0.0)
+    return np.sum(w[:, None, :] * (n[:, None, :] - total[:, :, None] * ratios[None, :, :]) ** 2, axis=2)
+
+
+def color_probabilities_expected(n: np.ndarray, bg_var: np.ndarray, ratios: np.ndarray, *, excess_noise: float = 1.0,
+                                 iterations: int = 4, return_chi2: bool = False):
+    """(L, K) probabilities ``p_k`` of eq. 3 with each colour's own expected shot-noise variance (module docstring):
+    ``n`` (L, C) photons, ``bg_var`` (L, C) background photons under each localization, ``ratios`` (K, C).
+    ``return_chi2``: ``(p, chi2)`` with each colour's ``sum_i (n_i - N_k r_ki)^2 / s_ki^2`` (L, K)."""
+    chi2, logvar = _expected_fit(n, bg_var, ratios, excess_noise=excess_noise, iterations=iterations)
+    logl = -0.5 * (chi2 + logvar)
     logl -= logl.max(axis=1, keepdims=True)
     p = np.exp(logl)
     p /= p.sum(axis=1, keepdims=True)
     return (p, chi2) if return_chi2 else p
 
 
+#: points of the mixing fraction q (uniform over (0, 1)) over which :func:`mixed_probability` averages
+MIXED_GRID = 40
+
+
+def mixed_probability(n: np.ndarray, ratios: np.ndarray, prior: float, *, s: np.ndarray | None = None,
+                      bg_var: np.ndarray | None = None, excess_noise: float = 1.0, noise_factor: float = 1.0,
+                      grid: int = MIXED_GRID, chunk: int = 50000) -> np.ndarray:
+    """(L,) posterior probability that each row is two emitters of different dyes fitted as one.
+
+    Hypotheses: one dye k (prior ``(1 - prior) / K`` each, eq. 3's likelihood ``L_k``), or two dyes j, k fitted as
+    one (prior ``prior`` shared by the pairs): photons ``N (q r_j + (1 - q) r_k)`` with the mixing fraction ``q``
+    uniform over (0, 1) and averaged over ``grid`` points (a marginal likelihood: a row at one dye's ratio fits the
+    pair at ``q`` near 1 as well as the dye, but only over a sliver of ``q``, so a precise single-dye row keeps a
+    small ``mixed`` probability and an imprecise one a larger one). The chi-squares are divided by ``noise_factor``
+    (the table's own noise scale, :func:`chi2_noise_factor`): the photon noise without ``sigma_photons_ch*`` is 4-18x
+    too small for an MLE fit's per-channel photons (more where the field is crowded), and unscaled every single-dye
+    row a little off its ratio towards another dye counted as mixed (7-15 % of the isolated rows rejected).
+
+    ``s`` (L, C): the rows' 1-sigma photons (``sigma_photons_ch*``); else the expected shot noise from ``bg_var``
+    and ``excess_noise``. Unlike :func:`misfit_rows` (a chi-square beyond a quantile, either side of a ratio), only a
+    fraction between two dyes' counts, so a row beyond its dye's ratio (noise) is not taken for a mixture."""
+    K = ratios.shape[0]
+    pairs = [(j, k) for j in range(K) for k in range(j + 1, K)]
+    q = (np.arange(int(grid)) + 0.5) / int(grid)
+    mixes = np.concatenate([q[:, None] * ratios[j] + (1.0 - q[:, None]) * ratios[k] for j, k in pairs])  # (P G, C)
+    out = np.empty(len(n))
+    log_single = np.log((1.0 - prior) / K)
+    log_pair = np.log(prior / len(pairs)) - np.log(len(q))
+    for a in range(0, len(n), int(chunk)):
+        b = min(a + int(chunk), len(n))
+        rows = np.concatenate([ratios, mixes])
+        if s is not None:
+            logl = -0.5 * _sigma_fit(n[a:b], s[a:b], rows) / noise_factor
+        else:
+            chi2, logvar = _expected_fit(n[a:b], bg_var[a:b], rows, excess_noise=excess_noise)
+            logl = -0.5 * (chi2 / noise_factor + logvar)
+        single = logl[:, :K] + log_single
+        mixed = logl[:, K:] + log_pair
+        top = np.maximum(single.max(axis=1), mixed.max(axis=1))[:, None]
+        ps, pm = np.exp(single - top).sum(axis=1), np.exp(mixed - top).sum(axis=1)
+        out[a:b] = pm / (ps + pm)
+    return out
+
+
 def color_probabilities(n: np.ndarray, s: np.ndarray, ratios: np.ndarray, *, return_chi2: bool = False):
     """(L, K) probabilities ``p_k`` of eq. 3 (equal priors); ``return_chi2``: ``(p, chi2)``, chi2 (L, K)."""
-    w = 1.0 / s**2  # (L, C)
-    r = ratios[None, :, :]  # (1, K, C)
-    num = np.einsum("lc,kc->lk", w * n, ratios)
-    den = np.einsum("lc,kc->lk", w, ratios**2)
-    # (L, K) weighted least squares N_k, never negative: a row of negative photons fits no dye better than
-    # another (it took a colour with p = 1.0 from a fit of -47 photons)
-    total = np.maximum(num / den, 0.0)
-    chi2 = np.sum(w[:, None, :] * (n[:, None, :] - total[:, :, None] * r) ** 2, axis=2)
+    chi2 = _sigma_fit(n, s, ratios)
     logl = -0.5 * chi2
     logl -= logl.max(axis=1, keepdims=True)
     p = np.exp(logl)
@@ -415,6 +487,7 @@ def assign_colors(
     misfit_alpha: float | None = None,
     detection_limits=None,
     miss_rate: float = MISS_RATE,
+    mixed_prior: float | None = None,
 ) -> tuple[LocTable, ColorReport]:
     """Table with ``color`` and ``color_prob`` (eq. 3), and a report of the counts per colour.
 
@@ -428,6 +501,10 @@ def assign_colors(
             (:func:`censored_color_loglik`): photons per channel below which a channel misses a spot (default
             :data:`DETECTION_SNR` times the background noise under it, from ``bg_chN``), and the probability that it
             misses a brighter one.
+        mixed_prior: also weigh the hypothesis that a row is two emitters of different dyes fitted as one
+            (:func:`mixed_probability`, this prior probability, e.g. 0.01): ``color_prob`` becomes eq. 3's times
+            ``1 - P(mixed)``, so such rows fall below ``threshold``; ``None`` (default): eq. 3 alone. Rows that a
+            channel missed are not tested.
 
     A row of :func:`plexloc.post.channels.combine_channels` seen in fewer channels than the table has
     (``n_channels_seen``, ``photons_chN`` 0 where missed) is coloured from the channels that saw it and the
@@ -449,7 +526,11 @@ def assign_colors(
     ok, first = _finite_rows(table, n)
     best, prob = np.full(len(table), -1, np.int64), np.full(len(table), np.nan)
     misfit = np.zeros(len(table), bool)
+    mixed = np.zeros(len(table), bool)  # rows eq. 3 gave a colour that the two-dye hypothesis took below threshold
+    eq3 = prob  # eq. 3's color_prob (a copy where mixed_prior changes prob)
     noise_factor = None
+    if mixed_prior is not None and not 0.0 < mixed_prior < 1.0:
+        raise InputError(f"mixed_prior must be in (0, 1), got {mixed_prior}")
     if misfit_alpha is not None and not 0.0 < misfit_alpha < 1.0:
         raise InputError(f"misfit_alpha must be in (0, 1), got {misfit_alpha}")
     if not 0.0 <= miss_rate < 1.0:
@@ -475,9 +556,17 @@ def assign_colors(
                                                    return_chi2=True)
         best[full] = np.argmax(p, axis=1)
         prob[full] = p[np.arange(len(p)), best[full]]
+        best_chi2 = chi2[np.arange(len(p)), best[full]]
         if misfit_alpha is not None:
-            bad, noise_factor = misfit_rows(chi2[np.arange(len(p)), best[full]], n.shape[1] - 1, misfit_alpha)
+            bad, noise_factor = misfit_rows(best_chi2, n.shape[1] - 1, misfit_alpha)
             misfit[full] = bad
+        if mixed_prior is not None:
+            eq3 = prob.copy()
+            noise_factor = chi2_noise_factor(best_chi2, n.shape[1] - 1)
+            p_mixed = mixed_probability(n[full], r, mixed_prior, s=s[full] if source == "sigma_photons_ch*" else None,
+                                        bg_var=bg_var[full], excess_noise=excess_noise, noise_factor=noise_factor)
+            mixed[full] = (prob[full] >= threshold) & (prob[full] * (1.0 - p_mixed) < threshold)
+            prob[full] *= 1.0 - p_mixed
     if partial.any():
         logl, _ = censored_color_loglik(n[partial], seen[partial], r, bg_var[partial], limits[partial],
                                         s=s[partial] if source == "sigma_photons_ch*" else None,
@@ -490,9 +579,10 @@ def assign_colors(
     counts = {k: int(np.count_nonzero(color == k)) for k in range(-1, r.shape[0])}
     report = ColorReport(n=len(table), counts=counts, ratios=r.tolist(), sigma_source=source, threshold=threshold,
                          n_not_finite=int(np.count_nonzero(~ok)), not_finite=first,
-                         n_misfit=int(np.count_nonzero(misfit & (prob >= threshold))), misfit_alpha=misfit_alpha,
+                         n_misfit=int(np.count_nonzero(misfit & (eq3 >= threshold))), misfit_alpha=misfit_alpha,
                          noise_factor=noise_factor, n_partial=int(np.count_nonzero(partial)),
                          n_partial_rejected=int(np.count_nonzero(partial & (color < 0))),
+                         n_mixed=int(np.count_nonzero(mixed & ~misfit)), mixed_prior=mixed_prior,
                          detection_limits=[float(np.median(limits[partial, c])) for c in range(n.shape[1])]
                          if partial.any() else None)
     return table.with_columns(color=color, color_prob=prob, **_partial_totals(table, n, r, color)), report
@@ -547,9 +637,18 @@ def misfit_rows(chi2: np.ndarray, dof: int, alpha: float) -> tuple[np.ndarray, f
     from scipy.stats import chi2 as chi2_dist
 
     c = np.asarray(chi2, dtype=np.float64)
+    factor = chi2_noise_factor(c, dof)
+    return ~np.isfinite(c) | (c / factor > chi2_dist.isf(alpha, dof)), factor
+
+
+def chi2_noise_factor(chi2: np.ndarray, dof: int) -> float:
+    """The table's own noise scale of the best colours' ``chi2`` (``dof`` degrees of freedom): their median over the
+    chi-square median, at least 1 (1 where none is finite)."""
+    from scipy.stats import chi2 as chi2_dist
+
+    c = np.asarray(chi2, dtype=np.float64)
     finite = np.isfinite(c)
-    factor = float(max(np.median(c[finite]) / chi2_dist.median(dof), 1.0)) if finite.any() else 1.0
-    return ~finite | (c / factor > chi2_dist.isf(alpha, dof)), factor
+    return float(max(np.median(c[finite]) / chi2_dist.median(dof), 1.0)) if finite.any() else 1.0
 
 
 def _finite_rows(table: LocTable, n: np.ndarray) -> tuple[np.ndarray, str]:
