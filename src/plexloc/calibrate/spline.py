@@ -480,9 +480,12 @@ def calibrate_spline(
                     named, details = pair_shape_outliers(v, se, min_beads=PAIR_SHAPE_NAME_MIN_BEADS)
                     pair_check["named"] = [[int(sels[0].rows[used0[i]]), int(sels[0].cols[used0[i]])]
                                            for i in np.flatnonzero(named)]
+                    # several channels: the pixel is channel 0's (what --exclude-bead takes), its stack named
+                    of = "" if len(stacks) == 1 else " of channel 0" + ("" if src[0] == "channel 0" else f" ({src[0]})")
                     for i in np.flatnonzero(named):
                         suspects.append(
-                            f"the bead at pixel (row, col) ({sels[0].rows[used0[i]]}, {sels[0].cols[used0[i]]}) may be "
+                            f"the bead{of} at pixel (row, col) ({sels[0].rows[used0[i]]}, "
+                            f"{sels[0].cols[used0[i]]}) may be "
                             f"two beads: {details[i]}. With {len(used0)} beads it is kept (beads are rejected for their "
                             f"shape from {PAIR_SHAPE_MIN_BEADS}, whose spread is known well enough): look at it in the "
                             "stack; a pair in the average biases z. If it is one, calibrate again without it "
@@ -517,6 +520,12 @@ def calibrate_spline(
         pair_check["note"] = (
             f"the double-bead shape check rejects beads from {PAIR_SHAPE_MIN_BEADS}: {pair_check['reason']}; it named "
             f"{len(pair_check['named'])} bead(s) that look double (the warnings above) and kept them: take a stack with "
+            f"{PAIR_SHAPE_MIN_BEADS} or more single beads")
+    elif "named" in pair_check:  # 3-4 beads: it ran to name beads and named none (it said "did not run")
+        pair_check["note"] = (
+            f"the double-bead shape check rejects beads from {PAIR_SHAPE_MIN_BEADS}: {pair_check['reason']}; with "
+            f"{pair_check['n_beads']} it only names beads that look double and named none, but among so few beads it "
+            "misses some pairs closer than ~2 px (the two-spot fit misses them too): take a stack with "
             f"{PAIR_SHAPE_MIN_BEADS} or more single beads")
     elif not pair_check["ran"]:  # a check not made, not a finding: kept out of the warnings, printed as a note
         pair_check["note"] = (
