@@ -171,3 +171,25 @@ def test_an_em_gain_in_an_scmos_names_the_emccd_kind(tmp_path):
     with pytest.raises(InputError, match=r"unknown field 'em_gain'; allowed: .*an sCMOS has no EM gain: an EMCCD's "
                                          r"movie needs kind: emccd"):
         load_camera_config(tmp_path / "cam.yaml")
+
+
+def test_a_baseline_far_below_the_offset_under_a_beam_is_told_though_it_looks_crowded():
+    """An sCMOS at 100 photons/px under a beam (corners 13 % of the centre) given baseline 0 for its 100 ADU: the
+    noiseless photons it adds read less the dimmer the pixel, which the crowding guard took for crowding (1.19x) and
+    said only that it could not measure; the photons came out 1.6x high. Right cameras in crowded frames stay quiet."""
+    from plexloc.camera import camera_from_config
+
+    rng = np.random.default_rng(0)
+    right = {"kind": "scmos", "qe": 0.8, "e_per_adu": 0.5, "baseline": 100.0, "read_sigma": 1.5}
+    raw = camera_from_config(right)(torch.tensor(spotted_light(rng, 32, (96, 96), bg=100.0, waist=0.35, density=0.3),
+                                                 dtype=torch.float32), generator=torch.Generator().manual_seed(1))
+    wrong = camera_from_config({**right, "baseline": 0.0})
+    out = check_camera([wrong.to_photons(raw)], [wrong], dtype=np.uint16, warn=False)
+    assert out.channels[0].noise_ratio < 0.75 and len(out.warnings) == 1
+    assert "baseline below the camera's offset" in out.warnings[0]
+    for kind, cfg in [("scmos", right), ("emccd", {"kind": "emccd", "em_gain": 200, "e_per_adu": 20.0})]:
+        cam = camera_from_config(cfg)
+        crowded = cam(torch.tensor(spotted_light(rng, 32, (96, 96), bg=10.0, density=4.0), dtype=torch.float32),
+                      generator=torch.Generator().manual_seed(2))
+        out = check_camera([cam.to_photons(crowded)], [cam], dtype=np.uint16, warn=False)
+        assert out.warnings == [] and "too crowded" in out.channels[0].noise_note, kind
