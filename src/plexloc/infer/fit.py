@@ -625,16 +625,26 @@ def _fit_parts(
         head: list[torch.Tensor] = []  # the movie's first frames, kept on the CPU for the camera noise check
 
         def keep_first(c: torch.Tensor) -> torch.Tensor:
-            if not head:  # whole frames (camera maps are per pixel), as many as 64 x 256 x 256 pixels allow (>= 2)
-                n_keep = min(max(NOISE_FRAMES * 256 * 256 // max(c.shape[-2] * c.shape[-1], 1), 2), NOISE_FRAMES)
-                head.append(c[:n_keep].clone())
+            # whole frames (camera maps are per pixel), as many as 64 x 256 x 256 pixels allow (>= 2) and the first
+            # chunk of chunk_frames held before session 48 (CHUNK_PIXELS), from as many of the smaller chunks now read
+            # as hold them (one of large frames may hold one)
+            n_keep = min(max(NOISE_FRAMES * 256 * 256 // max(c.shape[-2] * c.shape[-1], 1), 2), NOISE_FRAMES)
+            n_keep = min(n_keep, max(head_chunk, 2))
+            have = head[0].shape[0] if head else 0
+            if have < n_keep:
+                more = c[: n_keep - have].clone()
+                head[:] = [torch.cat([head[0], more]) if head else more]
             c = c.to(device)
             run.frame_means.append(c.mean(dim=(-2, -1)))  # (t, C), kept on the device: no synchronisation per chunk
             return c
 
         # the next chunks are read and converted to photons by a background thread while this one is fitted
         per_frame = int(np.prod(readers[0].frame_shape)) * (1 if split is not None else len(readers))
-        chunk_frames = frames_per_chunk(per_frame, chunk_frames, budget=CHUNK_PIXELS)  # this module's name: tests scale it
+        # chunks of a block's frames at most, and a quarter of CHUNK_PIXELS (16 MB of float32): the chunks in flight
+        # (read ahead, being read, being copied into the block) took 64 MB each before session 48 (this module's
+        # name: tests scale it)
+        head_chunk = frames_per_chunk(per_frame, chunk_frames, budget=CHUNK_PIXELS)
+        chunk_frames = frames_per_chunk(per_frame, min(chunk_frames, batch_frames), budget=max(CHUNK_PIXELS // 4, 1))
         source = prefetch(_photon_chunks(readers, cams, chunk_frames, split))
         chunks = (keep_first(c) for c in source)
         # each frame through the frame U-Nets once, not once per window it belongs to
@@ -668,6 +678,8 @@ def _fit_parts(
                 frames_ph = block[h : h + n_block].to(refiner.device).transpose(0, 1)  # (C, n, H, W)
                 tab = refine_frames(refiner, frames_ph, tab, frame_offset=first)
                 run.count_not_significant(tab)
+                del frames_ph
+            del block, ex  # one block at a time: iter_frame_blocks fills the next one after this is dropped
             tab = _calibrate(tab, factors, offsets, scale)
             if head_frames and first < head_frames and len(tab):  # the bright-spot check's frames, before the filters
                 run.head_rows.append(tab[np.asarray(tab["frame"]) < head_frames])

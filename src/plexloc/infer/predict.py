@@ -64,30 +64,55 @@ def iter_frame_blocks(
         ``(first_frame, block)`` with block (n + 2h, C, H, W): the frames first_frame - h .. first_frame + n - 1 + h,
         where frames before the first and after the last repeat the movie's edge frame. The windows of the
         block's n frames are :func:`sliding_windows` of it; consecutive blocks overlap by 2h frames.
+
+    Each block is a tensor of its own, filled frame by frame from the chunks, which are not kept (the next
+    block's first 2h frames are copied out of this one). A caller that drops its block before asking for the next
+    holds one block at a time: before session 48 the blocks were concatenations of a growing buffer, and the
+    caller's block, the buffer and its next concatenation held up to three times the block (a 2048 x 2048
+    movie's 18-frame blocks in chunks of 4 frames: 59 frames of float32, 1 GB).
     """
     h = window // 2
-    buf: Tensor | None = None
-    next_frame = 0  # frame index whose window starts at buf[0]
+    size = int(batch_frames) + 2 * h
+    block: Tensor | None = None  # the block being filled, and how many of its frames are
+    fill = 0
+    tail: Tensor | None = None  # the last 2h frames of the block before it
+    first = 0  # the first frame predicted from the block being filled
+
+    def feed(x: Tensor) -> Iterator[tuple[int, Tensor]]:
+        nonlocal block, fill, tail, first
+        i = 0
+        while i < x.shape[0]:
+            if block is None:
+                block = torch.empty((size, *x.shape[1:]), dtype=x.dtype, device=x.device)
+                fill = 0
+                if tail is not None:
+                    block[: 2 * h] = tail
+                    fill, tail = 2 * h, None
+            k = min(size - fill, x.shape[0] - i)
+            block[fill : fill + k] = x[i : i + k]
+            fill, i = fill + k, i + k
+            if fill == size:
+                full, block = block, None
+                tail = full[size - 2 * h :].clone() if h else None
+                yield first, full
+                del full  # the caller's block is not held here while the next is filled
+                first += int(batch_frames)
+
+    last: Tensor | None = None
     for chunk in chunks:
         if chunk.shape[0] == 0:
             continue
-        if buf is None:
-            buf = torch.cat([chunk[:1].expand(h, *chunk.shape[1:]), chunk]) if h else chunk
-        else:
-            buf = torch.cat([buf, chunk])
-        while buf.shape[0] - 2 * h >= batch_frames:
-            yield next_frame, buf[: batch_frames + 2 * h]
-            buf = buf[batch_frames:]
-            next_frame += batch_frames
-    if buf is None:
+        if last is None and h:
+            yield from feed(chunk[:1].expand(h, *chunk.shape[1:]))
+        last = chunk[-1:].clone()
+        yield from feed(chunk)
+        del chunk
+    if last is None:
         return
     if h:
-        buf = torch.cat([buf, buf[-1:].expand(h, *buf.shape[1:])])
-    while buf.shape[0] - 2 * h > 0:
-        n = min(batch_frames, buf.shape[0] - 2 * h)
-        yield next_frame, buf[: n + 2 * h]
-        buf = buf[n:]
-        next_frame += n
+        yield from feed(last.expand(h, *last.shape[1:]))
+    if block is not None and fill > 2 * h:  # the movie's last frames: a shorter block
+        yield first, block[:fill]
 
 
 def sliding_windows(block: Tensor, window: int) -> Tensor:
@@ -183,6 +208,12 @@ def tile_margin_px(spec: LocalizerSpec) -> int:
     return receptive_radius(spec) + max(1, BG_WINDOW_PX // 2)
 
 
+#: output pixels (frames x tile pixels) per network pass on the CPU (:class:`Predictor`'s ``pass_pixels``): the
+#: activations of a pass of 4 frames of 256 x 256 (or 2 tiles of 336 x 336, a 256-px core with its margins) took
+#: about 110 MB (bfloat16, 16 features, depths 2 and 2), where the 16 frames of a block took 450 MB and its 336-px
+#: tiles 600 MB, with the same frames/s (bench/RESULTS.md, session 48)
+CPU_PASS_PIXELS = 2**18
+
 #: the network's arithmetic (:class:`Predictor`'s ``precision``)
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -248,6 +279,12 @@ class Predictor:
             None: its default, 0: none, as for models whose sigma calibration was measured without it).
         compile: run the network through ``torch.compile`` (fused element-wise operations; the first batch
             of each shape compiles, which takes tens of seconds: for long movies on a GPU).
+        pass_pixels: output pixels (frames x tile pixels) per network pass: a block's frames go through the network
+            in passes of at most this many (at least one frame), which bounds the activations whatever the batch and
+            the tile. None: :data:`CPU_PASS_PIXELS` on the CPU, and on CUDA the whole block at once (its memory is
+            the GPU's; the batch is ``batch_frames``); 0: the whole block at once. The localizations are the same
+            (each frame's and window's computations are its own). The one in use is ``self.pass_pixels`` (None:
+            the whole block).
     """
 
     def __init__(
@@ -263,6 +300,7 @@ class Predictor:
         spread_radius_px: float | None = None,
         precision: str = "auto",
         channels_last: bool | None = None,
+        pass_pixels: int | None = None,
     ):
         if model.spec.n_aux and (transforms is None or 2 * len(transforms) != model.spec.n_aux):
             raise ValueError(f"the model needs the transforms of its {model.spec.n_aux // 2} channels")
@@ -301,6 +339,12 @@ class Predictor:
         wrap = (lambda f: torch.compile(f, dynamic=False)) if compile else (lambda f: f)
         self._forward, self._frame_features, self._union_forward = (
             wrap(model), wrap(model.frame_features), wrap(model.union_forward))
+        if pass_pixels is None:
+            pass_pixels = 0 if cuda else CPU_PASS_PIXELS
+        if int(pass_pixels) < 0:
+            raise ValueError(f"pass_pixels must be >= 0, got {pass_pixels!r}")
+        #: output pixels per network pass (None: a block's frames at once)
+        self.pass_pixels = int(pass_pixels) or None
         if self.device.type == "cuda":  # a movie's batches share their shapes: cuDNN times its algorithms once per shape
             torch.backends.cudnn.benchmark = True
 
@@ -310,33 +354,66 @@ class Predictor:
 
         ``roi_offset_px``: chip pixel (x, y) at the frames' corner (multi-channel models)."""
         windows = windows.to(self.device, torch.float32, non_blocking=True)
-        return self._tiled(windows, roi_offset_px, lambda x, aux: self._forward(x, aux))
+        t = windows.shape[1]
+
+        def pieces(x: Tensor, aux: Tensor | None) -> Iterator[tuple[int, Tensor]]:
+            k = self._pass_frames(x, per_item=t)
+            for j in range(0, x.shape[0], k):
+                yield j, self._forward(x[j : j + k], aux)
+
+        return self._tiled(windows, roi_offset_px, pieces)
 
     @torch.no_grad()
     def localize_frames(self, block: Tensor, roi_offset_px: tuple[int, int] = (0, 0)) -> Extracted:
         """Localizations of the frames of a block (n + 2h, C, H, W) from :func:`iter_frame_blocks`, the same as
         :meth:`localize` of its :func:`sliding_windows` (``sample`` 0 .. n-1), but each frame goes through the
-        frame U-Nets once instead of once per window it belongs to (a third of their work for windows of 3)."""
+        frame U-Nets once instead of once per window it belongs to (a third of their work for windows of 3).
+
+        A tile's frames go through the network :attr:`pass_pixels` output pixels at a time: the frame U-Nets on the
+        pass's new frames (its window's first 2h frames' features are the previous pass's last, kept), then the
+        union U-Net, the heads and the extraction on its windows, so that the network's activations and maps never
+        hold more than one pass (before session 48 a 1000 x 1000 movie's 16-frame blocks of 336-px tiles took 600
+        MB of activations on the CPU)."""
         block = block.to(self.device, torch.float32, non_blocking=True)
         t = self.model.spec.window
 
-        def raw(x: Tensor, aux: Tensor | None) -> Tensor:
-            feats = self._frame_features(x, aux)
-            return self._union_forward(sliding_windows(feats, t), aux)
+        def pieces(x: Tensor, aux: Tensor | None) -> Iterator[tuple[int, Tensor]]:
+            n = x.shape[0] - (t - 1)  # the frames predicted
+            k = self._pass_frames(x)
+            kept = None  # the features of the last t - 1 frames of the previous pass
+            for j in range(0, n, k):
+                stop = min(j + k, n)
+                new = x[j + (t - 1 if kept is not None else 0) : stop + t - 1]
+                feats = self._frame_features(new, aux)
+                if kept is not None:
+                    feats = torch.cat([kept, feats])
+                kept = feats[feats.shape[0] - (t - 1) :].clone() if t > 1 else feats[:0]
+                raw = self._union_forward(sliding_windows(feats, t), aux)
+                del feats
+                yield j, raw
 
-        return self._tiled(block, roi_offset_px, raw)
+        return self._tiled(block, roi_offset_px, pieces)
 
-    def _tiled(self, x_all: Tensor, roi_offset_px: tuple[int, int], raw_fn) -> Extracted:
-        """Tile the frames of ``x_all`` (..., H, W), run ``raw_fn(x_tile, aux)`` on each tile (aux (1, n_aux, h, w)
-        or None) and extract, keeping localizations in the tile's core; in the order of the whole frame's (by
-        sample, then pixel row, then column: tile by tile, a batch's rows went back to its first frame at every
-        tile)."""
+    def _pass_frames(self, x: Tensor, per_item: int = 1) -> int:
+        """Frames (windows of ``per_item`` frames) of the tile ``x`` (..., h, w) per network pass: as many as
+        :attr:`pass_pixels` output pixels allow (at least one); all of them where it is None."""
+        if self.pass_pixels is None:
+            return max(int(x.shape[0]), 1)
+        return max(1, int(self.pass_pixels) // (per_item * int(x.shape[-2]) * int(x.shape[-1])))
+
+    def _tiled(self, x_all: Tensor, roi_offset_px: tuple[int, int], pieces_fn) -> Extracted:
+        """Tile the frames of ``x_all`` (..., H, W), run ``pieces_fn(x_tile, aux)`` on each tile (aux (1, n_aux, h, w)
+        or None; it yields ``(first_sample, raw)`` network passes in sample order), decode and extract each pass,
+        keeping localizations in the tile's core; in the order of the whole frame's (by sample, then pixel row, then
+        column: tile by tile, a batch's rows went back to its first frame at every tile)."""
         spec = self.model.spec
         h, w = x_all.shape[-2:]
         parts = []
         align = 2 ** max(spec.depth, spec.union_depth)
-        for r0, r1, ri0, ri1 in tiles(h, self.tile_px, self.margin_px, align):
-            for c0, c1, ci0, ci1 in tiles(w, self.tile_px, self.margin_px, align):
+        row_tiles = tiles(h, self.tile_px, self.margin_px, align)
+        col_tiles = tiles(w, self.tile_px, self.margin_px, align)
+        for r0, r1, ri0, ri1 in row_tiles:
+            for c0, c1, ci0, ci1 in col_tiles:
                 x = x_all[..., ri0:ri1, ci0:ci1]  # any size: the U-Nets take the tile's edges as edges
                 aux = None
                 if spec.n_aux:
@@ -344,15 +421,25 @@ class Predictor:
                     aux = transform_indicator(self.transforms, off, tuple(x.shape[-2:]), spec.px_size_nm)
                 ctx = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bfloat16"
                        else nullcontext())
-                with ctx:
-                    raw = raw_fn(x, aux)
-                pred = self.model.decode(raw)
-                ex = extract(pred, self.model.spec, threshold=self.threshold, origin_px=(ri0, ci0),
-                             spread_radius_px=self.spread_radius_px)
-                keep = (ex.pixel_row >= r0) & (ex.pixel_row < r1) & (ex.pixel_col >= c0) & (ex.pixel_col < c1)
-                parts.append(_select(ex, keep))
+                passes = pieces_fn(x, aux)
+                while True:
+                    with ctx:  # the network under autocast; its decoding and the extraction in float32
+                        item = next(passes, None)
+                    if item is None:
+                        break
+                    j, raw = item
+                    del item
+                    pred = self.model.decode(raw)
+                    del raw
+                    ex = extract(pred, self.model.spec, threshold=self.threshold, origin_px=(ri0, ci0),
+                                 spread_radius_px=self.spread_radius_px)
+                    del pred
+                    if j:
+                        ex.sample = ex.sample + j
+                    keep = (ex.pixel_row >= r0) & (ex.pixel_row < r1) & (ex.pixel_col >= c0) & (ex.pixel_col < c1)
+                    parts.append(_select(ex, keep))
         out = _cat_extracted(parts)
-        if len(parts) > 1:  # the whole frame's order (frame, row, column), not tile by tile: tables ordered by frame
+        if len(row_tiles) * len(col_tiles) > 1:  # the whole frame's order (frame, row, column), not tile by tile
             key = (out.sample * h + out.pixel_row) * w + out.pixel_col
             out = _select(out, torch.argsort(key))
         return out
