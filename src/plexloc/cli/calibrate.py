@@ -310,27 +310,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _baseline_above_offset(stacks, cams, sources) -> None:
-    """Warn where half of a stack's pixels sit below its camera's baseline by more than noise allows (the fit's rule,
-    :func:`plexloc.camera.check.dim_offset`), naming the baseline that would fit: a baseline above the camera's offset.
-    The beads' background is subtracted per bead, so the calibration holds, but the same camera file gives a fit's
-    photons too few. The warning named no value to set before (its own rule: the stack's median pixel below 3 robust
-    SDs of the pixels)."""
-    import numpy as np
+    """Warn where half of a stack's pixels sit below its camera's baseline by more than noise allows, naming the
+    baseline that would fit (:func:`plexloc.psf.check.baseline_excess`, the PSF-shape check's rule): a baseline above
+    the camera's offset. The beads' background is subtracted per bead, so the calibration holds, but the same camera
+    file gives a fit's photons too few."""
     import torch
 
-    from plexloc.camera.check import dim_offset
+    from plexloc.psf.check import baseline_excess
 
     for c, (ph, cam) in enumerate(zip(stacks, cams)):
-        adu, photons, margin = dim_offset(torch.as_tensor(ph), cam)
-        if not (np.isfinite(adu) and adu < -margin):
+        found = baseline_excess(torch.as_tensor(ph), cam)
+        if found is None:
             continue
-        base = getattr(cam, "baseline", None)
-        fits = (f": a baseline of at most about {float(base) + adu:.4g} ADU would fit (now {float(base):g})"
-                if base is not None and np.ndim(base) == 0 else "")
-        print(f"plexloc calibrate: warning: half of the pixels of stack {c} ({sources[c]}) sit {-adu:.3g} ADU below the "
-              f"camera's baseline ({photons:.3g} photons/px after conversion){fits}: the camera's baseline lies above "
-              "its offset; set it to the offset measured on dark frames (plexloc calibrate-camera): fits with this "
-              "camera file would give too few photons", file=sys.stderr)
+        below, photons, fits = found
+        print(f"plexloc calibrate: warning: half of the pixels of stack {c} ({sources[c]}) sit {below:.3g} ADU below "
+              f"the camera's baseline ({photons:.3g} photons/px after conversion): {fits}: the camera's baseline lies "
+              "above its offset; set it to the offset measured on dark frames (plexloc calibrate-camera): fits with "
+              "this camera file would give too few photons", file=sys.stderr)
 
 
 #: relative difference from which --z-step or --pixel-size and the stacks' metadata are said to disagree

@@ -59,6 +59,7 @@ __all__ = [
     "PSFShapeReport",
     "PSFShapeWarning",
     "baseline_above_offset",
+    "baseline_excess",
     "check_psf_shape",
     "check_movie_psf_shapes",
     "check_psf_shapes",
@@ -741,9 +742,7 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
             # is the baseline the only cause? The same check on the frames lifted to the baseline that fits (the dim
             # pixels' median at 0): silent in 12 of 12 movies whose baseline alone was 600-2000 ADU too high, still
             # off (0.65-0.67x) in 12 of 12 that had 70 nm pixels configured for 100 as well (bench/bead_pairs48.py)
-            from plexloc.camera.check import dim_offset
-
-            lift = dim_offset(x, camera)[1]
+            lift = baseline_excess(x, camera)[1]  # photons (< 0) of the dim pixels' median
             lifted = _check_psf_shape(x - lift, psf, **{**options, "warn": False})
             if lifted.warning:
                 report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm, raw_cause,
@@ -836,16 +835,14 @@ def not_raw_counts(dtype, camera=None) -> str | None:
 BASELINE_LIKELIER = "That is the likelier cause"
 
 
-def baseline_above_offset(frames_photons: Tensor, camera) -> str | None:
-    """Why the spots may read narrower than they are, for a width message: the camera's baseline set far above the
-    movie's offset, measured by :func:`plexloc.camera.check.dim_offset` (half of the pixels' medians over the frames
-    lie below the baseline by more than their noise allows; a right baseline leaves them at or above it, the background
-    being >= 0). None without a camera baseline or where the pixels sit at or above it.
-
-    The fit takes no light below zero, so a baseline far too high cuts the spots' tails: an EMCCD movie (100 ADU
-    offset) fitted with a baseline of 700-2100 ADU read its spots 0.47-0.82x the model's width and was told "the
-    movie's pixels would be about 122-213 nm" (the pixels were right, 100 nm); the same rule names none of the right
-    cameras nor the wrong pixel sizes alone (tests/test_beadwalk48.py, bench/RESULTS.md session 48)."""
+def baseline_excess(frames_photons: Tensor, camera) -> tuple[float, float, str] | None:
+    """A camera baseline set far above the movie's offset, measured by :func:`plexloc.camera.check.dim_offset`: half
+    of the pixels' medians over the frames lie below the baseline by more than their noise allows (a right baseline
+    leaves them at or above it, the background being >= 0). ``(adu, photons, fits)``: how far those pixels sit below
+    the baseline (ADU, > 0), their photons (< 0), and what would fit (``'a baseline of at most about 120 ADU would fit
+    (now 400)'``, or for a baseline map that it lies above the offset). None without a camera baseline or where the
+    pixels sit at or above it. The one rule of the PSF-shape check (:func:`baseline_above_offset`) and of ``plexloc
+    calibrate``'s warning on bead stacks."""
     if camera is None:
         return None
     from plexloc.camera.check import dim_offset
@@ -855,9 +852,24 @@ def baseline_above_offset(frames_photons: Tensor, camera) -> str | None:
         return None
     base = getattr(camera, "baseline", None)
     base = float(base) if base is not None and np.ndim(base) == 0 else None
-    fits = (f"; a baseline of at most about {base + adu:.4g} ADU would fit (now {base:g})" if base is not None
-            else "; the baseline map lies above this camera's offset")
-    return (f"half of the pixels sit {-adu:.3g} ADU below the camera's baseline ({photons:.3g} photons/px){fits}. A "
+    fits = (f"a baseline of at most about {base + adu:.4g} ADU would fit (now {base:g})" if base is not None
+            else "the baseline map lies above this camera's offset")
+    return -adu, photons, fits
+
+
+def baseline_above_offset(frames_photons: Tensor, camera) -> str | None:
+    """Why the spots may read narrower than they are, for a width message: the camera's baseline set far above the
+    movie's offset (:func:`baseline_excess`); None where it is not.
+
+    The fit takes no light below zero, so a baseline far too high cuts the spots' tails: an EMCCD movie (100 ADU
+    offset) fitted with a baseline of 700-2100 ADU read its spots 0.47-0.82x the model's width and was told "the
+    movie's pixels would be about 122-213 nm" (the pixels were right, 100 nm); the same rule names none of the right
+    cameras nor the wrong pixel sizes alone (tests/test_beadwalk48.py, bench/bead_pairs48.py)."""
+    found = baseline_excess(frames_photons, camera)
+    if found is None:
+        return None
+    below, photons, fits = found
+    return (f"half of the pixels sit {below:.3g} ADU below the camera's baseline ({photons:.3g} photons/px); {fits}. A "
             "baseline above the camera's offset makes the dim pixels negative, and the width fit, which takes no light "
             f"below zero, cuts off the spots' tails, so they read narrower. {BASELINE_LIKELIER}: set the camera's "
             "baseline to its offset (measured on dark frames: plexloc calibrate-camera)")
