@@ -524,7 +524,7 @@ def _found_roi(cam: SCMOS, readers: Sequence[Any], channel: int, frame_shape: tu
     (:func:`plexloc.camera.mapfit.search_map`), as the end of the error that asks for ``--roi-offset``: "" where the
     map has no per-pixel offsets, the movie cannot be read here, or no region fits clearly."""
     from plexloc.camera.check import head_frames
-    from plexloc.camera.mapfit import FOUND_FRACTION, FOUND_Z, MIN_Z, movie_offsets, search_map
+    from plexloc.camera.mapfit import MIN_Z, central, expected_correlation, find, highpass, movie_offsets
 
     if cam.baseline.ndim != 2 or not readers:
         return ""
@@ -534,11 +534,16 @@ def _found_roi(cam: SCMOS, readers: Sequence[Any], channel: int, frame_shape: tu
     k = min(head_frames(frame_shape), len(reader))
     if k < 2:
         return ""
-    a = movie_offsets(np.median(np.asarray(reader[0:k], dtype=np.float64), axis=0))
-    x, y, b, r, expected = search_map(a, cam.baseline.double().numpy())
-    z = r * a.size ** 0.5 if np.isfinite(r) else 0.0
-    if not (z >= FOUND_Z and expected * a.size ** 0.5 >= MIN_Z and r >= FOUND_FRACTION * expected):
+    win, (cx, cy) = central(frame_shape)  # (at most MAX_SIDE pixels per side: the search's time)
+    a = movie_offsets(np.median(np.asarray(reader[0:k], dtype=np.float64)[(slice(None), *win)], axis=0))
+    full = cam.baseline.double().numpy()
+    # (a right map would stand out: its structure's expected correlation, from the map's own spread, MIN_Z or more)
+    if not expected_correlation(a, highpass(full)) * a.size ** 0.5 >= MIN_Z:
         return ""
+    found = find(a, full, (cx, cy))
+    if found is None:
+        return ""
+    x, y, b, r = found
     if b == 1:
         return (f"; the movie's pixel offsets fit the maps at chip x {x}, y {y} (correlation {r:.2f} over the first "
                 f"{k} frames): --roi-offset {x} {y}")
