@@ -540,6 +540,13 @@ def check_channel_alignment(
 
 #: a measured offset this close (pixels) to what a reversed transform gives is called one
 REVERSED_TOLERANCE_PX = 1.0
+#: below MAX_OFFSET_PX: a configured geometry's peak is said to sit where channels in each other's place (or the
+#: transform reversed) put it where that place is at least this far from zero (pixels) ...
+SUBPIXEL_REVERSED_MIN_PX = 0.5
+#: ... and the peak at least this many times closer to it than to zero. A dual-colour split view whose transform is
+#: a 47 nm shift (dual_color_splitview.yaml) with its boxes swapped peaked at 0.94 px, 0.01-0.04 px from that place
+#: (0.5, 1 and 2 emitters/um^2, 200 frames), and the correct boxes 0.02-0.04 px from zero: "ok" for both before
+SUBPIXEL_REVERSED_RATIO = 3.0
 
 
 @dataclass(frozen=True)
@@ -692,9 +699,30 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
         if p.channel in covered:
             continue
         dx, dy = p.shift_px
+        rev = (reversed_ or {}).get(p.channel)
+        if (rev is not None and math.hypot(dx, dy) < MAX_OFFSET_PX
+                and math.hypot(*rev.shift_px) >= SUBPIXEL_REVERSED_MIN_PX
+                and SUBPIXEL_REVERSED_RATIO * math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1])
+                <= math.hypot(dx, dy)):
+            # too small a move for the swapped geometry to correlate twice as well, but measured to a few hundredths
+            # of a pixel: the peak sits where the channels in each other's place (two channels) or the transform
+            # reversed put it, not at zero
+            swap = next((g for g in alts if g.name == f"swap0-{p.channel}"), None) if len(by_channel) == 1 else None
+            causes = (f"{swap.fix}; or, where the order is right, {rev.words()}" if swap is not None
+                      else rev.words())
+            findings.append(
+                f"channel {p.channel} does not line up with channel 0 where its transform puts it but where "
+                + ("channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
+                   if swap is not None else "its transform given the wrong way round puts it")
+                + f": the blinking molecules' cross-correlation peaks at dx = {dx:+.2f} px, dy = {dy:+.2f} px from "
+                f"zero (first {base['frames']} frames), that place at ({rev.shift_px[0]:+.2f}, "
+                f"{rev.shift_px[1]:+.2f}) px: likely cause and fix: {causes}"
+                + (". For ratiometric dual-colour data the dyes' photon ratios tell the channel order: plexloc color "
+                   "--config CONFIG on the fitted table warns where the channels look swapped" if swap is not None
+                   else ""))
+            continue
         if math.hypot(dx, dy) >= MAX_OFFSET_PX:
             edge = max(abs(dx), abs(dy)) >= max_shift - 0.5
-            rev = (reversed_ or {}).get(p.channel)
             if rev is not None and math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) < REVERSED_TOLERANCE_PX:
                 findings.append(
                     f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
@@ -711,7 +739,9 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
                 f"({dx * px[0]:+.0f}, {dy * px[1]:+.0f}) nm): re-run plexloc calibrate on beads (or plexloc register "
                 "on single-channel fits of this movie) and use its transform; check the ROI offset on the chip too "
                 "(roi_offset_px, --roi-offset) where the transform has a rotation or scale")
+    said = {c for c in by_channel if any(f"channel {c} does not line up" in x for x in findings)}
     undecided_swaps = [g.name for g in alts if g.name.startswith("swap") and not any(g is f[1] for f in fired)
+                       and not said.intersection(g.channels)
                        and all(abs(p.at_zero - by_channel[p.channel].at_zero) < min_snr * by_channel[p.channel].noise
                                for p in g.pairs)]
     if undecided_swaps:

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--excess-noise", type=float_at_least(1.0), default=None, metavar="F",
                    help="noise factor (>= 1) of the photon variance estimate without sigma_photons_ch* (default: 2 "
                    "where --camera is an EMCCD, else 1)")
+    p.add_argument("--config", type=Path, default=None, metavar="YAML",
+                   help="the configuration the table was fitted with: its photon_model's ratios (ratiometric) serve as "
+                   "--ratios where those are not given, numbering the colours as it does, and its cameras as --camera; "
+                   "a table whose photon fractions fit them only with the channels swapped is warned about (split-view "
+                   "boxes or channel movies given in the wrong order)")
     p.add_argument("--camera", type=Path, default=None, metavar="YAML",
                    help="the data's camera: a camera YAML, or the configuration (its channels' cameras); an EMCCD makes "
                    "--excess-noise default to 2")
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reject_misfit is not None and args.reject_misfit >= 1.0:  # (open_probability admits 1: rejects all)
         raise InputError(f"--reject-misfit {args.reject_misfit:g}: give a false-rejection level below 1 (e.g. 1e-3)")
     check_outputs(args.figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
+    from_config = _config_ratios(args)
     _excess_noise(args)
     table = _locs.read(args)
     try:  # a table without photons_ch0, photons_ch1, ...: the message names the file
@@ -98,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
         if problem is not None:
             warnings.warn(f"{args.locs}: {problem}", ColorSeparationWarning, stacklevel=2)
     else:
-        _check_given_ratios(table, ratios, args)  # refuses a row summing above 1 before any estimate
-        fit = _compare_with_data(table, ratios, args)
+        _check_given_ratios(table, ratios, args, from_config)  # refuses a row summing above 1 before any estimate
+        fit = _compare_with_data(table, ratios, args, from_config)
     fractions = None
     if args.figure is not None and fit is None:  # --ratios on a table too small to estimate them: the histogram
         # with the given ratios alone (estimating them again here failed the command and wrote nothing)
@@ -173,7 +179,7 @@ def _excess_noise(args: argparse.Namespace) -> None:
               "change it)")
 
 
-def _check_given_ratios(table, ratios, args: argparse.Namespace) -> None:
+def _check_given_ratios(table, ratios, args: argparse.Namespace, given: str | None = None) -> None:
     """Refuse ``--ratios`` rows of the wrong length or summing above 1 (naming the row) before estimating."""
     from plexloc.post.color import _check_ratios, photon_matrix
 
@@ -185,6 +191,9 @@ def _check_given_ratios(table, ratios, args: argparse.Namespace) -> None:
     if wrong or len(ratios) < 2:  # the option and the table's channels it was checked against
         cols = ", ".join(f"photons_ch{c}" for c in range(C))
         got = "; ".join(" ".join(f"{v:g}" for v in row) for row in ratios)
+        if given is not None:
+            raise InputError(f"{given} {got} are for {len(ratios[0])} channel(s), the table has {C} ({cols}): the "
+                             "table was not fitted with this configuration (or give --ratios)", source=args.locs)
         raise InputError(f"--ratios {got}: give --ratios once per colour (at least 2), each with one fraction per "
                          f"channel of the table ({C}: {cols})", source=args.locs)
     try:
@@ -193,7 +202,7 @@ def _check_given_ratios(table, ratios, args: argparse.Namespace) -> None:
         raise InputError(f"--ratios: {err}", source=args.locs) from None
 
 
-def _compare_with_data(table, ratios, args: argparse.Namespace):
+def _compare_with_data(table, ratios, args: argparse.Namespace, given: str | None = None):
     """Estimate the data's own ratios (:func:`~plexloc.post.color.estimate_ratios`, as many colours as ``--ratios``
     rows) and warn (:class:`~plexloc.post.color.RatioMismatchWarning`) where the given ratios have no cluster near
     them or fit better with the channels reordered (:func:`~plexloc.post.color.ratio_mismatch`): ratios given with
@@ -207,9 +216,33 @@ def _compare_with_data(table, ratios, args: argparse.Namespace):
     try:
         fit = estimate_ratios(table, len(ratios), min_photons=args.min_photons, excess_noise=args.excess_noise)
     except InputError as err:
-        print(f"--ratios not compared with the data: {err}")
+        print(f"{given or '--ratios'} not compared with the data: {err}")
         return None
     message = ratio_mismatch(ratios, fit)
     if message is not None:
-        warnings.warn(f"{args.locs}: --ratios: {message}", RatioMismatchWarning, stacklevel=2)
+        warnings.warn(f"{args.locs}: {given or '--ratios'}: {message}", RatioMismatchWarning, stacklevel=2)
     return fit
+
+
+def _config_ratios(args: argparse.Namespace) -> str | None:
+    """With ``--config``: its ratiometric ``photon_model.ratios`` as ``args.ratios`` where ``--ratios`` was not given
+    (returns the words that name them, for the messages; ``None`` where ``--ratios`` are the user's own), and the
+    configuration as ``--camera`` where that was not given. A configuration without dye ratios is refused unless
+    ``--ratios`` are given."""
+    from plexloc.config import load_config
+    from plexloc.errors import InputError
+
+    if args.config is None:
+        return None
+    cfg = load_config(args.config)
+    if args.camera is None:
+        args.camera = args.config
+    if args.ratios is not None:
+        return None
+    model = cfg.photon_model
+    if model is None or model.kind != "ratiometric" or not model.ratios:
+        kind = model.kind if model is not None else "none (a single channel)"
+        raise InputError(f"its photon_model is {kind!r}, not ratiometric: it gives no dye ratios to colour by; give "
+                         "--ratios, or no --ratios to estimate them from the table", source=args.config)
+    args.ratios = [list(map(float, row)) for row in model.ratios]
+    return f"{args.config}'s photon_model.ratios"

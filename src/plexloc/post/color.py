@@ -244,7 +244,10 @@ def ratio_mismatch(ratios, fit: RatioFit, *, tolerance: float = RATIO_TOLERANCE)
     if best is not None and given > tolerance / 2 and best[0] < given / 2:
         return (f"ratios {r.round(4).tolist()} are up to {given:.3f} from the nearest cluster: {data}; with the "
                 f"channels reordered as "
-                f"{list(best[1])} they would be within {best[0]:.3f}: the channel order of the ratios may be swapped")
+                f"{list(best[1])} they would be within {best[0]:.3f}: the channel order of the ratios may be swapped, or "
+                "the table's channels were (split-view boxes or channel movies given in the wrong order to the fit: "
+                "fit again with them in the right order; swapped ratios would only number the colours right, on photons "
+                "fitted with each channel's PSF and camera on the other's half)")
     if given > tolerance:
         k = int(np.argmax(d))
         return (f"ratios[{k}] {r[k].round(4).tolist()} is {d[k]:.3f} from every cluster (more than {tolerance}): "
