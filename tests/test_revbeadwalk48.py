@@ -137,3 +137,20 @@ def test_calibrate_and_the_psf_check_share_one_baseline_rule(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert rc == 2 and calls == [(10, 32, 32)]
     assert "sit 28" in err and "a baseline of at most about 1" in err and "would fit (now 400)" in err
+
+
+def test_two_channels_left_with_two_beads_by_exclude_bead_say_why():
+    """Two channels of 4 beads, two left out with --exclude-bead: the error was 'an affine transform needs >= 3 beads
+    matched in both channels, got 2', naming neither the stack, the exclusion nor the fix."""
+    from plexloc.errors import InputError
+
+    beads = [(20.3, 20.6), (20.5, 50.2), (50.1, 20.4), (50.2, 50.3)]
+    st0 = _stack(beads, 3000.0, seed=5)
+    st1 = _stack([(r + 1, c) for r, c in beads], 3000.0, seed=6)
+    with pytest.raises(InputError) as err:
+        calibrate_spline([st0, st1], z_step_nm=DZ, px_size_nm=PX, sources=["a.tif", "b.tif"],
+                         exclude_px=[(20, 20), (20, 50)])
+    text = str(err.value)
+    assert text.startswith("a.tif: an affine transform from channel 0 to channel 1 needs >= 3 beads used in both "
+                           "channels, got 2 (4 found, 2 excluded")
+    assert "to fix: excluded (2): beads left out by --exclude-bead: give fewer" in text

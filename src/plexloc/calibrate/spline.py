@@ -989,6 +989,11 @@ def _finish(volumes, beads, sels, *, z_step_nm, px, src, n_slices, notes=()) -> 
         T = np.eye(3)
         ratio = 1.0
         if c > 0:
+            if len(b.positions_nm) < 3:  # what left so few (--exclude-bead, rejections) and the fix, not fit_affine's count
+                raise InputError(
+                    f"an affine transform from channel 0 to channel {c} needs >= 3 beads used in both channels, got "
+                    f"{len(b.positions_nm)} ({describe_rejections(sels[0])}, channel 0){rejection_advice(sels[0])}",
+                    source=src[0])
             T, res, _ = fit_affine(beads[0].positions_nm, b.positions_nm)
             residuals.append(res)
             sums = []
