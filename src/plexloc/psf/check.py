@@ -604,7 +604,8 @@ def check_psf_shape(
 
 def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, channel, source, movie_px_size_nm,
                      movie_dtype, max_frames, max_spots, min_spots, far_distance, width_floor, max_far_fraction,
-                     min_excess, crowding_min, bright_snr, isolation_snr, n_model_z, n_model_noisy, seed, warn) -> PSFShapeReport:
+                     min_excess, crowding_min, bright_snr, isolation_snr, n_model_z, n_model_noisy, seed, warn,
+                     recheck_baseline: bool = True) -> PSFShapeReport:
     options = {k: v for k, v in locals().items() if k not in ("frames_photons", "psf")}  # for the re-check below
     x = torch.as_tensor(np.asarray(frames_photons) if not isinstance(frames_photons, Tensor) else frames_photons)
     if x.ndim == 2:
@@ -738,12 +739,13 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
         raw_cause, baseline_cause = not_raw_counts(movie_dtype, camera), baseline_above_offset(x, camera)
         report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm, raw_cause,
                                   baseline_cause)
-        if report.warning and baseline_cause and not raw_cause and BASELINE_LIKELIER in report.warning:
+        if (recheck_baseline and report.warning and baseline_cause and not raw_cause
+                and BASELINE_LIKELIER in report.warning):
             # is the baseline the only cause? The same check on the frames lifted to the baseline that fits (the dim
             # pixels' median at 0): silent in 12 of 12 movies whose baseline alone was 600-2000 ADU too high, still
             # off (0.65-0.67x) in 12 of 12 that had 70 nm pixels configured for 100 as well (bench/bead_pairs48.py)
             lift = baseline_excess(x, camera)[1]  # photons (< 0) of the dim pixels' median
-            lifted = _check_psf_shape(x - lift, psf, **{**options, "warn": False})
+            lifted = _check_psf_shape(x - lift, psf, **{**options, "warn": False, "recheck_baseline": False})
             if lifted.warning:
                 report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm, raw_cause,
                                           baseline_cause, lifted)
