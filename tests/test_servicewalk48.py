@@ -483,3 +483,14 @@ def test_status_lists_and_deletes_ones_uploads_to_get_under_the_quota(tmp_path, 
         assert main(["status", "--files", job["id"], *common]) == 2  # a job's id is not a file's
         assert "not with JOB" in capsys.readouterr().err
     svc.app.state.engine.dispose()
+
+
+def test_the_worker_command_refuses_a_users_token_before_it_starts(capsys):
+    """``plexloc worker --token plxu_...`` (the admin pasted the user's token) started, printed its start line and then
+    the server's 403 each minute; now one line before anything, exit 2."""
+    from plexloc.cli.main import main
+
+    assert main(["worker", "--server", "http://127.0.0.1:9", "--token", "plxu_abc", "--gpus", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == ("plexloc worker: error: --token is a user's token (plxu_...); a worker needs a "
+                                         "worker token (plxw_..., from plexloc admin create-worker NAME)"), (out, err)

@@ -59,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.token:
         raise InputError("--token is required (or set PLEXLOC_WORKER_TOKEN)")
+    from plexloc.service.security import USER_PREFIX, WORKER_PREFIX
+
+    if args.token.startswith(USER_PREFIX):  # said before the first pull (the server's 403 came after the start line)
+        raise InputError(f"--token is a user's token ({USER_PREFIX}...); a worker needs a worker token ({WORKER_PREFIX}..., "
+                         "from plexloc admin create-worker NAME)")
     if args.work_dir is not None:
         # absolute: a job's command runs inside its own folder, where a relative --work-dir's paths to the job's inputs
         # ('wk/plexloc-job-.../in/config/c.yaml') named nothing and every job failed with 'file not found'
