@@ -264,6 +264,8 @@ def test_the_web_page_lists_why_a_job_failed_and_why_a_token_is_refused(tmp_path
             page = signed_in_page(browser, live.url, svc.user_token)
             cell = page.wait_for_selector("#jobs .job-error", timeout=10000)
             assert cell.text_content() == "python exited with code 2: reading movie.tif | error: movie.tif: frame 3 is cut off"
+            log_bytes = client.job(job["id"])["output_bytes"]  # its log.txt
+            assert 0 < log_bytes < 1000 and page.text_content("#jobs .job-space") == f"{log_bytes} B"
             page.fill("#token", svc.other_token)
             page.click("#save-token")
             page.wait_for_selector("#error:has-text('disabled')", timeout=10000)

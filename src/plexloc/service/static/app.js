@@ -190,6 +190,8 @@ async function refreshJobs() {
       ...(j.error ? [el("div", { className: "muted job-error", textContent: j.error.length > 120 ? j.error.slice(0, 119) + "…" : j.error, title: j.error })] : [])),
     el("td", {}, bar(j.progress), ` ${Math.round(100 * j.progress)}%`),
     el("td", { textContent: fmtTime(j.created_at) }),
+    // the space its outputs and log take (what Delete frees): which jobs to delete, over the quota
+    el("td", { className: "job-space", textContent: j.output_bytes == null ? "" : fmtSize(j.output_bytes) }),
   )));
 }
 
