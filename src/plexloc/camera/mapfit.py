@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAX_SIDE", "MIN_Z", "MISMATCH_FRACTION", "MapMatch", "central", "expected_correlation", "find", "highpass",
+__all__ = ["MAX_SIDE", "MIN_PIXELS", "MIN_Z", "MISMATCH_FRACTION", "MapMatch", "central", "expected_correlation", "find", "highpass",
            "map_match", "movie_offsets", "search_map"]
 
 #: a right map's expected correlation, in standard errors (``r * sqrt(pixels)``), at or above which the check speaks
@@ -41,6 +41,9 @@ MISMATCH_FRACTION = 0.3
 FOUND_FRACTION = 0.5
 #: ... and this many standard errors above zero (the largest of a few million wrong placements reads about 5.5)
 FOUND_Z = 10.0
+#: frames of fewer pixels say nothing (a 32 x 32 frame): over a few hundred pixels the spreads that give the expected
+#: correlation are themselves uncertain by tens of percent
+MIN_PIXELS = 1024
 #: the binnings searched (b x b sums of the map's pixels)
 BINNINGS = (1, 2, 4)
 _SIZE = 5  # the local mean's window (pixels)
@@ -152,8 +155,10 @@ class MapMatch:
 
     @property
     def decisive(self) -> bool:
-        """A right map would stand out: its expected correlation at least :data:`MIN_Z` standard errors."""
-        return bool(np.isfinite(self.expected) and self.expected * math.sqrt(self.pixels) >= MIN_Z)
+        """A right map would stand out: its expected correlation at least :data:`MIN_Z` standard errors, over at least
+        :data:`MIN_PIXELS` pixels."""
+        return bool(self.pixels >= MIN_PIXELS and np.isfinite(self.expected)
+                    and self.expected * math.sqrt(self.pixels) >= MIN_Z)
 
     @property
     def mismatch(self) -> bool:
