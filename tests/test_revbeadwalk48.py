@@ -154,3 +154,21 @@ def test_two_channels_left_with_two_beads_by_exclude_bead_say_why():
     assert text.startswith("a.tif: an affine transform from channel 0 to channel 1 needs >= 3 beads used in both "
                            "channels, got 2 (4 found, 2 excluded")
     assert "to fix: excluded (2): beads left out by --exclude-bead: give fewer" in text
+
+
+def test_spots_cut_by_a_baseline_far_too_high_are_not_called_elongated():
+    """2D movie (100 nm pixels, offset 100 ADU) read with a baseline of 2100 and 70 nm pixels: the cut spots' widths
+    scatter (sigma_x/sigma_y 0.48-2.65) and the message asked 'Is this a 3D (astigmatic) movie?' without a word about
+    the baseline; now the baseline comes first and, the lifted spots still reading narrower, the pixel size too."""
+    from plexloc.psf.check import PSFShapeWarning
+    from plexloc.simulation import Simulator
+
+    raw = Simulator(_psf_config(100.0, 100.0)).simulate_movie(
+        60, generator=torch.Generator().manual_seed(0), density_per_um2=0.5).frames
+    wrong = _psf_config(70.0, 2100.0)
+    with pytest.warns(PSFShapeWarning) as rec:
+        _check(Simulator(wrong).to_photons(raw)[0], wrong)
+    text = str(rec[0].message)
+    assert "Is this a 3D (astigmatic) movie" not in text
+    assert "below the camera's baseline" in text and "a baseline of at most about" in text
+    assert "so it is not the only cause" in text and "px_size_nm" in text
