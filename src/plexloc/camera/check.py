@@ -285,8 +285,10 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
     # crowding raises a ratio, never lowers it: a ratio under the accepted range is a finding however crowded (a
     # baseline 100 ADU low on an sCMOS at 100 photons/px under a beam adds noiseless photons that read less the dimmer
-    # the pixel, which looked like crowding: 1.19x, and the photons 1.6x high went untold; 20 right sCMOS and EMCCD
-    # cameras at 2.5-6 emitters/um^2 and 2-100 photons/px, with and without a beam, read none under it: no warning)
+    # the pixel, which looked like crowding: 1.19x, and the photons 1.6x high went untold; 52 right sCMOS and EMCCD
+    # cameras at 2-10 emitters/um^2 and 2-100 photons/px, with and without a beam, read none under it (1.5-313 where
+    # crowded): no warning. A ratio far above the range cannot be told from crowding so (an EMCCD's em_gain and
+    # e_per_adu swapped at 2 photons/px read 9.5-72 and looked crowded: not told)
     if crowding > MAX_CROWDING and not 0 < ratio < NOISE_RANGE[0]:
         return math.nan, (f"frames too crowded: the dimmer quarter of the pixels changes {crowding:.2f}x as much "
                           "between frames as the dimmest tenth"), math.nan
