@@ -88,13 +88,18 @@ def pair_case(n_single, n_pair, sep, ratio, photons, seed, bg=20.0) -> dict:
     def near_pair(r, c):
         return any(abs(r - a) < 4 and abs(c - b) < 4 for a, b in pair_px)
 
+    single_px = pts[n_pair:]
+
+    def near_single(r, c):
+        return any(abs(r - a) < 4 and abs(c - b) < 4 for a, b in single_px)
+
     named = res.summary.get("pair_shape_check", {}).get("named", [])
     named_pair = sum(near_pair(r, c) for r, c in named)
     return {**out, "used": int(len(sel.used)),
             "kept_pairs": int(sum(near_pair(sel.rows[i], sel.cols[i]) for i in sel.used)),
             "named_pairs": int(named_pair), "named_singles": int(len(named) - named_pair),
             "rejected_singles": int(sum(1 for i in range(len(sel.rows))
-                                        if sel.reason[i] != "" and not near_pair(sel.rows[i], sel.cols[i])))}
+                                        if sel.reason[i] != "" and near_single(sel.rows[i], sel.cols[i])))}
 
 
 def run_pairs(seeds) -> list[dict]:

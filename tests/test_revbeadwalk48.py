@@ -103,6 +103,7 @@ def test_four_single_beads_are_not_told_the_pair_check_did_not_run():
                            z_step_nm=DZ, px_size_nm=PX)
     pc = res.summary["pair_shape_check"]
     assert pc["named"] == [] and not pc["ran"]
+    assert pc["n_measured"] == 4  # PSF.json said 0 beads measured where it named from 4
     assert "did not run" not in pc["note"]
     assert pc["note"].startswith("the double-bead shape check rejects beads from 5: 4 bead(s) reached it, it needs 5; "
                                  "with 4 it only names beads that look double and named none")

@@ -478,6 +478,7 @@ def calibrate_spline(
                     # too few beads to reject on their spread, but a bead far outside it is named: the user can look
                     v, se = pair_shape(clean, shifts, bg, scale, sels[0].noise_factor)
                     named, details = pair_shape_outliers(v, se, min_beads=PAIR_SHAPE_NAME_MIN_BEADS)
+                    pair_check["n_measured"] = int(np.sum(np.isfinite(v).all(axis=1) & np.isfinite(se)))
                     pair_check["named"] = [[int(sels[0].rows[used0[i]]), int(sels[0].cols[used0[i]])]
                                            for i in np.flatnonzero(named)]
                     # several channels: the pixel is channel 0's (what --exclude-bead takes), its stack named
