@@ -17,6 +17,7 @@ from plexloc.camera.models import cut_maps_to_movie, model_camera
 from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
 from plexloc.camera.check import NOISE_FRAMES, clip_threshold_photons
+from plexloc.infer._memory import release_free_heap
 from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_frame_blocks
 from plexloc.config.models import SplitViewConfig
@@ -668,6 +669,7 @@ def _fit_parts(
         t0 = time.perf_counter()
         for first, block in batches:
             n_block = block.shape[0] - 2 * (spec.window // 2)
+            release_free_heap()  # the heap's holes, left by the checks and the last block, back to the system
             ex = predictor.localize_frames(block, roi_offset)
             h = spec.window // 2
             sat = clipped_near(block[h : h + n_block], ex, clip, spot_transforms, px_size_nm=px_xy)
