@@ -16,6 +16,7 @@ from plexloc.post.drift import UnreliableDriftWarning, drift_error_rms, estimate
 from plexloc.post.fiducials import FiducialWarning
 from plexloc.post.synthetic import blinking_table, structure_points, with_fiducials
 from plexloc.table import LocTable
+from plexloc.workflow import MAX_DRIFT_NM
 
 N = 2000
 POSITIONS = np.array([[2000.0, 2100.0], [6000.0, 3000.0], [4000.0, 6500.0]])
@@ -201,3 +202,63 @@ def test_a_blinking_marker_is_not_fed_the_sample_rows_of_its_off_frames():
     assert 0.4 < fid["share"] < 0.5
     assert drift_error_rms(res2.drift_nm, truth) < 2.0
     assert res2.info["residual_ratio"] < 1.5
+
+
+# --- 4. RCC with too few localizations a window ------------------------------------------------------------------------
+
+def _sparse(n_rows: int) -> tuple:
+    rng = np.random.default_rng(0)
+    truth = np.stack([np.linspace(0, 120.0, 3000), np.linspace(0, -80.0, 3000), np.zeros(3000)], axis=1)
+    t = blinking_table(structure_points("lines", 600, fov_nm=10000.0, rng=rng), n_frames=3000, rng=rng,
+                       drift_nm=truth, events_per_molecule=5.0)
+    if n_rows < 100:  # the first rows (over the first frames)
+        return t[:n_rows], truth
+    pick = np.random.default_rng(0)
+    for n in (100, 200, 400):  # the sub-samples drawn one after the other (the walk's tables)
+        rows = np.sort(pick.choice(len(t), n, replace=False))
+        if n == n_rows:
+            return t[rows], truth
+    raise ValueError(n_rows)
+
+
+@pytest.mark.parametrize("n_rows, advice", [(200, "--segments 6"), (40, "too sparse")])
+def test_rcc_with_too_few_rows_a_window_is_unreliable_and_says_the_fix(n_rows, advice):
+    """200 localizations over 10 windows (20 a window) read +-15 nm for 43 nm actual, 40 (5 a window) +-30 nm for 105
+    nm (over 19 frames, where the stage moved 1 nm): neither was flagged, and both were subtracted. Under 30 a window
+    RCC is now unreliable, and the warning names the count and the fix (fewer windows, or none from the sample)."""
+    t, truth = _sparse(n_rows)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = estimate_drift(t, engine="rcc", max_drift_nm=MAX_DRIFT_NM)  # as plexloc drift and process
+    assert drift_error_rms(res.drift_nm, truth[res.frames]) > 2 * res.info["uncertainty_nm"]  # the figure reads low
+    assert res.info["unreliable"]
+    said = [str(w.message) for w in caught if issubclass(w.category, UnreliableDriftWarning)]
+    assert len(said) == 1 and "a window" in said[0] and advice in said[0]
+
+
+def test_rcc_with_enough_rows_a_window_is_not_flagged_by_the_count():
+    """400 localizations of the same table (40 a window): 13 nm actual, +-15 nm reported; no warning."""
+    t, truth = _sparse(400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = estimate_drift(t, engine="rcc", max_drift_nm=MAX_DRIFT_NM)  # as plexloc drift and process
+    assert not res.info.get("unreliable")
+    err = drift_error_rms(res.drift_nm, truth[res.frames])
+    assert 0.7 * err < res.info["uncertainty_nm"] < 1.5 * err
+
+
+# --- 5. the fiducials engine on a table of a few frames -----------------------------------------------------------------
+
+@pytest.mark.parametrize("n_frames", [1, 3])
+def test_fiducials_on_a_table_of_a_few_frames_is_refused_and_nothing_written(tmp_path, capsys, n_frames):
+    """A table with rows in 1 or 3 frames (its frame numbers lost, or a few frames only): the engine took bright rows of
+    the sample for markers ("3 used of 3 found ... 100 % of frames 0..0") and removed 779 of its rows. Now an error
+    names column frame, its distinct values and the fix, and no file is written."""
+    t, _ = _sparse(400)
+    t = t.with_columns(frame=(np.arange(len(t)) % n_frames).astype(np.int64))
+    src, out = tmp_path / "locs.csv", tmp_path / "dc.csv"
+    write_table(t, src)
+    assert main(["drift", str(src), "--out", str(out), "--engine", "fiducials"]) != 0
+    err = capsys.readouterr().err
+    assert "column frame" in err and f"{n_frames} distinct value" in err and "locs.csv" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locs.csv"]

@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "weighted by its scatter, markers that moved on their own left out, smoothed over --smooth frames; "
                    "x, y and z (z where the markers have one). Its uncertainty is the markers' scatter over the "
                    "square root of their number, checked by their agreement")
-    p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10)")
+    p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10); RCC needs at least 30 "
+                   "localizations a window (fewer: the drift is called unreliable, with the number of windows that "
+                   "has them)")
     p.add_argument("--max-drift", type=positive_float, default=MAX_DRIFT_NM, metavar="NM",
                    help=f"largest drift searched for (COMET pair radius, RCC window; default {MAX_DRIFT_NM:g})")
     p.add_argument("--max-pairs", type=int_at_least(0), default=None, metavar="N",

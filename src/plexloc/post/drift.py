@@ -348,6 +348,9 @@ def _peak_fit(cc: np.ndarray, r: int) -> tuple[float, float, float, np.ndarray]:
 RCC_MAX_UNCERTAINTY_NM = 10.0
 #: an estimate known to no better than this (nm) is always called unreliable (:func:`drift_unreliable`)
 DRIFT_UNRELIABLE_ABOVE_NM = 30.0
+#: RCC with fewer localizations than this per time window is unreliable whatever its uncertainty says (its figure was
+#: validated from 30 a window, bench/drift_calibration40.py; 4 and 20 a window read 3.5x and 2.9x too low; session 48)
+RCC_MIN_ROWS_PER_WINDOW = 30
 
 
 def _why_unreliable(uncertainty_nm: float, curve_rms_nm: float) -> str:
@@ -973,6 +976,20 @@ def rcc_drift(
                 f"window's drift is known to +-{agreement:.0f} nm at best): this drift estimate is not reliable. Too "
                 "few localizations per window, or no structure that several windows share; try fewer windows "
                 "(n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning, stacklevel=2)
+    per_window = len(table) / n_seg
+    if per_window < RCC_MIN_ROWS_PER_WINDOW and not unreliable:
+        # below the tables its uncertainty was validated on (bench/drift_calibration40.py: from 300 rows over 10
+        # windows), a few chance peaks make the curve and the figure reads it low: 40 rows over 10 windows read
+        # +-30 nm for 105 nm actual, 200 rows +-15 nm for 43 nm, neither flagged (session 48)
+        unreliable = True
+        fewer = int(len(table) // RCC_MIN_ROWS_PER_WINDOW)
+        warnings.warn(
+            f"RCC: {len(table)} localizations over {n_seg} time windows, {per_window:.0f} a window: too few for the "
+            f"windows' cross-correlations (at least {RCC_MIN_ROWS_PER_WINDOW} a window), and this drift estimate is not "
+            "reliable; "
+            + (f"use fewer windows (n_segments, plexloc drift --segments {fewer})" if fewer >= 2 else
+               "the table is too sparse for a drift from the sample's structure: use fiducial markers (engine "
+               "fiducials) or keep it uncorrected"), UnreliableDriftWarning, stacklevel=2)
     seg_drift = np.column_stack([sol, np.zeros(n_seg)])
     curve = _curve(centre, seg_drift, frames)
     info.update(_with_z_drift(table, frames, curve, seg, centre, centre, seg_drift, split_half=split_half, seed=0,

@@ -148,6 +148,9 @@ FIDUCIAL_MIN_SHARE = 0.5
 FIDUCIAL_MIN_BRIGHTNESS = 2.0
 #: ... and that stretch covers at least this share of the movie
 FIDUCIAL_MIN_SPAN = 0.25
+#: ... and it is localized in at least this many frames (a table with rows in 1-3 frames had its bright sample rows
+#: taken for markers and removed; session 48)
+FIDUCIAL_MIN_FRAMES = 10
 #: the per-frame drift is smoothed by a weighted moving mean of this many frames
 FIDUCIAL_SMOOTH_FRAMES = 5
 #: a stretch of frames without any fiducial longer than this is said (its drift is interpolated or held)
@@ -693,6 +696,13 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
     if len(table) == 0:
         raise InputError(f"{where}no fiducial found: the table has no localizations")
     frame = np.asarray(table["frame"], dtype=np.int64)
+    n_distinct = len(np.unique(frame))
+    if n_distinct < FIDUCIAL_MIN_FRAMES:
+        # a marker localized in 1-3 frames is any bright row of the sample: they were taken for markers, and removed
+        raise InputError(f"{where}fiducial markers give the drift frame by frame, and a marker is localized in at least "
+                         f"{FIDUCIAL_MIN_FRAMES} frames: column frame has {n_distinct} distinct value(s) "
+                         f"({int(frame.min())}..{int(frame.max())}); give the table of a movie (with its frame "
+                         "numbers), or keep it uncorrected")
     xy = np.column_stack([table["x_nm"], table["y_nm"]])
     photons = np.asarray(table["photons"], dtype=float)
     f0 = int(frame.min())
@@ -731,12 +741,13 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
             # two markers within the radius: the one given (its path nearest the position)
             fid = min(found, key=lambda f: float(np.min(np.sum((f.window_xy_nm - p) ** 2, axis=1))))
             span = fid.last - fid.first + 1
-            if fid.share < min_share or span < FIDUCIAL_MIN_SPAN * n_frames:
+            if fid.share < min_share or span < FIDUCIAL_MIN_SPAN * n_frames or len(fid.rows) < FIDUCIAL_MIN_FRAMES:
                 raise InputError(
                     f"{where}the fiducial given at ({p[0]:g}, {p[1]:g}) nm is localized in {len(fid.rows)} frames "
                     f"({fid.first}..{fid.last}, {100 * fid.share:.0f} % of them, over {100 * span / n_frames:.0f} % of "
                     f"the movie): not a marker, which is localized in at least {100 * min_share:.0f} % of the "
-                    f"frames over at least {100 * FIDUCIAL_MIN_SPAN:.0f} % of the movie; give a marker's position "
+                    f"frames over at least {100 * FIDUCIAL_MIN_SPAN:.0f} % of the movie, and in at least "
+                    f"{FIDUCIAL_MIN_FRAMES} frames; give a marker's position "
                     "in the table's nm (x_nm, y_nm), or a lower share (fiducial_min_share, --fiducial-min-frames)")
             if any(len(np.intersect1d(fid.rows, g.rows)) > 0.5 * len(fid.rows) for g in fids):
                 warnings.warn(f"{where}the fiducial given at ({p[0]:g}, {p[1]:g}) nm follows the same localizations "
@@ -766,7 +777,8 @@ def find_fiducials(table: LocTable, *, min_share: float = FIDUCIAL_MIN_SHARE, ra
     # across was not measured, and the whole estimate was called unreliable): its tracks before and after, joined
     tracks = _join(tracks, radius_nm, min_share, occupied, photons)
     for fid in tracks:
-        long_enough = fid.last - fid.first + 1 >= FIDUCIAL_MIN_SPAN * n_frames
+        long_enough = (fid.last - fid.first + 1 >= FIDUCIAL_MIN_SPAN * n_frames
+                       and len(fid.rows) >= FIDUCIAL_MIN_FRAMES)
         if long_enough and fid.share > best_track:
             best_track, best_span = fid.share, (fid.first, fid.last)
         if fid.share >= min_share and long_enough:
