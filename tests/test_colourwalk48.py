@@ -185,6 +185,34 @@ def test_swapped_halves_of_a_subpixel_transform_are_said_and_the_right_order_is_
     assert not any("channel order not decided" in n for n in bad.notes)
 
 
+def test_swapped_boxes_of_a_mirroring_split_view_are_said():
+    """Channel 1's box mirrored left-right (flip x) and the boxes swapped: the x part of the shift cancels, the
+    configured peak sits 0.49 px off zero, and the swapped geometry's at zero: said (the reversed transform would not
+    line it up, so only the boxes are named)."""
+    from plexloc.calibrate.alignment import ChannelAlignmentWarning, check_channel_alignment
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.io.splitview import join_frames, split_frames
+
+    frames = _dual_view_movie(SUBPIXEL, seed=3)
+    true = SplitViewConfig(boxes=[[0, 0, 48, 48], [48, 0, 48, 48]], flip=["none", "x"])
+    raw = join_frames(np.moveaxis(frames, 0, 1), true, (48, 96))
+    wrong = SplitViewConfig(boxes=true.boxes[::-1], flip=["none", "x"])
+    for split, quiet in ((true, True), (wrong, False)):
+        cut = split_frames(raw, split)
+        if quiet:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                rep = check_channel_alignment([cut[:, 0], cut[:, 1]], [np.eye(3), SUBPIXEL], 100.0, split=split)
+            assert rep.status == "ok"
+        else:
+            with pytest.warns(ChannelAlignmentWarning, match="swap the split_view section's boxes") as rec:
+                rep = check_channel_alignment([cut[:, 0], cut[:, 1]], [np.eye(3), SUBPIXEL], 100.0, split=split)
+            assert "where channels 0 and 1 in each other's place put it" in str(rec[0].message)
+            assert rep.status == "misaligned"
+
+
 def test_identity_transform_swaps_stay_undecided_and_quiet():
     """Where the transform moves the channel less than half a pixel the swap cannot be measured: noted, no
     warning."""
@@ -248,3 +276,26 @@ def test_color_config_without_dye_ratios_is_refused(tmp_path, capsys):
     # --ratios given: the configuration serves for its cameras only
     assert main(["color", str(tmp_path / "ok.csv"), "--out", str(tmp_path / "c.csv"), "--config", str(cfg),
                  "--ratios", "0.8", "0.2", "--ratios", "0.3", "0.7"]) == 0
+
+
+def test_register_refuses_one_table_twice_and_warns_on_identical_positions(tmp_path, capsys):
+    """The same table as reference and channel gave an identity transform, 'residual rms 0.0 nm', without a word."""
+    rng = np.random.default_rng(0)
+    n = 120
+    t = LocTable({"frame": np.repeat(np.arange(12), 10), "x_nm": rng.uniform(0, 6000, n),
+                  "y_nm": rng.uniform(0, 6000, n), "z_nm": np.zeros(n), "photons": np.full(n, 5000.0)})
+    write_table(t, tmp_path / "ch0.csv")
+    write_table(t, tmp_path / "copy.csv")
+    assert main(["register", str(tmp_path / "ch0.csv"), str(tmp_path / "ch0.csv"), "--out",
+                 str(tmp_path / "T.json")]) == 2
+    assert "given as both the reference and the channel" in capsys.readouterr().err
+    assert not (tmp_path / "T.json").exists()
+    assert main(["register", str(tmp_path / "ch0.csv"), str(tmp_path / "copy.csv"), "--out",
+                 str(tmp_path / "T.json")]) == 0
+    assert "hold the same positions" in capsys.readouterr().err
+    moved = t.with_columns(x_nm=np.asarray(t["x_nm"]) + 40.0 + rng.normal(0, 5, n),
+                           y_nm=np.asarray(t["y_nm"]) + 25.0 + rng.normal(0, 5, n))
+    write_table(moved, tmp_path / "ch1.csv")
+    assert main(["register", str(tmp_path / "ch0.csv"), str(tmp_path / "ch1.csv"), "--out",
+                 str(tmp_path / "T1.json")]) == 0
+    assert "same positions" not in capsys.readouterr().err

@@ -540,13 +540,13 @@ def check_channel_alignment(
 
 #: a measured offset this close (pixels) to what a reversed transform gives is called one
 REVERSED_TOLERANCE_PX = 1.0
-#: below MAX_OFFSET_PX: a configured geometry's peak is said to sit where channels in each other's place (or the
-#: transform reversed) put it where that place is at least this far from zero (pixels) ...
-SUBPIXEL_REVERSED_MIN_PX = 0.5
-#: ... and the peak at least this many times closer to it than to zero. A dual-colour split view whose transform is
-#: a 47 nm shift (dual_color_splitview.yaml) with its boxes swapped peaked at 0.94 px, 0.01-0.04 px from that place
-#: (0.5, 1 and 2 emitters/um^2, 200 frames), and the correct boxes 0.02-0.04 px from zero: "ok" for both before
-SUBPIXEL_REVERSED_RATIO = 3.0
+#: below MAX_OFFSET_PX: a configured geometry whose peak sits at least this far from zero (pixels) ...
+SUBPIXEL_MIN_PX = 0.3
+#: ... and this many times farther than the peak of two channels in each other's place (or than where its transform
+#: reversed puts it) is said to be that. A dual-colour split view whose transform is a 47 nm shift
+#: (dual_color_splitview.yaml) with its boxes swapped peaked at 0.94 px (0.49 px with channel 1's box mirrored), the
+#: swapped geometry's peak 0.01-0.04 px from zero; "ok" before (the swap correlated 1.02x better, not 2x)
+SUBPIXEL_RATIO = 3.0
 
 
 @dataclass(frozen=True)
@@ -700,26 +700,31 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
             continue
         dx, dy = p.shift_px
         rev = (reversed_ or {}).get(p.channel)
-        if (rev is not None and math.hypot(dx, dy) < MAX_OFFSET_PX
-                and math.hypot(*rev.shift_px) >= SUBPIXEL_REVERSED_MIN_PX
-                and SUBPIXEL_REVERSED_RATIO * math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1])
-                <= math.hypot(dx, dy)):
-            # too small a move for the swapped geometry to correlate twice as well, but measured to a few hundredths
-            # of a pixel: the peak sits where the channels in each other's place (two channels) or the transform
-            # reversed put it, not at zero
-            swap = next((g for g in alts if g.name == f"swap0-{p.channel}"), None) if len(by_channel) == 1 else None
-            causes = (f"{swap.fix}; or, where the order is right, {rev.words()}" if swap is not None
-                      else rev.words())
+        off = math.hypot(dx, dy)
+        # too small a move for the swapped geometry to correlate twice as well, but peaks are measured to a few
+        # hundredths of a pixel: the configured peak sits off zero, where the two channels in each other's place (their
+        # own peak at zero) or the transform reversed put it
+        swap = next((g for g in alts if g.name == f"swap0-{p.channel}"), None) if len(by_channel) == 1 else None
+        swapped = (swap is not None and swap.pairs[0].snr >= min_snr
+                   and SUBPIXEL_RATIO * math.hypot(*swap.pairs[0].shift_px) <= off)
+        reverse = (rev is not None and SUBPIXEL_RATIO * math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) <= off)
+        if SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse):
+            if swapped and reverse:
+                what = "channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
+                causes = f"{swap.fix}; or, where the order is right, {rev.words()}"
+            elif swapped:
+                what, causes = "channels 0 and 1 in each other's place put it", swap.fix
+            else:
+                what, causes = "its transform given the wrong way round puts it", rev.words()
             findings.append(
-                f"channel {p.channel} does not line up with channel 0 where its transform puts it but where "
-                + ("channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
-                   if swap is not None else "its transform given the wrong way round puts it")
-                + f": the blinking molecules' cross-correlation peaks at dx = {dx:+.2f} px, dy = {dy:+.2f} px from "
-                f"zero (first {base['frames']} frames), that place at ({rev.shift_px[0]:+.2f}, "
-                f"{rev.shift_px[1]:+.2f}) px: likely cause and fix: {causes}"
+                f"channel {p.channel} does not line up with channel 0 where its transform puts it but where {what}: "
+                f"the blinking molecules' cross-correlation peaks at dx = {dx:+.2f} px, dy = {dy:+.2f} px from zero "
+                f"(first {base['frames']} frames)"
+                + (f", with the channels in each other's place at ({swap.pairs[0].shift_px[0]:+.2f}, "
+                   f"{swap.pairs[0].shift_px[1]:+.2f}) px" if swapped else "")
+                + f": likely cause and fix: {causes}"
                 + (". For ratiometric dual-colour data the dyes' photon ratios tell the channel order: plexloc color "
-                   "--config CONFIG on the fitted table warns where the channels look swapped" if swap is not None
-                   else ""))
+                   "--config CONFIG on the fitted table warns where the channels look swapped" if swapped else ""))
             continue
         if math.hypot(dx, dy) >= MAX_OFFSET_PX:
             edge = max(abs(dx), abs(dy)) >= max_shift - 0.5
