@@ -152,7 +152,7 @@ class ProcessOptions:
         camera: the movies' camera(s) (:func:`plexloc.config.load_camera_configs`), default the model's or
             configuration's.
         device: where the network (and RCC's FFTs) run.
-        threshold, batch_frames: the network's detection threshold and frames per forward pass (None: its defaults).
+        threshold, batch_frames: the network's detection threshold and frames per block (None: its defaults).
         refine_mle, precision: the network's maximum-likelihood refinement and arithmetic (``"auto"``, ``"float32"``,
             ``"bfloat16"``), as :func:`plexloc.infer.fit_movie`'s.
         split_view: a :class:`~plexloc.config.models.SplitViewConfig` that cuts each movie into the channels (over

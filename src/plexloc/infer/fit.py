@@ -832,7 +832,9 @@ def fit_movie(
             configuration's cameras. Per-pixel
             (sCMOS) maps have the frames' shape; for a split-view movie each channel's map covers its box, cut out
             and flipped as the channel's image is (the conversion to photons follows the split).
-        device: where the network runs (``"cpu"``, ``"cuda"``; the table is on the CPU either way). batch_frames: frames per forward pass. chunk_frames: frames read at once
+        device: where the network runs (``"cpu"``, ``"cuda"``; the table is on the CPU either way). batch_frames: frames per block (held together with their
+            temporal windows; on CUDA one forward pass, on the CPU passes of
+            :data:`~plexloc.infer.predict.CPU_PASS_PIXELS` output pixels). chunk_frames: frames read at once
             (at most :data:`CHUNK_PIXELS` pixels: fewer of large frames).
         threshold: integrated detection probability for a localization; default: the model's
             ``training.detection_threshold`` (0.5), at which its validation calibration was measured.
