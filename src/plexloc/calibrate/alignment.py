@@ -13,7 +13,10 @@ that map sits says how far the configured transform is off; its height, against 
 user gets wrong give (channel c mirrored left-right, up-down or both: a split-view ``flip`` forgotten or added; two
 channels' order swapped: split-view boxes or the channel movies in the wrong order), says whether the configured
 geometry is the right one. The noise of the map is measured far from its centre, so that a movie with too little
-signal says so in the report instead of warning.
+signal says so in the report instead of warning. Where a transform moves a channel by less than a pixel or so, two
+channels in each other's place correlate about as well as the right order, but the peaks are measured to a few
+hundredths of a pixel: a configured peak 0.3-1.5 px off zero with the swapped geometry's (or the reversed
+transform's) at least 3x closer is said (``SUBPIXEL_MIN_PX``, ``SUBPIXEL_RATIO``).
 """
 
 from __future__ import annotations
@@ -122,7 +125,8 @@ class AlignmentReport:
 
     ``status``: ``ok`` (the configured geometry correlates, at zero shift, better than every alternative),
     ``wrong geometry`` (an alternative correlates much better: ``findings`` name the fix), ``misaligned`` (the
-    configured geometry's peak is ``MAX_OFFSET_PX`` or more from zero), ``undecided`` (too little signal or too few
+    configured geometry's peak is ``MAX_OFFSET_PX`` or more from zero, or ``SUBPIXEL_MIN_PX`` or more where two
+    channels in each other's place or the transform reversed line up at least ``SUBPIXEL_RATIO`` times closer), ``undecided`` (too little signal or too few
     frames: ``notes`` say which; no warning). ``configured``: every channel >= 1 against the reference;
     ``alternatives``: the other geometries tried; ``frames``/``frame_shape``: what was analysed (a centred window of
     large frames); ``seconds``: the check's run time.
