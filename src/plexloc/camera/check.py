@@ -1065,11 +1065,15 @@ class CameraCheck:
             if m.found is not None:
                 x, y, b, r = m.found
                 if b == 1:
-                    fix = (f"The movie's pixels fit the map at chip x {x}, y {y} (correlation {r:.2f}): give "
-                           f"--roi-offset {x} {y}" + (" (it takes precedence over the movie's metadata)"
-                                                      if ch.map_cut is not None and "--roi-offset" not in ch.map_cut[2]
-                                                      else "") +
-                           (", with the full chip's maps" if ch.map_cut is None else "")
+                    how = ch.map_cut[2] if ch.map_cut is not None else ""
+                    if "roi_offset_px" in how:  # (plexloc info, fit --method mle: the configuration's ROI)
+                        give = f"set roi_offset_px: [{x}, {y}] in the configuration (or give --roi-offset {x} {y})"
+                    else:
+                        give = f"give --roi-offset {x} {y}" + (
+                            " (it takes precedence over the movie's metadata)"
+                            if ch.map_cut is not None and "--roi-offset" not in how else "")
+                    fix = (f"The movie's pixels fit the map at chip x {x}, y {y} (correlation {r:.2f}): {give}"
+                           + (", with the full chip's maps" if ch.map_cut is None else "")
                            + ", or crop the maps to that region")
                 else:
                     fix = (f"The movie's pixels fit the map's {b}x{b} binned sums at binned x {x}, y {y} (correlation "

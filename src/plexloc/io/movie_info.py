@@ -735,7 +735,8 @@ def _camera_check(info: MovieInfo, configs: list, *, split, roi_offset_px, chann
             cam = cams[0]
             if getattr(cam, "map_shape", None) is not None and tuple(cam.map_shape) != shape:
                 cut = cut_maps_to_movie(cam, [movie], None if movie.roi_offset is not None else roi_offset_px,
-                                        shape, channel=channel, source=path)
+                                        shape, channel=channel, source=path,
+                                        given_by="the configuration's roi_offset_px")
                 if cut is not None:
                     cams[0] = cut[0]
         levels = [clip_level(np.asarray(a), cam, movie.dtype) for a, cam in zip(chans, cams)]
