@@ -214,9 +214,21 @@ def run_baseline(seeds) -> list[dict]:
                                      baseline_first="likelier cause: set the camera" in w,
                                      both_named="not the only cause" in w,
                                      width_scale=round(float(r.width_scale), 3),
-                                     says_px=("px_size_nm" in w), text=w[:400]))
+                                     says_px=("px_size_nm" in w), px_guess_nm=_number(w, "pixels would be about "),
+                                     lifted_scale=_number(w, "the spots still read "), text=w))
                     print("baseline", json.dumps({k2: v for k2, v in rows[-1].items() if k2 != "text"}), flush=True)
     return rows
+
+
+def _number(text: str, after: str) -> float | None:
+    """The number written after ``after`` in a message (``'0.67x'``, ``'104 nm'``), or None."""
+    if after not in text:
+        return None
+    word = text.split(after)[1].split()[0].rstrip("x,;:")
+    try:
+        return float(word)
+    except ValueError:
+        return None
 
 
 # ----------------------------------------------------------------------------------------------------------- table
@@ -252,7 +264,8 @@ def table(res: dict) -> None:
                 print(f"  px {px:5.0f} +{extra:4d}: warned {sum(r['warned'] for r in rs)}/{len(rs)}, baseline named "
                       f"{sum(r.get('names_baseline', r['baseline_first']) for r in rs)} (the likelier cause "
                       f"{sum(r['baseline_first'] for r in rs)}, not the only one {sum(r.get('both_named', 0) for r in rs)})"
-                      f", px named {sum(r['says_px'] for r in rs)}; scale "
+                      f", px named {sum(r['says_px'] for r in rs)}; pixels guessed "
+                      f"{', '.join('%g' % r['px_guess_nm'] for r in rs if r.get('px_guess_nm')) or '-'}; scale "
                       f"{', '.join('%.2f' % r['width_scale'] for r in rs)}")
 
 

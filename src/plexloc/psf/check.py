@@ -742,8 +742,9 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
         if (recheck_baseline and report.warning and baseline_cause and not raw_cause
                 and BASELINE_LIKELIER in report.warning):
             # is the baseline the only cause? The same check on the frames lifted to the baseline that fits (the dim
-            # pixels' median at 0): silent in 12 of 12 movies whose baseline alone was 600-2000 ADU too high, still
-            # off (0.65-0.67x) in 12 of 12 that had 70 nm pixels configured for 100 as well (bench/bead_pairs48.py)
+            # pixels' median at 0): silent for the 6 warned movies whose baseline alone was 600-2000 ADU too high, still
+            # off for the 11 that had 70 nm pixels configured for 100 as well (the pixels then guessed 104-108 nm, not
+            # 113-163) and the 1 with 140 nm (106 nm guessed; bench/bead_pairs48.py)
             lift = baseline_excess(x, camera)[1]  # photons (< 0) of the dim pixels' median
             lifted = _check_psf_shape(x - lift, psf, **{**options, "warn": False, "recheck_baseline": False})
             if lifted.warning:
