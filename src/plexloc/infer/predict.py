@@ -358,7 +358,7 @@ class Predictor:
 
         def pieces(x: Tensor, aux: Tensor | None) -> Iterator[tuple[int, Tensor]]:
             k = self._pass_frames(x, per_item=t)
-            for j in range(0, x.shape[0], k):
+            for j in range(0, max(x.shape[0], 1), k):  # an empty batch: one empty pass, as before
                 yield j, self._forward(x[j : j + k], aux)
 
         return self._tiled(windows, roi_offset_px, pieces)
@@ -381,7 +381,7 @@ class Predictor:
             n = x.shape[0] - (t - 1)  # the frames predicted
             k = self._pass_frames(x)
             kept = None  # the features of the last t - 1 frames of the previous pass
-            for j in range(0, n, k):
+            for j in range(0, max(n, 1), k):
                 stop = min(j + k, n)
                 new = x[j + (t - 1 if kept is not None else 0) : stop + t - 1]
                 feats = self._frame_features(new, aux)
