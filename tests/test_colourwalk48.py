@@ -135,14 +135,14 @@ def test_cli_reject_mixed(tmp_path, capsys):
 
 # --- a swapped dual-colour layout ---------------------------------------------------------------------------------
 
-def _dual_view_movie(transform, n_frames: int = 80, seed: int = 0) -> np.ndarray:
-    """Photon frames (C, T, H, W) of a two-channel movie (ideal cameras, 48x48 px of 100 nm, 1 emitter/um^2)."""
+def _dual_view_movie(transform, n_frames: int = 80, seed: int = 0, size: int = 48) -> np.ndarray:
+    """Photon frames (C, T, H, W) of a two-channel movie (ideal cameras, size x size px of 100 nm, 1 emitter/um^2)."""
     import torch
 
     from plexloc.config import SimulationConfig, validate_config
     from plexloc.simulation import Simulator
 
-    d = {"px_size_nm": 100.0, "frame_size": [48, 48], "photon_model": {"kind": "ratiometric", "ratios": RATIOS},
+    d = {"px_size_nm": 100.0, "frame_size": [size, size], "photon_model": {"kind": "ratiometric", "ratios": RATIOS},
          "channels": [{"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}},
                       {"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"},
                        "transform": np.asarray(transform).tolist()}],
@@ -211,6 +211,23 @@ def test_swapped_boxes_of_a_mirroring_split_view_are_said():
                 rep = check_channel_alignment([cut[:, 0], cut[:, 1]], [np.eye(3), SUBPIXEL], 100.0, split=split)
             assert "where channels 0 and 1 in each other's place put it" in str(rec[0].message)
             assert rep.status == "misaligned"
+
+
+def test_a_wrong_rotation_that_lines_the_swap_up_by_chance_is_not_called_a_swap():
+    """A movie simulated with a 35 / -20 nm shift checked against a 2-degree rotation (test_mle_movie's split-view
+    test): at the window's centre the swapped geometry lines up to about 0.1 px, the configured one 0.86 px off, but
+    not where the reversed transform puts it (the two coincide for a real swap without mirrors): no swap is named."""
+    import warnings
+
+    from plexloc.calibrate.alignment import check_channel_alignment
+
+    true = np.array([[1.002, 0.001, 35.0], [-0.001, 0.998, -20.0], [0.0, 0.0, 1.0]])
+    given = np.array([[0.998, -0.035, 40.0], [0.035, 0.998, -20.0], [0.0, 0.0, 1.0]])
+    frames = _dual_view_movie(true, n_frames=30, seed=5, size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = check_channel_alignment([frames[0], frames[1]], [np.eye(3), given], 100.0)
+    assert not any("each other's place" in f for f in rep.findings)
 
 
 def test_identity_transform_swaps_stay_undecided_and_quiet():

@@ -535,7 +535,8 @@ def check_channel_alignment(
         desc, fix = words.describe(name, g, flips)
         built.append(Geometry(name=name, description=desc, fix=fix,
                               pairs=tuple(results[(g[0], g[c])] for c in changed)))
-    report = _decide(built[0], built[1:], px, min_snr, max_shift, base, reversed_)
+    report = _decide(built[0], built[1:], px, min_snr, max_shift, base, reversed_,
+                     flipped=any(f != "none" for f in flips))
     report.seconds = time.perf_counter() - t0
     if warn:
         report.warn(stacklevel=2)
@@ -659,7 +660,7 @@ class _Words:
 
 
 def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_snr: float, max_shift: int,
-            base: dict, reversed_: dict[int, _Reversed] | None = None) -> AlignmentReport:
+            base: dict, reversed_: dict[int, _Reversed] | None = None, flipped: bool = False) -> AlignmentReport:
     by_channel = {p.channel: p for p in cfg.pairs}
     notes: list[str] = []
     signal = [p for g in [cfg, *alts] for p in g.pairs if p.snr >= min_snr]
@@ -709,9 +710,14 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
         # hundredths of a pixel: the configured peak sits off zero, where the two channels in each other's place (their
         # own peak at zero) or the transform reversed put it
         swap = next((g for g in alts if g.name == f"swap0-{p.channel}"), None) if len(by_channel) == 1 else None
-        swapped = (swap is not None and swap.pairs[0].snr >= min_snr
-                   and SUBPIXEL_RATIO * math.hypot(*swap.pairs[0].shift_px) <= off)
         reverse = (rev is not None and SUBPIXEL_RATIO * math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) <= off)
+        # two channels in each other's place: the swapped geometry's own peak near zero and, without mirrors, the
+        # configured one where the reversed transform puts it (the two are one geometry then); a transform merely
+        # wrong can line the swapped geometry up by chance (a 2-degree rotation given for a movie without one: swapped
+        # 0.10 px from zero, configured 0.86 px but nowhere near the reversed transform's place)
+        swapped = (swap is not None and swap.pairs[0].snr >= min_snr
+                   and (reverse if not flipped else True)
+                   and (SUBPIXEL_RATIO * (2.0 if flipped else 1.0)) * math.hypot(*swap.pairs[0].shift_px) <= off)
         if SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse):
             if swapped and reverse:
                 what = "channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
