@@ -173,3 +173,20 @@ def test_spots_cut_by_a_baseline_far_too_high_are_not_called_elongated():
     assert "Is this a 3D (astigmatic) movie" not in text
     assert "below the camera's baseline" in text and "a baseline of at most about" in text
     assert "so it is not the only cause" in text and "px_size_nm" in text
+
+
+def test_a_bead_unmatched_because_its_partner_was_rejected_says_so():
+    """Channel 1 holds an extra bead 8 px from one bead, so that bead's partner there is rejected as too close: channel
+    0's bead was 'unmatched in channel 1' and the fix said to check the stacks' order (which was right)."""
+    from plexloc.calibrate.beads import rejection_advice
+
+    beads = [(20.3, 20.6), (20.5, 50.2), (50.1, 20.4), (50.2, 50.3)]
+    st0 = _stack(beads, 3000.0, seed=5)
+    st1 = _stack(beads + [(50.2, 58.3)], 3000.0, seed=6)
+    res = calibrate_spline([st0, st1], z_step_nm=DZ, px_size_nm=PX, sources=["a.tif", "b.tif"])
+    assert res.summary["n_beads_used"] == [3, 3]
+    (bead,) = [b for b in res.summary["rejected_beads"][0] if b["reason"] == "unmatched in channel 1"]
+    assert (bead["row"], bead["col"]) == (50, 50)
+    assert bead["detail"].startswith("its bead in channel 1 (b.tif), pixel (row, col) (50, 50), was rejected there: "
+                                     "too close")
+    assert "where its bead there was rejected, that reason's fix" in rejection_advice(res.selections[0])

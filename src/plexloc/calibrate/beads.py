@@ -142,8 +142,9 @@ def rejection_advice(sel: BeadSelection) -> str:
     values measured, never what to change."""
     counts = sorted(sel.counts().items(), key=lambda kv: -kv[1])
     parts = [f"{r} ({n}): {_ADVICE[r]}" for r, n in counts if r in _ADVICE]
-    parts += [f"{r} ({n}): check that the stacks are given channel 0 first and show the same beads (--split-view boxes "
-              "and flips)" for r, n in counts if r.startswith("unmatched in channel")]
+    parts += [f"{r} ({n}): where its bead there was rejected, that reason's fix (the bead's line); else check that the "
+              "stacks are given channel 0 first and show the same beads (--split-view boxes and flips)"
+              for r, n in counts if r.startswith("unmatched in channel")]
     return ("; to fix: " + "; ".join(parts)) if parts else ""
 
 

@@ -416,6 +416,16 @@ def calibrate_spline(
         offsets.append(off)
         unmatched = keep & (m < 0)
         sels[0].reason[unmatched] = f"unmatched in channel {c}"
+        # its bead in channel c found but rejected there (too close, saturated, ...): said, not only "unmatched" (whose
+        # fix, the stacks' order, misled where the order was right)
+        all_rc = np.column_stack([sels[c].rows, sels[c].cols]).astype(float)
+        for i in np.flatnonzero(unmatched):
+            d = np.linalg.norm(ref_rc[i] + off - all_rc, axis=1) if len(all_rc) else np.zeros(0)
+            j = int(np.argmin(d)) if len(d) else -1
+            if j >= 0 and d[j] <= 3.0 and sels[c].reason[j] != "":
+                sels[0].detail[int(i)] = (f"its bead in channel {c} ({src[c]}), pixel (row, col) ({sels[c].rows[j]}, "
+                                          f"{sels[c].cols[j]}), was rejected there: {sels[c].reason[j]}"
+                                          f"{': ' + sels[c].detail[j] if j in sels[c].detail else ''}")
         keep &= m >= 0
     used0 = np.flatnonzero(keep)
     if len(used0) == 0:
