@@ -40,9 +40,11 @@ no rows there, or a patch of the sample's, whose photons jump from frame to fram
 marker whose photons fell to 35 % at mid-movie ended there (5,000 frames, sine drift: 38.3 nm rms off, reported +-3.5
 nm); now 2.0 nm, reported 2.1. And a marker off for longer than its search follows (:data:`_MAX_MISSED_WINDOWS`
 windows: a long blink, out of focus) is one track, its tracks before and after joined where the later starts within
-``radius_nm`` of where the earlier left off, as often localized and as bright (:func:`_join`; ``stretches``): every
+``radius_nm`` of where the earlier left off, as often localized and as bright, and where the path's jump across the
+gap is the drift's as other markers measure it (:func:`_join`, :func:`_jump_confirmed`; ``stretches``): every
 marker off for 250 frames of 2,000 cut all the tracks in two, and the drift across was not measured (39 nm off, called
-unreliable); now 1.3 nm. A track keeps the rows that look like the marker (:func:`_track`), not every frame's nearest
+unreliable); now 1.3 nm. Two different markers 50 nm apart, one bleached and the other there from later on, are not
+joined (their jump was taken for drift: 24 nm off, reported +-11.5 nm, reliable; the review of session 48). A track keeps the rows that look like the marker (:func:`_track`), not every frame's nearest
 row between its first and last: a marker that blinks off for tens of frames beside the sample took the sample's rows
 in its off frames (its share read 70 % for 47 %; two markers "disagreed" by 9 nm, 5.5 nm off; now 1.7 nm where its
 share is allowed, 2.1 nm from the other alone where not), and a spot as bright and as long as a marker but localized
@@ -511,6 +513,7 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
         c = centre
         w = start if direction == 1 else start - 1
         misses = 0
+        step = np.zeros(2)  # the centre's move a window, where last followed
         floor = like.min_photons  # from the last window followed: a bead that dims slowly is followed
         while 0 <= w < n_win and misses < _MAX_MISSED_WINDOWS:
             idx = order[bounds[w]:bounds[w + 1]]
@@ -526,17 +529,35 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
                     off = _off_marker(xy[near], frame[near], d2[k])
                     ok = like.mask(off, photons[near], floor)
                     share = _share(frame[near][ok], n_w)
-                    if share < present_share and np.isfinite(floor):
+                    with np.errstate(invalid="ignore"):
+                        bright = _share(frame[rows][photons[rows] >= floor], n_w)
+                    if share < present_share and np.isfinite(floor) and bright < present_share:
                         # dimmer than half the marker before: bleached (its place left to the sample's rows) or dimmed
-                        # at once (an illumination change), which keeps steady rows where it is in as many frames
+                        # at once (an illumination change), which keeps steady rows where it is in as many frames.
+                        # Where rows as bright as the marker are still there, though not each frame's nearest, it is
+                        # there beside another steady emitter (a dimmer marker within the radius): the track was
+                        # handed from one to the other and back as "dimmed", the drift of two markers 40 nm apart 17 nm
+                        # off, reported +-2.1 nm (session 48's review)
                         here = like.mask(off, photons[near], float("nan"))
                         p = photons[near][here]
-                        if _share(frame[near][here], n_w) >= present_share and _steady(p):
+                        # ... and where the marker was: a dimmer emitter beside a bleached marker (another marker 40 nm
+                        # off) keeps steady rows too, and the line in time through both (:func:`_off_marker`) hid the
+                        # jump to it (8 nm off for 1.7, the jump taken for drift)
+                        with np.errstate(invalid="ignore"):
+                            dim = here & ~(photons[near] >= floor)
+                            was = xy[near][here & (photons[near] >= floor)]
+                        # (its place from the last window followed on at the drift's pace there, where the window
+                        # has no bright rows: a sine drift moves 15 nm a window of 40 frames)
+                        at = np.median(was, axis=0) if len(was) >= 3 else c + step * (misses + 1)
+                        stayed = not dim.any() or float(np.hypot(*(np.median(xy[near][dim], axis=0) - at))) \
+                            <= like.within_nm
+                        if _share(frame[near][here], n_w) >= present_share and _steady(p) and stayed:
                             floor = float(_EDGE_PHOTONS * np.percentile(p, 25))
                             ok = like.mask(off, photons[near], floor)
                             share = _share(frame[near][ok], n_w)
                             like.changed_windows.append(w)
             if share >= present_share:
+                step = (new - c) / (misses + 1)
                 c = new
                 centres[w] = c
                 like.window_photons[w] = floor
@@ -644,6 +665,36 @@ def _track(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, win: np.ndarr
     return out
 
 
+#: a marker's tracks before and after a gap are joined only where their path's jump across it is within this (nm) of
+#: the jump of another marker's path over the same frames (:func:`_jump_confirmed`): the drift's. Markers' paths are
+#: window medians, known to about 1 nm; two different markers closer than this are one spot to a search of 150 nm
+_JOIN_AGREE_NM = 10.0
+
+
+def _jump(a: Fiducial, b: Fiducial) -> tuple[np.ndarray, float, float]:
+    """The jump of the path from ``a``'s last window to ``b``'s first, and those windows' centre frames."""
+    return b.window_xy_nm[0] - a.window_xy_nm[-1], float(a.window_frames[-1]), float(b.window_frames[0])
+
+
+def _jump_confirmed(a: Fiducial, b: Fiducial, steady: Sequence[Fiducial], pairs: Sequence[tuple[Fiducial, Fiducial]]
+                    ) -> bool:
+    """Whether the jump of the path across the gap from ``a`` to ``b`` is the drift's: within :data:`_JOIN_AGREE_NM`
+    of the median jump over the same frames of the ``steady`` tracks that span the gap, or, where none does (every
+    marker off at once), of another track's jump to its partner (``pairs``) across a gap that overlaps this one."""
+    jump, t1, t2 = _jump(a, b)
+    span = [s for s in steady if s is not a and s is not b and s.window_frames[0] <= t1 and s.window_frames[-1] >= t2]
+    if span:
+        other = np.median([s.path(np.array([t2]))[0] - s.path(np.array([t1]))[0] for s in span], axis=0)
+        return float(np.hypot(*(jump - other))) <= _JOIN_AGREE_NM
+    for c, e in pairs:
+        if e is b or c.rows[-1] == a.rows[-1]:
+            continue
+        other, c1, c2 = _jump(c, e)
+        if c1 < t2 and c2 > t1 and float(np.hypot(*(jump - other))) <= _JOIN_AGREE_NM:
+            return True
+    return False
+
+
 def _join(tracks: list[Fiducial], radius: float, min_share: float, occupied: np.ndarray, photons: np.ndarray
           ) -> list[Fiducial]:
     """Tracks of one marker that was not localized for a while, longer than :data:`_MAX_MISSED_WINDOWS` windows (a
@@ -653,20 +704,39 @@ def _join(tracks: list[Fiducial], radius: float, min_share: float, occupied: np.
     sample found where a marker bleached is neither. Each is joined to the earliest such track after it (the nearest
     of those starting first). The joined track's frames without a localization are a gap its drift is interpolated
     over (:func:`_gap_error`); ``Fiducial.segments`` keeps the stretches, whose rows alone :func:`remove_mask`
-    removes."""
-    pool = sorted(tracks, key=lambda f: f.first)
+    removes.
+
+    Two different markers within ``radius`` of each other, one bleached and the other there from later on, are as
+    close and as bright: the jump of the path across the gap is taken for the drift's only where other markers say the
+    drift jumped as much (within :data:`_JOIN_AGREE_NM`; :func:`_jump_confirmed`). Joined unconfirmed, two markers 50
+    nm apart, the one from frame 2,000 and the other from 2,600, made a track whose drift was 24 nm off, reported
+    +-4.1 nm and reliable (with a third marker beside them: 12.6 nm off for 1.7); a marker whose gap nothing else
+    spans stays two tracks, and the drift across it is called not measured."""
+    def partner(a: Fiducial, pool: list[Fiducial]) -> int | None:
+        """The index in ``pool`` of the track ``a`` would be joined to: the earliest plausible one after it."""
+        end = a.path(np.array([a.last]))[0]
+        cand = [(b.first, float(np.hypot(*(b.path(np.array([b.first]))[0] - end))), i) for i, b in enumerate(pool)
+                if b.first > a.last and b.share >= min_share
+                and _EDGE_PHOTONS * a.photons <= b.photons <= a.photons / _EDGE_PHOTONS]
+        cand = [c for c in cand if c[1] <= radius]
+        return min(cand)[2] if cand else None
+
+    ordered = sorted(tracks, key=lambda f: f.first)
+    steady = [f for f in ordered if f.share >= min_share]
+    pairs = []  # every track's plausible partner: the jumps other markers make across a gap
+    for i, c in enumerate(ordered):
+        j = partner(c, ordered[i + 1:])
+        if j is not None:
+            pairs.append((c, ordered[i + 1 + j]))
+    pool = list(ordered)
     out: list[Fiducial] = []
     while pool:
         a = pool.pop(0)
         while True:
-            end = a.path(np.array([a.last]))[0]
-            cand = [(b.first, float(np.hypot(*(b.path(np.array([b.first]))[0] - end))), i) for i, b in enumerate(pool)
-                    if b.first > a.last and b.share >= min_share
-                    and _EDGE_PHOTONS * a.photons <= b.photons <= a.photons / _EDGE_PHOTONS]
-            cand = [c for c in cand if c[1] <= radius]
-            if not cand:
+            i = partner(a, pool)
+            if i is None or not _jump_confirmed(a, pool[i], steady, pairs):
                 break
-            b = pool.pop(min(cand)[2])
+            b = pool.pop(i)
             rows = np.r_[a.rows, b.rows]
             reach = (min((a.reach or (a.first, a.last))[0], a.first), max((b.reach or (b.first, b.last))[1], b.last))
             joined = Fiducial(rows=rows, frames=np.r_[a.frames, b.frames],
@@ -1130,9 +1200,13 @@ def fiducial_drift(
     ``info``: ``n_fiducials`` (used), ``fiducials`` (each: ``x_nm``, ``y_nm``, ``z_nm``, its reference position,
     ``first_frame``, ``last_frame``, ``frames`` localized, ``share`` of the frames from its first to its last,
     ``photons`` median, ``precision_nm`` (x, y, z scatter), ``used``, and where it was left out ``rejected`` with
-    ``disagreement_nm``), ``uncertainty_nm`` and ``uncertainty_per_frame_nm`` (x and y together), ``noise_nm``,
-    ``residual_ratio``, ``curve_rms_nm``, ``z_uncertainty_nm`` (3D), ``fiducial_rows`` (the rows that would be removed,
-    in this table), ``frames_without_fiducial``, ``fewer_fiducials_from_frame``, ``unreliable``.
+    ``disagreement_nm``; ``stretches`` where its tracks were joined across a gap, ``photon_changes`` where it was
+    followed through a change of its photons), ``uncertainty_nm`` and ``uncertainty_per_frame_nm`` (x and y together),
+    ``noise_nm``, ``residual_ratio``, ``curve_rms_nm``, ``z_uncertainty_nm`` (3D), ``fiducial_rows`` (the rows that
+    would be removed, in this table), ``frames_without_fiducial``, ``unmeasured_frames`` (``[first, last]`` stretches
+    beyond the smoothing's reach of every fiducial: held or interpolated, not measured) and ``unmeasured_nm`` (their
+    expected error, rms over the frames; NaN: not known), ``fewer_fiducials_from_frame``, ``unlinked_at_frames``,
+    ``unreliable``.
 
     Raises:
         InputError: no fiducial found, bad settings (:func:`find_fiducials`).
@@ -1294,6 +1368,8 @@ def fiducial_drift(
         "uncertainty_per_frame_nm": [round(float(u), 3) for u in per_frame],
         "smoothing_bias_nm": bias,
         "unmeasured_nm": gap_nm,
+        # the frames it is (first, last; beyond the smoothing's reach of every fiducial): drift_figure shades them
+        "unmeasured_frames": [[int(frames[a]), int(frames[b])] for a, b in unmeasured],
         "curve_rms_nm": curve_rms,
     }
     if pair:
