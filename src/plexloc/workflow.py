@@ -98,6 +98,7 @@ from typing import Any
 import numpy as np
 
 from plexloc.errors import InputError
+from plexloc.post.drift import MAX_DRIFT_NM  # the largest drift searched for (--max-drift): the drift engines' default
 from plexloc.table import LocTable
 
 __all__ = [
@@ -122,8 +123,6 @@ __all__ = [
 #: the longest side of image.png, in pixels, where the pixel size is not given: a larger field of view gets coarser
 #: pixels (a 2048 x 2048 sCMOS chip of 108 nm pixels at 10 nm would be 22,000 pixels on a side, about 15 GB to render)
 MAX_IMAGE_PX = 8192
-#: the largest drift searched for, nm (plexloc drift's --max-drift default; rcc_drift's own default is 1000)
-MAX_DRIFT_NM = 300.0
 #: the columns of ``summary.csv`` (and of the printed table), in order: the acquisition's folder name; ``ok`` or
 #: ``failed`` (``unknown``: a summary.json that cannot be read; after an interrupt or a full disk, ``interrupted`` and
 #: ``not_started``: an acquisition of the run without a folder); the fit's localizations and frames and frames per second (the network's or MLE's loop); the drift
@@ -608,7 +607,8 @@ def _drift(table: LocTable, folder: Path, options: ProcessOptions, progress: boo
         with atomic_path(folder / "drift.png") as tmp:
             tmp.write_bytes(drift_figure(result.frames, result.drift_nm, segment_frames=result.segment_frames,
                                          segment_drift_nm=result.segment_drift_nm,
-                                         title=f"drift ({result.engine}){verdict}"))
+                                         title=f"drift ({result.engine}){verdict}",
+                                         unmeasured_frames=result.info.get("unmeasured_frames")))
 
     span = result.drift_nm.max(axis=0) - result.drift_nm.min(axis=0)
     info.update(engine=result.engine, seconds=result.elapsed_s, range_nm=[float(v) for v in span],

@@ -237,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
     # that cannot be written fails before the table is
     with atomic_path(figure) as tmp:
         tmp.write_bytes(drift_figure(result.frames, result.drift_nm, segment_frames=result.segment_frames,
-                                     segment_drift_nm=result.segment_drift_nm, title=f"drift ({result.engine})"))
+                                     segment_drift_nm=result.segment_drift_nm, title=f"drift ({result.engine})",
+                                     unmeasured_frames=result.info.get("unmeasured_frames")))
         _locs.write(corrected, args.out, args)
     if args.json is not None:
         write_json({**result.to_dict(), "frames": result.frames.tolist(), "drift_nm": result.drift_nm.tolist(),

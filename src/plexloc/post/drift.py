@@ -209,6 +209,7 @@ __all__ = [
     "DRIFT_COLUMNS",
     "ENGINES",
     "DriftResult",
+    "MAX_DRIFT_NM",
     "apply_drift",
     "COMET_MAX_PAIRS",
     "comet_available",
@@ -351,6 +352,10 @@ DRIFT_UNRELIABLE_ABOVE_NM = 30.0
 #: RCC with fewer localizations than this per time window is unreliable whatever its uncertainty says (its figure was
 #: validated from 30 a window, bench/drift_calibration40.py; 4 and 20 a window read 3.5x and 2.9x too low; session 48)
 RCC_MIN_ROWS_PER_WINDOW = 30
+#: the largest drift between two windows searched for (nm): COMET's pair radius, RCC's cross-correlation window; the
+#: one default of :func:`rcc_drift`, :func:`comet_drift`, plexloc drift and plexloc process --max-drift
+#: (:data:`plexloc.workflow.MAX_DRIFT_NM` is this). rcc_drift's own default was 1000 before session 48
+MAX_DRIFT_NM = 300.0
 
 
 def _why_unreliable(uncertainty_nm: float, curve_rms_nm: float) -> str:
@@ -847,7 +852,7 @@ def rcc_drift(
     n_segments: int = 10,
     render_px_nm: float = 20.0,
     blur_nm: float | None = None,
-    max_drift_nm: float = 1000.0,
+    max_drift_nm: float = MAX_DRIFT_NM,
     max_image_px: int = 2048,
     device: str = "cpu",
     split_half: bool = True,
@@ -860,7 +865,7 @@ def rcc_drift(
         n_segments: number of time windows (equal localization counts); >= 2.
         render_px_nm: pixel of the rendered windows (grown so that the image fits ``max_image_px``).
         blur_nm: Gaussian blur of the cross-correlation (default ``1.5 * render_px_nm``).
-        max_drift_nm: largest drift between two windows searched for.
+        max_drift_nm: largest drift between two windows searched for (default :data:`MAX_DRIFT_NM`, 300 nm).
         max_image_px: largest image side rendered.
         device: torch device of the FFTs.
         split_half: estimate how far the curve is known (``info["uncertainty_nm"]``; the name is the option's,
@@ -1512,7 +1517,7 @@ def comet_drift(
     table: LocTable,
     *,
     n_segments: int = 10,
-    max_drift_nm: float = 300.0,
+    max_drift_nm: float = MAX_DRIFT_NM,
     backend: str | None = None,
     seed: int = 0,
     max_locs_per_segment: int | None = None,

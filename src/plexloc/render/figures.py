@@ -45,10 +45,13 @@ def no_data(ax, text: str) -> None:
 
 
 def drift_figure(frames: np.ndarray, drift_nm: np.ndarray, *, segment_frames=None, segment_drift_nm=None,
-                 true_drift_nm: np.ndarray | None = None, title: str = "estimated drift") -> bytes:
+                 true_drift_nm: np.ndarray | None = None, title: str = "estimated drift",
+                 unmeasured_frames=None) -> bytes:
     """Drift x, y (and z when not zero) against frame; window estimates as dots (one legend entry for them). A
     curve of one frame is drawn as points (a line of one point showed nothing); no frames, or no finite drift, say so
-    on the axes. ``drift_nm`` of two columns (x, y) is taken as having no z."""
+    on the axes. ``drift_nm`` of two columns (x, y) is taken as having no z. ``unmeasured_frames``: ``(first, last)``
+    stretches whose drift was held or interpolated, not measured (the fiducials engine's
+    ``info["unmeasured_frames"]``: no marker localized there), shaded grey with one legend entry."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     frames = np.asarray(frames)
@@ -70,6 +73,9 @@ def drift_figure(frames: np.ndarray, drift_nm: np.ndarray, *, segment_frames=Non
                 ax.plot(frames, true[:, k], "--", color=colour, lw=1, label=f"true d{name}")
         if seg is not None and len(seg):  # the dots' meaning, once, in grey
             ax.plot([], [], "o", color="0.4", ms=4, label="window estimates")
+        for i, (a, b) in enumerate(unmeasured_frames or ()):
+            ax.axvspan(a - 0.5, b + 0.5, color="0.85", lw=0, zorder=0,
+                       label="not measured (no fiducial)" if i == 0 else None)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     ax.set_xlabel("frame")
