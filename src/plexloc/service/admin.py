@@ -73,8 +73,12 @@ def release_jobs(session: Session, worker: Worker, why: str) -> list[str]:
     at = now()
     for job in held:
         job.lease_expires_at = min(job.lease_expires_at or at, at)
+        # the attempt the administrator ended does not count against the job: on its last attempt the sweep failed it
+        # ("lease lost 3 times (worker stopped answering)") where the command had said it goes back to the queue
+        job.max_attempts += 1
         add_log(session, job, [f"[service] worker {worker.name} {why} by the service's administrator during attempt "
-                               f"{job.attempts}: the job goes back to the queue"], at=at)
+                               f"{job.attempts}: the job goes back to the queue (that attempt does not count: "
+                               f"{job.max_attempts - job.attempts} left)"], at=at)
     return [job.id for job in held]
 
 
