@@ -209,6 +209,8 @@ class _Reporter(threading.Thread):
         self.lost = threading.Event()
         self.stop = threading.Event()
         self.lock = threading.Lock()
+        #: since when the pings find the server down or failing (None: they get through), said once and on its return
+        self._down_since: float | None = None
 
     def _file(self):
         return tempfile.TemporaryFile(prefix=f"plexloc-log-{self.job_id}-", dir=self.agent.work_dir)
@@ -307,8 +309,8 @@ class _Reporter(threading.Thread):
                     headers=self.headers,
                 )
             except httpx.HTTPError as err:  # the server may be restarting: keep the lines, try again
-                log.warning("job %s: ping failed: %s", self.job_id, err)
                 self.untake(batch)
+                self._server_down(str(err))
                 return
             if r.status_code in (401, 403, 404):  # 401: this worker's token was disabled or rotated: the job is not
                 if r.status_code == 401 and not self.lost.is_set():  # its any more (the server gives it to another
@@ -317,13 +319,26 @@ class _Reporter(threading.Thread):
                 self.lost.set()
                 return
             if r.status_code >= 500:  # the server failed this request (a restart, its database): the lines were lost
-                log.warning("job %s: ping answered %s; its log lines are sent again", self.job_id, r.status_code)
                 self.untake(batch)
+                self._server_down(f"HTTP {r.status_code}")
                 return
+            if self._down_since is not None:
+                log.info("job %s: the server answers pings again (after %.0f s); the job's log lines kept meanwhile "
+                         "are sent", self.job_id, time.monotonic() - self._down_since)
+                self._down_since = None
             if r.status_code == 200 and r.json().get("cancel"):
                 self.cancel.set()
             if not self.pending():
                 return
+
+    def _server_down(self, why: str) -> None:
+        """A ping that did not get through (the server restarting, unreachable, failing): said once while it lasts (a
+        running job's worker said "ping failed" at each ping, 30 lines a minute of a server's restart); the job runs on
+        and its lines are kept for the next ping."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("job %s: cannot ping the server (%s); the job runs on, its log lines are kept and sent when "
+                        "the server answers (asked every %g s)", self.job_id, why, self.interval)
 
     def run(self) -> None:
         while not self.stop.wait(self.interval) and not self.lost.is_set():  # lost: no ping has anything to say
@@ -358,7 +373,10 @@ class Agent:
         self.kill_grace_s, self.keep_work = kill_grace_s, keep_work
         self.storage_wait_s = storage_wait_s
         self.auth_retry_s = 60.0  # a refused token: the pull is asked again this much later
-        self.max_pull_pause_s = 30 * poll_s  # the server unreachable: the longest pause between two pulls (30 s)
+        # the server unreachable: the longest pause between two pulls (10 s), so that the worker takes jobs at most
+        # that long after the server is back (30 s let a 63-s outage cost 28 s more) while asking 6 times a minute
+        # where an idle worker asks 60
+        self.max_pull_pause_s = 10 * poll_s
         self._refused = False  # the server refuses the token, said in the log (once, until it is accepted again)
         self.stop = threading.Event()
         self._can_run: list[dict[str, str]] | None = None
