@@ -24,12 +24,13 @@ from plexloc.service.states import JobState
 router = APIRouter(prefix="/api/v1", tags=["user"])
 
 
-def job_out(job: Job) -> JobOut:
+def job_out(job: Job, output_bytes: int | None = None) -> JobOut:
+    """The job's answer; ``output_bytes`` from :func:`_output_bytes` (None: not said)."""
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
         inputs.setdefault(ji.slot, []).append(ops.input_ref(ji))
     data = {c: getattr(job, c) for c in JobOut.model_fields if c not in ("inputs", "worker", "note", "output_bytes")}
-    return JobOut(**data, inputs=inputs, worker=job.worker_id)
+    return JobOut(**data, inputs=inputs, worker=job.worker_id, output_bytes=output_bytes)
 
 
 def _output_bytes(session, job_ids: list[str]) -> dict[str, int]:
@@ -283,7 +284,7 @@ def list_jobs(
         q = q.where(Job.state == state)
     jobs = list(session.scalars(q))
     sizes = _output_bytes(session, [j.id for j in jobs])
-    return [job_out(j).model_copy(update={"output_bytes": sizes.get(j.id, 0)}) for j in jobs]
+    return [job_out(j, sizes.get(j.id, 0)) for j in jobs]
 
 
 @router.get("/jobs/{job_id}")
@@ -294,8 +295,8 @@ def get_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -
 def _with_note(request: Request, session, job: Job) -> JobOut:
     """The job with its ``note`` (why no worker present takes it, :func:`ops.queue_note`), also in the answer to its
     submission: a job no worker could take was submitted without a word and sat queued until its user asked."""
-    return job_out(job).model_copy(update={"note": ops.queue_note(session, job, registry=request.app.state.registry),
-                                           "output_bytes": _output_bytes(session, [job.id]).get(job.id, 0)})
+    return job_out(job, _output_bytes(session, [job.id]).get(job.id, 0)).model_copy(
+        update={"note": ops.queue_note(session, job, registry=request.app.state.registry)})
 
 
 @router.post("/jobs/{job_id}/cancel")
@@ -303,7 +304,7 @@ def cancel_job(job_id: str, session: SessionDep, user: UserDep) -> JobOut:
     """Queued: cancelled now. Running: the worker stops it at its next ping. Finished: 409."""
     job = _own_job(session, user, job_id, lock=True)
     ops.cancel(session, job)
-    return job_out(job)
+    return job_out(job, _output_bytes(session, [job.id]).get(job.id, 0))  # as the other answers about a job
 
 
 @router.post("/jobs/{job_id}/rerun", status_code=201)

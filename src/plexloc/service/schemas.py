@@ -106,10 +106,10 @@ class JobOut(_Out):
     started_at: float | None
     finished_at: float | None
     updated_at: float
-    #: why a queued job is not taken, when the server can tell (no worker seen lately has the hardware it asks)
-    note: str | None = None
-    #: bytes its outputs and log take in its user's space (what ``status JOB --delete`` frees), where the answer says
-    output_bytes: int | None = None
+    note: str | None = Field(None, description="why a queued job is not taken, when the server can tell (no worker "
+                             "seen lately has the hardware it asks, or those that have are disabled)")
+    output_bytes: int | None = Field(None, description="bytes its outputs and log take in its user's space (what "
+                                     "deleting the job frees); null from servers that do not say")
 
 
 class LogLine(BaseModel):
