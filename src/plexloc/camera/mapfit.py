@@ -6,10 +6,12 @@ of unbinned pixels on a binned movie.
 The offset map carries each pixel's own offset (a few ADU of pixel-to-pixel and column-to-column spread on an
 sCMOS), and so do the movie's raw frames: the median of each pixel over the first frames is its offset plus a signal
 that varies smoothly, plus the median's noise. Both high-passed (less their 5 x 5 local mean), the movie's and the
-map's correlate where the map is the movie's region (a correlation near :func:`expected_correlation`, the map's
-spread over the movie's) and not elsewhere (zero within about ``1 / sqrt(pixels)``). :func:`map_match` measures that
-correlation where the map is used and, where it is far below what a right map gives, searches the whole map (and
-its 2 x 2 and 4 x 4 binned sums) for the region whose offsets the movie's pixels carry, by FFT cross-correlation.
+map's correlate where the map is the movie's region (a correlation near :func:`expected_correlation`: the map's
+spread less its own measurement noise, :func:`map_noise_var`, over the movie's) and not elsewhere (zero within
+about ``1 / sqrt(pixels)``). :func:`map_match` measures that correlation where the map is used and, where it is far
+below what a right map gives, searches the whole map (and its 2 x 2 and 4 x 4 binned sums) for the region whose
+offsets the movie's pixels carry, by FFT cross-correlation (a normalized one over every placement inside the map:
+the circular shift-finding correlations of plexloc.calibrate.register and plexloc.post.drift do not fit).
 
 Measured (bench/camwalk48.py, seeds 0 and 1, 90 random sCMOS chips and camera ROIs: offset spread 0.3-5 ADU, read
 noise 0.8-3 e-, 0.25-2 e-/ADU, 2-200 photons/px under a beam, 0-1.5 spots/um^2, 2-64 frames, maps measured from 100
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["MAX_SIDE", "MIN_PIXELS", "MIN_Z", "MISMATCH_FRACTION", "MapMatch", "central", "expected_correlation", "find", "highpass",
-           "map_match", "movie_offsets", "search_map"]
+           "map_match", "map_noise_var", "movie_offsets", "search_map"]
 
 #: a right map's expected correlation, in standard errors (``r * sqrt(pixels)``), at or above which the check speaks
 MIN_Z = 12.0
@@ -47,6 +49,7 @@ MIN_PIXELS = 1024
 #: the binnings searched (b x b sums of the map's pixels)
 BINNINGS = (1, 2, 4)
 _SIZE = 5  # the local mean's window (pixels)
+_HP_WHITE = 1.0 - 1.0 / _SIZE**2  # the variance of white noise after highpass, per unit variance
 
 
 #: frames larger than this (per side) are compared on their central square of this size: a 2048 x 2048 movie's check
@@ -93,11 +96,29 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum()) / den if den > 0 else math.nan
 
 
-def expected_correlation(a: np.ndarray, map_hp: np.ndarray) -> float:
-    """The correlation a right map would give: the map's high-passed spread over the movie's (the movie's pixels being
-    the map's offsets plus independent noise), at most 1."""
+def map_noise_var(read_sigma, e_per_adu, *, dark_frames: int | None = None) -> float:
+    """The variance (ADU^2) of an offset map's own measurement noise after :func:`highpass`: the read noise
+    ``read_sigma`` (e-; a map or a scalar) over ``e_per_adu``, averaged over ``dark_frames`` dark frames (default
+    plexloc calibrate-camera's fewest, :data:`plexloc.camera.calibration.MIN_DARK_FRAMES`: a map of more frames is
+    taken as that noisy, a right map's expected correlation as lower than it is, never higher)."""
+    if dark_frames is None:
+        from plexloc.camera.calibration import MIN_DARK_FRAMES
+
+        dark_frames = MIN_DARK_FRAMES
+    v = (np.asarray(read_sigma, dtype=np.float64) / np.asarray(e_per_adu, dtype=np.float64)) ** 2
+    return float(np.median(v)) / dark_frames * _HP_WHITE
+
+
+def expected_correlation(a: np.ndarray, map_hp: np.ndarray, noise_var: float = 0.0) -> float:
+    """The correlation a right map would give: the movie's pixels being the map's offsets plus independent noise, the
+    map's high-passed variance less its own measurement noise ``noise_var`` (:func:`map_noise_var`, which no movie
+    shares), over the movie's and the map's spreads; at most 1, 0 where the map's spread is no more than its noise
+    (an offset corrected on the camera, nearly flat, measured on few dark frames: right maps read 0.15-0.4 of the
+    expected correlation without the noise and were told as another ROI's 6 times in 15)."""
     sa, sb = _robust_sd(a), _robust_sd(map_hp)
-    return min(sb / sa, 1.0) if sa > 0 else math.nan
+    if not (sa > 0 and sb > 0):
+        return math.nan
+    return min(max(sb * sb - noise_var, 0.0) / (sa * sb), 1.0)
 
 
 def _binned(m: np.ndarray, b: int) -> np.ndarray:
@@ -107,11 +128,13 @@ def _binned(m: np.ndarray, b: int) -> np.ndarray:
     return m[:h, :w].reshape(h // b, b, w // b, b).sum(axis=(1, 3))
 
 
-def search_map(a: np.ndarray, full_map: np.ndarray, *, binnings=BINNINGS) -> tuple[int, int, int, float, float]:
+def search_map(a: np.ndarray, full_map: np.ndarray, *, binnings=BINNINGS, noise_var: float = 0.0
+               ) -> tuple[int, int, int, float, float]:
     """Where in ``full_map`` (and its b x b binned sums) the movie's structure ``a`` (:func:`movie_offsets`) fits best:
     ``(x, y, binning, r, expected)``, the column and row of the frames' corner in the binned map's pixels, the
     correlation there and the one a right map of that binning would give. One FFT cross-correlation per binning;
-    binnings whose map is smaller than the frames are skipped (``r`` NaN where none fits)."""
+    binnings whose map is smaller than the frames are skipped (``r`` NaN where none fits). ``noise_var``: the map's
+    own noise per unbinned pixel (:func:`map_noise_var`; a b x b sum holds b^2 times it)."""
     from scipy import ndimage, signal
 
     h, w = a.shape
@@ -135,7 +158,7 @@ def search_map(a: np.ndarray, full_map: np.ndarray, *, binnings=BINNINGS) -> tup
         y, x = np.unravel_index(int(np.argmax(r)), r.shape)
         rb = float(r[y, x])
         if not rb <= best[3]:  # (NaN: the first)
-            best = (int(x), int(y), b, rb, expected_correlation(a, hp[y:y + h, x:x + w]))
+            best = (int(x), int(y), b, rb, expected_correlation(a, hp[y:y + h, x:x + w], noise_var * b * b))
     return best
 
 
@@ -168,31 +191,37 @@ class MapMatch:
 
 
 def map_match(raw_median: np.ndarray, used_map: np.ndarray, full_map: np.ndarray | None = None, *,
-              used: tuple[int, int] | None = None) -> MapMatch:
+              used: tuple[int, int] | None = None, noise_var: float = 0.0,
+              corner: tuple[int, int] | None = None) -> MapMatch:
     """The offset map ``used_map`` (H, W; ADU) that converts a movie, against the movie's own pixel offsets: the
     median of each raw pixel over its first frames, ``raw_median`` (H, W; ADU). Where the map does not fit
     (:attr:`MapMatch.mismatch`) and ``full_map`` (the chip's map the used one was cut from, or the used map itself)
     is given, the region of it (and binning) that does is searched for (:func:`search_map`) and kept where it reads
     at least :data:`FOUND_FRACTION` of a right map's correlation and :data:`FOUND_Z` standard errors, and is not the
-    ``used`` corner (x, y) at binning 1."""
-    win, (cx, cy) = central(np.shape(raw_median))  # (the whole frame up to MAX_SIDE per side)
-    a = movie_offsets(np.asarray(raw_median)[win])
-    hp = highpass(np.asarray(used_map)[win])
-    out = MapMatch(_corr(a, hp), expected_correlation(a, hp), int(a.size))
+    ``used`` corner (x, y) at binning 1. ``noise_var``: the map's own measurement noise (:func:`map_noise_var`).
+    ``corner``: ``raw_median`` and ``used_map`` are already the frames' window (:func:`central`) whose corner (x, y)
+    in the frames this is; None: the whole frames, cut to that window here."""
+    if corner is None:
+        win, corner = central(np.shape(raw_median))  # (the whole frame up to MAX_SIDE per side)
+        raw_median, used_map = np.asarray(raw_median)[win], np.asarray(used_map)[win]
+    cx, cy = corner
+    a = movie_offsets(raw_median)
+    hp = highpass(used_map)
+    out = MapMatch(_corr(a, hp), expected_correlation(a, hp, noise_var), int(a.size))
     if out.mismatch and full_map is not None:
-        out.found = find(a, full_map, (cx, cy), used=used)
+        out.found = find(a, full_map, (cx, cy), used=used, noise_var=noise_var)
     return out
 
 
 def find(a: np.ndarray, full_map: np.ndarray, corner: tuple[int, int] = (0, 0), *,
-         used: tuple[int, int] | None = None) -> tuple[int, int, int, float] | None:
+         used: tuple[int, int] | None = None, noise_var: float = 0.0) -> tuple[int, int, int, float] | None:
     """The frames' corner (x, y), binning and correlation where the movie's structure ``a`` (:func:`movie_offsets` of
     the frames' window whose corner is ``corner``) fits ``full_map`` clearly (:data:`FOUND_FRACTION` of a right map's
-    correlation and :data:`FOUND_Z` standard errors, the frames inside the map, not the ``used`` corner at binning 1);
-    None where nothing does. Unbinned first, the binnings only where it finds nothing (each search of a 2048 x 2048
-    map takes seconds)."""
+    correlation and :data:`FOUND_Z` standard errors, the frames' corner on the map: the frames may reach past a map
+    cut to their size, whose chip's maps hold them; not the ``used`` corner at binning 1); None where nothing does.
+    Unbinned first, the binnings only where it finds nothing (each search of a 2048 x 2048 map takes seconds)."""
     for binnings in (BINNINGS[:1], BINNINGS[1:]):
-        x, y, b, r, exp = search_map(a, full_map, binnings=binnings)
+        x, y, b, r, exp = search_map(a, full_map, binnings=binnings, noise_var=noise_var)
         x, y = x - corner[0], y - corner[1]  # the window's corner -> the frames'
         if (np.isfinite(r) and r >= FOUND_FRACTION * exp and r * math.sqrt(a.size) >= FOUND_Z and x >= 0 and y >= 0
                 and not (b == 1 and used is not None and (x, y) == tuple(used))):

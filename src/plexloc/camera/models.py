@@ -524,7 +524,8 @@ def _found_roi(cam: SCMOS, readers: Sequence[Any], channel: int, frame_shape: tu
     (:func:`plexloc.camera.mapfit.search_map`), as the end of the error that asks for ``--roi-offset``: "" where the
     map has no per-pixel offsets, the movie cannot be read here, or no region fits clearly."""
     from plexloc.camera.check import head_frames
-    from plexloc.camera.mapfit import MIN_PIXELS, MIN_Z, central, expected_correlation, find, highpass, movie_offsets
+    from plexloc.camera.mapfit import (MIN_PIXELS, MIN_Z, central, expected_correlation, find, highpass, map_noise_var,
+                                       movie_offsets)
 
     if cam.baseline.ndim != 2 or not readers:
         return ""
@@ -538,9 +539,10 @@ def _found_roi(cam: SCMOS, readers: Sequence[Any], channel: int, frame_shape: tu
     a = movie_offsets(np.median(np.asarray(reader[0:k], dtype=np.float64)[(slice(None), *win)], axis=0))
     full = cam.baseline.double().numpy()
     # (a right map would stand out: its structure's expected correlation, from the map's own spread, MIN_Z or more)
-    if a.size < MIN_PIXELS or not expected_correlation(a, highpass(full)) * a.size ** 0.5 >= MIN_Z:
+    noise = map_noise_var(cam.read_sigma.double().numpy(), cam.e_per_adu.double().numpy())
+    if a.size < MIN_PIXELS or not expected_correlation(a, highpass(full), noise) * a.size ** 0.5 >= MIN_Z:
         return ""
-    found = find(a, full, (cx, cy))
+    found = find(a, full, (cx, cy), noise_var=noise)
     if found is None:
         return ""
     x, y, b, r = found
