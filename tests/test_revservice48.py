@@ -177,3 +177,26 @@ def test_a_worker_whose_server_is_down_asks_again_at_most_10_polls_apart(tmp_pat
     assert agent.stop.pauses == [1, 2, 4, 8, 10, 10, 10, 10, 10]
     asked = [sum(agent.stop.pauses[:i]) for i in range(len(agent.stop.pauses) + 1)]  # when each pull was made
     assert sum(t < 60 for t in asked) == 9 and min(t for t in asked if t >= 63) - 63 <= 10
+
+
+def test_a_container_runtime_that_fails_beside_one_that_works_is_said_with_the_one_used(tmp_path, monkeypatch):
+    """The walk's probe warned "docker does not work here ...; this worker takes no job that names a container image"
+    while it used apptainer (the start line said "containers: apptainer"). Now the warning names the one used."""
+    from plexloc.service.containers import usable_runtime
+
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, code, said in [("docker", 1, "Cannot connect to the Docker daemon"), ("apptainer", 0, "apptainer 1.3")]:
+        (bin_ / name).write_text(f"#!/bin/sh\necho '{said}' >&2\nexit {code}\n")
+        (bin_ / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_))
+    monkeypatch.delenv("PLEXLOC_CONTAINER_RUNTIME", raising=False)
+    runtime, warnings = usable_runtime()
+    assert runtime.name == "apptainer" and warnings == [
+        f"warning: the container runtime docker ({bin_ / 'docker'}) does not work here: '{bin_ / 'docker'} info' failed "
+        f"(exit 1): Cannot connect to the Docker daemon; using apptainer ({bin_ / 'apptainer'}) instead (start docker's "
+        "service or give this user access to it, or choose another with --container-runtime NAME|none)"], warnings
+    (bin_ / "apptainer").unlink()
+    runtime, warnings = usable_runtime()
+    assert runtime is None and len(warnings) == 1 and "; this worker takes no job that names a container image (start" \
+        in warnings[0], warnings

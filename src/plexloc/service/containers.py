@@ -141,18 +141,25 @@ def usable_runtime(preferred: str | None = None) -> tuple[Runtime | None, list[s
         candidates = [detect_runtime(chosen)]
     else:
         candidates = [Runtime(name, path) for name in RUNTIMES if (path := find_program(name)) is not None]
-    warnings = []
+    failed: list[tuple[Runtime, str]] = []  # (runtime, why), said once the outcome is known
+
+    def said(instead: Runtime | None) -> list[str]:
+        # with another runtime that works, "takes no job that names a container image" was said beside
+        # "containers: apptainer" on the start line
+        outcome = (f"using {instead.name} ({instead.path}) instead" if instead is not None
+                   else "this worker takes no job that names a container image")
+        return [f"warning: the container runtime {r.name} ({r.path}) does not work here: {why}; {outcome} (start "
+                f"{r.name}'s service or give this user access to it, or choose another with --container-runtime "
+                "NAME|none)" for r, why in failed]
+
     for runtime in candidates:
         if runtime is None:
             if chosen.lower() != "none":
-                warnings.append(f"warning: the container runtime {chosen!r} is not a program on PATH (podman, docker, "
-                                "apptainer or a path); this worker takes no job that names a container image")
-            break
+                return None, [f"warning: the container runtime {chosen!r} is not a program on PATH (podman, docker, "
+                              "apptainer or a path); this worker takes no job that names a container image"]
+            return None, []
         why = runtime_problem(runtime)
         if why is None:
-            return runtime, warnings
-        warnings.append(f"warning: the container runtime {runtime.name} ({runtime.path}) does not work here: {why}; this "
-                        "worker takes no job that names a container image"
-                        + f" (start {runtime.name}'s service or give this user access to it, or choose another with "
-                        "--container-runtime NAME|none)")
-    return None, warnings
+            return runtime, said(runtime)
+        failed.append((runtime, why))
+    return None, said(None)
