@@ -200,3 +200,18 @@ def test_a_container_runtime_that_fails_beside_one_that_works_is_said_with_the_o
     runtime, warnings = usable_runtime()
     assert runtime is None and len(warnings) == 1 and "; this worker takes no job that names a container image (start" \
         in warnings[0], warnings
+
+
+def test_serve_on_an_address_that_is_not_this_machines_says_so(tmp_path, capsys):
+    """``plexloc serve --host`` an address of another machine (a typo in the lab's IP): the walk's check said "Cannot
+    assign requested address (another plexloc serve or another program uses it: stop it, or choose another with
+    --port)", a fix that does not apply. Now the fix names --host."""
+    from plexloc.cli.main import main
+
+    port = _free_port()
+    assert main(["serve", "--data-dir", str(tmp_path / "data"), "--host", "192.0.2.1", "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert "plexloc service on" not in out, out
+    assert err.strip() == (f"plexloc serve: error: cannot listen on 192.0.2.1:{port}: Cannot assign requested address "
+                           "(192.0.2.1 is not an address of this machine: give one of its own with --host, 0.0.0.0 for "
+                           "all of them or 127.0.0.1 for this machine alone)"), err

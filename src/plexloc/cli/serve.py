@@ -88,8 +88,15 @@ def _check_address(host: str, port: int) -> None:
         try:
             probe.bind(address)
         except OSError as err:
-            raise InputError(f"cannot listen on {host}:{port}: {err.strerror or err} (another plexloc serve or another "
-                             "program uses it: stop it, or choose another with --port)") from None
+            import errno
+
+            # the fix for what the bind said: a port in use was the only one named, also for an address that is not
+            # this machine's ("Cannot assign requested address") and a port below 1024 without root
+            fix = {errno.EADDRNOTAVAIL: f"{host} is not an address of this machine: give one of its own with --host, "
+                                        "0.0.0.0 for all of them or 127.0.0.1 for this machine alone",
+                   errno.EACCES: "ports below 1024 need root: choose --port 1024 or above"}.get(
+                err.errno, "another plexloc serve or another program uses it: stop it, or choose another with --port")
+            raise InputError(f"cannot listen on {host}:{port}: {err.strerror or err} ({fix})") from None
 
 
 def _bytes(value: float | None, unit: int, option: str) -> int | None:
