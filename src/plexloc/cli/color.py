@@ -83,13 +83,18 @@ def run(args: argparse.Namespace) -> int:
     if args.reject_misfit is not None and args.reject_misfit >= 1.0:  # (open_probability admits 1: rejects all)
         raise InputError(f"--reject-misfit {args.reject_misfit:g}: give a false-rejection level below 1 (e.g. 1e-3)")
     check_outputs(args.figure, args.json, table=args.out, px_size_nm=args.camera_px_size)
-    from_config = _config_ratios(args)
+    from_config, config_channels = _config_ratios(args)
     _excess_noise(args)
     table = _locs.read(args)
     try:  # a table without photons_ch0, photons_ch1, ...: the message names the file
         n_channels = photon_matrix(table, excess_noise=args.excess_noise)[0].shape[1]
     except InputError as err:
         raise InputError(str(err), source=args.locs) from None
+    if config_channels is not None and config_channels != n_channels:  # its cameras and ratios are another setup's
+        cols = ", ".join(f"photons_ch{c}" for c in range(n_channels))
+        raise InputError(f"--config {args.config} has {config_channels} channel(s), the table {n_channels} ({cols}): "
+                         "the table was not fitted with this configuration; give the one it was, or --camera and "
+                         "--ratios instead", source=args.locs)
     fit = None
     ratios = args.ratios
     if ratios is None:
@@ -104,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         if problem is not None:
             warnings.warn(f"{args.locs}: {problem}", ColorSeparationWarning, stacklevel=2)
     else:
-        _check_given_ratios(table, ratios, args, from_config)  # refuses a row summing above 1 before any estimate
+        _check_given_ratios(table, ratios, args)  # refuses a row summing above 1 before any estimate
         fit = _compare_with_data(table, ratios, args, from_config)
     fractions = None
     if args.figure is not None and fit is None:  # --ratios on a table too small to estimate them: the histogram
@@ -179,7 +184,7 @@ def _excess_noise(args: argparse.Namespace) -> None:
               "change it)")
 
 
-def _check_given_ratios(table, ratios, args: argparse.Namespace, given: str | None = None) -> None:
+def _check_given_ratios(table, ratios, args: argparse.Namespace) -> None:
     """Refuse ``--ratios`` rows of the wrong length or summing above 1 (naming the row) before estimating."""
     from plexloc.post.color import _check_ratios, photon_matrix
 
@@ -191,9 +196,6 @@ def _check_given_ratios(table, ratios, args: argparse.Namespace, given: str | No
     if wrong or len(ratios) < 2:  # the option and the table's channels it was checked against
         cols = ", ".join(f"photons_ch{c}" for c in range(C))
         got = "; ".join(" ".join(f"{v:g}" for v in row) for row in ratios)
-        if given is not None:
-            raise InputError(f"{given} {got} are for {len(ratios[0])} channel(s), the table has {C} ({cols}): the "
-                             "table was not fitted with this configuration (or give --ratios)", source=args.locs)
         raise InputError(f"--ratios {got}: give --ratios once per colour (at least 2), each with one fraction per "
                          f"channel of the table ({C}: {cols})", source=args.locs)
     try:
@@ -224,25 +226,29 @@ def _compare_with_data(table, ratios, args: argparse.Namespace, given: str | Non
     return fit
 
 
-def _config_ratios(args: argparse.Namespace) -> str | None:
-    """With ``--config``: its ratiometric ``photon_model.ratios`` as ``args.ratios`` where ``--ratios`` was not given
-    (returns the words that name them, for the messages; ``None`` where ``--ratios`` are the user's own), and the
-    configuration as ``--camera`` where that was not given. A configuration without dye ratios is refused unless
-    ``--ratios`` are given."""
+def _config_ratios(args: argparse.Namespace) -> tuple[str | None, int | None]:
+    """With ``--config``: its ratiometric ``photon_model.ratios`` as ``args.ratios`` where ``--ratios`` was not given,
+    and the configuration as ``--camera`` where that was not given. Returns the words that name the ratios, for the
+    messages (``None`` where ``--ratios`` are the user's own), and the configuration's number of channels (``None``
+    without ``--config``), which the table must have. A configuration without dye ratios, or with one colour, is
+    refused unless ``--ratios`` are given."""
     from plexloc.config import load_config
     from plexloc.errors import InputError
 
     if args.config is None:
-        return None
+        return None, None
     cfg = load_config(args.config)
     if args.camera is None:
         args.camera = args.config
     if args.ratios is not None:
-        return None
+        return None, len(cfg.channels)
     model = cfg.photon_model
     if model is None or model.kind != "ratiometric" or not model.ratios:
         kind = model.kind if model is not None else "none (a single channel)"
         raise InputError(f"its photon_model is {kind!r}, not ratiometric: it gives no dye ratios to colour by; give "
                          "--ratios, or no --ratios to estimate them from the table", source=args.config)
+    if len(model.ratios) < 2:
+        raise InputError(f"its photon_model.ratios name {len(model.ratios)} colour: colour assignment needs >= 2; "
+                         "give --ratios, or no --ratios to estimate them from the table", source=args.config)
     args.ratios = [list(map(float, row)) for row in model.ratios]
-    return f"{args.config}'s photon_model.ratios"
+    return f"{args.config}'s photon_model.ratios", len(cfg.channels)

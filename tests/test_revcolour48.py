@@ -1,0 +1,79 @@
+"""Review of the session-48 colour walk (revcolour): plexloc color --config against a table of another channel count,
+or a configuration of one colour."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+
+import plexloc
+from plexloc.cli.main import main
+from plexloc.io import write_table
+from plexloc.table import LocTable
+
+EXAMPLES = plexloc.__path__[0] + "/examples/"
+
+
+def _table(n_channels: int, n: int = 300) -> LocTable:
+    rng = np.random.default_rng(0)
+    dye = rng.integers(0, 2, n)
+    frac = np.where(dye == 0, 0.8, 0.3)
+    total = rng.uniform(2000, 6000, n)
+    ph = np.zeros((n, n_channels))
+    ph[:, 0], ph[:, 1] = frac * total, (1 - frac) * total
+    ph += rng.normal(size=ph.shape) * 30.0
+    cols = {"frame": np.arange(n), "x_nm": np.full(n, 1e3), "y_nm": np.full(n, 1e3), "z_nm": np.zeros(n),
+            "photons": ph.sum(axis=1)}
+    for c in range(n_channels):
+        cols[f"photons_ch{c}"], cols[f"bg_ch{c}"] = ph[:, c], np.full(n, 20.0)
+    return LocTable(cols)
+
+
+@pytest.mark.parametrize("config, n_channels, ratios", [
+    ("dual_color.yaml", 4, ["--ratios", "0.4", "0.3", "0.2", "0.1", "--ratios", "0.1", "0.2", "0.3", "0.4"]),
+    ("quad_plane.yaml", 2, ["--ratios", "0.8", "0.2", "--ratios", "0.3", "0.7"]),
+    ("dual_color.yaml", 4, []),
+])
+def test_config_of_another_channel_count_is_refused(tmp_path, capsys, config, n_channels, ratios):
+    """A configuration of 2 (or 4) channels for a table of 4 (or 2): its cameras (the excess noise) and ratios are
+    another setup's. With --ratios given the colours were assigned without a word (exit 0); without, the message
+    spoke of the ratios' length only."""
+    cfg = tmp_path / config
+    shutil.copy(EXAMPLES + config, cfg)
+    write_table(_table(n_channels), tmp_path / "locs.csv")
+    out = tmp_path / "c.csv"
+    assert main(["color", str(tmp_path / "locs.csv"), "--out", str(out), "--config", str(cfg), *ratios]) == 2
+    err = capsys.readouterr().err
+    other = 2 if n_channels == 4 else 4
+    assert f"--config {cfg} has {other} channel(s), the table {n_channels} (photons_ch0" in err
+    assert "locs.csv" in err and "not fitted with this configuration" in err
+    assert not out.exists()
+
+
+def test_config_of_the_right_channel_count_with_ratios_still_runs(tmp_path):
+    cfg = tmp_path / "biplane.yaml"
+    shutil.copy(EXAMPLES + "biplane.yaml", cfg)
+    write_table(_table(2), tmp_path / "locs.csv")
+    assert main(["color", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "c.csv"), "--config", str(cfg),
+                 "--ratios", "0.8", "0.2", "--ratios", "0.3", "0.7"]) == 0
+
+
+def test_config_of_one_colour_is_refused_naming_the_colours(tmp_path, capsys):
+    """A ratiometric configuration of one dye: the message said its ratios 'are for 2 channel(s), the table has 2'."""
+    with open(EXAMPLES + "dual_color.yaml") as f:
+        d = yaml.safe_load(f)
+    d["photon_model"]["ratios"] = d["photon_model"]["ratios"][:1]
+    for key in ("color_fractions", "on_time_frames"):
+        if d["photon_model"].get(key) is not None:
+            d["photon_model"][key] = d["photon_model"][key][:1]
+    cfg = tmp_path / "one.yaml"
+    with open(cfg, "w") as f:
+        yaml.safe_dump(d, f)
+    write_table(_table(2), tmp_path / "locs.csv")
+    assert main(["color", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "c.csv"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "one.yaml" in err and "photon_model.ratios name 1 colour" in err
+    assert "channel(s)" not in err
