@@ -239,6 +239,17 @@ def cpu_channels_last_supported() -> bool:
         return False
 
 
+def _cat_frames(a: Tensor, b: Tensor) -> Tensor:
+    """``torch.cat([a, b])`` along the frames (dim 0) in the memory layout of ``b``: the frame U-Nets' channels-last
+    features (N, C, F, H, W) with F innermost, which ``torch.cat`` would make contiguous, so that the union U-Net's
+    input took its NCHW path after a pass's kept features were joined to the new ones."""
+    order = sorted(range(b.dim()), key=b.stride, reverse=True)  # b's dimensions from outermost to innermost
+    if order == list(range(b.dim())):
+        return torch.cat([a, b])
+    return torch.cat([a.permute(order), b.permute(order)], dim=order.index(0)).permute(
+        [order.index(d) for d in range(b.dim())])
+
+
 def _cat_extracted(parts: list[Extracted]) -> Extracted:
     return Extracted(*(torch.cat([getattr(p, f) for p in parts]) for f in Extracted.__dataclass_fields__))
 
@@ -386,7 +397,7 @@ class Predictor:
                 new = x[j + (t - 1 if kept is not None else 0) : stop + t - 1]
                 feats = self._frame_features(new, aux)
                 if kept is not None:
-                    feats = torch.cat([kept, feats])
+                    feats = _cat_frames(kept, feats)
                 kept = feats[feats.shape[0] - (t - 1) :].clone() if t > 1 else feats[:0]
                 raw = self._union_forward(sliding_windows(feats, t), aux)
                 del feats
