@@ -4,6 +4,8 @@ only .smlm and the SMLM Challenge's CSV: a plexloc CSV a tool numbered from 1 wa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -50,3 +52,26 @@ def test_filter_command_honours_frame_origin(tmp_path):
     write_locs(_table(1), src)
     assert main(["filter", str(src), "--out", str(out), "--frame-origin", "1"]) == 0
     assert read_locs(out)["frame"].tolist() == [0, 0, 3, 7]
+
+
+def test_info_config_without_roi_offset_px_stops_where_fit_stops(tmp_path, capsys):
+    """``plexloc info --config`` with full-chip sCMOS maps, a configuration giving no ``roi_offset_px`` and a movie
+    recording no ROI cut the maps at the chip's corner (the field's default) where ``fit --method mle`` refuses
+    them and asks for the ROI: it now says what fit says, with the corner the movie's offsets fit."""
+    import tifffile
+    import yaml
+
+    from test_revcamwalk48 import _chip, _raw
+
+    chip = _chip()
+    tifffile.imwrite(tmp_path / "m.tif", np.round(_raw(chip, 40, 24)).astype(np.uint16), photometric="minisblack")
+    for name, arr in zip(("base", "gain", "rs"), chip):
+        np.save(tmp_path / f"{name}.npy", arr)
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "src/plexloc/examples/2d_gaussian.yaml").read_text())
+    cfg.update(frame_size=[48, 48], camera={"kind": "scmos", "qe": 0.8, "e_per_adu": "gain.npy", "spurious_charge": 0.0,
+                                            "baseline": "base.npy", "read_sigma": "rs.npy"})
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["info", str(tmp_path / "m.tif"), "--config", str(tmp_path / "cfg.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "could not run (fit would stop here too)" in out and "--roi-offset 40 24" in out
+    assert "cut at chip x 0, y 0" not in out

@@ -62,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
         config = load_config(args.config)
         cameras, source = [ch.camera for ch in config.channels], args.config
-        px, split, roi = config.px_size_xy_nm, config.split_view, tuple(config.roi_offset_px)
+        px, split = config.px_size_xy_nm, config.split_view
+        # the configuration's ROI only where it gives one: the default (0, 0) cut full-chip maps at the chip's corner
+        # where `fit --method mle` refuses them, asking for the ROI
+        roi = tuple(config.roi_offset_px) if "roi_offset_px" in config.model_fields_set else None
     channel = 0
     if args.channel is not None:
         if cameras is None:
