@@ -97,3 +97,37 @@ def test_mixed_probability_is_the_integral_over_the_mixing_fraction_for_bright_r
     s = np.sqrt(2.0 * (np.maximum(n, 0) + bg_var))  # the same with sigma_photons_ch*
     fine_s = mixed_probability(n, R, 0.01, s=s, grid=4000)
     assert np.max(np.abs(mixed_probability(n, R, 0.01, s=s) - fine_s)) < 0.005
+
+
+@pytest.mark.parametrize("flip", ["none", "x"])
+def test_swapped_boxes_past_the_misaligned_limit_name_the_swap(flip):
+    """A split view whose transform is a 2-degree rotation, its boxes swapped: the configured peak sits ~1.6 px off
+    (past the 1.5 px of 'misaligned') and the swapped geometry's at zero, but not 2x better correlated; the finding
+    told the user to re-run plexloc calibrate (the transform 'off by about that much'). It names the boxes now; the
+    right boxes stay quiet."""
+    import math
+    import warnings
+
+    from plexloc.calibrate.alignment import ChannelAlignmentWarning, check_channel_alignment
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.io.splitview import join_frames, split_frames
+    from test_colourwalk48 import _dual_view_movie
+
+    a = math.radians(2.0)
+    rot = np.array([[math.cos(a), -math.sin(a), 40.0], [math.sin(a), math.cos(a), -30.0], [0.0, 0.0, 1.0]])
+    frames = _dual_view_movie(rot, n_frames=60, seed=11, size=64)
+    true = SplitViewConfig(boxes=[[0, 0, 64, 64], [64, 0, 64, 64]], flip=["none", flip])
+    raw = join_frames(np.moveaxis(frames, 0, 1), true, (64, 128))
+    cut = split_frames(raw, true)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = check_channel_alignment([cut[:, 0], cut[:, 1]], [np.eye(3), rot], 100.0, split=true)
+    assert ok.status == "ok"
+    wrong = SplitViewConfig(boxes=true.boxes[::-1], flip=["none", flip])
+    cut = split_frames(raw, wrong)
+    with pytest.warns(ChannelAlignmentWarning) as rec:
+        bad = check_channel_alignment([cut[:, 0], cut[:, 1]], [np.eye(3), rot], 100.0, split=wrong)
+    text = " ".join(str(r.message) for r in rec)
+    assert bad.status == "misaligned" and math.hypot(*bad.offsets_px[1]) >= 1.5
+    assert "swap the split_view section's boxes of channels 0 and 1" in text
+    assert "re-run plexloc calibrate" not in text

@@ -16,7 +16,8 @@ geometry is the right one. The noise of the map is measured far from its centre,
 signal says so in the report instead of warning. Where a transform moves a channel by less than a pixel or so, two
 channels in each other's place correlate about as well as the right order, but the peaks are measured to a few
 hundredths of a pixel: a configured peak 0.3-1.5 px off zero with the swapped geometry's (or the reversed
-transform's) at least 3x closer is said (``SUBPIXEL_MIN_PX``, ``SUBPIXEL_RATIO``).
+transform's) at least 3x closer is said (``SUBPIXEL_MIN_PX``, ``SUBPIXEL_RATIO``); a peak 1.5 px or more off is
+said anyway, and the swapped geometry's own peak that close to zero names the swap as its cause.
 """
 
 from __future__ import annotations
@@ -718,7 +719,9 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
         swapped = (swap is not None and swap.pairs[0].snr >= min_snr
                    and (reverse if not flipped else True)
                    and (SUBPIXEL_RATIO * (2.0 if flipped else 1.0)) * math.hypot(*swap.pairs[0].shift_px) <= off)
-        if SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse):
+        # past MAX_OFFSET_PX the channel is said anyway: the swapped geometry's own peak at zero names the cause (a
+        # swapped split view of a 2-degree rotation peaked 1.6 px off and was told to re-run plexloc calibrate)
+        if (SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse)) or (off >= MAX_OFFSET_PX and swapped):
             if swapped and reverse:
                 what = "channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
                 causes = f"{swap.fix}; or, where the order is right, {rev.words()}"
