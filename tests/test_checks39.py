@@ -259,9 +259,11 @@ def test_the_psf_check_names_a_float_or_8_bit_movie_before_the_pixel_size(emccd_
     assert f"once scaled). The movie's pixels are {name}" in r.warning and "That is the likelier cause" in r.warning
     assert r.warning.index("likelier cause") < r.warning.index("If the frames are the camera's raw counts, check "
                                                                 "px_size_nm, 100 nm")
-    # without the pixel type (a library caller): the pixel size, as before
+    # without the pixel type (a library caller): not the pixel type; since session 48 the camera's baseline, above
+    # half of the pixels once the values go through the camera conversion, is named before the pixel size
     old = _psf_report(emccd_movie, kind, dtype=False)
-    assert "likelier cause" not in old.warning and "). Check px_size_nm, 100 nm" in old.warning
+    assert name not in old.warning and "below the camera's baseline" in old.warning
+    assert old.warning.index("likelier cause") < old.warning.index("If the baseline is right, check px_size_nm, 100 nm")
 
 
 def test_a_correct_uint16_movie_gets_no_psf_warning(emccd_movie):
@@ -375,7 +377,7 @@ def test_both_fits_give_the_psf_check_the_movies_pixel_type(tmp_path, emccd_movi
 def test_an_in_memory_float_array_is_not_named_as_not_raw_counts(emccd_movie, method):
     """An array held in memory is float as often as not while holding raw ADU (the simulator's frames), so the
     not-raw-counts hint, right for a float32 TIFF, would mislead there: the array's narrow spots are blamed on the
-    pixel size as before. (The same float32 photons as a TIFF get the hint: the test above.)"""
+    pixel size (and, where half of the converted pixels sit below the camera's baseline, on the baseline first). (The same float32 photons as a TIFF get the hint: the test above.)"""
     import warnings
 
     from plexloc.psf.check import PSFShapeWarning
@@ -386,4 +388,5 @@ def test_an_in_memory_float_array_is_not_named_as_not_raw_counts(emccd_movie, me
         warnings.simplefilter("always", PSFShapeWarning)
         _fit_by(method, cam.to_photons(adu).float(), cfg)
     shape = [str(w.message) for w in caught if issubclass(w.category, PSFShapeWarning)]
-    assert shape and "Check px_size_nm" in shape[0] and "float32 numbers" not in shape[0]
+    # not the pixel type; the pixel size named (after the baseline, above half of the converted pixels, since session 48)
+    assert shape and "check px_size_nm" in shape[0] and "float32 numbers" not in shape[0]

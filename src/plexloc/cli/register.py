@@ -48,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     if args.roi_offset is not None and args.camera_px_size is None:
         raise InputError("--roi-offset needs --camera-px-size (the chip pixel's size in nm)")
     check_outputs(args.out)
+    tables = [_locs.read(argparse.Namespace(locs=path, camera_px_size=args.camera_px_size))
+              for path in (args.reference, args.channel)]  # read first: a file not found is named as such
     if args.reference.resolve() == args.channel.resolve():  # an identity with residual 0 nm, "187 of 189 used"
         raise InputError(f"{args.reference} is given as both the reference and the channel: give channel 0's table "
                          "and the other channel's, each fitted alone")
-    tables = [_locs.read(argparse.Namespace(locs=path, camera_px_size=args.camera_px_size))
-              for path in (args.reference, args.channel)]
     result = register_channels(*tables, max_shift_nm=args.max_shift, names=(str(args.reference), str(args.channel)))
     out = result.to_dict()
     T = result.transform
