@@ -18,27 +18,9 @@ from plexloc.evaluate.checks import EvaluationWarning
 from plexloc.evaluate.metrics import frame_scores
 from plexloc.io import read_locs, write_locs
 from plexloc.table import LocTable
+from test_evalwalk47 import _movie  # a truth and a fit finding 5 of 6 of its rows
 
 CHALLENGE_HEADER = "Ground-truth,frame,xnano,ynano,znano,intensity"
-
-
-def _movie(n_mol: int = 150, n_frames: int = 30, on: int = 3, seed: int = 0) -> tuple[LocTable, LocTable]:
-    """A truth of ``n_mol`` molecules on ``on`` frames in a row, 0.5 um or more apart, in a 20 x 30 um field; a fit
-    finding 5 of 6 rows (x, y within 20 nm, z within 40 nm)."""
-    rng = np.random.default_rng(seed)
-    start = rng.integers(0, n_frames - on + 1, n_mol)
-    frame = (start[:, None] + np.arange(on)).ravel()
-    x = np.repeat((np.arange(n_mol) % 10) * 2000.0 + rng.uniform(0, 1500, n_mol), on)
-    y = np.repeat((np.arange(n_mol) // 10) * 2000.0 + rng.uniform(0, 1500, n_mol), on)
-    z = np.repeat(rng.uniform(-400, 400, n_mol), on)
-    truth = LocTable({"frame": frame, "x_nm": x, "y_nm": y, "z_nm": z, "photons": np.full(frame.size, 2000.0),
-                      "id": np.repeat(np.arange(n_mol), on)}).sort_by_frame()
-    t = truth[rng.random(len(truth)) < 5 / 6]
-    n = len(t)
-    pred = LocTable({"frame": t["frame"], "x_nm": t["x_nm"] + rng.uniform(-20, 20, n),
-                     "y_nm": t["y_nm"] + rng.uniform(-20, 20, n), "z_nm": t["z_nm"] + rng.uniform(-40, 40, n),
-                     "photons": t["photons"] * 1.1})
-    return truth, pred
 
 
 def _quiet(truth, pred, **options):

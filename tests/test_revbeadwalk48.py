@@ -17,31 +17,10 @@ import torch
 
 from plexloc.calibrate import calibrate_spline
 from plexloc.calibrate.synthetic import bead_field
+from test_beadwalk48 import _check, _psf_config  # an EMCCD configuration of a given pixel size and baseline
 
 PX, DZ = 100.0, 50.0
 ZS = np.arange(-800.0, 801.0, DZ)
-
-
-def _psf_config(px: float, baseline: float):
-    from plexloc.config import SimulationConfig, validate_config
-
-    return validate_config({
-        "px_size_nm": px, "frame_size": [64, 64], "psf": {"kind": "gaussian", "sigma_nm": 130.0},
-        "camera": {"kind": "emccd", "qe": 0.9, "spurious_charge": 0.002, "em_gain": 300.0, "e_per_adu": 45.0,
-                   "baseline": baseline, "read_sigma": 74.4},
-        "emitters": {"density_per_um2": 0.5, "photons_range": [1000.0, 8000.0], "on_time_frames": 2.0,
-                     "z_range_nm": [0.0, 0.0]},
-        "background": {"range": [20.0, 100.0]},
-    }, SimulationConfig)
-
-
-def _check(frames, cfg):
-    from plexloc.psf.check import check_psf_shape
-    from plexloc.simulation import Simulator
-
-    ch = Simulator(cfg).channels[0]
-    return check_psf_shape(frames, ch.psf, z_range_nm=cfg.emitters.z_range_nm, z_offset_nm=ch.z_offset_nm,
-                           camera=ch.camera, max_spots=150)
 
 
 def test_a_wrong_baseline_and_a_wrong_pixel_size_are_both_named():
