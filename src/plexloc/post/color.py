@@ -310,11 +310,14 @@ def color_probabilities_expected(n: np.ndarray, bg_var: np.ndarray, ratios: np.n
     ``n`` (L, C) photons, ``bg_var`` (L, C) background photons under each localization, ``ratios`` (K, C).
     ``return_chi2``: ``(p, chi2)`` with each colour's ``sum_i (n_i - N_k r_ki)^2 / s_ki^2`` (L, K)."""
     chi2, logvar = _expected_fit(n, bg_var, ratios, excess_noise=excess_noise, iterations=iterations)
-    logl = -0.5 * (chi2 + logvar)
-    logl -= logl.max(axis=1, keepdims=True)
-    p = np.exp(logl)
-    p /= p.sum(axis=1, keepdims=True)
+    p = _row_probabilities(-0.5 * (chi2 + logvar))
     return (p, chi2) if return_chi2 else p
+
+
+def _row_probabilities(logl: np.ndarray) -> np.ndarray:
+    """(L, K) each row's log-likelihoods (equal priors) as probabilities, summing to 1 per row."""
+    p = np.exp(logl - logl.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
 
 
 #: points of the mixing fraction q (uniform over (0, 1)) over which :func:`mixed_probability` averages at least ...
@@ -382,10 +385,7 @@ def mixed_probability(n: np.ndarray, ratios: np.ndarray, prior: float, *, s: np.
 def color_probabilities(n: np.ndarray, s: np.ndarray, ratios: np.ndarray, *, return_chi2: bool = False):
     """(L, K) probabilities ``p_k`` of eq. 3 (equal priors); ``return_chi2``: ``(p, chi2)``, chi2 (L, K)."""
     chi2 = _sigma_fit(n, s, ratios)
-    logl = -0.5 * chi2
-    logl -= logl.max(axis=1, keepdims=True)
-    p = np.exp(logl)
-    p /= p.sum(axis=1, keepdims=True)
+    p = _row_probabilities(-0.5 * chi2)
     return (p, chi2) if return_chi2 else p
 
 
