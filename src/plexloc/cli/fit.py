@@ -42,8 +42,8 @@ def add_fit_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
     p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per block (default 16): read and held together, each with its temporal window; on a GPU one "
                    "forward pass, on the CPU passes of at most 262,144 output pixels (the memory of the network's "
-                   "activations); a block of large frames holds (B + 2) x frame pixels x 4 bytes (2048 x 2048: 300 MB "
-                   "at 16), so a smaller B needs less memory")
+                   "activations); a block of large frames holds (B + window - 1) x channels x frame pixels x 4 bytes "
+                   "(2048 x 2048, one channel, window 3: 300 MB at 16), so a smaller B needs less memory")
     p.add_argument("--refine-mle", action="store_true",
                    help="refine each localization by maximum likelihood in its frame, the other localizations nearby "
                    "modelled (network; worth it where the model's errors are well above the Cramér-Rao bound, e.g. "

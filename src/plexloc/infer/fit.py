@@ -669,7 +669,8 @@ def _fit_parts(
         t0 = time.perf_counter()
         for first, block in batches:
             n_block = block.shape[0] - 2 * (spec.window // 2)
-            release_free_heap()  # the heap's holes, left by the checks and the last block, back to the system
+            if predictor.device.type == "cpu":  # the heap's holes, left by the checks and the last block, back to
+                release_free_heap()  # the system (on a GPU the activations are not on the host's heap)
             ex = predictor.localize_frames(block, roi_offset)
             h = spec.window // 2
             sat = clipped_near(block[h : h + n_block], ex, clip, spot_transforms, px_size_nm=px_xy)
