@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
               f"other than the pixel's deviate up to {check.noise:.2f})")
     findings = evaluation_checks(truth, pred, matching, truth_name=str(args.truth), pred_name=str(args.pred),
                                  px_size_nm=args.px_size, advice=_advice(read, truth_origin, pred_origin),
-                                 truth_path=args.truth, dim=dim)
+                                 truth_path=args.truth)
     for finding in findings:
         print(f"{'note' if finding.note else 'warning'}: {finding.message}", file=sys.stderr)
     voxel = {}

@@ -142,7 +142,7 @@ def _name(table: LocTable, default: str) -> str:
 
 def evaluation_checks(truth: LocTable, pred: LocTable, matching: Matching, *, truth_name: str | None = None,
                       pred_name: str | None = None, px_size_nm: float | None = None, advice: Advice = LIBRARY_ADVICE,
-                      truth_path: str | Path | None = None, dim: int | None = None) -> list[Finding]:
+                      truth_path: str | Path | None = None) -> list[Finding]:
     """The findings (module docstring) about ``truth`` and ``pred`` scored by ``matching``, in the order a reader
     wants them; ``[]`` where nothing is amiss.
 
@@ -154,12 +154,10 @@ def evaluation_checks(truth: LocTable, pred: LocTable, matching: Matching, *, tr
         advice: how the fixes are worded (:data:`LIBRARY_ADVICE`, or the CLI's options).
         truth_path: the truth's file, beside which ``plexloc simulate`` writes ``truth_drift.csv`` (default: the
             truth's ``source`` where it is a file).
-        dim: the scores' dimensionality (default ``matching.dim``).
     """
     truth_name = truth_name or _name(truth, "truth")
     pred_name = pred_name or _name(pred, "pred")
     pair = f"{pred_name} against {truth_name}"
-    dim = matching.dim if dim is None else dim
     out: list[Finding] = []
 
     fit_cols = [c for c in _FIT_COLUMNS if c in truth]
@@ -168,7 +166,7 @@ def evaluation_checks(truth: LocTable, pred: LocTable, matching: Matching, *, tr
                            f"({', '.join(fit_cols)}) and the predictions {pred_name} have none: were the two swapped? "
                            f"The order is {advice.order}"))
     missing_z = no_z(pred)
-    if (dim == 3 and missing_z is not None and not np.isnan(np.asarray(pred["z_nm"], float)).any()
+    if (matching.dim == 3 and missing_z is not None and not np.isnan(np.asarray(pred["z_nm"], float)).any()
             and no_z(truth) is None):  # (a 2D truth against a 2D fit scored in 3D: nothing axial to say)
         out.append(Finding("no_pred_z", f"{pred_name}: the predictions have no z ({missing_z}), so the axial scores "
                            f"measure the truth's own z spread; {advice.dim2} scores them laterally"))
@@ -237,17 +235,16 @@ def _frames_and_coordinates(truth: LocTable, pred: LocTable, matching: Matching,
     from plexloc.evaluate.metrics import evaluate_matching
     from plexloc.evaluate.matching import match
 
-    max_ax = matching.max_ax_nm
-    options = {"dim": matching.dim, "max_lat_nm": matching.max_lat_nm, "max_ax_nm": max_ax}
+    options = {"dim": matching.dim, "max_lat_nm": matching.max_lat_nm, "max_ax_nm": matching.max_ax_nm}
     shift = frame_shift(truth, pred, **options)
     if shift is not None:
         lower = shift.shift < 0  # the predictions' frames one lower match better
         of = (f", over the first {shift.n_truth} of {len(truth)} truth rows" if shift.n_truth < len(truth) else "")
+        # (the frame spans of tables numbered apart say nothing more, nor do their coordinates)
         return [Finding("frame_shift", f"{pair}: the two tables look numbered a frame apart: with the predictions' "
                         f"frames read one {'lower' if lower else 'higher'}, {shift.tp_shifted} pairs match instead of "
                         f"{shift.tp} (JI {shift.jaccard_shifted:.2f} % instead of {shift.jaccard:.2f} %{of}); the "
                         f"scores match frames as numbered: {advice.frame_shift(lower)}", detail=shift)]
-        # (the frame spans of tables numbered apart say nothing more)
     out: list[Finding] = []
     if not scaled:  # a table in pixels read as nm also matched more moved by some 'offset' (x -4499 nm): a second,
         # contrary advice
