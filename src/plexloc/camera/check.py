@@ -754,6 +754,28 @@ def camera_settings(camera, file: str = "") -> str:
             + (f" ({', '.join(parts)})" if parts else ""))
 
 
+def _map_fix(found: tuple[int, int, int, float] | None, cut: tuple[int, int, str] | None) -> str:
+    """The fix that :attr:`CameraCheck.map_warnings` gives for maps that are not the movie's pixels': ``found``, where
+    the movie's pixels fit the map (:attr:`plexloc.camera.mapfit.MapMatch.found`: x, y, binning, correlation), and
+    ``cut``, where the maps were cut from the chip's (:attr:`ChannelCheck.map_cut`)."""
+    if found is None:
+        return ("Give the maps of the movie's region and binning: cut the chip's maps at the ROI's corner "
+                "(--roi-offset X Y) or measure them on dark frames taken as the movie was (plexloc calibrate-camera)")
+    x, y, b, r = found
+    if b != 1:
+        return (f"The movie's pixels fit the map's {b}x{b} binned sums at binned x {x}, y {y} (correlation {r:.2f}): the "
+                f"movie was recorded with {b}x{b} binning and the maps without; measure them on dark frames at the "
+                "movie's binning and region (plexloc calibrate-camera)")
+    how = cut[2] if cut is not None else ""
+    if "roi_offset_px" in how:  # (plexloc info, fit --method mle: the configuration's ROI)
+        give = f"set roi_offset_px: [{x}, {y}] in the configuration (or give --roi-offset {x} {y})"
+    else:
+        give = f"give --roi-offset {x} {y}" + (
+            " (it takes precedence over the movie's metadata)" if cut is not None and "--roi-offset" not in how else "")
+    return (f"The movie's pixels fit the map at chip x {x}, y {y} (correlation {r:.2f}): {give}"
+            + (", with the full chip's maps" if cut is None else "") + ", or crop the maps to that region")
+
+
 def _em_off_ratio(ch: ChannelCheck) -> float:
     """The noise ratio an EMCCD read out without EM gain (its conventional amplifier: no excess noise) shows under the
     emccd model, ``(1 + read share) / 2``, where the camera is an EMCCD with em_gain under :data:`FOLDED_EM_GAIN` and
@@ -1076,32 +1098,12 @@ class CameraCheck:
                 used = f"cut at chip x {x0}, y {y0} ({how})"
             else:
                 used = "as given, the frames' size"
-            if m.found is not None:
-                x, y, b, r = m.found
-                if b == 1:
-                    how = ch.map_cut[2] if ch.map_cut is not None else ""
-                    if "roi_offset_px" in how:  # (plexloc info, fit --method mle: the configuration's ROI)
-                        give = f"set roi_offset_px: [{x}, {y}] in the configuration (or give --roi-offset {x} {y})"
-                    else:
-                        give = f"give --roi-offset {x} {y}" + (
-                            " (it takes precedence over the movie's metadata)"
-                            if ch.map_cut is not None and "--roi-offset" not in how else "")
-                    fix = (f"The movie's pixels fit the map at chip x {x}, y {y} (correlation {r:.2f}): {give}"
-                           + (", with the full chip's maps" if ch.map_cut is None else "")
-                           + ", or crop the maps to that region")
-                else:
-                    fix = (f"The movie's pixels fit the map's {b}x{b} binned sums at binned x {x}, y {y} (correlation "
-                           f"{r:.2f}): the movie was recorded with {b}x{b} binning and the maps without; measure them on "
-                           f"dark frames at the movie's binning and region (plexloc calibrate-camera)")
-            else:
-                fix = ("Give the maps of the movie's region and binning: cut the chip's maps at the ROI's corner "
-                       "(--roi-offset X Y) or measure them on dark frames taken as the movie was (plexloc "
-                       "calibrate-camera)")
             out.append(
                 f"{self._where(ch.channel)}the sCMOS baseline map{named}{in_file}, {used}, is not this movie's pixels' "
                 f"offset map: the pixel-to-pixel offsets of the first {self.frames} frames correlate {m.r:.2f} with it "
                 f"where a map of the movie's region and binning gives about {m.expected:.2f}, so every pixel is "
-                f"converted with another pixel's offset, gain and read noise (maps of another ROI or binning). {fix}")
+                f"converted with another pixel's offset, gain and read noise (maps of another ROI or binning). "
+                f"{_map_fix(m.found, ch.map_cut)}")
         return out
 
     @property
