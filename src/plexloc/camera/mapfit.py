@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAX_SIDE", "MIN_PIXELS", "MIN_Z", "MISMATCH_FRACTION", "MapMatch", "central", "expected_correlation", "find", "highpass",
+__all__ = ["MAX_SIDE", "MIN_PIXELS", "MIN_Z", "MISMATCH_FRACTION", "MapMatch", "central", "decisive", "expected_correlation", "find", "highpass",
            "map_match", "map_noise_var", "movie_offsets", "search_map"]
 
 #: a right map's expected correlation, in standard errors (``r * sqrt(pixels)``), at or above which the check speaks
@@ -165,6 +165,12 @@ def search_map(a: np.ndarray, full_map: np.ndarray, *, binnings=BINNINGS, noise_
     return best
 
 
+def decisive(expected: float, pixels: int) -> bool:
+    """A right map would stand out: its expected correlation ``expected`` (:func:`expected_correlation`) at least
+    :data:`MIN_Z` standard errors, over at least :data:`MIN_PIXELS` pixels."""
+    return bool(pixels >= MIN_PIXELS and np.isfinite(expected) and expected * math.sqrt(pixels) >= MIN_Z)
+
+
 @dataclass
 class MapMatch:
     """How well an sCMOS camera's offset map fits a movie's pixels (:func:`map_match`)."""
@@ -181,10 +187,8 @@ class MapMatch:
 
     @property
     def decisive(self) -> bool:
-        """A right map would stand out: its expected correlation at least :data:`MIN_Z` standard errors, over at least
-        :data:`MIN_PIXELS` pixels."""
-        return bool(self.pixels >= MIN_PIXELS and np.isfinite(self.expected)
-                    and self.expected * math.sqrt(self.pixels) >= MIN_Z)
+        """A right map would stand out (:func:`decisive`)."""
+        return decisive(self.expected, self.pixels)
 
     @property
     def mismatch(self) -> bool:

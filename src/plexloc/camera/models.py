@@ -524,7 +524,7 @@ def _found_roi(cam: SCMOS, readers: Sequence[Any], channel: int, frame_shape: tu
     (:func:`plexloc.camera.mapfit.search_map`), as the end of the error that asks for ``--roi-offset``: "" where the
     map has no per-pixel offsets, the movie cannot be read here, or no region fits clearly."""
     from plexloc.camera.check import head_frames
-    from plexloc.camera.mapfit import (MIN_PIXELS, MIN_Z, central, expected_correlation, find, highpass, map_noise_var,
+    from plexloc.camera.mapfit import (central, decisive, expected_correlation, find, highpass, map_noise_var,
                                        movie_offsets)
 
     if cam.baseline.ndim != 2 or not readers:
@@ -538,9 +538,8 @@ def _found_roi(cam: SCMOS, readers: Sequence[Any], channel: int, frame_shape: tu
     win, (cx, cy) = central(frame_shape)  # (at most MAX_SIDE pixels per side: the search's time)
     a = movie_offsets(np.median(np.asarray(reader[0:k], dtype=np.float64)[(slice(None), *win)], axis=0))
     full = cam.baseline.double().numpy()
-    # (a right map would stand out: its structure's expected correlation, from the map's own spread, MIN_Z or more)
     noise = map_noise_var(cam.read_sigma.double().numpy(), cam.e_per_adu.double().numpy())
-    if a.size < MIN_PIXELS or not expected_correlation(a, highpass(full), noise) * a.size ** 0.5 >= MIN_Z:
+    if not decisive(expected_correlation(a, highpass(full), noise), a.size):  # (a right map would stand out)
         return ""
     found = find(a, full, (cx, cy), noise_var=noise)
     if found is None:
