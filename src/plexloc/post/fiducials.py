@@ -532,27 +532,11 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
                     with np.errstate(invalid="ignore"):
                         bright = _share(frame[rows][photons[rows] >= floor], n_w)
                     if share < present_share and np.isfinite(floor) and bright < present_share:
-                        # dimmer than half the marker before: bleached (its place left to the sample's rows) or dimmed
-                        # at once (an illumination change), which keeps steady rows where it is in as many frames.
-                        # Where rows as bright as the marker are still there, though not each frame's nearest, it is
-                        # there beside another steady emitter (a dimmer marker within the radius): the track was
-                        # handed from one to the other and back as "dimmed", the drift of two markers 40 nm apart 17 nm
-                        # off, reported +-2.1 nm (session 48's review)
-                        here = like.mask(off, photons[near], float("nan"))
-                        p = photons[near][here]
-                        # ... and where the marker was: a dimmer emitter beside a bleached marker (another marker 40 nm
-                        # off) keeps steady rows too, and the line in time through both (:func:`_off_marker`) hid the
-                        # jump to it (8 nm off for 1.7, the jump taken for drift)
-                        with np.errstate(invalid="ignore"):
-                            dim = here & ~(photons[near] >= floor)
-                            was = xy[near][here & (photons[near] >= floor)]
-                        # (its place from the last window followed on at the drift's pace there, where the window
-                        # has no bright rows: a sine drift moves 15 nm a window of 40 frames)
-                        at = np.median(was, axis=0) if len(was) >= 3 else c + step * (misses + 1)
-                        stayed = not dim.any() or float(np.hypot(*(np.median(xy[near][dim], axis=0) - at))) \
-                            <= like.within_nm
-                        if _share(frame[near][here], n_w) >= present_share and _steady(p) and stayed:
-                            floor = float(_EDGE_PHOTONS * np.percentile(p, 25))
+                        # dimmer than half the marker before: bleached, or dimmed at once (:func:`_dimmed_floor`)
+                        dimmed = _dimmed_floor(like, off, xy[near], frame[near], photons[near], floor, n_w,
+                                               c + step * (misses + 1), present_share)
+                        if dimmed is not None:
+                            floor = dimmed
                             ok = like.mask(off, photons[near], floor)
                             share = _share(frame[near][ok], n_w)
                             like.changed_windows.append(w)
@@ -570,6 +554,32 @@ def _follow(xy: np.ndarray, frame: np.ndarray, photons: np.ndarray, order: np.nd
                 misses += 1
             w += direction
     return centres, like
+
+
+def _dimmed_floor(like: _Likeness, off: np.ndarray, xy: np.ndarray, frame: np.ndarray, photons: np.ndarray,
+                  floor: float, n_w: int, paced: np.ndarray, present_share: float) -> float | None:
+    """The photon floor to follow a marker on with, where in a window its rows (each frame's nearest: ``off``, ``xy``,
+    ``frame``, ``photons``) fell below ``floor`` (half the marker's before) because it dimmed at once (an illumination
+    change), else ``None`` (bleached: its place left to the sample's rows). A dimmed marker keeps steady rows, where it
+    was, in ``present_share`` of the window's ``n_w`` frames. Where rows as bright as the marker are still there,
+    though not each frame's nearest, it is there beside another steady emitter (a dimmer marker within the radius):
+    the track was handed from one to the other and back as "dimmed", the drift of two markers 40 nm apart 17 nm off,
+    reported +-2.1 nm (session 48's review); the caller asks only where there are none."""
+    here = like.mask(off, photons, float("nan"))
+    p = photons[here]
+    # ... and where the marker was: a dimmer emitter beside a bleached marker (another marker 40 nm off) keeps steady
+    # rows too, and the line in time through both (:func:`_off_marker`) hid the jump to it (8 nm off for 1.7, the jump
+    # taken for drift)
+    with np.errstate(invalid="ignore"):
+        dim = here & ~(photons >= floor)
+        was = xy[here & (photons >= floor)]
+    # (its place from the last window followed on at the drift's pace there, ``paced``, where the window has no
+    # bright rows: a sine drift moves 15 nm a window of 40 frames)
+    at = np.median(was, axis=0) if len(was) >= 3 else paced
+    stayed = not dim.any() or float(np.hypot(*(np.median(xy[dim], axis=0) - at))) <= like.within_nm
+    if _share(frame[here], n_w) >= present_share and _steady(p) and stayed:
+        return float(_EDGE_PHOTONS * np.percentile(p, 25))
+    return None
 
 
 def _two_spots(r: np.ndarray) -> np.ndarray | None:
