@@ -167,18 +167,14 @@ def _read_stacks(args) -> tuple[list, list[str], list[str], tuple[tuple[int, int
     return raws, sources, meta_warnings, roi
 
 
-def _roi_offset(args, readers: dict | None = None) -> tuple[tuple[int, int], str]:
+def _roi_offset(args, readers: dict) -> tuple[tuple[int, int], str]:
     """The chip pixel at the stacks' corner and where it came from (as ``plexloc fit`` finds a movie's); ``readers``:
-    the stacks already open (by path), else they are opened here."""
+    the stacks, already open, by path (:func:`_read_stacks`)."""
     from plexloc.infer.fit import resolve_roi_offset
-    from plexloc.io.tiff import open_movie
 
     if args.roi_offset is not None:
         return (int(args.roi_offset[0]), int(args.roi_offset[1])), "--roi-offset"
-    if readers is not None:
-        return resolve_roi_offset([readers[p] for p in args.stacks], None)
-    with contextlib.ExitStack() as opened:
-        return resolve_roi_offset([opened.enter_context(open_movie(p)) for p in args.stacks], None)
+    return resolve_roi_offset([readers[p] for p in args.stacks], None)
 
 
 def run(args: argparse.Namespace) -> int:
