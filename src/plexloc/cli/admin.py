@@ -55,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
                 _, token = admin.create_worker(session, args.name, group=args.group, tags=tags)
                 print(token)
             elif args.admin_command == "rotate":
-                print(admin.rotate_token(session, args.kind, args.name))
-                if args.kind == "worker" and (held := admin.held_jobs(session, args.name)):  # (released by the rotation)
-                    print(f"worker {args.name}: its job(s) {', '.join(held)} go back to the queue", file=sys.stderr)
+                token, released = admin.rotate_token(session, args.kind, args.name)
+                print(token)
+                if released:  # on stderr: the worker's jobs, which its process (with the old token) cannot finish
+                    print(f"worker {args.name}: its job(s) {', '.join(released)} go back to the queue", file=sys.stderr)
             elif args.admin_command == "usage":
                 for kind, table in admin.usage(session).items():
                     for name, u in sorted(table.items()):

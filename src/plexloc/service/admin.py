@@ -36,9 +36,9 @@ def create_worker(session: Session, name: str, *, group: str | None = None, tags
     return worker, token
 
 
-def rotate_token(session: Session, kind: str, name: str) -> str:
-    """A new token for the user or worker ``name`` (enabled); a worker's jobs go back to the queue
-    (:func:`release_jobs`: its process, which has the old token, cannot finish them)."""
+def rotate_token(session: Session, kind: str, name: str) -> tuple[str, list[str]]:
+    """A new token for the user or worker ``name`` (enabled), and the ids of the jobs a worker held, which go back to
+    the queue (:func:`release_jobs`: its process, which has the old token, cannot finish them)."""
     model = User if kind == "user" else Worker
     obj = session.scalar(select(model).where(model.name == name))
     if obj is None:
@@ -46,9 +46,7 @@ def rotate_token(session: Session, kind: str, name: str) -> str:
     token = new_token(USER_PREFIX if kind == "user" else WORKER_PREFIX)
     obj.token_hash = hash_token(token)
     obj.active = True
-    if kind == "worker":
-        release_jobs(session, obj, "got a new token")
-    return token
+    return token, release_jobs(session, obj, "got a new token") if kind == "worker" else []
 
 
 def set_active(session: Session, kind: str, name: str, active: bool) -> list[str]:
@@ -88,12 +86,6 @@ def _held(session: Session, worker: Worker) -> list:
 
     return list(session.scalars(select(Job).where(Job.worker_id == worker.id, Job.state.in_(
         [JobState.assigned.value, JobState.running.value])).order_by(Job.id)))
-
-
-def held_jobs(session: Session, name: str) -> list[str]:
-    """The ids of the jobs the worker ``name`` holds (assigned or running)."""
-    worker = session.scalar(select(Worker).where(Worker.name == name))
-    return [job.id for job in _held(session, worker)] if worker is not None else []
 
 
 def usage(session: Session) -> dict[str, dict[str, dict[str, float]]]:
