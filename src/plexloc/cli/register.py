@@ -8,6 +8,10 @@ from pathlib import Path
 from plexloc.cli._common import nonnegative_int, path_with_suffix, positive_float
 from plexloc.cli._locs import FORMATS_HELP
 
+#: a residual rms below this (nm) means the two tables hold one channel's positions: two channels' fits of the same
+#: molecules differ by their localization precision (5.8 nm rms for 20,000-photon beads)
+SAME_POSITIONS_NM = 0.01
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -82,7 +86,3 @@ def run(args: argparse.Namespace) -> int:
               "table was likely given twice; give each channel's own fit", file=sys.stderr)
     return 0
 
-
-#: a residual rms below this (nm) means the two tables hold one channel's positions: two channels' fits of the same
-#: molecules differ by their localization precision (5.8 nm rms for 20,000-photon beads)
-SAME_POSITIONS_NM = 0.01
