@@ -736,7 +736,8 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
         report.note = (f"too few spots to check the PSF's shape: {n_spots} bright isolated spots in {used} frames "
                        f"(at least {min_spots} needed)")
     else:
-        raw_cause, baseline_cause = not_raw_counts(movie_dtype, camera), baseline_above_offset(x, camera)
+        excess = baseline_excess(x, camera)  # (measured once: the cause's words and the re-check's lift)
+        raw_cause, baseline_cause = not_raw_counts(movie_dtype, camera), _baseline_words(excess)
         report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm, raw_cause,
                                   baseline_cause)
         if (recheck_baseline and report.warning and baseline_cause and not raw_cause
@@ -745,7 +746,7 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
             # pixels' median at 0): silent for the 6 warned movies whose baseline alone was 600-2000 ADU too high, still
             # off for the 11 that had 70 nm pixels configured for 100 as well (the pixels then guessed 104-108 nm, not
             # 113-163) and the 1 with 140 nm (106 nm guessed; bench/bead_pairs48.py)
-            lift = baseline_excess(x, camera)[1]  # photons (< 0) of the dim pixels' median
+            lift = excess[1]  # photons (< 0) of the dim pixels' median
             lifted = _check_psf_shape(x - lift, psf, **{**options, "warn": False, "recheck_baseline": False})
             if lifted.warning:
                 report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm, raw_cause,
@@ -868,7 +869,11 @@ def baseline_above_offset(frames_photons: Tensor, camera) -> str | None:
     offset) fitted with a baseline of 700-2100 ADU read its spots 0.47-0.82x the model's width and was told "the
     movie's pixels would be about 122-213 nm" (the pixels were right, 100 nm); the same rule names none of the right
     cameras nor the wrong pixel sizes alone (tests/test_beadwalk48.py, bench/bead_pairs48.py)."""
-    found = baseline_excess(frames_photons, camera)
+    return _baseline_words(baseline_excess(frames_photons, camera))
+
+
+def _baseline_words(found: tuple[float, float, str] | None) -> str | None:
+    """:func:`baseline_above_offset`'s sentence for what :func:`baseline_excess` found (None: none)."""
     if found is None:
         return None
     below, photons, fits = found
