@@ -621,13 +621,19 @@ def _fit_parts(
             spot_transforms = [None if ch.get("transform") is None
                                else transform_at_roi(torch.tensor(ch["transform"], dtype=torch.float64), chip_at, px_xy)
                                for ch in cfg["channels"]]
+        per_frame = int(np.prod(readers[0].frame_shape)) * (1 if split is not None else len(readers))
+        # chunks of a block's frames at most, and a quarter of CHUNK_PIXELS (16 MB of float32): the chunks in flight
+        # (read ahead, being read, being copied into the block) took 64 MB each before session 48 (this module's
+        # name: tests scale it)
+        head_chunk = frames_per_chunk(per_frame, chunk_frames, budget=CHUNK_PIXELS)
+        chunk_frames = frames_per_chunk(per_frame, min(chunk_frames, batch_frames), budget=max(CHUNK_PIXELS // 4, 1))
         # chunks go to the device before the temporal windows are formed: each frame crosses once, not once
         # per window it belongs to, and the windows are views on the device
         head: list[torch.Tensor] = []  # the movie's first frames, kept on the CPU for the camera noise check
 
         def keep_first(c: torch.Tensor) -> torch.Tensor:
             # whole frames (camera maps are per pixel), as many as 64 x 256 x 256 pixels allow (>= 2) and the first
-            # chunk of chunk_frames held before session 48 (CHUNK_PIXELS), from as many of the smaller chunks now read
+            # chunk of chunk_frames held before session 48 (head_chunk), from as many of the smaller chunks now read
             # as hold them (one of large frames may hold one)
             n_keep = min(max(NOISE_FRAMES * 256 * 256 // max(c.shape[-2] * c.shape[-1], 1), 2), NOISE_FRAMES)
             n_keep = min(n_keep, max(head_chunk, 2))
@@ -640,12 +646,6 @@ def _fit_parts(
             return c
 
         # the next chunks are read and converted to photons by a background thread while this one is fitted
-        per_frame = int(np.prod(readers[0].frame_shape)) * (1 if split is not None else len(readers))
-        # chunks of a block's frames at most, and a quarter of CHUNK_PIXELS (16 MB of float32): the chunks in flight
-        # (read ahead, being read, being copied into the block) took 64 MB each before session 48 (this module's
-        # name: tests scale it)
-        head_chunk = frames_per_chunk(per_frame, chunk_frames, budget=CHUNK_PIXELS)
-        chunk_frames = frames_per_chunk(per_frame, min(chunk_frames, batch_frames), budget=max(CHUNK_PIXELS // 4, 1))
         source = prefetch(_photon_chunks(readers, cams, chunk_frames, split))
         chunks = (keep_first(c) for c in source)
         # each frame through the frame U-Nets once, not once per window it belongs to
