@@ -9,6 +9,7 @@ from pathlib import Path
 
 from plexloc.cli._common import float_at_least, int_at_least, open_probability, path_with_suffix, positive_float
 from plexloc.cli._locs import add_table_args
+from plexloc.post.drift import RCC_MIN_ROWS_PER_WINDOW
 from plexloc.workflow import MAX_DRIFT_NM
 
 
@@ -39,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "weighted by its scatter, markers that moved on their own left out, smoothed over --smooth frames; "
                    "x, y and z (z where the markers have one). Its uncertainty is the markers' scatter over the "
                    "square root of their number, checked by their agreement")
-    p.add_argument("--segments", type=int_at_least(2), default=10, help="number of time windows, >= 2 (default 10); RCC needs at least 30 "
+    p.add_argument("--segments", type=int_at_least(2), default=10,
+                   help=f"number of time windows, >= 2 (default 10); RCC needs at least {RCC_MIN_ROWS_PER_WINDOW} "
                    "localizations a window (fewer: the drift is called unreliable, with the number of windows that "
                    "has them)")
     p.add_argument("--max-drift", type=positive_float, default=MAX_DRIFT_NM, metavar="NM",
