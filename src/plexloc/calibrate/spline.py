@@ -469,10 +469,11 @@ def calibrate_spline(
                 pair_checked = True
                 pair_check["n_beads"] = int(len(used0))
                 pair_check["reason"] = f"{len(used0)} bead(s) reached it, it needs {PAIR_SHAPE_MIN_BEADS}"
-                if len(used0) >= PAIR_SHAPE_MIN_BEADS:
+                if len(used0) >= PAIR_SHAPE_NAME_MIN_BEADS:  # (3, under PAIR_SHAPE_MIN_BEADS: rejects from 5)
                     v, se = pair_shape(clean, shifts, bg, scale, sels[0].noise_factor)
                     measured = int(np.sum(np.isfinite(v).all(axis=1) & np.isfinite(se)))
                     pair_check["n_measured"] = measured
+                if len(used0) >= PAIR_SHAPE_MIN_BEADS:
                     if measured >= PAIR_SHAPE_MIN_BEADS:
                         pair_check.update(ran=True, reason="")
                     else:  # pair_shape_outliers rejects none then
@@ -486,9 +487,7 @@ def calibrate_spline(
                     bad |= pair_bad
                 elif len(used0) >= PAIR_SHAPE_NAME_MIN_BEADS:
                     # too few beads to reject on their spread, but a bead far outside it is named: the user can look
-                    v, se = pair_shape(clean, shifts, bg, scale, sels[0].noise_factor)
                     named, details = pair_shape_outliers(v, se, min_beads=PAIR_SHAPE_NAME_MIN_BEADS)
-                    pair_check["n_measured"] = int(np.sum(np.isfinite(v).all(axis=1) & np.isfinite(se)))
                     pair_check["named"] = [[int(sels[0].rows[used0[i]]), int(sels[0].cols[used0[i]])]
                                            for i in np.flatnonzero(named)]
                     # several channels: the pixel is channel 0's (what --exclude-bead takes), its stack named
