@@ -127,14 +127,13 @@ class Metrics:
         Always has :data:`CORE_KEYS`; the colour keys only when colours were evaluated, the
         gridding keys only when a pixel size was given.
         """
-        raw = {k: getattr(self, k) for k in (*CORE_KEYS, *COLOR_KEYS, *GRIDDING_KEYS, *PHOTON_KEYS)}
-        out: dict[str, Any] = {k: raw[k] for k in CORE_KEYS}
+        out: dict[str, Any] = {k: getattr(self, k) for k in CORE_KEYS}
         if self.has_color:
-            out.update({k: raw[k] for k in COLOR_KEYS})
+            out.update({k: getattr(self, k) for k in COLOR_KEYS})
         out.update(bias_x=self.bias_x, bias_y=self.bias_y, bias_z=self.bias_z)
-        out.update({k: raw[k] for k in PHOTON_KEYS})
+        out.update({k: getattr(self, k) for k in PHOTON_KEYS})
         if self.px_size_nm is not None:
-            out.update({k: raw[k] for k in GRIDDING_KEYS})
+            out.update({k: getattr(self, k) for k in GRIDDING_KEYS})
             out["px_size_nm"] = self.px_size_nm
         out.update(
             n_truth=self.n_truth,
