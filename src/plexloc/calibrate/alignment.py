@@ -696,6 +696,7 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
             f"{base['frames']} frames, blinking molecules; channel(s) {', '.join(map(str, g.channels))}): likely "
             f"cause and fix: {g.fix}{extra}")
     offsets: dict[int, tuple[float, float]] = {}
+    said: set[int] = set()  # channels found not to line up (no swap left "undecided" for them)
     for p in cfg.pairs:
         offsets[p.channel] = p.shift_px
         if p.snr < min_snr:
@@ -729,6 +730,7 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
                 what, causes = "channels 0 and 1 in each other's place put it", swap.fix
             else:
                 what, causes = "its transform given the wrong way round puts it", rev.words()
+            said.add(p.channel)
             findings.append(
                 f"channel {p.channel} does not line up with channel 0 where its transform puts it but where {what}: "
                 f"the blinking molecules' cross-correlation peaks at dx = {dx:+.2f} px, dy = {dy:+.2f} px from zero "
@@ -739,15 +741,17 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
                 + (". For ratiometric dual-colour data the dyes' photon ratios tell the channel order: plexloc color "
                    "--config CONFIG on the fitted table warns where the channels look swapped" if swapped else ""))
             continue
-        if math.hypot(dx, dy) >= MAX_OFFSET_PX:
+        if off >= MAX_OFFSET_PX:
             edge = max(abs(dx), abs(dy)) >= max_shift - 0.5
             if rev is not None and math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) < REVERSED_TOLERANCE_PX:
+                said.add(p.channel)
                 findings.append(
                     f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
                     f"molecules' cross-correlation peaks at dx = {dx:+.1f} px, dy = {dy:+.1f} px from zero (first "
                     f"{base['frames']} frames), where a transform given the wrong way round puts it ({rev.shift_px[0]:+.1f}, "
                     f"{rev.shift_px[1]:+.1f} px): likely cause and fix: {rev.words()}")
                 continue
+            said.add(p.channel)
             findings.append(
                 f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
                 f"molecules' cross-correlation peaks at dx = {dx:+.1f} px ({dx * px[0]:+.0f} nm), dy = {dy:+.1f} px "
@@ -757,7 +761,6 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
                 f"({dx * px[0]:+.0f}, {dy * px[1]:+.0f}) nm): re-run plexloc calibrate on beads (or plexloc register "
                 "on single-channel fits of this movie) and use its transform; check the ROI offset on the chip too "
                 "(roi_offset_px, --roi-offset) where the transform has a rotation or scale")
-    said = {c for c in by_channel if any(f"channel {c} does not line up" in x for x in findings)}
     undecided_swaps = [g.name for g in alts if g.name.startswith("swap") and not any(g is f[1] for f in fired)
                        and not said.intersection(g.channels)
                        and all(abs(p.at_zero - by_channel[p.channel].at_zero) < min_snr * by_channel[p.channel].noise
