@@ -430,14 +430,12 @@ def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: f
     if job.waiting:
         return None
     at = now() if at is None else at
-    workers = session.scalars(
-        select(Worker).where(Worker.active.is_(True), Worker.last_seen.is_not(None), Worker.last_seen >= at - seen_s)
-    ).all()
+    seen = session.scalars(select(Worker).where(Worker.last_seen.is_not(None), Worker.last_seen >= at - seen_s)).all()
+    workers = [w for w in seen if w.active]
     if not workers:
         # workers that asked but are disabled (plexloc admin disable): "no worker has asked" sent their admin looking
         # for a worker that was down
-        disabled = session.scalars(select(Worker.name).where(
-            Worker.active.is_(False), Worker.last_seen.is_not(None), Worker.last_seen >= at - seen_s)).all()
+        disabled = [w.name for w in seen if not w.active]
         if disabled:
             return (f"no enabled worker has asked for jobs in the last {seen_s / 60:g} min (disabled by the service's "
                     f"administrator: {', '.join(sorted(disabled)[:5])}; plexloc admin enable worker NAME): the job waits "
