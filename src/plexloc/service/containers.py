@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,11 +106,17 @@ def detect_runtime(preferred: str | None = None) -> Runtime | None:
         if name is None and base == "singularity":
             name = "apptainer"  # the same command line
         return Runtime(name, path) if name else None
+    return next(_on_path(), None)
+
+
+def _on_path() -> Iterator[Runtime]:
+    """Each of :data:`RUNTIMES` found on PATH, in that order (looked up as they are asked for)."""
+    from plexloc.service.agent import find_program
+
     for name in RUNTIMES:
         path = find_program(name)
         if path is not None:
-            return Runtime(name, path)
-    return None
+            yield Runtime(name, path)
 
 
 def runtime_problem(runtime: Runtime, *, timeout_s: float = 30.0) -> str | None:
@@ -134,13 +141,8 @@ def usable_runtime(preferred: str | None = None) -> tuple[Runtime | None, list[s
     """The runtime :func:`detect_runtime` chooses, if :func:`runtime_problem` finds none with it; found automatically,
     else the next of :data:`RUNTIMES` on PATH that works. Returns it (None: the worker claims no image job) and a warning
     for each runtime found but not working (the worker prints them at start)."""
-    from plexloc.service.agent import find_program
-
     chosen = preferred or os.environ.get("PLEXLOC_CONTAINER_RUNTIME") or None
-    if chosen is not None:
-        candidates = [detect_runtime(chosen)]
-    else:
-        candidates = [Runtime(name, path) for name in RUNTIMES if (path := find_program(name)) is not None]
+    candidates = [detect_runtime(chosen)] if chosen is not None else list(_on_path())
     failed: list[tuple[Runtime, str]] = []  # (runtime, why), said once the outcome is known
 
     def said(instead: Runtime | None) -> list[str]:
