@@ -59,16 +59,22 @@ def test_calibrate_opens_each_stack_once(tmp_path, monkeypatch, capsys):
     assert sorted(opened) == sorted(map(str, paths)), opened
 
 
-def test_calibrate_names_the_baseline_that_would_fit(tmp_path, capsys):
-    """Stacks at a 100 ADU offset through a camera file with baseline 400: the warning said the median pixel was -280
-    photons, and nothing to set; now the baseline that fits (the offset plus the ~20 photons of background)."""
+def calibrate_above_baseline(tmp_path, capsys) -> tuple[int, str, object]:
+    """``plexloc calibrate`` of a 10-slice stack at a 100 ADU offset (20 photons of background, no bead) through a
+    camera file with baseline 400: its exit code, stderr and the stack's path."""
     cam = tmp_path / "cam.yaml"
     cam.write_text("kind: scmos\nqe: 1.0\ne_per_adu: 1.0\nbaseline: 400\nread_sigma: 1.0\nspurious_charge: 0\n")
     stack = tmp_path / "beads.tif"
     tifffile.imwrite(stack, (100 + np.random.default_rng(0).poisson(20.0, (10, 32, 32))).astype(np.uint16))
     rc = main(["calibrate", str(stack), "--z-step", "50", "--pixel-size", "100", "--camera", str(cam), "--out",
                str(tmp_path / "PSF.h5"), "--no-validate"])
-    err = capsys.readouterr().err
+    return rc, capsys.readouterr().err, stack
+
+
+def test_calibrate_names_the_baseline_that_would_fit(tmp_path, capsys):
+    """Stacks at a 100 ADU offset through a camera file with baseline 400: the warning said the median pixel was -280
+    photons, and nothing to set; now the baseline that fits (the offset plus the ~20 photons of background)."""
+    rc, err, stack = calibrate_above_baseline(tmp_path, capsys)
     assert rc == 2
     said = err.split("half of the pixels of stack 0 (")[1]
     assert said.startswith(f"{stack}) sit 28") and "ADU below the camera's baseline" in said

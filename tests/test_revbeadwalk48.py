@@ -17,7 +17,7 @@ import torch
 
 from plexloc.calibrate import calibrate_spline
 from plexloc.calibrate.synthetic import bead_field
-from test_beadwalk48 import _check, _psf_config  # an EMCCD configuration of a given pixel size and baseline
+from test_beadwalk48 import _check, _psf_config, calibrate_above_baseline  # an EMCCD configuration of a given pixel size and baseline
 
 PX, DZ = 100.0, 50.0
 ZS = np.arange(-800.0, 801.0, DZ)
@@ -95,9 +95,6 @@ def test_four_single_beads_are_not_told_the_pair_check_did_not_run():
 def test_calibrate_and_the_psf_check_share_one_baseline_rule(tmp_path, monkeypatch, capsys):
     """plexloc calibrate's baseline warning repeated the PSF check's rule (dim_offset, its margin, the baseline that
     fits) in its own copy; one function now: the CLI's sentence carries what baseline_excess measures."""
-    import tifffile
-
-    from plexloc.cli.main import main
     from plexloc.psf import check
 
     calls = []
@@ -108,13 +105,7 @@ def test_calibrate_and_the_psf_check_share_one_baseline_rule(tmp_path, monkeypat
         return real(frames, camera)
 
     monkeypatch.setattr(check, "baseline_excess", counting)
-    cam = tmp_path / "cam.yaml"
-    cam.write_text("kind: scmos\nqe: 1.0\ne_per_adu: 1.0\nbaseline: 400\nread_sigma: 1.0\nspurious_charge: 0\n")
-    stack = tmp_path / "beads.tif"
-    tifffile.imwrite(stack, (100 + np.random.default_rng(0).poisson(20.0, (10, 32, 32))).astype(np.uint16))
-    rc = main(["calibrate", str(stack), "--z-step", "50", "--pixel-size", "100", "--camera", str(cam), "--out",
-               str(tmp_path / "PSF.h5"), "--no-validate"])
-    err = capsys.readouterr().err
+    rc, err, _ = calibrate_above_baseline(tmp_path, capsys)
     assert rc == 2 and calls == [(10, 32, 32)]
     assert "sit 28" in err and "a baseline of at most about 1" in err and "would fit (now 400)" in err
 
