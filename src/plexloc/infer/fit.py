@@ -29,6 +29,11 @@ from plexloc.nets.io import load_model
 from plexloc.nets.localizer import Localizer
 from plexloc.table import REQUIRED_COLUMNS, LocTable
 
+#: the heap is handed back to the system (:func:`~plexloc.infer._memory.release_free_heap`) once per this many pixels of
+#: blocks fitted on the CPU (a block of 1000 x 1000 frames: every block): once per block of 64 x 64 frames took 0.9 s
+#: of a 5-s fit
+TRIM_PIXELS = 2**22
+
 
 #: side (px) of the square around a network localization's pixel, in each channel, whose raw pixels ``saturated_px``
 #: counts at the clipping level: a clipped spot's peak lies within a pixel of its position, and a clipped neighbour
@@ -622,11 +627,11 @@ def _fit_parts(
                                else transform_at_roi(torch.tensor(ch["transform"], dtype=torch.float64), chip_at, px_xy)
                                for ch in cfg["channels"]]
         per_frame = int(np.prod(readers[0].frame_shape)) * (1 if split is not None else len(readers))
-        # chunks of a block's frames at most, and a quarter of CHUNK_PIXELS (16 MB of float32): the chunks in flight
-        # (read ahead, being read, being copied into the block) took 64 MB each before session 48 (this module's
-        # name: tests scale it)
+        # chunks of a quarter of CHUNK_PIXELS at most (16 MB of float32): the chunks in flight (read ahead, being read,
+        # being copied into the block) took 64 MB each before session 48 (this module's name: tests scale it); not
+        # capped at a block's frames, which read small frames 16 at a time (the demo's fit 211 -> 150 frames/s)
         head_chunk = frames_per_chunk(per_frame, chunk_frames, budget=CHUNK_PIXELS)
-        chunk_frames = frames_per_chunk(per_frame, min(chunk_frames, batch_frames), budget=max(CHUNK_PIXELS // 4, 1))
+        chunk_frames = frames_per_chunk(per_frame, chunk_frames, budget=max(CHUNK_PIXELS // 4, 1))
         # chunks go to the device before the temporal windows are formed: each frame crosses once, not once
         # per window it belongs to, and the windows are views on the device
         head: list[torch.Tensor] = []  # the movie's first frames, kept on the CPU for the camera noise check
@@ -667,10 +672,15 @@ def _fit_parts(
         n_locs = 0
         head_frames = max(r.frames for r in run.psf_shape) if run.psf_shape else 0  # every channel's
         t0 = time.perf_counter()
+        untrimmed = TRIM_PIXELS  # pixels fitted since the heap was last handed back (the first block: the checks')
         for first, block in batches:
             n_block = block.shape[0] - 2 * (spec.window // 2)
-            if predictor.device.type == "cpu":  # the heap's holes, left by the checks and the last block, back to
-                release_free_heap()  # the system (on a GPU the activations are not on the host's heap)
+            # the heap's holes, left by the checks and the last blocks, back to the system, once per TRIM_PIXELS (on a
+            # GPU the activations are not on the host's heap)
+            if predictor.device.type == "cpu" and untrimmed >= TRIM_PIXELS:
+                release_free_heap()
+                untrimmed = 0
+            untrimmed += block.numel()
             ex = predictor.localize_frames(block, roi_offset)
             h = spec.window // 2
             sat = clipped_near(block[h : h + n_block], ex, clip, spot_transforms, px_size_nm=px_xy)
