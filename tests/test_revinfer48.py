@@ -11,17 +11,7 @@ import torch
 import plexloc.infer.predict as predict
 from plexloc.infer import Predictor
 from plexloc.infer import _memory
-from plexloc.nets import Localizer, LocalizerSpec
-
-
-def _model(window: int = 3) -> Localizer:
-    torch.manual_seed(0)
-    spec = LocalizerSpec(features=4, depth=1, union_features=4, union_depth=1, window=window,
-                         input_offset=[50.0], input_scale=[20.0])
-    net = Localizer(spec)
-    with torch.no_grad():
-        net.head_prob[-1].bias.fill_(0.0)  # plenty of detections to compare
-    return net.eval()
+from test_infer import _random_model  # a tiny random Localizer with plenty of detections
 
 
 @pytest.mark.parametrize("window", [3, 5])
@@ -29,7 +19,7 @@ def test_every_pass_gives_the_union_unet_channels_last_features(window):
     # the first pass's features were channels-last (F innermost), but joining the kept frames' features to the next
     # pass's with torch.cat made them contiguous: every pass after the first took union_forward's NCHW path (one
     # more copy; 2.5 % of a 48-feature block's CPU time) instead of the layout the fit chose
-    net = _model(window)
+    net = _random_model(window=window)
     block = torch.rand(14, 1, 48, 48, generator=torch.Generator().manual_seed(1)) * 100 + 20
     p = Predictor(net, precision="float32", channels_last=True, pass_pixels=3 * 48 * 48)
     strides = []
