@@ -47,9 +47,9 @@ def test_the_seam_validation_is_not_training_time(tmp_path, monkeypatch):
     score = tr.validation.score
     calls = []
 
-    def slow(*args, **kwargs):  # the seam validation takes 0.6 s; the others as they are
+    def slow(*args, **kwargs):  # the seam validation takes 2 s; the others as they are
         if not calls:
-            time.sleep(0.6)
+            time.sleep(2.0)
         calls.append(1)
         return score(*args, **kwargs)
 
@@ -57,8 +57,9 @@ def test_the_seam_validation_is_not_training_time(tmp_path, monkeypatch):
     tr.run(steps=3)
     seam, first = tr.rows
     assert seam["step"] == 0 and seam["elapsed_s"] == 0.0
-    assert first["step"] == 3 and first["elapsed_s"] < 0.3  # 3 steps of a 4-feature network: tens of ms
-    assert first["samples_per_s"] > 3 * 4 / 0.3
+    # 3 steps of a 4-feature network: tens of ms (a busy machine may stretch them, never to the seam's 2 s)
+    assert first["step"] == 3 and first["elapsed_s"] < 1.0
+    assert first["samples_per_s"] > 3 * 4 / 1.0
 
 
 def test_init_from_with_the_configurations_steps_behind_the_clock_is_refused(tmp_path, capsys):
