@@ -81,7 +81,7 @@ class Metrics:
             only, see the module docstring) and dimensionality.
         photons_bias, photons_rel_err: the median of ``pred / truth - 1`` of the pairs' photons and of its absolute
             value (%; not the Challenge's).
-        warnings: what :func:`evaluate`'s checks found (:mod:`plexloc.evaluate.checks`: tables numbered a frame
+        warnings: what the checks of :func:`evaluate` (or :func:`evaluate_matching`) found (:mod:`plexloc.evaluate.checks`: tables numbered a frame
             apart, frames one table lacks, other coordinates, ...), one sentence each; also issued as
             :class:`~plexloc.evaluate.checks.EvaluationWarning` s. Not in :meth:`to_dict`.
         matching: the :class:`~plexloc.evaluate.matching.Matching` the scores come from: the pairs
@@ -383,6 +383,7 @@ def evaluate_matching(
     *,
     dim: int | None = None,
     px_size_nm: float | None = None,
+    checks: bool = True,
 ) -> Metrics:
     """Scores from a matching already made by :func:`~plexloc.evaluate.matching.match`.
 
@@ -392,6 +393,11 @@ def evaluate_matching(
         dim: 2 or 3; defaults to ``matching.dim``. With 2, the axial scores are ``None``; a 3D matching scored in 2D
             reports its axial threshold as ``max_ax_nm`` and ``matching_dim`` 3 (its pairs were held to it).
         px_size_nm: camera pixel size (nm) for the gridding artefact; ``None`` skips it.
+        checks: warn as :func:`evaluate` does (:class:`~plexloc.evaluate.checks.EvaluationWarning`, also kept in
+            ``Metrics.warnings``; :mod:`plexloc.evaluate.checks`: tables numbered a frame apart, in
+            pixels or um, in other coordinates, scored in 3D without a predicted z, ...); ``False`` skips them (a
+            training loop's validation). Without them a fit in pixels scored JI 0 here without a word where
+            :func:`evaluate` said why.
     """
     dim = matching.dim if dim is None else dim
     if isinstance(dim, bool) or dim not in (2, 3):
@@ -451,6 +457,16 @@ def evaluate_matching(
         grid_x = gridding_deviation(pred["x_nm"][matching.tp_pred], float(px_size_nm))
         grid_y = gridding_deviation(pred["y_nm"][matching.tp_pred], float(px_size_nm))
 
+    found = ()
+    if checks:  # as evaluate() runs them (they were evaluate's only: evaluate_matching said nothing of pixels read as nm)
+        import warnings
+
+        from plexloc.evaluate.checks import EvaluationWarning, evaluation_checks
+
+        found = tuple(f.message for f in evaluation_checks(truth, pred, matching, px_size_nm=px_size_nm)
+                      if not f.note)
+        for message in found:
+            warnings.warn(message, EvaluationWarning, stacklevel=2)
     return Metrics(
         dim=int(dim),
         n_truth=n_truth,
@@ -484,6 +500,7 @@ def evaluate_matching(
         photons_bias=photons_bias,
         photons_rel_err=photons_rel_err,
         matching=matching,
+        warnings=found,
     )
 
 
@@ -552,7 +569,7 @@ def evaluate(
     if dim is None:
         dim = pick_dim(truth, pred)[0]
     matching = match(truth, pred, dim=dim, max_lat_nm=max_lat_nm, max_ax_nm=max_ax_nm)
-    metrics = evaluate_matching(truth, pred, matching, dim=dim, px_size_nm=px_size_nm)
+    metrics = evaluate_matching(truth, pred, matching, dim=dim, px_size_nm=px_size_nm, checks=False)
     found = []
     if checks:  # named by their files, or truth and pred; the notes (no colour scores: has_color says it) are the CLI's
         found = [f for f in evaluation_checks(truth, pred, matching, px_size_nm=px_size_nm) if not f.note]

@@ -175,7 +175,7 @@ def color_scores(truth: LocTable, pred: LocTable, ratios, *, dim: int,
     and its colour accuracy, of the matched localizations only, can still read 100 %). NaN where nothing matched."""
     colored, _ = assign_colors(pred, ratios, threshold)
     m = match(truth, colored, dim=dim)
-    met = evaluate_matching(truth, colored, m, dim=dim)
+    met = evaluate_matching(truth, colored, m, dim=dim, checks=False)
     nan = float("nan")
     out = {"color_jaccard": met.jaccard, "color_accuracy": met.color_accuracy, "color_rejection": met.color_rejection}
     n_ch = len(np.asarray(ratios)[0])
@@ -309,7 +309,7 @@ class ValidationSet:
         # table in 2D (the truth has no z)
         dim = 3 if self.is_3d and spec.is_3d else 2
         m = match(self.truth, pred_t, dim=dim)
-        metrics = evaluate_matching(self.truth, pred_t, m, dim=dim, px_size_nm=spec.px_size_nm[0]).to_dict()
+        metrics = evaluate_matching(self.truth, pred_t, m, dim=dim, px_size_nm=spec.px_size_nm[0], checks=False).to_dict()
         loss = np.sum(losses, axis=0) / n
         out = {"val_loss": loss[0], "val_loss_count": loss[1], "val_loss_loc": loss[2], "val_loss_bg": loss[3]}
         keys = ("jaccard", "recall", "precision", "rmse_lat", "rmse_ax", "eff_lat", "eff_ax", "eff_3d")
