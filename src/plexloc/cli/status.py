@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from plexloc.cli.submit import add_client_options, client_from, service_errors
+from plexloc.cli.submit import STOPPED_WAITING, add_client_options, client_from, ended_text, service_errors, wait_for_end
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cancel", action="store_true", help="cancel the job (then print its state)")
     p.add_argument("--delete", action="store_true",
                    help="delete the ended job with its outputs and log (frees their space; download them first)")
+    p.add_argument("--wait", action="store_true",
+                   help="wait until the job ends (exit 0 only on success; exit 3, the job left queued, when no worker "
+                   "present can take it)")
+    p.add_argument("--wait-queued", action="store_true",
+                   help="wait even for a job no worker present can take (for a worker about to start)")
     p.add_argument("--files", action="store_true", help="list the files you uploaded (id, size, name), not jobs")
     p.add_argument("--delete-file", action="append", default=[], metavar="FILE_ID",
                    help="delete a file you uploaded (repeatable; jobs that used it keep its name as deleted:NAME)")
@@ -62,8 +67,10 @@ def _list(c) -> int:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j["created_at"]))
         # the space its outputs and log take (what --delete frees; older servers do not say)
         size = "-" if j.get("output_bytes") is None else size_text(j["output_bytes"])
+        n = j.get("warning_count") or 0  # a job that succeeded with warnings (older servers do not say)
+        said = j["error"][:80] if j["error"] else f"{n} warning{'' if n == 1 else 's'} (plexloc status JOB)" if n else ""
         print(f"{j['id']}  {when}  {j['application']} {j['entry_point']:<8} {j['state']:<9} {100 * j['progress']:3.0f}%"
-              f"  {size:>9}" + (f"  {j['error'][:80]}" if j["error"] else ""))
+              f"  {size:>9}" + (f"  {said}" if said else ""))
     use = c.usage()
     if "file_bytes" in use:  # older servers do not say; on stderr: stdout stays the list, a job per line, for scripts
         quota = use.get("quota_bytes")
@@ -84,19 +91,28 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError("--files and --delete-file are about your uploads: not with JOB, --cancel, --delete, "
                                  "--log or -v")
             return _files(c, args.delete_file)
+        args.wait = args.wait or args.wait_queued
         if args.job is None:
-            if args.cancel or args.log or args.delete:
-                raise InputError("--cancel, --delete and --log need a JOB")
+            if args.cancel or args.log or args.delete or args.wait:
+                raise InputError("--cancel, --delete, --log and --wait need a JOB")
             return _list(c)
         if args.delete:
-            if args.cancel or args.log:
-                raise InputError("--delete removes the job and its log: not with --cancel or --log")
+            if args.cancel or args.log or args.wait:
+                raise InputError("--delete removes the job and its log: not with --cancel, --log or --wait")
             c.delete(args.job)
             print(f"deleted {args.job} with its outputs and log")
             return 0
         job = c.cancel(args.job) if args.cancel else c.job(args.job)
-        print(job["state"] + (" (cancel requested: the worker stops it at its next ping)"
-                              if args.cancel and job.get("cancel_requested") and job["state"] != "cancelled" else ""))
+        if args.wait and job["state"] not in ("succeeded", "failed", "cancelled"):
+            job = wait_for_end(c, args.job, prog="status", keep_waiting=args.wait_queued)
+            if job is None:
+                return STOPPED_WAITING
+        # the state, or "succeeded with 2 warnings:" and each warning (they were only in the log)
+        first, *warned = ended_text({**job, "error": None}).split("\n")
+        print(first + (" (cancel requested: the worker stops it at its next ping)"
+                       if args.cancel and job.get("cancel_requested") and job["state"] != "cancelled" else ""))
+        for line in warned:
+            print(line)
         if args.verbose:
             print(f"stage {job['stage'] or '-'}  progress {100 * job['progress']:.0f}%  attempts {job['attempts']}"
                   + ("" if job.get("output_bytes") is None else f"  outputs and log {size_text(job['output_bytes'])}"))
@@ -110,4 +126,6 @@ def run(args: argparse.Namespace) -> int:
                 for line in page["lines"]:
                     print(line["line"])
                 after = page["next_after"]
+        if args.wait:
+            return 0 if job["state"] == "succeeded" else 1
     return 0

@@ -7,6 +7,7 @@ import contextlib
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from plexloc.cli._common import nonnegative_int, positive_int
@@ -74,8 +75,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, metavar="S", help="time limit in seconds")
     p.add_argument("--priority", type=int, default=0, help="higher runs first, after the fair share between users (the jobs of users with the fewest "
                    "jobs running go first) (default 0)")
-    p.add_argument("--wait", action="store_true", help="wait until the job ends")
+    p.add_argument("--wait", action="store_true",
+                   help="wait until the job ends (exit 0 only on success); it stops, exit 3, the job left queued, when "
+                   "no worker present can take it (none has asked lately, none has its hardware or program, or those "
+                   "are disabled): the server's note says which")
+    p.add_argument("--wait-queued", action="store_true",
+                   help="with --wait: wait even for a job no worker present can take (for a worker about to start)")
+    p.add_argument("--no-reuse", action="store_true",
+                   help="upload every local file again, even one already in your space (same name and SHA-256: by "
+                   "default that file is used, not uploaded again)")
     p.set_defaults(func=run)
+
+
+#: exit code of ``--wait`` when it stops waiting because no worker present can take the job (1: the job failed)
+STOPPED_WAITING = 3
+
+
+def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | None = None,
+                 poll_s: float = 1.0) -> dict | None:
+    """The job once it has ended; None when it is queued and the server says no worker present can take it (its
+    ``note``), unless ``keep_waiting``: then the note is said once (``told``: the note said already) and the wait goes
+    on. ``plexloc submit --wait`` waited for ever on a job no worker could take (a GPU job on CPU workers, a program
+    no worker has, every worker disabled, no worker at all), without a word."""
+    while True:
+        job = c.job(job_id)
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        note = job.get("note") if job["state"] == "queued" else None
+        if note and not keep_waiting:
+            print(f"plexloc {prog}: job {job_id} is queued, but {note}. Stopped waiting; the job stays queued "
+                  f"(plexloc status {job_id} --wait waits again, --cancel ends it; --wait-queued waits even so)",
+                  file=sys.stderr, flush=True)
+            return None
+        if note and note != told:
+            print(f"plexloc {prog}: warning: job {job_id} is queued, but {note}; waiting (--wait-queued)",
+                  file=sys.stderr, flush=True)
+            told = note
+        time.sleep(poll_s)
+
+
+def ended_text(job: dict) -> str:
+    """``succeeded``, ``failed: ERROR``; a job whose program wrote warnings ``succeeded with 2 warnings:`` and each
+    on its own line (they were only in the job's log: a user saw "succeeded" and never looked)."""
+    text = job["state"] + (f": {job['error']}" if job.get("error") else "")
+    n = job.get("warning_count") or 0
+    if n:
+        shown = job.get("warnings") or []
+        more = f" (the first {len(shown)}; plexloc status {job['id']} --log has them all)" if n > len(shown) else ""
+        text += (f"{';' if job.get('error') else ''} with {n} warning{'' if n == 1 else 's'}{more}:"
+                 + "".join(f"\n  warning: {w}" for w in shown))
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.config.io import load_yaml
     from plexloc.errors import InputError
 
+    args.wait = args.wait or args.wait_queued
     config: dict = {}
     if args.config is not None:
         try:
@@ -126,9 +176,12 @@ def run(args: argparse.Namespace) -> int:
         with _uploads_removed_unless_submitted(c) as uploaded:
             for slot, value in items:
                 if isinstance(value, Path):
-                    file_id = c.upload(value)["id"]
-                    uploaded.append(file_id)
-                    inputs.setdefault(slot, []).append(file_id)
+                    f = c.upload(value, reuse=not args.no_reuse)
+                    if f.get("reused"):  # the same bytes under the same name, already in the user's space
+                        print(f"{value}: already on the server (file:{f['id']}), not uploaded again", flush=True)
+                    else:
+                        uploaded.append(f["id"])
+                    inputs.setdefault(slot, []).append(f["id"])
                 else:
                     inputs.setdefault(slot, []).append(value)
             job = c.submit(
@@ -136,12 +189,17 @@ def run(args: argparse.Namespace) -> int:
                 hardware=_hardware(args), timeout_s=args.timeout, priority=args.priority,
             )
         print(job["id"], flush=True)
-        if job.get("note"):  # no worker present can take it (the hardware asked, no worker lately): said now, on stderr
-            print(f"plexloc submit: warning: job {job['id']} is queued, but {job['note']}", file=sys.stderr, flush=True)
+        note = job.get("note")
+        if note and not (args.wait and not args.wait_queued):
+            # no worker present can take it (the hardware asked, no worker lately): said now, on stderr (--wait alone
+            # says it as it stops)
+            print(f"plexloc submit: warning: job {job['id']} is queued, but {note}", file=sys.stderr, flush=True)
         if args.wait:
-            job = c.wait(job["id"], timeout=float("inf"), poll_s=1.0)
-            print(job["state"] + (f": {job['error']}" if job["error"] else ""))
-            return 0 if job["state"] == "succeeded" else 1
+            ended = wait_for_end(c, job["id"], prog="submit", keep_waiting=args.wait_queued, told=note)
+            if ended is None:
+                return STOPPED_WAITING
+            print(ended_text(ended))
+            return 0 if ended["state"] == "succeeded" else 1
     return 0
 
 

@@ -20,17 +20,32 @@ from plexloc.service.schemas import (
     FileCreate, FileOut, JobCreate, JobOut, LogLine, LogOut, OutputOut, PartsIn, PartsOut, UploadOut, UrlOut,
 )
 from plexloc.service.states import JobState
+from plexloc.service.words import job_warnings, service_flags, warning_counts
 
 router = APIRouter(prefix="/api/v1", tags=["user"])
 
 
-def job_out(job: Job, output_bytes: int | None = None) -> JobOut:
-    """The job's answer; ``output_bytes`` from :func:`_output_bytes` (None: not said)."""
+def job_out(job: Job, output_bytes: int | None = None, *, registry=None, warning_count: int = 0,
+            warnings: list[str] = ()) -> JobOut:
+    """The job's answer; ``output_bytes`` from :func:`_output_bytes` (None: not said). With ``registry``, its error and
+    ``warnings`` name the options of the entry point's command as a submission gives them
+    (:func:`plexloc.service.words.service_flags`: "--input camera=CAMERA.yaml", not ``plexloc fit``'s "--camera")."""
     inputs: dict[str, list[str]] = {}
     for ji in job.inputs:
         inputs.setdefault(ji.slot, []).append(ops.input_ref(ji))
-    data = {c: getattr(job, c) for c in JobOut.model_fields if c not in ("inputs", "worker", "note", "output_bytes")}
-    return JobOut(**data, inputs=inputs, worker=job.worker_id, output_bytes=output_bytes)
+    skip = ("inputs", "worker", "note", "output_bytes", "warning_count", "warnings")
+    data = {c: getattr(job, c) for c in JobOut.model_fields if c not in skip}
+    command = _command(registry, job)
+    data["error"] = service_flags(data["error"], command)
+    return JobOut(**data, inputs=inputs, worker=job.worker_id, output_bytes=output_bytes, warning_count=warning_count,
+                  warnings=[service_flags(w, command) for w in warnings])
+
+
+def _command(registry, job: Job) -> list | None:
+    """The command of the job's entry point (None: no registry given, or the server no longer offers it)."""
+    if registry is None or not registry.offers(job.application, job.version, job.entry_point):
+        return None
+    return registry.apps[job.application].versions[job.version].entry_points[job.entry_point].command
 
 
 def _output_bytes(session, job_ids: list[str]) -> dict[str, int]:
@@ -206,10 +221,15 @@ def complete_file(file_id: str, request: Request, session: SessionDep, user: Use
 
 
 @router.get("/files")
-def list_files(session: SessionDep, user: UserDep, kind: str | None = None) -> list[FileOut]:
+def list_files(session: SessionDep, user: UserDep, kind: str | None = None,
+               sha256: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{64}$")] = None) -> list[FileOut]:
+    """The user's files, newest first; ``kind`` (upload, output, log) and ``sha256`` (the bytes' hash: whether a file
+    is on the server already, to use it again instead of uploading it once more) filter them."""
     q = select(File).where(File.user_id == user.id).order_by(File.created_at.desc())
     if kind:
         q = q.where(File.kind == kind)
+    if sha256:
+        q = q.where(File.sha256 == sha256.lower())
     return [FileOut.model_validate(f) for f in session.scalars(q)]
 
 
@@ -277,14 +297,17 @@ def create_job(body: JobCreate, request: Request, session: SessionDep, user: Use
 
 @router.get("/jobs")
 def list_jobs(
-    session: SessionDep, user: UserDep, state: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    request: Request, session: SessionDep, user: UserDep, state: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[JobOut]:
     q = select(Job).where(Job.user_id == user.id).order_by(Job.created_at.desc()).limit(limit)
     if state:
         q = q.where(Job.state == state)
     jobs = list(session.scalars(q))
-    sizes = _output_bytes(session, [j.id for j in jobs])
-    return [job_out(j, sizes.get(j.id, 0)) for j in jobs]
+    ids = [j.id for j in jobs]
+    sizes, said = _output_bytes(session, ids), warning_counts(session, ids)
+    registry = request.app.state.registry
+    return [job_out(j, sizes.get(j.id, 0), registry=registry, warning_count=said.get(j.id, 0)) for j in jobs]
 
 
 @router.get("/jobs/{job_id}")
@@ -295,16 +318,18 @@ def get_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -
 def _with_note(request: Request, session, job: Job) -> JobOut:
     """The job with its ``note`` (why no worker present takes it, :func:`ops.queue_note`), also in the answer to its
     submission: a job no worker could take was submitted without a word and sat queued until its user asked."""
-    return job_out(job, _output_bytes(session, [job.id]).get(job.id, 0)).model_copy(
-        update={"note": ops.queue_note(session, job, registry=request.app.state.registry)})
+    registry = request.app.state.registry
+    out = job_out(job, _output_bytes(session, [job.id]).get(job.id, 0), registry=registry,
+                  warning_count=warning_counts(session, [job.id]).get(job.id, 0), warnings=job_warnings(session, job.id))
+    return out.model_copy(update={"note": ops.queue_note(session, job, registry=registry)})
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: str, session: SessionDep, user: UserDep) -> JobOut:
+def cancel_job(job_id: str, request: Request, session: SessionDep, user: UserDep) -> JobOut:
     """Queued: cancelled now. Running: the worker stops it at its next ping. Finished: 409."""
     job = _own_job(session, user, job_id, lock=True)
     ops.cancel(session, job)
-    return job_out(job, _output_bytes(session, [job.id]).get(job.id, 0))  # as the other answers about a job
+    return _with_note(request, session, job)  # as the other answers about a job
 
 
 @router.post("/jobs/{job_id}/rerun", status_code=201)

@@ -73,6 +73,9 @@ def pull(body: PullIn, request: Request, session: SessionDep, worker: WorkerDep)
         and (registry.apps[t[0]].versions[t[1]].entry_points[t[2]].image is None or body.runtimes)
     ]
     worker.hardware = body.hardware.model_dump()
+    offered = sorted([list(t) for t in can_run])
+    if worker.can_run != offered:  # what it runs: a queued job's note says when no worker present has its program
+        worker.can_run = offered
     worker.last_seen = time.time()
     deadline = time.monotonic() + state.settings.pull_wait_s
     while True:

@@ -60,6 +60,9 @@ class Worker(Base):
     group: Mapped[str | None] = mapped_column(String(100), nullable=True)
     tags: Mapped[list] = mapped_column(JSON, default=list)
     hardware: Mapped[dict] = mapped_column(JSON, default=dict)  # as last reported
+    #: the [application, version, entry point] triples it offered to run at its last pull (its programs installed, a
+    #: container runtime for those with an image); None: not reported yet (it may run anything)
+    can_run: Mapped[list | None] = mapped_column(JSON, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -441,6 +441,20 @@ def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: f
                     f"administrator: {', '.join(sorted(disabled)[:5])}; plexloc admin enable worker NAME): the job waits "
                     "until one does")
         return f"no worker has asked for jobs in the last {seen_s / 60:g} min: the job waits until one does"
+    key = [job.application, job.version, job.entry_point]
+    able = [w for w in workers if w.can_run is None or key in w.can_run]
+    if not able:
+        # a worker without the job's program (plexloc-train on a worker without torch, comet without comet-smlm, an
+        # image without a container runtime) never claims it: the job waited for ever, its note silent
+        off = sorted(w.name for w in seen if not w.active and (w.can_run is None or key in w.can_run))
+        names = ", ".join(sorted(w.name for w in workers)[:5])
+        return (f"no worker seen in the last {seen_s / 60:g} min can run {job.application} {job.version} "
+                f"{job.entry_point} ({names}: its program, or what its 'requires:' lists, is not installed there, or "
+                "it needs a container runtime the worker lacks): the job waits until a worker that has it asks for "
+                "jobs; a worker checks its programs when it starts (restart plexloc worker after installing one)"
+                + (f"; disabled by the service's administrator: {', '.join(off[:5])} (plexloc admin enable worker "
+                   "NAME)" if off else ""))
+    workers = able
     need = job.hardware or {}
     if any(_fits(need, job.gpus, w.hardware or {}) for w in workers):
         return None

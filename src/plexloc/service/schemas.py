@@ -110,6 +110,10 @@ class JobOut(_Out):
                              "seen lately has the hardware it asks, or those that have are disabled)")
     output_bytes: int | None = Field(None, description="bytes its outputs and log take in its user's space (what "
                                      "deleting the job frees); null from servers that do not say")
+    warning_count: int = Field(0, description="warnings its program wrote to the log (a job that succeeded may have "
+                               "to be looked at all the same)")
+    warnings: list[str] = Field(default_factory=list, description="the first of those warnings, each once (in "
+                                "GET /jobs/ID; the list of jobs gives the count only)")
 
 
 class LogLine(BaseModel):

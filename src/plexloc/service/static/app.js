@@ -187,7 +187,9 @@ async function refreshJobs() {
     el("td", { className: "state-" + j.state },
       j.state + (j.waiting ? " (waiting for inputs)" : "") + (j.stage ? ` (${j.stage})` : "") + (j.cancel_requested && !["cancelled", "succeeded", "failed"].includes(j.state) ? " cancelling" : ""),
       // why it failed, in the list (a failed job said only "failed" until it was clicked): its start, the whole on hover
-      ...(j.error ? [el("div", { className: "muted job-error", textContent: j.error.length > 120 ? j.error.slice(0, 119) + "…" : j.error, title: j.error })] : [])),
+      ...(j.error ? [el("div", { className: "muted job-error", textContent: j.error.length > 120 ? j.error.slice(0, 119) + "…" : j.error, title: j.error })] : []),
+      // a job that succeeded with warnings (they were only in its log): how many, the texts in its detail
+      ...(j.warning_count ? [el("div", { className: "muted job-warnings", textContent: `${j.warning_count} warning${j.warning_count === 1 ? "" : "s"}` })] : [])),
     el("td", {}, bar(j.progress), ` ${Math.round(100 * j.progress)}%`),
     el("td", { textContent: fmtTime(j.created_at) }),
     // the space its outputs and log take (what Delete frees): which jobs to delete, over the quota
@@ -210,7 +212,7 @@ async function refreshDetail() {
   $("d-state").textContent = `— ${j.state}${j.stage ? " (" + j.stage + ")" : ""} ${Math.round(100 * j.progress)}%`;
   $("d-state").className = "state-" + j.state;
   $("d-info").textContent = `${j.application} ${j.version} ${j.entry_point}; config ${JSON.stringify(j.config)}; attempts ${j.attempts}/${j.max_attempts}` +
-    (j.error ? `; error: ${j.error}` : "") + (j.note ? `; ${j.note}` : "") + (j.rerun_of ? `; re-run of ${j.rerun_of}` : "") +
+    (j.error ? `; error: ${j.error}` : "") + (j.warning_count ? `; ${j.warning_count} warning${j.warning_count === 1 ? "" : "s"}: ${(j.warnings || []).join(" | ")}` : "") + (j.note ? `; ${j.note}` : "") + (j.rerun_of ? `; re-run of ${j.rerun_of}` : "") +
     `; CPU ${j.cpu_seconds.toFixed(1)} s, GPU ${j.gpu_seconds.toFixed(1)} s`;
   const log = await api("GET", `/jobs/${selected}/log?after=${logAfter}`);
   if (log.lines.length) {

@@ -1,0 +1,121 @@
+"""What a job's program said, in the service's words: the warnings of a job that ran (they were only in its log), and
+the command line's options that its messages name, as a submission gives them.
+
+A job's program is a command line (``plexloc fit MOVIE --model M --camera C``); its warnings and errors name that
+command's options ("give the movie's camera with --camera CAMERA.yaml"). A user of the service gives no such option:
+the entry point's ``command`` maps an input slot onto it (``{if: camera, args: [--camera, "{input.camera}"]}``), or a
+parameter (``[--threshold, "{param.threshold}"]``). :func:`service_flags` rewrites each such option into how a job
+gets it (``--input camera=CAMERA.yaml``, ``--set threshold=VALUE``), from the entry point's own command, so that any
+application's messages are translated, not only plexloc's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from plexloc.service.db import JobLog
+
+#: a plexloc command's own warning (``plexloc fit: warning: ...``, :func:`plexloc.cli.main._show_warning`), and
+#: Python's format of any other (``/path/module.py:12: UserWarning: ...``): LIKE patterns, then the exact forms
+_LIKE = ("plexloc %: warning: %", "%.py:%: %Warning: %")
+_PLEXLOC = re.compile(r"^plexloc [\w-]+: warning: (?P<text>.*)$")
+_PYTHON = re.compile(r"^\S+\.py:\d+: (?P<text>\w*Warning: .*)$")
+#: texts of warnings a job's answer carries (the count says how many there are; the log has them all)
+MAX_TEXTS = 5
+
+
+def _like():
+    return or_(*(JobLog.line.like(p) for p in _LIKE))
+
+
+def warning_text(line: str, job_id: str = "") -> str | None:
+    """The warning that the log ``line`` says, without its ``plexloc COMMAND: warning:`` prefix or the source file
+    and line of a Python warning, a worker's job folder cut from the paths it names; None for any other line."""
+    m = _PLEXLOC.match(line) or _PYTHON.match(line)
+    if m is None:
+        return None
+    text = m.group("text")
+    if job_id:  # ".../plexloc-job-ID-xyz/in/movie/a.tif" -> "movie/a.tif" (as a failed job's error names it)
+        text = re.sub(rf"\S*/plexloc-job-{re.escape(job_id)}-[^/\s]+/(?:in/)?", "", text)
+    return text
+
+
+def warning_counts(session: Session, job_ids: list[str]) -> dict[str, int]:
+    """Warning lines in the log of each job (one query; jobs without any are left out)."""
+    if not job_ids:
+        return {}
+    rows = session.execute(select(JobLog.job_id, func.count(JobLog.id))
+                           .where(JobLog.job_id.in_(job_ids), _like()).group_by(JobLog.job_id))
+    return {job_id: int(n) for job_id, n in rows}
+
+
+def job_warnings(session: Session, job_id: str, *, limit: int = MAX_TEXTS) -> list[str]:
+    """The texts of the first ``limit`` warnings of the job's log, each once, in the order said."""
+    out: list[str] = []
+    for line in session.scalars(select(JobLog.line).where(JobLog.job_id == job_id, _like()).order_by(JobLog.id)
+                                .limit(20 * limit)):
+        text = warning_text(line, job_id)
+        if text is not None and text not in out:
+            out.append(text)
+            if len(out) >= limit:
+                break
+    return out
+
+
+#: a placeholder or value an option takes in a message: ``CAMERA.yaml``, ``NM``, ``0.5``, ``camera.yaml``
+_ARG = r"(?P<arg>[A-Z][A-Z0-9_]*(?:\.[A-Za-z0-9]+)?|[-+]?\d[\d.eE+-]*|[\w./-]+\.(?:ya?ml|json|tiff?|npy|h5|pt))"
+
+
+def option_map(command: list[Any]) -> dict[str, tuple[str, str]]:
+    """``--option`` -> ``(kind, name)`` for the options of ``command`` (an entry point's, :class:`plexloc.service.apps
+    .EntryPoint`'s ``command``) that an input slot or a parameter fills: kind ``input`` (``--option "{input.SLOT}"``),
+    ``param`` (``--option "{param.NAME}"``) or ``flag`` (``{if: NAME, args: [--option]}``: a boolean parameter)."""
+    out: dict[str, tuple[str, str]] = {}
+
+    def walk(items: list[Any], cond: str | None) -> None:
+        for i, item in enumerate(items):
+            if isinstance(item, dict):  # {if: NAME, args: [...]}, as dumped or as the model holds it
+                walk(list(item.get("args") or []), item.get("if"))
+                continue
+            if hasattr(item, "args") and hasattr(item, "if_"):
+                walk(list(item.args), item.if_)
+                continue
+            if not isinstance(item, str) or not item.startswith("--"):
+                continue
+            nxt = items[i + 1] if i + 1 < len(items) and isinstance(items[i + 1], str) else None
+            m = re.fullmatch(r"\{(input|param)\.(\w+)\}", nxt or "")
+            if m:
+                out.setdefault(item, (m.group(1), m.group(2)))
+            elif cond is not None and nxt is None and len(items) == 1:
+                out.setdefault(item, ("flag", cond))
+
+    walk(list(command), None)
+    return out
+
+
+def service_flags(text: str | None, command: list[Any] | None) -> str | None:
+    """``text`` with each option of ``command`` that an input or a parameter fills named as a submission gives it:
+    ``--camera CAMERA.yaml`` -> ``--input camera=CAMERA.yaml``, ``--threshold`` -> ``--set threshold=VALUE``, a flag
+    ``--refine-mle`` -> ``--set refine_mle=true``. Options the service sets itself (``--out``, ``--device``) and any
+    other text are left as they are."""
+    if not text or not command:
+        return text
+    options = option_map(command)
+    if not options:
+        return text
+    names = "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True))
+
+    def swap(m: re.Match) -> str:
+        kind, name = options[m.group("opt")]
+        arg = m.group("arg")
+        if kind == "input":
+            return f"--input {name}={arg or 'FILE'}"
+        if kind == "param":
+            return f"--set {name}={arg or 'VALUE'}"
+        return f"--set {name}=true" + (f" {arg}" if arg else "")
+
+    return re.sub(rf"(?<![\w-])(?P<opt>{names})(?![\w-])(?: {_ARG}(?![\w-]))?", swap, text)

@@ -1,0 +1,179 @@
+"""The job service walked as a lab user and an admin (session 49): each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from service_support import AgentThread, LiveServer, make_service
+
+from plexloc.cli.main import main
+from plexloc.service.client import Client
+
+#: a program that warns as plexloc's commands do (one line, naming its own --camera and --threshold), warns as Python
+#: does (file, line, category), and succeeds; with ``fail`` it stops as ``plexloc fit`` does on a wrong option
+WARNER = """
+import pathlib, sys, warnings
+out, mode = pathlib.Path(sys.argv[1]), sys.argv[2]
+if mode == "fail":
+    print("plexloc fit: error: the camera's baseline is above every pixel: give the movie's camera with "
+          "--camera CAMERA.yaml", file=sys.stderr)
+    sys.exit(2)
+print("plexloc fit: warning: " + str(out / "movie.tif") + ": the movie looks dim: check the camera (--camera, or "
+      "the model's) and the detection --threshold", file=sys.stderr, flush=True)
+warnings.warn("a Python warning", UserWarning)
+print("plexloc fit: warning: the movie looks dim again", file=sys.stderr, flush=True)
+(out / "locs.csv").write_text("frame,x_nm,y_nm,z_nm,photons\\n")
+"""
+
+
+def warner_app(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "warner.py").write_text(WARNER)
+    (folder / "warner.yaml").write_text(textwrap.dedent(f"""
+        name: warner
+        versions:
+          "1":
+            entry_points:
+              run:
+                command: ["{sys.executable}", "{folder / 'warner.py'}", "{{output_dir}}", "{{param.mode}}",
+                          {{if: camera, args: [--camera, "{{input.camera}}"]}},
+                          {{if: threshold, args: [--threshold, "{{param.threshold}}"]}}]
+                inputs: {{camera: {{kind: config, required: false}}}}
+                params:
+                  mode: {{type: string, default: ok}}
+                  threshold: {{type: number, required: false}}
+                outputs: [{{path: locs.csv}}]
+                hardware: {{cpus: 1, memory_mb: 10}}
+                timeout_s: 60
+              absent:
+                command: ["{sys.executable}", "{folder / 'warner.py'}", "{{output_dir}}", ok]
+                requires: [a-program-no-worker-has-49]
+                hardware: {{cpus: 1, memory_mb: 10}}
+        """))
+    return folder
+
+
+@pytest.fixture
+def svc(tmp_path):
+    service = make_service(tmp_path, apps_dirs=[tmp_path / "apps", warner_app(tmp_path / "warner")])
+    yield service
+    service.app.state.engine.dispose()
+
+
+def test_a_job_that_succeeded_with_warnings_says_them_in_the_service_words(svc, capsys):
+    """``plexloc fit`` warned of a dim movie and of the camera in a job that succeeded: ``plexloc status`` said
+    "succeeded", the web page and the API too; the warnings were only in the log. Now the job's answer counts them and
+    gives their texts (the job folder cut from the paths), status and submit --wait print "succeeded with 3 warnings",
+    the list names the count; the advice names the service's way to give a camera, not ``plexloc fit``'s --camera."""
+    with LiveServer(svc.app) as live, AgentThread(live.url, svc.worker_token):
+        common = ["--server", live.url, "--token", svc.user_token]
+        assert main(["submit", "warner", *common, "--entry", "run", "--wait"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        job_id = out[0]
+        assert out[1] == "succeeded with 3 warnings:", out
+        assert out[2] == ("  warning: out/movie.tif: the movie looks dim: check the camera (--input camera=FILE, or the "
+                          "model's) and the detection --set threshold=VALUE"), out
+        assert out[3] == "  warning: UserWarning: a Python warning", out
+        assert out[4] == "  warning: the movie looks dim again", out
+        with Client(live.url, svc.user_token) as c:
+            job = c.job(job_id)
+            assert job["warning_count"] == 3 and len(job["warnings"]) == 3, job
+            listed = c.jobs()[0]
+            assert listed["warning_count"] == 3 and listed["warnings"] == [], listed
+        assert main(["status", job_id, *common]) == 0
+        assert capsys.readouterr().out.splitlines()[:2] == ["succeeded with 3 warnings:", out[2]]
+        assert main(["status", *common]) == 0
+        listing = capsys.readouterr().out.rstrip()
+        assert re.search(r"warner run +succeeded 100% +[\d.]+ [KM]?i?B  3 warnings \(plexloc status JOB\)$", listing), listing
+        # a failure's error: the option as the service takes it
+        assert main(["submit", "warner", *common, "--entry", "run", "--set", "mode=fail", "--wait"]) == 1
+        failed = capsys.readouterr().out.splitlines()[1]
+        assert failed.startswith("failed: ") and failed.endswith(
+            "give the movie's camera with --input camera=CAMERA.yaml"), failed
+        assert "--camera" not in failed
+
+
+def test_submit_wait_stops_when_no_worker_present_can_take_the_job(svc, capsys):
+    """``plexloc submit ... --wait`` waited for ever on a job no worker could take (here: a worker is present, but
+    the program the entry point requires is on no worker), saying nothing. Now the server's note says that no worker
+    present can run the entry point, naming the workers, and --wait stops (exit 3), the job left queued;
+    --wait-queued waits on (the note said once), until the job ends."""
+    with LiveServer(svc.app) as live:
+        common = ["--server", live.url, "--token", svc.user_token]
+        with AgentThread(live.url, svc.worker_token):
+            _pulled(svc, "w1")
+            done: list[int] = []
+            t = threading.Thread(target=lambda: done.append(main(["submit", "warner", *common, "--entry", "absent",
+                                                                  "--wait"])), daemon=True)
+            t.start()
+            t.join(timeout=30)
+            assert done == [3], done
+            cap = capsys.readouterr()
+            job_id = cap.out.strip()
+            assert ("no worker seen in the last 10 min can run warner 1 absent (w1: its program, or what its "
+                    "'requires:' lists, is not installed there") in cap.err, cap.err
+            assert f"Stopped waiting; the job stays queued (plexloc status {job_id} --wait" in cap.err, cap.err
+            with Client(live.url, svc.user_token) as c:
+                assert c.job(job_id)["state"] == "queued"
+                threading.Timer(1.5, lambda: c.cancel(job_id)).start()
+                assert main(["status", job_id, *common, "--wait-queued"]) == 1
+            cap = capsys.readouterr()
+            assert cap.out.strip() == "cancelled", cap.out
+            assert cap.err.count("can run warner 1 absent") == 1 and "waiting (--wait-queued)" in cap.err, cap.err
+            # a job the worker can run: --wait waits for it as before
+            assert main(["submit", "warner", *common, "--entry", "run", "--wait"]) == 0
+            capsys.readouterr()
+
+
+def _pulled(svc, name: str, timeout: float = 10.0) -> None:
+    """Wait until worker ``name`` has pulled (the server has seen it, and what it can run)."""
+    from plexloc.service.db import Worker
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with svc.sessions().begin() as s:
+            if s.query(Worker).filter_by(name=name).one().last_seen is not None:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"worker {name} did not pull")
+
+
+def test_submit_without_any_worker_stops_waiting_at_once(svc, capsys):
+    """No worker has ever asked (a server just started): ``submit --wait`` said nothing and waited; now it says so and
+    stops (exit 3)."""
+    with LiveServer(svc.app) as live:
+        done: list[int] = []
+        t = threading.Thread(target=lambda: done.append(main(["submit", "ticker", "--server", live.url, "--token",
+                                                              svc.user_token, "--entry", "tick", "--wait"])), daemon=True)
+        t.start()
+        t.join(timeout=30)
+        assert done == [3], done
+        err = capsys.readouterr().err
+        assert "no worker has asked for jobs in the last 10 min" in err and "Stopped waiting" in err, err
+
+
+def test_a_configuration_is_uploaded_once_and_used_again(svc, tmp_path, capsys):
+    """Each ``plexloc submit --input config=cfg.yaml`` stored the configuration again (ten jobs, ten copies in the
+    user's space and quota). Now a file of the same name and SHA-256 that is already there is used, not sent; a changed
+    file or another name is uploaded; --no-reuse uploads again."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("a: 1\n")
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        common = ["--server", live.url, "--token", svc.user_token]
+        for _ in range(3):
+            assert main(["submit", "warner", *common, "--entry", "run", "--input", f"camera={cfg}"]) == 0
+        out = capsys.readouterr().out
+        assert out.count("already on the server") == 2, out
+        uploads = c.files(kind="upload")
+        assert len(uploads) == 1, uploads
+        assert {j["inputs"]["camera"][0] for j in c.jobs()} == {uploads[0]["id"]}
+        assert main(["submit", "warner", *common, "--entry", "run", "--input", f"camera={cfg}", "--no-reuse"]) == 0
+        cfg.write_text("a: 2\n")
+        assert main(["submit", "warner", *common, "--entry", "run", "--input", f"camera={cfg}"]) == 0
+        assert "already on the server" not in capsys.readouterr().out
+        assert len(c.files(kind="upload")) == 3
