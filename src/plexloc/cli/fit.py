@@ -41,7 +41,7 @@ def add_fit_method_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-photons", type=nonnegative_float, metavar="N", help="keep localizations with photons >= N")
     p.add_argument("--max-photons", type=positive_float, metavar="N", help="keep localizations with photons <= N")
     p.add_argument("--batch-frames", type=positive_int, default=None, help="frames per block (default 16): read and held together, each with its temporal window; on a GPU one "
-                   "forward pass, on the CPU passes of at most 262,144 output pixels (the memory of the network's "
+                   "forward pass, on the CPU passes of at most 262,144 output pixels, all channels counted (the memory of the network's "
                    "activations); a block of large frames holds (B + window - 1) x channels x frame pixels x 4 bytes "
                    "(2048 x 2048, one channel, window 3: 300 MB at 16), so a smaller B needs less memory")
     p.add_argument("--refine-mle", action="store_true",

@@ -208,7 +208,7 @@ def tile_margin_px(spec: LocalizerSpec) -> int:
     return receptive_radius(spec) + max(1, BG_WINDOW_PX // 2)
 
 
-#: output pixels (frames x tile pixels) per network pass on the CPU (:class:`Predictor`'s ``pass_pixels``): the
+#: output pixels (frames x channels x tile pixels) per network pass on the CPU (:class:`Predictor`'s ``pass_pixels``): the
 #: activations of a pass of 4 frames of 256 x 256 (or 2 tiles of 336 x 336, a 256-px core with its margins) took
 #: about 110 MB (bfloat16, 16 features, depths 2 and 2), where the 16 frames of a block took 450 MB and its 336-px
 #: tiles 600 MB, with the same frames/s (bench/RESULTS.md, session 48)
@@ -290,8 +290,8 @@ class Predictor:
             None: its default, 0: none, as for models whose sigma calibration was measured without it).
         compile: run the network through ``torch.compile`` (fused element-wise operations; the first batch
             of each shape compiles, which takes tens of seconds: for long movies on a GPU).
-        pass_pixels: output pixels (frames x tile pixels) per network pass: a block's frames go through the network
-            in passes of at most this many (at least one frame), which bounds the activations whatever the batch and
+        pass_pixels: output pixels (frames x channels x tile pixels) per network pass: a block's frames go through
+            the network in passes of at most this many (at least one frame), which bounds the activations whatever the batch and
             the tile. None: :data:`CPU_PASS_PIXELS` on the CPU, and on CUDA the whole block at once (its memory is
             the GPU's; the batch is ``batch_frames``); 0: the whole block at once. The localizations are the same
             (each frame's and window's computations are its own). The one in use is ``self.pass_pixels`` (None:
@@ -406,11 +406,15 @@ class Predictor:
         return self._tiled(block, roi_offset_px, pieces)
 
     def _pass_frames(self, x: Tensor, per_item: int = 1) -> int:
-        """Frames (windows of ``per_item`` frames) of the tile ``x`` (..., h, w) per network pass: as many as
-        :attr:`pass_pixels` output pixels allow (at least one); all of them where it is None."""
+        """Frames (windows of ``per_item`` frames) of the tile ``x`` (..., C, h, w) per network pass: as many as
+        :attr:`pass_pixels` output pixels of every channel allow (at least one); all of them where it is None. The
+        channels count: each has its own frame U-Net, whose features the pass keeps for the union U-Net (a 2-channel
+        model's pass of 4 frames of 256 x 256 took 1.05 GB above the fit's baseline where a 1-channel model's took
+        0.64 GB, bench/io49.py)."""
         if self.pass_pixels is None:
             return max(int(x.shape[0]), 1)
-        return max(1, int(self.pass_pixels) // (per_item * int(x.shape[-2]) * int(x.shape[-1])))
+        channels = int(x.shape[-3]) if x.dim() >= 3 else 1
+        return max(1, int(self.pass_pixels) // (per_item * channels * int(x.shape[-2]) * int(x.shape[-1])))
 
     def _tiled(self, x_all: Tensor, roi_offset_px: tuple[int, int], pieces_fn) -> Extracted:
         """Tile the frames of ``x_all`` (..., H, W), run ``pieces_fn(x_tile, aux)`` on each tile (aux (1, n_aux, h, w)

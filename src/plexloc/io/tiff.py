@@ -15,8 +15,8 @@ part) or that holds Micro-Manager image files of several channels, positions or 
 would follow each other as one movie). Singleton axes other than the last two are dropped (a ``(T, 1, H, W)``
 series is read as ``(T, H, W)``); any other rank, or RGB/multi-sample images, are refused. Pixel
 types: unsigned and signed integers, float32 and float64. Compressed pixels are read where tifffile decodes them
-(deflate/zlib, PackBits, LZMA, Zstandard; LZW, JPEG and LERC only with the ``imagecodecs`` package, else the file is
-refused when it is opened, with the command that installs it). A multi-file OME-TIFF one of whose files cannot be read
+(deflate/zlib, PackBits, LZMA; Zstandard with the ``imagecodecs`` package or on Python 3.14 and later; LZW, JPEG and
+LERC only with ``imagecodecs``, else the file is refused when it is opened, with the command that installs it). A multi-file OME-TIFF one of whose files cannot be read
 is refused (tifffile would give its frames as zeros); a later file of one opened alone is read with a warning.
 
 Streaming (:func:`open_movie`) memory-maps a file whose image data are stored uncompressed in one
@@ -288,12 +288,28 @@ def _check_codec(series, path: Path) -> None:
         if int(value) <= 1 or int(value) == 8 and what == "compressed":
             continue
         try:
-            table[value]
+            missing = _codec_module_missing(table[value])
         except KeyError:
+            missing = True
+        if missing:
             name = getattr(value, "name", str(value))
             raise InputError(f"its pixels are {what} {name} ({int(value)}), which tifffile reads only with the "
                              "imagecodecs package, and it is not installed: pip install imagecodecs (or save the movie "
                              "uncompressed)", source=path) from None
+
+
+def _codec_module_missing(codec) -> bool:
+    """Whether the decoder that tifffile handed out fails for want of a module when called: its Zstandard fallback
+    without imagecodecs imports Python 3.14's ``compression.zstd`` only then, so on Python 3.10-3.13 a Zstandard movie
+    opened, and the fit failed at its first read on 'cannot read frames 0..15 (ModuleNotFoundError: No module named
+    'compression')'. Called on no data: a decoder that has its module fails on it otherwise, or returns nothing."""
+    try:
+        codec(b"")
+    except ImportError:
+        return True
+    except Exception:  # noqa: BLE001 - no data to decode: any other failure says the module is there
+        return False
+    return False
 
 
 def _check_data_set_files(tf: tifffile.TiffFile, series, path: Path, reports: _TifffileReports) -> int | None:
