@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the molecule, the same over all of its blinks with --blinks-per-molecule); the validated configuration is copied "
         "to DIR/config.yaml. A warning names a camera whose frames clip at the uint16 maximum (65535 ADU) in more "
         "than 0.01 % of the pixels. With --beads N (and --z-step, --z-range instead of --frames): a bead z-stack for "
-        "plexloc calibrate instead (DIR/beads.tif, or beads_ch0.tif ... per channel, and DIR/beads_truth.csv).",
+        "plexloc calibrate instead (DIR/beads.tif, or beads_ch0.tif ... per channel, DIR/beads_truth.csv and "
+        "DIR/config.yaml).",
     )
     add_config_argument(p, "simulation configuration (YAML)")
     # --frames < 1 and --density < 0 are InputErrors of run() (exit code 2 returned, not raised)
@@ -58,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "configuration's PSF (or --bead-psf pupil) and camera (ADU, uint16, clipped where it saturates); several "
         "channels see each bead through their transform, z offset and throughput. Writes DIR/beads.tif (beads_ch0.tif, "
         "... per channel; one split-view frame with split_view) and DIR/beads_truth.csv (one row per bead and slice: "
-        "frame = slice, x_nm, y_nm, z_nm, photons, bg, id = bead), and prints the plexloc calibrate command for it",
+        "frame = slice, x_nm, y_nm, z_nm, photons, bg, id = bead) and DIR/config.yaml (the validated configuration, as for "
+        "a movie; plexloc split and calibrate --split-view take it), and prints the plexloc calibrate command for it",
     )
     # N < 1, a step <= 0, an empty range, too many beads: InputErrors of run() naming the option and value
     b.add_argument("--beads", type=int, default=None, metavar="N", help="number of beads, >= 1")
@@ -309,6 +311,12 @@ def _run_beads(args: argparse.Namespace) -> int:
         write_movie(out / name, f, dtype=np.uint16)
     truth_path = out / "beads_truth.csv"
     write_table(stacks.truth, truth_path)
+    # the configuration the stack was made with, as a movie's run writes it: plexloc split and calibrate --split-view
+    # of DIR/beads.tif take DIR/config.yaml (it was not written: "configuration file not found")
+    from plexloc.config import save_config
+
+    cfg_path = out / "config.yaml"
+    save_config(config, cfg_path)
     for c, hit in enumerate(stacks.saturated):
         if len(hit):
             print(f"plexloc simulate: warning: {len(hit)} of {args.beads} beads reach the camera's clipping level in "
@@ -316,9 +324,9 @@ def _run_beads(args: argparse.Namespace) -> int:
                   + f"some slice: plexloc calibrate rejects them as saturated; give fewer --photons (now {args.photons:g})",
                   file=sys.stderr)
     cmd = ["plexloc", "calibrate", *[str(out / n) for n in names], "--z-step", f"{args.z_step:g}", "--pixel-size",
-           f"{px[0]:g}", "--config", str(args.config)]
+           f"{px[0]:g}", "--config", str(cfg_path)]
     if split is not None:  # calibrate cuts the one stack into the channels by the same boxes
-        cmd += ["--split-view", str(args.config)]
+        cmd += ["--split-view", str(cfg_path)]
     if args.roi_px != 15:
         cmd += ["--roi-px", str(args.roi_px)]
     if C > 1 and any(config.roi_offset_px):
@@ -326,6 +334,9 @@ def _run_beads(args: argparse.Namespace) -> int:
     cmd += ["--out", str(out / "PSF.h5")]
     print(f"wrote {', '.join(str(out / n) for n in names)} ({len(z)} slices, z {z[0]:g} to {z[-1]:g} nm in steps of "
           f"{args.z_step:g} nm; {args.beads} beads of {args.photons:g} photons, background {args.bg:g} photons/px, "
-          f"{'the configuration' if args.bead_psf == 'config' else 'the pupil model'}'s PSF) and {truth_path}; "
-          f"calibrate it with: {' '.join(shlex.quote(a) for a in cmd)}")
+          f"{'the configuration' if args.bead_psf == 'config' else 'the pupil model'}'s PSF), {truth_path} "
+          f"and {cfg_path} (the configuration it was made with); calibrate it with: {' '.join(shlex.quote(a) for a in cmd)}")
+    if split is not None:  # the transforms measured channel by channel instead (README: plexloc split, register)
+        print(f"or cut it into one stack per channel: plexloc split {shlex.quote(str(out / names[0]))} --config "
+              f"{shlex.quote(str(cfg_path))} --out {shlex.quote(str(out / 'split'))}")
     return 0

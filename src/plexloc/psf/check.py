@@ -732,25 +732,29 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
     )
     used = spots.frames
     where = (f"{source}: " if source else "") + (f"channel {channel}: " if channel is not None else "")
+    # a camera baseline far above the movie's offset (measured once: the cause's words and the re-check's lift)
+    excess = baseline_excess(x, camera) if recheck_baseline else None
+    raw_cause = not_raw_counts(movie_dtype, camera)
+    baseline_cause = _baseline_words(excess, camera)
     if n_spots < min_spots:
         report.note = (f"too few spots to check the PSF's shape: {n_spots} bright isolated spots in {used} frames "
                        f"(at least {min_spots} needed)")
+        if baseline_cause and not raw_cause:  # a camera finding that needs no spots
+            report.warning = f"{where}{_baseline_alone(baseline_cause)}"
     else:
-        excess = baseline_excess(x, camera)  # (measured once: the cause's words and the re-check's lift)
-        raw_cause, baseline_cause = not_raw_counts(movie_dtype, camera), _baseline_words(excess)
         report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm, raw_cause,
                                   baseline_cause)
-        if (recheck_baseline and report.warning and baseline_cause and not raw_cause
-                and BASELINE_LIKELIER in report.warning):
+        if baseline_cause and not raw_cause:
             # is the baseline the only cause? The same check on the frames lifted to the baseline that fits (the dim
             # pixels' median at 0): silent for the 6 warned movies whose baseline alone was 600-2000 ADU too high, still
             # off for the 11 that had 70 nm pixels configured for 100 as well (the pixels then guessed 104-108 nm, not
-            # 113-163) and the 1 with 140 nm (106 nm guessed; bench/bead_pairs48.py)
-            lift = excess[1]  # photons (< 0) of the dim pixels' median
-            lifted = _check_psf_shape(x - lift, psf, **{**options, "warn": False, "recheck_baseline": False})
-            if lifted.warning:
-                report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm, raw_cause,
-                                          baseline_cause, lifted)
+            # 113-163) and the 1 with 140 nm (106 nm guessed; bench/bead_pairs48.py). Run wherever the baseline is off,
+            # warned or not: a baseline alone 600-2000 ADU too high was silent in 6 of 12 movies, and 140 nm pixels
+            # configured for 100 (spots 1.4x wider) with a baseline 600-1000 ADU too high (spots cut narrower) read
+            # 0.82-1.17x the model's width and were silent in 8 of 8 (bench/beads49.py)
+            lifted = _check_psf_shape(x + _lift(x, excess), psf, **{**options, "warn": False, "recheck_baseline": False})
+            report.warning = _with_baseline(report, lifted, where, max_far_fraction, min_excess, movie_px_size_nm,
+                                            baseline_cause)
         if report.warning is None and len(zs) > 1 and report.z_iqr_nm < 0.15 * (zs[-1] - zs[0]):
             zm = float(np.median(report.z_nm))
             report.note = (f"{where}the spots' widths place them all near z = {zm:.0f} nm (interquartile range "
@@ -759,6 +763,20 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
     if warn and report.warning:
         warnings.warn(report.warning, PSFShapeWarning, stacklevel=3)
     return report
+
+
+def _lift(frames: Tensor, excess: tuple[float, float, str]) -> float:
+    """Photons to add to ``frames`` read with a baseline far above the offset (:func:`baseline_excess`) for the re-check:
+    the dim pixels' median (``excess[1]``, < 0) to 3 times the frames' noise above zero, so that the width fit, which
+    takes no light below zero, cuts nothing (the background is a free constant of the fit). Lifted to 0 only, the
+    spots still read 0.89-0.92x the model's width with the right pixel size (bench/beads49.py)."""
+    head = frames[:NOISE_LIFT_FRAMES]
+    noise = _robust_sd((head[1:] - head[:-1]).flatten().numpy().astype(np.float64)) / math.sqrt(2.0) if len(head) > 1 else 0.0
+    return float(-excess[1] + 3.0 * (noise if np.isfinite(noise) else 0.0))
+
+
+#: frames whose differences measure the noise of :func:`_lift`
+NOISE_LIFT_FRAMES = 64
 
 
 def _frame_stats(frames: Tensor) -> tuple[float, float]:
@@ -869,18 +887,76 @@ def baseline_above_offset(frames_photons: Tensor, camera) -> str | None:
     offset) fitted with a baseline of 700-2100 ADU read its spots 0.47-0.82x the model's width and was told "the
     movie's pixels would be about 122-213 nm" (the pixels were right, 100 nm); the same rule names none of the right
     cameras nor the wrong pixel sizes alone (tests/test_beadwalk48.py, bench/bead_pairs48.py)."""
-    return _baseline_words(baseline_excess(frames_photons, camera))
+    return _baseline_words(baseline_excess(frames_photons, camera), camera)
 
 
-def _baseline_words(found: tuple[float, float, str] | None) -> str | None:
-    """:func:`baseline_above_offset`'s sentence for what :func:`baseline_excess` found (None: none)."""
+def _baseline_words(found: tuple[float, float, str] | None, camera=None) -> str | None:
+    """:func:`baseline_above_offset`'s sentence for what :func:`baseline_excess` found (None: none); the field to set
+    named as the camera's file writes it where ``camera`` was read from one (``camera.baseline in config.yaml``)."""
     if found is None:
         return None
     below, photons, fits = found
-    return (f"half of the pixels sit {below:.3g} ADU below the camera's baseline ({photons:.3g} photons/px); {fits}. A "
-            "baseline above the camera's offset makes the dim pixels negative, and the width fit, which takes no light "
-            f"below zero, cuts off the spots' tails, so they read narrower. {BASELINE_LIKELIER}: set the camera's "
-            "baseline to its offset (measured on dark frames: plexloc calibrate-camera)")
+    return (f"half of the pixels sit {below:.3g} ADU below the camera's baseline ({photons:.3g} photons/px); {fits}. "
+            f"{_CUT_TAILS}{BASELINE_LIKELIER}: set the camera's baseline{_baseline_field(camera)} to its offset "
+            "(measured on dark frames: plexloc calibrate-camera)")
+
+
+def _baseline_field(camera) -> str:
+    """`` (camera.baseline in config.yaml)``: the field of a camera read from a file, as that file writes it; ``''``
+    for a camera built in Python."""
+    from plexloc.camera.check import camera_source
+
+    src = camera_source(camera) if camera is not None else None
+    return f" ({src[1]}baseline in {src[0]})" if src else ""
+
+
+#: the sentence of :func:`_baseline_words` about the spots' widths (:func:`_baseline_alone` leaves it out)
+_CUT_TAILS = ("A baseline above the camera's offset makes the dim pixels negative, and the width fit, which takes no "
+              "light below zero, cuts off the spots' tails, so they read narrower. ")
+
+
+def _baseline_alone(baseline_cause: str, widths: str = "") -> str:
+    """The message of a baseline far above the offset where it is the only finding: what was measured, what fits and
+    the field to set (:func:`_baseline_words`), ``widths`` (what the spots read) and what it does to a fit."""
+    text = baseline_cause.replace(_CUT_TAILS, "").replace(f"{BASELINE_LIKELIER}: set", "Set")
+    return (f"the camera's baseline lies above the movie's offset: {text}. {widths}Fitted with this camera, the dim "
+            "pixels read as negative photons: the background comes out too low and the spots' tails are cut")
+
+
+def _with_baseline(r: PSFShapeReport, lifted: PSFShapeReport, where: str, max_far: float, min_excess: float,
+                   movie_px: Sequence[float] | None, baseline_cause: str) -> str:
+    """The message where the camera's baseline lies far above the movie's offset, from the check as read (``r``, its
+    ``warning`` already :func:`_finding`'s) and on the frames lifted to the baseline that fits (``lifted``): the two
+    effects apart. Where the lifted spots still do not fit, their own finding (the pixel size guessed from their
+    widths, which the baseline did not cut) follows the baseline's; where they fit, the baseline alone is told, even
+    where the spots as read passed (a baseline 600-2000 ADU too high alone was silent in 6 of 12 movies)."""
+    k, k2 = r.width_scale, lifted.width_scale
+    if lifted.warning:
+        if r.warning and BASELINE_LIKELIER in r.warning:  # the spots read narrower: both named (session 48)
+            return _finding(r, where, max_far, min_excess, movie_px, None, baseline_cause, lifted)
+        also = _finding(lifted, "", max_far, min_excess, movie_px)
+        if r.warning:  # another finding first (wider spots, elongated ones): the baseline after it
+            return f"{r.warning}. Also: {_baseline_alone(baseline_cause)}"
+        # the spots as read passed: the baseline cut them narrower and something else made them wider (or the other way)
+        return (f"{where}{_baseline_alone(baseline_cause)}. As read, the spots' widths are {k:.2f}x the model's and "
+                f"pass the check, but with the baseline that fits they read {k2:.2f}x: two errors cancel. With the "
+                f"baseline that fits, {also[0].lower()}{also[1:]}")
+    pxs = ", ".join(f"{p:g}" for p in dict.fromkeys(r.px_size_nm))
+    if np.isfinite(k2) and abs(math.log(k2)) > math.log(1.15):
+        # the lifted spots passed, but uniformly wider or narrower: a 3D model's range of widths takes spots 1.5x wider
+        # (140 nm pixels configured for 100, astigmatic: 1.49x, silent)
+        guess = ", ".join(f"{p / k2:.0f}" for p in dict.fromkeys(r.px_size_nm))
+        widths = (f"With the baseline that fits, the spots read {k2:.2f}x the model's {r.psf_kind} PSF's width ({k:.2f}x "
+                  f"as read), which its range of widths takes: check also px_size_nm, {pxs} nm: with this PSF the "
+                  f"movie's pixels would be about {guess} nm. ")
+    else:
+        widths = (f"With the baseline that fits, the spots' widths are {k2:.2f}x the model's {r.psf_kind} PSF and fit it "
+                  f"({k:.2f}x as read): the pixel size ({pxs} nm) and the PSF are not in question. ")
+    if r.warning and BASELINE_LIKELIER in r.warning:  # the baseline named first already: the pixel size cleared
+        return f"{r.warning}. {widths.strip()}"
+    if r.warning:
+        return f"{r.warning}. Also: {_baseline_alone(baseline_cause)}"
+    return f"{where}{_baseline_alone(baseline_cause, widths)}"
 
 
 def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
