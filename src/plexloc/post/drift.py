@@ -343,6 +343,23 @@ def _peak_fit(cc: np.ndarray, r: int) -> tuple[float, float, float, np.ndarray]:
     return i + dy, j + dx, float(cc[i, j]), curvature
 
 
+def _peak_prominence(win: np.ndarray, pi: float, pj: float, r: int) -> float:
+    """How far the cross-correlation peak at (``pi``, ``pj``) stands above the rest of the searched window ``win``:
+    (peak - mean) / standard deviation of the window outside a disk of radius ``2 r + 1`` pixels around the peak
+    (``r`` the peak fit's radius, the blur in pixels). Two windows without shared structure correlate as a random
+    field whose largest value over the window is a few of its standard deviations; a shared structure stands far
+    above them (:data:`RCC_MIN_PEAK_Z`)."""
+    yy, xx = np.mgrid[: win.shape[0], : win.shape[1]]
+    i, j = int(round(pi)), int(round(pj))
+    i = min(max(i, 0), win.shape[0] - 1)
+    j = min(max(j, 0), win.shape[1] - 1)
+    rest = win[(yy - i) ** 2 + (xx - j) ** 2 > (2 * r + 1) ** 2]
+    sd = float(rest.std()) if rest.size > 1 else 0.0
+    if not sd > 0:
+        return float("inf") if win[i, j] > 0 else 0.0
+    return float((win[i, j] - rest.mean()) / sd)
+
+
 #: an estimate known to within this (``uncertainty_nm``, nm) is never called unreliable (:func:`drift_unreliable`);
 #: without the uncertainty (``split_half=False``), RCC's windows' own disagreement above this or the render pixel
 #: makes it unreliable
@@ -352,6 +369,12 @@ DRIFT_UNRELIABLE_ABOVE_NM = 30.0
 #: RCC with fewer localizations than this per time window is unreliable whatever its uncertainty says (its figure was
 #: validated from 30 a window, bench/drift_calibration40.py; 4 and 20 a window read 3.5x and 2.9x too low; session 48)
 RCC_MIN_ROWS_PER_WINDOW = 30
+#: a time window whose pairs' cross-correlation peaks all stand less than this many standard deviations above the rest
+#: of the searched correlation (:func:`_peak_prominence`) makes RCC unreliable (session 49). Measured on 2-window RCC:
+#: tables without structure 2.4-5.2 (80 tables of 200-10,000 uniform random rows, one row per molecule), tables of
+#: lines 4.7-18 (1,000-5,000 rows; the 5.6 one was 16 nm off, reported +-1.4), clusters 11-20, blinking uniform
+#: molecules 35-41
+RCC_MIN_PEAK_Z = 6.0
 #: the largest drift between two windows searched for (nm): COMET's pair radius, RCC's cross-correlation window; the
 #: one default of :func:`rcc_drift`, :func:`comet_drift`, plexloc drift and plexloc process --max-drift
 #: (:data:`plexloc.workflow.MAX_DRIFT_NM` is this). rcc_drift's own default was 1000 before session 48
@@ -436,7 +459,7 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     for s in range(n_seg):
         img = torch.bincount(flat[seg_t == s], minlength=h * w).reshape(h, w).to(torch.float32)
         spectra.append(torch.fft.rfft2(img - img.mean(), s=(hp, wp)))
-    pairs, shifts, weights, curvatures = [], [], [], []
+    pairs, shifts, weights, curvatures, peak_z = [], [], [], [], []
     total = n_seg * (n_seg - 1) // 2
     done = 0
     for i in range(n_seg):
@@ -447,6 +470,7 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
             cols = torch.arange(-m, m + 1, device=dev) % wp
             win = cc[rows][:, cols].cpu().numpy()
             pi, pj, height, curvature = _peak_fit(win, r)
+            peak_z.append(_peak_prominence(win, pi, pj, r))
             curvatures.append(curvature / px**2)
             pairs.append((i, j))
             shifts.append(((pj - m) * px, (pi - m) * px))
@@ -482,7 +506,8 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     dof = max(int(keep.sum()) - (n_seg - 1), 1)
     sigma_pair = float(np.sqrt((resid_kept**2).sum() / (2 * dof)))
     return sol, keep, threshold, sigma_pair, {"pairs": pairs_a, "shifts": r_ij, "curvature": np.array(curvatures),
-                                              "heights": np.array(weights), "solver": solver, "design": a}
+                                              "heights": np.array(weights), "solver": solver, "design": a,
+                                              "peak_z": np.array(peak_z)}
 
 
 #: on-events (:func:`_events`): rows in the same or the next frame within this of each other in x and in y (nm)
@@ -846,6 +871,125 @@ def _rcc_split_half(frame: np.ndarray, seg: np.ndarray, n_seg: int, centre: np.n
     return info, RCC_HALF_DIFFERENCE_SCALE * half_diff / 2.0, knot_var
 
 
+#: RCC's step check (:func:`_rcc_step`): the two windows around the largest jump between knots are cut into this many
+#: blocks of equal counts, each cross-correlated with the rest of the table (drift-corrected)
+RCC_STEP_BLOCKS = 8
+#: ... a step is kept where it fits the blocks' drifts this many times better (residual sum of squares) than a
+#: quadratic through them, and better than a straight line by an F ratio (2 and 2 B - 6 degrees of freedom) above
+#: :data:`RCC_STEP_F`
+RCC_STEP_RATIO = 10.0
+RCC_STEP_F = 30.0
+
+
+def _rcc_step(x: np.ndarray, y: np.ndarray, frame: np.ndarray, seg: np.ndarray, centre: np.ndarray, sol: np.ndarray,
+              frames: np.ndarray, *, x0: float, y0: float, h: int, w: int, px: float, blur: float,
+              max_drift_nm: float, device: str) -> dict[str, Any] | None:
+    """A step of the drift (the stage jumped) between two windows' centres, or None.
+
+    The curve through the windows' drifts is smooth: a stage that jumps by 50 nm at one frame is spread over the
+    frames between two windows' centres (bench/drift_walk48.py's step: the knots right to 1-3 nm, the curve 4.5 nm rms
+    off, 20-25 nm off for 200 frames, while the uncertainty, whose model of the curve between windows is smooth,
+    read 1.8). Here the interval whose jump departs most from the others' pace is looked at closer: the rows of its
+    two windows are cut into :data:`RCC_STEP_BLOCKS` blocks of equal counts, each cross-correlated with the rest of
+    the table corrected by the curve (a well-sampled reference), which gives the drift of every block. A step (a jump
+    between two blocks on a straight line) is kept where it fits those drifts :data:`RCC_STEP_RATIO` times better
+    than a quadratic and beats a straight line by an F ratio above :data:`RCC_STEP_F`; every block's peak must stand
+    out (:data:`RCC_MIN_PEAK_Z`). Returns ``frame`` (the first frame after the step), ``size_nm`` (x, y),
+    ``block_frames`` and ``block_drift_nm`` (the blocks' mean frames and drifts), ``f_ratio``, ``quadratic_ratio``
+    and the knots on either side (``left``, ``right``: frames and drifts) that :func:`_stepped_curve` joins."""
+    n_seg = len(centre)
+    if n_seg < 2:
+        return None
+    gap = np.diff(centre)
+    jumps = np.diff(sol, axis=0)
+    pace = np.median(jumps / gap[:, None], axis=0) if n_seg > 2 else np.zeros(2)
+    excess = np.linalg.norm(jumps - pace * gap[:, None], axis=1)
+    k = int(np.argmax(excess))
+    near = (seg == k) | (seg == k + 1)
+    rest = ~near
+    if rest.sum() < RCC_MIN_ROWS_PER_WINDOW or near.sum() < RCC_STEP_BLOCKS * RCC_MIN_ROWS_PER_WINDOW:
+        return None
+    curve = _curve(centre, sol, frames)
+    idx = frame.astype(np.int64) - int(frames[0])
+    xr, yr = x[rest] - curve[idx[rest], 0], y[rest] - curve[idx[rest], 1]
+
+    def pixels(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        ix = np.clip(((xs - x0) / px).astype(np.int64), 0, w - 1)
+        iy = np.clip(((ys - y0) / px).astype(np.int64), 0, h - 1)
+        return iy * w + ix
+
+    ref = pixels(xr, yr)
+    f_near = frame[near]
+    block, b_centre = _segments(f_near, RCC_STEP_BLOCKS)
+    if len(b_centre) < RCC_STEP_BLOCKS:
+        return None
+    pix_near = pixels(x[near], y[near])
+    b_drift = np.zeros((len(b_centre), 2))
+    for b in range(len(b_centre)):
+        sel = block == b
+        flat = np.concatenate([ref, pix_near[sel]])
+        s2 = np.concatenate([np.zeros(len(ref), np.int64), np.ones(int(sel.sum()), np.int64)])
+        d, _, _, _, fit = _rcc_solve(flat, s2, 2, h, w, px, blur, max_drift_nm, device)
+        if not fit["peak_z"][0] >= RCC_MIN_PEAK_Z:
+            return None
+        b_drift[b] = d[1] - d[0]
+    t = (b_centre - b_centre.mean()) / max(float(np.ptp(b_centre)), 1.0)
+    ones = np.ones_like(t)
+
+    def rss(design: np.ndarray, use: np.ndarray) -> float:
+        coef, *_ = np.linalg.lstsq(design, b_drift[use], rcond=None)
+        return float(np.sum((design @ coef - b_drift[use]) ** 2))
+
+    n_b = len(t)
+    best = None
+    # the step between two blocks (inside=False), or inside block j (its drift a mix of both sides: left out of the
+    # fit, and the step's frame placed in it by the mix)
+    for j, inside in [(j, False) for j in range(1, n_b)] + [(j, True) for j in range(1, n_b - 1)]:
+        use = np.ones(n_b, bool)
+        if inside:
+            use[j] = False
+        after = (np.arange(n_b) >= j).astype(float)
+        lin = np.column_stack([ones, t])[use]
+        quad = np.column_stack([ones, t, t**2])[use]
+        stp = np.column_stack([ones, t, after])[use]
+        dof = 2 * (int(use.sum()) - 3)
+        r_step = max(rss(stp, use), 1e-12)
+        if best is None or r_step / dof < best[0]:
+            best = (r_step / dof, j, inside, use, rss(lin, use), rss(quad, use), r_step, dof)
+    _, j, inside, use, rss_line, rss_quad, rss_step, dof = best
+    f_ratio = (rss_line - rss_step) / 2.0 / (rss_step / dof)
+    quad_ratio = rss_quad / rss_step
+    if not (f_ratio > RCC_STEP_F and quad_ratio > RCC_STEP_RATIO):
+        return None
+    after = (np.arange(n_b) >= j).astype(float)
+    coef, *_ = np.linalg.lstsq(np.column_stack([ones, t, after])[use], b_drift[use], rcond=None)
+    fb = np.sort(f_near[block == j])
+    first_after = int(fb[0])
+    if inside:  # the share of block j after the step, from where its drift lies between the two sides
+        lo = coef[0] + coef[1] * t[j]
+        size = coef[2]
+        share = float(np.clip(np.dot(b_drift[j] - lo, size) / max(float(np.dot(size, size)), 1e-12), 0.0, 1.0))
+        first_after = int(fb[min(int(round((1.0 - share) * len(fb))), len(fb) - 1)])
+    keep_b = np.ones(n_b, bool)
+    if inside:
+        keep_b[j] = False
+    before = keep_b & (np.arange(n_b) < j)
+    later = keep_b & (np.arange(n_b) >= j)
+    left = (np.concatenate([centre[:k], b_centre[before]]), np.vstack([sol[:k], b_drift[before]]))
+    right = (np.concatenate([b_centre[later], centre[k + 2:]]), np.vstack([b_drift[later], sol[k + 2:]]))
+    return {"frame": first_after, "size_nm": [float(coef[2, 0]), float(coef[2, 1])], "f_ratio": float(f_ratio),
+            "quadratic_ratio": float(quad_ratio), "block_frames": b_centre.tolist(),
+            "block_drift_nm": b_drift.tolist(), "between_windows": [k, k + 1], "inside_block": bool(inside), "left": left, "right": right}
+
+
+def _stepped_curve(step: dict[str, Any], frames: np.ndarray) -> np.ndarray:
+    """The lateral curve (x, y) with :func:`_rcc_step`'s step kept sharp: the curve through the knots before it up to
+    the frame before, through those after it from its frame on (each extended straight past its last knot)."""
+    lo = _curve(step["left"][0], step["left"][1], frames)
+    hi = _curve(step["right"][0], step["right"][1], frames)
+    return np.where((frames < step["frame"])[:, None], lo, hi)
+
+
 def rcc_drift(
     table: LocTable,
     *,
@@ -981,6 +1125,26 @@ def rcc_drift(
                 f"window's drift is known to +-{agreement:.0f} nm at best): this drift estimate is not reliable. Too "
                 "few localizations per window, or no structure that several windows share; try fewer windows "
                 "(n_segments, plexloc drift --segments) or the COMET engine", UnreliableDriftWarning, stacklevel=2)
+    # every window's best cross-correlation peak must stand out of the correlation's chance maxima (session 49): with
+    # 2 windows nothing else checks the one peak, and a structure-free table of 1,000 rows read 170 nm of drift
+    # known to +-29 nm, not flagged
+    peak_z = fit["peak_z"]
+    best_z = np.full(n_seg, -np.inf)
+    np.maximum.at(best_z, fit["pairs"][:, 0], peak_z)
+    np.maximum.at(best_z, fit["pairs"][:, 1], peak_z)
+    weak = np.flatnonzero(~(best_z >= RCC_MIN_PEAK_Z))
+    info.update(peak_z_min=float(np.min(peak_z)), peak_z_median=float(np.median(peak_z)), weak_windows=weak.tolist())
+    if len(weak) and not unreliable:
+        unreliable = True
+        fewer = "" if n_seg <= 2 else f"fewer windows (n_segments, plexloc drift --segments, got {n_seg}), "
+        warnings.warn(
+            f"RCC: the cross-correlation peak of {len(weak)} of the {n_seg} time windows (window(s) "
+            f"{', '.join(str(int(k)) for k in weak[:5])}{', ...' if len(weak) > 5 else ''}; best peak "
+            f"{float(best_z[weak].max()):.1f} standard deviations above the rest of the correlation) does not stand "
+            f"out of the chance maxima of windows that share no structure (3-5 standard deviations; "
+            f"{RCC_MIN_PEAK_Z:g} needed), and this drift estimate of {len(table)} localizations is not reliable. Use "
+            f"more localizations per window (the whole acquisition), {fewer}or fiducial markers (engine fiducials); "
+            "if the sample did not drift, keep the uncorrected table", UnreliableDriftWarning, stacklevel=2)
     per_window = len(table) / n_seg
     if per_window < RCC_MIN_ROWS_PER_WINDOW and not unreliable:
         # below the tables its uncertainty was validated on (bench/drift_calibration40.py: from 300 rows over 10
@@ -997,6 +1161,12 @@ def rcc_drift(
                "fiducials) or keep it uncorrected"), UnreliableDriftWarning, stacklevel=2)
     seg_drift = np.column_stack([sol, np.zeros(n_seg)])
     curve = _curve(centre, seg_drift, frames)
+    step = None if unreliable else _rcc_step(x, y, frame, seg, centre, sol, frames, x0=x0, y0=y0, h=h, w=w, px=px,
+                                             blur=blur, max_drift_nm=max_drift_nm, device=device)
+    if step is not None:
+        # a stage jump, kept sharp instead of spread over the frames between two windows' centres
+        curve[:, :2] = _stepped_curve(step, frames)
+        info["step"] = {k: v for k, v in step.items() if k not in ("left", "right")}
     info.update(_with_z_drift(table, frames, curve, seg, centre, centre, seg_drift, split_half=split_half, seed=0,
                               engine="RCC"))
     offset = curve[:1].copy()  # reference: drift(first frame) = 0
