@@ -662,6 +662,9 @@ class _Words:
 
 def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_snr: float, max_shift: int,
             base: dict, reversed_: dict[int, _Reversed] | None = None, flipped: bool = False) -> AlignmentReport:
+    """The report of the geometries' correlations: alternatives that line up better (:func:`_better_geometries`), the
+    configured geometry's channels that sit off zero (:func:`_channel_findings`) and the swaps that geometry cannot
+    tell (:func:`_undecided_swaps`)."""
     by_channel = {p.channel: p for p in cfg.pairs}
     notes: list[str] = []
     signal = [p for g in [cfg, *alts] for p in g.pairs if p.snr >= min_snr]
@@ -671,6 +674,37 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
                      f"deviations (best {best:.1f}); the first {base['frames']} frames may hold too few blinking "
                      "molecules")
         return AlignmentReport(status="undecided", configured=cfg, alternatives=tuple(alts), notes=tuple(notes), **base)
+    fired = _better_geometries(alts, by_channel, min_snr)
+    findings, covered = _geometry_findings(fired, base)
+    offsets: dict[int, tuple[float, float]] = {}
+    said: set[int] = set()  # channels found not to line up (no swap left "undecided" for them)
+    for p in cfg.pairs:
+        offsets[p.channel] = p.shift_px
+        if p.snr < min_snr:
+            notes.append(f"channel {p.channel}: its correlation with channel 0 under the configured geometry is "
+                         f"{p.snr:.1f} noise standard deviations (below {min_snr:g}): its alignment is not measured")
+            continue
+        if p.channel in covered:
+            continue
+        finding = _channel_finding(p, alts, by_channel, px, min_snr, max_shift, base, reversed_, flipped)
+        if finding is not None:
+            said.add(p.channel)
+            findings.append(finding)
+    undecided_swaps = _undecided_swaps(alts, fired, said, by_channel, min_snr)
+    if undecided_swaps:
+        notes.append(f"channel order not decided by geometry ({', '.join(undecided_swaps)} lines up as well as the "
+                     "configured order: the transforms move the channels too little for a swap to show)")
+    status = ("wrong geometry" if fired else "misaligned" if findings else
+              "ok" if all(p.snr >= min_snr for p in cfg.pairs) else "undecided")
+    return AlignmentReport(status=status, configured=cfg, alternatives=tuple(alts), findings=tuple(findings),
+                           notes=tuple(notes), offsets_px=offsets, **base)
+
+
+def _better_geometries(alts: list[Geometry], by_channel: dict[int, PairCorrelation],
+                       min_snr: float) -> list[tuple[float, Geometry, float, float]]:
+    """The alternatives that correlate ``BETTER_RATIO`` times better than the configured geometry (at zero shift or at
+    the peak) and by ``min_snr`` noise standard deviations: ``(excess in noise units, geometry, its mean correlation,
+    the configured one's)`` each."""
     fired: list[tuple[float, Geometry, float, float]] = []
     for g in alts:
         noise = math.sqrt(sum(by_channel[p.channel].noise ** 2 for p in g.pairs)) or float("inf")
@@ -680,6 +714,12 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
             if alt / noise >= min_snr and alt >= BETTER_RATIO * max(ref, 0.0) and (alt - ref) / noise >= min_snr:
                 fired.append(((alt - ref) / noise, g, alt / len(g.pairs), ref / len(g.pairs)))
                 break
+    return fired
+
+
+def _geometry_findings(fired: list[tuple[float, Geometry, float, float]], base: dict) -> tuple[list[str], set[int]]:
+    """``(findings, channels covered)``: one sentence per better geometry, the best first, skipping those whose
+    channels a better one explained already."""
     findings: list[str] = []
     covered: set[int] = set()
     for _, g, alt, ref in sorted(fired, key=lambda f: -f[0]):
@@ -695,80 +735,72 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
             f"than the configured geometry ({alt:.3f} against {ref:.3f}, normalised cross-correlation of the first "
             f"{base['frames']} frames, blinking molecules; channel(s) {', '.join(map(str, g.channels))}): likely "
             f"cause and fix: {g.fix}{extra}")
-    offsets: dict[int, tuple[float, float]] = {}
-    said: set[int] = set()  # channels found not to line up (no swap left "undecided" for them)
-    for p in cfg.pairs:
-        offsets[p.channel] = p.shift_px
-        if p.snr < min_snr:
-            notes.append(f"channel {p.channel}: its correlation with channel 0 under the configured geometry is "
-                         f"{p.snr:.1f} noise standard deviations (below {min_snr:g}): its alignment is not measured")
-            continue
-        if p.channel in covered:
-            continue
-        dx, dy = p.shift_px
-        rev = (reversed_ or {}).get(p.channel)
-        off = math.hypot(dx, dy)
-        # too small a move for the swapped geometry to correlate twice as well, but peaks are measured to a few
-        # hundredths of a pixel: the configured peak sits off zero, where the two channels in each other's place (their
-        # own peak at zero) or the transform reversed put it
-        swap = next((g for g in alts if g.name == f"swap0-{p.channel}"), None) if len(by_channel) == 1 else None
-        reverse = (rev is not None and SUBPIXEL_RATIO * math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) <= off)
-        # two channels in each other's place: the swapped geometry's own peak near zero and, without mirrors, the
-        # configured one where the reversed transform puts it (the two are one geometry then); a transform merely
-        # wrong can line the swapped geometry up by chance (a 2-degree rotation given for a movie without one: swapped
-        # 0.10 px from zero, configured 0.86 px but nowhere near the reversed transform's place)
-        swapped = (swap is not None and swap.pairs[0].snr >= min_snr
-                   and (reverse if not flipped else True)
-                   and (SUBPIXEL_RATIO * (2.0 if flipped else 1.0)) * math.hypot(*swap.pairs[0].shift_px) <= off)
-        # past MAX_OFFSET_PX the channel is said anyway: the swapped geometry's own peak at zero names the cause (a
-        # swapped split view of a 2-degree rotation peaked 1.6 px off and was told to re-run plexloc calibrate)
-        if (SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse)) or (off >= MAX_OFFSET_PX and swapped):
-            if swapped and reverse:
-                what = "channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
-                causes = f"{swap.fix}; or, where the order is right, {rev.words()}"
-            elif swapped:
-                what, causes = "channels 0 and 1 in each other's place put it", swap.fix
-            else:
-                what, causes = "its transform given the wrong way round puts it", rev.words()
-            said.add(p.channel)
-            findings.append(
-                f"channel {p.channel} does not line up with channel 0 where its transform puts it but where {what}: "
-                f"the blinking molecules' cross-correlation peaks at dx = {dx:+.2f} px, dy = {dy:+.2f} px from zero "
-                f"(first {base['frames']} frames)"
-                + (f", with the channels in each other's place at ({swap.pairs[0].shift_px[0]:+.2f}, "
-                   f"{swap.pairs[0].shift_px[1]:+.2f}) px" if swapped else "")
-                + f": likely cause and fix: {causes}"
-                + (". For ratiometric dual-colour data the dyes' photon ratios tell the channel order: plexloc color "
-                   "--config CONFIG on the fitted table warns where the channels look swapped" if swapped else ""))
-            continue
-        if off >= MAX_OFFSET_PX:
-            edge = max(abs(dx), abs(dy)) >= max_shift - 0.5
-            if rev is not None and math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) < REVERSED_TOLERANCE_PX:
-                said.add(p.channel)
-                findings.append(
-                    f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
-                    f"molecules' cross-correlation peaks at dx = {dx:+.1f} px, dy = {dy:+.1f} px from zero (first "
-                    f"{base['frames']} frames), where a transform given the wrong way round puts it ({rev.shift_px[0]:+.1f}, "
-                    f"{rev.shift_px[1]:+.1f} px): likely cause and fix: {rev.words()}")
-                continue
-            said.add(p.channel)
-            findings.append(
-                f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
-                f"molecules' cross-correlation peaks at dx = {dx:+.1f} px ({dx * px[0]:+.0f} nm), dy = {dy:+.1f} px "
-                f"({dy * px[1]:+.0f} nm) from zero (first {base['frames']} frames"
-                + (f"; at the edge of the +-{max_shift} px searched: the offset may be larger" if edge else "")
-                + f"); the transform of channel {p.channel} is off by about that much (it should map r + "
-                f"({dx * px[0]:+.0f}, {dy * px[1]:+.0f}) nm): re-run plexloc calibrate on beads (or plexloc register "
-                "on single-channel fits of this movie) and use its transform; check the ROI offset on the chip too "
-                "(roi_offset_px, --roi-offset) where the transform has a rotation or scale")
-    undecided_swaps = [g.name for g in alts if g.name.startswith("swap") and not any(g is f[1] for f in fired)
-                       and not said.intersection(g.channels)
-                       and all(abs(p.at_zero - by_channel[p.channel].at_zero) < min_snr * by_channel[p.channel].noise
-                               for p in g.pairs)]
-    if undecided_swaps:
-        notes.append(f"channel order not decided by geometry ({', '.join(undecided_swaps)} lines up as well as the "
-                     "configured order: the transforms move the channels too little for a swap to show)")
-    status = ("wrong geometry" if fired else "misaligned" if findings else
-              "ok" if all(p.snr >= min_snr for p in cfg.pairs) else "undecided")
-    return AlignmentReport(status=status, configured=cfg, alternatives=tuple(alts), findings=tuple(findings),
-                           notes=tuple(notes), offsets_px=offsets, **base)
+    return findings, covered
+
+
+def _channel_finding(p: PairCorrelation, alts: list[Geometry], by_channel: dict[int, PairCorrelation],
+                     px: tuple[float, float], min_snr: float, max_shift: int, base: dict,
+                     reversed_: dict[int, _Reversed] | None, flipped: bool) -> str | None:
+    """The sentence for a channel whose configured correlation peaks off zero (swapped with channel 0, its
+    transform reversed, or its transform off), ``None`` where it lines up."""
+    dx, dy = p.shift_px
+    rev = (reversed_ or {}).get(p.channel)
+    off = math.hypot(dx, dy)
+    # too small a move for the swapped geometry to correlate twice as well, but peaks are measured to a few
+    # hundredths of a pixel: the configured peak sits off zero, where the two channels in each other's place (their
+    # own peak at zero) or the transform reversed put it
+    swap = next((g for g in alts if g.name == f"swap0-{p.channel}"), None) if len(by_channel) == 1 else None
+    reverse = (rev is not None and SUBPIXEL_RATIO * math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) <= off)
+    # two channels in each other's place: the swapped geometry's own peak near zero and, without mirrors, the
+    # configured one where the reversed transform puts it (the two are one geometry then); a transform merely
+    # wrong can line the swapped geometry up by chance (a 2-degree rotation given for a movie without one: swapped
+    # 0.10 px from zero, configured 0.86 px but nowhere near the reversed transform's place)
+    swapped = (swap is not None and swap.pairs[0].snr >= min_snr
+               and (reverse if not flipped else True)
+               and (SUBPIXEL_RATIO * (2.0 if flipped else 1.0)) * math.hypot(*swap.pairs[0].shift_px) <= off)
+    # past MAX_OFFSET_PX the channel is said anyway: the swapped geometry's own peak at zero names the cause (a
+    # swapped split view of a 2-degree rotation peaked 1.6 px off and was told to re-run plexloc calibrate)
+    if (SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse)) or (off >= MAX_OFFSET_PX and swapped):
+        if swapped and reverse:
+            what = "channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
+            causes = f"{swap.fix}; or, where the order is right, {rev.words()}"
+        elif swapped:
+            what, causes = "channels 0 and 1 in each other's place put it", swap.fix
+        else:
+            what, causes = "its transform given the wrong way round puts it", rev.words()
+        return (
+            f"channel {p.channel} does not line up with channel 0 where its transform puts it but where {what}: "
+            f"the blinking molecules' cross-correlation peaks at dx = {dx:+.2f} px, dy = {dy:+.2f} px from zero "
+            f"(first {base['frames']} frames)"
+            + (f", with the channels in each other's place at ({swap.pairs[0].shift_px[0]:+.2f}, "
+               f"{swap.pairs[0].shift_px[1]:+.2f}) px" if swapped else "")
+            + f": likely cause and fix: {causes}"
+            + (". For ratiometric dual-colour data the dyes' photon ratios tell the channel order: plexloc color "
+               "--config CONFIG on the fitted table warns where the channels look swapped" if swapped else ""))
+    if off < MAX_OFFSET_PX:
+        return None
+    edge = max(abs(dx), abs(dy)) >= max_shift - 0.5
+    if rev is not None and math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) < REVERSED_TOLERANCE_PX:
+        return (
+            f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
+            f"molecules' cross-correlation peaks at dx = {dx:+.1f} px, dy = {dy:+.1f} px from zero (first "
+            f"{base['frames']} frames), where a transform given the wrong way round puts it ({rev.shift_px[0]:+.1f}, "
+            f"{rev.shift_px[1]:+.1f} px): likely cause and fix: {rev.words()}")
+    return (
+        f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
+        f"molecules' cross-correlation peaks at dx = {dx:+.1f} px ({dx * px[0]:+.0f} nm), dy = {dy:+.1f} px "
+        f"({dy * px[1]:+.0f} nm) from zero (first {base['frames']} frames"
+        + (f"; at the edge of the +-{max_shift} px searched: the offset may be larger" if edge else "")
+        + f"); the transform of channel {p.channel} is off by about that much (it should map r + "
+        f"({dx * px[0]:+.0f}, {dy * px[1]:+.0f}) nm): re-run plexloc calibrate on beads (or plexloc register "
+        "on single-channel fits of this movie) and use its transform; check the ROI offset on the chip too "
+        "(roi_offset_px, --roi-offset) where the transform has a rotation or scale")
+
+
+def _undecided_swaps(alts: list[Geometry], fired: list[tuple[float, Geometry, float, float]], said: set[int],
+                     by_channel: dict[int, PairCorrelation], min_snr: float) -> list[str]:
+    """The swaps that line up as well as the configured order (none of their channels said or fired)."""
+    return [g.name for g in alts if g.name.startswith("swap") and not any(g is f[1] for f in fired)
+            and not said.intersection(g.channels)
+            and all(abs(p.at_zero - by_channel[p.channel].at_zero) < min_snr * by_channel[p.channel].noise
+                    for p in g.pairs)]
