@@ -121,11 +121,57 @@ def _check_astigmatic_widths(psf: PSF, z_lo: float, z_hi: float, *, channel: int
 
 
 def check_camera_maps(config: SimulationConfig, *, source=None, frame_field: str = "frame_size") -> dict[int, tuple[int, int]]:
-    """:func:`camera_map_crops` of the configuration's own cameras (their map files read), before anything is built or
-    written: ``plexloc train`` and ``plexloc simulate`` (``source``: the configuration file; ``frame_field``: what set
-    the frame, ``--frame-size`` where the command line did)."""
-    return camera_map_crops(config, [camera_from_config(ch.camera) for ch in config.channels], source=source,
+    """:func:`camera_map_crops` of the configuration's own cameras, before anything is built or written: ``plexloc
+    train`` and ``plexloc simulate`` (``source``: the configuration file; ``frame_field``: what set the frame,
+    ``--frame-size`` where the command line did). The maps' shapes come from their files' headers
+    (:func:`_map_shapes`): the simulator reads the maps when it is built, and this check read every map file a first
+    time (``plexloc train`` read each twice before its first step)."""
+    return camera_map_crops(config, [_map_shapes(ch.camera) for ch in config.channels], source=source,
                             frame_field=frame_field)
+
+
+class _MapShapes:
+    """A camera configuration's sCMOS map shape and files as :func:`camera_map_crops` asks for them."""
+
+    def __init__(self, map_shape: tuple[int, int] | None, map_files: dict[str, str]):
+        self.map_shape, self.map_files = map_shape, map_files
+
+
+def _map_shapes(camera) -> object:
+    """The ``map_shape`` (the first 2-D map of e_per_adu, baseline, read noise, as :class:`plexloc.camera.SCMOS`
+    takes it) and ``map_files`` of a camera configuration, read from the headers of its ``.npy`` and TIFF map files
+    (numpy's header, tifffile's page tags), not their pixels. Where a header cannot tell (a missing file, another
+    suffix, a map that is not 2-D), the camera is built (:func:`camera_from_config`), whose reader says what is wrong."""
+    from pathlib import Path
+
+    fields = ("e_per_adu", "baseline", "read_variance" if getattr(camera, "read_variance", None) is not None
+              else "read_sigma")
+    files = {f: getattr(camera, f, None) for f in ("e_per_adu", "baseline", "read_sigma", "read_variance")}
+    files = {f: str(v) for f, v in files.items() if isinstance(v, (str, Path))}
+    if not files:
+        return _MapShapes(None, {})
+    try:
+        shape = None
+        for f in fields:
+            if f not in files:
+                continue
+            path = Path(files[f])
+            if path.suffix == ".npy":
+                dims = np.load(path, mmap_mode="r", allow_pickle=False).shape  # the header only: nothing read
+            elif path.suffix.lower() in (".tif", ".tiff"):
+                import tifffile
+
+                with tifffile.TiffFile(path) as tf:
+                    dims = tuple(tf.series[0].shape)
+            else:
+                raise ValueError(path.suffix)
+            dims = tuple(int(n) for n in dims if n != 1)
+            if len(dims) != 2:
+                raise ValueError(dims)
+            shape = shape or dims
+        return _MapShapes(shape, files)
+    except Exception:  # noqa: BLE001 - the camera's own reader gives the error
+        return camera_from_config(camera)
 
 
 def camera_map_crops(config: SimulationConfig, cameras, *, source=None,
