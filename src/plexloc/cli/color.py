@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "fractions between two dyes'), with this prior probability in (0, 1) (e.g. 0.01): color_prob becomes "
                    "eq. 3's times 1 - P(mixed), and such rows fall below --threshold (eq. 3 alone gives them "
                    "color_prob near 1)")
+    p.add_argument("--no-noise-scale", dest="noise_scale", action="store_false",
+                   help="take the photon uncertainties as given in eq. 3 (default: its chi-squares are divided by the "
+                   "table's own noise scale, the rows' misfit to their colour's ratio against the uncertainties, as "
+                   "--reject-misfit and --reject-mixed do: predicted sigmas too small gave color_prob near 1 to "
+                   "wrong colours)")
     p.add_argument("--detection-limit", type=nonnegative_float, nargs="+", default=None, metavar="N",
                    help="for a channel-by-channel merge (n_channels_seen): photons below which each channel misses a "
                    "spot, one per channel (default: 10 times the background noise under a spot, from bg_chN); a "
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                          f"photons per channel of the table ({n_channels})", source=args.locs)
     out, report = assign_colors(table, ratios, args.threshold, excess_noise=args.excess_noise,
                                 misfit_alpha=args.reject_misfit, detection_limits=args.detection_limit,
-                                mixed_prior=args.reject_mixed)
+                                mixed_prior=args.reject_mixed, noise_scale=args.noise_scale)
     # rows that a channel missed are rejected where every colour would have been missed alike: the report says so
     rejected = (report.counts.get(-1, 0) - report.n_not_finite - report.n_misfit - report.n_mixed
                 - report.n_partial_rejected)
