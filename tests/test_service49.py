@@ -73,20 +73,24 @@ def test_a_job_that_succeeded_with_warnings_says_them_in_the_service_words(svc, 
     with LiveServer(svc.app) as live, AgentThread(live.url, svc.worker_token):
         common = ["--server", live.url, "--token", svc.user_token]
         assert main(["submit", "warner", *common, "--entry", "run", "--wait"]) == 0
-        out = capsys.readouterr().out.splitlines()
-        job_id = out[0]
-        assert out[1] == "succeeded with 3 warnings:", out
-        assert out[2] == ("  warning: out/movie.tif: the movie looks dim: check the camera (--input camera=FILE, or the "
-                          "model's) and the detection --set threshold=VALUE"), out
-        assert out[3] == "  warning: UserWarning: a Python warning", out
-        assert out[4] == "  warning: the movie looks dim again", out
+        cap = capsys.readouterr()
+        job_id, state = cap.out.splitlines()  # stdout as before: the id, the state (scripts read them)
+        assert state == "succeeded"
+        out = cap.err.splitlines()
+        assert out == [f"plexloc submit: job {job_id} succeeded with 3 warnings:",
+                       "  warning: out/movie.tif: the movie looks dim: check the camera (--input camera=FILE, or the "
+                       "model's) and the detection --set threshold=VALUE",
+                       "  warning: UserWarning: a Python warning",
+                       "  warning: the movie looks dim again"], out
         with Client(live.url, svc.user_token) as c:
             job = c.job(job_id)
             assert job["warning_count"] == 3 and len(job["warnings"]) == 3, job
             listed = c.jobs()[0]
             assert listed["warning_count"] == 3 and listed["warnings"] == [], listed
         assert main(["status", job_id, *common]) == 0
-        assert capsys.readouterr().out.splitlines()[:2] == ["succeeded with 3 warnings:", out[2]]
+        cap = capsys.readouterr()
+        assert cap.out == "succeeded\n"
+        assert cap.err.splitlines() == [f"plexloc status: job {job_id} succeeded with 3 warnings:", *out[1:]], cap.err
         assert main(["status", *common]) == 0
         listing = capsys.readouterr().out.rstrip()
         assert re.search(r"warner run +succeeded 100% +[\d.]+ [KM]?i?B  3 warnings \(plexloc status JOB\)$", listing), listing
@@ -177,3 +181,40 @@ def test_a_configuration_is_uploaded_once_and_used_again(svc, tmp_path, capsys):
         assert main(["submit", "warner", *common, "--entry", "run", "--input", f"camera={cfg}"]) == 0
         assert "already on the server" not in capsys.readouterr().out
         assert len(c.files(kind="upload")) == 3
+
+
+def test_the_training_advice_names_a_new_job_from_the_model():
+    """``plexloc train`` ends a short run with "train on (--resume --minutes M)": a job has no --resume (nor
+    --minutes). Its entry point's ``messages`` say how a job does it, a new job from this one's model; they stay on the
+    server (an older worker's strict model of an entry point refuses an unknown key)."""
+    from plexloc.service.apps import Registry
+    from plexloc.service.words import service_flags
+
+    ep = Registry.load().resolve("plexloc-train", None, "train")[2]
+    said = "it is not ready to fit movies: train on (--resume --minutes M), on a GPU"
+    assert service_flags(said, ep.command, messages=ep.messages, job_id="J1") == (
+        "it is not ready to fit movies: train on (--input init_from=job:J1/model.pt --set minutes=M), on a GPU")
+    assert "messages" not in ep.model_dump(by_alias=True)
+
+
+def test_wait_says_when_the_job_goes_back_to_the_queue(tmp_path, capsys):
+    """The only worker died while it ran the job (kill -9): ``plexloc status JOB --wait`` waited on without a word
+    while the job went back to the queue. Now it says so once, with the attempt, and waits on."""
+    from plexloc.service.agent import Agent
+    from plexloc.service.apps import Hardware
+
+    svc = make_service(tmp_path, lease_s=1.0, sweep_interval_s=0.2)
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            job = c.submit("ticker", entry_point="tick")
+            agent = Agent(live.url, svc.worker_token, hardware=Hardware(cpus=2, memory_mb=8000))
+            assert agent.pull()["job_id"] == job["id"]  # claimed, then never a ping: a worker that died
+            agent.close()
+            threading.Timer(4.0, lambda: c.cancel(job["id"])).start()
+            assert main(["status", job["id"], "--server", live.url, "--token", svc.user_token, "--wait"]) == 1
+            cap = capsys.readouterr()
+            assert cap.out == "cancelled\n", cap.out
+            assert cap.err.count("is queued again") == 1, cap.err
+            assert f"job {job['id']} is queued again: attempt 1 of 3 ended without a result" in cap.err, cap.err
+    finally:
+        svc.app.state.engine.dispose()

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from plexloc.cli.submit import STOPPED_WAITING, add_client_options, client_from, ended_text, service_errors, wait_for_end
+from plexloc.cli.submit import STOPPED_WAITING, add_client_options, client_from, say_warnings, service_errors, wait_for_end
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,12 +107,10 @@ def run(args: argparse.Namespace) -> int:
             job = wait_for_end(c, args.job, prog="status", keep_waiting=args.wait_queued)
             if job is None:
                 return STOPPED_WAITING
-        # the state, or "succeeded with 2 warnings:" and each warning (they were only in the log)
-        first, *warned = ended_text({**job, "error": None}).split("\n")
-        print(first + (" (cancel requested: the worker stops it at its next ping)"
-                       if args.cancel and job.get("cancel_requested") and job["state"] != "cancelled" else ""))
-        for line in warned:
-            print(line)
+        print(job["state"] + (" (cancel requested: the worker stops it at its next ping)"
+                              if args.cancel and job.get("cancel_requested") and job["state"] != "cancelled" else ""),
+              flush=True)
+        say_warnings(job, prog="status")  # "succeeded with 2 warnings:" and each (they were only in the log)
         if args.verbose:
             print(f"stage {job['stage'] or '-'}  progress {100 * job['progress']:.0f}%  attempts {job['attempts']}"
                   + ("" if job.get("output_bytes") is None else f"  outputs and log {size_text(job['output_bytes'])}"))

@@ -97,10 +97,16 @@ def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | N
     ``note``), unless ``keep_waiting``: then the note is said once (``told``: the note said already) and the wait goes
     on. ``plexloc submit --wait`` waited for ever on a job no worker could take (a GPU job on CPU workers, a program
     no worker has, every worker disabled, no worker at all), without a word."""
+    before = None
     while True:
         job = c.job(job_id)
         if job["state"] in ("succeeded", "failed", "cancelled"):
             return job
+        if job["state"] == "queued" and before in ("assigned", "running"):  # the wait went on without a word
+            print(f"plexloc {prog}: job {job_id} is queued again: attempt {job['attempts']} of {job['max_attempts']} "
+                  f"ended without a result (its worker stopped answering, or gave it back: plexloc status {job_id} "
+                  "--log says which); waiting for a worker to take it", file=sys.stderr, flush=True)
+        before = job["state"]
         note = job.get("note") if job["state"] == "queued" else None
         if note and not keep_waiting:
             print(f"plexloc {prog}: job {job_id} is queued, but {note}. Stopped waiting; the job stays queued "
@@ -114,17 +120,16 @@ def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | N
         time.sleep(poll_s)
 
 
-def ended_text(job: dict) -> str:
-    """``succeeded``, ``failed: ERROR``; a job whose program wrote warnings ``succeeded with 2 warnings:`` and each
-    on its own line (they were only in the job's log: a user saw "succeeded" and never looked)."""
-    text = job["state"] + (f": {job['error']}" if job.get("error") else "")
+def say_warnings(job: dict, *, prog: str) -> None:
+    """A job's warnings on stderr, ``plexloc PROG: job ID succeeded with 2 warnings:`` and each on its own line (they
+    were only in the job's log: a user saw "succeeded" and never looked). stdout keeps the state alone, for scripts."""
     n = job.get("warning_count") or 0
-    if n:
-        shown = job.get("warnings") or []
-        more = f" (the first {len(shown)}; plexloc status {job['id']} --log has them all)" if n > len(shown) else ""
-        text += (f"{';' if job.get('error') else ''} with {n} warning{'' if n == 1 else 's'}{more}:"
-                 + "".join(f"\n  warning: {w}" for w in shown))
-    return text
+    if not n:
+        return
+    shown = job.get("warnings") or []
+    more = f" (the first {len(shown)}; plexloc status {job['id']} --log has them all)" if n > len(shown) else ""
+    print(f"plexloc {prog}: job {job['id']} {job['state']} with {n} warning{'' if n == 1 else 's'}{more}:"
+          + "".join(f"\n  warning: {w}" for w in shown), file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
             ended = wait_for_end(c, job["id"], prog="submit", keep_waiting=args.wait_queued, told=note)
             if ended is None:
                 return STOPPED_WAITING
-            print(ended_text(ended))
+            print(ended["state"] + (f": {ended['error']}" if ended["error"] else ""), flush=True)
+            say_warnings(ended, prog="submit")
             return 0 if ended["state"] == "succeeded" else 1
     return 0
 

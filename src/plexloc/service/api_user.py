@@ -35,17 +35,18 @@ def job_out(job: Job, output_bytes: int | None = None, *, registry=None, warning
         inputs.setdefault(ji.slot, []).append(ops.input_ref(ji))
     skip = ("inputs", "worker", "note", "output_bytes", "warning_count", "warnings")
     data = {c: getattr(job, c) for c in JobOut.model_fields if c not in skip}
-    command = _command(registry, job)
-    data["error"] = service_flags(data["error"], command)
+    ep = _entry_point(registry, job)
+    words = {"command": ep.command, "messages": ep.messages, "job_id": job.id} if ep is not None else {"command": None}
+    data["error"] = service_flags(data["error"], **words)
     return JobOut(**data, inputs=inputs, worker=job.worker_id, output_bytes=output_bytes, warning_count=warning_count,
-                  warnings=[service_flags(w, command) for w in warnings])
+                  warnings=[service_flags(w, **words) for w in warnings])
 
 
-def _command(registry, job: Job) -> list | None:
-    """The command of the job's entry point (None: no registry given, or the server no longer offers it)."""
+def _entry_point(registry, job: Job):
+    """The job's entry point (None: no registry given, or the server no longer offers it)."""
     if registry is None or not registry.offers(job.application, job.version, job.entry_point):
         return None
-    return registry.apps[job.application].versions[job.version].entry_points[job.entry_point].command
+    return registry.apps[job.application].versions[job.version].entry_points[job.entry_point]
 
 
 def _output_bytes(session, job_ids: list[str]) -> dict[str, int]:

@@ -117,6 +117,11 @@ class EntryPoint(_Strict):
     requires: list[str] = Field(default_factory=list)
     #: groups of parameters of which a job may give at most one (options the program refuses together)
     exclusive: list[list[str]] = Field(default_factory=list)
+    #: options the program's messages name that no input or parameter of the command fills, and how a job gets the
+    #: same (``--resume: "--input init_from=job:{job}/model.pt"``; ``{job}`` is the job's id): the server says them so
+    #: in a job's error and warnings (:func:`plexloc.service.words.service_flags`). The server's own: never sent (an
+    #: older worker's or client's strict model would refuse the key)
+    messages: dict[str, str] = Field(default_factory=dict, exclude=True)
     description: str = ""
     _config_model: type[BaseModel] | None = PrivateAttr(None)
 

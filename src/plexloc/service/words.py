@@ -97,14 +97,18 @@ def option_map(command: list[Any]) -> dict[str, tuple[str, str]]:
     return out
 
 
-def service_flags(text: str | None, command: list[Any] | None) -> str | None:
+def service_flags(text: str | None, command: list[Any] | None, *, messages: dict[str, str] | None = None,
+                  job_id: str = "JOB") -> str | None:
     """``text`` with each option of ``command`` that an input or a parameter fills named as a submission gives it:
     ``--camera CAMERA.yaml`` -> ``--input camera=CAMERA.yaml``, ``--threshold`` -> ``--set threshold=VALUE``, a flag
-    ``--refine-mle`` -> ``--set refine_mle=true``. Options the service sets itself (``--out``, ``--device``) and any
-    other text are left as they are."""
+    ``--refine-mle`` -> ``--set refine_mle=true``; and each option of ``messages`` (the entry point's own words for
+    options no input or parameter fills, ``{job}`` the job's id ``job_id``) as it says. Options the service sets itself
+    (``--out``, ``--device``) and any other text are left as they are."""
     if not text or not command:
         return text
     options = option_map(command)
+    for option, words in (messages or {}).items():
+        options.setdefault(option, ("words", words.replace("{job}", job_id)))
     if not options:
         return text
     names = "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True))
@@ -112,6 +116,8 @@ def service_flags(text: str | None, command: list[Any] | None) -> str | None:
     def swap(m: re.Match) -> str:
         kind, name = options[m.group("opt")]
         arg = m.group("arg")
+        if kind == "words":
+            return name + (f" {arg}" if arg else "")
         if kind == "input":
             return f"--input {name}={arg or 'FILE'}"
         if kind == "param":
