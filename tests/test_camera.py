@@ -430,13 +430,10 @@ def test_the_noise_check_holds_in_crowded_frames_and_says_when_it_cannot_measure
         ratio, note = noise_ratio_detail(cam.to_photons(adu), cam)
         if density == 2.0:
             assert 0.9 < ratio < 1.15 and note == "", (seed, ratio)
-        else:
-            assert np.isnan(ratio) and "too crowded" in note
+        else:  # (session 49: the high-passed differences measure it, 1.04; tests/test_camera49.py for too crowded)
+            assert 0.9 < ratio < 1.15 and note == "", ratio
             check = check_camera([cam.to_photons(adu)], [cam], dtype=np.uint16, source="dense.tif", warn=False)
-            assert check.warnings == [] and "could not measure the noise (frames too crowded" in check.finding
-            assert check.notes == [f"dense.tif: the camera check could not measure the pixel noise ({note}), so the "
-                                   "camera's gain and e-/ADU were not checked against the movie"]
-            assert note.startswith("frames too crowded: the dimmer quarter of the pixels changes ")
+            assert check.warnings == [] and check.notes == []
 
 
 @pytest.mark.parametrize("bg", [3.0, 6.0])

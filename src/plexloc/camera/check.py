@@ -110,12 +110,15 @@ MIN_NOISE_ADU = 0.5
 #: quantiles of each frame pair's pixels (by their mean) whose noise is measured; the ratio is the smallest
 #: (:func:`noise_ratio_detail`)
 NOISE_QUANTILES = (0.5, 0.25)
-#: the dimmest pixels, against which the last of ``NOISE_QUANTILES`` is compared for crowding
+#: the dimmest pixels, whose noise ratio :func:`_noise_stats` also gives (the crowding guard before session 49)
 CROWDED_QUANTILE = 0.1
-#: the last of ``NOISE_QUANTILES``' ratio over ``CROWDED_QUANTILE``'s above which frames are too crowded to measure
-#: the noise: 0.91-1.06 from 0.1 to 2 emitters/um^2, 1.40-1.92 at 5 (examples/2d_gaussian.yaml, 48 x 48 px, EMCCD and
-#: sCMOS, backgrounds 3-100 photons/px)
+#: the noise ratio over its 4-neighbour high-passed value above which the spots that changed between the frames raised
+#: it, and the high-passed one is taken (:func:`noise_measure`): 0.97-1.05 on right cameras at 0.3 emitters/um^2 and
+#: 2-1000 photons/px without a beam (bench/camera49.py)
 MAX_CROWDING = 1.15
+#: ... and above which the frames are too crowded to measure (the high-passed ratio holds spots too: right cameras at 5
+#: emitters/um^2 read 1.23-1.41 there, at 6-26x)
+MAX_HP_CROWDING = 3.0
 #: share of the predicted pixel variance, at the signal the noise was measured at, from which the camera's read noise is
 #: named as a cause of a noise ratio outside ``NOISE_RANGE``: an sCMOS read noise of 3.48 written for 1.6 e- (ADU for
 #: e- at 0.46 e-/ADU) is 91 % of it at 1.4 photons/px, and the ratio of 0.29 was advised as an e_per_adu of 1.61 for
@@ -219,44 +222,19 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     too crowded, and for a camera whose noise does not depend on the signal (``additive``, seed 002's model): it has no gain to get wrong, and the emitters' noiseless changes
     between frames, which shot noise would otherwise dwarf, read as noise (a correct quad-plane movie at 50
     emitters per 64x64 frame: 1.44)."""
-    import torch
-
-    from plexloc.evaluate.uncertainty import robust_sd
-
-    x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
     if getattr(camera, "kind", None) == "additive":
         return math.nan, ADDITIVE_NOTE, math.nan
+    x = photons[:_frames_for(photons, max_frames)].detach().float().cpu()
     if x.ndim != 3 or x.shape[0] < 2:
         return math.nan, "one frame", math.nan
-    a, b = x[:-1], x[1:]
-    m = ((a + b) / 2).clamp_min(0.0)
-    with torch.no_grad():
-        cam = _on_cpu(camera)
-        # one ADU in photons (per pixel for maps): the differences of whole ADU are dithered by a uniform step, whose
-        # variance step^2 / 12 per frame the prediction adds, so that their spread is that of a continuous variable
-        step = (cam.to_photons(torch.ones(x.shape[-2:])) - cam.to_photons(torch.zeros(x.shape[-2:]))).abs()
-        gen = torch.Generator().manual_seed(0)
-        dither = (torch.rand(x.shape, generator=gen) - 0.5) * step
-        var = cam.noise_variance_photons(m) + step.square() / 12.0
-    xd = x + dither
-    d = xd[:-1] - xd[1:]
-    d = d - d.flatten(1).median(dim=1).values[:, None, None]
-    z = d / torch.sqrt(2.0 * var.clamp_min(1e-6))
-    # pixels chosen by their 3x3 neighbourhood's mean: it finds the spots' tails as well, and depends little on the
-    # pixel's own noise (choosing by the pixel's own value read a low-light EMCCD's skewed noise 0.80-0.82 at 3-6
-    # photons/px in the dimmer quarter, 0.6-0.7 in the tenth; by the neighbourhood 0.95-1.06)
-    sm = torch.nn.functional.avg_pool2d(m[:, None], 3, stride=1, padding=1, count_include_pad=False)[:, 0]
-    qs = (*NOISE_QUANTILES, CROWDED_QUANTILE)
-    cuts = sm.flatten(1).quantile(torch.tensor(qs, dtype=sm.dtype), dim=1)  # (len(qs), T - 1): one sort per quantile set
-    masks = {q: sm <= cut[:, None, None] for q, cut in zip(qs, cuts)}
-    level = float(m[masks[NOISE_QUANTILES[0]]].median())
-    half = masks[NOISE_QUANTILES[0]]
-    raw = a - b  # (undithered)
-    if not bool((raw - raw.flatten(1).median(dim=1).values[:, None, None])[half].any()):
+    cam = _on_cpu(camera)
+    st = _noise_stats(x, cam)
+    level = st["level"]
+    if not st["any_noise"]:
         return 0.0, "", level  # no noise at all between the frames: synthetic, not from a camera (not told)
     # the pixel noise's variance in ADU^2 less the rounding to whole ADU and the dither (1/12 ADU^2 each): 0 or less
     # where the differences spread no more than the rounding and the dither do
-    noise_var = robust_sd((d / step.clamp_min(1e-12))[half].numpy().astype(np.float64)) ** 2 / 2.0 - 2.0 / 12.0
+    noise_var = st["noise_var_adu"]
     noise_adu = math.sqrt(max(noise_var, 0.0))
     if noise_adu < MIN_NOISE_ADU:
         unit = "photons" if getattr(cam, "kind", None) == "ideal" else "ADU"  # an ideal camera's frames: whole photons
@@ -268,7 +246,7 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
                "the camera's steps are too coarse for it")
         return (math.nan, f"a pixel noise {shown}, under the {MIN_NOISE_ADU:g} {unit} it is measured from ({why})",
                 math.nan)
-    ratios = {q: robust_sd(z[k].numpy().astype(np.float64)) ** 2 for q, k in masks.items()}
+    ratios = st["ratios"]
     ratio = min(ratios[q] for q in NOISE_QUANTILES)
     if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS and not 0 < ratio < MIN_DIM_EMCCD_RATIO:
         # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says little (a right camera reads
@@ -282,17 +260,106 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
             # Poisson counts of a few electrons over their own pair's mean read high (a right camera up to 1.53)
             return (math.nan, f"a signal of {electrons:.2g} e-/px ({level:.2g} photons/px), under the "
                     f"{MIN_SHOT_ELECTRONS:g} e- it is measured from where shot noise dominates", math.nan)
-    crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
-    # crowding raises a ratio, never lowers it: a ratio under the accepted range is a finding however crowded (a
-    # baseline 100 ADU low on an sCMOS at 100 photons/px under a beam adds noiseless photons that read less the dimmer
-    # the pixel, which looked like crowding: 1.19x, and the photons 1.6x high went untold; 52 right sCMOS and EMCCD
-    # cameras at 2-10 emitters/um^2 and 2-100 photons/px, with and without a beam, read none under it (1.5-313 where
-    # crowded): no warning. A ratio far above the range cannot be told from crowding so (an EMCCD's em_gain and
-    # e_per_adu swapped at 2 photons/px read 9.5-72 and looked crowded: not told)
+    # crowding: spots that changed between the frames are smooth over several pixels, the camera's noise is not; the
+    # 4-neighbour high-pass of the normalised differences keeps the noise and drops most of the spots. Where the plain
+    # spread exceeds the high-passed one by MAX_CROWDING, the spots raised it and the high-passed ratio is the one
+    # measured (a right sCMOS at 1000 photons/px under a beam, 2 emitters/um^2: 3.12 plain, 1.15 high-passed; the
+    # dimmer quarter against the dimmest tenth, the guard before, is ranked by the beam there and saw no crowding).
+    # Where it exceeds it by MAX_HP_CROWDING even the high-pass holds spots (right cameras at 5 emitters/um^2 read up
+    # to 1.41): too crowded, unless the ratio is beyond what crowding gives a right camera (under NOISE_RANGE, or
+    # over MAX_DIM_SHOT_RATIO: em_gain and e_per_adu swapped read 66-120)
+    hp = min(st["hp_ratios"][q] for q in NOISE_QUANTILES)
+    crowding = ratio / hp if np.isfinite(hp) and hp > 0 else 1.0
     if crowding > MAX_CROWDING and not 0 < ratio < NOISE_RANGE[0]:
-        return math.nan, (f"frames too crowded: the dimmer quarter of the pixels changes {crowding:.2f}x as much "
-                          "between frames as the dimmest tenth"), math.nan
+        if crowding > MAX_HP_CROWDING and NOISE_RANGE[0] <= hp <= MAX_DIM_SHOT_RATIO:
+            return math.nan, (f"frames too crowded: the dimmer pixels change {crowding:.2f}x as much between frames "
+                              "as their pixel-to-pixel noise explains"), math.nan
+        ratio = hp
     return ratio, "", level
+
+
+#: frame pairs' pixels the noise check holds at once (:func:`_noise_stats`): 16 pairs of 256 x 256, about 4 MB per
+#: float32 temporary; the whole head (64 frames of 256 x 256) at once took about 200 MB of them
+NOISE_CHUNK_PX = 1 << 20
+#: the 4-neighbour high-pass ``z - mean(4 neighbours)`` of independent unit-variance pixels has variance 1 + 4/16
+_HP_VAR = 1.25
+
+
+def _noise_stats(x: Tensor, cam) -> dict:
+    """The statistics of :func:`noise_measure` over frames ``x`` (T, H, W) in photons (T >= 2), frame pairs taken a
+    chunk of ``NOISE_CHUNK_PX`` pixels at a time (each frame's dither drawn once, in order, from one seeded generator:
+    the same numbers as one draw for the whole head), keeping only the selected pixels' values:
+
+    - ``ratios``: the squared robust spread of the normalised differences ``z`` in each of ``NOISE_QUANTILES`` and
+      ``CROWDED_QUANTILE`` (chosen per pair by the 3x3 mean of the pair's mean);
+    - ``hp_ratios``: the same of the 4-neighbour high-pass of ``z`` over ``_HP_VAR`` (interior pixels): the camera's
+      noise is independent from pixel to pixel and reads the same, but the spots that changed between the frames are
+      smooth over several pixels and mostly drop out (:data:`MAX_CROWDING`);
+    - ``level``: the median of the pair means in the dimmer half; ``noise_var_adu``: the variance of one frame's noise
+      in ADU^2 less rounding and dither; ``any_noise``: whether the undithered differences vary at all there."""
+    import torch
+
+    from plexloc.evaluate.uncertainty import robust_sd
+
+    t, h, w = (int(v) for v in x.shape)
+    qs = (*NOISE_QUANTILES, CROWDED_QUANTILE)
+    with torch.no_grad():
+        # one ADU in photons (per pixel for maps): the differences of whole ADU are dithered by a uniform step, whose
+        # variance step^2 / 12 per frame the prediction adds, so that their spread is that of a continuous variable
+        step = (cam.to_photons(torch.ones((h, w))) - cam.to_photons(torch.zeros((h, w)))).abs()
+        gen = torch.Generator().manual_seed(0)
+        kernel = torch.tensor([[0.0, -0.25, 0.0], [-0.25, 1.0, -0.25], [0.0, -0.25, 0.0]])[None, None]
+        per = max(1, NOISE_CHUNK_PX // max(h * w, 1))
+        zs: dict[float, list] = {q: [] for q in qs}
+        hps: dict[float, list] = {q: [] for q in NOISE_QUANTILES}
+        levels, dn, any_noise = [], [], False
+        prev = (torch.rand((1, h, w), generator=gen) - 0.5) * step  # frame 0's dither
+        for i0 in range(0, t - 1, per):
+            i1 = min(i0 + per, t - 1)  # pairs i0 .. i1 - 1: frames i0 .. i1
+            a, b = x[i0:i1], x[i0 + 1:i1 + 1]
+            dith = (torch.rand((i1 - i0, h, w), generator=gen) - 0.5) * step
+            dither = torch.cat([prev, dith])
+            prev = dith[-1:]
+            m = ((a + b) / 2).clamp_min_(0.0)
+            var = (cam.noise_variance_photons(m) + step.square() / 12.0).mul_(2.0).clamp_min_(2e-6)  # (ideal: m itself)
+            d = (a + dither[:-1]).sub_(b + dither[1:])
+            d.sub_(d.flatten(1).median(dim=1).values[:, None, None])
+            z = d / var.sqrt_()
+            del var
+            # pixels chosen by their 3x3 neighbourhood's mean: it finds the spots' tails as well, and depends little on
+            # the pixel's own noise (choosing by the pixel's own value read a low-light EMCCD's skewed noise 0.80-0.82
+            # at 3-6 photons/px in the dimmer quarter, 0.6-0.7 in the tenth; by the neighbourhood 0.95-1.06)
+            sm = torch.nn.functional.avg_pool2d(m[:, None], 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+            cuts = sm.flatten(1).quantile(torch.tensor(qs, dtype=sm.dtype), dim=1)  # (len(qs), pairs)
+            masks = {q: sm <= cut[:, None, None] for q, cut in zip(qs, cuts)}
+            del sm
+            half = masks[NOISE_QUANTILES[0]]
+            levels.append(m[half])
+            if not any_noise:
+                raw = a - b  # (undithered)
+                any_noise = bool((raw - raw.flatten(1).median(dim=1).values[:, None, None])[half].any())
+                del raw
+            dn.append((d / step.clamp_min(1e-12))[half])
+            del d, m
+            for q, k in masks.items():
+                zs[q].append(z[k])
+            if h > 2 and w > 2:
+                hp = torch.nn.functional.conv2d(z[:, None], kernel)[:, 0]  # (pairs, H - 2, W - 2)
+                for q in NOISE_QUANTILES:
+                    hps[q].append(hp[masks[q][:, 1:-1, 1:-1]])
+                del hp
+            del z, masks
+        level = float(torch.cat(levels).median())
+        del levels
+
+    def spread2(parts: list) -> float:
+        v = torch.cat(parts).numpy() if parts else np.zeros(0, np.float32)
+        return robust_sd(v.astype(np.float64)) ** 2 if v.size else math.nan
+
+    noise_var = spread2(dn) / 2.0 - 2.0 / 12.0
+    return {"ratios": {q: spread2(v) for q, v in zs.items()},
+            "hp_ratios": {q: spread2(v) / _HP_VAR for q, v in hps.items()},
+            "level": level, "noise_var_adu": noise_var, "any_noise": any_noise}
 
 
 def dim_offset(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tuple[float, float, float]:
@@ -696,6 +763,38 @@ def _e_per_adu_unit(camera, photons: Tensor, *, max_frames: int = NOISE_FRAMES, 
     return _advice(field, "e_per_adu", e, f"{best[1]:.4g} e-/ADU", best[2])
 
 
+def _swap_ratio(camera, photons: Tensor, *, max_frames: int = NOISE_FRAMES) -> float:
+    """An EMCCD's noise ratio (:func:`noise_measure`) with its em_gain and e_per_adu exchanged, the frames converted
+    back to ADU and again with the exchanged values, where it is within ``NOISE_RANGE``; else NaN (and for any other
+    camera, an em_gain equal to e_per_adu, or an e_per_adu under 1, which no em_gain can be). The ratio alone does not
+    tell a swap: at 2 photons/px the SMLM Challenge EMCCD's swapped values (photons 44x high) read 30x and were advised
+    as an e_per_adu of 9.9 or an em_gain no EMCCD has."""
+    import copy
+
+    import torch
+
+    cam = _on_cpu(camera)
+    if getattr(cam, "kind", None) != "emccd":
+        return math.nan
+    g, e = float(cam.em_gain), float(cam.e_per_adu)
+    if g == e or e < 1.0:
+        return math.nan
+    alt = copy.deepcopy(cam)
+    alt.em_gain, alt.e_per_adu = e, g
+    with torch.no_grad():
+        ph = alt.to_photons(cam.expected_adu(photons[:_frames_for(photons, max_frames)].detach().float().cpu()))
+    r, note, _ = noise_measure(ph, alt, max_frames=max_frames)
+    if np.isfinite(r):
+        return r if NOISE_RANGE[0] <= r <= NOISE_RANGE[1] else math.nan
+    if not note.startswith("an EMCCD signal"):
+        return math.nan
+    # swapped back, the signal is under MIN_EMCCD_PHOTONS, where a right camera reads MIN_DIM_EMCCD_RATIO-1.01 (the
+    # SMLM Challenge EMCCD at 2 photons/px, swapped back: 0.5-0.9; as given 30x)
+    st = _noise_stats(ph, alt)
+    r = min(st["ratios"][q] for q in NOISE_QUANTILES)
+    return r if MIN_DIM_EMCCD_RATIO <= r <= NOISE_RANGE[1] else math.nan
+
+
 def _em_gain_fit(cam, c: float) -> float:
     """The em_gain that explains the noise with e_per_adu kept (the gain factor ``c`` on e_per_adu, 1 / c on em_gain);
     NaN without EM gain."""
@@ -848,6 +947,9 @@ class ChannelCheck:
     #: where the maps were cut from a larger (chip) map: the corner (x, y) and where it came from (--roi-offset, the
     #: movie's metadata); None where the maps are used as given
     map_cut: tuple[int, int, str] | None = None
+    #: an EMCCD's noise ratio with its em_gain and e_per_adu swapped, where that is within ``NOISE_RANGE`` (the swap
+    #: is named first: :func:`_swap_ratio`); NaN elsewhere
+    swap_ratio: float = math.nan
 
     @property
     def saturated_fraction(self) -> float:
@@ -921,8 +1023,9 @@ class CameraCheck:
             em_off = _em_off_ratio(ch)
             gain = "an em_gain set too {} or an e_per_adu too {}" if ch.em_gain else "an e_per_adu too {1}"  # sCMOS: none
             c = ch.gain_factor if np.isfinite(ch.gain_factor) and ch.gain_factor > 0 else 1.0 / r
+            swapped = np.isfinite(ch.swap_ratio)  # (named first, below)
             gain_cause = (gain.format("low", "high") + f" (photons scaled up about {1 / c:.2g}x"
-                          + ("; the two swapped?" if ch.em_gain else "") + ")" if r > 1 else
+                          + ("; the two swapped?" if ch.em_gain and not swapped else "") + ")" if r > 1 else
                           gain.format("high", "low") + " (photons scaled down "
                           + (f"many times: they read {ch.noise_level:.2g} photons/px, where a right camera's ratio is "
                              f"{MIN_DIM_EMCCD_RATIO:g}-1.35; an e_per_adu written as ADU/e-?)" if dim else
@@ -933,7 +1036,7 @@ class CameraCheck:
             if ch.em_gain and np.isfinite(ch.em_gain_fit) and not _plausible_em_gain(ch.em_gain_fit):
                 # the em_gain explanation needs a gain no EMCCD has: the e_per_adu one stays; the baseline comes first
                 # only where the dim pixels' photon transfer names a baseline (an e_per_adu typed 10x: none)
-                e_cause = (f"an e_per_adu too high, or em_gain and e_per_adu swapped (photons scaled up about "
+                e_cause = (f"an e_per_adu too high{'' if swapped else ', or em_gain and e_per_adu swapped'} (photons scaled up about "
                            f"{1 / c:.2g}x; an em_gain set too low alone would have to be {ch.em_gain_fit:.0f}, which no "
                            "EMCCD has)" if r > 1 else
                            f"an e_per_adu too low (photons scaled down about {c:.2g}x; an em_gain set too high alone "
@@ -942,6 +1045,10 @@ class CameraCheck:
                 cause = f"{base_cause}, or {e_cause}" if names_baseline else f"{e_cause}, or {base_cause}"
             else:
                 cause = f"{gain_cause}, or {base_cause}"
+            if swapped:
+                cause = (f"em_gain and e_per_adu swapped (photons scaled {'up' if r > 1 else 'down'} about "
+                         f"{r if r > 1 else 1 / r:.2g}x; with the two exchanged the noise fits, "
+                         f"{ch.swap_ratio:.2f}x), or {cause}")
             if ch.kind == "ideal":  # frames taken as photons: no gain, offset or read noise to blame
                 cause = ("raw camera counts read as photons (an ideal camera takes the frames as photons: raw ADU above "
                          "a camera's offset carry less noise than their values)" if r < 1 else
@@ -1141,7 +1248,7 @@ class CameraCheck:
                                 a.camera_file, a.camera_field, a.read_noise_field, a.camera_model,
                                 noise.fitting_camera, a.dim_adu, a.dim_photons, a.dim_margin_adu, a.baseline,
                                 a.baseline_map, a.above_level + b.above_level, a.em_gain_value, a.map_match,
-                                a.map_cut)
+                                a.map_cut, noise.swap_ratio)
 
         chans = [one(a, b) for a, b in zip(self.channels, other.channels)]
         return CameraCheck(chans, self.source, self.frames + other.frames, self.noise_range, self.max_saturated,
@@ -1223,6 +1330,14 @@ def check_camera(
         if told and not likely:  # photons scaled down so far that no gain is measured: an e_per_adu of another unit?
             likely = _e_per_adu_unit(cam, ph, max_frames=max_frames, field=fields if file else "" if model else None,
                                      values=values)
+        swap = _swap_ratio(cam, ph, max_frames=max_frames) if told else math.nan
+        if np.isfinite(swap):  # em_gain and e_per_adu swapped: the swap named first, with both values
+            g0, e0 = float(cam.em_gain), float(cam.e_per_adu)
+            where = fields if file else "" if model else None
+            likely = (_advice(where, "em_gain", g0, f"{e0:g}") + " and " + _advice(where, "e_per_adu", e0, f"{g0:g} e-/ADU")
+                      + f" (the two swapped back: the noise reads {swap:.2f}x the prediction)"
+                      + (f"; else {likely}" if likely else ""))
+            values.insert(0, {"em_gain": e0, "e_per_adu": g0})
         fitting = ({**model_fields, **values[0]} if model_fields is not None and values and values[0] else None)
         base = getattr(cam, "baseline", None)
         base = float(base) if base is not None and (not _is_tensor(base) or base.ndim == 0) else math.nan
@@ -1235,7 +1350,7 @@ def check_camera(
                                          _read_noise_field(cam), model, fitting, *dim, base,
                                          str(getattr(cam, "map_files", {}).get("baseline", "")), above,
                                          float(getattr(cam, "em_gain", None) or math.nan), match,
-                                         getattr(cam, "map_cut", None)))
+                                         getattr(cam, "map_cut", None), swap))
         out.frames = int(x.shape[0]) if x.ndim == 3 else 1
     if warn:
         out.warn(stacklevel=2)

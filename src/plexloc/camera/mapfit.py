@@ -77,17 +77,14 @@ def highpass(img: np.ndarray) -> np.ndarray:
     return x - ndimage.uniform_filter(x, _SIZE, mode="reflect")
 
 
-def _robust_sd(x: np.ndarray) -> float:
-    med = float(np.median(x))
-    return 1.4826 * float(np.median(np.abs(x - med)))
-
-
 def movie_offsets(raw_median: np.ndarray) -> np.ndarray:
     """The movie's pixel-to-pixel structure: the high-passed median of each pixel over the first frames (ADU),
     clipped at 4 robust standard deviations (a spot that stayed in the median, a hot pixel: they do not decide the
     correlation), less its mean."""
+    from plexloc.evaluate.uncertainty import robust_sd
+
     a = highpass(raw_median)
-    sd = _robust_sd(a)
+    sd = robust_sd(a)
     if sd > 0:
         a = np.clip(a, -4 * sd, 4 * sd)
     return a - a.mean()
@@ -118,7 +115,9 @@ def expected_correlation(a: np.ndarray, map_hp: np.ndarray, noise_var: float = 0
     shares), over the movie's and the map's spreads; at most 1, 0 where the map's spread is no more than its noise
     (an offset corrected on the camera, nearly flat, measured on few dark frames: right maps read 0.15-0.4 of the
     expected correlation without the noise and were told as another ROI's 6 times in 15)."""
-    sa, sb = _robust_sd(a), _robust_sd(map_hp)
+    from plexloc.evaluate.uncertainty import robust_sd
+
+    sa, sb = robust_sd(a), robust_sd(map_hp)
     if not (sa > 0 and sb > 0):
         return math.nan
     return min(max(sb * sb - noise_var, 0.0) / (sa * sb), 1.0)

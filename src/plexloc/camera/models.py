@@ -338,11 +338,21 @@ class AdditiveNoiseCamera(Camera):
         return f"noise_rate={self.noise_rate}, read_sigma={self.read_sigma}, baseline={self.baseline}"
 
 
-#: the camera numbers' allowed ranges, as their configuration models (:mod:`plexloc.config.models`) check them:
-#: (lowest, whether the lowest is allowed, highest)
-_NUMBER_RANGES = {"qe": (0.0, False, 1.0), "spurious_charge": (0.0, True, None), "em_gain": (1.0, True, None),
-                  "e_per_adu": (0.0, False, None), "baseline": (0.0, True, None), "read_sigma": (0.0, True, None),
-                  "noise_rate": (0.0, True, None)}
+def _number_range(name: str) -> tuple[float, bool, float | None]:
+    """A camera number's allowed range as its configuration model (:mod:`plexloc.config.models`) declares it, the one
+    source of the limits: (lowest, whether the lowest is allowed, highest or None)."""
+    for model in (EMCCDConfig, AdditiveNoiseCameraConfig):
+        if name in model.model_fields:
+            lo, lo_ok, hi = -np.inf, True, None
+            for m in model.model_fields[name].metadata:
+                if getattr(m, "gt", None) is not None:
+                    lo, lo_ok = float(m.gt), False
+                if getattr(m, "ge", None) is not None:
+                    lo, lo_ok = float(m.ge), True
+                if getattr(m, "le", None) is not None:
+                    hi = float(m.le)
+            return lo, lo_ok, hi
+    raise KeyError(name)
 
 
 def _check_numbers(kind: str, **values: float) -> None:
@@ -350,7 +360,7 @@ def _check_numbers(kind: str, **values: float) -> None:
     in its range (a camera built in code: its configuration checks the same; em_gain 0 or qe 0 made every photon
     count infinite)."""
     for name, value in values.items():
-        lo, lo_ok, hi = _NUMBER_RANGES[name]
+        lo, lo_ok, hi = _number_range(name)
         try:
             v = float(value)
         except (TypeError, ValueError):
