@@ -27,6 +27,8 @@ print("plexloc fit: warning: " + str(out / "movie.tif") + ": the movie looks dim
       "the model's) and the detection --threshold", file=sys.stderr, flush=True)
 warnings.warn("a Python warning", UserWarning)
 print("plexloc fit: warning: the movie looks dim again", file=sys.stderr, flush=True)
+print("warning: noise: the pixel noise is 84x what the camera settings predict: check the camera (" + str(out) + "/a.yaml)", flush=True)
+print("WARNING: a logger's line, not a warning of the program's", flush=True)
 (out / "locs.csv").write_text("frame,x_nm,y_nm,z_nm,photons\\n")
 """
 
@@ -68,7 +70,7 @@ def svc(tmp_path):
 def test_a_job_that_succeeded_with_warnings_says_them_in_the_service_words(svc, capsys):
     """``plexloc fit`` warned of a dim movie and of the camera in a job that succeeded: ``plexloc status`` said
     "succeeded", the web page and the API too; the warnings were only in the log. Now the job's answer counts them and
-    gives their texts (the job folder cut from the paths), status and submit --wait print "succeeded with 3 warnings",
+    gives their texts (the job folder cut from the paths), status and submit --wait print "succeeded with 4 warnings",
     the list names the count; the advice names the service's way to give a camera, not ``plexloc fit``'s --camera."""
     with LiveServer(svc.app) as live, AgentThread(live.url, svc.worker_token):
         common = ["--server", live.url, "--token", svc.user_token]
@@ -77,23 +79,24 @@ def test_a_job_that_succeeded_with_warnings_says_them_in_the_service_words(svc, 
         job_id, state = cap.out.splitlines()  # stdout as before: the id, the state (scripts read them)
         assert state == "succeeded"
         out = cap.err.splitlines()
-        assert out == [f"plexloc submit: job {job_id} succeeded with 3 warnings:",
+        assert out == [f"plexloc submit: job {job_id} succeeded with 4 warnings:",
                        "  warning: out/movie.tif: the movie looks dim: check the camera (--input camera=FILE, or the "
                        "model's) and the detection --set threshold=VALUE",
                        "  warning: UserWarning: a Python warning",
-                       "  warning: the movie looks dim again"], out
+                       "  warning: the movie looks dim again",
+                       "  warning: noise: the pixel noise is 84x what the camera settings predict: check the camera (out/a.yaml)"], out
         with Client(live.url, svc.user_token) as c:
             job = c.job(job_id)
-            assert job["warning_count"] == 3 and len(job["warnings"]) == 3, job
+            assert job["warning_count"] == 4 and len(job["warnings"]) == 4, job
             listed = c.jobs()[0]
-            assert listed["warning_count"] == 3 and listed["warnings"] == [], listed
+            assert listed["warning_count"] == 4 and listed["warnings"] == [], listed
         assert main(["status", job_id, *common]) == 0
         cap = capsys.readouterr()
         assert cap.out == "succeeded\n"
-        assert cap.err.splitlines() == [f"plexloc status: job {job_id} succeeded with 3 warnings:", *out[1:]], cap.err
+        assert cap.err.splitlines() == [f"plexloc status: job {job_id} succeeded with 4 warnings:", *out[1:]], cap.err
         assert main(["status", *common]) == 0
         listing = capsys.readouterr().out.rstrip()
-        assert re.search(r"warner run +succeeded 100% +[\d.]+ [KM]?i?B  3 warnings \(plexloc status JOB\)$", listing), listing
+        assert re.search(r"warner run +succeeded 100% +[\d.]+ [KM]?i?B  4 warnings \(plexloc status JOB\)$", listing), listing
         # a failure's error: the option as the service takes it
         assert main(["submit", "warner", *common, "--entry", "run", "--set", "mode=fail", "--wait"]) == 1
         failed = capsys.readouterr().out.splitlines()[1]

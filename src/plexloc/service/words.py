@@ -19,17 +19,20 @@ from sqlalchemy.orm import Session
 
 from plexloc.service.db import JobLog
 
-#: a plexloc command's own warning (``plexloc fit: warning: ...``, :func:`plexloc.cli.main._show_warning`), and
+#: a plexloc command's own warning (``plexloc fit: warning: ...``, :func:`plexloc.cli.main._show_warning`), one it
+#: prints as a line of its report (``warning: noise: ...``, the fit's check of the movie against the training), and
 #: Python's format of any other (``/path/module.py:12: UserWarning: ...``): LIKE patterns, then the exact forms
 _LIKE = ("plexloc %: warning: %", "%.py:%: %Warning: %")
-_PLEXLOC = re.compile(r"^plexloc [\w-]+: warning: (?P<text>.*)$")
+_PREFIX = "warning: "
+_PLEXLOC = re.compile(r"^(?:plexloc [\w-]+: )?warning: (?P<text>.*)$")
 _PYTHON = re.compile(r"^\S+\.py:\d+: (?P<text>\w*Warning: .*)$")
 #: texts of warnings a job's answer carries (the count says how many there are; the log has them all)
 MAX_TEXTS = 5
 
 
 def _like():
-    return or_(*(JobLog.line.like(p) for p in _LIKE))
+    # "warning: " compared as it is (LIKE ignores case in SQLite: "WARNING: ..." of a logger is not one of these)
+    return or_(*(JobLog.line.like(p) for p in _LIKE), func.substr(JobLog.line, 1, len(_PREFIX)) == _PREFIX)
 
 
 def warning_text(line: str, job_id: str = "") -> str | None:
@@ -40,7 +43,7 @@ def warning_text(line: str, job_id: str = "") -> str | None:
         return None
     text = m.group("text")
     if job_id:  # ".../plexloc-job-ID-xyz/in/movie/a.tif" -> "movie/a.tif" (as a failed job's error names it)
-        text = re.sub(rf"\S*/plexloc-job-{re.escape(job_id)}-[^/\s]+/(?:in/)?", "", text)
+        text = re.sub(rf"(?:/[^/\s]+)*?/plexloc-job-{re.escape(job_id)}-[^/\s]+/(?:in/)?", "", text)
     return text
 
 
