@@ -171,3 +171,70 @@ def test_checking_a_training_configurations_camera_maps_reads_no_map_pixels(tmp_
     broken["camera"]["baseline"] = str(tmp_path / "missing.npy")
     with pytest.raises(InputError, match=r"missing\.npy: sCMOS map for 'baseline' not found"):
         check_camera_maps(TrainConfig.model_validate(broken).simulation())
+
+
+@pytest.fixture(scope="module")
+def run_and_raw(tmp_path_factory):
+    """A run folder (random weights, TINY_TRAIN's EMCCD: baseline 100, gain 300, 45 e-/ADU) and a simulated raw movie
+    of 16 frames of 32 x 32 ADU (max about 3600) that the EMCCD took."""
+    import copy
+
+    from conftest import TINY_TRAIN
+    from test_infer import _random_model
+
+    from plexloc.config import TrainConfig
+    from plexloc.nets.io import save_model
+    from plexloc.simulation import Simulator
+
+    root = tmp_path_factory.mktemp("io49")
+    (root / "run").mkdir()
+    save_model(root / "run" / "model.pt", _random_model(2),
+               TrainConfig.model_validate(TINY_TRAIN).model_dump(mode="json"), meta={})
+    cfg = copy.deepcopy(TINY_TRAIN)
+    cfg["frame_size"] = [32, 32]
+    mov = Simulator(TrainConfig.model_validate(cfg).simulation()).simulate_movie(
+        16, generator=torch.Generator().manual_seed(0))
+    return root / "run", mov.frames[0].numpy().astype(np.uint16)
+
+
+def test_a_movie_clipped_below_any_full_scale_flags_its_rows(tmp_path, run_and_raw, capsys):
+    """A 16-bit movie clipped at 1000 ADU (a full well, not a 2^k - 1 full scale; no saturation_adu set): 5 % of its
+    pixels sit there, and the fit flagged no row (saturated_px 0 everywhere) and said nothing. The pile-up is the
+    clipping level now: the rows whose spot reaches it are flagged and counted in the fit's summary."""
+    from plexloc.cli.main import main
+    from plexloc.io.tiff import write_movie
+
+    run, raw = run_and_raw
+    clipped = np.minimum(raw, 1000)
+    assert (clipped == 1000).mean() > 0.02
+    write_movie(tmp_path / "clip.tif", clipped)
+    assert main(["fit", str(tmp_path / "clip.tif"), "--model", str(run), "--out", str(tmp_path / "c.csv"),
+                 "--device", "cpu", "--precision", "float32"]) == 0
+    err = capsys.readouterr().err
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "c.csv")
+    flagged = int((table["saturated_px"] > 0).sum())
+    assert flagged > 0.1 * len(table)
+    assert f"{flagged} rows touch pixels clipped at 1000 ADU (where the movie's pixels pile up)" in err
+    assert "the pixel type's maximum" not in err and "2^" not in err  # the camera check's words are for other levels
+    # the unclipped movie: no level of its own, no row flagged
+    write_movie(tmp_path / "raw.tif", raw)
+    assert main(["fit", str(tmp_path / "raw.tif"), "--model", str(run), "--out", str(tmp_path / "r.csv"),
+                 "--device", "cpu", "--precision", "float32"]) == 0
+    assert "clipped" not in capsys.readouterr().err
+    assert int((pd.read_csv(tmp_path / "r.csv")["saturated_px"] > 0).sum()) == 0
+
+
+def test_piled_up_level_needs_a_pile_up_at_several_pixels():
+    from plexloc.infer.fit import piled_up_level
+
+    rng = np.random.default_rng(1)
+    dim = rng.poisson(5.0, size=(20, 32, 32)).astype(np.uint16)  # a dim movie: its largest values are rare
+    assert piled_up_level(dim) is None
+    hot = dim.copy()
+    hot[:, 4, 7] = 900  # a hot pixel stuck at the movie's maximum: one place
+    assert piled_up_level(hot) is None
+    clipped = np.minimum(rng.poisson(300.0, size=(20, 32, 32)), 320).astype(np.uint16)
+    assert piled_up_level(clipped) == 320.0
+    assert piled_up_level(clipped.astype(np.float32)) is None  # a float movie's level is its camera's setting

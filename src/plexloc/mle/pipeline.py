@@ -94,8 +94,9 @@ def saturated_line(n: int | None, clip_levels: Sequence = (), *, table: str | os
     where none. Network and MLE fits alike."""
     if not n:
         return None
-    levels = sorted({f"{lv:.0f} ADU" + {"setting": " (the camera's saturation_adu)", "found": " (found in the movie)"}
-                     .get(how, "") for lv, how in clip_levels or [] if lv is not None})
+    said = {"setting": " (the camera's saturation_adu)", "found": " (found in the movie)",
+            "pile-up": " (where the movie's pixels pile up)"}
+    levels = sorted({f"{lv:.0f} ADU" + said.get(how, "") for lv, how in clip_levels or [] if lv is not None})
     return (f"{n} {'row' if n == 1 else 'rows'}{' (before the filters)' if filtered else ''} "
             f"{'touches' if n == 1 else 'touch'} pixels clipped at {' / '.join(levels) or 'the clipping level'} "
             "(column saturated_px > 0): fitted from clipped light, their photons are low (the more so the more pixels "
