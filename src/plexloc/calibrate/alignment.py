@@ -143,6 +143,8 @@ class AlignmentReport:
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
     offsets_px: dict[int, tuple[float, float]] = field(default_factory=dict)
+    #: channel pairs whose transforms place them alike (:func:`_indistinct_pairs`): their order cannot be checked
+    indistinct: tuple[tuple[int, int], ...] = ()
 
     def warn(self, stacklevel: int = 2) -> None:
         """Each finding as a :class:`ChannelAlignmentWarning`."""
@@ -156,11 +158,18 @@ class AlignmentReport:
         per = ", ".join(
             f"ch{p.channel} {p.peak:.3f} ({p.snr:.0f} sigma) at ({p.shift_px[0]:+.1f}, {p.shift_px[1]:+.1f}) px"
             for p in self.configured.pairs)
-        best = max(self.alternatives, key=lambda g: sum(p.at_zero for p in g.pairs) / len(g.pairs), default=None)
+        # (a swap of channels placed alike is no alternative: it differs only in which planes are compared)
+        shown = [g for g in self.alternatives if not (g.name.startswith("swap") and _swap_pair(g.name) in self.indistinct)]
+        best = max(shown, key=lambda g: sum(p.at_zero for p in g.pairs) / len(g.pairs), default=None)
         alt = "" if best is None else (f"; best alternative {best.name} "
                                        f"{sum(p.at_zero for p in best.pairs) / len(best.pairs):.3f} at zero")
+        order = ""
+        if self.indistinct:
+            chans = sorted({c for pair in self.indistinct for c in pair})
+            order = (f"; the order of channels {', '.join(map(str, chans))} is not checked: their transforms place them "
+                     "alike, so any order lines up the same (taken as given)")
         return (f"channel alignment {self.status} ({self.frames} frames of {self.frame_shape[1]}x{self.frame_shape[0]} "
-                f"px): configured geometry correlation {per}{alt}")
+                f"px): configured geometry correlation {per}{alt}{order}")
 
     def as_dict(self) -> dict:
         """JSON-ready: status, frames, findings, notes and every geometry's per-channel numbers."""
@@ -174,7 +183,8 @@ class AlignmentReport:
                 "configured": None if self.configured is None else geo(self.configured),
                 "alternatives": [geo(g) for g in self.alternatives], "findings": list(self.findings),
                 "notes": list(self.notes), "seconds": self.seconds,
-                "offsets_px": {str(c): list(v) for c, v in self.offsets_px.items()}}
+                "offsets_px": {str(c): list(v) for c, v in self.offsets_px.items()},
+                "indistinct": [list(p) for p in self.indistinct]}
 
 
 # --- geometry helpers -------------------------------------------------------------------------------------------
@@ -537,7 +547,8 @@ def check_channel_alignment(
         built.append(Geometry(name=name, description=desc, fix=fix,
                               pairs=tuple(results[(g[0], g[c])] for c in changed)))
     report = _decide(built[0], built[1:], px, min_snr, max_shift, base, reversed_,
-                     flipped=any(f != "none" for f in flips))
+                     flipped=any(f != "none" for f in flips),
+                     indistinct=_indistinct_pairs(transforms, offset, px, (h, w), flips if split is not None else None))
     report.seconds = time.perf_counter() - t0
     if warn:
         report.warn(stacklevel=2)
@@ -660,11 +671,53 @@ class _Words:
         return desc, fix
 
 
+#: two channels whose transforms put every point of the analysed frames within this many pixels of each other (and
+#: whose images are mirrored alike) cannot be told apart by geometry: swapped, they line up exactly as configured
+INDISTINCT_PX = 0.1
+
+
+def _indistinct_pairs(transforms, offset_px: tuple[float, float], px: tuple[float, float], shape: tuple[int, int],
+                      flips: list[str] | None) -> dict[tuple[int, int], float]:
+    """``{(i, j): largest distance in pixels}`` of the channel pairs whose transforms place the analysed frames'
+    corners and centre within :data:`INDISTINCT_PX` of each other (and, in a split view, with the same ``flip``):
+    such channels line up the same in either order (a quad-plane setup's identity transforms)."""
+    h, w = shape
+    pts = torch.tensor([[x * w * px[0], y * h * px[1], 1.0] for x in (0.0, 0.5, 1.0) for y in (0.0, 0.5, 1.0)],
+                       dtype=torch.float64).T
+    placed = []
+    for t in transforms:
+        try:
+            q = _transform_at(t, offset_px, px) @ pts
+        except InputError:
+            placed.append(None)
+            continue
+        placed.append(torch.stack([q[0] / q[2] / px[0], q[1] / q[2] / px[1]]))
+    out = {}
+    for i in range(len(placed)):
+        for j in range(i + 1, len(placed)):
+            if placed[i] is None or placed[j] is None or (flips is not None and flips[i] != flips[j]):
+                continue
+            d = float(torch.hypot(*(placed[i] - placed[j])).max())
+            if d < INDISTINCT_PX:
+                out[(i, j)] = d
+    return out
+
+
 def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_snr: float, max_shift: int,
-            base: dict, reversed_: dict[int, _Reversed] | None = None, flipped: bool = False) -> AlignmentReport:
+            base: dict, reversed_: dict[int, _Reversed] | None = None, flipped: bool = False,
+            indistinct: dict[tuple[int, int], float] | None = None) -> AlignmentReport:
     """The report of the geometries' correlations: alternatives that line up better (:func:`_better_geometries`), the
     configured geometry's channels that sit off zero (:func:`_channel_findings`) and the swaps that geometry cannot
-    tell (:func:`_undecided_swaps`)."""
+    tell (:func:`_undecided_swaps`).
+
+    ``indistinct`` (:func:`_indistinct_pairs`): channel pairs whose swap moves nothing. Their swapped geometries are
+    neither reported as better nor named as lining up as well: they differ from the configured one only in which
+    channels are correlated with channel 0, and a quad-plane movie's planes correlate more where their focus is nearer
+    (its channels 0 and 1 swapped named "swap1-2" as the undecided swap, and a swap may have correlated better).
+    One note says plainly that their order cannot be checked here."""
+    indistinct = indistinct or {}
+    alts_all = alts
+    alts = [g for g in alts if not (g.name.startswith("swap") and _swap_pair(g.name) in indistinct)]
     by_channel = {p.channel: p for p in cfg.pairs}
     notes: list[str] = []
     signal = [p for g in [cfg, *alts] for p in g.pairs if p.snr >= min_snr]
@@ -673,7 +726,8 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
         notes.append(f"too little signal to decide: no geometry's correlation reaches {min_snr:g} noise standard "
                      f"deviations (best {best:.1f}); the first {base['frames']} frames may hold too few blinking "
                      "molecules")
-        return AlignmentReport(status="undecided", configured=cfg, alternatives=tuple(alts), notes=tuple(notes), **base)
+        return AlignmentReport(status="undecided", configured=cfg, alternatives=tuple(alts_all), notes=tuple(notes),
+                               **base)
     fired = _better_geometries(alts, by_channel, min_snr)
     findings, covered = _geometry_findings(fired, base)
     offsets: dict[int, tuple[float, float]] = {}
@@ -694,10 +748,24 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
     if undecided_swaps:
         notes.append(f"channel order not decided by geometry ({', '.join(undecided_swaps)} lines up as well as the "
                      "configured order: the transforms move the channels too little for a swap to show)")
+    if indistinct:
+        chans = sorted({c for pair in indistinct for c in pair})
+        notes.append(f"channel order not decided by geometry, and it cannot be: the transforms place channels "
+                     f"{', '.join(map(str, chans))} within {max(indistinct.values()):.2f} px of one another"
+                     + (" and the split view mirrors them alike" if flipped else "")
+                     + ", so they line up the same in any order and a swap among them does not show here; their "
+                     "order is taken as given. Check it another way: each channel's focal plane from a bead stack "
+                     "(plexloc calibrate), or, for ratiometric dyes, plexloc color --config on the fitted table")
     status = ("wrong geometry" if fired else "misaligned" if findings else
               "ok" if all(p.snr >= min_snr for p in cfg.pairs) else "undecided")
-    return AlignmentReport(status=status, configured=cfg, alternatives=tuple(alts), findings=tuple(findings),
-                           notes=tuple(notes), offsets_px=offsets, **base)
+    return AlignmentReport(status=status, configured=cfg, alternatives=tuple(alts_all), findings=tuple(findings),
+                           notes=tuple(notes), offsets_px=offsets, indistinct=tuple(sorted(indistinct)), **base)
+
+
+def _swap_pair(name: str) -> tuple[int, int]:
+    """``(i, j)`` of a swap geometry's name ``swap{i}-{j}``."""
+    i, j = (int(v) for v in name[4:].split("-"))
+    return i, j
 
 
 def _better_geometries(alts: list[Geometry], by_channel: dict[int, PairCorrelation],
