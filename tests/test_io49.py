@@ -238,3 +238,17 @@ def test_piled_up_level_needs_a_pile_up_at_several_pixels():
     clipped = np.minimum(rng.poisson(300.0, size=(20, 32, 32)), 320).astype(np.uint16)
     assert piled_up_level(clipped) == 320.0
     assert piled_up_level(clipped.astype(np.float32)) is None  # a float movie's level is its camera's setting
+
+
+def test_a_jpeg_movie_read_with_imagecodecs_is_warned_lossy(tmp_path):
+    """JPEG-compressed frames are not the camera's counts; with imagecodecs installed they were read without a word
+    (8-bit frames of values 0..255 came back changed by up to several counts)."""
+    pytest.importorskip("imagecodecs")
+    pil = pytest.importorskip("PIL.Image")
+    from plexloc.io.tiff import MovieWarning
+
+    frames = (FRAMES % 256).astype(np.uint8)
+    images = [pil.fromarray(f) for f in frames]
+    images[0].save(tmp_path / "j.tif", save_all=True, append_images=images[1:], compression="jpeg")
+    with pytest.warns(MovieWarning, match=r"j\.tif: its pixels are compressed JPEG \(7\), which is lossy"):
+        open_movie(tmp_path / "j.tif").close()

@@ -296,6 +296,17 @@ def _check_codec(series, path: Path) -> None:
             raise InputError(f"its pixels are {what} {name} ({int(value)}), which tifffile reads only with the "
                              "imagecodecs package, and it is not installed: pip install imagecodecs (or save the movie "
                              "uncompressed)", source=path) from None
+    if int(page.compression) in LOSSY_COMPRESSIONS:
+        name = getattr(page.compression, "name", str(page.compression))
+        warnings.warn(f"{path}: its pixels are compressed {name} ({int(page.compression)}), which is lossy: they are "
+                      "not the camera's counts (the compression changed the noise the fit models and the spots' "
+                      "photons), so the localizations' photons and uncertainties are off; fit the movie as the camera "
+                      "saved it, uncompressed or losslessly compressed", MovieWarning, stacklevel=6)
+
+
+#: TIFF compressions that lose information (JPEG, old-style JPEG, and the lossy JPEG and JPEG 2000 codes): a movie
+#: so stored is read where imagecodecs is installed, with a warning (its values are no longer the camera's counts)
+LOSSY_COMPRESSIONS: frozenset[int] = frozenset({6, 7, 33004, 34892})
 
 
 def _codec_module_missing(codec) -> bool:
