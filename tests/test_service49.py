@@ -221,3 +221,22 @@ def test_wait_says_when_the_job_goes_back_to_the_queue(tmp_path, capsys):
             assert f"job {job['id']} is queued again: attempt 1 of 3 ended without a result" in cap.err, cap.err
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_a_running_worker_takes_an_application_added_after_it_started(tmp_path, svc):
+    """The admin added an application (a YAML in ``plexloc serve --apps DIR``, a restart of the server): the worker
+    that had started before read what it can run once, at its first pull, and never took the new application's jobs
+    (the job waited, its note said no worker can run it). Now the worker reads the server's applications again
+    (every ``can_run_refresh_s``, and after an outage)."""
+    from service_support import script_app
+
+    from plexloc.service.apps import Registry
+
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        with AgentThread(live.url, svc.worker_token) as agent:
+            agent.can_run_refresh_s = 0.3
+            _pulled(svc, "w1")
+            apps = script_app(tmp_path / "later", "import sys; open(sys.argv[2] + '/a.txt', 'w').write('a')", name="later")
+            svc.app.state.registry = Registry.load(list(svc.settings.apps_dirs) + [apps])
+            job = c.submit("later", entry_point="run", config={"mode": "x"})
+            assert c.wait(job["id"], timeout=30)["state"] == "succeeded"

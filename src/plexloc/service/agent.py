@@ -380,6 +380,11 @@ class Agent:
         self._refused = False  # the server refuses the token, said in the log (once, until it is accepted again)
         self.stop = threading.Event()
         self._can_run: list[dict[str, str]] | None = None
+        #: what it can run is read again from the server's registry this often (and after an outage): an application
+        #: the server's administrator added (plexloc serve --apps DIR, a restart) was never run by a worker that had
+        #: started before, until it was restarted too
+        self.can_run_refresh_s = 300.0
+        self._can_run_at = 0.0
         #: podman, docker or apptainer (entry points with an image); "auto": the first on PATH
         self.runtime = detect_runtime() if runtime == "auto" else detect_runtime(runtime) if isinstance(runtime, str) else runtime
 
@@ -389,8 +394,9 @@ class Agent:
 
     def can_run(self) -> list[dict[str, str]]:
         """The (application, version, entry point) triples of the server's registry this machine can run."""
-        if self._can_run is None:
+        if self._can_run is None or time.monotonic() - self._can_run_at > self.can_run_refresh_s:
             apps = check(self.http.get("/applications"))
+            self._can_run_at = time.monotonic()
             self._can_run = [
                 {"application": a["name"], "version": v, "entry_point": e}
                 for a in apps
@@ -473,6 +479,7 @@ class Agent:
             if down_since is not None:
                 log.info("the server answers again (after %.0f s): taking jobs", time.monotonic() - down_since)
                 down_since = None
+                self._can_run = None  # a server back from a restart or an upgrade may offer other applications
             if self._refused:
                 self._refused = False
                 log.info("the server accepts this worker's token again: taking jobs")
