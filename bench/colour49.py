@@ -14,12 +14,15 @@ eq. 3 alone and with ``mixed_prior`` 0.01.
 
 ``--part walk``: ``plexloc simulate`` dual_color_splitview (64 x 128 px, dyes 0.8 / 0.3 in channel 0), ``plexloc fit
 --method mle``, ``plexloc color`` with the ratios given (``--config``) and estimated, with and without
-``--reject-mixed 0.01``, and ``plexloc evaluate`` against the truth (colour accuracy and rejection).
+``--reject-mixed 0.01``, and ``plexloc evaluate`` against the truth (colour accuracy and rejection). ``--part mle``:
+the walk's MLE tables classed as bench/colourwalk48.py does (isolated single-dye rows, two dyes' emitters fitted as
+one): rejected and wrong per class with eq. 3 alone, ``misfit_alpha`` 1e-3 and ``mixed_prior`` 0.01 / 0.03.
 
 Run it with the code to measure on the path (``PYTHONPATH=src``, or a worktree's ``src`` for the code before):
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/colour49.py --part network --json bench/colour49.json
-    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/colour49.py --part walk --out /tmp/colour49
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/colour49.py --part walk --seeds 3 4 --out /tmp/colour49
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/colour49.py --part mle --seeds 3 4 --out /tmp/colour49
 """
 
 from __future__ import annotations
@@ -168,9 +171,31 @@ def walk_part(out: Path, frames: int, density: float, seed: int) -> dict:
     return res
 
 
+def mle_part(out: Path, frames: int, density: float, seeds: list[int]) -> dict:
+    """The walk's MLE tables classed against the truth as bench/colourwalk48.py does (isolated single-dye rows,
+    merged different-dye rows, merged same-dye rows): rejected and wrong per class, eq. 3 alone, misfit and mixed."""
+    import warnings
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from colourwalk48 import score
+
+    from plexloc.io import read_table
+
+    res = {}
+    for seed in seeds:
+        d = out / f"dens{density:g}_seed{seed}"
+        if not (d / "mle.csv").exists():
+            walk_part(out, frames, density, seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res[f"seed {seed}"] = score(read_table(d / "truth.csv"), read_table(d / "mle.csv"))
+        print(f"seed {seed}: {json.dumps(res[f'seed {seed}'])}", flush=True)
+    return res
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", choices=("network", "walk"), required=True)
+    ap.add_argument("--part", choices=("network", "walk", "mle"), required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--n", type=int, default=10000, help="rows per network-like table")
     ap.add_argument("--photons", type=float, default=1000.0, help="median photons of a network-like row")
@@ -181,8 +206,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.part == "network":
         res = network_part(args.seeds, args.n, args.photons)
-    else:
+    elif args.part == "walk":
         res = {f"seed {s}": walk_part(args.out, args.frames, args.density, s) for s in args.seeds}
+    else:
+        res = mle_part(args.out, args.frames, args.density, args.seeds)
     if args.json is not None:
         old = json.loads(args.json.read_text()) if args.json.exists() else {}
         old[args.part] = res

@@ -108,3 +108,14 @@ def test_cli_no_noise_scale(tmp_path, noise_scale):
 
     rep = json.loads((tmp_path / "c.json").read_text())
     assert rep["noise_scaled"] is noise_scale and rep["noise_factor"] > 5.0
+
+
+def test_ratios_in_percent_refused_with_the_fractions_named():
+    from plexloc.errors import InputError
+
+    t, _, _ = network_like(1.0, n=50)
+    with pytest.raises(InputError, match=r"percentages\? give fractions: 0.8 0.2"):
+        assign_colors(t, [[80, 20], [30, 70]])
+    with pytest.raises(InputError) as err:
+        assign_colors(t, [[1.1, 0.2], [0.3, 0.7]])
+    assert "percentages" not in str(err.value)

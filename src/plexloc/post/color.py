@@ -194,8 +194,11 @@ def _check_ratios(ratios, n_channels: int) -> np.ndarray:
         raise InputError(f"ratios must be finite, >= 0 with a positive sum per colour, got {r.tolist()}")
     for k, row in enumerate(r):
         if row.sum() > 1.0 + 1e-6:
+            # (rows of percentages, 80 20, were refused without saying what was meant)
+            hint = (f" (percentages? give fractions: {' '.join(f'{v / 100.0:g}' for v in row)})"
+                    if abs(row.sum() - 100.0) <= 1.0 else "")
             raise InputError(f"ratios[{k}] {row.tolist()} sums to {row.sum():.6g}: a colour's fractions of photons "
-                             "per channel sum to at most 1")
+                             f"per channel sum to at most 1{hint}")
     return r / r.sum(axis=1, keepdims=True)
 
 
