@@ -1,9 +1,9 @@
 """Session 49: the PSF-shape check against a camera baseline far above the offset (alone and with a wrong pixel size),
 and a walk through ``plexloc calibrate`` on real-looking bead stacks that are wrong in one way each.
 
-    # everything (~4 min on one thread): a table and one JSON
+    # everything (~8 min on one thread): a table and one JSON
     OMP_NUM_THREADS=1 python bench/beads49.py --out bench/beads49.json
-    # one part: baseline | walk
+    # one part: baseline | good | walk
     OMP_NUM_THREADS=1 python bench/beads49.py --parts walk --out /tmp/walk.json
     # the code before a change: PYTHONPATH=<old tree>/src python bench/beads49.py ...
 
@@ -11,6 +11,10 @@ and a walk through ``plexloc calibrate`` on real-looking bead stacks that are wr
 Gaussian and an astigmatic PSF, offset 100 ADU, 2 seeds; read with the right camera, with a baseline 200-2000 ADU too
 high, with 70 or 140 nm pixels configured for 100, and both), counted per case: warned, the baseline named, the pixel
 size cleared (``not in question``), the pixel sizes suggested.
+
+``good``: bench/bead_pairs48.py's good stacks (``plexloc simulate --beads`` of the example configurations, seed 0: 24
+stacks), calibrated through the DIR/config.yaml that simulate now writes: refusals and warnings of the PSF's
+axial-to-lateral ratio (every one false) and of the camera baseline.
 
 ``walk``: uint16 TIFF bead stacks of astigmatic Gaussian beads (``bead_field('gauss')``: foci of x and y at -250 and
 +250 nm, 100 nm pixels), 12 beads in 96 x 96 px, 33 slices 50 nm apart over +-800 nm unless the case says otherwise,
@@ -150,6 +154,7 @@ def run_walk() -> list[dict]:
             ("Z and Y exchanged (rows x slices x columns)", good.transpose(1, 0, 2).copy(), {}),
             ("12-bit camera, beads of 3e5 photons saturate", stack(photons=3e5, full_scale=4095), {}),
             ("one bead 20x brighter", stack(bright=(0, 20.0)), {}),
+            ("one bead 4x brighter (below clipping)", stack(bright=(0, 4.0)), {}),
             ("one bead 20x brighter, 4 beads", stack(n=4, bright=(0, 20.0)), {}),
             ("drift 0.05 px a slice in x", stack(drift_px=0.05), {}),
             ("drift 0.15 px a slice in x", stack(drift_px=0.15), {}),
@@ -169,6 +174,37 @@ def run_walk() -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------------------------ good
+def run_good(seeds=(0,)) -> list[dict]:
+    """bench/bead_pairs48.py's good stacks (``plexloc simulate --beads`` of the example configurations: astigmatic on an
+    EMCCD and an sCMOS, the scalar pupil PSF, the biplane; 3, 4 and 10 beads; low and high photons), calibrated with the
+    right options: counted, warnings of the PSF's axial-to-lateral ratio (any is false) and of the baseline."""
+    from bead_pairs48 import _config, _main as main48
+
+    rows = []
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        for kind, levels in (("astigmatic", (2e3, 3e4)), ("scmos", (2e3, 1e5)), ("pupil", (1e4, 3e4)),
+                             ("biplane", (4e3, 4e4))):
+            for n in (3, 4, 10):
+                for ph in levels:
+                    for seed in seeds:
+                        d = tmp / f"{kind}_{n}_{ph:g}_{seed}"
+                        cfg = _config("scmos" if kind == "scmos" else kind, tmp)
+                        extra = ["--bead-psf", "pupil"] if kind == "pupil" else []
+                        rc, err = main48(["simulate", cfg, "--beads", n, "--z-step", 50, "--z-range", -800, 800, "--out",
+                                          d, "--photons", ph, "--bg", 20, "--frame-size", 96, 96, "--seed", seed, *extra])
+                        row = dict(kind=kind, n_beads=n, photons=ph, seed=seed, config_written=(d / "config.yaml").is_file())
+                        rc, err = main48(["calibrate", *sorted(d.glob("beads*.tif")), "--z-step", 50, "--pixel-size", 100,
+                                          "--config", d / "config.yaml", "--out", d / "PSF.h5", "--no-validate"])
+                        row.update(rc=rc, ratio_warnings=err.count("longer than wide"),
+                                   baseline_warnings=err.count("below the camera's baseline"),
+                                   refused=(err.strip().splitlines()[-1][:300] if rc and err.strip() else ""))
+                        rows.append(row)
+                        print("good", json.dumps(row), flush=True)
+    return rows
+
+
 # ----------------------------------------------------------------------------------------------------------- table
 def table(res: dict) -> None:
     if res.get("baseline"):
@@ -184,6 +220,14 @@ def table(res: dict) -> None:
                       f"; scale {', '.join('%.2f' % r['width_scale'] for r in rs)}"
                       + (f" -> {', '.join('%.2f' % r['lifted_scale'] if r.get('lifted_scale') else '-' for r in rs)}"
                          if any(r.get("lifted_scale") for r in rs) else ""))
+    if res.get("good"):
+        g = res["good"]
+        print(f"\ngood stacks (simulate --beads, calibrate --config DIR/config.yaml): {len(g)}, config.yaml written "
+              f"{sum(r['config_written'] for r in g)}, refused {sum(r['rc'] != 0 for r in g)}, axial-ratio warnings "
+              f"{sum(r['ratio_warnings'] > 0 for r in g)}, baseline warnings {sum(r['baseline_warnings'] > 0 for r in g)}")
+        for r in g:
+            if r["rc"] or r["ratio_warnings"]:
+                print(f"  {r['kind']} {r['n_beads']} {r['photons']:g}: rc {r['rc']} {r['refused']}")
     if res.get("walk"):
         print("\nwalk: case  model -> rc, warnings, foci x / y (true -250 / +250 nm), error")
         for r in res["walk"]:
@@ -197,7 +241,7 @@ def table(res: dict) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", default="baseline,walk")
+    ap.add_argument("--parts", default="baseline,good,walk")
     ap.add_argument("--out", type=Path, default=None, help="JSON to write (with the code's commit)")
     ap.add_argument("--table", type=Path, default=None, help="print the table of this JSON and stop")
     a = ap.parse_args(argv)
@@ -209,7 +253,7 @@ def main(argv=None) -> int:
     commit = subprocess.run(["git", "-C", str(Path(plexloc.__file__).parent), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     res: dict = {"commit": commit, "plexloc": str(Path(plexloc.__file__).parent), "seconds": {}}
-    for part, fn in (("baseline", run_baseline), ("walk", run_walk)):
+    for part, fn in (("baseline", run_baseline), ("good", run_good), ("walk", run_walk)):
         if part in a.parts.split(","):
             t0 = time.time()
             res[part] = fn()

@@ -108,3 +108,60 @@ def test_simulate_beads_writes_the_configuration_that_split_and_calibrate_take(t
     assert argv == ["split", str(out / "beads.tif"), "--config", str(out / "config.yaml"), "--out", str(out / "split")]
     assert main(argv) == 0
     assert sorted(p.name for p in (out / "split").glob("*.tif")) == ["beads_ch0.tif", "beads_ch1.tif"]
+
+
+def _stack4(seed: int = 0):
+    from test_beadwalk48 import _stack
+
+    return _stack([(16, 16), (16, 47), (47, 16), (47, 47)], seed=seed)  # 33 slices 50 nm apart, astigmatic beads
+
+
+def test_a_z_step_twice_the_step_taken_is_warned_of():
+    """--z-step 100 for a stack taken at 50 nm wrote a calibration whose every z was twice the true one (foci at -500 /
+    +500 nm for -250 / +250) without a word: the PSF reads 6.7x longer than wide, where high-NA bead stacks read
+    1.8-4.9 (the refusal holds 1.2-20)."""
+    from plexloc.calibrate import calibrate_spline
+
+    st = _stack4()
+    right = calibrate_spline([st], z_step_nm=50.0, px_size_nm=100.0)
+    assert not any("longer than wide" in w for w in right.summary["warnings"])
+    for given, low, high in ((100.0, 40.0, 55.0), (25.0, 40.0, 55.0)):
+        res = calibrate_spline([st], z_step_nm=given, px_size_nm=100.0)
+        said = [w for w in res.summary["warnings"] if "longer than wide" in w]
+        assert len(said) == 1, (given, res.summary["warnings"])
+        assert f"with --z-step {given:g} nm" in said[0] and "check it (the stage step between slices" in said[0]
+        step = float(said[0].split("a ratio of 3 would mean a step of about ")[1].split()[0])
+        assert low <= step <= high, (given, step)
+
+
+def test_a_file_of_two_channels_stacks_is_refused_with_the_advice_for_bead_stacks(tmp_path, capsys):
+    """A (2, 33, H, W) TIFF without axis labels (two channels' stacks, or a time series of stacks) was refused with a
+    movie's advice: make them one stack (Image > Hyperstacks > Hyperstack to Stack, 66 frames), which makes the two
+    channels one 66-slice z-stack. Now the advice of a bead stack: one TIFF per channel, one z-stack of a series."""
+    import numpy as np
+    import tifffile
+
+    for shape in ((2, 33, 32, 32), (33, 2, 32, 32), (3, 33, 32, 32)):
+        path = tmp_path / "beads.tif"
+        tifffile.imwrite(path, np.zeros(shape, np.uint16))
+        rc = main(["calibrate", str(path), "--z-step", "50", "--pixel-size", "100", "--out", str(tmp_path / "P.h5")])
+        err = capsys.readouterr().err
+        assert rc == 2
+        assert f"{path}: image has shape {shape}" in err and "plexloc cannot tell which axis holds the slices" in err
+        assert "save each channel's z-stack as its own TIFF" in err and "of a time series of z-stacks" in err
+        assert "Hyperstack to Stack" not in err and "one movie's frames" not in err
+
+
+def test_too_few_slices_says_what_the_stack_covers_and_what_to_take():
+    """'a z-stack needs >= 8 slices, got 7' said nothing of the z range or the step to take."""
+    import numpy as np
+    import pytest
+
+    from plexloc.calibrate import calibrate_spline
+    from plexloc.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        calibrate_spline([np.zeros((7, 32, 32))], z_step_nm=100.0, px_size_nm=100.0)
+    text = str(err.value)
+    assert text.startswith("channel 0: a z-stack needs >= 8 slices, got 7 (z -300 to +300 nm around its middle with --z-step 100")
+    assert "take the stack over the z range to calibrate (usually +-600 nm or more around focus) in steps of 10-50 nm" in text

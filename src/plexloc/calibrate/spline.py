@@ -365,7 +365,11 @@ def calibrate_spline(
                 source=src[c],
             )
     if stacks[0].shape[0] < 8:
-        raise InputError(f"a z-stack needs >= 8 slices, got {stacks[0].shape[0]}", source=src[0])
+        n = stacks[0].shape[0]
+        raise InputError(f"a z-stack needs >= 8 slices, got {n} (z {-(n - 1) / 2 * z_step_nm:+.0f} to "
+                         f"{(n - 1) / 2 * z_step_nm:+.0f} nm around its middle with --z-step {z_step_nm:g} nm): the "
+                         "spline along z needs them; take the stack over the z range to calibrate (usually +-600 nm "
+                         "or more around focus) in steps of 10-50 nm", source=src[0])
     raws = list(raw_stacks) if raw_stacks is not None else stacks
     if len(raws) != len(stacks) or any(np.shape(r) != s.shape for r, s in zip(raws, stacks)):
         raise InputError(f"raw_stacks must hold one stack of each channel's shape {stacks[0].shape}, got "
@@ -914,6 +918,11 @@ SIGMA_MIN_NM, SIGMA_LOW_NM, SIGMA_HIGH_NM = 50.0, 75.0, 250.0
 #: axial FWHM / lateral FWHM of a bead: a widefield PSF is >= 1.7 x longer than wide (NA -> n); 2.3-3 at NA 1.2-1.45,
 #: ~3.3 for the astigmatic Gaussian of plexloc, 6 at NA 0.5
 AXIAL_RATIO_MIN, AXIAL_RATIO_MAX = 1.2, 20.0
+#: the ratio a bead stack at a high-NA objective rarely leaves, outside which it is warned of (--z-step 2x or 0.5x the
+#: step taken): with the right step, astigmatic Gaussians of foci +-0 to +-600 nm and depths 250-600 nm and the scalar
+#: pupil PSF read 1.81-4.88 (steps 25-100 nm); plexloc's default astigmatic Gaussian read 3.2-3.4, 6.6-6.8 with
+#: --z-step twice the step and 1.6-1.7 with half of it; the pupil PSF 2.5-2.8 (bench/beads49.py)
+AXIAL_RATIO_LOW, AXIAL_RATIO_HIGH = 1.7, 6.0
 
 
 def _scale_checks(volume, z0, *, fwhm_nm, slices, z_step_nm, px, src) -> list[str]:
@@ -945,6 +954,15 @@ def _scale_checks(volume, z0, *, fwhm_nm, slices, z_step_nm, px, src) -> list[st
             source=src,
         )
     notes = []
+    if not AXIAL_RATIO_LOW <= ratio <= AXIAL_RATIO_HIGH:
+        # a z step given 2x the step taken wrote a calibration whose every z was twice the true one without a word
+        # (the refusal above holds 1.2-20, what no objective gives)
+        notes.append(
+            f"the PSF is {fwhm_nm:.0f} nm long (axial FWHM of its central pixel, slices {slices[0]}-{slices[1]} with "
+            f"--z-step {z_step_nm:g} nm) and {lat_fwhm:.0f} nm wide: {ratio:.2f} x longer than wide, where bead stacks "
+            f"at a high-NA objective read {AXIAL_RATIO_LOW:g}-{AXIAL_RATIO_HIGH:g} x (1.8-4.9 for the PSFs tried, "
+            "astigmatic or not): every z of the calibration scales with --z-step, so check it (the stage step between "
+            f"slices; a ratio of 3 would mean a step of about {z_step_nm * 3.0 / ratio:.0f} nm) and --pixel-size")
     if sigma_nm < SIGMA_LOW_NM:
         notes.append(f"the beads' in-focus width (Gaussian sigma) is only {sigma_nm:.0f} nm with {size} (green light at "
                      "NA 1.49: ~73 nm): check --pixel-size")

@@ -133,7 +133,6 @@ def _read_stacks(args) -> tuple[list, list[str], list[str], tuple[tuple[int, int
     from plexloc.config import load_config
     from plexloc.errors import InputError
     from plexloc.io.splitview import split_frames
-    from plexloc.io.tiff import open_movie
 
     split = None
     if args.split_view is not None:
@@ -144,7 +143,7 @@ def _read_stacks(args) -> tuple[list, list[str], list[str], tuple[tuple[int, int
             raise InputError("--split-view: the configuration has no split_view section (boxes per channel)",
                              source=args.split_view)
     with contextlib.ExitStack() as opened:
-        readers = {p: opened.enter_context(open_movie(p)) for p in dict.fromkeys(args.stacks)}
+        readers = {p: opened.enter_context(_open_stack(p)) for p in dict.fromkeys(args.stacks)}
         frames = {p: r[:] for p, r in readers.items()}
         if split is None:
             raws, sources = [frames[p] for p in args.stacks], [str(p) for p in args.stacks]
@@ -165,6 +164,33 @@ def _read_stacks(args) -> tuple[list, list[str], list[str], tuple[tuple[int, int
         # the ROI matters for transforms only: one channel's stacks are not asked (stale metadata could stop them)
         roi = _roi_offset(args, readers) if len(raws) > 1 else ((0, 0), "not used (one channel)")
     return raws, sources, meta_warnings, roi
+
+
+#: the words of the reader's refusal of a file with two axes of images (a movie's advice: make them one stack)
+_TWO_AXES = "cannot tell which to fit as frames"
+
+
+def _open_stack(path):
+    """The bead stack opened (:func:`plexloc.io.tiff.open_movie`); a file of two axes of images (channels and slices,
+    time points and slices, without ImageJ's labels: tifffile's axes 'QQYX') is refused with the advice for a bead
+    stack: the reader's advice is a movie's, to make them one stack, which made 2 x 33 slices of two channels one
+    66-slice 'z-stack' (bench/beads49.py)."""
+    from plexloc.errors import InputError
+    from plexloc.io.tiff import open_movie
+
+    try:
+        return open_movie(path)
+    except InputError as err:
+        if _TWO_AXES not in str(err):
+            raise
+        head = err.reason.split(" If they are one movie's frames")[0].replace(
+            "a movie has one axis of frames besides rows and columns, so plexloc cannot tell which to fit as frames.",
+            "plexloc cannot tell which axis holds the slices.")
+        raise InputError(
+            f"{head} A bead z-stack has one axis of slices besides rows and columns: save each channel's z-stack as "
+            "its own TIFF (a file of channels x slices or slices x channels: one file per channel, given to plexloc "
+            "calibrate channel 0 first), and of a time series of z-stacks (time x slices) one z-stack, its slices in "
+            "order of z, away from the objective", source=path) from None
 
 
 def _roi_offset(args, readers: dict) -> tuple[tuple[int, int], str]:
