@@ -73,7 +73,7 @@ def test_sigmas_too_large_said_not_scaled_down():
     t, _, _ = network_like(3.0)
     _, report = assign_colors(t, AF, 0.9)
     assert report.noise_factor == 1.0 and report.noise_estimate < 0.2
-    assert "too large; not scaled down" in report.format_table()
+    assert "look too large (not scaled down)" in report.format_table()
 
 
 def test_small_tables_keep_scale_one():

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "--excess-noise default to 2")
     p.add_argument("--reject-misfit", type=open_probability, default=None, metavar="ALPHA",
                    help="also reject (color -1) rows whose per-channel photons fit none of the ratios: chi-square "
-                   "p-value of the best colour below ALPHA, in (0, 1), after scaling by the table's median (e.g. "
+                   "p-value of the best colour below ALPHA, in (0, 1), after scaling by the table's own noise scale (e.g. "
                    "1e-3; two emitters of different dyes fitted as one get color_prob near 1 otherwise)")
     p.add_argument("--reject-mixed", type=open_probability, default=None, metavar="PRIOR",
                    help="also weigh the hypothesis that a row is two emitters of different dyes fitted as one (its photon "

@@ -122,14 +122,14 @@ class ColorReport:
         for k, v in sorted(self.counts.items()):
             lines.append(f"{('rejected' if k < 0 else k):>8} {v:>10} {100.0 * v / max(self.n, 1):>7.2f}")
         if self.noise_factor is not None and self.noise_factor != 1.0:
-            lines.append(f"noise scale {self.noise_factor:.2f}: the photons' misfit to their colour's ratio is "
+            lines.append(f"noise scale {self.noise_factor:.2f}: the photons scatter about their colour's ratio with "
                          f"{self.noise_factor:.2f}x the variance that {self.sigma_source.split(' (')[0]} give"
-                         + ("; eq. 3's chi-squares divided by it" if self.noise_scaled
+                         + ("; eq. 3's chi-squares are divided by it" if self.noise_scaled
                             else " (eq. 3 not scaled: --no-noise-scale)"))
         if self.noise_estimate is not None and self.noise_estimate < 0.5:
-            lines.append(f"noise scale measured {self.noise_estimate:.2f}: the photons fit their colour's ratio "
-                         f"{1.0 / self.noise_estimate:.1f}x better than {self.sigma_source.split(' (')[0]} say (too "
-                         "large; not scaled down): rows are rejected that the data would colour")
+            lines.append(f"noise scale measured {self.noise_estimate:.2f}: the photons scatter about their colour's "
+                         f"ratio with {self.noise_estimate:.2f}x the variance that {self.sigma_source.split(' (')[0]} "
+                         "give, which look too large (not scaled down): rows are rejected that the data would colour")
         if self.misfit_alpha is not None:
             lines.append("rejected because their photons fit none of the ratios "
                          f"(chi-square p < {self.misfit_alpha:g}, "
@@ -698,7 +698,7 @@ def misfit_rows(chi2: np.ndarray, dof: int, alpha: float, *, factor: float | Non
     matched rows had ``color_prob`` >= 0.999, and at ``alpha`` 1e-3 this test rejected 21 of them with 144 rows in
     all. The scale comes from the data because the uncertainties without ``sigma_photons_ch*`` (shot noise and
     background alone) are 7-9x too small for an MLE fit's per-channel photons, which would reject a third of the
-    rows; most rows are single emitters of one dye, so the median is theirs."""
+    rows; most rows are single emitters of one dye, so the (truncated) median is theirs."""
     from scipy.stats import chi2 as chi2_dist
 
     c = np.asarray(chi2, dtype=np.float64)
