@@ -240,3 +240,24 @@ def test_a_running_worker_takes_an_application_added_after_it_started(tmp_path, 
             svc.app.state.registry = Registry.load(list(svc.settings.apps_dirs) + [apps])
             job = c.submit("later", entry_point="run", config={"mode": "x"})
             assert c.wait(job["id"], timeout=30)["state"] == "succeeded"
+
+
+def test_a_plexloc_table_given_to_comet_is_refused_at_submission_naming_the_conversion(svc, tmp_path):
+    """A fit job's locs.csv (plexloc's columns) submitted to COMET waited in the queue, ran, and failed with a pandas
+    traceback's last lines ("KeyError: 'x [nm]'"). Now the slot's ``columns`` refuse it at submission (422), naming
+    the columns missing, those the file has, and the conversion; a ThunderSTORM table is accepted."""
+    from plexloc.service.client import ServiceError
+
+    plexloc_table = tmp_path / "locs.csv"
+    plexloc_table.write_text("frame,x_nm,y_nm,z_nm,photons\n0,1,2,0,100\n")
+    ts_table = tmp_path / "locs.thunderstorm.csv"
+    ts_table.write_text('"frame","x [nm]","y [nm]","intensity [photon]"\n1,1,2,100\n')
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        with pytest.raises(ServiceError) as err:
+            c.submit("comet", inputs={"locs": [c.upload(plexloc_table)["id"]]})
+        detail = str(err.value.detail)
+        assert err.value.status == 422 and detail.startswith("inputs.locs: file "), detail
+        assert ("(locs.csv) lacks the column(s) 'x [nm]', 'y [nm]' that comet drift reads (its header: frame, x_nm, "
+                "y_nm, z_nm, photons); COMET reads ThunderSTORM's CSV: write a plexloc table (frame, x_nm, y_nm) as one "
+                "with plexloc convert locs.csv locs.thunderstorm.csv, and submit that") in detail, detail
+        assert c.submit("comet", inputs={"locs": [c.upload(ts_table)["id"]]})["state"] == "queued"

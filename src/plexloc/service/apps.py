@@ -70,6 +70,11 @@ class Slot(_Strict):
     #: microscope configuration, :func:`plexloc.config.load_config`) or ``plexloc-camera`` (a camera YAML,
     #: :func:`plexloc.config.load_camera_configs`); see :mod:`plexloc.service.config_inputs`
     check: Literal["plexloc-config", "plexloc-camera"] | None = None
+    #: the header columns a ``.csv`` file of this slot must have (a table of another program's columns is refused at
+    #: submission, naming those missing, instead of failing on a worker after its wait: a plexloc table given to
+    #: COMET, which reads ThunderSTORM's), and what to do when they are missing. The server's own (as ``messages``)
+    columns: list[str] = Field(default_factory=list, exclude=True)
+    columns_hint: str = Field("", exclude=True)
 
 
 class Output(_Strict):

@@ -222,6 +222,46 @@ def check_input_files(session: Session, storage, registry: Registry, job: Job) -
     check_tiff_inputs(session, storage, job)
     _, _, ep = registry.resolve(job.application, job.version, job.entry_point)
     check_config_inputs(session, storage, job, ep)
+    check_csv_columns(session, storage, job, ep)
+
+
+#: bytes of a CSV input read for its header line
+CSV_HEAD_BYTES = 65536
+
+
+def csv_columns_missing(storage, f: File, columns: list[str]) -> tuple[list[str], list[str]] | None:
+    """``(missing, header)`` when the CSV file ``f`` lacks some of ``columns`` in its header line; None when it has
+    them all, or its header cannot be read here (no line end in its first :data:`CSV_HEAD_BYTES`, not text)."""
+    import csv
+
+    head = storage.head(f.storage_key, min(f.size, CSV_HEAD_BYTES)) if f.size else b""
+    first, sep, _ = head.partition(b"\n")
+    if not sep and len(head) >= CSV_HEAD_BYTES:
+        return None
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig").rstrip("\r")]), [])
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    header = [h.strip() for h in header]
+    missing = [c for c in columns if c not in header]
+    return (missing, header) if missing else None
+
+
+def check_csv_columns(session: Session, storage, job: Job, ep: EntryPoint) -> None:
+    """:class:`InputError` (naming the slot, the file, the columns missing, those it has, and the slot's hint) for an
+    uploaded ``.csv`` input of a slot with ``columns`` whose header lacks some of them."""
+    for ji in job.inputs:
+        spec = ep.inputs.get(ji.slot)
+        f = session.get(File, ji.file_id) if ji.file_id else None
+        if spec is None or not spec.columns or f is None or not f.name.lower().endswith(".csv"):
+            continue
+        found = csv_columns_missing(storage, f, spec.columns)
+        if found is not None:
+            missing, header = found
+            has = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
+            raise InputError(f"file {f.id} ({f.name}) lacks the column(s) {', '.join(map(repr, missing))} that "
+                             f"{job.application} {job.entry_point} reads (its header: {has or 'empty'})"
+                             + (f"; {spec.columns_hint}" if spec.columns_hint else ""), source=f"inputs.{ji.slot}")
 
 
 Ref = tuple[str | None, str | None, str | None]  # (file id, source job id, source output name)
