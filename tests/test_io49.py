@@ -252,3 +252,36 @@ def test_a_jpeg_movie_read_with_imagecodecs_is_warned_lossy(tmp_path):
     images[0].save(tmp_path / "j.tif", save_all=True, append_images=images[1:], compression="jpeg")
     with pytest.warns(MovieWarning, match=r"j\.tif: its pixels are compressed JPEG \(7\), which is lossy"):
         open_movie(tmp_path / "j.tif").close()
+
+
+def test_a_micro_manager_data_set_fits_through_its_first_file_or_its_folder_as_one_movie(tmp_path, run_and_raw):
+    """A multi-file OME-TIFF as Micro-Manager saves one acquisition in its own folder (the first file's OME-XML lists
+    every plane, the others point to it): fitted through its first file or through the folder, every frame is read
+    once and in order, and the table is the single-file movie's (frames 0..15). The folder was refused ('open the
+    data set's first file instead of the folder')."""
+    import pandas as pd
+    from test_bigmovie47 import _ome_data_set
+
+    from plexloc.cli.main import main
+    from plexloc.io.tiff import write_movie
+
+    run, raw = run_and_raw
+    folder = tmp_path / "run_1"
+    folder.mkdir()
+    paths, _ = _ome_data_set(folder, n_files=2, per_file=8, shape=raw.shape[1:])
+    for k, path in enumerate(paths):  # the simulated frames, with each file's own OME description
+        with tifffile.TiffFile(path) as tf:
+            desc = tf.pages[0].description
+        with tifffile.TiffWriter(path) as tw:
+            tw.write(raw[k * 8:(k + 1) * 8], description=desc, photometric="minisblack", metadata=None,
+                     contiguous=True)
+    write_movie(tmp_path / "one.tif", raw)
+    tables = {}
+    for name, movie in (("one", tmp_path / "one.tif"), ("first", paths[0]), ("folder", folder)):
+        out = tmp_path / f"{name}.csv"
+        assert main(["fit", str(movie), "--model", str(run), "--out", str(out), "--device", "cpu",
+                     "--precision", "float32"]) == 0
+        tables[name] = pd.read_csv(out)
+    assert sorted(set(tables["one"]["frame"])) == list(range(16))
+    pd.testing.assert_frame_equal(tables["first"], tables["one"])
+    pd.testing.assert_frame_equal(tables["folder"], tables["one"])

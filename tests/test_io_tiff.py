@@ -272,7 +272,8 @@ def test_an_ome_tiff_of_several_images_is_read_as_its_first_with_a_warning(tmp_p
 
 def test_a_folder_holding_a_multi_file_micro_manager_stack_is_refused(tmp_path):
     """Micro-Manager splits a long acquisition into movie_MMStack_Pos0.ome.tif, ..._Pos0_1.ome.tif; tifffile reads
-    the whole series through either file, so their folder gave every frame twice (12 frames for 6)."""
+    the whole series through either file, so their folder gave every frame twice (12 frames for 6). A folder holding
+    the data set's files alone is read through its first file (session 49); one holding another beside it is refused."""
     from test_io_roi import write_mm_stack
 
     data = _movie(3, shape=(6, 4, 5))
@@ -288,8 +289,13 @@ def test_a_folder_holding_a_multi_file_micro_manager_stack_is_refused(tmp_path):
     with MovieReader(tmp_path / "movie_MMStack_Pos0.ome.tif", memmap=False) as movie:
         np.testing.assert_array_equal(np.stack([movie[i] for i in range(len(movie))]), data)
         np.testing.assert_array_equal(np.concatenate([c for _, c in movie.iter_chunks(2)]), data)
-    with pytest.raises(InputError, match=r"movie_MMStack_Pos0\.ome\.tif: is part of a multi-file Micro-Manager stack "
-                                         r"data set .*movie_MMStack_Pos0_1\.ome\.tif.*open the data set's first file"):
+    with open_movie(tmp_path) as movie:  # a folder of the data set's files alone: read through its first file
+        assert movie.files == [tmp_path / "movie_MMStack_Pos0.ome.tif"]
+        np.testing.assert_array_equal(movie[:], data)
+    # another position's data set beside it: the folder is refused
+    write_mm_stack(tmp_path / "movie_MMStack_Pos1.ome.tif", data[:3], summary={"Frames": 6}, image_meta={})
+    write_mm_stack(tmp_path / "movie_MMStack_Pos1_1.ome.tif", data[3:], summary={"Frames": 6}, image_meta={}, first=3)
+    with pytest.raises(InputError, match=r"the TIFF files follow 2 name patterns .*movie_MMStack_Pos0\.ome\.tif"):
         open_movie(tmp_path)
 
 

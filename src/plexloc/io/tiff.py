@@ -24,9 +24,10 @@ contiguous block (the mapped pages of the frames read are dropped from the proce
 resident memory stays flat however long the movie; of a folder's files at most :data:`MAX_OPEN_FILES` besides the
 first are held open at once, so that a folder of thousands of files stays within the open-file limit), and otherwise reads only the TIFF pages that a request touches (a file whose pages
 are not one frame each, e.g. tiled volumes, is read whole once). A multi-file data set (OME-TIFF, or a
-Micro-Manager stack split into ``..._MMStack_Pos0.ome.tif``, ``..._MMStack_Pos0_1.ome.tif``, ...) must be opened
-through its first file, not through its folder (whose files would each give the whole series): a folder
-holding one is refused.
+Micro-Manager stack split into ``..._MMStack_Pos0.ome.tif``, ``..._MMStack_Pos0_1.ome.tif``, ...) is opened
+through its first file, whose series spans the others; a folder whose TIFF files are those of one such data set (as
+Micro-Manager saves an acquisition) is read so too, and a folder holding more (another position's, other TIFFs) is
+refused (its files would each give the whole series).
 
 A memory-mapped file that is truncated while it is read gives an :class:`InputError` naming the frames (touching
 the mapped pages beyond its new end would kill the process with SIGBUS).
@@ -854,6 +855,29 @@ def movie_subfolders(folder: Path) -> list[Path]:
         return []
 
 
+def _one_data_set(files: list[Path], memmap: bool) -> _TiffSource | None:
+    """The first of a folder's TIFF ``files``, opened on its own, where it is the first file of a multi-file OME-TIFF
+    or Micro-Manager data set whose files are exactly the folder's (Micro-Manager saves an acquisition in a folder of
+    its own: ``run_MMStack_Pos0.ome.tif``, ``run_MMStack_Pos0_1.ome.tif``, ...); else None. The folder was refused
+    ('open the data set's first file instead of the folder'), though it holds nothing else. Only files named
+    ``*.ome.*`` are tried; what opening it warns is said only where it is used."""
+    if len(files) < 2 or ".ome." not in files[0].name.lower():
+        return None
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        try:
+            src = _TiffSource(files[0], memmap=memmap)
+        except InputError:
+            return None  # its own error comes when the folder's files are opened in turn
+    held = {os.path.abspath(p) for p in [files[0], *src.sibling_files()]}
+    if held != {os.path.abspath(p) for p in files}:
+        src.close()
+        return None
+    for w in said:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return src
+
+
 def _first_names(paths: list[Path], n: int = 5) -> str:
     return ", ".join(p.name for p in paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
 
@@ -899,11 +923,14 @@ class MovieReader(_FrameIndexing):
                 raise InputError(mixed, source=self.path)
         else:
             files = [self.path]
+        whole = _one_data_set(files, memmap) if self.path.is_dir() else None
+        if whole is not None:  # the folder of one multi-file data set: read through its first file
+            files = [files[0]]
         self.files: list[Path] = files
         self._sources: list[_TiffSource] = []
         try:
             for f in files:
-                src = _TiffSource(f, memmap=memmap, in_folder=self.path.is_dir())
+                src = whole if whole is not None else _TiffSource(f, memmap=memmap, in_folder=self.path.is_dir())
                 self._sources.append(src)
                 first = self._sources[0]
                 if src.frame_shape != first.frame_shape or src.dtype != first.dtype:
