@@ -261,3 +261,28 @@ def test_a_plexloc_table_given_to_comet_is_refused_at_submission_naming_the_conv
                 "y_nm, z_nm, photons); COMET reads ThunderSTORM's CSV: write a plexloc table (frame, x_nm, y_nm) as one "
                 "with plexloc convert locs.csv locs.thunderstorm.csv, and submit that") in detail, detail
         assert c.submit("comet", inputs={"locs": [c.upload(ts_table)["id"]]})["state"] == "queued"
+
+
+def test_status_log_wait_prints_the_log_as_it_grows(svc, capsys):
+    """Watching a job: ``plexloc status JOB --log`` printed the log once; with --wait (new) it printed nothing until
+    the end. Now ``--log --wait`` prints each line as it comes (the first before the job ends), then the state."""
+    with LiveServer(svc.app) as live, AgentThread(live.url, svc.worker_token), Client(live.url, svc.user_token) as c:
+        job = c.submit("ticker", entry_point="tick", config={"n": 6, "dt": 0.4})
+        seen: list[tuple[float, str]] = []
+        import io
+
+        class Tee(io.StringIO):
+            def write(self, text):
+                seen.append((time.monotonic(), text))
+                return super().write(text)
+
+        out = Tee()
+        from contextlib import redirect_stdout
+        with redirect_stdout(out):
+            assert main(["status", job["id"], "--server", live.url, "--token", svc.user_token, "--log", "--wait"]) == 0
+        end = c.job(job["id"])["finished_at"]
+        lines = out.getvalue().splitlines()
+        assert lines[-1] == "succeeded" and lines.count("tick 0") == 1 and lines.index("tick 5") < len(lines) - 1, lines
+        first_tick = next(t for t, text in seen if "tick 0" in text)
+        last = seen[-1][0]
+        assert last - first_tick > 1.0, (first_tick, last, end)  # printed while it ran, not all at the end

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="delete the ended job with its outputs and log (frees their space; download them first)")
     p.add_argument("--wait", action="store_true",
                    help="wait until the job ends (exit 0 only on success; exit 3, the job left queued, when no worker "
-                   "present can take it)")
+                   "present can take it); with --log, print the log as it grows")
     p.add_argument("--wait-queued", action="store_true",
                    help="wait even for a job no worker present can take (for a worker about to start)")
     p.add_argument("--files", action="store_true", help="list the files you uploaded (id, size, name), not jobs")
@@ -103,10 +103,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"deleted {args.job} with its outputs and log")
             return 0
         job = c.cancel(args.job) if args.cancel else c.job(args.job)
+        after = 0
+
+        def follow() -> None:  # --log --wait: the log printed as it grows (plexloc status JOB --log --wait watches it)
+            nonlocal after
+            while (page := c.log(args.job, after=after))["lines"]:
+                for line in page["lines"]:
+                    print(line["line"], flush=True)
+                after = page["next_after"]
+
         if args.wait and job["state"] not in ("succeeded", "failed", "cancelled"):
-            job = wait_for_end(c, args.job, prog="status", keep_waiting=args.wait_queued)
+            job = wait_for_end(c, args.job, prog="status", keep_waiting=args.wait_queued,
+                               each=follow if args.log else None)
             if job is None:
                 return STOPPED_WAITING
+            if args.log:
+                follow()  # the log's last lines before the state it ended in
         print(job["state"] + (" (cancel requested: the worker stops it at its next ping)"
                               if args.cancel and job.get("cancel_requested") and job["state"] != "cancelled" else ""),
               flush=True)
@@ -119,11 +131,7 @@ def run(args: argparse.Namespace) -> int:
             if job.get("note"):
                 print(f"note: {job['note']}")
         if args.log:
-            after = 0
-            while (page := c.log(args.job, after=after))["lines"]:
-                for line in page["lines"]:
-                    print(line["line"])
-                after = page["next_after"]
+            follow()  # the whole log, or (--wait) what came after the lines printed while waiting
         if args.wait:
             return 0 if job["state"] == "succeeded" else 1
     return 0

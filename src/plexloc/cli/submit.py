@@ -92,13 +92,16 @@ STOPPED_WAITING = 3
 
 
 def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | None = None,
-                 poll_s: float = 1.0) -> dict | None:
+                 poll_s: float = 1.0, each=None) -> dict | None:
     """The job once it has ended; None when it is queued and the server says no worker present can take it (its
     ``note``), unless ``keep_waiting``: then the note is said once (``told``: the note said already) and the wait goes
     on. ``plexloc submit --wait`` waited for ever on a job no worker could take (a GPU job on CPU workers, a program
-    no worker has, every worker disabled, no worker at all), without a word."""
+    no worker has, every worker disabled, no worker at all), without a word. ``each()`` is called at each poll (the log
+    followed as it grows)."""
     before = None
     while True:
+        if each is not None:
+            each()
         job = c.job(job_id)
         if job["state"] in ("succeeded", "failed", "cancelled"):
             return job
