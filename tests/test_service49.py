@@ -286,3 +286,27 @@ def test_status_log_wait_prints_the_log_as_it_grows(svc, capsys):
         first_tick = next(t for t, text in seen if "tick 0" in text)
         last = seen[-1][0]
         assert last - first_tick > 1.0, (first_tick, last, end)  # printed while it ran, not all at the end
+
+
+def test_the_mail_of_a_job_that_succeeded_with_warnings_says_them(tmp_path):
+    """A user created with --email got "Job ... succeeded." for a job whose program warned; now the subject counts the
+    warnings and the body lists them."""
+    from sqlalchemy import select
+
+    from plexloc.service import admin
+    from plexloc.service.db import Outbox
+
+    service = make_service(tmp_path, apps_dirs=[tmp_path / "apps", warner_app(tmp_path / "warner")])
+    try:
+        with service.sessions().begin() as s:
+            _, token = admin.create_user(s, "carol", email="carol@example.org")
+        with LiveServer(service.app) as live, AgentThread(live.url, service.worker_token), Client(live.url, token) as c:
+            job = c.submit("warner", entry_point="run")
+            assert c.wait(job["id"], timeout=30)["state"] == "succeeded"
+        with service.sessions().begin() as s:
+            row = s.scalars(select(Outbox)).one()
+            assert row.subject == f"plexloc job {job['id']} succeeded with 4 warnings", row.subject
+            assert f"Its program warned 4 times (plexloc status {job['id']} --log has them all):\n- " in row.body
+            assert "\n- UserWarning: a Python warning\n" in row.body, row.body
+    finally:
+        service.app.state.engine.dispose()

@@ -68,12 +68,19 @@ def set_state(session: Session, job: Job, target: JobState | str, *, at: float |
         _release_dependents(session, job, target, at=at)
         user = session.get(User, job.user_id)
         if user is not None and user.email:
+            from plexloc.service.words import job_warnings, warning_counts
+
+            # a job that succeeded with warnings says so (they were only in its log)
+            n = warning_counts(session, [job.id]).get(job.id, 0) if target is JobState.succeeded else 0
+            said = "".join(f"\n- {w}" for w in job_warnings(session, job.id)) if n else ""
             session.add(
                 Outbox(
                     recipient=user.email,
-                    subject=f"plexloc job {job.id} {target.value}",
+                    subject=f"plexloc job {job.id} {target.value}" + (f" with {n} warning{'s' * (n != 1)}" if n else ""),
                     body=f"Job {job.id} ({job.application} {job.version} {job.entry_point}) {target.value}."
-                    + (f"\n\n{job.error}" if job.error else ""),
+                    + (f"\n\n{job.error}" if job.error else "")
+                    + (f"\n\nIts program warned {n} time{'s' * (n != 1)} (plexloc status {job.id} --log has them "
+                       f"all):{said}" if n else ""),
                 )
             )
 
