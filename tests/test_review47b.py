@@ -23,17 +23,11 @@ def _em_off_movie(bg: float) -> torch.Tensor:
 
 
 def test_an_emccd_without_em_gain_is_named_as_such_not_as_a_folded_gain(tmp_path):
+    # session 49: the emccd model's excess noise is 2 - 1/em_gain, 1 at em_gain 1: an EMCCD read out without EM gain
+    # fits its settings (it was told as the conventional amplifier, which the model then did not describe)
     for bg in (50.0, 200.0):  # read noise 42 % and 15 % of the predicted variance
-        (w,) = _check(_em_off_movie(bg), _camera(tmp_path / "cam.yaml", {"kind": "emccd", **EM_OFF,
-                                                                         "em_gain": 1.0})).warnings
-        assert "folded" not in w
-        assert "likely from an EMCCD read out without EM gain (the conventional amplifier, em_gain 1" in w
-        assert "give it as kind: scmos with the same qe, spurious_charge, e_per_adu, baseline and read_sigma" in w
-        assert "the noise model is wrong" in w and "the photons and background are wrong" not in w
-        fits = w.split("The settings that would fit, in ")[1]
-        assert fits.index("kind: scmos") < fits.index("baseline about")
-        ratio = float(w.split("the noise is ")[1].split("x that of a camera without excess noise")[0])
-        assert 0.9 <= ratio <= 1.1
+        assert _check(_em_off_movie(bg), _camera(tmp_path / "cam.yaml", {"kind": "emccd", **EM_OFF,
+                                                                         "em_gain": 1.0})).warnings == []
     # the camera as it is (no excess noise): no warning
     assert _check(_em_off_movie(50.0), _camera(tmp_path / "cam2.yaml", {"kind": "scmos", **EM_OFF})).warnings == []
 

@@ -875,15 +875,35 @@ def _map_fix(found: tuple[int, int, int, float] | None, cut: tuple[int, int, str
             + (", with the full chip's maps" if cut is None else "") + ", or crop the maps to that region")
 
 
+def _folded_ratio(ch: ChannelCheck) -> float:
+    """The noise ratio of an EMCCD set to em_gain under :data:`FOLDED_EM_GAIN` had its model the excess noise of a high
+    EM gain (F^2 = 2), where that is within ``NOISE_RANGE`` and the ratio measured is above it; else 0. The EM gain
+    folded into e_per_adu (em_gain 1, e_per_adu 0.15 for a camera of gain 300 and 45 e-/ADU, read_sigma divided by the
+    gain): the model at em_gain 1 has no excess noise (F^2 = 2 - 1/G = 1), the movie has twice the signal's variance,
+    and the ratio of 1.85 was advised as an e_per_adu of 0.081 or an em_gain of 1.85 (photons 1.9x off had it been
+    followed)."""
+    from plexloc.camera.models import excess_noise_factor
+
+    r, g = ch.noise_ratio, ch.em_gain_value
+    if not (ch.em_gain and np.isfinite(g) and g < FOLDED_EM_GAIN and np.isfinite(r) and r > NOISE_RANGE[1]):
+        return 0.0
+    share = ch.read_share if np.isfinite(ch.read_share) else 0.0
+    r2 = r / (share + (1.0 - share) * 2.0 / excess_noise_factor(g))
+    return r2 if NOISE_RANGE[0] <= r2 <= NOISE_RANGE[1] else 0.0
+
+
 def _em_off_ratio(ch: ChannelCheck) -> float:
     """The noise ratio an EMCCD read out without EM gain (its conventional amplifier: no excess noise) shows under the
     emccd model, ``(1 + read share) / 2``, where the camera is an EMCCD with em_gain under :data:`FOLDED_EM_GAIN` and
     the measured ratio is that within :data:`NOISE_RANGE`; else 0."""
+    from plexloc.camera.models import excess_noise_factor
+
     r, g = ch.noise_ratio, ch.em_gain_value
     if not (ch.em_gain and np.isfinite(g) and g < FOLDED_EM_GAIN and np.isfinite(r) and 0 < r < 1):
         return 0.0
     share = ch.read_share if np.isfinite(ch.read_share) else 0.0
-    expected = (1.0 + share) / 2.0
+    # (the model's excess noise at this gain, 2 - 1/G: 1 at em_gain 1, where the conventional amplifier fits it)
+    expected = share + (1.0 - share) / excess_noise_factor(g)
     return expected if NOISE_RANGE[0] <= r / expected <= NOISE_RANGE[1] else 0.0
 
 
@@ -1045,6 +1065,13 @@ class CameraCheck:
                 cause = f"{base_cause}, or {e_cause}" if names_baseline else f"{e_cause}, or {base_cause}"
             else:
                 cause = f"{gain_cause}, or {base_cause}"
+            folded = _folded_ratio(ch)
+            if folded:
+                cause = (f"an EM gain folded into e_per_adu (em_gain {ch.em_gain_value:g}: the emccd model has then no "
+                         "excess noise, F^2 = 2 - 1/em_gain, where the EM register of a high gain doubles the signal's "
+                         f"variance; with it the noise reads {folded:.2f}x): give em_gain and e_per_adu as the camera is "
+                         "set (e_per_adu that of its A/D converter, read_sigma in e- after the gain register), "
+                         f"or {cause}")
             if swapped:
                 cause = (f"em_gain and e_per_adu swapped (photons scaled {'up' if r > 1 else 'down'} about "
                          f"{r if r > 1 else 1 / r:.2g}x; with the two exchanged the noise fits, "
@@ -1096,7 +1123,7 @@ class CameraCheck:
             # a model's camera (no --camera given): the camera to give, not a file to edit
             fix = (self._model_fix(ch) if ch.camera_model else
                    f"Check the camera's values{in_file} against the movie, or measure them (plexloc calibrate-camera)")
-            wrong = ("the noise model is wrong (the photons' mean may be right)" if em_off else
+            wrong = ("the noise model is wrong (the photons' mean may be right)" if em_off or folded else
                      "the photons and background are wrong")
             out.append(
                 f"{self._where(ch.channel)}the pixel noise between frames is {shown}x what the camera settings predict "
