@@ -310,3 +310,25 @@ def test_the_mail_of_a_job_that_succeeded_with_warnings_says_them(tmp_path):
             assert "\n- UserWarning: a Python warning\n" in row.body, row.body
     finally:
         service.app.state.engine.dispose()
+
+
+def test_wait_stops_when_the_job_a_pipeline_waits_for_cannot_be_taken(svc, capsys):
+    """``train`` (a GPU job) then ``fit --input model=job:TRAIN/model.pt --wait`` on CPU workers: the fit waited for its
+    source, which no worker could take, and --wait waited for ever (the fit had no note: it was waiting, not queued
+    for a worker). Now its note names the source and why, and --wait stops."""
+    with LiveServer(svc.app) as live:
+        common = ["--server", live.url, "--token", svc.user_token]
+        with AgentThread(live.url, svc.worker_token):
+            _pulled(svc, "w1")
+            with Client(live.url, svc.user_token) as c:
+                gpu = c.submit("ticker", entry_point="gpu")
+            done: list[int] = []
+            t = threading.Thread(target=lambda: done.append(main(
+                ["submit", "warner", *common, "--entry", "run", "--input", f"camera=job:{gpu['id']}/ticks.txt",
+                 "--wait"])), daemon=True)
+            t.start()
+            t.join(timeout=30)
+            assert done == [3], done
+            err = capsys.readouterr().err
+            assert (f"is queued, but it waits for job {gpu['id']} (ticker gpu, its input camera), which is queued, but "
+                    "no worker seen in the last 10 min has the hardware this job asks (1 GPU(s)") in err, err

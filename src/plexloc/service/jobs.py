@@ -474,9 +474,17 @@ def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: f
         return (f"this server no longer offers {job.application} {job.version} {job.entry_point} (its administrator "
                 f"removed it): no worker will take this job; end it with plexloc status {job.id} --cancel and submit "
                 "again with an application the server has (the web page lists them; GET /api/v1/applications)")
-    if job.waiting:
-        return None
     at = now() if at is None else at
+    if job.waiting:
+        # a pipeline: it waits for its sources; one that no worker can take holds it for ever (submit --wait on the
+        # last job of a chain waited without a word while its first, a GPU training, sat queued on CPU workers)
+        for ji in job.inputs:
+            src = session.get(Job, ji.source_job_id) if ji.file_id is None and ji.source_job_id else None
+            inner = queue_note(session, src, at=at, seen_s=seen_s, registry=registry) if src is not None else None
+            if inner:
+                return (f"it waits for job {src.id} ({src.application} {src.entry_point}, its input {ji.slot}), which "
+                        f"is queued, but {inner}")
+        return None
     seen = session.scalars(select(Worker).where(Worker.last_seen.is_not(None), Worker.last_seen >= at - seen_s)).all()
     workers = [w for w in seen if w.active]
     if not workers:
