@@ -285,3 +285,26 @@ def test_a_micro_manager_data_set_fits_through_its_first_file_or_its_folder_as_o
     assert sorted(set(tables["one"]["frame"])) == list(range(16))
     pd.testing.assert_frame_equal(tables["first"], tables["one"])
     pd.testing.assert_frame_equal(tables["folder"], tables["one"])
+
+
+@pytest.mark.parametrize("writer", ["zlib", "pages"])
+def test_a_folders_last_file_cut_short_in_its_last_pixels_is_refused_when_the_folder_is_opened(tmp_path, writer):
+    """A file whose page headers are whole but whose last frame's pixels (compressed, or written page by page) run past
+    its end opened, and the fit failed on 'cannot read frames 0..7 (ValueError: failed to read 2048 bytes, got
+    1498)' when it reached that file: after fitting every file of the folder before it."""
+    frames = np.random.default_rng(0).integers(100, 4000, size=(8, 32, 32)).astype(np.uint16)
+    for k in range(3):
+        path = tmp_path / f"img_{k}.tif"
+        if writer == "zlib":
+            tifffile.imwrite(path, frames, compression="zlib", photometric="minisblack")
+        else:
+            for f in frames:
+                tifffile.imwrite(path, f, append=True, photometric="minisblack")
+    last = tmp_path / "img_2.tif"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) - 500])
+    with pytest.raises(InputError, match=r"img_2\.tif: is truncated: the pixels of its last frame \(7\) end at byte "
+                                         rf"\d+, but the file has {len(data) - 500} bytes"):
+        open_movie(tmp_path).close()
+    with open_movie(tmp_path / "img_0.tif") as movie:  # whole files open as before
+        np.testing.assert_array_equal(movie[:], frames)

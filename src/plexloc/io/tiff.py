@@ -275,6 +275,28 @@ def _check_stored_size(tf: tifffile.TiffFile, series, path: Path, n_frames: int,
                          f"{need}, but the file has {size} bytes ({whole}); copy or save the file again", source=path)
 
 
+def _check_last_page(tf: tifffile.TiffFile, series, path: Path, n_frames: int) -> None:
+    """Refuse, when it is opened, a file whose last frame's pixels (strips or tiles, compressed or not, stored page by
+    page) run past the file's end, while its page headers are whole (a copy or an acquisition cut short, written by
+    Pillow, tifffile page by page, or compressed): it opened, and the read of its frames failed on 'cannot read frames
+    0..7 (ValueError: failed to read 2048 bytes, got 1498)': in a folder, when the fit reached that file, after it had
+    fitted every file before it."""
+    if len(series.pages) > 1 and getattr(series.levels[0], "dataoffset", None) is not None:
+        return  # one contiguous block: _check_stored_size's (its last page, reached here, parsed every page header)
+    try:
+        page = series.pages[-1]
+        if page is None or getattr(page, "parent", tf) is not tf:  # another file of a data set's: its own check
+            return
+        segments = [(int(o), int(c)) for o, c in zip(page.dataoffsets, page.databytecounts) if c]
+        size = int(tf.filehandle.size)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return
+    end = max((o + c for o, c in segments), default=0)
+    if end > size:
+        raise InputError(f"is truncated: the pixels of its last frame ({n_frames - 1}) end at byte {end}, but the file "
+                         f"has {size} bytes; copy or save the file again", source=path)
+
+
 def _check_codec(series, path: Path) -> None:
     """Refuse, when the file is opened, a movie whose pixels are compressed (or predicted) in a way tifffile can
     decode only with the ``imagecodecs`` package, and it is not installed (LZW, the most common compression of
@@ -518,6 +540,8 @@ class _TiffSource:
             self._pagewise = len(s.pages) == self.n_frames or held is not None
             if not self._siblings:
                 _check_stored_size(tf, s, path, self.n_frames, self.frame_shape, self.dtype)
+                if held is None:  # (an OME-TIFF stopped early holds fewer pages than its series: they are checked)
+                    _check_last_page(tf, s, path, self.n_frames)
             if memmap:
                 with contextlib.suppress(Exception):  # not memory-mappable: fall back to page reads
                     self._map(s)
@@ -538,6 +562,7 @@ class _TiffSource:
                 )
             self.n_frames = sum(len(s.pages) for s in series)
             self.frame_shape = (int(series[0].shape[-2]), int(series[0].shape[-1]))
+            _check_last_page(tf, series[-1], path, self.n_frames)
             self._series = None
             self._pagewise = True
         if declared is not None and len(series) == 1 and declared != self.n_frames:
