@@ -165,3 +165,23 @@ def test_too_few_slices_says_what_the_stack_covers_and_what_to_take():
     text = str(err.value)
     assert text.startswith("channel 0: a z-stack needs >= 8 slices, got 7 (z -300 to +300 nm around its middle with --z-step 100")
     assert "take the stack over the z range to calibrate (usually +-600 nm or more around focus) in steps of 10-50 nm" in text
+
+
+def test_a_fit_is_told_the_baseline_alone_once_by_its_camera_check_not_by_the_shape_check_too():
+    """check_movie_psf_shapes (the fits' entry, whose camera check tells a baseline above the offset by the same rule)
+    leaves the baseline alone to the camera check; the baseline with a wrong pixel size is still its finding."""
+    import warnings as w
+
+    from plexloc.psf.check import check_movie_psf_shapes
+    from plexloc.simulation import Simulator
+
+    for seed, px, baseline, told in ((1, 100.0, 700.0, False), (0, 140.0, 1100.0, True)):
+        raw = _movie(seed)
+        cfg = _psf_config(px, baseline)
+        ph = Simulator(cfg).to_photons(raw)[0]
+        with w.catch_warnings():
+            w.simplefilter("ignore")
+            (r,) = check_movie_psf_shapes(lambda a, b: [ph[a:b]], len(ph), cfg, max_spots=150)
+        assert (r.warning is not None) == told, (seed, px, r.warning)
+        if told:
+            assert "two errors cancel" in r.warning and "Check px_size_nm, 140 nm" in r.warning

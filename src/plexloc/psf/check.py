@@ -562,6 +562,7 @@ def check_psf_shape(
     n_model_noisy: int = 400,
     seed: int = 0,
     warn: bool = True,
+    baseline_alone: bool = True,
 ) -> PSFShapeReport:
     """Compare the spot shape of one channel's first frames with the model's PSF (see the module docstring).
 
@@ -585,6 +586,9 @@ def check_psf_shape(
         n_model_z, n_model_noisy: z samples of the model's noiseless curve; noisy model spots for its scatter.
         seed: of the model's noisy spots.
         warn: issue the finding as a :class:`PSFShapeWarning`.
+        baseline_alone: tell a camera baseline far above the movie's offset (:func:`baseline_excess`) where it is the
+            only finding (the spots fit once lifted to the baseline that fits, or too few spots to judge); False where
+            the caller's camera check tells it (a fit: :func:`check_movie_psf_shapes`), so that it is said once.
 
     Returns:
         The :class:`PSFShapeReport` (``warning``: the message, also issued where ``warn``; ``note``: too few spots,
@@ -605,7 +609,7 @@ def check_psf_shape(
 def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, channel, source, movie_px_size_nm,
                      movie_dtype, max_frames, max_spots, min_spots, far_distance, width_floor, max_far_fraction,
                      min_excess, crowding_min, bright_snr, isolation_snr, n_model_z, n_model_noisy, seed, warn,
-                     recheck_baseline: bool = True) -> PSFShapeReport:
+                     baseline_alone: bool = True, recheck_baseline: bool = True) -> PSFShapeReport:
     options = {k: v for k, v in locals().items() if k not in ("frames_photons", "psf")}  # for the re-check below
     x = torch.as_tensor(np.asarray(frames_photons) if not isinstance(frames_photons, Tensor) else frames_photons)
     if x.ndim == 2:
@@ -739,7 +743,7 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
     if n_spots < min_spots:
         report.note = (f"too few spots to check the PSF's shape: {n_spots} bright isolated spots in {used} frames "
                        f"(at least {min_spots} needed)")
-        if baseline_cause and not raw_cause:  # a camera finding that needs no spots
+        if baseline_cause and not raw_cause and baseline_alone:  # a camera finding that needs no spots
             report.warning = f"{where}{_baseline_alone(baseline_cause)}"
     else:
         report.warning = _finding(report, where, max_far_fraction, min_excess, movie_px_size_nm, raw_cause,
@@ -753,8 +757,9 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
             # configured for 100 (spots 1.4x wider) with a baseline 600-1000 ADU too high (spots cut narrower) read
             # 0.82-1.17x the model's width and were silent in 8 of 8 (bench/beads49.py)
             lifted = _check_psf_shape(x + _lift(x, excess), psf, **{**options, "warn": False, "recheck_baseline": False})
-            report.warning = _with_baseline(report, lifted, where, max_far_fraction, min_excess, movie_px_size_nm,
-                                            baseline_cause)
+            told = _with_baseline(report, lifted, where, max_far_fraction, min_excess, movie_px_size_nm, baseline_cause)
+            if report.warning or lifted.warning or baseline_alone or _px_in_question(report, lifted):
+                report.warning = told  # (the baseline alone, where the caller's camera check tells it: not twice)
         if report.warning is None and len(zs) > 1 and report.z_iqr_nm < 0.15 * (zs[-1] - zs[0]):
             zm = float(np.median(report.z_nm))
             report.note = (f"{where}the spots' widths place them all near z = {zm:.0f} nm (interquartile range "
@@ -923,6 +928,13 @@ def _baseline_alone(baseline_cause: str, widths: str = "") -> str:
             "pixels read as negative photons: the background comes out too low and the spots' tails are cut")
 
 
+def _px_in_question(r: PSFShapeReport, lifted: PSFShapeReport) -> bool:
+    """Whether the spots lifted to the baseline that fits read uniformly wider or narrower than the model's (more than
+    1.15x), where the shape check passed them (:func:`_with_baseline` names the pixel size then)."""
+    k2 = lifted.width_scale
+    return bool(np.isfinite(k2) and abs(math.log(k2)) > math.log(1.15))
+
+
 def _with_baseline(r: PSFShapeReport, lifted: PSFShapeReport, where: str, max_far: float, min_excess: float,
                    movie_px: Sequence[float] | None, baseline_cause: str) -> str:
     """The message where the camera's baseline lies far above the movie's offset, from the check as read (``r``, its
@@ -942,7 +954,7 @@ def _with_baseline(r: PSFShapeReport, lifted: PSFShapeReport, where: str, max_fa
                 f"pass the check, but with the baseline that fits they read {k2:.2f}x: two errors cancel. With the "
                 f"baseline that fits, {also[0].lower()}{also[1:]}")
     pxs = ", ".join(f"{p:g}" for p in dict.fromkeys(r.px_size_nm))
-    if np.isfinite(k2) and abs(math.log(k2)) > math.log(1.15):
+    if _px_in_question(r, lifted):
         # the lifted spots passed, but uniformly wider or narrower: a 3D model's range of widths takes spots 1.5x wider
         # (140 nm pixels configured for 100, astigmatic: 1.49x, silent)
         guess = ", ".join(f"{p / k2:.0f}" for p in dict.fromkeys(r.px_size_nm))
@@ -1116,6 +1128,9 @@ def check_movie_psf_shapes(
     ``photons_of(a, b)`` (frames ``a:b`` of every channel in photons, ``(t, H, W)`` each) and cut to a central window
     of at most ``window_px`` pixels a side, so that a large movie's frames are never held whole. ``options``: those
     of :func:`check_psf_shapes` (``channels``, ``cameras``, ``source``, ``movie_px_size_nm``, ``warn``, ...)."""
+    # a fit's camera check tells a baseline far above the offset (plexloc.camera.check.dim_offset, the same rule): the
+    # shape check names it where it changes the spots' widths, not a second time alone
+    options.setdefault("baseline_alone", False)
     n = max(0, min(int(n_frames), int(max_frames)))
     parts: list[list[Tensor]] = []
     from plexloc.io.tiff import frames_per_chunk
