@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from service_support import AgentThread, LiveServer, make_service
+from service_support import AgentThread, LiveServer, make_service, postgres_server  # noqa: F401
 
 from plexloc.cli.main import main
 from plexloc.service.client import Client
@@ -332,3 +332,35 @@ def test_wait_stops_when_the_job_a_pipeline_waits_for_cannot_be_taken(svc, capsy
             err = capsys.readouterr().err
             assert (f"is queued, but it waits for job {gpu['id']} (ticker gpu, its input camera), which is queued, but "
                     "no worker seen in the last 10 min has the hardware this job asks (1 GPU(s)") in err, err
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_warnings_and_what_workers_run_on_both_databases(db, request, tmp_path):
+    """The warnings' query (LIKE, and "warning: " compared as it is: SQLite's LIKE ignores case, PostgreSQL's does not)
+    and the workers' can_run (a JSON column) give the same on SQLite and PostgreSQL."""
+    from service_support import fresh_postgres_db
+    from sqlalchemy import select
+
+    from plexloc.service import jobs as ops
+    from plexloc.service.db import Job, JobLog, User, Worker
+    from plexloc.service.words import job_warnings, warning_counts
+
+    db_url = fresh_postgres_db(request.getfixturevalue("postgres_server")) if db == "postgresql" else None
+    service = make_service(tmp_path, db_url=db_url)
+    try:
+        with service.sessions().begin() as s:
+            user = s.scalar(select(User).where(User.name == "alice"))
+            job = ops.submit(s, user, service.app.state.registry, ops.JobRequest("ticker", entry_point="tick"))
+            s.flush()
+            for line in ["tick 0", "plexloc fit: warning: a", "WARNING: a logger's", "x/y.py:3: UserWarning: b",
+                         "warning: c", "Warning: d", "[worker] plexloc fit: warning: e", "plexloc fit: warning: a"]:
+                s.add(JobLog(job_id=job.id, line=line))
+            w = s.scalar(select(Worker).where(Worker.name == "w1"))
+            w.can_run, w.last_seen = [["other", "1", "x"]], ops.now()
+        with service.sessions().begin() as s:
+            assert warning_counts(s, [job.id]) == {job.id: 4}
+            assert job_warnings(s, job.id) == ["a", "UserWarning: b", "c"]
+            note = ops.queue_note(s, s.get(Job, job.id), registry=service.app.state.registry)
+            assert note.startswith("no worker seen in the last 10 min can run ticker 1.0 tick (w1: "), note
+    finally:
+        service.app.state.engine.dispose()
