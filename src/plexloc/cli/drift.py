@@ -274,6 +274,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm"
           f"{z_span} over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known
           + ("; NOT RELIABLE (see the warning above)" if result.info.get("unreliable") else ""))
+    step = result.info.get("step")
+    if step:  # RCC: a stage jump between two windows' centres, kept sharp instead of smoothed over them
+        print(f"drift: a stage jump of {step['size_nm'][0]:.1f}, {step['size_nm'][1]:.1f} nm (x, y) found at frame "
+              f"{step['frame']} (from {len(step['block_frames'])} blocks of time windows {step['between_windows'][0]} "
+              f"and {step['between_windows'][1]}, each correlated with the rest of the table); the curve jumps there "
+              "instead of running smoothly between the windows")
     if result.engine == "fiducials":
         fids = result.info["fiducials"]
         removed = len(table) - len(corrected)
