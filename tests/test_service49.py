@@ -174,15 +174,16 @@ def test_a_configuration_is_uploaded_once_and_used_again(svc, tmp_path, capsys):
         common = ["--server", live.url, "--token", svc.user_token]
         for _ in range(3):
             assert main(["submit", "warner", *common, "--entry", "run", "--input", f"camera={cfg}"]) == 0
-        out = capsys.readouterr().out
-        assert out.count("already on the server") == 2, out
+        cap = capsys.readouterr()
+        assert cap.err.count("already on the server") == 2, cap.err
+        assert len(cap.out.split()) == 3, cap.out  # stdout: the job ids alone (J=$(plexloc submit ...))
         uploads = c.files(kind="upload")
         assert len(uploads) == 1, uploads
         assert {j["inputs"]["camera"][0] for j in c.jobs()} == {uploads[0]["id"]}
         assert main(["submit", "warner", *common, "--entry", "run", "--input", f"camera={cfg}", "--no-reuse"]) == 0
         cfg.write_text("a: 2\n")
         assert main(["submit", "warner", *common, "--entry", "run", "--input", f"camera={cfg}"]) == 0
-        assert "already on the server" not in capsys.readouterr().out
+        assert "already on the server" not in capsys.readouterr().err
         assert len(c.files(kind="upload")) == 3
 
 
@@ -364,3 +365,26 @@ def test_warnings_and_what_workers_run_on_both_databases(db, request, tmp_path):
             assert note.startswith("no worker seen in the last 10 min can run ticker 1.0 tick (w1: "), note
     finally:
         service.app.state.engine.dispose()
+
+
+def test_admin_jobs_lists_every_users_open_jobs_with_why_one_waits(svc, capsys):
+    """A lab admin asked why nothing ran had no view of the queue (``plexloc admin`` listed users, workers and
+    usage; each job's note only in its user's ``plexloc status -v``). ``plexloc admin jobs`` lists the jobs not ended,
+    every user's, oldest first, with the note of those no worker takes."""
+    from sqlalchemy import select
+
+    from plexloc.service.db import Worker
+
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c, Client(live.url, svc.other_token) as b:
+        gpu = c.submit("ticker", entry_point="gpu")
+        tick = b.submit("ticker", entry_point="tick")
+        with svc.sessions().begin() as s:
+            w = s.scalar(select(Worker).where(Worker.name == "w1"))
+            w.hardware, w.last_seen = {"cpus": 2, "memory_mb": 8000, "gpus": 0}, time.time()
+        assert main(["admin", "--data-dir", str(svc.settings.data_dir), "jobs"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split("\t")[:4] for line in lines] == [[gpu["id"], "alice", "ticker 1.0 gpu", "queued"],
+                                                             [tick["id"], "bob", "ticker 1.0 tick", "queued"]], lines
+        assert lines[0].split("\t")[-1].startswith("no worker seen in the last 10 min has the hardware this job asks "
+                                                   "(1 GPU(s)"), lines[0]
+        assert len(lines[1].split("\t")) == 7, lines[1]  # a job a worker can take: no note

@@ -1,4 +1,5 @@
-"""``plexloc admin create-user NAME`` / ``create-worker NAME [--group G]`` / ``list`` / ``disable`` / ``rotate``."""
+"""``plexloc admin create-user NAME`` / ``create-worker NAME [--group G]`` / ``list`` / ``usage`` / ``jobs`` / ``disable`` /
+``rotate``."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--tags", default="", help="comma-separated labels (e.g. gpu,a100)")
     cmds.add_parser("list", help="users and workers")
     cmds.add_parser("usage", help="jobs and compute (CPU/GPU seconds) by user and by worker")
+    cmds.add_parser("jobs", help="every user's jobs not ended yet, oldest first, with why a queued one is not taken")
     for action in ("disable", "enable", "rotate"):
         a = cmds.add_parser(action, help=f"{action} a user or a worker" + (" (prints the new token)" if action == "rotate" else ""))
         a.add_argument("kind", choices=("user", "worker"), help="user or worker")
@@ -63,6 +65,14 @@ def run(args: argparse.Namespace) -> int:
                 for kind, table in admin.usage(session).items():
                     for name, u in sorted(table.items()):
                         print(f"{kind[:-1]}\t{name}\t{u['jobs']} jobs\t{u['cpu_seconds']:.1f} CPU s\t{u['gpu_seconds']:.1f} GPU s")
+            elif args.admin_command == "jobs":
+                rows = admin.open_jobs(session)
+                if not rows:
+                    print("no jobs queued or running")
+                for j in rows:
+                    age = f"{j['age_s'] / 3600:.1f} h" if j["age_s"] >= 3600 else f"{j['age_s'] / 60:.0f} min"
+                    print(f"{j['id']}\t{j['user']}\t{j['application']} {j['version']} {j['entry_point']}\t{j['state']}\t"
+                          f"worker {j['worker']}\tattempts {j['attempts']}\t{age} old" + (f"\t{j['note']}" if j["note"] else ""))
             elif args.admin_command in ("disable", "enable"):
                 released = admin.set_active(session, args.kind, args.name, args.admin_command == "enable")
                 if released:  # on stderr: the worker's jobs, which it cannot finish any more

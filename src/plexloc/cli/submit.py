@@ -186,7 +186,9 @@ def run(args: argparse.Namespace) -> int:
                 if isinstance(value, Path):
                     f = c.upload(value, reuse=not args.no_reuse)
                     if f.get("reused"):  # the same bytes under the same name, already in the user's space
-                        print(f"{value}: already on the server (file:{f['id']}), not uploaded again", flush=True)
+                        # on stderr: stdout is the job id alone (J=$(plexloc submit ...))
+                        print(f"{value}: already on the server (file:{f['id']}), not uploaded again", file=sys.stderr,
+                              flush=True)
                     else:
                         uploaded.append(f["id"])
                     inputs.setdefault(slot, []).append(f["id"])

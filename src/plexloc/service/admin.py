@@ -103,3 +103,26 @@ def usage(session: Session) -> dict[str, dict[str, dict[str, float]]]:
         return {name: {"jobs": n, "cpu_seconds": float(c), "gpu_seconds": float(g)} for name, n, c, g in session.execute(q)}
 
     return {"users": rows(User.name, Job.user_id == User.id), "workers": rows(Worker.name, Job.worker_id == Worker.id)}
+
+
+def open_jobs(session: Session, *, at: float | None = None) -> list[dict]:
+    """The jobs of every user not ended yet (queued, waiting for another job, assigned, running), oldest first: what
+    the service is doing, and for each queued job why no worker takes it, where the server can tell
+    (:func:`plexloc.service.jobs.queue_note`; without the server's registry, so an application it no longer offers is
+    not named). An admin asked "why does nothing run?" read it only in each user's ``plexloc status -v``."""
+    from plexloc.service import jobs as ops
+    from plexloc.service.db import Job
+    from plexloc.service.states import JobState
+
+    at = ops.now() if at is None else at
+    live = [s.value for s in JobState if not s.terminal]
+    users = {u.id: u.name for u in session.scalars(select(User))}
+    workers = {w.id: w.name for w in session.scalars(select(Worker))}
+    out = []
+    for job in session.scalars(select(Job).where(Job.state.in_(live)).order_by(Job.created_at)):
+        out.append({"id": job.id, "user": users.get(job.user_id, "?"), "application": job.application,
+                    "version": job.version, "entry_point": job.entry_point,
+                    "state": job.state + (" (waiting for inputs)" if job.waiting else ""),
+                    "worker": workers.get(job.worker_id or "", "-"), "age_s": at - job.created_at,
+                    "attempts": job.attempts, "note": ops.queue_note(session, job, at=at)})
+    return out
