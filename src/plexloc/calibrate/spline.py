@@ -921,7 +921,8 @@ AXIAL_RATIO_MIN, AXIAL_RATIO_MAX = 1.2, 20.0
 #: the ratio a bead stack at a high-NA objective rarely leaves, outside which it is warned of (--z-step 2x or 0.5x the
 #: step taken): with the right step, astigmatic Gaussians of foci +-0 to +-600 nm and depths 250-600 nm and the scalar
 #: pupil PSF read 1.81-4.88 (steps 25-100 nm); plexloc's default astigmatic Gaussian read 3.2-3.4, 6.6-6.8 with
-#: --z-step twice the step and 1.6-1.7 with half of it; the pupil PSF 2.5-2.8 (bench/beads49.py)
+#: --z-step twice the step and 1.6-1.7 with half of it; the pupil PSF 2.5-2.8 (session 49: calibrate_spline on 9-bead
+#: Poisson stacks over +-1200 nm; bench/beads49.py: 6.74 and 1.69 for 2x and 0.5x, 0 of its 24 good stacks warned)
 AXIAL_RATIO_LOW, AXIAL_RATIO_HIGH = 1.7, 6.0
 
 
