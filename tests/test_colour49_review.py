@@ -68,3 +68,36 @@ def test_shot_noise_model_path_and_calibrated_tables_unchanged():
     _, report = assign_colors(table([[0.8, 0.2], [0.3, 0.7]]), [[0.8, 0.2], [0.3, 0.7]], 0.9)
     assert report.noise_estimate > 0.5 and report.noise_calibrated is None
     assert "too large" not in report.format_table()
+
+
+def test_quad_plane_chained_transforms_name_the_pairs_not_checked():
+    """Transforms 0.08 px apart channel by channel (0.24 px from channel 0 to 3): only neighbouring pairs are placed
+    alike, and channels 0 and 3's swap is still checked; the note and summary said "channels 0, 1, 2, 3"."""
+    import warnings
+    from pathlib import Path
+
+    import torch
+
+    from plexloc.calibrate.alignment import check_channel_alignment
+    from plexloc.config import load_config
+    from plexloc.simulation import Simulator
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "src" / "plexloc" / "examples" / "quad_plane.yaml")
+    chans = []
+    for c, ch in enumerate(cfg.channels):
+        t = np.eye(3)
+        t[0, 2] = 0.08 * cfg.px_size_xy_nm[0] * c
+        chans.append(ch.model_copy(update={"transform": t.tolist()}))
+    cfg = cfg.model_copy(update={"frame_size": (64, 64), "channels": chans})
+    sim = Simulator(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        movie = sim.simulate_movie(60, generator=torch.Generator().manual_seed(0), density_per_um2=1.0)
+        frames = [ch.camera.to_photons(movie.frames[c]).numpy() for c, ch in enumerate(sim.channels)]
+    rep = check_channel_alignment(frames, [np.asarray(ch.transform, float) for ch in cfg.channels],
+                                  cfg.px_size_xy_nm, warn=False)
+    assert rep.status == "ok" and rep.indistinct == ((0, 1), (1, 2), (2, 3))
+    said = [n for n in rep.notes if "and it cannot be" in n]
+    assert len(said) == 1 and "channels 0 and 1, 1 and 2, 2 and 3 within 0.08 px" in said[0]
+    assert "channels 0, 1, 2, 3" not in said[0] and "channels 0, 1, 2, 3" not in rep.summary()
+    assert "the order of channels 0 and 1, 1 and 2, 2 and 3 is not checked" in rep.summary()

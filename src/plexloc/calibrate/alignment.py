@@ -165,8 +165,7 @@ class AlignmentReport:
                                        f"{sum(p.at_zero for p in best.pairs) / len(best.pairs):.3f} at zero")
         order = ""
         if self.indistinct:
-            chans = sorted({c for pair in self.indistinct for c in pair})
-            order = (f"; the order of channels {', '.join(map(str, chans))} is not checked: their transforms place them "
+            order = (f"; the order of {_indistinct_words(self.indistinct)} is not checked: their transforms place them "
                      "alike, so any order lines up the same (taken as given)")
         return (f"channel alignment {self.status} ({self.frames} frames of {self.frame_shape[1]}x{self.frame_shape[0]} "
                 f"px): configured geometry correlation {per}{alt}{order}")
@@ -749,9 +748,8 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
         notes.append(f"channel order not decided by geometry ({', '.join(undecided_swaps)} lines up as well as the "
                      "configured order: the transforms move the channels too little for a swap to show)")
     if indistinct:
-        chans = sorted({c for pair in indistinct for c in pair})
-        notes.append(f"channel order not decided by geometry, and it cannot be: the transforms place channels "
-                     f"{', '.join(map(str, chans))} within {max(indistinct.values()):.2f} px of one another"
+        notes.append(f"channel order not decided by geometry, and it cannot be: the transforms place "
+                     f"{_indistinct_words(indistinct)} within {max(indistinct.values()):.2f} px of one another"
                      + (" and the split view mirrors them alike" if flipped else "")
                      + ", so they line up the same in any order and a swap among them does not show here; their "
                      "order is taken as given. Check it another way: each channel's focal plane from a bead stack "
@@ -760,6 +758,17 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
               "ok" if all(p.snr >= min_snr for p in cfg.pairs) else "undecided")
     return AlignmentReport(status=status, configured=cfg, alternatives=tuple(alts_all), findings=tuple(findings),
                            notes=tuple(notes), offsets_px=offsets, indistinct=tuple(sorted(indistinct)), **base)
+
+
+def _indistinct_words(pairs) -> str:
+    """``channels 0, 1, 2, 3`` where every pair among them is placed alike, else the pairs (``channels 0 and 1, 1 and
+    2, 2 and 3``): transforms 0.08 px apart channel by channel put channels 0 and 3 0.24 px apart, and their swap is
+    still checked (and told at 0.2 px), so "channels 0, 1, 2, 3 within 0.08 px" was not so."""
+    pairs = sorted(tuple(p) for p in pairs)
+    chans = sorted({c for p in pairs for c in p})
+    if len(pairs) == len(chans) * (len(chans) - 1) // 2:
+        return f"channels {', '.join(map(str, chans))}"
+    return "channels " + ", ".join(f"{i} and {j}" for i, j in pairs)
 
 
 def _swap_pair(name: str) -> tuple[int, int]:
