@@ -353,14 +353,20 @@ def test_warnings_and_what_workers_run_on_both_databases(db, request, tmp_path):
             user = s.scalar(select(User).where(User.name == "alice"))
             job = ops.submit(s, user, service.app.state.registry, ops.JobRequest("ticker", entry_point="tick"))
             s.flush()
-            for line in ["tick 0", "plexloc fit: warning: a", "WARNING: a logger's", "x/y.py:3: UserWarning: b",
-                         "warning: c", "Warning: d", "[worker] plexloc fit: warning: e", "plexloc fit: warning: a"]:
+            lines = ["tick 0", "plexloc fit: warning: a", "WARNING: a logger's", "x/y.py:3: UserWarning: b",
+                     "warning: c", "Warning: d", "[worker] plexloc fit: warning: e", "plexloc fit: warning: a"]
+            ops.add_log(s, job, lines)  # counted as stored
+            assert job.warning_count == 4
+            job_id = job.id
+            job = ops.submit(s, user, service.app.state.registry, ops.JobRequest("ticker", entry_point="tick"))
+            s.flush()
+            for line in lines:  # a log stored before the count (migration 0006): counted in the log
                 s.add(JobLog(job_id=job.id, line=line))
             w = s.scalar(select(Worker).where(Worker.name == "w1"))
             w.can_run, w.last_seen = [["other", "1", "x"]], ops.now()
         with service.sessions().begin() as s:
-            assert warning_counts(s, [job.id]) == {job.id: 4}
-            assert job_warnings(s, job.id) == ["a", "UserWarning: b", "c"]
+            assert warning_counts(s, [job.id, job_id]) == {job.id: 4, job_id: 4}
+            assert job_warnings(s, job.id) == job_warnings(s, job_id) == ["a", "UserWarning: b", "c"]
             note = ops.queue_note(s, s.get(Job, job.id), registry=service.app.state.registry)
             assert note.startswith("no worker seen in the last 10 min can run ticker 1.0 tick (w1: "), note
     finally:

@@ -42,6 +42,12 @@ def job_out(job: Job, output_bytes: int | None = None, *, registry=None, warning
                   warnings=[service_flags(w, **words) for w in warnings])
 
 
+def _warning_count(session, job: Job) -> int:
+    """The job's warnings: counted as its log was stored; a job whose log was stored before the count (migration 0006)
+    has them counted in its log."""
+    return job.warning_count or warning_counts(session, [job.id]).get(job.id, 0)
+
+
 def _entry_point(registry, job: Job):
     """The job's entry point (None: no registry given, or the server no longer offers it)."""
     if registry is None or not registry.offers(job.application, job.version, job.entry_point):
@@ -305,10 +311,9 @@ def list_jobs(
     if state:
         q = q.where(Job.state == state)
     jobs = list(session.scalars(q))
-    ids = [j.id for j in jobs]
-    sizes, said = _output_bytes(session, ids), warning_counts(session, ids)
+    sizes = _output_bytes(session, [j.id for j in jobs])
     registry = request.app.state.registry
-    return [job_out(j, sizes.get(j.id, 0), registry=registry, warning_count=said.get(j.id, 0)) for j in jobs]
+    return [job_out(j, sizes.get(j.id, 0), registry=registry, warning_count=j.warning_count or 0) for j in jobs]
 
 
 @router.get("/jobs/{job_id}")
@@ -321,7 +326,7 @@ def _with_note(request: Request, session, job: Job) -> JobOut:
     submission: a job no worker could take was submitted without a word and sat queued until its user asked."""
     registry = request.app.state.registry
     out = job_out(job, _output_bytes(session, [job.id]).get(job.id, 0), registry=registry,
-                  warning_count=warning_counts(session, [job.id]).get(job.id, 0), warnings=job_warnings(session, job.id))
+                  warning_count=_warning_count(session, job), warnings=job_warnings(session, job.id))
     return out.model_copy(update={"note": ops.queue_note(session, job, registry=registry)})
 
 

@@ -68,10 +68,10 @@ def set_state(session: Session, job: Job, target: JobState | str, *, at: float |
         _release_dependents(session, job, target, at=at)
         user = session.get(User, job.user_id)
         if user is not None and user.email:
-            from plexloc.service.words import job_warnings, warning_counts
+            from plexloc.service.words import job_warnings
 
             # a job that succeeded with warnings says so (they were only in its log)
-            n = warning_counts(session, [job.id]).get(job.id, 0) if target is JobState.succeeded else 0
+            n = (job.warning_count or 0) if target is JobState.succeeded else 0
             said = "".join(f"\n- {w}" for w in job_warnings(session, job.id)) if n else ""
             session.add(
                 Outbox(
@@ -121,9 +121,13 @@ def clean_text(text: str) -> str:
 def add_log(session: Session, job: Job, lines: list[str], *, at: float | None = None) -> None:
     """Store ``lines`` (at most :data:`MAX_LOG_LINES_PER_PING`, each cut at :data:`MAX_LOG_LINE` characters); what is
     left out is said in the log itself, never dropped silently."""
+    from plexloc.service.words import warning_text
+
     at = now() if at is None else at
     for line in lines[:MAX_LOG_LINES_PER_PING]:
         line = clean_text(line)
+        if warning_text(line) is not None:  # counted as stored: the list of jobs reads the count, not every log
+            job.warning_count = (job.warning_count or 0) + 1
         if len(line) > MAX_LOG_LINE:
             line = line[:MAX_LOG_LINE] + f" [... {len(line) - MAX_LOG_LINE} characters cut]"
         session.add(JobLog(job_id=job.id, line=line, created_at=at))
