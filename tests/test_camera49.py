@@ -104,3 +104,50 @@ def test_camera_number_limits_come_from_the_config_models():
     assert models._number_range("qe") == (0.0, False, 1.0)
     with pytest.raises(InputError, match=r"EMCCD em_gain .* must be a number >= 1, got 0.5"):
         models.EMCCD(em_gain=0.5)
+
+
+def test_calibrate_camera_at_a_low_em_gain_takes_its_excess_noise():
+    """Flats of an EMCCD at em_gain 5 (drawn here in numpy with the register's variance 2 - 1/G = 1.8 times the
+    signal's): e_per_adu read 2/1.8 = 11 % high when the excess noise was taken as 2 at any gain."""
+    from plexloc.camera.calibration import calibrate_camera, stack_stats
+
+    g, e, qe, sc, rs = 5.0, 2.0, 0.9, 0.002, 10.0
+
+    def frames(level, n, seed):
+        rng = np.random.default_rng(seed)
+        k = rng.poisson(qe * level + sc, (n, 32, 32)).astype(np.float64)
+        out = g * k + np.sqrt(1 - 1 / g) * (rng.gamma(np.maximum(k, 1e-9), g) * (k > 0) - g * k)
+        return np.round((out + rs * rng.standard_normal(k.shape)) / e + 100.0).astype(np.uint16)
+
+    dark = stack_stats([frames(0.0, 200, 5)])
+    flats = [stack_stats([frames(level, 150, 6 + i)]) for i, level in enumerate((20.0, 80.0, 300.0))]
+    c = calibrate_camera(dark, kind="emccd", flats=flats, em_gain=g, qe=qe, spurious_charge=sc).config
+    assert abs(c["e_per_adu"] / e - 1) < 0.04
+
+
+def test_an_emccd_baseline_above_the_offset_at_low_light_is_told():
+    """The SMLM Challenge EMCCD's baseline 50 ADU high, 2 photons/px, 2 emitters/um^2: the dimmer half read a signal
+    of 0 photons/px (not measured there) and half of the pixels were still above the baseline: nothing was told."""
+    true = {**EMCCD_CAM, "em_gain": 300.0, "e_per_adu": 45.0, "read_sigma": 74.4}
+    raw = _movie(true, bg=2.0, density=2.0, seed=3)
+    (w,) = _check(raw, {**true, "baseline": 150.0}).warnings
+    assert "likely from a baseline above the camera's offset (the dimmer half of the pixels reads 0 photons/px" in w
+
+
+def test_a_binned_movie_under_flat_unbinned_maps_is_named_by_its_read_noise():
+    """A 2x2-binned movie (four pixels summed, 2 photons/px each) under nearly flat maps measured without binning: the
+    offsets' correlation cannot tell (camwalk48: 26 of 90 such movies untold); its read noise is 2x the maps'."""
+    from plexloc.camera.models import SCMOS
+
+    rng, h = np.random.default_rng(0), 64
+
+    def cam(n):
+        return SCMOS(qe=0.8, e_per_adu=torch.full((n, n), 0.46), read_sigma=torch.full((n, n), 1.6),
+                     baseline=torch.tensor(100 + rng.normal(0, 0.1, (n, n)), dtype=torch.float32))
+
+    light = spotted_light(rng, 32, (2 * h, 2 * h), bg=2.0, density=0.3, px_nm=50.0)
+    raw = cam(2 * h)(torch.tensor(light, dtype=torch.float32), generator=torch.Generator().manual_seed(1))
+    binned = raw.reshape(32, h, 2, h, 2).sum(dim=(2, 4)) - 300.0
+    maps = cam(h)
+    (w,) = check_camera([maps.to_photons(binned)], [maps], dtype=np.uint16, warn=False).warnings
+    assert "the read_sigma map about 2." in w and "(a movie binned 2x2 under maps measured without binning" in w

@@ -9,8 +9,8 @@ What a user records, and what it gives:
 - **flat fields** (one TIFF stack per illumination level, the sample replaced by even light) *or the SMLM movie
   itself*: the photon-transfer slope, the pixel variance above the read noise per ADU of signal above the offset.
   A camera that turns ``S`` electrons into ``S / e_per_adu`` ADU (sCMOS) gives variance ``S / e_per_adu²``, slope
-  ``1 / e_per_adu``; an EMCCD (``em_gain * S / e_per_adu`` ADU, excess-noise factor 2) gives slope
-  ``2 * em_gain / e_per_adu``, so only the ratio is measured and the EM gain setting is given by the user.
+  ``1 / e_per_adu``; an EMCCD (``em_gain * S / e_per_adu`` ADU, excess-noise factor ``F^2 = 2 - 1/em_gain``,
+  :func:`plexloc.camera.models.excess_noise_factor`) gives slope ``F^2 * em_gain / e_per_adu``, so only the ratio is measured and the EM gain setting is given by the user.
 
 Flats give the slope per pixel too, and with enough frames (the per-pixel gain's standard error under
 :data:`GAIN_MAP_MAX_SE`) an sCMOS gain map. From a movie (:func:`movie_transfer`), each pixel's pairs of consecutive frames
@@ -675,7 +675,7 @@ def _lit_dark(kind: str, dark: StackStats, transfer: TransferCurve, em_gain: flo
     slopes = transfer.excess_var[ok] / np.maximum(transfer.signal_adu[ok], 1e-12)
     if not ok.any() or not np.all(transfer.signal_adu[ok] > 0):
         return ""
-    slope = float(np.median(slopes))  # ADU² per ADU: 1 / e_per_adu (sCMOS), 2 em_gain / e_per_adu (EMCCD)
+    slope = float(np.median(slopes))  # ADU² per ADU: 1 / e_per_adu (sCMOS), F^2 em_gain / e_per_adu (EMCCD)
     if kind == "scmos":
         read_e, most, what = math.sqrt(read) / slope, SCMOS_MAX_READ_E, "any sCMOS's (0.7-3 e-)"
     else:
@@ -880,9 +880,12 @@ def calibrate_camera(
                   "baseline": maps["baseline"], "read_variance": maps["read_variance"]}
         read_sigma_adu = np.sqrt(read_var)
     else:
-        e_per_adu = 2.0 * float(em_gain) / slope
+        from plexloc.camera.models import excess_noise_factor
+
+        f2 = excess_noise_factor(float(em_gain))  # 2 - 1/G: 1.8 at gain 5 (2 read e_per_adu 11 % high there)
+        e_per_adu = f2 * float(em_gain) / slope
         cic_mean = sc * float(em_gain) / e_per_adu
-        cic_var = 2.0 * sc * (float(em_gain) / e_per_adu) ** 2
+        cic_var = f2 * sc * (float(em_gain) / e_per_adu) ** 2
         # the mean over pixels (hot pixels left out), not the median: the dark charge's rare large jumps sit in a few
         # pixels' variance, and are then taken out as their mean
         typical = read_var[read_var <= 10.0 * max(float(np.median(read_var)), 1e-12)]

@@ -133,11 +133,11 @@ MAX_EM_GAIN = 1200.0
 #: camera of gain 300 and 45 e-/ADU, read_sigma kept at 74.4 e-, was advised a baseline 317 ADU high and an e_per_adu
 #: 8.6x its value; tests/test_camera47.py)
 FOLDED_EM_GAIN = 2.0
-#: an EMCCD read out without EM gain (its conventional amplifier: em_gain 1 set on purpose) has no excess noise, which
-#: the EMCCD model keeps at any em_gain: its noise ratio is then about (1 + read share) / 2 (0.70 at 8 e- read noise and
-#: 50 photons/px, 0.58 at 200 photons/px, e_per_adu 4). Where the ratio over that is within NOISE_RANGE, the cause named
-#: first is that amplifier, the fix kind: scmos with the same values (Poisson and Gaussian read noise: a CCD's
-#: conventional amplifier), not a read_sigma or baseline that fits a wrong model (tests/test_review47b.py)
+#: an EMCCD read out without EM gain (its conventional amplifier: em_gain 1 set on purpose) has no excess noise; until
+#: session 49 the EMCCD model kept it at any em_gain and such a movie read (1 + read share) / 2 (0.70 at 8 e- read noise
+#: and 50 photons/px), told with this fix (tests/test_review47b.py). The model's excess noise is now 2 - 1/em_gain (1 at
+#: gain 1: :func:`plexloc.camera.models.excess_noise_factor`) and such a movie fits; the note is kept for a ratio that
+#: the model's excess noise at em_gain under FOLDED_EM_GAIN, taken away, still explains (:func:`_em_off_ratio`)
 EM_OFF_NOTE = "kind: scmos with the same qe, spurious_charge, e_per_adu, baseline and read_sigma"
 #: noise ratios of an sCMOS camera at which the warning also asks whether the frames are an EMCCD's: its excess noise
 #: doubles the variance (an EMCCD movie read with sCMOS settings that give the right photons read 1.95, and was advised
@@ -248,9 +248,13 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
                 math.nan)
     ratios = st["ratios"]
     ratio = min(ratios[q] for q in NOISE_QUANTILES)
-    if getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS and not 0 < ratio < MIN_DIM_EMCCD_RATIO:
+    hp = min(st["hp_ratios"][q] for q in NOISE_QUANTILES)
+    if (getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_PHOTONS and not 0 < ratio < MIN_DIM_EMCCD_RATIO
+            and not min(ratio, hp) > MAX_DIM_SHOT_RATIO):
         # EM-gain noise at a photon or two per pixel is far from Gaussian: the spread says little (a right camera reads
-        # 0.37-1.01 there), but a ratio far below that is a gain far too high
+        # 0.37-1.01 there, high-passed 0.75-0.92), but a ratio far below that is a gain far too high, and one above
+        # MAX_DIM_SHOT_RATIO plain and high-passed a signal taken away (the SMLM Challenge EMCCD's baseline 50 ADU high
+        # at 2 photons/px and 2 emitters/um^2 read a signal of 0 photons/px and went untold; bench/camera49.py)
         return (math.nan, f"an EMCCD signal of {level:.2g} photons/px, under the {MIN_EMCCD_PHOTONS:g} it is measured "
                 "from", math.nan)
     if getattr(camera, "em_gain", None) is None and MIN_DIM_EMCCD_RATIO <= ratio <= MAX_DIM_SHOT_RATIO:
@@ -268,7 +272,6 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     # Where it exceeds it by MAX_HP_CROWDING even the high-pass holds spots (right cameras at 5 emitters/um^2 read up
     # to 1.41): too crowded, unless the ratio is beyond what crowding gives a right camera (under NOISE_RANGE, or
     # over MAX_DIM_SHOT_RATIO: em_gain and e_per_adu swapped read 66-120)
-    hp = min(st["hp_ratios"][q] for q in NOISE_QUANTILES)
     crowding = ratio / hp if np.isfinite(hp) and hp > 0 else 1.0
     if crowding > MAX_CROWDING and not 0 < ratio < NOISE_RANGE[0]:
         if crowding > MAX_HP_CROWDING and NOISE_RANGE[0] <= hp <= MAX_DIM_SHOT_RATIO:
@@ -594,8 +597,14 @@ def _likely_read_sigma(cam, ratio: float, level: float, field: str | None = None
     variance = _read_noise_field(cam) == "read_variance"
     name = "read_variance" if variance else "read_sigma"
     if _is_tensor(rs) and rs.ndim:
+        b = round(k)
+        # a movie binned b x b (b^2 pixels summed) under maps measured without binning: b times each map's read noise,
+        # which maps too flat for the offsets' correlation (plexloc.camera.mapfit) leave untold otherwise
+        binned = (f" (a movie binned {b}x{b} under maps measured without binning reads {b}x their read noise: maps "
+                  "measured at the movie's binning, plexloc calibrate-camera)" if b in (2, 3, 4) and abs(k - b) < 0.15 * b
+                  else "")
         return (f"the {field or ''}{name} map about {k ** 2 if variance else k:.3g}x its values if the gain and "
-                "baseline are right"), {}
+                f"baseline are right{binned}"), {}
     fit = math.sqrt(need) * float(cam.qe) * gain  # e-
     value = f"{fit ** 2:.3g}" if variance else f"{fit:.3g}"
     return (_advice(field, name, float(rs) ** 2 if variance else float(rs), f"{value} e-²" if variance else f"{value} e-")
@@ -1039,6 +1048,10 @@ class CameraCheck:
             r = ch.noise_ratio
             if not np.isfinite(r) or r <= 0 or lo <= r <= hi:  # 0: no noise at all (a synthetic movie): not told
                 continue
+            if (ch.em_gain and r > 1 and np.isfinite(ch.noise_level) and ch.noise_level <= 0
+                    and np.isfinite(ch.dim_adu) and ch.dim_adu < -ch.dim_margin_adu):
+                continue  # an EMCCD with no signal left in the dimmer half (measured there since session 49) and half
+                # of the pixels below the baseline: the baseline warning tells it, with the baseline that fits
             dim = ch.em_gain and np.isfinite(ch.noise_level) and ch.noise_level < MIN_EMCCD_PHOTONS
             em_off = _em_off_ratio(ch)
             gain = "an em_gain set too {} or an e_per_adu too {}" if ch.em_gain else "an e_per_adu too {1}"  # sCMOS: none
@@ -1112,6 +1125,11 @@ class CameraCheck:
                 rest = cause.replace(f", or {base_cause}", "").replace(f"{base_cause}, or ", "")
                 cause = (f"a baseline above the camera's offset (half of the pixels sit {-ch.dim_adu:.3g} ADU or more below it, "
                          f"{ch.dim_photons:.3g} photons/px: photons taken away), or {rest}")
+            elif r > 1 and np.isfinite(ch.noise_level) and ch.noise_level <= 0 and base_cause in cause:
+                # the dimmer half reads no signal at all, yet noise far above the read noise: photons taken away
+                rest = cause.replace(f", or {base_cause}", "").replace(f"{base_cause}, or ", "")
+                cause = (f"a baseline above the camera's offset (the dimmer half of the pixels reads "
+                         f"{ch.noise_level:.2g} photons/px, with the noise of a signal: photons taken away), or {rest}")
             # a camera read from a file: the file to edit, and each setting by its field there with its value now
             in_file = f" in {ch.camera_file}" if ch.camera_file else ""
             likely = (f" The settings that would fit{',' + in_file if in_file else ''}: "

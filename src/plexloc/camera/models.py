@@ -9,7 +9,8 @@ Each camera is an ``nn.Module`` whose parameters are buffers (they follow ``.to(
 - ``expected_adu(photons)``: the mean raw frame.
 - ``noise_variance_photons(photons)``: per-pixel variance of ``to_photons(forward(photons))`` in the
   photon domain, the denominator of the Poisson-approximated Fisher information used for the CRLB
-  (EMCCD: excess-noise factor 2; sCMOS: read-noise variance added, Huang et al. 2013).
+  (EMCCD: excess-noise factor ``2 - 1/em_gain``, :func:`excess_noise_factor`; sCMOS: read-noise variance added,
+  Huang et al. 2013).
 - ``saturation_adu``: the raw value the camera clips at where it is below the file's integer maximum (a 12-bit
   camera's 4095), else None; ``forward`` clips there, and the fits flag the localizations whose spot reaches it
   (:mod:`plexloc.camera.check`).
