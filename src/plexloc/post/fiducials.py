@@ -724,10 +724,13 @@ def _split_off_pace(track: Fiducial, others: Sequence[Fiducial], length: int, oc
     (50-100 nm apart, 300 frames apart: 24-48 nm off, reported +-2.3; session 49). :func:`_join` joins the pieces
     again where other markers say the drift jumped as much."""
     wf, wxy = track.window_frames, track.window_xy_nm
-    # the centres' own noise, from their moves between consecutive windows (a wide radius takes sample rows in)
-    steps = np.diff(wxy, axis=0)[np.diff(wf) <= 1.5 * length]
-    noise = (float(np.hypot(*(1.4826 * np.median(np.abs(steps - np.median(steps, axis=0)), axis=0))))
-             if len(steps) >= 5 else 0.0)
+    # the centres' own noise, from the second differences of three consecutive windows (the drift's pace cancels; a
+    # wide radius takes sample rows in)
+    gap = np.diff(wf)
+    consecutive = (gap[:-1] <= 1.5 * length) & (gap[1:] <= 1.5 * length)
+    bend = np.diff(wxy, n=2, axis=0)[consecutive]
+    noise = (float(np.hypot(*(1.4826 * np.median(np.abs(bend - np.median(bend, axis=0)), axis=0)))) / np.sqrt(6.0)
+             if len(bend) >= 5 else 0.0)
     limit = max(_JOIN_AGREE_NM, 5.0 * noise)
     cuts = []
     for i in np.flatnonzero(np.diff(wf) >= (_JUMP_CHECK_MISSES + 1) * length):
