@@ -772,15 +772,18 @@ def piled_up_level(raw) -> float | None:
     its pixels there and not one row flagged). As :func:`~plexloc.camera.check.detect_clip_adu` asks: at least
     ``MIN_CLIPPED_PIXELS`` pixels at it, at least ``MIN_CLIP_PILEUP`` times the mean count of each of the 16 values
     below it; and at that many different pixel positions (a hot pixel stuck at the movie's maximum is no clipping
-    level). None otherwise, and for float frames."""
+    level); and by fewer than half of the frames' pixels (first frames blank or constant, all at one value, are no
+    clipped tail: every row was flagged). None otherwise, and for float frames."""
     from plexloc.camera.check import MIN_CLIP_PILEUP, MIN_CLIPPED_PIXELS
 
     x = np.asarray(raw)
     if not x.size or x.dtype.kind not in "iu" or x.ndim < 2:
         return None
-    top = x.max()
+    top = float(x.max())  # a float: ``top - 16`` of a uint16 maximum under 16 wrapped round (no values below)
     at = x == top
     n_top = int(np.count_nonzero(at))
+    if 2 * n_top >= x.size:  # most pixels at it: blank or constant frames (zeros), no tail clipped
+        return None
     n_below = int(np.count_nonzero((x >= top - 16) & (x < top)))
     if n_top < MIN_CLIPPED_PIXELS or n_top < MIN_CLIP_PILEUP * max(n_below / 16.0, 1.0):
         return None

@@ -287,7 +287,12 @@ def _check_last_page(tf: tifffile.TiffFile, series, path: Path, n_frames: int) -
         page = series.pages[-1]
         if page is None or getattr(page, "parent", tf) is not tf:  # another file of a data set's: its own check
             return
-        segments = [(int(o), int(c)) for o, c in zip(page.dataoffsets, page.databytecounts) if c]
+        offsets, counts = [int(o) for o in page.dataoffsets], [int(c) for c in page.databytecounts]
+        if counts and int(page.compression) == 1 and getattr(page, "tile", None) is None:
+            # uncompressed strips: the frame's own bytes must be there, no more (a writer may state the last strip's
+            # count as a whole strip's rows: tifffile reads such a file whole, and it was refused as truncated)
+            counts[-1] = min(counts[-1], max(int(page.nbytes) - sum(counts[:-1]), 0))
+        segments = [(o, c) for o, c in zip(offsets, counts) if c]
         size = int(tf.filehandle.size)
     except (AttributeError, IndexError, TypeError, ValueError):
         return
