@@ -119,13 +119,15 @@ def _stack4(seed: int = 0):
 def test_a_z_step_twice_the_step_taken_is_warned_of():
     """--z-step 100 for a stack taken at 50 nm wrote a calibration whose every z was twice the true one (foci at -500 /
     +500 nm for -250 / +250) without a word: the PSF reads 6.7x longer than wide, where high-NA bead stacks read
-    1.8-4.9 (the refusal holds 1.2-20)."""
+    1.6-4.9 (the refusal holds 1.2-20)."""
     from plexloc.calibrate import calibrate_spline
 
     st = _stack4()
     right = calibrate_spline([st], z_step_nm=50.0, px_size_nm=100.0)
     assert not any("longer than wide" in w for w in right.summary["warnings"])
-    for given, low, high in ((100.0, 40.0, 55.0), (25.0, 40.0, 55.0)):
+    # (--z-step 25 for 50 reads 1.69 on this Gaussian, under 1.7 but above 1.45: right vectorial stacks at NA 1.49 read
+    # 1.62-1.82, tests/test_beads49_review.py; the ratio no longer tells it)
+    for given, low, high in ((100.0, 40.0, 55.0),):
         res = calibrate_spline([st], z_step_nm=given, px_size_nm=100.0)
         said = [w for w in res.summary["warnings"] if "longer than wide" in w]
         assert len(said) == 1, (given, res.summary["warnings"])
