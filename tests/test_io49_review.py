@@ -88,3 +88,53 @@ def test_an_uncompressed_file_whose_last_strip_is_stated_a_whole_strip_is_read(t
     with pytest.raises(InputError, match=r"cut\.tif: is truncated: the pixels of its last frame \(3\) end at byte "
                                          r"9152, but the file has 9151 bytes"):
         open_movie(cut)
+
+
+def _jpeg_tiff(path, sof: int) -> None:
+    """A 16-bit TIFF of compression 7 (JPEG) whose one strip is a JPEG stream's head with the frame header ``sof``
+    (0xC3: lossless; 0xC0, 0xC1: baseline and extended, lossy), written without a JPEG encoder."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    frame = bytes([0xFF, sof]) + struct.pack(">HBHHB", 11, 16, 32, 32, 1) + b"\x01\x11\x00"
+    stream = b"\xff\xd8" + app0 + frame + b"\xff\xda" + bytes(40) + b"\xff\xd9"
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(iter([stream]), shape=(32, 32), dtype=np.uint16, compression="zlib", photometric="minisblack",
+                 rowsperstrip=32)
+    with tifffile.TiffFile(path) as tf:
+        where = tf.pages[0].tags["Compression"].offset + 8
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<H", data, where, 7)
+    path.write_bytes(bytes(data))
+
+
+def test_a_lossless_jpeg_strip_is_told_from_a_lossy_one(tmp_path):
+    """A TIFF of compression 7 holds lossless JPEG (ITU T.81 process 14, frame header SOF3: 16-bit JPEG TIFFs are)
+    or lossy JPEG; it was warned of as lossy whichever it was."""
+    from plexloc.io.tiff import _jpeg_is_lossless
+
+    for sof, lossless in ((0xC3, True), (0xC0, False), (0xC1, False)):
+        path = tmp_path / f"j{sof:x}.tif"
+        _jpeg_tiff(path, sof)
+        with tifffile.TiffFile(path) as tf:
+            assert int(tf.pages[0].compression) == 7
+            assert _jpeg_is_lossless(tf.pages[0]) is lossless
+
+
+def test_a_lossless_jpeg_movie_read_with_imagecodecs_is_not_warned_lossy(tmp_path):
+    """With imagecodecs, a 16-bit lossless JPEG movie (values read back equal) was warned 'lossy: they are not the
+    camera's counts'; a lossy 8-bit one still is."""
+    pytest.importorskip("imagecodecs")
+    import warnings
+
+    from plexloc.io.tiff import MovieWarning
+
+    frames = np.random.default_rng(0).integers(100, 4000, size=(4, 32, 32)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "ll.tif", frames, compression="jpeg", compressionargs={"lossless": True},
+                     photometric="minisblack")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MovieWarning)
+        with open_movie(tmp_path / "ll.tif") as movie:
+            np.testing.assert_array_equal(movie[:], frames)
+    tifffile.imwrite(tmp_path / "lossy.tif", (frames % 256).astype(np.uint8), compression="jpeg",
+                     photometric="minisblack")
+    with pytest.warns(MovieWarning, match=r"lossy\.tif: its pixels are compressed JPEG \(7\), which is lossy"):
+        open_movie(tmp_path / "lossy.tif").close()

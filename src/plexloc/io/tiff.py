@@ -324,7 +324,7 @@ def _check_codec(series, path: Path) -> None:
             raise InputError(f"its pixels are {what} {name} ({int(value)}), which tifffile reads only with the "
                              "imagecodecs package, and it is not installed: pip install imagecodecs (or save the movie "
                              "uncompressed)", source=path) from None
-    if int(page.compression) in LOSSY_COMPRESSIONS:
+    if int(page.compression) in LOSSY_COMPRESSIONS and not (int(page.compression) == 7 and _jpeg_is_lossless(page)):
         name = getattr(page.compression, "name", str(page.compression))
         warnings.warn(f"{path}: its pixels are compressed {name} ({int(page.compression)}), which is lossy: they are "
                       "not the camera's counts (the compression changed the noise the fit models and the spots' "
@@ -335,6 +335,33 @@ def _check_codec(series, path: Path) -> None:
 #: TIFF compressions that lose information (JPEG, old-style JPEG, and the lossy JPEG and JPEG 2000 codes): a movie
 #: so stored is read where imagecodecs is installed, with a warning (its values are no longer the camera's counts)
 LOSSY_COMPRESSIONS: frozenset[int] = frozenset({6, 7, 33004, 34892})
+
+
+def _jpeg_is_lossless(page) -> bool:
+    """Whether a JPEG-compressed page's (TIFF compression 7) first strip or tile is a lossless JPEG: its frame header
+    is SOF3, SOF7, SOF11 or SOF15 (ITU T.81's lossless processes; a 16-bit JPEG TIFF is one, its values the camera's
+    counts, and it was warned of as lossy). Read from the first 64 KiB of the strip's marker segments; False where
+    they cannot be read or the frame header is another."""
+    try:
+        fh = page.parent.filehandle
+        fh.seek(int(page.dataoffsets[0]))
+        data = fh.read(min(int(page.databytecounts[0]), 1 << 16))
+    except (AttributeError, IndexError, OSError, TypeError, ValueError):
+        return False
+    if data[:2] != b"\xff\xd8":  # no start of image
+        return False
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:  # a fill byte
+            i += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header (not DHT, JPG, DAC)
+            return marker in (0xC3, 0xC7, 0xCB, 0xCF)
+        if marker in (0xD9, 0xDA):  # end of image, or the scan, before any frame header
+            return False
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+    return False
 
 
 def _codec_module_missing(codec) -> bool:
