@@ -196,9 +196,11 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     value a low-light EMCCD's skewed noise read 0.80-0.82 in the dimmer quarter). The ratio is the smaller of the
     dimmer half's and the dimmer quarter's (``NOISE_QUANTILES``): in crowded frames the dimmer half still holds
     spots that changed (a correct camera read 1.14-1.33 at 2 emitters/um^2 by the half alone, 1.01-1.07 now).
-    Where even the quarter is crowded (its ratio more than ``MAX_CROWDING`` times the dimmest tenth's) the noise is
-    not measured (NaN, with a note): a correct camera read 1.2-3.2 there, at 4 emitters/um^2 and more in 2D, 3 in
-    3D (examples 2d_gaussian and 3d_astigmatic).
+    Where even the quarter is crowded (its ratio more than ``MAX_CROWDING`` times that of its 4-neighbour high-pass,
+    which keeps the camera's pixel-to-pixel noise and drops most of the smooth spots) the high-passed ratio is taken,
+    and where more than ``MAX_HP_CROWDING`` times, the noise is not measured (NaN, with a note). Ranking the dimmer
+    pixels against the dimmest tenth, the guard before session 49, failed under a beam at high background (a right
+    sCMOS at 1000 photons/px and 2 emitters/um^2 read 3.12 and was told): the beam, not the spots, ranks them there.
 
     Whole ADU: each frame is dithered by a uniform step of one ADU (in photons, per pixel for maps; seeded, so the
     ratio is reproducible) whose variance the prediction adds: the differences of a camera of several e- per ADU are
