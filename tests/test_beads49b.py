@@ -62,3 +62,18 @@ def test_a_vectorial_na_149_stack_over_1200_nm_in_100_nm_steps_calibrates():
         warnings.simplefilter("ignore")
         res = calibrate_spline([st], z_step_nm=100.0, px_size_nm=160.0)
     assert res.summary["n_beads_used"] == [9]
+
+
+def test_a_baseline_alone_whose_lifted_spots_fit_says_one_thing_about_the_pixel_size():
+    """A 2D EMCCD movie (offset 100 ADU, 100 nm pixels right) read with a baseline of 1100: the spots read 0.62x the
+    model's width. The warning said "If the baseline is right, check px_size_nm, 100 nm: ... about 161 nm" and, in the
+    same warning, "the pixel size (100 nm) and the PSF are not in question" (the spots lifted to the baseline that
+    fits: 1.04x). Now only the latter, after the baseline."""
+    from test_beads49 import _movie, _read
+
+    for seed in (0, 1):
+        r, text = _read(_movie(seed), 100.0, 1100.0)
+        assert r.width_scale < 0.8, seed  # narrower as read: the baseline named first
+        assert "That is the likelier cause" in text and "the pixel size (100 nm) and the PSF are not in question" in text
+        assert text.index("likelier cause") < text.index("not in question")
+        assert "If the baseline is right" not in text and "pixels would be about" not in text, text

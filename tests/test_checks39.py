@@ -263,7 +263,10 @@ def test_the_psf_check_names_a_float_or_8_bit_movie_before_the_pixel_size(emccd_
     # half of the pixels once the values go through the camera conversion, is named before the pixel size
     old = _psf_report(emccd_movie, kind, dtype=False)
     assert name not in old.warning and "below the camera's baseline" in old.warning
-    assert old.warning.index("likelier cause") < old.warning.index("If the baseline is right, check px_size_nm, 100 nm")
+    # (since session 49 the spots on the frames lifted to the baseline that fits say whether the pixel size is in
+    # question, in place of "If the baseline is right, check px_size_nm": both stood in one warning)
+    assert old.warning.index("likelier cause") < old.warning.index("With the baseline that fits, the spots")
+    assert "If the baseline is right" not in old.warning
 
 
 def test_a_correct_uint16_movie_gets_no_psf_warning(emccd_movie):
@@ -389,4 +392,6 @@ def test_an_in_memory_float_array_is_not_named_as_not_raw_counts(emccd_movie, me
         _fit_by(method, cam.to_photons(adu).float(), cfg)
     shape = [str(w.message) for w in caught if issubclass(w.category, PSFShapeWarning)]
     # not the pixel type; the pixel size named (after the baseline, above half of the converted pixels, since session 48)
-    assert shape and "check px_size_nm" in shape[0] and "float32 numbers" not in shape[0]
+    # (since session 49 cleared by the spots on the frames lifted to the baseline that fits, where they fit)
+    assert shape and "the pixel size (100 nm) and the PSF are not in question" in shape[0]
+    assert "float32 numbers" not in shape[0]

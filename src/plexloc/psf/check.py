@@ -964,8 +964,11 @@ def _with_baseline(r: PSFShapeReport, lifted: PSFShapeReport, where: str, max_fa
     else:
         widths = (f"With the baseline that fits, the spots' widths are {k2:.2f}x the model's {r.psf_kind} PSF and fit it "
                   f"({k:.2f}x as read): the pixel size ({pxs} nm) and the PSF are not in question. ")
-    if r.warning and BASELINE_LIKELIER in r.warning:  # the baseline named first already: the pixel size cleared
-        return f"{r.warning}. {widths.strip()}"
+    if r.warning and BASELINE_LIKELIER in r.warning:
+        # the baseline named first, and the widths on the lifted frames in place of "If the baseline is right, check
+        # px_size_nm ... about 161 nm", which the lifted spots contradicted ("the pixel size (100 nm) ... not in
+        # question") in the same warning (6 of 12 movies with the baseline alone 600-2000 ADU too high)
+        return _finding(r, where, max_far, min_excess, movie_px, None, baseline_cause, instead=widths.strip())
     if r.warning:
         return f"{r.warning}. Also: {_baseline_alone(baseline_cause)}"
     return f"{where}{_baseline_alone(baseline_cause, widths)}"
@@ -973,13 +976,15 @@ def _with_baseline(r: PSFShapeReport, lifted: PSFShapeReport, where: str, max_fa
 
 def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
              movie_px: Sequence[float] | None, raw_cause: str | None = None,
-             baseline_cause: str | None = None, lifted: PSFShapeReport | None = None) -> str | None:
+             baseline_cause: str | None = None, lifted: PSFShapeReport | None = None,
+             instead: str | None = None) -> str | None:
     """The warning's message, or None where the spots fit. ``raw_cause`` (:func:`not_raw_counts`): said before the
     pixel size and the PSF in a width message; else ``baseline_cause`` (:func:`baseline_above_offset`) where the spots
     read narrower than the model's. ``lifted``: the same check on the frames lifted to the baseline that fits, where it
     still warns: the baseline is not the only cause, and the pixel size is guessed from the lifted spots' widths (a
     baseline 600 ADU too high with 70 nm pixels configured for 100 was called the likelier cause, the pixel size only
-    'if the baseline is right')."""
+    'if the baseline is right'). ``instead``: said after ``baseline_cause`` in place of what to check (the spots'
+    widths on the lifted frames, where they fit the model or name the pixel size themselves)."""
     if not (r.far_fraction > max_far and r.far_fraction - r.baseline_far_fraction >= min_excess):
         return None
     mx, my = r.median_sigma_nm
@@ -1012,6 +1017,11 @@ def _finding(r: PSFShapeReport, where: str, max_far: float, min_excess: float,
         first, check = f"{baseline_cause[0].upper()}{baseline_cause[1:]}. ", "If the baseline is right, check"
     else:
         first, check = "", "Check"
+    if instead and first and not raw_cause:
+        said = (f"the spots are {r.width_scale:.2f}x {'wider' if r.width_scale > 1 else 'narrower'} than the model's PSF "
+                f"({100 * r.width_scale_far_fraction:.0f} % far once scaled). " if scale_fits else
+                f"sigma_x/sigma_y spans {e_lo:.2f}-{e_hi:.2f} (5-95 %) against the model's {m_lo:.2f}-{m_hi:.2f}. ")
+        return f"{head}{said}{first}{instead}"
     if scale_fits:
         k = r.width_scale
         what = "wider" if k > 1 else "narrower"
