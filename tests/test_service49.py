@@ -61,6 +61,13 @@ def warner_app(folder):
 
 
 @pytest.fixture
+def quick_stop(monkeypatch):
+    """--wait stops once the note has held 1 s (30 s by default: a worker started with the job is seen at its first
+    pull)."""
+    monkeypatch.setattr("plexloc.cli.submit.STOP_AFTER_S", 1.0)
+
+
+@pytest.fixture
 def svc(tmp_path):
     service = make_service(tmp_path, apps_dirs=[tmp_path / "apps", warner_app(tmp_path / "warner")])
     yield service
@@ -105,7 +112,7 @@ def test_a_job_that_succeeded_with_warnings_says_them_in_the_service_words(svc, 
         assert "--camera" not in failed
 
 
-def test_submit_wait_stops_when_no_worker_present_can_take_the_job(svc, capsys):
+def test_submit_wait_stops_when_no_worker_present_can_take_the_job(svc, capsys, quick_stop):
     """``plexloc submit ... --wait`` waited for ever on a job no worker could take (here: a worker is present, but
     the program the entry point requires is on no worker), saying nothing. Now the server's note says that no worker
     present can run the entry point, naming the workers, and --wait stops (exit 3), the job left queued;
@@ -150,7 +157,7 @@ def _pulled(svc, name: str, timeout: float = 10.0) -> None:
     raise AssertionError(f"worker {name} did not pull")
 
 
-def test_submit_without_any_worker_stops_waiting_at_once(svc, capsys):
+def test_submit_without_any_worker_stops_waiting_at_once(svc, capsys, quick_stop):
     """No worker has ever asked (a server just started): ``submit --wait`` said nothing and waited; now it says so and
     stops (exit 3)."""
     with LiveServer(svc.app) as live:
@@ -313,7 +320,7 @@ def test_the_mail_of_a_job_that_succeeded_with_warnings_says_them(tmp_path):
         service.app.state.engine.dispose()
 
 
-def test_wait_stops_when_the_job_a_pipeline_waits_for_cannot_be_taken(svc, capsys):
+def test_wait_stops_when_the_job_a_pipeline_waits_for_cannot_be_taken(svc, capsys, quick_stop):
     """``train`` (a GPU job) then ``fit --input model=job:TRAIN/model.pt --wait`` on CPU workers: the fit waited for its
     source, which no worker could take, and --wait waited for ever (the fit had no note: it was waiting, not queued
     for a worker). Now its note names the source and why, and --wait stops."""

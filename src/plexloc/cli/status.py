@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="delete the ended job with its outputs and log (frees their space; download them first)")
     p.add_argument("--wait", action="store_true",
                    help="wait until the job ends (exit 0 only on success; exit 3, the job left queued, when no worker "
-                   "present can take it); with --log, print the log as it grows")
+                   "present can take it for 30 s); with --log, print the log as it grows")
     p.add_argument("--wait-queued", action="store_true",
                    help="wait even for a job no worker present can take (for a worker about to start)")
     p.add_argument("--files", action="store_true", help="list the files you uploaded (id, size, name), not jobs")

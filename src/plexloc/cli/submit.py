@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "jobs running go first) (default 0)")
     p.add_argument("--wait", action="store_true",
                    help="wait until the job ends (exit 0 only on success); it stops, exit 3, the job left queued, when "
-                   "no worker present can take it (none has asked lately, none has its hardware or program, or those "
+                   "no worker present can take it for 30 s (none has asked lately, none has its hardware or program, or those "
                    "are disabled): the server's note says which")
     p.add_argument("--wait-queued", action="store_true",
                    help="with --wait: wait even for a job no worker present can take (for a worker about to start)")
@@ -89,6 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 #: exit code of ``--wait`` when it stops waiting because no worker present can take the job (1: the job failed)
 STOPPED_WAITING = 3
+#: seconds the server's note (no worker present can take the job) must hold before ``--wait`` stops: a worker started
+#: together with the job (``plexloc worker ... &`` then ``plexloc submit ... --wait``, or a worker restarted after a
+#: program was installed) is seen only at its first pull, after its start-up; ``--wait`` stopped at its first poll
+STOP_AFTER_S = 30.0
 
 
 def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | None = None,
@@ -99,6 +103,7 @@ def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | N
     no worker has, every worker disabled, no worker at all), without a word. ``each()`` is called at each poll (the log
     followed as it grows)."""
     before = None
+    noted_at: float | None = None  # since when the note has held
     while True:
         if each is not None:
             each()
@@ -111,13 +116,15 @@ def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | N
                   "--log says which); waiting for a worker to take it", file=sys.stderr, flush=True)
         before = job["state"]
         note = job.get("note") if job["state"] == "queued" else None
-        if note and not keep_waiting:
+        noted_at = None if not note else time.monotonic() if noted_at is None else noted_at
+        if note and not keep_waiting and time.monotonic() - noted_at >= STOP_AFTER_S:
             print(f"plexloc {prog}: job {job_id} is queued, but {note}. Stopped waiting; the job stays queued "
                   f"(plexloc status {job_id} --wait waits again, --cancel ends it; --wait-queued waits even so)",
                   file=sys.stderr, flush=True)
             return None
         if note and note != told:
-            print(f"plexloc {prog}: warning: job {job_id} is queued, but {note}; waiting (--wait-queued)",
+            more = "(--wait-queued)" if keep_waiting else f"{STOP_AFTER_S:g} s for a worker to start before it stops"
+            print(f"plexloc {prog}: warning: job {job_id} is queued, but {note}; waiting {more}",
                   file=sys.stderr, flush=True)
             told = note
         time.sleep(poll_s)
@@ -205,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
             # says it as it stops)
             print(f"plexloc submit: warning: job {job['id']} is queued, but {note}", file=sys.stderr, flush=True)
         if args.wait:
-            ended = wait_for_end(c, job["id"], prog="submit", keep_waiting=args.wait_queued, told=note)
+            ended = wait_for_end(c, job["id"], prog="submit", keep_waiting=args.wait_queued,
+                                 told=note if args.wait_queued else None)
             if ended is None:
                 return STOPPED_WAITING
             print(ended["state"] + (f": {ended['error']}" if ended["error"] else ""), flush=True)

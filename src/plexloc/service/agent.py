@@ -385,6 +385,8 @@ class Agent:
         #: started before, until it was restarted too
         self.can_run_refresh_s = 300.0
         self._can_run_at = 0.0
+        self._can_run_stale = False  # the last re-read failed (said once)
+        self._unreadable: set[tuple[str, str, str]] = set()  # entry points this worker's models refuse (said once)
         #: podman, docker or apptainer (entry points with an image); "auto": the first on PATH
         self.runtime = detect_runtime() if runtime == "auto" else detect_runtime(runtime) if isinstance(runtime, str) else runtime
 
@@ -395,15 +397,37 @@ class Agent:
     def can_run(self) -> list[dict[str, str]]:
         """The (application, version, entry point) triples of the server's registry this machine can run."""
         if self._can_run is None or time.monotonic() - self._can_run_at > self.can_run_refresh_s:
-            apps = check(self.http.get("/applications"))
+            try:
+                apps = check(self.http.get("/applications"))
+            except (httpx.HTTPError, ServiceError) as err:
+                if self._can_run is None:
+                    raise
+                # the 5-minute re-read failed (the server busy or restarting): the list read before serves on, and is
+                # asked again at the next pull; the worker stopped taking jobs (the re-read failed each pull, an outage)
+                if not self._can_run_stale:
+                    log.warning("cannot read the server's applications again (%s): taking the jobs of those read before",
+                                err)
+                self._can_run_stale = True
+                return self._can_run
             self._can_run_at = time.monotonic()
-            self._can_run = [
-                {"application": a["name"], "version": v, "entry_point": e}
-                for a in apps
-                for v, ver in a["versions"].items()
-                for e, spec in ver["entry_points"].items()
-                if runnable(EntryPoint.model_validate(spec), self.runtime)
-            ]
+            self._can_run_stale = False
+            importlib.invalidate_caches()  # a package installed since is found
+            out = []
+            for a in apps:
+                for v, ver in a["versions"].items():
+                    for e, spec in ver["entry_points"].items():
+                        try:
+                            ep = EntryPoint.model_validate(spec)
+                        except ValueError as err:  # a newer server's entry point this worker cannot read: not run here
+                            if (a["name"], v, e) not in self._unreadable:
+                                self._unreadable.add((a["name"], v, e))
+                                log.warning("cannot read the server's %s %s %s (a newer plexloc's? upgrade this worker):"
+                                            " its jobs are left to other workers (%s)", a["name"], v, e,
+                                            str(err).splitlines()[0])
+                            continue
+                        if runnable(ep, self.runtime):
+                            out.append({"application": a["name"], "version": v, "entry_point": e})
+            self._can_run = out
         return self._can_run
 
     def pull(self) -> dict[str, Any] | None:

@@ -20,7 +20,8 @@ from plexloc.service.schemas import (
     FileCreate, FileOut, JobCreate, JobOut, LogLine, LogOut, OutputOut, PartsIn, PartsOut, UploadOut, UrlOut,
 )
 from plexloc.service.states import JobState
-from plexloc.service.words import job_warnings, service_flags, warning_counts
+from plexloc.service.storage import StorageError
+from plexloc.service.words import job_warnings, service_flags
 
 router = APIRouter(prefix="/api/v1", tags=["user"])
 
@@ -43,9 +44,10 @@ def job_out(job: Job, output_bytes: int | None = None, *, registry=None, warning
 
 
 def _warning_count(session, job: Job) -> int:
-    """The job's warnings: counted as its log was stored; a job whose log was stored before the count (migration 0006)
-    has them counted in its log."""
-    return job.warning_count or warning_counts(session, [job.id]).get(job.id, 0)
+    """The job's warnings (its last attempt's): counted as its log was stored, those of the jobs stored before the
+    count by migration 0006. (Counted again here in the whole log, a job without warnings in its last attempt was
+    given those of a lapsed one, and the list of jobs said another count than its answer.)"""
+    return job.warning_count or 0
 
 
 def _entry_point(registry, job: Job):
@@ -228,7 +230,7 @@ def complete_file(file_id: str, request: Request, session: SessionDep, user: Use
 
 
 @router.get("/files")
-def list_files(session: SessionDep, user: UserDep, kind: str | None = None,
+def list_files(request: Request, session: SessionDep, user: UserDep, kind: str | None = None,
                sha256: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{64}$")] = None) -> list[FileOut]:
     """The user's files, newest first; ``kind`` (upload, output, log) and ``sha256`` (the bytes' hash: whether a file
     is on the server already, to use it again instead of uploading it once more) filter them."""
@@ -237,7 +239,22 @@ def list_files(session: SessionDep, user: UserDep, kind: str | None = None,
         q = q.where(File.kind == kind)
     if sha256:
         q = q.where(File.sha256 == sha256.lower())
+        # asked to use a file again (plexloc submit): one whose stored bytes are gone (lost from the store since) is
+        # left out, and uploaded again, instead of being given to a job that then failed on its worker's download
+        # ("download of cfg.yaml refused (404)"); a few files at most, each read for one byte
+        return [FileOut.model_validate(f) for f in session.scalars(q) if _stored(request.app.state.storage, f)]
     return [FileOut.model_validate(f) for f in session.scalars(q)]
+
+
+def _stored(storage, f: File) -> bool:
+    """The bytes of the complete file ``f`` are in the store (an empty file, or one still uploading: True)."""
+    if f.state != "ready" or not f.size:
+        return True
+    try:
+        storage.head(f.storage_key, 1)
+    except StorageError:
+        return False
+    return True
 
 
 @router.get("/files/{file_id}")

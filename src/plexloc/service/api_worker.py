@@ -32,6 +32,7 @@ from plexloc.service.schemas import (
     UrlOut,
 )
 from plexloc.service.states import IllegalTransition, JobState
+from plexloc.service.words import CLAIMED
 
 router = APIRouter(prefix="/worker/v1", tags=["worker"])
 
@@ -88,7 +89,7 @@ def pull(body: PullIn, request: Request, session: SessionDep, worker: WorkerDep)
         time.sleep(0.2)
     if job is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    ops.add_log(session, job, [f"[service] claimed by worker {worker.name} (attempt {job.attempts})"])
+    ops.add_log(session, job, [f"{CLAIMED}{worker.name} (attempt {job.attempts})"])  # where the attempt's warnings start
     ep = registry.apps[job.application].versions[job.version].entry_points[job.entry_point]
     inputs = []
     for ji in job.inputs:

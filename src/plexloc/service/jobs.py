@@ -445,6 +445,7 @@ def claim(
                 lease_expires_at=at + lease_s,
                 run_started_at=None,
                 attempts=Job.attempts + 1,
+                warning_count=0,  # this attempt's warnings (a lapsed attempt's counted with the one that succeeded)
                 stage="downloading",
                 updated_at=at,
             )
@@ -510,7 +511,7 @@ def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: f
         return (f"no worker seen in the last {seen_s / 60:g} min can run {job.application} {job.version} "
                 f"{job.entry_point} ({names}: its program, or what its 'requires:' lists, is not installed there, or "
                 "it needs a container runtime the worker lacks): the job waits until a worker that has it asks for "
-                "jobs; a worker checks its programs when it starts (restart plexloc worker after installing one)"
+                "jobs; a worker checks its programs when it starts and every 5 min (one installed is taken within 5 min)"
                 + (f"; disabled by the service's administrator: {', '.join(off[:5])} (plexloc admin enable worker "
                    "NAME)" if off else ""))
     workers = able

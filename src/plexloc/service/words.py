@@ -26,6 +26,8 @@ _LIKE = ("plexloc %: warning: %", "%.py:%: %Warning: %")
 _PREFIX = "warning: "
 _PLEXLOC = re.compile(r"^(?:plexloc [\w-]+: )?warning: (?P<text>.*)$")
 _PYTHON = re.compile(r"^\S+\.py:\d+: (?P<text>\w*Warning: .*)$")
+#: the start of the log line the server writes as an attempt begins (:func:`plexloc.service.api_worker.pull`)
+CLAIMED = "[service] claimed by worker "
 #: texts of warnings a job's answer carries (the count says how many there are; the log has them all)
 MAX_TEXTS = 5
 
@@ -57,10 +59,14 @@ def warning_counts(session: Session, job_ids: list[str]) -> dict[str, int]:
 
 
 def job_warnings(session: Session, job_id: str, *, limit: int = MAX_TEXTS) -> list[str]:
-    """The texts of the first ``limit`` warnings of the job's log, each once, in the order said."""
+    """The texts of the first ``limit`` warnings of the job's last attempt in its log, each once, in the order said
+    (those of an attempt that lapsed, its worker lost, were told with the attempt that succeeded)."""
     out: list[str] = []
-    for line in session.scalars(select(JobLog.line).where(JobLog.job_id == job_id, _like()).order_by(JobLog.id)
-                                .limit(20 * limit)):
+    start = session.scalar(select(func.max(JobLog.id)).where(JobLog.job_id == job_id, JobLog.line.like(CLAIMED + "%")))
+    q = select(JobLog.line).where(JobLog.job_id == job_id, _like())
+    if start is not None:
+        q = q.where(JobLog.id > start)
+    for line in session.scalars(q.order_by(JobLog.id).limit(20 * limit)):
         text = warning_text(line, job_id)
         if text is not None and text not in out:
             out.append(text)
