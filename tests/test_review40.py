@@ -25,8 +25,9 @@ def test_rcc_with_two_windows_flags_a_chance_peak(n, seed):
     have subtracted it. The split-half test sees it (as before session 40)."""
     table = _structure_free(n, seed)
     with pytest.warns(UnreliableDriftWarning, match="two halves"):
-        # rcc_drift's default was 1000 nm until session 48 (now MAX_DRIFT_NM, 300, as the CLI's); at 300 nm the
-        # 1000-row table reads 170 nm for +-29 nm unflagged (left for the RCC engine: bench/drift_walk48.py's report)
+        # rcc_drift's default was 1000 nm until session 48 (now MAX_DRIFT_NM, 300, as the CLI's), kept here for the
+        # split-half check; at 300 nm the 1000-row table reads 170 nm for +-29 nm, which the split-half test does not
+        # flag: since session 49 the peak-significance rule does (tests/test_drift49_rcc.py)
         res = estimate_drift(table, engine="rcc", n_segments=2, max_drift_nm=1000.0)
     actual = drift_error_rms(res.drift_nm, np.zeros_like(res.drift_nm))  # no drift: the curve is all error
     assert actual > 100.0
