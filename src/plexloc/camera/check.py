@@ -280,6 +280,17 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
             return math.nan, (f"frames too crowded: the dimmer pixels change {crowding:.2f}x as much between frames "
                               "as their pixel-to-pixel noise explains"), math.nan
         ratio = hp
+    # spots under about a pixel sd (160 nm pixels, a 2x2-binned movie) are not smooth and stay in the high-pass: a right
+    # EMCCD or sCMOS at 1-5 emitters/um^2 read 1.4-5.4 there (sd 0.8 px) and up to 133 (sd 0.5 px), and was told.
+    # Where the ratio is still above NOISE_RANGE and the dimmer quarter changes more than MAX_CROWDING times as much
+    # as the dimmest tenth (the guard before session 49, which said so for all of them), the frames are too crowded;
+    # not where the dimmer half reads no signal (a baseline above the offset: the pixels' means, clipped at 0, rank
+    # nothing)
+    old_crowding = ratios[NOISE_QUANTILES[-1]] / max(ratios[CROWDED_QUANTILE], 1e-12)
+    if ratio > NOISE_RANGE[1] and old_crowding > MAX_CROWDING and level > 0:
+        return math.nan, (f"frames too crowded: the dimmer quarter of the pixels changes {old_crowding:.2f}x as much "
+                          "between frames as the dimmest tenth, and the spots are too sharp for the pixel-to-pixel "
+                          "noise to be told from them"), math.nan
     return ratio, "", level
 
 
@@ -783,10 +794,17 @@ def _e_per_adu_unit(camera, photons: Tensor, *, max_frames: int = NOISE_FRAMES, 
     return _advice(field, "e_per_adu", e, f"{best[1]:.4g} e-/ADU", best[2])
 
 
+#: em_gain over e_per_adu (or its inverse) under which a swap of the two is not named (:func:`_swap_ratio`): exchanged,
+#: they scale the photons by under 4x, which NOISE_RANGE (1.8x wide) cannot tell from an e_per_adu off by as much (an
+#: EMCCD at em_gain 10 and 8 e-/ADU given e_per_adu 12 or 16 was advised em_gain 12 or 16, e_per_adu 10, as a swap);
+#: "the two swapped?" is still asked there
+MIN_SWAP_GAIN_RATIO = 2.0
+
+
 def _swap_ratio(camera, photons: Tensor, *, max_frames: int = NOISE_FRAMES) -> float:
     """An EMCCD's noise ratio (:func:`noise_measure`) with its em_gain and e_per_adu exchanged, the frames converted
     back to ADU and again with the exchanged values, where it is within ``NOISE_RANGE``; else NaN (and for any other
-    camera, an em_gain equal to e_per_adu, or an e_per_adu under 1, which no em_gain can be). The ratio alone does not
+    camera, an em_gain within ``MIN_SWAP_GAIN_RATIO`` of e_per_adu, or an e_per_adu under 1, which no em_gain can be). The ratio alone does not
     tell a swap: at 2 photons/px the SMLM Challenge EMCCD's swapped values (photons 44x high) read 30x and were advised
     as an e_per_adu of 9.9 or an em_gain no EMCCD has."""
     import copy
@@ -797,7 +815,7 @@ def _swap_ratio(camera, photons: Tensor, *, max_frames: int = NOISE_FRAMES) -> f
     if getattr(cam, "kind", None) != "emccd":
         return math.nan
     g, e = float(cam.em_gain), float(cam.e_per_adu)
-    if g == e or e < 1.0:
+    if e < 1.0 or abs(math.log(g / e)) < math.log(MIN_SWAP_GAIN_RATIO):
         return math.nan
     alt = copy.deepcopy(cam)
     alt.em_gain, alt.e_per_adu = e, g
@@ -1376,6 +1394,14 @@ def check_camera(
                     above = (int((x >= clip_threshold_photons(cam, level + 1.0, x.shape)).sum()) if how == "setting"
                              else 0)
         ratio, note, signal = noise_measure(ph, cam, max_frames=max_frames) if noise else (math.nan, "", math.nan)
+        swap_crowded = math.nan
+        if noise and note.startswith("frames too crowded") and getattr(cam, "kind", None) == "emccd":
+            # an EMCCD's em_gain and e_per_adu swapped in frames too crowded to measure (its ratio 45-50x at 5
+            # emitters/um^2) is still told where the frames swapped back fit (:func:`_swap_ratio`), by the high-pass
+            swap_crowded = _swap_ratio(cam, ph, max_frames=max_frames)
+            if np.isfinite(swap_crowded):
+                st = _noise_stats(ph[:_frames_for(ph, max_frames)].detach().float().cpu(), _on_cpu(cam))
+                ratio, note, signal = min(st["hp_ratios"][q] for q in NOISE_QUANTILES), "", st["level"]
         lo, hi = noise_range
         told = noise and np.isfinite(ratio) and ratio > 0 and not lo <= ratio <= hi
         c_fit = _gain_factor(cam, ratio, signal) if told else math.nan
@@ -1392,7 +1418,8 @@ def check_camera(
         if told and not likely:  # photons scaled down so far that no gain is measured: an e_per_adu of another unit?
             likely = _e_per_adu_unit(cam, ph, max_frames=max_frames, field=fields if file else "" if model else None,
                                      values=values)
-        swap = _swap_ratio(cam, ph, max_frames=max_frames) if told else math.nan
+        swap = (swap_crowded if np.isfinite(swap_crowded) else _swap_ratio(cam, ph, max_frames=max_frames)) if told \
+            else math.nan
         if np.isfinite(swap):  # em_gain and e_per_adu swapped: the swap named first, with both values
             g0, e0 = float(cam.em_gain), float(cam.e_per_adu)
             where = fields if file else "" if model else None
