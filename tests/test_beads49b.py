@@ -77,3 +77,85 @@ def test_a_baseline_alone_whose_lifted_spots_fit_says_one_thing_about_the_pixel_
         assert "That is the likelier cause" in text and "the pixel size (100 nm) and the PSF are not in question" in text
         assert text.index("likelier cause") < text.index("not in question")
         assert "If the baseline is right" not in text and "pixels would be about" not in text, text
+
+
+def _steps(text: str, where: str) -> tuple[float, float]:
+    """The step range (nm) the message gives ``where`` ("at an oil objective" / "at a water objective")."""
+    import re
+
+    m = re.search(rf"about ([0-9]+)-([0-9]+) nm {where}", text)
+    assert m, text
+    return float(m.group(1)), float(m.group(2))
+
+
+def test_a_z_step_twice_the_step_taken_is_told_the_steps_real_optics_would_mean():
+    """plexloc's astigmatic Gaussian (3.3x longer than wide), 50 nm steps given as 100: 6.74x. The advice was "a ratio
+    of 3 would mean a step of about 45 nm", a ratio real high-NA oil optics do not read (1.6-2.5): now both ranges."""
+    from test_beads49 import _stack4
+
+    from plexloc.calibrate import calibrate_spline
+
+    res = calibrate_spline([_stack4()], z_step_nm=100.0, px_size_nm=100.0)
+    (said,) = [w for w in res.summary["warnings"] if "longer than wide" in w]
+    oil, water = _steps(said, "at an oil objective of NA 1.4-1.49"), _steps(said, "at a water objective")
+    assert 20 <= oil[0] < oil[1] <= 40 and water[0] <= 50.0 <= water[1] <= 65, (oil, water)
+    assert "ratio of 3" not in said and "(which reads 1.6-2.5 x with the right step)" in said
+
+
+def test_half_the_step_on_a_vectorial_na_149_stack_is_told_a_range_that_holds_the_true_step():
+    """The vectorial PSF of an NA 1.49 objective (200 nm beads, 160 nm pixels, 520 nm), 50 nm steps given as 25: 0.8x
+    longer than wide, refused (< 1.2), and told "a ratio of 3 would mean a step of about 91 nm" (true 50)."""
+    from test_beads49_review import _vectorial_stack
+
+    from plexloc.calibrate import calibrate_spline
+    from plexloc.errors import InputError
+
+    st = _vectorial_stack(px=160.0, wl=520.0, bead_nm=200.0, step=50.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(InputError, match=r"longer than wide") as err:
+            calibrate_spline([st], z_step_nm=25.0, px_size_nm=160.0)
+    lo, hi = _steps(str(err.value), "at an oil objective of NA 1.4-1.49")
+    assert lo <= 50.0 <= hi <= 80.0, (lo, hi)
+    assert "ratio of 3" not in str(err.value)
+
+
+def test_too_few_slices_for_the_astigmatic_fit_say_the_astigmatic_fit_needs_them():
+    from test_beads49 import _stack4
+
+    from plexloc.calibrate import calibrate_spline
+    from plexloc.calibrate.astigmatic import calibrate_astigmatic
+    from plexloc.errors import InputError
+
+    st = _stack4()[:7]
+    with pytest.raises(InputError) as err:
+        calibrate_astigmatic(st, z_step_nm=100.0, px_size_nm=100.0, sources=["beads.tif"])
+    text = str(err.value)
+    assert text.startswith("beads.tif: a z-stack needs >= 8 slices, got 7 (z -300 to +300 nm around its middle")
+    assert "the astigmatic fit needs them" in text and "spline" in text and "spline along z" not in text
+    with pytest.raises(InputError, match=r"got 7 .*: the spline along z needs them; take the stack"):
+        calibrate_spline([st], z_step_nm=100.0, px_size_nm=100.0)
+
+
+def test_calibrates_baseline_warning_names_the_camera_field(tmp_path, capsys):
+    """calibrate's own warning of a baseline above the stack's offset said "set it to the offset" without the field;
+    psf.check's warning names it. --camera cam.yaml (baseline 400, offset 100) and a config's channel camera."""
+    import tifffile
+    import yaml
+    from test_beadwalk48 import calibrate_above_baseline
+
+    from plexloc.cli.main import main
+
+    rc, err, _ = calibrate_above_baseline(tmp_path, capsys)
+    assert "set it (baseline in " in err and "cam.yaml) to the offset measured on dark frames" in err, err
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"px_size_nm": 100.0, "frame_size": [32, 32],
+                                   "psf": {"kind": "gaussian", "sigma_nm": 130.0},
+                                   "camera": {"kind": "scmos", "qe": 1.0, "e_per_adu": 1.0, "baseline": 400.0,
+                                              "read_sigma": 1.0, "spurious_charge": 0.0}}))
+    stack = tmp_path / "beads.tif"
+    tifffile.imwrite(stack, (100 + np.random.default_rng(0).poisson(20.0, (10, 32, 32))).astype(np.uint16))
+    main(["calibrate", str(stack), "--z-step", "50", "--pixel-size", "100", "--config", str(cfg), "--out",
+          str(tmp_path / "PSF2.h5"), "--no-validate"])
+    err = capsys.readouterr().err
+    assert "set it (camera.baseline in " in err and "config.yaml) to the offset" in err, err

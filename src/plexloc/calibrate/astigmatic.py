@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.special import erf
 
-from plexloc.calibrate.spline import SplineCalibrationResult, calibrate_spline
+from plexloc.calibrate.spline import MIN_SLICES, SplineCalibrationResult, calibrate_spline, too_few_slices
 from plexloc.config.models import AstigmaticPSFConfig
 from plexloc.errors import InputError
 
@@ -141,6 +141,12 @@ def calibrate_astigmatic(
     from plexloc.calibrate.beads import check_number
 
     check_number("z_fit_nm", z_fit_nm, low=0, low_open=True)  # NaN or <= 0 left no slice and an error that named none
+    check_number("z_step_nm (--z-step)", z_step_nm, low=0, low_open=True)
+    if np.ndim(stack) == 3 and np.shape(stack)[0] < MIN_SLICES:  # (the spline's words said "the spline along z")
+        src = list(spline_options.get("sources") or ()) or ["channel 0"]
+        raise too_few_slices(np.shape(stack)[0], z_step_nm, source=src[0],
+                             needs="the astigmatic fit needs them (its beads are registered and averaged along z as "
+                                   "for the spline, then each slice's widths fitted)")
     res = calibrate_spline([stack], z_step_nm=z_step_nm, px_size_nm=px_size_nm, **spline_options)
     cal = res.calibration
     ch = cal.channels[0]

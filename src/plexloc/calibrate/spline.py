@@ -364,12 +364,8 @@ def calibrate_spline(
                 "slices and frame size",
                 source=src[c],
             )
-    if stacks[0].shape[0] < 8:
-        n = stacks[0].shape[0]
-        raise InputError(f"a z-stack needs >= 8 slices, got {n} (z {-(n - 1) / 2 * z_step_nm:+.0f} to "
-                         f"{(n - 1) / 2 * z_step_nm:+.0f} nm around its middle with --z-step {z_step_nm:g} nm): the "
-                         "spline along z needs them; take the stack over the z range to calibrate (usually +-600 nm "
-                         "or more around focus) in steps of 10-50 nm", source=src[0])
+    if stacks[0].shape[0] < MIN_SLICES:
+        raise too_few_slices(stacks[0].shape[0], z_step_nm, needs="the spline along z needs them", source=src[0])
     raws = list(raw_stacks) if raw_stacks is not None else stacks
     if len(raws) != len(stacks) or any(np.shape(r) != s.shape for r, s in zip(raws, stacks)):
         raise InputError(f"raw_stacks must hold one stack of each channel's shape {stacks[0].shape}, got "
@@ -918,6 +914,37 @@ def _drift_note(volume: np.ndarray, *, z_step_nm: float, px) -> list[str]:
             "every localization: if the stage drifted, correct the stack's drift or retake it"]
 
 
+#: the fewest slices a bead z-stack may have (the spline, and the astigmatic fit, which averages the beads as it does)
+MIN_SLICES = 8
+
+
+def too_few_slices(n: int, z_step_nm: float, *, needs: str, source: str) -> InputError:
+    """The error of a z-stack of ``n`` < :data:`MIN_SLICES` slices: the z range it covers, what ``needs`` them (the
+    model calibrated: "the spline along z needs them") and the stack to take."""
+    return InputError(f"a z-stack needs >= {MIN_SLICES} slices, got {n} (z {-(n - 1) / 2 * z_step_nm:+.0f} to "
+                      f"{(n - 1) / 2 * z_step_nm:+.0f} nm around its middle with --z-step {z_step_nm:g} nm): {needs}; "
+                      "take the stack over the z range to calibrate (usually +-600 nm or more around focus) in steps "
+                      "of 10-50 nm", source=source)
+
+
+#: the axial/lateral ratios (with the right step) of bead stacks at an oil objective of NA 1.4-1.49 and at a water
+#: objective of NA 1.0-1.2 (or plexloc's simulated astigmatic Gaussian, 3.2-3.4), from which a ratio read says the
+#: steps meant: session 49 review's probe of calibrate_spline, vectorial (psfmodels) NA 1.49 1.62-1.82, NA 1.45 2.41,
+#: scalar pupil NA 1.4-1.49 1.76-2.54; water NA 1.2 3.03, NA 1.0 4.06 (the advice said "a ratio of 3 would mean a
+#: step of about X", which told a right NA 1.49 stack read 1.64 to take 91 nm for 50)
+RATIO_OIL, RATIO_WATER = (1.6, 2.5), (3.0, 4.1)
+
+
+def _steps_meant(z_step_nm: float, ratio: float) -> str:
+    """The steps that the ratio ``ratio`` read with ``z_step_nm`` would mean at real optics (:data:`RATIO_OIL`,
+    :data:`RATIO_WATER`): the z of a bead image scales with the step, its width does not."""
+    (o1, o2), (w1, w2) = RATIO_OIL, RATIO_WATER
+    return (f"the ratio read would mean a step of about {z_step_nm * o1 / ratio:.0f}-{z_step_nm * o2 / ratio:.0f} nm "
+            f"at an oil objective of NA 1.4-1.49 (which reads {o1:g}-{o2:g} x with the right step), about "
+            f"{z_step_nm * w1 / ratio:.0f}-{z_step_nm * w2 / ratio:.0f} nm at a water objective of NA 1.0-1.2 or on "
+            f"plexloc's simulated astigmatic Gaussian ({w1:g}-{w2:g} x)")
+
+
 #: a stack that reaches less than this far (nm) on one side of focus is noted
 SHORT_SIDE_NM = 500.0
 #: Gaussian sigma (nm) of a bead in focus: below the first no optics can image visible light (0.21 lambda / NA with
@@ -959,12 +986,12 @@ def _scale_checks(volume, z0, *, fwhm_nm, slices, z_step_nm, px, src) -> list[st
             source=src,
         )
     if not AXIAL_RATIO_MIN <= ratio <= AXIAL_RATIO_MAX:
-        likely = z_step_nm * 3.0 / ratio
         raise InputError(
             f"the PSF is {fwhm_nm:.0f} nm long (axial FWHM of its central pixel, slices {slices[0]}-{slices[1]} with "
             f"--z-step {z_step_nm:g} nm) and {lat_fwhm:.0f} nm wide (lateral FWHM with {size}): {ratio:.2f} x longer "
-            f"than wide, where a bead image is {AXIAL_RATIO_MIN:g}-{AXIAL_RATIO_MAX:g} x (2-4 at a high-NA objective): "
-            f"check --z-step (a ratio of 3 would mean a step of about {likely:.0f} nm) and --pixel-size",
+            f"than wide, where a bead image is {AXIAL_RATIO_MIN:g}-{AXIAL_RATIO_MAX:g} x ({RATIO_OIL[0]:g}-"
+            f"{RATIO_WATER[1]:g} at objectives of NA 1.0-1.49): "
+            f"check --z-step ({_steps_meant(z_step_nm, ratio)}) and --pixel-size",
             source=src,
         )
     notes = []
@@ -976,7 +1003,7 @@ def _scale_checks(volume, z0, *, fwhm_nm, slices, z_step_nm, px, src) -> list[st
             f"--z-step {z_step_nm:g} nm) and {lat_fwhm:.0f} nm wide: {ratio:.2f} x longer than wide, where bead stacks "
             f"at a high-NA objective read {AXIAL_RATIO_LOW:g}-{AXIAL_RATIO_HIGH:g} x (1.6-4.9 for the PSFs tried, "
             "astigmatic or not, vectorial or Gaussian): every z of the calibration scales with --z-step, so check it (the stage step between "
-            f"slices; a ratio of 3 would mean a step of about {z_step_nm * 3.0 / ratio:.0f} nm) and --pixel-size")
+            f"slices; {_steps_meant(z_step_nm, ratio)}) and --pixel-size")
     if sigma_nm < SIGMA_LOW_NM:
         notes.append(f"the beads' in-focus width (Gaussian sigma) is only {sigma_nm:.0f} nm with {size} (green light at "
                      "NA 1.49: ~73 nm): check --pixel-size")
