@@ -343,7 +343,8 @@ def _with_note(request: Request, session, job: Job) -> JobOut:
     submission: a job no worker could take was submitted without a word and sat queued until its user asked."""
     registry = request.app.state.registry
     out = job_out(job, _output_bytes(session, [job.id]).get(job.id, 0), registry=registry,
-                  warning_count=_warning_count(session, job), warnings=job_warnings(session, job.id))
+                  warning_count=_warning_count(session, job),
+                  warnings=job_warnings(session, job.id) if job.warning_count else [])  # none: not looked for
     return out.model_copy(update={"note": ops.queue_note(session, job, registry=registry)})
 
 
