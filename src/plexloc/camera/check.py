@@ -119,6 +119,10 @@ MAX_CROWDING = 1.15
 #: ... and above which the frames are too crowded to measure (the high-passed ratio holds spots too: right cameras at 5
 #: emitters/um^2 read 1.23-1.41 there, at 6-26x)
 MAX_HP_CROWDING = 3.0
+#: EMCCD signal (photons/px) under which a high-passed ratio under NOISE_RANGE, where the plain one is within it, is no
+#: finding (:func:`noise_measure`): EM noise at a few photons/px reads low high-passed (right cameras 0.81-0.88 at 2-3
+#: photons/px, 0.92-1.00 at 10)
+MIN_EMCCD_HP_PHOTONS = 10.0
 #: share of the predicted pixel variance, at the signal the noise was measured at, from which the camera's read noise is
 #: named as a cause of a noise ratio outside ``NOISE_RANGE``: an sCMOS read noise of 3.48 written for 1.6 e- (ADU for
 #: e- at 0.46 e-/ADU) is 91 % of it at 1.4 photons/px, and the ratio of 0.29 was advised as an e_per_adu of 1.61 for
@@ -279,6 +283,14 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
         if crowding > MAX_HP_CROWDING and NOISE_RANGE[0] <= hp <= MAX_DIM_SHOT_RATIO:
             return math.nan, (f"frames too crowded: the dimmer pixels change {crowding:.2f}x as much between frames "
                               "as their pixel-to-pixel noise explains"), math.nan
+        if (getattr(camera, "em_gain", None) is not None and level < MIN_EMCCD_HP_PHOTONS and hp < NOISE_RANGE[0]
+                and ratio >= NOISE_RANGE[0]):
+            # an EMCCD's skewed noise at a few photons/px reads low high-passed (right cameras 0.81-0.88 at 2-3
+            # photons/px without spots, 0.72-0.76 at 1.5-2 photons/px and 2 emitters/um^2, told as too low): the
+            # spots raised the plain ratio, the high-pass is no measure here
+            return math.nan, (f"frames too crowded: the dimmer pixels change {crowding:.2f}x as much between frames "
+                              f"as their pixel-to-pixel noise explains, at an EMCCD signal of {level:.2g} "
+                              "photons/px"), math.nan
         ratio = hp
     # spots under about a pixel sd (160 nm pixels, a 2x2-binned movie) are not smooth and stay in the high-pass: a right
     # EMCCD or sCMOS at 1-5 emitters/um^2 read 1.4-5.4 there (sd 0.8 px) and up to 133 (sd 0.5 px), and was told.
