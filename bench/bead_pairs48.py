@@ -47,12 +47,15 @@ H = W = 112
 
 
 # ----------------------------------------------------------------------------------------------------------- pairs
-def _layout(n, rng, gap=17, margin=9):
+def _layout(n, rng, gap=17, margin=9, shape=(H, W), tries=10000):
+    """Up to ``n`` random (row, col) positions in ``shape`` (px), ``margin`` px in from the edges, more than ``gap`` px
+    apart in x or y; fewer where ``tries`` draws place no more (bench/beads49.py's stacks use it too)."""
+    h, w = shape
     pts = []
-    for _ in range(10000):
+    for _ in range(tries):
         if len(pts) == n:
             break
-        r, c = rng.uniform(margin, H - margin), rng.uniform(margin, W - margin)
+        r, c = rng.uniform(margin, h - margin), rng.uniform(margin, w - margin)
         if all(max(abs(r - a), abs(c - b)) > gap for a, b in pts):
             pts.append((r, c))
     return pts
@@ -232,6 +235,17 @@ def _number(text: str, after: str) -> float | None:
 
 
 # ----------------------------------------------------------------------------------------------------------- table
+def baseline_table(rows: list[dict], header: str, rest) -> None:
+    """The baseline part's table: ``header``, then a line a case (pixel size configured, baseline excess in ADU): the
+    warnings counted, then ``rest(rows of the case)`` after "baseline named " (bench/beads49.py's table too)."""
+    print(header)
+    for px in (100.0, 70.0, 140.0):
+        for extra in (0, 200, 600, 1000, 2000):
+            rs = [r for r in rows if r["px_nm"] == px and r["baseline_excess_adu"] == extra]
+            print(f"  px {px:5.0f} +{extra:4d}: warned {sum(r['warned'] for r in rs)}/{len(rs)}, baseline named "
+                  + rest(rs))
+
+
 def table(res: dict) -> None:
     if res.get("pairs"):
         print("\npairs among 3-4 beads: (singles+pairs) sep  kept/named pairs  named/rejected singles")
@@ -255,49 +269,59 @@ def table(res: dict) -> None:
         print(f"  total {len(g)}: refused {sum(r.get('rc', 1) != 0 for r in g)}, named "
               f"{sum(bool(r.get('named')) for r in g)}, baseline warnings {sum(bool(r.get('baseline_warnings')) for r in g)}")
     if res.get("baseline"):
-        print("\nPSF-shape check: px  baseline excess (ADU) -> warned / baseline named (as the likelier cause, as "
-              "not the only one) / says px_size_nm (over PSFs and seeds), width scales")
-        b = res["baseline"]
-        for px in (100.0, 70.0, 140.0):
-            for extra in (0, 200, 600, 1000, 2000):
-                rs = [r for r in b if r["px_nm"] == px and r["baseline_excess_adu"] == extra]
-                print(f"  px {px:5.0f} +{extra:4d}: warned {sum(r['warned'] for r in rs)}/{len(rs)}, baseline named "
-                      f"{sum(r.get('names_baseline', r['baseline_first']) for r in rs)} (the likelier cause "
-                      f"{sum(r['baseline_first'] for r in rs)}, not the only one {sum(r.get('both_named', 0) for r in rs)})"
-                      f", px named {sum(r['says_px'] for r in rs)}; pixels guessed "
-                      f"{', '.join('%g' % r['px_guess_nm'] for r in rs if r.get('px_guess_nm')) or '-'}; scale "
-                      f"{', '.join('%.2f' % r['width_scale'] for r in rs)}")
+        baseline_table(res["baseline"], "\nPSF-shape check: px  baseline excess (ADU) -> warned / baseline named (as "
+                       "the likelier cause, as not the only one) / says px_size_nm (over PSFs and seeds), width scales",
+                       lambda rs: f"{sum(r.get('names_baseline', r['baseline_first']) for r in rs)} (the likelier cause "
+                       f"{sum(r['baseline_first'] for r in rs)}, not the only one "
+                       f"{sum(r.get('both_named', 0) for r in rs)}), px named {sum(r['says_px'] for r in rs)}; pixels "
+                       f"guessed {', '.join('%g' % r['px_guess_nm'] for r in rs if r.get('px_guess_nm')) or '-'}; "
+                       f"scale {', '.join('%.2f' % r['width_scale'] for r in rs)}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default="pairs,good,baseline")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds (pairs and good)")
+    a = parse_args(ap, argv, table)
+    if a is None:
+        return 0
+    seeds = [int(s) for s in a.seeds.split(",")]
+    return run_parts((("pairs", lambda: run_pairs(seeds)), ("good", lambda: run_good(seeds)),
+                      ("baseline", lambda: run_baseline((0, 1)))), a.parts.split(","), table, a.out, seeds=seeds)
+
+
+def parse_args(ap: argparse.ArgumentParser, argv, table):
+    """``ap``'s arguments with --out and --table added; None where --table printed that JSON's table (the script then
+    stops). bench/beads49.py's main too."""
     ap.add_argument("--out", type=Path, default=None, help="JSON to write (with the code's commit)")
     ap.add_argument("--table", type=Path, default=None, help="print the table of this JSON and stop")
     a = ap.parse_args(argv)
     if a.table:
         table(json.loads(a.table.read_text()))
-        return 0
-    seeds = [int(s) for s in a.seeds.split(",")]
-    parts = a.parts.split(",")
+        return None
+    return a
+
+
+def run_parts(parts, chosen: list[str], table, out: Path | None, **meta) -> int:
+    """Runs the ``parts`` ((name, function of no arguments), in order) named in ``chosen``, each timed, prints
+    ``table`` of the result and the seconds, and writes it as JSON to ``out``: the commit and folder of the plexloc
+    measured (PYTHONPATH may point at another tree than this script's), ``meta``, the seconds, a list of rows a part.
+    bench/beads49.py's main too."""
     import plexloc
 
-    # the commit of the code measured (PYTHONPATH may point at another tree than this script's)
     commit = subprocess.run(["git", "-C", str(Path(plexloc.__file__).parent), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
-
-    res: dict = {"commit": commit, "plexloc": str(Path(plexloc.__file__).parent), "seeds": seeds, "seconds": {}}
-    for part, fn in (("pairs", run_pairs), ("good", run_good), ("baseline", lambda s: run_baseline((0, 1)))):
-        if part in parts:
+    res: dict = {"commit": commit, "plexloc": str(Path(plexloc.__file__).parent), **meta, "seconds": {}}
+    for part, fn in parts:
+        if part in chosen:
             t0 = time.time()
-            res[part] = fn(seeds)
+            res[part] = fn()
             res["seconds"][part] = round(time.time() - t0, 1)
     table(res)
     print("\nseconds:", res["seconds"], "code:", res["plexloc"], "commit", commit)
-    if a.out:
-        a.out.write_text(json.dumps(res, indent=1))
-        print("wrote", a.out)
+    if out:
+        out.write_text(json.dumps(res, indent=1))
+        print("wrote", out)
     return 0
 
 

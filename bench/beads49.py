@@ -31,7 +31,6 @@ import contextlib
 import io
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+from bead_pairs48 import _layout, baseline_table, parse_args, run_parts  # noqa: E402
 
 
 # -------------------------------------------------------------------------------------------------------- baseline
@@ -64,17 +64,6 @@ CAMERA = "kind: emccd\nqe: 0.9\nspurious_charge: 0.002\nem_gain: 300\ne_per_adu:
 QE, GAIN, E_PER_ADU, OFFSET = 0.9, 300.0, 45.0, 100.0
 
 
-def _positions(n, H, W, rng, gap=17, margin=10):
-    pts = []
-    for _ in range(20000):
-        if len(pts) == n:
-            break
-        r, c = rng.uniform(margin, H - margin), rng.uniform(margin, W - margin)
-        if all(max(abs(r - a), abs(c - b)) > gap for a, b in pts):
-            pts.append((r, c))
-    return pts
-
-
 def stack(*, z=np.arange(-800.0, 801.0, 50.0), n=12, size=96, photons=2e4, bright=None, drift_px=0.0, seed=0,
           full_scale=65535.0):
     """(len(z), size, size) uint16 ADU through the EMCCD: beads at random positions, ``bright`` = (index, factor),
@@ -82,7 +71,7 @@ def stack(*, z=np.arange(-800.0, 801.0, 50.0), n=12, size=96, photons=2e4, brigh
     from plexloc.calibrate.synthetic import bead_field
 
     rng = np.random.default_rng(seed)
-    pts = _positions(n, size, size, rng)
+    pts = _layout(n, rng, margin=10, shape=(size, size), tries=20000)
     out = np.zeros((len(z), size, size))
     for k, zk in enumerate(z):
         em = [((c + 0.5 + drift_px * k) * 100, (r + 0.5) * 100, photons * (bright[1] if bright and i == bright[0] else 1))
@@ -208,18 +197,14 @@ def run_good(seeds=(0,)) -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------- table
 def table(res: dict) -> None:
     if res.get("baseline"):
-        print("\nPSF-shape check: px  baseline excess (ADU) -> warned / baseline named / pixel size cleared / pixel "
-              "sizes suggested (2 PSFs x 2 seeds), width scale as read -> lifted")
-        b = res["baseline"]
-        for px in (100.0, 70.0, 140.0):
-            for extra in (0, 200, 600, 1000, 2000):
-                rs = [r for r in b if r["px_nm"] == px and r["baseline_excess_adu"] == extra]
-                print(f"  px {px:5.0f} +{extra:4d}: warned {sum(r['warned'] for r in rs)}/{len(rs)}, baseline named "
-                      f"{sum(r['names_baseline'] for r in rs)}, px cleared {sum(r.get('cleared_px', False) for r in rs)}, "
-                      f"px suggested {' '.join('/'.join('%g' % v for v in r.get('px_guesses_nm', [])) or '-' for r in rs)}"
-                      f"; scale {', '.join('%.2f' % r['width_scale'] for r in rs)}"
-                      + (f" -> {', '.join('%.2f' % r['lifted_scale'] if r.get('lifted_scale') else '-' for r in rs)}"
-                         if any(r.get("lifted_scale") for r in rs) else ""))
+        baseline_table(res["baseline"], "\nPSF-shape check: px  baseline excess (ADU) -> warned / baseline named / pixel "
+                       "size cleared / pixel sizes suggested (2 PSFs x 2 seeds), width scale as read -> lifted",
+                       lambda rs: f"{sum(r['names_baseline'] for r in rs)}, px cleared "
+                       f"{sum(r.get('cleared_px', False) for r in rs)}, px suggested "
+                       f"{' '.join('/'.join('%g' % v for v in r.get('px_guesses_nm', [])) or '-' for r in rs)}"
+                       f"; scale {', '.join('%.2f' % r['width_scale'] for r in rs)}"
+                       + (f" -> {', '.join('%.2f' % r['lifted_scale'] if r.get('lifted_scale') else '-' for r in rs)}"
+                          if any(r.get("lifted_scale") for r in rs) else ""))
     if res.get("good"):
         g = res["good"]
         print(f"\ngood stacks (simulate --beads, calibrate --config DIR/config.yaml): {len(g)}, config.yaml written "
@@ -242,28 +227,11 @@ def table(res: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default="baseline,good,walk")
-    ap.add_argument("--out", type=Path, default=None, help="JSON to write (with the code's commit)")
-    ap.add_argument("--table", type=Path, default=None, help="print the table of this JSON and stop")
-    a = ap.parse_args(argv)
-    if a.table:
-        table(json.loads(a.table.read_text()))
+    a = parse_args(ap, argv, table)
+    if a is None:
         return 0
-    import plexloc
-
-    commit = subprocess.run(["git", "-C", str(Path(plexloc.__file__).parent), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    res: dict = {"commit": commit, "plexloc": str(Path(plexloc.__file__).parent), "seconds": {}}
-    for part, fn in (("baseline", run_baseline), ("good", run_good), ("walk", run_walk)):
-        if part in a.parts.split(","):
-            t0 = time.time()
-            res[part] = fn()
-            res["seconds"][part] = round(time.time() - t0, 1)
-    table(res)
-    print("\nseconds:", res["seconds"], "code:", res["plexloc"], "commit", commit)
-    if a.out:
-        a.out.write_text(json.dumps(res, indent=1))
-        print("wrote", a.out)
-    return 0
+    return run_parts((("baseline", run_baseline), ("good", run_good), ("walk", run_walk)), a.parts.split(","), table,
+                     a.out)
 
 
 if __name__ == "__main__":
