@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -143,24 +142,7 @@ def main() -> int:
     w48.drift_of = drift_of  # "none": no drift (the structure-free tables)
     pats = [p.strip() for p in a.cases.split(",") if p.strip()]
     chosen = [c for c in CASES if any(fnmatch.fnmatch(c.name, p) for p in pats)]
-    import plexloc
-    src = Path(plexloc.__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
-    res: dict[str, Any] = {"commit": commit, "plexloc": str(src), "rows": []}
-    for case in chosen:
-        row = run_case(case)
-        res["rows"].append(row)
-        print(json.dumps({k: v for k, v in row.items() if k != "warnings"}), flush=True)
-    print(table(res))
-    if a.out is not None:
-        tmp = a.out.with_name(a.out.name + ".tmp")
-        tmp.write_text(json.dumps(res, indent=1))
-        tmp.replace(a.out)
-    return 0
+    return w48.run_cases(chosen, a.out, run_case, table)
 
 
 if __name__ == "__main__":

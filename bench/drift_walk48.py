@@ -246,6 +246,14 @@ def main() -> int:
     pats = [p.strip() for p in a.cases.split(",") if p.strip()]
     chosen = [c for c in CASES if any(fnmatch.fnmatch(c.name, p) for p in pats)
               and (a.comet or c.engine != "comet")]
+    return run_cases(chosen, a.out, run_case, table)
+
+
+def run_cases(chosen: list[Case], out: Path | None, run: Callable[[Case], dict[str, Any]],
+              table: Callable[[dict[str, Any]], str]) -> int:
+    """Runs the ``chosen`` cases with ``run`` (a JSON line each, but the warnings), prints ``table`` of the result and
+    writes it (the commit and folder of the plexloc measured, the rows) to ``out`` when given. bench/drift49.py's main
+    too."""
     import plexloc
     src = Path(plexloc.__file__).resolve().parent
     try:
@@ -255,14 +263,14 @@ def main() -> int:
         commit = "?"
     res: dict[str, Any] = {"commit": commit, "plexloc": str(src), "rows": []}
     for case in chosen:
-        row = run_case(case)
+        row = run(case)
         res["rows"].append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "warnings"}), flush=True)
     print(table(res))
-    if a.out is not None:
-        tmp = a.out.with_name(a.out.name + ".tmp")
+    if out is not None:
+        tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(json.dumps(res, indent=1))
-        tmp.replace(a.out)
+        tmp.replace(out)
     return 0
 
 
