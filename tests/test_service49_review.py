@@ -7,22 +7,14 @@ import threading
 import time
 
 import httpx
-import pytest
-from service_support import AgentThread, LiveServer, auth, make_service
-from test_service49 import warner_app
+from service_support import AgentThread, LiveServer, auth
+from test_service49 import svc  # noqa: F401  (the service with the warner application: a fixture)
 
 from plexloc.cli.main import main
 from plexloc.service.client import Client
 
 
-@pytest.fixture
-def svc(tmp_path):
-    service = make_service(tmp_path, apps_dirs=[tmp_path / "apps", warner_app(tmp_path / "warner")])
-    yield service
-    service.app.state.engine.dispose()
-
-
-def test_submit_wait_takes_a_worker_started_a_moment_after_the_job(svc, capsys):
+def test_submit_wait_takes_a_worker_started_a_moment_after_the_job(svc, capsys):  # noqa: F811
     """``plexloc worker ... &`` then ``plexloc submit ... --wait`` (a script, a worker started for the job): the
     worker is seen only at its first pull, after its start-up, and --wait stopped at its first poll (exit 3, "no
     worker has asked for jobs"), the job then run by the worker with no one waiting. Now the note must hold for
@@ -42,7 +34,7 @@ def test_submit_wait_takes_a_worker_started_a_moment_after_the_job(svc, capsys):
         assert "Stopped waiting" not in cap.err, cap.err
 
 
-def test_a_file_whose_stored_bytes_are_gone_is_uploaded_again(svc, tmp_path, capsys):
+def test_a_file_whose_stored_bytes_are_gone_is_uploaded_again(svc, tmp_path, capsys):  # noqa: F811
     """Upload reuse (same name and SHA-256) gave a job a file whose bytes had been lost from the store since: the job
     failed on its worker ("TransferError: download of cfg.yaml refused (404)"), where the submission before reuse
     uploaded it again and ran. The server now leaves such a file out of ``GET /files?sha256=``; submit uploads it."""
@@ -66,7 +58,7 @@ def test_a_file_whose_stored_bytes_are_gone_is_uploaded_again(svc, tmp_path, cap
             assert c.wait(c.jobs()[0]["id"], timeout=30)["state"] == "succeeded"
 
 
-def test_a_worker_keeps_taking_jobs_when_reading_the_applications_again_fails(svc):
+def test_a_worker_keeps_taking_jobs_when_reading_the_applications_again_fails(svc):  # noqa: F811
     """The worker's 5-minute re-read of the server's applications raised out of its pull: a failed re-read (the
     server busy, a 500 of /applications) stopped it taking any job (logged as an outage), and an entry point it cannot
     read (a newer server's key: its strict model refuses it) ended the worker with a ValidationError. Now the list read
@@ -112,7 +104,7 @@ def test_a_worker_keeps_taking_jobs_when_reading_the_applications_again_fails(sv
             agent.close()
 
 
-def test_warnings_of_a_lapsed_attempt_are_not_counted_with_the_one_that_succeeded(svc):
+def test_warnings_of_a_lapsed_attempt_are_not_counted_with_the_one_that_succeeded(svc):  # noqa: F811
     """A job whose first worker died after two warnings ran again and succeeded with one: it said "succeeded with 3
     warnings", two of them the lapsed attempt's (count and texts kept over attempts). Now each attempt starts its
     count at claim, and the texts are those after the last claim."""
