@@ -123,6 +123,11 @@ MAX_HP_CROWDING = 3.0
 #: finding (:func:`noise_measure`): EM noise at a few photons/px reads low high-passed (right cameras 0.81-0.88 at 2-3
 #: photons/px, 0.92-1.00 at 10)
 MIN_EMCCD_HP_PHOTONS = 10.0
+#: relative standard error of a squared robust spread (1.4826 MAD) of n Gaussian values is about this over sqrt(n): the
+#: crowding switch asks for MAX_CROWDING plus 3 such errors of the two ratios, so that a small movie's chance spread
+#: is no crowding (24x20-px frames, 4 of them, of a right sCMOS with per-pixel maps: the plain ratio 0.81-1.03, the
+#: high-passed one 0.60-1.04 from about 300 values, taken where their quotient passed 1.15: told 0.60x in 3 of 8 seeds)
+MAD_VAR_REL_SE = 2.33
 #: share of the predicted pixel variance, at the signal the noise was measured at, from which the camera's read noise is
 #: named as a cause of a noise ratio outside ``NOISE_RANGE``: an sCMOS read noise of 3.48 written for 1.6 e- (ADU for
 #: e- at 0.46 e-/ADU) is 91 % of it at 1.4 photons/px, and the ratio of 0.29 was advised as an e_per_adu of 1.61 for
@@ -279,7 +284,9 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     # to 1.41): too crowded, unless the ratio is beyond what crowding gives a right camera (under NOISE_RANGE, or
     # over MAX_DIM_SHOT_RATIO: em_gain and e_per_adu swapped read 66-120)
     crowding = ratio / hp if np.isfinite(hp) and hp > 0 else 1.0
-    if crowding > MAX_CROWDING and not 0 < ratio < NOISE_RANGE[0]:
+    n_plain, n_hp = st["counts"], st["hp_counts"]
+    chance = 3.0 * MAD_VAR_REL_SE * math.sqrt(1.0 / max(n_plain, 1) + 1.0 / max(n_hp, 1))
+    if crowding > MAX_CROWDING + chance and not 0 < ratio < NOISE_RANGE[0]:
         if crowding > MAX_HP_CROWDING and NOISE_RANGE[0] <= hp <= MAX_DIM_SHOT_RATIO:
             return math.nan, (f"frames too crowded: the dimmer pixels change {crowding:.2f}x as much between frames "
                               "as their pixel-to-pixel noise explains"), math.nan
@@ -324,7 +331,8 @@ def _noise_stats(x: Tensor, cam) -> dict:
       noise is independent from pixel to pixel and reads the same, but the spots that changed between the frames are
       smooth over several pixels and mostly drop out (:data:`MAX_CROWDING`);
     - ``level``: the median of the pair means in the dimmer half; ``noise_var_adu``: the variance of one frame's noise
-      in ADU^2 less rounding and dither; ``any_noise``: whether the undithered differences vary at all there."""
+      in ADU^2 less rounding and dither; ``any_noise``: whether the undithered differences vary at all there;
+    - ``counts``, ``hp_counts``: the values the dimmer quarter's plain and high-passed spreads are taken from."""
     import torch
 
     from plexloc.evaluate.uncertainty import MAD_TO_SD
@@ -394,7 +402,10 @@ def _noise_stats(x: Tensor, cam) -> dict:
         return (MAD_TO_SD * float(np.median(v))) ** 2
 
     noise_var = spread2(dn) / 2.0 - 2.0 / 12.0
-    return {"ratios": {q: spread2(v) for q, v in zs.items()},
+    q_last = NOISE_QUANTILES[-1]  # the fewest values of the quantiles the ratio is the smallest of
+    counts = sum(int(v.numel()) for v in zs[q_last])
+    hp_counts = sum(int(v.numel()) for v in hps[q_last])
+    return {"counts": counts, "hp_counts": hp_counts, "ratios": {q: spread2(v) for q, v in zs.items()},
             "hp_ratios": {q: spread2(v) / _HP_VAR for q, v in hps.items()},
             "level": level, "noise_var_adu": noise_var, "any_noise": any_noise}
 
