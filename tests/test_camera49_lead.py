@@ -24,3 +24,14 @@ def test_a_small_movie_of_a_right_scmos_is_not_switched_to_its_high_pass_by_chan
     cam = camera_from_config(roi)
     ratio, note, _ = noise_measure(cam.to_photons(torch.tensor(np.round(adu), dtype=torch.float32)), cam)
     assert note == "" and NOISE_RANGE[0] <= ratio <= NOISE_RANGE[1], ratio  # (0.60 / 0.69 / 0.73 before)
+
+
+def test_colour_excess_noise_follows_the_em_gain():
+    """plexloc color's --excess-noise from an EMCCD camera was 2 at any gain while the camera model's factor is 2 - 1/G
+    below em_gain 100 (session 49): 1.9 at gain 10, 2 from gain 100; the largest where the channels' gains differ."""
+    from plexloc.config.models import EMCCDConfig
+    from plexloc.post.color import camera_excess_noise
+
+    assert camera_excess_noise([EMCCDConfig(em_gain=300.0)] * 2) == 2.0
+    assert camera_excess_noise([EMCCDConfig(em_gain=10.0)] * 2) == pytest.approx(1.9)
+    assert camera_excess_noise([EMCCDConfig(em_gain=1.0), EMCCDConfig(em_gain=4.0)]) == pytest.approx(1.75)

@@ -184,9 +184,9 @@ def _excess_noise(args: argparse.Namespace) -> None:
         raise InputError(f"its channels' cameras are of different kinds ({kinds}): give --excess-noise (2 for an "
                          "EMCCD's photons, 1 otherwise)", source=args.camera)
     args.excess_noise = factor
-    if factor == 2.0:
-        print(f"--excess-noise 2: {args.camera} is an EMCCD (its excess-noise factor squared; give --excess-noise to "
-              "change it)")
+    if factor != 1.0:
+        print(f"--excess-noise {factor:g}: {args.camera} is an EMCCD (its excess-noise factor squared at its EM gain; "
+              "give --excess-noise to change it)")
 
 
 def _check_given_ratios(table, ratios, args: argparse.Namespace) -> None:

@@ -6,7 +6,7 @@ The expected image of one emitter in channel c is ``mu_c = PSF_c(T_c r, z - dz_c
     I_ij = sum_c sum_pixels (d mu / d theta_i)(d mu / d theta_j) / var_c(mu)
 
 with ``var`` the camera's per-pixel variance in the photon domain (:meth:`Camera.noise_variance_photons`:
-the EMCCD excess-noise factor 2, the sCMOS read-noise variance). Derivatives come from forward-mode
+the EMCCD excess-noise factor 2 - 1/em_gain, 2 from em_gain 100, the sCMOS read-noise variance). Derivatives come from forward-mode
 automatic differentiation of the PSF, so every model in the registry gets its bound for free.
 Parameters: ``x, y, [z,] photons, bg`` (z only for 3D PSFs); the bound of each is the square root of
 the diagonal of ``I^-1``.

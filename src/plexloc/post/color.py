@@ -158,12 +158,15 @@ class ColorReport:
 
 
 def camera_excess_noise(cameras) -> float | None:
-    """The ``excess_noise`` of data from ``cameras`` (camera configurations, one per channel): 2 where every one is an
-    EMCCD (the excess-noise factor squared of its gain register), 1 where none is, ``None`` where they are mixed (one
-    number cannot describe both)."""
+    """The ``excess_noise`` of data from ``cameras`` (camera configurations, one per channel): where every one is an
+    EMCCD, the excess-noise factor squared of its gain register (:func:`plexloc.camera.models.excess_noise_factor`:
+    2 from em_gain 100, 2 - 1/G below; 2 at any gain before session 49), the largest where their gains differ; 1
+    where none is; ``None`` where they are mixed (one number cannot describe both)."""
+    from plexloc.camera.models import excess_noise_factor
+
     emccd = [getattr(c, "kind", None) == "emccd" for c in cameras]
     if emccd and all(emccd):
-        return 2.0
+        return max(excess_noise_factor(float(getattr(c, "em_gain", 300.0) or 300.0)) for c in cameras)
     return None if any(emccd) else 1.0
 
 
