@@ -110,7 +110,8 @@ MIN_NOISE_ADU = 0.5
 #: quantiles of each frame pair's pixels (by their mean) whose noise is measured; the ratio is the smallest
 #: (:func:`noise_ratio_detail`)
 NOISE_QUANTILES = (0.5, 0.25)
-#: the dimmest pixels, whose noise ratio :func:`_noise_stats` also gives (the crowding guard before session 49)
+#: the dimmest pixels, whose noise ratio :func:`_noise_stats` also gives: the crowding guard before session 49, kept
+#: for ratios still above ``NOISE_RANGE`` after the high-pass (spots too sharp for it: :func:`noise_measure`)
 CROWDED_QUANTILE = 0.1
 #: the noise ratio over its 4-neighbour high-passed value above which the spots that changed between the frames raised
 #: it, and the high-passed one is taken (:func:`noise_measure`): 0.97-1.05 on right cameras at 0.3 emitters/um^2 and
@@ -210,6 +211,8 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     and where more than ``MAX_HP_CROWDING`` times, the noise is not measured (NaN, with a note). Ranking the dimmer
     pixels against the dimmest tenth, the guard before session 49, failed under a beam at high background (a right
     sCMOS at 1000 photons/px and 2 emitters/um^2 read 3.12 and was told): the beam, not the spots, ranks them there.
+    That guard is kept for a ratio still above ``NOISE_RANGE`` after the high-pass, where the spots are too sharp for
+    it (under about a pixel sd): the frames are then too crowded (NaN, with a note).
 
     Whole ADU: each frame is dithered by a uniform step of one ADU (in photons, per pixel for maps; seeded, so the
     ratio is reproducible) whose variance the prediction adds: the differences of a camera of several e- per ADU are
@@ -229,7 +232,8 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     Returns ``(ratio, note, level)``: the note says why the ratio is NaN; ``level`` is the median signal (photons/px)
     of the dimmer half of the pixels (NaN where not measured). NaN with fewer than two frames, on an EMCCD
     below ``MIN_EMCCD_PHOTONS`` per pixel (unless the ratio is under ``MIN_DIM_EMCCD_RATIO``, which no right camera
-    reads there: a gain or e_per_adu far too high, the photons scaled down many times, returns its ratio), in frames
+    reads there: a gain or e_per_adu far too high, the photons scaled down many times, returns its ratio; or above
+    ``MAX_DIM_SHOT_RATIO`` plain and high-passed: a signal taken away, returns it too), in frames
     too crowded, and for a camera whose noise does not depend on the signal (``additive``, seed 002's model): it has no gain to get wrong, and the emitters' noiseless changes
     between frames, which shot noise would otherwise dwarf, read as noise (a correct quad-plane movie at 50
     emitters per 64x64 frame: 1.44)."""
@@ -826,7 +830,9 @@ MIN_SWAP_GAIN_RATIO = 2.0
 
 def _swap_ratio(camera, photons: Tensor, *, max_frames: int = NOISE_FRAMES) -> float:
     """An EMCCD's noise ratio (:func:`noise_measure`) with its em_gain and e_per_adu exchanged, the frames converted
-    back to ADU and again with the exchanged values, where it is within ``NOISE_RANGE``; else NaN (and for any other
+    back to ADU and again with the exchanged values, where it is within ``NOISE_RANGE`` (frames too crowded swapped
+    back: their high-passed ratio, up to ``MAX_DIM_SHOT_RATIO``; an EMCCD signal under ``MIN_EMCCD_PHOTONS`` swapped
+    back: their plain ratio, from ``MIN_DIM_EMCCD_RATIO``); else NaN (and for any other
     camera, an em_gain within ``MIN_SWAP_GAIN_RATIO`` of e_per_adu, or an e_per_adu under 1, which no em_gain can be). The ratio alone does not
     tell a swap: at 2 photons/px the SMLM Challenge EMCCD's swapped values (photons 44x high) read 30x and were advised
     as an e_per_adu of 9.9 or an em_gain no EMCCD has."""
@@ -961,8 +967,9 @@ def _folded_ratio(ch: ChannelCheck) -> float:
 
 def _em_off_ratio(ch: ChannelCheck) -> float:
     """The noise ratio an EMCCD read out without EM gain (its conventional amplifier: no excess noise) shows under the
-    emccd model, ``(1 + read share) / 2``, where the camera is an EMCCD with em_gain under :data:`FOLDED_EM_GAIN` and
-    the measured ratio is that within :data:`NOISE_RANGE`; else 0."""
+    emccd model, ``share + (1 - share) / F^2`` with F^2 the model's excess noise at its em_gain (``(1 + read share)
+    / 2`` before session 49, when F^2 was 2 at any gain), where the camera is an EMCCD with em_gain under
+    :data:`FOLDED_EM_GAIN` and the measured ratio is that within :data:`NOISE_RANGE`; else 0."""
     from plexloc.camera.models import excess_noise_factor
 
     r, g = ch.noise_ratio, ch.em_gain_value
@@ -1034,8 +1041,8 @@ class ChannelCheck:
     #: where the maps were cut from a larger (chip) map: the corner (x, y) and where it came from (--roi-offset, the
     #: movie's metadata); None where the maps are used as given
     map_cut: tuple[int, int, str] | None = None
-    #: an EMCCD's noise ratio with its em_gain and e_per_adu swapped, where that is within ``NOISE_RANGE`` (the swap
-    #: is named first: :func:`_swap_ratio`); NaN elsewhere
+    #: an EMCCD's noise ratio with its em_gain and e_per_adu swapped, where that fits (:func:`_swap_ratio`; the swap
+    #: is named first); NaN elsewhere
     swap_ratio: float = math.nan
 
     @property

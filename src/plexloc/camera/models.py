@@ -120,7 +120,9 @@ def excess_noise_factor(em_gain: float) -> float:
 
 class EMCCD(Camera):
     """Poisson(qe * photons + spurious_charge) -> Gamma(n, em_gain) -> + N(0, read_sigma) -> / e_per_adu + baseline,
-    rounded and clipped to uint16. ``read_sigma`` is in electrons after the gain register."""
+    rounded and clipped to uint16. ``read_sigma`` is in electrons after the gain register. Below
+    :data:`EXACT_EXCESS_GAIN` the register's spread about its mean is shrunk to the excess-noise factor of the gain
+    (:func:`excess_noise_factor`, ``2 - 1/em_gain``; Gamma(n, G) alone has 2 at any gain)."""
 
     kind = "emccd"
 
