@@ -750,7 +750,8 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
                                   baseline_cause)
         if baseline_cause and not raw_cause:
             # is the baseline the only cause? The same check on the frames lifted to the baseline that fits (the dim
-            # pixels' median at 0): silent for the 6 warned movies whose baseline alone was 600-2000 ADU too high, still
+            # pixels' median at 0 in session 48, 3 noise sd above 0 since: :func:`_lift`): silent for the 6 warned
+            # movies whose baseline alone was 600-2000 ADU too high, still
             # off for the 11 that had 70 nm pixels configured for 100 as well (the pixels then guessed 104-108 nm, not
             # 113-163) and the 1 with 140 nm (106 nm guessed; bench/bead_pairs48.py). Run wherever the baseline is off,
             # warned or not: a baseline alone 600-2000 ADU too high was silent in 6 of 12 movies, and 140 nm pixels
