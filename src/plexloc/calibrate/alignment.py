@@ -706,7 +706,7 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
             base: dict, reversed_: dict[int, _Reversed] | None = None, flipped: bool = False,
             indistinct: dict[tuple[int, int], float] | None = None) -> AlignmentReport:
     """The report of the geometries' correlations: alternatives that line up better (:func:`_better_geometries`), the
-    configured geometry's channels that sit off zero (:func:`_channel_findings`) and the swaps that geometry cannot
+    configured geometry's channels that sit off zero (:func:`_channel_finding`) and the swaps that geometry cannot
     tell (:func:`_undecided_swaps`).
 
     ``indistinct`` (:func:`_indistinct_pairs`): channel pairs whose swap moves nothing. Their swapped geometries are
