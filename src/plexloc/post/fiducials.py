@@ -737,11 +737,13 @@ def _own_off_pace(wf: np.ndarray, long_gap: np.ndarray, span: float, length: int
 def _split_off_pace(track: Fiducial, others: Sequence[Fiducial], length: int, occupied: np.ndarray,
                     photons: np.ndarray) -> list[Fiducial]:
     """``track`` cut at every gap of :data:`_JUMP_CHECK_MISSES` windows or more across which its path jumps by more
-    than :data:`_JOIN_AGREE_NM` (or 5 times its window centres' own noise) off its own pace (a line through up to 4 window centres on each side) and off the
-    jump of the ``others`` followed across the gap, where there are any (a stage jump moves them all): two different
-    markers within the search's reach, one bleached and the other there from later on, were followed as one track
-    (50-100 nm apart, 300 frames apart: 24-48 nm off, reported +-2.3; session 49). :func:`_join` joins the pieces
-    again where other markers say the drift jumped as much."""
+    than :data:`_JOIN_AGREE_NM` (or 5 times its window centres' own noise) off its own pace (a line through up to 4
+    window centres on each side) and off the jump of the ``others`` followed across the gap, where there are any (a
+    stage jump moves them all), else by more than :data:`_OWN_PACE_FACTOR` times the largest such jump its own path
+    makes over as many frames (:func:`_own_off_pace`: what a curving drift alone does): two different markers within
+    the search's reach, one bleached and the other there from later on, were followed as one track (50-100 nm apart,
+    300 frames apart: 24-48 nm off, reported +-2.3; session 49). :func:`_join` joins the pieces again where other
+    markers say the drift jumped as much."""
     wf, wxy = track.window_frames, track.window_xy_nm
     # the centres' own noise, from the second differences of three consecutive windows (the drift's pace cancels; a
     # wide radius takes sample rows in)
