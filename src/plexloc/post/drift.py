@@ -882,8 +882,8 @@ def _rcc_split_half(frame: np.ndarray, seg: np.ndarray, n_seg: int, centre: np.n
 #: blocks of equal counts, each cross-correlated with the rest of the table (drift-corrected)
 RCC_STEP_BLOCKS = 8
 #: ... a step is kept where it fits the blocks' drifts this many times better (residual sum of squares) than a
-#: quadratic through them, and better than a straight line by an F ratio (2 and 2 B - 6 degrees of freedom) above
-#: :data:`RCC_STEP_F`
+#: quadratic through them, and better than a straight line by an F ratio (2 and 2 B - 6 degrees of freedom, 2 B - 8
+#: where the step falls inside a block, which is then left out) above :data:`RCC_STEP_F`
 RCC_STEP_RATIO = 10.0
 RCC_STEP_F = 30.0
 
