@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "every row with a positive total)")
     p.add_argument("--excess-noise", type=float_at_least(1.0), default=None, metavar="F",
                    help="noise factor (>= 1) of the photon variance estimate without sigma_photons_ch* (default: 2 "
-                   "where --camera is an EMCCD, else 1)")
+                   "where --camera is an EMCCD, 2 - 1/G below EM gain 100, else 1)")
     p.add_argument("--config", type=Path, default=None, metavar="YAML",
                    help="the configuration the table was fitted with: its photon_model's ratios (ratiometric) serve as "
                    "--ratios where those are not given, numbering the colours as it does, and its cameras as --camera; "
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "boxes or channel movies given in the wrong order)")
     p.add_argument("--camera", type=Path, default=None, metavar="YAML",
                    help="the data's camera: a camera YAML, or the configuration (its channels' cameras); an EMCCD makes "
-                   "--excess-noise default to 2")
+                   "--excess-noise default to its excess-noise factor squared (2 from EM gain 100)")
     p.add_argument("--reject-misfit", type=open_probability, default=None, metavar="ALPHA",
                    help="also reject (color -1) rows whose per-channel photons fit none of the ratios: chi-square "
                    "p-value of the best colour below ALPHA, in (0, 1), after scaling by the table's own noise scale (e.g. "
@@ -166,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _excess_noise(args: argparse.Namespace) -> None:
-    """``args.excess_noise`` where it was not given: 2 where every camera of ``--camera`` is an EMCCD (said, as the
+    """``args.excess_noise`` where it was not given: the EM register's factor where every camera of ``--camera`` is an
+    EMCCD (:func:`plexloc.post.color.camera_excess_noise`: 2 from EM gain 100, 2 - 1/G below; said, as the
     table does not record its camera), else 1; cameras of both kinds are refused (one factor cannot serve both)."""
     from plexloc.config.io import load_camera_configs
     from plexloc.errors import InputError
