@@ -112,7 +112,8 @@ class Job(Base):
     rerun_of: Mapped[str | None] = mapped_column(String(32), nullable=True)
     cpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    #: warning lines its log holds (counted as they are stored: the list of jobs reads this, not the log)
+    #: warning lines its last attempt wrote to the log (counted as they are stored, set to 0 when an attempt is
+    #: claimed: the list of jobs reads this, not the log)
     warning_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[float] = mapped_column(Float, default=now)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -445,7 +445,7 @@ def claim(
                 lease_expires_at=at + lease_s,
                 run_started_at=None,
                 attempts=Job.attempts + 1,
-                warning_count=0,  # this attempt's warnings (a lapsed attempt's counted with the one that succeeded)
+                warning_count=0,  # this attempt's warnings (a lapsed one's were counted with the one that succeeded)
                 stage="downloading",
                 updated_at=at,
             )
