@@ -409,8 +409,8 @@ class Predictor:
         """Frames (windows of ``per_item`` frames) of the tile ``x`` (..., C, h, w) per network pass: as many as
         :attr:`pass_pixels` output pixels of every channel allow (at least one); all of them where it is None. The
         channels count: each has its own frame U-Net, whose features the pass keeps for the union U-Net (a 2-channel
-        model's pass of 4 frames of 256 x 256 took 1.05 GB above the fit's baseline where a 1-channel model's took
-        0.64 GB, bench/io49.py)."""
+        model's pass of 4 frames of 256 x 256 took 1.04 GB of peak memory above the block's start where a 1-channel
+        model's took 0.66 GB, and 0.68 GB at 2 frames a pass, bench/io49.json)."""
         if self.pass_pixels is None:
             return max(int(x.shape[0]), 1)
         channels = int(x.shape[-3]) if x.dim() >= 3 else 1
