@@ -951,18 +951,20 @@ SHORT_SIDE_NM = 500.0
 #: 400 nm, NA 1.52: 55 nm), below the second rarely (520 nm, NA 1.49: 73 nm, more with the bead's size); above the third a bead is not in focus
 SIGMA_MIN_NM, SIGMA_LOW_NM, SIGMA_HIGH_NM = 50.0, 75.0, 250.0
 #: axial FWHM / lateral FWHM of a bead: a widefield PSF is >= 1.7 x longer than wide (NA -> n); 2.3-3 at NA 1.2-1.45,
-#: ~3.3 for the astigmatic Gaussian of plexloc, 6 at NA 0.5
+#: ~3.3 for the astigmatic Gaussian of plexloc, 6 at NA 0.5 (as read from a stack, session 49: 1.6-1.8 for the vectorial
+#: PSF at NA 1.49, :data:`RATIO_OIL`, :data:`AXIAL_RATIO_LOW`)
 AXIAL_RATIO_MIN, AXIAL_RATIO_MAX = 1.2, 20.0
-#: the ratio a bead stack at a high-NA objective rarely leaves, outside which it is warned of (--z-step 2x or 0.5x the
-#: step taken): with the right step, astigmatic Gaussians of foci +-0 to +-600 nm and depths 250-600 nm and the scalar
-#: pupil PSF read 1.81-4.88 (steps 25-100 nm); plexloc's default astigmatic Gaussian read 3.2-3.4, 6.6-6.8 with
-#: --z-step twice the step and 1.6-1.7 with half of it; the pupil PSF 2.5-2.8 (session 49: calibrate_spline on 9-bead
-#: Poisson stacks over +-1200 nm; bench/beads49.py: 6.74 and 1.69 for 2x and 0.5x, 0 of its 24 good stacks warned).
+#: the ratio a bead stack at a high-NA objective rarely leaves, outside which it is warned of (--z-step 2x the step
+#: taken, or 0.5x on PSFs that read high enough: not the Gaussian's, below): with the right step, astigmatic Gaussians
+#: of foci +-0 to +-600 nm and depths 250-600 nm and the scalar pupil PSF read 1.81-4.88 (steps 25-100 nm); plexloc's
+#: default astigmatic Gaussian read 3.2-3.4, 6.6-6.8 with --z-step twice the step and 1.6-1.7 with half of it; the pupil
+#: PSF 2.5-2.8 (session 49: calibrate_spline on 9-bead Poisson stacks over +-1200 nm; bench/beads49.py: 6.74 and 1.69
+#: for 2x and 0.5x, 0 of its 24 good stacks warned).
 #: The low limit 1.45, not 1.7: the vectorial PSF (psfmodels, Gibson-Lanni) of an NA 1.49 oil objective, beads on the
-#: coverslip in water, read 1.62-1.82 with the right step (200 nm beads, 100-160 nm pixels, 520-680 nm, steps 50-100
-#: nm; 1.72 for a point at 100 nm pixels) and were told to take a step of about 91 nm for 50 (session 49 review:
-#: tests/test_beads49_review.py); the axial FWHM counts slices, +-1 slice (10 % at 50 nm steps) below that. So 0.5x
-#: the step on plexloc's astigmatic Gaussian (1.65-1.69) is no longer told by the ratio (it overlaps right stacks)
+#: coverslip in water, read 1.62-1.82 with the right step (200 nm beads, 100-160 nm pixels, 520-680 nm, steps 50-100 nm;
+#: 1.72 for a point at 100 nm pixels) and were told to take a step of about 91 nm for 50 (session 49 review:
+#: tests/test_beads49_review.py); the axial FWHM counts slices, +-1 slice (10 % at 50 nm steps) below that. So 0.5x the
+#: step on plexloc's astigmatic Gaussian (1.65-1.69) is no longer told by the ratio (it overlaps right stacks)
 AXIAL_RATIO_LOW, AXIAL_RATIO_HIGH = 1.45, 6.0
 
 
