@@ -10,7 +10,8 @@ What a user records, and what it gives:
   itself*: the photon-transfer slope, the pixel variance above the read noise per ADU of signal above the offset.
   A camera that turns ``S`` electrons into ``S / e_per_adu`` ADU (sCMOS) gives variance ``S / e_per_adu²``, slope
   ``1 / e_per_adu``; an EMCCD (``em_gain * S / e_per_adu`` ADU, excess-noise factor ``F^2 = 2 - 1/em_gain``,
-  :func:`plexloc.camera.models.excess_noise_factor`) gives slope ``F^2 * em_gain / e_per_adu``, so only the ratio is measured and the EM gain setting is given by the user.
+  :func:`plexloc.camera.models.excess_noise_factor`) gives slope ``F^2 * em_gain / e_per_adu``, so only the ratio
+  is measured and the EM gain setting is given by the user.
 
 Flats give the slope per pixel too, and with enough frames (the per-pixel gain's standard error under
 :data:`GAIN_MAP_MAX_SE`) an sCMOS gain map. From a movie (:func:`movie_transfer`), each pixel's pairs of consecutive frames
