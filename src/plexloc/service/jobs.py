@@ -470,9 +470,10 @@ def queue_note(session: Session, job: Job, *, at: float | None = None, seen_s: f
                registry: Registry | None = None) -> str | None:
     """Why the queued ``job`` is not taken, when the server can tell: its application, version or entry point is no
     longer in ``registry`` (the server restarted without it: no worker is offered the job again), no worker pulled
-    lately, or none of those that did has the hardware the job asks (a GPU job with CPU workers only waited, queued,
-    without a word). None when some present worker could take it (it may still lack the job's program: only the
-    worker knows)."""
+    lately, none of those that did can run its program (``Worker.can_run``, what each offered at its last pull) or
+    has the hardware the job asks (a GPU job with CPU workers only waited, queued, without a word), or, for a job
+    waiting for its inputs, a source job it waits for is queued so. None when some present worker could take it (one
+    whose ``can_run`` is not reported yet is taken to run anything)."""
     if job.state != JobState.queued.value:
         return None
     if registry is not None and not registry.offers(job.application, job.version, job.entry_point):

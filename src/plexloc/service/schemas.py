@@ -107,7 +107,8 @@ class JobOut(_Out):
     finished_at: float | None
     updated_at: float
     note: str | None = Field(None, description="why a queued job is not taken, when the server can tell (no worker "
-                             "seen lately has the hardware it asks, or those that have are disabled)")
+                             "seen lately has its program or the hardware it asks, or those that have are disabled; "
+                             "or a job whose output it waits for is so)")
     output_bytes: int | None = Field(None, description="bytes its outputs and log take in its user's space (what "
                                      "deleting the job frees); null from servers that do not say")
     warning_count: int = Field(0, description="warnings its program wrote to the log (a job that succeeded may have "
