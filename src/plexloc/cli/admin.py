@@ -1,5 +1,5 @@
 """``plexloc admin create-user NAME`` / ``create-worker NAME [--group G]`` / ``list`` / ``usage`` / ``jobs`` / ``disable`` /
-``rotate``."""
+``enable`` / ``rotate``."""
 
 from __future__ import annotations
 
