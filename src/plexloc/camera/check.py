@@ -101,6 +101,8 @@ MIN_SHOT_ELECTRONS = 2.0
 #: read 1.19-1.21; an sCMOS of 0.7 e- at 1.25 e-/px, 28 %, 1.12-1.15 and of 1 e-, 44 %, 1.10-1.11: still measured)
 MAX_SHOT_READ_SHARE = 0.3
 #: ... unless the ratio is above this (no right camera reads it there: at most 1.53) or below ``MIN_DIM_EMCCD_RATIO``
+#: (since session 49 also an EMCCD's under ``MIN_EMCCD_PHOTONS`` is measured where its plain and high-passed ratios
+#: are both above this: a baseline above the offset, :func:`noise_measure`; the crowding test's upper bound too)
 MAX_DIM_SHOT_RATIO = 2.0
 #: the pixel noise (ADU, one frame) below which it is not measured: where the noise is a fraction of the camera's step,
 #: the dimmer pixels' differences are a few whole ADU and their spread says little even dithered (a right sCMOS at
