@@ -1190,7 +1190,7 @@ def rcc_drift(
             f"RCC: the cross-correlation peak of {len(weak)} of the {n_seg} time windows (window(s) "
             f"{', '.join(str(int(k)) for k in weak[:5])}{', ...' if len(weak) > 5 else ''}; best peak "
             f"{float(best_z[weak].max()):.1f} standard deviations above the rest of the correlation) does not stand "
-            f"out of the chance maxima of windows that share no structure (3-5 standard deviations; "
+            f"out of the chance maxima of windows that share no structure (2.4-5.2 standard deviations measured; "
             f"{RCC_MIN_PEAK_Z:g} needed), and this drift estimate of {len(table)} localizations is not reliable. Use "
             f"more localizations per window (the whole acquisition), {fewer}or fiducial markers (engine fiducials); "
             "if the sample did not drift, keep the uncorrected table", UnreliableDriftWarning, stacklevel=2)
