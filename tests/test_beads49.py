@@ -80,12 +80,12 @@ def test_a_wrong_pixel_size_and_a_high_baseline_that_cancel_are_told_apart():
 def test_the_field_to_set_is_named_where_the_camera_came_from_a_file(tmp_path):
     from plexloc.camera.models import camera_from_config
     from plexloc.config import load_config, save_config
-    from plexloc.psf.check import _baseline_field, baseline_above_offset
+    from plexloc.psf.check import baseline_field, baseline_above_offset
 
     cfg = tmp_path / "cfg.yaml"
     save_config(_psf_config(100.0, 1100.0), cfg)
     cam = camera_from_config(load_config(cfg).channels[0].camera)
-    assert _baseline_field(cam) == f" (channels.0.camera.baseline in {cfg})"  # as the saved file writes it
+    assert baseline_field(cam) == f" (channels.0.camera.baseline in {cfg})"  # as the saved file writes it
     raw = _movie(1)
     from plexloc.simulation import Simulator
 

@@ -338,7 +338,7 @@ def _baseline_above_offset(stacks, cams, sources) -> None:
     file gives a fit's photons too few."""
     import torch
 
-    from plexloc.psf.check import _baseline_field, baseline_excess
+    from plexloc.psf.check import baseline_field, baseline_excess
 
     for c, (ph, cam) in enumerate(zip(stacks, cams)):
         found = baseline_excess(torch.as_tensor(ph), cam)
@@ -347,7 +347,7 @@ def _baseline_above_offset(stacks, cams, sources) -> None:
         below, photons, fits = found
         print(f"plexloc calibrate: warning: half of the pixels of stack {c} ({sources[c]}) sit {below:.3g} ADU below "
               f"the camera's baseline ({photons:.3g} photons/px after conversion): {fits}: the camera's baseline lies "
-              f"above its offset; set it{_baseline_field(cam)} to the offset measured on dark frames (plexloc "
+              f"above its offset; set it{baseline_field(cam)} to the offset measured on dark frames (plexloc "
               "calibrate-camera): fits with "
               "this camera file would give too few photons", file=sys.stderr)
 

@@ -60,6 +60,7 @@ __all__ = [
     "PSFShapeWarning",
     "baseline_above_offset",
     "baseline_excess",
+    "baseline_field",
     "check_psf_shape",
     "check_movie_psf_shapes",
     "check_psf_shapes",
@@ -759,7 +760,7 @@ def _check_psf_shape(frames_photons, psf, *, z_range_nm, z_offset_nm, camera, ch
             # 0.82-1.17x the model's width and were silent in 8 of 8 (bench/beads49.py)
             lifted = _check_psf_shape(x + _lift(x, excess), psf, **{**options, "warn": False, "recheck_baseline": False})
             told = _with_baseline(report, lifted, where, max_far_fraction, min_excess, movie_px_size_nm, baseline_cause)
-            if report.warning or lifted.warning or baseline_alone or _px_in_question(report, lifted):
+            if report.warning or lifted.warning or baseline_alone or _px_in_question(lifted):
                 report.warning = told  # (the baseline alone, where the caller's camera check tells it: not twice)
         if report.warning is None and len(zs) > 1 and report.z_iqr_nm < 0.15 * (zs[-1] - zs[0]):
             zm = float(np.median(report.z_nm))
@@ -903,11 +904,11 @@ def _baseline_words(found: tuple[float, float, str] | None, camera=None) -> str 
         return None
     below, photons, fits = found
     return (f"half of the pixels sit {below:.3g} ADU below the camera's baseline ({photons:.3g} photons/px); {fits}. "
-            f"{_CUT_TAILS}{BASELINE_LIKELIER}: set the camera's baseline{_baseline_field(camera)} to its offset "
+            f"{_CUT_TAILS}{BASELINE_LIKELIER}: set the camera's baseline{baseline_field(camera)} to its offset "
             "(measured on dark frames: plexloc calibrate-camera)")
 
 
-def _baseline_field(camera) -> str:
+def baseline_field(camera) -> str:
     """`` (camera.baseline in config.yaml)``: the field of a camera read from a file, as that file writes it; ``''``
     for a camera built in Python."""
     from plexloc.camera.check import camera_source
@@ -929,7 +930,7 @@ def _baseline_alone(baseline_cause: str, widths: str = "") -> str:
             "pixels read as negative photons: the background comes out too low and the spots' tails are cut")
 
 
-def _px_in_question(r: PSFShapeReport, lifted: PSFShapeReport) -> bool:
+def _px_in_question(lifted: PSFShapeReport) -> bool:
     """Whether the spots lifted to the baseline that fits read uniformly wider or narrower than the model's (more than
     1.15x), where the shape check passed them (:func:`_with_baseline` names the pixel size then)."""
     k2 = lifted.width_scale
@@ -955,7 +956,7 @@ def _with_baseline(r: PSFShapeReport, lifted: PSFShapeReport, where: str, max_fa
                 f"pass the check, but with the baseline that fits they read {k2:.2f}x: two errors cancel. With the "
                 f"baseline that fits, {also[0].lower()}{also[1:]}")
     pxs = ", ".join(f"{p:g}" for p in dict.fromkeys(r.px_size_nm))
-    if _px_in_question(r, lifted):
+    if _px_in_question(lifted):
         # the lifted spots passed, but uniformly wider or narrower: a 3D model's range of widths takes spots 1.5x wider
         # (140 nm pixels configured for 100, astigmatic: 1.49x, silent)
         guess = ", ".join(f"{p / k2:.0f}" for p in dict.fromkeys(r.px_size_nm))

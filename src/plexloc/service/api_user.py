@@ -43,13 +43,6 @@ def job_out(job: Job, output_bytes: int | None = None, *, registry=None, warning
                   warnings=[service_flags(w, **words) for w in warnings])
 
 
-def _warning_count(session, job: Job) -> int:
-    """The job's warnings (its last attempt's): counted as its log was stored, those of the jobs stored before the
-    count by migration 0006. (Counted again here in the whole log, a job without warnings in its last attempt was
-    given those of a lapsed one, and the list of jobs said another count than its answer.)"""
-    return job.warning_count or 0
-
-
 def _entry_point(registry, job: Job):
     """The job's entry point (None: no registry given, or the server no longer offers it)."""
     if registry is None or not registry.offers(job.application, job.version, job.entry_point):
@@ -343,7 +336,7 @@ def _with_note(request: Request, session, job: Job) -> JobOut:
     submission: a job no worker could take was submitted without a word and sat queued until its user asked."""
     registry = request.app.state.registry
     out = job_out(job, _output_bytes(session, [job.id]).get(job.id, 0), registry=registry,
-                  warning_count=_warning_count(session, job),
+                  warning_count=job.warning_count or 0,  # its last attempt's, counted as its log was stored
                   warnings=job_warnings(session, job.id) if job.warning_count else [])  # none: not looked for
     return out.model_copy(update={"note": ops.queue_note(session, job, registry=registry)})
 
