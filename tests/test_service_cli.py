@@ -154,15 +154,16 @@ def test_submit_attaches_the_files_a_configuration_names(tmp_path, capsys):
         common = ["--server", live.url, "--token", svc.user_token]
         client = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {svc.user_token}"})
         assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"]) == 0
-        out = capsys.readouterr().out
-        assert out.count("attaching") == 1 and "gain.npy to input files (named by" in out
+        cap = capsys.readouterr()
+        out = cap.out  # the job id alone; "attaching" on stderr (session 50)
+        assert cap.err.count("attaching") == 1 and "gain.npy to input files (named by" in cap.err
         job = client.get(f"/api/v1/jobs/{out.strip().splitlines()[-1]}").json()
         names = [client.get(f"/api/v1/files/{fid}").json()["name"] for fid in job["inputs"]["files"]]
         assert names == ["gain.npy"]
         # given by hand: nothing attached on top
         assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}",
                      "--input", f"files={tmp_path / 'gain.npy'}"]) == 0
-        assert "attaching" not in capsys.readouterr().out
+        assert "attaching" not in capsys.readouterr().err
         cfg.write_text(cfg.read_text().replace("e_per_adu: gain.npy", "e_per_adu: maps/gain.npy"))
         n_files = len(client.get("/api/v1/files").json())
         assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"]) == 2

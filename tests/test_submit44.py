@@ -45,10 +45,11 @@ def test_an_included_camera_yaml_and_its_maps_travel_and_the_job_runs(server, tm
     captured = capsys.readouterr()
     assert code == 0, captured.err
     out = captured.out
-    assert out.count("attaching") == 4, out
-    assert f"camera.yaml to input files (named by {cfg})" in out and f"PSF.yaml to input files (named by {cfg})" in out
-    assert f"gain.npy to input files (named by {folder / 'camera.yaml'})" in out
-    assert f"var.npy to input files (named by {folder / 'camera.yaml'})" in out
+    err = captured.err  # "attaching" on stderr (session 50): stdout is the job id and its state
+    assert err.count("attaching") == 4, err
+    assert f"camera.yaml to input files (named by {cfg})" in err and f"PSF.yaml to input files (named by {cfg})" in err
+    assert f"gain.npy to input files (named by {folder / 'camera.yaml'})" in err
+    assert f"var.npy to input files (named by {folder / 'camera.yaml'})" in err
     job_id, state = out.strip().splitlines()[-2:]
     assert state == "succeeded"
     assert _input_names(client, job_id) == ["PSF.yaml", "camera.yaml", "gain.npy", "var.npy"]
@@ -70,7 +71,7 @@ def test_a_file_included_by_several_fields_travels_once(server, tmp_path, capsys
     code = main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert captured.out.count("attaching") == 2
+    assert captured.err.count("attaching") == 2
     assert _input_names(client, captured.out.strip().splitlines()[-1]) == ["camera.yaml", "gain.npy"]
 
 
@@ -122,7 +123,7 @@ def test_an_include_or_its_file_out_of_reach_is_named_before_any_upload(server, 
     n_files = len(client.get("/api/v1/files").json())
     assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"]) == 2
     captured = capsys.readouterr()
-    assert "attaching" not in captured.out
+    assert "attaching" not in captured.err
     assert f"{where}: {expected}" in captured.err, captured.err
     if where == camera:
         assert f"(camera.yaml is included by {cfg}, field 'camera')" in captured.err
@@ -147,4 +148,4 @@ def test_a_home_folder_or_absolute_path_is_warned_about_not_refused(server, tmp_
         code = main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "attaching" not in captured.out
+    assert "attaching" not in captured.err

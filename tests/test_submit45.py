@@ -33,7 +33,7 @@ def test_a_camera_number_written_as_text_is_not_taken_for_a_file(server, tmp_pat
     code = main(["submit", "plexloc-fit", *common, "--entry", "fit", "--input", f"movie={movie}",
                  "--input", f"model={model}", "--input", f"camera={cam}"])
     captured = capsys.readouterr()
-    assert "attaching" not in captured.out, captured.out
+    assert "attaching" not in captured.err, captured.err
     assert "not next to the configuration" not in captured.err, captured.err
     jobs = client.get("/api/v1/jobs").json()
     if value == '"100"':
@@ -56,10 +56,10 @@ def test_a_configuration_camera_number_with_a_unit_goes_to_the_server_and_its_ma
     common = ["--server", live.url, "--token", svc.user_token]
     assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"]) == 2
     captured = capsys.readouterr()
-    assert captured.out.count("attaching") == 1 and "gain.npy to input files" in captured.out, captured.out
+    assert captured.err.count("attaching") == 1 and "gain.npy to input files" in captured.err, captured.err
     assert "server (422)" in captured.err and "field 'camera.baseline'" in captured.err, captured.err
     assert "units are not written in the value" in captured.err, captured.err
     cfg.write_text(MICROSCOPE + "camera: {kind: scmos, e_per_adu: gain.npy, baseline: 100}\n")
     assert main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.count("attaching") == 1 and "gain.npy to input files" in captured.out, captured.out
+    assert captured.err.count("attaching") == 1 and "gain.npy to input files" in captured.err, captured.err

@@ -185,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(value, Path):
                 local.setdefault(slot, value)
         for slot, path, config_path in attached_files(c, args, local, given={slot for slot, _ in items}):
-            print(f"attaching {path} to input {slot} (named by {config_path})", flush=True)
+            # on stderr, as every other line but the job id and its state: J=$(plexloc submit ...) read them into J
+            print(f"attaching {path} to input {slot} (named by {config_path})", file=sys.stderr, flush=True)
             items.append((slot, path))
         inputs: dict[str, list[str]] = {}
         with _uploads_removed_unless_submitted(c) as uploaded:

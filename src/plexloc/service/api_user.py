@@ -21,7 +21,7 @@ from plexloc.service.schemas import (
 )
 from plexloc.service.states import JobState
 from plexloc.service.storage import StorageError
-from plexloc.service.words import job_warnings, service_flags
+from plexloc.service.words import job_warnings, job_words, service_flags
 
 router = APIRouter(prefix="/api/v1", tags=["user"])
 
@@ -36,18 +36,10 @@ def job_out(job: Job, output_bytes: int | None = None, *, registry=None, warning
         inputs.setdefault(ji.slot, []).append(ops.input_ref(ji))
     skip = ("inputs", "worker", "note", "output_bytes", "warning_count", "warnings")
     data = {c: getattr(job, c) for c in JobOut.model_fields if c not in skip}
-    ep = _entry_point(registry, job)
-    words = {"command": ep.command, "messages": ep.messages, "job_id": job.id} if ep is not None else {"command": None}
+    words = job_words(registry, job)
     data["error"] = service_flags(data["error"], **words)
     return JobOut(**data, inputs=inputs, worker=job.worker_id, output_bytes=output_bytes, warning_count=warning_count,
                   warnings=[service_flags(w, **words) for w in warnings])
-
-
-def _entry_point(registry, job: Job):
-    """The job's entry point (None: no registry given, or the server no longer offers it)."""
-    if registry is None or not registry.offers(job.application, job.version, job.entry_point):
-        return None
-    return registry.apps[job.application].versions[job.version].entry_points[job.entry_point]
 
 
 def _output_bytes(session, job_ids: list[str]) -> dict[str, int]:

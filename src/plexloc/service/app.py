@@ -108,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     app.state.engine = engine
     app.state.sessions = sessions
+    # what set_state words a job's mail with (its error and warnings as plexloc status says them): the registry the
+    # app holds now (an administrator's or a test's replaced one included)
+    sessions.configure(info={"registry": lambda: app.state.registry})
     app.state.signer = signer
     app.state.storage = storage
 

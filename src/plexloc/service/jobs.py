@@ -68,21 +68,31 @@ def set_state(session: Session, job: Job, target: JobState | str, *, at: float |
         _release_dependents(session, job, target, at=at)
         user = session.get(User, job.user_id)
         if user is not None and user.email:
-            from plexloc.service.words import job_warnings
+            from plexloc.service.words import job_warnings, job_words, service_flags
 
-            # a job that succeeded with warnings says so (they were only in its log)
+            # a job that succeeded with warnings says so (they were only in its log); its error and warnings in the
+            # service's words, as plexloc status says them ("--input camera=FILE", not its program's "--camera")
+            words = job_words(registry_of(session), job)
             n = (job.warning_count or 0) if target is JobState.succeeded else 0
-            said = "".join(f"\n- {w}" for w in job_warnings(session, job.id)) if n else ""
+            said = "".join(f"\n- {service_flags(w, **words)}" for w in job_warnings(session, job.id)) if n else ""
+            error = service_flags(job.error, **words)
             session.add(
                 Outbox(
                     recipient=user.email,
                     subject=f"plexloc job {job.id} {target.value}" + (f" with {n} warning{'s' * (n != 1)}" if n else ""),
                     body=f"Job {job.id} ({job.application} {job.version} {job.entry_point}) {target.value}."
-                    + (f"\n\n{job.error}" if job.error else "")
+                    + (f"\n\n{error}" if error else "")
                     + (f"\n\nIts program warned {n} time{'s' * (n != 1)} (plexloc status {job.id} --log has them "
                        f"all):{said}" if n else ""),
                 )
             )
+
+
+def registry_of(session: Session) -> Registry | None:
+    """The server's registry of applications, as its sessions carry it (``session.info["registry"]``, a callable:
+    :func:`plexloc.service.app.create_app`); None for a session opened without it (``plexloc admin``, a test)."""
+    get = session.info.get("registry")
+    return get() if callable(get) else get
 
 
 def _release_dependents(session: Session, job: Job, target: JobState, *, at: float) -> None:

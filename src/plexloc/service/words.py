@@ -49,13 +49,25 @@ def warning_text(line: str, job_id: str = "") -> str | None:
     return text
 
 
-def warning_counts(session: Session, job_ids: list[str]) -> dict[str, int]:
-    """Warning lines in the log of each job (one query; jobs without any are left out)."""
-    if not job_ids:
-        return {}
-    rows = session.execute(select(JobLog.job_id, func.count(JobLog.id))
-                           .where(JobLog.job_id.in_(job_ids), _like()).group_by(JobLog.job_id))
-    return {job_id: int(n) for job_id, n in rows}
+def warning_counts(conn, job_ids: list[str] | None = None) -> dict[str, int]:
+    """Warnings in the log of each job's last attempt (jobs without any are left out; ``job_ids`` None: every job), as
+    :func:`plexloc.service.jobs.add_log` counts them when it stores a line (:func:`warning_text`, the count started
+    again when an attempt begins): migration 0006 counts the jobs of before with it. ``conn``: a session or a
+    connection. It counted every attempt's lines with the LIKE patterns alone, which also take ``plexloc a b: warning:``
+    and, in SQLite, ``plexloc fit: WARNING:``: an old job's count and a new one's disagreed."""
+    q = (select(JobLog.job_id, JobLog.line).where(or_(_like(), JobLog.line.like(CLAIMED + "%")))
+         .order_by(JobLog.job_id, JobLog.id))
+    if job_ids is not None:
+        if not job_ids:
+            return {}
+        q = q.where(JobLog.job_id.in_(job_ids))
+    out: dict[str, int] = {}
+    for job_id, line in conn.execute(q):
+        if line.startswith(CLAIMED):  # an attempt begins: the lines before it are an earlier attempt's
+            out[job_id] = 0
+        elif warning_text(line) is not None:
+            out[job_id] = out.get(job_id, 0) + 1
+    return {job_id: n for job_id, n in out.items() if n}
 
 
 def job_warnings(session: Session, job_id: str, *, limit: int = MAX_TEXTS) -> list[str]:
@@ -104,6 +116,16 @@ def option_map(command: list[Any]) -> dict[str, tuple[str, str]]:
 
     walk(list(command), None)
     return out
+
+
+def job_words(registry, job) -> dict[str, Any]:
+    """The keyword arguments of :func:`service_flags` for ``job`` (its entry point's command and messages, its id):
+    ``service_flags(text, **job_words(registry, job))``. No registry, or one that no longer offers the job's entry
+    point: ``{"command": None}`` (the text is left as it is)."""
+    if registry is None or not registry.offers(job.application, job.version, job.entry_point):
+        return {"command": None}
+    ep = registry.apps[job.application].versions[job.version].entry_points[job.entry_point]
+    return {"command": ep.command, "messages": ep.messages, "job_id": job.id}
 
 
 def service_flags(text: str | None, command: list[Any] | None, *, messages: dict[str, str] | None = None,

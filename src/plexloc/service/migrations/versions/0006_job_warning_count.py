@@ -17,13 +17,16 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('warning_count', sa.Integer(), server_default='0', nullable=False))
-    # the jobs of before: counted in their logs, as plexloc.service.words counts them
+    # the jobs of before: counted in their logs as a job's lines are counted when they are stored (the regular
+    # expressions of plexloc.service.words, the last attempt's lines only); SQL LIKE alone counted every attempt's and
+    # took lines the server does not count (``plexloc fit: WARNING:`` in SQLite), so that an old job's count disagreed
+    # with the warnings its answer lists
+    from plexloc.service.words import warning_counts
+
     jobs = sa.table('jobs', sa.column('id', sa.String), sa.column('warning_count', sa.Integer))
-    logs = sa.table('job_logs', sa.column('job_id', sa.String), sa.column('line', sa.Text))
-    said = sa.or_(logs.c.line.like('plexloc %: warning: %'), logs.c.line.like('%.py:%: %Warning: %'),
-                  sa.func.substr(logs.c.line, 1, 9) == 'warning: ')
-    count = sa.select(sa.func.count()).select_from(logs).where(logs.c.job_id == jobs.c.id, said).scalar_subquery()
-    op.execute(jobs.update().values(warning_count=count))
+    conn = op.get_bind()
+    for job_id, n in warning_counts(conn).items():
+        conn.execute(jobs.update().where(jobs.c.id == job_id).values(warning_count=n))
 
 
 def downgrade() -> None:

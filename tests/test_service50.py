@@ -1,0 +1,134 @@
+"""The job service's leftovers of session 49 and a facility admin's walk (session 50): each test fails on the code
+before its fix."""
+
+from __future__ import annotations
+
+
+import numpy as np
+from service_support import AgentThread, LiveServer, make_service
+from test_service49 import warner_app
+
+from plexloc.cli.main import main
+from plexloc.service.client import Client
+
+
+def test_submit_says_what_it_attaches_on_stderr_and_prints_the_job_id_alone(tmp_path, capsys):
+    """``J=$(plexloc submit plexloc-simulate --input config=sim.yaml)``: the "attaching gain.npy ..." lines the
+    configuration's maps brought were on stdout, and J held them before the id. Now stdout is the id alone."""
+    svc = make_service(tmp_path)
+    try:
+        np.save(tmp_path / "gain.npy", np.full((8, 8), 0.5))
+        cfg = tmp_path / "cam.yaml"
+        cfg.write_text("px_size_nm: 100\nframe_size: [8, 8]\npsf: {kind: gaussian}\n"
+                       "camera: {kind: scmos, e_per_adu: gain.npy, read_variance: gain.npy}\n")
+        with LiveServer(svc.app) as live:
+            assert main(["submit", "plexloc-simulate", "--server", live.url, "--token", svc.user_token,
+                         "--input", f"config={cfg}"]) == 0
+            cap = capsys.readouterr()
+            with Client(live.url, svc.user_token) as c:
+                (job,) = c.jobs()
+        assert cap.out == job["id"] + "\n", cap.out
+        assert cap.err.count("attaching") == 1 and "gain.npy to input files (named by" in cap.err, cap.err
+    finally:
+        svc.app.state.engine.dispose()
+
+
+def test_the_mail_says_the_error_and_the_warnings_in_the_service_words(tmp_path):
+    """A job's mail named its program's options ("give the movie's camera with --camera CAMERA.yaml", "check the
+    camera (--camera ...) and the detection --threshold") where ``plexloc status`` says how a job gets them
+    (``--input camera=CAMERA.yaml``, ``--set threshold=VALUE``). Now the mail says what status says."""
+    from sqlalchemy import select
+
+    from plexloc.service import admin
+    from plexloc.service.db import Outbox
+
+    svc = make_service(tmp_path, apps_dirs=[tmp_path / "apps", warner_app(tmp_path / "warner")])
+    try:
+        with svc.sessions().begin() as s:
+            _, token = admin.create_user(s, "carol", email="carol@example.org")
+        with LiveServer(svc.app) as live, AgentThread(live.url, svc.worker_token), Client(live.url, token) as c:
+            ok = c.submit("warner", entry_point="run")
+            bad = c.submit("warner", entry_point="run", config={"mode": "fail"})
+            said = {j: c.wait(j, timeout=30) for j in (ok["id"], bad["id"])}
+        with svc.sessions().begin() as s:
+            mails = {row.subject.split()[2]: row.body for row in s.scalars(select(Outbox))}
+        assert said[ok["id"]]["state"] == "succeeded" and said[bad["id"]]["state"] == "failed", said
+        body = mails[ok["id"]]
+        for w in said[ok["id"]]["warnings"]:  # each warning as the job's answer (plexloc status) says it
+            assert f"\n- {w}" in body, (w, body)
+        assert "check the camera (--input camera=FILE, or the model's) and the detection --set threshold=VALUE" in body
+        assert "--camera" not in body and "--threshold" not in body, body
+        body = mails[bad["id"]]
+        assert said[bad["id"]]["error"] in body and "give the movie's camera with --input camera=CAMERA.yaml" in body
+        assert "--camera" not in body, body
+    finally:
+        svc.app.state.engine.dispose()
+
+
+def _old_database(tmp_path, lines_of: dict[str, list[str]]):
+    """A database at revision 0005 holding succeeded jobs with the log ``lines_of[job id]``; returns (engine, cfg)."""
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from plexloc.service import db
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        conn.execute(text("INSERT INTO users (id, name, token_hash, active, created_at) VALUES ('u', 'u', 'h', 1, 0)"))
+        for jid, lines in lines_of.items():
+            conn.execute(text("INSERT INTO jobs (id, user_id, application, version, entry_point, config, hardware, gpus, "
+                              "timeout_s, priority, state, progress, cancel_requested, waiting, attempts, max_attempts, "
+                              "cpu_seconds, gpu_seconds, created_at, updated_at) VALUES (:id, 'u', 'x', '1', 'e', '{}', "
+                              "'{}', 0, 1, 0, 'succeeded', 1, 0, 0, 2, 3, 0, 0, 0, 0)"), {"id": jid})
+            for line in lines:
+                conn.execute(text("INSERT INTO job_logs (job_id, line, created_at) VALUES (:j, :line, 0)"),
+                             {"j": jid, "line": line})
+    return engine, cfg
+
+
+def test_the_upgrade_counts_an_old_jobs_warnings_as_a_new_jobs_are_counted(tmp_path):
+    """Migration 0006 counted an old job's warnings with SQL LIKE over all its attempts (a lapsed attempt's warnings
+    too, and ``plexloc fit: WARNING:`` in SQLite, which LIKE compares without case), while a new job's are counted as
+    its lines are stored, the last attempt's only, by regular expression: the list said 5 warnings where the job's
+    answer listed 2. Now the upgrade counts as the server does (``words.warning_counts``, which the server's own
+    count agrees with)."""
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from plexloc.service import jobs as ops
+    from plexloc.service.db import Job, User
+    from plexloc.service.words import CLAIMED, warning_counts
+
+    lines = [f"{CLAIMED}w1 (attempt 1)", "plexloc fit: warning: first attempt", "x.py:1: UserWarning: lapsed",
+             f"{CLAIMED}w2 (attempt 2)", "plexloc fit: WARNING: not a warning the server counts",
+             "plexloc fit: warning: a", "tick", "warning: b"]
+    engine, cfg = _old_database(tmp_path, {"a": lines, "b": ["tick"]})
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        counts = dict(conn.execute(text("SELECT id, warning_count FROM jobs")).all())
+    engine.dispose()
+    assert counts == {"a": 2, "b": 0}, counts
+    # the server's own count of the same lines, stored as a job runs (a claim starts it again)
+    svc = make_service(tmp_path / "new")
+    try:
+        with svc.sessions().begin() as s:
+            job = ops.submit(s, s.scalar(select(User).where(User.name == "alice")), svc.app.state.registry,
+                             ops.JobRequest("ticker", entry_point="tick"))
+            s.flush()
+            for line in lines:
+                if line.startswith(CLAIMED):
+                    job.warning_count = 0  # as a claim does (jobs.claim)
+                ops.add_log(s, job, [line])
+            assert job.warning_count == 2
+            assert warning_counts(s, [job.id]) == {job.id: 2} and warning_counts(s) == {job.id: 2}
+            assert s.get(Job, job.id).warning_count == 2
+    finally:
+        svc.app.state.engine.dispose()
