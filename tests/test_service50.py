@@ -3,6 +3,7 @@ before its fix."""
 
 from __future__ import annotations
 
+import time
 
 import numpy as np
 from service_support import AgentThread, LiveServer, make_service
@@ -130,5 +131,37 @@ def test_the_upgrade_counts_an_old_jobs_warnings_as_a_new_jobs_are_counted(tmp_p
             assert job.warning_count == 2
             assert warning_counts(s, [job.id]) == {job.id: 2} and warning_counts(s) == {job.id: 2}
             assert s.get(Job, job.id).warning_count == 2
+    finally:
+        svc.app.state.engine.dispose()
+
+
+def test_a_worker_busy_through_a_server_restart_reads_the_new_applications_at_once(tmp_path):
+    """The admin restarted the server with an application added while a worker ran a long job: the worker never saw
+    the server down (its pings went on, or were retried), so it kept the list of what it can run read before, and
+    the new application's jobs waited up to 5 minutes (``can_run_refresh_s``). Now every pull's answer names the
+    server's registry, and a worker whose list was read under another reads it again at once."""
+    from service_support import script_app
+
+    from plexloc.service.apps import Registry
+
+    svc = make_service(tmp_path)
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            with AgentThread(live.url, svc.worker_token) as agent:
+                assert agent.can_run_refresh_s == 300.0  # the default: not shortened here
+                long = c.submit("ticker", entry_point="tick", config={"n": 4, "dt": 0.3})
+                deadline = time.monotonic() + 20
+                while c.job(long["id"])["state"] != "running":
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+                apps = script_app(tmp_path / "later", "import sys; open(sys.argv[2] + '/a.txt', 'w').write('a')",
+                                  name="later")
+                svc.app.state.registry = Registry.load(list(svc.settings.apps_dirs) + [apps])  # as a restart does
+                job = c.submit("later", entry_point="run", config={"mode": "x"})
+                t0 = time.monotonic()
+                assert c.wait(long["id"], timeout=30)["state"] == "succeeded"
+                assert c.wait(job["id"], timeout=15)["state"] == "succeeded"
+                took = time.monotonic() - t0
+        assert took < 15, took
     finally:
         svc.app.state.engine.dispose()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import resource
@@ -48,7 +49,7 @@ from plexloc.service import transfer
 from plexloc.service.apps import EntryPoint, Hardware
 from plexloc.service.client import ServiceError, check
 from plexloc.service.containers import RUNTIMES, Runtime, detect_runtime
-from plexloc.service.schemas import ATTEMPT_HEADER
+from plexloc.service.schemas import APPS_HEADER, ATTEMPT_HEADER
 
 log = logging.getLogger("plexloc.worker")
 _TQDM = re.compile(r"(\d{1,3})%\|")
@@ -386,6 +387,7 @@ class Agent:
         self.can_run_refresh_s = 300.0
         self._can_run_at = 0.0
         self._can_run_stale = False  # the last re-read failed (said once)
+        self._apps_tag: str | None = None  # the server's registry the list was read under (its APPS_HEADER)
         self._unreadable: set[tuple[str, str, str]] = set()  # entry points this worker's models refuse (said once)
         #: podman, docker or apptainer (entry points with an image); "auto": the first on PATH
         self.runtime = detect_runtime() if runtime == "auto" else detect_runtime(runtime) if isinstance(runtime, str) else runtime
@@ -398,7 +400,8 @@ class Agent:
         """The (application, version, entry point) triples of the server's registry this machine can run."""
         if self._can_run is None or time.monotonic() - self._can_run_at > self.can_run_refresh_s:
             try:
-                apps = check(self.http.get("/applications"))
+                r = self.http.get("/applications")
+                apps = check(r)
             except (httpx.HTTPError, ServiceError) as err:
                 if self._can_run is None:
                     raise
@@ -411,6 +414,7 @@ class Agent:
                 return self._can_run
             self._can_run_at = time.monotonic()
             self._can_run_stale = False
+            self._apps_tag = r.headers.get(APPS_HEADER)
             importlib.invalidate_caches()  # a package installed since is found
             out = []
             for a in apps:
@@ -434,6 +438,12 @@ class Agent:
         body = {"hardware": self.hardware.model_dump(), "can_run": self.can_run(), "min_job_age_s": self.min_job_age_s,
                 "runtimes": [self.runtime.name] if self.runtime else []}
         r = self.http.post("/jobs/pull", json=body)
+        tag = r.headers.get(APPS_HEADER)
+        if tag is not None and self._apps_tag is not None and tag != self._apps_tag:
+            # the server's registry changed since the list was read (a restart with an application added, while this
+            # worker ran a job and never saw the server down): read again at the next pull, not up to 5 min later
+            self._can_run_at = -math.inf
+            self._apps_tag = None
         if r.status_code == 204:
             return None
         return check(r)

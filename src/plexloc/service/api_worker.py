@@ -19,6 +19,7 @@ from plexloc.service.api_user import check_size, signed_download, signed_upload
 from plexloc.service.db import File, Job, JobInput, new_id
 from plexloc.service.deps import SessionDep, WorkerDep
 from plexloc.service.schemas import (
+    APPS_HEADER,
     ATTEMPT_HEADER,
     FileOut,
     FinishIn,
@@ -51,15 +52,19 @@ def _held_job(session, worker, job_id: str, attempt: int | None) -> Job:
 
 
 @router.get("/applications")
-def applications(request: Request, worker: WorkerDep) -> list[dict[str, Any]]:
-    return [app.model_dump(by_alias=True) for app in request.app.state.registry.apps.values()]
+def applications(request: Request, response: Response, worker: WorkerDep) -> list[dict[str, Any]]:
+    registry = request.app.state.registry
+    response.headers[APPS_HEADER] = registry.tag  # what the worker's list is read under
+    return [app.model_dump(by_alias=True) for app in registry.apps.values()]
 
 
 @router.post("/jobs/pull", response_model=JobSpec, responses={204: {"description": "nothing to do"}})
-def pull(body: PullIn, request: Request, session: SessionDep, worker: WorkerDep) -> JobSpec | Response:
-    """Claim the next job this worker can run (atomic, with a lease). 204 when there is none."""
+def pull(body: PullIn, request: Request, response: Response, session: SessionDep, worker: WorkerDep) -> JobSpec | Response:
+    """Claim the next job this worker can run (atomic, with a lease). 204 when there is none. Either answer names the
+    registry (:data:`APPS_HEADER`): a worker whose list of what it can run was read under another reads it again."""
     state = request.app.state
     registry = state.registry
+    response.headers[APPS_HEADER] = registry.tag
     if body.can_run == "*":
         can_run = [
             (a.name, v, e) for a in registry.apps.values() for v, ver in a.versions.items() for e in ver.entry_points
@@ -88,7 +93,7 @@ def pull(body: PullIn, request: Request, session: SessionDep, worker: WorkerDep)
         session.commit()
         time.sleep(0.2)
     if job is None:
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
+        return Response(status_code=status.HTTP_204_NO_CONTENT, headers={APPS_HEADER: registry.tag})
     ops.add_log(session, job, [f"{CLAIMED}{worker.name} (attempt {job.attempts})"])  # where the attempt's warnings start
     ep = registry.apps[job.application].versions[job.version].entry_points[job.entry_point]
     inputs = []

@@ -319,6 +319,20 @@ class Registry:
 
     def __init__(self, apps: dict[str, Application]):
         self.apps = apps
+        self._tag: str | None = None
+
+    @property
+    def tag(self) -> str:
+        """A digest of every application as the workers read them (16 hex digits): a server restarted with another
+        registry (an application added, a version removed) answers its workers with another tag, and each reads what
+        it can run again at its next pull (a worker busy through the restart kept the list of before for 5 min)."""
+        if self._tag is None:
+            import hashlib
+            import json
+
+            dumped = [self.apps[name].model_dump(by_alias=True) for name in sorted(self.apps)]
+            self._tag = hashlib.sha256(json.dumps(dumped, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return self._tag
 
     @classmethod
     def load(cls, extra_dirs: list[Path] | tuple = ()) -> "Registry":

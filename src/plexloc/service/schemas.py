@@ -11,6 +11,9 @@ from plexloc.service.apps import Hardware
 #: the header a worker sends with every request about a job it claimed: ``JobSpec.attempt``, so that the server
 #: refuses the requests of an attempt that is over (see :mod:`plexloc.service.api_worker`)
 ATTEMPT_HEADER = "X-Plexloc-Attempt"
+#: the header of the worker API's answers to ``/applications`` and ``/jobs/pull`` that names the server's registry of
+#: applications (:attr:`plexloc.service.apps.Registry.tag`): a worker whose list was read under another reads it again
+APPS_HEADER = "X-Plexloc-Applications"
 
 
 class _In(BaseModel):
