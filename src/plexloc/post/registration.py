@@ -10,7 +10,10 @@ reference table and a channel table, each in its own channel's coordinates:
 3. a least-squares affine fit with outlier rejection (:func:`plexloc.calibrate.spline.fit_affine`, the one
    the bead calibration uses); steps 2-3 repeat at each radius of ``radii_nm`` until the pairs stop changing.
 
-The result carries the residuals (nm) of the pairs used.
+The result carries the residuals (nm) of the pairs used and the transform's own uncertainty: the standard error of
+the position it maps, at the worst corner of the reference table's extent (:func:`transform_uncertainty`). Few pairs
+with large residuals (a dim channel seen in a few percent of the frames) fit a transform whose corners are tens of nm
+off, although every pair was right; that is warned above ``max_uncertainty_nm``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ from plexloc.errors import InputError
 from plexloc.post.pairs import displacement_peak, frame_points, mutual_nearest, same_frame_pairs
 from plexloc.table import LocTable
 
-__all__ = ["Registration", "register_channels"]
+__all__ = ["Registration", "register_channels", "transform_uncertainty"]
+
+#: the transform's standard error (nm, the mapped position's rms error at the worst corner of the fitted field) above
+#: which it is warned: a typical localization precision; the transform's error adds to every channel-1 position
+MAX_UNCERTAINTY_NM = 10.0
 
 
 @dataclass
@@ -37,6 +44,9 @@ class Registration:
     n_used: int  # kept by the outlier rejection
     residual_nm: dict[str, float]
     warning: str | None = None  # why the transform may not be trusted (few pairs for the localizations given)
+    #: standard error (nm, rms over x and y) of the position the transform maps, at the worst corner of the reference
+    #: table's extent (:func:`transform_uncertainty`)
+    uncertainty_nm: float = float("nan")
 
     def to_dict(self) -> dict:
         return {
@@ -48,12 +58,31 @@ class Registration:
             "n_pairs": self.n_pairs,
             "n_used": self.n_used,
             "residual_nm": self.residual_nm,
+            "transform_uncertainty_nm": self.uncertainty_nm,
             "warning": self.warning,
         }
 
 
 def _apply(T: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return xy @ T[:2, :2].T + T[:2, 2]
+
+
+def transform_uncertainty(src: np.ndarray, residual_nm: np.ndarray, extent: np.ndarray) -> float:
+    """Standard error (nm, ``sqrt(var_x + var_y)``) of ``T p`` for an affine ``T`` fitted by least squares to the pairs
+    whose reference positions are ``src`` (N, 2) and residual lengths ``residual_nm`` (N,), largest over the corners of
+    ``extent`` ((2, 2): the lowest and highest x and y). Each axis's noise variance is estimated from the residuals,
+    ``sum(r^2) / (2 (N - 3))`` (3 parameters per axis); ``var = sigma^2 p^T (A^T A)^-1 p`` with ``A = [src, 1]``.
+    Infinite where fewer than 4 pairs leave no degree of freedom."""
+    n = len(src)
+    if n < 4:
+        return float("inf")
+    c = src.mean(axis=0)  # centred: the normal matrix stays well conditioned at chip-sized coordinates
+    A = np.column_stack([src - c, np.ones(n)])
+    cov = np.linalg.pinv(A.T @ A)
+    s2 = float(np.sum(np.asarray(residual_nm, float) ** 2)) / (2 * (n - 3))
+    corners = np.array([[x - c[0], y - c[1], 1.0] for x in extent[:, 0] for y in extent[:, 1]])
+    per_axis = s2 * np.einsum("ij,jk,ik->i", corners, cov, corners)
+    return float(np.sqrt(2 * per_axis.max()))
 
 
 def register_channels(
@@ -66,6 +95,7 @@ def register_channels(
     min_pairs: int = 20,
     min_matched_fraction: float = 0.1,
     max_rounds: int = 10,
+    max_uncertainty_nm: float = MAX_UNCERTAINTY_NM,
     names: tuple[str, str] = ("the reference table", "the channel table"),
 ) -> Registration:
     """Affine transform reference -> channel from two single-channel tables of the same movie (nm).
@@ -79,7 +109,11 @@ def register_channels(
     2,269 of 3,240 molecules and its corners were off by 17 nm; now 3,220 and 1.5 nm, as at 1 degree).
 
     ``names`` (the tables' files, for the CLI) name them in the errors; a position that is not finite is refused
-    naming its table, column, row and value."""
+    naming its table, column, row and value.
+
+    ``warning`` is also set where the transform's standard error at the worst corner of the reference table's extent
+    (``uncertainty_nm``, :func:`transform_uncertainty`) is above ``max_uncertainty_nm``: 25-38 pairs of a channel seen
+    in 5 % of the frames (46 nm residual rms) put a 64-px field's corners 34-43 nm off, silently, before."""
     if len(reference) < 3 or len(channel) < 3:
         raise InputError(f"registration needs >= 3 localizations in each table, got {len(reference)} in {names[0]} "
                          f"and {len(channel)} in {names[1]}")
@@ -121,10 +155,20 @@ def register_channels(
              "q90": float(np.quantile(r, 0.9)), "max": float(r.max())}
     smaller = min(len(reference), len(channel))
     fraction = n_pairs / smaller
+    extent = np.array([xy_r.min(axis=0), xy_r.max(axis=0)])
+    uncertainty = transform_uncertainty(xy_r[i][used], r, extent)
     warning = None
     if n_pairs < min_pairs or fraction < min_matched_fraction:
         warning = (f"only {n_pairs} pairs matched ({100 * fraction:.1f} % of the smaller table's {smaller} "
                    "localizations): the tables may not come from the same movie, or too few molecules were seen in "
                    "both channels; do not trust this transform")
+    elif not uncertainty <= max_uncertainty_nm:
+        warning = (f"the transform is uncertain by {uncertainty:.0f} nm (standard error of the position it maps at the "
+                   f"corners of the reference table's {extent[1, 0] - extent[0, 0]:.0f} x "
+                   f"{extent[1, 1] - extent[0, 1]:.0f} nm extent; {int(used.sum())} pairs, residual rms "
+                   f"{stats['rms']:.0f} nm), more than {max_uncertainty_nm:g} nm: its error adds to every position of "
+                   "this channel; register tables of more frames (more molecules seen in both channels), or calibrate "
+                   "on beads (plexloc calibrate)")
     return Registration(transform=T, initial_shift_nm=shift, n_reference=len(reference), n_channel=len(channel),
-                        n_pairs=n_pairs, n_used=int(used.sum()), residual_nm=stats, warning=warning)
+                        n_pairs=n_pairs, n_used=int(used.sum()), residual_nm=stats, warning=warning,
+                        uncertainty_nm=uncertainty)
