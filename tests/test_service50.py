@@ -165,3 +165,35 @@ def test_a_worker_busy_through_a_server_restart_reads_the_new_applications_at_on
         assert took < 15, took
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_a_pipeline_input_is_checked_against_the_columns_its_producer_declares(tmp_path):
+    """``comet --input locs=job:FIT/locs.csv``: the check of a CSV input's columns (session 49) read only uploaded
+    files, so a fit's plexloc table for COMET waited for the fit, then failed on a worker with pandas' KeyError. Now the
+    producing entry point's declared output columns (plexloc's tables: frame, x_nm, y_nm, z_nm, photons) are checked
+    at submission (422, naming the job's output, its columns, those missing and the conversion); an output whose
+    producer declares none is accepted as before."""
+    from plexloc.service.client import ServiceError
+
+    svc = make_service(tmp_path, apps_dirs=[tmp_path / "apps", warner_app(tmp_path / "warner")])
+    movie, model = tmp_path / "m.tif", tmp_path / "model.pt"
+    movie.write_bytes(b"II*\x00" + bytes(60))
+    model.write_bytes(b"not read")
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            fit = c.submit("plexloc-fit", entry_point="fit",
+                           inputs={"movie": [c.upload(movie)["id"]], "model": [c.upload(model)["id"]]})
+            try:
+                c.submit("comet", inputs={"locs": [f"job:{fit['id']}/locs.csv"]})
+                raise AssertionError("accepted")
+            except ServiceError as err:
+                assert err.status == 422, err
+                detail = str(err.detail)
+            assert detail.startswith(f"inputs.locs: job:{fit['id']}/locs.csv (an output of plexloc-fit fit, whose "
+                                     "columns are frame, x_nm, y_nm, z_nm, photons) lacks the column(s) 'x [nm]', "
+                                     "'y [nm]' that comet drift reads; COMET reads ThunderSTORM's CSV"), detail
+            assert [j["id"] for j in c.jobs()] == [fit["id"]]  # refused: not queued to wait for the fit
+            other = c.submit("warner", entry_point="run")  # its locs.csv declares no columns: not judged here
+            assert c.submit("comet", inputs={"locs": [f"job:{other['id']}/locs.csv"]})["state"] == "queued"
+    finally:
+        svc.app.state.engine.dispose()

@@ -81,6 +81,10 @@ class Output(_Strict):
     path: str  # a glob relative to the output folder
     kind: Literal["output", "log", "artifact"] = "output"
     required: bool = False
+    #: the header columns a ``.csv`` output has, where the application says: a job that takes it as an input
+    #: (``job:ID/locs.csv``) before it exists is checked against them at submission, as an uploaded table is against
+    #: its slot's ``columns``. The server's own (never sent: an older worker's strict model would refuse the key)
+    columns: list[str] = Field(default_factory=list, exclude=True)
 
     @field_validator("path")
     @classmethod

@@ -243,7 +243,7 @@ def check_input_files(session: Session, storage, registry: Registry, job: Job) -
     check_tiff_inputs(session, storage, job)
     _, _, ep = registry.resolve(job.application, job.version, job.entry_point)
     check_config_inputs(session, storage, job, ep)
-    check_csv_columns(session, storage, job, ep)
+    check_csv_columns(session, storage, job, ep, registry=registry)
 
 
 #: bytes of a CSV input read for its header line
@@ -268,11 +268,18 @@ def csv_columns_missing(storage, f: File, columns: list[str]) -> tuple[list[str]
     return (missing, header) if missing else None
 
 
-def check_csv_columns(session: Session, storage, job: Job, ep: EntryPoint) -> None:
+def check_csv_columns(session: Session, storage, job: Job, ep: EntryPoint, *, registry: Registry | None = None) -> None:
     """:class:`InputError` (naming the slot, the file, the columns missing, those it has, and the slot's hint) for an
-    uploaded ``.csv`` input of a slot with ``columns`` whose header lacks some of them."""
+    uploaded ``.csv`` input of a slot with ``columns`` whose header lacks some of them; with ``registry``, also for
+    another job's output not made yet (``job:ID/locs.csv``) whose producing entry point declares its columns
+    (:attr:`plexloc.service.apps.Output.columns`) without some of them (it waited for its source, then failed on a
+    worker: COMET given a fit's plexloc table)."""
     for ji in job.inputs:
         spec = ep.inputs.get(ji.slot)
+        if (spec is not None and spec.columns and ji.file_id is None and ji.source_job_id and registry is not None
+                and (ji.source_name or "").lower().endswith(".csv")):
+            _check_declared_columns(session, registry, job, ji, spec)
+            continue
         f = session.get(File, ji.file_id) if ji.file_id else None
         if spec is None or not spec.columns or f is None or not f.name.lower().endswith(".csv"):
             continue
@@ -283,6 +290,27 @@ def check_csv_columns(session: Session, storage, job: Job, ep: EntryPoint) -> No
             raise InputError(f"file {f.id} ({f.name}) lacks the column(s) {', '.join(map(repr, missing))} that "
                              f"{job.application} {job.entry_point} reads (its header: {has or 'empty'})"
                              + (f"; {spec.columns_hint}" if spec.columns_hint else ""), source=f"inputs.{ji.slot}")
+
+
+def _check_declared_columns(session: Session, registry: Registry, job: Job, ji: JobInput, spec) -> None:
+    """:func:`check_csv_columns` of a pipeline input not made yet, against the columns its producing entry point
+    declares for the output (the first of its outputs whose glob matches the name); nothing said where it declares
+    none, or the server no longer offers it."""
+    from fnmatch import fnmatchcase
+
+    src = session.get(Job, ji.source_job_id)
+    if src is None or not registry.offers(src.application, src.version, src.entry_point):
+        return
+    src_ep = registry.apps[src.application].versions[src.version].entry_points[src.entry_point]
+    out = next((o for o in src_ep.outputs if fnmatchcase(ji.source_name, o.path)), None)
+    if out is None or not out.columns:
+        return
+    missing = [c for c in spec.columns if c not in out.columns]
+    if missing:
+        raise InputError(f"job:{src.id}/{ji.source_name} (an output of {src.application} {src.entry_point}, whose "
+                         f"columns are {', '.join(out.columns)}) lacks the column(s) {', '.join(map(repr, missing))} "
+                         f"that {job.application} {job.entry_point} reads"
+                         + (f"; {spec.columns_hint}" if spec.columns_hint else ""), source=f"inputs.{ji.slot}")
 
 
 Ref = tuple[str | None, str | None, str | None]  # (file id, source job id, source output name)
