@@ -85,7 +85,7 @@ def test_a_spline_calibration_named_as_the_psf_travels(server, tmp_path, capsys)
     code = main(["submit", "plexloc-simulate", *common, "--input", f"config={cfg}"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert f"PSF.h5 to input files (named by {cfg})" in captured.out
+    assert f"PSF.h5 to input files (named by {cfg})" in captured.err
     assert _input_names(client, captured.out.strip().splitlines()[-1]) == ["PSF.h5"]
 
 
