@@ -197,3 +197,35 @@ def test_a_pipeline_input_is_checked_against_the_columns_its_producer_declares(t
             assert c.submit("comet", inputs={"locs": [f"job:{other['id']}/locs.csv"]})["state"] == "queued"
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_a_reused_file_removed_meanwhile_is_uploaded_again_not_refused(tmp_path, capsys, monkeypatch):
+    """Two submissions of the same configuration at once: B reuses the file A uploaded, A's job is refused and A's
+    clean-up deletes its upload before B's job is created: B was refused ("no file ID") for a file its user gave.
+    Now B uploads it again and its job is submitted, with the new file."""
+    svc = make_service(tmp_path, apps_dirs=[tmp_path / "apps", warner_app(tmp_path / "warner")])
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("a: 1\n")
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as other:
+            first = other.upload(cfg)  # submission A's upload, about to be removed by its clean-up
+            real = Client.upload
+
+            def upload_then_a_cleans_up(self, path, **kw):
+                f = real(self, path, **kw)
+                if f.get("reused"):
+                    other.delete_file(f["id"])  # A, refused, removes its upload while B goes on
+                return f
+
+            monkeypatch.setattr(Client, "upload", upload_then_a_cleans_up)
+            code = main(["submit", "warner", "--server", live.url, "--token", svc.user_token, "--entry", "run",
+                         "--input", f"camera={cfg}"])
+            cap = capsys.readouterr()
+            assert code == 0, cap.err
+            (job,) = other.jobs()
+            (f,) = other.files(kind="upload")
+        assert cap.out == job["id"] + "\n", cap.out
+        assert job["inputs"]["camera"] == [f["id"]] and f["id"] != first["id"], (job, f)
+        assert f"file:{first['id']} was removed from the server meanwhile" in cap.err, cap.err
+    finally:
+        svc.app.state.engine.dispose()

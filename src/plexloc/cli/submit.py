@@ -189,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"attaching {path} to input {slot} (named by {config_path})", file=sys.stderr, flush=True)
             items.append((slot, path))
         inputs: dict[str, list[str]] = {}
+        reused: dict[str, Path] = {}  # file id -> the local file it stands for
         with _uploads_removed_unless_submitted(c) as uploaded:
             for slot, value in items:
                 if isinstance(value, Path):
@@ -197,15 +198,13 @@ def run(args: argparse.Namespace) -> int:
                         # on stderr: stdout is the job id alone (J=$(plexloc submit ...))
                         print(f"{value}: already on the server (file:{f['id']}), not uploaded again", file=sys.stderr,
                               flush=True)
+                        reused[f["id"]] = value
                     else:
                         uploaded.append(f["id"])
                     inputs.setdefault(slot, []).append(f["id"])
                 else:
                     inputs.setdefault(slot, []).append(value)
-            job = c.submit(
-                args.application, version=args.app_version, entry_point=args.entry, config=config, inputs=inputs,
-                hardware=_hardware(args), timeout_s=args.timeout, priority=args.priority,
-            )
+            job = _submit_reuse_checked(c, args, config, inputs, reused, uploaded)
         print(job["id"], flush=True)
         note = job.get("note")
         if note and not (args.wait and not args.wait_queued):
@@ -221,6 +220,32 @@ def run(args: argparse.Namespace) -> int:
             say_warnings(ended, prog="submit")
             return 0 if ended["state"] == "succeeded" else 1
     return 0
+
+
+def _submit_reuse_checked(c, args, config: dict, inputs: dict[str, list[str]], reused: dict[str, Path],
+                          uploaded: list[str]) -> dict:
+    """The job submitted; a file reused from the user's space that is gone when the job is created (another
+    submission of the same file, refused, removed its upload in between: ``no file 'ID'``) is uploaded again and the
+    job submitted once more, instead of this submission being refused for a file the user gave."""
+    from plexloc.service.client import ServiceError
+
+    while True:
+        try:
+            return c.submit(
+                args.application, version=args.app_version, entry_point=args.entry, config=config, inputs=inputs,
+                hardware=_hardware(args), timeout_s=args.timeout, priority=args.priority,
+            )
+        except ServiceError as err:
+            gone = next((fid for fid in reused if err.status == 422 and f"no file {fid!r}" in str(err.detail)), None)
+            if gone is None:
+                raise
+        path = reused.pop(gone)
+        f = c.upload(path, reuse=False)
+        uploaded.append(f["id"])
+        print(f"{path}: file:{gone} was removed from the server meanwhile (another submission's clean-up); uploaded "
+              f"again as file:{f['id']}", file=sys.stderr, flush=True)
+        for ids in inputs.values():
+            ids[:] = [f["id"] if fid == gone else fid for fid in ids]
 
 
 def _hardware(args: argparse.Namespace) -> dict[str, int] | None:
