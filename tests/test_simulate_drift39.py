@@ -53,7 +53,7 @@ def _rendered(sim: Simulator, n_frames: int, seed: int) -> tuple[list, object, n
     render = sim.expected_photons
 
     def record(em, bg, **kw):
-        seen.append((em.xyz_nm.clone(), em.frame_ix.clone()))
+        seen.append((em.xyz_nm.clone(), em.frame_ix.clone(), bg.shape[1]))  # the frames of this render, in order
         return render(em, bg, **kw)
 
     sim.expected_photons = record
@@ -77,11 +77,11 @@ def test_frames_show_the_drifting_sample_and_the_truth_keeps_its_positions():
     assert truth_on == truth_off and len(truth_on) > 40  # the same emitters, at the sample's own positions
     drift = movie_drift_nm(cfg.emitters.drift, n)
     start = 0
-    for (xyz_on, f_on), (xyz_off, f_off) in zip(seen_on, seen_off):  # the emitters each chunk rendered
+    for (xyz_on, f_on, n_on), (xyz_off, f_off, _) in zip(seen_on, seen_off):  # the emitters each render drew
         assert torch.equal(f_on, f_off)
         shift = (xyz_on - xyz_off).double().numpy()
         np.testing.assert_allclose(shift, drift[f_on.numpy() + start], atol=1e-3)
-        start += 7
+        start += n_on  # renders tile the movie (noise blocks of the movie since session 50, not chunks of 7)
     # fit-free: the frames' photon centroid moves by the drift, in frames whose every emitter lies 800 nm or more
     # inside the field (the Gaussian's 130 nm sigma and the drift's 212 nm keep its light inside)
     h, w = frames_on.shape[1:]

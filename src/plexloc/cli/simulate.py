@@ -131,6 +131,41 @@ def _joined(frames, split, camera=None):
     fill = float(base.double().median()) if hasattr(base, "double") else float(base)
     return join_frames(frames, split, shape, fill=round(fill))
 
+#: the fields of a section that shape every simulated movie, named with their defaults where a file leaves them out
+_SHAPING_FIELDS = {"emitters": ("density_per_um2", "photons_range", "on_time_frames"), "background": ("range",)}
+
+
+def _note_defaults(config, source, out) -> None:
+    """A note on stderr naming the emitter and background fields that ``source`` leaves out (a section left out
+    entirely included) with the defaults used: the density, photons, on-time and background that make the movie were
+    taken from plexloc's defaults without a word (``emitters`` left out: 1 emitter/µm², 1000-10000 photons)."""
+    import sys
+
+    parts = []
+    for section, names in _SHAPING_FIELDS.items():
+        model = getattr(config, section)
+        for name in names:
+            if name == "on_time_frames" and not config.emitters.blinking:
+                continue
+            if name not in model.model_fields_set:
+                value = getattr(model, name)
+                shown = f"[{value[0]:g}, {value[1]:g}]" if isinstance(value, tuple) else f"{value:g}"
+                parts.append(f"{section}.{name} {shown}")
+    if parts:
+        print(f"plexloc simulate: note: {source} does not give {', '.join(parts)}: plexloc's default(s) used; "
+              f"write them in the configuration to simulate your own sample ({Path(out) / 'config.yaml'} holds every value "
+              "used)",
+              file=sys.stderr)
+
+
+def _reproduce_comment(args: argparse.Namespace, device) -> str:
+    """The first line of DIR/config.yaml: the options that, with this file, make the same movie again (the seed, the
+    frames, the margin; the device, whose random numbers differ between CPU and CUDA)."""
+    margin = "" if args.margin_px is None else f" --margin-px {args.margin_px:g}"
+    return (f"made by: plexloc simulate config.yaml --frames {args.frames} --seed {args.seed}{margin} --device {device} "
+            "(this file; any --chunk): the same options make the same movie and truth.csv again")
+
+
 def run(args: argparse.Namespace) -> int:
     resolve_config(args)
     import numpy as np
@@ -169,11 +204,17 @@ def run(args: argparse.Namespace) -> int:
         data = config.model_dump()
         data["emitters"]["blinks_per_molecule"] = args.blinks_per_molecule
         config = validate_config(data, type(config), source="--blinks-per-molecule")
+    if args.density is not None:  # into the configuration DIR/config.yaml saves (it kept the file's density before)
+        from plexloc.config import validate_config
+
+        data = config.model_dump()
+        data["emitters"]["density_per_um2"] = args.density
+        config = validate_config(data, type(config), source="--density")
+    _note_defaults(config, args.config, args.out)
     device = resolve_device(args.device)
     sim = Simulator(config).to(device)
     gen = torch.Generator(device=device).manual_seed(args.seed)
-    emitters, chunks = sim.iter_movie(args.frames, generator=gen, density_per_um2=args.density, chunk_frames=args.chunk,
-                                      margin_px=args.margin_px)
+    emitters, chunks = sim.iter_movie(args.frames, generator=gen, chunk_frames=args.chunk, margin_px=args.margin_px)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     split = _split_view(config, args.config)
@@ -222,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
                        fmt=["%d", "%.4f", "%.4f", "%.4f"], header="frame,x_nm,y_nm,z_nm", comments="")
     elif drift_path.exists():  # an earlier run's drift would be taken for this movie's
         drift_path.unlink()
-    save_config(config, out / "config.yaml")
+    save_config(config, out / "config.yaml", comment=_reproduce_comment(args, device))
     n_ids = len(set(truth["id"].tolist())) if "id" in truth.columns else None  # truth.csv: one row per emitter and frame
     blinks = config.emitters.blinks_per_molecule
     cut = sim.map_crops()

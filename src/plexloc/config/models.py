@@ -23,7 +23,10 @@ Range = tuple[float, float]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: every float field refuses NaN and infinity, naming the field (a photons_range of [1000, .inf]
+    # or a z_range_nm of [.nan, 0] was accepted: NaN frames failed deep in the camera, a NaN z went into truth.csv, an
+    # infinite density crashed in torch with "SymIntArrayRef expected to contain only concrete integers")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _check_range(value: Range, *, low: float | None = None) -> Range:

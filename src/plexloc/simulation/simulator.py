@@ -267,6 +267,12 @@ def psf_z_range(channel: Channel, channel_config: ChannelConfig) -> tuple[float,
     return lo, hi, None if cal is None else str(cal)
 
 
+#: frames of a movie whose camera noise is drawn in one call (:meth:`Simulator.iter_movie`): blocks of the movie, not
+#: of the chunks rendered, so that ``chunk_frames`` (a memory bound) leaves the movie as it is; a chunk smaller than
+#: this still draws a whole block (held until the next chunk takes the rest)
+NOISE_BLOCK_FRAMES = 16
+
+
 @dataclass
 class MovieSimulation:
     """A simulated movie: raw frames ``(C, T, H, W)`` (ADU, integer-valued float), the truth table,
@@ -568,20 +574,37 @@ class Simulator(nn.Module):
         roi = torch.tensor([list(at.get(c, (0, 0))) for c in range(self.n_channels)], dtype=torch.int64,
                            device=self.device)  # (C, 2); channels without larger maps ignore their row
 
+        block = NOISE_BLOCK_FRAMES
+
+        def draw(lo: int, hi: int) -> Tensor:
+            """Raw frames ``[lo, hi)`` (``lo`` a multiple of ``block``): rendered at once, their camera noise drawn block
+            by block of the movie, so that the random numbers each frame gets do not depend on ``chunk_frames``."""
+            a, b = (int(v) for v in torch.searchsorted(emitters.frame_ix, torch.tensor([lo, hi], device=self.device)))
+            sel = shown.select(slice(a, b))
+            sel.frame_ix = sel.frame_ix - lo
+            with torch.no_grad():
+                expected = self.expected_photons(sel, bg_levels[:, lo:hi])
+                parts = []
+                for s0 in range(0, hi - lo, block):
+                    s1 = min(s0 + block, hi - lo)
+                    offsets = roi[:, None, :].expand(-1, s1 - s0, -1) if at else None
+                    parts.append(self.camera(expected[:, s0:s1], generator=generator, map_offset_px=offsets,
+                                             offsets_inside=True))  # checked by _movie_map_offsets
+            return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
         def chunks() -> Iterator[tuple[int, Tensor, Tensor]]:
-            bounds = torch.searchsorted(
-                emitters.frame_ix, torch.arange(0, n_frames + chunk_frames, chunk_frames, device=self.device)
-            )
-            for i, start in enumerate(range(0, n_frames, chunk_frames)):
+            ahead, ahead_end = None, 0  # frames drawn beyond the last chunk: [previous stop, ahead_end)
+            for start in range(0, n_frames, chunk_frames):
                 stop = min(start + chunk_frames, n_frames)
-                sel = shown.select(slice(int(bounds[i]), int(bounds[i + 1])))
-                sel.frame_ix = sel.frame_ix - start
-                bg = bg_levels[:, start:stop]
-                with torch.no_grad():
-                    offsets = roi[:, None, :].expand(-1, stop - start, -1) if at else None
-                    raw = self.camera(self.expected_photons(sel, bg), generator=generator, map_offset_px=offsets,
-                                      offsets_inside=True)  # checked by _movie_map_offsets
-                yield start, raw, bg
+                have = [] if ahead is None else [ahead]
+                if stop > ahead_end:  # up to the end of the block that holds the chunk's last frame
+                    end = min(-(-stop // block) * block, n_frames)
+                    have.append(draw(ahead_end, end))
+                    ahead_end = end
+                frames = have[0] if len(have) == 1 else torch.cat(have, dim=1)
+                raw, ahead = frames[:, : stop - start], frames[:, stop - start:]
+                ahead = ahead if ahead.shape[1] else None
+                yield start, raw, bg_levels[:, start:stop]
 
         return emitters, chunks()
 
