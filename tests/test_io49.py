@@ -197,6 +197,7 @@ def run_and_raw(tmp_path_factory):
     return root / "run", mov.frames[0].numpy().astype(np.uint16)
 
 
+@pytest.mark.filterwarnings("always::plexloc.camera.check.CameraWarning")  # the CLI prints it (session 50)
 def test_a_movie_clipped_below_any_full_scale_flags_its_rows(tmp_path, run_and_raw, capsys):
     """A 16-bit movie clipped at 1000 ADU (a full well, not a 2^k - 1 full scale; no saturation_adu set): 5 % of its
     pixels sit there, and the fit flagged no row (saturated_px 0 everywhere) and said nothing. The pile-up is the
@@ -218,6 +219,7 @@ def test_a_movie_clipped_below_any_full_scale_flags_its_rows(tmp_path, run_and_r
     assert flagged > 0.1 * len(table)
     assert f"{flagged} rows touch pixels clipped at 1000 ADU (where the movie's pixels pile up)" in err
     assert "the pixel type's maximum" not in err and "2^" not in err  # the camera check's words are for other levels
+    assert "sit at exactly 1000 ADU, piled up there" in err  # the camera check says it (session 50)
     # the unclipped movie: no level of its own, no row flagged
     write_movie(tmp_path / "raw.tif", raw)
     assert main(["fit", str(tmp_path / "raw.tif"), "--model", str(run), "--out", str(tmp_path / "r.csv"),

@@ -28,8 +28,9 @@ Two findings, per channel (:func:`check_camera`):
   warning fires it names the baseline first (an sCMOS offset map 80 ADU high was advised as a read_sigma of 5.1 e-
   for 1.4 first).
 - **saturation**: the share of pixels at the camera's clipping level (:func:`clip_level`): the camera's
-  ``saturation_adu`` where it is set, else a level found in the first frames (:func:`detect_clip_adu`: a 12-bit
-  camera's 4095 written into a 16-bit file), else the movie's integer maximum (65535 for uint16, 255 for uint8),
+  ``saturation_adu`` where it is set, else a level found in the first frames (:func:`find_clip_adu`: a 12-bit
+  camera's 4095 written into a 16-bit file, or any value the pixels pile up at, as a full well clips a 16-bit movie
+  at 1000 ADU), else the movie's integer maximum (65535 for uint16, 255 for uint8),
   which a camera or the simulator clips to. Above ``MAX_SATURATED_FRACTION`` (0.01 %) it is a warning: at e_per_adu
   1 2 % of the pixels clip, and bright emitters were fitted at 0.32x (network) and 0.55x (MLE) their photons. A
   level found in the movie is a warning at any share (it names the level and the setting). Float movies have no
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
            "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "camera_model", "camera_source", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
-           "detect_clip_adu", "dim_offset", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "read_noise_share", "saturation_adu"]
+           "detect_clip_adu", "dim_offset", "find_clip_adu", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "piled_up_level", "read_noise_share", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
 NOISE_RANGE = (0.75, 1.35)
@@ -194,7 +195,8 @@ def noise_ratio_detail(photons: Tensor, camera, *, max_frames: int = NOISE_FRAME
     return noise_measure(photons, camera, max_frames=max_frames)[:2]
 
 
-def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) -> tuple[float, str, float]:
+def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES, stats: dict | None = None
+                  ) -> tuple[float, str, float]:
     """Measured over predicted pixel variance of one channel's photon frames ``(T, H, W)`` (T >= 2): 1 when the
     camera settings that converted them are right.
 
@@ -232,7 +234,9 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
     s).
 
     Returns ``(ratio, note, level)``: the note says why the ratio is NaN; ``level`` is the median signal (photons/px)
-    of the dimmer half of the pixels (NaN where not measured). NaN with fewer than two frames, on an EMCCD
+    of the dimmer half of the pixels (NaN where not measured). ``stats``: a dict that receives the statistics the
+    ratio was taken from (:func:`_noise_stats`: ``ratios``, ``hp_ratios``, ``level``, ...), where they were computed
+    (not for an additive camera or one frame), so that a caller reads them without computing them again. NaN with fewer than two frames, on an EMCCD
     below ``MIN_EMCCD_PHOTONS`` per pixel (unless the ratio is under ``MIN_DIM_EMCCD_RATIO``, which no right camera
     reads there: a gain or e_per_adu far too high, the photons scaled down many times, returns its ratio; or above
     ``MAX_DIM_SHOT_RATIO`` plain and high-passed: a signal taken away, returns it too), in frames
@@ -246,6 +250,8 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES) ->
         return math.nan, "one frame", math.nan
     cam = _on_cpu(camera)
     st = _noise_stats(x, cam)
+    if stats is not None:  # handed back: the crowded-EMCCD swap path reads its high-passed ratios, not recomputed
+        stats.update(st)
     level = st["level"]
     if not st["any_noise"]:
         return 0.0, "", level  # no noise at all between the frames: synthetic, not from a camera (not told)
@@ -525,41 +531,74 @@ def saturation_adu(dtype) -> float | None:
     return float(np.iinfo(dt).max) if dt.kind in "iu" else None
 
 
-def detect_clip_adu(raw, dtype=None) -> float | None:
-    """The level a camera clips at, found in raw frames (ADU) that do not reach the pixel type's maximum: their
-    largest value is a full scale ``2**k - 1`` (``k`` in :data:`CLIP_BITS`: 4095 of a 12-bit camera, 16383 of a
-    14-bit one), held by at least :data:`MIN_CLIPPED_PIXELS` pixels, and by at least :data:`MIN_CLIP_PILEUP` times
-    the mean count of the 16 values below it. None otherwise (nothing clipped in these frames, or no such pile-up).
-    ``dtype``: the movie's pixel type (its own maximum is :func:`saturation_adu`'s level, not a finding). Float movies
-    are not looked at, as they have no integer maximum either (a camera's raw counts are integers; set
-    ``saturation_adu`` for a float movie that clips)."""
+def find_clip_adu(raw, dtype=None) -> tuple[float | None, str]:
+    """The level a camera clips at, found in raw frames (ADU) that do not reach the pixel type's maximum, and how it
+    was known: their largest value held by at least :data:`MIN_CLIPPED_PIXELS` pixels and by at least
+    :data:`MIN_CLIP_PILEUP` times the mean count of the 16 values below it (a clipped tail piles up on one value; an
+    unclipped movie's largest values are spread out), and
+
+    - ``(level, "found")`` where it is a full scale ``2**k - 1`` (``k`` in :data:`CLIP_BITS`: 4095 of a 12-bit
+      camera, 16383 of a 14-bit one);
+    - ``(level, "pile-up")`` where it is any other value (a camera whose full well, or whose offset and gain, end its
+      range there: a 16-bit movie clipped at 1000 ADU was fitted with 5 % of its pixels there and not one row
+      flagged), held at at least :data:`MIN_CLIPPED_PIXELS` different pixel positions (a hot pixel stuck at the
+      movie's maximum is no clipping level) and by fewer than half of the frames' pixels (first frames blank or
+      constant, all at one value, are no clipped tail);
+    - ``(None, "")`` otherwise: nothing clipped in these frames, no such pile-up.
+
+    ``dtype``: the movie's pixel type (default the array's; its own maximum is :func:`saturation_adu`'s level, not a
+    finding), so that frames converted to float (a split view's channels) are looked at as the file's integers. Float
+    movies are not looked at, as they have no integer maximum either (a camera's raw counts are integers; set
+    ``saturation_adu`` for a float movie that clips). One implementation for every reader: the camera check, both
+    fits (:func:`clip_level`) and ``plexloc info``."""
     x = np.asarray(raw.detach().cpu().numpy() if _is_tensor(raw) else raw)
     full = saturation_adu(dtype if dtype is not None else x.dtype)
     if not x.size or full is None:
-        return None
-    top = float(x.max())
-    levels = [float(2**k - 1) for k in CLIP_BITS if 2**k - 1 < full]
-    if top not in levels:
-        return None
-    n_top = int(np.count_nonzero(x == top))
+        return None, ""
+    top = float(x.max())  # a float: ``top - 16`` of a uint16 maximum under 16 would wrap round
+    if top >= full:  # at the pixel type's maximum: that level is the dtype's, not a finding
+        return None, ""
+    at = x == top
+    n_top = int(np.count_nonzero(at))
     n_below = int(np.count_nonzero((x >= top - 16) & (x < top)))
     if n_top < MIN_CLIPPED_PIXELS or n_top < MIN_CLIP_PILEUP * max(n_below / 16.0, 1.0):
-        return None
-    return top
+        return None, ""
+    if top in {float(2**k - 1) for k in CLIP_BITS}:
+        return top, "found"
+    if 2 * n_top >= x.size or x.ndim < 2:  # most pixels at it: blank or constant frames (zeros), no tail clipped
+        return None, ""
+    places = at.reshape(-1, *x.shape[-2:]).any(axis=0)
+    if int(np.count_nonzero(places)) < MIN_CLIPPED_PIXELS:  # a hot pixel (or three) stuck at the maximum
+        return None, ""
+    return top, "pile-up"
+
+
+def detect_clip_adu(raw, dtype=None) -> float | None:
+    """A full scale ``2**k - 1`` below the pixel type's maximum that raw frames (ADU) clip at (:func:`find_clip_adu`'s
+    ``"found"``: a 12-bit camera's 4095 in a 16-bit file); None otherwise."""
+    level, how = find_clip_adu(raw, dtype)
+    return level if how == "found" else None
+
+
+def piled_up_level(raw, dtype=None) -> float | None:
+    """A clipping level that is no full scale ``2**k - 1`` where raw frames' (ADU) pixels pile up
+    (:func:`find_clip_adu`'s ``"pile-up"``: a full well, 1000 ADU in a 16-bit movie); None otherwise."""
+    level, how = find_clip_adu(raw, dtype)
+    return level if how == "pile-up" else None
 
 
 def clip_level(raw_head, camera, dtype) -> tuple[float | None, str]:
     """Where a channel's raw values clip, and how that was known: ``(saturation_adu, "setting")`` where the camera
-    sets it; else ``(level, "found")`` where :func:`detect_clip_adu` finds one in the first frames ``raw_head``
-    (ADU; None: not looked at); else ``(max, "dtype")``, the integer pixel type's maximum; else ``(None, "")``
-    (a float movie)."""
+    sets it; else the level :func:`find_clip_adu` finds in the first frames ``raw_head`` (ADU; None: not looked at),
+    ``(level, "found")`` for a full scale 2^k - 1 and ``(level, "pile-up")`` for any other; else ``(max, "dtype")``,
+    the integer pixel type's maximum; else ``(None, "")`` (a float movie)."""
     set_level = getattr(camera, "saturation_adu", None)
     if set_level is not None:
         return float(set_level), "setting"
     if raw_head is not None:
-        found = detect_clip_adu(raw_head, dtype)
+        found, how = find_clip_adu(raw_head, dtype)
         if found is not None:
-            return found, "found"
+            return found, how
     level = saturation_adu(dtype)
     return (level, "dtype") if level is not None else (None, "")
 
@@ -852,20 +891,19 @@ def _swap_ratio(camera, photons: Tensor, *, max_frames: int = NOISE_FRAMES) -> f
     alt.em_gain, alt.e_per_adu = e, g
     with torch.no_grad():
         ph = alt.to_photons(cam.expected_adu(photons[:_frames_for(photons, max_frames)].detach().float().cpu()))
-    r, note, _ = noise_measure(ph, alt, max_frames=max_frames)
+    st: dict = {}  # noise_measure's statistics: read below, not computed again (bench/clip50.py)
+    r, note, _ = noise_measure(ph, alt, max_frames=max_frames, stats=st)
     if np.isfinite(r):
         return r if NOISE_RANGE[0] <= r <= NOISE_RANGE[1] else math.nan
     if note.startswith("frames too crowded"):
         # swapped back, too crowded to measure: the high-passed ratio, which on right cameras so crowded read 1.23-1.41
         # (5 emitters/um^2; the swap as given 33-54x: bench/camera49.py), within NOISE_RANGE[0]-MAX_DIM_SHOT_RATIO
-        st = _noise_stats(ph, alt)
         r = min(st["hp_ratios"][q] for q in NOISE_QUANTILES)
         return r if NOISE_RANGE[0] <= r <= MAX_DIM_SHOT_RATIO else math.nan
     if not note.startswith("an EMCCD signal"):
         return math.nan
     # swapped back, the signal is under MIN_EMCCD_PHOTONS, where a right camera reads MIN_DIM_EMCCD_RATIO-1.01 (the
     # SMLM Challenge EMCCD at 2 photons/px, swapped back: 0.5-0.9; as given 30x)
-    st = _noise_stats(ph, alt)
     r = min(st["ratios"][q] for q in NOISE_QUANTILES)
     return r if MIN_DIM_EMCCD_RATIO <= r <= NOISE_RANGE[1] else math.nan
 
@@ -997,7 +1035,8 @@ class ChannelCheck:
     noise_note: str = ""
     #: the camera has an EM gain (the clipping advice names it; an sCMOS has none)
     em_gain: bool = False
-    #: where ``saturation_adu`` came from (:func:`clip_level`): "setting", "found", "dtype" ("" for a float movie)
+    #: where ``saturation_adu`` came from (:func:`clip_level`): "setting", "found" (a full scale 2^k - 1 in the
+    #: frames), "pile-up" (another level the frames' values pile up at), "dtype" ("" for a float movie)
     level_source: str = "dtype"
     #: the settings that would fit the measured noise (:func:`_likely_values`), for the noise warning
     likely: str = ""
@@ -1220,12 +1259,17 @@ class CameraCheck:
     def saturation_warnings(self) -> list[str]:
         out = []
         for ch in self.channels:
-            if ch.saturation_adu is not None and ch.level_source == "found" and ch.saturated:
-                k = int(round(math.log2(ch.saturation_adu + 1)))
+            if ch.saturation_adu is not None and ch.level_source in ("found", "pile-up") and ch.saturated:
+                if ch.level_source == "found":
+                    k = int(round(math.log2(ch.saturation_adu + 1)))
+                    how = f" (2^{k} - 1)", f"(a {k}-bit camera in a file whose maximum is higher)"
+                else:  # any other level the values pile up at (find_clip_adu)
+                    how = (", piled up there", "(its full well, or its offset and gain, end its range below the file's "
+                           "largest value)")
                 out.append(
                     f"{self._where(ch.channel)}{ch.saturated} pixels ({100 * ch.saturated_fraction:.3g} %) sit at "
-                    f"exactly {ch.saturation_adu:.0f} ADU (2^{k} - 1) and none above it in the first {self.frames} "
-                    f"frames: the camera clips there (a {k}-bit camera in a file whose maximum is higher). plexloc fit "
+                    f"exactly {ch.saturation_adu:.0f} ADU{how[0]} and none above it in the first {self.frames} "
+                    f"frames: the camera clips there {how[1]}. plexloc fit "
                     f"flags the rows whose spot reaches it (column saturated_px; plexloc filter --no-saturated drops "
                     f"them): their photons come out low. Set {ch.camera_field}saturation_adu: "
                     f"{ch.saturation_adu:.0f} in "
@@ -1425,14 +1469,15 @@ def check_camera(
                     n_sat = int((x >= clip_threshold_photons(cam, level, x.shape)).sum())
                     above = (int((x >= clip_threshold_photons(cam, level + 1.0, x.shape)).sum()) if how == "setting"
                              else 0)
-        ratio, note, signal = noise_measure(ph, cam, max_frames=max_frames) if noise else (math.nan, "", math.nan)
+        st: dict = {}  # noise_measure's statistics (the crowded swap path reads them)
+        ratio, note, signal = (noise_measure(ph, cam, max_frames=max_frames, stats=st) if noise
+                               else (math.nan, "", math.nan))
         swap_crowded = math.nan
         if noise and note.startswith("frames too crowded") and getattr(cam, "kind", None) == "emccd":
             # an EMCCD's em_gain and e_per_adu swapped in frames too crowded to measure (its ratio 45-50x at 5
             # emitters/um^2) is still told where the frames swapped back fit (:func:`_swap_ratio`), by the high-pass
             swap_crowded = _swap_ratio(cam, ph, max_frames=max_frames)
             if np.isfinite(swap_crowded):
-                st = _noise_stats(ph[:_frames_for(ph, max_frames)].detach().float().cpu(), _on_cpu(cam))
                 ratio, note, signal = min(st["hp_ratios"][q] for q in NOISE_QUANTILES), "", st["level"]
         lo, hi = noise_range
         told = noise and np.isfinite(ratio) and ratio > 0 and not lo <= ratio <= hi

@@ -16,7 +16,7 @@ from plexloc.camera import Camera, camera_from_config
 from plexloc.camera.models import cut_maps_to_movie, model_camera
 from plexloc.config.models import CameraConfig
 from plexloc.errors import InputError
-from plexloc.camera.check import NOISE_FRAMES, clip_threshold_photons, saturation_adu
+from plexloc.camera.check import NOISE_FRAMES, clip_threshold_photons, piled_up_level  # noqa: F401 (its home was here)
 from plexloc.infer._memory import release_free_heap
 from plexloc.infer.extract import Extracted
 from plexloc.infer.predict import Predictor, iter_frame_blocks
@@ -391,7 +391,6 @@ class _FitRun:
         self.frame_means: list[torch.Tensor] = []  # (t, C) mean photons per pixel of every chunk's frames, on the device
         self.precision = ""  # the network's arithmetic the Predictor chose ("float32" or "bfloat16")
         self.clip_levels: list = []  # each channel's (clipping level ADU, where from): plexloc.camera.check.clip_level
-        self.dtype_level: float | None = None  # the pixel type's maximum (the camera check's level for a pile-up's)
         self.saturated_rows = 0  # rows (before the filters) whose spot reaches the clipping level (saturated_px > 0)
         self.channels_last = False  # whether its convolutions ran channels-last
         self.z_range: tuple[float, float] | None = None  # a 3D model's training z range (model_z_range)
@@ -399,15 +398,6 @@ class _FitRun:
         self.z_at_edge = 0
         self.z_beyond = 0
         self.meta: dict = {}  # the model file's meta (its validation)
-
-    def _check_levels(self) -> list | None:
-        """The clipping levels for the camera check: a pile-up's level (:func:`piled_up_level`) as the pixel type's
-        maximum, whose words the check has (its words for a level it found are those of a full scale 2^k - 1, and
-        for any other level those of the pixel type's maximum: 'sit at 1000 ADU, the pixel type's maximum'); the
-        rows at a pile-up are counted all the same (saturated_px), and said with its level."""
-        if not self.clip_levels:
-            return None
-        return [(self.dtype_level, "dtype") if how == "pile-up" else (level, how) for level, how in self.clip_levels]
 
     def count_z_edge(self, table: LocTable) -> None:
         """Count the network's own rows (before any refinement and filter) at the edge of the model's z range."""
@@ -459,7 +449,7 @@ class _FitRun:
             from plexloc.camera.check import check_camera
 
             camera = check_camera([self.head[0][:, c] for c in range(spec.n_channels)], self.cams, dtype=self.dtype,
-                                  source=self.movie, warn=False, levels=self._check_levels())
+                                  source=self.movie, warn=False, levels=self.clip_levels or None)
             stats["camera"] = camera
             camera.warn(noise=False)  # the noise finding is reported with the training domain, as before
         if self.train_cfg is not None and checked is not None:  # photons and bg against the training ranges (bad camera settings)
@@ -625,7 +615,6 @@ def _fit_parts(
         # each channel's clipping level (the camera's saturation_adu, one found in the first raw frames, or the pixel
         # type's maximum) and its value in photons: rows whose spot reaches it get saturated_px > 0
         run.clip_levels = _clip_levels(readers, split, cams, len(readers[0]))
-        run.dtype_level = saturation_adu(readers[0].dtype)
         clip = [clip_threshold_photons(cam, level, frame_shape, device=device)
                 for cam, (level, _) in zip(cams, run.clip_levels)]
         px_xy = (float(spec.px_size_nm[0]), float(spec.px_size_nm[1])) if isinstance(spec.px_size_nm, (list, tuple)) \
@@ -744,8 +733,9 @@ def _clip_levels(readers: Sequence[MovieReader], split: SplitViewConfig | None, 
                  ) -> list[tuple[float | None, str]]:
     """Each channel's :func:`~plexloc.camera.check.clip_level` from the movie's first raw frames (as many as the
     camera check reads): the camera's ``saturation_adu``, else a level found in them (a full scale ``2**k - 1``,
-    ``"found"``; else a pile-up at their largest value, :func:`piled_up_level`, ``"pile-up"``), else the pixel type's
-    maximum."""
+    ``"found"``, or another value they pile up at, ``"pile-up"``: :func:`~plexloc.camera.check.find_clip_adu`), else
+    the pixel type's maximum. A split view's channels are cut from the frames as floats and looked at as the file's
+    integers (its dtype)."""
     from plexloc.camera.check import clip_level, head_frames
 
     if not n:
@@ -756,41 +746,7 @@ def _clip_levels(readers: Sequence[MovieReader], split: SplitViewConfig | None, 
         arrs = [raw[:, c] for c in range(raw.shape[1])]
     else:
         arrs = [r[0:k] for r in readers]
-    levels = [clip_level(a, cam, readers[0].dtype) for a, cam in zip(arrs, cams)]
-    for c, ((level, how), a) in enumerate(zip(levels, arrs)):
-        if how == "dtype":  # no setting, no full scale 2^k - 1 found: a pile-up at another level (a full well)
-            piled = piled_up_level(a)
-            if piled is not None and piled < level:  # not "found": the camera check's words for that are of 2^k - 1
-                levels[c] = (piled, "pile-up")
-    return levels
-
-
-def piled_up_level(raw) -> float | None:
-    """The largest value of integer raw frames (ADU) where the pixels pile up on it as on a clipping level that is
-    not a full scale ``2**k - 1`` (:func:`plexloc.camera.check.detect_clip_adu` finds those): a camera whose full
-    well, or whose offset and gain, end its range elsewhere (a 16-bit movie clipped at 1000 ADU fitted with 5 % of
-    its pixels there and not one row flagged). As :func:`~plexloc.camera.check.detect_clip_adu` asks: at least
-    ``MIN_CLIPPED_PIXELS`` pixels at it, at least ``MIN_CLIP_PILEUP`` times the mean count of each of the 16 values
-    below it; and at that many different pixel positions (a hot pixel stuck at the movie's maximum is no clipping
-    level); and by fewer than half of the frames' pixels (first frames blank or constant, all at one value, are no
-    clipped tail: every row was flagged). None otherwise, and for float frames."""
-    from plexloc.camera.check import MIN_CLIP_PILEUP, MIN_CLIPPED_PIXELS
-
-    x = np.asarray(raw)
-    if not x.size or x.dtype.kind not in "iu" or x.ndim < 2:
-        return None
-    top = float(x.max())  # a float: ``top - 16`` of a uint16 maximum under 16 wrapped round (no values below)
-    at = x == top
-    n_top = int(np.count_nonzero(at))
-    if 2 * n_top >= x.size:  # most pixels at it: blank or constant frames (zeros), no tail clipped
-        return None
-    n_below = int(np.count_nonzero((x >= top - 16) & (x < top)))
-    if n_top < MIN_CLIPPED_PIXELS or n_top < MIN_CLIP_PILEUP * max(n_below / 16.0, 1.0):
-        return None
-    places = at.reshape(-1, *x.shape[-2:]).any(axis=0)
-    if int(np.count_nonzero(places)) < MIN_CLIPPED_PIXELS:
-        return None
-    return float(top)
+    return [clip_level(a, cam, readers[0].dtype) for a, cam in zip(arrs, cams)]
 
 
 def _photons_reader(readers: Sequence[MovieReader], split: SplitViewConfig | None, cams: Sequence[Camera]):

@@ -124,8 +124,10 @@ class AduStats:
     """The first frames' raw values (ADU, as the file holds them).
 
     ``at_full_scale``: for the pixel type's maximum and each 12/14/16-bit full scale below it, ``(level, pixels at
-    it, pixels above it)``; ``clip_level``: the level :func:`plexloc.camera.check.detect_clip_adu` finds the values
-    piled up at (a camera's full scale below the pixel type's maximum), None where none. ``dim_level`` is the 1st
+    it, pixels above it)``; ``clip_level``: the level :func:`plexloc.camera.check.find_clip_adu` finds the values
+    piled up at (a camera's full scale below the pixel type's maximum, or another value, as a full well clips a
+    16-bit movie at 1000 ADU), None where none; ``clip_source`` how (``"found"``: a full scale 2^k - 1,
+    ``"pile-up"``: another value) and ``clip_pixels`` the pixels at it. ``dim_level`` is the 1st
     percentile of the pixels' medians over these frames (per-pixel offsets are at most about this: the background
     adds to it), ``mid_level`` their median: a scalar baseline (the camera's offset) is at most about this, as the
     camera check holds it (:data:`plexloc.camera.check.DIM_QUANTILE`: sCMOS pixel offsets spread by 3-10 ADU put the
@@ -144,6 +146,8 @@ class AduStats:
     dim_level: float = math.nan
     dim_noise: float = math.nan
     mid_level: float = math.nan
+    clip_source: str = ""
+    clip_pixels: int = 0
 
     def clipped_share(self, level: float) -> float:
         for lv, n, _ in self.at_full_scale:
@@ -414,7 +418,7 @@ def _quantiles(x: np.ndarray, qs: tuple[float, ...]) -> list[float]:
 
 def adu_statistics(frames: np.ndarray, dtype: Any | None = None) -> AduStats:
     """:class:`AduStats` of raw frames ``(T, H, W)`` (``dtype``: the movie's pixel type, default the array's)."""
-    from plexloc.camera.check import detect_clip_adu, saturation_adu
+    from plexloc.camera.check import find_clip_adu, saturation_adu
 
     x = np.asarray(frames)
     x = x[None] if x.ndim == 2 else x
@@ -430,7 +434,7 @@ def adu_statistics(frames: np.ndarray, dtype: Any | None = None) -> AduStats:
     for level in levels:
         if dt.kind in "iu" or level <= hi:
             full.append((level, int(np.count_nonzero(x == level)), int(np.count_nonzero(x > level))))
-    clip = detect_clip_adu(x, dt) if dt.kind in "iu" else None
+    clip, clip_source = find_clip_adu(x, dt) if dt.kind in "iu" else (None, "")
     per_px = np.median(x, axis=0) if len(x) > 1 else x[0]  # (one frame: its values, not a float64 copy)
     dim_level, mid_level = _quantiles(per_px, (0.01, 0.5))
     dim_noise = math.nan
@@ -440,7 +444,7 @@ def adu_statistics(frames: np.ndarray, dtype: Any | None = None) -> AduStats:
         # robust spread (MAD) of the differences of consecutive frames, per frame (over sqrt 2)
         dim_noise = float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0)) if d.size else math.nan
     return AduStats(len(x), int(x.size), lo, p1, med, p999, hi, full, clip, float(dim_level), dim_noise,
-                    float(mid_level))
+                    float(mid_level), clip_source, int(np.count_nonzero(x == clip)) if clip is not None else 0)
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -799,8 +803,12 @@ def format_movie_info(info: MovieInfo, comparison: CameraComparison | None = Non
         if parts:
             lines.append("  at full scale: " + "; ".join(parts))
         if a.clip_level is not None:
-            lines.append(f"  clipping: the values pile up at {a.clip_level:g} ADU and none is above: the camera clips "
-                         "there")
+            lines.append(f"  clipping: the values pile up at {a.clip_level:g} ADU ({a.clip_pixels} px = "
+                         f"{100 * a.clip_pixels / max(a.pixels, 1):.3g} %) and none is above: the camera clips there"
+                         + (" (no full scale 2^k - 1: its full well, or its offset and gain, end its range there)"
+                            if a.clip_source == "pile-up" else "")
+                         + f"; saturation_adu: {a.clip_level:g} in the camera makes it the level the fits flag "
+                         "clipped spots at (they find it in the first frames without it)")
         dim = f"  dimmest pixels: 1% of the pixels' medians at or below {a.dim_level:g} ADU (the camera offset is at most about this)"
         if math.isfinite(a.dim_noise):
             dim += f"; their noise {a.dim_noise:.3g} ADU per frame"

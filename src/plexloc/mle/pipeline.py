@@ -1083,7 +1083,9 @@ def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
 def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype
                       ) -> list[tuple[float | None, str]]:
     """Each channel's :func:`~plexloc.camera.check.clip_level` from the first raw frames of a chunk (as many as the
-    camera check reads): the camera's ``saturation_adu``, else a 2^k - 1 level found in them, else ``dtype``'s maximum."""
+    camera check reads): the camera's ``saturation_adu``, else a level found in them
+    (:func:`~plexloc.camera.check.find_clip_adu`: a full scale 2^k - 1, or another value their pixels pile up at, as
+    a full well clips a 16-bit movie at 1000 ADU), else ``dtype``'s maximum."""
     from plexloc.camera.check import clip_level, head_frames
 
     k = head_frames(np.shape(frames[0]))
@@ -1115,8 +1117,8 @@ def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor
     """The clipping levels the rows are flagged at (``saturated_px``), and what to tell of them: ``levels`` (each
     channel's :func:`~plexloc.camera.check.clip_level`), except where the camera's ``saturation_adu`` is below values
     of the first raw ``frames`` (``check``'s ``above_level``, :func:`camera_check` of them at ``levels``): no camera
-    clips below its own values, so that channel's level is found as if no ``saturation_adu`` were set (a 2^k - 1
-    level the values pile up at, else ``dtype``'s maximum), with one sentence per such channel naming the setting,
+    clips below its own values, so that channel's level is found as if no ``saturation_adu`` were set (a level the
+    values pile up at, else ``dtype``'s maximum), with one sentence per such channel naming the setting,
     the movie's largest value and the level taken instead (a ``saturation_adu`` of 1,500 ADU over a movie reaching
     5,055 had flagged 263 of 392 rows, every bright one, as fitted from clipped light)."""
     from plexloc.camera.check import clip_level, head_frames
@@ -1133,7 +1135,7 @@ def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor
         new, src = out[c]
         flagged = ("so no row is flagged as saturated (a float movie has no maximum)" if new is None else
                    f"so rows are flagged as saturated (column saturated_px) at {new:.0f} ADU instead, "
-                   + ("where the movie's values pile up" if src == "found" else "the pixel type's maximum"))
+                   + ("where the movie's values pile up" if src in ("found", "pile-up") else "the pixel type's maximum"))
         told.append(f"{check._where(c)}{ch.above_level} pixel values of the first {check.frames} frames lie above the "
                     f"camera's saturation_adu, {level:.0f} ADU ({ch.camera_field}saturation_adu"
                     + (f" in {ch.camera_file}" if ch.camera_file else "") + f"), up to {top:.0f} ADU: the camera does "
@@ -1148,8 +1150,8 @@ def camera_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dt
     """:func:`plexloc.camera.check.check_camera` on the first frames of a chunk (one raw ``(T, H, W)`` array per
     channel, as :meth:`MLEFitter.fit_frames` takes them), converted with the fitter's cameras; each finding a
     :class:`~plexloc.camera.check.CameraWarning` where ``warn``. ``levels``: each channel's clipping level; default
-    :func:`~plexloc.camera.check.clip_level` of these raw frames (the camera's ``saturation_adu``, else a 2^k - 1 level
-    found in them, else the pixel type's maximum), as a fit finds them. ``photons``: ``frames`` already converted
+    :func:`~plexloc.camera.check.clip_level` of these raw frames (the camera's ``saturation_adu``, else a level found
+    in them, else the pixel type's maximum), as a fit finds them. ``photons``: ``frames`` already converted
     ((C, T, H, W), :meth:`MLEFitter.to_photons`), their first frames taken as they are."""
     from plexloc.camera.check import check_camera, head_frames
 
