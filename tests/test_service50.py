@@ -229,3 +229,44 @@ def test_a_reused_file_removed_meanwhile_is_uploaded_again_not_refused(tmp_path,
         assert f"file:{first['id']} was removed from the server meanwhile" in cap.err, cap.err
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_the_web_page_uses_a_file_already_on_the_server_instead_of_uploading_it_again(tmp_path):
+    """The web page uploaded a file each time it was chosen (the command line uses the copy already in the user's
+    space: same name and SHA-256). Now the page hashes it (crypto.subtle), asks the server, and says it is there;
+    a changed file is uploaded."""
+    import pytest
+
+    from service_support import chromium_executable, signed_in_page
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = chromium_executable()
+    if chromium is None:
+        pytest.skip("no chromium executable")
+    svc = make_service(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello from the browser\n")
+    try:
+        with LiveServer(svc.app) as live, sync_api.sync_playwright() as pw, Client(live.url, svc.user_token) as c:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            try:
+                page = signed_in_page(browser, live.url, svc.user_token)
+                statuses = []
+                for text in ("hello from the browser\n", None, "changed\n"):
+                    if text is not None:
+                        notes.write_text(text)
+                    page.set_input_files("#file-input", [])
+                    page.set_input_files("#file-input", str(notes))
+                    page.evaluate("document.querySelector('#upload-status').textContent = ''")
+                    page.click("#upload")
+                    page.wait_for_function("() => /notes.txt: (uploaded|already)/.test("
+                                           "document.querySelector('#upload-status').textContent)")
+                    statuses.append(page.inner_text("#upload-status"))
+            finally:
+                browser.close()
+            uploads = c.files(kind="upload")
+        assert statuses[0] == "notes.txt: uploaded" and statuses[2] == "notes.txt: uploaded", statuses
+        assert statuses[1].startswith("notes.txt: already on the server (file:"), statuses
+        assert len(uploads) == 2 and {f["size"] for f in uploads} == {23, 8}, uploads
+    finally:
+        svc.app.state.engine.dispose()

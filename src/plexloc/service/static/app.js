@@ -43,8 +43,28 @@ const fmtSize = (n) => n > 1e9 ? (n / 1e9).toFixed(2) + " GB" : n > 1e6 ? (n / 1
 const fmtTime = (t) => t ? new Date(t * 1000).toLocaleString() : "";
 
 // ---- files ------------------------------------------------------------------------------------------
+// files up to this size are hashed in the browser (crypto.subtle reads a file whole, in memory) to find the same file
+// already in the user's space, as plexloc submit does; larger ones, or a page not served over https or from localhost
+// (no crypto.subtle there), are uploaded as before
+const REUSE_MAX = 256 * 1024 * 1024;
+
+async function sha256Hex(file) {
+  if (!(window.crypto && crypto.subtle) || file.size > REUSE_MAX) return null;
+  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 async function uploadOne(file) {
-  const created = await api("POST", "/files", { name: file.name, size: file.size });
+  const sha256 = await sha256Hex(file);
+  if (sha256) {  // the same name and bytes already uploaded: used, not sent again (the page uploaded it each time)
+    const same = (await api("GET", `/files?kind=upload&sha256=${sha256}`)).find(
+      (f) => f.name === file.name && f.size === file.size && f.state === "ready");
+    if (same) {
+      $("upload-status").textContent = `${file.name}: already on the server (file:${same.id}), not uploaded again`;
+      return same;
+    }
+  }
+  const created = await api("POST", "/files", sha256 ? { name: file.name, size: file.size, sha256 } : { name: file.name, size: file.size });
   const url = created.upload_url;
   let offset = 0;
   const head = await fetch(url, { method: "HEAD" });
@@ -61,8 +81,9 @@ async function uploadOne(file) {
     const r = await fetch(url, { method: "PUT", body: file });
     if (!r.ok) throw new Error(`upload of ${file.name}: ${r.status}`);
   }
-  await api("POST", `/files/${created.file.id}/complete`);
+  const done = await api("POST", `/files/${created.file.id}/complete`);
   $("upload-status").textContent = `${file.name}: uploaded`;
+  return done;
 }
 
 async function refreshFiles() {
