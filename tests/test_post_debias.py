@@ -42,12 +42,13 @@ def test_debias_flattens_histogram_and_does_not_hurt_rmse():
 
 def test_shift_is_distributed_by_sigma_and_flags_small_sigma():
     *_, t = pulled(n=6000, seed=1)
-    out, rep = debias(t, PX)
+    # in proportion to sigma, as asked (the measured power is 0 here: this pull does not grow with sigma)
+    out, rep = debias(t, PX, sigma_power=1.0)
     shift = np.abs(out["x_nm"] - t["x_nm"])
     sig = t["sigma_x_nm"]
     assert np.mean(shift[sig > 25]) > 3 * np.mean(shift[sig < 10])  # uncertain localizations move more
     small = t.with_columns(sigma_x_nm=t["sigma_x_nm"] / 5, sigma_y_nm=t["sigma_y_nm"] / 5)
-    _, rep_small = debias(small, PX)  # same shifts, sigma under-reported five times
+    _, rep_small = debias(small, PX, sigma_power=1.0)  # same shifts, sigma under-reported five times
     assert rep_small.shift_over_sigma["x"]["q90"] == pytest.approx(5 * rep.shift_over_sigma["x"]["q90"], rel=1e-6)
 
 

@@ -28,8 +28,8 @@ def test_debias_weighs_an_mle_tables_shifts_by_its_crlb():
     """An MLE table (crlb_*, no sigma_*) got the plain mapped shift: its best fits moved as far as its worst, and the
     report had no |shift|/sigma. Its CRLB now plays the predicted sigma's part."""
     t, mle = _mle_table()
-    out_s, rep_s = debias(t, PX)
-    out_c, rep_c = debias(mle, PX)
+    out_s, rep_s = debias(t, PX, sigma_power=1.0)  # in proportion (the power measured here is 0: tests/test_z3d50.py)
+    out_c, rep_c = debias(mle, PX, sigma_power=1.0)
     np.testing.assert_allclose(out_c["x_nm"], out_s["x_nm"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(out_c["y_nm"], out_s["y_nm"], rtol=0, atol=1e-9)
     assert gridding_deviation(out_c["x_nm"], PX) < 0.1 < gridding_deviation(mle["x_nm"], PX)
@@ -43,7 +43,7 @@ def test_debias_weighs_an_mle_tables_shifts_by_its_crlb():
     assert "crlb" not in rep_s.format_table()
     # the predicted sigma comes first where a table has both
     both = t.with_columns(crlb_x_nm=np.full(len(t), 3.0), crlb_y_nm=np.full(len(t), 3.0))
-    out_b, rep_b = debias(both, PX)
+    out_b, rep_b = debias(both, PX, sigma_power=1.0)
     np.testing.assert_array_equal(out_b["x_nm"], out_s["x_nm"])
     assert rep_b.sigma_columns == ["sigma_x_nm", "sigma_y_nm"]
 

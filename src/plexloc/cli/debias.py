@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from plexloc.cli._common import positive_float, positive_int
+from plexloc.cli._common import nonnegative_float, positive_float, positive_int
 from plexloc.cli._locs import add_table_args
 
 
@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="remove the pull of positions towards points of the pixel (sub-pixel histogram equalisation)",
         description="In z slabs, map the sub-pixel offsets of x and y by their empirical CDF onto a uniform "
         "distribution, each localization's shift weighted by its lateral sigma (sigma_x_nm, sigma_y_nm; an MLE table without them: its "
-        "crlb_x_nm, crlb_y_nm). Prints the "
+        "crlb_x_nm, crlb_y_nm) to a power measured from the table (how much more biased the rows of large sigma are; "
+        "--sigma-power to set it). Prints the "
         "distribution of |shift|/sigma: large values mean under-reported uncertainties.",
     )
     add_table_args(p, out_help="de-biased table")
@@ -26,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--slab", type=positive_float, default=50.0, metavar="NM", help="z slab thickness in nm (default 50)")
     p.add_argument("--min-count", type=positive_int, default=200, metavar="N",
                    help="slabs with fewer rows stay as they are (default 200)")
+    p.add_argument("--sigma-power", type=nonnegative_float, default=None, metavar="P",
+                   help="weigh each shift by sigma^P: 1 moves the rows in proportion to their sigma (DECODE-Plex), 0 "
+                        "gives every row its mapped shift; default: measured per axis (the bias of each slab's upper "
+                        "sigma half against its lower half's), printed")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="the diagnostic as JSON")
     p.set_defaults(func=run)
 
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     px_size = args.px_size if args.px_size is not None else args.camera_px_size
     check_outputs(args.json, table=args.out, px_size_nm=args.camera_px_size)
     table = _locs.read(args)
-    out, report = debias(table, px_size, args.slab, min_count=args.min_count)
+    out, report = debias(table, px_size, args.slab, min_count=args.min_count, sigma_power=args.sigma_power)
     # the JSON goes to a temporary file that takes its name only once the table is written: an unwritable --json
     # left a new table behind (exit status 2)
     with ExitStack() as stack:

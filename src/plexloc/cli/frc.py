@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "correlate their Fourier transforms ring by ring and report the resolution at the 1/7 threshold of the "
         "smoothed curve. Repeated localizations of one molecule count as signal: merge first for a resolution "
         "that does not credit blinking (a table without the n_merged/frame_last columns of plexloc merge whose "
-        "localizations repeat in the next frame gets a caveat next to the value).",
+        "localizations repeat in the next frame gets a caveat next to the value). The resolution is lateral: x and y "
+        "only; a 3D table's z range is projected into the halves (said next to the value; plexloc filter --z-range "
+        "Z0 Z1 first for one slice).",
     )
     add_table_args(p, out=False)
     p.add_argument("--pixel-size", type=positive_float, default=5.0, metavar="NM", help="pixel of the halves (default 5)")
@@ -64,13 +66,28 @@ def run(args: argparse.Namespace) -> int:
     for key in ("px_grown", "pixel_limited"):  # the pixel that limits or replaced --pixel-size
         if key in res.info:
             print(f"plexloc frc: {args.locs}: note: {res.info[key]}", file=sys.stderr)
+    z_span = _z_span(table)
+    if z_span is not None:  # a 3D user read the value as the 3D resolution: nothing said it was the x-y projection's
+        print(f"lateral (x, y): the localizations' z from {z_span[0]:.0f} to {z_span[1]:.0f} nm is projected; "
+              "plexloc filter --z-range Z0 Z1 first gives the resolution of one slice")
     caveat = unmerged_caveat(table)
     if caveat is not None:
         print(f"caveat: {caveat}")
     if args.json is not None:
-        write_json({**res.to_dict(), "locs": str(args.locs)}, args.json)
+        write_json({**res.to_dict(), "locs": str(args.locs), "axes": "xy",
+                    "z_range_nm": list(z_span) if z_span is not None else None}, args.json)
     if args.figure is not None:
         from plexloc.render.figures import frc_figure, save_png
 
         save_png(frc_figure(res.q_per_nm, res.frc, res.frc_smooth, res.resolution_nm, res.threshold), args.figure)
     return 0
+
+
+def _z_span(table) -> tuple[float, float] | None:
+    """The finite z range (nm), smallest to largest, of a table whose z varies; None for a 2D table (z NaN or one
+    value in every row)."""
+    z = np.asarray(table["z_nm"], dtype=np.float64)
+    z = z[np.isfinite(z)]
+    if len(z) < 2 or float(z.min()) == float(z.max()):
+        return None
+    return float(z.min()), float(z.max())

@@ -28,12 +28,15 @@ NOISE_PERIODS_PX = tuple(np.r_[np.linspace(0.6, 0.85, 8), np.linspace(1.15, 1.6,
 
 
 def subpixel_histogram(positions_nm: np.ndarray, px_size_nm: float, *, bins: int = 10) -> np.ndarray:
-    """Counts of ``positions_nm mod px_size_nm`` in ``bins`` equal bins of one pixel.
+    """Counts of ``positions_nm mod px_size_nm`` in ``bins`` equal bins of one pixel; a position that is not finite
+    (a row without one) is in no bin (NaN positions were counted in the first bin: 300 NaN rows among 1,000 uniform
+    positions read a deviation of 2.08 from a flat histogram).
 
     >>> subpixel_histogram(np.arange(0, 1000, 1.0), 100.0).tolist()
     [100, 100, 100, 100, 100, 100, 100, 100, 100, 100]
     """
     positions_nm = np.asarray(positions_nm, dtype=np.float64)
+    positions_nm = positions_nm[np.isfinite(positions_nm)]
     frac = np.mod(positions_nm, px_size_nm) / px_size_nm
     idx = np.clip(np.floor(frac * bins).astype(np.int64), 0, bins - 1)
     return np.bincount(idx, minlength=bins)
@@ -70,10 +73,11 @@ def gridding_noise(x_nm: np.ndarray, y_nm: np.ndarray, px_size_nm: float, *, bin
     least one): the part of a period left at the field's end adds to the first bins only, a deviation that is not
     noise (a 16-pixel field of 20,000 uniform positions: level 0.108 with it against 0.066 without, its pixel
     histograms 0.045; the level is the largest of 40 histograms: about the 95 % point)."""
-    if len(x_nm) == 0:
+    x, y = (np.asarray(v, dtype=np.float64) for v in (x_nm, y_nm))
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]  # a NaN made the field's span NaN (and the level NaN)
+    if len(x) == 0 or len(y) == 0:
         return float("nan")
-    return float(max(_whole_periods_deviation(np.asarray(v, dtype=np.float64), f * px_size_nm, bins)
-                     for v in (x_nm, y_nm) for f in NOISE_PERIODS_PX))
+    return float(max(_whole_periods_deviation(v, f * px_size_nm, bins) for v in (x, y) for f in NOISE_PERIODS_PX))
 
 
 def _whole_periods_deviation(v: np.ndarray, period_nm: float, bins: int) -> float:

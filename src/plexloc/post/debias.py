@@ -7,11 +7,20 @@ histogram of ``x_nm mod px`` is then not flat. :func:`debias` flattens it in z s
 1. In a slab, the sub-pixel offsets ``u = (x mod px) / px`` are mapped by their empirical CDF onto the
    uniform distribution (``u -> (rank + 1/2) / n``, a monotone map): the shift of localization i is
    ``d_i = (F(u_i) - u_i) px``.
-2. The shift is distributed according to the lateral uncertainty: ``s_i = d_i * sigma_i / <sigma>``, with
-   ``<sigma>`` the mean sigma of the localizations of similar offset (a window over the ranks), so that the
-   mean shift of every part of the histogram is kept while well-localized emitters move less and uncertain
-   ones more. The shift is not capped at sigma. Steps 1 and 2 repeat (``iterations``) on the moved
+2. The shift is distributed according to the lateral uncertainty: ``s_i = d_i * w_i / <w>`` with the weight
+   ``w_i = sigma_i ** p`` and ``<w>`` the mean weight of the localizations of similar offset (a window over the
+   ranks), so that the mean shift of every part of the histogram is kept while well-localized emitters move less
+   and uncertain ones more. The shift is not capped at sigma. Steps 1 and 2 repeat (``iterations``) on the moved
    positions until the histogram is flat (each pass re-maps what is left of the bias).
+
+   The power ``p`` is measured from the table (``sigma_power=None``, the default), per axis: each slab is split at
+   its median sigma, and the bias of the upper half (the mean ``|d|`` of its own map) over the lower half's, ``B``,
+   is set against their mean sigma's ratio ``S``: ``p = log B / log S``, within [0, 1]. ``p = 1`` (DECODE-Plex's
+   shift in proportion to sigma) assumes the bias grows as sigma does; where it does not, the uncertain rows were
+   moved too far and the de-biased table was worse than the input while its histogram came out flat (bench/z3d50.py,
+   3D astigmatic, positions pulled to the pixel centres as hard by every row: lateral RMSE 18.8 nm, de-biased with
+   ``p = 1`` 20.2 nm, with the measured ``p`` = 0 14.6 nm; pulled in proportion to sigma: ``p = 1`` still lost to
+   ``p`` = 0.4-0.5, the measured value). ``sigma_power=1.0`` gives the fixed proportion, ``0.0`` the plain map.
 3. :class:`DebiasReport` gives the distribution of ``|total shift| / sigma`` per axis: large values mean the
    predicted sigma are too small for the bias that was removed.
 
@@ -62,6 +71,10 @@ class DebiasReport:
     #: the columns that weighted the shifts and divide them in ``shift_over_sigma``: the predicted sigma
     #: (``sigma_x_nm, sigma_y_nm``), else an MLE table's ``crlb_x_nm, crlb_y_nm``; empty where the table has neither
     sigma_columns: list[str] = field(default_factory=list)
+    #: axis -> the power p of the weights sigma ** p (measured, or as given); empty without sigma columns
+    sigma_power: dict[str, float] = field(default_factory=dict)
+    #: axis -> {"bias": B, "sigma": S}: the upper sigma half's bias and mean sigma over the lower half's (where measured)
+    sigma_halves: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -78,10 +91,55 @@ class DebiasReport:
         for ax, q in self.shift_over_sigma.items():
             lines.append(f"{ax}: mean |shift| {self.mean_abs_shift_nm[ax]:.2f} nm; |shift|/{'crlb' if crlb else 'sigma'} "
                          + ", ".join(f"{k} {v:.2f}" for k, v in q.items()))
+        for ax, p in self.sigma_power.items():
+            h = self.sigma_halves.get(ax)
+            lines.append(f"{ax}: shifts weighted by {'crlb' if crlb else 'sigma'}^{p:.2f}" + (
+                f" (measured: the upper half of the {'crlb' if crlb else 'sigma'} values was {h['bias']:.2f}x as biased "
+                f"as the lower half, its values {h['sigma']:.2f}x as large"
+                + ("; the bias does not grow with them: the plain map" if p == 0 else "") + ")" if h else ""))
         if crlb and self.shift_over_sigma:
             lines.append(f"the shifts are weighted by {', '.join(self.sigma_columns)} (the Cramér-Rao bound at the fit: the "
                          "table has no predicted sigma)")
         return "\n".join(lines)
+
+
+def _map_shift(u: np.ndarray) -> np.ndarray:
+    """``F(u) - u`` (fractions of a pixel), ``F`` the empirical CDF map of sub-pixel offsets ``u`` onto uniform."""
+    order = np.argsort(u, kind="stable")
+    d = np.empty(len(u))
+    d[order] = (np.arange(len(u)) + 0.5) / len(u) - u[order]
+    return d
+
+
+def _sigma_halves(pos: np.ndarray, sigma: np.ndarray, slabs: list[np.ndarray], px: float) -> dict[str, float] | None:
+    """``{"bias": B, "sigma": S}``: the mean ``|F(u) - u|`` of the rows above their slab's median sigma (each half
+    mapped on its own) over that of the rows below, and the ratio of their mean sigma, pooled over ``slabs``; None
+    where no slab has rows on both sides of its median."""
+    acc = np.zeros(6)  # sum |d| upper, rows upper, sum sigma upper, and the same of the lower half
+    for idx in slabs:
+        idx = idx[np.isfinite(pos[idx]) & np.isfinite(sigma[idx])]
+        if len(idx) < 4:
+            continue
+        s = sigma[idx]
+        upper = s > np.median(s)
+        if upper.all() or not upper.any():
+            continue
+        u = np.mod(pos[idx], px) / px
+        for k, half in enumerate((upper, ~upper)):
+            acc[3 * k: 3 * k + 3] += (np.abs(_map_shift(u[half])).sum(), half.sum(), s[half].sum())
+    if acc[1] == 0 or acc[4] == 0 or acc[3] == 0 or acc[5] <= 0:
+        return None
+    return {"bias": float((acc[0] / acc[1]) / (acc[3] / acc[4])), "sigma": float((acc[2] / acc[1]) / (acc[5] / acc[4]))}
+
+
+def _power(halves: dict[str, float] | None) -> float:
+    """``log B / log S`` within [0, 1] (module docstring, step 2); 1 where the sigma do not differ (any power is the
+    same there) or nothing was measured."""
+    if halves is None or not halves["sigma"] > 1.0 + 1e-9:
+        return 1.0
+    if not halves["bias"] > 0:
+        return 0.0
+    return float(np.clip(np.log(halves["bias"]) / np.log(halves["sigma"]), 0.0, 1.0))
 
 
 def _slab_shift(pos: np.ndarray, sigma: np.ndarray | None, px: float, window: int) -> np.ndarray:
@@ -89,9 +147,7 @@ def _slab_shift(pos: np.ndarray, sigma: np.ndarray | None, px: float, window: in
     u = np.mod(pos, px) / px
     order = np.argsort(u, kind="stable")
     n = len(u)
-    target = (np.arange(n) + 0.5) / n
-    d = np.empty(n)
-    d[order] = (target - u[order]) * px
+    d = _map_shift(u) * px
     if sigma is None:
         return d
     ok = np.isfinite(sigma)
@@ -114,6 +170,7 @@ def debias(
     min_count: int = 200,
     iterations: int = 4,
     window_fraction: float = 0.05,
+    sigma_power: float | None = None,
 ) -> tuple[LocTable, DebiasReport]:
     """Flatten the sub-pixel histograms of x and y in z slabs; see the module docstring.
 
@@ -123,6 +180,8 @@ def debias(
         min_count: slabs with fewer localizations are not changed.
         iterations: passes of map and sigma-weighted shift.
         window_fraction: width of the rank window for the local mean sigma, as a fraction of the slab.
+        sigma_power: the shifts are weighted by ``sigma ** sigma_power`` (>= 0; 1: in proportion to sigma, 0: the
+            plain map); ``None`` (default): measured per axis from the table (module docstring, step 2).
 
     Returns:
         ``(table, report)``: the table with moved ``x_nm, y_nm`` (all other columns kept) and the diagnostic.
@@ -131,6 +190,9 @@ def debias(
         raise InputError(f"px_size_nm must be a number > 0 nm, got {px_size_nm!r}")
     if not (np.isfinite(slab_nm) and slab_nm > 0):
         raise InputError(f"slab_nm must be a number > 0 nm, got {slab_nm!r}")
+    if sigma_power is not None and not (np.isfinite(sigma_power) and sigma_power >= 0):
+        raise InputError(f"sigma_power must be a number >= 0 (1: shifts in proportion to sigma, 0: the plain map) or "
+                         f"None (measured), got {sigma_power!r}")
     n = len(table)
     pos = {"x": np.array(table["x_nm"], float), "y": np.array(table["y_nm"], float)}
     # the predicted sigma, else an MLE table's CRLB (plexloc.table.uncertainty_columns, the rule of filter, render and
@@ -144,25 +206,34 @@ def debias(
     skipped = skipped_slabs = 0
     moved = np.zeros(n, bool)  # rows of the slabs that were de-biased (the report's shift / sigma is theirs)
     slabs = np.unique(slab)
+    kept = []  # the rows of each slab with enough of them to de-bias
     for s in slabs:
         idx = np.flatnonzero(slab == s)
         if len(idx) < min_count:
             skipped += len(idx)
             skipped_slabs += 1
-            continue
+        else:
+            kept.append(idx)
+    halves = {ax: None if sig[ax] is None or sigma_power is not None else _sigma_halves(pos[ax], sig[ax], kept, px_size_nm)
+              for ax in pos}
+    power = {ax: (float(sigma_power) if sigma_power is not None else _power(halves[ax])) for ax in pos if sig[ax] is not None}
+    weight = {ax: None if sig[ax] is None else (sig[ax] if power[ax] == 1.0 else np.power(sig[ax], power[ax]))
+              for ax in pos}
+    for idx in kept:
         moved[idx] = True
         window = max(int(window_fraction * len(idx)), 1)
         for ax in pos:
             rows = idx[np.isfinite(pos[ax][idx])]  # a NaN position would take a rank and squeeze the others' targets
             if len(rows) == 0:
                 continue
-            sg = None if sig[ax] is None else sig[ax][rows]
+            sg = None if weight[ax] is None else weight[ax][rows]
             for _ in range(iterations):
                 shift = _slab_shift(pos[ax][rows], sg, px_size_nm, window)
                 pos[ax][rows] += shift
                 total[ax][rows] += shift
     report = DebiasReport(n=n, n_slabs=len(slabs), n_skipped=skipped, n_slabs_skipped=skipped_slabs,
-                          min_count=int(min_count), slab_nm=float(slab_nm), sigma_columns=list(cols or ()))
+                          min_count=int(min_count), slab_nm=float(slab_nm), sigma_columns=list(cols or ()),
+                          sigma_power=power if kept else {}, sigma_halves={ax: h for ax, h in halves.items() if h})
     for ax in pos:
         if not moved.any():
             continue

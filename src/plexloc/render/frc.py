@@ -1,5 +1,8 @@
 """Fourier ring correlation (FRC) resolution of a localization table (Nieuwenhuizen et al. 2013).
 
+The resolution is lateral: the halves are images of x and y, and a 3D table's z range is projected into them
+(``plexloc frc`` says so next to the value; filter a z slice first for the resolution of one).
+
 The localizations are split at random into two halves (seeded), each is rendered as a histogram
 with pixel ``px_size_nm`` over the same extent, its window-weighted mean subtracted, multiplied by a Tukey window
 (edges to zero), and Fourier transformed. Without the subtraction the window's taper over the field's mean
