@@ -270,3 +270,39 @@ def test_the_web_page_uses_a_file_already_on_the_server_instead_of_uploading_it_
         assert len(uploads) == 2 and {f["size"] for f in uploads} == {23, 8}, uploads
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_a_full_store_makes_the_job_wait_for_space_and_tells_the_admin(tmp_path, caplog):
+    """The store's disk filled while a training ran: its model's upload was refused (507) and the job failed at its
+    end, the model lost, while the server's own log said nothing to its administrator. Now the worker waits for the
+    space (as for a store outage, up to ``storage_wait_s``), saying so in the job's log, and the server logs a warning
+    naming the file, its size and the bytes free; once space is freed the job succeeds with its outputs."""
+    import logging
+
+    svc = make_service(tmp_path)
+    store = svc.app.state.storage
+    real, refused = store.free_bytes, []
+
+    def full():
+        if len(refused) < 2:
+            refused.append(1)
+            return 0
+        return real()
+
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            with AgentThread(live.url, svc.worker_token, storage_wait_s=60):
+                store.free_bytes = full  # the disk full from the job's start on, freed after two refusals
+                with caplog.at_level(logging.WARNING, logger="plexloc.service"):
+                    job = c.submit("ticker", entry_point="tick", config={"n": 2})
+                    done = c.wait(job["id"], timeout=60)
+            lines = [x["line"] for x in c.log(job["id"])["lines"]]
+            names = sorted(o["name"] for o in c.outputs(job["id"]))
+        assert done["state"] == "succeeded", done["error"]
+        assert names == ["log.txt", "ticks.txt"], names
+        waits = [x for x in lines if "HTTP 507" in x and "retrying" in x]
+        assert len(waits) == 2 and "waiting up to 60 s in all for the space" in waits[0], lines
+        said = [r.getMessage() for r in caplog.records if "file store is full" in r.getMessage()]
+        assert len(said) == 2 and said[0].startswith("the file store is full: ticks.txt ("), said
+    finally:
+        svc.app.state.engine.dispose()

@@ -699,6 +699,10 @@ class Agent:
                 if isinstance(err, transfer.UploadCancelled):
                     raise
                 transient = not isinstance(err, ServiceError) or err.status in (502, 503, 504)
+                # 507: the server's store is full. Its administrator can free space: the job waits for it (up to
+                # storage_wait_s), its outputs kept, where a day's training failed at its end, its model lost
+                full = isinstance(err, ServiceError) and err.status == 507
+                transient = transient or full
                 if isinstance(err, transfer.TransferError) and "refused (4" in str(err):
                     transient = False
                 if isinstance(err, transfer.ChecksumMismatch):  # corrupted in flight: twice more; a bad copy stays bad
@@ -706,7 +710,8 @@ class Agent:
                     transient = mismatches <= 2
                 if not transient or time.monotonic() + pause > deadline or rep.cancel.is_set() or rep.lost.is_set():
                     raise
-                rep.log(f"[worker] {what}: {err}; retrying in {pause:g} s")
+                rep.log(f"[worker] {what}: {err}; retrying in {pause:g} s"
+                        + (f" (waiting up to {self.storage_wait_s:g} s in all for the space)" if full else ""))
                 time.sleep(pause)
                 pause = min(pause * 2, 30.0)
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from typing import Annotated, Any
 
 import yaml
@@ -74,6 +76,11 @@ def check_size(request: Request, size: int, name: str) -> None:
         raise HTTPException(413, f"{name}: size {size} exceeds the limit of {limit} bytes")
     free = getattr(request.app.state.storage, "free_bytes", None)
     if free is not None and size > (left := free()):
+        # said in the server's own log too: the administrator, who can free space, saw nothing there (a job's worker
+        # waits for the space, its user sees it in the job's log)
+        logging.getLogger("plexloc.service").warning(
+            "the file store is full: %s (%d bytes) refused, %d bytes free; free space in %s", name, size, left,
+            getattr(request.app.state.storage, "root", "the store"))
         raise HTTPException(507, f"{name}: the server's file store has {left} bytes free, fewer than the file's {size}: "
                                  "ask the server's administrator to free space")
 
