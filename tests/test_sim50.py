@@ -164,6 +164,29 @@ def test_a_non_finite_value_is_refused_naming_the_field(tmp_path, field, value):
     assert str(path) in str(err.value) and field in str(err.value) and "finite" in str(err.value)
 
 
+@pytest.mark.parametrize("camera", [EMCCD, SCMOS], ids=["emccd", "scmos"])
+def test_chunks_that_cut_noise_blocks_make_the_same_frames(monkeypatch, camera):
+    """Blocks of 5 frames (as 2048 x 2048 px frames get 4): chunks of 1, 3, 7 and 11 frames cut them anywhere, and
+    two channels draw their noise block by block; every chunking gives the frames of one whole call."""
+    import plexloc.simulation.simulator as simulator
+
+    eye = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    ch = {"psf": {"kind": "gaussian"}, "camera": camera, "transform": eye}
+    sim = Simulator(_config(frame_size=[12, 14], channels=[ch, {**ch, "throughput": 0.5}],
+                            emitters={"density_per_um2": 3.0}))
+    monkeypatch.setattr(simulator, "NOISE_BLOCK_PIXELS", 5 * 12 * 14 * 2)
+    assert simulator.noise_block_frames((12, 14), 2) == 5
+    whole = sim.simulate_movie(23, generator=_gen(8))
+    for chunk in (1, 3, 7, 11):
+        _, chunks = sim.iter_movie(23, generator=_gen(8), chunk_frames=chunk)
+        parts = list(chunks)
+        assert [s for s, _, _ in parts] == list(range(0, 23, chunk))
+        assert all(raw.shape[1] == min(chunk, 23 - s) for s, raw, _ in parts)
+        assert torch.equal(torch.cat([raw for _, raw, _ in parts], dim=1), whole.frames)
+    monkeypatch.setattr(simulator, "NOISE_BLOCK_PIXELS", 23 * 12 * 14 * 2)  # one block: another draw
+    assert not torch.equal(sim.simulate_movie(23, generator=_gen(8)).frames, whole.frames)
+
+
 def _simulate(cfg, out, *extra) -> None:
     assert main(["simulate", str(cfg), "--frames", "20", "--out", str(out), "--seed", "3", "--device", "cpu",
                  *extra]) == 0
@@ -222,3 +245,39 @@ def test_emitter_and_background_defaults_are_named(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "o" / "config.yaml"), "--frames", "2", "--out", str(tmp_path / "p"),
                  "--device", "cpu"]) == 0
     assert "note" not in capsys.readouterr().err  # the saved configuration gives every value
+
+
+def test_a_movie_never_holds_its_whole_background(monkeypatch):
+    """iter_movie made the background of every frame before the first chunk (1500 frames of 256 x 256 px: 0.4 GB);
+    now each chunk's frames come from the random numbers drawn once, the same numbers as the whole background."""
+    from plexloc.simulation.background import background_frames, sample_background, sample_background_parts
+
+    cfg = _config(frame_size=[11, 13], emitters={"density_per_um2": 1.0},
+                  background={"range": [20.0, 80.0], "variation": 0.4, "variation_scale_nm": 500.0})
+    kw = dict(n_sequences=3, n_frames=5, frame_shape=(11, 13), px_size_nm=100.0)
+    whole = sample_background(cfg.background, generator=_gen(9), **kw)
+    level, field = sample_background_parts(cfg.background, generator=_gen(9), **kw)
+    for lo, hi in ((0, 15), (0, 1), (4, 11), (14, 15)):
+        assert torch.equal(background_frames(level, field, frame_shape=(11, 13), n_frames=5, start=lo, stop=hi),
+                           whole[lo:hi])
+    sim = Simulator(cfg)
+    ref = sim.simulate_movie(40, generator=_gen(10))
+    assert torch.equal(ref.bg[0], sample_background(cfg.background, n_sequences=1, n_frames=40, frame_shape=(11, 13),
+                                                    px_size_nm=100.0, generator=_bg_generator(sim, 40)))
+
+    def whole_background(*args, **kwargs):
+        raise AssertionError("the whole movie's background was built")
+
+    monkeypatch.setattr(Simulator, "sample_background", whole_background)
+    _, chunks = sim.iter_movie(40, generator=_gen(10), chunk_frames=6)
+    parts = list(chunks)
+    assert torch.equal(torch.cat([bg for _, _, bg in parts], dim=1), ref.bg)
+    assert torch.equal(torch.cat([raw for _, raw, _ in parts], dim=1), ref.frames)
+
+
+def _bg_generator(sim: Simulator, n_frames: int) -> torch.Generator:
+    """The generator of ``sim.simulate_movie(n_frames, generator=_gen(10))`` as it stands when the background is drawn
+    (after the emitters)."""
+    g = _gen(10)
+    sim.sample_emitters(n_sequences=1, n_frames=n_frames, generator=g, margin_nm=sim.channel_margin_px() * 100.0)
+    return g

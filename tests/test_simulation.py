@@ -151,7 +151,7 @@ def test_same_seed_same_movie_other_seed_other_movie():
 def test_chunked_movie_has_the_same_truth_and_consistent_frames():
     """iter_movie samples emitters and background once for the whole movie, so the truth and the
     background do not depend on the chunking; the camera noise is drawn in blocks of the movie
-    (NOISE_BLOCK_FRAMES), not of the chunks, so the raw frames are the same numbers too (session 50:
+    (noise_block_frames), not of the chunks, so the raw frames are the same numbers too (session 50:
     a different draw of the same distribution before, so --chunk changed the movie)."""
     sim = Simulator(config(camera={"kind": "emccd"}, emitters={"density_per_um2": 2.0}))
     whole = sim.simulate_movie(120, generator=_gen(6))

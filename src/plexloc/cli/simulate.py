@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "truth.csv's id is then the molecule, the same in all of its blinks, which drift correction, "
                         "FRC and merging need. Needs emitters.blinking: true")
     p.add_argument("--device", default="auto", help="auto (default: cuda where there is one, else cpu), cpu or cuda[:N]")
-    p.add_argument("--chunk", type=positive_int, default=256, help="frames rendered at a time (memory bound; default 256)")
+    p.add_argument("--chunk", type=positive_int, default=256,
+                   help="frames rendered at a time (memory bound; default 256); the movie is the same for any value "
+                        "(the camera noise is drawn in blocks of the movie: at most 256 frames or 16.8 million pixels)")
     b = p.add_argument_group(
         "bead z-stack (--beads)",
         "--beads N makes a bead z-stack instead of a movie, for plexloc calibrate: N beads at random positions, "

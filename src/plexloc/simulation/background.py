@@ -39,6 +39,46 @@ def _scale_px(scale_nm: float, px_size_nm: float | tuple[float, float]) -> tuple
     return scale_nm / px_y, scale_nm / px_x
 
 
+def sample_background_parts(
+    config: BackgroundConfig,
+    *,
+    n_sequences: int,
+    n_frames: int,
+    frame_shape: tuple[int, int],
+    px_size_nm: float | tuple[float, float],
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[Tensor, Tensor | None]:
+    """The random numbers of :func:`sample_background`, drawn as it draws them: the level of every frame
+    ``(n_sequences * n_frames,)`` and each sequence's relative field ``1 + variation * f`` ``(n_sequences, H, W)``
+    (None without ``variation``). :func:`background_frames` makes any run of frames of them, so that a long movie
+    never holds its whole background (10,000 frames of 256 x 256 px: 2.6 GB of float32 per channel)."""
+    lo, hi = config.range
+    n = n_sequences * n_frames
+    level = lo + (hi - lo) * torch.rand(n, generator=generator, device=device, dtype=dtype)
+    if config.variation <= 0:
+        return level, None
+    field = smooth_field(
+        n_sequences, frame_shape, scale_px=_scale_px(config.variation_scale_nm, px_size_nm),
+        generator=generator, device=device, dtype=dtype,
+    )
+    return level, 1 + config.variation * field
+
+
+def background_frames(level: Tensor, field: Tensor | None, *, frame_shape: tuple[int, int], n_frames: int,
+                      start: int = 0, stop: int | None = None) -> Tensor:
+    """Frames ``[start, stop)`` (of all sequences, ``sequence * n_frames + frame``) of the background whose parts
+    :func:`sample_background_parts` drew, ``(stop - start, H, W)``: the same numbers as those frames of
+    :func:`sample_background`."""
+    stop = int(level.shape[0]) if stop is None else stop
+    bg = level[start:stop, None, None].expand(stop - start, *frame_shape)
+    if field is not None:
+        seq = torch.arange(start, stop, device=level.device) // max(int(n_frames), 1)
+        bg = bg * field[seq]
+    return bg.contiguous()
+
+
 def sample_background(
     config: BackgroundConfig,
     *,
@@ -55,14 +95,6 @@ def sample_background(
     The level is uniform in ``config.range`` per frame; with ``variation > 0`` each sequence gets one
     smooth field ``1 + variation * f`` (illumination profile) that multiplies all of its frames.
     """
-    lo, hi = config.range
-    n = n_sequences * n_frames
-    level = lo + (hi - lo) * torch.rand(n, generator=generator, device=device, dtype=dtype)
-    bg = level[:, None, None].expand(n, *frame_shape)
-    if config.variation > 0:
-        field = smooth_field(
-            n_sequences, frame_shape, scale_px=_scale_px(config.variation_scale_nm, px_size_nm),
-            generator=generator, device=device, dtype=dtype,
-        )
-        bg = bg * (1 + config.variation * field).repeat_interleave(n_frames, dim=0)
-    return bg.contiguous()
+    level, field = sample_background_parts(config, n_sequences=n_sequences, n_frames=n_frames, frame_shape=frame_shape,
+                                           px_size_nm=px_size_nm, generator=generator, device=device, dtype=dtype)
+    return background_frames(level, field, frame_shape=frame_shape, n_frames=n_frames)

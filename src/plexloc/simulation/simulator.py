@@ -26,7 +26,7 @@ from plexloc.config.models import ChannelConfig, SimulationConfig
 from plexloc.errors import InputError
 from plexloc.psf import PSF, psf_from_config
 from plexloc.psf.functional import frame_slots
-from plexloc.simulation.background import sample_background
+from plexloc.simulation.background import background_frames, sample_background, sample_background_parts
 from plexloc.simulation.emitters import Emitters, drifted, movie_drift_nm, sample_emitters
 from plexloc.simulation.geometry import apply_transform, as_transform
 from plexloc.table import LocTable
@@ -267,10 +267,21 @@ def psf_z_range(channel: Channel, channel_config: ChannelConfig) -> tuple[float,
     return lo, hi, None if cal is None else str(cal)
 
 
-#: frames of a movie whose camera noise is drawn in one call (:meth:`Simulator.iter_movie`): blocks of the movie, not
-#: of the chunks rendered, so that ``chunk_frames`` (a memory bound) leaves the movie as it is; a chunk smaller than
-#: this still draws a whole block (held until the next chunk takes the rest)
-NOISE_BLOCK_FRAMES = 16
+#: a movie's camera noise is drawn in blocks of frames of the movie (:func:`noise_block_frames`), not in the chunks
+#: rendered, so that ``chunk_frames`` (a memory bound) leaves the movie as it is (the frames of an EMCCD movie differed
+#: by up to 912 ADU between ``--chunk 7`` and the default before session 50). A block holds at most this many pixels
+#: (all channels), and at most ``NOISE_BLOCK_MAX_FRAMES`` frames: the default chunk's, so that movies of frames up to
+#: 256 x 256 px (one channel) are the numbers the default ``plexloc simulate`` made before
+NOISE_BLOCK_PIXELS = 2**24
+NOISE_BLOCK_MAX_FRAMES = 256
+
+
+def noise_block_frames(frame_shape: tuple[int, int], n_channels: int) -> int:
+    """Frames of a movie whose camera noise is drawn in one call: ``NOISE_BLOCK_PIXELS`` over the pixels of a frame of
+    every channel, 1 to ``NOISE_BLOCK_MAX_FRAMES`` (256 frames of 256 x 256 px, 4 of 2048 x 2048 px). A chunk smaller
+    than a block still draws the whole block (64 MB of float32 at most), held until the next chunks take it."""
+    px = int(frame_shape[0]) * int(frame_shape[1]) * max(int(n_channels), 1)
+    return max(1, min(NOISE_BLOCK_MAX_FRAMES, NOISE_BLOCK_PIXELS // px))
 
 
 @dataclass
@@ -538,6 +549,10 @@ class Simulator(nn.Module):
         """Emitters of the whole movie, and an iterator of ``(start_frame, raw (C, t, H, W), bg (C, t, H, W))``
         chunks that renders the movie piece by piece (memory bounded by ``chunk_frames``).
 
+        The movie does not depend on ``chunk_frames``: the camera noise is drawn in blocks of the movie
+        (:func:`noise_block_frames`), and the background's frames are made chunk by chunk from its random numbers drawn
+        once (memory: the chunk, or a noise block where that is larger, never the whole movie's frames).
+
         Emitters are sampled once for the whole movie, so blinking continues across chunk borders. They are
         sampled over a margin around the reference field too (``margin_px``, default :meth:`channel_margin_px`, as
         in training): a real movie's edges hold light from emitters just outside, and with several channels a
@@ -568,13 +583,23 @@ class Simulator(nn.Module):
             n_sequences=1, n_frames=n_frames, generator=generator, density_per_um2=density_per_um2,
             margin_nm=margin * max(self.px_size_nm), blinks_per_molecule=self.config.emitters.blinks_per_molecule,
         )
-        bg_levels = self.sample_background(n_sequences=1, n_frames=n_frames, generator=generator)
+        # the background's random numbers, drawn as sample_background draws them; its frames made chunk by chunk (a
+        # long movie held its whole background: 1500 frames of 256 x 256 px, 0.4 GB of a 1.1 GB peak)
+        bg_parts = [sample_background_parts(cfg.background if cfg.background is not None else self.config.background,
+                                            n_sequences=1, n_frames=n_frames, frame_shape=self.frame_shape,
+                                            px_size_nm=tuple(self.px_size_nm), generator=generator, device=self.device)
+                    for cfg in self.config.channels]
+
+        def bg_frames(lo: int, hi: int) -> Tensor:
+            """(C, hi - lo, H, W) expected background photons of frames [lo, hi)."""
+            return torch.stack([background_frames(level, field, frame_shape=self.frame_shape, n_frames=n_frames,
+                                                  start=lo, stop=hi) for level, field in bg_parts])
         shown = drifted(emitters, movie_drift_nm(self.config.emitters.drift, n_frames), n_frames)  # as rendered
         at = self._movie_map_offsets()
         roi = torch.tensor([list(at.get(c, (0, 0))) for c in range(self.n_channels)], dtype=torch.int64,
                            device=self.device)  # (C, 2); channels without larger maps ignore their row
 
-        block = NOISE_BLOCK_FRAMES
+        block = noise_block_frames(self.frame_shape, self.n_channels)
 
         def draw(lo: int, hi: int) -> Tensor:
             """Raw frames ``[lo, hi)`` (``lo`` a multiple of ``block``): rendered at once, their camera noise drawn block
@@ -583,7 +608,7 @@ class Simulator(nn.Module):
             sel = shown.select(slice(a, b))
             sel.frame_ix = sel.frame_ix - lo
             with torch.no_grad():
-                expected = self.expected_photons(sel, bg_levels[:, lo:hi])
+                expected = self.expected_photons(sel, bg_frames(lo, hi))
                 parts = []
                 for s0 in range(0, hi - lo, block):
                     s1 = min(s0 + block, hi - lo)
@@ -604,7 +629,7 @@ class Simulator(nn.Module):
                 frames = have[0] if len(have) == 1 else torch.cat(have, dim=1)
                 raw, ahead = frames[:, : stop - start], frames[:, stop - start:]
                 ahead = ahead if ahead.shape[1] else None
-                yield start, raw, bg_levels[:, start:stop]
+                yield start, raw, bg_frames(start, stop)
 
         return emitters, chunks()
 
