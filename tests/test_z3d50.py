@@ -42,7 +42,7 @@ def rmse(t, tx, ty):
 def test_debias_sigma_power_is_measured_and_does_not_make_the_table_worse():
     """Positions pulled as hard whatever their sigma: the shifts in proportion to sigma (the only weighting before)
     moved the uncertain rows too far under a flat histogram (here RMSE 15.2 -> 11.1 nm where the plain map gives 8.4;
-    bench/z3d50.py's tables came out worse than they went in, 18.8 -> 20.2 nm). The power measured from the table
+    bench/z3d50.py's came out worse than they went in, 18.75 -> 20.25 nm). The power measured from the table
     (0 here) gives the plain map's result."""
     tx, ty, t = table_3d()
     before = rmse(t, tx, ty)
