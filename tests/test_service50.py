@@ -306,3 +306,58 @@ def test_a_full_store_makes_the_job_wait_for_space_and_tells_the_admin(tmp_path,
         assert len(said) == 2 and said[0].startswith("the file store is full: ticks.txt ("), said
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_serve_logs_with_times_and_without_the_workers_routine_requests(tmp_path):
+    """``plexloc serve``'s output: uvicorn's line for every request, one a second for each idle worker's pull (about
+    260 lines in 4 minutes with two workers), and the service's own warnings ("job ...: lease lapsed -> queued")
+    without a time among them. Now each line has its time and the workers' routine requests that succeed are left
+    out (``--log-worker-requests`` keeps them); a user's requests are logged as before."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from plexloc.service import admin
+    from plexloc.service.db import open_database
+
+    data = tmp_path / "data"
+    data.mkdir()
+    engine, sessions = open_database(f"sqlite:///{data / 'plexloc.db'}")
+    with sessions.begin() as s:
+        _, user = admin.create_user(s, "alice")
+        _, worker = admin.create_worker(s, "w1")
+    engine.dispose()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "plexloc.cli.main", "serve", "--data-dir", str(data), "--port",
+                                 str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        with AgentThread(url, worker, poll_s=0.1):
+            time.sleep(2.0)  # about 20 pulls
+        httpx.get(url + "/api/v1/jobs", headers={"Authorization": f"Bearer {user}"}, timeout=10)
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    lines = log.read_text().splitlines()
+    assert not [x for x in lines if "/worker/v1/jobs/pull" in x], lines
+    assert [x for x in lines if '"GET /api/v1/jobs HTTP/1.1" 200' in x], lines
+    dated = [x for x in lines if x[:4].isdigit() and x[4] == "-"]
+    assert len(dated) == len(lines) - 1 and lines[0].startswith("plexloc service on "), lines

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 from pathlib import Path
 
 from plexloc.cli._common import nonnegative_float, positive_float, positive_int
@@ -49,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-active-jobs", type=positive_int, default=None, metavar="N",
                    help="jobs one user may have queued or running at once; more are refused until one ends "
                         "(default: no limit; $PLEXLOC_MAX_ACTIVE_JOBS)")
+    p.add_argument("--log-worker-requests", action="store_true",
+                   help="log every request of the workers (by default their routine pulls and pings that succeed are "
+                        "left out of the request log: one line a second per idle worker hid the service's warnings)")
     p.set_defaults(func=run)
 
 
@@ -67,8 +72,44 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(settings)  # (its errors first: an application YAML, a setting)
     _check_address(args.host, args.port)
     print(f"plexloc service on http://{args.host}:{args.port}/ (data in {settings.data_dir.resolve()})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info",
+                log_config=log_config(worker_requests=args.log_worker_requests))
     return 0
+
+
+#: the worker API's routine requests: a pull (nothing to do, or a job) and a ping; logged only when they fail
+_ROUTINE = re.compile(r"^/worker/v1/(?:jobs/pull|jobs/[^/]+/ping|applications)(?:\?|$)")
+
+
+class RoutineWorkerRequests(logging.Filter):
+    """Leaves out of uvicorn's request log the workers' pulls, pings and reads of the applications that succeed: an
+    idle worker pulls about once a second, a busy one pings every 2 s, and the server's own warnings (a job's lease
+    lapsed, the store full) were a line among thousands."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or len(args) < 5:
+            return True
+        path, status = str(args[2]), args[4]
+        return not (_ROUTINE.match(path) and isinstance(status, int) and status < 400)
+
+
+def log_config(*, worker_requests: bool = False) -> dict:
+    """uvicorn's logging, each line with its time (the server's warnings had none: when did a lease lapse?), the
+    service's own loggers (``plexloc.service``) through the same handler, and the workers' routine requests left out
+    of the request log unless ``worker_requests``."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    cfg = copy.deepcopy(LOGGING_CONFIG)
+    cfg["formatters"]["default"]["fmt"] = "%(asctime)s %(levelprefix)s %(message)s"
+    cfg["formatters"]["access"]["fmt"] = '%(asctime)s %(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
+    cfg["loggers"]["plexloc"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    if not worker_requests:
+        cfg["filters"] = {"routine": {"()": RoutineWorkerRequests}}
+        cfg["handlers"]["access"]["filters"] = ["routine"]
+    return cfg
 
 
 def _check_address(host: str, port: int) -> None:
