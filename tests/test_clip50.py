@@ -154,3 +154,50 @@ def test_noise_measure_hands_back_its_statistics():
     ratio, note, _ = noise_measure(ph, cam, stats=st)
     assert note.startswith("frames too crowded") and np.isnan(ratio)
     assert set(st) >= {"ratios", "hp_ratios", "level", "counts"} and st["level"] > 0
+
+
+def _later_clipped(n=72, start=66, level=4000):
+    """The bright spot at 3000 photons (a peak of about 2000 ADU) in the first ``start`` frames, at 20000 from then
+    on, where it clips at ``level`` ADU (the illumination raised; 32 x 32 frames: the camera check reads the first 64)."""
+    early = _movie(n_frames=start, clip=65535, bright=3000.0)
+    assert early.max() < level
+    return np.concatenate([early, _movie(n_frames=n - start, clip=level, seed=1)])
+
+
+def test_later_frames_spread_over_the_rest_of_the_movie():
+    from plexloc.camera.check import later_frames
+
+    assert later_frames(64, 64) == [] and later_frames(10, 0) == []
+    assert later_frames(72, 64) == list(range(64, 72))
+    more = later_frames(100_000, 64)
+    assert len(more) == 64 and more[0] == 64 and more[-1] == 99_999
+
+
+def test_a_movie_clipped_only_after_the_checked_frames_has_its_level_in_both_fits(tmp_path):
+    """Clipped at 4000 ADU from frame 66 of 72 (the check reads 64): the level was the pixel type's maximum in both
+    fits, and the rows fitted from clipped light went unflagged."""
+    from plexloc.infer.fit import _clip_levels
+    from plexloc.io.tiff import open_movie, write_movie
+    from plexloc.mle.pipeline import ChannelMovies, frame_clip_levels, later_raw_frames, movie_fitter
+
+    write_movie(tmp_path / "m.tif", _later_clipped())
+    with open_movie(tmp_path / "m.tif") as movie:
+        assert _clip_levels([movie], None, [EMCCD()], len(movie)) == [(4000.0, "pile-up")]
+    with ChannelMovies(tmp_path / "m.tif", _config()) as movies:
+        fitter = movie_fitter(movies, _config(), device="cpu", camera=None, threshold_photons=None)
+        frames = movies.frames(0, 64)
+        assert frame_clip_levels(fitter, frames, dtype=np.uint16) == [(65535.0, "dtype")]  # the first frames alone
+        assert frame_clip_levels(fitter, frames, dtype=np.uint16, later=later_raw_frames(movies)) == \
+            [(4000.0, "pile-up")]
+
+
+@pytest.mark.filterwarnings("ignore::plexloc.camera.check.CameraWarning")
+def test_mle_flags_the_rows_of_spots_clipped_only_in_later_frames():
+    from plexloc.mle import fit_movie
+
+    movie = _later_clipped()
+    table = fit_movie(movie, _config())
+    bright = np.hypot(table["x_nm"] - 850.0, table["y_nm"] - 850.0) < 150.0
+    late = np.asarray(table["frame"]) >= 66
+    assert int((bright & late).sum()) == 6 and (table["saturated_px"][bright & late] > 0).all()
+    assert (table["saturated_px"][~late] == 0).all()

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CameraCheck", "CameraWarning", "ChannelCheck", "CLIP_BITS", "MAX_SATURATED_FRACTION", "MIN_CLIPPED_PIXELS",
            "MIN_SHOT_ELECTRONS", "NOISE_FRAMES", "NOISE_RANGE", "READ_NOISE_SHARE", "camera_model", "camera_source", "check_camera", "clip_level", "clip_threshold_photons", "count_clipped",
-           "detect_clip_adu", "dim_offset", "find_clip_adu", "head_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "piled_up_level", "read_noise_share", "saturation_adu"]
+           "detect_clip_adu", "dim_offset", "find_clip_adu", "head_frames", "later_frames", "noise_measure", "noise_ratio", "noise_ratio_detail", "piled_up_level", "read_noise_share", "saturation_adu"]
 
 #: accepted measured / predicted pixel variance (bench/RESULTS.md, issue 3, "training-domain check")
 NOISE_RANGE = (0.75, 1.35)
@@ -585,6 +585,18 @@ def piled_up_level(raw, dtype=None) -> float | None:
     (:func:`find_clip_adu`'s ``"pile-up"``: a full well, 1000 ADU in a 16-bit movie); None otherwise."""
     level, how = find_clip_adu(raw, dtype)
     return level if how == "pile-up" else None
+
+
+def later_frames(n_frames: int, head: int) -> list[int]:
+    """Frames spread evenly over a movie's frames after its first ``head`` (those the camera check reads), as many as
+    ``head`` at most: the fits look for the clipping level in them too (:func:`clip_level` of the first frames and
+    these), so that a camera that clips only later (the illumination raised, a bright bead drifting into focus) is
+    found before the fit (a movie clipped at 1000 ADU from frame 70 of 100, the check reading 64: its rows were fitted
+    from clipped light and none was flagged). Empty where the movie has no more frames."""
+    rest = int(n_frames) - int(head)
+    if rest <= 0 or head <= 0:
+        return []
+    return sorted({int(v) for v in np.linspace(head, n_frames - 1, min(int(head), rest)).round()})
 
 
 def clip_level(raw_head, camera, dtype) -> tuple[float | None, str]:

@@ -735,17 +735,23 @@ def _clip_levels(readers: Sequence[MovieReader], split: SplitViewConfig | None, 
     camera check reads): the camera's ``saturation_adu``, else a level found in them (a full scale ``2**k - 1``,
     ``"found"``, or another value they pile up at, ``"pile-up"``: :func:`~plexloc.camera.check.find_clip_adu`), else
     the pixel type's maximum. A split view's channels are cut from the frames as floats and looked at as the file's
-    integers (its dtype)."""
-    from plexloc.camera.check import clip_level, head_frames
+    integers (its dtype). The level is also looked for in as many frames spread over the rest of the movie
+    (:func:`~plexloc.camera.check.later_frames`): a camera that clips only later is found before the fit."""
+    from plexloc.camera.check import clip_level, head_frames, later_frames
 
     if not n:
         return [clip_level(None, cam, readers[0].dtype) for cam in cams]
     k = min(head_frames(split.boxes[0][3:1:-1] if split is not None else readers[0].frame_shape), n)
+    more = later_frames(n, k)
+
+    def frames(r: MovieReader) -> np.ndarray:
+        return np.concatenate([r[0:k], *(r[i:i + 1] for i in more)]) if more else r[0:k]
+
     if split is not None:
-        raw = split_frames(np.asarray(readers[0][0:k], dtype=np.float32), split)
+        raw = split_frames(np.asarray(frames(readers[0]), dtype=np.float32), split)
         arrs = [raw[:, c] for c in range(raw.shape[1])]
     else:
-        arrs = [r[0:k] for r in readers]
+        arrs = [frames(r) for r in readers]
     return [clip_level(a, cam, readers[0].dtype) for a, cam in zip(arrs, cams)]
 
 

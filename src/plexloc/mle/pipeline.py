@@ -987,7 +987,7 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                     t_check = time.perf_counter()
                     photons = fitter.to_photons(frames)  # once, for the check and the fit
                     check = first_frames_check(fitter, frames, dtype=readers[0].dtype, source=movies.sources,
-                                               photons=photons)
+                                               photons=photons, later=later_raw_frames(movies))
                     check_s = time.perf_counter() - t_check
                     if stats is not None:
                         stats["camera"] = check
@@ -1080,28 +1080,50 @@ def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
                                   else None, warn=warn)
 
 
-def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype
-                      ) -> list[tuple[float | None, str]]:
+def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype,
+                      later: Sequence[np.ndarray] | None = None) -> list[tuple[float | None, str]]:
     """Each channel's :func:`~plexloc.camera.check.clip_level` from the first raw frames of a chunk (as many as the
     camera check reads): the camera's ``saturation_adu``, else a level found in them
     (:func:`~plexloc.camera.check.find_clip_adu`: a full scale 2^k - 1, or another value their pixels pile up at, as
-    a full well clips a 16-bit movie at 1000 ADU), else ``dtype``'s maximum."""
+    a full well clips a 16-bit movie at 1000 ADU), else ``dtype``'s maximum. ``later``: each channel's frames spread
+    over the rest of the movie (:func:`later_raw_frames`), looked at with the first ones: a camera that clips only
+    later is found before the fit."""
     from plexloc.camera.check import clip_level, head_frames
 
     k = head_frames(np.shape(frames[0]))
-    # a tensor as it is (detect_clip_adu reads it through the CPU): np.asarray of a CUDA tensor raises
-    return [clip_level(f[:k] if isinstance(f, Tensor) else np.asarray(f[:k]), ch.camera, dtype)
-            for f, ch in zip(frames, fitter.channels)]
+    out = []
+    for c, (f, ch) in enumerate(zip(frames, fitter.channels)):
+        # a tensor as it is (find_clip_adu reads it through the CPU): np.asarray of a CUDA tensor raises
+        head = f[:k] if isinstance(f, Tensor) else np.asarray(f[:k])
+        if later is not None and len(later[c]):
+            head = np.concatenate([head.detach().cpu().numpy() if isinstance(head, Tensor) else head, later[c]])
+        out.append(clip_level(head, ch.camera, dtype))
+    return out
+
+
+def later_raw_frames(movies: ChannelMovies) -> list[np.ndarray] | None:
+    """Each channel's raw frames spread over the movie after the first ones the camera check reads
+    (:func:`~plexloc.camera.check.later_frames`), for :func:`frame_clip_levels`; None where there are none."""
+    from plexloc.camera.check import head_frames, later_frames
+
+    shape = movies.frames(0, 1)[0].shape[-2:] if movies.n else (0, 0)
+    more = later_frames(movies.n, min(head_frames(shape), movies.n))
+    if not more:
+        return None
+    parts = [movies.frames(i, i + 1) for i in more]
+    return [np.concatenate([np.asarray(p[c]) for p in parts]) for c in range(len(parts[0]))]
 
 
 def first_frames_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype,
-                       source: str | os.PathLike | Sequence[str] = "", photons: Tensor | None = None) -> CameraCheck:
+                       source: str | os.PathLike | Sequence[str] = "", photons: Tensor | None = None,
+                       later: Sequence[np.ndarray] | None = None) -> CameraCheck:
     """The first raw frames of a movie against the fitter's cameras (:func:`camera_check`, its findings warned as
     :class:`~plexloc.camera.check.CameraWarning` s), and the levels its rows are flagged as saturated at set on the
     fitter (:attr:`MLEFitter.clip_levels`): each channel's :func:`frame_clip_levels`, except a camera
     ``saturation_adu`` that the frames' values exceed (:func:`exceeded_clip_levels`, told once, here). ``photons``: the
-    frames converted (:meth:`MLEFitter.to_photons`), where the caller fits them next: converted once, not twice."""
-    levels = frame_clip_levels(fitter, frames, dtype=dtype)
+    frames converted (:meth:`MLEFitter.to_photons`), where the caller fits them next: converted once, not twice.
+    ``later``: frames spread over the rest of the movie (:func:`later_raw_frames`), where the level is looked for too."""
+    levels = frame_clip_levels(fitter, frames, dtype=dtype, later=later)
     check = camera_check(fitter, frames, dtype=dtype, source=source, levels=levels, warn=False, photons=photons)
     fitter.clip_levels, told = exceeded_clip_levels(fitter, frames, check, levels, dtype=dtype)
     check.above_level_told = check.above_level_told or bool(told)  # said once, below, not by the check too
