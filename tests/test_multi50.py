@@ -125,3 +125,55 @@ def test_cli_register_prints_and_writes_the_uncertainty(tmp_path, capsys):
     assert data["transform_uncertainty_nm"] > MAX_UNCERTAINTY_NM
     assert f"the transform's own uncertainty {data['transform_uncertainty_nm']:.1f} nm" in out.out
     assert "uncertain by" in out.err and data["warning"].startswith("the transform is uncertain by")
+
+
+# --- a split view whose channels are listed the other way round, each box with its flip ---------------------------
+def _split_view_movie(transform, flip, n_frames=60, seed=0):
+    """A joined split-view movie (T, 32, 64) of photons: channel 0's box at x 0, channel 1's at x 32 mirrored as
+    ``flip`` says (ideal cameras, two Gaussian channels sharing one photon count)."""
+    import torch
+
+    from plexloc.config import SimulationConfig, validate_config
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.io.splitview import join_frames
+    from plexloc.simulation import Simulator
+
+    cfg = validate_config({
+        "px_size_nm": PX, "frame_size": [32, 32], "photon_model": {"kind": "linked"},
+        "channels": [{"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}, "throughput": 0.5},
+                     {"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}, "throughput": 0.5,
+                      "transform": np.asarray(transform).tolist()}],
+        "emitters": {"density_per_um2": 1.0, "photons_range": [2000.0, 5000.0], "z_range_nm": [0.0, 0.0]},
+        "background": {"range": [10.0, 10.0]}}, SimulationConfig)
+    frames = Simulator(cfg).simulate_movie(n_frames, generator=torch.Generator().manual_seed(seed)).frames.numpy()
+    split = SplitViewConfig(boxes=[(0, 0, 32, 32), (32, 0, 32, 32)], flip=["none", flip])
+    return join_frames(np.moveaxis(frames, 0, 1), split, (32, 64)), split
+
+
+@pytest.mark.parametrize("flip", ["x", "y"])
+def test_a_split_view_listed_the_other_way_round_is_told_to_swap_the_boxes_with_their_flips(flip):
+    """The splitter mirrors the right half (channel 1); the configuration lists the right half first with its flip.
+    Before, the fix said to swap the boxes and keep the flip list, which mirrors channel 0: every position then came
+    out mirrored (JI 3.9 % against 65.9 % in an MLE fit of such a movie) and the check said ok. Now the fix first
+    names the boxes swapped with their flips: the right configuration."""
+    import warnings
+
+    from plexloc.calibrate.alignment import ChannelAlignmentWarning, check_channel_alignment
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.io.splitview import split_frames
+
+    T = chip_T(deg=1.0, scale=1.0, shift=(100.0, 50.0))
+    raw, true = _split_view_movie(T, flip)
+    wrong = SplitViewConfig(boxes=[(32, 0, 32, 32), (0, 0, 32, 32)], flip=[flip, "none"])
+    cut = split_frames(raw, wrong)
+    with pytest.warns(ChannelAlignmentWarning) as rec:
+        rep = check_channel_alignment([cut[:, 0], cut[:, 1]], [np.eye(3), T], PX, split=wrong, sources="sv.tif")
+    assert rep.status in ("wrong geometry", "misaligned")  # a 1-px transform: the swap also reads as it reversed
+    text = str(rec[0].message)
+    assert ("swap the split_view section's boxes of channels 0 and 1 together with their flips (boxes: [[0, 0, 32, "
+            f"32], [32, 0, 32, 32]], flip: [none, {flip}]") in text
+    # the configuration that fix gives is the true one: silent
+    cut = split_frames(raw, true)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_channel_alignment([cut[:, 0], cut[:, 1]], [np.eye(3), T], PX, split=true).status == "ok"

@@ -471,6 +471,10 @@ def check_channel_alignment(
                 g = list(configured)
                 g[i], g[j] = (i, j, rel), (j, i, rel)
                 geometries.append((f"swap{i}-{j}", g))
+                if rel != "none":  # each box with its own flip: the same camera halves mirrored, only the order wrong
+                    g = list(configured)
+                    g[i], g[j] = (i, j, "none"), (j, i, "none")
+                    geometries.append((f"swap{i}-{j}{_WITH_FLIPS}", g))
         # the pairs each geometry needs: (reference key, channel key); slots whose images did not change are shared
         pairs: dict[tuple, None] = {}
         for _, g in geometries:
@@ -545,6 +549,7 @@ def check_channel_alignment(
         desc, fix = words.describe(name, g, flips)
         built.append(Geometry(name=name, description=desc, fix=fix,
                               pairs=tuple(results[(g[0], g[c])] for c in changed)))
+    built = _swap_fixes(built, split, flips, min_snr)
     report = _decide(built[0], built[1:], px, min_snr, max_shift, base, reversed_,
                      flipped=any(f != "none" for f in flips),
                      indistinct=_indistinct_pairs(transforms, offset, px, (h, w), flips if split is not None else None))
@@ -645,7 +650,7 @@ class _Words:
                        f"({'left-right' if f == 'x' else 'up-down' if f == 'y' else 'both ways'}) before fitting, or "
                        "fit it as one split-view movie whose split_view section has the flip")
             return desc, fix
-        i, j = (int(v) for v in name[4:].split("-"))
+        i, j = _swap_pair(name)
         desc = f"channels {i} and {j} in each other's place"
         if self.split is not None:
             boxes = [list(b) for b in self.split.boxes]
@@ -772,9 +777,58 @@ def _indistinct_words(pairs) -> str:
 
 
 def _swap_pair(name: str) -> tuple[int, int]:
-    """``(i, j)`` of a swap geometry's name ``swap{i}-{j}``."""
-    i, j = (int(v) for v in name[4:].split("-"))
+    """``(i, j)`` of a swap geometry's name ``swap{i}-{j}`` (or ``swap{i}-{j}/flips``)."""
+    i, j = (int(v) for v in name[4:].split("/")[0].split("-"))
     return i, j
+
+
+#: the name's suffix of a split view's swap that moves each box's flip with it (:func:`_swap_fixes`)
+_WITH_FLIPS = "/flips"
+
+
+def _swap_fixes(built: list[Geometry], split: SplitViewConfig | None, flips: list[str],
+                min_snr: float) -> list[Geometry]:
+    """Where a split view's two swapped channels have different flips, two configurations put them in each other's
+    place: the boxes swapped with their flips (``swap{i}-{j}/flips``: the camera halves mirrored as configured, only
+    the order wrong) and the boxes alone (``swap{i}-{j}``: the flips kept by channel, so the other half is mirrored).
+    Both are measured, and each one's fix names the one that lines up better by ``min_snr`` noise standard deviations,
+    else both, the one that keeps each half's mirroring first. The two often line up alike (the channels stay
+    mirrored relative to each other: 0.567 and 0.536 at zero for a split view with channel 1's half mirrored, its
+    boxes and flips listed the other way round). Before, only the boxes alone were tried and named: following that fix
+    mirrored channel 0, every position came out mirrored (JI 3.9 % where the right configuration gave 65.9 %) and the
+    check then said ok; and where the transform is small the listed-the-other-way-round layout was told as a transform
+    given in the reverse direction only."""
+    by_name = {g.name: g for g in built}
+    out = []
+    for g in built:
+        base = g.name[: -len(_WITH_FLIPS)] if g.name.endswith(_WITH_FLIPS) else g.name
+        alone_g, moved_g = by_name.get(base), by_name.get(base + _WITH_FLIPS)
+        if split is None or moved_g is None or alone_g is None:
+            out.append(g)
+            continue
+        i, j = _swap_pair(g.name)
+        boxes = [list(b) for b in split.boxes]
+        boxes[i], boxes[j] = boxes[j], boxes[i]
+        moved = list(flips)
+        moved[i], moved[j] = moved[j], moved[i]
+        at_alone = sum(p.at_zero for p in alone_g.pairs) / len(alone_g.pairs)
+        at_moved = sum(p.at_zero for p in moved_g.pairs) / len(moved_g.pairs)
+        noise = max(math.sqrt(sum(p.noise ** 2 for p in alone_g.pairs) / len(alone_g.pairs)), 1e-12)
+        head = f"swap the split_view section's boxes of channels {i} and {j}"
+        together = (f"flip: [{', '.join(moved)}]: each half of the camera stays mirrored as configured; {at_moved:.3f} "
+                    "at zero")
+        kept = f"flip: [{', '.join(flips)}] as it is: the other half mirrored; {at_alone:.3f} at zero"
+        if at_alone - at_moved >= min_snr * noise:  # the boxes alone line up clearly better
+            fix = f"{head} alone (boxes: {boxes}, {kept})"
+        elif at_moved - at_alone >= min_snr * noise:
+            fix = f"{head} together with their flips (boxes: {boxes}, {together})"
+        else:
+            fix = (f"{head} together with their flips (boxes: {boxes}, {together}); or, where channel {i}'s half is "
+                   f"the one the splitter mirrors, the boxes alone ({kept})")
+        rev = g.fix.find("; or, where the order is right, ")  # the reversed transform lines up alike: kept
+        out.append(Geometry(name=g.name, description=g.description, fix=fix + (g.fix[rev:] if rev >= 0 else ""),
+                            pairs=g.pairs))
+    return out
 
 
 def _better_geometries(alts: list[Geometry], by_channel: dict[int, PairCorrelation],
@@ -826,15 +880,22 @@ def _channel_finding(p: PairCorrelation, alts: list[Geometry], by_channel: dict[
     # too small a move for the swapped geometry to correlate twice as well, but peaks are measured to a few
     # hundredths of a pixel: the configured peak sits off zero, where the two channels in each other's place (their
     # own peak at zero) or the transform reversed put it
-    swap = next((g for g in alts if g.name == f"swap0-{p.channel}"), None) if len(by_channel) == 1 else None
     reverse = (rev is not None and SUBPIXEL_RATIO * math.hypot(dx - rev.shift_px[0], dy - rev.shift_px[1]) <= off)
     # two channels in each other's place: the swapped geometry's own peak near zero and, without mirrors, the
     # configured one where the reversed transform puts it (the two are one geometry then); a transform merely
     # wrong can line the swapped geometry up by chance (a 2-degree rotation given for a movie without one: swapped
-    # 0.10 px from zero, configured 0.86 px but nowhere near the reversed transform's place)
-    swapped = (swap is not None and swap.pairs[0].snr >= min_snr
-               and (reverse if not flipped else True)
-               and (SUBPIXEL_RATIO * (2.0 if flipped else 1.0)) * math.hypot(*swap.pairs[0].shift_px) <= off)
+    # 0.10 px from zero, configured 0.86 px but nowhere near the reversed transform's place). A split view whose two
+    # channels have different flips has two swaps (:func:`_swap_fixes`): the boxes alone (a mirror between the two
+    # readings) and the boxes with their flips (none, as without a split view); the one whose peak sits nearer zero
+    swap, swapped = None, False
+    if len(by_channel) == 1:
+        for name, mirrored in ((f"swap0-{p.channel}", flipped), (f"swap0-{p.channel}{_WITH_FLIPS}", False)):
+            g = next((a for a in alts if a.name == name), None)
+            ok = (g is not None and g.pairs[0].snr >= min_snr and (reverse if not mirrored else True)
+                  and (SUBPIXEL_RATIO * (2.0 if mirrored else 1.0)) * math.hypot(*g.pairs[0].shift_px) <= off)
+            if g is not None and (swap is None or (ok and (not swapped or math.hypot(*g.pairs[0].shift_px)
+                                                            < math.hypot(*swap.pairs[0].shift_px)))):
+                swap, swapped = g, ok
     # past MAX_OFFSET_PX the channel is said anyway: the swapped geometry's own peak at zero names the cause (a
     # swapped split view of a 2-degree rotation peaked 1.6 px off and was told to re-run plexloc calibrate)
     if (SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse)) or (off >= MAX_OFFSET_PX and swapped):
