@@ -137,6 +137,11 @@ def tiles(size: int, tile: int, margin: int, align: int = 1) -> list[tuple[int, 
 
     ``align``: inputs start at multiples of it (the network's pooling cell, ``2**depth``), so that every tile pools
     the frame on the same grid as the whole frame would be (the margin grows by up to ``align - 1`` pixels)."""
+    if isinstance(tile, bool) or int(tile) != tile or tile < 1:
+        raise ValueError(f"tile size must be a whole number of pixels >= 1, got {tile!r}")
+    if isinstance(margin, bool) or int(margin) != margin or margin < 0:
+        # a negative margin cut each tile's input inside its own core: the pixels outside lost their localizations
+        raise ValueError(f"tile margin must be a whole number of pixels >= 0, got {margin!r}")
     if size <= tile:
         return [(0, size, 0, size)]
     out = []
@@ -315,8 +320,19 @@ class Predictor:
     ):
         if model.spec.n_aux and (transforms is None or 2 * len(transforms) != model.spec.n_aux):
             raise ValueError(f"the model needs the transforms of its {model.spec.n_aux // 2} channels")
+        threshold = float(threshold)
+        if not 0.0 < threshold <= 1.0:  # NaN too; above 1 or NaN found nothing, 0 or below every weak maximum
+            raise ValueError(f"Predictor threshold (the integrated detection probability) must lie in (0, 1], got "
+                             f"{threshold!r}: 0.5 is the usual value (the model's training.detection_threshold)")
+        if isinstance(tile_px, bool) or int(tile_px) != tile_px or tile_px < 1:
+            raise ValueError(f"Predictor tile_px must be a whole number of pixels >= 1, got {tile_px!r}: 256 is the "
+                             "default")
+        if margin_px is not None and (isinstance(margin_px, bool) or int(margin_px) != margin_px or margin_px < 0):
+            raise ValueError(f"Predictor margin_px must be a whole number of pixels >= 0, got {margin_px!r}: None "
+                             "takes the default (tile_margin_px(spec), capped at MAX_DEFAULT_MARGIN_PX); a negative "
+                             "margin cut the tiles inside their cores and lost the localizations there")
         self.model = model.eval()
-        self.threshold = float(threshold)
+        self.threshold = threshold
         self.spread_radius_px = spread_radius_px
         self.tile_px = int(tile_px)
         self.margin_px = (min(tile_margin_px(model.spec), MAX_DEFAULT_MARGIN_PX) if margin_px is None
