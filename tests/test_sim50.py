@@ -281,3 +281,26 @@ def _bg_generator(sim: Simulator, n_frames: int) -> torch.Generator:
     g = _gen(10)
     sim.sample_emitters(n_sequences=1, n_frames=n_frames, generator=g, margin_nm=sim.channel_margin_px() * 100.0)
     return g
+
+
+@pytest.mark.parametrize("edit, text", [
+    ({"emitters": {"photons_range": 1000}}, "field 'emitters.photons_range': is a range [min, max], two numbers; for "
+                                            "the one value 1000 write [1000, 1000]"),
+    ({"emitters": {"z_range_nm": 0}}, "field 'emitters.z_range_nm': is a range [min, max]"),
+    ({"background": {"range": 50.5}}, "write [50.5, 50.5]"),
+    ({"psf": None, "camera": None}, "no channel: give 'psf' and 'camera' (one channel) or 'channels'"),
+])
+def test_a_microscopists_edit_gets_the_value_to_write(tmp_path, edit, text):
+    """A range given as one number said "Input should be a valid tuple"; a file without psf, camera or channels said
+    "missing field 'channels'" alone."""
+    data = {"frame_size": [16, 16], "psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}}
+    for key, value in edit.items():
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+    path = tmp_path / "edited.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError) as err:
+        load_config(path, SimulationConfig)
+    assert text in str(err.value) and str(path) in str(err.value)

@@ -29,6 +29,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+def _range_pair(value, info):
+    """A range given as one number (``photons_range: 1000``) is refused with the pair to write: pydantic said only
+    "Input should be a valid tuple"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(f"is a range [min, max], two numbers; for the one value {value:g} write [{value:g}, {value:g}]")
+    return value
+
+
 def _check_range(value: Range, *, low: float | None = None) -> Range:
     lo, hi = value
     if hi < lo:
@@ -492,6 +500,8 @@ class EmitterConfig(_Model):
                              "one of them out")
         return self
 
+    _pairs = field_validator("photons_range", "z_range_nm", mode="before")(_range_pair)
+
     @field_validator("photons_range")
     @classmethod
     def _photons(cls, v: Range) -> Range:
@@ -510,6 +520,8 @@ class BackgroundConfig(_Model):
     range: Range = (20.0, 200.0)
     variation: float = Field(default=0.0, ge=0, lt=1)
     variation_scale_nm: PositiveFloat = 3000.0
+
+    _pair = field_validator("range", mode="before")(_range_pair)
 
     @field_validator("range")
     @classmethod
@@ -568,6 +580,9 @@ class SimulationConfig(_Model):
             if missing:
                 raise ValueError(f"single-channel config needs both 'psf' and 'camera'; missing {missing}")
             data["channels"] = [channel]
+        elif isinstance(data, dict) and "channels" not in data:  # pydantic said "missing field 'channels'" alone
+            raise ValueError("no channel: give 'psf' and 'camera' (one channel) or 'channels' (a list of channels, each "
+                             "with its psf and camera); `plexloc examples` lists complete configurations")
         return data
 
     @model_validator(mode="after")
