@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     r = result.residual_nm
     print(f"{result.n_used} of {result.n_pairs} matched pairs used; residual rms {r['rms']:.1f} nm, "
           f"median {r['median']:.1f} nm, 90% {r['q90']:.1f} nm; the transform's own uncertainty "
-          f"{result.uncertainty_nm:.1f} nm (standard error at the field's corners); wrote {args.out}")
+          + (f"{result.uncertainty_nm:.1f} nm (standard error at the field's corners)" if np.isfinite(result.uncertainty_nm)
+             else "not known (fewer than 4 pairs used)") + f"; wrote {args.out}")
     if result.warning:
         print(f"plexloc register: warning: {result.warning}", file=sys.stderr)
     if result.n_used and r["rms"] < SAME_POSITIONS_NM:
