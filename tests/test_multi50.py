@@ -177,3 +177,25 @@ def test_a_split_view_listed_the_other_way_round_is_told_to_swap_the_boxes_with_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_channel_alignment([cut[:, 0], cut[:, 1]], [np.eye(3), T], PX, split=true).status == "ok"
+
+
+def test_three_pairs_are_not_called_the_same_table_twice(tmp_path, capsys):
+    """An affine fits 3 pairs exactly (residual 0): 'the same channel's table given twice' was said of two different
+    tables of 3 molecules; the few-pairs warning stays, and the uncertainty is not known (null, not 'inf nm')."""
+    from plexloc.cli.main import main
+    from plexloc.io.formats import write_locs
+
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 6000.0, (3, 2))
+
+    def table(p):
+        return LocTable({"frame": np.arange(3), "x_nm": p[:, 0], "y_nm": p[:, 1], "z_nm": np.zeros(3),
+                         "photons": np.ones(3)})
+
+    write_locs(table(xy), tmp_path / "a.csv")
+    write_locs(table(xy + (50.0, 0.0) + rng.normal(size=(3, 2)) * 10.0), tmp_path / "b.csv")
+    assert main(["register", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "T.json")]) == 0
+    out = capsys.readouterr()
+    assert "only 3 pairs matched" in out.err and "hold the same positions" not in out.err
+    assert "uncertainty not known (fewer than 4 pairs used)" in out.out
+    assert json.loads((tmp_path / "T.json").read_text())["transform_uncertainty_nm"] is None

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
              else "not known (fewer than 4 pairs used)") + f"; wrote {args.out}")
     if result.warning:
         print(f"plexloc register: warning: {result.warning}", file=sys.stderr)
-    if result.n_used and r["rms"] < SAME_POSITIONS_NM:
+    if result.n_used > 3 and r["rms"] < SAME_POSITIONS_NM:  # 3 pairs: an affine fits them exactly, residual 0
         print(f"plexloc register: warning: {args.reference} and {args.channel} hold the same positions (residual rms "
               f"{r['rms']:.2g} nm; two channels' fits differ by their localization precision): the same channel's "
               "table was likely given twice; give each channel's own fit", file=sys.stderr)
