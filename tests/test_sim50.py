@@ -304,3 +304,31 @@ def test_a_microscopists_edit_gets_the_value_to_write(tmp_path, edit, text):
     with pytest.raises(InputError) as err:
         load_config(path, SimulationConfig)
     assert text in str(err.value) and str(path) in str(err.value)
+
+
+def test_truth_bg_is_the_background_under_the_emitter(tmp_path):
+    """With background.variation the truth's bg was the frame's mean, up to the variation (here 50 %) off the
+    background a fit sees under the emitter; it is the expected background of the emitter's pixel, in each channel at
+    its position through the channel's transform (bg_chN), in the library and in truth.csv alike."""
+    shift = [[1.0, 0.0, 300.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    ch = {"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}}
+    data = {"px_size_nm": 100.0, "frame_size": [40, 48], "channels": [ch, {**ch, "transform": shift}],
+            "emitters": {"density_per_um2": 1.0, "photons_range": [1000.0, 2000.0], "on_time_frames": 2.0},
+            "background": {"range": [50.0, 50.0], "variation": 0.5, "variation_scale_nm": 1500.0}}
+    sim = Simulator(validate_config(data, SimulationConfig))
+    mov = sim.simulate_movie(30, generator=_gen(3))
+    t = mov.truth
+    assert len(t) > 200 and np.ptp(t["bg"]) > 20  # 25-75 photons, not the frame's 50
+    f = np.asarray(t["frame"])
+    i = np.floor(np.asarray(t["y_nm"]) / 100).astype(int)
+    for c, dx in ((0, 0.0), (1, 300.0)):
+        j = np.clip(np.floor((np.asarray(t["x_nm"]) + dx) / 100).astype(int), 0, 47)
+        np.testing.assert_allclose(t[f"bg_ch{c}"], mov.bg[c].numpy()[f, i, j], rtol=1e-6)
+    np.testing.assert_allclose(t["bg"], t["bg_ch0"])
+    path = tmp_path / "var.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["simulate", str(path), "--frames", "30", "--out", str(tmp_path / "o"), "--seed", "3", "--chunk", "7",
+                 "--device", "cpu"]) == 0
+    csv = read_table(tmp_path / "o" / "truth.csv")
+    for col in ("bg", "bg_ch0", "bg_ch1", "x_nm", "frame"):
+        np.testing.assert_allclose(csv[col], t[col], rtol=1e-6)

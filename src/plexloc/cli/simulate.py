@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         names = ["movie.tif"]
     else:
         names = [f"movie_ch{c}.tif" for c in range(sim.n_channels)]
-    bg_frames = []
+    bg_frames, bg_rows = [], []
     cameras = sim.movie_cameras()  # full-chip sCMOS maps: their cut at roi_offset_px
     check = None  # pixels clipped at the uint16 maximum, over the whole movie (plexloc.camera.check)
     writers: list[MovieWriter] = []
@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         for n in names:
             writers.append(MovieWriter(out / n, dtype=np.uint16))
         n_chunks = -(-args.frames // args.chunk)
-        for _, raw, bg in progress(chunks, total=n_chunks, desc="simulate", unit="chunk"):
+        for start, raw, bg in progress(chunks, total=n_chunks, desc="simulate", unit="chunk"):
             part = check_camera(list(raw), cameras, dtype=np.uint16, adu=True, noise=False, warn=False,
                                 source=f"{', '.join(str(out / n) for n in names)} (simulated with {args.config})")
             check = part if check is None else check.add(part)
@@ -242,6 +242,11 @@ def run(args: argparse.Namespace) -> int:
                 for c, w in enumerate(writers):
                     w.write(raw[c].cpu().numpy())
             bg_frames.append(bg.mean(dim=(2, 3), keepdim=True).cpu())  # every channel's (truth bg_chN)
+            # the background under each emitter of the chunk, in every channel (truth bg, bg_chN): the frame's mean
+            # before, up to background.variation off where the field varies
+            a, b = (int(v) for v in torch.searchsorted(emitters.frame_ix, torch.tensor([start, start + raw.shape[1]],
+                                                                                        device=emitters.frame_ix.device)))
+            bg_rows.append(sim.local_background(emitters.select(slice(a, b)), bg, start=start).cpu())
     except BaseException:
         for w in writers:
             w.abort()
@@ -251,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
     if check is not None:
         check.warn()
     bg_mean = torch.cat(bg_frames, dim=1) if bg_frames else None
-    truth = sim.truth_table(emitters.to("cpu"), bg_mean)
+    truth = sim.truth_table(emitters.to("cpu"), bg_mean, bg_rows=torch.cat(bg_rows) if bg_rows else None)
     write_table(truth, out / "truth.csv")
     from plexloc.simulation.emitters import movie_drift_nm
 

@@ -633,10 +633,36 @@ class Simulator(nn.Module):
 
         return emitters, chunks()
 
-    def truth_table(self, emitters: Emitters, bg: Tensor | None = None, *, inside_only: bool = True) -> LocTable:
-        """Ground-truth table (conventions.md columns) of per-frame emitters; ``bg`` (C, T, H, W) adds
-        the reference channel's mean background of each emitter's frame (``bg``) and, for several channels,
-        each channel's (``bg_chN``). Only emitters inside the reference field of view: those of the margin a
+    def local_background(self, emitters: Emitters, bg: Tensor, *, start: int = 0) -> Tensor:
+        """(N, C) expected background photons of the pixel under each emitter in each channel's image (its position
+        through the channel's transform, clamped into the frame), in its frame: ``bg`` (C, t, H, W) holds frames
+        ``start`` .. ``start + t - 1`` of the movie (``emitters.frame_ix`` numbers the movie's frames). A channel whose
+        background has no ``variation`` (flat frames) gets its frame's mean, the number the table held before."""
+        h, w = self.frame_shape
+        n = len(emitters)
+        roi = self.roi_offset_nm().expand(n, 2) if any(self.config.roi_offset_px) else None
+        f = (emitters.frame_ix - start).to(bg.device)
+        out = []
+        for c, ch in enumerate(self.channels):
+            cfg = self.config.channels[c].background or self.config.background
+            if cfg.variation <= 0:
+                out.append(bg.mean(dim=(2, 3))[c, f])
+                continue
+            x, y, _ = ch.positions(emitters.xyz_nm.to(bg.device).float(), None if roi is None else roi.to(bg.device))
+            j = torch.floor(x / self.px_size_nm[0]).clamp(0, w - 1).to(torch.int64)
+            i = torch.floor(y / self.px_size_nm[1]).clamp(0, h - 1).to(torch.int64)
+            out.append(bg[c, f, i, j])
+        return torch.stack(out, dim=1) if out else torch.zeros(n, 0, device=bg.device)
+
+    def truth_table(self, emitters: Emitters, bg: Tensor | None = None, *, inside_only: bool = True,
+                    bg_rows: Tensor | None = None) -> LocTable:
+        """Ground-truth table (conventions.md columns) of per-frame emitters; ``bg`` (C, T, H, W) adds the expected
+        background of the reference channel's pixel under each emitter in its frame (``bg``) and, for several
+        channels, each channel's at the emitter's position in it (``bg_chN``; :meth:`local_background`). ``bg`` of
+        one pixel per frame (C, T, 1, 1), as a frame's mean: that mean (the table's ``bg`` was the frame's mean before
+        session 50 whatever ``bg`` held, up to ``background.variation`` off the emitter's own). ``bg_rows`` (N, C):
+        each emitter's own, given (``plexloc simulate`` gathers them chunk by chunk); ``bg`` then only says that the
+        table has the columns. Only emitters inside the reference field of view: those of the margin a
         movie samples (:meth:`iter_movie`) light its edges but are not targets. ``inside_only=False`` keeps them
         too (x, y outside ``[0, fov)``): the neighbours an edge emitter really had.
 
@@ -645,8 +671,13 @@ class Simulator(nn.Module):
         unique in the table, not consecutive (molecules outside the field are left out)."""
         xy = emitters.xyz_nm[:, :2].detach()
         inside = (xy[:, 0] >= 0) & (xy[:, 0] < self.fov_nm[0]) & (xy[:, 1] >= 0) & (xy[:, 1] < self.fov_nm[1])
+        if bg_rows is None and bg is not None and tuple(bg.shape[-2:]) == self.frame_shape and len(emitters):
+            bg_rows = self.local_background(emitters, bg)
         if inside_only and not bool(inside.all()):
+            if bg_rows is not None:
+                bg_rows = bg_rows[inside.to(bg_rows.device)]
             emitters = emitters.select(inside)
+        local = None if bg_rows is None else bg_rows.detach().cpu().double().numpy()
         xyz = emitters.xyz_nm.detach().cpu().double().numpy()
         phot = emitters.photons.detach().cpu().double().numpy()
         cols = {
@@ -657,7 +688,9 @@ class Simulator(nn.Module):
             "photons": phot.sum(axis=1),
             "id": emitters.id.cpu().numpy(),
         }
-        if bg is not None and len(emitters):
+        if bg is not None and len(emitters) and local is not None:
+            cols["bg"] = local[:, 0]
+        elif bg is not None and len(emitters):
             per_frame = bg[0].mean(dim=(1, 2)).cpu().double().numpy()
             cols["bg"] = per_frame[emitters.frame_ix.cpu().numpy()]
         elif bg is not None:
@@ -667,8 +700,8 @@ class Simulator(nn.Module):
                 cols[f"photons_ch{c}"] = phot[:, c]
             if bg is not None and bg.shape[0] == self.n_channels:  # each channel's own (e.g. 20 and 135 photons)
                 for c in range(self.n_channels):
-                    cols[f"bg_ch{c}"] = (bg[c].mean(dim=(1, 2)).cpu().double().numpy()[emitters.frame_ix.cpu().numpy()]
-                                         if len(emitters) else np.zeros(0))
+                    cols[f"bg_ch{c}"] = (np.zeros(0) if not len(emitters) else local[:, c] if local is not None else
+                                         bg[c].mean(dim=(1, 2)).cpu().double().numpy()[emitters.frame_ix.cpu().numpy()])
         if self.config.photon_model.kind == "ratiometric":
             cols["color"] = emitters.color.cpu().numpy()
         return LocTable(cols)
