@@ -1277,7 +1277,7 @@ class CameraCheck:
                     how = f" (2^{k} - 1)", f"(a {k}-bit camera in a file whose maximum is higher)"
                 else:  # any other level the values pile up at (find_clip_adu)
                     how = (", piled up there", "(its full well, or its offset and gain, end its range below the file's "
-                           "largest value)")
+                           "integer maximum)")
                 out.append(
                     f"{self._where(ch.channel)}{ch.saturated} pixels ({100 * ch.saturated_fraction:.3g} %) sit at "
                     f"exactly {ch.saturation_adu:.0f} ADU{how[0]} and none above it in the first {self.frames} "
