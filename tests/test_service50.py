@@ -361,3 +361,26 @@ def test_serve_logs_with_times_and_without_the_workers_routine_requests(tmp_path
     assert [x for x in lines if '"GET /api/v1/jobs HTTP/1.1" 200' in x], lines
     dated = [x for x in lines if x[:4].isdigit() and x[4] == "-"]
     assert len(dated) == len(lines) - 1 and lines[0].startswith("plexloc service on "), lines
+
+
+def test_a_pipeline_output_without_the_columns_fails_its_next_job_when_it_is_made(tmp_path):
+    """A producer that declares no columns (any application's table): its ``locs.csv`` handed to COMET, whose slot
+    reads ThunderSTORM's columns, was found out only when COMET ran (pandas' KeyError on a worker, after the wait).
+    Now the header is read when the source succeeds, and the waiting job fails at once, naming the columns missing,
+    the file's header and the conversion."""
+    svc = make_service(tmp_path, apps_dirs=[tmp_path / "apps", warner_app(tmp_path / "warner")])
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            src = c.submit("warner", entry_point="run")
+            comet = c.submit("comet", inputs={"locs": [f"job:{src['id']}/locs.csv"]})
+            assert comet["state"] == "queued"  # accepted: its source's columns are not known yet
+            with AgentThread(live.url, svc.worker_token):
+                assert c.wait(src["id"], timeout=30)["state"] == "succeeded"
+                ended = c.wait(comet["id"], timeout=5)
+        assert ended["state"] == "failed", ended
+        assert ended["error"] == (f"input locs: job {src['id']}'s output locs.csv lacks the column(s) 'x [nm]', 'y [nm]' "
+                                  "that comet drift reads (its header: frame, x_nm, y_nm, z_nm, photons); COMET reads "
+                                  "ThunderSTORM's CSV: write a plexloc table (frame, x_nm, y_nm) as one with plexloc "
+                                  "convert locs.csv locs.thunderstorm.csv, and submit that"), ended["error"]
+    finally:
+        svc.app.state.engine.dispose()

@@ -110,7 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = sessions
     # what set_state words a job's mail with (its error and warnings as plexloc status says them): the registry the
     # app holds now (an administrator's or a test's replaced one included)
-    sessions.configure(info={"registry": lambda: app.state.registry})
+    # and what _release_dependents reads a pipeline's CSV header with (the columns its next job reads)
+    sessions.configure(info={"registry": lambda: app.state.registry, "storage": lambda: app.state.storage})
     app.state.signer = signer
     app.state.storage = storage
 

@@ -113,6 +113,8 @@ def _release_dependents(session: Session, job: Job, target: JobState, *, at: flo
         )
         if f is None:
             set_state(session, dep, JobState.failed, at=at, error=f"input {ji.slot}: job {job.id} has no output {ji.source_name!r}")
+        elif (lacks := _columns_lacking(session, dep, ji.slot, f)) is not None:
+            set_state(session, dep, JobState.failed, at=at, error=f"input {ji.slot}: job {job.id}'s output {lacks}")
         else:
             ji.file_id = f.id
     session.flush()
@@ -120,6 +122,31 @@ def _release_dependents(session: Session, job: Job, target: JobState, *, at: flo
         if dep.state == JobState.queued.value and not any(x.file_id is None for x in dep.inputs):
             dep.waiting = False
             dep.updated_at = at
+
+
+def _columns_lacking(session: Session, dep: Job, slot: str, f: File) -> str | None:
+    """What ``f`` (a CSV output handed to ``dep``'s input ``slot``) lacks of the columns that slot reads, said as the
+    submission's check says it; None when it has them, or they cannot be known here (a session without the server's
+    registry and store, a slot without ``columns``). The check at submission knew only the columns a producer
+    declares: an output of one that declares none went to a job that then failed on its worker (COMET's KeyError)."""
+    get_registry, get_storage = session.info.get("registry"), session.info.get("storage")
+    registry = get_registry() if callable(get_registry) else get_registry
+    storage = get_storage() if callable(get_storage) else get_storage
+    if registry is None or storage is None or not registry.offers(dep.application, dep.version, dep.entry_point):
+        return None
+    spec = registry.apps[dep.application].versions[dep.version].entry_points[dep.entry_point].inputs.get(slot)
+    if spec is None or not spec.columns or not f.name.lower().endswith(".csv"):
+        return None
+    try:
+        found = csv_columns_missing(storage, f, spec.columns)
+    except Exception:  # a store that cannot read it now: the job's program finds out, as before
+        return None
+    if found is None:
+        return None
+    missing, header = found
+    has = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
+    return (f"{f.name} lacks the column(s) {', '.join(map(repr, missing))} that {dep.application} {dep.entry_point} "
+            f"reads (its header: {has or 'empty'})" + (f"; {spec.columns_hint}" if spec.columns_hint else ""))
 
 
 def clean_text(text: str) -> str:
