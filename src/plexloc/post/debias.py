@@ -30,7 +30,7 @@ The lateral uncertainty is the predicted ``sigma_x_nm``/``sigma_y_nm``, else an 
 Without either every localization gets the plain mapped shift; so does a row whose sigma
 is not finite (it is left out of the local mean sigma). A row whose position on an axis is not finite keeps it
 and takes no rank in that axis's map (the others' target is uniform over the finite ones). Rows with a non-finite
-``z_nm`` are de-biased with the slab that holds z = 0. Slabs with fewer than ``min_count`` localizations are left
+``z_nm`` are de-biased with the slab that holds z = 0 (the slabs start at the smallest finite z). Slabs with fewer than ``min_count`` localizations are left
 as they are (counted in the report).
 
 Example:
@@ -201,8 +201,12 @@ def debias(
     cols = uncertainty_columns(table, "xy")
     sig = {ax: (np.asarray(table[c], float) if cols else None) for ax, c in zip(pos, cols or (None, None))}
     z = np.asarray(table["z_nm"], float)
-    z = np.where(np.isfinite(z), z, 0.0)
-    slab = np.floor((z - (z.min() if n else 0.0)) / slab_nm).astype(np.int64)
+    finite_z = np.isfinite(z)
+    # the slabs start at the smallest finite z: with the rows of NaN z counted as 0 there, one such row moved every
+    # slab's edges (z 125..625 nm: slabs from 0 instead of 125) and changed the de-biasing of all the others
+    z0 = float(z[finite_z].min()) if finite_z.any() else 0.0
+    z = np.where(finite_z, z, 0.0)
+    slab = np.floor((z - z0) / slab_nm).astype(np.int64)
     total = {ax: np.zeros(n) for ax in pos}
     skipped = skipped_slabs = 0
     moved = np.zeros(n, bool)  # rows of the slabs that were de-biased (the report's shift / sigma is theirs)
