@@ -1,6 +1,6 @@
 """``plexloc evaluate TRUTH PRED [--dim 2|3] [--json OUT] [--px-size NM] [--max-lat NM] [--max-ax NM]
 [--truth-frame-origin 0|1] [--pred-frame-origin 0|1] [--frames FIRST LAST]
-[--voxel-ji SX SY SZ [--voxel-origin X Y Z] [--voxel-shape NX NY NZ]]``."""
+[--voxel-ji SX SY SZ [--voxel-origin X Y Z] [--voxel-shape NX NY NZ]] [--zscore-slab NM]``."""
 
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
              "pixel columns, Picasso files without a sidecar, DECODE files without px_size)"
     )
     p.add_argument("--max-lat", type=positive_float, default=250.0, metavar="NM", help="lateral match threshold (default 250)")
+    p.add_argument("--zscore-slab", type=positive_float, default=100.0, metavar="NM",
+                   help="in 3D, where the predictions have sigma_x/y/z_nm (an MLE table: crlb_*_nm): the matched "
+                        "errors over their predicted sigma (z-scores) per slab of the true z of this thickness "
+                        "(default 100 nm), printed and in --json's zscore_slabs; a robust spread of 1 means the "
+                        "predicted uncertainty is right there")
     # default None: given with --dim 2 it is refused (2D matching has no axial limit; it was ignored without a word)
     p.add_argument("--max-ax", type=positive_float, default=None, metavar="NM",
                    help=f"axial match threshold, 3D only (default {MAX_AX_NM:g}; refused with --dim 2)")
@@ -119,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         check = gridding_check(pred["x_nm"][tp], pred["y_nm"][tp], float(args.px_size))
         print(f"gridding: {check.verdict.split(':')[0]} (the matched predictions' sub-pixel histograms at 20 periods "
               f"other than the pixel's deviate up to {check.noise:.2f})")
+    zslabs = _zscore_slabs(truth, pred, matching, dim, args.zscore_slab, args.pred)
     findings = evaluation_checks(truth, pred, matching, truth_name=str(args.truth), pred_name=str(args.pred),
                                  px_size_nm=args.px_size, advice=_advice(read, truth_origin, pred_origin),
                                  truth_path=args.truth)
@@ -149,10 +155,57 @@ def run(args: argparse.Namespace) -> int:
         data = {**metrics.to_dict(), **voxel, "truth_file": str(args.truth), "pred_file": str(args.pred),
                 # the checks' warnings (as Metrics.warnings of the library's evaluate): a script reads them here
                 "warnings": [f.message for f in findings if not f.note]}
+        if zslabs is not None:
+            data["zscore_slabs"] = zslabs
         if args.frames is not None:
             data["frames"] = list(args.frames)
         write_json(data, args.json)
     return 0
+
+
+def _zscore_slabs(truth, pred, matching, dim: int, slab_nm: float, pred_path: Path) -> list[dict] | None:
+    """Issue 10's calibration of the predicted uncertainty per z slab, printed: the z-scores (error / predicted sigma)
+    of the matched pairs per ``slab_nm`` of the true z (:func:`plexloc.evaluate.uncertainty.zscore_slabs`; it existed
+    and nothing reported it); None in 2D, without sigma (or an MLE table's crlb) columns, or without pairs."""
+    import sys
+
+    import numpy as np
+
+    from plexloc.errors import InputError
+    from plexloc.evaluate.uncertainty import zscore_slabs
+    from plexloc.table import uncertainty_columns
+
+    cols = [c for ax in ("xy", "z") for c in (uncertainty_columns(pred, ax) or ())]
+    if dim != 3 or not cols or matching.n_tp < 2:
+        return None
+    zt = np.asarray(truth["z_nm"], float)[matching.tp_truth]
+    zt = zt[np.isfinite(zt)]
+    if len(zt) == 0:
+        return None
+    lo = np.floor(zt.min() / slab_nm) * slab_nm
+    n = max(int(np.ceil((zt.max() - lo) / slab_nm)), 1)
+    if zt.max() > lo + n * slab_nm:  # (rounding) the last slab holds its top edge, and must reach the top
+        n += 1
+    if n > 1000:
+        print(f"note: no z-scores per z slab: the matched truth spans z {zt.min():g}..{zt.max():g} nm, {n} slabs of "
+              f"--zscore-slab {slab_nm:g} nm; give a thicker slab", file=sys.stderr)
+        return None
+    try:
+        slabs = zscore_slabs(pred, matching, truth, lo + slab_nm * np.arange(n + 1))
+    except InputError as e:  # a sigma <= 0: the scores above stand; say why this part is missing
+        print(f"note: no z-scores per z slab: {e}", file=sys.stderr)
+        return None
+    print(f"z-scores per {slab_nm:g}-nm slab of the true z (error / {', '.join(cols)} of {pred_path.name}; robust "
+          "spread, standard deviation in brackets; 1: the predicted uncertainty is right):")
+
+    def cell(row: dict, ax: str) -> str:
+        r, s = row[f"zscore_rsd_{ax}"], row[f"zscore_std_{ax}"]
+        return f"{ax} {'-' if not np.isfinite(r) else f'{r:.2f}'} ({'-' if not np.isfinite(s) else f'{s:.2f}'})"
+
+    for row in slabs:
+        print(f"  z {row['z_lo']:+7.0f}..{row['z_hi']:+7.0f} nm: n {row['n']:6d}  "
+              + "  ".join(cell(row, ax) for ax in "xyz"))
+    return slabs
 
 
 def _advice(read, truth_origin: int | None, pred_origin: int | None):

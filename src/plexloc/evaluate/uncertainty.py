@@ -153,16 +153,18 @@ def _sigma_column(pred: LocTable, ax: str) -> str | None:
 
 
 def _group_spread(pred: LocTable, m: Matching, sel: np.ndarray) -> dict[str, float]:
-    """``zscore_std_*`` and ``zscore_rsd_*`` of the matched pairs ``sel`` (boolean over the pairs); NaN where
-    fewer than 2 pairs or the table has no sigma column for that axis (:func:`_sigma_column`: an MLE table's CRLB)."""
+    """``zscore_std_*`` and ``zscore_rsd_*`` of the matched pairs ``sel`` (boolean over the pairs; a pair whose sigma or
+    error is not finite left out); NaN where fewer than 2 pairs or the table has no sigma column for that axis
+    (:func:`_sigma_column`: an MLE table's CRLB)."""
     row = {}
     for ax, err in (("x", m.dx), ("y", m.dy), ("z", m.dz)):
         col = _sigma_column(pred, ax)
+        row[f"zscore_std_{ax}"] = row[f"zscore_rsd_{ax}"] = math.nan
         if sel.sum() >= 2 and col is not None:
             zs = _zscores(err[sel], pred, col, m.tp_pred[sel])
-            row[f"zscore_std_{ax}"], row[f"zscore_rsd_{ax}"] = float(np.std(zs)), robust_sd(zs)
-        else:
-            row[f"zscore_std_{ax}"] = row[f"zscore_rsd_{ax}"] = math.nan
+            zs = zs[np.isfinite(zs)]  # a row without a sigma (NaN) made the whole group's spread NaN
+            if len(zs) >= 2:
+                row[f"zscore_std_{ax}"], row[f"zscore_rsd_{ax}"] = float(np.std(zs)), robust_sd(zs)
     return row
 
 
