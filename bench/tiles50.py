@@ -15,7 +15,9 @@ simulate the movies (``plexloc simulate``), ``plexloc fit`` fits them, and the n
 4. ``extract`` (in this process, the same Predictor): 96 x 96 movies at 0.5 and 2 emitters/um^2 with the emitters
    as sampled, moved onto a pixel border in x, onto a pixel corner, or (those within 3 px) onto a 32-px tile border,
    fitted whole and in 32-px tiles: localizations, recall, RMSE, pairs closer than half a pixel.
-5. ``stream`` (``--stream-frames``): peak resident memory of ``plexloc fit`` on movies of 64 x 64 frames of those
+5. ``window``: the first and last frame's window (edge frame repeated) against the edge frame mirrored and an inner
+   frame's window, 12 movies of 5 frames of 128 x 128 at 1 emitter/um^2 (float32).
+6. ``stream`` (``--stream-frames``): peak resident memory of ``plexloc fit`` on movies of 64 x 64 frames of those
    lengths (the 200-frame simulated movie repeated, written by MovieWriter), and its frames/s.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/tiles50.py --model RUN --work /tmp/tiles50b --out bench/tiles50.json
@@ -254,6 +256,51 @@ def extract_walk(model: str) -> dict:
     return out
 
 
+def window_ends(model: str, seeds: int = 12, frames: int = 5) -> dict:
+    """The first and last frame's window (the edge frame repeated, as iter_frame_blocks builds it) against the edge
+    frame mirrored (its neighbour on both sides) and against an inner frame's own window: 128 x 128 movies of
+    ``frames`` frames at 1 emitter/um^2, ``seeds`` of them, float32, recall, precision and RMSE of those frames."""
+    import torch
+    from scipy.optimize import linear_sum_assignment
+
+    from plexloc.config import SimulationConfig, TrainConfig, validate_config
+    from plexloc.infer.predict import Predictor
+    from plexloc.nets.io import load_model
+    from plexloc.simulation import Simulator
+    net, cfg, _ = load_model(model)
+    data = validate_config(cfg, TrainConfig, source="run").simulation().model_dump()
+    data["frame_size"] = [128, 128]
+    sim = Simulator(validate_config(data, SimulationConfig, source="--size"))
+    pred = Predictor(net, precision="float32")
+    n = frames
+    cases = {"repeat_first": ([0, 0, 1], 0), "mirror_first": ([1, 0, 1], 0), "inner_second": ([0, 1, 2], 1),
+             "repeat_last": ([n - 2, n - 1, n - 1], n - 1), "mirror_last": ([n - 2, n - 1, n - 2], n - 1),
+             "inner_second_last": ([n - 3, n - 2, n - 1], n - 2)}
+    st = {k: {"truth": 0, "locs": 0, "tp": 0, "se": 0.0} for k in cases}
+    for seed in range(seeds):
+        g = torch.Generator().manual_seed(100 + seed)
+        em, chunks = sim.iter_movie(n, generator=g, density_per_um2=1.0, chunk_frames=n)
+        raw = torch.cat([r for _, r, _ in chunks], dim=1)
+        movie = sim.to_photons(raw.round().clamp(0, 65535)).permute(1, 0, 2, 3).contiguous()
+        truth = sim.truth_table(em)
+        for k, (idx, f) in cases.items():
+            ex = pred.localize(movie[idx][None])
+            p = np.c_[ex.x_nm.double().numpy(), ex.y_nm.double().numpy()]
+            s = truth["frame"] == f
+            t = np.c_[truth["x_nm"][s], truth["y_nm"][s]]
+            d = np.hypot(t[:, None, 0] - p[None, :, 0], t[:, None, 1] - p[None, :, 1])
+            c = np.where(d <= 250, d, 1e6)
+            r, cc = linear_sum_assignment(c)
+            ok = c[r, cc] < 1e6
+            st[k]["truth"] += len(t)
+            st[k]["locs"] += len(p)
+            st[k]["tp"] += int(ok.sum())
+            st[k]["se"] += float((d[r, cc][ok] ** 2).sum())
+    return {k: {"truth": v["truth"], "locs": v["locs"], "recall": round(v["tp"] / v["truth"], 4),
+                "precision": round(v["tp"] / max(v["locs"], 1), 4), "rmse_nm": round(float(np.sqrt(v["se"] / v["tp"])), 2)}
+            for k, v in st.items()}
+
+
 def stream(work: Path, model: str, cfg: str, lengths: list[int]) -> list[dict]:
     import tifffile
 
@@ -274,7 +321,7 @@ def stream(work: Path, model: str, cfg: str, lengths: list[int]) -> list[dict]:
         t0 = time.perf_counter()
         res = subprocess.run(cmd, capture_output=True, text=True)
         peak_kb = int(res.stderr.strip().splitlines()[-1])
-        fps = re.findall(r"([\d.]+) frames/s", res.stderr)
+        fps = re.findall(r"([\d.]+) frames/s", res.stdout + res.stderr)  # the closing line is on stdout
         progress = re.findall(r"([\d.]+)frame/s", res.stderr)
         out.append({"frames": n, "file_mb": round(path.stat().st_size / 1e6, 1), "peak_rss_mb": round(peak_kb / 1024, 1),
                     "seconds": round(time.perf_counter() - t0, 1), "frames_per_s": float(fps[-1]) if fps else None,
@@ -288,7 +335,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="a trained run folder (its config.yaml simulates the movies)")
     ap.add_argument("--work", required=True, type=Path, help="a folder for the movies and tables")
     ap.add_argument("--parts", nargs="+", default=["seams", "small", "folder", "extract"],
-                    choices=["seams", "small", "folder", "extract", "stream"])
+                    choices=["seams", "small", "folder", "extract", "window", "stream"])
     ap.add_argument("--stream-frames", type=int, nargs="+", default=[2000, 20000])
     ap.add_argument("--out", type=Path, default=HERE / "tiles50.json")
     a = ap.parse_args()
@@ -305,6 +352,8 @@ def main() -> None:
         res["folder"] = folder(a.work, a.model)
     if "extract" in a.parts:
         res["extract"] = extract_walk(a.model)
+    if "window" in a.parts:
+        res["window_ends"] = window_ends(a.model)
     if "stream" in a.parts:
         res["stream"] = stream(a.work, a.model, cfg, a.stream_frames)
     res["self_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
