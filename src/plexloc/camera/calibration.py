@@ -114,9 +114,12 @@ class StackStats:
     spike_adu: np.ndarray | None = None
     detrended_var: np.ndarray | None = None
     #: a clipping level below the pixel type's maximum found in the first frames (:func:`~plexloc.camera.check.
-    #: detect_clip_adu`: a 12-bit camera's 4095 in a 16-bit file), and the values at it there
+    #: find_clip_adu`: a 12-bit camera's 4095 in a 16-bit file, or another value they pile up at, as a full well or
+    #: an ADC range ends a 16-bit camera's at 1000 ADU), the values at it there, and how it was known ("found": a full
+    #: scale 2^k - 1, "pile-up": another value)
     clip_adu: float | None = None
     clip_values: int = 0
+    clip_source: str = ""
 
     @property
     def transfer_var(self) -> np.ndarray:
@@ -306,7 +309,7 @@ def chunk_frames_for(frame_shape: Sequence[int], most: int = 64) -> int:
 def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None) -> StackStats:
     """:func:`stack_stats` of a TIFF stack (or folder of TIFFs) on disk, streamed in chunks of at most
     :data:`CHUNK_PIXELS` pixels."""
-    from plexloc.camera.check import detect_clip_adu, saturation_adu
+    from plexloc.camera.check import find_clip_adu, saturation_adu
     from plexloc.io.tiff import open_movie
 
     head: list[np.ndarray] = []
@@ -319,9 +322,12 @@ def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None) -> St
 
     with open_movie(path) as movie:
         stats = stack_stats(chunks(movie), source=path, saturation=saturation_adu(movie.dtype), max_frames=max_frames)
-        level = detect_clip_adu(head[0], movie.dtype) if head else None
-    if level is not None:  # the values at a camera's full scale below the file's: counted, not left out (that biased)
+        # the shared finder (a full scale 2^k - 1, or any value the values pile up at: flats clipped at 1000 ADU in a
+        # 16-bit file were taken without a word, session 50)
+        level, how = find_clip_adu(head[0], movie.dtype) if head else (None, "")
+    if level is not None:  # the values at a camera's clipping level below the file's: counted, not left out (that biased)
         stats.clip_adu, stats.clip_values = float(level), int(np.count_nonzero(head[0] >= level))
+        stats.clip_source = how
     return stats
 
 
@@ -826,8 +832,11 @@ def calibrate_camera(
                 notes.append(f"{f.source or 'a flat'}: {n_sat} pixel(s) reach the pixel type's maximum in some frame "
                              f"({f.saturated} values): left out of its photon transfer (their variance is clipped)")
             if f.clip_adu is not None:
+                what = (f"a {int(round(math.log2(f.clip_adu + 1)))}-bit camera's full scale" if f.clip_source != "pile-up"
+                        else "where its values pile up and none lies above (the camera's full well, or its ADC range, "
+                             "ends there)")
                 text = (f"{f.source or 'a flat'}: {f.clip_values} value(s) of its first frames sit at {f.clip_adu:.0f} ADU, "
-                        f"a {int(round(math.log2(f.clip_adu + 1)))}-bit camera's full scale: those pixels' variance is "
+                        f"{what}: those pixels' variance is "
                         "clipped, which reads as a higher e_per_adu (0.514 for 0.46, +12 %, with a simulated flat whose mean sat "
                         "1 sd below it); record the flats "
                         f"dimmer, below {f.clip_adu:.0f} ADU")

@@ -1,0 +1,48 @@
+"""Session 50, review of helper clip's one clipping level. ``plexloc calibrate-camera`` knew only a full scale
+2^k - 1 (camera.check.detect_clip_adu): flats of a camera that clips at 1000 ADU (a full well, or an ADC range that
+ends there, in a 16-bit file) were taken without a word, their clipped variance read as a higher e_per_adu. It now
+uses the shared finder (camera.check.find_clip_adu) and says the level with how it was known."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+import torch
+
+from plexloc.camera.models import SCMOS
+from plexloc.cli.main import main
+
+
+def _write(path, cam, photons, seed, clip, n=60, shape=(32, 48)):
+    x = cam(torch.full((n, *shape), float(photons)), generator=torch.Generator().manual_seed(seed)).numpy()
+    tifffile.imwrite(path, np.minimum(x, clip).astype(np.uint16))
+
+
+def _calibrate(tmp_path, clip, levels, capsys):
+    cam = SCMOS(qe=0.8, e_per_adu=0.46, baseline=100.0, read_sigma=1.6)
+    _write(tmp_path / "dark.tif", cam, 0.0, 1, clip)
+    flats = []
+    for k, level in enumerate(levels):
+        flats.append(tmp_path / f"flat{k}.tif")
+        _write(flats[-1], cam, level, 2 + k, clip)
+    rc = main(["calibrate-camera", "--dark", str(tmp_path / "dark.tif"), "--flat", *map(str, flats), "--kind", "scmos",
+               "--gain-map", "no", "--out", str(tmp_path / "cam.yaml")])
+    return rc, capsys.readouterr().err
+
+
+def test_flats_clipped_at_a_level_that_is_no_full_scale_are_warned_about(tmp_path, capsys):
+    # the last flat's mean sits 1.5 sd below 1000 ADU (0.8 * 480 / 0.46 + 100 = 935 ADU, sd 43 ADU): those above
+    # 1000 ADU clipped, a few % of its values at exactly 1000; no 2^k - 1 anywhere
+    rc, err = _calibrate(tmp_path, 1000, (100.0, 250.0, 480.0), capsys)
+    assert rc == 0
+    assert "plexloc calibrate-camera: warning:" in err and "flat2.tif" in err
+    assert "sit at 1000 ADU, where its values pile up" in err and "bit camera" not in err
+    assert "flat0.tif: " not in err and "flat1.tif: " not in err  # the flats below it are not named
+    assert "1000 ADU" in (tmp_path / "cam.yaml").read_text()  # kept with the notes in the YAML
+
+
+def test_unclipped_flats_and_a_12_bit_full_scale_keep_their_words(tmp_path, capsys):
+    rc, err = _calibrate(tmp_path, 65535, (100.0, 250.0, 480.0), capsys)
+    assert rc == 0 and "pile up" not in err and "full scale" not in err
+    rc, err = _calibrate(tmp_path, 4095, (200.0, 800.0, 2240.0), capsys)
+    assert rc == 0 and "4095 ADU, a 12-bit camera's full scale" in err and "pile up" not in err
