@@ -17,7 +17,8 @@ simulate the movies (``plexloc simulate``), ``plexloc fit`` fits them, and the n
    fitted whole and in 32-px tiles: localizations, recall, RMSE, pairs closer than half a pixel.
 5. ``window``: the first and last frame's window (edge frame repeated) against the edge frame mirrored and an inner
    frame's window, 12 movies of 5 frames of 128 x 128 at 1 emitter/um^2 (float32).
-6. ``stream`` (``--stream-frames``): peak resident memory of ``plexloc fit`` on movies of 64 x 64 frames of those
+6. ``threshold``: recall, precision and RMSE at detection thresholds 0.2-0.9 (96 x 96, 20 frames, 0.5 and 2/um^2).
+7. ``stream`` (``--stream-frames``): peak resident memory of ``plexloc fit`` on movies of 64 x 64 frames of those
    lengths (the 200-frame simulated movie repeated, written by MovieWriter), and its frames/s.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/tiles50.py --model RUN --work /tmp/tiles50b --out bench/tiles50.json
@@ -301,6 +302,54 @@ def window_ends(model: str, seeds: int = 12, frames: int = 5) -> dict:
             for k, v in st.items()}
 
 
+def threshold_sweep(model: str, thresholds=(0.2, 0.3, 0.5, 0.7, 0.9)) -> list[dict]:
+    """Recall, precision and RMSE at each detection threshold: 96 x 96 movies (20 frames) at 0.5 and 2 emitters/um^2
+    as sampled, the whole frame, float32."""
+    import torch
+    from scipy.optimize import linear_sum_assignment
+
+    from plexloc.config import SimulationConfig, TrainConfig, validate_config
+    from plexloc.infer.predict import Predictor, iter_frame_blocks
+    from plexloc.nets.io import load_model
+    from plexloc.simulation import Simulator
+    net, cfg, _ = load_model(model)
+    data = validate_config(cfg, TrainConfig, source="run").simulation().model_dump()
+    data["frame_size"] = [96, 96]
+    sim = Simulator(validate_config(data, SimulationConfig, source="--size"))
+    out = []
+    for density in (0.5, 2.0):
+        g = torch.Generator().manual_seed(11)
+        em, chunks = sim.iter_movie(20, generator=g, density_per_um2=density, chunk_frames=20)
+        raw = torch.cat([r for _, r, _ in chunks], dim=1)
+        movie = sim.to_photons(raw.round().clamp(0, 65535)).permute(1, 0, 2, 3).contiguous()
+        truth = sim.truth_table(em)
+        for thr in thresholds:
+            pred = Predictor(net, threshold=thr, precision="float32")
+            parts = []
+            for first, block in iter_frame_blocks([movie], window=net.spec.window, batch_frames=8):
+                ex = pred.localize_frames(block)
+                parts.append(np.c_[ex.sample.numpy() + first, ex.x_nm.double().numpy(), ex.y_nm.double().numpy()])
+            p = np.concatenate(parts)
+            tp, se = 0, 0.0
+            for f in range(20):
+                pf = p[p[:, 0] == f][:, 1:]
+                s = truth["frame"] == f
+                tf = np.c_[truth["x_nm"][s], truth["y_nm"][s]]
+                if len(pf) and len(tf):
+                    d = np.hypot(tf[:, None, 0] - pf[None, :, 0], tf[:, None, 1] - pf[None, :, 1])
+                    c = np.where(d <= 250, d, 1e6)
+                    r, cc = linear_sum_assignment(c)
+                    ok = c[r, cc] < 1e6
+                    tp += int(ok.sum())
+                    se += float((d[r, cc][ok] ** 2).sum())
+            out.append({"density_per_um2": density, "threshold": thr, "truth": len(truth), "locs": len(p),
+                        "recall": round(tp / len(truth), 4), "precision": round(tp / max(len(p), 1), 4),
+                        "rmse_nm": round(float(np.sqrt(se / max(tp, 1))), 2),
+                        "pairs_closer_than_half_px": duplicates(p[:, 0], p[:, 1], p[:, 2])})
+            print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def stream(work: Path, model: str, cfg: str, lengths: list[int]) -> list[dict]:
     import tifffile
 
@@ -335,7 +384,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="a trained run folder (its config.yaml simulates the movies)")
     ap.add_argument("--work", required=True, type=Path, help="a folder for the movies and tables")
     ap.add_argument("--parts", nargs="+", default=["seams", "small", "folder", "extract"],
-                    choices=["seams", "small", "folder", "extract", "window", "stream"])
+                    choices=["seams", "small", "folder", "extract", "window", "threshold", "stream"])
     ap.add_argument("--stream-frames", type=int, nargs="+", default=[2000, 20000])
     ap.add_argument("--out", type=Path, default=HERE / "tiles50.json")
     a = ap.parse_args()
@@ -354,6 +403,8 @@ def main() -> None:
         res["extract"] = extract_walk(a.model)
     if "window" in a.parts:
         res["window_ends"] = window_ends(a.model)
+    if "threshold" in a.parts:
+        res["threshold"] = threshold_sweep(a.model)
     if "stream" in a.parts:
         res["stream"] = stream(a.work, a.model, cfg, a.stream_frames)
     res["self_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
