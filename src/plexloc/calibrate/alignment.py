@@ -750,8 +750,9 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
             findings.append(finding)
     undecided_swaps = _undecided_swaps(alts, fired, said, by_channel, min_snr)
     if undecided_swaps:
-        notes.append(f"channel order not decided by geometry ({', '.join(undecided_swaps)} lines up as well as the "
-                     "configured order: the transforms move the channels too little for a swap to show)")
+        notes.append(f"channel order not decided by geometry: the configured order lines up no better than "
+                     f"{_undecided_words(undecided_swaps, alts)} (the transforms move the channels too little for a "
+                     "swap to show)")
     if indistinct:
         notes.append(f"channel order not decided by geometry, and it cannot be: the transforms place "
                      f"{_indistinct_words(indistinct)} within {max(indistinct.values()):.2f} px of one another"
@@ -774,6 +775,25 @@ def _indistinct_words(pairs) -> str:
     if len(pairs) == len(chans) * (len(chans) - 1) // 2:
         return f"channels {', '.join(map(str, chans))}"
     return "channels " + ", ".join(f"{i} and {j}" for i, j in pairs)
+
+
+def _undecided_words(names: list[str], alts: list[Geometry]) -> str:
+    """The swaps ``names`` (geometry names) in words: ``channels 0 and 1 in each other's place (their split_view boxes
+    swapped together with their flips, or the boxes alone), or channels 0 and 2 ...``. The note showed the internal
+    names, with a verb for one ("swap0-1, swap0-1/flips lines up as well as ...")."""
+    with_flips = {_swap_pair(g.name) for g in alts if g.name.endswith(_WITH_FLIPS)}  # pairs whose flips differ
+    kinds: dict[tuple[int, int], set[bool]] = {}
+    for name in names:
+        kinds.setdefault(_swap_pair(name), set()).add(name.endswith(_WITH_FLIPS))
+    words = []
+    for (i, j), k in kinds.items():
+        how = ""
+        if (i, j) in with_flips:
+            how = (" (their split_view boxes swapped together with their flips, or the boxes alone)" if len(k) == 2
+                   else " (their split_view boxes swapped together with their flips)" if True in k
+                   else " (their split_view boxes swapped, each flip kept in its place in the flip list)")
+        words.append(f"channels {i} and {j} in each other's place{how}")
+    return ", or ".join(words)
 
 
 def _swap_pair(name: str) -> tuple[int, int]:
@@ -901,7 +921,10 @@ def _channel_finding(p: PairCorrelation, alts: list[Geometry], by_channel: dict[
     if (SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse)) or (off >= MAX_OFFSET_PX and swapped):
         if swapped and reverse:
             what = "channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
-            causes = f"{swap.fix}; or, where the order is right, {rev.words()}"
+            # the swap's own fix may name the reversed transform already (:meth:`_Words.describe`, :func:`_swap_fixes`):
+            # it was said twice, word for word
+            clause = f"; or, where the order is right, {rev.words()}"
+            causes = swap.fix if clause in swap.fix else swap.fix + clause
         elif swapped:
             what, causes = "channels 0 and 1 in each other's place put it", swap.fix
         else:

@@ -360,8 +360,10 @@ class SplitViewConfig(_Model):
     @model_validator(mode="after")
     def _check(self) -> SplitViewConfig:
         sizes = {(b[2], b[3]) for b in self.boxes}
-        if len(sizes) != 1:
-            raise ValueError(f"all channel boxes must have the same width and height, got {sorted(sizes)}")
+        if len(sizes) != 1:  # each box named with its width x height (an unlabeled (w, h) tuple was printed)
+            each = "; ".join(f"boxes[{c}] {list(b)}: {b[2]} x {b[3]} px" for c, b in enumerate(self.boxes))
+            raise ValueError(f"all channel boxes must have the same width and height ([x, y, width, height] in pixels "
+                             f"of the raw frame), got {each}: give every box the same width and height")
         if self.flip is not None and len(self.flip) != len(self.boxes):
             raise ValueError(f"flip needs one entry per box ({len(self.boxes)}), got {len(self.flip)}")
         return self
