@@ -85,6 +85,20 @@ class Output(_Strict):
     #: (``job:ID/locs.csv``) before it exists is checked against them at submission, as an uploaded table is against
     #: its slot's ``columns``. The server's own (never sent: an older worker's strict model would refuse the key)
     columns: list[str] = Field(default_factory=list, exclude=True)
+    #: a regular expression the other columns the output may have match (plexloc's tables: bg, prob, sigma_x_nm, ...
+    #: where known, all lower-case names): a slot's column that matches it is not refused at submission (its header is
+    #: read when the output is made). Empty: ``columns`` are all the output has. The server's own, as ``columns``
+    other_columns: str = Field("", exclude=True)
+
+    @field_validator("other_columns")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as err:
+            raise ValueError(f"other_columns {v!r} is not a regular expression ({err}): write one such as "
+                             "'[a-z][a-z0-9_]*'") from None
+        return v
 
     @field_validator("path")
     @classmethod

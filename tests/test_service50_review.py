@@ -1,0 +1,53 @@
+"""Review of session 50's job-service changes: each test fails on the code before its fix."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+from service_support import LiveServer, make_service
+
+from plexloc.service.client import Client, ServiceError
+
+
+def _lab_app(folder, columns: str, name: str = "labrender"):
+    """A lab's own application ``name`` whose slot ``locs`` reads a plexloc table's ``columns`` (a YAML list)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "render.yaml").write_text(textwrap.dedent(f"""
+        name: {name}
+        versions:
+          "1":
+            entry_points:
+              run:
+                command: ["{sys.executable}", "-c", "pass", "{{input.locs}}"]
+                inputs:
+                  locs: {{kind: data, suffixes: [.csv], columns: {columns}}}
+                outputs: [{{path: "*.png"}}]
+                hardware: {{cpus: 1, memory_mb: 10}}
+        """))
+    return folder
+
+
+def test_a_pipeline_input_reading_a_plexloc_tables_optional_column_is_not_refused(tmp_path):
+    """The producer's declared columns (frame, x_nm, y_nm, z_nm, photons) were taken as all a plexloc table has: a
+    lab's application reading ``sigma_x_nm`` (or bg, prob: what plexloc fit writes besides) from ``job:FIT/locs.csv``
+    was refused at submission. Now such a column is left to the check when the table is made; a column no plexloc
+    table has (COMET's 'x [nm]', a capitalised 'Frame') is still refused at submission."""
+    svc = make_service(tmp_path, apps_dirs=[tmp_path / "apps", _lab_app(tmp_path / "lab", "[frame, x_nm, sigma_x_nm, prob]"),
+                                            _lab_app(tmp_path / "lab2", "[Frame, x_nm]", "labcaps")])
+    movie, model = tmp_path / "m.tif", tmp_path / "model.pt"
+    movie.write_bytes(b"II*\x00" + bytes(60))
+    model.write_bytes(b"not read")
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            fit = c.submit("plexloc-fit", entry_point="fit",
+                           inputs={"movie": [c.upload(movie)["id"]], "model": [c.upload(model)["id"]]})
+            job = c.submit("labrender", entry_point="run", inputs={"locs": [f"job:{fit['id']}/locs.csv"]})
+            assert job["state"] == "queued", job
+            try:
+                c.submit("labcaps", entry_point="run", inputs={"locs": [f"job:{fit['id']}/locs.csv"]})
+                raise AssertionError("accepted")
+            except ServiceError as err:
+                assert err.status == 422 and "lacks the column(s) 'Frame' that labcaps run reads" in str(err.detail), err
+    finally:
+        svc.app.state.engine.dispose()
