@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import time
 
-from service_support import LiveServer, make_service
+from service_support import AgentThread, LiveServer, make_service
 
 from plexloc.service.client import Client, ServiceError
 
@@ -49,5 +50,32 @@ def test_a_pipeline_input_reading_a_plexloc_tables_optional_column_is_not_refuse
                 raise AssertionError("accepted")
             except ServiceError as err:
                 assert err.status == 422 and "lacks the column(s) 'Frame' that labcaps run reads" in str(err.detail), err
+    finally:
+        svc.app.state.engine.dispose()
+
+
+def test_a_job_waiting_for_a_full_stores_space_is_cancelled_at_once_and_said_cancelled(tmp_path):
+    """A job whose worker waits for a full store's space (session 50: up to storage_wait_s, pauses growing to 30 s)
+    was cancelled only at the end of the pause in progress, and ended "cancelled by the user (before the worker saw
+    it, the job had failed: ServiceError: HTTP 507 ...)" after a traceback in the worker's log. Now the cancel ends
+    the pause and the job is cancelled by the user, said so; one attempt, on one worker (the pings kept its lease)."""
+    svc = make_service(tmp_path, lease_s=2.0)
+    svc.app.state.storage.free_bytes = lambda: 0  # full for good
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            with AgentThread(live.url, svc.worker_token, storage_wait_s=120):
+                job = c.submit("ticker", entry_point="tick", config={"n": 1})
+                deadline = time.monotonic() + 60
+                while not any("retrying in 8 s" in x["line"] for x in c.log(job["id"])["lines"]):
+                    assert time.monotonic() < deadline, c.log(job["id"])
+                    time.sleep(0.1)
+                t0 = time.monotonic()
+                c.cancel(job["id"])
+                done = c.wait(job["id"], timeout=30)
+                took = time.monotonic() - t0
+            lines = [x["line"] for x in c.log(job["id"])["lines"]]
+        assert done["state"] == "cancelled" and done["error"] == "cancelled by the user", done
+        assert took < 4, took  # the pause in progress was 8 s
+        assert done["attempts"] == 1 and sum("claimed by worker" in x for x in lines) == 1, lines
     finally:
         svc.app.state.engine.dispose()

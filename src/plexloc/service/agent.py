@@ -581,8 +581,12 @@ class Agent:
         except _LeaseLost:
             pass
         except Exception as err:  # a failed download/upload is the job's failure, reported, not the agent's end
-            log.exception("job %s failed", job_id)
-            state, error = "failed", f"{type(err).__name__}: {err}"
+            if rep.cancel.is_set():  # stopped by its user's cancel (waiting out a full store): cancelled, not failed
+                # (it ended "cancelled ... before the worker saw it, the job had failed: ServiceError: HTTP 507 ...")
+                state, error = "cancelled", "cancelled by the user"
+            else:
+                log.exception("job %s failed", job_id)
+                state, error = "failed", f"{type(err).__name__}: {err}"
         except BaseException:  # the agent itself stopped (KeyboardInterrupt): no pings left behind
             rep.stop.set()
             rep.join()
@@ -712,7 +716,13 @@ class Agent:
                     raise
                 rep.log(f"[worker] {what}: {err}; retrying in {pause:g} s"
                         + (f" (waiting up to {self.storage_wait_s:g} s in all for the space)" if full else ""))
-                time.sleep(pause)
+                # a cancel (or a lost lease) ends the pause: a job waiting for a full store's space was cancelled up
+                # to 30 s after its user asked
+                end = time.monotonic() + pause
+                while (left := end - time.monotonic()) > 0 and not rep.cancel.is_set() and not rep.lost.is_set():
+                    rep.cancel.wait(min(left, 0.25))
+                if rep.cancel.is_set() or rep.lost.is_set():
+                    raise err
                 pause = min(pause * 2, 30.0)
 
     def _cleanup(self, work: Path | None) -> None:
