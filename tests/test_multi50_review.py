@@ -36,7 +36,7 @@ def _check(transform, flip, listed_right, seed=0):
 @pytest.mark.parametrize(("flip", "words"), [
     ("x", "channels 0 and 1 in each other's place (their split_view boxes swapped together with their flips, or the "
           "boxes alone)"),
-    ("none", "channels 0 and 1 in each other's place (the transforms")])
+    ("none", "channels 0 and 1 in each other's place; the transforms")])
 def test_the_undecided_order_note_is_in_plain_words(flip, words):
     """A right split view with a 47 nm transform: its order is not decided by geometry. The note said "swap0-1,
     swap0-1/flips lines up as well as the configured order" (internal names, a verb for one)."""
@@ -54,3 +54,4 @@ def test_the_reversed_transform_is_named_once():
     (text,) = rep.findings
     assert "swap the split_view section's boxes of channels 0 and 1 together with their flips" in text
     assert text.count("channels.1.transform given in the reverse direction") == 1
+    assert "each box keeps its own mirroring" in text and "half of the camera" not in text

@@ -751,8 +751,8 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
     undecided_swaps = _undecided_swaps(alts, fired, said, by_channel, min_snr)
     if undecided_swaps:
         notes.append(f"channel order not decided by geometry: the configured order lines up no better than "
-                     f"{_undecided_words(undecided_swaps, alts)} (the transforms move the channels too little for a "
-                     "swap to show)")
+                     f"{_undecided_words(undecided_swaps, alts)}; the transforms move the channels too little for a "
+                     "swap to show")
     if indistinct:
         notes.append(f"channel order not decided by geometry, and it cannot be: the transforms place "
                      f"{_indistinct_words(indistinct)} within {max(indistinct.values()):.2f} px of one another"
@@ -835,15 +835,15 @@ def _swap_fixes(built: list[Geometry], split: SplitViewConfig | None, flips: lis
         at_moved = sum(p.at_zero for p in moved_g.pairs) / len(moved_g.pairs)
         noise = max(math.sqrt(sum(p.noise ** 2 for p in alone_g.pairs) / len(alone_g.pairs)), 1e-12)
         head = f"swap the split_view section's boxes of channels {i} and {j}"
-        together = (f"flip: [{', '.join(moved)}]: each half of the camera stays mirrored as configured; {at_moved:.3f} "
-                    "at zero")
-        kept = f"flip: [{', '.join(flips)}] as it is: the other half mirrored; {at_alone:.3f} at zero"
+        # "box", not "half": a quad view has four (a quad's fix said "each half of the camera")
+        together = f"flip: [{', '.join(moved)}]: each box keeps its own mirroring; {at_moved:.3f} at zero"
+        kept = f"flip: [{', '.join(flips)}] as it is: each box then takes the other's mirroring; {at_alone:.3f} at zero"
         if at_alone - at_moved >= min_snr * noise:  # the boxes alone line up clearly better
             fix = f"{head} alone (boxes: {boxes}, {kept})"
         elif at_moved - at_alone >= min_snr * noise:
             fix = f"{head} together with their flips (boxes: {boxes}, {together})"
         else:
-            fix = (f"{head} together with their flips (boxes: {boxes}, {together}); or, where channel {i}'s half is "
+            fix = (f"{head} together with their flips (boxes: {boxes}, {together}); or, where channel {i}'s box is "
                    f"the one the splitter mirrors, the boxes alone ({kept})")
         rev = g.fix.find("; or, where the order is right, ")  # the reversed transform lines up alike: kept
         out.append(Geometry(name=g.name, description=g.description, fix=fix + (g.fix[rev:] if rev >= 0 else ""),
