@@ -55,3 +55,30 @@ def test_the_reversed_transform_is_named_once():
     assert "swap the split_view section's boxes of channels 0 and 1 together with their flips" in text
     assert text.count("channels.1.transform given in the reverse direction") == 1
     assert "each box keeps its own mirroring" in text and "half of the camera" not in text
+
+
+def test_the_transform_uncertainty_holds_for_correlated_unequal_axes_and_any_origin():
+    """Checks of the reviewed formula (no change): var_x + var_y of the mapped corner needs only the pooled residual
+    scatter, whatever the axes' noise and their correlation (x 30 nm, y 6 nm, correlation 0.8), and it does not depend
+    on where the coordinates start (the ROI's or the chip's corner)."""
+    from plexloc.post.registration import transform_uncertainty
+
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 6400.0, (40, 2))
+    cov = np.array([[30.0**2, 0.8 * 30 * 6], [0.8 * 30 * 6, 6.0**2]])
+    chol = np.linalg.cholesky(cov)
+    extent = np.array([src.min(axis=0), src.max(axis=0)])
+    corners = np.array([[x, y, 1.0] for x in extent[:, 0] for y in extent[:, 1]])
+    A = np.column_stack([src, np.ones(len(src))])
+    mapped, predicted = [], []
+    for _ in range(500):
+        dst = src + rng.normal(size=src.shape) @ chol.T
+        coef, *_ = np.linalg.lstsq(A, dst, rcond=None)
+        mapped.append(corners @ coef)
+        predicted.append(transform_uncertainty(src, np.hypot(*(A @ coef - dst).T), extent))
+    actual = float(np.sqrt(np.var(np.array(mapped), axis=0).sum(axis=-1)).max())  # the worst corner
+    assert 0.9 * actual < np.median(predicted) < 1.1 * actual
+    o = np.array([30000.0, 20000.0])  # chip pixel (300, 200) at 100 nm
+    res = rng.normal(size=len(src)) * 20.0
+    assert transform_uncertainty(src + o, res, extent + o) == pytest.approx(transform_uncertainty(src, res, extent),
+                                                                             rel=1e-9)
