@@ -79,3 +79,37 @@ def test_a_job_waiting_for_a_full_stores_space_is_cancelled_at_once_and_said_can
         assert done["attempts"] == 1 and sum("claimed by worker" in x for x in lines) == 1, lines
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_the_web_page_uploads_a_file_it_cannot_hash(tmp_path):
+    """The web page hashes a chosen file (crypto.subtle, the file read whole) to use the copy already on the server:
+    a file it could not read whole (changed on disk meanwhile: NotReadableError; no memory for it) failed its upload
+    with the hashing's error. Now it is uploaded as before the hashing existed."""
+    import pytest
+    from service_support import chromium_executable, signed_in_page
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = chromium_executable()
+    if chromium is None:
+        pytest.skip("no chromium executable")
+    svc = make_service(tmp_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello from the browser\n")
+    try:
+        with LiveServer(svc.app) as live, sync_api.sync_playwright() as pw, Client(live.url, svc.user_token) as c:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+            try:
+                page = signed_in_page(browser, live.url, svc.user_token)
+                page.evaluate("() => { crypto.subtle.digest = () => Promise.reject("
+                              "new DOMException('the file changed on disk', 'NotReadableError')); }")
+                page.set_input_files("#file-input", str(notes))
+                page.click("#upload")
+                page.wait_for_function("() => /notes.txt: uploaded|changed on disk/.test(document.body.innerText)")
+                status = page.inner_text("#upload-status")
+            finally:
+                browser.close()
+            uploads = c.files(kind="upload")
+        assert status == "notes.txt: uploaded", status
+        assert [(f["name"], f["size"], f["state"]) for f in uploads] == [("notes.txt", 23, "ready")], uploads
+    finally:
+        svc.app.state.engine.dispose()

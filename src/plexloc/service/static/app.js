@@ -50,8 +50,12 @@ const REUSE_MAX = 256 * 1024 * 1024;
 
 async function sha256Hex(file) {
   if (!(window.crypto && crypto.subtle) || file.size > REUSE_MAX) return null;
-  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  try {
+    const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+    return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  } catch (e) {  // not readable whole now (changed on disk: NotReadableError; no memory for it): uploaded as before,
+    return null;  // where the page failed the upload
+  }
 }
 
 async function uploadOne(file) {
