@@ -113,3 +113,27 @@ def test_the_web_page_uploads_a_file_it_cannot_hash(tmp_path):
         assert [(f["name"], f["size"], f["state"]) for f in uploads] == [("notes.txt", 23, "ready")], uploads
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_a_table_with_semicolons_or_tabs_is_not_refused_for_lacking_its_columns(tmp_path):
+    """The columns check read a header split at commas only: a table saved with ';' (a spreadsheet's) or tabs, which
+    plexloc's own tables reader takes, was refused with every column "lacking" (at submission, and since session 50
+    when a pipeline's source made it). Now the header's separator is the one plexloc reads it with; a table that
+    truly lacks a column is still refused, with a BOM or quotes in its header."""
+    svc = make_service(tmp_path, apps_dirs=[tmp_path / "apps", _lab_app(tmp_path / "lab", "[frame, x_nm, sigma_x_nm]")])
+    tables = {"semi.csv": "frame;x_nm;y_nm;sigma_x_nm\n1;2;3;4\n", "tabs.csv": "frame\tx_nm\tsigma_x_nm\n1\t2\t3\n",
+              "bom.csv": '\ufeff"frame", "x_nm" ,"sigma_x_nm"\n1,2,3\n', "lacks.csv": "\ufeff" + "frame;x_nm;y_nm\n1;2;3\n"}
+    for name, text in tables.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            for name in ("semi.csv", "tabs.csv", "bom.csv"):
+                job = c.submit("labrender", entry_point="run", inputs={"locs": [c.upload(tmp_path / name)["id"]]})
+                assert job["state"] == "queued", (name, job)
+            try:
+                c.submit("labrender", entry_point="run", inputs={"locs": [c.upload(tmp_path / "lacks.csv")["id"]]})
+                raise AssertionError("accepted")
+            except ServiceError as err:
+                assert err.status == 422 and "'sigma_x_nm'" in str(err.detail) and "'frame'" not in str(err.detail), err
+    finally:
+        svc.app.state.engine.dispose()

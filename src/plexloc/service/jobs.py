@@ -287,7 +287,11 @@ def csv_columns_missing(storage, f: File, columns: list[str]) -> tuple[list[str]
     if not sep and len(head) >= CSV_HEAD_BYTES:
         return None
     try:
-        header = next(csv.reader([first.decode("utf-8-sig").rstrip("\r")]), [])
+        line = first.decode("utf-8-sig").rstrip("\r")
+        # the separator of ',', ';' and a tab that splits the header into most (',' on a tie), as plexloc's tables
+        # are read (plexloc.io.tables): a table saved with ';' (a spreadsheet's) was refused, every column "lacking"
+        header = max((next(csv.reader([line], delimiter=sep, skipinitialspace=True), []) for sep in (",", ";", "\t")),
+                     key=len)
     except (UnicodeDecodeError, csv.Error):
         return None
     header = [h.strip() for h in header]
