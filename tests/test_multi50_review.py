@@ -45,6 +45,9 @@ def test_the_undecided_order_note_is_in_plain_words(flip, words):
     (note,) = [n for n in rep.notes if "channel order not decided" in n]
     assert "the configured order lines up no better than " + words in note
     assert not re.search(r"swap\d", note) and "/flips" not in note
+    summary = rep.summary()  # plexloc fit prints it: "best alternative swap0-1/flips" before
+    assert "best alternative: channels 0 and 1 in each other's place" in summary
+    assert not re.search(r"swap\d|flip\d", summary) and "/flips" not in summary
 
 
 def test_the_reversed_transform_is_named_once():

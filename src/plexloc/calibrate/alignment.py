@@ -161,7 +161,8 @@ class AlignmentReport:
         # (a swap of channels placed alike is no alternative: it differs only in which planes are compared)
         shown = [g for g in self.alternatives if not (g.name.startswith("swap") and _swap_pair(g.name) in self.indistinct)]
         best = max(shown, key=lambda g: sum(p.at_zero for p in g.pairs) / len(g.pairs), default=None)
-        alt = "" if best is None else (f"; best alternative {best.name} "
+        # in words (plexloc fit prints this line): it showed the internal name ("best alternative swap1-2/flips")
+        alt = "" if best is None else (f"; best alternative: {_geometry_words(best, self.alternatives)}, "
                                        f"{sum(p.at_zero for p in best.pairs) / len(best.pairs):.3f} at zero")
         order = ""
         if self.indistinct:
@@ -775,6 +776,19 @@ def _indistinct_words(pairs) -> str:
     if len(pairs) == len(chans) * (len(chans) - 1) // 2:
         return f"channels {', '.join(map(str, chans))}"
     return "channels " + ", ".join(f"{i} and {j}" for i, j in pairs)
+
+
+def _geometry_words(g: Geometry, alts) -> str:
+    """An alternative geometry in words: its description, and for a split view's swap of two channels whose flips
+    differ, whether the boxes move with their flips or alone (:func:`_swap_fixes`)."""
+    if not g.name.startswith("swap"):
+        return g.description
+    i, j = _swap_pair(g.name)
+    if g.name.endswith(_WITH_FLIPS):
+        return f"{g.description} (split_view boxes swapped together with their flips)"
+    if any(a.name == f"swap{i}-{j}{_WITH_FLIPS}" for a in alts):
+        return f"{g.description} (split_view boxes swapped, each flip kept in its place in the flip list)"
+    return g.description
 
 
 def _undecided_words(names: list[str], alts: list[Geometry]) -> str:
