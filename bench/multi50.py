@@ -5,6 +5,8 @@
    the channel's localization noise; 10 seeds a row. Corner error (nm, the largest distance between the fitted and the
    true transform's images of the frame's corners), the reported uncertainty (``transform_uncertainty_nm``), and how
    many of the 10 were warned by the pairs rule alone (as before) and now.
+   ``chance`` (review, not in the default parts): chance pairs' share and how much they add to the corners' error
+   beyond the reported standard error; ``--parts chance --json bench/multi50_chance.json``.
 2. ``swap``: a split view whose right half (channel 1) is mirrored, listed the other way round (boxes and flips);
    does the alignment check's first-named fix give the true configuration back (boxes swapped with their flips)?
 3. ``alignment``: the alignment check on biplane.yaml movies (200 frames of 64 x 64 px) at 0.03-3 per um^2, channel 1
@@ -68,6 +70,57 @@ def register_rows(seeds: int) -> list[dict]:
                      "corner_error_nm_max": float(np.max(errs)) if errs else None,
                      "uncertainty_nm_median": float(np.median(uncs)) if uncs else None,
                      "warned_pairs_rule": int(old), "warned_now": int(new)})
+    return rows
+
+
+def chance_rows(seeds: int) -> list[dict]:
+    """Review (session 50): how far chance pairs (two different molecules matched in one frame) make the register
+    transform's standard error read low. Per condition: the rms over seeds of the mapped corners' error (nm, the worst
+    of the four corners) with the pairs register found and with every true pair (no chance pair, an oracle), against
+    the median reported uncertainty; the share of chance pairs among the final pairs and a cheap bound on it (the same
+    matching with channel 1's frames moved by half the movie: only chance pairs remain)."""
+    from test_multi50 import chip_T, single_channel_tables
+
+    from plexloc.calibrate.fileformat import chip_transform
+    from plexloc.calibrate.spline import fit_affine
+    from plexloc.post.pairs import mutual_nearest
+    from plexloc.post.registration import register_channels
+
+    T, roi = chip_T(), (300, 200)
+    o = np.asarray(roi, float) * PX
+    rows = []
+    for size, dens, frames, p0, p1, n1 in [(64, 0.5, 200, 0.9, 0.9, 10.0), (256, 3.0, 20, 0.3, 0.05, 30.0),
+                                           (128, 10.0, 20, 0.2, 0.2, 30.0), (128, 10.0, 20, 0.3, 0.05, 30.0)]:
+        pts = np.array([[o[0] + x, o[1] + y, 1.0] for x in (0.0, size * PX) for y in (0.0, size * PX)])
+        err, oracle, unc, share, bound, warned, seconds = [], [], [], [], [], 0, []
+        for seed in range(seeds):
+            a, b, _, id0, id1 = single_channel_tables(T, roi, size, dens, frames, p0, p1, 10.0, n1, seed=seed, ids=True)
+            r = register_channels(a, b)
+            warned += r.warning is not None
+            unc.append(r.uncertainty_nm)
+            err.append((pts @ chip_transform(r.transform, tuple(o)).T - pts @ T.T)[:, :2])
+            xa, xb = np.column_stack([a["x_nm"], a["y_nm"]]), np.column_stack([b["x_nm"], b["y_nm"]])
+            common, ia, ib = np.intersect1d(id0, id1, return_indices=True)
+            To, _, _ = fit_affine(xa[ia], xb[ib])
+            oracle.append((pts @ chip_transform(To, tuple(o)).T - pts @ T.T)[:, :2])
+            fa, fb = np.asarray(a["frame"]), np.asarray(b["frame"])
+            mapped = xa @ r.transform[:2, :2].T + r.transform[:2, 2]
+            i, j = mutual_nearest(mapped, fa, xb, fb, 100.0)
+            share.append(float(np.mean(id0[i] != id1[j])))
+            t0 = time.perf_counter()
+            k = max(frames // 2, 1)
+            ci, _ = mutual_nearest(mapped, (fa + k) % frames, xb, fb, 100.0)
+            seconds.append(time.perf_counter() - t0)
+            bound.append(len(ci) / len(i))
+
+        def rms(e):
+            return float(np.sqrt((np.array(e) ** 2).sum(-1).mean(0)).max())
+
+        rows.append({"size_px": size, "density": dens, "frames": frames, "seen0": p0, "seen1": p1, "noise1_nm": n1,
+                     "seeds": seeds, "rms_corner_error_nm": rms(err), "rms_corner_error_true_pairs_nm": rms(oracle),
+                     "uncertainty_nm_median": float(np.median(unc)), "chance_share_median": float(np.median(share)),
+                     "shifted_frames_share_median": float(np.median(bound)), "warned": warned,
+                     "shifted_frames_ms": 1e3 * float(np.mean(seconds))})
     return rows
 
 
@@ -180,6 +233,16 @@ def main(argv=None) -> int:
             print(f"| {r['size_px']} | {r['density']:g} | {r['frames']} | {r['seen0']:g} / {r['seen1']:g} | "
                   f"{r['noise1_nm']:g} | {r['pairs_median']} | {e} | {r['uncertainty_nm_median']:.1f} | "
                   f"{r['warned_pairs_rule']} / {r['warned_now']} of {r['seeds'] - r['refused']} |")
+    if "chance" in args.parts:
+        out["chance"] = rows = chance_rows(args.seeds)
+        print("\n| field px | density /um^2 | frames | seen ch0 / ch1 | rms corner error nm: register / true pairs | "
+              "uncertainty nm (median) | chance pairs: share / shifted-frame bound | warned |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['size_px']} | {r['density']:g} | {r['frames']} | {r['seen0']:g} / {r['seen1']:g} | "
+                  f"{r['rms_corner_error_nm']:.2f} / {r['rms_corner_error_true_pairs_nm']:.2f} | "
+                  f"{r['uncertainty_nm_median']:.2f} | {100 * r['chance_share_median']:.1f} / "
+                  f"{100 * r['shifted_frames_share_median']:.1f} % | {r['warned']} of {r['seeds']} |")
     if "swap" in args.parts:
         out["swap"] = rows = swap_rows(args.swap_seeds)
         print("\n| flip of ch1's half | transform | seeds | status | first-named fix right | right fix named | "

@@ -24,11 +24,12 @@ def chip_T(deg=1.0, scale=1.01, shift=(40.0, 25.0)):
                      [scale * math.sin(a), scale * math.cos(a), shift[1]], [0.0, 0.0, 1.0]])
 
 
-def single_channel_tables(T, roi_px, size_px, density, frames, seen0, seen1, noise0, noise1, seed):
+def single_channel_tables(T, roi_px, size_px, density, frames, seen0, seen1, noise0, noise1, seed, ids=False):
     """Two single-channel fits of one movie of ``size_px`` square frames at chip pixel ``roi_px``: molecules uniform
     at ``density`` per um^2 per frame, each seen in channel 0 with probability ``seen0`` and in channel 1 (at
     ``T r`` in chip coordinates, inside its frame) with ``seen1``, localized with Gaussian noise. Returns the tables
-    (each in its frame's own coordinates) and the number of molecules seen in both."""
+    (each in its frame's own coordinates) and the number of molecules seen in both; with ``ids`` also each table's
+    rows' molecule numbers (a pair of rows with the same number is a true pair)."""
     rng = np.random.default_rng(seed)
     field = size_px * PX
     m = int(rng.poisson(density * (field * 1e-3) ** 2 * frames))
@@ -45,7 +46,8 @@ def single_channel_tables(T, roi_px, size_px, density, frames, seen0, seen1, noi
 
     a = xy[s0] + rng.normal(size=(int(s0.sum()), 2)) * noise0
     b = xy1[s1] + rng.normal(size=(int(s1.sum()), 2)) * noise1
-    return table(a, frame[s0]), table(b, frame[s1]), int((s0 & s1).sum())
+    out = (table(a, frame[s0]), table(b, frame[s1]), int((s0 & s1).sum()))
+    return out + (np.flatnonzero(s0), np.flatnonzero(s1)) if ids else out
 
 
 def corner_error(T_fit_chip, T, roi_px, size_px):
