@@ -95,13 +95,16 @@ def _option(name: str) -> str:
 
 
 
-def _config(args: argparse.Namespace):
-    """The configuration of ``args.config``, with ``--frame-size`` where given."""
+def _config(args: argparse.Namespace, *, note_defaults: bool = False):
+    """The configuration of ``args.config``, with ``--frame-size`` where given; ``note_defaults`` (a movie): the note of
+    :func:`_note_defaults`, from the file as read (a configuration rebuilt from its dump counts every field as given)."""
     from plexloc.config import load_config, validate_config
 
     from plexloc.simulation.simulator import check_camera_maps
 
     config = load_config(args.config)
+    if note_defaults:
+        _note_defaults(config, args.config, args.out, given=() if args.density is None else ("density_per_um2",))
     if args.frame_size is not None:
         data = config.model_dump()
         data["frame_size"] = list(args.frame_size)
@@ -137,27 +140,44 @@ def _joined(frames, split, camera=None):
 _SHAPING_FIELDS = {"emitters": ("density_per_um2", "photons_range", "on_time_frames"), "background": ("range",)}
 
 
-def _note_defaults(config, source, out) -> None:
+def _note_defaults(config, source, out, *, given=()) -> None:
     """A note on stderr naming the emitter and background fields that ``source`` leaves out (a section left out
     entirely included) with the defaults used: the density, photons, on-time and background that make the movie were
-    taken from plexloc's defaults without a word (``emitters`` left out: 1 emitter/µm², 1000-10000 photons)."""
+    taken from plexloc's defaults without a word (``emitters`` left out: 1 emitter/µm², 1000-10000 photons).
+    ``config`` as read from the file (its fields set); ``given``: emitter fields given on the command line. A field the
+    movie does not use is not named: ``background`` where every channel has its own (a channel's own left without a
+    ``range`` is named with the channel), ``emitters.on_time_frames`` without blinking or where each dye has its own
+    (ratiometric ``photon_model.on_time_frames``), ``emitters.photons_range`` where each channel has its own
+    (independent ``photon_model.channel_photons_range``)."""
     import sys
 
+    pm = config.photon_model
+    unused = set(given)
+    if not config.emitters.blinking or (pm.kind == "ratiometric" and pm.on_time_frames is not None):
+        unused.add("on_time_frames")
+    if pm.kind == "independent" and pm.channel_photons_range is not None:
+        unused.add("photons_range")
+    if all(ch.background is not None for ch in config.channels):
+        unused.add("range")  # background's: no channel takes the top level's
+    shown = lambda v: f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, tuple) else f"{v:g}"  # noqa: E731
     parts = []
     for section, names in _SHAPING_FIELDS.items():
         model = getattr(config, section)
         for name in names:
-            if name == "on_time_frames" and not config.emitters.blinking:
-                continue
-            if name not in model.model_fields_set:
-                value = getattr(model, name)
-                shown = f"[{value[0]:g}, {value[1]:g}]" if isinstance(value, tuple) else f"{value:g}"
-                parts.append(f"{section}.{name} {shown}")
+            if name not in unused and name not in model.model_fields_set:
+                parts.append(f"{section}.{name} {shown(getattr(model, name))}")
+    parts += [f"channels.{c}.background.range {shown(ch.background.range)}" for c, ch in enumerate(config.channels)
+              if ch.background is not None and "range" not in ch.background.model_fields_set]
     if parts:
         print(f"plexloc simulate: note: {source} does not give {', '.join(parts)}: plexloc's default(s) used; "
               f"write them in the configuration to simulate your own sample ({Path(out) / 'config.yaml'} holds every value "
               "used)",
               file=sys.stderr)
+
+
+def _count(n: int, word: str) -> str:
+    """``1 frame``, ``2 frames`` (the summary said "1 localizations of 1 emitters")."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _reproduce_comment(args: argparse.Namespace, device) -> str:
@@ -193,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--density must be >= 0, got {args.density}")
     if args.margin_px is not None and args.margin_px < 0:
         raise InputError(f"--margin-px must be >= 0, got {args.margin_px}")
-    config = _config(args)
+    config = _config(args, note_defaults=True)
     if args.drift_nm is not None:
         from plexloc.config import validate_config
 
@@ -212,7 +232,6 @@ def run(args: argparse.Namespace) -> int:
         data = config.model_dump()
         data["emitters"]["density_per_um2"] = args.density
         config = validate_config(data, type(config), source="--density")
-    _note_defaults(config, args.config, args.out)
     device = resolve_device(args.device)
     sim = Simulator(config).to(device)
     gen = torch.Generator(device=device).manual_seed(args.seed)
@@ -281,10 +300,10 @@ def run(args: argparse.Namespace) -> int:
                            for c, (h, w) in sorted(cut.items()))
         print(f"sCMOS maps ({shapes}) cut at roi_offset_px x {x0}, y {y0}: the movie is that camera "
               f"ROI's; fit it with --camera naming the same camera file and --roi-offset {x0} {y0}")
-    print(f"wrote {', '.join(str(out / n) for n in names)} ({args.frames} frames) and {out / 'truth.csv'} "
-          f"({len(truth)} localizations"
-          + ("" if n_ids is None else f" of {n_ids} emitters" if blinks == 1 else
-             f" of {n_ids} molecules, blinks_per_molecule {blinks:g}")
+    print(f"wrote {', '.join(str(out / n) for n in names)} ({_count(args.frames, 'frame')}) and {out / 'truth.csv'} "
+          f"({_count(len(truth), 'localization')}"
+          + ("" if n_ids is None else f" of {_count(n_ids, 'emitter')}" if blinks == 1 else
+             f" of {_count(n_ids, 'molecule')}, blinks_per_molecule {blinks:g}")
           + ")"
           + ("" if drift is None else f"; stage drift per frame in {drift_path} (last frame: x {drift[-1, 0]:.1f}, "
              f"y {drift[-1, 1]:.1f}, z {drift[-1, 2]:.1f} nm; truth.csv holds the positions without it)"))

@@ -637,13 +637,14 @@ class Simulator(nn.Module):
         """(N, C) expected background photons of the pixel under each emitter in each channel's image (its position
         through the channel's transform, clamped into the frame), in its frame: ``bg`` (C, t, H, W) holds frames
         ``start`` .. ``start + t - 1`` of the movie (``emitters.frame_ix`` numbers the movie's frames). A channel whose
-        background has no ``variation`` (flat frames) gets its frame's mean, the number the table held before."""
+        background has no ``variation`` (flat frames) gets its frame's mean, the number the table held before. ``bg``
+        of the first channels only (the reference's, ``(1, t, H, W)``): theirs (an IndexError before review 50)."""
         h, w = self.frame_shape
         n = len(emitters)
         roi = self.roi_offset_nm().expand(n, 2) if any(self.config.roi_offset_px) else None
         f = (emitters.frame_ix - start).to(bg.device)
         out = []
-        for c, ch in enumerate(self.channels):
+        for c, ch in enumerate(list(self.channels)[: bg.shape[0]]):
             cfg = self.config.channels[c].background or self.config.background
             if cfg.variation <= 0:
                 out.append(bg.mean(dim=(2, 3))[c, f])
