@@ -41,6 +41,17 @@ def test_flats_clipped_at_a_level_that_is_no_full_scale_are_warned_about(tmp_pat
     assert "1000 ADU" in (tmp_path / "cam.yaml").read_text()  # kept with the notes in the YAML
 
 
+def test_flats_clipped_for_the_most_part_or_all_are_told_so(tmp_path, capsys):
+    """A flat whose mean sits above 1000 ADU (60 % of its values at it) read e_per_adu 41.9 for 0.46 with no word of
+    clipping (the shared finder leaves a value most pixels hold to blank frames); a flat all at it was refused as 'too
+    dim; record it brighter'. Both now name the level and say to record it dimmer."""
+    rc, err = _calibrate(tmp_path, 1000, (100.0, 250.0, 560.0), capsys)
+    assert rc == 0 and "flat2.tif: " in err and "sit at 1000 ADU, where its values pile up" in err
+    rc, err = _calibrate(tmp_path, 1000, (100.0, 250.0, 2000.0), capsys)
+    assert rc != 0 and "flat2.tif" in err and "sit at 1000 ADU, where the camera clips" in err
+    assert "record it dimmer, below 1000 ADU" in err and "record it brighter" not in err
+
+
 def test_unclipped_flats_and_a_12_bit_full_scale_keep_their_words(tmp_path, capsys):
     rc, err = _calibrate(tmp_path, 65535, (100.0, 250.0, 480.0), capsys)
     assert rc == 0 and "pile up" not in err and "full scale" not in err

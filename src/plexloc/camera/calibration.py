@@ -325,6 +325,13 @@ def movie_stats(path: str | os.PathLike, *, max_frames: int | None = None) -> St
         # the shared finder (a full scale 2^k - 1, or any value the values pile up at: flats clipped at 1000 ADU in a
         # 16-bit file were taken without a word, session 50)
         level, how = find_clip_adu(head[0], movie.dtype) if head else (None, "")
+        if level is None and head and (full := saturation_adu(movie.dtype)) is not None:
+            # most values at the largest one, below the file's maximum: find_clip_adu leaves that out (a movie's blank
+            # first frames), but a flat (or a dark stack) holds no such value unless it clipped there, most of it or
+            # all (a flat 60 % at 1000 ADU read e_per_adu 41.9 for 0.46, a flat all at it 'too dim': session 50)
+            top = float(head[0].max())
+            if top < full and 2 * int(np.count_nonzero(head[0] == top)) >= head[0].size:
+                level, how = top, "pile-up"
     if level is not None:  # the values at a camera's clipping level below the file's: counted, not left out (that biased)
         stats.clip_adu, stats.clip_values = float(level), int(np.count_nonzero(head[0] >= level))
         stats.clip_source = how
@@ -819,6 +826,11 @@ def calibrate_camera(
                 raise InputError(f"this flat is no brighter than the dark frames ({s_lvl:.4g} ADU above their offset "
                                  f"{float(np.median(dark.mean)):.5g} ADU): were the dark and flat stacks swapped (--dark "
                                  f"{dark.source or '?'}), its variance {-e_lvl:.3g} ADU² below theirs?", source=f.source or None)
+            if f.clip_adu is not None and e_lvl < MIN_EXCESS * float(read_var.mean()):  # its light clipped away, not dim
+                raise InputError(f"{f.clip_values} value(s) of this flat's first frames sit at {f.clip_adu:.0f} ADU, where "
+                                 f"the camera clips ({s_lvl:.4g} ADU above the dark frames' offset): its variance is "
+                                 f"clipped away ({e_lvl:.3g} ADU² above theirs); record it dimmer, below "
+                                 f"{f.clip_adu:.0f} ADU", source=f.source or None)
             if e_lvl < MIN_EXCESS * float(read_var.mean()):
                 raise InputError(f"this flat adds {s_lvl:.3g} ADU of signal and {e_lvl:.3g} ADU² of variance above the "
                                  f"dark frames (read noise {float(read_var.mean()):.3g} ADU²): too dim to measure the gain; "
