@@ -117,3 +117,25 @@ def test_the_reference_channels_background_alone_still_makes_a_truth_table():
     assert len(ref) > 3 and "bg_ch1" in full.columns and "bg_ch1" not in ref.columns
     np.testing.assert_array_equal(ref["bg"], full["bg"])
     assert np.ptp(ref["bg"]) > 5  # the pixel's own, not a frame's mean of 40
+
+
+def test_grad_clip_inf_means_no_clipping_and_nan_is_refused(tmp_path):
+    """``training.grad_clip: .inf`` (torch's clip_grad_norm_ then leaves the gradient as it is) was accepted before
+    session 50 and saved as .inf in a run's config.yaml; the configuration-wide refusal of infinity refused it (a run
+    with it could not be resumed). It is accepted again; NaN stays refused, naming the field."""
+    import math
+
+    import pytest
+
+    from plexloc.config import load_config
+    from plexloc.errors import InputError
+
+    data = {"px_size_nm": 100.0, "frame_size": [16, 16], **CHANNEL, "training": {"grad_clip": float("inf")}}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert ".inf" in path.read_text()
+    assert math.isinf(load_config(path).training.grad_clip)
+    data["training"]["grad_clip"] = float("nan")
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError, match="grad_clip"):
+        load_config(path)

@@ -49,7 +49,9 @@ class TrainingConfig(_Model):
     lr: Annotated[float, Field(gt=0)] = Field(default=4e-4, description="AdamW learning rate")
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     warmup_steps: Annotated[int, Field(ge=0)] = Field(default=200, description="linear learning-rate warm-up")
-    grad_clip: Annotated[float, Field(gt=0)] = Field(default=1.0, description="gradient norm clipping")
+    # .inf (no clipping) as before session 50, whose allow_inf_nan=False refused it; NaN stays refused (gt=0)
+    grad_clip: Annotated[float, Field(gt=0, allow_inf_nan=True)] = Field(
+        default=1.0, description="gradient norm clipping: the largest gradient norm a step applies (.inf: none)")
     lr_factor: Annotated[float, Field(gt=0, lt=1)] = Field(default=0.5, description="learning-rate decay on plateau")
     lr_patience: PositiveInt = Field(
         default=5, description="validations without improvement tolerated: the next one (lr_patience + 1 in a row; "
