@@ -139,3 +139,16 @@ def test_grad_clip_inf_means_no_clipping_and_nan_is_refused(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(InputError, match="grad_clip"):
         load_config(path)
+
+
+def test_a_3d_psf_without_a_z_range_is_named(tmp_path, capsys):
+    """An astigmatic PSF and no emitters.z_range_nm: every emitter at z 0 (in focus), a '3D' movie without z, without
+    a word; a 2D (gaussian) PSF's z range is not named."""
+    astig = {"kind": "astigmatic", "s0_nm": [120.0, 120.0], "c_nm": [-250.0, 250.0], "d_nm": 400.0}
+    data = {"px_size_nm": 100.0, "frame_size": [16, 16], "psf": astig, "camera": EMCCD, "emitters": EMITTERS,
+            "background": {"range": [20.0, 40.0]}}
+    assert _noted(_simulate(tmp_path, data, capsys=capsys).err) == "emitters.z_range_nm [0, 0]"
+    data["psf"] = CHANNEL["psf"]
+    assert _noted(_simulate(tmp_path, data, capsys=capsys).err) == ""
+    data["psf"], data["emitters"] = astig, {**EMITTERS, "z_range_nm": [-500.0, 500.0]}
+    assert _noted(_simulate(tmp_path, data, capsys=capsys).err) == ""

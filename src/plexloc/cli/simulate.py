@@ -148,7 +148,8 @@ def _note_defaults(config, source, out, *, given=()) -> None:
     movie does not use is not named: ``background`` where every channel has its own (a channel's own left without a
     ``range`` is named with the channel), ``emitters.on_time_frames`` without blinking or where each dye has its own
     (ratiometric ``photon_model.on_time_frames``), ``emitters.photons_range`` where each channel has its own
-    (independent ``photon_model.channel_photons_range``)."""
+    (independent ``photon_model.channel_photons_range``). ``emitters.z_range_nm`` is named where a channel's PSF is 3D
+    (astigmatic, spline): its default [0, 0] puts every emitter in focus."""
     import sys
 
     pm = config.photon_model
@@ -166,6 +167,8 @@ def _note_defaults(config, source, out, *, given=()) -> None:
         for name in names:
             if name not in unused and name not in model.model_fields_set:
                 parts.append(f"{section}.{name} {shown(getattr(model, name))}")
+    if "z_range_nm" not in config.emitters.model_fields_set and any(ch.psf.kind != "gaussian" for ch in config.channels):
+        parts.append(f"emitters.z_range_nm {shown(config.emitters.z_range_nm)}")  # a 3D PSF: every emitter in focus
     parts += [f"channels.{c}.background.range {shown(ch.background.range)}" for c, ch in enumerate(config.channels)
               if ch.background is not None and "range" not in ch.background.model_fields_set]
     if parts:
