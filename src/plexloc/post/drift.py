@@ -1119,7 +1119,11 @@ def rcc_drift(
     independent units; ``noise_unit_share`` (1, or the share of the units the noise was summed over on a large
     table), ``noise_pair_term`` (the share of the windows' noise variance taken out for the pairs counted twice)
     and ``pairs_without_peak_fit``; ``window_agreement_nm`` and ``pair_error_nm``, how well the pairs of windows
-    agree (per axis; a lower bound of the error, 0.07-0.32x). Until session 40 ``uncertainty_nm`` came from two
+    agree (per axis; a lower bound of the error, 0.07-0.32x); ``step`` where a stage jump was found (its ``error_nm``,
+    from the blocks' scatter and ``timing_error_nm``, counts in ``uncertainty_nm`` since session 50;
+    ``uncertainty_without_step_nm`` the figure without it); ``peak_check`` where a 2-window peak of
+    :data:`RCC_CHECKED_PEAK_Z` to :data:`RCC_MIN_PEAK_Z` standard deviations was checked with 3 windows
+    (``closure_nm``, ``passed``; session 50). Until session 40 ``uncertainty_nm`` came from two
     halves of the table (``half_difference_nm``, ``half_block_frames``), which read it up to 13x too high on sparse
     tables.
     """
