@@ -68,7 +68,8 @@ COLUMN_DOCS: dict[str, str] = {
     "color_prob": "probability of the assigned colour",
     "crlb_x_nm": "Cramér-Rao bound (1 sigma) of x_nm",
     "crlb_y_nm": "Cramér-Rao bound (1 sigma) of y_nm",
-    "crlb_z_nm": "Cramér-Rao bound (1 sigma) of z_nm",
+    "crlb_z_nm": "Cramér-Rao bound (1 sigma) of z_nm; NaN where the MLE fit held z on its bound (at_bound & 2: no "
+    "estimate of z)",
     # written by the maximum-likelihood fitter (plexloc.mle)
     "crlb_photons": "Cramér-Rao bound (1 sigma) of photons, at the fitted parameters",
     "crlb_bg": "Cramér-Rao bound (1 sigma) of bg (reference channel), at the fitted parameters",

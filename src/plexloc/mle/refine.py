@@ -261,7 +261,8 @@ def refine_frames(
 
     Returns:
         The table with refined ``x_nm, y_nm, z_nm``, photons (``photons_chN``), ``crlb_x_nm, crlb_y_nm, crlb_z_nm``,
-        the ``sigma_*`` columns (positions, photons) set to the CRLB where refined, the window's ``llr`` (deviance)
+        the ``sigma_*`` columns (positions, photons) set to the CRLB where refined (``crlb_z_nm``, ``sigma_z_nm``
+        NaN where the refit held z on its bound: no estimate of z, :class:`~plexloc.mle.fit.FitResult`), the window's ``llr`` (deviance)
         and ``roi_px``, the refit's ``spot_llr`` and ``p_spot`` (its emitter against the background with the neighbours'
         light in both models), and ``refined`` (1.0 / 0.0); the new columns are NaN on the rows not refined.
     """
@@ -396,8 +397,10 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
             ok &= (fz - start[:, 2]).abs() <= max_shift_z_nm
         if table_sigma is not None:  # the shift against what the table's and the fit's uncertainties allow
             shift_nm = [(fx - start[:, 0]) * px[0], (fy - start[:, 1]) * px[1], fz - start[:, 2]][: len(axes)]
-            d2 = sum((sh / torch.sqrt(sg**2 + res.crlb[f"{a}_nm"].to(dev, dtype) ** 2).clamp_min(1e-9)) ** 2
-                     for sh, sg, a in zip(shift_nm, table_sigma, axes))
+            # (z held on its bound has no CRLB, NaN: the gate reads the bound's value at the bound, crlb_z_held)
+            fit_sd = [res.crlb["x_nm"], res.crlb["y_nm"], res.extra["crlb_z_held"]]
+            d2 = sum((sh / torch.sqrt(sg**2 + sd.to(dev, dtype) ** 2).clamp_min(1e-9)) ** 2
+                     for sh, sg, sd in zip(shift_nm, table_sigma, fit_sd))
             ok &= torch.nan_to_num(d2, nan=float("inf")) <= chi2_max
         # the fits as parameters (x / y in absolute reference pixels; the fitted width; the fitter's photon parameters:
         # per channel, or the linked total's parameter, res.photons being it times the fractions' sum)
@@ -433,8 +436,9 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
                                i_np, j_np, ks, offs, others(theta), max_neighbours=joint_neighbours).cpu().double()
         var = torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0)
         bound["x_nm"], bound["y_nm"] = (var[:, 0].sqrt() * px[0]).numpy(), (var[:, 1].sqrt() * px[1]).numpy()
-        if problem.is_3d:
-            bound["z_nm"] = var[:, 2].sqrt().numpy()
+        if problem.is_3d:  # (z held on its bound: no estimate of z, NaN, as the fit's own crlb_z_nm)
+            held_z = (res.at_bound.numpy()[keep] & AT_BOUND_BITS["z"]) != 0
+            bound["z_nm"] = np.where(held_z, np.nan, var[:, 2].sqrt().numpy())
         i_n, i_bg = problem.i_n, problem.i_bg
         if linked:
             bound["photons"] = (var[:, i_n].sqrt() * linked_sum).numpy()
