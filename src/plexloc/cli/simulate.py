@@ -268,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
             # before, up to background.variation off where the field varies
             a, b = (int(v) for v in torch.searchsorted(emitters.frame_ix, torch.tensor([start, start + raw.shape[1]],
                                                                                         device=emitters.frame_ix.device)))
-            bg_rows.append(sim.local_background(emitters.select(slice(a, b)), bg, start=start).cpu())
+            bg_rows.append(sim.local_background(emitters.select(slice(a, b)), bg, start=start,
+                                                n_frames=args.frames).cpu())  # where the stage drift put them
     except BaseException:
         for w in writers:
             w.abort()
