@@ -71,3 +71,30 @@ def test_fit_table_and_refinement_write_nan_crlb_z_on_the_bound():
     assert held.sum() >= 3
     assert np.isnan(np.asarray(ref["crlb_z_nm"], float)[held]).all()
     assert np.isfinite(np.asarray(ref["crlb_z_nm"], float)[r & ~held]).all()
+
+
+def test_combining_channels_with_rows_held_on_the_z_bound():
+    """Tables combined over channels (plexloc.post.channels) where some molecules have crlb_z_nm NaN in every channel
+    (z held on its bound in each): their sigma_z_nm is NaN, the others' the inverse-variance value, and no warning
+    (0 ** -0.5 raised a divide-by-zero RuntimeWarning, an error under plexloc's warnings-as-errors, and read inf)."""
+    import warnings
+
+    from test_post_channels import _two_channel_tables
+    from plexloc.post.channels import combine_channels
+    from plexloc.table import LocTable
+
+    rng = np.random.default_rng(3)
+    cfg, tables, truth, keep = _two_channel_tables(rng, n=600)
+    held = np.zeros(len(truth), bool)
+    held[::10] = True  # every tenth molecule: NaN in both channels
+    tables = [LocTable({**t.to_dict(), "crlb_z_nm": np.where(held[k], np.nan, np.asarray(t["crlb_z_nm"], float))})
+              for t, k in zip(tables, keep)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = combine_channels(tables, cfg)
+    sz = np.asarray(out["sigma_z_nm"], float)
+    n_nan = int(np.isnan(sz).sum())
+    assert abs(n_nan - held.sum()) <= 3 and not np.isinf(sz).any()
+    fin = sz[np.isfinite(sz)]
+    # the others: 40 and 30 nm -> 24 nm (both channels), 40 nm (channel 0 alone)
+    assert np.all((np.abs(fin - 24.0) < 0.01) | (np.abs(fin - 40.0) < 0.01) | (np.abs(fin - 30.0) < 0.01))

@@ -192,7 +192,8 @@ def combine_channels(
     cols["sigma_x_nm"] = wxy[:, 0] ** -0.5
     cols["sigma_y_nm"] = wxy[:, 1] ** -0.5
     if has_sz:
-        cols["sigma_z_nm"] = wz[:, 0] ** -0.5
+        # NaN where no member has a z sigma (an MLE row with z held on its bound has crlb_z_nm NaN)
+        cols["sigma_z_nm"] = np.where(wz[:, 0] > 0, wz[:, 0], np.nan) ** -0.5
     for c in range(n_ch):
         cols[f"photons_ch{c}"] = phot[:, c]
         cols[f"bg_ch{c}"] = bg[:, c]
