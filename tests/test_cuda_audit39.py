@@ -226,6 +226,7 @@ def test_a_movie_through_full_chip_maps_makes_no_tensor_off_the_device(tmp_path)
     assert [p.shape[1] for p in parts] == [4, 2] and all(p.device.type == "cpu" for p in parts)
 
 
+@pytest.mark.filterwarnings("ignore::plexloc.infer.fit.FrameSizeWarning")  # tile_px=8 on purpose: many tiles
 def test_the_fit_of_a_tensor_makes_no_tensor_off_the_device(tmp_path, monkeypatch):
     """fit_movie with a (C, T, H, W) tensor and the full-chip maps cut at roi_offset_px: every block's fit (the
     reading of the array, its conversion to photons, the tiles, the table) under the guard, from the first block

@@ -155,6 +155,7 @@ def test_the_mle_fit_with_its_flags_makes_no_tensor_off_the_device(monkeypatch):
     assert np.all(np.isfinite(np.asarray(table["spot_llr"])))
 
 
+@pytest.mark.filterwarnings("ignore::plexloc.infer.fit.FrameSizeWarning")  # tile_px=8 on purpose: many tiles
 def test_the_network_fit_of_a_clipping_movie_makes_no_tensor_off_the_device(tmp_path, monkeypatch):
     """The network's fit of a two-channel uint16 movie with a clipping level (its spots' clipped pixels counted in
     each channel where the transform puts them: clipped_near, 63995a1) under the guard from the first block to the

@@ -214,6 +214,7 @@ def test_cuda_training_amp_resume_and_cpu_load(tmp_path):
 
 
 @pytest.mark.gpu
+@pytest.mark.filterwarnings("ignore::plexloc.infer.fit.FrameSizeWarning")  # tile_px=8 on purpose: many tiles
 def test_cuda_two_channel_training_and_fit_of_two_tiffs(tmp_path):
     _run_two_channel("cuda", tmp_path)
 

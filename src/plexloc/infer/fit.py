@@ -232,6 +232,39 @@ class RoiOffsetWarning(UserWarning):
     """The channel movies' metadata place their ROIs at different chip positions."""
 
 
+class FrameSizeWarning(UserWarning):
+    """Frames too narrow for the network to see a spot in, or tiles so small that the fit is many times slower."""
+
+
+#: frame sides (px) under which the network finds few emitters: strips cut from a 1/um^2 movie of the demo network
+#: gave recall 0.69 at 3 and 5 px wide, 0.375 at 2 px, none at 1 px (bench/tiles50.json, "small"); training
+#: simulations are at least 4 px (``simulation.frame_size``)
+MIN_FRAME_SIDE_PX = 3
+#: the smallest --tile without a warning: each tile's core is predicted with ``margin_px`` of context on every side,
+#: so a tile of t px costs ((t + 2 margin) / t)^2 times its pixels (bench/small50.py, "tiles")
+MIN_TILE_PX = 16
+
+
+def frame_size_warnings(frame_shape: Sequence[int], tile_px: int, margin_px: int, *, source: str = "") -> list[str]:
+    """The warnings (text) for frames of ``frame_shape`` (rows, columns) narrower than :data:`MIN_FRAME_SIDE_PX`,
+    and for a ``tile_px`` under :data:`MIN_TILE_PX` where the frames are tiled (wider or taller than it)."""
+    h, w = int(frame_shape[0]), int(frame_shape[1])
+    where = f"{source}: " if source else ""
+    out = []
+    if min(h, w) < MIN_FRAME_SIDE_PX:
+        out.append(f"{where}frames of {h} x {w} px (rows x columns): a side under {MIN_FRAME_SIDE_PX} px is too narrow "
+                   "for the network to see a spot in (strips 2 px wide gave 38 % of the emitters, 1 px none; it is "
+                   f"trained on frames of at least 4 px); fit the movie before it is cropped, or a region at least "
+                   f"{MIN_FRAME_SIDE_PX} px, better 16 px or more, on each side")
+    if tile_px < MIN_TILE_PX and max(h, w) > tile_px:
+        cost = ((tile_px + 2 * margin_px) / tile_px) ** 2
+        out.append(f"{where}--tile {tile_px} (tile_px) is under {MIN_TILE_PX} px: each tile is predicted with "
+                   f"{margin_px} px of context on every side, about {cost:.0f}x its own pixels, so the fit is that "
+                   "much slower and holds that much more memory for the same localizations; leave --tile out "
+                   f"(256) or give at least {MIN_TILE_PX}")
+    return out
+
+
 def resolve_roi_offset(
     readers: Sequence[MovieReader], given: tuple[int, int] | None, *, split: SplitViewConfig | None = None
 ) -> tuple[tuple[int, int], str]:
@@ -604,6 +637,8 @@ def _fit_parts(
         predictor = Predictor(net, threshold=threshold, tile_px=tile_px, transforms=transforms, compile=compile,
                               spread_radius_px=spread, channels_last=channels_last, precision=precision, amp=amp)
         run.precision, run.channels_last = predictor.precision, predictor.channels_last
+        for msg in frame_size_warnings(frame_shape, predictor.tile_px, predictor.margin_px, source=str(readers[0].path)):
+            warnings.warn(msg, FrameSizeWarning, stacklevel=3)
         run.legacy_sigma = spread == 0.0 and bool(sigma_factors(meta)) and calibrate_sigma
         refiner = _refiner(train_cfg, camera, device, roi_offset, source=model_name) if refine_mle else None
         if refiner is not None:
