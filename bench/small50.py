@@ -95,7 +95,7 @@ def main():
                                                "tiles": tile_rows if a.model else None}, indent=1))
 
 
-def tiles(model: str, *, size: int = 128, frames: int = 4, tile_sizes=(4, 8, 16, 32, 64, 256)) -> list[dict]:
+def tiles(model: str, *, size: int = 128, frames: int = 4, tile_sizes=(8, 16, 32, 64, 256)) -> list[dict]:
     """Seconds of the network's prediction of ``frames`` frames of ``size`` x ``size`` px by tile size (float32, one
     CPU thread; a simulation with the model's own configuration at 1 emitter/um^2), its localizations (the same at
     every tile size) and whether :func:`plexloc.infer.fit.frame_size_warnings` warns."""
