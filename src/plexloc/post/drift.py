@@ -388,7 +388,9 @@ RCC_MIN_PEAK_Z = 6.0
 RCC_CHECKED_PEAK_Z = 4.5
 #: ... the 3-window check passes where the pairs' shifts miss closing by no more than this (nm, x and y together).
 #: Measured (bench/drift50.py): sparse lines 1.6-11 nm where the 2-window estimate was right (1.6-7 nm off), 30-34 nm
-#: where it was 8-14 nm off; tables without shared structure 47-609 nm
+#: where it was 8-14 nm off; tables without shared structure 47-609 nm. At the default reach (:data:`MAX_DRIFT_NM`);
+#: a smaller max_drift_nm allows this times max_drift_nm / MAX_DRIFT_NM (session 50 review: chance shifts lie within
+#: the reach, and so does their closure; the chance of a closure within the allowance stays that of the default's)
 RCC_MAX_CLOSURE_NM = 20.0
 #: the largest drift between two windows searched for (nm): COMET's pair radius, RCC's cross-correlation window; the
 #: one default of :func:`rcc_drift`, :func:`comet_drift`, plexloc drift and plexloc process --max-drift
@@ -1123,7 +1125,9 @@ def rcc_drift(
     from the blocks' scatter and ``timing_error_nm``, counts in ``uncertainty_nm`` since session 50;
     ``uncertainty_without_step_nm`` the figure without it); ``peak_check`` where a 2-window peak of
     :data:`RCC_CHECKED_PEAK_Z` to :data:`RCC_MIN_PEAK_Z` standard deviations was checked with 3 windows
-    (``closure_nm``, ``passed``; session 50). Until session 40 ``uncertainty_nm`` came from two
+    (``closure_nm``, ``passed``, ``allowed_nm``: :data:`RCC_MAX_CLOSURE_NM`, less below the default reach; its
+    ``peak_z_min`` the 3 windows' weakest peak; session 50; ``weak_windows`` still lists the 2 windows where it
+    passed). Until session 40 ``uncertainty_nm`` came from two
     halves of the table (``half_difference_nm``, ``half_block_frames``), which read it up to 13x too high on sparse
     tables.
     """
@@ -1231,7 +1235,11 @@ def rcc_drift(
         # that the rule refused (3D lines, 936 rows, 2.9 nm off, peak 4.8) pass; chance peaks miss by 47-609 nm
         closure = _three_window_closure(flat, frame, h, w, px, blur, max_drift_nm, device)
         if closure is not None:
-            closure["passed"] = closure["closure_nm"] <= RCC_MAX_CLOSURE_NM
+            # the chance closure scales with the reach searched (3 shifts anywhere within it: 47-828 nm at the
+            # default 300 nm, 18-400 at 100 nm, and 1 render pixel, 20 nm, at 50 nm where chance peaks sit on whole
+            # pixels: 2 of 6 chance peaks of 4.5-6 passed, 19-36 nm off; session 50 review): the allowance with it
+            allowed = RCC_MAX_CLOSURE_NM * min(1.0, max_drift_nm / MAX_DRIFT_NM)
+            closure.update(passed=closure["closure_nm"] <= allowed, allowed_nm=allowed)
             info["peak_check"] = closure
             if closure["passed"]:
                 weak = weak[:0]
@@ -1245,7 +1253,7 @@ def rcc_drift(
             f"out of the chance maxima of windows that share no structure (2.4-5.2 standard deviations measured; "
             f"{RCC_MIN_PEAK_Z:g} needed"
             + (f"; cut into 3 windows, the pairs' shifts miss adding up by {info['peak_check']['closure_nm']:.0f} nm, "
-               f"{RCC_MAX_CLOSURE_NM:g} allowed" if "peak_check" in info else "")
+               f"{info['peak_check']['allowed_nm']:.3g} allowed" if "peak_check" in info else "")
             + f"), and this drift estimate of {len(table)} localizations is not reliable. Use "
             f"more localizations per window (the whole acquisition), {fewer}or fiducial markers (engine fiducials); "
             "if the sample did not drift, keep the uncorrected table", UnreliableDriftWarning, stacklevel=2)
