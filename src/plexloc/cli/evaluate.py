@@ -200,11 +200,22 @@ def _zscore_slabs(truth, pred, matching, dim: int, slab_nm: float, pred_path: Pa
 
     def cell(row: dict, ax: str) -> str:
         r, s = row[f"zscore_rsd_{ax}"], row[f"zscore_std_{ax}"]
-        return f"{ax} {'-' if not np.isfinite(r) else f'{r:.2f}'} ({'-' if not np.isfinite(s) else f'{s:.2f}'})"
+        # (over fewer pairs than the slab's n where rows have no sigma: an MLE fit's crlb_z_nm is NaN where it held z
+        # on its bound, and the spread left those pairs, the worst, out without a word)
+        fewer = f"; {row[f'n_{ax}']} pairs" if 0 < row[f"n_{ax}"] < row["n"] else ""
+        return f"{ax} {'-' if not np.isfinite(r) else f'{r:.2f}'} ({'-' if not np.isfinite(s) else f'{s:.2f}'}{fewer})"
 
     for row in slabs:
         print(f"  z {row['z_lo']:+7.0f}..{row['z_hi']:+7.0f} nm: n {row['n']:6d}  "
               + "  ".join(cell(row, ax) for ax in "xyz"))
+    xy, z = uncertainty_columns(pred, "xy"), uncertainty_columns(pred, "z")
+    for ax, col in (("x", xy and xy[0]), ("y", xy and xy[-1]), ("z", z and z[-1])):
+        left = sum(row["n"] - row[f"n_{ax}"] for row in slabs)
+        if col and left:
+            bound = (" (an MLE fit's z held on its bound, at_bound & 2: no estimate of z; plexloc filter --converged "
+                     "drops them)" if col == "crlb_z_nm" else "")
+            print(f"  ({ax}: {left} matched pairs without a finite {col} left out{bound}; their errors count in the "
+                  f"RMSE above)")
     return slabs
 
 

@@ -154,12 +154,15 @@ def _sigma_column(pred: LocTable, ax: str) -> str | None:
 
 def _group_spread(pred: LocTable, m: Matching, sel: np.ndarray) -> dict[str, float]:
     """``zscore_std_*`` and ``zscore_rsd_*`` of the matched pairs ``sel`` (boolean over the pairs; a pair whose sigma or
-    error is not finite left out); NaN where fewer than 2 pairs or the table has no sigma column for that axis
-    (:func:`_sigma_column`: an MLE table's CRLB)."""
+    error is not finite left out, and ``n_x, n_y, n_z`` the pairs that count: an MLE table's ``crlb_z_nm`` is NaN where
+    the fit held z on its bound, and those pairs, the worst, left the z spread without a word); NaN where fewer than 2
+    pairs or the table has no sigma column for that axis (:func:`_sigma_column`: an MLE table's CRLB; ``n_*`` 0)."""
     row = {}
     for ax, err in (("x", m.dx), ("y", m.dy), ("z", m.dz)):
         col = _sigma_column(pred, ax)
         row[f"zscore_std_{ax}"] = row[f"zscore_rsd_{ax}"] = math.nan
+        row[f"n_{ax}"] = 0 if col is None else int(np.sum(
+            np.isfinite(err[sel]) & np.isfinite(np.asarray(pred[col], float)[m.tp_pred[sel]])))
         if sel.sum() >= 2 and col is not None:
             zs = _zscores(err[sel], pred, col, m.tp_pred[sel])
             zs = zs[np.isfinite(zs)]  # a row without a sigma (NaN) made the whole group's spread NaN

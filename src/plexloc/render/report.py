@@ -205,7 +205,9 @@ def build_report(
                          ("sigma_z_nm", "median σz (nm)"), ("crlb_x_nm", "median CRLB x (nm)"),
                          ("crlb_y_nm", "median CRLB y (nm)"), ("crlb_z_nm", "median CRLB z (nm)"), ("prob", "median prob")):
             if c in table and np.isfinite(table[c]).any():  # (an all-NaN column made 'nan' and a RuntimeWarning)
-                summary[label] = f"{np.nanmedian(table[c]):.3g}"
+                n_nan = int(np.sum(~np.isfinite(table[c])))  # (said: an MLE fit's crlb_z_nm is NaN where z is held on
+                # its bound, and the median of the others read as the whole table's)
+                summary[label] = f"{np.nanmedian(table[c]):.3g}" + (f" ({n_nan} rows NaN, left out)" if n_nan else "")
         if is_3d:  # from the rows that have a z (one NaN made it 'nan .. nan')
             summary["z range (nm)"] = (f"{z_finite.min():.0f} .. {z_finite.max():.0f}"
                                        + (f" ({n - z_finite.size} rows without a finite z)" if z_finite.size < n else ""))
