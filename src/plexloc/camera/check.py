@@ -268,6 +268,11 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES, st
         return math.nan, "one frame", math.nan
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if min(h, w) < MIN_NOISE_SIDE_PX:
+        raw = x[1:] - x[:-1]
+        if not bool((raw - raw.flatten(1).median(dim=1).values[:, None, None]).any()):
+            # no noise at all between the frames (1 x 1 px frames, a saturated crop): 0 as before, which the fit's
+            # domain check reports as "no pixel noise between frames"
+            return 0.0, "", float(((x[1:] + x[:-1]) / 2).clamp_min(0.0).median())
         return math.nan, too_few_pixels_note(h, w), math.nan
     if x.shape[0] == 2 and h * w < MIN_ONE_PAIR_PIXELS:
         return math.nan, too_few_pixels_note(h, w, f"2 frames, one pair of them, under the {MIN_ONE_PAIR_PIXELS} "
