@@ -70,9 +70,10 @@ class FitResult:
 
     ``photons_ch`` and ``bg_ch`` are ``(N, C)``; ``crlb`` maps ``x_nm, y_nm, z_nm, photons, bg`` (and
     ``bg_chN``, ``photons_chN``) to 1-sigma bounds at the fitted parameters (``z_nm``: NaN where z is held on its
-    bound, ``at_bound & 2``: no estimate of z; ``extra["crlb_z_held"]`` has the bound's value there). ``converged``: the optimiser's test met
-    and no parameter on a bound of :data:`NOT_CONVERGED_BOUNDS`; ``at_bound``: the bounds hit (:data:`AT_BOUND_BITS`);
-    ``extra["lm_converged"]``: the optimiser's test alone (met, too, by a fit held on a bound).
+    bound, ``at_bound & 2``: no estimate of z; ``extra["crlb_z_held"]`` has the bound's value there). ``converged``:
+    the optimiser's test met and no parameter on a bound of :data:`NOT_CONVERGED_BOUNDS`; ``at_bound``: the bounds
+    hit (:data:`AT_BOUND_BITS`); ``extra["lm_converged"]``: the optimiser's test alone (met, too, by a fit held on a
+    bound).
     """
 
     x_nm: Tensor

@@ -262,9 +262,10 @@ def refine_frames(
     Returns:
         The table with refined ``x_nm, y_nm, z_nm``, photons (``photons_chN``), ``crlb_x_nm, crlb_y_nm, crlb_z_nm``,
         the ``sigma_*`` columns (positions, photons) set to the CRLB where refined (``crlb_z_nm``, ``sigma_z_nm``
-        NaN where the refit held z on its bound: no estimate of z, :class:`~plexloc.mle.fit.FitResult`), the window's ``llr`` (deviance)
-        and ``roi_px``, the refit's ``spot_llr`` and ``p_spot`` (its emitter against the background with the neighbours'
-        light in both models), and ``refined`` (1.0 / 0.0); the new columns are NaN on the rows not refined.
+        NaN where the refit held z on its bound: no estimate of z, :class:`~plexloc.mle.fit.FitResult`), the
+        window's ``llr`` (deviance) and ``roi_px``, the refit's ``spot_llr`` and ``p_spot`` (its emitter against the
+        background with the neighbours' light in both models), and ``refined`` (1.0 / 0.0); the new columns are NaN
+        on the rows not refined.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")

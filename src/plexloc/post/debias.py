@@ -30,8 +30,8 @@ The lateral uncertainty is the predicted ``sigma_x_nm``/``sigma_y_nm``, else an 
 Without either every localization gets the plain mapped shift; so does a row whose sigma
 is not finite (it is left out of the local mean sigma). A row whose position on an axis is not finite keeps it
 and takes no rank in that axis's map (the others' target is uniform over the finite ones). Rows with a non-finite
-``z_nm`` are de-biased with the slab that holds z = 0 (the slabs start at the smallest finite z). Slabs with fewer than ``min_count`` localizations are left
-as they are (counted in the report).
+``z_nm`` are de-biased with the slab that holds z = 0 (the slabs start at the smallest finite z). Slabs with fewer
+than ``min_count`` localizations are left as they are (counted in the report).
 
 Example:
     >>> rng = np.random.default_rng(0)
