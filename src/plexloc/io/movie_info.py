@@ -808,7 +808,8 @@ def format_movie_info(info: MovieInfo, comparison: CameraComparison | None = Non
                          + (" (no full scale 2^k - 1: its full well, or its offset and gain, end its range there)"
                             if a.clip_source == "pile-up" else "")
                          + f"; saturation_adu: {a.clip_level:g} in the camera makes it the level the fits flag "
-                         "clipped spots at (they find it in the first frames without it)")
+                         "clipped spots at (without it they look for it in the first frames and in frames spread over "
+                         "the movie)")
         dim = f"  dimmest pixels: 1% of the pixels' medians at or below {a.dim_level:g} ADU (the camera offset is at most about this)"
         if math.isfinite(a.dim_noise):
             dim += f"; their noise {a.dim_noise:.3g} ADU per frame"
