@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="jobs one user may have queued or running at once; more are refused until one ends "
                         "(default: no limit; $PLEXLOC_MAX_ACTIVE_JOBS)")
     p.add_argument("--log-worker-requests", action="store_true",
-                   help="log every request of the workers (by default their routine pulls and pings that succeed are "
+                   help="log every request of the workers (by default their routine pulls, pings and reads of the "
+                        "applications that succeed are "
                         "left out of the request log: one line a second per idle worker hid the service's warnings)")
     p.set_defaults(func=run)
 
@@ -77,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: the worker API's routine requests: a pull (nothing to do, or a job) and a ping; logged only when they fail
+#: the worker API's routine requests: a pull (nothing to do, or a job), a ping and a read of the applications; logged
+#: only when they fail
 _ROUTINE = re.compile(r"^/worker/v1/(?:jobs/pull|jobs/[^/]+/ping|applications)(?:\?|$)")
 
 

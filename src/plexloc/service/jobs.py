@@ -129,8 +129,7 @@ def _columns_lacking(session: Session, dep: Job, slot: str, f: File) -> str | No
     submission's check says it; None when it has them, or they cannot be known here (a session without the server's
     registry and store, a slot without ``columns``). The check at submission knew only the columns a producer
     declares: an output of one that declares none went to a job that then failed on its worker (COMET's KeyError)."""
-    get_registry, get_storage = session.info.get("registry"), session.info.get("storage")
-    registry = get_registry() if callable(get_registry) else get_registry
+    registry, get_storage = registry_of(session), session.info.get("storage")
     storage = get_storage() if callable(get_storage) else get_storage
     if registry is None or storage is None or not registry.offers(dep.application, dep.version, dep.entry_point):
         return None
