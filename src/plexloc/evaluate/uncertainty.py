@@ -192,7 +192,8 @@ def zscore_by_neighbour(pred: LocTable, m: Matching, truth: LocTable,
                         edges_nm: Sequence[float] = (0.0, 250.0, 500.0, math.inf)) -> list[dict[str, float]]:
     """The z-score spread of matched pairs grouped by how close the emitter's nearest neighbour in the same
     frame is (lateral nm, ``edges_nm`` ascending): one dict per group with ``d_lo, d_hi, n, share`` (of the
-    pairs), ``zscore_std_*``, ``zscore_rsd_*`` and ``tail4`` (share of pairs with |x z-score| > 4). Isolated
+    pairs), ``zscore_std_*``, ``zscore_rsd_*``, ``n_x, n_y, n_z`` (the pairs with a finite sigma and error,
+    :func:`_group_spread`) and ``tail4`` (share of pairs with |x z-score| > 4). Isolated
     emitters calibrated and close pairs not means the sigma head does not see the confusion of overlapping
     spots."""
     edges = _edges(edges_nm)
@@ -296,10 +297,11 @@ def photon_calibration(pred: LocTable, m: Matching, truth: LocTable, *, isolated
 def zscore_slabs(pred: LocTable, m: Matching, truth: LocTable, edges_nm: Sequence[float]) -> list[dict[str, float]]:
     """Standard deviation of the z-scores (``error / predicted sigma``) of matched pairs in slabs of the
     true z (``edges_nm``, ascending; each slab ``[lo, hi)``, the last ``[lo, hi]``, as numpy's histogram, so that
-    emitters at the top of the z range, e.g. beads on a grid of z steps, are not left out): one dict per slab with ``z_lo, z_hi, n, zscore_std_x, zscore_std_y,
-    zscore_std_z`` and their robust ``zscore_rsd_*`` (NaN where the slab has fewer than 2 pairs or the table
-    no sigma column). An MLE table's ``crlb_*_nm`` are its predicted sigma where it has no ``sigma_*_nm`` (every
-    score was NaN for it): bench/z3d50.py's 3D MLE fits at 0.1 emitters per um^2 read robust spreads of 0.97-1.27 in
+    emitters at the top of the z range, e.g. beads on a grid of z steps, are not left out): one dict per slab with
+    ``z_lo, z_hi, n, zscore_std_x, zscore_std_y, zscore_std_z``, their robust ``zscore_rsd_*`` (NaN where the slab has
+    fewer than 2 pairs or the table no sigma column) and ``n_x, n_y, n_z``, the pairs with a finite sigma and error
+    that they count (:func:`_group_spread`). An MLE table's ``crlb_*_nm`` are its predicted sigma where it has no
+    ``sigma_*_nm`` (every score was NaN for it): bench/z3d50.py's 3D MLE fits at 0.1 emitters per um^2 read robust spreads of 0.97-1.27 in
     every 100-nm slab from -600 to 600 nm (standard deviations 1.3-4.7: a minority of gross errors), 1.9-2.5 laterally
     at 1 per um^2 (overlapping spots)."""
     edges = _edges(edges_nm)
