@@ -458,8 +458,8 @@ class MLEFitter:
         #: rows of the tables (kept) whose fitting window holds a pixel at the camera's clipping level (saturated_px)
         self.saturated_rows = 0
         #: each channel's clipping level and where it came from (:func:`plexloc.camera.check.clip_level`), set by
-        #: :func:`fit_movie` from the first frames; None: :meth:`clip_thresholds` takes the camera's
-        #: ``saturation_adu``, else the frames' integer pixel type's maximum
+        #: :func:`fit_movie` from the first frames (and frames spread over the movie, :func:`later_raw_frames`); None:
+        #: :meth:`clip_thresholds` takes the camera's ``saturation_adu``, else the frames' integer pixel type's maximum
         self.clip_levels: list[tuple[float | None, str]] | None = None
         self._clip_cache: tuple | None = None  # (levels, cameras, frame shape) -> their thresholds (clip_thresholds)
         self.max_iter = max_iter
