@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simulate a movie (DIR/movie.tif, or DIR/movie_ch0.tif ... for several channels) and its "
         "ground truth (DIR/truth.csv, columns per conventions.md: one row per emitter and frame it is on, id naming "
         "the molecule, the same over all of its blinks with --blinks-per-molecule); the validated configuration is copied "
-        "to DIR/config.yaml. A warning names a camera whose frames clip at the uint16 maximum (65535 ADU) in more "
+        "to DIR/config.yaml with the options that change it (--density, --frame-size, --drift-nm, "
+        "--blinks-per-molecule) in it, its first line naming the options that make the same movie again from it. A "
+        "note on stderr names the emitter and background fields the configuration leaves to plexloc's defaults. A warning names a camera whose frames clip at the uint16 maximum (65535 ADU) in more "
         "than 0.01 % of the pixels. With --beads N (and --z-step, --z-range instead of --frames): a bead z-stack for "
         "plexloc calibrate instead (DIR/beads.tif, or beads_ch0.tif ... per channel, DIR/beads_truth.csv and "
         "DIR/config.yaml).",
