@@ -108,9 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = registry
     app.state.engine = engine
     app.state.sessions = sessions
-    # what set_state words a job's mail with (its error and warnings as plexloc status says them): the registry the
-    # app holds now (an administrator's or a test's replaced one included)
-    # and what _release_dependents reads a pipeline's CSV header with (the columns its next job reads)
+    # read by the sessions when used, so the app's current ones (an administrator's or a test's replacement included):
+    # the registry, which set_state words a job's mail with (its error and warnings as plexloc status says them) and
+    # _release_dependents takes a slot's columns from, and the storage, which _release_dependents reads a pipeline's
+    # CSV header from (the columns its next job reads)
     sessions.configure(info={"registry": lambda: app.state.registry, "storage": lambda: app.state.storage})
     app.state.signer = signer
     app.state.storage = storage
