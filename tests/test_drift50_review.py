@@ -34,15 +34,19 @@ def _clusters_of_one_window(rows: int, seed: int, per_cluster: int = 15, radius_
 
 @pytest.mark.parametrize(("rows", "per_cluster", "radius", "seed"), [(1000, 15, 40.0, 9), (1000, 40, 60.0, 10)])
 def test_a_chance_peak_at_a_small_reach_stays_flagged(rows, per_cluster, radius, seed):
-    """max_drift_nm 50: the peak stands 5.3 standard deviations, the 3 windows miss adding up by 20.0 nm (one render
-    pixel), and the curve was 36 / 19 nm off a table that did not drift: accepted before (20 nm allowed)."""
+    """max_drift_nm 50: the peak stood 5.3 standard deviations, the 3 windows missed adding up by 20.0 nm (one render
+    pixel), and the curve was 36 / 19 nm off a table that did not drift: accepted before (20 nm allowed). Since the
+    peak's significance is read against the default reach's correlation (drift.RCC_PEAK_REFERENCE_NM, session 50,
+    tests/test_drift50_reach.py), these peaks read 0.6 / 4.0 and the peak rule flags them before any check; where the
+    check runs, its allowance is the reach's."""
     table = _clusters_of_one_window(rows, 1000 * rows + seed, per_cluster, radius)
-    with pytest.warns(UnreliableDriftWarning, match=r"miss adding up by 20 nm, 3.33 allowed"):
+    with pytest.warns(UnreliableDriftWarning):
         res = rcc_drift(table, n_segments=2, max_drift_nm=50.0)
-    check = res.info["peak_check"]
-    assert 4.5 <= res.info["peak_z_min"] < 6.0
-    assert check["allowed_nm"] == pytest.approx(drift.RCC_MAX_CLOSURE_NM * 50.0 / drift.MAX_DRIFT_NM)
-    assert not check["passed"] and res.info["unreliable"]
+    assert res.info["peak_z_min"] < 6.0 and res.info["unreliable"]
+    check = res.info.get("peak_check")
+    if check is not None:
+        assert check["allowed_nm"] == pytest.approx(drift.RCC_MAX_CLOSURE_NM * 50.0 / drift.MAX_DRIFT_NM)
+        assert not check["passed"]
     assert drift_error_rms(res.drift_nm, np.zeros_like(res.drift_nm)) > 15.0
 
 

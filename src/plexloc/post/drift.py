@@ -351,7 +351,8 @@ def _peak_fit(cc: np.ndarray, r: int) -> tuple[float, float, float, np.ndarray]:
 
 
 def _peak_prominence(win: np.ndarray, pi: float, pj: float, r: int) -> float:
-    """How far the cross-correlation peak at (``pi``, ``pj``) stands above the rest of the searched window ``win``:
+    """How far the cross-correlation peak at (``pi``, ``pj``) stands above the rest of the window ``win`` (shifts up to
+    max_drift_nm or :data:`RCC_PEAK_REFERENCE_NM`, whichever is larger):
     (peak - mean) / standard deviation of the window outside a disk of radius ``2 r + 1`` pixels around the peak
     (``r`` the peak fit's radius, the blur in pixels). Two windows without shared structure correlate as a random
     field whose largest value over the window is a few of its standard deviations; a shared structure stands far
@@ -377,7 +378,8 @@ DRIFT_UNRELIABLE_ABOVE_NM = 30.0
 #: validated from 30 a window, bench/drift_calibration40.py; 4 and 20 a window read 3.5x and 2.9x too low; session 48)
 RCC_MIN_ROWS_PER_WINDOW = 30
 #: a time window whose pairs' cross-correlation peaks all stand less than this many standard deviations above the rest
-#: of the searched correlation (:func:`_peak_prominence`) makes RCC unreliable (session 49). Measured on 2-window RCC:
+#: of the correlation (:func:`_peak_prominence`, :data:`RCC_PEAK_REFERENCE_NM`) makes RCC unreliable (session 49).
+#: Measured on 2-window RCC at the default reach:
 #: tables without structure 2.4-5.2 (80 tables of 200-10,000 uniform random rows, one row per molecule), tables of
 #: lines 4.7-18 (1,000-5,000 rows; the 5.6 one was 16 nm off, reported +-1.4), clusters 11-20, blinking uniform
 #: molecules 35-41
@@ -392,6 +394,14 @@ RCC_CHECKED_PEAK_Z = 4.5
 #: a smaller max_drift_nm allows this times max_drift_nm / MAX_DRIFT_NM (session 50 review: chance shifts lie within
 #: the reach, and so does their closure; the chance of a closure within the allowance stays that of the default's)
 RCC_MAX_CLOSURE_NM = 20.0
+#: RCC reads a pair's peak significance (:func:`_peak_prominence`) against the cross-correlation of shifts up to this
+#: (nm) or max_drift_nm, whichever is larger (session 50): with the searched window only, a reach of about 100 nm or
+#: less left (nearly) nothing outside the peak's own disk, every peak read infinitely significant, and chance peaks of
+#: tables without shared structure passed (29 / 9 of 108 at 50 / 100 nm, bench/drift50_review.py). The default
+#: reach's (:data:`MAX_DRIFT_NM`), so the default's figures are unchanged. Never less than twice the diameter of the
+#: peak's disk that :func:`_peak_prominence` leaves out (10 render pixels at the default blur): with a render pixel
+#: above 30 nm (fields above 61 µm at 2,048 px) 300 nm alone would leave the same too small rest
+RCC_PEAK_REFERENCE_NM = 300.0
 #: the largest drift between two windows searched for (nm): COMET's pair radius, RCC's cross-correlation window; the
 #: one default of :func:`rcc_drift`, :func:`comet_drift`, plexloc drift and plexloc process --max-drift
 #: (:data:`plexloc.workflow.MAX_DRIFT_NM` is this). rcc_drift's own default was 1000 before session 48
@@ -466,9 +476,13 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     seg_t = torch.as_tensor(seg, device=dev)
     m = int(np.ceil(max_drift_nm / px))
     r = max(2, int(round(blur / px)))
-    # zero-padded by the largest shift searched (and the peak's fitting radius): the circular correlation then
+    # the peak's significance is read against shifts up to RCC_PEAK_REFERENCE_NM (and at least twice the diameter of
+    # the peak's disk left out) even where the search is narrower (session 50): at a reach of 100 nm or less the
+    # searched window left nothing outside the peak's own disk. At the default reach and pixel (300 nm, 20 nm) m_ref = m
+    m_ref = max(m, int(np.ceil(RCC_PEAK_REFERENCE_NM / px)), 2 * (2 * r + 1))
+    # zero-padded by the largest shift correlated (and the peak's fitting radius): the circular correlation then
     # holds no wrapped-around copy of a shift inside the window, however narrow the field
-    hp, wp = h + m + r + 1, w + m + r + 1
+    hp, wp = h + m_ref + r + 1, w + m_ref + r + 1
     ky = torch.fft.fftfreq(hp, d=px, device=dev)[:, None]
     kx = torch.fft.rfftfreq(wp, d=px, device=dev)[None, :]
     gauss = torch.exp(-2 * np.pi**2 * blur**2 * (kx**2 + ky**2)) ** 2  # blur of both images
@@ -482,12 +496,15 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     for i in range(n_seg):
         for j in range(i + 1, n_seg):
             cc = torch.fft.irfft2(spectra[i].conj() * spectra[j] * gauss, s=(hp, wp))
-            # window of shifts -m..m around zero (wrapping), as a small array with zero at (m, m)
-            rows = torch.arange(-m, m + 1, device=dev) % hp
-            cols = torch.arange(-m, m + 1, device=dev) % wp
-            win = cc[rows][:, cols].cpu().numpy()
+            # window of shifts -m_ref..m_ref around zero (wrapping), as a small array with zero at (m_ref, m_ref); the
+            # peak is searched for in its -m..m centre, its significance read on all of it
+            rows = torch.arange(-m_ref, m_ref + 1, device=dev) % hp
+            cols = torch.arange(-m_ref, m_ref + 1, device=dev) % wp
+            ref = cc[rows][:, cols].cpu().numpy()
+            o = m_ref - m
+            win = ref[o : o + 2 * m + 1, o : o + 2 * m + 1]
             pi, pj, height, curvature = _peak_fit(win, r)
-            peak_z.append(_peak_prominence(win, pi, pj, r))
+            peak_z.append(_peak_prominence(ref, pi + o, pj + o, r))
             curvatures.append(curvature / px**2)
             pairs.append((i, j))
             shifts.append(((pj - m) * px, (pi - m) * px))
@@ -1099,7 +1116,8 @@ def rcc_drift(
         n_segments: number of time windows (equal localization counts); >= 2.
         render_px_nm: pixel of the rendered windows (grown so that the image fits ``max_image_px``).
         blur_nm: Gaussian blur of the cross-correlation (default ``1.5 * render_px_nm``).
-        max_drift_nm: largest drift between two windows searched for (default :data:`MAX_DRIFT_NM`, 300 nm).
+        max_drift_nm: largest drift between two windows searched for (default :data:`MAX_DRIFT_NM`, 300 nm). A
+            smaller reach still reads each peak's significance against shifts up to :data:`RCC_PEAK_REFERENCE_NM`.
         max_image_px: largest image side rendered.
         device: torch device of the FFTs.
         split_half: estimate how far the curve is known (``info["uncertainty_nm"]``; the name is the option's,
