@@ -647,8 +647,8 @@ def _fit_parts(
             if refiner.roi_px > min(frame_shape):
                 raise InputError(f"refine_mle: the MLE's fitting window ({refiner.roi_px} px) is larger than the "
                                  f"frames {frame_shape}", source=paths[0])
-        # each channel's clipping level (the camera's saturation_adu, one found in the first raw frames, or the pixel
-        # type's maximum) and its value in photons: rows whose spot reaches it get saturated_px > 0
+        # each channel's clipping level (the camera's saturation_adu, one found in the raw frames: the first ones and some
+        # spread over the movie, or the pixel type's maximum) and its value in photons: rows whose spot reaches it get saturated_px > 0
         run.clip_levels = _clip_levels(readers, split, cams, len(readers[0]))
         clip = [clip_threshold_photons(cam, level, frame_shape, device=device)
                 for cam, (level, _) in zip(cams, run.clip_levels)]
