@@ -379,12 +379,17 @@ class Simulator(nn.Module):
             blinks_per_molecule=blinks_per_molecule,
         )
 
+    def channel_background(self, c: int):
+        """Channel ``c``'s background configuration: its own where it has one, else the top-level one."""
+        own = self.config.channels[c].background
+        return own if own is not None else self.config.background
+
     def sample_background(self, *, n_sequences: int, n_frames: int, generator=None) -> Tensor:
         """(C, n_sequences * n_frames, H, W) expected background photons, drawn per channel."""
         return torch.stack(
             [
                 sample_background(
-                    cfg.background if cfg.background is not None else self.config.background,
+                    self.channel_background(c),
                     n_sequences=n_sequences,
                     n_frames=n_frames,
                     frame_shape=self.frame_shape,
@@ -392,7 +397,7 @@ class Simulator(nn.Module):
                     generator=generator,
                     device=self.device,
                 )
-                for cfg in self.config.channels
+                for c in range(len(self.config.channels))
             ]
         )
 
@@ -586,10 +591,10 @@ class Simulator(nn.Module):
         )
         # the background's random numbers, drawn as sample_background draws them; its frames made chunk by chunk (a
         # long movie held its whole background: 1500 frames of 256 x 256 px, 0.4 GB of a 1.1 GB peak)
-        bg_parts = [sample_background_parts(cfg.background if cfg.background is not None else self.config.background,
+        bg_parts = [sample_background_parts(self.channel_background(c),
                                             n_sequences=1, n_frames=n_frames, frame_shape=self.frame_shape,
                                             px_size_nm=tuple(self.px_size_nm), generator=generator, device=self.device)
-                    for cfg in self.config.channels]
+                    for c in range(len(self.config.channels))]
 
         def bg_frames(lo: int, hi: int) -> Tensor:
             """(C, hi - lo, H, W) expected background photons of frames [lo, hi)."""
@@ -651,7 +656,7 @@ class Simulator(nn.Module):
         f = (emitters.frame_ix - start).to(bg.device)
         out = []
         for c, ch in enumerate(list(self.channels)[: bg.shape[0]]):
-            cfg = self.config.channels[c].background or self.config.background
+            cfg = self.channel_background(c)
             if cfg.variation <= 0:
                 out.append(bg.mean(dim=(2, 3))[c, f])
                 continue

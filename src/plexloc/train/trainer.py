@@ -96,7 +96,7 @@ def make_spec(config: TrainConfig, sim: Simulator, *, seed: int = 0) -> Localize
     # the background head's ceiling covers every channel's own background (a channel with its own range above the
     # top-level one saturated below that range)
     bg_hi = max(float(bg.range[1]) * (1.0 + bg.variation) for bg in
-                (ch.background if ch.background is not None else config.background for ch in sim.config.channels))
+                (sim.channel_background(c) for c in range(len(sim.config.channels))))
     # input normalisation per channel from a few simulated frames (photon domain)
     gen = BatchGenerator(sim, batch_size=8, window=1, min_target_photons=0.0, seed=seed + 12345)
     b = gen()
@@ -151,8 +151,8 @@ def background_spread(sim: Simulator) -> list[float]:
     range), the term was 0.024 whatever the network did, and the background head learnt nothing (its
     estimates did not correlate with the truth: bench/RESULTS.md)."""
     out = []
-    for ch in sim.config.channels:
-        bg = ch.background if ch.background is not None else sim.config.background
+    for c in range(len(sim.config.channels)):
+        bg = sim.channel_background(c)
         lo, hi = float(bg.range[0]) * (1.0 - bg.variation), float(bg.range[1]) * (1.0 + bg.variation)
         out.append(max((hi - lo) / math.sqrt(12.0), math.sqrt(max(hi, 1.0))))
     return out
