@@ -133,11 +133,10 @@ def full_store(tmp: Path, *, full_s: float) -> dict:
 
 def migration(tmp: Path, *, jobs: int, seed: int) -> dict:
     from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    from plexloc.service import db
     from plexloc.service.words import CLAIMED, warning_text
+    from service_support import database_at_0005
 
     rng = random.Random(seed)
     kinds = ["tick", "plexloc fit: warning: dim", "x.py:3: UserWarning: b", "warning: noise", "plexloc fit: WARNING: c",
@@ -151,20 +150,8 @@ def migration(tmp: Path, *, jobs: int, seed: int) -> dict:
         logs[f"j{j}"] = lines
         last = lines[max(i for i, x in enumerate(lines) if x.startswith(CLAIMED)) + 1:]
         expected[f"j{j}"] = sum(warning_text(x) is not None for x in last)  # as add_log counts the last attempt
-    engine = create_engine(f"sqlite:///{tmp / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    engine, cfg = database_at_0005(tmp / "old.db", logs, attempts=1)
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
-        conn.execute(text("INSERT INTO users (id, name, token_hash, active, created_at) VALUES ('u', 'u', 'h', 1, 0)"))
-        for jid, lines in logs.items():
-            conn.execute(text("INSERT INTO jobs (id, user_id, application, version, entry_point, config, hardware, gpus, "
-                              "timeout_s, priority, state, progress, cancel_requested, waiting, attempts, max_attempts, "
-                              "cpu_seconds, gpu_seconds, created_at, updated_at) VALUES (:id, 'u', 'x', '1', 'e', '{}', "
-                              "'{}', 0, 1, 0, 'succeeded', 1, 0, 0, 1, 3, 0, 0, 0, 0)"), {"id": jid})
-            conn.execute(text("INSERT INTO job_logs (job_id, line, created_at) VALUES (:j, :line, 0)"),
-                         [{"j": jid, "line": x} for x in lines])
         # the old 0006's query (SQL LIKE over every attempt's lines)
         old = dict(conn.execute(text(
             "SELECT j.id, (SELECT count(*) FROM job_logs l WHERE l.job_id = j.id AND (l.line LIKE 'plexloc %: warning: %'"

@@ -364,3 +364,33 @@ def signed_in_page(browser, url: str, token: str, name: str = "alice"):
     page.click("#save-token")
     page.wait_for_selector(f"text=signed in as {name}")
     return page
+
+
+def database_at_0005(path: Path, lines_of: dict[str, list[str]], *, attempts: int = 1):
+    """A SQLite database at ``path`` upgraded to revision 0005 (before migration 0006 counted warnings), holding one
+    user and a succeeded job per key of ``lines_of`` (``attempts`` attempts) whose log is ``lines_of[job id]``;
+    returns ``(engine, cfg)``: the engine and the Alembic configuration to upgrade it further with
+    ``cfg.attributes["connection"] = conn; command.upgrade(cfg, REV)``."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from plexloc.service import db
+
+    engine = create_engine(f"sqlite:///{path}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0005")
+        conn.execute(text("INSERT INTO users (id, name, token_hash, active, created_at) VALUES ('u', 'u', 'h', 1, 0)"))
+        for jid, lines in lines_of.items():
+            conn.execute(text("INSERT INTO jobs (id, user_id, application, version, entry_point, config, hardware, gpus, "
+                              "timeout_s, priority, state, progress, cancel_requested, waiting, attempts, max_attempts, "
+                              "cpu_seconds, gpu_seconds, created_at, updated_at) VALUES (:id, 'u', 'x', '1', 'e', '{}', "
+                              "'{}', 0, 1, 0, 'succeeded', 1, 0, 0, :attempts, 3, 0, 0, 0, 0)"),
+                         {"id": jid, "attempts": attempts})
+            if lines:
+                conn.execute(text("INSERT INTO job_logs (job_id, line, created_at) VALUES (:j, :line, 0)"),
+                             [{"j": jid, "line": line} for line in lines])
+    return engine, cfg

@@ -406,28 +406,13 @@ def test_admin_jobs_lists_every_users_open_jobs_with_why_one_waits(svc, capsys):
 def test_the_upgrade_counts_the_warnings_of_the_jobs_before_it(tmp_path):
     """Migration 0006 counts the warnings of the jobs already in the database (their logs), so that the list of jobs,
     which reads the count, names them too."""
-    from pathlib import Path
-
     from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
 
-    from plexloc.service import db
+    from service_support import database_at_0005
 
-    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
-        conn.execute(text("INSERT INTO users (id, name, token_hash, active, created_at) VALUES ('u', 'u', 'h', 1, 0)"))
-        for jid in ("a", "b"):
-            conn.execute(text("INSERT INTO jobs (id, user_id, application, version, entry_point, config, hardware, gpus, "
-                              "timeout_s, priority, state, progress, cancel_requested, waiting, attempts, max_attempts, "
-                              "cpu_seconds, gpu_seconds, created_at, updated_at) VALUES (:id, 'u', 'x', '1', 'e', '{}', "
-                              "'{}', 0, 1, 0, 'succeeded', 1, 0, 0, 1, 3, 0, 0, 0, 0)"), {"id": jid})
-        for line in ["plexloc fit: warning: a", "tick", "warning: b", "x.py:1: UserWarning: c"]:
-            conn.execute(text("INSERT INTO job_logs (job_id, line, created_at) VALUES ('a', :line, 0)"), {"line": line})
+    engine, cfg = database_at_0005(tmp_path / "old.db", {
+        "a": ["plexloc fit: warning: a", "tick", "warning: b", "x.py:1: UserWarning: c"], "b": []})
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

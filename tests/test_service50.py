@@ -67,31 +67,11 @@ def test_the_mail_says_the_error_and_the_warnings_in_the_service_words(tmp_path)
 
 
 def _old_database(tmp_path, lines_of: dict[str, list[str]]):
-    """A database at revision 0005 holding succeeded jobs with the log ``lines_of[job id]``; returns (engine, cfg)."""
-    from pathlib import Path
+    """A database at revision 0005 holding succeeded jobs (2 attempts) with the log ``lines_of[job id]``; returns
+    (engine, cfg)."""
+    from service_support import database_at_0005
 
-    from alembic import command
-    from alembic.config import Config
-    from sqlalchemy import create_engine, text
-
-    from plexloc.service import db
-
-    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
-        conn.execute(text("INSERT INTO users (id, name, token_hash, active, created_at) VALUES ('u', 'u', 'h', 1, 0)"))
-        for jid, lines in lines_of.items():
-            conn.execute(text("INSERT INTO jobs (id, user_id, application, version, entry_point, config, hardware, gpus, "
-                              "timeout_s, priority, state, progress, cancel_requested, waiting, attempts, max_attempts, "
-                              "cpu_seconds, gpu_seconds, created_at, updated_at) VALUES (:id, 'u', 'x', '1', 'e', '{}', "
-                              "'{}', 0, 1, 0, 'succeeded', 1, 0, 0, 2, 3, 0, 0, 0, 0)"), {"id": jid})
-            for line in lines:
-                conn.execute(text("INSERT INTO job_logs (job_id, line, created_at) VALUES (:j, :line, 0)"),
-                             {"j": jid, "line": line})
-    return engine, cfg
+    return database_at_0005(tmp_path / "old.db", lines_of, attempts=2)
 
 
 def test_the_upgrade_counts_an_old_jobs_warnings_as_a_new_jobs_are_counted(tmp_path):
