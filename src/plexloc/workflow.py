@@ -520,7 +520,8 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
     flagged = stats.get("flagged") or {}  # the MLE's rows kept with converged 0, and those on each bound (at_bound)
     if flagged:
         fit["flagged"] = {k: int(v) for k, v in flagged.items()}
-    notes.append(not_converged_line(flagged, filtered=filtered))
+    notes.append(not_converged_line(flagged, filtered=filtered, rows=stats.get("rows_fitted"),
+                                    z_range_nm=stats.get("z_range_nm")))
     if flagged.get("not_significant"):
         notes.append(not_significant_line(flagged["not_significant"], refined=options.method != "mle",
                                           filtered=filtered))

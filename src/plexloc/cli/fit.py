@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         filtered = _filtered(args)
         flagged = stats.get("flagged") or {}
         for line in (dropped_fits_line(stats.get("dropped"), stats.get("fits")),
-                     not_converged_line(flagged, filtered=filtered),
+                     not_converged_line(flagged, filtered=filtered, rows=stats.get("rows_fitted"),
+                                        z_range_nm=stats.get("z_range_nm")),
                      not_significant_line(flagged["not_significant"], filtered=filtered)
                      if flagged.get("not_significant") else None):
             if line:

@@ -74,17 +74,34 @@ def dropped_fits_line(dropped: Mapping[str, int] | None, fits: int | None) -> st
             + "; ".join(f"{n} {DROPPED_REASONS.get(k, k)}" for k, n in dropped.items()))
 
 
-def not_converged_line(flagged: Mapping[str, int] | None, *, filtered: bool = False) -> str | None:
+def not_converged_line(flagged: Mapping[str, int] | None, *, filtered: bool = False, rows: int | None = None,
+                       z_range_nm: Sequence[float] | None = None) -> str | None:
     """The rows kept with ``converged`` 0 (``stats["flagged"]["not_converged"]``) and the bounds they are on (column
-    ``at_bound``), or None where none; ``filtered``: counted before the fit's filters."""
+    ``at_bound``), or None where none; ``filtered``: counted before the fit's filters. ``rows``: the rows the counts
+    are of (``stats["rows_fitted"]``): the rows held on the z bound are then given as their share, with its two causes
+    (``z_range_nm``: the fit's z bounds, ``stats["z_range_nm"]``) and what to do (on examples/3d_astigmatic.yaml with
+    emitters over +-600 nm, 17-23 % of the rows at 0.1-1 /um^2, beyond the range or overlapping a neighbour:
+    bench/mle3d50.py)."""
     flagged = flagged or {}
     n = int(flagged.get("not_converged") or 0)
     if not n:
         return None
-    why = "; ".join(f"{flagged[k]} {v}" for k, v in BOUND_NAMES.items() if flagged.get(k))
+    parts = []
+    for k, v in BOUND_NAMES.items():
+        if not flagged.get(k):
+            continue
+        part = f"{flagged[k]} {v}"
+        if k == "z" and rows:
+            where = (f" [{z_range_nm[0]:g}, {z_range_nm[1]:g}] nm" if z_range_nm is not None else "")
+            part += (f" ({100.0 * flagged[k] / rows:.1f} % of the {rows} rows: emitters beyond the fit's z range{where}, "
+                     "or spots overlapping a neighbour, fitted as one wide spot; their crlb_z_nm is NaN)")
+        parts.append(part)
+    why = "; ".join(parts)
+    thick = ("; a sample thicker than the z range: widen emitters.z_range_nm in the configuration"
+             if flagged.get("z") and rows else "")
     return (f"{n} row{'s' if n != 1 else ''}{' (before the filters)' if filtered else ''} did not converge "
             "(converged 0, kept)" + (f", on a bound of the fit (column at_bound): {why}" if why else "")
-            + "; plexloc filter --converged removes them")
+            + "; plexloc filter --converged removes them" + thick)
 
 
 def saturated_line(n: int | None, clip_levels: Sequence = (), *, table: str | os.PathLike,
@@ -1009,6 +1026,8 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
         elapsed = time.perf_counter() - t0 - check_s
         if stats is not None:  # what the fits left out, and why (before the table is written: a generator's end)
             stats.update(fits=fitter.fits, dropped=dict(fitter.dropped), flagged=dict(fitter.flagged),
+                         rows_fitted=fitter.fits - sum(fitter.dropped.values()),  # the rows flagged counts are of
+                         z_range_nm=list(fitter.z_range_nm) if fitter.is_3d else None,
                          saturated_rows=fitter.saturated_rows, frames=n, seconds=elapsed,
                          frames_per_s=n / elapsed if elapsed > 0 else float("nan"), chunk_frames=step)
     if not found:
@@ -1125,7 +1144,7 @@ def first_frames_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor],
     ``later``: frames spread over the rest of the movie (:func:`later_raw_frames`), where the level is looked for too."""
     levels = frame_clip_levels(fitter, frames, dtype=dtype, later=later)
     check = camera_check(fitter, frames, dtype=dtype, source=source, levels=levels, warn=False, photons=photons)
-    fitter.clip_levels, told = exceeded_clip_levels(fitter, frames, check, levels, dtype=dtype)
+    fitter.clip_levels, told = exceeded_clip_levels(fitter, frames, check, levels, dtype=dtype, later=later)
     check.above_level_told = check.above_level_told or bool(told)  # said once, below, not by the check too
     check.warn(stacklevel=3)
     for line in told:
@@ -1134,7 +1153,8 @@ def first_frames_check(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor],
 
 
 def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], check: CameraCheck,
-                         levels: Sequence[tuple[float | None, str]], *, dtype
+                         levels: Sequence[tuple[float | None, str]], *, dtype,
+                         later: Sequence[np.ndarray] | None = None
                          ) -> tuple[list[tuple[float | None, str]], list[str]]:
     """The clipping levels the rows are flagged at (``saturated_px``), and what to tell of them: ``levels`` (each
     channel's :func:`~plexloc.camera.check.clip_level`), except where the camera's ``saturation_adu`` is below values
@@ -1142,7 +1162,10 @@ def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor
     clips below its own values, so that channel's level is found as if no ``saturation_adu`` were set (a level the
     values pile up at, else ``dtype``'s maximum), with one sentence per such channel naming the setting,
     the movie's largest value and the level taken instead (a ``saturation_adu`` of 1,500 ADU over a movie reaching
-    5,055 had flagged 263 of 392 rows, every bright one, as fitted from clipped light)."""
+    5,055 had flagged 263 of 392 rows, every bright one, as fitted from clipped light). ``later``: each channel's raw
+    frames spread over the rest of the movie (:func:`later_raw_frames`), where that level is looked for too, as
+    :func:`frame_clip_levels` looks for a level there (before session 51 the first frames alone: a camera configured
+    below the movie's values that clips only later got the pixel type's maximum, no row flagged)."""
     from plexloc.camera.check import clip_level, head_frames
 
     k = head_frames(np.shape(frames[0]))
@@ -1152,7 +1175,9 @@ def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor
             continue
         f = frames[c][:k]
         head = f if isinstance(f, Tensor) else np.asarray(f)
-        top = float(head.max())
+        top = float(head.max())  # of the first frames, which the sentence names
+        if later is not None and len(later[c]):
+            head = np.concatenate([head.detach().cpu().numpy() if isinstance(head, Tensor) else head, later[c]])
         out[c] = clip_level(head, None, dtype)  # no setting: found in the frames, else the pixel type's maximum
         new, src = out[c]
         flagged = ("so no row is flagged as saturated (a float movie has no maximum)" if new is None else

@@ -62,6 +62,18 @@ def uncertainty_columns(table: LocTable, criterion: str) -> tuple[str, ...]:
                     UNCERTAINTY_COLUMNS[axis][0]))
 
 
+#: the bit of ``at_bound`` an MLE fit sets where it held z on its bound (:data:`plexloc.mle.fit.AT_BOUND_BITS` ``["z"]``)
+Z_HELD_BIT = 2
+
+
+def _held_z(table: LocTable) -> np.ndarray:
+    """(N,) bool: the rows of an MLE fit whose z was held on its bound (``at_bound & 2``); none without ``at_bound``."""
+    if "at_bound" not in table:
+        return np.zeros(len(table), bool)
+    at = np.asarray(table["at_bound"])
+    return (np.nan_to_num(at).astype(np.int64) & Z_HELD_BIT) != 0
+
+
 @dataclass
 class FilterReport:
     n_in: int
@@ -77,6 +89,9 @@ class FilterReport:
     no_value: dict[str, int] = field(default_factory=dict)
     #: the table has ``refined`` (plexloc fit --refine-mle): its network rows without a kept refit have no p_spot
     refined_table: bool = False
+    #: of the rows ``no_value`` counts for ``max_sigma_z_nm``, those of an MLE fit whose z was held on its bound
+    #: (``at_bound & 2``: no estimate of z, ``crlb_z_nm`` NaN); only where the table has ``at_bound``
+    held_z: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -90,6 +105,8 @@ class FilterReport:
             self.removed[k] = self.removed.get(k, 0) + other.removed[k]
         for k, v in other.no_value.items():
             self.no_value[k] = self.no_value.get(k, 0) + v
+        for k, v in other.held_z.items():
+            self.held_z[k] = self.held_z.get(k, 0) + v
         for k, v in other.columns.items():
             self.columns.setdefault(k, v)
         self.refined_table = self.refined_table or other.refined_table
@@ -102,7 +119,9 @@ class FilterReport:
         for name, n in self.no_value.items():
             if n:
                 why = (" (a table refined by plexloc fit --refine-mle has none on the network's rows whose refit was not "
-                       "kept, refined 0)" if name == "max_p_spot" and self.refined_table else "")
+                       "kept, refined 0)" if name == "max_p_spot" and self.refined_table else
+                       f" ({self.held_z[name]} of them an MLE fit's z held on its bound, at_bound & 2: no estimate of z)"
+                       if self.held_z.get(name) else "")
                 lines.append(f"{name} failed {n} row(s) with no value (NaN) in {', '.join(self.columns.get(name) or CRITERIA[name][0])}: "
                              f"a row without the value does not pass{why}")
         for name, cols in self.columns.items():
@@ -183,6 +202,8 @@ def filter_localizations(
         # a column with no value in any row (z_nm NaN throughout: a 2D table, z unknown) is as good as missing: the
         # criterion removed every row (12,000 of 12,000 for --z-range) without saying why
         empty = [c for c in columns[name] if len(table) and bool(np.all(np.isnan(table[c])))]
+        if empty and name == "max_sigma_z_nm" and bool(np.all(_held_z(table))):
+            empty = []  # a 3D MLE fit whose every row is held on the z bound (no estimate of z), not a 2D table
         if empty:
             raise InputError(f"filter {name} needs column(s) {empty}, which are NaN in every row of the table (no value: "
                              "a 2D table has no z)", source=table.source)
@@ -250,6 +271,8 @@ def filter_localizations(
                     nan |= np.isnan(table[c])
             if nan.any():
                 report.no_value[name] = int(np.count_nonzero(nan))
+                if name == "max_sigma_z_nm" and "at_bound" in table:
+                    report.held_z[name] = int(np.count_nonzero(nan & _held_z(table)))
             report.removed[name] = int(np.count_nonzero(keep & ~ok))
             keep &= ok
     report.n_out = int(keep.sum())

@@ -1,0 +1,134 @@
+"""Session 51, helper mle: dense 3D MLE tables refined with their neighbours modelled, and the fit's z margin.
+
+``examples/3d_astigmatic.yaml`` is simulated as bench/mle3d50.py does (emitters over z -600..600 nm, seed 1, the
+example's fit range -500..500 nm) and fitted with :func:`plexloc.mle.fit_movie`. Each table is then scored as it is
+and after :func:`plexloc.mle.refine_frames` (the frame's other rows as a known term of each window's model, what
+``plexloc fit --refine-mle`` does to a network's table), and the fit is repeated with ``z_margin_nm`` 100 (bounds
++-600 nm: the simulated range). Per variant: rows, rows on the z bound (|z| within 0.5 nm of the fit's bound: refine
+does not rewrite ``at_bound``), JI, RMSE lat / ax, E3D (SMLM 2016 matching, 250 / 500 nm), the lateral RMSE of the
+rows off the bound, and of the rows on the bound whose true z is inside -500..500; the rows on the bound's median
+lateral |error| / crlb_x (point 5 of the brief).
+
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/mle51.py --out bench/mle51.json`` (CPU, one thread; a few minutes on the
+2-core shared session-51 machine: 200 frames at 0.5 and 1 per um^2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import yaml
+
+from plexloc.config import load_config
+from plexloc.evaluate.matching import match
+from plexloc.io.tables import read_table
+from plexloc.mle import fit_movie, refine_frames
+from plexloc.mle.pipeline import MLEFitter
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "3d_astigmatic.yaml"
+Z_FIT = 500.0
+
+
+def scores(truth, pred, sel=None) -> dict:
+    if sel is not None:
+        pred = pred[np.asarray(sel, bool)]
+    m = match(truth, pred, dim=3)
+    tp = int(m.n_tp)
+    ji = 100.0 * tp / max(len(pred) + len(truth) - tp, 1)
+    d = {k: np.asarray(pred[k], float)[m.tp_pred] - np.asarray(truth[k], float)[m.tp_truth] for k in ("x_nm", "y_nm", "z_nm")}
+    lat = float(np.sqrt(np.mean(d["x_nm"] ** 2 + d["y_nm"] ** 2))) if tp else float("nan")
+    ax = float(np.sqrt(np.mean(d["z_nm"] ** 2))) if tp else float("nan")
+    e_lat = 100 - np.sqrt((100 - ji) ** 2 + lat**2)
+    e_ax = 100 - np.sqrt((100 - ji) ** 2 + (0.5 * ax) ** 2)
+    return {"rows": len(pred), "tp": tp, "jaccard": ji, "rmse_lat": lat, "rmse_ax": ax, "eff_3d": float((e_lat + e_ax) / 2)}
+
+
+def analyse(truth, fit, z_bound: float) -> dict:
+    n = len(fit)
+    zf = np.asarray(fit["z_nm"], float)
+    zb = np.abs(zf) >= z_bound - 0.5
+    m = match(truth, fit, dim=3)
+    zt = np.full(n, np.nan)
+    zt[m.tp_pred] = np.asarray(truth["z_nm"], float)[m.tp_truth]
+    e = {a: np.full(n, np.nan) for a in "xy"}
+    for a in "xy":
+        e[a][m.tp_pred] = np.asarray(fit[f"{a}_nm"], float)[m.tp_pred] - np.asarray(truth[f"{a}_nm"], float)[m.tp_truth]
+    lat = np.hypot(e["x"], e["y"])
+    inside = np.isfinite(zt) & (np.abs(zt) < Z_FIT)
+    out = {"rows": n, "on_z_bound": int(zb.sum()), "on_z_bound_pct": 100.0 * zb.sum() / max(n, 1),
+           "on_bound_true_inside": int((zb & inside).sum()), "scores": scores(truth, fit)}
+    for tag, sel in (("off_bound", ~zb & np.isfinite(lat)), ("on_bound_true_inside", zb & inside)):
+        out[f"{tag}_rmse_lat"] = float(np.sqrt(np.mean(lat[sel] ** 2))) if sel.any() else None
+        cx = np.asarray(fit["crlb_x_nm"], float)
+        out[f"{tag}_median_abs_ex_over_crlb_x"] = float(np.median(np.abs(e["x"][sel]) / cx[sel])) if sel.any() else None
+    if "refined" in fit:
+        out["refined_pct"] = 100.0 * float(np.mean(np.asarray(fit["refined"], float) > 0))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "mle51.json")
+    ap.add_argument("--densities", type=float, nargs="+", default=(0.5, 1.0))
+    ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--keep", type=Path, default=None, help="keep (and reuse) the movies in this folder")
+    args = ap.parse_args()
+    result = {"machine": platform.platform(), "python": platform.python_version(), "frames": args.frames,
+              "fit_z_range_nm": [-Z_FIT, Z_FIT], "densities": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        cfg = yaml.safe_load(EXAMPLE.read_text())
+        cfg["emitters"]["z_range_nm"] = [-600.0, 600.0]
+        (work / "sim600.yaml").write_text(yaml.safe_dump(cfg))
+        config = load_config(EXAMPLE)
+        for density in args.densities:
+            sim = work / f"sim_{density:g}"
+            if not (sim / "movie.tif").exists():
+                subprocess.run([sys.executable, "-m", "plexloc.cli.main", "simulate", str(work / "sim600.yaml"),
+                                "--frames", str(args.frames), "--out", str(sim), "--density", f"{density:g}",
+                                "--seed", "1"], check=True, capture_output=True)
+            truth = read_table(sim / "truth.csv")
+            movie = tifffile.imread(sim / "movie.tif")
+            row = {"truth_rows": len(truth)}
+            t0 = time.perf_counter()
+            tab = fit_movie(movie, config)
+            row["fit_seconds"] = time.perf_counter() - t0
+            row["mle"] = analyse(truth, tab, Z_FIT)
+            fitter = MLEFitter(config)
+            photons = fitter.to_photons([movie])
+            for tag, opts in (("mle_refined", {}), ("mle_refined_isolated", {"model_neighbours": False})):
+                t0 = time.perf_counter()
+                ref = refine_frames(fitter, photons, tab, **opts)
+                row[tag] = analyse(truth, ref, Z_FIT)
+                row[tag]["seconds"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            wide = fit_movie(movie, config, z_margin_nm=100.0)
+            row["mle_margin100"] = analyse(truth, wide, Z_FIT + 100.0)
+            row["mle_margin100"]["seconds"] = time.perf_counter() - t0
+            result["densities"][f"{density:g}"] = row
+            for tag in ("mle", "mle_refined", "mle_refined_isolated", "mle_margin100"):
+                r = row[tag]
+                s = r["scores"]
+                print(f"{density:g}/um2 {tag:22s}: {r['rows']} rows, on z bound {r['on_z_bound']} ({r['on_z_bound_pct']:.1f} %,"
+                      f" true inside {r['on_bound_true_inside']}); JI {s['jaccard']:.1f} RMSE lat {s['rmse_lat']:.1f} ax "
+                      f"{s['rmse_ax']:.1f} E3D {s['eff_3d']:.1f}; lat RMSE off bound {r['off_bound_rmse_lat']:.1f}, on bound "
+                      f"(inside) {r['on_bound_true_inside_rmse_lat'] or float('nan'):.1f}; median |ex|/crlb off "
+                      f"{r['off_bound_median_abs_ex_over_crlb_x']:.2f} on {r['on_bound_true_inside_median_abs_ex_over_crlb_x'] or float('nan'):.2f}",
+                      flush=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
