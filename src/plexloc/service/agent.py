@@ -696,12 +696,24 @@ class Agent:
         deadline = time.monotonic() + self.storage_wait_s
         pause = 0.5
         mismatches = 0
+        links, link_at = 0, 0.0  # signed links refused (403) in quick succession, and when the last one was
         while True:
             try:
                 return fn()
             except (httpx.TransportError, transfer.TransferError, ServiceError) as err:
                 if isinstance(err, transfer.UploadCancelled):
                     raise
+                if isinstance(err, transfer.LinkRefused) and time.monotonic() - link_at > 60:
+                    links = 0  # a link that served a while before it was refused (a long transfer cut again): expired
+                if isinstance(err, transfer.LinkRefused) and links < 2 and not (rep.cancel.is_set() or rep.lost.is_set()):
+                    # its signed URL expired (an input's download that outlived url_ttl_s, an hour by default, and was
+                    # then cut; an output's upload): ``fn`` asks the server for a fresh one and the transfer resumes
+                    # where it stopped (before, the job failed with "refused (403)", the bytes fetched so far lost). A
+                    # fresh link refused twice more is not an expiry: the job fails with it
+                    links, link_at = links + 1, time.monotonic()
+                    rep.log(f"[worker] {what}: the signed link was refused ({err}); asking the server for a fresh "
+                            "one and resuming")
+                    continue
                 transient = not isinstance(err, ServiceError) or err.status in (502, 503, 504)
                 # 507: the server's store is full. Its administrator can free space: the job waits for it (up to
                 # storage_wait_s), its outputs kept, where a day's training failed at its end, its model lost

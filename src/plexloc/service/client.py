@@ -89,7 +89,11 @@ class Client:
             if "/storage/v1/" not in created["upload_url"] and path.stat().st_size >= self.multipart_min:
                 self._upload_parts(fid, path)
             else:
-                transfer.upload(self.bytes_http, created["upload_url"], path)
+                try:
+                    transfer.upload(self.bytes_http, created["upload_url"], path)
+                except transfer.LinkRefused:  # the link expired (url_ttl_s) during a long or cut upload: a fresh one,
+                    url = self._post(f"/files/{_q(fid)}/upload-url")["upload_url"]  # resumed at the store's offset
+                    transfer.upload(self.bytes_http, url, path)
             return self._post(f"/files/{fid}/complete")
         except BaseException:
             # an upload that failed after its retries, or was interrupted (Ctrl-C), is not resumed by a later call (each
@@ -195,5 +199,13 @@ class Client:
                 dest = (out / f["name"]).resolve()
                 if out.resolve() not in dest.parents:
                     raise ServiceError(500, f"output name {f['name']!r} leaves the output folder")
-                paths.append(transfer.download(self.bytes_http, f["url"], out / f["name"], sha256=f["sha256"]))
+                try:
+                    paths.append(transfer.download(self.bytes_http, f["url"], out / f["name"], sha256=f["sha256"]))
+                except transfer.LinkRefused:
+                    # the link expired (url_ttl_s, an hour by default) while the files before this one were fetched, or
+                    # during this one's cut transfer: a fresh one, and the download resumes from its part file
+                    fresh = {g["id"]: g for g in self.outputs(job_id)}.get(f["id"])
+                    if fresh is None:
+                        raise
+                    paths.append(transfer.download(self.bytes_http, fresh["url"], out / f["name"], sha256=f["sha256"]))
         return paths

@@ -33,6 +33,17 @@ class UploadCancelled(TransferError):
     """The upload was told to stop (its ``cancelled()`` turned true) before it was complete."""
 
 
+class LinkRefused(TransferError):
+    """The store refused the signed URL itself (HTTP 403: expired after its TTL, an hour by default, or signed for
+    something else). Not retried with the same URL: a caller that can ask the server for a fresh link does, and the
+    transfer resumes where it stopped (a download's part file, an upload's offset in the store)."""
+
+
+def _refused(what: str, r: httpx.Response) -> TransferError:
+    kind = LinkRefused if r.status_code == 403 else TransferError
+    return kind(f"{what} refused ({r.status_code}): {r.text}")
+
+
 def _check(cancelled: Callable[[], bool] | None, path: Path) -> None:
     if cancelled is not None and cancelled():
         raise UploadCancelled(f"upload of {path.name} cancelled")
@@ -81,7 +92,7 @@ def upload(http: httpx.Client, url: str, path: str | os.PathLike, *, retries: in
             if _is_local(url):
                 head = http.head(url)
                 if head.status_code != 200:
-                    raise TransferError(f"upload URL refused ({head.status_code}): {head.text}")
+                    raise _refused(f"upload URL of {path.name}", head)
                 offset = int(head.headers["Upload-Offset"])
                 if offset >= size and size > 0:
                     return
@@ -95,7 +106,7 @@ def upload(http: httpx.Client, url: str, path: str | os.PathLike, *, retries: in
             if r.status_code == 409:  # another offset: ask again
                 last = TransferError(r.text)
                 continue
-            raise TransferError(f"upload of {path.name} refused ({r.status_code}): {r.text}")
+            raise _refused(f"upload of {path.name}", r)
         except (httpx.TransportError, httpx.TimeoutException) as err:
             last = err
     raise TransferError(f"upload of {path.name} failed after {retries + 1} tries: {last}")
@@ -186,7 +197,7 @@ def _download(http: httpx.Client, url: str, dest: Path, *, sha256: str | None, r
                         resumed = True
                     elif r.status_code not in (200, 206):
                         r.read()
-                        raise TransferError(f"download of {dest.name} refused ({r.status_code}): {r.text}")
+                        raise _refused(f"download of {dest.name}", r)
                     else:
                         if r.status_code == 200:  # the whole file (the store ignored the range): from the start
                             have = 0
