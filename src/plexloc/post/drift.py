@@ -368,6 +368,20 @@ def _peak_prominence(win: np.ndarray, pi: float, pj: float, r: int) -> float:
     return float((win[i, j] - rest.mean()) / sd)
 
 
+def _second_peak_z(win: np.ndarray, pi: float, pj: float, r: int) -> float:
+    """The highest value of ``win`` outside :func:`_peak_prominence`'s disk around the peak at (``pi``, ``pj``), in
+    the same units ((value - mean) / standard deviation of that rest): the runner-up of the correlation (session
+    51); NaN where there is no rest."""
+    yy, xx = np.mgrid[: win.shape[0], : win.shape[1]]
+    i = min(max(int(round(pi)), 0), win.shape[0] - 1)
+    j = min(max(int(round(pj)), 0), win.shape[1] - 1)
+    rest = win[(yy - i) ** 2 + (xx - j) ** 2 > (2 * r + 1) ** 2]
+    sd = float(rest.std()) if rest.size > 1 else 0.0
+    if not sd > 0:
+        return float("nan")
+    return float((rest.max() - rest.mean()) / sd)
+
+
 #: an estimate known to within this (``uncertainty_nm``, nm) is never called unreliable (:func:`drift_unreliable`);
 #: without the uncertainty (``split_half=False``), RCC's windows' own disagreement above this or the render pixel
 #: makes it unreliable
@@ -389,11 +403,18 @@ RCC_MIN_PEAK_Z = 6.0
 #: chance peaks do not (:data:`RCC_MAX_CLOSURE_NM`). Sparse lines (500-2,000 rows) read 5.2-6.2 with 1.6-7 nm errors
 RCC_CHECKED_PEAK_Z = 4.5
 #: ... the 3-window check passes where the pairs' shifts miss closing by no more than this (nm, x and y together).
-#: Measured (bench/drift50.py): sparse lines 1.6-11 nm where the 2-window estimate was right (1.6-7 nm off), 30-34 nm
-#: where it was 8-14 nm off; tables without shared structure 47-609 nm. At the default reach (:data:`MAX_DRIFT_NM`);
+#: Measured (bench/drift50.json): sparse lines 0.7-14.4 nm where the 2-window estimate was right (0.3-7.1 nm off),
+#: 30.3 and 33.5 nm where it was 8.5 and 13.6 nm off; 100 structure-free tables 47-828 nm (any peak; session 50
+#: review: one-window clusters in the checked band 35-668 nm). At the default reach (:data:`MAX_DRIFT_NM`);
 #: a smaller max_drift_nm allows this times max_drift_nm / MAX_DRIFT_NM (session 50 review: chance shifts lie within
 #: the reach, and so does their closure; the chance of a closure within the allowance stays that of the default's)
 RCC_MAX_CLOSURE_NM = 20.0
+#: ... and a 2-window RCC with fewer rows than this per window is checked so whatever its peak (session 51): the
+#: correlation of a sparse table is a few bright spots, and clusters that live in one window only read chance peaks of
+#: 6-21 standard deviations (7 of 216 such tables of 300-3,000 rows accepted at 20 and 40 nm render pixels, 5-186 nm
+#: off, all of 300-1,000 rows; their closures 33-572 nm). Not on dense tables: a 2-window stage jump of 150 nm (24-25k
+#: rows, peak 8-10) misses closing by 117-142 nm because its middle window holds the jump (bench/drift51.py)
+RCC_STRONG_CHECK_ROWS = 1000
 #: RCC reads a pair's peak significance (:func:`_peak_prominence`) against the cross-correlation of shifts up to this
 #: (nm) or max_drift_nm, whichever is larger (session 50): with the searched window only, a reach of about 100 nm or
 #: less left (nearly) nothing outside the peak's own disk, every peak read infinitely significant, and chance peaks of
@@ -490,7 +511,7 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     for s in range(n_seg):
         img = torch.bincount(flat[seg_t == s], minlength=h * w).reshape(h, w).to(torch.float32)
         spectra.append(torch.fft.rfft2(img - img.mean(), s=(hp, wp)))
-    pairs, shifts, weights, curvatures, peak_z = [], [], [], [], []
+    pairs, shifts, weights, curvatures, peak_z, second_z = [], [], [], [], [], []
     total = n_seg * (n_seg - 1) // 2
     done = 0
     for i in range(n_seg):
@@ -505,6 +526,7 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
             win = ref[o : o + 2 * m + 1, o : o + 2 * m + 1]
             pi, pj, height, curvature = _peak_fit(win, r)
             peak_z.append(_peak_prominence(ref, pi + o, pj + o, r))
+            second_z.append(_second_peak_z(ref, pi + o, pj + o, r))
             curvatures.append(curvature / px**2)
             pairs.append((i, j))
             shifts.append(((pj - m) * px, (pi - m) * px))
@@ -541,7 +563,7 @@ def _rcc_solve(flat_idx: np.ndarray, seg: np.ndarray, n_seg: int, h: int, w: int
     sigma_pair = float(np.sqrt((resid_kept**2).sum() / (2 * dof)))
     return sol, keep, threshold, sigma_pair, {"pairs": pairs_a, "shifts": r_ij, "curvature": np.array(curvatures),
                                               "heights": np.array(weights), "solver": solver, "design": a,
-                                              "peak_z": np.array(peak_z)}
+                                              "peak_z": np.array(peak_z), "second_z": np.array(second_z)}
 
 
 def _three_window_closure(flat_idx: np.ndarray, frame: np.ndarray, h: int, w: int, px: float, blur: float,
@@ -928,11 +950,15 @@ RCC_STEP_BLOCKS = 8
 #: where the step falls inside a block, which is then left out) above :data:`RCC_STEP_F`
 RCC_STEP_RATIO = 10.0
 RCC_STEP_F = 30.0
+#: ... a found step's timing is then looked at finer: the blocks on either side of it (and the one holding it) are cut
+#: into this many sub-blocks each, whose drifts show whether the stage jumped or settled (session 51)
+RCC_STEP_SUBBLOCKS = 4
 
 
 def _rcc_step(x: np.ndarray, y: np.ndarray, frame: np.ndarray, seg: np.ndarray, centre: np.ndarray, sol: np.ndarray,
               frames: np.ndarray, *, x0: float, y0: float, h: int, w: int, px: float, blur: float,
-              max_drift_nm: float, device: str, blocks_out: dict[str, Any] | None = None) -> dict[str, Any] | None:
+              max_drift_nm: float, device: str, blocks_out: dict[str, Any] | None = None,
+              reference_curve: np.ndarray | None = None) -> dict[str, Any] | None:
     """A step of the drift (the stage jumped) between two windows' centres, or None.
 
     The curve through the windows' drifts is smooth: a stage that jumps by 50 nm at one frame is spread over the
@@ -959,7 +985,7 @@ def _rcc_step(x: np.ndarray, y: np.ndarray, frame: np.ndarray, seg: np.ndarray, 
     # with 2 windows every row is near: each block is then correlated with all the other rows
     if (n_seg > 2 and rest.sum() < RCC_MIN_ROWS_PER_WINDOW) or near.sum() < RCC_STEP_BLOCKS * RCC_MIN_ROWS_PER_WINDOW:
         return None
-    curve = _curve(centre, sol, frames)
+    curve = _curve(centre, sol, frames) if reference_curve is None else reference_curve
     idx = frame.astype(np.int64) - int(frames[0])
     xr, yr = x[rest] - curve[idx[rest], 0], y[rest] - curve[idx[rest], 1]
 
@@ -1043,14 +1069,145 @@ def _rcc_step(x: np.ndarray, y: np.ndarray, frame: np.ndarray, seg: np.ndarray, 
     n_frames = float(len(frames))
     scatter = misfit * float(np.sqrt(min(span / n_frames, 1.0)))
     timing = float(np.linalg.norm(coef[2])) / np.sqrt(12.0) * float(np.sqrt(min(span / n_b / n_frames, 1.0)))
+    fine = _step_timing_fine(frame, near, f_near, block, j, inside, b_centre, coef, first_after, misfit,
+                             ref if n_seg > 2 else None, ref_all if n_seg == 2 else None, pix_near,
+                             np.column_stack([x[near] - x0, y[near] - y0]), h=h, w=w, px=px, blur=blur,
+                             max_drift_nm=max_drift_nm, device=device, n_frames=n_frames)
+    coarse_timing = timing
+    if fine is not None:
+        timing, first_after = fine
     step_error = float(np.hypot(scatter, timing))
     left = (np.concatenate([centre[:k], b_centre[before]]), np.vstack([sol[:k], b_drift[before]]))
     right = (np.concatenate([b_centre[later], centre[k + 2:]]), np.vstack([b_drift[later], sol[k + 2:]]))
-    return {"frame": first_after, "size_nm": [float(coef[2, 0]), float(coef[2, 1])], "f_ratio": float(f_ratio),
+    found = {"frame": first_after, "size_nm": [float(coef[2, 0]), float(coef[2, 1])], "f_ratio": float(f_ratio),
             "quadratic_ratio": float(quad_ratio), "block_misfit_nm": misfit, "error_nm": step_error,
-            "timing_error_nm": timing,
+            "timing_error_nm": timing, "timing_from": "one block" if fine is None else "sub-blocks",
+            "block_timing_error_nm": coarse_timing,
             "block_frames": b_centre.tolist(),
             "block_drift_nm": b_drift.tolist(), "between_windows": [k, k + 1], "inside_block": bool(inside), "left": left, "right": right}
+    if n_seg == 2 and reference_curve is None:
+        # with 2 windows the blocks' reference is the rest of the table corrected by the straight line, which a jump
+        # doubles (two copies of the structure, the jump apart): the blocks' drifts were biased by it, 8-12 nm off
+        # for a 150 nm jump. Once more against the table corrected by the stepped curve (session 51); kept where the
+        # step is found again
+        again = _rcc_step(x, y, frame, seg, centre, sol, frames, x0=x0, y0=y0, h=h, w=w, px=px, blur=blur,
+                          max_drift_nm=max_drift_nm, device=device, blocks_out=blocks_out,
+                          reference_curve=_stepped_curve(found, frames))
+        if again is not None:
+            again["reference"] = "stepped curve"
+            return again
+    return found
+
+
+def _step_timing_fine(frame: np.ndarray, near: np.ndarray, f_near: np.ndarray, block: np.ndarray, j: int,
+                      inside: bool, b_centre: np.ndarray, coef: np.ndarray, first_after: int, misfit: float,
+                      ref: np.ndarray | None, ref_all: np.ndarray | None, pix_near: np.ndarray,
+                      xy_near: np.ndarray, *, h: int, w: int,
+                      px: float, blur: float, max_drift_nm: float, device: str, n_frames: float
+                      ) -> tuple[float, int] | None:
+    """:func:`_rcc_step`'s timing error seen finer, and the step's frame placed finer (session 51): the blocks around
+    the step (j - 1 and j, and j + 1 where the step falls inside block j) are cut into :data:`RCC_STEP_SUBBLOCKS`
+    sub-blocks each, each correlated with the reference as the blocks were. The step's frame is placed within the
+    sub-block that holds it by where that sub-block's drift lies between the two sides (as the blocks placed it within
+    a block). The timing error: each sub-block's drift minus the fitted step model's mean over its rows, less its
+    expected noise (the blocks' misfit times sqrt of the sub-blocks per block), counted over the frames it spans; plus
+    the placement's own error, a jump of |size| misplaced by the sub-block's noise / |size| of its frames. A sharp
+    jump fits the sub-blocks; a stage that settled over a few hundred frames does not, and the rms misfit is the
+    stepped curve's actual error there (the one-block term, |size| / sqrt(12) over a block, read settlings 3-4x low
+    and true jumps 1.3-2.4x high, session 50). Returns (timing error in nm, the step's first frame); None where a
+    sub-block has too few rows or its peak does not stand out: the one-block term and placement are kept."""
+    around = [j - 1, j] + ([j + 1] if inside and j + 1 < len(b_centre) else [])
+    sel_near = np.isin(block, around)
+    n_sub = RCC_STEP_SUBBLOCKS * len(around)
+    if sel_near.sum() < n_sub * RCC_MIN_ROWS_PER_WINDOW:
+        return None
+    sub, sub_centre = _segments(f_near[sel_near], n_sub)
+    if len(sub_centre) < n_sub:
+        return None
+    scale = max(float(np.ptp(b_centre)), 1.0)
+    f_sel = f_near[sel_near]
+    line = coef[0][None, :] + ((f_sel - b_centre.mean()) / scale)[:, None] * coef[1][None, :]
+    pix_sel = pix_near[sel_near]
+    near_idx = np.flatnonzero(near)[sel_near]  # rows of the table
+    def drift_of(rows: np.ndarray) -> np.ndarray | None:
+        """The drift of the rows ``rows`` (of the blocks around the step), correlated with the reference."""
+        if ref is not None:
+            r_b = ref
+        else:
+            out = np.ones(len(frame), bool)
+            out[near_idx[rows]] = False
+            r_b = ref_all[out]
+        flat = np.concatenate([r_b, pix_sel[rows]])
+        s2 = np.concatenate([np.zeros(len(r_b), np.int64), np.ones(int(rows.sum()), np.int64)])
+        d, _, _, _, fit = _rcc_solve(flat, s2, 2, h, w, px, blur, max_drift_nm, device)
+        return d[1] - d[0] if fit["peak_z"][0] >= RCC_MIN_PEAK_Z else None
+
+    d_sub = np.zeros((n_sub, 2))
+    for b in range(n_sub):
+        d_b = drift_of(sub == b)
+        if d_b is None:
+            return None
+        d_sub[b] = d_b
+    size = coef[2]
+    s2n = max(float(np.dot(size, size)), 1e-12)
+
+    def after_share(rows: np.ndarray, d_rows: np.ndarray) -> float:
+        return float(np.dot(d_rows - line[rows].mean(axis=0), size) / s2n)
+
+    # the step's frame, by halving a bracket of frames: a stretch of frames whose rows sit better on the reference
+    # (the rest of the table, corrected) shifted by the drift after the step than before holds more rows after the
+    # step than before (the correlation of a mix is the mix of the two sides' correlations, each largest at its own
+    # shift), so the step lies in its first half. The two candidate shifts are known, so no peak has to stand out
+    # and the halving goes down to a few dozen rows (the blocks' mix alone placed a 150 nm jump 10-14 frames late:
+    # a jump wider than the peak doubles a block's image, whose peak is then the larger copy's, not the mix)
+    from scipy.ndimage import gaussian_filter
+
+    mids = np.array([(f_sel[sub == b].min() + f_sel[sub == b].max() + 1) / 2.0 for b in range(n_sub)])
+    reads_after = np.array([float(np.dot(d_sub[b] - line[sub == b].mean(axis=0), size)) / s2n > 0.5
+                            for b in range(n_sub)])
+    if reads_after.any():
+        k = int(np.argmax(reads_after))
+        lo_f = float(f_sel.min()) if k == 0 else float(mids[k - 1])
+        hi_f = float(mids[k])
+        xy_sel = xy_near[sel_near] - line  # positions on the reference's, before the step
+        if ref is not None:
+            r_img = ref
+        else:
+            out = np.ones(len(frame), bool)
+            out[near_idx[(f_sel >= lo_f) & (f_sel < hi_f)]] = False
+            r_img = ref_all[out]
+        img = gaussian_filter(np.bincount(r_img, minlength=h * w).reshape(h, w).astype(float),
+                              float(np.sqrt(2.0) * blur / px))
+
+        def score(rows: np.ndarray, shift: np.ndarray) -> float:
+            ix = np.clip(np.floor((xy_sel[rows, 0] - shift[0]) / px).astype(np.int64), 0, w - 1)
+            iy = np.clip(np.floor((xy_sel[rows, 1] - shift[1]) / px).astype(np.int64), 0, h - 1)
+            return float(img[iy, ix].sum())
+
+        while hi_f - lo_f >= 2.0:
+            rows = (f_sel >= lo_f) & (f_sel < hi_f)
+            if not rows.any():
+                break
+            mid = (lo_f + hi_f) / 2.0
+            if score(rows, size) > score(rows, np.zeros(2)):
+                hi_f = mid
+            else:
+                lo_f = mid
+        first_after = int(np.ceil((lo_f + hi_f) / 2.0))
+        bracket = hi_f - lo_f
+    else:
+        bracket = float(np.ptp(f_sel) + 1) / n_sub
+    model = line + (f_sel >= first_after)[:, None] * size[None, :]
+    noise_var = misfit**2 * RCC_STEP_SUBBLOCKS
+    total = 0.0
+    for b in range(n_sub):
+        sb = sub == b
+        miss = d_sub[b] - model[sb].mean(axis=0)
+        total += max(float(np.sum(miss**2)) - noise_var, 0.0) * float(np.ptp(f_sel[sb]) + 1) / n_frames
+    # a sharp jump placed wrong by delta frames is |size| off over them: the frame anywhere within the last bracket,
+    # placed at its middle, is a quarter of it off on average
+    placement_sq = s2n * bracket / 4.0 / n_frames
+    return float(np.sqrt(total + placement_sq)), first_after
 
 
 def _two_window_bend(b_frames: np.ndarray, b_drift: np.ndarray, curve: np.ndarray, frames: np.ndarray
@@ -1247,20 +1404,37 @@ def rcc_drift(
     np.maximum.at(best_z, fit["pairs"][:, 0], peak_z)
     np.maximum.at(best_z, fit["pairs"][:, 1], peak_z)
     weak = np.flatnonzero(~(best_z >= RCC_MIN_PEAK_Z))
-    info.update(peak_z_min=float(np.min(peak_z)), peak_z_median=float(np.median(peak_z)), weak_windows=weak.tolist())
-    if len(weak) and n_seg == 2 and float(np.min(peak_z)) >= RCC_CHECKED_PEAK_Z:
-        # a peak between chance's and the rule's: 3 windows' shifts must add up (session 50). Sparse 2-window lines
-        # that the rule refused (3D lines, 936 rows, 2.9 nm off, peak 4.8) pass; chance peaks miss by 47-609 nm
+    info.update(peak_z_min=float(np.min(peak_z)), peak_z_median=float(np.median(peak_z)), weak_windows=weak.tolist(),
+                second_peak_z=float(fit["second_z"][int(np.argmin(peak_z))]))
+    strong_failed = False
+    sparse = n_seg == 2 and len(table) / n_seg < RCC_STRONG_CHECK_ROWS
+    if n_seg == 2 and ((len(weak) and float(np.min(peak_z)) >= RCC_CHECKED_PEAK_Z) or (not len(weak) and sparse)):
+        # a peak between chance's and the rule's, or any peak of a sparse table (session 51, RCC_STRONG_CHECK_ROWS):
+        # 3 windows' shifts must add up (session 50). Sparse 2-window lines that the rule refused (3D lines, 936
+        # rows, 2.9 nm off, peak 4.8) pass; chance peaks miss by 35-828 nm
         closure = _three_window_closure(flat, frame, h, w, px, blur, max_drift_nm, device)
         if closure is not None:
             # the chance closure scales with the reach searched (3 shifts anywhere within it: 47-828 nm at the
             # default 300 nm, 18-400 at 100 nm, and 1 render pixel, 20 nm, at 50 nm where chance peaks sit on whole
             # pixels: 2 of 6 chance peaks of 4.5-6 passed, 19-36 nm off; session 50 review): the allowance with it
             allowed = RCC_MAX_CLOSURE_NM * min(1.0, max_drift_nm / MAX_DRIFT_NM)
-            closure.update(passed=closure["closure_nm"] <= allowed, allowed_nm=allowed)
+            closure.update(passed=closure["closure_nm"] <= allowed, allowed_nm=allowed, strong_peak=not len(weak))
             info["peak_check"] = closure
             if closure["passed"]:
                 weak = weak[:0]
+            elif not len(weak):
+                strong_failed = True
+    if strong_failed and not unreliable:
+        unreliable = True
+        check = info["peak_check"]
+        warnings.warn(
+            f"RCC: 2 time windows of {len(table) / n_seg:.0f} localizations each (fewer than "
+            f"{RCC_STRONG_CHECK_ROWS} a window): their cross-correlation peak stands {float(np.min(peak_z)):.1f} "
+            "standard deviations, but the chance peaks of so sparse a table read up to 21; cut into 3 windows, the "
+            f"pairs' shifts miss adding up by {check['closure_nm']:.0f} nm ({check['allowed_nm']:.3g} allowed), and "
+            f"this drift estimate of {len(table)} localizations is not reliable. Use more localizations (the whole "
+            "acquisition) or fiducial markers (engine fiducials); if the sample did not drift, keep the uncorrected "
+            "table", UnreliableDriftWarning, stacklevel=2)
     if len(weak) and not unreliable:
         unreliable = True
         fewer = "" if n_seg <= 2 else f"fewer windows (n_segments, plexloc drift --segments, got {n_seg}), "
@@ -1303,6 +1477,18 @@ def rcc_drift(
             # counts: a found step was 1.7-16 nm off, reported +-1-2.6 (session 49); the blocks' own scatter counts now
             info["uncertainty_without_step_nm"] = info["uncertainty_nm"]
             info["uncertainty_nm"] = float(np.hypot(info["uncertainty_nm"], step["error_nm"]))
+            # the rule judges the figure with the step's error in it (session 51; before, the flag was decided
+            # without it and never looked at again)
+            if drift_unreliable(info["uncertainty_nm"], info["curve_rms_nm"]):
+                unreliable = True
+                warnings.warn(
+                    f"RCC: the stage jumped by {float(np.hypot(*step['size_nm'])):.0f} nm near frame {step['frame']}, "
+                    f"and with the jump's own error (+-{step['error_nm']:.0f} nm: its timing, from blocks of the "
+                    f"windows around it) the drift is known to about +-{info['uncertainty_nm']:.0f} nm for a curve of "
+                    f"{info['curve_rms_nm']:.0f} nm rms: "
+                    f"{_why_unreliable(info['uncertainty_nm'], info['curve_rms_nm'])}, and this drift estimate is "
+                    "not reliable. Use more windows (n_segments, plexloc drift --segments) or fiducial markers "
+                    "(engine fiducials)", UnreliableDriftWarning, stacklevel=2)
     elif n_seg == 2 and blocks and split_half and np.isfinite(info.get("uncertainty_nm", np.nan)):
         bend = _two_window_bend(blocks["frames"], blocks["drift"], curve[:, :2], frames)
         if bend is not None:
