@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -647,9 +648,12 @@ class _Words:
                 fix = (f"set the split_view section's flip of channel {c} from '{flips[c]}' to '{new[c]}' "
                        f"(flip: [{', '.join(new)}])")
             else:
+                # (a configuration has no flip for a channel's own movie; the advice named no command that mirrors)
+                movie = self.sources[c] if self.sources is not None and c < len(self.sources) else "MOVIE"
                 fix = (f"{self.movie(c)} is {_FLIP_WORDS[f]} relative to channel 0's: mirror that movie "
-                       f"({'left-right' if f == 'x' else 'up-down' if f == 'y' else 'both ways'}) before fitting, or "
-                       "fit it as one split-view movie whose split_view section has the flip")
+                       f"({'left-right' if f == 'x' else 'up-down' if f == 'y' else 'both ways'}) with plexloc split "
+                       f"{shlex.quote(str(movie))} --flip {f} --out DIR and fit the mirrored movie it writes in its "
+                       "place")
             return desc, fix
         i, j = _swap_pair(name)
         desc = f"channels {i} and {j} in each other's place"
@@ -737,6 +741,7 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
     findings, covered = _geometry_findings(fired, base)
     offsets: dict[int, tuple[float, float]] = {}
     said: set[int] = set()  # channels found not to line up (no swap left "undecided" for them)
+    per_channel: list[tuple[int, str, Geometry | None]] = []  # (channel, sentence, the swap it names)
     for p in cfg.pairs:
         offsets[p.channel] = p.shift_px
         if p.snr < min_snr:
@@ -745,10 +750,17 @@ def _decide(cfg: Geometry, alts: list[Geometry], px: tuple[float, float], min_sn
             continue
         if p.channel in covered:
             continue
-        finding = _channel_finding(p, alts, by_channel, px, min_snr, max_shift, base, reversed_, flipped)
-        if finding is not None:
-            said.add(p.channel)
-            findings.append(finding)
+        found = _channel_finding(p, alts, by_channel, px, min_snr, max_shift, base, reversed_, flipped)
+        if found is not None:
+            per_channel.append((p.channel, *found))
+    # a swap of channel 0 with channel c moves every channel's reference: the other channels' offsets are the swap's
+    # too, not sentences of their own (a 3-channel split view with channels 0 and 1 listed the other way round)
+    by_swap = {c for _, _, swap in per_channel if swap is not None for c in swap.channels}
+    for c, finding, swap in per_channel:
+        if swap is None and c in by_swap:
+            continue
+        said.update(swap.channels if swap is not None else (c,))
+        findings.append(finding)
     undecided_swaps = _undecided_swaps(alts, fired, said, by_channel, min_snr)
     if undecided_swaps:
         notes.append(f"channel order not decided by geometry: the configured order lines up no better than "
@@ -905,9 +917,12 @@ def _geometry_findings(fired: list[tuple[float, Geometry, float, float]], base: 
 
 def _channel_finding(p: PairCorrelation, alts: list[Geometry], by_channel: dict[int, PairCorrelation],
                      px: tuple[float, float], min_snr: float, max_shift: int, base: dict,
-                     reversed_: dict[int, _Reversed] | None, flipped: bool) -> str | None:
+                     reversed_: dict[int, _Reversed] | None, flipped: bool) -> tuple[str, Geometry | None] | None:
     """The sentence for a channel whose configured correlation peaks off zero (swapped with channel 0, its
-    transform reversed, or its transform off), ``None`` where it lines up."""
+    transform reversed, or its transform off) and the swap geometry it names (None: no swap), ``None`` where it lines
+    up. A swap with channel 0 is considered for any number of channels (it was for two only: a 3-channel split view
+    with channels 0 and 1 listed the other way round was told only that channel 1's transform was reversed); every
+    channel's correlation under the swapped geometry must then peak near zero."""
     dx, dy = p.shift_px
     rev = (reversed_ or {}).get(p.channel)
     off = math.hypot(dx, dy)
@@ -922,36 +937,40 @@ def _channel_finding(p: PairCorrelation, alts: list[Geometry], by_channel: dict[
     # channels have different flips has two swaps (:func:`_swap_fixes`): the boxes alone (a mirror between the two
     # readings) and the boxes with their flips (none, as without a split view); the one whose peak sits nearer zero
     swap, swapped = None, False
-    if len(by_channel) == 1:
-        for name, mirrored in ((f"swap0-{p.channel}", flipped), (f"swap0-{p.channel}{_WITH_FLIPS}", False)):
-            g = next((a for a in alts if a.name == name), None)
-            ok = (g is not None and g.pairs[0].snr >= min_snr and (reverse if not mirrored else True)
-                  and (SUBPIXEL_RATIO * (2.0 if mirrored else 1.0)) * math.hypot(*g.pairs[0].shift_px) <= off)
-            if g is not None and (swap is None or (ok and (not swapped or math.hypot(*g.pairs[0].shift_px)
-                                                            < math.hypot(*swap.pairs[0].shift_px)))):
-                swap, swapped = g, ok
+
+    def worst(g: Geometry) -> float:  # the swapped geometry's peak farthest from zero, over its channels
+        return max(math.hypot(*q.shift_px) for q in g.pairs)
+
+    for name, mirrored in ((f"swap0-{p.channel}", flipped), (f"swap0-{p.channel}{_WITH_FLIPS}", False)):
+        g = next((a for a in alts if a.name == name), None)
+        ok = (g is not None and min(q.snr for q in g.pairs) >= min_snr and (reverse if not mirrored else True)
+              and (SUBPIXEL_RATIO * (2.0 if mirrored else 1.0)) * worst(g) <= off)
+        if g is not None and (swap is None or (ok and (not swapped or worst(g) < worst(swap)))):
+            swap, swapped = g, ok
     # past MAX_OFFSET_PX the channel is said anyway: the swapped geometry's own peak at zero names the cause (a
     # swapped split view of a 2-degree rotation peaked 1.6 px off and was told to re-run plexloc calibrate)
     if (SUBPIXEL_MIN_PX <= off < MAX_OFFSET_PX and (swapped or reverse)) or (off >= MAX_OFFSET_PX and swapped):
         if swapped and reverse:
-            what = "channels 0 and 1 in each other's place (or its transform given the wrong way round) put it"
+            what = f"channels 0 and {p.channel} in each other's place (or its transform given the wrong way round) put it"
             # the swap's own fix may name the reversed transform already (:meth:`_Words.describe`, :func:`_swap_fixes`):
             # it was said twice, word for word
             clause = f"; or, where the order is right, {rev.words()}"
             causes = swap.fix if clause in swap.fix else swap.fix + clause
         elif swapped:
-            what, causes = "channels 0 and 1 in each other's place put it", swap.fix
+            what, causes = f"channels 0 and {p.channel} in each other's place put it", swap.fix
         else:
             what, causes = "its transform given the wrong way round puts it", rev.words()
-        return (
+        at = next((q for q in swap.pairs if q.channel == p.channel), swap.pairs[0]) if swapped else None
+        return ((
             f"channel {p.channel} does not line up with channel 0 where its transform puts it but where {what}: "
             f"the blinking molecules' cross-correlation peaks at dx = {dx:+.2f} px, dy = {dy:+.2f} px from zero "
             f"(first {base['frames']} frames)"
-            + (f", with the channels in each other's place at ({swap.pairs[0].shift_px[0]:+.2f}, "
-               f"{swap.pairs[0].shift_px[1]:+.2f}) px" if swapped else "")
+            + (f", with the channels in each other's place at ({at.shift_px[0]:+.2f}, "
+               f"{at.shift_px[1]:+.2f}) px" if swapped else "")
             + f": likely cause and fix: {causes}"
             + (". For ratiometric dual-colour data the dyes' photon ratios tell the channel order: plexloc color "
-               "--config CONFIG on the fitted table warns where the channels look swapped" if swapped else ""))
+               "--config CONFIG on the fitted table warns where the channels look swapped" if swapped else "")),
+            swap if swapped else None)
     if off < MAX_OFFSET_PX:
         return None
     edge = max(abs(dx), abs(dy)) >= max_shift - 0.5
@@ -960,7 +979,7 @@ def _channel_finding(p: PairCorrelation, alts: list[Geometry], by_channel: dict[
             f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
             f"molecules' cross-correlation peaks at dx = {dx:+.1f} px, dy = {dy:+.1f} px from zero (first "
             f"{base['frames']} frames), where a transform given the wrong way round puts it ({rev.shift_px[0]:+.1f}, "
-            f"{rev.shift_px[1]:+.1f} px): likely cause and fix: {rev.words()}")
+            f"{rev.shift_px[1]:+.1f} px): likely cause and fix: {rev.words()}"), None
     return (
         f"channel {p.channel} does not line up with channel 0 where its transform puts it: the blinking "
         f"molecules' cross-correlation peaks at dx = {dx:+.1f} px ({dx * px[0]:+.0f} nm), dy = {dy:+.1f} px "
@@ -969,7 +988,7 @@ def _channel_finding(p: PairCorrelation, alts: list[Geometry], by_channel: dict[
         + f"); the transform of channel {p.channel} is off by about that much (it should map r + "
         f"({dx * px[0]:+.0f}, {dy * px[1]:+.0f}) nm): re-run plexloc calibrate on beads (or plexloc register "
         "on single-channel fits of this movie) and use its transform; check the ROI offset on the chip too "
-        "(roi_offset_px, --roi-offset) where the transform has a rotation or scale")
+        "(roi_offset_px, --roi-offset) where the transform has a rotation or scale"), None
 
 
 def _undecided_swaps(alts: list[Geometry], fired: list[tuple[float, Geometry, float, float]], said: set[int],

@@ -38,6 +38,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _linear_part_shows(result, reference) -> bool:
+    """Whether the transform's rotation, scale and shear move the reference table's extent's corners (from its centre)
+    by more than 3 times the transform's own uncertainty: more than a shift, measured. Three pairs fit an affine
+    exactly (the uncertainty is not known: False), and a few noisy pairs fit one 0.1-1 % off the identity, which the
+    note on the tables' own coordinates called a transform that is more than a shift."""
+    import numpy as np
+
+    if not np.isfinite(result.uncertainty_nm):
+        return False
+    x, y = np.asarray(reference["x_nm"], float), np.asarray(reference["y_nm"], float)
+    half = np.array([[sx * (x.max() - x.min()) / 2, sy * (y.max() - y.min()) / 2] for sx in (-1, 1) for sy in (-1, 1)])
+    moved = np.hypot(*(half @ (result.transform[:2, :2] - np.eye(2)).T).T).max()
+    return bool(moved > 3.0 * result.uncertainty_nm)
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -67,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                    roi_offset_px=list(args.roi_offset), coordinates="camera chip (nm)")
     else:
         out["coordinates"] = "the tables' own (nm from the fitted movie's corner)"
-        if np.abs(T[:2, :2] - np.eye(2)).max() > 1e-3:  # 0.06 degrees or 0.1 % of scale: 50 nm at 50 um
+        if np.abs(T[:2, :2] - np.eye(2)).max() > 1e-3 and _linear_part_shows(result, tables[0]):
+            # 0.06 degrees or 0.1 % of scale: 50 nm at 50 um
             print("plexloc register: note: the transform is in the tables' own coordinates; a configuration reads "
                   "transforms in camera-chip coordinates, which differ where the movie's camera ROI did not start at "
                   "the chip's corner and the transform is more than a shift: give --roi-offset X Y", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``plexloc split MOVIE --config CONFIG --out DIR``: a split-view movie cut into one TIFF per channel.
+"""``plexloc split MOVIE --config CONFIG --out DIR``: a split-view movie cut into one TIFF per channel
+(``plexloc split MOVIE --flip x --out DIR``: one channel's own movie mirrored, :func:`mirror_movie`).
 
 A split-view (dual-view) camera images every channel side by side on one chip; the configuration's ``split_view``
 section says where each channel's box lies and how it is mirrored. ``plexloc fit`` and ``plexloc process`` cut such a
@@ -43,9 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "turn the channels into the channel transform T.json.",
     )
     p.add_argument("movie", type=Path, help="the split-view movie: a TIFF stack or a folder of TIFFs")
-    p.add_argument("--config", type=Path, required=True,
-                   help="configuration with a split_view section (boxes [x, y, width, height] per channel, flips); "
-                   "with its channels, each channel's configuration is written too")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--config", type=Path,
+                     help="configuration with a split_view section (boxes [x, y, width, height] per channel, flips); "
+                     "with its channels, each channel's configuration is written too")
+    how.add_argument("--flip", choices=("x", "y", "xy"), default=None,
+                     help="instead of --config: mirror the whole movie (one channel's own movie) left-right (x), "
+                     "up-down (y) or both, into DIR/MOVIE_flipF.tif, for a channel recorded as a mirror image of "
+                     "channel 0's; per-pixel camera maps are not mirrored")
     p.add_argument("--out", type=Path, required=True, help="output folder (created where missing)")
     p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) of the movie frame's corner (its camera ROI), for the printed register "
@@ -203,6 +209,40 @@ def _full_config(path: Path, data):
     return load_config(path, data=data)
 
 
+def mirror_movie(args: argparse.Namespace) -> int:
+    """``plexloc split MOVIE --flip F --out DIR``: the whole movie mirrored into ``DIR/MOVIE_flipF.tif`` (the one box
+    of the whole frame, flipped as a split view's box is: :func:`split_movie`). Channel movies recorded apart have no
+    flip option in a configuration; the alignment check's advice to mirror one had no plexloc command before."""
+    from plexloc.cli._common import check_outputs
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.errors import InputError
+    from plexloc.workflow import acquisition_name
+
+    if args.roi_offset is not None:
+        raise InputError("--roi-offset is for a split view (--config); --flip mirrors one channel's own movie, whose "
+                         "ROI offset plexloc fit reads as for any movie")
+    if not args.movie.exists():
+        raise InputError("file or folder not found", source=args.movie)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out must be a folder; a file of that name exists", source=out)
+    tif = out / f"{acquisition_name([args.movie])}_flip{args.flip}.tif"
+    check_outputs(tif)
+    movie_files = {args.movie.resolve()} if args.movie.is_file() else {p.resolve() for p in args.movie.glob("*")}
+    if tif.resolve() in movie_files:
+        raise InputError(f"the output {tif} is the movie itself (or one of its files); choose another --out",
+                         source=args.movie)
+    with open_split_source(args.movie) as reader:
+        h, w = reader.frame_shape
+        out.mkdir(parents=True, exist_ok=True)
+        n_frames, _ = split_movie(reader, SplitViewConfig(boxes=[(0, 0, w, h)], flip=[args.flip]), [tif],
+                                  chunk_frames=args.chunk, source=str(args.movie))
+    words = {"x": "left-right", "y": "up-down", "xy": "left-right and up-down"}[args.flip]
+    print(f"{args.movie} mirrored {words} -> {tif} ({n_frames} frames of {w} x {h} px); fit it in place of the movie "
+          "with the same configuration (an sCMOS camera's per-pixel map files are not mirrored: mirror them too)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli._common import check_outputs
     from plexloc.cli.fit import load_split_view, read_split_view_yaml
@@ -211,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
     from plexloc.io.splitview import check_boxes, flips
     from plexloc.post.channels import channel_config
 
+    if args.flip is not None:
+        return mirror_movie(args)
     data = read_split_view_yaml(args.config, option="--config")  # read once: its split_view and its channels
     split = load_split_view(args.config, option="--config", data=data)
     config = _full_config(args.config, data)
