@@ -153,3 +153,59 @@ def test_the_client_renews_an_expired_link_for_an_upload_and_a_download(short_li
         c.download(job["id"], out, kinds=("output",))
         assert (out / "copy.bin").read_bytes() == data
         assert [s for _, s in cut.ranges] == [200, 403, 206], cut.ranges
+
+
+def _old_logs(jobs: int, seed: int) -> dict[str, list[str]]:
+    import random
+
+    from plexloc.service.words import CLAIMED
+
+    rng = random.Random(seed)
+    kinds = ["tick", "plexloc fit: warning: dim", "x.py:3: UserWarning: b", "warning: noise", "plexloc fit: WARNING: c",
+             "plexloc fit foo: warning: d", "WARNING: a logger's", "plexloc train: warning: slow"]
+    logs = {}
+    for j in range(jobs):
+        lines = []
+        for attempt in range(rng.randint(1, 3)):
+            lines.append(f"{CLAIMED}w1 (attempt {attempt + 1})")
+            lines += [rng.choice(kinds) for _ in range(rng.randint(0, 12))]
+        logs[f"j{j}"] = lines
+    logs["none"] = []
+    logs["unclaimed"] = ["warning: from before the claim line existed", "tick", "plexloc fit: warning: x"]
+    return logs
+
+
+def test_migration_0006_stands_alone_and_gives_the_same_rows(tmp_path, monkeypatch):
+    """Migration 0006 imported today's rules and model (``plexloc.service.words.warning_counts``, ``db.JobLog``): a
+    later change to them would have changed (or broken) what upgrading an old database gives. It now holds the table
+    and the rules of its revision. Upgraded from 0005 with today's rules broken on purpose, it gives the rows that
+    session 50's rules give."""
+    import ast
+    from pathlib import Path
+
+    from alembic import command
+    from sqlalchemy import text
+
+    import plexloc.service.words as words
+    from plexloc.service import db
+    from service_support import database_at_0005
+
+    source = Path(db.__file__).parent / "migrations" / "versions" / "0006_job_warning_count.py"
+    imported = [getattr(n, "module", None) or n.names[0].name for n in ast.walk(ast.parse(source.read_text()))
+                if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not [m for m in imported if m.startswith("plexloc")], imported
+
+    logs = _old_logs(120, seed=3)
+    engine, cfg = database_at_0005(tmp_path / "old.db", logs)
+    with engine.begin() as conn:
+        expected = words.warning_counts(conn)  # session 50's rules, on the revision-0005 table
+    assert len(expected) > 50 and "unclaimed" in expected and "none" not in expected
+    # today's rules, changed: the migration must not follow them
+    monkeypatch.setattr(words, "warning_counts", lambda *a, **k: pytest.fail("0006 used today's warning_counts"))
+    monkeypatch.setattr(words, "_PLEXLOC", __import__("re").compile("(?!)"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        rows = dict(conn.execute(text("SELECT id, warning_count FROM jobs")).all())
+    engine.dispose()
+    assert rows == {jid: expected.get(jid, 0) for jid in logs}
