@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         check = gridding_check(pred["x_nm"][tp], pred["y_nm"][tp], float(args.px_size))
         print(f"gridding: {check.verdict.split(':')[0]} (the matched predictions' sub-pixel histograms at 20 periods "
               f"other than the pixel's deviate up to {check.noise:.2f})")
+    zsum = _zscore_summary(pred, matching, dim, args.pred)
     zslabs = _zscore_slabs(truth, pred, matching, dim, args.zscore_slab, args.pred)
     findings = evaluation_checks(truth, pred, matching, truth_name=str(args.truth), pred_name=str(args.pred),
                                  px_size_nm=args.px_size, advice=_advice(read, truth_origin, pred_origin),
@@ -155,12 +156,54 @@ def run(args: argparse.Namespace) -> int:
         data = {**metrics.to_dict(), **voxel, "truth_file": str(args.truth), "pred_file": str(args.pred),
                 # the checks' warnings (as Metrics.warnings of the library's evaluate): a script reads them here
                 "warnings": [f.message for f in findings if not f.note]}
+        if zsum is not None:
+            data["zscores"] = zsum
         if zslabs is not None:
             data["zscore_slabs"] = zslabs
         if args.frames is not None:
             data["frames"] = list(args.frames)
         write_json(data, args.json)
     return 0
+
+
+def _zscore_summary(pred, matching, dim: int, pred_path: Path) -> dict | None:
+    """The z-scores (error / predicted sigma) of all matched pairs, per axis, printed with the column each read and the
+    pairs it counts (:func:`plexloc.evaluate.uncertainty.zscore_summary`; before session 51 a 2D table's predicted
+    uncertainty was not judged at all, and the library's error_scores read NaN for an MLE table's crlb_*); None
+    without sigma (or crlb) columns or pairs."""
+    import sys
+
+    import numpy as np
+
+    from plexloc.errors import InputError
+    from plexloc.evaluate.uncertainty import zscore_summary
+
+    if matching.n_tp < 2:
+        return None
+    try:
+        summ = zscore_summary(pred, matching, dim=dim)
+    except InputError as e:  # a sigma <= 0: the scores above stand; say why this part is missing
+        print(f"note: no z-scores: {e}", file=sys.stderr)
+        return None
+    if not any(v["column"] for v in summ.values()):
+        return None
+
+    def cell(ax: str, v: dict) -> str:
+        if v["column"] is None:
+            return f"{ax} - (no sigma_{ax}_nm or crlb_{ax}_nm)"
+        r, s = v["zscore_rsd"], v["zscore_std"]
+        f = (lambda a: "-" if not np.isfinite(a) else f"{a:.2f}")
+        return f"{ax} {f(r)} ({f(s)}; {v['column']}, {v['n']} pairs)"
+
+    print(f"z-scores (error / predicted sigma of {pred_path.name}, all matched pairs; robust spread, standard deviation "
+          "in brackets; 1: the predicted uncertainty is right): " + "  ".join(cell(ax, v) for ax, v in summ.items()))
+    for ax, v in summ.items():
+        if v["column"] and v["n_left_out"]:
+            bound = (" (an MLE fit's z held on its bound, at_bound & 2: no estimate of z; plexloc filter --converged "
+                     "drops them)" if v["column"] == "crlb_z_nm" else "")
+            print(f"  ({ax}: {v['n_left_out']} of {matching.n_tp} matched pairs without a finite {v['column']} left "
+                  f"out of its z-scores{bound})")
+    return summ
 
 
 def _zscore_slabs(truth, pred, matching, dim: int, slab_nm: float, pred_path: Path) -> list[dict] | None:

@@ -75,9 +75,12 @@ def gridding_noise(x_nm: np.ndarray, y_nm: np.ndarray, px_size_nm: float, *, bin
     histograms 0.045; the level is the largest of 40 histograms: about the 95 % point)."""
     x, y = (np.asarray(v, dtype=np.float64) for v in (x_nm, y_nm))
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]  # a NaN made the field's span NaN (and the level NaN)
-    if len(x) == 0 or len(y) == 0:
+    # an axis without a finite position has no histogram and no noise: the level is the other axis's (it was NaN, and
+    # a table of NaN x read 'not gridded' whatever its y)
+    axes = [v for v in (x, y) if len(v)]
+    if not axes:
         return float("nan")
-    return float(max(_whole_periods_deviation(v, f * px_size_nm, bins) for v in (x, y) for f in NOISE_PERIODS_PX))
+    return float(max(_whole_periods_deviation(v, f * px_size_nm, bins) for v in axes for f in NOISE_PERIODS_PX))
 
 
 def _whole_periods_deviation(v: np.ndarray, period_nm: float, bins: int) -> float:
@@ -102,8 +105,10 @@ class GriddingCheck:
 
     @property
     def gridded(self) -> bool:
-        """Above counting noise in x or y (NaN deviations, a table without rows: False)."""
-        return max(self.dev_x, self.dev_y) > self.noise
+        """Above counting noise in x or y; an axis without finite positions (NaN deviation) is judged by the other
+        (``max`` read NaN first as the larger: NaN x gave False whatever y); a table without rows: False."""
+        devs = [d for d in (self.dev_x, self.dev_y) if np.isfinite(d)]
+        return bool(devs) and max(devs) > self.noise
 
     @property
     def verdict(self) -> str:
@@ -111,7 +116,10 @@ class GriddingCheck:
 
     def describe(self) -> str:
         """``"x / y (verdict: ...)"``, the deviations in percent, as the report's summary gives them."""
-        return (f"{100 * self.dev_x:.1f} / {100 * self.dev_y:.1f} ({self.verdict}: the same histograms at "
+        def pct(d: float, ax: str) -> str:
+            return f"{100 * d:.1f}" if np.isfinite(d) else f"- (no finite {ax})"
+
+        return (f"{pct(self.dev_x, 'x')} / {pct(self.dev_y, 'y')} ({self.verdict}: the same histograms at "
                 f"{len(NOISE_PERIODS_PX)} periods other than the pixel's reach up to {100 * self.noise:.0f} %)")
 
 

@@ -21,7 +21,8 @@ A predicted sigma must be > 0: every function here that divides by one (``error_
 rows have a sigma <= 0 and the first of them, rather than leave such rows out: a sigma of 0 claims an exact
 position, and leaving those rows out would hide the most over-confident predictions from the calibration it
 measures (it gave an infinite z-score, and a NaN ``zscore_std`` and a wrong ``zscore_rsd`` with a divide-by-zero
-warning). A NaN sigma (unknown) is not refused; it makes the scores NaN.
+warning). A NaN sigma (unknown: an MLE fit's ``crlb_z_nm`` where it held z on its bound) is not refused; its pair is
+left out of the spreads and the count of the pairs that remain is given (``n_x, n_y, n_z``; :func:`zscore_summary`).
 """
 
 from __future__ import annotations
@@ -118,23 +119,44 @@ def table_crlb(
 def error_scores(pred: LocTable, m: Matching, bound: dict[str, np.ndarray], *, dim: int) -> dict[str, float]:
     """The :data:`KEYS` scores of a matching; NaN where they are undefined (e.g. axial scores in 2D).
 
+    The z-scores divide by the table's uncertainty columns (:func:`zscore_summary`: ``sigma_*_nm``, else an MLE table's
+    ``crlb_*_nm``, the rule :func:`zscore_slabs` and :mod:`plexloc.post.debias` follow; before session 51 only
+    ``sigma_*_nm``, and every z-score of an MLE table was NaN). A pair whose sigma is not finite (an MLE fit's
+    ``crlb_z_nm`` where it held z on its bound) is left out of that axis's spread, not counted in it:
+    :func:`zscore_summary` says how many.
+
     Raises:
-        InputError: a ``sigma_x/y/z_nm`` column used for the z-scores holds a value <= 0 (module docstring)."""
+        InputError: an uncertainty column used for the z-scores holds a value <= 0 (module docstring)."""
     out = dict.fromkeys(KEYS, math.nan)
     if m.n_tp < 2:
         return out
-    t, p = m.tp_truth, m.tp_pred
+    t = m.tp_truth
     dx, dy, dz = m.dx, m.dy, m.dz
     out["crlb_ratio_lat"] = math.sqrt(np.mean(dx**2 + dy**2) / np.mean(bound["crlb_x_nm"][t] ** 2 + bound["crlb_y_nm"][t] ** 2))
-    if "sigma_x_nm" in pred and "sigma_y_nm" in pred:
-        zx, zy = _zscores(dx, pred, "sigma_x_nm", p), _zscores(dy, pred, "sigma_y_nm", p)
-        out["zscore_std_x"], out["zscore_rsd_x"] = float(np.std(zx)), robust_sd(zx)
-        out["zscore_std_y"], out["zscore_rsd_y"] = float(np.std(zy)), robust_sd(zy)
     if dim == 3:
         out["crlb_ratio_ax"] = math.sqrt(np.mean(dz**2) / np.mean(bound["crlb_z_nm"][t] ** 2))
-        if "sigma_z_nm" in pred:
-            zz = _zscores(dz, pred, "sigma_z_nm", p)
-            out["zscore_std_z"], out["zscore_rsd_z"] = float(np.std(zz)), robust_sd(zz)
+    sel = np.ones(m.n_tp, bool)
+    spread = _group_spread(pred, m, sel, "xyz" if dim == 3 else "xy")  # a 2D table's sigma_z is not read
+    for ax in ("x", "y", "z") if dim == 3 else ("x", "y"):
+        out[f"zscore_std_{ax}"], out[f"zscore_rsd_{ax}"] = spread[f"zscore_std_{ax}"], spread[f"zscore_rsd_{ax}"]
+    return out
+
+
+def zscore_summary(pred: LocTable, m: Matching, *, dim: int) -> dict[str, dict]:
+    """Per axis (``x, y`` and in 3D ``z``), the z-scores over all matched pairs and what they read: ``column``
+    (``sigma_x_nm``, else an MLE table's ``crlb_x_nm``; None where the table has neither), ``n`` (matched pairs with a
+    finite sigma and error, the ones the spread counts), ``n_left_out`` (matched pairs without: an MLE fit's
+    ``crlb_z_nm`` is NaN where it held z on its bound), ``zscore_std`` and ``zscore_rsd`` (as :func:`error_scores`;
+    NaN with fewer than 2 pairs or no column). An :class:`InputError` where a column read holds a sigma <= 0."""
+    axes = "xyz" if dim == 3 else "xy"
+    spread = _group_spread(pred, m, np.ones(m.n_tp, bool), axes) if m.n_tp else {}
+    out = {}
+    for ax in axes:
+        col = _sigma_column(pred, ax)
+        n = int(spread.get(f"n_{ax}", 0))
+        out[ax] = {"column": col, "n": n, "n_left_out": int(m.n_tp) - n,
+                   "zscore_std": spread.get(f"zscore_std_{ax}", math.nan),
+                   "zscore_rsd": spread.get(f"zscore_rsd_{ax}", math.nan)}
     return out
 
 
@@ -152,13 +174,15 @@ def _sigma_column(pred: LocTable, ax: str) -> str | None:
     return None if cols is None else cols[-1] if ax != "x" else cols[0]
 
 
-def _group_spread(pred: LocTable, m: Matching, sel: np.ndarray) -> dict[str, float]:
+def _group_spread(pred: LocTable, m: Matching, sel: np.ndarray, axes: str = "xyz") -> dict[str, float]:
     """``zscore_std_*`` and ``zscore_rsd_*`` of the matched pairs ``sel`` (boolean over the pairs; a pair whose sigma or
     error is not finite left out, and ``n_x, n_y, n_z`` the pairs that count: an MLE table's ``crlb_z_nm`` is NaN where
     the fit held z on its bound, and those pairs, the worst, left the z spread without a word); NaN where fewer than 2
     pairs or the table has no sigma column for that axis (:func:`_sigma_column`: an MLE table's CRLB; ``n_*`` 0)."""
     row = {}
     for ax, err in (("x", m.dx), ("y", m.dy), ("z", m.dz)):
+        if ax not in axes:
+            continue
         col = _sigma_column(pred, ax)
         row[f"zscore_std_{ax}"] = row[f"zscore_rsd_{ax}"] = math.nan
         row[f"n_{ax}"] = 0 if col is None else int(np.sum(
@@ -204,8 +228,11 @@ def zscore_by_neighbour(pred: LocTable, m: Matching, truth: LocTable,
         row = {"d_lo": float(lo), "d_hi": float(hi), "n": int(sel.sum()), "share": float(sel.mean()) if len(sel) else math.nan}
         row.update(_group_spread(pred, m, sel))
         col = _sigma_column(pred, "x")
-        ok = sel.sum() >= 2 and col is not None
-        row["tail4"] = float(np.mean(np.abs(_zscores(m.dx[sel], pred, col, m.tp_pred[sel])) > 4)) if ok else math.nan
+        row["tail4"] = math.nan
+        if sel.sum() >= 2 and col is not None:  # over the pairs with a finite sigma (n_x): a NaN sigma counted as no tail
+            zs = _zscores(m.dx[sel], pred, col, m.tp_pred[sel])
+            zs = zs[np.isfinite(zs)]
+            row["tail4"] = float(np.mean(np.abs(zs) > 4)) if len(zs) else math.nan
         out.append(row)
     return out
 
@@ -216,7 +243,8 @@ SIGMA_CAL_KEYS = ("sigma_cal_x", "sigma_cal_y", "sigma_cal_z")
 def sigma_calibration(pred: LocTable, m: Matching, truth: LocTable, *, dim: int, isolated_nm: float = 500.0,
                       min_pairs: int = 50) -> dict[str, float]:
     """``sigma_cal_x/y/z``: robust standard deviation (1.4826 MAD) of the z-scores of matched emitters with no
-    other emitter within ``isolated_nm`` in their frame; NaN with fewer than ``min_pairs`` such pairs (and z in 2D).
+    other emitter within ``isolated_nm`` in their frame; NaN with fewer than ``min_pairs`` such pairs with a finite
+    sigma (and z in 2D). The sigma is the table's uncertainty column (:func:`zscore_summary`: an MLE table's CRLB).
 
     Multiplying the predicted sigmas by these factors makes the isolated emitters' z-scores spread 1. Robust,
     because a few hundred pairs with one gross error would move a standard deviation by tens of percent."""
@@ -227,10 +255,13 @@ def sigma_calibration(pred: LocTable, m: Matching, truth: LocTable, *, dim: int,
     if sel.sum() < min_pairs:
         return out
     for ax, err in (("x", m.dx), ("y", m.dy), ("z", m.dz)):
-        col = f"sigma_{ax}_nm"
-        if (ax == "z" and dim != 3) or col not in pred:
+        col = _sigma_column(pred, ax)  # sigma_*_nm, else an MLE table's crlb_*_nm (NaN for it before session 51)
+        if (ax == "z" and dim != 3) or col is None:
             continue
-        out[f"sigma_cal_{ax}"] = robust_sd(_zscores(err[sel], pred, col, m.tp_pred[sel]))
+        zs = _zscores(err[sel], pred, col, m.tp_pred[sel])
+        zs = zs[np.isfinite(zs)]  # a pair without a sigma (NaN) is left out, and the rest must still be min_pairs
+        if len(zs) >= min_pairs:
+            out[f"sigma_cal_{ax}"] = robust_sd(zs)
     return out
 
 

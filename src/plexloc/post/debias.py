@@ -28,7 +28,8 @@ histogram of ``x_nm mod px`` is then not flat. :func:`debias` flattens it in z s
 The lateral uncertainty is the predicted ``sigma_x_nm``/``sigma_y_nm``, else an MLE table's ``crlb_x_nm``/``crlb_y_nm``
 (:func:`plexloc.table.uncertainty_columns`, as filter, render and NeNA read it; the report's ``sigma_columns``).
 Without either every localization gets the plain mapped shift; so does a row whose sigma
-is not finite (it is left out of the local mean sigma). A row whose position on an axis is not finite keeps it
+is not finite or <= 0 (it is left out of the local mean sigma; before session 51 a sigma of 0 weighed 0 and a table of
+sigma 0 in every row came out unchanged). A row whose position on an axis is not finite keeps it
 and takes no rank in that axis's map (the others' target is uniform over the finite ones). Rows with a non-finite
 ``z_nm`` are de-biased with the slab that holds z = 0 (the slabs start at the smallest finite z). Slabs with fewer
 than ``min_count`` localizations are left as they are (counted in the report).
@@ -76,6 +77,8 @@ class DebiasReport:
     sigma_power: dict[str, float] = field(default_factory=dict)
     #: axis -> {"bias": B, "sigma": S}: the upper sigma half's bias and mean sigma over the lower half's (where measured)
     sigma_halves: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: axis -> rows whose sigma (or CRLB) is <= 0: they took the plain mapped shift, as rows of NaN sigma do
+    n_sigma_nonpositive: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -98,6 +101,11 @@ class DebiasReport:
                 f" (measured: the upper half of the {'crlb' if crlb else 'sigma'} values was {h['bias']:.2f}x as biased "
                 f"as the lower half, its values {h['sigma']:.2f}x as large"
                 + ("; the bias does not grow with them: the plain map" if p == 0 else "") + ")" if h else ""))
+        for ax, k in self.n_sigma_nonpositive.items():
+            col = self.sigma_columns[0 if ax == "x" else -1] if self.sigma_columns else f"sigma_{ax}_nm"
+            lines.append(f"{ax}: {k} of {self.n} rows have {col} <= 0 (an exact position claimed): they took the plain "
+                         "mapped shift, unweighted" + ("; every row: the sigma column holds no uncertainty" if k == self.n
+                                                       else ""))
         if crlb and self.shift_over_sigma:
             lines.append(f"the shifts are weighted by {', '.join(self.sigma_columns)} (the Cramér-Rao bound at the fit: the "
                          "table has no predicted sigma)")
@@ -200,6 +208,10 @@ def debias(
     # NeNA): an MLE table got the plain shift, its best fits moved as far as its worst, and no |shift|/sigma
     cols = uncertainty_columns(table, "xy")
     sig = {ax: (np.asarray(table[c], float) if cols else None) for ax, c in zip(pos, cols or (None, None))}
+    # a sigma <= 0 (an exact position claimed) is no uncertainty to weigh by: such a row takes the plain mapped shift,
+    # as a NaN sigma does; weighted by 0 ** p = 0 it stayed put, and a table of sigma 0 everywhere was not moved at all
+    sig_zero = {ax: int(np.sum(v <= 0)) for ax, v in sig.items() if v is not None}
+    sig = {ax: (None if v is None or not np.any(v > 0) else np.where(v > 0, v, np.nan)) for ax, v in sig.items()}
     z = np.asarray(table["z_nm"], float)
     finite_z = np.isfinite(z)
     # the slabs start at the smallest finite z: with the rows of NaN z counted as 0 there, one such row moved every
@@ -238,13 +250,14 @@ def debias(
                 total[ax][rows] += shift
     report = DebiasReport(n=n, n_slabs=len(slabs), n_skipped=skipped, n_slabs_skipped=skipped_slabs,
                           min_count=int(min_count), slab_nm=float(slab_nm), sigma_columns=list(cols or ()),
-                          sigma_power=power if kept else {}, sigma_halves={ax: h for ax, h in halves.items() if h})
+                          sigma_power=power if kept else {}, sigma_halves={ax: h for ax, h in halves.items() if h},
+                          n_sigma_nonpositive={ax: v for ax, v in sig_zero.items() if v})
     for ax in pos:
         if not moved.any():
             continue
         report.mean_abs_shift_nm[ax] = float(np.mean(np.abs(total[ax][moved])))
         if sig[ax] is not None:
-            r = np.abs(total[ax][moved]) / np.maximum(sig[ax][moved], 1e-12)
+            r = np.abs(total[ax][moved]) / sig[ax][moved]
             r = r[np.isfinite(r)]  # rows without a finite sigma (or position) have no shift / sigma
             if len(r) == 0:
                 continue
