@@ -183,3 +183,15 @@ def test_a_three_channel_split_view_listed_with_channels_0_and_1_swapped_is_told
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_channel_alignment([cut[:, c] for c in range(3)], Ts, PX, split=true).status == "ok"
+
+
+def test_the_mirrored_movie_is_told_its_roi_which_it_does_not_record(tmp_path, capsys):
+    """A Micro-Manager movie's chip position is in its metadata, which the mirrored TIFF does not carry: said, with
+    the --roi-offset the fit then needs."""
+    from test_io_roi import movie, write_mm_stack
+
+    frames = movie()
+    p = write_mm_stack(tmp_path / "m.tif", frames, summary={}, image_meta={"ROI": "128-64-32-24"})
+    assert main(["split", str(p), "--flip", "y", "--out", str(tmp_path / "o")]) == 0
+    assert np.array_equal(tifffile.imread(tmp_path / "o" / "m_flipy.tif"), frames[:, ::-1, :])
+    assert "give plexloc fit --roi-offset 128 64" in capsys.readouterr().err

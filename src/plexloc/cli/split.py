@@ -237,9 +237,13 @@ def mirror_movie(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         n_frames, _ = split_movie(reader, SplitViewConfig(boxes=[(0, 0, w, h)], flip=[args.flip]), [tif],
                                   chunk_frames=args.chunk, source=str(args.movie))
+        roi = reader.roi_offset.px if reader.roi_offset is not None else None
     words = {"x": "left-right", "y": "up-down", "xy": "left-right and up-down"}[args.flip]
     print(f"{args.movie} mirrored {words} -> {tif} ({n_frames} frames of {w} x {h} px); fit it in place of the movie "
           "with the same configuration (an sCMOS camera's per-pixel map files are not mirrored: mirror them too)")
+    if roi is not None:  # the written TIFF carries no Micro-Manager metadata
+        print(f"note: {args.movie}'s metadata places it at chip pixel x {roi[0]}, y {roi[1]}; {tif} does not record "
+              f"that: give plexloc fit --roi-offset {roi[0]} {roi[1]} where the fit needs it", file=sys.stderr)
     return 0
 
 
