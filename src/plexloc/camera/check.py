@@ -629,7 +629,9 @@ def find_clip_adu(raw, dtype=None) -> tuple[float | None, str]:
     # of their pixels)
     frames = x.reshape(-1, *x.shape[-2:])
     flat = frames.reshape(len(frames), -1)
-    frames = frames[flat.min(axis=1) != flat.max(axis=1)]
+    varied = flat.min(axis=1) != flat.max(axis=1)
+    if not varied.all():  # (a copy only where there are constant frames)
+        frames = frames[varied]
     if not frames.size:
         return None, ""
     top = float(frames.max())

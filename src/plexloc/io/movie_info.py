@@ -132,7 +132,11 @@ class AduStats:
     adds to it), ``mid_level`` their median: a scalar baseline (the camera's offset) is at most about this, as the
     camera check holds it (:data:`plexloc.camera.check.DIM_QUANTILE`: sCMOS pixel offsets spread by 3-10 ADU put the
     1st percentile 7-23 ADU below the right one); ``dim_noise``: the frame-to-frame noise (ADU) of the dimmest 10 % of
-    the pixels (NaN with one frame)."""
+    the pixels (NaN with one frame). ``later_clip_level``: where the first frames show no clipping level, the level
+    found in them together with ``later_frames`` frames spread over the rest of the movie
+    (:func:`plexloc.camera.check.later_frames`, as the fits look for it), ``later_clip_source`` how, and
+    ``later_clip_pixels`` the pixels of the later frames at it: a camera that clips only later (the illumination
+    raised, a bead drifting into focus)."""
 
     frames: int
     pixels: int
@@ -148,6 +152,10 @@ class AduStats:
     mid_level: float = math.nan
     clip_source: str = ""
     clip_pixels: int = 0
+    later_frames: int = 0
+    later_clip_level: float | None = None
+    later_clip_source: str = ""
+    later_clip_pixels: int = 0
 
     def clipped_share(self, level: float) -> float:
         for lv, n, _ in self.at_full_scale:
@@ -507,9 +515,30 @@ def read_movie_info(path: str | os.PathLike, *, head_frames: int = HEAD_FRAMES,
         # the camera check's first frames are read with them (kept for compare_camera: not opened again)
         raw = reader[:max(k, min(check_head_frames(reader.frame_shape), reader.n_frames))]
         info.adu = adu_statistics(raw[:k], reader.dtype)
+        _later_clipping(info.adu, reader, raw)
         info._head = _MovieHead(raw, reader.n_frames, tuple(reader.frame_shape), reader.dtype, info.roi_offset,
                                 roi_error)
     return info
+
+
+def _later_clipping(adu: AduStats, reader, raw) -> None:
+    """Where the first frames show no clipping level: look for it as the fits do, in the camera check's first frames
+    ``raw`` and frames spread over the rest of the movie (:func:`plexloc.camera.check.later_frames`), and keep it on
+    ``adu`` (``later_*``). Before session 51 ``plexloc info`` read the first frames only and showed no clipping line
+    for a movie that the fits then flagged as clipped from later frames."""
+    from plexloc.camera.check import find_clip_adu, later_frames
+
+    if adu.clip_level is not None or np.dtype(reader.dtype).kind not in "iu":
+        return
+    more = later_frames(reader.n_frames, len(raw))
+    if not more:
+        return
+    later = np.concatenate([np.asarray(reader[i:i + 1]) for i in more])
+    level, how = find_clip_adu(np.concatenate([np.asarray(raw), later]), reader.dtype)
+    adu.later_frames = len(more)
+    if level is not None:
+        adu.later_clip_level, adu.later_clip_source = level, how
+        adu.later_clip_pixels = int(np.count_nonzero(later == level))
 
 
 @dataclass
@@ -810,6 +839,15 @@ def format_movie_info(info: MovieInfo, comparison: CameraComparison | None = Non
                          + f"; saturation_adu: {a.clip_level:g} in the camera makes it the level the fits flag "
                          "clipped spots at (without it they look for it in the first frames and in frames spread over "
                          "the movie)")
+        if a.later_clip_level is not None:
+            lines.append(f"  clipping in later frames: {a.later_frames} frames spread over the rest of the movie pile "
+                         f"up at {a.later_clip_level:g} ADU ({a.later_clip_pixels} px = "
+                         f"{100 * a.later_clip_pixels / max(a.later_frames * a.pixels // max(a.frames, 1), 1):.3g} %), "
+                         "the first frames do not: the camera clips there later in the movie"
+                         + (" (no full scale 2^k - 1: its full well, or its offset and gain, end its range there)"
+                            if a.later_clip_source == "pile-up" else "")
+                         + "; the fits find this level and flag the rows fitted from clipped pixels (saturated_px); "
+                         f"saturation_adu: {a.later_clip_level:g} in the camera sets it")
         dim = f"  dimmest pixels: 1% of the pixels' medians at or below {a.dim_level:g} ADU (the camera offset is at most about this)"
         if math.isfinite(a.dim_noise):
             dim += f"; their noise {a.dim_noise:.3g} ADU per frame"

@@ -146,7 +146,7 @@ def estimate_priors(
     blamed the frames alone; with the baseline 100 ADU low it wrote a background range of [34.9, 117.7] for a true
     [20, 100] silently).
     """
-    from plexloc.mle.pipeline import ChannelMovies, first_frames_check, movie_fitter
+    from plexloc.mle.pipeline import ChannelMovies, first_frames_check, later_raw_frames, movie_fitter
 
     if max_frames < 3:
         raise InputError(f"max_frames must be >= 3, got {max_frames}")
@@ -172,8 +172,10 @@ def estimate_priors(
             photons = None
             if check is None:  # the first frames against the cameras (a wrong camera makes wrong ranges)
                 photons = fitter.to_photons(frames)  # once, for the check and the fit
+                # the clipping level looked for in frames spread over the movie too, as fit_movie does (the first
+                # frames alone before session 51: a movie clipped only later got the pixel type's maximum)
                 check = first_frames_check(fitter, frames, dtype=movies.readers[0].dtype, source=movies.sources,
-                                           photons=photons)
+                                           photons=photons, later=later_raw_frames(movies))
             tables.append(fitter.fit_frames(frames, frame_offset=a, photons=photons))
     locs = LocTable.concat(tables) if tables else LocTable.empty()
     finding = f"; {check.finding}" if check is not None else ""
