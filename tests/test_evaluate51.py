@@ -112,7 +112,7 @@ def test_debias_moves_a_table_of_sigma_zero():
     after = gridding_check(out["x_nm"], out["y_nm"], 100.0)
     assert before.dev_x > 1.0 and after.dev_x < 0.05 and after.dev_y < 0.05  # 1.08 -> 1.08 before: not moved
     assert rep.n_sigma_nonpositive == {"x": n, "y": n}
-    assert "sigma_x_nm <= 0" in rep.format_table()
+    assert "sigma_x_nm <= 0" in rep.format_table() and "where de-biased" in rep.format_table()
     # the same rows with a plain map (no sigma columns) come out the same
     plain, _ = debias(t.with_columns(sigma_x_nm=np.full(n, np.nan), sigma_y_nm=np.full(n, np.nan)), 100.0)
     np.testing.assert_allclose(out["x_nm"], plain["x_nm"])

@@ -103,9 +103,9 @@ class DebiasReport:
                 + ("; the bias does not grow with them: the plain map" if p == 0 else "") + ")" if h else ""))
         for ax, k in self.n_sigma_nonpositive.items():
             col = self.sigma_columns[0 if ax == "x" else -1] if self.sigma_columns else f"sigma_{ax}_nm"
-            lines.append(f"{ax}: {k} of {self.n} rows have {col} <= 0 (an exact position claimed): they took the plain "
-                         "mapped shift, unweighted" + ("; every row: the sigma column holds no uncertainty" if k == self.n
-                                                       else ""))
+            lines.append(f"{ax}: {k} of {self.n} rows have {col} <= 0 (an exact position claimed): where de-biased, they "
+                         "took the plain mapped shift, unweighted" + (
+                             "; every row: the column holds no uncertainty" if k == self.n else ""))
         if crlb and self.shift_over_sigma:
             lines.append(f"the shifts are weighted by {', '.join(self.sigma_columns)} (the Cramér-Rao bound at the fit: the "
                          "table has no predicted sigma)")
