@@ -1246,6 +1246,29 @@ def _two_window_bend(b_frames: np.ndarray, b_drift: np.ndarray, curve: np.ndarra
     return float(np.sqrt(np.mean(np.sum(e**2, axis=1))))
 
 
+def _two_window_bend_below_gate(b_frames: np.ndarray, b_drift: np.ndarray, curve: np.ndarray, frames: np.ndarray
+                                ) -> float:
+    """Where :func:`_two_window_bend`'s F gate stays shut: how far the straight line of a 2-window RCC is from a cubic
+    through the blocks' drifts (rms over the frames after the constant offset, nm), less what the blocks' own noise
+    puts there (session 51): the cubic's departure from the blocks' best line holds 2 of the blocks' noise dimensions
+    per axis, 2 * 2 sigma² / n_blocks in the mean square (sigma² per axis from the cubic's residual). Without it,
+    2-window wobbles whose blocks read F 3.6-23 were 12-15 nm off, reported +-2-5.5 (bench/drift51.py)."""
+    n_b = len(b_frames)
+    if n_b < 6:
+        return 0.0
+    scale = max(float(np.ptp(b_frames)), 1.0)
+    mid = float(np.mean(b_frames))
+    t = (b_frames - mid) / scale
+    design = np.column_stack([t**k for k in range(4)])
+    c, *_ = np.linalg.lstsq(design, b_drift, rcond=None)
+    sigma2 = float(np.sum((design @ c - b_drift) ** 2)) / (2.0 * (n_b - 4))
+    tf = (np.clip(frames, b_frames[0], b_frames[-1]) - mid) / scale
+    e = np.column_stack([tf**k for k in range(4)]) @ c - curve
+    e -= e.mean(axis=0)
+    mean_sq = float(np.mean(np.sum(e**2, axis=1)))
+    return float(np.sqrt(max(mean_sq - 2.0 * 2.0 * sigma2 / n_b, 0.0)))
+
+
 def _stepped_curve(step: dict[str, Any], frames: np.ndarray) -> np.ndarray:
     """The lateral curve (x, y) with :func:`_rcc_step`'s step kept sharp: the curve through the knots before it up to
     the frame before, through those after it from its frame on (each extended straight past its last knot)."""
@@ -1504,6 +1527,21 @@ def rcc_drift(
                 f"the uncertainty, now +-{info['uncertainty_nm']:.0f} nm)"
                 + (", and this drift estimate is not reliable" if unreliable else "")
                 + ". Use more windows (n_segments, plexloc drift --segments)", UnreliableDriftWarning, stacklevel=2)
+        else:
+            # below the gate, the bend the blocks show beyond their noise still counts, without a warning (session 51:
+            # 2-window wobbles 12-15 nm off were reported +-2-5.5; straight drifts' figures grow to at most 7.4 nm)
+            quiet = _two_window_bend_below_gate(blocks["frames"], blocks["drift"], curve[:, :2], frames)
+            info["bend_below_gate_nm"] = quiet
+            info["uncertainty_nm"] = float(np.hypot(info["uncertainty_nm"], quiet))
+            if drift_unreliable(info["uncertainty_nm"], info["curve_rms_nm"]) and not unreliable:
+                unreliable = True
+                warnings.warn(
+                    f"RCC: with 2 time windows the drift is a straight line, and blocks of the windows, each correlated "
+                    f"with the rest of the table, put it about {quiet:.0f} nm rms off a curve (counted in the "
+                    f"uncertainty, now +-{info['uncertainty_nm']:.0f} nm for a curve of {info['curve_rms_nm']:.0f} nm "
+                    f"rms): {_why_unreliable(info['uncertainty_nm'], info['curve_rms_nm'])}, and this drift estimate "
+                    "is not reliable. Use more windows (n_segments, plexloc drift --segments)",
+                    UnreliableDriftWarning, stacklevel=2)
     info.update(_with_z_drift(table, frames, curve, seg, centre, centre, seg_drift, split_half=split_half, seed=0,
                               engine="RCC"))
     offset = curve[:1].copy()  # reference: drift(first frame) = 0
