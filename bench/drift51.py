@@ -65,6 +65,7 @@ def run(case: str, kind: str, t: LocTable, d: np.ndarray, px: float = 20.0, n_se
             "step": None if info.get("step") is None else int(info["step"]["frame"]),
             "step_error_nm": None if info.get("step") is None else round(info["step"]["error_nm"], 2),
             "bend_nm": None if info.get("bend_nm") is None else round(info["bend_nm"], 2),
+            "bend_below_gate_nm": None if info.get("bend_below_gate_nm") is None else round(info["bend_below_gate_nm"], 2),
             "seconds": round(time.perf_counter() - start, 2)}
 
 

@@ -1325,7 +1325,13 @@ def rcc_drift(
     :data:`RCC_CHECKED_PEAK_Z` to :data:`RCC_MIN_PEAK_Z` standard deviations was checked with 3 windows
     (``closure_nm``, ``passed``, ``allowed_nm``: :data:`RCC_MAX_CLOSURE_NM`, less below the default reach; its
     ``peak_z_min`` the 3 windows' weakest peak; session 50; ``weak_windows`` still lists the 2 windows where it
-    passed). Until session 40 ``uncertainty_nm`` came from two
+    passed; since session 51 also every 2-window peak of a table with fewer than :data:`RCC_STRONG_CHECK_ROWS` rows a
+    window, ``strong_peak`` then True); ``second_peak_z``, the runner-up of the weakest pair's correlation in the
+    peak's units (session 51, for the record: it did not tell chance peaks from right ones); the step's
+    ``timing_from`` ("sub-blocks" where its frame was placed by halving and its timing read from sub-blocks,
+    :func:`_step_timing_fine`, session 51; "one block" the session-50 term) and ``block_timing_error_nm`` (that
+    term); ``bend_below_gate_nm`` (2 windows, no step, the F gate shut: the noise-corrected bend counted in
+    ``uncertainty_nm``, :func:`_two_window_bend_below_gate`). Until session 40 ``uncertainty_nm`` came from two
     halves of the table (``half_difference_nm``, ``half_block_frames``), which read it up to 13x too high on sparse
     tables.
     """
