@@ -1,0 +1,157 @@
+"""Session 51 (helper "register"): is ``plexloc register``'s transform uncertainty honest, and does the duplicate
+check's share of localizations in pairs read noisy copies whole? A table and JSON.
+
+1. ``register``: two single-channel tables of one movie (tests/test_multi50.py ``single_channel_tables``: 1 degree
+   rotation, scale 1.01, chip pixel (300, 200), channel 0 with 10 nm noise, channel 1 with 30 nm), over densities
+   0.1-10 per um^2 and the share of molecules each channel sees; ``--seeds`` seeds a row. Per row: the rms over seeds
+   of the mapped position's error at the worst of the field's four corners (nm), the median reported uncertainty
+   (``transform_uncertainty_nm``), their ratio (1 = honest), the median chance-pair share (true, from the molecules'
+   numbers) and its bound (``chance_pairs_share_bound``), and how many seeds were warned. The least-squares standard
+   error before this session is the reported one times ``1 - chance_pairs_share_bound`` (column ``se_ls``).
+   Registrations the pairs rule warns about (chance transforms, errors of micrometres) are left out of the ratio.
+2. ``duplicates``: tables where a transform 3 px off doubles a share of the molecules, the copies with 10-80 nm noise;
+   the reported share of localizations in pairs (median over ``--tables`` tables) and how many were warned.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/register51.py --json bench/register51.json
+
+``bench/register51_before.json``: the same script run on the code before (3abfe7b, a worktree's src on PYTHONPATH),
+where the reported uncertainty was the least-squares standard error and the duplicate share was counted at 50 nm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+PX = 100.0
+CONDITIONS = [(256, 0.1, 200, 0.3, 0.05), (256, 0.3, 60, 0.3, 0.05), (256, 1.0, 20, 0.3, 0.05),
+              (256, 3.0, 20, 0.3, 0.05), (128, 3.0, 20, 0.9, 0.9), (128, 10.0, 20, 0.3, 0.05),
+              (128, 10.0, 20, 0.2, 0.2), (64, 0.5, 200, 0.9, 0.9)]
+
+
+def register_rows(seeds: int) -> list[dict]:
+    from test_multi50 import chip_T, single_channel_tables
+
+    from plexloc.calibrate.fileformat import chip_transform
+    from plexloc.errors import InputError
+    from plexloc.post.pairs import mutual_nearest
+    from plexloc.post.registration import register_channels
+
+    T, roi = chip_T(), (300, 200)
+    o = np.asarray(roi, float) * PX
+    rows = []
+    for size, dens, frames, p0, p1 in CONDITIONS:
+        pts = np.array([[o[0] + x, o[1] + y, 1.0] for x in (0.0, size * PX) for y in (0.0, size * PX)])
+        err, unc, se_ls, share, bound, warned, pairs_rule, refused, t0 = [], [], [], [], [], 0, 0, 0, time.time()
+        for seed in range(seeds):
+            a, b, _, id0, id1 = single_channel_tables(T, roi, size, dens, frames, p0, p1, 10.0, 30.0, seed=seed, ids=True)
+            try:
+                r = register_channels(a, b)
+            except InputError:
+                refused += 1
+                continue
+            warned += r.warning is not None
+            if r.n_pairs < 20 or r.n_pairs / min(len(a), len(b)) < 0.1:
+                pairs_rule += 1
+                continue
+            f = getattr(r, "chance_share", 0.0)
+            unc.append(r.uncertainty_nm)
+            se_ls.append(r.uncertainty_nm * (1.0 - f))
+            bound.append(f)
+            err.append((pts @ chip_transform(r.transform, tuple(o)).T - pts @ T.T)[:, :2])
+            xa = np.column_stack([a["x_nm"], a["y_nm"]])
+            xb = np.column_stack([b["x_nm"], b["y_nm"]])
+            i, j = mutual_nearest(xa @ r.transform[:2, :2].T + r.transform[:2, 2], np.asarray(a["frame"]), xb,
+                                  np.asarray(b["frame"]), 100.0)
+            share.append(float(np.mean(id0[i] != id1[j])))
+        rms = float(np.sqrt((np.array(err) ** 2).sum(-1).mean(0)).max()) if err else None
+        rows.append({"size_px": size, "density": dens, "frames": frames, "seen0": p0, "seen1": p1, "seeds": seeds,
+                     "refused": refused, "warned_pairs_rule": pairs_rule, "warned": warned, "kept": len(err),
+                     "rms_corner_error_nm": rms,
+                     "uncertainty_nm_median": float(np.median(unc)) if unc else None,
+                     "se_ls_nm_median": float(np.median(se_ls)) if se_ls else None,
+                     "ratio": rms / float(np.median(unc)) if unc else None,
+                     "ratio_ls": rms / float(np.median(se_ls)) if se_ls else None,
+                     "chance_share_median": float(np.median(share)) if share else None,
+                     "chance_bound_median": float(np.median(bound)) if bound else None,
+                     "seconds": time.time() - t0})
+    return rows
+
+
+def duplicate_rows(tables: int) -> list[dict]:
+    from plexloc.post.duplicates import channel_duplicates
+    from plexloc.table import LocTable
+
+    def table(dens, share, n1, seed, n=6000, field=6400.0):
+        rng = np.random.default_rng(seed)
+        per = dens * (field * 1e-3) ** 2
+        frames = max(int(np.ceil(n / per)), 1)
+        m = int(rng.poisson(per * frames))
+        frame = np.sort(rng.integers(0, frames, m))
+        xy = rng.uniform(0, field, (m, 2))
+        dup = rng.uniform(size=m) < share
+        pos = np.concatenate([xy + rng.normal(size=xy.shape) * 10.0,
+                              xy[dup] + (300.0, 0.0) + rng.normal(size=(int(dup.sum()), 2)) * n1])
+        return LocTable({"frame": np.concatenate([frame, frame[dup]]), "x_nm": pos[:, 0], "y_nm": pos[:, 1],
+                         "z_nm": np.zeros(len(pos)), "photons": np.ones(len(pos))}), int(dup.sum()), len(pos)
+
+    rows = []
+    for n1 in (10.0, 40.0, 80.0):
+        for share in (0.0, 0.3, 1.0):
+            for dens in (0.14, 3.0):
+                reps, truth = [], []
+                for s in range(tables):
+                    t, k, n = table(dens, share, n1, s)
+                    reps.append(channel_duplicates(t, warn=False))
+                    truth.append(2 * k / n)
+                rows.append({"copy_noise_nm": n1, "share_doubled": share, "density": dens, "tables": tables,
+                             "true_fraction_median": float(np.median(truth)),
+                             "warned": sum(r.warning is not None for r in reps),
+                             "fraction_median": float(np.median([r.fraction for r in reps])),
+                             "excess_median": float(np.median([r.fraction - r.background for r in reps]))})
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=30, help="seeds per register row")
+    ap.add_argument("--tables", type=int, default=3, help="tables per duplicates row")
+    ap.add_argument("--parts", nargs="+", default=["register", "duplicates"])
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    out = {"machine": platform.machine(), "python": platform.python_version()}
+    if "register" in args.parts:
+        out["register"] = rows = register_rows(args.seeds)
+        print("| field px | density /um^2 | frames | seen 0 / 1 | kept (pairs-rule warned) | rms corner error nm | "
+              "reported nm (median) | ratio | least-squares SE nm | ratio | chance share / bound |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            if r["kept"]:
+                print(f"| {r['size_px']} | {r['density']} | {r['frames']} | {r['seen0']} / {r['seen1']} | {r['kept']} "
+                      f"({r['warned_pairs_rule']}) | {r['rms_corner_error_nm']:.2f} | {r['uncertainty_nm_median']:.2f} "
+                      f"| {r['ratio']:.2f} | {r['se_ls_nm_median']:.2f} | {r['ratio_ls']:.2f} | "
+                      f"{100 * r['chance_share_median']:.1f} / {100 * r['chance_bound_median']:.1f} % |")
+    if "duplicates" in args.parts:
+        out["duplicates"] = rows = duplicate_rows(args.tables)
+        print("| copy noise nm | doubled | density | true share | reported share (median) | excess | warned |")
+        print("|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['copy_noise_nm']:g} | {r['share_doubled']:g} | {r['density']:g} | "
+                  f"{100 * r['true_fraction_median']:.1f} % | {100 * r['fraction_median']:.1f} % | "
+                  f"{100 * r['excess_median']:.1f} % | {r['warned']}/{r['tables']} |")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
