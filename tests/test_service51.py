@@ -209,3 +209,44 @@ def test_migration_0006_stands_alone_and_gives_the_same_rows(tmp_path, monkeypat
         rows = dict(conn.execute(text("SELECT id, warning_count FROM jobs")).all())
     engine.dispose()
     assert rows == {jid: expected.get(jid, 0) for jid in logs}
+
+
+def test_training_advice_names_what_the_job_kept_and_a_fits_advice_names_a_training_job(tmp_path):
+    """A cancelled training (no outputs kept) advised ``--input init_from=job:C/model.pt``, which is refused: it now
+    says a new job. A fit's "train it longer (plexloc train CONFIG --out RUN --resume --minutes M)" named a local
+    command: it now names a training job from the fit's own model (``job:T/model.pt``)."""
+    from sqlalchemy import select
+
+    from plexloc.service.db import File, Job, JobInput, JobLog, User
+
+    svc = make_service(tmp_path)
+    poor = ("plexloc train: warning: the model detects poorly on its validation set (JI 2.0 % after 10 steps, 90 "
+            "samples/s on cpu); it is not ready to fit movies: train on (--resume --minutes M), on a GPU")
+    fit_said = ("plexloc fit: warning: the model detected poorly on its own validation set (JI 2.0 % at step 10, 0.1 "
+                "min of training): it is not trained enough to fit movies; train it longer (plexloc train CONFIG --out "
+                "RUN --resume --minutes M), on a GPU")
+    with svc.sessions().begin() as s:
+        uid = s.scalar(select(User.id).where(User.name == "alice"))
+
+        def job(jid, app, ep, state, line):
+            s.add(Job(id=jid, user_id=uid, application=app, version="0.1", entry_point=ep, state=state,
+                      warning_count=1, error="cancelled by the user" if state == "cancelled" else None))
+            s.flush()
+            s.add(JobLog(job_id=jid, line=line))
+
+        job("T", "plexloc-train", "train", "succeeded", poor)
+        job("C", "plexloc-train", "train", "cancelled", poor)
+        job("F", "plexloc-fit", "fit", "succeeded", fit_said)
+        s.add(File(id="m1", user_id=uid, name="model.pt", size=1, storage_key="k/m1", kind="artifact", state="ready",
+                   job_id="T"))
+        s.flush()
+        s.add(JobInput(job_id="F", slot="model", position=0, file_id="m1"))
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        said = {j: c.job(j)["warnings"] for j in ("T", "C", "F")}
+    svc.app.state.engine.dispose()
+    assert "train on (--input init_from=job:T/model.pt --set minutes=M)" in said["T"][0], said
+    assert "job:C/model.pt" not in said["C"][0], said
+    assert "train on (a new job (job C kept no model.pt to continue from): --set minutes=M)" in said["C"][0], said
+    assert ("train it longer (a new plexloc-train job with --input config=CONFIG --input init_from=job:T/model.pt "
+            "--set minutes=M), on a GPU") in said["F"][0], said
+    assert "plexloc train CONFIG" not in said["F"][0]

@@ -15,9 +15,10 @@ import re
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from plexloc.service.db import JobLog
+from plexloc.service.db import File, JobLog
+from plexloc.service.states import JobState
 
 #: a plexloc command's own warning (``plexloc fit: warning: ...``, :func:`plexloc.cli.main._show_warning`), one it
 #: prints as a line of its report (``warning: noise: ...``, the fit's check of the movie against the training), and
@@ -125,21 +126,48 @@ def job_words(registry, job) -> dict[str, Any]:
     if registry is None or not registry.offers(job.application, job.version, job.entry_point):
         return {"command": None}
     ep = registry.apps[job.application].versions[job.version].entry_points[job.entry_point]
-    return {"command": ep.command, "messages": ep.messages, "job_id": job.id}
+    words: dict[str, Any] = {"command": ep.command, "messages": ep.messages, "job_id": job.id}
+    session = object_session(job)
+    if ep.messages and session is not None and (job.error or job.warning_count):
+        words["inputs"] = _input_refs(session, job)
+        if JobState(job.state).terminal:  # what it kept: a cancelled training uploads no model.pt to continue from
+            words["kept"] = set(session.scalars(select(File.name).where(File.job_id == job.id,
+                                                                          File.state == "ready")))
+    return words
+
+
+def _input_refs(session: Session, job) -> dict[str, str]:
+    """Each input slot's first file as a submission names it again: ``job:ID/NAME`` for another job's output,
+    ``file:ID`` for an upload."""
+    out: dict[str, str] = {}
+    for ji in sorted(job.inputs, key=lambda ji: (ji.slot, ji.position)):
+        if ji.slot in out:
+            continue
+        f = session.get(File, ji.file_id) if ji.file_id is not None else None
+        if f is not None and f.job_id is not None:
+            out[ji.slot] = f"job:{f.job_id}/{f.name}"
+        elif f is not None:
+            out[ji.slot] = f"file:{f.id}"
+        elif ji.source_job_id is not None:
+            out[ji.slot] = f"job:{ji.source_job_id}/{ji.source_name}"
+    return out
 
 
 def service_flags(text: str | None, command: list[Any] | None, *, messages: dict[str, str] | None = None,
-                  job_id: str = "JOB") -> str | None:
+                  job_id: str = "JOB", inputs: dict[str, str] | None = None, kept: set[str] | None = None) -> str | None:
     """``text`` with each option of ``command`` that an input or a parameter fills named as a submission gives it:
     ``--camera CAMERA.yaml`` -> ``--input camera=CAMERA.yaml``, ``--threshold`` -> ``--set threshold=VALUE``, a flag
     ``--refine-mle`` -> ``--set refine_mle=true``; and each option of ``messages`` (the entry point's own words for
     options no input or parameter fills, ``{job}`` the job's id ``job_id``) as it says. Options the service sets itself
-    (``--out``, ``--device``) and any other text are left as they are."""
+    (``--out``, ``--device``) and any other text are left as they are. In a message, ``{input.SLOT}`` is the job's
+    input of that slot as ``inputs`` names it (``job:TRAIN/model.pt``; not given: ``SLOT``); one that names an output
+    of this job (``job:{job}/model.pt``) that the ended job did not keep (``kept``, the names of its files: a cancelled
+    training keeps none) says a new job instead, which is what the user can do."""
     if not text or not command:
         return text
     options = option_map(command)
     for option, words in (messages or {}).items():
-        options.setdefault(option, ("words", words.replace("{job}", job_id)))
+        options.setdefault(option, ("words", _message(words, job_id, inputs, kept)))
     if not options:
         return text
     names = "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True))
@@ -156,3 +184,13 @@ def service_flags(text: str | None, command: list[Any] | None, *, messages: dict
         return f"--set {name}=true" + (f" {arg}" if arg else "")
 
     return re.sub(rf"(?<![\w-])(?P<opt>{names})(?![\w-])(?: {_ARG}(?![\w-]))?", swap, text)
+
+
+def _message(words: str, job_id: str, inputs: dict[str, str] | None, kept: set[str] | None) -> str:
+    """An entry point's ``messages`` value for job ``job_id`` (:func:`service_flags`)."""
+    words = re.sub(r"\{input\.(\w+)\}", lambda m: (inputs or {}).get(m.group(1), m.group(1).upper()), words)
+    m = re.search(r"--input \w+=job:\{job\}/(?P<name>[^\s)]+)", words)
+    if m is not None and kept is not None and m.group("name") not in kept:
+        # the advice to start from this job's output, which it does not have (cancelled, failed before writing it)
+        return f"a new job (job {job_id} kept no {m.group('name')} to continue from):"
+    return words.replace("{job}", job_id)
