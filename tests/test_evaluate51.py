@@ -21,8 +21,8 @@ from plexloc.table import LocTable
 
 def _tables(n: int = 1500, seed: int = 0, nan_z_share: float = 0.1):
     """One emitter per frame (isolated), errors drawn at the stated uncertainty: a truth, an MLE-like prediction (only
-    ``crlb_*_nm``, ``crlb_z_nm`` NaN in ``nan_z_share`` of the rows, whose z errors are 2x, within the 500-nm match), and the same as a
-    network-like prediction (``sigma_*_nm``)."""
+    ``crlb_*_nm``, ``crlb_z_nm`` NaN in ``nan_z_share`` of the rows, whose z errors are 2x, within the 500-nm match),
+    and the same as a network-like prediction (``sigma_*_nm``)."""
     rng = np.random.default_rng(seed)
     fr = np.arange(n)
     x, y, z = rng.uniform(1000, 5000, n), rng.uniform(1000, 5000, n), rng.uniform(-300, 300, n)
