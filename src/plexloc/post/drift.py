@@ -1246,13 +1246,21 @@ def _two_window_bend(b_frames: np.ndarray, b_drift: np.ndarray, curve: np.ndarra
     return float(np.sqrt(np.mean(np.sum(e**2, axis=1))))
 
 
+#: ... below :data:`RCC_STEP_F`, a cubic through the blocks whose F ratio over their line exceeds this counts its
+#: noise-corrected bend quietly (:func:`_two_window_bend_below_gate`; session 51). The 1 % point of F(4, 8), the
+#: cubic's degrees of freedom over 8 blocks: 2-window straight drifts read 0.2-5.3, wobbles 3.6-85 (bench/drift51.py;
+#: without it a straight drift of 25k rows, 0.77 nm off, was reported +-3.3 instead of +-0.73)
+RCC_BEND_QUIET_F = 7.0
+
+
 def _two_window_bend_below_gate(b_frames: np.ndarray, b_drift: np.ndarray, curve: np.ndarray, frames: np.ndarray
                                 ) -> float:
     """Where :func:`_two_window_bend`'s F gate stays shut: how far the straight line of a 2-window RCC is from a cubic
     through the blocks' drifts (rms over the frames after the constant offset, nm), less what the blocks' own noise
     puts there (session 51): the cubic's departure from the blocks' best line holds 2 of the blocks' noise dimensions
-    per axis, 2 * 2 sigma² / n_blocks in the mean square (sigma² per axis from the cubic's residual). Without it,
-    2-window wobbles whose blocks read F 3.6-23 were 12-15 nm off, reported +-2-5.5 (bench/drift51.py)."""
+    per axis, 2 * 2 sigma² / n_blocks in the mean square (sigma² per axis from the cubic's residual); 0 where the
+    cubic's F ratio over the line is :data:`RCC_BEND_QUIET_F` or less. Without it, 2-window wobbles whose blocks read
+    F 10.6-23 were 12-15 nm off, reported +-2-4 (bench/drift51.py)."""
     n_b = len(b_frames)
     if n_b < 6:
         return 0.0
@@ -1261,7 +1269,13 @@ def _two_window_bend_below_gate(b_frames: np.ndarray, b_drift: np.ndarray, curve
     t = (b_frames - mid) / scale
     design = np.column_stack([t**k for k in range(4)])
     c, *_ = np.linalg.lstsq(design, b_drift, rcond=None)
-    sigma2 = float(np.sum((design @ c - b_drift) ** 2)) / (2.0 * (n_b - 4))
+    rss = float(np.sum((design @ c - b_drift) ** 2))
+    line, *_ = np.linalg.lstsq(design[:, :2], b_drift, rcond=None)
+    rss_line = float(np.sum((design[:, :2] @ line - b_drift) ** 2))
+    f_ratio = (rss_line - rss) / 4.0 / (max(rss, 1e-12) / (2.0 * (n_b - 4)))
+    if not f_ratio > RCC_BEND_QUIET_F:
+        return 0.0
+    sigma2 = rss / (2.0 * (n_b - 4))
     tf = (np.clip(frames, b_frames[0], b_frames[-1]) - mid) / scale
     e = np.column_stack([tf**k for k in range(4)]) @ c - curve
     e -= e.mean(axis=0)
@@ -1534,8 +1548,8 @@ def rcc_drift(
                 + (", and this drift estimate is not reliable" if unreliable else "")
                 + ". Use more windows (n_segments, plexloc drift --segments)", UnreliableDriftWarning, stacklevel=2)
         else:
-            # below the gate, the bend the blocks show beyond their noise still counts, without a warning (session 51:
-            # 2-window wobbles 12-15 nm off were reported +-2-5.5; straight drifts' figures grow to at most 7.4 nm)
+            # below the gate, a bend the blocks show beyond their noise (F above RCC_BEND_QUIET_F) still counts,
+            # without a warning (session 51: 2-window wobbles 12-15 nm off were reported +-2-4)
             quiet = _two_window_bend_below_gate(blocks["frames"], blocks["drift"], curve[:, :2], frames)
             info["bend_below_gate_nm"] = quiet
             info["uncertainty_nm"] = float(np.hypot(info["uncertainty_nm"], quiet))
