@@ -250,3 +250,68 @@ def test_training_advice_names_what_the_job_kept_and_a_fits_advice_names_a_train
     assert ("train it longer (a new plexloc-train job with --input config=CONFIG --input init_from=job:T/model.pt "
             "--set minutes=M), on a GPU") in said["F"][0], said
     assert "plexloc train CONFIG" not in said["F"][0]
+
+
+def test_two_first_uploads_of_the_same_file_at_once_keep_one_copy(tmp_path):
+    """Two submissions upload the same new file at once (neither finds the other's: it is still arriving): both were
+    stored, counted twice against the quota. Completed with ``reuse`` (plexloc submit, the web page), the second
+    answers the first's file and its own copy is removed; without it (``--no-reuse``) both stay."""
+    from plexloc.service import transfer
+
+    svc = make_service(tmp_path)
+    src = tmp_path / "cfg.bin"
+    src.write_bytes(b"x" * 300_000)
+    sha = transfer.sha256_of(src)
+    with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+        created = [c._post("/files", {"name": "cfg.bin", "size": src.stat().st_size, "sha256": sha}) for _ in range(2)]
+        for up in created:  # both arrive before either is complete
+            transfer.upload(c.bytes_http, up["upload_url"], src)
+        a, b = created[0]["file"]["id"], created[1]["file"]["id"]
+        assert c._post(f"/files/{a}/complete?reuse=true")["id"] == a
+        assert c._post(f"/files/{b}/complete?reuse=true")["id"] == a
+        assert [f["id"] for f in c.files(kind="upload")] == [a]
+        assert c.usage()["file_bytes"] == 300_000
+        # the client's upload: a file completed meanwhile by another upload is answered, marked reused
+        again = c.upload(src, reuse=True)  # (found before the upload: reused at once)
+        assert again["id"] == a and again["reused"]
+        third = c._post("/files", {"name": "cfg.bin", "size": src.stat().st_size, "sha256": sha})
+        transfer.upload(c.bytes_http, third["upload_url"], src)
+        assert c._post(f"/files/{third['file']['id']}/complete")["id"] == third["file"]["id"]  # no reuse: kept
+        assert len(c.files(kind="upload")) == 2
+    stored = [p for p in (tmp_path / "data").rglob("*") if p.is_file() and p.stat().st_size == 300_000]
+    svc.app.state.engine.dispose()
+    assert len(stored) == 2, stored
+
+
+def test_a_store_never_freed_fails_the_job_once_saying_why_and_the_admin_sees_it(tmp_path, caplog):
+    """The store stays full: the worker waited ``storage_wait_s`` for the output, then as long again for log.txt (20
+    min by default), and the job failed with "ServiceError: HTTP 507: ticks.txt: ..." after a traceback in the worker's
+    log; the server's log named neither the job nor its end, and the claim (a pull) was left out of it. Now the job
+    fails after one wait, saying the store stayed full and its outputs were not kept, and the server logs the claim,
+    the refused output's job and the job's end with its error."""
+    import logging
+
+    svc = make_service(tmp_path)
+    svc.app.state.storage.free_bytes = lambda: 0
+    wait = 3.0
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            with caplog.at_level(logging.INFO, logger="plexloc"):
+                with AgentThread(live.url, svc.worker_token, storage_wait_s=wait):
+                    job = c.submit("ticker", entry_point="tick", config={"n": 1})
+                    t0 = time.monotonic()
+                    done = c.wait(job["id"], timeout=60)
+                    took = time.monotonic() - t0
+        jid = job["id"]
+        assert done["state"] == "failed"
+        assert done["error"].startswith("the server's file store stayed full for "), done["error"]
+        assert "outputs were not kept (ticks.txt: the server's file store has 0 bytes free" in done["error"]
+        assert "submit the job again" in done["error"]
+        assert took < 1.6 * wait, took  # one wait, not one for the output and one more for log.txt
+        said = [r.getMessage() for r in caplog.records if r.name.startswith("plexloc.service")]
+        assert any(m.startswith(f"job {jid} (ticker 1.0 tick) claimed by worker w1 (attempt 1)") for m in said), said
+        assert any(f"an output of job {jid}) refused" in m for m in said), said
+        assert any(m.startswith(f"job {jid} failed on worker w1: the server's file store stayed full") for m in said), said
+        assert not [r for r in caplog.records if r.name == "plexloc.worker" and r.exc_info], "a traceback was logged"
+    finally:
+        svc.app.state.engine.dispose()

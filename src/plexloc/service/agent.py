@@ -181,6 +181,11 @@ class _LeaseLost(Exception):
     """The server gave the job to another worker while this one was downloading its inputs."""
 
 
+class StoreFull(Exception):
+    """The server's file store stayed full (507) for the whole wait (``storage_wait_s``): the job's outputs were not
+    kept. Its message says so and what to do; the job fails with it."""
+
+
 class _Reporter(threading.Thread):
     """Pings the server every ``interval`` s with progress, stage and new log lines.
 
@@ -206,6 +211,7 @@ class _Reporter(threading.Thread):
         self.progress = 0.0
         self.stage = "downloading"
         self.outputs: set[str] = set()  # names of the outputs registered (the worker's log takes a name not among them)
+        self.store_full = False  # a wait for the full store's space gave up: the log is not waited for again
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self.stop = threading.Event()
@@ -584,6 +590,9 @@ class Agent:
             if rep.cancel.is_set():  # stopped by its user's cancel (waiting out a full store): cancelled, not failed
                 # (it ended "cancelled ... before the worker saw it, the job had failed: ServiceError: HTTP 507 ...")
                 state, error = "cancelled", "cancelled by the user"
+            elif isinstance(err, StoreFull):  # said in full: no traceback in the worker's log
+                log.error("job %s failed: %s", job_id, err)
+                state, error = "failed", str(err)
             else:
                 log.exception("job %s failed", job_id)
                 state, error = "failed", f"{type(err).__name__}: {err}"
@@ -693,7 +702,8 @@ class Agent:
     def _retrying(self, what: str, fn, rep: _Reporter):
         """``fn()``, tried again with growing pauses (up to ``storage_wait_s`` in all) while the store or
         the server is unreachable: the job waits out an outage instead of failing or losing its files."""
-        deadline = time.monotonic() + self.storage_wait_s
+        started = time.monotonic()
+        deadline = started + self.storage_wait_s
         pause = 0.5
         mismatches = 0
         links, link_at = 0, 0.0  # signed links refused (403) in quick succession, and when the last one was
@@ -724,6 +734,16 @@ class Agent:
                 if isinstance(err, transfer.ChecksumMismatch):  # corrupted in flight: twice more; a bad copy stays bad
                     mismatches += 1
                     transient = mismatches <= 2
+                if full and rep.store_full:  # waited out once already (an output): the log upload does not wait
+                    raise  # as long again (a store never freed failed the job after twice storage_wait_s, 20 min)
+                if full and transient and time.monotonic() + pause > deadline and not (rep.cancel.is_set()
+                                                                                       or rep.lost.is_set()):
+                    rep.store_full = True
+                    raise StoreFull(
+                        f"the server's file store stayed full for {time.monotonic() - started:.0f} s, so the job's "
+                        f"outputs were not kept ({err.detail}); once space is freed, submit the job again (or re-run it "
+                        "from the web page)"
+                    ) from None
                 if not transient or time.monotonic() + pause > deadline or rep.cancel.is_set() or rep.lost.is_set():
                     raise
                 rep.log(f"[worker] {what}: {err}; retrying in {pause:g} s"

@@ -67,7 +67,7 @@ def _own_job(session, user, job_id: str, *, lock: bool = False) -> Job:
     return job
 
 
-def check_size(request: Request, size: int, name: str) -> None:
+def check_size(request: Request, size: int, name: str, *, job_id: str | None = None) -> None:
     """413 over the server's upload limit; 507 when the local store's disk has not room for ``size`` bytes (said before
     a byte is sent, not as an upload that fails when the disk is full). Both name the file ``name`` (of a job's several
     inputs or outputs, which one)."""
@@ -79,8 +79,8 @@ def check_size(request: Request, size: int, name: str) -> None:
         # said in the server's own log too: the administrator, who can free space, saw nothing there (a job's worker
         # waits for the space, its user sees it in the job's log)
         logging.getLogger("plexloc.service").warning(
-            "the file store is full: %s (%d bytes) refused, %d bytes free; free space in %s", name, size, left,
-            getattr(request.app.state.storage, "root", "the store"))
+            "the file store is full: %s (%d bytes%s) refused, %d bytes free; free space in %s", name, size,
+            f", an output of job {job_id}" if job_id else "", left, getattr(request.app.state.storage, "root", "the store"))
         raise HTTPException(507, f"{name}: the server's file store has {left} bytes free, fewer than the file's {size}: "
                                  "ask the server's administrator to free space")
 
@@ -212,12 +212,24 @@ def upload_parts(file_id: str, request: Request, session: SessionDep, user: User
 
 
 @router.post("/files/{file_id}/complete")
-def complete_file(file_id: str, request: Request, session: SessionDep, user: UserDep) -> FileOut:
-    """Check that all bytes arrived (size and SHA-256) and make the file usable by jobs."""
+def complete_file(file_id: str, request: Request, session: SessionDep, user: UserDep, reuse: bool = False) -> FileOut:
+    """Check that all bytes arrived (size and SHA-256) and make the file usable by jobs. ``reuse`` (as ``plexloc
+    submit`` and the web page ask, unless told not to): when another complete upload of the user has the same name,
+    size and SHA-256, that one is answered and this one removed, so that two submissions that both uploaded a new file
+    at once (neither found the other's, still arriving) keep one copy, counted once against the quota."""
     f = _own_file(session, user, file_id)
     if f.state == "pending":
         f.sha256 = request.app.state.storage.finalize(f.storage_key, size=f.size, sha256=f.sha256)
         f.state = "ready"
+    if reuse and f.kind == "upload" and f.sha256:
+        same = session.scalars(select(File).where(
+            File.user_id == user.id, File.kind == "upload", File.state == "ready", File.id != f.id, File.name == f.name,
+            File.size == f.size, File.sha256 == f.sha256).order_by(File.created_at, File.id))
+        kept = next((g for g in same if _stored(request.app.state.storage, g)), None)
+        in_use = session.scalar(select(JobInput.job_id).where(JobInput.file_id == f.id).limit(1))
+        if kept is not None and in_use is None:
+            ops.delete_files(session, request.app.state.storage, [f])
+            return FileOut.model_validate(kept)
     return FileOut.model_validate(f)
 
 

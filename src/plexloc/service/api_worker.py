@@ -8,6 +8,7 @@ with the attempt number the claim returned (plexloc's worker always sends it): a
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated, Any
 
@@ -35,6 +36,7 @@ from plexloc.service.schemas import (
 from plexloc.service.states import IllegalTransition, JobState
 from plexloc.service.words import CLAIMED
 
+log = logging.getLogger("plexloc.service")
 router = APIRouter(prefix="/worker/v1", tags=["worker"])
 
 
@@ -95,6 +97,9 @@ def pull(body: PullIn, request: Request, response: Response, session: SessionDep
     if job is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT, headers={APPS_HEADER: registry.tag})
     ops.add_log(session, job, [f"{CLAIMED}{worker.name} (attempt {job.attempts})"])  # where the attempt's warnings start
+    # the server's log says which worker took which job (the pulls themselves are left out of the request log)
+    log.info("job %s (%s %s %s) claimed by worker %s (attempt %d)", job.id, job.application, job.version,
+             job.entry_point, worker.name, job.attempts)
     ep = registry.apps[job.application].versions[job.version].entry_points[job.entry_point]
     inputs = []
     for ji in job.inputs:
@@ -145,7 +150,7 @@ def create_output(job_id: str, body: OutputCreate, request: Request, session: Se
     """Register an output file of the job (in its user's space) and get its upload URL."""
     job = _held_job(session, worker, job_id, attempt)
     ops.check_file_name(body.name, allow_dirs=True)
-    check_size(request, body.size, body.name)
+    check_size(request, body.size, body.name, job_id=job.id)
     # one file per output name: an earlier attempt's (whose lease lapsed) or an upload begun again is replaced,
     # so that a later job, and the user's download, get this attempt's file
     same = session.scalars(select(File).where(File.job_id == job.id, File.name == body.name)).all()
@@ -204,4 +209,7 @@ def finish(job_id: str, body: FinishIn, session: SessionDep, worker: WorkerDep, 
         session, job, worker, state=body.state, error=body.error, cpu_seconds=body.cpu_seconds,
         gpu_seconds=body.gpu_seconds, lines=body.log, attempt=attempt,
     )
+    # how it ended, in the server's log: a job failed by the store (full) or by its worker was seen only by its user
+    (log.warning if job.state == "failed" else log.info)(
+        "job %s %s on worker %s%s", job.id, job.state, worker.name, f": {job.error}" if job.error else "")
     return {"job_id": job.id, "state": job.state}

@@ -94,7 +94,9 @@ class Client:
                 except transfer.LinkRefused:  # the link expired (url_ttl_s) during a long or cut upload: a fresh one,
                     url = self._post(f"/files/{_q(fid)}/upload-url")["upload_url"]  # resumed at the store's offset
                     transfer.upload(self.bytes_http, url, path)
-            return self._post(f"/files/{fid}/complete")
+            done = self._post(f"/files/{fid}/complete" + ("?reuse=true" if reuse else ""))
+            # another submission uploaded the same file meanwhile: its copy is the one kept (this one was removed)
+            return {**done, "reused": True} if done["id"] != fid else done
         except BaseException:
             # an upload that failed after its retries, or was interrupted (Ctrl-C), is not resumed by a later call (each
             # registers a new file): its registration, counted against the quota at its full size until it expired

@@ -85,7 +85,8 @@ async function uploadOne(file) {
     const r = await fetch(url, { method: "PUT", body: file });
     if (!r.ok) throw new Error(`upload of ${file.name}: ${r.status}`);
   }
-  const done = await api("POST", `/files/${created.file.id}/complete`);
+  // reuse: the same file completed meanwhile by another upload (two tabs, a submit) is kept once
+  const done = await api("POST", `/files/${created.file.id}/complete` + (sha256 ? "?reuse=true" : ""));
   $("upload-status").textContent = `${file.name}: uploaded`;
   return done;
 }
