@@ -7,9 +7,7 @@ one row per (fluorophore, frame): the per-frame emitters that a movie or a train
 
 Density is the expected number of *active* emitters per um^2 per frame, an emitter being active in
 frame k when its on-interval overlaps ``[k, k + 1)``: with start rate r per frame, that is
-``r * (on_time + 1)``. Every sequence starts in the process's stationary state (the fluorophores on at frame 0 have
-exponential ages and residual on-times), so frame 0 is as dense as every other frame (before session 51 a lead-in of 5
-on-times left it ``tau e^-5 / (tau + 1)`` too sparse, 0.45 % at tau = 2).
+``r * (on_time + 1)``.
 
 With ``blinking: false`` every emitter is on for exactly one whole frame (start at the frame's beginning,
 on-time 1), so each frame holds Poisson(density x area) emitters at their full flux, independent of the
@@ -159,10 +157,7 @@ def sample_emitters(
     else:
         tau_max = config.on_time_frames
         rate_per_density = 1.0 / (tau_max + 1.0)
-    # the process starts in its stationary state: fluorophores on at frame 0 are drawn from starts in [-tau, 0), then
-    # given the age and residual on-time of an event on at time 0 (below). A lead-in of 5 tau (before session 51)
-    # missed the events that started earlier and were still on: frame 0 was tau e^-5 / (tau + 1) too sparse
-    lead_in = tau_max
+    lead_in = 5.0 * tau_max  # fluorophores switched on before frame 0 are still on at frame 0
     m = float(margin_nm)
     area_um2 = (fov_nm[0] + 2 * m) * (fov_nm[1] + 2 * m) * 1e-6
     span = n_frames + lead_in
@@ -197,7 +192,6 @@ def sample_emitters(
     else:
         t0 = uniform(-lead_in, float(n_frames))
         on = -tau * torch.log1p(-torch.rand(n_f, generator=generator, device=device, dtype=dtype).clamp_max(1 - 1e-7))
-        t0, on = _stationary_start(t0, on, tau)
     t1 = t0 + on
     xyz = torch.stack(
         [uniform(-m, fov_nm[0] + m), uniform(-m, fov_nm[1] + m), uniform(*config.z_range_nm)], dim=1
@@ -219,26 +213,6 @@ def sample_emitters(
         id=fid,
         color=color[fid],
     )
-
-
-def _stationary_start(t0: Tensor, on: Tensor, tau: Tensor | float) -> tuple[Tensor, Tensor]:
-    """Start times and on-times with the events of ``t0 < 0`` made those on at time 0 of a stationary process.
-
-    With starts at rate r per frame and exponential on-times of mean tau, the events on at time 0 are Poisson(r tau)
-    in number, with an age (time since the start) and a residual on-time that are independent and exponential of mean
-    tau each. The caller draws starts uniform over ``[-tau_max, n_frames)``: those in ``[-tau, 0)`` are r tau events
-    in expectation, and each becomes an event on at 0: its residual is its own on-time ``on`` (memoryless) and its age
-    ``-tau log(-t0 / tau)`` (``-t0 / tau`` is uniform in (0, 1]), so no random number is drawn here. Starts before
-    ``-tau`` (a colour whose tau is below the longest one's) are not on at 0: given no time at all (``t0 = on = 0``
-    they are kept as ``[t0, t0)``, before frame 0, and overlap no frame)."""
-    before = t0 < 0
-    tau_t = torch.as_tensor(tau, dtype=t0.dtype, device=t0.device).expand_as(t0)
-    carried = before & (t0 >= -tau_t)
-    ratio = (-t0 / tau_t).clamp(min=torch.finfo(t0.dtype).tiny, max=1.0)
-    age = -tau_t * torch.log(ratio)
-    t0_new = torch.where(carried, -age, t0)
-    on_new = torch.where(carried, age + on, torch.where(before, torch.zeros_like(on), on))
-    return t0_new, on_new
 
 
 def _frame_rows(t0: Tensor, t1: Tensor, seq: Tensor, n_frames: int, *, device, dtype) -> tuple[Tensor, Tensor, Tensor]:
