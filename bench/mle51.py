@@ -3,13 +3,15 @@
 ``examples/3d_astigmatic.yaml`` is simulated as bench/mle3d50.py does (emitters over z -600..600 nm, seed 1, the
 example's fit range -500..500 nm) and fitted with :func:`plexloc.mle.fit_movie`. Each table is then scored as it is
 and after :func:`plexloc.mle.refine_frames` (the frame's other rows as a known term of each window's model, what
-``plexloc fit --refine-mle`` does to a network's table), and the fit is repeated with ``z_margin_nm`` 100 (bounds
-+-600 nm: the simulated range). Per variant: rows, rows on the z bound (|z| within 0.5 nm of the fit's bound: refine
-does not rewrite ``at_bound``), JI, RMSE lat / ax, E3D (SMLM 2016 matching, 250 / 500 nm), the lateral RMSE of the
+``plexloc fit --refine-mle`` does to a network's table; ``mle_refine_mle``: the same within the fit,
+``fit_movie(refine_mle=True)``, as ``plexloc fit --method mle --refine-mle`` since session 51; ``mle_refined_isolated``:
+refitted without the neighbours, a control), and the fit is repeated with ``z_margin_nm`` 100 (bounds
++-600 nm: the simulated range). Per variant: rows, rows on the z bound (|z| within 0.5 nm of the fit's bound: before
+session 51 refine did not rewrite ``at_bound``), JI, RMSE lat / ax, E3D (SMLM 2016 matching, 250 / 500 nm), the lateral RMSE of the
 rows off the bound, and of the rows on the bound whose true z is inside -500..500; the rows on the bound's median
 lateral |error| / crlb_x (point 5 of the brief).
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/mle51.py --out bench/mle51.json`` (CPU, one thread; a few minutes on the
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/mle51.py --out bench/mle51.json`` (CPU, one thread; about a minute on the
 2-core shared session-51 machine: 200 frames at 0.5 and 1 per um^2).
 """
 
@@ -113,11 +115,17 @@ def main() -> None:
                 row[tag] = analyse(truth, ref, Z_FIT)
                 row[tag]["seconds"] = time.perf_counter() - t0
             t0 = time.perf_counter()
+            st: dict = {}
+            piped = fit_movie(movie, config, refine_mle=True, stats=st)  # the same, as plexloc fit --refine-mle does it
+            row["mle_refine_mle"] = analyse(truth, piped, Z_FIT)
+            row["mle_refine_mle"].update(seconds=time.perf_counter() - t0, refined_rows=st["refined_rows"],
+                                         flagged=st["flagged"], at_bound_z=int(((np.asarray(piped["at_bound"]) & 2) != 0).sum()))
+            t0 = time.perf_counter()
             wide = fit_movie(movie, config, z_margin_nm=100.0)
             row["mle_margin100"] = analyse(truth, wide, Z_FIT + 100.0)
             row["mle_margin100"]["seconds"] = time.perf_counter() - t0
             result["densities"][f"{density:g}"] = row
-            for tag in ("mle", "mle_refined", "mle_refined_isolated", "mle_margin100"):
+            for tag in ("mle", "mle_refined", "mle_refined_isolated", "mle_refine_mle", "mle_margin100"):
                 r = row[tag]
                 s = r["scores"]
                 print(f"{density:g}/um2 {tag:22s}: {r['rows']} rows, on z bound {r['on_z_bound']} ({r['on_z_bound_pct']:.1f} %,"

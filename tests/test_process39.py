@@ -362,7 +362,7 @@ def test_fit_options_reach_the_fitters(lab, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(plexloc.mle, "fit_movie_to_file", stop)
     rc, _, _ = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out), *split], capsys)
     assert rc == 1 and seen["roi_offset_px"] == (3, 4) and seen["config"].split_view.boxes == [(0, 0, 20, 40)]
-    for extra in (["--refine-mle"], ["--precision", "bfloat16"]):
+    for extra in (["--precision", "bfloat16"],):  # (--refine-mle refines MLE fits too since session 51)
         rc, _, err = _process([str(good), "--method", "mle", "--config", str(config), "--out", str(out), *extra],
                               capsys)
         assert rc == 2 and f"{extra[0]} applies to --method network only" in err

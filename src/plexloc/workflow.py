@@ -474,7 +474,8 @@ def _fit(acq: Acquisition, folder: Path, options: ProcessOptions, progress: bool
         config = _mle_config(options)
         check_movie_count(movie, config)
         rows = fit_mle(movie, config, folder / "locs.csv", device=options.device, camera=options.camera,
-                       progress=progress, stats=stats, filters=filters, roi_offset_px=options.roi_offset_px)
+                       progress=progress, stats=stats, filters=filters, roi_offset_px=options.roi_offset_px,
+                       refine_mle=options.refine_mle)
     else:
         from plexloc.infer import fit_movie_to_file
         from plexloc.progress import progress as bar
@@ -860,6 +861,8 @@ def _provenance(acq: Acquisition, options: ProcessOptions, geometry: _Geometry, 
             settings.append(f"refined by MLE ({fit.get('refined_rows', 0)} rows)")
     else:
         how, settings = "maximum likelihood (--method mle) with the configuration given", []
+        if options.refine_mle:
+            settings.append(f"refined with the neighbours modelled ({fit.get('refined_rows', 0)} rows)")
     settings.append("the model's training camera" if options.camera is None and options.method == "network"
                     else "the configuration's camera" if options.camera is None else "the camera given (--camera)")
     filters = {k: v for k, v in options.filters.items() if v is not None}

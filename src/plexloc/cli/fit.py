@@ -46,8 +46,9 @@ def add_fit_method_options(p: argparse.ArgumentParser) -> None:
                    "(2048 x 2048, one channel, window 3: 300 MB at 16), so a smaller B needs less memory")
     p.add_argument("--refine-mle", action="store_true",
                    help="refine each localization by maximum likelihood in its frame, the other localizations nearby "
-                   "modelled (network; worth it where the model's errors are well above the Cramér-Rao bound, e.g. "
-                   "molecules on for one frame; refined rows: column refined = 1, sigma = CRLB)")
+                   "modelled (network: worth it where the model's errors are well above the Cramér-Rao bound, e.g. "
+                   "molecules on for one frame; refined rows: column refined = 1, sigma = CRLB; --method mle: each "
+                   "fit redone with its neighbours' light modelled, for dense movies; refined rows: column refined = 1)")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto",
                    help="the network's arithmetic (network): auto (default; bfloat16 on a GPU and on a CPU with bfloat16 "
                    "instructions, float32 on other CPUs), float32, or bfloat16. On a CPU with bfloat16 instructions "
@@ -77,7 +78,7 @@ def check_fit_method_options(args: argparse.Namespace, network_only: Sequence[tu
     if args.method == "mle":
         given = [opt for opt, on in (
             ("--model", args.model is not None), ("--threshold", args.threshold is not None),
-            ("--batch-frames", args.batch_frames is not None), ("--refine-mle", args.refine_mle),
+            ("--batch-frames", args.batch_frames is not None),
             ("--precision", args.precision != "auto"), *network_only,
             ("--min-prob", args.min_prob is not None),  # MLE rows have no detection probability
         ) if on]
@@ -164,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         check_movie_count(movie, config, source=args.config)  # the error names the configuration's file
         stats = {}
         n_rows = fit_mle(movie, config, args.out, device=device, camera=camera, progress=True, stats=stats,
+                         refine_mle=args.refine_mle,
                          filters=dict(min_photons=args.min_photons, max_photons=args.max_photons,
                                       max_sigma_nm=args.max_sigma),  # no predicted sigma: the CRLB
                          roi_offset_px=None if args.roi_offset is None else tuple(args.roi_offset))
@@ -183,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
                      if flagged.get("not_significant") else None):
             if line:
                 print(line, file=sys.stderr)
+        if args.refine_mle and n_rows:
+            print(f"refined by maximum likelihood, the neighbours modelled: {stats['refined_rows']} of the fits "
+                  "(column refined)", file=sys.stderr)
     else:
         from plexloc.infer import fit_movie_to_file
 

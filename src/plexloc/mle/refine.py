@@ -476,3 +476,17 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
     out["p_spot"][rows] = res.p_spot.numpy()[keep]
     out["roi_px"][rows] = float(R)
     out["refined"][rows] = 1.0
+    # an MLE fitter's table (columns converged, at_bound: plexloc fit --method mle --refine-mle): its fit's own columns
+    # follow the refit, so that at_bound & 2 marks the rows whose crlb_z_nm is NaN (a refit moved off the z bound, or
+    # onto it) and converged says what plexloc filter --converged keeps; a network's table has none of them
+    if "at_bound" in out and "converged" in out:
+        mle_cols = {"converged": res.converged.numpy(), "at_bound": res.at_bound.numpy(), "iterations": res.iterations.numpy(),
+                    "loglik": res.loglik.numpy(), "bg": res.bg_ch[:, 0].numpy(),
+                    **{f"bg_ch{c}": res.bg_ch[:, c].numpy() for c in range(C)}}
+        for k, v in mle_cols.items():
+            if k in out:
+                out[k][rows] = v[keep].astype(out[k].dtype)
+        if "crlb_photons" in out:
+            out["crlb_photons"][rows] = bound["photons"]
+        if "crlb_bg" in out and "bg" in res.crlb:
+            out["crlb_bg"][rows] = res.crlb["bg"].numpy()[keep]
