@@ -32,8 +32,8 @@ def test_a_two_window_wobble_below_the_gate_is_counted(structure, rows, seed):
     Now the figure is near the error; the second (its curve 14 nm rms, about its own error) is flagged by the rule."""
     res, actual = _run(structure, "wobble", rows, seed, strict=False)
     assert actual > 10.0 and "bend_nm" not in res.info
-    assert res.info["bend_below_gate_nm"] > 8.0  # F 10.6-13.7: above drift.RCC_BEND_QUIET_F
     assert 0.75 * actual <= res.info["uncertainty_nm"] <= 1.5 * actual
+    assert res.info["bend_below_gate_nm"] > 8.0  # F 10.6-13.7: above drift.RCC_BEND_QUIET_F
 
 
 @pytest.mark.parametrize(("structure", "rows", "seed"), [("clusters", 5000, 0), ("clusters", 5000, 2),
