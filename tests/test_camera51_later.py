@@ -61,3 +61,17 @@ def test_the_priors_pre_fit_looks_for_the_level_in_later_frames(tmp_path, monkey
             pass
     # before: [(65535.0, "dtype")], the pre-fit's rows of the clipped frames unflagged
     assert seen == [[(4000.0, "pile-up")]]
+
+
+def test_calibrate_camera_blames_a_clipped_flat_not_the_dark_frames_for_a_high_read_noise(tmp_path, capsys):
+    """A flat 60 % at 1000 ADU (test_clip50_review): e_per_adu 41.9 for 0.46, so 140 e- of read noise, which the
+    warning blamed on light reaching the dark frames."""
+    from test_clip50_review import _calibrate
+
+    rc, err = _calibrate(tmp_path, 1000, (100.0, 250.0, 560.0), capsys)
+    assert rc == 0 and "did light reach the dark frames" not in err
+    assert "above any sCMOS's (0.7-3 e-): flats clipped where the camera clips (" in err
+    assert "flat2.tif at 1000 ADU) measured it" in err and "Record the flats dimmer, below 1000 ADU" in err
+    # unclipped flats keep their words (no read-noise warning at all)
+    rc, err = _calibrate(tmp_path, 65535, (100.0, 250.0, 480.0), capsys)
+    assert rc == 0 and "read noise measured" not in err

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                                    max_frames=args.max_frames or 300, source=str(args.movie))
     cal = calibrate_camera(dark, kind=args.kind, flats=flats, movie=movie, em_gain=args.em_gain, qe=args.qe,
                            spurious_charge=args.spurious_charge, gain_map=args.gain_map)
-    warned = _scmos_plausible(cal, dark=args.dark) if args.kind == "scmos" else []
+    warned = _scmos_plausible(cal, dark=args.dark, flats=flats) if args.kind == "scmos" else []
     for text in cal.warnings:  # kept with the notes in the YAML and the JSON
         print(f"plexloc calibrate-camera: warning: {text}", file=sys.stderr)
     warned += cal.warnings
@@ -111,11 +111,14 @@ SCMOS_MIN_READ_E = 0.15
 QCMOS_MAX_READ_E = 0.7
 
 
-def _scmos_plausible(cal, dark: Path | str = "") -> list[str]:
+def _scmos_plausible(cal, dark: Path | str = "", flats=()) -> list[str]:
     """An EMCCD's frames measured as an sCMOS: e_per_adu 0.075 for a true 45 / 300 = 0.15 and a read noise of 0.12 e-,
     written without a word. A read noise (median, e-) below SCMOS_MIN_READ_E is a warning (stderr, and with the notes in
     the YAML and the JSON); one below QCMOS_MAX_READ_E a note (normal for a qCMOS: no warning); one above
-    SCMOS_MAX_READ_E a warning naming the ``dark`` stack (light reached it); returns the warnings."""
+    SCMOS_MAX_READ_E a warning naming the ``dark`` stack (light reached it), or, where one of ``flats``
+    (:func:`~plexloc.camera.calibration.movie_stats`) clipped, naming that flat: its clipped variance made e_per_adu,
+    and the read noise in e- with it, far too high (a flat 60 % at 1000 ADU: e_per_adu 41.9 for 0.46, 140 e- rms,
+    and the warning asked whether light reached the dark frames; session 51); returns the warnings."""
     import numpy as np
 
     import sys
@@ -127,6 +130,16 @@ def _scmos_plausible(cal, dark: Path | str = "") -> list[str]:
         return []
     read_e = float(np.median(cal.read_sigma_adu) * np.median(gain))
     measured = f"the read noise measured is {read_e:.2g} e- rms (e_per_adu {float(np.median(gain)):.3g})"
+    clipped = [f for f in flats if getattr(f, "clip_adu", None) is not None]
+    if read_e > SCMOS_MAX_READ_E and clipped:
+        names = ", ".join(f"{f.source or 'a flat'} at {f.clip_adu:.0f} ADU" for f in clipped)
+        text = (f"{measured}, above any sCMOS's (0.7-3 e-): flats clipped where the camera clips ({names}) measured "
+                "it; their clipped variance reads as a far higher e_per_adu, and the read noise in e- with it (the "
+                f"dark frames read {float(np.median(cal.read_sigma_adu)):.3g} ADU). Record the flats dimmer, below "
+                f"{min(f.clip_adu for f in clipped):.0f} ADU, and calibrate again: this e_per_adu is wrong")
+        cal.notes.append(text)
+        print(f"plexloc calibrate-camera: warning: {text}", file=sys.stderr)
+        return [text]
     if read_e > SCMOS_MAX_READ_E:
         text = (f"{measured}, above any sCMOS's (0.7-3 e-), and the dark frames' offset "
                 f"{float(np.median(cal.offset_adu)):.5g} ADU (--dark {dark or '?'}): did light reach the dark frames "
