@@ -192,6 +192,11 @@ def _zscore_summary(pred, matching, dim: int, pred_path: Path) -> dict | None:
 
     def cell(ax: str, v: dict) -> str:
         if v["column"] is None:
+            # a column that is there without a finite value (an MLE table whose every z was held on its bound) was
+            # called missing
+            empty = [c for c in (f"sigma_{ax}_nm", f"crlb_{ax}_nm") if c in pred]
+            if empty:
+                return f"{ax} - ({' and '.join(empty)} without a finite value in any row)"
             return f"{ax} - (no sigma_{ax}_nm or crlb_{ax}_nm)"
         r, s = v["zscore_rsd"], v["zscore_std"]
         f = (lambda a: "-" if not np.isfinite(a) else f"{a:.2f}")
