@@ -8,17 +8,14 @@ random numbers, and tests that pass on a lucky seed failed; see the session-51 r
 from __future__ import annotations
 
 import logging
-import math
 
 import pytest
 import torch
 import yaml
 
-from plexloc.config import EmitterConfig, SimulationConfig, TrainConfig, load_config, validate_config
-from plexloc.config.models import PhotonModelConfig
+from plexloc.config import SimulationConfig, TrainConfig, load_config, validate_config
 from plexloc.errors import InputError
 from plexloc.simulation import Simulator
-from plexloc.simulation.emitters import sample_emitters
 
 CHAN = {"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}}
 
@@ -61,3 +58,49 @@ def test_cli_note_and_library_agree(tmp_path, capsys):
                            "background.range"]
     assert "does not give emitters.density_per_um2 1, emitters.photons_range [1000, 10000], emitters.on_time_frames " \
            "2, background.range [20, 200]: plexloc's default(s) used" in err
+
+
+# ------------------------------------------------------------------------------------------ messages
+def _refusal(tmp_path, data: dict, model=TrainConfig) -> str:
+    """The error of ``data`` written to a YAML file and loaded; it names the file and has no pydantic wording left."""
+    path = tmp_path / "walk.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(InputError) as e:
+        load_config(path, model)
+    text = str(e.value)
+    assert str(path) in text, text
+    assert "valid tuple" not in text and "greater than or equal" not in text and "valid number" not in text, text
+    return text
+
+
+@pytest.mark.parametrize("patch, words", [
+    ({"frame_size": [2, 64]}, "field 'frame_size': is [height, width] of the simulated frame (the training ROI) in "
+                              "pixels; 2 px is below 4, the smallest side plexloc takes: give at least [4, 4]"),
+    ({"frame_size": 64}, "field 'frame_size': is [height, width] of the simulated frame (the training ROI) in pixels, "
+                         "two numbers; for a square one of 64 px write [64, 64] (got 64)"),
+    ({"chip_size_px": [512, 3]}, "field 'chip_size_px': is [height, width] of the camera chip in pixels; 3 px is below 4"),
+    ({"channels": [CHAN, CHAN], "psf": None, "camera": None,
+      "photon_model": {"kind": "independent", "channel_photons_range": [1000, 2000]}},
+     "field 'photon_model.channel_photons_range': is one range [min, max] per channel, a list of pairs; got the one "
+     "range [1000, 2000]: write it once per channel, e.g. [[1000, 2000], [1000, 2000]] for two channels"),
+    ({"channels": [CHAN, CHAN], "psf": None, "camera": None,
+      "photon_model": {"kind": "independent", "channel_photons_range": [[1000, 2000], 3000]}},
+     "entry 1 (channel 1) is the one number 3000: each channel's entry is a range [min, max]; for the one value write "
+     "[3000, 3000]"),
+    ({"psf": {"kind": "astigmatic", "c_nm": 250}}, "field 'psf.c_nm': is [x, y], two numbers: the focal planes of x and "
+                                                   "y (nm), usually of opposite sign, e.g. [-250, 250] (got 250)"),
+    ({"psf": {"kind": "astigmatic", "s0_nm": 120}}, "field 'psf.s0_nm': is [x, y], two numbers: the in-focus widths in "
+                                                    "x and y (nm); for the same width write [120, 120]"),
+])
+def test_messages_say_what_to_write(tmp_path, patch, words):
+    """Each was pydantic's "Input should be a valid tuple" (once per number) or "greater than or equal to 4" alone."""
+    data = {"px_size_nm": 100.0, "frame_size": [16, 16]}
+    if "channels" not in patch:
+        data.update({"psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"}})
+    for k, v in patch.items():
+        if v is not None:
+            data[k] = {**data[k], **v} if isinstance(v, dict) and isinstance(data.get(k), dict) else v
+    if data.get("psf", {}).get("kind") == "astigmatic":
+        data["psf"].pop("sigma_nm", None)
+    text = _refusal(tmp_path, data)
+    assert words in text, text

@@ -138,41 +138,16 @@ def _joined(frames, split, camera=None):
     fill = float(base.double().median()) if hasattr(base, "double") else float(base)
     return join_frames(frames, split, shape, fill=round(fill))
 
-#: the fields of a section that shape every simulated movie, named with their defaults where a file leaves them out
-_SHAPING_FIELDS = {"emitters": ("density_per_um2", "photons_range", "on_time_frames"), "background": ("range",)}
-
-
 def _note_defaults(config, source, out, *, given=()) -> None:
     """A note on stderr naming the emitter and background fields that ``source`` leaves out (a section left out
-    entirely included) with the defaults used: the density, photons, on-time and background that make the movie were
-    taken from plexloc's defaults without a word (``emitters`` left out: 1 emitter/µm², 1000-10000 photons).
-    ``config`` as read from the file (its fields set); ``given``: emitter fields given on the command line. A field the
-    movie does not use is not named: ``background`` where every channel has its own (a channel's own left without a
-    ``range`` is named with the channel), ``emitters.on_time_frames`` without blinking or where each dye has its own
-    (ratiometric ``photon_model.on_time_frames``), ``emitters.photons_range`` where each channel has its own
-    (independent ``photon_model.channel_photons_range``). ``emitters.z_range_nm`` is named where a channel's PSF is 3D
-    (astigmatic, spline): its default [0, 0] puts every emitter in focus."""
+    entirely included) with the defaults used (:meth:`~plexloc.config.SimulationConfig.defaulted_fields`): the
+    density, photons, on-time and background that make the movie were taken from plexloc's defaults without a word
+    (``emitters`` left out: 1 emitter/µm², 1000-10000 photons). ``config`` as read from the file (its fields set);
+    ``given``: emitter fields given on the command line."""
     import sys
 
-    pm = config.photon_model
-    unused = set(given)
-    if not config.emitters.blinking or (pm.kind == "ratiometric" and pm.on_time_frames is not None):
-        unused.add("on_time_frames")
-    if pm.kind == "independent" and pm.channel_photons_range is not None:
-        unused.add("photons_range")
-    if all(ch.background is not None for ch in config.channels):
-        unused.add("range")  # background's: no channel takes the top level's
     shown = lambda v: f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, tuple) else f"{v:g}"  # noqa: E731
-    parts = []
-    for section, names in _SHAPING_FIELDS.items():
-        model = getattr(config, section)
-        for name in names:
-            if name not in unused and name not in model.model_fields_set:
-                parts.append(f"{section}.{name} {shown(getattr(model, name))}")
-    if "z_range_nm" not in config.emitters.model_fields_set and any(ch.psf.kind != "gaussian" for ch in config.channels):
-        parts.append(f"emitters.z_range_nm {shown(config.emitters.z_range_nm)}")  # a 3D PSF: every emitter in focus
-    parts += [f"channels.{c}.background.range {shown(ch.background.range)}" for c, ch in enumerate(config.channels)
-              if ch.background is not None and "range" not in ch.background.model_fields_set]
+    parts = [f"{name} {shown(value)}" for name, value in config.defaulted_fields(given=given).items()]
     if parts:
         print(f"plexloc simulate: note: {source} does not give {', '.join(parts)}: plexloc's default(s) used; "
               f"write them in the configuration to simulate your own sample ({Path(out) / 'config.yaml'} holds every value "

@@ -37,6 +37,64 @@ def _range_pair(value, info):
     return value
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _range_list(value, info):
+    """``photon_model.channel_photons_range`` given as one range, or with an entry that is one number: pydantic said
+    "Input should be a valid tuple" once per number; the message says what to write."""
+    if _is_number(value):
+        raise ValueError(f"is one range [min, max] per channel, e.g. [[{value:g}, {value:g}], [{value:g}, {value:g}]] "
+                         "for two channels")
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
+        a, b = value
+        raise ValueError(f"is one range [min, max] per channel, a list of pairs; got the one range [{a:g}, {b:g}]: "
+                         f"write it once per channel, e.g. [[{a:g}, {b:g}], [{a:g}, {b:g}]] for two channels")
+    if isinstance(value, (list, tuple)):
+        for c, v in enumerate(value):
+            if _is_number(v):
+                raise ValueError(f"entry {c} (channel {c}) is the one number {v:g}: each channel's entry is a range "
+                                 f"[min, max]; for the one value write [{v:g}, {v:g}]")
+    return value
+
+
+#: the x / y pairs of the astigmatic PSF, with what each pair is (a one-number value is refused with these words)
+_XY_PAIRS = {"s0_nm": "the in-focus widths in x and y (nm); for the same width write [{v:g}, {v:g}]",
+             "c_nm": "the focal planes of x and y (nm), usually of opposite sign, e.g. [-{a:g}, {a:g}]",
+             "A": "the third-order defocus coefficients of x and y; for the same value write [{v:g}, {v:g}]",
+             "B": "the fourth-order defocus coefficients of x and y; for the same value write [{v:g}, {v:g}]"}
+
+
+def _xy_pair(value, info):
+    """An astigmatic PSF's x / y pair given as one number: said what the two numbers are (pydantic: "Input should be
+    a valid tuple")."""
+    if _is_number(value):
+        raise ValueError("is [x, y], two numbers: " + _XY_PAIRS[info.field_name].format(v=value, a=abs(value)))
+    return value
+
+
+#: the smallest frame side plexloc simulates, trains on and fits (pixels)
+MIN_FRAME_PX = 4
+
+
+def _frame_pair(value, info):
+    """``frame_size`` / ``chip_size_px`` given as one number, or with a side below ``MIN_FRAME_PX``: said what to write
+    (pydantic said "Input should be a valid tuple" or ">= 4" alone)."""
+    what = "the simulated frame (the training ROI)" if info.field_name == "frame_size" else "the camera chip"
+    if _is_number(value):
+        raise ValueError(f"is [height, width] of {what} in pixels, two numbers; for a square one of {value:g} px write "
+                         f"[{value:g}, {value:g}]")
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
+        small = [v for v in value if v < MIN_FRAME_PX]
+        if small:
+            raise ValueError(
+                f"is [height, width] of {what} in pixels; {small[0]:g} px is below "
+                f"{MIN_FRAME_PX}, the smallest side plexloc takes: give at least [{MIN_FRAME_PX}, {MIN_FRAME_PX}] "
+                "(a frame is usually 32-256 px a side; the size is in pixels, not µm)")
+    return value
+
+
 def _check_range(value: Range, *, low: float | None = None) -> Range:
     lo, hi = value
     if hi < lo:
@@ -66,6 +124,8 @@ class AstigmaticPSFConfig(_Model):
     A: tuple[float, float] = (0.0, 0.0)
     B: tuple[float, float] = (0.0, 0.0)
     roi_px: int | None = Field(default=None, ge=3)
+
+    _pairs = field_validator("s0_nm", "c_nm", "A", "B", mode="before")(_xy_pair)
 
 
 class SplinePSFConfig(_Model):
@@ -419,6 +479,8 @@ class PhotonModelConfig(_Model):
                              "(use emitters.on_time_frames)")
         return self
 
+    _ranges = field_validator("channel_photons_range", mode="before")(_range_list)
+
     @model_validator(mode="after")
     def _check_channel_range(self) -> PhotonModelConfig:
         if self.channel_photons_range is not None:
@@ -536,6 +598,10 @@ class BackgroundConfig(_Model):
 MIN_PX_SIZE_NM = 20.0
 
 
+#: the fields of a section that shape every simulated movie (:meth:`SimulationConfig.defaulted_fields`)
+_SHAPING_FIELDS = {"emitters": ("density_per_um2", "photons_range", "on_time_frames"), "background": ("range",)}
+
+
 class SimulationConfig(_Model):
     """Everything the simulator needs: frame geometry, channels, photon model, emitters, background.
 
@@ -558,6 +624,8 @@ class SimulationConfig(_Model):
     photon_model: PhotonModelConfig = Field(default_factory=PhotonModelConfig)
     emitters: EmitterConfig = Field(default_factory=EmitterConfig)
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+
+    _frames = field_validator("frame_size", "chip_size_px", mode="before")(_frame_pair)
 
     @field_validator("px_size_nm")
     @classmethod
@@ -633,6 +701,39 @@ class SimulationConfig(_Model):
                     f"placed at roi_offset_px {list(self.roi_offset_px)}"
                 )
         return self
+
+    def defaulted_fields(self, *, given=()) -> dict[str, object]:
+        """The emitter and background fields that shape a simulated movie and that this configuration leaves to
+        plexloc's defaults, ``{"emitters.density_per_um2": 1.0, ...}`` (empty where the file gives them all).
+
+        Read from the fields set when the configuration was validated: a configuration built from another's
+        ``model_dump()`` sets every field and has none. ``given``: emitter field names set elsewhere (``plexloc
+        simulate --density``: ``("density_per_um2",)``). A field the movie does not use is left out: ``background.range``
+        where every channel has its own background (a channel's own without a ``range`` is named with the channel),
+        ``emitters.on_time_frames`` without blinking or where each dye has its own (ratiometric
+        ``photon_model.on_time_frames``), ``emitters.photons_range`` where each channel has its own (independent
+        ``photon_model.channel_photons_range``). ``emitters.z_range_nm`` is named where a channel's PSF is 3D
+        (astigmatic, spline): its default [0, 0] puts every emitter in focus."""
+        pm = self.photon_model
+        unused = set(given)
+        if not self.emitters.blinking or (pm.kind == "ratiometric" and pm.on_time_frames is not None):
+            unused.add("on_time_frames")
+        if pm.kind == "independent" and pm.channel_photons_range is not None:
+            unused.add("photons_range")
+        if all(ch.background is not None for ch in self.channels):
+            unused.add("range")  # background's: no channel takes the top level's
+        out: dict[str, object] = {}
+        for section, names in _SHAPING_FIELDS.items():
+            model = getattr(self, section)
+            for name in names:
+                if name not in unused and name not in model.model_fields_set:
+                    out[f"{section}.{name}"] = getattr(model, name)
+        if "z_range_nm" not in self.emitters.model_fields_set and any(ch.psf.kind != "gaussian" for ch in self.channels):
+            out["emitters.z_range_nm"] = self.emitters.z_range_nm
+        for c, ch in enumerate(self.channels):
+            if ch.background is not None and "range" not in ch.background.model_fields_set:
+                out[f"channels.{c}.background.range"] = ch.background.range
+        return out
 
     @property
     def px_size_xy_nm(self) -> tuple[float, float]:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Iterator
@@ -299,6 +300,11 @@ class Simulator(nn.Module):
     """Multi-channel SMLM simulator built from a :class:`~plexloc.config.SimulationConfig`.
 
     All randomness goes through the ``generator`` passed to each call (on the simulator's device).
+
+    ``defaults_used``: the emitter and background fields that shape a movie and that the configuration leaves to
+    plexloc's defaults, with their values (:meth:`~plexloc.config.SimulationConfig.defaulted_fields`; ``plexloc
+    simulate`` prints them as a note); also logged at INFO level on the ``plexloc.simulation`` logger. Empty for a
+    configuration that gives them all, and for one built from another's ``model_dump()`` (every field set).
     """
 
     def __init__(self, config: SimulationConfig):
@@ -309,6 +315,11 @@ class Simulator(nn.Module):
                 "plexloc.config.validate_config(data, SimulationConfig)")
         super().__init__()
         self.config = config
+        self.defaults_used = config.defaulted_fields()
+        if self.defaults_used:  # a library user saw no word of them (the note was plexloc simulate's only)
+            logging.getLogger("plexloc.simulation").info(
+                "the configuration leaves %s to plexloc's defaults (Simulator.defaults_used)",
+                ", ".join(f"{k} = {v}" for k, v in self.defaults_used.items()))
         self.px_size_nm = config.px_size_xy_nm
         self.frame_shape = (int(config.frame_size[0]), int(config.frame_size[1]))
         z_lo, z_hi = config.emitters.z_range_nm
