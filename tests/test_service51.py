@@ -315,3 +315,35 @@ def test_a_store_never_freed_fails_the_job_once_saying_why_and_the_admin_sees_it
         assert not [r for r in caplog.records if r.name == "plexloc.worker" and r.exc_info], "a traceback was logged"
     finally:
         svc.app.state.engine.dispose()
+
+
+def test_status_wait_goes_on_across_a_restart_of_the_server(tmp_path, capsys):
+    """``plexloc status JOB --wait`` asked while the server restarts (walk: serve stopped and started again under a
+    running training) ended at once, exit 2, "cannot reach the server: ConnectError"; the job went on and succeeded.
+    Now the wait says once that the server does not answer and waits for it."""
+    import threading
+
+    from plexloc.cli.main import main
+    from plexloc.service.app import create_app
+
+    svc = make_service(tmp_path)
+    first = LiveServer(svc.app)
+    port = int(first.url.rsplit(":", 1)[1])
+    with first, Client(first.url, svc.user_token) as c:
+        job = c.submit("ticker", entry_point="tick", config={"n": 30, "dt": 0.1})
+    rc: list = []
+    with AgentThread(first.url, svc.worker_token):
+        waiter = threading.Thread(target=lambda: rc.append(main(
+            ["status", job["id"], "--wait", "--server", first.url, "--token", svc.user_token])))
+        waiter.start()  # (the server is down: stopped above, as a restart begins)
+        time.sleep(2.0)
+        again = create_app(svc.settings)  # the server started again on the same data folder and port
+        with LiveServer(again, port=port):
+            waiter.join(timeout=60)
+            assert not waiter.is_alive()
+        again.state.engine.dispose()
+    svc.app.state.engine.dispose()
+    out, err = capsys.readouterr()
+    assert rc == [0], (out, err)
+    assert out.strip() == "succeeded", out
+    assert "the server does not answer" in err and "waiting for it" in err, err

@@ -7,7 +7,8 @@ import argparse
 import sys
 import time
 
-from plexloc.cli.submit import STOPPED_WAITING, add_client_options, client_from, say_warnings, service_errors, wait_for_end
+from plexloc.cli.submit import (STOPPED_WAITING, add_client_options, client_from, patiently, say_warnings, service_errors,
+                                 wait_for_end)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
             c.delete(args.job)
             print(f"deleted {args.job} with its outputs and log")
             return 0
-        job = c.cancel(args.job) if args.cancel else c.job(args.job)
+        job = (c.cancel(args.job) if args.cancel else c.job(args.job) if not args.wait
+               else patiently(lambda: c.job(args.job), prog="status"))  # --wait: across a restart of the server
         after = 0
 
         def follow() -> None:  # --log --wait: the log printed as it grows (plexloc status JOB --log --wait watches it)

@@ -95,6 +95,41 @@ STOPPED_WAITING = 3
 STOP_AFTER_S = 30.0
 
 
+#: how long a wait (--wait) goes on while the server does not answer (restarted, briefly down), the job running on
+SERVER_WAIT_S = 600.0
+
+
+def patiently(fn, *, prog: str, said: list | None = None):
+    """``fn()``, asked again every 2 s while the server does not answer (a connection refused, 502-504: restarted or
+    briefly down; its workers go on with their jobs) for up to :data:`SERVER_WAIT_S`, said once on stderr. ``plexloc
+    status JOB --wait`` across a restart of the server ended at once with "cannot reach the server"."""
+    import httpx
+
+    from plexloc.service.client import ServiceError
+
+    said = [] if said is None else said
+    since = None
+    while True:
+        try:
+            out = fn()
+        except (httpx.TransportError, ServiceError) as err:
+            if isinstance(err, ServiceError) and err.status not in (502, 503, 504):
+                raise
+            since = time.monotonic() if since is None else since
+            if time.monotonic() - since > SERVER_WAIT_S:
+                raise
+            if not said:
+                print(f"plexloc {prog}: the server does not answer ({type(err).__name__}: {err}); waiting for it "
+                      f"(up to {SERVER_WAIT_S:g} s; the job goes on on its worker)", file=sys.stderr, flush=True)
+                said.append(True)
+            time.sleep(2.0)
+            continue
+        if said and since is not None:
+            print(f"plexloc {prog}: the server answers again", file=sys.stderr, flush=True)
+            said.clear()
+        return out
+
+
 def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | None = None,
                  poll_s: float = 1.0, each=None) -> dict | None:
     """The job once it has ended; None when it is queued and the server says no worker present can take it (its
@@ -104,10 +139,11 @@ def wait_for_end(c, job_id: str, *, prog: str, keep_waiting: bool, told: str | N
     followed as it grows)."""
     before = None
     noted_at: float | None = None  # since when the note has held
+    said: list = []
     while True:
         if each is not None:
-            each()
-        job = c.job(job_id)
+            patiently(each, prog=prog, said=said)
+        job = patiently(lambda: c.job(job_id), prog=prog, said=said)
         if job["state"] in ("succeeded", "failed", "cancelled"):
             return job
         if job["state"] == "queued" and before in ("assigned", "running"):  # the wait went on without a word
