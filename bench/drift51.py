@@ -3,8 +3,11 @@ window only, structure-free tables) and false refusals of right estimates (spars
 dense 2-window tables with stage jumps, settlings, straight drifts and wobbles), with every table's peak z, runner-up
 z (``second_peak_z``), 3-window closure (computed on every table, whatever its peak) and reported / actual error.
 
-    OMP_NUM_THREADS=1 python bench/drift51.py --out bench/drift51.json
-    python bench/drift51.py --table bench/drift51.json
+    OMP_NUM_THREADS=1 python bench/drift51.py --out bench/drift51.json    # about 5 min on one shared core
+    python bench/drift51.py --table bench/drift51.json    # with the rows of 3abfe7b (before session 51) beside
+
+bench/drift51.json keeps the rows of the code before (3abfe7b, run from a git worktree with PYTHONPATH) under
+"before".
 
 A right estimate is one <= 10 nm off (rms over the frames, x and y); on chance and structure-free tables none is right
 (every estimate there is chance, and not flagging it is a false acceptance).
