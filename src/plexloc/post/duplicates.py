@@ -107,9 +107,9 @@ def _test_offset(d: np.ndarray, i: np.ndarray, j: np.ndarray, v: np.ndarray, tol
                            pairs=k, expected_pairs=mu, p_value=_poisson_sf(k, mu))
 
 
-def _cross_frame_expected(xy: np.ndarray, frame: np.ndarray, v: np.ndarray, tol: float, reach: float) -> float | None:
-    """Same-frame pairs expected within ``tol`` of ``+-v`` from the pairs between frames ``lag`` apart (None: too
-    few frames)."""
+def _cross_frame_expected(xy: np.ndarray, frame: np.ndarray, v: np.ndarray, tols, reach: float) -> list[float] | None:
+    """Same-frame pairs expected within each of ``tols`` of ``+-v`` from the pairs between frames ``lag`` apart
+    (None: too few frames). The cross-frame pairs are found once for all ``tols``."""
     if len(frame) == 0:
         return None
     f0 = int(frame.min())
@@ -119,15 +119,16 @@ def _cross_frame_expected(xy: np.ndarray, frame: np.ndarray, v: np.ndarray, tol:
         return None
     same = float(np.sum(counts * (counts - 1) / 2))
     a = frame_points(xy[:, 0], xy[:, 1], frame, reach)
-    k = 0
+    k = np.zeros(len(tols))
     opportunities = 0.0
     for lag in sorted({span // 4, span // 2, 3 * span // 4}):
         b = frame_points(xy[:, 0], xy[:, 1], frame - lag, reach)
         i, j = same_frame_pairs(a, b, reach)  # j is lag frames after i
         d = xy[j] - xy[i]
-        k += int(np.count_nonzero((np.hypot(*(d - v).T) <= tol) | (np.hypot(*(d + v).T) <= tol)))
+        near = np.minimum(np.hypot(*(d - v).T), np.hypot(*(d + v).T))
+        k += [np.count_nonzero(near <= tol) for tol in tols]
         opportunities += float(np.sum(counts[:-lag] * counts[lag:]))
-    return k * same / opportunities if opportunities > 0 else None
+    return [float(c) * same / opportunities for c in k] if opportunities > 0 else None
 
 
 def channel_duplicates(
@@ -175,12 +176,13 @@ def channel_duplicates(
     for off in candidates:
         off = -off if (off[0] < 0 or (off[0] == 0 and off[1] < 0)) else off  # reported in the half-plane dx > 0
         rep = None
-        for k in SHARE_RADII:  # the test at tol_nm; the share where the copies' spread is counted whole
-            rho = k * tol_nm
-            if k > 1 and rho > np.hypot(*off) / 2:  # the discs at +-offset would overlap
-                break
+        # the test at tol_nm; the share where the copies' spread is counted whole (discs at +-offset apart)
+        radii = [k * tol_nm for k in SHARE_RADII if k == 1 or k * tol_nm <= np.hypot(*off) / 2]
+        crosses = _cross_frame_expected(pts[:, :2], np.asarray(table["frame"], np.int64), off, radii,
+                                        float(np.hypot(*off)) + radii[-1])  # pairs nearer than |offset| + radius
+        for m, rho in enumerate(radii):
             r = _test_offset(d, i, j, off, rho, n)
-            cross = _cross_frame_expected(pts[:, :2], np.asarray(table["frame"], np.int64), off, rho, reach)
+            cross = None if crosses is None else crosses[m]
             if cross is not None and cross > r.expected_pairs:  # structure: pairs at off in other frames too
                 r.expected_pairs = cross
                 r.background = min(2 * cross / max(n, 1), 1.0)
