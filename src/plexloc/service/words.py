@@ -129,10 +129,11 @@ def job_words(registry, job) -> dict[str, Any]:
     words: dict[str, Any] = {"command": ep.command, "messages": ep.messages, "job_id": job.id}
     session = object_session(job)
     if ep.messages and session is not None and (job.error or job.warning_count):
-        words["inputs"] = _input_refs(session, job)
+        # read only when a message is said (a list of jobs translates each failed job's error)
+        words["inputs"] = lambda: _input_refs(session, job)
         if JobState(job.state).terminal:  # what it kept: a cancelled training uploads no model.pt to continue from
-            words["kept"] = set(session.scalars(select(File.name).where(File.job_id == job.id,
-                                                                          File.state == "ready")))
+            words["kept"] = lambda: set(session.scalars(select(File.name).where(File.job_id == job.id,
+                                                                                  File.state == "ready")))
     return words
 
 
@@ -154,7 +155,7 @@ def _input_refs(session: Session, job) -> dict[str, str]:
 
 
 def service_flags(text: str | None, command: list[Any] | None, *, messages: dict[str, str] | None = None,
-                  job_id: str = "JOB", inputs: dict[str, str] | None = None, kept: set[str] | None = None) -> str | None:
+                  job_id: str = "JOB", inputs=None, kept=None) -> str | None:
     """``text`` with each option of ``command`` that an input or a parameter fills named as a submission gives it:
     ``--camera CAMERA.yaml`` -> ``--input camera=CAMERA.yaml``, ``--threshold`` -> ``--set threshold=VALUE``, a flag
     ``--refine-mle`` -> ``--set refine_mle=true``; and each option of ``messages`` (the entry point's own words for
@@ -162,12 +163,13 @@ def service_flags(text: str | None, command: list[Any] | None, *, messages: dict
     (``--out``, ``--device``) and any other text are left as they are. In a message, ``{input.SLOT}`` is the job's
     input of that slot as ``inputs`` names it (``job:TRAIN/model.pt``; not given: ``SLOT``); one that names an output
     of this job (``job:{job}/model.pt``) that the ended job did not keep (``kept``, the names of its files: a cancelled
-    training keeps none) says a new job instead, which is what the user can do."""
+    training keeps none) says a new job instead, which is what the user can do. ``inputs`` and ``kept`` may be
+    functions that return them (asked only when a message is said)."""
     if not text or not command:
         return text
     options = option_map(command)
     for option, words in (messages or {}).items():
-        options.setdefault(option, ("words", _message(words, job_id, inputs, kept)))
+        options.setdefault(option, ("words", words))
     if not options:
         return text
     names = "|".join(re.escape(o) for o in sorted(options, key=len, reverse=True))
@@ -176,7 +178,7 @@ def service_flags(text: str | None, command: list[Any] | None, *, messages: dict
         kind, name = options[m.group("opt")]
         arg = m.group("arg")
         if kind == "words":
-            return name + (f" {arg}" if arg else "")
+            return _message(name, job_id, inputs, kept) + (f" {arg}" if arg else "")
         if kind == "input":
             return f"--input {name}={arg or 'FILE'}"
         if kind == "param":
@@ -188,6 +190,8 @@ def service_flags(text: str | None, command: list[Any] | None, *, messages: dict
 
 def _message(words: str, job_id: str, inputs: dict[str, str] | None, kept: set[str] | None) -> str:
     """An entry point's ``messages`` value for job ``job_id`` (:func:`service_flags`)."""
+    inputs = inputs() if callable(inputs) else inputs
+    kept = kept() if callable(kept) else kept
     words = re.sub(r"\{input\.(\w+)\}", lambda m: (inputs or {}).get(m.group(1), m.group(1).upper()), words)
     m = re.search(r"--input \w+=job:\{job\}/(?P<name>[^\s)]+)", words)
     if m is not None and kept is not None and m.group("name") not in kept:
