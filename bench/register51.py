@@ -9,7 +9,9 @@ check's share of localizations in pairs read noisy copies whole? A table and JSO
    numbers) and its bound (``chance_pairs_share_bound``), and how many seeds were warned. The least-squares standard
    error before this session is the reported one times ``1 - chance_pairs_share_bound`` (column ``se_ls``).
    Registrations the pairs rule warns about (chance transforms, errors of micrometres) are left out of the ratio.
-2. ``duplicates``: tables where a transform 3 px off doubles a share of the molecules, the copies with 10-80 nm noise;
+2. ``note``: how often the note "the transform is more than a shift: give --roi-offset" fires for a shift alone and
+   for a 1 degree rotation, 3-1,000 molecules (the old rule's count computed from the same fit).
+3. ``duplicates``: tables where a transform 3 px off doubles a share of the molecules, the copies with 10-80 nm noise;
    the reported share of localizations in pairs (median over ``--tables`` tables) and how many were warned.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/register51.py --json bench/register51.json
@@ -87,6 +89,45 @@ def register_rows(seeds: int) -> list[dict]:
     return rows
 
 
+def note_rows(seeds: int) -> list[dict]:
+    """How often ``plexloc register`` notes that the transform is more than a shift (give --roi-offset): a shift alone
+    (false notes) and a 1 degree rotation (the notes it should give), ``n`` molecules over 20 frames of a 64-px field
+    seen in both channels (10 and 30 nm noise). The old rule: the linear part more than 1e-3 off the identity; the new
+    one also needs the corners moved by more than 3 times the transform's uncertainty."""
+    from test_multi50 import chip_T
+
+    from plexloc.cli.register import _linear_part_shows
+    from plexloc.errors import InputError
+    from plexloc.post.registration import register_channels
+    from plexloc.table import LocTable
+
+    def table(p, f):
+        return LocTable({"frame": f, "x_nm": p[:, 0], "y_nm": p[:, 1], "z_nm": np.zeros(len(p)),
+                         "photons": np.ones(len(p))})
+
+    rows = []
+    for label, T in [("shift (50, 0) nm", chip_T(0.0, 1.0, (50.0, 0.0))), ("1 degree", chip_T(1.0, 1.0, (50.0, 0.0)))]:
+        for n in (3, 5, 12, 30, 100, 1000):
+            old = new = done = 0
+            for seed in range(seeds):
+                rng = np.random.default_rng(seed)
+                xy = rng.uniform(0.0, 6400.0, (n, 2))
+                f = rng.integers(0, 20, n)
+                a = xy + rng.normal(size=(n, 2)) * 10.0
+                b = xy @ T[:2, :2].T + T[:2, 2] + rng.normal(size=(n, 2)) * 30.0
+                try:
+                    r = register_channels(table(a, f), table(b, f))
+                except InputError:
+                    continue
+                done += 1
+                big = np.abs(r.transform[:2, :2] - np.eye(2)).max() > 1e-3
+                old += big
+                new += big and _linear_part_shows(r, table(a, f))
+            rows.append({"transform": label, "molecules": n, "registered": done, "noted_before": int(old),
+                         "noted_now": int(new)})
+    return rows
+
+
 def duplicate_rows(tables: int) -> list[dict]:
     from plexloc.post.duplicates import channel_duplicates
     from plexloc.table import LocTable
@@ -125,7 +166,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=30, help="seeds per register row")
     ap.add_argument("--tables", type=int, default=3, help="tables per duplicates row")
-    ap.add_argument("--parts", nargs="+", default=["register", "duplicates"])
+    ap.add_argument("--parts", nargs="+", default=["register", "note", "duplicates"])
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     out = {"machine": platform.machine(), "python": platform.python_version()}
@@ -140,6 +181,12 @@ def main(argv=None) -> int:
                       f"({r['warned_pairs_rule']}) | {r['rms_corner_error_nm']:.2f} | {r['uncertainty_nm_median']:.2f} "
                       f"| {r['ratio']:.2f} | {r['se_ls_nm_median']:.2f} | {r['ratio_ls']:.2f} | "
                       f"{100 * r['chance_share_median']:.1f} / {100 * r['chance_bound_median']:.1f} % |")
+    if "note" in args.parts:
+        out["note"] = rows = note_rows(args.seeds)
+        print("| true transform | molecules | registered | 'more than a shift' noted: old rule / now |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['transform']} | {r['molecules']} | {r['registered']} | {r['noted_before']} / {r['noted_now']} |")
     if "duplicates" in args.parts:
         out["duplicates"] = rows = duplicate_rows(args.tables)
         print("| copy noise nm | doubled | density | true share | reported share (median) | excess | warned |")

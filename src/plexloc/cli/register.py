@@ -13,6 +13,11 @@ from plexloc.cli._locs import FORMATS_HELP
 SAME_POSITIONS_NM = 0.01
 
 
+#: fewest pairs for the note that the transform is more than a shift: 5 pairs leave 4 degrees of freedom for the
+#: noise, and a shift alone passed the 3-standard-error test in 2 of 30 seeds (bench/register51.py --parts note)
+NOTE_MIN_PAIRS = 10
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "register",
@@ -40,12 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _linear_part_shows(result, reference) -> bool:
     """Whether the transform's rotation, scale and shear move the reference table's extent's corners (from its centre)
-    by more than 3 times the transform's own uncertainty: more than a shift, measured. Three pairs fit an affine
-    exactly (the uncertainty is not known: False), and a few noisy pairs fit one 0.1-1 % off the identity, which the
-    note on the tables' own coordinates called a transform that is more than a shift."""
+    by more than 3 times the transform's own uncertainty, from at least :data:`NOTE_MIN_PAIRS` pairs: more than a shift,
+    measured. Three pairs fit an affine exactly (the uncertainty is not known: False), and noisy pairs fit one 0.1-1 %
+    off the identity, which the note on the tables' own coordinates called more than a shift (a shift alone, 30 nm
+    noise: 30 of 30 seeds with 3-30 molecules, 29 with 100, 8 with 1,000; now none)."""
     import numpy as np
 
-    if not np.isfinite(result.uncertainty_nm):
+    if result.n_used < NOTE_MIN_PAIRS or not np.isfinite(result.uncertainty_nm):
         return False
     x, y = np.asarray(reference["x_nm"], float), np.asarray(reference["y_nm"], float)
     half = np.array([[sx * (x.max() - x.min()) / 2, sy * (y.max() - y.min()) / 2] for sx in (-1, 1) for sy in (-1, 1)])
