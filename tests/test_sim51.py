@@ -104,3 +104,60 @@ def test_messages_say_what_to_write(tmp_path, patch, words):
         data["psf"].pop("sigma_nm", None)
     text = _refusal(tmp_path, data)
     assert words in text, text
+
+
+# ------------------------------------------------------------------------ the training section, as edited
+def _training(tmp_path, **fields) -> str | TrainConfig:
+    data = {"px_size_nm": 100.0, "frame_size": [16, 16], "psf": {"kind": "gaussian"}, "camera": {"kind": "ideal"},
+            "training": fields}
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(data).replace("'1e5'", "1e5").replace("'1.5e4'", "1.5e4"))
+    try:
+        return load_config(path, TrainConfig)
+    except InputError as e:
+        assert str(path) in str(e)
+        return str(e)
+
+
+def test_counts_in_exponent_notation_are_read(tmp_path):
+    """``steps: 1e5`` is the text '1e5' to YAML: refused with "unable to parse string as an integer"; now 100000
+    (``steps: 100000.0`` was already read as 100000). A count with a fraction is refused, saying so."""
+    cfg = _training(tmp_path, steps="1e5", validate_every="1.5e4", warmup_steps=1000.0)
+    assert (cfg.training.steps, cfg.training.validate_every, cfg.training.warmup_steps) == (100000, 15000, 1000)
+    assert isinstance(cfg.training.steps, int)
+    text = _training(tmp_path, batch_size=32.5)
+    assert "field 'training.batch_size': takes a whole number (a count) (got 32.5)" in text
+    assert "takes a whole number (a count); 2.5e2.5" not in _training(tmp_path, steps="2.5e2.5")  # not a number: pydantic's
+    assert "takes a whole number (a count); 1.5e0 is 1.5" in _training(tmp_path, steps="1.5e0")
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"validate_every_s": float("inf")}, "field 'training.validate_every_s': is the seconds of training between "
+     "validations by time; for none, write null or leave it out"),
+    ({"grad_clip": None}, "field 'training.grad_clip': is the largest gradient norm a step applies, a number > 0 "
+     "(default 1); for no clipping write .inf"),
+    ({"density_range_per_um2": 1.0}, "field 'training.density_range_per_um2': is a range [lo, hi] of emitters per µm², "
+     "two numbers; for the one density 1 leave it out and write emitters.density_per_um2: 1 (or [1, 1])"),
+    ({"detection_threshold": 50}, "field 'training.detection_threshold': is a probability between 0 and 1, not a "
+     "percentage: for 50 % write 0.5"),
+    ({"minutes": 30}, "unknown field 'training.minutes'; allowed: ['amp', "),
+    ({"minutes": 30}, "; the training time is plexloc train's --minutes M (or --steps S)"),
+    ({"resume": True}, "; resuming is plexloc train CONFIG --out RUN_DIR --resume"),
+    ({"device": "cuda"}, "; the device is plexloc train's --device auto|cpu|cuda, not a configuration field"),
+    ({"epochs": 10}, "; every training step draws new simulated samples, so there are no epochs: give training.steps"),
+    ({"learning_rate": 1e-3}, "; the learning rate is training.lr"),
+    ({"lr_shedule": "cosine"}, "unknown field 'training.lr_shedule'; allowed: ["),
+    ({"lr_shedule": "cosine"}, "; did you mean 'lr_schedule'?"),
+])
+def test_training_section_errors_say_what_to_write(tmp_path, fields, words):
+    text = _training(tmp_path, **fields)
+    assert isinstance(text, str) and words in text, text
+    assert "valid number" not in text and "valid tuple" not in text and "finite number" not in text
+
+
+def test_training_values_that_stay_accepted(tmp_path):
+    cfg = _training(tmp_path, validate_every_s=None, grad_clip=float("inf"), lr="4e-4", density_range_per_um2=[0.5, 2],
+                    detection_threshold=0.7)
+    t = cfg.training
+    assert t.validate_every_s is None and t.grad_clip == float("inf") and t.lr == 4e-4
+    assert t.density_range_per_um2 == (0.5, 2.0) and t.detection_threshold == 0.7

@@ -148,7 +148,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], data: 
 
             emccd = ("; an sCMOS has no EM gain: an EMCCD's movie needs kind: emccd (with its em_gain, and e_per_adu "
                      "without the gain)" if e["loc"][-1] == "em_gain" and parent is SCMOSConfig else "")
-            lines.append(f"unknown field '{where}'{allowed}{emccd}")
+            lines.append(f"unknown field '{where}'{allowed}{emccd}{_unknown_hint(parent, e['loc'][-1])}")
         elif e["type"] == "missing":
             lines.append(f"missing field '{where}'")
         elif e["type"] == "union_tag_invalid":
@@ -162,6 +162,40 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], data: 
             got = "" if isinstance(e.get("input"), dict) else f" (got {e.get('input')!r})"
             lines.append(f"{msg}{got}" if where == "<top level>" and got == "" else f"field '{where}': {msg}{got}")
     return "; ".join(lines)
+
+
+#: what a user may write in the training section for a command-line option or another field's name (an unknown
+#: field, whose list of the allowed names did not say where the option is)
+_TRAINING_HINTS = {
+    **dict.fromkeys(("minutes", "max_minutes", "time_minutes", "time_limit", "duration", "time"),
+                    "the training time is plexloc train's --minutes M (or --steps S); training.steps is the step budget "
+                    "without them"),
+    "resume": "resuming is plexloc train CONFIG --out RUN_DIR --resume (it trains on the run's own configuration), "
+              "not a configuration field",
+    "device": "the device is plexloc train's --device auto|cpu|cuda, not a configuration field",
+    "epochs": "every training step draws new simulated samples, so there are no epochs: give training.steps, or "
+              "--steps / --minutes to plexloc train",
+    "learning_rate": "the learning rate is training.lr", "lr_min": "the smallest rate is training.min_lr",
+    "batch": "the batch is training.batch_size", "batchsize": "the batch is training.batch_size",
+    "validate_every_steps": "validations by steps are training.validate_every",
+    "validate_every_seconds": "validations by time are training.validate_every_s",
+}
+
+
+def _unknown_hint(parent, key) -> str:
+    """``; ADVICE`` for an unknown field: a training-section name that belongs on the command line or is another
+    field's, else the allowed name it is closest to (a typo); empty where there is none."""
+    import difflib
+
+    from plexloc.config.training import TrainingConfig
+
+    if parent is TrainingConfig and str(key) in _TRAINING_HINTS:
+        return f"; {_TRAINING_HINTS[str(key)]}"
+    if parent is not None:
+        close = difflib.get_close_matches(str(key), list(parent.model_fields), n=1, cutoff=0.8)
+        if close:
+            return f"; did you mean '{close[0]}'?"
+    return ""
 
 
 def _resolve_model(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -9,6 +9,7 @@ convolutional and fits movies of any frame size.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -17,6 +18,26 @@ from plexloc.config.models import SimulationConfig, _Model
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+#: the integer fields of the training section (a count of steps or samples, a seed)
+_INT_FIELDS = ("batch_size", "steps", "warmup_steps", "lr_patience", "validate_every", "validation_samples", "ema_steps",
+               "seed")
+
+
+def _whole_number(value, info):
+    """A count written in exponent notation (``steps: 1e5``, which YAML reads as the text '1e5') is that whole number;
+    pydantic said "unable to parse string as an integer". A count with a fraction is refused, saying so."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value  # pydantic's own message (not a number)
+        if number.is_integer():
+            return int(number)
+        raise ValueError(f"takes a whole number (a count); {value} is {number:g}")
+    if isinstance(value, float) and math.isfinite(value) and not value.is_integer():
+        raise ValueError("takes a whole number (a count)")
+    return value
 
 
 class ModelConfig(_Model):
@@ -119,6 +140,41 @@ class TrainingConfig(_Model):
         "steps per second of NCHW on a 2-core Zen 4 CPU with bfloat16), not on CUDA",
     )
     seed: int = 0
+
+    _counts = field_validator(*_INT_FIELDS, mode="before")(_whole_number)
+
+    @field_validator("validate_every_s", mode="before")
+    @classmethod
+    def _never_is_null(cls, value):
+        """``.inf`` for "never by time" was refused as "Input should be a finite number": null is the way to say it."""
+        if isinstance(value, float) and math.isinf(value) and value > 0:
+            raise ValueError("is the seconds of training between validations by time; for none, write null or leave it "
+                             "out (validations then come every training.validate_every steps)")
+        return value
+
+    @field_validator("grad_clip", mode="before")
+    @classmethod
+    def _clip_null(cls, value):
+        if value is None:  # pydantic: "Input should be a valid number"
+            raise ValueError("is the largest gradient norm a step applies, a number > 0 (default 1); for no clipping "
+                             "write .inf")
+        return value
+
+    @field_validator("density_range_per_um2", mode="before")
+    @classmethod
+    def _density_pair(cls, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):  # pydantic: "Input should be a valid tuple"
+            raise ValueError(f"is a range [lo, hi] of emitters per µm², two numbers; for the one density {value:g} "
+                             f"leave it out and write emitters.density_per_um2: {value:g} (or [{value:g}, {value:g}])")
+        return value
+
+    @field_validator("detection_threshold", mode="before")
+    @classmethod
+    def _threshold_fraction(cls, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 1 <= value <= 100:
+            raise ValueError(f"is a probability between 0 and 1, not a percentage: for {value:g} % write "
+                             f"{value / 100:g}")
+        return value
 
     @model_validator(mode="after")
     def _density_range_order(self) -> TrainingConfig:
