@@ -377,8 +377,9 @@ def noise_measure(photons: Tensor, camera, *, max_frames: int = NOISE_FRAMES, st
 
 #: plain over high-passed ratio up to which spots are smooth enough for the high-pass to drop them, where the dimmest
 #: tenth reads what the high-pass reads (:func:`_camera_reads_it`): 1.19-1.32 on crowded movies of normal spots (sd 1.3
-#: px, 2 emitters/um^2, 20 photons/px, 64 x 64 px), 2.2-2.5 where sharp spots (sd 0.8 px) raise the dimmest tenth to
-#: the high-passed value by chance (bench/camera51.py)
+#: px, 2 emitters/um^2, 20 photons/px, 64 x 64 px), 2.47-2.48 where sharp spots (sd 0.8 px) raise the dimmest tenth to
+#: the high-passed value (a right EMCCD at 2 photons/px and 2 emitters/um^2: high-passed 1.37-1.41, tenth 1.38-1.45;
+#: bench/camera51.py)
 MAX_SMOOTH_CROWDING = 2.0
 
 
