@@ -96,7 +96,7 @@ def test_a_small_crowded_movies_high_passed_ratio_within_chance_of_the_range_is_
     out = _check(raw, SCMOS)
     assert not out.warnings and np.isnan(out.channels[0].noise_ratio)
     assert out.channels[0].noise_note.startswith(f"too few pixels to check the camera: {s} x {s} px per frame, 6 "
-                                                 "frames:") and "by less than chance gives so few" in \
+                                                 "frames:") and "by less than its standard error on so few" in \
         out.channels[0].noise_note
     # e_per_adu 0.5x on the same movie is still told (0.35 high-passed)
     if s == 16:
