@@ -10,7 +10,9 @@ check's share of localizations in pairs read noisy copies whole? A table and JSO
    error before this session is the reported one times ``1 - chance_pairs_share_bound`` (column ``se_ls``).
    Registrations the pairs rule warns about (chance transforms, errors of micrometres) are left out of the ratio.
 2. ``note``: how often the note "the transform is more than a shift: give --roi-offset" fires for a shift alone and
-   for a 1 degree rotation, 3-1,000 molecules (the old rule's count computed from the same fit).
+   for a 1 degree rotation, 3-1,000 molecules (the old rule's count computed from the same fit), and the error that
+   the fitted T.json makes, read in chip coordinates without --roi-offset, at an ROI at chip pixel (300, 200)
+   (``(L - I) O``, median nm; a linear part of noise alone is applied too).
 3. ``duplicates``: tables where a transform 3 px off doubles a share of the molecules, the copies with 10-80 nm noise;
    the reported share of localizations in pairs (median over ``--tables`` tables) and how many were warned.
 
@@ -92,11 +94,11 @@ def register_rows(seeds: int) -> list[dict]:
 def note_rows(seeds: int) -> list[dict]:
     """How often ``plexloc register`` notes that the transform is more than a shift (give --roi-offset): a shift alone
     (false notes) and a 1 degree rotation (the notes it should give), ``n`` molecules over 20 frames of a 64-px field
-    seen in both channels (10 and 30 nm noise). The old rule: the linear part more than 1e-3 off the identity; the new
-    one also needs the corners moved by more than 3 times the transform's uncertainty."""
+    seen in both channels (10 and 30 nm noise). The old rule: the linear part more than 1e-3 off the identity; now
+    (review of session 51) also 10 pairs (``plexloc.cli.register._roi_note``)."""
     from test_multi50 import chip_T
 
-    from plexloc.cli.register import _linear_part_shows
+    from plexloc.cli.register import _roi_note
     from plexloc.errors import InputError
     from plexloc.post.registration import register_channels
     from plexloc.table import LocTable
@@ -109,6 +111,7 @@ def note_rows(seeds: int) -> list[dict]:
     for label, T in [("shift (50, 0) nm", chip_T(0.0, 1.0, (50.0, 0.0))), ("1 degree", chip_T(1.0, 1.0, (50.0, 0.0)))]:
         for n in (3, 5, 12, 30, 100, 1000):
             old = new = done = 0
+            roi_err = []
             for seed in range(seeds):
                 rng = np.random.default_rng(seed)
                 xy = rng.uniform(0.0, 6400.0, (n, 2))
@@ -122,9 +125,11 @@ def note_rows(seeds: int) -> list[dict]:
                 done += 1
                 big = np.abs(r.transform[:2, :2] - np.eye(2)).max() > 1e-3
                 old += big
-                new += big and _linear_part_shows(r, table(a, f))
+                new += _roi_note(r) is not None
+                roi_err.append(float(np.hypot(*((r.transform[:2, :2] - np.eye(2)) @ (30000.0, 20000.0)))))
             rows.append({"transform": label, "molecules": n, "registered": done, "noted_before": int(old),
-                         "noted_now": int(new)})
+                         "noted_now": int(new),
+                         "error_without_roi_offset_nm_median": float(np.median(roi_err)) if roi_err else None})
     return rows
 
 
@@ -183,10 +188,12 @@ def main(argv=None) -> int:
                       f"{100 * r['chance_share_median']:.1f} / {100 * r['chance_bound_median']:.1f} % |")
     if "note" in args.parts:
         out["note"] = rows = note_rows(args.seeds)
-        print("| true transform | molecules | registered | 'more than a shift' noted: old rule / now |")
-        print("|---|---|---|---|")
+        print("| true transform | molecules | registered | 'more than a shift' noted: old rule / now | "
+              "error without --roi-offset, ROI at (300, 200) px (median nm) |")
+        print("|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['transform']} | {r['molecules']} | {r['registered']} | {r['noted_before']} / {r['noted_now']} |")
+            print(f"| {r['transform']} | {r['molecules']} | {r['registered']} | {r['noted_before']} / {r['noted_now']} "
+                  f"| {r['error_without_roi_offset_nm_median']:.0f} |")
     if "duplicates" in args.parts:
         out["duplicates"] = rows = duplicate_rows(args.tables)
         print("| copy noise nm | doubled | density | true share | reported share (median) | excess | warned |")

@@ -65,10 +65,11 @@ def _table(p, frame):
                      "photons": np.ones(len(p))})
 
 
-@pytest.mark.parametrize("n", [3, 12, 100])
+@pytest.mark.parametrize("n", [3])
 def test_noisy_pairs_of_a_shift_get_no_note_on_the_tables_own_coordinates(tmp_path, capsys, n):
-    """A shift and noise only: an affine fitted exactly to 3 pairs (or closely to 12 or 100 noisy ones) is 0.1-1 %
-    off the identity, which the note called more than a shift ('give --roi-offset')."""
+    """A shift and noise only: an affine fitted exactly to 3 pairs is 1 % off the identity, which the note called more
+    than a shift ('give --roi-offset'); such a transform is warned as too few pairs to trust. (12 or 100 noisy pairs
+    keep the note: their fitted linear part is applied too, tests/test_register51_review.py.)"""
     rng = np.random.default_rng(1)
     xy = rng.uniform(0, 6000.0, (n, 2))
     b = xy + (50.0, 0.0) + rng.normal(size=(n, 2)) * 30.0

@@ -13,9 +13,15 @@ from plexloc.cli._locs import FORMATS_HELP
 SAME_POSITIONS_NM = 0.01
 
 
-#: fewest pairs for the note that the transform is more than a shift: 5 pairs leave 4 degrees of freedom for the
-#: noise, and a shift alone passed the 3-standard-error test in 2 of 30 seeds (bench/register51.py --parts note)
+#: fewest pairs for the note that the transform is more than a shift (fewer are warned as too few to trust: an affine
+#: fits 3 pairs exactly)
 NOTE_MIN_PAIRS = 10
+
+#: the fitted linear part's largest entry off the identity above which the note is given: 0.06 degrees or 0.1 % of
+#: scale, 50 nm at 50 um. The fitted part, not a significant one: a configuration applies the fitted transform, so
+#: a linear part of noise alone (a true shift, 100 pairs with 30 nm noise) put every position 71 nm off (median, 30
+#: seeds) at an ROI 36 um from the chip's corner (review of session 51)
+NOTE_LINEAR_OFF = 1e-3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,20 +49,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _linear_part_shows(result, reference) -> bool:
-    """Whether the transform's rotation, scale and shear move the reference table's extent's corners (from its centre)
-    by more than 3 times the transform's own uncertainty, from at least :data:`NOTE_MIN_PAIRS` pairs: more than a shift,
-    measured. Three pairs fit an affine exactly (the uncertainty is not known: False), and noisy pairs fit one 0.1-1 %
-    off the identity, which the note on the tables' own coordinates called more than a shift (a shift alone, 30 nm
-    noise: 30 of 30 seeds with 3-30 molecules, 29 with 100, 8 with 1,000; now none)."""
+def _roi_note(result) -> str | None:
+    """The note that the transform (in the tables' own coordinates) is more than a shift, so that a configuration,
+    which reads it in camera-chip coordinates, needs ``--roi-offset``; ``None`` where its linear part is within
+    :data:`NOTE_LINEAR_OFF` of the identity or fewer than :data:`NOTE_MIN_PAIRS` pairs were used (3 pairs fit an
+    affine exactly; such transforms are warned as untrustworthy anyway). Read in chip coordinates without the ROI
+    offset ``O``, every position is off by ``(L - I) O``, whether ``L`` is a measured rotation or the noise of the fit:
+    the note gives that error per 10 um of ROI offset."""
     import numpy as np
 
-    if result.n_used < NOTE_MIN_PAIRS or not np.isfinite(result.uncertainty_nm):
-        return False
-    x, y = np.asarray(reference["x_nm"], float), np.asarray(reference["y_nm"], float)
-    half = np.array([[sx * (x.max() - x.min()) / 2, sy * (y.max() - y.min()) / 2] for sx in (-1, 1) for sy in (-1, 1)])
-    moved = np.hypot(*(half @ (result.transform[:2, :2] - np.eye(2)).T).T).max()
-    return bool(moved > 3.0 * result.uncertainty_nm)
+    d = result.transform[:2, :2] - np.eye(2)
+    if result.n_used < NOTE_MIN_PAIRS or not np.abs(d).max() > NOTE_LINEAR_OFF:
+        return None
+    per_10um = 1e4 * float(np.linalg.norm(d, 2))
+    return ("the transform is in the tables' own coordinates; a configuration reads transforms in camera-chip "
+            "coordinates, which differ where the movie's camera ROI did not start at the chip's corner and the "
+            f"transform is more than a shift (its fitted rotation and scale, measured or only the pairs' noise, move a "
+            f"position by up to {per_10um:.0f} nm for each 10 um the ROI lies from the chip's corner): give --roi-offset "
+            "X Y")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,11 +98,9 @@ def run(args: argparse.Namespace) -> int:
                    roi_offset_px=list(args.roi_offset), coordinates="camera chip (nm)")
     else:
         out["coordinates"] = "the tables' own (nm from the fitted movie's corner)"
-        if np.abs(T[:2, :2] - np.eye(2)).max() > 1e-3 and _linear_part_shows(result, tables[0]):
-            # 0.06 degrees or 0.1 % of scale: 50 nm at 50 um
-            print("plexloc register: note: the transform is in the tables' own coordinates; a configuration reads "
-                  "transforms in camera-chip coordinates, which differ where the movie's camera ROI did not start at "
-                  "the chip's corner and the transform is more than a shift: give --roi-offset X Y", file=sys.stderr)
+        note = _roi_note(result)
+        if note is not None:
+            print(f"plexloc register: note: {note}", file=sys.stderr)
     write_json(out, args.out)
     print("T (reference -> channel, nm" + (", camera chip" if args.roi_offset is not None else "") + "):")
     for row in T:
