@@ -1051,8 +1051,11 @@ def _fit_parts(movie, config: SimulationConfig, *, device, camera, batch_frames:
                          frames_per_s=n / elapsed if elapsed > 0 else float("nan"), chunk_frames=step,
                          **({"refined_rows": refined_rows} if refine_mle else {}))
     if not found:
-        yield empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64), torch.zeros(0, config.n_channels, 2),
-                            fitter.roi_px)[0]
+        table = empty if empty is not None else fitter._table(_empty_result(fitter), np.zeros(0, dtype=np.int64),
+                                                              torch.zeros(0, config.n_channels, 2), fitter.roi_px)[0]
+        if refine_mle and "refined" not in table:  # the columns of a refined table (a chunk without rows is not refined)
+            table = table.with_columns(refined=np.zeros(0))
+        yield table
 
 
 def _flag_counts(table: LocTable) -> dict[str, int]:

@@ -490,3 +490,8 @@ def _refine_rows(fitter, photons: Tensor, table: LocTable, out: dict, frame_all:
             out["crlb_photons"][rows] = bound["photons"]
         if "crlb_bg" in out and "bg" in res.crlb:
             out["crlb_bg"][rows] = res.crlb["bg"].numpy()[keep]
+        if problem.free_sigma and "psf_sigma_x_nm" in out:  # the refit's width (a free-width fit's table), as its x, y
+            s0 = fitter.channels[0].psf.sigma_nm
+            for ax, s_ax in (("x", s0[0]), ("y", s0[1])):
+                if f"psf_sigma_{ax}_nm" in out:
+                    out[f"psf_sigma_{ax}_nm"][rows] = th[:, problem.i_n - 1] * s_ax
