@@ -62,7 +62,9 @@ def test_evaluate_says_how_many_pairs_its_z_scores_leave_out(tmp_path, capsys):
     write_locs(pred.with_columns(crlb_z_nm=np.where(held, 50.0, pred["crlb_z_nm"])), tmp_path / "all.csv")
     assert main(["evaluate", str(tmp_path / "truth.csv"), str(tmp_path / "all.csv")]) == 0
     out = capsys.readouterr().out
-    assert "z-scores per 100-nm slab" in out and "left out" not in out and " pairs)" not in out
+    slab_lines = out.split("z-scores per 100-nm slab", 1)[1]  # the whole-table line above them names its pairs
+    assert "left out" not in out and " pairs)" not in slab_lines
+    assert f"crlb_z_nm, {len(truth)} pairs)" in out
 
 
 def test_report_median_crlb_z_says_its_nan_rows():
