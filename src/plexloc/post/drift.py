@@ -415,6 +415,14 @@ RCC_MAX_CLOSURE_NM = 20.0
 #: off, all of 300-1,000 rows; their closures 33-572 nm). Not on dense tables: a 2-window stage jump of 150 nm (24-25k
 #: rows, peak 8-10) misses closing by 117-142 nm because its middle window holds the jump (bench/drift51.py)
 RCC_STRONG_CHECK_ROWS = 1000
+#: ... whose allowance, where its peak is strong, shrinks with a smaller reach no further than this (nm; session 51
+#: review): right sparse tables (1,200-1,800 rows; 2D and 3D lines, rings, clusters, bead-like clusters; 20 and 40 nm
+#: pixels; 336 strong-peak estimates at reaches of 50-150 nm, 0-9.9 nm off) close within 0.1-12.8 nm, and the scaled
+#: allowance refused 73 of them (20 of 140 at max_drift_nm 100, 6.7 nm allowed; 53 of 140 at 50, 3.3 nm), this floor
+#: 4. Strong chance peaks of one-window clusters close 12.6-305 nm at reaches of 100-150 nm (none of 59 passes either
+#: way) and 0-86 nm at 50 (2 of 34 pass 3.3 nm, 4 pass this floor, 3.9-38 nm off; all 34 were accepted before the
+#: check). The 4.5-6 band keeps the scaled allowance (session 50 review)
+RCC_STRONG_MIN_CLOSURE_NM = 10.0
 #: RCC reads a pair's peak significance (:func:`_peak_prominence`) against the cross-correlation of shifts up to this
 #: (nm) or max_drift_nm, whichever is larger (session 50): with the searched window only, a reach of about 100 nm or
 #: less left (nearly) nothing outside the peak's own disk, every peak read infinitely significant, and chance peaks of
@@ -1337,7 +1345,8 @@ def rcc_drift(
     from the blocks' scatter and ``timing_error_nm``, counts in ``uncertainty_nm`` since session 50;
     ``uncertainty_without_step_nm`` the figure without it); ``peak_check`` where a 2-window peak of
     :data:`RCC_CHECKED_PEAK_Z` to :data:`RCC_MIN_PEAK_Z` standard deviations was checked with 3 windows
-    (``closure_nm``, ``passed``, ``allowed_nm``: :data:`RCC_MAX_CLOSURE_NM`, less below the default reach; its
+    (``closure_nm``, ``passed``, ``allowed_nm``: :data:`RCC_MAX_CLOSURE_NM`, less below the default reach, a strong
+    peak's no less than :data:`RCC_STRONG_MIN_CLOSURE_NM`; its
     ``peak_z_min`` the 3 windows' weakest peak; session 50; ``weak_windows`` still lists the 2 windows where it
     passed; since session 51 also every 2-window peak of a table with fewer than :data:`RCC_STRONG_CHECK_ROWS` rows a
     window, ``strong_peak`` then True); ``second_peak_z``, the runner-up of the weakest pair's correlation in the
@@ -1461,6 +1470,8 @@ def rcc_drift(
             # default 300 nm, 18-400 at 100 nm, and 1 render pixel, 20 nm, at 50 nm where chance peaks sit on whole
             # pixels: 2 of 6 chance peaks of 4.5-6 passed, 19-36 nm off; session 50 review): the allowance with it
             allowed = RCC_MAX_CLOSURE_NM * min(1.0, max_drift_nm / MAX_DRIFT_NM)
+            if not len(weak):  # a strong peak of a sparse table (RCC_STRONG_MIN_CLOSURE_NM)
+                allowed = max(allowed, RCC_STRONG_MIN_CLOSURE_NM)
             closure.update(passed=closure["closure_nm"] <= allowed, allowed_nm=allowed, strong_peak=not len(weak))
             info["peak_check"] = closure
             if closure["passed"]:
