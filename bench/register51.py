@@ -13,10 +13,18 @@ check's share of localizations in pairs read noisy copies whole? A table and JSO
    for a 1 degree rotation, 3-1,000 molecules (the old rule's count computed from the same fit), and the error that
    the fitted T.json makes, read in chip coordinates without --roi-offset, at an ROI at chip pixel (300, 200)
    (``(L - I) O``, median nm; a linear part of noise alone is applied too).
+4. ``sites`` (review of session 51): emitters seen again and again at the same places, one layout each and
+   ``--seeds`` noise seeds: beads (or fiducials) in every frame, 8-site rings 100 nm across (nuclear-pore-like) and
+   lines of sites, blinking; the rms over seeds of the error at the worst corner of the reference table's extent
+   (where the uncertainty is computed), the median reported uncertainty, their ratio, the true chance-pair share and
+   the bound. Before the review the bound counted each bead found again in the moved frame (0.5, the cap).
 3. ``duplicates``: tables where a transform 3 px off doubles a share of the molecules, the copies with 10-80 nm noise;
    the reported share of localizations in pairs (median over ``--tables`` tables) and how many were warned.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/register51.py --json bench/register51.json
+
+(The JSON's ``note`` and ``sites`` parts were run alone, ``--parts note`` and ``--parts sites --seeds 20``, and merged
+in; ``sites_before_review``: ``--parts sites --seeds 20`` on d40c1d4's src.)
 
 ``bench/register51_before.json``: the same script run on the code before (3abfe7b, a worktree's src on PYTHONPATH),
 where the reported uncertainty was the least-squares standard error and the duplicate share was counted at 50 nm.
@@ -133,6 +141,70 @@ def note_rows(seeds: int) -> list[dict]:
     return rows
 
 
+def site_rows(seeds: int) -> list[dict]:
+    from test_multi50 import chip_T
+
+    from plexloc.calibrate.fileformat import chip_transform
+    from plexloc.post.pairs import mutual_nearest
+    from plexloc.post.registration import register_channels
+    from plexloc.table import LocTable
+
+    T, o, field = chip_T(), np.array([300.0, 200.0]) * PX, 64 * PX
+
+    def rings(rng, n):
+        c = rng.uniform(200.0, field - 200.0, (n, 2))
+        a = 2 * np.pi * np.arange(8) / 8
+        return (c[:, None, :] + 50.0 * np.column_stack([np.cos(a), np.sin(a)])[None]).reshape(-1, 2)
+
+    def lines(rng, n, step):
+        out = []
+        for _ in range(n):
+            p, ang = rng.uniform(0.0, field, 2), rng.uniform(0.0, np.pi)
+            q = p + np.outer(np.arange(-field, field, step), [np.cos(ang), np.sin(ang)])
+            out.append(q[(q >= 0).all(1) & (q < field).all(1)])
+        return np.concatenate(out)
+
+    cases = [("beads, every frame", lambda r: r.uniform(300.0, field - 300.0, (30, 2)), 1.0, 20, 1.0, 1.0),
+             ("beads, every frame", lambda r: r.uniform(300.0, field - 300.0, (8, 2)), 1.0, 50, 1.0, 1.0),
+             ("rings of 8 sites", lambda r: rings(r, 300), 0.05, 200, 0.9, 0.9),
+             ("rings of 8 sites", lambda r: rings(r, 300), 0.1, 200, 0.9, 0.9),
+             ("lines, sites 10 nm apart", lambda r: lines(r, 8, 10.0), 0.01, 200, 0.9, 0.9),
+             ("lines, sites 20 nm apart", lambda r: lines(r, 20, 20.0), 0.02, 100, 0.9, 0.9)]
+    rows = []
+    for label, make, duty, frames, p0, p1 in cases:
+        sites = make(np.random.default_rng(7))
+        m = (np.column_stack([sites + o, np.ones(len(sites))]) @ T.T)[:, :2] - o
+        err, unc, bound, share, warned = [], [], [], [], 0
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            f, s = np.nonzero(rng.uniform(size=(frames, len(sites))) < duty)
+            s0 = rng.uniform(size=len(f)) < p0
+            s1 = (rng.uniform(size=len(f)) < p1) & (m[s] >= 0).all(1) & (m[s] < field).all(1)
+            tabs = [LocTable({"frame": f[k], "x_nm": xy[:, 0], "y_nm": xy[:, 1], "z_nm": np.zeros(len(xy)),
+                              "photons": np.ones(len(xy))})
+                    for k, xy in ((s0, sites[s[s0]] + rng.normal(size=(s0.sum(), 2)) * 10.0),
+                                  (s1, m[s[s1]] + rng.normal(size=(s1.sum(), 2)) * 30.0))]
+            r = register_channels(*tabs)
+            warned += r.warning is not None
+            xa = np.column_stack([tabs[0]["x_nm"], tabs[0]["y_nm"]])
+            pts = np.array([[o[0] + x, o[1] + y, 1.0] for x in (xa[:, 0].min(), xa[:, 0].max())
+                            for y in (xa[:, 1].min(), xa[:, 1].max())])
+            err.append((pts @ chip_transform(r.transform, tuple(o)).T - pts @ T.T)[:, :2])
+            unc.append(r.uncertainty_nm)
+            bound.append(getattr(r, "chance_share", 0.0))
+            xb = np.column_stack([tabs[1]["x_nm"], tabs[1]["y_nm"]])
+            i, j = mutual_nearest(xa @ r.transform[:2, :2].T + r.transform[:2, 2], np.asarray(tabs[0]["frame"]), xb,
+                                  np.asarray(tabs[1]["frame"]), 100.0)
+            ids0, ids1 = np.flatnonzero(s0), np.flatnonzero(s1)  # event numbers: a true pair has the same
+            share.append(float(np.mean(ids0[i] != ids1[j])))
+        rms = float(np.sqrt((np.array(err) ** 2).sum(-1).mean(0)).max())
+        rows.append({"sites": label, "n_sites": len(sites), "duty": duty, "frames": frames, "seen0": p0, "seen1": p1,
+                     "seeds": seeds, "rms_corner_error_nm": rms, "uncertainty_nm_median": float(np.median(unc)),
+                     "ratio": rms / float(np.median(unc)), "chance_share_median": float(np.median(share)),
+                     "chance_bound_median": float(np.median(bound)), "warned": warned})
+    return rows
+
+
 def duplicate_rows(tables: int) -> list[dict]:
     from plexloc.post.duplicates import channel_duplicates
     from plexloc.table import LocTable
@@ -194,6 +266,15 @@ def main(argv=None) -> int:
         for r in rows:
             print(f"| {r['transform']} | {r['molecules']} | {r['registered']} | {r['noted_before']} / {r['noted_now']} "
                   f"| {r['error_without_roi_offset_nm_median']:.0f} |")
+    if "sites" in args.parts:
+        out["sites"] = rows = site_rows(args.seeds)
+        print("| sites | n | duty | frames | rms error at the extent's worst corner nm | reported nm (median) | ratio | "
+              "chance share / bound | warned |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['sites']} | {r['n_sites']} | {r['duty']:g} | {r['frames']} | {r['rms_corner_error_nm']:.2f} | "
+                  f"{r['uncertainty_nm_median']:.2f} | {r['ratio']:.2f} | {100 * r['chance_share_median']:.1f} / "
+                  f"{100 * r['chance_bound_median']:.1f} % | {r['warned']}/{r['seeds']} |")
     if "duplicates" in args.parts:
         out["duplicates"] = rows = duplicate_rows(args.tables)
         print("| copy noise nm | doubled | density | true share | reported share (median) | excess | warned |")
