@@ -10,6 +10,7 @@ convolutional and fits movies of any frame size.
 from __future__ import annotations
 
 import math
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -26,15 +27,24 @@ _INT_FIELDS = ("batch_size", "steps", "warmup_steps", "lr_patience", "validate_e
 
 def _whole_number(value, info):
     """A count written in exponent notation (``steps: 1e5``, which YAML reads as the text '1e5') is that whole number;
-    pydantic said "unable to parse string as an integer". A count with a fraction is refused, saying so."""
+    pydantic said "unable to parse string as an integer". A count with a fraction is refused, saying so. Read exactly
+    (a float read a quoted seed '9007199254740993' as ...992 and said "150000.5 is 150000"); true / false, which pydantic
+    took as 1 / 0 (``batch_size: yes`` trained on batches of 1), are refused."""
+    if isinstance(value, bool):
+        raise ValueError(f"takes a whole number (a count), not {str(value).lower()}")
     if isinstance(value, str):
         try:
-            number = float(value)
-        except ValueError:
+            number = Decimal(value.strip())
+        except InvalidOperation:
             return value  # pydantic's own message (not a number)
-        if number.is_integer():
+        if not number.is_finite():
+            raise ValueError(f"takes a whole number (a count); {value.strip()} is not one")
+        if number.adjusted() > 30:
+            return value  # pydantic's own message (too large), without building the number
+        if number == number.to_integral_value():
             return int(number)
-        raise ValueError(f"takes a whole number (a count); {value} is {number:g}")
+        exact = f"{number.normalize():f}"
+        raise ValueError("takes a whole number (a count)" + (f"; {value.strip()} is {exact}" if exact != value.strip() else ""))
     if isinstance(value, float) and math.isfinite(value) and not value.is_integer():
         raise ValueError("takes a whole number (a count)")
     return value
