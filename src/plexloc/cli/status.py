@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"deleted {args.job} with its outputs and log")
             return 0
         job = (c.cancel(args.job) if args.cancel else c.job(args.job) if not args.wait
-               else patiently(lambda: c.job(args.job), prog="status"))  # --wait: across a restart of the server
+               else patiently(lambda: c.job(args.job), prog="status", server=c.server))  # --wait: across a restart
         after = 0
 
         def follow() -> None:  # --log --wait: the log printed as it grows (plexloc status JOB --log --wait watches it)

@@ -97,17 +97,40 @@ STOP_AFTER_S = 30.0
 
 #: how long a wait (--wait) goes on while the server does not answer (restarted, briefly down), the job running on
 SERVER_WAIT_S = 600.0
+#: as long, for a server that has not answered this command yet (``plexloc status JOB --wait``'s first question): a
+#: restart (its start-up took about 16 s on a loaded 2-core machine) is waited out, a wrong --server (a port refused)
+#: is said within this; a host name that is not known fails at once
+FIRST_ANSWER_WAIT_S = 30.0
 
 
-def patiently(fn, *, prog: str, said: list | None = None):
+def _unknown_host(err: BaseException) -> bool:
+    """Whether ``err`` is a host name that does not resolve (not a temporary failure of the name service)."""
+    import socket
+
+    seen: BaseException | None = err
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, socket.gaierror):
+            return seen.errno != socket.EAI_AGAIN
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def patiently(fn, *, prog: str, said: list | None = None, server: str | None = None):
     """``fn()``, asked again every 2 s while the server does not answer (a connection refused, 502-504: restarted or
     briefly down; its workers go on with their jobs) for up to :data:`SERVER_WAIT_S`, said once on stderr. ``plexloc
-    status JOB --wait`` across a restart of the server ended at once with "cannot reach the server"."""
+    status JOB --wait`` across a restart of the server ended at once with "cannot reach the server".
+
+    ``server`` given: the server at that URL has not answered this command yet, so a wrong URL is as likely as a
+    restart: a host name that does not resolve fails at once, anything else after :data:`FIRST_ANSWER_WAIT_S`, the
+    message naming the URL (a wrong ``--server`` waited 10 min)."""
     import httpx
 
     from plexloc.service.client import ServiceError
 
     said = [] if said is None else said
+    limit = SERVER_WAIT_S if server is None else FIRST_ANSWER_WAIT_S
     since = None
     while True:
         try:
@@ -115,12 +138,17 @@ def patiently(fn, *, prog: str, said: list | None = None):
         except (httpx.TransportError, ServiceError) as err:
             if isinstance(err, ServiceError) and err.status not in (502, 503, 504):
                 raise
+            if server is not None and _unknown_host(err):
+                raise
             since = time.monotonic() if since is None else since
-            if time.monotonic() - since > SERVER_WAIT_S:
+            if time.monotonic() - since > limit:
                 raise
             if not said:
-                print(f"plexloc {prog}: the server does not answer ({type(err).__name__}: {err}); waiting for it "
-                      f"(up to {SERVER_WAIT_S:g} s; the job goes on on its worker)", file=sys.stderr, flush=True)
+                then = ("waiting for it (up to {:g} s; the job goes on on its worker)" if server is None else
+                        "waiting up to {:g} s for it (a restart); if that address is wrong, give --server URL or set "
+                        "PLEXLOC_SERVER").format(limit)
+                print(f"plexloc {prog}: the server{'' if server is None else ' at ' + server} does not answer "
+                      f"({type(err).__name__}: {err}); {then}", file=sys.stderr, flush=True)
                 said.append(True)
             time.sleep(2.0)
             continue
