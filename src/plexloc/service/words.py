@@ -178,7 +178,10 @@ def service_flags(text: str | None, command: list[Any] | None, *, messages: dict
         kind, name = options[m.group("opt")]
         arg = m.group("arg")
         if kind == "words":
-            return _message(name, job_id, inputs, kept) + (f" {arg}" if arg else "")
+            said = _message(name, job_id, inputs, kept)
+            if said.endswith(_NEW_JOB_WITH) and not arg and not m.string[m.end():].startswith(" --"):
+                said = said[:-len(_NEW_JOB_WITH)]  # nothing follows that the new job is given
+            return said + (f" {arg}" if arg else "")
         if kind == "input":
             return f"--input {name}={arg or 'FILE'}"
         if kind == "param":
@@ -196,5 +199,10 @@ def _message(words: str, job_id: str, inputs: dict[str, str] | None, kept: set[s
     m = re.search(r"--input \w+=job:\{job\}/(?P<name>[^\s)]+)", words)
     if m is not None and kept is not None and m.group("name") not in kept:
         # the advice to start from this job's output, which it does not have (cancelled, failed before writing it)
-        return f"a new job (job {job_id} kept no {m.group('name')} to continue from):"
+        # ("train on (a new job, as job C kept no model.pt to continue from, with --set minutes=M), on a GPU")
+        return f"a new job, as job {job_id} kept no {m.group('name')} to continue from{_NEW_JOB_WITH}"
     return words.replace("{job}", job_id)
+
+
+#: the end of a message that advises a new job, before the options that follow it (dropped where none does)
+_NEW_JOB_WITH = ", with"
