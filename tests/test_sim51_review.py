@@ -24,3 +24,13 @@ def test_booleans_are_not_counts(tmp_path, field):
     boolean as 0 / 1 for an integer field."""
     text = _training(tmp_path, **{field: True})
     assert isinstance(text, str) and f"field 'training.{field}': takes a whole number (a count), not true" in text, text
+
+
+@pytest.mark.parametrize("value", [1, 1.0, 100])
+def test_detection_threshold_advice_is_a_valid_value(tmp_path, value):
+    """``detection_threshold: 100`` was told "for 100 % write 1", and 1 is refused in turn ("for 1 % write 0.01")."""
+    text = _training(tmp_path, detection_threshold=value)
+    assert isinstance(text, str) and "field 'training.detection_threshold': is a probability above 0 and below 1 " \
+        "(default 0.5)" in text, text
+    assert "write 1 " not in text and "write 0.01" not in text
+    assert "for 50 % write 0.5" in _training(tmp_path, detection_threshold=50)

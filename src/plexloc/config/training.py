@@ -181,9 +181,12 @@ class TrainingConfig(_Model):
     @field_validator("detection_threshold", mode="before")
     @classmethod
     def _threshold_fraction(cls, value):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and 1 <= value <= 100:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 1 < value < 100:
             raise ValueError(f"is a probability between 0 and 1, not a percentage: for {value:g} % write "
                              f"{value / 100:g}")
+        if value in (1, 100) and not isinstance(value, bool):  # "for 100 % write 1" advised a value refused in turn
+            raise ValueError("is a probability above 0 and below 1 (default 0.5): a threshold of 1 or 100 % would "
+                             "extract nothing")
         return value
 
     @model_validator(mode="after")
