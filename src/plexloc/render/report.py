@@ -28,7 +28,7 @@ import numpy as np
 
 from plexloc.evaluate.gridding import gridding_check, subpixel_histogram
 from plexloc.io._atomic import atomic_path
-from plexloc.table import LocTable
+from plexloc.table import LocTable, uncertainty_columns
 
 __all__ = ["Report", "build_report", "write_report"]
 
@@ -134,11 +134,49 @@ def _converged_text(table: LocTable) -> str | None:
     conv = np.asarray(table["converged"]) == 1
     n, n_ok = len(table), int(conv.sum())
     flagged: dict[str, int] = {"not_converged": n - n_ok}
+    z_range = None
     if "at_bound" in table:
-        bits = np.asarray(table["at_bound"]).astype(np.int64)[~conv]
-        flagged.update({k: int(np.sum((bits & AT_BOUND_BITS[k]) != 0)) for k in BOUND_NAMES})
-    line = not_converged_line(flagged)
+        bits = np.asarray(table["at_bound"]).astype(np.int64)
+        flagged.update({k: int(np.sum((bits[~conv] & AT_BOUND_BITS[k]) != 0)) for k in BOUND_NAMES})
+        z_range = _z_bounds(table, (bits & AT_BOUND_BITS["z"]) != 0)
+    # with the rows counted (this table's), the z bound's share and its causes, in the words of the fit's own summary
+    # (without them the page kept the old wording and no share beside the fit's "N z on its bound (P % of the M rows")
+    line = not_converged_line(flagged, rows=n, z_range_nm=z_range)
     return f"{n_ok} of {n} rows ({100 * n_ok / n:.1f} %)" + (f"; {line}" if line else "")
+
+
+def _z_bounds(table: LocTable, on_z: np.ndarray) -> tuple[float, float] | None:
+    """The fit's z bounds as the rows held on them show them (``at_bound & 2``: their z is the bound; the z drift
+    subtracted since, ``drift_z_nm``, added back): (low, high) where those rows sit on exactly two values, one at each
+    end, to 0.5 nm; else None (a table whose held rows are all at one end does not show the other)."""
+    if not np.any(on_z):
+        return None
+    z = np.asarray(table["z_nm"], float)[on_z]
+    if "drift_z_nm" in table:
+        z = z + np.asarray(table["drift_z_nm"], float)[on_z]
+    z = z[np.isfinite(z)]
+    if not z.size:
+        return None
+    lo, hi = float(z.min()), float(z.max())
+    if hi - lo <= 1.0 or not np.all((np.abs(z - lo) <= 0.5) | (np.abs(z - hi) <= 0.5)):
+        return None
+    return lo, hi
+
+
+def _refined_text(table: LocTable) -> str | None:
+    """How many rows ``--refine-mle`` refitted (column ``refined``), and what their uncertainty columns then hold; None
+    without the column. (The page did not say it: the sigma histogram of a refined network table pools two kinds.)"""
+    if "refined" not in table or not len(table):
+        return None
+    n = len(table)
+    k = int(np.count_nonzero(np.asarray(table["refined"]) == 1))
+    mle = "converged" in table
+    kept = ("the first maximum-likelihood fit's values" if mle else
+            "the network's values, its predicted sigma_*_nm among them")
+    return (f"{k} of {n} rows ({100 * k / n:.1f} %) refitted by maximum likelihood with the frame's other localizations "
+            f"modelled (plexloc fit --refine-mle: refined 1"
+            + ("; their sigma_x/y/z_nm are the CRLB at the refit" if not mle and "sigma_x_nm" in table else "")
+            + f"); {n - k} kept {kept} (refined 0)")
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -221,6 +259,9 @@ def build_report(
         converged = _converged_text(table)
         if converged:  # an MLE table's rows on a bound of the fit (its z histogram's end bars): said by the fit only
             summary["converged (maximum-likelihood fit)"] = converged
+        refined = _refined_text(table)
+        if refined:
+            summary["refined (--refine-mle)"] = refined
     summary["columns"] = ", ".join(table.columns)
     summary["report settings"] = ""  # (its place in the table; filled in below, once the image's pixel is known)
     image_px = px_size_nm
@@ -272,9 +313,11 @@ def build_report(
     for key, col, label in hists:
         if key == "sigma":
             # the predicted uncertainties, else the Cramér-Rao bounds (what plexloc fit --method mle writes)
-            lateral = [c for c in ("sigma_x_nm", "sigma_y_nm") if c in table] or [c for c in ("crlb_x_nm", "crlb_y_nm")
-                                                                                  if c in table]
-            axial = [c for c in ("sigma_z_nm", "crlb_z_nm") if c in table][:1]
+            # by the one rule of plexloc.table.uncertainty_columns (NeNA, filtering, the z-scores read the same): the
+            # first set with a finite value in some row (all-NaN sigma_* beside a finite CRLB showed 'NaN in every row')
+            lateral = list(uncertainty_columns(table, "xy") or [c for c in ("sigma_x_nm", "sigma_y_nm") if c in table]
+                           or [c for c in ("crlb_x_nm", "crlb_y_nm") if c in table])
+            axial = list(uncertainty_columns(table, "z") or [c for c in ("sigma_z_nm", "crlb_z_nm") if c in table][:1])
             if not lateral and not axial:
                 missing["sigma"] = "no sigma_x_nm / sigma_y_nm / sigma_z_nm (or crlb_x_nm / crlb_y_nm / crlb_z_nm) columns"
                 body.append(f"<div class='cell'><h3>{label}</h3>{_na(missing['sigma'])}</div>")
@@ -295,7 +338,19 @@ def build_report(
                 png = figures.histogram_figure(values, xlabel=xlabel, title=" and ".join(cols) + (
                     f" pooled ({len(cols)} values per localization)" if len(cols) > 1 else ""),
                     ylabel="values (x and y: 2 per localization)" if len(cols) > 1 else "localizations")
-                body.append(f"<div class='cell'>{_img(png, xlabel + ' histogram')}</div>")
+                # the rows left out of the bars, said under them (an MLE fit's crlb_z_nm, NaN where z is held on its
+                # bound: the figure counted 3021 values of 3518 rows and did not say why)
+                n_out = int(np.sum(~np.all([np.isfinite(np.asarray(table[c], float)) for c in cols], axis=0)))
+                why = ""
+                if n_out and "crlb_z_nm" in cols and "at_bound" in table:
+                    from plexloc.mle.fit import AT_BOUND_BITS
+
+                    held = (np.asarray(table["at_bound"]).astype(np.int64) & AT_BOUND_BITS["z"]) != 0
+                    if np.all(held[~np.isfinite(np.asarray(table["crlb_z_nm"], float))]):
+                        why = " (z held on the fit's bound, at_bound & 2: no estimate of z, so no bound)"
+                said = f"{n_out} of {n} rows without a finite {' / '.join(cols)}: not in the bars{why}"
+                note = f"<p>{html.escape(said)}</p>" if n_out else ""
+                body.append(f"<div class='cell'>{_img(png, xlabel + ' histogram')}{note}</div>")
                 n_fig += 1
             continue
         if col not in table or (key == "z" and not is_3d):

@@ -1,0 +1,91 @@
+"""The report page as a microscopist reads it after an MLE fit (session 51): its converged line in the fit's own words
+(the z bound's share of the rows), and the uncertainty histograms by the columns every other step reads."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from plexloc.mle.pipeline import not_converged_line
+from plexloc.render.report import build_report
+from plexloc.table import LocTable
+from test_reportwalk47 import _mle_table
+
+
+def test_the_converged_line_gives_the_z_bounds_share_of_the_rows_as_the_fits_own_summary_does():
+    """The fit says "N z on its bound (P % of the M rows: ...)"; the page's line was called without a row count and
+    kept the old wording, with no share (on examples/3d_astigmatic.yaml at 1 /um^2 about a fifth of the rows)."""
+    t = _mle_table()
+    n = len(t)
+    on_z = int(np.sum(t["at_bound"] == 2))
+    line = build_report(t, px_size_nm=20.0).summary["converged (maximum-likelihood fit)"]
+    assert f"{on_z} z on its bound ({100 * on_z / n:.1f} % of the {n} rows: emitters beyond the fit's z range" in line, line
+    assert "their crlb_z_nm is NaN" in line and "widen emitters.z_range_nm" in line, line
+    # the very words of the fit's note, for the same counts
+    flagged = {"not_converged": int(np.sum(t["converged"] == 0)), "z": on_z, "photons": int(np.sum(t["at_bound"] == 4))}
+    assert line.endswith(not_converged_line(flagged, rows=n, z_range_nm=(-500.0, 500.0))), line
+
+
+def _with(t: LocTable, **cols) -> LocTable:
+    return LocTable({**{c: t[c] for c in t.columns}, **cols}, source=t.source)
+
+
+def test_all_nan_sigma_columns_beside_a_finite_crlb_show_the_crlb_histograms():
+    """A table whose sigma_x/y/z_nm are NaN in every row and whose crlb_* are finite (an MLE table joined with an
+    empty network's columns, a converted file) read 'sigma_x_nm and sigma_y_nm NaN or infinite in every row' where the
+    bound was there to show: the choice is now plexloc.table.uncertainty_columns', as NeNA's, the filter's and the
+    z-scores'."""
+    t = _mle_table()
+    nan = np.full(len(t), np.nan)
+    rep = build_report(_with(t, sigma_x_nm=nan, sigma_y_nm=nan, sigma_z_nm=nan), px_size_nm=20.0)
+    assert "sigma" not in rep.missing and "sigma_z" not in rep.missing, rep.missing
+    assert 'alt="lateral CRLB (nm) histogram"' in rep.html and 'alt="axial CRLB (nm) histogram"' in rep.html
+    assert "NaN or infinite in every row" not in rep.html
+    # finite sigmas are still preferred to the bound
+    rep = build_report(_with(t, sigma_x_nm=t["crlb_x_nm"], sigma_y_nm=t["crlb_y_nm"]), px_size_nm=20.0)
+    assert 'alt="lateral σ (nm) histogram"' in rep.html and 'alt="axial CRLB (nm) histogram"' in rep.html
+    # and a 2D fit's crlb_z_nm, NaN in every row, is still said as such
+    rep = build_report(_with(t, z_nm=np.zeros(len(t)), crlb_z_nm=nan), px_size_nm=20.0)
+    assert rep.missing["sigma_z"] == "crlb_z_nm NaN or infinite in every row (a 2D table)", rep.missing
+
+
+def test_the_converged_line_names_the_z_bounds_that_the_held_rows_show():
+    """The fit's note names its z range ("[-500, 500] nm"); a table alone shows it in the rows held on it (their z is
+    the bound; a z drift subtracted since is added back). Rows held at one end only show no range, and none is said."""
+    t = _mle_table()
+    held = t["at_bound"] == 2
+    drift = np.where(held, 7.0, 3.0)
+    rep = build_report(_with(t, z_nm=t["z_nm"] - drift, drift_x_nm=np.zeros(len(t)), drift_y_nm=np.zeros(len(t)),
+                             drift_z_nm=drift), px_size_nm=20.0)
+    assert "emitters beyond the fit's z range [-500, 500] nm, or spots" in rep.summary[
+        "converged (maximum-likelihood fit)"]
+    one_end = _with(t, z_nm=np.where(held, 500.0, t["z_nm"]))
+    line = build_report(one_end, px_size_nm=20.0).summary["converged (maximum-likelihood fit)"]
+    assert "emitters beyond the fit's z range, or spots" in line, line
+
+
+def test_the_page_says_how_many_rows_were_refined_and_which_rows_the_axial_bound_histogram_leaves_out():
+    """A table of plexloc fit --refine-mle (column refined): the page did not say how many rows were refitted, nor, for
+    a network's table, that their sigma_* are then the CRLB; the axial CRLB histogram counted the rows with a finite
+    crlb_z_nm without saying that the rows held on the z bound were not in it."""
+    t = _mle_table()
+    n = len(t)
+    refined = (np.arange(n) % 4 != 0).astype(float)
+    k = int(refined.sum())
+    rep = build_report(_with(t, refined=refined, crlb_z_nm=np.where(t["at_bound"] == 2, np.nan, t["crlb_z_nm"])),
+                       px_size_nm=20.0)
+    line = rep.summary["refined (--refine-mle)"]
+    assert line.startswith(f"{k} of {n} rows ({100 * k / n:.1f} %) refitted by maximum likelihood"), line
+    assert line.endswith(f"{n - k} kept the first maximum-likelihood fit's values (refined 0)"), line
+    on_z = int(np.sum(t["at_bound"] == 2))
+    assert (f"{on_z} of {n} rows without a finite crlb_z_nm: not in the bars (z held on the fit&#x27;s bound, "
+            "at_bound &amp; 2") in rep.html
+    # a network's table refined: its sigma columns
+    net = LocTable({**{c: t[c] for c in ("frame", "x_nm", "y_nm", "z_nm", "photons", "bg")},
+                    "sigma_x_nm": t["crlb_x_nm"], "sigma_y_nm": t["crlb_y_nm"], "sigma_z_nm": t["crlb_z_nm"],
+                    "prob": np.full(n, 0.9), "refined": refined})
+    rep = build_report(net, px_size_nm=20.0)
+    assert rep.summary["refined (--refine-mle)"].endswith(
+        "(plexloc fit --refine-mle: refined 1; their sigma_x/y/z_nm are the CRLB at the refit); "
+        f"{n - k} kept the network's values, its predicted sigma_*_nm among them (refined 0)"), rep.summary
+    assert "not in the bars" not in rep.html
+    assert not any(k.startswith("refined") for k in build_report(t, px_size_nm=20.0).summary)
