@@ -113,7 +113,11 @@ def saturated_line(n: int | None, clip_levels: Sequence = (), *, table: str | os
         return None
     said = {"setting": " (the camera's saturation_adu)", "found": " (found in the movie)",
             "pile-up": " (where the movie's pixels pile up)"}
-    levels = sorted({f"{lv:.0f} ADU" + said.get(how, "") for lv, how in clip_levels or [] if lv is not None})
+    # a ClipLevel: found only with frames spread over the movie (session-51 review: said as if the first frames held it)
+    later = {"found": " (found in frames later in the movie, not in the first ones)",
+             "pile-up": " (where the pixels of frames later in the movie pile up, not those of the first ones)"}
+    levels = sorted({f"{lv:.0f} ADU" + (later if getattr(e, "later", False) else said).get(how, "")
+                     for e in clip_levels or [] for lv, how in [e] if lv is not None})
     return (f"{n} {'row' if n == 1 else 'rows'}{' (before the filters)' if filtered else ''} "
             f"{'touches' if n == 1 else 'touch'} pixels clipped at {' / '.join(levels) or 'the clipping level'} "
             "(column saturated_px > 0): fitted from clipped light, their photons are low (the more so the more pixels "
@@ -1132,6 +1136,31 @@ def psf_shape_check(fitter: MLEFitter, movies: ChannelMovies, *, warn: bool = Tr
                                   else None, warn=warn)
 
 
+class ClipLevel(tuple):
+    """A channel's ``(level ADU, where from)`` that :func:`frame_clip_levels` found only with the frames spread over
+    the rest of the movie, not in the first ones: equal to, and unpacked as, the plain pair (``stats["clip_levels"]``);
+    :func:`saturated_line` says the level came from later frames (before the session-51 review the fit's summary line
+    named the level as if the first frames held it, and ``plexloc info``, which shows the first frames, showed none)."""
+
+    __slots__ = ()
+    later = True
+
+
+def _clip_level_with_later(head, more, camera, dtype) -> tuple[float | None, str]:
+    """:func:`~plexloc.camera.check.clip_level` of the first raw frames ``head`` together with ``more`` (frames spread
+    over the rest of the movie; None or empty: ``head`` alone), a :class:`ClipLevel` where the first frames alone give
+    another level."""
+    from plexloc.camera.check import clip_level
+
+    if more is None or not len(more):
+        return clip_level(head, camera, dtype)
+    arr = head.detach().cpu().numpy() if isinstance(head, Tensor) else np.asarray(head)
+    level = clip_level(np.concatenate([arr, more]), camera, dtype)
+    if level[1] in ("found", "pile-up") and clip_level(arr, camera, dtype) != level:
+        return ClipLevel(level)
+    return level
+
+
 def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], *, dtype,
                       later: Sequence[np.ndarray] | None = None) -> list[tuple[float | None, str]]:
     """Each channel's :func:`~plexloc.camera.check.clip_level` from the first raw frames of a chunk (as many as the
@@ -1140,16 +1169,14 @@ def frame_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor], 
     a full well clips a 16-bit movie at 1000 ADU), else ``dtype``'s maximum. ``later``: each channel's frames spread
     over the rest of the movie (:func:`later_raw_frames`), looked at with the first ones: a camera that clips only
     later is found before the fit."""
-    from plexloc.camera.check import clip_level, head_frames
+    from plexloc.camera.check import head_frames
 
     k = head_frames(np.shape(frames[0]))
     out = []
     for c, (f, ch) in enumerate(zip(frames, fitter.channels)):
         # a tensor as it is (find_clip_adu reads it through the CPU): np.asarray of a CUDA tensor raises
         head = f[:k] if isinstance(f, Tensor) else np.asarray(f[:k])
-        if later is not None and len(later[c]):
-            head = np.concatenate([head.detach().cpu().numpy() if isinstance(head, Tensor) else head, later[c]])
-        out.append(clip_level(head, ch.camera, dtype))
+        out.append(_clip_level_with_later(head, later[c] if later is not None else None, ch.camera, dtype))
     return out
 
 
@@ -1199,7 +1226,7 @@ def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor
     frames spread over the rest of the movie (:func:`later_raw_frames`), where that level is looked for too, as
     :func:`frame_clip_levels` looks for a level there (before session 51 the first frames alone: a camera configured
     below the movie's values that clips only later got the pixel type's maximum, no row flagged)."""
-    from plexloc.camera.check import clip_level, head_frames
+    from plexloc.camera.check import head_frames
 
     k = head_frames(np.shape(frames[0]))
     out, told = list(levels), []
@@ -1209,9 +1236,8 @@ def exceeded_clip_levels(fitter: MLEFitter, frames: Sequence[np.ndarray | Tensor
         f = frames[c][:k]
         head = f if isinstance(f, Tensor) else np.asarray(f)
         top = float(head.max())  # of the first frames, which the sentence names
-        if later is not None and len(later[c]):
-            head = np.concatenate([head.detach().cpu().numpy() if isinstance(head, Tensor) else head, later[c]])
-        out[c] = clip_level(head, None, dtype)  # no setting: found in the frames, else the pixel type's maximum
+        # no setting: found in the frames, else the pixel type's maximum
+        out[c] = _clip_level_with_later(head, later[c] if later is not None else None, None, dtype)
         new, src = out[c]
         flagged = ("so no row is flagged as saturated (a float movie has no maximum)" if new is None else
                    f"so rows are flagged as saturated (column saturated_px) at {new:.0f} ADU instead, "
