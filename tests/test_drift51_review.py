@@ -1,9 +1,9 @@
 """Session 51 review of the sparse 2-window check (drift.RCC_STRONG_CHECK_ROWS): at a smaller reach (max_drift_nm)
 the 3-window closure's allowance shrinks with it (20 nm x reach / 300: 6.7 nm at 100, 3.3 at 50), and right sparse
-tables whose strong peak was never checked before were refused: 20 of 140 (1,200-1,800 rows, 0.8-9.9 nm off, closures
-6.8-10.8 nm) at 100 nm and 53 of 140 at 50 nm. A strong peak's allowance is now at least
-drift.RCC_STRONG_MIN_CLOSURE_NM (fails on 88d1302-5ca1b82). Guard: a strong chance peak at 100 nm (closure 12.6 nm, the
-smallest of 38 strong chance peaks there) stays flagged."""
+tables whose strong peak was never checked before were refused: 26 of 173 strong-peak estimates (1,200-1,800 rows,
+0-9.9 nm off, closures 0.04-12.8 nm) at 100 nm and 68 of 173 at 50 nm (bench/drift51_review.py). A strong peak's
+allowance is now at least drift.RCC_STRONG_MIN_CLOSURE_NM (4 and 4 refused; fails on 5ca1b82). Guard: a strong chance
+peak at 100 nm (closure 12.6 nm, the smallest of 38 strong chance peaks there) stays flagged."""
 
 from __future__ import annotations
 

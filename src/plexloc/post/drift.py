@@ -416,11 +416,11 @@ RCC_MAX_CLOSURE_NM = 20.0
 #: rows, peak 8-10) misses closing by 117-142 nm because its middle window holds the jump (bench/drift51.py)
 RCC_STRONG_CHECK_ROWS = 1000
 #: ... whose allowance, where its peak is strong, shrinks with a smaller reach no further than this (nm; session 51
-#: review): right sparse tables (1,200-1,800 rows; 2D and 3D lines, rings, clusters, bead-like clusters; 20 and 40 nm
-#: pixels; 336 strong-peak estimates at reaches of 50-150 nm, 0-9.9 nm off) close within 0.1-12.8 nm, and the scaled
-#: allowance refused 73 of them (20 of 140 at max_drift_nm 100, 6.7 nm allowed; 53 of 140 at 50, 3.3 nm), this floor
-#: 4. Strong chance peaks of one-window clusters close 12.6-305 nm at reaches of 100-150 nm (none of 59 passes either
-#: way) and 0-86 nm at 50 (2 of 34 pass 3.3 nm, 4 pass this floor, 3.9-38 nm off; all 34 were accepted before the
+#: review, bench/drift51_review.py): right sparse tables (1,200-1,800 rows; 2D and 3D lines, rings, clusters, bead-like
+#: clusters; 20 and 40 nm pixels; 0-9.9 nm off) close within 0.04-12.8 nm at reaches of 50-150 nm, and the scaled
+#: allowance refused 26 of 173 strong-peak estimates at max_drift_nm 100 (6.7 nm allowed) and 68 of 173 at 50 (3.3
+#: nm), this floor 4 and 4. Strong chance peaks of one-window clusters close 12.6-209 nm at 100 nm (none of 38 passes
+#: either way) and 0-86 nm at 50 (2 of 34 pass 3.3 nm, 4 pass this floor, 3.9-38 nm off; all were accepted before the
 #: check). The 4.5-6 band keeps the scaled allowance (session 50 review)
 RCC_STRONG_MIN_CLOSURE_NM = 10.0
 #: RCC reads a pair's peak significance (:func:`_peak_prominence`) against the cross-correlation of shifts up to this
