@@ -89,3 +89,21 @@ def test_the_page_says_how_many_rows_were_refined_and_which_rows_the_axial_bound
         f"{n - k} kept the network's values, its predicted sigma_*_nm among them (refined 0)"), rep.summary
     assert "not in the bars" not in rep.html
     assert not any(k.startswith("refined") for k in build_report(t, px_size_nm=20.0).summary)
+
+
+def test_a_multi_channel_tables_photons_per_channel_are_shown():
+    """A dual-colour fit's table (photons_ch0, photons_ch1): the page showed the total photons only, so its two dyes
+    (channel 0's share about 0.3 and 0.8) were on no figure and no line."""
+    t = _mle_table()
+    n = len(t)
+    share = np.where(np.arange(n) % 2 == 0, 0.3, 0.8)
+    two = _with(t, photons_ch0=share * t["photons"], photons_ch1=(1 - share) * t["photons"])
+    rep = build_report(two, px_size_nm=20.0)
+    assert rep.n_figures == build_report(t, px_size_nm=20.0).n_figures + 1
+    assert 'alt="channel 0 share histogram"' in rep.html and "plexloc color assigns them" in rep.html
+    med = rep.summary["median photons per channel"]
+    assert med == f"ch0: {np.median(share * t['photons']):.0f}, ch1: {np.median((1 - share) * t['photons']):.0f}", med
+    keys = list(rep.summary)
+    assert keys.index("median photons per channel") == keys.index("median photons") + 1
+    # one channel's column alone (photons_ch1 without photons_ch0) is not read as channels
+    assert "median photons per channel" not in build_report(_with(t, photons_ch1=t["photons"]), px_size_nm=20.0).summary

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -231,6 +232,12 @@ def build_report(
     missing: dict[str, str] = {}
     n_fig = 0
     summary: dict[str, object] = {"localizations": n}
+    # the channels' photons, photons_ch0, photons_ch1, ... (all of them from 0 on; else none is read)
+    ch = [f"photons_ch{k}" for k in range(sum(1 for c in table.columns if re.fullmatch(r"photons_ch\d+", c)))]
+    ch = ch if all(c in table for c in ch) else []
+    per = np.stack([np.asarray(table[c], float) for c in ch], axis=1) if len(ch) >= 2 else np.zeros((n, 0))
+    tot = per.sum(axis=1)
+    ok = np.isfinite(tot) & (tot > 0)
     z_all = np.asarray(table["z_nm"], dtype=float)
     z_finite = z_all[np.isfinite(z_all)]
     is_3d = bool(np.any(z_finite != 0))
@@ -239,6 +246,10 @@ def build_report(
         summary["extent x (µm)"] = f"{table['x_nm'].min() / 1000:.2f} .. {table['x_nm'].max() / 1000:.2f}"
         summary["extent y (µm)"] = f"{table['y_nm'].min() / 1000:.2f} .. {table['y_nm'].max() / 1000:.2f}"
         summary["median photons"] = f"{np.nanmedian(table['photons']):.0f}"
+        if len(ch) >= 2:  # each channel's (a multi-channel fit's photons_chN)
+            summary["median photons per channel"] = ", ".join(
+                f"{c[8:]}: {np.nanmedian(per[:, k]):.0f}" if np.isfinite(per[:, k]).any() else f"{c[8:]}: none finite"
+                for k, c in enumerate(ch))
         for c, label in (("bg", "median bg (photons/px)"), ("sigma_x_nm", "median σx (nm)"), ("sigma_y_nm", "median σy (nm)"),
                          ("sigma_z_nm", "median σz (nm)"), ("crlb_x_nm", "median CRLB x (nm)"),
                          ("crlb_y_nm", "median CRLB y (nm)"), ("crlb_z_nm", "median CRLB z (nm)"), ("prob", "median prob")):
@@ -371,6 +382,21 @@ def build_report(
                                            "--converged removes them") + "</p>"
         body.append(f"<div class='cell'>{_img(figures.histogram_figure(table[col], xlabel=label), key + ' histogram')}"
                     f"{note}</div>")
+        n_fig += 1
+    # a multi-channel table's photons per channel: channel 0's share of each row's photons, where the dyes of a
+    # multi-colour sample are the peaks (the page showed the total only: a dual-colour fit's two dyes, at 0.2-0.4 and
+    # 0.7-0.9 of channel 0, were on no figure and no line)
+    if n and len(ch) >= 2:
+        share = per[ok, 0] / tot[ok]
+        label = f"channel 0's share of the photons (photons_ch0 / the sum of {len(ch)} channels)"
+        png = figures.histogram_figure(share, xlabel="photons_ch0 / photons of all channels", title=label)
+        said = ("a multi-colour sample's dyes are its peaks ("
+                + ("plexloc color assigns them" if "color" not in table else "the table's color column") + "); a "
+                "multi-plane set-up's share follows z")
+        left = int(np.sum(~ok))
+        body.append(f"<div class='cell'>{_img(png, 'channel 0 share histogram')}<p>{html.escape(said)}"
+                    + (html.escape(f"; {left} rows without photons in any channel left out") if left else "")
+                    + "</p></div>")
         n_fig += 1
     add("hist", "Histograms", "<div class='grid'>" + "".join(body) + "</div>" if n else _na(missing["hist"]))
 
