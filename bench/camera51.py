@@ -7,6 +7,7 @@ Sections (``--only`` picks some; each row says whether the check told the camera
 - ``grid``: the session-50 review's grid of normal movies (264 checks): 64 and 128 px, 20 and 64 frames, 0.2 and 2
   emitters/um^2, 3 seeds, right and e_per_adu 2x / 0.5x, em_gain 0.5x, read_sigma 3x / 1/3x.
 - ``small``: bench/small50.py's 16-24 px frames, 4-16 frames, right and e_per_adu 2x / 0.5x.
+- ``beam``: right cameras on sharp spots under a beam, 64 x 64 px, 1-2 emitters/um^2, 200-1000 photons/px, 4 seeds.
 - ``sharp``: bench/camera49.py's movies (96 x 96 px, 32 frames, a beam, background 2 / 30 / 1000 photons/px, 0.3 / 2 /
   5 emitters/um^2) with sharp spots (sd 0.8 px at 160 nm) and normal ones (sd 1.3 px at 100 nm), right, e_per_adu 2x.
 
@@ -113,7 +114,29 @@ def sharp(seeds: int = 1) -> list[dict]:
     return rows
 
 
-SECTIONS = {"crowded": crowded, "grid": grid, "small": small, "sharp": sharp}
+def beam(seeds: int = 4) -> list[dict]:
+    """Right cameras (camera49's EMCCD at em_gain 300 and 1000, its sCMOS) on sharp spots (sd 0.8 px at 160 nm) under a
+    beam (waist 0.35), 64 x 64 px, 32 frames, 1 and 2 emitters/um^2, 200 and 1000 photons/px (session-51 review: the
+    sharp-spot guard's lift, a5db5b5, told them)."""
+    from plexloc.camera import camera_from_config
+    from plexloc.camera.synthetic import spotted_light
+
+    rows = []
+    for cname, cfg in (("emccd", EMCCD49), ("emccd_g1000", {**EMCCD49, "em_gain": 1000.0}), ("scmos", SCMOS49)):
+        true = camera_from_config(cfg)
+        for bg in (200.0, 1000.0):
+            for d in (1.0, 2.0):
+                for seed in range(seeds):
+                    light = spotted_light(np.random.default_rng(seed), 32, (64, 64), bg=bg, waist=0.35, density=d,
+                                          sigma_px=0.8, px_nm=160.0)
+                    raw = true(torch.tensor(light, dtype=torch.float32),
+                               generator=torch.Generator().manual_seed(seed + 1))
+                    rows.append({"section": "beam", "spots": "sharp", "camera": cname, "setting": "right", "bg": bg,
+                                 "density": d, "seed": seed, **_check(raw, cfg)})
+    return rows
+
+
+SECTIONS = {"crowded": crowded, "grid": grid, "small": small, "sharp": sharp, "beam": beam}
 
 
 def table(rows: list[dict]) -> str:
