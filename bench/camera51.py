@@ -8,6 +8,7 @@ Sections (``--only`` picks some; each row says whether the check told the camera
   emitters/um^2, 3 seeds, right and e_per_adu 2x / 0.5x, em_gain 0.5x, read_sigma 3x / 1/3x.
 - ``small``: bench/small50.py's 16-24 px frames, 4-16 frames, right and e_per_adu 2x / 0.5x.
 - ``beam``: right cameras on sharp spots under a beam, 64 x 64 px, 1-2 emitters/um^2, 200-1000 photons/px, 4 seeds.
+- ``margin``: e_per_adu 0.70-0.75x on crowded 32 and 64 px movies (LOW_HP_SE's "too few pixels").
 - ``sharp``: bench/camera49.py's movies (96 x 96 px, 32 frames, a beam, background 2 / 30 / 1000 photons/px, 0.3 / 2 /
   5 emitters/um^2) with sharp spots (sd 0.8 px at 160 nm) and normal ones (sd 1.3 px at 100 nm), right, e_per_adu 2x.
 
@@ -136,7 +137,26 @@ def beam(seeds: int = 4) -> list[dict]:
     return rows
 
 
-SECTIONS = {"crowded": crowded, "grid": grid, "small": small, "sharp": sharp, "beam": beam}
+def margin(seeds: int = 4) -> list[dict]:
+    """e_per_adu 0.70 / 0.73 / 0.75x on crowded movies of 32 and 64 px (10 and 20 frames, 2 emitters/um^2): read just
+    under NOISE_RANGE, where LOW_HP_SE says "too few pixels" within one standard error (session-51 review)."""
+    from plexloc.camera import camera_from_config
+    from plexloc.camera.synthetic import spotted_light
+
+    rows = []
+    for cname, cfg in (("emccd", EMCCD), ("scmos", SCMOS)):
+        true = camera_from_config(cfg)
+        for s, t in ((64, 20), (32, 10)):
+            for seed in range(seeds):
+                light = spotted_light(np.random.default_rng(seed), t, (s, s), bg=20.0, density=2.0)
+                raw = true(torch.tensor(light, dtype=torch.float32), generator=torch.Generator().manual_seed(seed + 1))
+                for f in (0.7, 0.73, 0.75):
+                    rows.append({"section": "margin", "camera": cname, "setting": f"e_per_adu_{f}x", "size": s,
+                                 "frames": t, "seed": seed, **_check(raw, {**cfg, "e_per_adu": f * cfg["e_per_adu"]})})
+    return rows
+
+
+SECTIONS = {"crowded": crowded, "grid": grid, "small": small, "sharp": sharp, "beam": beam, "margin": margin}
 
 
 def table(rows: list[dict]) -> str:
