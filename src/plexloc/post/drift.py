@@ -437,6 +437,17 @@ RCC_PEAK_REFERENCE_NM = 300.0
 MAX_DRIFT_NM = 300.0
 
 
+def _reach_hint(closure_nm: float, max_drift_nm: float) -> str:
+    """The words of a failed 3-window check (:data:`RCC_MAX_CLOSURE_NM`) that point to the reach, where a reach below
+    the default shrank the allowance and the closure is within the default's (session 51): chance closures grow with
+    the reach searched, a right table's does not; else ""."""
+    if max_drift_nm >= MAX_DRIFT_NM or not closure_nm <= RCC_MAX_CLOSURE_NM:
+        return ""
+    return (f"a larger reach (max_drift_nm, plexloc drift --max-drift, {max_drift_nm:g} nm here: the allowance shrinks "
+            f"with it; at the default {MAX_DRIFT_NM:g} nm {RCC_MAX_CLOSURE_NM:g} nm are allowed, and chance peaks "
+            "miss by more there, 47-828 nm measured), ")
+
+
 def _why_unreliable(uncertainty_nm: float, curve_rms_nm: float) -> str:
     """The reason :func:`drift_unreliable` gives, for the warnings."""
     if uncertainty_nm <= curve_rms_nm / np.sqrt(2.0):
@@ -1159,9 +1170,6 @@ def _step_timing_fine(frame: np.ndarray, near: np.ndarray, f_near: np.ndarray, b
     size = coef[2]
     s2n = max(float(np.dot(size, size)), 1e-12)
 
-    def after_share(rows: np.ndarray, d_rows: np.ndarray) -> float:
-        return float(np.dot(d_rows - line[rows].mean(axis=0), size) / s2n)
-
     # the step's frame, by halving a bracket of frames: a stretch of frames whose rows sit better on the reference
     # (the rest of the table, corrected) shifted by the drift after the step than before holds more rows after the
     # step than before (the correlation of a mix is the mix of the two sides' correlations, each largest at its own
@@ -1487,8 +1495,8 @@ def rcc_drift(
             "standard deviations, but the chance peaks of so sparse a table read up to 21; cut into 3 windows, the "
             f"pairs' shifts miss adding up by {check['closure_nm']:.0f} nm ({check['allowed_nm']:.3g} allowed), and "
             f"this drift estimate of {len(table)} localizations is not reliable. Use more localizations (the whole "
-            "acquisition) or fiducial markers (engine fiducials); if the sample did not drift, keep the uncorrected "
-            "table", UnreliableDriftWarning, stacklevel=2)
+            f"acquisition), {_reach_hint(check['closure_nm'], max_drift_nm)}or fiducial markers (engine fiducials); "
+            "if the sample did not drift, keep the uncorrected table", UnreliableDriftWarning, stacklevel=2)
     if len(weak) and not unreliable:
         unreliable = True
         fewer = "" if n_seg <= 2 else f"fewer windows (n_segments, plexloc drift --segments, got {n_seg}), "
@@ -1501,7 +1509,9 @@ def rcc_drift(
             + (f"; cut into 3 windows, the pairs' shifts miss adding up by {info['peak_check']['closure_nm']:.0f} nm, "
                f"{info['peak_check']['allowed_nm']:.3g} allowed" if "peak_check" in info else "")
             + f"), and this drift estimate of {len(table)} localizations is not reliable. Use "
-            f"more localizations per window (the whole acquisition), {fewer}or fiducial markers (engine fiducials); "
+            f"more localizations per window (the whole acquisition), {fewer}"
+            + (_reach_hint(info["peak_check"]["closure_nm"], max_drift_nm) if "peak_check" in info else "")
+            + "or fiducial markers (engine fiducials); "
             "if the sample did not drift, keep the uncorrected table", UnreliableDriftWarning, stacklevel=2)
     per_window = len(table) / n_seg
     if per_window < RCC_MIN_ROWS_PER_WINDOW and not unreliable:
