@@ -1,4 +1,4 @@
-"""``plexloc status [JOB] --server URL --token T [-v] [--log] [--cancel | --delete]`` (or ``--files``, ``--delete-file ID``): a job's state, or a list of one's
+"""``plexloc status [JOB] --server URL --token T [-v] [--log] [--cancel | --delete | --rerun]`` (or ``--files``, ``--delete-file ID``): a job's state, or a list of one's
 jobs (with the space one's files take, and the server's limits when it has any)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print the job's state (queued, assigned, running, succeeded, failed, cancelled); with "
         "--verbose also stage, progress and error; with --log its log; with --cancel cancel it first (a queued job at "
         "once, a running one when its worker next pings: its command is stopped); with --delete delete an ended job with its "
-        "outputs and log. Without JOB: your jobs, newest first, and the space your files take (against the server's "
+        "outputs and log; with --rerun submit the job again (a new job, its id printed). Without JOB: your jobs, newest first, and the space your files take (against the server's "
         "quota and job limit, when it has them).",
     )
     p.add_argument("job", nargs="?", default=None, help="job id (as plexloc submit printed it); none: list your jobs")
@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cancel", action="store_true", help="cancel the job (then print its state)")
     p.add_argument("--delete", action="store_true",
                    help="delete the ended job with its outputs and log (frees their space; download them first)")
+    p.add_argument("--rerun", action="store_true",
+                   help="submit the job again as a new job, with the same inputs and parameters (prints the new "
+                   "job's id; with --wait, waits for it)")
     p.add_argument("--wait", action="store_true",
                    help="wait until the job ends (exit 0 only on success; exit 3, the job left queued, when no worker "
                    "present can take it for 30 s); with --log, print the log as it grows")
@@ -82,6 +85,28 @@ def _list(c) -> int:
     return 0
 
 
+def _rerun(c, args: argparse.Namespace) -> int:
+    """``--rerun``: the job submitted again (the server's re-run, as the web page's Re-run button does); the new
+    job's id on stdout (J2=$(plexloc status J --rerun)), and with ``--wait`` its end as ``plexloc submit --wait`` says
+    it. The command line had no way to re-run a job, although a full store's error advised it."""
+    from plexloc.errors import InputError
+
+    if args.cancel or args.delete or args.log or args.verbose:
+        raise InputError("--rerun submits the job again as a new job: not with --cancel, --delete, --log or -v (give "
+                         "them the new job's id)")
+    new = c.rerun(args.job)
+    print(new["id"], flush=True)
+    print(f"plexloc status: job {new['id']} re-runs job {args.job}", file=sys.stderr, flush=True)
+    if not args.wait:
+        return 0
+    ended = wait_for_end(c, new["id"], prog="status", keep_waiting=args.wait_queued)
+    if ended is None:
+        return STOPPED_WAITING
+    print(ended["state"] + (f": {ended['error']}" if ended["error"] else ""), flush=True)
+    say_warnings(ended, prog="status")
+    return 0 if ended["state"] == "succeeded" else 1
+
+
 def run(args: argparse.Namespace) -> int:
     from plexloc.errors import InputError
     from plexloc.service.settings import size_text
@@ -94,9 +119,11 @@ def run(args: argparse.Namespace) -> int:
             return _files(c, args.delete_file)
         args.wait = args.wait or args.wait_queued
         if args.job is None:
-            if args.cancel or args.log or args.delete or args.wait:
-                raise InputError("--cancel, --delete, --log and --wait need a JOB")
+            if args.cancel or args.log or args.delete or args.wait or args.rerun:
+                raise InputError("--cancel, --delete, --rerun, --log and --wait need a JOB")
             return _list(c)
+        if args.rerun:
+            return _rerun(c, args)
         if args.delete:
             if args.cancel or args.log or args.wait:
                 raise InputError("--delete removes the job and its log: not with --cancel, --log or --wait")

@@ -37,7 +37,7 @@ def service_errors(server: str):
 
     from plexloc.errors import InputError
     from plexloc.service.client import ServiceError
-    from plexloc.service.transfer import TransferError
+    from plexloc.service.transfer import StoreFilled, TransferError
 
     try:
         yield
@@ -45,6 +45,8 @@ def service_errors(server: str):
         raise InputError(str(err.detail), source=f"server ({err.status})") from None
     except httpx.HTTPError as err:
         raise InputError(f"cannot reach the server: {type(err).__name__}: {err}", source=server) from None
+    except StoreFilled as err:  # the store's disk filled during an upload (it read "refused (507): {JSON}")
+        raise InputError(f"upload failed: {err}, then submit again", source=server) from None
     except TransferError as err:
         raise InputError(f"transfer failed: {err}", source=server) from None
 

@@ -727,7 +727,9 @@ class Agent:
                 transient = not isinstance(err, ServiceError) or err.status in (502, 503, 504)
                 # 507: the server's store is full. Its administrator can free space: the job waits for it (up to
                 # storage_wait_s), its outputs kept, where a day's training failed at its end, its model lost
-                full = isinstance(err, ServiceError) and err.status == 507
+                # (or its disk filled partway through an upload: the store's own 507, StoreFilled; it was waited out
+                # as an outage and the job failed with "TransferError: upload of NAME refused (507): {JSON}")
+                full = (isinstance(err, ServiceError) and err.status == 507) or isinstance(err, transfer.StoreFilled)
                 transient = transient or full
                 if isinstance(err, transfer.TransferError) and "refused (4" in str(err):
                     transient = False
@@ -741,8 +743,8 @@ class Agent:
                     rep.store_full = True
                     raise StoreFull(
                         f"the server's file store stayed full for {time.monotonic() - started:.0f} s, so the job's "
-                        f"outputs were not kept ({err.detail}); once space is freed, submit the job again (or re-run it "
-                        "from the web page)"
+                        f"outputs were not kept ({err.detail}); once space is freed, submit the job again (plexloc "
+                        f"status {rep.job_id} --rerun, or Re-run on the web page)"
                     ) from None
                 if not transient or time.monotonic() + pause > deadline or rep.cancel.is_set() or rep.lost.is_set():
                     raise

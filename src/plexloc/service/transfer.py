@@ -39,6 +39,29 @@ class LinkRefused(TransferError):
     transfer resumes where it stopped (a download's part file, an upload's offset in the store)."""
 
 
+class StoreFilled(TransferError):
+    """The store's disk filled while the bytes arrived (HTTP 507 from the store itself, partway through a PUT): the
+    bytes stored so far stay (a later upload resumes from them). ``detail`` says the file, its size, how much was
+    stored and what to do; the worker waits for the space as for a full store, the client says it."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _store_filled(path: Path, size: int, r: httpx.Response) -> StoreFilled:
+    """The store's 507 for ``path`` (``size`` bytes) in the full store's words. It failed as "upload of NAME refused
+    (507): {JSON}", which a worker waited out as an outage and then failed with."""
+    try:
+        body = r.json()
+    except ValueError:
+        body = {}
+    stored = body.get("offset") if isinstance(body, dict) else None
+    so_far = f", {stored} of them stored" if isinstance(stored, int) else ""
+    return StoreFilled(f"{path.name}: the server's file store filled up during the upload of the file's {size} bytes"
+                       f"{so_far}: ask the server's administrator to free space")
+
+
 def _refused(what: str, r: httpx.Response) -> TransferError:
     kind = LinkRefused if r.status_code == 403 else TransferError
     return kind(f"{what} refused ({r.status_code}): {r.text}")
@@ -106,6 +129,8 @@ def upload(http: httpx.Client, url: str, path: str | os.PathLike, *, retries: in
             if r.status_code == 409:  # another offset: ask again
                 last = TransferError(r.text)
                 continue
+            if r.status_code == 507:  # the store's disk filled while the bytes arrived
+                raise _store_filled(path, size, r)
             raise _refused(f"upload of {path.name}", r)
         except (httpx.TransportError, httpx.TimeoutException) as err:
             last = err

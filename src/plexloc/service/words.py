@@ -137,20 +137,36 @@ def job_words(registry, job) -> dict[str, Any]:
     return words
 
 
+#: of a slot's several files, how many a message names (the rest counted)
+_NAMED_FILES = 4
+
+
 def _input_refs(session: Session, job) -> dict[str, str]:
-    """Each input slot's first file as a submission names it again: ``job:ID/NAME`` for another job's output,
-    ``file:ID`` for an upload."""
-    out: dict[str, str] = {}
+    """Each input slot's file as a submission names it again: ``job:ID/NAME`` for another job's output, ``file:ID``
+    for an upload. A slot with several files: ``SLOT (one of A, B, C)`` (the first :data:`_NAMED_FILES`, the rest
+    counted), since a message cannot tell which of them its advice is about; only the first was named, as if it were
+    the job's only one."""
+    refs: dict[str, list[str]] = {}
     for ji in sorted(job.inputs, key=lambda ji: (ji.slot, ji.position)):
-        if ji.slot in out:
-            continue
         f = session.get(File, ji.file_id) if ji.file_id is not None else None
         if f is not None and f.job_id is not None:
-            out[ji.slot] = f"job:{f.job_id}/{f.name}"
+            ref = f"job:{f.job_id}/{f.name}"
         elif f is not None:
-            out[ji.slot] = f"file:{f.id}"
+            ref = f"file:{f.id}"
         elif ji.source_job_id is not None:
-            out[ji.slot] = f"job:{ji.source_job_id}/{ji.source_name}"
+            ref = f"job:{ji.source_job_id}/{ji.source_name}"
+        else:
+            continue
+        if ref not in refs.setdefault(ji.slot, []):
+            refs[ji.slot].append(ref)
+    out: dict[str, str] = {}
+    for slot, names in refs.items():
+        if len(names) == 1:
+            out[slot] = names[0]
+            continue
+        more = len(names) - _NAMED_FILES
+        out[slot] = (f"{slot.upper()} (one of {', '.join(names[:_NAMED_FILES])}"
+                     + (f" and {more} more" if more > 0 else "") + ")")
     return out
 
 
