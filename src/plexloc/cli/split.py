@@ -51,7 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--flip", choices=("x", "y", "xy"), default=None,
                      help="instead of --config: mirror the whole movie (one channel's own movie) left-right (x), "
                      "up-down (y) or both, into DIR/MOVIE_flipF.tif, for a channel recorded as a mirror image of "
-                     "channel 0's; per-pixel camera maps are not mirrored")
+                     "channel 0's; with --camera, the camera's per-pixel maps too")
+    p.add_argument("--camera", type=Path, default=None, metavar="YAML",
+                   help="with --flip: the movie's camera YAML (or its single-channel configuration); an sCMOS camera's "
+                   "per-pixel maps are mirrored as the movie into DIR/MOVIE_flipF_FIELD.npy, with DIR/MOVIE_flipF_"
+                   "camera.yaml naming them, for plexloc fit --camera (full-chip maps cut at the movie's ROI first: "
+                   "--roi-offset, else its metadata)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created where missing)")
     p.add_argument("--roi-offset", type=nonnegative_int, nargs=2, default=None, metavar=("X", "Y"),
                    help="chip pixel (x, y) of the movie frame's corner (its camera ROI), for the printed register "
@@ -153,41 +158,60 @@ def _cut_maps(config, split, frame_shape: tuple[int, int], roi: tuple[int, int],
         InputError: a map smaller than the movie frame but not of the box's shape, or a box whose chip position
             leaves a full-chip map (naming the channel, the field, the map file and the positions).
     """
+    from plexloc.io.splitview import flips
+
+    result = []
+    for c, (ch, box, flip) in enumerate(zip(config.channels, split.boxes, flips(split))):
+        result.append(_cut_camera_maps(ch.camera, box, flip, frame_shape, roi, out, names[c],
+                                       field_of=f"channels[{c}].camera", whose=f"channel {c}'s box", source=source))
+    return result
+
+
+def _cut_camera_maps(cam, box, flip: str, frame_shape: tuple[int, int], roi: tuple[int, int] | None, out: Path,
+                     name: str, *, field_of: str, whose: str, source: str, keep_own: bool = True) -> dict:
+    """One camera's sCMOS per-pixel maps cut to ``box`` and flipped by ``flip`` (:func:`_cut_maps`): ``{field: (path,
+    array)}``, the paths ``out / f"{name}_{field}.npy"``; empty for a camera without map files. ``roi``: the movie
+    frame's chip position, for a full-chip map (None where unknown: such a map is refused, saying to give it).
+    ``field_of`` and ``whose`` name the camera and the box in the messages. ``keep_own``: a map of the box's shape is
+    taken as cut already (a split view's channel map); False where the box is the whole frame (:func:`mirror_movie`):
+    a frame-sized map is then the movie's, and is flipped."""
     import numpy as np
 
     from plexloc.camera.models import _load_map
     from plexloc.config.models import SCMOSConfig
     from plexloc.errors import InputError
-    from plexloc.io.splitview import cut_box, flips
+    from plexloc.io.splitview import cut_box
 
-    result = []
-    for c, (ch, (x, y, bw, bh), flip) in enumerate(zip(config.channels, split.boxes, flips(split))):
-        maps = {}
-        cam = ch.camera
-        for field in ("e_per_adu", "baseline", "read_sigma", "read_variance"):
-            value = getattr(cam, field, None) if isinstance(cam, SCMOSConfig) else None
-            if not isinstance(value, (str, Path)):
-                continue
-            arr = _load_map(value, field=field).numpy()
-            if arr.shape == (bh, bw):
-                continue  # already the channel's own (cut and flipped as the joint fit reads it)
-            if arr.shape == tuple(frame_shape):
-                origin, where = (0, 0), "the movie frame's"
-            elif arr.shape[0] >= frame_shape[0] and arr.shape[1] >= frame_shape[1]:
-                origin, where = roi, f"the chip's (camera ROI at x {roi[0]}, y {roi[1]} plus the box)"
-            else:
-                raise InputError(f"channels[{c}].camera.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x "
-                                 f"columns): neither channel {c}'s box ({bh} x {bw}), nor the movie frame "
-                                 f"({frame_shape[0]} x {frame_shape[1]}), nor a full chip holding it", source=source)
-            x0, y0 = origin[0] + x, origin[1] + y
-            if y0 + bh > arr.shape[0] or x0 + bw > arr.shape[1]:
-                raise InputError(f"channels[{c}].camera.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x "
-                                 f"columns) but channel {c}'s box sits at {where} x {x0}, y {y0} and reaches row "
-                                 f"{y0 + bh}, column {x0 + bw}: check the ROI position (--roi-offset X Y)", source=source)
-            part = cut_box(arr, (x, y, bw, bh), flip, origin=origin)  # as split_frames cuts the channel's frames
-            maps[field] = (out / f"{names[c]}_{field}.npy", np.ascontiguousarray(part))
-        result.append(maps)
-    return result
+    x, y, bw, bh = (int(v) for v in box)
+    maps = {}
+    for field in ("e_per_adu", "baseline", "read_sigma", "read_variance"):
+        value = getattr(cam, field, None) if isinstance(cam, SCMOSConfig) else None
+        if not isinstance(value, (str, Path)):
+            continue
+        arr = _load_map(value, field=field).numpy()
+        if keep_own and arr.shape == (bh, bw):
+            continue  # already the channel's own (cut and flipped as the joint fit reads it)
+        if arr.shape == tuple(frame_shape):
+            origin, where = (0, 0), "the movie frame's"
+        elif arr.shape[0] >= frame_shape[0] and arr.shape[1] >= frame_shape[1]:
+            if roi is None:
+                raise InputError(f"{field_of}.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x columns), "
+                                 f"larger than the movie frame ({frame_shape[0]} x {frame_shape[1]}), and the movie's "
+                                 "metadata do not record where its frame lies on the chip: give --roi-offset X Y (the "
+                                 "chip column and row of the frame's corner)", source=source)
+            origin, where = roi, f"the chip's (camera ROI at x {roi[0]}, y {roi[1]} plus the box)"
+        else:
+            raise InputError(f"{field_of}.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x "
+                             f"columns): neither {whose} ({bh} x {bw}), nor the movie frame "
+                             f"({frame_shape[0]} x {frame_shape[1]}), nor a full chip holding it", source=source)
+        x0, y0 = origin[0] + x, origin[1] + y
+        if y0 + bh > arr.shape[0] or x0 + bw > arr.shape[1]:
+            raise InputError(f"{field_of}.{field} map {value} is {arr.shape[0]} x {arr.shape[1]} (rows x "
+                             f"columns) but {whose} sits at {where} x {x0}, y {y0} and reaches row "
+                             f"{y0 + bh}, column {x0 + bw}: check the ROI position (--roi-offset X Y)", source=source)
+        part = cut_box(arr, (x, y, bw, bh), flip, origin=origin)  # as split_frames cuts the channel's frames
+        maps[field] = (out / f"{name}_{field}.npy", np.ascontiguousarray(part))
+    return maps
 
 
 def _write_map(path: Path, arr) -> None:
@@ -218,29 +242,66 @@ def mirror_movie(args: argparse.Namespace) -> int:
     from plexloc.errors import InputError
     from plexloc.workflow import acquisition_name
 
-    if args.roi_offset is not None:
-        raise InputError("--roi-offset is for a split view (--config); --flip mirrors one channel's own movie, whose "
-                         "ROI offset plexloc fit reads as for any movie")
+    camera_file = getattr(args, "camera", None)
+    if args.roi_offset is not None and camera_file is None:
+        raise InputError("--roi-offset is for a split view (--config), or with --flip for cutting a camera's full-chip "
+                         "maps (--camera); --flip mirrors one channel's own movie, whose ROI offset plexloc fit reads "
+                         "as for any movie")
     if not args.movie.exists():
         raise InputError("file or folder not found", source=args.movie)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError("--out must be a folder; a file of that name exists", source=out)
-    tif = out / f"{acquisition_name([args.movie])}_flip{args.flip}.tif"
+    name = f"{acquisition_name([args.movie])}_flip{args.flip}"
+    tif = out / f"{name}.tif"
     check_outputs(tif)
     movie_files = {args.movie.resolve()} if args.movie.is_file() else {p.resolve() for p in args.movie.glob("*")}
     if tif.resolve() in movie_files:
         raise InputError(f"the output {tif} is the movie itself (or one of its files); choose another --out",
                          source=args.movie)
+    cam, maps, cam_out = None, {}, out / f"{name}_camera.yaml"
     with open_split_source(args.movie) as reader:
         h, w = reader.frame_shape
+        roi = reader.roi_offset.px if reader.roi_offset is not None else None
+        if camera_file is not None:  # the maps checked and mirrored (in memory) before the movie is read
+            from plexloc.config.io import load_camera_config
+
+            cam = load_camera_config(camera_file)
+            cut_roi = tuple(int(v) for v in args.roi_offset) if args.roi_offset is not None else roi
+            maps = _cut_camera_maps(cam, (0, 0, w, h), args.flip, (h, w), cut_roi, out, name, field_of="camera",
+                                    whose="the movie frame", source=str(camera_file), keep_own=False)
+            if maps:
+                check_outputs(cam_out, *(path for path, _ in maps.values()))
         out.mkdir(parents=True, exist_ok=True)
         n_frames, _ = split_movie(reader, SplitViewConfig(boxes=[(0, 0, w, h)], flip=[args.flip]), [tif],
                                   chunk_frames=args.chunk, source=str(args.movie))
-        roi = reader.roi_offset.px if reader.roi_offset is not None else None
     words = {"x": "left-right", "y": "up-down", "xy": "left-right and up-down"}[args.flip]
-    print(f"{args.movie} mirrored {words} -> {tif} ({n_frames} frames of {w} x {h} px); fit it in place of the movie "
-          "with the same configuration (an sCMOS camera's per-pixel map files are not mirrored: mirror them too)")
+    print(f"{args.movie} mirrored {words} -> {tif} ({n_frames} frames of {w} x {h} px)")
+    if maps:
+        import yaml
+
+        from plexloc.io._atomic import atomic_path
+
+        for field, (map_path, arr) in maps.items():
+            _write_map(map_path, arr)
+            print(f"camera {field} map of {camera_file} mirrored {words} -> {map_path}")
+        # named relative to the camera file (a camera file's map paths are read relative to it)
+        mirrored = cam.model_copy(update={f: Path(p.name) for f, (p, _) in maps.items()})
+        # only the fields the camera file gave (the defaults stay defaults, and the fit's note on them stays)
+        fields = mirrored.model_dump(mode="json", exclude_unset=True)
+        text = (f"# the camera of {camera_file} with its per-pixel maps mirrored {words} for {tif}; written by "
+                f"plexloc split --flip {args.flip}\n" + yaml.safe_dump({"camera": fields}, sort_keys=False))
+        with atomic_path(cam_out) as tmp:
+            Path(tmp).write_text(text)
+        print(f"wrote {cam_out}: fit {tif} in place of the movie with the same configuration and --camera {cam_out} "
+              "(its maps are the mirrored ones)")
+    elif camera_file is not None:
+        print(f"{camera_file} has no per-pixel map files: fit {tif} in place of the movie with the same configuration "
+              "and camera")
+    else:
+        print(f"fit {tif} in place of the movie with the same configuration; an sCMOS camera with per-pixel map files "
+              f"needs them mirrored too: run this again with --camera CAMERA.yaml (or the channel's configuration), "
+              f"which writes the mirrored maps and {cam_out} for plexloc fit --camera")
     if roi is not None:  # the written TIFF carries no Micro-Manager metadata
         print(f"note: {args.movie}'s metadata places it at chip pixel x {roi[0]}, y {roi[1]}; {tif} does not record "
               f"that: give plexloc fit --roi-offset {roi[0]} {roi[1]} where the fit needs it", file=sys.stderr)
@@ -257,6 +318,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.flip is not None:
         return mirror_movie(args)
+    if getattr(args, "camera", None) is not None:
+        raise InputError(f"--camera {args.camera} is for --flip; with --config, the configuration's channels' cameras "
+                         "are the ones whose maps are cut (give the camera there)")
     data = read_split_view_yaml(args.config, option="--config")  # read once: its split_view and its channels
     split = load_split_view(args.config, option="--config", data=data)
     config = _full_config(args.config, data)

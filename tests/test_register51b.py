@@ -1,0 +1,68 @@
+"""Session 51, registration's leftovers: ``plexloc split MOVIE --flip F --camera CAMERA`` mirrors an sCMOS camera's
+per-pixel maps with the movie (before, it told the user to "mirror them too" with no command)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+from plexloc.cli.main import main
+from plexloc.config.io import load_camera_config
+
+
+def _scmos_movie(tmp_path, *, chip=False):
+    rng = np.random.default_rng(3)
+    raw = rng.integers(90, 400, size=(7, 6, 9)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "ch1.tif", raw, photometric="minisblack")
+    shape = (40, 50) if chip else (6, 9)
+    maps = {"baseline": rng.uniform(95, 105, shape), "e_per_adu": rng.uniform(0.3, 0.6, shape),
+            "read_variance": rng.uniform(1, 9, shape)}
+    for field, arr in maps.items():
+        np.save(tmp_path / f"{field}_map.npy", arr.astype(np.float32))
+    cam = {"kind": "scmos", "qe": 0.7, "spurious_charge": 0.0, **{f: f"{f}_map.npy" for f in maps}}
+    (tmp_path / "cam.yaml").write_text(yaml.safe_dump({"camera": cam}))
+    return raw, {f: a.astype(np.float32) for f, a in maps.items()}
+
+
+@pytest.mark.parametrize("flip, how", [("x", lambda a: a[..., ::-1]), ("xy", lambda a: a[..., ::-1, ::-1])])
+def test_flip_with_camera_mirrors_the_frame_sized_maps_and_writes_a_camera_file(tmp_path, capsys, flip, how):
+    raw, maps = _scmos_movie(tmp_path)
+    out = tmp_path / "out"
+    assert main(["split", str(tmp_path / "ch1.tif"), "--flip", flip, "--camera", str(tmp_path / "cam.yaml"),
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    np.testing.assert_array_equal(tifffile.imread(out / f"ch1_flip{flip}.tif"), how(raw))
+    for field, arr in maps.items():
+        np.testing.assert_array_equal(np.load(out / f"ch1_flip{flip}_{field}.npy"), how(arr))
+    cam_file = out / f"ch1_flip{flip}_camera.yaml"
+    assert f"--camera {cam_file}" in text
+    cam = load_camera_config(cam_file)  # its maps named relative to it, as plexloc fit --camera reads them
+    assert cam.kind == "scmos" and cam.qe == pytest.approx(0.7)
+    for field, arr in maps.items():
+        assert (out / str(getattr(cam, field))).resolve() == (out / f"ch1_flip{flip}_{field}.npy").resolve()
+    # the mirrored movie's pixel (i, j) is the original's mirrored one, and so is its offset map value
+    base = np.load(out / f"ch1_flip{flip}_baseline.npy")
+    assert base[2, 0] == maps["baseline"][2 if flip == "x" else 3, 8]
+
+
+def test_flip_with_camera_cuts_full_chip_maps_at_the_roi_then_mirrors(tmp_path, capsys):
+    raw, maps = _scmos_movie(tmp_path, chip=True)
+    out = tmp_path / "out"
+    args = ["split", str(tmp_path / "ch1.tif"), "--flip", "x", "--camera", str(tmp_path / "cam.yaml"),
+            "--out", str(out)]
+    assert main(args) == 2  # no metadata: where on the chip is unknown
+    assert "give --roi-offset X Y" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+    assert main(args + ["--roi-offset", "12", "7"]) == 0
+    for field, arr in maps.items():
+        np.testing.assert_array_equal(np.load(out / f"ch1_flipx_{field}.npy"), arr[7:13, 12:21][:, ::-1])
+
+
+def test_flip_without_camera_names_the_command_for_the_maps(tmp_path, capsys):
+    _scmos_movie(tmp_path)
+    assert main(["split", str(tmp_path / "ch1.tif"), "--flip", "y", "--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    assert "--camera CAMERA.yaml" in text and "mirror them too" not in text
+    assert not (tmp_path / "out" / "ch1_flipy_camera.yaml").exists()
