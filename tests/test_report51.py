@@ -107,3 +107,26 @@ def test_a_multi_channel_tables_photons_per_channel_are_shown():
     assert keys.index("median photons per channel") == keys.index("median photons") + 1
     # one channel's column alone (photons_ch1 without photons_ch0) is not read as channels
     assert "median photons per channel" not in build_report(_with(t, photons_ch1=t["photons"]), px_size_nm=20.0).summary
+
+
+def test_a_merged_tables_held_rows_and_refined_shares_are_said_as_merged_rows():
+    """merged.csv of a refined 3D MLE fit: a merged row's at_bound holds its rows' bits and its z their mean, its refined
+    their share refitted. The page said all 431 held rows were the z histogram's end bars (358 were) and that the 938
+    rows not refined 1 'kept the first fit's values' (229 were partly refitted)."""
+    t = _mle_table()
+    n = len(t)
+    held = t["at_bound"] == 2
+    off = held & (np.cumsum(held) % 3 == 0)  # a third of the held rows: a mean off the bound
+    z = np.where(off, 250.0, t["z_nm"])
+    refined = np.where(np.arange(n) % 5 == 0, 0.5, np.where(np.arange(n) % 5 == 1, 0.0, 1.0))
+    m = _with(t, z_nm=z, refined=refined, n_merged=np.full(n, 2), frame_last=t["frame"] + 1)
+    rep = build_report(m, px_size_nm=20.0)
+    on_z, at_end = int(held.sum()), int(np.sum(held & ~off))
+    assert 0 < at_end < on_z
+    assert (f"{on_z} of {n} merged rows ({100 * on_z / n:.1f} %) hold a localization that ended on the fit&#x27;s z "
+            f"bound") in rep.html and f"; {at_end} of them at z = -500 or 500 nm, the bars at the ends" in rep.html
+    k, part = int(np.sum(refined == 1)), int(np.sum(refined == 0.5))
+    assert rep.summary["refined (--refine-mle)"] == (
+        f"{k} of {n} merged rows ({100 * k / n:.1f} %) of localizations all refitted by plexloc fit --refine-mle "
+        f"(refined 1), {part} of some refitted and some that kept the first maximum-likelihood fit's values (refined "
+        f"the share refitted), {n - k - part} of none (refined 0)")
