@@ -3,6 +3,8 @@ per-pixel maps with the movie (before, it told the user to "mirror them too" wit
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import tifffile
@@ -66,3 +68,27 @@ def test_flip_without_camera_names_the_command_for_the_maps(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "--camera CAMERA.yaml" in text and "mirror them too" not in text
     assert not (tmp_path / "out" / "ch1_flipy_camera.yaml").exists()
+
+
+def test_the_swap_fix_says_what_its_number_is():
+    """The swap fix quoted "1.003 at zero": now the channels' frames' correlation where they should overlap, with
+    what 1 and 0 mean; the alignment summary line says "correlation ... at zero shift"."""
+    from test_multi50 import PX
+    from test_register51 import _three_channel_split_view
+
+    from plexloc.calibrate.alignment import ChannelAlignmentWarning, check_channel_alignment
+    from plexloc.config.models import SplitViewConfig
+    from plexloc.io.splitview import split_frames
+
+    raw, _, Ts = _three_channel_split_view(("none", "x", "none"))
+    wrong = SplitViewConfig(boxes=[(32, 0, 32, 32), (0, 0, 32, 32), (64, 0, 32, 32)], flip=["x", "none", "none"])
+    cut = split_frames(raw, wrong)
+    with pytest.warns(ChannelAlignmentWarning) as rec:
+        rep = check_channel_alignment([cut[:, c] for c in range(3)], Ts, PX, split=wrong, sources="sv.tif")
+    fix = str(rec[0].message).split("likely cause and fix: ")[1]
+    assert fix.startswith("swap the split_view section's boxes of channels 0 and 1")
+    assert " at zero" not in fix
+    found = re.findall(r"the channels' frames then correlate (\d\.\d\d) where they should overlap \(1: the same image, "
+                       r"0: no likeness\)", fix)
+    assert found and all(0.3 < float(v) < 1.2 for v in found)
+    assert re.search(r"best alternative: .*, correlation \d\.\d{3} at zero shift", rep.summary())

@@ -164,7 +164,8 @@ class AlignmentReport:
         best = max(shown, key=lambda g: sum(p.at_zero for p in g.pairs) / len(g.pairs), default=None)
         # in words (plexloc fit prints this line): it showed the internal name ("best alternative swap1-2/flips")
         alt = "" if best is None else (f"; best alternative: {_geometry_words(best, self.alternatives)}, "
-                                       f"{sum(p.at_zero for p in best.pairs) / len(best.pairs):.3f} at zero")
+                                       f"correlation {sum(p.at_zero for p in best.pairs) / len(best.pairs):.3f} at zero "
+                                       "shift")
         order = ""
         if self.indistinct:
             order = (f"; the order of {_indistinct_words(self.indistinct)} is not checked: their transforms place them "
@@ -832,6 +833,13 @@ def _swap_pair(name: str) -> tuple[int, int]:
 _WITH_FLIPS = "/flips"
 
 
+def _overlap_words(at_zero: float) -> str:
+    """A geometry's mean correlation at zero shift (``PairCorrelation.at_zero``) in a user's words: it read "1.003 at
+    zero", which said neither what was measured nor what a good value is."""
+    return (f"the channels' frames then correlate {at_zero:.2f} where they should overlap (1: the same image, "
+            "0: no likeness)")
+
+
 def _swap_fixes(built: list[Geometry], split: SplitViewConfig | None, flips: list[str],
                 min_snr: float) -> list[Geometry]:
     """Where a split view's two swapped channels have different flips, two configurations put them in each other's
@@ -862,8 +870,9 @@ def _swap_fixes(built: list[Geometry], split: SplitViewConfig | None, flips: lis
         noise = max(math.sqrt(sum(p.noise ** 2 for p in alone_g.pairs) / len(alone_g.pairs)), 1e-12)
         head = f"swap the split_view section's boxes of channels {i} and {j}"
         # "box", not "half": a quad view has four (a quad's fix said "each half of the camera")
-        together = f"flip: [{', '.join(moved)}]: each box keeps its own mirroring; {at_moved:.3f} at zero"
-        kept = f"flip: [{', '.join(flips)}] as it is: each box then takes the other's mirroring; {at_alone:.3f} at zero"
+        together = f"flip: [{', '.join(moved)}]: each box keeps its own mirroring; {_overlap_words(at_moved)}"
+        kept = (f"flip: [{', '.join(flips)}] as it is: each box then takes the other's mirroring; "
+                f"{_overlap_words(at_alone)}")
         if at_alone - at_moved >= min_snr * noise:  # the boxes alone line up clearly better
             fix = f"{head} alone (boxes: {boxes}, {kept})"
         elif at_moved - at_alone >= min_snr * noise:
