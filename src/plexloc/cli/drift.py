@@ -180,6 +180,32 @@ def fiducial_kwargs(args: argparse.Namespace) -> dict:
     return out
 
 
+def _check_lines(info: dict) -> list[str]:
+    """The lines of plexloc drift's printout for RCC's 2-window checks (session 51), which reached the --json only:
+    the 3-window check (``peak_check``: a sparse table's strong peak, ``strong_peak``, or a peak between chance's and
+    the rule's) and the bend below the warning's gate counted in the uncertainty (``bend_below_gate_nm``)."""
+    from plexloc.post.drift import RCC_MIN_PEAK_Z, RCC_STRONG_CHECK_ROWS
+
+    lines = []
+    check = info.get("peak_check")
+    if check:
+        why = (f"with fewer than {RCC_STRONG_CHECK_ROWS} localizations a window, even a strong cross-correlation peak "
+               "can be chance" if check.get("strong_peak") else
+               f"the cross-correlation peak stands {info.get('peak_z_min', float('nan')):.1f} standard deviations, "
+               f"under the {RCC_MIN_PEAK_Z:g} that needs no check")
+        lines.append(f"drift: checked on 3 time windows ({why}): the pairs' shifts "
+                     + (f"add up to within {check['closure_nm']:.1f} nm ({check['allowed_nm']:.3g} allowed): passed"
+                        if check.get("passed") else
+                        f"miss adding up by {check['closure_nm']:.1f} nm ({check['allowed_nm']:.3g} allowed): "
+                        "failed, see the warning above"))
+    bend = info.get("bend_below_gate_nm")
+    if bend is not None and bend >= 0.05:
+        lines.append(f"drift: blocks of the 2 time windows show the drift bends: the straight line between the windows "
+                     f"is about {bend:.1f} nm rms off a curve (against the blocks' noise, too weak a sign to warn "
+                     "about; counted in the uncertainty). More windows (--segments) follow a bend")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     from plexloc.cli import _locs
     from plexloc.cli._common import check_outputs, progress, resolve_device, write_json
@@ -274,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"drift ({result.engine}, {result.elapsed_s:.1f} s): range x {span[0]:.1f} nm, y {span[1]:.1f} nm"
           f"{z_span} over frames {int(result.frames[0])}..{int(result.frames[-1])}" + known
           + ("; NOT RELIABLE (see the warning above)" if result.info.get("unreliable") else ""))
+    for line in _check_lines(result.info):
+        print(line)
     step = result.info.get("step")
     if step:  # RCC: a stage jump between two windows' centres, kept sharp instead of smoothed over them
         # the blocks cannot tell a jump from drift faster than they follow: a stage settling with a time constant of
