@@ -123,6 +123,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"training on {device} ({how}): {n_par / 1e6:.2f} M parameters, window {s.window}, "
           f"{'3D' if s.is_3d else '2D'}, {s.n_channels} channel(s); run folder {args.out}"
           + (f", resuming at step {trainer.step}" if args.resume else ""))
+    if trainer.defaults_used and not args.resume:  # the training data's emitters and background, never said before
+        from plexloc.train.trainer import defaults_text
+
+        val = ("" if "emitters.density_per_um2" not in trainer.defaults_used
+               or trainer.config.training.density_range_per_um2 is None
+               else " (the density is the validation set's; training samples draw from training.density_range_per_um2)")
+        print(f"plexloc train: note: {args.config} does not give {defaults_text(trainer.defaults_used)}: the network "
+              f"trains on plexloc's default(s){val}; write them in the configuration to train for your own sample "
+              f"({args.out / 'config.yaml'} holds every value used)", file=sys.stderr)
     if not s.is_3d and any(ch.psf.is_3d for ch in trainer.sim.channels):  # said only as '2D' in the line above
         z = [float(v) for v in trainer.config.emitters.z_range_nm]
         print(f"note: the PSF is 3D but emitters.z_range_nm is {z}: the network is trained in 2D, on emitters in "

@@ -148,7 +148,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], data: 
 
             emccd = ("; an sCMOS has no EM gain: an EMCCD's movie needs kind: emccd (with its em_gain, and e_per_adu "
                      "without the gain)" if e["loc"][-1] == "em_gain" and parent is SCMOSConfig else "")
-            lines.append(f"unknown field '{where}'{allowed}{emccd}{_unknown_hint(parent, e['loc'][-1])}")
+            lines.append(f"unknown field '{where}'{allowed}{emccd}{_unknown_hint(parent, e['loc'][-1], model)}")
         elif e["type"] == "missing":
             lines.append(f"missing field '{where}'")
         elif e["type"] == "union_tag_invalid":
@@ -182,15 +182,47 @@ _TRAINING_HINTS = {
 }
 
 
-def _unknown_hint(parent, key) -> str:
+def _sections(root) -> dict[str, type[BaseModel]]:
+    """The top-level fields of ``root`` that are sections (one model, or one model or None): ``{"emitters":
+    EmitterConfig, "model": ModelConfig, ...}``; a list (``channels``) or a union of models is left out."""
+    import typing
+
+    out = {}
+    for name, f in root.model_fields.items():
+        members = [a for a in (typing.get_args(f.annotation) or (f.annotation,)) if a is not type(None)]
+        if len(members) == 1 and isinstance(members[0], type) and issubclass(members[0], BaseModel):
+            out[name] = members[0]
+    return out
+
+
+def _moved_hint(parent, key, root) -> str:
+    """``; ...`` where an unknown field is a field of another section of ``root`` (or of its top level):
+    ``training.window`` is ``model.window``, ``training.density_per_um2`` is ``emitters.density_per_um2``,
+    ``batch_size`` at the top level is ``training.batch_size`` (the closest-name hint looked within the section)."""
+    if not (isinstance(root, type) and issubclass(root, BaseModel)) or parent is None:
+        return ""
+    key = str(key)
+    homes = [f"{name}.{key}" for name, sub in _sections(root).items() if sub is not parent and key in sub.model_fields]
+    if parent is not root and key in root.model_fields:
+        homes.insert(0, f"{key} at the top level")
+    if not homes:
+        return ""
+    return f"; '{key}' is not a field of this section: did you mean {' or '.join(homes)}? (move it there)"
+
+
+def _unknown_hint(parent, key, root=None) -> str:
     """``; ADVICE`` for an unknown field: a training-section name that belongs on the command line or is another
-    field's, else the allowed name it is closest to (a typo); empty where there is none."""
+    field's, a field of another section of ``root`` (the model validated), else the allowed name it is closest to (a
+    typo); empty where there is none."""
     import difflib
 
     from plexloc.config.training import TrainingConfig
 
     if parent is TrainingConfig and str(key) in _TRAINING_HINTS:
         return f"; {_TRAINING_HINTS[str(key)]}"
+    moved = _moved_hint(parent, key, root)
+    if moved:
+        return moved
     if parent is not None:
         close = difflib.get_close_matches(str(key), list(parent.model_fields), n=1, cutoff=0.8)
         if close:

@@ -64,6 +64,17 @@ class ModelConfig(_Model):
         "quarter fewer operations per sample)")
     out_kernel: Literal[1, 3] = Field(default=3, description="kernel of both U-Nets' output convolution (DECODE: 1)")
 
+    @field_validator("window", "features", "depth", "union_features", "union_depth", "up_kernel", "out_kernel",
+                     mode="before")
+    @classmethod
+    def _no_bool(cls, value, info):
+        """``window: true`` was read as 1 (pydantic takes true / false for 1 / 0): a one-frame network, silently."""
+        if isinstance(value, bool):
+            default = cls.model_fields[info.field_name].default
+            raise ValueError(f"takes a whole number, not {str(value).lower()}: write a number (default {default}), "
+                             "or leave the field out for the default")
+        return value
+
     @field_validator("window")
     @classmethod
     def _odd_window(cls, window: int) -> int:  # a field's check: the error names 'model.window', not 'model'

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import csv
 import io
+import logging
 import math
 import os
 import time
@@ -193,6 +194,13 @@ def training_simulation(config: TrainConfig):
         data["photon_model"] = {"kind": "independent", "channel_photons_range": ranges}
         sim = type(sim).model_validate(data)
     return sim
+
+
+def defaults_text(defaults: dict[str, Any]) -> str:
+    """``emitters.photons_range [1000, 10000], background.range [5, 30]``: :attr:`Trainer.defaults_used` as a user
+    writes the values."""
+    shown = lambda v: f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, (tuple, list)) else f"{v:g}"  # noqa: E731
+    return ", ".join(f"{name} {shown(value)}" for name, value in defaults.items())
 
 
 def validation_set(config: TrainConfig, sim: Simulator, window: int, n_samples: int | None = None) -> ValidationSet:
@@ -509,6 +517,17 @@ class Trainer:
         self.origin: dict[str, Any] | None = ckpt.get("origin") if ckpt else None
         #: what differs between the source's network settings and this configuration's besides the architecture
         self.init_notes: list[str] = []
+        #: the emitter and background fields that the configuration leaves to plexloc's defaults, with their values
+        #: (:meth:`~plexloc.config.SimulationConfig.defaulted_fields` of the configuration as given: the simulator
+        #: below is built from a dump, in which every field is set, so its ``defaults_used`` is always empty); a
+        #: resumed run's from its checkpoint (the run's own configuration, said when it began)
+        self.defaults_used: dict[str, Any] = (
+            {k: tuple(v) if isinstance(v, list) else v for k, v in (ckpt.get("defaults_used") or {}).items()}
+            if ckpt else config.defaulted_fields())
+        if self.defaults_used and not ckpt:
+            logging.getLogger("plexloc.train").info(
+                "the configuration leaves %s to plexloc's defaults (Trainer.defaults_used)",
+                ", ".join(f"{k} = {v}" for k, v in self.defaults_used.items()))
         schedule = {k: v for k, v in (schedule or {}).items() if v is not None}
         unknown = sorted(set(schedule) - set(self.SCHEDULE_FIELDS))
         if unknown:
@@ -680,6 +699,9 @@ class Trainer:
             comment = (f"this run started from the weights of {o['init_from']} (step {o['source_step']}, "
                        f"{'?' if o['source_elapsed_s'] is None else format(o['source_elapsed_s'] / 60, '.2f')} min of "
                        f"training; {o['weights_dtype']}) with a fresh optimizer (segment {o['segment']}); {clock}")
+        if self.defaults_used:
+            said = defaults_text(self.defaults_used)
+            comment = (f"{comment}; " if comment else "") + f"the configuration given left {said} to plexloc's defaults"
         save_config(self.config, self.run_dir / CONFIG_FILE, comment=comment)
 
     # ------------------------------------------------------------------------------------------
@@ -868,6 +890,7 @@ class Trainer:
             average=None if self.average is None else self.average.state_dict(),
             average_from=self.average_from,
             origin=self.origin,
+            defaults_used={k: list(v) if isinstance(v, tuple) else v for k, v in self.defaults_used.items()},
             sample_stream={"device": self.device.type, "state": self.stream.get_state()},
         )
         with atomic_path(self.run_dir / CHECKPOINT_FILE) as tmp:
