@@ -130,3 +130,25 @@ def test_a_merged_tables_held_rows_and_refined_shares_are_said_as_merged_rows():
         f"{k} of {n} merged rows ({100 * k / n:.1f} %) of localizations all refitted by plexloc fit --refine-mle "
         f"(refined 1), {part} of some refitted and some that kept the first maximum-likelihood fit's values (refined "
         f"the share refitted), {n - k - part} of none (refined 0)")
+
+
+def test_the_z_coloured_image_says_the_rows_held_on_the_z_bound_are_its_end_colours(tmp_path, capsys):
+    """The report's image and plexloc render --color-by z drew an MLE fit's rows held on its z bound (their z the bound,
+    no estimate) in the end colours of the z scale as molecules there, without a word."""
+    from plexloc.cli.main import main
+    from plexloc.io.tables import write_table
+
+    t = _mle_table()
+    on_z = int(np.sum(t["at_bound"] == 2))
+    rep = build_report(t, px_size_nm=20.0)
+    assert (f"the end colours); {on_z} rows with z held on the fit&#x27;s bound (at_bound &amp; 2) in the end "
+            "colours</p>") in rep.html
+    write_table(t, tmp_path / "locs.csv")
+    assert main(["render", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "r.png"), "--color-by", "z",
+                 "--pixel-size", "20"]) == 0
+    err = capsys.readouterr().err
+    assert (f"note: {on_z} of {len(t)} localizations ({100 * on_z / len(t):.1f} %) have z held on the fit's z bound "
+            "(at_bound & 2") in err, err
+    # not coloured by z: no note
+    assert main(["render", str(tmp_path / "locs.csv"), "--out", str(tmp_path / "g.png"), "--pixel-size", "20"]) == 0
+    assert "held" not in capsys.readouterr().err

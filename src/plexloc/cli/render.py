@@ -114,6 +114,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         r = render(table, method=method, px_size_nm=args.pixel_size, extent_nm=extent, **options)
     info = save_image(r, args.out, scale_bar=False if args.no_scale_bar else (True if args.scale_bar else None))
+    if args.color_by == "z" and "at_bound" in table and len(table):
+        # an MLE fit's rows held on its z bound: their z is the bound, no estimate, drawn in the end colours (14 % of a
+        # 3D astigmatic fit at 1 /um^2 read as molecules at the ends of the z range, without a word)
+        from plexloc.mle.fit import AT_BOUND_BITS
+
+        held = int(np.sum((np.asarray(table["at_bound"]).astype(np.int64) & AT_BOUND_BITS["z"]) != 0))
+        if held:
+            print(f"plexloc render: note: {held} of {len(table)} localizations ({100 * held / len(table):.1f} %) "
+                  + ("hold a localization whose z the fit held on its bound (at_bound & 2; a merged row's z is its "
+                     "rows' mean)" if "n_merged" in table else
+                     "have z held on the fit's z bound (at_bound & 2: the bound, not an estimate of z)")
+                  + ", drawn in the colours of the z range's ends; plexloc filter --converged removes them",
+                  file=sys.stderr)
     key = None
     if legend_path is not None:
         # a picture's colours need their key: the z scale in nm (or the channels' hues) and the scale bar's length, which

@@ -68,7 +68,7 @@ def _binned_for_display(image: np.ndarray, max_px: int = _DISPLAY_PX) -> tuple[n
     return pad.reshape((hb, f, wb, f) + image.shape[2:]).sum(axis=(1, 3)), f
 
 
-def _image_png(r, title: str, key) -> tuple[bytes, str]:
+def _image_png(r, title: str, key, z_note: str = "") -> tuple[bytes, str]:
     """The rendered image with axes in µm, summed to the figure's resolution, contrast at the 99.5 % quantile;
     coloured by z with a colour bar in nm, by channel with a legend of colours and counts."""
     from plexloc.render import figures
@@ -110,7 +110,7 @@ def _image_png(r, title: str, key) -> tuple[bytes, str]:
         ticks = matplotlib.ticker.MaxNLocator(6).tick_values(z0, z1)
         cb.set_ticks(ticks[(ticks >= z0) & (ticks <= z1)])
         cb.set_label("z (nm)" + (f"; {n_nan} without a finite z in grey" if n_nan else ""))
-        title += f", coloured by z ({z0:.0f} to {z1:.0f} nm: the 1-99 % quantiles; beyond them the end colours)"
+        title += f", coloured by z ({z0:.0f} to {z1:.0f} nm: the 1-99 % quantiles; beyond them the end colours){z_note}"
     elif key is not None and key[0] == "color":
         from matplotlib.patches import Patch
 
@@ -313,7 +313,15 @@ def build_report(
         else:
             r = render(table, method=method, px_size_nm=px, **opts)
         image_title = f"{'Gaussian (own σ)' if gaussian else 'histogram'}, {px:g} nm pixels"
-        png, caption = _image_png(r, image_title, key)
+        held_note = ""
+        if key is not None and key[0] == "z" and "at_bound" in table:
+            from plexloc.mle.fit import AT_BOUND_BITS
+
+            held = int(np.sum((np.asarray(table["at_bound"]).astype(np.int64) & AT_BOUND_BITS["z"]) != 0))
+            if held:  # (their z is the bound: drawn in the end colours as molecules there)
+                held_note = (f"; {held} rows {'hold a localization with' if 'n_merged' in table else 'with'} z held on "
+                             "the fit's bound (at_bound & 2) in the end colours")
+        png, caption = _image_png(r, image_title, key, held_note)
         add("image", "Rendered image", _img(png, "rendered image") + f"<p>{html.escape(caption)}</p>")
         n_fig += 1
     else:
