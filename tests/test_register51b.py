@@ -113,3 +113,21 @@ def test_the_duplicate_share_of_a_random_table_is_counted_at_the_test_radius():
             assert rep.share_radius_nm == 50.0
             fractions.append(rep.fraction)
     assert len(fractions) >= 38 and np.mean(fractions) < 0.18
+
+
+def test_an_empty_ring_is_no_certainty_of_duplicates():
+    """The expected count came from the pairs on the ring at the offset's distance; a small table with none there had
+    mu = 0, so any 2 pairs gave p = 0 and a warning (table 88 of 100 random ones, 50 localizations in one 10 um frame:
+    2 pairs 106 nm apart, "8 % of the localizations come in same-frame pairs"). The p-value now takes mu from one ring
+    pair more."""
+    from plexloc.post.duplicates import channel_duplicates
+
+    rng = np.random.default_rng(51)
+    for _ in range(89):  # as bench/register51b.py draws them
+        xy = rng.uniform(0, 10000.0, (50, 2))
+        frame = np.sort(rng.integers(0, 1, 50))
+    table = LocTable({"frame": frame.astype(np.int64), "x_nm": xy[:, 0], "y_nm": xy[:, 1], "z_nm": np.zeros(50),
+                      "photons": np.full(50, 1000.0)})
+    rep = channel_duplicates(table, warn=False)
+    assert rep.pairs == 2 and rep.expected_pairs == 0.0
+    assert rep.warning is None and 0.005 < rep.p_value < 0.1

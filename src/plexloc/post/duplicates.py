@@ -103,10 +103,13 @@ def _test_offset(d: np.ndarray, i: np.ndarray, j: np.ndarray, v: np.ndarray, tol
     k = int(near.sum())
     ring = (np.abs(np.hypot(d[:, 0], d[:, 1]) - r) <= 2 * tol) & (dist_p > 2 * tol) & (dist_m > 2 * tol)
     ring_area = math.pi * ((r + 2 * tol) ** 2 - max(r - 2 * tol, 0.0) ** 2) - 2 * math.pi * (2 * tol) ** 2
-    mu = float(ring.sum()) * 2 * math.pi * tol**2 / ring_area if ring_area > 0 else 0.0
+    per_pair = 2 * math.pi * tol**2 / ring_area if ring_area > 0 else 0.0
+    mu = float(ring.sum()) * per_pair
     frac = len(np.union1d(i[near], j[near])) / max(n, 1)
+    # the p-value from mu estimated by one pair more: mu is itself a count's estimate, and an empty ring (a small
+    # table) gave mu = 0 and p = 0 for any 2 pairs (random tables of 50 localizations in one frame warned)
     return DuplicateReport(offset_nm=v, fraction=frac, background=min(2 * mu / max(n, 1), 1.0), n=n, warning=None,
-                           pairs=k, expected_pairs=mu, p_value=_poisson_sf(k, mu))
+                           pairs=k, expected_pairs=mu, p_value=_poisson_sf(k, mu + per_pair))
 
 
 def _cross_frame_expected(xy: np.ndarray, frame: np.ndarray, v: np.ndarray, tols, reach: float) -> list[float] | None:
@@ -188,7 +191,7 @@ def channel_duplicates(
             if cross is not None and cross > r.expected_pairs:  # structure: pairs at off in other frames too
                 r.expected_pairs = cross
                 r.background = min(2 * cross / max(n, 1), 1.0)
-                r.p_value = _poisson_sf(r.pairs, cross)
+                r.p_value = max(r.p_value, _poisson_sf(r.pairs, cross))  # the larger of the two estimates
             if rep is None:
                 rep = r
                 rep.share_radius_nm = rho
