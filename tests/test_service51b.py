@@ -43,6 +43,7 @@ def test_status_rerun_submits_the_job_again_and_waits_for_it(tmp_path, capsys):
                 again = c.job(new_id)
                 assert again["rerun_of"] == job["id"] and again["config"]["n"] == 1, again
                 assert main(["status", "--rerun", *opts]) == 2  # no JOB
+                assert main(["status", "--files", "--rerun", *opts]) == 2
                 assert main(["status", job["id"], "--rerun", "--cancel", *opts]) == 2
                 assert "--rerun submits the job again as a new job" in capsys.readouterr().err
     finally:

@@ -113,9 +113,9 @@ def run(args: argparse.Namespace) -> int:
 
     with client_from(args) as c, service_errors(args.server):
         if args.files or args.delete_file:
-            if args.job is not None or args.cancel or args.log or args.delete or args.verbose:
+            if args.job is not None or args.cancel or args.log or args.delete or args.verbose or args.rerun:
                 raise InputError("--files and --delete-file are about your uploads: not with JOB, --cancel, --delete, "
-                                 "--log or -v")
+                                 "--rerun, --log or -v")
             return _files(c, args.delete_file)
         args.wait = args.wait or args.wait_queued
         if args.job is None:
