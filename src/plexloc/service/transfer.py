@@ -58,7 +58,8 @@ def _store_filled(path: Path, size: int, r: httpx.Response) -> StoreFilled:
         body = {}
     stored = body.get("offset") if isinstance(body, dict) else None
     so_far = f", {stored} of them stored" if isinstance(stored, int) else ""
-    return StoreFilled(f"{path.name}: the server's file store filled up during the upload of the file's {size} bytes"
+    return StoreFilled(f"{path.name}: the server's file store filled up during the upload of the file's {size} "
+                       f"byte{'' if size == 1 else 's'}"
                        f"{so_far}: ask the server's administrator to free space")
 
 
