@@ -1,13 +1,15 @@
 """Session 51: the blinking process's first frames against its stationary density, and the cost of drawing them.
 
 For on-times tau = 1, 2, 5 frames: the active emitters in frames 0, 1, 2 of 200,000 sequences over 1 µm² at 5/µm² (1e6
-expected a frame, sd 0.1 %), as a fraction of the configured density, next to the closed form of a lead-in of 5 tau
+expected a frame: sd 0.1 % from counting alone, ``sd_per_seed`` in the JSON; 0.16 % measured over 10 seeds in frame 0 at
+tau 2, session 51's review), as a fraction of the configured density, next to the closed form of a lead-in of 5 tau
 (frame k short by tau e^-(5 + k / tau) / (tau + 1)); and the time of sample_emitters for a training batch (32 sequences
-of 3 frames, 64x64 px of 100 nm, tau 2), where the lead-in's events are drawn and thrown away.
+of 3 frames, 64x64 px of 100 nm, tau 2), where the lead-in's events are drawn and thrown away (a best-of time that swings with the machine's load: the JSON's
+9.96 / 6.57 ms were not reproduced, the review read 1.05 / 1.02 ms, bench/RESULTS.md says not measurably different).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/sim51.py --label current --json bench/sim51.json
     OMP_NUM_THREADS=1 PYTHONPATH=<a tree with b22d427's emitters.py>/src .venv/bin/python bench/sim51.py \\
-        --label stationary --json bench/sim51.json
+        --label stationary_b22d427 --json bench/sim51.json
 
 Each run adds its rows under its label to the JSON (other labels kept).
 """
