@@ -608,8 +608,8 @@ class SimulationConfig(_Model):
     ``px_size_nm`` (the camera pixel in the sample) must be at least ``MIN_PX_SIZE_NM`` (20 nm)."""
 
     px_size_nm: PositiveFloat | tuple[PositiveFloat, PositiveFloat] = 100.0
-    frame_size: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] = (64, 64)
-    chip_size_px: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] | None = Field(
+    frame_size: tuple[Annotated[int, Field(ge=MIN_FRAME_PX)], Annotated[int, Field(ge=MIN_FRAME_PX)]] = (64, 64)
+    chip_size_px: tuple[Annotated[int, Field(ge=MIN_FRAME_PX)], Annotated[int, Field(ge=MIN_FRAME_PX)]] | None = Field(
         default=None,
         description="camera chip (H, W) in pixels; channel transforms are in chip coordinates. Training samples "
         "the ROI's position over the chip, so a multi-channel model fits any ROI. Default: frame_size",
