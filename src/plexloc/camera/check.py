@@ -604,7 +604,9 @@ def find_clip_adu(raw, dtype=None) -> tuple[float | None, str]:
       flagged), held at at least :data:`MIN_CLIPPED_PIXELS` different pixel positions (a hot pixel stuck at the
       movie's maximum is no clipping level), in the frames that are not constant (blank frames, all at one value,
       are no clipped tail and are left out: until session 51 a level held by half of all the pixels or more was
-      taken for them, and bright, dense first frames clipped over 53-60 % of their pixels went unfound);
+      taken for them, and bright, dense first frames clipped over 53-60 % of their pixels went unfound); a level
+      held by half of those frames' pixels or more with no value within 16 ADU under it is none either (blank frames
+      at one value with a zero border or dead pixels; session-51 review);
     - ``(None, "")`` otherwise: nothing clipped in these frames, no such pile-up.
 
     ``dtype``: the movie's pixel type (default the array's; its own maximum is :func:`saturation_adu`'s level, not a
