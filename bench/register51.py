@@ -13,13 +13,13 @@ check's share of localizations in pairs read noisy copies whole? A table and JSO
    for a 1 degree rotation, 3-1,000 molecules (the old rule's count computed from the same fit), and the error that
    the fitted T.json makes, read in chip coordinates without --roi-offset, at an ROI at chip pixel (300, 200)
    (``(L - I) O``, median nm; a linear part of noise alone is applied too).
+3. ``duplicates``: tables where a transform 3 px off doubles a share of the molecules, the copies with 10-80 nm noise;
+   the reported share of localizations in pairs (median over ``--tables`` tables) and how many were warned.
 4. ``sites`` (review of session 51): emitters seen again and again at the same places, one layout each and
    ``--seeds`` noise seeds: beads (or fiducials) in every frame, 8-site rings 100 nm across (nuclear-pore-like) and
    lines of sites, blinking; the rms over seeds of the error at the worst corner of the reference table's extent
    (where the uncertainty is computed), the median reported uncertainty, their ratio, the true chance-pair share and
    the bound. Before the review the bound counted each bead found again in the moved frame (0.5, the cap).
-3. ``duplicates``: tables where a transform 3 px off doubles a share of the molecules, the copies with 10-80 nm noise;
-   the reported share of localizations in pairs (median over ``--tables`` tables) and how many were warned.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/register51.py --json bench/register51.json
 
