@@ -61,3 +61,15 @@ def test_a_quiet_bend_is_printed_and_a_straight_drift_prints_none(tmp_path, caps
     out, info = _drift(table, tmp_path, capsys)
     assert info.get("bend_below_gate_nm", 0.0) == pytest.approx(0.0)
     assert "bends" not in out and "checked on 3 time windows" not in out and "peak_check" not in info
+
+
+def test_a_quiet_bend_that_makes_the_drift_unreliable_is_not_said_too_weak_to_warn_about(tmp_path, capsys):
+    """Review (session 51): a 2-window wobble of clusters (5,000 rows, seed 2) whose quiet bend (12.0 nm) makes the
+    uncertainty too large for its curve (+-12 nm for 14 nm rms): rcc_drift warns and the summary says NOT RELIABLE, so
+    the bend line must not say "too weak a sign to warn about" (it did, c6e06f0)."""
+    table, _ = case_table("clusters", "wobble", 5000, 2)
+    out, info = _drift(table, tmp_path, capsys)
+    assert info["bend_below_gate_nm"] > 8.0 and info["unreliable"] and "NOT RELIABLE" in out
+    line = next(s for s in out.splitlines() if "bends" in s)
+    assert "too weak a sign to warn about" not in line
+    assert f"now +-{info['uncertainty_nm']:.0f} nm" in line and "not reliable, see the warning above" in line

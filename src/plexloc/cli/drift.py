@@ -184,7 +184,7 @@ def _check_lines(info: dict) -> list[str]:
     """The lines of plexloc drift's printout for RCC's 2-window checks (session 51), which reached the --json only:
     the 3-window check (``peak_check``: a sparse table's strong peak, ``strong_peak``, or a peak between chance's and
     the rule's) and the bend below the warning's gate counted in the uncertainty (``bend_below_gate_nm``)."""
-    from plexloc.post.drift import RCC_MIN_PEAK_Z, RCC_STRONG_CHECK_ROWS
+    from plexloc.post.drift import RCC_MIN_PEAK_Z, RCC_STRONG_CHECK_ROWS, drift_unreliable
 
     lines = []
     check = info.get("peak_check")
@@ -200,9 +200,18 @@ def _check_lines(info: dict) -> list[str]:
                         "failed, see the warning above"))
     bend = info.get("bend_below_gate_nm")
     if bend is not None and bend >= 0.05:
+        # the bend counted can itself make the uncertainty too large for the drift (a wobble whose straight line is
+        # short): rcc_drift then warns, and "too weak a sign to warn about" would be false (review, session 51)
+        too_large = bool(info.get("unreliable")) and drift_unreliable(info.get("uncertainty_nm", float("nan")),
+                                                                      info.get("curve_rms_nm", float("nan")))
         lines.append(f"drift: blocks of the 2 time windows show the drift bends: the straight line between the windows "
-                     f"is about {bend:.1f} nm rms off a curve (against the blocks' noise, too weak a sign to warn "
-                     "about; counted in the uncertainty). More windows (--segments) follow a bend")
+                     f"is about {bend:.1f} nm rms off a curve ("
+                     + (f"below the gate of a bend warning against the blocks' noise, but counted in the uncertainty, "
+                        f"now +-{info['uncertainty_nm']:.0f} nm for a curve of {info['curve_rms_nm']:.0f} nm rms: too "
+                        "large, this drift estimate is not reliable, see the warning above"
+                        if too_large else
+                        "against the blocks' noise, too weak a sign to warn about; counted in the uncertainty")
+                     + "). More windows (--segments) follow a bend")
     return lines
 
 
