@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import errno
 
-from service_support import AgentThread, LiveServer, make_service
+from service_support import AgentThread, LiveServer, make_service, wait_for_stage
 
 from plexloc.service.client import Client
 
@@ -134,3 +134,66 @@ def test_a_fits_advice_names_each_of_several_models(tmp_path):
     assert ("--input init_from=MODEL (one of file:F6m0, file:F6m1, file:F6m2, file:F6m3 and 2 more) --set "
             "minutes=M)") in said["F6"], said
 
+
+
+def test_status_rerun_of_a_job_still_running_says_it_runs_beside_it(tmp_path, capsys):
+    """(review) ``--rerun`` of a job that still runs made a second job beside it, silently ("job N re-runs job J" read
+    as a restart); and a re-run that no worker present can take (a GPU job, CPU workers) was not said, as plexloc submit
+    says it."""
+    from plexloc.cli.main import main
+
+    svc = make_service(tmp_path)
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            opts = ["--server", live.url, "--token", svc.user_token]
+            with AgentThread(live.url, svc.worker_token):
+                job = c.submit("ticker", entry_point="tick", config={"n": 400, "dt": 0.05})
+                wait_for_stage(c, job["id"], "running")
+                capsys.readouterr()
+                assert main(["status", job["id"], "--rerun", *opts]) == 0
+                out, err = capsys.readouterr()
+                new_id = out.strip()
+                assert (f"warning: job {job['id']} is still running: the re-run runs beside it, not instead of it "
+                        f"(plexloc status {job['id']} --cancel stops it)") in err, err
+                c.cancel(new_id)
+                c.cancel(job["id"])
+                gpu = c.submit("ticker", entry_point="gpu")
+                c.cancel(gpu["id"])
+                capsys.readouterr()
+                assert main(["status", gpu["id"], "--rerun", *opts]) == 0
+                out, err = capsys.readouterr()
+                again = c.job(out.strip())
+                assert again["note"] and f"job {again['id']} is queued, but {again['note']}" in err, (err, again)
+                assert "is still" not in err, err  # the cancelled job: no warning
+                c.cancel(again["id"])
+    finally:
+        svc.app.state.engine.dispose()
+
+
+def test_a_store_write_error_that_is_not_a_full_disk_keeps_its_reason(tmp_path, monkeypatch):
+    """(review) The store answers 507 for any error of its writes: an I/O error read "filled up during the upload ...:
+    ask the server's administrator to free space" (its reason dropped; a worker waited for space). Now the reason."""
+    import plexloc.service.api_storage as api_storage
+    from plexloc.service import transfer
+
+    def write_all(f, data):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(api_storage, "write_all", write_all)
+    svc = make_service(tmp_path)
+    src = tmp_path / "big.bin"
+    src.write_bytes(b"x" * 1000)
+    try:
+        with LiveServer(svc.app) as live, Client(live.url, svc.user_token) as c:
+            try:
+                c.upload(src)
+            except transfer.TransferError as err:
+                caught = err
+            else:
+                raise AssertionError("the upload went through")
+            assert not isinstance(caught, transfer.StoreFilled), caught
+            assert str(caught) == ("big.bin: the server's file store could not write the file's 1000 bytes "
+                                   "(Input/output error), 0 of them stored: tell the server's administrator"), caught
+            assert c.files(kind="upload") == []
+    finally:
+        svc.app.state.engine.dispose()

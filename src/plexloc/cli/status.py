@@ -97,9 +97,20 @@ def _rerun(c, args: argparse.Namespace) -> int:
     new = c.rerun(args.job)
     print(new["id"], flush=True)
     print(f"plexloc status: job {new['id']} re-runs job {args.job}", file=sys.stderr, flush=True)
+    old = c.job(args.job)
+    if old["state"] not in ("succeeded", "failed", "cancelled"):
+        # a re-run is a second job beside the first, not a restart of it: said (it read as if the job had restarted,
+        # and both ran, taking two workers and the space of two outputs)
+        print(f"plexloc status: warning: job {args.job} is still {old['state']}: the re-run runs beside it, not "
+              f"instead of it (plexloc status {args.job} --cancel stops it)", file=sys.stderr, flush=True)
+    note = new.get("note")
+    if note and not (args.wait and not args.wait_queued):
+        # no worker present can take the new job (as plexloc submit says it; --wait alone says it as it stops)
+        print(f"plexloc status: warning: job {new['id']} is queued, but {note}", file=sys.stderr, flush=True)
     if not args.wait:
         return 0
-    ended = wait_for_end(c, new["id"], prog="status", keep_waiting=args.wait_queued)
+    ended = wait_for_end(c, new["id"], prog="status", keep_waiting=args.wait_queued,
+                         told=note if args.wait_queued else None)
     if ended is None:
         return STOPPED_WAITING
     print(ended["state"] + (f": {ended['error']}" if ended["error"] else ""), flush=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,17 +50,24 @@ class StoreFilled(TransferError):
         self.detail = detail
 
 
-def _store_filled(path: Path, size: int, r: httpx.Response) -> StoreFilled:
+def _store_filled(path: Path, size: int, r: httpx.Response) -> TransferError:
     """The store's 507 for ``path`` (``size`` bytes) in the full store's words. It failed as "upload of NAME refused
-    (507): {JSON}", which a worker waited out as an outage and then failed with."""
+    (507): {JSON}", which a worker waited out as an outage and then failed with. The store answers 507 for any error
+    of its disk's writes: one that is not a lack of space (an I/O error, a read-only disk) is said with the store's
+    reason, as a plain :class:`TransferError` (no space to wait for; it read "filled up", the reason dropped)."""
     try:
         body = r.json()
     except ValueError:
         body = {}
     stored = body.get("offset") if isinstance(body, dict) else None
     so_far = f", {stored} of them stored" if isinstance(stored, int) else ""
-    return StoreFilled(f"{path.name}: the server's file store filled up during the upload of the file's {size} "
-                       f"byte{'' if size == 1 else 's'}"
+    detail = body.get("detail") if isinstance(body, dict) else None
+    why = re.search(r"cannot take more bytes \((?P<why>[^)]*)\)", detail) if isinstance(detail, str) else None
+    bytes_ = f"the file's {size} byte{'' if size == 1 else 's'}"
+    if why is not None and not re.search(r"no space|quota", why.group("why"), re.IGNORECASE):
+        return TransferError(f"{path.name}: the server's file store could not write {bytes_} ({why.group('why')})"
+                             f"{so_far}: tell the server's administrator")
+    return StoreFilled(f"{path.name}: the server's file store filled up during the upload of {bytes_}"
                        f"{so_far}: ask the server's administrator to free space")
 
 
