@@ -182,13 +182,17 @@ _TRAINING_HINTS = {
 }
 
 
-def _sections(root) -> dict[str, type[BaseModel]]:
+def _sections(root, *, lists: bool = False) -> dict[str, type[BaseModel]]:
     """The top-level fields of ``root`` that are sections (one model, or one model or None): ``{"emitters":
-    EmitterConfig, "model": ModelConfig, ...}``; a list (``channels``) or a union of models is left out."""
+    EmitterConfig, "model": ModelConfig, ...}``; a union of models is left out, and so is a list of one model
+    (``channels``: its entries', ``channels.N.KEY``), which ``lists`` gives instead."""
     import typing
 
     out = {}
     for name, f in root.model_fields.items():
+        listed = typing.get_origin(f.annotation) in (list, tuple)  # list[ChannelConfig]'s args are ChannelConfig too
+        if listed != lists:
+            continue
         members = [a for a in (typing.get_args(f.annotation) or (f.annotation,)) if a is not type(None)]
         if len(members) == 1 and isinstance(members[0], type) and issubclass(members[0], BaseModel):
             out[name] = members[0]
@@ -202,7 +206,16 @@ def _moved_hint(parent, key, root) -> str:
     if not (isinstance(root, type) and issubclass(root, BaseModel)) or parent is None:
         return ""
     key = str(key)
+    if key == "kind":  # every section's own tag (photon_model's, a psf's, a camera's): no one place to move it to
+        return ""
     homes = [f"{name}.{key}" for name, sub in _sections(root).items() if sub is not parent and key in sub.model_fields]
+    # a list's entries (each channel's, channels.N.KEY: 'channels.transform' is no path; a single channel's psf and
+    # camera are also written at the top level)
+    for name, sub in _sections(root, lists=True).items():
+        if sub is not parent and key in sub.model_fields:
+            if name == "channels" and key in ("psf", "camera"):
+                homes.append(f"{key} at the top level (one channel)")
+            homes.append(f"{name}.N.{key} (in each entry of {name})")
     if parent is not root and key in root.model_fields:
         homes.insert(0, f"{key} at the top level")
     if not homes:
