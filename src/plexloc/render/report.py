@@ -425,9 +425,10 @@ def build_report(
         said = ("a multi-colour sample's dyes are its peaks ("
                 + ("plexloc color assigns them" if "color" not in table else "the table's color column") + "); a "
                 "multi-plane set-up's share follows z")
-        left = int(np.sum(~ok))
+        left = int(np.sum(~ok))  # (a NaN in one channel: its row has photons in the others, but no share)
         body.append(f"<div class='cell'>{_img(png, 'channel 0 share histogram')}<p>{html.escape(said)}"
-                    + (html.escape(f"; {left} rows without photons in any channel left out") if left else "")
+                    + (html.escape(f"; {left} rows left out: a channel's photons not finite, or no photons in all "
+                                       "channels together") if left else "")
                     + "</p></div>")
         n_fig += 1
     add("hist", "Histograms", "<div class='grid'>" + "".join(body) + "</div>" if n else _na(missing["hist"]))
