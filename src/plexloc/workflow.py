@@ -152,8 +152,11 @@ class ProcessOptions:
             configuration's.
         device: where the network (and RCC's FFTs) run.
         threshold, batch_frames: the network's detection threshold and frames per block (None: its defaults).
-        refine_mle, precision: the network's maximum-likelihood refinement and arithmetic (``"auto"``, ``"float32"``,
-            ``"bfloat16"``), as :func:`plexloc.infer.fit_movie`'s.
+        refine_mle: refit each localization by maximum likelihood with its frame's other localizations modelled:
+            the network's, as :func:`plexloc.infer.fit_movie`'s, and (since session 51) ``"mle"``'s, as
+            :func:`plexloc.mle.fit_movie`'s.
+        precision: the network's arithmetic (``"auto"``, ``"float32"``, ``"bfloat16"``), as
+            :func:`plexloc.infer.fit_movie`'s.
         split_view: a :class:`~plexloc.config.models.SplitViewConfig` that cuts each movie into the channels (over
             the model's or the configuration's own; None: theirs).
         roi_offset_px: chip pixel (x, y) at the reference channel image's corner (None: the movie's metadata, else
