@@ -16,10 +16,10 @@
   predicted sigmas would have to be multiplied to be calibrated where nothing else confuses the network (the
   trainer measures it on its validation set and ``plexloc fit`` applies it, see :mod:`plexloc.infer.fit`).
 
-A predicted sigma must be > 0: every function here that divides by one (``error_scores``, ``zscore_slabs``,
-``zscore_by_neighbour``, ``sigma_calibration``) raises :class:`~plexloc.errors.InputError` naming the column, how many
-rows have a sigma <= 0 and the first of them, rather than leave such rows out: a sigma of 0 claims an exact
-position, and leaving those rows out would hide the most over-confident predictions from the calibration it
+A predicted sigma must be > 0: every function here that divides by one (``error_scores``, ``zscore_summary``,
+``zscore_slabs``, ``zscore_by_neighbour``, ``sigma_calibration``) raises :class:`~plexloc.errors.InputError` naming
+the column, how many rows have a sigma <= 0 and the first of them, rather than leave such rows out: a sigma of 0 claims
+an exact position, and leaving those rows out would hide the most over-confident predictions from the calibration it
 measures (it gave an infinite z-score, and a NaN ``zscore_std`` and a wrong ``zscore_rsd`` with a divide-by-zero
 warning). A NaN sigma (unknown: an MLE fit's ``crlb_z_nm`` where it held z on its bound) is not refused; its pair is
 left out of the spreads and the count of the pairs that remain is given (``n_x, n_y, n_z``; :func:`zscore_summary`).
