@@ -837,7 +837,8 @@ def fit_movie(
             0.5 and 1 emitters/um^2, bench/mle51.py) it took the axial RMSE from 100 / 126 to 90 / 119 nm and the
             lateral from 44.0 / 61.2 to 42.4 / 60.0 nm; it cannot split two spots fitted as one (no row is added). The
             refined rows get column ``refined`` 1, and their fit's columns (``converged``, ``at_bound``, CRLBs, ``bg``,
-            ``p_spot``) are the refit's; ``stats["refined_rows"]`` counts them.
+            ``p_spot``, ``loglik``, ``iterations`` and, with a free PSF width, ``psf_sigma_x_nm``/``psf_sigma_y_nm``)
+            are the refit's; ``stats["refined_rows"]`` counts them.
         options: passed to :class:`MLEFitter` (``roi_px``, ``min_roi_px``, ``free_sigma``, ``photon_model``,
             ``z_starts_nm``, ``z_margin_nm``, ``min_llr_pvalue``, ``max_iter``, ``batch_size``, ``roi_offset_px``:
             for several channels, the chip pixel (x, y) at the frames' corner; default the camera ROI in the
