@@ -119,13 +119,18 @@ def run(args: argparse.Namespace) -> int:
         # 3D astigmatic fit at 1 /um^2 read as molecules at the ends of the z range, without a word)
         from plexloc.mle.fit import AT_BOUND_BITS
 
-        held = int(np.sum((np.asarray(table["at_bound"]).astype(np.int64) & AT_BOUND_BITS["z"]) != 0))
+        on_z = (np.asarray(table["at_bound"]).astype(np.int64) & AT_BOUND_BITS["z"]) != 0
+        held = int(np.sum(on_z))
         if held:
+            if "n_merged" in table:  # only the merged rows all of whose rows were held sit at the ends
+                from plexloc.render.report import held_at_ends
+
+                said = ("hold a localization whose z the fit held on its bound (at_bound & 2; a merged row's z is its "
+                        f"rows' mean): {held_at_ends(table, on_z)} of them at the ends,")
+            else:
+                said = "have z held on the fit's z bound (at_bound & 2: the bound, not an estimate of z),"
             print(f"plexloc render: note: {held} of {len(table)} localizations ({100 * held / len(table):.1f} %) "
-                  + ("hold a localization whose z the fit held on its bound (at_bound & 2; a merged row's z is its "
-                     "rows' mean)" if "n_merged" in table else
-                     "have z held on the fit's z bound (at_bound & 2: the bound, not an estimate of z)")
-                  + ", drawn in the colours of the z range's ends; plexloc filter --converged removes them",
+                  f"{said} drawn in the colours of the z range's ends; plexloc filter --converged removes them",
                   file=sys.stderr)
     key = None
     if legend_path is not None:
