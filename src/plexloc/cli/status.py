@@ -94,10 +94,10 @@ def _rerun(c, args: argparse.Namespace) -> int:
     if args.cancel or args.delete or args.log or args.verbose:
         raise InputError("--rerun submits the job again as a new job: not with --cancel, --delete, --log or -v (give "
                          "them the new job's id)")
+    old = c.job(args.job)  # asked first: a failure of this question leaves no new job behind an error
     new = c.rerun(args.job)
     print(new["id"], flush=True)
     print(f"plexloc status: job {new['id']} re-runs job {args.job}", file=sys.stderr, flush=True)
-    old = c.job(args.job)
     if old["state"] not in ("succeeded", "failed", "cancelled"):
         # a re-run is a second job beside the first, not a restart of it: said (it read as if the job had restarted,
         # and both ran, taking two workers and the space of two outputs)
