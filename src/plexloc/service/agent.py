@@ -1013,7 +1013,9 @@ class Agent:
         try:
             rep.write_log(path)
             self._upload_one(job_id, path, name, "log", rep)
-        except (httpx.HTTPError, ServiceError, transfer.TransferError, OSError) as err:  # (the finish carries the lines)
+        except (httpx.HTTPError, ServiceError, transfer.TransferError, StoreFull, OSError) as err:  # (the finish carries
+            # the lines; a store that stayed full for the log alone, no output before it, ended neither the job nor,
+            # raised, the worker's loop)
             log.warning("job %s: log upload failed: %s", job_id, err)
 
 
