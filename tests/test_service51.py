@@ -1,5 +1,7 @@
 """Session 51's job-service fixes: a transfer whose signed link expired gets a fresh one and resumes; migration 0006
-stands alone; ..."""
+stands alone; a training job that kept no model.pt is advised a new job, and a fit's advice names a training job;
+two first uploads of one file keep one copy; a store never freed fails the job after one wait; ``plexloc status
+--wait`` goes on across a restart of the server."""
 
 from __future__ import annotations
 
@@ -272,7 +274,8 @@ def test_two_first_uploads_of_the_same_file_at_once_keep_one_copy(tmp_path):
         assert c._post(f"/files/{b}/complete?reuse=true")["id"] == a
         assert [f["id"] for f in c.files(kind="upload")] == [a]
         assert c.usage()["file_bytes"] == 300_000
-        # the client's upload: a file completed meanwhile by another upload is answered, marked reused
+        # the client's upload of a file already complete is answered with it, marked reused (found before the upload;
+        # Client.upload's other reuse, a copy completed first by another upload, is the server's answer above)
         again = c.upload(src, reuse=True)  # (found before the upload: reused at once)
         assert again["id"] == a and again["reused"]
         third = c._post("/files", {"name": "cfg.bin", "size": src.stat().st_size, "sha256": sha})

@@ -77,7 +77,9 @@ class Client:
     def upload(self, path: str | os.PathLike, *, name: str | None = None, reuse: bool = False) -> dict[str, Any]:
         """Upload a file (streamed, resumed, SHA-256 checked) into the user's space; returns the file. ``reuse``: a
         file of the user's space with the same name, size and SHA-256 (an upload, complete) is returned instead, with
-        ``"reused": True``, and nothing is sent (a configuration submitted with every job was stored once per job)."""
+        ``"reused": True``, and nothing is sent (a configuration submitted with every job was stored once per job); a
+        file that another upload completed first while this one's bytes were sent is answered when this one completes
+        (the server removes this copy), also with ``"reused": True``."""
         path = Path(path)
         name = name or path.name
         size, sha256 = path.stat().st_size, transfer.sha256_of(path)

@@ -42,8 +42,9 @@ class LinkRefused(TransferError):
 
 class StoreFilled(TransferError):
     """The store's disk filled while the bytes arrived (HTTP 507 from the store itself, partway through a PUT): the
-    bytes stored so far stay (a later upload resumes from them). ``detail`` says the file, its size, how much was
-    stored and what to do; the worker waits for the space as for a full store, the client says it."""
+    bytes stored so far stay (the worker's next try of the output resumes from them; ``Client.upload`` removes the
+    registration with them). ``detail`` says the file, its size, how much was stored and what to do; the worker waits
+    for the space as for a full store, the client says it."""
 
     def __init__(self, detail: str):
         super().__init__(detail)

@@ -53,7 +53,8 @@ def warning_text(line: str, job_id: str = "") -> str | None:
 def warning_counts(conn, job_ids: list[str] | None = None) -> dict[str, int]:
     """Warnings in the log of each job's last attempt (jobs without any are left out; ``job_ids`` None: every job), as
     :func:`plexloc.service.jobs.add_log` counts them when it stores a line (:func:`warning_text`, the count started
-    again when an attempt begins): migration 0006 counts the jobs of before with it. ``conn``: a session or a
+    again when an attempt begins); migration 0006 counted the jobs of before with it until session 51 and now holds
+    its own copy of these rules (a change here does not change old upgrades). ``conn``: a session or a
     connection. It counted every attempt's lines with the LIKE patterns alone, which also take ``plexloc a b: warning:``
     and, in SQLite, ``plexloc fit: WARNING:``: an old job's count and a new one's disagreed."""
     q = (select(JobLog.job_id, JobLog.line).where(or_(_like(), JobLog.line.like(CLAIMED + "%")))
