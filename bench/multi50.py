@@ -186,20 +186,10 @@ def alignment_rows() -> list[dict]:
 
 def duplicate_rows(tables: int) -> list[dict]:
     from plexloc.post.duplicates import channel_duplicates
-    from plexloc.table import LocTable
+    from plexloc.post.synthetic_plex import doubled_table
 
-    def table(dens, share, n1, seed, n=10000, field=6400.0):
-        rng = np.random.default_rng(seed)
-        per = dens * (field * 1e-3) ** 2
-        frames = max(int(np.ceil(n / per)), 1)
-        m = int(rng.poisson(per * frames))
-        frame = np.sort(rng.integers(0, frames, m))
-        xy = rng.uniform(0, field, (m, 2))
-        dup = rng.uniform(size=m) < share
-        pos = np.concatenate([xy + rng.normal(size=xy.shape) * 10.0,
-                              xy[dup] + (300.0, 0.0) + rng.normal(size=(int(dup.sum()), 2)) * n1])
-        return LocTable({"frame": np.concatenate([frame, frame[dup]]), "x_nm": pos[:, 0], "y_nm": pos[:, 1],
-                         "z_nm": np.zeros(len(pos)), "photons": np.ones(len(pos))})
+    def table(dens, share, n1, seed):
+        return doubled_table(dens, n=10000, share=share, noise_nm=10.0, copy_noise_nm=n1, seed=seed)
 
     rows = []
     for n1 in (10.0, 40.0, 80.0):

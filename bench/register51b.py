@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from plexloc.post import synthetic_plex
 from plexloc.post.duplicates import channel_duplicates
 from plexloc.table import LocTable
 
@@ -30,16 +31,8 @@ def random_table(n, frames, field_nm, rng):
     return _table(rng.uniform(0, field_nm, (n, 2)), np.sort(rng.integers(0, frames, n)))
 
 
-def doubled_table(share, noise, rng, n=6000, field=6400.0, dens=0.14):
-    per = dens * (field * 1e-3) ** 2
-    frames = int(np.ceil(n / per))
-    m = int(rng.poisson(per * frames))
-    frame = np.sort(rng.integers(0, frames, m))
-    xy = rng.uniform(0, field, (m, 2))
-    dup = rng.uniform(size=m) < share
-    pos = np.concatenate([xy + rng.normal(size=xy.shape) * 10.0,
-                          xy[dup] + (300.0, 0.0) + rng.normal(size=(int(dup.sum()), 2)) * noise])
-    return _table(pos, np.concatenate([frame, frame[dup]]))
+def doubled_table(share, noise, rng, dens=0.14):
+    return synthetic_plex.doubled_table(dens, n=6000, share=share, noise_nm=10.0, copy_noise_nm=noise, rng=rng)
 
 
 def main() -> None:

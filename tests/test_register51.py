@@ -108,17 +108,10 @@ def test_a_mirrored_channel_movie_is_told_the_command_that_mirrors_it(tmp_path):
     assert np.array_equal(tifffile.imread(tmp_path / "out" / "ch1_flipxy.tif"), raw[:, ::-1, ::-1])
 
 
-def _doubled(share, noise, seed, n=6000, field=6400.0, dens=0.14):
-    rng = np.random.default_rng(seed)
-    per = dens * (field * 1e-3) ** 2
-    frames = int(np.ceil(n / per))
-    m = int(rng.poisson(per * frames))
-    frame = np.sort(rng.integers(0, frames, m))
-    xy = rng.uniform(0, field, (m, 2))
-    dup = rng.uniform(size=m) < share
-    pos = np.concatenate([xy + rng.normal(size=xy.shape) * 10.0,
-                          xy[dup] + (300.0, 0.0) + rng.normal(size=(int(dup.sum()), 2)) * noise])
-    return _table(pos, np.concatenate([frame, frame[dup]]))
+def _doubled(share, noise, seed):
+    from plexloc.post.synthetic_plex import doubled_table
+
+    return doubled_table(0.14, n=6000, share=share, noise_nm=10.0, copy_noise_nm=noise, seed=seed)
 
 
 def test_the_duplicate_share_counts_noisy_copies_whole():

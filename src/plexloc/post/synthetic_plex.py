@@ -81,20 +81,27 @@ def pulled_table(
 
 def doubled_table(
     density_per_um2: float, *, n: int = 10000, field_nm: float = 6400.0, offset_nm=(300.0, 0.0),
-    share: float = 0.0, noise_nm: float = 20.0, seed: int = 0,
+    share: float = 0.0, noise_nm: float = 20.0, seed: int = 0, copy_noise_nm: float | None = None,
+    rng: np.random.Generator | None = None,
 ) -> LocTable:
     """About ``n`` molecules uniform over a square field at ``density_per_um2`` per frame (as many frames as
     that takes), each localized with Gaussian noise ``noise_nm``; a fraction ``share`` of them is reported a
-    second time in the same frame, displaced by ``offset_nm`` (with its own noise)."""
-    rng = np.random.default_rng(seed)
+    second time in the same frame, displaced by ``offset_nm`` (with its own noise: ``noise_nm``, or
+    ``copy_noise_nm`` where given, e.g. a copy from a channel of poorer precision). ``rng`` (else one seeded with
+    ``seed``) draws everything."""
+    rng = np.random.default_rng(seed) if rng is None else rng
     per_frame = density_per_um2 * (field_nm * 1e-3) ** 2
     frames = max(int(np.ceil(n / per_frame)), 1)
     m = int(rng.poisson(per_frame * frames))
     frame = np.sort(rng.integers(0, frames, m))
     xy = rng.uniform(0.0, field_nm, (m, 2))
     dup = rng.uniform(size=m) < share
-    pos = np.concatenate([xy, xy[dup] + np.asarray(offset_nm, float)])
-    pos += rng.normal(size=pos.shape) * noise_nm
+    if copy_noise_nm is None:
+        pos = np.concatenate([xy, xy[dup] + np.asarray(offset_nm, float)])
+        pos += rng.normal(size=pos.shape) * noise_nm
+    else:
+        pos = np.concatenate([xy + rng.normal(size=xy.shape) * noise_nm,
+                              xy[dup] + np.asarray(offset_nm, float) + rng.normal(size=(int(dup.sum()), 2)) * copy_noise_nm])
     k = len(pos)
     return LocTable({"frame": np.concatenate([frame, frame[dup]]), "x_nm": pos[:, 0], "y_nm": pos[:, 1],
                      "z_nm": np.zeros(k), "photons": np.full(k, 5000.0)})
