@@ -411,7 +411,7 @@ def build_report(
             on_z = int(np.sum(held))
             if on_z and "n_merged" in table:
                 # a merged row holds the bits of all its rows and the mean of their z: 431 of 1857 merged rows of a
-                # 3D fit had the bit, 323 of them at the ends (the note said all 431 were the end bars)
+                # 3D fit had the bit, 358 of them at the ends (the note said all 431 were the end bars)
                 zh = np.asarray(table["z_nm"], float) + (np.asarray(table["drift_z_nm"], float) if "drift_z_nm" in
                                                          table else 0.0)
                 zh = zh[held & np.isfinite(zh)]
