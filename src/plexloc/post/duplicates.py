@@ -11,8 +11,9 @@ density and fires when many localizations are doubled:
 2. ``K`` = pairs within ``tol_nm`` of ``+-v``. Without duplicates, localizations of one frame carry no pair
    structure at a fixed vector, so the pair displacements around ``v`` are as dense as anywhere on the ring
    ``| |d| - |v| | <= 2 tol`` (isotropy); the pairs on that ring, away from ``+-v``, give the expected count
-   ``mu`` by area, and ``K`` is tested against ``Poisson(mu)``. The p-value is corrected for the number of
-   places the peak search looked at (ring area / disc area, Bonferroni).
+   ``mu`` by area, and ``K`` is tested against ``Poisson(mu)`` with ``mu`` raised by one ring pair's worth (``mu``
+   is itself a count's estimate: an empty ring gave ``mu`` = 0 and p = 0 for any 2 pairs). The p-value is corrected
+   for the number of places the peak search looked at (ring area / disc area, Bonferroni).
 3. The warning fires when ``p < alpha / looks`` (a consistent offset, not chance; default ``alpha`` 1e-3 per
    table) **and** the excess share of localizations in such pairs, ``fraction - background``, is above
    ``warn_fraction`` (default 5 %: *many* localizations are doubled, not a handful of coincidences, which
@@ -61,7 +62,7 @@ class DuplicateReport:
     warning: str | None
     pairs: int = 0  # K, pairs within tol of +-offset
     expected_pairs: float = 0.0  # mu, from the ring at the same distance
-    p_value: float = 1.0  # P(Poisson(mu) >= K), uncorrected
+    p_value: float = 1.0  # P(Poisson(mu + one ring pair's worth) >= K), uncorrected (module docstring, step 2)
     looks: float = 1.0  # places searched (Bonferroni factor)
     #: radius (nm) around +-offset at which ``fraction`` and ``background`` were counted: the one of ``tol_nm`` x 1,
     #: 1.5, 2, 3, 4 (at most half the offset) with the largest excess (noisy copies spread beyond ``tol_nm``) where the
