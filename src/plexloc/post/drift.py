@@ -1126,11 +1126,15 @@ def _step_timing_fine(frame: np.ndarray, near: np.ndarray, f_near: np.ndarray, b
                       ) -> tuple[float, int] | None:
     """:func:`_rcc_step`'s timing error seen finer, and the step's frame placed finer (session 51): the blocks around
     the step (j - 1 and j, and j + 1 where the step falls inside block j) are cut into :data:`RCC_STEP_SUBBLOCKS`
-    sub-blocks each, each correlated with the reference as the blocks were. The step's frame is placed within the
-    sub-block that holds it by where that sub-block's drift lies between the two sides (as the blocks placed it within
-    a block). The timing error: each sub-block's drift minus the fitted step model's mean over its rows, less its
-    expected noise (the blocks' misfit times sqrt of the sub-blocks per block), counted over the frames it spans; plus
-    the placement's own error, a jump of |size| misplaced by the sub-block's noise / |size| of its frames. A sharp
+    sub-blocks each, each correlated with the reference as the blocks were. The step's frame is placed by halving a
+    bracket of frames, from the middle of the sub-block before the first that reads more than half the step (or the
+    first frame) to that one's middle: where the bracket's rows sit better on the reference shifted by the step than
+    unshifted, more of them lie after the step, and the step is kept in its first half, else in its second (where no
+    sub-block reads past half the step, the blocks' placement is kept). The timing error: each sub-block's
+    drift minus the fitted step model's mean over its rows, less its expected noise (the blocks' misfit times sqrt of
+    the sub-blocks per block), counted over the frames it spans; plus the placement's own error, a jump of |size|
+    placed at the middle of the last bracket, a quarter of it off on average (|size|^2 x bracket / 4 over the movie's
+    frames). A sharp
     jump fits the sub-blocks; a stage that settled over a few hundred frames does not, and the rms misfit is the
     stepped curve's actual error there (the one-block term, |size| / sqrt(12) over a block, read settlings 3-4x low
     and true jumps 1.3-2.4x high, session 50). Returns (timing error in nm, the step's first frame); None where a
