@@ -7,8 +7,8 @@ import argparse
 import sys
 import time
 
-from plexloc.cli.submit import (STOPPED_WAITING, add_client_options, client_from, patiently, say_warnings, service_errors,
-                                 wait_for_end)
+from plexloc.cli.submit import (STOPPED_WAITING, add_client_options, client_from, follow_new_job, patiently,
+                                 say_warnings, service_errors, wait_for_end)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -103,19 +103,7 @@ def _rerun(c, args: argparse.Namespace) -> int:
         # and both ran, taking two workers and the space of two outputs)
         print(f"plexloc status: warning: job {args.job} is still {old['state']}: the re-run runs beside it, not "
               f"instead of it (plexloc status {args.job} --cancel stops it)", file=sys.stderr, flush=True)
-    note = new.get("note")
-    if note and not (args.wait and not args.wait_queued):
-        # no worker present can take the new job (as plexloc submit says it; --wait alone says it as it stops)
-        print(f"plexloc status: warning: job {new['id']} is queued, but {note}", file=sys.stderr, flush=True)
-    if not args.wait:
-        return 0
-    ended = wait_for_end(c, new["id"], prog="status", keep_waiting=args.wait_queued,
-                         told=note if args.wait_queued else None)
-    if ended is None:
-        return STOPPED_WAITING
-    print(ended["state"] + (f": {ended['error']}" if ended["error"] else ""), flush=True)
-    say_warnings(ended, prog="status")
-    return 0 if ended["state"] == "succeeded" else 1
+    return follow_new_job(c, new, args, prog="status")
 
 
 def run(args: argparse.Namespace) -> int:

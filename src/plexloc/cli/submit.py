@@ -208,6 +208,25 @@ def say_warnings(job: dict, *, prog: str) -> None:
           + "".join(f"\n  warning: {w}" for w in shown), file=sys.stderr, flush=True)
 
 
+def follow_new_job(c, job: dict, args: argparse.Namespace, *, prog: str) -> int:
+    """After a job was created (``plexloc submit``, ``plexloc status --rerun``): say at once when no worker present can
+    take it, and with ``--wait`` wait for its end, print its state (and error) on stdout and its warnings on stderr.
+    Returns the exit code: 0 succeeded (or not waited for), 1 failed or cancelled, STOPPED_WAITING."""
+    note = job.get("note")
+    if note and not (args.wait and not args.wait_queued):
+        # no worker present can take it (the hardware asked, no worker lately): said now, on stderr (--wait alone
+        # says it as it stops)
+        print(f"plexloc {prog}: warning: job {job['id']} is queued, but {note}", file=sys.stderr, flush=True)
+    if not args.wait:
+        return 0
+    ended = wait_for_end(c, job["id"], prog=prog, keep_waiting=args.wait_queued, told=note if args.wait_queued else None)
+    if ended is None:
+        return STOPPED_WAITING
+    print(ended["state"] + (f": {ended['error']}" if ended["error"] else ""), flush=True)
+    say_warnings(ended, prog=prog)
+    return 0 if ended["state"] == "succeeded" else 1
+
+
 def run(args: argparse.Namespace) -> int:
     import yaml
 
@@ -272,19 +291,7 @@ def run(args: argparse.Namespace) -> int:
                     inputs.setdefault(slot, []).append(value)
             job = _submit_reuse_checked(c, args, config, inputs, reused, uploaded)
         print(job["id"], flush=True)
-        note = job.get("note")
-        if note and not (args.wait and not args.wait_queued):
-            # no worker present can take it (the hardware asked, no worker lately): said now, on stderr (--wait alone
-            # says it as it stops)
-            print(f"plexloc submit: warning: job {job['id']} is queued, but {note}", file=sys.stderr, flush=True)
-        if args.wait:
-            ended = wait_for_end(c, job["id"], prog="submit", keep_waiting=args.wait_queued,
-                                 told=note if args.wait_queued else None)
-            if ended is None:
-                return STOPPED_WAITING
-            print(ended["state"] + (f": {ended['error']}" if ended["error"] else ""), flush=True)
-            say_warnings(ended, prog="submit")
-            return 0 if ended["state"] == "succeeded" else 1
+        return follow_new_job(c, job, args, prog="submit")
     return 0
 
 
